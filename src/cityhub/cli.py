@@ -1,0 +1,128 @@
+"""The ``cityhub`` command line. Commands only translate: the work happens in the service layer."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cityhub.errors import CityhubError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="cityhub — unified city operations.")
+db_app = typer.Typer(no_args_is_help=True, help="Database: migrations and backups.")
+jobs_app = typer.Typer(no_args_is_help=True, help="Scheduled jobs, run on demand.")
+app.add_typer(db_app, name="db")
+app.add_typer(jobs_app, name="jobs")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one line naming the problem to stderr and return the exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _mount() -> None:
+    # Domain packages declare their own sub-commands beside their code.
+    from cityhub.demo.cli import app as demo_app
+    from cityhub.intake.cli import export_app, import_app
+    from cityhub.nlp.cli import app as nlp_app
+    from cityhub.org.cli import app as org_app
+    from cityhub.workorders.cli import app as orders_app
+
+    app.add_typer(org_app, name="org")
+    app.add_typer(import_app, name="import")
+    app.add_typer(export_app, name="export")
+    app.add_typer(demo_app, name="demo")
+    app.add_typer(orders_app, name="orders")
+    app.add_typer(nlp_app, name="nlp")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Migrate the database named by CITYHUB_DATABASE_URL (a new SQLite file is created)."""
+    from cityhub import migrate
+
+    migrate.upgrade(revision=revision)
+    typer.echo(f"database at revision {migrate.current()}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's migration revision."""
+    from cityhub import migrate
+
+    typer.echo(migrate.current() or "(empty)")
+
+
+@db_app.command("backup")
+def db_backup(target: Annotated[Path, typer.Argument(help="File to write the copy to.")]) -> None:
+    """Take a consistent copy of the database while the service runs."""
+    from cityhub.backup import backup
+
+    info = backup(target)
+    typer.echo(f"backup written to {target} ({info})")
+
+
+@jobs_app.command("run")
+def jobs_run(name: Annotated[str, typer.Argument(help="Job name, e.g. sla-sweep.")]) -> None:
+    """Run one scheduled job now and print its result."""
+    import json
+
+    from cityhub import jobs
+
+    try:
+        result = jobs.run_job(name)
+    except KeyError:
+        raise fail(f"unknown job '{name}' (known: {', '.join(sorted(jobs.JOBS))})") from None
+    typer.echo(json.dumps(result, ensure_ascii=False, default=str))
+
+
+@jobs_app.command("list")
+def jobs_list() -> None:
+    """List the scheduled jobs and their intervals."""
+    from cityhub import jobs
+
+    for job in jobs.JOBS.values():
+        typer.echo(f"{job.name}\tevery {job.interval()}s\t{job.description}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    scheduler: Annotated[bool, typer.Option(help="Run scheduled jobs inside the server.")] = True,
+) -> None:
+    """Serve the web UI and API (scheduled jobs run inside unless --no-scheduler)."""
+    import os
+
+    import uvicorn
+
+    os.environ["CITYHUB_RUN_SCHEDULER"] = "1" if scheduler else "0"
+    uvicorn.run("cityhub.main:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="Run every due job once and exit.")] = False,
+) -> None:
+    """Run scheduled jobs (SLA sweep, …) until stopped."""
+    from cityhub import jobs
+
+    jobs.run_worker(once=once)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _mount()
+    try:
+        app()
+    except CityhubError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

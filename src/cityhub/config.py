@@ -1,0 +1,61 @@
+"""Typed settings, read from the environment (prefix ``CITYHUB_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_SECRET = "demo-insecure-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYHUB_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///data/cityhub.db"
+    environment: str = Field("demo", description="demo | development | production")
+    secret_key: str = DEMO_SECRET
+    timezone: str = "Asia/Shanghai"
+    # Working hours of a working day, local time, as (start, end) pairs "HH:MM-HH:MM".
+    working_hours: str = "09:00-12:00,13:30-18:00"
+    # Share of the time limit after which an order is flagged with a warning (预警).
+    sla_warning_share: float = 0.8
+    # Prefix of readable order numbers, e.g. BY20261122-000123.
+    order_number_prefix: str = "BY"
+    # Seconds between two SLA sweeps inside `serve` and `worker`.
+    sla_sweep_interval: int = 300
+    log_level: str = "INFO"
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @field_validator("sla_warning_share")
+    @classmethod
+    def _valid_share(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError("sla_warning_share must be between 0 and 1")
+        return value
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEMO_SECRET:
+            raise ValueError("CITYHUB_SECRET_KEY must be set to a real secret in production")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,55 @@
+"""One exception hierarchy for the whole product; the API and CLI map it to HTTP codes and exit codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CityhubError(Exception):
+    """Base of every domain error. ``code`` is a stable machine-readable name."""
+
+    code = "error"
+    http_status = 400
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class NotFound(CityhubError):
+    code = "not_found"
+    http_status = 404
+
+
+class ValidationFailed(CityhubError):
+    code = "validation_failed"
+    http_status = 422
+
+
+class InvalidTransition(CityhubError):
+    """An action that the life cycle does not allow in the order's current state."""
+
+    code = "invalid_transition"
+    http_status = 409
+
+    def __init__(self, *, state: str, action: str, reason: str = "") -> None:
+        message = f"action '{action}' is not allowed in state '{state}'"
+        if reason:
+            message += f": {reason}"
+        super().__init__(message, details={"state": state, "action": action, "reason": reason})
+        self.state = state
+        self.action = action
+        self.reason = reason
+
+
+class PermissionDenied(CityhubError):
+    code = "permission_denied"
+    http_status = 403
+
+
+class Conflict(CityhubError):
+    """Concurrent modification (stale version) or a uniqueness clash."""
+
+    code = "conflict"
+    http_status = 409

@@ -1,0 +1,87 @@
+"""Units (district, street/town, community, departments, sub-centres) and the people who work in them."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cityhub.db import Base, utcnow
+
+
+class UnitTier(enum.StrEnum):
+    """Administrative tier of a unit. 市 / 区 / 镇街 / 村社, plus functional departments and sub-centres."""
+
+    CITY = "city"
+    DISTRICT = "district"
+    STREET = "street"  # 街道 / 镇 (town)
+    COMMUNITY = "community"  # 社区居委会 / 村委会
+    DEPARTMENT = "department"  # 职能部门
+    SUBCENTRE = "subcentre"  # 分中心
+
+
+class Role(enum.StrEnum):
+    OPERATOR = "operator"  # 话务员
+    DISPATCHER = "dispatcher"  # 派单员
+    HANDLER = "handler"  # 承办人
+    SUPERVISOR = "supervisor"  # 督办员
+    LEADER = "leader"  # 领导
+    ADMIN = "admin"
+    CITIZEN = "citizen"
+
+
+def _enum(e: type[enum.Enum], name: str) -> Enum:
+    return Enum(e, name=name, native_enum=False, length=20, values_callable=lambda x: [m.value for m in x])
+
+
+class Unit(Base):
+    __tablename__ = "units"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(120), index=True)
+    short_name: Mapped[str | None] = mapped_column(String(60))
+    tier: Mapped[UnitTier] = mapped_column(_enum(UnitTier, "unit_tier"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"), index=True)
+    # GeoJSON geometry (Polygon / MultiPolygon) of the unit's area, when known.
+    boundary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # [{"name": ..., "phone": ..., "email": ..., "role": ...}]
+    contacts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # Duties / keywords of a department, used by routing and shown to dispatchers.
+    duties: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    parent: Mapped[Unit | None] = relationship(remote_side=[id], back_populates="children")
+    children: Mapped[list[Unit]] = relationship(back_populates="parent")
+
+    def __repr__(self) -> str:
+        return f"<Unit {self.code} {self.name} {self.tier.value}>"
+
+
+class User(Base):
+    """A person with one role in one unit (citizens have no unit)."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("username"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    full_name: Mapped[str] = mapped_column(String(80))
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"), index=True)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(120))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    unit: Mapped[Unit | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<User {self.username} {self.role.value}>"

@@ -1,0 +1,385 @@
+"""The order life cycle as a pure transition table with guards (no I/O, no database).
+
+The service layer builds an :class:`OrderView` of an order, calls :func:`apply` with an action and its
+parameters and gets back an :class:`Outcome`: the next state, the field changes and the effect on the time
+limit. It then writes the changes and one audit event. Anything the table does not allow raises
+:class:`~cityhub.errors.InvalidTransition` naming the state and the action.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cityhub.errors import InvalidTransition
+
+
+class State(enum.StrEnum):
+    RECEIVED = "received"  # 已受理, waiting for dispatch
+    DISPATCHED = "dispatched"  # 已派单, waiting for the unit to accept
+    RETURNED = "returned"  # 已退单, back with the dispatcher
+    ACCEPTED = "accepted"  # 已签收
+    IN_PROGRESS = "in_progress"  # 办理中
+    SUSPENDED = "suspended"  # 挂起, waiting for the citizen; time limit paused
+    REPLIED = "replied"  # 已答复, waiting for the callback
+    CALLED_BACK = "called_back"  # 已回访
+    CLOSED_RESOLVED = "closed_resolved"  # 办结-已解决
+    CLOSED_UNRESOLVED = "closed_unresolved"  # 办结-未解决
+    MERGED = "merged"  # merged into a master order
+    CANCELLED = "cancelled"  # 作废
+
+
+class Action(enum.StrEnum):
+    CREATE = "create"
+    INSTANT_ANSWER = "instant_answer"  # 秒回
+    DISPATCH = "dispatch"  # 派单
+    ACCEPT = "accept"  # 签收
+    RETURN = "return"  # 退单
+    START = "start"
+    TRANSFER = "transfer"  # 转派
+    ADD_ASSIST = "add_assist"  # 协办
+    ASSIST_ACCEPT = "assist_accept"
+    ASSIST_REPLY = "assist_reply"
+    ASSIST_RETURN = "assist_return"
+    REQUEST_EXTENSION = "request_extension"  # 延期申请
+    APPROVE_EXTENSION = "approve_extension"
+    REJECT_EXTENSION = "reject_extension"
+    URGE = "urge"  # 督办 / 催办
+    ESCALATE = "escalate"
+    ASSIGN = "assign"  # 交办 (leader assignment)
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    REPLY = "reply"  # 答复
+    REJECT_REPLY = "reject_reply"  # supervisor sends a weak reply back
+    CALLBACK = "callback"  # 回访
+    CLOSE = "close"  # 办结
+    REOPEN = "reopen"
+    MERGE = "merge"
+    CANCEL = "cancel"
+    COMMENT = "comment"
+
+
+class SlaEffect(enum.StrEnum):
+    """What an action does to the time limit; the service turns this into deadlines."""
+
+    START = "start"  # (re)start accept + finish clocks from now
+    ACCEPTED = "accepted"  # accept clock met
+    PAUSE = "pause"
+    RESUME = "resume"
+    EXTEND = "extend"  # add approved working days
+    STOP = "stop"  # the unit's work is done (reply / close / cancel)
+
+
+class AssistStatus(enum.StrEnum):
+    DISPATCHED = "dispatched"
+    ACCEPTED = "accepted"
+    REPLIED = "replied"
+    RETURNED = "returned"
+
+
+OPEN_STATES = frozenset(
+    {State.RECEIVED, State.DISPATCHED, State.RETURNED, State.ACCEPTED, State.IN_PROGRESS, State.SUSPENDED}
+)
+TERMINAL_STATES = frozenset({State.CLOSED_RESOLVED, State.CLOSED_UNRESOLVED, State.MERGED, State.CANCELLED})
+# States in which a unit holds the order and its time limit runs.
+HANDLING_STATES = frozenset({State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS, State.SUSPENDED})
+WORKING_STATES = frozenset({State.ACCEPTED, State.IN_PROGRESS})
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """The facts about an order that the guards need."""
+
+    state: State
+    lead_unit_id: int | None = None
+    suspended_from: State | None = None
+    extension_pending: bool = False
+    satisfied: bool | None = None
+    assists: Mapping[int, AssistStatus] = field(default_factory=dict)
+    order_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: Action
+    from_state: State | None
+    to_state: State
+    changes: dict[str, Any]
+    sla: SlaEffect | None
+    payload: dict[str, Any]
+
+    @property
+    def state_changed(self) -> bool:
+        return self.from_state != self.to_state
+
+
+Params = Mapping[str, Any]
+Guard = Callable[[OrderView, Params], str | None]  # returns the reason it refuses, or None
+Target = State | Callable[[OrderView, Params], State] | None  # None: stays in its state
+
+
+@dataclass(frozen=True)
+class Rule:
+    sources: frozenset[State]
+    target: Target
+    required: tuple[str, ...] = ()
+    guards: tuple[Guard, ...] = ()
+    sla: SlaEffect | None = None
+
+
+def _s(*states: State) -> frozenset[State]:
+    return frozenset(states)
+
+
+# --- guards -----------------------------------------------------------------------------------------------
+
+
+def _other_unit(view: OrderView, params: Params) -> str | None:
+    if params.get("unit_id") == view.lead_unit_id:
+        return "the order is already with this unit"
+    return None
+
+
+def _no_pending_extension(view: OrderView, _params: Params) -> str | None:
+    return "an extension request is already pending" if view.extension_pending else None
+
+
+def _pending_extension(view: OrderView, _params: Params) -> str | None:
+    return None if view.extension_pending else "no extension request is pending"
+
+
+def _positive_days(_view: OrderView, params: Params) -> str | None:
+    days = params.get("days")
+    if not isinstance(days, int | float) or isinstance(days, bool) or days <= 0:
+        return "days must be a positive number"
+    return None
+
+
+def _assists_done(view: OrderView, _params: Params) -> str | None:
+    waiting = sorted(u for u, s in view.assists.items() if s in (AssistStatus.DISPATCHED, AssistStatus.ACCEPTED))
+    if waiting:
+        return f"assisting units {waiting} have not replied yet"
+    return None
+
+
+def _new_assist(view: OrderView, params: Params) -> str | None:
+    unit_id = params.get("unit_id")
+    if unit_id == view.lead_unit_id:
+        return "the lead unit cannot assist itself"
+    if unit_id in view.assists and view.assists[unit_id] != AssistStatus.RETURNED:
+        return "this unit is already assisting"
+    return None
+
+
+def _assist_in(*statuses: AssistStatus) -> Guard:
+    def guard(view: OrderView, params: Params) -> str | None:
+        status = view.assists.get(params.get("unit_id"))  # type: ignore[arg-type]
+        if status not in statuses:
+            return f"assisting unit {params.get('unit_id')} is {status or 'not assisting'}"
+        return None
+
+    return guard
+
+
+def _satisfied_is_bool(_view: OrderView, params: Params) -> str | None:
+    return None if isinstance(params.get("satisfied"), bool) else "satisfied must be true or false"
+
+
+def _unsatisfied(view: OrderView, _params: Params) -> str | None:
+    return None if view.satisfied is False else "only an order with an unsatisfied callback can be reopened"
+
+
+def _not_self(view: OrderView, params: Params) -> str | None:
+    if view.order_id is not None and params.get("master_id") == view.order_id:
+        return "an order cannot be merged into itself"
+    return None
+
+
+def _reason_for_close_without_callback(view: OrderView, params: Params) -> str | None:
+    if view.state == State.REPLIED and not params.get("reason"):
+        return "closing without a callback needs a reason"
+    if view.state == State.REPLIED and not isinstance(params.get("resolved"), bool):
+        return "closing without a callback needs resolved=true|false"
+    return None
+
+
+# --- targets ----------------------------------------------------------------------------------------------
+
+
+def _resume_target(view: OrderView, _params: Params) -> State:
+    return view.suspended_from or State.IN_PROGRESS
+
+
+def _close_target(view: OrderView, params: Params) -> State:
+    resolved = params.get("resolved")
+    if not isinstance(resolved, bool):
+        resolved = bool(view.satisfied)
+    return State.CLOSED_RESOLVED if resolved else State.CLOSED_UNRESOLVED
+
+
+def _assign_target(view: OrderView, params: Params) -> State:
+    if view.state in (State.RECEIVED, State.RETURNED) or params.get("unit_id") not in (None, view.lead_unit_id):
+        return State.DISPATCHED
+    return view.state
+
+
+_OPEN_NOT_RECEIVED = OPEN_STATES - {State.RECEIVED}
+_ACTIVE = _s(State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS, State.SUSPENDED)
+
+TRANSITIONS: dict[Action, Rule] = {
+    Action.INSTANT_ANSWER: Rule(_s(State.RECEIVED), State.CLOSED_RESOLVED, ("answer",), sla=SlaEffect.STOP),
+    Action.DISPATCH: Rule(_s(State.RECEIVED, State.RETURNED), State.DISPATCHED, ("unit_id",), sla=SlaEffect.START),
+    Action.ACCEPT: Rule(_s(State.DISPATCHED), State.ACCEPTED, sla=SlaEffect.ACCEPTED),
+    Action.RETURN: Rule(_s(State.DISPATCHED, State.ACCEPTED), State.RETURNED, ("reason",), sla=SlaEffect.STOP),
+    Action.START: Rule(_s(State.ACCEPTED), State.IN_PROGRESS),
+    Action.TRANSFER: Rule(
+        _s(State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS),
+        State.DISPATCHED,
+        ("unit_id", "reason"),
+        (_other_unit,),
+        sla=SlaEffect.START,
+    ),
+    Action.ADD_ASSIST: Rule(_ACTIVE, None, ("unit_id",), (_new_assist,)),
+    Action.ASSIST_ACCEPT: Rule(_ACTIVE, None, ("unit_id",), (_assist_in(AssistStatus.DISPATCHED),)),
+    Action.ASSIST_REPLY: Rule(
+        _ACTIVE, None, ("unit_id", "text"), (_assist_in(AssistStatus.DISPATCHED, AssistStatus.ACCEPTED),)
+    ),
+    Action.ASSIST_RETURN: Rule(
+        _ACTIVE, None, ("unit_id", "reason"), (_assist_in(AssistStatus.DISPATCHED, AssistStatus.ACCEPTED),)
+    ),
+    Action.REQUEST_EXTENSION: Rule(
+        WORKING_STATES, None, ("days", "reason"), (_no_pending_extension, _positive_days)
+    ),
+    Action.APPROVE_EXTENSION: Rule(WORKING_STATES | {State.SUSPENDED}, None, (), (_pending_extension,), SlaEffect.EXTEND),
+    Action.REJECT_EXTENSION: Rule(WORKING_STATES | {State.SUSPENDED}, None, ("reason",), (_pending_extension,)),
+    Action.URGE: Rule(_OPEN_NOT_RECEIVED, None),
+    Action.ESCALATE: Rule(OPEN_STATES, None, ("reason",)),
+    Action.ASSIGN: Rule(OPEN_STATES, _assign_target, (), (), SlaEffect.START),
+    Action.SUSPEND: Rule(WORKING_STATES, State.SUSPENDED, ("reason",), sla=SlaEffect.PAUSE),
+    Action.RESUME: Rule(_s(State.SUSPENDED), _resume_target, sla=SlaEffect.RESUME),
+    Action.REPLY: Rule(WORKING_STATES, State.REPLIED, ("text",), (_assists_done,), SlaEffect.STOP),
+    Action.REJECT_REPLY: Rule(_s(State.REPLIED), State.IN_PROGRESS, ("reason",), sla=SlaEffect.RESUME),
+    Action.CALLBACK: Rule(_s(State.REPLIED), State.CALLED_BACK, ("satisfied",), (_satisfied_is_bool,)),
+    Action.CLOSE: Rule(
+        _s(State.REPLIED, State.CALLED_BACK), _close_target, (), (_reason_for_close_without_callback,)
+    ),
+    Action.REOPEN: Rule(
+        _s(State.CALLED_BACK, State.CLOSED_UNRESOLVED), State.DISPATCHED, ("reason",), (_unsatisfied,), SlaEffect.START
+    ),
+    Action.MERGE: Rule(OPEN_STATES, State.MERGED, ("master_id",), (_not_self,), SlaEffect.STOP),
+    Action.CANCEL: Rule(OPEN_STATES, State.CANCELLED, ("reason",), sla=SlaEffect.STOP),
+    Action.COMMENT: Rule(frozenset(State), None, ("text",)),
+}
+
+# Assign: a leader may also assign without naming a unit only when a unit already holds the order.
+_ASSIGN_NEEDS_UNIT = _s(State.RECEIVED, State.RETURNED)
+
+
+def allowed_actions(view: OrderView) -> list[Action]:
+    """Actions whose state precondition holds (guards on parameters are not evaluated)."""
+    return [action for action, rule in TRANSITIONS.items() if view.state in rule.sources]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def apply(view: OrderView, action: Action | str, params: Params | None = None) -> Outcome:
+    """Check ``action`` against the table and return its outcome, or raise InvalidTransition."""
+    params = dict(params or {})
+    try:
+        action = Action(action)
+    except ValueError:
+        raise InvalidTransition(state=view.state.value, action=str(action), reason="unknown action") from None
+    rule = TRANSITIONS.get(action)
+    if rule is None or view.state not in rule.sources:
+        raise InvalidTransition(state=view.state.value, action=action.value)
+    for name in rule.required:
+        if _missing(params.get(name)):
+            raise InvalidTransition(state=view.state.value, action=action.value, reason=f"'{name}' is required")
+    if action == Action.ASSIGN and view.state in _ASSIGN_NEEDS_UNIT and _missing(params.get("unit_id")):
+        raise InvalidTransition(state=view.state.value, action=action.value, reason="'unit_id' is required")
+    for guard in rule.guards:
+        refusal = guard(view, params)
+        if refusal:
+            raise InvalidTransition(state=view.state.value, action=action.value, reason=refusal)
+
+    target = rule.target
+    to_state = view.state if target is None else target if isinstance(target, State) else target(view, params)
+    changes = _changes(view, action, to_state, params)
+    sla = rule.sla
+    if action == Action.ASSIGN and to_state == view.state:
+        sla = None  # a leader's instruction on an order a unit already holds keeps its clock
+    payload = {k: v for k, v in params.items() if not _missing(v)}
+    return Outcome(action, view.state, to_state, changes, sla, payload)
+
+
+def _changes(view: OrderView, action: Action, to_state: State, params: Params) -> dict[str, Any]:
+    """Field changes an action implies beyond the state (the service applies them)."""
+    changes: dict[str, Any] = {}
+    if action in (Action.DISPATCH, Action.TRANSFER) or (action == Action.ASSIGN and params.get("unit_id")):
+        changes["lead_unit_id"] = params["unit_id"]
+    if action == Action.ASSIGN:
+        changes["leader_assigned"] = True
+    if action == Action.RETURN:
+        changes["lead_unit_id"] = None
+        changes["return_count"] = "+1"
+    if action == Action.SUSPEND:
+        changes["suspended_from"] = view.state
+    if action == Action.RESUME:
+        changes["suspended_from"] = None
+    if action == Action.REQUEST_EXTENSION:
+        changes["extension_pending"] = True
+    if action in (Action.APPROVE_EXTENSION, Action.REJECT_EXTENSION):
+        changes["extension_pending"] = False
+    if action == Action.APPROVE_EXTENSION:
+        changes["extension_count"] = "+1"
+    if action == Action.URGE:
+        changes["urge_count"] = "+1"
+    if action == Action.ESCALATE:
+        changes["escalation_level"] = "+1"
+    if action == Action.REPLY:
+        changes["reply_text"] = params["text"]
+    if action == Action.INSTANT_ANSWER:
+        changes["reply_text"] = params["answer"]
+        changes["instant_answered"] = True
+    if action == Action.CALLBACK:
+        changes["satisfied"] = params["satisfied"]
+    if action == Action.CLOSE:
+        changes["resolved"] = to_state == State.CLOSED_RESOLVED
+    if action == Action.REOPEN:
+        changes["reopen_count"] = "+1"
+        changes["satisfied"] = None
+        changes["reply_text"] = None
+        if params.get("unit_id"):
+            changes["lead_unit_id"] = params["unit_id"]
+    if action == Action.MERGE:
+        changes["master_order_id"] = params["master_id"]
+    if action in (Action.ADD_ASSIST, Action.ASSIST_ACCEPT, Action.ASSIST_REPLY, Action.ASSIST_RETURN):
+        status = {
+            Action.ADD_ASSIST: AssistStatus.DISPATCHED,
+            Action.ASSIST_ACCEPT: AssistStatus.ACCEPTED,
+            Action.ASSIST_REPLY: AssistStatus.REPLIED,
+            Action.ASSIST_RETURN: AssistStatus.RETURNED,
+        }[action]
+        changes["assist"] = {"unit_id": params["unit_id"], "status": status}
+    return changes
+
+
+def evolve(view: OrderView, outcome: Outcome) -> OrderView:
+    """The view after an outcome is applied (used by tests and simulations without a database)."""
+    assists = dict(view.assists)
+    if "assist" in outcome.changes:
+        assists[outcome.changes["assist"]["unit_id"]] = outcome.changes["assist"]["status"]
+    c = outcome.changes
+    return replace(
+        view,
+        state=outcome.to_state,
+        lead_unit_id=c.get("lead_unit_id", view.lead_unit_id),
+        suspended_from=c.get("suspended_from", view.suspended_from),
+        extension_pending=c.get("extension_pending", view.extension_pending),
+        satisfied=c.get("satisfied", view.satisfied),
+        assists=assists,
+    )

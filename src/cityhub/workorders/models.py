@@ -1,0 +1,256 @@
+"""Work orders, their audit trail, co-handling units, attachments, categories, SLA rules and the calendar."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cityhub.db import Base, utcnow
+from cityhub.org.models import Unit, _enum
+from cityhub.workorders.lifecycle import AssistStatus, State
+
+
+class Channel(enum.StrEnum):
+    HOTLINE = "hotline"  # 12345 热线
+    WEB = "web"
+    APP = "app"
+    MAILBOX = "mailbox"  # 市长/区长直通车
+    GRID = "grid"  # 网格员
+    ENTERPRISE = "enterprise"  # 企业呼
+    OPINION = "opinion"  # 网络舆情
+    SENSOR = "sensor"
+    VIDEO_AI = "video_ai"
+    IMPORT = "import"
+
+
+class AppealType(enum.StrEnum):
+    CONSULTATION = "consultation"  # 咨询
+    COMPLAINT = "complaint"  # 投诉
+    HELP = "help"  # 求助
+    SUGGESTION = "suggestion"  # 建议
+    REPORT = "report"  # 举报
+    PRAISE = "praise"  # 表扬
+
+
+class Urgency(enum.StrEnum):
+    NORMAL = "normal"
+    URGENT = "urgent"  # 紧急
+    CRITICAL = "critical"  # 特急
+
+
+class SlaStatus(enum.StrEnum):
+    NONE = "none"  # no clock running
+    OK = "ok"
+    WARNING = "warning"  # 预警
+    OVERDUE = "overdue"  # 超期
+
+
+class Category(Base):
+    """One node of the hierarchical category taxonomy (e.g. 城乡建设 / 住房保障 / 保障房)."""
+
+    __tablename__ = "categories"
+    __table_args__ = (UniqueConstraint("parent_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(80), index=True)
+    level: Mapped[int] = mapped_column(Integer)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id", ondelete="RESTRICT"), index=True)
+    path: Mapped[str] = mapped_column(String(300), index=True)  # "城乡建设/住房保障/保障房"
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    parent: Mapped[Category | None] = relationship(remote_side=[id])
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        Index("ix_orders_state_due", "state", "due_at"),
+        Index("ix_orders_lead_state", "lead_unit_id", "state"),
+        Index("ix_orders_created", "created_at"),
+        Index("ix_orders_street_created", "street_id", "created_at"),
+        Index("ix_orders_category_created", "category_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "order_channel"))
+    appeal_type: Mapped[AppealType] = mapped_column(_enum(AppealType, "appeal_type"))
+    title: Mapped[str] = mapped_column(String(300))
+    content: Mapped[str] = mapped_column(Text)
+    citizen_name: Mapped[str | None] = mapped_column(String(80))
+    citizen_phone: Mapped[str | None] = mapped_column(String(32))
+    citizen_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    address: Mapped[str | None] = mapped_column(String(300))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lng: Mapped[float | None] = mapped_column(Float)
+    street_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
+    urgency: Mapped[Urgency] = mapped_column(_enum(Urgency, "order_urgency"), default=Urgency.NORMAL)
+    state: Mapped[State] = mapped_column(_enum(State, "order_state"), default=State.RECEIVED)
+    lead_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    master_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)  # reception time
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column()
+    accepted_at: Mapped[datetime | None] = mapped_column()
+    replied_at: Mapped[datetime | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+
+    # Time limit (办理时限). Deadlines are stored so that the sweep is a plain indexed query.
+    accept_due_at: Mapped[datetime | None] = mapped_column()
+    due_at: Mapped[datetime | None] = mapped_column()
+    warn_at: Mapped[datetime | None] = mapped_column()
+    sla_status: Mapped[SlaStatus] = mapped_column(_enum(SlaStatus, "sla_status"), default=SlaStatus.NONE)
+    accept_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    overdue_at: Mapped[datetime | None] = mapped_column()
+    sla_paused_at: Mapped[datetime | None] = mapped_column()
+    # Working seconds left until due_at / warn_at / accept_due_at while paused.
+    sla_remaining: Mapped[dict[str, int] | None] = mapped_column(JSON)
+
+    suspended_from: Mapped[State | None] = mapped_column(_enum(State, "order_state"))
+    extension_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    extension_days_requested: Mapped[float | None] = mapped_column(Float)
+    extension_count: Mapped[int] = mapped_column(Integer, default=0)
+    urge_count: Mapped[int] = mapped_column(Integer, default=0)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    leader_assigned: Mapped[bool] = mapped_column(Boolean, default=False)
+    return_count: Mapped[int] = mapped_column(Integer, default=0)
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    instant_answered: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    reply_text: Mapped[str | None] = mapped_column(Text)
+    satisfied: Mapped[bool | None] = mapped_column(Boolean)
+    resolved: Mapped[bool | None] = mapped_column(Boolean)
+    likes: Mapped[int] = mapped_column(Integer, default=0)
+    opposes: Mapped[int] = mapped_column(Integer, default=0)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+    lead_unit: Mapped[Unit | None] = relationship(foreign_keys=[lead_unit_id])
+    street: Mapped[Unit | None] = relationship(foreign_keys=[street_id])
+    community: Mapped[Unit | None] = relationship(foreign_keys=[community_id])
+    category: Mapped[Category | None] = relationship()
+    events: Mapped[list[OrderEvent]] = relationship(
+        back_populates="order", order_by="OrderEvent.id", cascade="all, delete-orphan"
+    )
+    assists: Mapped[list[OrderAssist]] = relationship(back_populates="order", cascade="all, delete-orphan")
+    attachments: Mapped[list[Attachment]] = relationship(back_populates="order", cascade="all, delete-orphan")
+
+
+class OrderEvent(Base):
+    """One entry of an order's audit trail: who did what, when, from which state to which, and why."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_name: Mapped[str] = mapped_column(String(80))  # a person's name, or "system" / "import"
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))  # unit the action concerns
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    order: Mapped[Order] = relationship(back_populates="events")
+
+
+class OrderAssist(Base):
+    """An assisting unit (协办单位) of a co-handled order, with its own status."""
+
+    __tablename__ = "order_assists"
+    __table_args__ = (UniqueConstraint("order_id", "unit_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    status: Mapped[AssistStatus] = mapped_column(_enum(AssistStatus, "assist_status"))
+    reply_text: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    order: Mapped[Order] = relationship(back_populates="assists")
+    unit: Mapped[Unit] = relationship()
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    url: Mapped[str] = mapped_column(String(500))  # storage path or external media URL
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    order: Mapped[Order] = relationship(back_populates="attachments")
+
+
+class SlaRule(Base):
+    """Time limit for a category (and its sub-categories) × urgency. NULL category = the default rule."""
+
+    __tablename__ = "sla_rules"
+    __table_args__ = (UniqueConstraint("category_id", "urgency"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id", ondelete="CASCADE"))
+    urgency: Mapped[Urgency | None] = mapped_column(_enum(Urgency, "order_urgency"))
+    accept_hours: Mapped[float] = mapped_column(Float)  # accept within N working hours
+    finish_days: Mapped[float] = mapped_column(Float)  # finish within N working days
+    warning_share: Mapped[float | None] = mapped_column(Float)  # overrides the global setting
+
+
+class CalendarDay(Base):
+    """Admin-edited calendar entry: a holiday or a make-up workday (调休上班), overriding the built-in calendar."""
+
+    __tablename__ = "calendar_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    is_workday: Mapped[bool] = mapped_column(Boolean)
+    name: Mapped[str | None] = mapped_column(String(60))
+
+
+class OrderNumberCounter(Base):
+    """Per-day sequence behind readable order numbers (BY20261122-000123)."""
+
+    __tablename__ = "order_number_counters"
+
+    prefix: Mapped[str] = mapped_column(String(8), primary_key=True)
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobRun(Base):
+    """Last run of each scheduled job, so that several processes see the same schedule."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    last_started_at: Mapped[datetime | None] = mapped_column()
+    last_finished_at: Mapped[datetime | None] = mapped_column()
+    last_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
