@@ -357,6 +357,9 @@ def _changes(view: OrderView, action: Action, to_state: State, params: Params) -
             changes["lead_unit_id"] = params["unit_id"]
     if action == Action.MERGE:
         changes["master_order_id"] = params["master_id"]
+    if action in (Action.REPLY, Action.RETURN, Action.TRANSFER) or to_state in TERMINAL_STATES:
+        # A unit that no longer holds the order cannot still be waiting for its extension.
+        changes["extension_pending"] = False
     if action in (Action.ADD_ASSIST, Action.ASSIST_ACCEPT, Action.ASSIST_REPLY, Action.ASSIST_RETURN):
         status = {
             Action.ADD_ASSIST: AssistStatus.DISPATCHED,

@@ -1,0 +1,125 @@
+"""Scheduled jobs: declared beside their domain, registered here, run by `cityhub worker`, inside
+`cityhub serve`, or on demand with `cityhub jobs run NAME`.
+
+A job's schedule lives in the ``job_runs`` table: a process claims a due job with one conditional UPDATE, so
+several workers (and the server) never run the same job twice in one interval, and a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from cityhub.config import get_settings
+from cityhub.db import session_scope, utcnow
+from cityhub.workorders.models import JobRun
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    description: str
+    func: Callable[[Session], dict[str, Any]]
+    interval: Callable[[], int]
+
+
+def _sla_sweep(session: Session) -> dict[str, Any]:
+    from cityhub.workorders.scheduled import sla_sweep
+
+    return sla_sweep(session)
+
+
+JOBS: dict[str, Job] = {
+    "sla-sweep": Job(
+        "sla-sweep",
+        "mark time-limit warnings (预警) and overdue (超期) orders",
+        _sla_sweep,
+        lambda: get_settings().sla_sweep_interval,
+    ),
+}
+
+
+def run_job(name: str) -> dict[str, Any]:
+    """Run one job now (regardless of its schedule) and record the run."""
+    job = JOBS[name]
+    started = utcnow()
+    with session_scope() as session:
+        _ensure_row(session, name)
+        result = job.func(session)
+        _finish(session, name, started, result)
+    return result
+
+
+def _ensure_row(session: Session, name: str) -> None:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(JobRun).values(name=name).on_conflict_do_nothing())
+
+
+def _claim(session: Session, name: str, now: datetime, interval: int) -> bool:
+    """Atomically take the job if its interval has passed since the last start (any process)."""
+    _ensure_row(session, name)
+    result = session.execute(
+        update(JobRun)
+        .where(JobRun.name == name)
+        .where(or_(JobRun.last_started_at.is_(None), JobRun.last_started_at <= now - timedelta(seconds=interval)))
+        .values(last_started_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def _finish(session: Session, name: str, started: datetime, result: dict[str, Any]) -> None:
+    session.execute(
+        update(JobRun)
+        .where(JobRun.name == name)
+        .values(last_started_at=started, last_finished_at=utcnow(), last_result=result)
+    )
+
+
+def run_due_jobs() -> dict[str, dict[str, Any]]:
+    """Run every job whose interval has passed; returns the results of those that ran."""
+    ran: dict[str, dict[str, Any]] = {}
+    for job in JOBS.values():
+        now = utcnow()
+        with session_scope() as session:
+            if not _claim(session, job.name, now, job.interval()):
+                continue
+        try:
+            with session_scope() as session:
+                result = job.func(session)
+                _finish(session, job.name, now, result)
+            ran[job.name] = result
+            log.info("job %s: %s", job.name, result)
+        except Exception:
+            log.exception("job %s failed; it will be retried at its next interval", job.name)
+    return ran
+
+
+def run_worker(*, once: bool = False, stop: threading.Event | None = None, tick: float = 5.0) -> None:
+    """Loop over due jobs until ``stop`` is set (or once)."""
+    stop = stop or threading.Event()
+    log.info("worker started: jobs %s", ", ".join(JOBS))
+    while not stop.is_set():
+        run_due_jobs()
+        if once:
+            return
+        stop.wait(tick)
+
+
+def start_background_scheduler() -> tuple[threading.Thread, threading.Event]:
+    """Run the worker loop in a daemon thread (used inside `cityhub serve`)."""
+    stop = threading.Event()
+    thread = threading.Thread(target=run_worker, kwargs={"stop": stop}, name="cityhub-scheduler", daemon=True)
+    thread.start()
+    return thread, stop
+

@@ -1,0 +1,122 @@
+"""The ASGI application: a status page and health check now; the REST API and web UI mount here."""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import func, select
+
+from cityhub import __version__, migrate
+from cityhub.db import session_scope
+from cityhub.errors import CityhubError
+from cityhub.org.models import Unit
+from cityhub.workorders.models import JobRun, Order, SlaStatus
+
+
+def status_summary() -> dict[str, Any]:
+    """Figures for the status page and /healthz: revision, units, orders by state, SLA marks, job runs."""
+    with session_scope() as session:
+        by_state = dict(session.execute(select(Order.state, func.count()).group_by(Order.state)).all())
+        by_sla = dict(session.execute(select(Order.sla_status, func.count()).group_by(Order.sla_status)).all())
+        units = dict(session.execute(select(Unit.tier, func.count()).group_by(Unit.tier)).all())
+        jobs = session.execute(select(JobRun)).scalars().all()
+        return {
+            "version": __version__,
+            "revision": migrate.current(),
+            "units": {str(k.value): v for k, v in units.items()},
+            "orders": {str(k.value): v for k, v in by_state.items()},
+            "orders_total": sum(by_state.values()),
+            "sla": {str(k.value): v for k, v in by_sla.items() if k != SlaStatus.NONE},
+            "jobs": {
+                j.name: {"last_finished_at": j.last_finished_at, "last_result": j.last_result} for j in jobs
+            },
+        }
+
+
+# Status-page labels (zh-CN first). The web UI's i18n layer replaces this table when it lands.
+LABELS = {
+    "title": "cityhub 城市运行一网统管",
+    "orders": "工单",
+    "units": "单位",
+    "sla": "时限",
+    "jobs": "定时任务",
+    "received": "已受理",
+    "dispatched": "已派单",
+    "returned": "已退单",
+    "accepted": "已签收",
+    "in_progress": "办理中",
+    "suspended": "挂起",
+    "replied": "已答复",
+    "called_back": "已回访",
+    "closed_resolved": "办结-已解决",
+    "closed_unresolved": "办结-未解决",
+    "merged": "已合并",
+    "cancelled": "已作废",
+    "ok": "正常",
+    "warning": "预警",
+    "overdue": "超期",
+    "district": "区",
+    "street": "镇街",
+    "community": "村社",
+    "department": "职能部门",
+    "subcentre": "分中心",
+    "city": "市",
+}
+
+
+def _table(title: str, rows: dict[str, Any]) -> str:
+    body = "".join(
+        f"<tr><td>{html.escape(LABELS.get(k, k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items()
+    )
+    return f"<h2>{html.escape(title)}</h2><table>{body or '<tr><td>—</td></tr>'}</table>"
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    stop = None
+    if os.environ.get("CITYHUB_RUN_SCHEDULER") == "1":
+        from cityhub.jobs import start_background_scheduler
+
+        _thread, stop = start_background_scheduler()
+    yield
+    if stop is not None:
+        stop.set()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="cityhub", version=__version__, lifespan=_lifespan)
+
+    @app.exception_handler(CityhubError)
+    async def _domain_error(_request: Request, exc: CityhubError) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.http_status, content={"code": exc.code, "message": exc.message, "details": exc.details}
+        )
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", **status_summary()}
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        s = status_summary()
+        jobs = {k: (v["last_finished_at"] or "—") for k, v in s["jobs"].items()}
+        return (
+            "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+            f"<title>{LABELS['title']}</title><meta name='viewport' content='width=device-width'>"
+            "<style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px}</style></head><body>"
+            f"<h1>{LABELS['title']}</h1><p>v{s['version']} · schema {html.escape(str(s['revision']))} · "
+            f"{LABELS['orders']} {s['orders_total']}</p>"
+            + _table(LABELS["orders"], s["orders"])
+            + _table(LABELS["sla"], s["sla"])
+            + _table(LABELS["units"], s["units"])
+            + _table(LABELS["jobs"], jobs)
+            + "</body></html>"
+        )
+
+    return app

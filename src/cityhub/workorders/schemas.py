@@ -1,0 +1,155 @@
+"""Pydantic schemas of work orders: what comes in (OrderCreate) and what goes out (OrderRead, EventRead)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cityhub.masking import mask_name, mask_phone
+from cityhub.workorders.lifecycle import State
+from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency
+
+
+class OrderBase(BaseModel):
+    channel: Channel
+    appeal_type: AppealType = AppealType.CONSULTATION
+    title: str = Field("", max_length=300)
+    content: str = Field(..., max_length=20000)
+    citizen_name: str | None = Field(None, max_length=80)
+    citizen_phone: str | None = Field(None, max_length=32)
+    address: str | None = Field(None, max_length=300)
+    lat: float | None = Field(None, ge=-90, le=90)
+    lng: float | None = Field(None, ge=-180, le=180)
+    urgency: Urgency = Urgency.NORMAL
+
+
+class OrderCreate(OrderBase):
+    """One appeal from any channel. ``external_id`` makes a re-sent appeal idempotent per channel."""
+
+    external_id: str | None = Field(None, max_length=128)
+    category_id: int | None = None
+    category: str | None = Field(None, description="category path or name, resolved when category_id is absent")
+    street_code: str | None = None
+    community_code: str | None = None
+    citizen_user_id: int | None = None
+    created_at: datetime | None = None
+    attributes: dict[str, Any] | None = None
+    attachments: list[AttachmentIn] = Field(default_factory=list)
+
+    @field_validator("content", "title")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("citizen_phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        cleaned = value.replace(" ", "").replace("-", "")
+        if cleaned and not cleaned.lstrip("+").isdigit():
+            raise ValueError("phone must contain digits only (spaces and dashes allowed)")
+        return cleaned or None
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("created_at must carry a time zone")
+        return value
+
+    @model_validator(mode="after")
+    def _text(self) -> OrderCreate:
+        if not self.content and not self.title:
+            raise ValueError("an order needs a title or content")
+        if not self.content:
+            self.content = self.title
+        if not self.title:
+            self.title = self.content[:30]
+        if (self.lat is None) != (self.lng is None):
+            raise ValueError("lat and lng must be given together")
+        return self
+
+
+class AttachmentIn(BaseModel):
+    filename: str = Field(..., max_length=255)
+    url: str = Field(..., max_length=500)
+    content_type: str | None = None
+    size: int | None = Field(None, ge=0)
+
+
+class EventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    action: str
+    from_state: str | None
+    to_state: str
+    actor_id: int | None
+    actor_name: str
+    unit_id: int | None
+    at: datetime
+    reason: str | None
+    payload: dict[str, Any] | None
+
+
+class AssistRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    unit_id: int
+    status: str
+    reply_text: str | None
+    updated_at: datetime
+
+
+class OrderRead(OrderBase):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    number: str
+    external_id: str | None
+    state: State
+    category_id: int | None
+    street_id: int | None
+    community_id: int | None
+    lead_unit_id: int | None
+    master_order_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    dispatched_at: datetime | None
+    accepted_at: datetime | None
+    replied_at: datetime | None
+    closed_at: datetime | None
+    accept_due_at: datetime | None
+    warn_at: datetime | None
+    due_at: datetime | None
+    sla_status: SlaStatus
+    accept_overdue: bool
+    overdue_at: datetime | None
+    sla_paused_at: datetime | None
+    extension_pending: bool
+    extension_count: int
+    urge_count: int
+    escalation_level: int
+    leader_assigned: bool
+    return_count: int
+    reopen_count: int
+    instant_answered: bool
+    reply_text: str | None
+    satisfied: bool | None
+    resolved: bool | None
+    likes: int
+    opposes: int
+    version: int
+    assists: list[AssistRead] = Field(default_factory=list)
+
+    def masked(self) -> OrderRead:
+        """A copy with the citizen's name and phone masked."""
+        return self.model_copy(
+            update={"citizen_name": mask_name(self.citizen_name), "citizen_phone": mask_phone(self.citizen_phone)}
+        )
+
+
+OrderCreate.model_rebuild()

@@ -1,0 +1,328 @@
+"""Work-order service: create orders and move them through the life cycle, with SLA and audit trail.
+
+Every change of an order goes through :func:`act`, which asks the pure transition table
+(:mod:`cityhub.workorders.lifecycle`) for the outcome, applies it, keeps the time limit in step and writes one
+audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from cityhub.config import get_settings
+from cityhub.db import utcnow
+from cityhub.errors import Conflict, NotFound, ValidationFailed
+from cityhub.org.models import Unit
+from cityhub.workorders import calendar as workcal
+from cityhub.workorders import numbering, sla
+from cityhub.workorders.lifecycle import (
+    TERMINAL_STATES,
+    Action,
+    AssistStatus,
+    OrderView,
+    Outcome,
+    SlaEffect,
+    State,
+    apply,
+)
+from cityhub.workorders.models import Attachment, Category, Order, OrderAssist, OrderEvent, SlaStatus
+from cityhub.workorders.schemas import OrderCreate
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a user, or the system (sweeps, imports, rules)."""
+
+    name: str
+    user_id: int | None = None
+    unit_id: int | None = None
+    role: str | None = None
+
+
+SYSTEM = Actor(name="system")
+
+# Parameters that name a unit: they are checked to exist before the table is consulted.
+_UNIT_PARAMS = ("unit_id",)
+
+
+def create_order(session: Session, *, data: OrderCreate, actor: Actor = SYSTEM) -> tuple[Order, bool]:
+    """Create an order from any channel; returns (order, created). A known (channel, external_id) is not re-created."""
+    if data.external_id:
+        existing = session.execute(
+            select(Order).where(Order.channel == data.channel, Order.external_id == data.external_id)
+        ).scalar_one_or_none()
+        if existing is not None:
+            return existing, False
+
+    created_at = data.created_at or utcnow()
+    category_id = data.category_id
+    if category_id is not None and session.get(Category, category_id) is None:
+        raise ValidationFailed(f"unknown category_id {category_id}", details={"field": "category_id"})
+    if category_id is None and data.category:
+        from cityhub.workorders.categories import find_category
+
+        found = find_category(session, name_or_path=data.category)
+        if found is None:
+            raise ValidationFailed(f"unknown category '{data.category}'", details={"field": "category"})
+        category_id = found.id
+    street_id = _unit_id_by_code(session, data.street_code, "street_code")
+    community_id = _unit_id_by_code(session, data.community_code, "community_code")
+    if community_id is not None and street_id is None:
+        street_id = session.get(Unit, community_id).parent_id  # type: ignore[union-attr]
+
+    [number] = numbering.allocate(session, day=numbering.local_day(created_at), count=1)
+    order = Order(
+        number=number,
+        external_id=data.external_id,
+        channel=data.channel,
+        appeal_type=data.appeal_type,
+        title=data.title,
+        content=data.content,
+        citizen_name=data.citizen_name,
+        citizen_phone=data.citizen_phone,
+        citizen_user_id=data.citizen_user_id,
+        address=data.address,
+        lat=data.lat,
+        lng=data.lng,
+        street_id=street_id,
+        community_id=community_id,
+        category_id=category_id,
+        urgency=data.urgency,
+        state=State.RECEIVED,
+        created_at=created_at,
+        updated_at=created_at,
+        attributes=data.attributes,
+        sla_status=SlaStatus.NONE,
+    )
+    order.attachments = [Attachment(**a.model_dump()) for a in data.attachments]
+    session.add(order)
+    session.flush()
+    session.add(
+        OrderEvent(
+            order_id=order.id,
+            action=Action.CREATE.value,
+            from_state=None,
+            to_state=State.RECEIVED.value,
+            actor_id=actor.user_id,
+            actor_name=actor.name,
+            unit_id=actor.unit_id,
+            at=created_at,
+            payload={"channel": data.channel.value, "number": number},
+        )
+    )
+    return order, True
+
+
+def _unit_id_by_code(session: Session, code: str | None, field: str) -> int | None:
+    if not code:
+        return None
+    unit_id = session.execute(select(Unit.id).where(Unit.code == code)).scalar_one_or_none()
+    if unit_id is None:
+        raise ValidationFailed(f"unknown unit code '{code}'", details={"field": field})
+    return unit_id
+
+
+def get_order(session: Session, *, order_id: int) -> Order | None:
+    """Return the order with its assisting units loaded, or None."""
+    return session.execute(
+        select(Order).where(Order.id == order_id).options(selectinload(Order.assists))
+    ).scalar_one_or_none()
+
+
+def get_order_by_number(session: Session, *, number: str) -> Order | None:
+    return session.execute(select(Order).where(Order.number == number)).scalar_one_or_none()
+
+
+def require_order(session: Session, *, order_id: int) -> Order:
+    order = get_order(session, order_id=order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    return order
+
+
+def history(session: Session, *, order_id: int) -> Sequence[OrderEvent]:
+    """The order's audit trail, oldest first."""
+    return session.execute(
+        select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
+    ).scalars().all()
+
+
+def view_of(order: Order) -> OrderView:
+    return OrderView(
+        state=order.state,
+        lead_unit_id=order.lead_unit_id,
+        suspended_from=order.suspended_from,
+        extension_pending=order.extension_pending,
+        satisfied=order.satisfied,
+        assists={a.unit_id: AssistStatus(a.status) for a in order.assists},
+        order_id=order.id,
+    )
+
+
+def act(
+    session: Session,
+    *,
+    order_id: int,
+    action: Action | str,
+    actor: Actor = SYSTEM,
+    params: Mapping[str, Any] | None = None,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Order:
+    """Apply one life-cycle action to an order and audit it; raise InvalidTransition if the table refuses."""
+    params = dict(params or {})
+    now = now or utcnow()
+    query = select(Order).where(Order.id == order_id).options(selectinload(Order.assists))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    order = session.execute(query).scalar_one_or_none()
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    if expected_version is not None and order.version != expected_version:
+        raise Conflict(
+            f"order {order.number} was changed by someone else (version {order.version}, you had {expected_version})",
+            details={"version": order.version},
+        )
+    for name in _UNIT_PARAMS:
+        if params.get(name) is not None:
+            unit = session.get(Unit, params[name])
+            if unit is None or not unit.active:
+                raise ValidationFailed(f"unknown or inactive unit {params[name]}", details={"field": name})
+    if action in (Action.MERGE, Action.MERGE.value):
+        _check_master(session, order, params.get("master_id"))
+
+    outcome = apply(view_of(order), action, params)
+    _apply_changes(order, outcome, params, now)
+    _apply_sla(session, order, outcome, now)
+    session.add(
+        OrderEvent(
+            order_id=order.id,
+            action=outcome.action.value,
+            from_state=outcome.from_state.value if outcome.from_state else None,
+            to_state=outcome.to_state.value,
+            actor_id=actor.user_id,
+            actor_name=actor.name,
+            unit_id=params.get("unit_id") or actor.unit_id,
+            at=now,
+            reason=params.get("reason"),
+            payload={k: v for k, v in outcome.payload.items() if k != "reason"} or None,
+        )
+    )
+    order.updated_at = now
+    session.flush()
+    return order
+
+
+def _check_master(session: Session, order: Order, master_id: Any) -> None:
+    if master_id is None:
+        return
+    master = session.get(Order, master_id)
+    if master is None:
+        raise ValidationFailed(f"master order {master_id} not found", details={"field": "master_id"})
+    if master.state in TERMINAL_STATES:
+        raise ValidationFailed(
+            f"master order {master.number} is {master.state.value}; merge into an open order",
+            details={"field": "master_id"},
+        )
+
+
+_TIMESTAMP_ON_ENTRY = {
+    State.DISPATCHED: "dispatched_at",
+    State.ACCEPTED: "accepted_at",
+    State.REPLIED: "replied_at",
+}
+
+
+def _apply_changes(order: Order, outcome: Outcome, params: Mapping[str, Any], now: datetime) -> None:
+    for name, value in outcome.changes.items():
+        if name == "assist":
+            _apply_assist(order, value["unit_id"], value["status"], params, now)
+        elif value == "+1":
+            setattr(order, name, (getattr(order, name) or 0) + 1)
+        else:
+            setattr(order, name, value)
+    if outcome.action == Action.REQUEST_EXTENSION:
+        order.extension_days_requested = float(params["days"])
+    if outcome.state_changed:
+        attr = _TIMESTAMP_ON_ENTRY.get(outcome.to_state)
+        if attr:
+            setattr(order, attr, now)
+        if outcome.to_state in TERMINAL_STATES:
+            order.closed_at = now
+        elif outcome.from_state in TERMINAL_STATES:
+            order.closed_at = None
+            order.resolved = None
+        order.state = outcome.to_state
+    if not order.extension_pending and outcome.action != Action.APPROVE_EXTENSION:
+        order.extension_days_requested = None  # the SLA step still needs the approved days
+
+
+def _apply_assist(order: Order, unit_id: int, status: AssistStatus, params: Mapping[str, Any], now: datetime) -> None:
+    row = next((a for a in order.assists if a.unit_id == unit_id), None)
+    if row is None:
+        row = OrderAssist(unit_id=unit_id, status=status, updated_at=now)
+        order.assists.append(row)
+    row.status = status
+    row.updated_at = now
+    if status == AssistStatus.REPLIED:
+        row.reply_text = params.get("text")
+
+
+def _deadlines(order: Order) -> sla.Deadlines:
+    return sla.Deadlines(accept_due_at=order.accept_due_at, warn_at=order.warn_at, due_at=order.due_at)
+
+
+def _set_deadlines(order: Order, deadlines: sla.Deadlines) -> None:
+    order.accept_due_at = deadlines.accept_due_at
+    order.warn_at = deadlines.warn_at
+    order.due_at = deadlines.due_at
+
+
+def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) -> None:
+    effect = outcome.sla
+    if effect is None or effect == SlaEffect.ACCEPTED:
+        return
+    cal = workcal.load_calendar(session)
+    if effect == SlaEffect.START:
+        terms = sla.terms_for(session, category_id=order.category_id, urgency=order.urgency.value)
+        _set_deadlines(order, sla.compute_deadlines(cal, now, terms))
+        order.sla_status = SlaStatus.OK
+        order.accept_overdue = False
+        order.overdue_at = None
+        order.sla_paused_at = None
+        order.sla_remaining = None
+    elif effect == SlaEffect.PAUSE:
+        order.sla_remaining = sla.pause(cal, now, _deadlines(order))
+        order.sla_paused_at = now
+    elif effect == SlaEffect.RESUME:
+        if order.sla_paused_at is not None and order.sla_remaining is not None:
+            _set_deadlines(order, sla.resume(cal, now, order.sla_remaining))
+            order.sla_paused_at = None
+            order.sla_remaining = None
+            _refresh_status(order, now)
+    elif effect == SlaEffect.EXTEND:
+        days = order.extension_days_requested or outcome.payload.get("days") or 0
+        if order.due_at is not None and days:
+            _set_deadlines(order, sla.extend(cal, _deadlines(order), float(days)))
+            _refresh_status(order, now)
+        order.extension_days_requested = None
+    elif effect == SlaEffect.STOP:
+        if order.sla_status != SlaStatus.NONE:
+            _refresh_status(order, now)
+            if order.sla_paused_at is not None:
+                order.sla_paused_at = None
+                order.sla_remaining = None
+
+
+def _refresh_status(order: Order, now: datetime) -> None:
+    """Recompute the status from the stored deadlines (an overdue mark, once made, keeps its time)."""
+    status = sla.status_at(now, warn_at=order.warn_at, due_at=order.due_at, paused=order.sla_paused_at is not None)
+    if status == SlaStatus.OVERDUE and order.overdue_at is None:
+        order.overdue_at = order.due_at
+    order.sla_status = status

@@ -1,0 +1,199 @@
+"""The order service on a real database (SQLite and PostgreSQL): life cycle, audit trail, SLA, sweep."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from cityhub.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from cityhub.intake.service import submit
+from cityhub.org.models import Unit, UnitTier
+from cityhub.workorders import service
+from cityhub.workorders.lifecycle import State
+from cityhub.workorders.models import Order, OrderEvent, SlaStatus
+from cityhub.workorders.scheduled import sla_sweep
+
+# Monday 2026-03-02 10:00 in Shanghai: a plain working day far from holidays.
+MONDAY = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+ALICE = service.Actor(name="alice", role="dispatcher")
+
+
+@pytest.fixture
+def units(db_session):
+    district = Unit(code="T440111", name="测试区", tier=UnitTier.DISTRICT)
+    db_session.add(district)
+    db_session.flush()
+    street = Unit(code="T440111001", name="测试街道", tier=UnitTier.STREET, parent_id=district.id)
+    dept = Unit(code="T440111-D01", name="测试城管局", tier=UnitTier.DEPARTMENT, parent_id=district.id)
+    dept2 = Unit(code="T440111-D02", name="测试住建局", tier=UnitTier.DEPARTMENT, parent_id=district.id)
+    db_session.add_all([street, dept, dept2])
+    db_session.flush()
+    return {"street": street, "dept": dept, "dept2": dept2}
+
+
+def _new(db_session, **extra):
+    data = {"channel": "hotline", "content": "小区门口垃圾堆积三天无人清理", "appeal_type": "complaint",
+            "citizen_name": "张三", "citizen_phone": "13812345678", "created_at": MONDAY, **extra}
+    return submit(db_session, data=data, actor=ALICE).order
+
+
+def _act(db_session, order, action, now, **params):
+    return service.act(db_session, order_id=order.id, action=action, actor=ALICE, params=params, now=now)
+
+
+def test_full_life_cycle_is_audited(db_session, units):
+    order = _new(db_session)
+    assert order.number.startswith("BY20260302-")
+    t = MONDAY
+    _act(db_session, order, "dispatch", t, unit_id=units["dept"].id)
+    assert order.state == State.DISPATCHED and order.sla_status == SlaStatus.OK
+    assert order.accept_due_at > t and order.due_at > order.warn_at > t
+    _act(db_session, order, "accept", t + timedelta(hours=1))
+    _act(db_session, order, "start", t + timedelta(hours=2))
+    _act(db_session, order, "reply", t + timedelta(days=1), text="已安排清运")
+    _act(db_session, order, "callback", t + timedelta(days=2), satisfied=True)
+    _act(db_session, order, "close", t + timedelta(days=2, hours=1))
+    assert order.state == State.CLOSED_RESOLVED and order.resolved is True
+    assert order.closed_at is not None and order.sla_status == SlaStatus.OK
+    trail = service.history(db_session, order_id=order.id)
+    assert [e.action for e in trail] == ["create", "dispatch", "accept", "start", "reply", "callback", "close"]
+    for prev, nxt in zip(trail, trail[1:], strict=False):
+        assert prev.to_state == nxt.from_state
+    assert trail[1].unit_id == units["dept"].id and trail[1].actor_name == "alice"
+
+
+def test_illegal_action_names_state_and_action(db_session, units):
+    order = _new(db_session)
+    with pytest.raises(InvalidTransition) as err:
+        _act(db_session, order, "accept", MONDAY)
+    assert "received" in str(err.value) and "accept" in str(err.value)
+    assert db_session.scalar(select(func.count()).select_from(OrderEvent).where(OrderEvent.order_id == order.id)) == 1
+
+
+def test_unknown_unit_is_a_validation_error(db_session, units):
+    order = _new(db_session)
+    with pytest.raises(ValidationFailed):
+        _act(db_session, order, "dispatch", MONDAY, unit_id=999_999)
+
+
+def test_returned_then_redispatched_and_transfer(db_session, units):
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    _act(db_session, order, "return", MONDAY + timedelta(hours=1), reason="不属于本单位职责")
+    assert order.state == State.RETURNED and order.lead_unit_id is None and order.return_count == 1
+    _act(db_session, order, "dispatch", MONDAY + timedelta(hours=2), unit_id=units["dept2"].id)
+    _act(db_session, order, "transfer", MONDAY + timedelta(hours=3), unit_id=units["street"].id, reason="属地处理")
+    assert order.state == State.DISPATCHED and order.lead_unit_id == units["street"].id
+
+
+def test_suspend_pauses_the_clock(db_session, units):
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    _act(db_session, order, "accept", MONDAY + timedelta(minutes=30))
+    due_before = order.due_at
+    _act(db_session, order, "suspend", MONDAY + timedelta(hours=1), reason="等待市民补充材料")
+    assert order.state == State.SUSPENDED and order.sla_paused_at is not None
+    # Resume one calendar week later: the deadline moves by exactly the paused working time.
+    _act(db_session, order, "resume", MONDAY + timedelta(days=7, hours=1))
+    assert order.state == State.ACCEPTED and order.sla_paused_at is None
+    assert order.due_at == due_before + timedelta(days=7)
+
+
+def test_extension_moves_the_deadline(db_session, units):
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    _act(db_session, order, "accept", MONDAY)
+    due_before = order.due_at
+    _act(db_session, order, "request_extension", MONDAY + timedelta(hours=1), days=5, reason="需要协调施工单位")
+    assert order.extension_pending
+    with pytest.raises(InvalidTransition):
+        _act(db_session, order, "request_extension", MONDAY + timedelta(hours=2), days=2, reason="again")
+    _act(db_session, order, "approve_extension", MONDAY + timedelta(hours=3))
+    assert not order.extension_pending and order.extension_count == 1
+    assert order.due_at == due_before + timedelta(days=7)  # 5 working days = one calendar week here
+
+
+def test_unsatisfied_callback_reopens(db_session, units):
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    _act(db_session, order, "accept", MONDAY)
+    _act(db_session, order, "reply", MONDAY + timedelta(hours=2), text="已处理")
+    _act(db_session, order, "callback", MONDAY + timedelta(days=1), satisfied=False)
+    _act(db_session, order, "reopen", MONDAY + timedelta(days=1, hours=1), reason="市民反映问题仍存在")
+    assert order.state == State.DISPATCHED and order.reopen_count == 1 and order.satisfied is None
+    assert order.lead_unit_id == units["dept"].id
+
+
+def test_co_handling_blocks_reply_until_assists_answer(db_session, units):
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    _act(db_session, order, "accept", MONDAY)
+    _act(db_session, order, "add_assist", MONDAY, unit_id=units["dept2"].id)
+    with pytest.raises(InvalidTransition):
+        _act(db_session, order, "reply", MONDAY + timedelta(hours=1), text="答复")
+    _act(db_session, order, "assist_reply", MONDAY + timedelta(hours=1), unit_id=units["dept2"].id, text="已配合")
+    _act(db_session, order, "reply", MONDAY + timedelta(hours=2), text="答复")
+    assert [(a.unit_id, a.status.value) for a in order.assists] == [(units["dept2"].id, "replied")]
+
+
+def test_merge_and_instant_answer(db_session, units):
+    master = _new(db_session, external_id="m-1")
+    dup = _new(db_session, external_id="m-2")
+    _act(db_session, dup, "merge", MONDAY, master_id=master.id)
+    assert dup.state == State.MERGED and dup.master_order_id == master.id
+    with pytest.raises(ValidationFailed):
+        _act(db_session, _new(db_session, external_id="m-3"), "merge", MONDAY, master_id=dup.id)
+    answered = submit(db_session, data={"channel": "hotline", "content": "社保卡怎么补办"},
+                      instant_answer="携带身份证到社保服务窗口办理").order
+    assert answered.state == State.CLOSED_RESOLVED and answered.instant_answered
+
+
+def test_intake_is_idempotent_per_channel(db_session, units):
+    first = _new(db_session, external_id="ext-1")
+    again = submit(db_session, data={"channel": "hotline", "content": "x", "external_id": "ext-1"}).order
+    other = _new(db_session, external_id="ext-1", channel="web")
+    assert again.id == first.id and other.id != first.id
+
+
+def test_bad_intake_names_the_field(db_session):
+    with pytest.raises(ValidationFailed) as err:
+        submit(db_session, data={"channel": "fax", "content": "x"})
+    assert "channel" in str(err.value)
+    with pytest.raises(ValidationFailed) as err:
+        submit(db_session, data={"channel": "web", "content": "x", "lat": 123.0, "lng": 10.0})
+    assert "lat" in str(err.value)
+
+
+def test_stale_version_conflicts(db_session, units):
+    order = _new(db_session)
+    with pytest.raises(Conflict):
+        service.act(db_session, order_id=order.id, action="dispatch", params={"unit_id": units["dept"].id},
+                    expected_version=order.version + 1, now=MONDAY)
+    with pytest.raises(NotFound):
+        service.act(db_session, order_id=10**9, action="dispatch", params={"unit_id": 1})
+
+
+def test_sla_sweep_marks_warning_then_overdue_once(db_session, units):
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    assert sla_sweep(db_session, now=order.accept_due_at + timedelta(minutes=1))["accept_overdue"] >= 1
+    first = sla_sweep(db_session, now=order.warn_at + timedelta(minutes=1))
+    db_session.refresh(order)
+    assert order.sla_status == SlaStatus.WARNING and first["warning"] >= 1
+    late = order.due_at + timedelta(minutes=1)
+    sla_sweep(db_session, now=late)
+    again = sla_sweep(db_session, now=late)
+    db_session.refresh(order)
+    assert order.sla_status == SlaStatus.OVERDUE and order.overdue_at == order.due_at
+    assert again["overdue"] == 0 and again["warning"] == 0
+    marks = db_session.scalars(
+        select(OrderEvent.action).where(OrderEvent.order_id == order.id, OrderEvent.action.like("sla_%"))
+    ).all()
+    assert sorted(marks) == ["sla_accept_overdue", "sla_overdue", "sla_warning"]
+    # A reply after the deadline keeps the overdue mark for assessment.
+    _act(db_session, order, "accept", late)
+    _act(db_session, order, "reply", late + timedelta(hours=1), text="已处理")
+    assert order.sla_status == SlaStatus.OVERDUE
+    assert db_session.get(Order, order.id).state == State.REPLIED
