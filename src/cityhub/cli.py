@@ -30,7 +30,9 @@ def _mount() -> None:
     from cityhub.intake.cli import export_app, import_app
     from cityhub.nlp.cli import app as nlp_app
     from cityhub.org.cli import app as org_app
+    from cityhub.workorders.categories import categories_app
     from cityhub.workorders.cli import app as orders_app
+    from cityhub.workorders.cli import calendar_app, sla_app
 
     app.add_typer(org_app, name="org")
     app.add_typer(import_app, name="import")
@@ -38,6 +40,9 @@ def _mount() -> None:
     app.add_typer(demo_app, name="demo")
     app.add_typer(orders_app, name="orders")
     app.add_typer(nlp_app, name="nlp")
+    app.add_typer(categories_app, name="categories")
+    app.add_typer(calendar_app, name="calendar")
+    app.add_typer(sla_app, name="sla")
 
 
 @db_app.command("upgrade")
@@ -115,7 +120,9 @@ def worker(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("cityhub", "alembic.runtime.migration", "uvicorn"):
+        logging.getLogger(name).setLevel(logging.INFO)
     _mount()
     try:
         app()

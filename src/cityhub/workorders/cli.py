@@ -122,3 +122,123 @@ def act_cmd(
             typer.echo(f"{order.number}: {action} → {order.state.value}")
     except CityhubError as exc:
         raise _fail(exc.message) from None
+
+
+calendar_app = typer.Typer(no_args_is_help=True, help="Working calendar: holidays and make-up workdays (admin).")
+sla_app = typer.Typer(no_args_is_help=True, help="Time-limit table: category × urgency (admin).")
+
+
+def _date(value: str) -> Any:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"'{value}' is not a date (YYYY-MM-DD)") from None
+
+
+@calendar_app.command("list")
+def calendar_list(year: Annotated[int | None, typer.Option(help="Only this year.")] = None) -> None:
+    """List the administrators' calendar entries."""
+    from cityhub.workorders.calendar import list_days
+
+    with session_scope() as session:
+        for row in list_days(session, year=year):
+            kind = "workday" if row.is_workday else "holiday"
+            typer.echo(f"{row.day.isoformat()}\t{kind}\t{row.name or ''}")
+
+
+@calendar_app.command("set")
+def calendar_set(
+    day: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
+    kind: Annotated[str, typer.Argument(help="holiday | workday (调休上班)")],
+    name: Annotated[str | None, typer.Option(help="e.g. 国庆节")] = None,
+) -> None:
+    """Mark a day as a holiday or a make-up workday (overrides the built-in calendar)."""
+    from cityhub.workorders.calendar import set_day
+
+    if kind not in ("holiday", "workday"):
+        raise _fail(f"kind must be 'holiday' or 'workday', not '{kind}'")
+    with session_scope() as session:
+        set_day(session, day=_date(day), is_workday=kind == "workday", name=name)
+    typer.echo(f"{day}: {kind}")
+
+
+@calendar_app.command("delete")
+def calendar_delete(day: Annotated[str, typer.Argument(help="YYYY-MM-DD")]) -> None:
+    """Remove an administrator's entry (the built-in calendar applies again)."""
+    from cityhub.workorders.calendar import delete_day
+
+    with session_scope() as session:
+        if not delete_day(session, day=_date(day)):
+            raise _fail(f"no calendar entry on {day}")
+    typer.echo(f"{day}: removed")
+
+
+@calendar_app.command("check")
+def calendar_check(day: Annotated[str, typer.Argument(help="YYYY-MM-DD")]) -> None:
+    """Tell whether a day is a working day."""
+    from cityhub.workorders.calendar import load_calendar
+
+    with session_scope() as session:
+        cal = load_calendar(session)
+        typer.echo(f"{day}: {'workday' if cal.is_workday(_date(day)) else 'non-working day'}")
+
+
+@sla_app.command("list")
+def sla_list() -> None:
+    """Print the time-limit table."""
+    from cityhub.workorders.sla import load_rules
+
+    with session_scope() as session:
+        paths = {c.id: c.path for c in session.scalars(_category_query())}
+        typer.echo("category\turgency\taccept_hours\tfinish_days\twarning_share")
+        for r in load_rules(session):
+            category = paths.get(r.category_id, "(default)") if r.category_id else "(default)"
+            typer.echo(f"{category}\t{r.urgency or '(any)'}\t{r.accept_hours:g}\t{r.finish_days:g}\t"
+                       f"{'' if r.warning_share is None else r.warning_share}")
+
+
+def _category_query() -> Any:
+    from sqlalchemy import select
+
+    from cityhub.workorders.models import Category
+
+    return select(Category)
+
+
+@sla_app.command("set")
+def sla_set(
+    accept_hours: Annotated[float, typer.Option(help="Accept within N working hours.")],
+    finish_days: Annotated[float, typer.Option(help="Finish within N working days.")],
+    category: Annotated[str | None, typer.Option(help="Category path or name; omit for the default.")] = None,
+    urgency: Annotated[str | None, typer.Option(help="normal | urgent | critical; omit for any.")] = None,
+    warning_share: Annotated[float | None, typer.Option(help="Warn after this share of the limit.")] = None,
+) -> None:
+    """Create or replace one rule of the time-limit table."""
+    from cityhub.workorders.categories import find_category
+    from cityhub.workorders.sla import set_rule
+
+    try:
+        with session_scope() as session:
+            category_id = None
+            if category:
+                found = find_category(session, name_or_path=category)
+                if found is None:
+                    raise _fail(f"unknown category '{category}'")
+                category_id = found.id
+            set_rule(session, category_id=category_id, urgency=urgency, accept_hours=accept_hours,
+                     finish_days=finish_days, warning_share=warning_share)
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    typer.echo("rule saved")
+
+
+@sla_app.command("seed")
+def sla_seed() -> None:
+    """Insert the built-in default rules where missing."""
+    from cityhub.workorders.sla import seed_default_rules
+
+    with session_scope() as session:
+        added = seed_default_rules(session)
+    typer.echo(f"{added} default rules added")
