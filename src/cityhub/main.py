@@ -9,8 +9,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cityhub import __version__, migrate
 from cityhub.db import session_scope
@@ -89,14 +93,52 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop.set()
 
 
+def _error(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:
+    """The one error body of the HTTP layer: {"code", "message", "details"}."""
+    return JSONResponse(status_code=status, content={"code": code, "message": message, "details": details or {}})
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CityhubError)
+    async def _domain_error(_request: Request, exc: CityhubError) -> JSONResponse:
+        return _error(exc.http_status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "(body)", "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return _error(422, "validation_failed", f"invalid request: {summary}", {"errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(_request: Request, _exc: StaleDataError) -> JSONResponse:
+        return _error(409, "conflict", "the order was changed by someone else at the same time; reload and retry")
+
+    @app.exception_handler(OperationalError)
+    async def _operational(_request: Request, exc: OperationalError) -> JSONResponse:
+        if "database is locked" in str(exc.orig):
+            # SQLite refuses a write whose read snapshot another writer has moved past: same as a stale copy.
+            return _error(409, "conflict", "the data changed while this request ran; retry")
+        return _error(500, "internal_error", "database error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+        return _error(500, "internal_error", "internal error; the incident has been logged")
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="cityhub", version=__version__, lifespan=_lifespan)
 
-    @app.exception_handler(CityhubError)
-    async def _domain_error(_request: Request, exc: CityhubError) -> JSONResponse:
-        return JSONResponse(
-            status_code=exc.http_status, content={"code": exc.code, "message": exc.message, "details": exc.details}
-        )
+    _install_error_handlers(app)
+    from cityhub.api.router import api_router
+
+    app.include_router(api_router)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

@@ -153,3 +153,47 @@ class OrderRead(OrderBase):
 
 
 OrderCreate.model_rebuild()
+
+
+class OrderFilter(BaseModel):
+    """Search criteria of the order list (all optional, combined with AND)."""
+
+    state: list[State] | None = None
+    unit_id: int | None = Field(None, description="lead unit")
+    street_id: int | None = None
+    community_id: int | None = None
+    category_id: int | None = Field(None, description="this category and its sub-categories")
+    channel: list[Channel] | None = None
+    appeal_type: AppealType | None = None
+    urgency: Urgency | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    overdue: bool | None = Field(None, description="only overdue (true) or only not overdue (false)")
+    sla_status: SlaStatus | None = None
+    q: str | None = Field(None, max_length=100, description="text in number, title, content or address")
+    citizen_user_id: int | None = None
+
+
+class ActionRequest(BaseModel):
+    """A life-cycle action. ``version`` (or an If-Match header) guards against acting on a stale copy."""
+
+    version: int | None = Field(None, ge=1)
+    reason: str | None = Field(None, max_length=2000)
+    unit_id: int | None = None
+    text: str | None = Field(None, max_length=20000)
+    answer: str | None = Field(None, max_length=20000)
+    days: float | None = None
+    satisfied: bool | None = None
+    resolved: bool | None = None
+    master_id: int | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump(exclude={"version"}).items() if v is not None}
+
+
+class OrderPage(BaseModel):
+    items: list[OrderRead]
+    limit: int
+    offset: int
+    has_more: bool
+    total: int | None = None

@@ -32,7 +32,7 @@ from cityhub.workorders.lifecycle import (
     apply,
 )
 from cityhub.workorders.models import Attachment, Category, Order, OrderAssist, OrderEvent, SlaStatus
-from cityhub.workorders.schemas import OrderCreate
+from cityhub.workorders.schemas import OrderCreate, OrderFilter
 
 
 @dataclass(frozen=True)
@@ -198,8 +198,9 @@ def act(
         _check_master(session, order, params.get("master_id"))
 
     outcome = apply(view_of(order), action, params)
-    _apply_changes(order, outcome, params, now)
-    _apply_sla(session, order, outcome, now)
+    with session.no_autoflush:  # one UPDATE per action, so the version moves by exactly one
+        _apply_changes(order, outcome, params, now)
+        _apply_sla(session, order, outcome, now)
     session.add(
         OrderEvent(
             order_id=order.id,
@@ -326,3 +327,72 @@ def _refresh_status(order: Order, now: datetime) -> None:
     if status == SlaStatus.OVERDUE and order.overdue_at is None:
         order.overdue_at = order.due_at
     order.sla_status = status
+
+
+def _category_subtree(session: Session, category_id: int) -> list[int]:
+    ids, frontier = [category_id], [category_id]
+    while frontier:
+        frontier = list(session.scalars(select(Category.id).where(Category.parent_id.in_(frontier))))
+        ids += frontier
+    return ids
+
+
+def search_orders(
+    session: Session,
+    *,
+    filters: OrderFilter,
+    limit: int = 50,
+    offset: int = 0,
+    count: bool = False,
+    scope: Any = None,
+) -> tuple[Sequence[Order], bool, int | None]:
+    """Orders matching ``filters`` (and the caller's data ``scope`` clause), newest first.
+
+    Returns (page, has_more, total); the total is counted only when asked, since counting a multi-million row
+    table for every page costs more than the page itself.
+    """
+    from sqlalchemy import func, or_
+
+    f = filters
+    conditions: list[Any] = []
+    if f.state:
+        conditions.append(Order.state.in_(f.state))
+    for column, value in (
+        (Order.lead_unit_id, f.unit_id),
+        (Order.street_id, f.street_id),
+        (Order.community_id, f.community_id),
+        (Order.appeal_type, f.appeal_type),
+        (Order.urgency, f.urgency),
+        (Order.sla_status, f.sla_status),
+        (Order.citizen_user_id, f.citizen_user_id),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if f.category_id is not None:
+        conditions.append(Order.category_id.in_(_category_subtree(session, f.category_id)))
+    if f.channel:
+        conditions.append(Order.channel.in_(f.channel))
+    if f.created_from is not None:
+        conditions.append(Order.created_at >= f.created_from)
+    if f.created_to is not None:
+        conditions.append(Order.created_at < f.created_to)
+    if f.overdue is True:
+        conditions.append(Order.sla_status == SlaStatus.OVERDUE)
+    elif f.overdue is False:
+        conditions.append(Order.sla_status != SlaStatus.OVERDUE)
+    if f.q:
+        pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(
+            or_(*(col.like(pattern, escape="\\") for col in (Order.number, Order.title, Order.content, Order.address)))
+        )
+    if scope is not None:
+        conditions.append(scope)
+    query = (
+        select(Order).where(*conditions).options(selectinload(Order.assists))
+        .order_by(Order.created_at.desc(), Order.id.desc()).limit(limit + 1).offset(offset)
+    )
+    rows = list(session.scalars(query))
+    total = None
+    if count:
+        total = session.scalar(select(func.count()).select_from(Order).where(*conditions))
+    return rows[:limit], len(rows) > limit, total

@@ -1,0 +1,92 @@
+"""The order endpoints over the ASGI app on both backends: one error body, versions, masking, audit trail."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cityhub.db import session_scope
+from cityhub.main import create_app
+from cityhub.org.models import Unit, UnitTier
+
+
+@pytest.fixture
+def client(app_db):
+    with session_scope() as s:
+        unit = Unit(code="API-D01", name="城管局", tier=UnitTier.DEPARTMENT)
+        s.add(unit)
+        s.flush()
+        unit_id = unit.id
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        c.unit_id = unit_id  # type: ignore[attr-defined]
+        yield c
+
+
+def _create(client, **extra):
+    body = {"channel": "web", "content": "小区路灯不亮已经一周", "citizen_name": "王五",
+            "citizen_phone": "13812345678", **extra}
+    response = client.post("/api/v1/orders", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_create_masks_personal_data_and_is_idempotent(client):
+    order = _create(client, external_id="web-1")
+    assert order["citizen_phone"] == "138****5678" and order["citizen_name"] == "王*"
+    assert order["state"] == "received" and order["version"] == 1
+    again = _create(client, external_id="web-1")
+    assert again["id"] == order["id"]
+
+
+def test_actions_move_the_order_and_versions_guard_updates(client):
+    order = _create(client)
+    url = f"/api/v1/orders/{order['id']}/actions"
+    done = client.post(f"{url}/dispatch", json={"unit_id": client.unit_id, "version": 1})
+    assert done.status_code == 200 and done.json()["state"] == "dispatched" and done.json()["version"] == 2
+    stale = client.post(f"{url}/accept", json={"version": 1})
+    assert stale.status_code == 409 and stale.json()["code"] == "conflict"
+    by_header = client.post(f"{url}/accept", json={}, headers={"If-Match": '"2"'})
+    assert by_header.status_code == 200 and by_header.json()["state"] == "accepted"
+    assert client.get(f"/api/v1/orders/{order['id']}/actions").json().count("reply") == 1
+    trail = client.get(f"/api/v1/orders/{order['id']}/events").json()
+    assert [e["action"] for e in trail] == ["create", "dispatch", "accept"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("post", "/api/v1/orders", {"channel": "fax", "content": "x"}, 422, "validation_failed"),
+        ("post", "/api/v1/orders", {"channel": "web"}, 422, "validation_failed"),
+        ("get", "/api/v1/orders/987654321", None, 404, "not_found"),
+        ("get", "/api/v1/orders?limit=0", None, 422, "validation_failed"),
+        ("post", "/api/v1/orders/987654321/actions/accept", {}, 404, "not_found"),
+        ("post", "/api/v1/orders/1/actions/fly", {}, 422, "validation_failed"),
+        ("get", "/api/v1/nothing-here", None, 404, "http_error"),
+    ],
+)
+def test_every_error_has_one_body(client, method, path, body, status, code):
+    response = getattr(client, method)(path, **({"json": body} if body is not None else {}))
+    assert response.status_code == status
+    payload = response.json()
+    assert set(payload) == {"code", "message", "details"} and payload["code"] == code and payload["message"]
+
+
+def test_illegal_action_is_409_naming_state_and_action(client):
+    order = _create(client)
+    response = client.post(f"/api/v1/orders/{order['id']}/actions/close", json={})
+    assert response.status_code == 409
+    assert response.json()["details"] == {"state": "received", "action": "close", "reason": ""}
+
+
+def test_search_filters(client):
+    first = _create(client, content="垃圾堆积无人清理", appeal_type="complaint")
+    _create(client, content="咨询社保卡补办流程", appeal_type="consultation", channel="hotline")
+    client.post(f"/api/v1/orders/{first['id']}/actions/dispatch", json={"unit_id": client.unit_id})
+    page = client.get("/api/v1/orders", params={"q": "垃圾", "count": "true"}).json()
+    assert [o["id"] for o in page["items"]] == [first["id"]] and page["total"] == 1
+    assert client.get("/api/v1/orders", params={"state": "dispatched"}).json()["items"][0]["id"] == first["id"]
+    hotline = client.get("/api/v1/orders", params={"channel": "hotline"}).json()["items"]
+    assert [o["appeal_type"] for o in hotline] == ["consultation"]
+    assert client.get("/api/v1/orders", params={"unit_id": client.unit_id}).json()["items"][0]["id"] == first["id"]
+    one = client.get("/api/v1/orders", params={"limit": 1}).json()
+    assert len(one["items"]) == 1 and one["has_more"] is True
