@@ -41,8 +41,15 @@ def run(url: str, cycles: int) -> dict[str, object]:
     for i in range(cycles + 20):
         t0 = time.perf_counter()
         with session_scope() as s:
-            order_id = submit(s, data={"channel": "hotline", "content": f"第{i}号工单：路灯不亮，影响夜间出行",
-                                       "appeal_type": "complaint"}, actor=actor).order.id
+            order_id = submit(
+                s,
+                data={
+                    "channel": "hotline",
+                    "content": f"第{i}号工单：路灯不亮，影响夜间出行",
+                    "appeal_type": "complaint",
+                },
+                actor=actor,
+            ).order.id
         t1 = time.perf_counter()
         marks = [("create", t1 - t0)]
         for name, params in steps:

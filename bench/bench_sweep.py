@@ -36,16 +36,27 @@ def fill(url: str, total: int, open_count: int, seed: int) -> None:
         for i in range(total):
             created = now - timedelta(days=rng.uniform(0, 3 * 365))
             row: dict[str, object] = {
-                "number": f"BY-BENCH-{i:08d}", "channel": "hotline", "appeal_type": "complaint",
-                "title": "路灯不亮", "content": "路灯不亮，影响夜间出行", "urgency": "normal",
-                "created_at": created, "updated_at": created, "sla_status": "ok", "version": 1,
+                "number": f"BY-BENCH-{i:08d}",
+                "channel": "hotline",
+                "appeal_type": "complaint",
+                "title": "路灯不亮",
+                "content": "路灯不亮，影响夜间出行",
+                "urgency": "normal",
+                "created_at": created,
+                "updated_at": created,
+                "sla_status": "ok",
+                "version": 1,
             }
             if i >= next_open:
                 next_open += open_every
                 due = now + timedelta(hours=rng.uniform(-72, 240))
-                row.update(state=rng.choice(OPEN_STATES), due_at=due, warn_at=due - timedelta(hours=12),
-                           accept_due_at=due - timedelta(days=4),
-                           sla_paused_at=now if rng.random() < 0.03 else None)
+                row.update(
+                    state=rng.choice(OPEN_STATES),
+                    due_at=due,
+                    warn_at=due - timedelta(hours=12),
+                    accept_due_at=due - timedelta(days=4),
+                    sla_paused_at=now if rng.random() < 0.03 else None,
+                )
             else:
                 row.update(state="closed_resolved", sla_status="ok", closed_at=created + timedelta(days=3))
             batch.append(row)
@@ -71,9 +82,16 @@ def run(url: str, total: int, open_count: int, seed: int) -> dict[str, object]:
         with session_scope() as s:
             results.append(sla_sweep(s))
         timings.append(time.perf_counter() - t)
-    return {"orders": total, "open": open_count, "fill_s": round(fill_s, 1),
-            "first_sweep_s": round(timings[0], 3), "repeat_sweep_s": round(timings[1], 3),
-            "first": results[0], "repeat": results[1], "peak_rss_mb": round(peak_rss_mb())}
+    return {
+        "orders": total,
+        "open": open_count,
+        "fill_s": round(fill_s, 1),
+        "first_sweep_s": round(timings[0], 3),
+        "repeat_sweep_s": round(timings[1], 3),
+        "first": results[0],
+        "repeat": results[1],
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
 
 
 def main() -> None:
@@ -88,8 +106,10 @@ def main() -> None:
         reset_postgres(args.pg_url)
         out["postgresql"] = run(args.pg_url, args.orders, args.open, args.seed)
     for backend, r in out.items():
-        print(f"{backend}: {r['orders']:,} orders, {r['open']:,} open — first sweep {r['first_sweep_s']} s "
-              f"(marked {r['first']}), repeat {r['repeat_sweep_s']} s")
+        print(
+            f"{backend}: {r['orders']:,} orders, {r['open']:,} open — first sweep {r['first_sweep_s']} s "
+            f"(marked {r['first']}), repeat {r['repeat_sweep_s']} s"
+        )
     print("written", write_result("sweep", out))
 
 

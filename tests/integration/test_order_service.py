@@ -197,3 +197,16 @@ def test_sla_sweep_marks_warning_then_overdue_once(db_session, units):
     _act(db_session, order, "reply", late + timedelta(hours=1), text="已处理")
     assert order.sla_status == SlaStatus.OVERDUE
     assert db_session.get(Order, order.id).state == State.REPLIED
+
+
+def test_extension_approved_while_suspended_survives_resume(db_session, units):
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    _act(db_session, order, "accept", MONDAY)
+    due_before = order.due_at
+    _act(db_session, order, "request_extension", MONDAY + timedelta(hours=1), days=5, reason="需协调")
+    _act(db_session, order, "suspend", MONDAY + timedelta(hours=1), reason="等待市民补充材料")
+    _act(db_session, order, "approve_extension", MONDAY + timedelta(hours=2))
+    _act(db_session, order, "resume", MONDAY + timedelta(days=7, hours=1))
+    # One week paused plus five working days extended: two calendar weeks later than before.
+    assert order.due_at == due_before + timedelta(days=14)

@@ -308,9 +308,13 @@ def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) 
             order.sla_remaining = None
             _refresh_status(order, now)
     elif effect == SlaEffect.EXTEND:
-        days = order.extension_days_requested or outcome.payload.get("days") or 0
-        if order.due_at is not None and days:
-            _set_deadlines(order, sla.extend(cal, _deadlines(order), float(days)))
+        days = float(order.extension_days_requested or outcome.payload.get("days") or 0)
+        share = sla.terms_for(session, category_id=order.category_id, urgency=order.urgency.value).warning_share
+        if days and order.sla_paused_at is not None and order.sla_remaining is not None:
+            # Suspended: extend what is left, so that resuming rebuilds the extended deadlines.
+            order.sla_remaining = sla.extend_remaining(cal, order.sla_remaining, days, warning_share=share)
+        elif days and order.due_at is not None:
+            _set_deadlines(order, sla.extend(cal, _deadlines(order), days, warning_share=share))
             _refresh_status(order, now)
         order.extension_days_requested = None
     elif effect == SlaEffect.STOP:

@@ -1,0 +1,370 @@
+"""The Chinese working calendar (工作日历): workdays, and the working time between instants.
+
+A day is a workday when, in this order of precedence,
+
+1. an administrator said so in the ``calendar_days`` table (调休上班 make-up workday or extra holiday);
+2. the ``chinesecalendar`` package knows the year (official holidays and make-up days, 2004–2026 in 1.11);
+3. otherwise (a year outside the package's range): Monday–Friday. A WARNING naming the year is logged once per
+   process, because deadlines in that year ignore official holidays until an administrator enters them.
+
+Working time is the union of the local working intervals (default 09:00–12:00 and 13:30–18:00) of every
+workday, in the district's time zone. To answer "when have N working seconds elapsed" for a million orders,
+each calendar keeps a sorted table of the interval boundaries (UTC, integer microseconds since the epoch) with
+the cumulative working time at each boundary; both questions are then two ``bisect`` calls. The table covers
+whole local years and grows on demand, so that only the years from the earliest to the latest instant queried
+are built (and only those can trigger the out-of-range warning, when they enter the table).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from types import MappingProxyType
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cityhub.config import get_settings
+from cityhub.workorders.models import CalendarDay
+
+log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_US_PER_S = 1_000_000
+_MIN_YEAR = 1901
+_MAX_YEAR = 9998
+
+# Years already reported as outside the built-in calendar, so each is logged once per process.
+_warned_years: set[int] = set()
+_warned_lock = threading.Lock()
+
+WorkingHours = Sequence[tuple[time, time]]
+
+
+def parse_working_hours(text: str) -> list[tuple[time, time]]:
+    """Parse ``"09:00-12:00,13:30-18:00"`` into ordered, non-overlapping (start, end) pairs.
+
+    Raises ValueError naming the offending part. Intervals must lie within one day (no "22:00-06:00").
+    """
+    intervals: list[tuple[time, time]] = []
+    parts = [p.strip() for p in text.split(",")]
+    if not any(parts):
+        raise ValueError("working hours are empty")
+    for part in parts:
+        pieces = part.split("-")
+        if len(pieces) != 2:
+            raise ValueError(f"working hours part {part!r} is not of the form HH:MM-HH:MM")
+        try:
+            start, end = (time.fromisoformat(p.strip()) for p in pieces)
+        except ValueError:
+            raise ValueError(f"working hours part {part!r} has an invalid time") from None
+        if end <= start:
+            raise ValueError(f"working hours part {part!r} ends before it starts")
+        if intervals and start < intervals[-1][1]:
+            raise ValueError(f"working hours part {part!r} overlaps or precedes the previous interval")
+        intervals.append((start, end))
+    return intervals
+
+
+def _seconds_of_day(t: time) -> int:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+def _to_us(at: datetime) -> int:
+    if at.tzinfo is None:
+        raise ValueError(f"naive datetime {at!r}: the calendar needs timezone-aware times")
+    return (at - _EPOCH) // _US
+
+
+def _from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _warn_outside(year: int) -> None:
+    with _warned_lock:
+        if year in _warned_years:
+            return
+        _warned_years.add(year)
+    log.warning(
+        "year %d is outside the built-in Chinese holiday calendar; treating Monday-Friday as workdays "
+        "(plus administrator overrides) - enter that year's official holidays in the calendar",
+        year,
+    )
+
+
+class WorkCalendar:
+    """Workdays and working-time arithmetic for one time zone, working-hour pattern and set of overrides.
+
+    Instances are immutable from the outside and safe to share between threads: the lazily grown boundary
+    table is replaced whole under a lock, never mutated in place.
+    """
+
+    def __init__(
+        self,
+        tz: ZoneInfo,
+        working_hours: WorkingHours,
+        overrides: Mapping[date, bool] | None = None,
+    ) -> None:
+        hours = list(working_hours)
+        if not hours:
+            raise ValueError("a work calendar needs at least one working interval")
+        for i, (start, end) in enumerate(hours):
+            if end <= start:
+                raise ValueError(f"working interval {start}-{end} ends before it starts")
+            if i and start < hours[i - 1][1]:
+                raise ValueError(f"working interval {start}-{end} overlaps or precedes the previous one")
+        self.tz = tz
+        self.working_hours: tuple[tuple[time, time], ...] = tuple(hours)
+        # Read-only: the boundary table is derived from it, and shared_calendar() reuses instances.
+        self.overrides: Mapping[date, bool] = MappingProxyType(dict(overrides or {}))
+        self._day_seconds = float(sum(_seconds_of_day(e) - _seconds_of_day(s) for s, e in hours))
+        # (first year, last year, lo_us, hi_us, bounds, cum): bounds alternate start/end of each working
+        # interval; cum[i] is the working time (µs) from the table's start up to bounds[i].
+        self._table: tuple[int, int, int, int, list[int], list[int]] | None = None
+        self._lock = threading.Lock()
+
+    # --- days ------------------------------------------------------------------------------------------
+
+    def is_workday(self, d: date) -> bool:
+        override = self.overrides.get(d)
+        if override is not None:
+            return override
+        try:
+            return bool(chinese_calendar.is_workday(d))
+        except NotImplementedError:
+            _warn_outside(d.year)
+            return d.weekday() < 5
+
+    @property
+    def day_seconds(self) -> float:
+        """Working seconds of one full working day (7.5 h with the default hours)."""
+        return self._day_seconds
+
+    # --- the boundary table ----------------------------------------------------------------------------
+
+    def _year_start_us(self, year: int) -> int:
+        return _to_us(datetime(year, 1, 1, tzinfo=self.tz))
+
+    def _year_rows(self, year: int) -> tuple[list[int], list[int]]:
+        """Boundaries (µs) and interval lengths (µs) of the working intervals of one local year."""
+        bounds: list[int] = []
+        lengths: list[int] = []
+        tz = self.tz
+        d = date(year, 1, 1)
+        one_day = timedelta(days=1)
+        last = -(2**62)
+        while d.year == year:
+            if self.is_workday(d):
+                for start, end in self.working_hours:
+                    s = _to_us(datetime.combine(d, start, tzinfo=tz))
+                    e = _to_us(datetime.combine(d, end, tzinfo=tz))
+                    # A DST change can swallow (part of) an interval; keep the table strictly ordered.
+                    s = max(s, last)
+                    if e > s:
+                        bounds.append(s)
+                        bounds.append(e)
+                        lengths.append(e - s)
+                        last = e
+            d += one_day
+        return bounds, lengths
+
+    def _build(self, first: int, last: int) -> tuple[int, int, int, int, list[int], list[int]]:
+        if first < _MIN_YEAR or last > _MAX_YEAR:
+            raise ValueError(f"working-time arithmetic outside years {_MIN_YEAR}-{_MAX_YEAR}")
+        old = self._table
+        if old is not None and old[0] == first:
+            # Growing forward: keep the old rows and continue the running total.
+            bounds, cum = list(old[4]), list(old[5])
+            total = cum[-1] if cum else 0
+            years = range(old[1] + 1, last + 1)
+        else:
+            bounds, cum, total = [], [], 0
+            years = range(first, last + 1)
+        for year in years:
+            year_bounds, lengths = self._year_rows(year)
+            for k, length in enumerate(lengths):
+                bounds.append(year_bounds[2 * k])
+                cum.append(total)
+                total += length
+                bounds.append(year_bounds[2 * k + 1])
+                cum.append(total)
+        return first, last, self._year_start_us(first), self._year_start_us(last + 1), bounds, cum
+
+    def _cover(self, lo_us: int, hi_us: int | None = None, extra_us: int = 0) -> tuple[list[int], list[int]]:
+        """A table whose years contain [lo_us, hi_us] and ≥ extra_us working time after its last boundary."""
+        hi_us = lo_us if hi_us is None else hi_us
+        table = self._table
+        if (
+            table is not None
+            and table[2] <= lo_us
+            and hi_us < table[3]
+            and (not extra_us or (table[5] and table[5][-1] >= extra_us))
+        ):
+            return table[4], table[5]
+        with self._lock:
+            table = self._table
+            lo_year = _from_us(lo_us).astimezone(self.tz).year
+            hi_year = _from_us(hi_us).astimezone(self.tz).year
+            first = lo_year if table is None else min(table[0], lo_year)
+            last = hi_year if table is None else max(table[1], hi_year)
+            if table is None or first < table[0] or last > table[1]:
+                table = self._build(first, last)
+                self._table = table
+            while extra_us and (not table[5] or table[5][-1] < extra_us):
+                # Roughly enough years for the remaining working time, at least one.
+                missing = extra_us - (table[5][-1] if table[5] else 0)
+                per_year = max(1, int(self._day_seconds * _US_PER_S * 200))
+                table = self._build(table[0], table[1] + 1 + missing // per_year)
+                self._table = table
+            return table[4], table[5]
+
+    @staticmethod
+    def _worked(bounds: list[int], cum: list[int], t: int) -> int:
+        """Working time (µs) from the table's start up to instant t (which the table covers)."""
+        i = bisect_right(bounds, t)
+        if i & 1:
+            return cum[i - 1] + t - bounds[i - 1]
+        if i < len(cum):
+            return cum[i]
+        return cum[-1] if cum else 0
+
+    # --- instants --------------------------------------------------------------------------------------
+
+    def is_work_time(self, at: datetime) -> bool:
+        t = _to_us(at)
+        bounds, _ = self._cover(t)
+        return bool(bisect_right(bounds, t) & 1)
+
+    def next_work_start(self, at: datetime) -> datetime:
+        """``at`` (as UTC) if it lies in working time, else the start of the next working interval."""
+        t = _to_us(at)
+        bounds, cum = self._cover(t)
+        i = bisect_right(bounds, t)
+        if i & 1:
+            return _from_us(t)
+        while i >= len(bounds):
+            bounds, cum = self._cover(t, extra_us=(cum[-1] if cum else 0) + 1)
+            i = bisect_right(bounds, t)
+        return _from_us(bounds[i])
+
+    def add_work_seconds(self, start: datetime, seconds: float) -> datetime:
+        """The UTC instant at which ``seconds`` of working time have elapsed after ``start``.
+
+        A start outside working time counts from the next working interval. A positive duration that ends
+        exactly at the end of an interval returns that end (18:00, not the next morning); 0 seconds returns
+        :meth:`next_work_start`. Precision is one microsecond.
+        """
+        if seconds < 0:
+            raise ValueError(f"cannot add a negative working time ({seconds} s)")
+        amount = round(seconds * _US_PER_S)
+        if amount == 0:
+            return self.next_work_start(start)
+        if start.tzinfo is None:
+            raise ValueError(f"naive datetime {start!r}: the calendar needs timezone-aware times")
+        t = (start - _EPOCH) // _US
+        table = self._table
+        # Hot path of bulk imports and the SLA sweep: _worked() inlined, no extra calls.
+        if table is not None and table[2] <= t < table[3] and table[5]:
+            bounds, cum = table[4], table[5]
+            i = bisect_right(bounds, t)
+            if i & 1:
+                target = cum[i - 1] + t - bounds[i - 1] + amount
+            else:
+                target = (cum[i] if i < len(cum) else cum[-1]) + amount
+        else:
+            bounds, cum = self._cover(t)
+            target = self._worked(bounds, cum, t) + amount
+        while not cum or target > cum[-1]:
+            # Re-read the running total from the grown table: a concurrent backward growth may shift it.
+            bounds, cum = self._cover(t, extra_us=target)
+            target = self._worked(bounds, cum, t) + amount
+        # The first boundary whose running total reaches the target is an interval end (see _worked).
+        j = bisect_left(cum, target)
+        return _EPOCH + timedelta(microseconds=bounds[j] - (cum[j] - target))
+
+    def work_seconds_between(self, a: datetime, b: datetime) -> float:
+        """Working seconds in [a, b); 0 when b <= a."""
+        ta, tb = _to_us(a), _to_us(b)
+        if tb <= ta:
+            return 0.0
+        bounds, cum = self._cover(ta, tb)
+        return (self._worked(bounds, cum, tb) - self._worked(bounds, cum, ta)) / _US_PER_S
+
+    def add_work_days(self, start: datetime, days: float) -> datetime:
+        """``days`` working days after ``start``, a working day being :attr:`day_seconds` of working time."""
+        return self.add_work_seconds(start, days * self._day_seconds)
+
+    def __repr__(self) -> str:
+        hours = ",".join(f"{s:%H:%M}-{e:%H:%M}" for s, e in self.working_hours)
+        return f"WorkCalendar({self.tz.key!r}, {hours!r}, {len(self.overrides)} overrides)"
+
+
+# --- database ------------------------------------------------------------------------------------------
+
+
+_CACHE_SIZE = 8
+_cache: dict[tuple[object, ...], WorkCalendar] = {}
+_cache_lock = threading.Lock()
+
+
+def shared_calendar(
+    tz: ZoneInfo, working_hours: WorkingHours, overrides: Mapping[date, bool] | None = None
+) -> WorkCalendar:
+    """A calendar equal to ``WorkCalendar(tz, working_hours, overrides)``, reused while the inputs match.
+
+    Services load the calendar on every action; reusing the instance keeps its boundary table, which takes
+    about 10 ms per year to build. Editing an override changes the key, so the next load builds afresh.
+    """
+    key = (tz, tuple(working_hours), frozenset((overrides or {}).items()))
+    with _cache_lock:
+        cal = _cache.get(key)
+        if cal is None:
+            cal = WorkCalendar(tz, working_hours, overrides)
+            if len(_cache) >= _CACHE_SIZE:
+                _cache.pop(next(iter(_cache)))
+            _cache[key] = cal
+        return cal
+
+
+def load_calendar(session: Session) -> WorkCalendar:
+    """The calendar of the configured time zone and working hours, with the administrators' overrides."""
+    settings = get_settings()
+    overrides = {row.day: row.is_workday for row in session.scalars(select(CalendarDay))}
+    return shared_calendar(settings.tz, parse_working_hours(settings.working_hours), overrides)
+
+
+def set_day(session: Session, *, day: date, is_workday: bool, name: str | None = None) -> CalendarDay:
+    """Create or replace the override of one day (节假日 holiday or 调休上班 make-up workday)."""
+    row = session.get(CalendarDay, day)
+    if row is None:
+        row = CalendarDay(day=day, is_workday=is_workday, name=name)
+        session.add(row)
+    else:
+        row.is_workday = is_workday
+        row.name = name
+    session.flush()
+    return row
+
+
+def delete_day(session: Session, *, day: date) -> bool:
+    """Remove the override of ``day``; returns whether there was one."""
+    row = session.get(CalendarDay, day)
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
+
+
+def list_days(session: Session, *, year: int | None = None) -> list[CalendarDay]:
+    """Override days in date order, optionally of one year."""
+    query = select(CalendarDay).order_by(CalendarDay.day)
+    if year is not None:
+        query = query.where(CalendarDay.day >= date(year, 1, 1), CalendarDay.day < date(year + 1, 1, 1))
+    return list(session.scalars(query))

@@ -1,0 +1,317 @@
+"""Time limits (办理时限): rules, deadlines, pause/resume (挂起), extension (延期), status (预警/超期).
+
+Everything above the "database" section is pure: it takes a :class:`~cityhub.workorders.calendar.WorkCalendar`
+and instants, and returns instants. Deadlines are counted in working time from the moment the clock starts
+(dispatch): the unit must accept within ``accept_hours`` working hours and finish within ``finish_days``
+working days; a warning (预警) is due once ``warning_share`` of the finishing time has elapsed.
+
+Built-in defaults, used when no rule in the ``sla_rules`` table matches (and seeded by
+:func:`seed_default_rules`):
+
+============  ====================  ===================
+urgency       accept within         finish within
+============  ====================  ===================
+normal        2 working hours       5 working days
+urgent 紧急   1 working hour        2 working days
+critical 特急 0.5 working hour      1 working day
+============  ====================  ===================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cityhub.config import get_settings
+from cityhub.errors import NotFound, ValidationFailed
+from cityhub.workorders.calendar import WorkCalendar
+from cityhub.workorders.models import Category, SlaRule, SlaStatus, Urgency
+
+# Keys of the remaining-time mapping stored in Order.sla_remaining while the clock is paused.
+ACCEPT_KEY = "accept_due_at"
+WARN_KEY = "warn_at"
+DUE_KEY = "due_at"
+
+
+@dataclass(frozen=True)
+class SlaTerms:
+    accept_hours: float  # accept (签收) within N working hours
+    finish_days: float  # finish (办结) within N working days
+    warning_share: float  # warn (预警) after this share of the finishing time
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """A time-limit rule detached from the database (what :func:`resolve_terms` needs)."""
+
+    category_id: int | None
+    urgency: str | None
+    accept_hours: float
+    finish_days: float
+    warning_share: float | None = None
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """The instants (UTC) of an order's running clock; ``None`` where a clock does not run."""
+
+    accept_due_at: datetime | None
+    warn_at: datetime | None
+    due_at: datetime | None
+
+
+# (accept_hours, finish_days) per urgency when no rule matches; see the module docstring.
+BUILTIN_TERMS: dict[str, tuple[float, float]] = {
+    Urgency.NORMAL.value: (2.0, 5.0),
+    Urgency.URGENT.value: (1.0, 2.0),
+    Urgency.CRITICAL.value: (0.5, 1.0),
+}
+
+
+def _field(rule: Any, name: str) -> Any:
+    return rule[name] if isinstance(rule, Mapping) else getattr(rule, name)
+
+
+def _urgency_value(urgency: Any) -> str | None:
+    if urgency is None:
+        return None
+    return str(urgency.value if isinstance(urgency, Urgency) else urgency)
+
+
+def builtin_terms(urgency: str, default_warning_share: float) -> SlaTerms:
+    accept, finish = BUILTIN_TERMS.get(_urgency_value(urgency) or "", BUILTIN_TERMS[Urgency.NORMAL.value])
+    return SlaTerms(accept, finish, default_warning_share)
+
+
+def resolve_terms(
+    rules: Iterable[Any],
+    *,
+    category_chain: Sequence[int | None],
+    urgency: str,
+    default_warning_share: float,
+) -> SlaTerms:
+    """The terms of the most specific rule for an order.
+
+    ``rules`` are objects or mappings with ``category_id`` (None = default rule), ``urgency`` (None = any),
+    ``accept_hours``, ``finish_days`` and ``warning_share`` (None = ``default_warning_share``).
+    ``category_chain`` runs from the order's own category up to its root. Walking it and then the default
+    level, the first level that has a rule decides; within a level a rule for the exact urgency beats one for
+    any urgency. So a category's any-urgency rule beats the default level's per-urgency rules.
+    """
+    wanted = _urgency_value(urgency)
+    index: dict[tuple[int | None, str | None], Any] = {}
+    for rule in rules:
+        index[(_field(rule, "category_id"), _urgency_value(_field(rule, "urgency")))] = rule
+    levels = [*category_chain]
+    if None not in levels:
+        levels.append(None)
+    for level in levels:
+        rule = index.get((level, wanted)) or index.get((level, None))
+        if rule is not None:
+            share = _field(rule, "warning_share")
+            return SlaTerms(
+                float(_field(rule, "accept_hours")),
+                float(_field(rule, "finish_days")),
+                default_warning_share if share is None else float(share),
+            )
+    return builtin_terms(urgency, default_warning_share)
+
+
+def compute_deadlines(cal: WorkCalendar, start: datetime, terms: SlaTerms) -> Deadlines:
+    """Deadlines of a clock started at ``start`` (dispatch); all counted in working time from ``start``."""
+    finish_seconds = terms.finish_days * cal.day_seconds
+    return Deadlines(
+        accept_due_at=cal.add_work_seconds(start, terms.accept_hours * 3600.0),
+        warn_at=cal.add_work_seconds(start, terms.warning_share * finish_seconds),
+        due_at=cal.add_work_seconds(start, finish_seconds),
+    )
+
+
+def _as_dict(deadlines: Deadlines) -> dict[str, datetime | None]:
+    return {ACCEPT_KEY: deadlines.accept_due_at, WARN_KEY: deadlines.warn_at, DUE_KEY: deadlines.due_at}
+
+
+def pause(cal: WorkCalendar, now: datetime, deadlines: Deadlines) -> dict[str, int]:
+    """Working seconds left until each running deadline when the clock stops at ``now`` (挂起).
+
+    A deadline already reached keeps 0 remaining (it stays overdue after :func:`resume`). Seconds are rounded
+    up so that a deadline still ahead never becomes one already reached. Deadlines that are None are left out.
+    """
+    remaining: dict[str, int] = {}
+    for key, at in _as_dict(deadlines).items():
+        if at is not None:
+            remaining[key] = math.ceil(cal.work_seconds_between(now, at))
+    return remaining
+
+
+def resume(cal: WorkCalendar, now: datetime, remaining: Mapping[str, float]) -> Deadlines:
+    """Deadlines rebuilt from ``now`` with the working time that was left at :func:`pause`.
+
+    A deadline with nothing left is due at ``now`` itself, so an order overdue before the pause is still
+    overdue after it (rather than due at the next working instant).
+    """
+
+    def rebuilt(key: str) -> datetime | None:
+        left = remaining.get(key)
+        if left is None:
+            return None
+        return cal.add_work_seconds(now, float(left)) if left > 0 else now.astimezone(UTC)
+
+    return Deadlines(rebuilt(ACCEPT_KEY), rebuilt(WARN_KEY), rebuilt(DUE_KEY))
+
+
+def extend(
+    cal: WorkCalendar, deadlines: Deadlines, days: float, *, warning_share: float | None = None
+) -> Deadlines:
+    """An approved extension (延期) of ``days`` working days; the accept deadline is unchanged.
+
+    ``due_at`` moves by ``days`` working days. With the order's ``warning_share``, ``warn_at`` moves by
+    ``warning_share * days`` working days, which keeps the warning at exactly that share of the new total
+    (share·(T+D) = share·T + share·D, whatever the original total T was). Without it, ``warn_at`` moves by the
+    full ``days`` so that the warning keeps its lead time before ``due_at``.
+    """
+    if days <= 0:
+        raise ValidationFailed(f"an extension needs a positive number of working days, got {days}")
+    if deadlines.due_at is None:
+        raise ValidationFailed("cannot extend an order whose time limit is not running")
+    extra = days * cal.day_seconds
+    warn_extra = extra if warning_share is None else warning_share * extra
+    return Deadlines(
+        accept_due_at=deadlines.accept_due_at,
+        warn_at=None if deadlines.warn_at is None else cal.add_work_seconds(deadlines.warn_at, warn_extra),
+        due_at=cal.add_work_seconds(deadlines.due_at, extra),
+    )
+
+
+def extend_remaining(
+    cal: WorkCalendar, remaining: Mapping[str, int], days: float, *, warning_share: float | None = None
+) -> dict[str, int]:
+    """:func:`extend` for a paused clock (an extension approved while the order is suspended)."""
+    if days <= 0:
+        raise ValidationFailed(f"an extension needs a positive number of working days, got {days}")
+    if remaining.get(DUE_KEY) is None:
+        raise ValidationFailed("cannot extend an order whose time limit is not running")
+    extra = days * cal.day_seconds
+    result = dict(remaining)
+    result[DUE_KEY] = remaining[DUE_KEY] + math.ceil(extra)
+    if remaining.get(WARN_KEY) is not None:
+        result[WARN_KEY] = remaining[WARN_KEY] + math.ceil(
+            extra if warning_share is None else warning_share * extra
+        )
+    return result
+
+
+def status_at(now: datetime, *, warn_at: datetime | None, due_at: datetime | None, paused: bool) -> SlaStatus:
+    """The time-limit status at ``now``. A paused or unset clock is ``none``: the sweep leaves such orders
+    alone and the service keeps what it recorded before the pause (e.g. ``overdue_at``)."""
+    if paused or due_at is None:
+        return SlaStatus.NONE
+    if now >= due_at:
+        return SlaStatus.OVERDUE
+    if warn_at is not None and now >= warn_at:
+        return SlaStatus.WARNING
+    return SlaStatus.OK
+
+
+# --- database ------------------------------------------------------------------------------------------
+
+
+def load_rules(session: Session) -> list[RuleSpec]:
+    """All time-limit rules, detached from the session (safe to cache for a bulk import)."""
+    return [
+        RuleSpec(r.category_id, _urgency_value(r.urgency), r.accept_hours, r.finish_days, r.warning_share)
+        for r in session.scalars(select(SlaRule))
+    ]
+
+
+def category_chain(session: Session, category_id: int | None) -> list[int | None]:
+    """``category_id`` and its ancestors up to the root; ``[None]`` without a category."""
+    chain: list[int | None] = []
+    current = category_id
+    while current is not None and current not in chain:  # the membership test stops a corrupt cycle
+        chain.append(current)
+        current = session.scalar(select(Category.parent_id).where(Category.id == current))
+    return chain or [None]
+
+
+def terms_for(session: Session, *, category_id: int | None, urgency: str) -> SlaTerms:
+    """The terms for an order of ``category_id`` (or none) and ``urgency``, from the ``sla_rules`` table."""
+    return resolve_terms(
+        load_rules(session),
+        category_chain=category_chain(session, category_id),
+        urgency=urgency,
+        default_warning_share=get_settings().sla_warning_share,
+    )
+
+
+def _find_rule(session: Session, category_id: int | None, urgency: str | None) -> SlaRule | None:
+    # NULLs are distinct in the unique constraint, so "IS NULL" has to be spelled out.
+    query = select(SlaRule).where(
+        SlaRule.category_id.is_(None) if category_id is None else SlaRule.category_id == category_id,
+        SlaRule.urgency.is_(None) if urgency is None else SlaRule.urgency == Urgency(urgency),
+    )
+    return session.scalars(query).first()
+
+
+def seed_default_rules(session: Session) -> int:
+    """Insert the built-in defaults as category-less rules (an any-urgency row plus one per urgency) where
+    missing; existing rows are kept. Returns the number of rows added."""
+    added = 0
+    rows: list[tuple[str | None, tuple[float, float]]] = [(None, BUILTIN_TERMS[Urgency.NORMAL.value])]
+    rows += list(BUILTIN_TERMS.items())
+    for urgency, (accept_hours, finish_days) in rows:
+        if _find_rule(session, None, urgency) is None:
+            session.add(
+                SlaRule(
+                    category_id=None,
+                    urgency=None if urgency is None else Urgency(urgency),
+                    accept_hours=accept_hours,
+                    finish_days=finish_days,
+                    warning_share=None,
+                )
+            )
+            added += 1
+    session.flush()
+    return added
+
+
+def set_rule(
+    session: Session,
+    *,
+    category_id: int | None,
+    urgency: str | None,
+    accept_hours: float,
+    finish_days: float,
+    warning_share: float | None = None,
+) -> SlaRule:
+    """Create or replace the rule of one category (None = default) × urgency (None = any)."""
+    problems: dict[str, str] = {}
+    for name, value in (("accept_hours", accept_hours), ("finish_days", finish_days)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            problems[name] = "must be a positive number"
+    if warning_share is not None and not (isinstance(warning_share, int | float) and 0 < warning_share < 1):
+        problems["warning_share"] = "must be between 0 and 1 (exclusive)"
+    if urgency is not None and urgency not in BUILTIN_TERMS:
+        problems["urgency"] = f"must be one of {', '.join(BUILTIN_TERMS)} or empty"
+    if problems:
+        raise ValidationFailed(
+            "invalid time-limit rule: " + "; ".join(f"{k} {v}" for k, v in problems.items()), details=problems
+        )
+    if category_id is not None and session.get(Category, category_id) is None:
+        raise NotFound(f"category {category_id} does not exist", details={"category_id": category_id})
+    key = _urgency_value(urgency)
+    rule = _find_rule(session, category_id, key)
+    if rule is None:
+        rule = SlaRule(category_id=category_id, urgency=None if key is None else Urgency(key))
+        session.add(rule)
+    rule.accept_hours = float(accept_hours)
+    rule.finish_days = float(finish_days)
+    rule.warning_share = None if warning_share is None else float(warning_share)
+    session.flush()
+    return rule
