@@ -1,0 +1,829 @@
+"""Address → jurisdiction (地址 → 区 / 镇街 / 村社).
+
+Free-text Chinese addresses ("白云区嘉禾街望岗社区…", "太和镇大源村…") are resolved against a gazetteer built
+from the administrative divisions (district → street/town → community/village), and coordinates against unit
+boundaries.
+
+How text is resolved:
+
+1. The text is normalised (NFKC, traditional → simplified, whitespace removed).
+2. An Aho-Corasick automaton over every alias finds all mentions; overlapping mentions keep the longest.
+   Aliases are the full names (嘉禾街道, 望岗社区居委会), short forms (嘉禾街, 望岗社区, 大源村, 太和镇) and
+   bare cores (嘉禾, 望岗, 太和). Bare cores are weak evidence; bare cores followed by a road or
+   landmark suffix (京溪路, 海珠广场) are weaker still, and common words (人民, 建设, 珠江 …) weaker again.
+3. If a level is still missing, one-character substitutions of names (core ≥ 2 characters, alias ≥ 3) are
+   looked up; a typo hit is used only when it is unique (after context filtering) and lowers confidence.
+4. Every mention's candidate units give a chain (district, street, community); each chain is scored by the
+   mentions it explains (a community implies its street and district). A level counts only when a mention of
+   its own supports it; a weak (road-embedded) mention supports a level only under an otherwise supported
+   parent (蟾蜍石东路 inside 同和街 → 蟾蜍石社区; 幸福路 alone → nothing).
+5. The best chain wins; on a tie between chains of equal depth the result is ``ambiguous`` with the common
+   ancestor only and the tied chains as candidates. A tie between a named street and a named community that
+   lies in another street (太和镇大源村: 大源村 moved to 大源街道) goes to the more specific community, with
+   reduced confidence.
+
+Roads and landmarks are not resolved on their own: there is no built-in landmark list.
+Coordinates of the packaged district outlines are GCJ-02 (as served by Aliyun DataV), the datum of Chinese web
+maps; raw GPS (WGS-84) points differ by a few hundred metres, which matters only near a boundary.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import ahocorasick
+
+from cityhub.errors import ValidationFailed
+
+DISTRICT, STREET, COMMUNITY = "district", "street", "community"
+_LEVEL_DEPTH = {DISTRICT: 0, STREET: 1, COMMUNITY: 2}
+
+# Evidence weights per alias kind: a named street (嘉禾街) or community (望岗社区) is strong,
+# a bare core is weak.
+W_DISTRICT_FULL = 3.0
+W_DISTRICT_BARE = 2.0
+W_STREET_FULL = 4.0
+W_STREET_BARE = 2.5
+W_COMMUNITY_FULL = 4.0
+W_HINT = 3.0
+# A chain must reach this score to be reported: a lone bare 2-character community name does not.
+MIN_SCORE = 2.0
+# A level counts as supported by a mention only at or above this weight (unless its parent is supported).
+MIN_SUPPORT = 1.0
+ROAD_FACTOR = 0.3  # bare core followed by 路/大道/广场 …: part of another proper name
+COMMON_FACTOR = 0.3  # bare core that is also an everyday word
+FUZZY_FACTOR = 0.8
+
+# Bare cores that are everyday words; they need context (a named district or street) to count.
+COMMON_WORDS = frozenset(
+    [
+        "人民",
+        "建设",
+        "前进",
+        "太平",
+        "珠江",
+        "新华",
+        "凤凰",
+        "中南",
+        "东方",
+        "和平",
+        "团结",
+        "幸福",
+        "光明",
+        "东风",
+        "新村",
+        "中心",
+        "文化",
+        "胜利",
+        "红旗",
+        "花园",
+        "公园",
+        "市场",
+        "新街",
+        "西街",
+        "东街",
+        "南街",
+        "北街",
+        "大街",
+        "新城",
+        "华南",
+        "中山",
+        "解放",
+        "民主",
+        "长安",
+        "金融",
+        "科技",
+        "工业",
+        "商业",
+        "农业",
+        "东山",
+        "西村",
+        "南村",
+        "北村",
+        "东村",
+        "新安",
+        "永安",
+        "长兴",
+        "新民",
+        "联合",
+        "大学",
+        "学校",
+        "医院",
+        "车站",
+        "广场",
+    ]
+)
+# What may follow a bare core when it is the start of a road or landmark name rather than a division.
+_ROAD_SUFFIX_1 = frozenset("路巷桥站山涌苑园馆店楼厦场港湾岛")
+_ROAD_SUFFIX_2 = frozenset(
+    [
+        "大道",
+        "大街",
+        "广场",
+        "公园",
+        "花园",
+        "医院",
+        "学校",
+        "中学",
+        "小学",
+        "大学",
+        "学院",
+        "市场",
+        "商场",
+        "酒店",
+        "宾馆",
+        "地铁",
+        "新城",
+        "大厦",
+        "机场",
+        "码头",
+        "中心",
+        "书店",
+        "银行",
+        "影院",
+        "公司",
+        "工厂",
+        "大桥",
+        "隧道",
+        "立交",
+        "高速",
+        "一横",
+        "二横",
+        "直街",
+        "横街",
+    ]
+)
+_DIRECTIONS = frozenset("东南西北中")
+
+# Districts merged away whose names live on in addresses (芳村区 → 荔湾区, 东山区 → 越秀区, 萝岗区 → 黄埔区).
+FORMER_DISTRICTS: dict[str, tuple[str, ...]] = {
+    "荔湾区": ("芳村区",),
+    "越秀区": ("东山区",),
+    "黄埔区": ("萝岗区", "广州开发区"),
+}
+
+# Community-name suffixes in the divisions data, longest first; the kind decides which short forms exist.
+_COMMUNITY_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("社区居民委员会", "community"),
+    ("社区居委委员会", "community"),
+    ("社区居民居委会", "community"),
+    ("社区居居委会", "community"),
+    ("社区居委会会", "community"),
+    ("社区居委会", "community"),
+    ("居民委员会", "community"),
+    ("居委会", "community"),
+    ("村民委员会", "village"),
+    ("村委会", "village"),
+    ("经济联合社", "village"),
+    ("经济联社", "village"),
+    ("虚拟生活区", "area"),
+    ("生活区", "area"),
+    ("社区", "community"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Division:
+    """One unit of the gazetteer: a district (区), street/town (街道/镇) or community/village (社区/村)."""
+
+    code: str
+    name: str
+    level: str
+    parent_code: str | None
+    boundary: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    district: str | None
+    district_code: str | None
+    street: str | None
+    street_code: str | None
+    community: str | None
+    community_code: str | None
+    score: float
+
+
+@dataclass(slots=True)
+class Location:
+    """Where an address (or point) lies. Names and codes are ``None`` where unknown."""
+
+    input: str
+    district: str | None = None
+    district_code: str | None = None
+    street: str | None = None
+    street_code: str | None = None
+    community: str | None = None
+    community_code: str | None = None
+    ambiguous: bool = False
+    confidence: float = 0.0
+    candidates: list[Candidate] = field(default_factory=list)
+    # The alias texts that were used, in text order (typo hits marked with "~").
+    evidence: list[str] = field(default_factory=list)
+
+    def to_record(self) -> dict[str, Any]:
+        """The CLI's JSON line: exactly the keys of the ``locate`` contract."""
+        return {
+            "input": self.input,
+            "district": self.district,
+            "street": self.street,
+            "street_code": self.street_code,
+            "community": self.community,
+            "community_code": self.community_code,
+            "ambiguous": self.ambiguous,
+            "confidence": round(self.confidence, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Mention:
+    start: int
+    end: int
+    text: str
+    cands: tuple[tuple[str, float], ...]  # (unit code, weight)
+    fuzzy: bool = False
+    weak: bool = False  # road/landmark-embedded or common-word bare core
+
+
+@cache
+def _t2s() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def normalise(text: str) -> str:
+    """NFKC, traditional → simplified, no whitespace: the form both aliases and input are matched in."""
+    text = unicodedata.normalize("NFKC", text)
+    text = re.sub(r"\s+", "", text)
+    if not text:
+        return text
+    converted: str = _t2s().convert(text)
+    return converted
+
+
+def _level_of_code(code: str) -> str | None:
+    return {6: DISTRICT, 9: STREET, 12: COMMUNITY}.get(len(code))
+
+
+def split_community(name: str) -> tuple[str, str]:
+    """``(core, kind)`` of a community name.
+
+    望岗社区居委会 → (望岗, community); 大源村委会 → (大源, village).
+    """
+    for suffix, kind in _COMMUNITY_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], kind
+    if name.endswith("村") and len(name) > 2:
+        return name[:-1], "village"
+    return name, "other"
+
+
+def split_street(name: str) -> tuple[str, str]:
+    """``(core, kind)`` of a street/town name: 嘉禾街道 → (嘉禾, street); 太和镇 → (太和, town)."""
+    for suffix, kind in (("街道办事处", "street"), ("街道", "street"), ("镇", "town"), ("乡", "town")):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], kind
+    return name, "other"
+
+
+def _bare_weight(core: str, base: float) -> float:
+    if len(core) >= 4:
+        return max(base, 2.5)
+    if len(core) == 3:
+        return max(base, 2.0)
+    return base
+
+
+def aliases_for(
+    unit: Division, district_shorts: frozenset[str] = frozenset()
+) -> list[tuple[str, float, str]]:
+    """``(alias, weight, core)`` for one unit; ``core`` is where a one-character typo may fall."""
+    out: list[tuple[str, float, str]] = []
+    name = normalise(unit.name)
+    if unit.level == DISTRICT:
+        out.append((name, W_DISTRICT_FULL, name[:-1] if name[-1:] in "区县市" else name))
+        if name[-1:] in "区县市" and len(name) >= 3:
+            out.append((name[:-1], W_DISTRICT_BARE, ""))
+            # Former county-level cities (增城市, 从化市, 番禺市, 花都市) still appear in addresses.
+            out.append((name[:-1] + "市", W_DISTRICT_FULL, name[:-1]))
+        out += [(old, W_DISTRICT_FULL, "") for old in FORMER_DISTRICTS.get(name, ())]
+    elif unit.level == STREET:
+        core, kind = split_street(name)
+        out.append((name, W_STREET_FULL, core))
+        if kind == "street":
+            out += [(core + "街道", W_STREET_FULL, core), (core + "街", W_STREET_FULL, core)]
+            out.append((core + "街道办", W_STREET_FULL, core))
+            # Many streets were towns until recently (钟村镇 → 钟村街道); old addresses keep the 镇.
+            out.append((core + "镇", W_STREET_FULL - 0.5, core))
+        elif kind == "town":
+            out.append((core + "镇", W_STREET_FULL, core))
+        if kind != "other" and len(core) >= 2:
+            # A street core equal to a district's short name (越秀区白云街道 vs 白云区)
+            # defers to the district.
+            base = 1.5 if core in district_shorts else W_STREET_BARE
+            out.append((core, _bare_weight(core, base), ""))
+    elif unit.level == COMMUNITY:
+        core, kind = split_community(name)
+        out.append((name, W_COMMUNITY_FULL, core))
+        if kind == "village":
+            village = core if core.endswith("村") else core + "村"
+            forms = [village, village + "委会", village + "委", village + "民委员会", core + "村委会"]
+            forms += [core + "经济联社", core + "经济联合社", core + "股份合作经济联社"]
+        elif kind == "community":
+            forms = [core + "社区", core + "社区居委会", core + "社区居委", core + "居委会", core + "居委"]
+            forms.append(core + "社区居民委员会")
+        elif kind == "area":
+            forms = [core + "生活区"]
+        else:
+            forms = []
+        out += [(f, W_COMMUNITY_FULL, core) for f in forms]
+        if len(core) >= 2 and kind != "other":
+            out.append((core, _bare_weight(core, 1.5), ""))
+    seen: dict[str, tuple[str, float, str]] = {}
+    for alias, weight, core in out:
+        if alias and (alias not in seen or seen[alias][1] < weight):
+            seen[alias] = (alias, weight, core)
+    return list(seen.values())
+
+
+def _road_follows(text: str, end: int) -> bool:
+    nxt = text[end : end + 2]
+    if not nxt:
+        return False
+    if nxt[0] in _ROAD_SUFFIX_1 or nxt in _ROAD_SUFFIX_2:
+        return True
+    # 天河北路, 京溪东街: a direction then a road word.
+    return len(nxt) == 2 and nxt[0] in _DIRECTIONS and nxt[1] in "路街道"
+
+
+# --- geometry -------------------------------------------------------------------------------------------
+
+
+def _ring_contains(ring: Sequence[Sequence[float]], x: float, y: float) -> bool:
+    inside = False
+    n = len(ring)
+    j = n - 1
+    for i in range(n):
+        xi, yi = ring[i][0], ring[i][1]
+        xj, yj = ring[j][0], ring[j][1]
+        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
+            inside = not inside
+        j = i
+    return inside
+
+
+def geometry_contains(geometry: Mapping[str, Any], lng: float, lat: float) -> bool:
+    """Even-odd point-in-polygon for a GeoJSON Polygon or MultiPolygon (holes respected)."""
+    kind = geometry.get("type")
+    if kind == "Polygon":
+        polygons = [geometry["coordinates"]]
+    elif kind == "MultiPolygon":
+        polygons = geometry["coordinates"]
+    elif kind == "Feature":
+        return geometry_contains(geometry["geometry"], lng, lat)
+    else:
+        return False
+    for rings in polygons:
+        if (
+            rings
+            and _ring_contains(rings[0], lng, lat)
+            and not any(_ring_contains(h, lng, lat) for h in rings[1:])
+        ):
+            return True
+    return False
+
+
+def _bbox(geometry: Mapping[str, Any]) -> tuple[float, float, float, float]:
+    xs: list[float] = []
+    ys: list[float] = []
+
+    def walk(c: Any) -> None:
+        if c and isinstance(c[0], (int, float)):
+            xs.append(float(c[0]))
+            ys.append(float(c[1]))
+        else:
+            for sub in c:
+                walk(sub)
+
+    walk(geometry.get("coordinates", []))
+    if not xs:
+        return (math.inf, math.inf, -math.inf, -math.inf)
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+# --- gazetteer ------------------------------------------------------------------------------------------
+
+
+class Gazetteer:
+    """Divisions with their aliases, a multi-pattern matcher and (optional) boundaries."""
+
+    def __init__(self, divisions: Iterable[Division]) -> None:
+        self.units: dict[str, Division] = {}
+        for d in divisions:
+            if d.level in _LEVEL_DEPTH:
+                self.units[d.code] = d
+        if not self.units:
+            raise ValidationFailed("gazetteer has no district, street or community units")
+        district_shorts = frozenset(
+            normalise(u.name)[:-1] for u in self.units.values() if u.level == DISTRICT and len(u.name) >= 3
+        )
+        index: dict[str, dict[str, float]] = {}
+        self._fuzzy: dict[str, dict[str, float]] = {}
+        self._fuzzy_core2: set[str] = set()  # fuzzy keys coming from a 2-character core: need context
+        for u in self.units.values():
+            for alias, weight, core in aliases_for(u, district_shorts):
+                bucket = index.setdefault(alias, {})
+                bucket[u.code] = max(weight, bucket.get(u.code, 0.0))
+                if core and len(core) >= 2 and len(alias) >= 3 and alias.startswith(core):
+                    for i in range(len(core)):
+                        key = alias[:i] + "?" + alias[i + 1 :]
+                        fb = self._fuzzy.setdefault(key, {})
+                        fb[u.code] = max(weight, fb.get(u.code, 0.0))
+                        if len(core) == 2:
+                            self._fuzzy_core2.add(key)
+        self._aliases = index
+        self._automaton = ahocorasick.Automaton()
+        for alias, cands in index.items():
+            self._automaton.add_word(alias, (alias, tuple(sorted(cands.items()))))
+        self._automaton.make_automaton()
+        self._fuzzy_lengths = sorted({len(k) for k in self._fuzzy})
+        self._bbox: dict[str, tuple[float, float, float, float]] = {
+            u.code: _bbox(u.boundary) for u in self.units.values() if u.boundary
+        }
+
+    # construction ----------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> Gazetteer:
+        """Rows with ``code``, ``name`` and optionally ``level``, ``parent_code`` (else from the code)."""
+        divisions = []
+        for r in rows:
+            code = str(r["code"]).strip()
+            level = (r.get("level") or _level_of_code(code) or "").strip()
+            parent = r.get("parent_code")
+            if parent is None and level != DISTRICT:
+                parent = code[: {STREET: 6, COMMUNITY: 9}.get(level, 0)] or None
+            divisions.append(Division(code, str(r["name"]).strip(), level, str(parent) if parent else None))
+        return cls(divisions)
+
+    @classmethod
+    def from_csv(cls, path: str | Path, *, boundaries: str | Path | None = None) -> Gazetteer:
+        """A divisions CSV/TSV (``code,name[,level,parent_code]``), plus optional GeoJSON boundaries."""
+        p = Path(path)
+        if not p.exists():
+            raise ValidationFailed(f"gazetteer file not found: {p}")
+        with p.open(encoding="utf-8") as fh:
+            delimiter = "\t" if "\t" in fh.readline() else ","
+            fh.seek(0)
+            gaz = cls.from_rows(csv.DictReader(fh, delimiter=delimiter))
+        if boundaries is not None:
+            gaz = gaz.with_boundaries(json.loads(Path(boundaries).read_text(encoding="utf-8")))
+        return gaz
+
+    @classmethod
+    def from_units(cls, units: Iterable[Any]) -> Gazetteer:
+        """Build from ``org.models.Unit`` rows (anything with id, code, name, tier, parent_id, boundary).
+
+        Only district / street / community tiers are used; a unit's parent is looked up among the given units.
+        """
+        units = list(units)
+        code_by_id = {u.id: u.code for u in units}
+        divisions = []
+        for u in units:
+            tier = getattr(u.tier, "value", u.tier)
+            if tier not in _LEVEL_DEPTH:
+                continue
+            parent = code_by_id.get(u.parent_id) if u.parent_id is not None else None
+            divisions.append(Division(u.code, u.name, tier, parent, getattr(u, "boundary", None)))
+        return cls(divisions)
+
+    def with_boundaries(self, geojson: Mapping[str, Any]) -> Gazetteer:
+        """A copy whose units take a FeatureCollection's boundaries (matched by code, adcode or name)."""
+        by_key: dict[str, Mapping[str, Any]] = {}
+        for f in geojson.get("features", []):
+            props = f.get("properties") or {}
+            for key in (props.get("code"), props.get("adcode"), props.get("name")):
+                if key is not None:
+                    by_key[str(key)] = f["geometry"]
+        return Gazetteer(
+            Division(
+                u.code, u.name, u.level, u.parent_code, by_key.get(u.code) or by_key.get(u.name) or u.boundary
+            )
+            for u in self.units.values()
+        )
+
+    # lookup helpers --------------------------------------------------------------------------------------
+
+    def chain_of(self, code: str) -> tuple[str | None, str | None, str | None]:
+        """``(district, street, community)`` codes of a unit and its ancestors."""
+        out: list[str | None] = [None, None, None]
+        cur: str | None = code
+        while cur is not None and cur in self.units:
+            u = self.units[cur]
+            out[_LEVEL_DEPTH[u.level]] = u.code
+            cur = u.parent_code
+        return (out[0], out[1], out[2])
+
+    def _name(self, code: str | None) -> str | None:
+        return self.units[code].name if code is not None and code in self.units else None
+
+    def _district_code(self, hint: str) -> str | None:
+        if hint in self.units and self.units[hint].level == DISTRICT:
+            return hint
+        norm = normalise(hint)
+        for u in self.units.values():
+            if u.level == DISTRICT and (normalise(u.name) == norm or normalise(u.name)[:-1] == norm):
+                return u.code
+        return None
+
+    # text ------------------------------------------------------------------------------------------------
+
+    def _exact_mentions(self, text: str) -> list[_Mention]:
+        found: list[_Mention] = []
+        for end_idx, (alias, cands) in self._automaton.iter(text):
+            start = end_idx - len(alias) + 1
+            end = end_idx + 1
+            # Full and suffixed forms weigh at least W_DISTRICT_FULL; anything lighter is a bare core.
+            bare = max(w for _, w in cands) < W_DISTRICT_FULL
+            weak = False
+            if bare:
+                factor = 1.0
+                if _road_follows(text, end):
+                    factor *= ROAD_FACTOR
+                if alias in COMMON_WORDS:
+                    factor *= COMMON_FACTOR
+                if factor < 1.0:
+                    weak = True
+                    cands = tuple((c, w * factor) for c, w in cands)
+            found.append(_Mention(start, end, alias, cands, weak=weak))
+        return _longest_first(found)
+
+    def _fuzzy_mentions(self, text: str, taken: list[_Mention], context: set[str]) -> list[_Mention]:
+        covered = [False] * len(text)
+        for m in taken:
+            if max(w for _, w in m.cands) < W_DISTRICT_FULL:
+                continue  # a bare core may be the start of a misspelt longer name (嘉和街 → 嘉禾街)
+            for i in range(m.start, m.end):
+                covered[i] = True
+        # Deepest context first: a typo'd community must lie in the named street, else in the named district.
+        layers = sorted(context, key=len, reverse=True)
+        hits: list[_Mention] = []
+        for length in self._fuzzy_lengths:
+            for start in range(len(text) - length + 1):
+                if any(covered[start : start + length]):
+                    continue
+                span = text[start : start + length]
+                cands: dict[str, float] = {}
+                needs_context = False
+                for i in range(length):
+                    key = span[:i] + "?" + span[i + 1 :]
+                    for code, weight in self._fuzzy.get(key, {}).items():
+                        cands[code] = max(weight, cands.get(code, 0.0))
+                        needs_context = needs_context or key in self._fuzzy_core2
+                if not cands:
+                    continue
+                codes = list(cands)
+                if layers:
+                    for ctx in layers:
+                        inside = [c for c in codes if ctx in self.chain_of(c)]
+                        if inside:
+                            codes = inside
+                            break
+                    else:
+                        continue  # contradicts what the text names exactly
+                elif needs_context:
+                    continue
+                if len(codes) == 1:
+                    code = codes[0]
+                    hits.append(
+                        _Mention(start, start + length, span, ((code, cands[code] * FUZZY_FACTOR),), True)
+                    )
+        return _longest_first(hits)
+
+    def resolve(self, text: str, *, district_hint: str | None = None) -> Location:
+        """Resolve one free-text address to district / street / community."""
+        loc = Location(input=text)
+        norm = normalise(text)
+        mentions = self._exact_mentions(norm)
+        hint_code = self._district_code(district_hint) if district_hint else None
+        chains = self._score(mentions, hint_code)
+        best = chains[0] if chains else None
+        if best is None or best[1][2] is None:
+            # No community (or nothing) found exactly: try one-character typos around the exact evidence.
+            context: set[str] = set()
+            if best is not None:
+                context = {c for c in best[1] if c is not None}
+            elif hint_code:
+                context = {hint_code}
+            fuzzy = self._fuzzy_mentions(norm, mentions, context)
+            if fuzzy:
+                mentions = _longest_first([*mentions, *fuzzy])
+                chains = self._score(mentions, hint_code)
+        loc.evidence = [("~" if m.fuzzy else "") + m.text for m in sorted(mentions, key=lambda m: m.start)]
+        return self._decide(loc, chains, mentions)
+
+    def _score(
+        self, mentions: list[_Mention], hint: str | None
+    ) -> list[tuple[float, tuple[str | None, str | None, str | None], bool]]:
+        """Chains sorted best first: (score, (district, street, community), used a weak/fuzzy mention)."""
+        raw: set[tuple[str | None, str | None, str | None]] = set()
+        for m in mentions:
+            for code, _ in m.cands:
+                raw.add(self.chain_of(code))
+        if hint:
+            raw.add((hint, None, None))
+        scored: dict[tuple[str | None, str | None, str | None], tuple[float, bool]] = {}
+        for chain in raw:
+            chain_t = chain
+            while True:
+                score, support, soft = self._evaluate(chain_t, mentions, hint)
+                depth = max((d for d in range(3) if chain_t[d] is not None), default=-1)
+                if depth >= 0 and support[depth]:
+                    break
+                # The deepest level has no mention of its own: fall back to the parent.
+                if depth <= 0:
+                    chain_t = (None, None, None)
+                    break
+                chain_t = tuple(c if i < depth else None for i, c in enumerate(chain_t))  # type: ignore[assignment]
+            if chain_t == (None, None, None) or score < MIN_SCORE:
+                continue
+            scored[chain_t] = (score, soft)
+        ordered = sorted(scored.items(), key=lambda kv: (-kv[1][0], -_depth(kv[0]), kv[0]))
+        return [(s, c, soft) for c, (s, soft) in ordered]
+
+    def _evaluate(
+        self, chain: tuple[str | None, str | None, str | None], mentions: list[_Mention], hint: str | None
+    ) -> tuple[float, list[bool], bool]:
+        score = 0.0
+        strong = [False, False, False]
+        weak_at: list[list[float]] = [[], [], []]
+        soft = False
+        if hint and chain[0] == hint:
+            score += W_HINT
+            strong[0] = True
+        for m in mentions:
+            best_w, best_level = 0.0, -1
+            for code, w in m.cands:
+                if code in chain:
+                    level = chain.index(code)
+                    # Ties go to the shallower level: one mention cannot name both a street and its community.
+                    if w > best_w or (w == best_w and level < best_level):
+                        best_w, best_level = w, level
+            if best_level < 0:
+                continue
+            score += best_w
+            if m.weak or m.fuzzy:
+                soft = True
+            if best_w >= MIN_SUPPORT and not m.weak:
+                strong[best_level] = True
+            else:
+                weak_at[best_level].append(best_w)
+        # A road-embedded or common-word mention counts only under a parent that other evidence names.
+        support = list(strong)
+        for level in range(3):
+            if not support[level] and weak_at[level] and level > 0 and support[level - 1]:
+                support[level] = True
+        # Ancestors of a supported level are implied by it.
+        for level in (2, 1):
+            if support[level]:
+                support[level - 1] = support[level - 1] or chain[level - 1] is not None
+        return score, support, soft
+
+    def _decide(
+        self,
+        loc: Location,
+        chains: list[tuple[float, tuple[str | None, str | None, str | None], bool]],
+        mentions: list[_Mention],
+    ) -> Location:
+        loc.candidates = [self._candidate(c, s) for s, c, _ in chains[:5]]
+        if not chains:
+            loc.confidence = 0.0
+            return loc
+        best_score, best, soft = chains[0]
+        depth = _depth(best)
+        tied = [c for s, c, _ in chains if abs(s - best_score) < 1e-9 and _depth(c) == depth]
+        rivals = [s for s, c, _ in chains if c != best and not _is_prefix(c, best)]
+        rival = max(rivals, default=0.0)
+        strength = 1.0 - math.exp(-best_score / 3.0)
+        if len(tied) > 1:
+            common = tied[0]
+            for c in tied[1:]:
+                common = _common_prefix(common, c)
+            self._fill(loc, common)
+            loc.ambiguous = True
+            loc.candidates = [self._candidate(c, best_score) for c in tied]
+            loc.confidence = round(0.3 * strength, 3)
+            return loc
+        self._fill(loc, best)
+        confidence = strength * (1.0 - 0.5 * min(1.0, rival / best_score))
+        if soft:
+            confidence *= 0.8
+        if any(m.fuzzy for m in mentions):
+            confidence *= 0.85
+        loc.confidence = round(max(0.0, min(1.0, confidence)), 3)
+        return loc
+
+    def _fill(self, loc: Location, chain: tuple[str | None, str | None, str | None]) -> None:
+        loc.district_code, loc.street_code, loc.community_code = chain
+        loc.district = self._name(chain[0])
+        loc.street = self._name(chain[1])
+        loc.community = self._name(chain[2])
+
+    def _candidate(self, chain: tuple[str | None, str | None, str | None], score: float) -> Candidate:
+        return Candidate(
+            self._name(chain[0]),
+            chain[0],
+            self._name(chain[1]),
+            chain[1],
+            self._name(chain[2]),
+            chain[2],
+            round(score, 3),
+        )
+
+    # coordinates -----------------------------------------------------------------------------------------
+
+    def resolve_point(self, lat: float, lng: float) -> Location:
+        """The deepest unit whose boundary contains the point (GeoJSON order: lng, lat)."""
+        loc = Location(input=f"{lat},{lng}")
+        if not (-90.0 <= lat <= 90.0 and -180.0 <= lng <= 180.0):
+            raise ValidationFailed(f"not a coordinate: {lat},{lng}")
+        hits: list[Division] = []
+        for code, (x0, y0, x1, y1) in self._bbox.items():
+            if x0 <= lng <= x1 and y0 <= lat <= y1:
+                unit = self.units[code]
+                if unit.boundary is not None and geometry_contains(unit.boundary, lng, lat):
+                    hits.append(unit)
+        if not hits:
+            return loc
+        deepest = max(hits, key=lambda u: _LEVEL_DEPTH[u.level])
+        chain = self.chain_of(deepest.code)
+        self._fill(loc, chain)
+        # A point inside one boundary is certain up to the data's precision; overlapping outlines are not.
+        same_level = [u for u in hits if u.level == deepest.level]
+        loc.ambiguous = len(same_level) > 1
+        loc.confidence = 0.5 if loc.ambiguous else 0.95
+        loc.candidates = [self._candidate(self.chain_of(u.code), 1.0) for u in same_level]
+        return loc
+
+
+def _depth(chain: tuple[str | None, ...]) -> int:
+    return sum(1 for c in chain if c is not None)
+
+
+def _is_prefix(a: tuple[str | None, ...], b: tuple[str | None, ...]) -> bool:
+    return all(x is None or x == y for x, y in zip(a, b, strict=True))
+
+
+def _common_prefix(
+    a: tuple[str | None, str | None, str | None], b: tuple[str | None, str | None, str | None]
+) -> tuple[str | None, str | None, str | None]:
+    out: list[str | None] = []
+    for x, y in zip(a, b, strict=True):
+        if x is None or x != y:
+            break
+        out.append(x)
+    out += [None] * (3 - len(out))
+    return (out[0], out[1], out[2])
+
+
+def _longest_first(found: list[_Mention]) -> list[_Mention]:
+    """Non-overlapping mentions, preferring longer then stronger ones."""
+    found.sort(key=lambda m: (-(m.end - m.start), -max((w for _, w in m.cands), default=0.0), m.start))
+    taken: list[_Mention] = []
+    for m in found:
+        if all(m.end <= t.start or m.start >= t.end for t in taken):
+            taken.append(m)
+    taken.sort(key=lambda m: m.start)
+    return taken
+
+
+@cache
+def default_gazetteer() -> Gazetteer:
+    """The packaged Guangzhou gazetteer: 11 districts, streets/towns, communities/villages, outlines."""
+    data = resources.files("cityhub.nlp") / "data"
+    with (
+        resources.as_file(data / "guangzhou_units.tsv") as units,
+        resources.as_file(data / "guangzhou_districts.geojson") as geo,
+    ):
+        return Gazetteer.from_csv(units, boundaries=geo)
+
+
+def resolve(text: str, *, district_hint: str | None = None, gazetteer: Gazetteer | None = None) -> Location:
+    """Resolve a free-text address with the given (default: packaged) gazetteer."""
+    return (gazetteer or default_gazetteer()).resolve(text, district_hint=district_hint)
+
+
+def resolve_point(lat: float, lng: float, *, gazetteer: Gazetteer | None = None) -> Location:
+    """Resolve a GCJ-02 coordinate with the given (default: packaged) gazetteer."""
+    return (gazetteer or default_gazetteer()).resolve_point(lat, lng)

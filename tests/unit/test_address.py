@@ -1,0 +1,246 @@
+"""Address → jurisdiction: gazetteer aliases, chain scoring, ambiguity, typos, coordinates, CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cityhub.errors import ValidationFailed
+from cityhub.nlp.address import (
+    Gazetteer,
+    aliases_for,
+    default_gazetteer,
+    geometry_contains,
+    resolve,
+    resolve_point,
+    split_community,
+)
+from cityhub.nlp.cli import app as nlp_app
+
+
+def _invoke(args: list[str]) -> Any:
+    # Mounted the way the root CLI does, so the result does not depend on how many nlp commands exist.
+    root = typer.Typer()
+    root.add_typer(nlp_app, name="nlp")
+    return CliRunner().invoke(root, ["nlp", *args])
+
+
+SHARED_GEO = Path("../shared/data/china_admin_divisions/geo")
+
+
+@pytest.fixture(scope="module")
+def gaz() -> Gazetteer:
+    return default_gazetteer()
+
+
+def test_packaged_gazetteer_covers_all_guangzhou_districts(gaz: Gazetteer) -> None:
+    districts = {u.name for u in gaz.units.values() if u.level == "district"}
+    assert len(districts) == 11 and {"白云区", "增城区", "从化区"} <= districts
+    assert sum(u.level == "community" for u in gaz.units.values()) > 2500
+
+
+@pytest.mark.parametrize(
+    ("text", "street", "community"),
+    [
+        ("白云区嘉禾街望岗社区", "嘉禾街道", None),  # 望岗 is not a community in the divisions
+        ("太和镇大源村", "大源街道", "大源村委会"),  # 大源村 now belongs to 大源街道
+        ("同和街蟾蜍石东路", "同和街道", "蟾蜍石社区居委会"),  # road named after a community of that street
+        ("京溪街南方医院附近", "京溪街道", None),  # a landmark does not name a community
+    ],
+)
+def test_issue_examples(gaz: Gazetteer, text: str, street: str, community: str | None) -> None:
+    loc = gaz.resolve(text)
+    assert loc.district == "白云区"
+    assert loc.street == street
+    assert loc.community == community
+    assert not loc.ambiguous
+    assert 0.0 < loc.confidence <= 1.0
+
+
+def test_conflicting_street_lowers_confidence(gaz: Gazetteer) -> None:
+    clean = gaz.resolve("大源街大源村")
+    conflict = gaz.resolve("太和镇大源村")
+    assert clean.community_code == conflict.community_code
+    assert conflict.confidence < clean.confidence
+
+
+def test_xintang_is_ambiguous_without_context(gaz: Gazetteer) -> None:
+    loc = gaz.resolve("新塘")
+    assert loc.ambiguous
+    assert loc.district is None and loc.street is None
+    assert {c.district for c in loc.candidates} == {"天河区", "增城区"}
+    assert loc.confidence < 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "hint", "district", "street"),
+    [
+        ("天河区新塘", None, "天河区", "新塘街道"),
+        ("增城新塘", None, "增城区", "新塘镇"),
+        ("新塘镇", None, "增城区", "新塘镇"),
+        ("新塘", "增城区", "增城区", "新塘镇"),
+        ("新塘", "440106", "天河区", "新塘街道"),
+    ],
+)
+def test_xintang_resolved_from_context(
+    gaz: Gazetteer, text: str, hint: str | None, district: str, street: str
+) -> None:
+    loc = gaz.resolve(text, district_hint=hint)
+    assert not loc.ambiguous
+    assert (loc.district, loc.street) == (district, street)
+
+
+def test_traditional_characters(gaz: Gazetteer) -> None:
+    loc = gaz.resolve("廣州市白雲區鍾落潭鎮竹料社區")
+    assert (loc.district, loc.street) == ("白云区", "钟落潭镇")
+    assert loc.community is not None and loc.community.startswith("竹料社区")
+
+
+def test_one_character_typo_in_street(gaz: Gazetteer) -> None:
+    exact = gaz.resolve("白云区钟落潭镇")
+    typo = gaz.resolve("白云区钟洛潭镇")
+    assert typo.street_code == exact.street_code is not None
+    assert typo.confidence < exact.confidence
+    assert any(e.startswith("~") for e in typo.evidence)
+
+
+def test_typo_in_community_uses_street_context(gaz: Gazetteer) -> None:
+    # 百所 is one character from both 七所 (another street) and 百睦 (海幢街): the named street decides.
+    loc = gaz.resolve("海珠区海幢街百所社区")
+    assert loc.street == "海幢街道"
+    assert loc.community is not None and loc.community.startswith("百睦")
+
+
+def test_short_forms(gaz: Gazetteer) -> None:
+    full = gaz.resolve("白云区嘉禾街道望南社区居委会")
+    for text in ("白云嘉禾街望南社区", "嘉禾街望南", "嘉禾望南社区"):
+        loc = gaz.resolve(text)
+        assert loc.community_code == full.community_code is not None, text
+    assert gaz.resolve("太和").street == "太和镇"
+
+
+def test_road_names_do_not_invent_communities(gaz: Gazetteer) -> None:
+    loc = gaz.resolve("白云区幸福路")
+    assert loc.district == "白云区" and loc.community is None
+    nothing = gaz.resolve("北京路")
+    assert nothing.street is None and nothing.district is None and nothing.confidence == 0.0
+
+
+def test_former_names(gaz: Gazetteer) -> None:
+    assert gaz.resolve("番禺区钟村镇谢村").street == "钟村街道"
+    assert gaz.resolve("芳村区花地街").district == "荔湾区"
+
+
+def test_aliases_of_a_community_and_a_village() -> None:
+    assert split_community("望岗社区居委会") == ("望岗", "community")
+    assert split_community("大源村委会") == ("大源", "village")
+    gaz = Gazetteer.from_rows(
+        [
+            {"code": "440111", "name": "白云区"},
+            {"code": "440111012", "name": "嘉禾街道"},
+            {"code": "440111012002", "name": "望岗社区居委会"},
+        ]
+    )
+    names = {a for a, _, _ in aliases_for(gaz.units["440111012002"])}
+    assert {"望岗社区居委会", "望岗社区", "望岗"} <= names
+    assert {"嘉禾街道", "嘉禾街", "嘉禾"} <= {a for a, _, _ in aliases_for(gaz.units["440111012"])}
+
+
+@dataclass
+class FakeUnit:
+    id: int
+    code: str
+    name: str
+    tier: str
+    parent_id: int | None
+    boundary: dict[str, Any] | None = None
+
+
+def _square(x0: float, y0: float, x1: float, y1: float) -> dict[str, Any]:
+    return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
+
+
+def test_from_units_resolves_text_and_points_with_unit_boundaries() -> None:
+    units = [
+        FakeUnit(1, "D1", "东区", "district", None, _square(0, 0, 10, 10)),
+        FakeUnit(2, "S1", "河口街道", "street", 1, _square(0, 0, 5, 10)),
+        FakeUnit(3, "C1", "柳树社区居委会", "community", 2, _square(0, 0, 5, 5)),
+        FakeUnit(4, "X", "城管局", "department", 1),
+    ]
+    gaz = Gazetteer.from_units(units)
+    loc = gaz.resolve("东区河口街柳树社区3号")
+    assert (loc.district_code, loc.street_code, loc.community_code) == ("D1", "S1", "C1")
+    point = gaz.resolve_point(2.0, 2.0)  # lat, lng
+    assert point.community_code == "C1" and point.street_code == "S1"
+    street_only = gaz.resolve_point(8.0, 2.0)
+    assert street_only.street_code == "S1" and street_only.community_code is None
+    assert gaz.resolve_point(8.0, 8.0).street_code is None
+    assert gaz.resolve_point(20.0, 20.0).district is None
+
+
+def test_polygon_holes_are_outside() -> None:
+    donut = {
+        "type": "Polygon",
+        "coordinates": [
+            [[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]],
+            [[4, 4], [6, 4], [6, 6], [4, 6], [4, 4]],
+        ],
+    }
+    assert geometry_contains(donut, 1, 1)
+    assert not geometry_contains(donut, 5, 5)
+
+
+def test_point_in_baiyun_boundary_is_baiyun() -> None:
+    path = SHARED_GEO / "baiyun_district_boundary_datav.geojson"
+    if not path.exists():
+        pytest.skip("shared divisions data not present")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    feature = data["features"][0] if "features" in data else data
+    lng, lat = feature["properties"]["centroid"]
+    assert geometry_contains(feature["geometry"], lng, lat)
+    loc = resolve_point(lat, lng)
+    assert loc.district == "白云区" and loc.district_code == "440111"
+    assert resolve_point(39.9, 116.4).district is None  # Beijing
+
+
+def test_bad_coordinate_is_rejected() -> None:
+    with pytest.raises(ValidationFailed):
+        resolve_point(123.0, 500.0)
+
+
+def test_module_level_resolve_uses_packaged_gazetteer() -> None:
+    assert resolve("越秀区北京街道").street_code == "440104003"
+
+
+def test_cli_json_lines_have_exactly_the_contract_keys(tmp_path: Path) -> None:
+    f = tmp_path / "addr.txt"
+    f.write_text("白云区嘉禾街望南社区\n\n新塘\n", encoding="utf-8")
+    result = _invoke(["locate", "--input", str(f), "--json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 2
+    keys = {
+        "input",
+        "district",
+        "street",
+        "street_code",
+        "community",
+        "community_code",
+        "ambiguous",
+        "confidence",
+    }
+    assert all(set(r) == keys for r in records)
+    assert records[0]["street_code"] == "440111012" and records[0]["community_code"]
+    assert records[1]["ambiguous"] is True and records[1]["street"] is None
+
+
+def test_cli_missing_file_fails_with_one_line(tmp_path: Path) -> None:
+    result = _invoke(["locate", "--input", str(tmp_path / "none.txt"), "--json"])
+    assert result.exit_code != 0
+    assert "not found" in result.output and len(result.output.strip().splitlines()) == 1
