@@ -1,5 +1,109 @@
 """``cityhub org …`` — units and people."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Units (district, streets, communities, departments) and people.")
+from cityhub.errors import CityhubError
+from cityhub.org.models import Role, UnitTier
+
+app = typer.Typer(
+    no_args_is_help=True, help="Units (district, streets, communities, departments) and people."
+)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="Divisions CSV: code,name,level,parent_code (UTF-8).")],
+    root: Annotated[str | None, typer.Option("--root", help="Import only this code's subtree.")] = None,
+) -> None:
+    """Import (upsert) administrative divisions; rejected rows are listed on stderr."""
+    from cityhub.db import session_scope
+    from cityhub.org.service import import_divisions
+
+    try:
+        with session_scope() as session:
+            report = import_divisions(session, path=file, root_code=root)
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    for error in report.rejected:
+        typer.echo(str(error), err=True)
+    tiers = ", ".join(f"{tier} {count}" for tier, count in sorted(report.by_tier.items()))
+    typer.echo(
+        f"rows {report.rows}: created {report.created}, updated {report.updated}, "
+        f"unchanged {report.unchanged}, rejected {len(report.rejected)}"
+        + (f", outside root {report.outside_root}" if root else "")
+        + (f" ({tiers})" if tiers else "")
+    )
+    if report.imported == 0:
+        raise _fail("nothing imported")
+
+
+@app.command("list")
+def list_command(
+    tier: Annotated[UnitTier | None, typer.Option("--tier", help="Only units of this tier.")] = None,
+    parent: Annotated[
+        str | None, typer.Option("--parent", help="Only direct sub-units of this code.")
+    ] = None,
+    q: Annotated[str | None, typer.Option("--q", help="Text in code, name or short name.")] = None,
+) -> None:
+    """List units: code, tier, name, short name, parent code."""
+    from cityhub.db import session_scope
+    from cityhub.org.service import get_unit_by_code, list_units
+
+    with session_scope() as session:
+        parent_id = None
+        if parent is not None:
+            parent_unit = get_unit_by_code(session, code=parent)
+            if parent_unit is None:
+                raise _fail(f"no unit with code {parent}")
+            parent_id = parent_unit.id
+        units = list_units(session, tier=tier, parent_id=parent_id, q=q)
+        codes = {u.id: u.code for u in list_units(session)} if units else {}
+        for unit in units:
+            parent_code = codes.get(unit.parent_id, "") if unit.parent_id is not None else ""
+            typer.echo(f"{unit.code}\t{unit.tier.value}\t{unit.name}\t{unit.short_name or ''}\t{parent_code}")
+    typer.echo(f"{len(units)} units", err=True)
+
+
+@app.command("users")
+def users_command(
+    role: Annotated[Role | None, typer.Option("--role", help="Only users with this role.")] = None,
+) -> None:
+    """List users: username, role, full name, unit code."""
+    from cityhub.db import session_scope
+    from cityhub.org.service import list_users
+
+    with session_scope() as session:
+        for user in list_users(session, role=role):
+            unit_code = user.unit.code if user.unit is not None else ""
+            typer.echo(f"{user.username}\t{user.role.value}\t{user.full_name}\t{unit_code}")
+
+
+@app.command("seed-baiyun")
+def seed_baiyun_command() -> None:
+    """Create the demo organisation of 白云区 (idempotent)."""
+    from sqlalchemy import func, select
+
+    from cityhub.db import session_scope
+    from cityhub.org.models import Unit, User
+    from cityhub.org.service import seed_baiyun
+
+    try:
+        with session_scope() as session:
+            seed_baiyun(session)
+            rows = session.execute(select(Unit.tier, func.count()).group_by(Unit.tier))
+            counts: dict[UnitTier, int] = {tier: count for tier, count in rows}
+            users = session.scalar(select(func.count()).select_from(User))
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    summary = ", ".join(f"{tier.value} {counts[tier]}" for tier in UnitTier if tier in counts)
+    typer.echo(f"Baiyun organisation ready: {summary}; users {users}")

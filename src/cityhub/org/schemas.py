@@ -1,0 +1,167 @@
+"""Pydantic schemas of units and people, plus the row-level reports of CSV imports."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cityhub.org.models import Role, UnitTier
+
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
+
+
+def check_boundary(geometry: dict[str, Any]) -> dict[str, Any]:
+    """Return ``geometry`` if it is a well-formed GeoJSON Polygon or MultiPolygon, else raise ValueError."""
+    if not isinstance(geometry, dict):
+        raise ValueError("boundary must be a GeoJSON object")
+    kind = geometry.get("type")
+    coordinates = geometry.get("coordinates")
+    if kind == "Polygon":
+        _check_polygon(coordinates, "coordinates")
+    elif kind == "MultiPolygon":
+        if not isinstance(coordinates, list) or not coordinates:
+            raise ValueError("MultiPolygon coordinates must be a non-empty list of polygons")
+        for index, polygon in enumerate(coordinates):
+            _check_polygon(polygon, f"coordinates[{index}]")
+    else:
+        raise ValueError(f"boundary must be a Polygon or MultiPolygon, not {kind!r}")
+    return geometry
+
+
+def _check_polygon(rings: Any, where: str) -> None:
+    if not isinstance(rings, list) or not rings:
+        raise ValueError(f"{where}: a polygon is a non-empty list of linear rings")
+    for ring_index, ring in enumerate(rings):
+        here = f"{where}[{ring_index}]"
+        if not isinstance(ring, list) or len(ring) < 4:
+            raise ValueError(f"{here}: a linear ring needs at least 4 positions")
+        for position in ring:
+            if (
+                not isinstance(position, list | tuple)
+                or len(position) < 2
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in position[:2])
+            ):
+                raise ValueError(f"{here}: positions are [longitude, latitude] numbers")
+            lng, lat = float(position[0]), float(position[1])
+            if not (math.isfinite(lng) and math.isfinite(lat) and -180 <= lng <= 180 and -90 <= lat <= 90):
+                raise ValueError(f"{here}: position {list(position)!r} is outside longitude/latitude range")
+        if list(ring[0][:2]) != list(ring[-1][:2]):
+            raise ValueError(f"{here}: a linear ring must be closed (first position = last)")
+
+
+class Contact(BaseModel):
+    """One way to reach a unit: a duty office, a liaison person, a mailbox."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=80)
+    phone: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=120)
+    role: str | None = Field(default=None, max_length=40)
+
+
+class UnitBase(BaseModel):
+    name: str = Field(min_length=1, max_length=120)
+    short_name: str | None = Field(default=None, max_length=60)
+    tier: UnitTier
+    parent_id: int | None = None
+    boundary: dict[str, Any] | None = None
+    contacts: list[Contact] | None = None
+    duties: str | None = None
+    active: bool = True
+
+    @field_validator("boundary")
+    @classmethod
+    def _valid_boundary(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_boundary(value)
+
+
+class UnitCreate(UnitBase):
+    code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class UnitUpdate(BaseModel):
+    """Fields to change; the code is the unit's stable identity and cannot be changed."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    short_name: str | None = Field(default=None, max_length=60)
+    tier: UnitTier | None = None
+    parent_id: int | None = None
+    boundary: dict[str, Any] | None = None
+    contacts: list[Contact] | None = None
+    duties: str | None = None
+    active: bool | None = None
+
+    @field_validator("boundary")
+    @classmethod
+    def _valid_boundary(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_boundary(value)
+
+
+class UnitRead(UnitBase):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    created_at: datetime
+
+
+class UserBase(BaseModel):
+    username: str = Field(min_length=2, max_length=64, pattern=USERNAME_PATTERN.pattern)
+    full_name: str = Field(min_length=1, max_length=80)
+    role: Role
+    unit_id: int | None = None
+    phone: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=120)
+    active: bool = True
+
+
+class UserCreate(UserBase):
+    pass
+
+
+class UserRead(UserBase):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    created_at: datetime
+
+
+class RowError(BaseModel):
+    """Why one row of an imported file was skipped. ``row`` is the 1-based line, the header being row 1."""
+
+    row: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.field}: {self.reason}"
+
+
+class ImportReport(BaseModel):
+    """Outcome of a CSV import: rows read, records created / updated / unchanged, and the rejected rows."""
+
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[RowError] = Field(default_factory=list)
+
+    @property
+    def imported(self) -> int:
+        return self.created + self.updated + self.unchanged
+
+    def reject(self, row: int, field: str, reason: str) -> None:
+        self.rejected.append(RowError(row=row, field=field, reason=reason))
+
+
+class DivisionImportReport(ImportReport):
+    # Rows left out because they are not under the requested root.
+    outside_root: int = 0
+    # Codes of rows imported as top-level units: their parent is neither in the file nor in the database.
+    roots: list[str] = Field(default_factory=list)
+    by_tier: dict[str, int] = Field(default_factory=dict)

@@ -1,0 +1,614 @@
+"""Units and people: administrative-division import, the Baiyun demo organisation, unit and user CRUD."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from cityhub.errors import Conflict, NotFound, ValidationFailed
+from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.org.schemas import (
+    USERNAME_PATTERN,
+    DivisionImportReport,
+    UnitCreate,
+    UnitUpdate,
+    UserCreate,
+    check_boundary,
+)
+
+DATA_DIR = Path(__file__).parent / "data"
+BAIYUN_DIVISIONS = DATA_DIR / "baiyun_divisions.csv"
+BAIYUN_CODE = "440111"
+
+# Level words used by division files (English as in NBS extracts, Chinese as people write them).
+LEVEL_TIERS: dict[str, UnitTier] = {
+    "city": UnitTier.CITY,
+    "prefecture": UnitTier.CITY,
+    "市": UnitTier.CITY,
+    "district": UnitTier.DISTRICT,
+    "county": UnitTier.DISTRICT,
+    "area": UnitTier.DISTRICT,
+    "区": UnitTier.DISTRICT,
+    "县": UnitTier.DISTRICT,
+    "区县": UnitTier.DISTRICT,
+    "street": UnitTier.STREET,
+    "town": UnitTier.STREET,
+    "township": UnitTier.STREET,
+    "subdistrict": UnitTier.STREET,
+    "街道": UnitTier.STREET,
+    "镇": UnitTier.STREET,
+    "乡": UnitTier.STREET,
+    "镇街": UnitTier.STREET,
+    "community": UnitTier.COMMUNITY,
+    "village": UnitTier.COMMUNITY,
+    "社区": UnitTier.COMMUNITY,
+    "村": UnitTier.COMMUNITY,
+    "村社": UnitTier.COMMUNITY,
+    "居委会": UnitTier.COMMUNITY,
+    "村委会": UnitTier.COMMUNITY,
+    "department": UnitTier.DEPARTMENT,
+    "职能部门": UnitTier.DEPARTMENT,
+    "subcentre": UnitTier.SUBCENTRE,
+    "subcenter": UnitTier.SUBCENTRE,
+    "分中心": UnitTier.SUBCENTRE,
+}
+
+# Administrative rank: a file's highest-ranked rows may hang under a parent outside the file.
+TIER_RANK = {
+    UnitTier.CITY: 0,
+    UnitTier.DISTRICT: 1,
+    UnitTier.DEPARTMENT: 2,
+    UnitTier.SUBCENTRE: 2,
+    UnitTier.STREET: 2,
+    UnitTier.COMMUNITY: 3,
+}
+
+DIVISION_HEADERS = ("code", "name", "level", "parent_code")
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+# NBS names carry typos such as 社区居委会会 / 社区居居委会; the optional repeats absorb them.
+_RESIDENTS_COMMITTEE = re.compile(r"^(?P<base>.+?)(?:社区)?(?:居民委员会|居+委会+)$")
+_VILLAGERS_COMMITTEE = re.compile(r"^(?P<base>.+?)(?:村民委员会|村委会+)$")
+_PLAIN_SUFFIXES = ("街道办事处", "街道", "镇", "乡", "区", "县", "市")
+
+
+def derive_short_name(name: str) -> str:
+    """Short name: 三元里街道→三元里, 望岗社区居委会→望岗社区, 大源村委会→大源村."""
+    name = name.strip()
+    match = _RESIDENTS_COMMITTEE.match(name)
+    if match:
+        return match["base"] + "社区"
+    match = _VILLAGERS_COMMITTEE.match(name)
+    if match:
+        return match["base"] + "村"
+    for suffix in _PLAIN_SUFFIXES:
+        # One-character stems (e.g. 沙市) are names of their own, not a stem plus a suffix.
+        if name.endswith(suffix) and len(name) - len(suffix) >= 2:
+            return name[: -len(suffix)]
+    return name
+
+
+def tier_for_level(level: str) -> UnitTier | None:
+    """Map a division level word (district, street, 镇, village …) to a tier; None when unknown."""
+    return LEVEL_TIERS.get(level.strip().lower())
+
+
+# --- CSV reading, shared with the category taxonomy import -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CsvTable:
+    headers: list[str]
+    # (row number counting the header as row 1, values by normalised header)
+    rows: list[tuple[int, dict[str, str]]]
+
+
+def read_csv_table(path: Path) -> CsvTable:
+    """Read a CSV file (UTF-8 with or without BOM, GB18030 as a fallback) with normalised headers."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"file not found: {path}") from None
+    except OSError as exc:
+        raise ValidationFailed(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Government spreadsheets are often saved as GBK by Excel.
+        try:
+            text = raw.decode("gb18030")
+        except UnicodeDecodeError:
+            raise ValidationFailed(f"{path} is neither UTF-8 nor GB18030 text") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header_row = next(reader)
+    except StopIteration:
+        raise ValidationFailed(f"{path} is empty") from None
+    except csv.Error as exc:
+        raise ValidationFailed(f"{path} is not valid CSV: {exc}") from None
+    headers = [h.strip().lower() for h in header_row]
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        for index, values in enumerate(reader, start=2):
+            if not any(v.strip() for v in values):
+                continue
+            rows.append(
+                (index, {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(headers)})
+            )
+    except csv.Error as exc:
+        raise ValidationFailed(f"{path} is not valid CSV: {exc}") from None
+    return CsvTable(headers=headers, rows=rows)
+
+
+def require_headers(table: CsvTable, required: Sequence[str], *, path: Path) -> None:
+    missing = [h for h in required if h not in table.headers]
+    if missing:
+        raise ValidationFailed(
+            f"{path}: wrong headers (missing {', '.join(missing)}; expected {','.join(required)})",
+            details={"missing": missing, "found": table.headers},
+        )
+
+
+# --- Division import ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _DivisionRow:
+    row: int
+    code: str
+    name: str
+    tier: UnitTier
+    parent_code: str
+
+
+def import_divisions(session: Session, *, path: Path, root_code: str | None = None) -> DivisionImportReport:
+    """Upsert the units of a CSV ``code,name,level,parent_code``; bad rows are reported and skipped."""
+    table = read_csv_table(path)
+    require_headers(table, DIVISION_HEADERS, path=path)
+    return import_division_rows(session, rows=table.rows, root_code=root_code)
+
+
+def import_division_rows(
+    session: Session, *, rows: Iterable[tuple[int, dict[str, str]]], root_code: str | None = None
+) -> DivisionImportReport:
+    """Upsert division rows (row number, {code, name, level, parent_code}); see :func:`import_divisions`."""
+    report = DivisionImportReport()
+    parsed: dict[str, _DivisionRow] = {}
+    for number, values in rows:
+        report.rows += 1
+        item = _parse_division_row(number, values, report)
+        if item is None:
+            continue
+        if item.code in parsed:
+            report.reject(
+                number, "code", f"duplicate code {item.code} (first on row {parsed[item.code].row})"
+            )
+            continue
+        parsed[item.code] = item
+
+    existing = {unit.code: unit for unit in session.scalars(select(Unit))}
+    code_of = {unit.id: unit.code for unit in existing.values()}
+    existing_parent = {
+        unit.code: (code_of.get(unit.parent_id, "") if unit.parent_id is not None else "")
+        for unit in existing.values()
+    }
+
+    if root_code:
+        if root_code not in parsed and root_code not in existing:
+            raise ValidationFailed(f"root code {root_code} is neither in the file nor in the database")
+        in_scope = {code for code in parsed if _under_root(code, root_code, parsed, existing_parent)}
+        report.outside_root = len(parsed) - len(in_scope)
+        parsed = {code: item for code, item in parsed.items() if code in in_scope}
+
+    top_rank = min((TIER_RANK[item.tier] for item in parsed.values()), default=0)
+    depth: dict[str, int] = {}
+    failed: set[str] = set()
+    for code in parsed:
+        _resolve(code, parsed, existing, top_rank, root_code, depth, failed, report)
+
+    accepted = sorted((c for c in parsed if c in depth), key=lambda c: (depth[c], parsed[c].row))
+    current_depth = -1
+    for code in accepted:
+        if depth[code] != current_depth:
+            # Parents of this depth got their ids in the previous flush.
+            session.flush()
+            current_depth = depth[code]
+        _upsert_division(session, parsed[code], existing, report)
+        report.by_tier[parsed[code].tier.value] = report.by_tier.get(parsed[code].tier.value, 0) + 1
+    session.flush()
+    report.rejected.sort(key=lambda e: e.row)
+    return report
+
+
+def _parse_division_row(
+    number: int, values: dict[str, str], report: DivisionImportReport
+) -> _DivisionRow | None:
+    code, name = values.get("code", ""), values.get("name", "")
+    level, parent_code = values.get("level", ""), values.get("parent_code", "")
+    if not code:
+        report.reject(number, "code", "empty code")
+        return None
+    if not CODE_PATTERN.match(code):
+        report.reject(number, "code", f"invalid code {code!r} (letters, digits, '.', '_', '-'; at most 32)")
+        return None
+    if not name:
+        report.reject(number, "name", "empty name")
+        return None
+    if len(name) > 120:
+        report.reject(number, "name", "name longer than 120 characters")
+        return None
+    tier = tier_for_level(level)
+    if tier is None:
+        reason = "empty level" if not level else f"unknown level {level!r}"
+        report.reject(
+            number, "level", f"{reason} (known: {', '.join(sorted(k for k in LEVEL_TIERS if k.isascii()))})"
+        )
+        return None
+    if parent_code == code:
+        report.reject(number, "parent_code", "a unit cannot be its own parent")
+        return None
+    return _DivisionRow(row=number, code=code, name=name, tier=tier, parent_code=parent_code)
+
+
+def _under_root(
+    code: str, root: str, parsed: dict[str, _DivisionRow], existing_parent: dict[str, str]
+) -> bool:
+    seen: set[str] = set()
+    current = code
+    while current and current not in seen:
+        if current == root:
+            return True
+        seen.add(current)
+        item = parsed.get(current)
+        current = item.parent_code if item is not None else existing_parent.get(current, "")
+    # A broken chain inside the root's code space is still the root's business: report it, do not hide it.
+    return code.startswith(root)
+
+
+def _resolve(
+    code: str,
+    parsed: dict[str, _DivisionRow],
+    existing: dict[str, Unit],
+    top_rank: int,
+    root_code: str | None,
+    depth: dict[str, int],
+    failed: set[str],
+    report: DivisionImportReport,
+) -> None:
+    """Give ``code`` a depth (parents first) or reject it; iterative so that deep chains cannot recurse."""
+    chain: list[str] = []
+    current = code
+    while current in parsed and current not in depth and current not in failed:
+        if current in chain:
+            for member in chain[chain.index(current) :]:
+                failed.add(member)
+                report.reject(parsed[member].row, "parent_code", "parent chain forms a cycle")
+            chain = chain[: chain.index(current)]
+            break
+        chain.append(current)
+        parent = parsed[current].parent_code
+        if not parent or parent not in parsed:
+            break
+        current = parent
+    for member in reversed(chain):
+        if member in failed:
+            continue
+        item = parsed[member]
+        parent = item.parent_code
+        if not parent:
+            depth[member] = 0
+        elif parent in parsed:
+            if parent in failed:
+                failed.add(member)
+                report.reject(
+                    item.row, "parent_code", f"parent {parent} was rejected (row {parsed[parent].row})"
+                )
+            else:
+                depth[member] = depth[parent] + 1
+        elif parent in existing:
+            depth[member] = 0
+        elif TIER_RANK[item.tier] == top_rank or member == root_code:
+            # The file's top rows (e.g. districts under a city the file does not list) become top-level units.
+            depth[member] = 0
+            report.roots.append(member)
+        else:
+            failed.add(member)
+            report.reject(
+                item.row, "parent_code", f"parent {parent} is neither in the file nor in the database"
+            )
+
+
+def _upsert_division(
+    session: Session, item: _DivisionRow, existing: dict[str, Unit], report: DivisionImportReport
+) -> None:
+    parent_id: int | None = None
+    parent_known = False
+    if item.parent_code:
+        parent = existing.get(item.parent_code)
+        if parent is not None:
+            parent_id = parent.id
+            parent_known = True
+    else:
+        parent_known = True
+    unit = existing.get(item.code)
+    if unit is None:
+        unit = Unit(
+            code=item.code,
+            name=item.name,
+            short_name=derive_short_name(item.name),
+            tier=item.tier,
+            parent_id=parent_id,
+        )
+        session.add(unit)
+        existing[item.code] = unit
+        report.created += 1
+        return
+    changed = False
+    if unit.name != item.name:
+        # Keep a short name an administrator chose; refresh one that was derived from the old name.
+        if unit.short_name in (None, derive_short_name(unit.name)):
+            unit.short_name = derive_short_name(item.name)
+        unit.name = item.name
+        changed = True
+    if unit.short_name is None:
+        unit.short_name = derive_short_name(item.name)
+        changed = True
+    if unit.tier != item.tier:
+        unit.tier = item.tier
+        changed = True
+    # A parent outside the file must not detach a unit that already hangs somewhere.
+    if parent_known and unit.parent_id != parent_id:
+        unit.parent_id = parent_id
+        changed = True
+    if changed:
+        report.updated += 1
+    else:
+        report.unchanged += 1
+
+
+# --- Units -------------------------------------------------------------------------------------------------
+
+
+def get_unit(session: Session, *, unit_id: int) -> Unit | None:
+    """Return the unit with this id."""
+    return session.get(Unit, unit_id)
+
+
+def get_unit_by_code(session: Session, *, code: str) -> Unit | None:
+    """Return the unit with this code."""
+    return session.scalars(select(Unit).where(Unit.code == code)).one_or_none()
+
+
+def list_units(
+    session: Session,
+    *,
+    tier: UnitTier | str | None = None,
+    parent_id: int | None = None,
+    q: str | None = None,
+    active: bool | None = None,
+    limit: int | None = None,
+) -> list[Unit]:
+    """List units by code, filtered by tier, parent, activity and a text in code, name or short name."""
+    stmt = select(Unit).order_by(Unit.code)
+    if tier is not None:
+        stmt = stmt.where(Unit.tier == UnitTier(tier))
+    if parent_id is not None:
+        stmt = stmt.where(Unit.parent_id == parent_id)
+    if active is not None:
+        stmt = stmt.where(Unit.active.is_(active))
+    if q:
+        pattern = f"%{q.strip()}%"
+        stmt = stmt.where(
+            or_(Unit.name.like(pattern), Unit.short_name.like(pattern), Unit.code.like(pattern))
+        )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.scalars(stmt))
+
+
+def unit_subtree_ids(session: Session, *, unit_id: int) -> set[int]:
+    """Return the ids of the unit and of every unit below it."""
+    if session.get(Unit, unit_id) is None:
+        raise NotFound(f"unit {unit_id} not found")
+    tree = select(Unit.id).where(Unit.id == unit_id).cte("subtree", recursive=True)
+    tree = tree.union_all(select(Unit.id).where(Unit.parent_id == tree.c.id))
+    return set(session.scalars(select(tree.c.id)))
+
+
+def _check_parent(session: Session, *, parent_id: int | None, unit_id: int | None = None) -> None:
+    if parent_id is None:
+        return
+    if session.get(Unit, parent_id) is None:
+        raise ValidationFailed(f"parent unit {parent_id} not found", details={"field": "parent_id"})
+    if unit_id is not None and parent_id in unit_subtree_ids(session, unit_id=unit_id):
+        raise ValidationFailed(
+            "a unit cannot be moved under itself or its own sub-units", details={"field": "parent_id"}
+        )
+
+
+def _valid_boundary(boundary: dict[str, Any] | None) -> dict[str, Any] | None:
+    if boundary is None:
+        return None
+    try:
+        return check_boundary(boundary)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), details={"field": "boundary"}) from None
+
+
+def create_unit(session: Session, *, data: UnitCreate) -> Unit:
+    """Create a unit; the short name is derived from the name when not given."""
+    if get_unit_by_code(session, code=data.code) is not None:
+        raise Conflict(f"unit code {data.code} already exists")
+    _check_parent(session, parent_id=data.parent_id)
+    unit = Unit(
+        code=data.code,
+        name=data.name,
+        short_name=data.short_name or derive_short_name(data.name),
+        tier=data.tier,
+        parent_id=data.parent_id,
+        boundary=_valid_boundary(data.boundary),
+        contacts=[c.model_dump(exclude_none=True) for c in data.contacts]
+        if data.contacts is not None
+        else None,
+        duties=data.duties,
+        active=data.active,
+    )
+    session.add(unit)
+    session.flush()
+    return unit
+
+
+def update_unit(session: Session, *, unit_id: int, data: UnitUpdate) -> Unit:
+    """Change the fields set in ``data``; moving a unit under its own subtree is refused."""
+    unit = session.get(Unit, unit_id)
+    if unit is None:
+        raise NotFound(f"unit {unit_id} not found")
+    changes = data.model_dump(exclude_unset=True)
+    if "parent_id" in changes:
+        _check_parent(session, parent_id=changes["parent_id"], unit_id=unit_id)
+        unit.parent_id = changes["parent_id"]
+    if "boundary" in changes:
+        unit.boundary = _valid_boundary(changes["boundary"])
+    if "contacts" in changes:
+        unit.contacts = (
+            [c.model_dump(exclude_none=True) for c in data.contacts] if data.contacts is not None else None
+        )
+    for field in ("name", "short_name", "tier", "duties", "active"):
+        if field in changes:
+            if changes[field] is None and field in ("name", "tier", "active"):
+                raise ValidationFailed(f"{field} cannot be empty", details={"field": field})
+            setattr(unit, field, changes[field])
+    session.flush()
+    return unit
+
+
+# --- Users -------------------------------------------------------------------------------------------------
+
+# Roles whose work happens inside a unit; citizens belong to none.
+UNIT_ROLES = frozenset({Role.OPERATOR, Role.DISPATCHER, Role.HANDLER, Role.SUPERVISOR, Role.LEADER})
+
+
+def create_user(session: Session, *, data: UserCreate) -> User:
+    """Create a user (no password yet); staff need a unit, citizens have none."""
+    if not USERNAME_PATTERN.match(data.username):
+        raise ValidationFailed(f"invalid username {data.username!r}", details={"field": "username"})
+    if get_user_by_username(session, username=data.username) is not None:
+        raise Conflict(f"username {data.username} already exists")
+    if data.role == Role.CITIZEN and data.unit_id is not None:
+        raise ValidationFailed("a citizen belongs to no unit", details={"field": "unit_id"})
+    if data.role in UNIT_ROLES and data.unit_id is None:
+        raise ValidationFailed(f"a {data.role.value} needs a unit", details={"field": "unit_id"})
+    if data.unit_id is not None and session.get(Unit, data.unit_id) is None:
+        raise ValidationFailed(f"unit {data.unit_id} not found", details={"field": "unit_id"})
+    user = User(
+        username=data.username,
+        full_name=data.full_name,
+        role=data.role,
+        unit_id=data.unit_id,
+        phone=data.phone,
+        email=data.email,
+        active=data.active,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def get_user_by_username(session: Session, *, username: str) -> User | None:
+    """Return the user with this username."""
+    return session.scalars(select(User).where(User.username == username)).one_or_none()
+
+
+def list_users(
+    session: Session,
+    *,
+    role: Role | str | None = None,
+    unit_id: int | None = None,
+    q: str | None = None,
+) -> list[User]:
+    """List users by username, filtered by role, unit and a text in username or full name."""
+    stmt = select(User).order_by(User.username)
+    if role is not None:
+        stmt = stmt.where(User.role == Role(role))
+    if unit_id is not None:
+        stmt = stmt.where(User.unit_id == unit_id)
+    if q:
+        pattern = f"%{q.strip()}%"
+        stmt = stmt.where(or_(User.username.like(pattern), User.full_name.like(pattern)))
+    return list(session.scalars(stmt))
+
+
+# --- The Baiyun demo organisation --------------------------------------------------------------------------
+
+
+BAIYUN_UNITS = DATA_DIR / "baiyun_units.csv"
+BAIYUN_USERS = DATA_DIR / "baiyun_users.csv"
+
+
+def seed_baiyun(session: Session) -> None:
+    """Create 白云区: streets, communities, departments, the 12345 sub-centre and demo users (idempotent)."""
+    report = import_divisions(session, path=BAIYUN_DIVISIONS)
+    if report.rejected:
+        raise ValidationFailed(f"bundled Baiyun divisions are invalid: {report.rejected[0]}")
+    district = get_unit_by_code(session, code=BAIYUN_CODE)
+    if district is None:
+        raise ValidationFailed(f"bundled Baiyun divisions lack the district {BAIYUN_CODE}")
+
+    units = read_csv_table(BAIYUN_UNITS)
+    # Existing units are left as they are: an administrator may have edited duties or contacts since.
+    for _, values in units.rows:
+        if get_unit_by_code(session, code=values["code"]) is None:
+            contact = {
+                "name": values["contact_name"],
+                "phone": values["contact_phone"],
+                "email": values["contact_email"],
+            }
+            session.add(
+                Unit(
+                    code=values["code"],
+                    name=values["name"],
+                    short_name=values["short_name"] or derive_short_name(values["name"]),
+                    tier=UnitTier(values["tier"]),
+                    parent_id=district.id,
+                    duties=values["duties"] or None,
+                    contacts=[{k: v for k, v in contact.items() if v}],
+                )
+            )
+    session.flush()
+
+    wanted: list[UserCreate] = []
+    for _, values in read_csv_table(BAIYUN_USERS).rows:
+        unit = get_unit_by_code(session, code=values["unit_code"]) if values["unit_code"] else None
+        wanted.append(
+            UserCreate(
+                username=values["username"],
+                full_name=values["full_name"],
+                role=Role(values["role"]),
+                unit_id=unit.id if unit is not None else None,
+            )
+        )
+    # One handler account per department and per street, so every unit that receives orders can act on them.
+    for unit in list_units(session, tier=UnitTier.DEPARTMENT) + list_units(
+        session, tier=UnitTier.STREET, parent_id=district.id
+    ):
+        wanted.append(
+            UserCreate(
+                username=f"h{unit.code.lower()}",
+                full_name=f"{unit.short_name or unit.name}承办人",
+                role=Role.HANDLER,
+                unit_id=unit.id,
+            )
+        )
+    known = {u.username for u in session.scalars(select(User))}
+    for user in wanted:
+        if user.username not in known:
+            create_user(session, data=user)
+            known.add(user.username)

@@ -1,0 +1,438 @@
+"""The hierarchical category taxonomy (城乡建设 / 住房保障 / 保障房): import, seed, look-up.
+
+Codes are stable: a node keeps its code for ever; a new node takes the next free number under its parent
+(``C01``, ``C01.03``, ``C01.03.007``), so importing the same file into an empty database always yields the
+same codes, and re-importing never renumbers anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cityhub.errors import CityhubError, NotFound, ValidationFailed
+from cityhub.org.schemas import ImportReport
+from cityhub.org.service import CODE_PATTERN, CsvTable, read_csv_table
+from cityhub.workorders.models import Category
+
+DEFAULT_TAXONOMY = Path(__file__).parent / "data" / "taxonomy.csv"
+SEPARATOR = "/"
+NAME_MAX = 80
+PATH_MAX = 300
+
+# Header spellings of the level columns, in level order.
+LEVEL_HEADERS: tuple[tuple[str, ...], ...] = (
+    ("一级分类", "level1"),
+    ("二级分类", "level2"),
+    ("三级分类", "level3"),
+    ("四级分类", "level4"),
+)
+FLAT_HEADERS = ("code", "name", "parent_code")
+_PATH_SEPARATORS = re.compile(r"\s*[/／>＞]\s*")
+
+
+class TaxonomyImportReport(ImportReport):
+    """Counts are of category nodes (a node shared by many rows counts once)."""
+
+    by_level: dict[int, int] = Field(default_factory=dict)
+
+
+def category_code(parent_code: str | None, index: int, level: int) -> str:
+    """Code of the ``index``-th (1-based) child: C01, C01.03, C01.03.007."""
+    if parent_code is None:
+        return f"C{index:02d}"
+    return f"{parent_code}.{index:02d}" if level == 2 else f"{parent_code}.{index:03d}"
+
+
+def normalise_path(text: str) -> str:
+    """``城乡建设 / 住房保障 > 保障房`` → ``城乡建设/住房保障/保障房``."""
+    return SEPARATOR.join(p for p in _PATH_SEPARATORS.split(text.strip()) if p)
+
+
+@dataclass
+class _Tree:
+    """All categories in memory: taxonomies are small (hundreds to a few thousand nodes)."""
+
+    by_id: dict[int, Category]
+    # (parent code, name): codes are known before a flush, so new nodes need no round trip.
+    by_key: dict[tuple[str | None, str], Category]
+    by_code: dict[str, Category]
+
+    @classmethod
+    def load(cls, session: Session) -> _Tree:
+        nodes = list(session.scalars(select(Category)))
+        code_of = {c.id: c.code for c in nodes}
+        return cls(
+            by_id={c.id: c for c in nodes},
+            by_key={(code_of[c.parent_id] if c.parent_id is not None else None, c.name): c for c in nodes},
+            by_code={c.code: c for c in nodes},
+        )
+
+    def next_code(self, parent: Category | None, level: int) -> str:
+        parent_code = parent.code if parent is not None else None
+        prefix = "C" if parent_code is None else f"{parent_code}."
+        used = [
+            int(code[len(prefix) :])
+            for (key, _), node in self.by_key.items()
+            if key == parent_code and (code := node.code).startswith(prefix) and code[len(prefix) :].isdigit()
+        ]
+        index = max(used, default=0) + 1
+        code = category_code(parent_code, index, level)
+        while code in self.by_code:
+            index += 1
+            code = category_code(parent_code, index, level)
+        return code
+
+    def add(self, session: Session, *, name: str, parent: Category | None) -> Category:
+        level = parent.level + 1 if parent is not None else 1
+        node = Category(
+            code=self.next_code(parent, level),
+            name=name,
+            level=level,
+            path=f"{parent.path}{SEPARATOR}{name}" if parent is not None else name,
+            active=True,
+        )
+        node.parent = parent
+        session.add(node)
+        self.by_key[(parent.code if parent is not None else None, name)] = node
+        self.by_code[node.code] = node
+        return node
+
+
+def _check_name(name: str) -> str | None:
+    if len(name) > NAME_MAX:
+        return f"name longer than {NAME_MAX} characters"
+    if _PATH_SEPARATORS.search(name):
+        return f"name {name!r} contains a path separator"
+    return None
+
+
+def import_taxonomy(session: Session, *, path: Path) -> TaxonomyImportReport:
+    """Upsert categories from a CSV with level columns (一级分类… or level1…) or code,name,parent_code."""
+    table = read_csv_table(path)
+    if all(h in table.headers for h in FLAT_HEADERS):
+        return _import_flat(session, table)
+    columns: list[str] = []
+    for spellings in LEVEL_HEADERS:
+        found = next((s for s in spellings if s in table.headers), None)
+        if found is None:
+            break
+        columns.append(found)
+    if not columns:
+        raise ValidationFailed(
+            f"{path}: wrong headers (expected 一级分类,二级分类,三级分类 or level1,level2,level3 "
+            f"or code,name,parent_code)",
+            details={"found": table.headers},
+        )
+    return _import_levels(session, table, columns)
+
+
+def _import_levels(session: Session, table: CsvTable, columns: list[str]) -> TaxonomyImportReport:
+    report = TaxonomyImportReport()
+    tree = _Tree.load(session)
+    seen: set[str] = set()
+    for number, values in table.rows:
+        report.rows += 1
+        names = [values.get(column, "") for column in columns]
+        while names and not names[-1]:
+            names.pop()
+        problem = None
+        for column, name in zip(columns, names, strict=False):
+            if not name:
+                problem = (column, "empty level above a filled one")
+            elif reason := _check_name(name):
+                problem = (column, reason)
+            if problem:
+                break
+        if problem is None and len(SEPARATOR.join(names)) > PATH_MAX:
+            problem = (columns[-1], f"path longer than {PATH_MAX} characters")
+        if problem:
+            report.reject(number, *problem)
+            continue
+        parent: Category | None = None
+        for name in names:
+            node = tree.by_key.get((parent.code if parent is not None else None, name))
+            if node is None:
+                node = tree.add(session, name=name, parent=parent)
+                report.created += 1
+                report.by_level[node.level] = report.by_level.get(node.level, 0) + 1
+            elif node.code not in seen:
+                if node.active:
+                    report.unchanged += 1
+                else:
+                    node.active = True
+                    report.updated += 1
+                report.by_level[node.level] = report.by_level.get(node.level, 0) + 1
+            seen.add(node.code)
+            parent = node
+    session.flush()
+    return report
+
+
+def _import_flat(session: Session, table: CsvTable) -> TaxonomyImportReport:
+    report = TaxonomyImportReport()
+    tree = _Tree.load(session)
+    rows: dict[str, tuple[int, str, str]] = {}
+    for number, values in table.rows:
+        report.rows += 1
+        code, name, parent_code = values["code"], values["name"], values["parent_code"]
+        if not code or not CODE_PATTERN.match(code):
+            report.reject(number, "code", f"invalid code {code!r}")
+        elif not name:
+            report.reject(number, "name", "empty name")
+        elif reason := _check_name(name):
+            report.reject(number, "name", reason)
+        elif code in rows:
+            report.reject(number, "code", f"duplicate code {code} (first on row {rows[code][0]})")
+        elif parent_code == code:
+            report.reject(number, "parent_code", "a category cannot be its own parent")
+        else:
+            rows[code] = (number, name, parent_code)
+
+    # Parents first; a row waits until its parent is placed, and what never gets placed is reported.
+    outcome: dict[int, str] = {}  # category id -> created / updated / unchanged
+    placed: set[str] = set()
+    pending = dict(rows)
+    while pending:
+        # One generation at a time, in file order, so that a clash is always blamed on the later row.
+        ready = sorted((c for c, r in pending.items() if r[2] not in pending), key=lambda c: pending[c][0])
+        if not ready:
+            break
+        for code in ready:
+            number, name, parent_code = pending.pop(code)
+            parent = tree.by_code.get(parent_code) if parent_code else None
+            parent_rejected = parent_code in rows and parent_code not in placed
+            if parent_code and (parent is None or parent_rejected):
+                reason = (
+                    f"parent {parent_code} was rejected (row {rows[parent_code][0]})"
+                    if parent_code in rows
+                    else f"parent {parent_code} is neither in the file nor in the database"
+                )
+                report.reject(number, "parent_code", reason)
+                continue
+            result = _upsert_flat(session, tree, report, number, code, name, parent)
+            if result is not None:
+                outcome[result[0].id] = result[1]
+                placed.add(code)
+    for code, (number, _, _) in pending.items():
+        report.reject(number, "parent_code", f"parent chain of {code} forms a cycle")
+    # Renames and moves rewrite the paths of whole subtrees, including nodes the file does not list.
+    for node_id in _refresh_paths(session, tree):
+        status = outcome.get(node_id)
+        if status is None or status == "unchanged":
+            outcome[node_id] = "updated"
+    report.created = sum(1 for v in outcome.values() if v == "created")
+    report.updated = sum(1 for v in outcome.values() if v == "updated")
+    report.unchanged = sum(1 for v in outcome.values() if v == "unchanged")
+    report.by_level = {}
+    for node_id in outcome:
+        level = tree.by_id[node_id].level
+        report.by_level[level] = report.by_level.get(level, 0) + 1
+    report.rejected.sort(key=lambda e: e.row)
+    session.flush()
+    return report
+
+
+def _upsert_flat(
+    session: Session,
+    tree: _Tree,
+    report: TaxonomyImportReport,
+    number: int,
+    code: str,
+    name: str,
+    parent: Category | None,
+) -> tuple[Category, str] | None:
+    parent_id = parent.id if parent is not None else None
+    parent_code = parent.code if parent is not None else None
+    holder = tree.by_key.get((parent_code, name))
+    node = tree.by_code.get(code)
+    if holder is not None and holder is not node:
+        report.reject(number, "name", f"{name!r} already exists under the same parent as {holder.code}")
+        return None
+    if node is not None and parent is not None and _is_ancestor(tree, node, parent):
+        report.reject(number, "parent_code", "a category cannot move under its own sub-category")
+        return None
+    level = parent.level + 1 if parent is not None else 1
+    if node is None:
+        node = Category(code=code, name=name, level=level, parent_id=parent_id, path=name, active=True)
+        session.add(node)
+        session.flush()
+        tree.by_id[node.id] = node
+        tree.by_code[code] = node
+        status = "created"
+    elif node.name != name or node.parent_id != parent_id or not node.active:
+        old_parent = tree.by_id[node.parent_id].code if node.parent_id is not None else None
+        tree.by_key.pop((old_parent, node.name), None)
+        node.name, node.parent_id, node.active = name, parent_id, True
+        status = "updated"
+    else:
+        status = "unchanged"
+    tree.by_key[(parent_code, name)] = node
+    return node, status
+
+
+def _is_ancestor(tree: _Tree, node: Category, other: Category) -> bool:
+    current: Category | None = other
+    while current is not None:
+        if current.id == node.id:
+            return True
+        current = tree.by_id.get(current.parent_id) if current.parent_id is not None else None
+    return False
+
+
+def _refresh_paths(session: Session, tree: _Tree) -> set[int]:
+    """Recompute level and path of every node from the parent links; return the ids whose values changed."""
+    children: dict[int | None, list[Category]] = defaultdict(list)
+    for node in tree.by_id.values():
+        children[node.parent_id].append(node)
+    changed: set[int] = set()
+    stack: list[tuple[Category, str, int]] = [(n, n.name, 1) for n in children[None]]
+    while stack:
+        node, path, level = stack.pop()
+        if node.path != path or node.level != level:
+            node.path, node.level = path, level
+            changed.add(node.id)
+        stack.extend((child, f"{path}{SEPARATOR}{child.name}", level + 1) for child in children[node.id])
+    too_long = [n for n in tree.by_id.values() if len(n.path) > PATH_MAX]
+    if too_long:
+        raise ValidationFailed(f"category path longer than {PATH_MAX} characters: {too_long[0].path[:60]}…")
+    session.flush()
+    return changed
+
+
+def seed_default_taxonomy(session: Session) -> TaxonomyImportReport:
+    """Load the bundled three-level taxonomy (15 / 118 / 517 nodes); running it again changes nothing."""
+    return import_taxonomy(session, path=DEFAULT_TAXONOMY)
+
+
+def find_category(session: Session, *, name_or_path: str) -> Category | None:
+    """Return the active category with this exact path, else the one with this name at the shallowest level.
+
+    A name (or a path tail such as ``住房保障/保障房``) that is ambiguous at its shallowest level gives None.
+    """
+    text = normalise_path(name_or_path)
+    if not text:
+        return None
+    active = Category.active.is_(True)
+    exact = session.scalars(select(Category).where(Category.path == text, active)).one_or_none()
+    if exact is not None:
+        return exact
+    if SEPARATOR in text:
+        stmt = select(Category).where(Category.path.endswith(SEPARATOR + text, autoescape=True), active)
+    else:
+        stmt = select(Category).where(Category.name == text, active)
+    candidates = list(session.scalars(stmt.order_by(Category.level, Category.code)))
+    if not candidates:
+        return None
+    shallowest = [c for c in candidates if c.level == candidates[0].level]
+    return shallowest[0] if len(shallowest) == 1 else None
+
+
+def category_chain(session: Session, *, category_id: int) -> list[int]:
+    """Return the ids from this category up to its root (self first)."""
+    chain: list[int] = []
+    current = session.get(Category, category_id)
+    if current is None:
+        raise NotFound(f"category {category_id} not found")
+    while current is not None:
+        if current.id in chain:
+            raise ValidationFailed(f"category {category_id} has a cyclic parent chain")
+        chain.append(current.id)
+        current = session.get(Category, current.parent_id) if current.parent_id is not None else None
+    return chain
+
+
+def list_categories(
+    session: Session,
+    *,
+    level: int | None = None,
+    parent_id: int | None = None,
+    q: str | None = None,
+    include_inactive: bool = False,
+) -> list[Category]:
+    """List categories by code, filtered by level, parent and a text in the path."""
+    stmt = select(Category).order_by(Category.code)
+    if level is not None:
+        stmt = stmt.where(Category.level == level)
+    if parent_id is not None:
+        stmt = stmt.where(Category.parent_id == parent_id)
+    if q:
+        stmt = stmt.where(Category.path.contains(q.strip(), autoescape=True))
+    if not include_inactive:
+        stmt = stmt.where(Category.active.is_(True))
+    return list(session.scalars(stmt))
+
+
+# --- ``cityhub categories …`` ------------------------------------------------------------------------------
+
+categories_app = typer.Typer(no_args_is_help=True, help="The hierarchical category taxonomy.")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _print_report(report: TaxonomyImportReport) -> None:
+    for error in report.rejected:
+        typer.echo(str(error), err=True)
+    levels = ", ".join(f"level {level} {count}" for level, count in sorted(report.by_level.items()))
+    typer.echo(
+        f"rows {report.rows}: created {report.created}, updated {report.updated}, "
+        f"unchanged {report.unchanged}, rejected {len(report.rejected)}" + (f" ({levels})" if levels else "")
+    )
+
+
+@categories_app.command("import")
+def import_command(
+    file: Annotated[
+        Path, typer.Argument(help="CSV: 一级分类,二级分类,三级分类 | level1,… | code,name,parent_code.")
+    ],
+) -> None:
+    """Import (upsert) a category taxonomy; rejected rows are listed on stderr."""
+    from cityhub.db import session_scope
+
+    try:
+        with session_scope() as session:
+            report = import_taxonomy(session, path=file)
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    _print_report(report)
+    if report.imported == 0:
+        raise _fail("nothing imported")
+
+
+@categories_app.command("list")
+def list_command(
+    level: Annotated[int | None, typer.Option("--level", help="Only this level (1 = top).")] = None,
+    q: Annotated[str | None, typer.Option("--q", help="Text in the path.")] = None,
+) -> None:
+    """List categories: code, level, path."""
+    from cityhub.db import session_scope
+
+    with session_scope() as session:
+        nodes = list_categories(session, level=level, q=q)
+        for node in nodes:
+            typer.echo(f"{node.code}\t{node.level}\t{node.path}")
+    typer.echo(f"{len(nodes)} categories", err=True)
+
+
+@categories_app.command("seed")
+def seed_command() -> None:
+    """Load the bundled default taxonomy (idempotent)."""
+    from cityhub.db import session_scope
+
+    try:
+        with session_scope() as session:
+            report = seed_default_taxonomy(session)
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    _print_report(report)
