@@ -232,12 +232,11 @@ def load_rules(session: Session) -> list[RuleSpec]:
 
 def category_chain(session: Session, category_id: int | None) -> list[int | None]:
     """``category_id`` and its ancestors up to the root; ``[None]`` without a category."""
-    chain: list[int | None] = []
-    current = category_id
-    while current is not None and current not in chain:  # the membership test stops a corrupt cycle
-        chain.append(current)
-        current = session.scalar(select(Category.parent_id).where(Category.id == current))
-    return chain or [None]
+    if category_id is None:
+        return [None]
+    from cityhub.workorders.categories import category_chain as chain_of
+
+    return list(chain_of(session, category_id=category_id))
 
 
 def terms_for(session: Session, *, category_id: int | None, urgency: str) -> SlaTerms:
