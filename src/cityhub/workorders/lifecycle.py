@@ -158,7 +158,9 @@ def _positive_days(_view: OrderView, params: Params) -> str | None:
 
 
 def _assists_done(view: OrderView, _params: Params) -> str | None:
-    waiting = sorted(u for u, s in view.assists.items() if s in (AssistStatus.DISPATCHED, AssistStatus.ACCEPTED))
+    waiting = sorted(
+        u for u, s in view.assists.items() if s in (AssistStatus.DISPATCHED, AssistStatus.ACCEPTED)
+    )
     if waiting:
         return f"assisting units {waiting} have not replied yet"
     return None
@@ -168,7 +170,7 @@ def _new_assist(view: OrderView, params: Params) -> str | None:
     unit_id = params.get("unit_id")
     if unit_id == view.lead_unit_id:
         return "the lead unit cannot assist itself"
-    if unit_id in view.assists and view.assists[unit_id] != AssistStatus.RETURNED:
+    if view.assists.get(unit_id) in (AssistStatus.DISPATCHED, AssistStatus.ACCEPTED):
         return "this unit is already assisting"
     return None
 
@@ -198,7 +200,7 @@ def _not_self(view: OrderView, params: Params) -> str | None:
 
 
 def _reason_for_close_without_callback(view: OrderView, params: Params) -> str | None:
-    if view.state == State.REPLIED and not params.get("reason"):
+    if view.state == State.REPLIED and _missing(params.get("reason")):
         return "closing without a callback needs a reason"
     if view.state == State.REPLIED and not isinstance(params.get("resolved"), bool):
         return "closing without a callback needs resolved=true|false"
@@ -220,7 +222,10 @@ def _close_target(view: OrderView, params: Params) -> State:
 
 
 def _assign_target(view: OrderView, params: Params) -> State:
-    if view.state in (State.RECEIVED, State.RETURNED) or params.get("unit_id") not in (None, view.lead_unit_id):
+    if view.state in (State.RECEIVED, State.RETURNED) or params.get("unit_id") not in (
+        None,
+        view.lead_unit_id,
+    ):
         return State.DISPATCHED
     return view.state
 
@@ -230,9 +235,13 @@ _ACTIVE = _s(State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS, State.SUSPENDE
 
 TRANSITIONS: dict[Action, Rule] = {
     Action.INSTANT_ANSWER: Rule(_s(State.RECEIVED), State.CLOSED_RESOLVED, ("answer",), sla=SlaEffect.STOP),
-    Action.DISPATCH: Rule(_s(State.RECEIVED, State.RETURNED), State.DISPATCHED, ("unit_id",), sla=SlaEffect.START),
+    Action.DISPATCH: Rule(
+        _s(State.RECEIVED, State.RETURNED), State.DISPATCHED, ("unit_id",), sla=SlaEffect.START
+    ),
     Action.ACCEPT: Rule(_s(State.DISPATCHED), State.ACCEPTED, sla=SlaEffect.ACCEPTED),
-    Action.RETURN: Rule(_s(State.DISPATCHED, State.ACCEPTED), State.RETURNED, ("reason",), sla=SlaEffect.STOP),
+    Action.RETURN: Rule(
+        _s(State.DISPATCHED, State.ACCEPTED), State.RETURNED, ("reason",), sla=SlaEffect.STOP
+    ),
     Action.START: Rule(_s(State.ACCEPTED), State.IN_PROGRESS),
     Action.TRANSFER: Rule(
         _s(State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS),
@@ -252,8 +261,12 @@ TRANSITIONS: dict[Action, Rule] = {
     Action.REQUEST_EXTENSION: Rule(
         WORKING_STATES, None, ("days", "reason"), (_no_pending_extension, _positive_days)
     ),
-    Action.APPROVE_EXTENSION: Rule(WORKING_STATES | {State.SUSPENDED}, None, (), (_pending_extension,), SlaEffect.EXTEND),
-    Action.REJECT_EXTENSION: Rule(WORKING_STATES | {State.SUSPENDED}, None, ("reason",), (_pending_extension,)),
+    Action.APPROVE_EXTENSION: Rule(
+        WORKING_STATES | {State.SUSPENDED}, None, (), (_pending_extension,), SlaEffect.EXTEND
+    ),
+    Action.REJECT_EXTENSION: Rule(
+        WORKING_STATES | {State.SUSPENDED}, None, ("reason",), (_pending_extension,)
+    ),
     Action.URGE: Rule(_OPEN_NOT_RECEIVED, None),
     Action.ESCALATE: Rule(OPEN_STATES, None, ("reason",)),
     Action.ASSIGN: Rule(OPEN_STATES, _assign_target, (), (), SlaEffect.START),
@@ -266,7 +279,11 @@ TRANSITIONS: dict[Action, Rule] = {
         _s(State.REPLIED, State.CALLED_BACK), _close_target, (), (_reason_for_close_without_callback,)
     ),
     Action.REOPEN: Rule(
-        _s(State.CALLED_BACK, State.CLOSED_UNRESOLVED), State.DISPATCHED, ("reason",), (_unsatisfied,), SlaEffect.START
+        _s(State.CALLED_BACK, State.CLOSED_UNRESOLVED),
+        State.DISPATCHED,
+        ("reason",),
+        (_unsatisfied,),
+        SlaEffect.START,
     ),
     Action.MERGE: Rule(OPEN_STATES, State.MERGED, ("master_id",), (_not_self,), SlaEffect.STOP),
     Action.CANCEL: Rule(OPEN_STATES, State.CANCELLED, ("reason",), sla=SlaEffect.STOP),
@@ -298,7 +315,9 @@ def apply(view: OrderView, action: Action | str, params: Params | None = None) -
         raise InvalidTransition(state=view.state.value, action=action.value)
     for name in rule.required:
         if _missing(params.get(name)):
-            raise InvalidTransition(state=view.state.value, action=action.value, reason=f"'{name}' is required")
+            raise InvalidTransition(
+                state=view.state.value, action=action.value, reason=f"'{name}' is required"
+            )
     if action == Action.ASSIGN and view.state in _ASSIGN_NEEDS_UNIT and _missing(params.get("unit_id")):
         raise InvalidTransition(state=view.state.value, action=action.value, reason="'unit_id' is required")
     for guard in rule.guards:
@@ -310,8 +329,8 @@ def apply(view: OrderView, action: Action | str, params: Params | None = None) -
     to_state = view.state if target is None else target if isinstance(target, State) else target(view, params)
     changes = _changes(view, action, to_state, params)
     sla = rule.sla
-    if action == Action.ASSIGN and to_state == view.state:
-        sla = None  # a leader's instruction on an order a unit already holds keeps its clock
+    if action == Action.ASSIGN and changes.get("lead_unit_id", view.lead_unit_id) == view.lead_unit_id:
+        sla = None  # a leader's instruction on an order its unit already holds keeps the clock
     payload = {k: v for k, v in params.items() if not _missing(v)}
     return Outcome(action, view.state, to_state, changes, sla, payload)
 
@@ -357,7 +376,12 @@ def _changes(view: OrderView, action: Action, to_state: State, params: Params) -
             changes["lead_unit_id"] = params["unit_id"]
     if action == Action.MERGE:
         changes["master_order_id"] = params["master_id"]
-    if action in (Action.REPLY, Action.RETURN, Action.TRANSFER) or to_state in TERMINAL_STATES:
+    lead_changes = "lead_unit_id" in changes and changes["lead_unit_id"] != view.lead_unit_id
+    if view.state == State.SUSPENDED and to_state != State.SUSPENDED:
+        changes["suspended_from"] = None
+    if view.extension_pending and (
+        action in (Action.REPLY, Action.RETURN) or lead_changes or to_state in TERMINAL_STATES
+    ):
         # A unit that no longer holds the order cannot still be waiting for its extension.
         changes["extension_pending"] = False
     if action in (Action.ADD_ASSIST, Action.ASSIST_ACCEPT, Action.ASSIST_REPLY, Action.ASSIST_RETURN):
