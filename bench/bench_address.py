@@ -40,12 +40,8 @@ def _stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
             round(sum(bool(r["pred_community"]) for r in without) / len(without), 4) if without else None
         ),
         "ambiguous_rate": round(sum(r["ambiguous"] for r in rows) / n, 4) if n else None,
-        "mean_confidence_correct": _mean(
-            [r["confidence"] for r in rows if r["street_ok"] and r["community_ok"]]
-        ),
-        "mean_confidence_wrong": _mean(
-            [r["confidence"] for r in rows if not (r["street_ok"] and r["community_ok"])]
-        ),
+        "mean_confidence_correct": _mean([r["confidence"] for r in rows if r["street_ok"] and r["community_ok"]]),
+        "mean_confidence_wrong": _mean([r["confidence"] for r in rows if not (r["street_ok"] and r["community_ok"])]),
     }
 
 
@@ -102,9 +98,7 @@ def main() -> None:
         ],
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "address.json").write_text(
-        json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    (OUT / "address.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     lines = [
         "# Address → jurisdiction benchmark",
         "",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import fresh_sqlite_url, percentiles, reset_postgres, use_database, write_result  # noqa: E402
+from _common import fresh_sqlite_url, percentiles, reset_postgres, use_database, write_result
 
 
 def run(url: str, cycles: int) -> dict[str, object]:
@@ -68,8 +68,11 @@ def run(url: str, cycles: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cycles", type=int, default=500)
+    parser.add_argument("--quick", action="store_true", help="a 30-cycle smoke run")
     parser.add_argument("--pg-url", help="also run on this PostgreSQL database (its schema is dropped!)")
     args = parser.parse_args()
+    if args.quick:
+        args.cycles = 30
     results = {"sqlite": run(fresh_sqlite_url("lifecycle"), args.cycles)}
     if args.pg_url:
         reset_postgres(args.pg_url)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import fresh_sqlite_url, peak_rss_mb, reset_postgres, use_database, write_result  # noqa: E402
+from _common import fresh_sqlite_url, peak_rss_mb, reset_postgres, use_database, write_result
 
 OPEN_STATES = ["dispatched", "accepted", "in_progress", "suspended"]
 
@@ -99,8 +99,11 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--open", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="20,000 orders, 4,000 open")
     parser.add_argument("--pg-url", help="also run on this PostgreSQL database (its schema is dropped!)")
     args = parser.parse_args()
+    if args.quick:
+        args.orders, args.open = 20_000, 4_000
     out = {"sqlite": run(fresh_sqlite_url("sweep"), args.orders, args.open, args.seed)}
     if args.pg_url:
         reset_postgres(args.pg_url)

@@ -246,9 +246,7 @@ def main() -> None:
         c = rng.choice(communities)
         s = by_code[c["parent_code"]]
         d = by_code[s["parent_code"]]
-        add(
-            "short", f"{d['name'][:-1]}{street_forms(s)[1]}{community_short(c)}{tail()}", s["code"], c["code"]
-        )
+        add("short", f"{d['name'][:-1]}{street_forms(s)[1]}{community_short(c)}{tail()}", s["code"], c["code"])
     for _ in range(args.per_form):
         c = rng.choice(communities)
         s = by_code[c["parent_code"]]
@@ -308,18 +306,12 @@ def main() -> None:
     street_by_name = {(by_code[s["parent_code"]]["name"], s["name"]): s for s in streets}
     for text, district, street, core, form in HANDWRITTEN:
         if not street:
-            out.append(
-                {"part": "handwritten", "form": form, "text": text, "street_code": "", "community_code": ""}
-            )
+            out.append({"part": "handwritten", "form": form, "text": text, "street_code": "", "community_code": ""})
             continue
         s = street_by_name[(district, street)]
         community = ""
         if core:
-            hits = [
-                c
-                for c in communities
-                if c["parent_code"] == s["code"] and community_core(c["name"])[0] == core
-            ]
+            hits = [c for c in communities if c["parent_code"] == s["code"] and community_core(c["name"])[0] == core]
             assert len(hits) == 1, (text, core, hits)
             community = hits[0]["code"]
         out.append(

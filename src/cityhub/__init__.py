@@ -1,2 +1,3 @@
 """cityhub: unified city operations."""
+
 __version__ = "0.1.0"

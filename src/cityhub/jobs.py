@@ -75,7 +75,7 @@ def _claim(session: Session, name: str, now: datetime, interval: int) -> bool:
         .where(or_(JobRun.last_started_at.is_(None), JobRun.last_started_at <= now - timedelta(seconds=interval)))
         .values(last_started_at=now)
     )
-    return bool(result.rowcount)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _finish(session: Session, name: str, started: datetime, result: dict[str, Any]) -> None:
@@ -122,4 +122,3 @@ def start_background_scheduler() -> tuple[threading.Thread, threading.Event]:
     thread = threading.Thread(target=run_worker, kwargs={"stop": stop}, name="cityhub-scheduler", daemon=True)
     thread.start()
     return thread, stop
-

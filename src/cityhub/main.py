@@ -37,9 +37,7 @@ def status_summary() -> dict[str, Any]:
             "orders": {str(k.value): v for k, v in by_state.items()},
             "orders_total": sum(by_state.values()),
             "sla": {str(k.value): v for k, v in by_sla.items() if k != SlaStatus.NONE},
-            "jobs": {
-                j.name: {"last_finished_at": j.last_finished_at, "last_result": j.last_result} for j in jobs
-            },
+            "jobs": {j.name: {"last_finished_at": j.last_finished_at, "last_result": j.last_result} for j in jobs},
         }
 
 

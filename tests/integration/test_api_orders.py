@@ -23,8 +23,13 @@ def client(app_db):
 
 
 def _create(client, **extra):
-    body = {"channel": "web", "content": "小区路灯不亮已经一周", "citizen_name": "王五",
-            "citizen_phone": "13812345678", **extra}
+    body = {
+        "channel": "web",
+        "content": "小区路灯不亮已经一周",
+        "citizen_name": "王五",
+        "citizen_phone": "13812345678",
+        **extra,
+    }
     response = client.post("/api/v1/orders", json=body)
     assert response.status_code == 201, response.text
     return response.json()

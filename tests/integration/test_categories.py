@@ -78,10 +78,7 @@ def test_find_category_prefers_exact_path_then_shallowest_unique_name(db_session
     # 其他 exists twice at level 3: ambiguous
     assert categories.find_category(db_session, name_or_path="其他") is None
     assert categories.find_category(db_session, name_or_path="公路/其他").path == "交通运输/公路/其他"
-    assert (
-        categories.find_category(db_session, name_or_path="物业管理").path
-        == "城乡建设/住房保障与房地产/物业管理"
-    )
+    assert categories.find_category(db_session, name_or_path="物业管理").path == "城乡建设/住房保障与房地产/物业管理"
     assert categories.find_category(db_session, name_or_path="不存在") is None
     with pytest.raises(NotFound):
         categories.category_chain(db_session, category_id=10**9)
@@ -155,9 +152,7 @@ def test_seed_is_idempotent_and_deterministic(db_session):
     for node in by_id.values():
         parent = by_id.get(node.parent_id)
         assert (parent is None) == (node.level == 1)
-        assert parent is None or (
-            node.code.startswith(parent.code + ".") and node.path.startswith(parent.path)
-        )
+        assert parent is None or (node.code.startswith(parent.code + ".") and node.path.startswith(parent.path))
     leaf = categories.list_categories(db_session, level=3)[0]
     assert len(categories.category_chain(db_session, category_id=leaf.id)) == 3
 

@@ -4,6 +4,7 @@ event, the trail chains state to state, and refused actions change nothing."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -69,6 +70,6 @@ def test_random_sequences_stay_defined_and_audited(db_session, steps):
     trail = db_session.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)).all()
     assert len(trail) == accepted + 1
     assert trail[0].action == "create"
-    for prev, nxt in zip(trail, trail[1:], strict=False):
+    for prev, nxt in pairwise(trail):
         assert prev.to_state == nxt.from_state
     assert trail[-1].to_state == order.state.value

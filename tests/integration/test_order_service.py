@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import func, select
@@ -34,8 +35,15 @@ def units(db_session):
 
 
 def _new(db_session, **extra):
-    data = {"channel": "hotline", "content": "小区门口垃圾堆积三天无人清理", "appeal_type": "complaint",
-            "citizen_name": "张三", "citizen_phone": "13812345678", "created_at": MONDAY, **extra}
+    data = {
+        "channel": "hotline",
+        "content": "小区门口垃圾堆积三天无人清理",
+        "appeal_type": "complaint",
+        "citizen_name": "张三",
+        "citizen_phone": "13812345678",
+        "created_at": MONDAY,
+        **extra,
+    }
     return submit(db_session, data=data, actor=ALICE).order
 
 
@@ -58,8 +66,16 @@ def test_full_life_cycle_is_audited(db_session, units):
     assert order.state == State.CLOSED_RESOLVED and order.resolved is True
     assert order.closed_at is not None and order.sla_status == SlaStatus.OK
     trail = service.history(db_session, order_id=order.id)
-    assert [e.action for e in trail] == ["create", "dispatch", "accept", "start", "reply", "callback", "close"]
-    for prev, nxt in zip(trail, trail[1:], strict=False):
+    assert [e.action for e in trail] == [
+        "create",
+        "dispatch",
+        "accept",
+        "start",
+        "reply",
+        "callback",
+        "close",
+    ]
+    for prev, nxt in pairwise(trail):
         assert prev.to_state == nxt.from_state
     assert trail[1].unit_id == units["dept"].id and trail[1].actor_name == "alice"
 
@@ -84,7 +100,14 @@ def test_returned_then_redispatched_and_transfer(db_session, units):
     _act(db_session, order, "return", MONDAY + timedelta(hours=1), reason="不属于本单位职责")
     assert order.state == State.RETURNED and order.lead_unit_id is None and order.return_count == 1
     _act(db_session, order, "dispatch", MONDAY + timedelta(hours=2), unit_id=units["dept2"].id)
-    _act(db_session, order, "transfer", MONDAY + timedelta(hours=3), unit_id=units["street"].id, reason="属地处理")
+    _act(
+        db_session,
+        order,
+        "transfer",
+        MONDAY + timedelta(hours=3),
+        unit_id=units["street"].id,
+        reason="属地处理",
+    )
     assert order.state == State.DISPATCHED and order.lead_unit_id == units["street"].id
 
 
@@ -133,7 +156,14 @@ def test_co_handling_blocks_reply_until_assists_answer(db_session, units):
     _act(db_session, order, "add_assist", MONDAY, unit_id=units["dept2"].id)
     with pytest.raises(InvalidTransition):
         _act(db_session, order, "reply", MONDAY + timedelta(hours=1), text="答复")
-    _act(db_session, order, "assist_reply", MONDAY + timedelta(hours=1), unit_id=units["dept2"].id, text="已配合")
+    _act(
+        db_session,
+        order,
+        "assist_reply",
+        MONDAY + timedelta(hours=1),
+        unit_id=units["dept2"].id,
+        text="已配合",
+    )
     _act(db_session, order, "reply", MONDAY + timedelta(hours=2), text="答复")
     assert [(a.unit_id, a.status.value) for a in order.assists] == [(units["dept2"].id, "replied")]
 
@@ -145,8 +175,11 @@ def test_merge_and_instant_answer(db_session, units):
     assert dup.state == State.MERGED and dup.master_order_id == master.id
     with pytest.raises(ValidationFailed):
         _act(db_session, _new(db_session, external_id="m-3"), "merge", MONDAY, master_id=dup.id)
-    answered = submit(db_session, data={"channel": "hotline", "content": "社保卡怎么补办"},
-                      instant_answer="携带身份证到社保服务窗口办理").order
+    answered = submit(
+        db_session,
+        data={"channel": "hotline", "content": "社保卡怎么补办"},
+        instant_answer="携带身份证到社保服务窗口办理",
+    ).order
     assert answered.state == State.CLOSED_RESOLVED and answered.instant_answered
 
 
@@ -169,8 +202,14 @@ def test_bad_intake_names_the_field(db_session):
 def test_stale_version_conflicts(db_session, units):
     order = _new(db_session)
     with pytest.raises(Conflict):
-        service.act(db_session, order_id=order.id, action="dispatch", params={"unit_id": units["dept"].id},
-                    expected_version=order.version + 1, now=MONDAY)
+        service.act(
+            db_session,
+            order_id=order.id,
+            action="dispatch",
+            params={"unit_id": units["dept"].id},
+            expected_version=order.version + 1,
+            now=MONDAY,
+        )
     with pytest.raises(NotFound):
         service.act(db_session, order_id=10**9, action="dispatch", params={"unit_id": 1})
 

@@ -84,9 +84,7 @@ def test_reimport_keeps_a_short_name_chosen_by_hand(db_session, tmp_path):
     service.import_divisions(db_session, path=path)
     street = service.get_unit_by_code(db_session, code="900001001")
     service.update_unit(db_session, unit_id=street.id, data=UnitUpdate(short_name="甲街"))
-    service.import_divisions(
-        db_session, path=_write(tmp_path, BAD_CSV.replace("甲一街道", "甲新街道"), "r.csv")
-    )
+    service.import_divisions(db_session, path=_write(tmp_path, BAD_CSV.replace("甲一街道", "甲新街道"), "r.csv"))
     assert street.short_name == "甲街"
 
 
@@ -104,9 +102,7 @@ def test_root_code_restricts_to_subtree(db_session, tmp_path):
 def test_import_under_an_existing_parent(db_session, tmp_path):
     service.import_divisions(db_session, path=_write(tmp_path, BAD_CSV))
     extra = (
-        "code,name,level,parent_code\n"
-        "900001009,新街道,street,900001\n"
-        "900001009001,新社区居委会,community,900001009\n"
+        "code,name,level,parent_code\n900001009,新街道,street,900001\n900001009001,新社区居委会,community,900001009\n"
     )
     report = service.import_divisions(db_session, path=_write(tmp_path, extra, "extra.csv"))
     assert report.created == 2 and not report.rejected and not report.roots
@@ -193,9 +189,7 @@ def test_seed_baiyun_is_idempotent(db_session):
 
 
 def test_unit_crud_and_subtree(db_session):
-    district = service.create_unit(
-        db_session, data=UnitCreate(code="T1", name="测试区", tier=UnitTier.DISTRICT)
-    )
+    district = service.create_unit(db_session, data=UnitCreate(code="T1", name="测试区", tier=UnitTier.DISTRICT))
     street = service.create_unit(
         db_session,
         data=UnitCreate(code="T1-01", name="测试街道", tier=UnitTier.STREET, parent_id=district.id),
@@ -214,14 +208,10 @@ def test_unit_crud_and_subtree(db_session):
     with pytest.raises(ValidationFailed, match="under itself"):
         service.update_unit(db_session, unit_id=district.id, data=UnitUpdate(parent_id=community.id))
     with pytest.raises(ValidationFailed, match="Polygon"):
-        service.update_unit(
-            db_session, unit_id=street.id, data=UnitUpdate.model_construct(boundary={"type": "Point"})
-        )
+        service.update_unit(db_session, unit_id=street.id, data=UnitUpdate.model_construct(boundary={"type": "Point"}))
 
     boundary = {"type": "Polygon", "coordinates": [SQUARE]}
-    updated = service.update_unit(
-        db_session, unit_id=street.id, data=UnitUpdate(boundary=boundary, name="新街道")
-    )
+    updated = service.update_unit(db_session, unit_id=street.id, data=UnitUpdate(boundary=boundary, name="新街道"))
     db_session.expire_all()
     again = service.get_unit(db_session, unit_id=street.id)
     assert again.boundary == boundary and updated.name == "新街道"
@@ -230,9 +220,7 @@ def test_unit_crud_and_subtree(db_session):
 
 
 def test_user_rules(db_session):
-    unit = service.create_unit(
-        db_session, data=UnitCreate(code="T2", name="测试局", tier=UnitTier.DEPARTMENT)
-    )
+    unit = service.create_unit(db_session, data=UnitCreate(code="T2", name="测试局", tier=UnitTier.DEPARTMENT))
     user = service.create_user(
         db_session, data=UserCreate(username="h1", full_name="甲", role=Role.HANDLER, unit_id=unit.id)
     )
@@ -281,7 +269,5 @@ def test_cli_import_failures(app_db, tmp_path):
     headers = runner.invoke(org_app, ["import", str(_write(tmp_path, "a,b\n1,2\n"))])
     assert headers.exit_code != 0 and "wrong headers" in headers.stderr
 
-    all_bad = runner.invoke(
-        org_app, ["import", str(_write(tmp_path, "code,name,level,parent_code\n1,,x,\n", "b.csv"))]
-    )
+    all_bad = runner.invoke(org_app, ["import", str(_write(tmp_path, "code,name,level,parent_code\n1,,x,\n", "b.csv"))])
     assert all_bad.exit_code != 0

@@ -88,9 +88,7 @@ def test_xintang_is_ambiguous_without_context(gaz: Gazetteer) -> None:
         ("新塘", "440106", "天河区", "新塘街道"),
     ],
 )
-def test_xintang_resolved_from_context(
-    gaz: Gazetteer, text: str, hint: str | None, district: str, street: str
-) -> None:
+def test_xintang_resolved_from_context(gaz: Gazetteer, text: str, hint: str | None, district: str, street: str) -> None:
     loc = gaz.resolve(text, district_hint=hint)
     assert not loc.ambiguous
     assert (loc.district, loc.street) == (district, street)

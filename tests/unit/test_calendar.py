@@ -95,9 +95,7 @@ def test_spring_festival_2026(cal: WorkCalendar) -> None:
 
 
 def test_overrides_take_precedence() -> None:
-    cal = WorkCalendar(
-        SH, HOURS, {date(2025, 10, 1): True, date(2025, 10, 9): False, date(2031, 3, 3): False}
-    )
+    cal = WorkCalendar(SH, HOURS, {date(2025, 10, 1): True, date(2025, 10, 9): False, date(2031, 3, 3): False})
     assert cal.is_workday(date(2025, 10, 1))
     assert not cal.is_workday(date(2025, 10, 9))
     assert not cal.is_workday(date(2031, 3, 3))  # a Monday beyond the built-in range
@@ -230,12 +228,12 @@ def test_daylight_saving_zone_is_counted_in_real_time() -> None:
     cal = WorkCalendar(
         berlin, [(time(1), time(4)), (time(9), time(10))], {date(2025, 3, 30): True, date(2025, 10, 26): True}
     )
-    assert cal.work_seconds_between(
-        datetime(2025, 3, 30, tzinfo=berlin), datetime(2025, 3, 31, tzinfo=berlin)
-    ) == (3 * HOUR)
-    assert cal.work_seconds_between(
-        datetime(2025, 10, 26, tzinfo=berlin), datetime(2025, 10, 27, tzinfo=berlin)
-    ) == (5 * HOUR)
+    assert cal.work_seconds_between(datetime(2025, 3, 30, tzinfo=berlin), datetime(2025, 3, 31, tzinfo=berlin)) == (
+        3 * HOUR
+    )
+    assert cal.work_seconds_between(datetime(2025, 10, 26, tzinfo=berlin), datetime(2025, 10, 27, tzinfo=berlin)) == (
+        5 * HOUR
+    )
     end = cal.add_work_seconds(datetime(2025, 3, 30, 1, tzinfo=berlin), 2 * HOUR)
     assert end.astimezone(berlin) == datetime(2025, 3, 30, 4, tzinfo=berlin)
 
@@ -254,9 +252,7 @@ PROPERTY_CAL = WorkCalendar(
     {date(2025, 9, 16): False, date(2025, 9, 13): True, date(2027, 2, 8): False, date(2027, 2, 6): True},
 )
 
-_any_instant = st.datetimes(
-    min_value=datetime(2024, 11, 1), max_value=datetime(2027, 3, 1), timezones=st.just(SH)
-)
+_any_instant = st.datetimes(min_value=datetime(2024, 11, 1), max_value=datetime(2027, 3, 1), timezones=st.just(SH))
 # Quarter-hour instants and durations hit interval boundaries exactly, where off-by-one errors live.
 starts = st.one_of(
     _any_instant, _any_instant.map(lambda d: d.replace(minute=d.minute // 15 * 15, second=0, microsecond=0))

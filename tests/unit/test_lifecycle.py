@@ -85,9 +85,7 @@ SPEC: dict[Action, Spec] = {
     A.REJECT_REPLY: Spec(frozenset({S.REPLIED}), S.IN_PROGRESS, ("reason",), SlaEffect.RESUME),
     A.CALLBACK: Spec(frozenset({S.REPLIED}), S.CALLED_BACK, ("satisfied",)),
     A.CLOSE: Spec(frozenset({S.REPLIED, S.CALLED_BACK}), S.CLOSED_RESOLVED),  # resolved=True given
-    A.REOPEN: Spec(
-        frozenset({S.CALLED_BACK, S.CLOSED_UNRESOLVED}), S.DISPATCHED, ("reason",), SlaEffect.START
-    ),
+    A.REOPEN: Spec(frozenset({S.CALLED_BACK, S.CLOSED_UNRESOLVED}), S.DISPATCHED, ("reason",), SlaEffect.START),
     A.MERGE: Spec(frozenset(_OPEN), S.MERGED, ("master_id",), SlaEffect.STOP),
     A.CANCEL: Spec(frozenset(_OPEN), S.CANCELLED, ("reason",), SlaEffect.STOP),
     A.COMMENT: Spec(frozenset(State), None, ("text",)),
@@ -316,9 +314,7 @@ def _required_cases() -> list[Any]:
 
 
 @pytest.mark.parametrize(("action", "state", "name", "blank"), _required_cases())
-def test_missing_required_param_is_rejected_naming_it(
-    action: Action, state: State, name: str, blank: Any
-) -> None:
+def test_missing_required_param_is_rejected_naming_it(action: Action, state: State, name: str, blank: Any) -> None:
     params = dict(PARAMS[action])
     if blank is None:
         del params[name]
@@ -464,9 +460,7 @@ def test_close_without_callback_rejects_a_blank_reason() -> None:
 @pytest.mark.parametrize("resolved", [None, "yes", 1])
 def test_close_without_callback_needs_resolved_flag(resolved: Any) -> None:
     view = OrderView(state=S.REPLIED, lead_unit_id=LEAD)
-    _assert_rejected(
-        view, A.CLOSE, {"reason": "citizen unreachable", "resolved": resolved}, "resolved=true|false"
-    )
+    _assert_rejected(view, A.CLOSE, {"reason": "citizen unreachable", "resolved": resolved}, "resolved=true|false")
 
 
 @pytest.mark.parametrize("resolved", [True, False])
@@ -591,9 +585,7 @@ def test_unsatisfied_callback_reopens_and_ends_unresolved() -> None:
 
 @pytest.mark.parametrize("returned_from", [[], [(A.ACCEPT, {})]], ids=["dispatched", "accepted"])
 def test_returned_order_is_redispatched(returned_from: list[tuple[Action, dict[str, Any]]]) -> None:
-    view, trail = run(
-        NEW, [(A.DISPATCH, {"unit_id": LEAD}), *returned_from, (A.RETURN, {"reason": "非本单位职责"})]
-    )
+    view, trail = run(NEW, [(A.DISPATCH, {"unit_id": LEAD}), *returned_from, (A.RETURN, {"reason": "非本单位职责"})])
     assert view.state == S.RETURNED
     assert view.lead_unit_id is None
     assert trail[-1].sla == SlaEffect.STOP
@@ -695,18 +687,14 @@ def test_merge_into_a_master_order(state: State) -> None:
 
 @pytest.mark.parametrize("state", sorted(_OPEN), ids=lambda s: s.value)
 def test_cancel_is_final(state: State) -> None:
-    view = evolve(
-        happy_view(A.CANCEL, state), apply(happy_view(A.CANCEL, state), A.CANCEL, {"reason": "重复"})
-    )
+    view = evolve(happy_view(A.CANCEL, state), apply(happy_view(A.CANCEL, state), A.CANCEL, {"reason": "重复"}))
     assert view.state == S.CANCELLED
     assert allowed_actions(view) == [A.COMMENT]
     _assert_rejected(view, A.REOPEN, {"reason": "r"})
 
 
 def test_reject_reply_sends_the_order_back_to_work() -> None:
-    view, trail = run(
-        _held(S.IN_PROGRESS), [(A.REPLY, {"text": "已阅"}), (A.REJECT_REPLY, {"reason": "答非所问"})]
-    )
+    view, trail = run(_held(S.IN_PROGRESS), [(A.REPLY, {"text": "已阅"}), (A.REJECT_REPLY, {"reason": "答非所问"})])
     assert view.state == S.IN_PROGRESS
     assert [o.sla for o in trail] == [SlaEffect.STOP, SlaEffect.RESUME]
 

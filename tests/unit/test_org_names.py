@@ -85,6 +85,4 @@ def test_bad_boundaries_are_refused(geometry: dict, message: str) -> None:
 
 def test_unit_schema_validates_boundary() -> None:
     with pytest.raises(ValueError, match="Polygon or MultiPolygon"):
-        UnitCreate(
-            code="X1", name="测试", tier=UnitTier.STREET, boundary={"type": "LineString", "coordinates": []}
-        )
+        UnitCreate(code="X1", name="测试", tier=UnitTier.STREET, boundary={"type": "LineString", "coordinates": []})

@@ -264,9 +264,7 @@ def test_db_helpers(session: Session) -> None:
     session.flush()
     assert sla.category_chain(session, child.id) == [child.id, root.id]
 
-    sla.set_rule(
-        session, category_id=root.id, urgency=None, accept_hours=4, finish_days=10, warning_share=0.6
-    )
+    sla.set_rule(session, category_id=root.id, urgency=None, accept_hours=4, finish_days=10, warning_share=0.6)
     assert sla.terms_for(session, category_id=child.id, urgency="normal") == SlaTerms(4, 10, 0.6)
     sla.set_rule(session, category_id=child.id, urgency="urgent", accept_hours=1, finish_days=3)
     assert sla.terms_for(session, category_id=child.id, urgency="urgent") == SlaTerms(1, 3, share)

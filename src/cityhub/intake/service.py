@@ -46,6 +46,11 @@ def submit(
         data = parse(data)
     order, created = orders.create_order(session, data=data, actor=actor)
     if created and instant_answer:
-        orders.act(session, order_id=order.id, action=Action.INSTANT_ANSWER, actor=actor,
-                   params={"answer": instant_answer})
+        orders.act(
+            session,
+            order_id=order.id,
+            action=Action.INSTANT_ANSWER,
+            actor=actor,
+            params={"answer": instant_answer},
+        )
     return IntakeResult(order=order, created=created)

@@ -305,9 +305,7 @@ def _bare_weight(core: str, base: float) -> float:
     return base
 
 
-def aliases_for(
-    unit: Division, district_shorts: frozenset[str] = frozenset()
-) -> list[tuple[str, float, str]]:
+def aliases_for(unit: Division, district_shorts: frozenset[str] = frozenset()) -> list[tuple[str, float, str]]:
     """``(alias, weight, core)`` for one unit; ``core`` is where a one-character typo may fall."""
     out: list[tuple[str, float, str]] = []
     name = normalise(unit.name)
@@ -395,11 +393,7 @@ def geometry_contains(geometry: Mapping[str, Any], lng: float, lat: float) -> bo
     else:
         return False
     for rings in polygons:
-        if (
-            rings
-            and _ring_contains(rings[0], lng, lat)
-            and not any(_ring_contains(h, lng, lat) for h in rings[1:])
-        ):
+        if rings and _ring_contains(rings[0], lng, lat) and not any(_ring_contains(h, lng, lat) for h in rings[1:]):
             return True
     return False
 
@@ -517,9 +511,7 @@ class Gazetteer:
                 if key is not None:
                     by_key[str(key)] = f["geometry"]
         return Gazetteer(
-            Division(
-                u.code, u.name, u.level, u.parent_code, by_key.get(u.code) or by_key.get(u.name) or u.boundary
-            )
+            Division(u.code, u.name, u.level, u.parent_code, by_key.get(u.code) or by_key.get(u.name) or u.boundary)
             for u in self.units.values()
         )
 
@@ -606,9 +598,7 @@ class Gazetteer:
                     continue
                 if len(codes) == 1:
                     code = codes[0]
-                    hits.append(
-                        _Mention(start, start + length, span, ((code, cands[code] * FUZZY_FACTOR),), True)
-                    )
+                    hits.append(_Mention(start, start + length, span, ((code, cands[code] * FUZZY_FACTOR),), True))
         return _longest_first(hits)
 
     def resolve(self, text: str, *, district_hint: str | None = None) -> Location:

@@ -10,9 +10,7 @@ import typer
 from cityhub.errors import CityhubError
 from cityhub.org.models import Role, UnitTier
 
-app = typer.Typer(
-    no_args_is_help=True, help="Units (district, streets, communities, departments) and people."
-)
+app = typer.Typer(no_args_is_help=True, help="Units (district, streets, communities, departments) and people.")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -50,9 +48,7 @@ def import_command(
 @app.command("list")
 def list_command(
     tier: Annotated[UnitTier | None, typer.Option("--tier", help="Only units of this tier.")] = None,
-    parent: Annotated[
-        str | None, typer.Option("--parent", help="Only direct sub-units of this code.")
-    ] = None,
+    parent: Annotated[str | None, typer.Option("--parent", help="Only direct sub-units of this code.")] = None,
     q: Annotated[str | None, typer.Option("--q", help="Text in code, name or short name.")] = None,
 ) -> None:
     """List units: code, tier, name, short name, parent code."""

@@ -140,9 +140,7 @@ def read_csv_table(path: Path) -> CsvTable:
         for index, values in enumerate(reader, start=2):
             if not any(v.strip() for v in values):
                 continue
-            rows.append(
-                (index, {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(headers)})
-            )
+            rows.append((index, {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(headers)}))
     except csv.Error as exc:
         raise ValidationFailed(f"{path} is not valid CSV: {exc}") from None
     return CsvTable(headers=headers, rows=rows)
@@ -188,17 +186,14 @@ def import_division_rows(
         if item is None:
             continue
         if item.code in parsed:
-            report.reject(
-                number, "code", f"duplicate code {item.code} (first on row {parsed[item.code].row})"
-            )
+            report.reject(number, "code", f"duplicate code {item.code} (first on row {parsed[item.code].row})")
             continue
         parsed[item.code] = item
 
     existing = {unit.code: unit for unit in session.scalars(select(Unit))}
     code_of = {unit.id: unit.code for unit in existing.values()}
     existing_parent = {
-        unit.code: (code_of.get(unit.parent_id, "") if unit.parent_id is not None else "")
-        for unit in existing.values()
+        unit.code: (code_of.get(unit.parent_id, "") if unit.parent_id is not None else "") for unit in existing.values()
     }
 
     if root_code:
@@ -228,9 +223,7 @@ def import_division_rows(
     return report
 
 
-def _parse_division_row(
-    number: int, values: dict[str, str], report: DivisionImportReport
-) -> _DivisionRow | None:
+def _parse_division_row(number: int, values: dict[str, str], report: DivisionImportReport) -> _DivisionRow | None:
     code, name = values.get("code", ""), values.get("name", "")
     level, parent_code = values.get("level", ""), values.get("parent_code", "")
     if not code:
@@ -248,9 +241,7 @@ def _parse_division_row(
     tier = tier_for_level(level)
     if tier is None:
         reason = "empty level" if not level else f"unknown level {level!r}"
-        report.reject(
-            number, "level", f"{reason} (known: {', '.join(sorted(k for k in LEVEL_TIERS if k.isascii()))})"
-        )
+        report.reject(number, "level", f"{reason} (known: {', '.join(sorted(k for k in LEVEL_TIERS if k.isascii()))})")
         return None
     if parent_code == code:
         report.reject(number, "parent_code", "a unit cannot be its own parent")
@@ -258,9 +249,7 @@ def _parse_division_row(
     return _DivisionRow(row=number, code=code, name=name, tier=tier, parent_code=parent_code)
 
 
-def _under_root(
-    code: str, root: str, parsed: dict[str, _DivisionRow], existing_parent: dict[str, str]
-) -> bool:
+def _under_root(code: str, root: str, parsed: dict[str, _DivisionRow], existing_parent: dict[str, str]) -> bool:
     seen: set[str] = set()
     current = code
     while current and current not in seen:
@@ -308,9 +297,7 @@ def _resolve(
         elif parent in parsed:
             if parent in failed:
                 failed.add(member)
-                report.reject(
-                    item.row, "parent_code", f"parent {parent} was rejected (row {parsed[parent].row})"
-                )
+                report.reject(item.row, "parent_code", f"parent {parent} was rejected (row {parsed[parent].row})")
             else:
                 depth[member] = depth[parent] + 1
         elif parent in existing:
@@ -321,9 +308,7 @@ def _resolve(
             report.roots.append(member)
         else:
             failed.add(member)
-            report.reject(
-                item.row, "parent_code", f"parent {parent} is neither in the file nor in the database"
-            )
+            report.reject(item.row, "parent_code", f"parent {parent} is neither in the file nor in the database")
 
 
 def _upsert_division(
@@ -406,9 +391,7 @@ def list_units(
         stmt = stmt.where(Unit.active.is_(active))
     if q:
         pattern = f"%{q.strip()}%"
-        stmt = stmt.where(
-            or_(Unit.name.like(pattern), Unit.short_name.like(pattern), Unit.code.like(pattern))
-        )
+        stmt = stmt.where(or_(Unit.name.like(pattern), Unit.short_name.like(pattern), Unit.code.like(pattern)))
     if limit is not None:
         stmt = stmt.limit(limit)
     return list(session.scalars(stmt))
@@ -455,9 +438,7 @@ def create_unit(session: Session, *, data: UnitCreate) -> Unit:
         tier=data.tier,
         parent_id=data.parent_id,
         boundary=_valid_boundary(data.boundary),
-        contacts=[c.model_dump(exclude_none=True) for c in data.contacts]
-        if data.contacts is not None
-        else None,
+        contacts=[c.model_dump(exclude_none=True) for c in data.contacts] if data.contacts is not None else None,
         duties=data.duties,
         active=data.active,
     )
@@ -478,9 +459,7 @@ def update_unit(session: Session, *, unit_id: int, data: UnitUpdate) -> Unit:
     if "boundary" in changes:
         unit.boundary = _valid_boundary(changes["boundary"])
     if "contacts" in changes:
-        unit.contacts = (
-            [c.model_dump(exclude_none=True) for c in data.contacts] if data.contacts is not None else None
-        )
+        unit.contacts = [c.model_dump(exclude_none=True) for c in data.contacts] if data.contacts is not None else None
     for field in ("name", "short_name", "tier", "duties", "active"):
         if field in changes:
             if changes[field] is None and field in ("name", "tier", "active"):

@@ -393,9 +393,7 @@ def _print_report(report: TaxonomyImportReport) -> None:
 
 @categories_app.command("import")
 def import_command(
-    file: Annotated[
-        Path, typer.Argument(help="CSV: 一级分类,二级分类,三级分类 | level1,… | code,name,parent_code.")
-    ],
+    file: Annotated[Path, typer.Argument(help="CSV: 一级分类,二级分类,三级分类 | level1,… | code,name,parent_code.")],
 ) -> None:
     """Import (upsert) a category taxonomy; rejected rows are listed on stderr."""
     from cityhub.db import session_scope

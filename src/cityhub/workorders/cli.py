@@ -66,9 +66,17 @@ def create(
     """Receive one appeal and print the order as JSON."""
     from cityhub.intake.service import submit
 
-    payload = {"channel": channel, "title": title, "content": content, "appeal_type": appeal_type,
-               "address": address, "category": category, "citizen_phone": phone, "citizen_name": name,
-               "external_id": external_id}
+    payload = {
+        "channel": channel,
+        "title": title,
+        "content": content,
+        "appeal_type": appeal_type,
+        "address": address,
+        "category": category,
+        "citizen_phone": phone,
+        "citizen_name": name,
+        "external_id": external_id,
+    }
     try:
         with session_scope() as session:
             result = submit(session, data=payload, instant_answer=answer)
@@ -117,8 +125,9 @@ def act_cmd(
     try:
         with session_scope() as session:
             order = _find(session, ref)
-            order = service.act(session, order_id=order.id, action=action, params=params,
-                                actor=service.Actor(name=actor))
+            order = service.act(
+                session, order_id=order.id, action=action, params=params, actor=service.Actor(name=actor)
+            )
             typer.echo(f"{order.number}: {action} → {order.state.value}")
     except CityhubError as exc:
         raise _fail(exc.message) from None
@@ -195,8 +204,10 @@ def sla_list() -> None:
         typer.echo("category\turgency\taccept_hours\tfinish_days\twarning_share")
         for r in load_rules(session):
             category = paths.get(r.category_id, "(default)") if r.category_id else "(default)"
-            typer.echo(f"{category}\t{r.urgency or '(any)'}\t{r.accept_hours:g}\t{r.finish_days:g}\t"
-                       f"{'' if r.warning_share is None else r.warning_share}")
+            typer.echo(
+                f"{category}\t{r.urgency or '(any)'}\t{r.accept_hours:g}\t{r.finish_days:g}\t"
+                f"{'' if r.warning_share is None else r.warning_share}"
+            )
 
 
 def _category_query() -> Any:
@@ -227,8 +238,14 @@ def sla_set(
                 if found is None:
                     raise _fail(f"unknown category '{category}'")
                 category_id = found.id
-            set_rule(session, category_id=category_id, urgency=urgency, accept_hours=accept_hours,
-                     finish_days=finish_days, warning_share=warning_share)
+            set_rule(
+                session,
+                category_id=category_id,
+                urgency=urgency,
+                accept_hours=accept_hours,
+                finish_days=finish_days,
+                warning_share=warning_share,
+            )
     except CityhubError as exc:
         raise _fail(exc.message) from None
     typer.echo("rule saved")

@@ -158,19 +158,17 @@ def _positive_days(_view: OrderView, params: Params) -> str | None:
 
 
 def _assists_done(view: OrderView, _params: Params) -> str | None:
-    waiting = sorted(
-        u for u, s in view.assists.items() if s in (AssistStatus.DISPATCHED, AssistStatus.ACCEPTED)
-    )
+    waiting = sorted(u for u, s in view.assists.items() if s in (AssistStatus.DISPATCHED, AssistStatus.ACCEPTED))
     if waiting:
         return f"assisting units {waiting} have not replied yet"
     return None
 
 
 def _new_assist(view: OrderView, params: Params) -> str | None:
-    unit_id = params.get("unit_id")
+    unit_id: Any = params.get("unit_id")
     if unit_id == view.lead_unit_id:
         return "the lead unit cannot assist itself"
-    if view.assists.get(unit_id) in (AssistStatus.DISPATCHED, AssistStatus.ACCEPTED):
+    if unit_id in view.assists and view.assists[unit_id] in (AssistStatus.DISPATCHED, AssistStatus.ACCEPTED):
         return "this unit is already assisting"
     return None
 
@@ -235,13 +233,9 @@ _ACTIVE = _s(State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS, State.SUSPENDE
 
 TRANSITIONS: dict[Action, Rule] = {
     Action.INSTANT_ANSWER: Rule(_s(State.RECEIVED), State.CLOSED_RESOLVED, ("answer",), sla=SlaEffect.STOP),
-    Action.DISPATCH: Rule(
-        _s(State.RECEIVED, State.RETURNED), State.DISPATCHED, ("unit_id",), sla=SlaEffect.START
-    ),
+    Action.DISPATCH: Rule(_s(State.RECEIVED, State.RETURNED), State.DISPATCHED, ("unit_id",), sla=SlaEffect.START),
     Action.ACCEPT: Rule(_s(State.DISPATCHED), State.ACCEPTED, sla=SlaEffect.ACCEPTED),
-    Action.RETURN: Rule(
-        _s(State.DISPATCHED, State.ACCEPTED), State.RETURNED, ("reason",), sla=SlaEffect.STOP
-    ),
+    Action.RETURN: Rule(_s(State.DISPATCHED, State.ACCEPTED), State.RETURNED, ("reason",), sla=SlaEffect.STOP),
     Action.START: Rule(_s(State.ACCEPTED), State.IN_PROGRESS),
     Action.TRANSFER: Rule(
         _s(State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS),
@@ -258,15 +252,11 @@ TRANSITIONS: dict[Action, Rule] = {
     Action.ASSIST_RETURN: Rule(
         _ACTIVE, None, ("unit_id", "reason"), (_assist_in(AssistStatus.DISPATCHED, AssistStatus.ACCEPTED),)
     ),
-    Action.REQUEST_EXTENSION: Rule(
-        WORKING_STATES, None, ("days", "reason"), (_no_pending_extension, _positive_days)
-    ),
+    Action.REQUEST_EXTENSION: Rule(WORKING_STATES, None, ("days", "reason"), (_no_pending_extension, _positive_days)),
     Action.APPROVE_EXTENSION: Rule(
         WORKING_STATES | {State.SUSPENDED}, None, (), (_pending_extension,), SlaEffect.EXTEND
     ),
-    Action.REJECT_EXTENSION: Rule(
-        WORKING_STATES | {State.SUSPENDED}, None, ("reason",), (_pending_extension,)
-    ),
+    Action.REJECT_EXTENSION: Rule(WORKING_STATES | {State.SUSPENDED}, None, ("reason",), (_pending_extension,)),
     Action.URGE: Rule(_OPEN_NOT_RECEIVED, None),
     Action.ESCALATE: Rule(OPEN_STATES, None, ("reason",)),
     Action.ASSIGN: Rule(OPEN_STATES, _assign_target, (), (), SlaEffect.START),
@@ -275,9 +265,7 @@ TRANSITIONS: dict[Action, Rule] = {
     Action.REPLY: Rule(WORKING_STATES, State.REPLIED, ("text",), (_assists_done,), SlaEffect.STOP),
     Action.REJECT_REPLY: Rule(_s(State.REPLIED), State.IN_PROGRESS, ("reason",), sla=SlaEffect.RESUME),
     Action.CALLBACK: Rule(_s(State.REPLIED), State.CALLED_BACK, ("satisfied",), (_satisfied_is_bool,)),
-    Action.CLOSE: Rule(
-        _s(State.REPLIED, State.CALLED_BACK), _close_target, (), (_reason_for_close_without_callback,)
-    ),
+    Action.CLOSE: Rule(_s(State.REPLIED, State.CALLED_BACK), _close_target, (), (_reason_for_close_without_callback,)),
     Action.REOPEN: Rule(
         _s(State.CALLED_BACK, State.CLOSED_UNRESOLVED),
         State.DISPATCHED,
@@ -315,9 +303,7 @@ def apply(view: OrderView, action: Action | str, params: Params | None = None) -
         raise InvalidTransition(state=view.state.value, action=action.value)
     for name in rule.required:
         if _missing(params.get(name)):
-            raise InvalidTransition(
-                state=view.state.value, action=action.value, reason=f"'{name}' is required"
-            )
+            raise InvalidTransition(state=view.state.value, action=action.value, reason=f"'{name}' is required")
     if action == Action.ASSIGN and view.state in _ASSIGN_NEEDS_UNIT and _missing(params.get("unit_id")):
         raise InvalidTransition(state=view.state.value, action=action.value, reason="'unit_id' is required")
     for guard in rule.guards:

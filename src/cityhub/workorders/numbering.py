@@ -27,12 +27,12 @@ def allocate(session: Session, *, day: str, count: int = 1, prefix: str | None =
     """Reserve ``count`` consecutive numbers of ``day``; the row lock makes this safe across processes."""
     prefix = prefix or get_settings().order_number_prefix
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
-        insert(OrderNumberCounter).values(prefix=prefix, day=day, last=0).on_conflict_do_nothing()
-    )
+    session.execute(insert(OrderNumberCounter).values(prefix=prefix, day=day, last=0).on_conflict_do_nothing())
     key = (OrderNumberCounter.prefix == prefix) & (OrderNumberCounter.day == day)
     last = session.execute(
-        update(OrderNumberCounter).where(key).values(last=OrderNumberCounter.last + count)
+        update(OrderNumberCounter)
+        .where(key)
+        .values(last=OrderNumberCounter.last + count)
         .returning(OrderNumberCounter.last)
     ).scalar_one()
     first = last - count + 1
@@ -43,8 +43,6 @@ def peek(session: Session, *, day: str, prefix: str | None = None) -> int:
     """The last sequence number used on ``day`` (0 when none)."""
     prefix = prefix or get_settings().order_number_prefix
     value = session.execute(
-        select(OrderNumberCounter.last).where(
-            (OrderNumberCounter.prefix == prefix) & (OrderNumberCounter.day == day)
-        )
+        select(OrderNumberCounter.last).where((OrderNumberCounter.prefix == prefix) & (OrderNumberCounter.day == day))
     ).scalar()
     return int(value or 0)

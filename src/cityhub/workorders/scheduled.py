@@ -20,8 +20,15 @@ from cityhub.workorders.models import Order, OrderEvent, SlaStatus
 _RUNNING = [s.value for s in HANDLING_STATES]
 
 
-def _mark(session: Session, *, condition: Any, action: str, values: dict[str, Any], now: datetime,
-          payload: dict[str, Any]) -> int:
+def _mark(
+    session: Session,
+    *,
+    condition: Any,
+    action: str,
+    values: dict[str, Any],
+    now: datetime,
+    payload: dict[str, Any],
+) -> int:
     """Audit, then update, every order matching ``condition``; returns how many were marked."""
     events = select(
         Order.id,
@@ -39,10 +46,12 @@ def _mark(session: Session, *, condition: Any, action: str, values: dict[str, An
     )
     # Bumping version keeps optimistic locking honest: a client holding the old version must re-read.
     result = session.execute(
-        update(Order).where(condition).values(**values, version=Order.version + 1, updated_at=now)
+        update(Order)
+        .where(condition)
+        .values(**values, version=Order.version + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def sla_sweep(session: Session, *, now: datetime | None = None) -> dict[str, Any]:
@@ -78,5 +87,10 @@ def sla_sweep(session: Session, *, now: datetime | None = None) -> dict[str, Any
         payload={"mark": "accept_overdue"},
     )
     open_count = session.execute(select(func.count()).select_from(Order).where(running)).scalar_one()
-    return {"at": now.isoformat(), "overdue": overdue, "warning": warned, "accept_overdue": accept_overdue,
-            "running_clocks": open_count}
+    return {
+        "at": now.isoformat(),
+        "overdue": overdue,
+        "warning": warned,
+        "accept_overdue": accept_overdue,
+        "running_clocks": open_count,
+    }

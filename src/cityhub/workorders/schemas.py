@@ -148,7 +148,10 @@ class OrderRead(OrderBase):
     def masked(self) -> OrderRead:
         """A copy with the citizen's name and phone masked."""
         return self.model_copy(
-            update={"citizen_name": mask_name(self.citizen_name), "citizen_phone": mask_phone(self.citizen_phone)}
+            update={
+                "citizen_name": mask_name(self.citizen_name),
+                "citizen_phone": mask_phone(self.citizen_phone),
+            }
         )
 
 

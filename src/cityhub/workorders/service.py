@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.org.models import Unit
@@ -148,9 +147,11 @@ def require_order(session: Session, *, order_id: int) -> Order:
 
 def history(session: Session, *, order_id: int) -> Sequence[OrderEvent]:
     """The order's audit trail, oldest first."""
-    return session.execute(
-        select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
-    ).scalars().all()
+    return (
+        session.execute(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id))
+        .scalars()
+        .all()
+    )
 
 
 def view_of(order: Order) -> OrderView:
@@ -317,12 +318,10 @@ def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) 
             _set_deadlines(order, sla.extend(cal, _deadlines(order), days, warning_share=share))
             _refresh_status(order, now)
         order.extension_days_requested = None
-    elif effect == SlaEffect.STOP:
-        if order.sla_status != SlaStatus.NONE:
-            _refresh_status(order, now)
-            if order.sla_paused_at is not None:
-                order.sla_paused_at = None
-                order.sla_remaining = None
+    elif effect == SlaEffect.STOP and order.sla_status != SlaStatus.NONE:
+        _refresh_status(order, now)
+        order.sla_paused_at = None
+        order.sla_remaining = None
 
 
 def _refresh_status(order: Order, now: datetime) -> None:
@@ -392,8 +391,12 @@ def search_orders(
     if scope is not None:
         conditions.append(scope)
     query = (
-        select(Order).where(*conditions).options(selectinload(Order.assists))
-        .order_by(Order.created_at.desc(), Order.id.desc()).limit(limit + 1).offset(offset)
+        select(Order)
+        .where(*conditions)
+        .options(selectinload(Order.assists))
+        .order_by(Order.created_at.desc(), Order.id.desc())
+        .limit(limit + 1)
+        .offset(offset)
     )
     rows = list(session.scalars(query))
     total = None

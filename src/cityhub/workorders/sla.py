@@ -166,9 +166,7 @@ def resume(cal: WorkCalendar, now: datetime, remaining: Mapping[str, float]) -> 
     return Deadlines(rebuilt(ACCEPT_KEY), rebuilt(WARN_KEY), rebuilt(DUE_KEY))
 
 
-def extend(
-    cal: WorkCalendar, deadlines: Deadlines, days: float, *, warning_share: float | None = None
-) -> Deadlines:
+def extend(cal: WorkCalendar, deadlines: Deadlines, days: float, *, warning_share: float | None = None) -> Deadlines:
     """An approved extension (延期) of ``days`` working days; the accept deadline is unchanged.
 
     ``due_at`` moves by ``days`` working days. With the order's ``warning_share``, ``warn_at`` moves by
@@ -201,9 +199,7 @@ def extend_remaining(
     result = dict(remaining)
     result[DUE_KEY] = remaining[DUE_KEY] + math.ceil(extra)
     if remaining.get(WARN_KEY) is not None:
-        result[WARN_KEY] = remaining[WARN_KEY] + math.ceil(
-            extra if warning_share is None else warning_share * extra
-        )
+        result[WARN_KEY] = remaining[WARN_KEY] + math.ceil(extra if warning_share is None else warning_share * extra)
     return result
 
 

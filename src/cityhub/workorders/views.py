@@ -57,15 +57,26 @@ def list_orders(
 ) -> OrderPage:
     """Search and filter orders, newest first."""
     filters = OrderFilter(
-        state=state, unit_id=unit_id, street_id=street_id, community_id=community_id, category_id=category_id,
-        channel=channel, appeal_type=appeal_type, urgency=urgency, created_from=created_from,
-        created_to=created_to, overdue=overdue, sla_status=sla_status, q=q,
+        state=state,
+        unit_id=unit_id,
+        street_id=street_id,
+        community_id=community_id,
+        category_id=category_id,
+        channel=channel,
+        appeal_type=appeal_type,
+        urgency=urgency,
+        created_from=created_from,
+        created_to=created_to,
+        overdue=overdue,
+        sla_status=sla_status,
+        q=q,
     )
     rows, has_more, total = service.search_orders(
         db, filters=filters, limit=page.limit, offset=page.offset, count=count
     )
-    return OrderPage(items=[_read(o) for o in rows], limit=page.limit, offset=page.offset, has_more=has_more,
-                     total=total)
+    return OrderPage(
+        items=[_read(o) for o in rows], limit=page.limit, offset=page.offset, has_more=has_more, total=total
+    )
 
 
 def _order(db: DbSession, order_id: int) -> object:
@@ -107,6 +118,7 @@ def order_action(
     version = body.version
     if version is None and if_match:
         version = int(if_match.strip('W/"')) if if_match.strip('W/"').isdigit() else None
-    order = service.act(db, order_id=order_id, action=action, actor=actor, params=body.params(),
-                        expected_version=version)
+    order = service.act(
+        db, order_id=order_id, action=action, actor=actor, params=body.params(), expected_version=version
+    )
     return _read(order)

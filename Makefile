@@ -1,0 +1,75 @@
+# Developer entry points. `make run` sets everything up and serves the demo; `make test` is what CI runs.
+SHELL := /bin/bash
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+CITYHUB := $(VENV)/bin/cityhub
+RUFF    := $(VENV)/bin/ruff
+MYPY    := $(VENV)/bin/mypy
+PYTEST  := $(VENV)/bin/pytest
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+ORDERS  ?= 5000
+
+# Stamps make re-runs fast: reinstall only when the dependency files are newer than the last install.
+PY_STAMP   := $(VENV)/.cityhub-installed
+NODE_STAMP := node_modules/.cityhub-installed
+
+.PHONY: install run test lint fmt bench clean distclean
+
+install: $(PY_STAMP) $(if $(wildcard package.json),$(NODE_STAMP))
+
+$(PY_STAMP): pyproject.toml
+	@test -x $(PY) || { echo "==> python3 -m venv $(VENV)"; python3 -m venv $(VENV); }
+	@echo "==> pip install -e '.[dev]'"
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(PY) -m pip install --progress-bar off -q -e '.[dev]'
+	@touch $@
+
+$(NODE_STAMP): package.json $(wildcard package-lock.json)
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	@if [ -f package-lock.json ]; then echo "==> npm ci"; npm ci --no-audit --no-fund; \
+	 else echo "==> npm install"; npm install --no-audit --no-fund; fi
+	@mkdir -p node_modules && touch $@
+
+run: install
+	$(CITYHUB) db upgrade
+	$(CITYHUB) demo seed --orders $(ORDERS)
+	$(CITYHUB) serve --host $(HOST) --port $(PORT)
+
+# Every check runs even when an earlier one fails, so one CI run reports all problems; the exit code
+# says whether any failed. pytest's exit code 5 (no tests collected) is not a failure.
+test: install
+	@failed=(); \
+	echo "==> ruff check"; $(RUFF) check . || failed+=("ruff check"); \
+	echo "==> ruff format --check"; $(RUFF) format --check . || failed+=("ruff format"); \
+	echo "==> mypy"; $(MYPY) || failed+=("mypy"); \
+	echo "==> pytest (unit + integration, SQLite and PostgreSQL)"; \
+	$(PYTEST) --durations=10 --continue-on-collection-errors; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest: no tests ran"; elif [ $$rc -ne 0 ]; then failed+=("pytest"); fi; \
+	if [ $${#failed[@]} -gt 0 ]; then echo "FAILED: $${failed[*]}" >&2; exit 1; fi; \
+	echo "all checks passed"
+
+lint: $(PY_STAMP)
+	$(RUFF) check .
+	$(RUFF) format --check .
+	$(MYPY)
+
+fmt: $(PY_STAMP)
+	$(RUFF) check --fix .
+	$(RUFF) format .
+
+# Each bench/*.py (not _helpers) must accept --quick: a small run that finishes in seconds.
+bench: $(PY_STAMP)
+	@found=0; for f in bench/*.py; do \
+	  [ -e "$$f" ] || continue; case "$$(basename $$f)" in _*) continue;; esac; \
+	  found=1; echo "==> $(PY) $$f --quick"; $(PY) "$$f" --quick || exit 1; \
+	done; [ $$found = 1 ] || echo "no benchmarks in bench/ yet"
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis htmlcov .coverage build dist
+	find . -path ./$(VENV) -prune -o -path ./node_modules -prune -o -name __pycache__ -type d -exec rm -rf {} +
+	rm -f $(PY_STAMP) $(NODE_STAMP)
+
+# Also the installed environments (the demo database in data/ is kept).
+distclean: clean
+	rm -rf $(VENV) node_modules

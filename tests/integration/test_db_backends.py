@@ -1,0 +1,172 @@
+"""The same models and migrations behave alike on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.exc import StatementError
+from sqlalchemy.orm import Session, selectinload
+
+from cityhub import migrate
+from cityhub.db import Base, make_engine
+from cityhub.models import Order, OrderEvent, Unit
+from cityhub.org.models import UnitTier
+from cityhub.workorders.lifecycle import State
+from cityhub.workorders.models import AppealType, Channel
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _head() -> str | None:
+    return ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_current_head()
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _make_unit() -> Unit:
+    return Unit(
+        code="440111001",
+        name="景泰街道",
+        tier=UnitTier.STREET,
+        boundary={
+            "type": "Polygon",
+            "coordinates": [[[113.27, 23.16], [113.28, 23.16], [113.28, 23.17], [113.27, 23.16]]],
+        },
+        contacts=[{"name": "王主任", "phone": "020-12345678", "role": "值班"}],
+    )
+
+
+def test_migration_creates_every_model_table(db_engine: Engine) -> None:
+    with db_engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    assert set(Base.metadata.tables) <= tables
+    assert version == _head()
+
+
+def test_unit_order_and_event_round_trip(db_engine: Engine, db_session: Session) -> None:
+    received = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=SHANGHAI)
+    unit = _make_unit()
+    order = Order(
+        number="BY20260302-000001",
+        channel=Channel.HOTLINE,
+        appeal_type=AppealType.COMPLAINT,
+        title="夜间施工噪音扰民",
+        content="某工地晚上十一点后仍在施工，噪音很大。",
+        created_at=received,
+        due_at=received + timedelta(days=5),
+        sla_remaining={"due": 3600, "warn": 1800},
+        attributes={"tags": ["噪音", "夜间"], "score": 0.75, "nested": {"ok": True, "none": None}},
+        lead_unit=unit,
+    )
+    order.events.append(
+        OrderEvent(
+            action="create",
+            to_state=State.RECEIVED.value,
+            actor_name="system",
+            at=received,
+            payload={"channel": "hotline", "note": "来电受理"},
+        )
+    )
+    db_session.add(order)
+    db_session.commit()
+    order_id = order.id
+
+    # A fresh session, so the values really come back from the database and not from the identity map.
+    with Session(db_engine) as fresh:
+        loaded = fresh.scalars(select(Order).where(Order.id == order_id).options(selectinload(Order.events))).one()
+        assert loaded.state == State.RECEIVED
+        assert loaded.channel == Channel.HOTLINE
+        assert loaded.title == "夜间施工噪音扰民"
+        assert loaded.created_at == received
+        assert loaded.created_at.utcoffset() == timedelta(0)
+        assert loaded.due_at == received + timedelta(days=5)
+        assert loaded.sla_remaining == {"due": 3600, "warn": 1800}
+        assert loaded.attributes == {
+            "tags": ["噪音", "夜间"],
+            "score": 0.75,
+            "nested": {"ok": True, "none": None},
+        }
+
+        assert loaded.lead_unit is not None
+        assert loaded.lead_unit.code == "440111001"
+        assert loaded.lead_unit.tier == UnitTier.STREET
+        assert loaded.lead_unit.contacts == [{"name": "王主任", "phone": "020-12345678", "role": "值班"}]
+        assert loaded.lead_unit.boundary is not None
+        assert loaded.lead_unit.boundary["coordinates"][0][1] == [113.28, 23.16]
+        # Defaults filled in by the model are timezone-aware UTC too.
+        assert loaded.lead_unit.created_at.tzinfo is not None
+        assert loaded.lead_unit.created_at.utcoffset() == timedelta(0)
+
+        [event] = loaded.events
+        assert event.at == received
+        assert event.at.utcoffset() == timedelta(0)
+        assert event.payload == {"channel": "hotline", "note": "来电受理"}
+
+
+def test_datetimes_are_stored_in_utc(db_engine: Engine, db_session: Session, db_backend: str) -> None:
+    local = datetime(2026, 1, 1, 7, 0, tzinfo=SHANGHAI)  # 2025-12-31 23:00 UTC: the date changes too
+    db_session.add(
+        Order(
+            number="BY20260101-000001",
+            channel=Channel.WEB,
+            appeal_type=AppealType.HELP,
+            title="t",
+            content="c",
+            created_at=local,
+        )
+    )
+    db_session.commit()
+
+    with db_engine.connect() as conn:
+        raw = conn.execute(text("SELECT created_at FROM orders")).scalar_one()
+    if db_backend == "sqlite":
+        # SQLite has no time zone type: the stored text must be the UTC wall time.
+        assert str(raw).startswith("2025-12-31 23:00:00")
+    else:
+        assert isinstance(raw, datetime)
+        assert raw == local
+        assert raw.astimezone(UTC).replace(tzinfo=None) == datetime(2025, 12, 31, 23, 0)
+
+
+def test_naive_datetime_is_refused(db_session: Session) -> None:
+    db_session.add(
+        Order(
+            number="BY20260101-000002",
+            channel=Channel.WEB,
+            appeal_type=AppealType.HELP,
+            title="t",
+            content="c",
+            created_at=datetime(2026, 1, 1, 7, 0),
+        )
+    )
+    with pytest.raises(StatementError, match="naive datetime"):
+        db_session.flush()
+
+
+def test_downgrade_to_base_then_upgrade_to_head(empty_db_url: str) -> None:
+    model_tables = set(Base.metadata.tables)
+
+    migrate.upgrade(empty_db_url)
+    assert model_tables <= _tables(empty_db_url)
+    assert migrate.current(empty_db_url) == _head()
+
+    command.downgrade(migrate.alembic_config(empty_db_url), "base")
+    assert _tables(empty_db_url) - {"alembic_version"} == set()
+    assert migrate.current(empty_db_url) is None
+
+    migrate.upgrade(empty_db_url)
+    assert model_tables <= _tables(empty_db_url)
+    assert migrate.current(empty_db_url) == _head()
