@@ -249,3 +249,13 @@ def test_extension_approved_while_suspended_survives_resume(db_session, units):
     _act(db_session, order, "resume", MONDAY + timedelta(days=7, hours=1))
     # One week paused plus five working days extended: two calendar weeks later than before.
     assert order.due_at == due_before + timedelta(days=14)
+
+
+def test_number_blocks_for_many_days_are_consecutive_and_unique(db_session):
+    from cityhub.workorders import numbering
+
+    first = numbering.allocate_many(db_session, counts={"20260301": 2, "20260302": 3})
+    second = numbering.allocate_many(db_session, counts={"20260302": 1, "20260303": 0})
+    assert first["20260301"] == ["BY20260301-000001", "BY20260301-000002"]
+    assert first["20260302"][-1] == "BY20260302-000003" and second == {"20260302": ["BY20260302-000004"]}
+    assert numbering.allocate(db_session, day="20260301") == ["BY20260301-000003"]

@@ -159,7 +159,7 @@ def expected_changes(action: Action, state: State) -> dict[str, Any]:
 def _expected_own_changes(action: Action, state: State) -> dict[str, Any]:
     p = PARAMS[action]
     return {
-        A.INSTANT_ANSWER: {"reply_text": p.get("answer"), "instant_answered": True},
+        A.INSTANT_ANSWER: {"reply_text": p.get("answer"), "instant_answered": True, "resolved": True},
         A.DISPATCH: {"lead_unit_id": OTHER},
         A.ACCEPT: {},
         A.RETURN: {"lead_unit_id": None, "return_count": "+1"},
@@ -640,6 +640,7 @@ def test_instant_answer_closes_resolved_without_a_unit() -> None:
     assert outcome.changes == {
         "reply_text": "请拨打社保热线",
         "instant_answered": True,
+        "resolved": True,
     }
     assert evolve(NEW, outcome).lead_unit_id is None
     _assert_rejected(_held(S.DISPATCHED), A.INSTANT_ANSWER, {"answer": "x"})

@@ -350,6 +350,7 @@ def _changes(view: OrderView, action: Action, to_state: State, params: Params) -
     if action == Action.INSTANT_ANSWER:
         changes["reply_text"] = params["answer"]
         changes["instant_answered"] = True
+        changes["resolved"] = True
     if action == Action.CALLBACK:
         changes["satisfied"] = params["satisfied"]
     if action == Action.CLOSE:

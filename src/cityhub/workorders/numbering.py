@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -37,6 +38,34 @@ def allocate(session: Session, *, day: str, count: int = 1, prefix: str | None =
     ).scalar_one()
     first = last - count + 1
     return [format_number(prefix, day, seq) for seq in range(first, last + 1)]
+
+
+def allocate_many(session: Session, *, counts: Mapping[str, int], prefix: str | None = None) -> dict[str, list[str]]:
+    """Reserve ``counts[day]`` numbers for each day at once: one insert and one update, whatever the day count.
+
+    Bulk imports spread over years call this once per batch instead of once per day.
+    """
+    counts = {day: n for day, n in counts.items() if n > 0}
+    if not counts:
+        return {}
+    prefix = prefix or get_settings().order_number_prefix
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(OrderNumberCounter)
+        .values([{"prefix": prefix, "day": day, "last": 0} for day in counts])
+        .on_conflict_do_nothing()
+    )
+    rows = session.execute(
+        update(OrderNumberCounter)
+        .where(OrderNumberCounter.prefix == prefix, OrderNumberCounter.day.in_(list(counts)))
+        .values(last=OrderNumberCounter.last + case(counts, value=OrderNumberCounter.day, else_=0))
+        .returning(OrderNumberCounter.day, OrderNumberCounter.last)
+    ).all()
+    result: dict[str, list[str]] = {}
+    for day, last in rows:
+        first = last - counts[day] + 1
+        result[day] = [format_number(prefix, day, seq) for seq in range(first, last + 1)]
+    return result
 
 
 def peek(session: Session, *, day: str, prefix: str | None = None) -> int:
