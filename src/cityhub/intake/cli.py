@@ -1,6 +1,176 @@
 """``cityhub import …`` and ``cityhub export …`` — bulk intake and export of orders."""
 
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 import_app = typer.Typer(no_args_is_help=True, help="Bulk import (CSV, Excel).")
 export_app = typer.Typer(no_args_is_help=True, help="Export orders with their histories (CSV, Excel, Parquet).")
+
+# How many rejected rows are listed on stderr; the --errors file always has all of them.
+SHOWN_ISSUES = 50
+
+
+@import_app.callback()
+def _import_group() -> None:
+    """Bulk import (CSV, Excel)."""
+
+
+@export_app.callback()
+def _export_group() -> None:
+    """Export orders with their histories (CSV, Excel, Parquet)."""
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+@import_app.command("orders")
+def import_orders_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV (UTF-8, UTF-8 with BOM, GBK/GB18030) or Excel file.")],
+    errors: Annotated[
+        Path | None, typer.Option("--errors", help="Write every rejected/warned row to this CSV.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no per-row report.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per committed batch.")] = 5000,
+    channel: Annotated[str | None, typer.Option(help="Channel of every row (default: the file's, or import).")] = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet name (default: the first).")] = None,
+) -> None:
+    """Import orders from a CSV or Excel file; re-running it adds nothing twice.
+
+    Exit code 0 when the file was processed (rejected rows are listed, not fatal), 1 when it cannot be read.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    from cityhub.db import session_factory
+    from cityhub.intake.importer import UnreadableFile, import_orders
+
+    console = Console(stderr=True, soft_wrap=True)
+    progress = Progress(
+        TextColumn("importing {task.fields[name]}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[imported]} imported"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet or not sys.stderr.isatty(),
+        transient=True,
+    )
+    task = progress.add_task("import", total=None, name=file.name, imported=0)
+    state = {"imported": 0}
+
+    def on_progress(done: int, total: int | None) -> None:
+        progress.update(task, completed=done, total=total, imported=state["imported"])
+
+    def on_batch(report: object) -> None:
+        state["imported"] = getattr(report, "imported", 0)
+
+    errors_fh = errors.open("w", encoding="utf-8-sig", newline="") if errors else None
+    session = session_factory()()
+    try:
+        with progress:
+            report = import_orders(
+                session,
+                path=file,
+                batch_size=batch_size,
+                channel=channel,
+                sheet=sheet,
+                issues_to=errors_fh,
+                on_progress=on_progress,
+                on_batch=on_batch,
+            )
+    except UnreadableFile as exc:
+        raise _fail(exc.message) from None
+    finally:
+        session.close()
+        if errors_fh is not None:
+            errors_fh.close()
+
+    if not quiet:
+        rejected = [i for i in report.issues if i.level == "error"]
+        for issue in rejected[:SHOWN_ISSUES]:
+            console.print(f"row {issue.row}: {issue.field}: {issue.message}", markup=False, highlight=False)
+        if report.rejected > SHOWN_ISSUES:
+            more = report.rejected - SHOWN_ISSUES
+            hint = f" (all in {errors})" if errors else " (use --errors FILE for all of them)"
+            console.print(f"… and {more} more rejected rows{hint}", markup=False, highlight=False)
+        for kind, count in report.warning_counts.most_common():
+            console.print(f"warning: {kind} ({count} rows)", markup=False, highlight=False)
+        note = " — rejected rows were not imported, see above" if report.rejected else ""
+        console.print(
+            f"{file.name}: read {report.read}, imported {report.imported}, "
+            f"skipped {report.skipped} already present, rejected {report.rejected}{note}",
+            markup=False,
+            highlight=False,
+        )
+    if as_json:
+        typer.echo(json.dumps(report.summary(), ensure_ascii=False))
+
+
+@export_app.command("orders")
+def export_orders_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, xlsx or parquet.")] = "csv",
+    since: Annotated[str | None, typer.Option(help="First local day (YYYY-MM-DD), inclusive.")] = None,
+    until: Annotated[str | None, typer.Option(help="Last local day (YYYY-MM-DD), inclusive.")] = None,
+    state: Annotated[list[str] | None, typer.Option("--state", help="Only orders in this state (repeatable).")] = None,
+    unmasked: Annotated[bool, typer.Option(help="Write citizens' phone numbers unmasked.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Export orders with their audit trails (CSV: plus <stem>.events.csv; Excel: sheet 'events';
+    Parquet: nested column 'events')."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from cityhub.db import session_factory
+    from cityhub.errors import ValidationFailed
+    from cityhub.intake.exporter import ExportFilter, export_orders, parse_states
+
+    try:
+        flt = ExportFilter(since=_day(since, "--since"), until=_day(until, "--until"), states=parse_states(state or []))
+    except ValidationFailed as exc:
+        raise _fail(exc.message) from None
+    console = Console(stderr=True, soft_wrap=True)
+    progress = Progress(console=console, disable=quiet or not sys.stderr.isatty(), transient=True)
+    task = progress.add_task("exporting", total=None)
+    session = session_factory()()
+    try:
+        with progress:
+            result = export_orders(
+                session,
+                out=out,
+                fmt=fmt.lower(),
+                flt=flt,
+                unmasked=unmasked,
+                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except ValidationFailed as exc:
+        raise _fail(exc.message) from None
+    finally:
+        session.close()
+    if not quiet:
+        console.print(
+            f"exported {result.orders} orders, {result.events} events to {', '.join(result.files)}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _day(value: str | None, option: str) -> date | None:
+    from cityhub.errors import ValidationFailed
+
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(f"{option}: expected a date YYYY-MM-DD, got '{value}'") from None

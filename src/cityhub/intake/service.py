@@ -3,13 +3,14 @@ the order and, for a consultation answered on the spot (秒回), closes it as an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from cityhub.errors import ValidationFailed
+from cityhub.intake import dedupe
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Order
@@ -20,6 +21,10 @@ from cityhub.workorders.schemas import OrderCreate
 class IntakeResult:
     order: Order
     created: bool  # False: the same (channel, external_id) had been received before
+    # Duplicates of the same problem at the same place and similar past cases (see intake.dedupe).
+    duplicates: list[dedupe.Duplicate] = field(default_factory=list)
+    similar: list[dedupe.SimilarCase] = field(default_factory=list)
+    dedupe_action: dedupe.DedupeAction = dedupe.DedupeAction.NONE
 
 
 def parse(payload: dict[str, Any]) -> OrderCreate:
@@ -53,4 +58,9 @@ def submit(
             actor=actor,
             params={"answer": instant_answer},
         )
-    return IntakeResult(order=order, created=created)
+    if not created:
+        return IntakeResult(order=order, created=created)
+    found = dedupe.process(session, order=order, actor=actor)  # may merge the new order into its master
+    return IntakeResult(
+        order=order, created=created, duplicates=found.duplicates, similar=found.similar, dedupe_action=found.action
+    )

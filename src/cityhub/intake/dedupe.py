@@ -1,0 +1,434 @@
+"""Duplicates and similar past cases at intake (重复工单 / 相似案例).
+
+A **duplicate** is the same problem at the same place, reported recently: text score ≥ ``suggest_threshold``
+(see :mod:`cityhub.nlp.similar`), created within ``window_days`` of each other, and places that do not
+disagree. Places agree when coordinates lie within ``radius_m`` metres, or the communities are equal, or the
+streets are equal while a community is unknown on one side, or one normalised address contains the other;
+they disagree when any of these is known on both sides and differs. An order whose text and place match
+that closely (score ≥ ``auto_merge_threshold`` and places agreeing, not just "unknown") is merged
+automatically into the open master with the life cycle's MERGE action, audited like any other action;
+otherwise duplicates are suggested to the operator.
+
+**Similar past cases** are the ``similar_count`` most similar earlier orders (any place, within the index's
+``index_days``), each with how it was handled: number, state, lead unit, reply excerpt, closed time and
+satisfaction. Orders merged into another one are represented by their master.
+
+Candidates come from the LSH index and from the database (the most recent orders of the same community or
+street), so an intake never scans the table. Settings come from the environment, prefix
+``CITYHUB_DEDUPE_`` (e.g. ``CITYHUB_DEDUPE_AUTO_MERGE=false``).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from cityhub.db import utcnow
+from cityhub.nlp import similar as sim
+from cityhub.org.models import Unit
+from cityhub.workorders.lifecycle import OPEN_STATES, State
+from cityhub.workorders.lifecycle import Action as LifecycleAction
+from cityhub.workorders.models import Order
+from cityhub.workorders.schemas import OrderCreate
+
+
+class DedupeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYHUB_DEDUPE_", env_file=".env", extra="ignore")
+
+    enabled: bool = True
+    # "Recent": a duplicate must be created within this many days of the new order.
+    window_days: float = Field(30.0, gt=0)
+    # History kept in the in-process index, for similar past cases (and the duplicate window's upper bound).
+    index_days: float = Field(180.0, gt=0)
+    suggest_threshold: float = Field(0.5, ge=0, le=1)
+    auto_merge_threshold: float = Field(0.85, ge=0, le=1)
+    auto_merge: bool = True
+    radius_m: float = Field(200.0, gt=0)
+    similar_count: int = Field(5, ge=0, le=50)
+    max_candidates: int = Field(200, ge=1)
+    # Most recent orders of the same community/street always considered, whatever the index says.
+    prefilter_limit: int = Field(100, ge=0)
+    bucket_cap: int = Field(200, ge=1)
+
+
+@lru_cache
+def get_dedupe_settings() -> DedupeSettings:
+    return DedupeSettings()
+
+
+class DedupeAction(enum.StrEnum):
+    NONE = "none"
+    SUGGEST_MERGE = "suggest_merge"
+    AUTO_MERGE = "auto_merge"
+
+
+class PlaceMatch(enum.StrEnum):
+    SAME = "same"  # same community, coordinates within the radius, or one address contains the other
+    SAME_STREET = "same_street"  # same street, community unknown on one side
+    UNKNOWN = "unknown"  # nothing comparable on both sides
+    DIFFERENT = "different"
+
+
+AGREEING = frozenset({PlaceMatch.SAME, PlaceMatch.SAME_STREET})
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    street_id: int | None = None
+    community_id: int | None = None
+    lat: float | None = None
+    lng: float | None = None
+    address: str | None = None  # normalised (letters and digits only)
+
+    @classmethod
+    def of(cls, order: Order) -> Place:
+        return cls(order.street_id, order.community_id, order.lat, order.lng, _norm_address(order.address))
+
+
+def _norm_address(text: str | None) -> str | None:
+    return sim.normalize(text) or None if text else None
+
+
+def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance in metres (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_000 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def place_match(a: Place, b: Place, *, radius_m: float) -> PlaceMatch:
+    """Compare two places, most precise evidence first; any level known on both sides and different disagrees."""
+    if a.lat is not None and a.lng is not None and b.lat is not None and b.lng is not None:
+        near = distance_m(a.lat, a.lng, b.lat, b.lng) <= radius_m
+        return PlaceMatch.SAME if near else PlaceMatch.DIFFERENT
+    if a.community_id is not None and b.community_id is not None:
+        return PlaceMatch.SAME if a.community_id == b.community_id else PlaceMatch.DIFFERENT
+    if a.street_id is not None and b.street_id is not None and a.street_id != b.street_id:
+        return PlaceMatch.DIFFERENT
+    # Four characters is about the shortest address that names one place (门牌/小区), not a whole area.
+    if (
+        a.address
+        and b.address
+        and min(len(a.address), len(b.address)) >= 4
+        and (a.address in b.address or b.address in a.address)
+    ):
+        return PlaceMatch.SAME
+    if a.street_id is not None and a.street_id == b.street_id:
+        return PlaceMatch.SAME_STREET
+    return PlaceMatch.UNKNOWN
+
+
+class HowHandled(BaseModel):
+    """How a past order was handled (办理情况)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    order_id: int
+    number: str
+    title: str
+    state: State
+    created_at: datetime
+    lead_unit: str | None
+    reply_excerpt: str | None
+    closed_at: datetime | None
+    satisfied: bool | None
+
+    @classmethod
+    def of(cls, order: Order, *, excerpt_chars: int = 120) -> HowHandled:
+        reply = (order.reply_text or "").strip()
+        return cls(
+            order_id=order.id,
+            number=order.number,
+            title=order.title,
+            state=order.state,
+            created_at=order.created_at,
+            lead_unit=order.lead_unit.name if order.lead_unit is not None else None,
+            reply_excerpt=(reply[:excerpt_chars] + ("…" if len(reply) > excerpt_chars else "")) or None,
+            closed_at=order.closed_at,
+            satisfied=order.satisfied,
+        )
+
+
+class Duplicate(NamedTuple):
+    order: Order  # the open master when the matched order was merged into one
+    score: float
+    place: PlaceMatch
+
+
+class SimilarCase(NamedTuple):
+    order: Order
+    score: float
+    how_handled: HowHandled
+
+
+@dataclass(frozen=True)
+class DedupeResult:
+    duplicates: list[Duplicate] = field(default_factory=list)  # best first
+    similar: list[SimilarCase] = field(default_factory=list)  # best first
+    action: DedupeAction = DedupeAction.NONE
+    master: Order | None = None  # the order merged into (auto_merge) or suggested (suggest_merge)
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    order_id: int | None
+    text: str
+    created_at: datetime
+    place: Place
+    raw_address: str | None
+
+
+def _unit_ids(session: Session, codes: list[str | None]) -> dict[str, int]:
+    wanted = [c for c in codes if c]
+    if not wanted:
+        return {}
+    return dict(session.execute(select(Unit.code, Unit.id).where(Unit.code.in_(wanted))).tuples().all())
+
+
+def _probe_from_data(session: Session, data: OrderCreate | dict[str, Any]) -> _Probe:
+    if isinstance(data, dict):
+        data = OrderCreate.model_validate(data)
+    codes = [c for c in (data.street_code, data.community_code) if c]
+    by_code = (
+        dict(session.execute(select(Unit.code, Unit.id).where(Unit.code.in_(codes))).tuples().all()) if codes else {}
+    )
+    community_id = by_code.get(data.community_code or "")
+    street_id = by_code.get(data.street_code or "")
+    if community_id is not None and street_id is None:
+        street_id = session.scalar(select(Unit.parent_id).where(Unit.id == community_id))
+    return _Probe(
+        order_id=None,
+        text=sim.order_text(data.title, data.content),
+        created_at=data.created_at or utcnow(),
+        place=Place(street_id, community_id, data.lat, data.lng, _norm_address(data.address)),
+        raw_address=data.address,
+    )
+
+
+def _probe_from_order(order: Order) -> _Probe:
+    text = sim.order_text(order.title, order.content)
+    return _Probe(order.id, text, order.created_at, Place.of(order), order.address)
+
+
+def _resolve_address(session: Session, place: Place, raw: str | None) -> Place:
+    """Fill street/community from the free-text address when the order carries no unit (gazetteer lookup)."""
+    if not raw or place.street_id is not None or place.community_id is not None:
+        return place
+    try:
+        from cityhub.nlp.address import resolve
+
+        loc = resolve(raw)
+    except Exception:
+        return place
+    if loc.ambiguous or not (loc.street_code or loc.community_code):
+        return place
+    by_code = _unit_ids(session, [loc.street_code, loc.community_code])
+    return Place(
+        by_code.get(loc.street_code or ""), by_code.get(loc.community_code or ""), place.lat, place.lng, place.address
+    )
+
+
+def _epoch(value: datetime) -> float:
+    return sim._epoch(value)
+
+
+def check(
+    session: Session,
+    *,
+    data: OrderCreate | dict[str, Any] | None = None,
+    order: Order | None = None,
+    settings: DedupeSettings | None = None,
+) -> DedupeResult:
+    """Find duplicates and similar past cases of a new appeal (``data``) or an existing ``order``; read-only."""
+    cfg = settings or get_dedupe_settings()
+    if (data is None) == (order is None):
+        raise ValueError("check() needs exactly one of data= or order=")
+    if not cfg.enabled:
+        return DedupeResult()
+    if order is not None:
+        probe = _probe_from_order(order)
+    else:
+        assert data is not None
+        probe = _probe_from_data(session, data)
+    place = _resolve_address(session, probe.place, probe.raw_address)
+
+    index = sim.index_for(session, index_days=cfg.index_days, bucket_cap=cfg.bucket_cap)
+    index.refresh(session)
+    t = _epoch(probe.created_at)
+    window = cfg.window_days * 86400
+    ids: dict[int, None] = {}
+    for cand in index.query(
+        probe.text,
+        scheme=sim.DUP_SCHEME,
+        since=t - window,
+        until=t + window,
+        limit=cfg.max_candidates,
+        exclude=probe.order_id,
+    ) + index.query(probe.text, scheme=sim.SIM_SCHEME, until=t, limit=cfg.max_candidates, exclude=probe.order_id):
+        ids.setdefault(cand.order_id)
+    ids.update(dict.fromkeys(_prefiltered(session, probe, place, cfg)))
+    ids.pop(probe.order_id, None)  # type: ignore[arg-type]
+    if not ids:
+        return DedupeResult()
+
+    rows = list(session.scalars(select(Order).where(Order.id.in_(list(ids))).options(selectinload(Order.lead_unit))))
+    masters = _masters(session, rows)
+    query_profile = sim.Profile.of(probe.text)
+    duplicates: dict[int, Duplicate] = {}
+    similar: dict[int, SimilarCase] = {}
+    for row in rows:
+        if row.state == State.CANCELLED:
+            continue
+        shown = masters.get(row.id, row) if row.state == State.MERGED else row
+        if shown.id == probe.order_id or shown.state == State.CANCELLED:
+            continue
+        score = index.profile_similarity(query_profile, sim.Profile.of(sim.order_text(row.title, row.content))).score
+        match = place_match(place, Place.of(row), radius_m=cfg.radius_m)
+        recent = abs(_epoch(row.created_at) - t) <= window
+        if score >= cfg.suggest_threshold and recent and match != PlaceMatch.DIFFERENT:
+            best = duplicates.get(shown.id)
+            if best is None or score > best.score:
+                duplicates[shown.id] = Duplicate(shown, score, match)
+        if shown.created_at <= probe.created_at:
+            prior = similar.get(shown.id)
+            if prior is None or score > prior.score:
+                similar[shown.id] = SimilarCase(shown, score, HowHandled.of(shown))
+
+    dups = sorted(duplicates.values(), key=lambda d: (-d.score, d.order.created_at))
+    cases = sorted(similar.values(), key=lambda c: (-c.score, -_epoch(c.order.created_at)))[: cfg.similar_count]
+    action, master = DedupeAction.NONE, None
+    if dups:
+        action, master = DedupeAction.SUGGEST_MERGE, dups[0].order
+        probe_open = order is None or order.state in OPEN_STATES
+        for dup in dups:
+            if (
+                cfg.auto_merge
+                and probe_open
+                and dup.score >= cfg.auto_merge_threshold
+                and dup.place in AGREEING
+                and dup.order.state in OPEN_STATES
+            ):
+                action, master = DedupeAction.AUTO_MERGE, dup.order
+                break
+    return DedupeResult(duplicates=dups, similar=cases, action=action, master=master)
+
+
+def _prefiltered(session: Session, probe: _Probe, place: Place, cfg: DedupeSettings) -> list[int]:
+    """Ids of the most recent orders of the same community (or street) in the window: a bounded, indexed query."""
+    if cfg.prefilter_limit == 0:
+        return []
+    if place.community_id is not None:
+        cond = Order.community_id == place.community_id
+    elif place.street_id is not None:
+        cond = Order.street_id == place.street_id
+    else:
+        return []
+    since = probe.created_at - timedelta(days=cfg.window_days)
+    until = probe.created_at + timedelta(days=cfg.window_days)
+    query = (
+        select(Order.id)
+        .where(cond, Order.created_at >= since, Order.created_at <= until)
+        .order_by(Order.created_at.desc())
+        .limit(cfg.prefilter_limit)
+    )
+    return list(session.scalars(query))
+
+
+def _masters(session: Session, rows: list[Order]) -> dict[int, Order]:
+    """For merged orders: the end of their merge chain (chains are short; bounded to 5 hops)."""
+    out: dict[int, Order] = {}
+    for row in rows:
+        current = row
+        for _ in range(5):
+            if current.state != State.MERGED or current.master_order_id is None:
+                break
+            nxt = session.get(Order, current.master_order_id, options=[selectinload(Order.lead_unit)])
+            if nxt is None:
+                break
+            current = nxt
+        out[row.id] = current
+    return out
+
+
+def process(
+    session: Session,
+    *,
+    order: Order,
+    actor: Any = None,
+    settings: DedupeSettings | None = None,
+) -> DedupeResult:
+    """Check a just-received order and, when the result says so, merge it into its master (audited)."""
+    from cityhub.workorders import service as orders
+
+    result = check(session, order=order, settings=settings)
+    if result.action == DedupeAction.AUTO_MERGE and result.master is not None:
+        score = next(d.score for d in result.duplicates if d.order.id == result.master.id)
+        orders.act(
+            session,
+            order_id=order.id,
+            action=LifecycleAction.MERGE,
+            actor=actor or orders.SYSTEM,
+            params={
+                "master_id": result.master.id,
+                "reason": f"auto-merge: duplicate of {result.master.number}, score {score:.2f}",
+            },
+        )
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ read models
+
+
+class DuplicateRead(BaseModel):
+    order_id: int
+    number: str
+    title: str
+    state: State
+    created_at: datetime
+    score: float
+    place: PlaceMatch
+
+
+class SimilarRead(HowHandled):
+    score: float
+
+
+class DedupeRead(BaseModel):
+    """What intake, the API and the CLI report about an order's duplicates and similar past cases."""
+
+    action: DedupeAction
+    master_id: int | None = None
+    master_number: str | None = None
+    duplicates: list[DuplicateRead] = Field(default_factory=list)
+    similar: list[SimilarRead] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: DedupeResult) -> DedupeRead:
+        return cls(
+            action=result.action,
+            master_id=result.master.id if result.master is not None else None,
+            master_number=result.master.number if result.master is not None else None,
+            duplicates=[
+                DuplicateRead(
+                    order_id=d.order.id,
+                    number=d.order.number,
+                    title=d.order.title,
+                    state=d.order.state,
+                    created_at=d.order.created_at,
+                    score=round(d.score, 4),
+                    place=d.place,
+                )
+                for d in result.duplicates
+            ],
+            similar=[SimilarRead(**c.how_handled.model_dump(), score=round(c.score, 4)) for c in result.similar],
+        )

@@ -1,0 +1,708 @@
+"""Bulk import of orders from CSV and Excel files (``cityhub import orders FILE``).
+
+The file is streamed: rows are read, validated and written in batches (default 5,000) through
+:func:`cityhub.intake.bulk.write_orders`, and every batch is committed. Each row gets an external id (its id
+column, or a stable hash of title, content, time and citizen), so re-running an import — after success or
+after a crash midway — adds nothing twice.
+
+Columns are matched by header, in Chinese or English (case and surrounding whitespace ignored), e.g.
+留言编号/id → external_id, 留言用户 → citizen_name, 留言主题 → title, 留言详情 → content,
+留言时间 → created_at, 点赞数 → likes, 反对数 → opposes, 答复意见 → reply_text, 答复时间 → replied_at,
+一级/二级/三级分类 (or 标签) → category (the deepest level that resolves). Unknown columns are kept in
+``attributes``.
+
+Defaults: channel ``import``; appeal type ``consultation`` (咨询) when the file has no appeal-type column
+or the cell is empty — it is NOT guessed from the text; urgency ``normal``; created_at the import time when
+missing (a warning). Rows with a reply (答复意见) are imported as ``replied`` with a ``reply`` event after
+``create``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cityhub.config import get_settings
+from cityhub.db import utcnow
+from cityhub.errors import ValidationFailed
+from cityhub.intake.bulk import IMPORT_ACTOR, write_orders
+from cityhub.workorders.lifecycle import Action, State
+from cityhub.workorders.models import AppealType, Category, Channel, Urgency
+
+DEFAULT_BATCH = 5000
+SAMPLE_BYTES = 256 * 1024
+TITLE_FROM_CONTENT = 30
+# Rejected/warned rows kept in memory for the summary; all of them go to the --errors file.
+MAX_KEPT_ISSUES = 1000
+EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}
+
+
+class UnreadableFile(ValidationFailed):
+    """The file as a whole cannot be read (missing, unknown encoding, not a table)."""
+
+    code = "unreadable_file"
+
+
+# ------------------------------------------------------------------------------------------ header mapping
+
+_FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "external_id": ("留言编号", "编号", "工单编号", "id", "external_id"),
+    "citizen_name": ("留言用户", "用户", "姓名", "name", "citizen", "citizen_name"),
+    "citizen_phone": ("电话", "联系电话", "手机", "手机号", "phone", "citizen_phone"),
+    "title": ("留言主题", "主题", "标题", "title"),
+    "content": ("留言详情", "详情", "内容", "content"),
+    "created_at": ("留言时间", "时间", "受理时间", "created_at"),
+    "likes": ("点赞数", "likes"),
+    "opposes": ("反对数", "opposes"),
+    "reply_text": ("答复意见", "回复意见", "reply", "reply_text"),
+    "replied_at": ("答复时间", "回复时间", "replied_at"),
+    "category1": ("一级标签", "一级分类", "category1", "category_1"),
+    "category2": ("二级标签", "二级分类", "category2", "category_2"),
+    "category3": ("三级标签", "三级分类", "category3", "category_3"),
+    "category": ("分类", "类别", "标签", "category", "category_path"),
+    "address": ("地址", "address"),
+    "lat": ("纬度", "lat", "latitude"),
+    "lng": ("经度", "lng", "lon", "longitude"),
+    "channel": ("渠道", "来源", "channel"),
+    "appeal_type": ("诉求类型", "类型", "appeal_type"),
+    "urgency": ("紧急程度", "urgency"),
+}
+_ALIAS_TO_FIELD = {alias: name for name, aliases in _FIELD_ALIASES.items() for alias in aliases}
+
+
+def normalize_header(raw: Any) -> str:
+    """Header text without BOM and surrounding whitespace; ASCII lower-cased."""
+    return str(raw if raw is not None else "").replace("\ufeff", "").strip().lower()
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which cell index feeds which field; unknown headers go to ``attributes`` under their own name."""
+
+    fields: dict[str, int]
+    extras: list[tuple[str, int]]
+
+    @classmethod
+    def from_header(cls, header: list[Any]) -> ColumnMap:
+        fields: dict[str, int] = {}
+        ranks: dict[str, int] = {}
+        extras: list[tuple[str, int]] = []
+        for index, raw in enumerate(header):
+            name = normalize_header(raw)
+            if not name:
+                continue
+            target = _ALIAS_TO_FIELD.get(name)
+            if target is None:
+                extras.append((str(raw).replace("\ufeff", "").strip(), index))
+                continue
+            # The field's own English name wins over an alias when a file has both (external_id over id).
+            rank = 0 if name == target else 1
+            if target in fields and ranks[target] <= rank:
+                extras.append((str(raw).strip(), index))
+                continue
+            if target in fields:
+                extras.append((str(header[fields[target]]).strip(), fields[target]))
+            fields[target] = index
+            ranks[target] = rank
+        if not fields.keys() & {"title", "content"}:
+            raise UnreadableFile(
+                "no title or content column found (expected e.g. 留言主题/留言详情 or title/content); "
+                f"header was: {', '.join(str(h) for h in header)}"
+            )
+        return cls(fields=fields, extras=extras)
+
+
+# ------------------------------------------------------------------------------------------ value parsing
+
+_APPEAL_LABELS = {
+    "咨询": AppealType.CONSULTATION,
+    "投诉": AppealType.COMPLAINT,
+    "求助": AppealType.HELP,
+    "建议": AppealType.SUGGESTION,
+    "举报": AppealType.REPORT,
+    "表扬": AppealType.PRAISE,
+}
+_URGENCY_LABELS = {
+    "一般": Urgency.NORMAL,
+    "普通": Urgency.NORMAL,
+    "正常": Urgency.NORMAL,
+    "紧急": Urgency.URGENT,
+    "特急": Urgency.CRITICAL,
+    "特别紧急": Urgency.CRITICAL,
+}
+_CHANNEL_LABELS = {
+    "12345": Channel.HOTLINE,
+    "热线": Channel.HOTLINE,
+    "12345热线": Channel.HOTLINE,
+    "网站": Channel.WEB,
+    "网页": Channel.WEB,
+    "信箱": Channel.MAILBOX,
+    "市长信箱": Channel.MAILBOX,
+    "区长信箱": Channel.MAILBOX,
+    "网格": Channel.GRID,
+    "网格员": Channel.GRID,
+    "企业": Channel.ENTERPRISE,
+    "企业呼": Channel.ENTERPRISE,
+    "舆情": Channel.OPINION,
+    "网络舆情": Channel.OPINION,
+    "传感器": Channel.SENSOR,
+    "物联网": Channel.SENSOR,
+    "视频": Channel.VIDEO_AI,
+    "视频ai": Channel.VIDEO_AI,
+    "导入": Channel.IMPORT,
+}
+
+
+def _enum_lookup(enum_class: Any, labels: dict[str, Any]) -> dict[str, Any]:
+    return {m.value: m for m in enum_class} | {m.name.lower(): m for m in enum_class} | labels
+
+
+_APPEAL = _enum_lookup(AppealType, _APPEAL_LABELS)
+_URGENCY = _enum_lookup(Urgency, _URGENCY_LABELS)
+_CHANNEL = _enum_lookup(Channel, _CHANNEL_LABELS)
+
+_DATETIME_RE = re.compile(
+    r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
+    r"(?:[\sT]+(\d{1,2})\s*[:时]\s*(\d{1,2})(?:\s*[:分]\s*(\d{1,2})(?:[.,](\d{1,6}))?)?\s*秒?)?"
+)
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+
+
+class RowError(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def parse_datetime(value: Any, *, field: str = "created_at") -> datetime | None:
+    """A timezone-aware datetime from text or an Excel cell; naive times are in the district's time zone."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        parsed = _from_excel_serial(float(value), field)
+    else:
+        text = str(value).strip()
+        if not text:
+            return None
+        parsed = _parse_text_datetime(text, field)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=get_settings().tz)
+    if not 1970 <= parsed.year <= 2100:
+        raise RowError(field, f"implausible date '{value}'")
+    return parsed
+
+
+def _parse_text_datetime(text: str, field: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    match = _DATETIME_RE.fullmatch(text)
+    if match is None:
+        try:
+            return _from_excel_serial(float(text), field)
+        except ValueError:
+            raise RowError(field, f"unrecognised date/time '{text}'") from None
+    year, month, day, hour, minute, second, frac = match.groups()
+    try:
+        return datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((frac or "0").ljust(6, "0")),
+        )
+    except ValueError as exc:
+        raise RowError(field, f"invalid date/time '{text}': {exc}") from None
+
+
+def _from_excel_serial(serial: float, field: str) -> datetime:
+    if not math.isfinite(serial) or not 1 <= serial < 2958466:
+        raise RowError(field, f"unrecognised date/time '{serial:g}'")
+    return _EXCEL_EPOCH + timedelta(days=serial)
+
+
+def _text(value: Any) -> str:
+    """A cell as trimmed text; Excel's integral floats lose their ``.0``."""
+    if type(value) is str:  # the CSV case, kept first because it runs for every cell
+        return value.strip()
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _count(value: Any, field: str) -> int:
+    text = _text(value)
+    if not text:
+        return 0
+    try:
+        number = float(text)
+    except ValueError:
+        raise RowError(field, f"not a number: '{text}'") from None
+    if not math.isfinite(number) or number < 0 or not number.is_integer():
+        raise RowError(field, f"not a non-negative whole number: '{text}'")
+    return int(number)
+
+
+def _coordinate(value: Any, field: str, limit: float) -> float | None:
+    text = _text(value)
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise RowError(field, f"not a number: '{text}'") from None
+    if not math.isfinite(number) or not -limit <= number <= limit:
+        raise RowError(field, f"out of range (±{limit:g}): '{text}'")
+    return number
+
+
+def _choice(value: Any, field: str, lookup: dict[str, Any], default: Any) -> Any:
+    text = _text(value)
+    if not text:
+        return default
+    found = lookup.get(text.lower())
+    if found is None:
+        allowed = sorted({m.value for m in lookup.values()})
+        raise RowError(field, f"invalid value '{text}' (allowed: {', '.join(allowed)})")
+    return found
+
+
+def _limited(value: Any, field: str, limit: int) -> str | None:
+    text = _text(value)
+    if len(text) > limit:
+        raise RowError(field, f"longer than {limit} characters")
+    return text or None
+
+
+def stable_external_id(*, title: str, content: str, created_at: str, citizen: str) -> str:
+    """The external id of a row without an id column: equal rows get equal ids on every run."""
+    digest = hashlib.sha1("\x1f".join((title, content, created_at, citizen)).encode("utf-8")).hexdigest()
+    return f"h:{digest}"
+
+
+# ------------------------------------------------------------------------------------------ categories
+
+
+class CategoryIndex:
+    """Category lookup by path (城乡建设/住房保障) or unambiguous name, loaded once per import."""
+
+    def __init__(self, session: Session) -> None:
+        self.by_path: dict[str, int] = {}
+        by_name: dict[str, list[int]] = {}
+        for cat_id, name, path in session.execute(select(Category.id, Category.name, Category.path)):
+            self.by_path[path] = cat_id
+            by_name.setdefault(name, []).append(cat_id)
+        self.by_name = {name: ids[0] for name, ids in by_name.items() if len(ids) == 1}
+
+    def resolve(self, levels: list[str]) -> int | None:
+        """The deepest level that resolves: first as a path of the levels above it, then as a name."""
+        levels = [level for level in levels if level]
+        for depth in range(len(levels), 0, -1):
+            found = self.by_path.get("/".join(levels[:depth]))
+            if found is None:
+                found = self.by_name.get(levels[depth - 1])
+            if found is not None:
+                return found
+        return None
+
+    def resolve_text(self, text: str) -> int | None:
+        parts = [p.strip() for p in re.split(r"\s*[/>＞、|]\s*", text) if p.strip()]
+        return self.resolve(parts)
+
+
+# ------------------------------------------------------------------------------------------ readers
+
+
+class TableReader(Protocol):
+    header: list[Any]
+
+    def rows(self) -> Iterator[tuple[int, list[Any]]]:
+        """(spreadsheet row number, cells) of each data row; the header is row 1."""
+        ...
+
+    def progress(self) -> tuple[int, int | None]:
+        """(done, total) in the reader's own unit, for a progress bar."""
+        ...
+
+
+def detect_encoding(sample: bytes, *, name: str = "file") -> str:
+    """UTF-8 (with or without BOM) or GB18030 (covers GBK/GB2312, what Excel writes for Chinese)."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise UnreadableFile(f"{name} is UTF-16 text; save it as CSV UTF-8 (or GBK) and import again")
+    if b"\x00" in sample:
+        raise UnreadableFile(f"{name} is not a text CSV file (binary content)")
+    if _decodes(sample, "utf-8"):
+        return "utf-8"
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(sample).best()
+    guess = best.encoding if best is not None else None
+    chinese = guess is None or guess.replace("_", "").lower() in {"gb2312", "gbk", "gb18030", "hz", "cp936"}
+    if chinese and _decodes(sample, "gb18030"):
+        return "gb18030"
+    raise UnreadableFile(
+        f"{name}: cannot read the text encoding (not UTF-8 or GBK/GB18030"
+        + (f"; it looks like {guess}" if guess else "")
+        + "); save it as CSV UTF-8 and import again"
+    )
+
+
+def _decodes(sample: bytes, encoding: str) -> bool:
+    # The sample may end inside a multi-byte character: decode incrementally without the final flush.
+    try:
+        codecs.getincrementaldecoder(encoding)(errors="strict").decode(sample, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class CsvReader:
+    def __init__(self, path: Path, raw: IO[bytes]) -> None:
+        self.path = path
+        self.raw = raw
+        self.size = path.stat().st_size
+        sample = raw.read(SAMPLE_BYTES)
+        raw.seek(0)
+        self.encoding = detect_encoding(sample, name=path.name)
+        self.text = io.TextIOWrapper(raw, encoding=self.encoding, errors="strict", newline="")
+        first_line = sample.split(b"\n", 1)[0]
+        delimiter = max((b",", b"\t", b";"), key=first_line.count).decode()
+        self.reader = csv.reader(self.text, delimiter=delimiter)
+        self.header = self._read_header()
+
+    def _read_header(self) -> list[Any]:
+        try:
+            for cells in self.reader:
+                if any(c.strip() for c in cells):
+                    return list(cells)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise UnreadableFile(f"{self.path.name}: {exc}") from None
+        raise UnreadableFile(f"{self.path.name} is empty (no header row)")
+
+    def rows(self) -> Iterator[tuple[int, list[Any]]]:
+        number = 1
+        try:
+            for cells in self.reader:
+                number += 1
+                yield number, cells
+        except UnicodeDecodeError as exc:
+            raise UnreadableFile(
+                f"{self.path.name}: bytes that are not {self.encoding} near data row {number + 1} ({exc.reason})"
+            ) from None
+        except csv.Error as exc:
+            raise UnreadableFile(f"{self.path.name}: malformed CSV near data row {number + 1}: {exc}") from None
+
+    def progress(self) -> tuple[int, int | None]:
+        return self.raw.tell(), self.size
+
+
+class ExcelReader:
+    """First sheet (or the named one) of an Excel/ODS workbook, read with python-calamine."""
+
+    def __init__(self, path: Path, sheet: str | None) -> None:
+        from python_calamine import CalamineWorkbook
+
+        self.path = path
+        try:
+            workbook = CalamineWorkbook.from_path(str(path))
+            self.sheet = workbook.get_sheet_by_name(sheet) if sheet else workbook.get_sheet_by_index(0)
+        except Exception as exc:  # calamine raises its own error types for every kind of bad file
+            raise UnreadableFile(f"{path.name}: cannot open as a workbook ({exc})") from None
+        self.total = int(self.sheet.height)
+        self.done = 0
+        self._rows = iter(self.sheet.iter_rows())
+        self.header = self._read_header()
+
+    def _read_header(self) -> list[Any]:
+        for cells in self._rows:
+            self.done += 1
+            if any(_text(c) for c in cells):
+                return list(cells)
+        raise UnreadableFile(f"{self.path.name}: the sheet is empty (no header row)")
+
+    def rows(self) -> Iterator[tuple[int, list[Any]]]:
+        for cells in self._rows:
+            self.done += 1
+            yield self.done, cells
+
+    def progress(self) -> tuple[int, int | None]:
+        return self.done, self.total
+
+
+@contextmanager
+def open_table(path: Path, *, sheet: str | None = None) -> Iterator[TableReader]:
+    """A streaming reader of a CSV or Excel file; :class:`UnreadableFile` when it cannot be read at all."""
+    if not path.exists():
+        raise UnreadableFile(f"{path}: no such file")
+    if path.is_dir():
+        raise UnreadableFile(f"{path} is a directory")
+    with path.open("rb") as raw:
+        magic = raw.read(4)
+        raw.seek(0)
+        if path.suffix.lower() in EXCEL_SUFFIXES or magic.startswith(b"PK\x03\x04"):
+            yield ExcelReader(path, sheet)
+        else:
+            yield CsvReader(path, raw)
+
+
+# ------------------------------------------------------------------------------------------ the import
+
+
+@dataclass
+class RowIssue:
+    row: int
+    field: str
+    message: str
+    level: str = "error"  # "error": the row was rejected; "warning": imported with the field left empty
+
+
+@dataclass
+class ImportReport:
+    file: str
+    read: int = 0
+    imported: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    warnings: int = 0
+    batches: int = 0
+    issues: list[RowIssue] = field(default_factory=list)
+    warning_counts: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "read": self.read,
+            "imported": self.imported,
+            "skipped_existing": self.skipped,
+            "rejected": self.rejected,
+            "warnings": self.warnings,
+            "warning_kinds": dict(self.warning_counts.most_common()),
+        }
+
+
+ISSUE_COLUMNS = ("row", "level", "field", "message")
+
+
+class _RowConverter:
+    def __init__(self, columns: ColumnMap, categories: CategoryIndex, channel: Channel | None) -> None:
+        self.columns = columns
+        self.categories = categories
+        self.channel = channel
+        self.now = utcnow()
+        self.category_levels = [
+            columns.fields[k] for k in ("category1", "category2", "category3") if k in columns.fields
+        ]
+        # Absent fields point at one padding cell past the header's width, so lookups need no branches.
+        self.width = max([*columns.fields.values(), *(i for _, i in columns.extras)], default=0) + 1
+        self.ix = {name: columns.fields.get(name, self.width) for name in _FIELD_ALIASES}
+
+    def convert(self, cells: list[Any], warnings: list[tuple[str, str]]) -> dict[str, Any]:
+        """The write_orders record of one row; (field, message) warnings are appended to ``warnings``."""
+        if len(cells) <= self.width:
+            cells = [*cells, *[""] * (self.width + 1 - len(cells))]
+        ix = self.ix
+        content = _text(cells[ix["content"]])
+        title = " ".join(_text(cells[ix["title"]]).split())
+        if not content and not title:
+            raise RowError("content", "empty: a title or content is required")
+        if not title:
+            title = " ".join(content.split())[:TITLE_FROM_CONTENT]
+        content = content or title
+        title = title[:300]
+        citizen = _limited(cells[ix["citizen_name"]], "citizen_name", 80)
+
+        raw_created = cells[ix["created_at"]]
+        created_at = parse_datetime(raw_created, field="created_at")
+        if created_at is None:
+            warnings.append(("created_at", "missing: set to the import time"))
+
+        external_id = _limited(cells[ix["external_id"]], "external_id", 128)
+        if external_id is None:
+            external_id = stable_external_id(
+                title=title,
+                content=content,
+                created_at=created_at.isoformat() if created_at else "",
+                citizen=citizen or "",
+            )
+
+        lat = _coordinate(cells[ix["lat"]], "lat", 90)
+        lng = _coordinate(cells[ix["lng"]], "lng", 180)
+        if (lat is None) != (lng is None):
+            raise RowError("lat" if lat is None else "lng", "lat and lng must be given together")
+
+        record: dict[str, Any] = {
+            "external_id": external_id,
+            "channel": self.channel or _choice(cells[ix["channel"]], "channel", _CHANNEL, Channel.IMPORT),
+            "appeal_type": _choice(cells[ix["appeal_type"]], "appeal_type", _APPEAL, AppealType.CONSULTATION),
+            "urgency": _choice(cells[ix["urgency"]], "urgency", _URGENCY, Urgency.NORMAL),
+            "title": title,
+            "content": content,
+            "citizen_name": citizen,
+            "citizen_phone": _limited(cells[ix["citizen_phone"]], "citizen_phone", 32),
+            "address": _limited(cells[ix["address"]], "address", 300),
+            "lat": lat,
+            "lng": lng,
+            "likes": _count(cells[ix["likes"]], "likes"),
+            "opposes": _count(cells[ix["opposes"]], "opposes"),
+            "created_at": created_at or self.now,
+            "category_id": self._category(cells, warnings),
+        }
+        attributes = {name: text for name, i in self.columns.extras if (text := _text(cells[i]))}
+        if attributes:
+            record["attributes"] = attributes
+
+        reply = _text(cells[ix["reply_text"]])
+        replied_at = parse_datetime(cells[ix["replied_at"]], field="replied_at")
+        if reply:
+            if replied_at is None:
+                warnings.append(("replied_at", "missing for a reply: set to created_at"))
+                replied_at = record["created_at"]
+            record.update(state=State.REPLIED, reply_text=reply, replied_at=replied_at)
+            record["events"] = [
+                {
+                    "action": Action.CREATE.value,
+                    "from_state": None,
+                    "to_state": State.RECEIVED.value,
+                    "actor_name": IMPORT_ACTOR,
+                    "at": record["created_at"],
+                    "payload": {"channel": record["channel"].value},
+                },
+                {
+                    "action": Action.REPLY.value,
+                    "from_state": State.RECEIVED.value,
+                    "to_state": State.REPLIED.value,
+                    "actor_name": IMPORT_ACTOR,
+                    "at": replied_at,
+                },
+            ]
+        return record
+
+    def _category(self, cells: list[Any], warnings: list[tuple[str, str]]) -> int | None:
+        levels = [_text(cells[i]) if i < len(cells) else "" for i in self.category_levels]
+        flat = _text(cells[self.ix["category"]])
+        if not any(levels) and not flat:
+            return None
+        found = self.categories.resolve(levels) if any(levels) else None
+        if found is None and flat:
+            found = self.categories.resolve_text(flat)
+        if found is None:
+            shown = "/".join(level for level in levels if level) or flat
+            warnings.append(("category", f"unknown category '{shown}': imported without a category"))
+        return found
+
+
+def import_orders(
+    session: Session,
+    *,
+    path: Path,
+    batch_size: int = DEFAULT_BATCH,
+    channel: Channel | str | None = None,
+    sheet: str | None = None,
+    prefix: str | None = None,
+    issues_to: IO[str] | None = None,
+    on_progress: Callable[[int, int | None], None] | None = None,
+    on_batch: Callable[[ImportReport], None] | None = None,
+) -> ImportReport:
+    """Import every row of ``path``, committing each batch; returns counts and the per-row issues.
+
+    ``channel`` forces the channel of every row (otherwise the file's channel column, default ``import``).
+    ``issues_to`` receives every rejected/warned row as CSV (row, level, field, message).
+    """
+    report = ImportReport(file=str(path))
+    try:
+        forced = _choice(channel, "channel", _CHANNEL, None) if channel else None
+    except RowError as exc:
+        raise ValidationFailed(exc.message, details={"field": "channel"}) from None
+    writer = csv.writer(issues_to) if issues_to is not None else None
+    if writer is not None:
+        writer.writerow(ISSUE_COLUMNS)
+
+    def record_issue(issue: RowIssue) -> None:
+        if issue.level == "error":
+            report.rejected += 1
+        else:
+            report.warnings += 1
+            report.warning_counts[f"{issue.field}: {_warning_kind(issue.message)}"] += 1
+        if len(report.issues) < MAX_KEPT_ISSUES:
+            report.issues.append(issue)
+        if writer is not None:
+            writer.writerow((issue.row, issue.level, issue.field, issue.message))
+
+    with open_table(path, sheet=sheet) as table:
+        columns = ColumnMap.from_header(table.header)
+        converter = _RowConverter(columns, CategoryIndex(session), forced)
+        session.commit()  # end the read transaction: SQLite writers must not hold a stale snapshot
+        batch: list[dict[str, Any]] = []
+        for number, cells in table.rows():
+            if not any(_text(c) for c in cells):
+                continue
+            report.read += 1
+            row_warnings: list[tuple[str, str]] = []
+            try:
+                record = converter.convert(cells, row_warnings)
+            except RowError as exc:
+                record_issue(RowIssue(number, exc.field, exc.message))
+                continue
+            for field_name, message in row_warnings:
+                record_issue(RowIssue(number, field_name, message, "warning"))
+            batch.append(record)
+            if len(batch) >= batch_size:
+                _flush(session, batch, report, prefix)
+                batch = []
+                if on_progress is not None:
+                    on_progress(*table.progress())
+                if on_batch is not None:
+                    on_batch(report)
+        if batch:
+            _flush(session, batch, report, prefix)
+            if on_batch is not None:
+                on_batch(report)
+        if on_progress is not None:
+            done, total = table.progress()
+            on_progress(total or done, total)
+    return report
+
+
+def _flush(session: Session, batch: list[dict[str, Any]], report: ImportReport, prefix: str | None) -> None:
+    try:
+        result = write_orders(session, batch, prefix=prefix)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    report.imported += result.inserted
+    report.skipped += len(result.skipped_external_ids)
+    report.batches += 1
+
+
+def _warning_kind(message: str) -> str:
+    # Group warnings such as "unknown category 'X': …" by kind, not by the value quoted in them.
+    return re.sub(r"'[^']*'", "'…'", message)

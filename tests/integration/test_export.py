@@ -1,0 +1,160 @@
+"""Export orders with their audit trails, then read each format back."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from cityhub.intake.bulk import write_orders
+from cityhub.intake.exporter import ExportFilter, events_path, export_orders
+from cityhub.org.models import Unit, UnitTier
+from cityhub.workorders.lifecycle import State
+from cityhub.workorders.models import Category
+
+
+def seed(session: Session) -> dict[str, int]:
+    street = Unit(code="S01", name="白云街道", tier=UnitTier.STREET)
+    session.add(street)
+    session.flush()
+    community = Unit(code="S01-C01", name="白云社区", tier=UnitTier.COMMUNITY, parent_id=street.id)
+    cat = Category(code="K1", name="城乡建设", level=1, path="城乡建设")
+    session.add_all([community, cat])
+    session.flush()
+    records = []
+    for i in range(5):
+        created = datetime(2020, 1, 1 + i, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai on Jan 1..5
+        record = {
+            "external_id": f"e{i}",
+            "title": f"标题{i}",
+            "content": f"内容{i}\n第二行",
+            "appeal_type": "complaint",
+            "citizen_phone": "13812345678",
+            "created_at": created,
+            "street_id": street.id,
+            "community_id": community.id,
+            "lead_unit_id": street.id,
+            "category_id": cat.id if i % 2 == 0 else None,
+            "attributes": {"来源": "测试"},
+        }
+        if i == 4:
+            record.update(state=State.REPLIED, replied_at=created, reply_text="已处理")
+            record["events"] = [
+                {"action": "create", "to_state": "received", "at": created},
+                {
+                    "action": "reply",
+                    "from_state": "received",
+                    "to_state": "replied",
+                    "at": created,
+                    "unit_id": street.id,
+                    "payload": {"note": "ok"},
+                },
+            ]
+        records.append(record)
+    write_orders(session, records)
+    session.commit()
+    return {"street": street.id}
+
+
+def test_csv_has_orders_and_a_second_events_file(db_session: Session, tmp_path: Path) -> None:
+    seed(db_session)
+    out = tmp_path / "orders.csv"
+    result = export_orders(db_session, out=out, fmt="csv")
+    assert (result.orders, result.events) == (5, 6)
+    with out.open(encoding="utf-8-sig", newline="") as fh:
+        orders = list(csv.DictReader(fh))
+    with events_path(out).open(encoding="utf-8-sig", newline="") as fh:
+        events = list(csv.DictReader(fh))
+    assert [o["external_id"] for o in orders] == [f"e{i}" for i in range(5)]
+    first = orders[0]
+    assert first["citizen_phone"] == "138****5678"
+    assert (first["street_code"], first["community_name"], first["lead_unit_name"]) == (
+        "S01",
+        "白云社区",
+        "白云街道",
+    )
+    assert first["category_path"] == "城乡建设" and orders[1]["category_path"] == ""
+    assert first["content"] == "内容0\n第二行"
+    assert json.loads(first["attributes"]) == {"来源": "测试"}
+    assert datetime.fromisoformat(first["created_at"]) == datetime(2020, 1, 1, 2, 0, tzinfo=UTC)
+    replied = [e for e in events if e["order_number"] == orders[4]["number"]]
+    assert [e["action"] for e in replied] == ["create", "reply"]
+    assert replied[1]["unit_code"] == "S01" and json.loads(replied[1]["payload"]) == {"note": "ok"}
+
+
+def test_filters_and_unmasked(db_session: Session, tmp_path: Path) -> None:
+    seed(db_session)
+    out = tmp_path / "some.csv"
+    flt = ExportFilter(since=date(2020, 1, 2), until=date(2020, 1, 4))
+    result = export_orders(db_session, out=out, fmt="csv", flt=flt, unmasked=True)
+    with out.open(encoding="utf-8-sig", newline="") as fh:
+        orders = list(csv.DictReader(fh))
+    assert [o["external_id"] for o in orders] == ["e1", "e2", "e3"]
+    assert result.events == 3
+    assert orders[0]["citizen_phone"] == "13812345678"
+    result = export_orders(db_session, out=out, fmt="csv", flt=ExportFilter(states=(State.REPLIED,)))
+    assert (result.orders, result.events) == (1, 2)
+
+
+def test_xlsx_has_an_events_sheet(db_session: Session, tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    seed(db_session)
+    out = tmp_path / "orders.xlsx"
+    export_orders(db_session, out=out, fmt="xlsx")
+    workbook = load_workbook(out, read_only=True)
+    orders = list(workbook["orders"].iter_rows(values_only=True))
+    events = list(workbook["events"].iter_rows(values_only=True))
+    header = orders[0]
+    assert len(orders) == 6 and len(events) == 7
+    row = dict(zip(header, orders[1], strict=True))
+    assert row["citizen_phone"] == "138****5678"
+    assert row["created_at"] == datetime(2020, 1, 1, 10, 0)  # local wall-clock time in Excel
+    assert events[0][:3] == ("order_number", "order_id", "id")
+
+
+def test_parquet_nests_the_events(db_session: Session, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    seed(db_session)
+    out = tmp_path / "orders.parquet"
+    export_orders(db_session, out=out, fmt="parquet")
+    table = pq.read_table(out)
+    assert table.num_rows == 5
+    rows = table.to_pylist()
+    assert [len(r["events"]) for r in rows] == [1, 1, 1, 1, 2]
+    assert rows[4]["events"][1]["action"] == "reply"
+    assert rows[4]["events"][1]["at"] == datetime(2020, 1, 5, 2, 0, tzinfo=UTC)
+    assert rows[0]["citizen_phone"] == "138****5678"
+    assert rows[0]["lat"] is None and rows[0]["likes"] == 0
+
+
+def test_cli_export_and_bad_options(app_db: str, db_session: Session, tmp_path: Path) -> None:
+    from cityhub.cli import _mount, app
+
+    seed(db_session)
+    _mount()
+    runner = CliRunner()
+    out = tmp_path / "x.parquet"
+    result = runner.invoke(app, ["export", "orders", "--format", "parquet", "--out", str(out), "--state", "received"])
+    assert result.exit_code == 0, result.output
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(out).num_rows == 4
+    for bad in (["--format", "json"], ["--state", "nope"], ["--since", "yesterday"]):
+        result = runner.invoke(app, ["export", "orders", "--out", str(tmp_path / "y"), *bad])
+        assert result.exit_code == 1, bad
+        assert result.stderr.startswith("error:")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "parquet"])
+def test_empty_database_exports_headers_only(db_session: Session, tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"empty.{fmt}"
+    result = export_orders(db_session, out=out, fmt=fmt)
+    assert result.orders == 0
+    assert out.exists() and out.stat().st_size > 0
