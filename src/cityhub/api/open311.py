@@ -1,0 +1,233 @@
+"""Open311 GeoReport v2 under ``/open311/v2/``, in JSON and XML, plus the ``servicerequestupdates`` extension.
+
+Errors on these routes use the Open311 format, a list of ``{code, description}`` (XML ``errors/error``), with
+the HTTP status as ``code`` — a deliberate exception to the one error body of the rest of the HTTP layer,
+because Open311 clients parse this shape. POST takes ``application/x-www-form-urlencoded`` (or JSON) and needs
+an ``api_key`` with the scope ``open311:write``; GETs are public, and a key given with them is checked, rate
+limited and counted in the client's statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cityhub.errors import CityhubError, ValidationFailed
+from cityhub.sharing import georeport
+from cityhub.sharing.http import MeteredDb, MeteredRoute, authorize
+from cityhub.sharing.service import Caller, RateLimited
+
+log = logging.getLogger(__name__)
+
+FORMATS = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
+# XML element of each list item, by the name of the list.
+XML_ITEMS = {
+    "services": "service",
+    "service_requests": "request",
+    "service_request_updates": "request_update",
+    "errors": "error",
+    "attributes": "attribute",
+    "values": "value",
+}
+
+
+def _xml_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _xml_fill(parent: ET.Element, data: Mapping[str, Any]) -> None:
+    for key, value in data.items():
+        child = ET.SubElement(parent, key)
+        if isinstance(value, list):
+            item_tag = XML_ITEMS.get(key, "item")
+            for item in value:
+                _xml_fill(ET.SubElement(child, item_tag), item)
+        else:
+            child.text = _xml_text(value)
+
+
+def to_xml(root: str, payload: list[dict[str, Any]] | dict[str, Any]) -> bytes:
+    """Open311 XML: a list becomes ``<root><item>…</item></root>``, a mapping ``<root>…fields…</root>``."""
+    element = ET.Element(root)
+    if isinstance(payload, list):
+        for item in payload:
+            _xml_fill(ET.SubElement(element, XML_ITEMS[root]), item)
+    else:
+        _xml_fill(element, payload)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(element, encoding="utf-8")
+
+
+def render(fmt: str, root: str, payload: list[dict[str, Any]] | dict[str, Any], status: int = 200) -> Response:
+    if fmt == "xml":
+        return Response(to_xml(root, payload), status_code=status, media_type=FORMATS["xml"])
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return Response(body.encode(), status_code=status, media_type=FORMATS["json"])
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ValidationFailed(f"format {fmt!r} is not supported (json or xml)", details={"field": "format"})
+    return fmt
+
+
+_STATUS = {422: 400}  # Open311 reports every invalid argument as 400
+
+
+def error_response(fmt: str, exc: BaseException) -> Response:
+    headers: dict[str, str] = {}
+    if isinstance(exc, CityhubError):
+        status, description = exc.http_status, exc.message
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, RequestValidationError):
+        problems = [f"{'.'.join(str(p) for p in e['loc'] if p != 'query')}: {e['msg']}" for e in exc.errors()]
+        status, description = 400, "; ".join(problems) or "invalid request"
+    elif isinstance(exc, StarletteHTTPException):
+        status, description = exc.status_code, str(exc.detail)
+    else:
+        log.exception("Open311 request failed", exc_info=exc)
+        status, description = 500, "internal error; the incident has been logged"
+    status = _STATUS.get(status, status)
+    response = render(
+        fmt if fmt in FORMATS else "json", "errors", [{"code": status, "description": description}], status
+    )
+    response.headers.update(headers)
+    return response
+
+
+class Open311Route(MeteredRoute):
+    def render_error(self, request: Request, exc: Exception) -> Response | None:
+        return error_response(str(request.path_params.get("fmt", "json")), exc)
+
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route)
+
+
+async def form_params(request: Request) -> dict[str, str]:
+    """Arguments of a POST: the query string, overridden by a url-encoded form or a JSON object body."""
+    params = dict(request.query_params)
+    body = await request.body()
+    if not body:
+        return params
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise ValidationFailed("the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise ValidationFailed("the JSON body must be an object")
+        params.update({str(k): "" if v is None else str(v) for k, v in data.items()})
+    elif content_type in ("application/x-www-form-urlencoded", ""):
+        try:
+            params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+        except UnicodeDecodeError:
+            raise ValidationFailed("the form is not UTF-8") from None
+    else:
+        raise ValidationFailed(
+            f"content type {content_type!r} is not supported; send application/x-www-form-urlencoded"
+        )
+    return params
+
+
+def optional_caller(request: Request, api_key: Annotated[str | None, Query()] = None) -> Caller | None:
+    """A key given with a public GET identifies (and rate-limits and counts) its client."""
+    return authorize(request, raw_key=api_key, scope=None) if api_key else None
+
+
+OptionalCaller = Annotated[Caller | None, Depends(optional_caller)]
+
+
+@router.get("/services.{fmt}", summary="GET Service List")
+def services(fmt: str, db: MeteredDb, _caller: OptionalCaller, jurisdiction_id: str | None = None) -> Response:
+    """Every service (level-2 category) with its code, name, group and keywords."""
+    return render(check_format(fmt), "services", georeport.list_services(db))
+
+
+@router.get("/services/{service_code}.{fmt}", summary="GET Service Definition")
+def service_definition(
+    service_code: str, fmt: str, db: MeteredDb, _caller: OptionalCaller, jurisdiction_id: str | None = None
+) -> Response:
+    """The attributes a request for this service may carry."""
+    check_format(fmt)
+    return render(fmt, "service_definition", georeport.service_definition(db, service_code=service_code))
+
+
+@router.post("/requests.{fmt}", summary="POST Service Request", status_code=201)
+def post_request(
+    fmt: str, request: Request, db: MeteredDb, params: Annotated[dict[str, str], Depends(form_params)]
+) -> Response:
+    """Create a service request (an order of channel app) and return its id and token."""
+    check_format(fmt)
+    caller = authorize(request, raw_key=params.get("api_key"), scope="open311:write")
+    receipt = georeport.create_request(db, params=params, caller=caller)
+    return render(fmt, "service_requests", [receipt], status=201)
+
+
+@router.get("/requests.{fmt}", summary="GET Service Requests")
+def get_requests(
+    fmt: str,
+    db: MeteredDb,
+    _caller: OptionalCaller,
+    service_request_id: str | None = None,
+    service_code: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    status: str | None = None,
+    jurisdiction_id: str | None = None,
+) -> Response:
+    """Requests by id list, or by service, status and date window (default: last 90 days, at most 1,000)."""
+    check_format(fmt)
+    items = georeport.list_requests(
+        db,
+        service_request_id=service_request_id,
+        service_code=service_code,
+        start_date=start_date,
+        end_date=end_date,
+        status=status,
+    )
+    return render(fmt, "service_requests", items)
+
+
+@router.get("/requests/{service_request_id}.{fmt}", summary="GET Service Request")
+def get_request(
+    service_request_id: str, fmt: str, db: MeteredDb, _caller: OptionalCaller, jurisdiction_id: str | None = None
+) -> Response:
+    check_format(fmt)
+    return render(fmt, "service_requests", georeport.get_request(db, service_request_id=service_request_id))
+
+
+@router.get("/tokens/{token}.{fmt}", summary="GET service_request_id from a token")
+def get_token(
+    token: str, fmt: str, db: MeteredDb, _caller: OptionalCaller, jurisdiction_id: str | None = None
+) -> Response:
+    check_format(fmt)
+    return render(fmt, "service_requests", georeport.get_token(db, token=token))
+
+
+@router.get("/servicerequestupdates.{fmt}", summary="GET Service Request Updates (extension)")
+def get_updates(
+    fmt: str,
+    db: MeteredDb,
+    _caller: OptionalCaller,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    service_request_id: str | None = None,
+    jurisdiction_id: str | None = None,
+) -> Response:
+    """Public changes of requests from the audit trail, oldest first (default: last 90 days, at most 1,000)."""
+    check_format(fmt)
+    items = georeport.list_updates(db, start_date=start_date, end_date=end_date, service_request_id=service_request_id)
+    return render(fmt, "service_request_updates", items)

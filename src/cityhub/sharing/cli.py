@@ -1,0 +1,70 @@
+"""``cityhub apikey …``: API clients and their keys (the key is printed once, alone on stdout)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cityhub.errors import CityhubError
+
+app = typer.Typer(no_args_is_help=True, help="API clients of Open311 and the data-sharing API, and their keys.")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command("create")
+def create(
+    client: Annotated[str, typer.Option("--client", help="Client name (created if new).")],
+    scopes: Annotated[str, typer.Option("--scopes", help="Comma/space separated: open311:write, sharing:read, admin.")],
+    rate_limit: Annotated[
+        int | None, typer.Option("--rate-limit", help="Calls per minute per key (default 60 for a new client).")
+    ] = None,
+) -> None:
+    """Issue a new key for CLIENT with SCOPES and print only the key (store it now: it is not kept)."""
+    from cityhub.db import session_scope
+    from cityhub.sharing import service
+
+    try:
+        with session_scope() as session:
+            api_client, key = service.create_key(session, client_name=client, scopes=scopes, rate_limit=rate_limit)
+            summary = f"client {api_client.name}: scopes {api_client.scopes}, {api_client.rate_limit_per_minute}/min"
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(summary, err=True)
+    typer.echo(key)
+
+
+@app.command("list")
+def list_command() -> None:
+    """List clients and their keys (prefix, created, revoked)."""
+    from cityhub.db import session_scope
+    from cityhub.sharing import service
+
+    with session_scope() as session:
+        for c in service.list_clients(session):
+            state = "active" if c.active else "inactive"
+            typer.echo(f"{c.name}\t{state}\t{c.rate_limit_per_minute}/min\t{c.scopes}")
+            for k in c.keys:
+                revoked = f"revoked {k.revoked_at.isoformat(timespec='seconds')}" if k.revoked_at else "active"
+                typer.echo(f"  {k.prefix}…\tcreated {k.created_at.isoformat(timespec='seconds')}\t{revoked}")
+
+
+@app.command("revoke")
+def revoke(
+    prefix: Annotated[str | None, typer.Argument(help="The key, or at least its first 8 characters.")] = None,
+    client: Annotated[str | None, typer.Option("--client", help="Revoke every key of this client.")] = None,
+) -> None:
+    """Revoke one key (by prefix) or every key of a client."""
+    from cityhub.db import session_scope
+    from cityhub.sharing import service
+
+    try:
+        with session_scope() as session:
+            count = service.revoke(session, prefix=prefix, client_name=client)
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(f"revoked {count} key(s)")

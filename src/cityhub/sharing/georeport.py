@@ -1,0 +1,487 @@
+"""Open311 GeoReport v2 over the order hub: services from the taxonomy, service requests from orders.
+
+Services are the level-2 categories (and level-1 categories without children): about a hundred services is
+what civic apps can show in a picker, and the level-3 categories underneath are offered as the optional
+``subcategory`` attribute of each service. A request's ``service_request_id`` is the order number; its status
+is ``closed`` once the order is in a terminal state (closed, merged, cancelled), ``open`` otherwise.
+
+Descriptions and status notes are public in Open311 (GET needs no key), so phone numbers, ID numbers, e-mails
+and the citizen's own name are scrubbed from them, and no personal field is ever returned.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cityhub.config import get_settings
+from cityhub.db import utcnow
+from cityhub.errors import NotFound, ValidationFailed
+from cityhub.intake.service import parse, submit
+from cityhub.org.models import Unit
+from cityhub.sharing.models import Open311Token
+from cityhub.sharing.service import Caller, scrub_text
+from cityhub.workorders.lifecycle import TERMINAL_STATES, Action, State
+from cityhub.workorders.models import AppealType, Attachment, Category, Channel, Order, OrderEvent
+from cityhub.workorders.service import Actor
+
+DEFAULT_WINDOW = timedelta(days=90)
+MAX_REQUESTS = 1000
+MAX_DESCRIPTION = 4000
+SERVICE_LEVEL = 2
+
+APPEAL_TYPE_NAMES = {
+    AppealType.HELP: "求助 request for help",
+    AppealType.COMPLAINT: "投诉 complaint",
+    AppealType.REPORT: "举报 report of a violation",
+    AppealType.SUGGESTION: "建议 suggestion",
+    AppealType.CONSULTATION: "咨询 consultation",
+    AppealType.PRAISE: "表扬 praise",
+}
+# Labels of audit-trail actions in servicerequestupdates (zh-CN first, as on the status page).
+ACTION_LABELS = {
+    Action.CREATE: "已受理 received",
+    Action.INSTANT_ANSWER: "已即时答复 answered on the spot",
+    Action.DISPATCH: "已派单 dispatched to the responsible unit",
+    Action.ACCEPT: "已签收 accepted by the unit",
+    Action.RETURN: "已退单 returned for re-dispatch",
+    Action.START: "办理中 in progress",
+    Action.TRANSFER: "已转派 transferred to another unit",
+    Action.ADD_ASSIST: "协办单位加入 assisting unit added",
+    Action.REQUEST_EXTENSION: "申请延期 extension requested",
+    Action.APPROVE_EXTENSION: "延期已批准 extension approved",
+    Action.REJECT_EXTENSION: "延期未批准 extension rejected",
+    Action.URGE: "督办 urged",
+    Action.ESCALATE: "已升级 escalated",
+    Action.ASSIGN: "领导交办 assigned by a leader",
+    Action.SUSPEND: "挂起 waiting for the citizen",
+    Action.RESUME: "恢复办理 resumed",
+    Action.REPLY: "已答复 replied",
+    Action.REJECT_REPLY: "答复退回 reply sent back for more work",
+    Action.CALLBACK: "已回访 called back",
+    Action.CLOSE: "已办结 closed",
+    Action.REOPEN: "已重办 reopened",
+    Action.MERGE: "已合并 merged into another request",
+    Action.CANCEL: "已作废 cancelled",
+}
+# Actions that are internal to the handling units and not shown to the public.
+INTERNAL_ACTIONS = frozenset(
+    {"comment", "assist_accept", "assist_reply", "assist_return", "sla_warning", "sla_overdue", "sla_accept_overdue"}
+)
+
+
+def open311_status(state: State | str) -> str:
+    return "closed" if State(state) in TERMINAL_STATES else "open"
+
+
+def iso(value: datetime | None) -> str | None:
+    """W3C date-time with the district's offset, e.g. 2026-11-22T09:30:00+08:00."""
+    if value is None:
+        return None
+    return value.astimezone(get_settings().tz).isoformat(timespec="seconds")
+
+
+def parse_datetime(value: str | None, *, field: str) -> datetime | None:
+    """Parse a W3C date-time; one without a zone is taken as local time of the district."""
+    if value is None or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace(" ", "+") if "T" in value else value.strip())
+    except ValueError:
+        raise ValidationFailed(
+            f"{field} is not a W3C date-time (e.g. 2026-11-22T00:00:00+08:00)", details={"field": field}
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=get_settings().tz)
+
+
+# --- services -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Catalogue:
+    """The active taxonomy, with each category's service (its level-2 ancestor, or a childless root)."""
+
+    by_id: dict[int, Category]
+    children: dict[int | None, list[Category]]
+    services: list[Category]
+
+    @classmethod
+    def load(cls, session: Session) -> Catalogue:
+        nodes = list(session.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.code)))
+        by_id = {c.id: c for c in nodes}
+        children: dict[int | None, list[Category]] = {}
+        for node in nodes:
+            children.setdefault(node.parent_id, []).append(node)
+        services = [c for c in nodes if c.level == SERVICE_LEVEL or (c.level == 1 and not children.get(c.id))]
+        return cls(by_id=by_id, children=children, services=services)
+
+    def service_of(self, category_id: int | None) -> Category | None:
+        node = self.by_id.get(category_id) if category_id is not None else None
+        while node is not None and node.level > SERVICE_LEVEL:
+            node = self.by_id.get(node.parent_id) if node.parent_id is not None else None
+        if node is not None and node.level < SERVICE_LEVEL and self.children.get(node.id):
+            return None  # an order filed only under a root that has services beneath
+        return node
+
+    def service(self, code: str) -> Category:
+        found = next((c for c in self.services if c.code == code), None)
+        if found is None:
+            raise NotFound(f"service_code {code!r} not found", details={"field": "service_code"})
+        return found
+
+    def group_of(self, service: Category) -> str:
+        root = service
+        while root.parent_id is not None and root.parent_id in self.by_id:
+            root = self.by_id[root.parent_id]
+        return root.name
+
+    def subtree_ids(self, category: Category) -> list[int]:
+        ids, frontier = [category.id], [category.id]
+        while frontier:
+            frontier = [c.id for parent in frontier for c in self.children.get(parent, [])]
+            ids += frontier
+        return ids
+
+
+def list_services(session: Session) -> list[dict[str, Any]]:
+    """The Open311 service list."""
+    catalogue = Catalogue.load(session)
+    return [
+        {
+            "service_code": s.code,
+            "service_name": s.name,
+            "description": s.path,
+            "metadata": True,
+            "type": "realtime",
+            "keywords": ",".join(c.name for c in catalogue.children.get(s.id, [])),
+            "group": catalogue.group_of(s),
+        }
+        for s in catalogue.services
+    ]
+
+
+def service_definition(session: Session, *, service_code: str) -> dict[str, Any]:
+    """The Open311 service definition: the optional sub-category and appeal-type attributes."""
+    catalogue = Catalogue.load(session)
+    svc = catalogue.service(service_code)
+    attributes: list[dict[str, Any]] = []
+    subs = catalogue.children.get(svc.id, [])
+    if subs:
+        attributes.append(
+            {
+                "variable": True,
+                "code": "subcategory",
+                "datatype": "singlevaluelist",
+                "required": False,
+                "datatype_description": "the code of one sub-category",
+                "order": 1,
+                "description": "细分类别 sub-category",
+                "values": [{"key": c.code, "name": c.name} for c in subs],
+            }
+        )
+    attributes.append(
+        {
+            "variable": True,
+            "code": "appeal_type",
+            "datatype": "singlevaluelist",
+            "required": False,
+            "datatype_description": f"default {AppealType.HELP.value}",
+            "order": len(attributes) + 1,
+            "description": "诉求类型 type of appeal",
+            "values": [{"key": t.value, "name": name} for t, name in APPEAL_TYPE_NAMES.items()],
+        }
+    )
+    return {"service_code": svc.code, "attributes": attributes}
+
+
+# --- posting a request --------------------------------------------------------------------------------------
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def _full_name(first: str | None, last: str | None) -> str | None:
+    first, last = (first or "").strip(), (last or "").strip()
+    if not first and not last:
+        return None
+    if _CJK.search(first + last):
+        return f"{last}{first}"  # Chinese names put the surname first, without a space
+    return " ".join(p for p in (first, last) if p)
+
+
+def _float(params: Mapping[str, str], name: str) -> float | None:
+    raw = (params.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name} must be a number in WGS84 degrees", details={"field": name}) from None
+
+
+def create_request(session: Session, *, params: Mapping[str, str], caller: Caller) -> dict[str, Any]:
+    """Receive an Open311 service request as a normal order (channel app) through intake; return the receipt."""
+    code = (params.get("service_code") or "").strip()
+    if not code:
+        raise ValidationFailed("service_code was not provided", details={"field": "service_code"})
+    catalogue = Catalogue.load(session)
+    try:
+        svc = catalogue.service(code)
+    except NotFound as exc:
+        raise ValidationFailed(exc.message, details=exc.details) from None
+    category = svc
+    sub_code = (params.get("attribute[subcategory]") or "").strip()
+    if sub_code:
+        sub = next((c for c in catalogue.children.get(svc.id, []) if c.code == sub_code), None)
+        if sub is None:
+            raise ValidationFailed(
+                f"attribute[subcategory] {sub_code!r} is not a sub-category of {svc.code}",
+                details={"field": "attribute[subcategory]"},
+            )
+        category = sub
+    appeal_raw = (params.get("attribute[appeal_type]") or AppealType.HELP.value).strip()
+    try:
+        appeal_type = AppealType(appeal_raw)
+    except ValueError:
+        raise ValidationFailed(
+            f"attribute[appeal_type] {appeal_raw!r} is not one of {', '.join(t.value for t in AppealType)}",
+            details={"field": "attribute[appeal_type]"},
+        ) from None
+
+    lat, lng = _float(params, "lat"), _float(params, "long")
+    address = (params.get("address_string") or "").strip() or None
+    if (lat is None) != (lng is None):
+        raise ValidationFailed("lat and long must be given together", details={"field": "lat"})
+    if lat is None and address is None:
+        raise ValidationFailed("a location is required: lat and long, or address_string", details={"field": "lat"})
+    description = (params.get("description") or "").strip()
+    if len(description) > MAX_DESCRIPTION:
+        raise ValidationFailed(
+            f"description is longer than {MAX_DESCRIPTION} characters", details={"field": "description"}
+        )
+    media_url = (params.get("media_url") or "").strip() or None
+    attachments = []
+    if media_url:
+        parsed_url = urlparse(media_url)
+        if parsed_url.scheme not in ("http", "https") or not parsed_url.netloc or len(media_url) > 500:
+            raise ValidationFailed(
+                "media_url must be an http(s) URL of at most 500 characters", details={"field": "media_url"}
+            )
+        attachments.append({"filename": parsed_url.path.rsplit("/", 1)[-1][:255] or "media", "url": media_url})
+
+    token = secrets.token_urlsafe(16)
+    extra = {k: params[k].strip() for k in ("email", "device_id", "account_id") if (params.get(k) or "").strip()}
+    payload = {
+        "channel": Channel.APP.value,
+        "appeal_type": appeal_type.value,
+        "content": description or f"{svc.name}（未填写描述）",
+        "citizen_name": _full_name(params.get("first_name"), params.get("last_name")),
+        "citizen_phone": (params.get("phone") or "").strip() or None,
+        "address": address[:300] if address else None,
+        "lat": lat,
+        "lng": lng,
+        "category_id": category.id,
+        "attributes": {"open311": {"client": caller.client_name, "service_code": svc.code, "token": token, **extra}},
+        "attachments": attachments,
+    }
+    try:
+        data = parse(payload)
+    except ValidationFailed as exc:
+        # Name the Open311 parameters, not the order fields they became.
+        fields = {
+            "lng": "long",
+            "citizen_phone": "phone",
+            "citizen_name": "first_name",
+            "address": "address_string",
+            "content": "description",
+        }
+        problems = [f"{fields.get(p['field'], p['field'])}: {p['message']}" for p in exc.details.get("errors", [])]
+        raise ValidationFailed("; ".join(problems) or exc.message, details=exc.details) from None
+    result = submit(session, data=data, actor=Actor(name=f"open311:{caller.client_name}"[:80]))
+    order = result.order
+    session.add(Open311Token(token=token, order_id=order.id, client_id=caller.client_id))
+    session.flush()
+    return {
+        "service_request_id": order.number,
+        "token": token,
+        "service_notice": f"已受理，工单号 {order.number}，将派往责任单位办理 (received; it will be dispatched to "
+        "the responsible unit)",
+        "account_id": extra.get("account_id"),
+    }
+
+
+# --- reading requests ---------------------------------------------------------------------------------------
+
+
+def _render_requests(session: Session, orders: Sequence[Order]) -> list[dict[str, Any]]:
+    if not orders:
+        return []
+    catalogue = Catalogue.load(session)
+    unit_ids = {o.lead_unit_id for o in orders if o.lead_unit_id is not None}
+    units = dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(unit_ids))).all()) if unit_ids else {}
+    media: dict[int, str] = {}
+    for order_id, url in session.execute(
+        select(Attachment.order_id, Attachment.url)
+        .where(Attachment.order_id.in_([o.id for o in orders]))
+        .order_by(Attachment.id.desc())
+    ):
+        media[order_id] = url  # descending ids: the first attachment wins
+    rendered = []
+    for o in orders:
+        svc = catalogue.service_of(o.category_id)
+        known = (o.citizen_name, o.citizen_phone)
+        rendered.append(
+            {
+                "service_request_id": o.number,
+                "status": open311_status(o.state),
+                "status_notes": scrub_text(o.reply_text, known=known),
+                "service_name": svc.name if svc else None,
+                "service_code": svc.code if svc else None,
+                "description": scrub_text(o.content, known=known),
+                "agency_responsible": units.get(o.lead_unit_id) if o.lead_unit_id is not None else None,
+                "service_notice": None,
+                "requested_datetime": iso(o.created_at),
+                "updated_datetime": iso(o.updated_at),
+                "expected_datetime": iso(o.due_at),
+                "address": o.address,
+                "address_id": None,
+                "zipcode": None,
+                "lat": o.lat,
+                "long": o.lng,
+                "media_url": media.get(o.id),
+            }
+        )
+    return rendered
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def list_requests(
+    session: Session,
+    *,
+    service_request_id: str | None = None,
+    service_code: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    status: str | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """GET requests: by id list, or by service, status and a date window (default 90 days, 1,000 newest)."""
+    ids = _split(service_request_id)
+    if ids:
+        if len(ids) > MAX_REQUESTS:
+            raise ValidationFailed(
+                f"at most {MAX_REQUESTS} service_request_id values", details={"field": "service_request_id"}
+            )
+        orders = list(session.scalars(select(Order).where(Order.number.in_(ids)).order_by(Order.created_at.desc())))
+        return _render_requests(session, orders)
+    start = parse_datetime(start_date, field="start_date")
+    end = parse_datetime(end_date, field="end_date")
+    if end is None:
+        end = start + DEFAULT_WINDOW if start is not None else (now or utcnow())
+    if start is None:
+        start = end - DEFAULT_WINDOW
+    if start > end:
+        raise ValidationFailed("start_date is after end_date", details={"field": "start_date"})
+    conditions: list[Any] = [Order.created_at >= start, Order.created_at <= end]
+    statuses = _split(status)
+    if statuses:
+        unknown = [s for s in statuses if s not in ("open", "closed")]
+        if unknown:
+            raise ValidationFailed(f"status must be open or closed, not {unknown[0]!r}", details={"field": "status"})
+        if statuses == ["open"]:
+            conditions.append(Order.state.not_in(TERMINAL_STATES))
+        elif statuses == ["closed"]:
+            conditions.append(Order.state.in_(TERMINAL_STATES))
+    codes = _split(service_code)
+    if codes:
+        catalogue = Catalogue.load(session)
+        category_ids: list[int] = []
+        for code in codes:
+            try:
+                category_ids += catalogue.subtree_ids(catalogue.service(code))
+            except NotFound as exc:
+                raise ValidationFailed(exc.message, details=exc.details) from None
+        conditions.append(Order.category_id.in_(category_ids))
+    orders = list(
+        session.scalars(
+            select(Order).where(*conditions).order_by(Order.created_at.desc(), Order.id.desc()).limit(MAX_REQUESTS)
+        )
+    )
+    return _render_requests(session, orders)
+
+
+def get_request(session: Session, *, service_request_id: str) -> list[dict[str, Any]]:
+    """GET requests/{id}: a one-element list, NotFound when no order has this number."""
+    order = session.scalars(select(Order).where(Order.number == service_request_id)).one_or_none()
+    if order is None:
+        raise NotFound(f"service_request_id {service_request_id!r} not found", details={"field": "service_request_id"})
+    return _render_requests(session, [order])
+
+
+def get_token(session: Session, *, token: str) -> list[dict[str, Any]]:
+    """GET tokens/{token}: the request id the token stands for."""
+    number = session.execute(
+        select(Order.number).join(Open311Token, Open311Token.order_id == Order.id).where(Open311Token.token == token)
+    ).scalar_one_or_none()
+    if number is None:
+        raise NotFound(f"token {token!r} not found", details={"field": "token"})
+    return [{"service_request_id": number, "token": token}]
+
+
+def list_updates(
+    session: Session,
+    *,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    service_request_id: str | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """servicerequestupdates: the public part of the audit trail, oldest first (default 90 days, 1,000)."""
+    start = parse_datetime(start_date, field="start_date")
+    end = parse_datetime(end_date, field="end_date")
+    if end is None:
+        end = start + DEFAULT_WINDOW if start is not None else (now or utcnow())
+    if start is None:
+        start = end - DEFAULT_WINDOW
+    if start > end:
+        raise ValidationFailed("start_date is after end_date", details={"field": "start_date"})
+    query = (
+        select(OrderEvent, Order.number, Order.citizen_name, Order.citizen_phone)
+        .join(Order, Order.id == OrderEvent.order_id)
+        .where(OrderEvent.at >= start, OrderEvent.at <= end, OrderEvent.action.not_in(INTERNAL_ACTIONS))
+        .order_by(OrderEvent.at, OrderEvent.id)
+        .limit(MAX_REQUESTS)
+    )
+    ids = _split(service_request_id)
+    if ids:
+        query = query.where(Order.number.in_(ids))
+    updates = []
+    for event, number, name, phone in session.execute(query):
+        try:
+            label = ACTION_LABELS.get(Action(event.action), event.action)
+        except ValueError:
+            label = event.action
+        description = label
+        if event.action == Action.REPLY.value and event.payload and event.payload.get("text"):
+            description = f"{label}: {scrub_text(str(event.payload['text']), known=(name, phone))}"
+        updates.append(
+            {
+                "update_id": str(event.id),
+                "service_request_id": number,
+                "status": open311_status(event.to_state),
+                "updated_datetime": iso(event.at),
+                "description": description,
+                "media_url": None,
+            }
+        )
+    return updates

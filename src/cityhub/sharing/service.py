@@ -1,0 +1,427 @@
+"""Data sharing (数据共享接口): API clients and keys, per-key rate limits, call statistics, aggregates and
+anonymised order data.
+
+Keys are random tokens shown once; only their SHA-256 is stored, so a stolen database yields no usable key.
+Rate limits and statistics are counter rows upserted in one statement each, so every process serving the API
+shares the same counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Date, and_, case, cast, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from cityhub.config import get_settings
+from cityhub.db import utcnow
+from cityhub.errors import CityhubError, NotFound, PermissionDenied, ValidationFailed
+from cityhub.org.models import Unit
+from cityhub.sharing.models import ApiCallStat, ApiClient, ApiKey, ApiRateWindow
+from cityhub.workorders.lifecycle import TERMINAL_STATES, State
+from cityhub.workorders.models import Category, Order
+
+SCOPES = {
+    "open311:write": "post Open311 service requests",
+    "sharing:read": "read aggregates and anonymised orders of the data-sharing API",
+    "admin": "read call statistics of every client",
+}
+KEY_PREFIX = "chk_"
+DISPLAY_PREFIX_LEN = 12
+DEFAULT_RATE_LIMIT = 60
+WINDOW = timedelta(minutes=1)
+
+
+class RateLimited(CityhubError):
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, *, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"rate limit of {limit} calls per minute exceeded; retry after {retry_after} s",
+            details={"limit": limit, "retry_after": retry_after},
+        )
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated API client, as the HTTP layer needs it (no ORM object outlives its session)."""
+
+    client_id: int
+    client_name: str
+    key_id: int
+    scopes: frozenset[str]
+    rate_limit: int
+
+
+# --- clients and keys ----------------------------------------------------------------------------------------
+
+
+def hash_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def parse_scopes(text: str | Iterable[str]) -> list[str]:
+    """Split ``"open311:write, sharing:read"`` into known scopes; ValidationFailed names unknown ones."""
+    items = re.split(r"[\s,]+", text) if isinstance(text, str) else list(text)
+    scopes = sorted({s.strip() for s in items if s.strip()})
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        raise ValidationFailed(
+            f"unknown scope(s) {', '.join(unknown)} (known: {', '.join(sorted(SCOPES))})",
+            details={"field": "scopes"},
+        )
+    if not scopes:
+        raise ValidationFailed("at least one scope is needed", details={"field": "scopes"})
+    return scopes
+
+
+def get_client(session: Session, *, name: str) -> ApiClient | None:
+    return session.scalars(select(ApiClient).where(ApiClient.name == name)).one_or_none()
+
+
+def create_key(
+    session: Session, *, client_name: str, scopes: str | Iterable[str], rate_limit: int | None = None
+) -> tuple[ApiClient, str]:
+    """Issue a new key for the client (created if new; its scopes and limit are set as given); return the key."""
+    name = client_name.strip()
+    if not name or len(name) > 80:
+        raise ValidationFailed("client name must have 1 to 80 characters", details={"field": "client"})
+    if rate_limit is not None and rate_limit < 1:
+        raise ValidationFailed("rate limit must be at least 1 call per minute", details={"field": "rate_limit"})
+    scope_list = parse_scopes(scopes)
+    client = get_client(session, name=name)
+    if client is None:
+        client = ApiClient(name=name, rate_limit_per_minute=rate_limit or DEFAULT_RATE_LIMIT, active=True)
+        session.add(client)
+    elif rate_limit is not None:
+        client.rate_limit_per_minute = rate_limit
+    client.scopes = " ".join(scope_list)
+    client.active = True
+    session.flush()
+    raw = KEY_PREFIX + secrets.token_urlsafe(30)
+    session.add(ApiKey(client_id=client.id, prefix=raw[:DISPLAY_PREFIX_LEN], key_hash=hash_key(raw)))
+    session.flush()
+    return client, raw
+
+
+def list_clients(session: Session) -> Sequence[ApiClient]:
+    """Every client with its keys, by name."""
+    from sqlalchemy.orm import selectinload
+
+    return session.scalars(select(ApiClient).options(selectinload(ApiClient.keys)).order_by(ApiClient.name)).all()
+
+
+def revoke(session: Session, *, prefix: str | None = None, client_name: str | None = None) -> int:
+    """Revoke the key(s) starting with ``prefix``, or every key of a client; return how many were revoked."""
+    if bool(prefix) == bool(client_name):
+        raise ValidationFailed("name either a key prefix or a client")
+    query = select(ApiKey).where(ApiKey.revoked_at.is_(None))
+    if client_name:
+        client = get_client(session, name=client_name)
+        if client is None:
+            raise NotFound(f"no API client named {client_name!r}")
+        query = query.where(ApiKey.client_id == client.id)
+    else:
+        assert prefix is not None
+        if len(prefix) < 8:
+            raise ValidationFailed("give at least 8 characters of the key prefix")
+        # A prefix shorter than the stored one narrows by LIKE; a whole key matches by its stored head.
+        query = query.where(ApiKey.prefix.startswith(prefix[:DISPLAY_PREFIX_LEN], autoescape=True))
+    keys = list(session.scalars(query))
+    if not keys:
+        raise NotFound("no active key matches")
+    now = utcnow()
+    for key in keys:
+        key.revoked_at = now
+    session.flush()
+    return len(keys)
+
+
+def authenticate(session: Session, *, raw_key: str | None) -> Caller:
+    """Return the client owning this active key; PermissionDenied when it is missing, unknown or revoked."""
+    if not raw_key:
+        raise PermissionDenied("an API key is required (api_key parameter or X-API-Key header)")
+    row = session.execute(
+        select(ApiKey.id, ApiClient.id, ApiClient.name, ApiClient.scopes, ApiClient.rate_limit_per_minute)
+        .join(ApiClient, ApiClient.id == ApiKey.client_id)
+        .where(ApiKey.key_hash == hash_key(raw_key.strip()), ApiKey.revoked_at.is_(None), ApiClient.active)
+    ).one_or_none()
+    if row is None:
+        raise PermissionDenied("invalid or revoked API key")
+    key_id, client_id, name, scopes, limit = row
+    return Caller(
+        client_id=client_id, client_name=name, key_id=key_id, scopes=frozenset(scopes.split()), rate_limit=limit
+    )
+
+
+def require_scope(caller: Caller, scope: str) -> None:
+    if scope not in caller.scopes:
+        raise PermissionDenied(f"this API key lacks the scope {scope!r}", details={"scope": scope})
+
+
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def hit_rate_limit(session: Session, *, caller: Caller, now: datetime | None = None) -> int | None:
+    """Count one call of the key in the current minute; past the limit return the seconds to wait, else None."""
+    now = now or utcnow()
+    window = now.replace(second=0, microsecond=0)
+    insert = _insert(session)
+    stmt = insert(ApiRateWindow).values(key_id=caller.key_id, window_start=window, calls=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["key_id", "window_start"], set_={"calls": ApiRateWindow.calls + 1}
+    ).returning(ApiRateWindow.calls)
+    calls = int(session.execute(stmt).scalar_one())
+    if calls == 1:
+        # The first call of a window is the cheap moment to drop the key's finished windows.
+        session.execute(
+            delete(ApiRateWindow).where(ApiRateWindow.key_id == caller.key_id, ApiRateWindow.window_start < window)
+        )
+    if calls <= caller.rate_limit:
+        return None
+    return max(1, math.ceil((window + WINDOW - now).total_seconds()))
+
+
+def record_call(session: Session, *, client_id: int, endpoint: str, error: bool, at: datetime | None = None) -> None:
+    """Add one call (and one error, if it failed) to the client's counter of the local day and endpoint."""
+    day = (at or utcnow()).astimezone(get_settings().tz).date()
+    insert = _insert(session)
+    stmt = insert(ApiCallStat).values(
+        client_id=client_id, day=day, endpoint=endpoint[:160], calls=1, errors=1 if error else 0
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["client_id", "day", "endpoint"],
+        set_={"calls": ApiCallStat.calls + 1, "errors": ApiCallStat.errors + (1 if error else 0)},
+    )
+    session.execute(stmt)
+
+
+def call_stats(
+    session: Session, *, start: date | None = None, end: date | None = None, client_name: str | None = None
+) -> list[dict[str, Any]]:
+    """Counters per client, day and endpoint in [start, end] (local days), newest day first."""
+    query = (
+        select(ApiClient.name, ApiCallStat.day, ApiCallStat.endpoint, ApiCallStat.calls, ApiCallStat.errors)
+        .join(ApiClient, ApiClient.id == ApiCallStat.client_id)
+        .order_by(ApiCallStat.day.desc(), ApiClient.name, ApiCallStat.endpoint)
+    )
+    if start is not None:
+        query = query.where(ApiCallStat.day >= start)
+    if end is not None:
+        query = query.where(ApiCallStat.day <= end)
+    if client_name:
+        query = query.where(ApiClient.name == client_name)
+    return [
+        {"client": name, "day": day.isoformat(), "endpoint": endpoint, "calls": calls, "errors": errors}
+        for name, day, endpoint, calls, errors in session.execute(query)
+    ]
+
+
+# --- aggregates --------------------------------------------------------------------------------------------
+
+DIMENSIONS = ("category", "unit", "street", "day", "state")
+
+
+def _local_day(session: Session, column: Any, at: datetime) -> Any:
+    """SQL for the local calendar day of a UTC timestamp column, on either backend."""
+    tz = get_settings().tz
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone(tz.key, column), Date)
+    # SQLite keeps naive UTC text; the zone's offset at ``at`` is exact for zones without DST (Asia/Shanghai).
+    offset = at.astimezone(tz).utcoffset() or timedelta(0)
+    return func.date(column, f"{int(offset.total_seconds() // 60):+d} minutes")
+
+
+def _period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    end = end or utcnow()
+    start = start or end - timedelta(days=30)
+    for value, name in ((start, "start"), (end, "end")):
+        if value.tzinfo is None:
+            raise ValidationFailed(f"{name} must carry a time zone (e.g. +08:00 or Z)", details={"field": name})
+    if start >= end:
+        raise ValidationFailed("start must be before end", details={"field": "start"})
+    return start, end
+
+
+def aggregate_orders(
+    session: Session,
+    *,
+    dimension: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    category_level: int = 1,
+) -> dict[str, Any]:
+    """Count orders received in [start, end) by category (at a level), lead unit, street, local day or state."""
+    if dimension not in DIMENSIONS:
+        raise ValidationFailed(f"unknown dimension {dimension!r} (known: {', '.join(DIMENSIONS)})")
+    start, end = _period(start, end)
+    period = and_(Order.created_at >= start, Order.created_at < end)
+    closed = func.sum(case((Order.state.in_(TERMINAL_STATES), 1), else_=0))
+    rows: list[dict[str, Any]]
+    if dimension == "day":
+        day = _local_day(session, Order.created_at, end)
+        result = session.execute(select(day, func.count(), closed).where(period).group_by(day).order_by(day)).all()
+        rows = [{"key": str(k), "name": str(k), "orders": n, "closed": int(c or 0)} for k, n, c in result]
+    elif dimension == "state":
+        result = session.execute(
+            select(Order.state, func.count()).where(period).group_by(Order.state).order_by(Order.state)
+        ).all()
+        rows = [
+            {"key": s.value, "name": s.value, "orders": n, "closed": n if s in TERMINAL_STATES else 0}
+            for s, n in result
+        ]
+    elif dimension in ("unit", "street"):
+        column = Order.lead_unit_id if dimension == "unit" else Order.street_id
+        result = session.execute(
+            select(column, Unit.code, Unit.name, func.count(), closed)
+            .outerjoin(Unit, Unit.id == column)
+            .where(period)
+            .group_by(column, Unit.code, Unit.name)
+        ).all()
+        rows = [{"key": code, "name": name, "orders": n, "closed": int(c or 0)} for _, code, name, n, c in result]
+    else:
+        if category_level < 1:
+            raise ValidationFailed("category_level starts at 1", details={"field": "category_level"})
+        result = session.execute(
+            select(Order.category_id, func.count(), closed).where(period).group_by(Order.category_id)
+        ).all()
+        # The taxonomy is small: roll the per-category counts up to the requested level in memory.
+        tree = {c.id: c for c in session.scalars(select(Category))}
+        merged: dict[int | None, list[int]] = {}
+        for category_id, n, c in result:
+            node = tree.get(category_id) if category_id is not None else None
+            while node is not None and node.level > category_level and node.parent_id is not None:
+                node = tree.get(node.parent_id)
+            key = node.id if node is not None else None
+            acc = merged.setdefault(key, [0, 0])
+            acc[0] += n
+            acc[1] += int(c or 0)
+        rows = [
+            {
+                "key": tree[k].code if k is not None else None,
+                "name": tree[k].path if k is not None else None,
+                "orders": n,
+                "closed": c,
+            }
+            for k, (n, c) in merged.items()
+        ]
+    if dimension not in ("day", "state"):
+        rows.sort(key=lambda r: (-r["orders"], r["key"] or ""))
+    return {
+        "dimension": dimension,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "total": sum(r["orders"] for r in rows),
+        "rows": rows,
+    }
+
+
+# --- anonymised orders -------------------------------------------------------------------------------------
+
+# Mainland mobile numbers, landlines with area code, 18/15-digit resident ID numbers, e-mail addresses.
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(?:\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
+_MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")
+_LANDLINE = re.compile(r"(?<!\d)(?:\(?0\d{2,3}\)?[- ]?)?[2-9]\d{6,7}(?!\d)")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# An address is cut before its first house-number-like digits (12号, 3栋, 501室 …).
+_HOUSE_NUMBER = re.compile(r"[\d０-９一二三四五六七八九十百]+\s*(?:号|栋|幢|座|单元|室|楼|层|弄|巷|#|-|之)|\d")
+
+
+def scrub_text(text: str | None, *, known: Iterable[str | None] = ()) -> str | None:
+    """Replace ID numbers, phone numbers, e-mails and the given known values (name, phone) with placeholders."""
+    if text is None:
+        return None
+    for value in known:
+        if value and len(value.strip()) >= 2:
+            text = text.replace(value.strip(), "[已隐去]")
+    text = _ID_NUMBER.sub("[身份证号]", text)
+    text = _EMAIL.sub("[邮箱]", text)
+    text = _MOBILE.sub("[电话]", text)
+    return _LANDLINE.sub("[电话]", text)
+
+
+def coarsen_address(address: str | None) -> str | None:
+    """Keep an address down to its road or compound: ``同和街蟾蜍石东路12号3栋`` → ``同和街蟾蜍石东路``."""
+    if not address:
+        return None
+    match = _HOUSE_NUMBER.search(address)
+    head = address[: match.start()] if match else address
+    head = head.rstrip(" ,，、-—(（")
+    return head or None
+
+
+def anonymised_orders(
+    session: Session,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    include_text: bool = False,
+) -> dict[str, Any]:
+    """A page of orders received in [start, end) with no personal data, oldest first."""
+    start, end = _period(start, end)
+    orders = list(
+        session.scalars(
+            select(Order)
+            .where(Order.created_at >= start, Order.created_at < end)
+            .order_by(Order.created_at, Order.id)
+            .limit(limit + 1)
+            .offset(offset)
+        )
+    )
+    has_more = len(orders) > limit
+    orders = orders[:limit]
+    unit_ids = {i for o in orders for i in (o.street_id, o.community_id, o.lead_unit_id) if i is not None}
+    units = {u.id: u for u in session.scalars(select(Unit).where(Unit.id.in_(unit_ids)))} if unit_ids else {}
+    categories = {c.id: c for c in session.scalars(select(Category))} if orders else {}
+    tz = get_settings().tz
+    items = []
+    for o in orders:
+        category = categories.get(o.category_id) if o.category_id is not None else None
+        item: dict[str, Any] = {
+            "number": o.number,
+            "channel": o.channel.value,
+            "appeal_type": o.appeal_type.value,
+            "category_code": category.code if category else None,
+            "category": category.path if category else None,
+            "state": o.state.value,
+            "closed": o.state in TERMINAL_STATES,
+            "urgency": o.urgency.value,
+            "street": units[o.street_id].name if o.street_id in units else None,
+            "community": units[o.community_id].name if o.community_id in units else None,
+            "area": coarsen_address(o.address),
+            # Two decimals is about 1 km: enough for maps of districts, not to find a door.
+            "lat": round(o.lat, 2) if o.lat is not None else None,
+            "long": round(o.lng, 2) if o.lng is not None else None,
+            "lead_unit": units[o.lead_unit_id].name if o.lead_unit_id in units else None,
+            "created_at": o.created_at.astimezone(tz).isoformat(timespec="seconds"),
+            "closed_at": o.closed_at.astimezone(tz).isoformat(timespec="seconds") if o.closed_at else None,
+            "due_at": o.due_at.astimezone(tz).isoformat(timespec="seconds") if o.due_at else None,
+            "sla_status": o.sla_status.value,
+            "satisfied": o.satisfied,
+            "resolved": o.resolved,
+        }
+        if include_text:
+            known = (o.citizen_name, o.citizen_phone)
+            item["title"] = scrub_text(o.title, known=known)
+            item["content"] = scrub_text(o.content, known=known)
+            item["reply"] = scrub_text(o.reply_text, known=known)
+        items.append(item)
+    return {"items": items, "limit": limit, "offset": offset, "has_more": has_more}
+
+
+def state_is_closed(state: State) -> bool:
+    return state in TERMINAL_STATES

@@ -1,0 +1,394 @@
+"""Open311 GeoReport v2 conformance over real HTTP: uvicorn on a free 127.0.0.1 port, both backends.
+
+Every endpoint in JSON and XML, required fields with their types, a POST that becomes a normal order, the
+Open311 error format, rate limits and per-client call statistics.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import select
+
+from cityhub.db import session_scope
+from cityhub.main import create_app
+from cityhub.org.models import Unit, UnitTier
+from cityhub.sharing import service as sharing
+from cityhub.sharing.models import ApiCallStat
+from cityhub.workorders import service as orders
+from cityhub.workorders.categories import seed_default_taxonomy
+from cityhub.workorders.lifecycle import Action, State
+from cityhub.workorders.models import Category, Channel, Order
+from cityhub.workorders.schemas import OrderCreate
+
+BASE = "/open311/v2"
+SERVICE_FIELDS = {
+    "service_code": str,
+    "service_name": str,
+    "description": str,
+    "metadata": bool,
+    "type": str,
+    "keywords": str,
+    "group": str,
+}
+REQUEST_FIELDS = (
+    "service_request_id",
+    "status",
+    "status_notes",
+    "service_name",
+    "service_code",
+    "description",
+    "agency_responsible",
+    "service_notice",
+    "requested_datetime",
+    "updated_datetime",
+    "expected_datetime",
+    "address",
+    "address_id",
+    "zipcode",
+    "lat",
+    "long",
+    "media_url",
+)
+
+
+class _ThreadServer:
+    """uvicorn serving the app from a thread on a socket bound to a free loopback port."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(create_app(), log_level="warning", lifespan="off", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+        self.sock.close()
+
+
+@dataclass
+class Env:
+    http: httpx.Client
+    key: str
+    unit_id: int
+    unit_name: str
+
+
+@pytest.fixture
+def env(app_db: str) -> Iterator[Env]:
+    with session_scope() as s:
+        seed_default_taxonomy(s)
+        unit = Unit(code="O311-D01", name="区城市管理和综合执法局", tier=UnitTier.DEPARTMENT)
+        s.add(unit)
+        _, key = sharing.create_key(s, client_name="civic-app", scopes="open311:write", rate_limit=1000)
+        s.flush()
+        unit_id, unit_name = unit.id, unit.name
+    with _ThreadServer() as base_url, httpx.Client(base_url=base_url + BASE, timeout=30) as http:
+        yield Env(http=http, key=key, unit_id=unit_id, unit_name=unit_name)
+
+
+def _service_with_children() -> tuple[str, str]:
+    with session_scope() as s:
+        parent = s.scalars(select(Category).where(Category.level == 2).order_by(Category.code)).first()
+        assert parent is not None
+        child = s.scalars(select(Category).where(Category.parent_id == parent.id).order_by(Category.code)).first()
+        assert child is not None
+        return parent.code, child.code
+
+
+def _post(env: Env, fmt: str = "json", **fields: Any) -> httpx.Response:
+    code, _ = _service_with_children()
+    data = {
+        "api_key": env.key,
+        "service_code": code,
+        "lat": "23.21",
+        "long": "113.27",
+        "description": "路灯不亮已经一周了",
+        **fields,
+    }
+    return env.http.post(f"/requests.{fmt}", data={k: v for k, v in data.items() if v is not None})
+
+
+def _xml(response: httpx.Response, root: str) -> ET.Element:
+    assert response.headers["content-type"].startswith("text/xml")
+    assert response.content.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+    element = ET.fromstring(response.content)
+    assert element.tag == root
+    return element
+
+
+def _json_error(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert isinstance(body, list) and len(body) == 1
+    assert body[0]["code"] == status and isinstance(body[0]["description"], str) and body[0]["description"]
+    return body[0]["description"]
+
+
+def _xml_error(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    root = _xml(response, "errors")
+    [error] = root.findall("error")
+    assert error.findtext("code") == str(status)
+    description = error.findtext("description")
+    assert description
+    return description
+
+
+def _aware(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    assert value.tzinfo is not None, text
+    return value
+
+
+# --- services -----------------------------------------------------------------------------------------------
+
+
+def test_service_list_in_json_and_xml(env: Env) -> None:
+    response = env.http.get("/services.json")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
+    services = response.json()
+    with session_scope() as s:
+        level2 = set(s.scalars(select(Category.code).where(Category.level == 2)))
+    assert {svc["service_code"] for svc in services} == level2
+    for svc in services:
+        for field, kind in SERVICE_FIELDS.items():
+            assert isinstance(svc[field], kind), (field, svc)
+        assert svc["type"] in ("realtime", "batch", "blackbox")
+    root = _xml(env.http.get("/services.xml"), "services")
+    items = root.findall("service")
+    assert [i.findtext("service_code") for i in items] == [svc["service_code"] for svc in services]
+    assert all(i.findtext("metadata") in ("true", "false") for i in items)
+    assert all(i.find(field) is not None for i in items for field in SERVICE_FIELDS)
+
+
+def test_service_definition_offers_subcategories(env: Env) -> None:
+    code, child = _service_with_children()
+    definition = env.http.get(f"/services/{code}.json").json()
+    assert definition["service_code"] == code
+    attributes = {a["code"]: a for a in definition["attributes"]}
+    sub = attributes["subcategory"]
+    assert sub["datatype"] == "singlevaluelist" and sub["variable"] is True and sub["required"] is False
+    assert isinstance(sub["order"], int) and child in {v["key"] for v in sub["values"]}
+    root = _xml(env.http.get(f"/services/{code}.xml"), "service_definition")
+    assert root.findtext("service_code") == code
+    xml_attrs = root.find("attributes")
+    assert xml_attrs is not None
+    codes = [a.findtext("code") for a in xml_attrs.findall("attribute")]
+    assert codes == [a["code"] for a in definition["attributes"]]
+    keys = [v.findtext("key") for v in xml_attrs.findall("attribute/values/value")]
+    assert child in keys
+
+
+def test_unknown_service_is_404_in_both_formats(env: Env) -> None:
+    assert "C99.99" in _json_error(env.http.get("/services/C99.99.json"), 404)
+    assert "C99.99" in _xml_error(env.http.get("/services/C99.99.xml"), 404)
+
+
+# --- POST and GET requests ----------------------------------------------------------------------------------
+
+
+def test_post_creates_a_normal_order_visible_everywhere(env: Env) -> None:
+    code, child = _service_with_children()
+    response = _post(
+        env,
+        **{
+            "attribute[subcategory]": child,
+            "first_name": "三",
+            "last_name": "张",
+            "phone": "13812345678",
+            "email": "z@example.org",
+            "address_string": "同和街云景路12号",
+            "media_url": "https://img.example.org/p/1.jpg",
+        },
+    )
+    assert response.status_code == 201, response.text
+    [receipt] = response.json()
+    request_id, token = receipt["service_request_id"], receipt["token"]
+    assert isinstance(request_id, str) and isinstance(token, str) and isinstance(receipt["service_notice"], str)
+
+    with session_scope() as s:
+        order = s.scalars(select(Order).where(Order.number == request_id)).one()
+        assert order.channel == Channel.APP and order.state == State.RECEIVED
+        assert order.category is not None and order.category.code == child
+        assert order.citizen_name == "张三" and order.citizen_phone == "13812345678"
+        assert [e.action for e in order.events] == ["create"]
+
+    [single] = env.http.get(f"/requests/{request_id}.json").json()
+    assert set(single) == set(REQUEST_FIELDS)
+    assert single["service_request_id"] == request_id and single["status"] == "open"
+    assert single["service_code"] == code and isinstance(single["service_name"], str)
+    assert single["lat"] == pytest.approx(23.21) and single["long"] == pytest.approx(113.27)
+    assert single["media_url"] == "https://img.example.org/p/1.jpg"
+    assert _aware(single["requested_datetime"]) and _aware(single["updated_datetime"])
+    assert "13812345678" not in response.text + str(single) and "张三" not in str(single)
+
+    root = _xml(env.http.get(f"/requests/{request_id}.xml"), "service_requests")
+    [item] = root.findall("request")
+    assert [child.tag for child in item] == list(REQUEST_FIELDS)
+    assert item.findtext("service_request_id") == request_id and item.findtext("status") == "open"
+    assert float(item.findtext("lat") or "nan") == pytest.approx(23.21)
+
+    listed = env.http.get("/requests.json").json()
+    assert request_id in [r["service_request_id"] for r in listed]
+    xml_listed = _xml(env.http.get("/requests.xml"), "service_requests")
+    assert request_id in [r.findtext("service_request_id") for r in xml_listed.findall("request")]
+
+    assert env.http.get(f"/tokens/{token}.json").json() == [{"service_request_id": request_id, "token": token}]
+    token_xml = _xml(env.http.get(f"/tokens/{token}.xml"), "service_requests")
+    assert token_xml.findtext("request/service_request_id") == request_id
+    assert token_xml.findtext("request/token") == token
+
+
+def test_post_in_xml_answers_in_xml(env: Env) -> None:
+    response = _post(env, fmt="xml")
+    assert response.status_code == 201
+    root = _xml(response, "service_requests")
+    request_id = root.findtext("request/service_request_id")
+    assert request_id and root.find("request/token") is not None and root.find("request/service_notice") is not None
+    with session_scope() as s:
+        assert s.scalars(select(Order.state).where(Order.number == request_id)).one() == State.RECEIVED
+
+
+def test_life_cycle_shows_as_status_notes_agency_and_updates(env: Env) -> None:
+    [receipt] = _post(env).json()
+    request_id = receipt["service_request_id"]
+    with session_scope() as s:
+        order_id = s.scalars(select(Order.id).where(Order.number == request_id)).one()
+        for action, params in (
+            (Action.DISPATCH, {"unit_id": env.unit_id}),
+            (Action.ACCEPT, {}),
+            (Action.REPLY, {"text": "已修复。联系人电话 13912345678"}),
+        ):
+            orders.act(s, order_id=order_id, action=action, params=params)
+    [open_request] = env.http.get(f"/requests/{request_id}.json").json()
+    assert open_request["status"] == "open" and open_request["agency_responsible"] == env.unit_name
+    assert open_request["status_notes"].startswith("已修复") and "13912345678" not in open_request["status_notes"]
+    assert _aware(open_request["expected_datetime"]) > _aware(open_request["requested_datetime"])
+
+    updates = env.http.get("/servicerequestupdates.json", params={"service_request_id": request_id}).json()
+    assert [u["status"] for u in updates] == ["open"] * 4
+    assert all(u["service_request_id"] == request_id and isinstance(u["update_id"], str) for u in updates)
+    assert len({u["update_id"] for u in updates}) == 4 and all(_aware(u["updated_datetime"]) for u in updates)
+    root = _xml(
+        env.http.get("/servicerequestupdates.xml", params={"service_request_id": request_id}), "service_request_updates"
+    )
+    assert [u.findtext("update_id") for u in root.findall("request_update")] == [u["update_id"] for u in updates]
+
+    with session_scope() as s:
+        orders.act(s, order_id=order_id, action=Action.CALLBACK, params={"satisfied": True})
+        orders.act(s, order_id=order_id, action=Action.CLOSE, params={"resolved": True})
+    [closed] = env.http.get(f"/requests/{request_id}.json").json()
+    assert closed["status"] == "closed"
+    closed_ids = [r["service_request_id"] for r in env.http.get("/requests.json", params={"status": "closed"}).json()]
+    open_ids = [r["service_request_id"] for r in env.http.get("/requests.json", params={"status": "open"}).json()]
+    assert request_id in closed_ids and request_id not in open_ids
+    last = env.http.get("/servicerequestupdates.json", params={"service_request_id": request_id}).json()[-1]
+    assert last["status"] == "closed"
+
+
+def test_get_requests_filters_by_id_list_service_and_window(env: Env) -> None:
+    code, _ = _service_with_children()
+    first = _post(env).json()[0]["service_request_id"]
+    second = _post(env).json()[0]["service_request_id"]
+    with session_scope() as s:
+        old = orders.create_order(
+            s,
+            data=OrderCreate(channel=Channel.WEB, content="旧工单", created_at=datetime.now(UTC) - timedelta(days=120)),
+        )[0].number
+    by_ids = env.http.get("/requests.json", params={"service_request_id": f"{first},{old}"}).json()
+    assert {r["service_request_id"] for r in by_ids} == {first, old}
+    default_window = {r["service_request_id"] for r in env.http.get("/requests.json").json()}
+    assert {first, second} <= default_window and old not in default_window
+    wide = env.http.get(
+        "/requests.json",
+        params={
+            "start_date": (datetime.now(UTC) - timedelta(days=150)).isoformat(),
+            "end_date": datetime.now(UTC).isoformat(),
+        },
+    ).json()
+    assert old in {r["service_request_id"] for r in wide}
+    by_service = {r["service_request_id"] for r in env.http.get("/requests.json", params={"service_code": code}).json()}
+    assert {first, second} == by_service
+
+
+# --- errors ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_post_errors_in_open311_format(env: Env, fmt: str) -> None:
+    error = _json_error if fmt == "json" else _xml_error
+    assert "api" in error(_post(env, fmt=fmt, api_key=None), 403).lower()
+    assert "invalid" in error(_post(env, fmt=fmt, api_key="chk_not-a-key"), 403)
+    assert "service_code" in error(_post(env, fmt=fmt, service_code="C99.99"), 400)
+    assert "location" in error(_post(env, fmt=fmt, lat=None, long=None), 400)
+    assert "long" in error(_post(env, fmt=fmt, long="east"), 400)
+    with session_scope() as s:
+        _, reader_key = sharing.create_key(s, client_name="reader", scopes="sharing:read")
+        assert s.scalars(select(Order)).first() is None
+    assert "open311:write" in error(_post(env, fmt=fmt, api_key=reader_key), 403)
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_get_errors_in_open311_format(env: Env, fmt: str) -> None:
+    error = _json_error if fmt == "json" else _xml_error
+    assert "start_date" in error(env.http.get(f"/requests.{fmt}", params={"start_date": "yesterday"}), 400)
+    assert "end_date" in error(env.http.get(f"/requests.{fmt}", params={"end_date": "2026-13-45"}), 400)
+    later, earlier = datetime.now(UTC).isoformat(), (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    assert "after" in error(env.http.get(f"/requests.{fmt}", params={"start_date": later, "end_date": earlier}), 400)
+    assert "status" in error(env.http.get(f"/requests.{fmt}", params={"status": "pending"}), 400)
+    assert "not found" in error(env.http.get(f"/requests/BY00000000-000000.{fmt}"), 404)
+    assert "not found" in error(env.http.get(f"/tokens/nope.{fmt}"), 404)
+    assert "start_date" in error(env.http.get(f"/servicerequestupdates.{fmt}", params={"start_date": "x"}), 400)
+    _json_error(env.http.get("/services.csv"), 400)
+
+
+# --- clients: rate limit and statistics -------------------------------------------------------------------
+
+
+def test_rate_limit_answers_429_with_retry_after(env: Env) -> None:
+    with session_scope() as s:
+        _, key = sharing.create_key(s, client_name="tight", scopes="open311:write", rate_limit=2)
+    statuses = [_post(env, api_key=key).status_code for _ in range(2)]
+    refused = _post(env, api_key=key)
+    if refused.status_code != 429:
+        # The two calls straddled a minute boundary; the next window allows two more.
+        statuses += [refused.status_code, _post(env, api_key=key).status_code]
+        refused = _post(env, api_key=key)
+    assert set(statuses) == {201}
+    _json_error(refused, 429)
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    with session_scope() as s:
+        assert s.scalars(select(Order)).all().__len__() == len(statuses)
+
+
+def test_calls_are_counted_per_client_endpoint_and_errors(env: Env) -> None:
+    assert _post(env).status_code == 201
+    assert _post(env, service_code="C99.99").status_code == 400
+    assert env.http.get("/services.json", params={"api_key": env.key}).status_code == 200
+    assert env.http.get("/services.json").status_code == 200  # anonymous: no client to count
+    with session_scope() as s:
+        rows = {(r.endpoint, r.calls, r.errors) for r in s.scalars(select(ApiCallStat))}
+    assert rows == {(f"POST {BASE}/requests.{{fmt}}", 2, 1), (f"GET {BASE}/services.{{fmt}}", 1, 0)}

@@ -1,0 +1,261 @@
+"""Data-sharing API: the apikey CLI, scopes, aggregates on both backends, anonymised orders, call statistics."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from cityhub.db import session_scope
+from cityhub.main import create_app
+from cityhub.org.models import Unit, UnitTier
+from cityhub.sharing import service as sharing
+from cityhub.sharing.cli import app as apikey_cli
+from cityhub.sharing.models import ApiKey
+from cityhub.workorders import service as orders
+from cityhub.workorders.categories import seed_default_taxonomy
+from cityhub.workorders.lifecycle import TERMINAL_STATES, Action
+from cityhub.workorders.models import Category, Channel
+from cityhub.workorders.schemas import OrderCreate
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+def client(app_db: str) -> Iterator[TestClient]:
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        yield c
+
+
+def _key(scopes: str, name: str = "integrator", rate_limit: int | None = None) -> str:
+    with session_scope() as s:
+        return sharing.create_key(s, client_name=name, scopes=scopes, rate_limit=rate_limit)[1]
+
+
+# --- the CLI ------------------------------------------------------------------------------------------------
+
+
+def test_apikey_create_prints_only_the_key(app_db: str) -> None:
+    env = {**os.environ, "CITYHUB_DATABASE_URL": app_db}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from cityhub.cli import main; main()",
+            "apikey",
+            "create",
+            "--client",
+            "城管通",
+            "--scopes",
+            "open311:write,sharing:read",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1 and re.fullmatch(r"chk_[A-Za-z0-9_-]{20,}", lines[0])
+    with session_scope() as s:
+        caller = sharing.authenticate(s, raw_key=lines[0])
+        assert caller.client_name == "城管通" and caller.scopes == {"open311:write", "sharing:read"}
+        stored = s.scalars(select(ApiKey.key_hash)).all()
+    assert lines[0] not in stored  # only the hash is kept
+
+
+def test_apikey_list_and_revoke(app_db: str) -> None:
+    runner = CliRunner()
+    key = _key("sharing:read", name="dashboard")
+    listed = runner.invoke(apikey_cli, ["list"])
+    assert listed.exit_code == 0 and "dashboard" in listed.output and key[:12] in listed.output
+    assert key not in listed.output
+    assert runner.invoke(apikey_cli, ["revoke", key[:10]]).exit_code == 0
+    with session_scope() as s, pytest.raises(sharing.PermissionDenied):
+        sharing.authenticate(s, raw_key=key)
+    unknown_scope = runner.invoke(apikey_cli, ["create", "--client", "x", "--scopes", "root"])
+    assert unknown_scope.exit_code == 1
+
+
+# --- access -------------------------------------------------------------------------------------------------
+
+
+def test_sharing_needs_a_key_with_the_scope(client: TestClient) -> None:
+    writer = _key("open311:write", name="writer")
+    reader = _key("sharing:read", name="reader")
+    assert client.get("/api/v1/sharing/orders").status_code == 403
+    denied = client.get("/api/v1/sharing/orders", headers={"X-API-Key": writer})
+    assert denied.status_code == 403 and denied.json()["code"] == "permission_denied"
+    assert client.get("/api/v1/sharing/orders", headers={"X-API-Key": reader}).status_code == 200
+    assert client.get("/api/v1/sharing/stats", headers={"X-API-Key": reader}).status_code == 403
+    assert client.get("/api/v1/sharing/stats", headers={"X-API-Key": _key("admin", name="ops")}).status_code == 200
+
+
+def test_rate_limit_holds_across_requests(client: TestClient) -> None:
+    key = _key("sharing:read", rate_limit=3)
+    statuses = [
+        client.get("/api/v1/sharing/aggregates/state", headers={"X-API-Key": key}).status_code for _ in range(8)
+    ]
+    # 3 per fixed minute: at most a window boundary between calls lets 3 more through.
+    assert statuses.count(200) in (3, 6) and 429 in statuses
+    refused = client.get("/api/v1/sharing/aggregates/state", headers={"X-API-Key": key})
+    assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+def test_stats_count_calls_and_errors_per_endpoint(client: TestClient) -> None:
+    key = _key("sharing:read", name="stats-probe")
+    for _ in range(3):
+        client.get("/api/v1/sharing/aggregates/state", headers={"X-API-Key": key})
+    client.get("/api/v1/sharing/aggregates/colour", headers={"X-API-Key": key})
+    client.get("/api/v1/sharing/orders", params={"start": "2026-01-02T00:00:00"}, headers={"X-API-Key": key})
+    stats = client.get(
+        "/api/v1/sharing/stats", params={"client": "stats-probe"}, headers={"X-API-Key": _key("admin", name="ops")}
+    ).json()
+    today = datetime.now(SHANGHAI).date().isoformat()
+    assert {(r["endpoint"], r["calls"], r["errors"]) for r in stats} == {
+        ("GET /api/v1/sharing/aggregates/{dimension}", 4, 1),
+        ("GET /api/v1/sharing/orders", 1, 1),
+    }
+    assert {r["day"] for r in stats} == {today} and {r["client"] for r in stats} == {"stats-probe"}
+
+
+# --- aggregates ---------------------------------------------------------------------------------------------
+
+
+def _seed_orders() -> list[dict[str, object]]:
+    """Orders around a local midnight (same UTC day, two local days), in several categories, units and states."""
+    with session_scope() as s:
+        seed_default_taxonomy(s)
+        leaves = list(s.scalars(select(Category).where(Category.level == 3).order_by(Category.code)))
+        picks = [leaves[0], leaves[1], leaves[-1]]
+        units = [Unit(code=f"SH-{i}", name=f"单位{i}", tier=UnitTier.DEPARTMENT) for i in range(2)]
+        s.add_all(units)
+        s.flush()
+        midnight = datetime(2026, 3, 2, tzinfo=SHANGHAI)
+        made = []
+        for i in range(9):
+            created = midnight + timedelta(minutes=-95 + 23 * i)
+            category = picks[i % 3]
+            order, _ = orders.create_order(
+                s,
+                data=OrderCreate(channel=Channel.WEB, content=f"诉求{i}", category_id=category.id, created_at=created),
+            )
+            unit = None
+            if i % 2 == 0:
+                unit = units[i % 4 // 2]
+                orders.act(s, order_id=order.id, action=Action.DISPATCH, params={"unit_id": unit.id})
+            if i % 3 == 0:
+                orders.act(s, order_id=order.id, action=Action.CANCEL, params={"reason": "重复"})
+            made.append(
+                {
+                    "day": created.astimezone(SHANGHAI).date().isoformat(),
+                    "state": order.state.value,
+                    "root": category.path.split("/")[0],
+                    "unit": unit.name if unit else None,
+                    "closed": order.state in TERMINAL_STATES,
+                }
+            )
+        return made
+
+
+def test_aggregates_by_day_state_unit_category(client: TestClient) -> None:
+    made = _seed_orders()
+    key = _key("sharing:read")
+    period = {"start": "2026-03-01T00:00:00+08:00", "end": "2026-03-03T00:00:00+08:00"}
+
+    def get(dimension: str) -> dict[str, object]:
+        response = client.get(f"/api/v1/sharing/aggregates/{dimension}", params=period, headers={"X-API-Key": key})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    by_day = get("day")
+    assert {r["key"]: r["orders"] for r in by_day["rows"]} == Counter(m["day"] for m in made)
+    assert len(by_day["rows"]) == 2 and by_day["total"] == len(made)
+    assert {r["key"]: r["closed"] for r in by_day["rows"]} == Counter(m["day"] for m in made if m["closed"])
+    assert {r["key"]: r["orders"] for r in get("state")["rows"]} == Counter(m["state"] for m in made)
+    assert {r["name"]: r["orders"] for r in get("unit")["rows"]} == Counter(m["unit"] for m in made)
+    assert {r["name"]: r["orders"] for r in get("category")["rows"]} == Counter(m["root"] for m in made)
+    outside = client.get(
+        "/api/v1/sharing/aggregates/day",
+        headers={"X-API-Key": key},
+        params={"start": "2026-03-05T00:00:00+08:00", "end": "2026-03-06T00:00:00+08:00"},
+    )
+    assert outside.json()["rows"] == [] and outside.json()["total"] == 0
+
+
+def test_aggregate_period_must_be_aware(client: TestClient) -> None:
+    response = client.get(
+        "/api/v1/sharing/aggregates/day",
+        params={"start": "2026-03-01T00:00:00"},
+        headers={"X-API-Key": _key("sharing:read")},
+    )
+    assert response.status_code == 422 and response.json()["code"] == "validation_failed"
+
+
+# --- anonymised orders ---------------------------------------------------------------------------------------
+
+
+def test_anonymised_orders_carry_no_personal_data(client: TestClient) -> None:
+    name, phone, id_number = "欧阳娜娜", "13987654321", "44010619850101123X"
+    with session_scope() as s:
+        for i in range(3):
+            orders.create_order(
+                s,
+                data=OrderCreate(
+                    channel=Channel.HOTLINE,
+                    citizen_name=name,
+                    citizen_phone=phone,
+                    content=f"我是{name}，身份证{id_number}，电话 139-8765-4321，座机020-83456789，楼下噪音{i}",
+                    address=f"白云区同和街云景路{i + 12}号3栋501",
+                    lat=23.21234,
+                    lng=113.27891,
+                ),
+            )
+    key = _key("sharing:read")
+    response = client.get(
+        "/api/v1/sharing/orders", params={"include_text": "true", "limit": 2}, headers={"X-API-Key": key}
+    )
+    assert response.status_code == 200
+    page = response.json()
+    assert len(page["items"]) == 2 and page["has_more"] is True
+    text = response.text
+    for secret in (name, phone, id_number, "139-8765-4321", "83456789", "3栋501", "12号"):
+        assert secret not in text
+    item = page["items"][0]
+    assert item["area"] == "白云区同和街云景路" and item["lat"] == 23.21 and "楼下噪音" in item["content"]
+    assert not {"citizen_name", "citizen_phone", "address"} & set(item)
+    rest = client.get("/api/v1/sharing/orders", params={"offset": 2}, headers={"X-API-Key": key}).json()
+    assert len(rest["items"]) == 1 and rest["has_more"] is False and "content" not in rest["items"][0]
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("电话13812345678请回电", "请回电"),
+        ("身份证号110101199003071234，住址", "住址"),
+        ("邮箱 someone@example.com 联系", "联系"),
+        ("座机 (020)87654321 转 8", "转 8"),
+    ],
+)
+def test_scrub_text_removes_numbers_and_keeps_the_rest(text: str, kept: str) -> None:
+    scrubbed = sharing.scrub_text(text)
+    assert scrubbed is not None and kept in scrubbed
+    assert not re.search(r"\d{7,}|@", scrubbed)
+
+
+def test_coarsen_address_cuts_house_numbers() -> None:
+    assert sharing.coarsen_address("白云区同和街云景路12号3栋") == "白云区同和街云景路"
+    assert sharing.coarsen_address("嘉禾望岗A区5栋") == "嘉禾望岗A区"
+    assert sharing.coarsen_address(None) is None
