@@ -40,12 +40,30 @@ def _sla_sweep(session: Session) -> dict[str, Any]:
     return sla_sweep(session)
 
 
+def _notify_deliver(session: Session) -> dict[str, Any]:
+    from cityhub.notify.scheduled import notify_deliver
+
+    return notify_deliver(session)
+
+
+def _notify_interval() -> int:
+    from cityhub.notify.scheduled import interval
+
+    return interval()
+
+
 JOBS: dict[str, Job] = {
     "sla-sweep": Job(
         "sla-sweep",
         "mark time-limit warnings (预警) and overdue (超期) orders",
         _sla_sweep,
         lambda: get_settings().sla_sweep_interval,
+    ),
+    "notify-deliver": Job(
+        "notify-deliver",
+        "send due outbox notifications (webhooks), retry failures, take over expired leases",
+        _notify_deliver,
+        _notify_interval,
     ),
 }
 

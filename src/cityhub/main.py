@@ -137,6 +137,10 @@ def create_app() -> FastAPI:
     from cityhub.api.router import api_router
 
     app.include_router(api_router)
+    # Open311 GeoReport v2 keeps its own path, as civic apps expect it (not under /api/v1).
+    from cityhub.api.open311 import router as open311_router
+
+    app.include_router(open311_router)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

@@ -1,24 +1,38 @@
-"""The order endpoints over the ASGI app on both backends: one error body, versions, masking, audit trail."""
+"""The order endpoints over the ASGI app on both backends: one error body, versions, masking, audit trail.
+
+The client acts as a district administrator (bearer token), who may do everything; a district leader's token
+checks masking, since leaders need not see citizens' personal data.
+"""
 
 from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
 
+from cityhub.auth.service import create_token
 from cityhub.db import session_scope
 from cityhub.main import create_app
-from cityhub.org.models import Unit, UnitTier
+from cityhub.org.models import Role, Unit, UnitTier, User
 
 
 @pytest.fixture
 def client(app_db):
     with session_scope() as s:
-        unit = Unit(code="API-D01", name="城管局", tier=UnitTier.DEPARTMENT)
-        s.add(unit)
+        district = Unit(code="API-QU", name="白云区", tier=UnitTier.DISTRICT)
+        s.add(district)
+        s.flush()
+        unit = Unit(code="API-D01", name="城管局", tier=UnitTier.DEPARTMENT, parent_id=district.id)
+        admin = User(username="api-admin", full_name="管理员", role=Role.ADMIN, unit_id=district.id)
+        leader = User(username="api-leader", full_name="区领导", role=Role.LEADER, unit_id=district.id)
+        s.add_all([unit, admin, leader])
         s.flush()
         unit_id = unit.id
+        _, admin_token = create_token(s, user_id=admin.id, name="test")
+        _, leader_token = create_token(s, user_id=leader.id, name="test")
     with TestClient(create_app(), raise_server_exceptions=False) as c:
+        c.headers["Authorization"] = f"Bearer {admin_token}"
         c.unit_id = unit_id  # type: ignore[attr-defined]
+        c.leader = {"Authorization": f"Bearer {leader_token}"}  # type: ignore[attr-defined]
         yield c
 
 
@@ -37,8 +51,12 @@ def _create(client, **extra):
 
 def test_create_masks_personal_data_and_is_idempotent(client):
     order = _create(client, external_id="web-1")
-    assert order["citizen_phone"] == "138****5678" and order["citizen_name"] == "王*"
+    assert order["citizen_phone"] == "13812345678" and order["citizen_name"] == "王五"
     assert order["state"] == "received" and order["version"] == 1
+    seen_by_leader = client.get(f"/api/v1/orders/{order['id']}", headers=client.leader).json()
+    assert seen_by_leader["citizen_phone"] == "138****5678" and seen_by_leader["citizen_name"] == "王*"
+    listed = client.get("/api/v1/orders", headers=client.leader).json()["items"]
+    assert [(o["citizen_name"], o["citizen_phone"]) for o in listed] == [("王*", "138****5678")]
     again = _create(client, external_id="web-1")
     assert again["id"] == order["id"]
 
@@ -55,6 +73,7 @@ def test_actions_move_the_order_and_versions_guard_updates(client):
     assert client.get(f"/api/v1/orders/{order['id']}/actions").json().count("reply") == 1
     trail = client.get(f"/api/v1/orders/{order['id']}/events").json()
     assert [e["action"] for e in trail] == ["create", "dispatch", "accept"]
+    assert {e["actor_name"] for e in trail} == {"管理员"} and all(e["actor_id"] for e in trail)
 
 
 @pytest.mark.parametrize(

@@ -18,12 +18,18 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cityhub.db import Base, utcnow
 from cityhub.org.models import Unit, _enum
-from cityhub.workorders.lifecycle import AssistStatus, State
+from cityhub.workorders.lifecycle import HANDLING_STATES, AssistStatus, State
+
+# Orders whose clock runs, as literal SQL: the partial indexes below and the SLA sweep share this exact text, which
+# is what lets SQLite use a partial index (its predicate must appear in the query as written).
+RUNNING_CLOCK_SQL = "state IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(HANDLING_STATES)))
+DISPATCHED_SQL = f"state = '{State.DISPATCHED.value}'"
 
 
 class Channel(enum.StrEnum):
@@ -82,7 +88,29 @@ class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("channel", "external_id"),
-        Index("ix_orders_state_due", "state", "due_at"),
+        Index("ix_orders_state_created", "state", "created_at"),
+        # The SLA sweep reads only orders whose clock runs: partial indexes keep it proportional to open orders.
+        Index(
+            "ix_orders_running_sla",
+            "sla_status",
+            "due_at",
+            sqlite_where=text(RUNNING_CLOCK_SQL),
+            postgresql_where=text(RUNNING_CLOCK_SQL),
+        ),
+        Index(
+            "ix_orders_running_warn",
+            "sla_status",
+            "warn_at",
+            sqlite_where=text(RUNNING_CLOCK_SQL),
+            postgresql_where=text(RUNNING_CLOCK_SQL),
+        ),
+        Index(
+            "ix_orders_dispatched_accept",
+            "accept_overdue",
+            "accept_due_at",
+            sqlite_where=text(DISPATCHED_SQL),
+            postgresql_where=text(DISPATCHED_SQL),
+        ),
         Index("ix_orders_lead_state", "lead_unit_id", "state"),
         Index("ix_orders_created", "created_at"),
         Index("ix_orders_street_created", "street_id", "created_at"),

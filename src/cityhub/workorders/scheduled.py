@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal, select, update
+from sqlalchemy import and_, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from cityhub.db import utcnow
-from cityhub.workorders.lifecycle import HANDLING_STATES, State
-from cityhub.workorders.models import Order, OrderEvent, SlaStatus
-
-_RUNNING = [s.value for s in HANDLING_STATES]
+from cityhub.notify import service as notify_service
+from cityhub.notify.models import Topic
+from cityhub.workorders.models import DISPATCHED_SQL, RUNNING_CLOCK_SQL, Order, OrderEvent, SlaStatus
 
 
 def _mark(
@@ -28,8 +27,9 @@ def _mark(
     values: dict[str, Any],
     now: datetime,
     payload: dict[str, Any],
+    topic: Topic | None = None,
 ) -> int:
-    """Audit, then update, every order matching ``condition``; returns how many were marked."""
+    """Audit (and notify ``topic``), then update, every order matching ``condition``; returns how many."""
     events = select(
         Order.id,
         literal(action),
@@ -44,6 +44,10 @@ def _mark(
             ["order_id", "action", "from_state", "to_state", "actor_name", "at", "payload"], events
         )
     )
+    if topic is not None:  # before the UPDATE, which makes ``condition`` stop matching
+        notify_service.enqueue_for_orders(
+            session, condition=condition, topic=topic, payload={**payload, "at": now.isoformat()}, now=now
+        )
     # Bumping version keeps optimistic locking honest: a client holding the old version must re-read.
     result = session.execute(
         update(Order)
@@ -57,40 +61,31 @@ def _mark(
 def sla_sweep(session: Session, *, now: datetime | None = None) -> dict[str, Any]:
     """Mark accept-overdue, warning and overdue orders whose clock runs; idempotent."""
     now = now or utcnow()
-    running = and_(Order.state.in_(_RUNNING), Order.sla_paused_at.is_(None))
+    running = and_(text(RUNNING_CLOCK_SQL), Order.sla_paused_at.is_(None))
     overdue = _mark(
         session,
-        condition=and_(running, Order.due_at < now, Order.sla_status != SlaStatus.OVERDUE),
+        condition=and_(running, Order.sla_status.in_([SlaStatus.OK, SlaStatus.WARNING]), Order.due_at < now),
         action="sla_overdue",
         values={"sla_status": SlaStatus.OVERDUE, "overdue_at": Order.due_at},
         now=now,
         payload={"mark": "overdue"},
+        topic=Topic.OVERDUE,
     )
     warned = _mark(
         session,
-        condition=and_(running, Order.warn_at < now, Order.due_at >= now, Order.sla_status == SlaStatus.OK),
+        condition=and_(running, Order.sla_status == SlaStatus.OK, Order.warn_at < now, Order.due_at >= now),
         action="sla_warning",
         values={"sla_status": SlaStatus.WARNING},
         now=now,
         payload={"mark": "warning"},
+        topic=Topic.WARNING,
     )
     accept_overdue = _mark(
         session,
-        condition=and_(
-            Order.state == State.DISPATCHED,
-            Order.accept_due_at < now,
-            Order.accept_overdue.is_(False),
-        ),
+        condition=and_(text(DISPATCHED_SQL), Order.accept_overdue == False, Order.accept_due_at < now),  # noqa: E712
         action="sla_accept_overdue",
         values={"accept_overdue": True},
         now=now,
         payload={"mark": "accept_overdue"},
     )
-    open_count = session.execute(select(func.count()).select_from(Order).where(running)).scalar_one()
-    return {
-        "at": now.isoformat(),
-        "overdue": overdue,
-        "warning": warned,
-        "accept_overdue": accept_overdue,
-        "running_clocks": open_count,
-    }
+    return {"at": now.isoformat(), "overdue": overdue, "warning": warned, "accept_overdue": accept_overdue}

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from cityhub.db import utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed
+from cityhub.notify import service as notify_service
 from cityhub.org.models import Unit
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import numbering, sla
@@ -202,21 +203,22 @@ def act(
     with session.no_autoflush:  # one UPDATE per action, so the version moves by exactly one
         _apply_changes(order, outcome, params, now)
         _apply_sla(session, order, outcome, now)
-    session.add(
-        OrderEvent(
-            order_id=order.id,
-            action=outcome.action.value,
-            from_state=outcome.from_state.value if outcome.from_state else None,
-            to_state=outcome.to_state.value,
-            actor_id=actor.user_id,
-            actor_name=actor.name,
-            unit_id=params.get("unit_id") or actor.unit_id,
-            at=now,
-            reason=params.get("reason"),
-            payload={k: v for k, v in outcome.payload.items() if k != "reason"} or None,
-        )
+    event = OrderEvent(
+        order_id=order.id,
+        action=outcome.action.value,
+        from_state=outcome.from_state.value if outcome.from_state else None,
+        to_state=outcome.to_state.value,
+        actor_id=actor.user_id,
+        actor_name=actor.name,
+        unit_id=params.get("unit_id") or actor.unit_id,
+        at=now,
+        reason=params.get("reason"),
+        payload={k: v for k, v in outcome.payload.items() if k != "reason"} or None,
     )
+    session.add(event)
     order.updated_at = now
+    # After every change of the order: the outbox query autoflushes, and the version must move only once.
+    notify_service.on_order_event(session, order=order, outcome=outcome, event=event)
     session.flush()
     return order
 

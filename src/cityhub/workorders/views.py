@@ -1,18 +1,27 @@
-"""HTTP routes of the order hub: intake, search, life-cycle actions, audit trail."""
+"""HTTP routes of the order hub: intake, search, life-cycle actions, audit trail.
+
+Every route needs an authenticated caller; the role must hold the route's permission (403) and the order must
+be in the caller's data scope (404, the same answer as a missing order). See :mod:`cityhub.auth.permissions`.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Depends, Header, Query, status
 
-from cityhub.api.deps import CurrentActor, DbSession, Paging
-from cityhub.errors import NotFound
+from cityhub.api.deps import CurrentPrincipal, DbSession, Paging, require
+from cityhub.auth import permissions
+from cityhub.auth.principal import Principal
+from cityhub.auth.scope import order_in_scope, scope_of, sees_personal_data
+from cityhub.errors import Conflict, NotFound, PermissionDenied
+from cityhub.intake.dedupe import DedupeRead
 from cityhub.intake.service import submit
+from cityhub.org.models import Role
 from cityhub.workorders import service
 from cityhub.workorders.lifecycle import Action, State, allowed_actions
-from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency
+from cityhub.workorders.models import AppealType, Channel, Order, SlaStatus, Urgency
 from cityhub.workorders.schemas import (
     ActionRequest,
     EventRead,
@@ -24,21 +33,47 @@ from cityhub.workorders.schemas import (
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
+Reader = Annotated[Principal, Depends(require(permissions.ORDER_READ))]
+Creator = Annotated[Principal, Depends(require(permissions.ORDER_CREATE))]
+_ASSIST_ACTIONS = frozenset({Action.ASSIST_ACCEPT, Action.ASSIST_REPLY, Action.ASSIST_RETURN})
 
-def _read(order: object) -> OrderRead:
-    # The identity layer decides who may see personal data; until then read models are masked.
-    return OrderRead.model_validate(order).masked()
+
+def _read(order: Order, principal: Principal) -> OrderRead:
+    read = OrderRead.model_validate(order)
+    return read if sees_personal_data(principal, order) else read.masked()
+
+
+def _order(db: DbSession, order_id: int, principal: Principal) -> Order:
+    """The order if it exists and is in the caller's scope; otherwise the same 404 either way."""
+    order = service.get_order(db, order_id=order_id)
+    if order is None or not order_in_scope(db, scope_of(db, principal), order_id):
+        raise NotFound(f"order {order_id} not found")
+    return order
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderRead)
-def create_order(data: OrderCreate, db: DbSession, actor: CurrentActor) -> OrderRead:
+def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> OrderRead:
     """Receive one appeal from any channel (idempotent per channel + external_id)."""
-    return _read(submit(db, data=data, actor=actor).order)
+    if principal.role == Role.CITIZEN:
+        # A citizen files for themself; their external ids live in their own namespace so that a guessed id
+        # can never return someone else's order.
+        data = data.model_copy(
+            update={
+                "citizen_user_id": principal.user_id,
+                "created_at": None,
+                "external_id": f"u{principal.user_id}:{data.external_id}"[:128] if data.external_id else None,
+            }
+        )
+    result = submit(db, data=data, actor=principal.actor)
+    if not result.created and not order_in_scope(db, scope_of(db, principal), result.order.id):
+        raise Conflict("an appeal with this channel and external_id was received before")
+    return _read(result.order, principal)
 
 
 @router.get("", response_model=OrderPage)
 def list_orders(
     db: DbSession,
+    principal: Reader,
     page: Paging,
     state: Annotated[list[State] | None, Query()] = None,
     unit_id: int | None = None,
@@ -72,37 +107,39 @@ def list_orders(
         q=q,
     )
     rows, has_more, total = service.search_orders(
-        db, filters=filters, limit=page.limit, offset=page.offset, count=count
+        db,
+        filters=filters,
+        limit=page.limit,
+        offset=page.offset,
+        count=count,
+        scope=scope_of(db, principal).clause(),
     )
     return OrderPage(
-        items=[_read(o) for o in rows], limit=page.limit, offset=page.offset, has_more=has_more, total=total
+        items=[_read(o, principal) for o in rows], limit=page.limit, offset=page.offset, has_more=has_more, total=total
     )
-
-
-def _order(db: DbSession, order_id: int) -> object:
-    order = service.get_order(db, order_id=order_id)
-    if order is None:
-        raise NotFound(f"order {order_id} not found")
-    return order
 
 
 @router.get("/{order_id}", response_model=OrderRead)
-def get_order(order_id: int, db: DbSession) -> OrderRead:
-    return _read(_order(db, order_id))
+def get_order(order_id: int, db: DbSession, principal: Reader) -> OrderRead:
+    return _read(_order(db, order_id, principal), principal)
 
 
 @router.get("/{order_id}/events", response_model=list[EventRead])
-def order_events(order_id: int, db: DbSession) -> list[EventRead]:
+def order_events(order_id: int, db: DbSession, principal: Reader) -> list[EventRead]:
     """The order's audit trail, oldest first."""
-    _order(db, order_id)
+    _order(db, order_id, principal)
     return [EventRead.model_validate(e) for e in service.history(db, order_id=order_id)]
 
 
 @router.get("/{order_id}/actions", response_model=list[str])
-def order_actions(order_id: int, db: DbSession) -> list[str]:
-    """Actions the life cycle allows in the order's current state."""
-    order = _order(db, order_id)
-    return [a.value for a in allowed_actions(service.view_of(order))]  # type: ignore[arg-type]
+def order_actions(order_id: int, db: DbSession, principal: Reader) -> list[str]:
+    """Actions the life cycle allows in the order's current state and the caller's role may take."""
+    order = _order(db, order_id, principal)
+    return [
+        a.value
+        for a in allowed_actions(service.view_of(order))
+        if permissions.allows(principal.role, permissions.act(a))
+    ]
 
 
 @router.post("/{order_id}/actions/{action}", response_model=OrderRead)
@@ -111,14 +148,42 @@ def order_action(
     action: Action,
     body: ActionRequest,
     db: DbSession,
-    actor: CurrentActor,
+    principal: CurrentPrincipal,
     if_match: Annotated[str | None, Header(description="the order's version, as returned in `version`")] = None,
 ) -> OrderRead:
     """Apply one life-cycle action (dispatch, accept, return, reply, callback, close, urge, …)."""
     version = body.version
     if version is None and if_match:
         version = int(if_match.strip('W/"')) if if_match.strip('W/"').isdigit() else None
+    if not permissions.allows(principal.role, permissions.act(action)):
+        raise PermissionDenied(
+            f"role {principal.role.value} may not {action.value}", details={"permission": permissions.act(action)}
+        )
+    _order(db, order_id, principal)
+    params = body.params()
+    if action in _ASSIST_ACTIONS and principal.role != Role.ADMIN:
+        # A unit answers only for its own part of a co-handled order.
+        params.setdefault("unit_id", principal.unit_id)
+        if params["unit_id"] != principal.unit_id:
+            raise PermissionDenied("a unit may act only on its own part of a co-handled order")
     order = service.act(
-        db, order_id=order_id, action=action, actor=actor, params=body.params(), expected_version=version
+        db, order_id=order_id, action=action, actor=principal.actor, params=params, expected_version=version
     )
-    return _read(order)
+    return _read(order, principal)
+
+
+@router.get("/{order_id}/similar", response_model=DedupeRead)
+def order_similar(order_id: int, db: DbSession, principal: Reader) -> DedupeRead:
+    """Possible duplicates (same problem, same place, recent) and the most similar past cases, with how they were
+    handled; read-only (auto-merge happens at intake)."""
+    from cityhub.intake import dedupe
+
+    found = dedupe.check(db, order=_order(db, order_id, principal))
+    scope = scope_of(db, principal)
+    read = DedupeRead.of(found)
+    # Orders outside the caller's data scope are left out, as everywhere else.
+    read.duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]
+    read.similar = [c for c in read.similar if order_in_scope(db, scope, c.order_id)]
+    if read.master_id is not None and not order_in_scope(db, scope, read.master_id):
+        read.master_id = read.master_number = None
+    return read

@@ -1,0 +1,28 @@
+"""Identity errors, in the product's one hierarchy (mapped to the one error body by the app)."""
+
+from __future__ import annotations
+
+from cityhub.errors import CityhubError, PermissionDenied
+
+
+class Unauthenticated(CityhubError):
+    code = "unauthenticated"
+    http_status = 401
+
+
+class InvalidCredentials(Unauthenticated):
+    code = "invalid_credentials"
+
+
+class AccountLocked(CityhubError):
+    code = "account_locked"
+    http_status = 423
+
+
+class TooManyAttempts(CityhubError):
+    code = "too_many_attempts"
+    http_status = 429
+
+
+class CsrfFailed(PermissionDenied):
+    code = "csrf_failed"

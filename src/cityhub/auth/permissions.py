@@ -1,0 +1,108 @@
+"""THE permission table: what each role may do. Data scope (which orders) is decided apart, in :mod:`scope`.
+
+A request is checked in this order: authenticated (else 401) → the role holds the permission (else 403, decided
+without looking at the order, so it reveals nothing) → the order is in the caller's data scope (else 404, the
+same answer as for a missing order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cityhub.org.models import Role
+from cityhub.workorders.lifecycle import Action
+
+ORDER_CREATE = "order:create"
+ORDER_READ = "order:read"
+ORDER_READ_ALL = "order:read_all"  # data scope is the whole district, whatever the unit
+TOKENS = "auth:tokens"  # create and revoke one's own API tokens
+USERS_MANAGE = "users:manage"
+UNITS_MANAGE = "units:manage"
+
+
+def act(action: Action | str) -> str:
+    """The permission to apply one life-cycle action."""
+    return f"order:act:{Action(action).value}"
+
+
+def _acts(*actions: Action) -> set[str]:
+    return {act(a) for a in actions}
+
+
+ALL_PERMISSIONS: frozenset[str] = frozenset(
+    {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE}
+    | {act(a) for a in Action if a != Action.CREATE}
+)
+
+ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
+    # 话务员: records appeals, answers consultations on the spot (秒回), reads in scope.
+    Role.OPERATOR: frozenset({ORDER_CREATE, ORDER_READ, TOKENS} | _acts(Action.INSTANT_ANSWER, Action.COMMENT)),
+    # 派单员: sends orders out and deals with what comes back (re-dispatch of returned orders is `dispatch`).
+    Role.DISPATCHER: frozenset(
+        {ORDER_CREATE, ORDER_READ, TOKENS}
+        | _acts(
+            Action.DISPATCH,
+            Action.TRANSFER,
+            Action.ADD_ASSIST,
+            Action.MERGE,
+            Action.CANCEL,
+            Action.REOPEN,
+            Action.COMMENT,
+        )
+    ),
+    # 承办人: works the order of its unit, or its part of a co-handled one.
+    Role.HANDLER: frozenset(
+        {ORDER_READ, TOKENS}
+        | _acts(
+            Action.ACCEPT,
+            Action.RETURN,
+            Action.START,
+            Action.REPLY,
+            Action.REQUEST_EXTENSION,
+            Action.SUSPEND,
+            Action.RESUME,
+            Action.ASSIST_ACCEPT,
+            Action.ASSIST_REPLY,
+            Action.ASSIST_RETURN,
+            Action.COMMENT,
+        )
+    ),
+    # 督办员: time limits, extensions, reply audit, callback and closing.
+    Role.SUPERVISOR: frozenset(
+        {ORDER_READ, TOKENS}
+        | _acts(
+            Action.URGE,
+            Action.ESCALATE,
+            Action.APPROVE_EXTENSION,
+            Action.REJECT_EXTENSION,
+            Action.REJECT_REPLY,
+            Action.CALLBACK,
+            Action.CLOSE,
+            Action.REOPEN,
+            Action.COMMENT,
+        )
+    ),
+    # 领导: reads everything, assigns key issues (交办), urges and escalates.
+    Role.LEADER: frozenset(
+        {ORDER_READ, ORDER_READ_ALL, TOKENS} | _acts(Action.ASSIGN, Action.URGE, Action.ESCALATE, Action.COMMENT)
+    ),
+    Role.ADMIN: ALL_PERMISSIONS,
+    # 市民: submits and follows their own appeals and rates the answer (the callback of a replied order).
+    Role.CITIZEN: frozenset({ORDER_CREATE, ORDER_READ, TOKENS} | _acts(Action.CALLBACK)),
+}
+
+# Roles that see citizens' names and phone numbers unmasked on every order in their scope. A handler sees them
+# only on orders its own unit leads (it has to call the citizen); a citizen on their own orders.
+UNMASKED_ROLES = frozenset({Role.OPERATOR, Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN})
+
+
+def allows(role: Role, permission: str) -> bool:
+    return permission in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def permissions_of(role: Role) -> list[str]:
+    return sorted(ROLE_PERMISSIONS.get(role, frozenset()))
+
+
+def roles_with(permission: str) -> Iterable[Role]:
+    return [role for role, perms in ROLE_PERMISSIONS.items() if permission in perms]

@@ -1,0 +1,52 @@
+"""Request and response bodies of the identity endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cityhub.org.models import Role
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class Me(BaseModel):
+    id: int
+    username: str
+    full_name: str
+    role: Role
+    unit_id: int | None
+    unit_tier: str | None
+    auth_method: str
+    permissions: list[str]
+
+
+class LoginResponse(BaseModel):
+    user: Me
+    csrf_token: str = Field(description="send it back in X-CSRF-Token on POST/PUT/PATCH/DELETE")
+    expires_at: datetime
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=80)
+    days: int | None = Field(None, ge=1, le=3650)
+
+
+class TokenRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked: bool
+
+
+class TokenCreated(TokenRead):
+    token: str = Field(description="the secret, shown only this once")

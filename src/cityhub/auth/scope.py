@@ -1,0 +1,106 @@
+"""Data scope by tier: which orders a caller may see and act on, as one SQL clause.
+
+- district / city units, and roles holding ``order:read_all`` (leader, admin): every order;
+- a street (镇街): orders on its street, in its communities, led by it or one of its communities, or co-handled
+  (协办) by it or one of its communities;
+- a community (村社): orders in it, led by it, or co-handled by it;
+- a department (职能部门): orders led or co-handled by it or its sub-centres; a sub-centre: by itself;
+- a citizen: orders whose ``citizen_user_id`` is theirs;
+- staff without a unit: nothing.
+
+The same clause filters lists (``search_orders(scope=...)``) and guards single orders, so a list never shows
+what a direct read would refuse. Out-of-scope single orders answer 404 exactly like missing ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, false, or_, select
+from sqlalchemy.orm import Session
+
+from cityhub.auth import permissions
+from cityhub.auth.principal import Principal
+from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.workorders.models import Order, OrderAssist
+
+DISTRICT_TIERS = frozenset({UnitTier.DISTRICT, UnitTier.CITY})
+
+
+@dataclass(frozen=True)
+class Scope:
+    everything: bool = False
+    citizen_user_id: int | None = None
+    units: frozenset[int] = field(default_factory=frozenset)  # lead or co-handling units
+    streets: frozenset[int] = field(default_factory=frozenset)  # Order.street_id
+    communities: frozenset[int] = field(default_factory=frozenset)  # Order.community_id
+
+    def clause(self) -> ColumnElement[bool] | None:
+        """The WHERE condition over ``Order``; None means no restriction."""
+        if self.everything:
+            return None
+        if self.citizen_user_id is not None:
+            return Order.citizen_user_id == self.citizen_user_id
+        if not self.units:
+            return false()
+        units = sorted(self.units)
+        conditions: list[ColumnElement[bool]] = [
+            Order.lead_unit_id.in_(units),
+            exists(select(OrderAssist.id).where(OrderAssist.order_id == Order.id, OrderAssist.unit_id.in_(units))),
+        ]
+        if self.streets:
+            conditions.append(Order.street_id.in_(sorted(self.streets)))
+        if self.communities:
+            conditions.append(Order.community_id.in_(sorted(self.communities)))
+        return or_(*conditions)
+
+
+def _children(session: Session, unit_ids: set[int], tiers: set[UnitTier] | None = None) -> set[int]:
+    query = select(Unit.id).where(Unit.parent_id.in_(unit_ids))
+    if tiers:
+        query = query.where(Unit.tier.in_(tiers))
+    return set(session.scalars(query))
+
+
+def scope_of(session: Session, principal: Principal) -> Scope:
+    """The data scope of ``principal``."""
+    if principal.role == Role.CITIZEN:
+        return Scope(citizen_user_id=principal.user_id)
+    if permissions.allows(principal.role, permissions.ORDER_READ_ALL):
+        return Scope(everything=True)
+    if principal.unit_id is None or principal.unit_tier is None:
+        return Scope()
+    unit = principal.unit_id
+    tier = principal.unit_tier
+    if tier in DISTRICT_TIERS:
+        return Scope(everything=True)
+    if tier == UnitTier.STREET:
+        communities = _children(session, {unit}, {UnitTier.COMMUNITY})
+        return Scope(
+            units=frozenset({unit} | communities), streets=frozenset({unit}), communities=frozenset(communities)
+        )
+    if tier == UnitTier.COMMUNITY:
+        return Scope(units=frozenset({unit}), communities=frozenset({unit}))
+    if tier == UnitTier.DEPARTMENT:
+        return Scope(units=frozenset({unit} | _children(session, {unit}, {UnitTier.SUBCENTRE})))
+    return Scope(units=frozenset({unit}))
+
+
+def order_in_scope(session: Session, scope: Scope, order_id: int) -> bool:
+    clause = scope.clause()
+    query: Any = select(Order.id).where(Order.id == order_id)
+    if clause is not None:
+        query = query.where(clause)
+    return session.scalar(query) is not None
+
+
+def sees_personal_data(principal: Principal, order: Order) -> bool:
+    """Whether the citizen's name and phone on ``order`` are shown unmasked to ``principal``."""
+    if principal.role in permissions.UNMASKED_ROLES:
+        return True
+    if principal.role == Role.CITIZEN:
+        return order.citizen_user_id == principal.user_id
+    if principal.role == Role.HANDLER:
+        return principal.unit_id is not None and order.lead_unit_id == principal.unit_id
+    return False

@@ -1,0 +1,286 @@
+"""Accounts, password login with rate limiting and lockout, server-side sessions and personal API tokens.
+
+Sessions are rows (``auth_sessions``) rather than signed cookies: logout, lock and password changes end them
+at once in every process, and the cookie carries only a random id whose SHA-256 is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from cityhub.auth import passwords
+from cityhub.auth.errors import AccountLocked, InvalidCredentials, TooManyAttempts, Unauthenticated
+from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt
+from cityhub.auth.principal import Principal
+from cityhub.auth.settings import get_auth_settings
+from cityhub.db import utcnow
+from cityhub.errors import NotFound, ValidationFailed
+from cityhub.org import service as org
+from cityhub.org.models import Role, User
+from cityhub.org.schemas import UserCreate
+
+TOKEN_PREFIX = "chub_"
+# Writing last_used_at on every call would make each API request a write; once in a while is enough.
+_TOUCH_EVERY = timedelta(minutes=10)
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _principal(user: User, *, method: str, credential_id: int, csrf_token: str | None = None) -> Principal:
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        full_name=user.full_name,
+        role=user.role,
+        unit_id=user.unit_id,
+        unit_tier=user.unit.tier if user.unit is not None else None,
+        method=method,
+        credential_id=credential_id,
+        csrf_token=csrf_token,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ accounts
+
+
+def create_account(session: Session, *, data: UserCreate, password: str | None = None) -> User:
+    """Create a user, with a password hash when ``password`` is given."""
+    if password is not None:
+        passwords.check_strength(password)
+    user = org.create_user(session, data=data)
+    if password is not None:
+        user.password_hash = passwords.hash_password(password)
+    session.flush()
+    return user
+
+
+def require_user(session: Session, *, username: str) -> User:
+    user = org.get_user_by_username(session, username=username)
+    if user is None:
+        raise NotFound(f"user {username} not found")
+    return user
+
+
+def set_password(session: Session, *, username: str, password: str) -> User:
+    """Set a new password, clear the lockout and end the user's sessions."""
+    passwords.check_strength(password)
+    user = require_user(session, username=username)
+    user.password_hash = passwords.hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    end_sessions(session, user_id=user.id)
+    session.flush()
+    return user
+
+
+def lock_user(session: Session, *, username: str, minutes: float | None = None) -> User:
+    """Lock an account (for ``minutes``, or until unlocked) and end its sessions; its tokens stop working too."""
+    user = require_user(session, username=username)
+    until = utcnow() + timedelta(minutes=minutes) if minutes else datetime(9999, 12, 31, tzinfo=utcnow().tzinfo)
+    user.locked_until = until
+    end_sessions(session, user_id=user.id)
+    session.flush()
+    return user
+
+
+def unlock_user(session: Session, *, username: str) -> User:
+    user = require_user(session, username=username)
+    user.locked_until = None
+    user.failed_logins = 0
+    session.flush()
+    return user
+
+
+def is_locked(user: User, now: datetime | None = None) -> bool:
+    return user.locked_until is not None and user.locked_until > (now or utcnow())
+
+
+# ------------------------------------------------------------------------------------------------- login
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User
+    session_token: str  # the cookie value; only its hash is stored
+    csrf_token: str
+    expires_at: datetime
+
+
+def _recent_failures(session: Session, column: InstrumentedAttribute[str], value: str, since: datetime) -> int:
+    query = select(func.count()).where(column == value, LoginAttempt.at >= since, LoginAttempt.success.is_(False))
+    return int(session.scalar(query) or 0)
+
+
+def login(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    client_ip: str,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+) -> LoginResult:
+    """Check a password login and open a session.
+
+    Failures are committed even though an error is raised, so that counters survive the request's rollback.
+    """
+    settings = get_auth_settings()
+    now = now or utcnow()
+    since = now - timedelta(seconds=settings.login_window_seconds)
+    window = {"retry_after_seconds": settings.login_window_seconds}
+    if _recent_failures(session, LoginAttempt.client_ip, client_ip, since) >= settings.login_max_per_ip:
+        raise TooManyAttempts("too many failed logins from this address; try again later", details=window)
+    if _recent_failures(session, LoginAttempt.username, username, since) >= settings.login_max_per_username:
+        raise TooManyAttempts("too many failed logins for this account; try again later", details=window)
+
+    user = org.get_user_by_username(session, username=username)
+    if user is not None and is_locked(user, now):
+        assert user.locked_until is not None
+        raise AccountLocked("account locked; try again later", details={"locked_until": user.locked_until.isoformat()})
+    ok = passwords.verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.active:
+        session.add(LoginAttempt(username=username[:64], client_ip=client_ip[:64], at=now, success=False))
+        locked_until = None
+        if user is not None:
+            failures = (user.failed_logins or 0) + 1
+            session.execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1))
+            if failures >= settings.login_max_failures:
+                locked_until = now + timedelta(minutes=settings.lockout_minutes)
+                session.execute(
+                    update(User).where(User.id == user.id).values(locked_until=locked_until, failed_logins=0)
+                )
+        # Old attempts only matter within the window; pruning them here keeps the table small without a job.
+        session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - timedelta(days=1)))
+        session.commit()
+        if locked_until is not None:
+            raise AccountLocked(
+                "too many failed logins: account locked", details={"locked_until": locked_until.isoformat()}
+            )
+        raise InvalidCredentials("wrong username or password")
+
+    assert user.password_hash is not None
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    session.add(LoginAttempt(username=username[:64], client_ip=client_ip[:64], at=now, success=True))
+    return open_session(session, user=user, method="password", client_ip=client_ip, user_agent=user_agent, now=now)
+
+
+def open_session(
+    session: Session,
+    *,
+    user: User,
+    method: str,
+    client_ip: str | None = None,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+) -> LoginResult:
+    """Start a browser session for ``user`` (after a password or OIDC login)."""
+    now = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    expires = now + timedelta(hours=get_auth_settings().session_hours)
+    session.add(
+        AuthSession(
+            token_hash=digest(token),
+            user_id=user.id,
+            csrf_token=csrf,
+            method=method,
+            created_at=now,
+            expires_at=expires,
+            client_ip=(client_ip or "")[:64] or None,
+            user_agent=(user_agent or "")[:200] or None,
+        )
+    )
+    session.flush()
+    return LoginResult(user=user, session_token=token, csrf_token=csrf, expires_at=expires)
+
+
+def end_session(session: Session, *, session_id: int) -> None:
+    session.execute(delete(AuthSession).where(AuthSession.id == session_id))
+
+
+def end_sessions(session: Session, *, user_id: int) -> None:
+    session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
+
+
+# ------------------------------------------------------------------------------------------ authentication
+
+
+def _usable(user: User | None, now: datetime) -> User:
+    if user is None or not user.active or is_locked(user, now):
+        raise Unauthenticated("account disabled or locked")
+    return user
+
+
+def authenticate_session(session: Session, *, token: str, now: datetime | None = None) -> Principal:
+    now = now or utcnow()
+    row = session.scalar(select(AuthSession).where(AuthSession.token_hash == digest(token)))
+    if row is None or row.expires_at <= now:
+        raise Unauthenticated("session expired or signed out; log in again")
+    user = _usable(row.user, now)
+    return _principal(user, method="session", credential_id=row.id, csrf_token=row.csrf_token)
+
+
+def authenticate_token(session: Session, *, token: str, now: datetime | None = None) -> Principal:
+    now = now or utcnow()
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
+    if row is None or row.revoked or (row.expires_at is not None and row.expires_at <= now):
+        raise Unauthenticated("invalid, expired or revoked API token")
+    user = _usable(row.user, now)
+    if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
+        row.last_used_at = now
+    return _principal(user, method="token", credential_id=row.id)
+
+
+# --------------------------------------------------------------------------------------------- API tokens
+
+
+def create_token(
+    session: Session, *, user_id: int, name: str, days: int | None = None, now: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create a personal API token; returns the row and the secret, which is never stored or shown again."""
+    if not name.strip():
+        raise ValidationFailed("a token needs a name", details={"field": "name"})
+    now = now or utcnow()
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        user_id=user_id,
+        name=name.strip()[:80],
+        token_hash=digest(secret),
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        created_at=now,
+        expires_at=now + timedelta(days=days or get_auth_settings().api_token_days),
+    )
+    session.add(row)
+    session.flush()
+    return row, secret
+
+
+def list_tokens(session: Session, *, user_id: int) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)))
+
+
+def revoke_token(session: Session, *, user_id: int, token_id: int) -> None:
+    """Revoke one of the user's own tokens; someone else's answers NotFound like a missing one."""
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound(f"token {token_id} not found")
+    row.revoked = True
+    session.flush()
+
+
+def list_accounts(session: Session, *, role: Role | None = None) -> list[User]:
+    query = select(User).order_by(User.username)
+    if role is not None:
+        query = query.where(User.role == role)
+    return list(session.scalars(query))

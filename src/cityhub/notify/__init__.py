@@ -1,0 +1,1 @@
+"""Notifications through a transactional outbox: webhook subscriptions, enqueue, claim, deliver, retry."""

@@ -1,0 +1,83 @@
+"""Outbox messages and notification subscriptions.
+
+Fan-out happens at enqueue time: one outbox row per (event, matching subscription), so every receiver has its
+own status, attempts and backoff, and a slow or broken receiver never delays or re-sends to the others.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cityhub.db import Base, utcnow
+from cityhub.org.models import Unit, _enum
+
+
+class Topic(enum.StrEnum):
+    DISPATCH = "dispatch"  # 派单 (also transfer, reopen, a leader's assignment that dispatches)
+    WARNING = "warning"  # 预警
+    OVERDUE = "overdue"  # 超期
+    REPLY = "reply"  # 答复
+    CALLBACK = "callback"  # 回访
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"  # never tried
+    SENDING = "sending"  # claimed by a worker until ``claimed_until``
+    SENT = "sent"
+    FAILED = "failed"  # the last attempt failed; tried again at ``next_attempt_at``
+    DEAD = "dead"  # out of attempts or undeliverable; ``cityhub notify outbox retry`` revives it
+
+
+class Subscription(Base):
+    """A receiver of notifications: which topics, optionally only for orders concerning one unit."""
+
+    __tablename__ = "notify_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Name of the sender in the registry (``webhook``; ``sms``, ``wecom``, ``dingtalk`` are plug-in points).
+    kind: Mapped[str] = mapped_column(String(20), default="webhook")
+    target: Mapped[str] = mapped_column(String(500))  # URL for webhooks, phone / robot key for the others
+    # Kept in clear because signing needs it; shown once when the subscription is created.
+    secret: Mapped[str | None] = mapped_column(String(128))
+    # Comma-framed topic list (",dispatch,warning,") so that a portable LIKE matches one topic in SQL.
+    events: Mapped[str] = mapped_column(String(200))
+    # Only orders whose lead unit, street or community is this unit; NULL = every order.
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    unit: Mapped[Unit | None] = relationship()
+
+    @property
+    def topics(self) -> list[str]:
+        return [t for t in self.events.split(",") if t]
+
+
+class OutboxMessage(Base):
+    """One notification for one subscription, written in the transaction of the change it reports."""
+
+    __tablename__ = "notify_outbox"
+    __table_args__ = (Index("ix_notify_outbox_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    topic: Mapped[Topic] = mapped_column(_enum(Topic, "notify_topic"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("notify_subscriptions.id", ondelete="CASCADE"), index=True)
+    # What happened, as of the change (action, states, actor, mark …); the order itself is rendered at send time.
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "notify_status"), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    claimed_until: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+    subscription: Mapped[Subscription] = relationship()

@@ -1,0 +1,505 @@
+"""Notification outbox: enqueue in the caller's transaction, claim with a lease, deliver, back off, dead-letter.
+
+Guarantees
+----------
+- **Nothing is sent for a change that did not commit, nothing committed is lost.** Messages are rows written
+  in the same transaction as the order change (:func:`on_order_event`, :func:`enqueue_for_orders`); delivery
+  reads them later, from any process.
+- **At least once.** A worker claims a batch (status ``sending`` with a lease, ``claimed_until``) and commits
+  before it sends. A worker killed mid-send leaves rows whose lease runs out; the next claim takes them again.
+  Receivers de-duplicate on the ``X-Cityhub-Delivery`` header, the outbox row id, stable across retries.
+- **Many workers.** On PostgreSQL the claim is ``SELECT … FOR UPDATE SKIP LOCKED LIMIT n`` then an UPDATE, so
+  workers take disjoint batches without waiting on each other; on SQLite (one writer at a time) the same
+  statements run without the lock clause. The UPDATE re-checks claimability, so a row is never claimed twice.
+- **Bounded retries.** A failed attempt waits ``base × 2^(attempt-1)`` seconds (capped, with jitter); after
+  ``max_attempts`` the message is ``dead`` until ``cityhub notify outbox retry ID`` revives it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, insert, literal, or_, select, update
+from sqlalchemy.orm import Session
+
+from cityhub.db import utcnow
+from cityhub.errors import NotFound, ValidationFailed
+from cityhub.notify.config import NotifySettings, get_notify_settings
+from cityhub.notify.models import OutboxMessage, OutboxStatus, Subscription, Topic
+from cityhub.notify.senders import DeliveryFailed, Envelope, NotConfigured, get_sender, sender_kinds
+from cityhub.org.models import Unit
+from cityhub.workorders.lifecycle import Action, Outcome, SlaEffect, State
+from cityhub.workorders.models import Category, Order, OrderEvent
+
+log = logging.getLogger(__name__)
+
+_RETRYABLE = (OutboxStatus.PENDING, OutboxStatus.FAILED)
+_OUTBOX = OutboxMessage.__table__.c
+
+
+def _rowcount(result: Any) -> int:
+    # DML results are CursorResults at run time; the typed Session.execute only promises a Result.
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# ------------------------------------------------------------------------------------------- subscriptions
+
+
+def normalize_topics(topics: Iterable[str]) -> str:
+    """The comma-framed form stored in ``Subscription.events``; unknown topics are refused."""
+    chosen: list[str] = []
+    for raw in topics:
+        name = raw.strip().lower()
+        if not name:
+            continue
+        try:
+            topic = Topic(name)
+        except ValueError:
+            known = ", ".join(t.value for t in Topic)
+            raise ValidationFailed(f"unknown topic '{name}' (known: {known})", details={"field": "events"}) from None
+        if topic.value not in chosen:
+            chosen.append(topic.value)
+    if not chosen:
+        raise ValidationFailed("name at least one topic", details={"field": "events"})
+    return "," + ",".join(chosen) + ","
+
+
+def add_subscription(
+    session: Session,
+    *,
+    target: str,
+    topics: Iterable[str],
+    unit_code: str | None = None,
+    kind: str = "webhook",
+    description: str | None = None,
+) -> tuple[Subscription, str]:
+    """Create a subscription; returns it with its signing secret (stored, but shown to the caller only now)."""
+    if kind not in sender_kinds():
+        raise ValidationFailed(f"unknown kind '{kind}' (known: {', '.join(sender_kinds())})", details={"field": "kind"})
+    target = target.strip()
+    if kind == "webhook" and not target.startswith(("http://", "https://")):
+        raise ValidationFailed("a webhook URL must start with http:// or https://", details={"field": "url"})
+    unit_id = None
+    if unit_code:
+        unit_id = session.execute(select(Unit.id).where(Unit.code == unit_code)).scalar_one_or_none()
+        if unit_id is None:
+            raise ValidationFailed(f"unknown unit code '{unit_code}'", details={"field": "unit"})
+    secret = secrets.token_urlsafe(32)
+    sub = Subscription(
+        kind=kind,
+        target=target,
+        secret=secret,
+        events=normalize_topics(topics),
+        unit_id=unit_id,
+        active=True,
+        description=description,
+        created_at=utcnow(),
+    )
+    session.add(sub)
+    session.flush()
+    return sub, secret
+
+
+def list_subscriptions(session: Session, *, include_inactive: bool = False) -> Sequence[Subscription]:
+    query = select(Subscription).order_by(Subscription.id)
+    if not include_inactive:
+        query = query.where(Subscription.active.is_(True))
+    return session.scalars(query).all()
+
+
+def remove_subscription(session: Session, *, subscription_id: int) -> int:
+    """Deactivate a subscription and dead-letter its undelivered messages; returns how many were dropped.
+
+    The row stays so that the outbox keeps saying where its past messages went.
+    """
+    sub = session.get(Subscription, subscription_id)
+    if sub is None or not sub.active:
+        raise NotFound(f"subscription {subscription_id} not found")
+    sub.active = False
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.subscription_id == subscription_id, OutboxMessage.status.in_(_RETRYABLE))
+        .values(status=OutboxStatus.DEAD, last_error="subscription removed")
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result)
+
+
+# ------------------------------------------------------------------------------------------------- enqueue
+
+
+def _matching(topic: Topic) -> Any:
+    return and_(Subscription.active.is_(True), Subscription.events.like(f"%,{topic.value},%"))
+
+
+def enqueue(
+    session: Session,
+    *,
+    topic: Topic,
+    order: Order,
+    payload: dict[str, Any],
+    now: datetime | None = None,
+) -> int:
+    """Add one message per subscription interested in ``topic`` for ``order``; returns how many were added."""
+    now = now or utcnow()
+    units = [u for u in (order.lead_unit_id, order.street_id, order.community_id) if u is not None]
+    subs = session.scalars(
+        select(Subscription.id).where(
+            _matching(topic), or_(Subscription.unit_id.is_(None), Subscription.unit_id.in_(units))
+        )
+    ).all()
+    for sub_id in subs:
+        session.add(
+            OutboxMessage(
+                topic=topic,
+                order_id=order.id,
+                subscription_id=sub_id,
+                payload=payload,
+                created_at=now,
+                status=OutboxStatus.PENDING,
+                attempts=0,
+                # Due now even when the change is back-dated (``act(now=…)``): the event time is history.
+                next_attempt_at=utcnow(),
+            )
+        )
+    return len(subs)
+
+
+def topic_for(outcome: Outcome) -> Topic | None:
+    """The topic an applied life-cycle action is notified under, or None.
+
+    A dispatch is any action that hands the order to a unit and starts its clock: dispatch, transfer, reopen
+    and a leader's assignment to a new unit (an assignment to the unit already holding it keeps the clock).
+    """
+    if outcome.to_state == State.DISPATCHED and outcome.sla == SlaEffect.START:
+        return Topic.DISPATCH
+    if outcome.action == Action.REPLY:
+        return Topic.REPLY
+    if outcome.action == Action.CALLBACK:
+        return Topic.CALLBACK
+    return None
+
+
+def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: OrderEvent) -> int:
+    """Enqueue the notifications of one life-cycle action, in the caller's transaction; returns how many."""
+    topic = topic_for(outcome)
+    if topic is None:
+        return 0
+    payload: dict[str, Any] = {
+        "action": outcome.action.value,
+        "from_state": event.from_state,
+        "to_state": event.to_state,
+        "actor": event.actor_name,
+        "unit_id": event.unit_id,
+        "at": event.at.isoformat() if event.at else None,
+    }
+    if event.reason:
+        payload["reason"] = event.reason
+    if outcome.action == Action.CALLBACK:
+        payload["satisfied"] = outcome.payload.get("satisfied")
+    return enqueue(session, topic=topic, order=order, payload=payload, now=event.at)
+
+
+def enqueue_for_orders(
+    session: Session, *, condition: Any, topic: Topic, payload: dict[str, Any], now: datetime
+) -> int:
+    """Set-based enqueue for every order matching ``condition`` (the SLA sweep); one INSERT … SELECT.
+
+    Run it before the UPDATE that changes the rows, since ``condition`` usually stops matching afterwards.
+    """
+    unit_match = or_(
+        Subscription.unit_id.is_(None),
+        Subscription.unit_id == Order.lead_unit_id,
+        Subscription.unit_id == Order.street_id,
+        Subscription.unit_id == Order.community_id,
+    )
+    rows = (
+        select(
+            literal(topic, type_=_OUTBOX.topic.type),
+            Order.id,
+            Subscription.id,
+            literal(payload, type_=_OUTBOX.payload.type),
+            literal(now, type_=_OUTBOX.created_at.type),
+            literal(OutboxStatus.PENDING, type_=_OUTBOX.status.type),
+            literal(0),
+            literal(now, type_=_OUTBOX.next_attempt_at.type),
+        )
+        .select_from(Order)
+        .join(Subscription, and_(_matching(topic), unit_match))
+        .where(condition)
+    )
+    result = session.execute(
+        insert(OutboxMessage).from_select(
+            ["topic", "order_id", "subscription_id", "payload", "created_at", "status", "attempts", "next_attempt_at"],
+            rows,
+        )
+    )
+    return _rowcount(result)
+
+
+# ----------------------------------------------------------------------------------------- claim & deliver
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based): exponential, capped, equal jitter."""
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claimable(now: datetime) -> Any:
+    return or_(
+        and_(OutboxMessage.status.in_(_RETRYABLE), OutboxMessage.next_attempt_at <= now),
+        # A lease that ran out: its worker died (or hung) mid-send.
+        and_(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.claimed_until < now),
+    )
+
+
+def claim(
+    session: Session,
+    *,
+    token: str,
+    limit: int,
+    lease_seconds: float,
+    now: datetime | None = None,
+    exclude: Iterable[int] = (),
+) -> list[OutboxMessage]:
+    """Take up to ``limit`` due messages for ``token`` (status sending, attempts + 1); the caller commits."""
+    now = now or utcnow()
+    query = (
+        select(OutboxMessage.id)
+        .where(_claimable(now))
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+    )
+    excluded = list(exclude)
+    if excluded:
+        query = query.where(OutboxMessage.id.notin_(excluded))
+    if session.get_bind().dialect.name == "postgresql":
+        # Concurrent workers skip each other's locked rows instead of queueing behind them.
+        ids = list(session.scalars(query.with_for_update(skip_locked=True)))
+        if not ids:
+            return []
+        chosen: Any = OutboxMessage.id.in_(ids)
+    else:
+        # One statement, so SQLite takes its write lock first: a second worker waits for it (busy_timeout)
+        # instead of failing to upgrade a read snapshot that the first worker's commit made stale.
+        chosen = OutboxMessage.id.in_(query)
+    session.execute(
+        update(OutboxMessage)
+        .where(chosen, _claimable(now))
+        .values(
+            status=OutboxStatus.SENDING,
+            claimed_by=token,
+            claimed_until=now + timedelta(seconds=lease_seconds),
+            attempts=OutboxMessage.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return list(
+        session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.claimed_by == token, OutboxMessage.status == OutboxStatus.SENDING)
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _unit_ref(session: Session, unit_id: int | None) -> dict[str, Any] | None:
+    if unit_id is None:
+        return None
+    unit = session.get(Unit, unit_id)
+    return {"id": unit_id, "code": unit.code, "name": unit.name} if unit else {"id": unit_id}
+
+
+def order_snapshot(session: Session, order_id: int | None) -> dict[str, Any] | None:
+    """The order as receivers see it: numbers, state, units, deadlines; no personal data of the citizen."""
+    order = session.get(Order, order_id) if order_id is not None else None
+    if order is None:
+        return None
+    category = session.get(Category, order.category_id) if order.category_id else None
+    return {
+        "id": order.id,
+        "number": order.number,
+        "title": order.title,
+        "channel": order.channel.value,
+        "appeal_type": order.appeal_type.value,
+        "urgency": order.urgency.value,
+        "state": order.state.value,
+        "sla_status": order.sla_status.value,
+        "category": category.path if category else None,
+        "lead_unit": _unit_ref(session, order.lead_unit_id),
+        "street": _unit_ref(session, order.street_id),
+        "community": _unit_ref(session, order.community_id),
+        "address": order.address,
+        "created_at": _iso(order.created_at),
+        "dispatched_at": _iso(order.dispatched_at),
+        "accept_due_at": _iso(order.accept_due_at),
+        "warn_at": _iso(order.warn_at),
+        "due_at": _iso(order.due_at),
+        "overdue_at": _iso(order.overdue_at),
+        "replied_at": _iso(order.replied_at),
+        "satisfied": order.satisfied,
+    }
+
+
+def render_body(session: Session, message: OutboxMessage) -> bytes:
+    """The JSON document sent for ``message``: the event as of the change, the order as of now."""
+    document = {
+        "id": str(message.id),
+        "topic": message.topic.value,
+        "created_at": _iso(message.created_at),
+        "attempt": message.attempts,
+        "event": message.payload or {},
+        "order": order_snapshot(session, message.order_id),
+    }
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+@dataclass
+class _Job:
+    id: int
+    attempts: int
+    kind: str
+    envelope: Envelope | None  # None: undeliverable (subscription removed)
+
+
+def _prepare(session: Session, message: OutboxMessage) -> _Job:
+    sub = message.subscription
+    if sub is None or not sub.active:
+        return _Job(message.id, message.attempts, "", None)
+    envelope = Envelope(
+        delivery_id=str(message.id),
+        topic=message.topic.value,
+        body=render_body(session, message),
+        target=sub.target,
+        secret=sub.secret,
+    )
+    return _Job(message.id, message.attempts, sub.kind, envelope)
+
+
+def _finish(session: Session, *, message_id: int, token: str, values: dict[str, Any]) -> bool:
+    # The token fences a worker whose lease ran out and whose row another worker has since taken.
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.claimed_by == token)
+        .values(**values, claimed_by=None, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(_rowcount(result))
+
+
+def _attempt(job: _Job, settings: NotifySettings, rng: random.Random | None) -> dict[str, Any]:
+    """Send one message (no database access here) and return the row's new values."""
+    if job.envelope is None:
+        return {"status": OutboxStatus.DEAD, "last_error": "subscription removed"}
+    try:
+        get_sender(job.kind).send(job.envelope, timeout=settings.timeout_seconds)
+    except NotConfigured as exc:
+        return {"status": OutboxStatus.DEAD, "last_error": exc.message}
+    except Exception as exc:
+        error = exc.message if isinstance(exc, DeliveryFailed) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, DeliveryFailed):
+            log.exception("sender %s raised unexpectedly for message %s", job.kind, job.id)
+        if job.attempts >= settings.max_attempts:
+            return {"status": OutboxStatus.DEAD, "last_error": error[:2000]}
+        delay = backoff_delay(
+            job.attempts, base=settings.backoff_base_seconds, cap=settings.backoff_cap_seconds, rng=rng
+        )
+        return {
+            "status": OutboxStatus.FAILED,
+            "last_error": error[:2000],
+            "next_attempt_at": utcnow() + timedelta(seconds=delay),
+        }
+    return {"status": OutboxStatus.SENT, "sent_at": utcnow(), "last_error": None}
+
+
+def deliver_due(
+    session: Session,
+    *,
+    settings: NotifySettings | None = None,
+    worker: str | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """Deliver every due message, batch by batch; returns counts by outcome.
+
+    Commits ``session`` after each claim and after each result, so that no transaction stays open while a
+    receiver is being waited for and a crash loses at most the in-flight batch's leases (re-claimed later).
+    """
+    settings = settings or get_notify_settings()
+    worker = worker or worker_name()
+    started = time.monotonic()
+    counts: Counter[str] = Counter()
+    tried: set[int] = set()  # a message that fails with no backoff is not hammered again in the same run
+    while time.monotonic() - started < settings.max_run_seconds:
+        token = f"{worker}:{uuid.uuid4().hex[:8]}"
+        messages = claim(
+            session, token=token, limit=settings.batch_size, lease_seconds=settings.lease_seconds, exclude=tried
+        )
+        jobs = [_prepare(session, m) for m in messages]
+        session.commit()
+        if not jobs:
+            break
+        for job in jobs:
+            tried.add(job.id)
+            values = _attempt(job, settings, rng)
+            if _finish(session, message_id=job.id, token=token, values=values):
+                counts[values["status"].value] += 1
+            else:
+                counts["lost_lease"] += 1
+            session.commit()
+        if len(jobs) < settings.batch_size:
+            break
+    return {"claimed": len(tried), **dict(counts)}
+
+
+# --------------------------------------------------------------------------------------------------- admin
+
+
+def list_messages(session: Session, *, status: OutboxStatus | None = None, limit: int = 50) -> Sequence[OutboxMessage]:
+    """Newest messages first, optionally of one status."""
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(OutboxMessage.status == status)
+    return session.scalars(query).all()
+
+
+def retry(session: Session, *, message_id: int) -> OutboxMessage:
+    """Revive a dead (or waiting failed) message: due now, with a full budget of attempts."""
+    message = session.get(OutboxMessage, message_id)
+    if message is None:
+        raise NotFound(f"outbox message {message_id} not found")
+    if message.status not in (OutboxStatus.DEAD, OutboxStatus.FAILED):
+        raise ValidationFailed(
+            f"message {message_id} is {message.status.value}; only dead or failed messages can be retried",
+            details={"status": message.status.value},
+        )
+    if not message.subscription.active:
+        raise ValidationFailed(f"the subscription of message {message_id} was removed")
+    message.status = OutboxStatus.PENDING
+    message.attempts = 0
+    message.next_attempt_at = utcnow()
+    message.claimed_by = None
+    message.claimed_until = None
+    session.flush()
+    return message

@@ -1,0 +1,207 @@
+"""Password login with a server-side cookie session, CSRF, logout, API tokens, rate limits, lockout and the
+``cityhub users`` commands, over the real app on both backends."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from cityhub.auth import service as auth
+from cityhub.auth.cli import app as users_cli
+from cityhub.auth.models import AuthSession
+from cityhub.db import reset_engine, session_scope
+from cityhub.main import create_app
+from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.org.schemas import UserCreate
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def env(app_db, monkeypatch):
+    # Cheap Argon2 parameters keep the suite fast; production uses the library defaults.
+    monkeypatch.setenv("CITYHUB_ARGON2_TIME_COST", "1")
+    monkeypatch.setenv("CITYHUB_ARGON2_MEMORY_KIB", "64")
+    monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "false")  # the test client speaks plain http
+    monkeypatch.setenv("CITYHUB_LOGIN_MAX_FAILURES", "3")
+    monkeypatch.setenv("CITYHUB_LOGIN_MAX_PER_USERNAME", "5")
+    monkeypatch.setenv("CITYHUB_LOGIN_MAX_PER_IP", "8")
+    reset_engine()
+    with session_scope() as s:
+        street = Unit(code="AUTH-S1", name="景泰街道", tier=UnitTier.STREET)
+        s.add(street)
+        s.flush()
+        auth.create_account(
+            s,
+            data=UserCreate(username="disp", full_name="黄志强", role=Role.DISPATCHER, unit_id=street.id),
+            password=PASSWORD,
+        )
+    return app_db
+
+
+@pytest.fixture
+def client(env):
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        yield c
+
+
+def _login(client, username="disp", password=PASSWORD):
+    return client.post("/api/v1/auth/login", json={"username": username, "password": password})
+
+
+def _error(response, status, code):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"code", "message", "details"} and body["code"] == code and body["message"]
+    return body
+
+
+def test_unauthenticated_requests_get_401_in_the_one_error_body(client):
+    _error(client.get("/api/v1/orders"), 401, "unauthenticated")
+    _error(client.get("/api/v1/auth/me"), 401, "unauthenticated")
+    _error(client.get("/api/v1/orders", headers={"Authorization": "Bearer nope"}), 401, "unauthenticated")
+    _error(client.get("/api/v1/orders", headers={"Authorization": "Basic eDp5"}), 401, "unauthenticated")
+
+
+def test_login_sets_a_server_side_httponly_session_and_logout_ends_it(client):
+    response = _login(client)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["user"]["username"] == "disp" and body["user"]["role"] == "dispatcher"
+    set_cookie = "\n".join(response.headers.get_list("set-cookie"))
+    assert "cityhub_session=" in set_cookie and "HttpOnly" in set_cookie and "SameSite=lax" in set_cookie
+    assert client.cookies.get("cityhub_csrf") == body["csrf_token"]
+    with session_scope() as s:
+        stored = s.scalars(select(AuthSession.token_hash)).all()
+    assert stored == [auth.digest(client.cookies["cityhub_session"])]  # only the hash is kept
+
+    me = client.get("/api/v1/auth/me").json()
+    assert me["auth_method"] == "session" and "order:act:dispatch" in me["permissions"]
+
+    _error(client.post("/api/v1/auth/logout"), 403, "csrf_failed")
+    _error(client.post("/api/v1/auth/logout", headers={"X-CSRF-Token": "forged"}), 403, "csrf_failed")
+    done = client.post("/api/v1/auth/logout", headers={"X-CSRF-Token": body["csrf_token"]})
+    assert done.status_code == 204
+    with session_scope() as s:
+        assert s.scalars(select(AuthSession)).all() == []
+    _error(client.get("/api/v1/auth/me"), 401, "unauthenticated")
+
+
+def test_cookie_is_secure_unless_configured_otherwise(env, monkeypatch):
+    monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "true")
+    reset_engine()
+    with TestClient(create_app(), raise_server_exceptions=False, base_url="https://testserver") as c:
+        response = _login(c)
+        assert response.status_code == 200
+        assert all("Secure" in h for h in response.headers.get_list("set-cookie"))
+        assert c.get("/api/v1/auth/me").status_code == 200
+
+
+def test_cookie_writes_need_the_csrf_header(client):
+    csrf = _login(client).json()["csrf_token"]
+    order = {"channel": "web", "content": "路灯不亮", "street_code": "AUTH-S1"}
+    _error(client.post("/api/v1/orders", json=order), 403, "csrf_failed")
+    created = client.post("/api/v1/orders", json=order, headers={"X-CSRF-Token": csrf})
+    assert created.status_code == 201
+    assert client.get(f"/api/v1/orders/{created.json()['id']}").status_code == 200  # reads need no token
+
+
+def test_api_tokens_are_shown_once_stored_hashed_and_revocable(client):
+    csrf = _login(client).json()["csrf_token"]
+    made = client.post("/api/v1/auth/tokens", json={"name": "script"}, headers={"X-CSRF-Token": csrf})
+    assert made.status_code == 201
+    secret = made.json()["token"]
+    assert secret.startswith("chub_") and made.json()["prefix"] == secret[:11]
+    listed = client.get("/api/v1/auth/tokens").json()
+    assert [t["name"] for t in listed] == ["script"] and "token" not in listed[0]
+
+    bearer = TestClient(client.app, raise_server_exceptions=False)
+    bearer.headers["Authorization"] = f"Bearer {secret}"
+    me = bearer.get("/api/v1/auth/me").json()
+    assert me["username"] == "disp" and me["auth_method"] == "token"
+    # Bearer requests are not exposed to CSRF: no header needed.
+    assert bearer.post("/api/v1/orders", json={"channel": "web", "content": "井盖缺失"}).status_code == 201
+
+    token_id = made.json()["id"]
+    _error(bearer.delete(f"/api/v1/auth/tokens/{token_id + 1000}"), 404, "not_found")
+    assert bearer.delete(f"/api/v1/auth/tokens/{token_id}").status_code == 204
+    _error(bearer.get("/api/v1/auth/me"), 401, "unauthenticated")
+
+
+def test_wrong_passwords_lock_the_account_and_lockout_is_423(client):
+    for _ in range(2):
+        _error(_login(client, password="wrong-password"), 401, "invalid_credentials")
+    body = _error(_login(client, password="wrong-password"), 423, "account_locked")
+    assert body["details"]["locked_until"]
+    _error(_login(client), 423, "account_locked")  # even the right password, while locked
+    with session_scope() as s:
+        auth.unlock_user(s, username="disp")
+    assert _login(client).status_code == 200
+
+
+def test_unknown_user_and_right_password_reset_counters(client):
+    _error(_login(client, username="ghost"), 401, "invalid_credentials")
+    _error(_login(client, password="wrong-password"), 401, "invalid_credentials")
+    assert _login(client).status_code == 200
+    with session_scope() as s:
+        user = s.scalars(select(User).where(User.username == "disp")).one()
+        assert user.failed_logins == 0 and user.locked_until is None
+
+
+def test_rate_limits_per_username_and_per_ip_are_429(client):
+    for _ in range(5):
+        _error(_login(client, username="ghost"), 401, "invalid_credentials")
+    body = _error(_login(client, username="ghost"), 429, "too_many_attempts")
+    assert body["details"]["retry_after_seconds"] > 0
+    for name in ("ghost2", "ghost3", "ghost4"):
+        _login(client, username=name)
+    # 8 failures from this address now: even a right password for another account waits.
+    _error(_login(client), 429, "too_many_attempts")
+
+
+def test_locking_ends_sessions_and_stops_tokens(client):
+    csrf = _login(client).json()["csrf_token"]
+    secret = client.post("/api/v1/auth/tokens", json={"name": "t"}, headers={"X-CSRF-Token": csrf}).json()["token"]
+    with session_scope() as s:
+        auth.lock_user(s, username="disp")
+    _error(client.get("/api/v1/auth/me"), 401, "unauthenticated")
+    _error(client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {secret}"}), 401, "unauthenticated")
+
+
+def test_users_cli_creates_lists_sets_passwords_and_locks(env):
+    runner = CliRunner()
+    made = runner.invoke(
+        users_cli,
+        ["create", "--username", "op1", "--role", "operator", "--unit", "AUTH-S1", "--full-name", "陈晓敏"],
+    )
+    assert made.exit_code == 0, made.output
+    generated = made.output.split("password (shown once): ")[1].strip()
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        assert _login(c, "op1", generated).status_code == 200
+
+    piped = runner.invoke(
+        users_cli,
+        ["create", "--username", "cit1", "--role", "citizen", "--password-stdin"],
+        input="a-citizen-password\n",
+    )
+    assert piped.exit_code == 0 and "a-citizen-password" not in piped.output and "shown once" not in piped.output
+    assert runner.invoke(users_cli, ["create", "--username", "x1", "--role", "handler"]).exit_code == 1
+    assert runner.invoke(users_cli, ["create", "--username", "op1", "--role", "citizen"]).exit_code == 1
+    weak = runner.invoke(users_cli, ["set-password", "cit1", "--password-stdin"], input="short\n")
+    assert weak.exit_code == 1 and "at least" in weak.output
+
+    assert (
+        runner.invoke(users_cli, ["set-password", "op1", "--password-stdin"], input="another-long-pass\n").exit_code
+        == 0
+    )
+    assert runner.invoke(users_cli, ["lock", "cit1"]).exit_code == 0
+    listing = runner.invoke(users_cli, ["list"]).output.splitlines()
+    rows = {line.split("\t")[0]: line.split("\t") for line in listing}
+    assert rows["cit1"][3] == "locked" and rows["op1"][1:4] == ["operator", "AUTH-S1", "active"]
+    assert runner.invoke(users_cli, ["unlock", "cit1"]).exit_code == 0
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        assert _login(c, "op1", generated).status_code == 401
+        assert _login(c, "op1", "another-long-pass").status_code == 200
+        assert _login(c, "cit1", "a-citizen-password").status_code == 200

@@ -1,0 +1,297 @@
+"""The authorization matrix: ONE table (role × endpoint) drives a parametrized test over the real app on both
+backends, for an order in the caller's scope ("own") and one outside it ("other").
+
+Reading a cell: ``Y`` the role may use the endpoint, ``.`` it may not (403, whatever the order). For an allowed
+endpoint, an own order succeeds; another unit's order answers 404 (as if missing) unless the caller's data scope
+is the whole district (``SEES_ALL``), when it succeeds too. The ``unmasked`` row says who sees the citizen's name
+and phone in clear on an order they can read. The org and the callers are built once per backend; each case
+gets a fresh order brought to the state its action needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cityhub.auth.service import create_token
+from cityhub.db import reset_engine, session_scope
+from cityhub.main import create_app
+from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.workorders import service
+from cityhub.workorders.schemas import OrderCreate
+
+CALLERS = "op dsp hdl hst hcm sup ldr adm cit"
+# fmt: off
+TABLE = {
+    # endpoint                 op dsp hdl hst hcm sup ldr adm cit
+    "read:list":              "Y  Y   Y   Y   Y   Y   Y   Y   Y",
+    "read:get":               "Y  Y   Y   Y   Y   Y   Y   Y   Y",
+    "read:events":            "Y  Y   Y   Y   Y   Y   Y   Y   Y",
+    "read:actions":           "Y  Y   Y   Y   Y   Y   Y   Y   Y",
+    "unmasked":               "Y  Y   Y   Y   Y   Y   .   Y   Y",
+    "create":                 "Y  Y   .   .   .   .   .   Y   Y",
+    "auth:me":                "Y  Y   Y   Y   Y   Y   Y   Y   Y",
+    "auth:tokens":            "Y  Y   Y   Y   Y   Y   Y   Y   Y",
+    "act:instant_answer":     "Y  .   .   .   .   .   .   Y   .",
+    "act:dispatch":           ".  Y   .   .   .   .   .   Y   .",
+    "act:transfer":           ".  Y   .   .   .   .   .   Y   .",
+    "act:add_assist":         ".  Y   .   .   .   .   .   Y   .",
+    "act:merge":              ".  Y   .   .   .   .   .   Y   .",
+    "act:cancel":             ".  Y   .   .   .   .   .   Y   .",
+    "act:accept":             ".  .   Y   Y   Y   .   .   Y   .",
+    "act:return":             ".  .   Y   Y   Y   .   .   Y   .",
+    "act:start":              ".  .   Y   Y   Y   .   .   Y   .",
+    "act:reply":              ".  .   Y   Y   Y   .   .   Y   .",
+    "act:request_extension":  ".  .   Y   Y   Y   .   .   Y   .",
+    "act:suspend":            ".  .   Y   Y   Y   .   .   Y   .",
+    "act:resume":             ".  .   Y   Y   Y   .   .   Y   .",
+    "act:assist_accept":      ".  .   Y   Y   Y   .   .   Y   .",
+    "act:assist_reply":       ".  .   Y   Y   Y   .   .   Y   .",
+    "act:assist_return":      ".  .   Y   Y   Y   .   .   Y   .",
+    "act:urge":               ".  .   .   .   .   Y   Y   Y   .",
+    "act:escalate":           ".  .   .   .   .   Y   Y   Y   .",
+    "act:approve_extension":  ".  .   .   .   .   Y   .   Y   .",
+    "act:reject_extension":   ".  .   .   .   .   Y   .   Y   .",
+    "act:reject_reply":       ".  .   .   .   .   Y   .   Y   .",
+    "act:callback":           ".  .   .   .   .   Y   .   Y   Y",
+    "act:close":              ".  .   .   .   .   Y   .   Y   .",
+    "act:reopen":             ".  Y   .   .   .   Y   .   Y   .",
+    "act:assign":             ".  .   .   .   .   .   Y   Y   .",
+    "act:comment":            "Y  Y   Y   Y   Y   Y   Y   Y   .",
+}
+# fmt: on
+SEES_ALL = {"op", "sup", "ldr", "adm"}  # district units, leader and admin: scope is the whole district
+UNSCOPED = {"create", "auth:me", "auth:tokens"}  # no order involved: only "own" applies
+
+# Who each caller is: role and unit code ("" = none).
+CALLER_UNITS = {
+    "op": (Role.OPERATOR, "QU"),
+    "dsp": (Role.DISPATCHER, "S1"),
+    "hdl": (Role.HANDLER, "P1"),
+    "hst": (Role.HANDLER, "S1"),
+    "hcm": (Role.HANDLER, "C1"),
+    "sup": (Role.SUPERVISOR, "QU"),
+    "ldr": (Role.LEADER, "QU"),
+    "adm": (Role.ADMIN, "QU"),
+    "cit": (Role.CITIZEN, ""),
+}
+# The unit an own order is led by: the caller's unit, or a department for district callers and citizens.
+OWN_LEAD = {"op": "P1", "dsp": "S1", "hdl": "P1", "hst": "S1", "hcm": "C1", "sup": "P1", "ldr": "P1", "adm": "P1"}
+
+# Steps from "received" to the state an action needs, and the action's parameters.
+SETUP: dict[str, list[str]] = {
+    "instant_answer": [],
+    "dispatch": [],
+    "cancel": [],
+    "accept": ["dispatch"],
+    "return": ["dispatch"],
+    "transfer": ["dispatch"],
+    "add_assist": ["dispatch"],
+    "urge": ["dispatch"],
+    "escalate": ["dispatch"],
+    "assign": ["dispatch"],
+    "merge": ["dispatch"],
+    "comment": ["dispatch"],
+    "assist_accept": ["dispatch", "add_assist"],
+    "assist_reply": ["dispatch", "add_assist"],
+    "assist_return": ["dispatch", "add_assist"],
+    "start": ["dispatch", "accept"],
+    "request_extension": ["dispatch", "accept"],
+    "suspend": ["dispatch", "accept"],
+    "reply": ["dispatch", "accept"],
+    "approve_extension": ["dispatch", "accept", "request_extension"],
+    "reject_extension": ["dispatch", "accept", "request_extension"],
+    "resume": ["dispatch", "accept", "suspend"],
+    "reject_reply": ["dispatch", "accept", "reply"],
+    "callback": ["dispatch", "accept", "reply"],
+    "close": ["dispatch", "accept", "reply", "callback"],
+    "reopen": ["dispatch", "accept", "reply", "unsatisfied"],
+}
+TEXT = {"reason": "测试原因", "text": "已处理", "answer": "请携带身份证办理"}
+
+
+def _cells(row: str) -> dict[str, bool]:
+    return dict(zip(CALLERS.split(), (c == "Y" for c in row.split()), strict=True))
+
+
+def _cases() -> Iterator[Any]:
+    for endpoint in TABLE:
+        if endpoint == "unmasked":
+            continue
+        for caller in CALLERS.split():
+            for scope in ("own",) if endpoint in UNSCOPED else ("own", "other"):
+                yield pytest.param(endpoint, caller, scope, id=f"{endpoint}-{caller}-{scope}")
+
+
+def expected_status(endpoint: str, caller: str, scope: str) -> int:
+    if not _cells(TABLE[endpoint])[caller]:
+        return 403
+    if scope == "other" and caller not in SEES_ALL and endpoint != "read:list":
+        return 404
+    return 201 if endpoint in ("create", "auth:tokens") else 200
+
+
+@dataclass
+class World:
+    client: TestClient
+    units: dict[str, int]
+    users: dict[str, int]
+    tokens: dict[str, str]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest, _backend_dbs: Any) -> Iterator[World]:
+    backend = request.param
+    enabled = {b.strip() for b in os.environ.get("CITYHUB_TEST_BACKENDS", "").split(",") if b.strip()}
+    if enabled and backend not in enabled:
+        pytest.skip(f"backend {backend} disabled by CITYHUB_TEST_BACKENDS")
+    url = _backend_dbs.get(backend)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CITYHUB_DATABASE_URL", url)
+        reset_engine()
+        try:
+            with session_scope() as s:
+                units: dict[str, int] = {}
+                for code, tier, parent in [
+                    ("QU", UnitTier.DISTRICT, None),
+                    ("S1", UnitTier.STREET, "QU"),
+                    ("S2", UnitTier.STREET, "QU"),
+                    ("C1", UnitTier.COMMUNITY, "S1"),
+                    ("C2", UnitTier.COMMUNITY, "S2"),
+                    ("P1", UnitTier.DEPARTMENT, "QU"),
+                    ("P2", UnitTier.DEPARTMENT, "QU"),
+                    ("Q1", UnitTier.DEPARTMENT, "QU"),
+                    ("Q2", UnitTier.DEPARTMENT, "QU"),
+                ]:
+                    unit = Unit(code=f"MX-{code}", name=code, tier=tier, parent_id=units.get(parent or ""))
+                    s.add(unit)
+                    s.flush()
+                    units[code] = unit.id
+                users: dict[str, int] = {}
+                tokens: dict[str, str] = {}
+                for caller, (role, unit_code) in [*CALLER_UNITS.items(), ("cit2", (Role.CITIZEN, ""))]:
+                    user = User(username=f"mx-{caller}", full_name=caller, role=role, unit_id=units.get(unit_code))
+                    s.add(user)
+                    s.flush()
+                    users[caller] = user.id
+                    tokens[caller] = create_token(s, user_id=user.id, name="matrix")[1]
+            with TestClient(create_app(), raise_server_exceptions=False) as client:
+                yield World(client, units, users, tokens)
+        finally:
+            reset_engine()
+            _backend_dbs.clean(backend)
+
+
+def _order(world: World, caller: str, scope: str, action: str | None) -> int:
+    """A fresh order in the caller's scope (or outside it), brought to the state ``action`` needs."""
+    u = world.units
+    own = scope == "own"
+    street, community = ("S1", "C1") if own else ("S2", "C2")
+    lead = u[OWN_LEAD.get(caller, "P1")] if own else u["P2"]
+    citizen = world.users["cit"] if own else world.users["cit2"]
+    assisting = u["Q2"]
+    if action and action.startswith("assist_"):
+        # Co-handling: another unit leads, the caller's unit assists (its scope includes co-handled orders).
+        lead = u["Q1"] if own else u["P2"]
+        caller_unit = CALLER_UNITS[caller][1]
+        if own and CALLER_UNITS[caller][0] == Role.HANDLER:
+            assisting = u[caller_unit]
+    with session_scope() as s:
+        data = OrderCreate(
+            channel="hotline",
+            content="路灯不亮",
+            citizen_name="王五",
+            citizen_phone="13812345678",
+            citizen_user_id=citizen,
+        )
+        order, _ = service.create_order(s, data=data)
+        order.street_id, order.community_id = u[street], u[community]
+        s.flush()
+        steps = SETUP.get(action or "", ["dispatch"])
+        for step in steps:
+            params: dict[str, Any] = {"reason": "r", "text": "t"}
+            if step == "dispatch":
+                params["unit_id"] = lead
+            elif step == "add_assist":
+                params["unit_id"] = assisting
+            elif step == "request_extension":
+                params["days"] = 2
+            elif step in ("callback", "unsatisfied"):
+                params["satisfied"] = step == "callback"
+                step = "callback"
+            service.act(s, order_id=order.id, action=step, params=params)
+        return order.id
+
+
+def _action_body(world: World, caller: str, scope: str, action: str, order_id: int) -> dict[str, Any]:
+    u = world.units
+    body: dict[str, Any] = dict(TEXT)
+    if action == "dispatch":
+        body["unit_id"] = u[OWN_LEAD.get(caller, "P1")] if scope == "own" else u["P2"]
+    elif action in ("transfer", "add_assist"):
+        body["unit_id"] = u["Q1"]
+    elif action == "request_extension":
+        body["days"] = 2
+    elif action == "callback":
+        body["satisfied"] = True
+    elif action == "merge":
+        body["master_id"] = _order(world, caller, scope, "comment")
+    if action.startswith("assist_") and caller == "adm":
+        body["unit_id"] = u["Q2"]
+    return body
+
+
+@pytest.mark.parametrize(("endpoint", "caller", "scope"), list(_cases()))
+def test_matrix(world: World, endpoint: str, caller: str, scope: str) -> None:
+    expected = expected_status(endpoint, caller, scope)
+    headers = {"Authorization": f"Bearer {world.tokens[caller]}"}
+    c = world.client
+    kind, _, name = endpoint.partition(":")
+    if endpoint == "create":
+        response = c.post("/api/v1/orders", json={"channel": "web", "content": "井盖缺失"}, headers=headers)
+    elif endpoint == "auth:me":
+        response = c.get("/api/v1/auth/me", headers=headers)
+    elif endpoint == "auth:tokens":
+        response = c.post("/api/v1/auth/tokens", json={"name": "x"}, headers=headers)
+    elif endpoint == "read:list":
+        order_id = _order(world, caller, scope, None)
+        response = c.get("/api/v1/orders", headers=headers)
+    elif kind == "read":
+        order_id = _order(world, caller, scope, None)
+        suffix = {"get": "", "events": "/events", "actions": "/actions"}[name]
+        response = c.get(f"/api/v1/orders/{order_id}{suffix}", headers=headers)
+    else:
+        order_id = _order(world, caller, scope, name) if expected != 403 else _order(world, caller, scope, None)
+        body = _action_body(world, caller, scope, name, order_id) if expected != 403 else dict(TEXT)
+        response = c.post(f"/api/v1/orders/{order_id}/actions/{name}", json=body, headers=headers)
+
+    assert response.status_code == expected, response.text
+    payload = response.json() if response.content else None
+    if expected >= 400:
+        assert set(payload) == {"code", "message", "details"}
+        assert payload["code"] == {403: "permission_denied", 404: "not_found"}[expected]
+        if expected == 404:  # exactly what a missing order answers, apart from the id
+            missing = c.get("/api/v1/orders/987654321", headers=headers).json()
+            assert payload["message"].replace(str(order_id), "N") == missing["message"].replace("987654321", "N")
+        return
+    if endpoint == "read:list":
+        visible = scope == "own" or caller in SEES_ALL
+        assert (order_id in [o["id"] for o in payload["items"]]) == visible
+    if endpoint == "read:get":
+        unmasked = _cells(TABLE["unmasked"])[caller]
+        assert (payload["citizen_phone"] == "13812345678") == unmasked
+        assert payload["citizen_phone"] in ("13812345678", "138****5678")
+    if kind == "act":
+        # Read as admin: an action may move the order out of the caller's scope (a handler's return).
+        admin = {"Authorization": f"Bearer {world.tokens['adm']}"}
+        trail = c.get(f"/api/v1/orders/{order_id}/events", headers=admin).json()
+        assert trail[-1]["action"] == name and trail[-1]["actor_id"] == world.users[caller]
+    if endpoint == "create" and caller == "cit":  # filed as the citizen's own: they see it, another does not
+        other = {"Authorization": f"Bearer {world.tokens['cit2']}"}
+        assert c.get(f"/api/v1/orders/{payload['id']}", headers=headers).status_code == 200
+        assert c.get(f"/api/v1/orders/{payload['id']}", headers=other).status_code == 404
