@@ -86,6 +86,9 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
         from cityhub.jobs import start_background_scheduler
 
         _thread, stop = start_background_scheduler()
+        from cityhub.intake.dedupe import warm_up
+
+        warm_up()  # the first build of the similar-orders index runs in the background
     yield
     if stop is not None:
         stop.set()

@@ -192,16 +192,13 @@ def _unit_ids(session: Session, codes: list[str | None]) -> dict[str, int]:
     wanted = [c for c in codes if c]
     if not wanted:
         return {}
-    return dict(session.execute(select(Unit.code, Unit.id).where(Unit.code.in_(wanted))).tuples().all())
+    return {code: unit_id for code, unit_id in session.execute(select(Unit.code, Unit.id).where(Unit.code.in_(wanted)))}
 
 
 def _probe_from_data(session: Session, data: OrderCreate | dict[str, Any]) -> _Probe:
     if isinstance(data, dict):
         data = OrderCreate.model_validate(data)
-    codes = [c for c in (data.street_code, data.community_code) if c]
-    by_code = (
-        dict(session.execute(select(Unit.code, Unit.id).where(Unit.code.in_(codes))).tuples().all()) if codes else {}
-    )
+    by_code = _unit_ids(session, [data.street_code, data.community_code])
     community_id = by_code.get(data.community_code or "")
     street_id = by_code.get(data.street_code or "")
     if community_id is not None and street_id is None:
@@ -263,19 +260,19 @@ def check(
     place = _resolve_address(session, probe.place, probe.raw_address)
 
     index = sim.index_for(session, index_days=cfg.index_days, bucket_cap=cfg.bucket_cap)
-    index.refresh(session)
     t = _epoch(probe.created_at)
     window = cfg.window_days * 86400
     ids: dict[int, None] = {}
-    for cand in index.query(
-        probe.text,
-        scheme=sim.DUP_SCHEME,
-        since=t - window,
-        until=t + window,
-        limit=cfg.max_candidates,
-        exclude=probe.order_id,
-    ) + index.query(probe.text, scheme=sim.SIM_SCHEME, until=t, limit=cfg.max_candidates, exclude=probe.order_id):
-        ids.setdefault(cand.order_id)
+    if index.ensure(session):  # while a large first build runs in the background, the prefilter alone answers
+        for cand in index.query(
+            probe.text,
+            scheme=sim.DUP_SCHEME,
+            since=t - window,
+            until=t + window,
+            limit=cfg.max_candidates,
+            exclude=probe.order_id,
+        ) + index.query(probe.text, scheme=sim.SIM_SCHEME, until=t, limit=cfg.max_candidates, exclude=probe.order_id):
+            ids.setdefault(cand.order_id)
     ids.update(dict.fromkeys(_prefiltered(session, probe, place, cfg)))
     ids.pop(probe.order_id, None)  # type: ignore[arg-type]
     if not ids:
@@ -431,4 +428,17 @@ class DedupeRead(BaseModel):
                 for d in result.duplicates
             ],
             similar=[SimilarRead(**c.how_handled.model_dump(), score=round(c.score, 4)) for c in result.similar],
+        )
+
+
+def warm_up() -> bool:
+    """Start building the similar-orders index of the configured database (``cityhub serve`` calls this at start)."""
+    from cityhub.db import session_scope
+
+    cfg = get_dedupe_settings()
+    if not cfg.enabled:
+        return False
+    with session_scope() as session:
+        return sim.index_for(session, index_days=cfg.index_days, bucket_cap=cfg.bucket_cap).ensure(
+            session, block_below=0
         )

@@ -3,18 +3,22 @@ the order and, for a consultation answered on the spot (秒回), closes it as an
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from cityhub.errors import ValidationFailed
+from cityhub.config import get_settings
+from cityhub.errors import CityhubError, ValidationFailed
 from cityhub.intake import dedupe
 from cityhub.workorders import service as orders
-from cityhub.workorders.lifecycle import Action
+from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import Order
 from cityhub.workorders.schemas import OrderCreate
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,14 +43,28 @@ def parse(payload: dict[str, Any]) -> OrderCreate:
         raise ValidationFailed(f"invalid order: {summary}", details={"errors": problems}) from None
 
 
+def _auto_dispatch(session: Session, order: Order) -> None:
+    from cityhub.dispatch.service import auto_dispatch
+
+    try:
+        auto_dispatch(session, order=order)
+    except CityhubError as exc:
+        # The appeal is received whatever happens to dispatch: it waits in the dispatcher's queue.
+        log.warning("auto-dispatch of order %s failed: %s", order.number, exc.message)
+
+
 def submit(
     session: Session,
     *,
     data: OrderCreate | dict[str, Any],
     actor: orders.Actor = orders.SYSTEM,
     instant_answer: str | None = None,
+    instant_answer_entry_id: int | None = None,
 ) -> IntakeResult:
-    """Receive one appeal from any channel and return the (new or already known) order."""
+    """Receive one appeal from any channel and return the (new or already known) order.
+
+    ``instant_answer_entry_id`` names the knowledge-base entry the answer came from; it is kept in the audit event.
+    """
     if isinstance(data, dict):
         data = parse(data)
     order, created = orders.create_order(session, data=data, actor=actor)
@@ -56,11 +74,13 @@ def submit(
             order_id=order.id,
             action=Action.INSTANT_ANSWER,
             actor=actor,
-            params={"answer": instant_answer},
+            params={"answer": instant_answer, "kb_entry_id": instant_answer_entry_id},
         )
     if not created:
         return IntakeResult(order=order, created=created)
     found = dedupe.process(session, order=order, actor=actor)  # may merge the new order into its master
+    if order.state == State.RECEIVED and get_settings().dispatch_auto:
+        _auto_dispatch(session, order)
     return IntakeResult(
         order=order, created=created, duplicates=found.duplicates, similar=found.similar, dedupe_action=found.action
     )

@@ -259,3 +259,16 @@ def sla_seed() -> None:
     with session_scope() as session:
         added = seed_default_rules(session)
     typer.echo(f"{added} default rules added")
+
+
+@app.command("similar")
+def similar(ref: Annotated[str, typer.Argument(help="Order number or id.")]) -> None:
+    """Print possible duplicates and the most similar past cases (with how they were handled) as JSON."""
+    from cityhub.intake import dedupe
+
+    try:
+        with session_scope() as session:
+            found = dedupe.check(session, order=_find(session, ref))
+            typer.echo(dedupe.DedupeRead.of(found).model_dump_json(indent=2))
+    except CityhubError as exc:
+        raise _fail(exc.message) from None

@@ -1,0 +1,537 @@
+"""Text similarity of Chinese appeals, and a MinHash-LSH index over recent orders for candidate retrieval.
+
+Two stages, because a district's history is millions of orders and an intake must not scan them:
+
+1. **Candidates** come from an in-process MinHash LSH index over character 2- and 3-gram shingles of the
+   order text (title + content, letters and digits only). One 64-value signature per order feeds two banding
+   schemes: ``dup`` (16 bands × 4 rows, catches pairs with shingle Jaccard ≳ 0.5 with high probability) and
+   ``sim`` (16 bands × 2 rows over the first 32 values, Jaccard ≳ 0.25) for the wider "similar past cases" list.
+   Each scheme is one sorted ``uint32`` key array plus a slot array (8 bytes per band entry), so lookup is a
+   binary search per band; new orders go to a small in-memory delta that is merged into the sorted arrays
+   when it grows (an LSM tree in miniature). A bucket larger than ``bucket_cap`` (boilerplate texts) only
+   yields its most recent members.
+2. **Precise score** on the few hundred candidates: cosine of (1 + log tf) · idf weighted shingle vectors, with
+   document frequencies kept by the index (hashed into 2^20 buckets), and the Jaccard coefficient of the
+   shingle sets. Neither needs a trained model or a vocabulary, so the score does not drift between releases.
+
+:class:`OrderIndex` keeps one :class:`ShingleIndex` in step with the ``orders`` table of one database: built
+lazily from the orders of the last ``index_days`` days, then topped up on every query with orders whose id is
+above the highest id seen (plus recently seen id gaps, which a concurrent transaction may still fill). It is a
+cache: every process builds its own, and nothing it holds is needed to re-derive a result. Limits: memory is
+about 80 bytes per indexed order (≈ 20 MB for 250 000 orders) plus the text loading time at first use
+(measured in ``bench/bench_duplicates.py``); document frequencies are never decremented when old orders age
+out; an order whose text is edited after indexing keeps its old signature until the process restarts.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from sqlalchemy import Connection, Select, func, select
+from sqlalchemy.orm import Session
+
+from cityhub.db import utcnow
+
+try:  # the tokenisation helpers are shared with the classifier when present
+    from cityhub.nlp.text import fingerprint_text as _fingerprint
+    from cityhub.nlp.text import order_text
+except ImportError:  # pragma: no cover - nlp.text is part of the same package in every release
+    import re
+    import unicodedata
+
+    _NON_WORD = re.compile(r"[\W_]+")
+
+    def _fingerprint(text: str) -> str:
+        return _NON_WORD.sub("", unicodedata.normalize("NFKC", text).lower())
+
+    def order_text(title: str | None, content: str | None) -> str:
+        return "\n".join(t for t in ((title or "").strip(), (content or "").strip()) if t)
+
+
+U64 = np.uint64
+_MASK32 = U64(0xFFFFFFFF)
+NUM_PERM = 64
+DUP_SCHEME = "dup"
+SIM_SCHEME = "sim"
+# scheme name → (number of signature values used, rows per band)
+SCHEMES: dict[str, tuple[int, int]] = {DUP_SCHEME: (64, 4), SIM_SCHEME: (32, 2)}
+DF_BUCKETS = 1 << 20
+
+_rng = np.random.default_rng(20200101)  # fixed: signatures must agree between processes and releases
+_PERM_A = _rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) | U64(1)
+_PERM_B = _rng.integers(0, 2**63, size=NUM_PERM, dtype=np.uint64)
+_ROW_MIX = _rng.integers(1, 2**63, size=8, dtype=np.uint64) | U64(1)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser on a uint64 array (wrapping arithmetic is intended)."""
+    x = x.astype(U64, copy=True)
+    with np.errstate(over="ignore"):
+        x ^= x >> U64(30)
+        x *= U64(0xBF58476D1CE4E5B9)
+        x ^= x >> U64(27)
+        x *= U64(0x94D049BB133111EB)
+        x ^= x >> U64(31)
+    return x
+
+
+def normalize(text: str) -> str:
+    """The form compared: NFKC, lower case, letters and digits only (spacing and punctuation ignored)."""
+    return _fingerprint(text)
+
+
+def shingle_keys(text: str) -> np.ndarray:
+    """Exact keys of the character 2- and 3-grams of a normalised text (uint64, with repeats).
+
+    Code points fit in 21 bits, so a 2-gram packs into 42 bits and a 3-gram into 63 without collisions; a
+    3-gram key is always ≥ 2^42 and so never equals a 2-gram key.
+    """
+    if len(text) < 2:
+        return np.empty(0, dtype=U64)
+    cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(U64)
+    grams2 = (cp[:-1] << U64(21)) | cp[1:]
+    if len(cp) < 3:
+        return grams2
+    grams3 = (cp[:-2] << U64(42)) | (cp[1:-1] << U64(21)) | cp[2:] | (U64(1) << U64(63))
+    return np.concatenate([grams2, grams3])
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A text reduced to what similarity needs: its distinct shingle keys (sorted) and their counts."""
+
+    keys: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, text: str, *, normalised: bool = False) -> Profile:
+        keys, counts = np.unique(shingle_keys(text if normalised else normalize(text)), return_counts=True)
+        return cls(keys=keys, counts=counts.astype(np.float64))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def df_buckets(keys: np.ndarray) -> np.ndarray:
+    return (_mix(keys) % U64(DF_BUCKETS)).astype(np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class Similarity:
+    cosine: float  # tf-idf cosine of the shingle vectors
+    jaccard: float  # |A ∩ B| / |A ∪ B| of the shingle sets
+    containment: float  # |A ∩ B| / min(|A|, |B|): a re-post that adds or drops a sentence stays high
+
+    @property
+    def score(self) -> float:
+        """One number in [0, 1]: the mean of cosine and Jaccard (both must be high for a duplicate)."""
+        return (self.cosine + self.jaccard) / 2
+
+
+class IdfTable:
+    """Document frequencies of hashed shingles; ``idf`` follows scikit-learn's smoothed formula."""
+
+    def __init__(self) -> None:
+        self.df = np.zeros(DF_BUCKETS, dtype=np.int32)
+        self.n_docs = 0
+
+    def add_many(self, sets: Sequence[np.ndarray]) -> None:
+        """Count each (distinct) shingle set once."""
+        if sets:
+            counts = np.bincount(df_buckets(np.concatenate(sets)), minlength=DF_BUCKETS)
+            self.df += counts.astype(np.int32)
+            self.n_docs += len(sets)
+
+    def idf(self, keys: np.ndarray) -> np.ndarray:
+        df = self.df[df_buckets(keys)].astype(np.float64)
+        return np.log((1.0 + self.n_docs) / (1.0 + df)) + 1.0
+
+
+def similarity(a: Profile, b: Profile, *, idf: IdfTable | None = None) -> Similarity:
+    """Cosine (tf-idf), Jaccard and containment of two profiles; all 0 when either text is empty."""
+    if not len(a) or not len(b):
+        return Similarity(0.0, 0.0, 0.0)
+    _, ia, ib = np.intersect1d(a.keys, b.keys, assume_unique=True, return_indices=True)
+    inter = len(ia)
+    jaccard = inter / (len(a) + len(b) - inter)
+    containment = inter / min(len(a), len(b))
+    wa = 1.0 + np.log(a.counts)
+    wb = 1.0 + np.log(b.counts)
+    if idf is not None and idf.n_docs:
+        wa = wa * idf.idf(a.keys)
+        wb = wb * idf.idf(b.keys)
+    dot = float(np.dot(wa[ia], wb[ib]))
+    cosine = dot / math.sqrt(float(np.dot(wa, wa)) * float(np.dot(wb, wb)))
+    return Similarity(cosine=min(cosine, 1.0), jaccard=jaccard, containment=containment)
+
+
+def signatures(sets: Sequence[np.ndarray]) -> np.ndarray:
+    """MinHash signatures (n × NUM_PERM, values < 2^32) of shingle-key sets, by one-permutation hashing.
+
+    Each shingle is hashed once and falls into one of NUM_PERM bins; a bin keeps its minimum. That costs
+    O(shingles) instead of O(shingles × NUM_PERM) (Li, Owen & Zhang 2012), which is what makes indexing a
+    district's history take seconds. Empty bins borrow the value of the next non-empty bin to the right,
+    salted by the distance, so that two similar sets still agree there with probability ≈ Jaccard
+    (rotation densification, Shrivastava & Li 2014). An empty set gets an all-ones signature; callers do not
+    index empty texts.
+    """
+    n = len(sets)
+    empty = U64(0xFFFFFFFF)
+    out = np.full(n * NUM_PERM, empty, dtype=U64)
+    lengths = np.array([len(x) for x in sets], dtype=np.int64)
+    if lengths.sum():
+        keys = np.concatenate([x for x in sets if len(x)])
+        doc = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        h = _mix(keys)
+        bins = (h & U64(NUM_PERM - 1)).astype(np.int64)
+        values = (h >> U64(32)) % empty  # < 2^32 - 1, so the all-ones value stays free to mean "empty bin"
+        np.minimum.at(out, doc * NUM_PERM + bins, values)
+    sig = out.reshape(n, NUM_PERM)
+    holes = sig == empty
+    if holes.any():
+        doubled = np.concatenate([sig, sig], axis=1)
+        filled = ~np.concatenate([holes, holes], axis=1)
+        # distance from each bin to the next filled bin to its right (circularly)
+        idx = np.where(filled, np.arange(2 * NUM_PERM)[None, :], 2 * NUM_PERM)
+        nxt = np.minimum.accumulate(idx[:, ::-1], axis=1)[:, ::-1][:, :NUM_PERM]
+        has_any = ~holes.all(axis=1)
+        rows, cols = np.nonzero(holes & has_any[:, None])
+        src = nxt[rows, cols]
+        dist = (src - cols).astype(U64)
+        with np.errstate(over="ignore"):
+            sig[rows, cols] = (_mix(doubled[rows, src] + dist * U64(0x9E3779B97F4A7C15)) >> U64(32)) % empty
+    return sig
+
+
+def band_keys(sig: np.ndarray, scheme: str) -> np.ndarray:
+    """uint32 bucket keys (n × bands) of signatures under one banding scheme."""
+    used, rows = SCHEMES[scheme]
+    sig = np.atleast_2d(sig)[:, :used]
+    bands = used // rows
+    shaped = sig.reshape(len(sig), bands, rows)
+    with np.errstate(over="ignore"):
+        combined = (shaped * _ROW_MIX[None, None, :rows]).sum(axis=2, dtype=U64)
+        combined += np.arange(bands, dtype=U64)[None, :] * U64(0x9E3779B97F4A7C15)
+    return (_mix(combined) >> U64(32)).astype(np.uint32)
+
+
+@dataclass
+class _Table:
+    """One banding scheme: sorted (key, slot) arrays plus an unsorted delta of recent additions."""
+
+    keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint32))
+    slots: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
+    delta_keys: list[np.ndarray] = field(default_factory=list)
+    delta_slots: list[np.ndarray] = field(default_factory=list)
+    delta_size: int = 0
+
+    def add(self, keys: np.ndarray, slots: np.ndarray) -> None:
+        self.delta_keys.append(keys.ravel())
+        self.delta_slots.append(slots.ravel().astype(np.int32))
+        self.delta_size += keys.size
+        if self.delta_size > max(4096, len(self.keys) // 8):
+            self.merge()
+
+    def merge(self, keep: np.ndarray | None = None) -> None:
+        keys = np.concatenate([self.keys, *self.delta_keys])
+        slots = np.concatenate([self.slots, *self.delta_slots])
+        if keep is not None:
+            mask = keep[slots]
+            keys, slots = keys[mask], slots[mask]
+        order = np.lexsort((slots, keys))
+        self.keys, self.slots = keys[order], slots[order]
+        self.delta_keys, self.delta_slots, self.delta_size = [], [], 0
+
+    def lookup(self, keys: np.ndarray, cap: int) -> np.ndarray:
+        """Slots sharing at least one key (with repeats, one per shared band), newest ``cap`` per bucket."""
+        found: list[np.ndarray] = []
+        left = np.searchsorted(self.keys, keys, side="left")
+        right = np.searchsorted(self.keys, keys, side="right")
+        for lo, hi in zip(left.tolist(), right.tolist(), strict=True):
+            if hi > lo:
+                found.append(self.slots[max(lo, hi - cap) : hi])
+        if self.delta_size:
+            dk = np.concatenate(self.delta_keys)
+            ds = np.concatenate(self.delta_slots)
+            hit = np.isin(dk, keys)
+            if hit.any():
+                dk, ds = dk[hit], ds[hit]
+                found += [ds[dk == k][-cap:] for k in np.unique(dk)]
+        return np.concatenate(found) if found else np.empty(0, dtype=np.int32)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.keys.nbytes + self.slots.nbytes + sum(k.nbytes * 2 for k in self.delta_keys))
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    order_id: int
+    hits: int  # bands shared with the query: a rough similarity, used only to order and cap candidates
+    created: float  # epoch seconds
+
+
+class ShingleIndex:
+    """MinHash LSH over (order id, time, text); no database. Thread-unsafe: :class:`OrderIndex` locks."""
+
+    def __init__(self, *, bucket_cap: int = 200) -> None:
+        self.bucket_cap = bucket_cap
+        self.idf = IdfTable()
+        self.tables = {name: _Table() for name in SCHEMES}
+        self.ids = np.empty(1024, dtype=np.int64)
+        self.created = np.empty(1024, dtype=np.float64)
+        self.size = 0
+        self._known: set[int] = set()
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __contains__(self, order_id: int) -> bool:
+        return order_id in self._known
+
+    def add_many(self, items: Iterable[tuple[int, float, str]]) -> int:
+        """Index (order id, created epoch seconds, text) triples; returns how many were new and non-empty."""
+        ids: list[int] = []
+        times: list[float] = []
+        sets: list[np.ndarray] = []
+        for order_id, created, text in items:
+            if order_id in self._known:
+                continue
+            keys = np.unique(shingle_keys(normalize(text)))
+            if not len(keys):
+                continue
+            self._known.add(order_id)
+            ids.append(order_id)
+            times.append(created)
+            sets.append(keys)
+        if not ids:
+            return 0
+        self.idf.add_many(sets)
+        sig = signatures(sets)
+        slots = self._allocate(np.array(ids, dtype=np.int64), np.array(times, dtype=np.float64))
+        for name, table in self.tables.items():
+            bk = band_keys(sig, name)
+            table.add(bk, np.repeat(slots, bk.shape[1]))
+        return len(ids)
+
+    def _allocate(self, ids: np.ndarray, times: np.ndarray) -> np.ndarray:
+        need = self.size + len(ids)
+        if need > len(self.ids):
+            cap = max(need, 2 * len(self.ids))
+            self.ids = np.resize(self.ids, cap)
+            self.created = np.resize(self.created, cap)
+        slots = np.arange(self.size, need, dtype=np.int32)
+        self.ids[self.size : need] = ids
+        self.created[self.size : need] = times
+        self.size = need
+        return slots
+
+    def query(
+        self,
+        text: str,
+        *,
+        scheme: str = DUP_SCHEME,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 200,
+        exclude: int | None = None,
+    ) -> list[Candidate]:
+        """Indexed orders sharing a band with ``text`` (most shared bands first, then newest), within the times."""
+        keys = np.unique(shingle_keys(normalize(text)))
+        if not len(keys):
+            return []
+        bk = band_keys(signatures([keys]), scheme)[0]
+        slots = self.tables[scheme].lookup(bk, self.bucket_cap)
+        if not len(slots):
+            return []
+        slots, hits = np.unique(slots, return_counts=True)
+        created = self.created[slots]
+        mask = np.ones(len(slots), dtype=bool)
+        if since is not None:
+            mask &= created >= since
+        if until is not None:
+            mask &= created <= until
+        if exclude is not None:
+            mask &= self.ids[slots] != exclude
+        slots, hits, created = slots[mask], hits[mask], created[mask]
+        order = np.lexsort((-created, -hits))[:limit]
+        return [
+            Candidate(order_id=int(self.ids[s]), hits=int(h), created=float(c))
+            for s, h, c in zip(slots[order], hits[order], created[order], strict=True)
+        ]
+
+    def evict_before(self, cutoff: float) -> None:
+        """Drop band entries of orders created before ``cutoff`` (their slots stay, unreachable)."""
+        keep = self.created[: self.size] >= cutoff
+        for table in self.tables.values():
+            table.merge(keep=keep)
+
+    @property
+    def nbytes(self) -> int:
+        return int(
+            sum(t.nbytes for t in self.tables.values()) + self.ids.nbytes + self.created.nbytes + self.idf.df.nbytes
+        )
+
+
+# --------------------------------------------------------------------------------------- database-backed index
+
+
+def _epoch(value: datetime) -> float:
+    if value.tzinfo is None:  # naive values are UTC (db.UTCDateTime stores UTC)
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+class OrderIndex:
+    """A :class:`ShingleIndex` kept in step with one database's ``orders`` table (see the module docstring)."""
+
+    GAP_TTL = 300.0  # seconds a missing id is re-checked (a concurrent transaction may commit it late)
+    LOAD_CHUNK = 5000
+
+    def __init__(self, *, index_days: float, bucket_cap: int = 200) -> None:
+        self.index_days = index_days
+        self.bucket_cap = bucket_cap
+        self.lock = threading.Lock()
+        self._warming = threading.Event()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.index = ShingleIndex(bucket_cap=self.bucket_cap)
+        self.high_water = 0
+        self.gaps: dict[int, float] = {}
+        self.built = False
+        self.last_evict = 0.0
+
+    def ensure(self, session: Session, *, block_below: int = 20_000) -> bool:
+        """Make the index ready to query, without making an intake wait minutes for a first build.
+
+        An index already built is topped up at once. A first build of at most ``block_below`` orders runs now; a
+        larger one runs in a background thread (on its own connection) and this returns False until it is done,
+        so the caller falls back to its database prefilter meanwhile. ``cityhub serve`` warms it at start.
+        """
+        if self.built:
+            self.refresh(session)
+            return True
+        if self._warming.is_set():
+            return False
+        from cityhub.workorders.models import Order
+
+        cutoff = utcnow() - timedelta(days=self.index_days)
+        window = session.scalar(select(func.count()).select_from(Order).where(Order.created_at >= cutoff)) or 0
+        if window <= block_below:
+            self.refresh(session)
+            return True
+        engine = session.get_bind().engine
+        self._warming.set()
+
+        def build() -> None:
+            try:
+                with engine.connect() as conn:
+                    self._refresh(conn, utcnow())
+            finally:
+                self._warming.clear()
+
+        threading.Thread(target=build, name="cityhub-similar-warmup", daemon=True).start()
+        return False
+
+    def refresh(self, session: Session, *, now: datetime | None = None) -> int:
+        """Bring the index up to date with the table's committed rows; returns how many orders were added.
+
+        Reads on a connection of its own, so an order of a transaction that later rolls back (whose id SQLite
+        would hand out again) never enters the index.
+        """
+        now = now or utcnow()
+        with session.get_bind().engine.connect() as conn:
+            return self._refresh(conn, now)
+
+    def _refresh(self, conn: Connection, now: datetime) -> int:
+        from cityhub.workorders.models import Order
+
+        cutoff = now - timedelta(days=self.index_days)
+        with self.lock:
+            if self.built:
+                top = conn.scalar(select(func.max(Order.id))) or 0
+                if top < self.high_water:  # rows were deleted and ids reused (SQLite): start again
+                    self._reset()
+            columns = select(Order.id, Order.title, Order.content, Order.created_at)
+            if not self.built:
+                added = self._load(conn, columns.where(Order.created_at >= cutoff), cutoff.timestamp())
+                self.built = True
+                self.last_evict = cutoff.timestamp()
+                return added
+            wall = time.monotonic()
+            self.gaps = {i: t for i, t in self.gaps.items() if wall - t < self.GAP_TTL}
+            cond = Order.id > self.high_water
+            if self.gaps:
+                cond = cond | Order.id.in_(list(self.gaps))
+            # No time condition here: an imported old order is seen once (and skipped), not re-checked as a gap.
+            added = self._load(conn, columns.where(cond), cutoff.timestamp())
+            # Aged-out orders are dropped from the buckets about once a day of window movement.
+            if cutoff.timestamp() - self.last_evict > 86400:
+                self.index.evict_before(cutoff.timestamp())
+                self.last_evict = cutoff.timestamp()
+            return added
+
+    def _load(self, conn: Connection, query: Select, cutoff: float) -> int:
+        from cityhub.workorders.models import Order
+
+        added = 0
+        seen: list[int] = []
+        batch: list[tuple[int, float, str]] = []
+        result = conn.execute(query.order_by(Order.id).execution_options(yield_per=self.LOAD_CHUNK))
+        for row in result:
+            seen.append(row.id)
+            created = _epoch(row.created_at)
+            if created >= cutoff:
+                batch.append((row.id, created, order_text(row.title, row.content)))
+            if len(batch) >= self.LOAD_CHUNK:
+                added += self.index.add_many(batch)
+                batch = []
+        added += self.index.add_many(batch)
+        if seen:
+            for order_id in seen:
+                self.gaps.pop(order_id, None)
+            top = max(seen)
+            if top > self.high_water:
+                wall = time.monotonic()
+                present = set(seen)
+                # Ids skipped between the old and new high-water mark may belong to uncommitted transactions.
+                if top - self.high_water < 10_000 and self.built:
+                    for missing in range(self.high_water + 1, top):
+                        if missing not in present:
+                            self.gaps[missing] = wall
+                self.high_water = top
+        return added
+
+    def query(self, text: str, **kwargs: object) -> list[Candidate]:
+        with self.lock:
+            return self.index.query(text, **kwargs)  # type: ignore[arg-type]
+
+    def profile_similarity(self, a: Profile, b: Profile) -> Similarity:
+        return similarity(a, b, idf=self.index.idf)
+
+
+_INDEXES: dict[str, OrderIndex] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+def index_for(session: Session, *, index_days: float, bucket_cap: int = 200) -> OrderIndex:
+    """The process's index of the session's database (made empty on first use; call ``refresh`` before use)."""
+    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+    with _INDEXES_LOCK:
+        idx = _INDEXES.get(url)
+        if idx is None or idx.index_days != index_days or idx.bucket_cap != bucket_cap:
+            idx = _INDEXES[url] = OrderIndex(index_days=index_days, bucket_cap=bucket_cap)
+        return idx
+
+
+def reset_indexes() -> None:
+    """Forget every cached index (tests that empty the database between cases call this)."""
+    with _INDEXES_LOCK:
+        _INDEXES.clear()

@@ -1,0 +1,237 @@
+"""Duplicates and similar past cases at intake, on both backends: flagging, auto-merge, window, place, API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from cityhub.auth.service import create_token
+from cityhub.db import session_scope
+from cityhub.intake import dedupe
+from cityhub.intake.service import submit
+from cityhub.main import create_app
+from cityhub.nlp.similar import reset_indexes
+from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.workorders.lifecycle import State
+from cityhub.workorders.models import Order, OrderEvent
+
+# Recent: the index holds the last `index_days` days of wall-clock time.
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+GARBAGE = "岗贝路12号门口垃圾堆积三天无人清理，臭气熏天，蚊蝇滋生，附近居民出行都要捂着鼻子，请环卫部门尽快清运处理。"
+GARBAGE_AGAIN = (
+    "岗贝路12号门口垃圾堆积三天了无人清理，臭气熏天，蚊蝇滋生，附近居民出行都要捂着鼻子，请环卫部门尽快清运处理！"
+)
+GARBAGE_LOOSER = (
+    "岗贝路12号门口垃圾堆积三天无人清理，臭气熏天，蚊蝇滋生，附近居民出行都要捂着鼻子，"
+    "已经打过好几次电话反映了，请城管部门过来看看。"
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_index():
+    # Tables are emptied between tests and SQLite reuses ids: a cached index must not outlive a test.
+    reset_indexes()
+    yield
+    reset_indexes()
+
+
+@pytest.fixture
+def places(db_session):
+    district = Unit(code="DD440111", name="测试区", tier=UnitTier.DISTRICT)
+    db_session.add(district)
+    db_session.flush()
+    s1 = Unit(code="DD440111001", name="甲街道", tier=UnitTier.STREET, parent_id=district.id)
+    s2 = Unit(code="DD440111002", name="乙街道", tier=UnitTier.STREET, parent_id=district.id)
+    dept = Unit(code="DD440111-D01", name="区城管局", tier=UnitTier.DEPARTMENT, parent_id=district.id)
+    db_session.add_all([s1, s2, dept])
+    db_session.flush()
+    c1 = Unit(code="DD440111001001", name="望岗社区", tier=UnitTier.COMMUNITY, parent_id=s1.id)
+    c2 = Unit(code="DD440111001002", name="岗贝社区", tier=UnitTier.COMMUNITY, parent_id=s1.id)
+    db_session.add_all([c1, c2])
+    db_session.commit()
+    return {"s1": s1, "s2": s2, "c1": c1, "c2": c2, "dept": dept}
+
+
+def _intake(db_session, content, *, at=T0, **extra):
+    data = {"channel": "hotline", "appeal_type": "complaint", "content": content, "created_at": at, **extra}
+    result = submit(db_session, data=data)
+    db_session.commit()  # the index sees committed orders only
+    return result
+
+
+def test_near_identical_appeal_at_the_same_place_is_auto_merged_and_audited(db_session, places):
+    first = _intake(db_session, GARBAGE, community_code="DD440111001001")
+    assert first.dedupe_action == dedupe.DedupeAction.NONE and first.duplicates == []
+    again = _intake(db_session, GARBAGE_AGAIN, at=T0 + timedelta(hours=3), community_code="DD440111001001")
+    assert again.dedupe_action == dedupe.DedupeAction.AUTO_MERGE
+    assert [d.order.id for d in again.duplicates] == [first.order.id]
+    assert again.duplicates[0].place == dedupe.PlaceMatch.SAME
+    merged = db_session.get(Order, again.order.id)
+    assert merged.state == State.MERGED and merged.master_order_id == first.order.id
+    event = db_session.scalars(
+        select(OrderEvent).where(OrderEvent.order_id == merged.id).order_by(OrderEvent.id.desc())
+    ).first()
+    assert event.action == "merge" and event.to_state == State.MERGED.value
+    assert event.reason.startswith(f"auto-merge: duplicate of {first.order.number}, score 0.")
+    assert db_session.get(Order, first.order.id).state == State.RECEIVED
+
+
+def test_a_third_report_is_merged_into_the_open_master_not_into_the_merged_copy(db_session, places):
+    first = _intake(db_session, GARBAGE, community_code="DD440111001001")
+    _intake(db_session, GARBAGE_AGAIN, at=T0 + timedelta(hours=1), community_code="DD440111001001")
+    third = _intake(db_session, GARBAGE_AGAIN + "谢谢", at=T0 + timedelta(hours=2), community_code="DD440111001001")
+    assert third.dedupe_action == dedupe.DedupeAction.AUTO_MERGE
+    assert db_session.get(Order, third.order.id).master_order_id == first.order.id
+
+
+def test_coordinates_within_the_radius_agree_and_far_apart_disagree(db_session, places):
+    first = _intake(db_session, GARBAGE, lat=23.2000, lng=113.3000)
+    near = _intake(db_session, GARBAGE_AGAIN, at=T0 + timedelta(hours=1), lat=23.2005, lng=113.3005)  # ~75 m
+    assert near.dedupe_action == dedupe.DedupeAction.AUTO_MERGE and near.duplicates[0].order.id == first.order.id
+    far = _intake(db_session, GARBAGE_AGAIN, at=T0 + timedelta(hours=2), lat=23.2300, lng=113.3000)  # ~3 km
+    assert far.dedupe_action == dedupe.DedupeAction.NONE and far.duplicates == []
+
+
+def test_same_text_in_another_street_is_not_merged_but_listed_as_similar(db_session, places):
+    first = _intake(db_session, GARBAGE, street_code="DD440111001")
+    other = _intake(db_session, GARBAGE_AGAIN, at=T0 + timedelta(hours=1), street_code="DD440111002")
+    assert other.dedupe_action == dedupe.DedupeAction.NONE and other.duplicates == []
+    assert db_session.get(Order, other.order.id).state == State.RECEIVED
+    assert [c.order.id for c in other.similar] == [first.order.id]
+
+
+def test_unknown_place_is_only_suggested(db_session, places):
+    first = _intake(db_session, GARBAGE)
+    again = _intake(db_session, GARBAGE_AGAIN, at=T0 + timedelta(hours=1))
+    assert again.dedupe_action == dedupe.DedupeAction.SUGGEST_MERGE
+    assert again.duplicates[0].order.id == first.order.id and again.duplicates[0].place == dedupe.PlaceMatch.UNKNOWN
+    assert db_session.get(Order, again.order.id).state == State.RECEIVED
+
+
+def test_moderate_similarity_at_the_same_place_is_suggested_not_merged(db_session, places):
+    first = _intake(db_session, GARBAGE, community_code="DD440111001001")
+    looser = _intake(db_session, GARBAGE_LOOSER, at=T0 + timedelta(hours=1), community_code="DD440111001001")
+    score = looser.similar[0].score
+    cfg = dedupe.get_dedupe_settings()
+    assert cfg.suggest_threshold <= score < cfg.auto_merge_threshold  # the premise of this case
+    assert looser.dedupe_action == dedupe.DedupeAction.SUGGEST_MERGE
+    assert looser.duplicates[0].order.id == first.order.id
+    assert db_session.get(Order, looser.order.id).state == State.RECEIVED
+
+
+def test_outside_the_window_is_not_a_duplicate(db_session, places):
+    cfg = dedupe.get_dedupe_settings()
+    old = _intake(db_session, GARBAGE, at=T0 - timedelta(days=cfg.window_days + 5), community_code="DD440111001001")
+    new = _intake(db_session, GARBAGE_AGAIN, community_code="DD440111001001")
+    assert new.dedupe_action == dedupe.DedupeAction.NONE and new.duplicates == []
+    assert [c.order.id for c in new.similar] == [old.order.id]  # still a similar past case
+
+
+def test_auto_merge_can_be_switched_off(db_session, places):
+    _intake(db_session, GARBAGE, community_code="DD440111001001")
+    second = submit(
+        db_session,
+        data={"channel": "web", "content": GARBAGE_AGAIN, "created_at": T0, "community_code": "DD440111001001"},
+    )
+    found = dedupe.check(db_session, order=second.order, settings=dedupe.DedupeSettings(auto_merge=False))
+    assert found.action == dedupe.DedupeAction.SUGGEST_MERGE
+
+
+def _close(db_session, order, *, unit, reply, satisfied, at):
+    order.state = State.CLOSED_RESOLVED
+    order.lead_unit = unit
+    order.reply_text = reply
+    order.satisfied = satisfied
+    order.closed_at = at
+    db_session.commit()
+
+
+def test_similar_cases_are_ordered_by_score_and_say_how_they_were_handled(db_session, places):
+    texts = [
+        "岗贝路旁边的路灯坏了一个月，晚上漆黑一片，行人容易摔倒，请尽快维修路灯。",
+        "岗贝路12号门口垃圾堆积好几天没人清理，味道很大，附近居民意见很大，希望尽快清运。",
+        GARBAGE_LOOSER,
+        "小区门口垃圾没人清理，臭气熏天，请处理。",
+    ]
+    past = [
+        _intake(db_session, t, at=T0 - timedelta(days=20 - i), street_code="DD440111001").order
+        for i, t in enumerate(texts)
+    ]
+    _close(
+        db_session,
+        past[2],
+        unit=places["dept"],
+        reply="已安排环卫工人清运，并增加清扫频次。" * 10,
+        satisfied=True,
+        at=T0,
+    )
+    new = _intake(db_session, GARBAGE, street_code="DD440111001")
+    scores = [c.score for c in new.similar]
+    assert scores == sorted(scores, reverse=True) and len(new.similar) == len(texts)
+    assert new.similar[0].order.id == past[2].id  # the closest wording ranks first
+    assert new.similar[-1].order.id == past[0].id  # the street lamp comes last (found via the street prefilter)
+    handled = new.similar[0].how_handled
+    assert handled.number == past[2].number and handled.state == State.CLOSED_RESOLVED
+    assert handled.lead_unit == "区城管局" and handled.satisfied is True and handled.closed_at is not None
+    assert handled.reply_excerpt.startswith("已安排环卫工人清运") and len(handled.reply_excerpt) <= 121
+
+
+def test_check_before_creating_an_order(db_session, places):
+    first = _intake(db_session, GARBAGE, community_code="DD440111001001")
+    found = dedupe.check(
+        db_session,
+        data={"channel": "web", "content": GARBAGE_AGAIN, "community_code": "DD440111001001", "created_at": T0},
+    )
+    assert found.action == dedupe.DedupeAction.AUTO_MERGE and found.master.id == first.order.id
+    assert db_session.scalar(select(Order.id).where(Order.content == GARBAGE_AGAIN)) is None  # nothing written
+
+
+@pytest.fixture
+def client(app_db):
+    with session_scope() as s:
+        district = Unit(code="SIM-QU", name="白云区", tier=UnitTier.DISTRICT)
+        s.add(district)
+        s.flush()
+        admin = User(username="sim-admin", full_name="管理员", role=Role.ADMIN, unit_id=district.id)
+        s.add(admin)
+        s.flush()
+        _, token = create_token(s, user_id=admin.id, name="test")
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        c.headers["Authorization"] = f"Bearer {token}"
+        yield c
+
+
+def test_similar_endpoint(client):
+    first = client.post("/api/v1/orders", json={"channel": "web", "content": GARBAGE, "address": "岗贝路12号"})
+    assert first.status_code == 201, first.text
+    second = client.post("/api/v1/orders", json={"channel": "web", "content": GARBAGE_AGAIN, "address": "岗贝路12号"})
+    assert second.status_code == 201, second.text
+    assert second.json()["state"] == "merged" and second.json()["master_order_id"] == first.json()["id"]
+    answer = client.get(f"/api/v1/orders/{first.json()['id']}/similar")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    # The merged copy is represented by its master, which is the order asked about: nothing else to show.
+    assert body["duplicates"] == [] and body["action"] == "none"
+    third = client.post("/api/v1/orders", json={"channel": "web", "content": GARBAGE_LOOSER, "address": "民航路3号"})
+    body = client.get(f"/api/v1/orders/{third.json()['id']}/similar").json()
+    assert body["action"] == "suggest_merge" and body["duplicates"][0]["order_id"] == first.json()["id"]
+    assert body["duplicates"][0]["place"] == "unknown"
+    assert body["similar"][0]["order_id"] == first.json()["id"] and body["similar"][0]["score"] > 0.5
+    assert client.get("/api/v1/orders/999999999/similar").status_code == 404
+
+
+def test_cli_similar(app_db):
+    with session_scope() as s:
+        first = submit(s, data={"channel": "web", "content": GARBAGE}).order.number
+    with session_scope() as s:
+        second = submit(s, data={"channel": "web", "content": GARBAGE_LOOSER}).order.number
+    from cityhub.cli import _mount, app
+
+    _mount()
+    result = CliRunner().invoke(app, ["orders", "similar", second])
+    assert result.exit_code == 0, result.output
+    assert '"action": "suggest_merge"' in result.output and first in result.output
