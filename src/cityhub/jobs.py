@@ -52,6 +52,12 @@ def _notify_interval() -> int:
     return interval()
 
 
+def _reply_check(session: Session) -> dict[str, Any]:
+    from cityhub.knowledge.service import check_pending_replies
+
+    return dict(check_pending_replies(session))
+
+
 JOBS: dict[str, Job] = {
     "sla-sweep": Job(
         "sla-sweep",
@@ -64,6 +70,12 @@ JOBS: dict[str, Job] = {
         "send due outbox notifications (webhooks), retry failures, take over expired leases",
         _notify_deliver,
         _notify_interval,
+    ),
+    "reply-check": Job(
+        "reply-check",
+        "score new replies (relevance, completeness, basis, timeliness) and flag weak ones to supervisors",
+        _reply_check,
+        lambda: 60,
     ),
 }
 

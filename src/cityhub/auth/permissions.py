@@ -18,6 +18,8 @@ ORDER_READ_ALL = "order:read_all"  # data scope is the whole district, whatever 
 TOKENS = "auth:tokens"  # create and revoke one's own API tokens
 USERS_MANAGE = "users:manage"
 UNITS_MANAGE = "units:manage"
+KB_MANAGE = "kb:manage"  # write knowledge-base entries (秒回 answers)
+REPLY_REVIEW = "reply:review"  # the supervisor's list of weak replies
 
 
 def act(action: Action | str) -> str:
@@ -30,13 +32,15 @@ def _acts(*actions: Action) -> set[str]:
 
 
 ALL_PERMISSIONS: frozenset[str] = frozenset(
-    {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE}
+    {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE, KB_MANAGE, REPLY_REVIEW}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     # 话务员: records appeals, answers consultations on the spot (秒回), reads in scope.
-    Role.OPERATOR: frozenset({ORDER_CREATE, ORDER_READ, TOKENS} | _acts(Action.INSTANT_ANSWER, Action.COMMENT)),
+    Role.OPERATOR: frozenset(
+        {ORDER_CREATE, ORDER_READ, TOKENS, KB_MANAGE} | _acts(Action.INSTANT_ANSWER, Action.COMMENT)
+    ),
     # 派单员: sends orders out and deals with what comes back (re-dispatch of returned orders is `dispatch`).
     Role.DISPATCHER: frozenset(
         {ORDER_CREATE, ORDER_READ, TOKENS}
@@ -69,7 +73,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # 督办员: time limits, extensions, reply audit, callback and closing.
     Role.SUPERVISOR: frozenset(
-        {ORDER_READ, TOKENS}
+        {ORDER_READ, TOKENS, KB_MANAGE, REPLY_REVIEW}
         | _acts(
             Action.URGE,
             Action.ESCALATE,
@@ -84,7 +88,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # 领导: reads everything, assigns key issues (交办), urges and escalates.
     Role.LEADER: frozenset(
-        {ORDER_READ, ORDER_READ_ALL, TOKENS} | _acts(Action.ASSIGN, Action.URGE, Action.ESCALATE, Action.COMMENT)
+        {ORDER_READ, ORDER_READ_ALL, TOKENS, REPLY_REVIEW}
+        | _acts(Action.ASSIGN, Action.URGE, Action.ESCALATE, Action.COMMENT)
     ),
     Role.ADMIN: ALL_PERMISSIONS,
     # 市民: submits and follows their own appeals and rates the answer (the callback of a replied order).

@@ -1,0 +1,140 @@
+"""``cityhub kb …`` — manage the knowledge base, try suggestions, check replies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cityhub.db import session_scope
+
+app = typer.Typer(no_args_is_help=True, help="Knowledge base (知识库) and instant answers (秒回).")
+
+
+def _category_id(session: object, name: str | None) -> int | None:
+    if not name:
+        return None
+    from cityhub.workorders.categories import find_category
+
+    found = find_category(session, name_or_path=name)  # type: ignore[arg-type]
+    if found is None:
+        typer.echo(f"error: unknown or ambiguous category '{name}'", err=True)
+        raise typer.Exit(1)
+    return found.id
+
+
+@app.command("import")
+def import_command(
+    path: Annotated[Path, typer.Argument(help="CSV: question,answer[,category,keywords,valid_until]")],
+) -> None:
+    """Import entries from a CSV file (re-importing updates entries with the same question)."""
+    from cityhub.knowledge import service
+
+    with session_scope() as session:
+        report = service.import_entries(session, path=path)
+    typer.echo(report.model_dump_json())
+
+
+@app.command("seed-replies")
+def seed_replies_command(
+    path: Annotated[Path, typer.Argument(help="messages-with-replies CSV (留言编号, 留言主题, 留言详情, 答复意见)")],
+    source_prefix: Annotated[str, typer.Option(help="entries' source is PREFIX:<留言编号>")] = "import:f4",
+    limit: Annotated[int | None, typer.Option(help="read only the first N rows")] = None,
+) -> None:
+    """Build entries from real messages and their official replies (boilerplate and forwarding notes stripped)."""
+    from cityhub.knowledge import service
+
+    with session_scope() as session:
+        report = service.seed_from_replies(session, path=path, source_prefix=source_prefix, limit=limit)
+    typer.echo(report.model_dump_json())
+
+
+@app.command("suggest")
+def suggest_command(
+    text: Annotated[str, typer.Argument(help="the citizen's question")],
+    category: Annotated[str | None, typer.Option(help="category name or path")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=50)] = 5,
+) -> None:
+    """Show the best entries for a question."""
+    from cityhub.knowledge import service
+
+    with session_scope() as session:
+        found = service.suggest(session, text=text, category_id=_category_id(session, category), limit=limit)
+        if not found:
+            typer.echo("(no entry matches)")
+        for rank, s in enumerate(found, 1):
+            typer.echo(f"{rank}. #{s.entry.id} score {s.score:.3f}  {s.entry.question[:60]!r}")
+            typer.echo(f"   why: {s.why}")
+            typer.echo(f"   answer: {s.entry.answer[:120]}")
+
+
+@app.command("list")
+def list_command(
+    all_: Annotated[bool, typer.Option("--all", help="include inactive entries")] = False,
+    q: Annotated[str | None, typer.Option(help="text in question or answer")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+) -> None:
+    """List entries, newest first (tab-separated: id, active, valid_until, source, question)."""
+    from cityhub.knowledge import service
+
+    with session_scope() as session:
+        rows, has_more = service.list_entries(session, active=None if all_ else True, q=q, limit=limit)
+        for e in rows:
+            until = e.valid_until.isoformat() if e.valid_until else "-"
+            question = e.question.replace("\n", " ")[:60]
+            typer.echo(f"{e.id}\t{'active' if e.active else 'inactive'}\t{until}\t{e.source or '-'}\t{question}")
+    if has_more:
+        typer.echo(f"(more than {limit}; use --limit)", err=True)
+
+
+@app.command("add")
+def add_command(
+    question: Annotated[str, typer.Option(help="the question as citizens ask it")],
+    answer: Annotated[str, typer.Option(help="the approved answer")],
+    category: Annotated[str | None, typer.Option(help="category name or path")] = None,
+    keywords: Annotated[str | None, typer.Option(help="comma- or 、-separated")] = None,
+    valid_until: Annotated[str | None, typer.Option(help="YYYY-MM-DD (valid through that day) or ISO time")] = None,
+) -> None:
+    """Add one entry and print it."""
+    from cityhub.errors import ValidationFailed
+    from cityhub.knowledge import service
+    from cityhub.knowledge.schemas import EntryCreate
+
+    with session_scope() as session:
+        try:
+            until = service.parse_valid_until(valid_until or "")
+        except ValueError as exc:
+            raise ValidationFailed(str(exc)) from None
+        data = EntryCreate.model_validate(
+            {
+                "question": question,
+                "answer": answer,
+                "category_id": _category_id(session, category),
+                "keywords": keywords,  # the schema splits the string
+                "valid_until": until,
+            }
+        )
+        entry = service.create_entry(session, data=data)
+        typer.echo(json.dumps({"id": entry.id, "version": entry.version}, ensure_ascii=False))
+
+
+@app.command("deactivate")
+def deactivate_command(entry_id: Annotated[int, typer.Argument(help="entry id")]) -> None:
+    """Take an entry out of the suggestions."""
+    from cityhub.knowledge import service
+
+    with session_scope() as session:
+        entry = service.deactivate_entry(session, entry_id=entry_id)
+        typer.echo(f"entry {entry.id} deactivated")
+
+
+@app.command("check-replies")
+def check_replies_command(limit: Annotated[int, typer.Option(min=1)] = 500) -> None:
+    """Score replied orders not checked yet; weak replies get an audit comment and join the review list."""
+    from cityhub.knowledge import service
+
+    with session_scope() as session:
+        result = service.check_pending_replies(session, limit=limit)
+    typer.echo(json.dumps(result))

@@ -1,0 +1,556 @@
+"""Knowledge-base service: entries, imports, the seed from real replies, suggestions, instant answers, reply checks.
+
+Every change of the entries moves the single revision row in the same transaction; each process's search index
+(:mod:`cityhub.knowledge.retrieval`) compares that row with the one it was built at and rebuilds when it moved,
+so several API workers never answer from a stale knowledge base for longer than one request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from cityhub.config import get_settings
+from cityhub.db import utcnow
+from cityhub.errors import Conflict, NotFound, ValidationFailed
+from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
+from cityhub.knowledge.retrieval import CACHE, Doc, KnowledgeIndex
+from cityhub.knowledge.schemas import EntryCreate, EntryUpdate, ImportResult, split_keywords
+from cityhub.nlp import reply_quality
+from cityhub.workorders import service as orders
+from cityhub.workorders.lifecycle import Action, State
+from cityhub.workorders.models import AppealType, Category, Order
+from cityhub.workorders.schemas import OrderCreate
+
+REPLY_CHECKER = orders.Actor(name="reply-check")
+_SCORES = ("relevance", "completeness", "basis", "timeliness", "overall")
+SEED_KEYWORDS = 5
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    entry: KnowledgeEntry
+    score: float
+    why: str
+
+
+# --- revision -----------------------------------------------------------------------------------------------------
+
+
+def bump_revision(session: Session) -> None:
+    """Record that the knowledge base changed (indexes everywhere rebuild on their next query)."""
+    now = utcnow()
+    moved = session.execute(
+        update(KnowledgeRevision)
+        .where(KnowledgeRevision.id == 1)
+        .values(revision=KnowledgeRevision.revision + 1, changed_at=now)
+    )
+    if moved.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(KnowledgeRevision(id=1, revision=1, changed_at=now))
+    session.flush()
+
+
+def _revision_key(session: Session) -> tuple[int, str] | None:
+    row = session.execute(
+        select(KnowledgeRevision.revision, KnowledgeRevision.changed_at).where(KnowledgeRevision.id == 1)
+    ).one_or_none()
+    # changed_at is part of the key: a database emptied and refilled restarts the counter.
+    return None if row is None else (int(row[0]), row[1].isoformat())
+
+
+# --- entries ------------------------------------------------------------------------------------------------------
+
+
+def _check_category(session: Session, category_id: int | None) -> None:
+    if category_id is not None and session.get(Category, category_id) is None:
+        raise ValidationFailed(f"unknown category_id {category_id}", details={"field": "category_id"})
+
+
+def create_entry(session: Session, *, data: EntryCreate) -> KnowledgeEntry:
+    """Add an entry to the knowledge base."""
+    _check_category(session, data.category_id)
+    if data.source and get_entry_by_source(session, source=data.source) is not None:
+        raise Conflict(f"an entry from source '{data.source}' exists already", details={"field": "source"})
+    now = utcnow()
+    entry = KnowledgeEntry(**data.model_dump(), active=True, created_at=now, updated_at=now)
+    session.add(entry)
+    session.flush()
+    bump_revision(session)
+    return entry
+
+
+def get_entry(session: Session, *, entry_id: int) -> KnowledgeEntry | None:
+    return session.get(KnowledgeEntry, entry_id)
+
+
+def get_entry_by_source(session: Session, *, source: str) -> KnowledgeEntry | None:
+    return session.execute(select(KnowledgeEntry).where(KnowledgeEntry.source == source)).scalar_one_or_none()
+
+
+def require_entry(session: Session, *, entry_id: int) -> KnowledgeEntry:
+    entry = get_entry(session, entry_id=entry_id)
+    if entry is None:
+        raise NotFound(f"knowledge entry {entry_id} not found")
+    return entry
+
+
+def update_entry(session: Session, *, entry_id: int, data: EntryUpdate) -> KnowledgeEntry:
+    """Change an entry; a stale ``data.version`` raises Conflict."""
+    entry = require_entry(session, entry_id=entry_id)
+    if data.version is not None and data.version != entry.version:
+        raise Conflict(
+            f"knowledge entry {entry_id} was changed by someone else (version {entry.version}, you had {data.version})",
+            details={"version": entry.version},
+        )
+    changes = data.model_dump(exclude_unset=True, exclude={"version"})
+    for name in ("question", "answer"):
+        if name in changes and (changes[name] is None or not str(changes[name]).strip()):
+            raise ValidationFailed(f"{name} must not be blank", details={"field": name})
+    if "category_id" in changes:
+        _check_category(session, changes["category_id"])
+    valid_from = changes.get("valid_from", entry.valid_from)
+    valid_until = changes.get("valid_until", entry.valid_until)
+    if valid_from and valid_until and valid_until <= valid_from:
+        raise ValidationFailed("valid_until must be after valid_from", details={"field": "valid_until"})
+    changed = False
+    for name, value in changes.items():
+        if isinstance(value, str):
+            value = value.strip()
+        if getattr(entry, name) != value:
+            setattr(entry, name, value)
+            changed = True
+    if changed:
+        entry.updated_at = utcnow()
+        session.flush()
+        bump_revision(session)
+    return entry
+
+
+def deactivate_entry(session: Session, *, entry_id: int) -> KnowledgeEntry:
+    """Take an entry out of the suggestions (it stays for the audit trail of the orders it answered)."""
+    entry = require_entry(session, entry_id=entry_id)
+    if entry.active:
+        entry.active = False
+        entry.updated_at = utcnow()
+        session.flush()
+        bump_revision(session)
+    return entry
+
+
+def list_entries(
+    session: Session,
+    *,
+    active: bool | None = True,
+    category_id: int | None = None,
+    q: str | None = None,
+    valid_at: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[Sequence[KnowledgeEntry], bool]:
+    """Entries, newest first; returns (page, has_more)."""
+    stmt = select(KnowledgeEntry)
+    if active is not None:
+        stmt = stmt.where(KnowledgeEntry.active.is_(active))
+    if category_id is not None:
+        stmt = stmt.where(KnowledgeEntry.category_id == category_id)
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            or_(KnowledgeEntry.question.like(pattern, escape="\\"), KnowledgeEntry.answer.like(pattern, escape="\\"))
+        )
+    if valid_at is not None:
+        stmt = stmt.where(
+            or_(KnowledgeEntry.valid_from.is_(None), KnowledgeEntry.valid_from <= valid_at),
+            or_(KnowledgeEntry.valid_until.is_(None), KnowledgeEntry.valid_until > valid_at),
+        )
+    rows = list(session.scalars(stmt.order_by(KnowledgeEntry.id.desc()).limit(limit + 1).offset(offset)))
+    return rows[:limit], len(rows) > limit
+
+
+# --- imports ------------------------------------------------------------------------------------------------------
+
+
+def parse_valid_until(text: str) -> datetime | None:
+    """``2025-12-31`` (valid through that local day) or an ISO time (local time if it has no zone)."""
+    text = text.strip()
+    if not text:
+        return None
+    tz = get_settings().tz
+    try:
+        day = date.fromisoformat(text.replace("/", "-"))
+    except ValueError:
+        pass
+    else:
+        return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a date (YYYY-MM-DD) or ISO time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
+def import_entries(session: Session, *, path: Path) -> ImportResult:
+    """Import entries from a CSV with columns question, answer[, category, keywords, valid_until].
+
+    Rows are matched to active entries by their question text, so that re-importing a corrected file updates
+    its entries instead of duplicating them.
+    """
+    from cityhub.org.service import read_csv_table
+    from cityhub.workorders.categories import find_category
+
+    table = read_csv_table(path)
+    missing = [c for c in ("question", "answer") if c not in table.headers]
+    if missing:
+        raise ValidationFailed(f"{path.name}: missing column(s) {', '.join(missing)}", details={"missing": missing})
+    report = ImportResult()
+    existing = {e.question: e for e in session.scalars(select(KnowledgeEntry).where(KnowledgeEntry.active.is_(True)))}
+    changed = False
+    for row_no, values in table.rows:
+        report.rows += 1
+        question = (values.get("question") or "").strip()
+        answer = (values.get("answer") or "").strip()
+        if not question or not answer:
+            report.reject(row_no, "question" if not question else "answer", "empty")
+            continue
+        category_id = None
+        if (values.get("category") or "").strip():
+            found = find_category(session, name_or_path=values["category"])
+            if found is None:
+                report.reject(row_no, "category", f"unknown category '{values['category'].strip()}'")
+                continue
+            category_id = found.id
+        try:
+            valid_until = parse_valid_until(values.get("valid_until") or "")
+        except ValueError as exc:
+            report.reject(row_no, "valid_until", str(exc))
+            continue
+        fields: dict[str, Any] = {
+            "answer": answer,
+            "category_id": category_id,
+            "keywords": split_keywords(values.get("keywords")),
+            "valid_until": valid_until,
+        }
+        entry = existing.get(question)
+        if entry is None:
+            entry = KnowledgeEntry(question=question, active=True, source=None, **fields)
+            session.add(entry)
+            existing[question] = entry
+            report.created += 1
+            changed = True
+        elif any(getattr(entry, k) != v for k, v in fields.items()):
+            for k, v in fields.items():
+                setattr(entry, k, v)
+            entry.updated_at = utcnow()
+            report.updated += 1
+            changed = True
+        else:
+            report.unchanged += 1
+    if changed:
+        session.flush()
+        bump_revision(session)
+    return report
+
+
+def reply_to_entry(title: str, detail: str, reply: str) -> tuple[str, str, list[str]] | str:
+    """(question, answer, keywords) of a message with its official reply, or why it is not worth an entry."""
+    question = reply_quality.normalize("\n".join(p for p in (title, detail) if p and p.strip()))
+    if not question:
+        return "no_question"
+    parts = reply_quality.split_reply(reply)
+    if not reply_quality.normalize(reply):
+        return "empty_reply"
+    if parts.forwarding_only:
+        return "forwarding_only"
+    if len(parts.substance) < reply_quality.MIN_SUBSTANCE_CHARS:
+        return "boilerplate_only"
+    terms = reply_quality.key_terms(reply_quality.normalize(title) or question)
+    keywords = [t for t, _ in sorted(terms.items(), key=lambda kv: -kv[1])[:SEED_KEYWORDS]]
+    return question, parts.substance, keywords
+
+
+def seed_from_replies(
+    session: Session, *, path: Path, source_prefix: str = "import:f4", limit: int | None = None
+) -> ImportResult:
+    """Build entries from a messages-with-replies CSV (留言编号, 留言主题, 留言详情, 答复意见).
+
+    The reply's greetings, acknowledgements, forwarding notes, sign-offs and dates are stripped; replies that
+    are only a forwarding note or boilerplate are skipped. Each entry's source is ``<prefix>:<留言编号>``, so
+    running the seed again updates instead of duplicating.
+    """
+    from cityhub.org.service import read_csv_table
+
+    table = read_csv_table(path)
+    aliases = {
+        "id": ("留言编号", "id"),
+        "title": ("留言主题", "title"),
+        "detail": ("留言详情", "content"),
+        "reply": ("答复意见", "reply"),
+    }
+    columns = {k: next((c for c in names if c in table.headers), None) for k, names in aliases.items()}
+    missing = [aliases[k][0] for k, c in columns.items() if c is None and k != "detail"]
+    if missing:
+        raise ValidationFailed(f"{path.name}: missing column(s) {', '.join(missing)}", details={"missing": missing})
+    report = ImportResult()
+    known = {
+        e.source: e
+        for e in session.scalars(select(KnowledgeEntry).where(KnowledgeEntry.source.like(f"{source_prefix}:%")))
+    }
+    changed = False
+    now = utcnow()
+    for row_no, values in table.rows[:limit] if limit else table.rows:
+        report.rows += 1
+        message_id = (values.get(columns["id"] or "") or "").strip()
+        if not message_id:
+            report.reject(row_no, aliases["id"][0], "empty")
+            continue
+        made = reply_to_entry(
+            values.get(columns["title"] or "", ""),
+            values.get(columns["detail"] or "", "") if columns["detail"] else "",
+            values.get(columns["reply"] or "", ""),
+        )
+        if isinstance(made, str):
+            report.skip(made)
+            continue
+        question, answer, keywords = made
+        source = f"{source_prefix}:{message_id}"
+        entry = known.get(source)
+        if entry is None:
+            entry = KnowledgeEntry(
+                question=question,
+                answer=answer,
+                keywords=keywords,
+                source=source,
+                active=True,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(entry)
+            known[source] = entry
+            report.created += 1
+            changed = True
+        elif (entry.question, entry.answer, entry.keywords) != (question, answer, keywords):
+            entry.question, entry.answer, entry.keywords = question, answer, keywords
+            entry.updated_at = now
+            report.updated += 1
+            changed = True
+        else:
+            report.unchanged += 1
+    if changed:
+        session.flush()
+        bump_revision(session)
+    return report
+
+
+# --- retrieval ----------------------------------------------------------------------------------------------------
+
+
+def _db_key(session: Session) -> str:
+    return session.get_bind().engine.url.render_as_string(hide_password=True)
+
+
+def get_index(session: Session) -> KnowledgeIndex:
+    """The search index of this database at its current revision (built on first use and after changes)."""
+    key = _revision_key(session)
+    db = _db_key(session)
+    index = CACHE.get(db, key)
+    if index is not None:
+        return index
+    with CACHE.build_lock:
+        index = CACHE.get(db, key)
+        if index is None:
+            rows = session.execute(
+                select(
+                    KnowledgeEntry.id,
+                    KnowledgeEntry.question,
+                    KnowledgeEntry.keywords,
+                    KnowledgeEntry.category_id,
+                    KnowledgeEntry.valid_from,
+                    KnowledgeEntry.valid_until,
+                ).where(KnowledgeEntry.active.is_(True))
+            ).all()
+            docs = [
+                Doc(id=r[0], question=r[1], keywords=r[2] or (), category_id=r[3], valid_from=r[4], valid_until=r[5])
+                for r in rows
+            ]
+            index = KnowledgeIndex(docs)
+            CACHE.put(db, key, index)
+    return index
+
+
+def _related_categories(session: Session, category_id: int) -> set[int]:
+    """The category, its ancestors (broader entries apply) and its descendants (narrower entries may)."""
+    from cityhub.workorders.categories import category_chain
+
+    related = set(category_chain(session, category_id=category_id))
+    frontier = [category_id]
+    while frontier:
+        frontier = list(session.scalars(select(Category.id).where(Category.parent_id.in_(frontier))))
+        related.update(frontier)
+    return related
+
+
+def suggest(
+    session: Session,
+    *,
+    text: str,
+    category_id: int | None = None,
+    limit: int = 5,
+    now: datetime | None = None,
+) -> list[Suggestion]:
+    """The best active, currently valid entries for ``text``, best first (category-related or general ones)."""
+    if not text or not text.strip():
+        return []
+    categories = _related_categories(session, category_id) if category_id is not None else None
+    hits = get_index(session).search(text, limit=limit, now=now or utcnow(), categories=categories)
+    if not hits:
+        return []
+    entries = {
+        e.id: e for e in session.scalars(select(KnowledgeEntry).where(KnowledgeEntry.id.in_([h.id for h in hits])))
+    }
+    # An entry deactivated after the index was built is dropped here rather than suggested.
+    return [
+        Suggestion(entry=entries[h.id], score=round(h.score, 4), why=h.why())
+        for h in hits
+        if h.id in entries and entries[h.id].active
+    ]
+
+
+def instant_answer_candidates(
+    session: Session, *, data: OrderCreate | dict[str, Any], limit: int = 5
+) -> list[Suggestion]:
+    """Knowledge entries an operator can answer a consultation with on the spot; [] for other appeal types."""
+    if isinstance(data, dict):
+        from cityhub.intake.service import parse
+
+        data = parse(data)
+    if data.appeal_type != AppealType.CONSULTATION:
+        return []
+    from cityhub.nlp.text import order_text
+
+    return suggest(session, text=order_text(data.title, data.content), category_id=data.category_id, limit=limit)
+
+
+def answer_instantly(
+    session: Session,
+    *,
+    data: OrderCreate,
+    entry_id: int,
+    answer: str | None = None,
+    actor: orders.Actor = orders.SYSTEM,
+) -> Order:
+    """Receive a consultation and close it as answered instantly from a knowledge entry (recorded in the audit)."""
+    from cityhub.intake.service import submit
+
+    if data.appeal_type != AppealType.CONSULTATION:
+        raise ValidationFailed("only consultations are answered instantly", details={"field": "appeal_type"})
+    entry = require_entry(session, entry_id=entry_id)
+    now = utcnow()
+    if not entry.active or (entry.valid_until is not None and entry.valid_until <= now):
+        raise ValidationFailed(f"knowledge entry {entry_id} is inactive or expired", details={"field": "entry_id"})
+    if entry.valid_from is not None and entry.valid_from > now:
+        raise ValidationFailed(f"knowledge entry {entry_id} is not valid yet", details={"field": "entry_id"})
+    result = submit(
+        session,
+        data=data,
+        actor=actor,
+        instant_answer=(answer or "").strip() or entry.answer,
+        instant_answer_entry_id=entry.id,
+    )
+    return result.order
+
+
+# --- reply quality ------------------------------------------------------------------------------------------------
+
+
+def _digest(text: str | None) -> str:
+    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
+
+
+def check_reply(session: Session, *, order: Order, force: bool = False) -> ReplyCheck:
+    """Score the order's reply, keep the latest score, and flag a weak reply in the audit trail (督办 review)."""
+    if not order.reply_text:
+        raise ValidationFailed(f"order {order.number} has no reply to check", details={"state": order.state.value})
+    digest = _digest(order.reply_text)
+    check = session.get(ReplyCheck, order.id)
+    if check is not None and check.reply_digest == digest and not force:
+        return check
+    from cityhub.workorders.calendar import load_calendar
+
+    replied_at = order.replied_at or order.closed_at
+    quality = reply_quality.score_reply(
+        order.title,
+        order.content,
+        order.reply_text,
+        asked_at=order.created_at,
+        replied_at=replied_at,
+        calendar=load_calendar(session),
+    )
+    details = quality.as_dict()
+    values = {
+        "checked_at": utcnow(),
+        "reply_digest": digest,
+        "relevance": quality.relevance,
+        "completeness": quality.completeness,
+        "basis": quality.basis,
+        "timeliness": quality.timeliness,
+        "overall": quality.overall,
+        "weak": quality.weak,
+        "reasons": quality.reasons,
+        "details": {k: details[k] for k in ("points", "points_addressed", "working_days", "substance_chars")},
+    }
+    if check is None:
+        check = ReplyCheck(order_id=order.id, **values)
+        session.add(check)
+    else:
+        for k, v in values.items():
+            setattr(check, k, v)
+    session.flush()
+    if quality.weak:
+        orders.act(
+            session,
+            order_id=order.id,
+            action=Action.COMMENT,
+            actor=REPLY_CHECKER,
+            params={
+                "text": "答复质量偏弱，请督办员审核: " + "; ".join(quality.reasons),
+                "reply_quality": {
+                    k: details[k] for k in ("relevance", "completeness", "basis", "timeliness", "overall")
+                },
+                "weak_reply": True,
+            },
+        )
+    return check
+
+
+def check_pending_replies(session: Session, *, limit: int = 500) -> dict[str, int]:
+    """Check replied orders whose reply has not been scored yet (a job, and ``cityhub kb check-replies``)."""
+    rows = session.scalars(
+        select(Order)
+        .outerjoin(ReplyCheck, ReplyCheck.order_id == Order.id)
+        .where(Order.state == State.REPLIED, Order.reply_text.is_not(None), ReplyCheck.order_id.is_(None))
+        .order_by(Order.replied_at)
+        .limit(limit)
+    ).all()
+    weak = 0
+    for order in rows:
+        weak += int(check_reply(session, order=order).weak)
+    return {"checked": len(rows), "weak": weak}
+
+
+def weak_replies(
+    session: Session, *, states: Sequence[State] | None = (State.REPLIED,), limit: int = 50, offset: int = 0
+) -> tuple[list[tuple[Order, ReplyCheck]], bool]:
+    """Orders whose latest reply check is weak, worst first: the supervisor's review list (default: replied ones)."""
+    stmt = select(Order, ReplyCheck).join(ReplyCheck, ReplyCheck.order_id == Order.id).where(ReplyCheck.weak.is_(True))
+    if states:
+        stmt = stmt.where(Order.state.in_(list(states)))
+    rows = session.execute(stmt.order_by(ReplyCheck.overall, Order.id).limit(limit + 1).offset(offset)).all()
+    pairs = [(r[0], r[1]) for r in rows]
+    return pairs[:limit], len(pairs) > limit

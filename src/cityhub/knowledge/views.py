@@ -1,0 +1,150 @@
+"""HTTP routes of the knowledge base (/kb), instant answers and reply-quality checks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from cityhub.api.deps import CurrentActor, CurrentPrincipal, DbSession, Paging, get_principal, require
+from cityhub.auth import permissions
+from cityhub.auth.scope import order_in_scope, scope_of
+from cityhub.errors import NotFound
+from cityhub.knowledge import service
+from cityhub.knowledge.models import ReplyCheck
+from cityhub.knowledge.schemas import (
+    EntryCreate,
+    EntryPage,
+    EntryRead,
+    EntryUpdate,
+    InstantAnswerRequest,
+    InstantAnswerResult,
+    ReplyQualityRead,
+    SuggestionRead,
+    SuggestRequest,
+    WeakReplyRead,
+)
+from cityhub.workorders import service as orders
+from cityhub.workorders.lifecycle import State
+from cityhub.workorders.schemas import OrderRead
+
+# Every route needs an authenticated caller; writing entries needs kb:manage, the weak-reply list reply:review.
+router = APIRouter(prefix="/kb", tags=["knowledge base"], dependencies=[Depends(get_principal)])
+orders_router = APIRouter(prefix="/orders", tags=["orders"], dependencies=[Depends(get_principal)])
+
+
+def _suggestions(items: list[service.Suggestion]) -> list[SuggestionRead]:
+    return [SuggestionRead(entry=EntryRead.model_validate(s.entry), score=s.score, why=s.why) for s in items]
+
+
+@router.post("/suggest", response_model=list[SuggestionRead])
+def suggest(body: SuggestRequest, db: DbSession) -> list[SuggestionRead]:
+    """Knowledge entries that answer this text, best first (only active, currently valid ones)."""
+    return _suggestions(service.suggest(db, text=body.text, category_id=body.category_id, limit=body.limit))
+
+
+@router.post(
+    "/instant-answer",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InstantAnswerResult,
+    dependencies=[Depends(require(permissions.ORDER_CREATE)), Depends(require(permissions.act("instant_answer")))],
+)
+def instant_answer(body: InstantAnswerRequest, db: DbSession, actor: CurrentActor) -> InstantAnswerResult:
+    """Receive a consultation and close it as answered instantly from a knowledge entry (秒回)."""
+    order = service.answer_instantly(db, data=body.order, entry_id=body.entry_id, answer=body.answer, actor=actor)
+    return InstantAnswerResult(order=OrderRead.model_validate(order).masked(), entry_id=body.entry_id)
+
+
+@router.get("/entries", response_model=EntryPage)
+def list_entries(
+    db: DbSession,
+    page: Paging,
+    active: bool | None = True,
+    category_id: int | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+) -> EntryPage:
+    """Entries, newest first (``active=`` empty for all)."""
+    rows, has_more = service.list_entries(
+        db, active=active, category_id=category_id, q=q, limit=page.limit, offset=page.offset
+    )
+    return EntryPage(
+        items=[EntryRead.model_validate(e) for e in rows], limit=page.limit, offset=page.offset, has_more=has_more
+    )
+
+
+@router.post(
+    "/entries",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EntryRead,
+    dependencies=[Depends(require(permissions.KB_MANAGE))],
+)
+def create_entry(body: EntryCreate, db: DbSession) -> EntryRead:
+    return EntryRead.model_validate(service.create_entry(db, data=body))
+
+
+@router.get("/entries/{entry_id}", response_model=EntryRead)
+def get_entry(entry_id: int, db: DbSession) -> EntryRead:
+    return EntryRead.model_validate(service.require_entry(db, entry_id=entry_id))
+
+
+@router.patch(
+    "/entries/{entry_id}",
+    response_model=EntryRead,
+    dependencies=[Depends(require(permissions.KB_MANAGE))],
+)
+def update_entry(entry_id: int, body: EntryUpdate, db: DbSession) -> EntryRead:
+    """Change an entry; send its ``version`` to refuse overwriting someone else's edit."""
+    return EntryRead.model_validate(service.update_entry(db, entry_id=entry_id, data=body))
+
+
+@router.delete(
+    "/entries/{entry_id}",
+    response_model=EntryRead,
+    dependencies=[Depends(require(permissions.KB_MANAGE))],
+)
+def deactivate_entry(entry_id: int, db: DbSession) -> EntryRead:
+    """Deactivate an entry (kept for the audit trail of the orders it answered)."""
+    return EntryRead.model_validate(service.deactivate_entry(db, entry_id=entry_id))
+
+
+@router.get("/weak-replies", response_model=list[WeakReplyRead])
+def weak_replies(
+    db: DbSession,
+    page: Paging,
+    principal: Annotated[object, Depends(require(permissions.REPLY_REVIEW))],
+    state: Annotated[list[State] | None, Query(description="order states; default: replied")] = None,
+) -> list[WeakReplyRead]:
+    """The supervisor's review list: orders whose reply was scored weak, worst first."""
+    pairs, _ = service.weak_replies(db, states=state or [State.REPLIED], limit=page.limit, offset=page.offset)
+    scope = scope_of(db, principal)  # type: ignore[arg-type]
+    pairs = [(o, c) for o, c in pairs if order_in_scope(db, scope, o.id)]
+    return [
+        WeakReplyRead(
+            order_id=o.id,
+            number=o.number,
+            title=o.title,
+            state=o.state.value,
+            replied_at=o.replied_at,
+            lead_unit_id=o.lead_unit_id,
+            quality=_quality(c),
+        )
+        for o, c in pairs
+    ]
+
+
+def _quality(check: ReplyCheck) -> ReplyQualityRead:
+    return ReplyQualityRead.model_validate(check)
+
+
+@orders_router.get("/{order_id}/reply-quality", response_model=ReplyQualityRead)
+def reply_quality(
+    order_id: int,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    recheck: Annotated[bool, Query(description="score again")] = False,
+) -> ReplyQualityRead:
+    """The reply's quality score (relevance, completeness, basis, timeliness), scored on first request."""
+    order = orders.get_order(db, order_id=order_id)
+    if order is None or not order_in_scope(db, scope_of(db, principal), order_id):
+        raise NotFound(f"order {order_id} not found")
+    return _quality(service.check_reply(db, order=order, force=recheck))

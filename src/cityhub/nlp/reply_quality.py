@@ -1,0 +1,511 @@
+"""Reply quality (答复质量): relevance, completeness, explanation of the basis, timeliness.
+
+A pure, rule-based scorer with no trained weights, so that it carries over to replies it never saw:
+
+- **relevance** (相关性): how much of the appeal's key terms and places the reply's *substance* takes up.
+  The substance is the reply without greetings, acknowledgements (留言已收悉), forwarding notes (已转交…),
+  courtesy sign-offs and dates, and without the appeal's title quoted back verbatim — echoing the title
+  does not show that the matter was dealt with.
+- **completeness** (完整性): the appeal is split into its points (questions, 是否/能否/怎么/何时/多少…,
+  requests, enumerated items); each point counts as addressed when its own key terms recur in the reply.
+- **basis** (可解释性): citations of policy and law (《…》, 第X条, 根据/依据/按照…规定, 〔2019〕12号) and facts
+  (figures with units, dates, named departments, actions taken such as 经核实 / 已责令 / 已完成).
+- **timeliness** (及时性): working days between the appeal and the reply, on the Chinese working calendar.
+
+``weak`` is set when the overall score falls below :data:`WEAK_THRESHOLD` or a hard rule fails (empty reply,
+forwarding note only, boilerplate only, reply unrelated to the appeal). Thresholds are module constants,
+chosen on the distribution of real replies (bench/bench_reply_quality.py, bench/results/reply_quality.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from cityhub.workorders.calendar import WorkCalendar
+
+# --- thresholds (documented in bench/results/reply_quality.md) ------------------------------------------------
+
+WEIGHTS = {"relevance": 0.35, "completeness": 0.25, "basis": 0.25, "timeliness": 0.15}
+WEAK_THRESHOLD = 0.35
+MIN_RELEVANCE = 0.05  # below this the reply is about something else (hard rule)
+LOW_RELEVANCE = 0.25  # below this the supervisor is told, without failing the reply
+MIN_SUBSTANCE_CHARS = 12  # fewer CJK/alphanumeric characters of substance = boilerplate only
+# Timeliness: working days → score, piecewise linear between these points.
+TIMELINESS_POINTS: tuple[tuple[float, float], ...] = ((0.0, 1.0), (5.0, 1.0), (15.0, 0.6), (30.0, 0.2), (60.0, 0.0))
+# A point of the appeal counts as addressed at this share of its key terms found in the reply.
+POINT_ADDRESSED = 0.4
+POINT_PARTIAL = 0.2
+
+# --- text clean-up --------------------------------------------------------------------------------------------
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff"
+_WS = re.compile(r"[\s\u3000\xa0]+")
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|\n")
+_HANDLE = r"(?:[“\"「『][^”\"」』]{0,30}[”\"」』])"
+_GREETING = re.compile(
+    rf"^\s*(?:尊敬的)?\s*(?:{_HANDLE}|[A-Z0-9]*UU\d+)?\s*(?:网友|网民|市民|朋友|同志|先生|女士)?\s*"
+    rf"(?:{_HANDLE}|UU\d+)?\s*(?:网友|网民)?[:：,，\s]*(?:您|你)好[!！。.,，：:\s]*"
+)
+_ACK = re.compile(
+    r"(?:留言|来信|来邮|来函|函件|帖文|帖子|网帖|问题|意见|诉求|情况|咨询|信件|邮件|建议)[^。！!？?]{0,16}(?:已|均)?(?:收悉|收到|获悉|悉知)"
+    r"|^[^。！!？?]{0,6}收悉"
+)
+_INTRO = re.compile(
+    r"(?:现将|现就|现对|现作|现)?[^。！!：:]{0,20}?(?:情况|问题|事项|结果)?(?:回复|答复|说明|汇报|报告)如下[:：]?"
+)
+_FORWARD = re.compile(
+    r"(?:已|将|予以|我们已|我办已|现已|并已|按程序)?(?:转交|转至|转由|转给|转送|转办|转相关|转有关|交办|已转|转[^\s。，,]{1,12}(?:调查|核实|处理|办理|核处))"
+)
+_COURTESY = re.compile(
+    r"感谢|谢谢|欢迎|敬请|祝您|祝你|特此回复|此复|请耐心等待|如有疑问|如有其他|继续关注|关心和支持|理解和支持|支持与理解|"
+    r"关心、监督|支持、理解|给您带来的不便|深表歉意|深感歉意|如有相关情况|及时反馈|后续回复"
+)
+_DATE = r"(?:(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2})"
+_SIGNOFF = re.compile(
+    rf"[{_CJK}A-Za-z0-9]{{0,24}}?(?:办|局|室|委|政府|中心|大队|公司|街道|办事处|管委会)?\s*{_DATE}\s*$"
+)
+_DATE_BEFORE_NEW_REPLY = re.compile(rf"({_DATE})(?=\s*(?:尊敬|网友|网民|[“\"]|您|你|[A-Z0-9]{{0,3}}UU))")
+_DATE_ONLY = re.compile(rf"^\s*{_DATE}\s*$")
+_TITLE_QUOTE = re.compile(r"[“\"「《]([^”\"」》]{4,80})[”\"」》]")
+_SIGNIFICANT = re.compile(rf"[{_CJK}A-Za-z0-9]")
+
+
+def normalize(text: str | None) -> str:
+    """Light clean-up: Excel artefacts removed, every kind of space run to one space (no NFKC: it rewrites 〔〕)."""
+    if not text:
+        return ""
+    text = text.replace("_x000D_", "\n").replace("\r", "\n")
+    text = "\n".join(_WS.sub(" ", line).strip() for line in text.split("\n"))
+    return re.sub(r"\n+", "\n", text).strip()
+
+
+def sentences(text: str) -> list[str]:
+    """Split on sentence-ending punctuation and line breaks; empty pieces dropped."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+def _significant_len(text: str) -> int:
+    return len(_SIGNIFICANT.findall(text))
+
+
+def _is_forwarding(sentence: str) -> bool:
+    return bool(_FORWARD.search(sentence)) and _significant_len(_strip_forward_clauses(sentence)) < 8
+
+
+def _strip_forward_clauses(sentence: str) -> str:
+    # The forwarding note itself and its tail ("…调查处理", "…核实、办复") carry no answer.
+    parts = re.split(r"[，,]", sentence)
+    kept = [p for p in parts if not _FORWARD.search(p) and not _COURTESY.search(p) and not _ACK.search(p)]
+    return "，".join(kept)
+
+
+@dataclass(frozen=True)
+class ReplyParts:
+    """A reply cut into what answers (``substance``) and what does not."""
+
+    substance: str
+    boilerplate: list[str] = field(default_factory=list)
+    forwarding: list[str] = field(default_factory=list)
+
+    @property
+    def forwarding_only(self) -> bool:
+        return bool(self.forwarding) and _significant_len(self.substance) < MIN_SUBSTANCE_CHARS
+
+
+def split_reply(reply: str | None) -> ReplyParts:
+    """Separate greetings, acknowledgements, forwarding notes, courtesy lines and dates from the answer."""
+    # Replies are often several replies run together ("…2019年7月12日网友：你好，…已转交…"): a date followed by
+    # a new greeting or acknowledgement ends a sentence.
+    text = _DATE_BEFORE_NEW_REPLY.sub(r"\1\n", normalize(reply))
+    kept: list[str] = []
+    boiler: list[str] = []
+    forwarding: list[str] = []
+    for raw in sentences(text):
+        s = raw
+        # Greetings and intro formulas are prefixes: the answer often follows in the same sentence.
+        for _ in range(3):
+            before = s
+            s = _GREETING.sub("", s, count=1)
+            m = _INTRO.search(s)
+            if m and m.start() < 30:
+                s = s[m.end() :]
+            if s == before:
+                break
+        s = _SIGNOFF.sub("", s).strip()
+        if not s or _DATE_ONLY.match(s):
+            if raw.strip():
+                boiler.append(raw)
+            continue
+        if _is_forwarding(s):
+            forwarding.append(raw)
+            continue
+        if _ACK.search(s) and _significant_len(_ACK.sub("", s)) < 10:
+            boiler.append(raw)
+            continue
+        if _COURTESY.search(s) and _significant_len(s) < 40 and not _has_fact(s):
+            boiler.append(raw)
+            continue
+        if _significant_len(s) < 3:
+            boiler.append(raw)
+            continue
+        kept.append(s)
+    return ReplyParts(substance="".join(kept).strip(), boilerplate=boiler, forwarding=forwarding)
+
+
+def clean_reply(reply: str | None) -> str:
+    """The substance of a reply (what a knowledge base should keep as the answer)."""
+    return split_reply(reply).substance
+
+
+# --- key terms --------------------------------------------------------------------------------------------------
+
+_STOPWORDS_TEXT = """
+问题 反映 情况 您好 你好 领导 请问 谢谢 希望 我们 你们 他们 她们 它们 这个 那个 这里
+那里 什么 怎么 怎样 如何 是否 能否 可否 可以 没有 一个 现在 已经 进行 相关 部门 有关
+工作 政府 市民 网友 网民 留言 回复 答复 要求 请求 建议 关于 因为 所以 但是 而且 还是
+就是 这样 那样 自己 大家 时候 目前 今年 去年 明年 可能 应该 需要 这些 那些 为什么
+为何 多少 何时 书记 市长 县长 区长 尊敬 感谢 解决 处理 一直 非常 特别 严重 不是 不能
+不会 还有 以及 或者 如果 虽然 然后 这种 那种 一些 很多 许多 每天 每年 知道 觉得 认为
+表示 本人 家里 东西 事情 问一下 一下 能不能 可不可以 是不是 有没有 为了 对于 由于 通过
+根据 按照 依据 正在 将会 予以 及时 积极 认真 高度 重视 负责 规定 老百姓 百姓 群众
+人民 帮助 帮忙 恳请 呼吁 麻烦 您们 谢谢您 感谢您 支持 理解 监督 关心 关注 反应 反馈
+以上 如下
+"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+# A place name: up to five characters before a place suffix, not reaching back over a function word.
+_PLACE = re.compile(
+    r"[A-Z]\d{0,2}(?:市|县|区)|[^\W的在了是和到从对向与及把被往给旁位于有个这那_]{2,5}"
+    r"(?:路|街|大道|小区|社区|村|镇|乡|街道|学校|中学|小学|幼儿园|医院|公司|花园|广场|公园|大厦|市场|车站|高速|家园|新城|工业园)"
+)
+_TERM_OK = re.compile(rf"^[{_CJK}A-Za-z0-9]{{2,}}$")
+
+
+@lru_cache(maxsize=1)
+def _cut() -> Any:
+    import rjieba
+
+    return rjieba.cut
+
+
+def key_terms(text: str) -> dict[str, float]:
+    """Content words of ``text`` (rjieba) with a weight growing with frequency and length."""
+    counts: dict[str, int] = {}
+    for w in _cut()(text):
+        w = w.strip()
+        if not _TERM_OK.match(w) or w in STOPWORDS or w.isdigit():
+            continue
+        counts[w] = counts.get(w, 0) + 1
+    return {w: (1.0 + math.log(c)) * min(len(w), 4) / 2.0 for w, c in counts.items()}
+
+
+def places(text: str) -> set[str]:
+    return {m.group(0) for m in _PLACE.finditer(text)}
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i : i + 2] for i in range(len(text) - 1)}
+
+
+def _term_hit(term: str, reply: str, reply_bigrams: set[str]) -> float:
+    """1 when the term occurs in the reply; partial credit when most of its character bigrams do."""
+    if term in reply:
+        return 1.0
+    grams = _bigrams(term)
+    if len(grams) < 2:
+        return 0.0
+    share = len(grams & reply_bigrams) / len(grams)
+    return 0.5 * share if share >= 0.5 else 0.0
+
+
+def _coverage(terms: dict[str, float], reply: str, reply_bigrams: set[str]) -> float:
+    total = sum(terms.values())
+    if total <= 0:
+        return 0.0
+    return sum(w * _term_hit(t, reply, reply_bigrams) for t, w in terms.items()) / total
+
+
+# --- appeal points ------------------------------------------------------------------------------------------------
+
+_QUESTION_CUES = re.compile(
+    r"是否|能否|可否|能不能|可不可以|是不是|有没有|会不会|怎么|怎样|如何|何时|什么时候|多少|多久|哪里|哪些|哪个|为什么|为何|"
+    r"什么|吗[？?。！!]?$|呢[？?。]?$"
+)
+_REQUEST_CUES = re.compile(r"请求|希望|要求|建议|恳请|请问|呼吁|请.{0,6}(?:解决|处理|查处|核实|调查|整改|回复|答复)")
+_ENUM_SPLIT = re.compile(
+    r"(?=(?:^|(?<=[\s。；;：:！!？?]))(?:\d{1,2}\s*[、.．)）]|[（(]\s*[一二三四五六七八九十\d]{1,2}\s*[)）]|"
+    r"[一二三四五六七八九十]{1,2}\s*[、是]|第[一二三四五六七八九十]{1,2}\s*[，,、]))"
+)
+MAX_POINTS = 8
+
+
+def appeal_points(title: str, content: str) -> list[str]:
+    """The points an appeal raises: questions, requests and enumerated items (the title if none is found)."""
+    text = normalize(content)
+    pieces: list[str] = []
+    for s in sentences(text):
+        pieces += [p.strip() for p in _ENUM_SPLIT.split(s) if p and p.strip()]
+    points: list[str] = []
+    for p in pieces:
+        is_enum = bool(re.match(r"^(?:\d{1,2}\s*[、.．)）]|[（(]|[一二三四五六七八九十]{1,2}\s*[、是]|第)", p))
+        if ("？" in p or "?" in p or _QUESTION_CUES.search(p) or _REQUEST_CUES.search(p) or is_enum) and key_terms(p):
+            points.append(p)
+    seen: set[str] = set()
+    unique = [p for p in points if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]
+    if not unique:
+        fallback = normalize(title) or (sentences(text)[0] if text else "")
+        return [fallback] if fallback else []
+    if len(unique) > MAX_POINTS:
+        # Long appeals: keep the points carrying the most content words, in their original order.
+        ranked = sorted(range(len(unique)), key=lambda i: -sum(key_terms(unique[i]).values()))[:MAX_POINTS]
+        unique = [unique[i] for i in sorted(ranked)]
+    return unique
+
+
+# --- basis --------------------------------------------------------------------------------------------------------
+
+_DOC_TITLE = re.compile(r"《([^》]{2,60})》")
+_PLATFORM = re.compile(r"问政|留言板|平台|网站|报$|日报|晚报")
+_ARTICLE = re.compile(r"第[一二三四五六七八九十百零\d]+条")
+_BY_RULE = re.compile(
+    r"(?:根据|依据|按照|依照|参照|遵照|按)[^。；;！!？?]{0,40}?"
+    r"(?:规定|政策|办法|条例|法律|法规|[^办]法|通知|意见|文件|标准|细则|方案|规划|精神|程序|合同|协议|要求|批复)"
+)
+_DOC_NO = re.compile(r"[〔\[【(（]\s*(?:19|20)\d{2}\s*[〕\]】)）]\s*\d+\s*号|\d+\s*号文")
+_NUMBER_UNIT = re.compile(
+    r"\d+(?:\.\d+)?\s*(?:万元|亿元|元|平方米|平米|㎡|公里|千米|米|亩|户|人|名|个|所|辆|天|个工作日|工作日|%|％|吨|处|次|套|栋|间|台|条|家)"
+)
+_FACT_DATE = re.compile(r"(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月|\d{1,2}\s*月\s*\d{1,2}\s*日")
+_DEPARTMENT = re.compile(
+    rf"[{_CJK}A-Z0-9]{{1,12}}?(?:局|委员会|办公室|中心|大队|支队|中队|派出所|街道办|办事处|镇政府|乡政府|人民政府|管委会|"
+    r"指挥部|法院|检察院|公司|站|所)"
+)
+_ACTION = re.compile(
+    r"经(?:调查|核实|核查|了解|查|研究|现场|实地|协调|测量|检测)|"
+    r"已(?:经)?(?:完成|责令|安排|处理|整改|解决|修复|清理|查处|督促|约谈|立案|下发|启动|开工|纳入|拆除|办理|落实|联系|"
+    r"协调|组织|派|对|将|于|签订|发放|到位|恢复)|"
+    r"现场(?:查看|核查|检查|勘察|处置)|实地(?:查看|核查|走访)|下一步|将于|计划于|责令|立案|处罚|罚款|整改|约谈"
+)
+
+
+def _has_fact(sentence: str) -> bool:
+    return bool(_NUMBER_UNIT.search(sentence) or _ACTION.search(sentence) or _FACT_DATE.search(sentence))
+
+
+@dataclass(frozen=True)
+class BasisEvidence:
+    citations: list[str]
+    facts: list[str]
+
+    @property
+    def policy_score(self) -> float:
+        return 1.0 - math.exp(-len(self.citations))
+
+    @property
+    def fact_score(self) -> float:
+        return 1.0 - math.exp(-len(self.facts) / 3.0)
+
+
+def basis_evidence(text: str) -> BasisEvidence:
+    """Citations of policy/law/documents and fact statements found in ``text`` (distinct strings)."""
+    citations: list[str] = []
+    for m in _DOC_TITLE.finditer(text):
+        if not _PLATFORM.search(m.group(1)):
+            citations.append(m.group(0))
+    for rx in (_ARTICLE, _BY_RULE, _DOC_NO):
+        citations += [m.group(0) for m in rx.finditer(text)]
+    facts: list[str] = []
+    for rx in (_NUMBER_UNIT, _FACT_DATE, _ACTION):
+        facts += [m.group(0) for m in rx.finditer(text)]
+    departments = list(dict.fromkeys(m.group(0) for m in _DEPARTMENT.finditer(text)))[:3]
+    facts += departments
+    return BasisEvidence(citations=list(dict.fromkeys(citations)), facts=list(dict.fromkeys(facts)))
+
+
+def basis_score(text: str) -> float:
+    """Policy citations and facts: either alone can explain a reply; both together explain it best."""
+    ev = basis_evidence(text)
+    policy, facts = ev.policy_score, ev.fact_score
+    return min(1.0, max(policy, 0.8 * facts) + 0.2 * min(policy, facts))
+
+
+# --- timeliness ---------------------------------------------------------------------------------------------------
+
+
+def timeliness_score(working_days: float) -> float:
+    """Score of a reply given after ``working_days`` (see :data:`TIMELINESS_POINTS`)."""
+    pts = TIMELINESS_POINTS
+    if working_days <= pts[0][0]:
+        return pts[0][1]
+    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+        if working_days <= x1:
+            return y0 + (y1 - y0) * (working_days - x0) / (x1 - x0)
+    return pts[-1][1]
+
+
+@lru_cache(maxsize=1)
+def _default_calendar() -> WorkCalendar:
+    from cityhub.config import get_settings
+    from cityhub.workorders.calendar import parse_working_hours, shared_calendar
+
+    settings = get_settings()
+    return shared_calendar(settings.tz, parse_working_hours(settings.working_hours))
+
+
+def working_days_between(asked_at: datetime, replied_at: datetime, calendar: WorkCalendar | None = None) -> float:
+    cal = calendar or _default_calendar()
+    if replied_at <= asked_at:
+        return 0.0
+    return cal.work_seconds_between(asked_at, replied_at) / cal.day_seconds
+
+
+# --- the score ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplyQuality:
+    relevance: float
+    completeness: float
+    basis: float
+    timeliness: float | None  # None when either time is unknown; overall then uses the other three
+    overall: float
+    weak: bool
+    reasons: list[str]
+    points: int = 0
+    points_addressed: float = 0.0
+    working_days: float | None = None
+    substance_chars: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("relevance", "completeness", "basis", "timeliness", "overall", "points_addressed", "working_days"):
+            if data[key] is not None:
+                data[key] = round(float(data[key]), 4)
+        return data
+
+
+def relevance_score(title: str, content: str, substance: str) -> float:
+    """Share of the appeal's weighted key terms (title counted twice) and places taken up by the reply."""
+    if not substance:
+        return 0.0
+    terms = key_terms(content)
+    for t, w in key_terms(title).items():
+        terms[t] = terms.get(t, 0.0) + 2.0 * w
+    top = dict(sorted(terms.items(), key=lambda kv: -kv[1])[:30])
+    grams = _bigrams(substance)
+    cov = _coverage(top, substance, grams)
+    appeal_places = places(f"{title}\n{content}")
+    if not appeal_places:
+        return min(1.0, cov * 1.6)
+    place_share = sum(_term_hit(p, substance, grams) for p in appeal_places) / len(appeal_places)
+    return min(1.0, 0.75 * cov * 1.6 + 0.25 * place_share)
+
+
+def completeness_score(title: str, content: str, substance: str) -> tuple[float, int, float]:
+    """(score, number of points, points addressed) — each point addressed, half-addressed or not."""
+    points = appeal_points(title, content)
+    if not points:
+        return (1.0 if substance else 0.0), 0, 0.0
+    grams = _bigrams(substance)
+    addressed = 0.0
+    counted = 0
+    for p in points:
+        terms = key_terms(p)
+        if not terms:
+            continue
+        counted += 1
+        share = _coverage(terms, substance, grams)
+        addressed += 1.0 if share >= POINT_ADDRESSED else 0.5 if share >= POINT_PARTIAL else 0.0
+    if counted == 0:
+        return (1.0 if substance else 0.0), 0, 0.0
+    return addressed / counted, counted, addressed
+
+
+def _without_title(substance: str, title: str) -> str:
+    """The reply without the appeal's title quoted back (“关于‘<title>’的问题”)."""
+    t = normalize(title)
+    if len(t) >= 4 and t in substance:
+        substance = substance.replace(t, "")
+    return substance
+
+
+def score_reply(
+    appeal_title: str,
+    appeal_text: str,
+    reply_text: str | None,
+    *,
+    asked_at: datetime | None = None,
+    replied_at: datetime | None = None,
+    calendar: WorkCalendar | None = None,
+) -> ReplyQuality:
+    """Score one reply to one appeal; every sub-score is in [0, 1]."""
+    title = normalize(appeal_title)
+    content = normalize(appeal_text)
+    parts = split_reply(reply_text)
+    substance = _without_title(parts.substance, title)
+    reasons: list[str] = []
+    hard_fail = False
+
+    if not normalize(reply_text):
+        reasons.append("empty: 答复为空")
+        hard_fail = True
+    elif parts.forwarding_only:
+        reasons.append("forwarding_only: 仅有转办说明，没有实质答复")
+        hard_fail = True
+    elif _significant_len(parts.substance) < MIN_SUBSTANCE_CHARS:
+        reasons.append("boilerplate_only: 只有问候、收悉或致谢套话")
+        hard_fail = True
+
+    relevance = relevance_score(title, content, substance)
+    completeness, n_points, addressed = completeness_score(title, content, substance)
+    basis = basis_score(parts.substance)
+    days: float | None = None
+    timeliness: float | None = None
+    if asked_at is not None and replied_at is not None:
+        days = working_days_between(asked_at, replied_at, calendar)
+        timeliness = timeliness_score(days)
+
+    scores = {"relevance": relevance, "completeness": completeness, "basis": basis}
+    if timeliness is not None:
+        scores["timeliness"] = timeliness
+    overall = sum(WEIGHTS[k] * v for k, v in scores.items()) / sum(WEIGHTS[k] for k in scores)
+    if hard_fail:
+        overall = min(overall, 0.2)
+
+    if not hard_fail:
+        if relevance < MIN_RELEVANCE:
+            reasons.append(f"unrelated: 答复与诉求关联度低 ({relevance:.2f})")
+            hard_fail = True
+        elif relevance < LOW_RELEVANCE:
+            reasons.append(f"low_relevance: 答复未充分回应诉求要点 ({relevance:.2f})")
+        if n_points and addressed < n_points:
+            reasons.append(f"incomplete: 诉求 {n_points} 个要点中约 {addressed:g} 个得到回应")
+        if basis < 0.3:
+            reasons.append("no_basis: 未说明政策依据或核查事实")
+    if days is not None and timeliness is not None and timeliness < 0.6:
+        reasons.append(f"late: 答复用时 {days:.1f} 个工作日")
+    weak = hard_fail or overall < WEAK_THRESHOLD
+    if weak and not hard_fail:
+        reasons.insert(0, f"low_overall: 综合得分 {overall:.2f} 低于 {WEAK_THRESHOLD:.2f}")
+    return ReplyQuality(
+        relevance=_clip(relevance),
+        completeness=_clip(completeness),
+        basis=_clip(basis),
+        timeliness=None if timeliness is None else _clip(timeliness),
+        overall=_clip(overall),
+        weak=weak,
+        reasons=reasons,
+        points=n_points,
+        points_addressed=addressed,
+        working_days=days,
+        substance_chars=_significant_len(parts.substance),
+    )
+
+
+def _clip(x: float) -> float:
+    return 0.0 if x < 0 else 1.0 if x > 1 else float(x)

@@ -1,0 +1,212 @@
+"""Knowledge base on both backends: CRUD, expiry, imports, seed from replies, instant answers, reply checks, API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cityhub.db import session_scope, utcnow
+from cityhub.errors import Conflict, NotFound, ValidationFailed
+from cityhub.knowledge import service
+from cityhub.knowledge.models import ReplyCheck
+from cityhub.knowledge.schemas import EntryCreate, EntryUpdate
+from cityhub.main import create_app
+from cityhub.workorders import service as orders
+from cityhub.workorders.lifecycle import Action, State
+from cityhub.workorders.schemas import OrderCreate
+
+GJJ = {
+    "question": "离职后住房公积金怎么提取",
+    "answer": "账户封存满6个月后凭身份证到公积金中心办理。",
+    "keywords": "公积金,提取",
+}
+HUKOU = {"question": "新生儿如何上户口", "answer": "凭出生医学证明到户籍地派出所办理。", "keywords": ["户口"]}
+
+
+def _entry(session, **extra):
+    return service.create_entry(session, data=EntryCreate.model_validate({**GJJ, **extra}))
+
+
+def test_crud_versions_and_deactivation(db_session):
+    entry = _entry(db_session)
+    assert entry.active and entry.version == 1 and entry.keywords == ["公积金", "提取"]
+    changed = service.update_entry(db_session, entry_id=entry.id, data=EntryUpdate(answer="新的答复", version=1))
+    assert changed.answer == "新的答复" and changed.version == 2
+    with pytest.raises(Conflict):
+        service.update_entry(db_session, entry_id=entry.id, data=EntryUpdate(answer="x", version=1))
+    with pytest.raises(ValidationFailed):
+        service.update_entry(db_session, entry_id=entry.id, data=EntryUpdate(category_id=987654))
+    service.deactivate_entry(db_session, entry_id=entry.id)
+    assert service.list_entries(db_session)[0] == []
+    assert [e.id for e in service.list_entries(db_session, active=None)[0]] == [entry.id]
+    assert service.suggest(db_session, text="公积金怎么提取") == []
+    with pytest.raises(NotFound):
+        service.require_entry(db_session, entry_id=987654)
+
+
+def test_suggest_ranks_and_follows_changes_and_expiry(db_session):
+    gjj = _entry(db_session)
+    hukou = service.create_entry(db_session, data=EntryCreate.model_validate(HUKOU))
+    top = service.suggest(db_session, text="孩子出生了怎么办户口")
+    assert top[0].entry.id == hukou.id
+    assert service.suggest(db_session, text="辞职后公积金能取出来吗")[0].entry.id == gjj.id
+    # an edit moves the revision: the index is rebuilt and sees the new wording
+    service.update_entry(
+        db_session, entry_id=gjj.id, data=EntryUpdate(question="灵活就业人员养老保险缴费", keywords=[])
+    )
+    assert all(s.entry.id != gjj.id for s in service.suggest(db_session, text="公积金提取"))
+    expiring = _entry(db_session, valid_until=utcnow() + timedelta(hours=1))
+    assert service.suggest(db_session, text="公积金提取")[0].entry.id == expiring.id
+    later = utcnow() + timedelta(hours=2)
+    assert all(s.entry.id != expiring.id for s in service.suggest(db_session, text="公积金提取", now=later))
+
+
+def test_import_csv_creates_updates_and_rejects(db_session, tmp_path):
+    path = tmp_path / "kb.csv"
+    path.write_text(
+        "question,answer,category,keywords,valid_until\n"
+        "公租房申请条件,连续缴纳社保满1年,,公租房、申请,2030-12-31\n"
+        "空答复,,,,\n"
+        "户口迁移,到派出所办理,没有这个分类,,\n"
+        "老年卡,到社区办理,,老年卡,not-a-date\n",
+        encoding="utf-8",
+    )
+    report = service.import_entries(db_session, path=path)
+    assert (report.rows, report.created) == (4, 1)
+    assert {r["field"] for r in report.rejected} == {"answer", "category", "valid_until"}
+    [entry] = service.list_entries(db_session)[0]
+    assert entry.keywords == ["公租房", "申请"] and entry.valid_until is not None
+    path.write_text("question,answer\n公租房申请条件,连续缴纳社保满2年\n", encoding="utf-8")
+    again = service.import_entries(db_session, path=path)
+    assert (again.created, again.updated) == (0, 1)
+    assert service.require_entry(db_session, entry_id=entry.id).answer == "连续缴纳社保满2年"
+
+
+def test_seed_from_replies_strips_boilerplate_and_skips_forwarding(db_session, tmp_path):
+    path = tmp_path / "f4.csv"
+    path.write_text(
+        "留言编号,留言用户,留言主题,留言时间,留言详情,答复意见,答复时间\n"
+        "101,u1,咨询公积金提取,2019/4/1 9:00:00,离职后公积金怎么提取？,"
+        '"网友“UU0081”您好！您的留言已收悉。现将有关情况回复如下：'
+        '离职后账户封存满6个月可申请提取。感谢您对我们工作的支持、理解与监督！2019年4月8日",2019/4/8 10:00:00\n'
+        "102,u2,路灯不亮,2019/4/2 9:00:00,小区路灯坏了,"
+        "网友：您好！您反映的问题已转交市城管局调查核处。2019年4月3日,2019/4/3 9:00:00\n"
+        "103,u3,噪音,2019/4/2 9:00:00,夜间施工,网友：您好！留言已收悉,2019/4/3 9:00:00\n",
+        encoding="utf-8",
+    )
+    report = service.seed_from_replies(db_session, path=path)
+    assert report.created == 1
+    assert report.skipped == {"forwarding_only": 1, "boilerplate_only": 1}
+    [entry] = service.list_entries(db_session)[0]
+    assert entry.source == "import:f4:101"
+    assert entry.answer == "离职后账户封存满6个月可申请提取。"
+    assert entry.question.startswith("咨询公积金提取")
+    assert service.seed_from_replies(db_session, path=path).unchanged == 1  # idempotent
+
+
+def _consultation(**extra):
+    return OrderCreate.model_validate({"channel": "hotline", "appeal_type": "consultation", **extra})
+
+
+def test_instant_answer_closes_the_order_and_records_the_entry(db_session):
+    entry = _entry(db_session)
+    data = _consultation(content="我离职了，公积金怎么取出来？")
+    candidates = service.instant_answer_candidates(db_session, data=data)
+    assert candidates and candidates[0].entry.id == entry.id
+    complaint = _consultation(content="公积金中心态度差", appeal_type="complaint")
+    assert service.instant_answer_candidates(db_session, data=complaint) == []
+    order = service.answer_instantly(db_session, data=data, entry_id=entry.id)
+    assert order.state == State.CLOSED_RESOLVED and order.instant_answered and order.reply_text == entry.answer
+    event = next(e for e in orders.history(db_session, order_id=order.id) if e.action == "instant_answer")
+    assert event.payload["kb_entry_id"] == entry.id
+    service.deactivate_entry(db_session, entry_id=entry.id)
+    with pytest.raises(ValidationFailed):
+        service.answer_instantly(db_session, data=_consultation(content="公积金"), entry_id=entry.id)
+
+
+def _replied_order(session, reply: str):
+    from cityhub.org.models import Unit, UnitTier
+
+    unit = Unit(code=f"KB-{utcnow().timestamp()}", name="住建局", tier=UnitTier.DEPARTMENT)
+    session.add(unit)
+    session.flush()
+    order, _ = orders.create_order(
+        session,
+        data=OrderCreate(
+            channel="web",
+            appeal_type="complaint",
+            title="A市某小区路灯不亮",
+            content="小区路灯坏了一个月，什么时候修？",
+        ),
+    )
+    for action, params in (
+        (Action.DISPATCH, {"unit_id": unit.id}),
+        (Action.ACCEPT, {}),
+        (Action.REPLY, {"text": reply}),
+    ):
+        orders.act(session, order_id=order.id, action=action, params=params)
+    return order
+
+
+def test_check_reply_flags_weak_replies_for_the_supervisor(db_session):
+    weak = _replied_order(db_session, "网友：您好！您反映的问题已转交相关单位调查处理。")
+    good = _replied_order(db_session, "经现场核查，该小区路灯线路老化，已于3月12日更换线路并修复，路灯恢复照明。")
+    assert service.check_pending_replies(db_session) == {"checked": 2, "weak": 1}
+    flagged, _ = service.weak_replies(db_session)
+    assert [o.id for o, _ in flagged] == [weak.id]
+    comments = [e for e in orders.history(db_session, order_id=weak.id) if e.action == "comment"]
+    assert comments and comments[0].payload["weak_reply"] is True
+    assert not [e for e in orders.history(db_session, order_id=good.id) if e.action == "comment"]
+    check = db_session.get(ReplyCheck, good.id)
+    assert check is not None and not check.weak and check.timeliness == 1.0
+    assert service.check_pending_replies(db_session) == {"checked": 0, "weak": 0}
+
+
+@pytest.fixture
+def client(app_db):
+    from cityhub.auth.service import create_token
+    from cityhub.org.models import Role, Unit, UnitTier, User
+
+    with session_scope() as s:
+        district = Unit(code="KB-QU", name="白云区", tier=UnitTier.DISTRICT)
+        s.add(district)
+        s.flush()
+        admin = User(username="kb-admin", full_name="管理员", role=Role.ADMIN, unit_id=district.id)
+        s.add(admin)
+        s.flush()
+        _, token = create_token(s, user_id=admin.id, name="test")
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        c.headers["Authorization"] = f"Bearer {token}"
+        yield c
+
+
+def test_api_entries_suggest_instant_answer_and_reply_quality(client):
+    created = client.post("/api/v1/kb/entries", json=GJJ)
+    assert created.status_code == 201, created.text
+    entry = created.json()
+    client.post("/api/v1/kb/entries", json=HUKOU)
+    assert client.get(f"/api/v1/kb/entries/{entry['id']}").json()["question"] == GJJ["question"]
+    patched = client.patch(f"/api/v1/kb/entries/{entry['id']}", json={"keywords": "公积金、离职", "version": 1})
+    assert patched.status_code == 200 and patched.json()["keywords"] == ["公积金", "离职"]
+    stale = client.patch(f"/api/v1/kb/entries/{entry['id']}", json={"answer": "x", "version": 1})
+    assert stale.status_code == 409
+    hits = client.post("/api/v1/kb/suggest", json={"text": "离职了公积金怎么取"}).json()
+    assert hits[0]["entry"]["id"] == entry["id"] and hits[0]["why"]
+    assert client.post("/api/v1/kb/suggest", json={"text": ""}).status_code == 422
+    done = client.post(
+        "/api/v1/kb/instant-answer",
+        json={"order": {"channel": "hotline", "content": "公积金怎么取"}, "entry_id": entry["id"]},
+    )
+    assert done.status_code == 201, done.text
+    order = done.json()["order"]
+    assert order["state"] == "closed_resolved" and order["instant_answered"]
+    quality = client.get(f"/api/v1/orders/{order['id']}/reply-quality")
+    assert quality.status_code == 200 and 0 <= quality.json()["overall"] <= 1
+    assert client.get("/api/v1/kb/weak-replies").status_code == 200
+    assert client.delete(f"/api/v1/kb/entries/{entry['id']}").json()["active"] is False
+    assert [e["id"] for e in client.get("/api/v1/kb/entries").json()["items"]] != [entry["id"]]
+    assert client.get("/api/v1/kb/entries/987654").status_code == 404
+    anonymous = client.post("/api/v1/kb/suggest", json={"text": "公积金"}, headers={"Authorization": ""})
+    assert anonymous.status_code == 401

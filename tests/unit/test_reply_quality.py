@@ -1,0 +1,122 @@
+"""Reply-quality scorer: boilerplate stripping, basis, appeal points, forwarding-only and timeliness rules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cityhub.nlp import reply_quality as rq
+from cityhub.workorders.calendar import WorkCalendar, parse_working_hours
+
+TZ = ZoneInfo("Asia/Shanghai")
+CAL = WorkCalendar(TZ, parse_working_hours("09:00-12:00,13:30-18:00"))
+
+TITLE = "咨询A市公积金提取和公租房申请"
+APPEAL = "请问在A市离职后公积金能否提取？需要哪些材料？另外外地户口能不能申请公租房？"
+GOOD = (
+    "网友“UU0081”您好！您的留言已收悉。现将有关情况回复如下：根据《A市住房公积金提取管理办法》第十二条规定，"
+    "离职后账户封存满6个月可以申请提取公积金，需提供身份证、离职证明。外地户口在A市连续缴纳社保满1年的，"
+    "可以向所在街道办事处申请公租房。感谢您对我们工作的支持、理解与监督！2019年5月6日"
+)
+
+
+def test_split_reply_strips_greeting_ack_courtesy_and_date():
+    parts = rq.split_reply(GOOD)
+    assert parts.substance.startswith("根据《A市住房公积金提取管理办法》")
+    assert "您好" not in parts.substance and "收悉" not in parts.substance
+    assert "感谢" not in parts.substance and "2019年5月6日" not in parts.substance
+    assert not parts.forwarding_only
+
+
+def test_forwarding_only_reply_is_weak_and_says_why():
+    reply = "网友：您好！您反映的问题已转交市住建局调查核处。2019年3月21日"
+    q = rq.score_reply(TITLE, APPEAL, reply)
+    assert q.weak and q.overall <= 0.2
+    assert any(r.startswith("forwarding_only") for r in q.reasons)
+
+
+@pytest.mark.parametrize("reply", ["", "   ", "网友：您好！留言已收悉", "感谢您的留言！2019年1月1日"])
+def test_empty_or_boilerplate_reply_is_weak(reply):
+    q = rq.score_reply(TITLE, APPEAL, reply)
+    assert q.weak
+    assert q.reasons[0].split(":")[0] in {"empty", "boilerplate_only"}
+
+
+def test_forwarding_note_followed_by_a_real_answer_is_not_forwarding_only():
+    reply = "您反映的问题已转交县教育局核实、办复。2019年7月3日经核实，该校食堂未强制学生消费，已责令学校公示收费标准。"
+    parts = rq.split_reply(reply)
+    assert parts.forwarding and not parts.forwarding_only
+    assert "已责令" in parts.substance
+
+
+def test_basis_detects_policy_citations_and_facts():
+    cited = rq.basis_evidence("根据《西地省物业管理条例》第三十条和市政办发〔2019〕12号文件规定，业主应当缴纳。")
+    assert any("《西地省物业管理条例》" in c for c in cited.citations)
+    assert any("第三十条" in c for c in cited.citations)
+    assert any("〔2019〕12号" in c for c in cited.citations)
+    facts = rq.basis_evidence("经现场核查，该路段已于3月12日完成修复，共投入资金12万元。")
+    assert facts.facts and not facts.citations
+    assert rq.basis_score("我们会尽快处理。") < rq.basis_score(
+        "经现场核查，该路段已于3月12日完成修复，共投入资金12万元。"
+    )
+    # the message board's own name in 《》 is no citation
+    assert not rq.basis_evidence("您在《问政西地省》上的留言").citations
+
+
+def test_removing_the_basis_lowers_the_basis_score():
+    full = rq.score_reply(TITLE, APPEAL, GOOD)
+    bare = rq.score_reply(TITLE, APPEAL, "离职后可以申请提取公积金。外地户口可以申请公租房。")
+    assert full.basis > bare.basis
+
+
+def test_appeal_points_are_questions_and_enumerations():
+    points = rq.appeal_points(TITLE, APPEAL)
+    assert len(points) == 3
+    enumerated = rq.appeal_points("质疑", "1、为什么不设大众评委。2、评委亮分为什么变成合分。")
+    assert len(enumerated) == 2
+    assert rq.appeal_points("小区路灯坏了", "路灯坏了一个月") == ["小区路灯坏了"]
+
+
+def test_missing_points_lower_completeness_and_are_reported():
+    full = rq.score_reply(TITLE, APPEAL, GOOD)
+    partial_reply = "网友您好！根据《A市住房公积金提取管理办法》，离职后账户封存满6个月可以申请提取公积金。"
+    partial = rq.score_reply(TITLE, APPEAL, partial_reply)
+    assert full.points == partial.points == 3
+    assert partial.completeness < full.completeness
+    assert any(r.startswith("incomplete") for r in partial.reasons)
+
+
+def test_real_reply_is_more_relevant_than_a_reply_to_another_appeal():
+    other = "网友您好！经现场核查，该小区垃圾站已于3月12日清运完毕，城管中队将加强巡查。"
+    assert rq.score_reply(TITLE, APPEAL, GOOD).relevance > rq.score_reply(TITLE, APPEAL, other).relevance + 0.3
+
+
+@pytest.mark.parametrize(
+    ("days", "expected"),
+    [(0, 1.0), (5, 1.0), (15, 0.6), (30, 0.2), (60, 0.0), (90, 0.0), (10, 0.8), (22.5, 0.4)],
+)
+def test_timeliness_thresholds(days, expected):
+    assert rq.timeliness_score(days) == pytest.approx(expected)
+
+
+def test_timeliness_counts_working_days_on_the_calendar():
+    asked = datetime(2019, 9, 27, 9, 0, tzinfo=TZ)  # Friday before the National Day week
+    replied = datetime(2019, 10, 9, 9, 0, tzinfo=TZ)  # 1-7 October are holidays
+    q = rq.score_reply(TITLE, APPEAL, GOOD, asked_at=asked, replied_at=replied, calendar=CAL)
+    assert q.working_days is not None and 3.5 < q.working_days < 5
+    assert q.timeliness == 1.0
+    late = rq.score_reply(
+        TITLE, APPEAL, GOOD, asked_at=asked, replied_at=datetime(2019, 12, 20, tzinfo=TZ), calendar=CAL
+    )
+    assert late.timeliness is not None and late.timeliness < 0.2
+    assert any(r.startswith("late") for r in late.reasons)
+
+
+def test_without_times_timeliness_is_unknown_and_scores_stay_in_range():
+    q = rq.score_reply(TITLE, APPEAL, GOOD)
+    assert q.timeliness is None and q.working_days is None
+    for value in (q.relevance, q.completeness, q.basis, q.overall):
+        assert 0.0 <= value <= 1.0
+    assert not q.weak
