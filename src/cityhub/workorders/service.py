@@ -213,7 +213,7 @@ def act(
         unit_id=params.get("unit_id") or actor.unit_id,
         at=now,
         reason=params.get("reason"),
-        payload={k: v for k, v in outcome.payload.items() if k != "reason"} or None,
+        payload=_event_payload(order, outcome),
     )
     session.add(event)
     order.updated_at = now
@@ -221,6 +221,15 @@ def act(
     notify_service.on_order_event(session, order=order, outcome=outcome, event=event)
     session.flush()
     return order
+
+
+def _event_payload(order: Order, outcome: Outcome) -> dict[str, Any] | None:
+    """The action's parameters, plus the deadlines an action set, so assessment can judge each round exactly."""
+    payload = {k: v for k, v in outcome.payload.items() if k != "reason"}
+    if outcome.sla in (SlaEffect.START, SlaEffect.EXTEND, SlaEffect.RESUME) and order.due_at is not None:
+        payload["accept_due_at"] = order.accept_due_at.isoformat() if order.accept_due_at else None
+        payload["due_at"] = order.due_at.isoformat()
+    return payload or None
 
 
 def _check_master(session: Session, order: Order, master_id: Any) -> None:

@@ -1,0 +1,122 @@
+"""Benchmark assessment (考核) and the analysis report on a demo database.
+
+Seeds N demo orders (``cityhub demo seed``, default 1,000,000 over 3 years; ``--quick``: 20,000 over 1 year)
+into a fresh SQLite file — or reuses a database with ``--db URL`` (nothing is written to it) — then times, for
+the last full month of the history: all eight KPIs of every unit (``kpi.compute``), the composite ranking, one
+drill-down of the busiest unit, and the report (HTML + xlsx; PDF too unless ``--no-pdf``). Results go to
+``bench/results/kpi_<N|db>.json``.
+
+    .venv/bin/python bench/bench_kpi.py --quick
+    .venv/bin/python bench/bench_kpi.py --db sqlite:////tmp/kpi/dev.db --period 2026-10
+    .venv/bin/python bench/bench_kpi.py --n 1000000            # seeding alone takes ~20 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from _common import write_result
+
+ROOT = Path(__file__).resolve().parents[1]
+END = date(2026, 10, 31)
+
+
+def _seed(url: str, n: int, years: float) -> float:
+    env = {**os.environ, "CITYHUB_DATABASE_URL": url}
+    cli = [str(ROOT / ".venv/bin/cityhub")]
+    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
+    t = time.perf_counter()
+    subprocess.run(
+        [*cli, "demo", "seed", "--orders", str(n), "--years", str(years), "--end", END.isoformat(), "--seed", "7"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--years", type=float, default=3.0)
+    ap.add_argument("--quick", action="store_true", help="20,000 orders over one year")
+    ap.add_argument("--db", help="use this existing database instead of seeding one")
+    ap.add_argument("--period", help="period to measure (default: the last full month of the history)")
+    ap.add_argument("--no-pdf", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.n, args.years = 20_000, 1.0
+    result: dict[str, Any] = {}
+    tmp = None
+    if args.db:
+        url, label = args.db, "db"
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="bench-kpi-")
+        url, label = f"sqlite:///{tmp.name}/kpi.db", str(args.n)
+        result["seed_seconds"] = round(_seed(url, args.n, args.years), 1)
+    os.environ["CITYHUB_DATABASE_URL"] = url
+    from sqlalchemy import func, select
+
+    from cityhub.analytics import kpi, reports
+    from cityhub.db import reset_engine, session_scope
+    from cityhub.workorders.models import Order, OrderEvent
+
+    reset_engine()
+    period = kpi.parse_period(args.period or f"{END:%Y-%m}")  # END is the last day of a month
+    timings: dict[str, float] = {}
+    with session_scope() as s:
+        result["orders"] = s.scalar(select(func.count()).select_from(Order))
+        result["events"] = s.scalar(select(func.count()).select_from(OrderEvent))
+        result["orders_in_period"] = s.scalar(
+            select(func.count())
+            .select_from(Order)
+            .where(Order.created_at >= period.start, Order.created_at < period.end)
+        )
+        t = time.perf_counter()
+        rows = kpi.compute(s, period=period)
+        timings["compute_all_kpis_s"] = time.perf_counter() - t
+        per_kpi = {}
+        for k in kpi.KPIS:
+            t = time.perf_counter()
+            kpi.compute(s, period=period, kpis=[k.name])
+            per_kpi[k.name] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
+        ranking = kpi.rank(rows, min_sample=kpi.DEFAULT_MIN_SAMPLE)
+        timings["ranking_s"] = time.perf_counter() - t
+        busiest = max(rows, key=lambda r: r.sample)
+        t = time.perf_counter()
+        dd = kpi.drilldown(s, unit=busiest.unit_id, kpi="on_time_completion", period=period)
+        timings["drilldown_s"] = time.perf_counter() - t
+        formats = ("html", "xlsx") if args.no_pdf else ("html", "pdf", "xlsx")
+        out = Path(tempfile.mkdtemp(prefix="bench-kpi-report-"))
+        t = time.perf_counter()
+        files = reports.generate(s, period=period, out_dir=out, formats=formats)
+        timings["report_s"] = time.perf_counter() - t
+    result.update(
+        period=period.label,
+        units=len(rows),
+        ranked=len(ranking.ranked),
+        insufficient=len(ranking.insufficient),
+        drilldown_rows=len(dd.denominator),
+        per_kpi_s=per_kpi,
+        report_files={k: str(v) for k, v in files.files.items()},
+        **{k: round(v, 3) for k, v in timings.items()},
+    )
+    path = write_result(f"kpi_{label}", result)
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    print(f"written to {path}", file=sys.stderr)
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,664 @@
+"""Assessment (考核): per-unit performance rates computed from the audit trail, rankings and drill-down.
+
+Every rate is ``numerator / denominator`` over a set of *facts*: one row per counted event (or order) with the
+unit it is attributed to and whether it counts in the numerator. The same fact query feeds the per-unit
+aggregate (``GROUP BY`` in SQL) and the drill-down, so a drill-down lists exactly the orders behind a figure.
+
+Definitions (one table, :data:`KPIS`; times are compared in UTC, periods are local calendar periods in
+``settings.tz``; "in P" means the event's ``at`` lies in ``[start, end)`` of the period):
+
+* **Assignment** (派单): an event ``dispatch`` / ``transfer`` / ``assign`` whose ``to_state`` is ``dispatched``;
+  its ``unit_id`` is the unit that received the order. A **clock start** is an assignment or a ``reopen``.
+  An **episode** of an order runs from one clock start to the next (events are ordered by id).
+* ``on_time_accept`` 按时签收率: accept events in P, attributed to the accept event's unit (else the unit of the
+  episode's clock start). On time unless the SLA sweep marked ``sla_accept_overdue`` in the same episode before
+  the accept, or the accept is later than the order's ``accept_due_at`` (exact for the order's current episode;
+  earlier episodes rely on the sweep's mark, which is at most one sweep interval late).
+* ``on_time_completion`` 按时办结率: reply events in P, attributed like accepts. On time unless an ``sla_overdue``
+  mark lies in the same episode before the reply, or the reply is later than ``due_at`` (which includes approved
+  extensions). An extension approved after the order was already marked overdue does not cure it.
+* ``return_rate`` 退单率: assignments in P (cohort); numerator: those followed by a ``return`` in the same episode.
+* ``extension_rate`` 延期率: assignments in P; numerator: those with an ``approve_extension`` in the same episode.
+* ``satisfaction`` 满意率: callback events in P, attributed to the unit of the last reply before the callback
+  (else the order's lead unit); numerator: callbacks with ``payload.satisfied = true``.
+* ``resolution`` 解决率: ``close`` events in P, attributed like callbacks; numerator: ``to_state =
+  closed_resolved``. Instant answers (秒回) have no handling unit and are not counted.
+* ``repeat_rate`` 重复投诉率: orders created in P, attributed to the unit of their first assignment; numerator:
+  orders with an earlier order created less than ``repeat_days`` (default 30) days before from the same citizen
+  phone, or at the same address (exact, trimmed) with the same category.
+* ``reopen_rate`` 重办率: reply events in P (as for completion); numerator: replies followed by a ``reopen``
+  before the next reply.
+
+Rankings (:func:`ranking`) list units whose denominator reaches ``min_sample`` (default 30, shown with ``n``);
+the others are listed apart as insufficient sample. The composite score (综合得分) is
+``100 * Σ w_k s_k / Σ w_k`` over the KPIs with a non-empty denominator, where ``s_k`` is the rate, or
+``1 - rate`` for lower-is-better KPIs, and ``w_k`` are the weights in :data:`KPIS` (they sum to 100); its
+sample ``n`` is the unit's number of assignments in the period (工单量).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Select, and_, case, exists, func, literal, not_, or_, select
+from sqlalchemy.orm import Session
+
+from cityhub.config import get_settings
+from cityhub.errors import NotFound, ValidationFailed
+from cityhub.org.models import Unit, UnitTier
+from cityhub.workorders.models import Order, OrderEvent
+
+Direction = Literal["higher", "lower"]
+
+DEFAULT_MIN_SAMPLE = 30
+DEFAULT_REPEAT_DAYS = 30
+
+
+@dataclass(frozen=True)
+class KpiDef:
+    name: str
+    label_zh: str
+    label_en: str
+    numerator: str
+    denominator: str
+    direction: Direction
+    weight: float  # share of the composite score (the weights sum to 100)
+
+
+KPIS: tuple[KpiDef, ...] = (
+    KpiDef(
+        "on_time_accept",
+        "按时签收率",
+        "On-time acceptance",
+        "accepts made before the accept deadline of their dispatch",
+        "accept events in the period (unit of the accept)",
+        "higher",
+        15,
+    ),
+    KpiDef(
+        "on_time_completion",
+        "按时办结率",
+        "On-time completion",
+        "replies made before due_at (incl. approved extensions) and not marked overdue",
+        "reply events in the period (unit of the reply)",
+        "higher",
+        25,
+    ),
+    KpiDef(
+        "return_rate",
+        "退单率",
+        "Return rate",
+        "assignments returned by the unit",
+        "assignments (dispatch/transfer/assign) to the unit in the period",
+        "lower",
+        10,
+    ),
+    KpiDef(
+        "extension_rate",
+        "延期率",
+        "Extension rate",
+        "assignments with an approved extension",
+        "assignments to the unit in the period",
+        "lower",
+        5,
+    ),
+    KpiDef(
+        "satisfaction",
+        "满意率",
+        "Satisfaction",
+        "callbacks with the citizen satisfied",
+        "callbacks in the period (unit of the last reply)",
+        "higher",
+        20,
+    ),
+    KpiDef(
+        "resolution",
+        "解决率",
+        "Resolution",
+        "closes as resolved (closed_resolved)",
+        "closes in the period (unit of the last reply)",
+        "higher",
+        15,
+    ),
+    KpiDef(
+        "repeat_rate",
+        "重复投诉率",
+        "Repeat-complaint rate",
+        "orders with an earlier order from the same phone, or same address and category, within N days",
+        "orders created in the period (unit of the first assignment)",
+        "lower",
+        5,
+    ),
+    KpiDef(
+        "reopen_rate",
+        "重办率",
+        "Reopen rate",
+        "replies followed by a reopen before the next reply",
+        "reply events in the period (unit of the reply)",
+        "lower",
+        5,
+    ),
+)
+KPI_BY_NAME: dict[str, KpiDef] = {k.name: k for k in KPIS}
+
+ASSIGN_ACTIONS = ("dispatch", "transfer", "assign")
+CLOCK_START_ACTIONS = (*ASSIGN_ACTIONS, "reopen")
+DISPATCHED = "dispatched"
+
+
+# --- periods ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """A local calendar period ``[start, end)``; ``label`` is how the user wrote it."""
+
+    label: str
+    kind: Literal["month", "week", "day", "range"]
+    first: date  # first local day
+    last: date  # last local day (inclusive)
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time(0), tzinfo=get_settings().tz).astimezone(UTC)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last + timedelta(days=1), time(0), tzinfo=get_settings().tz).astimezone(UTC)
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def previous(self) -> Period:
+        """The period of the same kind just before this one."""
+        if self.kind == "month":
+            last = self.first - timedelta(days=1)
+            return month_period(last.year, last.month)
+        if self.kind == "week":
+            return week_period(self.first - timedelta(days=7))
+        first, last = self.first - timedelta(days=self.days), self.first - timedelta(days=1)
+        return Period(f"{first.isoformat()}..{last.isoformat()}", "range", first, last)
+
+    def local_days(self) -> list[date]:
+        return [self.first + timedelta(days=i) for i in range(self.days)]
+
+
+def month_period(year: int, month: int) -> Period:
+    first = date(year, month, 1)
+    nxt = date(year + (month == 12), month % 12 + 1, 1)
+    return Period(f"{year:04d}-{month:02d}", "month", first, nxt - timedelta(days=1))
+
+
+def week_period(day: date) -> Period:
+    monday = day - timedelta(days=day.weekday())
+    iso = monday.isocalendar()
+    return Period(f"{iso.year:04d}-W{iso.week:02d}", "week", monday, monday + timedelta(days=6))
+
+
+_MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
+_WEEK = re.compile(r"^(\d{4})-W(\d{1,2})$", re.IGNORECASE)
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_period(text: str) -> Period:
+    """``2026-10`` (month), ``2026-W43`` (ISO week), ``2026-10-05`` (day) or ``2026-10-01..2026-10-15``."""
+    raw = text.strip()
+    try:
+        if m := _MONTH.match(raw):
+            return month_period(int(m.group(1)), int(m.group(2)))
+        if m := _WEEK.match(raw):
+            return week_period(date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1))
+        if _DAY.match(raw):
+            d = date.fromisoformat(raw)
+            return Period(raw, "day", d, d)
+        if ".." in raw:
+            a, b = (date.fromisoformat(p.strip()) for p in raw.split("..", 1))
+            if b < a:
+                raise ValueError("the range ends before it starts")
+            return Period(raw, "range", a, b)
+    except ValueError as exc:
+        raise ValidationFailed(f"bad period '{text}': {exc}", details={"field": "period"}) from None
+    raise ValidationFailed(
+        f"bad period '{text}': use 2026-10, 2026-W43, 2026-10-05 or 2026-10-01..2026-10-15", details={"field": "period"}
+    )
+
+
+# --- fact queries -----------------------------------------------------------------------------------------
+
+
+def _ev(name: str) -> Any:
+    return OrderEvent.__table__.alias(name)
+
+
+def _is_clock_start(e: Any) -> Any:
+    return and_(e.c.action.in_(CLOCK_START_ACTIONS), e.c.to_state == DISPATCHED)
+
+
+def _is_assignment(e: Any) -> Any:
+    return and_(e.c.action.in_(ASSIGN_ACTIONS), e.c.to_state == DISPATCHED)
+
+
+def _exists(alias: Any, *conditions: Any) -> Any:
+    """EXISTS over ``alias`` correlated to every enclosing query (the nesting here is up to three deep)."""
+    return exists().where(*conditions).correlate_except(alias)
+
+
+def _no_clock_start_between(order_id: Any, lo: Any, hi: Any) -> Any:
+    s = _ev("cs")
+    return not_(_exists(s, s.c.order_id == order_id, s.c.id > lo, s.c.id < hi, _is_clock_start(s)))
+
+
+def _episode_unit(e: Any) -> Any:
+    """The unit that received the order at the clock start of ``e``'s episode."""
+    s = _ev("ep")
+    return (
+        select(s.c.unit_id)
+        .where(s.c.order_id == e.c.order_id, s.c.id < e.c.id, _is_clock_start(s))
+        .order_by(s.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _last_reply_unit(e: Any) -> Any:
+    r = _ev("lr")
+    return (
+        select(r.c.unit_id)
+        .where(r.c.order_id == e.c.order_id, r.c.id < e.c.id, r.c.action == "reply")
+        .order_by(r.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _mark_in_episode(e: Any, mark: str) -> Any:
+    m = _ev("mk")
+    return _exists(
+        m,
+        m.c.order_id == e.c.order_id,
+        m.c.id < e.c.id,
+        m.c.action == mark,
+        _no_clock_start_between(e.c.order_id, m.c.id, e.c.id),
+    )
+
+
+def _in(e: Any, period: Period) -> Any:
+    return and_(e.c.at >= period.start, e.c.at < period.end)
+
+
+def _flag(condition: Any) -> Any:
+    return case((condition, 1), else_=0)
+
+
+def _fact_select(name: str, period: Period) -> Select[Any]:
+    """Columns: ref_id (event id), order_id, unit_id, hit (1 if counted in the numerator, else 0)."""
+    e = _ev("e")
+    o = Order.__table__
+    base = select(e.c.id.label("ref_id"), e.c.order_id.label("order_id"))
+    if name in ("on_time_accept", "on_time_completion"):
+        action, mark, due = (
+            ("accept", "sla_accept_overdue", o.c.accept_due_at)
+            if name == "on_time_accept"
+            else ("reply", "sla_overdue", o.c.due_at)
+        )
+        late = or_(_mark_in_episode(e, mark), and_(due.is_not(None), e.c.at > due))
+        return (
+            base.add_columns(
+                func.coalesce(e.c.unit_id, _episode_unit(e)).label("unit_id"), _flag(not_(late)).label("hit")
+            )
+            .select_from(e.join(o, o.c.id == e.c.order_id))
+            .where(e.c.action == action, _in(e, period))
+        )
+    if name in ("return_rate", "extension_rate"):
+        x = _ev("x")
+        follow = "return" if name == "return_rate" else "approve_extension"
+        hit = _exists(
+            x,
+            x.c.order_id == e.c.order_id,
+            x.c.id > e.c.id,
+            x.c.action == follow,
+            _no_clock_start_between(e.c.order_id, e.c.id, x.c.id),
+        )
+        return base.add_columns(e.c.unit_id.label("unit_id"), _flag(hit).label("hit")).where(
+            _is_assignment(e), _in(e, period)
+        )
+    if name in ("satisfaction", "resolution"):
+        if name == "satisfaction":
+            action, hit = "callback", e.c.payload["satisfied"].as_boolean() == literal(True)
+        else:
+            action, hit = "close", e.c.to_state == "closed_resolved"
+        return (
+            base.add_columns(
+                func.coalesce(_last_reply_unit(e), o.c.lead_unit_id).label("unit_id"), _flag(hit).label("hit")
+            )
+            .select_from(e.join(o, o.c.id == e.c.order_id))
+            .where(e.c.action == action, _in(e, period))
+        )
+    if name == "reopen_rate":
+        x, r2 = _ev("x"), _ev("r2")
+        between = not_(
+            _exists(r2, r2.c.order_id == e.c.order_id, r2.c.id > e.c.id, r2.c.id < x.c.id, r2.c.action == "reply")
+        )
+        hit = _exists(x, x.c.order_id == e.c.order_id, x.c.id > e.c.id, x.c.action == "reopen", between)
+        return base.add_columns(
+            func.coalesce(e.c.unit_id, _episode_unit(e)).label("unit_id"), _flag(hit).label("hit")
+        ).where(e.c.action == "reply", _in(e, period))
+    raise ValidationFailed(f"unknown kpi '{name}'", details={"field": "kpi"})
+
+
+@dataclass(frozen=True)
+class Fact:
+    ref_id: int
+    order_id: int
+    unit_id: int
+    hit: bool
+
+
+def _repeat_facts(session: Session, period: Period, repeat_days: int) -> list[Fact]:
+    """Repeat complaints: the window comparison is done here because date arithmetic is not portable SQL.
+
+    Reads only the orders created in ``[start - repeat_days, end)`` (index on created_at), then matches them by
+    phone and by (address, category) in dictionaries: linear in the size of the window.
+    """
+    window = timedelta(days=repeat_days)
+    rows = session.execute(
+        select(Order.id, Order.created_at, Order.citizen_phone, Order.address, Order.category_id)
+        .where(Order.created_at >= period.start - window, Order.created_at < period.end)
+        .order_by(Order.created_at, Order.id)
+    ).all()
+    last_by_phone: dict[str, datetime] = {}
+    last_by_place: dict[tuple[str, int], datetime] = {}
+    repeat: dict[int, bool] = {}
+    for oid, created, phone, address, category in rows:
+        previous: list[datetime] = []
+        if phone:
+            if phone in last_by_phone:
+                previous.append(last_by_phone[phone])
+            last_by_phone[phone] = created
+        place = (address or "").strip()
+        if place and category is not None:
+            key = (place, category)
+            if key in last_by_place:
+                previous.append(last_by_place[key])
+            last_by_place[key] = created
+        if period.start <= created < period.end:
+            repeat[oid] = any(created - p < window for p in previous)
+    if not repeat:
+        return []
+    first = _first_assignments(session, period)
+    return [Fact(oid, oid, first[oid][1], hit) for oid, hit in repeat.items() if oid in first]
+
+
+def _first_assignments(session: Session, period: Period) -> dict[int, tuple[int, int]]:
+    """order id → (event id, unit id) of the first assignment, for orders created in the period."""
+    e = _ev("e")
+    f = _ev("f")
+    first_id = select(func.min(f.c.id)).where(f.c.order_id == e.c.order_id, _is_assignment(f)).scalar_subquery()
+    rows = session.execute(
+        select(e.c.order_id, e.c.id, e.c.unit_id)
+        .select_from(e.join(Order.__table__, Order.__table__.c.id == e.c.order_id))
+        .where(
+            Order.__table__.c.created_at >= period.start,
+            Order.__table__.c.created_at < period.end,
+            e.c.id == first_id,
+            e.c.unit_id.is_not(None),
+        )
+    ).all()
+    return {oid: (eid, uid) for oid, eid, uid in rows}
+
+
+def facts(
+    session: Session, *, kpi: str, period: Period, unit_id: int | None = None, repeat_days: int = DEFAULT_REPEAT_DAYS
+) -> list[Fact]:
+    """The counted rows of one KPI (optionally of one unit)."""
+    if kpi not in KPI_BY_NAME:
+        raise ValidationFailed(f"unknown kpi '{kpi}' (known: {', '.join(KPI_BY_NAME)})", details={"field": "kpi"})
+    if kpi == "repeat_rate":
+        rows = _repeat_facts(session, period, repeat_days)
+        return [f for f in rows if unit_id is None or f.unit_id == unit_id]
+    sub = _fact_select(kpi, period).subquery()
+    query = select(sub.c.ref_id, sub.c.order_id, sub.c.unit_id, sub.c.hit).where(sub.c.unit_id.is_not(None))
+    if unit_id is not None:
+        query = query.where(sub.c.unit_id == unit_id)
+    return [Fact(r, o, u, bool(h)) for r, o, u, h in session.execute(query.order_by(sub.c.ref_id))]
+
+
+def _aggregate(session: Session, kpi: str, period: Period, repeat_days: int) -> dict[int, tuple[int, int]]:
+    """unit id → (numerator, denominator), counted in SQL except for the repeat rate."""
+    if kpi == "repeat_rate":
+        out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        for f in _repeat_facts(session, period, repeat_days):
+            out[f.unit_id][0] += int(f.hit)
+            out[f.unit_id][1] += 1
+        return {u: (n, d) for u, (n, d) in out.items()}
+    sub = _fact_select(kpi, period).subquery()
+    rows = session.execute(
+        select(sub.c.unit_id, func.sum(sub.c.hit), func.count())
+        .where(sub.c.unit_id.is_not(None))
+        .group_by(sub.c.unit_id)
+    ).all()
+    return {u: (int(n or 0), int(d)) for u, n, d in rows}
+
+
+# --- results ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rate:
+    numerator: int
+    denominator: int
+
+    @property
+    def value(self) -> float | None:
+        return self.numerator / self.denominator if self.denominator else None
+
+
+@dataclass
+class UnitKpis:
+    unit_id: int
+    code: str
+    name: str
+    tier: str
+    rates: dict[str, Rate] = field(default_factory=dict)
+    sample: int = 0  # assignments in the period (工单量)
+    score: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "unit_id": self.unit_id,
+            "code": self.code,
+            "name": self.name,
+            "tier": self.tier,
+            "n": self.sample,
+            "score": None if self.score is None else round(self.score, 2),
+            "kpis": {
+                k: {"numerator": r.numerator, "denominator": r.denominator, "rate": _round(r.value)}
+                for k, r in self.rates.items()
+            },
+        }
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 4)
+
+
+def composite_score(rates: dict[str, Rate]) -> float | None:
+    """``100 * Σ w·s / Σ w`` over KPIs with a denominator; s = rate (higher better) or 1 - rate (lower better)."""
+    total = weight = 0.0
+    for k in KPIS:
+        r = rates.get(k.name)
+        if r is None or r.value is None:
+            continue
+        s = r.value if k.direction == "higher" else 1.0 - r.value
+        total += k.weight * s
+        weight += k.weight
+    return 100.0 * total / weight if weight else None
+
+
+def compute(
+    session: Session,
+    *,
+    period: Period,
+    tier: str | None = None,
+    unit_ids: Iterable[int] | None = None,
+    kpis: Sequence[str] | None = None,
+    repeat_days: int = DEFAULT_REPEAT_DAYS,
+) -> list[UnitKpis]:
+    """Every KPI of every unit (of ``tier`` / among ``unit_ids``) that has a count in the period."""
+    names = list(kpis or KPI_BY_NAME)
+    for n in names:
+        if n not in KPI_BY_NAME:
+            raise ValidationFailed(f"unknown kpi '{n}'", details={"field": "kpi"})
+    if tier is not None and tier not in {t.value for t in UnitTier}:
+        raise ValidationFailed(f"unknown tier '{tier}'", details={"field": "tier"})
+    counts = {n: _aggregate(session, n, period, repeat_days) for n in names}
+    sample = counts["return_rate"] if "return_rate" in counts else _aggregate(session, "return_rate", period, 0)
+    # Units with assignments but nothing counted for a KPI still appear (0/0), so rankings can list them apart.
+    ids = set(sample).union(*(c.keys() for c in counts.values()))
+    query = select(Unit.id, Unit.code, Unit.name, Unit.tier).where(Unit.id.in_(sorted(ids)))
+    if tier is not None:
+        query = query.where(Unit.tier == UnitTier(tier))
+    wanted = None if unit_ids is None else set(unit_ids)
+    out: list[UnitKpis] = []
+    for uid, code, name, utier in session.execute(query.order_by(Unit.code)):
+        if wanted is not None and uid not in wanted:
+            continue
+        row = UnitKpis(uid, code, name, utier.value)
+        for n in names:
+            num, den = counts[n].get(uid, (0, 0))
+            row.rates[n] = Rate(num, den)
+        row.sample = sample.get(uid, (0, 0))[1]
+        row.score = composite_score(row.rates)
+        out.append(row)
+    return out
+
+
+@dataclass
+class Ranking:
+    kpi: str  # a KPI name, or "score"
+    min_sample: int
+    ranked: list[dict[str, Any]]
+    insufficient: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kpi": self.kpi,
+            "min_sample": self.min_sample,
+            "ranked": self.ranked,
+            "insufficient_sample": self.insufficient,
+        }
+
+
+def rank(rows: Sequence[UnitKpis], *, kpi: str = "score", min_sample: int = DEFAULT_MIN_SAMPLE) -> Ranking:
+    """Order units by one KPI (or the composite ``score``); units below ``min_sample`` are listed apart."""
+    if kpi != "score" and kpi not in KPI_BY_NAME:
+        raise ValidationFailed(f"unknown kpi '{kpi}'", details={"field": "kpi"})
+    if min_sample < 0:
+        raise ValidationFailed("min_sample must be >= 0", details={"field": "min_sample"})
+    entries: list[tuple[float, UnitKpis, int, float]] = []
+    short: list[dict[str, Any]] = []
+    for row in rows:
+        if kpi == "score":
+            n, value, key = row.sample, row.score, (row.score or 0.0)
+        else:
+            r = row.rates.get(kpi, Rate(0, 0))
+            n, value = r.denominator, r.value
+            key = (value or 0.0) if KPI_BY_NAME[kpi].direction == "higher" else -(value or 0.0)
+        if n < max(min_sample, 1) or value is None:
+            short.append({"unit_id": row.unit_id, "code": row.code, "name": row.name, "n": n, "value": _round(value)})
+            continue
+        entries.append((key, row, n, value))
+    entries.sort(key=lambda t: (-t[0], -t[2], t[1].code))
+    ranked = []
+    for i, (_key, row, n, value) in enumerate(entries, start=1):
+        ranked.append(
+            {
+                "rank": i,
+                "unit_id": row.unit_id,
+                "code": row.code,
+                "name": row.name,
+                "n": n,
+                "value": (None if value is None else round(value, 2)) if kpi == "score" else _round(value),
+            }
+        )
+    short.sort(key=lambda d: (-d["n"], d["code"]))
+    return Ranking(kpi, min_sample, ranked, short)
+
+
+def ranking(
+    session: Session,
+    *,
+    period: Period,
+    kpi: str = "score",
+    tier: str | None = None,
+    min_sample: int = DEFAULT_MIN_SAMPLE,
+    repeat_days: int = DEFAULT_REPEAT_DAYS,
+) -> Ranking:
+    names = None if kpi == "score" else [kpi]
+    return rank(
+        compute(session, period=period, tier=tier, kpis=names, repeat_days=repeat_days), kpi=kpi, min_sample=min_sample
+    )
+
+
+@dataclass
+class Drilldown:
+    unit_id: int
+    unit_code: str
+    kpi: str
+    period: str
+    numerator: list[dict[str, Any]]
+    denominator: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "unit_id": self.unit_id,
+            "unit_code": self.unit_code,
+            "kpi": self.kpi,
+            "period": self.period,
+            "numerator_count": len(self.numerator),
+            "denominator_count": len(self.denominator),
+            "numerator": self.numerator,
+            "denominator": self.denominator,
+        }
+
+
+def resolve_unit(session: Session, *, unit: int | str) -> Unit:
+    found = session.get(Unit, unit) if isinstance(unit, int) else None
+    if found is None:
+        found = session.execute(select(Unit).where(Unit.code == str(unit))).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"unit {unit} not found")
+    return found
+
+
+def drilldown(
+    session: Session,
+    *,
+    unit: int | str,
+    kpi: str,
+    period: Period,
+    repeat_days: int = DEFAULT_REPEAT_DAYS,
+) -> Drilldown:
+    """The orders behind one unit's figure: every counted row (denominator) and those in the numerator.
+
+    An order appears once per counted event (a re-reply after a rejected reply is a second completion).
+    """
+    u = resolve_unit(session, unit=unit)
+    rows = facts(session, kpi=kpi, period=period, unit_id=u.id, repeat_days=repeat_days)
+    ids = sorted({f.order_id for f in rows})
+    numbers: dict[int, str] = {}
+    for chunk in range(0, len(ids), 5000):  # bounded IN lists on every backend
+        part = ids[chunk : chunk + 5000]
+        numbers.update(
+            (oid, num) for oid, num in session.execute(select(Order.id, Order.number).where(Order.id.in_(part)))
+        )
+    items = [
+        {"ref_id": f.ref_id, "order_id": f.order_id, "number": numbers.get(f.order_id), "hit": f.hit} for f in rows
+    ]
+    return Drilldown(u.id, u.code, kpi, period.label, [i for i in items if i["hit"]], items)

@@ -1,0 +1,509 @@
+"""Analysis reports (专报): a weekly or monthly statistical report with charts, to HTML, PDF and Excel.
+
+:func:`build_report` gathers the figures of one period (volumes by day, top categories and streets, KPIs and
+rankings from :mod:`cityhub.analytics.kpi`, hot topics, findings against the previous period);
+:func:`render_html` fills the Jinja2 template ``templates/report.html.j2`` (self-contained: charts are
+embedded as base64 PNG, no external resources); :func:`render_pdf` prints that HTML with WeasyPrint;
+:func:`write_xlsx` writes the tables with openpyxl. Every visible label comes from :data:`LABELS` (one catalogue
+per language, Simplified Chinese first), so a translation is one more dictionary.
+
+Charts are drawn locally with matplotlib. Chinese needs a CJK font: :func:`find_cjk_font` looks for Noto
+Sans/Serif CJK, WenQuanYi or Source Han (Debian: ``fonts-noto-cjk`` or ``fonts-wqy-zenhei``); without one the
+charts are still drawn and a warning is logged (labels may show as boxes).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cityhub.analytics import kpi
+from cityhub.config import get_settings
+from cityhub.org.models import Unit, UnitTier
+from cityhub.workorders.models import Category, Order
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+TEMPLATE = "report.html.j2"
+FORMATS = ("html", "pdf", "xlsx")
+
+LABELS: dict[str, dict[str, str]] = {
+    "zh": {
+        "title_month": "{district}12345热线及城市运行月度专报（{period}）",
+        "title_week": "{district}12345热线及城市运行周报（{period}）",
+        "title_other": "{district}12345热线及城市运行专报（{period}）",
+        "generated": "生成时间",
+        "period": "统计周期",
+        "summary": "一、总体情况",
+        "total": "受理工单",
+        "previous": "上期",
+        "change": "环比",
+        "daily_avg": "日均",
+        "volumes": "二、每日受理量",
+        "categories": "三、诉求类别排行",
+        "streets": "四、镇街诉求量排行",
+        "kpis": "五、考核指标（镇街）",
+        "rankings": "六、综合考核排名",
+        "hot_topics": "七、热点问题",
+        "findings": "八、分析发现",
+        "rank": "排名",
+        "category": "类别",
+        "street": "镇街",
+        "unit": "单位",
+        "count": "件数",
+        "share": "占比",
+        "day": "日期",
+        "n": "样本量",
+        "score": "综合得分",
+        "insufficient": "样本不足（少于{min}件）",
+        "topic": "热点问题",
+        "heat": "热度",
+        "places": "涉及地点",
+        "no_topics": "本期无热点问题数据。",
+        "finding": "{street}「{category}」类诉求 {now} 件，较上期 {before} 件增加 {delta} 件（{pct}）。",
+        "no_findings": "本期各镇街、各类别诉求量无明显增长。",
+        "method": "说明：考核指标按审计轨迹计算，定义见 cityhub analytics 文档；排名要求样本量不少于 {min} 件。",
+        "hot_fallback": "（按标题聚合的简易统计；热点挖掘模块提供周期热点后自动替换）",
+        "weights": "综合得分权重",
+        "new": "新增",
+    }
+}
+
+
+def labels(lang: str = "zh") -> dict[str, str]:
+    return LABELS.get(lang, LABELS["zh"])
+
+
+# --- data -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReportData:
+    period: kpi.Period
+    previous: kpi.Period
+    generated_at: datetime
+    district: str
+    total: int
+    previous_total: int
+    daily: list[tuple[str, int]]
+    categories: list[dict[str, Any]]
+    streets: list[dict[str, Any]]
+    kpis: list[kpi.UnitKpis]
+    rankings: dict[str, kpi.Ranking]
+    hot_topics: list[dict[str, Any]]
+    hot_topics_fallback: bool
+    findings: list[dict[str, Any]]
+    min_sample: int
+    charts: dict[str, str] = field(default_factory=dict)  # name → data: URI
+
+
+def _in_period(period: kpi.Period) -> Any:
+    return (Order.created_at >= period.start, Order.created_at < period.end)
+
+
+def _count(session: Session, period: kpi.Period) -> int:
+    return int(session.scalar(select(func.count()).select_from(Order).where(*_in_period(period))) or 0)
+
+
+def _daily(session: Session, period: kpi.Period) -> list[tuple[str, int]]:
+    # Bucketing by local day is done here: SQL date functions and time zones differ between the backends.
+    tz = get_settings().tz
+    counts: Counter[str] = Counter()
+    for (created,) in session.execute(select(Order.created_at).where(*_in_period(period))):
+        counts[created.astimezone(tz).date().isoformat()] += 1
+    return [(d.isoformat(), counts.get(d.isoformat(), 0)) for d in period.local_days()]
+
+
+def _category_names(session: Session) -> dict[int, str]:
+    return {cid: path for cid, path in session.execute(select(Category.id, Category.path))}
+
+
+def _unit_names(session: Session) -> dict[int, str]:
+    return {uid: name for uid, name in session.execute(select(Unit.id, Unit.name))}
+
+
+def _grouped(session: Session, period: kpi.Period, *columns: Any) -> list[tuple[Any, ...]]:
+    return [
+        tuple(r) for r in session.execute(select(*columns, func.count()).where(*_in_period(period)).group_by(*columns))
+    ]
+
+
+def _top(rows: list[tuple[Any, int]], names: dict[int, str], total: int, k: int) -> list[dict[str, Any]]:
+    rows = sorted(((key, n) for key, n in rows if key is not None), key=lambda t: (-t[1], names.get(t[0], "")))
+    return [
+        {"rank": i, "name": names.get(key, str(key)), "count": n, "share": n / total if total else 0.0}
+        for i, (key, n) in enumerate(rows[:k], start=1)
+    ]
+
+
+def findings(
+    session: Session, *, period: kpi.Period, previous: kpi.Period, k: int = 8, min_count: int = 5
+) -> list[dict[str, Any]]:
+    """The largest increases of category × street against the previous period (absolute, then relative)."""
+    now = {(c, s): n for c, s, n in _grouped(session, period, Order.category_id, Order.street_id)}
+    before = {(c, s): n for c, s, n in _grouped(session, previous, Order.category_id, Order.street_id)}
+    cats, units = _category_names(session), _unit_names(session)
+    rows = []
+    for (c, s), n in now.items():
+        if c is None or s is None or n < min_count:
+            continue
+        b = before.get((c, s), 0)
+        if n > b:
+            rows.append(
+                {
+                    "category": cats.get(c, str(c)).split("/")[-1],
+                    "category_path": cats.get(c, str(c)),
+                    "street": units.get(s, str(s)),
+                    "now": n,
+                    "before": b,
+                    "delta": n - b,
+                    "growth": (n - b) / b if b else None,
+                }
+            )
+    rows.sort(key=lambda r: (-r["delta"], -(r["growth"] or 1e9), r["street"], r["category"]))
+    return rows[:k]
+
+
+def hot_topics_for_period(session: Session, *, period: kpi.Period, k: int = 10) -> tuple[list[dict[str, Any]], bool]:
+    """Top hot topics of the period as ``[{"topic", "count", "heat", "places"}]`` and whether it is the fallback.
+
+    Uses ``cityhub.analytics.hot_topics.topics_for_period(session, start=, end=, k=)`` when the hot-topic module
+    provides it. Otherwise (clearly marked in the report) orders are grouped by identical title, a crude stand-in
+    that still surfaces repeated problems.
+    """
+    try:
+        from cityhub.analytics import hot_topics
+
+        provider = getattr(hot_topics, "topics_for_period", None)
+    except Exception:  # the hot-topic module is optional here; the report must still render
+        provider = None
+    if provider is not None:
+        try:
+            return list(provider(session, start=period.start, end=period.end, k=k)), False
+        except Exception as exc:
+            log.warning("hot topics unavailable (%s); using the title grouping", exc)
+    rows = session.execute(
+        select(Order.title, func.count().label("n"), func.count(func.distinct(Order.street_id)))
+        .where(*_in_period(period))
+        .group_by(Order.title)
+        .having(func.count() >= 3)
+        .order_by(func.count().desc(), Order.title)
+        .limit(k)
+    ).all()
+    return [{"topic": t, "count": n, "heat": None, "places": f"{s} 个镇街"} for t, n, s in rows], True
+
+
+def build_report(
+    session: Session,
+    *,
+    period: kpi.Period,
+    min_sample: int = kpi.DEFAULT_MIN_SAMPLE,
+    top: int = 10,
+    charts: bool = True,
+    lang: str = "zh",
+) -> ReportData:
+    previous = period.previous()
+    total = _count(session, period)
+    district = session.scalar(select(Unit.name).where(Unit.tier == UnitTier.DISTRICT).order_by(Unit.id).limit(1))
+    cats, units = _category_names(session), _unit_names(session)
+    leaf_names = {cid: path for cid, path in cats.items()}
+    street_rows = [(s, n) for s, n in _grouped(session, period, Order.street_id)]
+    cat_rows = [(c, n) for c, n in _grouped(session, period, Order.category_id)]
+    all_kpis = kpi.compute(session, period=period)
+    streets = [u for u in all_kpis if u.tier == UnitTier.STREET.value]
+    depts = [u for u in all_kpis if u.tier == UnitTier.DEPARTMENT.value]
+    rankings = {
+        "street": kpi.rank(streets, min_sample=min_sample),
+        "department": kpi.rank(depts, min_sample=min_sample),
+    }
+    topics, fallback = hot_topics_for_period(session, period=period, k=top)
+    data = ReportData(
+        period=period,
+        previous=previous,
+        generated_at=datetime.now(UTC),
+        district=district or "",
+        total=total,
+        previous_total=_count(session, previous),
+        daily=_daily(session, period),
+        categories=_top(cat_rows, leaf_names, total, top),
+        streets=_top(street_rows, units, total, top),
+        kpis=streets,
+        rankings=rankings,
+        hot_topics=topics,
+        hot_topics_fallback=fallback,
+        findings=findings(session, period=period, previous=previous),
+        min_sample=min_sample,
+    )
+    if charts:
+        data.charts = draw_charts(data, lang=lang)
+    return data
+
+
+# --- charts -----------------------------------------------------------------------------------------------
+
+CJK_FONT_NAMES = (
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Noto Serif CJK SC",
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "Source Han Sans SC",
+    "Source Han Sans CN",
+    "SimHei",
+    "Microsoft YaHei",
+    "PingFang SC",
+)
+
+
+@cache
+def find_cjk_font() -> str | None:
+    """The family name of an installed CJK font matplotlib can use, or None (with a warning)."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    for name in CJK_FONT_NAMES:
+        if name in installed:
+            return name
+    for f in font_manager.fontManager.ttflist:  # any font that declares itself CJK
+        if any(tag in f.name for tag in ("CJK", "Hei", "Song", "Kai", "Ming")):
+            return str(f.name)
+    log.warning("no CJK font found (install fonts-noto-cjk or fonts-wqy-zenhei): chart labels may not render")
+    return None
+
+
+def _figure_uri(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def draw_charts(data: ReportData, *, lang: str = "zh") -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    font = find_cjk_font()
+    # matplotlib logs a line per chart when a CJK font has only a "medium" weight; the font is fine.
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+    lab = labels(lang)
+    style: dict[str, Any] = {"font.size": 9, "axes.unicode_minus": False}
+    if font:
+        style["font.family"] = [font, "DejaVu Sans"]
+    out: dict[str, str] = {}
+    with plt.rc_context(style), warnings.catch_warnings():  # type: ignore[arg-type]
+        warnings.simplefilter("ignore")  # missing glyphs without a CJK font: already logged once
+        fig, ax = plt.subplots(figsize=(7.5, 2.6))
+        days = [d[5:] for d, _ in data.daily]
+        ax.plot(days, [n for _, n in data.daily], marker="o", markersize=3, color="#1f5fa8")
+        ax.fill_between(days, [n for _, n in data.daily], alpha=0.15, color="#1f5fa8")
+        ax.set_ylabel(lab["count"])
+        ax.set_title(lab["volumes"])
+        step = max(1, len(days) // 12)
+        ax.set_xticks(range(0, len(days), step), [days[i] for i in range(0, len(days), step)])
+        ax.grid(alpha=0.3)
+        out["daily"] = _figure_uri(fig)
+        plt.close(fig)
+        for key, rows, color in (("categories", data.categories, "#d9822b"), ("streets", data.streets, "#2b8a3e")):
+            fig, ax = plt.subplots(figsize=(7.5, 0.3 * max(len(rows), 3) + 0.8))
+            names = [r["name"].split("/")[-1] for r in rows][::-1]
+            ax.barh(names, [r["count"] for r in rows][::-1], color=color)
+            ax.set_title(lab[key])
+            ax.set_xlabel(lab["count"])
+            ax.grid(axis="x", alpha=0.3)
+            out[key] = _figure_uri(fig)
+            plt.close(fig)
+    return out
+
+
+# --- rendering --------------------------------------------------------------------------------------------
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def title_of(data: ReportData, lang: str = "zh") -> str:
+    lab = labels(lang)
+    key = {"month": "title_month", "week": "title_week"}.get(data.period.kind, "title_other")
+    return lab[key].format(district=data.district, period=data.period.label)
+
+
+def finding_texts(data: ReportData, lang: str = "zh") -> list[str]:
+    lab = labels(lang)
+    return [
+        lab["finding"].format(
+            street=f["street"],
+            category=f["category"],
+            now=f["now"],
+            before=f["before"],
+            delta=f["delta"],
+            pct=lab["new"] if f["growth"] is None else "+" + _pct(f["growth"], 0),
+        )
+        for f in data.findings
+    ]
+
+
+def render_html(data: ReportData, *, lang: str = "zh") -> str:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select_autoescape(["html", "j2"]))
+    env.filters["pct"] = _pct
+    change = (data.total - data.previous_total) / data.previous_total if data.previous_total else None
+    return env.get_template(TEMPLATE).render(
+        d=data,
+        L=labels(lang),
+        title=title_of(data, lang),
+        kpi_defs=kpi.KPIS,
+        change=change,
+        findings=finding_texts(data, lang),
+        font=find_cjk_font() or "sans-serif",
+    )
+
+
+def render_pdf(html: str, target: Path) -> Path:
+    """Print the report HTML to PDF with WeasyPrint (needs the pango libraries)."""
+    from weasyprint import HTML
+
+    HTML(string=html, base_url=str(TEMPLATE_DIR)).write_pdf(str(target))
+    return target
+
+
+def pdf_available() -> tuple[bool, str]:
+    """Whether :func:`render_pdf` can work here, and why not."""
+    try:
+        import weasyprint  # noqa: F401
+    except Exception as exc:  # ImportError, or OSError when pango is missing
+        return False, f"WeasyPrint unavailable: {exc}"
+    return True, ""
+
+
+def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    lab = labels(lang)
+    wb = Workbook()
+    sheets: list[tuple[str, list[str], list[list[Any]]]] = [
+        (lab["volumes"][2:], [lab["day"], lab["count"]], [[d, n] for d, n in data.daily]),
+        (
+            lab["categories"][2:],
+            [lab["rank"], lab["category"], lab["count"], lab["share"]],
+            [[r["rank"], r["name"], r["count"], round(r["share"], 4)] for r in data.categories],
+        ),
+        (
+            lab["streets"][2:],
+            [lab["rank"], lab["street"], lab["count"], lab["share"]],
+            [[r["rank"], r["name"], r["count"], round(r["share"], 4)] for r in data.streets],
+        ),
+        (
+            lab["kpis"][2:],
+            [lab["unit"], lab["n"], lab["score"]]
+            + [f"{k.label_zh}" for k in kpi.KPIS]
+            + [f"{k.label_zh}({k.name})分子/分母" for k in kpi.KPIS],
+            [
+                [u.name, u.sample, None if u.score is None else round(u.score, 2)]
+                + [None if u.rates[k.name].value is None else round(u.rates[k.name].value or 0, 4) for k in kpi.KPIS]
+                + [f"{u.rates[k.name].numerator}/{u.rates[k.name].denominator}" for k in kpi.KPIS]
+                for u in data.kpis
+            ],
+        ),
+        (
+            lab["rankings"][2:],
+            ["tier", lab["rank"], lab["unit"], lab["n"], lab["score"]],
+            [
+                [tier, r["rank"], r["name"], r["n"], r["value"]]
+                for tier, ranking in data.rankings.items()
+                for r in ranking.ranked
+            ]
+            + [
+                [tier, lab["insufficient"].format(min=data.min_sample), r["name"], r["n"], r["value"]]
+                for tier, ranking in data.rankings.items()
+                for r in ranking.insufficient
+            ],
+        ),
+        (
+            lab["hot_topics"][2:],
+            [lab["topic"], lab["count"], lab["heat"], lab["places"]],
+            [[t.get("topic"), t.get("count"), t.get("heat"), t.get("places")] for t in data.hot_topics],
+        ),
+        (
+            lab["findings"][2:],
+            [lab["street"], lab["category"], lab["count"], lab["previous"], "delta"],
+            [[f["street"], f["category_path"], f["now"], f["before"], f["delta"]] for f in data.findings],
+        ),
+    ]
+    first = True
+    for name, header, rows in sheets:
+        ws = wb.active if first else wb.create_sheet()
+        first = False
+        assert ws is not None
+        ws.title = name[:31]
+        ws.append(header)
+        for cell in ws[1]:
+            cell.font = Font(bold=True)
+        for row in rows:
+            ws.append(row)
+        for col in ws.columns:
+            letter = col[0].column_letter
+            ws.column_dimensions[letter].width = min(60, max(8, *(len(str(c.value or "")) * 1.6 for c in col)))
+    wb.save(target)
+    return target
+
+
+@dataclass
+class ReportFiles:
+    period: str
+    files: dict[str, Path]
+    warnings: list[str]
+
+
+def generate(
+    session: Session,
+    *,
+    period: kpi.Period,
+    out_dir: Path,
+    formats: tuple[str, ...] = FORMATS,
+    min_sample: int = kpi.DEFAULT_MIN_SAMPLE,
+    lang: str = "zh",
+) -> ReportFiles:
+    """Build the report of ``period`` and write it in ``formats`` to ``out_dir`` (report-<period>.<ext>)."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        from cityhub.errors import ValidationFailed
+
+        raise ValidationFailed(
+            f"unknown format(s) {unknown} (known: {', '.join(FORMATS)})", details={"field": "format"}
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = build_report(session, period=period, min_sample=min_sample, charts="html" in formats or "pdf" in formats)
+    stem = out_dir / f"report-{period.label.replace('..', '_')}"
+    files: dict[str, Path] = {}
+    notes: list[str] = []
+    if find_cjk_font() is None:
+        notes.append("no CJK font found: install fonts-noto-cjk or fonts-wqy-zenhei")
+    html = render_html(data, lang=lang) if ("html" in formats or "pdf" in formats) else ""
+    if "html" in formats:
+        files["html"] = stem.with_suffix(".html")
+        files["html"].write_text(html, encoding="utf-8")
+    if "pdf" in formats:
+        ok, why = pdf_available()
+        if ok:
+            files["pdf"] = render_pdf(html, stem.with_suffix(".pdf"))
+        else:
+            notes.append(why)
+    if "xlsx" in formats:
+        files["xlsx"] = write_xlsx(data, stem.with_suffix(".xlsx"), lang=lang)
+    return ReportFiles(period.label, files, notes)

@@ -1,0 +1,95 @@
+"""HTTP routes of assessment (考核): KPIs per unit, rankings and drill-down.
+
+Access (kept simple, on top of the permission table): roles that see the whole district — leaders, supervisors,
+admins (:data:`OVERSEERS`) — see every unit, rankings and any drill-down. Other staff with a unit (dispatchers,
+handlers, operators) see only their own unit's figures and drill-down, and no rankings; citizens get 403.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from cityhub.analytics import kpi
+from cityhub.api.deps import CurrentPrincipal, DbSession
+from cityhub.auth import permissions
+from cityhub.auth.principal import Principal
+from cityhub.errors import NotFound, PermissionDenied
+from cityhub.org.models import Role
+
+router = APIRouter(prefix="/kpi", tags=["assessment"])
+
+OVERSEERS = frozenset({Role.LEADER, Role.SUPERVISOR, Role.ADMIN})
+
+
+def _staff(principal: CurrentPrincipal) -> Principal:
+    if principal.role == Role.CITIZEN or not permissions.allows(principal.role, permissions.ORDER_READ):
+        raise PermissionDenied("assessment figures are for staff", details={"permission": "kpi:read"})
+    if principal.role not in OVERSEERS and principal.unit_id is None:
+        raise PermissionDenied("staff without a unit have no assessment figures", details={"permission": "kpi:read"})
+    return principal
+
+
+def _overseer(principal: CurrentPrincipal) -> Principal:
+    if principal.role not in OVERSEERS:
+        raise PermissionDenied(
+            "rankings are for leaders, supervisors and administrators", details={"permission": "kpi:rank"}
+        )
+    return principal
+
+
+Staff = Annotated[Principal, Depends(_staff)]
+Overseer = Annotated[Principal, Depends(_overseer)]
+PeriodQ = Annotated[str, Query(description="2026-10 (month), 2026-W43 (ISO week), 2026-10-05 or a..b range")]
+TierQ = Annotated[str | None, Query(description="Only units of this tier (street, community, department …).")]
+RepeatQ = Annotated[int, Query(ge=1, le=365, description="Window of the repeat-complaint rate, days.")]
+
+
+@router.get("/definitions")
+def definitions() -> list[dict[str, Any]]:
+    """The KPI table: names, labels, numerator/denominator definitions, direction and composite weight."""
+    return [k.__dict__ for k in kpi.KPIS]
+
+
+@router.get("")
+def kpis(
+    db: DbSession, principal: Staff, period: PeriodQ, tier: TierQ = None, repeat_days: RepeatQ = 30
+) -> dict[str, Any]:
+    """Every KPI (numerator, denominator, rate) of every unit with counts in the period."""
+    p = kpi.parse_period(period)
+    units = None if principal.role in OVERSEERS else [principal.unit_id or -1]
+    rows = kpi.compute(db, period=p, tier=tier, unit_ids=units, repeat_days=repeat_days)
+    return {"period": p.label, "start": p.start, "end": p.end, "units": [r.as_dict() for r in rows]}
+
+
+@router.get("/ranking")
+def ranking(
+    db: DbSession,
+    _principal: Overseer,
+    period: PeriodQ,
+    kpi_name: Annotated[str, Query(alias="kpi", description="A KPI name, or 'score' (composite).")] = "score",
+    tier: TierQ = None,
+    min_sample: Annotated[int, Query(ge=0, le=100_000)] = kpi.DEFAULT_MIN_SAMPLE,
+    repeat_days: RepeatQ = 30,
+) -> dict[str, Any]:
+    """Units ranked by one KPI or the composite score; units below ``min_sample`` are listed apart."""
+    p = kpi.parse_period(period)
+    result = kpi.ranking(db, period=p, kpi=kpi_name, tier=tier, min_sample=min_sample, repeat_days=repeat_days)
+    return {"period": p.label, **result.as_dict()}
+
+
+@router.get("/drilldown")
+def drilldown(
+    db: DbSession,
+    principal: Staff,
+    unit_id: int,
+    period: PeriodQ,
+    kpi_name: Annotated[str, Query(alias="kpi")],
+    repeat_days: RepeatQ = 30,
+) -> dict[str, Any]:
+    """The orders behind one unit's figure: all counted (denominator) and those in the numerator."""
+    if principal.role not in OVERSEERS and unit_id != principal.unit_id:
+        raise NotFound(f"unit {unit_id} not found")  # like out-of-scope orders: reveal nothing
+    p = kpi.parse_period(period)
+    return kpi.drilldown(db, unit=unit_id, kpi=kpi_name, period=p, repeat_days=repeat_days).as_dict()

@@ -1,0 +1,194 @@
+"""Assessment KPIs on a hand-built history driven through the order service, on SQLite and PostgreSQL.
+
+Every expected figure below is counted by hand from the scenario in :func:`history` (see the table there).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cityhub.analytics import kpi
+from cityhub.org.models import Unit, UnitTier
+from cityhub.workorders import service
+from cityhub.workorders.scheduled import sla_sweep
+from cityhub.workorders.schemas import OrderCreate
+
+# Monday 2026-03-02 10:00 in Shanghai, a plain working day; default limits: accept 2 working hours, finish 5 days.
+T = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+H, D = timedelta(hours=1), timedelta(days=1)
+OP = service.Actor(name="op")  # no unit: accept/reply events fall back to the unit of their dispatch
+MARCH = kpi.parse_period("2026-03")
+
+
+def _new(s, created: datetime, phone: str) -> int:
+    data = OrderCreate(channel="hotline", content="路灯不亮", citizen_phone=phone, created_at=created)
+    order, _ = service.create_order(s, data=data, actor=OP)
+    return order.id
+
+
+def _act(s, oid: int, action: str, at: datetime, **params) -> None:
+    service.act(s, order_id=oid, action=action, actor=OP, params=params, now=at)
+
+
+@pytest.fixture
+def history(db_session):
+    """Orders (phones P1..P7) and what happens to them; units D and D2 are departments, S a street.
+
+    ====  ==========================================================================================
+    o1    → D, accepted 1 h, replied 1 d, callback satisfied, closed resolved
+    o2    → D, sweep marks accept overdue, accepted late, replied, callback unsatisfied, reopened
+    o3    → D, returned; → D2, accepted, extension approved, replied, closed unresolved without callback
+    o4    → D2, accepted, replied after 10 days (past due_at, no sweep mark)
+    o5    same phone as o1, 2 days later (repeat) → D
+    o6    same phone as o0 (2026-01-15, > 30 days before: not a repeat) → D2
+    o8    same phone as o7 (2026-02-20, 12 days before: a repeat) → D2
+    ====  ==========================================================================================
+    """
+    s = db_session
+    district = Unit(code="K0", name="测试区", tier=UnitTier.DISTRICT)
+    s.add(district)
+    s.flush()
+    units = {
+        "D": Unit(code="K-D1", name="城管局", tier=UnitTier.DEPARTMENT, parent_id=district.id),
+        "D2": Unit(code="K-D2", name="住建局", tier=UnitTier.DEPARTMENT, parent_id=district.id),
+        "S": Unit(code="K-S1", name="测试街道", tier=UnitTier.STREET, parent_id=district.id),
+    }
+    s.add_all(units.values())
+    s.flush()
+    d, d2 = units["D"].id, units["D2"].id
+    o = {name: _new(s, T, f"1380000000{i}") for i, name in enumerate(("o1", "o2", "o3", "o4"), start=1)}
+
+    _act(s, o["o1"], "dispatch", T, unit_id=d)
+    _act(s, o["o1"], "accept", T + H)
+    _act(s, o["o1"], "start", T + 2 * H)
+    _act(s, o["o1"], "reply", T + D, text="已修复")
+    _act(s, o["o1"], "callback", T + 2 * D, satisfied=True)
+    _act(s, o["o1"], "close", T + 2 * D + H)
+
+    _act(s, o["o3"], "dispatch", T, unit_id=d)
+    _act(s, o["o3"], "return", T + H, reason="非本单位职责")
+    _act(s, o["o3"], "dispatch", T + 2 * H, unit_id=d2)
+    _act(s, o["o3"], "accept", T + 3 * H)
+    _act(s, o["o3"], "request_extension", T + D, days=2, reason="需协调")
+    _act(s, o["o3"], "approve_extension", T + D + H)
+    _act(s, o["o3"], "reply", T + 6 * D, text="已处理")  # within 5 + 2 working days
+    _act(s, o["o3"], "close", T + 7 * D, reason="无法回访", resolved=False)
+
+    _act(s, o["o4"], "dispatch", T, unit_id=d2)
+    _act(s, o["o4"], "accept", T + H)
+    _act(s, o["o4"], "reply", T + 10 * D, text="已处理")
+
+    _act(s, o["o2"], "dispatch", T, unit_id=d)
+    sla_sweep(s, now=T + D)  # only o2 is still waiting to be accepted
+    _act(s, o["o2"], "accept", T + D + H)
+    _act(s, o["o2"], "reply", T + D + 3 * H, text="已处理")
+    _act(s, o["o2"], "callback", T + 3 * D, satisfied=False)
+    _act(s, o["o2"], "reopen", T + 3 * D + H, reason="市民不满意")
+
+    o["o5"] = _new(s, T + 2 * D, "13800000001")
+    _act(s, o["o5"], "dispatch", T + 2 * D + H, unit_id=d)
+    o["o0"] = _new(s, datetime(2026, 1, 15, 2, tzinfo=UTC), "13900000006")
+    o["o6"] = _new(s, T + D, "13900000006")
+    _act(s, o["o6"], "dispatch", T + D + H, unit_id=d2)
+    o["o7"] = _new(s, datetime(2026, 2, 20, 2, tzinfo=UTC), "13900000007")
+    o["o8"] = _new(s, T + 2 * D, "13900000007")
+    _act(s, o["o8"], "dispatch", T + 2 * D + H, unit_id=d2)
+    s.flush()
+    return {"units": units, "orders": o, "d": d, "d2": d2}
+
+
+# (numerator, denominator) counted by hand from the scenario.
+EXPECTED = {
+    "D": {
+        "on_time_accept": (1, 2),  # o1 on time, o2 late
+        "on_time_completion": (2, 2),  # o1, o2
+        "return_rate": (1, 4),  # assignments o1, o2, o3, o5; o3 returned
+        "extension_rate": (0, 4),
+        "satisfaction": (1, 2),  # o1 satisfied, o2 not
+        "resolution": (1, 1),  # o1
+        "repeat_rate": (1, 4),  # o1, o2, o3, o5 first assigned to D; o5 repeats o1's phone
+        "reopen_rate": (1, 2),  # o2 reopened
+    },
+    "D2": {
+        "on_time_accept": (2, 2),  # o3, o4
+        "on_time_completion": (1, 2),  # o3 on time with its extension, o4 late
+        "return_rate": (0, 4),  # o3 (second dispatch), o4, o6, o8
+        "extension_rate": (1, 4),  # o3
+        "satisfaction": (0, 0),
+        "resolution": (0, 1),  # o3 closed unresolved
+        "repeat_rate": (1, 3),  # o4, o6, o8; only o8 repeats within 30 days
+        "reopen_rate": (0, 2),
+    },
+}
+
+
+def test_every_rate_matches_the_hand_count(db_session, history):
+    rows = {r.code: r for r in kpi.compute(db_session, period=MARCH)}
+    assert set(rows) == {"K-D1", "K-D2"}  # the street had nothing to count
+    for key, code in (("D", "K-D1"), ("D2", "K-D2")):
+        got = {name: (r.numerator, r.denominator) for name, r in rows[code].rates.items()}
+        assert got == EXPECTED[key], key
+    assert rows["K-D1"].sample == 4 and rows["K-D2"].sample == 4
+
+
+def test_composite_score_uses_the_documented_weights(db_session, history):
+    row = next(r for r in kpi.compute(db_session, period=MARCH) if r.code == "K-D2")
+    parts = {
+        "on_time_accept": 1.0,
+        "on_time_completion": 0.5,
+        "return_rate": 1.0,
+        "extension_rate": 0.75,
+        "resolution": 0.0,
+        "repeat_rate": 1 - 1 / 3,
+        "reopen_rate": 1.0,
+    }  # satisfaction has no callbacks and is left out of the weighted mean
+    weights = {k.name: k.weight for k in kpi.KPIS}
+    expected = 100 * sum(weights[k] * v for k, v in parts.items()) / sum(weights[k] for k in parts)
+    assert row.score == pytest.approx(expected)
+
+
+def test_other_periods_count_nothing_of_march(db_session, history):
+    assert kpi.compute(db_session, period=kpi.parse_period("2026-04")) == []
+    feb = kpi.compute(db_session, period=kpi.parse_period("2026-02"))
+    assert feb == []  # o7 was created in February but never assigned
+
+
+def test_tier_filter(db_session, history):
+    assert [r.code for r in kpi.compute(db_session, period=MARCH, tier="department")] == ["K-D1", "K-D2"]
+    assert kpi.compute(db_session, period=MARCH, tier="street") == []
+
+
+def test_drilldown_lists_exactly_the_counted_orders(db_session, history):
+    o = history["orders"]
+    dd = kpi.drilldown(db_session, unit="K-D1", kpi="on_time_accept", period=MARCH)
+    assert sorted(i["order_id"] for i in dd.denominator) == sorted([o["o1"], o["o2"]])
+    assert [i["order_id"] for i in dd.numerator] == [o["o1"]]
+    assert all(i["number"] for i in dd.denominator)
+    dd = kpi.drilldown(db_session, unit=history["d2"], kpi="repeat_rate", period=MARCH)
+    assert sorted(i["order_id"] for i in dd.denominator) == sorted([o["o4"], o["o6"], o["o8"]])
+    assert [i["order_id"] for i in dd.numerator] == [o["o8"]]
+    for name, (num, den) in EXPECTED["D"].items():
+        dd = kpi.drilldown(db_session, unit="K-D1", kpi=name, period=MARCH)
+        assert (len(dd.numerator), len(dd.denominator)) == (num, den), name
+
+
+def test_ranking_needs_the_minimum_sample(db_session, history):
+    r = kpi.ranking(db_session, period=MARCH, kpi="satisfaction", min_sample=2)
+    assert [(e["code"], e["n"]) for e in r.ranked] == [("K-D1", 2)]
+    assert [(e["code"], e["n"]) for e in r.insufficient] == [("K-D2", 0)]
+    r = kpi.ranking(db_session, period=MARCH, kpi="return_rate", min_sample=4)
+    assert [e["code"] for e in r.ranked] == ["K-D2", "K-D1"]  # lower is better
+    assert [e["rank"] for e in r.ranked] == [1, 2]
+    r = kpi.ranking(db_session, period=MARCH, kpi="return_rate", min_sample=5)
+    assert r.ranked == [] and {e["code"] for e in r.insufficient} == {"K-D1", "K-D2"}
+    r = kpi.ranking(db_session, period=MARCH, min_sample=1)
+    scores = [e["value"] for e in r.ranked]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 2
+
+
+def test_repeat_window_is_configurable(db_session, history):
+    rows = {r.code: r for r in kpi.compute(db_session, period=MARCH, kpis=["repeat_rate"], repeat_days=60)}
+    # with 60 days, o6 (47 days after o0) repeats too
+    assert (rows["K-D2"].rates["repeat_rate"].numerator, rows["K-D2"].rates["repeat_rate"].denominator) == (2, 3)

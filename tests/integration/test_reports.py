@@ -1,0 +1,55 @@
+"""The analysis report (专报) over the hand-built KPI history: HTML sections, Excel sheets, PDF when possible."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from openpyxl import load_workbook
+from test_kpi import MARCH, history  # noqa: F401  (the fixture)
+
+from cityhub.analytics import reports
+
+
+def test_report_has_every_section_and_sheet(db_session, history, tmp_path):  # noqa: F811
+    result = reports.generate(db_session, period=MARCH, out_dir=tmp_path, formats=("html", "xlsx"), min_sample=5)
+    html = result.files["html"].read_text(encoding="utf-8")
+    for section in ("summary", "volumes", "categories", "streets", "kpis", "rankings", "hot-topics", "findings"):
+        assert f'id="{section}"' in html, section
+    assert "月度专报（2026-03）" in html
+    # self-contained: charts are embedded, nothing is fetched
+    assert "data:image/png;base64," in html
+    assert not re.search(r'(src|href)="https?://', html)
+    # both departments have n = 4 assignments: below the minimum sample, listed apart
+    assert "样本不足（少于5件）" in html
+    wb = load_workbook(result.files["xlsx"])
+    assert wb.sheetnames == [
+        "每日受理量",
+        "诉求类别排行",
+        "镇街诉求量排行",
+        "考核指标（镇街）",
+        "综合考核排名",
+        "热点问题",
+        "分析发现",
+    ]
+    daily = list(wb["每日受理量"].iter_rows(min_row=2, values_only=True))
+    assert len(daily) == 31 and sum(n for _, n in daily) == 7  # o1-o6 and o8 were created in March
+    ranking = list(wb["综合考核排名"].iter_rows(min_row=2, values_only=True))
+    assert {(r[1], r[2], r[3]) for r in ranking} == {
+        ("样本不足（少于5件）", "城管局", 4),
+        ("样本不足（少于5件）", "住建局", 4),
+    }
+
+
+def test_findings_compare_with_the_previous_period(db_session, history):  # noqa: F811
+    rows = reports.findings(db_session, period=MARCH, previous=MARCH.previous(), min_count=1)
+    assert rows == []  # the orders have no category and street, so no category × street cell exists
+
+
+def test_pdf_renders_when_weasyprint_works(db_session, history, tmp_path):  # noqa: F811
+    ok, why = reports.pdf_available()
+    if not ok:
+        pytest.skip(why)
+    result = reports.generate(db_session, period=MARCH, out_dir=tmp_path, formats=("pdf",))
+    data = result.files["pdf"].read_bytes()
+    assert data.startswith(b"%PDF") and len(data) > 10_000

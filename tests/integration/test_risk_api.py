@@ -1,0 +1,120 @@
+"""Findings and the correlation graph over the API on both backends; a proactive order is audited."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from cityhub.analytics import risk
+from cityhub.analytics.correlation import parse_period
+from cityhub.auth.service import create_token
+from cityhub.db import session_scope
+from cityhub.demo.service import seed_reference_data
+from cityhub.intake.service import submit
+from cityhub.main import create_app
+from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.workorders.models import Order, OrderEvent
+
+NOISE = "环境保护/环境污染/噪音污染"
+OTHER = ("城乡建设/城市建设和市政管理/环境卫生", "政法/交通管理/交通安全管理")
+
+
+@pytest.fixture
+def client(app_db):
+    with session_scope() as s:
+        seed_reference_data(s)
+        district = s.scalars(select(Unit).where(Unit.tier == UnitTier.DISTRICT)).first()
+        street = s.scalars(select(Unit).where(Unit.name == "石井街道")).one()
+        communities = list(s.scalars(select(Unit).where(Unit.parent_id == street.id)).all())[:6]
+        admin = User(username="risk-admin", full_name="管理员", role=Role.ADMIN, unit_id=district.id)
+        handler = User(username="risk-handler", full_name="承办人", role=Role.HANDLER, unit_id=street.id)
+        s.add_all([admin, handler])
+        s.flush()
+        start = datetime(2026, 6, 1, 2, tzinfo=UTC)
+        for i in range(40):  # background over the month
+            c = communities[1 + i % 5]
+            submit(
+                s,
+                data={
+                    "channel": "web",
+                    "content": f"反映路边垃圾和停车问题{i}",
+                    "citizen_phone": f"1390000{i:04d}",
+                    "category": OTHER[i % 2],
+                    "street_code": street.code,
+                    "community_code": c.code,
+                    "created_at": (start + timedelta(hours=17 * i)).isoformat(),
+                },
+            )
+        for i in range(8):  # one community, one problem, eight callers
+            submit(
+                s,
+                data={
+                    "channel": "hotline",
+                    "content": f"工地夜间施工噪音扰民，学生无法休息，第{i}次反映",
+                    "citizen_phone": f"1380000{i:04d}",
+                    "category": NOISE,
+                    "street_code": street.code,
+                    "community_code": communities[0].code,
+                    "created_at": (start + timedelta(days=2 * i + 1)).isoformat(),
+                },
+            )
+        _, admin_token = create_token(s, user_id=admin.id, name="t")
+        _, handler_token = create_token(s, user_id=handler.id, name="t")
+        hot_community = communities[0].name
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        c.headers["Authorization"] = f"Bearer {admin_token}"
+        c.handler = {"Authorization": f"Bearer {handler_token}"}  # type: ignore[attr-defined]
+        c.hot = hot_community  # type: ignore[attr-defined]
+        yield c
+
+
+def test_findings_list_and_open_a_proactive_order(client) -> None:
+    r = client.get("/api/v1/findings", params={"period": "2026-06", "kind": "recurring", "with_orders": True})
+    assert r.status_code == 200, r.text
+    found = r.json()
+    noise = [f for f in found if f["category"] == NOISE]
+    assert len(noise) == 1 and noise[0]["count"] == 8 and noise[0]["q_value"] <= 0.05
+    assert noise[0]["place"] == client.hot.removesuffix("居委会")
+    finding_id = noise[0]["id"]
+
+    denied = client.post(f"/api/v1/findings/{finding_id}/open", params={"period": "2026-06"}, headers=client.handler)
+    assert denied.status_code == 403
+
+    opened = client.post(f"/api/v1/findings/{finding_id}/open", params={"period": "2026-06"})
+    assert opened.status_code == 201, opened.text
+    order = opened.json()
+    assert order["channel"] == "grid" and order["appeal_type"] == "report"
+    again = client.post(f"/api/v1/findings/{finding_id}/open", params={"period": "2026-06"})
+    assert again.json()["id"] == order["id"]
+    with session_scope() as s:
+        row = s.get(Order, order["id"])
+        assert row is not None and row.attributes["source"] == "risk"
+        assert sorted(row.attributes["order_ids"]) == sorted(noise[0]["order_ids"])
+        assert row.category is not None and row.category.path == NOISE
+        actions = [e.action for e in s.scalars(select(OrderEvent).where(OrderEvent.order_id == row.id))]
+        assert actions[0] == "create"
+        # The proactive order does not feed the statistics it came from.
+        again_found = risk.findings(s, period=parse_period("2026-06"), kinds=["recurring"])
+        assert [f.count for f in again_found if f.category == NOISE] == [8]
+
+    assert client.post("/api/v1/findings/Fdeadbeef0000/open", params={"period": "2026-06"}).status_code == 404
+
+
+def test_graph_related_and_export(client) -> None:
+    r = client.get("/api/v1/graph/related", params={"node": "噪音", "place": "石井街道", "period": "2026-06"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["matched"] == 8 and body["universe"] == 48
+    assert "学生" in [i["name"] for i in body["items"]]
+    assert client.get("/api/v1/graph/related", params={"node": "地铁"}).status_code == 404
+
+    exported = client.get("/api/v1/graph/export", params={"format": "json", "period": "2026-06"})
+    assert exported.status_code == 200
+    data = exported.json()
+    assert {"nodes", "links"} <= data.keys() and any(n["id"] == "keyword:噪音" for n in data["nodes"])
+    graphml = client.get("/api/v1/graph/export", params={"format": "graphml", "period": "2026-06"})
+    assert graphml.status_code == 200 and "<graphml" in graphml.text
+    assert client.get("/api/v1/graph/export", headers={"Authorization": "Bearer nope"}).status_code == 401

@@ -1,0 +1,148 @@
+"""Correlation graph: periods, association measures, build, related queries, GraphML/JSON round trips."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from cityhub.analytics import correlation as cg
+from cityhub.errors import NotFound, ValidationFailed
+
+
+def test_periods() -> None:
+    q = cg.parse_period("2026-Q3")
+    assert (q.first, q.stop, q.label) == (date(2026, 7, 1), date(2026, 10, 1), "2026-Q3")
+    assert cg.parse_period("2026-12").stop == date(2027, 1, 1)
+    w = cg.parse_period("2026-W27")
+    assert w.first.weekday() == 0 and (w.stop - w.first).days == 7
+    assert cg.parse_period("2026-07-01..2026-07-03").stop == date(2026, 7, 4)
+    assert cg.window_label(date(2026, 8, 15), "quarter") == "2026-Q3"
+    with pytest.raises(ValidationFailed):
+        cg.parse_period("last summer")
+    start, _ = q.bounds()
+    assert start.tzinfo is not None and start.hour == 16  # local midnight in Asia/Shanghai
+
+
+def test_association_measures() -> None:
+    lift, npmi = cg.association(10, 10, 10, 100)  # always together
+    assert lift == pytest.approx(10) and npmi == pytest.approx(1.0)
+    lift, npmi = cg.association(1, 10, 10, 100)  # independent
+    assert lift == pytest.approx(1.0) and npmi == pytest.approx(0.0)
+    assert cg.association(0, 10, 10, 100)[1] == -1.0
+    assert cg.cooccurrence_p(10, 10, 10, 100) < 1e-10
+    assert cg.cooccurrence_p(1, 10, 10, 100) > 0.5
+
+
+def _fact(i: int, text: str, category: str, street: str, month: int, community: str = "张村社区") -> cg.OrderFact:
+    return cg.OrderFact(
+        id=i,
+        created_at=datetime(2026, month, 10, 4, tzinfo=UTC),
+        text=text,
+        category=category,
+        street=street,
+        community=community,
+    )
+
+
+def _facts() -> list[cg.OrderFact]:
+    facts = []
+    i = 0
+    for k in range(12):  # noise at night near a school, in 石井街道 in Q3
+        facts.append(
+            _fact(
+                i := i + 1,
+                f"丽发新城旁边工地夜间施工噪音扰民，学生无法休息{k}",
+                "环境保护/环境污染/噪音污染",
+                "石井街道",
+                8,
+            )
+        )
+    for k in range(12):  # water-logging affecting the elderly, elsewhere
+        facts.append(
+            _fact(i := i + 1, f"暴雨后积水严重，老人出行困难{k}", "农村农业/水利水电/防汛抗旱", "江高镇", 7, "水沥村")
+        )
+    for k in range(12):  # generic garbage everywhere
+        street = "石井街道" if k % 2 else "江高镇"
+        facts.append(_fact(i := i + 1, f"垃圾堆放无人清理{k}", "城乡建设/城市建设和市政管理/环境卫生", street, 8))
+    for k in range(4):  # noise in 石井街道 in another quarter
+        facts.append(_fact(i := i + 1, f"广场舞噪音扰民，居民投诉{k}", "环境保护/环境污染/噪音污染", "石井街道", 3))
+    return facts
+
+
+def test_graph_nodes_and_edges() -> None:
+    graph = cg.build_graph(_facts(), min_support=3)
+    g = graph.graph
+    assert g.graph["orders"] == 40
+    assert g.nodes["keyword:噪音"]["kind"] == "keyword" and g.nodes["keyword:噪音"]["count"] == 16
+    assert g.nodes["place:石井街道"]["level"] == "street"
+    assert g.nodes["place:丽发新城"]["level"] == "estate"
+    assert "group:学生" in g and "window:2026-08" in g
+    edge = g.edges["keyword:噪音", "group:学生"]
+    assert edge["count"] == 12 and edge["lift"] > 1 and 0 < edge["npmi"] <= 1
+    # Negatively associated pairs are not edges.
+    assert not g.has_edge("keyword:噪音", "keyword:积水")
+
+
+def test_related_in_a_place_and_period_and_groups_of() -> None:
+    graph = cg.build_graph(_facts())
+    answer = graph.related("噪音", place="石井街道", period="2026-Q3")
+    assert answer.query == ["keyword:噪音"] and answer.place == ["place:石井街道"]
+    assert answer.universe == 18 and answer.matched == 12  # 12 noise + 6 garbage orders there in Q3
+    names = [r.name for r in answer.items]
+    assert "学生" in names and "施工" in names
+    assert "垃圾" not in names  # no co-occurrence above chance
+    assert all(r.lift > 1 and r.count >= 2 for r in answer.items)
+    assert answer.items == sorted(answer.items, key=lambda r: (-r.npmi, -r.count, r.node))
+    # In Q1 every order of the street is about noise: nothing co-occurs with it above chance there.
+    spring = graph.related("噪音", place="石井街道", period="2026-Q1", min_count=1)
+    assert (spring.universe, spring.matched, spring.items) == (4, 4, [])
+    # Over the whole district, 广场舞 goes with noise.
+    assert "广场舞" in [r.name for r in graph.related("噪音", min_count=1, top=50).items]
+
+    groups = graph.groups_of("防汛抗旱")
+    assert [r.name for r in groups.items] == ["老年人"]
+    with pytest.raises(NotFound):
+        graph.related("地铁")
+    with pytest.raises(NotFound):
+        graph.related("噪音", place="火星街道")
+    with pytest.raises(ValidationFailed):
+        graph.related("噪音", kind="colour")
+
+
+def test_admin_prefixes_do_not_become_places() -> None:
+    fact = cg.OrderFact(
+        id=1,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        text="噪音\n白云区石井街张村社区丽发新城3栋",
+        street="石井街道",
+        community="张村社区居委会",
+    )
+    assert cg.places_of(fact) == ["石井街道", "张村社区", "丽发新城"]
+
+
+@pytest.mark.parametrize("suffix", [".graphml", ".json"])
+def test_export_round_trip(tmp_path: Path, suffix: str) -> None:
+    graph = cg.build_graph(_facts())
+    path = tmp_path / f"graph{suffix}"
+    graph.write(path)
+    back = cg.read_graph(path)
+    assert set(back.nodes) == set(graph.graph.nodes)
+    assert back.number_of_edges() == graph.graph.number_of_edges()
+    a, b = "keyword:噪音", "group:学生"
+    assert back.edges[a, b]["count"] == graph.graph.edges[a, b]["count"]
+    assert back.nodes[a]["kind"] == "keyword"
+
+
+def test_facts_from_a_demo_csv(tmp_path: Path) -> None:
+    from cityhub.demo.generator import generate, write_csv
+
+    path = tmp_path / "demo.csv"
+    with path.open("w", encoding="utf-8", newline="") as out:
+        write_csv(out, generate(60, seed=3, years=0.2, end=date(2026, 6, 30)))
+    facts = cg.facts_from_table(path)
+    assert len(facts) == 60
+    assert all(f.street and f.street.endswith(("街道", "镇")) and f.category for f in facts)
+    assert all(f.created_at.tzinfo is not None for f in facts)
+    assert any((f.attributes or {}).get("scenario") for f in facts)

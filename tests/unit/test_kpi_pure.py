@@ -1,0 +1,68 @@
+"""Pure parts of assessment: periods, the KPI table, composite score and ranking with a minimum sample."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from cityhub.analytics import kpi
+from cityhub.errors import ValidationFailed
+
+
+def test_month_period_is_local_and_half_open():
+    p = kpi.parse_period("2026-10")
+    assert (p.first, p.last, p.kind) == (date(2026, 10, 1), date(2026, 10, 31), "month")
+    assert p.start == datetime(2026, 9, 30, 16, tzinfo=UTC)  # 00:00 in Shanghai
+    assert p.end == datetime(2026, 10, 31, 16, tzinfo=UTC)
+    assert p.previous().label == "2026-09" and kpi.parse_period("2026-01").previous().label == "2025-12"
+
+
+def test_week_day_and_range_periods():
+    w = kpi.parse_period("2026-W43")
+    assert (w.first, w.last) == (date(2026, 10, 19), date(2026, 10, 25))
+    assert w.previous().label == "2026-W42"
+    r = kpi.parse_period("2026-10-01..2026-10-10")
+    assert r.days == 10 and (r.previous().first, r.previous().last) == (date(2026, 9, 21), date(2026, 9, 30))
+    assert kpi.parse_period("2026-10-05").days == 1
+
+
+@pytest.mark.parametrize("bad", ["2026-13", "2026-W60", "October", "2026-10-10..2026-10-01", ""])
+def test_bad_periods_are_refused(bad):
+    with pytest.raises(ValidationFailed):
+        kpi.parse_period(bad)
+
+
+def test_kpi_table_is_complete_and_weights_sum_to_100():
+    assert len({k.name for k in kpi.KPIS}) == len(kpi.KPIS) == 8
+    assert sum(k.weight for k in kpi.KPIS) == 100
+    assert all(k.direction in ("higher", "lower") and k.label_zh for k in kpi.KPIS)
+
+
+def _unit(uid: int, sample: int, **rates: tuple[int, int]) -> kpi.UnitKpis:
+    row = kpi.UnitKpis(uid, f"U{uid}", f"单位{uid}", "street", sample=sample)
+    row.rates = {name: kpi.Rate(*nd) for name, nd in rates.items()}
+    row.score = kpi.composite_score(row.rates)
+    return row
+
+
+def test_composite_score_flips_lower_is_better_rates():
+    # on-time completion 80% (weight 25) and return rate 10% (weight 10, lower better → 0.9)
+    row = _unit(1, 10, on_time_completion=(8, 10), return_rate=(1, 10))
+    assert row.score == pytest.approx(100 * (25 * 0.8 + 10 * 0.9) / 35)
+    assert kpi.composite_score({"satisfaction": kpi.Rate(0, 0)}) is None
+
+
+def test_rank_orders_by_direction_and_lists_small_samples_apart():
+    rows = [
+        _unit(1, 50, return_rate=(5, 50)),
+        _unit(2, 40, return_rate=(1, 40)),
+        _unit(3, 5, return_rate=(0, 5)),
+    ]
+    r = kpi.rank(rows, kpi="return_rate", min_sample=30)
+    assert [(e["code"], e["rank"], e["n"]) for e in r.ranked] == [("U2", 1, 40), ("U1", 2, 50)]
+    assert [(e["code"], e["n"]) for e in r.insufficient] == [("U3", 5)]
+    by_score = kpi.rank(rows, min_sample=0)
+    assert [e["code"] for e in by_score.ranked] == ["U3", "U2", "U1"]
+    with pytest.raises(ValidationFailed):
+        kpi.rank(rows, kpi="nope")
