@@ -3,3 +3,156 @@
 import typer
 
 app = typer.Typer(no_args_is_help=True, help="Language tools: category classifier, address → jurisdiction.")
+
+
+@app.command("locate")
+def locate(
+    input_path: str = typer.Option(..., "--input", help="File with one address per line ('-' for stdin)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per line."),
+    district_hint: str | None = typer.Option(None, "--district", help="District name or code to prefer."),
+) -> None:
+    """Resolve addresses to district / street / community (地址 → 镇街 / 村社)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from cityhub.nlp.address import default_gazetteer
+
+    if input_path == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        path = Path(input_path)
+        if not path.is_file():
+            typer.echo(f"error: input file not found: {input_path}", err=True)
+            raise typer.Exit(2)
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    gazetteer = default_gazetteer()
+    for line in lines:
+        if not line.strip():
+            continue
+        loc = gazetteer.resolve(line.strip(), district_hint=district_hint)
+        if as_json:
+            typer.echo(json.dumps(loc.to_record(), ensure_ascii=False))
+        else:
+            flag = " (ambiguous)" if loc.ambiguous else ""
+            typer.echo(
+                f"{loc.input}\t{loc.district or '-'}\t{loc.street or '-'}\t{loc.community or '-'}"
+                f"\t{loc.confidence:.2f}{flag}"
+            )
+
+
+def _fail(message: str) -> "typer.Exit":
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+@app.command("train")
+def train_cmd(
+    data: list[str] = typer.Option(..., "--data", help="Labelled orders CSV (id,title,content,created_at,category)."),
+    out: str = typer.Option(..., "--out", help="Directory to write the model artefact to."),
+    cv: int = typer.Option(3, "--cv", min=2, help="Folds of the grouped CV used for stacking and the report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
+) -> None:
+    """Train the category classifier (工单分类) and save a versioned artefact."""
+    import json
+    from typing import Any
+
+    from cityhub.errors import CityhubError
+    from cityhub.nlp import classifier
+
+    try:
+        records: list[classifier.LabelledOrder] = []
+        reports = []
+        for path in data:
+            recs, report = classifier.read_labelled_csv(path)
+            records += recs
+            reports.append(report)
+            for skip in report.skipped:
+                typer.echo(f"skipped {path}: row {skip['row']} (id {skip['id']}): {skip['reason']}", err=True)
+        config = classifier.ClassifierConfig(folds=cv)
+        model = classifier.train(records, config=config, sources=reports)
+        target = model.save(out)
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    summary: dict[str, Any] = {
+        "model": str(target),
+        "training_seconds": model.meta.get("training_seconds"),
+        "training_data": model.meta.get("training_data"),
+        "evaluation": {
+            part: {key: rep[key] for key in ("n", "accuracy", "macro_f1", "coverage_at_precision")}
+            for part, rep in model.meta.get("evaluation", {}).items()
+            if isinstance(rep, dict)
+        },
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    data_summary = summary["training_data"] or {}
+    typer.echo(f"model written to {target} in {summary['training_seconds']} s")
+    typer.echo(f"records: {data_summary.get('n')}  per class: {data_summary.get('n_per_class')}")
+    typer.echo(f"dedup: {data_summary.get('dedup')}")
+    for part, rep in summary["evaluation"].items():
+        cov = rep["coverage_at_precision"]
+        typer.echo(
+            f"CV {part}: n={rep['n']} accuracy={rep['accuracy']:.4f} macro_f1={rep['macro_f1']:.4f} "
+            + " ".join(f"cov@{k}={v:.3f}" for k, v in cov.items())
+        )
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model_path: str = typer.Option(..., "--model", help="Model artefact directory."),
+    data: str = typer.Option(..., "--data", help="Labelled orders CSV to score."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Score a model on labelled orders: accuracy, macro F1, per class, coverage at precision."""
+    import json
+
+    from cityhub.errors import CityhubError
+    from cityhub.nlp import classifier
+
+    try:
+        model = classifier.load(model_path)
+        records, report = classifier.read_labelled_csv(data)
+        result = classifier.evaluate(model, records)
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    result["skipped"] = report.skipped
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    typer.echo(f"n={result['n']} accuracy={result['accuracy']:.4f} macro_f1={result['macro_f1']:.4f}")
+    for label, s in result["per_class"].items():
+        typer.echo(f"  {label}\tP={s['precision']:.3f} R={s['recall']:.3f} F1={s['f1']:.3f} n={s['support']}")
+    typer.echo("coverage at precision: " + " ".join(f"{k}:{v:.3f}" for k, v in result["coverage_at_precision"].items()))
+
+
+@app.command("classify")
+def classify_cmd(
+    model_path: str = typer.Option(..., "--model", help="Model artefact directory."),
+    text: str | None = typer.Option(None, "--text", help="One order text (title and content)."),
+    input_path: str | None = typer.Option(
+        None, "--input", help="Orders CSV (title,content columns) or plain text, one order per line."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per line."),
+) -> None:
+    """Predict the category of orders, with calibrated probability and the top 3."""
+    import json
+
+    from cityhub.errors import CityhubError
+    from cityhub.nlp import classifier
+
+    if (text is None) == (input_path is None):
+        raise _fail("give exactly one of --text or --input")
+    try:
+        model = classifier.load(model_path)
+        ids, texts = classifier.read_texts(input_path) if input_path else ([None], [text or ""])
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    for i in range(0, len(texts), 1000):
+        for oid, pred in zip(ids[i : i + 1000], model.predict(texts[i : i + 1000]), strict=True):
+            row = pred.as_dict() if oid is None else {"id": oid, **pred.as_dict()}
+            if as_json:
+                typer.echo(json.dumps(row, ensure_ascii=False))
+            else:
+                typer.echo(f"{oid + chr(9) if oid else ''}{pred.label}\t{pred.probability:.3f}")

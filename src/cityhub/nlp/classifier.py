@@ -1,0 +1,654 @@
+"""Order category classifier (工单分类): sparse text features, a stacked linear ensemble, calibrated output.
+
+Pipeline
+  text → normalise (segmentation spaces removed) → char n-gram TF-IDF ⊕ word (rjieba) n-gram TF-IDF
+       → members (linear SVM, logistic regression, complement NB) → stacker (multinomial logistic
+         regression over the members' out-of-fold scores) → calibrated class probabilities.
+
+The stacker is fitted on scores the members produced for rows they did not see, with folds that keep
+near-duplicate messages together, so its probabilities reflect accuracy on new messages rather than on
+memorised ones; that is what makes "dispatch automatically when p ≥ t" meaningful.
+
+The artefact is a directory: ``model.joblib`` (the fitted objects) and ``model.json`` (format version,
+library versions, training-data summary, and an evaluation report from grouped cross-validation).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import platform
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.sparse import csr_matrix, hstack
+
+from cityhub.errors import ValidationFailed
+from cityhub.nlp.text import looks_segmented, near_duplicate_groups, normalize, order_text, words
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.joblib"
+META_FILE = "model.json"
+PRECISION_LEVELS = ("0.85", "0.90", "0.95", "0.97")
+CSV_COLUMNS = ("id", "title", "content", "created_at", "category")
+
+
+@dataclass(frozen=True)
+class LabelledOrder:
+    """One labelled message: the unit of training and evaluation data."""
+
+    id: str
+    title: str
+    content: str
+    category: str
+    source: str = ""
+
+    @property
+    def text(self) -> str:
+        return order_text(self.title, self.content)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    probability: float
+    top3: list[tuple[str, float]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "probability": round(self.probability, 6),
+            "top3": [[label, round(p, 6)] for label, p in self.top3],
+        }
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Knobs of the pipeline; defaults are the configuration chosen by grouped CV (bench/)."""
+
+    char_ngrams: tuple[int, int] = (1, 3)
+    word_ngrams: tuple[int, int] | None = (1, 2)
+    members: tuple[str, ...] = ("svm", "sgd", "cnb")
+    # "stack": multinomial LR over out-of-fold member scores; "platt": sigmoid calibration of one member.
+    combiner: str = "stack"
+    svm_c: float = 0.5
+    sgd_alpha: float = 2e-5
+    # lbfgs logistic regression on ~600k features takes minutes; kept as an option, not a default.
+    lr_c: float = 20.0
+    cnb_alpha: float = 0.3
+    min_df: int = 2
+    max_char_features: int | None = 300_000
+    # Train also on the title alone where a message has a separate title, for title-only inputs.
+    title_augment: bool = True
+    folds: int = 3
+    dedup_threshold: float = 0.5
+    seed: int = 0
+    # Members are fitted in threads: liblinear and SGD release the GIL.
+    n_jobs: int = 2
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class CsvReport:
+    path: str
+    sha256: str
+    rows: int = 0
+    kept: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def read_labelled_csv(path: str | Path) -> tuple[list[LabelledOrder], CsvReport]:
+    """Read an ``id,title,content,created_at,category`` CSV (UTF-8, BOM allowed).
+
+    Rows without a category or without any text are skipped and listed in the report; a missing file,
+    a wrong header or undecodable bytes raise ``ValidationFailed`` naming the file (and row).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValidationFailed(f"{p}: no such file")
+    raw = p.read_bytes()
+    try:
+        data = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ValidationFailed(f"{p}: line {line}: not valid UTF-8") from None
+    report = CsvReport(path=str(p), sha256=hashlib.sha256(raw).hexdigest())
+    reader = csv.reader(io.StringIO(data, newline=""))
+    header = next(reader, None)
+    if header is None:
+        raise ValidationFailed(f"{p}: empty file (expected header {','.join(CSV_COLUMNS)})")
+    names = [h.strip().lower() for h in header]
+    missing = [c for c in ("title", "content", "category") if c not in names]
+    if missing:
+        raise ValidationFailed(f"{p}: header lacks column(s) {', '.join(missing)}")
+    index = {name: i for i, name in enumerate(names)}
+    records: list[LabelledOrder] = []
+    for row_no, row in enumerate(reader, start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        report.rows += 1
+        if len(row) != len(names):
+            raise ValidationFailed(f"{p}: row {row_no}: {len(row)} fields, header has {len(names)}")
+
+        def cell(name: str, row: list[str] = row) -> str:
+            return row[index[name]].strip() if name in index else ""
+
+        rid = cell("id") or f"row{row_no}"
+        category = cell("category")
+        title, content = cell("title"), cell("content")
+        if not category or not (title or content):
+            report.skipped.append(
+                {"row": row_no, "id": rid, "reason": "empty category" if not category else "empty text"}
+            )
+            continue
+        records.append(LabelledOrder(id=rid, title=title, content=content, category=category, source=p.name))
+        report.kept += 1
+    return records, report
+
+
+def read_texts(path: str | Path) -> tuple[list[str | None], list[str]]:
+    """Order texts to classify: a CSV with ``title``/``content`` columns, or plain text, one per line."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValidationFailed(f"{p}: no such file")
+    try:
+        data = p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(f"{p}: not valid UTF-8 (byte {exc.start})") from None
+    first = data.split("\n", 1)[0].strip().lower().split(",")
+    if "content" in first or "title" in first:
+        reader = csv.reader(io.StringIO(data, newline=""))
+        names = [h.strip().lower() for h in next(reader)]
+        index = {name: i for i, name in enumerate(names)}
+        ids: list[str | None] = []
+        texts: list[str] = []
+        for row_no, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(names):
+                raise ValidationFailed(f"{p}: row {row_no}: {len(row)} fields, header has {len(names)}")
+            title = row[index["title"]] if "title" in index else ""
+            content = row[index["content"]] if "content" in index else ""
+            ids.append(row[index["id"]] if "id" in index else str(row_no))
+            texts.append(order_text(title, content))
+        return ids, texts
+    lines = [line.strip() for line in data.splitlines() if line.strip()]
+    return [None] * len(lines), lines
+
+
+# --------------------------------------------------------------------------- features and members
+
+
+def _word_analyzer_tokens(text: str) -> list[str]:
+    return words(text)
+
+
+class _Features:
+    """Char and word TF-IDF blocks over normalised text."""
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.char = TfidfVectorizer(
+            analyzer="char",
+            ngram_range=config.char_ngrams,
+            min_df=config.min_df,
+            sublinear_tf=True,
+            max_features=config.max_char_features,
+            lowercase=False,
+            dtype=np.float32,
+        )
+        self.word = (
+            TfidfVectorizer(
+                tokenizer=_word_analyzer_tokens,
+                token_pattern=None,
+                ngram_range=config.word_ngrams,
+                min_df=config.min_df,
+                sublinear_tf=True,
+                lowercase=False,
+                dtype=np.float32,
+            )
+            if config.word_ngrams
+            else None
+        )
+
+    def fit_transform(self, texts: Sequence[str]) -> csr_matrix:
+        blocks = [self.char.fit_transform(texts)]
+        if self.word is not None:
+            blocks.append(self.word.fit_transform(texts))
+        return self._join(blocks)
+
+    def transform(self, texts: Sequence[str]) -> csr_matrix:
+        blocks = [self.char.transform(texts)]
+        if self.word is not None:
+            blocks.append(self.word.transform(texts))
+        return self._join(blocks)
+
+    @staticmethod
+    def _join(blocks: list[Any]) -> csr_matrix:
+        if len(blocks) == 1:
+            return csr_matrix(blocks[0])
+        # Each block is L2-normalised; scale so the joined row has unit norm too.
+        return csr_matrix(hstack(blocks, format="csr") * (1.0 / np.sqrt(len(blocks))))
+
+
+def _make_member(name: str, config: ClassifierConfig) -> Any:
+    from sklearn.linear_model import LogisticRegression, SGDClassifier
+    from sklearn.naive_bayes import ComplementNB
+    from sklearn.svm import LinearSVC
+
+    if name == "sgd":
+        # Modified-Huber SGD: a second, differently regularised linear view, ~10x cheaper than lbfgs LR.
+        return SGDClassifier(
+            loss="modified_huber",
+            alpha=config.sgd_alpha,
+            max_iter=30,
+            tol=None,
+            class_weight="balanced",
+            random_state=config.seed,
+        )
+    if name == "svm":
+        return LinearSVC(C=config.svm_c, class_weight="balanced", random_state=config.seed)
+    if name == "lr":
+        return LogisticRegression(C=config.lr_c, class_weight="balanced", max_iter=300, solver="lbfgs")
+    if name == "cnb":
+        return ComplementNB(alpha=config.cnb_alpha)
+    raise ValidationFailed(f"unknown classifier member '{name}' (known: svm, sgd, lr, cnb)")
+
+
+def _member_scores(model: Any, x: csr_matrix, n_classes: int) -> np.ndarray:
+    """Scores as an (n, n_classes) array over the full label set, whatever the member saw in training."""
+    if hasattr(model, "decision_function") and not hasattr(model, "feature_log_prob_"):
+        raw = model.decision_function(x)
+    else:
+        raw = model.predict_log_proba(x)
+        # Only the ranking within a row carries information for NB; centre it to keep the scale tame.
+        raw = raw - raw.mean(axis=1, keepdims=True)
+    raw = np.asarray(raw, dtype=np.float64)
+    if raw.ndim == 1:
+        raw = np.column_stack([-raw, raw])
+    out = np.full((x.shape[0], n_classes), float(raw.min()) - 1.0 if raw.size else 0.0)
+    out[:, np.asarray(model.classes_, dtype=int)] = raw
+    return out
+
+
+def _fold_ids(y: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold number per row; near-duplicate groups never straddle folds, classes stay balanced."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_groups = len(np.unique(groups))
+    k = max(2, min(folds, n_groups))
+    fold = np.zeros(len(y), dtype=int)
+    min_class = int(np.bincount(y).min()) if len(y) else 0
+    if min_class >= k:
+        splitter: Any = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        splits = splitter.split(np.zeros(len(y)), y, groups)
+    else:
+        from sklearn.model_selection import GroupKFold
+
+        splits = GroupKFold(n_splits=k).split(np.zeros(len(y)), y, groups)
+    for i, (_, test) in enumerate(splits):
+        fold[test] = i
+    return fold
+
+
+# --------------------------------------------------------------------------- model
+
+
+class Model:
+    """A trained classifier; ``predict`` takes raw order texts (title and content joined)."""
+
+    def __init__(
+        self,
+        *,
+        config: ClassifierConfig,
+        labels: list[str],
+        features: _Features,
+        members: list[Any],
+        combiner: Any,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.labels = labels
+        self.features = features
+        self.members = members
+        self.combiner = combiner
+        self.meta: dict[str, Any] = meta or {}
+
+    def _stack_input(self, x: csr_matrix) -> np.ndarray:
+        return np.hstack([_member_scores(m, x, len(self.labels)) for m in self.members])
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities, shape (len(texts), len(labels)), columns in ``labels`` order."""
+        if not len(texts):
+            return np.zeros((0, len(self.labels)))
+        x = self.features.transform([normalize(t) for t in texts])
+        proba = np.asarray(self.combiner.predict_proba(self._stack_input(x)), dtype=np.float64)
+        full = np.zeros((len(texts), len(self.labels)))
+        full[:, np.asarray(self.combiner.classes_, dtype=int)] = proba
+        return full / full.sum(axis=1, keepdims=True)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Most likely category with its probability and the three best candidates, per text."""
+        proba = self.predict_proba(texts)
+        out: list[Prediction] = []
+        for row in proba:
+            order = np.argsort(-row, kind="stable")[:3]
+            top3 = [(self.labels[i], float(row[i])) for i in order]
+            out.append(Prediction(label=top3[0][0], probability=top3[0][1], top3=top3))
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write the artefact directory (created if needed); returns its path."""
+        import joblib
+
+        target = Path(path)
+        target.mkdir(parents=True, exist_ok=True)
+        joblib.dump(
+            {
+                "format_version": FORMAT_VERSION,
+                "config": asdict(self.config),
+                "labels": self.labels,
+                "features": self.features,
+                "members": self.members,
+                "combiner": self.combiner,
+            },
+            target / MODEL_FILE,
+            compress=3,
+        )
+        meta = {**self.meta, "format_version": FORMAT_VERSION, "labels": self.labels}
+        (target / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+        return target
+
+
+def load(path: str | Path) -> Model:
+    """Load an artefact written by ``Model.save``; refuse other format versions with a clear error."""
+    import joblib
+
+    target = Path(path)
+    meta_path, model_path = target / META_FILE, target / MODEL_FILE
+    if not meta_path.is_file() or not model_path.is_file():
+        raise ValidationFailed(f"{target}: not a classifier model (needs {META_FILE} and {MODEL_FILE})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"{meta_path}: unreadable ({exc})") from None
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValidationFailed(
+            f"{target}: model format version {version!r} is not supported by this cityhub "
+            f"(expects {FORMAT_VERSION}); retrain with `cityhub nlp train`"
+        )
+    blob = joblib.load(model_path)
+    if blob.get("format_version") != FORMAT_VERSION:
+        raise ValidationFailed(f"{model_path}: format version mismatch with {META_FILE}")
+    cfg = dict(blob["config"])
+    for key in ("char_ngrams", "word_ngrams", "members"):
+        if cfg.get(key) is not None:
+            cfg[key] = tuple(cfg[key])
+    return Model(
+        config=ClassifierConfig(**cfg),
+        labels=list(blob["labels"]),
+        features=blob["features"],
+        members=list(blob["members"]),
+        combiner=blob["combiner"],
+        meta=meta,
+    )
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _augment(
+    records: Sequence[LabelledOrder], groups: np.ndarray
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Texts, labels, groups and an "is original" mask, with title-only copies appended."""
+    texts = [r.text for r in records]
+    labels = [r.category for r in records]
+    extra = [i for i, r in enumerate(records) if r.title and r.content]
+    texts += [records[i].title for i in extra]
+    labels += [records[i].category for i in extra]
+    all_groups = np.concatenate([groups, groups[extra]]) if extra else groups
+    original = np.r_[np.ones(len(records), bool), np.zeros(len(extra), bool)]
+    return texts, labels, all_groups, original
+
+
+def _fit_combiner(scores: np.ndarray, y: np.ndarray, config: ClassifierConfig) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    if config.combiner == "stack":
+        return LogisticRegression(C=1.0, max_iter=1000).fit(scores, y)
+    raise ValidationFailed(f"unknown combiner '{config.combiner}' (known: stack)")
+
+
+def train(
+    records: Sequence[LabelledOrder],
+    *,
+    config: ClassifierConfig | None = None,
+    groups: np.ndarray | None = None,
+    sources: Sequence[CsvReport] = (),
+    evaluate_cv: bool = True,
+) -> Model:
+    """Fit a classifier on labelled orders; the label set is whatever the records carry.
+
+    ``groups`` (near-duplicate group per record) is computed when not given. With ``evaluate_cv`` the
+    model's metadata gets an evaluation report from grouped cross-validation of the stacked model on the
+    members' out-of-fold scores.
+    """
+    config = config or ClassifierConfig()
+    started = time.perf_counter()
+    if not records:
+        raise ValidationFailed("no labelled records to train on")
+    labels = sorted({r.category for r in records})
+    if len(labels) < 2:
+        raise ValidationFailed(f"need at least 2 categories to train, got {labels}")
+    if groups is None:
+        groups = near_duplicate_groups([r.text for r in records], threshold=config.dedup_threshold)
+    groups = np.asarray(groups)
+    if config.title_augment:
+        texts, y_labels, row_groups, original = _augment(records, groups)
+    else:
+        texts, y_labels = [r.text for r in records], [r.category for r in records]
+        row_groups, original = groups, np.ones(len(records), bool)
+    index = {label: i for i, label in enumerate(labels)}
+    y = np.array([index[label] for label in y_labels])
+    norm_texts = [normalize(t) for t in texts]
+
+    features = _Features(config)
+    x = features.fit_transform(norm_texts)
+    fold = _fold_ids(y, row_groups, config.folds, config.seed)
+    k = len(labels)
+    oof = np.zeros((len(y), k * len(config.members)))
+    from joblib import Parallel, delayed
+
+    def fit(name: str, rows: np.ndarray | slice) -> Any:
+        return _make_member(name, config).fit(x[rows], y[rows])
+
+    fold_ids = [int(f) for f in np.unique(fold)]
+    jobs = [(f, m, name) for f in fold_ids for m, name in enumerate(config.members)]
+    fitted = Parallel(n_jobs=config.n_jobs, prefer="threads")(
+        [delayed(fit)(name, fold != f) for f, _, name in jobs]
+        + [delayed(fit)(name, slice(None)) for name in config.members]
+    )
+    for (f, m, _), member in zip(jobs, fitted[: len(jobs)], strict=True):
+        te = fold == f
+        oof[te, m * k : (m + 1) * k] = _member_scores(member, x[te], k)
+    members = list(fitted[len(jobs) :])
+    combiner = _fit_combiner(oof, y, config)
+
+    meta: dict[str, Any] = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": asdict(config),
+        "libraries": _library_versions(),
+        "training_data": _data_summary(records, groups, sources, n_augmented=int((~original).sum())),
+    }
+    if evaluate_cv:
+        meta["evaluation"] = _internal_evaluation(oof, y, row_groups, original, fold, texts, labels, config)
+    meta["training_seconds"] = round(time.perf_counter() - started, 2)
+    return Model(config=config, labels=labels, features=features, members=members, combiner=combiner, meta=meta)
+
+
+def _internal_evaluation(
+    oof: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    original: np.ndarray,
+    fold: np.ndarray,
+    texts: Sequence[str],
+    labels: list[str],
+    config: ClassifierConfig,
+) -> dict[str, Any]:
+    """Grouped CV of the whole stack, re-using the members' out-of-fold scores.
+
+    The combiner is refitted per fold on the other folds' rows, so each row is scored by a model that saw
+    neither it nor its near-duplicates. (Vocabulary and IDF were fitted on everything: a negligible leak.)
+    """
+    proba = np.zeros((len(y), len(labels)))
+    for f in np.unique(fold):
+        tr, te = fold != f, fold == f
+        comb = _fit_combiner(oof[tr], y[tr], config)
+        proba[np.ix_(te, np.asarray(comb.classes_, dtype=int))] = comb.predict_proba(oof[te])
+    raw_form = original & np.array([not looks_segmented(t) for t in texts])
+    report: dict[str, Any] = {
+        "method": f"grouped {len(np.unique(fold))}-fold CV (near-duplicates kept in one fold)",
+        "all": metrics(y[original], proba[original], labels),
+    }
+    if raw_form.any() and raw_form.sum() < original.sum():
+        report["raw_text"] = metrics(y[raw_form], proba[raw_form], labels)
+    if (~original).any():
+        report["title_only"] = metrics(y[~original], proba[~original], labels)
+    return report
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("cityhub", "scikit-learn", "numpy", "scipy", "rjieba", "joblib"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def _data_summary(
+    records: Sequence[LabelledOrder], groups: np.ndarray, sources: Sequence[CsvReport], *, n_augmented: int
+) -> dict[str, Any]:
+    per_class = Counter(r.category for r in records)
+    group_class = Counter(r.category for r in {int(g): r for g, r in zip(groups, records, strict=True)}.values())
+    exact = len({(r.category, normalize(r.text)) for r in records})
+    return {
+        "files": [
+            {"path": s.path, "sha256": s.sha256, "rows": s.rows, "kept": s.kept, "skipped": len(s.skipped)}
+            for s in sources
+        ],
+        "n": len(records),
+        "n_per_class": dict(sorted(per_class.items())),
+        "dedup": {
+            "distinct_texts": exact,
+            "near_duplicate_groups": len(np.unique(groups)),
+            "groups_per_class": dict(sorted(group_class.items())),
+            "segmented_rows": sum(looks_segmented(r.text) for r in records),
+        },
+        "title_only_copies": n_augmented,
+    }
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def coverage_at_precision(
+    correct: Sequence[bool] | np.ndarray, confidence: Sequence[float] | np.ndarray
+) -> dict[str, Any]:
+    """Largest share of cases answerable automatically, most confident first, at each precision level.
+
+    Cuts are only allowed between different confidence values (a threshold cannot split ties). Returns
+    ``{"coverage": {level: share}, "threshold": {level: min confidence or None}}``.
+    """
+    ok = np.asarray(correct, dtype=bool)
+    conf = np.asarray(confidence, dtype=np.float64)
+    n = len(ok)
+    cov: dict[str, float] = {}
+    thr: dict[str, float | None] = {}
+    if n == 0:
+        return {"coverage": dict.fromkeys(PRECISION_LEVELS, 0.0), "threshold": dict.fromkeys(PRECISION_LEVELS)}
+    order = np.argsort(-conf, kind="stable")
+    ok_sorted, conf_sorted = ok[order], conf[order]
+    hits = np.cumsum(ok_sorted)
+    taken = np.arange(1, n + 1)
+    # A cut after position i is valid when the next confidence is strictly lower (or i is the last).
+    valid = np.r_[conf_sorted[1:] < conf_sorted[:-1], True]
+    precision = hits / taken
+    for level in PRECISION_LEVELS:
+        good = np.nonzero(valid & (precision >= float(level) - 1e-12))[0]
+        if len(good):
+            i = int(good.max())
+            cov[level] = float(taken[i] / n)
+            thr[level] = float(conf_sorted[i])
+        else:
+            cov[level] = 0.0
+            thr[level] = None
+    return {"coverage": cov, "threshold": thr}
+
+
+def metrics(y: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """Accuracy, macro F1, per-class scores, coverage at precision and confusion matrix."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    pred = proba.argmax(axis=1)
+    idx = list(range(len(labels)))
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=idx, zero_division=0)
+    present = sorted(set(y.tolist()))
+    cov = coverage_at_precision(pred == y, proba.max(axis=1))
+    return {
+        "n": len(y),
+        "accuracy": float(accuracy_score(y, pred)) if len(y) else 0.0,
+        "macro_f1": float(f1_score(y, pred, labels=present, average="macro", zero_division=0)) if len(y) else 0.0,
+        "per_class": {
+            labels[i]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i in idx
+        },
+        "coverage_at_precision": cov["coverage"],
+        "threshold_at_precision": cov["threshold"],
+        "confusion_matrix": {"labels": labels, "matrix": confusion_matrix(y, pred, labels=idx).tolist()},
+    }
+
+
+def evaluate(model: Model, records: Iterable[LabelledOrder]) -> dict[str, Any]:
+    """Score ``model`` on labelled records. Categories unknown to the model count as errors."""
+    recs = list(records)
+    labels = list(model.labels)
+    for extra in sorted({r.category for r in recs} - set(labels)):
+        labels.append(extra)
+    index = {label: i for i, label in enumerate(labels)}
+    y = np.array([index[r.category] for r in recs], dtype=int)
+    proba = np.zeros((len(recs), len(labels)))
+    if recs:
+        proba[:, : len(model.labels)] = model.predict_proba([r.text for r in recs])
+    report = metrics(y, proba, labels)
+    report["unknown_categories"] = labels[len(model.labels) :]
+    return report
+
+
+def with_overrides(config: ClassifierConfig, **changes: Any) -> ClassifierConfig:
+    """A copy of ``config`` with some fields changed (for benchmarks and the CLI)."""
+    return replace(config, **changes)

@@ -1,0 +1,188 @@
+"""Order category classifier: artefact round trip, probabilities, metrics and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cityhub.errors import ValidationFailed
+from cityhub.nlp import classifier
+from cityhub.nlp.classifier import ClassifierConfig, LabelledOrder, coverage_at_precision
+from cityhub.nlp.cli import app
+from cityhub.nlp.text import looks_segmented, near_duplicate_groups, normalize
+
+# Small vocabulary per category; synthetic messages mix topic words with shared filler.
+TOPICS = {
+    "交通运输": ["公交车", "出租车", "红绿灯", "高速公路", "驾驶证", "地铁站", "停车场", "车辆违停"],
+    "教育文体": ["学校", "老师", "学生", "补课", "幼儿园", "招生", "体育馆", "图书馆"],
+    "环境保护": ["噪音", "污水", "排放", "垃圾焚烧", "空气污染", "扬尘", "河道", "废气"],
+    "卫生计生": ["医院", "医生", "疫苗", "药品", "病人", "计划生育", "诊所", "护士"],
+}
+FILLER = ["请问", "领导", "您好", "小区", "附近", "希望", "尽快", "处理", "反映", "问题", "我们", "每天"]
+FAST = ClassifierConfig(folds=3, char_ngrams=(1, 2), min_df=1)
+
+
+def _message(rng: random.Random, label: str, n_words: int = 12) -> str:
+    topic = TOPICS[label]
+    return "".join(rng.choice(topic) if rng.random() < 0.4 else rng.choice(FILLER) for _ in range(n_words))
+
+
+def _records(n_per_class: int = 40, seed: int = 1) -> list[LabelledOrder]:
+    rng = random.Random(seed)
+    out = []
+    for label in TOPICS:
+        for i in range(n_per_class):
+            title = _message(rng, label, 4) if i % 2 else ""
+            out.append(LabelledOrder(id=f"{label}{i}", title=title, content=_message(rng, label), category=label))
+    return out
+
+
+@pytest.fixture(scope="module")
+def model() -> classifier.Model:
+    return classifier.train(_records(), config=FAST)
+
+
+def _write_csv(path: Path, records: list[LabelledOrder], extra_rows: list[list[str]] = ()) -> Path:  # type: ignore[assignment]
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "title", "content", "created_at", "category"])
+        for r in records:
+            w.writerow([r.id, r.title, r.content, "", r.category])
+        for row in extra_rows:
+            w.writerow(row)
+    return path
+
+
+def test_probabilities_sum_to_one_and_top3_sorted(model: classifier.Model) -> None:
+    preds = model.predict(["公交车红绿灯出租车请问领导", "医院医生疫苗", "只有标题"])
+    assert len(preds) == 3
+    for p in preds:
+        probs = [q for _, q in p.top3]
+        assert probs == sorted(probs, reverse=True)
+        assert p.label == p.top3[0][0] and p.probability == pytest.approx(probs[0])
+        assert len({label for label, _ in p.top3}) == 3
+    proba = model.predict_proba(["公交车红绿灯", "学校老师"])
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert preds[0].label == "交通运输" and preds[1].label == "卫生计生"
+
+
+def test_label_set_comes_from_data() -> None:
+    recs = [r for r in _records(20) if r.category in ("交通运输", "教育文体")]
+    m = classifier.train(recs, config=FAST)
+    assert m.labels == ["交通运输", "教育文体"]
+    pred = m.predict(["学校招生老师"])[0]
+    assert pred.label == "教育文体" and len(pred.top3) == 2
+
+
+def test_save_load_round_trip(model: classifier.Model, tmp_path: Path) -> None:
+    texts = ["噪音扰民污水排放", "驾驶证补办", "学校补课"]
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text(encoding="utf-8"))
+    assert meta["format_version"] == classifier.FORMAT_VERSION
+    assert meta["training_data"]["n"] == len(_records())
+    assert "scikit-learn" in meta["libraries"] and meta["created_at"]
+    assert set(meta["evaluation"]["all"]["coverage_at_precision"]) == {"0.85", "0.90", "0.95", "0.97"}
+    loaded = classifier.load(tmp_path / "m")
+    assert np.allclose(loaded.predict_proba(texts), model.predict_proba(texts))
+    assert loaded.labels == model.labels
+
+
+def test_load_refuses_other_format_version(model: classifier.Model, tmp_path: Path) -> None:
+    target = model.save(tmp_path / "m")
+    meta_path = target / "model.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["format_version"] = classifier.FORMAT_VERSION + 1
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ValidationFailed, match="format version"):
+        classifier.load(target)
+    with pytest.raises(ValidationFailed, match="not a classifier model"):
+        classifier.load(tmp_path / "nowhere")
+
+
+def test_coverage_at_precision_hand_made() -> None:
+    # Sorted by confidence: ✓ ✓ ✓ ✓ ✗ ✓ ✓ ✓ ✗ ✗  → precision after k: 1,1,1,1,.8,.833,.857,.875,.778,.7
+    correct = [True, True, True, True, False, True, True, True, False, False]
+    conf = [0.99, 0.98, 0.97, 0.96, 0.95, 0.94, 0.93, 0.92, 0.91, 0.90]
+    order = [3, 7, 0, 9, 1, 5, 2, 8, 4, 6]  # shuffled input must not matter
+    res = coverage_at_precision([correct[i] for i in order], [conf[i] for i in order])
+    assert res["coverage"] == {"0.85": 0.8, "0.90": 0.4, "0.95": 0.4, "0.97": 0.4}
+    assert res["threshold"]["0.85"] == 0.92 and res["threshold"]["0.97"] == 0.96
+    # A tie cannot be split by a threshold: all four share one confidence, precision .75 < .85.
+    tied = coverage_at_precision([True, True, True, False], [0.9, 0.9, 0.9, 0.9])
+    assert tied["coverage"]["0.85"] == 0.0 and tied["threshold"]["0.85"] is None
+    assert coverage_at_precision([True, False], [0.9, 0.1])["coverage"]["0.97"] == 0.5
+
+
+def test_evaluate_report_keys(model: classifier.Model) -> None:
+    test = _records(10, seed=7)
+    rep = classifier.evaluate(model, test)
+    assert rep["n"] == len(test)
+    assert 0.0 <= rep["macro_f1"] <= 1.0 and rep["accuracy"] > 0.5
+    assert set(rep["per_class"]) == set(TOPICS)
+    assert set(rep["per_class"]["交通运输"]) == {"precision", "recall", "f1", "support"}
+    matrix = np.array(rep["confusion_matrix"]["matrix"])
+    assert matrix.sum() == len(test) and np.trace(matrix) == round(rep["accuracy"] * len(test))
+
+
+def test_text_helpers() -> None:
+    seg = "市 西湖 建筑 集团 占 道 施工 安全隐患 A3 区 大道"
+    assert looks_segmented(seg) and not looks_segmented("A市西湖建筑集团占道施工有安全隐患")
+    assert normalize(seg) == "市西湖建筑集团占道施工安全隐患a3区大道"
+    assert normalize("ＡＢＣ  公交 车\n站") == "abc公交车站"
+    texts = [
+        "A市西湖建筑集团占道施工有安全隐患，人行道被圈进施工围墙内，每天上下班人流车流极多",
+        "市 西湖 建筑 集团 占 道 施工 安全隐患 人行道 圈 施工 围墙 每天 上下班 人流 车流",
+        "请问下A市哪个社区有13价肺炎疫苗可以打，外市的人可不可以来社区医院接种",
+        "A市西湖建筑集团占道施工有安全隐患，人行道被圈进施工围墙内，每天上下班人流车流极多！",
+    ]
+    g = near_duplicate_groups(texts)
+    assert g[0] == g[1] == g[3] and g[2] != g[0]
+
+
+def test_cli_train_evaluate_classify(tmp_path: Path) -> None:
+    runner = CliRunner()
+    train_csv = _write_csv(
+        tmp_path / "train.csv", _records(), [["bad1", "", "", "", "交通运输"], ["bad2", "t", "c", "", ""]]
+    )
+    test_csv = _write_csv(tmp_path / "test.csv", _records(8, seed=3))
+    out = tmp_path / "model"
+    res = runner.invoke(app, ["train", "--data", str(train_csv), "--out", str(out), "--cv", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["training_data"]["n"] == len(_records())
+    assert summary["training_data"]["files"][0]["skipped"] == 2
+
+    res = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(test_csv), "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    for key in ("n", "accuracy", "macro_f1", "per_class", "coverage_at_precision", "confusion_matrix"):
+        assert key in rep
+    assert set(rep["coverage_at_precision"]) == {"0.85", "0.90", "0.95", "0.97"}
+
+    res = runner.invoke(app, ["classify", "--model", str(out), "--input", str(test_csv), "--json"])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(lines) == 4 * 8 and {"id", "label", "probability", "top3"} <= set(lines[0])
+
+    res = runner.invoke(app, ["classify", "--model", str(out), "--text", "医院医生护士", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["label"] == "卫生计生"
+
+
+def test_cli_bad_csv_names_row(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,title,content,created_at,category\n1,t,c,,交通运输\n2,t,c,交通运输\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["train", "--data", str(bad), "--out", str(tmp_path / "m")])
+    assert res.exit_code != 0
+    assert "bad.csv" in res.output and "row 3" in res.output
+    res = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "m")])
+    assert res.exit_code != 0 and "missing.csv" in res.output
+    nohdr = tmp_path / "nohdr.csv"
+    nohdr.write_text("a,b\n1,2\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["evaluate", "--model", str(tmp_path / "m"), "--data", str(nohdr)])
+    assert res.exit_code != 0
