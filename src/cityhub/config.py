@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     # Seconds between two SLA sweeps inside `serve` and `worker`.
     sla_sweep_interval: int = 300
     log_level: str = "INFO"
+    # Dispatch (派单): the category classifier artefact (a directory written by `cityhub nlp train`; none: rules
+    # alone decide), automatic dispatch at intake, the default per-category probability threshold, and the rule
+    # priority from which rules alone may dispatch automatically when no classifier is configured.
+    dispatch_model_path: str | None = None
+    dispatch_auto: bool = False
+    dispatch_threshold: float = Field(0.90, gt=0, le=1)
+    dispatch_rule_auto_priority: int = 100
 
     @field_validator("timezone")
     @classmethod

@@ -313,6 +313,15 @@ def _fold_ids(y: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> np.nd
 # --------------------------------------------------------------------------- model
 
 
+def _fortran_weights(member: Any) -> None:
+    """Store a linear member's weights column-major once: scikit-learn's sparse × dense.T product otherwise
+    copies the (classes × features) matrix on every call, which dominated single-order latency."""
+    for name in ("coef_", "feature_log_prob_"):
+        value = getattr(member, name, None)
+        if isinstance(value, np.ndarray) and not value.flags.f_contiguous:
+            setattr(member, name, np.asfortranarray(value))
+
+
 class Model:
     """A trained classifier; ``predict`` takes raw order texts (title and content joined)."""
 
@@ -332,6 +341,8 @@ class Model:
         self.members = members
         self.combiner = combiner
         self.meta: dict[str, Any] = meta or {}
+        for member in members:
+            _fortran_weights(member)
 
     def _stack_input(self, x: csr_matrix) -> np.ndarray:
         return np.hstack([_member_scores(m, x, len(self.labels)) for m in self.members])

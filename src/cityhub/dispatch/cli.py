@@ -1,0 +1,249 @@
+"""``cityhub dispatch …`` — routing rules, suggestions, automatic dispatch of the queue, training export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cityhub.db import session_scope
+from cityhub.errors import CityhubError
+
+app = typer.Typer(no_args_is_help=True, help="Dispatch (派单): routing rules, suggestions, automatic dispatch.")
+rules_app = typer.Typer(no_args_is_help=True, help="Routing rules: category × place × keywords → unit.")
+thresholds_app = typer.Typer(no_args_is_help=True, help="Per-category auto-dispatch thresholds.")
+app.add_typer(rules_app, name="rules")
+app.add_typer(thresholds_app, name="thresholds")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _unit_id(session: object, code: str | None) -> int | None:
+    from cityhub.org.service import get_unit_by_code
+
+    if code is None:
+        return None
+    unit = get_unit_by_code(session, code=code)  # type: ignore[arg-type]
+    if unit is None:
+        raise _fail(f"unknown unit code {code}")
+    return unit.id
+
+
+def _category_id(session: object, name: str | None) -> int | None:
+    from cityhub.workorders.categories import find_category
+
+    if name is None:
+        return None
+    found = find_category(session, name_or_path=name)  # type: ignore[arg-type]
+    if found is None:
+        raise _fail(f"unknown or ambiguous category {name}")
+    return found.id
+
+
+@rules_app.command("list")
+def rules_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include inactive rules.")] = False,
+) -> None:
+    """List rules in ranking order: id, tier, priority, conditions → target."""
+    from cityhub.dispatch import service
+
+    with session_scope() as session:
+        for r in service.list_rules(session, include_inactive=all_):
+            target = r.target_kind.value if r.target_unit_id is None else f"unit {r.target_unit_id}"
+            conditions = [
+                f"category {r.category_id}" if r.category_id else "",
+                f"place {r.place_unit_id}" if r.place_unit_id else "",
+                ("keywords " + "、".join(r.keywords)[:60]) if r.keywords else "",
+                ("not " + "、".join(r.exclude_keywords)) if r.exclude_keywords else "",
+            ]
+            flag = "" if r.active else " (inactive)"
+            typer.echo(
+                f"{r.id}\t{r.tier.value}\t{r.priority}\t{r.name}{flag}\t"
+                f"{'; '.join(c for c in conditions if c) or 'any order'} → {target}"
+            )
+
+
+@rules_app.command("add")
+def rules_add(
+    name: Annotated[str, typer.Option("--name", help="What the rule is for.")],
+    unit: Annotated[str | None, typer.Option("--unit", help="Target unit code.")] = None,
+    local: Annotated[
+        str | None, typer.Option("--local", help="Target the order's own 'community' or 'street' instead of a unit.")
+    ] = None,
+    category: Annotated[str | None, typer.Option("--category", help="Category name or path.")] = None,
+    place: Annotated[str | None, typer.Option("--place", help="Street/community/district unit code.")] = None,
+    keywords: Annotated[
+        str | None, typer.Option("--keywords", help="Any of these (separated by 、 or commas).")
+    ] = None,
+    exclude: Annotated[str | None, typer.Option("--exclude", help="None of these.")] = None,
+    priority: Annotated[int, typer.Option("--priority", help="Higher wins within a tier.")] = 50,
+    tier: Annotated[str | None, typer.Option("--tier", help="community | street | department | district.")] = None,
+) -> None:
+    """Add a routing rule."""
+    from cityhub.dispatch import service
+    from cityhub.dispatch.rules import TargetKind
+    from cityhub.dispatch.schemas import RuleCreate
+
+    if (unit is None) == (local is None):
+        raise _fail("give exactly one of --unit CODE or --local community|street")
+    if local is not None and local not in ("community", "street"):
+        raise _fail("--local is 'community' or 'street'")
+    try:
+        with session_scope() as session:
+            data = RuleCreate.model_validate(
+                {
+                    "name": name,
+                    "priority": priority,
+                    "category_id": _category_id(session, category),
+                    "place_unit_id": _unit_id(session, place),
+                    "keywords": keywords,
+                    "exclude_keywords": exclude,
+                    "target_kind": TargetKind.UNIT if unit else TargetKind(f"local_{local}"),
+                    "target_unit_id": _unit_id(session, unit),
+                    "tier": tier,
+                }
+            )
+            rule = service.create_rule(session, data=data)
+            typer.echo(f"rule {rule.id} added ({rule.tier.value}, priority {rule.priority})")
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+@rules_app.command("remove")
+def rules_remove(rule_id: Annotated[int, typer.Argument(help="Rule id.")]) -> None:
+    """Remove a rule."""
+    from cityhub.dispatch import service
+
+    try:
+        with session_scope() as session:
+            service.delete_rule(session, rule_id=rule_id)
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(f"rule {rule_id} removed")
+
+
+@rules_app.command("seed")
+def rules_seed() -> None:
+    """Create the Baiyun demo rule set (needs `org seed-baiyun` and `categories seed` first; idempotent)."""
+    from cityhub.dispatch import service
+
+    with session_scope() as session:
+        result = service.seed_default_rules(session)
+    typer.echo(f"rules created {result['created']}, total {result['total']}")
+
+
+@thresholds_app.command("list")
+def thresholds_list() -> None:
+    """Per-category thresholds (others use the default CITYHUB_DISPATCH_THRESHOLD)."""
+    from cityhub.config import get_settings
+    from cityhub.dispatch import service
+
+    with session_scope() as session:
+        for row, category in service.list_thresholds(session):
+            typer.echo(f"{category.code}\t{category.path}\t{row.threshold:.3f}")
+    typer.echo(f"default {get_settings().dispatch_threshold:.3f}", err=True)
+
+
+@thresholds_app.command("set")
+def thresholds_set(
+    category: Annotated[str, typer.Argument(help="Category name or path.")],
+    threshold: Annotated[float, typer.Argument(help="Probability in (0, 1].")],
+) -> None:
+    """Set the auto-dispatch threshold of a category and its descendants."""
+    from cityhub.dispatch import service
+
+    try:
+        with session_scope() as session:
+            category_id = _category_id(session, category)
+            assert category_id is not None
+            service.set_threshold(session, category_id=category_id, threshold=threshold)
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(f"threshold of {category} set to {threshold}")
+
+
+def _find_order(session: object, ref: str) -> object:
+    from cityhub.workorders import service as orders
+
+    order = orders.get_order_by_number(session, number=ref)  # type: ignore[arg-type]
+    if order is None and ref.isdigit():
+        order = orders.get_order(session, order_id=int(ref))  # type: ignore[arg-type]
+    if order is None:
+        raise _fail(f"order {ref} not found")
+    return order
+
+
+@app.command("suggest")
+def suggest(
+    ref: Annotated[str, typer.Argument(help="Order number or id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+) -> None:
+    """Show the units suggested for an order, the category prediction and whether it would go automatically."""
+    from cityhub.dispatch import service
+
+    try:
+        with session_scope() as session:
+            decision = service.suggest(session, order=_find_order(session, ref))  # type: ignore[arg-type]
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    if as_json:
+        typer.echo(json.dumps(decision.as_dict(), ensure_ascii=False, default=str))
+        return
+    typer.echo(f"{'AUTO' if decision.auto else 'QUEUE'}: {decision.reason}")
+    if decision.prediction:
+        top3 = ", ".join(f"{label} {p:.2f}" for label, p in decision.prediction["top3"])
+        typer.echo(f"category prediction: {top3} (model {decision.model_version})")
+    typer.echo(
+        f"place: street {decision.place.street_id} community {decision.place.community_id} ({decision.place.source})"
+    )
+    for i, c in enumerate(decision.candidates, 1):
+        score = f"{c.score:.2f}" if c.score is not None else "-"
+        typer.echo(f"{i}. {c.unit_name} [{c.unit_code}] score {score}")
+        for reason in c.reasons:
+            typer.echo(f"     {reason}")
+
+
+@app.command("run")
+def run(
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many orders.")] = None,
+) -> None:
+    """Decide for every received order, dispatching automatically where allowed (one transaction per order)."""
+    from cityhub.dispatch import service
+    from cityhub.workorders import service as orders
+
+    with session_scope() as session:
+        ids = service.pending_order_ids(session, limit=limit)
+    dispatched = queued = failed = 0
+    for order_id in ids:
+        try:
+            with session_scope() as session:
+                decision = service.auto_dispatch(session, order=orders.require_order(session, order_id=order_id))
+        except CityhubError as exc:
+            failed += 1
+            typer.echo(f"order {order_id}: {exc.message}", err=True)
+            continue
+        dispatched += decision.dispatched
+        queued += not decision.dispatched
+    typer.echo(f"orders {len(ids)}: dispatched {dispatched}, queued {queued}, failed {failed}")
+
+
+@app.command("export-training")
+def export_training(
+    out: Annotated[Path, typer.Option("--out", help="CSV to write (id,title,content,created_at,category,…).")],
+) -> None:
+    """Export orders a dispatcher corrected (returned and re-dispatched elsewhere, transferred, re-categorised)."""
+    from cityhub.dispatch import service
+
+    with session_scope() as session:
+        result = service.export_training(session, out=out)
+    typer.echo(
+        f"corrected orders {result['corrected']}: written {result['written']}, "
+        f"skipped {result['skipped']} (no category, merged or cancelled) → {out}"
+    )

@@ -1,0 +1,73 @@
+"""Routing rules (派单规则), per-category auto-dispatch thresholds and the latest dispatch decision per order."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cityhub.db import Base, utcnow
+from cityhub.dispatch.rules import RuleTier, TargetKind
+from cityhub.org.models import _enum
+
+
+class DispatchRule(Base):
+    """Category × place × keywords → unit, editable by an administrator.
+
+    ``category_id`` matches the category and its descendants (NULL: any); ``place_unit_id`` matches orders whose
+    street or community lies in that unit (NULL: anywhere). The target is a fixed unit or the order's own
+    community / street. ``tier`` orders matching rules (community before street before department).
+    """
+
+    __tablename__ = "dispatch_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    priority: Mapped[int] = mapped_column(Integer, default=50)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id", ondelete="CASCADE"), index=True)
+    place_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    exclude_keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    target_kind: Mapped[TargetKind] = mapped_column(_enum(TargetKind, "dispatch_target_kind"), default=TargetKind.UNIT)
+    target_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), index=True)
+    tier: Mapped[RuleTier] = mapped_column(_enum(RuleTier, "dispatch_rule_tier"))
+    valid_from: Mapped[datetime | None] = mapped_column()
+    valid_until: Mapped[datetime | None] = mapped_column()
+    # Set for rules created by ``seed_default_rules`` so that seeding again recognises them.
+    seed_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DispatchThreshold(Base):
+    """Classifier probability from which orders of a category (and its descendants) are dispatched automatically."""
+
+    __tablename__ = "dispatch_thresholds"
+
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DispatchSuggestion(Base):
+    """The latest suggestion for an order: what the dispatcher's queue shows (the audit trail keeps the history)."""
+
+    __tablename__ = "dispatch_suggestions"
+
+    order_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    auto: Mapped[bool] = mapped_column(Boolean, default=False)
+    dispatched: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text)
+    # [{"unit_id", "unit_name", "score", "rule_id", "tier", "reasons": [...]}]
+    candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # {"label", "probability", "top3": [[label, p], ...]} or None without a model
+    prediction: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # {"street_id", "community_id", "source": "order" | "address" | "text" | None}
+    place: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    model_version: Mapped[str | None] = mapped_column(String(120))

@@ -1,0 +1,158 @@
+"""Pydantic schemas of dispatch: routing rules, thresholds, suggestions and the dispatcher's queue."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cityhub.dispatch.rules import RuleTier, TargetKind, split_keywords
+from cityhub.workorders.lifecycle import State
+
+
+def _keyword_list(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str | list | tuple):
+        return list(split_keywords(value))
+    raise ValueError("keywords are a list of strings or one string separated by 、 or commas")
+
+
+class RuleBase(BaseModel):
+    name: str = Field(..., min_length=1, max_length=120)
+    priority: int = Field(50, ge=0, le=1000, description="higher wins within a tier")
+    active: bool = True
+    category_id: int | None = Field(None, description="this category and its descendants; null: any")
+    place_unit_id: int | None = Field(None, description="a district, street or community; null: anywhere")
+    keywords: list[str] = Field(default_factory=list, description="any of these in the text (empty: no condition)")
+    exclude_keywords: list[str] = Field(default_factory=list, description="none of these in the text")
+    target_kind: TargetKind = TargetKind.UNIT
+    target_unit_id: int | None = Field(None, description="the unit when target_kind is 'unit'")
+    tier: RuleTier | None = Field(None, description="derived from the target when absent")
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+    @field_validator("keywords", "exclude_keywords", mode="before")
+    @classmethod
+    def _keywords(cls, value: Any) -> list[str]:
+        return _keyword_list(value) or []
+
+    @field_validator("valid_from", "valid_until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("times must carry a time zone")
+        return value
+
+
+class RuleCreate(RuleBase):
+    @model_validator(mode="after")
+    def _window(self) -> RuleCreate:
+        if self.valid_from and self.valid_until and self.valid_from >= self.valid_until:
+            raise ValueError("valid_from must be before valid_until")
+        return self
+
+
+class RuleUpdate(BaseModel):
+    """Fields to change; absent fields stay as they are."""
+
+    name: str | None = Field(None, min_length=1, max_length=120)
+    priority: int | None = Field(None, ge=0, le=1000)
+    active: bool | None = None
+    category_id: int | None = None
+    place_unit_id: int | None = None
+    keywords: list[str] | None = None
+    exclude_keywords: list[str] | None = None
+    target_kind: TargetKind | None = None
+    target_unit_id: int | None = None
+    tier: RuleTier | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+    @field_validator("keywords", "exclude_keywords", mode="before")
+    @classmethod
+    def _keywords(cls, value: Any) -> list[str] | None:
+        return _keyword_list(value)
+
+
+class RuleRead(RuleBase):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    tier: RuleTier
+    seed_key: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ThresholdSet(BaseModel):
+    threshold: float = Field(..., gt=0, le=1)
+
+
+class ThresholdRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    category_id: int
+    category_path: str | None = None
+    threshold: float
+
+
+class SuggestionRead(BaseModel):
+    unit_id: int
+    unit_code: str | None = None
+    unit_name: str | None = None
+    tier: RuleTier
+    score: float | None = Field(None, description="probability of the category readings that lead to this unit")
+    rule_id: int
+    reasons: list[str]
+
+
+class PredictionRead(BaseModel):
+    label: str
+    probability: float
+    top3: list[tuple[str, float]]
+
+
+class PlaceRead(BaseModel):
+    street_id: int | None = None
+    community_id: int | None = None
+    source: str | None = Field(None, description="order | address | text: where the place came from")
+
+
+class DecisionRead(BaseModel):
+    order_id: int
+    auto: bool
+    dispatched: bool = False
+    reason: str
+    candidates: list[SuggestionRead]
+    prediction: PredictionRead | None = None
+    category_id: int | None = None
+    category_source: str | None = Field(None, description="intake | model")
+    threshold: float | None = None
+    place: PlaceRead
+    model_version: str | None = None
+    decided_at: datetime | None = None
+
+
+class QueueItem(BaseModel):
+    order_id: int
+    number: str
+    title: str
+    state: State
+    created_at: datetime
+    return_count: int
+    decision: DecisionRead
+
+
+class QueuePage(BaseModel):
+    items: list[QueueItem]
+    limit: int
+    offset: int
+    has_more: bool
+
+
+class CategorySet(BaseModel):
+    category_id: int
+    reason: str | None = Field(None, max_length=2000)
+    version: int | None = Field(None, ge=1)

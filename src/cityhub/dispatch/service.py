@@ -1,0 +1,883 @@
+"""Dispatch service: suggest units for an order, dispatch automatically when confident, keep the queue.
+
+An order's decision combines
+- the category: set at intake (trusted), else the classifier's prediction (``settings.dispatch_model_path``);
+- the place: the order's street/community, else resolved from its address (or text) by the gazetteer;
+- the routing rules (:mod:`cityhub.dispatch.rules`), ranked community → street → department.
+
+It is dispatched automatically when the category's probability reaches the per-category threshold and one unit
+ranks first (without a classifier: when a rule of priority ≥ ``settings.dispatch_rule_auto_priority`` ranks first
+on its own); otherwise it waits in the dispatcher's queue with the top three suggestions and the reason.
+Automatic dispatch is an ordinary DISPATCH through :func:`cityhub.workorders.service.act` by the actor
+``auto-dispatch``, with ``{auto, probability, rule_id, model_version}`` in the audit payload.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cityhub.config import get_settings
+from cityhub.db import utcnow
+from cityhub.dispatch import rules as rulebook
+from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchThreshold
+from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
+from cityhub.errors import NotFound, ValidationFailed
+from cityhub.org.models import Unit, UnitTier
+from cityhub.workorders import service as orders
+from cityhub.workorders.categories import category_chain, find_category
+from cityhub.workorders.lifecycle import Action, State
+from cityhub.workorders.models import Category, Order, OrderEvent
+
+AUTO_ACTOR = orders.Actor(name="auto-dispatch")
+QUEUE_STATES = (State.RECEIVED, State.RETURNED)
+PLACE_TIERS = (UnitTier.DISTRICT, UnitTier.STREET, UnitTier.COMMUNITY)
+
+
+# --- decisions -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    unit_id: int
+    unit_code: str | None
+    unit_name: str | None
+    tier: rulebook.RuleTier
+    score: float | None
+    rule_id: int
+    reasons: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "unit_id": self.unit_id,
+            "unit_code": self.unit_code,
+            "unit_name": self.unit_name,
+            "tier": self.tier.value,
+            "score": self.score,
+            "rule_id": self.rule_id,
+            "reasons": self.reasons,
+        }
+
+
+@dataclass(frozen=True)
+class Place:
+    street_id: int | None = None
+    community_id: int | None = None
+    source: str | None = None  # order | address | text
+
+
+@dataclass
+class DispatchDecision:
+    order_id: int
+    candidates: list[Suggestion]
+    prediction: dict[str, Any] | None
+    category_id: int | None
+    category_source: str | None  # intake | model
+    place: Place
+    auto: bool
+    reason: str
+    threshold: float | None = None
+    model_version: str | None = None
+    dispatched: bool = False
+    decided_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def probability(self) -> float | None:
+        if self.category_source == "intake":
+            return 1.0
+        return float(self.prediction["probability"]) if self.prediction else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "auto": self.auto,
+            "dispatched": self.dispatched,
+            "reason": self.reason,
+            "candidates": [c.as_dict() for c in self.candidates],
+            "prediction": self.prediction,
+            "category_id": self.category_id,
+            "category_source": self.category_source,
+            "threshold": self.threshold,
+            "place": {
+                "street_id": self.place.street_id,
+                "community_id": self.place.community_id,
+                "source": self.place.source,
+            },
+            "model_version": self.model_version,
+            "decided_at": self.decided_at,
+        }
+
+
+# --- classifier and gazetteer (process-wide caches of read-only artefacts) --------------------------------------
+
+_lock = threading.Lock()
+_models: dict[tuple[str, float], tuple[Any, str]] = {}
+_gazetteers: dict[tuple[str, int, int], tuple[Any, dict[str, int]]] = {}
+
+
+def load_model() -> tuple[Any, str] | None:
+    """The configured classifier and its version string, or None when no model is configured."""
+    path = get_settings().dispatch_model_path
+    if not path:
+        return None
+    from cityhub.nlp import classifier
+
+    meta = Path(path) / classifier.META_FILE
+    if not meta.is_file():
+        raise ValidationFailed(f"dispatch model {path} not found (CITYHUB_DISPATCH_MODEL_PATH)")
+    key = (str(Path(path).resolve()), meta.stat().st_mtime)
+    with _lock:
+        if key not in _models:
+            model = classifier.load(path)
+            version = f"{Path(path).name}@{model.meta.get('created_at', 'unknown')}"
+            _models.clear()  # one model in memory: a retrained artefact replaces the old one
+            _models[key] = (model, version)
+        return _models[key]
+
+
+def _gazetteer(session: Session) -> tuple[Any, dict[str, int]] | None:
+    """A gazetteer of the database's own divisions (codes → unit ids), rebuilt when units are added."""
+    from cityhub.nlp.address import Gazetteer
+
+    count, top = session.execute(select(func.count(Unit.id), func.max(Unit.id)).where(Unit.tier.in_(PLACE_TIERS))).one()
+    if not count:
+        return None
+    key = (str(session.get_bind().engine.url), int(count), int(top or 0))
+    with _lock:
+        if key not in _gazetteers:
+            units = list(session.scalars(select(Unit).where(Unit.tier.in_(PLACE_TIERS))))
+            try:
+                gaz = Gazetteer.from_units(units)
+            except ValidationFailed:
+                return None
+            _gazetteers.clear()
+            _gazetteers[key] = (gaz, {u.code: u.id for u in units})
+        return _gazetteers[key]
+
+
+def resolve_place(session: Session, *, order: Order) -> Place:
+    """The order's street and community: as recorded, else from its address, else from its text."""
+    if order.community_id is not None or order.street_id is not None:
+        street_id = order.street_id
+        if street_id is None and order.community is not None:
+            street_id = order.community.parent_id
+        return Place(street_id=street_id, community_id=order.community_id, source="order")
+    found = _gazetteer(session)
+    if found is None:
+        return Place()
+    gaz, ids = found
+    for source, text in (("address", order.address), ("text", f"{order.title}\n{order.content}")):
+        if not text:
+            continue
+        loc = gaz.resolve(text)
+        if loc.ambiguous or not (loc.street_code or loc.community_code):
+            continue
+        return Place(
+            street_id=ids.get(loc.street_code) if loc.street_code else None,
+            community_id=ids.get(loc.community_code) if loc.community_code else None,
+            source=source,
+        )
+    return Place()
+
+
+def _unit_chain(session: Session, unit_id: int | None) -> tuple[int, ...]:
+    chain: list[int] = []
+    current = session.get(Unit, unit_id) if unit_id is not None else None
+    while current is not None and current.id not in chain:
+        chain.append(current.id)
+        current = session.get(Unit, current.parent_id) if current.parent_id is not None else None
+    return tuple(chain)
+
+
+def returned_units(session: Session, *, order_id: int) -> set[int]:
+    """Units that held the order and returned it (退单), from the audit trail."""
+    holder: int | None = None
+    returned: set[int] = set()
+    for event in orders.history(session, order_id=order_id):
+        if event.action in (Action.DISPATCH, Action.TRANSFER, Action.ASSIGN, Action.REOPEN) and event.unit_id:
+            holder = event.unit_id
+        elif event.action == Action.RETURN and holder is not None:
+            returned.add(holder)
+            holder = None
+    return returned
+
+
+def threshold_for(session: Session, *, category_id: int | None) -> float:
+    """The auto-dispatch threshold of a category: its own, else its nearest ancestor's, else the default."""
+    if category_id is not None:
+        chain = category_chain(session, category_id=category_id)
+        rows = {
+            t.category_id: t.threshold
+            for t in session.scalars(select(DispatchThreshold).where(DispatchThreshold.category_id.in_(chain)))
+        }
+        for cid in chain:
+            if cid in rows:
+                return rows[cid]
+    return get_settings().dispatch_threshold
+
+
+def to_rule(row: DispatchRule) -> rulebook.Rule:
+    return rulebook.Rule(
+        id=row.id,
+        name=row.name,
+        tier=row.tier,
+        target_kind=row.target_kind,
+        target_unit_id=row.target_unit_id,
+        priority=row.priority,
+        category_id=row.category_id,
+        place_unit_id=row.place_unit_id,
+        keywords=tuple(row.keywords or ()),
+        exclude_keywords=tuple(row.exclude_keywords or ()),
+        active=row.active,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+    )
+
+
+def _active_rules(session: Session) -> list[rulebook.Rule]:
+    return [to_rule(r) for r in session.scalars(select(DispatchRule).where(DispatchRule.active.is_(True)))]
+
+
+def suggest(
+    session: Session,
+    *,
+    order: Order,
+    now: datetime | None = None,
+    store: bool = True,
+    prediction: Any = None,
+) -> DispatchDecision:
+    """Rank units for ``order`` and decide whether it may go automatically; stored for the queue unless not ``store``.
+
+    ``prediction`` (a classifier ``Prediction``) may be passed by callers that classify many orders at once.
+    """
+    now = now or utcnow()
+    settings = get_settings()
+    loaded = load_model()
+    model_version = loaded[1] if loaded else None
+    if loaded is not None and prediction is None:
+        from cityhub.nlp.text import order_text
+
+        prediction = loaded[0].predict([order_text(order.title, order.content)])[0]
+
+    place = resolve_place(session, order=order)
+    place_chain = _unit_chain(session, place.community_id) or _unit_chain(session, place.street_id)
+    base = rulebook.OrderFacts(
+        text=f"{order.title}\n{order.content}",
+        now=now,
+        place_chain=place_chain,
+        community_id=place.community_id,
+        street_id=place.street_id,
+        excluded_unit_ids=frozenset(returned_units(session, order_id=order.id)),
+    )
+    active = _active_rules(session)
+
+    def under(category: Category | None, label: str | None, probability: float | None) -> rulebook.Hypothesis:
+        chain = tuple(category_chain(session, category_id=category.id)) if category is not None else ()
+        facts = replace(base, category_chain=chain, category_label=category.path if category else label)
+        return rulebook.Hypothesis(label=label, probability=probability, candidates=rulebook.match(active, facts))
+
+    hypotheses: list[rulebook.Hypothesis] = []
+    category_id: int | None = None
+    category_source: str | None = None
+    label: str | None = None
+    if order.category_id is not None:
+        category = session.get(Category, order.category_id)
+        category_id, category_source, label = order.category_id, "intake", category.path if category else None
+        hypotheses.append(under(category, label, 1.0 if loaded else None))
+    elif prediction is not None:
+        for i, (name, p) in enumerate(prediction.top3):
+            category = find_category(session, name_or_path=name)
+            if i == 0:
+                label = name
+                if category is not None:
+                    category_id, category_source = category.id, "model"
+            hypotheses.append(under(category, name, p))
+    else:
+        hypotheses.append(under(None, None, None))
+
+    primary = hypotheses[0].candidates
+    threshold = threshold_for(session, category_id=category_id)
+    verdict = rulebook.decide(
+        candidates=primary,
+        probability=1.0 if category_source == "intake" else (prediction.probability if category_id else None),
+        threshold=threshold,
+        category_label=label,
+        category_from_intake=category_source == "intake",
+        has_model=loaded is not None,
+        rule_auto_priority=settings.dispatch_rule_auto_priority,
+        returned=order.state == State.RETURNED or bool(base.excluded_unit_ids),
+    )
+    merged = rulebook.combine(hypotheses)
+    units = {u.id: u for u in session.scalars(select(Unit).where(Unit.id.in_([c.unit_id for c in merged])))}
+    decision = DispatchDecision(
+        order_id=order.id,
+        candidates=[
+            Suggestion(
+                unit_id=c.unit_id,
+                unit_code=units[c.unit_id].code if c.unit_id in units else None,
+                unit_name=units[c.unit_id].name if c.unit_id in units else None,
+                tier=c.tier,
+                score=c.score,
+                rule_id=c.rule_id,
+                reasons=list(c.reasons),
+            )
+            for c in merged
+        ],
+        prediction=prediction.as_dict() if prediction is not None else None,
+        category_id=category_id,
+        category_source=category_source,
+        place=place,
+        auto=verdict.auto and order.state == State.RECEIVED,
+        reason=verdict.reason,
+        threshold=threshold,
+        model_version=model_version,
+        decided_at=now,
+    )
+    if store:
+        _store(session, decision)
+    return decision
+
+
+def _store(session: Session, decision: DispatchDecision) -> None:
+    row = session.get(DispatchSuggestion, decision.order_id)
+    if row is None:
+        row = DispatchSuggestion(order_id=decision.order_id)
+        session.add(row)
+    data = decision.as_dict()
+    row.decided_at = decision.decided_at or utcnow()
+    row.auto = decision.auto
+    row.dispatched = decision.dispatched
+    row.reason = decision.reason
+    row.candidates = data["candidates"]
+    row.prediction = decision.prediction
+    row.place = {
+        **data["place"],
+        "category_id": decision.category_id,
+        "category_source": decision.category_source,
+        "threshold": decision.threshold,
+    }
+    row.model_version = decision.model_version
+    session.flush()
+
+
+def _from_record(row: DispatchSuggestion) -> DispatchDecision:
+    place = dict(row.place or {})
+    return DispatchDecision(
+        order_id=row.order_id,
+        candidates=[
+            Suggestion(
+                unit_id=c["unit_id"],
+                unit_code=c.get("unit_code"),
+                unit_name=c.get("unit_name"),
+                tier=rulebook.RuleTier(c["tier"]),
+                score=c.get("score"),
+                rule_id=c["rule_id"],
+                reasons=list(c.get("reasons") or []),
+            )
+            for c in row.candidates or []
+        ],
+        prediction=row.prediction,
+        category_id=place.get("category_id"),
+        category_source=place.get("category_source"),
+        place=Place(place.get("street_id"), place.get("community_id"), place.get("source")),
+        auto=row.auto,
+        reason=row.reason,
+        threshold=place.get("threshold"),
+        model_version=row.model_version,
+        dispatched=row.dispatched,
+        decided_at=row.decided_at,
+    )
+
+
+def latest_decision(session: Session, *, order_id: int) -> DispatchDecision | None:
+    """The stored decision of an order, or None."""
+    row = session.get(DispatchSuggestion, order_id)
+    return _from_record(row) if row is not None else None
+
+
+# --- acting ----------------------------------------------------------------------------------------------------
+
+
+def _amend(
+    session: Session, *, order: Order, changes: dict[str, int], actor: orders.Actor, text: str, reason: str | None
+) -> Order:
+    """Change order fields the life cycle does not own (category, place) as one audited ``comment`` event."""
+    previous = {f"previous_{k}": getattr(order, k) for k in changes}
+    # The change and its audit event go out in one UPDATE, so the version moves once per audited change.
+    with session.no_autoflush:
+        for name, value in changes.items():
+            setattr(order, name, value)
+        return orders.act(
+            session,
+            order_id=order.id,
+            action=Action.COMMENT,
+            actor=actor,
+            params={"text": text, "reason": reason, **changes, **previous},
+        )
+
+
+def set_category(
+    session: Session,
+    *,
+    order_id: int,
+    category_id: int,
+    actor: orders.Actor,
+    reason: str | None = None,
+    expected_version: int | None = None,
+) -> Order:
+    """Correct an order's category before it is dispatched (received or returned); audited as a comment."""
+    order = orders.require_order(session, order_id=order_id)
+    if expected_version is not None and order.version != expected_version:
+        from cityhub.errors import Conflict
+
+        raise Conflict(f"order {order.number} was changed by someone else", details={"version": order.version})
+    category = session.get(Category, category_id)
+    if category is None or not category.active:
+        raise ValidationFailed(f"unknown or inactive category {category_id}", details={"field": "category_id"})
+    if order.state not in QUEUE_STATES:
+        raise ValidationFailed(
+            f"the category of order {order.number} can change only before dispatch (it is {order.state.value})",
+            details={"state": order.state.value},
+        )
+    if order.category_id == category_id:
+        return order
+    return _amend(
+        session,
+        order=order,
+        changes={"category_id": category_id},
+        actor=actor,
+        text=f"category set to {category.path}",
+        reason=reason,
+    )
+
+
+def auto_dispatch(session: Session, *, order: Order, now: datetime | None = None) -> DispatchDecision:
+    """Decide for a received order and, when the decision allows, dispatch it as ``auto-dispatch``.
+
+    A category predicted by the classifier and a place resolved from the address are written to the order first
+    (one audited comment), so the time limit and later statistics use them.
+    """
+    decision = suggest(session, order=order, now=now, store=False)
+    if decision.auto and order.state == State.RECEIVED and decision.candidates:
+        top = decision.candidates[0]
+        fills: dict[str, int] = {}
+        if order.category_id is None and decision.category_id is not None:
+            fills["category_id"] = decision.category_id
+        if order.community_id is None and order.street_id is None:
+            if decision.place.street_id is not None:
+                fills["street_id"] = decision.place.street_id
+            if decision.place.community_id is not None:
+                fills["community_id"] = decision.place.community_id
+        if fills:
+            _amend(
+                session,
+                order=order,
+                changes=fills,
+                actor=AUTO_ACTOR,
+                text="auto-dispatch: " + ", ".join(f"{k}={v}" for k, v in fills.items()),
+                reason=None,
+            )
+        orders.act(
+            session,
+            order_id=order.id,
+            action=Action.DISPATCH,
+            actor=AUTO_ACTOR,
+            now=now,
+            params={
+                "unit_id": top.unit_id,
+                "auto": True,
+                "probability": decision.probability,
+                "rule_id": top.rule_id,
+                "model_version": decision.model_version,
+                "reason": decision.reason,
+            },
+        )
+        decision.dispatched = True
+    _store(session, decision)
+    return decision
+
+
+def pending_order_ids(session: Session, *, limit: int | None = None) -> list[int]:
+    """Received (never dispatched) orders, oldest first: what ``dispatch run`` works through."""
+    stmt = select(Order.id).where(Order.state == State.RECEIVED).order_by(Order.created_at, Order.id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.scalars(stmt))
+
+
+def queue(
+    session: Session, *, limit: int = 50, offset: int = 0, scope: Any = None
+) -> tuple[list[tuple[Order, DispatchDecision]], bool]:
+    """Orders waiting for a dispatcher (received or returned), oldest first, each with its suggestions.
+
+    A stored decision is reused while the order has not changed since; otherwise it is computed afresh (not
+    stored: reading the queue writes nothing).
+    """
+    stmt = select(Order).where(Order.state.in_(QUEUE_STATES))
+    if scope is not None:
+        stmt = stmt.where(scope)
+    rows = list(session.scalars(stmt.order_by(Order.created_at, Order.id).limit(limit + 1).offset(offset)))
+    page = rows[:limit]
+    stored = {
+        r.order_id: r
+        for r in session.scalars(
+            select(DispatchSuggestion).where(DispatchSuggestion.order_id.in_([o.id for o in page]))
+        )
+    }
+    out: list[tuple[Order, DispatchDecision]] = []
+    for order in page:
+        record = stored.get(order.id)
+        if record is not None and record.decided_at >= order.updated_at and not record.dispatched:
+            out.append((order, _from_record(record)))
+        else:
+            out.append((order, suggest(session, order=order, store=False)))
+    return out, len(rows) > limit
+
+
+# --- rules and thresholds --------------------------------------------------------------------------------------
+
+_TIER_OF_UNIT = {
+    UnitTier.COMMUNITY: rulebook.RuleTier.COMMUNITY,
+    UnitTier.STREET: rulebook.RuleTier.STREET,
+    UnitTier.DISTRICT: rulebook.RuleTier.DISTRICT,
+    UnitTier.CITY: rulebook.RuleTier.DISTRICT,
+    UnitTier.DEPARTMENT: rulebook.RuleTier.DEPARTMENT,
+    UnitTier.SUBCENTRE: rulebook.RuleTier.DEPARTMENT,
+}
+
+
+def _check_rule(session: Session, rule: DispatchRule, *, tier_given: bool) -> None:
+    if rule.category_id is not None and session.get(Category, rule.category_id) is None:
+        raise ValidationFailed(f"unknown category {rule.category_id}", details={"field": "category_id"})
+    if rule.place_unit_id is not None:
+        place = session.get(Unit, rule.place_unit_id)
+        if place is None or place.tier not in PLACE_TIERS:
+            raise ValidationFailed(
+                f"place {rule.place_unit_id} must be a district, street or community",
+                details={"field": "place_unit_id"},
+            )
+    if rule.target_kind == rulebook.TargetKind.UNIT:
+        target = session.get(Unit, rule.target_unit_id) if rule.target_unit_id is not None else None
+        if target is None:
+            raise ValidationFailed(
+                "a rule with target 'unit' needs an existing target_unit_id", details={"field": "target_unit_id"}
+            )
+        if not tier_given:
+            rule.tier = _TIER_OF_UNIT[target.tier]
+    else:
+        if rule.target_unit_id is not None:
+            raise ValidationFailed(
+                f"target {rule.target_kind.value} names no unit: leave target_unit_id empty",
+                details={"field": "target_unit_id"},
+            )
+        if not tier_given:
+            local = rule.target_kind == rulebook.TargetKind.LOCAL_COMMUNITY
+            rule.tier = rulebook.RuleTier.COMMUNITY if local else rulebook.RuleTier.STREET
+    if rule.valid_from and rule.valid_until and rule.valid_from >= rule.valid_until:
+        raise ValidationFailed("valid_from must be before valid_until", details={"field": "valid_until"})
+
+
+def list_rules(session: Session, *, include_inactive: bool = True) -> list[DispatchRule]:
+    """Rules in ranking order: tier, then priority (highest first), then id."""
+    stmt = select(DispatchRule)
+    if not include_inactive:
+        stmt = stmt.where(DispatchRule.active.is_(True))
+    found = list(session.scalars(stmt))
+    return sorted(found, key=lambda r: (rulebook.TIER_ORDER[r.tier], -r.priority, r.id))
+
+
+def get_rule(session: Session, *, rule_id: int) -> DispatchRule:
+    rule = session.get(DispatchRule, rule_id)
+    if rule is None:
+        raise NotFound(f"dispatch rule {rule_id} not found")
+    return rule
+
+
+def create_rule(session: Session, *, data: RuleCreate, seed_key: str | None = None) -> DispatchRule:
+    """Create a routing rule; the tier follows from the target when not given."""
+    values = data.model_dump()
+    tier_given = values["tier"] is not None
+    values["tier"] = values["tier"] or rulebook.RuleTier.DEPARTMENT
+    rule = DispatchRule(**values, seed_key=seed_key)
+    _check_rule(session, rule, tier_given=tier_given)
+    session.add(rule)
+    session.flush()
+    return rule
+
+
+def update_rule(session: Session, *, rule_id: int, data: RuleUpdate) -> DispatchRule:
+    """Change the fields set in ``data``."""
+    rule = get_rule(session, rule_id=rule_id)
+    changes = data.model_dump(exclude_unset=True)
+    for name in ("name", "priority", "active", "target_kind", "tier"):
+        if name in changes and changes[name] is None:
+            raise ValidationFailed(f"{name} cannot be empty", details={"field": name})
+    for name, value in changes.items():
+        setattr(rule, name, [] if name.endswith("keywords") and value is None else value)
+    _check_rule(session, rule, tier_given=True)
+    session.flush()
+    return rule
+
+
+def delete_rule(session: Session, *, rule_id: int) -> None:
+    """Remove a rule (to keep it for later, set ``active`` false instead)."""
+    session.delete(get_rule(session, rule_id=rule_id))
+    session.flush()
+
+
+def list_thresholds(session: Session) -> list[tuple[DispatchThreshold, Category]]:
+    stmt = select(DispatchThreshold, Category).join(Category, Category.id == DispatchThreshold.category_id)
+    return [(t, c) for t, c in session.execute(stmt.order_by(Category.code))]
+
+
+def set_threshold(session: Session, *, category_id: int, threshold: float) -> DispatchThreshold:
+    """Set the auto-dispatch threshold of a category (and, unless they have their own, its descendants)."""
+    if not 0 < threshold <= 1:
+        raise ValidationFailed("threshold must be in (0, 1]", details={"field": "threshold"})
+    if session.get(Category, category_id) is None:
+        raise NotFound(f"category {category_id} not found")
+    row = session.get(DispatchThreshold, category_id)
+    if row is None:
+        row = DispatchThreshold(category_id=category_id, threshold=threshold)
+        session.add(row)
+    row.threshold = threshold
+    session.flush()
+    return row
+
+
+def delete_threshold(session: Session, *, category_id: int) -> None:
+    row = session.get(DispatchThreshold, category_id)
+    if row is None:
+        raise NotFound(f"no threshold for category {category_id}")
+    session.delete(row)
+    session.flush()
+
+
+# --- the default rule set of the Baiyun demo ----------------------------------------------------------------
+
+# First-level categories of the bundled taxonomy → the department that handles most of them.
+CATEGORY_DEPARTMENTS = {
+    "城乡建设": "440111-D01",
+    "环境保护": "440111-D03",
+    "交通运输": "440111-D05",
+    "教育文体": "440111-D06",
+    "卫生计生": "440111-D07",
+    "劳动和社会保障": "440111-D08",
+    "商贸旅游": "440111-D09",
+    "政法": "440111-D10",
+    "民政": "440111-D12",
+    "国土资源": "440111-D13",
+    "农村农业": "440111-D16",
+    "科技与信息产业": "440111-D20",
+    "经济管理": "440111-D20",
+}
+
+# Local matters that the community (村社) or street (镇街) settles itself; they apply only where the order's
+# community or street is known, and then rank before any department.
+LOCAL_RULES: tuple[tuple[str, str, rulebook.TargetKind, str, str], ...] = (
+    (
+        "local:neighbours",
+        "邻里纠纷 → 本社区",
+        rulebook.TargetKind.LOCAL_COMMUNITY,
+        "邻里纠纷、邻居纠纷、邻里矛盾、楼道堆放、楼道杂物、高空抛物",
+        "",
+    ),
+    (
+        "local:noise",
+        "生活噪音 → 本社区",
+        rulebook.TargetKind.LOCAL_COMMUNITY,
+        "噪音扰民、噪声扰民、广场舞、装修噪音、楼上噪音",
+        "施工、工地、工厂、工业、夜间施工、机场、高速",
+    ),
+    (
+        "local:garbage",
+        "垃圾堆放 → 本社区",
+        rulebook.TargetKind.LOCAL_COMMUNITY,
+        "垃圾堆放、垃圾清运、垃圾没人清、乱扔垃圾、垃圾桶",
+        "建筑垃圾、垃圾处理厂、垃圾焚烧、渣土、填埋场",
+    ),
+    (
+        "local:street-vending",
+        "占道经营 → 本街道",
+        rulebook.TargetKind.LOCAL_STREET,
+        "占道经营、流动摊贩、乱摆卖、占道摆卖、占道",
+        "占道施工",
+    ),
+)
+DUTY_PRIORITY = 50
+CATEGORY_PRIORITY = 40
+LOCAL_PRIORITY = 50
+
+
+def seed_default_rules(session: Session) -> dict[str, int]:
+    """Create the Baiyun demo rule set (departments' duties, first-level categories, local matters); idempotent.
+
+    Seeded rules are recognised by their ``seed_key``: an administrator's edits to them are kept, and a seeded
+    rule that was deleted is created again only if seeding is asked for again.
+    """
+    existing = set(session.scalars(select(DispatchRule.seed_key).where(DispatchRule.seed_key.is_not(None))))
+    created = 0
+    departments = list(
+        session.scalars(select(Unit).where(Unit.tier == UnitTier.DEPARTMENT, Unit.active.is_(True)).order_by(Unit.code))
+    )
+    for unit in departments:
+        key = f"duties:{unit.code}"
+        keywords = rulebook.split_keywords(unit.duties)
+        if key in existing or not keywords:
+            continue
+        create_rule(
+            session,
+            data=RuleCreate(
+                name=f"职责 {unit.short_name or unit.name}",
+                priority=DUTY_PRIORITY,
+                keywords=list(keywords),
+                target_unit_id=unit.id,
+                tier=rulebook.RuleTier.DEPARTMENT,
+            ),
+            seed_key=key,
+        )
+        created += 1
+    by_code = {u.code: u for u in departments}
+    for name, code in CATEGORY_DEPARTMENTS.items():
+        key = f"category:{name}"
+        category = find_category(session, name_or_path=name)
+        dept = by_code.get(code)
+        if key in existing or category is None or category.level != 1 or dept is None:
+            continue
+        create_rule(
+            session,
+            data=RuleCreate(
+                name=f"{name} → {dept.short_name or dept.name}",
+                priority=CATEGORY_PRIORITY,
+                category_id=category.id,
+                target_unit_id=dept.id,
+                tier=rulebook.RuleTier.DEPARTMENT,
+            ),
+            seed_key=key,
+        )
+        created += 1
+    for key, name, kind, wanted, excluded in LOCAL_RULES:
+        if key in existing:
+            continue
+        create_rule(
+            session,
+            data=RuleCreate(
+                name=name,
+                priority=LOCAL_PRIORITY,
+                keywords=list(rulebook.split_keywords(wanted)),
+                exclude_keywords=list(rulebook.split_keywords(excluded)),
+                target_kind=kind,
+            ),
+            seed_key=key,
+        )
+        created += 1
+    total = session.scalar(select(func.count()).select_from(DispatchRule)) or 0
+    return {"created": created, "total": int(total)}
+
+
+# --- training data from dispatchers' corrections --------------------------------------------------------------
+
+TRAINING_COLUMNS = (
+    "id",
+    "title",
+    "content",
+    "created_at",
+    "category",
+    "category_path",
+    "unit_code",
+    "unit_name",
+    "corrected",
+)
+
+
+@dataclass(frozen=True)
+class Correction:
+    order_id: int
+    unit: bool  # returned and re-dispatched elsewhere, or transferred
+    category: bool  # a person changed a category that had been set
+
+
+def corrections(session: Session) -> Iterator[Correction]:
+    """Orders whose lead unit or category a person corrected, read from the audit trail."""
+    actions = (Action.DISPATCH, Action.TRANSFER, Action.ASSIGN, Action.RETURN, Action.COMMENT)
+    stmt = (
+        select(OrderEvent.order_id, OrderEvent.action, OrderEvent.unit_id, OrderEvent.actor_name, OrderEvent.payload)
+        .where(OrderEvent.action.in_([a.value for a in actions]))
+        .order_by(OrderEvent.order_id, OrderEvent.id)
+    )
+    current: int | None = None
+    holder: int | None = None
+    returned: set[int] = set()
+    unit_fixed = category_fixed = False
+
+    def flush() -> Iterator[Correction]:
+        if current is not None and (unit_fixed or category_fixed):
+            yield Correction(current, unit_fixed, category_fixed)
+
+    for order_id, action, unit_id, actor_name, payload in session.execute(stmt.execution_options(yield_per=2000)):
+        if order_id != current:
+            yield from flush()
+            current, holder, returned, unit_fixed, category_fixed = order_id, None, set(), False, False
+        if action == Action.RETURN:
+            if holder is not None:
+                returned.add(holder)
+            holder = None
+        elif action in (Action.DISPATCH, Action.ASSIGN) and unit_id is not None:
+            if returned and unit_id not in returned:
+                unit_fixed = True
+            holder = unit_id
+        elif action == Action.TRANSFER and unit_id is not None:
+            unit_fixed = unit_fixed or (holder is not None and unit_id != holder)
+            holder = unit_id
+        elif action == Action.COMMENT and payload and "category_id" in payload:
+            previous = payload.get("previous_category_id")
+            if previous is not None and previous != payload["category_id"] and actor_name != AUTO_ACTOR.name:
+                category_fixed = True
+    yield from flush()
+
+
+def export_training(session: Session, *, out: Path) -> dict[str, int]:
+    """Write corrected orders as a labelled CSV that ``cityhub nlp train`` reads (category = first level)."""
+    found = list(corrections(session))
+    written = skipped = 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(TRAINING_COLUMNS)
+        by_order = {c.order_id: c for c in found}
+        for chunk in _chunks(list(by_order), 500):
+            for order in session.scalars(select(Order).where(Order.id.in_(chunk)).order_by(Order.id)):
+                c = by_order[order.id]
+                if order.category is None or order.state in (State.MERGED, State.CANCELLED):
+                    skipped += 1
+                    continue
+                unit = order.lead_unit
+                writer.writerow(
+                    [
+                        order.number,
+                        order.title,
+                        order.content,
+                        order.created_at.isoformat(timespec="seconds"),
+                        order.category.path.split("/")[0],
+                        order.category.path,
+                        unit.code if unit else "",
+                        unit.name if unit else "",
+                        ";".join(k for k, v in (("unit", c.unit), ("category", c.category)) if v),
+                    ]
+                )
+                written += 1
+    return {"corrected": len(found), "written": written, "skipped": skipped}
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])

@@ -1,0 +1,138 @@
+"""HTTP routes of dispatch: the dispatcher's queue, suggestions, category corrections, rules and thresholds.
+
+Reading the queue and asking for suggestions needs the dispatch permission (派单员, admin); editing rules and
+thresholds needs ``units:manage`` (administrators). Orders outside the caller's data scope answer 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from cityhub.api.deps import DbSession, Paging, require
+from cityhub.auth import permissions
+from cityhub.auth.principal import Principal
+from cityhub.auth.scope import order_in_scope, scope_of
+from cityhub.dispatch import service
+from cityhub.dispatch.schemas import (
+    CategorySet,
+    DecisionRead,
+    QueueItem,
+    QueuePage,
+    RuleCreate,
+    RuleRead,
+    RuleUpdate,
+    ThresholdRead,
+    ThresholdSet,
+)
+from cityhub.errors import NotFound
+from cityhub.workorders import service as orders
+from cityhub.workorders.lifecycle import Action
+from cityhub.workorders.models import Order
+
+router = APIRouter(prefix="/dispatch", tags=["dispatch"])
+
+Dispatcher = Annotated[Principal, Depends(require(permissions.act(Action.DISPATCH)))]
+Admin = Annotated[Principal, Depends(require(permissions.UNITS_MANAGE))]
+
+
+def _order(db: DbSession, order_id: int, principal: Principal) -> Order:
+    order = orders.get_order(db, order_id=order_id)
+    if order is None or not order_in_scope(db, scope_of(db, principal), order_id):
+        raise NotFound(f"order {order_id} not found")
+    return order
+
+
+def _read(decision: service.DispatchDecision) -> DecisionRead:
+    return DecisionRead.model_validate(decision.as_dict())
+
+
+@router.get("/queue", response_model=QueuePage)
+def dispatch_queue(db: DbSession, principal: Dispatcher, page: Paging) -> QueuePage:
+    """Orders waiting for a dispatcher (received or returned), oldest first, with the top 3 units and why."""
+    rows, has_more = service.queue(db, limit=page.limit, offset=page.offset, scope=scope_of(db, principal).clause())
+    return QueuePage(
+        items=[
+            QueueItem(
+                order_id=o.id,
+                number=o.number,
+                title=o.title,
+                state=o.state,
+                created_at=o.created_at,
+                return_count=o.return_count,
+                decision=_read(d),
+            )
+            for o, d in rows
+        ],
+        limit=page.limit,
+        offset=page.offset,
+        has_more=has_more,
+    )
+
+
+@router.post("/{order_id}/suggest", response_model=DecisionRead)
+def suggest(order_id: int, db: DbSession, principal: Dispatcher) -> DecisionRead:
+    """Compute (and keep for the queue) the suggestions for one order; dispatching stays with the caller."""
+    return _read(service.suggest(db, order=_order(db, order_id, principal)))
+
+
+@router.post("/{order_id}/category", response_model=DecisionRead)
+def set_category(order_id: int, body: CategorySet, db: DbSession, principal: Dispatcher) -> DecisionRead:
+    """Correct the category of a received or returned order (audited) and return fresh suggestions."""
+    _order(db, order_id, principal)
+    order = service.set_category(
+        db,
+        order_id=order_id,
+        category_id=body.category_id,
+        actor=principal.actor,
+        reason=body.reason,
+        expected_version=body.version,
+    )
+    return _read(service.suggest(db, order=order))
+
+
+@router.get("/rules", response_model=list[RuleRead])
+def list_rules(db: DbSession, principal: Dispatcher) -> list[RuleRead]:
+    """Routing rules in ranking order (tier, then priority)."""
+    return [RuleRead.model_validate(r) for r in service.list_rules(db)]
+
+
+@router.post("/rules", response_model=RuleRead, status_code=status.HTTP_201_CREATED)
+def create_rule(body: RuleCreate, db: DbSession, principal: Admin) -> RuleRead:
+    return RuleRead.model_validate(service.create_rule(db, data=body))
+
+
+@router.get("/rules/{rule_id}", response_model=RuleRead)
+def get_rule(rule_id: int, db: DbSession, principal: Dispatcher) -> RuleRead:
+    return RuleRead.model_validate(service.get_rule(db, rule_id=rule_id))
+
+
+@router.patch("/rules/{rule_id}", response_model=RuleRead)
+def update_rule(rule_id: int, body: RuleUpdate, db: DbSession, principal: Admin) -> RuleRead:
+    return RuleRead.model_validate(service.update_rule(db, rule_id=rule_id, data=body))
+
+
+@router.delete("/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_rule(rule_id: int, db: DbSession, principal: Admin) -> None:
+    service.delete_rule(db, rule_id=rule_id)
+
+
+@router.get("/thresholds", response_model=list[ThresholdRead])
+def list_thresholds(db: DbSession, principal: Dispatcher) -> list[ThresholdRead]:
+    """Per-category thresholds; categories without one use their ancestor's or the default setting."""
+    return [
+        ThresholdRead(category_id=t.category_id, category_path=c.path, threshold=t.threshold)
+        for t, c in service.list_thresholds(db)
+    ]
+
+
+@router.put("/thresholds/{category_id}", response_model=ThresholdRead)
+def set_threshold(category_id: int, body: ThresholdSet, db: DbSession, principal: Admin) -> ThresholdRead:
+    row = service.set_threshold(db, category_id=category_id, threshold=body.threshold)
+    return ThresholdRead(category_id=row.category_id, threshold=row.threshold)
+
+
+@router.delete("/thresholds/{category_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_threshold(category_id: int, db: DbSession, principal: Admin) -> None:
+    service.delete_threshold(db, category_id=category_id)

@@ -1,0 +1,352 @@
+"""Dispatch on both backends: suggestions, audited automatic dispatch, the queue API, rules, training export.
+
+The classifier is replaced by a stub with fixed predictions (a trained model is an artefact; its quality is
+measured in bench/bench_dispatch.py, not here).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from cityhub.auth.service import create_token
+from cityhub.config import get_settings
+from cityhub.db import session_scope
+from cityhub.dispatch import service
+from cityhub.dispatch.models import DispatchRule, DispatchSuggestion
+from cityhub.dispatch.rules import RuleTier, TargetKind
+from cityhub.dispatch.schemas import RuleCreate
+from cityhub.intake.service import submit
+from cityhub.nlp import classifier
+from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.workorders import service as orders
+from cityhub.workorders.lifecycle import State
+from cityhub.workorders.models import Category, OrderEvent
+
+DISPATCHER = orders.Actor(name="派单员")
+
+
+@dataclass
+class StubModel:
+    """Predicts a fixed distribution for every text."""
+
+    top3: list[tuple[str, float]]
+
+    def predict(self, texts: list[str]) -> list[classifier.Prediction]:
+        return [classifier.Prediction(self.top3[0][0], self.top3[0][1], list(self.top3)) for _ in texts]
+
+
+@pytest.fixture
+def model(monkeypatch: pytest.MonkeyPatch) -> StubModel:
+    stub = StubModel([("城乡建设", 0.95), ("环境保护", 0.03), ("交通运输", 0.02)])
+    monkeypatch.setattr(service, "load_model", lambda: (stub, "stub@1"))
+    return stub
+
+
+@pytest.fixture
+def org(db_session) -> dict[str, int]:
+    s = db_session
+    district = Unit(code="T-QU", name="白云区", tier=UnitTier.DISTRICT)
+    s.add(district)
+    s.flush()
+    street = Unit(code="T-JD", name="嘉禾街道", tier=UnitTier.STREET, parent_id=district.id)
+    other_street = Unit(code="T-JD2", name="京溪街道", tier=UnitTier.STREET, parent_id=district.id)
+    housing = Unit(code="T-D01", name="区住建局", tier=UnitTier.DEPARTMENT, parent_id=district.id)
+    env = Unit(code="T-D03", name="生态环境分局", tier=UnitTier.DEPARTMENT, parent_id=district.id)
+    water = Unit(code="T-E02", name="白云供水", tier=UnitTier.DEPARTMENT, parent_id=district.id)
+    s.add_all([street, other_street, housing, env, water])
+    s.flush()
+    community = Unit(code="T-SQ", name="望岗社区居委会", tier=UnitTier.COMMUNITY, parent_id=street.id)
+    root = Category(code="C01", name="城乡建设", level=1, path="城乡建设")
+    env_cat = Category(code="C02", name="环境保护", level=1, path="环境保护")
+    s.add_all([community, root, env_cat])
+    s.flush()
+    child = Category(code="C01.01", name="供水", level=2, parent_id=root.id, path="城乡建设/供水")
+    s.add(child)
+    s.flush()
+    ids = {
+        "district": district.id,
+        "street": street.id,
+        "other_street": other_street.id,
+        "community": community.id,
+        "housing": housing.id,
+        "env": env.id,
+        "water": water.id,
+        "cat_build": root.id,
+        "cat_env": env_cat.id,
+        "cat_water": child.id,
+    }
+    for data in (
+        RuleCreate(name="城乡建设 → 住建局", priority=40, category_id=root.id, target_unit_id=housing.id),
+        RuleCreate(name="环境保护 → 生态环境", priority=40, category_id=env_cat.id, target_unit_id=env.id),
+        RuleCreate(name="停水 → 供水", keywords=["停水", "水压"], target_unit_id=water.id),
+        RuleCreate(
+            name="噪音 → 本社区",
+            keywords=["噪音"],
+            exclude_keywords=["施工"],
+            target_kind=TargetKind.LOCAL_COMMUNITY,
+        ),
+    ):
+        service.create_rule(s, data=data)
+    s.commit()
+    return ids
+
+
+def _order(session, content: str, **extra):  # type: ignore[no-untyped-def]
+    return submit(session, data={"channel": "hotline", "content": content, **extra}).order
+
+
+def test_confident_prediction_dispatches_automatically_and_is_audited(db_session, org, model) -> None:
+    order = _order(db_session, "小区外墙脱落，物业不管")
+    decision = service.auto_dispatch(db_session, order=order)
+    assert decision.auto and decision.dispatched
+    assert order.state == State.DISPATCHED and order.lead_unit_id == org["housing"]
+    assert order.category_id == org["cat_build"]  # the prediction filled the empty category
+    trail = orders.history(db_session, order_id=order.id)
+    assert [e.action for e in trail] == ["create", "comment", "dispatch"]
+    comment, dispatch = trail[1], trail[2]
+    assert comment.actor_name == "auto-dispatch" and comment.payload["category_id"] == org["cat_build"]
+    assert dispatch.actor_name == "auto-dispatch" and dispatch.unit_id == org["housing"]
+    rule_id = db_session.scalar(select(DispatchRule.id).where(DispatchRule.name == "城乡建设 → 住建局"))
+    recorded = {k: dispatch.payload.get(k) for k in ("unit_id", "auto", "probability", "rule_id", "model_version")}
+    assert recorded == {
+        "unit_id": org["housing"],
+        "auto": True,
+        "probability": 0.95,
+        "rule_id": rule_id,
+        "model_version": "stub@1",
+    }
+    assert dispatch.reason.startswith("category 城乡建设 p=0.95 ≥ threshold 0.90")
+    assert order.due_at is not None  # the time limit started like any dispatch
+    stored = db_session.get(DispatchSuggestion, order.id)
+    assert stored.dispatched and stored.auto
+
+
+def test_below_the_category_threshold_the_order_waits_with_three_suggestions(db_session, org, model) -> None:
+    service.set_threshold(db_session, category_id=org["cat_build"], threshold=0.97)
+    order = _order(db_session, "小区外墙脱落，物业不管")
+    decision = service.auto_dispatch(db_session, order=order)
+    assert not decision.auto and not decision.dispatched and order.state == State.RECEIVED
+    assert decision.reason == "category 城乡建设 p=0.95 < threshold 0.97"
+    assert [c.unit_id for c in decision.candidates] == [org["housing"], org["env"]]
+    assert decision.candidates[1].reasons[-1] == "if the category is 环境保护 (p=0.03)"
+    assert decision.prediction["top3"][0] == ["城乡建设", 0.95]
+    assert [e.action for e in orders.history(db_session, order_id=order.id)] == ["create"]
+    # A sub-category inherits its ancestor's threshold.
+    assert service.threshold_for(db_session, category_id=org["cat_water"]) == 0.97
+    assert service.threshold_for(db_session, category_id=None) == get_settings().dispatch_threshold
+
+
+def test_place_from_the_address_routes_local_matters_to_the_community(db_session, org, model) -> None:
+    order = _order(db_session, "楼上天天噪音，睡不着", address="白云区嘉禾街道望岗社区12号")
+    decision = service.auto_dispatch(db_session, order=order)
+    assert decision.place.source == "address" and decision.place.community_id == org["community"]
+    assert decision.candidates[0].unit_id == org["community"] and decision.candidates[0].tier == RuleTier.COMMUNITY
+    assert order.lead_unit_id == org["community"] and order.community_id == org["community"]
+    assert order.street_id == org["street"]
+    construction = _order(db_session, "工地施工噪音", address="白云区嘉禾街道望岗社区")
+    assert service.suggest(db_session, order=construction).candidates[0].unit_id == org["housing"]
+
+
+def test_without_a_model_rules_alone_decide_and_need_a_high_priority(db_session, org) -> None:
+    order = _order(db_session, "我家停水三天了")
+    decision = service.auto_dispatch(db_session, order=order)
+    assert not decision.dispatched and decision.prediction is None
+    assert decision.reason.startswith("no classifier configured; best rule")
+    assert decision.candidates[0].unit_id == org["water"]
+    service.create_rule(
+        db_session, data=RuleCreate(name="停水 (urgent)", priority=200, keywords=["停水"], target_unit_id=org["water"])
+    )
+    decision = service.auto_dispatch(db_session, order=order)
+    assert decision.dispatched and order.lead_unit_id == org["water"]
+    last = orders.history(db_session, order_id=order.id)[-1]
+    assert last.payload["auto"] is True and last.payload.get("probability") is None
+
+
+def test_intake_dispatches_when_enabled(app_db, monkeypatch, model) -> None:
+    monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "1")
+    get_settings.cache_clear()
+    with session_scope() as s:
+        unit = Unit(code="I-D01", name="区住建局", tier=UnitTier.DEPARTMENT)
+        cat = Category(code="C01", name="城乡建设", level=1, path="城乡建设")
+        s.add_all([unit, cat])
+        s.flush()
+        service.create_rule(s, data=RuleCreate(name="建设", category_id=cat.id, target_unit_id=unit.id))
+    with session_scope() as s:
+        order = submit(s, data={"channel": "web", "content": "楼道灯坏了"}).order
+        assert order.state == State.DISPATCHED and order.lead_unit.code == "I-D01"
+    monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "0")
+    get_settings.cache_clear()
+    with session_scope() as s:
+        assert submit(s, data={"channel": "web", "content": "楼道灯又坏了"}).order.state == State.RECEIVED
+    get_settings.cache_clear()
+
+
+def test_intake_keeps_the_order_when_the_model_is_missing(app_db, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "1")
+    monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(tmp_path / "no-model"))
+    get_settings.cache_clear()
+    try:
+        with session_scope() as s:
+            order = submit(s, data={"channel": "web", "content": "楼道灯坏了"}).order
+            assert order.state == State.RECEIVED
+            assert [e.action for e in orders.history(s, order_id=order.id)] == ["create"]
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.fixture
+def client(app_db, model):  # type: ignore[no-untyped-def]
+    from cityhub.main import create_app
+
+    with session_scope() as s:
+        district = Unit(code="A-QU", name="白云区", tier=UnitTier.DISTRICT)
+        s.add(district)
+        s.flush()
+        unit = Unit(code="A-D01", name="区住建局", tier=UnitTier.DEPARTMENT, parent_id=district.id)
+        other = Unit(code="A-D02", name="区城管局", tier=UnitTier.DEPARTMENT, parent_id=district.id)
+        cat = Category(code="C01", name="城乡建设", level=1, path="城乡建设")
+        admin = User(username="d-admin", full_name="管理员", role=Role.ADMIN, unit_id=district.id)
+        dispatcher = User(username="d-disp", full_name="派单员", role=Role.DISPATCHER, unit_id=district.id)
+        handler = User(username="d-hand", full_name="承办人", role=Role.HANDLER, unit_id=district.id)
+        s.add_all([unit, other, cat, admin, dispatcher, handler])
+        s.flush()
+        ids = {"unit": unit.id, "other": other.id, "cat": cat.id}
+        tokens = {u.username: create_token(s, user_id=u.id, name="t")[1] for u in (admin, dispatcher, handler)}
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        c.headers["Authorization"] = f"Bearer {tokens['d-admin']}"
+        c.ids = ids  # type: ignore[attr-defined]
+        c.as_dispatcher = {"Authorization": f"Bearer {tokens['d-disp']}"}  # type: ignore[attr-defined]
+        c.as_handler = {"Authorization": f"Bearer {tokens['d-hand']}"}  # type: ignore[attr-defined]
+        yield c
+
+
+def test_queue_rules_and_thresholds_over_the_api(client) -> None:
+    ids = client.ids
+    made = client.post(
+        "/api/v1/dispatch/rules",
+        json={
+            "name": "建设 → 住建局",
+            "category_id": ids["cat"],
+            "target_unit_id": ids["unit"],
+            "keywords": "外墙、楼道",
+        },
+    )
+    assert made.status_code == 201, made.text
+    rule = made.json()
+    assert rule["tier"] == "department" and rule["keywords"] == ["外墙", "楼道"]
+    denied = client.post("/api/v1/dispatch/rules", json={"name": "x"}, headers=client.as_dispatcher)
+    assert denied.status_code == 403
+    assert client.get("/api/v1/dispatch/queue", headers=client.as_handler).status_code == 403
+    bad = client.post("/api/v1/dispatch/rules", json={"name": "no target"})
+    assert bad.status_code == 422 and bad.json()["code"] == "validation_failed"
+    put = client.put(f"/api/v1/dispatch/thresholds/{ids['cat']}", json={"threshold": 0.99})
+    assert put.status_code == 200 and client.get("/api/v1/dispatch/thresholds").json()[0]["threshold"] == 0.99
+
+    waiting = client.post("/api/v1/orders", json={"channel": "web", "content": "外墙瓷砖脱落"}).json()
+    done = client.post("/api/v1/orders", json={"channel": "web", "content": "楼道灯不亮"}).json()
+    client.post(f"/api/v1/orders/{done['id']}/actions/dispatch", json={"unit_id": ids["unit"]})
+    back = client.post("/api/v1/orders", json={"channel": "web", "content": "外墙又掉了"}).json()
+    client.post(f"/api/v1/orders/{back['id']}/actions/dispatch", json={"unit_id": ids["unit"]})
+    client.post(f"/api/v1/orders/{back['id']}/actions/return", json={"reason": "不属本单位"})
+
+    queue = client.get("/api/v1/dispatch/queue", headers=client.as_dispatcher)
+    assert queue.status_code == 200, queue.text
+    items = queue.json()["items"]
+    assert [i["order_id"] for i in items] == [waiting["id"], back["id"]]
+    first, returned = items[0]["decision"], items[1]["decision"]
+    assert not first["auto"] and first["reason"] == "category 城乡建设 p=0.95 < threshold 0.99"
+    assert first["candidates"][0]["unit_id"] == ids["unit"] and first["candidates"][0]["rule_id"] == rule["id"]
+    # The unit that returned the order is not suggested again.
+    assert returned["candidates"] == [] and items[1]["state"] == "returned"
+
+    suggested = client.post(f"/api/v1/dispatch/{waiting['id']}/suggest", headers=client.as_dispatcher).json()
+    assert suggested["prediction"]["label"] == "城乡建设" and suggested["model_version"] == "stub@1"
+    assert client.patch(f"/api/v1/dispatch/rules/{rule['id']}", json={"active": False}).json()["active"] is False
+    assert client.delete(f"/api/v1/dispatch/rules/{rule['id']}").status_code == 204
+    assert client.get(f"/api/v1/dispatch/rules/{rule['id']}").status_code == 404
+
+
+def test_training_export_picks_orders_a_dispatcher_corrected(db_session, org, tmp_path: Path) -> None:
+    s = db_session
+    redirected = _order(s, "外墙脱落", category="城乡建设")
+    orders.act(s, order_id=redirected.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["env"]})
+    orders.act(s, order_id=redirected.id, action="return", actor=DISPATCHER, params={"reason": "非本单位职责"})
+    orders.act(s, order_id=redirected.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["housing"]})
+    recategorised = _order(s, "河涌发黑发臭", category="城乡建设")
+    service.set_category(s, order_id=recategorised.id, category_id=org["cat_env"], actor=DISPATCHER, reason="分类错误")
+    untouched = _order(s, "停水", category="城乡建设")
+    orders.act(s, order_id=untouched.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["water"]})
+    same_again = _order(s, "路灯坏了", category="城乡建设")
+    orders.act(s, order_id=same_again.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["housing"]})
+    orders.act(s, order_id=same_again.id, action="return", actor=DISPATCHER, params={"reason": "缺材料"})
+    orders.act(s, order_id=same_again.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["housing"]})
+    filled = _order(s, "无分类的工单")
+    service.set_category(s, order_id=filled.id, category_id=org["cat_build"], actor=DISPATCHER)
+    s.flush()
+
+    out = tmp_path / "training.csv"
+    result = service.export_training(s, out=out)
+    assert result == {"corrected": 2, "written": 2, "skipped": 0}
+    rows = {r["id"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    assert set(rows) == {redirected.number, recategorised.number}
+    assert rows[redirected.number]["corrected"] == "unit" and rows[redirected.number]["unit_code"] == "T-D01"
+    assert rows[recategorised.number]["corrected"] == "category"
+    assert rows[recategorised.number]["category"] == "环境保护"
+    records, report = classifier.read_labelled_csv(out)
+    assert {r.category for r in records} == {"城乡建设", "环境保护"} and report.skipped == []
+    event = s.scalars(select(OrderEvent).where(OrderEvent.order_id == recategorised.id)).all()[-1]
+    assert event.action == "comment" and event.payload["previous_category_id"] == org["cat_build"]
+    assert event.reason == "分类错误" and event.actor_name == "派单员"
+
+
+def test_category_changes_only_before_dispatch(db_session, org) -> None:
+    order = _order(db_session, "外墙脱落")
+    version = order.version
+    service.set_category(db_session, order_id=order.id, category_id=org["cat_build"], actor=DISPATCHER)
+    assert order.category_id == org["cat_build"] and order.version == version + 1
+    orders.act(db_session, order_id=order.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["housing"]})
+    from cityhub.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed, match="only before dispatch"):
+        service.set_category(db_session, order_id=order.id, category_id=org["cat_env"], actor=DISPATCHER)
+
+
+def test_rule_validation_and_derived_tier(db_session, org) -> None:
+    from cityhub.errors import ValidationFailed
+
+    local = service.create_rule(
+        db_session, data=RuleCreate(name="街道", target_kind=TargetKind.LOCAL_STREET, keywords=["占道"])
+    )
+    assert local.tier == RuleTier.STREET
+    to_community = service.create_rule(db_session, data=RuleCreate(name="c", target_unit_id=org["community"]))
+    assert to_community.tier == RuleTier.COMMUNITY
+    with pytest.raises(ValidationFailed, match="names no unit"):
+        service.create_rule(
+            db_session,
+            data=RuleCreate(name="x", target_kind=TargetKind.LOCAL_COMMUNITY, target_unit_id=org["housing"]),
+        )
+    with pytest.raises(ValidationFailed, match="district, street or community"):
+        service.create_rule(db_session, data=RuleCreate(name="x", target_unit_id=org["env"], place_unit_id=org["env"]))
+
+
+def test_seed_default_rules_is_idempotent(db_session) -> None:
+    from cityhub.org.service import seed_baiyun
+    from cityhub.workorders.categories import seed_default_taxonomy
+
+    seed_baiyun(db_session)
+    seed_default_taxonomy(db_session)
+    first = service.seed_default_rules(db_session)
+    assert first["created"] == first["total"] > 30
+    rules = service.list_rules(db_session)
+    assert [r.tier for r in rules[:3]] == [RuleTier.COMMUNITY] * 3  # ranking order: local matters first
+    edited = rules[-1]
+    edited.priority = 7
+    again = service.seed_default_rules(db_session)
+    assert again == {"created": 0, "total": first["total"]}
+    assert db_session.get(DispatchRule, edited.id).priority == 7
