@@ -7,6 +7,7 @@ PostgreSQL database with ``--pg-url``: its public schema is dropped first). Prin
 peak RSS, also written to ``bench/results/import_<N>.json``.
 
     .venv/bin/python bench/bench_import.py --n 200000
+    .venv/bin/python bench/bench_import.py --quick          # 5,000 orders, a smoke run
     .venv/bin/python bench/bench_import.py --n 200000 --pg-url postgresql+psycopg://user@host/throwaway_db
 """
 
@@ -92,9 +93,23 @@ def run_import(url: str, csv_path: Path, n: int, label: str) -> dict[str, Any]:
     if child.returncode != 0:
         sys.exit(f"{label}: import failed ({child.returncode}):\n{err}")
     peak_mb = usage.ru_maxrss / 1024  # KiB on Linux
-    print(f"{label}: {n} orders in {elapsed:.1f} s = {n / elapsed:,.0f} orders/s, peak RSS {peak_mb:,.0f} MB")
+    cpu = usage.ru_utime + usage.ru_stime  # less sensitive than wall time to other load on the machine
+    load = os.getloadavg()[0]
+    print(
+        f"{label}: {n} orders in {elapsed:.1f} s = {n / elapsed:,.0f} orders/s, peak RSS {peak_mb:,.0f} MB, "
+        f"child CPU {cpu:.1f} s (user {usage.ru_utime:.1f} + sys {usage.ru_stime:.1f}) = {n / cpu:,.0f} orders/CPU-s, "
+        f"load average {load:.2f}"
+    )
     print(f"  summary: {out.strip()}")
-    return {"seconds": round(elapsed, 2), "orders_per_s": round(n / elapsed), "peak_rss_mb": round(peak_mb)}
+    return {
+        "seconds": round(elapsed, 2),
+        "orders_per_s": round(n / elapsed),
+        "peak_rss_mb": round(peak_mb),
+        "cpu_user_s": round(usage.ru_utime, 2),
+        "cpu_sys_s": round(usage.ru_stime, 2),
+        "orders_per_cpu_s": round(n / cpu),
+        "load_average_1m": round(load, 2),
+    }
 
 
 def main() -> None:
@@ -102,7 +117,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="orders to generate (default 1,000,000)")
     parser.add_argument("--pg-url", help="a throw-away PostgreSQL database (its schema is dropped first)")
     parser.add_argument("--keep", type=Path, help="keep the generated CSV and SQLite file in this folder")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of 5,000 orders (overrides --n)")
     args = parser.parse_args()
+    if args.quick:
+        args.n = 5_000
 
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         folder = args.keep or Path(tmp)

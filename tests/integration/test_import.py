@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -366,3 +366,99 @@ def test_real_files(db_session: Session, db_backend: str, relative: str, replied
     assert count(db_session, Order) == report.imported
     states = set(db_session.execute(select(Order.state)).scalars())
     assert {s.value for s in states} == ({"replied"} if replied else {"received"})
+
+
+def _stored(session: Session, order_id: int) -> dict[str, Any]:
+    """The row exactly as the database holds it (no ORM type processing), without per-order identifiers."""
+    from sqlalchemy import text
+
+    row = session.execute(text("SELECT * FROM orders WHERE id = :id"), {"id": order_id}).mappings().one()
+    return {k: v for k, v in row.items() if k not in ("id", "number", "external_id")}
+
+
+def test_write_orders_stores_exactly_what_the_orm_stores(db_session: Session) -> None:
+    from zoneinfo import ZoneInfo
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    values: dict[str, Any] = {
+        "channel": "hotline",
+        "appeal_type": "complaint",
+        "urgency": "urgent",
+        "state": "replied",
+        "title": "噪音扰民",
+        "content": "夜间施工噪音很大",
+        "citizen_name": "张三",
+        "lat": 28.25,
+        "lng": 112.875,
+        "created_at": datetime(2019, 1, 8, 10, 20, 30, 123456, tzinfo=shanghai),
+        "updated_at": datetime(2019, 1, 8, 2, 20, 30, tzinfo=UTC),
+        "replied_at": datetime(2019, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+        "reply_text": "已处理",
+        "instant_answered": True,
+        "satisfied": False,
+        "likes": 7,
+        "attributes": {"来源网站": "问政", "n": 1},
+        "sla_remaining": {"due": 3600},
+    }
+    result = write_orders(db_session, [{**values, "external_id": "fast"}])
+    orm_values = {**values, "channel": "hotline", "external_id": "orm", "number": "ORM-1"}
+    from cityhub.workorders.lifecycle import State
+    from cityhub.workorders.models import AppealType, Channel, Urgency
+
+    orm_values.update(
+        channel=Channel.HOTLINE, appeal_type=AppealType.COMPLAINT, urgency=Urgency.URGENT, state=State.REPLIED
+    )
+    orm_order = Order(**orm_values)
+    db_session.add(orm_order)
+    db_session.commit()
+
+    assert _stored(db_session, result.ids[0]) == _stored(db_session, orm_order.id)
+    db_session.expire_all()
+    fast = db_session.get(Order, result.ids[0])
+    assert fast is not None
+    assert fast.created_at == values["created_at"] and fast.created_at.tzinfo is not None
+    assert fast.replied_at == values["replied_at"]
+    assert (fast.channel.value, fast.state.value, fast.urgency.value) == ("hotline", "replied", "urgent")
+    assert fast.attributes == values["attributes"] and fast.instant_answered is True and fast.satisfied is False
+    event = db_session.execute(select(OrderEvent).where(OrderEvent.order_id == fast.id)).scalar_one()
+    assert (event.at, event.to_state, event.payload) == (
+        values["created_at"],
+        "replied",
+        {"channel": "hotline", "number": fast.number},
+    )
+
+
+def test_write_orders_refuses_naive_times_and_missing_fields(db_session: Session) -> None:
+    from cityhub.errors import ValidationFailed
+
+    good = {"title": "t", "content": "c", "appeal_type": "complaint", "created_at": datetime.now(UTC)}
+    with pytest.raises(ValidationFailed):
+        write_orders(db_session, [{k: v for k, v in good.items() if k != "appeal_type"}])
+    with pytest.raises(ValidationFailed):
+        write_orders(db_session, [{**good, "events": [{"action": "create", "to_state": "received", "bogus": 1}]}])
+    with pytest.raises(ValidationFailed):
+        write_orders(db_session, [{**good, "created_at": datetime(2020, 1, 1)}])
+    with pytest.raises(ValidationFailed):
+        write_orders(db_session, [{**good, "replied_at": datetime(2020, 1, 1)}])
+    db_session.rollback()
+    assert count(db_session, Order) == 0
+
+
+def test_import_restores_the_connection_settings(db_session: Session, db_backend: str, tmp_path: Path) -> None:
+    if db_backend != "sqlite":
+        pytest.skip("the bulk settings are SQLite pragmas")
+    from sqlalchemy import text
+
+    def settings() -> tuple[int, int]:
+        conn = db_session.connection()
+        pair = (
+            conn.execute(text("PRAGMA cache_size")).scalar_one(),
+            conn.execute(text("PRAGMA wal_autocheckpoint")).scalar_one(),
+        )
+        db_session.commit()
+        return pair
+
+    before = settings()
+    import_orders(db_session, path=write_csv(tmp_path / "orders.csv", GOOD_ROWS))
+    assert count(db_session, Order) == 3
+    assert settings() == before

@@ -137,3 +137,50 @@ def test_categories_resolve_the_deepest_known_level() -> None:
     assert index.resolve_text("城乡建设/住房保障") == 2
     assert index.resolve_text("保障房") == 3
     assert index.resolve_text("其他") is None  # ambiguous name
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2019, 1, 8, 10, 20, 30, tzinfo=SHANGHAI),
+        datetime(2019, 1, 8, 10, 20, 30, 5, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=ZoneInfo("America/New_York")),
+        datetime(2020, 2, 29, 0, 0, tzinfo=SHANGHAI),
+    ],
+)
+def test_sqlite_datetime_is_what_sqlalchemy_stores(value: datetime) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    from cityhub.db import UTCDateTime
+    from cityhub.intake.bulk import sqlite_datetime
+
+    dialect = sqlite.dialect()
+    column_type = UTCDateTime()
+    processor = column_type.dialect_impl(dialect).bind_processor(dialect)
+    assert processor is not None
+    assert sqlite_datetime(value) == processor(value)
+
+
+def test_sqlite_datetime_refuses_naive_times() -> None:
+    from cityhub.intake.bulk import sqlite_datetime
+
+    with pytest.raises(ValueError):
+        sqlite_datetime(datetime(2019, 1, 8))
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2019/1/8 9:05:07", datetime(2019, 1, 8, 9, 5, 7)),
+        ("2019-1-8T23:59:59", datetime(2019, 1, 8, 23, 59, 59)),
+        ("2019/01/08 10:20:30.250", datetime(2019, 1, 8, 10, 20, 30, 250000)),
+    ],
+)
+def test_common_and_fallback_forms_agree(raw: str, expected: datetime) -> None:
+    assert parse_datetime(raw) == expected.replace(tzinfo=SHANGHAI)
+
+
+@pytest.mark.parametrize("raw", ["2019/2/29 10:00:00", "2019/1/8 24:00:00", "2019/1/8 10:61:00"])
+def test_impossible_common_forms_are_row_errors(raw: str) -> None:
+    with pytest.raises(RowError):
+        parse_datetime(raw)

@@ -5,30 +5,36 @@
 numbers one block per local day and inserts orders, events and assisting units with executemany. It never
 commits: the caller owns the transaction, so a batch is all-or-nothing.
 
-On PostgreSQL (and any other backend) the inserts are SQLAlchemy Core ``insertmanyvalues`` with
-``RETURNING id`` and ``sort_by_parameter_order=True``. On SQLite, profiling showed Core's per-row parameter
-processing costing more than the database itself, so rows are converted with SQLAlchemy's own bind processors
-(the stored values are identical to what the ORM writes) and handed to the DBAPI cursor's ``executemany``;
-ids are assigned explicitly from ``max(id)``, which is safe because SQLite has a single writer and this
-transaction already holds the write lock once a number block is allocated.
+Every record becomes one list of values in the table's column order (:class:`_Encoder`): defaults filled in,
+unknown keys, missing required fields and invalid enum values refused. Profiling showed SQLAlchemy Core's
+per-row parameter handling costing more than the database itself (and, on PostgreSQL, psycopg re-parsing each
+multi-row INSERT), so on the two production backends the encoder converts every value to exactly what
+SQLAlchemy's bind processing would hand to the driver (``UTCDateTime`` → UTC, on SQLite the string
+``'YYYY-MM-DD HH:MM:SS.ffffff'``; enums → their values; JSON → the dialect's serializer; other types through
+their own bind processors) and writes without Core:
+
+* SQLite: the DBAPI cursor's ``executemany``; order ids are assigned from ``max(id)``, which is safe because
+  SQLite has a single writer and this transaction holds the write lock once a number block is allocated.
+* PostgreSQL with psycopg: ``COPY … FROM STDIN``; order ids are drawn from the table's sequence first.
+* Any other backend: Core ``insertmanyvalues`` with ``RETURNING id`` and ``sort_by_parameter_order=True``.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from operator import itemgetter
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table, insert, select, text
+from sqlalchemy import JSON, Column, Connection, Dialect, Table, insert, select, text
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
-from cityhub.db import utcnow
+from cityhub.db import UTCDateTime, utcnow
 from cityhub.errors import ValidationFailed
 from cityhub.workorders import numbering
 from cityhub.workorders.lifecycle import Action, State
@@ -42,6 +48,14 @@ ASSISTS: Table = OrderAssist.__table__  # type: ignore[assignment]
 _IN_CHUNK = 900
 IMPORT_ACTOR = "import"
 
+_Convert = Callable[[Any], Any]
+
+# Connection settings while a bulk import writes to SQLite: a page cache that holds the hot index pages of a
+# million-order table (256 MiB instead of 64) and a WAL checkpoint every 64 MiB instead of every 4 MiB, so
+# index pages rewritten by consecutive batches reach the database file (and fsync) once, not once per batch.
+# Measured on 200,000 orders: commit time −25 %, CPU −4 %, peak RSS +170 MB.
+SQLITE_BULK_PRAGMAS = {"cache_size": -262144, "wal_autocheckpoint": 16384}
+
 
 @dataclass
 class WriteResult:
@@ -52,68 +66,180 @@ class WriteResult:
     ids: list[int] = field(default_factory=list)
 
 
-class _TableSpec:
-    """Column order, defaults and enum coercions of one table, computed once per process."""
+def sqlite_datetime(value: datetime) -> str:
+    """What ``UTCDateTime`` + SQLite's ``DATETIME`` store for ``value``, formatted in C.
 
-    def __init__(self, table: Table, *, exclude: Iterable[str] = ()) -> None:
+    ``isoformat(" ", "microseconds")`` of the naive UTC time is SQLAlchemy's storage format
+    ``%Y-%m-%d %H:%M:%S.%f`` character for character.
+    """
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: cityhub stores only timezone-aware times")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _enum_converter(column: Column[Any], *, to_value: bool, what: str) -> _Convert:
+    """Member or value → value (SQLite) or member (Core binds it); anything else is refused."""
+    enum_class = column.type.enum_class  # type: ignore[attr-defined]
+    members: list[enum.Enum] = list(enum_class)
+    lookup: dict[Any, Any] = {}
+    for member in members:
+        target = member.value if to_value else member
+        lookup[member.value] = target
+        lookup[member] = target
+    key = column.key
+
+    def convert(value: Any) -> Any:
+        try:
+            return lookup[value]
+        except (KeyError, TypeError):
+            raise ValidationFailed(f"invalid {what} {key} '{value}'", details={"field": key, "value": value}) from None
+
+    return convert
+
+
+class _Encoder:
+    """Records of one table → lists of values in column order, for one dialect; built once per process."""
+
+    def __init__(self, table: Table, dialect: Dialect, what: str, *, exclude: Iterable[str] = ()) -> None:
         skip = set(exclude)
         self.table = table
+        self.what = what
+        # "sqlite": DBAPI executemany; "copy": PostgreSQL COPY through psycopg; "core": SQLAlchemy Core.
+        # The first two get values converted here, exactly as SQLAlchemy's bind processing would.
+        self.mode = _mode(dialect)
+        self.raw = self.mode != "core"
         self.columns: list[Column[Any]] = [c for c in table.columns if c.key not in skip]
         self.keys = [c.key for c in self.columns]
-        self.keyset = frozenset(self.keys)
-        self.scalar_defaults: dict[str, Any] = {}
-        self.now_defaults: list[str] = []
-        self.required: list[str] = []
-        # value or member -> member, per enum column (Enum.__call__ is slow in a hot loop)
-        self.enums: dict[str, dict[Any, enum.Enum]] = {}
-        for col in self.columns:
+        self.position = {key: i for i, key in enumerate(self.keys)}
+        self.converters: dict[str, _Convert] = {}
+        self.defaults: list[Any] = []
+        self.now_positions: list[int] = []
+        self.required: dict[str, int] = {}
+        for i, col in enumerate(self.columns):
+            convert = self._converter(col, dialect)
+            if convert is not None:
+                self.converters[col.key] = convert
             default = col.default
+            value = None
             if default is not None and getattr(default, "is_scalar", False):
-                self.scalar_defaults[col.key] = default.arg  # type: ignore[attr-defined]
+                value = default.arg  # type: ignore[attr-defined]
             elif default is not None and getattr(default, "is_callable", False):
-                self.now_defaults.append(col.key)  # the models' only callable default is utcnow
-            elif col.nullable:
-                self.scalar_defaults[col.key] = None
-            else:
-                self.required.append(col.key)
-            if isinstance(col.type, SAEnum) and col.type.enum_class is not None:
-                members = list(col.type.enum_class)
-                self.enums[col.key] = {m.value: m for m in members} | {m: m for m in members}
+                self.now_positions.append(i)  # the models' only callable default is utcnow
+            elif not col.nullable:
+                self.required[col.key] = i
+            self.defaults.append(value if value is None or convert is None else convert(value))
+        names = ", ".join(f'"{key}"' for key in self.keys)
+        marks = ", ".join("?" for _ in self.keys)
+        self.sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
+        self.sql_with_id = f'INSERT INTO "{table.name}" ("id", {names}) VALUES (?, {marks})'
+        self.copy_sql = f'COPY "{table.name}" ({names}) FROM STDIN'
+        self.copy_sql_with_id = f'COPY "{table.name}" ("id", {names}) FROM STDIN'
 
-    def complete(
-        self, record: Mapping[str, Any], now: datetime, what: str, *, later: frozenset[str] = frozenset()
-    ) -> dict[str, Any]:
-        """A full row: defaults filled in, enum values coerced, unknown keys refused.
+    def _converter(self, col: Column[Any], dialect: Dialect) -> _Convert | None:
+        if isinstance(col.type, SAEnum) and col.type.enum_class is not None:
+            return _enum_converter(col, to_value=self.raw, what=self.what)
+        if not self.raw:
+            return None
+        if isinstance(col.type, UTCDateTime):
+            return sqlite_datetime if self.mode == "sqlite" else _aware_utc
+        if isinstance(col.type, JSON):
+            serializer: _Convert = getattr(dialect, "_json_serializer", None) or json.dumps
+            return serializer
+        processor: _Convert | None = col.type.dialect_impl(dialect).bind_processor(dialect)
+        return processor
 
-        ``later`` names required fields the caller fills in afterwards (order numbers).
-        """
-        unknown = record.keys() - self.keyset
-        if unknown:
-            raise ValidationFailed(f"unknown {what} field(s): {', '.join(sorted(unknown))}")
-        row = dict(self.scalar_defaults)
-        for key in self.now_defaults:
-            row[key] = now
-        row.update(record)
-        for key in self.required:
-            if row.get(key) is None and key not in later:
-                raise ValidationFailed(f"{what} field '{key}' is required", details={"field": key})
-        for key, lookup in self.enums.items():
-            value = row[key]
-            if value is not None:
-                member = lookup.get(value)
-                if member is None:
-                    raise ValidationFailed(f"invalid {what} {key} '{value}'", details={"field": key, "value": value})
-                row[key] = member
+    def base(self, now: datetime) -> list[Any]:
+        """The default row of one :func:`write_orders` call (``now`` where the models default to utcnow)."""
+        row = list(self.defaults)
+        stamp = sqlite_datetime(now) if self.mode == "sqlite" else now
+        for i in self.now_positions:
+            row[i] = stamp
         return row
 
+    def encode(self, record: Mapping[str, Any], base: list[Any], *, later: str | None = None) -> list[Any]:
+        """One full row: ``base`` overlaid with the record's converted values, then checked.
 
-_ORDER_SPEC = _TableSpec(ORDERS, exclude=("id",))
-_EVENT_SPEC = _TableSpec(EVENTS, exclude=("id",))
-_ASSIST_SPEC = _TableSpec(ASSISTS, exclude=("id",))
-_NUMBER = frozenset({"number"})
-_EVENT_BLANK = dict.fromkeys(_EVENT_SPEC.keys)
-_ENUM_VALUES: dict[Any, Any] = {m: m.value for lookup in _ORDER_SPEC.enums.values() for m in lookup.values()}
-_ORDER_DEFAULTS = {"channel": Channel.IMPORT, "state": State.RECEIVED}
+        ``later`` names a required field the caller fills in afterwards (order numbers).
+        """
+        row = self.overlay(base.copy(), record)
+        self.check(row, later=later)
+        return row
+
+    def overlay(self, row: list[Any], record: Mapping[str, Any]) -> list[Any]:
+        """``row`` with the record's values converted and put in place; unknown keys refused."""
+        position = self.position
+        converters = self.converters
+        try:
+            for key, value in record.items():
+                if value is not None:
+                    convert = converters.get(key)
+                    if convert is not None:
+                        value = convert(value)
+                row[position[key]] = value
+        except KeyError:
+            unknown = sorted(record.keys() - position.keys())
+            raise ValidationFailed(f"unknown {self.what} field(s): {', '.join(unknown)}") from None
+        except (ValueError, TypeError) as exc:  # a naive datetime, a bool column given a string …
+            raise ValidationFailed(f"invalid {self.what} {key}: {exc}", details={"field": key}) from None
+        return row
+
+    def check(self, row: list[Any], *, later: str | None = None) -> None:
+        for key, i in self.required.items():
+            if row[i] is None and key != later:
+                raise ValidationFailed(f"{self.what} field '{key}' is required", details={"field": key})
+
+    def insert(self, conn: Connection, rows: list[list[Any]], ids: Sequence[int] | None = None) -> None:
+        """Insert ``rows`` (raw modes: with these ids when given, else the database's)."""
+        if not rows:
+            return
+        if not self.raw:
+            conn.execute(insert(self.table), self.dicts(rows))
+            return
+        params = rows if ids is None else [[i, *row] for i, row in zip(ids, rows, strict=True)]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if self.mode == "sqlite":
+                cursor.executemany(self.sql if ids is None else self.sql_with_id, params)
+            else:
+                with cursor.copy(self.copy_sql if ids is None else self.copy_sql_with_id) as copy:
+                    for row in params:
+                        copy.write_row(row)
+        finally:
+            cursor.close()
+
+    def dicts(self, rows: list[list[Any]]) -> list[dict[str, Any]]:
+        keys = self.keys
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def _mode(dialect: Dialect) -> str:
+    if dialect.name == "sqlite":
+        return "sqlite"
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        return "copy"
+    return "core"
+
+
+def _aware_utc(value: datetime) -> datetime:
+    """What ``UTCDateTime`` binds on PostgreSQL."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: cityhub stores only timezone-aware times")
+    return value.astimezone(UTC)
+
+
+_encoders: dict[tuple[str, str], _Encoder] = {}
+_WHAT = {ORDERS.name: "order", EVENTS.name: "event", ASSISTS.name: "assist"}
+
+
+def _encoder(conn: Connection, table: Table) -> _Encoder:
+    key = (conn.dialect.name, table.name)
+    found = _encoders.get(key)
+    if found is None:
+        found = _encoders[key] = _Encoder(table, conn.dialect, _WHAT[table.name], exclude=("id",))
+    return found
+
+
+_ENUM_VALUES: dict[Any, Any] = {m: m.value for e in (Channel, State) for m in e}
 
 
 def write_orders(session: Session, records: Sequence[dict[str, Any]], *, prefix: str | None = None) -> WriteResult:
@@ -123,76 +249,116 @@ def write_orders(session: Session, records: Sequence[dict[str, Any]], *, prefix:
         return result
     conn = session.connection()
     now = utcnow()
+    orders = _encoder(conn, ORDERS)
+    base = orders.base(now)
+    pos = orders.position
+    at_channel, at_ext, at_state, at_number = pos["channel"], pos["external_id"], pos["state"], pos["number"]
+    at_created, at_updated = pos["created_at"], pos["updated_at"]
 
-    rows: list[dict[str, Any]] = []
-    children: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
+    rows: list[list[Any]] = []
+    created: list[datetime] = []
+    children: list[tuple[Any, Any]] = []
     for record in records:
-        order = {k: v for k, v in record.items() if k not in ("events", "assists")}
-        for key, value in _ORDER_DEFAULTS.items():
-            if order.get(key) is None:
-                order[key] = value
-        order.setdefault("number", None)
-        if order.get("created_at") is None:
-            order["created_at"] = now
+        order = dict(record)
+        events_given = order.pop("events", None)
+        assists_given = order.pop("assists", None)
+        if order.get("channel") is None:
+            order["channel"] = Channel.IMPORT
+        if order.get("state") is None:
+            order["state"] = State.RECEIVED
+        at = order.get("created_at")
+        if at is None:
+            at = order["created_at"] = now
+        row = orders.overlay(base.copy(), order)
         if order.get("updated_at") is None:
-            order["updated_at"] = order["created_at"]
-        rows.append(_ORDER_SPEC.complete(order, now, "order", later=_NUMBER))
-        children.append((list(record.get("events") or ()), list(record.get("assists") or ())))
+            row[at_updated] = row[at_created]  # converted once
+        orders.check(row, later="number")
+        rows.append(row)
+        created.append(at)
+        children.append((events_given, assists_given))
 
-    keep = _new_indexes(conn, rows, result)
+    keep = _new_indexes(conn, rows, at_channel, at_ext, result)
     if not keep:
         return result
-    rows = [rows[i] for i in keep]
-    children = [children[i] for i in keep]
+    if len(keep) < len(rows):
+        rows = [rows[i] for i in keep]
+        created = [created[i] for i in keep]
+        children = [children[i] for i in keep]
 
-    _assign_numbers(session, rows, prefix)
-    ids = _insert_orders(conn, rows)
+    _assign_numbers(session, rows, created, at_number, prefix)
+    ids = _insert_orders(conn, orders, rows)
     result.ids = ids
     result.inserted = len(ids)
 
-    event_rows: list[dict[str, Any]] = []
-    assist_rows: list[dict[str, Any]] = []
-    for order_id, row, (events, assists) in zip(ids, rows, children, strict=True):
-        if not events:
-            event_rows.append(_create_event(row, order_id))
-        for event in events:
-            event_row = _EVENT_SPEC.complete({**_event_defaults(row), **event, "order_id": order_id}, now, "event")
-            event_rows.append(event_row)
-        for assist in assists:
-            assist_rows.append(_ASSIST_SPEC.complete({**assist, "order_id": order_id}, now, "assist"))
-    _insert_plain(conn, _EVENT_SPEC, event_rows)
-    _insert_plain(conn, _ASSIST_SPEC, assist_rows)
+    events = _encoder(conn, EVENTS)
+    assists = _encoder(conn, ASSISTS)
+    event_base = events.base(now)
+    event_base[events.position["actor_name"]] = IMPORT_ACTOR
+    ev_order, ev_at = events.position["order_id"], events.position["at"]
+    ev_action, ev_to, ev_payload = events.position["action"], events.position["to_state"], events.position["payload"]
+    create_action = Action.CREATE.value
+    payload_json = events.converters.get("payload", _same)
+    assist_base = assists.base(now)
+    event_rows: list[list[Any]] = []
+    assist_rows: list[list[Any]] = []
+    for order_id, row, (given_events, given_assists) in zip(ids, rows, children, strict=True):
+        if not given_events:
+            # The audit entry every order starts with when the caller gives none.
+            event = event_base.copy()
+            event[ev_order] = order_id
+            event[ev_action] = create_action
+            event[ev_to] = _ENUM_VALUES.get(row[at_state], row[at_state])
+            event[ev_at] = row[at_created]
+            channel = _ENUM_VALUES.get(row[at_channel], row[at_channel])
+            event[ev_payload] = payload_json({"channel": channel, "number": row[at_number]})
+            event_rows.append(event)
+            given_events = ()
+        for given in given_events:
+            event = event_base.copy()
+            event[ev_at] = row[at_created]
+            events.overlay(event, given)
+            event[ev_order] = order_id  # not the event's to choose
+            events.check(event)
+            event_rows.append(event)
+        for assist in given_assists or ():
+            assist_rows.append(assists.encode({**assist, "order_id": order_id}, assist_base))
+    events.insert(conn, event_rows)
+    assists.insert(conn, assist_rows)
     return result
 
 
-def _create_event(order: Mapping[str, Any], order_id: int) -> dict[str, Any]:
-    """The audit entry every order starts with when the caller gives none (a complete event row)."""
-    return {
-        **_EVENT_BLANK,
-        "order_id": order_id,
-        "action": Action.CREATE.value,
-        "to_state": _value(order["state"]),
-        "actor_name": IMPORT_ACTOR,
-        "at": order["created_at"],
-        "payload": {"channel": _value(order["channel"]), "number": order["number"]},
-    }
+def tune_for_bulk(session: Session) -> dict[str, Any]:
+    """Apply :data:`SQLITE_BULK_PRAGMAS` to the session's connection; returns the settings to restore.
+
+    Call it before each batch: a commit hands the connection back to the pool, and the next batch may get
+    another one (the settings are per connection; setting an unchanged value costs nothing). Not SQLite: {}.
+    """
+    conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        return {}
+    previous = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in SQLITE_BULK_PRAGMAS}
+    set_pragmas(session, SQLITE_BULK_PRAGMAS)
+    return previous
 
 
-def _event_defaults(order: Mapping[str, Any]) -> dict[str, Any]:
-    return {"actor_name": IMPORT_ACTOR, "at": order["created_at"]}
+def set_pragmas(session: Session, pragmas: Mapping[str, Any]) -> None:
+    conn = session.connection()
+    for name, value in pragmas.items():
+        conn.exec_driver_sql(f"PRAGMA {name}={int(value)}")
 
 
-def _value(value: Any) -> Any:
-    # A dict lookup: Enum.value is a descriptor call, and this runs several times per order.
-    return _ENUM_VALUES.get(value, value) if isinstance(value, enum.Enum) else value
+def _same(value: Any) -> Any:
+    return value
 
 
-def _new_indexes(conn: Connection, rows: list[dict[str, Any]], result: WriteResult) -> list[int]:
+def _new_indexes(
+    conn: Connection, rows: list[list[Any]], at_channel: int, at_ext: int, result: WriteResult
+) -> list[int]:
     """Indexes of rows to insert; rows whose (channel, external_id) is known or repeated are reported."""
     wanted: dict[str, set[str]] = defaultdict(set)
     for row in rows:
-        if row["external_id"] is not None:
-            wanted[_value(row["channel"])].add(row["external_id"])
+        if row[at_ext] is not None:
+            wanted[row[at_channel]].add(row[at_ext])  # StrEnum members hash and compare like their values
     existing: set[tuple[str, str]] = set()
     for channel, external_ids in wanted.items():
         listed = sorted(external_ids)
@@ -206,11 +372,11 @@ def _new_indexes(conn: Connection, rows: list[dict[str, Any]], result: WriteResu
             existing.update((channel, ext) for ext in found)
     keep: list[int] = []
     for index, row in enumerate(rows):
-        ext = row["external_id"]
+        ext = row[at_ext]
         if ext is None:
             keep.append(index)
             continue
-        key = (row["channel"], ext)  # StrEnum members hash and compare like their values
+        key = (row[at_channel], ext)
         if key in existing:
             result.skipped_external_ids.append(ext)
         else:
@@ -219,91 +385,43 @@ def _new_indexes(conn: Connection, rows: list[dict[str, Any]], result: WriteResu
     return keep
 
 
-def _assign_numbers(session: Session, rows: list[dict[str, Any]], prefix: str | None) -> None:
+def _assign_numbers(
+    session: Session, rows: list[list[Any]], created: list[datetime], at_number: int, prefix: str | None
+) -> None:
     tz = get_settings().tz
-    by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        if not row["number"]:
-            created = row["created_at"]
-            if created.tzinfo is None:
+    by_day: dict[str, list[list[Any]]] = defaultdict(list)
+    for row, at in zip(rows, created, strict=True):
+        if not row[at_number]:
+            if at.tzinfo is None:
                 raise ValidationFailed("created_at must be timezone-aware", details={"field": "created_at"})
-            by_day[numbering.local_day(created, tz)].append(row)
+            by_day[numbering.local_day(at, tz)].append(row)
     blocks = numbering.allocate_many(session, counts={day: len(r) for day, r in by_day.items()}, prefix=prefix)
     for day, day_rows in by_day.items():
         for row, number in zip(day_rows, blocks[day], strict=True):
-            row["number"] = number
+            row[at_number] = number
 
 
-def _insert_orders(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    if conn.dialect.name == "sqlite":
-        return _sqlite_insert_orders(conn, rows)
-    stmt = insert(ORDERS).returning(ORDERS.c.id, sort_by_parameter_order=True)
-    return list(conn.execute(stmt, rows).scalars())
-
-
-def _insert_plain(conn: Connection, spec: _TableSpec, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    if conn.dialect.name == "sqlite":
-        _sqlite_executemany(conn, spec, rows)
-    else:
-        conn.execute(insert(spec.table), rows)
-
-
-# ------------------------------------------------------------------------------------------ SQLite raw path
-
-_Processor = Callable[[Any], Any] | None
-_processors: dict[tuple[str, str], list[_Processor]] = {}
-
-
-def _bind_processors(conn: Connection, spec: _TableSpec) -> list[_Processor]:
-    key = (conn.dialect.name, spec.table.name)
-    if key not in _processors:
-        dialect = conn.dialect
-        _processors[key] = [col.type.dialect_impl(dialect).bind_processor(dialect) for col in spec.columns]
-    return _processors[key]
-
-
-def _tuples(conn: Connection, spec: _TableSpec, rows: list[dict[str, Any]]) -> list[list[Any]]:
-    getter = itemgetter(*spec.keys)
-    processed = [(i, p) for i, p in enumerate(_bind_processors(conn, spec)) if p is not None]
-    out: list[list[Any]] = []
-    for row in rows:
-        values = list(getter(row))
-        for i, process in processed:
-            value = values[i]
-            if value is not None:
-                values[i] = process(value)
-        out.append(values)
-    return out
-
-
-def _sqlite_sql(spec: _TableSpec, *, with_id: bool) -> str:
-    names = (["id"] if with_id else []) + spec.keys
-    cols = ", ".join(f'"{n}"' for n in names)
-    marks = ", ".join("?" for _ in names)
-    return f'INSERT INTO "{spec.table.name}" ({cols}) VALUES ({marks})'
-
-
-def _sqlite_insert_orders(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+def _insert_orders(conn: Connection, orders: _Encoder, rows: list[list[Any]]) -> list[int]:
+    if orders.mode == "core":
+        stmt = insert(ORDERS).returning(ORDERS.c.id, sort_by_parameter_order=True)
+        return list(conn.execute(stmt, orders.dicts(rows)).scalars())
+    if orders.mode == "copy":
+        # Ids from the table's own sequence (safe across processes), so COPY needs no RETURNING.
+        ids = sorted(
+            conn.execute(
+                text("SELECT nextval(pg_get_serial_sequence('orders', 'id')) FROM generate_series(1, :n)"),
+                {"n": len(rows)},
+            ).scalars()
+        )
+        orders.insert(conn, rows, ids)
+        return ids
     # A no-op write takes SQLite's write lock (if allocation did not already), so max(id) cannot move.
     conn.execute(text('UPDATE "order_number_counters" SET "last" = "last" WHERE 0'))
-    first = int(conn.execute(select(ORDERS.c.id).order_by(ORDERS.c.id.desc()).limit(1)).scalar() or 0) + 1
+    first = _next_id(conn, ORDERS)
     ids = list(range(first, first + len(rows)))
-    params = _tuples(conn, _ORDER_SPEC, rows)
-    for order_id, values in zip(ids, params, strict=True):
-        values.insert(0, order_id)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(_sqlite_sql(_ORDER_SPEC, with_id=True), params)
-    finally:
-        cursor.close()
+    orders.insert(conn, rows, ids)
     return ids
 
 
-def _sqlite_executemany(conn: Connection, spec: _TableSpec, rows: list[dict[str, Any]]) -> None:
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(_sqlite_sql(spec, with_id=False), _tuples(conn, spec, rows))
-    finally:
-        cursor.close()
+def _next_id(conn: Connection, table: Table) -> int:
+    return int(conn.execute(select(table.c.id).order_by(table.c.id.desc()).limit(1)).scalar() or 0) + 1

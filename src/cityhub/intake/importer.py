@@ -20,6 +20,7 @@ missing (a warning). Rows with a reply (答复意见) are imported as ``replied`
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
 import io
@@ -34,12 +35,13 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import ValidationFailed
-from cityhub.intake.bulk import IMPORT_ACTOR, write_orders
+from cityhub.intake.bulk import IMPORT_ACTOR, set_pragmas, tune_for_bulk, write_orders
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import AppealType, Category, Channel, Urgency
 
@@ -179,6 +181,9 @@ _DATETIME_RE = re.compile(
     r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
     r"(?:[\sT]+(\d{1,2})\s*[:时]\s*(\d{1,2})(?:\s*[:分]\s*(\d{1,2})(?:[.,](\d{1,6}))?)?\s*秒?)?"
 )
+# The forms of nearly every real file (2019/1/8 10:20:30, 2019-01-08 10:20:30), parsed without the general
+# pattern's optional groups; everything else falls through to fromisoformat and _DATETIME_RE.
+_COMMON_DATETIME_RE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})[ T](\d{1,2}):(\d{2}):(\d{2})")
 _EXCEL_EPOCH = datetime(1899, 12, 30)
 
 
@@ -193,7 +198,12 @@ def parse_datetime(value: Any, *, field: str = "created_at") -> datetime | None:
     """A timezone-aware datetime from text or an Excel cell; naive times are in the district's time zone."""
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
+    if type(value) is str:  # the CSV case first: it runs twice per row
+        text = value.strip()
+        if not text:
+            return None
+        parsed = _parse_text_datetime(text, field)
+    elif isinstance(value, datetime):
         parsed = value
     elif isinstance(value, date):
         parsed = datetime(value.year, value.month, value.day)
@@ -212,6 +222,12 @@ def parse_datetime(value: Any, *, field: str = "created_at") -> datetime | None:
 
 
 def _parse_text_datetime(text: str, field: str) -> datetime:
+    match = _COMMON_DATETIME_RE.fullmatch(text)
+    if match is not None:
+        try:
+            return datetime(*map(int, match.groups()))  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise RowError(field, f"invalid date/time '{text}': {exc}") from None
     try:
         return datetime.fromisoformat(text)
     except ValueError:
@@ -660,39 +676,74 @@ def import_orders(
         columns = ColumnMap.from_header(table.header)
         converter = _RowConverter(columns, CategoryIndex(session), forced)
         session.commit()  # end the read transaction: SQLite writers must not hold a stale snapshot
-        batch: list[dict[str, Any]] = []
-        for number, cells in table.rows():
-            if not any(_text(c) for c in cells):
-                continue
-            report.read += 1
-            row_warnings: list[tuple[str, str]] = []
-            try:
-                record = converter.convert(cells, row_warnings)
-            except RowError as exc:
-                record_issue(RowIssue(number, exc.field, exc.message))
-                continue
-            for field_name, message in row_warnings:
-                record_issue(RowIssue(number, field_name, message, "warning"))
-            batch.append(record)
-            if len(batch) >= batch_size:
-                _flush(session, batch, report, prefix)
-                batch = []
-                if on_progress is not None:
-                    on_progress(*table.progress())
-                if on_batch is not None:
-                    on_batch(report)
-        if batch:
+        restore = tune_for_bulk(session)
+        session.commit()
+        try:
+            _import_rows(
+                session,
+                table=table,
+                converter=converter,
+                report=report,
+                record_issue=record_issue,
+                batch_size=batch_size,
+                prefix=prefix,
+                on_progress=on_progress,
+                on_batch=on_batch,
+            )
+        finally:
+            if restore:
+                # The settings outlive the import on a pooled connection; put back the engine's own.
+                with contextlib.suppress(SQLAlchemyError):
+                    set_pragmas(session, restore)
+                    session.commit()
+    return report
+
+
+def _import_rows(
+    session: Session,
+    *,
+    table: TableReader,
+    converter: _RowConverter,
+    report: ImportReport,
+    record_issue: Callable[[RowIssue], None],
+    batch_size: int,
+    prefix: str | None,
+    on_progress: Callable[[int, int | None], None] | None,
+    on_batch: Callable[[ImportReport], None] | None,
+) -> None:
+    batch: list[dict[str, Any]] = []
+    for number, cells in table.rows():
+        if not any(_text(c) for c in cells):
+            continue
+        report.read += 1
+        row_warnings: list[tuple[str, str]] = []
+        try:
+            record = converter.convert(cells, row_warnings)
+        except RowError as exc:
+            record_issue(RowIssue(number, exc.field, exc.message))
+            continue
+        for field_name, message in row_warnings:
+            record_issue(RowIssue(number, field_name, message, "warning"))
+        batch.append(record)
+        if len(batch) >= batch_size:
             _flush(session, batch, report, prefix)
+            batch = []
+            if on_progress is not None:
+                on_progress(*table.progress())
             if on_batch is not None:
                 on_batch(report)
-        if on_progress is not None:
-            done, total = table.progress()
-            on_progress(total or done, total)
-    return report
+    if batch:
+        _flush(session, batch, report, prefix)
+        if on_batch is not None:
+            on_batch(report)
+    if on_progress is not None:
+        done, total = table.progress()
+        on_progress(total or done, total)
 
 
 def _flush(session: Session, batch: list[dict[str, Any]], report: ImportReport, prefix: str | None) -> None:
     try:
+        tune_for_bulk(session)
         result = write_orders(session, batch, prefix=prefix)
         session.commit()
     except BaseException:
