@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -21,6 +22,8 @@ from cityhub.db import session_scope
 from cityhub.errors import CityhubError
 from cityhub.org.models import Unit
 from cityhub.workorders.models import JobRun, Order, SlaStatus
+
+log = logging.getLogger(__name__)
 
 
 def status_summary() -> dict[str, Any]:
@@ -128,8 +131,22 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _error(409, "conflict", "the data changed while this request ran; retry")
         return _error(500, "internal_error", "database error")
 
+    @app.exception_handler(DataError)
+    async def _unstorable(_request: Request, exc: DataError) -> JSONResponse:
+        # SQLSTATE class 22: a value the database cannot hold or compare (an id beyond INTEGER, NUL in text).
+        # The request carried it, so it is the client's error; ids and texts are not bounded one route at a time.
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+        return _error(422, "validation_failed", f"invalid value: {reason}", {"errors": []})
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_request: Request, exc: OverflowError) -> JSONResponse:
+        if "SQLite INTEGER" in str(exc):  # SQLite's form of the out-of-range id above
+            return _error(422, "validation_failed", "invalid value: integer out of range", {"errors": []})
+        return _error(500, "internal_error", "internal error; the incident has been logged")
+
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return _error(500, "internal_error", "internal error; the incident has been logged")
 
 

@@ -2,7 +2,28 @@
 
 from fastapi import APIRouter
 
+from cityhub.analytics.graph_views import router as graph_router
+from cityhub.analytics.views import router as kpi_router
+from cityhub.auth.views import router as auth_router
+from cityhub.dispatch.views import router as dispatch_router
+from cityhub.knowledge.views import orders_router as kb_orders_router
+from cityhub.knowledge.views import router as kb_router
+from cityhub.org.views import units_router, users_router
+from cityhub.sharing.views import router as sharing_router
+from cityhub.workorders.admin_views import calendar_router, categories_router, sla_router
 from cityhub.workorders.views import router as orders_router
 
 api_router = APIRouter(prefix="/api/v1")
+api_router.include_router(auth_router)
 api_router.include_router(orders_router)
+api_router.include_router(sharing_router)
+api_router.include_router(kb_router)
+api_router.include_router(kb_orders_router)
+api_router.include_router(dispatch_router)
+api_router.include_router(kpi_router)
+api_router.include_router(graph_router)
+api_router.include_router(units_router)
+api_router.include_router(users_router)
+api_router.include_router(categories_router)
+api_router.include_router(sla_router)
+api_router.include_router(calendar_router)

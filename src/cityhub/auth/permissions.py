@@ -20,6 +20,10 @@ USERS_MANAGE = "users:manage"
 UNITS_MANAGE = "units:manage"
 KB_MANAGE = "kb:manage"  # write knowledge-base entries (秒回 answers)
 REPLY_REVIEW = "reply:review"  # the supervisor's list of weak replies
+ORG_READ = "org:read"  # read the unit tree and the staff directory (citizens do not)
+CATEGORIES_MANAGE = "categories:manage"  # add, rename, move and deactivate category nodes
+SLA_MANAGE = "sla:manage"  # edit the time-limit rules table
+CALENDAR_MANAGE = "calendar:manage"  # enter holidays and make-up workdays
 
 
 def act(action: Action | str) -> str:
@@ -33,17 +37,18 @@ def _acts(*actions: Action) -> set[str]:
 
 ALL_PERMISSIONS: frozenset[str] = frozenset(
     {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE, KB_MANAGE, REPLY_REVIEW}
+    | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     # 话务员: records appeals, answers consultations on the spot (秒回), reads in scope.
     Role.OPERATOR: frozenset(
-        {ORDER_CREATE, ORDER_READ, TOKENS, KB_MANAGE} | _acts(Action.INSTANT_ANSWER, Action.COMMENT)
+        {ORDER_CREATE, ORDER_READ, ORG_READ, TOKENS, KB_MANAGE} | _acts(Action.INSTANT_ANSWER, Action.COMMENT)
     ),
     # 派单员: sends orders out and deals with what comes back (re-dispatch of returned orders is `dispatch`).
     Role.DISPATCHER: frozenset(
-        {ORDER_CREATE, ORDER_READ, TOKENS}
+        {ORDER_CREATE, ORDER_READ, ORG_READ, TOKENS}
         | _acts(
             Action.DISPATCH,
             Action.TRANSFER,
@@ -56,7 +61,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # 承办人: works the order of its unit, or its part of a co-handled one.
     Role.HANDLER: frozenset(
-        {ORDER_READ, TOKENS}
+        {ORDER_READ, ORG_READ, TOKENS}
         | _acts(
             Action.ACCEPT,
             Action.RETURN,
@@ -73,7 +78,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # 督办员: time limits, extensions, reply audit, callback and closing.
     Role.SUPERVISOR: frozenset(
-        {ORDER_READ, TOKENS, KB_MANAGE, REPLY_REVIEW}
+        {ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, REPLY_REVIEW}
         | _acts(
             Action.URGE,
             Action.ESCALATE,
@@ -88,7 +93,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # 领导: reads everything, assigns key issues (交办), urges and escalates.
     Role.LEADER: frozenset(
-        {ORDER_READ, ORDER_READ_ALL, TOKENS, REPLY_REVIEW}
+        {ORDER_READ, ORDER_READ_ALL, ORG_READ, TOKENS, REPLY_REVIEW}
         | _acts(Action.ASSIGN, Action.URGE, Action.ESCALATE, Action.COMMENT)
     ),
     Role.ADMIN: ALL_PERMISSIONS,

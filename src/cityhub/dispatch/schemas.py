@@ -14,7 +14,7 @@ from cityhub.workorders.lifecycle import State
 def _keyword_list(value: Any) -> list[str] | None:
     if value is None:
         return None
-    if isinstance(value, str | list | tuple):
+    if isinstance(value, str) or (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)):
         return list(split_keywords(value))
     raise ValueError("keywords are a list of strings or one string separated by 、 or commas")
 

@@ -17,6 +17,8 @@ def split_keywords(value: str | list[str] | None) -> list[str]:
     """Keywords from a list or a string separated by commas, 、, semicolons or spaces; duplicates dropped."""
     if value is None:
         return []
+    if not isinstance(value, str | list | tuple):
+        raise ValueError("keywords are a list of strings or one string separated by commas")
     items = _KEYWORD_SPLIT.split(value) if isinstance(value, str) else [str(v) for v in value]
     return list(dict.fromkeys(k.strip() for k in items if k and k.strip()))
 
@@ -62,6 +64,12 @@ class EntryBase(BaseModel):
 
 class EntryCreate(EntryBase):
     source: str | None = Field(None, max_length=200, description="origin, e.g. import:f4:<message id>")
+
+    @field_validator("source")
+    @classmethod
+    def _no_empty_source(cls, value: str | None) -> str | None:
+        # "" is no origin: the duplicate check skips it, so storing it would clash with the next one.
+        return value or None
 
 
 class EntryUpdate(BaseModel):

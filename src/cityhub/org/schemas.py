@@ -46,7 +46,10 @@ def _check_polygon(rings: Any, where: str) -> None:
                 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in position[:2])
             ):
                 raise ValueError(f"{here}: positions are [longitude, latitude] numbers")
-            lng, lat = float(position[0]), float(position[1])
+            try:
+                lng, lat = float(position[0]), float(position[1])
+            except OverflowError:  # an integer beyond any float, e.g. 10**400
+                raise ValueError(f"{here}: position is outside longitude/latitude range") from None
             if not (math.isfinite(lng) and math.isfinite(lat) and -180 <= lng <= 180 and -90 <= lat <= 90):
                 raise ValueError(f"{here}: position {list(position)!r} is outside longitude/latitude range")
         if list(ring[0][:2]) != list(ring[-1][:2]):

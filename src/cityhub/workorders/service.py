@@ -79,7 +79,8 @@ def create_order(session: Session, *, data: OrderCreate, actor: Actor = SYSTEM) 
     [number] = numbering.allocate(session, day=numbering.local_day(created_at), count=1)
     order = Order(
         number=number,
-        external_id=data.external_id,
+        # "" is no id: the idempotency check above skips it, so storing it would clash on the second one.
+        external_id=data.external_id or None,
         channel=data.channel,
         appeal_type=data.appeal_type,
         title=data.title,

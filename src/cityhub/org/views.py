@@ -1,0 +1,335 @@
+"""HTTP routes of the organisation: the unit tree (/units) and the staff directory (/users).
+
+Reads need ``org:read`` (every staff role; citizens get 403), unit writes ``units:manage``, user writes
+``users:manage``. Password hashes never leave the server: responses are built from :class:`UserOut`, which has
+no such field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Self
+
+from fastapi import APIRouter, Depends, Path, Query, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
+
+from cityhub.api.deps import DbSession, Paging, get_principal, require
+from cityhub.auth import permissions
+from cityhub.auth import service as auth
+from cityhub.auth.principal import Principal
+from cityhub.errors import Conflict, NotFound, ValidationFailed
+from cityhub.org import service
+from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.org.schemas import UnitCreate, UnitUpdate, UserBase, UserCreate
+
+# Primary keys are 32-bit INTEGER columns: a larger id can match nothing, and PostgreSQL would refuse to
+# compare with it (a 500), so the HTTP layer refuses it as a validation error.
+MAX_ID = 2_147_483_647
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+# PostgreSQL text cannot hold NUL; refusing it here keeps a search string from turning into a 500.
+NO_NUL = r"^[^\x00]*$"
+SearchText = Annotated[str | None, Query(max_length=100, pattern=NO_NUL, description="Text to look for.")]
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+class StorableText(BaseModel):
+    """Refuses text the databases cannot store: NUL characters and lone surrogates."""
+
+    @model_validator(mode="after")
+    def _storable(self) -> Self:
+        for text in _strings(self.model_dump()):
+            if "\x00" in text:
+                raise ValueError("text must not contain NUL characters")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+        return self
+
+
+# --- units -------------------------------------------------------------------------------------------------
+
+
+class UnitOut(BaseModel):
+    """A unit as the API shows it; contacts are returned as stored (imports may hold partial ones)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+    short_name: str | None
+    tier: UnitTier
+    parent_id: int | None
+    boundary: dict[str, Any] | None
+    contacts: list[dict[str, Any]] | None
+    duties: str | None
+    active: bool
+    created_at: datetime
+
+
+class UnitPage(BaseModel):
+    items: list[UnitOut]
+    limit: int
+    offset: int
+    has_more: bool
+
+
+class UnitCreateBody(UnitCreate, StorableText):
+    parent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
+class UnitUpdateBody(UnitUpdate, StorableText):
+    parent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
+# --- users -------------------------------------------------------------------------------------------------
+
+
+class UserOut(BaseModel):
+    """A user without any credential: no password hash, no session or token."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    full_name: str
+    role: Role
+    unit_id: int | None
+    phone: str | None
+    email: str | None
+    active: bool
+    has_password: bool = Field(description="whether the account can log in with a password")
+    locked: bool
+    locked_until: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        locked = auth.is_locked(user)
+        return cls(
+            id=user.id,
+            username=user.username,
+            full_name=user.full_name,
+            role=user.role,
+            unit_id=user.unit_id,
+            phone=user.phone,
+            email=user.email,
+            active=user.active,
+            has_password=user.password_hash is not None,
+            locked=locked,
+            locked_until=user.locked_until if locked else None,
+            created_at=user.created_at,
+        )
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    limit: int
+    offset: int
+    has_more: bool
+
+
+class UserCreateBody(UserBase, StorableText):
+    unit_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    password: str | None = Field(
+        default=None, min_length=1, max_length=1024, description="initial password; none = cannot log in yet"
+    )
+
+
+class UserUpdateBody(StorableText):
+    """Fields to change; the username is the account's stable identity and cannot be changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full_name: str | None = Field(default=None, min_length=1, max_length=80)
+    role: Role | None = None
+    unit_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    phone: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=120)
+    active: bool | None = None
+
+
+class LockRequest(BaseModel):
+    minutes: float | None = Field(
+        default=None, gt=0, le=525_600, description="lock for this long; none = until unlocked"
+    )
+
+
+# --- routes ------------------------------------------------------------------------------------------------
+
+units_router = APIRouter(prefix="/units", tags=["units"], dependencies=[Depends(get_principal)])
+users_router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(get_principal)])
+
+OrgReader = Depends(require(permissions.ORG_READ))
+UnitManager = Depends(require(permissions.UNITS_MANAGE))
+UserManager = Annotated[Principal, Depends(require(permissions.USERS_MANAGE))]
+
+
+def _page(db: Session, stmt: Select[Any], limit: int, offset: int) -> tuple[list[Any], bool]:
+    rows = list(db.scalars(stmt.limit(limit + 1).offset(offset)))
+    return rows[:limit], len(rows) > limit
+
+
+def _unit(db: Session, unit_id: int) -> Unit:
+    unit = service.get_unit(db, unit_id=unit_id)
+    if unit is None:
+        raise NotFound(f"unit {unit_id} not found")
+    return unit
+
+
+@units_router.get("", response_model=UnitPage, dependencies=[OrgReader])
+def list_units(
+    db: DbSession,
+    page: Paging,
+    tier: UnitTier | None = None,
+    parent_id: IdQuery = None,
+    active: bool | None = None,
+    q: SearchText = None,
+) -> UnitPage:
+    """Units by code, filtered by tier, parent, activity and a text in code, name or short name."""
+    stmt = select(Unit).order_by(Unit.code, Unit.id)
+    if tier is not None:
+        stmt = stmt.where(Unit.tier == tier)
+    if parent_id is not None:
+        stmt = stmt.where(Unit.parent_id == parent_id)
+    if active is not None:
+        stmt = stmt.where(Unit.active.is_(active))
+    if q and q.strip():
+        pattern = f"%{q.strip()}%"
+        stmt = stmt.where(or_(Unit.name.like(pattern), Unit.short_name.like(pattern), Unit.code.like(pattern)))
+    rows, has_more = _page(db, stmt, page.limit, page.offset)
+    return UnitPage(
+        items=[UnitOut.model_validate(u) for u in rows], limit=page.limit, offset=page.offset, has_more=has_more
+    )
+
+
+@units_router.get("/{unit_id}", response_model=UnitOut, dependencies=[OrgReader])
+def get_unit(unit_id: IdPath, db: DbSession) -> UnitOut:
+    return UnitOut.model_validate(_unit(db, unit_id))
+
+
+@units_router.get("/{unit_id}/children", response_model=list[UnitOut], dependencies=[OrgReader])
+def unit_children(unit_id: IdPath, db: DbSession) -> list[UnitOut]:
+    """The units directly below this one, by code."""
+    _unit(db, unit_id)
+    return [UnitOut.model_validate(u) for u in service.list_units(db, parent_id=unit_id)]
+
+
+@units_router.post("", status_code=status.HTTP_201_CREATED, response_model=UnitOut, dependencies=[UnitManager])
+def create_unit(body: UnitCreateBody, db: DbSession) -> UnitOut:
+    return UnitOut.model_validate(service.create_unit(db, data=UnitCreate.model_validate(body.model_dump())))
+
+
+@units_router.patch("/{unit_id}", response_model=UnitOut, dependencies=[UnitManager])
+def update_unit(unit_id: IdPath, body: UnitUpdateBody, db: DbSession) -> UnitOut:
+    """Change the fields sent; the code cannot change, and a unit cannot move under its own sub-units."""
+    data = UnitUpdate.model_validate(body.model_dump(exclude_unset=True))
+    return UnitOut.model_validate(service.update_unit(db, unit_id=unit_id, data=data))
+
+
+def _user(db: Session, user_id: int) -> User:
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+def _not_self(principal: Principal, user: User, what: str) -> None:
+    # An administrator who demotes, disables or locks their own account may leave nobody able to undo it.
+    if principal.user_id == user.id:
+        raise Conflict(f"you cannot {what} your own account; ask another administrator")
+
+
+@users_router.get("", response_model=UserPage, dependencies=[OrgReader])
+def list_users(
+    db: DbSession,
+    page: Paging,
+    role: Role | None = None,
+    unit_id: IdQuery = None,
+    active: bool | None = None,
+    q: SearchText = None,
+) -> UserPage:
+    """Users by username, filtered by role, unit, activity and a text in username or full name."""
+    stmt = select(User).order_by(User.username, User.id)
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if unit_id is not None:
+        stmt = stmt.where(User.unit_id == unit_id)
+    if active is not None:
+        stmt = stmt.where(User.active.is_(active))
+    if q and q.strip():
+        pattern = f"%{q.strip()}%"
+        stmt = stmt.where(or_(User.username.like(pattern), User.full_name.like(pattern)))
+    rows, has_more = _page(db, stmt, page.limit, page.offset)
+    return UserPage(items=[UserOut.of(u) for u in rows], limit=page.limit, offset=page.offset, has_more=has_more)
+
+
+@users_router.get("/{user_id}", response_model=UserOut, dependencies=[OrgReader])
+def get_user(user_id: IdPath, db: DbSession) -> UserOut:
+    return UserOut.of(_user(db, user_id))
+
+
+@users_router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+def create_user(body: UserCreateBody, db: DbSession, _principal: UserManager) -> UserOut:
+    """Create an account; the password, when given, is checked for strength and stored as an Argon2id hash."""
+    data = UserCreate.model_validate(body.model_dump(exclude={"password"}))
+    return UserOut.of(auth.create_account(db, data=data, password=body.password))
+
+
+@users_router.patch("/{user_id}", response_model=UserOut)
+def update_user(user_id: IdPath, body: UserUpdateBody, db: DbSession, principal: UserManager) -> UserOut:
+    """Change role, unit, activity or contact fields; staff roles need a unit, citizens have none."""
+    user = _user(db, user_id)
+    changes = body.model_dump(exclude_unset=True)
+    for field in ("full_name", "role", "active"):
+        if field in changes and changes[field] is None:
+            raise ValidationFailed(f"{field} cannot be empty", details={"field": field})
+    if ("role" in changes and changes["role"] != user.role) or changes.get("active") is False:
+        _not_self(principal, user, "change the role of or disable")
+    role = changes.get("role", user.role)
+    unit_id = changes.get("unit_id", user.unit_id)
+    if role == Role.CITIZEN and unit_id is not None:
+        raise ValidationFailed("a citizen belongs to no unit", details={"field": "unit_id"})
+    if role in service.UNIT_ROLES and unit_id is None:
+        raise ValidationFailed(f"a {role.value} needs a unit", details={"field": "unit_id"})
+    if unit_id is not None and unit_id != user.unit_id and db.get(Unit, unit_id) is None:
+        raise ValidationFailed(f"unit {unit_id} not found", details={"field": "unit_id"})
+    role_changed = role != user.role
+    for field, value in changes.items():
+        setattr(user, field, value)
+    if changes.get("active") is False or role_changed:
+        # Open browser sessions would otherwise keep the old standing until they expire.
+        auth.end_sessions(db, user_id=user.id)
+    db.flush()
+    return UserOut.of(user)
+
+
+@users_router.post("/{user_id}/lock", response_model=UserOut)
+def lock_user(user_id: IdPath, db: DbSession, principal: UserManager, body: LockRequest | None = None) -> UserOut:
+    """Lock the account (for ``minutes``, or until unlocked): its sessions end and its API tokens stop working."""
+    user = _user(db, user_id)
+    _not_self(principal, user, "lock")
+    return UserOut.of(auth.lock_user(db, username=user.username, minutes=body.minutes if body else None))
+
+
+@users_router.post("/{user_id}/unlock", response_model=UserOut)
+def unlock_user(user_id: IdPath, db: DbSession, _principal: UserManager) -> UserOut:
+    """Lift a lock (manual or after failed logins) and reset the failed-login counter."""
+    user = _user(db, user_id)
+    return UserOut.of(auth.unlock_user(db, username=user.username))
+
+
+__all__ = ["MAX_ID", "NO_NUL", "IdPath", "IdQuery", "SearchText", "StorableText", "units_router", "users_router"]
