@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from cityhub.clitools import fail
 from cityhub.errors import CityhubError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="cityhub — unified city operations.")
@@ -18,23 +19,23 @@ app.add_typer(db_app, name="db")
 app.add_typer(jobs_app, name="jobs")
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one line naming the problem to stderr and return the exit to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 def _mount() -> None:
     # Domain packages declare their own sub-commands beside their code.
+    from cityhub.auth.cli import app as users_app
     from cityhub.demo.cli import app as demo_app
+    from cityhub.dispatch.cli import app as dispatch_app
     from cityhub.intake.cli import export_app, import_app
+    from cityhub.knowledge.cli import app as kb_app
     from cityhub.nlp.cli import app as nlp_app
+    from cityhub.notify.cli import app as notify_app
     from cityhub.org.cli import app as org_app
+    from cityhub.sharing.cli import app as apikey_app
     from cityhub.workorders.categories import categories_app
     from cityhub.workorders.cli import app as orders_app
     from cityhub.workorders.cli import calendar_app, sla_app
 
     app.add_typer(org_app, name="org")
+    app.add_typer(users_app, name="users")
     app.add_typer(import_app, name="import")
     app.add_typer(export_app, name="export")
     app.add_typer(demo_app, name="demo")
@@ -43,6 +44,16 @@ def _mount() -> None:
     app.add_typer(categories_app, name="categories")
     app.add_typer(calendar_app, name="calendar")
     app.add_typer(sla_app, name="sla")
+    app.add_typer(kb_app, name="kb")
+    app.add_typer(notify_app, name="notify")
+    app.add_typer(apikey_app, name="apikey")
+    app.add_typer(dispatch_app, name="dispatch")
+    from cityhub.analytics.cli import app as analytics_app
+
+    app.add_typer(analytics_app, name="analytics")
+    from cityhub.analytics.cli import report_command
+
+    app.command("report")(report_command)  # 专报: top-level, `cityhub report --period 2026-10`
 
 
 @db_app.command("upgrade")

@@ -11,15 +11,11 @@ from typing import Annotated
 
 import typer
 
+from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError
 from cityhub.org.models import Role
 
 app = typer.Typer(no_args_is_help=True, help="User accounts: create, list, passwords, lock/unlock.")
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _password(from_stdin: bool) -> tuple[str, bool]:

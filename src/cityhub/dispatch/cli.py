@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from cityhub.clitools import fail as _fail
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
 
@@ -16,11 +17,6 @@ rules_app = typer.Typer(no_args_is_help=True, help="Routing rules: category × p
 thresholds_app = typer.Typer(no_args_is_help=True, help="Per-category auto-dispatch thresholds.")
 app.add_typer(rules_app, name="rules")
 app.add_typer(thresholds_app, name="thresholds")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
 
 
 def _unit_id(session: object, code: str | None) -> int | None:

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from cityhub.clitools import fail as _fail
+
 import_app = typer.Typer(no_args_is_help=True, help="Bulk import (CSV, Excel).")
 export_app = typer.Typer(no_args_is_help=True, help="Export orders with their histories (CSV, Excel, Parquet).")
 
@@ -25,11 +27,6 @@ def _import_group() -> None:
 @export_app.callback()
 def _export_group() -> None:
     """Export orders with their histories (CSV, Excel, Parquet)."""
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
 
 
 @import_app.command("orders")

@@ -2,6 +2,8 @@
 
 import typer
 
+from cityhub.clitools import fail as _fail
+
 app = typer.Typer(no_args_is_help=True, help="Language tools: category classifier, address → jurisdiction.")
 
 
@@ -39,11 +41,6 @@ def locate(
                 f"{loc.input}\t{loc.district or '-'}\t{loc.street or '-'}\t{loc.community or '-'}"
                 f"\t{loc.confidence:.2f}{flag}"
             )
-
-
-def _fail(message: str) -> "typer.Exit":
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
 
 
 @app.command("train")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from cityhub.clitools import fail as _fail
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
 from cityhub.notify.models import OutboxStatus
@@ -15,11 +16,6 @@ webhooks_app = typer.Typer(no_args_is_help=True, help="Webhook subscriptions (si
 outbox_app = typer.Typer(no_args_is_help=True, help="Outbox messages: inspect and revive.")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(outbox_app, name="outbox")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
 
 
 @webhooks_app.command("add")

@@ -7,15 +7,11 @@ from typing import Annotated
 
 import typer
 
+from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError
 from cityhub.org.models import Role, UnitTier
 
 app = typer.Typer(no_args_is_help=True, help="Units (district, streets, communities, departments) and people.")
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 @app.command("import")

@@ -6,14 +6,10 @@ from typing import Annotated
 
 import typer
 
+from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError
 
 app = typer.Typer(no_args_is_help=True, help="API clients of Open311 and the data-sharing API, and their keys.")
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 @app.command("create")

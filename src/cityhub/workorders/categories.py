@@ -18,6 +18,7 @@ from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError, NotFound, ValidationFailed
 from cityhub.org.schemas import ImportReport
 from cityhub.org.service import CODE_PATTERN, CsvTable, read_csv_table
@@ -374,11 +375,6 @@ def list_categories(
 # --- ``cityhub categories …`` ------------------------------------------------------------------------------
 
 categories_app = typer.Typer(no_args_is_help=True, help="The hierarchical category taxonomy.")
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _print_report(report: TaxonomyImportReport) -> None:

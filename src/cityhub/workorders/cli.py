@@ -7,16 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
+from cityhub.clitools import fail as _fail
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
 from cityhub.workorders.lifecycle import Action
 
 app = typer.Typer(no_args_is_help=True, help="Work orders: create, show, act, history.")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
 
 
 def _find(session: Any, ref: str) -> Any:
