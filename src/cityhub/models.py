@@ -1,6 +1,12 @@
 """Import every ORM model so that metadata (Alembic, tests) sees all tables."""
 
+from cityhub.analytics.models import HotTopic, HotTopicModelState, HotTopicOrder
+from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt
+from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchThreshold
+from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
+from cityhub.notify.models import OutboxMessage, Subscription
 from cityhub.org.models import Unit, User
+from cityhub.sharing.models import ApiCallStat, ApiClient, ApiKey, ApiRateWindow, Open311Token
 from cityhub.workorders.models import (
     Attachment,
     CalendarDay,
@@ -14,15 +20,34 @@ from cityhub.workorders.models import (
 )
 
 __all__ = [
+    "ApiCallStat",
+    "ApiClient",
+    "ApiKey",
+    "ApiRateWindow",
+    "ApiToken",
     "Attachment",
+    "AuthSession",
     "CalendarDay",
     "Category",
+    "DispatchRule",
+    "DispatchSuggestion",
+    "DispatchThreshold",
+    "HotTopic",
+    "HotTopicModelState",
+    "HotTopicOrder",
     "JobRun",
+    "KnowledgeEntry",
+    "KnowledgeRevision",
+    "LoginAttempt",
+    "Open311Token",
     "Order",
     "OrderAssist",
     "OrderEvent",
     "OrderNumberCounter",
+    "OutboxMessage",
+    "ReplyCheck",
     "SlaRule",
+    "Subscription",
     "Unit",
     "User",
 ]

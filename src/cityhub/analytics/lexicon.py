@@ -1,0 +1,301 @@
+"""Small lexicons for the city brain: population groups (人群) and place mentions (地点) in order texts.
+
+Both extractors are plain regular expressions and dictionaries, so they run on millions of orders without a
+model. Place extraction is deliberately conservative: it returns named estates, villages, streets, roads,
+schools … ("丽发新城", "泉塘街道", "金鼎村") and the anonymised administrative codes of the competition data
+("A市", "A1区", "A7县"), not every noun ending in 路.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+# Group → surface forms. Order matters only for display; the first form is the canonical label.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "老年人": ("老年人", "老人", "老龄", "高龄", "退休人员", "退休职工", "离退休", "空巢老人", "养老"),
+    "儿童": ("儿童", "小孩", "孩子", "幼儿", "婴儿", "未成年", "留守儿童"),
+    "学生": ("学生", "小学生", "中学生", "高中生", "大学生", "毕业生", "考生", "新生"),
+    "家长": ("家长", "父母"),
+    "教师": ("教师", "老师", "代课教师", "班主任"),
+    "业主": ("业主", "购房者", "房主", "买房人"),
+    "租户": ("租户", "租客", "承租人", "房客", "公租房"),
+    "居民": ("居民", "住户", "市民", "群众"),
+    "村民": ("村民", "农民", "农户", "果农", "菜农", "种植户", "养殖户"),
+    "外来务工人员": ("外来务工", "农民工", "务工人员", "打工者", "民工"),
+    "职工": ("职工", "员工", "工人", "劳动者", "合同工", "临时工", "协警", "辅警"),
+    "企业": ("企业", "公司", "厂家", "工厂", "个体户", "创业者"),
+    "商户": ("商户", "商家", "店主", "摊贩", "摊主", "门面", "经营户"),
+    "患者": ("患者", "病人", "病患", "孕妇", "产妇"),
+    "残疾人": ("残疾人", "残疾", "残障", "盲人", "聋哑"),
+    "司机": ("司机", "驾驶员", "车主", "网约车", "出租车司机", "货车司机", "的哥"),
+    "快递外卖员": ("快递员", "外卖员", "骑手", "送餐员"),
+    "退役军人": ("退役军人", "退伍军人", "复员军人", "军属", "烈属"),
+    "低保困难户": ("低保", "贫困户", "困难户", "特困", "五保户", "建档立卡"),
+    "医护人员": ("医生", "护士", "医护人员", "医务人员"),
+    "拆迁户": ("拆迁户", "被拆迁", "安置户", "征地农民", "失地农民"),
+}
+
+_GROUP_FORMS: list[tuple[str, str]] = sorted(
+    ((form, group) for group, forms in GROUPS.items() for form in forms), key=lambda p: -len(p[0])
+)
+_GROUP_RE = re.compile("|".join(re.escape(form) for form, _ in _GROUP_FORMS))
+_GROUP_OF = dict(_GROUP_FORMS)
+
+
+def extract_groups(text: str) -> list[str]:
+    """Population groups mentioned in ``text``, canonical labels in order of first mention, no repeats."""
+    seen: dict[str, None] = {}
+    for m in _GROUP_RE.finditer(text or ""):
+        seen.setdefault(_GROUP_OF[m.group(0)], None)
+    return list(seen)
+
+
+# Anonymised administrative codes of the competition data: A市, A1区, A7县, C5市 …
+ADMIN_CODE_RE = re.compile(r"(?<![A-Za-z0-9])([A-La-l]\d{0,2}(?:市|区|县))")
+
+# Place suffixes, longest first so that 街道 wins over 街 and 小区 over 区.
+_SUFFIXES = (
+    "街道办事处",
+    "街道办",
+    "居委会",
+    "村委会",
+    "外国语学校",
+    "实验学校",
+    "产业园",
+    "工业园",
+    "开发区",
+    "步行街",
+    "农贸市场",
+    "街道",
+    "社区",
+    "小区",
+    "花园",
+    "家园",
+    "公寓",
+    "新城",
+    "新村",
+    "大道",
+    "广场",
+    "大厦",
+    "学校",
+    "小学",
+    "中学",
+    "幼儿园",
+    "医院",
+    "公园",
+    "市场",
+    "山庄",
+    "雅苑",
+    "华苑",
+    "花苑",
+    "学苑",
+    "名苑",
+    "之城",
+    "苑",
+    "村",
+    "镇",
+    "乡",
+    "路",
+    "街",
+    "巷",
+    "湾",
+    "府",
+    "城",
+)
+_SUFFIX_RE = re.compile("|".join(re.escape(s) for s in _SUFFIXES))
+# Characters that cannot be inside a place name: they end the name on its left.
+_STOP_CHARS = frozenset(
+    "的在了是我你他她它们和与及或对向于到从把被给这那该此每个为有无也都就还又很请问吗呢吧啊么没不系而像想买套走"
+)
+# Words that often precede a place name without being part of it.
+_STOP_WORDS = (
+    "投诉",
+    "反映",
+    "举报",
+    "关于",
+    "咨询",
+    "建议",
+    "要求",
+    "希望",
+    "请求",
+    "导致",
+    "现在",
+    "目前",
+    "整个",
+    "影响",
+    "附近",
+    "位于",
+    "地处",
+    "座落",
+    "坐落",
+    "居住",
+    "住在",
+    "解决",
+    "处理",
+    "问题",
+    "旁边",
+    "一个",
+    "所有",
+    "严重",
+    "商品房",
+    "楼盘",
+    "周边",
+    "进入",
+    "通往",
+    "前往",
+    "经过",
+    "沿线",
+    "位置",
+    "地方",
+    "区域",
+    "市民",
+    "业主",
+    "居民",
+    "村民",
+    "本人",
+    "家住",
+    "品房",
+    "靠近",
+    "临近",
+    "紧邻",
+)
+_STOP_WORD_RE = re.compile("|".join(_STOP_WORDS))
+# Whole mentions that are ordinary words, not names.
+_GENERIC = frozenset(
+    [
+        "十字路",
+        "铁路",
+        "公路",
+        "马路",
+        "道路",
+        "线路",
+        "公交线路",
+        "国际",
+        "城区",
+        "旧城",
+        "县城",
+        "市区",
+        "农村",
+        "乡村",
+        "山村",
+        "城乡",
+        "城市",
+        "全市",
+        "全省",
+        "全村",
+        "全镇",
+        "安置小区",
+        "老小区",
+        "新小区",
+        "二期小区",
+        "一期小区",
+        "三期小区",
+        "老旧小区",
+        "农贸市场",
+        "菜市场",
+        "超市场",
+        "学校",
+        "小学",
+        "中学",
+        "医院",
+        "广场",
+        "公园",
+        "街道",
+        "社区",
+        "小区",
+        "村里",
+        "同村",
+        "本村",
+        "外国语学校",
+        "实验学校",
+        "民办学校",
+        "公办学校",
+        "私立学校",
+        "人民医院",
+        "中心医院",
+        "银行",
+        "长株潭城",
+        "住宅小区",
+        "必经之路",
+        "配套幼儿园",
+        "小区配套幼儿园",
+        "快速路",
+        "全体村",
+        "断头路",
+        "主干路",
+        "小路",
+        "大路",
+    ]
+)
+# Mentions ending in these are ordinary words or offices, whatever precedes them (过马路, 人民政府).
+_GENERIC_ENDINGS = ("铁路", "马路", "政府", "公路", "道路", "线路", "下坡路")
+# One-character suffixes that also start ordinary words (城南, 府前, 街口): a suffix only at a name's end.
+_WEAK_SUFFIXES = frozenset("城府湾街巷乡")
+_NAME_CHAR_RE = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
+_MAX_NAME = 7  # characters kept left of the suffix
+
+
+def _normalise(text: str) -> str:
+    return unicodedata.normalize("NFKC", text or "")
+
+
+def extract_admin_codes(text: str) -> list[str]:
+    """Anonymised administrative codes (A市, A1区, A7县 …) in order of first mention, no repeats."""
+    seen: dict[str, None] = {}
+    for m in ADMIN_CODE_RE.finditer(_normalise(text)):
+        seen.setdefault(m.group(1).upper(), None)
+    return list(seen)
+
+
+def extract_places(text: str, *, admin: bool = True) -> list[str]:
+    """Place mentions in ``text``: administrative codes first (when ``admin``), then named places.
+
+    A named place is a suffix (小区, 村, 街道, 路 …) with up to seven name characters on its left, cut at
+    punctuation, administrative codes, function characters (的, 在 …) and common verbs (投诉, 反映 …). A
+    mention that is an ordinary word (铁路, 安置小区) or has fewer than two name characters is dropped.
+    """
+    text = _normalise(text)
+    seen: dict[str, None] = {}
+    if admin:
+        for code in extract_admin_codes(text):
+            seen.setdefault(code, None)
+    # Administrative codes become boundaries so that "A市伊景园" yields 伊景园, not 市伊景园.
+    body = ADMIN_CODE_RE.sub("|", text)
+    boundary = 0
+    for m in _SUFFIX_RE.finditer(body):
+        if m.group(0) in _WEAK_SUFFIXES and m.end() < len(body) and _NAME_CHAR_RE.match(body[m.end()]):
+            continue
+        start = m.start()
+        left = start
+        # A name never reaches into the previous mention: 泉塘街道尖山社区 gives 泉塘街道 and 尖山社区.
+        while left > boundary and start - left < _MAX_NAME:
+            ch = body[left - 1]
+            if not _NAME_CHAR_RE.match(ch) or ch in _STOP_CHARS:
+                break
+            left -= 1
+        name = body[left:start]
+        stops = list(_STOP_WORD_RE.finditer(name))
+        if stops:
+            name = name[stops[-1].end() :]
+        if m.group(0) == "路" and name.isascii() and name.isalnum() and any(c.isdigit() for c in name):
+            # A bus route (205路, W125路): route numbers tell problems on different lines apart.
+            seen.setdefault(name.upper() + "路", None)
+            boundary = m.end()
+            continue
+        # Leading digits/latin letters are usually house numbers or codes, not part of the name.
+        name = name.lstrip("0123456789")
+        if len(name) < 2:
+            continue
+        mention = name + m.group(0)
+        boundary = m.end()
+        if mention in _GENERIC or name in _GENERIC or mention.endswith(_GENERIC_ENDINGS):
+            continue
+        seen.setdefault(mention, None)
+    return list(seen)
+
+
+def specific_places(places: Iterable[str]) -> list[str]:
+    """The places of ``places`` below city level: administrative codes of a city (A市) are dropped."""
+    return [p for p in places if not (ADMIN_CODE_RE.fullmatch(p) and p.endswith("市"))]

@@ -1,0 +1,60 @@
+"""Persisted hot topics (热点问题): topics with stable ids, their member orders, and the fitted topic model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cityhub.db import Base, utcnow
+
+
+class HotTopic(Base):
+    """One mined topic; ``id`` is the topic id the model assigned and never changes across updates."""
+
+    __tablename__ = "hot_topics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    label: Mapped[str] = mapped_column(String(300))
+    representative_title: Mapped[str] = mapped_column(String(300))
+    key_phrases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    size: Mapped[int] = mapped_column(Integer)
+    heat: Mapped[float] = mapped_column(Float, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    first_at: Mapped[datetime | None] = mapped_column()
+    last_at: Mapped[datetime | None] = mapped_column()
+    places: Mapped[list[str]] = mapped_column(JSON, default=list)
+    groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    likes: Mapped[int] = mapped_column(Integer, default=0)
+    opposes: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class HotTopicOrder(Base):
+    """Membership of an order in a topic (an order belongs to at most one topic)."""
+
+    __tablename__ = "hot_topic_orders"
+
+    order_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic_id: Mapped[int] = mapped_column(ForeignKey("hot_topics.id", ondelete="CASCADE"), index=True)
+
+
+class HotTopicModelState(Base):
+    """The fitted model (vectoriser, centroids, pool of unassigned orders) that incremental updates continue from.
+
+    ``last_order_id`` is the high-water mark: an update reads only orders with a larger id.
+    """
+
+    __tablename__ = "hot_topic_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    orders_seen: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
+    last_order_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
+    params: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    note: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[bytes] = mapped_column(LargeBinary)

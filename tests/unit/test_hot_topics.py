@@ -1,0 +1,287 @@
+"""Hot-topic mining on a small synthetic corpus with planted topics (same estate + same problem)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cityhub.analytics import hot_topics as ht
+from cityhub.analytics.lexicon import GROUPS, extract_groups, extract_places
+from cityhub.analytics.topics_store import load_file, save_file
+
+START = datetime(2019, 1, 1, tzinfo=UTC)
+
+# (topic key, title templates, content templates): each planted topic is one estate's one problem.
+PLANTED = [
+    (
+        "noise_lifa",
+        ["A2区丽发新城小区附近搅拌站噪音扰民", "丽发新城搅拌站夜间施工噪音太大", "投诉丽发新城旁边搅拌站灰尘噪音"],
+        "A市A2区丽发新城小区旁边的搅拌站每天夜里作业，噪音和粉尘严重影响业主休息，老人和小孩睡不着。",
+    ),
+    (
+        "noise_cuizhu",
+        ["A5区翠竹苑附近搅拌站噪音扰民", "翠竹苑搅拌站夜间施工噪音太大", "投诉翠竹苑旁边搅拌站灰尘噪音"],
+        "A市A5区翠竹苑小区旁边的搅拌站每天夜里作业，噪音和粉尘严重影响业主休息，老人和小孩睡不着。",
+    ),
+    (
+        "parking_binhe",
+        ["伊景园滨河苑捆绑销售车位", "投诉伊景园滨河苑开发商强制捆绑车位", "伊景园滨河苑购房必须买车位"],
+        "A市伊景园滨河苑开发商在销售商品房时要求购房者必须同时购买车位，否则不予签约，职工意见很大。",
+    ),
+    (
+        "subsidy",
+        ["A市人才购房补贴迟迟未发放", "人才新政购房补贴什么时候发", "咨询人才购房补贴发放进度"],
+        "本人去年申请了A市人才新政购房补贴，审核已经通过，但是补贴款至今没有到账，请问什么时候发放。",
+    ),
+    (
+        "bus_205",
+        ["A市205路公交车经常不按时发车", "205路公交车等了一个小时", "建议增加205路公交车班次"],
+        "A市205路公交车发车间隔太长，早高峰经常等四十分钟以上，学生上学和职工上班都迟到。",
+    ),
+]
+NOISE_WORDS = [
+    "路灯不亮",
+    "井盖缺失",
+    "违章停车",
+    "垃圾清运",
+    "油烟扰民",
+    "小区电梯故障",
+    "医保报销",
+    "户口迁移",
+    "养老保险",
+    "学校食堂",
+    "网约车",
+    "共享单车乱停",
+    "广场舞噪音",
+    "宠物扰民",
+    "水管漏水",
+    "燃气涨价",
+    "农田灌溉",
+    "河道污染",
+    "路面塌陷",
+    "教师编制",
+    "驾照换证",
+    "社保断缴",
+    "房屋漏水",
+    "物业收费",
+    "菜市场搬迁",
+    "快递丢件",
+]
+NOISE_PLACES = ["东风路", "白沙村", "金盆岭街道", "望月湖社区", "星城花园", "湘江新村", "黄花镇", "雨花亭街道"]
+
+
+def corpus(
+    seed: int = 1, per_topic: int = 8, noise: int = 60, start: datetime = START
+) -> tuple[list[ht.OrderRecord], dict[str, str]]:
+    """Records and the planted topic of each planted record's id."""
+    rng = random.Random(seed)
+    records: list[ht.OrderRecord] = []
+    truth: dict[str, str] = {}
+    n = 0
+    for key, titles, content in PLANTED:
+        for i in range(per_topic):
+            n += 1
+            oid = f"{seed}-{n}"
+            records.append(
+                ht.OrderRecord(
+                    id=oid,
+                    title=titles[i % len(titles)],
+                    content=content + rng.choice(["请尽快处理。", "希望相关部门重视。", "谢谢！", ""]),
+                    created_at=start + timedelta(days=rng.randint(0, 60), hours=i),
+                    likes=rng.randint(0, 5),
+                    citizen=f"U{rng.randint(0, 10_000)}",
+                )
+            )
+            truth[oid] = key
+    for _ in range(noise):
+        n += 1
+        a, b = rng.sample(NOISE_WORDS, 2)
+        place = rng.choice(NOISE_PLACES)
+        records.append(
+            ht.OrderRecord(
+                id=f"{seed}-{n}",
+                title=f"{place}{a}",
+                content=f"{place}附近{a}，另外{b}也没人管，已经{rng.randint(2, 9)}个月了。",
+                created_at=start + timedelta(days=rng.randint(0, 60)),
+                citizen=f"U{rng.randint(0, 10_000)}",
+            )
+        )
+    rng.shuffle(records)
+    return records, truth
+
+
+def _topic_of(model: ht.TopicModel) -> dict[str, int]:
+    return {oid: t.id for t in model.topics.values() for oid in t.order_ids}
+
+
+def test_lexicon_groups_and_places() -> None:
+    text = "A市A7县泉塘街道丽发新城小区附近搅拌站扰民，老人和小孩睡不着，205路公交车也不准时"
+    assert extract_groups(text) == ["老年人", "儿童"]
+    places = extract_places(text)
+    assert {"A7县", "泉塘街道", "丽发新城", "205路"} <= set(places)
+    assert "附近" not in "".join(places)
+    assert all(forms for forms in GROUPS.values())
+
+
+def test_planted_topics_are_recovered_and_kept_apart() -> None:
+    records, truth = corpus()
+    model = ht.TopicModel()
+    model.fit(records)
+    topic_of = _topic_of(model)
+    for key, *_ in PLANTED:
+        members = [oid for oid, k in truth.items() if k == key]
+        found = Counter(topic_of.get(oid) for oid in members)
+        best, count = found.most_common(1)[0]
+        assert best is not None and count >= 0.75 * len(members), (key, found)
+        # The topic is this problem only: no other planted topic's orders in it.
+        others = [oid for oid in model.topics[best].order_ids if oid in truth and truth[oid] != key]
+        assert others == [], (key, others)
+    # Same problem at two estates is two topics.
+    lifa = Counter(topic_of.get(o) for o, k in truth.items() if k == "noise_lifa").most_common(1)[0][0]
+    cuizhu = Counter(topic_of.get(o) for o, k in truth.items() if k == "noise_cuizhu").most_common(1)[0][0]
+    assert lifa != cuizhu
+
+
+def test_topic_json_keys_labels_and_heat_order() -> None:
+    records, truth = corpus()
+    model = ht.TopicModel()
+    ranked = model.fit(records)
+    assert ranked and [t.heat for t in ranked] == sorted((t.heat for t in ranked), reverse=True)
+    d = ranked[0].to_dict()
+    assert {"id", "label", "heat", "size", "time_span", "places", "groups", "order_ids"} <= d.keys()
+    assert len(d["time_span"]) == 2 and d["time_span"][0] <= d["time_span"][1]
+    assert d["size"] == len(d["order_ids"]) >= 2
+    lifa = next(t for t in model.topics.values() if any(truth.get(o) == "noise_lifa" for o in t.order_ids))
+    assert "丽发新城" in lifa.to_dict()["places"]
+    assert "搅拌站" in lifa.key_phrases or "搅拌站" in lifa.label
+    assert {"老年人", "儿童"} <= set(lifa.to_dict()["groups"])
+
+
+def test_heat_rises_with_likes_and_growth() -> None:
+    def topic(likes: int, days: list[int]) -> ht.Topic:
+        t = ht.Topic(
+            id=1,
+            centroid_sum=ht.np.zeros(2),
+            order_ids=[str(i) for i in range(len(days))],
+            titles=Counter(),
+            words=Counter(),
+            places=Counter(),
+            groups=Counter(),
+            times=[START + timedelta(days=d) for d in days],
+            citizens=set(),
+        )
+        t.likes = likes
+        return t
+
+    ref = START + timedelta(days=100)
+    p = ht.Params()
+    base = ht.heat(topic(0, [10, 20, 30, 40]), ref, p)[0]
+    assert ht.heat(topic(500, [10, 20, 30, 40]), ref, p)[0] > base
+    rising_heat, status, n_last, _ = ht.heat(topic(0, [95, 96, 97, 98, 99, 20]), ref, p)
+    assert status == "rising" and n_last == 5
+    assert rising_heat > ht.heat(topic(0, [5, 6, 7, 8, 9, 20]), ref, p)[0]
+    assert ht.heat(topic(0, [99, 98]), ref, p)[1] == "new"
+
+
+def test_incremental_update_keeps_ids_and_adds_new_topics(tmp_path: Path) -> None:
+    records, truth = corpus(seed=1)
+    model = ht.TopicModel()
+    model.fit(records)
+    before = {t.id: list(t.order_ids) for t in model.topics.values()}
+    path = tmp_path / "state.bin"
+    save_file(model, path)
+    model = load_file(path)
+    later = START + timedelta(days=90)
+    more, more_truth = corpus(seed=2, per_topic=3, noise=10, start=later)
+    fresh = [
+        ht.OrderRecord(
+            id=f"new-{i}",
+            title=t,
+            content="梅溪湖二期地下车库夜间积水严重，车辆被淹，物业不管。",
+            created_at=later + timedelta(days=i),
+        )
+        for i, t in enumerate(["梅溪湖二期地下车库积水", "梅溪湖二期车库被淹", "梅溪湖二期地下车库又积水了"])
+    ]
+    summary = model.update([*more, *fresh])
+    assert summary["orders"] == len(more) + 3 and summary["joined"] > 0 and summary["new_topics"] >= 1
+    after = {t.id: t.order_ids for t in model.topics.values()}
+    for tid, members in before.items():
+        assert after[tid][: len(members)] == members  # same id, same earlier members
+    topic_of = _topic_of(model)
+    for oid, key in more_truth.items():
+        planted_old = [o for o, k in truth.items() if k == key]
+        # A new order of a planted problem joins an existing topic of that same problem.
+        assert topic_of.get(oid) in {topic_of.get(o) for o in planted_old} - {None}, (key, oid)
+    new_ids = {topic_of.get(r.id) for r in fresh}
+    assert len(new_ids) == 1 and None not in new_ids and new_ids.isdisjoint(before)
+
+
+def test_top_table_rows() -> None:
+    records, _ = corpus()
+    model = ht.TopicModel()
+    rows = ht.top_table(model.fit(records), k=5)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+    assert {"rank", "topic_id", "heat", "time_span", "place_population", "description"} <= rows[0].keys()
+    assert rows[0]["heat"] >= rows[-1]["heat"]
+    assert all(r["description"] for r in rows)
+
+
+def _write_csv(path: Path, records: list[ht.OrderRecord]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["留言编号", "留言用户", "留言主题", "留言时间", "留言详情", "反对数", "点赞数"])
+        for r in records:
+            assert r.created_at is not None
+            w.writerow(
+                [
+                    r.id,
+                    r.citizen or "",
+                    r.title,
+                    r.created_at.strftime("%Y/%m/%d %H:%M:%S"),
+                    r.content,
+                    r.opposes,
+                    r.likes,
+                ]
+            )
+
+
+def test_cli_on_a_tiny_csv(tmp_path: Path) -> None:
+    from cityhub.analytics.cli import app
+
+    records, _truth = corpus()
+    path = tmp_path / "orders.csv"
+    _write_csv(path, records)
+    runner = CliRunner()
+    result = runner.invoke(app, ["hot-topics", "--input", str(path), "--top", "3", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    topics = json.loads(result.stdout)
+    assert len(topics) == 3
+    ids = {r.id for r in records}
+    for t in topics:
+        assert set(t["order_ids"]) <= ids and len(t["order_ids"]) == t["size"]
+    table = runner.invoke(app, ["hot-topics", "--input", str(path), "--format", "top5"])
+    assert table.exit_code == 0, table.output
+    assert "rank" in table.stdout and "heat =" in table.output
+
+
+def test_real_f3_top_topics_are_single_problems() -> None:
+    path = Path("../shared/data/teddycup2020_c/csv/f3_hot_topic_messages_4326.csv")
+    if not path.exists():
+        pytest.skip("real data not available")
+    records = ht.read_orders_file(path)
+    assert len(records) == 4326
+    model = ht.TopicModel()
+    ranked = model.fit(records)
+    by_id = {r.id: r for r in records}
+    # The estate with the most complaints (丽发新城 batching plant) is one topic whose orders name it.
+    lifa = max((t for t in ranked if "丽发新城" in t.places), key=lambda t: t.places["丽发新城"], default=None)
+    assert lifa is not None and lifa.size >= 20
+    assert sum("丽发新城" in by_id[o].title + by_id[o].content for o in lifa.order_ids) >= 0.9 * lifa.size
+    assert lifa in ranked[:10]
