@@ -19,7 +19,8 @@ from cityhub.intake.service import submit
 def _add_orders(n: int, tag: str) -> None:
     for i in range(n):
         with session_scope() as s:
-            submit(s, data={"channel": "web", "content": f"{tag} 第{i}条：路面破损需要修补", "external_id": f"{tag}-{i}"})
+            data = {"channel": "web", "content": f"{tag} 第{i}条：路面破损需要修补", "external_id": f"{tag}-{i}"}
+            submit(s, data=data)
 
 
 def test_sqlite_backup_is_consistent_while_writing(app_db, db_backend, tmp_path):
