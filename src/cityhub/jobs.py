@@ -129,7 +129,9 @@ def run_due_jobs() -> dict[str, dict[str, Any]]:
                 result = job.func(session)
                 _finish(session, job.name, now, result)
             ran[job.name] = result
-            log.info("job %s: %s", job.name, result)
+            # Quiet rounds (nothing marked, nothing sent) would drown the log every few seconds.
+            busy = any(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in result.values())
+            log.log(logging.INFO if busy else logging.DEBUG, "job %s: %s", job.name, result)
         except Exception:
             log.exception("job %s failed; it will be retried at its next interval", job.name)
     return ran
