@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, Engine, Select, func, select
 from sqlalchemy.orm import Session
 
 from cityhub.db import utcnow
@@ -427,7 +427,7 @@ class OrderIndex:
         if window <= block_below:
             self.refresh(session)
             return True
-        engine = session.get_bind().engine
+        engine = _reader_engine(session)
         self._warming.set()
 
         def build() -> None:
@@ -447,7 +447,7 @@ class OrderIndex:
         would hand out again) never enters the index.
         """
         now = now or utcnow()
-        with session.get_bind().engine.connect() as conn:
+        with _reader_engine(session).connect() as conn:
             return self._refresh(conn, now)
 
     def _refresh(self, conn: Connection, now: datetime) -> int:
@@ -515,6 +515,31 @@ class OrderIndex:
 
     def profile_similarity(self, a: Profile, b: Profile) -> Similarity:
         return similarity(a, b, idf=self.index.idf)
+
+
+_READERS: dict[str, Engine] = {}
+
+
+def _reader_engine(session: Session) -> Engine:
+    """An unpooled engine on the session's database for the index's own reads.
+
+    The index reads on a connection of its own (so a row of a transaction that later rolls back never enters it)
+    while the caller still holds its pooled connection; taking that second connection from the same bounded pool
+    would let concurrent intakes exhaust the pool, each waiting for a second connection that none will release.
+    """
+    from sqlalchemy.pool import NullPool
+
+    from cityhub.db import make_engine
+
+    url = session.get_bind().engine.url
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return session.get_bind().engine  # an in-memory database exists only behind its own engine
+    key = url.render_as_string(hide_password=False)
+    with _INDEXES_LOCK:
+        engine = _READERS.get(key)
+        if engine is None:
+            engine = _READERS[key] = make_engine(key, poolclass=NullPool)
+        return engine
 
 
 _INDEXES: dict[str, OrderIndex] = {}
