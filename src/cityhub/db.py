@@ -55,10 +55,13 @@ def utcnow() -> datetime:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # busy_timeout first, and WAL only when the file is not in WAL yet: switching the journal mode takes a lock,
+    # so a connection opened while another one writes would otherwise fail or stall right here.
+    cursor.execute("PRAGMA busy_timeout=30000")
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
