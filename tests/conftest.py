@@ -387,3 +387,26 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         server.drop_database(name)
+
+
+@pytest.fixture
+def admin_client(app_db: str) -> Iterator[object]:
+    """A TestClient on the app, authenticated as a district administrator with a bearer token."""
+    from fastapi.testclient import TestClient
+
+    from cityhub.auth.service import create_token
+    from cityhub.db import session_scope
+    from cityhub.main import create_app
+    from cityhub.org.models import Role, Unit, UnitTier, User
+
+    with session_scope() as s:
+        district = Unit(code="T-QU", name="白云区", tier=UnitTier.DISTRICT)
+        s.add(district)
+        s.flush()
+        admin = User(username="t-admin", full_name="管理员", role=Role.ADMIN, unit_id=district.id)
+        s.add(admin)
+        s.flush()
+        _, token = create_token(s, user_id=admin.id, name="test")
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        c.headers["Authorization"] = f"Bearer {token}"
+        yield c

@@ -5,17 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from cityhub.auth.service import create_token
 from cityhub.db import session_scope
 from cityhub.intake import dedupe
 from cityhub.intake.service import submit
-from cityhub.main import create_app
 from cityhub.nlp.similar import reset_indexes
-from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Order, OrderEvent
 
@@ -191,18 +188,8 @@ def test_check_before_creating_an_order(db_session, places):
 
 
 @pytest.fixture
-def client(app_db):
-    with session_scope() as s:
-        district = Unit(code="SIM-QU", name="白云区", tier=UnitTier.DISTRICT)
-        s.add(district)
-        s.flush()
-        admin = User(username="sim-admin", full_name="管理员", role=Role.ADMIN, unit_id=district.id)
-        s.add(admin)
-        s.flush()
-        _, token = create_token(s, user_id=admin.id, name="test")
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
-        c.headers["Authorization"] = f"Bearer {token}"
-        yield c
+def client(admin_client):
+    return admin_client
 
 
 def test_similar_endpoint(client):

@@ -5,14 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
-from cityhub.db import session_scope, utcnow
+from cityhub.db import utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.knowledge import service
 from cityhub.knowledge.models import ReplyCheck
 from cityhub.knowledge.schemas import EntryCreate, EntryUpdate
-from cityhub.main import create_app
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.schemas import OrderCreate
@@ -165,21 +163,8 @@ def test_check_reply_flags_weak_replies_for_the_supervisor(db_session):
 
 
 @pytest.fixture
-def client(app_db):
-    from cityhub.auth.service import create_token
-    from cityhub.org.models import Role, Unit, UnitTier, User
-
-    with session_scope() as s:
-        district = Unit(code="KB-QU", name="白云区", tier=UnitTier.DISTRICT)
-        s.add(district)
-        s.flush()
-        admin = User(username="kb-admin", full_name="管理员", role=Role.ADMIN, unit_id=district.id)
-        s.add(admin)
-        s.flush()
-        _, token = create_token(s, user_id=admin.id, name="test")
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
-        c.headers["Authorization"] = f"Bearer {token}"
-        yield c
+def client(admin_client):
+    return admin_client
 
 
 def test_api_entries_suggest_instant_answer_and_reply_quality(client):
