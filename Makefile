@@ -14,10 +14,12 @@ ORDERS  ?= 5000
 # Stamps make re-runs fast: reinstall only when the dependency files are newer than the last install.
 PY_STAMP   := $(VENV)/.cityhub-installed
 NODE_STAMP := node_modules/.cityhub-installed
+# The web UI's front-end files, copied out of node_modules (never committed, never from a CDN).
+VENDOR_STAMP := src/cityhub/web/static/vendor/.cityhub-installed
 
 .PHONY: install run test lint fmt bench clean distclean
 
-install: $(PY_STAMP) $(if $(wildcard package.json),$(NODE_STAMP))
+install: $(PY_STAMP) $(if $(wildcard package.json),$(NODE_STAMP) $(VENDOR_STAMP))
 
 $(PY_STAMP): pyproject.toml
 	@test -x $(PY) || { echo "==> python3 -m venv $(VENV)"; python3 -m venv $(VENV); }
@@ -30,6 +32,11 @@ $(NODE_STAMP): package.json $(wildcard package-lock.json)
 	@if [ -f package-lock.json ]; then echo "==> npm ci"; npm ci --no-audit --no-fund; \
 	 else echo "==> npm install"; npm install --no-audit --no-fund; fi
 	@mkdir -p node_modules && touch $@
+
+$(VENDOR_STAMP): $(NODE_STAMP) $(PY_STAMP) src/cityhub/web/vendor.py
+	@echo "==> copy web UI vendor files from node_modules"
+	$(PY) -m cityhub.web.vendor node_modules
+	@touch $@
 
 run: install
 	$(CITYHUB) db upgrade

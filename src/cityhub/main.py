@@ -1,8 +1,7 @@
-"""The ASGI application: a status page and health check now; the REST API and web UI mount here."""
+"""The ASGI application: health check, the REST API and the web UI (whose `/` is the status page) mount here."""
 
 from __future__ import annotations
 
-import html
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -11,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
@@ -42,44 +41,6 @@ def status_summary() -> dict[str, Any]:
             "sla": {str(k.value): v for k, v in by_sla.items() if k != SlaStatus.NONE},
             "jobs": {j.name: {"last_finished_at": j.last_finished_at, "last_result": j.last_result} for j in jobs},
         }
-
-
-# Status-page labels (zh-CN first). The web UI's i18n layer replaces this table when it lands.
-LABELS = {
-    "title": "cityhub 城市运行一网统管",
-    "orders": "工单",
-    "units": "单位",
-    "sla": "时限",
-    "jobs": "定时任务",
-    "received": "已受理",
-    "dispatched": "已派单",
-    "returned": "已退单",
-    "accepted": "已签收",
-    "in_progress": "办理中",
-    "suspended": "挂起",
-    "replied": "已答复",
-    "called_back": "已回访",
-    "closed_resolved": "办结-已解决",
-    "closed_unresolved": "办结-未解决",
-    "merged": "已合并",
-    "cancelled": "已作废",
-    "ok": "正常",
-    "warning": "预警",
-    "overdue": "超期",
-    "district": "区",
-    "street": "镇街",
-    "community": "村社",
-    "department": "职能部门",
-    "subcentre": "分中心",
-    "city": "市",
-}
-
-
-def _table(title: str, rows: dict[str, Any]) -> str:
-    body = "".join(
-        f"<tr><td>{html.escape(LABELS.get(k, k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items()
-    )
-    return f"<h2>{html.escape(title)}</h2><table>{body or '<tr><td>—</td></tr>'}</table>"
 
 
 @asynccontextmanager
@@ -166,21 +127,9 @@ def create_app() -> FastAPI:
     def healthz() -> dict[str, Any]:
         return {"status": "ok", **status_summary()}
 
-    @app.get("/", response_class=HTMLResponse)
-    def index() -> str:
-        s = status_summary()
-        jobs = {k: (v["last_finished_at"] or "—") for k, v in s["jobs"].items()}
-        return (
-            "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
-            f"<title>{LABELS['title']}</title><meta name='viewport' content='width=device-width'>"
-            "<style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px}</style></head><body>"
-            f"<h1>{LABELS['title']}</h1><p>v{s['version']} · schema {html.escape(str(s['revision']))} · "
-            f"{LABELS['orders']} {s['orders_total']}</p>"
-            + _table(LABELS["orders"], s["orders"])
-            + _table(LABELS["sla"], s["sla"])
-            + _table(LABELS["units"], s["units"])
-            + _table(LABELS["jobs"], jobs)
-            + "</body></html>"
-        )
+    # The web UI (workbenches, status page at /; labels in cityhub.web.i18n catalogues).
+    from cityhub.web.routes import install as install_web
+
+    install_web(app)
 
     return app

@@ -1,0 +1,91 @@
+"""Message catalogues of the web UI (zh-CN first, en) and the ``t()`` the templates call.
+
+Catalogues are flat JSON files in ``locales/`` (``key → text`` with ``{name}`` placeholders). A key missing from
+a catalogue falls back to zh-CN, then to the key itself, so a forgotten translation shows up on the page instead
+of breaking it. The language comes from the ``cityhub_lang`` cookie, else the browser's Accept-Language, else
+zh-CN.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LANGUAGE = "zh-CN"
+LANGUAGES = ("zh-CN", "en")
+LANGUAGE_COOKIE = "cityhub_lang"
+_LOCALES = Path(__file__).parent / "locales"
+
+
+@cache
+def catalogue(lang: str) -> Mapping[str, str]:
+    """The messages of ``lang`` (an unknown language gets the default's)."""
+    if lang not in LANGUAGES:
+        lang = DEFAULT_LANGUAGE
+    data: dict[str, str] = json.loads((_LOCALES / f"{lang}.json").read_text(encoding="utf-8"))
+    return data
+
+
+def translate(lang: str, key: str, default: str | None = None, **params: Any) -> str:
+    """The text of ``key`` in ``lang`` with ``params`` filled in."""
+    text = catalogue(lang).get(key)
+    if text is None and lang != DEFAULT_LANGUAGE:
+        text = catalogue(DEFAULT_LANGUAGE).get(key)
+    if text is None:
+        text = default if default is not None else key
+    if params:
+        try:
+            return text.format_map(params)
+        except (KeyError, IndexError, ValueError):
+            log.warning("message %r of %s does not fit its parameters %s", key, lang, sorted(params))
+    return text
+
+
+class Translator:
+    """``t(key, **params)`` bound to one language; ``t.label(kind, value)`` names an enum value."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+    def __call__(self, key: str, default: str | None = None, **params: Any) -> str:
+        return translate(self.lang, key, default, **params)
+
+    def label(self, kind: str, value: Any) -> str:
+        """``t.label("state", "received")`` → 已受理; an unknown value is shown as it is."""
+        if value is None:
+            return "—"
+        raw = getattr(value, "value", value)
+        return translate(self.lang, f"{kind}.{raw}", str(raw))
+
+
+def negotiate(cookie: str | None, accept_language: str | None) -> str:
+    """The UI language: the cookie's choice, else the best Accept-Language match, else zh-CN."""
+    if cookie in LANGUAGES:
+        return cookie
+    best: tuple[float, int, str] | None = None
+    for position, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        tag = tag.strip().lower()
+        if not tag:
+            continue
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        lang = "zh-CN" if tag.startswith("zh") else "en" if tag.startswith("en") else None
+        if lang is None or quality <= 0:
+            continue
+        candidate = (quality, -position, lang)
+        if best is None or candidate > best:
+            best = candidate
+    return best[2] if best else DEFAULT_LANGUAGE

@@ -1,0 +1,856 @@
+"""The web UI: server-rendered workbenches over the same services, permissions and data scope as the REST API.
+
+Pages: login/logout, intake (受理) with instant answers, similar orders and category suggestions, the order list
+and detail with the life-cycle actions the user may take, the dispatcher's queue (待派单) and the leader
+dashboard (领导驾驶舱). Routes only translate between forms and services: permission checks use
+:mod:`cityhub.auth.permissions`, single orders go through the API's own scope guard, lists through the same
+scope clause, and citizen data is masked by the API's read model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from cityhub.api.deps import DbSession
+from cityhub.auth import permissions
+from cityhub.auth import service as auth
+from cityhub.auth.errors import AccountLocked, TooManyAttempts, Unauthenticated
+from cityhub.auth.principal import Principal
+from cityhub.auth.scope import order_in_scope, scope_of
+from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_cookies
+from cityhub.config import get_settings
+from cityhub.db import utcnow
+from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.web import support, vendor
+from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
+from cityhub.web.support import Form, LoginRequired, PageError, form_body, render
+from cityhub.workorders import service as orders
+from cityhub.workorders.lifecycle import OPEN_STATES, Action, State, allowed_actions
+from cityhub.workorders.models import AppealType, Category, Channel, Order, SlaStatus, Urgency
+from cityhub.workorders.schemas import OrderFilter, OrderRead
+from cityhub.workorders.views import _order as scoped_order
+from cityhub.workorders.views import _read as read_model
+
+router = APIRouter(include_in_schema=False)
+FormBody = Annotated[Form, Depends(form_body)]
+PAGE_SIZE = 20
+INTAKE_FIELDS = (
+    "channel",
+    "appeal_type",
+    "citizen_name",
+    "citizen_phone",
+    "title",
+    "content",
+    "address",
+    "category_id",
+    "urgency",
+)
+_REQUIRED = re.compile(r"'(\w+)' is required")
+_TOO_LONG = re.compile(r"at most (\d+) character")
+
+
+# ----------------------------------------------------------------------------------------- shared helpers
+
+
+def _fail(db: Session) -> None:
+    """Undo whatever a refused form post may have written before the error page renders in the same session."""
+    db.rollback()
+
+
+def _field_message(t: Translator, message: str) -> str:
+    """A validation message of the service layer in the user's language."""
+    if "needs a title or content" in message:
+        return t("err.need_text")
+    if "phone must contain digits" in message:
+        return t("err.phone")
+    if m := _TOO_LONG.search(message):
+        return t("err.too_long", n=m.group(1))
+    if "valid integer" in message or "valid number" in message:
+        return t("err.number")
+    if "Input should be" in message:
+        return t("err.choice")
+    if "unknown category" in message:
+        return t("err.unknown_category")
+    if "unknown or inactive unit" in message:
+        return t("err.unknown_unit")
+    return message
+
+
+def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
+    """A readable message for a refused action, and the errors of single fields (field → message)."""
+    fields: dict[str, str] = {}
+    if isinstance(exc, InvalidTransition):
+        if m := _REQUIRED.fullmatch(exc.reason or ""):
+            name = m.group(1)
+            fields[name] = t("err.required", field=t(f"field.{name}"))
+            return t("err.validation"), fields
+        text = t("err.invalid_transition", state=t.label("state", exc.state), action=t.label("action", exc.action))
+        if exc.reason:
+            text += " " + t(f"reason.{exc.reason}", exc.reason)
+        return text, fields
+    if isinstance(exc, Conflict):
+        return t("err.conflict"), fields
+    if isinstance(exc, NotFound):
+        return t("err.not_found"), fields
+    if isinstance(exc, PermissionDenied):
+        return t("err.forbidden"), fields
+    if isinstance(exc, ValidationFailed):
+        for problem in exc.details.get("errors", []):
+            name = str(problem.get("field", "")).split(".")[0]
+            fields[name if name in INTAKE_FIELDS else "_form"] = _field_message(t, str(problem.get("message", "")))
+        if "field" in exc.details:
+            fields[str(exc.details["field"])] = _field_message(t, exc.message)
+        return t("err.validation"), fields
+    return t("err.generic", message=exc.message), fields
+
+
+def _units(db: Session) -> list[Unit]:
+    return list(db.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.tier, Unit.code)))
+
+
+def _categories(db: Session) -> list[Category]:
+    return list(db.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.path)))
+
+
+def _names(db: Session, model: Any, ids: set[int | None]) -> dict[int, str]:
+    wanted = sorted(i for i in ids if i is not None)
+    if not wanted:
+        return {}
+    column = model.path if model is Category else model.name
+    return {i: n for i, n in db.execute(select(model.id, column).where(model.id.in_(wanted)))}
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------- status and login
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request, db: DbSession) -> Response:
+    """Signed-in users go to their role's workbench; others see the public status page and the login link."""
+    principal = support.principal_of(request, db)
+    if principal is not None:
+        return support.redirect(support.home_of(principal))
+    from cityhub.main import status_summary
+
+    summary = status_summary()
+    jobs = {k: v["last_finished_at"] for k, v in summary["jobs"].items()}
+    return render(request, "status.html", summary=summary, jobs=jobs)
+
+
+@router.get("/lang/{code}")
+def set_language(code: str, request: Request) -> Response:
+    """Remember the chosen UI language and go back to the page the user came from."""
+    back = support.safe_next(request.query_params.get("next"), "/")
+    response = support.redirect(back)
+    if code in LANGUAGES:
+        response.set_cookie(LANGUAGE_COOKIE, code, max_age=365 * 86400, samesite="lax", path="/")
+    return response
+
+
+def _login_page(request: Request, *, username: str = "", error: str | None = None, status_code: int = 200) -> Response:
+    import secrets
+
+    token = secrets.token_urlsafe(24)
+    response = render(
+        request,
+        "login.html",
+        status_code=status_code,
+        login_csrf=token,
+        username=username,
+        error=error,
+        next=support.safe_next(request.query_params.get("next"), ""),
+    )
+    support.set_login_csrf(response, token)
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, db: DbSession) -> Response:
+    principal = support.principal_of(request, db)
+    if principal is not None:
+        return support.redirect(support.safe_next(request.query_params.get("next"), support.home_of(principal)))
+    return _login_page(request)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, db: DbSession, form: FormBody) -> Response:
+    """Password login through the identity service; the same session and CSRF cookies as the API's login."""
+    username = form.get("username").strip()
+    if not support.check_login_csrf(request, form):
+        return _login_page(request, username=username, error="login.expired", status_code=403)
+    try:
+        result = auth.login(
+            db,
+            username=username,
+            password=form.get("password"),
+            client_ip=_client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+        )
+        db.flush()
+    except CityhubError as exc:
+        _fail(db)
+        key = (
+            "login.locked"
+            if isinstance(exc, AccountLocked)
+            else "login.throttled"
+            if isinstance(exc, TooManyAttempts)
+            else "login.failed"
+            if isinstance(exc, Unauthenticated)
+            else "err.validation"
+        )
+        return _login_page(request, username=username, error=key, status_code=exc.http_status)
+    target = support.safe_next(form.get("next"), "")
+    if not target:
+        target = support.home_of(auth.authenticate_session(db, token=result.session_token))
+    response = support.redirect(target)
+    _set_session_cookies(response, result)
+    response.delete_cookie(support.LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, db: DbSession, form: FormBody) -> Response:
+    principal = support.principal_of(request, db)
+    response = support.redirect("/login", flash=("login.bye", {}))
+    if principal is not None:
+        support.check_csrf(request, principal, form)
+        auth.end_session(db, session_id=principal.credential_id)
+    _clear_session_cookies(response)
+    return response
+
+
+# ------------------------------------------------------------------------------------------------- intake
+
+
+@dataclass
+class Assistance:
+    """What the operator sees beside the intake form."""
+
+    kb: list[Any]
+    duplicates: list[Any]
+    similar: list[Any]
+    top3: list[tuple[str, float, int | None]] | None  # (label, probability, category id); None: no classifier
+    ready: bool  # enough text to look anything up
+
+
+def _intake_payload(form: Form) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "channel": form.get("channel") or Channel.HOTLINE.value,
+        "appeal_type": form.get("appeal_type") or AppealType.CONSULTATION.value,
+        "urgency": form.get("urgency") or Urgency.NORMAL.value,
+        "title": form.get("title"),
+        "content": form.get("content"),
+    }
+    for name in ("citizen_name", "citizen_phone", "address"):
+        payload[name] = form.text(name)
+    category = form.get("category_id").strip()
+    if category:
+        payload["category_id"] = category  # pydantic reports a non-number as a field error
+    return payload
+
+
+def _classify(db: Session, title: str, content: str) -> list[tuple[str, float, int | None]] | None:
+    from cityhub.dispatch.service import load_model
+    from cityhub.nlp.text import order_text
+    from cityhub.workorders.categories import find_category
+
+    loaded = load_model()
+    if loaded is None:
+        return None
+    prediction = loaded[0].predict([order_text(title, content)])[0]
+    out = []
+    for label, probability in prediction.top3:
+        category = find_category(db, name_or_path=label)
+        out.append((label, float(probability), category.id if category else None))
+    return out
+
+
+def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
+    """Instant answers, duplicates, similar past orders and category suggestions for the appeal being typed.
+
+    Read-only: it never creates an order; orders outside the user's scope are left out, as in the API.
+    """
+    from cityhub.intake import dedupe
+    from cityhub.intake.service import parse
+    from cityhub.knowledge import service as kb
+
+    title, content = form.get("title").strip(), form.get("content").strip()
+    if len(title) + len(content) < 2:
+        return Assistance([], [], [], None, ready=False)
+    payload = _intake_payload(form)
+    if _int(form.get("category_id")) is None:
+        payload.pop("category_id", None)
+    try:
+        data = parse(payload)
+    except ValidationFailed:
+        # Half-typed fields (a phone number in progress) must not hide the suggestions: look up the text alone.
+        try:
+            data = parse({"channel": Channel.HOTLINE.value, "title": title[:300], "content": content[:20000]})
+        except ValidationFailed:
+            return Assistance([], [], [], None, ready=False)
+    scope = scope_of(db, principal)
+    found = dedupe.check(db, data=data)
+    read = dedupe.DedupeRead.of(found)
+    duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]
+    similar = [c for c in read.similar if order_in_scope(db, scope, c.order_id)][:5]
+    answers = kb.instant_answer_candidates(db, data=data, limit=3)
+    return Assistance(answers, duplicates, similar, _classify(db, title, content), ready=True)
+
+
+def _intake_page(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    assistance: Assistance | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "intake.html",
+        principal=principal,
+        status_code=status_code,
+        values=values or {"channel": Channel.HOTLINE.value, "appeal_type": AppealType.CONSULTATION.value},
+        errors=errors or {},
+        error=error,
+        assistance=assistance,
+        channels=list(Channel),
+        appeal_types=list(AppealType),
+        urgencies=list(Urgency),
+        categories=_categories(db),
+        can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
+    )
+
+
+@router.get("/intake", response_class=HTMLResponse)
+def intake_form(request: Request, db: DbSession) -> Response:
+    principal = support.require_user(request, db, permissions.ORDER_CREATE)
+    return _intake_page(request, db, principal)
+
+
+@router.post("/intake/assist", response_class=HTMLResponse)
+def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
+    """The assistance panel as an htmx fragment, refreshed while the operator types."""
+    principal = support.require_user(request, db, permissions.ORDER_CREATE)
+    support.check_csrf(request, principal, form)
+    return render(
+        request,
+        "_assistance.html",
+        principal=principal,
+        assistance=_assistance(db, principal, form),
+        can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
+    )
+
+
+@router.post("/intake", response_class=HTMLResponse)
+def intake_submit(request: Request, db: DbSession, form: FormBody) -> Response:
+    """Register the appeal (or, with a knowledge entry chosen, answer it instantly and close it)."""
+    from cityhub.intake.service import parse, submit
+    from cityhub.knowledge import service as kb
+
+    principal = support.require_user(request, db, permissions.ORDER_CREATE)
+    support.check_csrf(request, principal, form)
+    t = support.translator(request)
+    values = form.values(INTAKE_FIELDS)
+    if form.get("preview"):
+        return _intake_page(request, db, principal, values=values, assistance=_assistance(db, principal, form))
+    entry_id = _int(form.get("instant_entry_id"))
+    try:
+        data = parse(_intake_payload(form))
+        if entry_id is not None:
+            if not permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)):
+                raise PermissionDenied("role may not answer instantly")
+            order = kb.answer_instantly(db, data=data, entry_id=entry_id, actor=principal.actor)
+            flash = ("intake.instant_done", {"number": order.number})
+        else:
+            result = submit(db, data=data, actor=principal.actor)
+            order = result.order
+            if order.state == State.MERGED and order.master_order_id is not None:
+                master = orders.get_order(db, order_id=order.master_order_id)
+                flash = ("intake.merged", {"master": master.number if master else "?"})
+            else:
+                flash = ("intake.created", {"number": order.number})
+        db.flush()
+    except (CityhubError, StaleDataError) as exc:
+        _fail(db)
+        error = exc if isinstance(exc, CityhubError) else Conflict("stale")
+        message, errors = error_text(t, error)
+        if not form.get("title").strip() and not form.get("content").strip():
+            # Pydantic skips the whole-appeal check when a field fails; say it anyway, so one round fixes all.
+            errors.setdefault("content", t("err.need_text"))
+        return _intake_page(
+            request,
+            db,
+            principal,
+            values=values,
+            errors=errors,
+            error=message,
+            assistance=_assistance(db, principal, form),
+            status_code=error.http_status,
+        )
+    if not order_in_scope(db, scope_of(db, principal), order.id):
+        return support.redirect("/intake", flash=("intake.out_of_scope", {"number": order.number}))
+    return support.redirect(f"/orders/{order.id}", flash=flash)
+
+
+# ------------------------------------------------------------------------------------------------- orders
+
+
+def _parse_day(text: str) -> date | None:
+    return date.fromisoformat(text) if text else None
+
+
+def _local_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=get_settings().tz)
+
+
+@router.get("/orders", response_class=HTMLResponse)
+def order_list(request: Request, db: DbSession) -> Response:
+    """Orders in the user's data scope, filtered and paginated like GET /api/v1/orders."""
+    principal = support.require_user(request, db, permissions.ORDER_READ)
+    t = support.translator(request)
+    q = request.query_params
+    errors: dict[str, str] = {}
+    states = [s for s in q.getlist("state") if s]
+    channels = [c for c in q.getlist("channel") if c]
+    criteria: dict[str, Any] = {}
+    if bad := [s for s in states if s not in State.__members__.values()]:
+        errors["state"] = t("err.choice")
+        states = [s for s in states if s not in bad]
+    if bad := [c for c in channels if c not in Channel.__members__.values()]:
+        errors["channel"] = t("err.choice")
+        channels = [c for c in channels if c not in bad]
+    criteria["state"] = states or None
+    criteria["channel"] = channels or None
+    for name in ("unit_id", "category_id"):
+        raw = q.get(name, "").strip()
+        if raw and _int(raw) is None:
+            errors[name] = t("err.number")
+        criteria[name] = _int(raw)
+    for name, shift in (("created_from", 0), ("created_to", 1)):
+        try:
+            day = _parse_day(q.get(name, "").strip())
+        except ValueError:
+            errors[name] = t("err.date")
+            day = None
+        criteria[name] = _local_midnight(day + timedelta(days=shift)) if day else None
+    criteria["overdue"] = True if q.get("overdue") else None
+    text = q.get("q", "").strip()
+    if len(text) > 100:
+        errors["q"] = t("err.too_long", n=100)
+        text = text[:100]
+    criteria["q"] = text or None
+    page = max(1, _int(q.get("page")) or 1)
+    rows, has_more, _ = orders.search_orders(
+        db,
+        filters=OrderFilter(**criteria),
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+        scope=scope_of(db, principal).clause(),
+    )
+    items = [read_model(o, principal) for o in rows]
+    unit_names = _names(db, Unit, {o.lead_unit_id for o in rows} | {o.street_id for o in rows})
+    category_names = _names(db, Category, {o.category_id for o in rows})
+    base = [(k, v) for k, v in q.multi_items() if k != "page"]
+    return render(
+        request,
+        "orders.html",
+        principal=principal,
+        items=items,
+        unit_names=unit_names,
+        category_names=category_names,
+        page=page,
+        has_more=has_more,
+        base_query=base,
+        query=q,
+        errors=errors,
+        states=list(State),
+        channels=list(Channel),
+        units=_units(db),
+        categories=_categories(db),
+        now=utcnow(),
+    )
+
+
+# Fields the form of each action asks for: (name, kind, required). Kinds: unit, text (textarea), reason,
+# days, bool, master. The life-cycle table stays the judge of what is required; this only lays out the form.
+ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
+    Action.INSTANT_ANSWER: (("answer", "text", True),),
+    Action.DISPATCH: (("unit_id", "unit", True), ("reason", "reason", False)),
+    Action.ACCEPT: (("reason", "reason", False),),
+    Action.RETURN: (("reason", "reason", True),),
+    Action.START: (("reason", "reason", False),),
+    Action.TRANSFER: (("unit_id", "unit", True), ("reason", "reason", True)),
+    Action.ADD_ASSIST: (("unit_id", "unit", True), ("reason", "reason", False)),
+    Action.ASSIST_ACCEPT: (),
+    Action.ASSIST_REPLY: (("text", "text", True),),
+    Action.ASSIST_RETURN: (("reason", "reason", True),),
+    Action.REQUEST_EXTENSION: (("days", "days", True), ("reason", "reason", True)),
+    Action.APPROVE_EXTENSION: (("reason", "reason", False),),
+    Action.REJECT_EXTENSION: (("reason", "reason", True),),
+    Action.URGE: (("reason", "reason", False),),
+    Action.ESCALATE: (("reason", "reason", True),),
+    Action.ASSIGN: (("unit_id", "unit", False), ("reason", "reason", False)),
+    Action.SUSPEND: (("reason", "reason", True),),
+    Action.RESUME: (("reason", "reason", False),),
+    Action.REPLY: (("text", "text", True),),
+    Action.REJECT_REPLY: (("reason", "reason", True),),
+    Action.CALLBACK: (("satisfied", "bool", True), ("reason", "reason", False)),
+    Action.CLOSE: (("resolved", "bool", False), ("reason", "reason", False)),
+    Action.REOPEN: (("reason", "reason", True), ("unit_id", "unit", False)),
+    Action.MERGE: (("master_id", "master", True), ("reason", "reason", False)),
+    Action.CANCEL: (("reason", "reason", True),),
+    Action.COMMENT: (("text", "text", True),),
+}
+_ASSIST_ACTIONS = frozenset({Action.ASSIST_ACCEPT, Action.ASSIST_REPLY, Action.ASSIST_RETURN})
+
+
+def _my_actions(order: Order, principal: Principal) -> list[Action]:
+    """What GET /orders/{id}/actions lists: allowed in this state and held by the user's role."""
+    return [
+        a
+        for a in allowed_actions(orders.view_of(order))
+        if permissions.allows(principal.role, permissions.act(a)) and a in ACTION_FIELDS
+    ]
+
+
+def _sla_view(t: Translator, order: Order) -> dict[str, Any]:
+    now = utcnow()
+    info: dict[str, Any] = {"status": order.sla_status, "paused": order.sla_paused_at is not None, "text": None}
+    if order.due_at is not None and order.state in OPEN_STATES and not info["paused"]:
+        left = order.due_at - now
+        info["text"] = (
+            t("order.sla_left", left=support.duration_text(t, left))
+            if left.total_seconds() >= 0
+            else t("order.sla_over", left=support.duration_text(t, left))
+        )
+    return info
+
+
+def _event_rows(db: Session, order: Order) -> list[dict[str, Any]]:
+    events = orders.history(db, order_id=order.id)
+    units = _names(db, Unit, {e.unit_id for e in events} | {(e.payload or {}).get("unit_id") for e in events})
+    rows = []
+    for e in events:
+        payload = e.payload or {}
+        rows.append(
+            {
+                "event": e,
+                "unit": units.get(payload.get("unit_id") or 0) or units.get(e.unit_id or 0),
+                "text": payload.get("text") or payload.get("answer"),
+                "kb_entry_id": payload.get("kb_entry_id"),
+                "auto": bool(payload.get("auto")),
+            }
+        )
+    return rows
+
+
+def _detail_page(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    order_id: int,
+    *,
+    error: str | None = None,
+    open_action: str | None = None,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    from cityhub.dispatch import service as dispatch
+    from cityhub.intake import dedupe
+    from cityhub.knowledge import service as kb
+
+    t = support.translator(request)
+    order = scoped_order(db, order_id, principal)  # NotFound when missing or out of scope
+    read: OrderRead = read_model(order, principal)
+    actions = _my_actions(order, principal)
+    staff = principal.role != Role.CITIZEN
+    similar = decision = answers = None
+    if staff and order.state in (State.RECEIVED, State.RETURNED):
+        scope = scope_of(db, principal)
+        found = dedupe.DedupeRead.of(dedupe.check(db, order=order))
+        found.duplicates = [d for d in found.duplicates if order_in_scope(db, scope, d.order_id)]
+        found.similar = [c for c in found.similar if order_in_scope(db, scope, c.order_id)][:5]
+        similar = found
+        stored = dispatch.latest_decision(db, order_id=order.id)
+        decision = (
+            stored
+            if stored is not None and stored.decided_at is not None and stored.decided_at >= order.updated_at
+            else dispatch.suggest(db, order=order, store=False)
+        )
+        if Action.INSTANT_ANSWER in actions and order.appeal_type == AppealType.CONSULTATION:
+            from cityhub.nlp.text import order_text
+
+            answers = kb.suggest(db, text=order_text(order.title, order.content), category_id=order.category_id)[:3]
+    ids = {order.lead_unit_id, order.street_id, order.community_id} | {a.unit_id for a in order.assists}
+    needs_units = any(kind == "unit" for a in actions for _, kind, _ in ACTION_FIELDS[a])
+    return render(
+        request,
+        "order.html",
+        principal=principal,
+        status_code=status_code,
+        order=order,
+        read=read,
+        unit_names=_names(db, Unit, ids),
+        category_name=_names(db, Category, {order.category_id}).get(order.category_id or 0),
+        sla=_sla_view(t, order),
+        events=_event_rows(db, order),
+        actions=[(a, ACTION_FIELDS[a]) for a in actions],
+        units=_units(db) if needs_units else [],
+        similar=similar,
+        decision=decision,
+        answers=answers,
+        error=error,
+        open_action=open_action,
+        values=values or {},
+        errors=errors or {},
+        is_admin=principal.role == Role.ADMIN,
+    )
+
+
+@router.get("/orders/{order_id}", response_class=HTMLResponse)
+def order_detail(order_id: int, request: Request, db: DbSession) -> Response:
+    principal = support.require_user(request, db, permissions.ORDER_READ)
+    try:
+        return _detail_page(request, db, principal, order_id)
+    except NotFound:
+        raise PageError(404, "err.not_found") from None
+
+
+def _action_params(
+    db: Session, principal: Principal, action: Action, form: Form, t: Translator
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The service parameters of an action form, and field errors for values that are not even well-formed."""
+    params: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, kind, _required in ACTION_FIELDS[action]:
+        raw = form.get(name).strip()
+        if not raw:
+            continue
+        if kind == "unit":
+            if _int(raw) is None:
+                errors[name] = t("err.choice")
+            else:
+                params[name] = _int(raw)
+        elif kind == "days":
+            try:
+                params[name] = float(raw)
+            except ValueError:
+                errors[name] = t("err.number")
+        elif kind == "bool":
+            if raw not in ("true", "false"):
+                errors[name] = t("err.choice")
+            else:
+                params[name] = raw == "true"
+        elif kind == "master":
+            master = orders.get_order_by_number(db, number=raw)
+            if master is None or not order_in_scope(db, scope_of(db, principal), master.id):
+                errors[name] = t("err.unknown_order", number=raw)
+            else:
+                params[name] = master.id
+        else:
+            params[name] = raw
+    if action in _ASSIST_ACTIONS:
+        # A unit answers only for its own part of a co-handled order (as the API enforces).
+        chosen = _int(form.get("unit_id")) if principal.role == Role.ADMIN else None
+        params["unit_id"] = chosen if chosen is not None else principal.unit_id
+    if action == Action.INSTANT_ANSWER and form.get("kb_entry_id"):
+        params["kb_entry_id"] = _int(form.get("kb_entry_id"))
+    return params, errors
+
+
+@router.post("/orders/{order_id}/act/{action_name}", response_class=HTMLResponse)
+def order_act(order_id: int, action_name: str, request: Request, db: DbSession, form: FormBody) -> Response:
+    """Apply one life-cycle action from its form; a refusal re-renders the page with the message and the input."""
+    principal = support.require_user(request, db, permissions.ORDER_READ)
+    support.check_csrf(request, principal, form)
+    t = support.translator(request)
+    try:
+        action = Action(action_name)
+    except ValueError:
+        raise PageError(404, "err.page_not_found") from None
+    if action not in ACTION_FIELDS or not permissions.allows(principal.role, permissions.act(action)):
+        raise PageError(403, "err.forbidden")
+    values = form.values([name for name, _, _ in ACTION_FIELDS[action]])
+    try:
+        scoped_order(db, order_id, principal)
+    except NotFound:
+        raise PageError(404, "err.not_found") from None
+    params, errors = _action_params(db, principal, action, form, t)
+    if errors:
+        return _detail_page(
+            request,
+            db,
+            principal,
+            order_id,
+            error=t("err.validation"),
+            open_action=action.value,
+            values=values,
+            errors=errors,
+            status_code=422,
+        )
+    try:
+        order = orders.act(
+            db,
+            order_id=order_id,
+            action=action,
+            actor=principal.actor,
+            params=params,
+            expected_version=_int(form.get("version")),
+        )
+        db.flush()
+    except (CityhubError, StaleDataError) as exc:
+        _fail(db)
+        error = exc if isinstance(exc, CityhubError) else Conflict("stale")
+        message, field_errors = error_text(t, error)
+        return _detail_page(
+            request,
+            db,
+            principal,
+            order_id,
+            error=message,
+            open_action=action.value,
+            values=values,
+            errors=field_errors,
+            status_code=error.http_status,
+        )
+    back = support.safe_next(form.get("next"), f"/orders/{order_id}")
+    if back == "/queue" and action == Action.DISPATCH:
+        unit = db.get(Unit, params.get("unit_id"))
+        flash = ("queue.dispatched", {"number": order.number, "unit": unit.name if unit else "?"})
+    else:
+        flash = ("order.done", {"action": t.label("action", action)})
+    if not order_in_scope(db, scope_of(db, principal), order_id):
+        back = "/orders"  # e.g. a street handler who returned the order no longer sees it
+    return support.redirect(back, flash=flash)
+
+
+# -------------------------------------------------------------------------------------------------- queue
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def dispatch_queue(request: Request, db: DbSession) -> Response:
+    """Orders waiting for a dispatcher with the top three units and the reason; one click dispatches."""
+    from cityhub.dispatch import service as dispatch
+
+    principal = support.require_user(request, db, permissions.act(Action.DISPATCH))
+    page = max(1, _int(request.query_params.get("page")) or 1)
+    rows, has_more = dispatch.queue(
+        db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, scope=scope_of(db, principal).clause()
+    )
+    return render(
+        request,
+        "queue.html",
+        principal=principal,
+        rows=rows,
+        page=page,
+        has_more=has_more,
+        category_names=_names(db, Category, {d.category_id for _, d in rows}),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- dashboard
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+def dashboard(request: Request, db: DbSession) -> Response:
+    """Leader dashboard: this period's counts by state, category and street, overdue, ranking and hot topics.
+
+    Read-only; every figure is one GROUP BY over indexed columns of the period, plus the assessment ranking and
+    hot topics of the analytics services.
+    """
+    from cityhub.analytics import kpi, reports
+
+    principal = support.require_user(request, db, permissions.ORDER_READ)
+    if principal.role not in support.OVERSEERS:
+        raise PageError(403, "err.forbidden")
+    t = support.translator(request)
+    today = utcnow().astimezone(get_settings().tz).date()
+    error = None
+    try:
+        period = kpi.parse_period(request.query_params.get("period") or f"{today.year:04d}-{today.month:02d}")
+    except ValidationFailed:
+        error = t("err.date")
+        period = kpi.month_period(today.year, today.month)
+    scope = scope_of(db, principal).clause()
+    where = [Order.created_at >= period.start, Order.created_at < period.end]
+    if scope is not None:
+        where.append(scope)
+
+    def grouped(column: Any, limit: int | None = None) -> list[tuple[Any, int]]:
+        query = select(column, func.count()).where(*where).group_by(column).order_by(func.count().desc())
+        return [(k, int(n)) for k, n in db.execute(query.limit(limit) if limit else query)]
+
+    by_state = grouped(Order.state)
+    by_category = grouped(Order.category_id, 10)
+    by_street = grouped(Order.street_id, 10)
+    open_where = [Order.state.in_(sorted(OPEN_STATES))] + ([scope] if scope is not None else [])
+    open_count = db.scalar(select(func.count()).select_from(Order).where(*open_where)) or 0
+    overdue = (
+        db.scalar(select(func.count()).select_from(Order).where(*open_where, Order.sla_status == SlaStatus.OVERDUE))
+        or 0
+    )
+    today_where = [Order.created_at >= _local_midnight(today)] + ([scope] if scope is not None else [])
+    received_today = db.scalar(select(func.count()).select_from(Order).where(*today_where)) or 0
+    ranking = kpi.ranking(db, period=period, tier=UnitTier.STREET.value)
+    hot, hot_fallback = reports.hot_topics_for_period(db, period=period, k=10)
+    return render(
+        request,
+        "dashboard.html",
+        principal=principal,
+        period=period,
+        error=error,
+        by_state=by_state,
+        by_category=by_category,
+        by_street=by_street,
+        category_names=_names(db, Category, {k for k, _ in by_category}),
+        street_names=_names(db, Unit, {k for k, _ in by_street}),
+        total=sum(n for _, n in by_state),
+        open_count=open_count,
+        overdue=overdue,
+        received_today=received_today,
+        ranking=ranking.ranked[:10],
+        hot=hot,
+        hot_fallback=hot_fallback,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ install
+
+
+def install(app: FastAPI) -> None:
+    """Mount the pages, the static files and the page error handlers on ``app``."""
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, _exc: LoginRequired) -> Response:
+        return support.login_redirect(request)
+
+    @app.exception_handler(PageError)
+    async def _page_error(request: Request, exc: PageError) -> Response:
+        principal = getattr(request.state, "principal", None)
+        return support.error_page(request, exc.status, exc.message_key, principal)
+
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
+    vendor.warn_if_missing()

@@ -1,0 +1,19 @@
+// cityhub web UI: small progressive enhancements; every page also works without this file and without htmx.
+(function () {
+  "use strict";
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  // htmx requests carry the session's CSRF token as a header too (forms also post it as a field).
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (meta) { event.detail.headers["X-CSRF-Token"] = meta.getAttribute("content"); }
+  });
+  // "Use" beside a suggested category fills the intake form's category select.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-pick-category]");
+    if (!button) { return; }
+    var select = document.getElementById("f-category_id");
+    if (select) {
+      select.value = button.getAttribute("data-pick-category");
+      select.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+  });
+})();

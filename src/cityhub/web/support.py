@@ -1,0 +1,332 @@
+"""Plumbing of the web UI: templates, the signed-in user, CSRF for form posts, form bodies, flash messages.
+
+Pages authenticate with the same server-side cookie session as the API (:mod:`cityhub.auth.service`); the
+session row's CSRF token is put in every form (hidden ``csrf_token`` field; htmx also sends it as
+``X-CSRF-Token``) and checked on every POST, on top of the SameSite=Lax cookies. The login form, which has no
+session yet, uses its own double-submit token cookie.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.orm import Session
+
+from cityhub import __version__
+from cityhub.auth import permissions
+from cityhub.auth import service as auth
+from cityhub.auth.errors import Unauthenticated
+from cityhub.auth.principal import Principal
+from cityhub.auth.settings import get_auth_settings
+from cityhub.config import get_settings
+from cityhub.org.models import Role
+from cityhub.web import vendor
+from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate
+from cityhub.workorders.lifecycle import Action
+
+log = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+LOGIN_CSRF_COOKIE = "cityhub_login_csrf"
+FLASH_COOKIE = "cityhub_flash"
+CSRF_FIELD = "csrf_token"
+MAX_FORM_BYTES = 256 * 1024
+# Leaders, supervisors and administrators see the whole picture (the same set the assessment API uses).
+OVERSEERS = frozenset({Role.LEADER, Role.SUPERVISOR, Role.ADMIN})
+
+
+# ------------------------------------------------------------------------------------------------ errors
+
+
+class LoginRequired(Exception):
+    """No valid session: the page redirects to the login form."""
+
+
+class PageError(Exception):
+    """A page-level refusal rendered as an HTML error page (403 role, 403 CSRF, 404 not found/out of scope)."""
+
+    def __init__(self, status: int, message_key: str) -> None:
+        super().__init__(message_key)
+        self.status = status
+        self.message_key = message_key
+
+
+# --------------------------------------------------------------------------------------------- templates
+
+
+def _localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(get_settings().tz).strftime(fmt)
+
+
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES_DIR),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters["localtime"] = _localtime
+
+
+def language(request: Request) -> str:
+    return negotiate(request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language"))
+
+
+def translator(request: Request) -> Translator:
+    return Translator(language(request))
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    href: str
+
+
+def navigation(principal: Principal | None) -> list[NavItem]:
+    """The menu of the signed-in user's role: only pages the role can use."""
+    if principal is None:
+        return []
+    role = principal.role
+    items = []
+    if permissions.allows(role, permissions.ORDER_CREATE) and role != Role.CITIZEN:
+        items.append(NavItem("nav.intake", "/intake"))
+    if permissions.allows(role, permissions.act(Action.DISPATCH)):
+        items.append(NavItem("nav.queue", "/queue"))
+    if permissions.allows(role, permissions.ORDER_READ):
+        items.append(NavItem("nav.orders", "/orders"))
+    if role in OVERSEERS:
+        items.append(NavItem("nav.dashboard", "/dashboard"))
+    return items
+
+
+def home_of(principal: Principal) -> str:
+    """Each role's workbench: where ``/`` takes a signed-in user."""
+    return {
+        Role.OPERATOR: "/intake",
+        Role.DISPATCHER: "/queue",
+        Role.LEADER: "/dashboard",
+    }.get(principal.role, "/orders")
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    principal: Principal | None = None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """Render a page (or an htmx fragment) with the common context: ``t``, the user, menu, CSRF token, assets."""
+    t = translator(request)
+    flash = read_flash(request)
+    html = _env.get_template(template).render(
+        request=request,
+        t=t,
+        lang=t.lang,
+        languages=LANGUAGES,
+        user=principal,
+        nav=navigation(principal),
+        csrf_token=principal.csrf_token if principal else None,
+        vendor=vendor.available(),
+        version=__version__,
+        flash=flash,
+        path=request.url.path,
+        **context,
+    )
+    response = HTMLResponse(html, status_code=status_code)
+    if flash is not None:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+def error_page(
+    request: Request, status_code: int, message_key: str, principal: Principal | None = None
+) -> HTMLResponse:
+    return render(request, "error.html", principal=principal, status_code=status_code, message_key=message_key)
+
+
+# ------------------------------------------------------------------------------------------ signed-in user
+
+
+def principal_of(request: Request, db: Session) -> Principal | None:
+    """The user of the session cookie, or None (no cookie, expired, signed out, locked)."""
+    cookie = request.cookies.get(get_auth_settings().session_cookie_name)
+    if not cookie:
+        return None
+    try:
+        return auth.authenticate_session(db, token=cookie)
+    except Unauthenticated:
+        return None
+
+
+def require_user(request: Request, db: Session, permission: str | None = None) -> Principal:
+    """The signed-in user holding ``permission``; LoginRequired (→ login page) or PageError 403 otherwise."""
+    principal = principal_of(request, db)
+    if principal is None:
+        raise LoginRequired()
+    request.state.principal = principal  # error pages keep the user's menu
+    if permission is not None and not permissions.allows(principal.role, permission):
+        raise PageError(403, "err.forbidden")
+    return principal
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only local paths: never redirect a user to another site after login or an action."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+def login_redirect(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    location = f"/login?next={quote(target, safe='')}"
+    if request.headers.get("hx-request"):
+        # An htmx fragment request cannot follow a redirect to a whole page; htmx navigates on this header.
+        return Response(status_code=204, headers={"HX-Redirect": location})
+    return RedirectResponse(location, status_code=303)
+
+
+# ------------------------------------------------------------------------------------------------- forms
+
+
+@dataclass
+class Form:
+    """A parsed application/x-www-form-urlencoded body."""
+
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+
+    def get(self, name: str, default: str = "") -> str:
+        for key, value in self.pairs:
+            if key == name:
+                return value
+        return default
+
+    def getlist(self, name: str) -> list[str]:
+        return [value for key, value in self.pairs if key == name]
+
+    def text(self, name: str) -> str | None:
+        """The trimmed value, or None when empty."""
+        value = self.get(name).strip()
+        return value or None
+
+    def values(self, names: Iterable[str]) -> dict[str, str]:
+        return {name: self.get(name) for name in names}
+
+
+async def form_body(request: Request) -> Form:
+    """The urlencoded form of a POST (multipart is not used by these pages)."""
+    if request.method != "POST":
+        return Form()
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise PageError(413, "err.validation")
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("application/x-www-form-urlencoded"):
+        return Form()
+    return Form(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser's Origin header, when present, must name this server (defence in depth beside the token)."""
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin is None
+    hosts = {request.headers.get("host", request.url.netloc), request.headers.get("x-forwarded-host")}
+    return urlsplit(origin).netloc in hosts
+
+
+def check_csrf(request: Request, principal: Principal, form: Form) -> None:
+    """The session's CSRF token must come back with the form (or the X-CSRF-Token header) from this origin."""
+    sent = form.get(CSRF_FIELD) or request.headers.get("x-csrf-token", "")
+    expected = principal.csrf_token or ""
+    if not (expected and sent and secrets.compare_digest(sent, expected)) or not _same_origin(request):
+        log.info("web: CSRF check failed for %s %s (user %s)", request.method, request.url.path, principal.username)
+        raise PageError(403, "err.csrf")
+
+
+def check_login_csrf(request: Request, form: Form) -> bool:
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    sent = form.get(CSRF_FIELD)
+    return bool(cookie and sent and secrets.compare_digest(cookie, sent)) and _same_origin(request)
+
+
+def set_login_csrf(response: Response, token: str) -> None:
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        httponly=True,
+        secure=get_auth_settings().session_cookie_secure,
+        samesite="strict",
+        path="/login",
+    )
+
+
+# ------------------------------------------------------------------------------------------------- flash
+
+
+def set_flash(response: Response, key: str, **params: Any) -> None:
+    """A one-shot message for the next page (a catalogue key and its parameters, never markup)."""
+    raw = json.dumps({"key": key, "params": params}, ensure_ascii=False, default=str).encode()
+    response.set_cookie(
+        FLASH_COOKIE,
+        base64.urlsafe_b64encode(raw).decode(),
+        max_age=60,
+        httponly=True,
+        secure=get_auth_settings().session_cookie_secure,
+        samesite="lax",
+        path="/",
+    )
+
+
+_FLASH_GROUPS = frozenset({"intake", "order", "queue", "login"})
+
+
+def read_flash(request: Request) -> dict[str, Any] | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw.encode()))
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("key"), str):
+        return None
+    if data["key"].split(".")[0] not in _FLASH_GROUPS:
+        return None
+    raw_params = data.get("params")
+    params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
+    return {"key": data["key"], "params": {str(k): str(v) for k, v in params.items()}}
+
+
+def redirect(location: str, *, flash: tuple[str, Mapping[str, Any]] | None = None) -> Response:
+    response = RedirectResponse(location, status_code=303)
+    if flash is not None:
+        set_flash(response, flash[0], **flash[1])
+    return response
+
+
+def duration_text(t: Translator, delta: timedelta) -> str:
+    """A wall-clock span as "2 天 3 小时" / "5 小时 20 分"."""
+    seconds = int(abs(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    if days:
+        return t("order.days_hours", days=days, hours=hours)
+    return t("order.hours_minutes", hours=hours, minutes=rest // 60)

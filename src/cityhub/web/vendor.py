@@ -1,0 +1,79 @@
+"""Front-end libraries from npm, copied into ``static/vendor/`` at set-up (``make install``), never from a CDN.
+
+``python -m cityhub.web.vendor [NODE_MODULES]`` copies the files listed in :data:`FILES` from ``node_modules``
+(installed by ``npm ci`` from package.json/package-lock.json). The directory is not committed. Pages still
+render without it — plain forms work without htmx and the own stylesheet lays the pages out — and the app logs
+one clear warning at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+VENDOR_DIR = STATIC_DIR / "vendor"
+# name under static/vendor/ → path inside node_modules/
+FILES: dict[str, str] = {
+    "htmx.min.js": "htmx.org/dist/htmx.min.js",
+    "pico.min.css": "@picocss/pico/css/pico.min.css",
+}
+
+
+def available(vendor_dir: Path | None = None) -> dict[str, bool]:
+    """Which vendor files are installed (name → present)."""
+    folder = vendor_dir or VENDOR_DIR
+    return {name: (folder / name).is_file() for name in FILES}
+
+
+def missing(vendor_dir: Path | None = None) -> list[str]:
+    return [name for name, present in available(vendor_dir).items() if not present]
+
+
+def copy(node_modules: Path, vendor_dir: Path | None = None) -> list[Path]:
+    """Copy the listed dist files out of ``node_modules``; raises FileNotFoundError naming what is missing."""
+    vendor_dir = vendor_dir or VENDOR_DIR
+    absent = [rel for rel in FILES.values() if not (node_modules / rel).is_file()]
+    if absent:
+        raise FileNotFoundError(f"not in {node_modules}: {', '.join(absent)} (run `npm ci` first)")
+    vendor_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, rel in FILES.items():
+        target = vendor_dir / name
+        shutil.copyfile(node_modules / rel, target)
+        written.append(target)
+    return written
+
+
+def warn_if_missing() -> list[str]:
+    """Log once, at app start, which vendor files are missing (the UI then renders in its degraded form)."""
+    absent = missing()
+    if absent:
+        log.warning(
+            "web UI vendor files missing in %s: %s; pages render without them (run `make install` to copy them "
+            "from node_modules)",
+            VENDOR_DIR,
+            ", ".join(absent),
+        )
+    return absent
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    node_modules = Path(args[0]) if args else Path("node_modules")
+    try:
+        written = copy(node_modules)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"copied {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

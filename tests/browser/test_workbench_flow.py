@@ -1,0 +1,261 @@
+"""A real browser against a real ``cityhub serve``: the operator registers an appeal and sees the suggestions, the
+dispatcher dispatches it from the queue, the handler accepts and replies, and the audit trail shows every step.
+
+Needs Debian's ``chromium`` at /usr/bin/chromium (``.ci/run`` installs it) and ``playwright`` from PyPI (the
+dev extra); the test never downloads a browser. Runs on both backends: the server subprocess uses the test
+database of the current backend.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cityhub.auth import service as auth
+from cityhub.db import reset_engine, session_scope
+from cityhub.dispatch import service as dispatch
+from cityhub.dispatch.rules import TargetKind
+from cityhub.dispatch.schemas import RuleCreate
+from cityhub.intake.service import submit
+from cityhub.nlp import classifier
+from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.org.schemas import UserCreate
+from cityhub.workorders.models import Category, Order
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "correct-horse-battery"
+TOPICS = {
+    "环境保护": ["噪音", "污水", "排放", "扬尘", "河道", "废气", "油烟", "垃圾"],
+    "交通运输": ["公交车", "红绿灯", "停车场", "车辆违停", "地铁站", "斑马线", "路口", "出租车"],
+    "住房保障": ["公积金", "廉租房", "物业", "房产证", "租房", "保障房", "电梯", "漏水"],
+}
+FILLER = ["请问", "您好", "小区", "附近", "希望", "尽快", "处理", "反映", "问题", "每天"]
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+)
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real, tiny category classifier artefact (trained on synthetic messages) for the server to load."""
+    rng = random.Random(11)
+
+    def message(label: str) -> str:
+        return "".join(rng.choice(TOPICS[label]) if rng.random() < 0.5 else rng.choice(FILLER) for _ in range(12))
+
+    records = [
+        classifier.LabelledOrder(id=f"{label}{i}", title="", content=message(label), category=label)
+        for label in TOPICS
+        for i in range(30)
+    ]
+    model = classifier.train(records, config=classifier.ClassifierConfig(folds=3, char_ngrams=(1, 2), min_df=1))
+    return Path(model.save(tmp_path_factory.mktemp("model") / "clf"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(app_db: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """Seed an organisation, then run ``cityhub serve`` on a free loopback port against the test database."""
+    env = {
+        "CITYHUB_DATABASE_URL": app_db,
+        "CITYHUB_SESSION_COOKIE_SECURE": "false",  # plain http on loopback
+        "CITYHUB_ARGON2_TIME_COST": "1",
+        "CITYHUB_ARGON2_MEMORY_KIB": "64",
+        "CITYHUB_DISPATCH_MODEL_PATH": str(model_dir),
+        "CITYHUB_DEDUPE_AUTO_MERGE": "false",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_engine()
+    with session_scope() as s:
+        district = Unit(code="B-QU", name="白云区", tier=UnitTier.DISTRICT)
+        s.add(district)
+        s.flush()
+        street = Unit(code="B-JT", name="景泰街道", tier=UnitTier.STREET, parent_id=district.id)
+        s.add(street)
+        s.flush()
+        cats = {name: Category(code=f"B{i}", name=name, level=1, path=name) for i, name in enumerate(TOPICS)}
+        s.add_all(cats.values())
+        s.flush()
+        for username, role, unit_id, name in (
+            ("op", Role.OPERATOR, district.id, "王话务"),
+            ("disp", Role.DISPATCHER, district.id, "黄派单"),
+            ("hand", Role.HANDLER, street.id, "李承办"),
+        ):
+            auth.create_account(
+                s, data=UserCreate(username=username, full_name=name, role=role, unit_id=unit_id), password=PASSWORD
+            )
+        dispatch.create_rule(
+            s,
+            data=RuleCreate(
+                name="环境保护 → 本街道",
+                priority=40,
+                category_id=cats["环境保护"].id,
+                target_kind=TargetKind.LOCAL_STREET,
+            ),
+        )
+        past = submit(
+            s,
+            data={
+                "channel": "hotline",
+                "title": "餐馆油烟噪音扰民",
+                "content": "小区楼下餐馆油烟排放严重，噪音扰民",
+                "street_code": "B-JT",
+            },
+        ).order
+        past_number = past.number
+    port = _free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cityhub.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-scheduler",
+            ],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"cityhub serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"cityhub serve did not answer within 60 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield {"base": base, "past_number": past_number, "street": "景泰街道", "log": log_path}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _login(browser: Any, base: str, username: str) -> Any:
+    context = browser.new_context(locale="zh-CN")
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.goto(f"{base}/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    return page
+
+
+def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[str, Any], browser: Any) -> None:
+    base = server["base"]
+    expect = sync_api.expect
+    # The first suggestion loads the classifier and builds the similar-orders index: allow for it.
+    expect.set_options(timeout=30_000)
+
+    # Operator: register an appeal; suggestions appear while typing (htmx), before anything is saved.
+    op = _login(browser, base, "op")
+    expect(op).to_have_url(f"{base}/intake")
+    expect(op.locator("nav")).to_contain_text("受理")
+    op.select_option("#f-appeal_type", "complaint")
+    op.fill("#f-citizen_name", "张三丰")
+    op.fill("#f-citizen_phone", "13800138000")
+    op.fill("#f-title", "餐馆油烟扰民")
+    op.fill("#f-content", "小区楼下餐馆油烟排放严重，噪音扰民，晚上无法休息")
+    op.fill("#f-address", "景泰街道云景路1号")
+    expect(op.locator("[data-testid=similar]")).to_contain_text(server["past_number"])
+    expect(op.locator("[data-testid=classify] li")).to_have_count(3)
+    expect(op.locator("[data-testid=classify] li").first).to_contain_text("环境保护")
+    op.locator("[data-testid=classify] [data-pick-category]").first.click()
+    assert op.locator("#f-category_id option:checked").inner_text() == "环境保护"
+    op.click("[data-testid=intake-submit]")
+    expect(op.locator("[data-testid=flash]")).to_contain_text("已受理")
+    expect(op.locator("[data-testid=order-state]")).to_contain_text("已受理")
+    number = op.locator("h1").inner_text().split()[1]
+    order_path = op.url.removeprefix(base)
+    expect(op.locator("[data-testid=candidates]")).to_contain_text(server["street"])
+
+    # Dispatcher: the order waits in the queue with its suggestion; one click dispatches it.
+    disp = _login(browser, base, "disp")
+    expect(disp).to_have_url(f"{base}/queue")
+    item = disp.locator(f"[data-testid=queue-item][data-number='{number}']")
+    expect(item).to_contain_text(f"派至 {server['street']}")
+    item.locator("button", has_text="派至").first.click()
+    expect(disp.locator("[data-testid=flash]")).to_contain_text(f"已派单：{number}")
+    expect(disp.locator(f"[data-testid=queue-item][data-number='{number}']")).to_have_count(0)
+
+    # Handler of the street: accept, then reply; a reply without text is refused with a readable message.
+    hand = _login(browser, base, "hand")
+    expect(hand).to_have_url(f"{base}/orders")
+    hand.click(f"text={number}")
+    expect(hand.locator("[data-testid=order-state]")).to_contain_text("已派单")
+    expect(hand.locator("[data-testid=citizen-phone]")).to_have_text("13800138000")  # its own unit leads it
+    hand.click("[data-testid=action-accept] summary")
+    hand.click("[data-testid=submit-accept]")
+    expect(hand.locator("[data-testid=order-state]")).to_contain_text("已签收")
+    hand.click("[data-testid=action-reply] summary")
+    hand.click("[data-testid=submit-reply]")
+    expect(hand.locator("[data-testid=field-error-text]")).to_contain_text("请填写「内容」")
+    hand.fill("#reply-text", "已责令餐馆加装油烟净化器，经复查油烟已达标。")
+    hand.click("[data-testid=submit-reply]")
+    expect(hand.locator("[data-testid=order-state]")).to_contain_text("已答复")
+
+    # The audit trail, as the operator sees it, names every step and person.
+    op.goto(f"{base}{order_path}")
+    rows = op.locator("[data-testid=audit] tbody tr")
+    expect(rows).to_have_count(4)
+    assert [rows.nth(i).get_attribute("data-action") for i in range(4)] == ["create", "dispatch", "accept", "reply"]
+    expect(rows.nth(1)).to_contain_text("黄派单")
+    expect(rows.nth(1)).to_contain_text(server["street"])
+    expect(rows.nth(3)).to_contain_text("李承办")
+    expect(rows.nth(3)).to_contain_text("已责令餐馆加装油烟净化器")
+    with session_scope() as s:
+        stored = s.query(Order).filter(Order.number == number).one()
+        assert stored.reply_text == "已责令餐馆加装油烟净化器，经复查油烟已达标。"

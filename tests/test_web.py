@@ -1,0 +1,651 @@
+"""The web UI over the real app on both backends: login, CSRF, intake with its suggestions, the order list and
+detail with data scope and masking, every life-cycle form, the dispatcher's queue, the dashboard, i18n and the
+degraded page without vendor assets.
+
+The category classifier is a real (tiny) model trained here on synthetic messages, written as an artefact and
+configured through ``CITYHUB_DISPATCH_MODEL_PATH`` like in production.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from cityhub.auth import service as auth
+from cityhub.auth.models import AuthSession
+from cityhub.db import reset_engine, session_scope
+from cityhub.dispatch import service as dispatch
+from cityhub.dispatch.rules import TargetKind
+from cityhub.dispatch.schemas import RuleCreate
+from cityhub.intake.dedupe import get_dedupe_settings
+from cityhub.intake.service import submit
+from cityhub.knowledge import service as kb
+from cityhub.knowledge.schemas import EntryCreate
+from cityhub.main import create_app
+from cityhub.nlp import classifier
+from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.org.schemas import UserCreate
+from cityhub.web import i18n, vendor
+from cityhub.workorders import service as orders
+from cityhub.workorders.lifecycle import State
+from cityhub.workorders.models import Category, Order, OrderEvent
+
+PASSWORD = "correct-horse-battery"
+TOPICS = {
+    "环境保护": ["噪音", "污水", "排放", "扬尘", "河道", "废气", "油烟", "垃圾"],
+    "交通运输": ["公交车", "红绿灯", "停车场", "车辆违停", "地铁站", "斑马线", "路口", "出租车"],
+    "住房保障": ["公积金", "廉租房", "物业", "房产证", "租房", "保障房", "电梯", "漏水"],
+}
+FILLER = ["请问", "您好", "小区", "附近", "希望", "尽快", "处理", "反映", "问题", "每天"]
+
+
+def _message(rng: random.Random, label: str, n: int) -> str:
+    return "".join(rng.choice(TOPICS[label]) if rng.random() < 0.5 else rng.choice(FILLER) for _ in range(n))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = random.Random(7)
+    records = [
+        classifier.LabelledOrder(id=f"{label}{i}", title="", content=_message(rng, label, 12), category=label)
+        for label in TOPICS
+        for i in range(30)
+    ]
+    model = classifier.train(records, config=classifier.ClassifierConfig(folds=3, char_ngrams=(1, 2), min_df=1))
+    return Path(model.save(tmp_path_factory.mktemp("model") / "clf"))
+
+
+@pytest.fixture
+def org(
+    app_db: str, monkeypatch: pytest.MonkeyPatch, model_dir: Path, request: pytest.FixtureRequest
+) -> dict[str, Any]:
+    monkeypatch.setenv("CITYHUB_ARGON2_TIME_COST", "1")
+    monkeypatch.setenv("CITYHUB_ARGON2_MEMORY_KIB", "64")
+    monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "false")  # the test client speaks plain http
+    monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(model_dir))
+    # The test orders share their text; automatic merging of duplicates (tested in test_dedupe) would fold them.
+    monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "false")
+    get_dedupe_settings.cache_clear()
+    request.addfinalizer(get_dedupe_settings.cache_clear)
+    reset_engine()
+    with session_scope() as s:
+        district = Unit(code="W-QU", name="白云区", tier=UnitTier.DISTRICT)
+        s.add(district)
+        s.flush()
+        street_a = Unit(code="W-JT", name="景泰街道", tier=UnitTier.STREET, parent_id=district.id)
+        street_b = Unit(code="W-JX", name="京溪街道", tier=UnitTier.STREET, parent_id=district.id)
+        s.add_all([street_a, street_b])
+        s.flush()
+        cats = {name: Category(code=f"W{i}", name=name, level=1, path=name) for i, name in enumerate(TOPICS)}
+        s.add_all(cats.values())
+        s.flush()
+        users = {
+            "op": (Role.OPERATOR, district.id, "王话务"),
+            "disp": (Role.DISPATCHER, district.id, "黄派单"),
+            "hand_a": (Role.HANDLER, street_a.id, "李承办"),
+            "hand_b": (Role.HANDLER, street_b.id, "赵承办"),
+            "sup": (Role.SUPERVISOR, district.id, "陈督办"),
+            "lead": (Role.LEADER, district.id, "刘领导"),
+        }
+        for username, (role, unit_id, name) in users.items():
+            auth.create_account(
+                s, data=UserCreate(username=username, full_name=name, role=role, unit_id=unit_id), password=PASSWORD
+            )
+        # Environmental problems go to the street the order is in (小事不出村, 中事不出镇).
+        dispatch.create_rule(
+            s,
+            data=RuleCreate(
+                name="环境保护 → 本街道",
+                priority=40,
+                category_id=cats["环境保护"].id,
+                target_kind=TargetKind.LOCAL_STREET,
+            ),
+        )
+        entry = kb.create_entry(
+            s,
+            data=EntryCreate.model_validate(
+                {
+                    "question": "离职后住房公积金怎么提取",
+                    "answer": "账户封存满6个月后凭身份证到公积金中心办理。",
+                    "keywords": "公积金,提取",
+                }
+            ),
+        )
+        return {
+            "street_a": street_a.id,
+            "street_b": street_b.id,
+            "cats": {k: v.id for k, v in cats.items()},
+            "entry": entry.id,
+        }
+
+
+def _client() -> TestClient:
+    return TestClient(create_app(), raise_server_exceptions=False)
+
+
+def _hidden(html: str, name: str = "csrf_token") -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, f"no hidden {name} in the page"
+    return match.group(1)
+
+
+def login(username: str) -> TestClient:
+    client = _client()
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={"csrf_token": _hidden(page.text), "username": username, "password": PASSWORD},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return client
+
+
+def csrf(client: TestClient) -> str:
+    return client.cookies["cityhub_csrf"]
+
+
+def _order(street: str = "W-JT", **extra: Any) -> Order:
+    data = {"channel": "hotline", "content": "小区楼下餐馆油烟排放严重，噪音扰民", "street_code": street, **extra}
+    with session_scope() as s:
+        order = submit(s, data=data).order
+        s.flush()
+        s.expunge(order)
+        return order
+
+
+def _state(order_id: int) -> State:
+    with session_scope() as s:
+        return s.get(Order, order_id).state  # type: ignore[union-attr]
+
+
+def _events(order_id: int) -> list[OrderEvent]:
+    with session_scope() as s:
+        rows = list(orders.history(s, order_id=order_id))
+        s.expunge_all()
+        return rows
+
+
+def _act(client: TestClient, order_id: int, action: str, **data: Any) -> Any:
+    version = _version(order_id)
+    return client.post(
+        f"/orders/{order_id}/act/{action}",
+        data={"csrf_token": csrf(client), "version": str(version), **data},
+        follow_redirects=False,
+    )
+
+
+def _version(order_id: int) -> int:
+    with session_scope() as s:
+        return s.get(Order, order_id).version  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------------------- login and menus
+
+
+def test_anonymous_users_see_the_status_page_and_are_sent_to_login(org) -> None:
+    client = _client()
+    home = client.get("/")
+    assert home.status_code == 200 and "cityhub 城市运行一网统管" in home.text and 'href="/login"' in home.text
+    assert "镇街" in home.text  # unit tiers labelled through the zh-CN catalogue (the old main.LABELS)
+    for path in ("/orders", "/intake", "/queue", "/dashboard", f"/orders/{_order().id}"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"].startswith("/login?next=%2F"), path
+    assert client.post("/intake/assist", headers={"HX-Request": "true"}, data={}).headers["HX-Redirect"]
+
+
+def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org) -> None:
+    client = _client()
+    page = client.get("/login")
+    bad = client.post("/login", data={"csrf_token": _hidden(page.text), "username": "op", "password": "wrong-one"})
+    assert bad.status_code == 401 and "用户名或密码错误" in bad.text and 'value="op"' in bad.text
+    token = _hidden(bad.text)
+    good = client.post(
+        "/login", data={"csrf_token": token, "username": "op", "password": PASSWORD}, follow_redirects=False
+    )
+    assert good.status_code == 303 and good.headers["location"] == "/intake"
+    set_cookie = "\n".join(good.headers.get_list("set-cookie"))
+    assert "cityhub_session=" in set_cookie and "HttpOnly" in set_cookie and "SameSite=lax" in set_cookie
+    menu = client.get("/intake").text
+    assert 'href="/intake"' in menu and 'href="/orders"' in menu
+    assert 'href="/queue"' not in menu and 'href="/dashboard"' not in menu
+    assert "王话务" in menu and "话务员" in menu
+
+    assert login("disp").get("/").url.path == "/queue"
+    assert login("lead").get("/").url.path == "/dashboard"
+    assert login("hand_a").get("/").url.path == "/orders"
+    leader_menu = login("lead").get("/dashboard").text
+    assert 'href="/dashboard"' in leader_menu and 'href="/intake"' not in leader_menu
+
+
+def test_login_honours_next_but_never_leaves_the_site(org) -> None:
+    client = _client()
+    page = client.get("/login?next=%2Forders%3Fq%3Dx")
+    assert _hidden(page.text, "next") == "/orders?q=x"
+    done = client.post(
+        "/login",
+        data={"csrf_token": _hidden(page.text), "username": "op", "password": PASSWORD, "next": "//evil.example/x"},
+        follow_redirects=False,
+    )
+    assert done.headers["location"] == "/intake"
+
+
+def test_login_form_needs_its_own_csrf_token(org) -> None:
+    client = _client()
+    response = client.post("/login", data={"username": "op", "password": PASSWORD}, follow_redirects=False)
+    assert response.status_code == 403 and "登录页面已过期" in response.text
+    assert "cityhub_session" not in client.cookies
+
+
+def test_logout_needs_the_csrf_token_and_ends_the_server_side_session(org) -> None:
+    client = login("op")
+    assert client.post("/logout", data={}, follow_redirects=False).status_code == 403
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(AuthSession)) == 1
+    done = client.post("/logout", data={"csrf_token": csrf(client)}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/login"
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(AuthSession)) == 0
+    assert client.get("/orders", follow_redirects=False).status_code == 303
+    assert "您已退出登录" in client.get("/login").text
+
+
+# ------------------------------------------------------------------------------------------------------- CSRF
+
+
+def test_form_posts_without_the_session_csrf_token_are_rejected(org) -> None:
+    client = login("op")
+    appeal = {"channel": "hotline", "content": "路灯不亮", "citizen_name": "张三"}
+    for data, headers in (
+        (appeal, {}),
+        ({**appeal, "csrf_token": "forged"}, {}),
+        ({**appeal, "csrf_token": csrf(client)}, {"Origin": "http://evil.example"}),
+    ):
+        response = client.post("/intake", data=data, headers=headers)
+        assert response.status_code == 403 and "安全校验失败" in response.text
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 0
+    order = _order()
+    disp = login("disp")
+    refused = disp.post(f"/orders/{order.id}/act/cancel", data={"reason": "重复"}, follow_redirects=False)
+    assert refused.status_code == 403 and _state(order.id) == State.RECEIVED
+    accepted = client.post("/intake", data={**appeal, "csrf_token": csrf(client)}, follow_redirects=False)
+    assert accepted.status_code == 303
+
+
+# ----------------------------------------------------------------------------------------------------- intake
+
+
+def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org) -> None:
+    past = _order(title="餐馆油烟噪音扰民")
+    client = login("op")
+    form = {
+        "csrf_token": csrf(client),
+        "channel": "hotline",
+        "appeal_type": "consultation",
+        "title": "油烟噪音",
+        "content": "小区楼下餐馆油烟排放严重，噪音扰民，请问住房公积金提取怎么办",
+    }
+    panel = client.post("/intake/assist", data=form)
+    assert panel.status_code == 200
+    assert "离职后住房公积金怎么提取" in panel.text and f'value="{org["entry"]}"' in panel.text  # 秒回
+    assert past.number in panel.text  # the similar past order
+    top3 = re.findall(r"<li>(\S+) <small>\d+%</small>", panel.text)
+    assert sorted(top3) == sorted(TOPICS) and top3[0] == "环境保护"  # the classifier's top 3, best first
+    assert f'data-pick-category="{org["cats"]["环境保护"]}"' in panel.text
+    # No order is created by looking things up.
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 1
+    # Not a consultation: no instant answer is offered.
+    complaint = client.post("/intake/assist", data={**form, "appeal_type": "complaint"})
+    assert "离职后住房公积金怎么提取" not in complaint.text and "仅咨询类诉求可秒回" in complaint.text
+
+
+def test_register_an_appeal_and_land_on_its_detail_with_suggestions(org) -> None:
+    client = login("op")
+    response = client.post(
+        "/intake",
+        data={
+            "csrf_token": csrf(client),
+            "channel": "hotline",
+            "appeal_type": "complaint",
+            "citizen_name": "张三丰",
+            "citizen_phone": "138-0013-8000",
+            "title": "餐馆油烟",
+            "content": "小区楼下餐馆油烟排放严重，噪音扰民",
+            "address": "广州市白云区景泰街道云景路1号",
+            "category_id": str(org["cats"]["环境保护"]),
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        assert order is not None and order.state == State.RECEIVED
+        assert (order.citizen_name, order.citizen_phone, order.category_id) == (
+            "张三丰",
+            "13800138000",
+            org["cats"]["环境保护"],
+        )
+        number = order.number
+    detail = client.get(f"/orders/{order_id}")
+    assert f"已受理：工单 {number}" in detail.text and "13800138000" in detail.text
+    assert 'data-testid="decision"' in detail.text and 'data-testid="similar"' in detail.text
+    assert "cityhub_flash" not in detail.cookies or not detail.cookies["cityhub_flash"]
+    assert f"已受理：工单 {number}" not in client.get(f"/orders/{order_id}").text  # the flash shows once
+
+
+def test_intake_errors_show_per_field_and_keep_everything_typed(org) -> None:
+    client = login("op")
+    typed = {
+        "csrf_token": csrf(client),
+        "channel": "hotline",
+        "appeal_type": "complaint",
+        "citizen_name": "李四",
+        "citizen_phone": "12ab",
+        "title": "",
+        "content": "",
+        "address": "云景路88号",
+    }
+    response = client.post("/intake", data=typed)
+    assert response.status_code == 422
+    assert "电话号码只能包含数字" in response.text and 'data-testid="field-error-citizen_phone"' in response.text
+    assert "请填写诉求内容或标题" in response.text
+    assert 'value="李四"' in response.text and 'value="12ab"' in response.text and 'value="云景路88号"' in response.text
+    assert '<option value="complaint" selected>' in response.text
+    too_long = client.post("/intake", data={**typed, "citizen_phone": "", "content": "路灯", "title": "长" * 301})
+    assert too_long.status_code == 422 and "最多 300 个字" in too_long.text and "路灯</textarea>" in too_long.text
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 0
+
+
+def test_instant_answer_closes_the_order_as_answered(org) -> None:
+    client = login("op")
+    response = client.post(
+        "/intake",
+        data={
+            "csrf_token": csrf(client),
+            "channel": "hotline",
+            "appeal_type": "consultation",
+            "content": "离职后住房公积金怎么提取？",
+            "citizen_phone": "13900001111",
+            "instant_entry_id": str(org["entry"]),
+        },
+    )
+    assert response.status_code == 200 and "已秒回并办结" in response.text
+    with session_scope() as s:
+        order = s.scalars(select(Order)).one()
+        assert order.state == State.CLOSED_RESOLVED and order.instant_answered
+        assert order.reply_text == "账户封存满6个月后凭身份证到公积金中心办理。"
+        event = s.scalars(select(OrderEvent).where(OrderEvent.action == "instant_answer")).one()
+        assert event.payload["kb_entry_id"] == org["entry"] and event.actor_name == "王话务"
+    # A dispatcher may register but not answer instantly.
+    disp = login("disp")
+    refused = disp.post(
+        "/intake",
+        data={"csrf_token": csrf(disp), "channel": "hotline", "content": "公积金提取", "instant_entry_id": "1"},
+    )
+    assert refused.status_code == 403 and "无权" in refused.text and "公积金提取</textarea>" in refused.text
+
+
+# ------------------------------------------------------------------------------------------ list and detail
+
+
+def test_order_list_is_scoped_filtered_and_paginated(org) -> None:
+    mine = [_order("W-JT", title=f"景泰油烟{i}") for i in range(22)]
+    other = _order("W-JX", title="京溪油烟")
+    for o in (*mine[:1], other):
+        with session_scope() as s:
+            orders.act(s, order_id=o.id, action="dispatch", params={"unit_id": s.get(Order, o.id).street_id})
+
+    handler_a = login("hand_a")
+    page1 = handler_a.get("/orders")
+    assert page1.status_code == 200 and other.number not in page1.text
+    assert page1.text.count('href="/orders/') == 20 and 'rel="next"' in page1.text
+    page2 = handler_a.get("/orders?page=2")
+    assert page2.text.count('href="/orders/') == 2 and 'rel="prev"' in page2.text
+    dispatched = handler_a.get("/orders?state=dispatched")
+    assert mine[0].number in dispatched.text and mine[1].number not in dispatched.text
+    assert "京溪油烟" in login("disp").get("/orders?q=京溪").text
+    assert "京溪油烟" not in handler_a.get("/orders?q=京溪").text
+    bad = handler_a.get("/orders?created_from=2026-13-40&state=bogus")
+    assert bad.status_code == 200 and "请输入有效日期" in bad.text and "请选择有效的选项" in bad.text
+    assert 'value="2026-13-40"' in bad.text  # the typed filter stays in the form
+    assert handler_a.get("/orders?created_from=2999-01-01").text.count('href="/orders/') == 0
+
+
+def test_a_street_user_cannot_open_another_streets_order(org) -> None:
+    other = _order("W-JX")
+    handler_a = login("hand_a")
+    response = handler_a.get(f"/orders/{other.id}")
+    assert response.status_code == 404 and "没有找到该工单" in response.text
+    missing = handler_a.get("/orders/987654321")  # the same answer as for a missing order
+    assert missing.status_code == 404 and missing.text.replace("987654321", str(other.id)) == response.text
+    assert "李承办" in response.text  # the error page keeps the user's menu
+    assert login("hand_b").get(f"/orders/{other.id}").status_code == 200
+    acted = _act(handler_a, other.id, "accept")
+    assert acted.status_code == 404 and _state(other.id) == State.RECEIVED
+
+
+def test_citizen_data_is_masked_for_leaders_like_in_the_api(org) -> None:
+    order = _order(citizen_name="张三丰", citizen_phone="13800138000")
+    assert "13800138000" in login("disp").get(f"/orders/{order.id}").text
+    leader_page = login("lead").get(f"/orders/{order.id}").text
+    assert "138****8000" in leader_page and "13800138000" not in leader_page and "张**" in leader_page
+    assert "13800138000" not in login("lead").get("/orders").text
+
+
+# -------------------------------------------------------------------------------------------------- actions
+
+
+def test_each_role_drives_the_life_cycle_from_its_forms_and_the_audit_trail_records_it(org) -> None:
+    order = _order()
+    disp, hand, sup = login("disp"), login("hand_a"), login("sup")
+    forms = disp.get(f"/orders/{order.id}").text
+    assert 'data-testid="action-dispatch"' in forms and 'data-testid="action-accept"' not in forms
+
+    steps = [
+        (disp, "dispatch", {"unit_id": str(org["street_a"])}, State.DISPATCHED),
+        (hand, "accept", {}, State.ACCEPTED),
+        (hand, "start", {}, State.IN_PROGRESS),
+        (hand, "request_extension", {"days": "2", "reason": "需协调执法"}, State.IN_PROGRESS),
+        (sup, "approve_extension", {}, State.IN_PROGRESS),
+        (sup, "urge", {"reason": "尽快处理"}, State.IN_PROGRESS),
+        (hand, "suspend", {"reason": "等待市民补充材料"}, State.SUSPENDED),
+        (hand, "resume", {}, State.IN_PROGRESS),
+        (hand, "comment", {"text": "已约谈店主"}, State.IN_PROGRESS),
+        (hand, "reply", {"text": "已责令餐馆加装油烟净化器，经复查已整改。"}, State.REPLIED),
+        (sup, "callback", {"satisfied": "true"}, State.CALLED_BACK),
+        (sup, "close", {}, State.CLOSED_RESOLVED),
+    ]
+    for client, action, data, expected in steps:
+        response = _act(client, order.id, action, **data)
+        assert response.status_code == 303, (action, response.text[:500])
+        assert _state(order.id) == expected, action
+        assert "已完成" in client.get(response.headers["location"]).text
+    trail = _events(order.id)
+    assert [e.action for e in trail] == ["create"] + [a for _, a, _, _ in steps]
+    assert [e.actor_name for e in trail[1:4]] == ["黄派单", "李承办", "李承办"]
+    page = sup.get(f"/orders/{order.id}").text
+    assert page.count("<tr data-action=") == len(steps) + 1 and "已责令餐馆加装油烟净化器" in page
+
+
+def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
+    disp, hand, sup = login("disp"), login("hand_a"), login("sup")
+    order = _order()
+    assert _act(disp, order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order.id, "return", reason="不属于本街道").status_code == 303
+    assert _state(order.id) == State.RETURNED
+    assert _act(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
+    assert _act(disp, order.id, "add_assist", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order.id, "assist_accept").status_code == 303
+    assert _act(hand, order.id, "assist_reply", text="已配合巡查").status_code == 303
+    assert _act(disp, order.id, "transfer", unit_id=str(org["street_a"]), reason="属地调整").status_code == 303
+    with session_scope() as s:
+        o = s.get(Order, order.id)
+        assert o is not None and o.lead_unit_id == org["street_a"] and o.return_count == 1
+    assert _act(disp, order.id, "cancel", reason="重复诉求").status_code == 303
+    assert _state(order.id) == State.CANCELLED
+
+    unsatisfied = _order()
+    _act(disp, unsatisfied.id, "dispatch", unit_id=str(org["street_a"]))
+    _act(hand, unsatisfied.id, "accept")
+    _act(hand, unsatisfied.id, "reply", text="已处理")
+    assert _act(sup, unsatisfied.id, "reject_reply", reason="答复过于简单").status_code == 303
+    _act(hand, unsatisfied.id, "reply", text="已现场处理并复查，油烟已达标。")
+    _act(sup, unsatisfied.id, "callback", satisfied="false")
+    assert _act(disp, unsatisfied.id, "reopen", reason="市民不满意").status_code == 303
+    assert _state(unsatisfied.id) == State.DISPATCHED
+
+    master, dup = _order(), _order()
+    assert _act(disp, dup.id, "merge", master_id=master.number).status_code == 303
+    assert _state(dup.id) == State.MERGED
+    assert _act(disp, _order().id, "merge", master_id="BY00000000-999999").status_code == 422
+
+
+def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
+    order = _order()
+    disp, hand, op = login("disp"), login("hand_a"), login("op")
+
+    missing = _act(disp, order.id, "dispatch")
+    assert missing.status_code == 409 and "请填写「单位」" in missing.text
+    assert re.search(r'<details open data-testid="action-dispatch">', missing.text)
+
+    wrong_state = _act(hand, order.id, "accept")
+    # Handlers of street A see the order (it is on their street) but it is not dispatched yet.
+    assert wrong_state.status_code == 409 and "当前状态「已受理」下不能执行「签收」" in wrong_state.text
+
+    _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    _act(hand, order.id, "accept")
+    empty_reply = _act(hand, order.id, "reply", text="   ")
+    assert empty_reply.status_code == 409 and "请填写「内容」" in empty_reply.text
+
+    bad_days = _act(hand, order.id, "request_extension", days="两天", reason="需要协调")
+    assert bad_days.status_code == 422 and "请输入数字" in bad_days.text and "需要协调" in bad_days.text
+
+    stale = hand.post(
+        f"/orders/{order.id}/act/reply",
+        data={"csrf_token": csrf(hand), "version": "1", "text": "我写了很长的答复"},
+    )
+    assert stale.status_code == 409 and "工单已被他人修改" in stale.text and "我写了很长的答复</textarea>" in stale.text
+    assert _state(order.id) == State.ACCEPTED
+
+    forbidden = _act(op, order.id, "dispatch", unit_id=str(org["street_b"]))
+    assert forbidden.status_code == 403 and "无权" in forbidden.text
+    assert _act(hand, order.id, "not_an_action").status_code == 404
+
+
+# ---------------------------------------------------------------------------------------- queue, dashboard
+
+
+def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(org) -> None:
+    order = _order(category_id=org["cats"]["环境保护"])
+    returned = _order("W-JX", category_id=org["cats"]["环境保护"])
+    disp = login("disp")
+    _act(disp, returned.id, "dispatch", unit_id=str(org["street_b"]))
+    _act(login("hand_b"), returned.id, "return", reason="非本辖区")
+    queue = disp.get("/queue")
+    assert queue.status_code == 200 and order.number in queue.text and returned.number in queue.text
+    assert "派至 景泰街道" in queue.text and "退回 1 次" in queue.text
+    button = re.search(rf'data-testid="dispatch-{order.number}-1"', queue.text)
+    assert button is not None
+    form = re.search(
+        rf'<form method="post" action="/orders/{order.id}/act/dispatch".*?</form>', queue.text, flags=re.S
+    ).group(0)  # type: ignore[union-attr]
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form))
+    assert fields["unit_id"] == str(org["street_a"]) and fields["next"] == "/queue"
+    done = disp.post(f"/orders/{order.id}/act/dispatch", data=fields, follow_redirects=True)
+    assert done.url.path == "/queue" and f"已派单：{order.number} → 景泰街道" in done.text
+    assert f'data-number="{order.number}"' not in done.text  # gone from the queue
+    assert _state(order.id) == State.DISPATCHED
+    assert login("op").get("/queue").status_code == 403
+
+
+def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
+    for _ in range(3):
+        _order(title="餐馆油烟扰民")
+    _order("W-JX", title="京溪路灯不亮")
+    page = login("lead").get("/dashboard")
+    assert page.status_code == 200
+    assert re.search(r'data-testid="tile-total">4<', page.text)
+    assert "景泰街道" in page.text and "京溪街道" in page.text
+    assert "餐馆油烟扰民" in page.text  # a hot topic of the period
+    assert login("sup").get("/dashboard").status_code == 200
+    assert login("hand_a").get("/dashboard").status_code == 403
+    bad = login("lead").get("/dashboard?period=never")
+    assert bad.status_code == 200 and "请输入有效日期" in bad.text
+
+
+# ------------------------------------------------------------------------------------ i18n and vendor files
+
+
+def test_language_follows_the_cookie_then_accept_language(org) -> None:
+    client = _client()
+    assert "Log in" in client.get("/login", headers={"Accept-Language": "en-US,en;q=0.9,zh;q=0.5"}).text
+    assert "登录" in client.get("/login", headers={"Accept-Language": "fr, zh-CN;q=0.8"}).text
+    switched = client.get("/lang/en?next=/login", follow_redirects=False)
+    assert switched.headers["location"] == "/login" and client.cookies["cityhub_lang"] == "en"
+    assert "Password" in client.get("/login").text or "password" in client.get("/login").text
+    assert client.get("/lang/en?next=https://evil.example", follow_redirects=False).headers["location"] == "/"
+
+
+def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> None:
+    from cityhub.org.models import Role as R
+    from cityhub.org.models import UnitTier as T
+    from cityhub.workorders.lifecycle import Action, State
+    from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency
+
+    zh, en = i18n.catalogue("zh-CN"), i18n.catalogue("en")
+    assert set(zh) == set(en)
+    for kind, enum in (
+        ("state", State),
+        ("action", Action),
+        ("sla", SlaStatus),
+        ("tier", T),
+        ("role", R),
+        ("channel", Channel),
+        ("appeal", AppealType),
+        ("urgency", Urgency),
+    ):
+        for member in enum:
+            assert f"{kind}.{member.value}" in zh, f"{kind}.{member.value}"
+    t = i18n.Translator("en")
+    assert t("intake.created", number="BY1") == "Received: order BY1."
+    assert i18n.Translator("zh-CN")("no.such.key") == "no.such.key"
+    assert i18n.negotiate("en", "zh-CN") == "en" and i18n.negotiate(None, None) == "zh-CN"
+    assert i18n.negotiate("xx", "en;q=0, zh;q=0.1") == "zh-CN"
+
+
+def test_pages_render_without_vendor_files_and_the_app_says_so(org, tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.setattr(vendor, "VENDOR_DIR", tmp_path / "absent")
+    with caplog.at_level("WARNING", logger="cityhub.web.vendor"):
+        client = _client()
+    assert any("vendor files missing" in r.getMessage() for r in caplog.records)
+    page = client.get("/login")
+    assert page.status_code == 200 and "htmx.min.js" not in page.text and "pico.min.css" not in page.text
+    assert 'data-testid="degraded"' in page.text and "/static/app.css" in page.text
+    assert client.get("/static/app.css").status_code == 200
+
+
+def test_vendor_files_are_copied_from_node_modules_and_served(org, tmp_path) -> None:
+    node_modules = tmp_path / "node_modules"
+    with pytest.raises(FileNotFoundError, match=r"htmx\.org"):
+        vendor.copy(node_modules, tmp_path / "vendor")
+    for rel in vendor.FILES.values():
+        (node_modules / rel).parent.mkdir(parents=True, exist_ok=True)
+        (node_modules / rel).write_text(f"/* {rel} */")
+    written = vendor.copy(node_modules, tmp_path / "vendor")
+    assert sorted(p.name for p in written) == sorted(vendor.FILES)
+    assert vendor.missing(tmp_path / "vendor") == []
+    assert vendor.main([str(tmp_path / "nowhere")]) == 1
+    if not vendor.missing():  # after `make install` the app serves the real files
+        client = _client()
+        assert client.get("/static/vendor/htmx.min.js").status_code == 200
+        assert "/static/vendor/htmx.min.js" in client.get("/login").text
