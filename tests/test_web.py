@@ -586,14 +586,23 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
 # ------------------------------------------------------------------------------------ i18n and vendor files
 
 
-def test_language_follows_the_cookie_then_accept_language(org) -> None:
+def test_chinese_first_then_the_users_switch(org) -> None:
     client = _client()
-    assert "Log in" in client.get("/login", headers={"Accept-Language": "en-US,en;q=0.9,zh;q=0.5"}).text
-    assert "登录" in client.get("/login", headers={"Accept-Language": "fr, zh-CN;q=0.8"}).text
+    # Simplified Chinese first: an English browser still gets Chinese until the user switches.
+    assert "登录" in client.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"}).text
+    assert "Log in" not in client.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"}).text
     switched = client.get("/lang/en?next=/login", follow_redirects=False)
     assert switched.headers["location"] == "/login" and client.cookies["cityhub_lang"] == "en"
     assert "Password" in client.get("/login").text or "password" in client.get("/login").text
     assert client.get("/lang/en?next=https://evil.example", follow_redirects=False).headers["location"] == "/"
+
+
+def test_browser_language_negotiation_when_enabled() -> None:
+    assert i18n.negotiate(None, "en-US,en;q=0.9,zh;q=0.5") == "en"
+    assert i18n.negotiate(None, "fr, zh-CN;q=0.8") == "zh-CN"
+    assert i18n.negotiate(None, "fr") == "zh-CN"
+    assert i18n.negotiate("en", "zh-CN") == "en"
+    assert i18n.negotiate(None, "en-US", from_browser=False) == "zh-CN"
 
 
 def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> None:

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     dispatch_auto: bool = False
     dispatch_threshold: float = Field(0.90, gt=0, le=1)
     dispatch_rule_auto_priority: int = 100
+    # Web UI language: Simplified Chinese unless the user switches (cookie). With this on, a browser whose
+    # Accept-Language prefers English gets English until the user switches.
+    ui_language_from_browser: bool = False
 
     @field_validator("timezone")
     @classmethod

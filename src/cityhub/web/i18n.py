@@ -2,8 +2,8 @@
 
 Catalogues are flat JSON files in ``locales/`` (``key → text`` with ``{name}`` placeholders). A key missing from
 a catalogue falls back to zh-CN, then to the key itself, so a forgotten translation shows up on the page instead
-of breaking it. The language comes from the ``cityhub_lang`` cookie, else the browser's Accept-Language, else
-zh-CN.
+of breaking it. The language comes from the ``cityhub_lang`` cookie (the user's switch), else zh-CN — or, when
+``CITYHUB_UI_LANGUAGE_FROM_BROWSER`` is on, the browser's Accept-Language before the zh-CN default.
 """
 
 from __future__ import annotations
@@ -64,10 +64,12 @@ class Translator:
         return translate(self.lang, f"{kind}.{raw}", str(raw))
 
 
-def negotiate(cookie: str | None, accept_language: str | None) -> str:
-    """The UI language: the cookie's choice, else the best Accept-Language match, else zh-CN."""
+def negotiate(cookie: str | None, accept_language: str | None, *, from_browser: bool = True) -> str:
+    """The UI language: the cookie's choice, else (``from_browser``) the best Accept-Language match, else zh-CN."""
     if cookie in LANGUAGES:
         return cookie
+    if not from_browser:
+        return DEFAULT_LANGUAGE
     best: tuple[float, int, str] | None = None
     for position, part in enumerate((accept_language or "").split(",")):
         tag, _, params = part.strip().partition(";")

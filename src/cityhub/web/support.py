@@ -82,7 +82,11 @@ _env.filters["localtime"] = _localtime
 
 
 def language(request: Request) -> str:
-    return negotiate(request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language"))
+    return negotiate(
+        request.cookies.get(LANGUAGE_COOKIE),
+        request.headers.get("accept-language"),
+        from_browser=get_settings().ui_language_from_browser,
+    )
 
 
 def translator(request: Request) -> Translator:
