@@ -3,27 +3,44 @@
 Fills a fresh database with N imported orders (default 1,000,000; ``--quick`` = 20,000) through
 ``cityhub import orders`` (the CSV comes from ``bench_import.generate``), starts ``cityhub serve --no-scheduler``
 as a child process on a free 127.0.0.1 port, logs in a bench admin, makes an API token, then loads the server
-from this process with asyncio + httpx: filtered pages at 10 and 50 concurrent clients and order creation at 50
-concurrent clients, each a fixed number of requests under a time limit. Reports p50/p95/p99 latency,
-requests/s and errors (status >= 400 or exceptions) per scenario and backend, and the load average at start
-and end, to ``bench/results/api[_quick].json`` and ``.md``.
+from this process (a second process on loopback) with asyncio + httpx, in two kinds of run:
+
+- **paced** (where the issue's targets apply): ``--clients`` (default 50) simultaneous users, each sending a
+  request at a realistic pace — a Poisson stream of ``--rate`` requests/s per user (default 1, so 50 requests/s
+  in all) for ``--paced-seconds``. A user whose previous answer has not come yet waits for it, and latency is
+  counted from the moment the request was *due*, so a slow server cannot hide its queue (no coordinated
+  omission).
+- **closed loop** (saturation): 10 and 50 clients for GET, 50 for POST, each sending its next request as soon as
+  the previous answer arrives, no think time; gives the most requests/s the server sustains and the latencies
+  at that load.
+
+GET requests are filtered pages, varied: by state, by channel (page 1-3), by a month of creation, overdue or
+not, and a text search within one week. POST bodies are real citizen messages (``../shared/data/teddycup2020_c``:
+the f2, f3 and f4 sets, ~9,900 messages; f3 holds many near-duplicates, so intake's duplicate search finds and
+merges real duplicates), or the synthetic templates with ``--texts synthetic``. An error is a status >= 400 or
+a transport failure. Reports p50/p95/p99, requests/s, errors, the GET latency per filter kind, the CPU used by
+the server and by this load generator, and the load average, to ``bench/results/api[_quick].json`` and ``.md``.
 
     .venv/bin/python bench/bench_api.py --quick
     .venv/bin/python bench/bench_api.py                          # 1,000,000 orders on SQLite
-    .venv/bin/python bench/bench_api.py --pg-url "$(scripts/pg-test-cluster start)"   # also PostgreSQL
+    .venv/bin/python bench/bench_api.py --no-sqlite --pg-url "$(scripts/pg-test-cluster start)"   # PostgreSQL
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import json
 import os
 import random
+import resource
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,10 +52,13 @@ from bench_import import PLACES, PROBLEMS, SITES, generate, run_import
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(ROOT / ".venv/bin/cityhub")
+REAL_TEXTS = ROOT.parent / "shared/data/teddycup2020_c/csv"
 TARGETS = {"get": 100.0, "post": 50.0}  # p95 in ms, from the issue
 CHANNELS = ["hotline", "web", "app", "grid", "import"]
 STATES = ["received", "dispatched", "in_progress", "replied", "closed_resolved"]
 NAMES = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄强"]
+
+Request = tuple[str, dict[str, Any]]  # (kind, query parameters or JSON body)
 
 
 def free_port() -> int:
@@ -47,26 +67,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def get_params(rng: random.Random) -> dict[str, Any]:
-    """One varied filtered page; dates fall inside the generated 2018-2020 span."""
+def get_request(rng: random.Random) -> Request:
+    """One varied filtered page (kind, query); dates fall inside the generated 2018-2020 span."""
     kind = rng.randrange(5)
     year = rng.choice([2018, 2019, 2020])
     month = rng.randint(1, 12)
     if kind == 0:
-        return {"state": rng.choice(STATES), "limit": 50}
+        return "state", {"state": rng.choice(STATES), "limit": 50}
     if kind == 1:
-        return {"channel": rng.choice(CHANNELS), "limit": 50, "offset": rng.choice([0, 50, 100])}
+        return "channel", {"channel": rng.choice(CHANNELS), "limit": 50, "offset": rng.choice([0, 50, 100])}
     if kind == 2:
-        return {
+        return "month", {
             "created_from": f"{year}-{month:02d}-01T00:00:00+08:00",
             "created_to": f"{year}-{month:02d}-28T00:00:00+08:00",
             "limit": 50,
         }
     if kind == 3:
-        return {"overdue": rng.choice(["true", "false"]), "limit": 20}
+        return "overdue", {"overdue": rng.choice(["true", "false"]), "limit": 20}
     # A text search on a recent (one-week) window, as a desk clerk would run it.
     day = rng.randint(1, 20)
-    return {
+    return "text_week", {
         "q": rng.choice(PROBLEMS)[0],
         "created_from": f"2020-12-{day:02d}T00:00:00+08:00",
         "created_to": f"2020-12-{day + 7:02d}T00:00:00+08:00",
@@ -74,18 +94,104 @@ def get_params(rng: random.Random) -> dict[str, Any]:
     }
 
 
+def get_params(rng: random.Random) -> dict[str, Any]:
+    return get_request(rng)[1]
+
+
+def load_real_texts() -> list[tuple[str, str]]:
+    """(title, content) of the real messages, or [] when the shared data is not there."""
+    texts: list[tuple[str, str]] = []
+    csv.field_size_limit(1 << 24)
+    for name in ("f2_final_testset_unlabeled_2801", "f3_hot_topic_messages_4326", "f4_messages_with_replies_2816"):
+        path = REAL_TEXTS / f"{name}.csv"
+        if not path.exists():
+            return []
+        with path.open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                title, content = (row.get("留言主题") or "").strip(), " ".join((row.get("留言详情") or "").split())
+                if content or title:
+                    texts.append((title[:300], content[:20000] or title))
+    return texts
+
+
+def post_maker(texts: list[tuple[str, str]]) -> Callable[[random.Random, int], Request]:
+    def make(rng: random.Random, i: int) -> Request:
+        place, site = rng.choice(PLACES), rng.choice(SITES)
+        if texts:
+            title, content = rng.choice(texts)
+        else:
+            problem, detail = rng.choice(PROBLEMS)
+            title = f"{place}{site}{problem}"
+            content = f"{place}{site}：{detail}（第{i}号来电，{rng.randint(1, 30)}栋{rng.randint(1, 30)}号附近）"
+        return "create", {
+            "channel": rng.choice(["hotline", "web", "app", "grid"]),
+            "external_id": f"bench-{os.getpid()}-{i}",
+            "title": title,
+            "content": content,
+            "citizen_name": rng.choice(NAMES),
+            "citizen_phone": f"138{rng.randint(0, 99_999_999):08d}",
+            "address": f"{place}{site}{rng.randint(1, 200)}号",
+        }
+
+    return make
+
+
 def post_body(rng: random.Random, i: int) -> dict[str, Any]:
-    place, site = rng.choice(PLACES), rng.choice(SITES)
-    title, detail = rng.choice(PROBLEMS)
-    return {
-        "channel": rng.choice(["hotline", "web", "app", "grid"]),
-        "external_id": f"bench-{os.getpid()}-{i}",
-        "title": f"{place}{site}{title}",
-        "content": f"{place}{site}：{detail}（第{i}号来电，{rng.randint(1, 30)}栋{rng.randint(1, 30)}号附近）",
-        "citizen_name": rng.choice(NAMES),
-        "citizen_phone": f"138{rng.randint(0, 99_999_999):08d}",
-        "address": f"{place}{site}{rng.randint(1, 200)}号",
-    }
+    """A synthetic creation body (kept for callers of the first version of this script)."""
+    return post_maker([])(rng, i)[1]
+
+
+class Tally:
+    """Latencies and errors of one scenario."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.since_sent: list[float] = []
+        self.by_kind: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = {}
+        self.samples: list[str] = []
+
+    def error(self, key: str, detail: str) -> None:
+        self.errors[key] = self.errors.get(key, 0) + 1
+        if len(self.samples) < 5:
+            self.samples.append(f"{key}: {detail[:200]}")
+
+    def summary(self, elapsed: float, **extra: Any) -> dict[str, Any]:
+        def stats(values: list[float]) -> dict[str, float]:
+            return {k: round(v, 1) for k, v in percentiles(values).items()} if len(values) > 1 else {}
+
+        out = {
+            **extra,
+            "requests": len(self.latencies),
+            "seconds": round(elapsed, 2),
+            "requests_per_s": round(len(self.latencies) / elapsed, 1),
+            "latency_ms": stats(self.latencies),
+            "errors": sum(self.errors.values()),
+            "error_kinds": self.errors,
+        }
+        if self.samples:
+            out["error_samples"] = self.samples
+        if len(self.by_kind) > 1:
+            out["latency_ms_by_kind"] = {k: stats(v) for k, v in sorted(self.by_kind.items())}
+        return out
+
+
+async def _send(client: httpx.AsyncClient, method: str, request: Request, tally: Tally, due: float) -> None:
+    kind, payload = request
+    sent = time.perf_counter()
+    try:
+        if method == "GET":
+            resp = await client.get("/api/v1/orders", params=payload)
+        else:
+            resp = await client.post("/api/v1/orders", json=payload)
+        if resp.status_code >= 400:
+            tally.error(str(resp.status_code), resp.text)
+    except httpx.HTTPError as exc:
+        tally.error(type(exc).__name__, repr(exc))
+    done = time.perf_counter()
+    tally.latencies.append((done - due) * 1000)
+    tally.since_sent.append((done - sent) * 1000)
+    tally.by_kind[kind].append((done - due) * 1000)
 
 
 async def run_scenario(
@@ -95,10 +201,10 @@ async def run_scenario(
     concurrency: int,
     requests: int,
     time_limit: float,
-    make: Callable[[random.Random, int], dict[str, Any]],
+    make: Callable[[random.Random, int], Request],
 ) -> dict[str, Any]:
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
+    """Closed loop: ``concurrency`` clients, each sending its next request when the previous answer arrives."""
+    tally = Tally()
     counter = iter(range(requests))
     deadline = time.perf_counter() + time_limit
 
@@ -107,73 +213,211 @@ async def run_scenario(
         for i in counter:  # shared iterator: the total is bounded by ``requests``
             if time.perf_counter() > deadline:
                 return
-            payload = make(rng, i)
-            t0 = time.perf_counter()
-            try:
-                if method == "GET":
-                    resp = await client.get("/api/v1/orders", params=payload)
-                else:
-                    resp = await client.post("/api/v1/orders", json=payload)
-                if resp.status_code >= 400:
-                    key = str(resp.status_code)
-                    errors[key] = errors.get(key, 0) + 1
-            except httpx.HTTPError as exc:
-                key = type(exc).__name__
-                errors[key] = errors.get(key, 0) + 1
-            latencies.append((time.perf_counter() - t0) * 1000)
+            now = time.perf_counter()
+            await _send(client, method, make(rng, i), tally, now)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(k) for k in range(concurrency)))
     elapsed = time.perf_counter() - started
-    stats = {k: round(v, 1) for k, v in percentiles(latencies).items()} if len(latencies) > 1 else {}
-    return {
-        "concurrency": concurrency,
-        "requests": len(latencies),
-        "seconds": round(elapsed, 2),
-        "requests_per_s": round(len(latencies) / elapsed, 1),
-        "latency_ms": stats,
-        "errors": sum(errors.values()),
-        "error_kinds": errors,
-        "timed_out": len(latencies) < requests,
-    }
+    return tally.summary(elapsed, mode="closed", concurrency=concurrency, timed_out=len(tally.latencies) < requests)
 
 
-async def load(base: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+async def run_paced(
+    client: httpx.AsyncClient,
+    *,
+    method: str,
+    clients: int,
+    rate: float,
+    seconds: float,
+    make: Callable[[random.Random, int], Request],
+    seed: int,
+) -> dict[str, Any]:
+    """``clients`` users, each a Poisson stream of ``rate`` requests/s for ``seconds``; latency from the due time."""
+    tally = Tally()
+    late = 0
+    start = time.perf_counter() + 0.2
+    end = start + seconds
+
+    async def user(k: int) -> None:
+        nonlocal late
+        rng = random.Random(seed * 10_000 + k)
+        due = start + rng.expovariate(rate)
+        i = 0
+        while due < end:
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif wait < -0.005:
+                late += 1  # the previous answer came after this request was due
+            await _send(client, method, make(rng, seed * 10_000_000 + k * 100_000 + i), tally, due)
+            due += rng.expovariate(rate)
+            i += 1
+
+    await asyncio.gather(*(user(k) for k in range(clients)))
+    elapsed = time.perf_counter() - start
+    out = tally.summary(elapsed, mode="paced", concurrency=clients, rate_per_client=rate, sent_late=late)
+    out["latency_ms_since_sent"] = {k: round(v, 1) for k, v in percentiles(tally.since_sent).items()}
+    return out
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (server workers) so far, from Linux /proc."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        ticks[child] = int(fields[11]) + int(fields[12])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        frontier = [c for c, p in parents.items() if p in frontier and c not in tree]
+        tree.update(frontier)
+    return sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def load(base: str, token: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]:
+    # Idle connections are dropped after 2 s, before the server's 5 s keep-alive timeout closes them: a request
+    # sent on a connection the server is closing at that moment would fail with a read error.
+    limits = httpx.Limits(max_connections=128, max_keepalive_connections=128, keepalive_expiry=2.0)
     headers = {"Authorization": f"Bearer {token}"}
+    texts = load_real_texts() if args.texts == "real" else []
+    if args.texts == "real" and not texts:
+        print("  (real messages not found under ../shared/data: synthetic POST bodies)", flush=True)
+    make_post = post_maker(texts)
     out: dict[str, Any] = {}
+
+    async def measured(name: str, scenario: Any) -> None:
+        cpu0, own0, t0 = _cpu_seconds(server_pid), _own_cpu(), time.perf_counter()
+        result = await scenario
+        wall = time.perf_counter() - t0
+        result["server_cpu_percent"] = round(100 * (_cpu_seconds(server_pid) - cpu0) / wall)
+        result["loadgen_cpu_percent"] = round(100 * (_own_cpu() - own0) / wall)
+        result["load_average_1m_end"] = round(os.getloadavg()[0], 2)
+        out[name] = result
+        lat = result["latency_ms"]
+        print(
+            f"  {name}: {result['requests']} req, {result['requests_per_s']} req/s, p50 {lat.get('p50')} "
+            f"p95 {lat.get('p95')} p99 {lat.get('p99')} ms, errors {result['errors']} {result['error_kinds'] or ''} "
+            f"(server CPU {result['server_cpu_percent']} %, load generator {result['loadgen_cpu_percent']} %)",
+            flush=True,
+        )
+
     async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30.0) as client:
-        # Warm-up so the first measured requests do not pay for imports and cold caches.
-        for k in range(10):
-            await client.get("/api/v1/orders", params=get_params(random.Random(k)))
-        for conc in (10, 50):
-            out[f"get_filtered_c{conc}"] = await run_scenario(
+        # Warm-up so the first measured requests do not pay for imports, cold caches and lazily built indexes.
+        # Every server process gets some (connections spread over them), several at once.
+        rng = random.Random(0)
+        for k in range(10 * args.workers):
+            await asyncio.gather(
+                *(client.get("/api/v1/orders", params=get_params(rng)) for _ in range(4)),
+                *(client.post("/api/v1/orders", json=make_post(rng, 90_000_000 + 4 * k + j)[1]) for j in range(4)),
+            )
+        if args.only != "post":
+            await _get_scenarios(client, args, measured)
+        if args.only != "get":
+            await _post_scenarios(client, args, measured, make_post)
+    return out
+
+
+async def _get_scenarios(client: httpx.AsyncClient, args: argparse.Namespace, measured: Any) -> None:
+    await measured(
+        f"get_paced_c{args.clients}",
+        run_paced(
+            client,
+            method="GET",
+            clients=args.clients,
+            rate=args.rate,
+            seconds=args.paced_seconds,
+            make=lambda r, i: get_request(r),
+            seed=1,
+        ),
+    )
+    for conc in (10, 50):
+        await measured(
+            f"get_closed_c{conc}",
+            run_scenario(
                 client,
                 method="GET",
                 concurrency=conc,
                 requests=args.get_requests,
                 time_limit=args.time_limit,
-                make=lambda rng, i: get_params(rng),
-            )
-            print(f"  GET c={conc}: {out[f'get_filtered_c{conc}']}", flush=True)
-        out["post_create_c50"] = await run_scenario(
+                make=lambda r, i: get_request(r),
+            ),
+        )
+
+
+async def _post_scenarios(
+    client: httpx.AsyncClient,
+    args: argparse.Namespace,
+    measured: Any,
+    make_post: Callable[[random.Random, int], Request],
+) -> None:
+    await measured(
+        f"post_paced_c{args.clients}",
+        run_paced(
+            client,
+            method="POST",
+            clients=args.clients,
+            rate=args.rate,
+            seconds=args.paced_seconds,
+            make=make_post,
+            seed=2,
+        ),
+    )
+    await measured(
+        "post_closed_c50",
+        run_scenario(
             client,
             method="POST",
             concurrency=50,
             requests=args.post_requests,
             time_limit=args.time_limit,
-            make=post_body,
-        )
-        print(f"  POST c=50: {out['post_create_c50']}", flush=True)
-    return out
+            make=make_post,
+        ),
+    )
+
+
+def _orders_in(url: str) -> int:
+    from sqlalchemy import text
+
+    from cityhub.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM orders")).scalar_one())
+    except Exception:
+        return -1
+    finally:
+        engine.dispose()
 
 
 def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace) -> dict[str, Any]:
-    result: dict[str, Any] = {"import": run_import(url, csv_path, args.n, label)}
+    result: dict[str, Any]
+    if args.reuse_db and _orders_in(url) == args.n:
+        from cityhub import migrate
+
+        migrate.upgrade(url)
+        result = {"import": "reused: the database already held exactly --n orders from an earlier import"}
+        print(f"{label}: reusing the {args.n:,} orders already imported", flush=True)
+    else:
+        if not csv_path.exists():
+            generate(csv_path, args.n)
+        result = {"import": run_import(url, csv_path, args.n, label)}
+    result["workers"] = args.workers
     env = {**os.environ, "CITYHUB_DATABASE_URL": url, "CITYHUB_SESSION_COOKIE_SECURE": "false"}
     password = "bench-Passw0rd-" + str(os.getpid())
+    username = f"bench{os.getpid()}"  # a reused database keeps the accounts of earlier runs
     made = subprocess.run(
-        [CLI, "users", "create", "--username", "bench", "--role", "admin", "--password-stdin"],
+        [CLI, "users", "create", "--username", username, "--role", "admin", "--password-stdin"],
         input=password + "\n",
         env=env,
         capture_output=True,
@@ -185,16 +429,16 @@ def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace
     port = free_port()
     log = open(Path(tempfile.gettempdir()) / f"bench-api-{label}.log", "w")  # noqa: SIM115
     server = subprocess.Popen(
-        [CLI, "serve", "--no-scheduler", "--host", "127.0.0.1", "--port", str(port)],
+        [CLI, "serve", "--no-scheduler", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):  # bounded wait for /healthz
+        for _ in range(240):  # bounded wait for /healthz (it counts every order: seconds at a million)
             try:
-                if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
+                if httpx.get(f"{base}/healthz", timeout=30).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -202,14 +446,14 @@ def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace
         else:
             sys.exit(f"{label}: server did not come up, see {log.name}")
         with httpx.Client(base_url=base, timeout=30) as c:
-            r = c.post("/api/v1/auth/login", json={"username": "bench", "password": password})
+            r = c.post("/api/v1/auth/login", json={"username": username, "password": password})
             r.raise_for_status()
             csrf = r.json()["csrf_token"]
             r = c.post("/api/v1/auth/tokens", json={"name": "bench"}, headers={"X-CSRF-Token": csrf})
             r.raise_for_status()
             token = r.json()["token"]
         result["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
-        result["scenarios"] = asyncio.run(load(base, token, args))
+        result["scenarios"] = asyncio.run(load(base, token, args, server.pid))
         result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         server.terminate()
@@ -225,29 +469,38 @@ def to_markdown(data: dict[str, Any]) -> str:
     lines = [
         f"# API load benchmark ({data['orders']:,} orders)",
         "",
-        f"Machine: 2 cores, shared with other helpers (load average shown per backend). Targets: GET p95 < "
-        f"{TARGETS['get']:.0f} ms, POST p95 < {TARGETS['post']:.0f} ms at 50 clients, 0 errors.",
+        f"Machine: 2 cores, shared with other helpers (load average shown per backend). Targets (paced runs): GET "
+        f"p95 < {TARGETS['get']:.0f} ms, POST p95 < {TARGETS['post']:.0f} ms at {data.get('clients', 50)} clients, "
+        f"0 errors. Paced: {data.get('clients', 50)} users × {data.get('rate', 1.0)} request/s each (Poisson), "
+        f"latency from the due time; closed: no think time (saturation). POST bodies: {data.get('texts', 'synthetic')}"
+        f" messages. Server: `cityhub serve --workers {data.get('workers', 1)}`.",
         "",
-        "| backend | scenario | clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors | target |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| backend | scenario | clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors | server CPU | target |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    notes: list[str] = []
     for backend in ("sqlite", "postgresql"):
-        if backend not in data:
+        if backend not in data or "scenarios" not in data[backend]:
             continue
         for name, s in data[backend]["scenarios"].items():
             lat = s["latency_ms"]
-            target = TARGETS["get" if name.startswith("get") else "post"]
-            ok = lat.get("p95", 1e9) < target and s["errors"] == 0
+            if s.get("mode", "closed") == "paced":
+                target = TARGETS["get" if name.startswith("get") else "post"]
+                ok = lat.get("p95", 1e9) < target and s["errors"] == 0
+                verdict = "met" if ok else "MISSED"
+            else:
+                verdict = "(saturation)" if s["errors"] == 0 else "ERRORS"
             lines.append(
                 f"| {backend} | {name} | {s['concurrency']} | {s['requests']} | {s['requests_per_s']} | "
                 f"{lat.get('p50')} | {lat.get('p95')} | {lat.get('p99')} | {s['errors']} {s['error_kinds'] or ''} | "
-                f"{'met' if ok else 'MISSED'} |"
+                f"{s.get('server_cpu_percent', '?')} % | {verdict} |"
             )
+            if "latency_ms_by_kind" in s and s.get("mode") == "paced":
+                kinds = ", ".join(f"{k} {v.get('p95')}" for k, v in s["latency_ms_by_kind"].items())
+                notes.append(f"- {backend} {name}: p95 by filter (ms) {kinds}.")
         la0, la1 = data[backend]["load_average_start"], data[backend]["load_average_end"]
-        lines.append("")
-        lines.append(f"{backend}: load average start {la0}, end {la1}.")
-        lines.append("")
-    return "\n".join(lines) + "\n"
+        notes.append(f"- {backend}: load average start {la0}, end {la1}; import: {data[backend].get('import')}.")
+    return "\n".join([*lines, "", *notes]) + "\n"
 
 
 def main() -> None:
@@ -255,22 +508,47 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="orders to import first (default 1,000,000)")
     parser.add_argument("--pg-url", help="a throw-away PostgreSQL database (its schema is dropped first)")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
-    parser.add_argument("--quick", action="store_true", help="20,000 orders and fewer requests")
-    parser.add_argument("--get-requests", type=int, default=2000, help="requests per GET scenario")
-    parser.add_argument("--post-requests", type=int, default=1000, help="requests of the POST scenario")
-    parser.add_argument("--time-limit", type=float, default=180.0, help="seconds per scenario at most")
+    parser.add_argument("--quick", action="store_true", help="20,000 orders, shorter runs")
+    parser.add_argument("--get-requests", type=int, default=3000, help="requests per closed-loop GET scenario")
+    parser.add_argument("--post-requests", type=int, default=2000, help="requests of the closed-loop POST scenario")
+    parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per closed-loop scenario at most")
+    parser.add_argument("--clients", type=int, default=50, help="simultaneous users of the paced runs (default 50)")
+    parser.add_argument("--rate", type=float, default=1.0, help="requests/s of each paced user (default 1)")
+    parser.add_argument("--paced-seconds", type=float, default=60.0, help="length of each paced run (default 60)")
+    parser.add_argument(
+        "--texts", choices=["real", "synthetic"], default="real", help="POST bodies: real messages or templates"
+    )
+    parser.add_argument("--only", choices=["get", "post"], help="run only the GET or only the POST scenarios")
+    parser.add_argument("--results-name", help="name of the results files (default api, or api_quick)")
+    parser.add_argument("--workers", type=int, default=2, help="server processes (default 2: one per core)")
+    parser.add_argument("--sqlite-path", help="SQLite file to use (default: a temporary one, deleted afterwards)")
+    parser.add_argument(
+        "--reuse-db", action="store_true", help="skip the import when the database already holds exactly --n orders"
+    )
     args = parser.parse_args()
     if args.quick:
-        args.n, args.get_requests, args.post_requests = 20_000, 500, 300
-    name = "api_quick" if args.quick else "api"
-    data: dict[str, Any] = {"orders": args.n}
+        args.n, args.get_requests, args.post_requests, args.paced_seconds = 20_000, 500, 300, 15.0
+    name = args.results_name or ("api_quick" if args.quick else "api")
+    data: dict[str, Any] = {
+        "orders": args.n,
+        "clients": args.clients,
+        "rate": args.rate,
+        "texts": args.texts,
+        "workers": args.workers,
+    }
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         folder = Path(tmp)
         csv_path = folder / "orders.csv"
-        generate(csv_path, args.n)
+        sqlite_url = f"sqlite:///{Path(args.sqlite_path).resolve() if args.sqlite_path else folder / 'bench.db'}"
+        previous = RESULTS / f"{name}.json"
+        if previous.exists():  # a run of one backend keeps the other's figures of the same size beside it
+            kept = json.loads(previous.read_text())
+            for backend, skipped in (("sqlite", args.no_sqlite), ("postgresql", not args.pg_url)):
+                if skipped and kept.get("orders") == args.n and backend in kept:
+                    data[backend] = kept[backend]
         if not args.no_sqlite:
             print("sqlite:", flush=True)
-            data["sqlite"] = bench_backend(f"sqlite:///{folder / 'bench.db'}", "sqlite", csv_path, args)
+            data["sqlite"] = bench_backend(sqlite_url, "sqlite", csv_path, args)
             write_result(name, data)
         if args.pg_url:
             print("postgresql:", flush=True)

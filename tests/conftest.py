@@ -410,3 +410,13 @@ def admin_client(app_db: str) -> Iterator[object]:
     with TestClient(create_app(), raise_server_exceptions=False) as c:
         c.headers["Authorization"] = f"Bearer {token}"
         yield c
+
+
+@pytest.fixture(autouse=True)
+def _dedupe_settings_follow_the_environment() -> Iterator[None]:
+    """``get_dedupe_settings`` is cached: a test that sets ``CITYHUB_DEDUPE_*`` with monkeypatch (and calls intake)
+    must not leave its values to the tests after it. Torn down after monkeypatch has restored the environment."""
+    yield
+    from cityhub.intake.dedupe import get_dedupe_settings
+
+    get_dedupe_settings.cache_clear()

@@ -110,6 +110,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     scheduler: Annotated[bool, typer.Option(help="Run scheduled jobs inside the server.")] = True,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes (one per core uses every core; jobs are shared safely).")
+    ] = 1,
 ) -> None:
     """Serve the web UI and API (scheduled jobs run inside unless --no-scheduler)."""
     import os
@@ -117,7 +120,7 @@ def serve(
     import uvicorn
 
     os.environ["CITYHUB_RUN_SCHEDULER"] = "1" if scheduler else "0"
-    uvicorn.run("cityhub.main:create_app", factory=True, host=host, port=port, log_level="info")
+    uvicorn.run("cityhub.main:create_app", factory=True, host=host, port=port, log_level="info", workers=workers)
 
 
 @app.command()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -49,6 +54,10 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012
 
 
+POOL_SIZE = 32
+POOL_MAX_OVERFLOW = 32
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -67,21 +76,162 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# SQLite has one writer at a time. Writers queue for it outside SQLite, taken just before a connection's first
+# write statement and released when that transaction ends: the threads of a process on a Python lock, then the
+# processes (server workers, the job worker, the command line) on a POSIX lock of a side file. A waiter wakes
+# within a millisecond of the release instead of sleeping in SQLite's busy handler (sleeps of up to 100 ms, and
+# no order among processes: one of two server processes could starve for seconds). The transaction then starts
+# with BEGIN IMMEDIATE, which finds the database's lock free (a program that does not queue, such as the sqlite3
+# shell, is still waited for by busy_timeout). Reads before the first write run outside the transaction, as the
+# sqlite3 module runs them, so a transaction never has to upgrade a read snapshot that another writer moved.
+SQLITE_LOCK_TIMEOUT_S = 30.0
+_WRITE_PREFIXES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+_HOLDS_WRITE_LOCK = "cityhub_sqlite_write_lock"
+
+
+class SqliteWriterQueue:
+    """The write lock of one SQLite file: a thread lock for this process, a record lock on ``<file>-writers.lock``
+    across processes. ``acquire``/``release`` as for a lock; the release may come from another thread."""
+
+    def __init__(self, database: str) -> None:
+        self.threads = threading.Lock()
+        self.path = database + "-writers.lock"
+        self._fd: int | None = None
+
+    def _file(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        return self._fd
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        limit = timeout if blocking and timeout >= 0 else (SQLITE_LOCK_TIMEOUT_S if blocking else 0.0)
+        deadline = time.monotonic() + limit
+        if not self.threads.acquire(blocking, timeout if blocking else -1):
+            return False
+        try:
+            fd = self._file()
+            pause = 0.0002
+            while True:
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except OSError:  # another process writes
+                    if time.monotonic() >= deadline:
+                        self.threads.release()
+                        return False
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.001)
+        except BaseException:
+            self.threads.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN)
+        finally:
+            self.threads.release()
+
+
+_sqlite_writer_queues: dict[str, SqliteWriterQueue] = {}
+_sqlite_writer_queues_guard = threading.Lock()
+
+
+def _forget_writer_queues() -> None:
+    # A forked child starts with no lock held: its copies of the parent's locks (maybe held by a parent thread
+    # at the fork) are dropped, and POSIX record locks are not inherited.
+    global _sqlite_writer_queues_guard
+    _sqlite_writer_queues.clear()
+    _sqlite_writer_queues_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_writer_queues)
+
+
+def _is_write(statement: str) -> bool:
+    head = statement.lstrip()[:7].upper()
+    if head.startswith(_WRITE_PREFIXES):
+        return True
+    # A CTE in front of a write ("WITH … UPDATE"); the sqlite3 module would run it outside any transaction.
+    return head.startswith("WITH") and any(f" {w} " in f" {statement.upper()} " for w in _WRITE_PREFIXES)
+
+
+def sqlite_write_lock(database: str) -> SqliteWriterQueue:
+    """The writer queue of one SQLite database file (one per file and process)."""
+    key = str(Path(database).resolve())
+    with _sqlite_writer_queues_guard:
+        queue = _sqlite_writer_queues.get(key)
+        if queue is None:
+            queue = _sqlite_writer_queues[key] = SqliteWriterQueue(key)
+        return queue
+
+
+def _install_sqlite_writer_queue(engine: Engine, database: str) -> None:
+    lock = sqlite_write_lock(database)
+    dialect = engine.dialect
+    plain_commit, plain_rollback = dialect.do_commit, dialect.do_rollback
+
+    def release(holder: Any) -> None:
+        try:
+            info = holder.info
+        except (AttributeError, NotImplementedError):  # the bare connection of the engine's first connect
+            return
+        if info.pop(_HOLDS_WRITE_LOCK, False):
+            lock.release()
+
+    def before_cursor_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        fairy = conn.connection
+        dbapi = fairy.dbapi_connection
+        if dbapi is None or dbapi.in_transaction or not _is_write(statement):
+            return
+        if not lock.acquire(timeout=SQLITE_LOCK_TIMEOUT_S):
+            raise sqlite3.OperationalError("database is locked (other writers held it too long)")
+        try:
+            dbapi.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            lock.release()
+            raise
+        fairy.info[_HOLDS_WRITE_LOCK] = True
+
+    # The lock is released after the transaction has really ended (the engine's commit/rollback events fire before).
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            plain_commit(dbapi_connection)
+        finally:
+            release(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:  # also the pool's reset of a returned connection
+        try:
+            plain_rollback(dbapi_connection)
+        finally:
+            release(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    event.listen(engine, "before_cursor_execute", before_cursor_execute)
+    # A connection closed or invalidated while it held the lock (its transaction is gone with it).
+    event.listen(engine, "close", lambda _dbapi, record: release(record))
+    event.listen(engine, "invalidate", lambda _dbapi, record, _exc: release(record))
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` (default: the configured database), creating SQLite folders."""
     url = url or get_settings().database_url
     parsed = make_url(url)
     in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
     if "poolclass" not in kwargs and not in_memory:
-        # The server runs up to 40 requests at once in its thread pool; SQLAlchemy's default 5 + 10 connections
-        # would make many of them queue for a connection rather than for the database.
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 20)
+        # The server admits up to CITYHUB_HTTP_CONCURRENCY requests at once (api/gate.py), each holding a connection
+        # and sometimes a second one (statistics, rate counters): the pool keeps that many open, so a request
+        # never waits for a connection, nor pays for opening one.
+        kwargs.setdefault("pool_size", POOL_SIZE)
+        kwargs.setdefault("max_overflow", POOL_MAX_OVERFLOW)
     if parsed.get_backend_name() == "sqlite":
         if not in_memory:
             Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        if not in_memory:
+            _install_sqlite_writer_queue(engine, str(parsed.database))
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)

@@ -115,6 +115,9 @@ def create_app() -> FastAPI:
     app = FastAPI(title="cityhub", version=__version__, lifespan=_lifespan)
 
     _install_error_handlers(app)
+    from cityhub.api.gate import RequestGate
+
+    app.add_middleware(RequestGate)  # admission control: see api/gate.py
     from cityhub.api.router import api_router
 
     app.include_router(api_router)

@@ -9,12 +9,15 @@ requests need no CSRF token, since browsers never attach them on their own.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+import anyio
+from fastapi import Depends, Query, Request, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
+from starlette.concurrency import run_in_threadpool
 
 from cityhub.auth import permissions
 from cityhub.auth import service as auth
@@ -29,11 +32,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 
 
-def get_db() -> Iterator[Session]:
-    """One session and transaction per request: committed on success, rolled back on any error."""
-    session = session_factory()()
+def _finish(session: Session) -> None:
     try:
-        yield session
         session.commit()
     except StaleDataError:
         session.rollback()
@@ -42,6 +42,37 @@ def get_db() -> Iterator[Session]:
         session.rollback()
         raise
     finally:
+        session.close()
+
+
+def _abandon(session: Session) -> None:
+    try:
+        session.rollback()
+    finally:
+        session.close()
+
+
+async def get_db() -> AsyncIterator[Session]:
+    """One session and transaction per request: committed on success, rolled back on any error.
+
+    Only the steps that touch the database run in a worker thread. Creating the session takes no connection, and a
+    route that has committed its own work (in the thread that wrote it, so that no lock is held while the request
+    waits for another thread) leaves nothing to finish, so its session closes here without a thread.
+    """
+    session = session_factory()()
+    try:
+        yield session
+    except BaseException as exc:
+        # Shielded: a request cancelled by a client that went away must still end its transaction and give back
+        # the connection (and, on SQLite, the write lock) at once.
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(_abandon, session)
+        if isinstance(exc, StaleDataError):
+            raise Conflict("the order was changed by someone else at the same time; reload and try again") from None
+        raise
+    if session.in_transaction():
+        await run_in_threadpool(_finish, session)
+    else:
         session.close()
 
 
@@ -71,7 +102,16 @@ def get_principal(request: Request, db: DbSession) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_actor(principal: CurrentPrincipal) -> Actor:
+def model_response(model: BaseModel, status_code: int = 200) -> Response:
+    """``model`` as JSON, serialised here, in the route's worker thread.
+
+    A sync route that returns a model has FastAPI validate it again in another worker thread; routes on the hot
+    path return this instead (their ``response_model`` still documents the body).
+    """
+    return Response(content=model.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
+async def get_actor(principal: CurrentPrincipal) -> Actor:
     """The acting person as the services record it: user id, name, unit and role."""
     return principal.actor
 
@@ -79,10 +119,10 @@ def get_actor(principal: CurrentPrincipal) -> Actor:
 CurrentActor = Annotated[Actor, Depends(get_actor)]
 
 
-def require(permission: str) -> Callable[[Principal], Principal]:
+def require(permission: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets through only callers whose role holds ``permission`` (else 403)."""
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    async def check(principal: CurrentPrincipal) -> Principal:  # pure: runs on the event loop, no worker thread
         if not permissions.allows(principal.role, permission):
             raise PermissionDenied(f"role {principal.role.value} may not do this", details={"permission": permission})
         return principal
@@ -91,13 +131,16 @@ def require(permission: str) -> Callable[[Principal], Principal]:
 
 
 class Page:
-    def __init__(
-        self,
-        limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
-        offset: Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")] = 0,
-    ) -> None:
+    def __init__(self, limit: int = 50, offset: int = 0) -> None:
         self.limit = limit
         self.offset = offset
 
 
-Paging = Annotated[Page, Depends()]
+async def _page(
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")] = 0,
+) -> Page:
+    return Page(limit, offset)
+
+
+Paging = Annotated[Page, Depends(_page)]

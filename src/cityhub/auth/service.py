@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
 from cityhub.auth import passwords
 from cityhub.auth.errors import AccountLocked, InvalidCredentials, TooManyAttempts, Unauthenticated
@@ -224,7 +224,8 @@ def _usable(user: User | None, now: datetime) -> User:
 
 def authenticate_session(session: Session, *, token: str, now: datetime | None = None) -> Principal:
     now = now or utcnow()
-    row = session.scalar(select(AuthSession).where(AuthSession.token_hash == digest(token)))
+    query = select(AuthSession).where(AuthSession.token_hash == digest(token))
+    row = session.scalar(query.options(joinedload(AuthSession.user).joinedload(User.unit)))
     if row is None or row.expires_at <= now:
         raise Unauthenticated("session expired or signed out; log in again")
     user = _usable(row.user, now)
@@ -232,8 +233,10 @@ def authenticate_session(session: Session, *, token: str, now: datetime | None =
 
 
 def authenticate_token(session: Session, *, token: str, now: datetime | None = None) -> Principal:
+    """The token's owner. Token, user and unit come in one query: this runs before every bearer request."""
     now = now or utcnow()
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
+    query = select(ApiToken).where(ApiToken.token_hash == digest(token))
+    row = session.scalar(query.options(joinedload(ApiToken.user).joinedload(User.unit)))
     if row is None or row.revoked or (row.expires_at is not None and row.expires_at <= now):
         raise Unauthenticated("invalid, expired or revoked API token")
     user = _usable(row.user, now)

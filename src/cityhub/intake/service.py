@@ -14,7 +14,7 @@ from cityhub.config import get_settings
 from cityhub.errors import CityhubError, ValidationFailed
 from cityhub.intake import dedupe
 from cityhub.workorders import service as orders
-from cityhub.workorders.lifecycle import Action, State
+from cityhub.workorders.lifecycle import OPEN_STATES, Action, State
 from cityhub.workorders.models import Order
 from cityhub.workorders.schemas import OrderCreate
 
@@ -64,11 +64,22 @@ def submit(
     """Receive one appeal from any channel and return the (new or already known) order.
 
     ``instant_answer_entry_id`` names the knowledge-base entry the answer came from; it is kept in the audit event.
+
+    The search for duplicates and similar cases only reads, so it runs on the appeal as submitted, *before* the
+    order is created: the writes (number, order, audit events, an automatic merge) then follow one another
+    closely, and the write transaction — which on SQLite holds the database's single write lock, on PostgreSQL the
+    day's number counter row — lasts only as long as they do.
     """
     if isinstance(data, dict):
         data = parse(data)
+    known = orders.find_existing(session, data=data)
+    if known is not None:
+        return IntakeResult(order=known, created=False)
+    found = dedupe.check(session, data=data)
     order, created = orders.create_order(session, data=data, actor=actor)
-    if created and instant_answer:
+    if not created:
+        return IntakeResult(order=order, created=created)
+    if instant_answer:
         orders.act(
             session,
             order_id=order.id,
@@ -76,11 +87,41 @@ def submit(
             actor=actor,
             params={"answer": instant_answer, "kb_entry_id": instant_answer_entry_id},
         )
-    if not created:
-        return IntakeResult(order=order, created=created)
-    found = dedupe.process(session, order=order, actor=actor)  # may merge the new order into its master
+    found = _merge_if_duplicate(session, order, found, actor)
     if order.state == State.RECEIVED and get_settings().dispatch_auto:
         _auto_dispatch(session, order)
     return IntakeResult(
         order=order, created=created, duplicates=found.duplicates, similar=found.similar, dedupe_action=found.action
     )
+
+
+def _merge_if_duplicate(
+    session: Session, order: Order, found: dedupe.DedupeResult, actor: orders.Actor
+) -> dedupe.DedupeResult:
+    """Merge the new order into its master when the check said so and the order is still open (an instant answer
+    has closed it); otherwise the duplicates stay a suggestion for the operator."""
+    if found.action != dedupe.DedupeAction.AUTO_MERGE or found.master is None:
+        return found
+    master = found.master
+    suggestion = dedupe.DedupeResult(
+        duplicates=found.duplicates,
+        similar=found.similar,
+        action=dedupe.DedupeAction.SUGGEST_MERGE,
+        master=found.duplicates[0].order,
+    )
+    if order.state not in OPEN_STATES:
+        return suggestion
+    score = next(d.score for d in found.duplicates if d.order.id == master.id)
+    try:
+        orders.act(
+            session,
+            order_id=order.id,
+            action=Action.MERGE,
+            actor=actor,
+            params={"master_id": master.id, "reason": f"auto-merge: duplicate of {master.number}, score {score:.2f}"},
+        )
+    except CityhubError as exc:
+        # The master changed meanwhile (closed, merged): the appeal is received all the same, as a suggestion.
+        log.warning("auto-merge of order %s into %s skipped: %s", order.number, master.number, exc.message)
+        return suggestion
+    return found

@@ -115,6 +115,11 @@ class Order(Base):
         Index("ix_orders_created", "created_at"),
         Index("ix_orders_street_created", "street_id", "created_at"),
         Index("ix_orders_category_created", "category_id", "created_at"),
+        # The order list's filters, newest first (migration 0010).
+        Index("ix_orders_channel_created", "channel", "created_at"),
+        Index("ix_orders_sla_created", "sla_status", "created_at"),
+        Index("ix_orders_lead_created", "lead_unit_id", "created_at"),
+        Index("ix_orders_community_created", "community_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -131,7 +136,7 @@ class Order(Base):
     lat: Mapped[float | None] = mapped_column(Float)
     lng: Mapped[float | None] = mapped_column(Float)
     street_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
-    community_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))  # ix_orders_community_created
     category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
     urgency: Mapped[Urgency] = mapped_column(_enum(Urgency, "order_urgency"), default=Urgency.NORMAL)
     state: Mapped[State] = mapped_column(_enum(State, "order_state"), default=State.RECEIVED)

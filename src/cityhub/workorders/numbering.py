@@ -28,12 +28,14 @@ def allocate(session: Session, *, day: str, count: int = 1, prefix: str | None =
     """Reserve ``count`` consecutive numbers of ``day``; the row lock makes this safe across processes."""
     prefix = prefix or get_settings().order_number_prefix
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(OrderNumberCounter).values(prefix=prefix, day=day, last=0).on_conflict_do_nothing())
-    key = (OrderNumberCounter.prefix == prefix) & (OrderNumberCounter.day == day)
+    # One statement (an upsert): it is the first write of an intake, so it starts the short write transaction.
     last = session.execute(
-        update(OrderNumberCounter)
-        .where(key)
-        .values(last=OrderNumberCounter.last + count)
+        insert(OrderNumberCounter)
+        .values(prefix=prefix, day=day, last=count)
+        .on_conflict_do_update(
+            index_elements=[OrderNumberCounter.prefix, OrderNumberCounter.day],
+            set_={"last": OrderNumberCounter.last + count},
+        )
         .returning(OrderNumberCounter.last)
     ).scalar_one()
     first = last - count + 1

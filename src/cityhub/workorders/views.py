@@ -7,17 +7,18 @@ be in the caller's data scope (404, the same answer as a missing order). See :mo
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 
-from cityhub.api.deps import CurrentPrincipal, DbSession, Paging, require
+from cityhub.api.deps import CurrentPrincipal, DbSession, Paging, model_response, require
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
-from cityhub.auth.scope import order_in_scope, scope_of, sees_personal_data
+from cityhub.auth.scope import order_in_scope, scope_of, sees_personal_data, sees_personal_data_of
 from cityhub.errors import Conflict, NotFound, PermissionDenied
 from cityhub.intake.dedupe import DedupeRead
 from cityhub.intake.service import submit
+from cityhub.masking import mask_name, mask_phone
 from cityhub.org.models import Role
 from cityhub.workorders import service
 from cityhub.workorders.lifecycle import Action, State, allowed_actions
@@ -43,6 +44,17 @@ def _read(order: Order, principal: Principal) -> OrderRead:
     return read if sees_personal_data(principal, order) else read.masked()
 
 
+# The columns an order list reads: those of OrderRead, and the citizen's account for the masking decision.
+_LIST_COLUMNS = [name for name in OrderRead.model_fields if name != "assists"] + ["citizen_user_id"]
+
+
+def _read_row(row: dict[str, Any], principal: Principal) -> OrderRead:
+    if not sees_personal_data_of(principal, citizen_user_id=row["citizen_user_id"], lead_unit_id=row["lead_unit_id"]):
+        row["citizen_name"] = mask_name(row["citizen_name"])
+        row["citizen_phone"] = mask_phone(row["citizen_phone"])
+    return OrderRead.model_validate(row)
+
+
 def _order(db: DbSession, order_id: int, principal: Principal) -> Order:
     """The order if it exists and is in the caller's scope; otherwise the same 404 either way."""
     order = service.get_order(db, order_id=order_id)
@@ -52,7 +64,7 @@ def _order(db: DbSession, order_id: int, principal: Principal) -> Order:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderRead)
-def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> OrderRead:
+def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Response:
     """Receive one appeal from any channel (idempotent per channel + external_id)."""
     if principal.role == Role.CITIZEN:
         # A citizen files for themself; their external ids live in their own namespace so that a guessed id
@@ -67,7 +79,8 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> OrderR
     result = submit(db, data=data, actor=principal.actor)
     if not result.created and not order_in_scope(db, scope_of(db, principal), result.order.id):
         raise Conflict("an appeal with this channel and external_id was received before")
-    return _read(result.order, principal)
+    db.commit()  # here, in the same worker thread as the writes: the write lock is not held while the answer waits
+    return model_response(_read(result.order, principal), status.HTTP_201_CREATED)
 
 
 @router.get("", response_model=OrderPage)
@@ -89,7 +102,7 @@ def list_orders(
     sla_status: SlaStatus | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
     count: Annotated[bool, Query(description="also count all matches")] = False,
-) -> OrderPage:
+) -> Response:
     """Search and filter orders, newest first."""
     filters = OrderFilter(
         state=state,
@@ -106,17 +119,19 @@ def list_orders(
         sla_status=sla_status,
         q=q,
     )
-    rows, has_more, total = service.search_orders(
+    rows, has_more, total = service.search_order_rows(
         db,
         filters=filters,
+        columns=_LIST_COLUMNS,
         limit=page.limit,
         offset=page.offset,
         count=count,
         scope=scope_of(db, principal).clause(),
     )
-    return OrderPage(
-        items=[_read(o, principal) for o in rows], limit=page.limit, offset=page.offset, has_more=has_more, total=total
-    )
+    db.commit()  # ends the read transaction in this thread; the session then closes without another one
+    items = [_read_row(r, principal) for r in rows]
+    page_read = OrderPage(items=items, limit=page.limit, offset=page.offset, has_more=has_more, total=total)
+    return model_response(page_read)
 
 
 @router.get("/{order_id}", response_model=OrderRead)
@@ -169,6 +184,7 @@ def order_action(
     order = service.act(
         db, order_id=order_id, action=action, actor=principal.actor, params=params, expected_version=version
     )
+    db.commit()  # in the worker thread that wrote, as in create_order
     return _read(order, principal)
 
 

@@ -1,0 +1,60 @@
+"""Admission control: at most ``CITYHUB_HTTP_CONCURRENCY`` requests run inside the application at once.
+
+Route functions and their dependencies are synchronous, so Starlette runs each step of a request (the session
+dependency, authentication, the route, the commit at the end) as a separate call in one shared pool of worker
+threads (40 by default). A request keeps its database connection, and on SQLite the write lock or on PostgreSQL
+its row locks, *between* those steps. Without a bound, a burst of 50 creations filled every worker thread with
+requests waiting for a lock whose holder then waited for a free thread to commit: nothing moved until the
+30-second busy timeout. Admitting fewer requests than there are threads (and than the connection pool holds)
+means the requests inside can always take their next step; the others wait here, on the event loop, for a
+place, in arrival order, holding no thread, connection or lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import lru_cache
+
+from anyio import to_thread
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cityhub.db import POOL_MAX_OVERFLOW, POOL_SIZE
+
+
+class GateSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYHUB_", env_file=".env", extra="ignore")
+
+    # Two cores run the Python of one server process; more requests at once add queueing inside, not speed.
+    http_concurrency: int = Field(8, ge=1, le=(POOL_SIZE + POOL_MAX_OVERFLOW) // 2)
+
+
+@lru_cache
+def get_gate_settings() -> GateSettings:
+    return GateSettings()
+
+
+class RequestGate:
+    """Pure ASGI middleware holding each HTTP request until one of ``limit`` places is free."""
+
+    def __init__(self, app: ASGIApp, *, limit: int | None = None) -> None:
+        self.app = app
+        self.limit = limit or get_gate_settings().http_concurrency
+        self._places: asyncio.Semaphore | None = None
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        if self._places is None:
+            self._places = asyncio.Semaphore(self.limit)
+            # Every admitted request must find a worker thread for its next step, with room to spare for the
+            # threads that commit and for other callers of the pool.
+            limiter = to_thread.current_default_thread_limiter()
+            limiter.total_tokens = max(limiter.total_tokens, self.limit + 8)
+        return self._places
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        async with self._semaphore():
+            await self.app(scope, receive, send)

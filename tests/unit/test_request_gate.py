@@ -1,0 +1,61 @@
+"""Admission control (api/gate.py): requests beyond the limit wait their turn, none is refused or lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from cityhub.api.gate import RequestGate
+
+
+def test_requests_beyond_the_limit_wait_and_all_complete():
+    inside = 0
+    most = 0
+    done: list[int] = []
+
+    async def app(scope, receive, send):
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        await asyncio.sleep(0.01)
+        inside -= 1
+        done.append(scope["n"])
+
+    gate = RequestGate(app, limit=3)
+
+    async def main():
+        await asyncio.gather(*(gate({"type": "http", "n": n}, None, None) for n in range(20)))
+
+    asyncio.run(main())
+    assert most == 3
+    assert sorted(done) == list(range(20))
+
+
+def test_the_place_is_given_back_when_the_request_fails():
+    calls = 0
+
+    async def app(scope, receive, send):
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("boom")
+
+    gate = RequestGate(app, limit=1)
+
+    async def main():
+        for _ in range(3):  # with a lost place the second call would wait for ever
+            with contextlib.suppress(RuntimeError):
+                await asyncio.wait_for(gate({"type": "http"}, None, None), timeout=5)
+
+    asyncio.run(main())
+    assert calls == 3
+
+
+def test_lifespan_and_websocket_scopes_pass_untouched():
+    seen: list[str] = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["type"])
+
+    gate = RequestGate(app, limit=1)
+    asyncio.run(gate({"type": "lifespan"}, None, None))
+    assert seen == ["lifespan"] and gate._places is None
