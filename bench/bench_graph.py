@@ -12,7 +12,14 @@ script runs the recurring and rising detectors and reports:
 
 Writes bench/results/risk.json and risk.md.
 
+With ``--db URL`` (an existing database, e.g. one seeded by ``cityhub demo seed``) it instead times the graph
+the API serves, ``graph_from_db`` for one period: the first request (build), a repeated request (the cache:
+one aggregate query to check the orders are unchanged), and a request after one order changed (rebuild; the
+order's text is restored afterwards, its ``updated_at`` stays moved).
+Writes bench/results/graph_cache.json.
+
     .venv/bin/python bench/bench_graph.py [--n 40000] [--years 3] [--quick]
+    .venv/bin/python bench/bench_graph.py --db sqlite:////tmp/demo.db --period 2026-Q3
 """
 
 from __future__ import annotations
@@ -110,6 +117,52 @@ def null_runs(facts: list[OrderFact], dates: list[date], settings: risk.RiskSett
     }
 
 
+def cache_run(url: str, period_text: str, repeats: int = 5) -> None:
+    import os
+
+    os.environ["CITYHUB_DATABASE_URL"] = url
+    from sqlalchemy import func, select
+
+    from cityhub.analytics.correlation import GraphCache, graph_from_db, parse_period
+    from cityhub.db import reset_engine, session_scope
+    from cityhub.workorders.models import Order
+
+    reset_engine()
+    cache = GraphCache()
+    period = parse_period(period_text)
+    start, end = period.bounds()
+
+    def timed() -> tuple[float, int]:
+        t = time.perf_counter()
+        with session_scope() as s:
+            g = graph_from_db(s, period=period, cache=cache)
+        return time.perf_counter() - t, int(g.graph.graph["orders"])
+
+    cold, orders = timed()
+    warm = sorted(timed()[0] for _ in range(repeats))
+    with session_scope() as s:  # touch one order of the period (its updated_at moves), restored below
+        oid = s.scalar(select(func.min(Order.id)).where(Order.created_at >= start, Order.created_at < end))
+        order = s.get(Order, oid)
+        original = order.content
+        order.content = (original or "") + " "
+    changed, _ = timed()
+    with session_scope() as s:
+        s.get(Order, oid).content = original
+    result = {
+        "database": url.split("@")[-1],
+        "period": period.label,
+        "orders_in_graph": orders,
+        "first_request_s": round(cold, 3),
+        "cached_request_median_s": round(warm[len(warm) // 2], 4),
+        "after_one_order_changed_s": round(changed, 3),
+        "builds": cache.builds,
+        "hits": cache.hits,
+    }
+    write_result("graph_cache", result)
+    for key, value in result.items():
+        print(f"{key}: {value}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=40000)
@@ -117,7 +170,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dates", type=int, default=8, help="evaluation dates over the last year")
     parser.add_argument("--quick", action="store_true", help="8,000 orders over 1.5 years, 4 dates")
+    parser.add_argument("--db", help="time the cached graph_from_db on this existing database instead")
+    parser.add_argument("--period", default="2026-Q3", help="period of the --db run")
     args = parser.parse_args()
+    if args.db:
+        cache_run(args.db, args.period)
+        return
     if args.quick:
         args.n, args.years, args.dates = 8000, 1.5, 4
 

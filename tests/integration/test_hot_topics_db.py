@@ -91,3 +91,81 @@ def test_db_mode_persists_topics_and_updates_incrementally(app_db: str, db_sessi
     assert sum(after[t]["size"] for t in by_title) > sum(t["size"] for t in by_title.values())
     state = db_session.scalars(select(HotTopicModelState)).one()
     assert state.last_order_id == max(int(i) for i in db_session.scalars(select(Order.id)))
+
+
+def test_topics_for_period_feed_the_report(app_db: str, db_session: Session, tmp_path: Path) -> None:
+    from collections import Counter
+
+    from openpyxl import load_workbook
+
+    from cityhub.analytics import hot_topics, kpi, reports, topics_store
+
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    _write(first, start=0, days=0, per_problem=4)  # March 2019
+    _write(second, start=1000, days=40, per_problem=3)  # April 2019
+    _import(db_session, first)
+    _import(db_session, second)
+    march, april = kpi.parse_period("2019-03"), kpi.parse_period("2019-04")
+    _, fallback = reports.hot_topics_for_period(db_session, period=march)
+    assert fallback  # nothing mined yet: the marked title grouping
+    topics_store.mine_database(db_session)
+    db_session.commit()
+    members = db_session.execute(
+        select(HotTopicOrder.topic_id, Order.created_at).join(Order, Order.id == HotTopicOrder.order_id)
+    ).all()
+    sizes = {t.id: t.size for t in db_session.scalars(select(HotTopic))}
+    for period in (march, april):
+        rows = hot_topics.topics_for_period(db_session, period.start, period.end, 10)
+        expected = Counter(tid for tid, at in members if period.start <= at < period.end)
+        assert expected and {r["id"]: r["count"] for r in rows} == dict(expected)
+        assert [r["count"] for r in rows] == sorted((r["count"] for r in rows), reverse=True)
+        for r in rows:
+            assert r["size"] == sizes[r["id"]] >= r["count"]
+            lo, hi = (datetime.fromisoformat(v) for v in r["period_span"])
+            assert period.start <= lo <= hi < period.end
+            assert r["topic"] and r["label"] and isinstance(r["places"], list)
+    # The three problems began in March: new there, continuing in April.
+    assert all(r["new"] for r in hot_topics.topics_for_period(db_session, march.start, march.end, 10))
+    april_rows = hot_topics.topics_for_period(db_session, april.start, april.end, 10)
+    assert len(april_rows) >= len(PROBLEMS) and not any(r["new"] for r in april_rows[: len(PROBLEMS)])
+    assert [r["id"] for r in hot_topics.topics_for_period(db_session, april.start, april.end, 1)] == [
+        april_rows[0]["id"]
+    ]
+
+    shown, fallback = reports.hot_topics_for_period(db_session, period=april)
+    assert not fallback and shown == april_rows
+    result = reports.generate(db_session, period=april, out_dir=tmp_path, formats=("html", "xlsx"))
+    html = result.files["html"].read_text(encoding="utf-8")
+    assert "按标题聚合" not in html
+    for r in april_rows:
+        assert r["topic"] in html
+    sheet = list(load_workbook(result.files["xlsx"])["热点问题"].iter_rows(min_row=2, values_only=True))
+    assert [(row[1], row[4], row[5]) for row in sheet] == [(r["id"], r["count"], r["size"]) for r in april_rows]
+
+
+def test_mined_topics_become_graph_nodes_and_remining_refreshes_the_cached_graph(
+    app_db: str, db_session: Session, tmp_path: Path
+) -> None:
+    from cityhub.analytics import correlation, topics_store
+
+    path = tmp_path / "orders.csv"
+    _write(path, start=0, days=0, per_problem=4)
+    _import(db_session, path)
+    cache = correlation.GraphCache()
+    before = correlation.graph_from_db(db_session, min_support=1, cache=cache)
+    assert not [n for n in before.graph.nodes if n.startswith("topic:")]  # nothing mined yet
+
+    topics_store.mine_database(db_session)
+    db_session.commit()
+    after = correlation.graph_from_db(db_session, min_support=1, cache=cache)
+    assert after is not before  # same orders, new topics: rebuilt, not served from the cache
+    labels = topics_store.order_topic_labels(db_session, [o for o in db_session.scalars(select(Order.id))])
+    members = db_session.execute(select(HotTopicOrder.order_id, HotTopicOrder.topic_id)).all()
+    assert members and {oid: labels[oid] for oid, _ in members} == {
+        oid: [f"T{tid} {db_session.get(HotTopic, tid).label}"] for oid, tid in members
+    }
+    topic_nodes = {n for n in after.graph.nodes if n.startswith("topic:")}
+    assert topic_nodes == {correlation.node_id("topic", v[0]) for v in labels.values()}
+    # A topic node is tied to what its orders mention: a topic about one estate is linked to that estate's place.
+    estate = [n for n in topic_nodes if "伊景园滨河苑" in n]
+    assert estate and any(nb == "place:伊景园滨河苑" for nb in after.graph.neighbors(estate[0]))

@@ -192,3 +192,34 @@ def test_repeat_window_is_configurable(db_session, history):
     rows = {r.code: r for r in kpi.compute(db_session, period=MARCH, kpis=["repeat_rate"], repeat_days=60)}
     # with 60 days, o6 (47 days after o0) repeats too
     assert (rows["K-D2"].rates["repeat_rate"].numerator, rows["K-D2"].rates["repeat_rate"].denominator) == (2, 3)
+
+
+def test_earlier_episodes_are_timed_by_their_own_recorded_deadlines(db_session):
+    """A late accept and a late reply in a first round, then a reopen with fresh deadlines: the first round stays
+    late although the order's current deadlines (of the second round) are later than both."""
+    from cityhub.workorders.models import Order
+
+    s = db_session
+    district = Unit(code="K9", name="测试区9", tier=UnitTier.DISTRICT)
+    s.add(district)
+    s.flush()
+    unit = Unit(code="K9-D", name="水务局", tier=UnitTier.DEPARTMENT, parent_id=district.id)
+    s.add(unit)
+    s.flush()
+    oid = _new(s, T, "13700000009")
+    _act(s, oid, "dispatch", T, unit_id=unit.id)
+    _act(s, oid, "accept", T + 5 * H)  # the accept limit is 2 working hours; no sweep ran to mark it
+    _act(s, oid, "reply", T + 10 * D, text="已处理")  # past the 5 working days, unmarked
+    _act(s, oid, "callback", T + 10 * D + H, satisfied=False)
+    _act(s, oid, "reopen", T + 10 * D + 2 * H, reason="市民不满意")
+    _act(s, oid, "accept", T + 10 * D + 3 * H)
+    _act(s, oid, "reply", T + 11 * D, text="已再次处理")
+    s.flush()
+    order = s.get(Order, oid)
+    assert order.accept_due_at > T + 5 * H and order.due_at > T + 10 * D  # the current round's deadlines
+    row = next(r for r in kpi.compute(s, period=MARCH, unit_ids=[unit.id]))
+    assert (row.rates["on_time_accept"].numerator, row.rates["on_time_accept"].denominator) == (1, 2)
+    assert (row.rates["on_time_completion"].numerator, row.rates["on_time_completion"].denominator) == (1, 2)
+    late = kpi.drilldown(s, unit=unit.id, kpi="on_time_completion", period=MARCH)
+    hit = [i["ref_id"] for i in late.numerator]
+    assert len(hit) == 1 and hit[0] == max(i["ref_id"] for i in late.denominator)  # only the second reply

@@ -6,9 +6,11 @@ import csv
 import json
 import random
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -170,8 +172,7 @@ def test_heat_rises_with_likes_and_growth() -> None:
             id=1,
             centroid_sum=ht.np.zeros(2),
             order_ids=[str(i) for i in range(len(days))],
-            titles=Counter(),
-            words=Counter(),
+            words=ht.TermCounts(),
             places=Counter(),
             groups=Counter(),
             times=[START + timedelta(days=d) for d in days],
@@ -285,3 +286,70 @@ def test_real_f3_top_topics_are_single_problems() -> None:
     assert lifa is not None and lifa.size >= 20
     assert sum("丽发新城" in by_id[o].title + by_id[o].content for o in lifa.order_ids) >= 0.9 * lifa.size
     assert lifa in ranked[:10]
+
+
+def _summary(model: ht.TopicModel) -> list[tuple[int, list[str], str, float]]:
+    return [(t.id, t.order_ids, t.representative, round(t.heat, 6)) for t in model.ranked()]
+
+
+def test_a_streamed_source_gives_the_same_topics_as_a_list() -> None:
+    records, _ = corpus(seed=3)
+    listed = ht.TopicModel()
+    listed.fit(records)
+    calls = []
+
+    def source():
+        calls.append(1)
+        return iter(records)
+
+    streamed = ht.TopicModel()
+    streamed.fit(source)
+    assert len(calls) == 2  # one pass to count and sample, one to encode
+    assert streamed.orders_seen == listed.orders_seen == len(records)
+    assert _summary(streamed) == _summary(listed)
+    # A one-shot iterator is read into a list first and gives the same result.
+    once = ht.TopicModel()
+    once.fit(iter(records))
+    assert _summary(once) == _summary(listed)
+
+
+def test_worker_processes_give_the_same_topics_as_one_process() -> None:
+    records, _ = corpus(seed=4, per_topic=10, noise=80)
+    # Small chunks and cells so that several encoding tasks and several cells go to the two workers.
+    params = ht.Params(chunk=25, cell_max=40, parallel_min=0, workers=2)
+    parallel = ht.TopicModel(params)
+    parallel.fit(records)
+    single = ht.TopicModel(replace(params, workers=1))
+    single.fit(records)
+    assert _summary(parallel) == _summary(single)
+    assert parallel.ranked()[0].size >= 5
+    assert np.array_equal(parallel.pool.x, single.pool.x) and parallel.pool.ids == single.pool.ids
+
+
+def test_pool_columns_survive_a_round_trip_and_an_older_state_is_refused(tmp_path: Path) -> None:
+    import pickle
+    import zlib
+
+    from cityhub.analytics.topics_store import dumps, loads
+
+    records, _ = corpus(seed=5)
+    model = ht.TopicModel()
+    model.fit(records)
+    back = loads(dumps(model))
+    assert back.pool.ids == model.pool.ids and np.array_equal(back.pool.x, model.pool.x)
+    assert len(back.pool) == len(model.pool) > 0
+    for i in range(len(model.pool)):
+        assert back.pool.terms.gather(np.array([i])).tolist() == model.pool.terms.gather(np.array([i])).tolist()
+    old = ht.TopicModel()
+    del old.__dict__["pool"]  # what a model of the previous layout lacks
+    with pytest.raises(ht.StaleModelState):
+        loads(zlib.compress(pickle.dumps(old)))
+
+
+def test_ragged_take_and_gather() -> None:
+    r = ht.Ragged.from_counts(np.array([2, 0, 3, 1]), np.array([5, 6, 7, 8, 9, 4]))
+    assert r.gather(np.array([2, 0])).tolist() == [7, 8, 9, 5, 6]
+    t = r.take(np.array([3, 1, 2]))
+    assert [t.gather(np.array([i])).tolist() for i in range(3)] == [[4], [], [7, 8, 9]]
+    assert ht.Ragged.concat([r, t]).gather(np.array([4, 6])).tolist() == [4, 7, 8, 9]
+    assert r.row_ids().tolist() == [0, 0, 2, 2, 2, 3]

@@ -271,14 +271,20 @@ def hot_topics_command(
     if input_path is not None:
         from cityhub.analytics import topics_store
 
-        records = ht.read_orders_file(input_path)
         if state is not None and state.exists() and not rebuild:
-            model = topics_store.load_file(state)
-            summary = model.update(records)
+            try:
+                model = topics_store.load_file(state)
+            except ht.StaleModelState:
+                raise typer.BadParameter(
+                    f"{state} was written by an older version of the miner: run again with --rebuild",
+                    param_hint="--state",
+                ) from None
+            summary = model.update(ht.read_orders_file(input_path))
         else:
             model = ht.TopicModel(params)
-            model.fit(records)
-            summary = {"orders": len(records), "joined": 0, "new_topics": len(model.topics)}
+            path = input_path
+            model.fit(lambda: ht.iter_orders_file(path))  # streamed: the file is read twice, never held
+            summary = {"orders": model.orders_seen, "joined": 0, "new_topics": len(model.topics)}
         if state is not None:
             topics_store.save_file(model, state)
     else:

@@ -20,18 +20,20 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from itertools import combinations
 from pathlib import Path
+from time import monotonic
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import networkx as nx
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, aliased
 
 from cityhub.analytics.lexicon import extract_groups, extract_places
@@ -711,20 +713,85 @@ def build_graph(
     return result
 
 
-def hot_topic_assignments(facts: Sequence[OrderFact]) -> dict[int | str, list[str]] | None:
-    """Hot-topic labels per order id from :mod:`cityhub.analytics.hot_topics`, when it can provide them."""
-    try:
-        from cityhub.analytics import hot_topics
-    except ImportError:
+@dataclass
+class _Cached:
+    graph: CorrelationGraph
+    fingerprint: tuple[Any, ...]
+    built_at: float
+
+
+class GraphCache:
+    """Built graphs per (database, data scope, period, granularity, min_support), reused while the orders they
+    were counted from are unchanged.
+
+    Validity is checked on every use with one aggregate query over the same orders (same period and scope):
+    ``(count, max id, max updated_at)``. A new order raises the count and the id, a deleted one lowers the
+    count, and any change of an order (category, places, state … every write bumps ``updated_at``) moves the
+    latest update time — each rebuilds the graph on the next request. Renamed units or categories are not
+    orders: an entry is also rebuilt after ``ttl`` seconds. At most ``size`` graphs are kept (least recently
+    used out): a graph holds every order's node set, so it is as large as its universe.
+    """
+
+    def __init__(self, size: int = 8, ttl: float = 600.0) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._entries: OrderedDict[tuple[Any, ...], _Cached] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.builds = 0
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def get_or_build(
+        self, key: tuple[Any, ...], fingerprint: tuple[Any, ...], build: Callable[[], CorrelationGraph]
+    ) -> CorrelationGraph:
+        now = monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.fingerprint == fingerprint and now - entry.built_at < self.ttl:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return entry.graph
+        graph = build()  # outside the lock: a slow build does not hold up other keys' hits
+        with self._lock:
+            self.builds += 1
+            self._entries[key] = _Cached(graph, fingerprint, now)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return graph
+
+
+GRAPH_CACHE = GraphCache()
+
+
+def _clause_key(clause: ColumnElement[bool] | None) -> tuple[str, str] | None:
+    """A hashable identity of a scope clause: its SQL text and bound values."""
+    if clause is None:
         return None
-    assign = getattr(hot_topics, "topic_assignments", None)
-    if assign is None:
-        return None
-    try:
-        result = assign(facts)
-    except Exception:  # an optional enrichment: the graph stands without hot topics
-        return None
-    return {k: list(v) for k, v in dict(result).items()}
+    compiled = clause.compile()
+    return str(compiled), repr(sorted(compiled.params.items()))
+
+
+def orders_fingerprint(
+    session: Session,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    scope: ColumnElement[bool] | None = None,
+) -> tuple[Any, ...]:
+    """(count, max id, max updated_at) of the orders created in [start, end) within ``scope``."""
+    query = select(func.count(), func.max(Order.id), func.max(Order.updated_at))
+    if start is not None:
+        query = query.where(Order.created_at >= start)
+    if end is not None:
+        query = query.where(Order.created_at < end)
+    if scope is not None:
+        query = query.where(scope)
+    count, max_id, last = session.execute(query).one()
+    return int(count), max_id, last.isoformat() if isinstance(last, datetime) else last
 
 
 def graph_from_db(
@@ -734,14 +801,36 @@ def graph_from_db(
     scope: ColumnElement[bool] | None = None,
     granularity: Granularity = "month",
     min_support: int = 3,
+    cache: GraphCache | None = GRAPH_CACHE,
 ) -> CorrelationGraph:
-    """Build the graph from the orders of ``period`` (all orders when None) within ``scope``."""
+    """The graph of the orders of ``period`` (all orders when None) within ``scope``; reused from ``cache``
+    while those orders are unchanged (``cache=None`` always builds)."""
     start, end = period.bounds() if period else (None, None)
-    facts = load_facts(session, start=start, end=end, scope=scope)
-    return build_graph(
-        facts,
-        granularity=granularity,
-        topics=hot_topic_assignments(facts),
-        min_support=min_support,
-        period=period,
+
+    from cityhub.analytics import topics_store  # the mined hot topics (heavy imports: only when a graph is built)
+
+    def build() -> CorrelationGraph:
+        facts = load_facts(session, start=start, end=end, scope=scope)
+        topics = topics_store.order_topic_labels(session, [f.id for f in facts if isinstance(f.id, int)])
+        return build_graph(
+            facts,
+            granularity=granularity,
+            topics=topics or None,
+            min_support=min_support,
+            period=period,
+        )
+
+    if cache is None:
+        return build()
+    bind = session.get_bind()
+    key = (
+        bind.engine.url.render_as_string(hide_password=True),
+        _clause_key(scope),
+        (period.first, period.stop) if period else None,
+        granularity,
+        min_support,
     )
+    # Re-mined topics change the graph's topic nodes without touching any order.
+    orders = orders_fingerprint(session, start=start, end=end, scope=scope)
+    fingerprint = (*orders, topics_store.topics_version(session))
+    return cache.get_or_build(key, fingerprint, build)

@@ -5,8 +5,7 @@ grouped by meaning *and* place:
 
 1. **Text → vector.** Title (twice, it is the densest part) plus the start of the content; rjieba words and
    character bigrams of the title, TF-IDF (sublinear, vocabulary capped), reduced by TruncatedSVD (LSA) to
-   ``dims`` dimensions and L2-normalised. On large inputs the vectoriser and SVD are fitted on a sample and
-   applied in chunks, so memory stays at ``n × dims`` floats.
+   ``dims`` dimensions and L2-normalised. The vectoriser and SVD are fitted on a sample (``fit_sample``).
 2. **Places.** Named places (estates, villages, streets, roads, schools) and the anonymised district codes
    (A3区) are extracted from the text (:mod:`cityhub.analytics.lexicon`), plus the order's street/community
    when it comes from the database. Two orders that name different estates are pushed apart, orders naming
@@ -22,17 +21,32 @@ grouped by meaning *and* place:
 6. **Incremental update.** :class:`TopicModel` keeps the fitted vectoriser, each topic's centroid and a pool
    of recent unassigned orders. New orders join the nearest topic above the threshold; the rest are clustered
    with the pool and may seed new topics with fresh ids. Existing topic ids never change.
+
+**Memory.** The input is streamed: :meth:`TopicModel.fit` takes a sequence or a *source* (a callable returning
+a fresh iterator, read twice: once to count and draw the vectoriser's sample, once to encode), and records are
+encoded chunk by chunk (``chunk`` orders) and dropped. What is kept per order is columnar (:class:`Batch`):
+id, title, time, likes/opposes, a 64-bit citizen key, the float32 SVD vector, and term, place and group ids as
+ragged integer arrays (term ids as uint16) — never the text. On large inputs tokenisation and the per-cell
+clustering run in two worker processes forked after the vectoriser is fitted, so they inherit it instead of
+receiving a copy per task, with a bounded number of chunks in flight; cells are clustered in row blocks so a
+worker holds one ``cell × cell`` float32 similarity matrix and its condensed distances.
 """
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import math
+import multiprocessing
+import random
 import re
-import sys
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -69,6 +83,9 @@ class Params:
     half_life_days: float = 180.0
     pool_max: int = 50_000
     seed: int = 0
+    chunk: int = 5000  # orders encoded per task
+    workers: int = 2  # worker processes on large inputs (the machine's cores)
+    parallel_min: int = 50_000  # inputs at least this large use the workers
 
 
 @dataclass(slots=True)
@@ -85,17 +102,48 @@ class OrderRecord:
     places: tuple[str, ...] = ()  # known places (e.g. the order's street/community names)
 
 
+class TermCounts:
+    """Term id → number of member orders using it, as two sorted int32 arrays (a dict of ints costs ~10× more)."""
+
+    __slots__ = ("counts", "ids")
+
+    def __init__(self) -> None:
+        self.ids = np.zeros(0, dtype=np.int32)
+        self.counts = np.zeros(0, dtype=np.int32)
+
+    def add(self, term_ids: np.ndarray) -> None:
+        """Count every entry of ``term_ids`` (one per order and term) once more."""
+        if not len(term_ids):
+            return
+        merged = np.concatenate([self.ids, term_ids.astype(np.int32, copy=False)])
+        weights = np.concatenate([self.counts, np.ones(len(term_ids), dtype=np.int32)])
+        ids, inverse = np.unique(merged, return_inverse=True)
+        self.ids = ids.astype(np.int32)
+        self.counts = np.bincount(inverse, weights=weights, minlength=len(ids)).astype(np.int32)
+
+    def items(self) -> Iterator[tuple[int, int]]:
+        return zip(self.ids.tolist(), self.counts.tolist(), strict=True)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getstate__(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.ids, self.counts
+
+    def __setstate__(self, state: tuple[np.ndarray, np.ndarray]) -> None:
+        self.ids, self.counts = state
+
+
 @dataclass
 class Topic:
     id: int
     centroid_sum: np.ndarray  # un-normalised sum of member vectors: updates are exact running means
     order_ids: list[str]
-    titles: Counter[str]
-    words: Counter[int]  # vocabulary term ids of the members
+    words: TermCounts | Counter[int]  # vocabulary term ids of the members
     places: Counter[str]
     groups: Counter[str]
     times: list[datetime]
-    citizens: set[str]
+    citizens: set[int]  # 64-bit keys of the distinct submitters (:func:`citizen_key`)
     likes: int = 0
     opposes: int = 0
     label: str = ""
@@ -168,12 +216,25 @@ def doc_tokens(title: str, content: str, places: Sequence[str] = ()) -> list[str
     cut = _cut()
     title = _clean(title or "")
     body = _clean((content or "").strip()[:CONTENT_CHARS])
-    tw = [w for w in cut(title) if len(w) > 1 and w not in _STOP and not _NON_WORD.fullmatch(w)]
-    bw = [w for w in cut(body) if len(w) > 1 and w not in _STOP and not _NON_WORD.fullmatch(w)]
+    tw = [w for w in cut(title) if _keep(w)]
+    bw = [w for w in cut(body) if _keep(w)]
     compact = _NON_WORD.sub("", title)
     bigrams = ["#" + compact[i : i + 2] for i in range(len(compact) - 1)]
     named = ["@" + p for p in places if not ADMIN_CODE_RE.fullmatch(p)]
     return tw + tw + bw + bigrams + named
+
+
+_KEEP: dict[str, bool] = {}
+
+
+def _keep(word: str) -> bool:
+    """Whether a word is a token (two characters or more, not a stop word, not only digits/punctuation); cached."""
+    keep = _KEEP.get(word)
+    if keep is None:
+        keep = len(word) > 1 and word not in _STOP and not _NON_WORD.fullmatch(word)
+        if len(_KEEP) < 2_000_000:
+            _KEEP[word] = keep
+    return keep
 
 
 def _identity(tokens: list[str]) -> list[str]:
@@ -238,55 +299,368 @@ class Embedder:
         return list(self.vectorizer.get_feature_names_out())
 
 
-def _encode_many(
-    embedder: Embedder, items: Sequence[tuple[str, str, tuple[str, ...]]]
-) -> tuple[np.ndarray, sparse.csr_matrix, list[list[str]]]:
-    """(SVD vectors, term-presence rows, places) of a chunk; run in a worker on large inputs."""
+TEXT_CHARS = CONTENT_CHARS * 2  # the start of the content read for places (and by the database reader)
+Item = tuple[str, str, tuple[str, ...]]  # (title, content, known places): what a worker needs of an order
+
+
+@dataclass(slots=True)
+class Encoded:
+    """A chunk encoded by a worker: SVD vectors, term ids (ragged), place and group names per order."""
+
+    x: np.ndarray
+    terms: np.ndarray
+    term_counts: np.ndarray
+    places: list[list[str]]
+    groups: list[list[str]]
+
+
+def _encode_items(embedder: Embedder, items: Sequence[Item]) -> Encoded:
     pairs = _analyse_many(items)
     tfidf = embedder.tfidf([t for t, _ in pairs])
-    # Only which terms occur is kept (for key phrases): one byte per entry instead of a float.
-    bag = sparse.csr_matrix(
-        (np.ones(tfidf.nnz, dtype=np.int8), tfidf.indices.astype(np.int32), tfidf.indptr.astype(np.int64)),
-        shape=tfidf.shape,
+    # Only which terms occur is kept (for key phrases); ids fit 16 bits while the vocabulary does.
+    dtype = np.uint16 if tfidf.shape[1] <= 65536 else np.int32
+    return Encoded(
+        x=embedder.project(tfidf),
+        terms=tfidf.indices.astype(dtype),
+        term_counts=np.diff(tfidf.indptr).astype(np.int32),
+        places=[p for _, p in pairs],
+        groups=[extract_groups(f"{title}\n{content}") for title, content, _ in items],
     )
-    return embedder.project(tfidf), bag, [p for _, p in pairs]
+
+
+# ------------------------------------------------------------------------------------------ columnar orders
+
+
+@dataclass
+class Ragged:
+    """Rows of small integer lists: CSR without values (term, place and group ids per order)."""
+
+    indptr: np.ndarray  # int64, len n + 1
+    indices: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    @classmethod
+    def empty(cls, dtype: Any = np.int32) -> Ragged:
+        return cls(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=dtype))
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray, indices: np.ndarray) -> Ragged:
+        indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return cls(indptr, indices)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Ragged]) -> Ragged:
+        if not parts:
+            return cls.empty()
+        counts = np.concatenate([np.diff(p.indptr) for p in parts])
+        return cls.from_counts(counts, np.concatenate([p.indices for p in parts]))
+
+    def row_ids(self) -> np.ndarray:
+        """The row of every entry."""
+        return np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.indptr))
+
+    def gather(self, rows: np.ndarray) -> np.ndarray:
+        """The entries of ``rows``, concatenated in that order."""
+        starts, ends = self.indptr[rows], self.indptr[np.asarray(rows) + 1]
+        lengths = ends - starts
+        total = int(lengths.sum())
+        if total == 0:
+            return self.indices[:0]
+        offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        return self.indices[offsets + np.arange(total, dtype=np.int64)]
+
+    def take(self, rows: np.ndarray) -> Ragged:
+        rows = np.asarray(rows, dtype=np.int64)
+        return Ragged.from_counts(self.indptr[rows + 1] - self.indptr[rows], self.gather(rows))
+
+
+class Interner:
+    """Strings ↔ small ids."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def id_of(self, name: str) -> int:
+        i = self.ids.get(name)
+        if i is None:
+            i = self.ids[name] = len(self.names)
+            self.names.append(name)
+            self._added(name)
+        return i
+
+    def _added(self, name: str) -> None:
+        pass
+
+    def ragged(self, lists: Sequence[Sequence[str]]) -> Ragged:
+        ids = [self.id_of(s) for names in lists for s in names]
+        return Ragged.from_counts(np.fromiter(map(len, lists), np.int64, len(lists)), np.asarray(ids, np.int32))
+
+    def counter(self, ids: np.ndarray, *, skip: Callable[[str], bool] | None = None) -> Counter[str]:
+        """Occurrences of each id in ``ids`` as names, in order of first occurrence (as ``Counter.update`` would)."""
+        if not len(ids):
+            return Counter()
+        unique, first, counts = np.unique(ids, return_index=True, return_counts=True)
+        out: Counter[str] = Counter()
+        for k in np.argsort(first, kind="stable").tolist():
+            name = self.names[int(unique[k])]
+            if skip is None or not skip(name):
+                out[name] = int(counts[k])
+        return out
+
+
+@dataclass
+class Batch:
+    """Orders as columns: everything clustering, topic building and the pool need, never the text."""
+
+    ids: list[str]
+    titles: list[str]
+    created: list[datetime | None]
+    ts: np.ndarray  # float64 seconds (the epoch when unknown): ordering only
+    likes: np.ndarray  # int64
+    opposes: np.ndarray  # int64
+    citizens: np.ndarray  # int64 citizen keys, 0 when unknown
+    x: np.ndarray  # float32 (n, dims), L2-normalised
+    terms: Ragged  # vocabulary ids
+    places: Ragged  # PlaceIndex ids
+    groups: Ragged  # group Interner ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def empty(cls, dims: int) -> Batch:
+        z = np.zeros(0, dtype=np.int64)
+        return cls(
+            [], [], [], np.zeros(0), z, z, z, np.zeros((0, dims), np.float32), Ragged.empty(np.uint16),
+            Ragged.empty(), Ragged.empty(),
+        )  # fmt: skip
+
+    def take(self, rows: np.ndarray) -> Batch:
+        rows = np.asarray(rows, dtype=np.int64)
+        pick = rows.tolist()
+        return Batch(
+            [self.ids[i] for i in pick],
+            [self.titles[i] for i in pick],
+            [self.created[i] for i in pick],
+            self.ts[rows],
+            self.likes[rows],
+            self.opposes[rows],
+            self.citizens[rows],
+            self.x[rows],
+            self.terms.take(rows),
+            self.places.take(rows),
+            self.groups.take(rows),
+        )
+
+    @classmethod
+    def concat(cls, a: Batch, b: Batch) -> Batch:
+        return cls(
+            [*a.ids, *b.ids],
+            [*a.titles, *b.titles],
+            [*a.created, *b.created],
+            np.concatenate([a.ts, b.ts]),
+            np.concatenate([a.likes, b.likes]),
+            np.concatenate([a.opposes, b.opposes]),
+            np.concatenate([a.citizens, b.citizens]),
+            np.vstack([a.x, b.x]),
+            Ragged.concat([a.terms, b.terms]),
+            Ragged.concat([a.places, b.places]),
+            Ragged.concat([a.groups, b.groups]),
+        )
+
+
+def citizen_key(citizen: str | None) -> int:
+    """A stable non-zero 63-bit key of a submitter (0: unknown); stable across processes, unlike ``hash``."""
+    if not citizen:
+        return 0
+    return int.from_bytes(hashlib.blake2b(citizen.encode(), digest_size=8).digest(), "little") >> 1 or 1
+
+
+class _BatchBuilder:
+    """Collects the scalar columns of records as they stream by and the workers' encoded chunks."""
+
+    def __init__(self, dims: int, expected: int) -> None:
+        self.x = np.empty((max(expected, 1), dims), dtype=np.float32)
+        self.filled = 0
+        self.ids: list[str] = []
+        self.titles: list[str] = []
+        self.created: list[datetime | None] = []
+        self.likes: list[int] = []
+        self.opposes: list[int] = []
+        self.citizens: list[int] = []
+        self.terms: list[np.ndarray] = []
+        self.term_counts: list[np.ndarray] = []
+        self.places: list[Ragged] = []
+        self.groups: list[Ragged] = []
+
+    def items(self, chunk: Sequence[OrderRecord]) -> list[Item]:
+        for r in chunk:
+            self.ids.append(r.id)
+            self.titles.append(r.title)
+            self.created.append(r.created_at)
+            self.likes.append(r.likes)
+            self.opposes.append(r.opposes)
+            self.citizens.append(citizen_key(r.citizen))
+        return [(r.title, r.content, r.places) for r in chunk]
+
+    def add(self, enc: Encoded, places: PlaceIndex, groups: Interner) -> None:
+        k = enc.x.shape[0]
+        if self.filled + k > self.x.shape[0]:  # the source grew between its two readings
+            self.x = np.resize(self.x, (max(2 * self.x.shape[0], self.filled + k), self.x.shape[1]))
+        self.x[self.filled : self.filled + k] = enc.x
+        self.filled += k
+        self.terms.append(enc.terms)
+        self.term_counts.append(enc.term_counts)
+        self.places.append(places.ragged(enc.places))
+        self.groups.append(groups.ragged(enc.groups))
+
+    def build(self) -> Batch:
+        n = self.filled
+        x = self.x if n == self.x.shape[0] else self.x[:n].copy()
+        self.x = np.empty((0, x.shape[1]), dtype=np.float32)
+        terms = Ragged.from_counts(
+            np.concatenate(self.term_counts) if self.term_counts else np.zeros(0, np.int32),
+            np.concatenate(self.terms) if self.terms else np.zeros(0, np.uint16),
+        )
+        self.terms.clear()
+        return Batch(
+            self.ids,
+            self.titles,
+            self.created,
+            np.array([_ts(c) for c in self.created], dtype=np.float64),
+            np.asarray(self.likes, dtype=np.int64),
+            np.asarray(self.opposes, dtype=np.int64),
+            np.asarray(self.citizens, dtype=np.int64),
+            x,
+            terms,
+            Ragged.concat(self.places),
+            Ragged.concat(self.groups),
+        )
+
+
+# ------------------------------------------------------------------------------------------ worker processes
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(embedder: Embedder | None) -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # one BLAS thread per worker: the workers are the parallelism
+    _WORKER["embedder"] = embedder
+    _WORKER["limits"] = threadpool_limits  # keep the module alive with the setting
+
+
+def _encode_task(items: Sequence[Item]) -> Encoded:
+    return _encode_items(_WORKER["embedder"], items)
+
+
+def _context() -> Any:
+    """``fork`` (workers inherit the fitted vectoriser and share the parent's pages) when no other thread could
+    hold a lock across the fork; else ``forkserver``/``spawn``, which pickle the vectoriser once per worker."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+Mapper = Callable[..., Iterator[Any]]
+
+
+def _local(local: Callable[[Any], Any], _worker: Callable[[Any], Any], tasks: Iterable[Any], ahead: int = 0) -> Any:
+    return map(local, tasks)
+
+
+@contextmanager
+def _workers(n: int, embedder: Embedder | None = None) -> Iterator[Mapper]:
+    """A mapper ``(local_fn, worker_fn, tasks, ahead=4) → results in order``: in this process when ``n <= 1``,
+    else in ``n`` worker processes with at most ``ahead`` tasks queued, so a streamed input is never read ahead.
+
+    The workers are forked when the pool is created: create it while this process is small (their resident
+    pages start as the parent's, shared until written) and reuse it.
+    """
+    if n <= 1:
+        yield _local
+        return
+    gc.collect()
+    gc.freeze()  # the children's collector then never touches (and copies) the parent's objects
+    try:
+        pool = _context().Pool(n, initializer=_init_worker, initargs=(embedder,))
+    finally:
+        gc.unfreeze()
+
+    def run(
+        _local: Callable[[Any], Any], worker: Callable[[Any], Any], tasks: Iterable[Any], ahead: int = 4
+    ) -> Iterator[Any]:
+        pending: deque[Any] = deque()
+        for task in tasks:
+            pending.append(pool.apply_async(worker, (task,)))
+            while len(pending) >= ahead:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+    try:
+        yield run
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _chunks(records: Iterable[OrderRecord], size: int) -> Iterator[list[OrderRecord]]:
+    chunk: list[OrderRecord] = []
+    for r in records:
+        chunk.append(r)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _fit_embedder(params: Params, items: Sequence[Item]) -> Embedder:
+    tokens = [t for t, _ in _analyse_many(items)]
+    return Embedder(params).fit(tokens)
 
 
 # ------------------------------------------------------------------------------------------ places
 
 
-class PlaceIndex:
+class PlaceIndex(Interner):
     """Place strings ↔ ids; documents' places as sparse binary matrices (named places and districts apart)."""
 
+    NAMED, DISTRICT, CITY = 0, 1, 2
+
     def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
+        super().__init__()
+        self.kinds: list[int] = []
 
-    def id_of(self, place: str) -> int:
-        return self.ids.setdefault(place, len(self.ids))
+    def _added(self, name: str) -> None:
+        if ADMIN_CODE_RE.fullmatch(name):
+            self.kinds.append(self.CITY if name.endswith("市") else self.DISTRICT)  # a city says nothing
+        else:
+            self.kinds.append(self.NAMED)
 
-    def matrices(self, place_lists: Sequence[Sequence[str]]) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
-        rows_n: list[int] = []
-        cols_n: list[int] = []
-        rows_d: list[int] = []
-        cols_d: list[int] = []
-        for i, places in enumerate(place_lists):
-            for p in places:
-                if ADMIN_CODE_RE.fullmatch(p):
-                    if p.endswith("市"):
-                        continue  # a city says nothing about which problem
-                    rows_d.append(i)
-                    cols_d.append(self.id_of(p))
-                else:
-                    rows_n.append(i)
-                    cols_n.append(self.id_of(p))
-        shape = (len(place_lists), max(len(self.ids), 1))
+    def matrices(self, places: Ragged | Sequence[Sequence[str]]) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+        if not isinstance(places, Ragged):
+            places = self.ragged(places)
+        kinds = np.asarray(self.kinds, dtype=np.int8)
+        rows = places.row_ids()
+        cols = places.indices.astype(np.int64)
+        entry_kind = kinds[cols] if len(cols) else np.zeros(0, np.int8)
+        shape = (len(places), max(len(self.names), 1))
 
-        def build(r: list[int], c: list[int]) -> sparse.csr_matrix:
-            m = sparse.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=shape)
+        def build(mask: np.ndarray) -> sparse.csr_matrix:
+            m = sparse.csr_matrix((np.ones(int(mask.sum()), dtype=np.float32), (rows[mask], cols[mask])), shape=shape)
             m.data[:] = 1.0
             return m
 
-        return build(rows_n, cols_n), build(rows_d, cols_d)
+        return build(entry_kind == self.NAMED), build(entry_kind == self.DISTRICT)
 
 
 def place_adjustment(
@@ -323,18 +697,31 @@ def _widen(m: sparse.csr_matrix, width: int) -> sparse.csr_matrix:
 
 
 def _cluster_cell(x: np.ndarray, named: sparse.csr_matrix, district: sparse.csr_matrix, threshold: float) -> np.ndarray:
-    """Average-linkage clusters of one cell, cut where the adjusted similarity drops below ``threshold``."""
+    """Average-linkage clusters of one cell, cut where the adjusted similarity drops below ``threshold``.
+
+    One ``n × n`` float32 matrix is built in place (place adjustments added in row blocks) and turned into the
+    condensed distances linkage needs.
+    """
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
     n = x.shape[0]
     if n == 1:
         return np.zeros(1, dtype=np.int64)
-    sim = x @ x.T + place_adjustment(named, district, named, district)
-    dist = np.clip(1.0 - sim, 0.0, 2.0).astype(np.float64)
-    np.fill_diagonal(dist, 0.0)
-    z = linkage(squareform(dist, checks=False), method="average")
+    sim = x @ x.T
+    for s in range(0, n, 512):
+        sim[s : s + 512] += place_adjustment(named[s : s + 512], district[s : s + 512], named, district)
+    np.subtract(1.0, sim, out=sim)
+    np.clip(sim, 0.0, 2.0, out=sim)
+    np.fill_diagonal(sim, 0.0)
+    condensed = squareform(sim, checks=False)
+    del sim
+    z = linkage(condensed.astype(np.float64), method="average")
     return np.asarray(fcluster(z, t=1.0 - threshold, criterion="distance"), dtype=np.int64) - 1
+
+
+def _cluster_cell_task(args: tuple[np.ndarray, sparse.csr_matrix, sparse.csr_matrix, float]) -> np.ndarray:
+    return _cluster_cell(*args)
 
 
 def _cells(x: np.ndarray, params: Params) -> np.ndarray:
@@ -359,7 +746,8 @@ def _cells(x: np.ndarray, params: Params) -> np.ndarray:
         )
         sample = rows if len(rows) <= 200_000 else np.random.default_rng(params.seed).choice(rows, 200_000, False)
         km.fit(x[sample])
-        labels = _nearest(x[rows], km.cluster_centers_.astype(np.float32))
+        del sample
+        labels = _nearest(x, km.cluster_centers_.astype(np.float32), rows)
         if np.bincount(labels).max() == len(rows):  # k-means could not split: cut arbitrarily
             labels = np.arange(len(rows)) % k
         for c in range(k):
@@ -369,15 +757,27 @@ def _cells(x: np.ndarray, params: Params) -> np.ndarray:
     return cells
 
 
-def _nearest(x: np.ndarray, centers: np.ndarray, chunk: int = 20_000) -> np.ndarray:
-    out = np.empty(x.shape[0], dtype=np.int64)
-    for s in range(0, x.shape[0], chunk):
-        out[s : s + chunk] = np.argmax(x[s : s + chunk] @ centers.T, axis=1)
+def _nearest(x: np.ndarray, centers: np.ndarray, rows: np.ndarray | None = None, chunk: int = 20_000) -> np.ndarray:
+    """Nearest centre of ``x[rows]`` (all rows when None), reading ``chunk`` rows at a time (no full copy)."""
+    n = x.shape[0] if rows is None else len(rows)
+    out = np.empty(n, dtype=np.int64)
+    for s in range(0, n, chunk):
+        block = x[s : s + chunk] if rows is None else x[rows[s : s + chunk]]
+        out[s : s + chunk] = np.argmax(block @ centers.T, axis=1)
     return out
 
 
-def cluster(x: np.ndarray, named: sparse.csr_matrix, district: sparse.csr_matrix, params: Params) -> np.ndarray:
-    """Cluster label per row (−1: not in any cluster of ``min_size`` or more)."""
+def cluster(
+    x: np.ndarray,
+    named: sparse.csr_matrix,
+    district: sparse.csr_matrix,
+    params: Params,
+    *,
+    workers: int | None = None,
+    run: Mapper | None = None,
+) -> np.ndarray:
+    """Cluster label per row (−1: not in any cluster of ``min_size`` or more); cells go to the mapper ``run``
+    when given (:func:`_workers`), else to ``workers`` processes started here."""
     n = x.shape[0]
     labels = np.full(n, -1, dtype=np.int64)
     if n == 0:
@@ -387,21 +787,19 @@ def cluster(x: np.ndarray, named: sparse.csr_matrix, district: sparse.csr_matrix
     order = np.argsort(cells, kind="stable")
     bounds = np.flatnonzero(np.diff(cells[order])) + 1
     parts = np.split(order, bounds)
-    if len(parts) > 4:
-        from joblib import Parallel, delayed
-
-        # Cells are independent: two workers (the machine's cores); each gets only its own rows.
-        locals_ = Parallel(n_jobs=2, batch_size=8)(
-            delayed(_cluster_cell)(x[rows], named[rows], district[rows], params.threshold) for rows in parts
-        )
-    else:
-        locals_ = [_cluster_cell(x[rows], named[rows], district[rows], params.threshold) for rows in parts]
-    for rows, local in zip(parts, locals_, strict=True):
-        counts = np.bincount(local)
-        keep = counts[local] >= 2
-        _, compact = np.unique(local[keep], return_inverse=True)
-        labels[rows[keep]] = compact + next_label
-        next_label += int(compact.max()) + 1 if len(compact) else 0
+    del order
+    if workers is None:
+        workers = params.workers if n >= params.parallel_min else 1
+    tasks = ((x[rows], named[rows], district[rows], params.threshold) for rows in parts)
+    # Cells are independent; each worker gets only its own cell's rows.
+    with _workers(1 if run is not None or len(parts) <= 4 else workers) as own:
+        mapper = run if run is not None and len(parts) > 4 else own
+        for rows, local in zip(parts, mapper(_cluster_cell_task, _cluster_cell_task, tasks, ahead=8), strict=True):
+            counts = np.bincount(local)
+            keep = counts[local] >= 2
+            _, compact = np.unique(local[keep], return_inverse=True)
+            labels[rows[keep]] = compact + next_label
+            next_label += int(compact.max()) + 1 if len(compact) else 0
     if cells.max() > 0:
         labels = _merge_pass(x, named, labels, params)
     counts = np.bincount(labels[labels >= 0], minlength=max(next_label, 1))
@@ -451,6 +849,13 @@ def _merge_pass(x: np.ndarray, named: sparse.csr_matrix, labels: np.ndarray, par
 # ------------------------------------------------------------------------------------------ the model
 
 
+Source = Sequence[OrderRecord] | Callable[[], Iterable[OrderRecord]]
+
+
+class StaleModelState(TypeError):
+    """A stored model written by an older version of this module: it has to be fitted again."""
+
+
 class TopicModel:
     """Fitted vectoriser + topics + the pool of unassigned recent orders; everything an update needs."""
 
@@ -458,188 +863,192 @@ class TopicModel:
         self.params = params or Params()
         self.embedder = Embedder(self.params)
         self.places = PlaceIndex()
+        self.groups = Interner()
         self.topics: dict[int, Topic] = {}
         self.next_id = 1
         self.terms: list[str] = []  # vocabulary, for key phrases
         self.reference: datetime | None = None
-        # Unassigned orders kept for seeding new topics later (vectors, records, places, TF-IDF rows).
-        self.pool_vectors = np.zeros((0, self.params.dims), dtype=np.float32)
-        self.pool_records: list[OrderRecord] = []
-        self.pool_places: list[list[str]] = []
-        self.pool_bag: sparse.csr_matrix | None = None
+        self.orders_seen = 0
+        # Unassigned orders kept for seeding new topics later.
+        self.pool = Batch.empty(self.params.dims)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "pool" not in state or "groups" not in state:
+            raise StaleModelState("the stored hot-topic model predates the columnar pool: fit it again")
+        self.__dict__.update(state)
 
     # -------------------------------------------------------------- fit / update
 
-    def fit(self, records: Sequence[OrderRecord], *, now: datetime | None = None) -> list[Topic]:
-        """Mine topics from scratch; topic ids are numbered by first appearance."""
-        sample = _sample_idx(len(records), self.params.fit_sample, self.params.seed)
-        tokens, _ = analyse([records[i] for i in sample])
-        self.embedder.fit(tokens)
-        del tokens
+    def fit(self, records: Source | Iterable[OrderRecord], *, now: datetime | None = None) -> list[Topic]:
+        """Mine topics from scratch; topic ids are numbered by first appearance.
+
+        ``records`` is a sequence, or a source: a callable returning a fresh iterator over the same orders,
+        read twice (count and sample, then encode) so that no more than a few chunks of records are held. Any
+        other iterable is read into a list first.
+        """
+        if not isinstance(records, Sequence) and not callable(records):
+            records = list(records)
+        sample, n = self._sample(records)
+        workers = self.params.workers if n >= self.params.parallel_min else 1
+        if workers > 1:
+            # Tokens of the sample and the TF-IDF fit live in a child: the parent never holds them.
+            with _context().Pool(1) as pool:
+                self.embedder = pool.apply(_fit_embedder, (self.params, sample))
+        else:
+            self.embedder = _fit_embedder(self.params, sample)
+        del sample
         self.terms = self.embedder.vocabulary
-        bag, x, place_lists = self._encode(records)
-        self.pool_vectors = np.zeros((0, x.shape[1]), dtype=np.float32)
-        self.pool_bag = bag[:0]
-        named, district = self.places.matrices(place_lists)
-        labels = cluster(x, named, district, self.params)
-        self._build_topics(records, bag, x, place_lists, labels)
+        self.topics, self.next_id = {}, 1
+        self.places, self.groups = PlaceIndex(), Interner()
+        # One pool for encoding and clustering, forked now while this process holds no orders yet.
+        with _workers(workers, self.embedder) as run:
+            batch = self._encode(records() if callable(records) else records, n, run)
+            named, district = self.places.matrices(batch.places)
+            labels = cluster(batch.x, named, district, self.params, run=run)
+        del named, district
+        self._build_topics(batch, labels)
         unassigned = np.flatnonzero(labels < 0)
         if len(unassigned) > self.params.pool_max:
             # Only the latest unassigned orders can still seed a topic: copy just those.
-            when = np.array([_ts(records[i].created_at) for i in unassigned.tolist()])
-            unassigned = np.sort(unassigned[np.argsort(when, kind="stable")[-self.params.pool_max :]])
-        self._add_to_pool(
-            x[unassigned],
-            bag[unassigned],
-            [records[i] for i in unassigned.tolist()],
-            [place_lists[i] for i in unassigned.tolist()],
-        )
+            latest = np.argsort(batch.ts[unassigned], kind="stable")[-self.params.pool_max :]
+            unassigned = np.sort(unassigned[latest])
+        self.pool = batch.take(unassigned)
+        self.orders_seen = len(batch)
+        del batch
         self.refresh(now=now)
         return self.ranked()
 
     def update(self, records: Sequence[OrderRecord], *, now: datetime | None = None) -> dict[str, int]:
         """Add new orders: join existing topics (ids kept) or seed new topics with the pool of unassigned ones."""
-        if self.embedder.svd is None or self.pool_bag is None:
+        if self.embedder.svd is None:
             raise RuntimeError("the topic model is not fitted")
-        bag, x, place_lists = self._encode(records)
-        named, district = self.places.matrices(place_lists)
-        joined = np.full(len(records), -1, dtype=np.int64)
+        workers = self.params.workers if len(records) >= self.params.parallel_min else 1
+        with _workers(workers, self.embedder) as run:
+            batch = self._encode(records, len(records), run)
+        named, district = self.places.matrices(batch.places)
+        joined = np.full(len(batch), -1, dtype=np.int64)
         topic_ids = list(self.topics)
         if topic_ids:
             cents = np.stack([self.topics[t].centroid() for t in topic_ids]).astype(np.float32)
             t_named, t_district = self.places.matrices([self._topic_places(self.topics[t]) for t in topic_ids])
-            for s in range(0, len(records), 2000):
-                sim = x[s : s + 2000] @ cents.T
+            for s in range(0, len(batch), 2000):
+                sim = batch.x[s : s + 2000] @ cents.T
                 sim += place_adjustment(named[s : s + 2000], district[s : s + 2000], t_named, t_district)
                 best = np.argmax(sim, axis=1)
                 ok = sim[np.arange(len(best)), best] >= self.params.threshold
                 joined[s : s + 2000][ok] = np.asarray(topic_ids)[best[ok]]
-        for i in np.flatnonzero(joined >= 0).tolist():
-            self._add_member(self.topics[int(joined[i])], records[i], _row(bag, i), x[i], place_lists[i])
+        hit = np.flatnonzero(joined >= 0)
+        order = hit[np.argsort(joined[hit], kind="stable")]
+        for rows in np.split(order, np.flatnonzero(np.diff(joined[order])) + 1) if len(order) else []:
+            self._join(self.topics[int(joined[rows[0]])], batch, rows)
         # New topics from the rest, clustered together with the pool of earlier unassigned orders.
         rest = np.flatnonzero(joined < 0)
         new_topics = 0
         if len(rest):
-            pool_n = len(self.pool_records)
-            xs = np.vstack([self.pool_vectors, x[rest]])
-            bags = sparse.vstack([self.pool_bag, bag[rest]]).tocsr()
-            recs = [*self.pool_records, *(records[i] for i in rest.tolist())]
-            pls = [*self.pool_places, *(place_lists[i] for i in rest.tolist())]
-            p_named, p_district = self.places.matrices(pls)
-            labels = cluster(xs, p_named, p_district, self.params)
-            is_new = np.arange(len(recs)) >= pool_n
+            pool_n = len(self.pool)
+            both = Batch.concat(self.pool, batch.take(rest))
+            p_named, p_district = self.places.matrices(both.places)
+            labels = cluster(both.x, p_named, p_district, self.params, workers=workers)
+            is_new = np.arange(len(both)) >= pool_n
             fresh = np.zeros(int(labels.max()) + 2, dtype=bool)
             fresh[labels[is_new] + 1] = True
             # A pool-only cluster would have formed before: leave its orders in the pool.
             labels[~fresh[labels + 1]] = -1
             before = len(self.topics)
-            self._build_topics(recs, bags, xs, pls, labels)
+            self._build_topics(both, labels)
             new_topics = len(self.topics) - before
             left = np.flatnonzero(labels < 0)
-            self.pool_vectors = np.zeros((0, xs.shape[1]), dtype=np.float32)
-            self.pool_bag = bags[:0]
-            self.pool_records, self.pool_places = [], []
-            self._add_to_pool(xs[left], bags[left], [recs[i] for i in left.tolist()], [pls[i] for i in left.tolist()])
+            if len(left) > self.params.pool_max:
+                # Oldest first out: the pool exists to catch problems that are starting now.
+                left = np.sort(left[np.argsort(both.ts[left], kind="stable")[-self.params.pool_max :]])
+            self.pool = both.take(left)
+        self.orders_seen += len(batch)
         self.refresh(now=now)
-        return {"orders": len(records), "joined": int((joined >= 0).sum()), "new_topics": new_topics}
+        return {"orders": len(batch), "joined": len(hit), "new_topics": new_topics}
 
     # -------------------------------------------------------------- internals
 
-    def _encode(self, records: Sequence[OrderRecord]) -> tuple[sparse.csr_matrix, np.ndarray, list[list[str]]]:
-        """Term-presence rows, SVD vectors and places of every record; two worker processes when there are many.
+    def _sample(self, records: Source) -> tuple[list[Item], int]:
+        """The vectoriser's sample (title, content start, known places) and the number of orders."""
+        k, seed = self.params.fit_sample, self.params.seed
+        if isinstance(records, Sequence):
+            return [_item(records[i]) for i in _sample_idx(len(records), k, seed)], len(records)
+        # One pass of reservoir sampling over the source: a uniform sample without holding the orders.
+        rng = random.Random(seed)
+        sample: list[Item] = []
+        n = 0
+        for n, r in enumerate(records(), start=1):
+            if n <= k:
+                sample.append(_item(r))
+            else:
+                j = rng.randrange(n)
+                if j < k:
+                    sample[j] = _item(r)
+        return sample, n
 
-        Chunks stream back into a preallocated matrix, so the vectors of a million orders exist once (800 MB at
-        200 dimensions), and place strings are interned (the same estate name is one object).
-        """
-        items = [(r.title, r.content, r.places) for r in records]
-        if len(items) < 50_000:
-            x, bag, places = _encode_many(self.embedder, items)
-            return bag, x, places
-        from joblib import Parallel, delayed
+    def _encode(self, records: Iterable[OrderRecord], expected: int, run: Mapper) -> Batch:
+        """Columns and SVD vectors of ``records``, read chunk by chunk (records are not kept)."""
+        builder = _BatchBuilder(self.embedder.svd.n_components, expected)
+        tasks = (builder.items(chunk) for chunk in _chunks(records, self.params.chunk))
+        for enc in run(partial(_encode_items, self.embedder), _encode_task, tasks):
+            builder.add(enc, self.places, self.groups)
+        return builder.build()
 
-        step = 25_000
-        x = np.empty((len(items), self.embedder.svd.n_components), dtype=np.float32)
-        bags: list[sparse.csr_matrix] = []
-        places = []
-        jobs = (delayed(_encode_many)(self.embedder, items[s : s + step]) for s in range(0, len(items), step))
-        start = 0
-        for xc, bc, pc in Parallel(n_jobs=2, return_as="generator")(jobs):
-            x[start : start + xc.shape[0]] = xc
-            start += xc.shape[0]
-            bags.append(bc)
-            places.extend([sys.intern(p) for p in pl] for pl in pc)
-        return sparse.vstack(bags, format="csr"), x, places
-
-    def _add_to_pool(
-        self, x: np.ndarray, bag: sparse.csr_matrix, recs: list[OrderRecord], places: list[list[str]]
-    ) -> None:
-        assert self.pool_bag is not None
-        self.pool_vectors = np.vstack([self.pool_vectors, x])
-        self.pool_bag = sparse.vstack([self.pool_bag, bag]).tocsr()
-        # Only what clustering and topic building need is kept: the pool is part of the persisted state.
-        self.pool_records.extend(replace(r, content=r.content[:CONTENT_CHARS]) for r in recs)
-        self.pool_places.extend(places)
-        extra = len(self.pool_records) - self.params.pool_max
-        if extra > 0:
-            # Oldest first out: the pool exists to catch problems that are starting now.
-            order = sorted(range(len(self.pool_records)), key=lambda i: _ts(self.pool_records[i].created_at))
-            keep = sorted(order[extra:])
-            self.pool_vectors = self.pool_vectors[keep]
-            self.pool_bag = self.pool_bag[keep]
-            self.pool_records = [self.pool_records[i] for i in keep]
-            self.pool_places = [self.pool_places[i] for i in keep]
-
-    def _build_topics(
-        self,
-        records: Sequence[OrderRecord],
-        bag: sparse.csr_matrix,
-        x: np.ndarray,
-        place_lists: Sequence[list[str]],
-        labels: np.ndarray,
-    ) -> None:
-        groups: dict[int, list[int]] = {}
-        for i, lab in enumerate(labels.tolist()):
-            if lab >= 0:
-                groups.setdefault(lab, []).append(i)
+    def _build_topics(self, batch: Batch, labels: np.ndarray) -> None:
+        member = np.flatnonzero(labels >= 0)
+        if not len(member):
+            return
+        order = member[np.argsort(labels[member], kind="stable")]
+        groups = np.split(order, np.flatnonzero(np.diff(labels[order])) + 1)
         # Ids by first appearance (then size) so that a re-run over the same data numbers topics the same way.
-        ordered = sorted(groups.values(), key=lambda rows: (min(_ts(records[i].created_at) for i in rows), -len(rows)))
-        for rows in ordered:
+        groups.sort(key=lambda rows: (float(batch.ts[rows].min()), -len(rows)))
+        for rows in groups:
             topic = Topic(
                 id=self.next_id,
-                centroid_sum=np.zeros(x.shape[1], dtype=np.float64),
+                centroid_sum=np.zeros(batch.x.shape[1], dtype=np.float64),
                 order_ids=[],
-                titles=Counter(),
-                words=Counter(),
+                words=TermCounts(),
                 places=Counter(),
                 groups=Counter(),
                 times=[],
                 citizens=set(),
             )
             self.next_id += 1
-            for i in rows:
-                self._add_member(topic, records[i], _row(bag, i), x[i], place_lists[i])
+            self._join(topic, batch, rows)
             self.topics[topic.id] = topic
 
-    def _add_member(
-        self, topic: Topic, rec: OrderRecord, term_ids: list[int], vec: np.ndarray, places: list[str]
-    ) -> None:
-        topic.centroid_sum += vec
-        topic.order_ids.append(rec.id)
-        topic.titles[rec.title] += 1
-        topic.words.update(term_ids)
-        topic.places.update({p for p in places if not p.endswith("市")})
-        topic.groups.update(extract_groups(f"{rec.title}\n{rec.content}"))
-        if rec.created_at is not None:
-            topic.times.append(rec.created_at)
-        if rec.citizen:
-            topic.citizens.add(rec.citizen)
-        topic.likes += rec.likes
-        topic.opposes += rec.opposes
+    def _join(self, topic: Topic, batch: Batch, rows: np.ndarray) -> None:
+        """Add the orders ``rows`` of ``batch`` (ascending) to ``topic``, as if one after the other."""
+        pick = rows.tolist()
         # The representative title is the member closest to the centroid at the time it joined.
-        sim = float(vec @ topic.centroid())
-        if sim > topic.best_sim or not topic.representative:
-            topic.best_sim = sim
-            topic.representative = rec.title
+        best, best_row = -math.inf, -1
+        running = topic.centroid_sum.copy()
+        for s in range(0, len(rows), 4096):
+            xs = batch.x[rows[s : s + 4096]].astype(np.float64)
+            sums = running + np.cumsum(xs, axis=0)
+            running = sums[-1].copy()
+            norms = np.linalg.norm(sums, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            sims = np.einsum("ij,ij->i", xs, sums / norms)
+            j = int(np.argmax(sims))
+            if sims[j] > best:
+                best, best_row = float(sims[j]), pick[s + j]
+        topic.centroid_sum = running
+        if best > topic.best_sim or not topic.representative:
+            topic.best_sim = best
+            topic.representative = batch.titles[best_row]
+        topic.order_ids.extend(batch.ids[i] for i in pick)
+        if isinstance(topic.words, TermCounts):
+            topic.words.add(batch.terms.gather(rows))
+        else:
+            topic.words.update(batch.terms.gather(rows).tolist())
+        topic.places.update(self.places.counter(batch.places.gather(rows), skip=lambda p: p.endswith("市")))
+        topic.groups.update(self.groups.counter(batch.groups.gather(rows)))
+        topic.times.extend(c for c in (batch.created[i] for i in pick) if c is not None)
+        keys = batch.citizens[rows]
+        topic.citizens.update(keys[keys != 0].tolist())
+        topic.likes += int(batch.likes[rows].sum())
+        topic.opposes += int(batch.opposes[rows].sum())
 
     def _topic_places(self, topic: Topic) -> list[str]:
         # A place counts for a topic when a fair share of its orders name it.
@@ -655,9 +1064,9 @@ class TopicModel:
             if topic.times:
                 last = max(topic.times)
                 latest = last if latest is None or last > latest else latest
-        for r in self.pool_records:
-            if r.created_at is not None and (latest is None or r.created_at > latest):
-                latest = r.created_at
+        for created in self.pool.created:
+            if created is not None and (latest is None or created > latest):
+                latest = created
         self.reference = now or latest or self.reference
         idf = self.embedder.vectorizer.idf_ if self.embedder.vectorizer is not None else None
         for topic in self.topics.values():
@@ -692,10 +1101,6 @@ class TopicModel:
     def ranked(self, top: int | None = None) -> list[Topic]:
         topics = sorted(self.topics.values(), key=lambda t: (-t.heat, -t.size, t.id))
         return topics[:top] if top else topics
-
-
-def _row(bag: sparse.csr_matrix, i: int) -> list[int]:
-    return bag.indices[bag.indptr[i] : bag.indptr[i + 1]].tolist()
 
 
 def heat(topic: Topic, reference: datetime | None, params: Params) -> tuple[float, str, int, int]:
@@ -739,17 +1144,13 @@ def heat_formula(params: Params | None = None) -> str:
 
 
 def analyse(records: Sequence[OrderRecord]) -> tuple[list[list[str]], list[list[str]]]:
-    """(tokens, places) of every record; two worker processes when there are many (rjieba holds the GIL)."""
-    items = [(r.title, r.content, r.places) for r in records]
-    if len(items) < 50_000:
-        pairs = _analyse_many(items)
-    else:
-        from joblib import Parallel, delayed
-
-        step = 25_000
-        chunks = Parallel(n_jobs=2)(delayed(_analyse_many)(items[s : s + step]) for s in range(0, len(items), step))
-        pairs = [p for chunk in chunks for p in chunk]
+    """(tokens, places) of every record."""
+    pairs = _analyse_many([(r.title, r.content, r.places) for r in records])
     return [t for t, _ in pairs], [p for _, p in pairs]
+
+
+def _item(r: OrderRecord) -> Item:
+    return (r.title, r.content[:TEXT_CHARS], r.places)
 
 
 def _sample_idx(n: int, k: int, seed: int) -> list[int]:
@@ -787,6 +1188,17 @@ def top_table(topics: Iterable[Topic], k: int = 5) -> list[dict[str, Any]]:
     return rows
 
 
+def topics_for_period(session: Any, start: datetime, end: datetime, k: int = 10) -> list[dict[str, Any]]:
+    """The persisted topics with orders created in ``[start, end)``, busiest in the period first (then by heat).
+
+    See :func:`cityhub.analytics.topics_store.topics_for_period` for the fields; ``cityhub analytics
+    hot-topics`` (without ``--input``) mines and stores the topics this reads.
+    """
+    from cityhub.analytics.topics_store import topics_for_period as query
+
+    return query(session, start=start, end=end, k=k)
+
+
 # ------------------------------------------------------------------------------------------ input
 
 
@@ -795,11 +1207,20 @@ def read_orders_file(path: Any, *, limit: int | None = None) -> list[OrderRecord
 
     Rows without an id column get their row number as id; unparseable times and counts are left empty.
     """
+    out: list[OrderRecord] = []
+    for record in iter_orders_file(path):
+        out.append(record)
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def iter_orders_file(path: Any) -> Iterator[OrderRecord]:
+    """The records of :func:`read_orders_file`, one at a time (``lambda: iter_orders_file(p)`` is a source)."""
     from pathlib import Path
 
     from cityhub.intake.importer import ColumnMap, RowError, open_table, parse_datetime
 
-    out: list[OrderRecord] = []
     with open_table(Path(path)) as table:
         cols = ColumnMap.from_header(table.header)
         f = cols.fields
@@ -821,20 +1242,15 @@ def read_orders_file(path: Any, *, limit: int | None = None) -> list[OrderRecord
                 created = parse_datetime(cells[f["created_at"]]) if "created_at" in f else None
             except (RowError, IndexError):
                 created = None
-            out.append(
-                OrderRecord(
-                    id=cell(cells, "external_id") or str(number - 1),
-                    title=title or content[:30],
-                    content=content,
-                    created_at=created,
-                    likes=_int(cell(cells, "likes")),
-                    opposes=_int(cell(cells, "opposes")),
-                    citizen=cell(cells, "citizen_name") or None,
-                )
+            yield OrderRecord(
+                id=cell(cells, "external_id") or str(number - 1),
+                title=title or content[:30],
+                content=content,
+                created_at=created,
+                likes=_int(cell(cells, "likes")),
+                opposes=_int(cell(cells, "opposes")),
+                citizen=cell(cells, "citizen_name") or None,
             )
-            if limit is not None and len(out) >= limit:
-                break
-    return out
 
 
 def _int(text: str) -> int:

@@ -11,12 +11,16 @@ Definitions (one table, :data:`KPIS`; times are compared in UTC, periods are loc
   its ``unit_id`` is the unit that received the order. A **clock start** is an assignment or a ``reopen``.
   An **episode** of an order runs from one clock start to the next (events are ordered by id).
 * ``on_time_accept`` 按时签收率: accept events in P, attributed to the accept event's unit (else the unit of the
-  episode's clock start). On time unless the SLA sweep marked ``sla_accept_overdue`` in the same episode before
-  the accept, or the accept is later than the order's ``accept_due_at`` (exact for the order's current episode;
-  earlier episodes rely on the sweep's mark, which is at most one sweep interval late).
+  episode's clock start; a reopen names no unit and continues with the unit of the latest assignment). On time
+  unless the SLA sweep marked ``sla_accept_overdue`` in the same episode before the accept, or the accept is
+  later than the accept deadline *of its episode*: the ``accept_due_at`` recorded in the payload of the latest
+  deadline event before it in the episode (clock start, approved extension or resume —
+  :func:`cityhub.workorders.service.act` writes the deadlines there), else the order's current
+  ``accept_due_at`` (histories written without recorded deadlines; exact for the current episode only).
 * ``on_time_completion`` 按时办结率: reply events in P, attributed like accepts. On time unless an ``sla_overdue``
-  mark lies in the same episode before the reply, or the reply is later than ``due_at`` (which includes approved
-  extensions). An extension approved after the order was already marked overdue does not cure it.
+  mark lies in the same episode before the reply, or the reply is later than the episode's ``due_at``, found the
+  same way (approved extensions move it). An extension approved after the order was already marked overdue
+  does not cure it. The deadline comparison runs in Python (times in JSON payloads compare portably there).
 * ``return_rate`` 退单率: assignments in P (cohort); numerator: those followed by a ``return`` in the same episode.
 * ``extension_rate`` 延期率: assignments in P; numerator: those with an ``approve_extension`` in the same episode.
 * ``satisfaction`` 满意率: callback events in P, attributed to the unit of the last reply before the callback
@@ -45,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Select, and_, case, exists, func, literal, not_, or_, select
+from sqlalchemy import Select, and_, case, exists, func, literal, not_, select
 from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
@@ -148,6 +152,8 @@ KPI_BY_NAME: dict[str, KpiDef] = {k.name: k for k in KPIS}
 
 ASSIGN_ACTIONS = ("dispatch", "transfer", "assign")
 CLOCK_START_ACTIONS = (*ASSIGN_ACTIONS, "reopen")
+DEADLINE_ACTIONS = (*CLOCK_START_ACTIONS, "approve_extension", "resume")  # events whose payload holds deadlines
+TIMED_KPIS = ("on_time_accept", "on_time_completion")
 DISPATCHED = "dispatched"
 
 
@@ -255,11 +261,12 @@ def _no_clock_start_between(order_id: Any, lo: Any, hi: Any) -> Any:
 
 
 def _episode_unit(e: Any) -> Any:
-    """The unit that received the order at the clock start of ``e``'s episode."""
+    """The unit that received the order at the clock start of ``e``'s episode; a reopen, which names no unit,
+    goes back to the unit of the latest clock start that does."""
     s = _ev("ep")
     return (
         select(s.c.unit_id)
-        .where(s.c.order_id == e.c.order_id, s.c.id < e.c.id, _is_clock_start(s))
+        .where(s.c.order_id == e.c.order_id, s.c.id < e.c.id, _is_clock_start(s), s.c.unit_id.is_not(None))
         .order_by(s.c.id.desc())
         .limit(1)
         .scalar_subquery()
@@ -288,6 +295,25 @@ def _mark_in_episode(e: Any, mark: str) -> Any:
     )
 
 
+def _recorded_deadline(e: Any, key: str) -> Any:
+    """The deadline ``key`` (ISO text) recorded by the latest deadline event before ``e`` in its episode."""
+    d = _ev("dl")
+    value = d.c.payload[key].as_string()
+    return (
+        select(value)
+        .where(
+            d.c.order_id == e.c.order_id,
+            d.c.id < e.c.id,
+            d.c.action.in_(DEADLINE_ACTIONS),
+            value.is_not(None),
+            _no_clock_start_between(e.c.order_id, d.c.id, e.c.id),
+        )
+        .order_by(d.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 def _in(e: Any, period: Period) -> Any:
     return and_(e.c.at >= period.start, e.c.at < period.end)
 
@@ -297,20 +323,27 @@ def _flag(condition: Any) -> Any:
 
 
 def _fact_select(name: str, period: Period) -> Select[Any]:
-    """Columns: ref_id (event id), order_id, unit_id, hit (1 if counted in the numerator, else 0)."""
+    """Columns: ref_id (event id), order_id, unit_id, hit (1 if counted in the numerator, else 0).
+
+    For the timed KPIs (:data:`TIMED_KPIS`) ``hit`` is the sweep's mark only (1: not marked); :func:`_timed_facts`
+    adds the deadline comparison from the extra columns ``at``, ``recorded_due`` and ``order_due``.
+    """
     e = _ev("e")
     o = Order.__table__
     base = select(e.c.id.label("ref_id"), e.c.order_id.label("order_id"))
-    if name in ("on_time_accept", "on_time_completion"):
-        action, mark, due = (
-            ("accept", "sla_accept_overdue", o.c.accept_due_at)
+    if name in TIMED_KPIS:
+        action, mark, key, due = (
+            ("accept", "sla_accept_overdue", "accept_due_at", o.c.accept_due_at)
             if name == "on_time_accept"
-            else ("reply", "sla_overdue", o.c.due_at)
+            else ("reply", "sla_overdue", "due_at", o.c.due_at)
         )
-        late = or_(_mark_in_episode(e, mark), and_(due.is_not(None), e.c.at > due))
         return (
             base.add_columns(
-                func.coalesce(e.c.unit_id, _episode_unit(e)).label("unit_id"), _flag(not_(late)).label("hit")
+                func.coalesce(e.c.unit_id, _episode_unit(e)).label("unit_id"),
+                _flag(not_(_mark_in_episode(e, mark))).label("hit"),
+                e.c.at.label("at"),
+                _recorded_deadline(e, key).label("recorded_due"),
+                due.label("order_due"),
             )
             .select_from(e.join(o, o.c.id == e.c.order_id))
             .where(e.c.action == action, _in(e, period))
@@ -413,6 +446,33 @@ def _first_assignments(session: Session, period: Period) -> dict[int, tuple[int,
     return {oid: (eid, uid) for oid, eid, uid in rows}
 
 
+def _parse_due(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _timed_facts(session: Session, kpi: str, period: Period, unit_id: int | None) -> list[Fact]:
+    """On-time acceptance/completion: late when marked overdue in the episode or later than the episode's
+    deadline (recorded in the payload, else the order's current one)."""
+    sub = _fact_select(kpi, period).subquery()
+    query = select(
+        sub.c.ref_id, sub.c.order_id, sub.c.unit_id, sub.c.hit, sub.c.at, sub.c.recorded_due, sub.c.order_due
+    )
+    query = query.where(sub.c.unit_id.is_not(None))
+    if unit_id is not None:
+        query = query.where(sub.c.unit_id == unit_id)
+    out = []
+    for ref, oid, uid, unmarked, at, recorded, current in session.execute(query.order_by(sub.c.ref_id)):
+        due = _parse_due(recorded) or current
+        out.append(Fact(ref, oid, uid, bool(unmarked) and not (due is not None and at > due)))
+    return out
+
+
 def facts(
     session: Session, *, kpi: str, period: Period, unit_id: int | None = None, repeat_days: int = DEFAULT_REPEAT_DAYS
 ) -> list[Fact]:
@@ -422,6 +482,8 @@ def facts(
     if kpi == "repeat_rate":
         rows = _repeat_facts(session, period, repeat_days)
         return [f for f in rows if unit_id is None or f.unit_id == unit_id]
+    if kpi in TIMED_KPIS:
+        return _timed_facts(session, kpi, period, unit_id)
     sub = _fact_select(kpi, period).subquery()
     query = select(sub.c.ref_id, sub.c.order_id, sub.c.unit_id, sub.c.hit).where(sub.c.unit_id.is_not(None))
     if unit_id is not None:
@@ -430,10 +492,15 @@ def facts(
 
 
 def _aggregate(session: Session, kpi: str, period: Period, repeat_days: int) -> dict[int, tuple[int, int]]:
-    """unit id → (numerator, denominator), counted in SQL except for the repeat rate."""
-    if kpi == "repeat_rate":
+    """unit id → (numerator, denominator), counted in SQL except for the repeat rate and the timed KPIs."""
+    if kpi == "repeat_rate" or kpi in TIMED_KPIS:
         out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-        for f in _repeat_facts(session, period, repeat_days):
+        counted = (
+            _repeat_facts(session, period, repeat_days)
+            if kpi == "repeat_rate"
+            else _timed_facts(session, kpi, period, None)
+        )
+        for f in counted:
             out[f.unit_id][0] += int(f.hit)
             out[f.unit_id][1] += 1
         return {u: (n, d) for u, (n, d) in out.items()}

@@ -243,8 +243,12 @@ def _normalise(text: str) -> str:
 
 def extract_admin_codes(text: str) -> list[str]:
     """Anonymised administrative codes (A市, A1区, A7县 …) in order of first mention, no repeats."""
+    return _admin_codes(_normalise(text))
+
+
+def _admin_codes(normalised: str) -> list[str]:
     seen: dict[str, None] = {}
-    for m in ADMIN_CODE_RE.finditer(_normalise(text)):
+    for m in ADMIN_CODE_RE.finditer(normalised):
         seen.setdefault(m.group(1).upper(), None)
     return list(seen)
 
@@ -259,7 +263,7 @@ def extract_places(text: str, *, admin: bool = True) -> list[str]:
     text = _normalise(text)
     seen: dict[str, None] = {}
     if admin:
-        for code in extract_admin_codes(text):
+        for code in _admin_codes(text):  # already normalised
             seen.setdefault(code, None)
     # Administrative codes become boundaries so that "A市伊景园" yields 伊景园, not 市伊景园.
     body = ADMIN_CODE_RE.sub("|", text)

@@ -75,7 +75,14 @@ LABELS: dict[str, dict[str, str]] = {
         "finding": "{street}「{category}」类诉求 {now} 件，较上期 {before} 件增加 {delta} 件（{pct}）。",
         "no_findings": "本期各镇街、各类别诉求量无明显增长。",
         "method": "说明：考核指标按审计轨迹计算，定义见 cityhub analytics 文档；排名要求样本量不少于 {min} 件。",
-        "hot_fallback": "（按标题聚合的简易统计；热点挖掘模块提供周期热点后自动替换）",
+        "hot_fallback": "（尚未进行热点挖掘，以下为按标题聚合的简易统计；运行热点挖掘后显示热点问题）",
+        "period_count": "本期件数",
+        "size": "累计件数",
+        "span": "时间跨度",
+        "groups": "涉及人群",
+        "label": "关键词",
+        "status": "状态",
+        "new_topic": "新",
         "weights": "综合得分权重",
         "new": "新增",
     }
@@ -177,23 +184,17 @@ def findings(
 
 
 def hot_topics_for_period(session: Session, *, period: kpi.Period, k: int = 10) -> tuple[list[dict[str, Any]], bool]:
-    """Top hot topics of the period as ``[{"topic", "count", "heat", "places"}]`` and whether it is the fallback.
+    """Top hot topics of the period and whether it is the fallback.
 
-    Uses ``cityhub.analytics.hot_topics.topics_for_period(session, start=, end=, k=)`` when the hot-topic module
-    provides it. Otherwise (clearly marked in the report) orders are grouped by identical title, a crude stand-in
-    that still surfaces repeated problems.
+    When topics have been mined (``cityhub analytics hot-topics``), the stored topics with orders in the period
+    (:func:`cityhub.analytics.hot_topics.topics_for_period`: label, representative title, orders in the period,
+    size, heat, places, time span). Before any mining, orders are grouped by identical title — a crude stand-in,
+    clearly marked in the report, that still surfaces repeated problems.
     """
-    try:
-        from cityhub.analytics import hot_topics
+    from cityhub.analytics import hot_topics, topics_store
 
-        provider = getattr(hot_topics, "topics_for_period", None)
-    except Exception:  # the hot-topic module is optional here; the report must still render
-        provider = None
-    if provider is not None:
-        try:
-            return list(provider(session, start=period.start, end=period.end, k=k)), False
-        except Exception as exc:
-            log.warning("hot topics unavailable (%s); using the title grouping", exc)
+    if topics_store.stored_topic_count(session):
+        return hot_topics.topics_for_period(session, period.start, period.end, k), False
     rows = session.execute(
         select(Order.title, func.count().label("n"), func.count(func.distinct(Order.street_id)))
         .where(*_in_period(period))
@@ -203,6 +204,18 @@ def hot_topics_for_period(session: Session, *, period: kpi.Period, k: int = 10) 
         .limit(k)
     ).all()
     return [{"topic": t, "count": n, "heat": None, "places": f"{s} 个镇街"} for t, n, s in rows], True
+
+
+def _join(value: Any) -> str:
+    """Places/groups of a topic row for a table cell: lists joined with 、, text as it is."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else "、".join(str(v) for v in value)
+
+
+def _span(t: dict[str, Any]) -> str:
+    first, last = (t.get("time_span") or [None, None])[:2]
+    return f"{(first or '')[:10]} 至 {(last or '')[:10]}" if first or last else ""
 
 
 def build_report(
@@ -361,6 +374,8 @@ def render_html(data: ReportData, *, lang: str = "zh") -> str:
 
     env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select_autoescape(["html", "j2"]))
     env.filters["pct"] = _pct
+    env.filters["joined"] = _join
+    env.filters["span"] = _span
     change = (data.total - data.previous_total) / data.previous_total if data.previous_total else None
     return env.get_template(TEMPLATE).render(
         d=data,
@@ -436,8 +451,35 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
         ),
         (
             lab["hot_topics"][2:],
-            [lab["topic"], lab["count"], lab["heat"], lab["places"]],
-            [[t.get("topic"), t.get("count"), t.get("heat"), t.get("places")] for t in data.hot_topics],
+            [
+                lab["rank"],
+                "id",
+                lab["topic"],
+                lab["label"],
+                lab["period_count"],
+                lab["size"],
+                lab["heat"],
+                lab["status"],
+                lab["span"],
+                lab["places"],
+                lab["groups"],
+            ],
+            [
+                [
+                    i,
+                    t.get("id"),
+                    t.get("topic"),
+                    t.get("label"),
+                    t.get("count"),
+                    t.get("size"),
+                    t.get("heat"),
+                    t.get("status"),
+                    _span(t),
+                    _join(t.get("places")),
+                    _join(t.get("groups")),
+                ]
+                for i, t in enumerate(data.hot_topics, start=1)
+            ],
         ),
         (
             lab["findings"][2:],

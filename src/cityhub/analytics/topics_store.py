@@ -11,13 +11,16 @@ import pickle
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, aliased
 
-from cityhub.analytics.hot_topics import CONTENT_CHARS, OrderRecord, Params, Topic, TopicModel
+from cityhub.analytics.hot_topics import CONTENT_CHARS, OrderRecord, Params, StaleModelState, Topic, TopicModel
 from cityhub.analytics.models import HotTopic, HotTopicModelState, HotTopicOrder
+from cityhub.errors import ValidationFailed
 from cityhub.org.models import Unit
 from cityhub.workorders.models import Order
 
@@ -29,6 +32,7 @@ def dumps(model: TopicModel) -> bytes:
 
 
 def loads(blob: bytes) -> TopicModel:
+    """The stored model; :class:`StaleModelState` when an older version of the miner wrote it."""
     model = pickle.loads(zlib.decompress(blob))  # written by cityhub itself (module doc)
     if not isinstance(model, TopicModel):
         raise TypeError("stored state is not a topic model")
@@ -45,13 +49,13 @@ def load_file(path: Path) -> TopicModel:
     return loads(path.read_bytes())
 
 
-def iter_orders(session: Session, *, after_id: int = 0) -> Iterator[tuple[int, OrderRecord]]:
-    """(database id, record) of every order with a larger id, in id order, read in chunks."""
+def iter_orders(session: Session, *, after_id: int = 0, upto: int | None = None) -> Iterator[tuple[int, OrderRecord]]:
+    """(database id, record) of every order with an id in ``(after_id, upto]``, in id order, read in chunks."""
     street = aliased(Unit)
     community = aliased(Unit)
     last = after_id
     while True:
-        rows = session.execute(
+        query = (
             select(
                 Order.id,
                 Order.title,
@@ -68,7 +72,10 @@ def iter_orders(session: Session, *, after_id: int = 0) -> Iterator[tuple[int, O
             .where(Order.id > last)
             .order_by(Order.id)
             .limit(READ_CHUNK)
-        ).all()
+        )
+        if upto is not None:
+            query = query.where(Order.id <= upto)
+        rows = session.execute(query).all()
         if not rows:
             return
         for oid, title, content, created, likes, opposes, citizen, street_name, community_name in rows:
@@ -92,36 +99,42 @@ def iter_orders(session: Session, *, after_id: int = 0) -> Iterator[tuple[int, O
 def mine_database(
     session: Session, *, rebuild: bool = False, params: Params | None = None
 ) -> tuple[TopicModel, dict[str, int]]:
-    """Fit (first run, or ``rebuild``) or update the stored model with orders added since, and store topics."""
+    """Fit (first run, or ``rebuild``) or update the stored model with orders added since, and store topics.
+
+    A fit streams the orders (read twice, in chunks, up to the largest id seen at the start), so memory does not
+    hold the orders' texts. A model stored by an older version of the miner is fitted again.
+    """
     state = session.execute(select(HotTopicModelState).order_by(HotTopicModelState.id.desc()).limit(1)).scalar()
+    upto = int(session.scalar(select(func.max(Order.id))) or 0)
+    model: TopicModel | None = None
     if state is not None and not rebuild:
-        model = loads(state.state)
-        pairs = list(iter_orders(session, after_id=state.last_order_id))
-        records = [r for _, r in pairs]
+        try:
+            model = loads(state.state)
+        except StaleModelState:
+            model = None
+    if state is not None and model is not None:
+        records = [r for _, r in iter_orders(session, after_id=state.last_order_id, upto=upto)]
         summary = model.update(records) if records else {"orders": 0, "joined": 0, "new_topics": 0}
         if not records:
             model.refresh()
-        last_id = pairs[-1][0] if pairs else state.last_order_id
         state.state = dumps(model)
         state.orders_seen += len(records)
-        state.last_order_id = last_id
+        state.last_order_id = max(upto, state.last_order_id)
         summary["mode"] = 0
     else:
-        pairs = list(iter_orders(session))
         model = TopicModel(params)
-        model.fit([r for _, r in pairs])
-        last_id = pairs[-1][0] if pairs else 0
+        model.fit(lambda: (r for _, r in iter_orders(session, upto=upto)))
         if state is not None:
             session.delete(state)
         session.add(
             HotTopicModelState(
-                orders_seen=len(pairs),
-                last_order_id=last_id,
+                orders_seen=model.orders_seen,
+                last_order_id=upto,
                 params=asdict(model.params),
                 state=dumps(model),
             )
         )
-        summary = {"orders": len(pairs), "joined": 0, "new_topics": len(model.topics), "mode": 1}
+        summary = {"orders": model.orders_seen, "joined": 0, "new_topics": len(model.topics), "mode": 1}
     store_topics(session, model.ranked())
     session.flush()
     return model, summary
@@ -156,3 +169,90 @@ def store_topics(session: Session, topics: Sequence[Topic]) -> None:
 
 def stored_topic_count(session: Session) -> int:
     return int(session.execute(select(func.count()).select_from(HotTopic)).scalar_one())
+
+
+def topics_for_period(session: Session, *, start: datetime, end: datetime, k: int = 10) -> list[dict[str, Any]]:
+    """The stored topics with orders created in ``[start, end)``, most orders in the period first (then heat).
+
+    Each row: ``id, label, topic`` (the representative title), ``count`` (orders of the period), ``size``
+    (all orders of the topic), ``heat, status, places, groups, key_phrases``, ``time_span`` (first and last
+    order of the topic, ISO) and ``period_span`` (first and last order within the period), ``new`` (the topic's
+    first order lies in the period). Empty when no topic has orders in the period.
+    """
+    if k < 1:
+        raise ValidationFailed("k must be at least 1", details={"field": "k"})
+    counts = (
+        select(
+            HotTopicOrder.topic_id.label("topic_id"),
+            func.count().label("n"),
+            func.min(Order.created_at).label("first"),
+            func.max(Order.created_at).label("last"),
+        )
+        .join(Order, Order.id == HotTopicOrder.order_id)
+        .where(Order.created_at >= start, Order.created_at < end)
+        .group_by(HotTopicOrder.topic_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(HotTopic, counts.c.n, counts.c.first, counts.c.last)
+        .join(counts, counts.c.topic_id == HotTopic.id)
+        .order_by(counts.c.n.desc(), HotTopic.heat.desc(), HotTopic.id)
+        .limit(k)
+    ).all()
+    out = []
+    for topic, n, first, last in rows:
+        first, last = _aware(first), _aware(last)
+        out.append(
+            {
+                "id": topic.id,
+                "label": topic.label,
+                "topic": topic.representative_title or topic.label,
+                "count": int(n),
+                "size": topic.size,
+                "heat": round(topic.heat, 2),
+                "status": topic.status,
+                "places": list(topic.places or []),
+                "groups": list(topic.groups or []),
+                "key_phrases": list(topic.key_phrases or []),
+                "time_span": [_iso(topic.first_at), _iso(topic.last_at)],
+                "period_span": [_iso(first), _iso(last)],
+                "new": topic.first_at is not None and start <= _aware(topic.first_at) < end,  # type: ignore[operator]
+            }
+        )
+    return out
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Aggregates (MIN/MAX) come back naive on SQLite: they are UTC like every stored time."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def order_topic_labels(session: Session, order_ids: Sequence[int]) -> dict[int | str, list[str]]:
+    """The stored topic of each given order (an order belongs to at most one), as the node name the correlation
+    graph uses: ``"T<id> <label>"`` (ids keep two topics with the same label apart)."""
+    out: dict[int | str, list[str]] = {}
+    ids = sorted({i for i in order_ids if isinstance(i, int)})
+    for start in range(0, len(ids), 5000):  # bounded IN lists (SQLite's parameter limit)
+        chunk = ids[start : start + 5000]
+        rows = session.execute(
+            select(HotTopicOrder.order_id, HotTopic.id, HotTopic.label)
+            .join(HotTopic, HotTopic.id == HotTopicOrder.topic_id)
+            .where(HotTopicOrder.order_id.in_(chunk))
+        )
+        for order_id, topic_id, label in rows:
+            out[order_id] = [f"T{topic_id} {label}"]
+    return out
+
+
+def topics_version(session: Session) -> tuple[Any, ...]:
+    """Changes whenever topics are mined or updated (the model state's last update and high-water mark)."""
+    updated, last_id = session.execute(
+        select(func.max(HotTopicModelState.updated_at), func.max(HotTopicModelState.last_order_id))
+    ).one()
+    return (updated.isoformat() if isinstance(updated, datetime) else updated, last_id)
