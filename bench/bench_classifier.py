@@ -1,6 +1,11 @@
-"""Order category classifier: leak-free grouped CV (chosen model vs baseline), training time, latency.
+"""Order category classifier: leak-free grouped CV (baseline vs chosen vs chosen + encoder), time, latency.
 
-    .venv/bin/python bench/bench_classifier.py [--folds 5] [--quick]
+    .venv/bin/python bench/bench_classifier.py [--folds 5] [--quick] [--no-encoder] [--embed-cache DIR]
+
+The "+ encoder" model (m3e-small sentence embeddings as a fourth stack member) runs when the embed extra is
+installed (see ``cityhub.nlp.encoder``). Its embeddings are cached by text hash in ``--embed-cache``; the cold
+cost (embedding every dev text from scratch) is measured on a sample and extrapolated, and reported next to
+the warm training time.
 
 Data: ../shared/data/teddycup2020_c/dev/*.csv (skipped when missing). Near-duplicate messages (reposts,
 and the segmented copy of a raw message) are grouped so a message never sits on both sides of a fold.
@@ -24,7 +29,7 @@ import numpy as np
 
 from cityhub.nlp import classifier
 from cityhub.nlp.classifier import ClassifierConfig, LabelledOrder, metrics
-from cityhub.nlp.text import looks_segmented, near_duplicate_groups
+from cityhub.nlp.text import looks_segmented, near_duplicate_groups, normalize
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "teddycup2020_c"
@@ -66,6 +71,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="Two folds only, for a smoke run.")
+    ap.add_argument("--no-encoder", action="store_true", help="Skip the model with the sentence encoder.")
+    ap.add_argument("--embed-cache", default="/tmp/cityhub-embed-cache", help="Embedding cache directory.")
     args = ap.parse_args()
     if not all(f.is_file() for f in FILES):
         print(f"skip: data not found under {DATA}")
@@ -87,62 +94,110 @@ def main() -> int:
 
     from sklearn.model_selection import StratifiedGroupKFold
 
-    config = ClassifierConfig()
+    configs: dict[str, ClassifierConfig] = {"chosen": ClassifierConfig()}
+    encoders: dict[str, Any] = {}
+    encoder_info: dict[str, Any] = {}
+    from cityhub.nlp import encoder as enc
+
+    if not args.no_encoder and enc.M3E_SMALL in enc.available_encoders():
+        raw_encoder = enc.get_encoder(enc.M3E_SMALL)
+        cached = enc.CachedEncoder(raw_encoder, args.embed_cache)
+        # Cold cost: embedding texts never seen before, on a sample, extrapolated to all distinct dev texts.
+        distinct = sorted({normalize(t) for t in texts} | {normalize(r.title) for r in records if r.title})
+        sample = distinct[:: max(1, len(distinct) // 300)][:300]
+        t0 = time.perf_counter()
+        raw_encoder.encode(sample)
+        rate = len(sample) / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        cached.encode(distinct)  # fills the cache (cold where the cache was empty)
+        fill_seconds = time.perf_counter() - t0
+        encoder_info = {
+            **raw_encoder.describe(),
+            "cold_texts_per_second": round(rate, 1),
+            "distinct_dev_texts": len(distinct),
+            "cold_embed_all_dev_seconds_extrapolated": round(len(distinct) / rate),
+            "cache_fill_seconds_this_run": round(fill_seconds, 1),
+            "cache_misses_this_run": cached.misses,
+        }
+        print(f"encoder: {encoder_info}", flush=True)
+        configs["chosen+m3e"] = ClassifierConfig(encoder=enc.M3E_SMALL)
+        encoders["chosen+m3e"] = cached
     splits = list(StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=42).split(texts, y, groups))
     if args.quick:
         splits = splits[:2]
     tested = np.zeros(len(records), bool)
-    p_model = np.zeros((len(records), len(labels)))
-    p_base = np.zeros((len(records), len(labels)))
+    names = ["baseline", *configs]
+    proba_text = {name: np.zeros((len(records), len(labels))) for name in names}
+    proba_title = {name: np.zeros((len(records), len(labels))) for name in names}
     title_idx = [i for i, r in enumerate(records) if r.title and r.content and raw_form[i]]
-    tp_model = np.zeros((len(records), len(labels)))
-    tp_base = np.zeros((len(records), len(labels)))
-    fold_seconds = []
+    fold_seconds: dict[str, list[float]] = {name: [] for name in configs}
     for k, (tr, te) in enumerate(splits):
-        t0 = time.perf_counter()
         train_recs = [records[i] for i in tr]
-        model = classifier.train(train_recs, config=config, groups=groups[tr], evaluate_cv=False)
-        cols = [labels.index(lab) for lab in model.labels]
-        p_model[np.ix_(te, cols)] = model.predict_proba([texts[i] for i in te])
-        te_titles = [i for i in title_idx if i in set(te.tolist())]
-        tp_model[np.ix_(te_titles, cols)] = model.predict_proba([records[i].title for i in te_titles])
-        fold_seconds.append(time.perf_counter() - t0)
-        p_base[te] = softmax(baseline_scores(train_recs, [texts[i] for i in te], labels))
-        tp_base[te_titles] = softmax(baseline_scores(train_recs, [records[i].title for i in te_titles], labels))
+        te_set = set(te.tolist())
+        te_titles = [i for i in title_idx if i in te_set]
+        for name, config in configs.items():
+            t0 = time.perf_counter()
+            model = classifier.train(
+                train_recs, config=config, groups=groups[tr], evaluate_cv=False, encoder=encoders.get(name)
+            )
+            cols = [labels.index(lab) for lab in model.labels]
+            proba_text[name][np.ix_(te, cols)] = model.predict_proba([texts[i] for i in te])
+            proba_title[name][np.ix_(te_titles, cols)] = model.predict_proba([records[i].title for i in te_titles])
+            fold_seconds[name].append(time.perf_counter() - t0)
+            print(f"fold {k + 1}/{len(splits)} {name}: {fold_seconds[name][-1]:.0f} s", flush=True)
+        proba_text["baseline"][te] = softmax(baseline_scores(train_recs, [texts[i] for i in te], labels))
+        proba_title["baseline"][te_titles] = softmax(
+            baseline_scores(train_recs, [records[i].title for i in te_titles], labels)
+        )
         tested[te] = True
-        print(f"fold {k + 1}/{len(splits)}: {fold_seconds[-1]:.0f} s", flush=True)
 
     title_mask = np.zeros(len(records), bool)
     title_mask[title_idx] = True
     title_mask &= tested
     views = {"raw_text": tested & raw_form, "all_rows": tested, "title_only": title_mask}
     cv: dict[str, Any] = {}
-    for name, (pm, pt) in {"chosen": (p_model, tp_model), "baseline": (p_base, tp_base)}.items():
+    for name in names:
         cv[name] = {}
         for view, mask in views.items():
-            proba = pt if view == "title_only" else pm
+            proba = proba_title[name] if view == "title_only" else proba_text[name]
             cv[name][view] = metrics(y[mask], proba[mask], labels)
-
-    # Training time on all dev data, as `cityhub nlp train` does it (grouping + internal CV report).
-    t0 = time.perf_counter()
-    full = classifier.train(records, config=config, sources=reports)
-    train_seconds = time.perf_counter() - t0
 
     if UNLABELLED.is_file():
         _, pool = classifier.read_texts(UNLABELLED)
     else:
         pool = texts
-    single = []
-    for text in pool[:500]:
+    timing: dict[str, Any] = {"cpu_count": __import__("os").cpu_count()}
+    internal: dict[str, Any] = {}
+    full_config: dict[str, Any] = {}
+    for name, config in configs.items():
+        # Training on all dev data as `cityhub nlp train` does it (grouping + internal CV report); with the
+        # encoder, embeddings come from the warm cache (the cold figure is in "encoder").
         t0 = time.perf_counter()
-        full.predict([text])
-        single.append((time.perf_counter() - t0) * 1000)
-    single.sort()
-    batch = pool[:2000]
-    t0 = time.perf_counter()
-    for i in range(0, len(batch), 500):
-        full.predict(batch[i : i + 500])
-    throughput = len(batch) / (time.perf_counter() - t0)
+        full = classifier.train(records, config=config, sources=reports, encoder=encoders.get(name))
+        train_seconds = time.perf_counter() - t0
+        if name in encoders:
+            full.encoder = enc.get_encoder(config.encoder or "")  # new orders: no cache
+        n_single, n_batch = (500, 2000) if name not in encoders else (200, 500)
+        single = []
+        for text in pool[:n_single]:
+            t0 = time.perf_counter()
+            full.predict([text])
+            single.append((time.perf_counter() - t0) * 1000)
+        single.sort()
+        batch = pool[:n_batch]
+        t0 = time.perf_counter()
+        for i in range(0, len(batch), 500):
+            full.predict(batch[i : i + 500])
+        throughput = len(batch) / (time.perf_counter() - t0)
+        timing[name] = {
+            "train_all_dev_seconds": round(train_seconds, 1),
+            "train_fold_seconds_mean": round(statistics.mean(fold_seconds[name]), 1),
+            "single_predict_ms_p50": round(single[len(single) // 2], 2),
+            "single_predict_ms_p99": round(single[int(len(single) * 0.99) - 1], 2),
+            "batch_orders_per_second": round(throughput),
+        }
+        internal[name] = {k: summary(v) for k, v in full.meta.get("evaluation", {}).items() if isinstance(v, dict)}
+        full_config[name] = full.meta["config"]
 
     result = {
         "data": [
@@ -151,21 +206,14 @@ def main() -> int:
         "records": len(records),
         "near_duplicate_groups": len(set(groups.tolist())),
         "folds": len(splits),
-        "config": full.meta["config"],
+        "config": full_config,
+        "encoder": encoder_info or None,
         "cv": {name: {view: summary(m) for view, m in views_.items()} for name, views_ in cv.items()},
-        "per_class_chosen_raw_text": cv["chosen"]["raw_text"]["per_class"],
-        "thresholds_chosen_raw_text": cv["chosen"]["raw_text"]["threshold_at_precision"],
-        "timing": {
-            "cpu_count": __import__("os").cpu_count(),
-            "train_all_dev_seconds": round(train_seconds, 1),
-            "train_fold_seconds_mean": round(statistics.mean(fold_seconds), 1),
-            "single_predict_ms_p50": round(single[len(single) // 2], 2),
-            "single_predict_ms_p99": round(single[int(len(single) * 0.99) - 1], 2),
-            "batch_orders_per_second": round(throughput),
-        },
-        "internal_report_of_full_model": {
-            k: summary(v) for k, v in full.meta.get("evaluation", {}).items() if isinstance(v, dict)
-        },
+        "per_class_raw_text": {name: cv[name]["raw_text"]["per_class"] for name in configs},
+        "thresholds_raw_text": {name: cv[name]["raw_text"]["threshold_at_precision"] for name in configs},
+        "timing": timing,
+        "internal_report_of_full_model": internal,
+        "load_average_at_end": list(__import__("os").getloadavg()),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "classifier_cv.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -185,8 +233,23 @@ def main() -> int:
                 f"| {name} | {view} | {s['n']} | {s['macro_f1']:.4f} | {s['accuracy']:.4f} | "
                 f"{c['0.85']:.3f} | {c['0.90']:.3f} | {c['0.95']:.3f} | {c['0.97']:.3f} |"
             )
-    lines += ["", "Timing (2-core box shared with other jobs):", ""]
-    lines += [f"- {k}: {v}" for k, v in result["timing"].items()]
+    lines += [
+        "",
+        "Timing (2 cores; load average at the end "
+        + ", ".join(f"{v:.1f}" for v in result["load_average_at_end"])
+        + "):",
+        "",
+        "| model | train all dev (s) | train per fold (s) | predict p50 (ms) | predict p99 (ms) | batch (orders/s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in configs:
+        t = timing[name]
+        lines.append(
+            f"| {name} | {t['train_all_dev_seconds']} | {t['train_fold_seconds_mean']} | "
+            f"{t['single_predict_ms_p50']} | {t['single_predict_ms_p99']} | {t['batch_orders_per_second']} |"
+        )
+    if encoder_info:
+        lines += ["", "Encoder: " + ", ".join(f"{k}={v}" for k, v in encoder_info.items())]
     (RESULTS / "classifier_cv.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return 0

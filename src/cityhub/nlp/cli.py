@@ -49,6 +49,14 @@ def train_cmd(
     out: str = typer.Option(..., "--out", help="Directory to write the model artefact to."),
     cv: int = typer.Option(3, "--cv", min=2, help="Folds of the grouped CV used for stacking and the report."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
+    encoder: str | None = typer.Option(
+        None,
+        "--encoder",
+        help="Add a sentence-embedding block (m3e-small; needs the embed extra). Slower to train and predict.",
+    ),
+    embed_cache: str | None = typer.Option(
+        None, "--embed-cache", help="Directory caching embeddings by text hash, so retraining re-embeds only new texts."
+    ),
 ) -> None:
     """Train the category classifier (工单分类) and save a versioned artefact."""
     import json
@@ -66,13 +74,24 @@ def train_cmd(
             reports.append(report)
             for skip in report.skipped:
                 typer.echo(f"skipped {path}: row {skip['row']} (id {skip['id']}): {skip['reason']}", err=True)
-        config = classifier.ClassifierConfig(folds=cv)
-        model = classifier.train(records, config=config, sources=reports)
+        config = classifier.ClassifierConfig(folds=cv, encoder=encoder)
+        text_encoder = None
+        if encoder:
+            from cityhub.nlp.encoder import CachedEncoder, get_encoder
+
+            text_encoder = get_encoder(encoder)
+            if embed_cache:
+                text_encoder = CachedEncoder(text_encoder, embed_cache)
+        elif embed_cache:
+            raise _fail("--embed-cache needs --encoder")
+        model = classifier.train(records, config=config, sources=reports, encoder=text_encoder)
         target = model.save(out)
     except CityhubError as exc:
         raise _fail(exc.message) from None
     summary: dict[str, Any] = {
         "model": str(target),
+        "feature_blocks": model.meta.get("feature_blocks"),
+        "encoder": model.meta.get("encoder"),
         "training_seconds": model.meta.get("training_seconds"),
         "training_data": model.meta.get("training_data"),
         "evaluation": {
@@ -86,6 +105,7 @@ def train_cmd(
         return
     data_summary = summary["training_data"] or {}
     typer.echo(f"model written to {target} in {summary['training_seconds']} s")
+    typer.echo(f"feature blocks: {', '.join(summary['feature_blocks'] or [])}")
     typer.echo(f"records: {data_summary.get('n')}  per class: {data_summary.get('n_per_class')}")
     typer.echo(f"dedup: {data_summary.get('dedup')}")
     for part, rep in summary["evaluation"].items():
@@ -101,6 +121,9 @@ def evaluate_cmd(
     model_path: str = typer.Option(..., "--model", help="Model artefact directory."),
     data: str = typer.Option(..., "--data", help="Labelled orders CSV to score."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    embed_cache: str | None = typer.Option(
+        None, "--embed-cache", help="Embedding cache directory, for models trained with --encoder."
+    ),
 ) -> None:
     """Score a model on labelled orders: accuracy, macro F1, per class, coverage at precision."""
     import json
@@ -110,11 +133,16 @@ def evaluate_cmd(
 
     try:
         model = classifier.load(model_path)
+        if embed_cache and model.encoder is not None:
+            from cityhub.nlp.encoder import CachedEncoder
+
+            model.encoder = CachedEncoder(model.encoder, embed_cache)
         records, report = classifier.read_labelled_csv(data)
         result = classifier.evaluate(model, records)
     except CityhubError as exc:
         raise _fail(exc.message) from None
     result["skipped"] = report.skipped
+    result["feature_blocks"] = model.meta.get("feature_blocks") or classifier.feature_blocks(model.config)
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))
         return
