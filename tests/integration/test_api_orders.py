@@ -7,33 +7,27 @@ checks masking, since leaders need not see citizens' personal data.
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from cityhub.auth.service import create_token
 from cityhub.db import session_scope
-from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
 
 
 @pytest.fixture
-def client(app_db):
+def client(admin_client):
+    """The shared administrator client, with a department to dispatch to and a leader's headers."""
     with session_scope() as s:
-        district = Unit(code="API-QU", name="白云区", tier=UnitTier.DISTRICT)
-        s.add(district)
-        s.flush()
-        unit = Unit(code="API-D01", name="城管局", tier=UnitTier.DEPARTMENT, parent_id=district.id)
-        admin = User(username="api-admin", full_name="管理员", role=Role.ADMIN, unit_id=district.id)
-        leader = User(username="api-leader", full_name="区领导", role=Role.LEADER, unit_id=district.id)
-        s.add_all([unit, admin, leader])
+        district_id = s.scalars(select(User.unit_id).where(User.role == Role.ADMIN)).one()
+        unit = Unit(code="API-D01", name="城管局", tier=UnitTier.DEPARTMENT, parent_id=district_id)
+        leader = User(username="api-leader", full_name="区领导", role=Role.LEADER, unit_id=district_id)
+        s.add_all([unit, leader])
         s.flush()
         unit_id = unit.id
-        _, admin_token = create_token(s, user_id=admin.id, name="test")
         _, leader_token = create_token(s, user_id=leader.id, name="test")
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
-        c.headers["Authorization"] = f"Bearer {admin_token}"
-        c.unit_id = unit_id  # type: ignore[attr-defined]
-        c.leader = {"Authorization": f"Bearer {leader_token}"}  # type: ignore[attr-defined]
-        yield c
+    admin_client.unit_id = unit_id
+    admin_client.leader = {"Authorization": f"Bearer {leader_token}"}
+    return admin_client
 
 
 def _create(client, **extra):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from cityhub.analytics import risk
@@ -14,8 +13,7 @@ from cityhub.auth.service import create_token
 from cityhub.db import session_scope
 from cityhub.demo.service import seed_reference_data
 from cityhub.intake.service import submit
-from cityhub.main import create_app
-from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.org.models import Role, Unit, User
 from cityhub.workorders.models import Order, OrderEvent
 
 NOISE = "环境保护/环境污染/噪音污染"
@@ -23,15 +21,14 @@ OTHER = ("城乡建设/城市建设和市政管理/环境卫生", "政法/交通
 
 
 @pytest.fixture
-def client(app_db):
+def client(admin_client):
+    """The shared administrator client over the Baiyun reference data and a month of orders on one street."""
     with session_scope() as s:
         seed_reference_data(s)
-        district = s.scalars(select(Unit).where(Unit.tier == UnitTier.DISTRICT)).first()
         street = s.scalars(select(Unit).where(Unit.name == "石井街道")).one()
         communities = list(s.scalars(select(Unit).where(Unit.parent_id == street.id)).all())[:6]
-        admin = User(username="risk-admin", full_name="管理员", role=Role.ADMIN, unit_id=district.id)
         handler = User(username="risk-handler", full_name="承办人", role=Role.HANDLER, unit_id=street.id)
-        s.add_all([admin, handler])
+        s.add(handler)
         s.flush()
         start = datetime(2026, 6, 1, 2, tzinfo=UTC)
         for i in range(40):  # background over the month
@@ -61,14 +58,11 @@ def client(app_db):
                     "created_at": (start + timedelta(days=2 * i + 1)).isoformat(),
                 },
             )
-        _, admin_token = create_token(s, user_id=admin.id, name="t")
         _, handler_token = create_token(s, user_id=handler.id, name="t")
         hot_community = communities[0].name
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
-        c.headers["Authorization"] = f"Bearer {admin_token}"
-        c.handler = {"Authorization": f"Bearer {handler_token}"}  # type: ignore[attr-defined]
-        c.hot = hot_community  # type: ignore[attr-defined]
-        yield c
+    admin_client.handler = {"Authorization": f"Bearer {handler_token}"}
+    admin_client.hot = hot_community
+    return admin_client
 
 
 def test_findings_list_and_open_a_proactive_order(client) -> None:

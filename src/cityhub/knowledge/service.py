@@ -8,7 +8,7 @@ so several API workers never answer from a stale knowledge base for longer than 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -203,15 +203,24 @@ def import_entries(session: Session, *, path: Path) -> ImportResult:
     its entries instead of duplicating them.
     """
     from cityhub.org.service import read_csv_table
-    from cityhub.workorders.categories import find_category
 
     table = read_csv_table(path)
     missing = [c for c in ("question", "answer") if c not in table.headers]
     if missing:
         raise ValidationFailed(f"{path.name}: missing column(s) {', '.join(missing)}", details={"missing": missing})
-    report = ImportResult()
     existing = {e.question: e for e in session.scalars(select(KnowledgeEntry).where(KnowledgeEntry.active.is_(True)))}
-    changed = False
+    report = ImportResult()
+    return _upsert_all(session, known=existing, items=_import_rows(session, table, report), report=report)
+
+
+# (key, fields of a new entry only, fields compared and updated)
+_Item = tuple[str, dict[str, Any], dict[str, Any]]
+
+
+def _import_rows(session: Session, table: Any, report: ImportResult) -> Iterator[_Item]:
+    """The (question, new-entry fields, updatable fields) of each good row; bad rows are rejected in ``report``."""
+    from cityhub.workorders.categories import find_category
+
     for row_no, values in table.rows:
         report.rows += 1
         question = (values.get("question") or "").strip()
@@ -231,23 +240,33 @@ def import_entries(session: Session, *, path: Path) -> ImportResult:
         except ValueError as exc:
             report.reject(row_no, "valid_until", str(exc))
             continue
-        fields: dict[str, Any] = {
+        fields = {
             "answer": answer,
             "category_id": category_id,
             "keywords": split_keywords(values.get("keywords")),
             "valid_until": valid_until,
         }
-        entry = existing.get(question)
+        yield question, {"question": question, "source": None}, fields
+
+
+def _upsert_all(
+    session: Session, *, known: dict[str, KnowledgeEntry], items: Iterable[_Item], report: ImportResult
+) -> ImportResult:
+    """Create the entries of ``items`` whose key is not ``known``, update those whose fields differ; count each."""
+    changed = False
+    now = utcnow()
+    for key, fixed, fields in items:
+        entry = known.get(key)
         if entry is None:
-            entry = KnowledgeEntry(question=question, active=True, source=None, **fields)
+            entry = KnowledgeEntry(active=True, created_at=now, updated_at=now, **fixed, **fields)
             session.add(entry)
-            existing[question] = entry
+            known[key] = entry
             report.created += 1
             changed = True
         elif any(getattr(entry, k) != v for k, v in fields.items()):
             for k, v in fields.items():
                 setattr(entry, k, v)
-            entry.updated_at = utcnow()
+            entry.updated_at = now
             report.updated += 1
             changed = True
         else:
@@ -297,55 +316,33 @@ def seed_from_replies(
     missing = [aliases[k][0] for k, c in columns.items() if c is None and k != "detail"]
     if missing:
         raise ValidationFailed(f"{path.name}: missing column(s) {', '.join(missing)}", details={"missing": missing})
-    report = ImportResult()
     known = {
         e.source: e
         for e in session.scalars(select(KnowledgeEntry).where(KnowledgeEntry.source.like(f"{source_prefix}:%")))
+        if e.source is not None
     }
-    changed = False
-    now = utcnow()
-    for row_no, values in table.rows[:limit] if limit else table.rows:
-        report.rows += 1
-        message_id = (values.get(columns["id"] or "") or "").strip()
-        if not message_id:
-            report.reject(row_no, aliases["id"][0], "empty")
-            continue
-        made = reply_to_entry(
-            values.get(columns["title"] or "", ""),
-            values.get(columns["detail"] or "", "") if columns["detail"] else "",
-            values.get(columns["reply"] or "", ""),
-        )
-        if isinstance(made, str):
-            report.skip(made)
-            continue
-        question, answer, keywords = made
-        source = f"{source_prefix}:{message_id}"
-        entry = known.get(source)
-        if entry is None:
-            entry = KnowledgeEntry(
-                question=question,
-                answer=answer,
-                keywords=keywords,
-                source=source,
-                active=True,
-                created_at=now,
-                updated_at=now,
+    report = ImportResult()
+
+    def items() -> Iterator[_Item]:
+        for row_no, values in table.rows[:limit] if limit else table.rows:
+            report.rows += 1
+            message_id = (values.get(columns["id"] or "") or "").strip()
+            if not message_id:
+                report.reject(row_no, aliases["id"][0], "empty")
+                continue
+            made = reply_to_entry(
+                values.get(columns["title"] or "", ""),
+                values.get(columns["detail"] or "", "") if columns["detail"] else "",
+                values.get(columns["reply"] or "", ""),
             )
-            session.add(entry)
-            known[source] = entry
-            report.created += 1
-            changed = True
-        elif (entry.question, entry.answer, entry.keywords) != (question, answer, keywords):
-            entry.question, entry.answer, entry.keywords = question, answer, keywords
-            entry.updated_at = now
-            report.updated += 1
-            changed = True
-        else:
-            report.unchanged += 1
-    if changed:
-        session.flush()
-        bump_revision(session)
-    return report
+            if isinstance(made, str):
+                report.skip(made)
+                continue
+            question, answer, keywords = made
+            source = f"{source_prefix}:{message_id}"
+            yield source, {"source": source}, {"question": question, "answer": answer, "keywords": keywords}
+
+    return _upsert_all(session, known=known, items=items(), report=report)
 
 
 # --- retrieval ----------------------------------------------------------------------------------------------------

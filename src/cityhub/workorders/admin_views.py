@@ -2,13 +2,15 @@
 
 Reads are open to every authenticated caller (a citizen's app shows the taxonomy, the time limits and the
 holidays too); writes need ``categories:manage``, ``sla:manage`` or ``calendar:manage`` (administrators).
-Editing a rule or a calendar day affects orders dispatched afterwards; running clocks keep their deadlines.
+Editing a rule or a calendar day also moves the deadlines of running clocks it concerns (audited per order, see
+:mod:`cityhub.workorders.recompute`; a PUT answers how many in ``X-Cityhub-Recomputed``); ``?recompute=false``
+limits an edit to clocks started afterwards.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 import chinese_calendar
 from chinese_calendar.constants import Holiday
@@ -17,11 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cityhub.api.deps import DbSession, get_principal, require
+from cityhub.api.deps import CurrentActor, DbSession, get_principal, require
 from cityhub.auth import permissions
-from cityhub.errors import Conflict, NotFound, ValidationFailed
+from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.views import MAX_ID, IdPath, IdQuery, SearchText, StorableText
-from cityhub.workorders import calendar, categories, sla
+from cityhub.workorders import calendar, categories, recompute, sla
 from cityhub.workorders.models import CalendarDay, Category, SlaRule, Urgency
 
 # The working-time tables are built for these years only (see calendar.WorkCalendar).
@@ -125,6 +127,15 @@ CategoryManager = [Depends(require(permissions.CATEGORIES_MANAGE))]
 SlaManager = [Depends(require(permissions.SLA_MANAGE))]
 CalendarManager = [Depends(require(permissions.CALENDAR_MANAGE))]
 DayPath = Annotated[date, Path(description="YYYY-MM-DD")]
+# How many running orders' deadlines an edit moved (0 with ?recompute=false); the body stays the plain resource.
+RECOMPUTED_HEADER = "X-Cityhub-Recomputed"
+Recompute = Annotated[
+    bool,
+    Query(
+        alias="recompute",
+        description="move the deadlines of running clocks too; false = only clocks started afterwards",
+    ),
+]
 
 
 def _category(db: Session, category_id: int) -> Category:
@@ -132,20 +143,6 @@ def _category(db: Session, category_id: int) -> Category:
     if node is None:
         raise NotFound(f"category {category_id} not found")
     return node
-
-
-def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name:
-        raise ValidationFailed("a category needs a name", details={"field": "name"})
-    if categories._PATH_SEPARATORS.search(name):
-        raise ValidationFailed(f"name {name!r} contains a path separator", details={"field": "name"})
-    return name
-
-
-def _check_path(path: str) -> None:
-    if len(path) > categories.PATH_MAX:
-        raise ValidationFailed(f"category path longer than {categories.PATH_MAX} characters", details={"field": "name"})
 
 
 @categories_router.get("", response_model=list[CategoryOut])
@@ -188,61 +185,17 @@ def get_category(category_id: IdPath, db: DbSession) -> CategoryOut:
 )
 def create_category(body: CategoryCreate, db: DbSession) -> CategoryOut:
     """Add a node; it takes the next free code under its parent (C16, C01.19, C01.03.008)."""
-    name = _check_name(body.name)
-    parent = None
-    if body.parent_id is not None:
-        parent = db.get(Category, body.parent_id)
-        if parent is None:
-            raise ValidationFailed(f"parent category {body.parent_id} not found", details={"field": "parent_id"})
-        if not parent.active:
-            raise ValidationFailed("the parent category is inactive", details={"field": "parent_id"})
-    tree = categories._Tree.load(db)
-    if (parent.code if parent else None, name) in tree.by_key:
-        raise Conflict(f"category {name!r} already exists under the same parent")
-    _check_path(f"{parent.path}{categories.SEPARATOR}{name}" if parent else name)
-    node = tree.add(db, name=name, parent=parent)
-    db.flush()
-    return CategoryOut.model_validate(node)
+    return CategoryOut.model_validate(categories.create_category(db, name=body.name, parent_id=body.parent_id))
 
 
 @categories_router.patch("/{category_id}", response_model=CategoryOut, dependencies=CategoryManager)
 def update_category(category_id: IdPath, body: CategoryUpdate, db: DbSession) -> CategoryOut:
     """Rename and/or (de)activate a node."""
-    node = _category(db, category_id)
     changes = body.model_dump(exclude_unset=True)
     if (changes.get("name") is None and "name" in changes) or (changes.get("active") is None and "active" in changes):
         raise ValidationFailed("name and active cannot be empty")
-    tree = categories._Tree.load(db)
-    if "name" in changes and changes["name"].strip() != node.name:
-        name = _check_name(changes["name"])
-        parent_code = tree.by_id[node.parent_id].code if node.parent_id is not None else None
-        if (parent_code, name) in tree.by_key:
-            raise Conflict(f"category {name!r} already exists under the same parent")
-        node.name = name
-        # Renaming rewrites the stored path of every node below; _refresh_paths refuses a path that got too long.
-        categories._refresh_paths(db, tree)
-    if changes.get("active") is False:
-        for child in _subtree(tree, node):
-            child.active = False
-    elif changes.get("active") is True and not node.active:
-        parent = tree.by_id.get(node.parent_id) if node.parent_id is not None else None
-        if parent is not None and not parent.active:
-            raise ValidationFailed("reactivate the parent category first", details={"field": "active"})
-        node.active = True
-    db.flush()
+    node = categories.update_category(db, category_id=category_id, name=body.name, active=body.active)
     return CategoryOut.model_validate(node)
-
-
-def _subtree(tree: Any, node: Category) -> list[Category]:
-    below: dict[int | None, list[Category]] = {}
-    for other in tree.by_id.values():
-        below.setdefault(other.parent_id, []).append(other)
-    found, stack = [], [node]
-    while stack:
-        current = stack.pop()
-        found.append(current)
-        stack.extend(below.get(current.id, []))
-    return found
 
 
 def _rule_out(rule: SlaRule, paths: dict[int, str]) -> SlaRuleOut:
@@ -275,30 +228,23 @@ def list_rules(db: DbSession) -> list[SlaRuleOut]:
 
 
 @sla_router.put("/rules", response_model=SlaRuleOut, dependencies=SlaManager)
-def put_rule(body: SlaRulePut, db: DbSession) -> SlaRuleOut:
-    """Create or replace the rule of one category × urgency."""
+def put_rule(
+    body: SlaRulePut, db: DbSession, actor: CurrentActor, response: Response, recompute_running: Recompute = True
+) -> SlaRuleOut:
+    """Create or replace the rule of one category × urgency; running clocks under it follow."""
     if body.category_id is not None and db.get(Category, body.category_id) is None:
         raise ValidationFailed(f"category {body.category_id} not found", details={"field": "category_id"})
-    rule = sla.set_rule(
-        db,
-        category_id=body.category_id,
-        urgency=body.urgency.value if body.urgency else None,
-        accept_hours=body.accept_hours,
-        finish_days=body.finish_days,
-        warning_share=body.warning_share,
-    )
+    spec = sla.RuleSpec(**body.model_dump(exclude={"urgency"}), urgency=body.urgency.value if body.urgency else None)
+    rule, done = recompute.set_sla_rule(db, spec=spec, actor=actor, recompute=recompute_running)
     paths = _category_paths(db, {rule.category_id} if rule.category_id is not None else set())
+    response.headers[RECOMPUTED_HEADER] = str(done.orders)
     return _rule_out(rule, paths)
 
 
 @sla_router.delete("/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=SlaManager)
-def delete_rule(rule_id: IdPath, db: DbSession) -> Response:
+def delete_rule(rule_id: IdPath, db: DbSession, actor: CurrentActor, recompute_running: Recompute = True) -> Response:
     """Remove a rule; orders then fall back to the parent category's, the default level's or built-in terms."""
-    rule = db.get(SlaRule, rule_id)
-    if rule is None:
-        raise NotFound(f"time-limit rule {rule_id} not found")
-    db.delete(rule)
-    db.flush()
+    recompute.delete_sla_rule(db, rule_id=rule_id, actor=actor, recompute=recompute_running)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -316,18 +262,28 @@ def list_days(
 
 
 @calendar_router.put("/days/{day}", response_model=CalendarDayOut, dependencies=CalendarManager)
-def put_day(day: DayPath, body: CalendarDayPut, db: DbSession) -> CalendarDayOut:
-    """Create or replace the override of one day."""
+def put_day(
+    day: DayPath,
+    body: CalendarDayPut,
+    db: DbSession,
+    actor: CurrentActor,
+    response: Response,
+    recompute_running: Recompute = True,
+) -> CalendarDayOut:
+    """Create or replace the override of one day; running clocks whose window reaches it follow."""
     _check_year(day)
     name = body.name.strip() if body.name and body.name.strip() else None
-    return CalendarDayOut.model_validate(calendar.set_day(db, day=day, is_workday=body.is_workday, name=name))
+    row, done = recompute.set_calendar_day(
+        db, day=day, is_workday=body.is_workday, name=name, actor=actor, recompute=recompute_running
+    )
+    response.headers[RECOMPUTED_HEADER] = str(done.orders)
+    return CalendarDayOut.model_validate(row)
 
 
 @calendar_router.delete("/days/{day}", status_code=status.HTTP_204_NO_CONTENT, dependencies=CalendarManager)
-def delete_day(day: DayPath, db: DbSession) -> Response:
-    """Remove the override: the day goes back to the official calendar."""
-    if not calendar.delete_day(db, day=day):
-        raise NotFound(f"no calendar override on {day.isoformat()}")
+def delete_day(day: DayPath, db: DbSession, actor: CurrentActor, recompute_running: Recompute = True) -> Response:
+    """Remove the override: the day goes back to the official calendar (running clocks follow)."""
+    recompute.delete_calendar_day(db, day=day, actor=actor, recompute=recompute_running)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

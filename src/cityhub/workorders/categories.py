@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityhub.clitools import fail as _fail
-from cityhub.errors import CityhubError, NotFound, ValidationFailed
+from cityhub.errors import CityhubError, Conflict, NotFound, ValidationFailed
 from cityhub.org.schemas import ImportReport
 from cityhub.org.service import CODE_PATTERN, CsvTable, read_csv_table
 from cityhub.workorders.models import Category
@@ -349,6 +349,81 @@ def category_chain(session: Session, *, category_id: int) -> list[int]:
         chain.append(current.id)
         current = session.get(Category, current.parent_id) if current.parent_id is not None else None
     return chain
+
+
+def _required_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("a category needs a name", details={"field": "name"})
+    if reason := _check_name(name):
+        raise ValidationFailed(reason, details={"field": "name"})
+    return name
+
+
+def _check_unique(tree: _Tree, parent: Category | None, name: str) -> None:
+    if (parent.code if parent is not None else None, name) in tree.by_key:
+        raise Conflict(f"category {name!r} already exists under the same parent")
+
+
+def create_category(session: Session, *, name: str, parent_id: int | None = None) -> Category:
+    """Add a node under ``parent_id`` (None = top level); it takes the next free code there (C16, C01.19, …)."""
+    name = _required_name(name)
+    parent = None
+    if parent_id is not None:
+        parent = session.get(Category, parent_id)
+        if parent is None:
+            raise ValidationFailed(f"parent category {parent_id} not found", details={"field": "parent_id"})
+        if not parent.active:
+            raise ValidationFailed("the parent category is inactive", details={"field": "parent_id"})
+    tree = _Tree.load(session)
+    _check_unique(tree, parent, name)
+    if len(f"{parent.path}{SEPARATOR}{name}" if parent else name) > PATH_MAX:
+        raise ValidationFailed(f"category path longer than {PATH_MAX} characters", details={"field": "name"})
+    node = tree.add(session, name=name, parent=parent)
+    session.flush()
+    return node
+
+
+def update_category(
+    session: Session, *, category_id: int, name: str | None = None, active: bool | None = None
+) -> Category:
+    """Rename a node (the paths of its subtree follow; codes never change) and/or (de)activate it.
+
+    ``active=False`` retires the node and its whole subtree; ``active=True`` revives this node only, and only
+    under an active parent.
+    """
+    node = session.get(Category, category_id)
+    if node is None:
+        raise NotFound(f"category {category_id} not found")
+    tree = _Tree.load(session)
+    parent = tree.by_id.get(node.parent_id) if node.parent_id is not None else None
+    if name is not None and name.strip() != node.name:
+        name = _required_name(name)
+        _check_unique(tree, parent, name)
+        node.name = name
+        # Renaming rewrites the stored path of every node below; _refresh_paths refuses a path that got too long.
+        _refresh_paths(session, tree)
+    if active is False:
+        for child in _subtree(tree, node):
+            child.active = False
+    elif active is True and not node.active:
+        if parent is not None and not parent.active:
+            raise ValidationFailed("reactivate the parent category first", details={"field": "active"})
+        node.active = True
+    session.flush()
+    return node
+
+
+def _subtree(tree: _Tree, node: Category) -> list[Category]:
+    below: dict[int | None, list[Category]] = defaultdict(list)
+    for other in tree.by_id.values():
+        below[other.parent_id].append(other)
+    found, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(below[current.id])
+    return found
 
 
 def list_categories(

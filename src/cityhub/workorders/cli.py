@@ -153,31 +153,57 @@ def calendar_list(year: Annotated[int | None, typer.Option(help="Only this year.
             typer.echo(f"{row.day.isoformat()}\t{kind}\t{row.name or ''}")
 
 
+RecomputeOption = Annotated[
+    bool,
+    typer.Option(
+        "--recompute/--no-recompute",
+        help="Also move the deadlines of running clocks (default); --no-recompute: only clocks started later.",
+    ),
+]
+CLI_ACTOR = "cli"
+
+
+def _recomputed(count: int, recompute: bool) -> str:
+    return f" ({count} running orders' deadlines moved)" if recompute else " (running deadlines kept)"
+
+
 @calendar_app.command("set")
 def calendar_set(
     day: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
     kind: Annotated[str, typer.Argument(help="holiday | workday (调休上班)")],
     name: Annotated[str | None, typer.Option(help="e.g. 国庆节")] = None,
+    recompute: RecomputeOption = True,
 ) -> None:
     """Mark a day as a holiday or a make-up workday (overrides the built-in calendar)."""
-    from cityhub.workorders.calendar import set_day
+    from cityhub.workorders.recompute import set_calendar_day
+    from cityhub.workorders.service import Actor
 
     if kind not in ("holiday", "workday"):
         raise _fail(f"kind must be 'holiday' or 'workday', not '{kind}'")
     with session_scope() as session:
-        set_day(session, day=_date(day), is_workday=kind == "workday", name=name)
-    typer.echo(f"{day}: {kind}")
+        _, done = set_calendar_day(
+            session,
+            day=_date(day),
+            is_workday=kind == "workday",
+            name=name,
+            actor=Actor(CLI_ACTOR),
+            recompute=recompute,
+        )
+    typer.echo(f"{day}: {kind}{_recomputed(done.orders, recompute)}")
 
 
 @calendar_app.command("delete")
-def calendar_delete(day: Annotated[str, typer.Argument(help="YYYY-MM-DD")]) -> None:
+def calendar_delete(day: Annotated[str, typer.Argument(help="YYYY-MM-DD")], recompute: RecomputeOption = True) -> None:
     """Remove an administrator's entry (the built-in calendar applies again)."""
-    from cityhub.workorders.calendar import delete_day
+    from cityhub.workorders.recompute import delete_calendar_day
+    from cityhub.workorders.service import Actor
 
-    with session_scope() as session:
-        if not delete_day(session, day=_date(day)):
-            raise _fail(f"no calendar entry on {day}")
-    typer.echo(f"{day}: removed")
+    try:
+        with session_scope() as session:
+            done = delete_calendar_day(session, day=_date(day), actor=Actor(CLI_ACTOR), recompute=recompute)
+    except CityhubError:
+        raise _fail(f"no calendar entry on {day}") from None
+    typer.echo(f"{day}: removed{_recomputed(done.orders, recompute)}")
 
 
 @calendar_app.command("check")
@@ -221,10 +247,13 @@ def sla_set(
     category: Annotated[str | None, typer.Option(help="Category path or name; omit for the default.")] = None,
     urgency: Annotated[str | None, typer.Option(help="normal | urgent | critical; omit for any.")] = None,
     warning_share: Annotated[float | None, typer.Option(help="Warn after this share of the limit.")] = None,
+    recompute: RecomputeOption = True,
 ) -> None:
     """Create or replace one rule of the time-limit table."""
     from cityhub.workorders.categories import find_category
-    from cityhub.workorders.sla import set_rule
+    from cityhub.workorders.recompute import set_sla_rule
+    from cityhub.workorders.service import Actor
+    from cityhub.workorders.sla import RuleSpec
 
     try:
         with session_scope() as session:
@@ -234,17 +263,11 @@ def sla_set(
                 if found is None:
                     raise _fail(f"unknown category '{category}'")
                 category_id = found.id
-            set_rule(
-                session,
-                category_id=category_id,
-                urgency=urgency,
-                accept_hours=accept_hours,
-                finish_days=finish_days,
-                warning_share=warning_share,
-            )
+            spec = RuleSpec(category_id, urgency, accept_hours, finish_days, warning_share)
+            _, done = set_sla_rule(session, spec=spec, actor=Actor(CLI_ACTOR), recompute=recompute)
     except CityhubError as exc:
         raise _fail(exc.message) from None
-    typer.echo("rule saved")
+    typer.echo(f"rule saved{_recomputed(done.orders, recompute)}")
 
 
 @sla_app.command("seed")

@@ -310,3 +310,12 @@ def set_rule(
     rule.warning_share = None if warning_share is None else float(warning_share)
     session.flush()
     return rule
+
+
+def delete_rule(session: Session, *, rule_id: int) -> None:
+    """Remove a rule (NotFound if missing); orders fall back to the parent category's, the default or built-in terms."""
+    rule = session.get(SlaRule, rule_id)
+    if rule is None:
+        raise NotFound(f"time-limit rule {rule_id} not found", details={"rule_id": rule_id})
+    session.delete(rule)
+    session.flush()

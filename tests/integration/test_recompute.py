@@ -1,0 +1,320 @@
+"""Running deadlines follow calendar and time-limit edits, on both backends (service, API and CLI).
+
+The reference for every expectation is the clock computed from scratch with the edited data
+(``sla.compute_deadlines`` under the new calendar or terms), so the tests check the recomputation against the
+same arithmetic a clock started after the edit would get.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from cityhub.config import get_settings
+from cityhub.db import session_scope, utcnow
+from cityhub.intake.service import submit
+from cityhub.org.models import Unit, UnitTier
+from cityhub.workorders import calendar as workcal
+from cityhub.workorders import recompute, service, sla
+from cityhub.workorders.cli import calendar_app, sla_app
+from cityhub.workorders.models import Category, Order, OrderEvent, SlaStatus
+from cityhub.workorders.scheduled import sla_sweep
+
+# Monday 2026-03-02 10:00 in Shanghai: a plain working week with no official holiday.
+MONDAY = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+WEDNESDAY = date(2026, 3, 4)
+ADMIN = service.Actor(name="管理员", role="admin")
+HANDLER = service.Actor(name="handler")
+
+
+@pytest.fixture
+def unit(db_session):
+    dept = Unit(code="RC-D01", name="测试城管局", tier=UnitTier.DEPARTMENT)
+    db_session.add(dept)
+    db_session.flush()
+    return dept
+
+
+@pytest.fixture
+def category(db_session):
+    node = Category(code="RC01", name="市容环境", level=1, parent_id=None, path="市容环境")
+    other = Category(code="RC02", name="交通运输", level=1, parent_id=None, path="交通运输")
+    db_session.add_all([node, other])
+    db_session.flush()
+    return node, other
+
+
+def _dispatched(db_session, unit, at=MONDAY, **extra):
+    data = {"channel": "hotline", "content": "路灯不亮", "appeal_type": "complaint", "created_at": at, **extra}
+    order = submit(db_session, data=data, actor=HANDLER).order
+    return service.act(db_session, order_id=order.id, action="dispatch", params={"unit_id": unit.id}, now=at)
+
+
+def _act(db_session, order, action, now, **params):
+    return service.act(db_session, order_id=order.id, action=action, params=params, now=now, actor=HANDLER)
+
+
+def _fresh(db_session, order):
+    db_session.expire_all()
+    return db_session.get(Order, order.id)
+
+
+def _events(db_session, order, action=recompute.ACTION):
+    query = select(OrderEvent).where(OrderEvent.order_id == order.id, OrderEvent.action == action)
+    return list(db_session.scalars(query.order_by(OrderEvent.id)))
+
+
+def _terms(db_session, order):
+    return sla.terms_for(db_session, category_id=order.category_id, urgency=order.urgency.value)
+
+
+def test_a_new_holiday_moves_running_deadlines_like_a_fresh_clock(db_session, unit):
+    running = _dispatched(db_session, unit)  # normal: 5 working days, reaches into next week
+    accepted = _dispatched(db_session, unit)
+    _act(db_session, accepted, "accept", MONDAY + timedelta(hours=1))
+    short = _dispatched(db_session, unit, urgency="critical")  # 1 working day: due Tuesday, before Wednesday
+    before = (running.accept_due_at, running.warn_at, running.due_at, running.version)
+    accept_before = accepted.accept_due_at
+    short_due = short.due_at
+
+    now = MONDAY + timedelta(hours=1, minutes=30)  # before every deadline, so the sweep marks nothing
+    _, done = recompute.set_calendar_day(
+        db_session, day=WEDNESDAY, is_workday=False, name="台风停工", actor=ADMIN, now=now
+    )
+
+    expected = sla.compute_deadlines(workcal.load_calendar(db_session), MONDAY, _terms(db_session, running))
+    running, accepted, short = (_fresh(db_session, o) for o in (running, accepted, short))
+    assert done.orders == 2
+    assert (running.warn_at, running.due_at) == (expected.warn_at, expected.due_at)
+    assert running.due_at == before[2] + timedelta(days=1)  # one working day later, same hour
+    assert running.accept_due_at == before[0]  # Monday 12:00, before the holiday
+    assert running.version == before[3] + 1
+    assert accepted.due_at == expected.due_at and accepted.accept_due_at == accept_before
+    assert short.due_at == short_due and _events(db_session, short) == []
+
+    [event] = _events(db_session, running)
+    assert event.reason == recompute.CALENDAR_REASON and event.actor_name == "管理员"
+    assert event.from_state == event.to_state == "dispatched"
+    assert event.payload["days"] == ["2026-03-04"] and event.payload["cause"] == "calendar"
+    assert event.payload["from"] == {"warn_at": before[1].isoformat(), "due_at": before[2].isoformat()}
+    assert event.payload["to"] == {"warn_at": running.warn_at.isoformat(), "due_at": running.due_at.isoformat()}
+
+    # Removing the override puts the deadlines back where the official calendar has them.
+    again = recompute.delete_calendar_day(db_session, day=WEDNESDAY, actor=ADMIN, now=now)
+    assert again.orders == 2
+    assert _fresh(db_session, running).due_at == before[2]
+
+
+def test_opt_out_and_unaffected_clocks_keep_their_deadlines(db_session, unit):
+    running = _dispatched(db_session, unit)
+    paused = _dispatched(db_session, unit)
+    _act(db_session, paused, "accept", MONDAY)
+    _act(db_session, paused, "suspend", MONDAY + timedelta(hours=1), reason="等待市民补充材料")
+    remaining = dict(paused.sla_remaining)
+    closed = _dispatched(db_session, unit)
+    _act(db_session, closed, "cancel", MONDAY + timedelta(hours=1), reason="重复")
+    due = {o.id: o.due_at for o in (running, paused, closed)}
+
+    _, done = recompute.set_calendar_day(db_session, day=WEDNESDAY, is_workday=False, actor=ADMIN, recompute=False)
+    assert done.orders == 0 and _fresh(db_session, running).due_at == due[running.id]
+
+    recompute.delete_calendar_day(db_session, day=WEDNESDAY, actor=ADMIN, recompute=False)
+    # A later weekday that lies after every window, and a paused clock (its remaining time already follows).
+    _, done = recompute.set_calendar_day(db_session, day=date(2026, 3, 20), is_workday=False, actor=ADMIN)
+    assert done.orders == 0
+    _, done = recompute.set_calendar_day(db_session, day=WEDNESDAY, is_workday=False, actor=ADMIN)
+    assert done.orders == 1
+    assert _fresh(db_session, paused).sla_remaining == remaining and _fresh(db_session, paused).due_at == due[paused.id]
+    assert _fresh(db_session, closed).due_at == due[closed.id]
+    # Renaming the holiday changes no working time, so nothing moves again.
+    _, done = recompute.set_calendar_day(db_session, day=WEDNESDAY, is_workday=False, name="改名", actor=ADMIN)
+    assert done.orders == 0
+
+
+def test_a_resumed_clock_keeps_the_time_it_had_left(db_session, unit):
+    order = _dispatched(db_session, unit)
+    _act(db_session, order, "accept", MONDAY)
+    _act(db_session, order, "suspend", MONDAY + timedelta(hours=1), reason="等待")
+    resumed_at = MONDAY + timedelta(days=1, hours=1)  # Tuesday 11:00
+    _act(db_session, order, "resume", resumed_at)
+    due_before = order.due_at
+
+    recompute.set_calendar_day(db_session, day=WEDNESDAY, is_workday=False, actor=ADMIN, now=resumed_at)
+
+    cal = workcal.load_calendar(db_session)
+    order = _fresh(db_session, order)
+    # The working time from the resume to the deadline is the same before and after: it now skips Wednesday.
+    assert cal.work_seconds_between(resumed_at, order.due_at) == pytest.approx(
+        workcal.WorkCalendar(cal.tz, cal.working_hours).work_seconds_between(resumed_at, due_before)
+    )
+    assert order.due_at == due_before + timedelta(days=1)
+
+
+def test_a_retroactive_holiday_lifts_an_overdue_mark_and_a_lost_holiday_makes_one(db_session, unit):
+    order = _dispatched(db_session, unit, urgency="urgent")  # 2 working days: due Wednesday 10:00
+    late = order.due_at + timedelta(hours=2)
+    sla_sweep(db_session, now=late)
+    order = _fresh(db_session, order)
+    assert order.sla_status == SlaStatus.OVERDUE and order.overdue_at is not None and order.accept_overdue
+
+    # Tuesday was a typhoon day off after all: the deadline moves to Thursday, after "now".
+    _, done = recompute.set_calendar_day(db_session, day=date(2026, 3, 3), is_workday=False, actor=ADMIN, now=late)
+    order = _fresh(db_session, order)
+    assert done.orders == 1 and done.lifted == 1
+    assert order.due_at > late and order.sla_status in (SlaStatus.OK, SlaStatus.WARNING)
+    assert order.overdue_at is None
+    assert order.accept_overdue is True  # the accept deadline (Monday 11:00) lies before the holiday
+    [event] = _events(db_session, order)
+    assert event.payload["from"]["sla_status"] == "overdue" and event.payload["to"]["sla_status"] == "ok"
+
+    # Back to a workday: the deadline returns to Wednesday 10:00, in the past, and the sweep marks it again.
+    done = recompute.delete_calendar_day(db_session, day=date(2026, 3, 3), actor=ADMIN, now=late)
+    order = _fresh(db_session, order)
+    assert order.sla_status == SlaStatus.OVERDUE and order.overdue_at == order.due_at
+    assert done.sweep["overdue"] == 1
+    assert [e.action for e in _events(db_session, order, "sla_overdue")] == ["sla_overdue", "sla_overdue"]
+
+
+def test_a_rule_edit_moves_clocks_under_it_only(db_session, unit, category):
+    mine, other = category
+    sla.seed_default_rules(db_session)
+    dispatched = _dispatched(db_session, unit, category_id=mine.id)
+    working = _dispatched(db_session, unit, category_id=mine.id)
+    _act(db_session, working, "accept", MONDAY + timedelta(minutes=30))
+    paused = _dispatched(db_session, unit, category_id=mine.id)
+    _act(db_session, paused, "accept", MONDAY)
+    _act(db_session, paused, "suspend", MONDAY + timedelta(hours=1), reason="等待")
+    elsewhere = _dispatched(db_session, unit, category_id=other.id)
+    urgent = _dispatched(db_session, unit, category_id=mine.id, urgency="urgent")
+    untouched = {o.id: (o.accept_due_at, o.due_at) for o in (elsewhere, urgent)}
+    remaining = dict(paused.sla_remaining)
+    old_terms = _terms(db_session, dispatched)
+
+    now = MONDAY + timedelta(hours=1)
+    spec = sla.RuleSpec(mine.id, "normal", accept_hours=4, finish_days=10)
+    rule, done = recompute.set_sla_rule(db_session, spec=spec, actor=ADMIN, now=now)
+    assert done.orders == 3
+
+    cal = workcal.load_calendar(db_session)
+    new_terms = _terms(db_session, dispatched)
+    assert new_terms.finish_days == 10 and new_terms != old_terms
+    expected = sla.compute_deadlines(cal, MONDAY, new_terms)
+    dispatched, working, paused = (_fresh(db_session, o) for o in (dispatched, working, paused))
+    assert (dispatched.accept_due_at, dispatched.warn_at, dispatched.due_at) == (
+        expected.accept_due_at,
+        expected.warn_at,
+        expected.due_at,
+    )
+    assert working.due_at == expected.due_at and working.accept_due_at != expected.accept_due_at  # accepted already
+    extra = 5 * cal.day_seconds
+    assert paused.sla_remaining[sla.DUE_KEY] == remaining[sla.DUE_KEY] + extra
+    assert paused.sla_remaining[sla.WARN_KEY] == remaining[sla.WARN_KEY] + old_terms.warning_share * extra
+    assert paused.sla_remaining[sla.ACCEPT_KEY] == remaining[sla.ACCEPT_KEY]
+    for order in (elsewhere, urgent):
+        current = _fresh(db_session, order)
+        assert (current.accept_due_at, current.due_at) == untouched[order.id]
+        assert _events(db_session, order) == []
+    [event] = _events(db_session, dispatched)
+    assert event.reason == recompute.RULE_REASON and event.payload["rule"]["id"] == rule.id
+
+    # Deleting the rule falls back to the default terms: the deadlines come back.
+    done = recompute.delete_sla_rule(db_session, rule_id=rule.id, actor=ADMIN, now=now)
+    assert done.orders == 3
+    original = sla.compute_deadlines(cal, MONDAY, old_terms)
+    assert _fresh(db_session, dispatched).due_at == original.due_at
+    assert _fresh(db_session, paused).sla_remaining == remaining
+
+
+def test_an_extension_survives_a_rule_edit(db_session, unit, category):
+    mine, _ = category
+    order = _dispatched(db_session, unit, category_id=mine.id)
+    _act(db_session, order, "accept", MONDAY)
+    _act(db_session, order, "request_extension", MONDAY + timedelta(hours=1), days=2, reason="协调")
+    _act(db_session, order, "approve_extension", MONDAY + timedelta(hours=2))
+    recompute.set_sla_rule(db_session, spec=sla.RuleSpec(mine.id, None, 2, 3), actor=ADMIN)
+    cal = workcal.load_calendar(db_session)
+    # 3 working days of the new rule plus the 2 approved: the same as the old 5, so the deadline stays put...
+    assert _fresh(db_session, order).due_at == cal.add_work_days(MONDAY, 5 + 2 - 2)
+    recompute.set_sla_rule(db_session, spec=sla.RuleSpec(mine.id, None, 2, 4), actor=ADMIN)
+    # ...and one more day of limit is one more working day.
+    assert _fresh(db_session, order).due_at == cal.add_work_days(MONDAY, 4 + 2)
+
+
+def test_no_running_clock_under_a_rule_means_no_work(db_session, unit, category):
+    mine, _ = category
+    order = _dispatched(db_session, unit)  # no category: the default level decides
+    _, done = recompute.set_sla_rule(db_session, spec=sla.RuleSpec(mine.id, None, 1, 1))
+    assert done.orders == 0 and _events(db_session, order) == []
+
+
+# --- API and CLI -------------------------------------------------------------------------------------------
+
+API = "/api/v1"
+
+
+def _seed_running_order() -> tuple[int, datetime, date]:
+    """An order dispatched now (real time) and a workday inside its 5-day window to turn into a holiday."""
+    with session_scope() as s:
+        dept = Unit(code="RC-API", name="测试部门", tier=UnitTier.DEPARTMENT)
+        s.add(dept)
+        s.flush()
+        order = _dispatched(s, dept, at=utcnow())
+        cal = workcal.load_calendar(s)
+        local = order.dispatched_at.astimezone(get_settings().tz).date()
+        day = next(local + timedelta(days=n) for n in range(1, 10) if cal.is_workday(local + timedelta(days=n)))
+        return order.id, order.due_at, day
+
+
+def _due(order_id: int) -> datetime:
+    with session_scope() as s:
+        return s.get(Order, order_id).due_at
+
+
+def test_api_edits_recompute_unless_told_not_to(admin_client):
+    order_id, due, day = _seed_running_order()
+    kept = admin_client.put(f"{API}/calendar/days/{day}", params={"recompute": "false"}, json={"is_workday": False})
+    assert kept.status_code == 200, kept.text
+    assert kept.headers["X-Cityhub-Recomputed"] == "0" and _due(order_id) == due
+    assert admin_client.delete(f"{API}/calendar/days/{day}", params={"recompute": "false"}).status_code == 204
+
+    moved = admin_client.put(f"{API}/calendar/days/{day}", json={"is_workday": False, "name": "台风"})
+    assert moved.status_code == 200 and moved.headers["X-Cityhub-Recomputed"] == "1" and moved.json()["name"] == "台风"
+    assert _due(order_id) > due
+    with session_scope() as s:
+        [event] = _events(s, s.get(Order, order_id))
+        assert event.actor_name == "管理员" and event.actor_id is not None
+    assert admin_client.delete(f"{API}/calendar/days/{day}").status_code == 204
+    assert _due(order_id) == due
+
+    rule = admin_client.put(f"{API}/sla/rules", json={"accept_hours": 2, "finish_days": 6})
+    assert rule.status_code == 200 and rule.headers["X-Cityhub-Recomputed"] == "1"
+    assert _due(order_id) > due
+    assert admin_client.delete(f"{API}/sla/rules/{rule.json()['id']}", params={"recompute": "false"}).status_code == 204
+    assert _due(order_id) > due  # kept: the opt-out moves nothing
+    missing = admin_client.delete(f"{API}/sla/rules/{rule.json()['id']}")
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+
+
+def test_cli_edits_recompute_unless_told_not_to(app_db):
+    order_id, due, day = _seed_running_order()
+    runner = CliRunner()
+    kept = runner.invoke(calendar_app, ["set", day.isoformat(), "holiday", "--no-recompute"])
+    assert kept.exit_code == 0 and "running deadlines kept" in kept.output
+    assert _due(order_id) == due
+    removed = runner.invoke(calendar_app, ["delete", day.isoformat(), "--no-recompute"])
+    assert removed.exit_code == 0, removed.output
+    moved = runner.invoke(calendar_app, ["set", day.isoformat(), "holiday"])
+    assert moved.exit_code == 0 and "1 running orders' deadlines moved" in moved.output
+    assert _due(order_id) > due
+    back = runner.invoke(calendar_app, ["delete", day.isoformat()])
+    assert back.exit_code == 0 and _due(order_id) == due
+    missing = runner.invoke(calendar_app, ["delete", day.isoformat()])
+    assert missing.exit_code == 1 and f"no calendar entry on {day}" in missing.output
+    rule = runner.invoke(sla_app, ["set", "--accept-hours", "2", "--finish-days", "6"])
+    assert rule.exit_code == 0 and "1 running orders' deadlines moved" in rule.output
+    with session_scope() as s:
+        [event] = _events(s, s.get(Order, order_id), recompute.ACTION)[-1:]
+        assert event.actor_name == "cli" and event.reason == recompute.RULE_REASON
