@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SECRET = "demo-insecure-secret-change-me"
+# Where `cityhub demo seed` writes the demo's category classifier, relative to the SQLite database's directory.
+DEMO_MODEL_DIR = Path("models") / "demo-classifier"
 
 
 class Settings(BaseSettings):
@@ -56,6 +59,31 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.secret_key == DEMO_SECRET:
             raise ValueError("CITYHUB_SECRET_KEY must be set to a real secret in production")
         return self
+
+    @model_validator(mode="after")
+    def _demo_model_by_default(self) -> Settings:
+        # In the demo, the classifier `cityhub demo seed` trained beside the SQLite database is the default.
+        demo_model = self.demo_model_dir
+        if (
+            self.dispatch_model_path is None
+            and self.environment == "demo"
+            and demo_model is not None
+            and (demo_model / "model.json").is_file()
+        ):
+            self.dispatch_model_path = str(demo_model)
+        return self
+
+    @property
+    def demo_model_dir(self) -> Path | None:
+        """``models/demo-classifier`` beside a SQLite database file; None for a server or in-memory database."""
+        if not self.is_sqlite:
+            return None
+        from sqlalchemy.engine import make_url
+
+        database = make_url(self.database_url).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return Path(database).parent / DEMO_MODEL_DIR
 
     @property
     def tz(self) -> ZoneInfo:

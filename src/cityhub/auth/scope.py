@@ -4,7 +4,9 @@
 - a street (镇街): orders on its street, in its communities, led by it or one of its communities, or co-handled
   (协办) by it or one of its communities;
 - a community (村社): orders in it, led by it, or co-handled by it;
-- a department (职能部门): orders led or co-handled by it or its sub-centres; a sub-centre: by itself;
+- a department (职能部门): orders led or co-handled by it or its sub-centres; a department's sub-centre: by itself;
+- the district's own sub-centre (the 12345 hotline centre, a sub-centre directly under the district): every order,
+  since its operators, dispatchers and supervisors receive, route and supervise the whole district's appeals;
 - a citizen: orders whose ``citizen_user_id`` is theirs;
 - staff without a unit: nothing.
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, false, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
@@ -84,7 +86,16 @@ def scope_of(session: Session, principal: Principal) -> Scope:
         return Scope(units=frozenset({unit}), communities=frozenset({unit}))
     if tier == UnitTier.DEPARTMENT:
         return Scope(units=frozenset({unit} | _children(session, {unit}, {UnitTier.SUBCENTRE})))
+    if tier == UnitTier.SUBCENTRE and _is_district_centre(session, unit):
+        return Scope(everything=True)
     return Scope(units=frozenset({unit}))
+
+
+def _is_district_centre(session: Session, unit_id: int) -> bool:
+    """Whether a sub-centre hangs directly under a district (or city) unit: the district's hotline centre."""
+    parent = aliased(Unit)
+    parent_tier = session.scalar(select(parent.tier).join(Unit, Unit.parent_id == parent.id).where(Unit.id == unit_id))
+    return parent_tier in DISTRICT_TIERS
 
 
 def order_in_scope(session: Session, scope: Scope, order_id: int) -> bool:
@@ -97,10 +108,15 @@ def order_in_scope(session: Session, scope: Scope, order_id: int) -> bool:
 
 def sees_personal_data(principal: Principal, order: Order) -> bool:
     """Whether the citizen's name and phone on ``order`` are shown unmasked to ``principal``."""
+    return sees_personal_data_of(principal, citizen_user_id=order.citizen_user_id, lead_unit_id=order.lead_unit_id)
+
+
+def sees_personal_data_of(principal: Principal, *, citizen_user_id: int | None, lead_unit_id: int | None) -> bool:
+    """:func:`sees_personal_data` for an order known by the two columns that decide it (lists read plain rows)."""
     if principal.role in permissions.UNMASKED_ROLES:
         return True
     if principal.role == Role.CITIZEN:
-        return order.citizen_user_id == principal.user_id
+        return citizen_user_id == principal.user_id
     if principal.role == Role.HANDLER:
-        return principal.unit_id is not None and order.lead_unit_id == principal.unit_id
+        return principal.unit_id is not None and lead_unit_id == principal.unit_id
     return False

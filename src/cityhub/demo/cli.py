@@ -27,13 +27,33 @@ def seed_command(
     years: Annotated[float, typer.Option(min=0.01, help="Years of history, ending at --end.")] = 3.0,
     end: Annotated[str | None, typer.Option(help="Last day of the history (YYYY-MM-DD); default today.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Orders written and committed per batch.")] = 2000,
+    extras: Annotated[
+        bool,
+        typer.Option(
+            "--extras/--no-extras",
+            help="Also demo logins, a classifier, knowledge entries, routing rules and hot topics.",
+        ),
+    ] = True,
 ) -> None:
-    """Create 白云区 (units, users, categories, time limits) and generated orders with full histories."""
+    """Create 白云区 (units, users, categories, time limits) and generated orders with full histories.
+
+    With the extras (default) the demo is usable at once: the demo users get the demo password
+    (CITYHUB_DEMO_PASSWORD, else the documented one; only users without a password), a category classifier is
+    trained on the demo's orders, and knowledge entries, routing rules and hot topics are seeded. Only with
+    CITYHUB_ENVIRONMENT=demo; every step is skipped when already done.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from cityhub.clitools import fail
     from cityhub.db import session_factory
+    from cityhub.demo.extras import require_demo_environment
     from cityhub.demo.service import seed_demo
+    from cityhub.errors import CityhubError
 
+    try:
+        require_demo_environment()
+    except CityhubError as exc:
+        raise fail(exc.message) from None
     last_day = _parse_date(end)
     started = datetime.now()
     with Progress(
@@ -60,11 +80,47 @@ def seed_command(
         f"{report.inserted} inserted, {report.skipped} already present, {report.events} events; "
         f"{report.seconds:.1f} s ({rate:.0f} orders/s)"
     )
+    if report.already_seeded:
+        typer.echo("already seeded: nothing generated")
     if report.inserted:
         states = ", ".join(f"{k} {v}" for k, v in report.states.most_common())
         channels = ", ".join(f"{k} {v}" for k, v in report.channels.most_common())
         typer.echo(f"states: {states}")
         typer.echo(f"channels: {channels}")
+    if extras:
+        _extras(new_orders=report.inserted > 0)
+
+
+def _extras(*, new_orders: bool) -> None:
+    """Run :func:`cityhub.demo.extras.prepare_demo` and say what it did, ending with the demo logins."""
+    from cityhub.db import session_factory
+    from cityhub.demo.extras import DEFAULT_DEMO_PASSWORD, prepare_demo
+
+    started = datetime.now()
+    r = prepare_demo(session_factory(), new_orders=new_orders)
+    typer.echo(f"knowledge base: {r.kb_created} entries imported, {r.kb_entries} active")
+    typer.echo(f"routing rules: {r.rules_created} created" if r.rules_created else "routing rules: already seeded")
+    if r.model_trained:
+        typer.echo(f"classifier: trained on {r.model_records} orders in {r.model_seconds:.1f} s → {r.model_path}")
+    elif r.model_skipped:
+        typer.echo(f"classifier: not trained, {r.model_skipped}")
+    else:
+        typer.echo(f"classifier: {r.model_path} (already there)")
+    if r.model_path is not None and not r.model_skipped and not r.model_in_use:
+        typer.echo(f"  the app uses it with: export CITYHUB_DISPATCH_MODEL_PATH={r.model_path.resolve()}")
+    if r.topics_skipped:
+        typer.echo(f"hot topics: not mined, {r.topics_skipped}")
+    else:
+        typer.echo(f"hot topics: {r.topics} stored" + (" (mined now)" if r.topics_mined else ""))
+    typer.echo(f"demo extras: {(datetime.now() - started).total_seconds():.1f} s")
+    password = "(CITYHUB_DEMO_PASSWORD)" if r.password_from_env else DEFAULT_DEMO_PASSWORD
+    typer.echo("")
+    typer.echo(f"demo logins (password {password}; {r.passwords_set} set now, existing passwords kept):")
+    width = max((len(login.username) for login in r.logins), default=8)
+    for login in r.logins:
+        typer.echo(f"  {login.username:<{width}}  {login.role:<10}  {login.full_name}  {login.unit}")
+    if r.unit_handlers:
+        typer.echo(f"  … and {r.unit_handlers} unit handler accounts h<unit code>, e.g. h440111-d02, h440111002")
 
 
 @app.command("csv")

@@ -473,6 +473,21 @@ class _Sim:
 # --- the generator ----------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Case:
+    """One order whose history is being made: what the history's steps share."""
+
+    sim: _Sim
+    rng: random.Random
+    scenario: Scenario
+    street: Street
+    community: Community
+    reply: str  # the unit's reply text
+    lead: str = ""  # the lead unit's code, once accepted
+    actor: str = ""  # the lead unit's handler
+    dispatcher: str = ""
+
+
 def _weighted(rng: random.Random, pairs: tuple[tuple[Any, float], ...]) -> Any:
     total = sum(w for _, w in pairs)
     x = rng.random() * total
@@ -738,8 +753,9 @@ class DemoGenerator:
         target = self._handler(scenario.handler, street, community)
         dup_key = (scenario.key, community.code)
         master = hotspot.last_master if hotspot is not None else self.duplicates.get(dup_key)
+        case = _Case(sim, rng, scenario, street, community, reply)
         with contextlib.suppress(_Stop):
-            self._history(sim, scenario, channel, appeal, urgency, created, target, street, community, reply, master)
+            self._history(case, channel, appeal, urgency, created, target, master)
         sim.finish()
         f = sim.f
         # Later duplicates may merge into this order while it is open.
@@ -853,21 +869,17 @@ class DemoGenerator:
 
     def _history(
         self,
-        sim: _Sim,
-        scenario: Scenario,
+        case: _Case,
         channel: Channel,
         appeal: AppealType,
         urgency: Urgency,
         created: datetime,
         target: str,
-        street: Street,
-        community: Community,
-        reply: str,
         master: tuple[str, datetime | None] | None,
     ) -> None:
-        rng = self.rng
+        sim, rng, scenario, reply = case.sim, case.rng, case.scenario, case.reply
+        street, community = case.street, case.community
         hour = 3600.0
-        day = self.cal.day_seconds
         machine = channel in (Channel.SENSOR, Channel.VIDEO_AI)
         intake = "system" if machine else rng.choice(corpus.OPERATOR_NAMES)
         sim.create(created, intake, channel)
@@ -924,8 +936,9 @@ class DemoGenerator:
             lead, actor = target, self._unit_actor(target)
             sim.act(Action.ACCEPT, self._accept_at(sim, rng), actor, unit=lead)
         sim.act(Action.START, sim.work(rng.uniform(0.05, 1.5) * hour), actor, unit=lead)
-        self._work(sim, rng, scenario, lead, actor, street, community, reply, day)
-        self._callback(sim, rng, scenario, lead, actor, street, community, reply, day, dispatcher)
+        case.lead, case.actor, case.dispatcher = lead, actor, dispatcher
+        self._work(case, reply)
+        self._callback(case)
 
     def _accept_at(self, sim: _Sim, rng: random.Random) -> datetime:
         limit = self._terms_hours(sim)
@@ -937,19 +950,11 @@ class DemoGenerator:
     def _terms_hours(sim: _Sim) -> float:
         return sim.terms.accept_hours
 
-    def _work(
-        self,
-        sim: _Sim,
-        rng: random.Random,
-        scenario: Scenario,
-        lead: str,
-        actor: str,
-        street: Street,
-        community: Community,
-        reply: str,
-        day: float,
-    ) -> None:
-        """From work started to the reply: assists, suspension, extension, urging, the reply itself."""
+    def _work(self, case: _Case, reply: str) -> None:
+        """From work started to the reply (text ``reply``): assists, suspension, extension, urging, the reply."""
+        sim, rng, scenario, lead, actor = case.sim, case.rng, case.scenario, case.lead, case.actor
+        street, community = case.street, case.community
+        day = self.cal.day_seconds
         hour = 3600.0
         budget = sim.terms.finish_days * day
         # Most units finish well within the limit; a long tail runs over it.
@@ -1072,19 +1077,10 @@ class DemoGenerator:
                 text=reply + "处理依据已补充说明。",
             )
 
-    def _callback(
-        self,
-        sim: _Sim,
-        rng: random.Random,
-        scenario: Scenario,
-        lead: str,
-        actor: str,
-        street: Street,
-        community: Community,
-        reply: str,
-        day: float,
-        dispatcher: str,
-    ) -> None:
+    def _callback(self, case: _Case) -> None:
+        """Callbacks (回访) until the order closes; an unsatisfied citizen may reopen it for another round."""
+        sim, rng, lead, actor, dispatcher = case.sim, case.rng, case.lead, case.actor, case.dispatcher
+        day = self.cal.day_seconds
         for attempt in range(3):
             agent = rng.choice(corpus.CALLBACK_AGENTS)
             if rng.random() > P_CALLBACK:
@@ -1129,7 +1125,7 @@ class DemoGenerator:
                 )
             sim.act(Action.ACCEPT, self._accept_at(sim, rng), actor, unit=lead)
             sim.act(Action.START, sim.work(rng.uniform(0.05, 1.5) * 3600), actor, unit=lead)
-            self._work(sim, rng, scenario, lead, actor, street, community, reply + "已再次核查并落实整改。", day)
+            self._work(case, case.reply + "已再次核查并落实整改。")
 
 
 def _clamp(value: float, bounds: tuple[float, float]) -> float:

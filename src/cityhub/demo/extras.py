@@ -1,0 +1,290 @@
+"""What makes the seeded demo usable at once: logins, a classifier, knowledge entries, routing rules, hot topics.
+
+Every step is idempotent and cheap when already done, so a second ``make run`` changes nothing:
+
+- **logins** — the demo users (``org/data/baiyun_users.csv`` and the per-unit handler accounts) get the demo
+  password, only those without any password (a password someone set is kept);
+- **classifier** — a category model trained with :func:`cityhub.nlp.classifier.train` on at most
+  :data:`TRAIN_CAP` of the demo's own orders, written once (an existing artefact is kept);
+- **knowledge base** — ``data/kb_demo.csv`` through :func:`cityhub.knowledge.service.import_entries`, only into a
+  knowledge base without active entries (edits and deletions made later are not undone);
+- **routing rules** — :func:`cityhub.dispatch.service.seed_default_rules`, only when no seeded rule exists yet;
+- **hot topics** — :func:`cityhub.analytics.topics_store.mine_database` once, and again only after new orders.
+
+All of it runs only with ``CITYHUB_ENVIRONMENT=demo``: known passwords never reach another environment.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cityhub.config import DEMO_MODEL_DIR, Settings, get_settings
+from cityhub.errors import PermissionDenied, ValidationFailed
+
+if TYPE_CHECKING:
+    from cityhub.nlp.classifier import LabelledOrder
+
+DATA_DIR = Path(__file__).parent / "data"
+KB_CSV = DATA_DIR / "kb_demo.csv"
+# The documented demo password (README "Demo logins"); CITYHUB_DEMO_PASSWORD replaces it.
+DEFAULT_DEMO_PASSWORD = "cityhub-demo"
+# Orders the demo classifier is trained on: enough for every demo category, seconds to train.
+TRAIN_CAP = 2000
+TRAIN_FOLDS = 2
+MIN_TRAIN = 200  # fewer categorised orders than this: no classifier (a tiny seed, e.g. in tests of the CLI)
+# Hot topics are mined at seed time up to this many orders; a bigger history is left to
+# `cityhub analytics hot-topics` (a scheduled job's work, not a setup step's).
+MINE_LIMIT = 50_000
+
+
+class DemoSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYHUB_", env_file=".env", extra="ignore")
+
+    demo_password: str = DEFAULT_DEMO_PASSWORD
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    full_name: str
+    role: str
+    unit: str
+
+
+@dataclass
+class ExtrasReport:
+    """What one :func:`prepare_demo` run did (zeros and ``False``: already there)."""
+
+    passwords_set: int = 0
+    password_from_env: bool = False
+    logins: list[Login] = field(default_factory=list)
+    unit_handlers: int = 0  # per-unit handler accounts (h<unit code>), not listed in ``logins``
+    model_path: Path | None = None
+    model_trained: bool = False
+    model_records: int = 0
+    model_seconds: float = 0.0
+    model_in_use: bool = False  # the app's settings point at this model
+    model_skipped: str = ""  # why no model was trained
+    kb_created: int = 0
+    kb_entries: int = 0
+    rules_created: int = 0
+    topics_mined: bool = False
+    topics_skipped: str = ""  # why the hot topics were not mined
+    topics: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def require_demo_environment() -> None:
+    """Refuse to run outside ``CITYHUB_ENVIRONMENT=demo``."""
+    environment = get_settings().environment
+    if environment != "demo":
+        raise PermissionDenied(
+            f"the demo district is only seeded with CITYHUB_ENVIRONMENT=demo (now: {environment}); "
+            "it sets known passwords"
+        )
+
+
+def demo_password() -> tuple[str, bool]:
+    """(password, whether it came from ``CITYHUB_DEMO_PASSWORD``)."""
+    value = DemoSettings().demo_password
+    return value, value != DEFAULT_DEMO_PASSWORD
+
+
+# --- logins --------------------------------------------------------------------------------------------------
+
+
+def _demo_usernames(session: Session) -> tuple[list[str], list[str]]:
+    """(named demo users in file order, per-unit handler accounts) as ``seed_baiyun`` creates them."""
+    from cityhub.org.models import Unit
+    from cityhub.org.service import BAIYUN_USERS, read_csv_table
+
+    named = [values["username"] for _, values in read_csv_table(BAIYUN_USERS).rows]
+    handlers = [f"h{code.lower()}" for code in session.scalars(select(Unit.code))]
+    return named, handlers
+
+
+def set_demo_passwords(session: Session, *, password: str) -> int:
+    """Give the demo users without a password ``password``; returns how many got it. Demo environment only."""
+    require_demo_environment()
+    from cityhub.auth import passwords
+    from cityhub.org.models import User
+
+    passwords.check_strength(password)
+    named, handlers = _demo_usernames(session)
+    users = list(session.scalars(select(User).where(User.username.in_(named + handlers), User.password_hash.is_(None))))
+    if users:
+        # One Argon2 hash for all of them: the password is the same and known, and ~50 hashes would cost seconds.
+        hashed = passwords.hash_password(password)
+        for user in users:
+            user.password_hash = hashed
+        session.flush()
+    return len(users)
+
+
+def demo_logins(session: Session) -> tuple[list[Login], int]:
+    """The named demo users (file order) and the number of per-unit handler accounts."""
+    from cityhub.org.models import Unit, User
+
+    named, handlers = _demo_usernames(session)
+    rows = {
+        u.username: u
+        for u in session.scalars(select(User).where(User.username.in_(named + handlers)))
+        if u.password_hash is not None
+    }
+    units = {uid: short or name for uid, short, name in session.execute(select(Unit.id, Unit.short_name, Unit.name))}
+    logins = [
+        Login(
+            username=name,
+            full_name=rows[name].full_name,
+            role=rows[name].role.value,
+            unit=units.get(rows[name].unit_id or 0, ""),
+        )
+        for name in named
+        if name in rows
+    ]
+    return logins, sum(1 for name in handlers if name in rows)
+
+
+# --- classifier ----------------------------------------------------------------------------------------------
+
+
+def model_target(model_dir: Path | None = None) -> Path:
+    """Where the demo classifier goes: ``model_dir``, else the configured model path, else beside the database."""
+    if model_dir is not None:
+        return model_dir
+    settings = get_settings()
+    if settings.dispatch_model_path:
+        return Path(settings.dispatch_model_path)
+    return settings.demo_model_dir or Path("data") / DEMO_MODEL_DIR
+
+
+def training_records(session: Session, *, cap: int = TRAIN_CAP) -> list[LabelledOrder]:
+    """The first ``cap`` categorised orders (not merged or cancelled) as labelled records (category = full path)."""
+    from cityhub.nlp.classifier import LabelledOrder
+    from cityhub.workorders.lifecycle import State
+    from cityhub.workorders.models import Category, Order
+
+    rows = session.execute(
+        select(Order.number, Order.title, Order.content, Category.path)
+        .join(Category, Category.id == Order.category_id)
+        .where(Order.state.not_in([State.MERGED, State.CANCELLED]))
+        .order_by(Order.id)
+        .limit(cap)
+    ).all()
+    return [
+        LabelledOrder(id=number, title=title or "", content=content or "", category=path)
+        for number, title, content, path in rows
+    ]
+
+
+def train_demo_model(session: Session, *, target: Path, cap: int = TRAIN_CAP) -> tuple[int, float]:
+    """Train the category classifier on the demo's orders and save it to ``target``; (records, seconds)."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from cityhub.nlp import classifier
+
+    records = training_records(session, cap=cap)
+    started = time.perf_counter()
+    # One BLAS thread: the stacking regression is tiny, and on a busy machine OpenBLAS threads spin for seconds.
+    # Each order is its own group: the demo's texts come from templates, and grouping near-duplicates would
+    # put whole templates in one fold, leaving the stacker to learn from scores on texts it never saw.
+    with threadpool_limits(limits=1, user_api="blas"):
+        model = classifier.train(
+            records,
+            config=classifier.ClassifierConfig(folds=TRAIN_FOLDS),
+            groups=np.arange(len(records)),
+            evaluate_cv=False,
+        )
+    model.meta["demo"] = {"orders": len(records), "note": "trained by `cityhub demo seed` on generated orders"}
+    model.save(target)
+    return len(records), time.perf_counter() - started
+
+
+# --- the whole preparation -----------------------------------------------------------------------------------
+
+
+def prepare_demo(
+    factory: sessionmaker[Session],
+    *,
+    new_orders: bool = False,
+    model_dir: Path | None = None,
+    password: str | None = None,
+) -> ExtrasReport:
+    """Make the seeded demo usable (see the module docstring); each step commits on its own.
+
+    ``new_orders``: orders were added by this run, so the hot topics take them in. ``password`` overrides
+    ``CITYHUB_DEMO_PASSWORD`` (tests).
+    """
+    require_demo_environment()
+    from cityhub.analytics import topics_store
+    from cityhub.dispatch.models import DispatchRule
+    from cityhub.dispatch.service import seed_default_rules
+    from cityhub.knowledge import service as kb
+    from cityhub.knowledge.models import KnowledgeEntry
+    from cityhub.workorders.models import Order
+
+    report = ExtrasReport()
+    if password is None:
+        password, report.password_from_env = demo_password()
+
+    def timed(step: str, started: float) -> None:
+        report.seconds[step] = round(time.perf_counter() - started, 2)
+
+    with factory() as session:
+        t = time.perf_counter()
+        report.passwords_set = set_demo_passwords(session, password=password)
+        session.commit()
+        report.logins, report.unit_handlers = demo_logins(session)
+        timed("logins", t)
+
+        t = time.perf_counter()
+        if not session.scalar(select(func.count()).select_from(DispatchRule).where(DispatchRule.seed_key.is_not(None))):
+            report.rules_created = seed_default_rules(session).get("created", 0)
+            session.commit()
+        timed("rules", t)
+
+        t = time.perf_counter()
+        active = select(func.count()).select_from(KnowledgeEntry).where(KnowledgeEntry.active.is_(True))
+        if not session.scalar(active):
+            result = kb.import_entries(session, path=KB_CSV)
+            if result.rejected:
+                raise ValidationFailed(f"bundled demo knowledge base is invalid: {result.rejected[0]}")
+            report.kb_created = result.created
+            session.commit()
+        report.kb_entries = int(session.scalar(active) or 0)
+        timed("knowledge", t)
+
+        t = time.perf_counter()
+        target = model_target(model_dir)
+        report.model_path = target
+        if not (target / "model.json").is_file():
+            labelled = len(training_records(session, cap=MIN_TRAIN))
+            if labelled < MIN_TRAIN:
+                report.model_skipped = f"only {labelled} categorised orders (at least {MIN_TRAIN} needed)"
+            else:
+                report.model_records, report.model_seconds = train_demo_model(session, target=target)
+                report.model_trained = True
+        configured = Settings().dispatch_model_path  # read afresh: the demo default exists once the model does
+        report.model_in_use = configured is not None and Path(configured).resolve() == target.resolve()
+        timed("classifier", t)
+
+        t = time.perf_counter()
+        if new_orders or not topics_store.stored_topic_count(session):
+            orders = int(session.scalar(select(func.count()).select_from(Order)) or 0)
+            if orders > MINE_LIMIT:
+                report.topics_skipped = f"{orders} orders: run `cityhub analytics hot-topics` to mine them"
+            else:
+                topics_store.mine_database(session)
+                session.commit()
+                report.topics_mined = True
+        report.topics = topics_store.stored_topic_count(session)
+        timed("hot_topics", t)
+    return report

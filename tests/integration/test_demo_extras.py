@@ -1,0 +1,194 @@
+"""``demo seed`` makes the demo usable: demo logins, a classifier, 秒回 entries, routing rules and hot topics.
+
+Runs the real CLI and the real web app on both backends, with a small seed (300 orders) and cheap Argon2. The
+classifier is written under the test's own directory (``CITYHUB_DISPATCH_MODEL_PATH``), never beside the shared
+session database, so no other test finds it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from cityhub.analytics.models import HotTopic, HotTopicModelState
+from cityhub.auth import passwords
+from cityhub.auth import service as auth
+from cityhub.db import reset_engine, session_factory, session_scope
+from cityhub.demo.cli import app as demo_app
+from cityhub.demo.extras import DEFAULT_DEMO_PASSWORD, KB_CSV, prepare_demo, set_demo_passwords
+from cityhub.dispatch.models import DispatchRule
+from cityhub.errors import PermissionDenied
+from cityhub.knowledge.models import KnowledgeEntry
+from cityhub.main import create_app
+from cityhub.org.models import User
+from cityhub.org.service import BAIYUN_USERS, read_csv_table
+from cityhub.workorders.categories import find_category
+from cityhub.workorders.models import Order
+
+SEED = ["demo", "seed", "--orders", "300", "--seed", "3", "--years", "1", "--end", "2025-03-31"]
+NAMED = [values["username"] for _, values in read_csv_table(BAIYUN_USERS).rows]
+
+
+@pytest.fixture
+def demo_env(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Settings of a demo run against the test database; yields the classifier's directory."""
+    model = tmp_path / "model"
+    monkeypatch.setenv("CITYHUB_ENVIRONMENT", "demo")
+    monkeypatch.delenv("CITYHUB_DEMO_PASSWORD", raising=False)
+    monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(model))
+    monkeypatch.setenv("CITYHUB_ARGON2_TIME_COST", "1")
+    monkeypatch.setenv("CITYHUB_ARGON2_MEMORY_KIB", "64")
+    monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "false")  # the test client speaks plain http
+    reset_engine()
+    yield model
+    reset_engine()
+
+
+def _cli(*args: str) -> Any:
+    cli = typer.Typer()
+    cli.add_typer(demo_app, name="demo")  # mounted as in `cityhub demo …`
+    return CliRunner().invoke(cli, list(args))
+
+
+def _snapshot(model: Path) -> dict[str, Any]:
+    """Everything the extras write, in a comparable form."""
+    with session_scope() as s:
+        return {
+            "orders": s.scalar(select(func.count()).select_from(Order)),
+            "hashes": dict(s.execute(select(User.username, User.password_hash)).all()),
+            "kb": sorted(s.execute(select(KnowledgeEntry.id, KnowledgeEntry.version, KnowledgeEntry.answer)).all()),
+            "rules": sorted(s.execute(select(DispatchRule.id, DispatchRule.seed_key)).all()),
+            "topics": sorted(s.execute(select(HotTopic.id, HotTopic.size, HotTopic.heat)).all()),
+            "topic_state": s.execute(select(HotTopicModelState.id, HotTopicModelState.updated_at)).all(),
+            "model": (model / "model.json").stat().st_mtime_ns,
+        }
+
+
+def test_seed_twice_sets_everything_up_once(demo_env: Path) -> None:
+    first = _cli(*SEED)
+    assert first.exit_code == 0, first.output
+    assert "300 inserted" in first.output and "classifier: trained on" in first.output
+    assert f"password {DEFAULT_DEMO_PASSWORD}" in first.output and "operator" in first.output
+    kb_rows = sum(1 for _ in read_csv_table(KB_CSV).rows)
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(KnowledgeEntry)) == kb_rows
+        assert s.scalar(select(func.count()).select_from(DispatchRule).where(DispatchRule.seed_key.is_not(None)))
+        assert s.scalar(select(func.count()).select_from(HotTopic))
+        no_password = s.scalars(select(User.username).where(User.password_hash.is_(None))).all()
+        assert not set(NAMED) & set(no_password)
+    before = _snapshot(demo_env)
+
+    second = _cli(*SEED)
+    assert second.exit_code == 0, second.output
+    assert "already seeded" in second.output and "0 set now" in second.output
+    assert "0 entries imported" in second.output and "routing rules: already seeded" in second.output
+    assert "(already there)" in second.output and "(mined now)" not in second.output
+    assert _snapshot(demo_env) == before
+
+
+def test_later_edits_survive_a_reseed(demo_env: Path) -> None:
+    factory = session_factory()
+    assert _cli(*SEED).exit_code == 0
+    with session_scope() as s:
+        entry = s.scalars(select(KnowledgeEntry).order_by(KnowledgeEntry.id)).first()
+        assert entry is not None
+        entry.answer = "管理员改写过的答复。"
+        rule = s.scalars(select(DispatchRule).order_by(DispatchRule.id)).first()
+        assert rule is not None
+        s.delete(rule)
+        entry_id, rule_id = entry.id, rule.id
+    again = prepare_demo(factory, model_dir=demo_env)
+    assert (again.kb_created, again.rules_created, again.passwords_set, again.model_trained) == (0, 0, 0, False)
+    with session_scope() as s:
+        assert s.get(KnowledgeEntry, entry_id).answer == "管理员改写过的答复。"  # type: ignore[union-attr]
+        assert s.get(DispatchRule, rule_id) is None
+
+
+def test_demo_passwords_only_for_users_without_one_and_only_in_demo(
+    demo_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cityhub.demo.service import seed_demo
+
+    seed_demo(session_factory(), orders=0)  # organisation and users only
+    own = "my-own-password-42"
+    with session_scope() as s:
+        auth.set_password(s, username="operator2", password=own)
+
+    # Production: the command refuses with one line, and the service sets nothing.
+    monkeypatch.setenv("CITYHUB_ENVIRONMENT", "production")
+    monkeypatch.setenv("CITYHUB_SECRET_KEY", "a-real-secret-for-this-test")
+    reset_engine()
+    refused = _cli(*SEED)
+    assert refused.exit_code != 0
+    assert "CITYHUB_ENVIRONMENT=demo" in refused.output and len(refused.output.strip().splitlines()) == 1
+    with session_scope() as s, pytest.raises(PermissionDenied):
+        set_demo_passwords(s, password=DEFAULT_DEMO_PASSWORD)
+    with pytest.raises(PermissionDenied):
+        prepare_demo(session_factory(), model_dir=demo_env)
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(User).where(User.password_hash.is_not(None))) == 1
+
+    # Demo, with the password from the environment: everyone else gets it, operator2 keeps their own.
+    monkeypatch.setenv("CITYHUB_ENVIRONMENT", "demo")
+    monkeypatch.setenv("CITYHUB_DEMO_PASSWORD", "env-demo-pass-77")
+    reset_engine()
+    with session_scope() as s:
+        count = s.scalar(select(func.count()).select_from(User))
+        assert set_demo_passwords(s, password="env-demo-pass-77") == count - 1
+        users = {u.username: u for u in s.scalars(select(User))}
+        assert passwords.verify_password(users["operator2"].password_hash, own)
+        assert not passwords.verify_password(users["operator2"].password_hash, "env-demo-pass-77")
+        assert passwords.verify_password(users["leader"].password_hash, "env-demo-pass-77")
+        assert set_demo_passwords(s, password="another-pass-99") == 0  # nobody is without one any more
+    report = _cli(*SEED)
+    assert report.exit_code == 0, report.output
+    assert "password (CITYHUB_DEMO_PASSWORD)" in report.output and "env-demo-pass-77" not in report.output
+
+
+def _hidden(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]*)"', html)
+    assert match, "no csrf token in the page"
+    return match.group(1)
+
+
+def test_a_demo_user_logs_in_and_intake_gets_suggestions_and_an_instant_answer(demo_env: Path) -> None:
+    assert _cli(*SEED).exit_code == 0
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    page = client.get("/login")
+    wrong = client.post(
+        "/login", data={"csrf_token": _hidden(page.text), "username": "operator", "password": "not-the-demo-one"}
+    )
+    assert wrong.status_code == 401
+    good = client.post(
+        "/login",
+        data={"csrf_token": _hidden(wrong.text), "username": "operator", "password": DEFAULT_DEMO_PASSWORD},
+        follow_redirects=False,
+    )
+    assert good.status_code == 303 and good.headers["location"] == "/intake"
+    form = {
+        "csrf_token": client.cookies["cityhub_csrf"],
+        "channel": "hotline",
+        "appeal_type": "consultation",
+        "title": "社保卡丢了怎么办",
+        "content": "您好，我的社保卡不小心丢了，想问一下在哪里补办，需要带什么？",
+    }
+    panel = client.post("/intake/assist", data=form)
+    assert panel.status_code == 200
+    assert "社保卡丢失了怎么补办？" in panel.text  # the demo knowledge base's entry, offered for 秒回
+    top3 = re.findall(r"<li>(\S+) <small>\d+%</small>", panel.text)
+    assert len(top3) == 3  # the demo classifier's suggestions
+    with session_scope() as s:
+        assert all(find_category(s, name_or_path=label) is not None for label in top3)
+        assert s.scalar(select(func.count()).select_from(Order)) == 300  # looking things up creates nothing
+    # A complaint the demo's orders are about is classified into its category.
+    complaint = {"appeal_type": "complaint", "title": "工地夜间施工噪音", "content": "楼下工地半夜还在施工，噪音很大"}
+    noise = client.post("/intake/assist", data={**form, **complaint})
+    assert re.findall(r"<li>(\S+) <small>\d+%</small>", noise.text)[0] == "环境保护/环境污染/噪音污染"
