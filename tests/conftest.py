@@ -420,3 +420,29 @@ def _dedupe_settings_follow_the_environment() -> Iterator[None]:
     from cityhub.intake.dedupe import get_dedupe_settings
 
     get_dedupe_settings.cache_clear()
+
+
+@pytest.fixture
+def live_server(app_db: str) -> Iterator[str]:
+    """A real uvicorn server on a free loopback port, in a thread, over ``app_db``; yields its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from cityhub.main import create_app
+
+    config = uvicorn.Config(create_app(), host="127.0.0.1", port=_free_port(), log_level="warning", lifespan="on")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)

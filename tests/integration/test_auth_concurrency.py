@@ -3,44 +3,21 @@ a loopback port) on both backends: exactly one 200, one 409, and one audit event
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 
 import httpx
 import pytest
-import uvicorn
 
 from cityhub.auth.service import create_token
 from cityhub.db import session_scope
-from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import service
 from cityhub.workorders.schemas import OrderCreate
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def server(app_db):
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=_free_port(), log_level="warning", lifespan="on")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{config.port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
+def server(live_server: str) -> str:
+    return live_server
 
 
 @pytest.mark.parametrize("rounds", [3])

@@ -9,18 +9,13 @@ that the client's own 60-second timeout never fires, with distinct numbers and o
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import func, select
 
 from cityhub.auth.service import create_token
 from cityhub.db import session_scope
-from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders.models import Order
 
@@ -29,28 +24,9 @@ SITES = ["幸福小区", "阳光花园", "滨江路", "人民广场", "第三中
 PROBLEMS = ["路灯不亮", "垃圾堆积", "占道经营", "积水内涝", "违章停车", "噪音扰民", "井盖缺失", "树木倒伏", "漏水"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def server(app_db):
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=_free_port(), log_level="warning", lifespan="on")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{config.port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
+def server(live_server: str) -> str:
+    return live_server
 
 
 @pytest.fixture
