@@ -12,7 +12,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,12 +23,15 @@ from sqlalchemy import select
 from cityhub.db import session_scope
 from cityhub.main import create_app
 from cityhub.org.models import Unit, UnitTier
+from cityhub.sharing import georeport
 from cityhub.sharing import service as sharing
 from cityhub.sharing.models import ApiCallStat
+from cityhub.workorders import recompute
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import seed_default_taxonomy
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import Category, Channel, Order
+from cityhub.workorders.scheduled import sla_sweep
 from cityhub.workorders.schemas import OrderCreate
 
 BASE = "/open311/v2"
@@ -332,6 +335,53 @@ def test_get_requests_filters_by_id_list_service_and_window(env: Env) -> None:
     assert old in {r["service_request_id"] for r in wide}
     by_service = {r["service_request_id"] for r in env.http.get("/requests.json", params={"service_code": code}).json()}
     assert {first, second} == by_service
+
+
+def test_internal_audit_events_are_not_public_updates(db_session) -> None:
+    """Sweep marks, a deadline moved by a calendar edit (sla_recompute), a comment and an assisting unit's steps
+    stay internal: servicerequestupdates lists only the labelled life-cycle steps, each with its label."""
+    monday = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, a plain working week
+    s = db_session
+    lead = Unit(code="O311-I01", name="区城管局", tier=UnitTier.DEPARTMENT)
+    helper = Unit(code="O311-I02", name="区住建局", tier=UnitTier.DEPARTMENT)
+    s.add_all([lead, helper])
+    s.flush()
+    order, _ = orders.create_order(s, data=OrderCreate(channel=Channel.WEB, content="路灯不亮", created_at=monday))
+    orders.act(s, order_id=order.id, action=Action.DISPATCH, params={"unit_id": lead.id}, now=monday)
+    sla_sweep(s, now=monday + timedelta(hours=4))  # past the 2-hour accept limit: sla_accept_overdue
+    # A typhoon day on Wednesday moves the running deadline: one sla_recompute event.
+    _, moved = recompute.set_calendar_day(
+        s, day=date(2026, 3, 4), is_workday=False, name="台风停工", now=monday + timedelta(hours=5)
+    )
+    assert moved.orders == 1
+    s.expire_all()  # both moved the order's version in SQL
+    at = monday + timedelta(hours=6)
+    for action, params in (
+        (Action.ACCEPT, {}),
+        (Action.COMMENT, {"text": "需要住建局配合"}),
+        (Action.ADD_ASSIST, {"unit_id": helper.id}),
+        (Action.ASSIST_ACCEPT, {"unit_id": helper.id}),
+        (Action.ASSIST_REPLY, {"unit_id": helper.id, "text": "已配合"}),
+    ):
+        at += timedelta(minutes=10)
+        orders.act(s, order_id=order.id, action=action, params=params, now=at)
+    s.flush()
+
+    trail = {e.action: e for e in orders.history(s, order_id=order.id)}
+    internal = {"sla_accept_overdue", "sla_recompute", "comment", "assist_accept", "assist_reply"}
+    assert internal <= set(trail)
+    assert set(trail) <= {a.value for a in georeport.ACTION_LABELS} | georeport.INTERNAL_ACTIONS
+    updates = georeport.list_updates(s, service_request_id=order.number, now=monday + timedelta(days=1))
+    public = ["create", "dispatch", "accept", "add_assist"]
+    assert [u["update_id"] for u in updates] == [str(trail[a].id) for a in public]
+    assert [u["description"] for u in updates] == [georeport.ACTION_LABELS[Action(a)] for a in public]
+
+
+def test_every_life_cycle_action_is_either_labelled_or_internal() -> None:
+    labelled = {a.value for a in georeport.ACTION_LABELS}
+    assert not labelled & georeport.INTERNAL_ACTIONS
+    assert {a.value for a in Action} <= labelled | georeport.INTERNAL_ACTIONS
+    assert recompute.ACTION in georeport.INTERNAL_ACTIONS
 
 
 # --- errors ------------------------------------------------------------------------------------------------

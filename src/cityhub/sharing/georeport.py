@@ -72,9 +72,21 @@ ACTION_LABELS = {
     Action.MERGE: "已合并 merged into another request",
     Action.CANCEL: "已作废 cancelled",
 }
-# Actions that are internal to the handling units and not shown to the public.
+# Actions that are internal to the handling units and not shown to the public: comments, the assisting units'
+# own steps, and what the system writes about time limits (sweep marks; deadlines moved by a calendar or
+# time-limit edit, :mod:`cityhub.workorders.recompute`). Every action written to the audit trail is either
+# labelled in ACTION_LABELS or listed here.
 INTERNAL_ACTIONS = frozenset(
-    {"comment", "assist_accept", "assist_reply", "assist_return", "sla_warning", "sla_overdue", "sla_accept_overdue"}
+    {
+        Action.COMMENT.value,
+        Action.ASSIST_ACCEPT.value,
+        Action.ASSIST_REPLY.value,
+        Action.ASSIST_RETURN.value,
+        "sla_warning",
+        "sla_overdue",
+        "sla_accept_overdue",
+        "sla_recompute",
+    }
 )
 
 
