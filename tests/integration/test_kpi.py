@@ -223,3 +223,76 @@ def test_earlier_episodes_are_timed_by_their_own_recorded_deadlines(db_session):
     late = kpi.drilldown(s, unit=unit.id, kpi="on_time_completion", period=MARCH)
     hit = [i["ref_id"] for i in late.numerator]
     assert len(hit) == 1 and hit[0] == max(i["ref_id"] for i in late.denominator)  # only the second reply
+
+
+def _unit(s, code: str) -> Unit:
+    district = Unit(code=f"{code}-QU", name=f"测试区{code}", tier=UnitTier.DISTRICT)
+    s.add(district)
+    s.flush()
+    unit = Unit(code=f"{code}-D", name=f"{code}局", tier=UnitTier.DEPARTMENT, parent_id=district.id)
+    s.add(unit)
+    s.flush()
+    return unit
+
+
+def _rate(s, unit: Unit, name: str) -> tuple[int, int]:
+    row = next(r for r in kpi.compute(s, period=MARCH, unit_ids=[unit.id]))
+    return row.rates[name].numerator, row.rates[name].denominator
+
+
+def test_completion_is_judged_against_the_deadline_a_recompute_put_in_force(db_session):
+    """A typhoon day declared afterwards moves the due date past the sweep's overdue mark and lifts it: a reply
+    before the moved deadline is on time, one after it is late; a mark an extension had cleared stays late."""
+    from cityhub.workorders import recompute
+    from cityhub.workorders.models import Order, SlaStatus
+
+    s = db_session
+    unit = _unit(s, "K8")
+    on_time, late, extended = (_new(s, T, f"1360000000{i}") for i in range(3))
+    for oid in (on_time, late, extended):
+        _act(s, oid, "dispatch", T, unit_id=unit.id)
+        _act(s, oid, "accept", T + H)
+    first_due = s.get(Order, on_time).due_at  # Monday next week, 10:00
+    sla_sweep(s, now=first_due + H)  # all three are marked overdue
+    s.expire_all()
+    _act(s, extended, "request_extension", first_due + 1.2 * H, days=2, reason="需协调")
+    _act(s, extended, "approve_extension", first_due + 1.5 * H)  # after the mark: does not cure it
+    _, done = recompute.set_calendar_day(
+        s, day=(T + 2 * D).date(), is_workday=False, name="台风停工", now=first_due + 2 * H
+    )
+    assert done.orders == 3
+    s.expire_all()
+    moved_due = s.get(Order, on_time).due_at
+    assert moved_due == first_due + D and s.get(Order, on_time).sla_status != SlaStatus.OVERDUE  # lifted
+    _act(s, on_time, "reply", first_due + 5 * H, text="已处理")  # after the first due date, before the moved one
+    _act(s, late, "reply", moved_due + H, text="已处理")  # after the moved due date (no sweep ran to mark it)
+    _act(s, extended, "reply", first_due + 5 * H, text="已处理")
+    s.flush()
+
+    assert _rate(s, unit, "on_time_completion") == (1, 3)
+    drill = kpi.drilldown(s, unit=unit.id, kpi="on_time_completion", period=MARCH)
+    assert [i["order_id"] for i in drill.numerator] == [on_time]
+
+
+def test_acceptance_is_judged_against_the_accept_deadline_a_recompute_put_in_force(db_session):
+    """The dispatch day itself becomes a holiday after the sweep marked the accept overdue: the mark is lifted
+    and the accept deadline moves to the next working day; accepts are judged against the moved deadline."""
+    from cityhub.workorders import recompute
+    from cityhub.workorders.models import Order
+
+    s = db_session
+    unit = _unit(s, "K7")
+    early, late = _new(s, T, "13500000001"), _new(s, T, "13500000002")
+    for oid in (early, late):
+        _act(s, oid, "dispatch", T, unit_id=unit.id)
+    sla_sweep(s, now=T + 3 * H)  # past the 2 working hours: both marked accept-overdue
+    _, done = recompute.set_calendar_day(s, day=T.date(), is_workday=False, name="台风停工", now=T + 3.5 * H)
+    assert done.orders == 2
+    s.expire_all()
+    moved = s.get(Order, early)
+    assert moved.accept_due_at > T + D - 6 * H and not moved.accept_overdue  # the next working day; lifted
+    _act(s, early, "accept", T + 4 * H)
+    _act(s, late, "accept", moved.accept_due_at + H)
+    s.flush()
+
+    assert _rate(s, unit, "on_time_accept") == (1, 2)

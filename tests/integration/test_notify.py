@@ -253,6 +253,77 @@ def test_sla_sweep_enqueues_warning_and_overdue_once(db_session, units):
     assert _messages(db_session) == []
 
 
+def test_a_moved_running_deadline_is_notified_with_before_and_after(db_session, units, receiver):
+    """A calendar edit moves running deadlines (sla_recompute): subscribers of ``deadline`` hear of each moved order
+    (by unit as for the other topics), in the edit's transaction, with the deadlines before and after."""
+    from datetime import date
+
+    from cityhub.workorders import recompute
+    from cityhub.workorders.models import Order, OrderEvent
+
+    _, secret = _subscribe(db_session, receiver.url, topics="deadline")
+    dept2, _ = _subscribe(db_session, "http://127.0.0.1:9/dept2", topics="deadline", unit_code="N440111-D02")
+    _subscribe(db_session, "http://127.0.0.1:9/old", topics="dispatch,warning,overdue,reply,callback")
+    first, second = _order(db_session), _order(db_session)
+    _act(db_session, first, "dispatch", unit_id=units["dept"].id)
+    _act(db_session, second, "dispatch", unit_id=units["dept2"].id)
+    db_session.commit()
+    before = len(_messages(db_session))
+    admin = orders.Actor(name="管理员", role="admin")
+
+    def typhoon_on_wednesday() -> int:
+        _, done = recompute.set_calendar_day(
+            db_session,
+            day=date(2026, 3, 4),
+            is_workday=False,
+            name="台风停工",
+            actor=admin,
+            now=MONDAY + timedelta(hours=1),
+        )
+        return done.orders
+
+    assert typhoon_on_wednesday() == 2
+    moved = [m for m in _messages(db_session) if m.topic == Topic.DEADLINE]
+    assert len(_messages(db_session)) == before + 3
+    assert Counter((m.order_id, m.subscription_id == dept2.id) for m in moved) == {
+        (first.id, False): 1,
+        (second.id, False): 1,
+        (second.id, True): 1,  # dept2 leads the second order only
+    }
+    db_session.rollback()  # no edit, no message
+    assert not [m for m in _messages(db_session) if m.topic == Topic.DEADLINE]
+
+    assert typhoon_on_wednesday() == 2
+    db_session.commit()
+    db_session.expire_all()
+    event = db_session.scalars(
+        select(OrderEvent).where(OrderEvent.order_id == first.id, OrderEvent.action == recompute.ACTION)
+    ).one()
+    [message] = [m for m in _messages(db_session) if m.topic == Topic.DEADLINE and m.order_id == first.id]
+    assert message.payload == {
+        "action": "sla_recompute",
+        "from_state": "dispatched",
+        "to_state": "dispatched",
+        "actor": "管理员",
+        "unit_id": None,
+        "at": (MONDAY + timedelta(hours=1)).isoformat(),
+        "reason": recompute.CALENDAR_REASON,
+        "cause": "calendar",
+        "days": ["2026-03-04"],
+        "from": event.payload["from"],
+        "to": event.payload["to"],
+    }
+    assert message.payload["to"]["due_at"] > message.payload["from"]["due_at"]
+
+    service.deliver_due(db_session, settings=_settings())
+    [request] = [r for r in receiver.requests if json.loads(r["body"])["order"]["id"] == first.id]
+    _assert_signed(request, secret)
+    assert request["headers"][TOPIC_HEADER] == "deadline"
+    body = json.loads(request["body"])
+    due_at = db_session.get(Order, first.id).due_at.isoformat()
+    assert body["event"]["to"]["due_at"] == body["order"]["due_at"] == due_at
+
+
 # ------------------------------------------------------------------------------------------------ delivery
 
 

@@ -12,15 +12,19 @@ Definitions (one table, :data:`KPIS`; times are compared in UTC, periods are loc
   An **episode** of an order runs from one clock start to the next (events are ordered by id).
 * ``on_time_accept`` 按时签收率: accept events in P, attributed to the accept event's unit (else the unit of the
   episode's clock start; a reopen names no unit and continues with the unit of the latest assignment). On time
-  unless the SLA sweep marked ``sla_accept_overdue`` in the same episode before the accept, or the accept is
-  later than the accept deadline *of its episode*: the ``accept_due_at`` recorded in the payload of the latest
-  deadline event before it in the episode (clock start, approved extension or resume —
-  :func:`cityhub.workorders.service.act` writes the deadlines there), else the order's current
-  ``accept_due_at`` (histories written without recorded deadlines; exact for the current episode only).
+  unless the SLA sweep marked ``sla_accept_overdue`` in the same episode before the accept (and no
+  ``sla_recompute`` lifted that mark in between), or the accept is later than the accept deadline *in force*: the
+  ``accept_due_at`` recorded by the latest deadline event before it in the episode (clock start, approved
+  extension or resume — :func:`cityhub.workorders.service.act` writes the deadlines in the payload — or an
+  ``sla_recompute`` that moved it after a calendar or time-limit edit, in ``payload.to``), else the order's
+  current ``accept_due_at`` (histories written without recorded deadlines; exact for the current episode only).
 * ``on_time_completion`` 按时办结率: reply events in P, attributed like accepts. On time unless an ``sla_overdue``
-  mark lies in the same episode before the reply, or the reply is later than the episode's ``due_at``, found the
-  same way (approved extensions move it). An extension approved after the order was already marked overdue
-  does not cure it. The deadline comparison runs in Python (times in JSON payloads compare portably there).
+  mark lies in the same episode before the reply and was not lifted since by an ``sla_recompute`` (its
+  ``payload.from.sla_status`` is ``overdue``: the edit moved the deadline ahead of the time of the edit), or the
+  reply is later than the ``due_at`` in force, found the same way (approved extensions and recomputes move it).
+  An extension approved after the order was already marked overdue does not cure it (the extension clears the
+  status, so a later recompute lifts nothing). The deadline comparison runs in Python (times in JSON payloads
+  compare portably there).
 * ``return_rate`` 退单率: assignments in P (cohort); numerator: those followed by a ``return`` in the same episode.
 * ``extension_rate`` 延期率: assignments in P; numerator: those with an ``approve_extension`` in the same episode.
 * ``satisfaction`` 满意率: callback events in P, attributed to the unit of the last reply before the callback
@@ -79,7 +83,7 @@ KPIS: tuple[KpiDef, ...] = (
         "on_time_accept",
         "按时签收率",
         "On-time acceptance",
-        "accepts made before the accept deadline of their dispatch",
+        "accepts made before the accept deadline in force for their dispatch (incl. recomputes)",
         "accept events in the period (unit of the accept)",
         "higher",
         15,
@@ -88,7 +92,7 @@ KPIS: tuple[KpiDef, ...] = (
         "on_time_completion",
         "按时办结率",
         "On-time completion",
-        "replies made before due_at (incl. approved extensions) and not marked overdue",
+        "replies made before the due_at in force (incl. approved extensions and recomputes) and not marked overdue",
         "reply events in the period (unit of the reply)",
         "higher",
         25,
@@ -152,7 +156,11 @@ KPI_BY_NAME: dict[str, KpiDef] = {k.name: k for k in KPIS}
 
 ASSIGN_ACTIONS = ("dispatch", "transfer", "assign")
 CLOCK_START_ACTIONS = (*ASSIGN_ACTIONS, "reopen")
-DEADLINE_ACTIONS = (*CLOCK_START_ACTIONS, "approve_extension", "resume")  # events whose payload holds deadlines
+RECOMPUTE = "sla_recompute"  # cityhub.workorders.recompute.ACTION: payload {"from": {...}, "to": {...}}
+# Events whose payload holds deadlines: at the top level, or under "to" for a recompute (only those it moved).
+DEADLINE_ACTIONS = (*CLOCK_START_ACTIONS, "approve_extension", "resume", RECOMPUTE)
+ACCEPT_MARK = "sla_accept_overdue"
+OVERDUE = "overdue"
 TIMED_KPIS = ("on_time_accept", "on_time_completion")
 DISPATCHED = "dispatched"
 
@@ -284,7 +292,19 @@ def _last_reply_unit(e: Any) -> Any:
     )
 
 
+def _lifted_between(order_id: Any, lo: Any, hi: Any, mark: str) -> Any:
+    """An ``sla_recompute`` between events ``lo`` and ``hi`` that moved the deadline ahead and lifted ``mark``."""
+    r = _ev("rc")
+    cleared = (
+        r.c.payload[("from", "accept_overdue")].as_boolean() == literal(True)
+        if mark == ACCEPT_MARK
+        else r.c.payload[("from", "sla_status")].as_string() == literal(OVERDUE)
+    )
+    return _exists(r, r.c.order_id == order_id, r.c.id > lo, r.c.id < hi, r.c.action == RECOMPUTE, cleared)
+
+
 def _mark_in_episode(e: Any, mark: str) -> Any:
+    """A sweep ``mark`` before ``e`` in its episode that still stood when ``e`` happened (not lifted since)."""
     m = _ev("mk")
     return _exists(
         m,
@@ -292,13 +312,15 @@ def _mark_in_episode(e: Any, mark: str) -> Any:
         m.c.id < e.c.id,
         m.c.action == mark,
         _no_clock_start_between(e.c.order_id, m.c.id, e.c.id),
+        not_(_lifted_between(e.c.order_id, m.c.id, e.c.id, mark)),
     )
 
 
 def _recorded_deadline(e: Any, key: str) -> Any:
-    """The deadline ``key`` (ISO text) recorded by the latest deadline event before ``e`` in its episode."""
+    """The deadline ``key`` (ISO text) in force at ``e``: recorded by the latest deadline event before ``e`` in its
+    episode that set it — a clock event (top-level ``key``) or an ``sla_recompute`` that moved it (``to.key``)."""
     d = _ev("dl")
-    value = d.c.payload[key].as_string()
+    value = case((d.c.action == RECOMPUTE, d.c.payload[("to", key)].as_string()), else_=d.c.payload[key].as_string())
     return (
         select(value)
         .where(
@@ -333,7 +355,7 @@ def _fact_select(name: str, period: Period) -> Select[Any]:
     base = select(e.c.id.label("ref_id"), e.c.order_id.label("order_id"))
     if name in TIMED_KPIS:
         action, mark, key, due = (
-            ("accept", "sla_accept_overdue", "accept_due_at", o.c.accept_due_at)
+            ("accept", ACCEPT_MARK, "accept_due_at", o.c.accept_due_at)
             if name == "on_time_accept"
             else ("reply", "sla_overdue", "due_at", o.c.due_at)
         )

@@ -9,7 +9,7 @@ import typer
 from cityhub.clitools import fail as _fail
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
-from cityhub.notify.models import OutboxStatus
+from cityhub.notify.models import OutboxStatus, Topic
 
 app = typer.Typer(no_args_is_help=True, help="Notifications: webhook subscriptions and the outbox.")
 webhooks_app = typer.Typer(no_args_is_help=True, help="Webhook subscriptions (signed with HMAC-SHA256).")
@@ -22,7 +22,7 @@ app.add_typer(outbox_app, name="outbox")
 def webhooks_add(
     url: Annotated[str, typer.Option("--url", help="Receiver URL (http:// or https://).")],
     events: Annotated[
-        str, typer.Option("--events", help="Comma-separated topics: dispatch,warning,overdue,reply,callback.")
+        str, typer.Option("--events", help="Comma-separated topics: " + ",".join(t.value for t in Topic) + ".")
     ],
     unit: Annotated[
         str | None, typer.Option("--unit", help="Only orders whose lead unit, street or community has this code.")

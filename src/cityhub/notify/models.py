@@ -23,6 +23,7 @@ class Topic(enum.StrEnum):
     OVERDUE = "overdue"  # 超期
     REPLY = "reply"  # 答复
     CALLBACK = "callback"  # 回访
+    DEADLINE = "deadline"  # 时限调整: a running deadline moved after a calendar or time-limit edit (sla_recompute)
 
 
 class OutboxStatus(enum.StrEnum):

@@ -26,7 +26,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,6 +46,7 @@ from cityhub.workorders.models import Category, Order, OrderEvent
 log = logging.getLogger(__name__)
 
 _RETRYABLE = (OutboxStatus.PENDING, OutboxStatus.FAILED)
+_BATCH = 5_000
 _OUTBOX = OutboxMessage.__table__.c
 
 
@@ -210,6 +211,65 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
     if outcome.action == Action.CALLBACK:
         payload["satisfied"] = outcome.payload.get("satisfied")
     return enqueue(session, topic=topic, order=order, payload=payload, now=event.at)
+
+
+def on_deadlines_moved(session: Session, *, events: Sequence[Mapping[str, Any]]) -> int:
+    """Enqueue the ``deadline`` topic for the ``sla_recompute`` audit events of one recomputation; returns how many.
+
+    ``events`` are the rows :mod:`cityhub.workorders.recompute` inserts (order_id, action, states, actor, unit,
+    at, reason, payload). Set-based: one query for the interested subscriptions (none: nothing else runs), one
+    per 5,000 orders for their units, then batched INSERTs — each message carries its own order's before/after.
+    """
+    subs = session.execute(select(Subscription.id, Subscription.unit_id).where(_matching(Topic.DEADLINE))).all()
+    if not subs or not events:
+        return 0
+    units: dict[int, set[int]] = {}
+    ids = sorted({int(e["order_id"]) for e in events})
+    for start in range(0, len(ids), _BATCH):
+        rows = session.execute(
+            select(Order.id, Order.lead_unit_id, Order.street_id, Order.community_id).where(
+                Order.id.in_(ids[start : start + _BATCH])
+            )
+        )
+        units.update({oid: {u for u in found if u is not None} for oid, *found in rows})
+    due = utcnow()  # due now even when the recomputation is back-dated
+    messages: list[dict[str, Any]] = []
+    for event in events:
+        order_id = int(event["order_id"])
+        payload = deadline_payload(event)
+        messages += [
+            {
+                "topic": Topic.DEADLINE,
+                "order_id": order_id,
+                "subscription_id": sub_id,
+                "payload": payload,
+                "created_at": event["at"],
+                "status": OutboxStatus.PENDING,
+                "attempts": 0,
+                "next_attempt_at": due,
+            }
+            for sub_id, unit_id in subs
+            if unit_id is None or unit_id in units.get(order_id, ())
+        ]
+    for start in range(0, len(messages), _BATCH):
+        session.execute(insert(OutboxMessage), messages[start : start + _BATCH])
+    return len(messages)
+
+
+def deadline_payload(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``event`` block of a ``deadline`` message: who moved the deadlines, why, and what moved (from → to)."""
+    at = event.get("at")
+    detail = dict(event.get("payload") or {})
+    return {
+        "action": event["action"],
+        "from_state": event.get("from_state"),
+        "to_state": event.get("to_state"),
+        "actor": event.get("actor_name"),
+        "unit_id": event.get("unit_id"),
+        "at": at.isoformat() if isinstance(at, datetime) else at,
+        "reason": event.get("reason"),
+        **detail,  # cause ("calendar" with days, or "sla_rule" with rule), from, to
+    }
 
 
 def enqueue_for_orders(

@@ -21,7 +21,9 @@ accept-overdue cleared). A deadline moved into the past is marked by :func:`~cit
 .sla_sweep`, run at the end, so that new marks are audited and notified exactly like every other mark.
 
 Each moved order gets one ``sla_recompute`` event naming who edited what (``reason`` "calendar changed" or
-"SLA rule changed") with the deadlines before and after in its payload; its ``version`` moves by one.
+"SLA rule changed") with the deadlines before and after in its payload; its ``version`` moves by one. The same
+events go to the notification outbox under the ``deadline`` topic (:func:`cityhub.notify.service
+.on_deadlines_moved`), in the same transaction.
 
 Set-based where it counts: one SELECT of the affected clocks (with their anchors, as a correlated MAX over the
 indexed audit trail), the arithmetic in Python (a few ``bisect`` calls per deadline), then batched executemany
@@ -43,6 +45,7 @@ from sqlalchemy.orm import Session
 from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import NotFound
+from cityhub.notify import service as notify_service
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import sla
 from cityhub.workorders.lifecycle import TRANSITIONS, Action, SlaEffect, State
@@ -222,6 +225,7 @@ def _recompute(
         for c in changes
     ]
     _write(session, changes, events, now)
+    notify_service.on_deadlines_moved(session, events=events)  # before the sweep's own warning/overdue messages
     sweep = sla_sweep(session, now=now) if changes else {}
     lifted = sum(1 for c in changes if c.status is not None or c.accept_lifted)
     return Recomputed(orders=len(changes), lifted=lifted, sweep=sweep)
