@@ -2,13 +2,13 @@
 detail with data scope and masking, every life-cycle form, the dispatcher's queue, the dashboard, i18n and the
 degraded page without vendor assets.
 
-The category classifier is a real (tiny) model trained here on synthetic messages, written as an artefact and
-configured through ``CITYHUB_DISPATCH_MODEL_PATH`` like in production.
+The organisation, accounts and routing rule are the shared small world of ``web_helpers``; its category
+classifier is a real (tiny) model trained on synthetic messages, written as an artefact and configured through
+``CITYHUB_DISPATCH_MODEL_PATH`` like in production.
 """
 
 from __future__ import annotations
 
-import random
 import re
 from pathlib import Path
 from typing import Any
@@ -17,96 +17,36 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from cityhub.auth import service as auth
 from cityhub.auth.models import AuthSession
 from cityhub.db import reset_engine, session_scope
-from cityhub.dispatch import service as dispatch
-from cityhub.dispatch.rules import TargetKind
-from cityhub.dispatch.schemas import RuleCreate
 from cityhub.intake.dedupe import get_dedupe_settings
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate
 from cityhub.main import create_app
-from cityhub.nlp import classifier
-from cityhub.org.models import Role, Unit, UnitTier
-from cityhub.org.schemas import UserCreate
 from cityhub.web import i18n, vendor
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import State
-from cityhub.workorders.models import Category, Order, OrderEvent
-
-PASSWORD = "correct-horse-battery"
-TOPICS = {
-    "环境保护": ["噪音", "污水", "排放", "扬尘", "河道", "废气", "油烟", "垃圾"],
-    "交通运输": ["公交车", "红绿灯", "停车场", "车辆违停", "地铁站", "斑马线", "路口", "出租车"],
-    "住房保障": ["公积金", "廉租房", "物业", "房产证", "租房", "保障房", "电梯", "漏水"],
-}
-FILLER = ["请问", "您好", "小区", "附近", "希望", "尽快", "处理", "反映", "问题", "每天"]
-
-
-def _message(rng: random.Random, label: str, n: int) -> str:
-    return "".join(rng.choice(TOPICS[label]) if rng.random() < 0.5 else rng.choice(FILLER) for _ in range(n))
+from cityhub.workorders.models import Order, OrderEvent
+from web_helpers import PASSWORD, TOPICS, build_world, hidden, intake_form, train_classifier, world_env
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = random.Random(7)
-    records = [
-        classifier.LabelledOrder(id=f"{label}{i}", title="", content=_message(rng, label, 12), category=label)
-        for label in TOPICS
-        for i in range(30)
-    ]
-    model = classifier.train(records, config=classifier.ClassifierConfig(folds=3, char_ngrams=(1, 2), min_df=1))
-    return Path(model.save(tmp_path_factory.mktemp("model") / "clf"))
+    return train_classifier(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture
 def org(
     app_db: str, monkeypatch: pytest.MonkeyPatch, model_dir: Path, request: pytest.FixtureRequest
 ) -> dict[str, Any]:
-    monkeypatch.setenv("CITYHUB_ARGON2_TIME_COST", "1")
-    monkeypatch.setenv("CITYHUB_ARGON2_MEMORY_KIB", "64")
-    monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "false")  # the test client speaks plain http
-    monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(model_dir))
-    # The test orders share their text; automatic merging of duplicates (tested in test_dedupe) would fold them.
-    monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "false")
+    for key, value in world_env(model_dir).items():
+        monkeypatch.setenv(key, value)
     get_dedupe_settings.cache_clear()
     request.addfinalizer(get_dedupe_settings.cache_clear)
     reset_engine()
     with session_scope() as s:
-        district = Unit(code="W-QU", name="白云区", tier=UnitTier.DISTRICT)
-        s.add(district)
-        s.flush()
-        street_a = Unit(code="W-JT", name="景泰街道", tier=UnitTier.STREET, parent_id=district.id)
-        street_b = Unit(code="W-JX", name="京溪街道", tier=UnitTier.STREET, parent_id=district.id)
-        s.add_all([street_a, street_b])
-        s.flush()
-        cats = {name: Category(code=f"W{i}", name=name, level=1, path=name) for i, name in enumerate(TOPICS)}
-        s.add_all(cats.values())
-        s.flush()
-        users = {
-            "op": (Role.OPERATOR, district.id, "王话务"),
-            "disp": (Role.DISPATCHER, district.id, "黄派单"),
-            "hand_a": (Role.HANDLER, street_a.id, "李承办"),
-            "hand_b": (Role.HANDLER, street_b.id, "赵承办"),
-            "sup": (Role.SUPERVISOR, district.id, "陈督办"),
-            "lead": (Role.LEADER, district.id, "刘领导"),
-        }
-        for username, (role, unit_id, name) in users.items():
-            auth.create_account(
-                s, data=UserCreate(username=username, full_name=name, role=role, unit_id=unit_id), password=PASSWORD
-            )
-        # Environmental problems go to the street the order is in (小事不出村, 中事不出镇).
-        dispatch.create_rule(
-            s,
-            data=RuleCreate(
-                name="环境保护 → 本街道",
-                priority=40,
-                category_id=cats["环境保护"].id,
-                target_kind=TargetKind.LOCAL_STREET,
-            ),
-        )
+        world = build_world(s)
         entry = kb.create_entry(
             s,
             data=EntryCreate.model_validate(
@@ -117,22 +57,11 @@ def org(
                 }
             ),
         )
-        return {
-            "street_a": street_a.id,
-            "street_b": street_b.id,
-            "cats": {k: v.id for k, v in cats.items()},
-            "entry": entry.id,
-        }
+        return {"street_a": world.street_a, "street_b": world.street_b, "cats": world.cats, "entry": entry.id}
 
 
 def _client() -> TestClient:
     return TestClient(create_app(), raise_server_exceptions=False)
-
-
-def _hidden(html: str, name: str = "csrf_token") -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert match, f"no hidden {name} in the page"
-    return match.group(1)
 
 
 def login(username: str) -> TestClient:
@@ -140,7 +69,7 @@ def login(username: str) -> TestClient:
     page = client.get("/login")
     response = client.post(
         "/login",
-        data={"csrf_token": _hidden(page.text), "username": username, "password": PASSWORD},
+        data={"csrf_token": hidden(page.text), "username": username, "password": PASSWORD},
         follow_redirects=False,
     )
     assert response.status_code == 303, response.text
@@ -203,9 +132,9 @@ def test_anonymous_users_see_the_status_page_and_are_sent_to_login(org) -> None:
 def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org) -> None:
     client = _client()
     page = client.get("/login")
-    bad = client.post("/login", data={"csrf_token": _hidden(page.text), "username": "op", "password": "wrong-one"})
+    bad = client.post("/login", data={"csrf_token": hidden(page.text), "username": "op", "password": "wrong-one"})
     assert bad.status_code == 401 and "用户名或密码错误" in bad.text and 'value="op"' in bad.text
-    token = _hidden(bad.text)
+    token = hidden(bad.text)
     good = client.post(
         "/login", data={"csrf_token": token, "username": "op", "password": PASSWORD}, follow_redirects=False
     )
@@ -227,10 +156,10 @@ def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org
 def test_login_honours_next_but_never_leaves_the_site(org) -> None:
     client = _client()
     page = client.get("/login?next=%2Forders%3Fq%3Dx")
-    assert _hidden(page.text, "next") == "/orders?q=x"
+    assert hidden(page.text, "next") == "/orders?q=x"
     done = client.post(
         "/login",
-        data={"csrf_token": _hidden(page.text), "username": "op", "password": PASSWORD, "next": "//evil.example/x"},
+        data={"csrf_token": hidden(page.text), "username": "op", "password": PASSWORD, "next": "//evil.example/x"},
         follow_redirects=False,
     )
     assert done.headers["location"] == "/intake"
@@ -285,13 +214,12 @@ def test_form_posts_without_the_session_csrf_token_are_rejected(org) -> None:
 def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org) -> None:
     past = _order(title="餐馆油烟噪音扰民")
     client = login("op")
-    form = {
-        "csrf_token": csrf(client),
-        "channel": "hotline",
-        "appeal_type": "consultation",
-        "title": "油烟噪音",
-        "content": "小区楼下餐馆油烟排放严重，噪音扰民，请问住房公积金提取怎么办",
-    }
+    form = intake_form(
+        client,
+        appeal_type="consultation",
+        title="油烟噪音",
+        content="小区楼下餐馆油烟排放严重，噪音扰民，请问住房公积金提取怎么办",
+    )
     panel = client.post("/intake/assist", data=form)
     assert panel.status_code == 200
     assert "离职后住房公积金怎么提取" in panel.text and f'value="{org["entry"]}"' in panel.text  # 秒回
@@ -311,17 +239,15 @@ def test_register_an_appeal_and_land_on_its_detail_with_suggestions(org) -> None
     client = login("op")
     response = client.post(
         "/intake",
-        data={
-            "csrf_token": csrf(client),
-            "channel": "hotline",
-            "appeal_type": "complaint",
-            "citizen_name": "张三丰",
-            "citizen_phone": "138-0013-8000",
-            "title": "餐馆油烟",
-            "content": "小区楼下餐馆油烟排放严重，噪音扰民",
-            "address": "广州市白云区景泰街道云景路1号",
-            "category_id": str(org["cats"]["环境保护"]),
-        },
+        data=intake_form(
+            client,
+            citizen_name="张三丰",
+            citizen_phone="138-0013-8000",
+            title="餐馆油烟",
+            content="小区楼下餐馆油烟排放严重，噪音扰民",
+            address="广州市白云区景泰街道云景路1号",
+            category_id=str(org["cats"]["环境保护"]),
+        ),
         follow_redirects=False,
     )
     assert response.status_code == 303
@@ -344,16 +270,7 @@ def test_register_an_appeal_and_land_on_its_detail_with_suggestions(org) -> None
 
 def test_intake_errors_show_per_field_and_keep_everything_typed(org) -> None:
     client = login("op")
-    typed = {
-        "csrf_token": csrf(client),
-        "channel": "hotline",
-        "appeal_type": "complaint",
-        "citizen_name": "李四",
-        "citizen_phone": "12ab",
-        "title": "",
-        "content": "",
-        "address": "云景路88号",
-    }
+    typed = intake_form(client, citizen_name="李四", citizen_phone="12ab", title="", content="", address="云景路88号")
     response = client.post("/intake", data=typed)
     assert response.status_code == 422
     assert "电话号码只能包含数字" in response.text and 'data-testid="field-error-citizen_phone"' in response.text
@@ -370,14 +287,13 @@ def test_instant_answer_closes_the_order_as_answered(org) -> None:
     client = login("op")
     response = client.post(
         "/intake",
-        data={
-            "csrf_token": csrf(client),
-            "channel": "hotline",
-            "appeal_type": "consultation",
-            "content": "离职后住房公积金怎么提取？",
-            "citizen_phone": "13900001111",
-            "instant_entry_id": str(org["entry"]),
-        },
+        data=intake_form(
+            client,
+            appeal_type="consultation",
+            content="离职后住房公积金怎么提取？",
+            citizen_phone="13900001111",
+            instant_entry_id=str(org["entry"]),
+        ),
     )
     assert response.status_code == 200 and "已秒回并办结" in response.text
     with session_scope() as s:
@@ -390,7 +306,7 @@ def test_instant_answer_closes_the_order_as_answered(org) -> None:
     disp = login("disp")
     refused = disp.post(
         "/intake",
-        data={"csrf_token": csrf(disp), "channel": "hotline", "content": "公积金提取", "instant_entry_id": "1"},
+        data=intake_form(disp, appeal_type="consultation", content="公积金提取", instant_entry_id="1"),
     )
     assert refused.status_code == 403 and "无权" in refused.text and "公积金提取</textarea>" in refused.text
 

@@ -9,7 +9,6 @@ database of the current backend.
 from __future__ import annotations
 
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -21,16 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from cityhub.auth import service as auth
 from cityhub.db import reset_engine, session_scope
-from cityhub.dispatch import service as dispatch
-from cityhub.dispatch.rules import TargetKind
-from cityhub.dispatch.schemas import RuleCreate
 from cityhub.intake.service import submit
-from cityhub.nlp import classifier
-from cityhub.org.models import Role, Unit, UnitTier
-from cityhub.org.schemas import UserCreate
-from cityhub.workorders.models import Category, Order
+from cityhub.workorders.models import Order
+from web_helpers import PASSWORD, STREETS, build_world, train_classifier, world_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -41,14 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PASSWORD = "correct-horse-battery"
-TOPICS = {
-    "环境保护": ["噪音", "污水", "排放", "扬尘", "河道", "废气", "油烟", "垃圾"],
-    "交通运输": ["公交车", "红绿灯", "停车场", "车辆违停", "地铁站", "斑马线", "路口", "出租车"],
-    "住房保障": ["公积金", "廉租房", "物业", "房产证", "租房", "保障房", "电梯", "漏水"],
-}
-FILLER = ["请问", "您好", "小区", "附近", "希望", "尽快", "处理", "反映", "问题", "每天"]
-
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
 )
@@ -58,18 +43,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real, tiny category classifier artefact (trained on synthetic messages) for the server to load."""
-    rng = random.Random(11)
-
-    def message(label: str) -> str:
-        return "".join(rng.choice(TOPICS[label]) if rng.random() < 0.5 else rng.choice(FILLER) for _ in range(12))
-
-    records = [
-        classifier.LabelledOrder(id=f"{label}{i}", title="", content=message(label), category=label)
-        for label in TOPICS
-        for i in range(30)
-    ]
-    model = classifier.train(records, config=classifier.ClassifierConfig(folds=3, char_ngrams=(1, 2), min_df=1))
-    return Path(model.save(tmp_path_factory.mktemp("model") / "clf"))
+    return train_classifier(tmp_path_factory.mktemp("model"))
 
 
 def _free_port() -> int:
@@ -80,52 +54,21 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(app_db: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """Seed an organisation, then run ``cityhub serve`` on a free loopback port against the test database."""
-    env = {
-        "CITYHUB_DATABASE_URL": app_db,
-        "CITYHUB_SESSION_COOKIE_SECURE": "false",  # plain http on loopback
-        "CITYHUB_ARGON2_TIME_COST": "1",
-        "CITYHUB_ARGON2_MEMORY_KIB": "64",
-        "CITYHUB_DISPATCH_MODEL_PATH": str(model_dir),
-        "CITYHUB_DEDUPE_AUTO_MERGE": "false",
-    }
+    """Seed the small world of ``web_helpers``, then run ``cityhub serve`` on a free loopback port against the test
+    database."""
+    env = {"CITYHUB_DATABASE_URL": app_db, **world_env(model_dir)}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     reset_engine()
     with session_scope() as s:
-        district = Unit(code="B-QU", name="白云区", tier=UnitTier.DISTRICT)
-        s.add(district)
-        s.flush()
-        street = Unit(code="B-JT", name="景泰街道", tier=UnitTier.STREET, parent_id=district.id)
-        s.add(street)
-        s.flush()
-        cats = {name: Category(code=f"B{i}", name=name, level=1, path=name) for i, name in enumerate(TOPICS)}
-        s.add_all(cats.values())
-        s.flush()
-        for username, role, unit_id, name in (
-            ("op", Role.OPERATOR, district.id, "王话务"),
-            ("disp", Role.DISPATCHER, district.id, "黄派单"),
-            ("hand", Role.HANDLER, street.id, "李承办"),
-        ):
-            auth.create_account(
-                s, data=UserCreate(username=username, full_name=name, role=role, unit_id=unit_id), password=PASSWORD
-            )
-        dispatch.create_rule(
-            s,
-            data=RuleCreate(
-                name="环境保护 → 本街道",
-                priority=40,
-                category_id=cats["环境保护"].id,
-                target_kind=TargetKind.LOCAL_STREET,
-            ),
-        )
+        build_world(s)
         past = submit(
             s,
             data={
                 "channel": "hotline",
                 "title": "餐馆油烟噪音扰民",
                 "content": "小区楼下餐馆油烟排放严重，噪音扰民",
-                "street_code": "B-JT",
+                "street_code": "W-JT",
             },
         ).order
         past_number = past.number
@@ -162,7 +105,7 @@ def server(app_db: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.Mon
             if time.monotonic() > deadline:
                 pytest.fail(f"cityhub serve did not answer within 60 s:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield {"base": base, "past_number": past_number, "street": "景泰街道", "log": log_path}
+        yield {"base": base, "past_number": past_number, "street": STREETS["W-JT"], "log": log_path}
     finally:
         proc.terminate()
         try:
@@ -232,7 +175,7 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     expect(disp.locator(f"[data-testid=queue-item][data-number='{number}']")).to_have_count(0)
 
     # Handler of the street: accept, then reply; a reply without text is refused with a readable message.
-    hand = _login(browser, base, "hand")
+    hand = _login(browser, base, "hand_a")  # the handler of 景泰街道
     expect(hand).to_have_url(f"{base}/orders")
     hand.click(f"text={number}")
     expect(hand.locator("[data-testid=order-state]")).to_contain_text("已派单")

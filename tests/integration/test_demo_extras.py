@@ -32,6 +32,7 @@ from cityhub.org.models import User
 from cityhub.org.service import BAIYUN_USERS, read_csv_table
 from cityhub.workorders.categories import find_category
 from cityhub.workorders.models import Order
+from web_helpers import hidden, intake_form
 
 SEED = ["demo", "seed", "--orders", "300", "--seed", "3", "--years", "1", "--end", "2025-03-31"]
 NAMED = [values["username"] for _, values in read_csv_table(BAIYUN_USERS).rows]
@@ -153,33 +154,26 @@ def test_demo_passwords_only_for_users_without_one_and_only_in_demo(
     assert "password (CITYHUB_DEMO_PASSWORD)" in report.output and "env-demo-pass-77" not in report.output
 
 
-def _hidden(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]*)"', html)
-    assert match, "no csrf token in the page"
-    return match.group(1)
-
-
 def test_a_demo_user_logs_in_and_intake_gets_suggestions_and_an_instant_answer(demo_env: Path) -> None:
     assert _cli(*SEED).exit_code == 0
     client = TestClient(create_app(), raise_server_exceptions=False)
     page = client.get("/login")
     wrong = client.post(
-        "/login", data={"csrf_token": _hidden(page.text), "username": "operator", "password": "not-the-demo-one"}
+        "/login", data={"csrf_token": hidden(page.text), "username": "operator", "password": "not-the-demo-one"}
     )
     assert wrong.status_code == 401
     good = client.post(
         "/login",
-        data={"csrf_token": _hidden(wrong.text), "username": "operator", "password": DEFAULT_DEMO_PASSWORD},
+        data={"csrf_token": hidden(wrong.text), "username": "operator", "password": DEFAULT_DEMO_PASSWORD},
         follow_redirects=False,
     )
     assert good.status_code == 303 and good.headers["location"] == "/intake"
-    form = {
-        "csrf_token": client.cookies["cityhub_csrf"],
-        "channel": "hotline",
-        "appeal_type": "consultation",
-        "title": "社保卡丢了怎么办",
-        "content": "您好，我的社保卡不小心丢了，想问一下在哪里补办，需要带什么？",
-    }
+    form = intake_form(
+        client,
+        appeal_type="consultation",
+        title="社保卡丢了怎么办",
+        content="您好，我的社保卡不小心丢了，想问一下在哪里补办，需要带什么？",
+    )
     panel = client.post("/intake/assist", data=form)
     assert panel.status_code == 200
     assert "社保卡丢失了怎么补办？" in panel.text  # the demo knowledge base's entry, offered for 秒回

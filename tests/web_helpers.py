@@ -1,0 +1,149 @@
+"""Shared by the web UI tests (``tests/test_web.py``, ``tests/browser/``, ``tests/integration/test_demo_extras.py``).
+
+- **The small world** the workbench tests work in (:func:`build_world`): 白云区 with two streets, three level-1
+  categories, one account per role (``op``, ``disp``, ``hand_a`` of 景泰街道, ``hand_b`` of 京溪街道, ``sup``,
+  ``lead``; password :data:`PASSWORD`) and the routing rule 环境保护 → the order's own street; the settings it
+  runs under (:func:`world_env`) and a real, tiny category classifier trained on synthetic messages
+  (:func:`train_classifier`), loaded through ``CITYHUB_DISPATCH_MODEL_PATH`` like in production.
+- **Forms** as a browser posts them: :func:`hidden` reads a hidden field of a page, :func:`intake_form` fills the
+  intake form (the session's CSRF token, the hotline channel, an appeal type, then the given fields).
+
+Importable as ``web_helpers`` because ``tests/`` (the directory of the root ``conftest.py``) is on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cityhub.auth import service as auth
+from cityhub.dispatch import service as dispatch
+from cityhub.dispatch.rules import TargetKind
+from cityhub.dispatch.schemas import RuleCreate
+from cityhub.nlp import classifier
+from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.org.schemas import UserCreate
+from cityhub.workorders.models import Category
+
+PASSWORD = "correct-horse-battery"
+TOPICS = {
+    "环境保护": ["噪音", "污水", "排放", "扬尘", "河道", "废气", "油烟", "垃圾"],
+    "交通运输": ["公交车", "红绿灯", "停车场", "车辆违停", "地铁站", "斑马线", "路口", "出租车"],
+    "住房保障": ["公积金", "廉租房", "物业", "房产证", "租房", "保障房", "电梯", "漏水"],
+}
+FILLER = ["请问", "您好", "小区", "附近", "希望", "尽快", "处理", "反映", "问题", "每天"]
+STREETS = {"W-JT": "景泰街道", "W-JX": "京溪街道"}
+# username → (role, street code or None for the district, full name)
+ACCOUNTS = {
+    "op": (Role.OPERATOR, None, "王话务"),
+    "disp": (Role.DISPATCHER, None, "黄派单"),
+    "hand_a": (Role.HANDLER, "W-JT", "李承办"),
+    "hand_b": (Role.HANDLER, "W-JX", "赵承办"),
+    "sup": (Role.SUPERVISOR, None, "陈督办"),
+    "lead": (Role.LEADER, None, "刘领导"),
+}
+
+
+# --------------------------------------------------------------------------------------------------- world
+
+
+def message(rng: random.Random, label: str, n: int = 12) -> str:
+    """A synthetic appeal of category ``label``: about half its topic words, the rest filler."""
+    return "".join(rng.choice(TOPICS[label]) if rng.random() < 0.5 else rng.choice(FILLER) for _ in range(n))
+
+
+def train_classifier(directory: Path, *, seed: int = 7) -> Path:
+    """Train the tiny classifier (30 messages per category) and save it under ``directory``; returns its path."""
+    rng = random.Random(seed)
+    records = [
+        classifier.LabelledOrder(id=f"{label}{i}", title="", content=message(rng, label), category=label)
+        for label in TOPICS
+        for i in range(30)
+    ]
+    model = classifier.train(records, config=classifier.ClassifierConfig(folds=3, char_ngrams=(1, 2), min_df=1))
+    return Path(model.save(directory / "clf"))
+
+
+def world_env(model_dir: Path) -> dict[str, str]:
+    """Settings of a test run in the world: cheap Argon2, plain-http cookies, the tiny classifier, and no
+    automatic merging of duplicates (the test orders share their text; merging is tested in test_dedupe)."""
+    return {
+        "CITYHUB_ARGON2_TIME_COST": "1",
+        "CITYHUB_ARGON2_MEMORY_KIB": "64",
+        "CITYHUB_SESSION_COOKIE_SECURE": "false",
+        "CITYHUB_DISPATCH_MODEL_PATH": str(model_dir),
+        "CITYHUB_DEDUPE_AUTO_MERGE": "false",
+    }
+
+
+@dataclass(frozen=True)
+class World:
+    district: int
+    streets: dict[str, int]  # code → id
+    cats: dict[str, int]  # category name → id
+
+    @property
+    def street_a(self) -> int:
+        return self.streets["W-JT"]
+
+    @property
+    def street_b(self) -> int:
+        return self.streets["W-JX"]
+
+
+def build_world(s: Session) -> World:
+    """Create the district, its streets, the categories, one account per role and the 环境保护 routing rule."""
+    district = Unit(code="W-QU", name="白云区", tier=UnitTier.DISTRICT)
+    s.add(district)
+    s.flush()
+    streets = {
+        code: Unit(code=code, name=name, tier=UnitTier.STREET, parent_id=district.id) for code, name in STREETS.items()
+    }
+    s.add_all(streets.values())
+    s.flush()
+    cats = {name: Category(code=f"W{i}", name=name, level=1, path=name) for i, name in enumerate(TOPICS)}
+    s.add_all(cats.values())
+    s.flush()
+    for username, (role, street, name) in ACCOUNTS.items():
+        unit_id = streets[street].id if street else district.id
+        auth.create_account(
+            s, data=UserCreate(username=username, full_name=name, role=role, unit_id=unit_id), password=PASSWORD
+        )
+    # Environmental problems go to the street the order is in (小事不出村, 中事不出镇).
+    dispatch.create_rule(
+        s,
+        data=RuleCreate(
+            name="环境保护 → 本街道", priority=40, category_id=cats["环境保护"].id, target_kind=TargetKind.LOCAL_STREET
+        ),
+    )
+    return World(
+        district=district.id,
+        streets={code: unit.id for code, unit in streets.items()},
+        cats={name: c.id for name, c in cats.items()},
+    )
+
+
+# --------------------------------------------------------------------------------------------------- forms
+
+
+def hidden(html: str, name: str = "csrf_token") -> str:
+    """The value of the hidden input ``name`` in a page (the login form's CSRF token by default)."""
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, f"no hidden {name} in the page"
+    return match.group(1)
+
+
+def intake_form(client: Any, *, appeal_type: str = "complaint", **fields: str) -> dict[str, str]:
+    """The intake form as the signed-in ``client`` (a TestClient) posts it: its session's CSRF token, the hotline
+    channel and ``appeal_type``, then ``fields`` (title, content, citizen_name, …; they may override the rest)."""
+    return {
+        "csrf_token": client.cookies["cityhub_csrf"],
+        "channel": "hotline",
+        "appeal_type": appeal_type,
+        **fields,
+    }
