@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from typer.testing import CliRunner
 
 from cityhub.db import session_scope
@@ -222,3 +222,54 @@ def test_cli_similar(app_db):
     result = CliRunner().invoke(app, ["orders", "similar", second])
     assert result.exit_code == 0, result.output
     assert '"action": "suggest_merge"' in result.output and first in result.output
+
+
+NOISE = "夜里十二点以后楼下烧烤摊还在营业，噪音很大，油烟直冲楼上住户窗户，严重影响休息，希望有关部门管一管。"
+
+
+def test_orders_committed_here_are_indexed_at_once_and_rolled_back_ones_never(db_session, places, monkeypatch):
+    # A long refresh interval: the index does not read the table again, so only commit-time indexing can help.
+    monkeypatch.setenv("CITYHUB_DEDUPE_REFRESH_SECONDS", "3600")
+    dedupe.get_dedupe_settings.cache_clear()
+    _intake(db_session, "天河北路公交站旁的路灯坏了一个星期，晚上很黑，行人容易摔倒。")  # builds the index
+    first = _intake(db_session, GARBAGE)  # no place: only the index can find it again
+    index = dedupe.sim.index_for(db_session, index_days=dedupe.get_dedupe_settings().index_days)
+    assert first.order.id in index.index
+
+    again = dedupe.check(db_session, data={"channel": "web", "content": GARBAGE_AGAIN, "created_at": T0})
+    assert [d.order.id for d in again.duplicates] == [first.order.id]
+
+    rolled_back = submit(db_session, data={"channel": "hotline", "content": NOISE, "created_at": T0}).order.id
+    db_session.rollback()
+    assert rolled_back not in index.index
+    assert dedupe.check(db_session, data={"channel": "web", "content": NOISE, "created_at": T0}).similar == []
+
+
+def test_an_order_committed_by_another_process_is_read_in_at_the_next_refresh(
+    db_engine, db_session, places, monkeypatch
+):
+    monkeypatch.setenv("CITYHUB_DEDUPE_REFRESH_SECONDS", "0")
+    dedupe.get_dedupe_settings.cache_clear()
+    _intake(db_session, "天河北路公交站旁的路灯坏了一个星期，晚上很黑，行人容易摔倒。")  # builds the index
+    index = dedupe.sim.index_for(db_session, index_days=dedupe.get_dedupe_settings().index_days)
+    # A plain insert, as another server process's commit looks from here: no session of this process saw it.
+    with db_engine.begin() as conn:
+        other = conn.execute(
+            insert(Order.__table__)
+            .values(
+                number="X-1",
+                channel="web",
+                appeal_type="complaint",
+                title="",
+                content=GARBAGE,
+                state="received",
+                created_at=T0,
+                updated_at=T0,
+                sla_status="none",
+                version=1,
+            )
+            .returning(Order.__table__.c.id)
+        ).scalar_one()
+    assert other not in index.index
+    found = dedupe.check(db_session, data={"channel": "web", "content": GARBAGE_AGAIN, "created_at": T0})
+    assert [d.order.id for d in found.duplicates] == [other]

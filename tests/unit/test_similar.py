@@ -88,3 +88,45 @@ def test_places():
     assert place_match(near, Place(lat=23.2010, lng=113.3, community_id=2), radius_m=r) == PlaceMatch.SAME
     assert place_match(near, Place(lat=23.21, lng=113.3, community_id=1), radius_m=r) == PlaceMatch.DIFFERENT
     assert distance_m(23.2, 113.3, 23.21, 113.3) == pytest.approx(1112, rel=0.01)
+
+
+def _random_texts(rng: np.random.Generator, n: int) -> list[str]:
+    pool = list("路灯垃圾噪音施工小区物业停车学校医院公交地铁楼栋漏水排污投诉请尽快处理附近居民反映，。！ABC123")
+    texts = ["".join(rng.choice(pool, size=int(rng.integers(0, 120)))) for _ in range(n)]
+    return [*texts, "", "路", "路灯", "，。！", A, A2, LAMP]
+
+
+def test_scoring_many_texts_at_once_equals_scoring_each():
+    rng = np.random.default_rng(11)
+    texts = _random_texts(rng, 150)
+    idf = sim.IdfTable()
+    idf.add_many([np.unique(sim.shingle_keys(sim.normalize(t))) for t in texts[:100]])
+    for query in [A, LAMP, texts[3], "路灯", ""]:
+        qp = sim.Profile.of(query)
+        for table in (idf, None):
+            one_by_one = [sim.similarity(qp, sim.Profile.of(t), idf=table) for t in texts]
+            at_once = sim.similarities(qp, texts, idf=table)
+            assert len(at_once) == len(texts)
+            for a, b in zip(one_by_one, at_once, strict=True):
+                assert b.cosine == pytest.approx(a.cosine, abs=1e-9)
+                assert b.jaccard == pytest.approx(a.jaccard, abs=1e-12)
+                assert b.containment == pytest.approx(a.containment, abs=1e-12)
+
+
+def test_small_idf_additions_count_like_a_full_recount():
+    rng = np.random.default_rng(3)
+    sets = [np.unique(sim.shingle_keys(sim.normalize(t))) for t in _random_texts(rng, 60)]
+    incremental, batch = sim.IdfTable(), sim.IdfTable()
+    for one in sets:  # one text at a time: the in-place path
+        incremental.add_many([one])
+    batch.df += np.bincount(sim.df_buckets(np.concatenate(sets)), minlength=sim.DF_BUCKETS).astype(np.int32)
+    assert np.array_equal(incremental.df, batch.df) and incremental.n_docs == len(sets)
+
+
+def test_stored_signatures_estimate_jaccard_of_indexed_orders_only():
+    idx = sim.ShingleIndex()
+    idx.add_many([(1, 1.0, A), (2, 2.0, LAMP), (3, 3.0, A2)])
+    est = idx.estimate_jaccard(A2, [1, 2, 3, 99])
+    assert set(est) == {1, 2, 3}  # 99 is not indexed: the caller scores it exactly
+    true = sim.similarity(sim.Profile.of(A2), sim.Profile.of(A)).jaccard
+    assert est[3] == 1.0 and abs(est[1] - true) < 0.2 and est[2] < 0.2

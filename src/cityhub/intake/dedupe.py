@@ -58,6 +58,14 @@ class DedupeSettings(BaseSettings):
     # Most recent orders of the same community/street always considered, whatever the index says.
     prefilter_limit: int = Field(100, ge=0)
     bucket_cap: int = Field(200, ge=1)
+    # Of the candidates, those the index holds are screened by their estimated Jaccard before any is read: the
+    # best `rerank_count` and any other estimated at `screen_jaccard` or more are scored exactly.
+    rerank_count: int = Field(40, ge=1)
+    screen_jaccard: float = Field(0.15, ge=0, le=1)
+    # Seconds between reads of new orders into the index; orders this process commits enter it at once, so this
+    # only bounds how late an order received by another server process shows among the similar cases (a duplicate
+    # at the same place is found by the prefilter's direct query whatever this is).
+    refresh_seconds: float = Field(0.5, ge=0)
 
 
 @lru_cache
@@ -259,7 +267,9 @@ def check(
         probe = _probe_from_data(session, data)
     place = _resolve_address(session, probe.place, probe.raw_address)
 
-    index = sim.index_for(session, index_days=cfg.index_days, bucket_cap=cfg.bucket_cap)
+    index = sim.index_for(
+        session, index_days=cfg.index_days, bucket_cap=cfg.bucket_cap, refresh_seconds=cfg.refresh_seconds
+    )
     t = _epoch(probe.created_at)
     window = cfg.window_days * 86400
     ids: dict[int, None] = {}
@@ -278,21 +288,25 @@ def check(
     if not ids:
         return DedupeResult()
 
-    rows = list(session.scalars(select(Order).where(Order.id.in_(list(ids))).options(selectinload(Order.lead_unit))))
-    masters = _masters(session, rows)
-    query_profile = sim.Profile.of(probe.text)
+    scored = _score(session, index, probe, place, _screened(index, probe.text, list(ids), cfg), cfg)
+    # Only what can be shown is read as orders: every possible duplicate and the best few similar cases.
+    wanted = {s.order_id for s in scored if s.duplicate} | {s.order_id for s in scored[: 3 * cfg.similar_count + 5]}
+    by_id = {
+        o.id: o
+        for o in session.scalars(select(Order).where(Order.id.in_(list(wanted))).options(selectinload(Order.lead_unit)))
+    }
+    masters = _masters(session, list(by_id.values()))
     duplicates: dict[int, Duplicate] = {}
     similar: dict[int, SimilarCase] = {}
-    for row in rows:
-        if row.state == State.CANCELLED:
+    for s in scored:
+        row = by_id.get(s.order_id)
+        if row is None:
             continue
         shown = masters.get(row.id, row) if row.state == State.MERGED else row
         if shown.id == probe.order_id or shown.state == State.CANCELLED:
             continue
-        score = index.profile_similarity(query_profile, sim.Profile.of(sim.order_text(row.title, row.content))).score
-        match = place_match(place, Place.of(row), radius_m=cfg.radius_m)
-        recent = abs(_epoch(row.created_at) - t) <= window
-        if score >= cfg.suggest_threshold and recent and match != PlaceMatch.DIFFERENT:
+        score, match = s.score, s.place
+        if s.duplicate:
             best = duplicates.get(shown.id)
             if best is None or score > best.score:
                 duplicates[shown.id] = Duplicate(shown, score, match)
@@ -318,6 +332,62 @@ def check(
                 action, master = DedupeAction.AUTO_MERGE, dup.order
                 break
     return DedupeResult(duplicates=dups, similar=cases, action=action, master=master)
+
+
+class _Scored(NamedTuple):
+    order_id: int
+    score: float
+    place: PlaceMatch
+    duplicate: bool  # similar enough, recent enough and at a place that does not disagree
+
+
+def _screened(index: sim.OrderIndex, text: str, ids: list[int], cfg: DedupeSettings) -> list[int]:
+    """The candidates worth reading and scoring exactly.
+
+    Every candidate the index holds has its shingle Jaccard estimated from its stored MinHash signature: the
+    ``rerank_count`` best are kept, and any other whose estimate reaches ``screen_jaccard`` (a possible duplicate:
+    one whose words are weighted alike can score 0.5 with a Jaccard of 0.2). Candidates the index does not hold
+    (too new for it, or from the place prefilter) are always kept.
+    """
+    estimates = index.estimate_jaccard(text, ids)
+    ranked = sorted(estimates, key=estimates.__getitem__, reverse=True)
+    keep = [i for i in ids if i not in estimates] + ranked[: cfg.rerank_count]
+    keep += [i for i in ranked[cfg.rerank_count :] if estimates[i] >= cfg.screen_jaccard]
+    return keep
+
+
+def _score(
+    session: Session, index: sim.OrderIndex, probe: _Probe, place: Place, ids: list[int], cfg: DedupeSettings
+) -> list[_Scored]:
+    """Exact scores of the candidates (read as plain rows, scored all at once), best first; cancelled ones left out."""
+    if not ids:
+        return []
+    rows = session.execute(
+        select(
+            Order.id,
+            Order.title,
+            Order.content,
+            Order.created_at,
+            Order.state,
+            Order.street_id,
+            Order.community_id,
+            Order.lat,
+            Order.lng,
+            Order.address,
+        ).where(Order.id.in_(ids), Order.state != State.CANCELLED)
+    ).all()
+    sims = index.similarities(sim.Profile.of(probe.text), [sim.order_text(r.title, r.content) for r in rows])
+    t, window = _epoch(probe.created_at), cfg.window_days * 86400
+    out: list[_Scored] = []
+    for r, similarity in zip(rows, sims, strict=True):
+        row_place = Place(r.street_id, r.community_id, r.lat, r.lng, _norm_address(r.address))
+        match = place_match(place, row_place, radius_m=cfg.radius_m)
+        recent = abs(_epoch(r.created_at) - t) <= window
+        score = similarity.score
+        duplicate = score >= cfg.suggest_threshold and recent and match != PlaceMatch.DIFFERENT
+        out.append(_Scored(r.id, score, match, duplicate))
+    out.sort(key=lambda s: -s.score)
+    return out
 
 
 def _prefiltered(session: Session, probe: _Probe, place: Place, cfg: DedupeSettings) -> list[int]:
@@ -439,6 +509,6 @@ def warm_up() -> bool:
     if not cfg.enabled:
         return False
     with session_scope() as session:
-        return sim.index_for(session, index_days=cfg.index_days, bucket_cap=cfg.bucket_cap).ensure(
-            session, block_below=0
-        )
+        return sim.index_for(
+            session, index_days=cfg.index_days, bucket_cap=cfg.bucket_cap, refresh_seconds=cfg.refresh_seconds
+        ).ensure(session, block_below=0)

@@ -76,7 +76,7 @@ def submit(
     if known is not None:
         return IntakeResult(order=known, created=False)
     found = dedupe.check(session, data=data)
-    order, created = orders.create_order(session, data=data, actor=actor)
+    order, created = orders.create_order(session, data=data, actor=actor, known_new=True)
     if not created:
         return IntakeResult(order=order, created=created)
     if instant_answer:

@@ -10,22 +10,26 @@ Two stages, because a district's history is millions of orders and an intake mus
    binary search per band; new orders go to a small in-memory delta that is merged into the sorted arrays
    when it grows (an LSM tree in miniature). A bucket larger than ``bucket_cap`` (boilerplate texts) only
    yields its most recent members.
-2. **Precise score** on the few hundred candidates: cosine of (1 + log tf) · idf weighted shingle vectors, with
-   document frequencies kept by the index (hashed into 2^20 buckets), and the Jaccard coefficient of the
-   shingle sets. Neither needs a trained model or a vocabulary, so the score does not drift between releases.
+2. **Precise score** on the candidates worth it — those whose Jaccard, estimated from the stored MinHash
+   signatures, is high enough or among the best (see ``intake.dedupe``); all at once (:func:`similarities`): cosine
+   of (1 + log tf) · idf weighted shingle vectors, with document frequencies kept by the index (hashed into 2^20
+   buckets), and the Jaccard coefficient of the shingle sets. Neither needs a trained model or a vocabulary, so the
+   score does not drift between releases.
 
-:class:`OrderIndex` keeps one :class:`ShingleIndex` in step with the ``orders`` table of one database: built
-lazily from the orders of the last ``index_days`` days, then topped up on every query with orders whose id is
-above the highest id seen (plus recently seen id gaps, which a concurrent transaction may still fill). It is a
-cache: every process builds its own, and nothing it holds is needed to re-derive a result. Limits: memory is
-about 80 bytes per indexed order (≈ 20 MB for 250 000 orders) plus the text loading time at first use
-(measured in ``bench/bench_duplicates.py``); document frequencies are never decremented when old orders age
-out; an order whose text is edited after indexing keeps its old signature until the process restarts.
+:class:`OrderIndex` keeps one :class:`ShingleIndex` in step with the ``orders`` table of one database: built lazily
+from the orders of the last ``index_days`` days, then topped up with orders whose id is above the highest id seen
+(plus recently seen id gaps, which a concurrent transaction may still fill) when a query finds its last read older
+than ``refresh_seconds``; orders this process commits enter it at commit, without a read. It is a cache: every
+process builds its own, and nothing it holds is needed to re-derive a result. Limits: memory is about 340 bytes per
+indexed order (≈ 85 MB for 250 000 orders; 256 of them the order's MinHash signature) plus the text loading time at
+first use (measured in ``bench/bench_duplicates.py``); document frequencies are never decremented when old orders
+age out; an order whose text is edited after indexing keeps its old signature until the process restarts.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -33,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy import Connection, Engine, Select, func, select
+from sqlalchemy import Connection, Engine, Select, event, func, select
 from sqlalchemy.orm import Session
 
 from cityhub.db import utcnow
@@ -142,11 +146,19 @@ class IdfTable:
         self.n_docs = 0
 
     def add_many(self, sets: Sequence[np.ndarray]) -> None:
-        """Count each (distinct) shingle set once."""
-        if sets:
-            counts = np.bincount(df_buckets(np.concatenate(sets)), minlength=DF_BUCKETS)
-            self.df += counts.astype(np.int32)
-            self.n_docs += len(sets)
+        """Count each (distinct) shingle set once.
+
+        A few texts (an intake) touch a few hundred buckets: adding in place costs that many steps, where a
+        ``bincount`` would walk all 2^20 buckets; a large batch (a build) is one ``bincount``.
+        """
+        if not sets:
+            return
+        buckets = df_buckets(np.concatenate(sets))
+        if len(buckets) * 16 < DF_BUCKETS:
+            np.add.at(self.df, buckets, 1)
+        else:
+            self.df += np.bincount(buckets, minlength=DF_BUCKETS).astype(np.int32)
+        self.n_docs += len(sets)
 
     def idf(self, keys: np.ndarray) -> np.ndarray:
         df = self.df[df_buckets(keys)].astype(np.float64)
@@ -169,6 +181,62 @@ def similarity(a: Profile, b: Profile, *, idf: IdfTable | None = None) -> Simila
     dot = float(np.dot(wa[ia], wb[ib]))
     cosine = dot / math.sqrt(float(np.dot(wa, wa)) * float(np.dot(wb, wb)))
     return Similarity(cosine=min(cosine, 1.0), jaccard=jaccard, containment=containment)
+
+
+def similarities(query: Profile, texts: Sequence[str], *, idf: IdfTable | None = None) -> list[Similarity]:
+    """:func:`similarity` of ``query`` with each of many texts, in a few array operations instead of one call each.
+
+    The texts are normalised, joined by a separator that normalised text never contains, and shingled at once;
+    shingles spanning a separator are dropped, so each text gets exactly the shingles :func:`shingle_keys` gives
+    it. Scoring a few hundred candidates at intake then costs about what scoring a handful did one by one.
+    """
+    n = len(texts)
+    if not n:
+        return []
+    if not len(query):
+        return [Similarity(0.0, 0.0, 0.0)] * n
+    cp = np.frombuffer("\0".join(normalize(t) for t in texts).encode("utf-32-le"), dtype=np.uint32).astype(U64)
+    sep = cp == 0
+    pos_doc = np.cumsum(sep)
+    keep2 = ~(sep[:-1] | sep[1:])
+    keep3 = ~(sep[:-2] | sep[1:-1] | sep[2:])
+    grams2 = ((cp[:-1] << U64(21)) | cp[1:])[keep2]
+    grams3 = ((cp[:-2] << U64(42)) | (cp[1:-1] << U64(21)) | cp[2:] | (U64(1) << U64(63)))[keep3]
+    keys = np.concatenate([grams2, grams3])
+    docs = np.concatenate([pos_doc[:-1][keep2], pos_doc[:-2][keep3]])
+    order = np.lexsort((keys, docs))
+    keys, docs = keys[order], docs[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = (keys[1:] != keys[:-1]) | (docs[1:] != docs[:-1])
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.append(starts, len(keys))).astype(np.float64)
+    keys, docs = keys[starts], docs[starts]
+
+    weights = 1.0 + np.log(counts)
+    query_weights = 1.0 + np.log(query.counts)
+    if idf is not None and idf.n_docs:
+        weights = weights * idf.idf(keys)
+        query_weights = query_weights * idf.idf(query.keys)
+    at = np.minimum(np.searchsorted(query.keys, keys), len(query.keys) - 1)
+    shared = query.keys[at] == keys
+    size = np.bincount(docs, minlength=n)
+    inter = np.bincount(docs[shared], minlength=n)
+    dot = np.bincount(docs[shared], weights=weights[shared] * query_weights[at[shared]], minlength=n)
+    norm = np.bincount(docs, weights=weights * weights, minlength=n) * float(np.dot(query_weights, query_weights))
+    out: list[Similarity] = []
+    q = len(query)
+    for size_i, inter_i, dot_i, norm_i in zip(size.tolist(), inter.tolist(), dot.tolist(), norm.tolist(), strict=True):
+        if not size_i:
+            out.append(Similarity(0.0, 0.0, 0.0))
+            continue
+        out.append(
+            Similarity(
+                cosine=min(dot_i / math.sqrt(norm_i), 1.0),
+                jaccard=inter_i / (q + size_i - inter_i),
+                containment=inter_i / min(q, size_i),
+            )
+        )
+    return out
 
 
 def signatures(sets: Sequence[np.ndarray]) -> np.ndarray:
@@ -286,8 +354,11 @@ class ShingleIndex:
         self.tables = {name: _Table() for name in SCHEMES}
         self.ids = np.empty(1024, dtype=np.int64)
         self.created = np.empty(1024, dtype=np.float64)
+        # Each order's MinHash signature (NUM_PERM × 4 bytes): estimates a candidate's Jaccard before any text is
+        # read, so intake scores exactly only the candidates worth it (see :meth:`estimate_jaccard`).
+        self.sigs = np.empty((1024, NUM_PERM), dtype=np.uint32)
         self.size = 0
-        self._known: set[int] = set()
+        self._known: dict[int, int] = {}  # order id → slot
 
     def __len__(self) -> int:
         return self.size
@@ -306,7 +377,7 @@ class ShingleIndex:
             keys = np.unique(shingle_keys(normalize(text)))
             if not len(keys):
                 continue
-            self._known.add(order_id)
+            self._known[order_id] = -1  # the slot follows below
             ids.append(order_id)
             times.append(created)
             sets.append(keys)
@@ -315,6 +386,8 @@ class ShingleIndex:
         self.idf.add_many(sets)
         sig = signatures(sets)
         slots = self._allocate(np.array(ids, dtype=np.int64), np.array(times, dtype=np.float64))
+        self.sigs[slots] = sig
+        self._known.update(zip(ids, slots.tolist(), strict=True))
         for name, table in self.tables.items():
             bk = band_keys(sig, name)
             table.add(bk, np.repeat(slots, bk.shape[1]))
@@ -326,6 +399,9 @@ class ShingleIndex:
             cap = max(need, 2 * len(self.ids))
             self.ids = np.resize(self.ids, cap)
             self.created = np.resize(self.created, cap)
+            sigs = np.empty((cap, NUM_PERM), dtype=np.uint32)
+            sigs[: self.size] = self.sigs[: self.size]
+            self.sigs = sigs
         slots = np.arange(self.size, need, dtype=np.int32)
         self.ids[self.size : need] = ids
         self.created[self.size : need] = times
@@ -366,6 +442,20 @@ class ShingleIndex:
             for s, h, c in zip(slots[order], hits[order], created[order], strict=True)
         ]
 
+    def estimate_jaccard(self, text: str, order_ids: Iterable[int]) -> dict[int, float]:
+        """MinHash estimate of the shingle Jaccard of ``text`` with each indexed order among ``order_ids``.
+
+        Orders not in the index are left out (the caller scores those exactly). With 64 values the estimate's
+        standard error is at most 0.0625 (0.057 at J = 0.3).
+        """
+        found = [(order_id, slot) for order_id in order_ids if (slot := self._known.get(order_id, -1)) >= 0]
+        keys = np.unique(shingle_keys(normalize(text)))
+        if not found or not len(keys):
+            return {}
+        query = signatures([keys])[0].astype(np.uint32)
+        agree = (self.sigs[np.array([slot for _, slot in found])] == query[None, :]).mean(axis=1)
+        return dict(zip([order_id for order_id, _ in found], agree.tolist(), strict=True))
+
     def evict_before(self, cutoff: float) -> None:
         """Drop band entries of orders created before ``cutoff`` (their slots stay, unreachable)."""
         keep = self.created[: self.size] >= cutoff
@@ -375,7 +465,11 @@ class ShingleIndex:
     @property
     def nbytes(self) -> int:
         return int(
-            sum(t.nbytes for t in self.tables.values()) + self.ids.nbytes + self.created.nbytes + self.idf.df.nbytes
+            sum(t.nbytes for t in self.tables.values())
+            + self.ids.nbytes
+            + self.created.nbytes
+            + self.sigs.nbytes
+            + self.idf.df.nbytes
         )
 
 
@@ -394,29 +488,39 @@ class OrderIndex:
     GAP_TTL = 300.0  # seconds a missing id is re-checked (a concurrent transaction may commit it late)
     LOAD_CHUNK = 5000
 
-    def __init__(self, *, index_days: float, bucket_cap: int = 200) -> None:
+    def __init__(self, *, index_days: float, bucket_cap: int = 200, refresh_seconds: float = 0.0) -> None:
         self.index_days = index_days
         self.bucket_cap = bucket_cap
-        self.lock = threading.Lock()
+        self.refresh_seconds = refresh_seconds
+        self.lock = threading.Lock()  # guards the ShingleIndex: queries and additions
+        # One reader of the table at a time; guards high_water, gaps and built. The reader takes self.lock only
+        # briefly, to add what it has read, so a query never waits for a read of the table.
+        self.refresh_lock = threading.Lock()
         self._warming = threading.Event()
         self._reset()
 
     def _reset(self) -> None:
-        self.index = ShingleIndex(bucket_cap=self.bucket_cap)
+        with self.lock:
+            self.index = ShingleIndex(bucket_cap=self.bucket_cap)
         self.high_water = 0
         self.gaps: dict[int, float] = {}
         self.built = False
         self.last_evict = 0.0
+        self.last_refresh = -math.inf  # time.monotonic() when the last read from the table began
 
     def ensure(self, session: Session, *, block_below: int = 20_000) -> bool:
         """Make the index ready to query, without making an intake wait minutes for a first build.
 
-        An index already built is topped up at once. A first build of at most ``block_below`` orders runs now; a
+        An index already built is topped up from the table when its last read is older than ``refresh_seconds``
+        (orders this process commits are added at commit, see :func:`_remember_new_orders`, so the interval only
+        delays orders committed by *other* processes). A first build of at most ``block_below`` orders runs now; a
         larger one runs in a background thread (on its own connection) and this returns False until it is done,
         so the caller falls back to its database prefilter meanwhile. ``cityhub serve`` warms it at start.
         """
         if self.built:
-            self.refresh(session)
+            if time.monotonic() - self.last_refresh >= self.refresh_seconds:
+                # A thread already reading the new rows will add them: the others query the index as it is.
+                self.refresh(session, wait=False)
             return True
         if self._warming.is_set():
             return False
@@ -440,43 +544,55 @@ class OrderIndex:
         threading.Thread(target=build, name="cityhub-similar-warmup", daemon=True).start()
         return False
 
-    def refresh(self, session: Session, *, now: datetime | None = None) -> int:
+    def refresh(self, session: Session, *, now: datetime | None = None, wait: bool = True) -> int:
         """Bring the index up to date with the table's committed rows; returns how many orders were added.
 
         Reads on a connection of its own, so an order of a transaction that later rolls back (whose id SQLite
-        would hand out again) never enters the index.
+        would hand out again) never enters the index. With ``wait=False`` it returns 0 at once when another thread
+        is reading already.
         """
-        now = now or utcnow()
-        with _reader_engine(session).connect() as conn:
-            return self._refresh(conn, now)
+        if not self.refresh_lock.acquire(blocking=wait):
+            return 0
+        try:
+            with _reader_engine(session).connect() as conn:
+                return self._refresh_locked(conn, now or utcnow())
+        finally:
+            self.refresh_lock.release()
 
     def _refresh(self, conn: Connection, now: datetime) -> int:
+        with self.refresh_lock:
+            return self._refresh_locked(conn, now)
+
+    def _refresh_locked(self, conn: Connection, now: datetime) -> int:
         from cityhub.workorders.models import Order
 
         cutoff = now - timedelta(days=self.index_days)
-        with self.lock:
-            if self.built:
-                top = conn.scalar(select(func.max(Order.id))) or 0
-                if top < self.high_water:  # rows were deleted and ids reused (SQLite): start again
-                    self._reset()
-            columns = select(Order.id, Order.title, Order.content, Order.created_at)
-            if not self.built:
-                added = self._load(conn, columns.where(Order.created_at >= cutoff), cutoff.timestamp())
-                self.built = True
-                self.last_evict = cutoff.timestamp()
-                return added
-            wall = time.monotonic()
-            self.gaps = {i: t for i, t in self.gaps.items() if wall - t < self.GAP_TTL}
-            cond = Order.id > self.high_water
-            if self.gaps:
-                cond = cond | Order.id.in_(list(self.gaps))
-            # No time condition here: an imported old order is seen once (and skipped), not re-checked as a gap.
-            added = self._load(conn, columns.where(cond), cutoff.timestamp())
-            # Aged-out orders are dropped from the buckets about once a day of window movement.
-            if cutoff.timestamp() - self.last_evict > 86400:
-                self.index.evict_before(cutoff.timestamp())
-                self.last_evict = cutoff.timestamp()
+        self.last_refresh = time.monotonic()
+        if self.built:
+            top = conn.scalar(select(func.max(Order.id))) or 0
+            if top < self.high_water:  # rows were deleted and ids reused (SQLite): start again
+                self._reset()
+        columns = select(Order.id, Order.title, Order.content, Order.created_at)
+        if not self.built:
+            added = self._load(conn, columns.where(Order.created_at >= cutoff), cutoff.timestamp())
+            self.built = True
+            self.last_evict = cutoff.timestamp()
             return added
+        wall = time.monotonic()
+        self.gaps = {i: t for i, t in self.gaps.items() if wall - t < self.GAP_TTL}
+        # Two queries, not one with OR: each walks the primary key (SQLite answers "id > n OR id IN (…)" with a
+        # scan of the whole table). No time condition: an imported old order is seen once (and skipped), not
+        # re-checked as a gap.
+        added = 0
+        if self.gaps:
+            added += self._load(conn, columns.where(Order.id.in_(list(self.gaps))), cutoff.timestamp())
+        added += self._load(conn, columns.where(Order.id > self.high_water), cutoff.timestamp())
+        # Aged-out orders are dropped from the buckets about once a day of window movement.
+        if cutoff.timestamp() - self.last_evict > 86400:
+            with self.lock:
+                self.index.evict_before(cutoff.timestamp())
+            self.last_evict = cutoff.timestamp()
+        return added
 
     def _load(self, conn: Connection, query: Select, cutoff: float) -> int:
         from cityhub.workorders.models import Order
@@ -491,9 +607,11 @@ class OrderIndex:
             if created >= cutoff:
                 batch.append((row.id, created, order_text(row.title, row.content)))
             if len(batch) >= self.LOAD_CHUNK:
-                added += self.index.add_many(batch)
+                with self.lock:
+                    added += self.index.add_many(batch)
                 batch = []
-        added += self.index.add_many(batch)
+        with self.lock:
+            added += self.index.add_many(batch)
         if seen:
             for order_id in seen:
                 self.gaps.pop(order_id, None)
@@ -509,6 +627,18 @@ class OrderIndex:
                 self.high_water = top
         return added
 
+    def add_committed(self, items: Sequence[tuple[int, float, str]]) -> None:
+        """Add orders this process has just committed (id, created epoch seconds, text), without reading the table.
+
+        An id already indexed is skipped: a refresh in another thread may have read the order between its commit
+        and this call. (Ids handed out again after deletions are caught by the refresh, see ``_refresh_locked``.)
+        """
+        with self.lock:
+            if not self.built:
+                return  # the build reads them from the table
+            cutoff = (utcnow() - timedelta(days=self.index_days)).timestamp()
+            self.index.add_many(item for item in items if item[1] >= cutoff)
+
     def query(self, text: str, **kwargs: object) -> list[Candidate]:
         with self.lock:
             return self.index.query(text, **kwargs)  # type: ignore[arg-type]
@@ -516,18 +646,27 @@ class OrderIndex:
     def profile_similarity(self, a: Profile, b: Profile) -> Similarity:
         return similarity(a, b, idf=self.index.idf)
 
+    def similarities(self, query: Profile, texts: Sequence[str]) -> list[Similarity]:
+        return similarities(query, texts, idf=self.index.idf)
+
+    def estimate_jaccard(self, text: str, order_ids: Iterable[int]) -> dict[int, float]:
+        with self.lock:
+            return self.index.estimate_jaccard(text, order_ids)
+
 
 _READERS: dict[str, Engine] = {}
 
 
 def _reader_engine(session: Session) -> Engine:
-    """An unpooled engine on the session's database for the index's own reads.
+    """An engine of its own on the session's database for the index's reads, with one kept connection.
 
     The index reads on a connection of its own (so a row of a transaction that later rolls back never enters it)
     while the caller still holds its pooled connection; taking that second connection from the same bounded pool
     would let concurrent intakes exhaust the pool, each waiting for a second connection that none will release.
+    Reads happen under the index's lock, one at a time, so one connection suffices; it is kept open between
+    intakes because opening one (a PostgreSQL log-in, SQLite's pragmas) would cost more than the read itself.
     """
-    from sqlalchemy.pool import NullPool
+    from sqlalchemy.pool import QueuePool
 
     from cityhub.db import make_engine
 
@@ -538,7 +677,7 @@ def _reader_engine(session: Session) -> Engine:
     with _INDEXES_LOCK:
         engine = _READERS.get(key)
         if engine is None:
-            engine = _READERS[key] = make_engine(key, poolclass=NullPool)
+            engine = _READERS[key] = make_engine(key, poolclass=QueuePool, pool_size=1, max_overflow=2)
         return engine
 
 
@@ -546,14 +685,72 @@ _INDEXES: dict[str, OrderIndex] = {}
 _INDEXES_LOCK = threading.Lock()
 
 
-def index_for(session: Session, *, index_days: float, bucket_cap: int = 200) -> OrderIndex:
-    """The process's index of the session's database (made empty on first use; call ``refresh`` before use)."""
-    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+def _index_key(session: Session) -> str:
+    return session.get_bind().engine.url.render_as_string(hide_password=True)
+
+
+def index_for(
+    session: Session, *, index_days: float, bucket_cap: int = 200, refresh_seconds: float = 0.0
+) -> OrderIndex:
+    """The process's index of the session's database (made empty on first use; call ``ensure`` before use)."""
+    url = _index_key(session)
     with _INDEXES_LOCK:
         idx = _INDEXES.get(url)
         if idx is None or idx.index_days != index_days or idx.bucket_cap != bucket_cap:
             idx = _INDEXES[url] = OrderIndex(index_days=index_days, bucket_cap=bucket_cap)
+        idx.refresh_seconds = refresh_seconds
         return idx
+
+
+# Orders a session inserts are noted at flush and handed to the process's index when (and only when) the
+# transaction commits: a rolled-back order, whose id SQLite may hand out again, never enters the index.
+_PENDING = "cityhub.similar.new_orders"
+
+
+@event.listens_for(Session, "after_flush")
+def _remember_new_orders(session: Session, _flush_context: object) -> None:
+    if not _INDEXES:
+        return  # no index in this process: nothing to keep in step
+    from cityhub.workorders.models import Order
+
+    new = [o for o in session.new if isinstance(o, Order)]
+    if new:
+        pending = session.info.setdefault(_PENDING, [])
+        pending += [
+            (o.id, _epoch(o.created_at), order_text(o.title, o.content))
+            for o in new
+            if o.id is not None and o.created_at is not None
+        ]
+        session.info[_PENDING + ".key"] = _index_key(session)
+
+
+@event.listens_for(Session, "after_commit")
+def _index_committed_orders(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    key = session.info.pop(_PENDING + ".key", None)
+    if pending and key is not None:
+        idx = _INDEXES.get(key)
+        if idx is not None:
+            idx.add_committed(pending)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back_orders(session: Session, _previous: object) -> None:
+    session.info.pop(_PENDING, None)
+    session.info.pop(_PENDING + ".key", None)
+
+
+def _forget_after_fork() -> None:
+    """A forked child must not share its parent's open connections (nor locks another thread held)."""
+    global _INDEXES_LOCK
+    for engine in _READERS.values():
+        engine.dispose(close=False)
+    _READERS.clear()
+    _INDEXES.clear()
+    _INDEXES_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def reset_indexes() -> None:

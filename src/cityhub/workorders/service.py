@@ -60,14 +60,19 @@ def find_existing(session: Session, *, data: OrderCreate) -> Order | None:
     ).scalar_one_or_none()
 
 
-def create_order(session: Session, *, data: OrderCreate, actor: Actor = SYSTEM) -> tuple[Order, bool]:
+def create_order(
+    session: Session, *, data: OrderCreate, actor: Actor = SYSTEM, known_new: bool = False
+) -> tuple[Order, bool]:
     """Create an order from any channel; returns (order, created). A known (channel, external_id) is not re-created.
+
+    ``known_new``: the caller has just looked the (channel, external_id) up in this transaction and found nothing,
+    so it is not looked up again (the unique constraint still stands behind it).
 
     Everything that only reads (idempotency, category, units) comes first; the first write, the number, comes
     last, so the transaction holds the write lock (SQLite) or the day's counter row (PostgreSQL) only for the
     inserts.
     """
-    existing = find_existing(session, data=data)
+    existing = None if known_new else find_existing(session, data=data)
     if existing is not None:
         return existing, False
 
