@@ -402,12 +402,13 @@ def _orders_in(url: str) -> int:
 
 def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any]
-    if args.reuse_db and _orders_in(url) == args.n:
+    held = _orders_in(url) if args.reuse_db else -1
+    if held >= args.n:  # POST runs add their orders to the imported ones
         from cityhub import migrate
 
         migrate.upgrade(url)
-        result = {"import": "reused: the database already held exactly --n orders from an earlier import"}
-        print(f"{label}: reusing the {args.n:,} orders already imported", flush=True)
+        result = {"import": f"reused: the database already held {held:,} orders (--n {args.n:,} imported earlier)"}
+        print(f"{label}: reusing the {held:,} orders already there", flush=True)
     else:
         if not csv_path.exists():
             generate(csv_path, args.n)
@@ -523,7 +524,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="server processes (default 2: one per core)")
     parser.add_argument("--sqlite-path", help="SQLite file to use (default: a temporary one, deleted afterwards)")
     parser.add_argument(
-        "--reuse-db", action="store_true", help="skip the import when the database already holds exactly --n orders"
+        "--reuse-db", action="store_true", help="skip the import when the database already holds at least --n orders"
     )
     args = parser.parse_args()
     if args.quick:

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     # Web UI language: Simplified Chinese unless the user switches (cookie). With this on, a browser whose
     # Accept-Language prefers English gets English until the user switches.
     ui_language_from_browser: bool = False
+    # Milliseconds a server thread may hold Python's interpreter lock before another thread gets a turn (Python's
+    # default is 5). A request that holds the database's write lock hands the interpreter back at every statement
+    # and must win it again; with requests busy computing in other threads that wait is up to this long, each
+    # time, and every writer queued behind it waits too. Shorter turns keep write transactions short.
+    server_switch_interval_ms: float = Field(0.5, gt=0, le=100)
 
     @field_validator("timezone")
     @classmethod

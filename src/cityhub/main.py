@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cityhub import __version__, migrate
+from cityhub.config import get_settings
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
 from cityhub.org.models import Unit
@@ -45,6 +47,8 @@ def status_summary() -> dict[str, Any]:
 
 @asynccontextmanager
 async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(get_settings().server_switch_interval_ms / 1000)
     stop = None
     if os.environ.get("CITYHUB_RUN_SCHEDULER") == "1":
         from cityhub.jobs import start_background_scheduler
@@ -54,6 +58,7 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
         warm_up()  # the first build of the similar-orders index runs in the background
     yield
+    sys.setswitchinterval(switch_interval)
     if stop is not None:
         stop.set()
 
