@@ -273,22 +273,23 @@ def check(
     t = _epoch(probe.created_at)
     window = cfg.window_days * 86400
     ids: dict[int, None] = {}
+    sketch = sim.Sketch.of(probe.text)
     if index.ensure(session):  # while a large first build runs in the background, the prefilter alone answers
         for cand in index.query(
-            probe.text,
+            sketch,
             scheme=sim.DUP_SCHEME,
             since=t - window,
             until=t + window,
             limit=cfg.max_candidates,
             exclude=probe.order_id,
-        ) + index.query(probe.text, scheme=sim.SIM_SCHEME, until=t, limit=cfg.max_candidates, exclude=probe.order_id):
+        ) + index.query(sketch, scheme=sim.SIM_SCHEME, until=t, limit=cfg.max_candidates, exclude=probe.order_id):
             ids.setdefault(cand.order_id)
     ids.update(dict.fromkeys(_prefiltered(session, probe, place, cfg)))
     ids.pop(probe.order_id, None)  # type: ignore[arg-type]
     if not ids:
         return DedupeResult()
 
-    scored = _score(session, index, probe, place, _screened(index, probe.text, list(ids), cfg), cfg)
+    scored = _score(session, index, probe, place, _screened(index, sketch, list(ids), cfg), cfg)
     # Only what can be shown is read as orders: every possible duplicate and the best few similar cases.
     wanted = {s.order_id for s in scored if s.duplicate} | {s.order_id for s in scored[: 3 * cfg.similar_count + 5]}
     by_id = {
@@ -341,7 +342,7 @@ class _Scored(NamedTuple):
     duplicate: bool  # similar enough, recent enough and at a place that does not disagree
 
 
-def _screened(index: sim.OrderIndex, text: str, ids: list[int], cfg: DedupeSettings) -> list[int]:
+def _screened(index: sim.OrderIndex, sketch: sim.Sketch, ids: list[int], cfg: DedupeSettings) -> list[int]:
     """The candidates worth reading and scoring exactly.
 
     Every candidate the index holds has its shingle Jaccard estimated from its stored MinHash signature: the
@@ -349,7 +350,7 @@ def _screened(index: sim.OrderIndex, text: str, ids: list[int], cfg: DedupeSetti
     one whose words are weighted alike can score 0.5 with a Jaccard of 0.2). Candidates the index does not hold
     (too new for it, or from the place prefilter) are always kept.
     """
-    estimates = index.estimate_jaccard(text, ids)
+    estimates = index.estimate_jaccard(sketch, ids)
     ranked = sorted(estimates, key=estimates.__getitem__, reverse=True)
     keep = [i for i in ids if i not in estimates] + ranked[: cfg.rerank_count]
     keep += [i for i in ranked[cfg.rerank_count :] if estimates[i] >= cfg.screen_jaccard]

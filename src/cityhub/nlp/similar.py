@@ -289,6 +289,23 @@ def band_keys(sig: np.ndarray, scheme: str) -> np.ndarray:
     return (_mix(combined) >> U64(32)).astype(np.uint32)
 
 
+@dataclass(frozen=True, slots=True)
+class Sketch:
+    """A query text's distinct shingle keys and MinHash signature, computed once for several index lookups."""
+
+    keys: np.ndarray
+    signature: np.ndarray  # NUM_PERM values; empty when the text has no shingle
+
+    @classmethod
+    def of(cls, text: str) -> Sketch:
+        keys = np.unique(shingle_keys(normalize(text)))
+        return cls(keys=keys, signature=signatures([keys])[0] if len(keys) else np.empty(0, dtype=U64))
+
+
+def _sketch(text: str | Sketch) -> Sketch:
+    return text if isinstance(text, Sketch) else Sketch.of(text)
+
+
 @dataclass
 class _Table:
     """One banding scheme: sorted (key, slot) arrays plus an unsorted delta of recent additions."""
@@ -410,7 +427,7 @@ class ShingleIndex:
 
     def query(
         self,
-        text: str,
+        text: str | Sketch,
         *,
         scheme: str = DUP_SCHEME,
         since: float | None = None,
@@ -419,10 +436,10 @@ class ShingleIndex:
         exclude: int | None = None,
     ) -> list[Candidate]:
         """Indexed orders sharing a band with ``text`` (most shared bands first, then newest), within the times."""
-        keys = np.unique(shingle_keys(normalize(text)))
-        if not len(keys):
+        sketch = _sketch(text)
+        if not len(sketch.keys):
             return []
-        bk = band_keys(signatures([keys]), scheme)[0]
+        bk = band_keys(sketch.signature[None, :], scheme)[0]
         slots = self.tables[scheme].lookup(bk, self.bucket_cap)
         if not len(slots):
             return []
@@ -442,17 +459,17 @@ class ShingleIndex:
             for s, h, c in zip(slots[order], hits[order], created[order], strict=True)
         ]
 
-    def estimate_jaccard(self, text: str, order_ids: Iterable[int]) -> dict[int, float]:
+    def estimate_jaccard(self, text: str | Sketch, order_ids: Iterable[int]) -> dict[int, float]:
         """MinHash estimate of the shingle Jaccard of ``text`` with each indexed order among ``order_ids``.
 
         Orders not in the index are left out (the caller scores those exactly). With 64 values the estimate's
         standard error is at most 0.0625 (0.057 at J = 0.3).
         """
         found = [(order_id, slot) for order_id in order_ids if (slot := self._known.get(order_id, -1)) >= 0]
-        keys = np.unique(shingle_keys(normalize(text)))
-        if not found or not len(keys):
+        sketch = _sketch(text)
+        if not found or not len(sketch.keys):
             return {}
-        query = signatures([keys])[0].astype(np.uint32)
+        query = sketch.signature.astype(np.uint32)
         agree = (self.sigs[np.array([slot for _, slot in found])] == query[None, :]).mean(axis=1)
         return dict(zip([order_id for order_id, _ in found], agree.tolist(), strict=True))
 
@@ -639,7 +656,7 @@ class OrderIndex:
             cutoff = (utcnow() - timedelta(days=self.index_days)).timestamp()
             self.index.add_many(item for item in items if item[1] >= cutoff)
 
-    def query(self, text: str, **kwargs: object) -> list[Candidate]:
+    def query(self, text: str | Sketch, **kwargs: object) -> list[Candidate]:
         with self.lock:
             return self.index.query(text, **kwargs)  # type: ignore[arg-type]
 
@@ -649,7 +666,7 @@ class OrderIndex:
     def similarities(self, query: Profile, texts: Sequence[str]) -> list[Similarity]:
         return similarities(query, texts, idf=self.index.idf)
 
-    def estimate_jaccard(self, text: str, order_ids: Iterable[int]) -> dict[int, float]:
+    def estimate_jaccard(self, text: str | Sketch, order_ids: Iterable[int]) -> dict[int, float]:
         with self.lock:
             return self.index.estimate_jaccard(text, order_ids)
 
