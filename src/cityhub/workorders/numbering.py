@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -24,20 +26,34 @@ def local_day(at: datetime, tz: ZoneInfo | None = None) -> str:
     return at.astimezone(tz or get_settings().tz).strftime("%Y%m%d")
 
 
+@lru_cache(maxsize=4)
+def _allocate_statement(dialect: str) -> Any:
+    """The upsert that reserves numbers, built once per dialect (building it costs more than running it)."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(OrderNumberCounter)
+        .values(prefix=bindparam("prefix"), day=bindparam("day"), last=bindparam("count"))
+        .on_conflict_do_update(
+            index_elements=[OrderNumberCounter.prefix, OrderNumberCounter.day],
+            set_={"last": OrderNumberCounter.last + bindparam("increment")},
+        )
+        .returning(OrderNumberCounter.last)
+    )
+
+
 def allocate(session: Session, *, day: str, count: int = 1, prefix: str | None = None) -> list[str]:
     """Reserve ``count`` consecutive numbers of ``day``; the row lock makes this safe across processes."""
     prefix = prefix or get_settings().order_number_prefix
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     # One statement (an upsert): it is the first write of an intake, so it starts the short write transaction.
-    last = session.execute(
-        insert(OrderNumberCounter)
-        .values(prefix=prefix, day=day, last=count)
-        .on_conflict_do_update(
-            index_elements=[OrderNumberCounter.prefix, OrderNumberCounter.day],
-            set_={"last": OrderNumberCounter.last + count},
+    # It runs on the session's connection, as Core: nothing here is an ORM object.
+    last = (
+        session.connection()
+        .execute(
+            _allocate_statement(session.get_bind().dialect.name),
+            {"prefix": prefix, "day": day, "count": count, "increment": count},
         )
-        .returning(OrderNumberCounter.last)
-    ).scalar_one()
+        .scalar_one()
+    )
     first = last - count + 1
     return [format_number(prefix, day, seq) for seq in range(first, last + 1)]
 

@@ -120,10 +120,9 @@ def create_order(
     order.attachments = [Attachment(**a.model_dump()) for a in data.attachments]
     order.assists = []  # known empty: reading it for the answer must not cost a query
     session.add(order)
-    session.flush()
     session.add(
         OrderEvent(
-            order_id=order.id,
+            order=order,  # one flush writes both (and gives both their ids)
             action=Action.CREATE.value,
             from_state=None,
             to_state=State.RECEIVED.value,
@@ -134,6 +133,7 @@ def create_order(
             payload={"channel": data.channel.value, "number": number},
         )
     )
+    session.flush()
     return order, True
 
 
