@@ -35,6 +35,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -321,68 +322,49 @@ async def load(base: str, token: str, args: argparse.Namespace, server_pid: int)
                 *(client.post("/api/v1/orders", json=make_post(rng, 90_000_000 + 4 * k + j)[1]) for j in range(4)),
             )
         if args.only != "post":
-            await _get_scenarios(client, args, measured)
+            get = lambda r, i: get_request(r)  # noqa: E731
+            await _scenarios(
+                client, args, measured, method="GET", make=get, closed=(10, 50), requests=args.get_requests, seed=1
+            )
         if args.only != "get":
-            await _post_scenarios(client, args, measured, make_post)
+            await _scenarios(
+                client, args, measured, method="POST", make=make_post, closed=(50,), requests=args.post_requests, seed=2
+            )
     return out
 
 
-async def _get_scenarios(client: httpx.AsyncClient, args: argparse.Namespace, measured: Any) -> None:
-    await measured(
-        f"get_paced_c{args.clients}",
-        run_paced(
-            client,
-            method="GET",
-            clients=args.clients,
-            rate=args.rate,
-            seconds=args.paced_seconds,
-            make=lambda r, i: get_request(r),
-            seed=1,
-        ),
-    )
-    for conc in (10, 50):
-        await measured(
-            f"get_closed_c{conc}",
-            run_scenario(
-                client,
-                method="GET",
-                concurrency=conc,
-                requests=args.get_requests,
-                time_limit=args.time_limit,
-                make=lambda r, i: get_request(r),
-            ),
-        )
-
-
-async def _post_scenarios(
+async def _scenarios(
     client: httpx.AsyncClient,
     args: argparse.Namespace,
     measured: Any,
-    make_post: Callable[[random.Random, int], Request],
+    *,
+    method: str,
+    make: Callable[[random.Random, int], Request],
+    closed: tuple[int, ...],
+    requests: int,
+    seed: int,
 ) -> None:
+    """One paced run (where the targets apply), then closed-loop runs at each concurrency of ``closed``."""
+    kind = method.lower()
     await measured(
-        f"post_paced_c{args.clients}",
+        f"{kind}_paced_c{args.clients}",
         run_paced(
             client,
-            method="POST",
+            method=method,
             clients=args.clients,
             rate=args.rate,
             seconds=args.paced_seconds,
-            make=make_post,
-            seed=2,
+            make=make,
+            seed=seed,
         ),
     )
-    await measured(
-        "post_closed_c50",
-        run_scenario(
-            client,
-            method="POST",
-            concurrency=50,
-            requests=args.post_requests,
-            time_limit=args.time_limit,
-            make=make_post,
-        ),
-    )
+    for conc in closed:
+        await measured(
+            f"{kind}_closed_c{conc}",
+            run_scenario(
+                client, method=method, concurrency=conc, requests=requests, time_limit=args.time_limit, make=make
+            ),
+        )
 
 
 def _orders_in(url: str) -> int:
@@ -398,6 +380,17 @@ def _orders_in(url: str) -> int:
         return -1
     finally:
         engine.dispose()
+
+
+def copy_sqlite(template: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database: its WAL folded in first, the target's old WAL files removed."""
+    import sqlite3
+
+    with sqlite3.connect(template) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(template, target)
 
 
 def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -526,7 +519,17 @@ def main() -> None:
     parser.add_argument(
         "--reuse-db", action="store_true", help="skip the import when the database already holds at least --n orders"
     )
+    parser.add_argument(
+        "--sqlite-template",
+        help="copy this SQLite file (checkpointed first) to --sqlite-path before the run and reuse it: every run then "
+        "starts from the same orders (a POST run adds ~5,000, and repeats of the same real texts become duplicates)",
+    )
     args = parser.parse_args()
+    if args.sqlite_template:
+        if not args.sqlite_path:
+            parser.error("--sqlite-template needs --sqlite-path")
+        copy_sqlite(Path(args.sqlite_template), Path(args.sqlite_path))
+        args.reuse_db = True
     if args.quick:
         args.n, args.get_requests, args.post_requests, args.paced_seconds = 20_000, 500, 300, 15.0
     name = args.results_name or ("api_quick" if args.quick else "api")
