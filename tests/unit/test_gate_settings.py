@@ -36,3 +36,31 @@ def test_concurrency_beyond_the_connection_pool_is_refused(monkeypatch):
     monkeypatch.setenv("CITYHUB_HTTP_CONCURRENCY", "1000")
     with pytest.raises(ValueError, match="http_concurrency"):
         GateSettings()
+
+
+def test_a_heavy_request_does_not_hold_the_places_of_ordinary_ones():
+    import asyncio
+
+    from cityhub.api.gate import HEAVY_PREFIXES
+
+    async def scenario() -> list[str]:
+        release_heavy = asyncio.Event()
+        done: list[str] = []
+
+        async def app(scope, receive, send):
+            if scope["path"].startswith(HEAVY_PREFIXES):
+                await release_heavy.wait()
+            done.append(scope["path"])
+
+        gate = RequestGate(app, limit=1, heavy_limit=1)
+        heavy = asyncio.create_task(gate({"type": "http", "path": "/dashboard"}, None, None))
+        second_heavy = asyncio.create_task(gate({"type": "http", "path": "/api/v1/kpi"}, None, None))
+        await asyncio.sleep(0)
+        await asyncio.wait_for(gate({"type": "http", "path": "/api/v1/orders"}, None, None), timeout=5)
+        assert done == ["/api/v1/orders"]  # ran while the heavy lane was full
+        assert not second_heavy.done()  # the heavy lane has one place: the second heavy request waits
+        release_heavy.set()
+        await asyncio.wait_for(asyncio.gather(heavy, second_heavy), timeout=5)
+        return done
+
+    assert asyncio.run(scenario()) == ["/api/v1/orders", "/dashboard", "/api/v1/kpi"]

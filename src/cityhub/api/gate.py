@@ -22,12 +22,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityhub.db import POOL_MAX_OVERFLOW, POOL_SIZE
 
+# Requests that compute over a whole period or graph (seconds, not milliseconds) wait in a lane of their own, so
+# that a leader refreshing the dashboard never holds the places intake and the order lists need.
+HEAVY_PREFIXES = ("/api/v1/kpi", "/api/v1/graph", "/api/v1/findings", "/dashboard")
+
 
 class GateSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CITYHUB_", env_file=".env", extra="ignore")
 
     # Requests one server process runs at once; unset: 2 on SQLite, 4 on PostgreSQL (see ``default_concurrency``).
     http_concurrency: int | None = Field(None, ge=1, le=(POOL_SIZE + POOL_MAX_OVERFLOW) // 2)
+    # Heavy requests (HEAVY_PREFIXES) one server process runs at once, besides the others.
+    http_heavy_concurrency: int = Field(1, ge=1, le=8)
 
     def concurrency(self) -> int:
         return self.http_concurrency or default_concurrency()
@@ -54,25 +60,31 @@ def get_gate_settings() -> GateSettings:
 
 
 class RequestGate:
-    """Pure ASGI middleware holding each HTTP request until one of ``limit`` places is free."""
+    """Pure ASGI middleware holding each HTTP request until a place in its lane is free.
 
-    def __init__(self, app: ASGIApp, *, limit: int | None = None) -> None:
+    Two lanes: ``limit`` places for ordinary requests and ``heavy_limit`` for those under ``HEAVY_PREFIXES``.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int | None = None, heavy_limit: int | None = None) -> None:
         self.app = app
-        self.limit = limit or get_gate_settings().concurrency()
-        self._places: asyncio.Semaphore | None = None
+        settings = get_gate_settings()
+        self.limit = limit or settings.concurrency()
+        self.heavy_limit = heavy_limit or settings.http_heavy_concurrency
+        self._lanes: tuple[asyncio.Semaphore, asyncio.Semaphore] | None = None
 
-    def _semaphore(self) -> asyncio.Semaphore:
-        if self._places is None:
-            self._places = asyncio.Semaphore(self.limit)
+    def _semaphores(self) -> tuple[asyncio.Semaphore, asyncio.Semaphore]:
+        if self._lanes is None:
+            self._lanes = (asyncio.Semaphore(self.limit), asyncio.Semaphore(self.heavy_limit))
             # Every admitted request must find a worker thread for its next step, with room to spare for the
             # threads that commit and for other callers of the pool.
             limiter = to_thread.current_default_thread_limiter()
-            limiter.total_tokens = max(limiter.total_tokens, self.limit + 8)
-        return self._places
+            limiter.total_tokens = max(limiter.total_tokens, self.limit + self.heavy_limit + 8)
+        return self._lanes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        async with self._semaphore():
+        ordinary, heavy = self._semaphores()
+        async with heavy if str(scope.get("path", "")).startswith(HEAVY_PREFIXES) else ordinary:
             await self.app(scope, receive, send)
