@@ -95,6 +95,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if "database is locked" in str(exc.orig):
             # SQLite refuses a write whose read snapshot another writer has moved past: same as a stale copy.
             return _error(409, "conflict", "the data changed while this request ran; retry")
+        log.error("database error: %s", exc.orig, exc_info=exc)
         return _error(500, "internal_error", "database error")
 
     @app.exception_handler(DataError)

@@ -84,7 +84,7 @@ def test_reads_go_on_while_writes_queue(server, token):
             return list(done[:30]), list(done[30:])
 
     writes, reads = asyncio.run(main())
-    assert [w.status_code for w in writes] == [201] * 30
+    assert [w.status_code for w in writes] == [201] * 30, {w.text for w in writes if w.status_code != 201}
     assert [r.status_code for r in reads] == [200] * 30
 
 
@@ -102,3 +102,27 @@ def test_sixty_simultaneous_writes_that_commit_after_the_route_all_succeed(serve
 
     answers = asyncio.run(main())
     assert [a.status_code for a in answers] == [201] * SIMULTANEOUS, {a.text for a in answers if a.status_code != 201}
+
+
+def test_a_fresh_token_used_by_many_at_once_marks_its_last_use_without_deadlock(server, token):
+    """Every simultaneous first request finds the token's last-use mark empty: none may hold its row for the rest of
+    the request (they would deadlock on PostgreSQL with the order-number counter), and the mark is written."""
+
+    async def main() -> list[httpx.Response]:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=server, headers=headers, timeout=60) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        "/api/v1/orders", json={"channel": "web", "content": f"{SITES[n % 6]}{PROBLEMS[n % 9]}"}
+                    )
+                    for n in range(20)
+                )
+            )
+
+    answers = asyncio.run(main())
+    assert [a.status_code for a in answers] == [201] * 20, {a.text for a in answers if a.status_code != 201}
+    from cityhub.auth.models import ApiToken
+
+    with session_scope() as s:
+        assert s.scalar(select(ApiToken.last_used_at)) is not None

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from cityhub.api.gate import GateSettings, RequestGate
+from cityhub.api.gate import GateSettings, RequestGate, get_gate_settings
 from cityhub.config import get_settings
 
 
 @pytest.fixture
 def fresh_settings():
     get_settings.cache_clear()
+    get_gate_settings.cache_clear()
     yield
     get_settings.cache_clear()
+    get_gate_settings.cache_clear()
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
 from cityhub.auth import passwords
@@ -241,8 +241,20 @@ def authenticate_token(session: Session, *, token: str, now: datetime | None = N
         raise Unauthenticated("invalid, expired or revoked API token")
     user = _usable(row.user, now)
     if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
-        row.last_used_at = now
+        _touch_token(session, token_id=row.id, now=now)
     return _principal(user, method="token", credential_id=row.id)
+
+
+def _touch_token(session: Session, *, token_id: int, now: datetime) -> None:
+    """Record when a token was last used, in a transaction of its own, committed at once.
+
+    Not in the request's transaction: there the token row would stay locked until the request ends, and
+    simultaneous requests with the same token, each also waiting for another row (the day's order-number counter),
+    deadlock on PostgreSQL. Of simultaneous requests that find the mark stale, one writes it.
+    """
+    stale = or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now - _TOUCH_EVERY)
+    with session.get_bind().engine.begin() as conn:
+        conn.execute(update(ApiToken).where(ApiToken.id == token_id, stale).values(last_used_at=now))
 
 
 # --------------------------------------------------------------------------------------------- API tokens
