@@ -54,15 +54,41 @@ def test_a_heavy_request_does_not_hold_the_places_of_ordinary_ones():
                 await release_heavy.wait()
             done.append(scope["path"])
 
-        gate = RequestGate(app, limit=1, heavy_limit=1)
-        heavy = asyncio.create_task(gate({"type": "http", "path": "/dashboard"}, None, None))
-        second_heavy = asyncio.create_task(gate({"type": "http", "path": "/api/v1/kpi"}, None, None))
+        gate = RequestGate(app, limit=1, read_limit=1, heavy_limit=1)
+        heavy = asyncio.create_task(gate({"type": "http", "method": "GET", "path": "/dashboard"}, None, None))
+        second_heavy = asyncio.create_task(gate({"type": "http", "method": "GET", "path": "/api/v1/kpi"}, None, None))
         await asyncio.sleep(0)
-        await asyncio.wait_for(gate({"type": "http", "path": "/api/v1/orders"}, None, None), timeout=5)
-        assert done == ["/api/v1/orders"]  # ran while the heavy lane was full
+        for method in ("GET", "POST"):  # both other lanes go on while the heavy lane is full
+            await asyncio.wait_for(gate({"type": "http", "method": method, "path": "/api/v1/orders"}, None, None), 5)
+        assert done == ["/api/v1/orders", "/api/v1/orders"]
         assert not second_heavy.done()  # the heavy lane has one place: the second heavy request waits
         release_heavy.set()
         await asyncio.wait_for(asyncio.gather(heavy, second_heavy), timeout=5)
         return done
 
-    assert asyncio.run(scenario()) == ["/api/v1/orders", "/dashboard", "/api/v1/kpi"]
+    assert asyncio.run(scenario()) == ["/api/v1/orders", "/api/v1/orders", "/dashboard", "/api/v1/kpi"]
+
+
+def test_reads_and_writes_have_places_of_their_own():
+    import asyncio
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+        done: list[str] = []
+
+        async def app(scope, receive, send):
+            if scope["method"] == "POST":
+                await release.wait()
+            done.append(scope["method"])
+
+        gate = RequestGate(app, limit=1, read_limit=1, heavy_limit=1)
+        write = asyncio.create_task(gate({"type": "http", "method": "POST", "path": "/api/v1/orders"}, None, None))
+        queued = asyncio.create_task(gate({"type": "http", "method": "PATCH", "path": "/api/v1/orders/1"}, None, None))
+        await asyncio.sleep(0)
+        await asyncio.wait_for(gate({"type": "http", "method": "GET", "path": "/api/v1/orders"}, None, None), 5)
+        assert done == ["GET"] and not queued.done()  # the write lane's one place is taken
+        release.set()
+        await asyncio.wait_for(asyncio.gather(write, queued), 5)
+        assert done == ["GET", "POST", "PATCH"]
+
+    asyncio.run(scenario())

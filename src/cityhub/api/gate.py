@@ -30,9 +30,13 @@ HEAVY_PREFIXES = ("/api/v1/kpi", "/api/v1/graph", "/api/v1/findings", "/dashboar
 class GateSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CITYHUB_", env_file=".env", extra="ignore")
 
-    # Requests one server process runs at once; unset: 2 on SQLite, 4 on PostgreSQL (see ``default_concurrency``).
-    http_concurrency: int | None = Field(None, ge=1, le=(POOL_SIZE + POOL_MAX_OVERFLOW) // 2)
-    # Heavy requests (HEAVY_PREFIXES) one server process runs at once, besides the others.
+    # Requests that may change data (POST, PUT, PATCH, DELETE) one server process runs at once; unset: 2 on SQLite,
+    # 4 on PostgreSQL (see ``default_concurrency``).
+    http_concurrency: int | None = Field(None, ge=1, le=(POOL_SIZE + POOL_MAX_OVERFLOW) // 4)
+    # Reads (GET, HEAD, OPTIONS) at once, besides the writes: they take no write lock, and wait on the database
+    # more than they compute, so more of them overlap usefully.
+    http_read_concurrency: int = Field(6, ge=1, le=(POOL_SIZE + POOL_MAX_OVERFLOW) // 4)
+    # Heavy requests (HEAVY_PREFIXES) at once, besides the others.
     http_heavy_concurrency: int = Field(1, ge=1, le=8)
 
     def concurrency(self) -> int:
@@ -62,29 +66,46 @@ def get_gate_settings() -> GateSettings:
 class RequestGate:
     """Pure ASGI middleware holding each HTTP request until a place in its lane is free.
 
-    Two lanes: ``limit`` places for ordinary requests and ``heavy_limit`` for those under ``HEAVY_PREFIXES``.
+    Three lanes: ``limit`` places for requests that may write, ``read_limit`` for reads, ``heavy_limit`` for the
+    requests under ``HEAVY_PREFIXES`` whatever their method.
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int | None = None, heavy_limit: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int | None = None,
+        read_limit: int | None = None,
+        heavy_limit: int | None = None,
+    ) -> None:
         self.app = app
         settings = get_gate_settings()
         self.limit = limit or settings.concurrency()
+        self.read_limit = read_limit or settings.http_read_concurrency
         self.heavy_limit = heavy_limit or settings.http_heavy_concurrency
-        self._lanes: tuple[asyncio.Semaphore, asyncio.Semaphore] | None = None
+        self._lanes: dict[str, asyncio.Semaphore] | None = None
 
-    def _semaphores(self) -> tuple[asyncio.Semaphore, asyncio.Semaphore]:
+    def _lane(self, scope: Scope) -> asyncio.Semaphore:
         if self._lanes is None:
-            self._lanes = (asyncio.Semaphore(self.limit), asyncio.Semaphore(self.heavy_limit))
+            self._lanes = {
+                "write": asyncio.Semaphore(self.limit),
+                "read": asyncio.Semaphore(self.read_limit),
+                "heavy": asyncio.Semaphore(self.heavy_limit),
+            }
             # Every admitted request must find a worker thread for its next step, with room to spare for the
             # threads that commit and for other callers of the pool.
             limiter = to_thread.current_default_thread_limiter()
-            limiter.total_tokens = max(limiter.total_tokens, self.limit + self.heavy_limit + 8)
-        return self._lanes
+            limiter.total_tokens = max(limiter.total_tokens, self.limit + self.read_limit + self.heavy_limit + 8)
+        if str(scope.get("path", "")).startswith(HEAVY_PREFIXES):
+            return self._lanes["heavy"]
+        return self._lanes["read" if scope.get("method") in _READS else "write"]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        ordinary, heavy = self._semaphores()
-        async with heavy if str(scope.get("path", "")).startswith(HEAVY_PREFIXES) else ordinary:
+        async with self._lane(scope):
             await self.app(scope, receive, send)
+
+
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
