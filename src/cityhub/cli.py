@@ -116,10 +116,16 @@ def serve(
 ) -> None:
     """Serve the web UI and API (scheduled jobs run inside unless --no-scheduler)."""
     import os
+    import socket
 
     import uvicorn
 
     os.environ["CITYHUB_RUN_SCHEDULER"] = "1" if scheduler else "0"
+    if workers > 1 and hasattr(socket, "SO_REUSEPORT"):
+        from cityhub.serving import serve_reuseport
+
+        serve_reuseport(host=host, port=port, workers=workers)
+        return
     uvicorn.run("cityhub.main:create_app", factory=True, host=host, port=port, log_level="info", workers=workers)
 
 

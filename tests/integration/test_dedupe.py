@@ -273,3 +273,18 @@ def test_an_order_committed_by_another_process_is_read_in_at_the_next_refresh(
     assert other not in index.index
     found = dedupe.check(db_session, data={"channel": "web", "content": GARBAGE_AGAIN, "created_at": T0})
     assert [d.order.id for d in found.duplicates] == [other]
+
+
+def test_an_id_handed_out_again_after_a_deletion_rebuilds_the_index(db_session, places, monkeypatch):
+    # SQLite gives the id of a deleted last row to the next insert; the index must not keep the old text under it.
+    monkeypatch.setenv("CITYHUB_DEDUPE_REFRESH_SECONDS", "3600")
+    dedupe.get_dedupe_settings.cache_clear()
+    _intake(db_session, "天河北路公交站旁的路灯坏了一个星期，晚上很黑，行人容易摔倒。")  # builds the index
+    gone = _intake(db_session, NOISE).order.id
+    db_session.execute(OrderEvent.__table__.delete().where(OrderEvent.order_id == gone))
+    db_session.execute(Order.__table__.delete().where(Order.id == gone))
+    db_session.commit()
+    db_session.expunge_all()  # the deleted rows' objects must not stand in for the next ones
+    again = _intake(db_session, GARBAGE, at=T0 + timedelta(hours=1))
+    found = dedupe.check(db_session, data={"channel": "web", "content": GARBAGE_AGAIN, "created_at": T0})
+    assert [d.order.id for d in found.duplicates] == [again.order.id]

@@ -383,6 +383,11 @@ class ShingleIndex:
     def __contains__(self, order_id: int) -> bool:
         return order_id in self._known
 
+    def created_at(self, order_id: int) -> float | None:
+        """The creation time (epoch seconds) the index holds for an order, None when it holds none."""
+        slot = self._known.get(order_id, -1)
+        return float(self.created[slot]) if slot >= 0 else None
+
     def add_many(self, items: Iterable[tuple[int, float, str]]) -> int:
         """Index (order id, created epoch seconds, text) triples; returns how many were new and non-empty."""
         ids: list[int] = []
@@ -519,6 +524,7 @@ class OrderIndex:
     def _reset(self) -> None:
         with self.lock:
             self.index = ShingleIndex(bucket_cap=self.bucket_cap)
+            self._reset_wanted = False
         self.high_water = 0
         self.gaps: dict[int, float] = {}
         self.built = False
@@ -585,6 +591,8 @@ class OrderIndex:
 
         cutoff = now - timedelta(days=self.index_days)
         self.last_refresh = time.monotonic()
+        if self._reset_wanted:
+            self._reset()
         if self.built:
             top = conn.scalar(select(func.max(Order.id))) or 0
             if top < self.high_water:  # rows were deleted and ids reused (SQLite): start again
@@ -647,12 +655,17 @@ class OrderIndex:
     def add_committed(self, items: Sequence[tuple[int, float, str]]) -> None:
         """Add orders this process has just committed (id, created epoch seconds, text), without reading the table.
 
-        An id already indexed is skipped: a refresh in another thread may have read the order between its commit
-        and this call. (Ids handed out again after deletions are caught by the refresh, see ``_refresh_locked``.)
+        An id already indexed with the same creation time is skipped: a refresh in another thread read the order
+        between its commit and this call. With another creation time, the id was handed out again after rows were
+        deleted (SQLite reuses ids): the index is rebuilt from the table at its next use.
         """
         with self.lock:
-            if not self.built:
-                return  # the build reads them from the table
+            if not self.built or self._reset_wanted:
+                return  # the (re)build reads them from the table
+            if any(self.index.created_at(order_id) not in (None, created) for order_id, created, _ in items):
+                self._reset_wanted = True
+                self.last_refresh = -math.inf
+                return
             cutoff = (utcnow() - timedelta(days=self.index_days)).timestamp()
             self.index.add_many(item for item in items if item[1] >= cutoff)
 

@@ -1,0 +1,80 @@
+"""Several server processes on one port, each with a listening socket of its own (``SO_REUSEPORT``).
+
+uvicorn's ``--workers`` shares one listening socket between its processes, and the event loop of each (uvloop,
+like libuv everywhere) accepts every pending connection at once when it wakes. A burst of new connections — 50
+clients opening theirs in the same second — then lands on whichever process woke first, and stays there for as
+long as the clients keep their connections alive: measured at 1,000,000 orders, one of two processes served 84 %
+of the creations while the other idled, and its queue made the p95 seven times the other's. With a socket per
+process bound with ``SO_REUSEPORT`` the kernel spreads new connections over the processes by a hash of their
+addresses, so two processes share 50 connections about evenly whatever their timing.
+
+The parent process only supervises: it starts ``workers`` processes, starts a new one in place of one that dies
+unexpectedly, and stops them all on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RESTART_PAUSE_S = 1.0  # between the unexpected end of a process and its replacement
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port) that other processes may bind too (``SO_REUSEPORT``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _run_worker(host: str, port: int) -> None:
+    import uvicorn
+
+    config = uvicorn.Config("cityhub.main:create_app", factory=True, log_level="info")
+    server = uvicorn.Server(config)
+    server.run(sockets=[listening_socket(host, port)])
+
+
+def serve_reuseport(*, host: str, port: int, workers: int) -> None:
+    """Run ``workers`` server processes on (host, port) until SIGINT or SIGTERM."""
+    listening_socket(host, port).close()  # fail here, in one line, when the address is taken or not ours
+    ctx = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start() -> Any:
+        process = ctx.Process(target=_run_worker, args=(host, port), name="cityhub-server")
+        process.start()
+        return process
+
+    def stop(_signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    processes = [start() for _ in range(workers)]
+    log.info("serving on %s:%d with %d processes (one listening socket each)", host, port, workers)
+    while not stopping:
+        time.sleep(0.2)
+        for i, process in enumerate(processes):
+            if not process.is_alive() and not stopping:
+                log.warning("server process %s ended (exit code %s); starting another", process.pid, process.exitcode)
+                time.sleep(RESTART_PAUSE_S)
+                processes[i] = start()
+    for process in processes:
+        process.terminate()  # uvicorn finishes the requests in flight on SIGTERM
+    for process in processes:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()

@@ -1,0 +1,124 @@
+"""`cityhub serve --workers 2`: one listening socket per process, so new connections spread over both processes;
+a process that dies is replaced; SIGTERM stops them all. Real processes on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from cityhub import migrate
+
+pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
+
+CLI = Path(sys.executable).with_name("cityhub")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _children(parent: psutil.Process) -> list[psutil.Process]:
+    """The server processes (not multiprocessing's resource tracker), alive."""
+    alive = []
+    for child in parent.children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                alive.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _wait(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def server(tmp_path):
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    migrate.upgrade(url)
+    port = _free_port()
+    env = {**os.environ, "CITYHUB_DATABASE_URL": url}
+    proc = subprocess.Popen(
+        [str(CLI), "serve", "--no-scheduler", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=open(tmp_path / "serve.log", "w"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        _wait(up)
+        yield proc, port, base
+    except AssertionError:
+        print((tmp_path / "serve.log").read_text())
+        raise
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            for child in psutil.Process(proc.pid).children(recursive=True) if psutil.pid_exists(proc.pid) else []:
+                child.kill()
+
+
+def test_connections_spread_over_both_processes_and_a_dead_one_is_replaced(server):
+    proc, port, base = server
+    parent = psutil.Process(proc.pid)
+    _wait(lambda: len(_children(parent)) == 2)
+
+    async def hold_many() -> dict[int, int]:
+        limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+            answers = await asyncio.gather(*(client.get("/healthz") for _ in range(40)))
+            assert all(a.status_code == 200 for a in answers)
+            per_child = {}
+            for child in _children(parent):  # the 40 connections are still open (kept alive)
+                mine = [c for c in child.net_connections(kind="tcp") if c.laddr.port == port and c.raddr]
+                per_child[child.pid] = len(mine)
+            return per_child
+
+    per_child = asyncio.run(hold_many())
+    assert len(per_child) == 2 and sum(per_child.values()) >= 20
+    assert all(n > 0 for n in per_child.values()), per_child  # all on one process: 2 chances in 2^40
+
+    victim = next(iter(per_child))
+    os.kill(victim, signal.SIGKILL)
+    _wait(lambda: len(_children(parent)) == 2 and victim not in {c.pid for c in _children(parent)})
+    _wait(lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200)
+
+
+def test_sigterm_stops_every_process(server):
+    proc, _port, _base = server
+    parent = psutil.Process(proc.pid)
+    _wait(lambda: len(_children(parent)) == 2)
+    children = _children(parent)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    _wait(lambda: not any(_alive(c) for c in children), timeout=30)
