@@ -126,7 +126,10 @@ def main() -> int:
     if args.quick:
         splits = splits[:2]
     tested = np.zeros(len(records), bool)
-    names = ["baseline", *configs]
+    # "<model>/stacker-p": the same fitted model ranked by the stacker's probability, before the per-class
+    # confidence calibration (``ClassConfidence``) — the before/after comparison costs no extra training.
+    uncal = {name: f"{name}/stacker-p" for name in configs}
+    names = ["baseline", *[n for name in configs for n in (name, uncal[name])]]
     proba_text = {name: np.zeros((len(records), len(labels))) for name in names}
     proba_title = {name: np.zeros((len(records), len(labels))) for name in names}
     title_idx = [i for i, r in enumerate(records) if r.title and r.content and raw_form[i]]
@@ -143,6 +146,11 @@ def main() -> int:
             cols = [labels.index(lab) for lab in model.labels]
             proba_text[name][np.ix_(te, cols)] = model.predict_proba([texts[i] for i in te])
             proba_title[name][np.ix_(te_titles, cols)] = model.predict_proba([records[i].title for i in te_titles])
+            model.confidence = None
+            proba_text[uncal[name]][np.ix_(te, cols)] = model.predict_proba([texts[i] for i in te])
+            proba_title[uncal[name]][np.ix_(te_titles, cols)] = model.predict_proba(
+                [records[i].title for i in te_titles]
+            )
             fold_seconds[name].append(time.perf_counter() - t0)
             print(f"fold {k + 1}/{len(splits)} {name}: {fold_seconds[name][-1]:.0f} s", flush=True)
         proba_text["baseline"][te] = softmax(baseline_scores(train_recs, [texts[i] for i in te], labels))
@@ -199,7 +207,7 @@ def main() -> int:
         internal[name] = {k: summary(v) for k, v in full.meta.get("evaluation", {}).items() if isinstance(v, dict)}
         full_config[name] = full.meta["config"]
 
-    result = {
+    result: dict[str, Any] = {
         "data": [
             str(f.relative_to(ROOT.parent.parent)) if f.is_relative_to(ROOT.parent.parent) else str(f) for f in FILES
         ],

@@ -186,3 +186,138 @@ def test_cli_bad_csv_names_row(tmp_path: Path) -> None:
     nohdr.write_text("a,b\n1,2\n", encoding="utf-8")
     res = CliRunner().invoke(app, ["evaluate", "--model", str(tmp_path / "m"), "--data", str(nohdr)])
     assert res.exit_code != 0
+
+
+# --------------------------------------------------------------------------- per-class confidence
+
+
+def _overconfident_sample(n: int, seed: int, n_classes: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Stack-like probabilities where the top score is P(correct) for every class but the last, whose
+    predictions are right only half as often as its score says (a systematically over-confident class)."""
+    rng = np.random.default_rng(seed)
+    proba = np.zeros((n, n_classes))
+    y = np.zeros(n, dtype=int)
+    for i in range(n):
+        top = int(rng.integers(n_classes))
+        score = rng.uniform(0.4, 0.999)
+        rest = rng.dirichlet(np.ones(n_classes - 1)) * (1 - score)
+        others = [c for c in range(n_classes) if c != top]
+        proba[i, top] = score
+        proba[i, others] = rest
+        p_correct = score * (0.5 if top == n_classes - 1 else 1.0)
+        y[i] = top if rng.random() < p_correct else int(rng.choice(others))
+    return proba, y
+
+
+def test_class_confidence_corrects_an_overconfident_class() -> None:
+    fit_p, fit_y = _overconfident_sample(4000, seed=1)
+    test_p, test_y = _overconfident_sample(4000, seed=2)
+    conf = classifier.ClassConfidence(4).fit(fit_p, fit_y)
+    calibrated = conf.transform(test_p)
+    top = test_p.argmax(axis=1)
+    correct = top == test_y
+    # Proper distributions, same top label, the other classes keep their order.
+    assert np.allclose(calibrated.sum(axis=1), 1.0) and (calibrated >= 0).all()
+    assert (calibrated.argmax(axis=1) == top).all()
+    assert (np.argsort(-calibrated, axis=1)[:, 1:] == np.argsort(-test_p, axis=1)[:, 1:]).all()
+    # The confidence now tracks how often each predicted class is right, the over-confident one included.
+    # (``transform`` may raise a low confidence to the runner-up's level to keep the top label on top.)
+    raw_q = conf.confidence(test_p)
+    for c in range(4):
+        rows = top == c
+        assert abs(raw_q[rows].mean() - correct[rows].mean()) < 0.05, c
+    q = calibrated.max(axis=1)
+    assert (q >= raw_q - 1e-12).all()
+    assert q[top == 3].mean() < test_p.max(axis=1)[top == 3].mean() - 0.2
+    # So one global "most confident first" ranking covers more at each precision level.
+    before = coverage_at_precision(correct, test_p.max(axis=1))["coverage"]
+    after = coverage_at_precision(correct, q)["coverage"]
+    assert after["0.90"] > before["0.90"] + 0.05 and after["0.95"] > before["0.95"] + 0.05
+    assert all(after[level] >= before[level] for level in before)
+
+
+def test_class_confidence_shrinks_small_classes_to_the_global_curve() -> None:
+    fit_p, fit_y = _overconfident_sample(3000, seed=3)
+    # Only a handful of rows predicted as class 2: its own curve must stay near the global one.
+    keep = (fit_p.argmax(axis=1) != 2) | (np.arange(len(fit_y)) % 100 == 0)
+    conf = classifier.ClassConfidence(4).fit(fit_p[keep], fit_y[keep])
+    probe = np.array([[0.1, 0.1, 0.7, 0.1], [0.05, 0.1, 0.8, 0.05], [0.1, 0.1, 0.5, 0.3]])
+    global_only = classifier.ClassConfidence(4, shrink=1e12).fit(fit_p[keep], fit_y[keep])
+    assert np.allclose(global_only.class_w, 0.0, atol=1e-6)
+    assert conf.n_fit[2] < 20
+    assert np.abs(conf.confidence(probe) - global_only.confidence(probe)).max() < 0.05
+    # The well-populated over-confident class does get its own, lower curve.
+    probe3 = probe[:, [0, 1, 3, 2]]
+    assert (conf.confidence(probe3) < global_only.confidence(probe3) - 0.1).all()
+    # A class never predicted in the calibration data gets the global curve exactly.
+    unseen = classifier.ClassConfidence(4).fit(fit_p[fit_p.argmax(axis=1) != 1], fit_y[fit_p.argmax(axis=1) != 1])
+    assert np.allclose(unseen.class_w[1], 0.0)
+
+
+def test_model_confidence_keeps_labels_and_top3(model: classifier.Model) -> None:
+    texts = ["公交车红绿灯出租车请问领导", "医院医生疫苗", "只有标题", "学校噪音"]
+    assert model.confidence is not None and model.config.confidence == "class"
+    calibrated = model.predict_proba(texts)
+    conf, model.confidence = model.confidence, None
+    try:
+        stacked = model.predict_proba(texts)
+    finally:
+        model.confidence = conf
+    assert np.allclose(calibrated.sum(axis=1), 1.0)
+    assert (calibrated.argmax(axis=1) == stacked.argmax(axis=1)).all()
+    for p in model.predict(texts):
+        assert len(p.top3) == 3 and p.top3[0][0] == p.label
+    plain = classifier.train(_records(), config=classifier.with_overrides(FAST, confidence="none"))
+    assert plain.confidence is None
+    assert np.allclose(plain.predict_proba(texts), stacked)
+    with pytest.raises(ValidationFailed, match="unknown confidence"):
+        classifier.train(_records(10), config=classifier.with_overrides(FAST, confidence="bogus"))
+
+
+def test_version_2_artefact_loads_without_calibration(tmp_path: Path) -> None:
+    import joblib
+
+    model = classifier.train(_records(), config=classifier.with_overrides(FAST, title_weight=0.0))
+    target = model.save(tmp_path / "m")
+    meta = json.loads((target / "model.json").read_text(encoding="utf-8"))
+    blob = joblib.load(target / "model.joblib")
+    meta["format_version"] = blob["format_version"] = 2
+    for cfg in (meta["config"], blob["config"]):
+        del cfg["confidence"], cfg["confidence_shrink"], cfg["title_weight"]
+    del blob["confidence"], blob["features"].title, blob["features"].title_weight
+    (target / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    joblib.dump(blob, target / "model.joblib")
+    loaded = classifier.load(target)
+    assert loaded.confidence is None and loaded.config.confidence == "none"
+    assert loaded.config.title_weight == 0.0 and not loaded.features.needs_titles
+    texts = ["噪音扰民污水排放", "驾驶证补办"]
+    conf, model.confidence = model.confidence, None
+    try:
+        assert np.allclose(loaded.predict_proba(texts), model.predict_proba(texts))
+    finally:
+        model.confidence = conf
+
+
+def test_title_block_reads_the_first_line(tmp_path: Path) -> None:
+    assert classifier.title_of("公交 车站\n红绿灯坏了") == "公交车站"
+    assert classifier.title_of("只有一行") == "" and classifier.title_of("标题\n  ") == ""
+    cfg = classifier.with_overrides(FAST, title_weight=1.0)
+    m = classifier.train(_records(), config=cfg)
+    assert m.features.needs_titles and "title_tfidf[1, 2]" in m.meta["feature_blocks"]
+    x = m.features.transform(["公交车红绿灯", "学校老师"], ["公交车", ""])
+    title_cols = m.features.columns("title")
+    assert x[0, title_cols].nnz > 0 and x[1, title_cols].nnz == 0
+    texts = ["公交车\n红绿灯出租车请问领导", "医院医生疫苗"]
+    loaded = classifier.load(m.save(tmp_path / "m"))
+    assert np.allclose(loaded.predict_proba(texts), m.predict_proba(texts))
+    assert [p.label for p in loaded.predict(texts)] == ["交通运输", "卫生计生"]
+
+
+def test_member_on_one_feature_block() -> None:
+    cfg = classifier.with_overrides(FAST, members=("svm", "sgd:word"))
+    m = classifier.train(_records(), config=cfg)
+    word = m.features.columns("word")
+    assert m.members[1].coef_.shape[1] == word.stop - word.start
+    assert m.predict(["学校老师学生补课"])[0].label == "教育文体"
+    with pytest.raises(ValidationFailed, match="feature block 'nope'"):
+        classifier.train(_records(10), config=classifier.with_overrides(FAST, members=("svm", "cnb:nope")))

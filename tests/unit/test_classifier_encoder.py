@@ -93,21 +93,26 @@ def test_default_model_has_no_encoder_block(tmp_path: Path) -> None:
 
 
 def test_version_1_artefact_still_loads(tmp_path: Path) -> None:
-    model = classifier.train(_records(20), config=FAST)
+    model = classifier.train(_records(20), config=classifier.with_overrides(FAST, title_weight=0.0))
     target = model.save(tmp_path / "m")
     meta_path = target / "model.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["format_version"] = 1
-    del meta["config"]["encoder"], meta["config"]["emb_c"]
+    for key in ("encoder", "emb_c", "confidence", "confidence_shrink", "title_weight"):
+        del meta["config"][key]
     meta_path.write_text(json.dumps(meta), encoding="utf-8")
     import joblib
 
     blob = joblib.load(target / "model.joblib")
     blob["format_version"] = 1
-    del blob["config"]["encoder"], blob["config"]["emb_c"]
+    for key in ("encoder", "emb_c", "confidence", "confidence_shrink", "title_weight"):
+        del blob["config"][key]
+    del blob["confidence"], blob["features"].title, blob["features"].title_weight
     joblib.dump(blob, target / "model.joblib")
     loaded = classifier.load(target)
-    assert loaded.config.encoder is None
+    assert loaded.config.encoder is None and loaded.confidence is None
+    # A version 1 artefact predicts with the stacker's probabilities, as it did before calibration existed.
+    model.confidence = None
     assert np.allclose(loaded.predict_proba(["学校老师"]), model.predict_proba(["学校老师"]))
 
 

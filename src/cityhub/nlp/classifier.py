@@ -41,9 +41,10 @@ from scipy.sparse import csr_matrix, hstack
 from cityhub.errors import ValidationFailed
 from cityhub.nlp.text import looks_segmented, near_duplicate_groups, normalize, order_text, words
 
-# 2: optional encoder block (``ClassifierConfig.encoder``); version 1 artefacts still load.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 2: optional encoder block (``ClassifierConfig.encoder``); 3: per-class confidence calibration
+# (``ClassConfidence``). Versions 1 and 2 still load and predict with the stacker's probabilities, as before.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MODEL_FILE = "model.joblib"
 META_FILE = "model.json"
 PRECISION_LEVELS = ("0.85", "0.90", "0.95", "0.97")
@@ -97,6 +98,10 @@ class ClassifierConfig:
     max_char_features: int | None = 300_000
     # Train also on the title alone where a message has a separate title, for title-only inputs.
     title_augment: bool = True
+    # A separate char TF-IDF block over the title (the first line of a multi-line text), weighted by this
+    # factor relative to the text blocks; 0 = no title block. Off by default: +0.3 macro F1 points on 3-fold
+    # grouped CV, none on 5 folds, and ~1 ms more per prediction (bench/results/classifier_exploration.md).
+    title_weight: float = 0.0
     folds: int = 3
     dedup_threshold: float = 0.5
     seed: int = 0
@@ -107,6 +112,13 @@ class ClassifierConfig:
     encoder: str | None = None
     # Strong regularisation: on grouped CV the embedding-only LR peaks near C = 0.01 (0.85 macro F1 vs 0.80 at 1).
     emb_c: float = 0.01
+    # Confidence of the top label: "class" = P(correct | predicted class, stacker scores) from a per-class
+    # logistic calibration fitted on out-of-fold stack predictions (``ClassConfidence``); "none" = the
+    # stacker's probability as it is (artefacts before format 3).
+    confidence: str = "class"
+    # Ridge on the per-class deviations from the global calibration: a class needs roughly this many
+    # informative out-of-fold rows before its own curve moves far from the global one.
+    confidence_shrink: float = 30.0
 
 
 # --------------------------------------------------------------------------- data
@@ -243,32 +255,84 @@ class _Features:
             if config.word_ngrams
             else None
         )
+        self.title_weight = config.title_weight
+        self.title = (
+            TfidfVectorizer(
+                analyzer="char",
+                ngram_range=config.char_ngrams,
+                min_df=config.min_df,
+                sublinear_tf=True,
+                lowercase=False,
+                dtype=np.float32,
+            )
+            if config.title_weight > 0
+            else None
+        )
 
-    def fit_transform(self, texts: Sequence[str]) -> csr_matrix:
+    @property
+    def needs_titles(self) -> bool:
+        # Artefacts from before the title block have no such attribute.
+        return getattr(self, "title", None) is not None
+
+    def fit_transform(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> csr_matrix:
         blocks = [self.char.fit_transform(texts)]
         if self.word is not None:
             blocks.append(self.word.fit_transform(texts))
-        return self._join(blocks)
+        weights = [1.0] * len(blocks)
+        title = getattr(self, "title", None)
+        if title is not None:
+            blocks.append(title.fit_transform(titles if titles is not None else [""] * len(texts)))
+            weights.append(self.title_weight)
+        return self._join(blocks, weights)
 
-    def transform(self, texts: Sequence[str]) -> csr_matrix:
+    def transform(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> csr_matrix:
         blocks = [self.char.transform(texts)]
         if self.word is not None:
             blocks.append(self.word.transform(texts))
-        return self._join(blocks)
+        weights = [1.0] * len(blocks)
+        title = getattr(self, "title", None)
+        if title is not None:
+            blocks.append(title.transform(titles if titles is not None else [""] * len(texts)))
+            weights.append(self.title_weight)
+        return self._join(blocks, weights)
+
+    def columns(self, block: str) -> slice:
+        """Column range of one feature block ("char", "word", "title") in the joined matrix."""
+        sizes = [("char", len(self.char.vocabulary_))]
+        if self.word is not None:
+            sizes.append(("word", len(self.word.vocabulary_)))
+        title = getattr(self, "title", None)
+        if title is not None:
+            sizes.append(("title", len(title.vocabulary_)))
+        start = 0
+        for name, size in sizes:
+            if name == block:
+                return slice(start, start + size)
+            start += size
+        raise ValidationFailed(f"feature block '{block}' is not in this model (has {', '.join(n for n, _ in sizes)})")
 
     @staticmethod
-    def _join(blocks: list[Any]) -> csr_matrix:
+    def _join(blocks: list[Any], weights: list[float]) -> csr_matrix:
         if len(blocks) == 1:
             return csr_matrix(blocks[0])
-        # Each block is L2-normalised; scale so the joined row has unit norm too.
-        return csr_matrix(hstack(blocks, format="csr") * (1.0 / np.sqrt(len(blocks))))
+        # Each block is L2-normalised; scale so a row with every block present has unit norm too.
+        w = np.asarray(weights) / np.sqrt(np.sum(np.square(weights)))
+        return csr_matrix(hstack([b * float(wi) for b, wi in zip(blocks, w, strict=True)], format="csr"))
 
 
-def _make_member(name: str, config: ClassifierConfig) -> Any:
+def title_of(text: str) -> str:
+    """The title part of a text joined by ``order_text``: its first line when there is more than one."""
+    head, sep, rest = text.strip().partition("\n")
+    return normalize(head) if sep and rest.strip() else ""
+
+
+def _make_member(spec: str, config: ClassifierConfig) -> Any:
+    """A member by name; "name:block" (e.g. "sgd:word") fits it on one feature block only."""
     from sklearn.linear_model import LogisticRegression, SGDClassifier
     from sklearn.naive_bayes import ComplementNB
     from sklearn.svm import LinearSVC
 
+    name = spec.partition(":")[0]
     if name == "sgd":
         # Modified-Huber SGD: a second, differently regularised linear view, ~10x cheaper than lbfgs LR.
         return SGDClassifier(
@@ -292,7 +356,15 @@ def _make_member(name: str, config: ClassifierConfig) -> Any:
         return make_pipeline(
             StandardScaler(), LogisticRegression(C=config.emb_c, class_weight="balanced", max_iter=2000)
         )
-    raise ValidationFailed(f"unknown classifier member '{name}' (known: svm, sgd, lr, cnb)")
+    raise ValidationFailed(f"unknown classifier member '{spec}' (known: svm, sgd, lr, cnb; name:block for one block)")
+
+
+def _member_input(name: str, features: _Features, x: csr_matrix, emb: np.ndarray | None) -> Any:
+    """What a member reads: the embeddings, one feature block ("name:block"), or all sparse features."""
+    if name == "emb":
+        return emb
+    block = name.partition(":")[2]
+    return x[:, features.columns(block)] if block else x
 
 
 def _member_scores(model: Any, x: csr_matrix, n_classes: int) -> np.ndarray:
@@ -331,6 +403,110 @@ def _fold_ids(y: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> np.nd
     return fold
 
 
+# --------------------------------------------------------------------------- confidence
+
+
+def _confidence_features(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted class per row and the calibration inputs: [1, logit p₁, log p₁/p₂]."""
+    order = np.argsort(-proba, axis=1, kind="stable")
+    rows = np.arange(len(proba))
+    top = order[:, 0]
+    p1 = np.clip(proba[rows, top], 1e-9, 1 - 1e-9)
+    p2 = np.clip(proba[rows, order[:, 1]], 1e-9, 1.0) if proba.shape[1] > 1 else np.full(len(proba), 1e-9)
+    feats = np.column_stack([np.ones(len(proba)), np.log(p1 / (1 - p1)), np.log(p1 / p2)])
+    return top, feats
+
+
+def _fit_logistic(
+    feats: np.ndarray, target: np.ndarray, offset: np.ndarray, ridge: float, lower: np.ndarray
+) -> np.ndarray:
+    """Weights w minimising log loss of sigmoid(offset + feats·w) + ridge/2·|w|², with w ≥ lower."""
+    from scipy.optimize import minimize
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = offset + feats @ w
+        # log(1 + e^z) − t·z, stable for both signs of z.
+        value = float(np.sum(np.logaddexp(0.0, z) - target * z)) + 0.5 * ridge * float(w @ w)
+        grad = feats.T @ (1.0 / (1.0 + np.exp(-z)) - target) + ridge * w
+        return value, grad
+
+    start = np.clip(np.zeros(feats.shape[1]), lower, None)
+    bounds = [(float(lo), None) if np.isfinite(lo) else (None, None) for lo in lower]
+    res = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    return np.asarray(res.x, dtype=np.float64)
+
+
+class ClassConfidence:
+    """Per-predicted-class calibration of the top probability, so that it estimates P(correct).
+
+    The stacker's probabilities are calibrated on average, not per predicted class: an easy class and a
+    confusable one with the same score are not equally often right, so one global "most confident first"
+    ranking mixes them. This fits, on out-of-fold stack predictions, a logistic model of "top label is
+    correct" on [1, logit p₁, log p₁/p₂] — one global curve plus per-class deviations under a ridge penalty
+    (``shrink``), so small classes stay close to the global curve. Slopes are kept ≥ 0, so within a class
+    the confidence never decreases when the stacker grows more certain. ``transform`` sets the top
+    probability to the calibrated value and rescales the others to sum to one, keeping their order and the
+    top label.
+    """
+
+    def __init__(self, n_classes: int, shrink: float = 30.0) -> None:
+        self.n_classes = n_classes
+        self.shrink = shrink
+        self.global_w = np.zeros(3)
+        self.class_w = np.zeros((n_classes, 3))
+        self.n_fit = np.zeros(n_classes, dtype=int)
+
+    def fit(self, proba: np.ndarray, y: np.ndarray) -> ClassConfidence:
+        top, feats = _confidence_features(proba)
+        correct = (top == y).astype(np.float64)
+        no_lower = np.array([-np.inf, 0.0, 0.0])
+        if 0 < correct.sum() < len(correct):
+            self.global_w = _fit_logistic(feats, correct, np.zeros(len(correct)), 1e-3, no_lower)
+        else:  # all right or all wrong: nothing to learn beyond the rate
+            rate = np.clip(correct.mean() if len(correct) else 0.5, 1e-3, 1 - 1e-3)
+            self.global_w = np.array([np.log(rate / (1 - rate)), 0.0, 0.0])
+        lower = -self.global_w
+        lower[0] = -np.inf
+        for c in range(self.n_classes):
+            rows = top == c
+            self.n_fit[c] = int(rows.sum())
+            if not rows.any():
+                continue
+            offset = feats[rows] @ self.global_w
+            self.class_w[c] = _fit_logistic(feats[rows], correct[rows], offset, self.shrink, lower)
+        return self
+
+    def confidence(self, proba: np.ndarray) -> np.ndarray:
+        """Calibrated probability that each row's top label is correct."""
+        top, feats = _confidence_features(proba)
+        z = np.einsum("ij,ij->i", feats, self.global_w + self.class_w[top])
+        return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+    def transform(self, proba: np.ndarray) -> np.ndarray:
+        if not len(proba):
+            return proba
+        q = self.confidence(proba)
+        rows = np.arange(len(proba))
+        order = np.argsort(-proba, axis=1, kind="stable")
+        top = order[:, 0]
+        p1 = proba[rows, top]
+        rest = 1.0 - p1
+        if proba.shape[1] > 1:
+            # The top label stays on top: q ≥ the runner-up after rescaling, p₂·(1 − q)/(1 − p₁).
+            p2 = proba[rows, order[:, 1]]
+            floor = np.where(rest > 1e-12, p2 / np.maximum(rest + p2, 1e-300), 0.0)
+            q = np.maximum(q, np.minimum(floor * (1 + 1e-9), 1.0))
+        out = proba.copy()
+        scale = np.where(rest > 1e-12, (1.0 - q) / np.maximum(rest, 1e-300), 0.0)
+        out *= scale[:, None]
+        out[rows, top] = q
+        spread = (rest <= 1e-12) & (proba.shape[1] > 1)
+        if spread.any():  # the stacker gave the rest nothing: share 1 − q evenly
+            out[spread] = ((1.0 - q[spread]) / (proba.shape[1] - 1))[:, None]
+            out[rows[spread], top[spread]] = q[spread]
+        return np.asarray(out / out.sum(axis=1, keepdims=True))
+
+
 # --------------------------------------------------------------------------- model
 
 
@@ -361,6 +537,7 @@ class Model:
         combiner: Any,
         meta: dict[str, Any] | None = None,
         encoder: Any | None = None,
+        confidence: ClassConfidence | None = None,
     ) -> None:
         if config.encoder and encoder is None:
             raise ValidationFailed(f"model uses encoder '{config.encoder}' but none was given")
@@ -370,6 +547,8 @@ class Model:
         self.members = members
         self.combiner = combiner
         self.encoder = encoder
+        # None: the stacker's probabilities as they are (artefacts before format 3, or confidence="none").
+        self.confidence = confidence
         self.meta: dict[str, Any] = meta or {}
         for member in members:
             _fortran_weights(member)
@@ -382,7 +561,7 @@ class Model:
         k = len(self.labels)
         return np.hstack(
             [
-                _member_scores(m, emb if name == "emb" else x, k)
+                _member_scores(m, _member_input(name, self.features, x, emb), k)
                 for name, m in zip(self.member_names, self.members, strict=True)
             ]
         )
@@ -392,12 +571,13 @@ class Model:
         if not len(texts):
             return np.zeros((0, len(self.labels)))
         norm = [normalize(t) for t in texts]
-        x = self.features.transform(norm)
+        x = self.features.transform(norm, [title_of(t) for t in texts] if self.features.needs_titles else None)
         emb = self.encoder.encode(norm) if self.encoder is not None else None
         proba = np.asarray(self.combiner.predict_proba(self._stack_input(x, emb)), dtype=np.float64)
         full = np.zeros((len(texts), len(self.labels)))
         full[:, np.asarray(self.combiner.classes_, dtype=int)] = proba
-        return full / full.sum(axis=1, keepdims=True)
+        full /= full.sum(axis=1, keepdims=True)
+        return self.confidence.transform(full) if self.confidence is not None else full
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Most likely category with its probability and the three best candidates, per text."""
@@ -423,6 +603,7 @@ class Model:
                 "features": self.features,
                 "members": self.members,
                 "combiner": self.combiner,
+                "confidence": self.confidence,
             },
             target / MODEL_FILE,
             compress=3,
@@ -473,6 +654,9 @@ def load(path: str | Path) -> Model:
     if blob.get("format_version") != version:
         raise ValidationFailed(f"{model_path}: format version mismatch with {META_FILE}")
     cfg = dict(blob["config"])
+    if "confidence" not in cfg:  # before format 3: no calibration step, the stacker's probabilities
+        cfg["confidence"] = "none"
+        cfg.setdefault("title_weight", 0.0)
     for key in ("char_ngrams", "word_ngrams", "members"):
         if cfg.get(key) is not None:
             cfg[key] = tuple(cfg[key])
@@ -484,6 +668,7 @@ def load(path: str | Path) -> Model:
         members=list(blob["members"]),
         combiner=blob["combiner"],
         meta=meta,
+        confidence=blob.get("confidence"),
     )
 
 
@@ -510,6 +695,26 @@ def _fit_combiner(scores: np.ndarray, y: np.ndarray, config: ClassifierConfig) -
     if config.combiner == "stack":
         return LogisticRegression(C=1.0, max_iter=1000).fit(scores, y)
     raise ValidationFailed(f"unknown combiner '{config.combiner}' (known: stack)")
+
+
+def _stack_oof(
+    oof: np.ndarray, y: np.ndarray, fold: np.ndarray, n_classes: int, config: ClassifierConfig
+) -> np.ndarray:
+    """Out-of-fold stack probabilities: per fold, the combiner refitted on the other folds' member scores."""
+    proba = np.zeros((len(y), n_classes))
+    for f in np.unique(fold):
+        tr, te = fold != f, fold == f
+        comb = _fit_combiner(oof[tr], y[tr], config)
+        proba[np.ix_(te, np.asarray(comb.classes_, dtype=int))] = comb.predict_proba(oof[te])
+    return proba
+
+
+def _fit_confidence(proba: np.ndarray, y: np.ndarray, config: ClassifierConfig) -> ClassConfidence | None:
+    if config.confidence == "none":
+        return None
+    if config.confidence == "class":
+        return ClassConfidence(proba.shape[1], shrink=config.confidence_shrink).fit(proba, y)
+    raise ValidationFailed(f"unknown confidence '{config.confidence}' (known: class, none)")
 
 
 def train(
@@ -547,7 +752,7 @@ def train(
     norm_texts = [normalize(t) for t in texts]
 
     features = _Features(config)
-    x = features.fit_transform(norm_texts)
+    x = features.fit_transform(norm_texts, [title_of(t) for t in texts] if features.needs_titles else None)
     emb: np.ndarray | None = None
     encode_seconds = 0.0
     if not config.encoder:
@@ -566,8 +771,10 @@ def train(
     oof = np.zeros((len(y), k * len(names)))
     from joblib import Parallel, delayed
 
+    inputs = {name: _member_input(name, features, x, emb) for name in names}
+
     def block(name: str) -> Any:
-        return emb if name == "emb" else x
+        return inputs[name]
 
     def fit(name: str, rows: np.ndarray | slice) -> Any:
         return _make_member(name, config).fit(block(name)[rows], y[rows])
@@ -582,6 +789,9 @@ def train(
         oof[te, m * k : (m + 1) * k] = _member_scores(member, block(name)[te], k)
     members = list(fitted[len(jobs) :])
     combiner = _fit_combiner(oof, y, config)
+    # Calibrated on full messages (not the title-only copies), scored by stacks that never saw them.
+    stacked = _stack_oof(oof, y, fold, k, config)
+    confidence = _fit_confidence(stacked[original], y[original], config)
 
     meta: dict[str, Any] = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -590,7 +800,7 @@ def train(
         "training_data": _data_summary(records, groups, sources, n_augmented=int((~original).sum())),
     }
     if evaluate_cv:
-        meta["evaluation"] = _internal_evaluation(oof, y, row_groups, original, fold, texts, labels, config)
+        meta["evaluation"] = _internal_evaluation(stacked, y, original, fold, texts, labels, config)
     if encoder is not None:
         meta["encoder"] = {**encoder.describe(), "encode_seconds": round(encode_seconds, 2)}
     meta["feature_blocks"] = feature_blocks(config)
@@ -603,6 +813,7 @@ def train(
         combiner=combiner,
         meta=meta,
         encoder=encoder,
+        confidence=confidence,
     )
 
 
@@ -610,31 +821,35 @@ def feature_blocks(config: ClassifierConfig) -> list[str]:
     blocks = [f"char_tfidf{list(config.char_ngrams)}"]
     if config.word_ngrams:
         blocks.append(f"word_tfidf{list(config.word_ngrams)}")
+    if config.title_weight > 0:
+        blocks.append(f"title_tfidf{list(config.char_ngrams)}")
     if config.encoder:
         blocks.append(f"encoder:{config.encoder}")
     return blocks
 
 
 def _internal_evaluation(
-    oof: np.ndarray,
+    stacked: np.ndarray,
     y: np.ndarray,
-    groups: np.ndarray,
     original: np.ndarray,
     fold: np.ndarray,
     texts: Sequence[str],
     labels: list[str],
     config: ClassifierConfig,
 ) -> dict[str, Any]:
-    """Grouped CV of the whole stack, re-using the members' out-of-fold scores.
+    """Grouped CV of the whole stack, re-using the out-of-fold stack probabilities (``_stack_oof``).
 
-    The combiner is refitted per fold on the other folds' rows, so each row is scored by a model that saw
-    neither it nor its near-duplicates. (Vocabulary and IDF were fitted on everything: a negligible leak.)
+    The combiner was refitted per fold on the other folds' rows, so each row is scored by a model that saw
+    neither it nor its near-duplicates; the confidence calibration is refitted the same way, on the other
+    folds' full messages. (Vocabulary and IDF were fitted on everything: a negligible leak.)
     """
-    proba = np.zeros((len(y), len(labels)))
-    for f in np.unique(fold):
-        tr, te = fold != f, fold == f
-        comb = _fit_combiner(oof[tr], y[tr], config)
-        proba[np.ix_(te, np.asarray(comb.classes_, dtype=int))] = comb.predict_proba(oof[te])
+    proba = stacked.copy()
+    if config.confidence != "none":
+        for f in np.unique(fold):
+            tr, te = (fold != f) & original, fold == f
+            conf = _fit_confidence(stacked[tr], y[tr], config)
+            if conf is not None:
+                proba[te] = conf.transform(stacked[te])
     raw_form = original & np.array([not looks_segmented(t) for t in texts])
     report: dict[str, Any] = {
         "method": f"grouped {len(np.unique(fold))}-fold CV (near-duplicates kept in one fold)",
