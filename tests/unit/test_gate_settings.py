@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
-from cityhub.api.gate import GateSettings, RequestGate, get_gate_settings
+from cityhub.api.gate import HEAVY_PREFIXES, GateSettings, RequestGate, get_gate_settings
 from cityhub.config import get_settings
 
 
@@ -40,55 +44,52 @@ def test_concurrency_beyond_the_connection_pool_is_refused(monkeypatch):
         GateSettings()
 
 
+class _Held:
+    """An ASGI app that holds the requests ``held`` picks until released, and records what it finished."""
+
+    def __init__(self, held: Callable[[dict[str, Any]], bool]) -> None:
+        self.held = held
+        self.release = asyncio.Event()
+        self.done: list[str] = []
+
+    async def __call__(self, scope: dict[str, Any], _receive: Any, _send: Any) -> None:
+        if self.held(scope):
+            await self.release.wait()
+        self.done.append(f"{scope['method']} {scope['path']}")
+
+
+def _request(gate: RequestGate, method: str, path: str) -> Any:
+    return gate({"type": "http", "method": method, "path": path}, None, None)  # type: ignore[arg-type]
+
+
 def test_a_heavy_request_does_not_hold_the_places_of_ordinary_ones():
-    import asyncio
-
-    from cityhub.api.gate import HEAVY_PREFIXES
-
     async def scenario() -> list[str]:
-        release_heavy = asyncio.Event()
-        done: list[str] = []
-
-        async def app(scope, receive, send):
-            if scope["path"].startswith(HEAVY_PREFIXES):
-                await release_heavy.wait()
-            done.append(scope["path"])
-
-        gate = RequestGate(app, limit=1, read_limit=1, heavy_limit=1)
-        heavy = asyncio.create_task(gate({"type": "http", "method": "GET", "path": "/dashboard"}, None, None))
-        second_heavy = asyncio.create_task(gate({"type": "http", "method": "GET", "path": "/api/v1/kpi"}, None, None))
+        app = _Held(lambda scope: scope["path"].startswith(HEAVY_PREFIXES))
+        gate = RequestGate(app, limit=1, read_limit=1, heavy_limit=1)  # type: ignore[arg-type]
+        heavy = asyncio.create_task(_request(gate, "GET", "/dashboard"))
+        second_heavy = asyncio.create_task(_request(gate, "GET", "/api/v1/kpi"))
         await asyncio.sleep(0)
         for method in ("GET", "POST"):  # both other lanes go on while the heavy lane is full
-            await asyncio.wait_for(gate({"type": "http", "method": method, "path": "/api/v1/orders"}, None, None), 5)
-        assert done == ["/api/v1/orders", "/api/v1/orders"]
+            await asyncio.wait_for(_request(gate, method, "/api/v1/orders"), 5)
         assert not second_heavy.done()  # the heavy lane has one place: the second heavy request waits
-        release_heavy.set()
+        app.release.set()
         await asyncio.wait_for(asyncio.gather(heavy, second_heavy), timeout=5)
-        return done
+        return app.done
 
-    assert asyncio.run(scenario()) == ["/api/v1/orders", "/api/v1/orders", "/dashboard", "/api/v1/kpi"]
+    assert asyncio.run(scenario()) == ["GET /api/v1/orders", "POST /api/v1/orders", "GET /dashboard", "GET /api/v1/kpi"]
 
 
 def test_reads_and_writes_have_places_of_their_own():
-    import asyncio
-
-    async def scenario() -> None:
-        release = asyncio.Event()
-        done: list[str] = []
-
-        async def app(scope, receive, send):
-            if scope["method"] == "POST":
-                await release.wait()
-            done.append(scope["method"])
-
-        gate = RequestGate(app, limit=1, read_limit=1, heavy_limit=1)
-        write = asyncio.create_task(gate({"type": "http", "method": "POST", "path": "/api/v1/orders"}, None, None))
-        queued = asyncio.create_task(gate({"type": "http", "method": "PATCH", "path": "/api/v1/orders/1"}, None, None))
+    async def scenario() -> list[str]:
+        app = _Held(lambda scope: scope["method"] == "POST")
+        gate = RequestGate(app, limit=1, read_limit=1, heavy_limit=1)  # type: ignore[arg-type]
+        write = asyncio.create_task(_request(gate, "POST", "/api/v1/orders"))
+        queued = asyncio.create_task(_request(gate, "PATCH", "/api/v1/orders/1"))
         await asyncio.sleep(0)
-        await asyncio.wait_for(gate({"type": "http", "method": "GET", "path": "/api/v1/orders"}, None, None), 5)
-        assert done == ["GET"] and not queued.done()  # the write lane's one place is taken
-        release.set()
+        await asyncio.wait_for(_request(gate, "GET", "/api/v1/orders"), 5)
+        assert not queued.done()  # the write lane's one place is taken
+        app.release.set()
         await asyncio.wait_for(asyncio.gather(write, queued), 5)
-        assert done == ["GET", "POST", "PATCH"]
+        return app.done
 
-    asyncio.run(scenario())
+    assert asyncio.run(scenario()) == ["GET /api/v1/orders", "POST /api/v1/orders", "PATCH /api/v1/orders/1"]

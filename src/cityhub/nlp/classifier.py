@@ -275,24 +275,20 @@ class _Features:
         return getattr(self, "title", None) is not None
 
     def fit_transform(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> csr_matrix:
-        blocks = [self.char.fit_transform(texts)]
-        if self.word is not None:
-            blocks.append(self.word.fit_transform(texts))
-        weights = [1.0] * len(blocks)
-        title = getattr(self, "title", None)
-        if title is not None:
-            blocks.append(title.fit_transform(titles if titles is not None else [""] * len(texts)))
-            weights.append(self.title_weight)
-        return self._join(blocks, weights)
+        return self._apply("fit_transform", texts, titles)
 
     def transform(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> csr_matrix:
-        blocks = [self.char.transform(texts)]
+        return self._apply("transform", texts, titles)
+
+    def _apply(self, method: str, texts: Sequence[str], titles: Sequence[str] | None) -> csr_matrix:
+        """Each block's ``fit_transform`` or ``transform``, joined with the blocks' weights."""
+        blocks = [getattr(self.char, method)(texts)]
         if self.word is not None:
-            blocks.append(self.word.transform(texts))
+            blocks.append(getattr(self.word, method)(texts))
         weights = [1.0] * len(blocks)
         title = getattr(self, "title", None)
         if title is not None:
-            blocks.append(title.transform(titles if titles is not None else [""] * len(texts)))
+            blocks.append(getattr(title, method)(titles if titles is not None else [""] * len(texts)))
             weights.append(self.title_weight)
         return self._join(blocks, weights)
 
