@@ -58,4 +58,4 @@ def test_lifespan_and_websocket_scopes_pass_untouched():
 
     gate = RequestGate(app, limit=1)
     asyncio.run(gate({"type": "lifespan"}, None, None))
-    assert seen == ["lifespan"] and gate._places is None
+    assert seen == ["lifespan"] and gate._lanes is None
