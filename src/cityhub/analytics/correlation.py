@@ -29,11 +29,11 @@ from functools import cache
 from itertools import combinations
 from pathlib import Path
 from time import monotonic
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 import networkx as nx
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from cityhub.analytics.lexicon import extract_groups, extract_places
@@ -234,12 +234,7 @@ def load_facts(
         .outerjoin(community, community.id == Order.community_id)
         .order_by(Order.created_at, Order.id)
     )
-    if start is not None:
-        query = query.where(Order.created_at >= start)
-    if end is not None:
-        query = query.where(Order.created_at < end)
-    if scope is not None:
-        query = query.where(scope)
+    query = _orders_within(query, start=start, end=end, scope=scope)
     facts = []
     for row in session.execute(query):
         (oid, created, title, content, address, path, s_name, s_code, c_name, c_code, user_id, phone, attrs) = row
@@ -261,6 +256,22 @@ def load_facts(
             )
         )
     return facts
+
+
+_Query = TypeVar("_Query", bound=Select)  # any row shape
+
+
+def _orders_within(
+    query: _Query, *, start: datetime | None, end: datetime | None, scope: ColumnElement[bool] | None
+) -> _Query:
+    """``query`` limited to orders created in [start, end) (either end open when None) within ``scope``."""
+    if start is not None:
+        query = query.where(Order.created_at >= start)
+    if end is not None:
+        query = query.where(Order.created_at < end)
+    if scope is not None:
+        query = query.where(scope)
+    return query
 
 
 def _join_text(*parts: str | None) -> str:
@@ -784,12 +795,7 @@ def orders_fingerprint(
 ) -> tuple[Any, ...]:
     """(count, max id, max updated_at) of the orders created in [start, end) within ``scope``."""
     query = select(func.count(), func.max(Order.id), func.max(Order.updated_at))
-    if start is not None:
-        query = query.where(Order.created_at >= start)
-    if end is not None:
-        query = query.where(Order.created_at < end)
-    if scope is not None:
-        query = query.where(scope)
+    query = _orders_within(query, start=start, end=end, scope=scope)
     count, max_id, last = session.execute(query).one()
     return int(count), max_id, last.isoformat() if isinstance(last, datetime) else last
 

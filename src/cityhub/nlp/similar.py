@@ -673,9 +673,6 @@ class OrderIndex:
         with self.lock:
             return self.index.query(text, **kwargs)  # type: ignore[arg-type]
 
-    def profile_similarity(self, a: Profile, b: Profile) -> Similarity:
-        return similarity(a, b, idf=self.index.idf)
-
     def similarities(self, query: Profile, texts: Sequence[str]) -> list[Similarity]:
         return similarities(query, texts, idf=self.index.idf)
 
