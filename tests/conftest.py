@@ -413,6 +413,17 @@ def admin_client(app_db: str) -> Iterator[object]:
 
 
 @pytest.fixture(autouse=True)
+def _no_similar_orders_index_outlives_a_test() -> Iterator[None]:
+    """The similar-orders index is a per-process cache keyed by database URL; tables are emptied between tests and
+    SQLite hands ids out again, so every test starts and ends without one."""
+    from cityhub.nlp.similar import reset_indexes
+
+    reset_indexes()
+    yield
+    reset_indexes()
+
+
+@pytest.fixture(autouse=True)
 def _dedupe_settings_follow_the_environment() -> Iterator[None]:
     """``get_dedupe_settings`` is cached: a test that sets ``CITYHUB_DEDUPE_*`` with monkeypatch (and calls intake)
     must not leave its values to the tests after it. Torn down after monkeypatch has restored the environment."""

@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from cityhub.db import session_scope
 from cityhub.intake import dedupe
 from cityhub.intake.service import submit
-from cityhub.nlp.similar import reset_indexes
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Order, OrderEvent
@@ -26,14 +25,6 @@ GARBAGE_LOOSER = (
     "岗贝路12号门口垃圾堆积三天无人清理，臭气熏天，蚊蝇滋生，附近居民出行都要捂着鼻子，"
     "已经打过好几次电话反映了，请城管部门过来看看。"
 )
-
-
-@pytest.fixture(autouse=True)
-def _fresh_index():
-    # Tables are emptied between tests and SQLite reuses ids: a cached index must not outlive a test.
-    reset_indexes()
-    yield
-    reset_indexes()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import pytest
 
 from cityhub.intake import dedupe
 from cityhub.intake import service as intake
-from cityhub.nlp.similar import reset_indexes
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import State
@@ -19,14 +18,6 @@ from cityhub.workorders.schemas import OrderCreate
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 TEXT = "岗贝路12号门口垃圾堆积三天无人清理，臭气熏天，蚊蝇滋生，附近居民出行都要捂着鼻子，请环卫部门尽快清运处理。"
 AGAIN = "岗贝路12号门口垃圾堆积三天了无人清理，臭气熏天，蚊蝇滋生，附近居民出行都要捂着鼻子，请环卫部门尽快清运处理！"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_index():
-    reset_indexes()
-    dedupe.get_dedupe_settings.cache_clear()  # the defaults, whatever an earlier test cached
-    yield
-    reset_indexes()
 
 
 @pytest.fixture
