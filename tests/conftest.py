@@ -414,13 +414,16 @@ def admin_client(app_db: str) -> Iterator[object]:
 
 @pytest.fixture(autouse=True)
 def _no_similar_orders_index_outlives_a_test() -> Iterator[None]:
-    """The similar-orders index is a per-process cache keyed by database URL; tables are emptied between tests and
-    SQLite hands ids out again, so every test starts and ends without one."""
+    """The similar-orders index and intake's unit codes are per-process caches keyed by database URL; tables are
+    emptied between tests and SQLite hands ids out again, so every test starts and ends without them."""
+    from cityhub.intake.dedupe import forget_unit_codes
     from cityhub.nlp.similar import reset_indexes
 
     reset_indexes()
+    forget_unit_codes()
     yield
     reset_indexes()
+    forget_unit_codes()
 
 
 @pytest.fixture(autouse=True)

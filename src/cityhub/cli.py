@@ -121,6 +121,7 @@ def serve(
     import uvicorn
 
     os.environ["CITYHUB_RUN_SCHEDULER"] = "1" if scheduler else "0"
+    os.environ["CITYHUB_WARM_UP"] = "1"
     if workers > 1 and hasattr(socket, "SO_REUSEPORT"):
         from cityhub.serving import serve_reuseport
 

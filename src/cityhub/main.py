@@ -54,9 +54,10 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
         from cityhub.jobs import start_background_scheduler
 
         _thread, stop = start_background_scheduler()
+    if os.environ.get("CITYHUB_WARM_UP") == "1":  # set by ``cityhub serve``
         from cityhub.intake.dedupe import warm_up
 
-        warm_up()  # the first build of the similar-orders index runs in the background
+        warm_up()  # intake's index and gazetteer load in the background, not in the first appeals' requests
     yield
     sys.setswitchinterval(switch_interval)
     if stop is not None:

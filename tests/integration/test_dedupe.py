@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -176,6 +177,52 @@ def test_check_before_creating_an_order(db_session, places):
     )
     assert found.action == dedupe.DedupeAction.AUTO_MERGE and found.master.id == first.order.id
     assert db_session.scalar(select(Order.id).where(Order.content == GARBAGE_AGAIN)) is None  # nothing written
+
+
+def test_without_similar_cases_the_same_duplicates_are_found(db_session, places):
+    old = _intake(db_session, GARBAGE_LOOSER, at=T0 - timedelta(days=60), community_code="DD440111001001")
+    first = _intake(db_session, GARBAGE, community_code="DD440111001001")
+    probe = {"channel": "web", "content": GARBAGE_AGAIN, "community_code": "DD440111001001", "created_at": T0}
+    full = dedupe.check(db_session, data=probe)
+    lean = dedupe.check(db_session, data=probe, similar=False)
+    assert {c.order.id for c in full.similar} == {old.order.id, first.order.id}
+    assert lean.similar == []
+    assert [(d.order.id, d.score, d.place) for d in lean.duplicates] == [
+        (d.order.id, d.score, d.place) for d in full.duplicates
+    ]
+    assert lean.action == full.action != dedupe.DedupeAction.NONE
+    assert lean.master.id == full.master.id == first.order.id
+
+
+def test_api_creation_merges_a_duplicate_at_once(admin_client, db_session, places):
+    body = {"channel": "web", "content": GARBAGE, "community_code": "DD440111001001"}
+    first = admin_client.post("/api/v1/orders", json=body)
+    again = admin_client.post("/api/v1/orders", json={**body, "content": GARBAGE_AGAIN})
+    assert first.status_code == again.status_code == 201
+    assert again.json()["state"] == State.MERGED.value
+    assert again.json()["master_order_id"] == first.json()["id"]
+
+
+def test_unit_codes_are_remembered_for_a_while(db_session, places, monkeypatch):
+    assert dedupe._unit_ids(db_session, ["DD440111001", "NO-SUCH-UNIT"]) == {"DD440111001": places["s1"].id}
+    places["s1"].code = "DD440111009"  # renamed behind the cache's back
+    db_session.commit()
+    assert dedupe._unit_ids(db_session, ["DD440111001"]) == {"DD440111001": places["s1"].id}  # remembered
+    monkeypatch.setattr(dedupe, "UNIT_CODES_TTL_S", 0.0)
+    assert dedupe._unit_ids(db_session, ["DD440111001", "DD440111009"]) == {"DD440111009": places["s1"].id}
+
+
+def test_warm_up_loads_the_gazetteer_and_builds_the_index(app_db, monkeypatch):
+    from cityhub.nlp import address
+    from cityhub.nlp import similar as sim
+
+    address.default_gazetteer.cache_clear()
+    assert dedupe.warm_up() is True
+    deadline = time.monotonic() + 60
+    while address.default_gazetteer.cache_info().currsize == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert address.default_gazetteer.cache_info().currsize == 1
+    assert [idx.built for idx in sim._INDEXES.values()] == [True]  # an empty database: built at once
 
 
 @pytest.fixture

@@ -66,6 +66,20 @@ def test_index_merges_its_delta_without_losing_entries():
     assert all(c.created >= 100.0 for c in idx.query(texts[150], limit=1000))
 
 
+def test_index_finds_entries_before_any_merge_in_both_kinds_of_delta():
+    idx = sim.ShingleIndex(bucket_cap=1000)
+    texts = [f"{i}号楼{A}" for i in range(100)]
+    idx.add_many((i, float(i), t) for i, t in enumerate(texts))  # a large addition: kept as arrays until a merge
+    idx.add_many([(500, 500.0, LAMP)])  # one order: kept in the dict
+    assert all(t.delta_size and not len(t.keys) for t in idx.tables.values())
+    assert {c.order_id for c in idx.query(texts[42], limit=1000)} >= {42}
+    assert [c.order_id for c in idx.query(LAMP)][:1] == [500]
+    idx.compact()
+    assert all(t.delta_size == 0 and len(t.keys) for t in idx.tables.values())
+    assert {c.order_id for c in idx.query(texts[42], limit=1000)} >= {42}
+    assert [c.order_id for c in idx.query(LAMP)][:1] == [500]
+
+
 def test_bucket_cap_keeps_the_newest():
     idx = sim.ShingleIndex(bucket_cap=5)
     idx.add_many((i, float(i), A) for i in range(50))

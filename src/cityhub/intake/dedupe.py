@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -196,11 +197,31 @@ class _Probe:
     raw_address: str | None
 
 
+# Unit code → id (None: no such unit), per database, for at most UNIT_CODES_TTL_S: the gazetteer's codes of every
+# intake with a free-text address are looked up here, and units change seldom. A stale entry only affects which
+# earlier orders count as "same place" for a minute; it is never written anywhere.
+UNIT_CODES_TTL_S = 60.0
+_unit_codes: dict[tuple[str, str], tuple[float, int | None]] = {}
+
+
+def forget_unit_codes() -> None:
+    """Drop the remembered unit ids (tests that empty the units table call this)."""
+    _unit_codes.clear()
+
+
 def _unit_ids(session: Session, codes: list[str | None]) -> dict[str, int]:
     wanted = [c for c in codes if c]
     if not wanted:
         return {}
-    return {code: unit_id for code, unit_id in session.execute(select(Unit.code, Unit.id).where(Unit.code.in_(wanted)))}
+    db = sim.index_key(session)
+    now = time.monotonic()
+    known = {c: _unit_codes.get((db, c)) for c in wanted}
+    missing = [c for c, hit in known.items() if hit is None or now - hit[0] > UNIT_CODES_TTL_S]
+    if missing:
+        found: dict[str, int] = dict(session.execute(select(Unit.code, Unit.id).where(Unit.code.in_(missing))).all())
+        for code in missing:
+            known[code] = _unit_codes[(db, code)] = (now, found.get(code))
+    return {code: hit[1] for code, hit in known.items() if hit is not None and hit[1] is not None}
 
 
 def _probe_from_data(session: Session, data: OrderCreate | dict[str, Any]) -> _Probe:
@@ -253,8 +274,15 @@ def check(
     data: OrderCreate | dict[str, Any] | None = None,
     order: Order | None = None,
     settings: DedupeSettings | None = None,
+    similar: bool = True,
 ) -> DedupeResult:
-    """Find duplicates and similar past cases of a new appeal (``data``) or an existing ``order``; read-only."""
+    """Find duplicates and similar past cases of a new appeal (``data``) or an existing ``order``; read-only.
+
+    ``similar=False``: only the duplicates (for an automatic merge or a suggestion), not the similar past cases —
+    for callers that do not show them (the API's and Open311's creation answer the order alone; the cases are one
+    ``GET /orders/{id}/similar`` away). The search then stays within the duplicate window, and only possible
+    duplicates are read from the database: the same duplicates, for about half the work.
+    """
     cfg = settings or get_dedupe_settings()
     if (data is None) == (order is None):
         raise ValueError("check() needs exactly one of data= or order=")
@@ -273,8 +301,11 @@ def check(
     t = _epoch(probe.created_at)
     window = cfg.window_days * 86400
     ids: dict[int, None] = {}
-    sketch = sim.Sketch.of(probe.text)
+    sketch = sim.sketch_of(probe.text)
     if index.ensure(session):  # while a large first build runs in the background, the prefilter alone answers
+        # The wider scheme also finds duplicates whose words are weighted alike but whose Jaccard is low; without
+        # similar cases it need not look further back than the duplicate window.
+        since = None if similar else t - window
         for cand in index.query(
             sketch,
             scheme=sim.DUP_SCHEME,
@@ -282,7 +313,9 @@ def check(
             until=t + window,
             limit=cfg.max_candidates,
             exclude=probe.order_id,
-        ) + index.query(sketch, scheme=sim.SIM_SCHEME, until=t, limit=cfg.max_candidates, exclude=probe.order_id):
+        ) + index.query(
+            sketch, scheme=sim.SIM_SCHEME, since=since, until=t, limit=cfg.max_candidates, exclude=probe.order_id
+        ):
             ids.setdefault(cand.order_id)
     ids.update(dict.fromkeys(_prefiltered(session, probe, place, cfg)))
     ids.pop(probe.order_id, None)  # type: ignore[arg-type]
@@ -291,14 +324,18 @@ def check(
 
     scored = _score(session, index, probe, place, _screened(index, sketch, list(ids), cfg), cfg)
     # Only what can be shown is read as orders: every possible duplicate and the best few similar cases.
-    wanted = {s.order_id for s in scored if s.duplicate} | {s.order_id for s in scored[: 3 * cfg.similar_count + 5]}
+    wanted = {s.order_id for s in scored if s.duplicate}
+    if similar:
+        wanted |= {s.order_id for s in scored[: 3 * cfg.similar_count + 5]}
+    if not wanted:
+        return DedupeResult()
     by_id = {
         o.id: o
         for o in session.scalars(select(Order).where(Order.id.in_(list(wanted))).options(selectinload(Order.lead_unit)))
     }
     masters = _masters(session, list(by_id.values()))
     duplicates: dict[int, Duplicate] = {}
-    similar: dict[int, SimilarCase] = {}
+    cases_by_id: dict[int, SimilarCase] = {}
     for s in scored:
         row = by_id.get(s.order_id)
         if row is None:
@@ -311,13 +348,13 @@ def check(
             best = duplicates.get(shown.id)
             if best is None or score > best.score:
                 duplicates[shown.id] = Duplicate(shown, score, match)
-        if shown.created_at <= probe.created_at:
-            prior = similar.get(shown.id)
+        if similar and shown.created_at <= probe.created_at:
+            prior = cases_by_id.get(shown.id)
             if prior is None or score > prior.score:
-                similar[shown.id] = SimilarCase(shown, score, HowHandled.of(shown))
+                cases_by_id[shown.id] = SimilarCase(shown, score, HowHandled.of(shown))
 
     dups = sorted(duplicates.values(), key=lambda d: (-d.score, d.order.created_at))
-    cases = sorted(similar.values(), key=lambda c: (-c.score, -_epoch(c.order.created_at)))[: cfg.similar_count]
+    cases = sorted(cases_by_id.values(), key=lambda c: (-c.score, -_epoch(c.order.created_at)))[: cfg.similar_count]
     action, master = DedupeAction.NONE, None
     if dups:
         action, master = DedupeAction.SUGGEST_MERGE, dups[0].order
@@ -503,12 +540,18 @@ class DedupeRead(BaseModel):
 
 
 def warm_up() -> bool:
-    """Start building the similar-orders index of the configured database (``cityhub serve`` calls this at start)."""
+    """Start building the similar-orders index of the configured database and loading the address gazetteer, in
+    the background (``cityhub serve`` calls this at start: otherwise each server process's first intakes wait
+    for them, seconds at a million orders)."""
+    import threading
+
     from cityhub.db import session_scope
+    from cityhub.nlp.address import default_gazetteer
 
     cfg = get_dedupe_settings()
     if not cfg.enabled:
         return False
+    threading.Thread(target=default_gazetteer, name="cityhub-gazetteer", daemon=True).start()
     with session_scope() as session:
         return sim.index_for(
             session, index_days=cfg.index_days, bucket_cap=cfg.bucket_cap, refresh_seconds=cfg.refresh_seconds

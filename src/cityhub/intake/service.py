@@ -60,10 +60,13 @@ def submit(
     actor: orders.Actor = orders.SYSTEM,
     instant_answer: str | None = None,
     instant_answer_entry_id: int | None = None,
+    similar: bool = True,
 ) -> IntakeResult:
     """Receive one appeal from any channel and return the (new or already known) order.
 
     ``instant_answer_entry_id`` names the knowledge-base entry the answer came from; it is kept in the audit event.
+    ``similar=False``: the caller will not show similar past cases, so only duplicates are searched for (see
+    :func:`cityhub.intake.dedupe.check`); the result's ``similar`` stays empty.
 
     The search for duplicates and similar cases only reads, so it runs on the appeal as submitted, *before* the
     order is created: the writes (number, order, audit events, an automatic merge) then follow one another
@@ -75,7 +78,7 @@ def submit(
     known = orders.find_existing(session, data=data)
     if known is not None:
         return IntakeResult(order=known, created=False)
-    found = dedupe.check(session, data=data)
+    found = dedupe.check(session, data=data, similar=similar)
     order, created = orders.create_order(session, data=data, actor=actor, known_new=True)
     if not created:
         return IntakeResult(order=order, created=created)

@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import numpy as np
 from sqlalchemy import Connection, Engine, Select, event, func, select
@@ -306,32 +307,66 @@ def _sketch(text: str | Sketch) -> Sketch:
     return text if isinstance(text, Sketch) else Sketch.of(text)
 
 
+@lru_cache(maxsize=256)
+def sketch_of(text: str) -> Sketch:
+    """:meth:`Sketch.of`, remembered for the last few texts: an intake sketches the new appeal to search the index,
+    and the index adds the same text when the order commits moments later. (Its arrays must not be changed.)"""
+    return Sketch.of(text)
+
+
+# Additions of at least this many band entries (a build's chunks) wait as arrays for the next merge; smaller ones
+# (an intake's order, a refresh's few) go to a dict, whose lookup costs the same whatever its size.
+_BULK_ENTRIES = 1024
+
+
 @dataclass
 class _Table:
-    """One banding scheme: sorted (key, slot) arrays plus an unsorted delta of recent additions."""
+    """One banding scheme: sorted (key, slot) arrays plus the recent additions not merged yet — a dict (key →
+    slots, oldest first) and the arrays of large additions. A merge sorts everything into the arrays."""
 
     keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint32))
     slots: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
-    delta_keys: list[np.ndarray] = field(default_factory=list)
-    delta_slots: list[np.ndarray] = field(default_factory=list)
-    delta_size: int = 0
+    delta: dict[int, list[int]] = field(default_factory=dict)
+    bulk: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    delta_size: int = 0  # entries in ``delta`` and ``bulk``
 
     def add(self, keys: np.ndarray, slots: np.ndarray) -> None:
-        self.delta_keys.append(keys.ravel())
-        self.delta_slots.append(slots.ravel().astype(np.int32))
+        if keys.size >= _BULK_ENTRIES:
+            self.bulk.append((keys.ravel(), slots.ravel().astype(np.int32)))
+        else:
+            delta = self.delta
+            for key, slot in zip(keys.ravel().tolist(), slots.ravel().tolist(), strict=True):
+                got = delta.get(key)
+                if got is None:
+                    delta[key] = [slot]
+                else:
+                    got.append(slot)
         self.delta_size += keys.size
         if self.delta_size > max(4096, len(self.keys) // 8):
             self.merge()
 
     def merge(self, keep: np.ndarray | None = None) -> None:
-        keys = np.concatenate([self.keys, *self.delta_keys])
-        slots = np.concatenate([self.slots, *self.delta_slots])
+        n = sum(len(v) for v in self.delta.values())
+        keys = np.concatenate(
+            [
+                self.keys,
+                *(k for k, _ in self.bulk),
+                np.fromiter((k for k, v in self.delta.items() for _ in v), dtype=np.uint32, count=n),
+            ]
+        )
+        slots = np.concatenate(
+            [
+                self.slots,
+                *(s for _, s in self.bulk),
+                np.fromiter((x for v in self.delta.values() for x in v), dtype=np.int32, count=n),
+            ]
+        )
         if keep is not None:
             mask = keep[slots]
             keys, slots = keys[mask], slots[mask]
         order = np.lexsort((slots, keys))
         self.keys, self.slots = keys[order], slots[order]
-        self.delta_keys, self.delta_slots, self.delta_size = [], [], 0
+        self.delta, self.bulk, self.delta_size = {}, [], 0
 
     def lookup(self, keys: np.ndarray, cap: int) -> np.ndarray:
         """Slots sharing at least one key (with repeats, one per shared band), newest ``cap`` per bucket."""
@@ -341,18 +376,23 @@ class _Table:
         for lo, hi in zip(left.tolist(), right.tolist(), strict=True):
             if hi > lo:
                 found.append(self.slots[max(lo, hi - cap) : hi])
-        if self.delta_size:
-            dk = np.concatenate(self.delta_keys)
-            ds = np.concatenate(self.delta_slots)
-            hit = np.isin(dk, keys)
+        for bulk_keys, bulk_slots in self.bulk:  # only between a build's chunks (a build ends with a merge)
+            hit = np.isin(bulk_keys, keys)
             if hit.any():
-                dk, ds = dk[hit], ds[hit]
-                found += [ds[dk == k][-cap:] for k in np.unique(dk)]
+                bk, bs = bulk_keys[hit], bulk_slots[hit]
+                found += [bs[bk == k][-cap:] for k in np.unique(bk)]
+        if self.delta:
+            for key in np.unique(keys).tolist():
+                got = self.delta.get(key)
+                if got:
+                    found.append(np.array(got[-cap:], dtype=np.int32))
         return np.concatenate(found) if found else np.empty(0, dtype=np.int32)
 
     @property
     def nbytes(self) -> int:
-        return int(self.keys.nbytes + self.slots.nbytes + sum(k.nbytes * 2 for k in self.delta_keys))
+        # A dict entry costs a slot, a list cell and an int: about 100 bytes.
+        bulk = sum(k.nbytes + s.nbytes for k, s in self.bulk)
+        return int(self.keys.nbytes + self.slots.nbytes + bulk + 100 * sum(len(v) for v in self.delta.values()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,25 +428,36 @@ class ShingleIndex:
         slot = self._known.get(order_id, -1)
         return float(self.created[slot]) if slot >= 0 else None
 
-    def add_many(self, items: Iterable[tuple[int, float, str]]) -> int:
-        """Index (order id, created epoch seconds, text) triples; returns how many were new and non-empty."""
+    def add_many(self, items: Iterable[tuple[int, float, str]], *, sketched: bool = False) -> int:
+        """Index (order id, created epoch seconds, text) triples; returns how many were new and non-empty.
+
+        ``sketched``: a few texts that were probably just searched for (:func:`sketch_of` remembers them); a batch
+        computes its signatures all at once instead.
+        """
         ids: list[int] = []
         times: list[float] = []
         sets: list[np.ndarray] = []
+        sketches: list[Sketch] = []
         for order_id, created, text in items:
             if order_id in self._known:
                 continue
-            keys = np.unique(shingle_keys(normalize(text)))
+            if sketched:
+                sketch = sketch_of(text)
+                keys = sketch.keys
+            else:
+                keys = np.unique(shingle_keys(normalize(text)))
             if not len(keys):
                 continue
             self._known[order_id] = -1  # the slot follows below
             ids.append(order_id)
             times.append(created)
             sets.append(keys)
+            if sketched:
+                sketches.append(sketch)
         if not ids:
             return 0
         self.idf.add_many(sets)
-        sig = signatures(sets)
+        sig = np.stack([s.signature for s in sketches]) if sketched else signatures(sets)
         slots = self._allocate(np.array(ids, dtype=np.int64), np.array(times, dtype=np.float64))
         self.sigs[slots] = sig
         self._known.update(zip(ids, slots.tolist(), strict=True))
@@ -477,6 +528,12 @@ class ShingleIndex:
         query = sketch.signature.astype(np.uint32)
         agree = (self.sigs[np.array([slot for _, slot in found])] == query[None, :]).mean(axis=1)
         return dict(zip([order_id for order_id, _ in found], agree.tolist(), strict=True))
+
+    def compact(self) -> None:
+        """Merge every band table's recent additions into its sorted arrays (after a build)."""
+        for table in self.tables.values():
+            if table.delta_size:
+                table.merge()
 
     def evict_before(self, cutoff: float) -> None:
         """Drop band entries of orders created before ``cutoff`` (their slots stay, unreachable)."""
@@ -600,6 +657,8 @@ class OrderIndex:
         columns = select(Order.id, Order.title, Order.content, Order.created_at)
         if not self.built:
             added = self._load(conn, columns.where(Order.created_at >= cutoff), cutoff.timestamp())
+            with self.lock:
+                self.index.compact()
             self.built = True
             self.last_evict = cutoff.timestamp()
             return added
@@ -667,7 +726,7 @@ class OrderIndex:
                 self.last_refresh = -math.inf
                 return
             cutoff = (utcnow() - timedelta(days=self.index_days)).timestamp()
-            self.index.add_many(item for item in items if item[1] >= cutoff)
+            self.index.add_many((item for item in items if item[1] >= cutoff), sketched=True)
 
     def query(self, text: str | Sketch, **kwargs: object) -> list[Candidate]:
         with self.lock:
@@ -712,7 +771,8 @@ _INDEXES: dict[str, OrderIndex] = {}
 _INDEXES_LOCK = threading.Lock()
 
 
-def _index_key(session: Session) -> str:
+def index_key(session: Session) -> str:
+    """The key of the session's database in per-process caches (its URL without the password)."""
     return session.get_bind().engine.url.render_as_string(hide_password=True)
 
 
@@ -720,7 +780,7 @@ def index_for(
     session: Session, *, index_days: float, bucket_cap: int = 200, refresh_seconds: float = 0.0
 ) -> OrderIndex:
     """The process's index of the session's database (made empty on first use; call ``ensure`` before use)."""
-    url = _index_key(session)
+    url = index_key(session)
     with _INDEXES_LOCK:
         idx = _INDEXES.get(url)
         if idx is None or idx.index_days != index_days or idx.bucket_cap != bucket_cap:
@@ -748,7 +808,7 @@ def _remember_new_orders(session: Session, _flush_context: object) -> None:
             for o in new
             if o.id is not None and o.created_at is not None
         ]
-        session.info[_PENDING + ".key"] = _index_key(session)
+        session.info[_PENDING + ".key"] = index_key(session)
 
 
 @event.listens_for(Session, "after_commit")

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from cityhub.db import utcnow
@@ -121,22 +122,30 @@ def create_order(
     order.assists = []  # known empty: reading it for the answer must not cost a query
     session.add(order)
     session.flush()
-    session.add(
-        OrderEvent(
-            # By id, after the order's flush: attached through ``order.events`` instead, a later action on the order
-            # failed its version check after a set-based SLA sweep (tests/integration/test_kpi.py).
-            order_id=order.id,
-            action=Action.CREATE.value,
-            from_state=None,
-            to_state=State.RECEIVED.value,
-            actor_id=actor.user_id,
-            actor_name=actor.name,
-            unit_id=actor.unit_id,
-            at=created_at,
-            payload={"channel": data.channel.value, "number": number},
-        )
+    # By id, after the order's flush: attached through ``order.events`` instead, a later action on the order failed
+    # its version check after a set-based SLA sweep (tests/integration/test_kpi.py). As one Core insert: nothing in
+    # this transaction reads the event back as an object, and a second unit-of-work flush at commit costs more.
+    session.connection().execute(
+        _insert_event(),
+        {
+            "order_id": order.id,
+            "action": Action.CREATE.value,
+            "from_state": None,
+            "to_state": State.RECEIVED.value,
+            "actor_id": actor.user_id,
+            "actor_name": actor.name,
+            "unit_id": actor.unit_id,
+            "at": created_at,
+            "reason": None,
+            "payload": {"channel": data.channel.value, "number": number},
+        },
     )
     return order, True
+
+
+@lru_cache(maxsize=1)
+def _insert_event() -> Any:
+    return insert(OrderEvent.__table__)
 
 
 def _unit_id_by_code(session: Session, code: str | None, field: str) -> int | None:

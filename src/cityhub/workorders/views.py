@@ -76,7 +76,8 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Respon
                 "external_id": f"u{principal.user_id}:{data.external_id}"[:128] if data.external_id else None,
             }
         )
-    result = submit(db, data=data, actor=principal.actor)
+    # The answer is the order alone: similar past cases are not searched for here (GET /orders/{id}/similar).
+    result = submit(db, data=data, actor=principal.actor, similar=False)
     if not result.created and not order_in_scope(db, scope_of(db, principal), result.order.id):
         raise Conflict("an appeal with this channel and external_id was received before")
     db.commit()  # here, in the same worker thread as the writes: the write lock is not held while the answer waits
