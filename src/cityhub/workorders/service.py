@@ -145,7 +145,7 @@ def create_order(
 
 @lru_cache(maxsize=1)
 def _insert_event() -> Any:
-    return insert(OrderEvent.__table__)
+    return insert(OrderEvent)
 
 
 def _unit_id_by_code(session: Session, code: str | None, field: str) -> int | None:
