@@ -14,6 +14,10 @@ from this process (a second process on loopback) with asyncio + httpx, in two ki
   the previous answer arrives, no think time; gives the most requests/s the server sustains and the latencies
   at that load.
 
+Each simulated user has a client of its own (one kept-alive connection, as a person at a desk has): with one
+shared pool, the few connections a paced load keeps busy were all the server saw, and their spread over the
+server processes (each process has a listening socket of its own) was as lumpy as a handful of hashes.
+
 GET requests are filtered pages, varied: by state, by channel (page 1-3), by a month of creation, overdue or
 not, and a text search within one week. POST bodies are real citizen messages (``../shared/data/teddycup2020_c``:
 the f2, f3 and f4 sets, ~9,900 messages; f3 holds many near-duplicates, so intake's duplicate search finds and
@@ -37,6 +41,7 @@ import random
 import resource
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -60,6 +65,7 @@ STATES = ["received", "dispatched", "in_progress", "replied", "closed_resolved"]
 NAMES = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄强"]
 
 Request = tuple[str, dict[str, Any]]  # (kind, query parameters or JSON body)
+Connect = Callable[[], httpx.AsyncClient]  # a new client of its own for one simulated user
 
 
 def free_port() -> int:
@@ -149,6 +155,7 @@ class Tally:
         self.latencies: list[float] = []
         self.since_sent: list[float] = []
         self.by_kind: dict[str, list[float]] = defaultdict(list)
+        self.server: list[float] = []  # gate wait + application time, from the answer's Server-Timing header
         self.errors: dict[str, int] = {}
         self.samples: list[str] = []
 
@@ -170,6 +177,8 @@ class Tally:
             "errors": sum(self.errors.values()),
             "error_kinds": self.errors,
         }
+        if self.server:
+            out["server_ms"] = stats(self.server)
         if self.samples:
             out["error_samples"] = self.samples
         if len(self.by_kind) > 1:
@@ -187,6 +196,9 @@ async def _send(client: httpx.AsyncClient, method: str, request: Request, tally:
             resp = await client.post("/api/v1/orders", json=payload)
         if resp.status_code >= 400:
             tally.error(str(resp.status_code), resp.text)
+        timing = resp.headers.get("server-timing")
+        if timing:
+            tally.server.append(sum(float(part.split("dur=")[1]) for part in timing.split(",") if "dur=" in part))
     except httpx.HTTPError as exc:
         tally.error(type(exc).__name__, repr(exc))
     done = time.perf_counter()
@@ -196,7 +208,7 @@ async def _send(client: httpx.AsyncClient, method: str, request: Request, tally:
 
 
 async def run_scenario(
-    client: httpx.AsyncClient,
+    connect: Connect,
     *,
     method: str,
     concurrency: int,
@@ -207,15 +219,17 @@ async def run_scenario(
     """Closed loop: ``concurrency`` clients, each sending its next request when the previous answer arrives."""
     tally = Tally()
     counter = iter(range(requests))
+    clients = [connect() for _ in range(concurrency)]  # made before the clock starts
     deadline = time.perf_counter() + time_limit
 
     async def worker(seed: int) -> None:
         rng = random.Random(seed)
-        for i in counter:  # shared iterator: the total is bounded by ``requests``
-            if time.perf_counter() > deadline:
-                return
-            now = time.perf_counter()
-            await _send(client, method, make(rng, i), tally, now)
+        async with clients[seed] as client:
+            for i in counter:  # shared iterator: the total is bounded by ``requests``
+                if time.perf_counter() > deadline:
+                    return
+                now = time.perf_counter()
+                await _send(client, method, make(rng, i), tally, now)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(k) for k in range(concurrency)))
@@ -224,7 +238,7 @@ async def run_scenario(
 
 
 async def run_paced(
-    client: httpx.AsyncClient,
+    connect: Connect,
     *,
     method: str,
     clients: int,
@@ -236,6 +250,7 @@ async def run_paced(
     """``clients`` users, each a Poisson stream of ``rate`` requests/s for ``seconds``; latency from the due time."""
     tally = Tally()
     late = 0
+    users = [connect() for _ in range(clients)]  # made before the clock starts
     start = time.perf_counter() + 0.2
     end = start + seconds
 
@@ -244,15 +259,16 @@ async def run_paced(
         rng = random.Random(seed * 10_000 + k)
         due = start + rng.expovariate(rate)
         i = 0
-        while due < end:
-            wait = due - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            elif wait < -0.005:
-                late += 1  # the previous answer came after this request was due
-            await _send(client, method, make(rng, seed * 10_000_000 + k * 100_000 + i), tally, due)
-            due += rng.expovariate(rate)
-            i += 1
+        async with users[k] as client:
+            while due < end:
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                elif wait < -0.005:
+                    late += 1  # the previous answer came after this request was due
+                await _send(client, method, make(rng, seed * 10_000_000 + k * 100_000 + i), tally, due)
+                due += rng.expovariate(rate)
+                i += 1
 
     await asyncio.gather(*(user(k) for k in range(clients)))
     elapsed = time.perf_counter() - start
@@ -289,6 +305,7 @@ async def load(base: str, token: str, args: argparse.Namespace, server_pid: int)
     # Idle connections are dropped after 2 s, before the server's 5 s keep-alive timeout closes them: a request
     # sent on a connection the server is closing at that moment would fail with a read error.
     limits = httpx.Limits(max_connections=128, max_keepalive_connections=128, keepalive_expiry=2.0)
+    user_limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=2.0)
     headers = {"Authorization": f"Bearer {token}"}
     texts = load_real_texts() if args.texts == "real" else []
     if args.texts == "real" and not texts:
@@ -312,6 +329,12 @@ async def load(base: str, token: str, args: argparse.Namespace, server_pid: int)
             flush=True,
         )
 
+    tls = ssl.create_default_context()  # unused on http://, but each client would load the CA bundle (~20 ms)
+
+    def connect() -> httpx.AsyncClient:
+        """One simulated user's own client (one connection, kept alive), as 50 people at 50 desks would have."""
+        return httpx.AsyncClient(base_url=base, headers=headers, limits=user_limits, timeout=30.0, verify=tls)
+
     async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30.0) as client:
         # Warm-up so the first measured requests do not pay for imports, cold caches and lazily built indexes.
         # Every server process gets some (connections spread over them), several at once.
@@ -324,17 +347,24 @@ async def load(base: str, token: str, args: argparse.Namespace, server_pid: int)
         if args.only != "post":
             get = lambda r, i: get_request(r)  # noqa: E731
             await _scenarios(
-                client, args, measured, method="GET", make=get, closed=(10, 50), requests=args.get_requests, seed=1
+                connect, args, measured, method="GET", make=get, closed=(10, 50), requests=args.get_requests, seed=1
             )
         if args.only != "get":
             await _scenarios(
-                client, args, measured, method="POST", make=make_post, closed=(50,), requests=args.post_requests, seed=2
+                connect,
+                args,
+                measured,
+                method="POST",
+                make=make_post,
+                closed=(50,),
+                requests=args.post_requests,
+                seed=2,
             )
     return out
 
 
 async def _scenarios(
-    client: httpx.AsyncClient,
+    connect: Connect,
     args: argparse.Namespace,
     measured: Any,
     *,
@@ -349,7 +379,7 @@ async def _scenarios(
     await measured(
         f"{kind}_paced_c{args.clients}",
         run_paced(
-            client,
+            connect,
             method=method,
             clients=args.clients,
             rate=args.rate,
@@ -362,7 +392,7 @@ async def _scenarios(
         await measured(
             f"{kind}_closed_c{conc}",
             run_scenario(
-                client, method=method, concurrency=conc, requests=requests, time_limit=args.time_limit, make=make
+                connect, method=method, concurrency=conc, requests=requests, time_limit=args.time_limit, make=make
             ),
         )
 
@@ -467,17 +497,20 @@ def to_markdown(data: dict[str, Any]) -> str:
         f"p95 < {TARGETS['get']:.0f} ms, POST p95 < {TARGETS['post']:.0f} ms at {data.get('clients', 50)} clients, "
         f"0 errors. Paced: {data.get('clients', 50)} users × {data.get('rate', 1.0)} request/s each (Poisson), "
         f"latency from the due time; closed: no think time (saturation). POST bodies: {data.get('texts', 'synthetic')}"
-        f" messages. Server: `cityhub serve --workers {data.get('workers', 1)}`.",
+        f" messages. Server: `cityhub serve --workers {data.get('workers', 1)}`. 'In server': from the request "
+        "reaching the admission gate to its answer starting (the answers' Server-Timing header); the rest of the "
+        "latency is the server's event loop before the gate, loopback, and this load generator.",
         "",
-        "| backend | scenario | clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors | server CPU | target |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| backend | scenario | clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors | server CPU "
+        "| in server p50 / p95 ms | target |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     notes: list[str] = []
     for backend in ("sqlite", "postgresql"):
         if backend not in data or "scenarios" not in data[backend]:
             continue
         for name, s in data[backend]["scenarios"].items():
-            lat = s["latency_ms"]
+            lat, server = s["latency_ms"], s.get("server_ms", {})
             if s.get("mode", "closed") == "paced":
                 target = TARGETS["get" if name.startswith("get") else "post"]
                 ok = lat.get("p95", 1e9) < target and s["errors"] == 0
@@ -487,7 +520,8 @@ def to_markdown(data: dict[str, Any]) -> str:
             lines.append(
                 f"| {backend} | {name} | {s['concurrency']} | {s['requests']} | {s['requests_per_s']} | "
                 f"{lat.get('p50')} | {lat.get('p95')} | {lat.get('p99')} | {s['errors']} {s['error_kinds'] or ''} | "
-                f"{s.get('server_cpu_percent', '?')} % | {verdict} |"
+                f"{s.get('server_cpu_percent', '?')} % | {server.get('p50', '?')} / {server.get('p95', '?')} | "
+                f"{verdict} |"
             )
             if "latency_ms_by_kind" in s and s.get("mode") == "paced":
                 kinds = ", ".join(f"{k} {v.get('p95')}" for k, v in s["latency_ms_by_kind"].items())

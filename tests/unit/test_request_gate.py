@@ -59,3 +59,32 @@ def test_lifespan_and_websocket_scopes_pass_untouched():
     gate = RequestGate(app, limit=1)
     asyncio.run(gate({"type": "lifespan"}, None, None))
     assert seen == ["lifespan"] and gate._lanes is None
+
+
+def test_answers_say_how_long_they_waited_and_ran():
+    sent: list[dict] = []
+
+    async def app(scope, receive, send):
+        await asyncio.sleep(0.02)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def send(message):
+        sent.append(message)
+
+    gate = RequestGate(app, limit=1)
+
+    async def main():
+        await asyncio.gather(*(gate({"type": "http", "method": "POST"}, None, send) for _ in range(2)))
+
+    asyncio.run(main())
+    starts = [dict(m["headers"]) for m in sent if m["type"] == "http.response.start"]
+    assert [h[b"content-type"] for h in starts] == [b"text/plain", b"text/plain"]
+    timings = [
+        {k: float(v) for k, v in (part.strip().split(";dur=") for part in h[b"server-timing"].decode().split(","))}
+        for h in starts
+    ]
+    assert all(t["app"] >= 15 for t in timings)  # the 20 ms the application slept (timer slack allowed)
+    waits = sorted(t["gate"] for t in timings)
+    assert waits[0] < waits[1] and waits[1] >= 15  # the second waited for the first's place
+    assert [m["body"] for m in sent if m["type"] == "http.response.body"] == [b"ok", b"ok"]

@@ -1,5 +1,9 @@
 """Admission control: at most ``CITYHUB_HTTP_CONCURRENCY`` requests run inside the application at once.
 
+Every answer says how long it waited here and how long the application then took, in a ``Server-Timing`` header
+(``gate;dur=…, app;dur=…``, milliseconds): what a client measured beyond their sum was spent on the network, in
+the server's event loop before the request reached this point, or in the client itself.
+
 Route functions and their dependencies are synchronous, so Starlette runs each step of a request (the session
 dependency, authentication, the route, the commit at the end) as a separate call in one shared pool of worker
 threads (40 by default). A request keeps its database connection, and on SQLite the write lock or on PostgreSQL
@@ -13,12 +17,13 @@ place, in arrival order, holding no thread, connection or lock.
 from __future__ import annotations
 
 import asyncio
+import time
 from functools import lru_cache
 
 from anyio import to_thread
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhub.db import POOL_MAX_OVERFLOW, POOL_SIZE
 
@@ -104,8 +109,19 @@ class RequestGate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        arrived = time.perf_counter()
+        admitted = arrived
+
+        async def send_timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                done = time.perf_counter()
+                timing = f"gate;dur={(admitted - arrived) * 1000:.1f}, app;dur={(done - admitted) * 1000:.1f}"
+                message = {**message, "headers": [*message.get("headers", ()), (b"server-timing", timing.encode())]}
+            await send(message)
+
         async with self._lane(scope):
-            await self.app(scope, receive, send)
+            admitted = time.perf_counter()
+            await self.app(scope, receive, send_timed)
 
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -10,9 +10,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
+from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from cityhub.auth import passwords
 from cityhub.auth.errors import AccountLocked, InvalidCredentials, TooManyAttempts, Unauthenticated
@@ -22,7 +24,7 @@ from cityhub.auth.settings import get_auth_settings
 from cityhub.db import utcnow
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org import service as org
-from cityhub.org.models import Role, User
+from cityhub.org.models import Role, Unit, User
 from cityhub.org.schemas import UserCreate
 
 TOKEN_PREFIX = "chub_"
@@ -216,33 +218,65 @@ def end_sessions(session: Session, *, user_id: int) -> None:
 # ------------------------------------------------------------------------------------------ authentication
 
 
-def _usable(user: User | None, now: datetime) -> User:
-    if user is None or not user.active or is_locked(user, now):
+@lru_cache(maxsize=2)
+def _caller_query(credential: type[ApiToken] | type[AuthSession]) -> Any:
+    """A credential with its user and the user's unit tier, by the credential's hash: one statement, built once and
+    read as plain rows (this runs before every authenticated request; loading ORM objects cost more than the query)."""
+    extra = [ApiToken.revoked, ApiToken.last_used_at] if credential is ApiToken else [AuthSession.csrf_token]
+    return (
+        select(
+            credential.id.label("credential_id"),
+            credential.expires_at,
+            *extra,
+            User.id.label("user_id"),
+            User.username,
+            User.full_name,
+            User.role,
+            User.unit_id,
+            User.active,
+            User.locked_until,
+            Unit.tier.label("unit_tier"),
+        )
+        .join(User, credential.user_id == User.id)
+        .outerjoin(Unit, User.unit_id == Unit.id)
+        .where(credential.token_hash == bindparam("token_hash"))
+    )
+
+
+def _caller(row: Any, now: datetime, *, method: str, csrf_token: str | None = None) -> Principal:
+    if not row.active or (row.locked_until is not None and row.locked_until > now):
         raise Unauthenticated("account disabled or locked")
-    return user
+    return Principal(
+        user_id=row.user_id,
+        username=row.username,
+        full_name=row.full_name,
+        role=row.role,
+        unit_id=row.unit_id,
+        unit_tier=row.unit_tier,
+        method=method,
+        credential_id=row.credential_id,
+        csrf_token=csrf_token,
+    )
 
 
 def authenticate_session(session: Session, *, token: str, now: datetime | None = None) -> Principal:
     now = now or utcnow()
-    query = select(AuthSession).where(AuthSession.token_hash == digest(token))
-    row = session.scalar(query.options(joinedload(AuthSession.user).joinedload(User.unit)))
+    row = session.connection().execute(_caller_query(AuthSession), {"token_hash": digest(token)}).one_or_none()
     if row is None or row.expires_at <= now:
         raise Unauthenticated("session expired or signed out; log in again")
-    user = _usable(row.user, now)
-    return _principal(user, method="session", credential_id=row.id, csrf_token=row.csrf_token)
+    return _caller(row, now, method="session", csrf_token=row.csrf_token)
 
 
 def authenticate_token(session: Session, *, token: str, now: datetime | None = None) -> Principal:
-    """The token's owner. Token, user and unit come in one query: this runs before every bearer request."""
+    """The token's owner. Token, user and unit tier come in one query: this runs before every bearer request."""
     now = now or utcnow()
-    query = select(ApiToken).where(ApiToken.token_hash == digest(token))
-    row = session.scalar(query.options(joinedload(ApiToken.user).joinedload(User.unit)))
+    row = session.connection().execute(_caller_query(ApiToken), {"token_hash": digest(token)}).one_or_none()
     if row is None or row.revoked or (row.expires_at is not None and row.expires_at <= now):
         raise Unauthenticated("invalid, expired or revoked API token")
-    user = _usable(row.user, now)
+    principal = _caller(row, now, method="token")
     if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
-        _touch_token(session, token_id=row.id, now=now)
-    return _principal(user, method="token", credential_id=row.id)
+        _touch_token(session, token_id=row.credential_id, now=now)
+    return principal
 
 
 def _touch_token(session: Session, *, token_id: int, now: datetime) -> None:
