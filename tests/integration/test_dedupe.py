@@ -313,6 +313,40 @@ def test_an_order_committed_by_another_process_is_read_in_at_the_next_refresh(
     assert [d.order.id for d in found.duplicates] == [other]
 
 
+def test_with_a_refresh_interval_other_processes_orders_are_read_in_the_background(
+    db_engine, db_session, places, monkeypatch
+):
+    monkeypatch.setenv("CITYHUB_DEDUPE_REFRESH_SECONDS", "0.05")
+    dedupe.get_dedupe_settings.cache_clear()
+    _intake(db_session, "天河北路公交站旁的路灯坏了一个星期，晚上很黑，行人容易摔倒。")  # builds the index
+    index = dedupe.sim.index_for(db_session, index_days=dedupe.get_dedupe_settings().index_days)
+    with db_engine.begin() as conn:  # as another server process's commit looks from here
+        other = conn.execute(
+            insert(Order.__table__)
+            .values(
+                number="X-2",
+                channel="web",
+                appeal_type="complaint",
+                title="",
+                content=GARBAGE,
+                state="received",
+                created_at=T0,
+                updated_at=T0,
+                sla_status="none",
+                version=1,
+            )
+            .returning(Order.__table__.c.id)
+        ).scalar_one()
+    time.sleep(0.06)  # the index's last read is now older than the interval
+    probe = {"channel": "web", "content": GARBAGE_AGAIN, "created_at": T0}
+    dedupe.check(db_session, data=probe)  # finds the index stale: a background thread reads the new row
+    deadline = time.monotonic() + 30
+    while other not in index.index and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert other in index.index
+    assert [d.order.id for d in dedupe.check(db_session, data=probe).duplicates] == [other]
+
+
 def test_an_id_handed_out_again_after_a_deletion_rebuilds_the_index(db_session, places, monkeypatch):
     # SQLite gives the id of a deleted last row to the next insert; the index must not keep the old text under it.
     monkeypatch.setenv("CITYHUB_DEDUPE_REFRESH_SECONDS", "3600")

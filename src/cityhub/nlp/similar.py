@@ -7,9 +7,9 @@ Two stages, because a district's history is millions of orders and an intake mus
    schemes: ``dup`` (16 bands × 4 rows, catches pairs with shingle Jaccard ≳ 0.5 with high probability) and
    ``sim`` (16 bands × 2 rows over the first 32 values, Jaccard ≳ 0.25) for the wider "similar past cases" list.
    Each scheme is one sorted ``uint32`` key array plus a slot array (8 bytes per band entry), so lookup is a
-   binary search per band; new orders go to a small in-memory delta that is merged into the sorted arrays
-   when it grows (an LSM tree in miniature). A bucket larger than ``bucket_cap`` (boilerplate texts) only
-   yields its most recent members.
+   binary search per band; new orders go to an in-memory delta (a dict from band key to slots) that is merged
+   into the sorted arrays when it grows (an LSM tree in miniature). A bucket larger than ``bucket_cap``
+   (boilerplate texts) only yields its most recent members.
 2. **Precise score** on the candidates worth it — those whose Jaccard, estimated from the stored MinHash
    signatures, is high enough or among the best (see ``intake.dedupe``); all at once (:func:`similarities`): cosine
    of (1 + log tf) · idf weighted shingle vectors, with document frequencies kept by the index (hashed into 2^20
@@ -18,8 +18,9 @@ Two stages, because a district's history is millions of orders and an intake mus
 
 :class:`OrderIndex` keeps one :class:`ShingleIndex` in step with the ``orders`` table of one database: built lazily
 from the orders of the last ``index_days`` days, then topped up with orders whose id is above the highest id seen
-(plus recently seen id gaps, which a concurrent transaction may still fill) when a query finds its last read older
-than ``refresh_seconds``; orders this process commits enter it at commit, without a read. It is a cache: every
+(plus recently seen id gaps, which a concurrent transaction may still fill) by a background thread started when a
+query finds its last read older than ``refresh_seconds`` (the query does not wait for it); orders this process
+commits enter it at commit, without a read. It is a cache: every
 process builds its own, and nothing it holds is needed to re-derive a result. Limits: memory is about 340 bytes per
 indexed order (≈ 85 MB for 250 000 orders; 256 of them the order's MinHash signature) plus the text loading time at
 first use (measured in ``bench/bench_duplicates.py``); document frequencies are never decremented when old orders
@@ -28,6 +29,7 @@ age out; an order whose text is edited after indexing keeps its old signature un
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -42,6 +44,8 @@ from sqlalchemy import Connection, Engine, Select, event, func, select
 from sqlalchemy.orm import Session
 
 from cityhub.db import utcnow
+
+log = logging.getLogger(__name__)
 
 try:  # the tokenisation helpers are shared with the classifier when present
     from cityhub.nlp.text import fingerprint_text as _fingerprint
@@ -593,14 +597,20 @@ class OrderIndex:
 
         An index already built is topped up from the table when its last read is older than ``refresh_seconds``
         (orders this process commits are added at commit, see :func:`_remember_new_orders`, so the interval only
-        delays orders committed by *other* processes). A first build of at most ``block_below`` orders runs now; a
+        delays orders committed by *other* processes): by a thread of its own while this query uses the index as it
+        is, so that no intake pays for reading the others' orders — or, with ``refresh_seconds`` 0, here and now,
+        before the query. A first build of at most ``block_below`` orders runs now; a
         larger one runs in a background thread (on its own connection) and this returns False until it is done,
         so the caller falls back to its database prefilter meanwhile. ``cityhub serve`` warms it at start.
         """
         if self.built:
             if time.monotonic() - self.last_refresh >= self.refresh_seconds:
-                # A thread already reading the new rows will add them: the others query the index as it is.
-                self.refresh(session, wait=False)
+                # A rebuild (ids were handed out again) is waited for: the index as it is would be wrong.
+                if self.refresh_seconds > 0 and not self._reset_wanted:
+                    self._refresh_in_background(session)
+                else:
+                    # A thread already reading the new rows will add them: the others query the index as it is.
+                    self.refresh(session, wait=False)
             return True
         if self._warming.is_set():
             return False
@@ -623,6 +633,25 @@ class OrderIndex:
 
         threading.Thread(target=build, name="cityhub-similar-warmup", daemon=True).start()
         return False
+
+    def _refresh_in_background(self, session: Session) -> None:
+        if self.refresh_lock.locked():
+            return  # a read is under way
+        engine = _reader_engine(session)
+        self.last_refresh = time.monotonic()  # the callers arriving meanwhile start no other thread
+
+        def read() -> None:
+            if not self.refresh_lock.acquire(blocking=False):
+                return
+            try:
+                with engine.connect() as conn:
+                    self._refresh_locked(conn, utcnow())
+            except Exception:  # the next refresh tries again; intake goes on with the index as it is
+                log.exception("reading new orders into the similar-orders index failed")
+            finally:
+                self.refresh_lock.release()
+
+        threading.Thread(target=read, name="cityhub-similar-refresh", daemon=True).start()
 
     def refresh(self, session: Session, *, now: datetime | None = None, wait: bool = True) -> int:
         """Bring the index up to date with the table's committed rows; returns how many orders were added.
