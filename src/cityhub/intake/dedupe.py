@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -540,11 +541,9 @@ class DedupeRead(BaseModel):
 
 
 def warm_up() -> bool:
-    """Start building the similar-orders index of the configured database and loading the address gazetteer, in
-    the background (``cityhub serve`` calls this at start: otherwise each server process's first intakes wait
-    for them, seconds at a million orders)."""
-    import threading
-
+    """Start loading the address gazetteer and building the similar-orders index of the configured database, both in
+    background threads (``cityhub serve`` calls this at start: otherwise each server process's first intakes wait
+    for them, seconds at a million orders). Returns False when duplicate search is off."""
     from cityhub.db import session_scope
     from cityhub.nlp.address import default_gazetteer
 
@@ -553,6 +552,7 @@ def warm_up() -> bool:
         return False
     threading.Thread(target=default_gazetteer, name="cityhub-gazetteer", daemon=True).start()
     with session_scope() as session:
-        return sim.index_for(
+        sim.index_for(
             session, index_days=cfg.index_days, bucket_cap=cfg.bucket_cap, refresh_seconds=cfg.refresh_seconds
-        ).ensure(session, block_below=0)
+        ).warm(session)
+    return True

@@ -621,6 +621,14 @@ class OrderIndex:
         if window <= block_below:
             self.refresh(session)
             return True
+        self.warm(session)
+        return False
+
+    def warm(self, session: Session) -> None:
+        """Build the index in a background thread, on a connection of its own (:meth:`ensure` answers False until it
+        is done). Counts nothing first: on a freshly imported table a count can take a minute."""
+        if self.built or self._warming.is_set():
+            return
         engine = _reader_engine(session)
         self._warming.set()
 
@@ -628,11 +636,12 @@ class OrderIndex:
             try:
                 with engine.connect() as conn:
                     self._refresh(conn, utcnow())
+            except Exception:  # the next intake tries again
+                log.exception("building the similar-orders index failed")
             finally:
                 self._warming.clear()
 
         threading.Thread(target=build, name="cityhub-similar-warmup", daemon=True).start()
-        return False
 
     def _refresh_in_background(self, session: Session) -> None:
         if self.refresh_lock.locked():
