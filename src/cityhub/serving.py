@@ -9,21 +9,25 @@ process bound with ``SO_REUSEPORT`` the kernel spreads new connections over the 
 addresses, so two processes share 50 connections about evenly whatever their timing.
 
 The parent process only supervises: it starts ``workers`` processes, starts a new one in place of one that dies
-unexpectedly, and stops them all on SIGINT or SIGTERM.
+unexpectedly, and stops them all on SIGINT or SIGTERM. A server process whose supervisor disappears (killed with
+SIGKILL, say) stops itself within a second.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
+import threading
 import time
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 RESTART_PAUSE_S = 1.0  # between the unexpected end of a process and its replacement
+ORPHAN_CHECK_S = 1.0  # how often a server process checks that its supervisor is still there
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -38,9 +42,23 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run_worker(host: str, port: int) -> None:
+def _stop_when_orphaned(supervisor: int) -> None:
+    """End this server process (as SIGTERM would: requests in flight finish) once its supervisor is gone, even when
+    the supervisor was killed and could not stop it: an orphan would keep the port and serve on, unsupervised."""
+
+    def watch() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(ORPHAN_CHECK_S)
+        log.warning("the supervising process %s is gone; stopping server process %s", supervisor, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="cityhub-orphan-watch", daemon=True).start()
+
+
+def _run_worker(host: str, port: int, supervisor: int) -> None:
     import uvicorn
 
+    _stop_when_orphaned(supervisor)
     config = uvicorn.Config("cityhub.main:create_app", factory=True, log_level="info")
     server = uvicorn.Server(config)
     server.run(sockets=[listening_socket(host, port)])
@@ -53,7 +71,7 @@ def serve_reuseport(*, host: str, port: int, workers: int) -> None:
     stopping = False
 
     def start() -> Any:
-        process = ctx.Process(target=_run_worker, args=(host, port), name="cityhub-server")
+        process = ctx.Process(target=_run_worker, args=(host, port, os.getpid()), name="cityhub-server")
         process.start()
         return process
 

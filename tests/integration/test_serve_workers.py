@@ -83,9 +83,11 @@ def server(tmp_path):
         raise
     finally:
         if proc.poll() is None:
-            proc.kill()
-            for child in psutil.Process(proc.pid).children(recursive=True) if psutil.pid_exists(proc.pid) else []:
+            # The children first: once the supervisor is gone they belong to init and cannot be found from it.
+            for child in psutil.Process(proc.pid).children(recursive=True):
                 child.kill()
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 def test_connections_spread_over_both_processes_and_a_dead_one_is_replaced(server):
@@ -112,6 +114,16 @@ def test_connections_spread_over_both_processes_and_a_dead_one_is_replaced(serve
     os.kill(victim, signal.SIGKILL)
     _wait(lambda: len(_children(parent)) == 2 and victim not in {c.pid for c in _children(parent)})
     _wait(lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200)
+
+
+def test_server_processes_stop_when_the_supervisor_is_killed(server):
+    proc, _port, _base = server
+    parent = psutil.Process(proc.pid)
+    _wait(lambda: len(_children(parent)) == 2)
+    children = _children(parent)
+    proc.kill()  # SIGKILL: the supervisor cannot stop them itself
+    proc.wait(timeout=30)
+    _wait(lambda: not any(_alive(c) for c in children), timeout=30)
 
 
 def test_sigterm_stops_every_process(server):
