@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -238,6 +238,38 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 
+
+# Side engines: a small pool of its own on a database, for work that must not share the request's connection nor
+# take a second one from the request pool (concurrent requests each waiting for a second connection that none
+# releases would exhaust it). One per (database URL, purpose) and process.
+_side_engines: dict[tuple[str, str], Engine] = {}
+_side_engines_guard = threading.Lock()
+
+
+def side_engine(url: URL | str, purpose: str, *, pool_size: int = 1, max_overflow: int = 2, **kwargs: Any) -> Engine:
+    """The process's engine for ``purpose`` on the database ``url`` (made on first use with these arguments)."""
+    from sqlalchemy.pool import QueuePool
+
+    key = (url if isinstance(url, str) else url.render_as_string(hide_password=False), purpose)
+    with _side_engines_guard:
+        engine = _side_engines.get(key)
+        if engine is None:
+            engine = _side_engines[key] = make_engine(
+                key[0], poolclass=QueuePool, pool_size=pool_size, max_overflow=max_overflow, **kwargs
+            )
+        return engine
+
+
+def _forget_side_engines() -> None:
+    # A forked child must not use its parent's open connections (nor a lock another thread held at the fork).
+    global _side_engines_guard
+    for engine in _side_engines.values():
+        engine.dispose(close=False)
+    _side_engines.clear()
+    _side_engines_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_side_engines)
 
 _engine: Engine | None = None
 _factory: sessionmaker[Session] | None = None

@@ -259,3 +259,29 @@ def test_number_blocks_for_many_days_are_consecutive_and_unique(db_session):
     assert first["20260301"] == ["BY20260301-000001", "BY20260301-000002"]
     assert first["20260302"][-1] == "BY20260302-000003" and second == {"20260302": ["BY20260302-000004"]}
     assert numbering.allocate(db_session, day="20260301") == ["BY20260301-000003"]
+
+
+def test_a_number_reservation_does_not_hold_the_days_counter_until_commit_on_postgresql(db_engine):
+    """Two intakes of the same day: on PostgreSQL the second reserves its number while the first is still open (the
+    reservation commits on its own, so a rolled-back intake leaves a gap); on SQLite the reservation is part of the
+    intake's transaction (one write lock covers the database) and a rollback gives the number back."""
+    import concurrent.futures
+
+    from sqlalchemy.orm import Session
+
+    from cityhub.workorders import numbering
+
+    first = Session(bind=db_engine)
+    try:
+        assert numbering.allocate(first, day="20260401") == ["BY20260401-000001"]
+        if db_engine.dialect.name == "postgresql":
+            with concurrent.futures.ThreadPoolExecutor(1) as pool, Session(bind=db_engine) as second:
+                reserved = pool.submit(numbering.allocate, second, day="20260401").result(timeout=30)
+            assert reserved == ["BY20260401-000002"]
+        first.rollback()
+        with Session(bind=db_engine) as third:
+            expected = "BY20260401-000003" if db_engine.dialect.name == "postgresql" else "BY20260401-000001"
+            assert numbering.allocate(third, day="20260401") == [expected]
+            third.commit()
+    finally:
+        first.close()

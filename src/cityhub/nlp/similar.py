@@ -778,31 +778,20 @@ class OrderIndex:
             return self.index.estimate_jaccard(text, order_ids)
 
 
-_READERS: dict[str, Engine] = {}
-
-
 def _reader_engine(session: Session) -> Engine:
     """An engine of its own on the session's database for the index's reads, with one kept connection.
 
     The index reads on a connection of its own (so a row of a transaction that later rolls back never enters it)
-    while the caller still holds its pooled connection; taking that second connection from the same bounded pool
-    would let concurrent intakes exhaust the pool, each waiting for a second connection that none will release.
-    Reads happen under the index's lock, one at a time, so one connection suffices; it is kept open between
-    intakes because opening one (a PostgreSQL log-in, SQLite's pragmas) would cost more than the read itself.
+    while the caller still holds its pooled connection (see :func:`cityhub.db.side_engine`). Reads happen one at a
+    time, so one connection suffices; it is kept open between intakes because opening one (a PostgreSQL log-in,
+    SQLite's pragmas) would cost more than the read itself.
     """
-    from sqlalchemy.pool import QueuePool
-
-    from cityhub.db import make_engine
+    from cityhub.db import side_engine
 
     url = session.get_bind().engine.url
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         return session.get_bind().engine  # an in-memory database exists only behind its own engine
-    key = url.render_as_string(hide_password=False)
-    with _INDEXES_LOCK:
-        engine = _READERS.get(key)
-        if engine is None:
-            engine = _READERS[key] = make_engine(key, poolclass=QueuePool, pool_size=1, max_overflow=2)
-        return engine
+    return side_engine(url, "similar-orders index", pool_size=1, max_overflow=2)
 
 
 _INDEXES: dict[str, OrderIndex] = {}
@@ -866,11 +855,8 @@ def _forget_rolled_back_orders(session: Session, _previous: object) -> None:
 
 
 def _forget_after_fork() -> None:
-    """A forked child must not share its parent's open connections (nor locks another thread held)."""
+    """A forked child starts without its parent's indexes (nor locks another thread held); see also db.side_engine."""
     global _INDEXES_LOCK
-    for engine in _READERS.values():
-        engine.dispose(close=False)
-    _READERS.clear()
     _INDEXES.clear()
     _INDEXES_LOCK = threading.Lock()
 
