@@ -14,6 +14,10 @@ from this process (a second process on loopback) with asyncio + httpx, in two ki
   the previous answer arrives, no think time; gives the most requests/s the server sustains and the latencies
   at that load.
 
+The generated history ends now (three years of orders up to the run), so intake's duplicate search reads a full
+window of recent orders; the load starts once every server process has built its similar-orders index (it says
+so in ``/healthz``; the wait is reported as ``warm_up_seconds``).
+
 Each simulated user has a client of its own (one kept-alive connection, as a person at a desk has): with one
 shared pool, the few connections a paced load keeps busy were all the server saw, and their spread over the
 server processes (each process has a listening socket of its own) was as lumpy as a handful of hashes.
@@ -469,6 +473,7 @@ def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace
             time.sleep(0.5)
         else:
             sys.exit(f"{label}: server did not come up, see {log.name}")
+        result["warm_up_seconds"] = wait_until_warm(base, args.workers, label)
         with httpx.Client(base_url=base, timeout=30) as c:
             r = c.post("/api/v1/auth/login", json={"username": username, "password": password})
             r.raise_for_status()
@@ -487,6 +492,30 @@ def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace
             server.kill()
         log.close()
     return result
+
+
+def wait_until_warm(base: str, workers: int, label: str, timeout: float = 900.0) -> float:
+    """Seconds until every server process says its similar-orders index is built (``cityhub serve`` builds it at
+    start, in the background; measured before that, creations would share the machine with the builds).
+
+    Each check opens a new connection, which the kernel hands to any of the processes: ``4 × workers`` answers in
+    a row saying "ready" stand for all of them (a process still building answers with odds of 1 - 1/workers).
+    """
+    started = time.monotonic()
+    streak = 0
+    while streak < 4 * workers:
+        if time.monotonic() - started > timeout:
+            sys.exit(f"{label}: the similar-orders index was not built within {timeout:.0f} s")
+        try:
+            state = httpx.get(f"{base}/healthz", timeout=60).json().get("similar_orders_index", {}).get("state")
+        except httpx.HTTPError:
+            state = None
+        streak = streak + 1 if state in ("ready", "off") else 0
+        if streak == 0:
+            time.sleep(1.0)
+    waited = time.monotonic() - started
+    print(f"{label}: server warm after {waited:.0f} s", flush=True)
+    return round(waited, 1)
 
 
 def to_markdown(data: dict[str, Any]) -> str:

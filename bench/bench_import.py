@@ -43,11 +43,15 @@ PROBLEMS = [
 HEADER = ["留言编号", "留言用户", "留言主题", "留言时间", "留言详情", "点赞数", "答复意见", "答复时间"]
 
 
-def generate(path: Path, n: int, seed: int = 7) -> None:
+def generate(path: Path, n: int, seed: int = 7, *, end: datetime | None = None) -> None:
+    """``n`` orders spread evenly over the three years before ``end`` (default: now, to the minute), in time order
+    like a real export. Ending now matters to the API benchmark: intake searches the last months' orders for
+    duplicates, and a history that ended years ago would leave that search nothing to read."""
     rng = random.Random(seed)
-    start = datetime(2018, 1, 1, 8, 0)
-    # Spread over three years, in time order like a real export.
-    step = timedelta(seconds=3 * 365 * 86400 / max(n, 1))
+    span = timedelta(days=3 * 365)
+    end = end or datetime.now().replace(second=0, microsecond=0)
+    start = end - span
+    step = span / max(n, 1)
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(HEADER)

@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 
 
 def status_summary() -> dict[str, Any]:
-    """Figures for the status page and /healthz: revision, units, orders by state, SLA marks, job runs."""
+    """Figures for the status page and /healthz: revision, units, orders by state, SLA marks, job runs, and the state
+    of this process's similar-orders index."""
+    from cityhub.intake.dedupe import index_status
+
     with session_scope() as session:
         by_state = dict(session.execute(select(Order.state, func.count()).group_by(Order.state)).all())
         by_sla = dict(session.execute(select(Order.sla_status, func.count()).group_by(Order.sla_status)).all())
@@ -42,6 +45,8 @@ def status_summary() -> dict[str, Any]:
             "orders_total": sum(by_state.values()),
             "sla": {str(k.value): v for k, v in by_sla.items() if k != SlaStatus.NONE},
             "jobs": {j.name: {"last_finished_at": j.last_finished_at, "last_result": j.last_result} for j in jobs},
+            # Of the process that answered: "building" for a while after a start (cityhub serve warms it up).
+            "similar_orders_index": index_status(session),
         }
 
 

@@ -364,3 +364,9 @@ def test_an_id_handed_out_again_after_a_deletion_rebuilds_the_index(db_session, 
     again = _intake(db_session, GARBAGE, at=T0 + timedelta(hours=1))
     found = dedupe.check(db_session, data={"channel": "web", "content": GARBAGE_AGAIN, "created_at": T0})
     assert [d.order.id for d in found.duplicates] == [again.order.id]
+
+
+def test_healthz_tells_the_state_of_the_similar_orders_index(client, places):
+    assert client.get("/healthz").json()["similar_orders_index"] == {"state": "not built", "orders": 0}
+    assert client.post("/api/v1/orders", json={"channel": "web", "content": GARBAGE}).status_code == 201
+    assert client.get("/healthz").json()["similar_orders_index"] == {"state": "ready", "orders": 1}

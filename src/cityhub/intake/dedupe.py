@@ -540,6 +540,16 @@ class DedupeRead(BaseModel):
         )
 
 
+def index_status(session: Session) -> dict[str, Any]:
+    """This process's similar-orders index, for /healthz: its state and how many orders it holds."""
+    if not get_dedupe_settings().enabled:
+        return {"state": "off"}
+    index = sim.existing_index(session)
+    if index is None:
+        return {"state": "not built", "orders": 0}
+    return {"state": index.state, "orders": len(index.index)}
+
+
 def warm_up() -> bool:
     """Start loading the address gazetteer and building the similar-orders index of the configured database, both in
     background threads (``cityhub serve`` calls this at start: otherwise each server process's first intakes wait

@@ -624,6 +624,11 @@ class OrderIndex:
         self.warm(session)
         return False
 
+    @property
+    def state(self) -> str:
+        """ "ready", "building" (a first build runs in the background) or "not built" (built at first use)."""
+        return "ready" if self.built else ("building" if self._warming.is_set() else "not built")
+
     def warm(self, session: Session) -> None:
         """Build the index in a background thread, on a connection of its own (:meth:`ensure` answers False until it
         is done). Counts nothing first: on a freshly imported table a count can take a minute."""
@@ -801,6 +806,11 @@ _INDEXES_LOCK = threading.Lock()
 def index_key(session: Session) -> str:
     """The key of the session's database in per-process caches (its URL without the password)."""
     return session.get_bind().engine.url.render_as_string(hide_password=True)
+
+
+def existing_index(session: Session) -> OrderIndex | None:
+    """The process's index of the session's database, if one was made."""
+    return _INDEXES.get(index_key(session))
 
 
 def index_for(
