@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -62,6 +63,7 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     if os.environ.get("CITYHUB_WARM_UP") == "1":  # set by ``cityhub serve``
         from cityhub.intake.dedupe import warm_up
 
+        gc.freeze()  # the application's own objects live as long as the process: no collection need walk them
         warm_up()  # intake's index and gazetteer load in the background, not in the first appeals' requests
     yield
     sys.setswitchinterval(switch_interval)
