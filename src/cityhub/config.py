@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # and must win it again; with requests busy computing in other threads that wait is up to this long, each
     # time, and every writer queued behind it waits too. Shorter turns keep write transactions short.
     server_switch_interval_ms: float = Field(0.5, gt=0, le=100)
+    # In `cityhub serve` on SQLite: how often a background thread checkpoints the WAL (instead of the commit that
+    # fills it, under the write lock); 0 = SQLite's own automatic checkpoints.
+    sqlite_checkpoint_seconds: float = Field(1.0, ge=0, le=3600)
 
     @field_validator("timezone")
     @classmethod

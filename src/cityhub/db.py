@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -27,6 +28,8 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+log = logging.getLogger(__name__)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -70,10 +73,48 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
         cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    if _checkpoints_in_background:
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # a thread of its own checkpoints (start_sqlite_checkpointer)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
+
+
+# In a server process, SQLite's WAL is copied back into the database by a thread of its own: left to SQLite, the
+# commit that fills the WAL past 1,000 pages does it (and its fsyncs) while it still holds the write lock, so every
+# writer behind it waits — at 50 creations/s that was every second or two. A passive checkpoint runs beside
+# readers and writers.
+_checkpoints_in_background = False
+
+
+def start_sqlite_checkpointer(url: str, every_s: float) -> threading.Event | None:
+    """Checkpoint the SQLite database ``url`` every ``every_s`` seconds from a daemon thread, and turn SQLite's
+    automatic checkpoints off for this process's connections opened from now on. Returns the event that stops
+    it; None for PostgreSQL, an in-memory database or ``every_s`` 0."""
+    global _checkpoints_in_background
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:") or every_s <= 0:
+        return None
+    _checkpoints_in_background = True
+    engine = side_engine(url, "wal checkpoints", pool_size=1, max_overflow=0)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(every_s):
+            try:
+                with engine.connect() as conn:
+                    busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+                checkpoint_stats["runs"] += 1
+                checkpoint_stats["last"] = (busy, frames, copied)
+            except Exception:  # the next one tries again; meanwhile the WAL grows
+                log.exception("WAL checkpoint of %s failed", parsed.database)
+
+    threading.Thread(target=run, name="cityhub-wal-checkpoint", daemon=True).start()
+    return stop
+
+
+checkpoint_stats: dict[str, Any] = {"runs": 0, "last": None}
 
 
 # SQLite has one writer at a time. Writers queue for it outside SQLite, taken just before a connection's first

@@ -55,13 +55,17 @@ def status_summary() -> dict[str, Any]:
 async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(get_settings().server_switch_interval_ms / 1000)
-    stop = None
+    stop = checkpoints = None
     if os.environ.get("CITYHUB_RUN_SCHEDULER") == "1":
         from cityhub.jobs import start_background_scheduler
 
         _thread, stop = start_background_scheduler()
     if os.environ.get("CITYHUB_WARM_UP") == "1":  # set by ``cityhub serve``
+        from cityhub.db import start_sqlite_checkpointer
         from cityhub.intake.dedupe import warm_up
+
+        settings = get_settings()
+        checkpoints = start_sqlite_checkpointer(settings.database_url, settings.sqlite_checkpoint_seconds)
 
         gc.freeze()  # the application's own objects live as long as the process: no collection need walk them
         warm_up()  # intake's index and gazetteer load in the background, not in the first appeals' requests
@@ -69,6 +73,8 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     sys.setswitchinterval(switch_interval)
     if stop is not None:
         stop.set()
+    if checkpoints is not None:
+        checkpoints.set()
 
 
 def _error(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:

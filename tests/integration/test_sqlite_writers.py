@@ -5,6 +5,7 @@ before another writer committed can still write, and no way of ending a transact
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import Engine, text
@@ -173,3 +174,35 @@ def _try_the_queue(database: str) -> None:
     from cityhub.db import sqlite_write_lock as queue_of
 
     sys.exit(0 if queue_of(database).acquire(blocking=False) else 3)
+
+
+def test_a_server_checkpoints_the_wal_in_a_thread_of_its_own(tmp_path, monkeypatch):
+    """`cityhub serve` turns SQLite's automatic checkpoints off (they ran inside the commit that filled the WAL,
+    under the write lock) and checkpoints from a background thread instead."""
+    from sqlalchemy import text
+
+    from cityhub import db, migrate
+
+    url = f"sqlite:///{tmp_path / 'ckpt.db'}"
+    migrate.upgrade(url)
+    monkeypatch.setattr(db, "_checkpoints_in_background", False)  # restored after the test
+    assert db.start_sqlite_checkpointer("postgresql://u@127.0.0.1/x", 1.0) is None
+    assert db.start_sqlite_checkpointer(url, 0) is None
+    stop = db.start_sqlite_checkpointer(url, 0.05)
+    assert stop is not None
+    engine = db.make_engine(url)
+    try:
+        with engine.begin() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+            conn.execute(text("CREATE TABLE filler (x TEXT)"))
+            for _ in range(200):
+                conn.execute(text("INSERT INTO filler VALUES (:x)"), {"x": "填" * 2000})
+        runs = db.checkpoint_stats["runs"]
+        deadline = time.monotonic() + 30
+        while db.checkpoint_stats["runs"] < runs + 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        busy, frames, copied = db.checkpoint_stats["last"]
+        assert busy == 0 and frames > 0 and copied == frames  # every frame of the WAL is back in the database
+    finally:
+        stop.set()
+        engine.dispose()
