@@ -23,7 +23,7 @@ def fresh_settings():
 
 @pytest.mark.parametrize(
     ("url", "expected"),
-    [("sqlite:///data/x.db", 2), ("postgresql://u:p@127.0.0.1:5432/cityhub", 4)],
+    [("sqlite:///data/x.db", 1), ("postgresql://u:p@127.0.0.1:5432/cityhub", 4)],
 )
 def test_default_admits_few_requests_by_backend(monkeypatch, fresh_settings, url, expected):
     monkeypatch.setenv("CITYHUB_DATABASE_URL", url)
