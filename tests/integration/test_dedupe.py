@@ -287,23 +287,17 @@ def test_orders_committed_here_are_indexed_at_once_and_rolled_back_ones_never(db
     assert dedupe.check(db_session, data={"channel": "web", "content": NOISE, "created_at": T0}).similar == []
 
 
-def test_an_order_committed_by_another_process_is_read_in_at_the_next_refresh(
-    db_engine, db_session, places, monkeypatch
-):
-    monkeypatch.setenv("CITYHUB_DEDUPE_REFRESH_SECONDS", "0")
-    dedupe.get_dedupe_settings.cache_clear()
-    _intake(db_session, "天河北路公交站旁的路灯坏了一个星期，晚上很黑，行人容易摔倒。")  # builds the index
-    index = dedupe.sim.index_for(db_session, index_days=dedupe.get_dedupe_settings().index_days)
-    # A plain insert, as another server process's commit looks from here: no session of this process saw it.
+def _insert_as_another_process(db_engine, number: str, content: str) -> int:
+    """A plain insert, as another server process's commit looks from here: no session of this process saw it."""
     with db_engine.begin() as conn:
-        other = conn.execute(
+        return conn.execute(
             insert(Order.__table__)
             .values(
-                number="X-1",
+                number=number,
                 channel="web",
                 appeal_type="complaint",
                 title="",
-                content=GARBAGE,
+                content=content,
                 state="received",
                 created_at=T0,
                 updated_at=T0,
@@ -312,6 +306,16 @@ def test_an_order_committed_by_another_process_is_read_in_at_the_next_refresh(
             )
             .returning(Order.__table__.c.id)
         ).scalar_one()
+
+
+def test_an_order_committed_by_another_process_is_read_in_at_the_next_refresh(
+    db_engine, db_session, places, monkeypatch
+):
+    monkeypatch.setenv("CITYHUB_DEDUPE_REFRESH_SECONDS", "0")
+    dedupe.get_dedupe_settings.cache_clear()
+    _intake(db_session, "天河北路公交站旁的路灯坏了一个星期，晚上很黑，行人容易摔倒。")  # builds the index
+    index = dedupe.sim.index_for(db_session, index_days=dedupe.get_dedupe_settings().index_days)
+    other = _insert_as_another_process(db_engine, "X-1", GARBAGE)
     assert other not in index.index
     found = dedupe.check(db_session, data={"channel": "web", "content": GARBAGE_AGAIN, "created_at": T0})
     assert [d.order.id for d in found.duplicates] == [other]
@@ -324,23 +328,7 @@ def test_with_a_refresh_interval_other_processes_orders_are_read_in_the_backgrou
     dedupe.get_dedupe_settings.cache_clear()
     _intake(db_session, "天河北路公交站旁的路灯坏了一个星期，晚上很黑，行人容易摔倒。")  # builds the index
     index = dedupe.sim.index_for(db_session, index_days=dedupe.get_dedupe_settings().index_days)
-    with db_engine.begin() as conn:  # as another server process's commit looks from here
-        other = conn.execute(
-            insert(Order.__table__)
-            .values(
-                number="X-2",
-                channel="web",
-                appeal_type="complaint",
-                title="",
-                content=GARBAGE,
-                state="received",
-                created_at=T0,
-                updated_at=T0,
-                sla_status="none",
-                version=1,
-            )
-            .returning(Order.__table__.c.id)
-        ).scalar_one()
+    other = _insert_as_another_process(db_engine, "X-2", GARBAGE)
     time.sleep(0.06)  # the index's last read is now older than the interval
     probe = {"channel": "web", "content": GARBAGE_AGAIN, "created_at": T0}
     dedupe.check(db_session, data=probe)  # finds the index stale: a background thread reads the new row

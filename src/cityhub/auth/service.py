@@ -36,20 +36,6 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _principal(user: User, *, method: str, credential_id: int, csrf_token: str | None = None) -> Principal:
-    return Principal(
-        user_id=user.id,
-        username=user.username,
-        full_name=user.full_name,
-        role=user.role,
-        unit_id=user.unit_id,
-        unit_tier=user.unit.tier if user.unit is not None else None,
-        method=method,
-        credential_id=credential_id,
-        csrf_token=csrf_token,
-    )
-
-
 # ------------------------------------------------------------------------------------------------ accounts
 
 
