@@ -308,13 +308,17 @@ def _insert_as_another_process(db_engine, number: str, content: str) -> int:
         ).scalar_one()
 
 
+def _built_index(db_session, monkeypatch, *, refresh_seconds: str):
+    monkeypatch.setenv("CITYHUB_DEDUPE_REFRESH_SECONDS", refresh_seconds)
+    dedupe.get_dedupe_settings.cache_clear()
+    _intake(db_session, "天河北路公交站旁的路灯坏了一个星期，晚上很黑，行人容易摔倒。")  # builds the index
+    return dedupe.sim.index_for(db_session, index_days=dedupe.get_dedupe_settings().index_days)
+
+
 def test_an_order_committed_by_another_process_is_read_in_at_the_next_refresh(
     db_engine, db_session, places, monkeypatch
 ):
-    monkeypatch.setenv("CITYHUB_DEDUPE_REFRESH_SECONDS", "0")
-    dedupe.get_dedupe_settings.cache_clear()
-    _intake(db_session, "天河北路公交站旁的路灯坏了一个星期，晚上很黑，行人容易摔倒。")  # builds the index
-    index = dedupe.sim.index_for(db_session, index_days=dedupe.get_dedupe_settings().index_days)
+    index = _built_index(db_session, monkeypatch, refresh_seconds="0")
     other = _insert_as_another_process(db_engine, "X-1", GARBAGE)
     assert other not in index.index
     found = dedupe.check(db_session, data={"channel": "web", "content": GARBAGE_AGAIN, "created_at": T0})
@@ -324,10 +328,7 @@ def test_an_order_committed_by_another_process_is_read_in_at_the_next_refresh(
 def test_with_a_refresh_interval_other_processes_orders_are_read_in_the_background(
     db_engine, db_session, places, monkeypatch
 ):
-    monkeypatch.setenv("CITYHUB_DEDUPE_REFRESH_SECONDS", "0.05")
-    dedupe.get_dedupe_settings.cache_clear()
-    _intake(db_session, "天河北路公交站旁的路灯坏了一个星期，晚上很黑，行人容易摔倒。")  # builds the index
-    index = dedupe.sim.index_for(db_session, index_days=dedupe.get_dedupe_settings().index_days)
+    index = _built_index(db_session, monkeypatch, refresh_seconds="0.05")
     other = _insert_as_another_process(db_engine, "X-2", GARBAGE)
     time.sleep(0.06)  # the index's last read is now older than the interval
     probe = {"channel": "web", "content": GARBAGE_AGAIN, "created_at": T0}
