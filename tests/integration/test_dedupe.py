@@ -203,6 +203,17 @@ def test_api_creation_merges_a_duplicate_at_once(admin_client, db_session, place
     assert again.json()["master_order_id"] == first.json()["id"]
 
 
+def test_only_the_best_duplicates_are_listed(db_session, places):
+    copies = [
+        _intake(db_session, GARBAGE + "!" * i, at=T0 + timedelta(minutes=i)).order.id for i in range(4)
+    ]  # no place: suggested, never merged
+    probe = {"channel": "web", "content": GARBAGE_AGAIN, "created_at": T0 + timedelta(hours=1)}
+    every = dedupe.check(db_session, data=probe)
+    assert {d.order.id for d in every.duplicates} == set(copies)
+    best = dedupe.check(db_session, data=probe, settings=dedupe.DedupeSettings(duplicate_count=2))
+    assert [d.order.id for d in best.duplicates] == [d.order.id for d in every.duplicates][:2]
+
+
 def test_unit_codes_are_remembered_for_a_while(db_session, places, monkeypatch):
     assert dedupe._unit_ids(db_session, ["DD440111001", "NO-SUCH-UNIT"]) == {"DD440111001": places["s1"].id}
     places["s1"].code = "DD440111009"  # renamed behind the cache's back

@@ -7,7 +7,8 @@ streets are equal while a community is unknown on one side, or one normalised ad
 they disagree when any of these is known on both sides and differs. An order whose text and place match
 that closely (score ≥ ``auto_merge_threshold`` and places agreeing, not just "unknown") is merged
 automatically into the open master with the life cycle's MERGE action, audited like any other action;
-otherwise duplicates are suggested to the operator.
+otherwise duplicates are suggested to the operator. The best ``duplicate_count`` are listed (and considered for
+the merge).
 
 **Similar past cases** are the ``similar_count`` most similar earlier orders (any place, within the index's
 ``index_days``), each with how it was handled: number, state, lead unit, reply excerpt, closed time and
@@ -57,6 +58,9 @@ class DedupeSettings(BaseSettings):
     auto_merge: bool = True
     radius_m: float = Field(200.0, gt=0)
     similar_count: int = Field(5, ge=0, le=50)
+    # Duplicates listed at most, best first: a complaint re-posted by hundreds (a burst about one outage) would
+    # otherwise have every intake read and list all the earlier copies.
+    duplicate_count: int = Field(10, ge=1, le=200)
     max_candidates: int = Field(200, ge=1)
     # Most recent orders of the same community/street always considered, whatever the index says.
     prefilter_limit: int = Field(100, ge=0)
@@ -325,8 +329,9 @@ def check(
         return DedupeResult()
 
     scored = _score(session, index, probe, place, _screened(index, sketch, list(ids), cfg), cfg)
-    # Only what can be shown is read as orders: every possible duplicate and the best few similar cases.
-    wanted = {s.order_id for s in scored if s.duplicate}
+    # Only what can be shown is read as orders: the best possible duplicates and the best few similar cases.
+    best_duplicates = {s.order_id for s in [s for s in scored if s.duplicate][: cfg.duplicate_count]}
+    wanted = set(best_duplicates)
     if similar:
         wanted |= {s.order_id for s in scored[: 3 * cfg.similar_count + 5]}
     if not wanted:
@@ -346,7 +351,7 @@ def check(
         if shown.id == probe.order_id or shown.state == State.CANCELLED:
             continue
         score, match = s.score, s.place
-        if s.duplicate:
+        if s.order_id in best_duplicates:
             best = duplicates.get(shown.id)
             if best is None or score > best.score:
                 duplicates[shown.id] = Duplicate(shown, score, match)
