@@ -86,6 +86,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 # writer behind it waits — at 50 creations/s that was every second or two. A passive checkpoint runs beside
 # readers and writers.
 _checkpoints_in_background = False
+checkpoint_stats: dict[str, Any] = {"runs": 0, "last": None}  # of this process's checkpointer (tests read it)
 
 
 def start_sqlite_checkpointer(url: str, every_s: float) -> threading.Event | None:
@@ -112,9 +113,6 @@ def start_sqlite_checkpointer(url: str, every_s: float) -> threading.Event | Non
 
     threading.Thread(target=run, name="cityhub-wal-checkpoint", daemon=True).start()
     return stop
-
-
-checkpoint_stats: dict[str, Any] = {"runs": 0, "last": None}
 
 
 # SQLite has one writer at a time. Writers queue for it outside SQLite, taken just before a connection's first

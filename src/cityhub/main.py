@@ -66,7 +66,6 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
         settings = get_settings()
         checkpoints = start_sqlite_checkpointer(settings.database_url, settings.sqlite_checkpoint_seconds)
-
         gc.freeze()  # the application's own objects live as long as the process: no collection need walk them
         warm_up()  # intake's index and gazetteer load in the background, not in the first appeals' requests
     yield

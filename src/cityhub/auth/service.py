@@ -230,7 +230,7 @@ def _caller_query(credential: type[ApiToken] | type[AuthSession]) -> Any:
 
 
 def _caller(row: Any, now: datetime, *, method: str, csrf_token: str | None = None) -> Principal:
-    if not row.active or (row.locked_until is not None and row.locked_until > now):
+    if not row.active or is_locked(row, now):
         raise Unauthenticated("account disabled or locked")
     return Principal(
         user_id=row.user_id,

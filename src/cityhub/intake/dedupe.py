@@ -330,7 +330,7 @@ def check(
 
     scored = _score(session, index, probe, place, _screened(index, sketch, list(ids), cfg), cfg)
     # Only what can be shown is read as orders: the best possible duplicates and the best few similar cases.
-    best_duplicates = {s.order_id for s in [s for s in scored if s.duplicate][: cfg.duplicate_count]}
+    best_duplicates = set([s.order_id for s in scored if s.duplicate][: cfg.duplicate_count])
     wanted = set(best_duplicates)
     if similar:
         wanted |= {s.order_id for s in scored[: 3 * cfg.similar_count + 5]}
@@ -573,12 +573,12 @@ def warm_up() -> bool:
         index = sim.index_for(
             session, index_days=cfg.index_days, bucket_cap=cfg.bucket_cap, refresh_seconds=cfg.refresh_seconds
         )
-        index.warm(session)
+        build = index.warm(session)
 
     def load() -> None:
         default_gazetteer()
-        while index.state == "building":
-            time.sleep(0.5)
+        if build is not None:
+            build.join()
         gc.freeze()
 
     threading.Thread(target=load, name="cityhub-intake-warm-up", daemon=True).start()

@@ -397,7 +397,7 @@ class _Table:
 
     @property
     def nbytes(self) -> int:
-        # A dict entry costs a slot, a list cell and an int: about 100 bytes.
+        # A dict entry costs a slot, an int key and a small array: about 100 bytes.
         bulk = sum(k.nbytes + s.nbytes for k, s in self.bulk)
         return int(self.keys.nbytes + self.slots.nbytes + bulk + 100 * sum(len(v) for v in self.delta.values()))
 
@@ -632,11 +632,12 @@ class OrderIndex:
         """ "ready", "building" (a first build runs in the background) or "not built" (built at first use)."""
         return "ready" if self.built else ("building" if self._warming.is_set() else "not built")
 
-    def warm(self, session: Session) -> None:
+    def warm(self, session: Session) -> threading.Thread | None:
         """Build the index in a background thread, on a connection of its own (:meth:`ensure` answers False until it
-        is done). Counts nothing first: on a freshly imported table a count can take a minute."""
+        is done), and return the thread; None when the index is built or building already. Counts nothing first: on
+        a freshly imported table a count can take a minute."""
         if self.built or self._warming.is_set():
-            return
+            return None
         engine = _reader_engine(session)
         self._warming.set()
 
@@ -649,7 +650,9 @@ class OrderIndex:
             finally:
                 self._warming.clear()
 
-        threading.Thread(target=build, name="cityhub-similar-warmup", daemon=True).start()
+        thread = threading.Thread(target=build, name="cityhub-similar-warmup", daemon=True)
+        thread.start()
+        return thread
 
     def _refresh_in_background(self, session: Session) -> None:
         if self.refresh_lock.locked():
