@@ -274,8 +274,37 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    if "pool_pre_ping" in kwargs:
+        return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_after_idle(engine, get_settings().db_ping_idle_seconds)
+    return engine
+
+
+def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:
+    """Test a pooled connection at checkout only when it sat unused for more than ``idle_seconds``.
+
+    SQLAlchemy's ``pool_pre_ping`` tests every checkout. A connection the server dropped (a restart, an idle timeout
+    on the server or a proxy) is one that sat unused; one checked in a moment ago is alive, so testing it is a wasted
+    round trip. A failed test raises ``DisconnectionError``, on which the pool discards the connection and opens a
+    fresh one, as pre-ping does.
+    """
+    from sqlalchemy import exc
+
+    def checkin(_dbapi: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since <= idle_seconds:
+            return  # new, or back in the pool a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise exc.DisconnectionError(f"pooled connection is gone: {error}") from error
+
+    event.listen(engine, "checkin", checkin)
+    event.listen(engine, "checkout", checkout)
 
 
 # Side engines: a small pool of its own on a database, for work that must not share the request's connection nor

@@ -9,7 +9,7 @@ import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import OperationalError, StatementError
 from sqlalchemy.orm import Session, selectinload
 
 from cityhub import migrate
@@ -170,3 +170,38 @@ def test_downgrade_to_base_then_upgrade_to_head(empty_db_url: str) -> None:
     migrate.upgrade(empty_db_url)
     assert model_tables <= _tables(empty_db_url)
     assert migrate.current(empty_db_url) == _head()
+
+
+def _backend_pid(conn) -> int:  # type: ignore[no-untyped-def]
+    return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+@pytest.mark.parametrize("idle_seconds", [0.0, 3600.0])
+def test_a_pooled_connection_the_server_dropped_is_replaced_after_idling(
+    db_url: str, db_backend: str, db_engine: Engine, idle_seconds: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a pooled connection that idled past CITYHUB_DB_PING_IDLE_SECONDS is tested before use and replaced
+    when the server dropped it; one used a moment ago is handed out untested (and so fails if it was dropped)."""
+    if db_backend != "postgresql":
+        pytest.skip("SQLite has no server to drop connections")
+    from cityhub.config import get_settings
+
+    monkeypatch.setenv("CITYHUB_DB_PING_IDLE_SECONDS", str(idle_seconds))
+    get_settings.cache_clear()
+    engine = make_engine(db_url, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            dropped = _backend_pid(conn)
+        with db_engine.connect() as admin:
+            assert admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped}).scalar_one() is True
+        if idle_seconds == 0:
+            with engine.connect() as conn:
+                assert _backend_pid(conn) != dropped  # tested, found dead, replaced: the caller never noticed
+        else:
+            with pytest.raises(OperationalError, match=r"terminat"), engine.connect() as conn:
+                _backend_pid(conn)
+            with engine.connect() as conn:  # the failure discarded it; the next caller gets a fresh one
+                assert _backend_pid(conn) != dropped
+    finally:
+        engine.dispose()
+        get_settings.cache_clear()
