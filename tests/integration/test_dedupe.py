@@ -194,6 +194,27 @@ def test_without_similar_cases_the_same_duplicates_are_found(db_session, places)
     assert lean.master.id == full.master.id == first.order.id
 
 
+def test_without_similar_cases_a_burst_of_copies_is_scored_only_in_part(db_session, places, monkeypatch):
+    """Duplicates alone: of many earlier copies only the 2 × duplicate_count best estimated are read and scored, and
+    the best duplicates are those the full search finds."""
+    copies = [_intake(db_session, GARBAGE + "!" * i, at=T0 + timedelta(minutes=i)).order.id for i in range(9)]
+    scored: list[int] = []
+    real_score = dedupe._score
+
+    def counting(session, index, probe, place, ids, cfg):  # the real scoring, counted
+        scored.append(len(ids))
+        return real_score(session, index, probe, place, ids, cfg)
+
+    monkeypatch.setattr(dedupe, "_score", counting)
+    settings = dedupe.DedupeSettings(duplicate_count=2)
+    probe = {"channel": "web", "content": GARBAGE_AGAIN, "created_at": T0 + timedelta(hours=1)}
+    full = dedupe.check(db_session, data=probe, settings=settings)
+    lean = dedupe.check(db_session, data=probe, settings=settings, similar=False)
+    assert scored == [len(copies), 2 * settings.duplicate_count]
+    assert len(lean.duplicates) == settings.duplicate_count
+    assert [(d.order.id, d.score) for d in lean.duplicates] == [(d.order.id, d.score) for d in full.duplicates]
+
+
 def test_api_creation_merges_a_duplicate_at_once(admin_client, db_session, places):
     body = {"channel": "web", "content": GARBAGE, "community_code": "DD440111001001"}
     first = admin_client.post("/api/v1/orders", json=body)

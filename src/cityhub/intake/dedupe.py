@@ -328,7 +328,7 @@ def check(
     if not ids:
         return DedupeResult()
 
-    scored = _score(session, index, probe, place, _screened(index, sketch, list(ids), cfg), cfg)
+    scored = _score(session, index, probe, place, _screened(index, sketch, list(ids), cfg, similar=similar), cfg)
     # Only what can be shown is read as orders: the best possible duplicates and the best few similar cases.
     best_duplicates = set([s.order_id for s in scored if s.duplicate][: cfg.duplicate_count])
     wanted = set(best_duplicates)
@@ -385,17 +385,26 @@ class _Scored(NamedTuple):
     duplicate: bool  # similar enough, recent enough and at a place that does not disagree
 
 
-def _screened(index: sim.OrderIndex, sketch: sim.Sketch, ids: list[int], cfg: DedupeSettings) -> list[int]:
+def _screened(
+    index: sim.OrderIndex, sketch: sim.Sketch, ids: list[int], cfg: DedupeSettings, *, similar: bool = True
+) -> list[int]:
     """The candidates worth reading and scoring exactly.
 
     Every candidate the index holds has its shingle Jaccard estimated from its stored MinHash signature: the
     ``rerank_count`` best are kept, and any other whose estimate reaches ``screen_jaccard`` (a possible duplicate:
     one whose words are weighted alike can score 0.5 with a Jaccard of 0.2). Candidates the index does not hold
     (too new for it, or from the place prefilter) are always kept.
+
+    Duplicates alone (``similar=False``): the ``2 × duplicate_count`` best estimated, enough to find the
+    ``duplicate_count`` best scored. A complaint posted again by many (a burst about one outage) otherwise had every
+    intake read and score every earlier copy.
     """
     estimates = index.estimate_jaccard(sketch, ids)
-    ranked = sorted(estimates, key=estimates.__getitem__, reverse=True)
-    keep = [i for i in ids if i not in estimates] + ranked[: cfg.rerank_count]
+    ranked = sorted(estimates, key=lambda i: (-estimates[i], i))  # ties (copies): the earliest first
+    keep = [i for i in ids if i not in estimates]
+    if not similar:
+        return keep + ranked[: 2 * cfg.duplicate_count]
+    keep += ranked[: cfg.rerank_count]
     keep += [i for i in ranked[cfg.rerank_count :] if estimates[i] >= cfg.screen_jaccard]
     return keep
 
