@@ -427,6 +427,54 @@ def copy_sqlite(template: Path, target: Path) -> None:
     shutil.copyfile(template, target)
 
 
+def pg_from_template(url: str, template: str) -> bool:
+    """Re-create ``url``'s PostgreSQL database as a copy of the database ``template`` (``CREATE DATABASE … TEMPLATE``,
+    seconds for a million orders); False when there is no such template yet (then it is made after the import)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from cityhub.db import make_engine
+
+    target = make_url(url)
+    admin = make_engine(
+        target.set(database="postgres").render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with admin.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :t"), {"t": template}).first() is None:
+                return False
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{target.database}" TEMPLATE "{template}"'))
+            return True
+    finally:
+        admin.dispose()
+
+
+def pg_save_template(url: str, template: str) -> None:
+    """Keep ``url``'s freshly imported database as the template ``template`` for later runs."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from cityhub.db import make_engine
+
+    target = make_url(url)
+    admin = make_engine(
+        target.set(database="postgres").render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = :d AND pid <> pg_backend_pid()"
+                ),
+                {"d": target.database},
+            )
+            conn.execute(text(f'CREATE DATABASE "{template}" TEMPLATE "{target.database}"'))
+    finally:
+        admin.dispose()
+
+
 def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any]
     held = _orders_in(url) if args.reuse_db else -1
@@ -440,6 +488,8 @@ def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace
         if not csv_path.exists():
             generate(csv_path, args.n)
         result = {"import": run_import(url, csv_path, args.n, label)}
+        if label == "postgresql" and args.pg_template:
+            pg_save_template(url, args.pg_template)
     result["workers"] = args.workers
     env = {**os.environ, "CITYHUB_DATABASE_URL": url, "CITYHUB_SESSION_COOKIE_SECURE": "false"}
     password = "bench-Passw0rd-" + str(os.getpid())
@@ -583,6 +633,12 @@ def main() -> None:
         "--reuse-db", action="store_true", help="skip the import when the database already holds at least --n orders"
     )
     parser.add_argument(
+        "--pg-template",
+        help="PostgreSQL: re-create --pg-url's database from this database before the run (CREATE DATABASE … "
+        "TEMPLATE); when it does not exist yet, the import is kept under this name. Every run then starts from the "
+        "same orders, as with --sqlite-template",
+    )
+    parser.add_argument(
         "--sqlite-template",
         help="copy this SQLite file (checkpointed first) to --sqlite-path before the run and reuse it: every run then "
         "starts from the same orders (a POST run adds ~5,000, and repeats of the same real texts become duplicates)",
@@ -593,6 +649,10 @@ def main() -> None:
             parser.error("--sqlite-template needs --sqlite-path")
         copy_sqlite(Path(args.sqlite_template), Path(args.sqlite_path))
         args.reuse_db = True
+    if args.pg_template:
+        if not args.pg_url:
+            parser.error("--pg-template needs --pg-url")
+        args.reuse_db = pg_from_template(args.pg_url, args.pg_template) or args.reuse_db
     if args.quick:
         args.n, args.get_requests, args.post_requests, args.paced_seconds = 20_000, 500, 300, 15.0
     name = args.results_name or ("api_quick" if args.quick else "api")
