@@ -51,7 +51,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -427,10 +428,10 @@ def copy_sqlite(template: Path, target: Path) -> None:
     shutil.copyfile(template, target)
 
 
-def pg_from_template(url: str, template: str) -> bool:
-    """Re-create ``url``'s PostgreSQL database as a copy of the database ``template`` (``CREATE DATABASE … TEMPLATE``,
-    seconds for a million orders); False when there is no such template yet (then it is made after the import)."""
-    from sqlalchemy import text
+@contextmanager
+def _pg_admin(url: str) -> Iterator[tuple[Any, str]]:
+    """An autocommit connection to the maintenance database ``postgres`` of ``url``'s server, and ``url``'s database
+    name (databases are created and dropped from outside them)."""
     from sqlalchemy.engine import make_url
 
     from cityhub.db import make_engine
@@ -441,38 +442,36 @@ def pg_from_template(url: str, template: str) -> bool:
     )
     try:
         with admin.connect() as conn:
-            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :t"), {"t": template}).first() is None:
-                return False
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{target.database}" TEMPLATE "{template}"'))
-            return True
+            yield conn, str(target.database)
     finally:
         admin.dispose()
+
+
+def pg_from_template(url: str, template: str) -> bool:
+    """Re-create ``url``'s PostgreSQL database as a copy of the database ``template`` (``CREATE DATABASE … TEMPLATE``,
+    seconds for a million orders); False when there is no such template yet (then it is made after the import)."""
+    from sqlalchemy import text
+
+    with _pg_admin(url) as (conn, database):
+        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :t"), {"t": template}).first() is None:
+            return False
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{database}" TEMPLATE "{template}"'))
+        return True
 
 
 def pg_save_template(url: str, template: str) -> None:
     """Keep ``url``'s freshly imported database as the template ``template`` for later runs."""
     from sqlalchemy import text
-    from sqlalchemy.engine import make_url
 
-    from cityhub.db import make_engine
-
-    target = make_url(url)
-    admin = make_engine(
-        target.set(database="postgres").render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
-    )
-    try:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = :d AND pid <> pg_backend_pid()"
-                ),
-                {"d": target.database},
-            )
-            conn.execute(text(f'CREATE DATABASE "{template}" TEMPLATE "{target.database}"'))
-    finally:
-        admin.dispose()
+    with _pg_admin(url) as (conn, database):
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"
+            ),
+            {"d": database},
+        )
+        conn.execute(text(f'CREATE DATABASE "{template}" TEMPLATE "{database}"'))
 
 
 def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -274,10 +274,9 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    if "pool_pre_ping" in kwargs:
-        return create_engine(url, **kwargs)
     engine = create_engine(url, **kwargs)
-    _ping_after_idle(engine, get_settings().db_ping_idle_seconds)
+    if "pool_pre_ping" not in kwargs:  # a caller that chose SQLAlchemy's own rule keeps it
+        _ping_after_idle(engine, get_settings().db_ping_idle_seconds)
     return engine
 
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlalchemy.exc import OperationalError, StatementError
 from sqlalchemy.orm import Session, selectinload
 
@@ -172,7 +172,7 @@ def test_downgrade_to_base_then_upgrade_to_head(empty_db_url: str) -> None:
     assert migrate.current(empty_db_url) == _head()
 
 
-def _backend_pid(conn) -> int:  # type: ignore[no-untyped-def]
+def _backend_pid(conn: Connection) -> int:
     return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
