@@ -9,8 +9,9 @@ schools … ("丽发新城", "泉塘街道", "金鼎村") and the anonymised adm
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
+
+from cityhub.nlp.text import nfkc
 
 # Group → surface forms. Order matters only for display; the first form is the canonical label.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -238,7 +239,7 @@ _MAX_NAME = 7  # characters kept left of the suffix
 
 
 def _normalise(text: str) -> str:
-    return unicodedata.normalize("NFKC", text or "")
+    return nfkc(text or "")
 
 
 def extract_admin_codes(text: str) -> list[str]:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import enum
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property, lru_cache
+
+from cityhub.nlp.text import nfkc
 
 
 class TargetKind(enum.StrEnum):
@@ -115,7 +116,7 @@ class Hypothesis:
 
 def normalise(text: str) -> str:
     """NFKC, lower case, no whitespace: keywords match across spacing and full-width forms."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).lower())
+    return re.sub(r"\s+", "", nfkc(text).lower())
 
 
 @lru_cache(maxsize=8192)

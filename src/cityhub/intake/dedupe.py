@@ -416,7 +416,7 @@ def _score(
     if not ids:
         return []
     rows = session.connection().execute(_candidate_rows(), {"ids": ids}).all()
-    sims = index.similarities(sim.Profile.of(probe.text), [sim.order_text(r.title, r.content) for r in rows])
+    sims = index.similarities(sim.sketch_of(probe.text).profile, [sim.order_text(r.title, r.content) for r in rows])
     t, window = _epoch(probe.created_at), cfg.window_days * 86400
     out: list[_Scored] = []
     for r, similarity in zip(rows, sims, strict=True):

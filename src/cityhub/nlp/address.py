@@ -33,7 +33,6 @@ import csv
 import json
 import math
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -44,6 +43,7 @@ from typing import Any
 import ahocorasick
 
 from cityhub.errors import ValidationFailed
+from cityhub.nlp.text import nfkc
 
 DISTRICT, STREET, COMMUNITY = "district", "street", "community"
 _LEVEL_DEPTH = {DISTRICT: 0, STREET: 1, COMMUNITY: 2}
@@ -264,7 +264,7 @@ def _t2s() -> Any:
 
 def normalise(text: str) -> str:
     """NFKC, traditional → simplified, no whitespace: the form both aliases and input are matched in."""
-    text = unicodedata.normalize("NFKC", text)
+    text = nfkc(text)
     text = re.sub(r"\s+", "", text)
     if not text:
         return text
