@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from cityhub.auth import service as auth
 from cityhub.auth.cli import app as users_cli
-from cityhub.auth.models import AuthSession
-from cityhub.db import reset_engine, session_scope
+from cityhub.auth.models import ApiToken, AuthSession
+from cityhub.db import get_engine, reset_engine, session_scope
 from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.schemas import UserCreate
@@ -205,3 +205,56 @@ def test_users_cli_creates_lists_sets_passwords_and_locks(env):
         assert _login(c, "op1", generated).status_code == 401
         assert _login(c, "op1", "another-long-pass").status_code == 200
         assert _login(c, "cit1", "a-citizen-password").status_code == 200
+
+
+def _token(client) -> tuple[int, TestClient]:
+    csrf = _login(client).json()["csrf_token"]
+    made = client.post("/api/v1/auth/tokens", json={"name": "cached"}, headers={"X-CSRF-Token": csrf}).json()
+    bearer = TestClient(client.app, raise_server_exceptions=False)
+    bearer.headers["Authorization"] = f"Bearer {made['token']}"
+    return made["id"], bearer
+
+
+def _revoke_elsewhere(token_id: int) -> None:
+    """Revoke as another server process would: straight in the database, nothing this process's ORM sees."""
+    with get_engine().begin() as conn:
+        conn.execute(update(ApiToken).where(ApiToken.id == token_id).values(revoked=True))
+
+
+def test_a_verified_token_is_trusted_from_memory_for_the_cache_time_only(client, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(auth.RECENT_TOKENS, "clock", lambda: now[0])
+    token_id, bearer = _token(client)
+    assert bearer.get("/api/v1/auth/me").status_code == 200  # verified from the database, remembered
+    _revoke_elsewhere(token_id)
+    assert bearer.get("/api/v1/auth/me").status_code == 200  # another process's revocation: not seen yet
+    now[0] += 2.01  # CITYHUB_TOKEN_CACHE_SECONDS, default 2
+    _error(bearer.get("/api/v1/auth/me"), 401, "unauthenticated")
+
+
+def test_without_the_token_cache_a_revocation_elsewhere_counts_at_once(client, monkeypatch):
+    monkeypatch.setenv("CITYHUB_TOKEN_CACHE_SECONDS", "0")
+    reset_engine()
+    token_id, bearer = _token(client)
+    assert bearer.get("/api/v1/auth/me").status_code == 200
+    _revoke_elsewhere(token_id)
+    _error(bearer.get("/api/v1/auth/me"), 401, "unauthenticated")
+
+
+def test_changes_committed_in_this_process_reach_remembered_tokens_at_once(client):
+    token_id, bearer = _token(client)
+    me = bearer.get("/api/v1/auth/me").json()
+    assert me["role"] == "dispatcher"
+    # A role change through the admin service (an ORM change of the user) ...
+    with session_scope() as s:
+        s.scalars(select(User).where(User.username == "disp")).one().role = Role.SUPERVISOR
+    assert bearer.get("/api/v1/auth/me").json()["role"] == "supervisor"
+    # ... and a lockout by failed log-ins (an UPDATE statement on users) count for the next request.
+    for _ in range(3):
+        _login(client, password="wrong-password")
+    _error(bearer.get("/api/v1/auth/me"), 401, "unauthenticated")
+    with session_scope() as s:
+        auth.unlock_user(s, username="disp")
+    assert bearer.get("/api/v1/auth/me").status_code == 200
+    assert bearer.delete(f"/api/v1/auth/tokens/{token_id}").status_code == 204
+    _error(bearer.get("/api/v1/auth/me"), 401, "unauthenticated")

@@ -80,18 +80,24 @@ async def get_db() -> AsyncIterator[Session]:
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
 
 
-def get_principal(request: Request, db: DbSession) -> Principal:
-    """The authenticated caller, or 401 in the one error body."""
+async def get_principal(request: Request, db: DbSession) -> Principal:
+    """The authenticated caller, or 401 in the one error body.
+
+    An API token verified a moment ago is let through here, on the event loop (:class:`auth.service.RecentTokens`);
+    otherwise the credential is read in a worker thread, on the request's session.
+    """
     header = request.headers.get("authorization")
     if header:
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             raise Unauthenticated("unsupported Authorization header; use 'Bearer <token>'")
-        return auth.authenticate_token(db, token=credentials.strip())
+        token = credentials.strip()
+        known = auth.recent_token_owner(token)
+        return known if known is not None else await run_in_threadpool(auth.authenticate_token, db, token=token)
     cookie = request.cookies.get(get_auth_settings().session_cookie_name)
     if not cookie:
         raise Unauthenticated("authentication required: log in or send an API token")
-    principal = auth.authenticate_session(db, token=cookie)
+    principal = await run_in_threadpool(auth.authenticate_session, db, token=cookie)
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not (principal.csrf_token and sent and secrets.compare_digest(sent, principal.csrf_token)):

@@ -1,20 +1,23 @@
 """Accounts, password login with rate limiting and lockout, server-side sessions and personal API tokens.
 
 Sessions are rows (``auth_sessions``) rather than signed cookies: logout, lock and password changes end them
-at once in every process, and the cookie carries only a random id whose SHA-256 is stored.
+at once in every process, and the cookie carries only a random id whose SHA-256 is stored. API tokens verified a
+moment ago are trusted from memory for ``token_cache_seconds`` (:class:`RecentTokens`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import bindparam, delete, event, func, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, ORMExecuteState, Session
 
 from cityhub.auth import passwords
 from cityhub.auth.errors import AccountLocked, InvalidCredentials, TooManyAttempts, Unauthenticated
@@ -254,15 +257,101 @@ def authenticate_session(session: Session, *, token: str, now: datetime | None =
 
 
 def authenticate_token(session: Session, *, token: str, now: datetime | None = None) -> Principal:
-    """The token's owner. Token, user and unit tier come in one query: this runs before every bearer request."""
+    """The token's owner. Token, user and unit tier come in one query: this runs before every bearer request whose
+    token was not verified a moment ago (:func:`recent_token_owner`)."""
     now = now or utcnow()
-    row = session.connection().execute(_caller_query(ApiToken), {"token_hash": digest(token)}).one_or_none()
+    token_hash = digest(token)
+    row = session.connection().execute(_caller_query(ApiToken), {"token_hash": token_hash}).one_or_none()
     if row is None or row.revoked or (row.expires_at is not None and row.expires_at <= now):
         raise Unauthenticated("invalid, expired or revoked API token")
     principal = _caller(row, now, method="token")
     if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
         _touch_token(session, token_id=row.credential_id, now=now)
+    RECENT_TOKENS.put(token_hash, principal, row.expires_at, get_auth_settings().token_cache_seconds)
     return principal
+
+
+class RecentTokens:
+    """API tokens verified in the last few seconds, by their SHA-256, with the owner they were verified as.
+
+    A bearer request whose token is here is let through without reading the database (and so without a worker
+    thread: the check runs on the event loop). What a change of the token (revoked, expired), its user (locked,
+    disabled, role or unit changed) or a unit means for it takes effect at once in the process that commits the
+    change — its commit empties this cache (see the listeners below) — and within ``token_cache_seconds``
+    (``CITYHUB_TOKEN_CACHE_SECONDS``, default 2; 0 = off) in the other server processes. A token's own expiry is
+    always honoured. Browser sessions are not cached: signing out ends a session everywhere at once.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._items: dict[str, tuple[Principal, float, datetime | None]] = {}
+
+    def get(self, token_hash: str, now: datetime) -> Principal | None:
+        hit = self._items.get(token_hash)
+        if hit is None:
+            return None
+        principal, until, expires_at = hit
+        if until <= self.clock() or (expires_at is not None and expires_at <= now):
+            self._items.pop(token_hash, None)
+            return None
+        return principal
+
+    def put(self, token_hash: str, principal: Principal, expires_at: datetime | None, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        now = self.clock()
+        if len(self._items) >= self.MAX_ENTRIES:
+            self._items = {k: v for k, v in self._items.items() if v[1] > now}
+            if len(self._items) >= self.MAX_ENTRIES:
+                self._items.clear()
+        self._items[token_hash] = (principal, now + seconds, expires_at)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+RECENT_TOKENS = RecentTokens()
+
+
+def recent_token_owner(token: str) -> Principal | None:
+    """The owner of ``token`` if it was verified within the last ``token_cache_seconds``, else None (then
+    :func:`authenticate_token` reads the database)."""
+    return RECENT_TOKENS.get(digest(token), utcnow())
+
+
+# A commit that changed what a verified token stands for empties the cache (in this process; the others' entries
+# lapse within seconds): ORM changes to users, tokens and units, and ORM-enabled UPDATE / DELETE statements on them.
+_CALLERS_CHANGED = "cityhub.auth.callers_changed"
+_CALLER_CLASSES = (User, ApiToken, Unit)
+
+
+@event.listens_for(Session, "after_flush")
+def _note_changed_callers(session: Session, _flush_context: object) -> None:
+    if any(isinstance(o, _CALLER_CLASSES) for group in (session.dirty, session.deleted) for o in group):
+        session.info[_CALLERS_CHANGED] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_changed_callers_in_bulk(state: ORMExecuteState) -> None:
+    mapper = state.bind_mapper
+    if (state.is_update or state.is_delete) and mapper is not None and issubclass(mapper.class_, _CALLER_CLASSES):
+        state.session.info[_CALLERS_CHANGED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_changed_callers(session: Session) -> None:
+    if session.info.pop(_CALLERS_CHANGED, False):
+        RECENT_TOKENS.clear()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _keep_callers(session: Session, _previous: object) -> None:
+    session.info.pop(_CALLERS_CHANGED, None)
 
 
 def _touch_token(session: Session, *, token_id: int, now: datetime) -> None:

@@ -24,6 +24,9 @@ class AuthSettings(BaseSettings):
     login_max_per_username: int = Field(10, ge=1)
     login_max_per_ip: int = Field(50, ge=1)
     api_token_days: int = Field(365, ge=1, description="default lifetime of a personal API token")
+    # A verified API token is trusted from memory for this long (see auth.service.RecentTokens); 0 = every request
+    # reads it from the database. Revocations and locks made in another server process take up to this long.
+    token_cache_seconds: float = Field(2.0, ge=0, le=60)
     # Argon2id cost; the defaults follow argon2-cffi (RFC 9106 low-memory profile).
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=8)
