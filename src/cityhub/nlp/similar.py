@@ -289,20 +289,21 @@ class Sketch:
     """A query text's distinct shingle keys, their counts and its MinHash signature, computed once for several index
     lookups and the exact scores."""
 
-    keys: np.ndarray
+    profile: Profile  # the distinct keys with their counts, for :func:`similarities`
     signature: np.ndarray  # NUM_PERM values; empty when the text has no shingle
-    profile: Profile  # the same keys with their counts, for :func:`similarities`
     # Band keys per scheme, computed at first use: the intake's lookups and the index's addition at commit share them.
     bands: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, text: str) -> Sketch:
-        keys, counts = np.unique(shingle_keys(normalize(text)), return_counts=True)
-        return cls(
-            keys=keys,
-            signature=signatures([keys])[0] if len(keys) else np.empty(0, dtype=U64),
-            profile=Profile(keys=keys, counts=counts.astype(np.float64)),
-        )
+        profile = Profile.of(text)
+        keys = profile.keys
+        return cls(profile=profile, signature=signatures([keys])[0] if len(keys) else np.empty(0, dtype=U64))
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The text's distinct shingle keys (sorted)."""
+        return self.profile.keys
 
     def band_keys(self, scheme: str) -> np.ndarray:
         """:func:`band_keys` of this signature under ``scheme`` (one row)."""
