@@ -80,6 +80,19 @@ def test_index_finds_entries_before_any_merge_in_both_kinds_of_delta():
     assert [c.order_id for c in idx.query(LAMP)][:1] == [500]
 
 
+def test_sketching_apart_from_the_index_adds_each_order_once():
+    idx = sim.ShingleIndex()
+    prepared = idx.prepare([(1, 1000.0, A), (2, 2000.0, LAMP), (1, 1000.0, A), (4, 4000.0, "！")])
+    assert prepared is not None and prepared.ids == [1, 2]  # a repeated id and a text without shingles left out
+    assert len(idx) == 0  # preparing changes nothing
+    idx.add_many([(2, 2000.0, LAMP)], sketched=True)  # meanwhile this process indexes order 2 at its commit
+    assert idx.add_prepared(prepared) == 1
+    assert len(idx) == 2 and idx.idf.n_docs == 2
+    assert [c.order_id for c in idx.query(A2)][:1] == [1]
+    assert [c.order_id for c in idx.query(LAMP)][:1] == [2]
+    assert idx.prepare([(1, 1000.0, A)]) is None and idx.add_prepared(None) == 0
+
+
 def test_bucket_cap_keeps_the_newest():
     idx = sim.ShingleIndex(bucket_cap=5)
     idx.add_many((i, float(i), A) for i in range(50))

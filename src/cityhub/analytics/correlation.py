@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, aliased
 
 from cityhub.analytics.lexicon import extract_groups, extract_places
 from cityhub.config import get_settings
+from cityhub.db import database_key
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit
 from cityhub.workorders.models import Category, Order
@@ -828,9 +829,8 @@ def graph_from_db(
 
     if cache is None:
         return build()
-    bind = session.get_bind()
     key = (
-        bind.engine.url.render_as_string(hide_password=True),
+        database_key(session),
         _clause_key(scope),
         (period.first, period.stop) if period else None,
         granularity,

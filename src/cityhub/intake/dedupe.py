@@ -36,7 +36,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
-from cityhub.db import utcnow
+from cityhub.db import database_key, utcnow
 from cityhub.nlp import similar as sim
 from cityhub.org.models import Unit
 from cityhub.workorders.lifecycle import OPEN_STATES, State
@@ -219,7 +219,7 @@ def _unit_ids(session: Session, codes: list[str | None]) -> dict[str, int]:
     wanted = [c for c in codes if c]
     if not wanted:
         return {}
-    db = sim.index_key(session)
+    db = database_key(session)
     now = time.monotonic()
     known = {c: _unit_codes.get((db, c)) for c in wanted}
     missing = [c for c, hit in known.items() if hit is None or now - hit[0] > UNIT_CODES_TTL_S]

@@ -18,7 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
-from cityhub.db import utcnow
+from cityhub.db import database_key, utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
 from cityhub.knowledge.retrieval import CACHE, Doc, KnowledgeIndex
@@ -348,14 +348,10 @@ def seed_from_replies(
 # --- retrieval ----------------------------------------------------------------------------------------------------
 
 
-def _db_key(session: Session) -> str:
-    return session.get_bind().engine.url.render_as_string(hide_password=True)
-
-
 def get_index(session: Session) -> KnowledgeIndex:
     """The search index of this database at its current revision (built on first use and after changes)."""
     key = _revision_key(session)
-    db = _db_key(session)
+    db = database_key(session)
     index = CACHE.get(db, key)
     if index is not None:
         return index

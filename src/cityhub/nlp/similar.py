@@ -39,12 +39,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import Connection, Engine, Select, event, func, select
 from sqlalchemy.orm import Session
 
-from cityhub.db import utcnow
+from cityhub.db import database_key, utcnow
 from cityhub.nlp.text import fingerprint_text as _fingerprint
 from cityhub.nlp.text import order_text
 
@@ -414,6 +415,26 @@ class Candidate:
     created: float  # epoch seconds
 
 
+class _Prepared(NamedTuple):
+    """Orders sketched for :meth:`ShingleIndex.add_prepared`: ids, times, shingle sets, signatures, band keys."""
+
+    ids: list[int]
+    times: list[float]
+    sets: list[np.ndarray]
+    sig: np.ndarray
+    bands: dict[str, np.ndarray]
+
+    def subset(self, rows: list[int]) -> _Prepared:
+        pick = np.array(rows, dtype=np.int64)
+        return _Prepared(
+            [self.ids[i] for i in rows],
+            [self.times[i] for i in rows],
+            [self.sets[i] for i in rows],
+            self.sig[pick],
+            {name: bk[pick] for name, bk in self.bands.items()},
+        )
+
+
 class ShingleIndex:
     """MinHash LSH over (order id, time, text); no database. Thread-unsafe: :class:`OrderIndex` locks."""
 
@@ -446,13 +467,23 @@ class ShingleIndex:
         ``sketched``: a few texts that were probably just searched for (:func:`sketch_of` remembers them); a batch
         computes its signatures all at once instead.
         """
+        return self.add_prepared(self.prepare(items, sketched=sketched))
+
+    def prepare(self, items: Iterable[tuple[int, float, str]], *, sketched: bool = False) -> _Prepared | None:
+        """The sketching half of :meth:`add_many`: reads the index only to skip ids it holds, changes nothing.
+
+        :class:`OrderIndex` runs it outside its lock, so queries do not wait while a refresh sketches the orders
+        other processes received; :meth:`add_prepared` (under the lock) skips any id indexed meanwhile.
+        """
         ids: list[int] = []
         times: list[float] = []
         sets: list[np.ndarray] = []
         sketches: list[Sketch] = []
+        seen: set[int] = set()
         for order_id, created, text in items:
-            if order_id in self._known:
+            if order_id in self._known or order_id in seen:
                 continue
+            seen.add(order_id)
             if sketched:
                 sketch = sketch_of(text)
                 keys = sketch.keys
@@ -460,23 +491,37 @@ class ShingleIndex:
                 keys = np.unique(shingle_keys(normalize(text)))
             if not len(keys):
                 continue
-            self._known[order_id] = -1  # the slot follows below
             ids.append(order_id)
             times.append(created)
             sets.append(keys)
             if sketched:
                 sketches.append(sketch)
         if not ids:
-            return 0
-        self.idf.add_many(sets)
+            return None
         sig = np.stack([s.signature for s in sketches]) if sketched else signatures(sets)
-        slots = self._allocate(np.array(ids, dtype=np.int64), np.array(times, dtype=np.float64))
-        self.sigs[slots] = sig
-        self._known.update(zip(ids, slots.tolist(), strict=True))
+        bands = {
+            name: np.stack([s.band_keys(name) for s in sketches]) if sketched else band_keys(sig, name)
+            for name in self.tables
+        }
+        return _Prepared(ids, times, sets, sig, bands)
+
+    def add_prepared(self, batch: _Prepared | None) -> int:
+        """Index what :meth:`prepare` sketched (skipping ids indexed since); returns how many orders were added."""
+        if batch is None:
+            return 0
+        fresh = [i for i, order_id in enumerate(batch.ids) if order_id not in self._known]
+        if not fresh:
+            return 0
+        if len(fresh) < len(batch.ids):
+            batch = batch.subset(fresh)
+        self.idf.add_many(batch.sets)
+        slots = self._allocate(np.array(batch.ids, dtype=np.int64), np.array(batch.times, dtype=np.float64))
+        self.sigs[slots] = batch.sig
+        self._known.update(zip(batch.ids, slots.tolist(), strict=True))
         for name, table in self.tables.items():
-            bk = np.stack([s.band_keys(name) for s in sketches]) if sketched else band_keys(sig, name)
+            bk = batch.bands[name]
             table.add(bk, np.repeat(slots, bk.shape[1]))
-        return len(ids)
+        return len(batch.ids)
 
     def _allocate(self, ids: np.ndarray, times: np.ndarray) -> np.ndarray:
         need = self.size + len(ids)
@@ -744,11 +789,9 @@ class OrderIndex:
             if created >= cutoff:
                 batch.append((row.id, created, order_text(row.title, row.content)))
             if len(batch) >= self.LOAD_CHUNK:
-                with self.lock:
-                    added += self.index.add_many(batch)
+                added += self._add_loaded(batch)
                 batch = []
-        with self.lock:
-            added += self.index.add_many(batch)
+        added += self._add_loaded(batch)
         if seen:
             for order_id in seen:
                 self.gaps.pop(order_id, None)
@@ -763,6 +806,14 @@ class OrderIndex:
                             self.gaps[missing] = wall
                 self.high_water = top
         return added
+
+    def _add_loaded(self, batch: list[tuple[int, float, str]]) -> int:
+        """Sketch rows read from the table, then index them: the lock is held for the addition only, so intakes
+        querying the index do not wait while a refresh sketches the orders other processes received. (Only the
+        holder of ``refresh_lock`` replaces ``self.index``, and it is the caller.)"""
+        prepared = self.index.prepare(batch)
+        with self.lock:
+            return self.index.add_prepared(prepared)
 
     def add_committed(self, items: Sequence[tuple[int, float, str]]) -> None:
         """Add orders this process has just committed (id, created epoch seconds, text), without reading the table.
@@ -813,21 +864,16 @@ _INDEXES: dict[str, OrderIndex] = {}
 _INDEXES_LOCK = threading.Lock()
 
 
-def index_key(session: Session) -> str:
-    """The key of the session's database in per-process caches (its URL without the password)."""
-    return session.get_bind().engine.url.render_as_string(hide_password=True)
-
-
 def existing_index(session: Session) -> OrderIndex | None:
     """The process's index of the session's database, if one was made."""
-    return _INDEXES.get(index_key(session))
+    return _INDEXES.get(database_key(session))
 
 
 def index_for(
     session: Session, *, index_days: float, bucket_cap: int = 200, refresh_seconds: float = 0.0
 ) -> OrderIndex:
     """The process's index of the session's database (made empty on first use; call ``ensure`` before use)."""
-    url = index_key(session)
+    url = database_key(session)
     with _INDEXES_LOCK:
         idx = _INDEXES.get(url)
         if idx is None or idx.index_days != index_days or idx.bucket_cap != bucket_cap:
@@ -855,7 +901,7 @@ def _remember_new_orders(session: Session, _flush_context: object) -> None:
             for o in new
             if o.id is not None and o.created_at is not None
         ]
-        session.info[_PENDING + ".key"] = index_key(session)
+        session.info[_PENDING + ".key"] = database_key(session)
 
 
 @event.listens_for(Session, "after_commit")
