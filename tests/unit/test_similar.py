@@ -93,6 +93,48 @@ def test_sketching_apart_from_the_index_adds_each_order_once():
     assert idx.prepare([(1, 1000.0, A)]) is None and idx.add_prepared(None) == 0
 
 
+def test_a_merge_outside_the_lock_loses_nothing_added_or_looked_up_meanwhile():
+    owner = sim.OrderIndex(index_days=180, bucket_cap=1000)
+    idx = owner.index
+    assert idx.defer_merges
+    texts = [f"{i}号楼{A}" for i in range(300)]
+    idx.add_many((i, float(i), t) for i, t in enumerate(texts))
+    idx.compact()
+    for i in range(300, 600):  # one order at a time, as intakes add them: the deltas grow past their share
+        idx.add_many([(i, float(i), f"{i}号楼{LAMP}")])
+    assert all(t.wants_merge for t in idx.tables.values())  # deferred: nothing merged by the additions
+
+    jobs = {name: t.begin_merge() for name, t in idx.tables.items()}  # what OrderIndex._merge does under its lock
+    idx.add_many([(999, 999.0, "全新的一条关于公交站台破损的诉求，站台玻璃碎了一地")])  # arrives during the merge
+    found = {c.order_id for c in idx.query(f"320号楼{LAMP}", limit=1000)}
+    assert 320 in found  # the additions being merged are searched
+    assert [c.order_id for c in idx.query("全新的一条关于公交站台破损的诉求，站台玻璃碎了一地！")] == [999]
+    with pytest.raises(RuntimeError):
+        idx.tables[sim.DUP_SCHEME].begin_merge()
+    for name, job in jobs.items():
+        idx.tables[name].end_merge(*sim._merged(*job))
+    assert all(t.merging is None for t in idx.tables.values())
+    assert [c.order_id for c in idx.query("全新的一条关于公交站台破损的诉求，站台玻璃碎了一地！")] == [999]
+    hits = [c.order_id for c in idx.query(f"320号楼{LAMP}", limit=1000)]
+    assert 320 in hits and len(hits) == len(set(hits))
+    assert {c.order_id for c in idx.query(texts[7], limit=1000)} >= {7}
+
+
+def test_order_index_merges_and_evicts_in_two_steps():
+    owner = sim.OrderIndex(index_days=180, bucket_cap=1000)
+    idx = owner.index
+    idx.add_many((i, float(i), f"{i}号楼{A}") for i in range(200))
+    idx.compact()
+    for i in range(200, 500):
+        idx.add_many([(i, float(i), f"{i}号楼{LAMP}")])
+    owner._merge()
+    assert all(t.delta_size == 0 and t.merging is None for t in idx.tables.values())
+    assert {c.order_id for c in idx.query(f"230号楼{LAMP}", limit=1000)} >= {230}
+    owner._merge(evict_before=100.0)
+    assert all(c.created >= 100.0 for c in idx.query(f"50号楼{A}", limit=1000))
+    assert {c.order_id for c in idx.query(f"150号楼{A}", limit=1000)} >= {150}
+
+
 def test_bucket_cap_keeps_the_newest():
     idx = sim.ShingleIndex(bucket_cap=5)
     idx.add_many((i, float(i), A) for i in range(50))

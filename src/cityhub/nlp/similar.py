@@ -330,10 +330,19 @@ def sketch_of(text: str) -> Sketch:
 _BULK_ENTRIES = 1024
 
 
+# Additions not merged yet: a dict (key → slots, oldest first) and the arrays of large additions.
+_Layer = tuple[dict[int, "array[int]"], list[tuple[np.ndarray, np.ndarray]]]
+
+
 @dataclass
 class _Table:
     """One banding scheme: sorted (key, slot) arrays plus the recent additions not merged yet — a dict (key →
-    slots, oldest first) and the arrays of large additions. A merge sorts everything into the arrays."""
+    slots, oldest first) and the arrays of large additions. A merge sorts everything into the arrays.
+
+    A merge of a full index takes seconds (millions of entries), so :class:`OrderIndex` runs it in two steps around
+    its lock: :meth:`begin_merge` hands the additions so far to the merge (they stay searchable as ``merging``) and
+    starts an empty delta, :func:`_merged` sorts without the lock, :meth:`end_merge` installs the result.
+    """
 
     keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint32))
     slots: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
@@ -342,6 +351,7 @@ class _Table:
     delta: dict[int, array[int]] = field(default_factory=dict)
     bulk: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     delta_size: int = 0  # entries in ``delta`` and ``bulk``
+    merging: _Layer | None = None  # additions a merge under way is sorting into the arrays
 
     def add(self, keys: np.ndarray, slots: np.ndarray) -> None:
         if keys.size >= _BULK_ENTRIES:
@@ -355,31 +365,26 @@ class _Table:
                 else:
                     got.append(slot)
         self.delta_size += keys.size
-        if self.delta_size > max(4096, len(self.keys) // 8):
-            self.merge()
+
+    @property
+    def wants_merge(self) -> bool:
+        """The additions have grown past an eighth of the arrays (lookups in the delta cost more than a merge)."""
+        return self.merging is None and self.delta_size > max(4096, len(self.keys) // 8)
 
     def merge(self, keep: np.ndarray | None = None) -> None:
-        n = sum(len(v) for v in self.delta.values())
-        keys = np.concatenate(
-            [
-                self.keys,
-                *(k for k, _ in self.bulk),
-                np.fromiter((k for k, v in self.delta.items() for _ in v), dtype=np.uint32, count=n),
-            ]
-        )
-        slots = np.concatenate(
-            [
-                self.slots,
-                *(s for _, s in self.bulk),
-                np.fromiter((x for v in self.delta.values() for x in v), dtype=np.int32, count=n),
-            ]
-        )
-        if keep is not None:
-            mask = keep[slots]
-            keys, slots = keys[mask], slots[mask]
-        order = np.lexsort((slots, keys))
-        self.keys, self.slots = keys[order], slots[order]
+        """Sort the additions into the arrays now; ``keep`` (per slot) drops the entries of evicted orders."""
+        self.end_merge(*_merged(*self.begin_merge(), keep))
+
+    def begin_merge(self) -> tuple[np.ndarray, np.ndarray, _Layer]:
+        """Hand the arrays and the additions so far to a merge; later additions start a new delta."""
+        if self.merging is not None:
+            raise RuntimeError("a merge of this table is already under way")
+        self.merging = (self.delta, self.bulk)
         self.delta, self.bulk, self.delta_size = {}, [], 0
+        return self.keys, self.slots, self.merging
+
+    def end_merge(self, keys: np.ndarray, slots: np.ndarray) -> None:
+        self.keys, self.slots, self.merging = keys, slots, None
 
     def lookup(self, keys: np.ndarray, cap: int) -> np.ndarray:
         """Slots sharing at least one key (with repeats, one per shared band), newest ``cap`` per bucket."""
@@ -389,23 +394,48 @@ class _Table:
         for lo, hi in zip(left.tolist(), right.tolist(), strict=True):
             if hi > lo:
                 found.append(self.slots[max(lo, hi - cap) : hi])
-        for bulk_keys, bulk_slots in self.bulk:  # only between a build's chunks (a build ends with a merge)
-            hit = np.isin(bulk_keys, keys)
-            if hit.any():
-                bk, bs = bulk_keys[hit], bulk_slots[hit]
-                found += [bs[bk == k][-cap:] for k in np.unique(bk)]
-        if self.delta:
-            for key in np.unique(keys).tolist():
-                got = self.delta.get(key)
-                if got:
-                    found.append(np.frombuffer(got[-cap:], dtype=np.int32))  # a view of a copy: ``got`` may grow
+        layers = [(self.delta, self.bulk)] if self.merging is None else [self.merging, (self.delta, self.bulk)]
+        for delta, bulk in layers:
+            for bulk_keys, bulk_slots in bulk:  # only between a build's chunks (a build ends with a merge)
+                hit = np.isin(bulk_keys, keys)
+                if hit.any():
+                    bk, bs = bulk_keys[hit], bulk_slots[hit]
+                    found += [bs[bk == k][-cap:] for k in np.unique(bk)]
+            if delta:
+                for key in np.unique(keys).tolist():
+                    got = delta.get(key)
+                    if got:
+                        found.append(np.frombuffer(got[-cap:], dtype=np.int32))  # a view of a copy: ``got`` may grow
         return np.concatenate(found) if found else np.empty(0, dtype=np.int32)
 
     @property
     def nbytes(self) -> int:
         # A dict entry costs a slot, an int key and a small array: about 100 bytes.
-        bulk = sum(k.nbytes + s.nbytes for k, s in self.bulk)
-        return int(self.keys.nbytes + self.slots.nbytes + bulk + 100 * sum(len(v) for v in self.delta.values()))
+        layers = [(self.delta, self.bulk)] + ([self.merging] if self.merging is not None else [])
+        extra = sum(
+            sum(k.nbytes + s.nbytes for k, s in bulk) + 100 * sum(len(v) for v in delta.values())
+            for delta, bulk in layers
+        )
+        return int(self.keys.nbytes + self.slots.nbytes + extra)
+
+
+def _merged(
+    keys: np.ndarray, slots: np.ndarray, layer: _Layer, keep: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted (key, slot) arrays of ``keys``/``slots`` plus the additions in ``layer``; reads, changes nothing."""
+    delta, bulk = layer
+    n = sum(len(v) for v in delta.values())
+    all_keys = np.concatenate(
+        [keys, *(k for k, _ in bulk), np.fromiter((k for k, v in delta.items() for _ in v), dtype=np.uint32, count=n)]
+    )
+    all_slots = np.concatenate(
+        [slots, *(s for _, s in bulk), np.fromiter((x for v in delta.values() for x in v), dtype=np.int32, count=n)]
+    )
+    if keep is not None:
+        mask = keep[all_slots]
+        all_keys, all_slots = all_keys[mask], all_slots[mask]
+    order = np.lexsort((all_slots, all_keys))
+    return all_keys[order], all_slots[order]
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,8 +468,11 @@ class _Prepared(NamedTuple):
 class ShingleIndex:
     """MinHash LSH over (order id, time, text); no database. Thread-unsafe: :class:`OrderIndex` locks."""
 
-    def __init__(self, *, bucket_cap: int = 200) -> None:
+    def __init__(self, *, bucket_cap: int = 200, defer_merges: bool = False) -> None:
         self.bucket_cap = bucket_cap
+        # False: an addition that grows a table's delta too far merges it there and then. True: the owner merges
+        # (OrderIndex.merge_pending, in two steps around its lock).
+        self.defer_merges = defer_merges
         self.idf = IdfTable()
         self.tables = {name: _Table() for name in SCHEMES}
         self.ids = np.empty(1024, dtype=np.int64)
@@ -521,6 +554,8 @@ class ShingleIndex:
         for name, table in self.tables.items():
             bk = batch.bands[name]
             table.add(bk, np.repeat(slots, bk.shape[1]))
+            if table.wants_merge and not self.defer_merges:
+                table.merge()
         return len(batch.ids)
 
     def _allocate(self, ids: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -636,7 +671,7 @@ class OrderIndex:
 
     def _reset(self) -> None:
         with self.lock:
-            self.index = ShingleIndex(bucket_cap=self.bucket_cap)
+            self.index = ShingleIndex(bucket_cap=self.bucket_cap, defer_merges=True)
             self._reset_wanted = False
         self.high_water = 0
         self.gaps: dict[int, float] = {}
@@ -771,10 +806,33 @@ class OrderIndex:
         added += self._load(conn, columns.where(Order.id > self.high_water), cutoff.timestamp())
         # Aged-out orders are dropped from the buckets about once a day of window movement.
         if cutoff.timestamp() - self.last_evict > 86400:
-            with self.lock:
-                self.index.evict_before(cutoff.timestamp())
+            self._merge(evict_before=cutoff.timestamp())
             self.last_evict = cutoff.timestamp()
+        else:
+            self._merge()
         return added
+
+    def _merge(self, *, evict_before: float | None = None) -> None:
+        """Merge the band tables whose additions have grown (all of them, dropping the entries of orders created
+        before ``evict_before``, when given) without holding the lock while sorting — seconds for a full index:
+        queries go on meanwhile and search the additions being merged where they are. Called by the holder of
+        ``refresh_lock`` (one merge at a time)."""
+        with self.lock:
+            index = self.index
+            keep = index.created[: index.size] >= evict_before if evict_before is not None else None
+            jobs = {name: t.begin_merge() for name, t in index.tables.items() if keep is not None or t.wants_merge}
+        if not jobs:
+            return
+        try:
+            merged = {name: _merged(*job, keep) for name, job in jobs.items()}
+        except BaseException:
+            with self.lock:
+                self._reset_wanted = True  # rebuilt from the table at the next use
+                self.last_refresh = -math.inf
+            raise
+        with self.lock:
+            for name, (keys, slots) in merged.items():
+                index.tables[name].end_merge(keys, slots)
 
     def _load(self, conn: Connection, query: Select, cutoff: float) -> int:
         from cityhub.workorders.models import Order
