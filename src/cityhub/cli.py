@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from cityhub.clitools import fail
+from cityhub.config import log_level
 from cityhub.errors import CityhubError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="cityhub — unified city operations.")
@@ -22,6 +23,7 @@ app.add_typer(jobs_app, name="jobs")
 def _mount() -> None:
     # Domain packages declare their own sub-commands beside their code.
     from cityhub.auth.cli import app as users_app
+    from cityhub.config_cli import app as config_app
     from cityhub.demo.cli import app as demo_app
     from cityhub.dispatch.cli import app as dispatch_app
     from cityhub.intake.cli import export_app, import_app
@@ -48,6 +50,7 @@ def _mount() -> None:
     app.add_typer(notify_app, name="notify")
     app.add_typer(apikey_app, name="apikey")
     app.add_typer(dispatch_app, name="dispatch")
+    app.add_typer(config_app, name="config")
     from cityhub.analytics.cli import app as analytics_app
 
     app.add_typer(analytics_app, name="analytics")
@@ -127,7 +130,9 @@ def serve(
 
         serve_reuseport(host=host, port=port, workers=workers)
         return
-    uvicorn.run("cityhub.main:create_app", factory=True, host=host, port=port, log_level="info", workers=workers)
+    uvicorn.run(
+        "cityhub.main:create_app", factory=True, host=host, port=port, log_level=log_level().lower(), workers=workers
+    )
 
 
 @app.command()
@@ -143,7 +148,7 @@ def worker(
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("cityhub", "alembic.runtime.migration", "uvicorn"):
-        logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger(name).setLevel(log_level())
     _mount()
     try:
         app()

@@ -1,12 +1,23 @@
-"""Typed settings, read from the environment (prefix ``CITYHUB_``) and an optional ``.env`` file."""
+"""Typed settings, read from the environment (prefix ``CITYHUB_``) and an optional ``.env`` file.
+
+Also the registry of every settings class (:func:`settings_classes`, :func:`settings_fields`), from which
+``cityhub config show`` and ``cityhub config reference`` (docs/configuration.md) are made.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from typing import Any, Union, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SECRET = "demo-insecure-secret-change-me"
@@ -15,49 +26,107 @@ DEMO_MODEL_DIR = Path("models") / "demo-classifier"
 
 
 class Settings(BaseSettings):
+    """Core settings: database, environment, working time, SLA, dispatch, web UI and server tuning."""
+
     model_config = SettingsConfigDict(env_prefix="CITYHUB_", env_file=".env", extra="ignore")
 
-    database_url: str = "sqlite:///data/cityhub.db"
-    environment: str = Field("demo", description="demo | development | production")
-    secret_key: str = DEMO_SECRET
-    timezone: str = "Asia/Shanghai"
-    # Working hours of a working day, local time, as (start, end) pairs "HH:MM-HH:MM".
-    working_hours: str = "09:00-12:00,13:30-18:00"
-    # Share of the time limit after which an order is flagged with a warning (预警).
-    sla_warning_share: float = 0.8
-    # Prefix of readable order numbers, e.g. BY20261122-000123.
-    order_number_prefix: str = "BY"
-    # Seconds between two SLA sweeps inside `serve` and `worker`.
-    sla_sweep_interval: int = 300
-    log_level: str = "INFO"
-    # Dispatch (派单): the category classifier artefact (a directory written by `cityhub nlp train`; none: rules
-    # alone decide), automatic dispatch at intake, the default per-category probability threshold, and the rule
-    # priority from which rules alone may dispatch automatically when no classifier is configured.
-    dispatch_model_path: str | None = None
-    dispatch_auto: bool = False
-    dispatch_threshold: float = Field(0.90, gt=0, le=1)
-    dispatch_rule_auto_priority: int = 100
-    # Web UI language: Simplified Chinese unless the user switches (cookie). With this on, a browser whose
-    # Accept-Language prefers English gets English until the user switches.
-    ui_language_from_browser: bool = False
-    # Milliseconds a server thread may hold Python's interpreter lock before another thread gets a turn (Python's
-    # default is 5). A request that holds the database's write lock hands the interpreter back at every statement
-    # and must win it again; with requests busy computing in other threads that wait is up to this long, each
-    # time, and every writer queued behind it waits too. Shorter turns keep write transactions short.
-    server_switch_interval_ms: float = Field(0.5, gt=0, le=100)
-    # In `cityhub serve` on SQLite: how often a background thread checkpoints the WAL (instead of the commit that
-    # fills it, under the write lock); 0 = SQLite's own automatic checkpoints.
-    sqlite_checkpoint_seconds: float = Field(1.0, ge=0, le=3600)
-    # PostgreSQL: a pooled connection unused for longer than this is tested (``SELECT 1``) before a request gets it,
-    # and replaced if the server dropped it (restart, idle timeout); 0 = test at every checkout. Connections in
-    # steady use are not tested: that round trip was one in ten of an order creation's.
-    db_ping_idle_seconds: float = Field(5.0, ge=0, le=3600)
+    database_url: str = Field(
+        "sqlite:///data/cityhub.db",
+        description="SQLAlchemy URL of the database: SQLite (embedded, a file) or PostgreSQL (production), "
+        "e.g. postgresql://user:password@host:5432/cityhub.",
+    )
+    environment: str = Field(
+        "demo",
+        description="One of demo, development, production. Production refuses the demo secret key; only demo "
+        "seeds the demo district with its known passwords.",
+    )
+    secret_key: str = Field(
+        DEMO_SECRET,
+        description="Server secret that signs the OIDC sign-on state; must be set to a real secret in production "
+        "(the built-in demo value is refused there).",
+    )
+    timezone: str = Field(
+        "Asia/Shanghai",
+        description="IANA time zone in which working hours and days are computed; times are stored in UTC.",
+    )
+    working_hours: str = Field(
+        "09:00-12:00,13:30-18:00",
+        description='Working intervals of a working day, local time, as comma-separated "HH:MM-HH:MM" pairs.',
+    )
+    sla_warning_share: float = Field(
+        0.8,
+        description="Share of an order's time limit after which it is flagged with a warning (预警); "
+        "strictly between 0 and 1.",
+    )
+    order_number_prefix: str = Field("BY", description="Prefix of readable order numbers, e.g. BY20261122-000123.")
+    sla_sweep_interval: int = Field(300, description="Seconds between two SLA sweeps inside `serve` and `worker`.")
+    log_level: str = Field(
+        "INFO", description="Level of cityhub's own log, of migrations and of the web server (DEBUG … CRITICAL)."
+    )
+    # Dispatch (派单): the classifier decides the category; rules and thresholds decide whether dispatch is automatic.
+    dispatch_model_path: str | None = Field(
+        None,
+        description="Category classifier artefact (a directory written by `cityhub nlp train`); unset: rules alone "
+        "decide (in the demo, the classifier `cityhub demo seed` trained beside the SQLite database).",
+    )
+    dispatch_auto: bool = Field(False, description="Dispatch orders automatically at intake when confident enough.")
+    dispatch_threshold: float = Field(
+        0.90,
+        gt=0,
+        le=1,
+        description="Default per-category classifier probability from which an order is dispatched automatically.",
+    )
+    dispatch_rule_auto_priority: int = Field(
+        100,
+        description="Without a classifier, a routing rule of at least this priority may dispatch automatically.",
+    )
+    ui_language_from_browser: bool = Field(
+        False,
+        description="Web UI in Simplified Chinese unless the user switches (cookie); true: a browser whose "
+        "Accept-Language prefers English gets English until the user switches.",
+    )
+    # A request that holds the database's write lock hands the interpreter back at every statement and must win it
+    # again; with requests busy computing in other threads that wait is up to this long, each time, and every writer
+    # queued behind it waits too. Shorter turns keep write transactions short.
+    server_switch_interval_ms: float = Field(
+        0.5,
+        gt=0,
+        le=100,
+        description="Milliseconds a server thread may hold Python's interpreter lock before another thread gets a "
+        "turn (Python's default is 5); shorter turns keep write transactions short.",
+    )
+    sqlite_checkpoint_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=3600,
+        description="In `cityhub serve` on SQLite: how often a background thread checkpoints the WAL (instead of "
+        "the commit that fills it, under the write lock); 0: SQLite's own automatic checkpoints.",
+    )
+    # Connections in steady use are not tested: that round trip was one in ten of an order creation's.
+    db_ping_idle_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="PostgreSQL: a pooled connection unused for longer than this is tested (SELECT 1) before use "
+        "and replaced if the server dropped it; 0: test at every checkout.",
+    )
 
     @field_validator("timezone")
     @classmethod
     def _valid_timezone(cls, value: str) -> str:
-        ZoneInfo(value)
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from None
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _valid_log_level(cls, value: str) -> str:
+        name = value.strip().upper()
+        if not isinstance(logging.getLevelName(name), int):
+            raise ValueError(f"unknown log level {value!r} (DEBUG, INFO, WARNING, ERROR or CRITICAL)")
+        return name
 
     @field_validator("sla_warning_share")
     @classmethod
@@ -109,3 +178,122 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def log_level() -> str:
+    """``CITYHUB_LOG_LEVEL``, or INFO while the settings are invalid (the command that reads them names the problem)."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings().log_level
+    except ValidationError:
+        return "INFO"
+
+
+# --------------------------------------------------------------------------------------------- registry
+# Every settings class of the application, wherever it lives: `cityhub config show` reads them all, and
+# `cityhub config reference` writes docs/configuration.md from their fields (a test finds every BaseSettings
+# subclass under src/cityhub and checks it is listed here).
+
+SECRET_WORDS = ("secret", "password")
+MASK = "***"
+
+
+def settings_classes() -> tuple[tuple[str, type[BaseSettings]], ...]:
+    """(area title, class) of every settings class, in reference order; imported here to avoid import cycles."""
+    from cityhub.api.gate import GateSettings
+    from cityhub.auth.settings import AuthSettings
+    from cityhub.demo.extras import DemoSettings
+    from cityhub.intake.dedupe import DedupeSettings
+    from cityhub.notify.config import NotifySettings
+
+    return (
+        ("Core", Settings),
+        ("Identity: sessions, logins, API tokens, OIDC", AuthSettings),
+        ("HTTP admission control", GateSettings),
+        ("Duplicates and similar cases at intake", DedupeSettings),
+        ("Notification delivery", NotifySettings),
+        ("Demo district", DemoSettings),
+    )
+
+
+@dataclass(frozen=True)
+class SettingField:
+    """One setting: a field of a settings class and the environment variable that sets it."""
+
+    area: str
+    settings_class: type[BaseSettings]
+    name: str
+    env: str
+    type: str  # e.g. "float", "int | None"
+    constraints: tuple[str, ...]  # e.g. ("> 0", "≤ 1")
+    default: Any
+    description: str
+    secret: bool  # the whole value is hidden (secret_key, oidc_client_secret, *password*)
+    url_password: bool  # a URL whose password part is hidden (database_url)
+
+    def display(self, value: Any) -> Any:
+        """``value`` as it may be shown: a set secret is ``***``, a URL's password is masked."""
+        if self.secret:
+            return MASK if value not in (None, "") else value
+        if isinstance(value, str) and "://" in value:
+            return mask_url(value)
+        return value
+
+
+def settings_fields() -> Iterator[SettingField]:
+    """Every field of every settings class, in reference order."""
+    for area, cls in settings_classes():
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        for name, info in cls.model_fields.items():
+            alias = info.validation_alias
+            env = alias if isinstance(alias, str) else prefix + name
+            yield SettingField(
+                area=area,
+                settings_class=cls,
+                name=name,
+                env=env.upper(),
+                type=_type_name(info.annotation),
+                constraints=tuple(_constraint(m) for m in info.metadata if _constraint(m)),
+                default=None if info.default is PydanticUndefined else info.default,
+                description=info.description or "",
+                secret=any(word in name.lower() for word in SECRET_WORDS),
+                url_password=name.endswith("_url"),
+            )
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password (user info, or a ``password``/``secret`` query parameter) shown as ``***``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^/?#@:]*:)[^/?#@]*@", rf"\g<1>{MASK}@", url)
+    hidden = "cityhubmasked"  # rendered unquoted, unlike ``***`` in a query string
+    query = {
+        key: hidden if any(word in key.lower() for word in SECRET_WORDS) else value
+        for key, value in parsed.query.items()
+    }
+    if parsed.password is None and query == dict(parsed.query):
+        return url  # nothing to hide: keep the operator's spelling
+    return parsed.set(query=query).render_as_string(hide_password=True).replace(hidden, MASK)
+
+
+def _type_name(annotation: Any) -> str:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return " | ".join(_type_name(arg) for arg in get_args(annotation))
+    if annotation is type(None):
+        return "None"
+    return str(getattr(annotation, "__name__", annotation))
+
+
+_BOUNDS = (("gt", ">"), ("ge", "≥"), ("lt", "<"), ("le", "≤"))
+
+
+def _constraint(meta: Any) -> str:
+    for attr, symbol in _BOUNDS:
+        if hasattr(meta, attr):
+            return f"{symbol} {getattr(meta, attr)}"
+    return ""

@@ -59,7 +59,9 @@ def _run_worker(host: str, port: int, supervisor: int) -> None:
     import uvicorn
 
     _stop_when_orphaned(supervisor)
-    config = uvicorn.Config("cityhub.main:create_app", factory=True, log_level="info")
+    from cityhub.config import log_level
+
+    config = uvicorn.Config("cityhub.main:create_app", factory=True, log_level=log_level().lower())
     server = uvicorn.Server(config)
     server.run(sockets=[listening_socket(host, port)])
 

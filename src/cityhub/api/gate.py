@@ -33,16 +33,31 @@ HEAVY_PREFIXES = ("/api/v1/kpi", "/api/v1/graph", "/api/v1/findings", "/dashboar
 
 
 class GateSettings(BaseSettings):
+    """Admission control: how many HTTP requests one server process runs at once, per lane."""
+
     model_config = SettingsConfigDict(env_prefix="CITYHUB_", env_file=".env", extra="ignore")
 
-    # Requests that may change data (POST, PUT, PATCH, DELETE) one server process runs at once; unset: 1 on SQLite,
-    # 4 on PostgreSQL (see ``default_concurrency``).
-    http_concurrency: int | None = Field(None, ge=1, le=(POOL_SIZE + POOL_MAX_OVERFLOW) // 4)
-    # Reads (GET, HEAD, OPTIONS) at once, besides the writes: they take no write lock, and wait on the database
-    # more than they compute, so more of them overlap usefully.
-    http_read_concurrency: int = Field(6, ge=1, le=(POOL_SIZE + POOL_MAX_OVERFLOW) // 4)
-    # Heavy requests (HEAVY_PREFIXES) at once, besides the others.
-    http_heavy_concurrency: int = Field(1, ge=1, le=8)
+    http_concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=(POOL_SIZE + POOL_MAX_OVERFLOW) // 4,
+        description="Requests that may change data (POST, PUT, PATCH, DELETE) one server process runs at once; "
+        "unset: 1 on SQLite, 4 on PostgreSQL.",
+    )
+    # Reads take no write lock, and wait on the database more than they compute, so more of them overlap usefully.
+    http_read_concurrency: int = Field(
+        6,
+        ge=1,
+        le=(POOL_SIZE + POOL_MAX_OVERFLOW) // 4,
+        description="Reads (GET, HEAD, OPTIONS) one server process runs at once, besides the writes.",
+    )
+    http_heavy_concurrency: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="Heavy requests (KPIs, graph, findings, dashboard) one server process runs at once, besides "
+        "the others.",
+    )
 
     def concurrency(self) -> int:
         return self.http_concurrency or default_concurrency()

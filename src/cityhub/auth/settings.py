@@ -9,38 +9,65 @@ from cityhub.config import Settings, get_settings
 
 
 class AuthSettings(BaseSettings):
+    """Identity: browser sessions, login lockout and rate limits, API tokens, password hashing, OIDC sign-on."""
+
     model_config = SettingsConfigDict(env_prefix="CITYHUB_", env_file=".env", extra="ignore")
 
-    # Browser sessions. Secure cookies need https; plain-http localhost development turns it off.
-    session_cookie_name: str = "cityhub_session"
-    csrf_cookie_name: str = "cityhub_csrf"
-    session_cookie_secure: bool = True
-    session_hours: float = Field(12, gt=0)
+    # Browser sessions.
+    session_cookie_name: str = Field("cityhub_session", description="Name of the browser session cookie.")
+    csrf_cookie_name: str = Field("cityhub_csrf", description="Name of the CSRF token cookie sent with the session.")
+    session_cookie_secure: bool = Field(
+        True,
+        description="Send cookies over https only; turn off for plain-http localhost development.",
+    )
+    session_hours: float = Field(12, gt=0, description="Hours a browser session lasts.")
     # Lockout: after N consecutive failures the account is locked for M minutes (423).
-    login_max_failures: int = Field(5, ge=1)
-    lockout_minutes: float = Field(15, gt=0)
+    login_max_failures: int = Field(
+        5, ge=1, description="Consecutive failed logins after which the account is locked (423)."
+    )
+    lockout_minutes: float = Field(15, gt=0, description="Minutes an account stays locked after too many failures.")
     # Rate limit (429): failed attempts per username and per client IP within the window.
-    login_window_seconds: int = Field(300, ge=1)
-    login_max_per_username: int = Field(10, ge=1)
-    login_max_per_ip: int = Field(50, ge=1)
-    api_token_days: int = Field(365, ge=1, description="default lifetime of a personal API token")
-    # A verified API token is trusted from memory for this long (see auth.service.RecentTokens); 0 = every request
-    # reads it from the database. Revocations and locks made in another server process take up to this long.
-    token_cache_seconds: float = Field(2.0, ge=0, le=60)
+    login_window_seconds: int = Field(
+        300, ge=1, description="Window, in seconds, in which failed logins are counted for the rate limit (429)."
+    )
+    login_max_per_username: int = Field(
+        10, ge=1, description="Failed logins per username within the window before further attempts get 429."
+    )
+    login_max_per_ip: int = Field(
+        50, ge=1, description="Failed logins per client IP within the window before further attempts get 429."
+    )
+    api_token_days: int = Field(365, ge=1, description="Default lifetime, in days, of a personal API token.")
+    # See auth.service.RecentTokens.
+    token_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="A verified API token is trusted from memory for this long; revocations and locks made in "
+        "another server process take up to this long to count (0: every request reads the database).",
+    )
     # Argon2id cost; the defaults follow argon2-cffi (RFC 9106 low-memory profile).
-    argon2_time_cost: int = Field(3, ge=1)
-    argon2_memory_kib: int = Field(65536, ge=8)
+    argon2_time_cost: int = Field(3, ge=1, description="Argon2id time cost (iterations) of password hashes.")
+    argon2_memory_kib: int = Field(65536, ge=8, description="Argon2id memory cost of password hashes, in KiB.")
 
     # OIDC single sign-on. Off unless an issuer and a client id are set.
-    oidc_issuer: str | None = None
-    oidc_client_id: str | None = None
-    oidc_client_secret: str | None = None
-    oidc_redirect_uri: str | None = Field(None, description="default: this server's /api/v1/auth/oidc/callback")
-    oidc_scopes: str = "openid profile email phone"
-    oidc_username_claim: str = "preferred_username"
-    # Accounts are matched to existing users; only citizens may be created on first sign-on, and only if allowed.
-    oidc_allow_citizen_signup: bool = False
-    oidc_after_login: str = "/"
+    oidc_issuer: str | None = Field(
+        None, description="OIDC issuer URL; single sign-on is on when this and the client id are set."
+    )
+    oidc_client_id: str | None = Field(None, description="OIDC client id registered with the identity provider.")
+    oidc_client_secret: str | None = Field(None, description="OIDC client secret (confidential clients).")
+    oidc_redirect_uri: str | None = Field(
+        None, description="OIDC redirect URI; unset: this server's /api/v1/auth/oidc/callback."
+    )
+    oidc_scopes: str = Field("openid profile email phone", description="Space-separated scopes OIDC sign-on asks for.")
+    oidc_username_claim: str = Field(
+        "preferred_username", description="Identity-provider claim matched against cityhub usernames."
+    )
+    oidc_allow_citizen_signup: bool = Field(
+        False,
+        description="Create a citizen account on first sign-on of an unknown user; accounts are otherwise matched "
+        "to existing users only (staff are never created).",
+    )
+    oidc_after_login: str = Field("/", description="Path the browser is sent to after OIDC sign-on.")
 
     @property
     def oidc_enabled(self) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,9 +46,14 @@ MINE_LIMIT = 50_000
 
 
 class DemoSettings(BaseSettings):
+    """The seeded demo district (only with CITYHUB_ENVIRONMENT=demo)."""
+
     model_config = SettingsConfigDict(env_prefix="CITYHUB_", env_file=".env", extra="ignore")
 
-    demo_password: str = DEFAULT_DEMO_PASSWORD
+    demo_password: str = Field(
+        DEFAULT_DEMO_PASSWORD,
+        description="Password `cityhub demo seed` gives the demo users that have none (demo environment only).",
+    )
 
 
 @dataclass(frozen=True)

@@ -46,33 +46,70 @@ from cityhub.workorders.schemas import OrderCreate
 
 
 class DedupeSettings(BaseSettings):
+    """Duplicates (重复工单) and similar past cases (相似案例) found at intake."""
+
     model_config = SettingsConfigDict(env_prefix="CITYHUB_DEDUPE_", env_file=".env", extra="ignore")
 
-    enabled: bool = True
-    # "Recent": a duplicate must be created within this many days of the new order.
-    window_days: float = Field(30.0, gt=0)
-    # History kept in the in-process index, for similar past cases (and the duplicate window's upper bound).
-    index_days: float = Field(180.0, gt=0)
-    suggest_threshold: float = Field(0.5, ge=0, le=1)
-    auto_merge_threshold: float = Field(0.85, ge=0, le=1)
-    auto_merge: bool = True
-    radius_m: float = Field(200.0, gt=0)
-    similar_count: int = Field(5, ge=0, le=50)
-    # Duplicates listed at most, best first: a complaint re-posted by hundreds (a burst about one outage) would
-    # otherwise have every intake read and list all the earlier copies.
-    duplicate_count: int = Field(10, ge=1, le=200)
-    max_candidates: int = Field(200, ge=1)
-    # Most recent orders of the same community/street always considered, whatever the index says.
-    prefilter_limit: int = Field(100, ge=0)
-    bucket_cap: int = Field(200, ge=1)
-    # Of the candidates, those the index holds are screened by their estimated Jaccard before any is read: the
-    # best `rerank_count` and any other estimated at `screen_jaccard` or more are scored exactly.
-    rerank_count: int = Field(40, ge=1)
-    screen_jaccard: float = Field(0.15, ge=0, le=1)
-    # Seconds between reads of new orders into the index; orders this process commits enter it at once, so this
-    # only bounds how late an order received by another server process shows among the similar cases (a duplicate
-    # at the same place is found by the prefilter's direct query whatever this is).
-    refresh_seconds: float = Field(0.5, ge=0)
+    enabled: bool = Field(True, description="Look for duplicates and similar past cases at intake.")
+    window_days: float = Field(
+        30.0, gt=0, description="A duplicate must have been created within this many days of the new order."
+    )
+    index_days: float = Field(
+        180.0,
+        gt=0,
+        description="History kept in the in-process similarity index, for similar past cases (and the upper bound "
+        "of the duplicate window).",
+    )
+    suggest_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Text score from which a recent order at a place that does not disagree is a duplicate "
+        "(suggested to the operator).",
+    )
+    auto_merge_threshold: float = Field(
+        0.85,
+        ge=0,
+        le=1,
+        description="Text score from which a duplicate whose place agrees is merged automatically "
+        "(when auto_merge is on).",
+    )
+    auto_merge: bool = Field(
+        True, description="Merge close duplicates automatically; false: duplicates are only suggested."
+    )
+    radius_m: float = Field(200.0, gt=0, description="Places whose coordinates lie within this many metres agree.")
+    similar_count: int = Field(5, ge=0, le=50, description="Similar past cases listed at intake.")
+    # A complaint re-posted by hundreds (a burst about one outage) would otherwise have every intake read and list all
+    # the earlier copies.
+    duplicate_count: int = Field(10, ge=1, le=200, description="Duplicates listed at most, best first.")
+    max_candidates: int = Field(200, ge=1, description="Candidates taken from the similarity index per query, at most.")
+    prefilter_limit: int = Field(
+        100,
+        ge=0,
+        description="Most recent orders of the same community/street always considered, whatever the index says.",
+    )
+    bucket_cap: int = Field(
+        200, ge=1, description="Newest orders read from one bucket (band key) of the similarity index."
+    )
+    # Of the candidates, those the index holds are screened by their estimated Jaccard before any is read.
+    rerank_count: int = Field(
+        40, ge=1, description="This many best candidates by estimated Jaccard similarity are always scored exactly."
+    )
+    screen_jaccard: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="Beyond the best rerank_count, a candidate is scored exactly only if its estimated Jaccard "
+        "similarity is at least this.",
+    )
+    # Orders this process commits enter the index at once, and a duplicate at the same place is found by the
+    # prefilter's direct query whatever this is.
+    refresh_seconds: float = Field(
+        0.5,
+        ge=0,
+        description="Seconds between reads of new orders into the index: bounds how late an order received by "
+        "another server process shows among the similar cases.",
+    )
 
 
 @lru_cache
