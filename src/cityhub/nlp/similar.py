@@ -471,7 +471,7 @@ class ShingleIndex:
     def __init__(self, *, bucket_cap: int = 200, defer_merges: bool = False) -> None:
         self.bucket_cap = bucket_cap
         # False: an addition that grows a table's delta too far merges it there and then. True: the owner merges
-        # (OrderIndex.merge_pending, in two steps around its lock).
+        # (OrderIndex._merge, in two steps around its lock).
         self.defer_merges = defer_merges
         self.idf = IdfTable()
         self.tables = {name: _Table() for name in SCHEMES}
