@@ -372,6 +372,16 @@ def test_with_a_refresh_interval_other_processes_orders_are_read_in_the_backgrou
     assert [d.order.id for d in dedupe.check(db_session, data=probe).duplicates] == [other]
 
 
+def test_a_refresh_that_grows_the_band_tables_merges_them_and_loses_nothing(db_engine, db_session, places, monkeypatch):
+    index = _built_index(db_session, monkeypatch, refresh_seconds="0")
+    ids = [_insert_as_another_process(db_engine, f"X-M{i}", f"{i}号楼{NOISE}") for i in range(300)]
+    found = dedupe.check(db_session, data={"channel": "web", "content": f"123号楼{NOISE}", "created_at": T0})
+    # Reading 300 orders in grew every table's additions past an eighth of its arrays: the refresh merged them.
+    assert all(t.delta_size == 0 and t.merging is None and len(t.keys) for t in index.index.tables.values())
+    assert all(order_id in index.index for order_id in ids)
+    assert found.duplicates[0].order.id == ids[123]  # the same text beats its 299 near-copies
+
+
 def test_an_id_handed_out_again_after_a_deletion_rebuilds_the_index(db_session, places, monkeypatch):
     # SQLite gives the id of a deleted last row to the next insert; the index must not keep the old text under it.
     monkeypatch.setenv("CITYHUB_DEDUPE_REFRESH_SECONDS", "3600")
