@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property, lru_cache
 
-from cityhub.nlp.text import nfkc
+from cityhub.nlp.text import squeeze
 
 
 class TargetKind(enum.StrEnum):
@@ -116,7 +116,7 @@ class Hypothesis:
 
 def normalise(text: str) -> str:
     """NFKC, lower case, no whitespace: keywords match across spacing and full-width forms."""
-    return re.sub(r"\s+", "", nfkc(text).lower())
+    return squeeze(text).lower()
 
 
 @lru_cache(maxsize=8192)

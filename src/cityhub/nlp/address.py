@@ -32,7 +32,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -43,7 +42,7 @@ from typing import Any
 import ahocorasick
 
 from cityhub.errors import ValidationFailed
-from cityhub.nlp.text import nfkc
+from cityhub.nlp.text import squeeze
 
 DISTRICT, STREET, COMMUNITY = "district", "street", "community"
 _LEVEL_DEPTH = {DISTRICT: 0, STREET: 1, COMMUNITY: 2}
@@ -264,8 +263,7 @@ def _t2s() -> Any:
 
 def normalise(text: str) -> str:
     """NFKC, traditional → simplified, no whitespace: the form both aliases and input are matched in."""
-    text = nfkc(text)
-    text = re.sub(r"\s+", "", text)
+    text = squeeze(text)
     if not text:
         return text
     converted: str = _t2s().convert(text)

@@ -71,6 +71,12 @@ def nfkc(text: str) -> str:
     return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
 
 
+def squeeze(text: str) -> str:
+    """NFKC without any whitespace: the form in which names and keywords are matched (dispatch rules' keywords, the
+    gazetteer's aliases), across spacing and full-width forms."""
+    return _SPACES.sub("", nfkc(text))
+
+
 def normalize(text: str) -> str:
     """NFKC, lower case, segmentation spaces removed, other whitespace collapsed to one space."""
     text = nfkc(text).lower()
