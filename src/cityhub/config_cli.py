@@ -74,9 +74,6 @@ def effective_settings() -> list[Effective]:
         except ValidationError as exc:
             problems += [_validation_problem(cls, own, error, sources) for error in exc.errors()]
             continue
-        except Exception as exc:  # a validator raising something other than ValueError (a bad time zone)
-            problems += _other_problems(cls, own, exc, sources)
-            continue
         for name, f in own.items():
             value = getattr(instance, name)
             source = _source_of(name, sources)
@@ -188,30 +185,6 @@ def _validation_problem(
         return f"{cls.__name__}: {message}"
     got = f.display(error["input"])
     return f"{f.env}: {message} (got {got!r} from {_source_label(_source_of(name, sources))})"
-
-
-def _other_problems(
-    cls: type[BaseSettings], own: dict[str, SettingField], exc: Exception, sources: dict[str, dict[str, Any]]
-) -> list[str]:
-    """Find which variables are invalid after ``exc``: validate each value that was set, alone, on a blank instance."""
-    problems = []
-    for name in own:
-        source = _source_of(name, sources)
-        if source == DEFAULT:
-            continue
-        raw = sources[source][name]
-        try:
-            cls.__pydantic_validator__.validate_assignment(cls.model_construct(), name, raw)
-        except ValidationError as error:
-            problems.append(_validation_problem(cls, own, {**error.errors()[0], "loc": (name,)}, sources))
-        except Exception as error:  # any failure names the culprit
-            f = own[name]
-            problems.append(f"{f.env}: {_message(error)} (got {f.display(raw)!r} from {_source_label(source)})")
-    return problems or [f"{cls.__name__}: {_message(exc)}"]
-
-
-def _message(exc: Exception) -> str:
-    return str(exc).strip("'\"") or type(exc).__name__
 
 
 def _source_label(source: str) -> str:
