@@ -93,6 +93,25 @@ def test_final_columns_agree_with_the_history(three_years: list[dict[str, Any]])
             assert r["overdue_at"] is not None
 
 
+def test_events_record_the_deadlines_they_set_as_the_service_does(three_years: list[dict[str, Any]]) -> None:
+    # Assessment judges each dispatch round by the deadlines its events recorded (analytics.kpi): a dispatch starts
+    # the clock and records them, and the last deadlines recorded are the order's final ones.
+    with_deadlines = 0
+    for record in three_years:
+        events = record["events"]
+        for event in events:
+            if event["action"] == Action.DISPATCH.value:
+                due = datetime.fromisoformat(event["payload"]["due_at"])
+                assert due > event["at"]
+        recorded = [e["payload"] for e in events if e["payload"] and "due_at" in e["payload"]]
+        if recorded:
+            with_deadlines += 1
+            assert recorded[-1]["due_at"] == record["due_at"].isoformat()
+            accept = record["accept_due_at"]
+            assert recorded[-1]["accept_due_at"] == (accept.isoformat() if accept else None)
+    assert with_deadlines > len(three_years) // 2
+
+
 def test_recent_period_leaves_orders_in_open_states(recent: list[dict[str, Any]]) -> None:
     states = Counter(r["state"] for r in recent)
     open_seen = {s for s in states if s in OPEN_STATES}

@@ -322,6 +322,7 @@ class _Sim:
         self._apply_changes(outcome, params, at)
         self._apply_sla(outcome.sla, at)
         payload = {k: v for k, v in outcome.payload.items() if k != "reason"}
+        payload.update(sla.event_deadlines(outcome.sla, self.f["due_at"], self.f["accept_due_at"]))
         self.events.append(
             {
                 "action": outcome.action.value,

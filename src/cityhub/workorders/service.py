@@ -265,9 +265,7 @@ def act(
 def _event_payload(order: Order, outcome: Outcome) -> dict[str, Any] | None:
     """The action's parameters, plus the deadlines an action set, so assessment can judge each round exactly."""
     payload = {k: v for k, v in outcome.payload.items() if k != "reason"}
-    if outcome.sla in (SlaEffect.START, SlaEffect.EXTEND, SlaEffect.RESUME) and order.due_at is not None:
-        payload["accept_due_at"] = order.accept_due_at.isoformat() if order.accept_due_at else None
-        payload["due_at"] = order.due_at.isoformat()
+    payload.update(sla.event_deadlines(outcome.sla, order.due_at, order.accept_due_at))
     return payload or None
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from cityhub.config import get_settings
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.workorders.calendar import WorkCalendar
+from cityhub.workorders.lifecycle import SlaEffect
 from cityhub.workorders.models import Category, SlaRule, SlaStatus, Urgency
 
 # Keys of the remaining-time mapping stored in Order.sla_remaining while the clock is paused.
@@ -319,3 +320,13 @@ def delete_rule(session: Session, *, rule_id: int) -> None:
         raise NotFound(f"time-limit rule {rule_id} not found", details={"rule_id": rule_id})
     session.delete(rule)
     session.flush()
+
+
+def event_deadlines(
+    effect: SlaEffect | None, due_at: datetime | None, accept_due_at: datetime | None
+) -> dict[str, Any]:
+    """The deadlines an action set, as its audit event records them: after an action that starts, extends or resumes
+    the clock. Assessment judges each dispatch round by the deadlines in force then (see analytics.kpi)."""
+    if effect not in (SlaEffect.START, SlaEffect.EXTEND, SlaEffect.RESUME) or due_at is None:
+        return {}
+    return {"accept_due_at": accept_due_at.isoformat() if accept_due_at else None, "due_at": due_at.isoformat()}
