@@ -54,7 +54,8 @@ def test_index_finds_the_near_duplicate_and_respects_times_and_exclusion():
 
 
 def test_index_merges_its_delta_without_losing_entries():
-    idx = sim.ShingleIndex(bucket_cap=1000)
+    owner = sim.OrderIndex(index_days=180, bucket_cap=1000)
+    idx = owner.index
     texts = [f"{i}号楼{A}" for i in range(300)]
     idx.add_many((i, float(i), t) for i, t in enumerate(texts))
     for table in idx.tables.values():
@@ -62,7 +63,7 @@ def test_index_merges_its_delta_without_losing_entries():
     idx.add_many([(1000, 1000.0, "全新的一条关于公交站台破损的诉求，站台玻璃碎了一地")])  # stays in the delta
     assert [c.order_id for c in idx.query("全新的一条关于公交站台破损的诉求，站台玻璃碎了一地！")] == [1000]
     assert {c.order_id for c in idx.query(texts[7], limit=1000)} >= {7}
-    idx.evict_before(100.0)
+    owner._merge(evict_before=100.0)  # the daily eviction: entries of orders created before then are dropped
     assert all(c.created >= 100.0 for c in idx.query(texts[150], limit=1000))
 
 

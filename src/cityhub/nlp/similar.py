@@ -386,6 +386,12 @@ class _Table:
     def end_merge(self, keys: np.ndarray, slots: np.ndarray) -> None:
         self.keys, self.slots, self.merging = keys, slots, None
 
+    @property
+    def layers(self) -> list[_Layer]:
+        """The additions not in the sorted arrays, oldest first: those a merge under way holds, then the delta."""
+        pending = (self.delta, self.bulk)
+        return [pending] if self.merging is None else [self.merging, pending]
+
     def lookup(self, keys: np.ndarray, cap: int) -> np.ndarray:
         """Slots sharing at least one key (with repeats, one per shared band), newest ``cap`` per bucket."""
         found: list[np.ndarray] = []
@@ -394,8 +400,7 @@ class _Table:
         for lo, hi in zip(left.tolist(), right.tolist(), strict=True):
             if hi > lo:
                 found.append(self.slots[max(lo, hi - cap) : hi])
-        layers = [(self.delta, self.bulk)] if self.merging is None else [self.merging, (self.delta, self.bulk)]
-        for delta, bulk in layers:
+        for delta, bulk in self.layers:
             for bulk_keys, bulk_slots in bulk:  # only between a build's chunks (a build ends with a merge)
                 hit = np.isin(bulk_keys, keys)
                 if hit.any():
@@ -411,10 +416,9 @@ class _Table:
     @property
     def nbytes(self) -> int:
         # A dict entry costs a slot, an int key and a small array: about 100 bytes.
-        layers = [(self.delta, self.bulk)] + ([self.merging] if self.merging is not None else [])
         extra = sum(
             sum(k.nbytes + s.nbytes for k, s in bulk) + 100 * sum(len(v) for v in delta.values())
-            for delta, bulk in layers
+            for delta, bulk in self.layers
         )
         return int(self.keys.nbytes + self.slots.nbytes + extra)
 
@@ -625,12 +629,6 @@ class ShingleIndex:
         for table in self.tables.values():
             if table.delta_size:
                 table.merge()
-
-    def evict_before(self, cutoff: float) -> None:
-        """Drop band entries of orders created before ``cutoff`` (their slots stay, unreachable)."""
-        keep = self.created[: self.size] >= cutoff
-        for table in self.tables.values():
-            table.merge(keep=keep)
 
     @property
     def nbytes(self) -> int:
