@@ -242,3 +242,43 @@ def test_cli_missing_file_fails_with_one_line(tmp_path: Path) -> None:
     result = _invoke(["locate", "--input", str(tmp_path / "none.txt"), "--json"])
     assert result.exit_code != 0
     assert "not found" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def _windows_matching_a_fuzzy_key(gaz: Gazetteer, text: str) -> set[tuple[int, int]]:
+    """(length, start) of every window of ``text`` equal to some one-typo key: the exhaustive scan."""
+    found = set()
+    for length in gaz._fuzzy_lengths:
+        for start in range(len(text) - length + 1):
+            span = text[start : start + length]
+            if any(span[:i] + "?" + span[i + 1 :] in gaz._fuzzy for i in range(length)):
+                found.add((length, start))
+    return found
+
+
+def test_fuzzy_anchors_find_every_window_the_exhaustive_scan_finds(gaz: Gazetteer) -> None:
+    import random
+
+    rng = random.Random(5)
+    keys = sorted(gaz._fuzzy)
+    filler = "市民反映附近道路积水严重请尽快处理谢谢广州白云区街道社区村委会旁边"
+    texts = []
+    for _ in range(300):
+        parts = []
+        for key in rng.sample(keys, 3):  # each key written with its wildcard as some character
+            parts.append("".join(rng.choice(filler) for _ in range(rng.randint(0, 6))))
+            parts.append(key.replace("?", rng.choice(filler)))
+        texts.append("".join(parts))
+    for text in texts:
+        expected = _windows_matching_a_fuzzy_key(gaz, text)
+        assert expected, text  # every text holds three typo'd names
+        starts = gaz._fuzzy_anchors.window_starts(text)
+        missing = {(n, s) for n, s in expected if s not in starts.get(n, set())}
+        assert not missing, (text, missing)
+
+
+def test_fuzzy_pass_on_long_text_still_finds_a_typo(gaz: Gazetteer) -> None:
+    prose = "楼下商铺夜间经营噪音很大，多次沟通无果，影响休息。" * 40
+    exact = gaz.resolve("白云区钟落潭镇")
+    loc = gaz.resolve(prose + "地址在白云区钟洛潭镇。")
+    assert loc.street_code == exact.street_code is not None
+    assert any(e.startswith("~") for e in loc.evidence)
