@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 
 def status_summary() -> dict[str, Any]:
     """Figures for the status page and /healthz: revision, units, orders by state, SLA marks, job runs, and the state
-    of this process's similar-orders index."""
+    of this process's similar-orders index and dispatch classifier."""
+    from cityhub.dispatch.service import model_status
     from cityhub.intake.dedupe import index_status
 
     with session_scope() as session:
@@ -48,7 +50,20 @@ def status_summary() -> dict[str, Any]:
             "jobs": {j.name: {"last_finished_at": j.last_finished_at, "last_result": j.last_result} for j in jobs},
             # Of the process that answered: "building" for a while after a start (cityhub serve warms it up).
             "similar_orders_index": index_status(session),
+            "dispatch_model": model_status(),  # of the process that answered, as the index
         }
+
+
+def _warm_up_dispatch() -> None:
+    """The dispatch classifier and the units' gazetteer, loaded before the first decision needs them; then out of
+    the garbage collector's sight, as intake's index is (a classifier holds hundreds of thousands of objects)."""
+    from cityhub.dispatch.service import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # a server that could not warm up still serves: the first decision loads what it needs
+        log.exception("dispatch warm-up failed")
+    gc.freeze()
 
 
 @asynccontextmanager
@@ -68,6 +83,7 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
         checkpoints = start_sqlite_checkpointer(settings.database_url, settings.sqlite_checkpoint_seconds)
         gc.freeze()  # the application's own objects live as long as the process: no collection need walk them
         warm_up()  # intake's index and gazetteer load in the background, not in the first appeals' requests
+        threading.Thread(target=_warm_up_dispatch, name="cityhub-dispatch-warm-up", daemon=True).start()
     yield
     sys.setswitchinterval(switch_interval)
     if stop is not None:

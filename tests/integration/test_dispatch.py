@@ -350,3 +350,46 @@ def test_seed_default_rules_is_idempotent(db_session) -> None:
     again = service.seed_default_rules(db_session)
     assert again == {"created": 0, "total": first["total"]}
     assert db_session.get(DispatchRule, edited.id).priority == 7
+
+
+def test_rule_edits_count_from_the_next_decision(db_session, org) -> None:
+    """Active rules are cached per process; an edit — through the service or a plain UPDATE, as another process
+    would commit it — is seen by the next decision."""
+    from sqlalchemy import update
+
+    from cityhub.dispatch.schemas import RuleUpdate
+
+    order = _order(db_session, "我家停水三天了")
+
+    def top_unit() -> int | None:
+        candidates = service.suggest(db_session, order=order, store=False).candidates
+        return candidates[0].unit_id if candidates else None
+
+    assert top_unit() == org["water"]
+    rule = db_session.scalars(select(DispatchRule).where(DispatchRule.name == "停水 → 供水")).one()
+    service.update_rule(db_session, rule_id=rule.id, data=RuleUpdate(target_unit_id=org["housing"]))
+    assert top_unit() == org["housing"]
+    service.update_rule(db_session, rule_id=rule.id, data=RuleUpdate(active=False))
+    assert top_unit() != org["housing"]
+    db_session.execute(
+        update(DispatchRule).where(DispatchRule.id == rule.id).values(active=True, target_unit_id=org["env"])
+    )
+    db_session.commit()
+    assert top_unit() == org["env"]
+    service.delete_rule(db_session, rule_id=rule.id)
+    assert top_unit() != org["env"]
+
+
+def test_model_status_and_warm_up(app_db, monkeypatch, tmp_path) -> None:
+    assert service.model_status() == "off"
+    monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(tmp_path / "no-model"))
+    get_settings.cache_clear()
+    try:
+        assert service.model_status() == "missing"
+        service.warm_up()  # logs and goes on: the server still starts
+        from cityhub.main import create_app
+
+        with TestClient(create_app()) as c:
+            assert c.get("/healthz").json()["dispatch_model"] == "missing"
+    finally:
+        get_settings.cache_clear()
