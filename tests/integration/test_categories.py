@@ -82,6 +82,13 @@ def test_find_category_prefers_exact_path_then_shallowest_unique_name(db_session
     assert categories.find_category(db_session, name_or_path="不存在") is None
     with pytest.raises(NotFound):
         categories.category_chain(db_session, category_id=10**9)
+    # Several at once: the same answers as one by one, exact paths or not.
+    names = ["交通运输", " 交通运输 / 交通运输 ", "其他", "公路/其他", "物业管理", "不存在", ""]
+    found = categories.find_categories(db_session, names=names)
+    assert set(found) == set(names)
+    for name in names:
+        single = categories.find_category(db_session, name_or_path=name)
+        assert (found[name].id if found[name] else None) == (single.id if single else None), name
 
 
 FLAT_CSV = """code,name,parent_code

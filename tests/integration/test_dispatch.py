@@ -180,6 +180,14 @@ def test_intake_dispatches_when_enabled(app_db, monkeypatch, model) -> None:
     with session_scope() as s:
         order = submit(s, data={"channel": "web", "content": "楼道灯坏了"}).order
         assert order.state == State.DISPATCHED and order.lead_unit.code == "I-D01"
+        # Acting on the order it has just created, intake neither reads nor locks it again; each audited change
+        # still moves the version by one.
+        trail = orders.history(s, order_id=order.id)
+        assert [e.action for e in trail] == ["create", "comment", "dispatch"]
+        assert trail[1].payload["category_id"] == cat.id and order.category_id == cat.id
+        assert order.version == 3
+    with session_scope() as s:
+        assert s.get(type(order), order.id).version == 3
     monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "0")
     get_settings.cache_clear()
     with session_scope() as s:

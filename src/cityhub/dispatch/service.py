@@ -34,7 +34,7 @@ from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import service as orders
-from cityhub.workorders.categories import category_chain, find_category
+from cityhub.workorders.categories import category_chain, find_categories, find_category
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import Category, Order, OrderEvent
 
@@ -309,10 +309,12 @@ def suggest(
     now: datetime | None = None,
     store: bool = True,
     prediction: Any = None,
+    new: bool = False,
 ) -> DispatchDecision:
     """Rank units for ``order`` and decide whether it may go automatically; stored for the queue unless not ``store``.
 
     ``prediction`` (a classifier ``Prediction``) may be passed by callers that classify many orders at once.
+    ``new``: this transaction created the order, so no unit can have returned it (its history is not read).
     """
     now = now or utcnow()
     settings = get_settings()
@@ -331,7 +333,7 @@ def suggest(
         place_chain=place_chain,
         community_id=place.community_id,
         street_id=place.street_id,
-        excluded_unit_ids=frozenset(returned_units(session, order_id=order.id)),
+        excluded_unit_ids=frozenset() if new else frozenset(returned_units(session, order_id=order.id)),
     )
     active = _active_rules(session)
 
@@ -349,8 +351,9 @@ def suggest(
         category_id, category_source, label = order.category_id, "intake", category.path if category else None
         hypotheses.append(under(category, label, 1.0 if loaded else None))
     elif prediction is not None:
+        found = find_categories(session, names=[name for name, _ in prediction.top3])
         for i, (name, p) in enumerate(prediction.top3):
-            category = find_category(session, name_or_path=name)
+            category = found[name]
             if i == 0:
                 label = name
                 if category is not None:
@@ -463,7 +466,14 @@ def latest_decision(session: Session, *, order_id: int) -> DispatchDecision | No
 
 
 def _amend(
-    session: Session, *, order: Order, changes: dict[str, int], actor: orders.Actor, text: str, reason: str | None
+    session: Session,
+    *,
+    order: Order,
+    changes: dict[str, int],
+    actor: orders.Actor,
+    text: str,
+    reason: str | None,
+    new_order: Order | None = None,
 ) -> Order:
     """Change order fields the life cycle does not own (category, place) as one audited ``comment`` event."""
     previous = {f"previous_{k}": getattr(order, k) for k in changes}
@@ -477,6 +487,7 @@ def _amend(
             action=Action.COMMENT,
             actor=actor,
             params={"text": text, "reason": reason, **changes, **previous},
+            new_order=new_order,
         )
 
 
@@ -515,13 +526,17 @@ def set_category(
     )
 
 
-def auto_dispatch(session: Session, *, order: Order, now: datetime | None = None) -> DispatchDecision:
+def auto_dispatch(
+    session: Session, *, order: Order, now: datetime | None = None, new: bool = False
+) -> DispatchDecision:
     """Decide for a received order and, when the decision allows, dispatch it as ``auto-dispatch``.
 
     A category predicted by the classifier and a place resolved from the address are written to the order first
-    (one audited comment), so the time limit and later statistics use them.
+    (one audited comment), so the time limit and later statistics use them. ``new``: this transaction created the
+    order (intake): it has no history to read and needs no lock (see ``orders.act``'s ``new_order``).
     """
-    decision = suggest(session, order=order, now=now, store=False)
+    decision = suggest(session, order=order, now=now, store=False, new=new)
+    new_order = order if new else None
     if decision.auto and order.state == State.RECEIVED and decision.candidates:
         top = decision.candidates[0]
         fills: dict[str, int] = {}
@@ -540,6 +555,7 @@ def auto_dispatch(session: Session, *, order: Order, now: datetime | None = None
                 actor=AUTO_ACTOR,
                 text="auto-dispatch: " + ", ".join(f"{k}={v}" for k, v in fills.items()),
                 reason=None,
+                new_order=new_order,
             )
         orders.act(
             session,
@@ -555,6 +571,7 @@ def auto_dispatch(session: Session, *, order: Order, now: datetime | None = None
                 "model_version": decision.model_version,
                 "reason": decision.reason,
             },
+            new_order=new_order,
         )
         decision.dispatched = True
     _store(session, decision)

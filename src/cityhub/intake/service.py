@@ -47,7 +47,7 @@ def _auto_dispatch(session: Session, order: Order) -> None:
     from cityhub.dispatch.service import auto_dispatch
 
     try:
-        auto_dispatch(session, order=order)
+        auto_dispatch(session, order=order, new=True)
     except CityhubError as exc:
         # The appeal is received whatever happens to dispatch: it waits in the dispatcher's queue.
         log.warning("auto-dispatch of order %s failed: %s", order.number, exc.message)
@@ -89,6 +89,7 @@ def submit(
             action=Action.INSTANT_ANSWER,
             actor=actor,
             params={"answer": instant_answer, "kb_entry_id": instant_answer_entry_id},
+            new_order=order,
         )
     found = _merge_if_duplicate(session, order, found, actor)
     if order.state == State.RECEIVED and get_settings().dispatch_auto:
@@ -122,6 +123,7 @@ def _merge_if_duplicate(
             action=Action.MERGE,
             actor=actor,
             params={"master_id": master.id, "reason": f"auto-merge: duplicate of {master.number}, score {score:.2f}"},
+            new_order=order,
         )
     except CityhubError as exc:
         # The master changed meanwhile (closed, merged): the appeal is received all the same, as a suggestion.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -335,6 +336,19 @@ def find_category(session: Session, *, name_or_path: str) -> Category | None:
         return None
     shallowest = [c for c in candidates if c.level == candidates[0].level]
     return shallowest[0] if len(shallowest) == 1 else None
+
+
+def find_categories(session: Session, *, names: Sequence[str]) -> dict[str, Category | None]:
+    """:func:`find_category` for several names or paths at once: the exact paths in one query, only the others one
+    by one (a classifier's top three labels are usually exact first-level paths: one query instead of three)."""
+    texts = {name: normalise_path(name) for name in names}
+    exact = {
+        c.path: c
+        for c in session.scalars(
+            select(Category).where(Category.path.in_([t for t in texts.values() if t]), Category.active.is_(True))
+        )
+    }
+    return {name: exact.get(text) or find_category(session, name_or_path=name) for name, text in texts.items()}
 
 
 def category_chain(session: Session, *, category_id: int) -> list[int]:

@@ -215,14 +215,22 @@ def act(
     params: Mapping[str, Any] | None = None,
     expected_version: int | None = None,
     now: datetime | None = None,
+    new_order: Order | None = None,
 ) -> Order:
-    """Apply one life-cycle action to an order and audit it; raise InvalidTransition if the table refuses."""
+    """Apply one life-cycle action to an order and audit it; raise InvalidTransition if the table refuses.
+
+    ``new_order``: the order itself, when this transaction created it (intake acting on the appeal it has just
+    received): no other transaction can see it yet, so it is neither read again nor locked.
+    """
     params = dict(params or {})
     now = now or utcnow()
-    query = select(Order).where(Order.id == order_id).options(selectinload(Order.assists))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    order = session.execute(query).scalar_one_or_none()
+    if new_order is not None and new_order.id == order_id:
+        order: Order | None = new_order
+    else:
+        query = select(Order).where(Order.id == order_id).options(selectinload(Order.assists))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        order = session.execute(query).scalar_one_or_none()
     if order is None:
         raise NotFound(f"order {order_id} not found")
     if expected_version is not None and order.version != expected_version:
