@@ -88,3 +88,31 @@ def test_answers_say_how_long_they_waited_and_ran():
     waits = sorted(t["gate"] for t in timings)
     assert waits[0] < waits[1] and waits[1] >= 15  # the second waited for the first's place
     assert [m["body"] for m in sent if m["type"] == "http.response.body"] == [b"ok", b"ok"]
+
+
+def test_an_answer_that_waited_long_closes_its_connection():
+    """So that the client's next request may land on a less busy server process (GateSettings.http_shed_wait_ms)."""
+
+    async def app(scope, receive, send):
+        await asyncio.sleep(0.03)
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    def answers(shed_wait_ms: float) -> list[dict[bytes, bytes]]:
+        sent: list[dict] = []
+
+        async def send(message):
+            sent.append(message)
+
+        gate = RequestGate(app, limit=1, shed_wait_ms=shed_wait_ms)
+
+        async def main():
+            await asyncio.gather(*(gate({"type": "http", "method": "POST"}, None, send) for _ in range(2)))
+
+        asyncio.run(main())
+        return [dict(m["headers"]) for m in sent if m["type"] == "http.response.start"]
+
+    first, second = answers(10)  # the second waits ~30 ms for the first's place
+    assert b"connection" not in first
+    assert second[b"connection"] == b"close"
+    assert all(b"connection" not in h for h in answers(0))  # 0: never

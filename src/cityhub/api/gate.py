@@ -51,6 +51,18 @@ class GateSettings(BaseSettings):
         le=(POOL_SIZE + POOL_MAX_OVERFLOW) // 4,
         description="Reads (GET, HEAD, OPTIONS) one server process runs at once, besides the writes.",
     )
+    # With several server processes (`cityhub serve --workers N`) the kernel hands each new connection to one of them
+    # by a hash, blind to their load, and a kept-alive connection stays where it landed. A process that falls
+    # behind keeps its clients busy, so their connections never idle out and move: measured at 50 clients creating
+    # orders beyond what the machine could take, one process ran at 95 % of a core with almost every client while
+    # the other idled at 20 %. Closing the connection after an answer that waited long sends that client's next
+    # request through a new connection, which lands on any process.
+    http_shed_wait_ms: float = Field(
+        250.0,
+        ge=0,
+        description="An answer that waited longer than this at the admission gate closes its kept-alive connection "
+        "(`Connection: close`), so the client's next request may go to a less busy server process; 0: never.",
+    )
     http_heavy_concurrency: int = Field(
         1,
         ge=1,
@@ -99,12 +111,14 @@ class RequestGate:
         limit: int | None = None,
         read_limit: int | None = None,
         heavy_limit: int | None = None,
+        shed_wait_ms: float | None = None,
     ) -> None:
         self.app = app
         settings = get_gate_settings()
         self.limit = limit or settings.concurrency()
         self.read_limit = read_limit or settings.http_read_concurrency
         self.heavy_limit = heavy_limit or settings.http_heavy_concurrency
+        self.shed_wait_s = (settings.http_shed_wait_ms if shed_wait_ms is None else shed_wait_ms) / 1000
         self._lanes: dict[str, asyncio.Semaphore] | None = None
 
     def _lane(self, scope: Scope) -> asyncio.Semaphore:
@@ -133,7 +147,10 @@ class RequestGate:
             if message["type"] == "http.response.start":
                 done = time.perf_counter()
                 timing = f"gate;dur={(admitted - arrived) * 1000:.1f}, app;dur={(done - admitted) * 1000:.1f}"
-                message = {**message, "headers": [*message.get("headers", ()), (b"server-timing", timing.encode())]}
+                headers = [*message.get("headers", ()), (b"server-timing", timing.encode())]
+                if self.shed_wait_s and admitted - arrived > self.shed_wait_s:
+                    headers.append((b"connection", b"close"))  # see GateSettings.http_shed_wait_ms
+                message = {**message, "headers": headers}
             await send(message)
 
         async with self._lane(scope):
