@@ -566,10 +566,15 @@ class Model:
         """Calibrated probabilities, shape (len(texts), len(labels)), columns in ``labels`` order."""
         if not len(texts):
             return np.zeros((0, len(self.labels)))
+        import sklearn
+
         norm = [normalize(t) for t in texts]
-        x = self.features.transform(norm, [title_of(t) for t in texts] if self.features.needs_titles else None)
-        emb = self.encoder.encode(norm) if self.encoder is not None else None
-        proba = np.asarray(self.combiner.predict_proba(self._stack_input(x, emb)), dtype=np.float64)
+        # The matrices are this model's own TF-IDF features and fitted members: sklearn's checks of finiteness and of
+        # parameters find nothing here, and cost ~0.7 ms of a ~6 ms prediction for one order (thread-local setting).
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            x = self.features.transform(norm, [title_of(t) for t in texts] if self.features.needs_titles else None)
+            emb = self.encoder.encode(norm) if self.encoder is not None else None
+            proba = np.asarray(self.combiner.predict_proba(self._stack_input(x, emb)), dtype=np.float64)
         full = np.zeros((len(texts), len(self.labels)))
         full[:, np.asarray(self.combiner.classes_, dtype=int)] = proba
         full /= full.sum(axis=1, keepdims=True)
