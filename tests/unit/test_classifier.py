@@ -280,13 +280,15 @@ def test_version_2_artefact_loads_without_calibration(tmp_path: Path) -> None:
     model = classifier.train(_records(), config=classifier.with_overrides(FAST, title_weight=0.0))
     target = model.save(tmp_path / "m")
     meta = json.loads((target / "model.json").read_text(encoding="utf-8"))
-    blob = joblib.load(target / "model.joblib")
+    blob = classifier.read_fitted(target / classifier.MODEL_FILE)
     meta["format_version"] = blob["format_version"] = 2
     for cfg in (meta["config"], blob["config"]):
         del cfg["confidence"], cfg["confidence_shrink"], cfg["title_weight"]
     del blob["confidence"], blob["features"].title, blob["features"].title_weight
     (target / "model.json").write_text(json.dumps(meta), encoding="utf-8")
-    joblib.dump(blob, target / "model.joblib")
+    # Artefacts of that time held their fitted objects in joblib's format.
+    joblib.dump(blob, target / classifier.LEGACY_MODEL_FILE)
+    (target / classifier.MODEL_FILE).unlink()
     loaded = classifier.load(target)
     assert loaded.confidence is None and loaded.config.confidence == "none"
     assert loaded.config.title_weight == 0.0 and not loaded.features.needs_titles
@@ -321,3 +323,14 @@ def test_member_on_one_feature_block() -> None:
     assert m.predict(["学校老师学生补课"])[0].label == "教育文体"
     with pytest.raises(ValidationFailed, match="feature block 'nope'"):
         classifier.train(_records(10), config=classifier.with_overrides(FAST, members=("svm", "cnb:nope")))
+
+
+def test_save_writes_the_pickled_artefact_and_drops_an_older_one(tmp_path: Path) -> None:
+    model = classifier.train(_records(), config=FAST)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / classifier.LEGACY_MODEL_FILE).write_bytes(b"an older artefact's fitted objects")
+    target = model.save(tmp_path / "m")
+    assert (target / classifier.MODEL_FILE).is_file()
+    assert not (target / classifier.LEGACY_MODEL_FILE).exists()  # no stale copy of older fitted objects beside it
+    texts = ["噪音扰民污水排放", "驾驶证补办"]
+    assert np.allclose(classifier.load(target).predict_proba(texts), model.predict_proba(texts))

@@ -103,12 +103,13 @@ def test_version_1_artefact_still_loads(tmp_path: Path) -> None:
     meta_path.write_text(json.dumps(meta), encoding="utf-8")
     import joblib
 
-    blob = joblib.load(target / "model.joblib")
+    blob = classifier.read_fitted(target / classifier.MODEL_FILE)
     blob["format_version"] = 1
     for key in ("encoder", "emb_c", "confidence", "confidence_shrink", "title_weight"):
         del blob["config"][key]
     del blob["confidence"], blob["features"].title, blob["features"].title_weight
-    joblib.dump(blob, target / "model.joblib")
+    joblib.dump(blob, target / classifier.LEGACY_MODEL_FILE)  # as artefacts of that time held them
+    (target / classifier.MODEL_FILE).unlink()
     loaded = classifier.load(target)
     assert loaded.config.encoder is None and loaded.confidence is None
     # A version 1 artefact predicts with the stacker's probabilities, as it did before calibration existed.
