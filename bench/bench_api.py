@@ -212,9 +212,9 @@ class UserClient:
     """One simulated user's HTTP client (one connection, kept alive): ``send`` answers (status, body when the
     status is an error, Server-Timing header).
 
-    The default, aiohttp, spends ~4× less CPU per request than httpx's async client (measured: the load generator
-    used 16 % of a core at 50 requests/s with httpx); on two cores shared with the server that CPU is taken from
-    the server, and a busy generator reads answers late, which counts as latency.
+    The default, aiohttp, spends about a third of the CPU per request of httpx's async client (measured at 50
+    requests/s: 5–6 % of a core against 16 %); on two cores shared with the server that CPU is taken from the
+    server, and a busy generator reads answers late, which counts as latency.
     """
 
     def __init__(self, base: str, headers: dict[str, str], kind: str, tls: ssl.SSLContext) -> None:
