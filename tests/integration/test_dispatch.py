@@ -186,6 +186,8 @@ def test_intake_dispatches_when_enabled(app_db, monkeypatch, model) -> None:
         assert [e.action for e in trail] == ["create", "comment", "dispatch"]
         assert trail[1].payload["category_id"] == cat.id and order.category_id == cat.id
         assert order.version == 3
+        stored = service.latest_decision(s, order_id=order.id)  # kept for the queue's history of decisions
+        assert stored is not None and stored.dispatched and stored.candidates[0].unit_id == order.lead_unit_id
     with session_scope() as s:
         assert s.get(type(order), order.id).version == 3
     monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "0")

@@ -405,8 +405,10 @@ def suggest(
     return decision
 
 
-def _store(session: Session, decision: DispatchDecision) -> None:
-    row = session.get(DispatchSuggestion, decision.order_id)
+def _store(session: Session, decision: DispatchDecision, *, new: bool = False) -> None:
+    """Keep the decision as the order's latest (one row per order). ``new``: the order was created in this
+    transaction, so it has no row yet (not looked up)."""
+    row = None if new else session.get(DispatchSuggestion, decision.order_id)
     if row is None:
         row = DispatchSuggestion(order_id=decision.order_id)
         session.add(row)
@@ -574,7 +576,7 @@ def auto_dispatch(
             new_order=new_order,
         )
         decision.dispatched = True
-    _store(session, decision)
+    _store(session, decision, new=new)
     return decision
 
 
