@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -124,7 +124,7 @@ class DispatchDecision:
 
 _lock = threading.Lock()
 _models: dict[tuple[str, float], tuple[Any, str]] = {}
-_gazetteers: dict[tuple[str, int, int], tuple[Any, dict[str, int]]] = {}
+_gazetteers: dict[tuple[str, int, int], _Places] = {}
 _rules: dict[str, tuple[tuple[Any, ...], tuple[rulebook.Rule, ...]]] = {}  # database → (table version, active rules)
 
 
@@ -185,8 +185,17 @@ def load_model() -> tuple[Any, str] | None:
         return _models[key]
 
 
-def _gazetteer(session: Session) -> tuple[Any, dict[str, int]] | None:
-    """A gazetteer of the database's own divisions (codes → unit ids), rebuilt when units are added."""
+class _Places(NamedTuple):
+    """The database's own divisions, per process: a gazetteer, their ids by code and their parents by id."""
+
+    gazetteer: Any
+    ids: dict[str, int]
+    parents: dict[int, int | None]
+
+
+def _gazetteer(session: Session) -> _Places | None:
+    """The database's divisions (see :class:`_Places`), rebuilt when units are added or removed (an edit of a unit's
+    code or parent alone shows at the next rebuild or server start)."""
     from cityhub.nlp.address import Gazetteer
 
     count, top = session.execute(select(func.count(Unit.id), func.max(Unit.id)).where(Unit.tier.in_(PLACE_TIERS))).one()
@@ -201,21 +210,22 @@ def _gazetteer(session: Session) -> tuple[Any, dict[str, int]] | None:
             except ValidationFailed:
                 return None
             _gazetteers.clear()
-            _gazetteers[key] = (gaz, {u.code: u.id for u in units})
+            _gazetteers[key] = _Places(gaz, {u.code: u.id for u in units}, {u.id: u.parent_id for u in units})
         return _gazetteers[key]
 
 
-def resolve_place(session: Session, *, order: Order) -> Place:
-    """The order's street and community: as recorded, else from its address, else from its text."""
+def resolve_place(session: Session, *, order: Order, places: _Places | None = None) -> Place:
+    """The order's street and community: as recorded, else from its address, else from its text. ``places``: the
+    caller's :func:`_gazetteer` (read here otherwise)."""
     if order.community_id is not None or order.street_id is not None:
         street_id = order.street_id
         if street_id is None and order.community is not None:
             street_id = order.community.parent_id
         return Place(street_id=street_id, community_id=order.community_id, source="order")
-    found = _gazetteer(session)
+    found = places or _gazetteer(session)
     if found is None:
         return Place()
-    gaz, ids = found
+    gaz, ids = found.gazetteer, found.ids
     for source, text in (("address", order.address), ("text", f"{order.title}\n{order.content}")):
         if not text:
             continue
@@ -230,12 +240,20 @@ def resolve_place(session: Session, *, order: Order) -> Place:
     return Place()
 
 
-def _unit_chain(session: Session, unit_id: int | None) -> tuple[int, ...]:
+def _unit_chain(session: Session, unit_id: int | None, places: _Places | None = None) -> tuple[int, ...]:
+    """The unit and its ancestors, nearest first: from ``places``'s parents while it knows them, else read."""
     chain: list[int] = []
-    current = session.get(Unit, unit_id) if unit_id is not None else None
-    while current is not None and current.id not in chain:
-        chain.append(current.id)
-        current = session.get(Unit, current.parent_id) if current.parent_id is not None else None
+    current = unit_id
+    while current is not None and current not in chain:
+        if places is not None and current in places.parents:
+            chain.append(current)
+            current = places.parents[current]
+            continue
+        unit = session.get(Unit, current)
+        if unit is None:
+            break
+        chain.append(unit.id)
+        current = unit.parent_id
     return tuple(chain)
 
 
@@ -325,8 +343,9 @@ def suggest(
 
         prediction = loaded[0].predict([order_text(order.title, order.content)])[0]
 
-    place = resolve_place(session, order=order)
-    place_chain = _unit_chain(session, place.community_id) or _unit_chain(session, place.street_id)
+    places = _gazetteer(session)
+    place = resolve_place(session, order=order, places=places)
+    place_chain = _unit_chain(session, place.community_id, places) or _unit_chain(session, place.street_id, places)
     base = rulebook.OrderFacts(
         text=f"{order.title}\n{order.content}",
         now=now,
