@@ -254,7 +254,7 @@ def settings_fields() -> Iterator[SettingField]:
                 name=name,
                 env=env.upper(),
                 type=_type_name(info.annotation),
-                constraints=tuple(_constraint(m) for m in info.metadata if _constraint(m)),
+                constraints=tuple(c for c in map(_constraint, info.metadata) if c),
                 default=None if info.default is PydanticUndefined else info.default,
                 description=info.description or "",
                 secret=any(word in name.lower() for word in SECRET_WORDS),

@@ -323,19 +323,8 @@ def find_category(session: Session, *, name_or_path: str) -> Category | None:
     text = normalise_path(name_or_path)
     if not text:
         return None
-    active = Category.active.is_(True)
-    exact = session.scalars(select(Category).where(Category.path == text, active)).one_or_none()
-    if exact is not None:
-        return exact
-    if SEPARATOR in text:
-        stmt = select(Category).where(Category.path.endswith(SEPARATOR + text, autoescape=True), active)
-    else:
-        stmt = select(Category).where(Category.name == text, active)
-    candidates = list(session.scalars(stmt.order_by(Category.level, Category.code)))
-    if not candidates:
-        return None
-    shallowest = [c for c in candidates if c.level == candidates[0].level]
-    return shallowest[0] if len(shallowest) == 1 else None
+    exact = session.scalars(select(Category).where(Category.path == text, Category.active.is_(True))).one_or_none()
+    return exact if exact is not None else _by_name_or_tail(session, text)
 
 
 def find_categories(session: Session, *, names: Sequence[str]) -> dict[str, Category | None]:
@@ -348,7 +337,24 @@ def find_categories(session: Session, *, names: Sequence[str]) -> dict[str, Cate
             select(Category).where(Category.path.in_([t for t in texts.values() if t]), Category.active.is_(True))
         )
     }
-    return {name: exact.get(text) or find_category(session, name_or_path=name) for name, text in texts.items()}
+    return {
+        name: exact.get(text) or (_by_name_or_tail(session, text) if text else None) for name, text in texts.items()
+    }
+
+
+def _by_name_or_tail(session: Session, text: str) -> Category | None:
+    """The active category named ``text`` (or whose path ends with the path tail ``text``) at the shallowest level;
+    None when there is none or more than one there. ``text`` is normalised and not an exact path."""
+    active = Category.active.is_(True)
+    if SEPARATOR in text:
+        stmt = select(Category).where(Category.path.endswith(SEPARATOR + text, autoescape=True), active)
+    else:
+        stmt = select(Category).where(Category.name == text, active)
+    candidates = list(session.scalars(stmt.order_by(Category.level, Category.code)))
+    if not candidates:
+        return None
+    shallowest = [c for c in candidates if c.level == candidates[0].level]
+    return shallowest[0] if len(shallowest) == 1 else None
 
 
 def category_chain(session: Session, *, category_id: int) -> list[int]:
