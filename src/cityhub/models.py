@@ -6,6 +6,7 @@ from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchTh
 from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
 from cityhub.notify.models import OutboxMessage, Subscription
 from cityhub.org.models import Unit, User
+from cityhub.refdata import reference_versions
 from cityhub.sharing.models import ApiCallStat, ApiClient, ApiKey, ApiRateWindow, Open311Token
 from cityhub.workorders.models import (
     Attachment,
@@ -50,4 +51,5 @@ __all__ = [
     "Subscription",
     "Unit",
     "User",
+    "reference_versions",
 ]

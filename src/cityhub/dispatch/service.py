@@ -26,15 +26,17 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cityhub import refdata
 from cityhub.config import get_settings
-from cityhub.db import database_key, utcnow
+from cityhub.db import utcnow
 from cityhub.dispatch import rules as rulebook
 from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchThreshold
 from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit, UnitTier
+from cityhub.org.service import unit_directory
 from cityhub.workorders import service as orders
-from cityhub.workorders.categories import category_chain, find_categories, find_category
+from cityhub.workorders.categories import CategoryRef, category_chain, find_categories, find_category, taxonomy
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import Category, Order, OrderEvent
 
@@ -124,8 +126,6 @@ class DispatchDecision:
 
 _lock = threading.Lock()
 _models: dict[tuple[str, float], tuple[Any, str]] = {}
-_gazetteers: dict[tuple[str, int, int], _Places] = {}
-_rules: dict[str, tuple[tuple[Any, ...], tuple[rulebook.Rule, ...]]] = {}  # database → (table version, active rules)
 
 
 def _model_key() -> tuple[str, float] | None:
@@ -194,24 +194,22 @@ class _Places(NamedTuple):
 
 
 def _gazetteer(session: Session) -> _Places | None:
-    """The database's divisions (see :class:`_Places`), rebuilt when units are added or removed (an edit of a unit's
-    code or parent alone shows at the next rebuild or server start)."""
+    """The database's divisions (see :class:`_Places`), from the process's cache while the units are unchanged
+    (:mod:`cityhub.refdata`); None without any."""
+    return refdata.cached(session, "dispatch.places", ("units",), _build_places)
+
+
+def _build_places(session: Session) -> _Places | None:
     from cityhub.nlp.address import Gazetteer
 
-    count, top = session.execute(select(func.count(Unit.id), func.max(Unit.id)).where(Unit.tier.in_(PLACE_TIERS))).one()
-    if not count:
+    units = list(session.scalars(select(Unit).where(Unit.tier.in_(PLACE_TIERS))))
+    if not units:
         return None
-    key = (database_key(session), int(count), int(top or 0))
-    with _lock:
-        if key not in _gazetteers:
-            units = list(session.scalars(select(Unit).where(Unit.tier.in_(PLACE_TIERS))))
-            try:
-                gaz = Gazetteer.from_units(units)
-            except ValidationFailed:
-                return None
-            _gazetteers.clear()
-            _gazetteers[key] = _Places(gaz, {u.code: u.id for u in units}, {u.id: u.parent_id for u in units})
-        return _gazetteers[key]
+    try:
+        gaz = Gazetteer.from_units(units)
+    except ValidationFailed:
+        return None
+    return _Places(gaz, {u.code: u.id for u in units}, {u.id: u.parent_id for u in units})
 
 
 def resolve_place(session: Session, *, order: Order, places: _Places | None = None) -> Place:
@@ -273,15 +271,15 @@ def returned_units(session: Session, *, order_id: int) -> set[int]:
 def threshold_for(session: Session, *, category_id: int | None) -> float:
     """The auto-dispatch threshold of a category: its own, else its nearest ancestor's, else the default."""
     if category_id is not None:
-        chain = category_chain(session, category_id=category_id)
-        rows = {
-            t.category_id: t.threshold
-            for t in session.scalars(select(DispatchThreshold).where(DispatchThreshold.category_id.in_(chain)))
-        }
-        for cid in chain:
+        rows = refdata.cached(session, "dispatch.thresholds", ("dispatch_thresholds",), _read_thresholds)
+        for cid in category_chain(session, category_id=category_id):
             if cid in rows:
                 return rows[cid]
     return get_settings().dispatch_threshold
+
+
+def _read_thresholds(session: Session) -> dict[int, float]:
+    return {row.category_id: row.threshold for row in session.scalars(select(DispatchThreshold))}
 
 
 def to_rule(row: DispatchRule) -> rulebook.Rule:
@@ -303,21 +301,14 @@ def to_rule(row: DispatchRule) -> rulebook.Rule:
 
 
 def _active_rules(session: Session) -> list[rulebook.Rule]:
-    """The active routing rules, as plain values. Read again only when the table changed — its row count, newest id
-    and latest update, one aggregate row, tell — so an edit made in any process counts from the next decision,
-    while the decisions in between skip loading and converting every rule (~2 ms an order with 40 rules)."""
-    version = tuple(
-        session.execute(
-            select(func.count(DispatchRule.id), func.max(DispatchRule.id), func.max(DispatchRule.updated_at))
-        ).one()
-    )
-    key = database_key(session)
-    cached = _rules.get(key)
-    if cached is not None and cached[0] == version:
-        return list(cached[1])
-    rules = tuple(to_rule(r) for r in session.scalars(select(DispatchRule).where(DispatchRule.active.is_(True))))
-    _rules[key] = (version, rules)
-    return list(rules)
+    """The active routing rules, as plain values, from the process's cache while the table is unchanged
+    (:mod:`cityhub.refdata`): an edit made in any process counts from the next decision, while the decisions in
+    between skip loading and converting every rule (~2 ms an order with 40 rules)."""
+    return list(refdata.cached(session, "dispatch.rules", ("dispatch_rules",), _read_active_rules))
+
+
+def _read_active_rules(session: Session) -> tuple[rulebook.Rule, ...]:
+    return tuple(to_rule(r) for r in session.scalars(select(DispatchRule).where(DispatchRule.active.is_(True))))
 
 
 def suggest(
@@ -356,7 +347,7 @@ def suggest(
     )
     active = _active_rules(session)
 
-    def under(category: Category | None, label: str | None, probability: float | None) -> rulebook.Hypothesis:
+    def under(category: CategoryRef | None, label: str | None, probability: float | None) -> rulebook.Hypothesis:
         chain = tuple(category_chain(session, category_id=category.id)) if category is not None else ()
         facts = replace(base, category_chain=chain, category_label=category.path if category else label)
         return rulebook.Hypothesis(label=label, probability=probability, candidates=rulebook.match(active, facts))
@@ -366,7 +357,7 @@ def suggest(
     category_source: str | None = None
     label: str | None = None
     if order.category_id is not None:
-        category = session.get(Category, order.category_id)
+        category = taxonomy(session).by_id.get(order.category_id)
         category_id, category_source, label = order.category_id, "intake", category.path if category else None
         hypotheses.append(under(category, label, 1.0 if loaded else None))
     elif prediction is not None:
@@ -394,7 +385,7 @@ def suggest(
         returned=order.state == State.RETURNED or bool(base.excluded_unit_ids),
     )
     merged = rulebook.combine(hypotheses)
-    units = {u.id: u for u in session.scalars(select(Unit).where(Unit.id.in_([c.unit_id for c in merged])))}
+    units = unit_directory(session)
     decision = DispatchDecision(
         order_id=order.id,
         candidates=[

@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import and_, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
+from cityhub import refdata
 from cityhub.db import utcnow
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.notify.config import NotifySettings, get_notify_settings
@@ -145,6 +146,23 @@ def _matching(topic: Topic) -> Any:
     return and_(Subscription.active.is_(True), Subscription.events.like(f"%,{topic.value},%"))
 
 
+def _active_subscriptions(session: Session) -> tuple[tuple[int, frozenset[str], int | None], ...]:
+    """(id, topics, unit) of every active subscription, from the process's cache while the table is unchanged
+    (:mod:`cityhub.refdata`): every life-cycle action looks for the ones it concerns."""
+
+    def build(s: Session) -> tuple[tuple[int, frozenset[str], int | None], ...]:
+        rows = s.execute(
+            select(Subscription.id, Subscription.events, Subscription.unit_id)
+            .where(Subscription.active.is_(True))
+            .order_by(Subscription.id)
+        )
+        return tuple(
+            (sub_id, frozenset(t for t in events.split(",") if t), unit_id) for sub_id, events, unit_id in rows
+        )
+
+    return refdata.cached(session, "notify.subscriptions", ("notify_subscriptions",), build)
+
+
 def enqueue(
     session: Session,
     *,
@@ -155,12 +173,12 @@ def enqueue(
 ) -> int:
     """Add one message per subscription interested in ``topic`` for ``order``; returns how many were added."""
     now = now or utcnow()
-    units = [u for u in (order.lead_unit_id, order.street_id, order.community_id) if u is not None]
-    subs = session.scalars(
-        select(Subscription.id).where(
-            _matching(topic), or_(Subscription.unit_id.is_(None), Subscription.unit_id.in_(units))
-        )
-    ).all()
+    units = {u for u in (order.lead_unit_id, order.street_id, order.community_id) if u is not None}
+    subs = [
+        sub_id
+        for sub_id, topics, unit_id in _active_subscriptions(session)
+        if topic.value in topics and (unit_id is None or unit_id in units)
+    ]
     for sub_id in subs:
         session.add(
             OutboxMessage(

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from cityhub import refdata
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.schemas import (
@@ -360,6 +361,37 @@ def _upsert_division(
 
 
 # --- Units -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitRef:
+    """A unit as the request path consults it (no boundary, contacts or duties), shared by the process."""
+
+    id: int
+    code: str
+    name: str
+    tier: UnitTier
+    parent_id: int | None
+    active: bool
+
+
+def unit_directory(session: Session) -> dict[int, UnitRef]:
+    """Every unit by id, from the process's cache while the units table is unchanged (:mod:`cityhub.refdata`)."""
+
+    def build(s: Session) -> dict[int, UnitRef]:
+        rows = s.execute(select(Unit.id, Unit.code, Unit.name, Unit.tier, Unit.parent_id, Unit.active))
+        return {row.id: UnitRef(*row) for row in rows}
+
+    return refdata.cached(session, "org.units", ("units",), build)
+
+
+def unit_ids_by_code(session: Session) -> dict[str, int]:
+    """Every unit's id by its code, from the process's cache while the units table is unchanged."""
+
+    def build(s: Session) -> dict[str, int]:
+        return {code: unit_id for code, unit_id in s.execute(select(Unit.code, Unit.id))}
+
+    return refdata.cached(session, "org.unit_codes", ("units",), build)
 
 
 def get_unit(session: Session, *, unit_id: int) -> Unit | None:

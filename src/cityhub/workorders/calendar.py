@@ -29,6 +29,7 @@ import chinese_calendar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cityhub import refdata
 from cityhub.config import get_settings
 from cityhub.workorders.models import CalendarDay
 
@@ -335,8 +336,12 @@ def shared_calendar(
 def load_calendar(session: Session) -> WorkCalendar:
     """The calendar of the configured time zone and working hours, with the administrators' overrides."""
     settings = get_settings()
-    overrides = {row.day: row.is_workday for row in session.scalars(select(CalendarDay))}
+    overrides = refdata.cached(session, "workorders.calendar_days", ("calendar_days",), _read_overrides)
     return shared_calendar(settings.tz, parse_working_hours(settings.working_hours), overrides)
+
+
+def _read_overrides(session: Session) -> dict[date, bool]:
+    return {row.day: row.is_workday for row in session.execute(select(CalendarDay.day, CalendarDay.is_workday))}
 
 
 def set_day(session: Session, *, day: date, is_workday: bool, name: str | None = None) -> CalendarDay:

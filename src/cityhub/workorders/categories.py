@@ -19,6 +19,7 @@ from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cityhub import refdata
 from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError, Conflict, NotFound, ValidationFailed
 from cityhub.org.schemas import ImportReport
@@ -315,60 +316,96 @@ def seed_default_taxonomy(session: Session) -> TaxonomyImportReport:
     return import_taxonomy(session, path=DEFAULT_TAXONOMY)
 
 
+@dataclass(frozen=True)
+class CategoryRef:
+    """A category as look-ups need it, shared by the process (see :func:`taxonomy`)."""
+
+    id: int
+    code: str
+    name: str
+    level: int
+    parent_id: int | None
+    path: str
+    active: bool
+
+
+class Taxonomy:
+    """Every category in memory, for look-ups by path, name or path tail, and walks up to the root."""
+
+    def __init__(self, refs: Sequence[CategoryRef]) -> None:
+        self.by_id = {c.id: c for c in refs}
+        self._by_path = {c.path: c for c in refs if c.active}
+        # Active categories by name and by every proper path tail ("住房保障/保障房"), shallowest level first.
+        self._by_tail: dict[str, list[CategoryRef]] = defaultdict(list)
+        for c in sorted(refs, key=lambda c: (c.level, c.code)):
+            if not c.active:
+                continue
+            parts = c.path.split(SEPARATOR)
+            for start in range(1, len(parts)):
+                self._by_tail[SEPARATOR.join(parts[start:])].append(c)
+            if len(parts) == 1 or c.name != parts[-1]:
+                self._by_tail[c.name].append(c)
+
+    def find(self, name_or_path: str) -> CategoryRef | None:
+        """The active category with this exact path, else the one with this name (or path tail, such as
+        ``住房保障/保障房``) at the shallowest level; None when there is none, or more than one there."""
+        text = normalise_path(name_or_path)
+        if not text:
+            return None
+        exact = self._by_path.get(text)
+        if exact is not None:
+            return exact
+        candidates = self._by_tail.get(text, [])
+        if SEPARATOR not in text:
+            candidates = [c for c in candidates if c.name == text]
+        if not candidates:
+            return None
+        shallowest = [c for c in candidates if c.level == candidates[0].level]
+        return shallowest[0] if len(shallowest) == 1 else None
+
+    def chain(self, category_id: int) -> list[int]:
+        """The ids from this category up to its root (self first)."""
+        chain: list[int] = []
+        current = self.by_id.get(category_id)
+        if current is None:
+            raise NotFound(f"category {category_id} not found")
+        while current is not None:
+            if current.id in chain:
+                raise ValidationFailed(f"category {category_id} has a cyclic parent chain")
+            chain.append(current.id)
+            current = self.by_id.get(current.parent_id) if current.parent_id is not None else None
+        return chain
+
+
+def taxonomy(session: Session) -> Taxonomy:
+    """The categories, from the process's cache while the table is unchanged (:mod:`cityhub.refdata`)."""
+
+    def build(s: Session) -> Taxonomy:
+        columns = (Category.id, Category.code, Category.name, Category.level, Category.parent_id, Category.path)
+        return Taxonomy([CategoryRef(*row[:6], bool(row[6])) for row in s.execute(select(*columns, Category.active))])
+
+    return refdata.cached(session, "workorders.categories", ("categories",), build)
+
+
 def find_category(session: Session, *, name_or_path: str) -> Category | None:
     """Return the active category with this exact path, else the one with this name at the shallowest level.
 
     A name (or a path tail such as ``住房保障/保障房``) that is ambiguous at its shallowest level gives None.
     """
-    text = normalise_path(name_or_path)
-    if not text:
-        return None
-    exact = session.scalars(select(Category).where(Category.path == text, Category.active.is_(True))).one_or_none()
-    return exact if exact is not None else _by_name_or_tail(session, text)
+    found = taxonomy(session).find(name_or_path)
+    return session.get(Category, found.id) if found is not None else None
 
 
-def find_categories(session: Session, *, names: Sequence[str]) -> dict[str, Category | None]:
-    """:func:`find_category` for several names or paths at once: the exact paths in one query, only the others one
-    by one (a classifier's top three labels are usually exact first-level paths: one query instead of three)."""
-    texts = {name: normalise_path(name) for name in names}
-    exact = {
-        c.path: c
-        for c in session.scalars(
-            select(Category).where(Category.path.in_([t for t in texts.values() if t]), Category.active.is_(True))
-        )
-    }
-    return {
-        name: exact.get(text) or (_by_name_or_tail(session, text) if text else None) for name, text in texts.items()
-    }
-
-
-def _by_name_or_tail(session: Session, text: str) -> Category | None:
-    """The active category named ``text`` (or whose path ends with the path tail ``text``) at the shallowest level;
-    None when there is none or more than one there. ``text`` is normalised and not an exact path."""
-    active = Category.active.is_(True)
-    if SEPARATOR in text:
-        stmt = select(Category).where(Category.path.endswith(SEPARATOR + text, autoescape=True), active)
-    else:
-        stmt = select(Category).where(Category.name == text, active)
-    candidates = list(session.scalars(stmt.order_by(Category.level, Category.code)))
-    if not candidates:
-        return None
-    shallowest = [c for c in candidates if c.level == candidates[0].level]
-    return shallowest[0] if len(shallowest) == 1 else None
+def find_categories(session: Session, *, names: Sequence[str]) -> dict[str, CategoryRef | None]:
+    """:func:`find_category` for several names or paths at once, without reading the database (the taxonomy is
+    cached): a classifier's top three labels for every order."""
+    found = taxonomy(session)
+    return {name: found.find(name) for name in names}
 
 
 def category_chain(session: Session, *, category_id: int) -> list[int]:
     """Return the ids from this category up to its root (self first)."""
-    chain: list[int] = []
-    current = session.get(Category, category_id)
-    if current is None:
-        raise NotFound(f"category {category_id} not found")
-    while current is not None:
-        if current.id in chain:
-            raise ValidationFailed(f"category {category_id} has a cyclic parent chain")
-        chain.append(current.id)
-        current = session.get(Category, current.parent_id) if current.parent_id is not None else None
-    return chain
+    return taxonomy(session).chain(category_id)
 
 
 def _required_name(name: str) -> str:

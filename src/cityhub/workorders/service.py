@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from cityhub.db import utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.notify import service as notify_service
-from cityhub.org.models import Unit
+from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import numbering, sla
 from cityhub.workorders.lifecycle import (
@@ -101,7 +101,7 @@ def create_order(
     street_id = _unit_id_by_code(session, data.street_code, "street_code")
     community_id = _unit_id_by_code(session, data.community_code, "community_code")
     if community_id is not None and street_id is None:
-        street_id = session.get(Unit, community_id).parent_id  # type: ignore[union-attr]
+        street_id = unit_directory(session)[community_id].parent_id
 
     [number] = numbering.allocate(session, day=numbering.local_day(created_at), count=1)
     order = Order(
@@ -161,7 +161,7 @@ def _insert_event() -> Any:
 def _unit_id_by_code(session: Session, code: str | None, field: str) -> int | None:
     if not code:
         return None
-    unit_id = session.execute(select(Unit.id).where(Unit.code == code)).scalar_one_or_none()
+    unit_id = unit_ids_by_code(session).get(code)
     if unit_id is None:
         raise ValidationFailed(f"unknown unit code '{code}'", details={"field": field})
     return unit_id
@@ -240,7 +240,7 @@ def act(
         )
     for name in _UNIT_PARAMS:
         if params.get(name) is not None:
-            unit = session.get(Unit, params[name])
+            unit = unit_directory(session).get(params[name])
             if unit is None or not unit.active:
                 raise ValidationFailed(f"unknown or inactive unit {params[name]}", details={"field": name})
     if action in (Action.MERGE, Action.MERGE.value):

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cityhub import refdata
 from cityhub.config import get_settings
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.workorders.calendar import WorkCalendar
@@ -220,11 +221,16 @@ def status_at(now: datetime, *, warn_at: datetime | None, due_at: datetime | Non
 
 
 def load_rules(session: Session) -> list[RuleSpec]:
-    """All time-limit rules, detached from the session (safe to cache for a bulk import)."""
-    return [
+    """All time-limit rules, detached from the session, from the process's cache while the table is unchanged
+    (:mod:`cityhub.refdata`)."""
+    return list(refdata.cached(session, "workorders.sla_rules", ("sla_rules",), _read_rules))
+
+
+def _read_rules(session: Session) -> tuple[RuleSpec, ...]:
+    return tuple(
         RuleSpec(r.category_id, _urgency_value(r.urgency), r.accept_hours, r.finish_days, r.warning_share)
         for r in session.scalars(select(SlaRule))
-    ]
+    )
 
 
 def category_chain(session: Session, category_id: int | None) -> list[int | None]:
