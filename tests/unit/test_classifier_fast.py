@@ -1,0 +1,169 @@
+"""The classifier's fast prediction path must give scikit-learn's probabilities, and step aside where it cannot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.linear_model import RidgeClassifier
+from sklearn.naive_bayes import MultinomialNB
+
+from cityhub.nlp import classifier
+from cityhub.nlp.classifier import ClassifierConfig, LabelledOrder
+from cityhub.nlp.text import normalize
+
+DEV = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "teddycup2020_c" / "dev"
+# The default pipeline (char 1–3-grams, rjieba word 1–2-grams, svm + sgd + cnb, class confidence), made cheap.
+SMALL = classifier.with_overrides(ClassifierConfig(), folds=2, max_char_features=40_000)
+ATOL = 1e-9
+
+EDGE = [
+    "",
+    " ",
+    " \t\u3000\n  \r\n",  # whitespace only, mixed
+    "☃☃☃ ⛄",  # only characters the model never saw
+    "🚧🚧🚧",  # beyond the BMP
+    "ＡＢＣ１２３，。（全角）路灯不亮",  # full-width forms
+    "馬路燈壞了，請儘快處理，謝謝！",  # traditional characters
+    "路灯不亮",  # title only
+    "小区路灯不亮\n小区门口的路灯坏了一个星期，晚上出行很不方便，希望尽快维修。",  # title + content
+    "路灯  不亮\t\t了 \n\n 请 处理 a  b\u00a0c",  # whitespace runs inside
+    "市 西湖 建筑 集团 占 道 施工 安全隐患 路灯 杆",  # word-segmented form
+    "abc 123 xyz",
+]
+
+
+def _records() -> list[LabelledOrder]:
+    path = DEV / "messages_labeled_raw.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    records, _ = classifier.read_labelled_csv(path)
+    return records
+
+
+@pytest.fixture(scope="module")
+def real() -> tuple[classifier.Model, list[str]]:
+    records = _records()
+    train, held_out = records[::5], records[1::8]
+    model = classifier.train(train, config=SMALL, evaluate_cv=False)
+    long_text = "\n".join(r.text for r in held_out[:40])  # ~15,000 characters
+    return model, [r.text for r in held_out[:300]] + EDGE + [long_text]
+
+
+def _assert_same(model: classifier.Model, texts: list[str]) -> None:
+    assert model._fast is not None, "the fast path should cover this model"
+    reference = model.predict_proba(texts, reference=True)
+    size = classifier._FAST_MAX_TEXTS  # the largest call the fast path takes: several rows in one sparse matrix
+    batches = np.vstack([model.predict_proba(texts[i : i + size]) for i in range(0, len(texts), size)])
+    one_by_one = np.vstack([model.predict_proba([t]) for t in texts])
+    np.testing.assert_allclose(batches, reference, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(one_by_one, reference, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(model.predict_proba(texts), reference, rtol=0, atol=ATOL)  # larger: scikit-learn
+    # Same arg-max wherever the reference has a clear one (exact ties may break either way at 1e-16).
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 1e-9
+    assert (one_by_one.argmax(axis=1) == reference.argmax(axis=1))[clear].all()
+
+
+def test_fast_path_equals_sklearn_on_real_messages(real: tuple[classifier.Model, list[str]]) -> None:
+    model, texts = real
+    assert len(texts) > 300 and model.confidence is not None
+    _assert_same(model, texts)
+    reference = model.predict_proba(texts, reference=True)
+    for pred, row in zip(model.predict(texts), reference, strict=True):
+        assert pred.probability == pytest.approx(row.max(), abs=ATOL)
+        assert [p for _, p in pred.top3] == pytest.approx(sorted(row, reverse=True)[:3], abs=ATOL)
+
+
+def test_fast_features_equal_the_vectorizers_exactly(real: tuple[classifier.Model, list[str]]) -> None:
+    model, texts = real
+    fast = model._fast
+    assert fast is not None
+    for text in texts[:100] + EDGE:
+        norm = normalize(text)
+        reference = model.features.transform([norm])
+        reference.sort_indices()
+        x = fast.matrices([norm])[None]
+        assert x.dtype == reference.dtype == np.float32
+        assert np.array_equal(x.indices, reference.indices), text
+        assert np.array_equal(x.data, reference.data), text  # bit for bit: counts, log, idf, L2 norm, block scale
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"members": ("svm", "sgd:word", "cnb:char")},  # members reading one block
+        {"word_ngrams": None},  # one block: no block scale
+        {"members": ("lr", "cnb"), "confidence": "none"},  # logistic-regression member, stacker probabilities
+    ],
+    ids=["one-block members", "char only", "lr member"],
+)
+def test_fast_path_equals_sklearn_for_other_covered_configurations(
+    real: tuple[classifier.Model, list[str]], changes: dict[str, object]
+) -> None:
+    _, texts = real
+    model = classifier.train(_records()[::12], config=classifier.with_overrides(SMALL, **changes), evaluate_cv=False)
+    _assert_same(model, texts[:80] + EDGE)
+
+
+def test_fast_path_on_a_binary_model(real: tuple[classifier.Model, list[str]]) -> None:
+    _, texts = real
+    records = [r for r in _records()[::2] if r.category in ("交通运输", "教育文体")]
+    model = classifier.train(records, config=SMALL, evaluate_cv=False)
+    assert len(model.labels) == 2 and model.members[0].coef_.shape[0] == 1  # one decision column
+    _assert_same(model, texts[:80] + EDGE)
+
+
+def test_loaded_artefact_takes_the_fast_path(real: tuple[classifier.Model, list[str]], tmp_path: Path) -> None:
+    model, texts = real
+    loaded = classifier.load(model.save(tmp_path / "m"))
+    assert loaded._fast is not None
+    np.testing.assert_allclose(loaded.predict_proba(texts[:50]), model.predict_proba(texts[:50]), rtol=0, atol=ATOL)
+
+
+def test_title_block_falls_back_to_sklearn(real: tuple[classifier.Model, list[str]]) -> None:
+    _, texts = real
+    model = classifier.train(
+        _records()[::12], config=classifier.with_overrides(SMALL, title_weight=1.0), evaluate_cv=False
+    )
+    assert model.features.needs_titles and model._fast is None
+    titled = [t for t in texts if classifier.title_of(t)][:40]
+    proba = model.predict_proba(titled + EDGE)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert np.array_equal(proba, model.predict_proba(titled + EDGE, reference=True))
+    # The title block changes the features of a titled text: a path ignoring it would not give these probabilities.
+    norm = [normalize(t) for t in titled]
+    with_title = model.features.transform(norm, [classifier.title_of(t) for t in titled])
+    without = model.features.transform(norm, [""] * len(titled))
+    assert abs(with_title - without).sum() > 1.0
+
+
+def test_unknown_member_types_fall_back_to_sklearn(real: tuple[classifier.Model, list[str]]) -> None:
+    model, texts = real
+    assert model.confidence is not None
+    sample = texts[:60] + EDGE
+    x_sample = model.features.transform([normalize(t) for t in sample])
+    x_fit = model.features.transform([normalize(t) for t in texts[:200]])
+    y_fit = model.predict_proba(texts[:200]).argmax(axis=1)
+    # Types the fast path does not know, one scored by decision_function, one by log-probabilities with a prior.
+    for position, member in ((0, RidgeClassifier().fit(x_fit, y_fit)), (2, MultinomialNB().fit(x_fit, y_fit))):
+        assert len(member.classes_) == len(model.labels)
+        members = list(model.members)
+        members[position] = member
+        mixed = classifier.Model(
+            config=model.config,
+            labels=model.labels,
+            features=model.features,
+            members=members,
+            combiner=model.combiner,
+            confidence=model.confidence,
+        )
+        assert mixed._fast is None
+        stack = mixed._stack_input(x_sample, None)
+        full = np.zeros((len(sample), len(model.labels)))
+        full[:, mixed.combiner.classes_] = mixed.combiner.predict_proba(stack)
+        full /= full.sum(axis=1, keepdims=True)
+        expected = model.confidence.transform(full)
+        np.testing.assert_allclose(mixed.predict_proba(sample), expected, rtol=0, atol=1e-12)
+        assert not np.allclose(expected, model.predict_proba(sample), atol=1e-6)  # the new member does count
