@@ -414,16 +414,16 @@ def admin_client(app_db: str) -> Iterator[object]:
 
 @pytest.fixture(autouse=True)
 def _no_similar_orders_index_outlives_a_test() -> Iterator[None]:
-    """The similar-orders index and intake's unit codes are per-process caches keyed by database URL; tables are
-    emptied between tests and SQLite hands ids out again, so every test starts and ends without them."""
-    from cityhub.intake.dedupe import forget_unit_codes
+    """The similar-orders index and the reference tables' caches are per-process caches keyed by database URL; tables
+    are emptied between tests and SQLite hands ids out again, so every test starts and ends without them."""
+    from cityhub import refdata
     from cityhub.nlp.similar import reset_indexes
 
     reset_indexes()
-    forget_unit_codes()
+    refdata.clear()
     yield
     reset_indexes()
-    forget_unit_codes()
+    refdata.clear()
 
 
 @pytest.fixture(autouse=True)

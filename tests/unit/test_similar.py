@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -200,3 +202,71 @@ def test_stored_signatures_estimate_jaccard_of_indexed_orders_only():
     assert set(est) == {1, 2, 3}  # 99 is not indexed: the caller scores it exactly
     true = sim.similarity(sim.Profile.of(A2), sim.Profile.of(A)).jaccard
     assert est[3] == 1.0 and abs(est[1] - true) < 0.2 and est[2] < 0.2
+
+
+def test_scoring_known_features_gives_exactly_the_same_numbers():
+    """Intake scores candidates from their remembered features: bit for bit what scoring the texts gives."""
+    rng = np.random.default_rng(12)
+    texts = _random_texts(rng, 120)
+    texts += texts[:5]  # the same text twice in one batch
+    texts.append("路" * 70_000 + "灯")  # a shingle counted beyond 16 bits
+    idf = sim.IdfTable()
+    idf.add_many([np.unique(sim.shingle_keys(sim.normalize(t))) for t in texts[:80]])
+    features = [sim.Features.of(t) for t in texts]
+    for query in [A, LAMP, texts[7], "路灯", ""]:
+        qp = sim.Profile.of(query)
+        for table in (idf, None):
+            assert sim.similarities_of(qp, features, idf=table) == sim.similarities(qp, texts, idf=table)
+    assert sim.similarities_of(sim.Profile.of(A), [], idf=idf) == []
+
+
+def test_feature_cache_is_keyed_by_the_text_and_bounded_in_bytes():
+    size = sim.Features.of(A).nbytes + sys.getsizeof(A) + sim.FeatureCache.ENTRY_OVERHEAD
+    cache = sim.FeatureCache(max_bytes=2 * size + 100)
+    first = cache.get_many([A, LAMP, A])
+    assert (cache.hits, cache.misses, len(cache)) == (0, 3, 2)
+    assert first[0] is first[2]  # one text, computed once
+    for got, text in zip(first, [A, LAMP, A], strict=True):
+        want = sim.Features.of(text)
+        assert np.array_equal(got.keys, want.keys) and np.array_equal(got.counts, want.counts)
+        assert np.array_equal(got.buckets, sim.df_buckets(want.keys))
+    assert cache.get_many([A])[0] is first[0] and cache.hits == 1
+    # An edited text is another key: its own features, never the old ones.
+    edited = cache.get_many([A2])[0]
+    assert np.array_equal(edited.keys, sim.Profile.of(A2).keys) and not np.array_equal(edited.keys, first[0].keys)
+    # Over the budget the least recently used goes: LAMP (A was used since).
+    assert A in cache and A2 in cache and LAMP not in cache
+    assert cache.nbytes <= cache.max_bytes
+    # A text larger than the whole budget is scored but not kept.
+    huge = "".join(chr(0x4E00 + i) for i in range(5000))
+    assert len(cache.get_many([huge])[0].keys) > 0 and huge not in cache and len(cache) == 2
+    cache.clear()
+    assert len(cache) == 0 and cache.nbytes == 0
+
+
+def test_an_order_index_scores_from_the_process_feature_cache():
+    sim.reset_indexes()
+    owner = sim.OrderIndex(index_days=180)
+    owner.index.add_many([(1, 1.0, A), (2, 2.0, LAMP)])
+    query = sim.Profile.of(A2)
+    got = owner.similarities(query, [A, LAMP, A])
+    assert got == sim.similarities(query, [A, LAMP, A], idf=owner.index.idf)
+    assert A in sim._FEATURES and LAMP in sim._FEATURES
+    sim.remember_features(A2, sim.Sketch.of(A2))  # a new appeal's sketch is kept for the next intakes
+    assert A2 in sim._FEATURES
+    sim.reset_indexes()
+    assert len(sim._FEATURES) == 0
+
+
+def test_query_ids_are_the_query_candidates_in_order():
+    rng = np.random.default_rng(13)
+    texts = _random_texts(rng, 200)
+    idx = sim.ShingleIndex(bucket_cap=30)
+    idx.add_many((i, float(i), t) for i, t in enumerate(texts * 3))
+    asked = 0
+    for query in [A, A2, texts[3], texts[50], ""]:
+        for kwargs in ({}, {"scheme": sim.SIM_SCHEME}, {"since": 100.0, "until": 400.0, "limit": 7, "exclude": 3}):
+            want = [c.order_id for c in idx.query(query, **kwargs)]  # type: ignore[arg-type]
+            assert idx.query_ids(query, **kwargs) == want  # type: ignore[arg-type]
+            asked += bool(want)
+    assert asked >= 8

@@ -25,7 +25,6 @@ import enum
 import gc
 import math
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -33,12 +32,12 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import bindparam, select
+from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
-from cityhub.db import database_key, utcnow
+from cityhub.db import utcnow
 from cityhub.nlp import similar as sim
-from cityhub.org.models import Unit
+from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders.lifecycle import OPEN_STATES, State
 from cityhub.workorders.lifecycle import Action as LifecycleAction
 from cityhub.workorders.models import Order
@@ -147,7 +146,14 @@ class Place:
 
 
 def _norm_address(text: str | None) -> str | None:
-    return sim.normalize(text) or None if text else None
+    return _normalised_address(text) if text else None
+
+
+@lru_cache(maxsize=4096)
+def _normalised_address(text: str) -> str | None:
+    """An address as compared (remembered: intake compares the candidates' addresses, the same few again and
+    again; an address is at most 300 characters)."""
+    return sim.normalize(text) or None
 
 
 def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
@@ -240,31 +246,13 @@ class _Probe:
     raw_address: str | None
 
 
-# Unit code → id (None: no such unit), per database, for at most UNIT_CODES_TTL_S: the gazetteer's codes of every
-# intake with a free-text address are looked up here, and units change seldom. A stale entry only affects which
-# earlier orders count as "same place" for a minute; it is never written anywhere.
-UNIT_CODES_TTL_S = 60.0
-_unit_codes: dict[tuple[str, str], tuple[float, int | None]] = {}
-
-
-def forget_unit_codes() -> None:
-    """Drop the remembered unit ids (tests that empty the units table call this)."""
-    _unit_codes.clear()
-
-
 def _unit_ids(session: Session, codes: list[str | None]) -> dict[str, int]:
+    """The ids of the units with these codes (unknown codes left out), from the process's cache of the units."""
     wanted = [c for c in codes if c]
     if not wanted:
         return {}
-    db = database_key(session)
-    now = time.monotonic()
-    known = {c: _unit_codes.get((db, c)) for c in wanted}
-    missing = [c for c, hit in known.items() if hit is None or now - hit[0] > UNIT_CODES_TTL_S]
-    if missing:
-        found: dict[str, int] = dict(session.execute(select(Unit.code, Unit.id).where(Unit.code.in_(missing))).all())
-        for code in missing:
-            known[code] = _unit_codes[(db, code)] = (now, found.get(code))
-    return {code: hit[1] for code, hit in known.items() if hit is not None and hit[1] is not None}
+    by_code = unit_ids_by_code(session)
+    return {code: by_code[code] for code in wanted if code in by_code}
 
 
 def _probe_from_data(session: Session, data: OrderCreate | dict[str, Any]) -> _Probe:
@@ -274,7 +262,7 @@ def _probe_from_data(session: Session, data: OrderCreate | dict[str, Any]) -> _P
     community_id = by_code.get(data.community_code or "")
     street_id = by_code.get(data.street_code or "")
     if community_id is not None and street_id is None:
-        street_id = session.scalar(select(Unit.parent_id).where(Unit.id == community_id))
+        street_id = unit_directory(session)[community_id].parent_id
     return _Probe(
         order_id=None,
         text=sim.order_text(data.title, data.content),
@@ -345,21 +333,31 @@ def check(
     window = cfg.window_days * 86400
     ids: dict[int, None] = {}
     sketch = sim.sketch_of(probe.text)
+    sim.remember_features(probe.text, sketch)  # the next intakes at this place will likely score it
     if index.ensure(session):  # while a large first build runs in the background, the prefilter alone answers
         # The wider scheme also finds duplicates whose words are weighted alike but whose Jaccard is low; without
         # similar cases it need not look further back than the duplicate window.
         since = None if similar else t - window
-        for cand in index.query(
-            sketch,
-            scheme=sim.DUP_SCHEME,
-            since=t - window,
-            until=t + window,
-            limit=cfg.max_candidates,
-            exclude=probe.order_id,
-        ) + index.query(
-            sketch, scheme=sim.SIM_SCHEME, since=since, until=t, limit=cfg.max_candidates, exclude=probe.order_id
-        ):
-            ids.setdefault(cand.order_id)
+        ids.update(
+            dict.fromkeys(
+                index.query_ids(
+                    sketch,
+                    scheme=sim.DUP_SCHEME,
+                    since=t - window,
+                    until=t + window,
+                    limit=cfg.max_candidates,
+                    exclude=probe.order_id,
+                )
+                + index.query_ids(
+                    sketch,
+                    scheme=sim.SIM_SCHEME,
+                    since=since,
+                    until=t,
+                    limit=cfg.max_candidates,
+                    exclude=probe.order_id,
+                )
+            )
+        )
     ids.update(dict.fromkeys(_prefiltered(session, probe, place, cfg)))
     ids.pop(probe.order_id, None)  # type: ignore[arg-type]
     if not ids:
@@ -374,8 +372,7 @@ def check(
     if not wanted:
         return DedupeResult()
     # The lead unit is shown only with similar cases (how they were handled): not read for duplicates alone.
-    query = select(Order).where(Order.id.in_(list(wanted)))
-    by_id = {o.id: o for o in session.scalars(query.options(selectinload(Order.lead_unit)) if similar else query)}
+    by_id = {o.id: o for o in session.scalars(_wanted_orders(similar), {"ids": list(wanted)})}
     masters = _masters(session, list(by_id.values()))
     duplicates: dict[int, Duplicate] = {}
     cases_by_id: dict[int, SimilarCase] = {}
@@ -463,7 +460,7 @@ def _score(
         score = similarity.score
         duplicate = score >= cfg.suggest_threshold and recent and match != PlaceMatch.DIFFERENT
         out.append(_Scored(r.id, score, match, duplicate))
-    out.sort(key=lambda s: -s.score)
+    out.sort(key=lambda s: (-s.score, s.order_id))  # ties (copies): the earliest first, whatever the rows' order
     return out
 
 
@@ -485,25 +482,52 @@ def _candidate_rows() -> Any:
     ).where(Order.id.in_(bindparam("ids", expanding=True)), Order.state != State.CANCELLED)
 
 
+@lru_cache(maxsize=2)
+def _wanted_orders(with_lead_unit: bool) -> Any:
+    """The orders shown (duplicates and similar cases, by id), as a statement built once; with their lead unit for
+    similar cases."""
+    query = select(Order).where(Order.id.in_(bindparam("ids", expanding=True)))
+    return query.options(selectinload(Order.lead_unit)) if with_lead_unit else query
+
+
 def _prefiltered(session: Session, probe: _Probe, place: Place, cfg: DedupeSettings) -> list[int]:
     """Ids of the most recent orders of the same community (or street) in the window: a bounded, indexed query."""
     if cfg.prefilter_limit == 0:
         return []
     if place.community_id is not None:
-        cond = Order.community_id == place.community_id
+        by_community, unit_id = True, place.community_id
     elif place.street_id is not None:
-        cond = Order.street_id == place.street_id
+        by_community, unit_id = False, place.street_id
     else:
         return []
     since = probe.created_at - timedelta(days=cfg.window_days)
     until = probe.created_at + timedelta(days=cfg.window_days)
-    query = (
-        select(Order.id)
-        .where(cond, Order.created_at >= since, Order.created_at <= until)
-        .order_by(Order.created_at.desc())
-        .limit(cfg.prefilter_limit)
+    if session.autoflush:
+        session.flush()  # as an ORM query would: pending orders of this session count
+    return list(
+        session.connection()
+        .execute(
+            _prefilter_ids(by_community),
+            {"unit": unit_id, "since": since, "until": until, "limit": cfg.prefilter_limit},
+        )
+        .scalars()
     )
-    return list(session.scalars(query))
+
+
+@lru_cache(maxsize=2)
+def _prefilter_ids(by_community: bool) -> Any:
+    """The prefilter's query as a prepared Core statement (built once, like :func:`_candidate_rows`)."""
+    unit = Order.community_id if by_community else Order.street_id
+    return (
+        select(Order.id)
+        .where(
+            unit == bindparam("unit"),
+            Order.created_at >= bindparam("since"),
+            Order.created_at <= bindparam("until"),
+        )
+        .order_by(Order.created_at.desc())
+        .limit(bindparam("limit", type_=Integer))
+    )
 
 
 def _masters(session: Session, rows: list[Order]) -> dict[int, Order]:

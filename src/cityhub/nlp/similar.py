@@ -14,7 +14,10 @@ Two stages, because a district's history is millions of orders and an intake mus
    signatures, is high enough or among the best (see ``intake.dedupe``); all at once (:func:`similarities`): cosine
    of (1 + log tf) · idf weighted shingle vectors, with document frequencies kept by the index (hashed into 2^20
    buckets), and the Jaccard coefficient of the shingle sets. Neither needs a trained model or a vocabulary, so the
-   score does not drift between releases.
+   score does not drift between releases. The candidates' texts are read from the table at each intake, but their
+   shingle keys, counts and document-frequency buckets (:class:`Features`) come from a per-process
+   :class:`FeatureCache` keyed by the text itself (so an edited order's new text simply misses), bounded to
+   ``FEATURE_CACHE_BYTES`` (64 MB), least recently used dropped: the same candidates recur from intake to intake.
 
 :class:`OrderIndex` keeps one :class:`ShingleIndex` in step with the ``orders`` table of one database: built lazily
 from the orders of the last ``index_days`` days, then topped up with orders whose id is above the highest id seen
@@ -24,7 +27,8 @@ commits enter it at commit, without a read. It is a cache: every
 process builds its own, and nothing it holds is needed to re-derive a result. Limits: memory is about 340 bytes per
 indexed order (≈ 85 MB for 250 000 orders; 256 of them the order's MinHash signature) plus the text loading time at
 first use (measured in ``bench/bench_duplicates.py``); document frequencies are never decremented when old orders
-age out; an order whose text is edited after indexing keeps its old signature until the process restarts.
+age out; an order whose text is edited after indexing keeps its old signature until the process restarts (its
+exact score always uses its current text).
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from array import array
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -157,7 +163,11 @@ class IdfTable:
         self.n_docs += len(sets)
 
     def idf(self, keys: np.ndarray) -> np.ndarray:
-        df = self.df[df_buckets(keys)].astype(np.float64)
+        return self.idf_of_buckets(df_buckets(keys))
+
+    def idf_of_buckets(self, buckets: np.ndarray) -> np.ndarray:
+        """:meth:`idf` of keys whose :func:`df_buckets` are known already."""
+        df = self.df[buckets].astype(np.float64)
         return np.log((1.0 + self.n_docs) / (1.0 + df)) + 1.0
 
 
@@ -213,6 +223,58 @@ def similarities(query: Profile, texts: Sequence[str], *, idf: IdfTable | None =
     if idf is not None and idf.n_docs:
         weights = weights * idf.idf(keys)
         query_weights = query_weights * idf.idf(query.keys)
+    return _scored(query, query_weights, keys, docs, weights, n)
+
+
+def _narrow(counts: np.ndarray) -> np.ndarray:
+    """Shingle counts in 16 bits (a copy), or 32 for a text with a shingle repeated 65 536 times or more."""
+    return counts.astype(np.uint16 if not len(counts) or counts.max() < 65536 else np.int32)
+
+
+class Features(NamedTuple):
+    """What :func:`similarities_of` needs of one text, derived once: its distinct shingle keys (sorted, as
+    :meth:`Profile.of` gives them), their counts and their document-frequency buckets (:func:`df_buckets`)."""
+
+    keys: np.ndarray  # uint64
+    counts: np.ndarray  # uint16 (int32 for a text with a shingle repeated 65 536 times or more)
+    buckets: np.ndarray  # int32 (< DF_BUCKETS)
+
+    @classmethod
+    def of(cls, text: str) -> Features:
+        return cls.of_profile(Profile.of(text))
+
+    @classmethod
+    def of_profile(cls, profile: Profile) -> Features:
+        return cls(profile.keys, _narrow(profile.counts), df_buckets(profile.keys).astype(np.int32))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.keys.nbytes + self.counts.nbytes + self.buckets.nbytes)
+
+
+def similarities_of(query: Profile, features: Sequence[Features], *, idf: IdfTable | None = None) -> list[Similarity]:
+    """:func:`similarities` of texts whose :class:`Features` are known (exactly the same numbers: the same arrays,
+    in the same order, go through the same operations); no text is normalised or shingled here."""
+    n = len(features)
+    if not n:
+        return []
+    if not len(query):
+        return [Similarity(0.0, 0.0, 0.0)] * n
+    keys = np.concatenate([f.keys for f in features])
+    docs = np.repeat(np.arange(n, dtype=np.int64), [len(f.keys) for f in features])
+    counts = np.concatenate([f.counts for f in features]).astype(np.float64)
+    weights = 1.0 + np.log(counts)
+    query_weights = 1.0 + np.log(query.counts)
+    if idf is not None and idf.n_docs:
+        weights = weights * idf.idf_of_buckets(np.concatenate([f.buckets for f in features]))
+        query_weights = query_weights * idf.idf(query.keys)
+    return _scored(query, query_weights, keys, docs, weights, n)
+
+
+def _scored(
+    query: Profile, query_weights: np.ndarray, keys: np.ndarray, docs: np.ndarray, weights: np.ndarray, n: int
+) -> list[Similarity]:
+    """The similarities of ``n`` documents given as (key, document, weight) rows, sorted by document then key."""
     at = np.minimum(np.searchsorted(query.keys, keys), len(query.keys) - 1)
     shared = query.keys[at] == keys
     size = np.bincount(docs, minlength=n)
@@ -233,6 +295,95 @@ def similarities(query: Profile, texts: Sequence[str], *, idf: IdfTable | None =
             )
         )
     return out
+
+
+class FeatureCache:
+    """:class:`Features` of recently scored texts, keyed by the text itself, least recently used dropped beyond
+    ``max_bytes``.
+
+    Intake scores the same candidates again and again (the recent orders of a street, the copies of a complaint):
+    their texts are read from the table as before, but normalised and shingled only once. Keyed by the text, not
+    the order id, an edited order's new text simply misses and copies of one text share an entry. Thread-safe.
+    """
+
+    ENTRY_OVERHEAD = 400  # bytes per entry beyond the arrays and the text: array and dict bookkeeping
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[Features, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, text: str) -> bool:
+        return text in self._entries
+
+    def get_many(self, texts: Sequence[str]) -> list[Features]:
+        """The features of each text, computed for those not held (outside the lock) and remembered."""
+        found: list[Features | None] = []
+        with self._lock:
+            entries = self._entries
+            for text in texts:
+                got = entries.get(text)
+                if got is not None:
+                    entries.move_to_end(text)
+                    found.append(got[0])
+                else:
+                    found.append(None)
+            missing = found.count(None)
+            self.hits += len(texts) - missing
+            self.misses += missing
+        if missing:
+            computed: dict[str, Features] = {}
+            for i, text in enumerate(texts):
+                if found[i] is None:
+                    features = computed.get(text)
+                    if features is None:
+                        features = computed[text] = Features.of(text)
+                    found[i] = features
+            self.put_many(computed.items())
+        return found  # type: ignore[return-value]
+
+    def put_many(self, items: Iterable[tuple[str, Features]]) -> None:
+        with self._lock:
+            entries = self._entries
+            for text, features in items:
+                if text in entries:
+                    entries.move_to_end(text)
+                    continue
+                size = features.nbytes + sys.getsizeof(text) + self.ENTRY_OVERHEAD
+                if size > self.max_bytes:
+                    continue
+                entries[text] = (features, size)
+                self.nbytes += size
+            while self.nbytes > self.max_bytes:
+                _, (_, size) = entries.popitem(last=False)
+                self.nbytes -= size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.nbytes = self.hits = self.misses = 0
+
+
+# About 9 KB per text of average length (600 distinct shingles at 14 bytes, plus the text): some 7 000 texts.
+FEATURE_CACHE_BYTES = 64 << 20
+_FEATURES = FeatureCache(FEATURE_CACHE_BYTES)
+
+
+def cached_features(texts: Sequence[str]) -> list[Features]:
+    """:class:`Features` of each text, from the process's :class:`FeatureCache` (computed and kept on a miss)."""
+    return _FEATURES.get_many(texts)
+
+
+def remember_features(text: str, sketch: Sketch) -> None:
+    """Keep the features of a text just sketched (a new appeal: likely a candidate of the next intakes)."""
+    if text not in _FEATURES:
+        _FEATURES.put_many([(text, Features.of_profile(sketch.profile))])
 
 
 def signatures(sets: Sequence[np.ndarray]) -> np.ndarray:
@@ -588,12 +739,37 @@ class ShingleIndex:
         exclude: int | None = None,
     ) -> list[Candidate]:
         """Indexed orders sharing a band with ``text`` (most shared bands first, then newest), within the times."""
+        slots, hits, created = self._ranked(text, scheme, since, until, limit, exclude)
+        return [
+            Candidate(order_id=int(self.ids[s]), hits=int(h), created=float(c))
+            for s, h, c in zip(slots, hits, created, strict=True)
+        ]
+
+    def query_ids(
+        self,
+        text: str | Sketch,
+        *,
+        scheme: str = DUP_SCHEME,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 200,
+        exclude: int | None = None,
+    ) -> list[int]:
+        """The order ids :meth:`query` finds, in its order, without making a :class:`Candidate` of each."""
+        slots, _, _ = self._ranked(text, scheme, since, until, limit, exclude)
+        return self.ids[slots].tolist()
+
+    def _ranked(
+        self, text: str | Sketch, scheme: str, since: float | None, until: float | None, limit: int, exclude: int | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Slots, shared bands and creation times of :meth:`query`'s answer, best first."""
         sketch = _sketch(text)
+        none = np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
         if not len(sketch.keys):
-            return []
+            return none
         slots = self.tables[scheme].lookup(sketch.band_keys(scheme), self.bucket_cap)
         if not len(slots):
-            return []
+            return none
         slots, hits = np.unique(slots, return_counts=True)
         created = self.created[slots]
         mask = np.ones(len(slots), dtype=bool)
@@ -605,10 +781,7 @@ class ShingleIndex:
             mask &= self.ids[slots] != exclude
         slots, hits, created = slots[mask], hits[mask], created[mask]
         order = np.lexsort((-created, -hits))[:limit]
-        return [
-            Candidate(order_id=int(self.ids[s]), hits=int(h), created=float(c))
-            for s, h, c in zip(slots[order], hits[order], created[order], strict=True)
-        ]
+        return slots[order], hits[order], created[order]
 
     def estimate_jaccard(self, text: str | Sketch, order_ids: Iterable[int]) -> dict[int, float]:
         """MinHash estimate of the shingle Jaccard of ``text`` with each indexed order among ``order_ids``.
@@ -892,8 +1065,14 @@ class OrderIndex:
         with self.lock:
             return self.index.query(text, **kwargs)  # type: ignore[arg-type]
 
+    def query_ids(self, text: str | Sketch, **kwargs: object) -> list[int]:
+        with self.lock:
+            return self.index.query_ids(text, **kwargs)  # type: ignore[arg-type]
+
     def similarities(self, query: Profile, texts: Sequence[str]) -> list[Similarity]:
-        return similarities(query, texts, idf=self.index.idf)
+        """:func:`similarities` with this index's document frequencies; the texts' features come from the process's
+        :class:`FeatureCache`."""
+        return similarities_of(query, cached_features(texts), idf=self.index.idf)
 
     def estimate_jaccard(self, text: str | Sketch, order_ids: Iterable[int]) -> dict[int, float]:
         with self.lock:
@@ -977,16 +1156,19 @@ def _forget_rolled_back_orders(session: Session, _previous: object) -> None:
 
 
 def _forget_after_fork() -> None:
-    """A forked child starts without its parent's indexes (nor locks another thread held); see also db.side_engine."""
-    global _INDEXES_LOCK
+    """A forked child starts without its parent's indexes and text features (nor locks another thread held); see
+    also db.side_engine."""
+    global _INDEXES_LOCK, _FEATURES
     _INDEXES.clear()
     _INDEXES_LOCK = threading.Lock()
+    _FEATURES = FeatureCache(_FEATURES.max_bytes)
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def reset_indexes() -> None:
-    """Forget every cached index (tests that empty the database between cases call this)."""
+    """Forget every cached index and text feature (tests that empty the database between cases call this)."""
     with _INDEXES_LOCK:
         _INDEXES.clear()
+    _FEATURES.clear()
