@@ -25,6 +25,7 @@ import re
 import threading
 import weakref
 from collections.abc import Callable
+from functools import lru_cache
 from itertools import chain
 from typing import Any, TypeVar
 
@@ -64,9 +65,15 @@ def _forget(conn: Any, *_args: Any) -> None:
     conn.info.pop(_TOKENS, None)
 
 
+@lru_cache(maxsize=1024)
+def _writes_reference_table(statement: str) -> bool:
+    # Statements are compiled once and their text reused: one search per distinct statement, not per execution.
+    return statement.lstrip()[:6].upper() != "SELECT" and _MENTIONS.search(statement) is not None
+
+
 def _on_statement(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
     """A write of a reference table in this transaction: its tokens have changed (the trigger ran)."""
-    if _TOKENS in conn.info and statement.lstrip()[:6].upper() != "SELECT" and _MENTIONS.search(statement):
+    if _TOKENS in conn.info and _writes_reference_table(statement):
         del conn.info[_TOKENS]
 
 
