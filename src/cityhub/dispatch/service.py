@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -34,7 +34,7 @@ from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchTh
 from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit, UnitTier
-from cityhub.org.service import unit_directory
+from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import CategoryRef, category_chain, find_categories, find_category, taxonomy
 from cityhub.workorders.lifecycle import Action, State
@@ -185,45 +185,35 @@ def load_model() -> tuple[Any, str] | None:
         return _models[key]
 
 
-class _Places(NamedTuple):
-    """The database's own divisions, per process: a gazetteer, their ids by code and their parents by id."""
-
-    gazetteer: Any
-    ids: dict[str, int]
-    parents: dict[int, int | None]
-
-
-def _gazetteer(session: Session) -> _Places | None:
-    """The database's divisions (see :class:`_Places`), from the process's cache while the units are unchanged
+def _gazetteer(session: Session) -> Any | None:
+    """A gazetteer of the database's own divisions, from the process's cache while the units are unchanged
     (:mod:`cityhub.refdata`); None without any."""
-    return refdata.cached(session, "dispatch.places", ("units",), _build_places)
+    return refdata.cached(session, "dispatch.gazetteer", ("units",), _build_gazetteer)
 
 
-def _build_places(session: Session) -> _Places | None:
+def _build_gazetteer(session: Session) -> Any | None:
     from cityhub.nlp.address import Gazetteer
 
     units = list(session.scalars(select(Unit).where(Unit.tier.in_(PLACE_TIERS))))
     if not units:
         return None
     try:
-        gaz = Gazetteer.from_units(units)
+        return Gazetteer.from_units(units)
     except ValidationFailed:
         return None
-    return _Places(gaz, {u.code: u.id for u in units}, {u.id: u.parent_id for u in units})
 
 
-def resolve_place(session: Session, *, order: Order, places: _Places | None = None) -> Place:
-    """The order's street and community: as recorded, else from its address, else from its text. ``places``: the
-    caller's :func:`_gazetteer` (read here otherwise)."""
+def resolve_place(session: Session, *, order: Order) -> Place:
+    """The order's street and community: as recorded, else from its address, else from its text."""
     if order.community_id is not None or order.street_id is not None:
         street_id = order.street_id
         if street_id is None and order.community is not None:
             street_id = order.community.parent_id
         return Place(street_id=street_id, community_id=order.community_id, source="order")
-    found = places or _gazetteer(session)
-    if found is None:
+    gaz = _gazetteer(session)
+    if gaz is None:
         return Place()
-    gaz, ids = found.gazetteer, found.ids
+    ids = unit_ids_by_code(session)
     for source, text in (("address", order.address), ("text", f"{order.title}\n{order.content}")):
         if not text:
             continue
@@ -238,20 +228,14 @@ def resolve_place(session: Session, *, order: Order, places: _Places | None = No
     return Place()
 
 
-def _unit_chain(session: Session, unit_id: int | None, places: _Places | None = None) -> tuple[int, ...]:
-    """The unit and its ancestors, nearest first: from ``places``'s parents while it knows them, else read."""
+def _unit_chain(session: Session, unit_id: int | None) -> tuple[int, ...]:
+    """The unit and its ancestors, nearest first (from the process's directory of units)."""
+    units = unit_directory(session)
     chain: list[int] = []
-    current = unit_id
-    while current is not None and current not in chain:
-        if places is not None and current in places.parents:
-            chain.append(current)
-            current = places.parents[current]
-            continue
-        unit = session.get(Unit, current)
-        if unit is None:
-            break
-        chain.append(unit.id)
-        current = unit.parent_id
+    current = units.get(unit_id) if unit_id is not None else None
+    while current is not None and current.id not in chain:
+        chain.append(current.id)
+        current = units.get(current.parent_id) if current.parent_id is not None else None
     return tuple(chain)
 
 
@@ -334,9 +318,8 @@ def suggest(
 
         prediction = loaded[0].predict([order_text(order.title, order.content)])[0]
 
-    places = _gazetteer(session)
-    place = resolve_place(session, order=order, places=places)
-    place_chain = _unit_chain(session, place.community_id, places) or _unit_chain(session, place.street_id, places)
+    place = resolve_place(session, order=order)
+    place_chain = _unit_chain(session, place.community_id) or _unit_chain(session, place.street_id)
     base = rulebook.OrderFacts(
         text=f"{order.title}\n{order.content}",
         now=now,
