@@ -335,16 +335,16 @@ class Taxonomy:
     def __init__(self, refs: Sequence[CategoryRef]) -> None:
         self.by_id = {c.id: c for c in refs}
         self._by_path = {c.path: c for c in refs if c.active}
-        # Active categories by name and by every proper path tail ("住房保障/保障房"), shallowest level first.
-        self._by_tail: dict[str, list[CategoryRef]] = defaultdict(list)
+        # Active categories by name ("保障房") and by every path tail of two parts or more ("住房保障/保障房"),
+        # shallowest level first. Names hold no separator, so the two kinds of key never meet.
+        self._by_name_or_tail: dict[str, list[CategoryRef]] = defaultdict(list)
         for c in sorted(refs, key=lambda c: (c.level, c.code)):
             if not c.active:
                 continue
+            self._by_name_or_tail[c.name].append(c)
             parts = c.path.split(SEPARATOR)
-            for start in range(1, len(parts)):
-                self._by_tail[SEPARATOR.join(parts[start:])].append(c)
-            if len(parts) == 1 or c.name != parts[-1]:
-                self._by_tail[c.name].append(c)
+            for start in range(1, len(parts) - 1):
+                self._by_name_or_tail[SEPARATOR.join(parts[start:])].append(c)
 
     def find(self, name_or_path: str) -> CategoryRef | None:
         """The active category with this exact path, else the one with this name (or path tail, such as
@@ -355,9 +355,7 @@ class Taxonomy:
         exact = self._by_path.get(text)
         if exact is not None:
             return exact
-        candidates = self._by_tail.get(text, [])
-        if SEPARATOR not in text:
-            candidates = [c for c in candidates if c.name == text]
+        candidates = self._by_name_or_tail.get(text, [])
         if not candidates:
             return None
         shallowest = [c for c in candidates if c.level == candidates[0].level]
