@@ -391,11 +391,16 @@ def _member_scores(model: Any, x: csr_matrix, n_classes: int) -> np.ndarray:
         raw = model.predict_log_proba(x)
         # Only the ranking within a row carries information for NB; centre it to keep the scale tame.
         raw = raw - raw.mean(axis=1, keepdims=True)
-    raw = np.asarray(raw, dtype=np.float64)
+    return _full_scores(np.asarray(raw, dtype=np.float64), np.asarray(model.classes_, dtype=int), n_classes)
+
+
+def _full_scores(raw: np.ndarray, classes: np.ndarray, n_classes: int) -> np.ndarray:
+    """A member's scores over the full label set: a binary member's one score s as [-s, s]; labels the member never
+    saw in training below every score."""
     if raw.ndim == 1:
         raw = np.column_stack([-raw, raw])
-    out = np.full((x.shape[0], n_classes), float(raw.min()) - 1.0 if raw.size else 0.0)
-    out[:, np.asarray(model.classes_, dtype=int)] = raw
+    out = np.full((raw.shape[0], n_classes), float(raw.min()) - 1.0 if raw.size else 0.0)
+    out[:, classes] = raw
     return out
 
 
@@ -682,11 +687,9 @@ class _FastMember:
             raw = raw - raw.mean(axis=1, keepdims=True)
         else:
             raw = raw + self.intercept
-            if raw.shape[1] == 1:  # binary: decision_function's one column, as _member_scores reads it
-                raw = np.column_stack([-raw[:, 0], raw[:, 0]])
-        out = np.full((x.shape[0], n_classes), float(raw.min()) - 1.0 if raw.size else 0.0)
-        out[:, self.classes] = raw
-        return out
+            if raw.shape[1] == 1:  # binary: decision_function's one score per row
+                raw = raw[:, 0]
+        return _full_scores(raw, self.classes, n_classes)
 
 
 class _FastPath:
