@@ -21,7 +21,11 @@ organisation, the category taxonomy, the time-limit table, the routing rules and
 labelled messages (``../shared/data/teddycup2020_c/dev``; trained once, kept in
 ``$TMPDIR/cityhub-bench-dispatch-model``), with automatic dispatch on: every creation then also resolves its
 address, is classified, routed and, when confident, dispatched with its audit events, stored decision and outbox
-notification. What intake made of the creations is reported (``created_by_state``).
+notification. What intake made of the creations is reported (``created_by_state``). The decision runs where the
+product runs it by default, in the background dispatcher's process beside the server processes (``cityhub serve``
+starts it): a creation answers once the order is stored, and each creation scenario reports its orders' dispatch
+lag — from the order's creation to its stored decision (dispatched or queued) — once the backlog has drained.
+``--dispatch-inline`` decides inside the creating request instead (``CITYHUB_DISPATCH_IN_BACKGROUND=false``).
 
 The generated history ends now (three years of orders up to the run), so intake's duplicate search reads a full
 window of recent orders; the load starts once every server process has built its similar-orders index (it says
@@ -63,6 +67,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -380,7 +385,7 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def load(base: str, token: str, args: argparse.Namespace, server_pid: int) -> dict[str, Any]:
+async def load(base: str, token: str, args: argparse.Namespace, server_pid: int, url: str) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=128, max_keepalive_connections=128, keepalive_expiry=KEEPALIVE_S)
     headers = {"Authorization": f"Bearer {token}"}
     texts = load_real_texts() if args.texts == "real" else []
@@ -390,9 +395,13 @@ async def load(base: str, token: str, args: argparse.Namespace, server_pid: int)
     out: dict[str, Any] = {}
 
     async def measured(name: str, scenario: Any) -> None:
+        # The ids of a creation scenario's orders (whose dispatch lag --district measures once the backlog drained).
+        first = _max_order_id(url) if name.startswith("post") and args.district else None
         cpu0, own0, ticks0, t0 = _cpu_by_process(server_pid), _own_cpu(), _machine_ticks(), time.perf_counter()
         result = await scenario
         wall = time.perf_counter() - t0
+        if first is not None:
+            result["order_ids"] = [first, _max_order_id(url)]
         cpu1, ticks1 = _cpu_by_process(server_pid), _machine_ticks()
         used = {p: cpu1[p] - cpu0.get(p, 0.0) for p in cpu1}
         result["server_cpu_percent"] = round(100 * sum(used.values()) / wall)
@@ -558,7 +567,7 @@ def pg_save_template(url: str, template: str) -> None:
         conn.execute(text(f'CREATE DATABASE "{template}" TEMPLATE "{database}"'))
 
 
-def prepare_district(env: dict[str, str], label: str) -> dict[str, str]:
+def prepare_district(env: dict[str, str], label: str, *, inline: bool = False) -> dict[str, str]:
     """``--district``: the Baiyun organisation (streets, communities, departments), the category taxonomy, the
     time-limit table and the routing rules, and a category classifier trained on the real labelled messages (once,
     kept in MODEL_CACHE), with automatic dispatch on, so that every creation runs the whole intake: duplicate search,
@@ -577,7 +586,50 @@ def prepare_district(env: dict[str, str], label: str) -> dict[str, str]:
         done = subprocess.run([CLI, "nlp", "train", *data, "--out", str(MODEL_CACHE)], capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"--district: cityhub nlp train failed: {done.stderr.strip()}")
-    return {"CITYHUB_DISPATCH_MODEL_PATH": str(MODEL_CACHE), "CITYHUB_DISPATCH_AUTO": "true"}
+    return {
+        "CITYHUB_DISPATCH_MODEL_PATH": str(MODEL_CACHE),
+        "CITYHUB_DISPATCH_AUTO": "true",
+        "CITYHUB_DISPATCH_IN_BACKGROUND": "false" if inline else "true",
+    }
+
+
+def _max_order_id(url: str) -> int:
+    return int(_query(url, "SELECT coalesce(max(id), 0) FROM orders")[0][0])
+
+
+def wait_for_backlog(base: str, label: str, timeout: float = 900.0) -> float:
+    """Seconds until the background dispatcher's backlog is empty (``/healthz``), after the load."""
+    started = time.monotonic()
+    while True:
+        try:
+            backlog = httpx.get(f"{base}/healthz", timeout=60).json().get("dispatch_backlog", {})
+        except httpx.HTTPError:
+            backlog = {}
+        if backlog.get("orders") == 0:
+            waited = time.monotonic() - started
+            print(f"{label}: dispatch backlog drained {waited:.1f} s after the load", flush=True)
+            return round(waited, 1)
+        if time.monotonic() - started > timeout:
+            sys.exit(f"{label}: the dispatch backlog did not drain within {timeout:.0f} s ({backlog})")
+        time.sleep(0.5)
+
+
+def dispatch_lag(url: str, first: int, last: int) -> dict[str, Any]:
+    """From creation to stored decision, for the orders with ids in (first, last]: percentiles in ms."""
+    sql = (
+        "SELECT o.created_at, d.decided_at FROM orders o JOIN dispatch_suggestions d ON d.order_id = o.id "
+        "WHERE o.id > :first AND o.id <= :last"
+    )
+    rows = _query(url, sql, first=first, last=last)
+    lags = [1000 * (_instant(decided) - _instant(created)).total_seconds() for created, decided in rows]
+    figures = {k: round(v, 1) for k, v in percentiles(lags).items()} if len(lags) > 1 else {}
+    return {"decided": len(lags), "created": last - first, **figures}
+
+
+def _instant(value: Any) -> datetime:
+    """A timestamp as the raw query returns it: a datetime (PostgreSQL) or its ISO text (SQLite)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _created_since(url: str, last_id: int) -> dict[str, int]:
@@ -604,8 +656,8 @@ def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace
     result["workers"] = args.workers
     env = {**os.environ, "CITYHUB_DATABASE_URL": url, "CITYHUB_SESSION_COOKIE_SECURE": "false"}
     if args.district:
-        env.update(prepare_district(env, label))
-    last_id = int(_query(url, "SELECT coalesce(max(id), 0) FROM orders")[0][0])
+        env.update(prepare_district(env, label, inline=args.dispatch_inline))
+    last_id = _max_order_id(url)
     password = "bench-Passw0rd-" + str(os.getpid())
     username = f"bench{os.getpid()}"  # a reused database keeps the accounts of earlier runs
     made = subprocess.run(
@@ -647,8 +699,18 @@ def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace
             token = r.json()["token"]
         result["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            result["scenarios"] = runner.run(load(base, token, args, server.pid))
+            result["scenarios"] = runner.run(load(base, token, args, server.pid, url))
         result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+        if args.district and not args.dispatch_inline:
+            result["dispatch_backlog_drain_seconds"] = wait_for_backlog(base, label)
+            for name, scenario in result["scenarios"].items():
+                if "order_ids" in scenario:
+                    scenario["dispatch_lag_ms"] = lag = dispatch_lag(url, *scenario["order_ids"])
+                    print(
+                        f"  {name}: dispatch lag p50 {lag.get('p50')} p95 {lag.get('p95')} p99 {lag.get('p99')} ms "
+                        f"({lag['decided']} of {lag['created']} orders decided)",
+                        flush=True,
+                    )
         # Warm-up and measured creations together: how many intake dispatched, merged or left in the queue.
         result["created_by_state"] = _created_since(url, last_id)
     finally:
@@ -710,7 +772,12 @@ def to_markdown(data: dict[str, Any]) -> str:
         "latency is the server's event loop before the gate, loopback, and this load generator. "
         + (
             "Intake: the whole of it (`--district`: organisation, categories, routing rules, a classifier trained on "
-            "the real labelled messages, automatic dispatch on)."
+            "the real labelled messages, automatic dispatch on, "
+            + (
+                "decided inside the creating request)."
+                if data.get("dispatch_inline")
+                else "decided by the background dispatcher's process)."
+            )
             if data.get("district")
             else "Intake: duplicate search and creation (no organisation, classifier or automatic dispatch: "
             "`--district` adds them)."
@@ -743,6 +810,13 @@ def to_markdown(data: dict[str, Any]) -> str:
                 notes.append(
                     f"- {backend} {name}: server CPU by process {s['server_cpu_percent_by_process']} %, CPU steal "
                     f"{s['cpu_steal_percent']} %."
+                )
+            if "dispatch_lag_ms" in s:
+                lag = s["dispatch_lag_ms"]
+                notes.append(
+                    f"- {backend} {name}: dispatch lag (creation → stored decision, background dispatcher) p50 "
+                    f"{lag.get('p50')}, p95 {lag.get('p95')}, p99 {lag.get('p99')}, max {lag.get('max')} ms; "
+                    f"{lag['decided']} of {lag['created']} orders decided."
                 )
             if "latency_ms_by_kind" in s and s.get("mode") == "paced":
                 kinds = ", ".join(f"{k} {v.get('p95')}" for k, v in s["latency_ms_by_kind"].items())
@@ -784,6 +858,11 @@ def main() -> None:
         help="creations run the whole intake: the Baiyun organisation, categories, time limits and routing rules are "
         "seeded, and a classifier trained on ../shared/data/teddycup2020_c/dev dispatches automatically",
     )
+    parser.add_argument(
+        "--dispatch-inline",
+        action="store_true",
+        help="with --district: decide inside the creating request instead of in the background dispatcher",
+    )
     parser.add_argument("--workers", type=int, default=2, help="server processes (default 2: one per core)")
     parser.add_argument("--sqlite-path", help="SQLite file to use (default: a temporary one, deleted afterwards)")
     parser.add_argument(
@@ -821,6 +900,7 @@ def main() -> None:
         "workers": args.workers,
         "client": args.client,
         "district": args.district,
+        "dispatch_inline": args.dispatch_inline,
     }
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         folder = Path(tmp)

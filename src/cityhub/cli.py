@@ -113,23 +113,36 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     scheduler: Annotated[bool, typer.Option(help="Run scheduled jobs inside the server.")] = True,
+    dispatcher: Annotated[
+        bool,
+        typer.Option(
+            help="With automatic dispatch in the background: run the dispatcher's process beside the server's "
+            "(--no-dispatcher: `cityhub worker` runs it)."
+        ),
+    ] = True,
     workers: Annotated[
         int, typer.Option(min=1, help="Server processes (one per core uses every core; jobs are shared safely).")
     ] = 1,
 ) -> None:
-    """Serve the web UI and API (scheduled jobs run inside unless --no-scheduler)."""
+    """Serve the web UI and API (scheduled jobs run inside unless --no-scheduler, the background dispatcher beside
+    unless --no-dispatcher)."""
     import os
     import socket
 
     import uvicorn
 
+    from cityhub.dispatch import background
+
     os.environ["CITYHUB_RUN_SCHEDULER"] = "1" if scheduler else "0"
     os.environ["CITYHUB_WARM_UP"] = "1"
-    if workers > 1 and hasattr(socket, "SO_REUSEPORT"):
+    dispatcher = dispatcher and background.enabled()
+    if (workers > 1 or dispatcher) and hasattr(socket, "SO_REUSEPORT"):
         from cityhub.serving import serve_reuseport
 
-        serve_reuseport(host=host, port=port, workers=workers)
+        serve_reuseport(host=host, port=port, workers=workers, dispatcher=dispatcher)
         return
+    if dispatcher:
+        typer.echo("warning: no SO_REUSEPORT here; run `cityhub worker` beside the server to dispatch", err=True)
     uvicorn.run(
         "cityhub.main:create_app", factory=True, host=host, port=port, log_level=log_level().lower(), workers=workers
     )
@@ -139,10 +152,22 @@ def serve(
 def worker(
     once: Annotated[bool, typer.Option(help="Run every due job once and exit.")] = False,
 ) -> None:
-    """Run scheduled jobs (SLA sweep, …) until stopped."""
+    """Run scheduled jobs (SLA sweep, …) and, with automatic dispatch in the background, the dispatcher, until
+    stopped."""
     from cityhub import jobs
+    from cityhub.dispatch import background
 
-    jobs.run_worker(once=once)
+    if once:
+        jobs.run_worker(once=True)
+        if background.enabled():
+            background.run_once(limit=None)
+        return
+    dispatcher = background.start_thread()[1] if background.enabled() else None
+    try:
+        jobs.run_worker()
+    finally:
+        if dispatcher is not None:
+            dispatcher.set()
 
 
 def main() -> None:

@@ -70,6 +70,18 @@ class Settings(BaseSettings):
         "decide (in the demo, the classifier `cityhub demo seed` trained beside the SQLite database).",
     )
     dispatch_auto: bool = Field(False, description="Dispatch orders automatically at intake when confident enough.")
+    dispatch_in_background: bool = Field(
+        True,
+        description="With automatic dispatch on: intake records each new order for the background dispatcher and "
+        "answers at once; the dispatcher (a process of `cityhub serve`, a thread of `cityhub worker`) decides "
+        "within about a second. false: the decision is made inside the request that creates the order.",
+    )
+    dispatch_poll_ms: float = Field(
+        200.0,
+        gt=0,
+        le=60_000,
+        description="Milliseconds the background dispatcher waits before looking again when no order is waiting.",
+    )
     dispatch_threshold: float = Field(
         0.90,
         gt=0,

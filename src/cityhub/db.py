@@ -392,3 +392,9 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def rowcount(result: Any) -> int:
+    """Rows an INSERT / UPDATE / DELETE touched (DML results are CursorResults at run time; the typed
+    ``Session.execute`` only promises a Result)."""
+    return int(getattr(result, "rowcount", 0) or 0)

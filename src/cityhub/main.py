@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 def status_summary() -> dict[str, Any]:
     """Figures for the status page and /healthz: revision, units, orders by state, SLA marks, job runs, and the state
-    of this process's similar-orders index and dispatch classifier."""
+    of this process's similar-orders index and dispatch classifier, and the background dispatcher's backlog."""
+    from cityhub.dispatch import background
     from cityhub.dispatch.service import model_status
     from cityhub.intake.dedupe import index_status
 
@@ -51,6 +52,8 @@ def status_summary() -> dict[str, Any]:
             # Of the process that answered: "building" for a while after a start (cityhub serve warms it up).
             "similar_orders_index": index_status(session),
             "dispatch_model": model_status(),  # of the process that answered, as the index
+            # New orders waiting for the background dispatcher, and how long the oldest has waited.
+            "dispatch_backlog": background.status(session).as_dict(),
         }
 
 

@@ -2,7 +2,7 @@
 
 from cityhub.analytics.models import HotTopic, HotTopicModelState, HotTopicOrder
 from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt
-from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchThreshold
+from cityhub.dispatch.models import DispatchBacklog, DispatchRule, DispatchSuggestion, DispatchThreshold
 from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
 from cityhub.notify.models import OutboxMessage, Subscription
 from cityhub.org.models import Unit, User
@@ -30,6 +30,7 @@ __all__ = [
     "AuthSession",
     "CalendarDay",
     "Category",
+    "DispatchBacklog",
     "DispatchRule",
     "DispatchSuggestion",
     "DispatchThreshold",

@@ -8,8 +8,9 @@ of the creations while the other idled, and its queue made the p95 seven times t
 process bound with ``SO_REUSEPORT`` the kernel spreads new connections over the processes by a hash of their
 addresses, so two processes share 50 connections about evenly whatever their timing.
 
-The parent process only supervises: it starts ``workers`` processes, starts a new one in place of one that dies
-unexpectedly, and stops them all on SIGINT or SIGTERM. A server process whose supervisor disappears (killed with
+The parent process only supervises: it starts ``workers`` processes (and, with automatic dispatch in the background,
+the dispatcher's process), starts a new one in place of one that dies unexpectedly, and stops them all on SIGINT or
+SIGTERM. A server process whose supervisor disappears (killed with
 SIGKILL, say) stops itself within a second.
 """
 
@@ -42,14 +43,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _stop_when_orphaned(supervisor: int) -> None:
-    """End this server process (as SIGTERM would: requests in flight finish) once its supervisor is gone, even when
+def stop_when_orphaned(supervisor: int) -> None:
+    """End this process (as SIGTERM would: requests in flight finish) once its supervisor is gone, even when
     the supervisor was killed and could not stop it: an orphan would keep the port and serve on, unsupervised."""
 
     def watch() -> None:
         while os.getppid() == supervisor:
             time.sleep(ORPHAN_CHECK_S)
-        log.warning("the supervising process %s is gone; stopping server process %s", supervisor, os.getpid())
+        log.warning("the supervising process %s is gone; stopping process %s", supervisor, os.getpid())
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="cityhub-orphan-watch", daemon=True).start()
@@ -58,7 +59,7 @@ def _stop_when_orphaned(supervisor: int) -> None:
 def _run_worker(host: str, port: int, supervisor: int) -> None:
     import uvicorn
 
-    _stop_when_orphaned(supervisor)
+    stop_when_orphaned(supervisor)
     from cityhub.config import log_level
 
     config = uvicorn.Config("cityhub.main:create_app", factory=True, log_level=log_level().lower())
@@ -66,16 +67,20 @@ def _run_worker(host: str, port: int, supervisor: int) -> None:
     server.run(sockets=[listening_socket(host, port)])
 
 
-def serve_reuseport(*, host: str, port: int, workers: int) -> None:
-    """Run ``workers`` server processes on (host, port) until SIGINT or SIGTERM."""
+def serve_reuseport(*, host: str, port: int, workers: int, dispatcher: bool = False) -> None:
+    """Run ``workers`` server processes on (host, port), and with ``dispatcher`` the background dispatcher's
+    process (:mod:`cityhub.dispatch.background`), until SIGINT or SIGTERM."""
     listening_socket(host, port).close()  # fail here, in one line, when the address is taken or not ours
     ctx = multiprocessing.get_context("spawn")
     stopping = False
 
-    def start() -> Any:
-        process = ctx.Process(target=_run_worker, args=(host, port, os.getpid()), name="cityhub-server")
-        process.start()
-        return process
+    def server() -> Any:
+        return ctx.Process(target=_run_worker, args=(host, port, os.getpid()), name="cityhub-server")
+
+    def dispatch() -> Any:
+        from cityhub.dispatch.background import process_main
+
+        return ctx.Process(target=process_main, args=(os.getpid(),), name="cityhub-dispatcher")
 
     def stop(_signum: int, _frame: Any) -> None:
         nonlocal stopping
@@ -83,17 +88,27 @@ def serve_reuseport(*, host: str, port: int, workers: int) -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    processes = [start() for _ in range(workers)]
-    log.info("serving on %s:%d with %d processes (one listening socket each)", host, port, workers)
+    kinds = [server] * workers + ([dispatch] if dispatcher else [])
+    processes = [kind() for kind in kinds]
+    for process in processes:
+        process.start()
+    log.info(
+        "serving on %s:%d with %d processes (one listening socket each)%s",
+        host,
+        port,
+        workers,
+        " and a background dispatcher" if dispatcher else "",
+    )
     while not stopping:
         time.sleep(0.2)
         for i, process in enumerate(processes):
             if not process.is_alive() and not stopping:
-                log.warning("server process %s ended (exit code %s); starting another", process.pid, process.exitcode)
+                log.warning("%s %s ended (exit code %s); starting another", process.name, process.pid, process.exitcode)
                 time.sleep(RESTART_PAUSE_S)
-                processes[i] = start()
+                processes[i] = kinds[i]()
+                processes[i].start()
     for process in processes:
-        process.terminate()  # uvicorn finishes the requests in flight on SIGTERM
+        process.terminate()  # uvicorn finishes the requests in flight on SIGTERM; the dispatcher its order
     for process in processes:
         process.join(timeout=30)
         if process.is_alive():

@@ -7,25 +7,26 @@ measured in bench/bench_dispatch.py, not here).
 from __future__ import annotations
 
 import csv
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from cityhub.auth.service import create_token
 from cityhub.config import get_settings
 from cityhub.db import session_scope
-from cityhub.dispatch import service
-from cityhub.dispatch.models import DispatchRule, DispatchSuggestion
+from cityhub.dispatch import background, service
+from cityhub.dispatch.models import DispatchBacklog, DispatchRule, DispatchSuggestion
 from cityhub.dispatch.rules import RuleTier, TargetKind
 from cityhub.dispatch.schemas import RuleCreate
 from cityhub.intake.service import submit
 from cityhub.nlp import classifier
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import service as orders
-from cityhub.workorders.lifecycle import State
+from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import Category, OrderEvent
 
 DISPATCHER = orders.Actor(name="派单员")
@@ -168,8 +169,9 @@ def test_without_a_model_rules_alone_decide_and_need_a_high_priority(db_session,
     assert last.payload["auto"] is True and last.payload.get("probability") is None
 
 
-def test_intake_dispatches_when_enabled(app_db, monkeypatch, model) -> None:
+def test_intake_dispatches_inline_when_enabled(app_db, monkeypatch, model) -> None:
     monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "1")
+    monkeypatch.setenv("CITYHUB_DISPATCH_IN_BACKGROUND", "0")
     get_settings.cache_clear()
     with session_scope() as s:
         unit = Unit(code="I-D01", name="区住建局", tier=UnitTier.DEPARTMENT)
@@ -199,6 +201,7 @@ def test_intake_dispatches_when_enabled(app_db, monkeypatch, model) -> None:
 
 def test_intake_keeps_the_order_when_the_model_is_missing(app_db, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "1")
+    monkeypatch.setenv("CITYHUB_DISPATCH_IN_BACKGROUND", "0")
     monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(tmp_path / "no-model"))
     get_settings.cache_clear()
     try:
@@ -403,3 +406,127 @@ def test_model_status_and_warm_up(app_db, monkeypatch, tmp_path) -> None:
             assert c.get("/healthz").json()["dispatch_model"] == "missing"
     finally:
         get_settings.cache_clear()
+
+
+# --- the background dispatcher (cityhub.dispatch.background) ----------------------------------------------------
+
+
+@pytest.fixture
+def in_background(app_db, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "1")  # in the background: the default
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def _submitted(content: str) -> int:
+    with session_scope() as s:
+        order = submit(s, data={"channel": "web", "content": content}).order
+        assert order.state == State.RECEIVED
+        return order.id
+
+
+def _trail(order_id: int) -> list[str]:
+    with session_scope() as s:
+        return [e.action for e in orders.history(s, order_id=order_id)]
+
+
+def test_intake_leaves_the_decision_to_the_background_dispatcher(in_background, org, model) -> None:
+    order_id = _submitted("小区外墙脱落，物业不管")
+    assert _trail(order_id) == ["create"]  # the request that created it decided nothing
+    with session_scope() as s:
+        assert background.status(s).orders == 1 and s.get(DispatchSuggestion, order_id) is None
+    assert background.run_once() == {"dispatched": 1}
+    with session_scope() as s:
+        order = orders.require_order(s, order_id=order_id)
+        assert order.state == State.DISPATCHED and order.lead_unit_id == org["housing"]
+        assert order.category_id == org["cat_build"] and order.version == 3
+        trail = orders.history(s, order_id=order_id)
+        assert [e.action for e in trail] == ["create", "comment", "dispatch"]
+        assert trail[2].actor_name == "auto-dispatch" and trail[2].payload["auto"] is True
+        assert service.latest_decision(s, order_id=order_id).dispatched
+        assert background.status(s).as_dict()["orders"] == 0
+    assert background.run_once() == {}  # decided once
+
+
+def test_background_decision_below_the_threshold_waits_in_the_queue(in_background, org, model) -> None:
+    model.top3 = [("城乡建设", 0.55), ("环境保护", 0.40), ("交通运输", 0.05)]
+    order_id = _submitted("外墙脱落还是垃圾问题")
+    assert background.run_once() == {"queued": 1}
+    with session_scope() as s:
+        assert orders.require_order(s, order_id=order_id).state == State.RECEIVED
+        decision = service.latest_decision(s, order_id=order_id)
+        assert decision is not None and not decision.dispatched and len(decision.candidates) >= 1
+        assert background.status(s).orders == 0
+    assert order_id in [o.id for o in _queue_orders()]
+
+
+def _queue_orders():  # type: ignore[no-untyped-def]
+    with session_scope() as s:
+        return [order for order, _decision in service.queue(s)[0]]
+
+
+def test_an_order_taken_by_hand_first_is_left_alone(in_background, org, model) -> None:
+    order_id = _submitted("小区外墙脱落，物业不管")
+    with session_scope() as s:
+        orders.act(s, order_id=order_id, action=Action.DISPATCH, actor=DISPATCHER, params={"unit_id": org["water"]})
+    assert background.run_once() == {"skipped": 1}
+    assert _trail(order_id) == ["create", "dispatch"]
+    with session_scope() as s:
+        assert orders.require_order(s, order_id=order_id).lead_unit_id == org["water"]
+        assert background.status(s).orders == 0
+
+
+def test_a_failed_decision_leaves_the_order_received(in_background, org, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(tmp_path / "no-model"))
+    get_settings.cache_clear()
+    order_id = _submitted("小区外墙脱落，物业不管")
+    assert background.run_once() == {"failed": 1}
+    assert _trail(order_id) == ["create"]
+    with session_scope() as s:
+        assert orders.require_order(s, order_id=order_id).state == State.RECEIVED
+        assert background.status(s).orders == 0  # waits in the dispatcher's queue, not for another try
+
+
+def test_an_order_another_dispatcher_claimed_meanwhile_is_not_decided_twice(
+    in_background, org, model, monkeypatch
+) -> None:
+    order_id = _submitted("小区外墙脱落，物业不管")
+    decide = service.auto_dispatch
+
+    def racing(session, **kwargs):  # type: ignore[no-untyped-def]
+        with session_scope() as other:  # the other dispatcher's claim commits first
+            other.execute(delete(DispatchBacklog).where(DispatchBacklog.order_id == order_id))
+        return decide(session, **kwargs)
+
+    monkeypatch.setattr(service, "auto_dispatch", racing)
+    assert background.run_once() == {"taken": 1}
+    assert _trail(order_id) == ["create"]  # this dispatcher's decision was rolled back
+    with session_scope() as s:
+        assert orders.require_order(s, order_id=order_id).state == State.RECEIVED
+        assert s.get(DispatchSuggestion, order_id) is None
+
+
+def test_a_database_fault_keeps_the_order_in_the_backlog(in_background, org, model, monkeypatch) -> None:
+    order_id = _submitted("小区外墙脱落，物业不管")
+    decide = service.auto_dispatch
+
+    def broken(session, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(service, "auto_dispatch", broken)
+    assert background.run_once() == {"error": 1}
+    with session_scope() as s:
+        assert background.status(s).orders == 1
+    monkeypatch.setattr(service, "auto_dispatch", decide)  # the fault is over: the next round decides
+    assert background.run_once() == {"dispatched": 1}
+    assert _trail(order_id) == ["create", "comment", "dispatch"]
+
+
+def test_a_round_decides_many_orders_on_several_threads_once_each(in_background, org, model) -> None:
+    ids = [_submitted(f"小区外墙脱落，物业不管 第{i}栋") for i in range(12)]
+    with ThreadPoolExecutor(2) as pool:
+        assert background.run_once(pool=pool) == {"dispatched": 12}
+        assert background.run_once(pool=pool) == {}
+    for order_id in ids:
+        assert _trail(order_id) == ["create", "comment", "dispatch"]

@@ -71,3 +71,18 @@ class DispatchSuggestion(Base):
     # {"street_id", "community_id", "source": "order" | "address" | "text" | None}
     place: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     model_version: Mapped[str | None] = mapped_column(String(120))
+
+
+class DispatchBacklog(Base):
+    """A new order waiting for the background dispatcher's automatic decision (see :mod:`cityhub.dispatch.background`).
+
+    Written by intake in the transaction that creates the order, deleted by the dispatcher in the transaction that
+    decides: an order is never decided twice and never forgotten, whatever restarts in between.
+    """
+
+    __tablename__ = "dispatch_backlog"
+
+    order_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

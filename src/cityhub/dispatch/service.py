@@ -522,15 +522,16 @@ def set_category(
 
 
 def auto_dispatch(
-    session: Session, *, order: Order, now: datetime | None = None, new: bool = False
+    session: Session, *, order: Order, now: datetime | None = None, new: bool = False, prediction: Any = None
 ) -> DispatchDecision:
     """Decide for a received order and, when the decision allows, dispatch it as ``auto-dispatch``.
 
     A category predicted by the classifier and a place resolved from the address are written to the order first
     (one audited comment), so the time limit and later statistics use them. ``new``: this transaction created the
     order (intake): it has no history to read and needs no lock (see ``orders.act``'s ``new_order``).
+    ``prediction``: the classifier's, made for many orders at once by the caller (see ``suggest``).
     """
-    decision = suggest(session, order=order, now=now, store=False, new=new)
+    decision = suggest(session, order=order, now=now, store=False, new=new, prediction=prediction)
     new_order = order if new else None
     if decision.auto and order.state == State.RECEIVED and decision.candidates:
         top = decision.candidates[0]

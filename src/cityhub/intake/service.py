@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
+from cityhub.dispatch import background
 from cityhub.errors import CityhubError, ValidationFailed
 from cityhub.intake import dedupe
 from cityhub.workorders import service as orders
@@ -93,7 +94,10 @@ def submit(
         )
     found = _merge_if_duplicate(session, order, found, actor)
     if order.state == State.RECEIVED and get_settings().dispatch_auto:
-        _auto_dispatch(session, order)
+        if background.enabled():
+            background.enqueue(session, order)  # decided by the background dispatcher once this commits
+        else:
+            _auto_dispatch(session, order)
     return IntakeResult(
         order=order, created=created, duplicates=found.duplicates, similar=found.similar, dedupe_action=found.action
     )

@@ -35,7 +35,7 @@ from sqlalchemy import and_, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from cityhub import refdata
-from cityhub.db import utcnow
+from cityhub.db import rowcount, utcnow
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.notify.config import NotifySettings, get_notify_settings
 from cityhub.notify.models import OutboxMessage, OutboxStatus, Subscription, Topic
@@ -49,11 +49,6 @@ log = logging.getLogger(__name__)
 _RETRYABLE = (OutboxStatus.PENDING, OutboxStatus.FAILED)
 _BATCH = 5_000
 _OUTBOX = OutboxMessage.__table__.c
-
-
-def _rowcount(result: Any) -> int:
-    # DML results are CursorResults at run time; the typed Session.execute only promises a Result.
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # ------------------------------------------------------------------------------------------- subscriptions
@@ -136,7 +131,7 @@ def remove_subscription(session: Session, *, subscription_id: int) -> int:
         .values(status=OutboxStatus.DEAD, last_error="subscription removed")
         .execution_options(synchronize_session=False)
     )
-    return _rowcount(result)
+    return rowcount(result)
 
 
 # ------------------------------------------------------------------------------------------------- enqueue
@@ -324,7 +319,7 @@ def enqueue_for_orders(
             rows,
         )
     )
-    return _rowcount(result)
+    return rowcount(result)
 
 
 # ----------------------------------------------------------------------------------------- claim & deliver
@@ -484,7 +479,7 @@ def _finish(session: Session, *, message_id: int, token: str, values: dict[str, 
         .values(**values, claimed_by=None, claimed_until=None)
         .execution_options(synchronize_session=False)
     )
-    return bool(_rowcount(result))
+    return bool(rowcount(result))
 
 
 def _attempt(job: _Job, settings: NotifySettings, rng: random.Random | None) -> dict[str, Any]:

@@ -1,0 +1,217 @@
+"""Automatic dispatch in the background: intake answers at once, a dispatcher decides within about a second.
+
+With ``CITYHUB_DISPATCH_AUTO`` on, the decision (classifier, address → place, routing rules, then the audited
+dispatch) costs about as much server time as everything else a creation does together. Made inside the creating
+request, it doubles what an operator or a citizen's app waits for, and under a burst of appeals every creation
+queues behind every other's decision. With ``CITYHUB_DISPATCH_IN_BACKGROUND`` on (the default), intake instead
+records each new order it leaves received in the ``dispatch_backlog`` table, in the transaction that creates the
+order, and answers. The dispatcher works through the backlog oldest first, one transaction per order: it decides
+with :func:`cityhub.dispatch.service.auto_dispatch` (the same decision, audit trail and stored suggestion as the
+inline path) and deletes the order's row in that same transaction, so an order is decided once and, whatever stops
+in between, never forgotten. An order that is no longer received when its turn comes (a dispatcher, an instant
+answer or a merge came first) loses its row without a decision; one the decision fails for (the classifier
+missing) stays in the dispatcher's queue, as on the inline path. A database error leaves the row for the next round.
+
+Where it runs: ``cityhub serve`` starts one dispatcher process beside its server processes, at a lower CPU
+priority (``nice``), so that under load the requests come first and the decisions follow; ``cityhub worker`` runs it
+in a thread. Several dispatchers may run at once (one per host): each order is claimed by deleting its row.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import signal
+import sys
+import threading
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from cityhub.config import get_settings
+from cityhub.db import rowcount, session_scope, utcnow
+from cityhub.dispatch.models import DispatchBacklog
+from cityhub.errors import CityhubError
+from cityhub.workorders.lifecycle import State
+from cityhub.workorders.models import Order
+
+log = logging.getLogger(__name__)
+
+BATCH = 50  # orders read from the backlog at a time (classified in one batch)
+RETRY_PAUSE_S = 5.0  # after a database error
+NICE = 10  # the dispatcher process's CPU priority below the server processes' (0)
+
+
+def enabled() -> bool:
+    """Whether intake leaves automatic dispatch to the background dispatcher."""
+    settings = get_settings()
+    return settings.dispatch_auto and settings.dispatch_in_background
+
+
+def enqueue(session: Session, order: Order) -> None:
+    """Record a new order for the dispatcher, in the transaction that creates it."""
+    session.add(DispatchBacklog(order_id=order.id, queued_at=utcnow()))
+
+
+@dataclass(frozen=True)
+class BacklogStatus:
+    orders: int
+    oldest_queued_at: datetime | None
+
+    def as_dict(self, now: datetime | None = None) -> dict[str, Any]:
+        now = now or utcnow()
+        age = (now - self.oldest_queued_at).total_seconds() if self.oldest_queued_at is not None else None
+        return {"orders": self.orders, "oldest_wait_s": round(age, 3) if age is not None else None}
+
+
+def status(session: Session) -> BacklogStatus:
+    """How many orders wait for the dispatcher, and since when the oldest (for /healthz and the benchmarks)."""
+    count, oldest = session.execute(select(func.count(), func.min(DispatchBacklog.queued_at))).one()
+    return BacklogStatus(orders=count, oldest_queued_at=oldest)
+
+
+def _decide(order_id: int, prediction: Any = None) -> str:
+    """Decide for one backlog order in its own transaction; returns what happened (for the round's counts)."""
+    from cityhub.dispatch.service import auto_dispatch
+
+    claim = delete(DispatchBacklog).where(DispatchBacklog.order_id == order_id)
+    try:
+        with session_scope() as session:
+            order = session.get(Order, order_id)
+            outcome = "skipped"
+            if order is not None and order.state == State.RECEIVED:
+                decision = auto_dispatch(session, order=order, prediction=prediction)
+                outcome = "dispatched" if decision.dispatched else "queued"
+            # The claim comes last: on SQLite the write lock is then taken by the decision's writes, after its reads
+            # and computation, and held only while they go out.
+            if rowcount(session.execute(claim)) == 0:
+                session.rollback()  # another dispatcher decided it meanwhile
+                return "taken"
+            return outcome
+    except StaleDataError:
+        # Someone changed the order between this decision's read and its write (SQLite reads outside the write
+        # lock): the next round looks at it again.
+        log.info("order %s changed during its automatic dispatch; deciding again", order_id)
+        return "changed"
+    except CityhubError as exc:
+        # As inline: the order is received all the same and waits in the dispatcher's queue.
+        log.warning("automatic dispatch of order %s failed: %s", order_id, exc.message)
+        with session_scope() as session:
+            session.execute(claim)
+        return "failed"
+
+
+def _guarded(order_id: int, prediction: Any) -> str:
+    try:
+        return _decide(order_id, prediction)
+    except Exception:  # the database, or a fault with this one order: its row stays for a later round
+        log.exception("background dispatcher: order %s not decided; it stays in the backlog", order_id)
+        return "error"
+
+
+def _predictions(order_ids: list[int]) -> dict[int, Any]:
+    """The classifier's predictions for those of the orders that need one (received, no category), made in one
+    batch: a round of many orders costs the classifier a fraction of what one at a time would."""
+    from cityhub.dispatch.service import load_model
+    from cityhub.nlp.text import order_text
+
+    try:
+        loaded = load_model()
+    except CityhubError:
+        return {}  # each decision meets the same problem and reports it
+    if loaded is None:
+        return {}
+    with session_scope() as session:
+        # By primary key alone (with the state in the condition SQLite walked the index of every received order).
+        found = session.execute(
+            select(Order.id, Order.title, Order.content, Order.state, Order.category_id).where(Order.id.in_(order_ids))
+        ).all()
+    rows = [row for row in found if row.state == State.RECEIVED and row.category_id is None]
+    if not rows:
+        return {}
+    predicted = loaded[0].predict([order_text(row.title, row.content) for row in rows])
+    return {row.id: prediction for row, prediction in zip(rows, predicted, strict=True)}
+
+
+def run_once(*, limit: int | None = BATCH, pool: Executor | None = None) -> dict[str, int]:
+    """Decide for up to ``limit`` (None: all) waiting orders, oldest first, on ``pool``'s threads when given;
+    returns counts by outcome."""
+    with session_scope() as session:
+        ids = list(
+            session.scalars(
+                select(DispatchBacklog.order_id)
+                .order_by(DispatchBacklog.queued_at, DispatchBacklog.order_id)
+                .limit(limit)
+            )
+        )
+    if not ids:
+        return {}
+    predicted = _predictions(ids)
+    outcomes = (pool.map if pool is not None else map)(lambda i: _guarded(i, predicted.get(i)), ids)
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def threads() -> int:
+    """Decisions in flight at once. On PostgreSQL two: while one waits for the database (a decision makes a dozen
+    round trips), the other computes. On SQLite one: writes take turns anyway, and a second thread computing while
+    the first holds the database's write lock would make every server process wait longer for it."""
+    return 1 if get_settings().is_sqlite else 2
+
+
+def run(stop: threading.Event) -> None:
+    """Work through the backlog until ``stop`` is set, looking again every ``CITYHUB_DISPATCH_POLL_MS`` when idle."""
+    poll = get_settings().dispatch_poll_ms / 1000
+    log.info("background dispatcher started (process %s)", os.getpid())
+    with ThreadPoolExecutor(threads(), thread_name_prefix="cityhub-dispatcher") as pool:
+        while not stop.is_set():
+            try:
+                counts = run_once(pool=pool)
+            except Exception:
+                log.exception("background dispatcher: cannot read the backlog; retrying in %.0f s", RETRY_PAUSE_S)
+                counts = {"error": 1}
+            if counts and set(counts) == {"error"}:
+                stop.wait(RETRY_PAUSE_S)  # nothing moved: do not spin on a database that is down
+            elif counts:
+                log.debug("background dispatcher: %s", counts)
+            else:
+                stop.wait(poll)
+
+
+def start_thread() -> tuple[threading.Thread, threading.Event]:
+    """The dispatcher in a daemon thread (``cityhub worker``, which serves no requests)."""
+    stop = threading.Event()
+    thread = threading.Thread(target=run, args=(stop,), name="cityhub-dispatcher", daemon=True)
+    thread.start()
+    return thread, stop
+
+
+def process_main(supervisor: int) -> None:
+    """Entry point of the dispatcher process ``cityhub serve`` starts (see :mod:`cityhub.serving`)."""
+    from cityhub.config import log_level
+    from cityhub.dispatch.service import warm_up
+    from cityhub.serving import stop_when_orphaned
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("cityhub").setLevel(log_level())
+    os.nice(NICE)
+    # As in the server processes: a thread holding SQLite's write lock gets the interpreter back sooner.
+    sys.setswitchinterval(get_settings().server_switch_interval_ms / 1000)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    stop_when_orphaned(supervisor)
+    try:
+        warm_up()
+    except Exception:  # the first decision loads what it needs
+        log.exception("dispatcher warm-up failed")
+    gc.freeze()  # the classifier's hundreds of thousands of objects live as long as the process
+    run(stop)
