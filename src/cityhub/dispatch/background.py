@@ -79,14 +79,17 @@ def status(session: Session) -> BacklogStatus:
 def _decide(order_id: int, prediction: Any = None) -> str:
     """Decide for one backlog order in its own transaction; returns what happened (for the round's counts)."""
     from cityhub.dispatch.service import auto_dispatch
+    from cityhub.workorders.service import read_for_update
 
     claim = delete(DispatchBacklog).where(DispatchBacklog.order_id == order_id)
     try:
         with session_scope() as session:
-            order = session.get(Order, order_id)
+            # Read as an action would, once: the decision's actions do not read it again (on SQLite the write lock
+            # is then held only while the writes go out).
+            order = read_for_update(session, order_id)
             outcome = "skipped"
             if order is not None and order.state == State.RECEIVED:
-                decision = auto_dispatch(session, order=order, prediction=prediction)
+                decision = auto_dispatch(session, order=order, prediction=prediction, held=True)
                 outcome = "dispatched" if decision.dispatched else "queued"
             # The claim comes last: on SQLite the write lock is then taken by the decision's writes, after its reads
             # and computation, and held only while they go out.

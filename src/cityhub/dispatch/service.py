@@ -394,14 +394,13 @@ def suggest(
         decided_at=now,
     )
     if store:
-        _store(session, decision)
+        _store(session, decision, session.get(DispatchSuggestion, decision.order_id))
     return decision
 
 
-def _store(session: Session, decision: DispatchDecision, *, new: bool = False) -> None:
-    """Keep the decision as the order's latest (one row per order). ``new``: the order was created in this
-    transaction, so it has no row yet (not looked up)."""
-    row = None if new else session.get(DispatchSuggestion, decision.order_id)
+def _store(session: Session, decision: DispatchDecision, row: DispatchSuggestion | None) -> None:
+    """Keep the decision as the order's latest (one row per order): ``row``, the order's earlier one, or a new
+    one."""
     if row is None:
         row = DispatchSuggestion(order_id=decision.order_id)
         session.add(row)
@@ -522,17 +521,27 @@ def set_category(
 
 
 def auto_dispatch(
-    session: Session, *, order: Order, now: datetime | None = None, new: bool = False, prediction: Any = None
+    session: Session,
+    *,
+    order: Order,
+    now: datetime | None = None,
+    new: bool = False,
+    held: bool = False,
+    prediction: Any = None,
 ) -> DispatchDecision:
     """Decide for a received order and, when the decision allows, dispatch it as ``auto-dispatch``.
 
     A category predicted by the classifier and a place resolved from the address are written to the order first
     (one audited comment), so the time limit and later statistics use them. ``new``: this transaction created the
-    order (intake): it has no history to read and needs no lock (see ``orders.act``'s ``new_order``).
-    ``prediction``: the classifier's, made for many orders at once by the caller (see ``suggest``).
+    order (intake): it has no history to read and needs no lock (see ``orders.act``'s ``new_order``). ``held``:
+    the caller has read the order as ``orders.act`` would (locked on PostgreSQL, with its assists), so the actions
+    need not read it again. ``prediction``: the classifier's, made for many orders at once by the caller (see
+    ``suggest``).
     """
     decision = suggest(session, order=order, now=now, store=False, new=new, prediction=prediction)
-    new_order = order if new else None
+    # Read before the first write (an order created in this transaction has no earlier decision).
+    earlier = None if new else session.get(DispatchSuggestion, order.id)
+    new_order = order if new or held else None
     if decision.auto and order.state == State.RECEIVED and decision.candidates:
         top = decision.candidates[0]
         fills: dict[str, int] = {}
@@ -570,7 +579,7 @@ def auto_dispatch(
             new_order=new_order,
         )
         decision.dispatched = True
-    _store(session, decision, new=new)
+    _store(session, decision, earlier)
     return decision
 
 

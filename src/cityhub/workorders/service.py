@@ -206,6 +206,15 @@ def view_of(order: Order) -> OrderView:
     )
 
 
+def read_for_update(session: Session, order_id: int) -> Order | None:
+    """The order with its assists, as an action reads it: locked until the transaction ends on PostgreSQL (on
+    SQLite the write lock and the order's version keep concurrent changes apart)."""
+    query = select(Order).where(Order.id == order_id).options(selectinload(Order.assists))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
 def act(
     session: Session,
     *,
@@ -224,13 +233,7 @@ def act(
     """
     params = dict(params or {})
     now = now or utcnow()
-    if new_order is not None and new_order.id == order_id:
-        order: Order | None = new_order
-    else:
-        query = select(Order).where(Order.id == order_id).options(selectinload(Order.assists))
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update()
-        order = session.execute(query).scalar_one_or_none()
+    order = new_order if new_order is not None and new_order.id == order_id else read_for_update(session, order_id)
     if order is None:
         raise NotFound(f"order {order_id} not found")
     if expected_version is not None and order.version != expected_version:
