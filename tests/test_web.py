@@ -268,6 +268,22 @@ def test_register_an_appeal_and_land_on_its_detail_with_suggestions(org) -> None
     assert f"已受理：工单 {number}" not in client.get(f"/orders/{order_id}").text  # the flash shows once
 
 
+def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:
+    from cityhub.config import get_settings
+    from cityhub.dispatch import background
+
+    monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "1")  # decided by the background dispatcher
+    get_settings.cache_clear()
+    try:
+        order_id = _order().id
+        disp = login("disp")
+        assert 'data-testid="dispatch-pending"' in disp.get(f"/orders/{order_id}").text
+        background.run_once()
+        assert 'data-testid="dispatch-pending"' not in disp.get(f"/orders/{order_id}").text
+    finally:
+        get_settings.cache_clear()
+
+
 def test_intake_errors_show_per_field_and_keep_everything_typed(org) -> None:
     client = login("op")
     typed = intake_form(client, citizen_name="李四", citizen_phone="12ab", title="", content="", address="云景路88号")

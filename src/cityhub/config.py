@@ -73,8 +73,9 @@ class Settings(BaseSettings):
     dispatch_in_background: bool = Field(
         True,
         description="With automatic dispatch on: intake records each new order for the background dispatcher and "
-        "answers at once; the dispatcher (a process of `cityhub serve`, a thread of `cityhub worker`) decides "
-        "within about a second. false: the decision is made inside the request that creates the order.",
+        "answers at once; the dispatcher (a process of `cityhub serve` at a lower CPU priority, a thread of "
+        "`cityhub worker`) decides soon after — within a few hundred milliseconds while the machine has room. "
+        "false: the decision is made inside the request that creates the order.",
     )
     dispatch_poll_ms: float = Field(
         200.0,

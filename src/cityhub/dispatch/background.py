@@ -1,4 +1,4 @@
-"""Automatic dispatch in the background: intake answers at once, a dispatcher decides within about a second.
+"""Automatic dispatch in the background: intake answers at once, a dispatcher decides soon after.
 
 With ``CITYHUB_DISPATCH_AUTO`` on, the decision (classifier, address → place, routing rules, then the audited
 dispatch) costs about as much server time as everything else a creation does together. Made inside the creating
@@ -13,8 +13,10 @@ answer or a merge came first) loses its row without a decision; one the decision
 missing) stays in the dispatcher's queue, as on the inline path. A database error leaves the row for the next round.
 
 Where it runs: ``cityhub serve`` starts one dispatcher process beside its server processes, at a lower CPU
-priority (``nice``), so that under load the requests come first and the decisions follow; ``cityhub worker`` runs it
-in a thread. Several dispatchers may run at once (one per host): each order is claimed by deleting its row.
+priority (``nice``), so that under load the requests come first and the decisions follow: within a few hundred
+milliseconds while the machine has room, later under a load that takes all of it (then the backlog drains once the
+load eases; ``/healthz`` shows its size and the oldest wait). ``cityhub worker`` runs it in a thread. Several
+dispatchers may run at once (one per host): each order is claimed by deleting its row.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ def enabled() -> bool:
 def enqueue(session: Session, order: Order) -> None:
     """Record a new order for the dispatcher, in the transaction that creates it."""
     session.add(DispatchBacklog(order_id=order.id, queued_at=utcnow()))
+
+
+def pending(session: Session, *, order_id: int) -> bool:
+    """Whether the order waits for the dispatcher's automatic decision (the order page says so)."""
+    return session.get(DispatchBacklog, order_id) is not None
 
 
 @dataclass(frozen=True)

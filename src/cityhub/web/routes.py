@@ -577,6 +577,7 @@ def _detail_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
+    from cityhub.dispatch import background
     from cityhub.dispatch import service as dispatch
     from cityhub.intake import dedupe
     from cityhub.knowledge import service as kb
@@ -587,7 +588,9 @@ def _detail_page(
     actions = _my_actions(order, principal)
     staff = principal.role != Role.CITIZEN
     similar = decision = answers = None
+    dispatch_pending = False
     if staff and order.state in (State.RECEIVED, State.RETURNED):
+        dispatch_pending = background.pending(db, order_id=order.id)
         scope = scope_of(db, principal)
         found = dedupe.DedupeRead.of(dedupe.check(db, order=order))
         found.duplicates = [d for d in found.duplicates if order_in_scope(db, scope, d.order_id)]
@@ -620,6 +623,7 @@ def _detail_page(
         units=_units(db) if needs_units else [],
         similar=similar,
         decision=decision,
+        dispatch_pending=dispatch_pending,
         answers=answers,
         error=error,
         open_action=open_action,
