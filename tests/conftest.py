@@ -41,7 +41,6 @@ import os
 import pwd
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -56,6 +55,7 @@ from sqlalchemy.orm import Session
 
 from cityhub import migrate
 from cityhub.db import make_engine, reset_engine
+from process_helpers import free_port
 
 BACKENDS = ("sqlite", "postgresql")
 INTEGRATION_DIR = Path(__file__).parent / "integration"
@@ -117,12 +117,6 @@ def find_pg_bindir() -> Path | None:
         if all(os.access(cand / exe, os.X_OK) for exe in ("initdb", "pg_ctl", "postgres")):
             return cand
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -192,7 +186,7 @@ class _Cluster:
         self.run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "-N")
         last: Exception | None = None
         for _ in range(3):  # another process may grab the free port between our probe and the bind
-            port = _free_port()
+            port = free_port()
             opts = (
                 f"-p {port} -k {self.root} -c listen_addresses=127.0.0.1 "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -446,7 +440,7 @@ def live_server(app_db: str) -> Iterator[str]:
 
     from cityhub.main import create_app
 
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=_free_port(), log_level="warning", lifespan="on")
+    config = uvicorn.Config(create_app(), host="127.0.0.1", port=free_port(), log_level="warning", lifespan="on")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

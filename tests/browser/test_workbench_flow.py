@@ -9,7 +9,6 @@ database of the current backend.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
 from cityhub.workorders.models import Order
+from process_helpers import free_port
 from web_helpers import PASSWORD, STREETS, build_world, train_classifier, world_env
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,12 +46,6 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_classifier(tmp_path_factory.mktemp("model"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(app_db: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Seed the small world of ``web_helpers``, then run ``cityhub serve`` on a free loopback port against the test
@@ -72,7 +66,7 @@ def server(app_db: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.Mon
             },
         ).order
         past_number = past.number
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

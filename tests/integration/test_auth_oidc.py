@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import socket
 import threading
 import time
 from typing import Any
@@ -24,6 +23,7 @@ from joserfc.jwk import RSAKey
 from cityhub.db import reset_engine, session_scope
 from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
+from process_helpers import free_port
 
 CLIENT_ID = "cityhub-test"
 CLIENT_SECRET = "s3cret-for-tests"
@@ -108,16 +108,10 @@ class Provider:
         return app
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def provider():
     idp = Provider()
-    port = _free_port()
+    port = free_port()
     idp.issuer = f"http://127.0.0.1:{port}"
     server = uvicorn.Server(uvicorn.Config(idp.app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

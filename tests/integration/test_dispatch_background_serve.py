@@ -8,9 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import psutil
@@ -23,23 +20,9 @@ from cityhub.dispatch import service
 from cityhub.dispatch.schemas import RuleCreate
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders.models import Category
+from process_helpers import CLI, free_port, wait_until
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
-
-CLI = Path(sys.executable).with_name("cityhub")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def _seed(url: str, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -83,7 +66,7 @@ def test_the_server_dispatches_in_the_background_and_survives_a_killed_dispatche
     url = f"sqlite:///{tmp_path / 'bg.db'}"
     migrate.upgrade(url)
     token = _seed(url, monkeypatch)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CITYHUB_DATABASE_URL": url, "CITYHUB_DISPATCH_AUTO": "1", "CITYHUB_DISPATCH_POLL_MS": "100"}
     env.pop("CITYHUB_DISPATCH_MODEL_PATH", None)
     log = tmp_path / "serve.log"
@@ -111,11 +94,11 @@ def test_the_server_dispatches_in_the_background_and_survives_a_killed_dispatche
         return str(httpx.get(f"{base}/api/v1/orders/{order_id}", headers=headers, timeout=10).json()["state"])
 
     try:
-        _wait(up)
+        wait_until(up)
         parent = psutil.Process(proc.pid)
-        _wait(lambda: _dispatcher(parent, port) is not None)
+        wait_until(lambda: _dispatcher(parent, port) is not None)
         first = create("小区门口路灯不亮好几天了")
-        _wait(lambda: state(first) == "dispatched", timeout=30)
+        wait_until(lambda: state(first) == "dispatched", timeout=30)
         trail = httpx.get(f"{base}/api/v1/orders/{first}/events", headers=headers, timeout=10).json()
         assert [e["action"] for e in trail] == ["create", "dispatch"]
         assert trail[1]["actor_name"] == "auto-dispatch"
@@ -126,7 +109,7 @@ def test_the_server_dispatches_in_the_background_and_survives_a_killed_dispatche
         dispatcher.wait(timeout=30)
         second = create("路灯杆倒了")  # while no dispatcher runs (the supervisor waits a second to replace it)
         assert state(second) == "received"
-        _wait(lambda: state(second) == "dispatched", timeout=60)
+        wait_until(lambda: state(second) == "dispatched", timeout=60)
         assert httpx.get(f"{base}/healthz", timeout=5).json()["dispatch_backlog"]["orders"] == 0
     except AssertionError:
         print(log.read_text())

@@ -8,25 +8,15 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
 from cityhub import migrate
+from process_helpers import CLI, free_port, wait_until
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
-
-CLI = Path(sys.executable).with_name("cityhub")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _alive(process: psutil.Process) -> bool:
@@ -48,18 +38,11 @@ def _children(parent: psutil.Process) -> list[psutil.Process]:
     return alive
 
 
-def _wait(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 @pytest.fixture
 def server(tmp_path):
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     migrate.upgrade(url)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CITYHUB_DATABASE_URL": url}
     proc = subprocess.Popen(
         [str(CLI), "serve", "--no-scheduler", "--port", str(port), "--workers", "2"],
@@ -76,7 +59,7 @@ def server(tmp_path):
             return False
 
     try:
-        _wait(up)
+        wait_until(up)
         yield proc, port, base
     except AssertionError:
         print((tmp_path / "serve.log").read_text())
@@ -93,7 +76,7 @@ def server(tmp_path):
 def test_connections_spread_over_both_processes_and_a_dead_one_is_replaced(server):
     proc, port, base = server
     parent = psutil.Process(proc.pid)
-    _wait(lambda: len(_children(parent)) == 2)
+    wait_until(lambda: len(_children(parent)) == 2)
 
     async def hold_many() -> dict[int, int]:
         limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
@@ -112,25 +95,25 @@ def test_connections_spread_over_both_processes_and_a_dead_one_is_replaced(serve
 
     victim = next(iter(per_child))
     os.kill(victim, signal.SIGKILL)
-    _wait(lambda: len(_children(parent)) == 2 and victim not in {c.pid for c in _children(parent)})
-    _wait(lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200)
+    wait_until(lambda: len(_children(parent)) == 2 and victim not in {c.pid for c in _children(parent)})
+    wait_until(lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200)
 
 
 def test_server_processes_stop_when_the_supervisor_is_killed(server):
     proc, _port, _base = server
     parent = psutil.Process(proc.pid)
-    _wait(lambda: len(_children(parent)) == 2)
+    wait_until(lambda: len(_children(parent)) == 2)
     children = _children(parent)
     proc.kill()  # SIGKILL: the supervisor cannot stop them itself
     proc.wait(timeout=30)
-    _wait(lambda: not any(_alive(c) for c in children), timeout=30)
+    wait_until(lambda: not any(_alive(c) for c in children), timeout=30)
 
 
 def test_sigterm_stops_every_process(server):
     proc, _port, _base = server
     parent = psutil.Process(proc.pid)
-    _wait(lambda: len(_children(parent)) == 2)
+    wait_until(lambda: len(_children(parent)) == 2)
     children = _children(parent)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
-    _wait(lambda: not any(_alive(c) for c in children), timeout=30)
+    wait_until(lambda: not any(_alive(c) for c in children), timeout=30)
