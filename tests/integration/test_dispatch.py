@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 
 from cityhub.auth.service import create_token
 from cityhub.config import get_settings
-from cityhub.db import session_scope
+from cityhub.db import session_scope, utcnow
 from cityhub.dispatch import background, service
 from cityhub.dispatch.models import DispatchBacklog, DispatchRule, DispatchSuggestion
 from cityhub.dispatch.rules import RuleTier, TargetKind
@@ -507,20 +507,51 @@ def test_an_order_another_dispatcher_claimed_meanwhile_is_not_decided_twice(
         assert s.get(DispatchSuggestion, order_id) is None
 
 
+def _due_now(order_id: int) -> DispatchBacklog:
+    """The order's backlog row, made due at once (as if its pause had passed)."""
+    with session_scope() as s:
+        row = s.get(DispatchBacklog, order_id)
+        assert row is not None and row.retry_at is not None and row.retry_at > utcnow()
+        row.retry_at = utcnow()
+        s.flush()
+        s.expunge(row)
+        return row
+
+
 def test_a_database_fault_keeps_the_order_in_the_backlog(in_background, org, model, monkeypatch) -> None:
     order_id = _submitted("小区外墙脱落，物业不管")
+    other_id = _submitted("楼顶漏水，物业不管")
     decide = service.auto_dispatch
 
     def broken(session, **kwargs):  # type: ignore[no-untyped-def]
-        raise OSError("disk gone")
+        if kwargs["order"].id == order_id:
+            raise OSError("disk gone")
+        return decide(session, **kwargs)
 
     monkeypatch.setattr(service, "auto_dispatch", broken)
+    assert background.run_once() == {"error": 1, "dispatched": 1}  # the others go on
+    assert background.run_once() == {}  # the failed one waits before its next try
+    assert _due_now(order_id).attempts == 1
+    monkeypatch.setattr(service, "auto_dispatch", decide)  # the fault is over: the next try decides
+    assert background.run_once() == {"dispatched": 1}
+    assert _trail(order_id) == _trail(other_id) == ["create", "comment", "dispatch"]
+
+
+def test_an_order_that_keeps_failing_is_left_to_the_queue(in_background, org, model, monkeypatch) -> None:
+    order_id = _submitted("小区外墙脱落，物业不管")
+
+    def broken(session, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError("always")
+
+    monkeypatch.setattr(service, "auto_dispatch", broken)
+    for attempt in range(1, background.MAX_ATTEMPTS):
+        assert background.run_once() == {"error": 1}
+        assert _due_now(order_id).attempts == attempt
     assert background.run_once() == {"error": 1}
     with session_scope() as s:
-        assert background.status(s).orders == 1
-    monkeypatch.setattr(service, "auto_dispatch", decide)  # the fault is over: the next round decides
-    assert background.run_once() == {"dispatched": 1}
-    assert _trail(order_id) == ["create", "comment", "dispatch"]
+        assert background.status(s).orders == 0  # given up: no more tries, no more log lines
+        assert orders.require_order(s, order_id=order_id).state == State.RECEIVED
+    assert order_id in [o.id for o in _queue_orders()]
 
 
 def test_a_round_decides_many_orders_on_several_threads_once_each(in_background, org, model) -> None:

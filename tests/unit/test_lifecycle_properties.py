@@ -150,6 +150,10 @@ class Run:
         if before.state == State.SUSPENDED and after.state in WORKING_STATES:
             assert outcome.action == Action.RESUME
             assert after.state == before.suspended_from
+        # (g) only creation leads into "received": an order there was never dispatched, so no unit returned it
+        # (automatic dispatch relies on it and does not read a received order's history for returns).
+        if after.state == State.RECEIVED:
+            assert before.state == State.RECEIVED
         # A unit holds every order that is being handled or answered.
         if after.state in HANDLING_STATES | {State.REPLIED, State.CALLED_BACK}:
             assert after.lead_unit_id in UNITS

@@ -10,7 +10,8 @@ with :func:`cityhub.dispatch.service.auto_dispatch` (the same decision, audit tr
 inline path) and deletes the order's row in that same transaction, so an order is decided once and, whatever stops
 in between, never forgotten. An order that is no longer received when its turn comes (a dispatcher, an instant
 answer or a merge came first) loses its row without a decision; one the decision fails for (the classifier
-missing) stays in the dispatcher's queue, as on the inline path. A database error leaves the row for the next round.
+missing) stays in the dispatcher's queue, as on the inline path. An unexpected error (the database) leaves the row
+for a later round, tried again after 5 s, 10 s, 20 s … and given up to the dispatcher's queue after eight tries.
 
 Where it runs: ``cityhub serve`` starts one dispatcher process beside its server processes, at a lower CPU
 priority (``nice``), so that under load the requests come first and the decisions follow: within a few hundred
@@ -29,10 +30,10 @@ import sys
 import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -46,7 +47,9 @@ from cityhub.workorders.models import Order
 log = logging.getLogger(__name__)
 
 BATCH = 50  # orders read from the backlog at a time (classified in one batch)
-RETRY_PAUSE_S = 5.0  # after a database error
+RETRY_PAUSE_S = 5.0  # after a database error; an order that failed waits this long, then twice as long each time
+MAX_RETRY_S = 300.0
+MAX_ATTEMPTS = 8  # then the order is left to the dispatcher's queue
 NICE = 10  # the dispatcher process's CPU priority below the server processes' (0)
 
 
@@ -122,7 +125,31 @@ def _guarded(order_id: int, prediction: Any) -> str:
         return _decide(order_id, prediction)
     except Exception:  # the database, or a fault with this one order: its row stays for a later round
         log.exception("background dispatcher: order %s not decided; it stays in the backlog", order_id)
+        _postpone(order_id)
         return "error"
+
+
+def _postpone(order_id: int) -> None:
+    """After an unexpected error: try the order again later, waiting twice as long each time, and after
+    ``MAX_ATTEMPTS`` leave it to the dispatcher's queue (an order the decision always fails for must not hold up
+    the others, nor fill the log every round)."""
+    try:
+        with session_scope() as session:
+            row = session.get(DispatchBacklog, order_id)
+            if row is None:
+                return
+            row.attempts += 1
+            if row.attempts >= MAX_ATTEMPTS:
+                log.error(
+                    "background dispatcher: order %s failed %d times; it waits in the dispatcher's queue",
+                    order_id,
+                    row.attempts,
+                )
+                session.delete(row)
+                return
+            row.retry_at = utcnow() + timedelta(seconds=min(RETRY_PAUSE_S * 2 ** (row.attempts - 1), MAX_RETRY_S))
+    except Exception:  # the database itself is down: the row stays as it was, for the next round
+        log.debug("background dispatcher: could not postpone order %s", order_id, exc_info=True)
 
 
 def _predictions(order_ids: list[int]) -> dict[int, Any]:
@@ -153,9 +180,11 @@ def run_once(*, limit: int | None = BATCH, pool: Executor | None = None) -> dict
     """Decide for up to ``limit`` (None: all) waiting orders, oldest first, on ``pool``'s threads when given;
     returns counts by outcome."""
     with session_scope() as session:
+        due = or_(DispatchBacklog.retry_at.is_(None), DispatchBacklog.retry_at <= utcnow())
         ids = list(
             session.scalars(
                 select(DispatchBacklog.order_id)
+                .where(due)
                 .order_by(DispatchBacklog.queued_at, DispatchBacklog.order_id)
                 .limit(limit)
             )

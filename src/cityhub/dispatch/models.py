@@ -86,3 +86,6 @@ class DispatchBacklog(Base):
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
     )
     queued_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Rounds that failed on this order with an unexpected error, and when it may be tried again (NULL: now).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retry_at: Mapped[datetime | None] = mapped_column()

@@ -326,7 +326,10 @@ def suggest(
         place_chain=place_chain,
         community_id=place.community_id,
         street_id=place.street_id,
-        excluded_unit_ids=frozenset() if new else frozenset(returned_units(session, order_id=order.id)),
+        # Only creation leads into "received": such an order was never dispatched, so no unit returned it.
+        excluded_unit_ids=frozenset()
+        if new or order.state == State.RECEIVED
+        else frozenset(returned_units(session, order_id=order.id)),
     )
     active = _active_rules(session)
 

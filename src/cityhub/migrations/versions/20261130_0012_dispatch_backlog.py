@@ -26,6 +26,8 @@ def upgrade() -> None:
         'dispatch_backlog',
         sa.Column('order_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('queued_at', cityhub.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('attempts', sa.Integer(), nullable=False),
+        sa.Column('retry_at', cityhub.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(['order_id'], ['orders.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('order_id'),
     )
