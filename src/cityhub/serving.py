@@ -10,8 +10,7 @@ addresses, so two processes share 50 connections about evenly whatever their tim
 
 The parent process only supervises: it starts ``workers`` processes (and, with automatic dispatch in the background,
 the dispatcher's process), starts a new one in place of one that dies unexpectedly, and stops them all on SIGINT or
-SIGTERM. A server process whose supervisor disappears (killed with
-SIGKILL, say) stops itself within a second.
+SIGTERM. A process whose supervisor disappears (killed with SIGKILL, say) stops itself within a second.
 """
 
 from __future__ import annotations
@@ -108,7 +107,7 @@ def serve_reuseport(*, host: str, port: int, workers: int, dispatcher: bool = Fa
                 processes[i] = kinds[i]()
                 processes[i].start()
     for process in processes:
-        process.terminate()  # uvicorn finishes the requests in flight on SIGTERM; the dispatcher its order
+        process.terminate()  # uvicorn finishes the requests in flight on SIGTERM; the dispatcher its round
     for process in processes:
         process.join(timeout=30)
         if process.is_alive():
