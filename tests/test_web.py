@@ -278,8 +278,10 @@ def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkey
         order_id = _order().id
         disp = login("disp")
         assert 'data-testid="dispatch-pending"' in disp.get(f"/orders/{order_id}").text
+        assert "自动派单中" in disp.get("/queue").text  # a person may still act first
         background.run_once()
         assert 'data-testid="dispatch-pending"' not in disp.get(f"/orders/{order_id}").text
+        assert "自动派单中" not in disp.get("/queue").text
     finally:
         get_settings.cache_clear()
 

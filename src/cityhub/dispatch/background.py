@@ -28,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -64,9 +65,13 @@ def enqueue(session: Session, order: Order) -> None:
     session.add(DispatchBacklog(order_id=order.id, queued_at=utcnow()))
 
 
-def pending(session: Session, *, order_id: int) -> bool:
-    """Whether the order waits for the dispatcher's automatic decision (the order page says so)."""
-    return session.get(DispatchBacklog, order_id) is not None
+def waiting(session: Session, order_ids: Iterable[int]) -> set[int]:
+    """Those of the orders that wait for the dispatcher's automatic decision (the order page and the dispatcher's
+    queue say so: a person may still act first)."""
+    ids = list(order_ids)
+    if not ids:
+        return set()
+    return set(session.scalars(select(DispatchBacklog.order_id).where(DispatchBacklog.order_id.in_(ids))))
 
 
 @dataclass(frozen=True)

@@ -590,7 +590,7 @@ def _detail_page(
     similar = decision = answers = None
     dispatch_pending = False
     if staff and order.state in (State.RECEIVED, State.RETURNED):
-        dispatch_pending = background.pending(db, order_id=order.id)
+        dispatch_pending = order.id in background.waiting(db, [order.id])
         scope = scope_of(db, principal)
         found = dedupe.DedupeRead.of(dedupe.check(db, order=order))
         found.duplicates = [d for d in found.duplicates if order_in_scope(db, scope, d.order_id)]
@@ -756,6 +756,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
 @router.get("/queue", response_class=HTMLResponse)
 def dispatch_queue(request: Request, db: DbSession) -> Response:
     """Orders waiting for a dispatcher with the top three units and the reason; one click dispatches."""
+    from cityhub.dispatch import background
     from cityhub.dispatch import service as dispatch
 
     principal = support.require_user(request, db, permissions.act(Action.DISPATCH))
@@ -768,6 +769,7 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         "queue.html",
         principal=principal,
         rows=rows,
+        dispatch_pending=background.waiting(db, (order.id for order, _ in rows)),
         page=page,
         has_more=has_more,
         category_names=_names(db, Category, {d.category_id for _, d in rows}),
