@@ -561,3 +561,18 @@ def test_a_round_decides_many_orders_on_several_threads_once_each(in_background,
         assert background.run_once(pool=pool) == {}
     for order_id in ids:
         assert _trail(order_id) == ["create", "comment", "dispatch"]
+
+
+def test_worker_once_drains_the_backlog(in_background, org, model) -> None:
+    from typer.testing import CliRunner
+
+    from cityhub.cli import _mount, app
+
+    ids = [_submitted("小区外墙脱落，物业不管"), _submitted("楼顶漏水，物业不管")]
+    _mount()
+    result = CliRunner().invoke(app, ["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    for order_id in ids:
+        assert _trail(order_id) == ["create", "comment", "dispatch"]
+    with session_scope() as s:
+        assert background.status(s).orders == 0
