@@ -279,7 +279,9 @@ def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkey
         disp = login("disp")
         assert 'data-testid="dispatch-pending"' in disp.get(f"/orders/{order_id}").text
         assert "自动派单中" in disp.get("/queue").text  # a person may still act first
+        assert "待自动派单 1 件" in _client().get("/").text  # the status page
         background.run_once()
+        assert 'data-testid="dispatch-backlog"' not in _client().get("/").text
         assert 'data-testid="dispatch-pending"' not in disp.get(f"/orders/{order_id}").text
         assert "自动派单中" not in disp.get("/queue").text
     finally:
