@@ -302,12 +302,10 @@ def suggest(
     now: datetime | None = None,
     store: bool = True,
     prediction: Any = None,
-    new: bool = False,
 ) -> DispatchDecision:
     """Rank units for ``order`` and decide whether it may go automatically; stored for the queue unless not ``store``.
 
     ``prediction`` (a classifier ``Prediction``) may be passed by callers that classify many orders at once.
-    ``new``: this transaction created the order, so no unit can have returned it (its history is not read).
     """
     now = now or utcnow()
     settings = get_settings()
@@ -328,7 +326,7 @@ def suggest(
         street_id=place.street_id,
         # Only creation leads into "received": such an order was never dispatched, so no unit returned it.
         excluded_unit_ids=frozenset()
-        if new or order.state == State.RECEIVED
+        if order.state == State.RECEIVED
         else frozenset(returned_units(session, order_id=order.id)),
     )
     active = _active_rules(session)
@@ -536,12 +534,12 @@ def auto_dispatch(
 
     A category predicted by the classifier and a place resolved from the address are written to the order first
     (one audited comment), so the time limit and later statistics use them. ``new``: this transaction created the
-    order (intake): it has no history to read and needs no lock (see ``orders.act``'s ``new_order``). ``held``:
+    order (intake): it has no earlier decision and needs no lock (see ``orders.act``'s ``new_order``). ``held``:
     the caller has read the order as ``orders.act`` would (locked on PostgreSQL, with its assists), so the actions
     need not read it again. ``prediction``: the classifier's, made for many orders at once by the caller (see
     ``suggest``).
     """
-    decision = suggest(session, order=order, now=now, store=False, new=new, prediction=prediction)
+    decision = suggest(session, order=order, now=now, store=False, prediction=prediction)
     # Read before the first write (an order created in this transaction has no earlier decision).
     earlier = None if new else session.get(DispatchSuggestion, order.id)
     new_order = order if new or held else None
