@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
-from cityhub.db import session_scope, utcnow
+from cityhub.db import rowcount, session_scope, utcnow
 from cityhub.workorders.models import JobRun
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def _claim(session: Session, name: str, now: datetime, interval: int) -> bool:
         .where(or_(JobRun.last_started_at.is_(None), JobRun.last_started_at <= now - timedelta(seconds=interval)))
         .values(last_started_at=now)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(result))
 
 
 def _finish(session: Session, name: str, started: datetime, result: dict[str, Any]) -> None:

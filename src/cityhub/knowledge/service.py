@@ -18,7 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
-from cityhub.db import database_key, utcnow
+from cityhub.db import database_key, rowcount, utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
 from cityhub.knowledge.retrieval import CACHE, Doc, KnowledgeIndex
@@ -52,7 +52,7 @@ def bump_revision(session: Session) -> None:
         .where(KnowledgeRevision.id == 1)
         .values(revision=KnowledgeRevision.revision + 1, changed_at=now)
     )
-    if moved.rowcount == 0:  # type: ignore[attr-defined]
+    if rowcount(moved) == 0:
         session.add(KnowledgeRevision(id=1, revision=1, changed_at=now))
     session.flush()
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
-from cityhub.db import utcnow
+from cityhub.db import rowcount, utcnow
 from cityhub.notify import service as notify_service
 from cityhub.notify.models import Topic
 from cityhub.workorders.models import DISPATCHED_SQL, RUNNING_CLOCK_SQL, Order, OrderEvent, SlaStatus
@@ -55,7 +55,7 @@ def _mark(
         .values(**values, version=Order.version + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def sla_sweep(session: Session, *, now: datetime | None = None) -> dict[str, Any]:
