@@ -282,3 +282,14 @@ def test_fuzzy_pass_on_long_text_still_finds_a_typo(gaz: Gazetteer) -> None:
     loc = gaz.resolve(prose + "地址在白云区钟洛潭镇。")
     assert loc.street_code == exact.street_code is not None
     assert any(e.startswith("~") for e in loc.evidence)
+
+
+def test_normalise_converts_exactly_what_opencc_converts() -> None:
+    # Texts without any character the converter could change skip it; the others are converted as before.
+    from cityhub.nlp.address import _t2s, normalise
+
+    converter, watched = _t2s()
+    for text in ("白雲區嘉禾街望崗社區", "么麼小事", "老么家门口", "情有獨鍾", "嘉禾街望岗社区幸福路12号", "有情况"):
+        assert normalise(text) == converter.convert(text.replace(" ", ""))
+    assert normalise("白雲區") == "白云区" and normalise("老么家门口") == "老么家门口"
+    assert watched.isdisjoint("嘉禾街望岗社区幸福路有情况")

@@ -255,10 +255,27 @@ class _Mention:
 
 
 @cache
-def _t2s() -> Any:
+def _t2s() -> tuple[Any, frozenset[str]]:
+    """OpenCC's traditional → simplified converter, and characters without which it changes nothing.
+
+    A phrase the converter changes occurs in a text only if each of its characters does: one character of each such
+    phrase is enough to watch for. The one taken is a character its simplified form lacks (a traditional one, 麼 of
+    么麼 → 幺麽), else one that differs in place.
+    """
     import opencc
 
-    return opencc.OpenCC("t2s")
+    converter = opencc.OpenCC("t2s")
+    converter.convert("")  # loads its dictionaries
+    chars: set[str] = set()
+    for group in converter._dict_chain_data:
+        for _longest, _shortest, phrases in group:
+            for phrase, simplified in phrases.items():
+                if phrase == simplified:
+                    continue
+                lacking = [t for t in phrase if t not in simplified]
+                differing = [t for t, s in zip(phrase, simplified, strict=False) if t != s]
+                chars.add((lacking or differing or list(phrase))[0])
+    return converter, frozenset(chars)
 
 
 def normalise(text: str) -> str:
@@ -266,7 +283,12 @@ def normalise(text: str) -> str:
     text = squeeze(text)
     if not text:
         return text
-    converted: str = _t2s().convert(text)
+    converter, convertible = _t2s()
+    if convertible.isdisjoint(text):
+        # No phrase of the converter can occur: the text stays as it is (most are simplified already, and the
+        # pure-Python converter cost a few milliseconds a text).
+        return text
+    converted: str = converter.convert(text)
     return converted
 
 
