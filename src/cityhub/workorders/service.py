@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cityhub.db import utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed
@@ -209,10 +209,11 @@ def view_of(order: Order) -> OrderView:
 def read_for_update(session: Session, order_id: int) -> Order | None:
     """The order with its assists, as an action reads it: locked until the transaction ends on PostgreSQL (on
     SQLite the write lock and the order's version keep concurrent changes apart)."""
-    query = select(Order).where(Order.id == order_id).options(selectinload(Order.assists))
+    # One statement with its assists (an order has few or none), not a second one for them.
+    query = select(Order).where(Order.id == order_id).options(joinedload(Order.assists))
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    return session.execute(query).scalar_one_or_none()
+        query = query.with_for_update(of=Order)
+    return session.execute(query).unique().scalar_one_or_none()
 
 
 def act(
