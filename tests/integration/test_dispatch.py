@@ -576,3 +576,84 @@ def test_worker_once_drains_the_backlog(in_background, org, model) -> None:
         assert _trail(order_id) == ["create", "comment", "dispatch"]
     with session_scope() as s:
         assert background.status(s).orders == 0
+
+
+# --- duplicates left to the background dispatcher (CITYHUB_DEDUPE_IN_BACKGROUND) ---------------------------------
+
+LEAK = "望岗社区幸福路12号楼下水管爆裂，水流满地，请尽快派人维修"
+
+
+def _deferred(content: str = LEAK) -> int:
+    """Created as the API and Open311 create: duplicates left to the dispatcher."""
+    with session_scope() as s:
+        data = {"channel": "app", "content": content, "community_code": "T-SQ"}
+        result = submit(s, data=data, similar=False, defer_duplicates=True)
+        assert result.order.state == State.RECEIVED and result.duplicates == []
+        return result.order.id
+
+
+def test_the_dispatcher_merges_a_duplicate_the_api_left_to_it(in_background, org, model) -> None:
+    first = _deferred()
+    assert background.run_once() == {"dispatched": 1}
+    again = _deferred()
+    assert _trail(again) == ["create"]  # the creating request looked for nothing
+    with session_scope() as s:
+        assert s.get(DispatchBacklog, again).check_duplicates
+    assert background.run_once() == {"merged": 1}
+    with session_scope() as s:
+        order = orders.require_order(s, order_id=again)
+        assert order.state == State.MERGED and order.master_order_id == first
+        merge = orders.history(s, order_id=again)[-1]
+        assert merge.action == "merge" and merge.actor_name == background.MERGE_ACTOR_NAME
+        assert s.get(DispatchSuggestion, again) is None  # merged, not dispatched
+        assert background.status(s).orders == 0
+
+
+def test_of_two_copies_checked_after_both_arrived_the_later_merges(in_background, org, model) -> None:
+    first, second = _deferred(), _deferred()
+    assert background.run_once() == {"dispatched": 1, "merged": 1}
+    with session_scope() as s:
+        assert orders.require_order(s, order_id=first).state == State.DISPATCHED
+        assert orders.require_order(s, order_id=second).master_order_id == first
+
+
+def test_duplicates_are_checked_at_once_when_not_left_to_the_dispatcher(in_background, org, model, monkeypatch) -> None:
+    first = _deferred()
+    background.run_once()
+    with session_scope() as s:  # an operator's intake, which shows what it finds
+        result = submit(s, data={"channel": "hotline", "content": LEAK, "community_code": "T-SQ"})
+        assert result.order.state == State.MERGED and result.order.master_order_id == first
+    monkeypatch.setenv("CITYHUB_DEDUPE_IN_BACKGROUND", "false")
+    from cityhub.intake.dedupe import get_dedupe_settings
+
+    get_dedupe_settings.cache_clear()
+    with session_scope() as s:
+        data = {"channel": "app", "content": LEAK, "community_code": "T-SQ"}
+        result = submit(s, data=data, similar=False, defer_duplicates=True)
+        assert result.order.state == State.MERGED and result.order.master_order_id == first
+        assert s.get(DispatchBacklog, result.order.id) is None
+
+
+def test_an_order_created_over_the_api_is_merged_by_the_dispatcher(in_background, org, model) -> None:
+    from cityhub.main import create_app
+
+    with session_scope() as s:
+        admin = User(username="bg-admin", full_name="管理员", role=Role.ADMIN, unit_id=org["district"])
+        s.add(admin)
+        s.flush()
+        token = create_token(s, user_id=admin.id, name="t")[1]
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        _api_copies_are_merged(client)
+
+
+def _api_copies_are_merged(client: TestClient) -> None:
+    body = {"channel": "app", "content": LEAK, "community_code": "T-SQ"}
+    first = client.post("/api/v1/orders", json=body)
+    assert first.status_code == 201 and first.json()["state"] == "received"
+    background.run_once()
+    again = client.post("/api/v1/orders", json=body)
+    assert again.status_code == 201 and again.json()["state"] == "received"
+    assert background.run_once() == {"merged": 1}
+    merged = client.get(f"/api/v1/orders/{again.json()['id']}").json()
+    assert merged["state"] == "merged" and merged["master_order_id"] == first.json()["id"]

@@ -72,7 +72,7 @@ def test_a_master_closed_after_the_check_leaves_a_suggestion(db_session, communi
     assert found.action == dedupe.DedupeAction.AUTO_MERGE and found.master.id == first.order.id
     orders.act(db_session, order_id=first.order.id, action="cancel", params={"reason": "重复受理"})  # meanwhile
     order, created = orders.create_order(db_session, data=OrderCreate.model_validate(data))
-    result = intake._merge_if_duplicate(db_session, order, found, orders.SYSTEM)
+    result = intake.merge_if_duplicate(db_session, order, found, orders.SYSTEM)
     db_session.commit()
     assert created and order.state == State.RECEIVED
     assert result.action == dedupe.DedupeAction.SUGGEST_MERGE and result.master.id == first.order.id

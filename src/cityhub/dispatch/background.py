@@ -13,6 +13,11 @@ answer or a merge came first) loses its row without a decision; one the decision
 missing) stays in the dispatcher's queue, as on the inline path. An unexpected error (the database) leaves the row
 for a later round, tried again after 5 s, 10 s, 20 s … and given up to the dispatcher's queue after eight tries.
 
+Duplicates: an order created over the API or Open311 (whose answer shows no duplicates) is not searched for
+duplicates by the creating request when ``CITYHUB_DEDUPE_IN_BACKGROUND`` is on (the default); its row says
+``check_duplicates``, and the dispatcher first looks for an earlier duplicate and merges the order into it, as intake
+would have (then it decides nothing). The search was half of a creation's CPU in the server.
+
 Where it runs: ``cityhub serve`` starts one dispatcher process beside its server processes, at a lower CPU
 priority (``nice``), so that under load the requests come first and the decisions follow: within a few hundred
 milliseconds while the machine has room, later under a load that takes all of it (then the backlog drains once the
@@ -60,9 +65,10 @@ def enabled() -> bool:
     return settings.dispatch_auto and settings.dispatch_in_background
 
 
-def enqueue(session: Session, order: Order) -> None:
-    """Record a new order for the dispatcher, in the transaction that creates it."""
-    session.add(DispatchBacklog(order_id=order.id, queued_at=utcnow()))
+def enqueue(session: Session, order: Order, *, check_duplicates: bool = False) -> None:
+    """Record a new order for the dispatcher, in the transaction that creates it; ``check_duplicates``: intake left
+    the search for an earlier duplicate to the dispatcher (see ``intake.service.submit``)."""
+    session.add(DispatchBacklog(order_id=order.id, queued_at=utcnow(), check_duplicates=check_duplicates))
 
 
 def waiting(session: Session, order_ids: Iterable[int]) -> set[int]:
@@ -91,8 +97,12 @@ def status(session: Session) -> BacklogStatus:
     return BacklogStatus(orders=count, oldest_queued_at=oldest)
 
 
-def _decide(order_id: int, prediction: Any = None) -> str:
-    """Decide for one backlog order in its own transaction; returns what happened (for the round's counts)."""
+def _decide(order_id: int, prediction: Any = None, check_duplicates: bool = False) -> str:
+    """Decide for one backlog order in its own transaction; returns what happened (for the round's counts).
+
+    ``check_duplicates``: first look for an earlier duplicate and merge the order into it when close enough, as
+    intake would have (then there is nothing to dispatch).
+    """
     from cityhub.dispatch.service import auto_dispatch
     from cityhub.workorders.service import read_for_update
 
@@ -103,7 +113,9 @@ def _decide(order_id: int, prediction: Any = None) -> str:
             # is then held only while the writes go out).
             order = read_for_update(session, order_id)
             outcome = "skipped"
-            if order is not None and order.state == State.RECEIVED:
+            if order is not None and order.state == State.RECEIVED and check_duplicates and _merged(session, order):
+                outcome = "merged"
+            elif order is not None and order.state == State.RECEIVED:
                 decision = auto_dispatch(session, order=order, prediction=prediction, held=True)
                 outcome = "dispatched" if decision.dispatched else "queued"
             # The claim comes last: on SQLite the write lock is then taken by the decision's writes, after its reads
@@ -125,9 +137,25 @@ def _decide(order_id: int, prediction: Any = None) -> str:
         return "failed"
 
 
-def _guarded(order_id: int, prediction: Any) -> str:
+MERGE_ACTOR_NAME = "auto-merge"
+
+
+def _merged(session: Session, order: Order) -> bool:
+    """Merge ``order`` (read for update, received) into an earlier duplicate when the check says so."""
+    from cityhub.intake import dedupe
+    from cityhub.intake.service import merge_if_duplicate
+    from cityhub.workorders.service import Actor
+
+    if not dedupe.get_dedupe_settings().auto_merge:
+        return False  # a suggestion alone: nobody would see it (the creation's answer is the order)
+    found = dedupe.check(session, order=order, similar=False, earlier_only=True)
+    merge_if_duplicate(session, order, found, Actor(name=MERGE_ACTOR_NAME))
+    return order.state == State.MERGED
+
+
+def _guarded(order_id: int, prediction: Any, check_duplicates: bool = False) -> str:
     try:
-        return _decide(order_id, prediction)
+        return _decide(order_id, prediction, check_duplicates)
     except Exception:  # the database, or a fault with this one order: its row stays for a later round
         log.exception("background dispatcher: order %s not decided; it stays in the backlog", order_id)
         _postpone(order_id)
@@ -186,18 +214,22 @@ def run_once(*, limit: int | None = BATCH, pool: Executor | None = None) -> dict
     returns counts by outcome."""
     with session_scope() as session:
         due = or_(DispatchBacklog.retry_at.is_(None), DispatchBacklog.retry_at <= utcnow())
-        ids = list(
-            session.scalars(
-                select(DispatchBacklog.order_id)
-                .where(due)
-                .order_by(DispatchBacklog.queued_at, DispatchBacklog.order_id)
-                .limit(limit)
-            )
-        )
-    if not ids:
+        rows = session.execute(
+            select(DispatchBacklog.order_id, DispatchBacklog.check_duplicates)
+            .where(due)
+            .order_by(DispatchBacklog.queued_at, DispatchBacklog.order_id)
+            .limit(limit)
+        ).all()
+        if any(row.check_duplicates for row in rows):
+            from cityhub.intake import dedupe
+
+            # Every earlier order is committed by now (its row was): the similar-orders index reads them in.
+            dedupe.catch_up(session)
+    if not rows:
         return {}
-    predicted = _predictions(ids)
-    outcomes = (pool.map if pool is not None else map)(lambda i: _guarded(i, predicted.get(i)), ids)
+    checks = {row.order_id: row.check_duplicates for row in rows}
+    predicted = _predictions(list(checks))
+    outcomes = (pool.map if pool is not None else map)(lambda i: _guarded(i, predicted.get(i), checks[i]), checks)
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome] = counts.get(outcome, 0) + 1
@@ -258,4 +290,9 @@ def process_main(supervisor: int) -> None:
     except Exception:  # the first decision loads what it needs
         log.exception("dispatcher warm-up failed")
     gc.freeze()  # the classifier's hundreds of thousands of objects live as long as the process
+    from cityhub.intake import dedupe
+
+    cfg = dedupe.get_dedupe_settings()
+    if cfg.enabled and cfg.in_background:
+        dedupe.warm_up()  # the similar-orders index, for the duplicate checks intake leaves to the dispatcher
     run(stop)

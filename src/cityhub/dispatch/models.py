@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhub.db import Base, utcnow
@@ -89,3 +89,6 @@ class DispatchBacklog(Base):
     # Rounds that failed on this order with an unexpected error, and when it may be tried again (NULL: now).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     retry_at: Mapped[datetime | None] = mapped_column()
+    # Created over the API or Open311 with the duplicate check left to the dispatcher (CITYHUB_DEDUPE_IN_BACKGROUND):
+    # it looks for an earlier duplicate to merge into before deciding.
+    check_duplicates: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

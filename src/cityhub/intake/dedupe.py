@@ -101,6 +101,13 @@ class DedupeSettings(BaseSettings):
         description="Beyond the best rerank_count, a candidate is scored exactly only if its estimated Jaccard "
         "similarity is at least this.",
     )
+    in_background: bool = Field(
+        True,
+        description="With the background dispatcher on (CITYHUB_DISPATCH_AUTO, CITYHUB_DISPATCH_IN_BACKGROUND): an "
+        "order created over the API or Open311, whose answer shows no duplicates, is checked for an earlier duplicate "
+        "(and merged into it) by the dispatcher just before its decision, instead of inside the creating request. "
+        "false: inside the request. Operators' intake always checks at once (it shows what it finds).",
+    )
     # Orders this process commits enter the index at once, and a duplicate at the same place is found by the
     # prefilter's direct query whatever this is.
     refresh_seconds: float = Field(
@@ -306,8 +313,12 @@ def check(
     order: Order | None = None,
     settings: DedupeSettings | None = None,
     similar: bool = True,
+    earlier_only: bool = False,
 ) -> DedupeResult:
     """Find duplicates and similar past cases of a new appeal (``data``) or an existing ``order``; read-only.
+
+    ``earlier_only`` (with ``order``): only orders received before it (smaller ids) count — what a check at its
+    intake would have seen, so that of two copies checked after both arrived, the later merges into the earlier.
 
     ``similar=False``: only the duplicates (for an automatic merge or a suggestion), not the similar past cases —
     for callers that do not show them (the API's and Open311's creation answer the order alone; the cases are one
@@ -360,6 +371,8 @@ def check(
         )
     ids.update(dict.fromkeys(_prefiltered(session, probe, place, cfg)))
     ids.pop(probe.order_id, None)  # type: ignore[arg-type]
+    if earlier_only and probe.order_id is not None:
+        ids = {i: None for i in ids if i < probe.order_id}
     if not ids:
         return DedupeResult()
 
@@ -628,6 +641,23 @@ def index_status(session: Session) -> dict[str, Any]:
     if index is None:
         return {"state": "not built", "orders": 0}
     return {"state": index.state, "orders": len(index.index)}
+
+
+def catch_up(session: Session) -> None:
+    """Bring this process's similar-orders index up to date with every committed order now (not in the background,
+    as intake's queries do): the background dispatcher checks orders received by other processes, and an earlier
+    duplicate committed a moment before must be among the candidates. Builds the index on first use (in the
+    background when large; the place prefilter answers meanwhile)."""
+    cfg = get_dedupe_settings()
+    if not cfg.enabled:
+        return
+    index = sim.index_for(
+        session, index_days=cfg.index_days, bucket_cap=cfg.bucket_cap, refresh_seconds=cfg.refresh_seconds
+    )
+    if index.built:
+        index.refresh(session)
+    else:
+        index.ensure(session)
 
 
 def warm_up() -> bool:

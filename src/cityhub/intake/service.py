@@ -62,12 +62,17 @@ def submit(
     instant_answer: str | None = None,
     instant_answer_entry_id: int | None = None,
     similar: bool = True,
+    defer_duplicates: bool = False,
 ) -> IntakeResult:
     """Receive one appeal from any channel and return the (new or already known) order.
 
     ``instant_answer_entry_id`` names the knowledge-base entry the answer came from; it is kept in the audit event.
     ``similar=False``: the caller will not show similar past cases, so only duplicates are searched for (see
     :func:`cityhub.intake.dedupe.check`); the result's ``similar`` stays empty.
+    ``defer_duplicates``: the caller shows no duplicates either (the API's and Open311's creation answer the order
+    alone): with the background dispatcher on and ``CITYHUB_DEDUPE_IN_BACKGROUND``, the dispatcher looks for an
+    earlier duplicate to merge the order into just before its decision (see :mod:`cityhub.dispatch.background`),
+    and the request only creates the order.
 
     The search for duplicates and similar cases only reads, so it runs on the appeal as submitted, *before* the
     order is created: the writes (number, order, audit events, an automatic merge) then follow one another
@@ -79,7 +84,8 @@ def submit(
     known = orders.find_existing(session, data=data)
     if known is not None:
         return IntakeResult(order=known, created=False)
-    found = dedupe.check(session, data=data, similar=similar)
+    deferred = defer_duplicates and not instant_answer and _deferrable()
+    found = dedupe.DedupeResult() if deferred else dedupe.check(session, data=data, similar=similar)
     order, created = orders.create_order(session, data=data, actor=actor, known_new=True)
     if not created:
         return IntakeResult(order=order, created=created)
@@ -92,10 +98,11 @@ def submit(
             params={"answer": instant_answer, "kb_entry_id": instant_answer_entry_id},
             new_order=order,
         )
-    found = _merge_if_duplicate(session, order, found, actor)
+    found = merge_if_duplicate(session, order, found, actor)
     if order.state == State.RECEIVED and get_settings().dispatch_auto:
         if background.enabled():
-            background.enqueue(session, order)  # decided by the background dispatcher once this commits
+            # Decided (and, when deferred, checked for duplicates) by the background dispatcher once this commits.
+            background.enqueue(session, order, check_duplicates=deferred)
         else:
             _auto_dispatch(session, order)
     return IntakeResult(
@@ -103,11 +110,18 @@ def submit(
     )
 
 
-def _merge_if_duplicate(
+def _deferrable() -> bool:
+    """Whether a duplicate check may be left to the background dispatcher (it runs, and is to check)."""
+    cfg = dedupe.get_dedupe_settings()
+    return cfg.enabled and cfg.in_background and background.enabled()
+
+
+def merge_if_duplicate(
     session: Session, order: Order, found: dedupe.DedupeResult, actor: orders.Actor
 ) -> dedupe.DedupeResult:
-    """Merge the new order into its master when the check said so and the order is still open (an instant answer
-    has closed it); otherwise the duplicates stay a suggestion for the operator."""
+    """Merge the order into its master when the check said so and the order is still open (an instant answer
+    has closed it); otherwise the duplicates stay a suggestion for the operator. The order is the caller's: created
+    in this transaction, or read for update (the background dispatcher)."""
     if found.action != dedupe.DedupeAction.AUTO_MERGE or found.master is None:
         return found
     master = found.master

@@ -316,7 +316,8 @@ def create_request(session: Session, *, params: Mapping[str, str], caller: Calle
         }
         problems = [f"{fields.get(p['field'], p['field'])}: {p['message']}" for p in exc.details.get("errors", [])]
         raise ValidationFailed("; ".join(problems) or exc.message, details=exc.details) from None
-    result = submit(session, data=data, actor=Actor(name=f"open311:{caller.client_name}"[:80]), similar=False)
+    actor = Actor(name=f"open311:{caller.client_name}"[:80])
+    result = submit(session, data=data, actor=actor, similar=False, defer_duplicates=True)
     order = result.order
     session.add(Open311Token(token=token, order_id=order.id, client_id=caller.client_id))
     session.flush()

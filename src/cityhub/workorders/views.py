@@ -65,7 +65,11 @@ def _order(db: DbSession, order_id: int, principal: Principal) -> Order:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderRead)
 def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Response:
-    """Receive one appeal from any channel (idempotent per channel + external_id)."""
+    """Receive one appeal from any channel (idempotent per channel + external_id).
+
+    With automatic dispatch in the background, the order is answered as received; the background dispatcher then
+    merges it into an earlier duplicate, or decides where it goes, usually within a second (``GET`` it again).
+    """
     if principal.role == Role.CITIZEN:
         # A citizen files for themself; their external ids live in their own namespace so that a guessed id
         # can never return someone else's order.
@@ -76,8 +80,9 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Respon
                 "external_id": f"u{principal.user_id}:{data.external_id}"[:128] if data.external_id else None,
             }
         )
-    # The answer is the order alone: similar past cases are not searched for here (GET /orders/{id}/similar).
-    result = submit(db, data=data, actor=principal.actor, similar=False)
+    # The answer is the order alone: similar past cases are not searched for here (GET /orders/{id}/similar), and
+    # with the background dispatcher on, duplicates are looked for by it, just before its decision.
+    result = submit(db, data=data, actor=principal.actor, similar=False, defer_duplicates=True)
     if not result.created and not order_in_scope(db, scope_of(db, principal), result.order.id):
         raise Conflict("an appeal with this channel and external_id was received before")
     db.commit()  # here, in the same worker thread as the writes: the write lock is not held while the answer waits
