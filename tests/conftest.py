@@ -408,16 +408,19 @@ def admin_client(app_db: str) -> Iterator[object]:
 
 @pytest.fixture(autouse=True)
 def _no_similar_orders_index_outlives_a_test() -> Iterator[None]:
-    """The similar-orders index and the reference tables' caches are per-process caches keyed by database URL; tables
-    are emptied between tests and SQLite hands ids out again, so every test starts and ends without them."""
-    from cityhub import refdata
+    """The similar-orders index, the reference tables' caches and the status counts are per-process caches keyed by
+    database URL; tables are emptied between tests and SQLite hands ids out again, so every test starts and ends
+    without them."""
+    from cityhub import main, refdata
     from cityhub.nlp.similar import reset_indexes
 
     reset_indexes()
     refdata.clear()
+    main.forget_order_counts()
     yield
     reset_indexes()
     refdata.clear()
+    main.forget_order_counts()
 
 
 @pytest.fixture(autouse=True)

@@ -83,6 +83,14 @@ class Settings(BaseSettings):
         le=60_000,
         description="Milliseconds the background dispatcher waits before looking again when no order is waiting.",
     )
+    status_counts_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description="Seconds a server process reuses its count of orders by state and time-limit mark for /healthz "
+        "and the public status page (a count walks the whole table: about half a second at a million orders on "
+        "PostgreSQL, too much for every health probe or anonymous visit). 0: count every time.",
+    )
     dispatch_threshold: float = Field(
         0.90,
         gt=0,

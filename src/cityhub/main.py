@@ -7,8 +7,10 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -29,6 +32,38 @@ from cityhub.workorders.models import JobRun, Order, SlaStatus
 log = logging.getLogger(__name__)
 
 
+_COUNTS: dict[str, tuple[float, dict[Any, int], dict[Any, int], datetime]] = {}
+_COUNTS_LOCK = threading.Lock()
+
+
+def _order_counts(session: Session) -> tuple[dict[Any, int], dict[Any, int], datetime]:
+    """Orders by state and by time-limit mark, and when they were counted: one pass over the table, reused by this
+    process for ``CITYHUB_STATUS_COUNTS_SECONDS`` (health probes and anonymous visits to the status page must not
+    each walk a million rows)."""
+    from cityhub.db import database_key, utcnow
+
+    ttl = get_settings().status_counts_seconds
+    key = database_key(session)
+    with _COUNTS_LOCK:  # one count at a time: probes arriving meanwhile wait for it and share it
+        cached = _COUNTS.get(key)
+        if cached is not None and time.monotonic() - cached[0] < ttl:
+            return cached[1], cached[2], cached[3]
+        by_state: dict[Any, int] = {}
+        by_sla: dict[Any, int] = {}
+        query = select(Order.state, Order.sla_status, func.count()).group_by(Order.state, Order.sla_status)
+        for state, sla, count in session.execute(query):
+            by_state[state] = by_state.get(state, 0) + count
+            by_sla[sla] = by_sla.get(sla, 0) + count
+        _COUNTS[key] = (time.monotonic(), by_state, by_sla, utcnow())
+        return by_state, by_sla, _COUNTS[key][3]
+
+
+def forget_order_counts() -> None:
+    """Drop the counts this process keeps (the tests' databases are emptied between tests)."""
+    with _COUNTS_LOCK:
+        _COUNTS.clear()
+
+
 def status_summary() -> dict[str, Any]:
     """Figures for the status page and /healthz: revision, units, orders by state, SLA marks, job runs, and the state
     of this process's similar-orders index and dispatch classifier, and the background dispatcher's backlog."""
@@ -37,8 +72,7 @@ def status_summary() -> dict[str, Any]:
     from cityhub.intake.dedupe import index_status
 
     with session_scope() as session:
-        by_state = dict(session.execute(select(Order.state, func.count()).group_by(Order.state)).all())
-        by_sla = dict(session.execute(select(Order.sla_status, func.count()).group_by(Order.sla_status)).all())
+        by_state, by_sla, counted_at = _order_counts(session)
         units = dict(session.execute(select(Unit.tier, func.count()).group_by(Unit.tier)).all())
         jobs = session.execute(select(JobRun)).scalars().all()
         return {
@@ -48,6 +82,7 @@ def status_summary() -> dict[str, Any]:
             "orders": {str(k.value): v for k, v in by_state.items()},
             "orders_total": sum(by_state.values()),
             "sla": {str(k.value): v for k, v in by_sla.items() if k != SlaStatus.NONE},
+            "orders_counted_at": counted_at,  # the counts may be up to CITYHUB_STATUS_COUNTS_SECONDS old
             "jobs": {j.name: {"last_finished_at": j.last_finished_at, "last_result": j.last_result} for j in jobs},
             # Of the process that answered: "building" for a while after a start (cityhub serve warms it up).
             "similar_orders_index": index_status(session),

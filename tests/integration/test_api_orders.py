@@ -108,3 +108,21 @@ def test_search_filters(client):
     assert client.get("/api/v1/orders", params={"unit_id": client.unit_id}).json()["items"][0]["id"] == first["id"]
     one = client.get("/api/v1/orders", params={"limit": 1}).json()
     assert len(one["items"]) == 1 and one["has_more"] is True
+
+
+def test_healthz_counts_orders_once_for_a_while(client, monkeypatch):
+    from cityhub.config import get_settings
+
+    first = client.get("/healthz").json()
+    _create(client)
+    again = client.get("/healthz").json()  # within CITYHUB_STATUS_COUNTS_SECONDS (10): the same count
+    assert again["orders_total"] == first["orders_total"]
+    assert again["orders_counted_at"] == first["orders_counted_at"]
+    monkeypatch.setenv("CITYHUB_STATUS_COUNTS_SECONDS", "0")
+    get_settings.cache_clear()
+    try:
+        fresh = client.get("/healthz").json()
+    finally:
+        get_settings.cache_clear()
+    assert fresh["orders_total"] == first["orders_total"] + 1 and fresh["orders"]["received"] >= 1
+    assert fresh["orders_counted_at"] > first["orders_counted_at"]
