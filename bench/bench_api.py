@@ -709,7 +709,7 @@ def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace
         else:
             sys.exit(f"{label}: server did not come up, see {log.name}")
         result["warm_up_seconds"] = wait_until_warm(base, args.workers, label)
-        if args.district and not args.dispatch_inline:
+        if not args.dispatch_inline:  # the dispatcher also takes the API's duplicate checks without --district
             result["dispatcher_warm_up_seconds"] = wait_until_dispatcher_idle(server.pid, label)
         with httpx.Client(base_url=base, timeout=30) as c:
             r = c.post("/api/v1/auth/login", json={"username": username, "password": password})
@@ -722,10 +722,10 @@ def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             result["scenarios"] = runner.run(load(base, token, args, server.pid, url))
         result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-        if args.district and not args.dispatch_inline:
+        if not args.dispatch_inline:
             result["dispatch_backlog_drain_seconds"] = wait_for_backlog(base, label)
             for name, scenario in result["scenarios"].items():
-                if "order_ids" in scenario:
+                if "order_ids" in scenario and args.district:
                     scenario["dispatch_lag_ms"] = lag = dispatch_lag(url, *scenario["order_ids"])
                     print(
                         f"  {name}: dispatch lag p50 {lag.get('p50')} p95 {lag.get('p95')} p99 {lag.get('p99')} ms "
@@ -754,13 +754,15 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def wait_until_dispatcher_idle(server_pid: int, label: str, timeout: float = 900.0) -> float:
-    """Seconds until the background dispatcher has finished warming up (its classifier and, for the duplicate checks
-    intake leaves to it, its own similar-orders index: a minute of CPU at a million orders): it says so nowhere,
-    so this waits until it uses under 5 % of a CPU over two seconds with no load."""
+    """Seconds until the background dispatcher has finished warming up (its classifier with --district and, for the
+    duplicate checks intake leaves to it, its own similar-orders index: up to a minute of CPU at a million orders):
+    it says so nowhere, so this waits until it uses under 5 % of a CPU over two seconds with no load."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         before = _cpu_by_process(server_pid)
         niced = _niced(before)
+        if not niced:
+            return 0.0  # no dispatcher (CITYHUB_DISPATCH_IN_BACKGROUND off)
         time.sleep(2.0)
         after = _cpu_by_process(server_pid)
         if niced and sum(after.get(p, 0.0) - before[p] for p in niced) / 2.0 < 0.05:

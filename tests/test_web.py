@@ -288,6 +288,24 @@ def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkey
         get_settings.cache_clear()
 
 
+def test_without_automatic_dispatch_the_pages_say_the_order_waits_for_its_duplicate_check(org, monkeypatch) -> None:
+    from cityhub.dispatch import background
+
+    monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "true")  # what the background check is for
+    get_dedupe_settings.cache_clear()
+    data = {"channel": "app", "content": "小区楼下餐馆油烟排放严重，噪音扰民", "street_code": "W-JT"}
+    with session_scope() as s:  # as the API creates
+        order_id = submit(s, data=data, similar=False, defer_duplicates=True).order.id
+    disp = login("disp")
+    page = disp.get(f"/orders/{order_id}").text
+    assert 'data-testid="dispatch-pending"' in page and "已排队等待自动查重" in page
+    assert "自动查重中" in disp.get("/queue").text and "自动派单中" not in disp.get("/queue").text
+    assert "待自动查重 1 件" in _client().get("/").text
+    assert background.run_once() == {"checked": 1}
+    assert 'data-testid="dispatch-pending"' not in disp.get(f"/orders/{order_id}").text
+    assert _state(order_id) == State.RECEIVED  # waits for a dispatcher, as before
+
+
 def test_intake_errors_show_per_field_and_keep_everything_typed(org) -> None:
     client = login("op")
     typed = intake_form(client, citizen_name="李四", citizen_phone="12ab", title="", content="", address="云景路88号")

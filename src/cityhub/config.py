@@ -74,8 +74,9 @@ class Settings(BaseSettings):
         True,
         description="With automatic dispatch on: intake records each new order for the background dispatcher and "
         "answers at once; the dispatcher (a process of `cityhub serve` at a lower CPU priority, a thread of "
-        "`cityhub worker`) decides soon after — within a few hundred milliseconds while the machine has room. "
-        "false: the decision is made inside the request that creates the order.",
+        "`cityhub worker`) decides soon after — within a few hundred milliseconds while the machine has room. It "
+        "also takes the duplicate check of orders created over the API and Open311 (CITYHUB_DEDUPE_IN_BACKGROUND), "
+        "with automatic dispatch or without. false: both are done inside the request that creates the order.",
     )
     dispatch_poll_ms: float = Field(
         200.0,

@@ -10,6 +10,7 @@ from sqlalchemy import insert, select, update
 from typer.testing import CliRunner
 
 from cityhub.db import session_scope
+from cityhub.dispatch import background
 from cityhub.intake import dedupe
 from cityhub.intake.service import submit
 from cityhub.org.models import Unit, UnitTier
@@ -237,7 +238,20 @@ def test_without_similar_cases_a_burst_of_copies_is_scored_only_in_part(db_sessi
     assert [(d.order.id, d.score) for d in lean.duplicates] == [(d.order.id, d.score) for d in full.duplicates]
 
 
-def test_api_creation_merges_a_duplicate_at_once(admin_client, db_session, places):
+def test_api_creation_leaves_the_duplicate_check_to_the_background_dispatcher(admin_client, db_session, places):
+    body = {"channel": "web", "content": GARBAGE, "community_code": "DD440111001001"}
+    first = admin_client.post("/api/v1/orders", json=body)
+    again = admin_client.post("/api/v1/orders", json={**body, "content": GARBAGE_AGAIN})
+    assert first.status_code == again.status_code == 201
+    assert again.json()["state"] == State.RECEIVED.value  # answered at once
+    assert background.run_once() == {"checked": 1, "merged": 1}
+    merged = admin_client.get(f"/api/v1/orders/{again.json()['id']}").json()
+    assert merged["state"] == State.MERGED.value and merged["master_order_id"] == first.json()["id"]
+
+
+def test_api_creation_merges_a_duplicate_at_once_when_told_to(admin_client, db_session, places, monkeypatch):
+    monkeypatch.setenv("CITYHUB_DEDUPE_IN_BACKGROUND", "false")
+    dedupe.get_dedupe_settings.cache_clear()
     body = {"channel": "web", "content": GARBAGE, "community_code": "DD440111001001"}
     first = admin_client.post("/api/v1/orders", json=body)
     again = admin_client.post("/api/v1/orders", json={**body, "content": GARBAGE_AGAIN})
@@ -293,6 +307,8 @@ def test_similar_endpoint(client):
     assert first.status_code == 201, first.text
     second = client.post("/api/v1/orders", json={"channel": "web", "content": GARBAGE_AGAIN, "address": "岗贝路12号"})
     assert second.status_code == 201, second.text
+    background.run_once()  # the duplicate check the API left to the background dispatcher
+    second = client.get(f"/api/v1/orders/{second.json()['id']}")
     assert second.json()["state"] == "merged" and second.json()["master_order_id"] == first.json()["id"]
     answer = client.get(f"/api/v1/orders/{first.json()['id']}/similar")
     assert answer.status_code == 200, answer.text
@@ -421,5 +437,7 @@ def test_an_id_handed_out_again_after_a_deletion_rebuilds_the_index(db_session, 
 
 def test_healthz_tells_the_state_of_the_similar_orders_index(client, places):
     assert client.get("/healthz").json()["similar_orders_index"] == {"state": "not built", "orders": 0}
-    assert client.post("/api/v1/orders", json={"channel": "web", "content": GARBAGE}).status_code == 201
+    created = client.post("/api/v1/orders", json={"channel": "web", "content": GARBAGE})
+    assert created.status_code == 201
+    assert client.get(f"/api/v1/orders/{created.json()['id']}/similar").status_code == 200  # searches the index
     assert client.get("/healthz").json()["similar_orders_index"] == {"state": "ready", "orders": 1}

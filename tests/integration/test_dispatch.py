@@ -657,3 +657,15 @@ def _api_copies_are_merged(client: TestClient) -> None:
     assert background.run_once() == {"merged": 1}
     merged = client.get(f"/api/v1/orders/{again.json()['id']}").json()
     assert merged["state"] == "merged" and merged["master_order_id"] == first.json()["id"]
+
+
+def test_without_automatic_dispatch_the_dispatcher_only_checks_for_duplicates(app_db, org, model) -> None:
+    assert not get_settings().dispatch_auto and background.enabled() and not background.decides()
+    first = _deferred()
+    assert background.run_once() == {"checked": 1}  # no earlier duplicate: it waits for a dispatcher
+    again = _deferred()
+    assert background.run_once() == {"merged": 1}
+    with session_scope() as s:
+        assert orders.require_order(s, order_id=first).state == State.RECEIVED
+        assert s.get(DispatchSuggestion, first) is None  # nothing decided
+        assert orders.require_order(s, order_id=again).master_order_id == first

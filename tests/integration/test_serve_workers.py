@@ -27,11 +27,13 @@ def _alive(process: psutil.Process) -> bool:
 
 
 def _children(parent: psutil.Process) -> list[psutil.Process]:
-    """The server processes (not multiprocessing's resource tracker), alive."""
+    """The server processes (not multiprocessing's resource tracker, nor the background dispatcher, which runs at a
+    lower priority: see test_dispatch_background_serve), alive."""
     alive = []
     for child in parent.children():
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+            server = "spawn_main" in " ".join(child.cmdline()) and child.nice() == 0
+            if child.status() != psutil.STATUS_ZOMBIE and server:
                 alive.append(child)
         except psutil.NoSuchProcess:
             pass

@@ -14,9 +14,10 @@ missing) stays in the dispatcher's queue, as on the inline path. An unexpected e
 for a later round, tried again after 5 s, 10 s, 20 s … and given up to the dispatcher's queue after eight tries.
 
 Duplicates: an order created over the API or Open311 (whose answer shows no duplicates) is not searched for
-duplicates by the creating request when ``CITYHUB_DEDUPE_IN_BACKGROUND`` is on (the default); its row says
-``check_duplicates``, and the dispatcher first looks for an earlier duplicate and merges the order into it, as intake
-would have (then it decides nothing). The search was half of a creation's CPU in the server.
+duplicates by the creating request when ``CITYHUB_DEDUPE_IN_BACKGROUND`` is on (the default, with automatic dispatch
+or without); its row says ``check_duplicates``, and the dispatcher first looks for an earlier duplicate and merges
+the order into it, as intake would have (then it decides nothing). The search was half of a creation's CPU in the
+server. Without automatic dispatch, an order with no earlier duplicate then waits for a person as before.
 
 Where it runs: ``cityhub serve`` starts one dispatcher process beside its server processes, at a lower CPU
 priority (``nice``), so that under load the requests come first and the decisions follow: within a few hundred
@@ -59,10 +60,24 @@ MAX_ATTEMPTS = 8  # then the order is left to the dispatcher's queue
 NICE = 10  # the dispatcher process's CPU priority below the server processes' (0)
 
 
-def enabled() -> bool:
+def decides() -> bool:
     """Whether intake leaves automatic dispatch to the background dispatcher."""
     settings = get_settings()
     return settings.dispatch_auto and settings.dispatch_in_background
+
+
+def checks_duplicates() -> bool:
+    """Whether intake leaves the duplicate check of orders created over the API and Open311 to the background
+    dispatcher (an automatic merge is all that would come of it there: their answer shows no duplicates)."""
+    from cityhub.intake.dedupe import get_dedupe_settings
+
+    cfg = get_dedupe_settings()
+    return get_settings().dispatch_in_background and cfg.enabled and cfg.in_background and cfg.auto_merge
+
+
+def enabled() -> bool:
+    """Whether the background dispatcher runs: intake leaves it automatic dispatch, duplicate checks, or both."""
+    return decides() or checks_duplicates()
 
 
 def enqueue(session: Session, order: Order, *, check_duplicates: bool = False) -> None:
@@ -113,11 +128,14 @@ def _decide(order_id: int, prediction: Any = None, check_duplicates: bool = Fals
             # is then held only while the writes go out).
             order = read_for_update(session, order_id)
             outcome = "skipped"
-            if order is not None and order.state == State.RECEIVED and check_duplicates and _merged(session, order):
-                outcome = "merged"
-            elif order is not None and order.state == State.RECEIVED:
-                decision = auto_dispatch(session, order=order, prediction=prediction, held=True)
-                outcome = "dispatched" if decision.dispatched else "queued"
+            if order is not None and order.state == State.RECEIVED:
+                if check_duplicates and _merged(session, order):
+                    outcome = "merged"
+                elif decides():
+                    decision = auto_dispatch(session, order=order, prediction=prediction, held=True)
+                    outcome = "dispatched" if decision.dispatched else "queued"
+                else:
+                    outcome = "checked"  # no earlier duplicate; a dispatcher dispatches it
             # The claim comes last: on SQLite the write lock is then taken by the decision's writes, after its reads
             # and computation, and held only while they go out.
             if rowcount(session.execute(claim)) == 0:
@@ -191,6 +209,8 @@ def _predictions(order_ids: list[int]) -> dict[int, Any]:
     from cityhub.dispatch.service import load_model
     from cityhub.nlp.text import order_text
 
+    if not decides():
+        return {}
     try:
         loaded = load_model()
     except CityhubError:
@@ -285,14 +305,14 @@ def process_main(supervisor: int) -> None:
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
     stop_when_orphaned(supervisor)
-    try:
-        warm_up()
-    except Exception:  # the first decision loads what it needs
-        log.exception("dispatcher warm-up failed")
-    gc.freeze()  # the classifier's hundreds of thousands of objects live as long as the process
-    from cityhub.intake import dedupe
+    if decides():
+        try:
+            warm_up()
+        except Exception:  # the first decision loads what it needs
+            log.exception("dispatcher warm-up failed")
+        gc.freeze()  # the classifier's hundreds of thousands of objects live as long as the process
+    if checks_duplicates():
+        from cityhub.intake import dedupe
 
-    cfg = dedupe.get_dedupe_settings()
-    if cfg.enabled and cfg.in_background:
         dedupe.warm_up()  # the similar-orders index, for the duplicate checks intake leaves to the dispatcher
     run(stop)

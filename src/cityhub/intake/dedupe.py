@@ -103,10 +103,10 @@ class DedupeSettings(BaseSettings):
     )
     in_background: bool = Field(
         True,
-        description="With the background dispatcher on (CITYHUB_DISPATCH_AUTO, CITYHUB_DISPATCH_IN_BACKGROUND): an "
-        "order created over the API or Open311, whose answer shows no duplicates, is checked for an earlier duplicate "
-        "(and merged into it) by the dispatcher just before its decision, instead of inside the creating request. "
-        "false: inside the request. Operators' intake always checks at once (it shows what it finds).",
+        description="With CITYHUB_DISPATCH_IN_BACKGROUND and auto_merge on: an order created over the API or "
+        "Open311, whose answer shows no duplicates, is checked for an earlier duplicate (and merged into it) by the "
+        "background dispatcher (before its decision, with CITYHUB_DISPATCH_AUTO on) instead of inside the creating "
+        "request. false: inside the request. Operators' intake always checks at once (it shows what it finds).",
     )
     # Orders this process commits enter the index at once, and a duplicate at the same place is found by the
     # prefilter's direct query whatever this is.

@@ -70,9 +70,9 @@ def submit(
     ``similar=False``: the caller will not show similar past cases, so only duplicates are searched for (see
     :func:`cityhub.intake.dedupe.check`); the result's ``similar`` stays empty.
     ``defer_duplicates``: the caller shows no duplicates either (the API's and Open311's creation answer the order
-    alone): with the background dispatcher on and ``CITYHUB_DEDUPE_IN_BACKGROUND``, the dispatcher looks for an
-    earlier duplicate to merge the order into just before its decision (see :mod:`cityhub.dispatch.background`),
-    and the request only creates the order.
+    alone): with ``CITYHUB_DEDUPE_IN_BACKGROUND`` (and automatic merges) on, the background dispatcher looks for an
+    earlier duplicate to merge the order into (before its decision, with automatic dispatch on; see
+    :mod:`cityhub.dispatch.background`), and the request only creates the order.
 
     The search for duplicates and similar cases only reads, so it runs on the appeal as submitted, *before* the
     order is created: the writes (number, order, audit events, an automatic merge) then follow one another
@@ -84,7 +84,7 @@ def submit(
     known = orders.find_existing(session, data=data)
     if known is not None:
         return IntakeResult(order=known, created=False)
-    deferred = defer_duplicates and not instant_answer and _deferrable()
+    deferred = defer_duplicates and not instant_answer and background.checks_duplicates()
     found = dedupe.DedupeResult() if deferred else dedupe.check(session, data=data, similar=similar)
     order, created = orders.create_order(session, data=data, actor=actor, known_new=True)
     if not created:
@@ -99,21 +99,15 @@ def submit(
             new_order=order,
         )
     found = merge_if_duplicate(session, order, found, actor)
-    if order.state == State.RECEIVED and get_settings().dispatch_auto:
-        if background.enabled():
-            # Decided (and, when deferred, checked for duplicates) by the background dispatcher once this commits.
+    if order.state == State.RECEIVED:
+        if deferred or background.decides():
+            # Checked for duplicates and/or decided by the background dispatcher once this commits.
             background.enqueue(session, order, check_duplicates=deferred)
-        else:
+        elif get_settings().dispatch_auto:
             _auto_dispatch(session, order)
     return IntakeResult(
         order=order, created=created, duplicates=found.duplicates, similar=found.similar, dedupe_action=found.action
     )
-
-
-def _deferrable() -> bool:
-    """Whether a duplicate check may be left to the background dispatcher (it runs, and is to check)."""
-    cfg = dedupe.get_dedupe_settings()
-    return cfg.enabled and cfg.in_background and background.enabled()
 
 
 def merge_if_duplicate(

@@ -151,7 +151,15 @@ def index(request: Request, db: DbSession) -> Response:
 
     summary = status_summary()
     jobs = {k: v["last_finished_at"] for k, v in summary["jobs"].items()}
-    return render(request, "status.html", summary=summary, jobs=jobs)
+    return render(request, "status.html", summary=summary, jobs=jobs, pending_kind=_pending_kind())
+
+
+def _pending_kind() -> str:
+    """What an order in the background dispatcher's backlog waits for, as its notices say: "dispatch" (automatic
+    dispatch, after a duplicate check when intake left one) or "duplicate_check" (the check alone)."""
+    from cityhub.dispatch import background
+
+    return "dispatch" if background.decides() else "duplicate_check"
 
 
 @router.get("/lang/{code}")
@@ -624,6 +632,7 @@ def _detail_page(
         similar=similar,
         decision=decision,
         dispatch_pending=dispatch_pending,
+        pending_kind=_pending_kind(),
         answers=answers,
         error=error,
         open_action=open_action,
@@ -770,6 +779,7 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         principal=principal,
         rows=rows,
         dispatch_pending=background.waiting(db, (order.id for order, _ in rows)),
+        pending_kind=_pending_kind(),
         page=page,
         has_more=has_more,
         category_names=_names(db, Category, {d.category_id for _, d in rows}),
