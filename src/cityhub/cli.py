@@ -142,7 +142,10 @@ def serve(
         serve_reuseport(host=host, port=port, workers=workers, dispatcher=dispatcher)
         return
     if dispatcher:
-        typer.echo("warning: no SO_REUSEPORT here; run `cityhub worker` beside the server to dispatch", err=True)
+        typer.echo(
+            "warning: no SO_REUSEPORT here; run `cityhub worker` beside the server for the background dispatcher",
+            err=True,
+        )
     uvicorn.run(
         "cityhub.main:create_app", factory=True, host=host, port=port, log_level=log_level().lower(), workers=workers
     )
@@ -152,8 +155,8 @@ def serve(
 def worker(
     once: Annotated[bool, typer.Option(help="Run every due job once and exit.")] = False,
 ) -> None:
-    """Run scheduled jobs (SLA sweep, …) and, with automatic dispatch in the background, the dispatcher, until
-    stopped."""
+    """Run scheduled jobs (SLA sweep, …) and the background dispatcher (automatic dispatch, the duplicate checks
+    intake leaves to it), until stopped."""
     from cityhub import jobs
     from cityhub.dispatch import background
 
