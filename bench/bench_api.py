@@ -691,6 +691,7 @@ def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace
         sys.exit(f"{label}: users create failed: {made.stderr}")
     port = free_port()
     log = open(Path(tempfile.gettempdir()) / f"bench-api-{label}.log", "w")  # noqa: SIM115
+    launched = datetime.now(UTC)
     server = subprocess.Popen(
         [CLI, "serve", "--no-scheduler", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)],
         env=env,
@@ -710,7 +711,7 @@ def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace
             sys.exit(f"{label}: server did not come up, see {log.name}")
         result["warm_up_seconds"] = wait_until_warm(base, args.workers, label)
         if not args.dispatch_inline:  # the dispatcher also takes the API's duplicate checks without --district
-            result["dispatcher_warm_up_seconds"] = wait_until_dispatcher_idle(server.pid, label)
+            result["dispatcher_warm_up_seconds"] = wait_until_dispatcher_ready(base, server.pid, launched, label)
         with httpx.Client(base_url=base, timeout=30) as c:
             r = c.post("/api/v1/auth/login", json={"username": username, "password": password})
             r.raise_for_status()
@@ -753,23 +754,30 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def wait_until_dispatcher_idle(server_pid: int, label: str, timeout: float = 900.0) -> float:
-    """Seconds until the background dispatcher has finished warming up (its classifier with --district and, for the
-    duplicate checks intake leaves to it, its own similar-orders index: up to a minute of CPU at a million orders):
-    it says so nowhere, so this waits until it uses under 5 % of a CPU over two seconds with no load."""
+def wait_until_dispatcher_ready(
+    base: str, server_pid: int, launched: datetime, label: str, timeout: float = 900.0
+) -> float:
+    """Seconds until the background dispatcher has warmed up — its classifier with --district and, for the duplicate
+    checks intake leaves to it, its own similar-orders index (up to a minute of CPU at a million orders) — as its
+    heartbeat in ``/healthz``'s jobs says (0 when the server runs no dispatcher)."""
     started = time.monotonic()
+    if not _niced(_cpu_by_process(server_pid)):
+        return 0.0  # no dispatcher (CITYHUB_DISPATCH_IN_BACKGROUND off)
     while time.monotonic() - started < timeout:
-        before = _cpu_by_process(server_pid)
-        niced = _niced(before)
-        if not niced:
-            return 0.0  # no dispatcher (CITYHUB_DISPATCH_IN_BACKGROUND off)
-        time.sleep(2.0)
-        after = _cpu_by_process(server_pid)
-        if niced and sum(after.get(p, 0.0) - before[p] for p in niced) / 2.0 < 0.05:
+        try:
+            beat = httpx.get(f"{base}/healthz", timeout=60).json().get("jobs", {}).get("background-dispatcher") or {}
+        except httpx.HTTPError:
+            beat = {}
+        state = beat.get("last_result") or {}
+        fresh = "started_at" in state and datetime.fromisoformat(state["started_at"]) >= launched
+        model = state.get("dispatch_model")
+        index = state.get("similar_orders_index", {}).get("state")
+        if fresh and model in ("loaded", "off") and index in ("ready", "off"):
             waited = time.monotonic() - started
             print(f"{label}: dispatcher warm after {waited:.0f} s more", flush=True)
             return round(waited, 1)
-    sys.exit(f"{label}: the background dispatcher was still busy after {timeout:.0f} s")
+        time.sleep(1.0)
+    sys.exit(f"{label}: the background dispatcher was not ready after {timeout:.0f} s")
 
 
 def wait_until_warm(base: str, workers: int, label: str, timeout: float = 900.0) -> float:

@@ -91,6 +91,13 @@ def run_job(name: str) -> dict[str, Any]:
     return result
 
 
+def record(session: Session, name: str, *, started: datetime, result: dict[str, Any]) -> None:
+    """Record a run under ``name`` as the scheduled jobs' runs are (``job_runs``, shown by ``/healthz`` and the
+    status page): the background dispatcher records its heartbeat this way."""
+    _ensure_row(session, name)
+    _finish(session, name, started, result)
+
+
 def _ensure_row(session: Session, name: str) -> None:
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(insert(JobRun).values(name=name).on_conflict_do_nothing())

@@ -7,6 +7,7 @@ measured in bench/bench_dispatch.py, not here).
 from __future__ import annotations
 
 import csv
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -669,3 +670,26 @@ def test_without_automatic_dispatch_the_dispatcher_only_checks_for_duplicates(ap
         assert orders.require_order(s, order_id=first).state == State.RECEIVED
         assert s.get(DispatchSuggestion, first) is None  # nothing decided
         assert orders.require_order(s, order_id=again).master_order_id == first
+
+
+def test_the_dispatcher_records_its_heartbeat_among_the_jobs(in_background, org, model) -> None:
+    from cityhub.main import status_summary
+
+    order_id = _submitted("小区外墙脱落，物业不管")
+    _thread, stop = background.start_thread()
+    try:
+        wait = 0
+        while (
+            _trail(order_id) != ["create", "comment", "dispatch"] or background.JOB_NAME not in status_summary()["jobs"]
+        ):
+            assert wait < 200, "the dispatcher neither decided nor recorded its heartbeat"
+            stop.wait(0.05)
+            wait += 1
+    finally:
+        stop.set()
+        _thread.join(timeout=10)
+    beat = status_summary()["jobs"][background.JOB_NAME]
+    state = beat["last_result"]
+    assert state["decides"] is True and state["dispatch_model"] == service.model_status()
+    assert state["since_start"] == {"dispatched": 1} and state["checks_duplicates"] is background.checks_duplicates()
+    assert state["pid"] == os.getpid() and beat["last_finished_at"] is not None

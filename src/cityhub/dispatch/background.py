@@ -19,11 +19,11 @@ or without); its row says ``check_duplicates``, and the dispatcher first looks f
 the order into it, as intake would have (then it decides nothing). The search was half of a creation's CPU in the
 server. Without automatic dispatch, an order with no earlier duplicate then waits for a person as before.
 
-Where it runs: ``cityhub serve`` starts one dispatcher process beside its server processes, at a lower CPU
-priority (``nice``), so that under load the requests come first and the decisions follow: within a few hundred
-milliseconds while the machine has room, later under a load that takes all of it (then the backlog drains once the
-load eases; ``/healthz`` shows its size and the oldest wait). ``cityhub worker`` runs it in a thread. Several
-dispatchers may run at once (one per host): each order is claimed by deleting its row.
+Where it runs: ``cityhub serve`` starts one dispatcher process beside its server processes, at a lower CPU priority
+(``nice``), so that under load the requests come first and the decisions follow: within a few hundred milliseconds
+while the machine has room, later under a load that takes all of it (then the backlog drains once the load eases;
+``/healthz`` shows its size and the oldest wait, and the dispatcher's heartbeat among the jobs). ``cityhub worker``
+runs it in a thread. Several dispatchers may run at once (one per host): each order is claimed by deleting its row.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ RETRY_PAUSE_S = 5.0  # after a database error; an order that failed waits this l
 MAX_RETRY_S = 300.0
 MAX_ATTEMPTS = 8  # then the order is left to the dispatcher's queue
 NICE = 10  # the dispatcher process's CPU priority below the server processes' (0)
+JOB_NAME = "background-dispatcher"  # its heartbeat's row in job_runs
+HEARTBEAT_S = 30.0
 
 
 def decides() -> bool:
@@ -263,10 +266,51 @@ def threads() -> int:
     return 1 if get_settings().is_sqlite else 2
 
 
+class _Heartbeat:
+    """The dispatcher's state in ``job_runs`` under ``JOB_NAME`` (``/healthz``'s and the status page's jobs): what it
+    does, whether its classifier and similar-orders index are ready, its outcomes since it started. Written at
+    start, whenever readiness changes, and every ``HEARTBEAT_S`` — so an operator (and the benchmark) can tell a
+    dispatcher still warming up, or one not heard from for long, from one at work."""
+
+    def __init__(self) -> None:
+        self.started = utcnow()
+        self.totals: dict[str, int] = {}
+        self.last_at = -HEARTBEAT_S
+        self.last_state: tuple[Any, ...] | None = None
+
+    def beat(self, counts: dict[str, int]) -> None:
+        from cityhub import jobs
+        from cityhub.dispatch.service import model_status
+        from cityhub.intake.dedupe import index_status
+
+        for outcome, n in counts.items():
+            self.totals[outcome] = self.totals.get(outcome, 0) + n
+        try:
+            with session_scope() as session:
+                index = index_status(session) if checks_duplicates() else {"state": "off"}
+                state = (decides() and model_status(), index["state"])
+                if state == self.last_state and time.monotonic() - self.last_at < HEARTBEAT_S:
+                    return
+                result = {
+                    "pid": os.getpid(),
+                    "started_at": self.started.isoformat(),
+                    "decides": decides(),
+                    "checks_duplicates": checks_duplicates(),
+                    "dispatch_model": model_status() if decides() else "off",
+                    "similar_orders_index": index,
+                    "since_start": dict(self.totals),
+                }
+                jobs.record(session, JOB_NAME, started=self.started, result=result)
+            self.last_at, self.last_state = time.monotonic(), state
+        except Exception:  # the database is down: the rounds say so in the log
+            log.debug("background dispatcher: heartbeat not recorded", exc_info=True)
+
+
 def run(stop: threading.Event) -> None:
     """Work through the backlog until ``stop`` is set, looking again every ``CITYHUB_DISPATCH_POLL_MS`` when idle."""
     poll = get_settings().dispatch_poll_ms / 1000
     log.info("background dispatcher started (process %s)", os.getpid())
+    heartbeat = _Heartbeat()
     with ThreadPoolExecutor(threads(), thread_name_prefix="cityhub-dispatcher") as pool:
         while not stop.is_set():
             try:
@@ -274,6 +318,7 @@ def run(stop: threading.Event) -> None:
             except Exception:
                 log.exception("background dispatcher: cannot read the backlog; retrying in %.0f s", RETRY_PAUSE_S)
                 counts = {"error": 1}
+            heartbeat.beat(counts)
             if counts and set(counts) == {"error"}:
                 stop.wait(RETRY_PAUSE_S)  # nothing moved: do not spin on a database that is down
             elif counts:
