@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cityhub import __version__, migrate
 from cityhub.config import get_settings
-from cityhub.db import session_scope
+from cityhub.db import database_key, session_scope, utcnow
 from cityhub.errors import CityhubError
 from cityhub.org.models import Unit
 from cityhub.workorders.models import JobRun, Order, SlaStatus
@@ -40,8 +40,6 @@ def _order_counts(session: Session) -> tuple[dict[Any, int], dict[Any, int], dat
     """Orders by state and by time-limit mark, and when they were counted: one pass over the table, reused by this
     process for ``CITYHUB_STATUS_COUNTS_SECONDS`` (health probes and anonymous visits to the status page must not
     each walk a million rows)."""
-    from cityhub.db import database_key, utcnow
-
     ttl = get_settings().status_counts_seconds
     key = database_key(session)
     with _COUNTS_LOCK:  # one count at a time: probes arriving meanwhile wait for it and share it
@@ -54,8 +52,9 @@ def _order_counts(session: Session) -> tuple[dict[Any, int], dict[Any, int], dat
         for state, sla, count in session.execute(query):
             by_state[state] = by_state.get(state, 0) + count
             by_sla[sla] = by_sla.get(sla, 0) + count
-        _COUNTS[key] = (time.monotonic(), by_state, by_sla, utcnow())
-        return by_state, by_sla, _COUNTS[key][3]
+        counted_at = utcnow()
+        _COUNTS[key] = (time.monotonic(), by_state, by_sla, counted_at)
+        return by_state, by_sla, counted_at
 
 
 def forget_order_counts() -> None:

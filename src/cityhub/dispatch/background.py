@@ -286,17 +286,19 @@ class _Heartbeat:
         for outcome, n in counts.items():
             self.totals[outcome] = self.totals.get(outcome, 0) + n
         try:
+            deciding, checking = decides(), checks_duplicates()
+            model = model_status() if deciding else "off"
             with session_scope() as session:
-                index = index_status(session) if checks_duplicates() else {"state": "off"}
-                state = (decides() and model_status(), index["state"])
+                index = index_status(session) if checking else {"state": "off"}
+                state = (model, index["state"])
                 if state == self.last_state and time.monotonic() - self.last_at < HEARTBEAT_S:
                     return
                 result = {
                     "pid": os.getpid(),
                     "started_at": self.started.isoformat(),
-                    "decides": decides(),
-                    "checks_duplicates": checks_duplicates(),
-                    "dispatch_model": model_status() if decides() else "off",
+                    "decides": deciding,
+                    "checks_duplicates": checking,
+                    "dispatch_model": model,
                     "similar_orders_index": index,
                     "since_start": dict(self.totals),
                 }
