@@ -726,7 +726,7 @@ def bench_backend(url: str, label: str, csv_path: Path, args: argparse.Namespace
         if not args.dispatch_inline:
             result["dispatch_backlog_drain_seconds"] = wait_for_backlog(base, label)
             for name, scenario in result["scenarios"].items():
-                if "order_ids" in scenario and args.district:
+                if "order_ids" in scenario:  # --district's creation scenarios
                     scenario["dispatch_lag_ms"] = lag = dispatch_lag(url, *scenario["order_ids"])
                     print(
                         f"  {name}: dispatch lag p50 {lag.get('p50')} p95 {lag.get('p95')} p99 {lag.get('p99')} ms "
@@ -816,7 +816,7 @@ def to_markdown(data: dict[str, Any]) -> str:
         f"0 errors. Paced: {data.get('clients', 50)} users × {data.get('rate', 1.0)} request/s each (Poisson), "
         f"latency from the due time; closed: no think time (saturation). POST bodies: {data.get('texts', 'synthetic')}"
         f" messages. Server: `cityhub serve --workers {data.get('workers', 1)}`; 'server CPU' counts all its processes "
-        "(with --district the background dispatcher's too, also given apart). 'In server': from the request "
+        "(the background dispatcher's too, also given apart). 'In server': from the request "
         "reaching the admission gate to its answer starting (the answers' Server-Timing header); the rest of the "
         "latency is the server's event loop before the gate, loopback, and this load generator. "
         + (

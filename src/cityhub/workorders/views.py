@@ -67,8 +67,9 @@ def _order(db: DbSession, order_id: int, principal: Principal) -> Order:
 def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Response:
     """Receive one appeal from any channel (idempotent per channel + external_id).
 
-    With automatic dispatch in the background, the order is answered as received; the background dispatcher then
-    merges it into an earlier duplicate, or decides where it goes, usually within a second (``GET`` it again).
+    With the background dispatcher on (the default), the order is answered as received; the dispatcher then merges
+    it into an earlier duplicate or, with automatic dispatch, decides where it goes, usually within a second
+    (``GET`` it again).
     """
     if principal.role == Role.CITIZEN:
         # A citizen files for themself; their external ids live in their own namespace so that a guessed id
@@ -81,7 +82,7 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Respon
             }
         )
     # The answer is the order alone: similar past cases are not searched for here (GET /orders/{id}/similar), and
-    # with the background dispatcher on, duplicates are looked for by it, just before its decision.
+    # with the background dispatcher on, duplicates are looked for by it.
     result = submit(db, data=data, actor=principal.actor, similar=False, defer_duplicates=True)
     if not result.created and not order_in_scope(db, scope_of(db, principal), result.order.id):
         raise Conflict("an appeal with this channel and external_id was received before")
