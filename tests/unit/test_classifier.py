@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import pickle
 import random
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from cityhub.errors import ValidationFailed
 from cityhub.nlp import classifier
 from cityhub.nlp.classifier import ClassifierConfig, LabelledOrder, coverage_at_precision
 from cityhub.nlp.cli import app
-from cityhub.nlp.text import looks_segmented, near_duplicate_groups, normalize
+from cityhub.nlp.text import JoinedForm, looks_segmented, near_duplicate_groups, normalize
 
 # Small vocabulary per category; synthetic messages mix topic words with shared filler.
 TOPICS = {
@@ -145,6 +147,86 @@ def test_text_helpers() -> None:
     assert g[0] == g[1] == g[3] and g[2] != g[0]
 
 
+# Raw messages and the form an earlier pipeline left them in: segmented, stop words and punctuation dropped.
+STOP_WORDS = ["的", "了", "是", "在", "都", "这样"]
+
+
+def _mixed_records(n_per_class: int = 40, seed: int = 3) -> list[LabelledOrder]:
+    """Synthetic orders in both forms: each raw message with stop words and punctuation, and a segmented copy of
+    another message of its class with them dropped (so the copies never duplicate the raw rows)."""
+    rng = random.Random(seed)
+    out = []
+    for label, topic in TOPICS.items():
+        for i in range(n_per_class):
+            parts = [rng.choice(topic) if rng.random() < 0.4 else rng.choice(FILLER) for _ in range(12)]
+            raw = "".join(w + (rng.choice(STOP_WORDS) if rng.random() < 0.5 else "") for w in parts) + "，谢谢。"
+            out.append(LabelledOrder(id=f"r{label}{i}", title="", content=raw, category=label))
+            seg = " ".join(rng.choice(topic) if rng.random() < 0.4 else rng.choice(FILLER) for _ in range(12))
+            out.append(LabelledOrder(id=f"s{label}{i}", title="", content=seg + " 谢谢", category=label))
+    return out
+
+
+def test_joined_form_learns_what_the_segmented_texts_lack() -> None:
+    texts = [r.text for r in _mixed_records()]
+    form = JoinedForm.learn(texts)
+    assert set(STOP_WORDS) <= form.dropped
+    # Content words occur in both forms; the segmented texts' words are never dropped.
+    assert not form.dropped & {w for words in TOPICS.values() for w in words} and not form.dropped & set(FILLER)
+    assert form("我们小区的路灯坏了，请尽快处理！") == "我们小区路灯坏请尽快处理"  # 我们 is in both forms
+    seg = "市 西湖 建筑 集团 占 道 施工 安全隐患 A3 区 大道"
+    assert form(seg) == normalize(seg)  # already in that form
+    # One form only (a district's own orders), or too few of the other: nothing learned, plain normalisation.
+    raw_only = [t for t in texts if not looks_segmented(t)]
+    assert JoinedForm.learn(raw_only).dropped == frozenset()
+    assert JoinedForm.learn(raw_only + [t for t in texts if looks_segmented(t)][:10]).dropped == frozenset()
+    assert JoinedForm()("我们小区的路灯坏了，请尽快处理！") == normalize("我们小区的路灯坏了，请尽快处理！")
+
+
+def test_model_applies_its_joined_form_and_keeps_it(tmp_path: Path) -> None:
+    model = classifier.train(_mixed_records(), config=FAST)
+    assert set(STOP_WORDS) <= model.form.dropped
+    assert model.meta["joined_form"]["dropped_words"] == len(model.form.dropped)
+    raw = "我们学校的老师是在补课，学生都累了。"
+    assert model.form(raw) == "我们学校老师补课学生累"
+    # Both prediction paths read a raw text in its joined form: without the dropped words and punctuation.
+    seen: list[str] = []
+    fast, transform = model._fast, model.features.transform
+    assert fast is not None
+    stack_proba = fast.stack_proba
+    fast.stack_proba = lambda norm: seen.extend(norm) or stack_proba(norm)  # type: ignore[method-assign]
+    model.features.transform = lambda norm, titles=None: seen.extend(norm) or transform(norm, titles)  # type: ignore[method-assign]
+    try:
+        model.predict_proba([raw])
+        model.predict_proba([raw], reference=True)
+    finally:
+        del fast.stack_proba, model.features.transform
+    assert seen == ["我们学校老师补课学生累"] * 2
+    loaded = classifier.load(model.save(tmp_path / "m"))
+    assert loaded.form == model.form and loaded.config.joined_form
+    texts = [raw, "噪音 污水 排放", "医院的医生"]
+    assert np.allclose(loaded.predict_proba(texts), model.predict_proba(texts), rtol=0, atol=1e-12)
+    off = classifier.train(_mixed_records(), config=classifier.with_overrides(FAST, joined_form=False))
+    assert off.form.dropped == frozenset() and off.meta["joined_form"]["dropped_words"] == 0
+
+
+def test_version_3_artefact_loads_with_plain_normalisation(tmp_path: Path) -> None:
+    model = classifier.train(_mixed_records(), config=classifier.with_overrides(FAST, joined_form=False))
+    target = model.save(tmp_path / "m")
+    meta = json.loads((target / "model.json").read_text(encoding="utf-8"))
+    blob = classifier.read_fitted(target / classifier.MODEL_FILE)
+    meta["format_version"] = blob["format_version"] = 3
+    for cfg in (meta["config"], blob["config"]):
+        del cfg["joined_form"]
+    del blob["form"]
+    (target / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    with gzip.open(target / classifier.MODEL_FILE, "wb") as fh:
+        pickle.dump(blob, fh)
+    loaded = classifier.load(target)
+    assert loaded.form == JoinedForm() and not loaded.config.joined_form
+    texts = ["我们学校的老师是在补课", "噪音污水排放"]
+    assert np.allclose(loaded.predict_proba(texts), model.predict_proba(texts))
+
+
 def test_cli_train_evaluate_classify(tmp_path: Path) -> None:
     runner = CliRunner()
     train_csv = _write_csv(
@@ -172,6 +254,21 @@ def test_cli_train_evaluate_classify(tmp_path: Path) -> None:
 
     res = runner.invoke(app, ["classify", "--model", str(out), "--text", "医院医生护士", "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["label"] == "卫生计生"
+
+
+def test_cli_train_reports_the_joined_form_and_can_leave_it_out(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = _write_csv(tmp_path / "mixed.csv", _mixed_records())
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--cv", "2"])
+    assert res.exit_code == 0, res.output
+    assert "joined form:" in res.stdout and "words dropped from raw texts" in res.stdout
+    assert set(STOP_WORDS) <= classifier.load(tmp_path / "m").form.dropped
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "off"), "--cv", "2", "--no-joined-form", "--json"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1])["joined_form"]["dropped_words"] == 0
+    off = classifier.load(tmp_path / "off")
+    assert off.form == JoinedForm() and not off.config.joined_form
 
 
 def test_cli_bad_csv_names_row(tmp_path: Path) -> None:

@@ -107,6 +107,18 @@ def test_fast_path_equals_sklearn_for_other_covered_configurations(
     _assert_same(model, texts[:80] + EDGE)
 
 
+def test_fast_path_equals_sklearn_with_a_joined_form(real: tuple[classifier.Model, list[str]]) -> None:
+    """Trained on both forms of the real data, the model drops learned words from raw texts on both paths."""
+    _, texts = real
+    segmented = DEV / "messages_labeled_segmented.csv"
+    if not segmented.is_file():
+        pytest.skip(f"{segmented} not present")
+    records = _records()[::6] + classifier.read_labelled_csv(segmented)[0][::12]
+    model = classifier.train(records, config=SMALL, evaluate_cv=False)
+    assert {"的", "了", "我们"} <= model.form.dropped
+    _assert_same(model, texts[:80] + EDGE)
+
+
 def test_fast_path_on_a_binary_model(real: tuple[classifier.Model, list[str]]) -> None:
     _, texts = real
     records = [r for r in _records()[::2] if r.category in ("交通运输", "教育文体")]

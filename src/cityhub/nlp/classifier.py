@@ -1,7 +1,9 @@
 """Order category classifier (工单分类): sparse text features, a stacked linear ensemble, calibrated output.
 
 Pipeline
-  text → normalise (segmentation spaces removed) → char n-gram TF-IDF ⊕ word (rjieba) n-gram TF-IDF
+  text → joined form (normalised, segmentation spaces removed; with training data in both forms, raw texts also
+         lose the stop words and punctuation the segmented ones lack: ``JoinedForm``)
+       → char n-gram TF-IDF ⊕ word (rjieba) n-gram TF-IDF
        → members (linear SVM, logistic regression, complement NB) → stacker (multinomial logistic
          regression over the members' out-of-fold scores) → calibrated class probabilities.
 
@@ -49,12 +51,13 @@ import numpy as np
 from scipy.sparse import csr_matrix, hstack
 
 from cityhub.errors import ValidationFailed
-from cityhub.nlp.text import looks_segmented, near_duplicate_groups, normalize, order_text, words
+from cityhub.nlp.text import JoinedForm, looks_segmented, near_duplicate_groups, normalize, order_text, words
 
 # 2: optional encoder block (``ClassifierConfig.encoder``); 3: per-class confidence calibration
-# (``ClassConfidence``). Versions 1 and 2 still load and predict with the stacker's probabilities, as before.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# (``ClassConfidence``); 4: the learned joined form of raw texts (``JoinedForm``). Versions 1 and 2 still load and
+# predict with the stacker's probabilities, as before; versions before 4 normalise texts only, as before.
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 _log = logging.getLogger(__name__)
 # The fitted objects, pickled (protocol 5) into gzip: read by the C unpickler in ~1 s where joblib's pure-Python
 # unpickler took ~5.5 s for the same default model (~600,000 vocabulary entries), during which every dispatch
@@ -119,6 +122,10 @@ class ClassifierConfig:
     title_weight: float = 0.0
     folds: int = 3
     dedup_threshold: float = 0.5
+    # Bring raw texts to the form of the segmented texts trained beside them (``JoinedForm``: drop the stop words
+    # and punctuation their segmenter dropped, learned from the training data's two forms; nothing when it has only
+    # one). +0.3 macro F1 points on 5-fold grouped CV (bench/results/classifier_exploration.md, sweep 7).
+    joined_form: bool = True
     seed: int = 0
     # Members are fitted in threads: liblinear and SGD release the GIL.
     n_jobs: int = 2
@@ -336,10 +343,10 @@ def _block_scales(weights: list[float]) -> list[float]:
     return [float(wi) for wi in w]
 
 
-def title_of(text: str) -> str:
-    """The title part of a text joined by ``order_text``: its first line when there is more than one."""
+def title_of(text: str, form: Any = normalize) -> str:
+    """The title part of a text joined by ``order_text``, in ``form``: its first line when there is more than one."""
     head, sep, rest = text.strip().partition("\n")
-    return normalize(head) if sep and rest.strip() else ""
+    return form(head) if sep and rest.strip() else ""
 
 
 def _make_member(spec: str, config: ClassifierConfig) -> Any:
@@ -749,7 +756,7 @@ class _FastPath:
         try:
             fast = cls(model)
             probe = [*fast._probe_texts(), ""]
-            norm = [normalize(t) for t in probe]
+            norm = [model.form(t) for t in probe]
             same = np.allclose(fast.stack_proba(norm), model._sklearn_stack_proba(norm, probe), rtol=0, atol=_FAST_ATOL)
         except Exception as exc:  # any surprise in these objects: the reference path still works
             _log.warning("classifier fast path disabled: %s", exc)
@@ -830,6 +837,7 @@ class Model:
         meta: dict[str, Any] | None = None,
         encoder: Any | None = None,
         confidence: ClassConfidence | None = None,
+        form: JoinedForm | None = None,
     ) -> None:
         if config.encoder and encoder is None:
             raise ValidationFailed(f"model uses encoder '{config.encoder}' but none was given")
@@ -841,6 +849,8 @@ class Model:
         self.encoder = encoder
         # None: the stacker's probabilities as they are (artefacts before format 3, or confidence="none").
         self.confidence = confidence
+        # How texts are normalised before their features; plain ``normalize`` for artefacts before format 4.
+        self.form = form or JoinedForm()
         self.meta: dict[str, Any] = meta or {}
         for member in members:
             _fortran_weights(member)
@@ -869,7 +879,7 @@ class Model:
         """
         if not len(texts):
             return np.zeros((0, len(self.labels)))
-        norm = [normalize(t) for t in texts]
+        norm = [self.form(t) for t in texts]
         if self._fast is not None and not reference and len(texts) <= _FAST_MAX_TEXTS:
             proba = self._fast.stack_proba(norm)
         else:
@@ -886,7 +896,8 @@ class Model:
         # The matrices are this model's own TF-IDF features and fitted members: sklearn's checks of finiteness and of
         # parameters find nothing here, and cost ~0.7 ms of a ~6 ms prediction for one order (thread-local setting).
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            x = self.features.transform(norm, [title_of(t) for t in texts] if self.features.needs_titles else None)
+            titles = [title_of(t, self.form) for t in texts] if self.features.needs_titles else None
+            x = self.features.transform(norm, titles)
             emb = self.encoder.encode(norm) if self.encoder is not None else None
             return np.asarray(self.combiner.predict_proba(self._stack_input(x, emb)), dtype=np.float64)
 
@@ -912,6 +923,7 @@ class Model:
             "members": self.members,
             "combiner": self.combiner,
             "confidence": self.confidence,
+            "form": self.form,
         }
         with gzip.open(target / MODEL_FILE, "wb", compresslevel=3) as fh:
             pickle.dump(blob, fh, protocol=5)
@@ -974,6 +986,7 @@ def load(path: str | Path) -> Model:
     if "confidence" not in cfg:  # before format 3: no calibration step, the stacker's probabilities
         cfg["confidence"] = "none"
         cfg.setdefault("title_weight", 0.0)
+    cfg.setdefault("joined_form", False)  # before format 4: texts normalised only
     for key in ("char_ngrams", "word_ngrams", "members"):
         if cfg.get(key) is not None:
             cfg[key] = tuple(cfg[key])
@@ -986,6 +999,7 @@ def load(path: str | Path) -> Model:
         combiner=blob["combiner"],
         meta=meta,
         confidence=blob.get("confidence"),
+        form=blob.get("form"),
     )
 
 
@@ -1066,10 +1080,11 @@ def train(
         row_groups, original = groups, np.ones(len(records), bool)
     index = {label: i for i, label in enumerate(labels)}
     y = np.array([index[label] for label in y_labels])
-    norm_texts = [normalize(t) for t in texts]
+    form = JoinedForm.learn([r.text for r in records]) if config.joined_form else JoinedForm()
+    norm_texts = [form(t) for t in texts]
 
     features = _Features(config)
-    x = features.fit_transform(norm_texts, [title_of(t) for t in texts] if features.needs_titles else None)
+    x = features.fit_transform(norm_texts, [title_of(t, form) for t in texts] if features.needs_titles else None)
     emb: np.ndarray | None = None
     encode_seconds = 0.0
     if not config.encoder:
@@ -1115,6 +1130,8 @@ def train(
         "config": asdict(config),
         "libraries": _library_versions(),
         "training_data": _data_summary(records, groups, sources, n_augmented=int((~original).sum())),
+        # The words dropped from raw texts (``JoinedForm``), most of them stop words; none without segmented rows.
+        "joined_form": {"dropped_words": len(form.dropped), "sample": sorted(form.dropped)[:40]},
     }
     if evaluate_cv:
         meta["evaluation"] = _internal_evaluation(stacked, y, original, fold, texts, labels, config)
@@ -1131,6 +1148,7 @@ def train(
         meta=meta,
         encoder=encoder,
         confidence=confidence,
+        form=form,
     )
 
 

@@ -57,6 +57,12 @@ def train_cmd(
     embed_cache: str | None = typer.Option(
         None, "--embed-cache", help="Directory caching embeddings by text hash, so retraining re-embeds only new texts."
     ),
+    joined_form: bool = typer.Option(
+        True,
+        "--joined-form/--no-joined-form",
+        help="When the data mixes raw and word-segmented texts, drop from raw texts the stop words and punctuation "
+        "the segmented ones lack (learned from the data).",
+    ),
 ) -> None:
     """Train the category classifier (工单分类) and save a versioned artefact."""
     import json
@@ -74,7 +80,7 @@ def train_cmd(
             reports.append(report)
             for skip in report.skipped:
                 typer.echo(f"skipped {path}: row {skip['row']} (id {skip['id']}): {skip['reason']}", err=True)
-        config = classifier.ClassifierConfig(folds=cv, encoder=encoder)
+        config = classifier.ClassifierConfig(folds=cv, encoder=encoder, joined_form=joined_form)
         text_encoder = None
         if encoder:
             from cityhub.nlp.encoder import CachedEncoder, get_encoder
@@ -94,6 +100,7 @@ def train_cmd(
         "encoder": model.meta.get("encoder"),
         "training_seconds": model.meta.get("training_seconds"),
         "training_data": model.meta.get("training_data"),
+        "joined_form": model.meta.get("joined_form"),
         "evaluation": {
             part: {key: rep[key] for key in ("n", "accuracy", "macro_f1", "coverage_at_precision")}
             for part, rep in model.meta.get("evaluation", {}).items()
@@ -108,6 +115,10 @@ def train_cmd(
     typer.echo(f"feature blocks: {', '.join(summary['feature_blocks'] or [])}")
     typer.echo(f"records: {data_summary.get('n')}  per class: {data_summary.get('n_per_class')}")
     typer.echo(f"dedup: {data_summary.get('dedup')}")
+    form = summary["joined_form"] or {}
+    if form.get("dropped_words"):
+        sample = " ".join(form["sample"][:12])
+        typer.echo(f"joined form: {form['dropped_words']} words dropped from raw texts, e.g. {sample}")
     for part, rep in summary["evaluation"].items():
         cov = rep["coverage_at_precision"]
         typer.echo(

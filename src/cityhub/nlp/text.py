@@ -2,14 +2,17 @@
 
 Messages reach the classifier in two forms: raw text as citizens typed it, and text that an earlier
 pipeline word-segmented (tokens separated by spaces, stop words dropped). Both are mapped to one
-"joined" form so that training and inference see the same kind of string.
+"joined" form so that training and inference see the same kind of string: :func:`normalize` removes the
+segmentation spaces, and :class:`JoinedForm` drops from raw texts the words the segmenter dropped.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -101,6 +104,59 @@ def words(text: str) -> list[str]:
     """Word tokens of a normalised text (rjieba), punctuation and whitespace dropped."""
     cut = _jieba_cut()
     return [w for w in cut(text) if not _NON_WORD.fullmatch(w)]
+
+
+@dataclass(frozen=True)
+class JoinedForm:
+    """Brings raw texts to the joined form of the segmented texts they are trained beside.
+
+    :func:`normalize` removes a segmented text's spaces, but the pipeline that segmented it also dropped its
+    punctuation and stop words, so a raw message and its own segmented copy still differ by every 的, 了, 我们 and
+    comma — and so do their character n-grams. When training data mixes both forms, :meth:`learn` finds the words
+    that pipeline dropped: frequent in the raw texts' rjieba segmentation, (nearly) absent from the segmented texts.
+    Calling the form on a raw text then drops those words and the punctuation, as the pipeline would have; a
+    segmented text is only normalised. Learned from the texts' form alone, never from labels; with no segmented
+    texts in the training data (a district's own orders) nothing is learned and the form is plain :func:`normalize`.
+    """
+
+    dropped: frozenset[str] = frozenset()
+
+    @classmethod
+    def learn(
+        cls, texts: Sequence[str], *, min_share: float = 0.003, max_ratio: float = 0.05, min_texts: int = 50
+    ) -> JoinedForm:
+        """The words segmented ``texts`` lack: in at least ``min_share`` of the raw texts, and in a share of the
+        segmented ones at most ``max_ratio`` of that. Needs ``min_texts`` texts of each form, else learns nothing."""
+        segmented = [looks_segmented(t) for t in texts]
+        n_seg = sum(segmented)
+        n_raw = len(texts) - n_seg
+        if n_seg < min_texts or n_raw < min_texts:
+            return cls()
+        in_raw: Counter[str] = Counter()
+        in_seg: Counter[str] = Counter()
+        joined = []
+        for text, seg in zip(texts, segmented, strict=True):
+            if seg:
+                in_seg.update(set(nfkc(text).lower().split()))
+                joined.append(normalize(text))
+            else:
+                in_raw.update(set(words(normalize(text))))
+
+        def rare(count: int, share_raw: float) -> bool:
+            return count / n_seg <= max_ratio * share_raw
+
+        candidates = [w for w, c in in_raw.items() if c >= min_share * n_raw and rare(in_seg[w], c / n_raw)]
+        # A word of several characters that the segmented texts hold inside other words (保险 in 养老保险) was cut
+        # differently, not dropped: keep it. (A single character is inside too many words for that test.)
+        return cls(
+            frozenset(w for w in candidates if len(w) == 1 or rare(sum(w in t for t in joined), in_raw[w] / n_raw))
+        )
+
+    def __call__(self, text: str) -> str:
+        norm = normalize(text)
+        if not self.dropped or looks_segmented(text):
+            return norm
+        return "".join(w for w in words(norm) if w not in self.dropped)
 
 
 def near_duplicate_groups(texts: Sequence[str], *, threshold: float = 0.5, chunk: int = 1000) -> np.ndarray:
