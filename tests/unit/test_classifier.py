@@ -371,6 +371,16 @@ def test_model_confidence_keeps_labels_and_top3(model: classifier.Model) -> None
         classifier.train(_records(10), config=classifier.with_overrides(FAST, confidence="bogus"))
 
 
+def test_training_is_reproducible() -> None:
+    """The same data and configuration give the same model, though members are fitted in two threads at once
+    (liblinear's random generator is process-wide: its fits take turns)."""
+    texts = ["公交车红绿灯出租车请问领导", "医院医生疫苗", "只有标题", "学校噪音"]
+    cfg = classifier.with_overrides(FAST, members=("svm", "svm", "sgd"), n_jobs=2)
+    first = classifier.train(_records(), config=cfg).predict_proba(texts)
+    for _ in range(5):
+        assert np.array_equal(classifier.train(_records(), config=cfg).predict_proba(texts), first)
+
+
 def test_version_2_artefact_loads_without_calibration(tmp_path: Path) -> None:
     import joblib
 

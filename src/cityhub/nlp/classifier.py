@@ -39,6 +39,7 @@ import json
 import logging
 import pickle
 import platform
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -347,6 +348,18 @@ def title_of(text: str, form: Any = normalize) -> str:
     """The title part of a text joined by ``order_text``, in ``form``: its first line when there is more than one."""
     head, sep, rest = text.strip().partition("\n")
     return form(head) if sep and rest.strip() else ""
+
+
+# liblinear (LinearSVC) draws from one process-wide random generator that each fit seeds: two fits at once in threads
+# interleave their draws, and the same data then gives slightly different models from run to run. One at a time.
+_LIBLINEAR_LOCK = threading.Lock()
+
+
+def _uses_liblinear(member: Any) -> bool:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    return isinstance(member, LinearSVC) or (isinstance(member, LogisticRegression) and member.solver == "liblinear")
 
 
 def _make_member(spec: str, config: ClassifierConfig) -> Any:
@@ -1109,7 +1122,11 @@ def train(
         return inputs[name]
 
     def fit(name: str, rows: np.ndarray | slice) -> Any:
-        return _make_member(name, config).fit(block(name)[rows], y[rows])
+        member = _make_member(name, config)
+        if not _uses_liblinear(member):
+            return member.fit(block(name)[rows], y[rows])
+        with _LIBLINEAR_LOCK:
+            return member.fit(block(name)[rows], y[rows])
 
     fold_ids = [int(f) for f in np.unique(fold)]
     jobs = [(f, m, name) for f in fold_ids for m, name in enumerate(names)]
