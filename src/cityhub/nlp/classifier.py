@@ -42,7 +42,7 @@ import platform
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,7 +125,7 @@ class ClassifierConfig:
     dedup_threshold: float = 0.5
     # Bring raw texts to the form of the segmented texts trained beside them (``JoinedForm``: drop the stop words
     # and punctuation their segmenter dropped, learned from the training data's two forms; nothing when it has only
-    # one). +0.3 macro F1 points on 5-fold grouped CV (bench/results/classifier_exploration.md, sweep 7).
+    # one). +0.2 macro F1 points on 5-fold grouped CV, 0.911 → 0.913 (bench/results/classifier_exploration.md, sweep 7).
     joined_form: bool = True
     seed: int = 0
     # Members are fitted in threads: liblinear and SGD release the GIL.
@@ -344,7 +344,7 @@ def _block_scales(weights: list[float]) -> list[float]:
     return [float(wi) for wi in w]
 
 
-def title_of(text: str, form: Any = normalize) -> str:
+def title_of(text: str, form: Callable[[str], str] = normalize) -> str:
     """The title part of a text joined by ``order_text``, in ``form``: its first line when there is more than one."""
     head, sep, rest = text.strip().partition("\n")
     return form(head) if sep and rest.strip() else ""
