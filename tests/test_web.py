@@ -612,3 +612,45 @@ def test_vendor_files_are_copied_from_node_modules_and_served(org, tmp_path) -> 
         client = _client()
         assert client.get("/static/vendor/htmx.min.js").status_code == 200
         assert "/static/vendor/htmx.min.js" in client.get("/login").text
+
+
+# ------------------------------------------------------------------------------------------- overload
+
+
+def test_an_overloaded_server_refuses_pages_and_api_calls_with_503_and_retry_after(org, monkeypatch) -> None:
+    """While every read place is taken and a request waits longer than CITYHUB_HTTP_QUEUE_TIMEOUT_MS, a browser gets
+    the Chinese error page that reloads itself, an API client the JSON error body, an Open311 client Open311's
+    error format; all say when to retry."""
+    from cityhub.api.gate import RequestGate, get_gate_settings
+
+    monkeypatch.setenv("CITYHUB_HTTP_READ_CONCURRENCY", "1")
+    monkeypatch.setenv("CITYHUB_HTTP_QUEUE_TIMEOUT_MS", "20")
+    get_gate_settings.cache_clear()
+    try:
+        with TestClient(create_app()) as client:
+            assert client.get("/login").status_code == 200  # builds the middleware stack and the gate's lanes
+            gate = client.app.middleware_stack  # type: ignore[attr-defined]
+            while not isinstance(gate, RequestGate):
+                gate = gate.app
+            reads = gate._lanes["read"].semaphore
+            client.portal.call(reads.acquire)  # the only read place is taken, as by a slow request
+            try:
+                page = client.get("/login", headers={"Accept": "text/html,application/xhtml+xml"})
+                api = client.get("/api/v1/orders", headers={"Accept": "text/html"})
+                open311 = client.get("/open311/v2/services.xml", headers={"Accept": "text/html"})
+            finally:
+                client.portal.call(reads.release)
+            again = client.get("/login")
+    finally:
+        get_gate_settings.cache_clear()
+    assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+    seconds = page.headers["retry-after"]
+    assert f"页面将在 {seconds} 秒后自动重试" in page.text
+    assert f'<meta http-equiv="refresh" content="{seconds}">' in page.text
+    assert api.status_code == 503 and int(api.headers["retry-after"]) >= 1
+    body = api.json()
+    assert body["code"] == "overloaded" and "no place was free" in body["message"]
+    assert body["details"]["lane"] == "read"
+    assert open311.status_code == 503 and "<errors>" in open311.text and "the server is busy" in open311.text
+    assert open311.headers["retry-after"] == api.headers["retry-after"] or int(open311.headers["retry-after"]) >= 1
+    assert again.status_code == 200  # the place was given back; nothing is left waiting

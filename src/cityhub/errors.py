@@ -53,3 +53,14 @@ class Conflict(CityhubError):
 
     code = "conflict"
     http_status = 409
+
+
+class Overloaded(CityhubError):
+    """The server refused a request it could not take in time (admission gate); nothing of it ran."""
+
+    code = "overloaded"
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after: int, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details={**(details or {}), "retry_after": retry_after})
+        self.retry_after = retry_after

@@ -15,17 +15,18 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from cityhub import __version__, migrate
 from cityhub.config import get_settings
 from cityhub.db import database_key, session_scope, utcnow
-from cityhub.errors import CityhubError
+from cityhub.errors import CityhubError, Overloaded
 from cityhub.org.models import Unit
 from cityhub.workorders.models import JobRun, Order, SlaStatus
 
@@ -183,13 +184,30 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal_error", "internal error; the incident has been logged")
 
 
+def _refusal(scope: Scope, refused: Overloaded) -> Response | None:
+    """What the admission gate answers when it refuses a request (see api/gate.py): Open311's error format on its
+    routes, the UI's page that reloads itself for a browser's page, else (None) the one JSON error body."""
+    from cityhub.api.gate import wants_page
+
+    path = str(scope.get("path", ""))
+    if path.startswith("/open311/"):
+        from cityhub.api.open311 import error_response
+
+        return error_response("xml" if path.endswith(".xml") else "json", refused)
+    if wants_page(scope) and not path.startswith(("/api/", "/healthz", "/docs", "/openapi.json")):
+        from cityhub.web.support import busy_page
+
+        return busy_page(scope, refused.retry_after)
+    return None
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="cityhub", version=__version__, lifespan=_lifespan)
 
     _install_error_handlers(app)
     from cityhub.api.gate import RequestGate
 
-    app.add_middleware(RequestGate)  # admission control: see api/gate.py
+    app.add_middleware(RequestGate, refusal=_refusal)  # admission control: see api/gate.py
     from cityhub.api.router import api_router
 
     app.include_router(api_router)

@@ -1,9 +1,13 @@
-"""Admission control (api/gate.py): requests beyond the limit wait their turn, none is refused or lost."""
+"""Admission control (api/gate.py): requests beyond the limit wait their turn, none is lost; a full or slow queue
+refuses with 503 and Retry-After before running anything."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+
+from starlette.responses import Response
 
 from cityhub.api.gate import RequestGate
 
@@ -116,3 +120,166 @@ def test_an_answer_that_waited_long_closes_its_connection():
     assert b"connection" not in first
     assert second[b"connection"] == b"close"
     assert all(b"connection" not in h for h in answers(0))  # 0: never
+
+
+class _Recorder:
+    """An ASGI ``send`` keeping the status, headers and body of each answer, by request number."""
+
+    def __init__(self) -> None:
+        self.answers: dict[int, dict] = {}
+
+    def for_request(self, n: int):
+        async def send(message):
+            answer = self.answers.setdefault(n, {"body": b""})
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+                answer["headers"] = {k.lower(): v for k, v in message["headers"]}
+            else:
+                answer["body"] += message.get("body", b"")
+
+        return send
+
+
+def _held_app(release: asyncio.Event, ran: list[int]):
+    async def app(scope, receive, send):
+        ran.append(scope["n"])
+        await release.wait()
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b"created"})
+
+    return app
+
+
+def test_a_full_queue_refuses_at_once_with_503_and_retry_after():
+    release = asyncio.Event()
+    ran: list[int] = []
+    recorder = _Recorder()
+    gate = RequestGate(_held_app(release, ran), limit=1, queue_limit=2, queue_timeout_ms=0)
+
+    async def main():
+        calls = [
+            asyncio.create_task(gate({"type": "http", "method": "POST", "n": n}, None, recorder.for_request(n)))
+            for n in range(4)
+        ]
+        await asyncio.wait_for(calls[3], timeout=5)  # one inside, two waiting: the fourth is answered at once
+        assert not any(c.done() for c in calls[:3])
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*calls), timeout=5)
+
+    asyncio.run(main())
+    assert sorted(ran) == [0, 1, 2]  # the refused request never reached the application
+    refused = recorder.answers[3]
+    assert refused["status"] == 503
+    assert int(refused["headers"][b"retry-after"]) >= 1
+    assert refused["headers"][b"connection"] == b"close"
+    body = json.loads(refused["body"])
+    assert body["code"] == "overloaded"
+    assert body["details"] == {"lane": "write", "waiting": 2, "retry_after": int(refused["headers"][b"retry-after"])}
+    assert "2 requests are waiting" in body["message"] and "retry after" in body["message"]
+    assert [recorder.answers[n]["status"] for n in range(3)] == [201, 201, 201]
+
+
+def test_a_request_that_waits_too_long_is_refused_and_its_place_is_not_lost():
+    release = asyncio.Event()
+    ran: list[int] = []
+    recorder = _Recorder()
+    gate = RequestGate(_held_app(release, ran), limit=1, queue_limit=0, queue_timeout_ms=50)
+
+    async def main():
+        first = asyncio.create_task(gate({"type": "http", "method": "POST", "n": 0}, None, recorder.for_request(0)))
+        await asyncio.sleep(0)
+        # Ten requests give up waiting while the first holds the only place.
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(gate({"type": "http", "method": "POST", "n": n}, None, recorder.for_request(n)) for n in range(1, 11))
+            ),
+            timeout=5,
+        )
+        release.set()
+        await first
+        # The place came back once, not once per timed-out waiter: later requests still take turns, one at a time.
+        inside = most = 0
+
+        async def counting(scope, receive, send):
+            nonlocal inside, most
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.005)
+            inside -= 1
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        gate.app = counting
+        await asyncio.gather(
+            *(gate({"type": "http", "method": "POST", "n": n}, None, recorder.for_request(n)) for n in range(11, 21))
+        )
+        return most
+
+    most = asyncio.run(main())
+    assert ran == [0]
+    assert [recorder.answers[n]["status"] for n in range(1, 11)] == [503] * 10
+    assert "no place was free" in json.loads(recorder.answers[1]["body"])["message"]
+    assert recorder.answers[0]["status"] == 201
+    assert [recorder.answers[n]["status"] for n in range(11, 21)] == [200] * 10
+    assert most == 1
+
+
+def test_retry_after_follows_the_time_requests_take_inside():
+    async def app(scope, receive, send):
+        await asyncio.sleep(scope["seconds"])
+
+    gate = RequestGate(app, limit=2, queue_limit=0, queue_timeout_ms=0)
+
+    async def run(seconds: float, n: int) -> None:
+        await asyncio.gather(
+            *(gate({"type": "http", "method": "POST", "seconds": seconds}, None, None) for _ in range(n))
+        )
+
+    async def main() -> tuple[int, int]:
+        await run(0.0, 40)
+        lane = gate._lanes["write"]
+        lane.waiting = 100
+        quick = lane.retry_after()
+        lane.waiting = 0
+        await run(0.05, 40)
+        lane.waiting = 100
+        return quick, lane.retry_after()
+
+    quick, slow = asyncio.run(main())
+    lane = gate._lanes["write"]
+    assert quick == 1 and slow > quick  # 100 waiting × ~0.05 s / 2 places
+    lane.waiting = 10**6
+    assert lane.retry_after() == 120  # capped
+
+
+def test_the_refusal_hook_answers_where_it_wants_to_and_the_json_body_elsewhere():
+    release = asyncio.Event()
+    refusals: list[tuple[str, int]] = []
+
+    def refusal(scope, refused):
+        refusals.append((scope["path"], refused.retry_after))
+        if scope["path"].startswith("/api/"):
+            return None
+        return Response("<p>busy</p>", status_code=503, media_type="text/html")
+
+    recorder = _Recorder()
+    gate = RequestGate(_held_app(release, []), read_limit=1, queue_limit=1, queue_timeout_ms=0, refusal=refusal)
+    paths = ["/orders", "/orders", "/orders", "/api/v1/orders"]  # holds the place, waits, refused, refused
+
+    async def main():
+        calls = [
+            asyncio.create_task(
+                gate({"type": "http", "method": "GET", "path": p, "n": n}, None, recorder.for_request(n))
+            )
+            for n, p in enumerate(paths)
+        ]
+        await asyncio.wait_for(asyncio.gather(*calls[2:]), timeout=5)
+        release.set()
+        await asyncio.gather(*calls)
+
+    asyncio.run(main())
+    assert [p for p, _ in refusals] == ["/orders", "/api/v1/orders"]
+    page, api = recorder.answers[2], recorder.answers[3]
+    assert page["body"] == b"<p>busy</p>" and page["headers"][b"retry-after"] == str(refusals[0][1]).encode()
+    assert api["status"] == 503 and json.loads(api["body"])["details"]["lane"] == "read"
+    assert api["headers"][b"retry-after"] == str(refusals[1][1]).encode()

@@ -12,20 +12,33 @@ requests waiting for a lock whose holder then waited for a free thread to commit
 30-second busy timeout. Admitting fewer requests than there are threads (and than the connection pool holds)
 means the requests inside can always take their next step; the others wait here, on the event loop, for a
 place, in arrival order, holding no thread, connection or lock.
+
+Waiting is bounded. A request that finds ``CITYHUB_HTTP_QUEUE_LIMIT`` others already waiting in its lane, or that
+waits ``CITYHUB_HTTP_QUEUE_TIMEOUT_MS`` without a place, is answered ``503 Service Unavailable`` with
+``Retry-After`` (the lane's recent time per request × the requests ahead ÷ its places) and the error body of every
+other error, code ``overloaded``; a browser asking for a page gets the UI's error page instead, which reloads itself
+after that time. Nothing of such a request ran, so retrying it is safe (a creation is not created twice): under a
+load the process cannot serve, clients learn it at once and back off, instead of holding connections until their
+own time-outs and then retrying blindly into a queue that only grows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import time
+from collections.abc import Callable
 from functools import lru_cache
 
 from anyio import to_thread
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityhub.db import POOL_MAX_OVERFLOW, POOL_SIZE
+from cityhub.errors import Overloaded
 
 # Requests that compute over a whole period or graph (seconds, not milliseconds) wait in a lane of their own, so
 # that a leader refreshing the dashboard never holds the places intake and the order lists need.
@@ -71,6 +84,19 @@ class GateSettings(BaseSettings):
         "the others.",
     )
 
+    http_queue_limit: int = Field(
+        1000,
+        ge=0,
+        description="Requests that may wait for a place in one lane of one server process; one more is answered 503 "
+        "Service Unavailable with Retry-After at once (nothing of it ran: a retry is safe); 0: no limit.",
+    )
+    http_queue_timeout_ms: float = Field(
+        30000.0,
+        ge=0,
+        description="A request still waiting for a place after this long is answered 503 Service Unavailable with "
+        "Retry-After (nothing of it ran: a retry is safe); 0: it waits as long as it takes.",
+    )
+
     def concurrency(self) -> int:
         return self.http_concurrency or default_concurrency()
 
@@ -97,11 +123,36 @@ def get_gate_settings() -> GateSettings:
     return GateSettings()
 
 
+# The answer to a refused request where the JSON error body does not fit (a browser's page, an Open311 client):
+# (scope, the refusal) → a response, or None for the JSON error body. ``main.create_app`` wires it.
+Refusal = Callable[[Scope, Overloaded], Response | None]
+
+
+class _Lane:
+    """One lane's places, how many wait for one, and how long its requests recently took inside."""
+
+    def __init__(self, name: str, places: int) -> None:
+        self.name = name
+        self.places = places
+        self.semaphore = asyncio.Semaphore(places)
+        self.waiting = 0
+        self.seconds_inside = 0.05  # exponentially weighted mean of the time a request holds a place
+
+    def ran(self, seconds: float) -> None:
+        self.seconds_inside += 0.1 * (seconds - self.seconds_inside)
+
+    def retry_after(self) -> int:
+        """Whole seconds until the requests waiting now should be through: at least 1, at most 120."""
+        return min(120, max(1, math.ceil(self.waiting * self.seconds_inside / self.places)))
+
+
 class RequestGate:
     """Pure ASGI middleware holding each HTTP request until a place in its lane is free.
 
     Three lanes: ``limit`` places for requests that may write, ``read_limit`` for reads, ``heavy_limit`` for the
-    requests under ``HEAVY_PREFIXES`` whatever their method.
+    requests under ``HEAVY_PREFIXES`` whatever their method. At most ``queue_limit`` requests wait in a lane (0: no
+    limit), each at most ``queue_timeout_ms`` (0: no limit); beyond either, 503 with Retry-After: ``refusal``'s
+    answer, else the JSON error body.
     """
 
     def __init__(
@@ -112,6 +163,9 @@ class RequestGate:
         read_limit: int | None = None,
         heavy_limit: int | None = None,
         shed_wait_ms: float | None = None,
+        queue_limit: int | None = None,
+        queue_timeout_ms: float | None = None,
+        refusal: Refusal | None = None,
     ) -> None:
         self.app = app
         settings = get_gate_settings()
@@ -119,14 +173,18 @@ class RequestGate:
         self.read_limit = read_limit or settings.http_read_concurrency
         self.heavy_limit = heavy_limit or settings.http_heavy_concurrency
         self.shed_wait_s = (settings.http_shed_wait_ms if shed_wait_ms is None else shed_wait_ms) / 1000
-        self._lanes: dict[str, asyncio.Semaphore] | None = None
+        self.queue_limit = settings.http_queue_limit if queue_limit is None else queue_limit
+        timeout_ms = settings.http_queue_timeout_ms if queue_timeout_ms is None else queue_timeout_ms
+        self.queue_timeout_s = timeout_ms / 1000 or None
+        self.refusal = refusal
+        self._lanes: dict[str, _Lane] | None = None
 
-    def _lane(self, scope: Scope) -> asyncio.Semaphore:
+    def _lane(self, scope: Scope) -> _Lane:
         if self._lanes is None:
             self._lanes = {
-                "write": asyncio.Semaphore(self.limit),
-                "read": asyncio.Semaphore(self.read_limit),
-                "heavy": asyncio.Semaphore(self.heavy_limit),
+                "write": _Lane("write", self.limit),
+                "read": _Lane("read", self.read_limit),
+                "heavy": _Lane("heavy", self.heavy_limit),
             }
             # Every admitted request must find a worker thread for its next step, with room to spare for the
             # threads that commit and for other callers of the pool.
@@ -142,6 +200,7 @@ class RequestGate:
             return
         arrived = time.perf_counter()
         admitted = arrived
+        lane = self._lane(scope)
 
         async def send_timed(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -153,9 +212,57 @@ class RequestGate:
                 message = {**message, "headers": headers}
             await send(message)
 
-        async with self._lane(scope):
-            admitted = time.perf_counter()
+        if self.queue_limit and lane.waiting >= self.queue_limit:
+            await self._refuse(scope, send, lane, arrived, f"{lane.waiting} requests are waiting ahead of this one")
+            return
+        lane.waiting += 1
+        try:
+            if lane.semaphore.locked():
+                await asyncio.wait_for(lane.semaphore.acquire(), self.queue_timeout_s)
+            else:
+                await lane.semaphore.acquire()  # a free place: no timer, no task
+        except TimeoutError:
+            waited = f"no place was free for {time.perf_counter() - arrived:.0f} s"
+            await self._refuse(scope, send, lane, arrived, waited)
+            return
+        finally:
+            lane.waiting -= 1
+        admitted = time.perf_counter()
+        try:
             await self.app(scope, receive, send_timed)
+        finally:
+            lane.semaphore.release()
+            lane.ran(time.perf_counter() - admitted)
+
+    async def _refuse(self, scope: Scope, send: Send, lane: _Lane, arrived: float, why: str) -> None:
+        """Answer 503 without running the request."""
+        retry_after = lane.retry_after()
+        refused = Overloaded(
+            f"the server is busy ({why}); nothing was done, retry after {retry_after} s",
+            retry_after=retry_after,
+            details={"lane": lane.name, "waiting": lane.waiting},
+        )
+        response = self.refusal(scope, refused) if self.refusal is not None else None
+        if response is None:
+            body = {"code": refused.code, "message": refused.message, "details": refused.details}
+            response = Response(json.dumps(body), status_code=refused.http_status, media_type="application/json")
+        response.headers["Retry-After"] = str(retry_after)
+        response.headers["Connection"] = "close"  # the body may be unread; a next request may find another process
+        response.headers["Server-Timing"] = f"gate;dur={(time.perf_counter() - arrived) * 1000:.1f}, app;dur=0.0"
+        await response(scope, _nothing_to_receive, send)
+
+
+def wants_page(scope: Scope) -> bool:
+    """A browser asking for a page: a GET accepting HTML."""
+    accept = b""
+    for name, value in scope.get("headers", ()):
+        if name == b"accept":
+            accept = value
+    return scope.get("method") == "GET" and b"text/html" in accept
+
+
+async def _nothing_to_receive() -> Message:
+    return {"type": "http.disconnect"}
 
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -23,6 +23,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
+from starlette.types import Scope
 
 from cityhub import __version__
 from cityhub.auth import permissions
@@ -160,6 +161,19 @@ def error_page(
     request: Request, status_code: int, message_key: str, principal: Principal | None = None
 ) -> HTMLResponse:
     return render(request, "error.html", principal=principal, status_code=status_code, message_key=message_key)
+
+
+def busy_page(scope: Scope, retry_after: int) -> HTMLResponse:
+    """The page a browser gets when the server refuses a page request under overload (``api.gate``): 503, and it
+    reloads itself after ``retry_after`` seconds."""
+    return render(
+        Request(scope),
+        "error.html",
+        status_code=503,
+        message_key="err.busy",
+        message_params={"seconds": retry_after},
+        refresh_seconds=retry_after,
+    )
 
 
 # ------------------------------------------------------------------------------------------ signed-in user
