@@ -29,6 +29,7 @@ from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import Category, OrderEvent
+from web_helpers import train_classifier
 
 DISPATCHER = orders.Actor(name="派单员")
 
@@ -407,6 +408,96 @@ def test_model_status_and_warm_up(app_db, monkeypatch, tmp_path) -> None:
             assert c.get("/healthz").json()["dispatch_model"] == "missing"
     finally:
         get_settings.cache_clear()
+
+
+@pytest.fixture
+def fresh_models(monkeypatch):  # type: ignore[no-untyped-def]
+    """The process's classifier cache emptied for the test (and restored after it)."""
+    monkeypatch.setattr(service, "_models", {})
+    monkeypatch.setattr(service, "_loading", set())
+    monkeypatch.setattr(service, "_failed", {})
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+def _retrain(directory: Path, *, seed: int) -> None:
+    """Retrain the tiny classifier into ``directory``'s ``clf``, the live model's directory."""
+    meta = directory / "clf" / classifier.META_FILE
+    before = meta.stat().st_mtime_ns
+    train_classifier(directory, seed=seed)
+    if meta.stat().st_mtime_ns == before:  # a coarse clock: make the change visible, as a later write would
+        os.utime(meta, ns=(before + 1_000_000, before + 1_000_000))
+
+
+def _join_reloads() -> None:
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name == "cityhub-model-reload":
+            thread.join(10)
+
+
+def test_a_retrained_model_loads_beside_the_one_that_keeps_deciding(fresh_models, tmp_path) -> None:
+    import threading
+
+    path = train_classifier(tmp_path, seed=1)
+    fresh_models.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(path))
+    get_settings.cache_clear()
+    first = service.load_model()
+    assert service.model_status() == "loaded" and service.load_model() is first
+
+    # Retrained into the same directory: nothing waits for the new artefact; the old model answers meanwhile.
+    release = threading.Event()
+    real_read = service._read_model
+
+    def slow_read(p: str):  # type: ignore[no-untyped-def]
+        assert release.wait(10)
+        return real_read(p)
+
+    fresh_models.setattr(service, "_read_model", slow_read)
+    _retrain(tmp_path, seed=2)
+    assert service.load_model() is first
+    assert service.model_status() == "reloading"
+    assert service.load_model() is first and len(service._loading) == 1  # one load, however many callers
+    release.set()
+    _join_reloads()
+    second = service.load_model()
+    assert second is not first and service.model_status() == "loaded"
+    assert second[0].meta["created_at"] == classifier.load(path).meta["created_at"]
+
+    # A broken retrained artefact never stops the model that works; it is tried again later, not at every call.
+    _retrain(tmp_path, seed=3)
+    (path / classifier.MODEL_FILE).write_bytes(b"not a model")
+    loads: list[str] = []
+
+    def counted_read(p: str):  # type: ignore[no-untyped-def]
+        loads.append(p)
+        return real_read(p)
+
+    fresh_models.setattr(service, "_read_model", counted_read)
+    for _ in range(3):
+        assert service.load_model() is second
+        _join_reloads()
+    assert len(loads) == 1 and service.model_status() == "reload failed"
+    fresh_models.setattr(service, "RELOAD_RETRY_S", 0.0)
+    _retrain(tmp_path, seed=3)  # mended
+    assert service.load_model() is second
+    _join_reloads()
+    assert len(loads) == 2 and service.load_model() not in (first, second) and service.model_status() == "loaded"
+
+
+def test_another_model_directory_is_loaded_at_once(fresh_models, tmp_path) -> None:
+    one = train_classifier(tmp_path / "one", seed=1)
+    two = train_classifier(tmp_path / "two", seed=2)
+    fresh_models.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(one))
+    get_settings.cache_clear()
+    first = service.load_model()[0]
+    fresh_models.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(two))
+    get_settings.cache_clear()
+    assert service.model_status() == "not loaded"
+    second = service.load_model()[0]  # a changed configuration, not a retrain: the configured model answers
+    assert second is not first and second.meta["created_at"] == classifier.load(two).meta["created_at"]
 
 
 # --- the background dispatcher (cityhub.dispatch.background) ----------------------------------------------------

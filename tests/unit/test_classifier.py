@@ -95,6 +95,22 @@ def test_save_load_round_trip(model: classifier.Model, tmp_path: Path) -> None:
     assert loaded.labels == model.labels
 
 
+def test_a_save_that_fails_leaves_the_artefact_as_it_was(model: classifier.Model, tmp_path: Path) -> None:
+    """Files are written beside their names and moved into place: a server loading the live directory while it is
+    rewritten never reads half a file, and a failed write leaves the old artefact whole."""
+    import copy
+
+    target = model.save(tmp_path / "m")
+    before = {f.name: f.read_bytes() for f in target.iterdir()}
+    broken = copy.copy(model)
+    broken.members = [lambda: None]  # cannot be pickled
+    with pytest.raises((pickle.PicklingError, AttributeError)):
+        broken.save(target)
+    assert {f.name: f.read_bytes() for f in target.iterdir()} == before  # no partial file, nothing replaced
+    texts = ["噪音扰民污水排放", "驾驶证补办"]
+    assert np.allclose(classifier.load(target).predict_proba(texts), model.predict_proba(texts))
+
+
 def test_load_refuses_other_format_version(model: classifier.Model, tmp_path: Path) -> None:
     target = model.save(tmp_path / "m")
     meta_path = target / "model.json"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -126,6 +127,10 @@ class DispatchDecision:
 
 _lock = threading.Lock()
 _models: dict[tuple[str, float], tuple[Any, str]] = {}
+# A retrained artefact loads in a thread beside the model in memory, which keeps deciding meanwhile:
+_loading: set[tuple[str, float]] = set()  # artefacts being loaded so
+_failed: dict[tuple[str, float], float] = {}  # artefacts whose load failed → when (monotonic), tried again later
+RELOAD_RETRY_S = 60.0
 
 
 def _model_key() -> tuple[str, float] | None:
@@ -143,15 +148,20 @@ def _model_key() -> tuple[str, float] | None:
 
 def model_status() -> str:
     """This process's dispatch classifier, for /healthz: "off" (none configured), "missing" (configured, not
-    there), "loaded", or "not loaded" (`cityhub serve` loads it in the background at start, else the first decision
-    does)."""
+    there), "loaded", "not loaded" (`cityhub serve` loads it in the background at start, else the first decision
+    does), "reloading" (the artefact was retrained: the previous model decides while the new one loads) or
+    "reload failed" (the previous model still decides; the new artefact is tried again a minute later)."""
     try:
         key = _model_key()
     except ValidationFailed:
         return "missing"
     if key is None:
         return "off"
-    return "loaded" if key in _models else "not loaded"
+    if key in _models:
+        return "loaded"
+    if not any(directory == key[0] for directory, _ in _models):
+        return "not loaded"
+    return "reload failed" if key in _failed else "reloading"
 
 
 def warm_up() -> None:
@@ -169,20 +179,58 @@ def warm_up() -> None:
 
 
 def load_model() -> tuple[Any, str] | None:
-    """The configured classifier and its version string, or None when no model is configured."""
+    """The configured classifier and its version string, or None when no model is configured.
+
+    The first call loads the artefact (seconds). When the artefact changes (retrained into the same directory), the
+    model in memory keeps answering while the new one loads in a thread, so no decision and no intake form waits for
+    a retrain; the new model answers from the call after it is loaded. Decisions record the version that made them.
+    """
     key = _model_key()
     if key is None:
         return None
-    from cityhub.nlp import classifier
-
     path = str(get_settings().dispatch_model_path)
     with _lock:
-        if key not in _models:
-            model = classifier.load(path)
-            version = f"{Path(path).name}@{model.meta.get('created_at', 'unknown')}"
-            _models.clear()  # one model in memory: a retrained artefact replaces the old one
-            _models[key] = (model, version)
-        return _models[key]
+        if key in _models:
+            return _models[key]
+        # The model of the same directory, before it was retrained (another directory is another configuration).
+        previous = next((loaded for (directory, _), loaded in _models.items() if directory == key[0]), None)
+        if previous is None:
+            return _install(key, _read_model(path))  # nothing to answer with meanwhile: load now
+        failed_at = _failed.get(key)
+        if key not in _loading and (failed_at is None or time.monotonic() - failed_at >= RELOAD_RETRY_S):
+            _loading.add(key)
+            threading.Thread(target=_load_beside, args=(key, path), name="cityhub-model-reload", daemon=True).start()
+        return previous
+
+
+def _read_model(path: str) -> tuple[Any, str]:
+    from cityhub.nlp import classifier
+
+    model = classifier.load(path)
+    return model, f"{Path(path).name}@{model.meta.get('created_at', 'unknown')}"
+
+
+def _install(key: tuple[str, float], loaded: tuple[Any, str]) -> tuple[Any, str]:
+    """Make ``loaded`` the process's model (under ``_lock``): one model in memory, a retrained one replaces it."""
+    _models.clear()
+    _models[key] = loaded
+    _failed.clear()
+    return loaded
+
+
+def _load_beside(key: tuple[str, float], path: str) -> None:
+    try:
+        loaded = _read_model(path)
+    except Exception as exc:  # a broken artefact must not stop the model that works
+        log.error("retrained dispatch classifier %s not loaded; the previous model keeps deciding: %s", path, exc)
+        with _lock:
+            _loading.discard(key)
+            _failed[key] = time.monotonic()
+        return
+    with _lock:
+        _loading.discard(key)
+        _install(key, loaded)
+    log.info("dispatch classifier reloaded: %s", loaded[1])
 
 
 def _gazetteer(session: Session) -> Any | None:

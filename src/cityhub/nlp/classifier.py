@@ -37,12 +37,14 @@ import hashlib
 import io
 import json
 import logging
+import os
 import pickle
 import platform
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -925,7 +927,13 @@ class Model:
         return out
 
     def save(self, path: str | Path) -> Path:
-        """Write the artefact directory (created if needed); returns its path."""
+        """Write the artefact directory (created if needed); returns its path.
+
+        Each file is written beside its final name and moved into place (``os.replace``), the fitted objects before
+        the metadata: a server reading the directory while ``nlp train --out`` rewrites it (a retrain into the live
+        model's directory) sees the old files or the new ones, never a half-written one, and the metadata's change
+        — what servers watch (``dispatch.service.load_model``) — comes last.
+        """
         target = Path(path)
         target.mkdir(parents=True, exist_ok=True)
         blob = {
@@ -938,7 +946,7 @@ class Model:
             "confidence": self.confidence,
             "form": self.form,
         }
-        with gzip.open(target / MODEL_FILE, "wb", compresslevel=3) as fh:
+        with _replacing(target / MODEL_FILE) as part, gzip.open(part, "wb", compresslevel=3) as fh:
             pickle.dump(blob, fh, protocol=5)
         (target / LEGACY_MODEL_FILE).unlink(missing_ok=True)  # retrained into an older artefact's directory
         meta = {
@@ -948,8 +956,20 @@ class Model:
             "config": asdict(self.config),
             "feature_blocks": feature_blocks(self.config),
         }
-        (target / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+        with _replacing(target / META_FILE) as part:
+            part.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
         return target
+
+
+@contextmanager
+def _replacing(final: Path) -> Iterator[Path]:
+    """A temporary path beside ``final``, moved over it when the block succeeds (removed when it fails)."""
+    part = final.with_name(f".{final.name}.{os.getpid()}.{threading.get_ident()}.part")
+    try:
+        yield part
+        os.replace(part, final)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def read_fitted(path: Path) -> dict[str, Any]:
