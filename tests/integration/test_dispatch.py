@@ -784,3 +784,124 @@ def test_the_dispatcher_records_its_heartbeat_among_the_jobs(in_background, org,
     assert state["decides"] is True and state["dispatch_model"] == service.model_status()
     assert state["since_start"] == {"dispatched": 1} and state["checks_duplicates"] is background.checks_duplicates()
     assert state["pid"] == os.getpid() and beat["last_finished_at"] is not None
+
+
+# --- retraining from the corrections (cityhub dispatch retrain) ---------------------------------------------------
+
+_BASE_WORDS = {
+    "城乡建设": ["外墙", "脱落", "物业", "电梯", "漏水", "违建", "井盖", "路灯"],
+    "交通运输": ["公交车", "红绿灯", "停车场", "斑马线", "出租车", "地铁站", "违停", "公交站"],
+}
+_FILLER = ["请问", "您好", "小区", "附近", "希望", "尽快", "处理", "反映", "每天"]
+
+
+def _base_csv(path: Path, *, contradictions: int = 0) -> Path:
+    """Synthetic labelled messages of two categories; ``contradictions`` copies of one text with alternating labels
+    (no model can get them all right, so its cross-validated macro F1 stays below 1)."""
+    import random
+
+    rng = random.Random(3)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "title", "content", "created_at", "category"])
+        for label, words in _BASE_WORDS.items():
+            for i in range(30):
+                text = "".join(rng.choice(words) if rng.random() < 0.6 else rng.choice(_FILLER) for _ in range(10))
+                writer.writerow([f"{label}{i}", "", text, "", label])
+        for i in range(contradictions):
+            writer.writerow([f"x{i}", "", "外墙公交车附近反映外墙公交车", "", list(_BASE_WORDS)[i % 2]])
+        writer.writerow(["bad", "", "", "", "城乡建设"])  # no text: reported, not trained on
+    return path
+
+
+def _live_model(directory: Path, base: Path, *, macro_f1: float) -> Path:
+    """A live model trained on ``base``, its CV report saying ``macro_f1`` (what the guard compares with)."""
+    import json
+
+    records, _ = classifier.read_labelled_csv(base)
+    config = classifier.ClassifierConfig(folds=3, char_ngrams=(1, 2), min_df=1)
+    target = Path(classifier.train(records, config=config).save(directory / "live"))
+    meta_path = target / classifier.META_FILE
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["evaluation"]["all"]["macro_f1"] = macro_f1
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    return target
+
+
+def _corrected_orders(s, org) -> None:  # type: ignore[no-untyped-def]
+    redirected = _order(s, "外墙脱落，物业不管", category="城乡建设")
+    orders.act(s, order_id=redirected.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["env"]})
+    orders.act(s, order_id=redirected.id, action="return", actor=DISPATCHER, params={"reason": "非本单位职责"})
+    orders.act(s, order_id=redirected.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["housing"]})
+    recategorised = _order(s, "河涌发黑发臭", category="城乡建设")
+    service.set_category(s, order_id=recategorised.id, category_id=org["cat_env"], actor=DISPATCHER, reason="分类错误")
+    s.commit()
+
+
+def _retrain_cli(*args: str):  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from cityhub.cli import _mount, app
+
+    _mount()
+    return CliRunner().invoke(app, ["dispatch", "retrain", *args])
+
+
+def test_retrain_adds_the_corrections_and_promotes_a_model_that_is_not_worse(app_db, db_session, org, tmp_path):
+    import json
+
+    from cityhub.workorders.models import JobRun
+
+    _corrected_orders(db_session, org)
+    base = _base_csv(tmp_path / "base.csv")
+    live = _live_model(tmp_path, base, macro_f1=0.5)
+    before = classifier.load(live).meta["created_at"]
+
+    result = _retrain_cli("--data", str(base), "--model", str(live), "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["promoted"] is True and out["live_macro_f1"] == 0.5 and out["candidate_macro_f1"] > 0.5
+    # The re-dispatched order (城乡建设) is learned; the re-categorised one (环境保护) names a category the base data
+    # lacks: left out and counted. The base file's row without text is reported.
+    assert out["base_rows"] == 60 and out["corrections"] == 1 and out["corrections_left_out"] == {"环境保护": 1}
+    assert [row["id"] for row in out["skipped_rows"]] == ["bad"]
+    promoted = classifier.load(live)
+    assert promoted.meta["retrained"] == {"base_rows": 60, "corrections": 1}
+    assert promoted.meta["training_data"]["n"] == 61 and promoted.meta["created_at"] >= before
+    assert promoted.predict(["公交车 红绿灯 坏了"])[0].label == "交通运输"
+    with session_scope() as s:
+        run = s.get(JobRun, "classifier-retrain")
+        assert run is not None and run.last_result["promoted"] is True and run.last_result["corrections"] == 1
+
+
+def test_retrain_keeps_a_better_live_model_unless_forced(app_db, db_session, org, tmp_path) -> None:
+    _corrected_orders(db_session, org)
+    base = _base_csv(tmp_path / "base.csv", contradictions=6)
+    live = _live_model(tmp_path, base, macro_f1=1.0)
+    files = {f.name: f.read_bytes() for f in live.iterdir()}
+
+    kept = _retrain_cli("--data", str(base), "--model", str(live), "--tolerance", "0")
+    assert kept.exit_code == 0, kept.output
+    assert "not promoted" in kept.stdout and "< live 1.0000 − tolerance 0.0" in kept.stdout
+    assert {f.name: f.read_bytes() for f in live.iterdir()} == files  # the live model untouched
+    rejected = live.with_name("live.rejected")
+    assert classifier.load(rejected).meta["retrained"]["corrections"] == 1  # the candidate, for inspection
+
+    forced = _retrain_cli("--data", str(base), "--model", str(live), "--tolerance", "0", "--force")
+    assert forced.exit_code == 0 and "promoted into" in forced.stdout and "forced" in forced.stdout
+    assert classifier.load(live).meta["retrained"]["corrections"] == 1
+
+
+def test_retrain_refuses_bad_input_with_one_line(app_db, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("CITYHUB_DISPATCH_MODEL_PATH", raising=False)
+    get_settings.cache_clear()
+    base = _base_csv(tmp_path / "base.csv")
+    no_model = _retrain_cli("--data", str(base))
+    assert no_model.exit_code == 1 and "give --model or set CITYHUB_DISPATCH_MODEL_PATH" in no_model.output
+    missing = _retrain_cli("--data", str(tmp_path / "nope.csv"), "--model", str(tmp_path / "m"))
+    assert missing.exit_code == 1 and "nope.csv" in missing.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / classifier.META_FILE).write_text("{", encoding="utf-8")
+    refused = _retrain_cli("--data", str(base), "--model", str(broken))
+    assert refused.exit_code == 1 and "not a classifier model" in refused.output  # before the minute of training

@@ -1,4 +1,4 @@
-"""``cityhub dispatch …`` — routing rules, suggestions, automatic dispatch of the queue, training export."""
+"""``cityhub dispatch …`` — routing rules, suggestions, automatic dispatch of the queue, training export, retraining."""
 
 from __future__ import annotations
 
@@ -243,3 +243,58 @@ def export_training(
         f"corrected orders {result['corrected']}: written {result['written']}, "
         f"skipped {result['skipped']} (no category, merged or cancelled) → {out}"
     )
+
+
+@app.command("retrain")
+def retrain(
+    data: Annotated[
+        list[Path], typer.Option("--data", help="Base labelled orders CSV (id,title,content,created_at,category).")
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="The live model's directory (default: CITYHUB_DISPATCH_MODEL_PATH)."),
+    ] = None,
+    tolerance: Annotated[
+        float,
+        typer.Option("--tolerance", help="Promote when the candidate's CV macro F1 ≥ the live model's minus this."),
+    ] = 0.01,
+    force: Annotated[bool, typer.Option("--force", help="Promote without comparing with the live model.")] = False,
+    cv: Annotated[int, typer.Option("--cv", min=2, help="Folds of the grouped CV (stacking and the guard).")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+) -> None:
+    """Retrain the classifier on the base data plus the orders dispatchers corrected; promote it into the live
+    model's directory only if it is not worse (servers switch without a pause)."""
+    from cityhub import jobs
+    from cityhub.config import get_settings
+    from cityhub.db import utcnow
+    from cityhub.dispatch import service
+    from cityhub.dispatch.retrain import JOB_NAME
+    from cityhub.dispatch.retrain import retrain as run_retrain
+
+    target = model or get_settings().dispatch_model_path
+    if not target:
+        raise _fail("no model directory: give --model or set CITYHUB_DISPATCH_MODEL_PATH")
+    started = utcnow()
+    try:
+        with session_scope() as session:
+            corrections = service.training_records(session)
+        result = run_retrain(
+            base=data, corrections=corrections, model_dir=Path(target), tolerance=tolerance, force=force, folds=cv
+        )
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    with session_scope() as session:
+        summary = {k: v for k, v in result.as_dict().items() if k != "skipped_rows"}
+        jobs.record(session, JOB_NAME, started=started, result={**summary, "skipped_rows": len(result.skipped_rows)})
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        return
+    for row in result.skipped_rows:
+        typer.echo(f"skipped {row['file']}: row {row['row']} (id {row['id']}): {row['reason']}", err=True)
+    typer.echo(
+        f"trained on {result.base_rows} base rows + {result.corrections} corrected orders "
+        f"in {result.training_seconds} s"
+    )
+    for category, n in sorted(result.corrections_left_out.items()):
+        typer.echo(f"left out: {n} corrected orders of category {category}, which the base data does not have")
+    typer.echo(("promoted into " if result.promoted else "not promoted: ") + f"{result.model} ({result.reason})")

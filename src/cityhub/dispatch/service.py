@@ -971,37 +971,55 @@ def corrections(session: Session) -> Iterator[Correction]:
     yield from flush()
 
 
+def training_rows(session: Session) -> tuple[list[list[str]], dict[str, int]]:
+    """The corrected orders as rows of ``TRAINING_COLUMNS`` (category = first level), and how many were corrected,
+    written and skipped (no category, merged or cancelled)."""
+    found = list(corrections(session))
+    rows: list[list[str]] = []
+    skipped = 0
+    by_order = {c.order_id: c for c in found}
+    for chunk in _chunks(list(by_order), 500):
+        for order in session.scalars(select(Order).where(Order.id.in_(chunk)).order_by(Order.id)):
+            c = by_order[order.id]
+            if order.category is None or order.state in (State.MERGED, State.CANCELLED):
+                skipped += 1
+                continue
+            unit = order.lead_unit
+            rows.append(
+                [
+                    order.number,
+                    order.title,
+                    order.content,
+                    order.created_at.isoformat(timespec="seconds"),
+                    order.category.path.split("/")[0],
+                    order.category.path,
+                    unit.code if unit else "",
+                    unit.name if unit else "",
+                    ";".join(k for k, v in (("unit", c.unit), ("category", c.category)) if v),
+                ]
+            )
+    return rows, {"corrected": len(found), "written": len(rows), "skipped": skipped}
+
+
 def export_training(session: Session, *, out: Path) -> dict[str, int]:
     """Write corrected orders as a labelled CSV that ``cityhub nlp train`` reads (category = first level)."""
-    found = list(corrections(session))
-    written = skipped = 0
+    rows, counts = training_rows(session)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(TRAINING_COLUMNS)
-        by_order = {c.order_id: c for c in found}
-        for chunk in _chunks(list(by_order), 500):
-            for order in session.scalars(select(Order).where(Order.id.in_(chunk)).order_by(Order.id)):
-                c = by_order[order.id]
-                if order.category is None or order.state in (State.MERGED, State.CANCELLED):
-                    skipped += 1
-                    continue
-                unit = order.lead_unit
-                writer.writerow(
-                    [
-                        order.number,
-                        order.title,
-                        order.content,
-                        order.created_at.isoformat(timespec="seconds"),
-                        order.category.path.split("/")[0],
-                        order.category.path,
-                        unit.code if unit else "",
-                        unit.name if unit else "",
-                        ";".join(k for k, v in (("unit", c.unit), ("category", c.category)) if v),
-                    ]
-                )
-                written += 1
-    return {"corrected": len(found), "written": written, "skipped": skipped}
+        writer.writerows(rows)
+    return counts
+
+
+def training_records(session: Session) -> list[Any]:
+    """The corrected orders as labelled training messages (``classifier.LabelledOrder``, source "corrections")."""
+    from cityhub.nlp.classifier import LabelledOrder
+
+    rows, _ = training_rows(session)
+    return [
+        LabelledOrder(id=row[0], title=row[1], content=row[2], category=row[4], source="corrections") for row in rows
+    ]
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:

@@ -1,0 +1,129 @@
+"""Retraining the dispatch classifier from the district's corrections, guarded (`cityhub dispatch retrain`).
+
+The loop the dispatchers close by hand otherwise (``dispatch export-training``, then ``nlp train`` over the base data
+and the export, into the live model's directory) in one step, with a guard before anything is replaced:
+
+1. training rows: the base labelled CSVs (the data the live model was trained on, or newer) plus every order a
+   person corrected (``service.training_records``: returned and re-dispatched elsewhere, transferred,
+   re-categorised), labelled with the first level of the category it ended with. A corrected order whose category
+   is not among the base data's categories is left out and counted: one example cannot teach a new class.
+2. a candidate trained like ``nlp train`` does, with its grouped cross-validation report.
+3. the guard: the candidate replaces the live model only if its cross-validated macro F1 is at least the live
+   model's (from the live artefact's own report) minus ``tolerance``; ``force`` skips the comparison. A candidate
+   that fails is written beside the live directory (``<dir>.rejected``) for inspection, and the live model stays.
+4. promotion writes into the live directory (files moved into place, see ``Model.save``); every server process
+   switches to it without a pause (``service.load_model``).
+
+Training takes about a minute of CPU for ten thousand messages: run it from cron or by hand on the worker host, not
+inside a server process. Each run is recorded among the jobs (``job_runs`` row ``classifier-retrain``), so the
+status page and ``/healthz`` show when the model was last retrained and whether it was promoted.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cityhub.errors import ValidationFailed
+from cityhub.nlp import classifier
+
+JOB_NAME = "classifier-retrain"
+GUARD_PART = "all"  # the part of the CV report compared: every training message
+
+
+@dataclass
+class RetrainResult:
+    model: str
+    promoted: bool
+    reason: str
+    base_rows: int
+    corrections: int
+    corrections_left_out: dict[str, int] = field(default_factory=dict)  # category → orders
+    candidate_macro_f1: float | None = None
+    live_macro_f1: float | None = None
+    training_seconds: float = 0.0
+    skipped_rows: list[dict[str, Any]] = field(default_factory=list)  # rejected rows of the base CSVs
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _macro_f1(meta: dict[str, Any]) -> float | None:
+    part = (meta.get("evaluation") or {}).get(GUARD_PART)
+    return float(part["macro_f1"]) if isinstance(part, dict) and "macro_f1" in part else None
+
+
+def retrain(
+    *,
+    base: Sequence[str | Path],
+    corrections: Sequence[classifier.LabelledOrder],
+    model_dir: str | Path,
+    tolerance: float = 0.01,
+    force: bool = False,
+    folds: int = 3,
+) -> RetrainResult:
+    """Train a candidate on ``base`` + ``corrections`` and promote it into ``model_dir`` if it passes the guard."""
+    if not base:
+        raise ValidationFailed("retraining needs the base labelled data (--data FILE)", details={"field": "data"})
+    if not 0 <= tolerance <= 1:
+        raise ValidationFailed(f"tolerance {tolerance} is not between 0 and 1", details={"field": "tolerance"})
+    target = Path(model_dir)
+    records: list[classifier.LabelledOrder] = []
+    reports = []
+    skipped: list[dict[str, Any]] = []
+    for path in base:
+        rows, report = classifier.read_labelled_csv(path)
+        records += rows
+        reports.append(report)
+        skipped += [{"file": str(path), **row} for row in report.skipped]
+    known = {r.category for r in records}
+    usable = [c for c in corrections if c.category in known]
+    left_out = Counter(c.category for c in corrections if c.category not in known)
+
+    live_meta: dict[str, Any] | None = None
+    if (target / classifier.META_FILE).is_file():
+        live_meta = classifier.load(target).meta  # refuses a broken live artefact before the minute of training
+
+    started = time.perf_counter()
+    candidate = classifier.train(
+        records + usable, config=classifier.ClassifierConfig(folds=folds), sources=reports, evaluate_cv=True
+    )
+    result = RetrainResult(
+        model=str(target),
+        promoted=False,
+        reason="",
+        base_rows=len(records),
+        corrections=len(usable),
+        corrections_left_out=dict(left_out),
+        candidate_macro_f1=_macro_f1(candidate.meta),
+        live_macro_f1=_macro_f1(live_meta) if live_meta is not None else None,
+        training_seconds=round(time.perf_counter() - started, 1),
+        skipped_rows=skipped,
+    )
+    candidate.meta["retrained"] = {"base_rows": len(records), "corrections": len(usable)}
+    new, old = result.candidate_macro_f1, result.live_macro_f1
+    if live_meta is None:
+        result.promoted, result.reason = True, "no live model yet"
+    elif force:
+        result.promoted, result.reason = True, "forced (the guard was skipped)"
+    elif old is None:
+        result.promoted, result.reason = True, "the live model has no cross-validation report to compare with"
+    elif new is not None and new >= old - tolerance:
+        result.promoted = True
+        result.reason = f"macro F1 {new:.4f} ≥ live {old:.4f} − tolerance {tolerance}"
+    else:
+        rejected = target.with_name(target.name + ".rejected")
+        result.reason = (
+            f"kept the live model: candidate macro F1 {new if new is None else f'{new:.4f}'} < live {old:.4f} − "
+            f"tolerance {tolerance}; the candidate is in {rejected}"
+        )
+        shutil.rmtree(rejected, ignore_errors=True)
+        candidate.save(rejected)
+        return result
+    candidate.save(target)
+    return result
