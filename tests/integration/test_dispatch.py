@@ -868,6 +868,7 @@ def test_retrain_adds_the_corrections_and_promotes_a_model_that_is_not_worse(app
     promoted = classifier.load(live)
     assert promoted.meta["retrained"] == {"base_rows": 60, "corrections": 1}
     assert promoted.meta["training_data"]["n"] == 61 and promoted.meta["created_at"] >= before
+    assert promoted.config.char_ngrams == (1, 2) and promoted.config.min_df == 1  # the live model's configuration
     assert promoted.predict(["公交车 红绿灯 坏了"])[0].label == "交通运输"
     with session_scope() as s:
         run = s.get(JobRun, "classifier-retrain")

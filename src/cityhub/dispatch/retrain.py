@@ -7,7 +7,8 @@ and the export, into the live model's directory) in one step, with a guard befor
    person corrected (``service.training_records``: returned and re-dispatched elsewhere, transferred,
    re-categorised), labelled with the first level of the category it ended with. A corrected order whose category
    is not among the base data's categories is left out and counted: one example cannot teach a new class.
-2. a candidate trained like ``nlp train`` does, with its grouped cross-validation report.
+2. a candidate trained like ``nlp train`` does, with the live model's configuration (feature blocks, members,
+   encoder; the default one when there is no live model yet) and its grouped cross-validation report.
 3. the guard: the candidate replaces the live model only if its cross-validated macro F1 is at least the live
    model's (from the live artefact's own report) minus ``tolerance``; ``force`` skips the comparison. A candidate
    that fails is written beside the live directory (``<dir>.rejected``) for inspection, and the live model stays.
@@ -25,7 +26,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +86,20 @@ def retrain(
     usable = [c for c in corrections if c.category in known]
     left_out = Counter(c.category for c in corrections if c.category not in known)
 
-    live_meta: dict[str, Any] | None = None
+    live = None
     if (target / classifier.META_FILE).is_file():
-        live_meta = classifier.load(target).meta  # refuses a broken live artefact before the minute of training
+        live = classifier.load(target)  # refuses a broken live artefact before the minute of training
+    live_meta = live.meta if live is not None else None
+    # The live model's configuration (feature blocks, members, encoder) is kept: only the data changes.
+    config = replace(live.config, folds=folds) if live is not None else classifier.ClassifierConfig(folds=folds)
 
     started = time.perf_counter()
     candidate = classifier.train(
-        records + usable, config=classifier.ClassifierConfig(folds=folds), sources=reports, evaluate_cv=True
+        records + usable,
+        config=config,
+        sources=reports,
+        evaluate_cv=True,
+        encoder=live.encoder if live is not None else None,
     )
     result = RetrainResult(
         model=str(target),
