@@ -123,6 +123,10 @@ def test_anonymous_users_see_the_status_page_and_are_sent_to_login(org) -> None:
     home = client.get("/")
     assert home.status_code == 200 and "cityhub 城市运行一网统管" in home.text and 'href="/login"' in home.text
     assert "镇街" in home.text  # unit tiers labelled through the zh-CN catalogue (the old main.LABELS)
+    from cityhub.jobs import run_job
+
+    run_job("sla-sweep")
+    assert '<td title="sla-sweep">时限巡检（预警、超期）</td>' in client.get("/").text  # job runs by their names
     for path in ("/orders", "/intake", "/queue", "/dashboard", f"/orders/{_order().id}"):
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].startswith("/login?next=%2F"), path
@@ -579,6 +583,11 @@ def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> N
     ):
         for member in enum:
             assert f"{kind}.{member.value}" in zh, f"{kind}.{member.value}"
+    from cityhub.dispatch import background, retrain
+    from cityhub.jobs import JOBS
+
+    for job in (*JOBS, background.JOB_NAME, retrain.JOB_NAME):  # the status page names every job run
+        assert f"job.{job}" in zh, job
     t = i18n.Translator("en")
     assert t("intake.created", number="BY1") == "Received: order BY1."
     assert i18n.Translator("zh-CN")("no.such.key") == "no.such.key"
