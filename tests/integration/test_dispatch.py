@@ -287,14 +287,20 @@ def test_queue_rules_and_thresholds_over_the_api(client) -> None:
     assert client.get(f"/api/v1/dispatch/rules/{rule['id']}").status_code == 404
 
 
-def test_training_export_picks_orders_a_dispatcher_corrected(db_session, org, tmp_path: Path) -> None:
-    s = db_session
-    redirected = _order(s, "外墙脱落", category="城乡建设")
+def _corrected_orders(s, org):  # type: ignore[no-untyped-def]
+    """Two orders a dispatcher corrected: one returned and re-dispatched elsewhere, one re-categorised."""
+    redirected = _order(s, "外墙脱落，物业不管", category="城乡建设")
     orders.act(s, order_id=redirected.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["env"]})
     orders.act(s, order_id=redirected.id, action="return", actor=DISPATCHER, params={"reason": "非本单位职责"})
     orders.act(s, order_id=redirected.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["housing"]})
     recategorised = _order(s, "河涌发黑发臭", category="城乡建设")
     service.set_category(s, order_id=recategorised.id, category_id=org["cat_env"], actor=DISPATCHER, reason="分类错误")
+    return redirected, recategorised
+
+
+def test_training_export_picks_orders_a_dispatcher_corrected(db_session, org, tmp_path: Path) -> None:
+    s = db_session
+    redirected, recategorised = _corrected_orders(s, org)
     untouched = _order(s, "停水", category="城乡建设")
     orders.act(s, order_id=untouched.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["water"]})
     same_again = _order(s, "路灯坏了", category="城乡建设")
@@ -828,16 +834,6 @@ def _live_model(directory: Path, base: Path, *, macro_f1: float) -> Path:
     return target
 
 
-def _corrected_orders(s, org) -> None:  # type: ignore[no-untyped-def]
-    redirected = _order(s, "外墙脱落，物业不管", category="城乡建设")
-    orders.act(s, order_id=redirected.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["env"]})
-    orders.act(s, order_id=redirected.id, action="return", actor=DISPATCHER, params={"reason": "非本单位职责"})
-    orders.act(s, order_id=redirected.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["housing"]})
-    recategorised = _order(s, "河涌发黑发臭", category="城乡建设")
-    service.set_category(s, order_id=recategorised.id, category_id=org["cat_env"], actor=DISPATCHER, reason="分类错误")
-    s.commit()
-
-
 def _retrain_cli(*args: str):  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
@@ -853,6 +849,7 @@ def test_retrain_adds_the_corrections_and_promotes_a_model_that_is_not_worse(app
     from cityhub.workorders.models import JobRun
 
     _corrected_orders(db_session, org)
+    db_session.commit()
     base = _base_csv(tmp_path / "base.csv")
     live = _live_model(tmp_path, base, macro_f1=0.5)
     before = classifier.load(live).meta["created_at"]
@@ -877,6 +874,7 @@ def test_retrain_adds_the_corrections_and_promotes_a_model_that_is_not_worse(app
 
 def test_retrain_keeps_a_better_live_model_unless_forced(app_db, db_session, org, tmp_path) -> None:
     _corrected_orders(db_session, org)
+    db_session.commit()
     base = _base_csv(tmp_path / "base.csv", contradictions=6)
     live = _live_model(tmp_path, base, macro_f1=1.0)
     files = {f.name: f.read_bytes() for f in live.iterdir()}
