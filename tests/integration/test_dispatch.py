@@ -889,6 +889,7 @@ def test_retrain_keeps_a_better_live_model_unless_forced(app_db, db_session, org
     forced = _retrain_cli("--data", str(base), "--model", str(live), "--tolerance", "0", "--force")
     assert forced.exit_code == 0 and "promoted into" in forced.stdout and "forced" in forced.stdout
     assert classifier.load(live).meta["retrained"]["corrections"] == 1
+    assert not rejected.exists()  # the earlier rejected candidate is gone with the promotion
 
 
 def test_retrain_refuses_bad_input_with_one_line(app_db, tmp_path, monkeypatch) -> None:

@@ -115,6 +115,7 @@ def retrain(
     )
     candidate.meta["retrained"] = {"base_rows": len(records), "corrections": len(usable)}
     new, old = result.candidate_macro_f1, result.live_macro_f1
+    rejected = target.with_name(target.name + ".rejected")
     if live_meta is None:
         result.promoted, result.reason = True, "no live model yet"
     elif force:
@@ -125,7 +126,6 @@ def retrain(
         result.promoted = True
         result.reason = f"macro F1 {new:.4f} ≥ live {old:.4f} − tolerance {tolerance}"
     else:
-        rejected = target.with_name(target.name + ".rejected")
         result.reason = (
             f"kept the live model: candidate macro F1 {new if new is None else f'{new:.4f}'} < live {old:.4f} − "
             f"tolerance {tolerance}; the candidate is in {rejected}"
@@ -134,4 +134,5 @@ def retrain(
         candidate.save(rejected)
         return result
     candidate.save(target)
+    shutil.rmtree(rejected, ignore_errors=True)  # an earlier run's rejected candidate is not news any more
     return result
