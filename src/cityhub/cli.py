@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cityhub.clitools import fail
-from cityhub.config import log_level
+from cityhub.config import configure_logging, log_level
 from cityhub.errors import CityhubError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="cityhub — unified city operations.")
@@ -174,9 +173,7 @@ def worker(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in ("cityhub", "alembic.runtime.migration", "uvicorn"):
-        logging.getLogger(name).setLevel(log_level())
+    configure_logging()
     _mount()
     try:
         app()

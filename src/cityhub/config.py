@@ -212,6 +212,14 @@ def log_level() -> str:
         return "INFO"
 
 
+def configure_logging() -> None:
+    """One log format and level for every cityhub process: the CLI, each server process ``cityhub serve`` starts
+    and the dispatcher's process (a process started with ``spawn`` has no logging set up of its own)."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("cityhub", "alembic.runtime.migration", "uvicorn"):
+        logging.getLogger(name).setLevel(log_level())
+
+
 # --------------------------------------------------------------------------------------------- registry
 # Every settings class of the application, wherever it lives: `cityhub config show` reads them all, and
 # `cityhub config reference` writes docs/configuration.md from their fields (a test finds every BaseSettings

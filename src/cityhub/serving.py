@@ -58,9 +58,11 @@ def stop_when_orphaned(supervisor: int) -> None:
 def _run_worker(host: str, port: int, supervisor: int) -> None:
     import uvicorn
 
-    stop_when_orphaned(supervisor)
-    from cityhub.config import log_level
+    from cityhub.config import configure_logging, log_level
 
+    configure_logging()
+    stop_when_orphaned(supervisor)
+    log.info("server process %s serving on %s:%s", os.getpid(), host, port)
     config = uvicorn.Config("cityhub.main:create_app", factory=True, log_level=log_level().lower())
     server = uvicorn.Server(config)
     server.run(sockets=[listening_socket(host, port)])

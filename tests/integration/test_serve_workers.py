@@ -62,7 +62,7 @@ def server(tmp_path):
 
     try:
         wait_until(up)
-        yield proc, port, base
+        yield proc, port, base, tmp_path / "serve.log"
     except AssertionError:
         print((tmp_path / "serve.log").read_text())
         raise
@@ -76,7 +76,7 @@ def server(tmp_path):
 
 
 def test_connections_spread_over_both_processes_and_a_dead_one_is_replaced(server):
-    proc, port, base = server
+    proc, port, base, _log = server
     parent = psutil.Process(proc.pid)
     wait_until(lambda: len(_children(parent)) == 2)
 
@@ -102,7 +102,7 @@ def test_connections_spread_over_both_processes_and_a_dead_one_is_replaced(serve
 
 
 def test_server_processes_stop_when_the_supervisor_is_killed(server):
-    proc, _port, _base = server
+    proc, _port, _base, _log = server
     parent = psutil.Process(proc.pid)
     wait_until(lambda: len(_children(parent)) == 2)
     children = _children(parent)
@@ -112,10 +112,25 @@ def test_server_processes_stop_when_the_supervisor_is_killed(server):
 
 
 def test_sigterm_stops_every_process(server):
-    proc, _port, _base = server
+    proc, _port, _base, _log = server
     parent = psutil.Process(proc.pid)
     wait_until(lambda: len(_children(parent)) == 2)
     children = _children(parent)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     wait_until(lambda: not any(_alive(c) for c in children), timeout=30)
+
+
+def test_each_server_process_logs_with_the_cli_format_and_level(server):
+    """Server processes start with ``spawn``: without their own logging set-up cityhub's INFO lines (job results, a
+    reloaded classifier) were dropped and its warnings printed bare."""
+    proc, _port, _base, log_file = server
+    parent = psutil.Process(proc.pid)
+    wait_until(lambda: len(_children(parent)) == 2)
+    pids = {c.pid for c in _children(parent)}
+
+    def started() -> set[int]:
+        lines = [ln for ln in log_file.read_text().splitlines() if " INFO cityhub.serving: server process " in ln]
+        return {int(ln.split("server process ")[1].split()[0]) for ln in lines}
+
+    wait_until(lambda: pids <= started())

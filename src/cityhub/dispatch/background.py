@@ -339,12 +339,11 @@ def start_thread() -> tuple[threading.Thread, threading.Event]:
 
 def process_main(supervisor: int) -> None:
     """Entry point of the dispatcher process ``cityhub serve`` starts (see :mod:`cityhub.serving`)."""
-    from cityhub.config import log_level
+    from cityhub.config import configure_logging
     from cityhub.dispatch.service import warm_up
     from cityhub.serving import stop_when_orphaned
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("cityhub").setLevel(log_level())
+    configure_logging()
     os.nice(NICE)
     # As in the server processes: a thread holding SQLite's write lock gets the interpreter back sooner.
     sys.setswitchinterval(get_settings().server_switch_interval_ms / 1000)
