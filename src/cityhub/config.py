@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -35,7 +35,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the database: SQLite (embedded, a file) or PostgreSQL (production), "
         "e.g. postgresql://user:password@host:5432/cityhub.",
     )
-    environment: str = Field(
+    environment: Literal["demo", "development", "production"] = Field(
         "demo",
         description="One of demo, development, production. Production refuses the demo secret key; only demo "
         "seeds the demo district with its known passwords.",
@@ -316,6 +316,8 @@ def _type_name(annotation: Any) -> str:
         return " | ".join(_type_name(arg) for arg in get_args(annotation))
     if annotation is type(None):
         return "None"
+    if get_origin(annotation) is Literal:
+        return " / ".join(str(arg) for arg in get_args(annotation))
     return str(getattr(annotation, "__name__", annotation))
 
 

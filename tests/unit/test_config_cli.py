@@ -212,6 +212,8 @@ def test_show_json_lists_every_variable_of_the_reference(clean_env) -> None:
         ("CITYHUB_LOG_LEVEL", "loud", "unknown log level 'loud'"),
         ("CITYHUB_NOTIFY_BATCH_SIZE", "0", "greater than or equal to 1"),
         ("CITYHUB_DEDUPE_AUTO_MERGE", "perhaps", "valid boolean"),
+        # a typo must not quietly switch off production's checks
+        ("CITYHUB_ENVIRONMENT", "prod", "Input should be 'demo', 'development' or 'production'"),
     ],
 )
 def test_an_invalid_value_fails_with_one_line_naming_it(clean_env, monkeypatch, env, value, problem) -> None:
