@@ -905,3 +905,8 @@ def test_retrain_refuses_bad_input_with_one_line(app_db, tmp_path, monkeypatch) 
     (broken / classifier.META_FILE).write_text("{", encoding="utf-8")
     refused = _retrain_cli("--data", str(base), "--model", str(broken))
     assert refused.exit_code == 1 and "not a classifier model" in refused.output  # before the minute of training
+    no_encoder = _retrain_cli("--data", str(base), "--model", str(tmp_path / "m"), "--embed-cache", str(tmp_path / "c"))
+    assert no_encoder.exit_code == 1 and "--embed-cache applies to a live model with a sentence encoder" in (
+        no_encoder.output
+    )
+    assert len(no_encoder.output.strip().splitlines()) == 1 and not (tmp_path / "m").exists()

@@ -138,6 +138,38 @@ def test_cached_encoder_embeds_each_text_once(tmp_path: Path) -> None:
     assert again.encode([]).shape == (0, 64)
 
 
+class CountingBigramEncoder(BigramEncoder):
+    """Counts the texts embedded over every instance: a retraining loads its own encoder instance."""
+
+    name = "bigram-counting-test"
+    embedded = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        CountingBigramEncoder.embedded += len(texts)
+        return super().encode(texts)
+
+
+def test_retraining_an_encoder_model_with_embed_cache_embeds_only_new_texts(tmp_path: Path) -> None:
+    from cityhub.dispatch.retrain import retrain
+
+    encoder.register_encoder(CountingBigramEncoder.name, CountingBigramEncoder)
+    try:
+        records = _records()
+        base = _write_csv(tmp_path / "base.csv", records)
+        cfg = ClassifierConfig(folds=3, char_ngrams=(1, 2), min_df=1, encoder=CountingBigramEncoder.name)
+        classifier.train(records, config=cfg, evaluate_cv=False, encoder=CountingBigramEncoder()).save(tmp_path / "m")
+        cache = tmp_path / "cache"
+        CountingBigramEncoder.embedded = 0
+        first = retrain(base=[base], corrections=[], model_dir=tmp_path / "m", force=True, embed_cache=cache)
+        assert first.promoted and CountingBigramEncoder.embedded > 0 and any(cache.iterdir())
+        CountingBigramEncoder.embedded = 0
+        again = retrain(base=[base], corrections=[], model_dir=tmp_path / "m", force=True, embed_cache=cache)
+        assert again.promoted and CountingBigramEncoder.embedded == 0  # every text came from the cache
+        assert classifier.load(tmp_path / "m").meta["encoder"]["name"] == CountingBigramEncoder.name
+    finally:
+        encoder.unregister_encoder(CountingBigramEncoder.name)
+
+
 def test_state_dict_reader_refuses_code(tmp_path: Path) -> None:
     class Evil:
         def __reduce__(self) -> Any:

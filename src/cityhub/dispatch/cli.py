@@ -260,6 +260,13 @@ def retrain(
     ] = 0.01,
     force: Annotated[bool, typer.Option("--force", help="Promote without comparing with the live model.")] = False,
     cv: Annotated[int, typer.Option("--cv", min=2, help="Folds of the grouped CV (stacking and the guard).")] = 3,
+    embed_cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--embed-cache",
+            help="Embedding cache directory, for a live model with a sentence encoder: only new texts are embedded.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
 ) -> None:
     """Retrain the classifier on the base data plus the orders dispatchers corrected; promote it into the live
@@ -279,7 +286,13 @@ def retrain(
         with session_scope() as session:
             corrections = service.training_records(session)
         result = run_retrain(
-            base=data, corrections=corrections, model_dir=Path(target), tolerance=tolerance, force=force, folds=cv
+            base=data,
+            corrections=corrections,
+            model_dir=Path(target),
+            tolerance=tolerance,
+            force=force,
+            folds=cv,
+            embed_cache=embed_cache,
         )
     except CityhubError as exc:
         raise _fail(exc.message) from None

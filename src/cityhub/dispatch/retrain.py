@@ -67,6 +67,7 @@ def retrain(
     tolerance: float = 0.01,
     force: bool = False,
     folds: int = 3,
+    embed_cache: str | Path | None = None,
 ) -> RetrainResult:
     """Train a candidate on ``base`` + ``corrections`` and promote it into ``model_dir`` if it passes the guard."""
     if not base:
@@ -92,6 +93,17 @@ def retrain(
     live_meta = live.meta if live is not None else None
     # The live model's configuration (feature blocks, members, encoder) is kept: only the data changes.
     config = replace(live.config, folds=folds) if live is not None else classifier.ClassifierConfig(folds=folds)
+    text_encoder = live.encoder if live is not None else None
+    if embed_cache is not None:
+        if text_encoder is None:
+            raise ValidationFailed(
+                "--embed-cache applies to a live model with a sentence encoder (trained with --encoder); "
+                f"{target} has none",
+                details={"field": "embed_cache"},
+            )
+        from cityhub.nlp.encoder import CachedEncoder
+
+        text_encoder = CachedEncoder(text_encoder, embed_cache)
 
     started = time.perf_counter()
     candidate = classifier.train(
@@ -99,7 +111,7 @@ def retrain(
         config=config,
         sources=reports,
         evaluate_cv=True,
-        encoder=live.encoder if live is not None else None,
+        encoder=text_encoder,
     )
     result = RetrainResult(
         model=str(target),
