@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -164,9 +165,21 @@ def worker(
         if background.enabled():
             background.run_once(limit=None)
         return
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def stopping(signum: int, _frame: object) -> None:
+        # The job running now finishes (an outbox message being sent is not left to wait out its lease).
+        logging.getLogger("cityhub.worker").info("worker stopping (%s)", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, stopping)
+    signal.signal(signal.SIGINT, stopping)
     dispatcher = background.start_thread()[1] if background.enabled() else None
     try:
-        jobs.run_worker()
+        jobs.run_worker(stop=stop)
     finally:
         if dispatcher is not None:
             dispatcher.set()

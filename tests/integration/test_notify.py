@@ -618,3 +618,19 @@ def test_outbox_delivery_across_a_killed_and_restarted_worker(db_url, db_engine,
     for request in receiver.requests:
         _assert_signed(request, secret)
     assert db_session.scalar(select(func.count()).select_from(OutboxMessage)) == 6
+
+
+def test_sigterm_stops_the_worker_after_its_current_job(db_url, tmp_path):
+    """Under systemd a stop is SIGTERM: the worker finishes the job in hand and exits 0, instead of dying mid-send
+    and leaving its claimed messages to wait out their lease."""
+    log = tmp_path / "worker.log"
+    worker = _start_worker(db_url, log)
+    try:
+        _wait_for(lambda: "worker started" in log.read_text(errors="replace"), 60, "the worker to start", log)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0, log.read_text(errors="replace")[-3000:]
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+    assert "worker stopping (SIGTERM)" in log.read_text(errors="replace")
