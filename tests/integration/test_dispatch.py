@@ -492,6 +492,20 @@ def test_a_retrained_model_loads_beside_the_one_that_keeps_deciding(fresh_models
     _join_reloads()
     assert len(loads) == 2 and service.load_model() not in (first, second) and service.model_status() == "loaded"
 
+    # A process that makes no decision (a quiet server asked by /healthz) still switches: asking starts the load.
+    gate = threading.Event()
+
+    def gated_read(p: str):  # type: ignore[no-untyped-def]
+        assert gate.wait(10)
+        return counted_read(p)
+
+    fresh_models.setattr(service, "_read_model", gated_read)
+    _retrain(tmp_path, seed=4)
+    assert service.model_status() == "reloading" and len(service._loading) == 1
+    gate.set()
+    _join_reloads()
+    assert service.model_status() == "loaded" and len(loads) == 3
+
 
 def test_another_model_directory_is_loaded_at_once(fresh_models, tmp_path) -> None:
     one = train_classifier(tmp_path / "one", seed=1)

@@ -150,7 +150,8 @@ def model_status() -> str:
     """This process's dispatch classifier, for /healthz: "off" (none configured), "missing" (configured, not
     there), "loaded", "not loaded" (`cityhub serve` loads it in the background at start, else the first decision
     does), "reloading" (the artefact was retrained: the previous model decides while the new one loads) or
-    "reload failed" (the previous model still decides; the new artefact is tried again a minute later)."""
+    "reload failed" (the previous model still decides; the new artefact is tried again a minute later). Asking
+    starts the load of a retrained artefact, as a decision would."""
     try:
         key = _model_key()
     except ValidationFailed:
@@ -161,7 +162,16 @@ def model_status() -> str:
         return "loaded"
     if not any(directory == key[0] for directory, _ in _models):
         return "not loaded"
-    return "reload failed" if key in _failed else "reloading"
+    # Retrained: the new artefact starts loading now, in a thread, not only at this process's next decision — so a
+    # process that decides rarely does not report "reloading" for hours.
+    try:
+        load_model()
+    except ValidationFailed:
+        return "missing"
+    with _lock:
+        if key in _models:
+            return "loaded"
+        return "reload failed" if key in _failed and key not in _loading else "reloading"
 
 
 def warm_up() -> None:
