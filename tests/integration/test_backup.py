@@ -60,3 +60,17 @@ def test_cli_backup_and_bad_targets(app_db, db_backend, tmp_path):
     assert (tmp_path / "cli.copy").stat().st_size > 0
     with pytest.raises(ValidationFailed):
         backup(tmp_path / "x.db", url="sqlite:///:memory:")
+
+
+def test_a_failed_pg_dump_is_one_clear_error_and_leaves_no_file(app_db, db_backend, tmp_path):
+    if db_backend != "postgresql":
+        pytest.skip("pg_dump")
+    from sqlalchemy.engine import make_url
+
+    from cityhub.config import get_settings
+
+    url = make_url(get_settings().database_url).set(database="no_such_cityhub_db")
+    target = tmp_path / "copy.dump"
+    with pytest.raises(ValidationFailed, match=r"pg_dump failed, nothing written to .*no_such_cityhub_db"):
+        backup(target, url=url.render_as_string(hide_password=False))
+    assert not target.exists() and not target.with_suffix(".dump.partial").exists()
