@@ -77,7 +77,7 @@ def status_summary() -> dict[str, Any]:
         jobs = session.execute(select(JobRun)).scalars().all()
         return {
             "version": __version__,
-            "revision": migrate.current(),
+            "revision": migrate.revision(session.connection()),  # over the session's connection, not a new one
             "units": {str(k.value): v for k, v in units.items()},
             "orders": {str(k.value): v for k, v in by_state.items()},
             "orders_total": sum(by_state.values()),

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
 
 from cityhub.config import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -26,15 +30,21 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
 
 
 def current(url: str | None = None) -> str | None:
-    from sqlalchemy import inspect, text
-
+    """The Alembic revision of the database at ``url`` (default: the configured one), over a connection of its own."""
     from cityhub.db import make_engine
 
     engine = make_engine(url or get_settings().database_url)
     try:
         with engine.connect() as conn:
-            if not inspect(conn).has_table("alembic_version"):
-                return None
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return revision(conn)
     finally:
         engine.dispose()
+
+
+def revision(conn: Connection) -> str | None:
+    """The Alembic revision of the database ``conn`` is connected to; None before the first migration."""
+    from sqlalchemy import inspect, text
+
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()

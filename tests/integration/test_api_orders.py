@@ -110,6 +110,20 @@ def test_search_filters(client):
     assert len(one["items"]) == 1 and one["has_more"] is True
 
 
+def test_healthz_reads_the_revision_over_its_own_session(client, monkeypatch):
+    """A health probe every few seconds must not open (and throw away) a database connection of its own each time."""
+    from cityhub import db, migrate
+
+    expected = migrate.current()
+    assert expected is not None
+
+    def no_new_engine(*args, **kwargs):
+        raise AssertionError("healthz opened an engine of its own")
+
+    monkeypatch.setattr(db, "make_engine", no_new_engine)
+    assert client.get("/healthz").json()["revision"] == expected
+
+
 def test_healthz_counts_orders_once_for_a_while(client, monkeypatch):
     from cityhub.config import get_settings
 
