@@ -26,7 +26,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-RESTART_PAUSE_S = 1.0  # between the unexpected end of a process and its replacement
+RESTART_PAUSE_S = 1.0  # between the unexpected end of a process and its replacement …
+RESTART_PAUSE_MAX_S = 30.0  # … doubled up to this while replacements keep dying young (a start-up error)
+SHORT_LIFE_S = 10.0  # a process that ended sooner than this after its start "died young"
+STOP_TIMEOUT_S = 30.0  # for all processes together to stop on SIGTERM before they are killed
 ORPHAN_CHECK_S = 1.0  # how often a server process checks that its supervisor is still there
 
 
@@ -53,6 +56,16 @@ def stop_when_orphaned(supervisor: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="cityhub-orphan-watch", daemon=True).start()
+
+
+def restart_pause(previous: float | None, lived_s: float) -> float:
+    """Seconds to wait before replacing a process that ended after ``lived_s`` seconds, the previous replacement of
+    its slot having waited ``previous`` (None: the first). One that dies young again waits twice as long, up to
+    ``RESTART_PAUSE_MAX_S``, so a start-up error (a bad setting, the database away) is not retried every second
+    for ever; one that served a while is replaced after ``RESTART_PAUSE_S``."""
+    if previous is None or lived_s >= SHORT_LIFE_S:
+        return RESTART_PAUSE_S
+    return min(previous * 2, RESTART_PAUSE_MAX_S)
 
 
 def _run_worker(host: str, port: int, supervisor: int) -> None:
@@ -93,6 +106,9 @@ def serve_reuseport(*, host: str, port: int, workers: int, dispatcher: bool = Fa
     processes = [kind() for kind in kinds]
     for process in processes:
         process.start()
+    started = [time.monotonic()] * len(processes)
+    pauses: list[float | None] = [None] * len(processes)  # the last replacement's pause, per slot
+    restart_at: list[float | None] = [None] * len(processes)  # when a dead process's replacement starts
     log.info(
         "serving on %s:%d with %d processes (one listening socket each)%s",
         host,
@@ -102,15 +118,31 @@ def serve_reuseport(*, host: str, port: int, workers: int, dispatcher: bool = Fa
     )
     while not stopping:
         time.sleep(0.2)
+        now = time.monotonic()
         for i, process in enumerate(processes):
-            if not process.is_alive() and not stopping:
-                log.warning("%s %s ended (exit code %s); starting another", process.name, process.pid, process.exitcode)
-                time.sleep(RESTART_PAUSE_S)
-                processes[i] = kinds[i]()
+            if stopping or process.is_alive():
+                continue
+            due = restart_at[i]
+            if due is None:
+                pause = restart_pause(pauses[i], now - started[i])
+                pauses[i], restart_at[i] = pause, now + pause
+                log.warning(
+                    "%s %s ended (exit code %s); starting another in %.0f s",
+                    process.name,
+                    process.pid,
+                    process.exitcode,
+                    pause,
+                )
+            elif now >= due:  # the other slots are watched meanwhile, and a stop is not delayed
+                processes[i], started[i], restart_at[i] = kinds[i](), now, None
                 processes[i].start()
     for process in processes:
-        process.terminate()  # uvicorn finishes the requests in flight on SIGTERM; the dispatcher its round
+        if process.is_alive():
+            process.terminate()  # uvicorn finishes the requests in flight on SIGTERM; the dispatcher its round
+    deadline = time.monotonic() + STOP_TIMEOUT_S  # one wait for all, not one per process
     for process in processes:
-        process.join(timeout=30)
+        if process.pid is None:
+            continue  # a replacement that never started
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
         if process.is_alive():
             process.kill()
