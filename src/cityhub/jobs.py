@@ -52,6 +52,12 @@ def _notify_interval() -> int:
     return interval()
 
 
+def _notify_prune(session: Session) -> dict[str, Any]:
+    from cityhub.notify.scheduled import notify_prune
+
+    return notify_prune(session)
+
+
 def _reply_check(session: Session) -> dict[str, Any]:
     from cityhub.knowledge.service import check_pending_replies
 
@@ -70,6 +76,12 @@ JOBS: dict[str, Job] = {
         "send due outbox notifications (webhooks), retry failures, take over expired leases",
         _notify_deliver,
         _notify_interval,
+    ),
+    "notify-prune": Job(
+        "notify-prune",
+        "delete notifications delivered more than CITYHUB_NOTIFY_KEEP_SENT_DAYS ago",
+        _notify_prune,
+        lambda: 3600,
     ),
     "reply-check": Job(
         "reply-check",

@@ -634,3 +634,42 @@ def test_sigterm_stops_the_worker_after_its_current_job(db_url, tmp_path):
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(10)
     assert "worker stopping (SIGTERM)" in log.read_text(errors="replace")
+
+
+def test_notify_prune_deletes_only_what_was_delivered_long_ago(db_session, units, monkeypatch):
+    from cityhub import jobs
+    from cityhub.db import utcnow
+    from cityhub.notify.config import get_notify_settings
+    from cityhub.notify.scheduled import notify_prune
+
+    assert "notify-prune" in jobs.JOBS  # run by serve and worker with the other jobs
+
+    _subscribe(db_session, "http://127.0.0.1:9/hook")
+    for _ in range(4):
+        _act(db_session, _order(db_session), "dispatch", unit_id=units["dept"].id)
+    db_session.commit()
+    old, recent, failed, pending = _messages(db_session)
+    now = utcnow()
+    old.status, old.sent_at = OutboxStatus.SENT, now - timedelta(days=31)
+    recent.status, recent.sent_at = OutboxStatus.SENT, now - timedelta(days=29)
+    failed.status, failed.created_at = OutboxStatus.FAILED, now - timedelta(days=90)
+    pending.created_at = now - timedelta(days=90)
+    db_session.commit()
+    kept = {recent.id, failed.id, pending.id}
+
+    assert notify_prune(db_session) == {"deleted": 1, "keep_sent_days": 30}
+    db_session.commit()
+    db_session.expire_all()
+    assert {m.id for m in _messages(db_session)} == kept  # undelivered messages stay, however old
+
+    monkeypatch.setenv("CITYHUB_NOTIFY_KEEP_SENT_DAYS", "0")
+    get_notify_settings.cache_clear()
+    try:
+        recent.sent_at = now - timedelta(days=400)
+        db_session.commit()
+        assert notify_prune(db_session) == {"deleted": 0, "keep_sent_days": 0}  # 0: kept for ever
+        db_session.commit()
+    finally:
+        get_notify_settings.cache_clear()
+    db_session.expire_all()
+    assert {m.id for m in _messages(db_session)} == kept

@@ -33,6 +33,12 @@ class NotifySettings(BaseSettings):
         description="Retry delay after the first failure, doubling with every further attempt (half of it random).",
     )
     backoff_cap_seconds: float = Field(3600.0, ge=0, description="Longest delay between two attempts.")
+    keep_sent_days: int = Field(
+        30,
+        ge=0,
+        description="Delivered messages are deleted by the `notify-prune` job this many days after they were sent "
+        "(0: kept for ever). Failed and dead messages are kept until delivered or their subscription is removed.",
+    )
     max_run_seconds: float = Field(
         60.0,
         gt=0,

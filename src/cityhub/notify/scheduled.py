@@ -1,12 +1,17 @@
-"""The ``notify-deliver`` job: send what the outbox holds, retry what failed, take over expired leases."""
+"""The ``notify-deliver`` job: send what the outbox holds, retry what failed, take over expired leases; and the
+``notify-prune`` job: delete what was delivered long ago, so the outbox does not grow for ever."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from cityhub.db import rowcount, utcnow
 from cityhub.notify.config import get_notify_settings
+from cityhub.notify.models import OutboxMessage, OutboxStatus
 from cityhub.notify.service import deliver_due
 
 
@@ -17,3 +22,15 @@ def notify_deliver(session: Session) -> dict[str, Any]:
 
 def interval() -> int:
     return get_notify_settings().interval
+
+
+def notify_prune(session: Session) -> dict[str, Any]:
+    """Delete messages delivered more than ``CITYHUB_NOTIFY_KEEP_SENT_DAYS`` ago (0: none)."""
+    days = get_notify_settings().keep_sent_days
+    if days == 0:
+        return {"deleted": 0, "keep_sent_days": 0}
+    before = utcnow() - timedelta(days=days)
+    result = session.execute(
+        delete(OutboxMessage).where(OutboxMessage.status == OutboxStatus.SENT, OutboxMessage.sent_at < before)
+    )
+    return {"deleted": rowcount(result), "keep_sent_days": days}
