@@ -22,6 +22,8 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,21 @@ def _run_worker(host: str, port: int, supervisor: int) -> None:
     server.run(sockets=[listening_socket(host, port)])
 
 
+@dataclass
+class _Slot:
+    """One supervised process: what makes it, the process running now, and when a dead one is replaced."""
+
+    make: Callable[[], Any]
+    process: Any = None
+    started: float = 0.0  # monotonic time of the current process's start
+    pause: float | None = None  # the last replacement's pause (``restart_pause``)
+    restart_at: float | None = None  # set while the process is dead: when its replacement starts
+
+    def start(self, now: float) -> None:
+        self.process, self.started, self.restart_at = self.make(), now, None
+        self.process.start()
+
+
 def serve_reuseport(*, host: str, port: int, workers: int, dispatcher: bool = False) -> None:
     """Run ``workers`` server processes on (host, port), and with ``dispatcher`` the background dispatcher's
     process (:mod:`cityhub.dispatch.background`), until SIGINT or SIGTERM."""
@@ -102,13 +119,9 @@ def serve_reuseport(*, host: str, port: int, workers: int, dispatcher: bool = Fa
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    kinds = [server] * workers + ([dispatch] if dispatcher else [])
-    processes = [kind() for kind in kinds]
-    for process in processes:
-        process.start()
-    started = [time.monotonic()] * len(processes)
-    pauses: list[float | None] = [None] * len(processes)  # the last replacement's pause, per slot
-    restart_at: list[float | None] = [None] * len(processes)  # when a dead process's replacement starts
+    slots = [_Slot(kind) for kind in [server] * workers + ([dispatch] if dispatcher else [])]
+    for slot in slots:
+        slot.start(time.monotonic())
     log.info(
         "serving on %s:%d with %d processes (one listening socket each)%s",
         host,
@@ -119,30 +132,25 @@ def serve_reuseport(*, host: str, port: int, workers: int, dispatcher: bool = Fa
     while not stopping:
         time.sleep(0.2)
         now = time.monotonic()
-        for i, process in enumerate(processes):
-            if stopping or process.is_alive():
+        for slot in slots:
+            if stopping or slot.process.is_alive():
                 continue
-            due = restart_at[i]
-            if due is None:
-                pause = restart_pause(pauses[i], now - started[i])
-                pauses[i], restart_at[i] = pause, now + pause
+            if slot.restart_at is None:
+                slot.pause = restart_pause(slot.pause, now - slot.started)
+                slot.restart_at = now + slot.pause
                 log.warning(
                     "%s %s ended (exit code %s); starting another in %.0f s",
-                    process.name,
-                    process.pid,
-                    process.exitcode,
-                    pause,
+                    slot.process.name,
+                    slot.process.pid,
+                    slot.process.exitcode,
+                    slot.pause,
                 )
-            elif now >= due:  # the other slots are watched meanwhile, and a stop is not delayed
-                processes[i], started[i], restart_at[i] = kinds[i](), now, None
-                processes[i].start()
-    for process in processes:
-        if process.is_alive():
-            process.terminate()  # uvicorn finishes the requests in flight on SIGTERM; the dispatcher its round
+            elif now >= slot.restart_at:  # the other slots are watched meanwhile, and a stop is not delayed
+                slot.start(now)
+    for slot in slots:
+        slot.process.terminate()  # uvicorn finishes the requests in flight on SIGTERM; the dispatcher its round
     deadline = time.monotonic() + STOP_TIMEOUT_S  # one wait for all, not one per process
-    for process in processes:
-        if process.pid is None:
-            continue  # a replacement that never started
-        process.join(timeout=max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            process.kill()
+    for slot in slots:
+        slot.process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if slot.process.is_alive():
+            slot.process.kill()
