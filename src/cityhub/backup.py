@@ -20,13 +20,13 @@ def backup(target: Path, *, url: str | None = None) -> str:
     parsed = make_url(url or get_settings().database_url)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".partial")  # renamed to ``target`` once complete
     if parsed.get_backend_name() == "sqlite":
         source_path = parsed.database
         if not source_path or source_path == ":memory:":
             raise ValidationFailed("an in-memory SQLite database cannot be backed up")
         if not Path(source_path).exists():
             raise ValidationFailed(f"database file {source_path} does not exist")
-        tmp = target.with_suffix(target.suffix + ".partial")
         tmp.unlink(missing_ok=True)
         # The online backup API copies every page in one step under a read transaction: writers go on meanwhile
         # (WAL). In several steps, a write by another connection between two steps would restart the copy, and a
@@ -44,7 +44,6 @@ def backup(target: Path, *, url: str | None = None) -> str:
         if parsed.password is not None:
             env["PGPASSWORD"] = str(parsed.password)
         dsn = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
-        tmp = target.with_suffix(target.suffix + ".partial")
         # --format=custom is one consistent snapshot (a single repeatable-read transaction).
         done = subprocess.run(
             [pg_dump, "--format=custom", "--file", str(tmp), dsn], env=env, capture_output=True, text=True
