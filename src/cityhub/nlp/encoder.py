@@ -183,8 +183,14 @@ class NumpyBert:
             )
         self.dim = int(self.word.shape[1])
 
-    def mean_pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Mean of the last hidden states over real tokens; ``ids``/``mask`` are (batch, tokens)."""
+    def mean_pooled(
+        self, ids: np.ndarray, mask: np.ndarray, layers: Sequence[dict[str, Any]] | None = None
+    ) -> np.ndarray:
+        """Mean of the last hidden states over real tokens; ``ids``/``mask`` are (batch, tokens).
+
+        ``layers`` replaces the model's own transformer layers (a fine-tuned stack, ``cityhub.nlp.finetune``); each
+        is a dictionary of the form ``self.layers`` holds.
+        """
         b, t = ids.shape
         d, nh = self.dim, self.heads
         hd = d // nh
@@ -192,7 +198,7 @@ class NumpyBert:
         h = _layer_norm(h, self.emb_ln, self.eps).reshape(b * t, d)
         bias = np.where(mask[:, None, None, :] > 0, 0.0, -1e9).astype(np.float32)
         scale = np.float32(1.0 / np.sqrt(hd))
-        for layer in self.layers:
+        for layer in self.layers if layers is None else layers:
             qkv = h @ layer["qkv"] + layer["qkv_b"]
             qkv = qkv.reshape(b, t, 3, nh, hd).transpose(2, 0, 3, 1, 4)  # (3, b, heads, t, hd)
             scores = (qkv[0] * scale) @ qkv[1].transpose(0, 1, 3, 2) + bias
@@ -245,17 +251,22 @@ class M3ESmall:
             "runtime": "numpy",
         }
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's token ids, truncated to ``max_tokens``."""
+        return [list(e.ids) for e in self.tokenizer.encode_batch(list(texts))]
+
+    def encode(self, texts: Sequence[str], layers: Sequence[dict[str, Any]] | None = None) -> np.ndarray:
         """(len(texts), dim) float32 embeddings; texts are batched by length to limit padding.
 
         Batches run in ``n_jobs`` threads with single-threaded BLAS each (NumPy releases the GIL): the
-        many small attention products stall multi-threaded OpenBLAS, worst on a busy machine.
+        many small attention products stall multi-threaded OpenBLAS, worst on a busy machine. ``layers``: see
+        ``NumpyBert.mean_pooled``.
         """
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not len(texts):
             return out
-        encodings = self.tokenizer.encode_batch(list(texts))
-        lengths = np.array([len(e.ids) for e in encodings])
+        encodings = self.token_ids(texts)
+        lengths = np.array([len(e) for e in encodings])
         order = np.argsort(lengths, kind="stable")
         batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
 
@@ -265,9 +276,9 @@ class M3ESmall:
             mask = np.zeros((len(idx), t), dtype=np.int64)
             for r, i in enumerate(idx):
                 n = int(lengths[i])
-                ids[r, :n] = encodings[i].ids
+                ids[r, :n] = encodings[i]
                 mask[r, :n] = 1
-            out[idx] = self.bert.mean_pooled(ids, mask)
+            out[idx] = self.bert.mean_pooled(ids, mask, layers)
 
         from threadpoolctl import threadpool_limits
 

@@ -1,0 +1,184 @@
+"""The fine-tuned encoder member (``ClassifierConfig.fine_tune``) against the default model, on the bench's folds.
+
+    .venv/bin/python bench/bench_classifier_finetune.py [--run-folds 1,2,3] [--layers 2] [--epochs 2] [--quick]
+
+Needs the ``embed`` extra with the m3e-small weights and PyTorch (``cityhub[finetune]``). Same data, grouping and
+5-fold StratifiedGroupKFold (seed 42) as ``bench_classifier.py``, so its folds are the folds of
+``classifier_cv.md``; each model is trained through ``classifier.train`` as ``cityhub nlp train`` does. Fine-tuning
+costs ~20 minutes per fold on 2 cores, so by default only folds 1-3 (of 0-4) run. Scores on raw-form test rows
+(what production sees) and on all test rows, paired counts (rows only one model gets right), training time per
+fold, and the latency of one order with the fine-tuned model.
+
+``--quick``: 600 training rows and a tenth of an epoch on one fold, a smoke run of the pipeline (figures
+meaningless). Writes bench/results/classifier_finetune.{json,md} (not with ``--quick``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_classifier import FILES, RESULTS, ROOT, summary
+from cityhub.nlp import classifier
+from cityhub.nlp.classifier import ClassifierConfig, LabelledOrder, metrics
+from cityhub.nlp.text import looks_segmented, near_duplicate_groups
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run-folds", default="1,2,3", help="Which of the 5 folds to test on (comma-separated, 0-4).")
+    ap.add_argument("--layers", type=int, default=2, help="Top encoder layers fine-tuned.")
+    ap.add_argument("--epochs", type=float, default=2.0)
+    ap.add_argument("--quick", action="store_true", help="Smoke run: 600 training rows, 0.1 epoch, one fold.")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if not all(f.is_file() for f in FILES):
+        print("skip: data not found")
+        return 0
+    from cityhub.nlp import encoder as enc
+
+    if enc.M3E_SMALL not in enc.available_encoders():
+        print(f"skip: encoder m3e-small not installed ({enc.INSTALL_HINT})")
+        return 0
+    from cityhub.nlp.finetune import require_torch
+
+    require_torch()
+    records: list[LabelledOrder] = []
+    for f in FILES:
+        records += classifier.read_labelled_csv(f)[0]
+    labels = sorted({r.category for r in records})
+    y = np.array([labels.index(r.category) for r in records])
+    texts = [r.text for r in records]
+    groups = near_duplicate_groups(texts)
+    raw_form = np.array([not looks_segmented(t) for t in texts])
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splits = list(StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=42).split(texts, y, groups))
+    run = [int(k) for k in args.run_folds.split(",")][: 1 if args.quick else None]
+    epochs = 0.1 if args.quick else args.epochs
+    configs = {
+        "chosen": ClassifierConfig(),
+        "chosen+fine-tuned": ClassifierConfig(
+            encoder=enc.M3E_SMALL, fine_tune=True, fine_tune_layers=args.layers, fine_tune_epochs=epochs
+        ),
+    }
+    proba = {name: np.zeros((len(records), len(labels))) for name in configs}
+    tested = np.zeros(len(records), bool)
+    seconds: dict[str, list[float]] = {name: [] for name in configs}
+    fold_reports: list[dict[str, Any]] = []
+    model: classifier.Model | None = None
+    for k in run:
+        tr, te = splits[k]
+        if args.quick:
+            tr = tr[np.random.default_rng(0).permutation(len(tr))[:600]]
+        for name, config in configs.items():
+            t0 = time.perf_counter()
+            model = classifier.train([records[i] for i in tr], config=config, groups=groups[tr], evaluate_cv=False)
+            cols = [labels.index(lab) for lab in model.labels]
+            proba[name][np.ix_(te, cols)] = model.predict_proba([texts[i] for i in te])
+            seconds[name].append(time.perf_counter() - t0)
+            print(f"fold {k}: {name} {seconds[name][-1]:.0f} s (train + predict {len(te)})", flush=True)
+            if "fine_tune" in model.meta:
+                fold_reports.append({"fold": k, **model.meta["fine_tune"]})
+        tested[te] = True
+    assert model is not None and model.tuned is not None
+    views = {"raw_text": tested & raw_form, "all_rows": tested}
+    cv = {name: {view: metrics(y[m], proba[name][m], labels) for view, m in views.items()} for name in configs}
+    paired = {}
+    for view, m in views.items():
+        right = {name: proba[name][m].argmax(1) == y[m] for name in configs}
+        paired[view] = {
+            "only_chosen": int((right["chosen"] & ~right["chosen+fine-tuned"]).sum()),
+            "only_fine_tuned": int((~right["chosen"] & right["chosen+fine-tuned"]).sum()),
+        }
+    # Latency of one order with the last fold's fine-tuned model (the encoder's NumPy forward pass dominates).
+    sample = [texts[i] for i in splits[run[-1]][1][:200]]
+    single = []
+    for text in sample:
+        t0 = time.perf_counter()
+        model.predict([text])
+        single.append((time.perf_counter() - t0) * 1000)
+    single.sort()
+    t0 = time.perf_counter()
+    model.predict(sample)
+    batch_rate = len(sample) / (time.perf_counter() - t0)
+    result: dict[str, Any] = {
+        "folds_tested": run,
+        "layers": args.layers,
+        "epochs": epochs,
+        "cv": {name: {view: summary(m) for view, m in v.items()} for name, v in cv.items()},
+        "paired": paired,
+        "train_and_predict_fold_seconds_mean": {name: round(statistics.mean(s), 1) for name, s in seconds.items()},
+        "fine_tuned_single_predict_ms": {
+            "p50": round(single[len(single) // 2], 1),
+            "p99": round(single[int(len(single) * 0.99) - 1], 1),
+        },
+        "fine_tuned_batch_orders_per_second": round(batch_rate, 1),
+        "fine_tune_reports": fold_reports,
+        "cpu_count": os.cpu_count(),
+        "load_average_at_end": list(os.getloadavg()),
+    }
+    print(json.dumps({k: v for k, v in result.items() if k != "fine_tune_reports"}, indent=1))
+    if args.quick:
+        return 0
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "classifier_finetune.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), "utf-8")
+    n_raw = int(views["raw_text"].sum())
+    lines = [
+        "# Category classifier with a fine-tuned encoder member — grouped CV",
+        "",
+        f"Folds {', '.join(map(str, run))} of the 5-fold StratifiedGroupKFold of `classifier_cv.md` (strict proxy);",
+        f"m3e-small's top {args.layers} layers fine-tuned for {epochs:g} epochs. Generated by",
+        "`bench/bench_classifier_finetune.py`.",
+        "",
+        "| model | view | n | macro F1 | accuracy | cov@0.85 | cov@0.90 | cov@0.95 | cov@0.97 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, v in result["cv"].items():
+        for view, s in v.items():
+            c = s["coverage_at_precision"]
+            lines.append(
+                f"| {name} | {view} | {s['n']} | {s['macro_f1']:.4f} | {s['accuracy']:.4f} | "
+                f"{c['0.85']:.3f} | {c['0.90']:.3f} | {c['0.95']:.3f} | {c['0.97']:.3f} |"
+            )
+    p = paired["raw_text"]
+    lines += [
+        "",
+        f"Paired on the {n_raw} raw-form test rows: {p['only_chosen']} only the default model gets right, "
+        f"{p['only_fine_tuned']} only the fine-tuned one (all rows: {paired['all_rows']['only_chosen']} / "
+        f"{paired['all_rows']['only_fine_tuned']}).",
+        "",
+        "Time per fold, training and predicting the test rows (2 cores): "
+        + ", ".join(f"{n} {s} s" for n, s in result["train_and_predict_fold_seconds_mean"].items())
+        + f". One order with the fine-tuned model: p50 {result['fine_tuned_single_predict_ms']['p50']} ms, "
+        f"p99 {result['fine_tuned_single_predict_ms']['p99']} ms; batch {result['fine_tuned_batch_orders_per_second']}"
+        " orders/s.",
+        "",
+        "Per fold (the model's own hold-out fit: stack weight, held-out macro F1 of stack / fine-tuned / mixed):",
+        "",
+    ]
+    for r in fold_reports:
+        h = r["held_out"]
+        lines.append(
+            f"- fold {r['fold']}: weight {r['mixing_weight_of_stack']}, {h['stack']['macro_f1']:.4f} / "
+            f"{h['tuned']['macro_f1']:.4f} / {h['mixed']['macro_f1']:.4f} (n = {r['held_out_rows']}); "
+            f"{r['seconds']['total']} s fine-tuning"
+        )
+    (RESULTS / "classifier_finetune.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    print(f"written to {RESULTS.relative_to(ROOT)}/classifier_finetune.{{json,md}}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

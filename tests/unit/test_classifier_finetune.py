@@ -1,0 +1,191 @@
+"""Classifier with a fine-tuned encoder member (``ClassifierConfig.fine_tune``, ``cityhub.nlp.finetune``).
+
+Training runs only where the m3e-small weights (the ``embed`` extra) and PyTorch (the ``finetune`` extra) are
+installed; elsewhere those tests skip with that reason. Prediction of a fine-tuned model needs no torch, which one
+test checks by hiding torch after training.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_classifier import _records, _write_csv
+from test_classifier_encoder import BigramEncoder
+from typer.testing import CliRunner
+
+from cityhub.errors import ValidationFailed
+from cityhub.nlp import classifier, encoder, finetune
+from cityhub.nlp.classifier import ClassifierConfig
+from cityhub.nlp.cli import app
+
+M3E = encoder.M3E_SMALL in encoder.available_encoders()
+TORCH = find_spec("torch") is not None
+needs_finetune = pytest.mark.skipif(
+    not (M3E and TORCH), reason=f"needs m3e-small ({encoder.INSTALL_HINT}) and PyTorch ({finetune.INSTALL_HINT})"
+)
+# One layer, half an epoch, two folds: seconds, not minutes; the figures of the real settings are in bench/.
+TINY = ClassifierConfig(
+    folds=2,
+    char_ngrams=(1, 2),
+    min_df=1,
+    encoder=encoder.M3E_SMALL,
+    fine_tune=True,
+    fine_tune_layers=1,
+    fine_tune_epochs=1.0,
+)
+TEXTS = ["公交车红绿灯出租车", "医院医生疫苗", "学校老师补课", "只有标题"]
+
+
+@pytest.fixture(scope="module")
+def tuned_model() -> classifier.Model:
+    return classifier.train(_records(30), config=TINY)
+
+
+@needs_finetune
+def test_fine_tuned_model_mixes_its_member_with_the_stack(tuned_model: classifier.Model) -> None:
+    model = tuned_model
+    assert model.tuned is not None and len(model.tuned.layers) == 1 and model.tuned.n_frozen == 3
+    assert "emb" not in model.member_names  # the fine-tuned member replaces the frozen-embedding one
+    assert model.meta["feature_blocks"][-1] == "encoder:m3e-small+fine-tuned1"
+    report = model.meta["fine_tune"]
+    assert 0.1 <= report["mixing_weight_of_stack"] <= 0.9 and report["mixing_weight_of_stack"] == model.tuned_weight
+    assert 0 < report["held_out_rows"] < len(_records(30))
+    assert set(report["held_out"]) == {"stack", "tuned", "mixed"}
+    assert model.meta["evaluation"]["method"].startswith("hold-out")
+    assert model.meta["evaluation"]["all"]["n"] == report["held_out_rows"]
+    assert "all" in model.meta["evaluation_sparse_stack"]
+
+    proba = model.predict_proba(TEXTS)
+    assert proba.shape == (len(TEXTS), len(model.labels)) and np.allclose(proba.sum(axis=1), 1.0)
+    # The mix, before the confidence step, is w·stack + (1-w)·fine-tuned.
+    confidence, tuned = model.confidence, model.tuned
+    try:
+        model.confidence = None
+        mixed = model.predict_proba(TEXTS)
+        model.tuned = None
+        stack = model.predict_proba(TEXTS)
+    finally:
+        model.confidence, model.tuned = confidence, tuned
+    w = model.tuned_weight
+    assert np.allclose(mixed, w * stack + (1 - w) * tuned.proba(model.encoder, [model.form(t) for t in TEXTS]))
+    assert not np.allclose(mixed, stack)
+    assert [p.label for p in model.predict(TEXTS[:3])] == ["交通运输", "卫生计生", "教育文体"]
+
+
+@needs_finetune
+def test_torch_training_forward_and_numpy_prediction_agree() -> None:
+    texts = [r.text for r in _records(6)]
+    m3e = encoder.get_encoder(encoder.M3E_SMALL)
+    tuner = finetune.FineTuner(m3e, texts, finetune.FineTuneSettings(layers=2, epochs=1.0))
+    y = np.arange(len(texts)) % 3
+    head = tuner.fit(np.arange(len(texts)), y, 3)
+    assert head.n_frozen == 2 and len(head.layers) == 2
+    # The weights moved, and NumPy runs them to what torch computed (float32 arithmetic in both).
+    assert not np.allclose(head.layers[0]["qkv"], m3e.bert.layers[2]["qkv"])
+    assert np.abs(tuner.proba(head, np.arange(len(texts))) - head.proba(m3e, texts)).max() < 1e-4
+
+
+@needs_finetune
+def test_artefact_round_trip_predicts_without_torch(
+    tuned_model: classifier.Model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tuned_model.save(tmp_path / "m")
+    meta = json.loads((target / "model.json").read_text(encoding="utf-8"))
+    assert meta["config"]["fine_tune"] is True and meta["format_version"] == classifier.FORMAT_VERSION
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails, as where it is not installed
+    with pytest.raises(ImportError):
+        import torch  # noqa: F401
+    loaded = classifier.load(target)
+    assert loaded.tuned_weight == tuned_model.tuned_weight
+    assert np.allclose(loaded.predict_proba(TEXTS), tuned_model.predict_proba(TEXTS), atol=1e-6)
+
+
+@needs_finetune
+def test_cli_trains_a_fine_tuned_model(tmp_path: Path) -> None:
+    data = _write_csv(tmp_path / "train.csv", _records(20))
+    out = tmp_path / "model"
+    args = ["train", "--data", str(data), "--out", str(out), "--cv", "2", "--fine-tune", "--fine-tune-layers", "1"]
+    result = CliRunner().invoke(app, [*args, "--fine-tune-epochs", "0.5", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["encoder"]["name"] == "m3e-small"  # --fine-tune implies the encoder
+    assert summary["fine_tune"]["tuned_layers"] == 1 and summary["fine_tune"]["epochs"] == 0.5
+    assert summary["evaluation"]["all"]["n"] == summary["fine_tune"]["held_out_rows"]
+    evaluated = CliRunner().invoke(app, ["evaluate", "--model", str(out), "--data", str(data), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.output)["feature_blocks"][-1] == "encoder:m3e-small+fine-tuned1"
+
+
+def test_fine_tune_without_torch_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    data = _write_csv(tmp_path / "train.csv", _records(10))
+    result = CliRunner().invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--fine-tune"])
+    assert result.exit_code == 1
+    assert "fine-tuning the encoder needs PyTorch" in result.output and "cityhub[finetune]" in result.output
+    assert not (tmp_path / "m").exists()
+    with pytest.raises(finetune.FineTuneUnavailable, match="needs PyTorch"):
+        finetune.require_torch()
+
+
+def test_fine_tune_needs_an_encoder_with_transformer_layers(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValidationFailed, match="fine-tuning needs an encoder"):
+        classifier.train(_records(10), config=ClassifierConfig(folds=2, min_df=1, fine_tune=True))
+    if not TORCH:
+        return
+    encoder.register_encoder(BigramEncoder.name, BigramEncoder)
+    try:
+        config = ClassifierConfig(folds=2, min_df=1, encoder=BigramEncoder.name, fine_tune=True)
+        with pytest.raises(ValidationFailed, match="no transformer layers to fine-tune"):
+            classifier.train(_records(10), config=config)
+    finally:
+        encoder.unregister_encoder(BigramEncoder.name)
+
+
+def test_model_configured_for_fine_tuning_needs_its_member() -> None:
+    model = classifier.train(_records(10), config=ClassifierConfig(folds=2, min_df=1))
+    parts: dict[str, Any] = {
+        "labels": model.labels,
+        "features": model.features,
+        "members": model.members,
+        "combiner": model.combiner,
+    }
+    config = ClassifierConfig(folds=2, min_df=1, encoder="m3e-small", fine_tune=True)
+    with pytest.raises(ValidationFailed, match="fine-tuned encoder but has none"):
+        classifier.Model(config=config, encoder=BigramEncoder(), **parts)
+
+
+def test_mixing_weight_follows_the_better_member_on_held_out_rows() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    good = np.full((300, 3), 0.05)
+    good[np.arange(300), y] = 0.9
+    noise = rng.dirichlet(np.ones(3), 300)
+    assert finetune.mixing_weight(good, noise, y) == 0.9
+    assert finetune.mixing_weight(noise, good, y) == 0.1
+    assert finetune.mixing_weight(good, good, y) == 0.5
+
+
+@needs_finetune
+def test_retraining_a_fine_tuned_model_keeps_fine_tuning_and_needs_torch(
+    tuned_model: classifier.Model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cityhub.dispatch.retrain import retrain
+
+    base = _write_csv(tmp_path / "base.csv", _records(30))
+    live = tuned_model.save(tmp_path / "m")
+    before = (live / classifier.MODEL_FILE).read_bytes()
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "torch", None)
+        with pytest.raises(ValidationFailed, match="needs PyTorch"):
+            retrain(base=[base], corrections=[], model_dir=live, force=True, folds=2)
+    assert (live / classifier.MODEL_FILE).read_bytes() == before  # the live model untouched
+    result = retrain(base=[base], corrections=[], model_dir=live, force=True, folds=2)
+    assert result.promoted
+    again = classifier.load(live)
+    assert again.tuned is not None and again.config.fine_tune_layers == 1 and "fine_tune" in again.meta
