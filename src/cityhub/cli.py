@@ -99,6 +99,38 @@ def jobs_run(name: Annotated[str, typer.Argument(help="Job name, e.g. sla-sweep.
     typer.echo(json.dumps(result, ensure_ascii=False, default=str))
 
 
+@jobs_app.command("status")
+def jobs_status(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per job.")] = False) -> None:
+    """Each recorded job's last run: started, finished, failures in a row since the last success and the last error
+    (also the runs recorded outside the schedule: the background dispatcher's heartbeat, classifier retraining)."""
+    import json
+
+    from sqlalchemy import select
+
+    from cityhub.db import session_scope
+    from cityhub.workorders.models import JobRun
+
+    with session_scope() as session:
+        rows = session.execute(select(JobRun).order_by(JobRun.name)).scalars().all()
+        records = [
+            {
+                "name": r.name,
+                "last_started_at": r.last_started_at,
+                "last_finished_at": r.last_finished_at,
+                "failures": r.failures,
+                "last_failed_at": r.last_failed_at,
+                "last_error": r.last_error,
+            }
+            for r in rows
+        ]
+    for rec in records:
+        if as_json:
+            typer.echo(json.dumps(rec, ensure_ascii=False, default=str))
+            continue
+        state = f"FAILING ({rec['failures']} in a row): {rec['last_error']}" if rec["failures"] else "ok"
+        typer.echo(f"{rec['name']}\tlast finished {rec['last_finished_at'] or '-'}\t{state}")
+
+
 @jobs_app.command("list")
 def jobs_list() -> None:
     """List the scheduled jobs and their intervals."""

@@ -93,14 +93,35 @@ JOBS: dict[str, Job] = {
 
 
 def run_job(name: str) -> dict[str, Any]:
-    """Run one job now (regardless of its schedule) and record the run."""
+    """Run one job now (regardless of its schedule) and record the run, or its failure (then re-raised)."""
     job = JOBS[name]
     started = utcnow()
-    with session_scope() as session:
-        _ensure_row(session, name)
-        result = job.func(session)
-        _finish(session, name, started, result)
+    try:
+        with session_scope() as session:
+            _ensure_row(session, name)
+            result = job.func(session)
+            _finish(session, name, started, result)
+    except Exception as exc:
+        record_failure(name, error=exc)
+        raise
     return result
+
+
+def record_failure(name: str, *, error: BaseException | str) -> None:
+    """Record a failed run of ``name`` in a transaction of its own (the run's was rolled back): when, what went wrong
+    (``last_error``, the exception's type and message) and one more failure in a row (``failures``, reset by the next
+    success). Never raises: a database that cannot take the record is already in the log."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    try:
+        with session_scope() as session:
+            _ensure_row(session, name)
+            session.execute(
+                update(JobRun)
+                .where(JobRun.name == name)
+                .values(last_failed_at=utcnow(), last_error=text[:500], failures=JobRun.failures + 1)
+            )
+    except Exception:
+        log.exception("could not record the failure of job %s", name)
 
 
 def record(session: Session, name: str, *, started: datetime, result: dict[str, Any]) -> None:
@@ -131,7 +152,7 @@ def _finish(session: Session, name: str, started: datetime, result: dict[str, An
     session.execute(
         update(JobRun)
         .where(JobRun.name == name)
-        .values(last_started_at=started, last_finished_at=utcnow(), last_result=result)
+        .values(last_started_at=started, last_finished_at=utcnow(), last_result=result, failures=0)
     )
 
 
@@ -151,8 +172,9 @@ def run_due_jobs() -> dict[str, dict[str, Any]]:
             # Quiet rounds (nothing marked, nothing sent) would drown the log every few seconds.
             busy = any(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in result.values())
             log.log(logging.INFO if busy else logging.DEBUG, "job %s: %s", job.name, result)
-        except Exception:
+        except Exception as exc:
             log.exception("job %s failed; it will be retried at its next interval", job.name)
+            record_failure(job.name, error=exc)
     return ran
 
 

@@ -83,13 +83,32 @@ def status_summary() -> dict[str, Any]:
             "orders_total": sum(by_state.values()),
             "sla": {str(k.value): v for k, v in by_sla.items() if k != SlaStatus.NONE},
             "orders_counted_at": counted_at,  # the counts may be up to CITYHUB_STATUS_COUNTS_SECONDS old
-            "jobs": {j.name: {"last_finished_at": j.last_finished_at, "last_result": j.last_result} for j in jobs},
+            # ``failures``: runs in a row that raised since the last success (what went wrong: `cityhub jobs status`).
+            "jobs": {
+                j.name: {
+                    "last_finished_at": j.last_finished_at,
+                    "last_result": j.last_result,
+                    "failures": j.failures,
+                    "last_failed_at": j.last_failed_at,
+                }
+                for j in jobs
+            },
             # Of the process that answered: "building" for a while after a start (cityhub serve warms it up).
             "similar_orders_index": index_status(session),
             "dispatch_model": model_status(),  # of the process that answered, as the index
             # New orders waiting for the background dispatcher, and how long the oldest has waited.
             "dispatch_backlog": background.status(session).as_dict(),
         }
+
+
+def health_problems(summary: dict[str, Any]) -> list[str]:
+    """What ``/healthz`` reports as ``degraded`` (still HTTP 200: the process serves): jobs whose last run failed,
+    and a retrained classifier this process could not load. Error texts stay out (the probe is public)."""
+    jobs = summary["jobs"].items()
+    problems = [f"job {name}: last {info['failures']} run(s) failed" for name, info in jobs if info["failures"]]
+    if summary.get("dispatch_model") == "reload failed":
+        problems.append("dispatch classifier: a retrained model failed to load; the previous one keeps deciding")
+    return problems
 
 
 def _warm_up_dispatch() -> None:
@@ -218,7 +237,9 @@ def create_app() -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", **status_summary()}
+        summary = status_summary()
+        problems = health_problems(summary)
+        return {"status": "degraded" if problems else "ok", "problems": problems, **summary}
 
     # The web UI (workbenches, status page at /; labels in cityhub.web.i18n catalogues).
     from cityhub.web.routes import install as install_web

@@ -28,7 +28,7 @@ from cityhub.nlp import classifier
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action, State
-from cityhub.workorders.models import Category, OrderEvent
+from cityhub.workorders.models import Category, JobRun, OrderEvent
 from web_helpers import train_classifier
 
 DISPATCHER = orders.Actor(name="派单员")
@@ -924,3 +924,7 @@ def test_retrain_refuses_bad_input_with_one_line(app_db, tmp_path, monkeypatch) 
         no_encoder.output
     )
     assert len(no_encoder.output.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+    # Each failed run is recorded among the job runs (a failing weekly retrain shows on the status page).
+    with session_scope() as session:
+        run = session.get(JobRun, "classifier-retrain")
+        assert run is not None and run.failures == 3 and "--embed-cache applies" in (run.last_error or "")

@@ -295,6 +295,7 @@ def retrain(
             embed_cache=embed_cache,
         )
     except CityhubError as exc:
+        jobs.record_failure(JOB_NAME, error=exc.message)  # a failing weekly retrain shows on the status page
         raise _fail(exc.message) from None
     with session_scope() as session:
         summary = {k: v for k, v in result.as_dict().items() if k != "skipped_rows"}

@@ -150,8 +150,7 @@ def index(request: Request, db: DbSession) -> Response:
     from cityhub.main import status_summary
 
     summary = status_summary()
-    jobs = {k: v["last_finished_at"] for k, v in summary["jobs"].items()}
-    return render(request, "status.html", summary=summary, jobs=jobs, pending_kind=_pending_kind())
+    return render(request, "status.html", summary=summary, jobs=summary["jobs"], pending_kind=_pending_kind())
 
 
 def _pending_kind() -> str:

@@ -287,3 +287,8 @@ class JobRun(Base):
     last_started_at: Mapped[datetime | None] = mapped_column()
     last_finished_at: Mapped[datetime | None] = mapped_column()
     last_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A run that raised: when, what (exception type and message), and how many runs in a row have failed since the
+    # last success (0 = the last run succeeded).
+    last_failed_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

@@ -1,0 +1,90 @@
+"""Scheduled jobs record failed runs: failures in a row, when and what, shown by /healthz, the status page and
+``cityhub jobs status``; the next success clears the count."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from cityhub import jobs
+from cityhub.cli import app as cli
+from cityhub.db import session_scope
+from cityhub.workorders.models import JobRun
+
+
+@pytest.fixture
+def flaky_job(app_db: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A registered job that fails while ``state["fail"]`` is true; the other jobs are taken out of the schedule."""
+    state: dict[str, Any] = {"fail": True, "runs": 0}
+
+    def func(session: Any) -> dict[str, Any]:
+        state["runs"] += 1
+        if state["fail"]:
+            raise RuntimeError("upstream answered 502")
+        return {"done": 1}
+
+    monkeypatch.setattr(jobs, "JOBS", {"flaky": jobs.Job("flaky", "test job", func, lambda: 0)})
+    return state
+
+
+def _row() -> JobRun:
+    with session_scope() as session:
+        row = session.execute(select(JobRun).where(JobRun.name == "flaky")).scalar_one()
+        session.expunge(row)
+        return row
+
+
+def test_failed_runs_are_counted_until_a_success(flaky_job: dict[str, Any]) -> None:
+    assert jobs.run_due_jobs() == {}
+    row = _row()
+    assert row.failures == 1 and row.last_error == "RuntimeError: upstream answered 502"
+    assert row.last_failed_at is not None and row.last_finished_at is None
+    jobs.run_due_jobs()
+    assert _row().failures == 2
+    flaky_job["fail"] = False
+    assert jobs.run_due_jobs() == {"flaky": {"done": 1}}
+    row = _row()
+    assert row.failures == 0 and row.last_finished_at is not None and row.last_result == {"done": 1}
+    assert row.last_error == "RuntimeError: upstream answered 502"  # kept as history; failures = 0 says it passed
+    assert flaky_job["runs"] == 3
+
+
+def test_run_on_demand_records_its_failure_and_raises(flaky_job: dict[str, Any]) -> None:
+    with pytest.raises(RuntimeError, match="502"):
+        jobs.run_job("flaky")
+    assert _row().failures == 1
+
+
+def test_failing_job_shows_on_healthz_status_page_and_cli(flaky_job: dict[str, Any]) -> None:
+    from fastapi.testclient import TestClient
+
+    from cityhub.main import create_app, forget_order_counts
+
+    jobs.run_due_jobs()
+    jobs.run_due_jobs()
+    forget_order_counts()
+    with TestClient(create_app()) as client:
+        health = client.get("/healthz")
+        assert health.status_code == 200  # the process serves; the probe says what is wrong
+        body = health.json()
+        assert body["status"] == "degraded" and body["problems"] == ["job flaky: last 2 run(s) failed"]
+        assert body["jobs"]["flaky"]["failures"] == 2
+        assert "502" not in health.text  # the error text is for operators, not a public probe
+        page = client.get("/", headers={"Accept": "text/html"})
+        assert "最近连续 2 次运行失败" in page.text
+    out = CliRunner().invoke(cli, ["jobs", "status"])
+    assert out.exit_code == 0 and "flaky" in out.output
+    assert "FAILING (2 in a row): RuntimeError: upstream answered 502" in out.output
+    records = [json.loads(line) for line in CliRunner().invoke(cli, ["jobs", "status", "--json"]).output.splitlines()]
+    assert [r["failures"] for r in records if r["name"] == "flaky"] == [2]
+
+    flaky_job["fail"] = False
+    jobs.run_due_jobs()
+    with TestClient(create_app()) as client:
+        body = client.get("/healthz").json()
+        assert body["status"] == "ok" and body["problems"] == []
+        assert "运行失败" not in client.get("/", headers={"Accept": "text/html"}).text
