@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from cityhub.db import session_scope
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.org import service
 from cityhub.org.cli import app as org_app
@@ -257,8 +258,33 @@ def test_cli_import_list_and_seed(app_db, tmp_path):
         "900001006",
     ]
 
-    seeded = runner.invoke(org_app, ["seed-baiyun"])
+    users_before = _user_count()
+    seeded = runner.invoke(org_app, ["seed-baiyun", "--no-demo-users"])
     assert seeded.exit_code == 0 and "street" in seeded.stdout
+    assert _user_count() == users_before  # the organisation only
+    seeded = runner.invoke(org_app, ["seed-baiyun", "--demo-users"])
+    assert seeded.exit_code == 0 and _user_count() > users_before
+
+
+def _user_count() -> int:
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(User)) or 0
+
+
+def test_cli_seed_baiyun_creates_demo_users_only_in_the_demo_environment(app_db, monkeypatch):
+    from cityhub.config import get_settings
+
+    monkeypatch.setenv("CITYHUB_ENVIRONMENT", "development")
+    get_settings.cache_clear()
+    try:
+        assert runner.invoke(org_app, ["seed-baiyun"]).exit_code == 0
+        assert _user_count() == 0
+        monkeypatch.setenv("CITYHUB_ENVIRONMENT", "demo")
+        get_settings.cache_clear()
+        assert runner.invoke(org_app, ["seed-baiyun"]).exit_code == 0
+        assert _user_count() > 0
+    finally:
+        get_settings.cache_clear()
 
 
 def test_cli_import_failures(app_db, tmp_path):

@@ -81,17 +81,29 @@ def users_command(
 
 
 @app.command("seed-baiyun")
-def seed_baiyun_command() -> None:
-    """Create the demo organisation of 白云区 (idempotent)."""
+def seed_baiyun_command(
+    demo_users: Annotated[
+        bool | None,
+        typer.Option(
+            "--demo-users/--no-demo-users",
+            help="Also create the demo's user accounts (operator, dispatcher, … and a handler per department and "
+            "street; no passwords). Default: only when CITYHUB_ENVIRONMENT is demo.",
+        ),
+    ] = None,
+) -> None:
+    """Create the organisation of 白云区: streets, communities, departments, the 12345 sub-centre (idempotent)."""
     from sqlalchemy import func, select
 
+    from cityhub.config import get_settings
     from cityhub.db import session_scope
     from cityhub.org.models import Unit, User
     from cityhub.org.service import seed_baiyun
 
+    if demo_users is None:
+        demo_users = get_settings().environment == "demo"
     try:
         with session_scope() as session:
-            seed_baiyun(session)
+            seed_baiyun(session, users=demo_users)
             rows = session.execute(select(Unit.tier, func.count()).group_by(Unit.tier))
             counts: dict[UnitTier, int] = {tier: count for tier, count in rows}
             users = session.scalar(select(func.count()).select_from(User))

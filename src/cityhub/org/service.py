@@ -564,8 +564,9 @@ BAIYUN_UNITS = DATA_DIR / "baiyun_units.csv"
 BAIYUN_USERS = DATA_DIR / "baiyun_users.csv"
 
 
-def seed_baiyun(session: Session) -> None:
-    """Create 白云区: streets, communities, departments, the 12345 sub-centre and demo users (idempotent)."""
+def seed_baiyun(session: Session, *, users: bool = True) -> None:
+    """Create 白云区: streets, communities, departments, the 12345 sub-centre and, with ``users``, the demo's user
+    accounts (one per role, one handler per department and street; no passwords) (idempotent)."""
     report = import_divisions(session, path=BAIYUN_DIVISIONS)
     if report.rejected:
         raise ValidationFailed(f"bundled Baiyun divisions are invalid: {report.rejected[0]}")
@@ -594,6 +595,8 @@ def seed_baiyun(session: Session) -> None:
                 )
             )
     session.flush()
+    if not users:
+        return
 
     wanted: list[UserCreate] = []
     for _, values in read_csv_table(BAIYUN_USERS).rows:
