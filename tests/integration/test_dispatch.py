@@ -804,6 +804,11 @@ def test_the_dispatcher_records_its_heartbeat_among_the_jobs(in_background, org,
     assert state["decides"] is True and state["dispatch_model"] == service.model_status()
     assert state["since_start"] == {"dispatched": 1} and state["checks_duplicates"] is background.checks_duplicates()
     assert state["pid"] == os.getpid() and beat["last_finished_at"] is not None
+    # This host's own row says the same (with two hosts, JOB_NAME holds whichever beat last).
+    import socket
+
+    assert state["host"] == socket.gethostname()
+    assert status_summary()["jobs"][background.host_job_name()]["last_result"] == state
 
 
 # --- retraining from the corrections (cityhub dispatch retrain) ---------------------------------------------------

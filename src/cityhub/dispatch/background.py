@@ -59,7 +59,15 @@ RETRY_PAUSE_S = 5.0  # after a database error; an order that failed waits this l
 MAX_RETRY_S = 300.0
 MAX_ATTEMPTS = 8  # then the order is left to the dispatcher's queue
 NICE = 10  # the dispatcher process's CPU priority below the server processes' (0)
-JOB_NAME = "background-dispatcher"  # its heartbeat's row in job_runs
+JOB_NAME = "background-dispatcher"  # its heartbeat's row in job_runs: the latest beat of any host
+
+
+def host_job_name() -> str:
+    """This host's own heartbeat row, ``background-dispatcher@HOST`` (cut to the column's 60 characters): with two
+    hosts on one database, ``JOB_NAME`` shows whichever beat last, these rows show each."""
+    import socket
+
+    return f"{JOB_NAME}@{socket.gethostname()}"[:60]
 HEARTBEAT_S = 30.0
 
 
@@ -267,7 +275,8 @@ def threads() -> int:
 
 
 class _Heartbeat:
-    """The dispatcher's state in ``job_runs`` under ``JOB_NAME`` (``/healthz``'s and the status page's jobs): what it
+    """The dispatcher's state in ``job_runs`` under ``JOB_NAME`` and ``host_job_name()`` (``/healthz``'s and the
+    status page's jobs): what it
     does, whether its classifier and similar-orders index are ready, its outcomes since it started. Written at
     start, whenever readiness changes, and every ``HEARTBEAT_S`` — so an operator (and the benchmark) can tell a
     dispatcher still warming up, or one not heard from for long, from one at work."""
@@ -279,6 +288,8 @@ class _Heartbeat:
         self.last_state: tuple[Any, ...] | None = None
 
     def beat(self, counts: dict[str, int]) -> None:
+        import socket
+
         from cityhub import jobs
         from cityhub.dispatch.service import model_status
         from cityhub.intake.dedupe import index_status
@@ -294,6 +305,7 @@ class _Heartbeat:
                 if state == self.last_state and time.monotonic() - self.last_at < HEARTBEAT_S:
                     return
                 result = {
+                    "host": socket.gethostname(),
                     "pid": os.getpid(),
                     "started_at": self.started.isoformat(),
                     "decides": deciding,
@@ -303,6 +315,7 @@ class _Heartbeat:
                     "since_start": dict(self.totals),
                 }
                 jobs.record(session, JOB_NAME, started=self.started, result=result)
+                jobs.record(session, host_job_name(), started=self.started, result=result)
             self.last_at, self.last_state = time.monotonic(), state
         except Exception:  # the database is down: the rounds say so in the log
             log.debug("background dispatcher: heartbeat not recorded", exc_info=True)
