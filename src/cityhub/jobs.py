@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import and_, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -32,6 +32,13 @@ class Job:
     description: str
     func: Callable[[Session], dict[str, Any]]
     interval: Callable[[], int]
+    # May a run start while another (in any process) has not ended? Only for a job that claims its own work items.
+    overlap: bool = False
+
+
+# A run that started this long ago (or three intervals, if longer) without ending is taken for dead — its process
+# was killed — and the job may start again.
+RUN_LEASE_S = 600
 
 
 def _sla_sweep(session: Session) -> dict[str, Any]:
@@ -76,6 +83,7 @@ JOBS: dict[str, Job] = {
         "send due outbox notifications (webhooks), retry failures, take over expired leases",
         _notify_deliver,
         _notify_interval,
+        overlap=True,  # claims each message: runs in several processes share the outbox
     ),
     "notify-prune": Job(
         "notify-prune",
@@ -136,14 +144,17 @@ def _ensure_row(session: Session, name: str) -> None:
     session.execute(insert(JobRun).values(name=name).on_conflict_do_nothing())
 
 
-def _claim(session: Session, name: str, now: datetime, interval: int) -> bool:
-    """Atomically take the job if its interval has passed since the last start (any process)."""
+def _claim(session: Session, name: str, now: datetime, interval: int, *, overlap: bool = False) -> bool:
+    """Atomically take the job if its interval has passed since the last start (any process) and, unless it may
+    ``overlap``, the last run has ended (succeeded or failed) or started more than the lease ago."""
     _ensure_row(session, name)
+    started = JobRun.last_started_at
+    due = started <= now - timedelta(seconds=interval)
+    if not overlap:
+        ended = or_(JobRun.last_finished_at >= started, JobRun.last_failed_at >= started)
+        due = and_(due, or_(ended, started <= now - timedelta(seconds=max(RUN_LEASE_S, 3 * interval))))
     result = session.execute(
-        update(JobRun)
-        .where(JobRun.name == name)
-        .where(or_(JobRun.last_started_at.is_(None), JobRun.last_started_at <= now - timedelta(seconds=interval)))
-        .values(last_started_at=now)
+        update(JobRun).where(JobRun.name == name).where(or_(started.is_(None), due)).values(last_started_at=now)
     )
     return bool(rowcount(result))
 
@@ -162,7 +173,7 @@ def run_due_jobs() -> dict[str, dict[str, Any]]:
     for job in JOBS.values():
         now = utcnow()
         with session_scope() as session:
-            if not _claim(session, job.name, now, job.interval()):
+            if not _claim(session, job.name, now, job.interval(), overlap=job.overlap):
                 continue
         try:
             with session_scope() as session:

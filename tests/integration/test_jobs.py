@@ -88,3 +88,40 @@ def test_failing_job_shows_on_healthz_status_page_and_cli(flaky_job: dict[str, A
         body = client.get("/healthz").json()
         assert body["status"] == "ok" and body["problems"] == []
         assert "运行失败" not in client.get("/", headers={"Accept": "text/html"}).text
+
+
+def test_a_run_in_progress_elsewhere_is_not_started_again_until_its_lease_ends(
+    flaky_job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from cityhub.db import utcnow
+
+    flaky_job["fail"] = False
+    with session_scope() as session:  # another process claimed the job and is still running it
+        assert jobs._claim(session, "flaky", utcnow() - timedelta(seconds=30), 0)
+    assert jobs.run_due_jobs() == {} and flaky_job["runs"] == 0
+    monkeypatch.setattr(jobs, "RUN_LEASE_S", 20)  # that run started 30 s ago: now taken for dead
+    assert jobs.run_due_jobs() == {"flaky": {"done": 1}}
+    monkeypatch.setattr(jobs, "RUN_LEASE_S", 600)
+    assert jobs.run_due_jobs() == {"flaky": {"done": 1}}  # the last run ended: the next may start
+    flaky_job["fail"] = True
+    jobs.run_due_jobs()
+    flaky_job["fail"] = False
+    assert jobs.run_due_jobs() == {"flaky": {"done": 1}}  # a failed run has ended too
+    assert flaky_job["runs"] == 4
+
+
+def test_a_job_that_claims_its_own_items_may_overlap(flaky_job: dict[str, Any], monkeypatch: pytest.MonkeyPatch):
+    from cityhub.db import utcnow
+
+    flaky_job["fail"] = False
+    job = jobs.JOBS["flaky"]
+    monkeypatch.setattr(jobs, "JOBS", {"flaky": jobs.Job(job.name, job.description, job.func, job.interval, True)})
+    with session_scope() as session:
+        assert jobs._claim(session, "flaky", utcnow(), 0, overlap=True)
+    assert jobs.run_due_jobs() == {"flaky": {"done": 1}}
+
+
+def test_only_the_outbox_delivery_overlaps() -> None:
+    assert [name for name, job in jobs.JOBS.items() if job.overlap] == ["notify-deliver"]
