@@ -933,3 +933,34 @@ def test_retrain_refuses_bad_input_with_one_line(app_db, tmp_path, monkeypatch) 
     with session_scope() as session:
         run = session.get(JobRun, "classifier-retrain")
         assert run is not None and run.failures == 3 and "--embed-cache applies" in (run.last_error or "")
+
+
+def test_retrain_with_a_holdout_scores_both_models_on_the_same_rows(app_db, db_session, org, tmp_path) -> None:
+    import json
+
+    _corrected_orders(db_session, org)
+    db_session.commit()
+    base = _base_csv(tmp_path / "base.csv")
+    live = _live_model(tmp_path, base, macro_f1=1.0)  # a CV figure the candidate cannot beat: the hold-out decides
+    rows = list(csv.DictReader(base.open(encoding="utf-8-sig")))
+    held = [r for r in rows if r["content"]][:10]
+    holdout = tmp_path / "holdout.csv"
+    with holdout.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(held)
+    result = _retrain_cli("--data", str(base), "--model", str(live), "--holdout", str(holdout), "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["guard"] == "holdout" and out["holdout_rows"] == 10
+    assert out["holdout_excluded"] >= 10 and out["base_rows"] == 60 - out["holdout_excluded"]  # never trained on
+    live_f1, new_f1 = out["live_holdout_macro_f1"], out["candidate_holdout_macro_f1"]
+    assert live_f1 is not None and new_f1 is not None
+    assert out["promoted"] is (new_f1 >= live_f1 - 0.01) and "hold-out macro F1" in out["reason"]
+    text = _retrain_cli("--data", str(base), "--model", str(live), "--holdout", str(holdout), "--force")
+    assert text.exit_code == 0 and "hold-out: 10 rows" in text.stdout
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("id,title,content,created_at,category\n", encoding="utf-8")
+    refused = _retrain_cli("--data", str(base), "--model", str(live), "--holdout", str(empty))
+    assert refused.exit_code == 1 and "no usable labelled rows to hold out" in refused.output

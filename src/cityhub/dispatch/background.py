@@ -68,6 +68,8 @@ def host_job_name() -> str:
     import socket
 
     return f"{JOB_NAME}@{socket.gethostname()}"[:60]
+
+
 HEARTBEAT_S = 30.0
 
 

@@ -267,6 +267,14 @@ def retrain(
             help="Embedding cache directory, for a live model with a sentence encoder: only new texts are embedded.",
         ),
     ] = None,
+    holdout: Annotated[
+        Path | None,
+        typer.Option(
+            "--holdout",
+            help="Labelled CSV both models are scored on for the guard (e.g. last month's orders), instead of "
+            "comparing CV figures of different trainings; rows with a held-out text are left out of training.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
 ) -> None:
     """Retrain the classifier on the base data plus the orders dispatchers corrected; promote it into the live
@@ -293,6 +301,7 @@ def retrain(
             force=force,
             folds=cv,
             embed_cache=embed_cache,
+            holdout=holdout,
         )
     except CityhubError as exc:
         jobs.record_failure(JOB_NAME, error=exc.message)  # a failing weekly retrain shows on the status page
@@ -311,4 +320,11 @@ def retrain(
     )
     for category, n in sorted(result.corrections_left_out.items()):
         typer.echo(f"left out: {n} corrected orders of category {category}, which the base data does not have")
+    if result.guard == "holdout":
+        live_f1 = result.live_holdout_macro_f1
+        typer.echo(
+            f"hold-out: {result.holdout_rows} rows ({result.holdout_excluded} training rows with their text left out); "
+            f"macro F1 candidate {result.candidate_holdout_macro_f1:.4f}, live "
+            + ("-" if live_f1 is None else f"{live_f1:.4f}")
+        )
     typer.echo(("promoted into " if result.promoted else "not promoted: ") + f"{result.model} ({result.reason})")

@@ -10,7 +10,10 @@ and the export, into the live model's directory) in one step, with a guard befor
 2. a candidate trained like ``nlp train`` does, with the live model's configuration (feature blocks, members,
    encoder; the default one when there is no live model yet) and its grouped cross-validation report.
 3. the guard: the candidate replaces the live model only if its cross-validated macro F1 is at least the live
-   model's (from the live artefact's own report) minus ``tolerance``; ``force`` skips the comparison. A candidate
+   model's (from the live artefact's own report) minus ``tolerance``; ``force`` skips the comparison. Those two
+   figures come from different training data; with ``holdout`` (a labelled CSV of recent orders, say) both models
+   are scored on the same rows instead, and rows of the training data with the text of a held-out row are left
+   out of training. A candidate
    that fails is written beside the live directory (``<dir>.rejected``) for inspection, and the live model stays.
 4. promotion writes into the live directory (files moved into place, see ``Model.save``); every server process
    switches to it without a pause (``service.load_model``).
@@ -32,6 +35,7 @@ from typing import Any
 
 from cityhub.errors import ValidationFailed
 from cityhub.nlp import classifier
+from cityhub.nlp.text import normalize
 
 JOB_NAME = "classifier-retrain"
 GUARD_PART = "all"  # the part of the CV report compared: every training message
@@ -47,6 +51,12 @@ class RetrainResult:
     corrections_left_out: dict[str, int] = field(default_factory=dict)  # category → orders
     candidate_macro_f1: float | None = None
     live_macro_f1: float | None = None
+    # With a hold-out file: what the guard compared (both models scored on the same rows).
+    guard: str = "cv"  # "cv" or "holdout"
+    holdout_rows: int = 0
+    holdout_excluded: int = 0  # training rows left out: the text of a held-out row
+    candidate_holdout_macro_f1: float | None = None
+    live_holdout_macro_f1: float | None = None
     training_seconds: float = 0.0
     skipped_rows: list[dict[str, Any]] = field(default_factory=list)  # rejected rows of the base CSVs
 
@@ -68,6 +78,7 @@ def retrain(
     force: bool = False,
     folds: int = 3,
     embed_cache: str | Path | None = None,
+    holdout: str | Path | None = None,
 ) -> RetrainResult:
     """Train a candidate on ``base`` + ``corrections`` and promote it into ``model_dir`` if it passes the guard."""
     if not base:
@@ -86,6 +97,18 @@ def retrain(
     known = {r.category for r in records}
     usable = [c for c in corrections if c.category in known]
     left_out = Counter(c.category for c in corrections if c.category not in known)
+    held: list[classifier.LabelledOrder] = []
+    excluded = 0
+    if holdout is not None:
+        held, report = classifier.read_labelled_csv(holdout)
+        skipped += [{"file": str(holdout), **row} for row in report.skipped]
+        if not held:
+            raise ValidationFailed(f"{holdout}: no usable labelled rows to hold out", details={"field": "holdout"})
+        held_texts = {normalize(r.text) for r in held}
+        n_before = len(records) + len(usable)
+        records = [r for r in records if normalize(r.text) not in held_texts]
+        usable = [c for c in usable if normalize(c.text) not in held_texts]
+        excluded = n_before - len(records) - len(usable)
 
     live = None
     if (target / classifier.META_FILE).is_file():
@@ -127,6 +150,13 @@ def retrain(
     )
     candidate.meta["retrained"] = {"base_rows": len(records), "corrections": len(usable)}
     new, old = result.candidate_macro_f1, result.live_macro_f1
+    if held:
+        result.guard, result.holdout_rows, result.holdout_excluded = "holdout", len(held), excluded
+        new = result.candidate_holdout_macro_f1 = round(classifier.evaluate(candidate, held)["macro_f1"], 4)
+        if live is not None:
+            old = result.live_holdout_macro_f1 = round(classifier.evaluate(live, held)["macro_f1"], 4)
+        candidate.meta["retrained"]["holdout"] = {"rows": len(held), "macro_f1": new, "live_macro_f1": old}
+    what = "hold-out macro F1" if held else "macro F1"
     rejected = target.with_name(target.name + ".rejected")
     if live_meta is None:
         result.promoted, result.reason = True, "no live model yet"
@@ -136,10 +166,10 @@ def retrain(
         result.promoted, result.reason = True, "the live model has no cross-validation report to compare with"
     elif new is not None and new >= old - tolerance:
         result.promoted = True
-        result.reason = f"macro F1 {new:.4f} ≥ live {old:.4f} − tolerance {tolerance}"
+        result.reason = f"{what} {new:.4f} ≥ live {old:.4f} − tolerance {tolerance}"
     else:
         result.reason = (
-            f"kept the live model: candidate macro F1 {new if new is None else f'{new:.4f}'} < live {old:.4f} − "
+            f"kept the live model: candidate {what} {new if new is None else f'{new:.4f}'} < live {old:.4f} − "
             f"tolerance {tolerance}; the candidate is in {rejected}"
         )
         shutil.rmtree(rejected, ignore_errors=True)
