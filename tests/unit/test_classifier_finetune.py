@@ -119,7 +119,14 @@ def test_cli_trains_a_fine_tuned_model(tmp_path: Path) -> None:
     assert summary["evaluation"]["all"]["n"] == summary["fine_tune"]["held_out_rows"]
     evaluated = CliRunner().invoke(app, ["evaluate", "--model", str(out), "--data", str(data), "--json"])
     assert evaluated.exit_code == 0, evaluated.output
-    assert json.loads(evaluated.output)["feature_blocks"][-1] == "encoder:m3e-small+fine-tuned1"
+    report = json.loads(evaluated.output)
+    assert report["feature_blocks"][-1] == "encoder:m3e-small+fine-tuned1"
+    # Under an embedding cache the fine-tuned member still runs its own layers (the cache holds frozen embeddings).
+    cached = CliRunner().invoke(
+        app, ["evaluate", "--model", str(out), "--data", str(data), "--json", "--embed-cache", str(tmp_path / "c")]
+    )
+    assert cached.exit_code == 0, cached.output
+    assert json.loads(cached.output)["accuracy"] == report["accuracy"]
 
 
 def test_fine_tune_without_torch_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

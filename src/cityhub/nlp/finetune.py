@@ -50,8 +50,9 @@ def _torch() -> Any:
 
 def base_encoder(encoder: Any) -> Any:
     """The encoder itself, under an embedding cache (``CachedEncoder``) if there is one."""
-    inner = getattr(encoder, "encoder", None)
-    return inner if inner is not None and hasattr(encoder, "path") else encoder
+    from cityhub.nlp.encoder import CachedEncoder
+
+    return encoder.encoder if isinstance(encoder, CachedEncoder) else encoder
 
 
 def _bert(encoder: Any) -> Any:
