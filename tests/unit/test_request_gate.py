@@ -210,6 +210,7 @@ def test_a_request_that_waits_too_long_is_refused_and_its_place_is_not_lost():
             await send({"type": "http.response.body", "body": b""})
 
         gate.app = counting
+        gate.queue_timeout_s = None  # ten turns of 5 ms outlast the 50 ms time-out on a busy machine
         await asyncio.gather(
             *(gate({"type": "http", "method": "POST", "n": n}, None, recorder.for_request(n)) for n in range(11, 21))
         )
@@ -283,3 +284,31 @@ def test_the_refusal_hook_answers_where_it_wants_to_and_the_json_body_elsewhere(
     assert page["body"] == b"<p>busy</p>" and page["headers"][b"retry-after"] == str(refusals[0][1]).encode()
     assert api["status"] == 503 and json.loads(api["body"])["details"]["lane"] == "read"
     assert api["headers"][b"retry-after"] == str(refusals[1][1]).encode()
+
+
+def test_health_probes_do_not_wait_behind_a_full_read_lane():
+    release = asyncio.Event()
+    ran: list[int] = []
+    recorder = _Recorder()
+    gate = RequestGate(_held_app(release, ran), read_limit=1, queue_limit=1, queue_timeout_ms=0)
+    paths = ["/orders", "/orders", "/orders", "/healthz"]  # holds the read place, waits, refused; the probe runs
+
+    async def main():
+        calls = [
+            asyncio.create_task(
+                gate({"type": "http", "method": "GET", "path": p, "n": n}, None, recorder.for_request(n))
+            )
+            for n, p in enumerate(paths)
+        ]
+        await asyncio.wait_for(calls[2], timeout=5)
+        for _ in range(100):
+            if 3 in ran:
+                break
+            await asyncio.sleep(0.01)
+        assert ran == [0, 3]  # the probe is inside while the second read still waits for the read lane
+        release.set()
+        await asyncio.gather(*calls)
+
+    asyncio.run(main())
+    assert recorder.answers[2]["status"] == 503
+    assert [recorder.answers[n]["status"] for n in (0, 1, 3)] == [201, 201, 201]

@@ -43,6 +43,10 @@ from cityhub.errors import Overloaded
 # Requests that compute over a whole period or graph (seconds, not milliseconds) wait in a lane of their own, so
 # that a leader refreshing the dashboard never holds the places intake and the order lists need.
 HEAVY_PREFIXES = ("/api/v1/kpi", "/api/v1/graph", "/api/v1/findings", "/dashboard")
+# Health probes wait in a small lane of their own: behind a thousand reads, a busy but healthy process would answer
+# its load balancer's probe 503 (or late) and be taken out of service just when it is needed most.
+PROBE_PATHS = ("/healthz",)
+PROBE_PLACES = 2
 
 
 class GateSettings(BaseSettings):
@@ -149,10 +153,10 @@ class _Lane:
 class RequestGate:
     """Pure ASGI middleware holding each HTTP request until a place in its lane is free.
 
-    Three lanes: ``limit`` places for requests that may write, ``read_limit`` for reads, ``heavy_limit`` for the
-    requests under ``HEAVY_PREFIXES`` whatever their method. At most ``queue_limit`` requests wait in a lane (0: no
-    limit), each at most ``queue_timeout_ms`` (0: no limit); beyond either, 503 with Retry-After: ``refusal``'s
-    answer, else the JSON error body.
+    Four lanes: ``limit`` places for requests that may write, ``read_limit`` for reads, ``heavy_limit`` for the
+    requests under ``HEAVY_PREFIXES`` whatever their method, ``PROBE_PLACES`` for health probes. At most
+    ``queue_limit`` requests wait in a lane (0: no limit), each at most ``queue_timeout_ms`` (0: no limit); beyond
+    either, 503 with Retry-After: ``refusal``'s answer, else the JSON error body.
     """
 
     def __init__(
@@ -185,12 +189,17 @@ class RequestGate:
                 "write": _Lane("write", self.limit),
                 "read": _Lane("read", self.read_limit),
                 "heavy": _Lane("heavy", self.heavy_limit),
+                "probe": _Lane("probe", PROBE_PLACES),
             }
             # Every admitted request must find a worker thread for its next step, with room to spare for the
             # threads that commit and for other callers of the pool.
             limiter = to_thread.current_default_thread_limiter()
-            limiter.total_tokens = max(limiter.total_tokens, self.limit + self.read_limit + self.heavy_limit + 8)
-        if str(scope.get("path", "")).startswith(HEAVY_PREFIXES):
+            places = self.limit + self.read_limit + self.heavy_limit + PROBE_PLACES
+            limiter.total_tokens = max(limiter.total_tokens, places + 8)
+        path = str(scope.get("path", ""))
+        if path in PROBE_PATHS:
+            return self._lanes["probe"]
+        if path.startswith(HEAVY_PREFIXES):
             return self._lanes["heavy"]
         return self._lanes["read" if scope.get("method") in _READS else "write"]
 
