@@ -9,26 +9,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from sklearn.model_selection import StratifiedGroupKFold
 
-from bench_classifier import FILES
+from bench_classifier import dev_data, dev_splits
 from cityhub.nlp import classifier
 from cityhub.nlp.classifier import ClassifierConfig
-from cityhub.nlp.text import looks_segmented, near_duplicate_groups, normalize
+from cityhub.nlp.text import normalize
 
 WORK = os.environ.get("CITYHUB_EXPLORE_DIR", "/tmp/cityhub-explore")  # scratch directory of the three scripts
 
 
-records = []
-for f in FILES:
-    recs, _ = classifier.read_labelled_csv(f)
-    records += recs
-labels = sorted({r.category for r in records})
-y = np.array([labels.index(r.category) for r in records])
-texts = [r.text for r in records]
-groups = near_duplicate_groups(texts)
-raw_form = np.array([not looks_segmented(t) for t in texts])
-splits = list(StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=42).split(texts, y, groups))
+data = dev_data()
+records, labels, y, texts, groups, raw_form = data.records, data.labels, data.y, data.texts, data.groups, data.raw_form
+splits = dev_splits(data)
 fold = np.full(len(texts), -1)
 for k, (_tr, te) in enumerate(splits):
     fold[te] = k
