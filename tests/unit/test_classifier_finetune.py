@@ -42,9 +42,16 @@ TINY = ClassifierConfig(
 TEXTS = ["公交车红绿灯出租车", "医院医生疫苗", "学校老师补课", "只有标题"]
 
 
+def _mixed_forms(records: list[classifier.LabelledOrder]) -> list[classifier.LabelledOrder]:
+    """The records, and a word-segmented copy (characters spaced) of every third, as the dev files mix both forms."""
+    from dataclasses import replace
+
+    return records + [replace(r, id=r.id + "s", content=" ".join(r.content)) for r in records[::3]]
+
+
 @pytest.fixture(scope="module")
 def tuned_model() -> classifier.Model:
-    return classifier.train(_records(30), config=TINY)
+    return classifier.train(_mixed_forms(_records(30)), config=TINY)
 
 
 @needs_finetune
@@ -55,10 +62,11 @@ def test_fine_tuned_model_mixes_its_member_with_the_stack(tuned_model: classifie
     assert model.meta["feature_blocks"][-1] == "encoder:m3e-small+fine-tuned1"
     report = model.meta["fine_tune"]
     assert 0.1 <= report["mixing_weight_of_stack"] <= 0.9 and report["mixing_weight_of_stack"] == model.tuned_weight
-    assert 0 < report["held_out_rows"] < len(_records(30))
+    assert 0 < report["held_out_rows"] < len(_mixed_forms(_records(30)))
     assert set(report["held_out"]) == {"stack", "tuned", "mixed"}
     assert model.meta["evaluation"]["method"].startswith("hold-out")
     assert model.meta["evaluation"]["all"]["n"] == report["held_out_rows"]
+    assert 0 < model.meta["evaluation"]["raw_text"]["n"] < report["held_out_rows"]  # the raw-form rows among them
     assert "all" in model.meta["evaluation_sparse_stack"]
 
     proba = model.predict_proba(TEXTS)
@@ -184,7 +192,7 @@ def test_retraining_a_fine_tuned_model_keeps_fine_tuning_and_needs_torch(
 ) -> None:
     from cityhub.dispatch.retrain import retrain
 
-    base = _write_csv(tmp_path / "base.csv", _records(30))
+    base = _write_csv(tmp_path / "base.csv", _mixed_forms(_records(30)))
     live = tuned_model.save(tmp_path / "m")
     before = (live / classifier.MODEL_FILE).read_bytes()
     with monkeypatch.context() as m:

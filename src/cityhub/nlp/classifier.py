@@ -148,8 +148,8 @@ class ClassifierConfig:
     confidence_shrink: float = 30.0
     # Fine-tune the encoder's top ``fine_tune_layers`` layers with a linear head on the training texts
     # (``cityhub.nlp.finetune``; needs PyTorch to train, not to predict) and mix its probabilities with the stack's,
-    # weighted on a held-out fold. Replaces the frozen-embedding member "emb". +2 macro F1 points on the strict
-    # proxy (sweep 9), at ~10-25 minutes of training on 2 cores.
+    # weighted on a held-out fold. Replaces the frozen-embedding member "emb". +1.1 macro F1 points on the strict
+    # proxy (bench/results/classifier_finetune.md), at ~25 minutes of training on 2 cores and ~60 ms per order.
     fine_tune: bool = False
     fine_tune_layers: int = 2
     fine_tune_epochs: float = 2.0
@@ -1197,8 +1197,9 @@ def train(
     tuned_weight = 1.0
     tuned_report: dict[str, Any] | None = None
     if config.fine_tune:
+        raw_form = np.array([not looks_segmented(t) for t in texts])  # before the joined form removes the spaces
         tuned, tuned_weight, confidence, tuned_report = _fine_tune(
-            encoder, norm_texts, y, original, fold, row_groups, stacked, labels, config
+            encoder, norm_texts, raw_form, y, original, fold, row_groups, stacked, labels, config
         )
 
     meta: dict[str, Any] = {
@@ -1240,6 +1241,7 @@ def train(
 def _fine_tune(
     encoder: Any,
     texts: Sequence[str],
+    raw_form: np.ndarray,
     y: np.ndarray,
     original: np.ndarray,
     fold: np.ndarray,
@@ -1289,7 +1291,7 @@ def _fine_tune(
             if conf is not None and part.any():
                 out[part] = conf.transform(proba[part])
         calibrated[name] = out
-    raw = np.array([not looks_segmented(texts[int(i)]) for i in rows[held]])
+    raw = raw_form[rows][held]
     evaluation: dict[str, Any] = {
         "method": (
             "hold-out: one fold of the grouped CV (near-duplicates kept in one fold); the encoder fine-tuned on the "
@@ -1299,10 +1301,8 @@ def _fine_tune(
     }
     if raw.any() and not raw.all():
         evaluation["raw_text"] = metrics(y_held[raw], calibrated["mixed"][raw], labels)
-    summary = {
-        name: {key: metrics(y_held, proba, labels)[key] for key in ("accuracy", "macro_f1", "coverage_at_precision")}
-        for name, proba in calibrated.items()
-    }
+    keys = ("accuracy", "macro_f1", "coverage_at_precision")
+    summary = {name: _pick(metrics(y_held, proba, labels), keys) for name, proba in calibrated.items()}
     report = {
         **final.describe(),
         "epochs": config.fine_tune_epochs,
@@ -1318,6 +1318,10 @@ def _fine_tune(
         "evaluation": evaluation,
     }
     return final, w, confidence, report
+
+
+def _pick(report: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    return {key: report[key] for key in keys}
 
 
 def feature_blocks(config: ClassifierConfig) -> list[str]:

@@ -61,7 +61,7 @@ def train_cmd(
         False,
         "--fine-tune",
         help="Fine-tune the encoder's top layers on the data and mix them with the stack (implies --encoder "
-        "m3e-small; needs PyTorch to train, the finetune extra). +2 macro F1 points on grouped CV; 10-25 min on "
+        "m3e-small; needs PyTorch to train, the finetune extra). +1 macro F1 point on grouped CV; ~25 min on "
         "2 cores.",
     ),
     fine_tune_layers: int = typer.Option(2, "--fine-tune-layers", min=1, help="Top encoder layers to fine-tune."),
