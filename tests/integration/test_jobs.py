@@ -125,3 +125,18 @@ def test_a_job_that_claims_its_own_items_may_overlap(flaky_job: dict[str, Any], 
 
 def test_only_the_outbox_delivery_overlaps() -> None:
     assert [name for name, job in jobs.JOBS.items() if job.overlap] == ["notify-deliver"]
+
+
+def test_the_status_page_names_each_hosts_dispatcher_heartbeat(app_db: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from cityhub.db import utcnow
+    from cityhub.dispatch import background
+    from cityhub.main import create_app
+
+    with session_scope() as session:
+        for host in ("web-1", "web-2"):
+            jobs.record(session, f"{background.JOB_NAME}@{host}", started=utcnow(), result={"host": host})
+    with TestClient(create_app()) as client:
+        page = client.get("/", headers={"Accept": "text/html"}).text
+    assert "后台派单（心跳） @web-1" in page and "后台派单（心跳） @web-2" in page
