@@ -93,7 +93,7 @@ def train_cmd(
             from cityhub.nlp.encoder import M3E_SMALL
             from cityhub.nlp.finetune import require_torch
 
-            require_torch()  # before reading and encoding anything
+            require_torch()  # before the encoder loads (train() checks again, for callers other than this command)
             encoder = encoder or M3E_SMALL
         config = classifier.ClassifierConfig(
             folds=cv,

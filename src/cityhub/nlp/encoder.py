@@ -183,6 +183,11 @@ class NumpyBert:
             )
         self.dim = int(self.word.shape[1])
 
+    def embed(self, ids: np.ndarray) -> np.ndarray:
+        """The embedding layer's output for token ids (batch, tokens): (batch, tokens, dim), float32."""
+        h = self.word[ids] + self.pos[: ids.shape[1]][None, :, :] + self.type0
+        return np.asarray(_layer_norm(h, self.emb_ln, self.eps), dtype=np.float32)
+
     def mean_pooled(
         self, ids: np.ndarray, mask: np.ndarray, layers: Sequence[dict[str, Any]] | None = None
     ) -> np.ndarray:
@@ -194,8 +199,7 @@ class NumpyBert:
         b, t = ids.shape
         d, nh = self.dim, self.heads
         hd = d // nh
-        h = self.word[ids] + self.pos[:t][None, :, :] + self.type0
-        h = _layer_norm(h, self.emb_ln, self.eps).reshape(b * t, d)
+        h = self.embed(ids).reshape(b * t, d)
         bias = np.where(mask[:, None, None, :] > 0, 0.0, -1e9).astype(np.float32)
         scale = np.float32(1.0 / np.sqrt(hd))
         for layer in self.layers if layers is None else layers:
@@ -271,14 +275,7 @@ class M3ESmall:
         batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
 
         def run(idx: np.ndarray) -> None:
-            t = int(lengths[idx].max())
-            ids = np.zeros((len(idx), t), dtype=np.int64)
-            mask = np.zeros((len(idx), t), dtype=np.int64)
-            for r, i in enumerate(idx):
-                n = int(lengths[i])
-                ids[r, :n] = encodings[i]
-                mask[r, :n] = 1
-            out[idx] = self.bert.mean_pooled(ids, mask, layers)
+            out[idx] = self.bert.mean_pooled(*padded(encodings, idx), layers)
 
         from threadpoolctl import threadpool_limits
 
@@ -292,6 +289,17 @@ class M3ESmall:
                 with ThreadPoolExecutor(self.n_jobs) as pool:
                     list(pool.map(run, batches))
         return out
+
+
+def padded(token_ids: Sequence[Sequence[int]], idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The texts ``idx`` of ``token_ids`` as one batch: ids and mask (1 = a real token), (len(idx), longest)."""
+    lengths = [len(token_ids[i]) for i in idx]
+    ids = np.zeros((len(idx), max(lengths)), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for r, (i, n) in enumerate(zip(idx, lengths, strict=True)):
+        ids[r, :n] = token_ids[i]
+        mask[r, :n] = 1
+    return ids, mask
 
 
 def _sha256_prefix(path: Path) -> str:

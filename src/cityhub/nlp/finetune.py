@@ -16,13 +16,15 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from cityhub.errors import ValidationFailed
+from cityhub.nlp.encoder import CachedEncoder, padded
 
 _log = logging.getLogger(__name__)
 INSTALL_HINT = (
@@ -50,8 +52,6 @@ def _torch() -> Any:
 
 def base_encoder(encoder: Any) -> Any:
     """The encoder itself, under an embedding cache (``CachedEncoder``) if there is one."""
-    from cityhub.nlp.encoder import CachedEncoder
-
     return encoder.encoder if isinstance(encoder, CachedEncoder) else encoder
 
 
@@ -170,14 +170,9 @@ class FineTuner:
         with self._threads(), torch.no_grad():
             for start in range(0, len(order), 64):
                 idx = order[start : start + 64]
-                t = int(self.lengths[idx].max())
-                tok = np.zeros((len(idx), t), dtype=np.int64)
-                mask = np.zeros((len(idx), t), dtype=np.float32)
-                for r, i in enumerate(idx):
-                    tok[r, : self.lengths[i]] = ids[i]
-                    mask[r, : self.lengths[i]] = 1.0
-                h = torch.tensor(self._embed(tok))
-                bias = self._bias(torch.tensor(mask))
+                tok, mask = padded(ids, idx)
+                h = torch.tensor(bert.embed(tok))
+                bias = self._bias(torch.tensor(mask, dtype=torch.float32))
                 for layer in frozen:
                     h = layer(h, bias)
                 for r, i in enumerate(idx):
@@ -185,28 +180,18 @@ class FineTuner:
         self.frozen_seconds = time.perf_counter() - started
         _log.info("fine-tune: %d frozen layers run on %d texts in %.0f s", self.n_frozen, len(ids), self.frozen_seconds)
 
-    def _embed(self, tok: np.ndarray) -> np.ndarray:
-        from cityhub.nlp.encoder import _layer_norm
-
-        bert = self.bert
-        h = bert.word[tok] + bert.pos[: tok.shape[1]][None, :, :] + bert.type0
-        return np.asarray(_layer_norm(h, bert.emb_ln, bert.eps), dtype=np.float32)
-
     def _bias(self, mask: Any) -> Any:
         return (1.0 - mask[:, None, None, :]) * -1e9
 
-    def _threads(self) -> Any:
-        torch, n = self.torch, self.settings.threads
-
-        class _Limit:
-            def __enter__(self) -> None:
-                self.before = torch.get_num_threads()
-                torch.set_num_threads(max(1, n))
-
-            def __exit__(self, *exc: Any) -> None:
-                torch.set_num_threads(self.before)
-
-        return _Limit()
+    @contextmanager
+    def _threads(self) -> Iterator[None]:
+        """torch's intra-op threads set to ``settings.threads`` for the block, then back."""
+        before = self.torch.get_num_threads()
+        self.torch.set_num_threads(max(1, self.settings.threads))
+        try:
+            yield
+        finally:
+            self.torch.set_num_threads(before)
 
     def _batch(self, rows: np.ndarray) -> tuple[Any, Any, Any]:
         torch = self.torch
@@ -219,13 +204,13 @@ class FineTuner:
             mask[r, :n] = 1.0
         return h, mask, self._bias(mask)
 
-    def _forward(self, layers: Any, head: Any, drop: Any, rows: np.ndarray) -> Any:
+    def _pooled(self, layers: Any, rows: np.ndarray) -> Any:
+        """Texts ``rows`` through the top ``layers`` from their kept frozen outputs, mean-pooled over real tokens."""
         h, mask, bias = self._batch(rows)
         for layer in layers:
             h = layer(h, bias)
         m = mask[:, :, None]
-        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return head(drop(pooled))
+        return (h * m).sum(1) / m.sum(1).clamp(min=1.0)
 
     def fit(self, rows: np.ndarray, y: np.ndarray, n_classes: int) -> TunedHead:
         """Train the top layers and a head on texts ``rows`` (indices into the constructor's texts), labels ``y``."""
@@ -261,7 +246,7 @@ class FineTuner:
                     if step >= steps:
                         break
                     pick = perm[start : start + s.batch_size]
-                    logits = self._forward(layers, head, drop, rows[pick])
+                    logits = head(drop(self._pooled(layers, rows[pick])))
                     loss = torch.nn.functional.cross_entropy(logits, target[pick])
                     opt.zero_grad()
                     loss.backward()
@@ -289,11 +274,7 @@ class FineTuner:
         with self._threads(), torch.no_grad():
             for start in range(0, len(order), 128):
                 pick = order[start : start + 128]
-                h, mask, bias = self._batch(rows[pick])
-                for layer in layers:
-                    h = layer(h, bias)
-                m = mask[:, :, None]
-                pooled = ((h * m).sum(1) / m.sum(1).clamp(min=1.0)).numpy()
+                pooled = self._pooled(layers, rows[pick]).numpy()
                 out[pick] = _softmax(pooled @ tuned.weight + tuned.bias)
         return out
 
