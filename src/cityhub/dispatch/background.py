@@ -32,6 +32,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -65,8 +66,6 @@ JOB_NAME = "background-dispatcher"  # its heartbeat's row in job_runs: the lates
 def host_job_name() -> str:
     """This host's own heartbeat row, ``background-dispatcher@HOST`` (cut to the column's 60 characters): with two
     hosts on one database, ``JOB_NAME`` shows whichever beat last, these rows show each."""
-    import socket
-
     return f"{JOB_NAME}@{socket.gethostname()}"[:60]
 
 
@@ -278,10 +277,9 @@ def threads() -> int:
 
 class _Heartbeat:
     """The dispatcher's state in ``job_runs`` under ``JOB_NAME`` and ``host_job_name()`` (``/healthz``'s and the
-    status page's jobs): what it
-    does, whether its classifier and similar-orders index are ready, its outcomes since it started. Written at
-    start, whenever readiness changes, and every ``HEARTBEAT_S`` — so an operator (and the benchmark) can tell a
-    dispatcher still warming up, or one not heard from for long, from one at work."""
+    status page's jobs): what it does, whether its classifier and similar-orders index are ready, its outcomes since
+    it started. Written at start, whenever readiness changes, and every ``HEARTBEAT_S`` — so an operator (and the
+    benchmark) can tell a dispatcher still warming up, or one not heard from for long, from one at work."""
 
     def __init__(self) -> None:
         self.started = utcnow()
@@ -290,8 +288,6 @@ class _Heartbeat:
         self.last_state: tuple[Any, ...] | None = None
 
     def beat(self, counts: dict[str, int]) -> None:
-        import socket
-
         from cityhub import jobs
         from cityhub.dispatch.service import model_status
         from cityhub.intake.dedupe import index_status
