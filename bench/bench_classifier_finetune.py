@@ -38,6 +38,12 @@ def main() -> int:
     ap.add_argument("--layers", type=int, default=2, help="Top encoder layers fine-tuned.")
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--quick", action="store_true", help="Smoke run: 600 training rows, 0.1 epoch, one fold.")
+    ap.add_argument(
+        "--save-proba",
+        metavar="NPZ",
+        help="Also save each tested row's probabilities (default model, fine-tuned model, and the fine-tuned model's "
+        "stack and tuned member before mixing and calibration) for offline study of the mix.",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if not all(f.is_file() for f in FILES):
@@ -73,6 +79,7 @@ def main() -> int:
     tested = np.zeros(len(records), bool)
     seconds: dict[str, list[float]] = {name: [] for name in configs}
     fold_reports: list[dict[str, Any]] = []
+    parts = {name: np.zeros((len(records), len(labels))) for name in ("stack", "tuned")}
     model: classifier.Model | None = None
     for k in run:
         tr, te = splits[k]
@@ -87,8 +94,24 @@ def main() -> int:
             print(f"fold {k}: {name} {seconds[name][-1]:.0f} s (train + predict {len(te)})", flush=True)
             if "fine_tune" in model.meta:
                 fold_reports.append({"fold": k, **model.meta["fine_tune"]})
+                if args.save_proba:
+                    stack, tuned = _mix_parts(model, [texts[i] for i in te])
+                    parts["stack"][np.ix_(te, cols)] = stack
+                    parts["tuned"][np.ix_(te, cols)] = tuned
         tested[te] = True
     assert model is not None and model.tuned is not None
+    if args.save_proba:
+        np.savez_compressed(
+            args.save_proba,
+            tested=tested,
+            raw_form=raw_form,
+            y=y,
+            labels=np.array(labels),
+            groups=groups,
+            chosen=proba["chosen"],
+            fine_tuned=proba["chosen+fine-tuned"],
+            **parts,
+        )
     views = {"raw_text": tested & raw_form, "all_rows": tested}
     cv = {name: {view: metrics(y[m], proba[name][m], labels) for view, m in views.items()} for name in configs}
     paired = {}
@@ -128,8 +151,10 @@ def main() -> int:
     print(json.dumps({k: v for k, v in result.items() if k != "fine_tune_reports"}, indent=1))
     if args.quick:
         return 0
+    default_run = (run, args.layers, epochs) == ([1, 2, 3], 2, 2.0)
+    stem = "classifier_finetune" + ("" if default_run else f"_l{args.layers}_e{epochs:g}_f{''.join(map(str, run))}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "classifier_finetune.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), "utf-8")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), "utf-8")
     n_raw = int(views["raw_text"].sum())
     lines = [
         "# Category classifier with a fine-tuned encoder member — grouped CV",
@@ -163,10 +188,22 @@ def main() -> int:
             f"{h['tuned']['macro_f1']:.4f} / {h['mixed']['macro_f1']:.4f} (n = {r['held_out_rows']}); "
             f"{r['seconds']['total']} s fine-tuning"
         )
-    (RESULTS / "classifier_finetune.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
-    print(f"written to {RESULTS.relative_to(ROOT)}/classifier_finetune.{{json,md}}")
+    print(f"written to {RESULTS.relative_to(ROOT)}/{stem}.{{json,md}}")
     return 0
+
+
+def _mix_parts(model: classifier.Model, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The fine-tuned model's stack and tuned member probabilities (model's label order), before mix and calibration."""
+    assert model.tuned is not None
+    tuned, weight, confidence = model.tuned, model.tuned_weight, model.confidence
+    model.tuned, model.confidence = None, None
+    try:
+        stack = model.predict_proba(texts)
+    finally:
+        model.tuned, model.tuned_weight, model.confidence = tuned, weight, confidence
+    return stack, tuned.proba(model.encoder, [model.form(t) for t in texts])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,96 @@
+"""Sweep 11: how the sparse stack and the fine-tuned member are mixed, and how the mix's confidence is calibrated.
+
+    .venv/bin/python bench/exploration/mix_study.py /tmp/ft/l4e3_f1.npz [more.npz …]
+
+Reads the per-row probabilities ``bench_classifier_finetune.py --save-proba`` writes (the stack and the tuned
+member of the fine-tuned model before mixing and calibration, on the tested folds' rows) and scores, on those rows:
+mixing by arithmetic or geometric mean at fixed weights and the weight the product picks (least log loss, fitted
+cross-wise between two halves of the rows split by near-duplicate group), then the confidence calibration of the
+mix: the product's ``ClassConfidence`` against one that also knows whether the two members agree on the top label.
+Every calibration is cross-fitted between the same two halves, so no row is scored by a fit that saw it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from cityhub.nlp.classifier import ClassConfidence, _confidence_features, coverage_at_precision, metrics
+from cityhub.nlp.finetune import mixing_weight
+
+
+def _geo(stack: np.ndarray, tuned: np.ndarray, w: float) -> np.ndarray:
+    z = w * np.log(np.clip(stack, 1e-9, 1)) + (1 - w) * np.log(np.clip(tuned, 1e-9, 1))
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _agree_features(mixed: np.ndarray, stack: np.ndarray, tuned: np.ndarray) -> np.ndarray:
+    top, feats = _confidence_features(mixed)
+    rows = np.arange(len(mixed))
+    agree = (stack.argmax(1) == top) & (tuned.argmax(1) == top)
+    weakest = np.clip(np.minimum(stack[rows, top], tuned[rows, top]), 1e-9, 1 - 1e-9)
+    return np.column_stack([feats, agree, np.log(weakest / (1 - weakest))])
+
+
+def _cross(halves: list[np.ndarray], fit_predict) -> np.ndarray:  # type: ignore[no-untyped-def]
+    out = np.zeros(sum(len(h) for h in halves))
+    for i, part in enumerate(halves):
+        other = halves[1 - i]
+        out[part] = fit_predict(other, part)
+    return out
+
+
+def study(path: Path) -> None:
+    d = np.load(path)
+    t = d["tested"]
+    y, stack, tuned, groups, raw = d["y"][t], d["stack"][t], d["tuned"][t], d["groups"][t], d["raw_form"][t]
+    labels = [str(x) for x in d["labels"]]
+    k = len(labels)
+    half = groups % 2 == 0
+    halves = [np.flatnonzero(half), np.flatnonzero(~half)]
+    print(f"\n## {path.name}: {t.sum()} rows ({raw.sum()} raw)")
+    print(f"stack alone macro F1 {metrics(y, stack, labels)['macro_f1']:.4f}; tuned alone "
+          f"{metrics(y, tuned, labels)['macro_f1']:.4f}")
+
+    def conf_class(mixed: np.ndarray) -> np.ndarray:
+        return _cross(halves, lambda a, b: ClassConfidence(k).fit(mixed[a], y[a]).confidence(mixed[b]))
+
+    def conf_agree(mixed: np.ndarray) -> np.ndarray:
+        from sklearn.linear_model import LogisticRegression
+
+        feats = _agree_features(mixed, stack, tuned)
+        top = mixed.argmax(1)
+        onehot = np.eye(k)[top]
+        x = np.column_stack([feats[:, 1:], onehot, onehot * feats[:, 1:2]])
+        correct = (top == y).astype(int)
+        return _cross(
+            halves,
+            lambda a, b: LogisticRegression(C=1.0, max_iter=2000).fit(x[a], correct[a]).predict_proba(x[b])[:, 1],
+        )
+
+    rows = []
+    w_fit = _cross(halves, lambda a, b: np.full(len(b), mixing_weight(stack[a], tuned[a], y[a])))
+    mixes = {f"arith w={w}": w * stack + (1 - w) * tuned for w in (0.4, 0.5, 0.6)}
+    mixes["arith w=fitted"] = w_fit[:, None] * stack + (1 - w_fit[:, None]) * tuned
+    for w in (0.4, 0.5, 0.6):
+        mixes[f"geo w={w}"] = _geo(stack, tuned, w)
+    for name, mixed in mixes.items():
+        pred = mixed.argmax(1)
+        m = metrics(y, mixed, labels)
+        mr = metrics(y[raw], mixed[raw], labels)
+        for cname, conf in (("class", conf_class(mixed)), ("class+agree", conf_agree(mixed))):
+            cov = coverage_at_precision(pred == y, conf)["coverage"]
+            covr = coverage_at_precision(pred[raw] == y[raw], conf[raw])["coverage"]
+            rows.append((name, cname, m["macro_f1"], mr["macro_f1"], cov["0.95"], cov["0.97"], covr["0.97"]))
+    print("| mix | confidence | F1 all | F1 raw | cov95 all | cov97 all | cov97 raw |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | " + " | ".join(f"{v:.4f}" for v in r[2:]) + " |")
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        study(Path(arg))
