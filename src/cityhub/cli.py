@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cityhub.clitools import fail
 from cityhub.config import configure_logging, log_level
 from cityhub.errors import CityhubError
+
+if TYPE_CHECKING:
+    import sqlalchemy.exc
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="cityhub — unified city operations.")
 db_app = typer.Typer(no_args_is_help=True, help="Database: migrations and backups.")
@@ -165,6 +168,7 @@ def serve(
 
     from cityhub.dispatch import background
 
+    _require_current_schema()
     os.environ["CITYHUB_RUN_SCHEDULER"] = "1" if scheduler else "0"
     os.environ["CITYHUB_WARM_UP"] = "1"
     dispatcher = dispatcher and background.enabled()
@@ -192,6 +196,7 @@ def worker(
     from cityhub import jobs
     from cityhub.dispatch import background
 
+    _require_current_schema()
     if once:
         jobs.run_worker(once=True)
         if background.enabled():
@@ -218,6 +223,8 @@ def worker(
 
 
 def main() -> None:
+    import sqlalchemy.exc
+
     configure_logging()
     _mount()
     try:
@@ -225,7 +232,32 @@ def main() -> None:
     except CityhubError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
+    except sqlalchemy.exc.DBAPIError as exc:
+        typer.echo(f"error: {_database_problem(exc)}", err=True)
+        sys.exit(2)
 
+
+def _database_problem(exc: sqlalchemy.exc.DBAPIError) -> str:
+    """One line for a database error: a schema behind the code (the usual cause of a missing table) says so."""
+    from cityhub import migrate
+
+    try:
+        problem = migrate.schema_problem()
+    except Exception:  # the database cannot be reached at all: its own message says why
+        problem = None
+    if problem is not None:
+        return problem
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+    return f"database: {detail}"
+
+
+def _require_current_schema() -> None:
+    """A server or worker does not start on a database its code was not written for."""
+    from cityhub import migrate
+
+    problem = migrate.schema_problem()
+    if problem is not None:
+        raise fail(problem, 2)
 
 if __name__ == "__main__":
     main()

@@ -78,6 +78,7 @@ def status_summary() -> dict[str, Any]:
         return {
             "version": __version__,
             "revision": migrate.revision(session.connection()),  # over the session's connection, not a new one
+            "schema_head": migrate.head(),  # the revision this code needs; ``revision`` differs: see health_problems
             "units": {str(k.value): v for k, v in units.items()},
             "orders": {str(k.value): v for k, v in by_state.items()},
             "orders_total": sum(by_state.values()),
@@ -102,10 +103,14 @@ def status_summary() -> dict[str, Any]:
 
 
 def health_problems(summary: dict[str, Any]) -> list[str]:
-    """What ``/healthz`` reports as ``degraded`` (still HTTP 200: the process serves): jobs whose last run failed,
-    and a retrained classifier this process could not load. Error texts stay out (the probe is public)."""
+    """What ``/healthz`` reports as ``degraded`` (still HTTP 200: the process serves): a database schema this code
+    was not written for, jobs whose last run failed, and a retrained classifier this process could not load. Error
+    texts stay out (the probe is public)."""
     jobs = summary["jobs"].items()
     problems = [f"job {name}: last {info['failures']} run(s) failed" for name, info in jobs if info["failures"]]
+    schema = migrate.schema_problem(revision=summary["revision"])
+    if schema is not None:  # the database was migrated under a running process (or not yet)
+        problems.insert(0, schema)
     if summary.get("dispatch_model") == "reload failed":
         problems.append("dispatch classifier: a retrained model failed to load; the previous one keeps deciding")
     return problems

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 from cityhub.config import get_settings
 
@@ -27,6 +30,41 @@ def alembic_config(url: str | None = None) -> Config:
 def upgrade(url: str | None = None, revision: str = "head") -> None:
     """Migrate the database at ``url`` (default: the configured one) to ``revision``."""
     command.upgrade(alembic_config(url), revision)
+
+
+@lru_cache(maxsize=1)
+def head() -> str:
+    """The revision this code's migrations end at."""
+    return str(_scripts().get_current_head())
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
+def schema_problem(url: str | None = None, *, revision: str | Literal[False] | None = False) -> str | None:
+    """One line saying how the database at ``url`` (default: the configured one) and this code disagree, or None.
+
+    ``revision``: the database's revision when the caller has it (else it is read over a connection of its own).
+    A database behind the code needs ``cityhub db upgrade``; one ahead of it was migrated by a newer release.
+    """
+    now = current(url) if revision is False else revision
+    latest = head()
+    if now == latest:
+        return None
+    try:
+        known = now is None or _scripts().get_revision(now) is not None
+    except CommandError:  # alembic: "No such revision"
+        known = False
+    if not known:
+        return (
+            f"the database is at migration {now}, which this version of cityhub does not know "
+            "(a newer release migrated it)"
+        )
+    return (
+        f"the database is at migration {now or '(none)'}, this version of cityhub needs {latest}: "
+        "run `cityhub db upgrade`"
+    )
 
 
 def current(url: str | None = None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -22,8 +23,8 @@ from cityhub.workorders.models import AppealType, Channel
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def _head() -> str | None:
-    return ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_current_head()
+def _head() -> str:
+    return migrate.head()
 
 
 def _tables(url: str) -> set[str]:
@@ -180,6 +181,97 @@ def test_downgrade_to_base_then_upgrade_to_head(empty_db_url: str) -> None:
     migrate.upgrade(empty_db_url)
     assert model_tables <= _tables(empty_db_url)
     assert migrate.current(empty_db_url) == _head()
+
+
+def _cli_error(url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run ``cityhub ARGV`` (its ``main``) against ``url``; its exit must be 2 with one error line, returned."""
+    from cityhub import cli
+    from cityhub.db import reset_engine
+
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", url)
+    monkeypatch.setattr("sys.argv", ["cityhub", *argv])
+    reset_engine()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+    finally:
+        reset_engine()
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_cli_on_a_database_behind_the_code_says_to_upgrade(
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head = _head()
+    err = _cli_error(empty_db_url, monkeypatch, capsys, "jobs", "status")
+    assert f"at migration (none), this version of cityhub needs {head}: run `cityhub db upgrade`" in err
+    for argv in (["serve"], ["worker", "--once"]):  # neither starts on a database it was not written for
+        assert "run `cityhub db upgrade`" in _cli_error(empty_db_url, monkeypatch, capsys, *argv)
+    assert _tables(empty_db_url) == set()
+
+    script = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
+    previous = script.get_revision(head).down_revision
+    assert isinstance(previous, str)
+    migrate.upgrade(empty_db_url, previous)  # the release before: the newest table or column is missing
+    err = _cli_error(empty_db_url, monkeypatch, capsys, "jobs", "status")
+    assert f"at migration {previous}, this version of cityhub needs {head}" in err
+
+    migrate.upgrade(empty_db_url)
+    from cityhub import cli
+
+    monkeypatch.setattr("sys.argv", ["cityhub", "jobs", "status"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()  # at head: the command runs and exits normally
+    assert exited.value.code == 0
+    assert "error" not in capsys.readouterr().err
+
+
+def test_healthz_and_status_page_name_a_schema_the_code_was_not_written_for(app_db: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from cityhub.main import create_app
+
+    head = _head()
+    previous = ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_revision(head).down_revision
+    engine = make_engine(app_db)
+
+    def stamp(revision: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+
+    try:
+        with TestClient(create_app()) as client:
+            assert client.get("/healthz").json()["status"] == "ok"
+            for revision, says in ((previous, "run `cityhub db upgrade`"), ("9999_future", "a newer release")):
+                stamp(revision)
+                body = client.get("/healthz").json()
+                assert body["status"] == "degraded" and body["revision"] == revision, body
+                assert (
+                    body["problems"][0].startswith(f"the database is at migration {revision}")
+                    and says in body["problems"][0]
+                )
+                page = client.get("/", headers={"Accept": "text/html"}).text
+                assert f"数据库结构为 {revision}，本版本程序需要 {head}" in page
+            stamp(head)
+            assert client.get("/healthz").json()["problems"] == []
+            assert "数据库结构为" not in client.get("/", headers={"Accept": "text/html"}).text
+    finally:
+        stamp(head)
+        engine.dispose()
+
+
+def test_cli_reports_an_unreachable_database_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql+psycopg://cityhub@127.0.0.1:{port}/cityhub?connect_timeout=5"
+    err = _cli_error(url, monkeypatch, capsys, "jobs", "status")
+    assert err.startswith("error: database: ") and str(port) in err
 
 
 def _backend_pid(conn: Connection) -> int:
