@@ -5,9 +5,10 @@
 Reads the per-row probabilities ``bench_classifier_finetune.py --save-proba`` writes (the stack and the tuned
 member of the fine-tuned model before mixing and calibration, on the tested folds' rows) and scores, on those rows:
 mixing by arithmetic or geometric mean at fixed weights and the weight the product picks (least log loss, fitted
-cross-wise between two halves of the rows split by near-duplicate group), then the confidence calibration of the
-mix: the product's ``ClassConfidence`` against one that also knows whether the two members agree on the top label.
-Every calibration is cross-fitted between the same two halves, so no row is scored by a fit that saw it.
+cross-wise between two halves of the rows split by near-duplicate group), each mix calibrated by the product's
+``ClassConfidence``, cross-fitted between the same two halves, so no row is scored by a fit that saw it. A
+calibration that also knew whether the two members agree on the top label, and the weaker member's probability of
+it (an ``extra`` input tried in ``ClassConfidence`` for this sweep and not kept), gained nothing beyond noise.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cityhub.nlp.classifier import ClassConfidence, _confidence_features, coverage_at_precision, metrics
+from cityhub.nlp.classifier import ClassConfidence, coverage_at_precision, metrics
 from cityhub.nlp.finetune import mixing_weight
 
 
@@ -25,14 +26,6 @@ def _geo(stack: np.ndarray, tuned: np.ndarray, w: float) -> np.ndarray:
     z = w * np.log(np.clip(stack, 1e-9, 1)) + (1 - w) * np.log(np.clip(tuned, 1e-9, 1))
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
-
-
-def _agree_features(mixed: np.ndarray, stack: np.ndarray, tuned: np.ndarray) -> np.ndarray:
-    top, feats = _confidence_features(mixed)
-    rows = np.arange(len(mixed))
-    agree = (stack.argmax(1) == top) & (tuned.argmax(1) == top)
-    weakest = np.clip(np.minimum(stack[rows, top], tuned[rows, top]), 1e-9, 1 - 1e-9)
-    return np.column_stack([feats, agree, np.log(weakest / (1 - weakest))])
 
 
 def _cross(halves: list[np.ndarray], fit_predict) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -52,24 +45,13 @@ def study(path: Path) -> None:
     half = groups % 2 == 0
     halves = [np.flatnonzero(half), np.flatnonzero(~half)]
     print(f"\n## {path.name}: {t.sum()} rows ({raw.sum()} raw)")
-    print(f"stack alone macro F1 {metrics(y, stack, labels)['macro_f1']:.4f}; tuned alone "
-          f"{metrics(y, tuned, labels)['macro_f1']:.4f}")
+    print(
+        f"stack alone macro F1 {metrics(y, stack, labels)['macro_f1']:.4f}; tuned alone "
+        f"{metrics(y, tuned, labels)['macro_f1']:.4f}"
+    )
 
-    def conf_class(mixed: np.ndarray) -> np.ndarray:
-        return _cross(halves, lambda a, b: ClassConfidence(k).fit(mixed[a], y[a]).confidence(mixed[b]))
-
-    def conf_agree(mixed: np.ndarray) -> np.ndarray:
-        from sklearn.linear_model import LogisticRegression
-
-        feats = _agree_features(mixed, stack, tuned)
-        top = mixed.argmax(1)
-        onehot = np.eye(k)[top]
-        x = np.column_stack([feats[:, 1:], onehot, onehot * feats[:, 1:2]])
-        correct = (top == y).astype(int)
-        return _cross(
-            halves,
-            lambda a, b: LogisticRegression(C=1.0, max_iter=2000).fit(x[a], correct[a]).predict_proba(x[b])[:, 1],
-        )
+    def calibrated(mixed: np.ndarray) -> dict[str, np.ndarray]:
+        return {"class": _cross(halves, lambda a, b: ClassConfidence(k).fit(mixed[a], y[a]).confidence(mixed[b]))}
 
     rows = []
     w_fit = _cross(halves, lambda a, b: np.full(len(b), mixing_weight(stack[a], tuned[a], y[a])))
@@ -81,7 +63,7 @@ def study(path: Path) -> None:
         pred = mixed.argmax(1)
         m = metrics(y, mixed, labels)
         mr = metrics(y[raw], mixed[raw], labels)
-        for cname, conf in (("class", conf_class(mixed)), ("class+agree", conf_agree(mixed))):
+        for cname, conf in calibrated(mixed).items():
             cov = coverage_at_precision(pred == y, conf)["coverage"]
             covr = coverage_at_precision(pred[raw] == y[raw], conf[raw])["coverage"]
             rows.append((name, cname, m["macro_f1"], mr["macro_f1"], cov["0.95"], cov["0.97"], covr["0.97"]))
