@@ -259,5 +259,6 @@ def _require_current_schema() -> None:
     if problem is not None:
         raise fail(problem, 2)
 
+
 if __name__ == "__main__":
     main()
