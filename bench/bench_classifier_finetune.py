@@ -197,12 +197,12 @@ def main() -> int:
 def _mix_parts(model: classifier.Model, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The fine-tuned model's stack and tuned member probabilities (model's label order), before mix and calibration."""
     assert model.tuned is not None
-    tuned, weight, confidence = model.tuned, model.tuned_weight, model.confidence
-    model.tuned, model.confidence = None, None
+    tuned, confidence = model.tuned, model.confidence
+    model.tuned, model.confidence = None, None  # predict_proba then stops at the stack
     try:
         stack = model.predict_proba(texts)
     finally:
-        model.tuned, model.tuned_weight, model.confidence = tuned, weight, confidence
+        model.tuned, model.confidence = tuned, confidence
     return stack, tuned.proba(model.encoder, [model.form(t) for t in texts])
 
 

@@ -33,13 +33,14 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
 
 
 @lru_cache(maxsize=1)
+def scripts() -> ScriptDirectory:
+    """This code's migration scripts (read once: they ship with the package)."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
 def head() -> str:
     """The revision this code's migrations end at."""
-    return str(_scripts().get_current_head())
-
-
-def _scripts() -> ScriptDirectory:
-    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return str(scripts().get_current_head())
 
 
 def schema_problem(url: str | None = None, *, revision: str | Literal[False] | None = False) -> str | None:
@@ -53,7 +54,7 @@ def schema_problem(url: str | None = None, *, revision: str | Literal[False] | N
     if now == latest:
         return None
     try:
-        known = now is None or _scripts().get_revision(now) is not None
+        known = now is None or scripts().get_revision(now) is not None
     except CommandError:  # alembic: "No such revision"
         known = False
     if not known:

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from alembic import command
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlalchemy.exc import OperationalError, StatementError
 from sqlalchemy.orm import Session, selectinload
@@ -25,6 +24,13 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 def _head() -> str:
     return migrate.head()
+
+
+def _previous() -> str:
+    """The revision before the head: the release before this one."""
+    previous = migrate.scripts().get_revision(_head()).down_revision
+    assert isinstance(previous, str)
+    return previous
 
 
 def _tables(url: str) -> set[str]:
@@ -212,9 +218,7 @@ def test_cli_on_a_database_behind_the_code_says_to_upgrade(
         assert "run `cityhub db upgrade`" in _cli_error(empty_db_url, monkeypatch, capsys, *argv)
     assert _tables(empty_db_url) == set()
 
-    script = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
-    previous = script.get_revision(head).down_revision
-    assert isinstance(previous, str)
+    previous = _previous()
     migrate.upgrade(empty_db_url, previous)  # the release before: the newest table or column is missing
     err = _cli_error(empty_db_url, monkeypatch, capsys, "jobs", "status")
     assert f"at migration {previous}, this version of cityhub needs {head}" in err
@@ -235,7 +239,7 @@ def test_healthz_and_status_page_name_a_schema_the_code_was_not_written_for(app_
     from cityhub.main import create_app
 
     head = _head()
-    previous = ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_revision(head).down_revision
+    previous = _previous()
     engine = make_engine(app_db)
 
     def stamp(revision: str) -> None:
