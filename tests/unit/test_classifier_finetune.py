@@ -63,7 +63,8 @@ def test_fine_tuned_model_mixes_its_member_with_the_stack(tuned_model: classifie
     report = model.meta["fine_tune"]
     assert 0.1 <= report["mixing_weight_of_stack"] <= 0.9 and report["mixing_weight_of_stack"] == model.tuned_weight
     assert 0 < report["held_out_rows"] < len(_mixed_forms(_records(30)))
-    assert set(report["held_out"]) == {"stack", "tuned", "mixed"}
+    # The model's own mix (mean by default), and the other one beside it for comparison.
+    assert report["mix"] == "mean" and set(report["held_out"]) == {"stack", "tuned", "mixed", "mixed_geometric"}
     assert model.meta["evaluation"]["method"].startswith("hold-out")
     assert model.meta["evaluation"]["all"]["n"] == report["held_out_rows"]
     assert 0 < model.meta["evaluation"]["raw_text"]["n"] < report["held_out_rows"]  # the raw-form rows among them
@@ -119,11 +120,23 @@ def test_cli_trains_a_fine_tuned_model(tmp_path: Path) -> None:
     data = _write_csv(tmp_path / "train.csv", _records(20))
     out = tmp_path / "model"
     args = ["train", "--data", str(data), "--out", str(out), "--cv", "2", "--fine-tune", "--fine-tune-layers", "1"]
-    result = CliRunner().invoke(app, [*args, "--fine-tune-epochs", "0.5", "--json"])
+    result = CliRunner().invoke(app, [*args, "--fine-tune-epochs", "0.5", "--fine-tune-mix", "geometric", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["encoder"]["name"] == "m3e-small"  # --fine-tune implies the encoder
     assert summary["fine_tune"]["tuned_layers"] == 1 and summary["fine_tune"]["epochs"] == 0.5
+    assert summary["fine_tune"]["mix"] == "geometric" and "mixed_mean" in summary["fine_tune"]["held_out"]
+    # The saved model mixes geometrically: stack^w · tuned^(1-w), renormalised, before the confidence step.
+    model = classifier.load(out)
+    assert model.config.fine_tune_mix == "geometric" and model.tuned is not None
+    model.confidence = None
+    mixed = model.predict_proba(TEXTS)
+    tuned, model.tuned = model.tuned, None
+    stack = model.predict_proba(TEXTS)
+    w = model.tuned_weight
+    expected = stack**w * tuned.proba(model.encoder, [model.form(t) for t in TEXTS]) ** (1 - w)
+    # (each member's probabilities are floored at 1e-12 before the logarithm)
+    assert np.allclose(mixed, expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
     assert summary["evaluation"]["all"]["n"] == summary["fine_tune"]["held_out_rows"]
     evaluated = CliRunner().invoke(app, ["evaluate", "--model", str(out), "--data", str(data), "--json"])
     assert evaluated.exit_code == 0, evaluated.output
@@ -184,6 +197,27 @@ def test_mixing_weight_follows_the_better_member_on_held_out_rows() -> None:
     assert finetune.mixing_weight(good, noise, y) == 0.9
     assert finetune.mixing_weight(noise, good, y) == 0.1
     assert finetune.mixing_weight(good, good, y) == 0.5
+    assert finetune.mixing_weight(good, noise, y, "geometric") == 0.9
+    assert finetune.mixing_weight(noise, good, y, "geometric") == 0.1
+
+
+def test_geometric_mix_keeps_only_what_both_members_support() -> None:
+    stack = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
+    tuned = np.array([[0.9, 0.05, 0.05], [0.2, 0.3, 0.5]])
+    mean = finetune.mix(stack, tuned, 0.5, "mean")
+    geo = finetune.mix(stack, tuned, 0.5, "geometric")
+    assert np.allclose(mean, (stack + tuned) / 2) and np.allclose(geo.sum(axis=1), 1.0)
+    assert np.allclose(geo[1], stack[1])  # members that agree are left as they are
+    assert geo[0, 2] < 1e-4 < mean[0, 2]  # a label one member rules out stays out
+    assert geo[0, 0] > mean[0, 0]
+    with pytest.raises(ValidationFailed, match="unknown mix 'median'"):
+        finetune.mix(stack, tuned, 0.5, "median")
+
+
+def test_unknown_fine_tune_mix_is_refused_before_training() -> None:
+    config = ClassifierConfig(folds=2, min_df=1, encoder="m3e-small", fine_tune=True, fine_tune_mix="median")
+    with pytest.raises(ValidationFailed, match="unknown fine-tune mix 'median' \\(known: mean, geometric\\)"):
+        classifier.train(_records(10), config=config)
 
 
 @needs_finetune
