@@ -95,6 +95,25 @@ def test_same_text_in_another_street_is_not_merged_but_listed_as_similar(db_sess
     assert [c.order.id for c in other.similar] == [first.order.id]
 
 
+def test_an_address_or_coordinates_are_placed_among_the_databases_own_units(db_session, places):
+    # The fixture's units are a made-up district: only a gazetteer of the database's units can place these.
+    places["c2"].boundary = {
+        "type": "Polygon",
+        "coordinates": [[[113.29, 23.19], [113.31, 23.19], [113.31, 23.21], [113.29, 23.21], [113.29, 23.19]]],
+    }
+    db_session.commit()
+    first = _intake(db_session, GARBAGE, community_code="DD440111001001")
+    # Coordinates inside 岗贝社区's boundary: not where the first appeal is (unplaced, it would be a suggestion).
+    by_point = _intake(db_session, GARBAGE_AGAIN, at=T0 + timedelta(hours=1), lat=23.2, lng=113.3)
+    assert by_point.dedupe_action == dedupe.DedupeAction.NONE and by_point.duplicates == []
+    assert first.order.id in [c.order.id for c in by_point.similar]
+    # An address naming the first appeal's community: the same place, merged.
+    by_address = _intake(db_session, GARBAGE_AGAIN, at=T0 + timedelta(hours=2), address="甲街道望岗社区垃圾站旁")
+    assert by_address.dedupe_action == dedupe.DedupeAction.AUTO_MERGE
+    assert {d.order.id: d.place for d in by_address.duplicates}[first.order.id] == dedupe.PlaceMatch.SAME
+    assert db_session.get(Order, by_address.order.id).master_order_id == first.order.id
+
+
 def test_unknown_place_is_only_suggested(db_session, places):
     first = _intake(db_session, GARBAGE)
     again = _intake(db_session, GARBAGE_AGAIN, at=T0 + timedelta(hours=1))
@@ -281,15 +300,19 @@ def test_unit_codes_follow_a_renamed_unit_at_once(db_session, places):
 
 
 def test_warm_up_loads_the_gazetteer_and_builds_the_index(app_db, monkeypatch):
-    from cityhub.nlp import address
+    from cityhub import refdata
     from cityhub.nlp import similar as sim
+    from cityhub.org import places as org_places
 
-    address.default_gazetteer.cache_clear()
+    built = []
+    build = org_places._build_gazetteer
+    monkeypatch.setattr(org_places, "_build_gazetteer", lambda session: built.append(1) or build(session))
+    refdata.clear()
     assert dedupe.warm_up() is True  # returns at once: both load in the background
 
     def ready() -> bool:
         indexes = list(sim._INDEXES.values())
-        return address.default_gazetteer.cache_info().currsize == 1 and len(indexes) == 1 and indexes[0].built
+        return built == [1] and len(indexes) == 1 and indexes[0].built
 
     deadline = time.monotonic() + 60
     while not ready() and time.monotonic() < deadline:

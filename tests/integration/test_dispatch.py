@@ -156,6 +156,22 @@ def test_place_from_the_address_routes_local_matters_to_the_community(db_session
     assert service.suggest(db_session, order=construction).candidates[0].unit_id == org["housing"]
 
 
+def test_place_from_coordinates_inside_a_units_boundary(db_session, org, model) -> None:
+    community = db_session.get(Unit, org["community"])
+    community.boundary = {
+        "type": "Polygon",
+        "coordinates": [[[113.30, 23.20], [113.32, 23.20], [113.32, 23.22], [113.30, 23.22], [113.30, 23.20]]],
+    }
+    db_session.commit()
+    # A sensor's alarm: a position, no address; the coordinates come before a text that names another street.
+    order = _order(db_session, "京溪街道楼上天天噪音，睡不着", lat=23.21, lng=113.31)
+    decision = service.auto_dispatch(db_session, order=order)
+    assert decision.place.source == "coordinates" and decision.place.community_id == org["community"]
+    assert decision.place.street_id == org["street"] and decision.candidates[0].unit_id == org["community"]
+    outside = _order(db_session, "京溪街道楼上天天噪音，睡不着", lat=23.25, lng=113.31)
+    assert service.suggest(db_session, order=outside).place.source == "text"  # outside every boundary
+
+
 def test_without_a_model_rules_alone_decide_and_need_a_high_priority(db_session, org) -> None:
     order = _order(db_session, "我家停水三天了")
     decision = service.auto_dispatch(db_session, order=order)

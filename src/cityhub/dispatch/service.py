@@ -35,7 +35,8 @@ from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchTh
 from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit, UnitTier
-from cityhub.org.service import unit_directory, unit_ids_by_code
+from cityhub.org.places import PLACE_TIERS, Place, locate, unit_gazetteer
+from cityhub.org.service import unit_directory
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import CategoryRef, category_chain, find_categories, find_category, taxonomy
 from cityhub.workorders.lifecycle import Action, State
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 
 AUTO_ACTOR = orders.Actor(name="auto-dispatch")
 QUEUE_STATES = (State.RECEIVED, State.RETURNED)
-PLACE_TIERS = (UnitTier.DISTRICT, UnitTier.STREET, UnitTier.COMMUNITY)
 
 
 # --- decisions -----------------------------------------------------------------------------------------------
@@ -71,13 +71,6 @@ class Suggestion:
             "rule_id": self.rule_id,
             "reasons": self.reasons,
         }
-
-
-@dataclass(frozen=True)
-class Place:
-    street_id: int | None = None
-    community_id: int | None = None
-    source: str | None = None  # order | address | text
 
 
 @dataclass
@@ -185,7 +178,7 @@ def warm_up() -> None:
     except ValidationFailed as exc:
         log.warning("dispatch classifier not loaded: %s", exc.message)
     with session_scope() as session:
-        _gazetteer(session)
+        unit_gazetteer(session)
 
 
 def load_model() -> tuple[Any, str] | None:
@@ -243,47 +236,14 @@ def _load_beside(key: tuple[str, float], path: str) -> None:
     log.info("dispatch classifier reloaded: %s", loaded[1])
 
 
-def _gazetteer(session: Session) -> Any | None:
-    """A gazetteer of the database's own divisions, from the process's cache while the units are unchanged
-    (:mod:`cityhub.refdata`); None without any."""
-    return refdata.cached(session, "dispatch.gazetteer", ("units",), _build_gazetteer)
-
-
-def _build_gazetteer(session: Session) -> Any | None:
-    from cityhub.nlp.address import Gazetteer
-
-    units = list(session.scalars(select(Unit).where(Unit.tier.in_(PLACE_TIERS))))
-    if not units:
-        return None
-    try:
-        return Gazetteer.from_units(units)
-    except ValidationFailed:
-        return None
-
-
 def resolve_place(session: Session, *, order: Order) -> Place:
-    """The order's street and community: as recorded, else from its address, else from its text."""
+    """The order's street and community: as recorded, else from its coordinates, its address or its text."""
     if order.community_id is not None or order.street_id is not None:
         street_id = order.street_id
         if street_id is None and order.community is not None:
             street_id = order.community.parent_id
         return Place(street_id=street_id, community_id=order.community_id, source="order")
-    gaz = _gazetteer(session)
-    if gaz is None:
-        return Place()
-    ids = unit_ids_by_code(session)
-    for source, text in (("address", order.address), ("text", f"{order.title}\n{order.content}")):
-        if not text:
-            continue
-        loc = gaz.resolve(text)
-        if loc.ambiguous or not (loc.street_code or loc.community_code):
-            continue
-        return Place(
-            street_id=ids.get(loc.street_code) if loc.street_code else None,
-            community_id=ids.get(loc.community_code) if loc.community_code else None,
-            source=source,
-        )
-    return Place()
+    return locate(session, lat=order.lat, lng=order.lng, address=order.address, text=f"{order.title}\n{order.content}")
 
 
 def _unit_chain(session: Session, unit_id: int | None) -> tuple[int, ...]:

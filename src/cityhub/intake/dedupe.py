@@ -25,7 +25,7 @@ import enum
 import gc
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from cityhub.db import utcnow
 from cityhub.nlp import similar as sim
+from cityhub.org.places import locate, unit_gazetteer
 from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders.lifecycle import OPEN_STATES, State
 from cityhub.workorders.lifecycle import Action as LifecycleAction
@@ -285,21 +286,16 @@ def _probe_from_order(order: Order) -> _Probe:
 
 
 def _resolve_address(session: Session, place: Place, raw: str | None) -> Place:
-    """Fill street/community from the free-text address when the order carries no unit (gazetteer lookup)."""
-    if not raw or place.street_id is not None or place.community_id is not None:
+    """Fill street/community from the appeal's coordinates or free-text address when it carries no unit (the
+    database's divisions, ``org.places``)."""
+    if place.street_id is not None or place.community_id is not None:
         return place
-    try:
-        from cityhub.nlp.address import resolve
-
-        loc = resolve(raw)
-    except Exception:
+    if not raw and (place.lat is None or place.lng is None):
         return place
-    if loc.ambiguous or not (loc.street_code or loc.community_code):
+    found = locate(session, lat=place.lat, lng=place.lng, address=raw)
+    if found.source is None:
         return place
-    by_code = _unit_ids(session, [loc.street_code, loc.community_code])
-    return Place(
-        by_code.get(loc.street_code or ""), by_code.get(loc.community_code or ""), place.lat, place.lng, place.address
-    )
+    return replace(place, street_id=found.street_id, community_id=found.community_id)
 
 
 def _epoch(value: datetime) -> float:
@@ -661,14 +657,13 @@ def catch_up(session: Session) -> None:
 
 
 def warm_up() -> bool:
-    """Start loading the address gazetteer and building the similar-orders index of the configured database, in the
+    """Start loading the gazetteer of the units and building the similar-orders index of the configured database, in the
     background (``cityhub serve`` calls this at start: otherwise each server process's first intakes wait for them,
     seconds at a million orders). When both are loaded, everything the process holds so far is moved out of the
     garbage collector's sight (``gc.freeze``): a full collection walked the gazetteer, the index and the application's
     own objects, tens of milliseconds each time, inside whichever request triggered it. Returns False when
     duplicate search is off."""
     from cityhub.db import session_scope
-    from cityhub.nlp.address import default_gazetteer
 
     cfg = get_dedupe_settings()
     if not cfg.enabled:
@@ -680,7 +675,8 @@ def warm_up() -> bool:
         build = index.warm(session)
 
     def load() -> None:
-        default_gazetteer()
+        with session_scope() as session:
+            unit_gazetteer(session)
         if build is not None:
             build.join()
         gc.freeze()

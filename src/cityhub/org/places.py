@@ -1,0 +1,96 @@
+"""Where an order is, in the district's own units: its street and community found from coordinates, an address or
+its text.
+
+One gazetteer per process, built from the database's district / street / community units (names, short forms and
+boundaries) and rebuilt when the units change (:mod:`cityhub.refdata`). Dispatch uses it to choose the community or
+street office responsible, intake's duplicate search to compare an appeal's place with earlier ones. The packaged
+Guangzhou gazetteer (``cityhub.nlp.address.default_gazetteer``) answers ``cityhub nlp locate`` and offline analyses
+of files; an order is placed only among the units of the database it lives in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cityhub import refdata
+from cityhub.errors import ValidationFailed
+from cityhub.org.models import Unit, UnitTier
+from cityhub.org.service import unit_ids_by_code
+
+if TYPE_CHECKING:
+    from cityhub.nlp.address import Gazetteer, Location
+
+PLACE_TIERS = (UnitTier.DISTRICT, UnitTier.STREET, UnitTier.COMMUNITY)
+
+
+@dataclass(frozen=True)
+class Place:
+    """An order's street and community (unit ids) and where they were read from."""
+
+    street_id: int | None = None
+    community_id: int | None = None
+    source: str | None = None  # order | coordinates | address | text
+
+
+def unit_gazetteer(session: Session) -> Gazetteer | None:
+    """The gazetteer of the database's own divisions, from the process's cache while the units are unchanged;
+    None without any (or when their names cannot make one)."""
+    return refdata.cached(session, "org.gazetteer", ("units",), _build_gazetteer)
+
+
+def _build_gazetteer(session: Session) -> Gazetteer | None:
+    from cityhub.nlp.address import Gazetteer
+
+    units = list(session.scalars(select(Unit).where(Unit.tier.in_(PLACE_TIERS))))
+    if not units:
+        return None
+    try:
+        return Gazetteer.from_units(units)
+    except ValidationFailed:
+        return None
+
+
+def locate(
+    session: Session,
+    *,
+    lat: float | None = None,
+    lng: float | None = None,
+    address: str | None = None,
+    text: str | None = None,
+) -> Place:
+    """The street and community of the first of these that names one unambiguously: the coordinates (inside a
+    unit's boundary), the address, the text. ``Place()`` when none does, or the database has no divisions."""
+    gaz = unit_gazetteer(session)
+    if gaz is None:
+        return Place()
+    for source, loc in _locations(gaz, lat, lng, address, text):
+        if loc.ambiguous or not (loc.street_code or loc.community_code):
+            continue
+        ids = unit_ids_by_code(session)
+        return Place(
+            street_id=ids.get(loc.street_code) if loc.street_code else None,
+            community_id=ids.get(loc.community_code) if loc.community_code else None,
+            source=source,
+        )
+    return Place()
+
+
+def _locations(
+    gaz: Gazetteer, lat: float | None, lng: float | None, address: str | None, text: str | None
+) -> Iterator[tuple[str, Location]]:
+    """Each source's resolution in turn, each computed only when the ones before it did not place the order."""
+    if lat is not None and lng is not None:
+        try:
+            point = gaz.resolve_point(lat, lng)
+        except ValidationFailed:  # not a coordinate: the address and text may still say
+            point = None
+        if point is not None:
+            yield "coordinates", point
+    for source, value in (("address", address), ("text", text)):
+        if value and value.strip():
+            yield source, gaz.resolve(value)
