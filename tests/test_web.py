@@ -268,6 +268,7 @@ def test_register_an_appeal_and_land_on_its_detail_with_suggestions(org) -> None
     detail = client.get(f"/orders/{order_id}")
     assert f"已受理：工单 {number}" in detail.text and "13800138000" in detail.text
     assert 'data-testid="decision"' in detail.text and 'data-testid="similar"' in detail.text
+    assert 'data-testid="decision-place"><small>地点：景泰街道（按地址识别）</small>' in detail.text
     assert "cityhub_flash" not in detail.cookies or not detail.cookies["cityhub_flash"]
     assert f"已受理：工单 {number}" not in client.get(f"/orders/{order_id}").text  # the flash shows once
 
@@ -509,9 +510,20 @@ def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(or
     disp = login("disp")
     _act(disp, returned.id, "dispatch", unit_id=str(org["street_b"]))
     _act(login("hand_b"), returned.id, "return", reason="非本辖区")
+    by_address = _order(None, address="京溪街道云景路1号", category_id=org["cats"]["环境保护"])
+    nowhere = _order(None, category_id=org["cats"]["环境保护"])
     queue = disp.get("/queue")
     assert queue.status_code == 200 and order.number in queue.text and returned.number in queue.text
     assert "派至 景泰街道" in queue.text and "退回 1 次" in queue.text
+
+    def place_of(number: str) -> str:
+        item = re.search(rf'data-number="{number}".*?</article>', queue.text, flags=re.S).group(0)  # type: ignore[union-attr]
+        return re.search(r'data-testid="decision-place"><small>(.*?)</small>', item).group(1)  # type: ignore[union-attr]
+
+    # Where each order is, as dispatch placed it, and from what.
+    assert place_of(order.number) == "地点：景泰街道（工单登记）"
+    assert place_of(by_address.number) == "地点：京溪街道（按地址识别）"
+    assert place_of(nowhere.number).startswith("地点：未识别")
     button = re.search(rf'data-testid="dispatch-{order.number}-1"', queue.text)
     assert button is not None
     form = re.search(

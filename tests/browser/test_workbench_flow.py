@@ -164,6 +164,7 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     expect(disp).to_have_url(f"{base}/queue")
     item = disp.locator(f"[data-testid=queue-item][data-number='{number}']")
     expect(item).to_contain_text(f"派至 {server['street']}")
+    expect(item.locator("[data-testid=decision-place]")).to_contain_text(f"{server['street']}（按地址识别）")
     item.locator("button", has_text="派至").first.click()
     expect(disp.locator("[data-testid=flash]")).to_contain_text(f"已派单：{number}")
     expect(disp.locator(f"[data-testid=queue-item][data-number='{number}']")).to_have_count(0)

@@ -117,7 +117,7 @@ class PredictionRead(BaseModel):
 class PlaceRead(BaseModel):
     street_id: int | None = None
     community_id: int | None = None
-    source: str | None = Field(None, description="order | address | text: where the place came from")
+    source: str | None = Field(None, description="order | coordinates | address | text: where the place came from")
 
 
 class DecisionRead(BaseModel):

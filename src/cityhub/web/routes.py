@@ -614,6 +614,8 @@ def _detail_page(
 
             answers = kb.suggest(db, text=order_text(order.title, order.content), category_id=order.category_id)[:3]
     ids = {order.lead_unit_id, order.street_id, order.community_id} | {a.unit_id for a in order.assists}
+    if decision is not None:
+        ids |= {decision.place.street_id, decision.place.community_id}
     needs_units = any(kind == "unit" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     return render(
         request,
@@ -782,6 +784,7 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         page=page,
         has_more=has_more,
         category_names=_names(db, Category, {d.category_id for _, d in rows}),
+        unit_names=_names(db, Unit, {i for _, d in rows for i in (d.place.street_id, d.place.community_id)}),
     )
 
 
