@@ -1,4 +1,4 @@
-"""Sweep 11: how the sparse stack and the fine-tuned member are mixed, and how the mix's confidence is calibrated.
+"""Sweeps 11 and 13: how the sparse stack and the fine-tuned member are mixed and the mix's confidence calibrated.
 
     .venv/bin/python bench/exploration/mix_study.py /tmp/ft/l4e3_f1.npz [more.npz …]
 
@@ -19,13 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from cityhub.nlp.classifier import ClassConfidence, coverage_at_precision, metrics
-from cityhub.nlp.finetune import mixing_weight
-
-
-def _geo(stack: np.ndarray, tuned: np.ndarray, w: float) -> np.ndarray:
-    z = w * np.log(np.clip(stack, 1e-9, 1)) + (1 - w) * np.log(np.clip(tuned, 1e-9, 1))
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+from cityhub.nlp.finetune import mix, mixing_weight
 
 
 def _cross(halves: list[np.ndarray], fit_predict) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -33,6 +27,19 @@ def _cross(halves: list[np.ndarray], fit_predict) -> np.ndarray:  # type: ignore
     for i, part in enumerate(halves):
         other = halves[1 - i]
         out[part] = fit_predict(other, part)
+    return out
+
+
+def _lr_stack(stack: np.ndarray, tuned: np.ndarray, y: np.ndarray, halves: list[np.ndarray]) -> np.ndarray:
+    """A multinomial logistic regression over both members' log-probabilities (a per-class mix), cross-fitted."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.hstack([np.log(np.clip(stack, 1e-9, 1)), np.log(np.clip(tuned, 1e-9, 1))])
+    out = np.zeros_like(stack)
+    for i, part in enumerate(halves):
+        other = halves[1 - i]
+        model = LogisticRegression(C=1.0, max_iter=2000).fit(x[other], y[other])
+        out[np.ix_(part, model.classes_)] = model.predict_proba(x[part])
     return out
 
 
@@ -58,7 +65,12 @@ def study(path: Path) -> None:
     mixes = {f"arith w={w}": w * stack + (1 - w) * tuned for w in (0.4, 0.5, 0.6)}
     mixes["arith w=fitted"] = w_fit[:, None] * stack + (1 - w_fit[:, None]) * tuned
     for w in (0.4, 0.5, 0.6):
-        mixes[f"geo w={w}"] = _geo(stack, tuned, w)
+        mixes[f"geo w={w}"] = mix(stack, tuned, w, "geometric")
+    g_fit = _cross(halves, lambda a, b: np.full(len(b), mixing_weight(stack[a], tuned[a], y[a], "geometric")))
+    mixes["geo w=fitted"] = np.vstack(
+        [mix(stack[i : i + 1], tuned[i : i + 1], g_fit[i], "geometric") for i in range(len(y))]
+    )
+    mixes["LR on log-probabilities"] = _lr_stack(stack, tuned, y, halves)
     for name, mixed in mixes.items():
         pred = mixed.argmax(1)
         m = metrics(y, mixed, labels)
