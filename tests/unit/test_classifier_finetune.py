@@ -148,6 +148,12 @@ def test_cli_trains_a_fine_tuned_model(tmp_path: Path) -> None:
     )
     assert cached.exit_code == 0, cached.output
     assert json.loads(cached.output)["accuracy"] == report["accuracy"]
+    # The text summary scores both mixes on the held-out rows, the model's own named.
+    args[args.index(str(out))] = str(tmp_path / "model-mean")
+    text = CliRunner().invoke(app, [*args, "--fine-tune-epochs", "0.5"])
+    assert text.exit_code == 0, text.output
+    line = next(row for row in text.output.splitlines() if row.startswith("fine-tuned 1 encoder layers"))
+    assert "mean mix (this model) " in line and "geometric mix " in line and "held-out macro F1 / cov@0.97" in line
 
 
 def test_fine_tune_without_torch_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
