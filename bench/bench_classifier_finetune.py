@@ -1,6 +1,6 @@
 """The fine-tuned encoder member (``ClassifierConfig.fine_tune``) against the default model, on the bench's folds.
 
-    .venv/bin/python bench/bench_classifier_finetune.py [--run-folds 1,2,3] [--layers 2] [--epochs 2] [--mix mean]
+    .venv/bin/python bench/bench_classifier_finetune.py [--run-folds 1,2,3] [--layers 2] [--epochs 2] [--mix geometric]
         [--quick] [--save-proba FILE.npz]
 
 Needs the ``embed`` extra with the m3e-small weights and PyTorch (``cityhub[finetune]``). Same data, grouping and
@@ -38,7 +38,7 @@ def main() -> int:
     ap.add_argument("--run-folds", default="1,2,3", help="Which of the 5 folds to test on (comma-separated, 0-4).")
     ap.add_argument("--layers", type=int, default=2, help="Top encoder layers fine-tuned.")
     ap.add_argument("--epochs", type=float, default=2.0)
-    ap.add_argument("--mix", default="mean", help="How the fine-tuned member is mixed: mean or geometric.")
+    ap.add_argument("--mix", default="geometric", help="How the fine-tuned member is mixed: geometric or mean.")
     ap.add_argument("--quick", action="store_true", help="Smoke run: 600 training rows, 0.1 epoch, one fold.")
     ap.add_argument(
         "--save-proba",
@@ -158,8 +158,10 @@ def main() -> int:
     print(json.dumps({k: v for k, v in result.items() if k != "fine_tune_reports"}, indent=1))
     if args.quick:
         return 0
-    default_run = (run, args.layers, epochs, args.mix) == ([1, 2, 3], 2, 2.0, "mean")
-    setting = f"_l{args.layers}_e{epochs:g}_f{''.join(map(str, run))}" + ("" if args.mix == "mean" else f"_{args.mix}")
+    default_run = (run, args.layers, epochs, args.mix) == ([1, 2, 3], 2, 2.0, "geometric")
+    setting = f"_l{args.layers}_e{epochs:g}_f{''.join(map(str, run))}" + (
+        "" if args.mix == "geometric" else f"_{args.mix}"
+    )
     stem = "classifier_finetune" + ("" if default_run else setting)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), "utf-8")

@@ -63,8 +63,8 @@ def test_fine_tuned_model_mixes_its_member_with_the_stack(tuned_model: classifie
     report = model.meta["fine_tune"]
     assert 0.1 <= report["mixing_weight_of_stack"] <= 0.9 and report["mixing_weight_of_stack"] == model.tuned_weight
     assert 0 < report["held_out_rows"] < len(_mixed_forms(_records(30)))
-    # The model's own mix (mean by default), and the other one beside it for comparison.
-    assert report["mix"] == "mean" and set(report["held_out"]) == {"stack", "tuned", "mixed", "mixed_geometric"}
+    # The model's own mix (geometric by default), and the other one beside it for comparison.
+    assert report["mix"] == "geometric" and set(report["held_out"]) == {"stack", "tuned", "mixed", "mixed_mean"}
     assert model.meta["evaluation"]["method"].startswith("hold-out")
     assert model.meta["evaluation"]["all"]["n"] == report["held_out_rows"]
     assert 0 < model.meta["evaluation"]["raw_text"]["n"] < report["held_out_rows"]  # the raw-form rows among them
@@ -72,7 +72,7 @@ def test_fine_tuned_model_mixes_its_member_with_the_stack(tuned_model: classifie
 
     proba = model.predict_proba(TEXTS)
     assert proba.shape == (len(TEXTS), len(model.labels)) and np.allclose(proba.sum(axis=1), 1.0)
-    # The mix, before the confidence step, is w·stack + (1-w)·fine-tuned.
+    # The mix, before the confidence step, is stack^w · fine-tuned^(1-w), renormalised.
     confidence, tuned = model.confidence, model.tuned
     try:
         model.confidence = None
@@ -82,7 +82,9 @@ def test_fine_tuned_model_mixes_its_member_with_the_stack(tuned_model: classifie
     finally:
         model.confidence, model.tuned = confidence, tuned
     w = model.tuned_weight
-    assert np.allclose(mixed, w * stack + (1 - w) * tuned.proba(model.encoder, [model.form(t) for t in TEXTS]))
+    expected = stack**w * tuned.proba(model.encoder, [model.form(t) for t in TEXTS]) ** (1 - w)
+    # (each member's probabilities are floored at 1e-12 before the logarithm)
+    assert np.allclose(mixed, expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
     assert not np.allclose(mixed, stack)
     assert [p.label for p in model.predict(TEXTS[:3])] == ["交通运输", "卫生计生", "教育文体"]
 
@@ -116,27 +118,52 @@ def test_artefact_round_trip_predicts_without_torch(
 
 
 @needs_finetune
+def test_a_fine_tuned_artefact_from_before_the_mix_setting_still_mixes_by_the_mean(
+    tuned_model: classifier.Model, tmp_path: Path
+) -> None:
+    import gzip
+    import pickle
+
+    target = tuned_model.save(tmp_path / "m")
+    meta = json.loads((target / "model.json").read_text(encoding="utf-8"))
+    del meta["config"]["fine_tune_mix"]  # as the fifteenth session's artefacts were written
+    (target / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    with gzip.open(target / classifier.MODEL_FILE, "rb") as fh:
+        blob = pickle.load(fh)
+    del blob["config"]["fine_tune_mix"]
+    with gzip.open(target / classifier.MODEL_FILE, "wb") as fh:
+        pickle.dump(blob, fh, protocol=5)
+    old = classifier.load(target)
+    assert tuned_model.config.fine_tune_mix == "geometric" and old.config.fine_tune_mix == "mean"
+    old.confidence = None
+    mixed = old.predict_proba(TEXTS)
+    tuned, old.tuned = old.tuned, None
+    stack = old.predict_proba(TEXTS)
+    assert tuned is not None
+    w = old.tuned_weight
+    assert np.allclose(mixed, w * stack + (1 - w) * tuned.proba(old.encoder, [old.form(t) for t in TEXTS]))
+
+
+@needs_finetune
 def test_cli_trains_a_fine_tuned_model(tmp_path: Path) -> None:
     data = _write_csv(tmp_path / "train.csv", _records(20))
     out = tmp_path / "model"
     args = ["train", "--data", str(data), "--out", str(out), "--cv", "2", "--fine-tune", "--fine-tune-layers", "1"]
-    result = CliRunner().invoke(app, [*args, "--fine-tune-epochs", "0.5", "--fine-tune-mix", "geometric", "--json"])
+    result = CliRunner().invoke(app, [*args, "--fine-tune-epochs", "0.5", "--fine-tune-mix", "mean", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["encoder"]["name"] == "m3e-small"  # --fine-tune implies the encoder
     assert summary["fine_tune"]["tuned_layers"] == 1 and summary["fine_tune"]["epochs"] == 0.5
-    assert summary["fine_tune"]["mix"] == "geometric" and "mixed_mean" in summary["fine_tune"]["held_out"]
-    # The saved model mixes geometrically: stack^w · tuned^(1-w), renormalised, before the confidence step.
+    assert summary["fine_tune"]["mix"] == "mean" and "mixed_geometric" in summary["fine_tune"]["held_out"]
+    # The saved model mixes by the mean: w·stack + (1-w)·tuned, before the confidence step.
     model = classifier.load(out)
-    assert model.config.fine_tune_mix == "geometric" and model.tuned is not None
+    assert model.config.fine_tune_mix == "mean" and model.tuned is not None
     model.confidence = None
     mixed = model.predict_proba(TEXTS)
     tuned, model.tuned = model.tuned, None
     stack = model.predict_proba(TEXTS)
     w = model.tuned_weight
-    expected = stack**w * tuned.proba(model.encoder, [model.form(t) for t in TEXTS]) ** (1 - w)
-    # (each member's probabilities are floored at 1e-12 before the logarithm)
-    assert np.allclose(mixed, expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
+    assert np.allclose(mixed, w * stack + (1 - w) * tuned.proba(model.encoder, [model.form(t) for t in TEXTS]))
     assert summary["evaluation"]["all"]["n"] == summary["fine_tune"]["held_out_rows"]
     evaluated = CliRunner().invoke(app, ["evaluate", "--model", str(out), "--data", str(data), "--json"])
     assert evaluated.exit_code == 0, evaluated.output
@@ -149,11 +176,11 @@ def test_cli_trains_a_fine_tuned_model(tmp_path: Path) -> None:
     assert cached.exit_code == 0, cached.output
     assert json.loads(cached.output)["accuracy"] == report["accuracy"]
     # The text summary scores both mixes on the held-out rows, the model's own named.
-    args[args.index(str(out))] = str(tmp_path / "model-mean")
+    args[args.index(str(out))] = str(tmp_path / "model-geometric")
     text = CliRunner().invoke(app, [*args, "--fine-tune-epochs", "0.5"])
     assert text.exit_code == 0, text.output
     line = next(row for row in text.output.splitlines() if row.startswith("fine-tuned 1 encoder layers"))
-    assert "mean mix (this model) " in line and "geometric mix " in line and "held-out macro F1 / cov@0.97" in line
+    assert "geometric mix (this model) " in line and "mean mix " in line and "held-out macro F1 / cov@0.97" in line
 
 
 def test_fine_tune_without_torch_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

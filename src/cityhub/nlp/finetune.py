@@ -287,7 +287,7 @@ def mix(stack: np.ndarray, tuned: np.ndarray, w: float, how: str = "mean") -> np
 
     ``mean``: ``w·stack + (1-w)·tuned``. ``geometric``: ``stack^w · tuned^(1-w)``, renormalised per row — a label
     stays likely only when both members give it weight, so fewer confident mistakes: more orders above a high
-    precision, for a few tenths of a point of macro F1 (sweep 11 of ``bench/results/classifier_exploration.md``).
+    precision (sweeps 11 and 13 of ``bench/results/classifier_exploration.md``; the default since sweep 13).
     """
     if how == "mean":
         return w * stack + (1.0 - w) * tuned
