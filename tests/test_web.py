@@ -538,6 +538,30 @@ def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(or
     assert login("op").get("/queue").status_code == 403
 
 
+def test_a_dispatcher_sets_the_place_on_the_order_page(org) -> None:
+    order = _order(None, category_id=org["cats"]["环境保护"])
+    disp = login("disp")
+    page = disp.get(f"/orders/{order.id}")
+    assert 'data-testid="place-form"' in page.text and "地点：未识别" in page.text
+    assert 'data-testid="place-form"' not in login("op").get(f"/orders/{order.id}").text  # an operator cannot
+
+    def post(client: TestClient, version: int, unit_id: int) -> Any:
+        data = {"csrf_token": csrf(client), "version": str(version), "unit_id": str(unit_id), "reason": "来电核实"}
+        return client.post(f"/orders/{order.id}/place", data=data, follow_redirects=True)
+
+    version = _version(order.id)
+    done = post(disp, version, org["street_b"])
+    assert done.status_code == 200 and done.url.path == f"/orders/{order.id}"
+    assert "地点已设为 京溪街道" in done.text and "地点：京溪街道（工单登记）" in done.text
+    with session_scope() as s:
+        assert s.get(Order, order.id).street_id == org["street_b"]  # type: ignore[union-attr]
+    event = _events(order.id)[-1]
+    assert event.action == "comment" and event.reason == "来电核实" and event.actor_name
+    stale = post(disp, version, org["street_a"])  # the version the page was shown with has moved on
+    assert stale.status_code == 409 and "地点：京溪街道" in stale.text
+    assert post(login("hand_a"), _version(order.id), org["street_a"]).status_code == 403
+
+
 def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     for _ in range(3):
         _order(title="餐馆油烟扰民")

@@ -247,7 +247,10 @@ def client(app_db, model):  # type: ignore[no-untyped-def]
         handler = User(username="d-hand", full_name="承办人", role=Role.HANDLER, unit_id=district.id)
         s.add_all([unit, other, cat, admin, dispatcher, handler])
         s.flush()
-        ids = {"unit": unit.id, "other": other.id, "cat": cat.id}
+        street = Unit(code="A-JD", name="嘉禾街道", tier=UnitTier.STREET, parent_id=district.id)
+        s.add(street)
+        s.flush()
+        ids = {"unit": unit.id, "other": other.id, "cat": cat.id, "street": street.id}
         tokens = {u.username: create_token(s, user_id=u.id, name="t")[1] for u in (admin, dispatcher, handler)}
     with TestClient(create_app(), raise_server_exceptions=False) as c:
         c.headers["Authorization"] = f"Bearer {tokens['d-admin']}"
@@ -298,6 +301,27 @@ def test_queue_rules_and_thresholds_over_the_api(client) -> None:
 
     suggested = client.post(f"/api/v1/dispatch/{waiting['id']}/suggest", headers=client.as_dispatcher).json()
     assert suggested["prediction"]["label"] == "城乡建设" and suggested["model_version"] == "stub@1"
+    placed = client.post(
+        f"/api/v1/dispatch/{waiting['id']}/place",
+        json={"unit_id": ids["street"], "reason": "来电核实", "version": waiting["version"]},
+        headers=client.as_dispatcher,
+    )
+    assert placed.status_code == 200, placed.text
+    assert placed.json()["place"] == {"street_id": ids["street"], "community_id": None, "source": "order"}
+    stale = client.post(
+        f"/api/v1/dispatch/{waiting['id']}/place",
+        json={"unit_id": ids["street"], "version": waiting["version"]},
+        headers=client.as_dispatcher,
+    )
+    assert stale.status_code == 409
+    not_a_place = client.post(
+        f"/api/v1/dispatch/{waiting['id']}/place", json={"unit_id": ids["unit"]}, headers=client.as_dispatcher
+    )
+    assert not_a_place.status_code == 422 and "not an active street or community" in not_a_place.json()["message"]
+    denied = client.post(
+        f"/api/v1/dispatch/{waiting['id']}/place", json={"unit_id": ids["street"]}, headers=client.as_handler
+    )
+    assert denied.status_code == 403
     assert client.patch(f"/api/v1/dispatch/rules/{rule['id']}", json={"active": False}).json()["active"] is False
     assert client.delete(f"/api/v1/dispatch/rules/{rule['id']}").status_code == 204
     assert client.get(f"/api/v1/dispatch/rules/{rule['id']}").status_code == 404
@@ -352,6 +376,43 @@ def test_category_changes_only_before_dispatch(db_session, org) -> None:
 
     with pytest.raises(ValidationFailed, match="only before dispatch"):
         service.set_category(db_session, order_id=order.id, category_id=org["cat_env"], actor=DISPATCHER)
+
+
+def test_a_dispatcher_sets_the_place_before_dispatch_and_the_suggestions_follow(db_session, org, model) -> None:
+    from cityhub.errors import ValidationFailed
+
+    # Read from the text, wrongly: the message names the other street.
+    order = _order(db_session, "京溪街道那边的人说，我家楼上天天噪音，睡不着")
+    assert service.suggest(db_session, order=order).place.street_id == org["other_street"]
+    version = order.version
+    service.set_place(db_session, order_id=order.id, unit_id=org["community"], actor=DISPATCHER, reason="来电核实")
+    assert (order.street_id, order.community_id, order.version) == (org["street"], org["community"], version + 1)
+    event = orders.history(db_session, order_id=order.id)[-1]
+    assert (
+        event.action == "comment"
+        and event.reason == "来电核实"
+        and event.payload["text"] == "place set to 望岗社区居委会"
+    )
+    assert (event.payload["street_id"], event.payload["community_id"]) == (org["street"], org["community"])
+    decision = service.suggest(db_session, order=order)
+    assert decision.place.source == "order" and decision.candidates[0].unit_id == org["community"]
+    # A street alone clears the community; the same place again changes nothing.
+    service.set_place(db_session, order_id=order.id, unit_id=org["other_street"], actor=DISPATCHER)
+    assert (order.street_id, order.community_id) == (org["other_street"], None)
+    event = orders.history(db_session, order_id=order.id)[-1]
+    assert event.payload["text"] == "place set to 京溪街道 (street only)"
+    assert (event.payload["previous_street_id"], event.payload["previous_community_id"]) == (
+        org["street"],
+        org["community"],
+    )
+    version = order.version
+    service.set_place(db_session, order_id=order.id, unit_id=org["other_street"], actor=DISPATCHER)
+    assert order.version == version
+    with pytest.raises(ValidationFailed, match="not an active street or community"):
+        service.set_place(db_session, order_id=order.id, unit_id=org["housing"], actor=DISPATCHER)
+    orders.act(db_session, order_id=order.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["housing"]})
+    with pytest.raises(ValidationFailed, match="only before dispatch"):
+        service.set_place(db_session, order_id=order.id, unit_id=org["street"], actor=DISPATCHER)
 
 
 def test_rule_validation_and_derived_tier(db_session, org) -> None:

@@ -156,3 +156,9 @@ class CategorySet(BaseModel):
     category_id: int
     reason: str | None = Field(None, max_length=2000)
     version: int | None = Field(None, ge=1)
+
+
+class PlaceSet(BaseModel):
+    unit_id: int = Field(description="a street, or a community (its street follows)")
+    reason: str | None = Field(None, max_length=2000)
+    version: int | None = Field(None, ge=1)

@@ -18,7 +18,7 @@ import csv
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -482,7 +482,7 @@ def _amend(
     session: Session,
     *,
     order: Order,
-    changes: dict[str, int],
+    changes: Mapping[str, int | None],
     actor: orders.Actor,
     text: str,
     reason: str | None,
@@ -537,6 +537,40 @@ def set_category(
         text=f"category set to {category.path}",
         reason=reason,
     )
+
+
+def set_place(
+    session: Session,
+    *,
+    order_id: int,
+    unit_id: int,
+    actor: orders.Actor,
+    reason: str | None = None,
+    expected_version: int | None = None,
+) -> Order:
+    """Set or correct where an order is — a street, or a community (its street follows) — before it is dispatched
+    (received or returned); audited as a comment. Dispatch's suggestions then start from this place."""
+    order = orders.require_order(session, order_id=order_id)
+    if expected_version is not None and order.version != expected_version:
+        from cityhub.errors import Conflict
+
+        raise Conflict(f"order {order.number} was changed by someone else", details={"version": order.version})
+    unit = unit_directory(session).get(unit_id)
+    if unit is None or not unit.active or unit.tier not in (UnitTier.STREET, UnitTier.COMMUNITY):
+        raise ValidationFailed(f"unit {unit_id} is not an active street or community", details={"field": "unit_id"})
+    if order.state not in QUEUE_STATES:
+        raise ValidationFailed(
+            f"the place of order {order.number} can change only before dispatch (it is {order.state.value})",
+            details={"state": order.state.value},
+        )
+    if unit.tier == UnitTier.COMMUNITY:
+        changes: dict[str, int | None] = {"street_id": unit.parent_id, "community_id": unit.id}
+    else:
+        changes = {"street_id": unit.id, "community_id": None}
+    if all(getattr(order, name) == value for name, value in changes.items()):
+        return order
+    text = f"place set to {unit.name}" + (" (street only)" if unit.tier == UnitTier.STREET else "")
+    return _amend(session, order=order, changes=changes, actor=actor, text=text, reason=reason)
 
 
 def auto_dispatch(

@@ -18,6 +18,7 @@ from cityhub.dispatch import service
 from cityhub.dispatch.schemas import (
     CategorySet,
     DecisionRead,
+    PlaceSet,
     QueueItem,
     QueuePage,
     RuleCreate,
@@ -85,6 +86,22 @@ def set_category(order_id: int, body: CategorySet, db: DbSession, principal: Dis
         db,
         order_id=order_id,
         category_id=body.category_id,
+        actor=principal.actor,
+        reason=body.reason,
+        expected_version=body.version,
+    )
+    return _read(service.suggest(db, order=order))
+
+
+@router.post("/{order_id}/place", response_model=DecisionRead)
+def set_place(order_id: int, body: PlaceSet, db: DbSession, principal: Dispatcher) -> DecisionRead:
+    """Set or correct the street or community of a received or returned order (audited) and return fresh
+    suggestions, which then start from that place."""
+    _order(db, order_id, principal)
+    order = service.set_place(
+        db,
+        order_id=order_id,
+        unit_id=body.unit_id,
         actor=principal.actor,
         reason=body.reason,
         expected_version=body.version,

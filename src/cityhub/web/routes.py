@@ -119,6 +119,26 @@ def _units(db: Session) -> list[Unit]:
     return list(db.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.tier, Unit.code)))
 
 
+def _place_units(db: Session) -> list[tuple[Unit, list[Unit]]]:
+    """Active streets, each with its active communities: where an order can be placed."""
+    units = db.scalars(
+        select(Unit)
+        .where(Unit.active.is_(True), Unit.tier.in_((UnitTier.STREET, UnitTier.COMMUNITY)))
+        .order_by(Unit.code)
+    )
+    streets: dict[int, tuple[Unit, list[Unit]]] = {}
+    communities = []
+    for unit in units:
+        if unit.tier == UnitTier.STREET:
+            streets[unit.id] = (unit, [])
+        else:
+            communities.append(unit)
+    for unit in communities:
+        if unit.parent_id in streets:
+            streets[unit.parent_id][1].append(unit)
+    return list(streets.values())
+
+
 def _categories(db: Session) -> list[Category]:
     return list(db.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.path)))
 
@@ -614,6 +634,7 @@ def _detail_page(
 
             answers = kb.suggest(db, text=order_text(order.title, order.content), category_id=order.category_id)[:3]
     ids = {order.lead_unit_id, order.street_id, order.community_id} | {a.unit_id for a in order.assists}
+    may_place = decision is not None and permissions.allows(principal.role, permissions.act(Action.DISPATCH))
     if decision is not None:
         ids |= {decision.place.street_id, decision.place.community_id}
     needs_units = any(kind == "unit" for a in actions for _, kind, _ in ACTION_FIELDS[a])
@@ -632,6 +653,7 @@ def _detail_page(
         units=_units(db) if needs_units else [],
         similar=similar,
         decision=decision,
+        place_units=_place_units(db) if may_place else [],
         dispatch_pending=dispatch_pending,
         pending_kind=_pending_kind(),
         answers=answers,
@@ -758,6 +780,41 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
     if not order_in_scope(db, scope_of(db, principal), order_id):
         back = "/orders"  # e.g. a street handler who returned the order no longer sees it
     return support.redirect(back, flash=flash)
+
+
+@router.post("/orders/{order_id}/place", response_class=HTMLResponse)
+def order_place(order_id: int, request: Request, db: DbSession, form: FormBody) -> Response:
+    """A dispatcher sets or corrects where an order is, before dispatch; a refusal re-renders the page with why."""
+    from cityhub.dispatch import service as dispatch
+
+    principal = support.require_user(request, db, permissions.act(Action.DISPATCH))
+    support.check_csrf(request, principal, form)
+    t = support.translator(request)
+    try:
+        scoped_order(db, order_id, principal)
+    except NotFound:
+        raise PageError(404, "err.not_found") from None
+    unit_id = _int(form.get("unit_id"))
+    try:
+        if unit_id is None:
+            raise ValidationFailed("choose a street or community", details={"field": "unit_id"})
+        dispatch.set_place(
+            db,
+            order_id=order_id,
+            unit_id=unit_id,
+            actor=principal.actor,
+            reason=(form.get("reason") or "").strip() or None,
+            expected_version=_int(form.get("version")),
+        )
+        db.flush()
+    except (CityhubError, StaleDataError) as exc:
+        _fail(db)
+        error = exc if isinstance(exc, CityhubError) else Conflict("stale")
+        message, _ = error_text(t, error)
+        return _detail_page(request, db, principal, order_id, error=message, status_code=error.http_status)
+    unit = db.get(Unit, unit_id)
+    flash = ("order.place_set", {"place": unit.name if unit else "?"})
+    return support.redirect(support.safe_next(form.get("next"), f"/orders/{order_id}"), flash=flash)
 
 
 # -------------------------------------------------------------------------------------------------- queue
