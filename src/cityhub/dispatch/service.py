@@ -504,6 +504,22 @@ def _amend(
         )
 
 
+def _waiting_order(session: Session, order_id: int, expected_version: int | None, what: str) -> Order:
+    """The order, at the version the caller saw, while it waits for dispatch (received or returned): what a
+    dispatcher's correction of its ``what`` (category, place) needs."""
+    order = orders.require_order(session, order_id=order_id)
+    if expected_version is not None and order.version != expected_version:
+        from cityhub.errors import Conflict
+
+        raise Conflict(f"order {order.number} was changed by someone else", details={"version": order.version})
+    if order.state not in QUEUE_STATES:
+        raise ValidationFailed(
+            f"the {what} of order {order.number} can change only before dispatch (it is {order.state.value})",
+            details={"state": order.state.value},
+        )
+    return order
+
+
 def set_category(
     session: Session,
     *,
@@ -514,19 +530,10 @@ def set_category(
     expected_version: int | None = None,
 ) -> Order:
     """Correct an order's category before it is dispatched (received or returned); audited as a comment."""
-    order = orders.require_order(session, order_id=order_id)
-    if expected_version is not None and order.version != expected_version:
-        from cityhub.errors import Conflict
-
-        raise Conflict(f"order {order.number} was changed by someone else", details={"version": order.version})
+    order = _waiting_order(session, order_id, expected_version, "category")
     category = session.get(Category, category_id)
     if category is None or not category.active:
         raise ValidationFailed(f"unknown or inactive category {category_id}", details={"field": "category_id"})
-    if order.state not in QUEUE_STATES:
-        raise ValidationFailed(
-            f"the category of order {order.number} can change only before dispatch (it is {order.state.value})",
-            details={"state": order.state.value},
-        )
     if order.category_id == category_id:
         return order
     return _amend(
@@ -550,19 +557,10 @@ def set_place(
 ) -> Order:
     """Set or correct where an order is — a street, or a community (its street follows) — before it is dispatched
     (received or returned); audited as a comment. Dispatch's suggestions then start from this place."""
-    order = orders.require_order(session, order_id=order_id)
-    if expected_version is not None and order.version != expected_version:
-        from cityhub.errors import Conflict
-
-        raise Conflict(f"order {order.number} was changed by someone else", details={"version": order.version})
+    order = _waiting_order(session, order_id, expected_version, "place")
     unit = unit_directory(session).get(unit_id)
     if unit is None or not unit.active or unit.tier not in (UnitTier.STREET, UnitTier.COMMUNITY):
         raise ValidationFailed(f"unit {unit_id} is not an active street or community", details={"field": "unit_id"})
-    if order.state not in QUEUE_STATES:
-        raise ValidationFailed(
-            f"the place of order {order.number} can change only before dispatch (it is {order.state.value})",
-            details={"state": order.state.value},
-        )
     if unit.tier == UnitTier.COMMUNITY:
         changes: dict[str, int | None] = {"street_id": unit.parent_id, "community_id": unit.id}
     else:
