@@ -32,6 +32,7 @@ from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.org.service import UnitRef, unit_directory
 from cityhub.web import support, vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
 from cityhub.web.support import Form, LoginRequired, PageError, form_body, render
@@ -66,6 +67,17 @@ _TOO_LONG = re.compile(r"at most (\d+) character")
 def _fail(db: Session) -> None:
     """Undo whatever a refused form post may have written before the error page renders in the same session."""
     db.rollback()
+
+
+def _refusal(
+    db: Session, t: Translator, exc: CityhubError | StaleDataError
+) -> tuple[CityhubError, str, dict[str, str]]:
+    """A refused form post undone (``_fail``), and the error with its readable message and field errors; a stale
+    write (another request changed the order first) counts as a conflict."""
+    _fail(db)
+    error = exc if isinstance(exc, CityhubError) else Conflict("stale")
+    message, fields = error_text(t, error)
+    return error, message, fields
 
 
 def _field_message(t: Translator, message: str) -> str:
@@ -119,22 +131,15 @@ def _units(db: Session) -> list[Unit]:
     return list(db.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.tier, Unit.code)))
 
 
-def _place_units(db: Session) -> list[tuple[Unit, list[Unit]]]:
-    """Active streets, each with its active communities: where an order can be placed."""
-    units = db.scalars(
-        select(Unit)
-        .where(Unit.active.is_(True), Unit.tier.in_((UnitTier.STREET, UnitTier.COMMUNITY)))
-        .order_by(Unit.code)
-    )
-    streets: dict[int, tuple[Unit, list[Unit]]] = {}
-    communities = []
+def _place_units(db: Session) -> list[tuple[UnitRef, list[UnitRef]]]:
+    """Active streets, each with its active communities, by code: where an order can be placed (from the process's
+    directory of units, not read for each page)."""
+    units = sorted((u for u in unit_directory(db).values() if u.active), key=lambda u: u.code)
+    streets: dict[int | None, tuple[UnitRef, list[UnitRef]]] = {
+        u.id: (u, []) for u in units if u.tier == UnitTier.STREET
+    }
     for unit in units:
-        if unit.tier == UnitTier.STREET:
-            streets[unit.id] = (unit, [])
-        else:
-            communities.append(unit)
-    for unit in communities:
-        if unit.parent_id in streets:
+        if unit.tier == UnitTier.COMMUNITY and unit.parent_id in streets:
             streets[unit.parent_id][1].append(unit)
     return list(streets.values())
 
@@ -419,9 +424,7 @@ def intake_submit(request: Request, db: DbSession, form: FormBody) -> Response:
                 flash = ("intake.created", {"number": order.number})
         db.flush()
     except (CityhubError, StaleDataError) as exc:
-        _fail(db)
-        error = exc if isinstance(exc, CityhubError) else Conflict("stale")
-        message, errors = error_text(t, error)
+        error, message, errors = _refusal(db, t, exc)
         if not form.get("title").strip() and not form.get("content").strip():
             # Pydantic skips the whole-appeal check when a field fails; say it anyway, so one round fixes all.
             errors.setdefault("content", t("err.need_text"))
@@ -757,9 +760,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         )
         db.flush()
     except (CityhubError, StaleDataError) as exc:
-        _fail(db)
-        error = exc if isinstance(exc, CityhubError) else Conflict("stale")
-        message, field_errors = error_text(t, error)
+        error, message, field_errors = _refusal(db, t, exc)
         return _detail_page(
             request,
             db,
@@ -808,9 +809,7 @@ def order_place(order_id: int, request: Request, db: DbSession, form: FormBody) 
         )
         db.flush()
     except (CityhubError, StaleDataError) as exc:
-        _fail(db)
-        error = exc if isinstance(exc, CityhubError) else Conflict("stale")
-        message, _ = error_text(t, error)
+        error, message, _ = _refusal(db, t, exc)
         return _detail_page(request, db, principal, order_id, error=message, status_code=error.http_status)
     unit = db.get(Unit, unit_id)
     flash = ("order.place_set", {"place": unit.name if unit else "?"})
