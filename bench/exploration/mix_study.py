@@ -61,15 +61,20 @@ def study(path: Path) -> None:
         return {"class": _cross(halves, lambda a, b: ClassConfidence(k).fit(mixed[a], y[a]).confidence(mixed[b]))}
 
     rows = []
-    w_fit = _cross(halves, lambda a, b: np.full(len(b), mixing_weight(stack[a], tuned[a], y[a])))
-    mixes = {f"arith w={w}": w * stack + (1 - w) * tuned for w in (0.4, 0.5, 0.6)}
-    mixes["arith w=fitted"] = w_fit[:, None] * stack + (1 - w_fit[:, None]) * tuned
+
+    def fitted(how: str) -> np.ndarray:
+        """The mix at the weight the product would pick, fitted on the other half of the rows."""
+        out = np.zeros_like(stack)
+        for i, part in enumerate(halves):
+            other = halves[1 - i]
+            out[part] = mix(stack[part], tuned[part], mixing_weight(stack[other], tuned[other], y[other], how), how)
+        return out
+
+    mixes = {f"arith w={w}": mix(stack, tuned, w, "mean") for w in (0.4, 0.5, 0.6)}
+    mixes["arith w=fitted"] = fitted("mean")
     for w in (0.4, 0.5, 0.6):
         mixes[f"geo w={w}"] = mix(stack, tuned, w, "geometric")
-    g_fit = _cross(halves, lambda a, b: np.full(len(b), mixing_weight(stack[a], tuned[a], y[a], "geometric")))
-    mixes["geo w=fitted"] = np.vstack(
-        [mix(stack[i : i + 1], tuned[i : i + 1], g_fit[i], "geometric") for i in range(len(y))]
-    )
+    mixes["geo w=fitted"] = fitted("geometric")
     mixes["LR on log-probabilities"] = _lr_stack(stack, tuned, y, halves)
     for name, mixed in mixes.items():
         pred = mixed.argmax(1)
