@@ -552,7 +552,8 @@ def test_a_dispatcher_sets_the_place_on_the_order_page(org) -> None:
     version = _version(order.id)
     done = post(disp, version, org["street_b"])
     assert done.status_code == 200 and done.url.path == f"/orders/{order.id}"
-    assert "地点已设为 京溪街道" in done.text and "地点：京溪街道（工单登记）" in done.text
+    assert "地点已设为 京溪街道" in done.text and "地点：京溪街道（调度员更正）" in done.text
+    assert 'data-testid="place-source">（调度员更正）' in done.text  # beside the order's street and community
     with session_scope() as s:
         assert s.get(Order, order.id).street_id == org["street_b"]  # type: ignore[union-attr]
     event = _events(order.id)[-1]

@@ -71,6 +71,12 @@ def _reply_check(session: Session) -> dict[str, Any]:
     return dict(check_pending_replies(session))
 
 
+def _place_orders(session: Session) -> dict[str, Any]:
+    from cityhub.workorders.placing import place_pending
+
+    return place_pending(session)
+
+
 JOBS: dict[str, Job] = {
     "sla-sweep": Job(
         "sla-sweep",
@@ -95,6 +101,12 @@ JOBS: dict[str, Job] = {
         "reply-check",
         "score new replies (relevance, completeness, basis, timeliness) and flag weak ones to supervisors",
         _reply_check,
+        lambda: 60,
+    ),
+    "place-orders": Job(
+        "place-orders",
+        "place imported and older orders without a street among the units (coordinates, address, text), audited",
+        _place_orders,
         lambda: 60,
     ),
 }

@@ -140,3 +140,17 @@ def test_healthz_counts_orders_once_for_a_while(client, monkeypatch):
         get_settings.cache_clear()
     assert fresh["orders_total"] == first["orders_total"] + 1 and fresh["orders"]["received"] >= 1
     assert fresh["orders_counted_at"] > first["orders_counted_at"]
+
+
+def test_an_order_is_answered_with_where_it_was_placed_from(client):
+    with session_scope() as s:
+        district_id = s.scalars(select(User.unit_id).where(User.role == Role.ADMIN)).one()
+        street = Unit(code="API-S01", name="云景街道", tier=UnitTier.STREET, parent_id=district_id)
+        s.add(street)
+        s.flush()
+        street_id = street.id
+    placed = _create(client, content="云景街道市场门口的路灯不亮已经一周")
+    assert (placed["street_id"], placed["community_id"], placed["place_source"]) == (street_id, None, "text")
+    unplaced = _create(client)
+    assert (unplaced["street_id"], unplaced["place_source"]) == (None, "none")
+    assert client.get(f"/api/v1/orders/{placed['id']}").json()["place_source"] == "text"

@@ -220,7 +220,8 @@ def test_cli_on_a_database_behind_the_code_says_to_upgrade(
 
     previous = _previous()
     migrate.upgrade(empty_db_url, previous)  # the release before: the newest table or column is missing
-    err = _cli_error(empty_db_url, monkeypatch, capsys, "jobs", "status")
+    # A command that reads what the newest migration added (orders.place_source): its database error is explained.
+    err = _cli_error(empty_db_url, monkeypatch, capsys, "orders", "show", "1")
     assert f"at migration {previous}, this version of cityhub needs {head}" in err
 
     migrate.upgrade(empty_db_url)

@@ -114,6 +114,16 @@ def test_an_address_or_coordinates_are_placed_among_the_databases_own_units(db_s
     assert db_session.get(Order, by_address.order.id).master_order_id == first.order.id
 
 
+def test_appeals_placed_by_their_text_alone_are_compared_by_that_place(db_session, places):
+    # No codes, address or coordinates: each appeal names its community in the text, and intake places it there
+    # (before, only an address or coordinates placed an appeal, so these were "place unknown": a suggestion).
+    first = _intake(db_session, "望岗社区" + GARBAGE)
+    assert (first.order.community_id, first.order.place_source) == (places["c1"].id, "text")
+    again = _intake(db_session, "望岗社区" + GARBAGE_AGAIN, at=T0 + timedelta(hours=1))
+    assert again.dedupe_action == dedupe.DedupeAction.AUTO_MERGE
+    assert {d.order.id: d.place for d in again.duplicates}[first.order.id] == dedupe.PlaceMatch.SAME
+
+
 def test_unknown_place_is_only_suggested(db_session, places):
     first = _intake(db_session, GARBAGE)
     again = _intake(db_session, GARBAGE_AGAIN, at=T0 + timedelta(hours=1))

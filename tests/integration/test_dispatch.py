@@ -26,6 +26,7 @@ from cityhub.dispatch.schemas import RuleCreate
 from cityhub.intake.service import submit
 from cityhub.nlp import classifier
 from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.org.places import Place
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import Category, JobRun, OrderEvent
@@ -307,7 +308,7 @@ def test_queue_rules_and_thresholds_over_the_api(client) -> None:
         headers=client.as_dispatcher,
     )
     assert placed.status_code == 200, placed.text
-    assert placed.json()["place"] == {"street_id": ids["street"], "community_id": None, "source": "order"}
+    assert placed.json()["place"] == {"street_id": ids["street"], "community_id": None, "source": "dispatcher"}
     stale = client.post(
         f"/api/v1/dispatch/{waiting['id']}/place",
         json={"unit_id": ids["street"], "version": waiting["version"]},
@@ -383,7 +384,8 @@ def test_a_dispatcher_sets_the_place_before_dispatch_and_the_suggestions_follow(
 
     # Read from the text, wrongly: the message names the other street.
     order = _order(db_session, "京溪街道那边的人说，我家楼上天天噪音，睡不着")
-    assert service.suggest(db_session, order=order).place.street_id == org["other_street"]
+    assert (order.street_id, order.place_source) == (org["other_street"], "text")  # placed at intake
+    assert service.suggest(db_session, order=order).place == Place(org["other_street"], None, "text")
     version = order.version
     service.set_place(db_session, order_id=order.id, unit_id=org["community"], actor=DISPATCHER, reason="来电核实")
     assert (order.street_id, order.community_id, order.version) == (org["street"], org["community"], version + 1)
@@ -394,8 +396,9 @@ def test_a_dispatcher_sets_the_place_before_dispatch_and_the_suggestions_follow(
         and event.payload["text"] == "place set to 望岗社区居委会"
     )
     assert (event.payload["street_id"], event.payload["community_id"]) == (org["street"], org["community"])
+    assert (event.payload["place_source"], event.payload["previous_place_source"]) == ("dispatcher", "text")
     decision = service.suggest(db_session, order=order)
-    assert decision.place.source == "order" and decision.candidates[0].unit_id == org["community"]
+    assert decision.place.source == "dispatcher" and decision.candidates[0].unit_id == org["community"]
     # A street alone clears the community; the same place again changes nothing.
     service.set_place(db_session, order_id=order.id, unit_id=org["other_street"], actor=DISPATCHER)
     assert (order.street_id, order.community_id) == (org["other_street"], None)

@@ -18,7 +18,7 @@ import csv
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +35,7 @@ from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchTh
 from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit, UnitTier
-from cityhub.org.places import PLACE_TIERS, Place, locate, unit_gazetteer
+from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, appeal_text, locate, unit_gazetteer
 from cityhub.org.service import unit_directory
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import CategoryRef, category_chain, find_categories, find_category, taxonomy
@@ -237,13 +237,16 @@ def _load_beside(key: tuple[str, float], path: str) -> None:
 
 
 def resolve_place(session: Session, *, order: Order) -> Place:
-    """The order's street and community: as recorded, else from its coordinates, its address or its text."""
+    """The order's street and community: as recorded (with where they came from), else from its coordinates, its
+    address or its text — the units may have changed since intake looked."""
     if order.community_id is not None or order.street_id is not None:
         street_id = order.street_id
         if street_id is None and order.community is not None:
             street_id = order.community.parent_id
-        return Place(street_id=street_id, community_id=order.community_id, source="order")
-    return locate(session, lat=order.lat, lng=order.lng, address=order.address, text=f"{order.title}\n{order.content}")
+        return Place(street_id=street_id, community_id=order.community_id, source=order.place_source or "order")
+    return locate(
+        session, lat=order.lat, lng=order.lng, address=order.address, text=appeal_text(order.title, order.content)
+    )
 
 
 def _unit_chain(session: Session, unit_id: int | None) -> tuple[int, ...]:
@@ -478,32 +481,6 @@ def latest_decision(session: Session, *, order_id: int) -> DispatchDecision | No
 # --- acting ----------------------------------------------------------------------------------------------------
 
 
-def _amend(
-    session: Session,
-    *,
-    order: Order,
-    changes: Mapping[str, int | None],
-    actor: orders.Actor,
-    text: str,
-    reason: str | None,
-    new_order: Order | None = None,
-) -> Order:
-    """Change order fields the life cycle does not own (category, place) as one audited ``comment`` event."""
-    previous = {f"previous_{k}": getattr(order, k) for k in changes}
-    # The change and its audit event go out in one UPDATE, so the version moves once per audited change.
-    with session.no_autoflush:
-        for name, value in changes.items():
-            setattr(order, name, value)
-        return orders.act(
-            session,
-            order_id=order.id,
-            action=Action.COMMENT,
-            actor=actor,
-            params={"text": text, "reason": reason, **changes, **previous},
-            new_order=new_order,
-        )
-
-
 def _waiting_order(session: Session, order_id: int, expected_version: int | None, what: str) -> Order:
     """The order, at the version the caller saw, while it waits for dispatch (received or returned): what a
     dispatcher's correction of its ``what`` (category, place) needs."""
@@ -536,7 +513,7 @@ def set_category(
         raise ValidationFailed(f"unknown or inactive category {category_id}", details={"field": "category_id"})
     if order.category_id == category_id:
         return order
-    return _amend(
+    return orders.amend(
         session,
         order=order,
         changes={"category_id": category_id},
@@ -562,13 +539,14 @@ def set_place(
     if unit is None or not unit.active or unit.tier not in (UnitTier.STREET, UnitTier.COMMUNITY):
         raise ValidationFailed(f"unit {unit_id} is not an active street or community", details={"field": "unit_id"})
     if unit.tier == UnitTier.COMMUNITY:
-        changes: dict[str, int | None] = {"street_id": unit.parent_id, "community_id": unit.id}
+        changes: dict[str, int | str | None] = {"street_id": unit.parent_id, "community_id": unit.id}
     else:
         changes = {"street_id": unit.id, "community_id": None}
     if all(getattr(order, name) == value for name, value in changes.items()):
         return order
+    changes["place_source"] = PlaceSource.DISPATCHER.value
     text = f"place set to {unit.name}" + (" (street only)" if unit.tier == UnitTier.STREET else "")
-    return _amend(session, order=order, changes=changes, actor=actor, text=text, reason=reason)
+    return orders.amend(session, order=order, changes=changes, actor=actor, text=text, reason=reason)
 
 
 def auto_dispatch(
@@ -595,16 +573,19 @@ def auto_dispatch(
     new_order = order if new or held else None
     if decision.auto and order.state == State.RECEIVED and decision.candidates:
         top = decision.candidates[0]
-        fills: dict[str, int] = {}
+        fills: dict[str, int | str] = {}
         if order.category_id is None and decision.category_id is not None:
             fills["category_id"] = decision.category_id
-        if order.community_id is None and order.street_id is None:
+        if order.community_id is None and order.street_id is None and decision.place.placed:
+            # Intake found no place (or the units were imported since): the decision's, with where it came from.
             if decision.place.street_id is not None:
                 fills["street_id"] = decision.place.street_id
             if decision.place.community_id is not None:
                 fills["community_id"] = decision.place.community_id
+            if decision.place.source:
+                fills["place_source"] = decision.place.source
         if fills:
-            _amend(
+            orders.amend(
                 session,
                 order=order,
                 changes=fills,

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from cityhub.db import utcnow
 from cityhub.nlp import similar as sim
+from cityhub.org import places
 from cityhub.org.places import locate, unit_gazetteer
 from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders.lifecycle import OPEN_STATES, State
@@ -251,7 +252,6 @@ class _Probe:
     text: str
     created_at: datetime
     place: Place
-    raw_address: str | None
 
 
 def _unit_ids(session: Session, codes: list[str | None]) -> dict[str, int]:
@@ -263,7 +263,13 @@ def _unit_ids(session: Session, codes: list[str | None]) -> dict[str, int]:
     return {code: by_code[code] for code in wanted if code in by_code}
 
 
-def _probe_from_data(session: Session, data: OrderCreate | dict[str, Any]) -> _Probe:
+def _probe_from_data(
+    session: Session, data: OrderCreate | dict[str, Any], placed: places.Place | None = None
+) -> _Probe:
+    """The appeal as intake will record it: its units by code, else where intake places it (``placed``, when the
+    caller has asked already: :func:`cityhub.workorders.service.appeal_place`)."""
+    from cityhub.workorders.service import appeal_place
+
     if isinstance(data, dict):
         data = OrderCreate.model_validate(data)
     by_code = _unit_ids(session, [data.street_code, data.community_code])
@@ -271,31 +277,33 @@ def _probe_from_data(session: Session, data: OrderCreate | dict[str, Any]) -> _P
     street_id = by_code.get(data.street_code or "")
     if community_id is not None and street_id is None:
         street_id = unit_directory(session)[community_id].parent_id
+    if street_id is None and community_id is None and not (data.street_code or data.community_code):
+        found = placed if placed is not None else appeal_place(session, data)
+        if found is not None:
+            street_id, community_id = found.street_id, found.community_id
     return _Probe(
         order_id=None,
         text=sim.order_text(data.title, data.content),
         created_at=data.created_at or utcnow(),
         place=Place(street_id, community_id, data.lat, data.lng, _norm_address(data.address)),
-        raw_address=data.address,
     )
 
 
-def _probe_from_order(order: Order) -> _Probe:
+def _probe_from_order(session: Session, order: Order) -> _Probe:
+    """The order's recorded place; one never looked for (imported, not yet reached by the ``place-orders`` job) is
+    placed as intake would have placed it."""
     text = sim.order_text(order.title, order.content)
-    return _Probe(order.id, text, order.created_at, Place.of(order), order.address)
-
-
-def _resolve_address(session: Session, place: Place, raw: str | None) -> Place:
-    """Fill street/community from the appeal's coordinates or free-text address when it carries no unit (the
-    database's divisions, ``org.places``)."""
-    if place.street_id is not None or place.community_id is not None:
-        return place
-    if not raw and (place.lat is None or place.lng is None):
-        return place
-    found = locate(session, lat=place.lat, lng=place.lng, address=raw)
-    if found.source is None:
-        return place
-    return replace(place, street_id=found.street_id, community_id=found.community_id)
+    place = Place.of(order)
+    if place.street_id is None and place.community_id is None and order.place_source is None:
+        found = locate(
+            session,
+            lat=order.lat,
+            lng=order.lng,
+            address=order.address,
+            text=places.appeal_text(order.title, order.content),
+        )
+        place = replace(place, street_id=found.street_id, community_id=found.community_id)
+    return _Probe(order.id, text, order.created_at, place)
 
 
 def _epoch(value: datetime) -> float:
@@ -310,6 +318,7 @@ def check(
     settings: DedupeSettings | None = None,
     similar: bool = True,
     earlier_only: bool = False,
+    placed: places.Place | None = None,
 ) -> DedupeResult:
     """Find duplicates and similar past cases of a new appeal (``data``) or an existing ``order``; read-only.
 
@@ -320,6 +329,9 @@ def check(
     for callers that do not show them (the API's and Open311's creation answer the order alone; the cases are one
     ``GET /orders/{id}/similar`` away). The search then stays within the duplicate window, and only possible
     duplicates are read from the database: the same duplicates, for about half the work.
+
+    ``placed`` (with ``data``): where intake has placed the appeal (:func:`cityhub.workorders.service.appeal_place`),
+    so that it is not looked for twice; without it the check places the appeal the same way.
     """
     cfg = settings or get_dedupe_settings()
     if (data is None) == (order is None):
@@ -327,11 +339,11 @@ def check(
     if not cfg.enabled:
         return DedupeResult()
     if order is not None:
-        probe = _probe_from_order(order)
+        probe = _probe_from_order(session, order)
     else:
         assert data is not None
-        probe = _probe_from_data(session, data)
-    place = _resolve_address(session, probe.place, probe.raw_address)
+        probe = _probe_from_data(session, data, placed)
+    place = probe.place
 
     index = sim.index_for(
         session, index_days=cfg.index_days, bucket_cap=cfg.bucket_cap, refresh_seconds=cfg.refresh_seconds

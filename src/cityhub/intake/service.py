@@ -85,8 +85,10 @@ def submit(
     if known is not None:
         return IntakeResult(order=known, created=False)
     deferred = defer_duplicates and not instant_answer and background.checks_duplicates()
-    found = dedupe.DedupeResult() if deferred else dedupe.check(session, data=data, similar=similar)
-    order, created = orders.create_order(session, data=data, actor=actor, known_new=True)
+    # Where the appeal is, looked for once: the duplicate search compares it and the order records it.
+    place = orders.appeal_place(session, data)
+    found = dedupe.DedupeResult() if deferred else dedupe.check(session, data=data, similar=similar, placed=place)
+    order, created = orders.create_order(session, data=data, actor=actor, known_new=True, place=place)
     if not created:
         return IntakeResult(order=order, created=created)
     if instant_answer:

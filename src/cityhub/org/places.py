@@ -10,6 +10,7 @@ of files; an order is placed only among the units of the database it lives in.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,13 +29,38 @@ if TYPE_CHECKING:
 PLACE_TIERS = (UnitTier.DISTRICT, UnitTier.STREET, UnitTier.COMMUNITY)
 
 
+class PlaceSource(enum.StrEnum):
+    """Where an order's street and community came from (``orders.place_source``)."""
+
+    ORDER = "order"  # given with the appeal (unit codes), or recorded before sources were kept
+    COORDINATES = "coordinates"  # inside a unit's boundary
+    ADDRESS = "address"
+    TEXT = "text"  # the title and content
+    DISPATCHER = "dispatcher"  # set or corrected by a person (dispatch.set_place)
+    NONE = "none"  # looked for among the units and not found (nothing named one unambiguously)
+
+
+# Read from the appeal, not given or chosen: what intake and the placing job record, and what the dispatcher checks.
+FOUND_SOURCES = (PlaceSource.COORDINATES, PlaceSource.ADDRESS, PlaceSource.TEXT)
+
+
 @dataclass(frozen=True)
 class Place:
-    """An order's street and community (unit ids) and where they were read from."""
+    """An order's street and community (unit ids) and where they were read from (a :class:`PlaceSource` value;
+    None: nothing placed it)."""
 
     street_id: int | None = None
     community_id: int | None = None
-    source: str | None = None  # order | coordinates | address | text
+    source: str | None = None
+
+    @property
+    def placed(self) -> bool:
+        return self.street_id is not None or self.community_id is not None
+
+
+def appeal_text(title: str | None, content: str | None) -> str:
+    """The text an appeal is placed from when neither coordinates nor address place it: its title and content."""
+    return f"{title or ''}\n{content or ''}"
 
 
 def unit_gazetteer(session: Session) -> Gazetteer | None:
@@ -68,6 +94,26 @@ def locate(
     gaz = unit_gazetteer(session)
     if gaz is None:
         return Place()
+    return _locate_in(session, gaz, lat, lng, address, text)
+
+
+def locate_if_units(
+    session: Session,
+    *,
+    lat: float | None = None,
+    lng: float | None = None,
+    address: str | None = None,
+    text: str | None = None,
+) -> Place | None:
+    """:func:`locate`, or None when the database has no divisions to place anything in — so that an order can be
+    placed once they are imported, instead of being recorded as not placeable."""
+    gaz = unit_gazetteer(session)
+    return None if gaz is None else _locate_in(session, gaz, lat, lng, address, text)
+
+
+def _locate_in(
+    session: Session, gaz: Gazetteer, lat: float | None, lng: float | None, address: str | None, text: str | None
+) -> Place:
     for source, loc in _locations(gaz, lat, lng, address, text):
         if loc.ambiguous or not (loc.street_code or loc.community_code):
             continue

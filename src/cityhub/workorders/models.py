@@ -30,6 +30,8 @@ from cityhub.workorders.lifecycle import HANDLING_STATES, AssistStatus, State
 # is what lets SQLite use a partial index (its predicate must appear in the query as written).
 RUNNING_CLOCK_SQL = "state IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(HANDLING_STATES)))
 DISPATCHED_SQL = f"state = '{State.DISPATCHED.value}'"
+# Orders never looked for among the units (bulk import, orders from before placement at intake): the placing job's.
+UNPLACED_SQL = "place_source IS NULL AND street_id IS NULL AND community_id IS NULL"
 
 
 class Channel(enum.StrEnum):
@@ -120,6 +122,8 @@ class Order(Base):
         Index("ix_orders_sla_created", "sla_status", "created_at"),
         Index("ix_orders_lead_created", "lead_unit_id", "created_at"),
         Index("ix_orders_community_created", "community_id", "created_at"),
+        # The placing job's backlog (migration 0015); orders leave it as they are placed or found not placeable.
+        Index("ix_orders_unplaced", "id", sqlite_where=text(UNPLACED_SQL), postgresql_where=text(UNPLACED_SQL)),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -137,6 +141,8 @@ class Order(Base):
     lng: Mapped[float | None] = mapped_column(Float)
     street_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
     community_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))  # ix_orders_community_created
+    # Where street and community came from: a cityhub.org.places.PlaceSource value; NULL: never looked for.
+    place_source: Mapped[str | None] = mapped_column(String(16))
     category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
     urgency: Mapped[Urgency] = mapped_column(_enum(Urgency, "order_urgency"), default=Urgency.NORMAL)
     state: Mapped[State] = mapped_column(_enum(State, "order_state"), default=State.RECEIVED)

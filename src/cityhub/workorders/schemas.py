@@ -114,6 +114,11 @@ class OrderRead(OrderBase):
     category_id: int | None
     street_id: int | None
     community_id: int | None
+    place_source: str | None = Field(
+        default=None,
+        description="where street and community came from: order (given), coordinates, address, text, dispatcher; "
+        "none: looked for and not found; null: not looked for yet",
+    )
     lead_unit_id: int | None
     master_order_id: int | None
     created_at: datetime

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from cityhub.db import utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.notify import service as notify_service
+from cityhub.org.places import Place, PlaceSource, appeal_text, locate_if_units
 from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import numbering, sla
@@ -71,13 +72,33 @@ def _existing_id() -> Any:
     return select(Order.id).where(Order.channel == bindparam("channel"), Order.external_id == bindparam("external_id"))
 
 
+def appeal_place(session: Session, data: OrderCreate) -> Place | None:
+    """Where a new appeal that names no unit by code is: its coordinates, else its address, else its text, among
+    the database's units (:func:`cityhub.org.places.locate`). None when it names units by code (those are the
+    place) or the database has no divisions yet (the ``place-orders`` job places it once they are imported)."""
+    if data.street_code or data.community_code:
+        return None
+    return locate_if_units(
+        session, lat=data.lat, lng=data.lng, address=data.address, text=appeal_text(data.title, data.content)
+    )
+
+
 def create_order(
-    session: Session, *, data: OrderCreate, actor: Actor = SYSTEM, known_new: bool = False
+    session: Session,
+    *,
+    data: OrderCreate,
+    actor: Actor = SYSTEM,
+    known_new: bool = False,
+    place: Place | None = None,
 ) -> tuple[Order, bool]:
     """Create an order from any channel; returns (order, created). A known (channel, external_id) is not re-created.
 
     ``known_new``: the caller has just looked the (channel, external_id) up in this transaction and found nothing,
     so it is not looked up again (the unique constraint still stands behind it).
+
+    The order is placed as it is received: the units its codes name, else what :func:`appeal_place` finds (or
+    ``place``, when the caller has already asked it), recorded with its source (``place_source``) and in the
+    creation's audit event.
 
     Everything that only reads (idempotency, category, units) comes first; the first write, the number, comes
     last, so the transaction holds the write lock (SQLite) or the day's counter row (PostgreSQL) only for the
@@ -102,6 +123,14 @@ def create_order(
     community_id = _unit_id_by_code(session, data.community_code, "community_code")
     if community_id is not None and street_id is None:
         street_id = unit_directory(session)[community_id].parent_id
+    place_source: str | None = None
+    if street_id is not None or community_id is not None:
+        place_source = PlaceSource.ORDER
+    else:
+        where = place if place is not None else appeal_place(session, data)
+        if where is not None:
+            street_id, community_id = where.street_id, where.community_id
+            place_source = where.source or PlaceSource.NONE
 
     [number] = numbering.allocate(session, day=numbering.local_day(created_at), count=1)
     order = Order(
@@ -120,6 +149,7 @@ def create_order(
         lng=data.lng,
         street_id=street_id,
         community_id=community_id,
+        place_source=place_source,
         category_id=category_id,
         urgency=data.urgency,
         state=State.RECEIVED,
@@ -147,7 +177,15 @@ def create_order(
             "unit_id": actor.unit_id,
             "at": created_at,
             "reason": None,
-            "payload": {"channel": data.channel.value, "number": number},
+            "payload": {
+                "channel": data.channel.value,
+                "number": number,
+                **(
+                    {"street_id": street_id, "community_id": community_id, "place_source": place_source}
+                    if place_source is not None
+                    else {}
+                ),
+            },
         },
     )
     return order, True
@@ -272,6 +310,33 @@ def act(
     notify_service.on_order_event(session, order=order, outcome=outcome, event=event)
     session.flush()
     return order
+
+
+def amend(
+    session: Session,
+    *,
+    order: Order,
+    changes: Mapping[str, Any],
+    actor: Actor,
+    text: str,
+    reason: str | None = None,
+    new_order: Order | None = None,
+) -> Order:
+    """Change order fields the life cycle does not own (category, place) as one audited ``comment`` event that
+    names the new and the previous values."""
+    previous = {f"previous_{k}": getattr(order, k) for k in changes}
+    # The change and its audit event go out in one UPDATE, so the version moves once per audited change.
+    with session.no_autoflush:
+        for name, value in changes.items():
+            setattr(order, name, value)
+        return act(
+            session,
+            order_id=order.id,
+            action=Action.COMMENT,
+            actor=actor,
+            params={"text": text, "reason": reason, **changes, **previous},
+            new_order=new_order,
+        )
 
 
 def _event_payload(order: Order, outcome: Outcome) -> dict[str, Any] | None:

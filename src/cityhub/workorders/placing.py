@@ -1,0 +1,87 @@
+"""Placing the orders intake did not place: those written in bulk (imports) and those received before orders were
+placed at intake, or before the district's divisions were imported.
+
+Intake places each appeal as it is received (:func:`cityhub.workorders.service.create_order`). The ``place-orders``
+job (and ``cityhub orders place``) works through the rest, oldest first, through a partial index of the orders never
+looked for (``ix_orders_unplaced``): each one placed gets its street, community and source in one audited comment
+(the state is untouched, whatever it is); one that names no unit is marked ``none`` so that it leaves the backlog
+(``retry`` looks again at those, after the units have changed). Without any divisions in the database nothing is
+marked: the orders wait for them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select, text, update
+from sqlalchemy.orm import Session, selectinload
+
+from cityhub.org.places import PlaceSource, appeal_text, locate, unit_gazetteer
+from cityhub.org.service import unit_directory
+from cityhub.workorders import service as orders
+from cityhub.workorders.models import UNPLACED_SQL, Order
+
+PLACER = orders.Actor(name="place-orders")
+BATCH = 1000
+
+
+def place_pending(session: Session, *, limit: int = BATCH, retry: bool = False, after_id: int = 0) -> dict[str, Any]:
+    """Place up to ``limit`` orders never looked for (with ``retry``: also those found not placeable before), in
+    id order after ``after_id``. Returns ``{"looked": n, "placed": n, "unplaced": n, "last_id": id or None}``;
+    ``last_id`` is where the next batch starts (None: nothing was left)."""
+    if unit_gazetteer(session) is None:
+        return {"looked": 0, "placed": 0, "unplaced": 0, "last_id": None, "skipped": "no divisions"}
+    wanted: Any = text(UNPLACED_SQL)
+    if retry:
+        wanted = or_(
+            wanted,
+            (Order.place_source == PlaceSource.NONE.value) & Order.street_id.is_(None) & Order.community_id.is_(None),
+        )
+    rows = list(
+        session.scalars(
+            select(Order)
+            .where(wanted, Order.id > after_id)
+            .order_by(Order.id)
+            .limit(limit)
+            .options(selectinload(Order.assists))
+            .with_for_update(skip_locked=True)  # PostgreSQL: orders someone is acting on wait for the next run
+        )
+    )
+    names = unit_directory(session)
+    placed: list[int] = []
+    unplaced: list[int] = []
+    for order in rows:
+        found = locate(
+            session, lat=order.lat, lng=order.lng, address=order.address, text=appeal_text(order.title, order.content)
+        )
+        if not found.placed:
+            unplaced.append(order.id)
+            continue
+        where = " / ".join(names[i].name for i in (found.street_id, found.community_id) if i is not None and i in names)
+        orders.amend(
+            session,
+            order=order,
+            changes={
+                "street_id": found.street_id,
+                "community_id": found.community_id,
+                "place_source": found.source,
+            },
+            actor=PLACER,
+            text=f"place found from the {found.source}: {where}",
+            new_order=order,  # read and locked above, with its assists
+        )
+        placed.append(order.id)
+    if unplaced:
+        # Not a change of the order's street or community (none before, none now): a mark, without an event.
+        session.execute(
+            update(Order)
+            .where(Order.id.in_(unplaced))
+            .values(place_source=PlaceSource.NONE.value)
+            .execution_options(synchronize_session=False)
+        )
+    return {
+        "looked": len(rows),
+        "placed": len(placed),
+        "unplaced": len(unplaced),
+        "last_id": rows[-1].id if rows else None,
+    }
