@@ -190,3 +190,18 @@ def test_cli_says_when_there_is_nothing_to_place_in(app_db: str) -> None:
     done = CliRunner().invoke(app, ["place"])
     assert done.exit_code != 0
     assert "no divisions" in done.output
+
+
+def test_the_backlog_is_worked_in_committed_batches_within_a_time_budget(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    from cityhub.workorders.placing import place_backlog
+
+    _imported(db_session, [{"external_id": f"b{i}", "content": f"稻香街道第{i}处井盖松动"} for i in range(5)])
+    first = place_backlog(db_session, batch=2, budget_s=0)  # the budget ends the run after its first batch
+    assert (first["looked"], first["placed"]) == (2, 2)
+    db_session.rollback()  # the batch was committed: nothing to undo
+    rest = place_backlog(db_session, batch=2)
+    assert (rest["looked"], rest["placed"]) == (3, 3)
+    placed = db_session.scalars(select(Order.place_source).where(Order.street_id == units["street"])).all()
+    assert placed == ["text"] * 5

@@ -295,7 +295,7 @@ def similar(ref: Annotated[str, typer.Argument(help="Order number or id.")]) -> 
 
 @app.command("place")
 def place(
-    batch: Annotated[int, typer.Option(min=1, help="Orders per committed batch.")] = 1000,
+    batch: Annotated[int, typer.Option(min=1, help="Orders per committed batch.")] = 250,
     limit: Annotated[int | None, typer.Option(min=1, help="Stop after looking at this many orders.")] = None,
     retry: Annotated[
         bool, typer.Option(help="Also look again at orders found not placeable before (after importing units).")
@@ -304,20 +304,11 @@ def place(
     """Place the orders without a street that were never looked for (imports, orders from before placement at
     intake) among the units — coordinates, else address, else text — each one placed with an audited comment;
     the rest are marked not placeable. Prints the totals as JSON. The ``place-orders`` job does the same in the
-    background, a batch a minute."""
-    from cityhub.workorders.placing import place_pending
+    background, for up to 20 s a minute."""
+    from cityhub.workorders.placing import place_backlog
 
-    totals = {"looked": 0, "placed": 0, "unplaced": 0}
-    after = 0
-    while limit is None or totals["looked"] < limit:
-        size = batch if limit is None else min(batch, limit - totals["looked"])
-        with session_scope() as session:
-            result = place_pending(session, limit=size, retry=retry, after_id=after)
-        if "skipped" in result:
-            raise _fail(f"nothing placed: {result['skipped']} in the database (cityhub org import FILE)")
-        for key in totals:
-            totals[key] += result[key]
-        if result["last_id"] is None or result["looked"] < size:
-            break
-        after = result["last_id"]
+    with session_scope() as session:
+        totals = place_backlog(session, batch=batch, limit=limit, retry=retry)
+    if "skipped" in totals:
+        raise _fail(f"nothing placed: {totals['skipped']} in the database (cityhub org import FILE)")
     typer.echo(json.dumps(totals))

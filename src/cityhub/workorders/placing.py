@@ -11,6 +11,7 @@ marked: the orders wait for them.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import or_, select, text, update
@@ -22,7 +23,11 @@ from cityhub.workorders import service as orders
 from cityhub.workorders.models import UNPLACED_SQL, Order
 
 PLACER = orders.Actor(name="place-orders")
-BATCH = 1000
+# Orders per committed batch: a batch's writes come after all its reading, so on SQLite the database's one write lock
+# is held only for them (~0.1 s), not while the orders are located.
+BATCH = 250
+# Work per run of the scheduled job: a 200,000-order import is placed in a few minutes, a run never hogs a process.
+JOB_BUDGET_S = 20.0
 
 
 def place_pending(session: Session, *, limit: int = BATCH, retry: bool = False, after_id: int = 0) -> dict[str, Any]:
@@ -48,12 +53,23 @@ def place_pending(session: Session, *, limit: int = BATCH, retry: bool = False, 
         )
     )
     names = unit_directory(session)
+    # All reading first (the units' gazetteer), then the writes.
+    located = [
+        (
+            order,
+            locate(
+                session,
+                lat=order.lat,
+                lng=order.lng,
+                address=order.address,
+                text=appeal_text(order.title, order.content),
+            ),
+        )
+        for order in rows
+    ]
     placed: list[int] = []
     unplaced: list[int] = []
-    for order in rows:
-        found = locate(
-            session, lat=order.lat, lng=order.lng, address=order.address, text=appeal_text(order.title, order.content)
-        )
+    for order, found in located:
         if not found.placed:
             unplaced.append(order.id)
             continue
@@ -85,3 +101,32 @@ def place_pending(session: Session, *, limit: int = BATCH, retry: bool = False, 
         "unplaced": len(unplaced),
         "last_id": rows[-1].id if rows else None,
     }
+
+
+def place_backlog(
+    session: Session,
+    *,
+    batch: int = BATCH,
+    limit: int | None = None,
+    retry: bool = False,
+    budget_s: float | None = None,
+) -> dict[str, Any]:
+    """:func:`place_pending` batch after batch, each committed, until nothing is left, ``limit`` orders have been
+    looked at or ``budget_s`` seconds have passed. Returns the totals (``skipped`` without divisions)."""
+    started = time.monotonic()
+    totals: dict[str, Any] = {"looked": 0, "placed": 0, "unplaced": 0}
+    after = 0
+    while limit is None or totals["looked"] < limit:
+        size = batch if limit is None else min(batch, limit - totals["looked"])
+        result = place_pending(session, limit=size, retry=retry, after_id=after)
+        session.commit()
+        if "skipped" in result:
+            return {**totals, "skipped": result["skipped"]}
+        for key in ("looked", "placed", "unplaced"):
+            totals[key] += result[key]
+        if result["last_id"] is None or result["looked"] < size:
+            break
+        after = result["last_id"]
+        if budget_s is not None and time.monotonic() - started >= budget_s:
+            break
+    return totals
