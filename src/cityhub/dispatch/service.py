@@ -35,7 +35,7 @@ from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchTh
 from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit, UnitTier
-from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, appeal_text, locate, unit_gazetteer
+from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, locate_appeal, unit_gazetteer
 from cityhub.org.service import unit_directory
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import CategoryRef, category_chain, find_categories, find_category, taxonomy
@@ -244,9 +244,7 @@ def resolve_place(session: Session, *, order: Order) -> Place:
         if street_id is None and order.community is not None:
             street_id = order.community.parent_id
         return Place(street_id=street_id, community_id=order.community_id, source=order.place_source or "order")
-    return locate(
-        session, lat=order.lat, lng=order.lng, address=order.address, text=appeal_text(order.title, order.content)
-    )
+    return locate_appeal(session, order) or Place()
 
 
 def _unit_chain(session: Session, unit_id: int | None) -> tuple[int, ...]:

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, selectinload
 from cityhub.db import utcnow
 from cityhub.nlp import similar as sim
 from cityhub.org import places
-from cityhub.org.places import locate, unit_gazetteer
+from cityhub.org.places import unit_gazetteer
 from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders.lifecycle import OPEN_STATES, State
 from cityhub.workorders.lifecycle import Action as LifecycleAction
@@ -295,14 +295,9 @@ def _probe_from_order(session: Session, order: Order) -> _Probe:
     text = sim.order_text(order.title, order.content)
     place = Place.of(order)
     if place.street_id is None and place.community_id is None and order.place_source is None:
-        found = locate(
-            session,
-            lat=order.lat,
-            lng=order.lng,
-            address=order.address,
-            text=places.appeal_text(order.title, order.content),
-        )
-        place = replace(place, street_id=found.street_id, community_id=found.community_id)
+        found = places.locate_appeal(session, order)
+        if found is not None:
+            place = replace(place, street_id=found.street_id, community_id=found.community_id)
     return _Probe(order.id, text, order.created_at, place)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -58,9 +58,19 @@ class Place:
         return self.street_id is not None or self.community_id is not None
 
 
-def appeal_text(title: str | None, content: str | None) -> str:
-    """The text an appeal is placed from when neither coordinates nor address place it: its title and content."""
-    return f"{title or ''}\n{content or ''}"
+class Appeal(Protocol):
+    """What places an appeal: a new one (``OrderCreate``) or an order."""
+
+    @property
+    def lat(self) -> float | None: ...
+    @property
+    def lng(self) -> float | None: ...
+    @property
+    def address(self) -> str | None: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def content(self) -> str: ...
 
 
 def unit_gazetteer(session: Session) -> Gazetteer | None:
@@ -97,18 +107,15 @@ def locate(
     return _locate_in(session, gaz, lat, lng, address, text)
 
 
-def locate_if_units(
-    session: Session,
-    *,
-    lat: float | None = None,
-    lng: float | None = None,
-    address: str | None = None,
-    text: str | None = None,
-) -> Place | None:
-    """:func:`locate`, or None when the database has no divisions to place anything in — so that an order can be
-    placed once they are imported, instead of being recorded as not placeable."""
+def locate_appeal(session: Session, appeal: Appeal) -> Place | None:
+    """Where an appeal is: :func:`locate` over its coordinates, its address, then its title and content. None when
+    the database has no divisions to place anything in — so that an order can be placed once they are imported,
+    instead of being recorded as not placeable."""
     gaz = unit_gazetteer(session)
-    return None if gaz is None else _locate_in(session, gaz, lat, lng, address, text)
+    if gaz is None:
+        return None
+    text = f"{appeal.title or ''}\n{appeal.content or ''}"
+    return _locate_in(session, gaz, appeal.lat, appeal.lng, appeal.address, text)
 
 
 def _locate_in(

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import or_, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
-from cityhub.org.places import PlaceSource, appeal_text, locate, unit_gazetteer
+from cityhub.org.places import Place, PlaceSource, locate_appeal, unit_gazetteer
 from cityhub.org.service import unit_directory
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import UNPLACED_SQL, Order
@@ -54,19 +54,7 @@ def place_pending(session: Session, *, limit: int = BATCH, retry: bool = False, 
     )
     names = unit_directory(session)
     # All reading first (the units' gazetteer), then the writes.
-    located = [
-        (
-            order,
-            locate(
-                session,
-                lat=order.lat,
-                lng=order.lng,
-                address=order.address,
-                text=appeal_text(order.title, order.content),
-            ),
-        )
-        for order in rows
-    ]
+    located = [(order, locate_appeal(session, order) or Place()) for order in rows]
     placed: list[int] = []
     unplaced: list[int] = []
     for order, found in located:

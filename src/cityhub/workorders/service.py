@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from cityhub.db import utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.notify import service as notify_service
-from cityhub.org.places import Place, PlaceSource, appeal_text, locate_if_units
+from cityhub.org.places import Place, PlaceSource, locate_appeal
 from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import numbering, sla
@@ -78,9 +78,7 @@ def appeal_place(session: Session, data: OrderCreate) -> Place | None:
     place) or the database has no divisions yet (the ``place-orders`` job places it once they are imported)."""
     if data.street_code or data.community_code:
         return None
-    return locate_if_units(
-        session, lat=data.lat, lng=data.lng, address=data.address, text=appeal_text(data.title, data.content)
-    )
+    return locate_appeal(session, data)
 
 
 def create_order(
