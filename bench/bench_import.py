@@ -93,9 +93,7 @@ def run_import(url: str, csv_path: Path, n: int, label: str, *, units: bool = Fa
 
     env = {**os.environ, "CITYHUB_DATABASE_URL": url}
     if units:
-        subprocess.run(
-            [str(ROOT / ".venv/bin/cityhub"), "org", "seed-baiyun", "--no-demo-users"], env=env, check=True
-        )
+        subprocess.run([str(ROOT / ".venv/bin/cityhub"), "org", "seed-baiyun", "--no-demo-users"], env=env, check=True)
     cmd = [str(ROOT / ".venv/bin/cityhub"), "import", "orders", str(csv_path), "--quiet", "--json"]
     result = _timed(cmd, env, n, label)
     if units:

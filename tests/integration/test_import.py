@@ -462,3 +462,38 @@ def test_import_restores_the_connection_settings(db_session: Session, db_backend
     import_orders(db_session, path=write_csv(tmp_path / "orders.csv", GOOD_ROWS))
     assert count(db_session, Order) == 3
     assert settings() == before
+
+
+def test_street_and_community_columns_place_the_rows_by_code_or_name(db_session: Session, tmp_path: Path) -> None:
+    s = db_session
+    district = Unit(code="IM-QU", name="青禾区", tier=UnitTier.DISTRICT)
+    s.add(district)
+    s.flush()
+    street = Unit(code="IM-JD", name="稻香街道", tier=UnitTier.STREET, parent_id=district.id)
+    town = Unit(code="IM-Z", name="麦田镇", tier=UnitTier.STREET, parent_id=district.id)
+    s.add_all([street, town])
+    s.flush()
+    community = Unit(code="IM-SQ", name="桂花社区居委会", tier=UnitTier.COMMUNITY, parent_id=street.id)
+    village = Unit(code="IM-C", name="大源村委会", tier=UnitTier.COMMUNITY, parent_id=town.id)
+    s.add_all([community, village])
+    s.commit()
+    header = ["编号", "留言详情", "留言时间", "所属街道", "所属社区"]
+    rows = [
+        ["p1", "路灯不亮", "2024-05-01 08:00", "IM-JD", ""],  # a code
+        ["p2", "井盖松动", "2024-05-01 09:00", "稻香街", "桂花社区"],  # short names
+        ["p3", "垃圾堆积", "2024-05-01 10:00", "", "大源村"],  # a community alone brings its street
+        ["p4", "噪音扰民", "2024-05-01 11:00", "不存在街道", ""],  # unknown: a warning, the text kept
+        ["p5", "占道经营", "2024-05-01 12:00", "", ""],  # nothing named: left to the placing job
+    ]
+    report = import_orders(s, path=write_csv(tmp_path / "placed.csv", rows, header=header))
+    assert (report.imported, report.rejected, report.warnings) == (5, 0, 1)
+    [warning] = report.issues
+    assert (warning.row, warning.field, warning.level) == (5, "street", "warning")
+    assert "unknown place '不存在街道'" in warning.message
+
+    got = {o.external_id: o for o in s.scalars(select(Order))}
+    assert (got["p1"].street_id, got["p1"].community_id, got["p1"].place_source) == (street.id, None, "order")
+    assert (got["p2"].street_id, got["p2"].community_id) == (street.id, community.id)
+    assert (got["p3"].street_id, got["p3"].community_id) == (town.id, village.id)
+    assert (got["p4"].street_id, got["p4"].place_source, got["p4"].attributes) == (None, None, {"street": "不存在街道"})
+    assert (got["p5"].street_id, got["p5"].place_source) == (None, None)

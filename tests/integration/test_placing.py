@@ -205,3 +205,34 @@ def test_the_backlog_is_worked_in_committed_batches_within_a_time_budget(
     assert (rest["looked"], rest["placed"]) == (3, 3)
     placed = db_session.scalars(select(Order.place_source).where(Order.street_id == units["street"])).all()
     assert placed == ["text"] * 5
+
+
+def test_an_unplaced_order_given_to_a_street_or_community_office_is_where_that_office_is(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    s = db_session
+    department = Unit(code="P-D01", name="区城管局", tier=UnitTier.DEPARTMENT)
+    s.add(department)
+    s.commit()
+    dispatcher = orders.Actor(name="派单员")
+
+    def dispatched(content: str, unit_id: int) -> Order:
+        order = _appeal(s, content)
+        return orders.act(s, order_id=order.id, action="dispatch", actor=dispatcher, params={"unit_id": unit_id})
+
+    to_community = dispatched("楼下井盖松动", units["community"])
+    assert (to_community.street_id, to_community.community_id, to_community.place_source) == (
+        units["street"],
+        units["community"],
+        "lead_unit",
+    )
+    event = orders.history(s, order_id=to_community.id)[-1]
+    assert event.action == "dispatch" and (event.payload["community_id"], event.payload["place_source"]) == (
+        units["community"],
+        "lead_unit",
+    )
+    to_department = dispatched("楼下井盖松动了", department.id)
+    assert (to_department.street_id, to_department.place_source) == (None, "none")
+    # A placed order keeps its place whoever it is given to.
+    placed = dispatched("麦田街道井盖松动", units["street"])
+    assert (placed.street_id, placed.place_source) == (units["other"], "text")

@@ -43,6 +43,11 @@ def import_orders_cmd(
 ) -> None:
     """Import orders from a CSV or Excel file; re-running it adds nothing twice.
 
+    Headers in Chinese or English (留言编号/id, 留言主题/title, 留言详情/content, 留言时间/created_at, 一级分类…,
+    地址/address, lat, lng, 所属街道/street, 所属社区/community, 答复意见/reply_text, …); other columns are kept as
+    attributes. Rows without a street or community are placed afterwards by the place-orders job
+    (cityhub orders place).
+
     Exit code 0 when the file was processed (rejected rows are listed, not fatal), 1 when it cannot be read.
     """
     from rich.console import Console

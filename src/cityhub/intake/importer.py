@@ -8,8 +8,10 @@ after a crash midway — adds nothing twice.
 Columns are matched by header, in Chinese or English (case and surrounding whitespace ignored), e.g.
 留言编号/id → external_id, 留言用户 → citizen_name, 留言主题 → title, 留言详情 → content,
 留言时间 → created_at, 点赞数 → likes, 反对数 → opposes, 答复意见 → reply_text, 答复时间 → replied_at,
-一级/二级/三级分类 (or 标签) → category (the deepest level that resolves). Unknown columns are kept in
-``attributes``.
+一级/二级/三级分类 (or 标签) → category (the deepest level that resolves), 街道/所属街道 and 社区/所属社区 →
+street and community (a unit code, or a name in any form the units' gazetteer reads: 嘉禾街, 望岗社区, 大源村; an
+unknown one is a warning, its text kept in ``attributes`` and the order left to the ``place-orders`` job). Unknown
+columns are kept in ``attributes``.
 
 Defaults: channel ``import``; appeal type ``consultation`` (咨询) when the file has no appeal-type column
 or the cell is empty — it is NOT guessed from the text; urgency ``normal``; created_at the import time when
@@ -42,6 +44,8 @@ from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import ValidationFailed
 from cityhub.intake.bulk import IMPORT_ACTOR, set_pragmas, tune_for_bulk, write_orders
+from cityhub.org.places import PlaceSource, unit_gazetteer
+from cityhub.org.service import unit_ids_by_code
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import AppealType, Category, Channel, Urgency
 
@@ -77,6 +81,8 @@ _FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "category3": ("三级标签", "三级分类", "category3", "category_3"),
     "category": ("分类", "类别", "标签", "category", "category_path"),
     "address": ("地址", "address"),
+    "street": ("街道", "所属街道", "镇街", "街镇", "street", "street_code"),
+    "community": ("社区", "所属社区", "村居", "村社区", "community", "community_code"),
     "lat": ("纬度", "lat", "latitude"),
     "lng": ("经度", "lng", "lon", "longitude"),
     "channel": ("渠道", "来源", "channel"),
@@ -352,6 +358,40 @@ class CategoryIndex:
         return self.resolve(parts)
 
 
+class PlaceIndex:
+    """The street and community a file names, among the database's units, loaded once per import: a unit code, else
+    a name read by the units' gazetteer (both cells together, so a community is looked for in its street). Each
+    distinct pair is resolved once."""
+
+    def __init__(self, session: Session) -> None:
+        self.ids = dict(unit_ids_by_code(session))
+        self.gazetteer = unit_gazetteer(session)
+        self._seen: dict[tuple[str, str], tuple[int | None, int | None] | str] = {}
+
+    def resolve(self, street: str, community: str) -> tuple[int | None, int | None] | str:
+        """(street id, community id), or the reason neither could be read."""
+        key = (street, community)
+        found = self._seen.get(key)
+        if found is None:
+            found = self._seen[key] = self._resolve(street, community)
+        return found
+
+    def _resolve(self, street: str, community: str) -> tuple[int | None, int | None] | str:
+        by_code = (self.ids.get(street), self.ids.get(community))
+        if by_code[0] is not None or by_code[1] is not None:
+            return by_code
+        if self.gazetteer is None:
+            return "the database has no divisions"
+        loc = self.gazetteer.resolve(f"{street}{community}")
+        if loc.ambiguous:
+            return "names more than one unit"
+        street_id = self.ids.get(loc.street_code) if loc.street_code else None
+        community_id = self.ids.get(loc.community_code) if loc.community_code else None
+        if (community and community_id is None) or (street_id is None and community_id is None):
+            return "not a street or community of the district"
+        return street_id, community_id
+
+
 # ------------------------------------------------------------------------------------------ readers
 
 
@@ -528,9 +568,12 @@ ISSUE_COLUMNS = ("row", "level", "field", "message")
 
 
 class _RowConverter:
-    def __init__(self, columns: ColumnMap, categories: CategoryIndex, channel: Channel | None) -> None:
+    def __init__(
+        self, columns: ColumnMap, categories: CategoryIndex, channel: Channel | None, places: PlaceIndex | None = None
+    ) -> None:
         self.columns = columns
         self.categories = categories
+        self.places = places
         self.channel = channel
         self.now = utcnow()
         self.category_levels = [
@@ -592,6 +635,7 @@ class _RowConverter:
             "category_id": self._category(cells, warnings),
         }
         attributes = {name: text for name, i in self.columns.extras if (text := _text(cells[i]))}
+        self._place(cells, record, attributes, warnings)
         if attributes:
             record["attributes"] = attributes
 
@@ -620,6 +664,22 @@ class _RowConverter:
                 },
             ]
         return record
+
+    def _place(
+        self, cells: list[Any], record: dict[str, Any], attributes: dict[str, str], warnings: list[tuple[str, str]]
+    ) -> None:
+        street, community = _text(cells[self.ix["street"]]), _text(cells[self.ix["community"]])
+        if not street and not community:
+            return
+        found = self.places.resolve(street, community) if self.places is not None else "no divisions were read"
+        if isinstance(found, str):
+            named = " / ".join(v for v in (street, community) if v)
+            field_name = "community" if community else "street"
+            warnings.append((field_name, f"unknown place '{named}' ({found}): kept in attributes, placed later"))
+            attributes.update({k: v for k, v in (("street", street), ("community", community)) if v})
+            return
+        street_id, community_id = found
+        record.update(street_id=street_id, community_id=community_id, place_source=PlaceSource.ORDER.value)
 
     def _category(self, cells: list[Any], warnings: list[tuple[str, str]]) -> int | None:
         levels = [_text(cells[i]) if i < len(cells) else "" for i in self.category_levels]
@@ -674,7 +734,8 @@ def import_orders(
 
     with open_table(path, sheet=sheet) as table:
         columns = ColumnMap.from_header(table.header)
-        converter = _RowConverter(columns, CategoryIndex(session), forced)
+        places = PlaceIndex(session) if {"street", "community"} & columns.fields.keys() else None
+        converter = _RowConverter(columns, CategoryIndex(session), forced, places)
         session.commit()  # end the read transaction: SQLite writers must not hold a stale snapshot
         restore = tune_for_bulk(session)
         session.commit()

@@ -37,6 +37,7 @@ class PlaceSource(enum.StrEnum):
     ADDRESS = "address"
     TEXT = "text"  # the title and content
     DISPATCHER = "dispatcher"  # set or corrected by a person (dispatch.set_place)
+    LEAD_UNIT = "lead_unit"  # not placed, then given to a street or community office: where that office is
     NONE = "none"  # looked for among the units and not found (nothing named one unambiguously)
 
 

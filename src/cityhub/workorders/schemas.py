@@ -116,8 +116,9 @@ class OrderRead(OrderBase):
     community_id: int | None
     place_source: str | None = Field(
         default=None,
-        description="where street and community came from: order (given), coordinates, address, text, dispatcher; "
-        "none: looked for and not found; null: not looked for yet",
+        description="where street and community came from: order (given), coordinates, address, text, dispatcher, "
+        "lead_unit (the street or community office it was given to); none: looked for and not found; null: not "
+        "looked for yet",
     )
     lead_unit_id: int | None
     master_order_id: int | None

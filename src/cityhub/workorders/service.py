@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from cityhub.db import utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.notify import service as notify_service
+from cityhub.org.models import UnitTier
 from cityhub.org.places import Place, PlaceSource, locate_appeal
 from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders import calendar as workcal
@@ -290,6 +291,10 @@ def act(
     with session.no_autoflush:  # one UPDATE per action, so the version moves by exactly one
         _apply_changes(order, outcome, params, now)
         _apply_sla(session, order, outcome, now)
+        placed = _place_from_lead(session, order, outcome)
+    payload = _event_payload(order, outcome)
+    if placed:
+        payload = {**(payload or {}), **placed}
     event = OrderEvent(
         order_id=order.id,
         action=outcome.action.value,
@@ -300,7 +305,7 @@ def act(
         unit_id=params.get("unit_id") or actor.unit_id,
         at=now,
         reason=params.get("reason"),
-        payload=_event_payload(order, outcome),
+        payload=payload,
     )
     session.add(event)
     order.updated_at = now
@@ -386,6 +391,25 @@ def _apply_changes(order: Order, outcome: Outcome, params: Mapping[str, Any], no
         order.state = outcome.to_state
     if not order.extension_pending and outcome.action != Action.APPROVE_EXTENSION:
         order.extension_days_requested = None  # the SLA step still needs the approved days
+
+
+def _place_from_lead(session: Session, order: Order, outcome: Outcome) -> dict[str, Any]:
+    """An order nobody could place, given to a street or community office, is where that office is: its street
+    (and community) are set from the new lead unit, with the source ``lead_unit``. The changes, for the event."""
+    lead = outcome.changes.get("lead_unit_id")
+    if lead is None or order.street_id is not None or order.community_id is not None:
+        return {}
+    unit = unit_directory(session).get(lead)
+    if unit is None or unit.tier not in (UnitTier.STREET, UnitTier.COMMUNITY):
+        return {}
+    if unit.tier == UnitTier.COMMUNITY:
+        changes: dict[str, Any] = {"street_id": unit.parent_id, "community_id": unit.id}
+    else:
+        changes = {"street_id": unit.id}
+    changes["place_source"] = PlaceSource.LEAD_UNIT.value
+    for name, value in changes.items():
+        setattr(order, name, value)
+    return changes
 
 
 def _apply_assist(order: Order, unit_id: int, status: AssistStatus, params: Mapping[str, Any], now: datetime) -> None:
