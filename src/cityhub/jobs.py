@@ -72,9 +72,9 @@ def _reply_check(session: Session) -> dict[str, Any]:
 
 
 def _place_orders(session: Session) -> dict[str, Any]:
-    from cityhub.workorders.placing import JOB_BUDGET_S, place_backlog
+    from cityhub.workorders.placing import place_scheduled
 
-    return place_backlog(session, budget_s=JOB_BUDGET_S)
+    return place_scheduled(session)
 
 
 JOBS: dict[str, Job] = {

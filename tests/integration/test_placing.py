@@ -236,3 +236,29 @@ def test_an_unplaced_order_given_to_a_street_or_community_office_is_where_that_o
     # A placed order keeps its place whoever it is given to.
     placed = dispatched("麦田街道井盖松动", units["street"])
     assert (placed.street_id, placed.place_source) == (units["other"], "text")
+
+
+def test_the_job_looks_again_at_unplaceable_orders_once_the_units_change(
+    app_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cityhub.workorders import placing
+
+    with session_scope() as s:
+        ids = _units(s)
+        [order_id] = _imported(s, [{"external_id": "u1", "content": "枫林社区的路灯坏了"}])
+    first = jobs.run_job("place-orders")
+    assert (first["looked"], first["unplaced"], first["retry_from"]) == (1, 1, None)
+    assert "looked_again" not in jobs.run_job("place-orders")  # nothing changed: the marked order is left alone
+
+    with session_scope() as s:
+        s.add(Unit(code="P-SQ2", name="枫林社区居委会", tier=UnitTier.COMMUNITY, parent_id=ids["other"]))
+    monkeypatch.setattr(placing, "JOB_BUDGET_S", 0.0)  # a run with no time left: the look again waits, remembered
+    waited = jobs.run_job("place-orders")
+    assert "looked_again" not in waited and waited["retry_from"] == 0
+    monkeypatch.setattr(placing, "JOB_BUDGET_S", 20.0)
+    again = jobs.run_job("place-orders")
+    assert (again["looked_again"], again["placed"], again["retry_from"]) == (1, 1, None)
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        assert order is not None and (order.street_id, order.place_source) == (ids["other"], "text")
+    assert "looked_again" not in jobs.run_job("place-orders")

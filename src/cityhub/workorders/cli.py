@@ -311,4 +311,4 @@ def place(
         totals = place_backlog(session, batch=batch, limit=limit, retry=retry)
     if "skipped" in totals:
         raise _fail(f"nothing placed: {totals['skipped']} in the database (cityhub org import FILE)")
-    typer.echo(json.dumps(totals))
+    typer.echo(json.dumps({key: totals[key] for key in ("looked", "placed", "unplaced")}))

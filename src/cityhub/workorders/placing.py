@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import or_, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
+from cityhub import refdata
 from cityhub.org.places import Place, PlaceSource, locate_appeal, unit_gazetteer
 from cityhub.org.service import unit_directory
 from cityhub.workorders import service as orders
-from cityhub.workorders.models import UNPLACED_SQL, Order
+from cityhub.workorders.models import UNPLACED_SQL, JobRun, Order
 
 PLACER = orders.Actor(name="place-orders")
 # Orders per committed batch: a batch's writes come after all its reading, so on SQLite the database's one write lock
@@ -98,12 +99,14 @@ def place_backlog(
     limit: int | None = None,
     retry: bool = False,
     budget_s: float | None = None,
+    after_id: int = 0,
 ) -> dict[str, Any]:
-    """:func:`place_pending` batch after batch, each committed, until nothing is left, ``limit`` orders have been
-    looked at or ``budget_s`` seconds have passed. Returns the totals (``skipped`` without divisions)."""
+    """:func:`place_pending` batch after batch (from ``after_id``), each committed, until nothing is left, ``limit``
+    orders have been looked at or ``budget_s`` seconds have passed. Returns the totals, ``done`` (nothing was left)
+    and ``last_id`` (the last order looked at); ``skipped`` without divisions."""
     started = time.monotonic()
-    totals: dict[str, Any] = {"looked": 0, "placed": 0, "unplaced": 0}
-    after = 0
+    totals: dict[str, Any] = {"looked": 0, "placed": 0, "unplaced": 0, "done": False, "last_id": None}
+    after = after_id
     while limit is None or totals["looked"] < limit:
         size = batch if limit is None else min(batch, limit - totals["looked"])
         result = place_pending(session, limit=size, retry=retry, after_id=after)
@@ -113,8 +116,35 @@ def place_backlog(
         for key in ("looked", "placed", "unplaced"):
             totals[key] += result[key]
         if result["last_id"] is None or result["looked"] < size:
+            totals["done"] = True
             break
-        after = result["last_id"]
+        after = totals["last_id"] = result["last_id"]
         if budget_s is not None and time.monotonic() - started >= budget_s:
             break
     return totals
+
+
+def place_scheduled(session: Session, *, name: str = "place-orders", budget_s: float | None = None) -> dict[str, Any]:
+    """One run of the ``place-orders`` job: the orders never looked for; and, once the units have changed since the
+    last run (their version token in ``reference_versions``), those found not placeable again — resumed run after
+    run from where the last one stopped. What to resume is kept in the job's own ``last_result``."""
+    budget_s = JOB_BUDGET_S if budget_s is None else budget_s
+    started = time.monotonic()
+    units = refdata.tokens(session).get("units")
+    row = session.get(JobRun, name)
+    last = (row.last_result if row is not None else None) or {}
+    retry_from = last.get("retry_from")
+    if last.get("units_token") is not None and last.get("units_token") != units:
+        retry_from = 0  # the units changed: every order found not placeable may be placeable now
+    result = place_backlog(session, budget_s=budget_s)
+    if "skipped" in result:
+        return result
+    left = budget_s - (time.monotonic() - started)
+    if retry_from is not None and left > 0:
+        again = place_backlog(session, retry=True, after_id=retry_from, budget_s=left)
+        for key in ("placed", "unplaced"):
+            result[key] += again[key]
+        result["looked_again"] = again["looked"]
+        retry_from = None if again["done"] else again["last_id"]
+    result.update(units_token=units, retry_from=retry_from)
+    return result
