@@ -239,6 +239,22 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     assert "离职后住房公积金怎么提取" not in complaint.text and "仅咨询类诉求可秒回" in complaint.text
 
 
+def test_assistance_shows_where_the_appeal_will_be_placed(org) -> None:
+    client = login("op")
+
+    def place_shown(**fields: str) -> str:
+        panel = client.post("/intake/assist", data=intake_form(client, **fields))
+        assert panel.status_code == 200
+        section = re.search(r'data-testid="intake-place">.*?</section>', panel.text, flags=re.S).group(0)  # type: ignore[union-attr]
+        return re.search(r"<small>(.*?)</small>", section).group(1)  # type: ignore[union-attr]
+
+    assert place_shown(title="路灯不亮", content="京溪街道云景路的路灯坏了") == "地点：京溪街道（按正文识别）"
+    assert place_shown(title="路灯不亮", content="路灯坏了", address="景泰街道某小区") == "地点：景泰街道（按地址识别）"
+    assert place_shown(title="路灯不亮", content="路灯坏了一个星期").startswith("地点：未识别")
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 0  # looking up creates nothing
+
+
 def test_register_an_appeal_and_land_on_its_detail_with_suggestions(org) -> None:
     client = login("op")
     response = client.post(

@@ -14,8 +14,10 @@ from cityhub.dispatch import background
 from cityhub.intake import dedupe
 from cityhub.intake.service import submit
 from cityhub.org.models import Unit, UnitTier
+from cityhub.org.places import Place as OrgPlace
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Order, OrderEvent
+from cityhub.workorders.schemas import OrderCreate
 
 # Recent: the index holds the last `index_days` days of wall-clock time.
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
@@ -303,10 +305,16 @@ def test_only_the_best_duplicates_are_listed(db_session, places):
 
 
 def test_unit_codes_follow_a_renamed_unit_at_once(db_session, places):
-    assert dedupe._unit_ids(db_session, ["DD440111001", "NO-SUCH-UNIT"]) == {"DD440111001": places["s1"].id}
+    from cityhub.workorders.service import appeal_place
+
+    def placed(code: str):  # type: ignore[no-untyped-def]
+        return appeal_place(db_session, OrderCreate(channel="hotline", content="垃圾", street_code=code))
+
+    assert placed("DD440111001") == OrgPlace(places["s1"].id, None, "order")
+    assert placed("NO-SUCH-UNIT") is None
     places["s1"].code = "DD440111009"  # the process's cache of units is told by the table's token
     db_session.commit()
-    assert dedupe._unit_ids(db_session, ["DD440111001", "DD440111009"]) == {"DD440111009": places["s1"].id}
+    assert placed("DD440111001") is None and placed("DD440111009") == OrgPlace(places["s1"].id, None, "order")
 
 
 def test_warm_up_loads_the_gazetteer_and_builds_the_index(app_db, monkeypatch):

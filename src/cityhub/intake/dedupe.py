@@ -39,7 +39,6 @@ from cityhub.db import utcnow
 from cityhub.nlp import similar as sim
 from cityhub.org import places
 from cityhub.org.places import unit_gazetteer
-from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders.lifecycle import OPEN_STATES, State
 from cityhub.workorders.lifecycle import Action as LifecycleAction
 from cityhub.workorders.models import Order
@@ -254,33 +253,17 @@ class _Probe:
     place: Place
 
 
-def _unit_ids(session: Session, codes: list[str | None]) -> dict[str, int]:
-    """The ids of the units with these codes (unknown codes left out), from the process's cache of the units."""
-    wanted = [c for c in codes if c]
-    if not wanted:
-        return {}
-    by_code = unit_ids_by_code(session)
-    return {code: by_code[code] for code in wanted if code in by_code}
-
-
 def _probe_from_data(
     session: Session, data: OrderCreate | dict[str, Any], placed: places.Place | None = None
 ) -> _Probe:
-    """The appeal as intake will record it: its units by code, else where intake places it (``placed``, when the
-    caller has asked already: :func:`cityhub.workorders.service.appeal_place`)."""
+    """The appeal as intake will record it, placed where intake places it (``placed``, when the caller has asked
+    already: :func:`cityhub.workorders.service.appeal_place`)."""
     from cityhub.workorders.service import appeal_place
 
     if isinstance(data, dict):
         data = OrderCreate.model_validate(data)
-    by_code = _unit_ids(session, [data.street_code, data.community_code])
-    community_id = by_code.get(data.community_code or "")
-    street_id = by_code.get(data.street_code or "")
-    if community_id is not None and street_id is None:
-        street_id = unit_directory(session)[community_id].parent_id
-    if street_id is None and community_id is None and not (data.street_code or data.community_code):
-        found = placed if placed is not None else appeal_place(session, data)
-        if found is not None:
-            street_id, community_id = found.street_id, found.community_id
+    found = placed if placed is not None else appeal_place(session, data)
+    street_id, community_id = (found.street_id, found.community_id) if found is not None else (None, None)
     return _Probe(
         order_id=None,
         text=sim.order_text(data.title, data.content),

@@ -10,7 +10,7 @@ scope clause, and citizen data is masked by the API's read model.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
@@ -32,6 +32,7 @@ from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.org.places import Place
 from cityhub.org.service import UnitRef, unit_directory
 from cityhub.web import support, vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
@@ -280,6 +281,9 @@ class Assistance:
     similar: list[Any]
     top3: list[tuple[str, float, int | None]] | None  # (label, probability, category id); None: no classifier
     ready: bool  # enough text to look anything up
+    # Where intake will place the appeal (its street and community, and from what), and those units' names.
+    place: Any = None
+    place_names: dict[int, str] = field(default_factory=dict)
 
 
 def _intake_payload(form: Form) -> dict[str, Any]:
@@ -338,12 +342,16 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
         except ValidationFailed:
             return Assistance([], [], [], None, ready=False)
     scope = scope_of(db, principal)
-    found = dedupe.check(db, data=data)
+    place = orders.appeal_place(db, data)
+    found = dedupe.check(db, data=data, placed=place)
     read = dedupe.DedupeRead.of(found)
     duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]
     similar = [c for c in read.similar if order_in_scope(db, scope, c.order_id)][:5]
     answers = kb.instant_answer_candidates(db, data=data, limit=3)
-    return Assistance(answers, duplicates, similar, _classify(db, title, content), ready=True)
+    names = unit_directory(db)
+    place = place or Place()
+    place_names = {i: names[i].name for i in (place.street_id, place.community_id) if i is not None and i in names}
+    return Assistance(answers, duplicates, similar, _classify(db, title, content), True, place, place_names)
 
 
 def _intake_page(

@@ -74,11 +74,18 @@ def _existing_id() -> Any:
 
 
 def appeal_place(session: Session, data: OrderCreate) -> Place | None:
-    """Where a new appeal that names no unit by code is: its coordinates, else its address, else its text, among
-    the database's units (:func:`cityhub.org.places.locate`). None when it names units by code (those are the
-    place) or the database has no divisions yet (the ``place-orders`` job places it once they are imported)."""
+    """Where intake will place a new appeal: the units it names by code (a community brings its street), else its
+    coordinates, address or text among the database's units (:func:`cityhub.org.places.locate_appeal`). None when
+    its codes name no known unit (:func:`create_order` refuses those) or the database has no divisions yet (the
+    ``place-orders`` job places it once they are imported)."""
     if data.street_code or data.community_code:
-        return None
+        ids = unit_ids_by_code(session)
+        street_id, community_id = ids.get(data.street_code or ""), ids.get(data.community_code or "")
+        if community_id is not None and street_id is None:
+            street_id = unit_directory(session)[community_id].parent_id
+        if street_id is None and community_id is None:
+            return None
+        return Place(street_id, community_id, PlaceSource.ORDER.value)
     return locate_appeal(session, data)
 
 
