@@ -125,18 +125,13 @@ def create_order(
         if found is None:
             raise ValidationFailed(f"unknown category '{data.category}'", details={"field": "category"})
         category_id = found.id
-    street_id = _unit_id_by_code(session, data.street_code, "street_code")
-    community_id = _unit_id_by_code(session, data.community_code, "community_code")
-    if community_id is not None and street_id is None:
-        street_id = unit_directory(session)[community_id].parent_id
-    place_source: str | None = None
-    if street_id is not None or community_id is not None:
-        place_source = PlaceSource.ORDER
-    else:
-        where = place if place is not None else appeal_place(session, data)
-        if where is not None:
-            street_id, community_id = where.street_id, where.community_id
-            place_source = where.source or PlaceSource.NONE
+    _check_unit_code(session, data.street_code, "street_code")  # unknown codes are refused, not ignored
+    _check_unit_code(session, data.community_code, "community_code")
+    where = place if place is not None else appeal_place(session, data)
+    street_id, community_id, place_source = None, None, None
+    if where is not None:
+        street_id, community_id = where.street_id, where.community_id
+        place_source = where.source or PlaceSource.NONE
 
     [number] = numbering.allocate(session, day=numbering.local_day(created_at), count=1)
     order = Order(
@@ -202,13 +197,9 @@ def _insert_event() -> Any:
     return insert(OrderEvent)
 
 
-def _unit_id_by_code(session: Session, code: str | None, field: str) -> int | None:
-    if not code:
-        return None
-    unit_id = unit_ids_by_code(session).get(code)
-    if unit_id is None:
+def _check_unit_code(session: Session, code: str | None, field: str) -> None:
+    if code and code not in unit_ids_by_code(session):
         raise ValidationFailed(f"unknown unit code '{code}'", details={"field": field})
-    return unit_id
 
 
 def get_order(session: Session, *, order_id: int) -> Order | None:
