@@ -396,6 +396,25 @@ def test_order_list_is_scoped_filtered_and_paginated(org) -> None:
     assert handler_a.get("/orders?created_from=2999-01-01").text.count('href="/orders/') == 0
 
 
+def test_order_list_filters_by_where_the_place_came_from(org) -> None:
+    given = _order("W-JX", title="京溪油烟")
+    by_text = _order(None, title="路灯", content="京溪街道云景路路灯不亮")
+    nowhere = _order(None, title="井盖", content="小区门口井盖松动")
+    disp = login("disp")
+    assert 'id="place_source"' in disp.get("/orders").text and "按正文识别" in disp.get("/orders").text
+
+    def numbers(query: str) -> set[str]:
+        page = disp.get(f"/orders?{query}")
+        assert page.status_code == 200
+        return {o.number for o in (given, by_text, nowhere) if o.number in page.text}
+
+    assert numbers("place_source=text") == {by_text.number}
+    assert numbers("place_source=none") == {nowhere.number}  # the ones to place by hand
+    assert numbers("place_source=order&place_source=text") == {given.number, by_text.number}
+    bad = disp.get("/orders?place_source=moon")
+    assert bad.status_code == 200 and "请选择有效的选项" in bad.text
+
+
 def test_a_street_user_cannot_open_another_streets_order(org) -> None:
     other = _order("W-JX")
     handler_a = login("hand_a")

@@ -154,3 +154,7 @@ def test_an_order_is_answered_with_where_it_was_placed_from(client):
     unplaced = _create(client)
     assert (unplaced["street_id"], unplaced["place_source"]) == (None, "none")
     assert client.get(f"/api/v1/orders/{placed['id']}").json()["place_source"] == "text"
+    listed = client.get("/api/v1/orders", params={"place_source": ["none"]}).json()["items"]
+    assert [o["id"] for o in listed] == [unplaced["id"]]
+    bad = client.get("/api/v1/orders", params={"place_source": "moon"})
+    assert bad.status_code == 422 and "place_source" in bad.text

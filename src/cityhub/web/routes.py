@@ -32,7 +32,7 @@ from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from cityhub.org.models import Role, Unit, UnitTier
-from cityhub.org.places import Place
+from cityhub.org.places import Place, PlaceSource
 from cityhub.org.service import UnitRef, unit_directory
 from cityhub.web import support, vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
@@ -480,6 +480,11 @@ def order_list(request: Request, db: DbSession) -> Response:
         channels = [c for c in channels if c not in bad]
     criteria["state"] = states or None
     criteria["channel"] = channels or None
+    sources = [v for v in q.getlist("place_source") if v]
+    if bad := [v for v in sources if v not in PlaceSource.__members__.values()]:
+        errors["place_source"] = t("err.choice")
+        sources = [v for v in sources if v not in bad]
+    criteria["place_source"] = sources or None
     for name in ("unit_id", "category_id"):
         raw = q.get(name, "").strip()
         if raw and _int(raw) is None:
@@ -524,6 +529,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         errors=errors,
         states=list(State),
         channels=list(Channel),
+        place_sources=list(PlaceSource),
         units=_units(db),
         categories=_categories(db),
         now=utcnow(),

@@ -122,6 +122,8 @@ class Order(Base):
         Index("ix_orders_sla_created", "sla_status", "created_at"),
         Index("ix_orders_lead_created", "lead_unit_id", "created_at"),
         Index("ix_orders_community_created", "community_id", "created_at"),
+        # Orders by where their place came from, newest first: the list's filter (migration 0015).
+        Index("ix_orders_place_source_created", "place_source", "created_at"),
         # The placing job's backlog (migration 0015); orders leave it as they are placed or found not placeable.
         Index("ix_orders_unplaced", "id", sqlite_where=text(UNPLACED_SQL), postgresql_where=text(UNPLACED_SQL)),
     )

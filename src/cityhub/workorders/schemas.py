@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cityhub.masking import mask_name, mask_phone
+from cityhub.org.places import PlaceSource
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency
 
@@ -181,6 +182,9 @@ class OrderFilter(BaseModel):
     sla_status: SlaStatus | None = None
     q: str | None = Field(None, max_length=100, description="text in number, title, content or address")
     citizen_user_id: int | None = None
+    place_source: list[PlaceSource] | None = Field(
+        None, description="where street and community came from; none: looked for and not found"
+    )
 
 
 class ActionRequest(BaseModel):

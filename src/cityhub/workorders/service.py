@@ -507,6 +507,8 @@ def _search_conditions(session: Session, f: OrderFilter, scope: Any) -> list[Any
         conditions.append(Order.category_id.in_(_category_subtree(session, f.category_id)))
     if f.channel:
         conditions.append(Order.channel.in_(f.channel))
+    if f.place_source:
+        conditions.append(Order.place_source.in_([s.value for s in f.place_source]))
     if f.created_from is not None:
         conditions.append(Order.created_at >= f.created_from)
     if f.created_to is not None:

@@ -20,6 +20,7 @@ from cityhub.intake.dedupe import DedupeRead
 from cityhub.intake.service import submit
 from cityhub.masking import mask_name, mask_phone
 from cityhub.org.models import Role
+from cityhub.org.places import PlaceSource
 from cityhub.workorders import service
 from cityhub.workorders.lifecycle import Action, State, allowed_actions
 from cityhub.workorders.models import AppealType, Channel, Order, SlaStatus, Urgency
@@ -108,6 +109,7 @@ def list_orders(
     overdue: bool | None = None,
     sla_status: SlaStatus | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
+    place_source: Annotated[list[PlaceSource] | None, Query(description="where the place came from")] = None,
     count: Annotated[bool, Query(description="also count all matches")] = False,
 ) -> Response:
     """Search and filter orders, newest first."""
@@ -125,6 +127,7 @@ def list_orders(
         overdue=overdue,
         sla_status=sla_status,
         q=q,
+        place_source=place_source,
     )
     rows, has_more, total = service.search_order_rows(
         db,

@@ -5,7 +5,8 @@ Revises: 0014_job_failures
 Create Date: 2026-12-01 12:40:00.000000
 
 Intake now places an appeal among the units when it is received (coordinates, address, text) and records from
-what (`place_source`); the dispatcher sees it and may correct it. Orders written in bulk (imports) and orders from
+what (`place_source`, indexed with the creation time for the order list's filter); the dispatcher sees it and
+may correct it. Orders written in bulk (imports) and orders from
 before are placed by the `place-orders` job, which reads them through a partial index of the never-placed ones.
 """
 
@@ -25,6 +26,7 @@ UNPLACED_SQL = "place_source IS NULL AND street_id IS NULL AND community_id IS N
 def upgrade() -> None:
     with op.batch_alter_table('orders') as batch:
         batch.add_column(sa.Column('place_source', sa.String(length=16), nullable=True))
+    op.create_index('ix_orders_place_source_created', 'orders', ['place_source', 'created_at'], unique=False)
     op.create_index(
         'ix_orders_unplaced',
         'orders',
@@ -37,5 +39,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index('ix_orders_unplaced', table_name='orders')
+    op.drop_index('ix_orders_place_source_created', table_name='orders')
     with op.batch_alter_table('orders') as batch:
         batch.drop_column('place_source')
