@@ -4,9 +4,10 @@ placed at intake, or before the district's divisions were imported.
 Intake places each appeal as it is received (:func:`cityhub.workorders.service.create_order`). The ``place-orders``
 job (and ``cityhub orders place``) works through the rest, oldest first, through a partial index of the orders never
 looked for (``ix_orders_unplaced``): each one placed gets its street, community and source in one audited comment
-(the state is untouched, whatever it is); one that names no unit is marked ``none`` so that it leaves the backlog
-(``retry`` looks again at those, after the units have changed). Without any divisions in the database nothing is
-marked: the orders wait for them.
+(the state is untouched, whatever it is); one that names no unit is marked ``none`` so that it leaves the backlog.
+Once the units change, the job looks at those again (``retry``; ``cityhub orders place --retry`` at once). Without
+any divisions in the database nothing is marked: the orders wait for them. An order given to a street or community
+office while unplaced takes that office's place in the same action (``workorders.service.act``).
 """
 
 from __future__ import annotations
