@@ -23,6 +23,9 @@ install: $(PY_STAMP) $(if $(wildcard package.json),$(NODE_STAMP) $(VENDOR_STAMP)
 
 $(PY_STAMP): pyproject.toml
 	@test -x $(PY) || { echo "==> python3 -m venv $(VENV)"; python3 -m venv $(VENV); }
+	@# Replaced by OpenCC's own binding, which installs the same module name: remove it first, or uninstalling it
+	@# later would delete the new package's files.
+	@$(PY) -m pip show -q opencc-python-reimplemented 2>/dev/null && $(PY) -m pip uninstall -y -q opencc-python-reimplemented || true
 	@echo "==> pip install -e '.[dev]'"
 	PIP_DISABLE_PIP_VERSION_CHECK=1 $(PY) -m pip install --progress-bar off -q -e '.[dev]'
 	@touch $@
