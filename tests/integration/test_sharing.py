@@ -107,10 +107,12 @@ def test_rate_limit_holds_across_requests(client: TestClient) -> None:
     statuses = [
         client.get("/api/v1/sharing/aggregates/state", headers={"X-API-Key": key}).status_code for _ in range(8)
     ]
-    # 3 per fixed minute: at most a window boundary between calls lets 3 more through.
-    assert statuses.count(200) in (3, 6) and 429 in statuses
-    refused = client.get("/api/v1/sharing/aggregates/state", headers={"X-API-Key": key})
-    assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+    # 3 per fixed minute: a window boundary between two calls (anywhere in the run) lets up to 3 more through.
+    assert statuses[:3] == [200, 200, 200] and 3 <= statuses.count(200) <= 6 and 429 in statuses
+    # Of four more calls at most three fit in one window, even if a new minute begins among them.
+    calls = (client.get("/api/v1/sharing/aggregates/state", headers={"X-API-Key": key}) for _ in range(4))
+    refused = next(r for r in calls if r.status_code == 429)
+    assert refused.json()["code"] == "rate_limited"
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
 
 
