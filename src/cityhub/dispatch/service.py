@@ -35,7 +35,7 @@ from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchTh
 from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit, UnitTier
-from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, locate_appeal, unit_gazetteer
+from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, locate_appeal, place_of_unit, unit_gazetteer
 from cityhub.org.service import unit_directory
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import CategoryRef, category_chain, find_categories, find_category, taxonomy
@@ -534,12 +534,10 @@ def set_place(
     (received or returned); audited as a comment. Dispatch's suggestions then start from this place."""
     order = _waiting_order(session, order_id, expected_version, "place")
     unit = unit_directory(session).get(unit_id)
-    if unit is None or not unit.active or unit.tier not in (UnitTier.STREET, UnitTier.COMMUNITY):
+    place = place_of_unit(unit) if unit is not None and unit.active else None
+    if unit is None or place is None:
         raise ValidationFailed(f"unit {unit_id} is not an active street or community", details={"field": "unit_id"})
-    if unit.tier == UnitTier.COMMUNITY:
-        changes: dict[str, int | str | None] = {"street_id": unit.parent_id, "community_id": unit.id}
-    else:
-        changes = {"street_id": unit.id, "community_id": None}
+    changes: dict[str, int | str | None] = {"street_id": place.street_id, "community_id": place.community_id}
     if all(getattr(order, name) == value for name, value in changes.items()):
         return order
     changes["place_source"] = PlaceSource.DISPATCHER.value

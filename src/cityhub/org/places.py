@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from cityhub import refdata
 from cityhub.errors import ValidationFailed
 from cityhub.org.models import Unit, UnitTier
-from cityhub.org.service import unit_ids_by_code
+from cityhub.org.service import UnitRef, unit_ids_by_code
 
 if TYPE_CHECKING:
     from cityhub.nlp.address import Gazetteer, Location
@@ -39,10 +39,6 @@ class PlaceSource(enum.StrEnum):
     DISPATCHER = "dispatcher"  # set or corrected by a person (dispatch.set_place)
     LEAD_UNIT = "lead_unit"  # not placed, then given to a street or community office: where that office is
     NONE = "none"  # looked for among the units and not found (nothing named one unambiguously)
-
-
-# Read from the appeal, not given or chosen: what intake and the placing job record, and what the dispatcher checks.
-FOUND_SOURCES = (PlaceSource.COORDINATES, PlaceSource.ADDRESS, PlaceSource.TEXT)
 
 
 @dataclass(frozen=True)
@@ -92,37 +88,16 @@ def _build_gazetteer(session: Session) -> Gazetteer | None:
         return None
 
 
-def locate(
-    session: Session,
-    *,
-    lat: float | None = None,
-    lng: float | None = None,
-    address: str | None = None,
-    text: str | None = None,
-) -> Place:
-    """The street and community of the first of these that names one unambiguously: the coordinates (inside a
-    unit's boundary), the address, the text. ``Place()`` when none does, or the database has no divisions."""
-    gaz = unit_gazetteer(session)
-    if gaz is None:
-        return Place()
-    return _locate_in(session, gaz, lat, lng, address, text)
-
-
 def locate_appeal(session: Session, appeal: Appeal) -> Place | None:
-    """Where an appeal is: :func:`locate` over its coordinates, its address, then its title and content. None when
+    """Where an appeal is: the street and community of the first of these that names one unambiguously — its
+    coordinates (inside a unit's boundary), its address, its title and content. ``Place()`` when none does; None when
     the database has no divisions to place anything in — so that an order can be placed once they are imported,
     instead of being recorded as not placeable."""
     gaz = unit_gazetteer(session)
     if gaz is None:
         return None
     text = f"{appeal.title or ''}\n{appeal.content or ''}"
-    return _locate_in(session, gaz, appeal.lat, appeal.lng, appeal.address, text)
-
-
-def _locate_in(
-    session: Session, gaz: Gazetteer, lat: float | None, lng: float | None, address: str | None, text: str | None
-) -> Place:
-    for source, loc in _locations(gaz, lat, lng, address, text):
+    for source, loc in _locations(gaz, appeal.lat, appeal.lng, appeal.address, text):
         if loc.ambiguous or not (loc.street_code or loc.community_code):
             continue
         ids = unit_ids_by_code(session)
@@ -132,6 +107,16 @@ def _locate_in(
             source=source,
         )
     return Place()
+
+
+def place_of_unit(unit: UnitRef) -> Place | None:
+    """The place a street or community office stands for: its street, or its community and that community's street;
+    None for any other tier."""
+    if unit.tier == UnitTier.COMMUNITY:
+        return Place(street_id=unit.parent_id, community_id=unit.id)
+    if unit.tier == UnitTier.STREET:
+        return Place(street_id=unit.id)
+    return None
 
 
 def _locations(

@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from cityhub.db import utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.notify import service as notify_service
-from cityhub.org.models import UnitTier
-from cityhub.org.places import Place, PlaceSource, locate_appeal
+from cityhub.org.places import Place, PlaceSource, locate_appeal, place_of_unit
 from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import numbering, sla
@@ -398,12 +397,14 @@ def _place_from_lead(session: Session, order: Order, outcome: Outcome) -> dict[s
     if lead is None or order.street_id is not None or order.community_id is not None:
         return {}
     unit = unit_directory(session).get(lead)
-    if unit is None or unit.tier not in (UnitTier.STREET, UnitTier.COMMUNITY):
+    place = place_of_unit(unit) if unit is not None else None
+    if place is None:
         return {}
-    if unit.tier == UnitTier.COMMUNITY:
-        changes: dict[str, Any] = {"street_id": unit.parent_id, "community_id": unit.id}
-    else:
-        changes = {"street_id": unit.id}
+    changes: dict[str, Any] = {
+        name: value
+        for name, value in (("street_id", place.street_id), ("community_id", place.community_id))
+        if value is not None  # a street's office leaves the (empty) community as it is
+    }
     changes["place_source"] = PlaceSource.LEAD_UNIT.value
     for name, value in changes.items():
         setattr(order, name, value)
