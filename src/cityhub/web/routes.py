@@ -282,7 +282,7 @@ class Assistance:
     top3: list[tuple[str, float, int | None]] | None  # (label, probability, category id); None: no classifier
     ready: bool  # enough text to look anything up
     # Where intake will place the appeal (its street and community, and from what), and those units' names.
-    place: Any = None
+    place: Place = field(default_factory=Place)
     place_names: dict[int, str] = field(default_factory=dict)
 
 
@@ -469,22 +469,13 @@ def order_list(request: Request, db: DbSession) -> Response:
     t = support.translator(request)
     q = request.query_params
     errors: dict[str, str] = {}
-    states = [s for s in q.getlist("state") if s]
-    channels = [c for c in q.getlist("channel") if c]
     criteria: dict[str, Any] = {}
-    if bad := [s for s in states if s not in State.__members__.values()]:
-        errors["state"] = t("err.choice")
-        states = [s for s in states if s not in bad]
-    if bad := [c for c in channels if c not in Channel.__members__.values()]:
-        errors["channel"] = t("err.choice")
-        channels = [c for c in channels if c not in bad]
-    criteria["state"] = states or None
-    criteria["channel"] = channels or None
-    sources = [v for v in q.getlist("place_source") if v]
-    if bad := [v for v in sources if v not in PlaceSource.__members__.values()]:
-        errors["place_source"] = t("err.choice")
-        sources = [v for v in sources if v not in bad]
-    criteria["place_source"] = sources or None
+    for name, choices in (("state", State), ("channel", Channel), ("place_source", PlaceSource)):
+        picked = [v for v in q.getlist(name) if v]
+        if any(v not in choices.__members__.values() for v in picked):
+            errors[name] = t("err.choice")
+            picked = [v for v in picked if v in choices.__members__.values()]
+        criteria[name] = picked or None
     for name in ("unit_id", "category_id"):
         raw = q.get(name, "").strip()
         if raw and _int(raw) is None:
