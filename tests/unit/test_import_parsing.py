@@ -11,11 +11,10 @@ from cityhub.intake.importer import (
     CategoryIndex,
     ColumnMap,
     RowError,
-    UnreadableFile,
-    detect_encoding,
     parse_datetime,
     stable_external_id,
 )
+from cityhub.textfiles import UnreadableFile, detect_encoding
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -21,7 +21,6 @@ missing (a warning). Rows with a reply (答复意见) are imported as ``replied`
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import csv
 import hashlib
@@ -46,21 +45,15 @@ from cityhub.errors import ValidationFailed
 from cityhub.intake.bulk import IMPORT_ACTOR, set_pragmas, tune_for_bulk, write_orders
 from cityhub.org.places import PlaceSource, unit_gazetteer
 from cityhub.org.service import unit_ids_by_code
+from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, detect_encoding
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import AppealType, Category, Channel, Urgency
 
 DEFAULT_BATCH = 5000
-SAMPLE_BYTES = 256 * 1024
 TITLE_FROM_CONTENT = 30
 # Rejected/warned rows kept in memory for the summary; all of them go to the --errors file.
 MAX_KEPT_ISSUES = 1000
 EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}
-
-
-class UnreadableFile(ValidationFailed):
-    """The file as a whole cannot be read (missing, unknown encoding, not a table)."""
-
-    code = "unreadable_file"
 
 
 # ------------------------------------------------------------------------------------------ header mapping
@@ -405,39 +398,6 @@ class TableReader(Protocol):
     def progress(self) -> tuple[int, int | None]:
         """(done, total) in the reader's own unit, for a progress bar."""
         ...
-
-
-def detect_encoding(sample: bytes, *, name: str = "file") -> str:
-    """UTF-8 (with or without BOM) or GB18030 (covers GBK/GB2312, what Excel writes for Chinese)."""
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise UnreadableFile(f"{name} is UTF-16 text; save it as CSV UTF-8 (or GBK) and import again")
-    if b"\x00" in sample:
-        raise UnreadableFile(f"{name} is not a text CSV file (binary content)")
-    if _decodes(sample, "utf-8"):
-        return "utf-8"
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(sample).best()
-    guess = best.encoding if best is not None else None
-    chinese = guess is None or guess.replace("_", "").lower() in {"gb2312", "gbk", "gb18030", "hz", "cp936"}
-    if chinese and _decodes(sample, "gb18030"):
-        return "gb18030"
-    raise UnreadableFile(
-        f"{name}: cannot read the text encoding (not UTF-8 or GBK/GB18030"
-        + (f"; it looks like {guess}" if guess else "")
-        + "); save it as CSV UTF-8 and import again"
-    )
-
-
-def _decodes(sample: bytes, encoding: str) -> bool:
-    # The sample may end inside a multi-byte character: decode incrementally without the final flush.
-    try:
-        codecs.getincrementaldecoder(encoding)(errors="strict").decode(sample, final=False)
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 class CsvReader:

@@ -30,6 +30,7 @@ maps; raw GPS (WGS-84) points differ by a few hundred metres, which matters only
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -520,13 +521,11 @@ class Gazetteer:
     @classmethod
     def from_csv(cls, path: str | Path, *, boundaries: str | Path | None = None) -> Gazetteer:
         """A divisions CSV/TSV (``code,name[,level,parent_code]``), plus optional GeoJSON boundaries."""
-        p = Path(path)
-        if not p.exists():
-            raise ValidationFailed(f"gazetteer file not found: {p}")
-        with p.open(encoding="utf-8") as fh:
-            delimiter = "\t" if "\t" in fh.readline() else ","
-            fh.seek(0)
-            gaz = cls.from_rows(csv.DictReader(fh, delimiter=delimiter))
+        from cityhub.textfiles import read_text
+
+        text = read_text(path)
+        delimiter = "\t" if "\t" in text.split("\n", 1)[0] else ","
+        gaz = cls.from_rows(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
         if boundaries is not None:
             gaz = gaz.with_boundaries(json.loads(Path(boundaries).read_text(encoding="utf-8")))
         return gaz

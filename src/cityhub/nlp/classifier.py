@@ -56,6 +56,7 @@ from scipy.sparse import csr_matrix, hstack
 from cityhub.errors import ValidationFailed
 from cityhub.nlp.finetune import TunedHead
 from cityhub.nlp.text import JoinedForm, looks_segmented, near_duplicate_groups, normalize, order_text, words
+from cityhub.textfiles import read_text
 
 # 2: optional encoder block (``ClassifierConfig.encoder``); 3: per-class confidence calibration
 # (``ClassConfidence``); 4: the learned joined form of raw texts (``JoinedForm``). Versions 1 and 2 still load and
@@ -182,21 +183,15 @@ class CsvReport:
 
 
 def read_labelled_csv(path: str | Path) -> tuple[list[LabelledOrder], CsvReport]:
-    """Read an ``id,title,content,created_at,category`` CSV (UTF-8, BOM allowed).
+    """Read an ``id,title,content,created_at,category`` CSV (UTF-8 with or without BOM, or GB18030).
 
-    Rows without a category or without any text are skipped and listed in the report; a missing file,
-    a wrong header or undecodable bytes raise ``ValidationFailed`` naming the file (and row).
+    Rows without a category or without any text, and rows with another number of fields than the header, are
+    skipped and listed in the report; a missing file, a wrong header or undecodable bytes raise a
+    ``CityhubError`` naming the file (and line).
     """
     p = Path(path)
-    if not p.is_file():
-        raise ValidationFailed(f"{p}: no such file")
-    raw = p.read_bytes()
-    try:
-        data = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ValidationFailed(f"{p}: line {line}: not valid UTF-8") from None
-    report = CsvReport(path=str(p), sha256=hashlib.sha256(raw).hexdigest())
+    data = read_text(p)
+    report = CsvReport(path=str(p), sha256=_sha256(p) if p.is_file() else "")
     reader = csv.reader(io.StringIO(data, newline=""))
     header = next(reader, None)
     if header is None:
@@ -212,7 +207,10 @@ def read_labelled_csv(path: str | Path) -> tuple[list[LabelledOrder], CsvReport]
             continue
         report.rows += 1
         if len(row) != len(names):
-            raise ValidationFailed(f"{p}: row {row_no}: {len(row)} fields, header has {len(names)}")
+            report.skipped.append(
+                {"row": row_no, "id": row[0].strip(), "reason": f"{len(row)} fields, the header has {len(names)}"}
+            )
+            continue
 
         def cell(name: str, row: list[str] = row) -> str:
             return row[index[name]].strip() if name in index else ""
@@ -233,12 +231,7 @@ def read_labelled_csv(path: str | Path) -> tuple[list[LabelledOrder], CsvReport]
 def read_texts(path: str | Path) -> tuple[list[str | None], list[str]]:
     """Order texts to classify: a CSV with ``title``/``content`` columns, or plain text, one per line."""
     p = Path(path)
-    if not p.is_file():
-        raise ValidationFailed(f"{p}: no such file")
-    try:
-        data = p.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValidationFailed(f"{p}: not valid UTF-8 (byte {exc.start})") from None
+    data = read_text(p)
     first = data.split("\n", 1)[0].strip().lower().split(",")
     if "content" in first or "title" in first:
         reader = csv.reader(io.StringIO(data, newline=""))

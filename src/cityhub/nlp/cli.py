@@ -16,18 +16,15 @@ def locate(
     """Resolve addresses to district / street / community (地址 → 镇街 / 村社)."""
     import json
     import sys
-    from pathlib import Path
 
+    from cityhub.errors import CityhubError
     from cityhub.nlp.address import default_gazetteer
+    from cityhub.textfiles import read_text
 
-    if input_path == "-":
-        lines = sys.stdin.read().splitlines()
-    else:
-        path = Path(input_path)
-        if not path.is_file():
-            typer.echo(f"error: input file not found: {input_path}", err=True)
-            raise typer.Exit(2)
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    try:
+        lines = (sys.stdin.read() if input_path == "-" else read_text(input_path)).splitlines()
+    except CityhubError as exc:
+        raise _fail(exc.message, 2) from None
     gazetteer = default_gazetteer()
     for line in lines:
         if not line.strip():

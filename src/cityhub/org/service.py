@@ -24,6 +24,7 @@ from cityhub.org.schemas import (
     UserCreate,
     check_boundary,
 )
+from cityhub.textfiles import read_text
 
 DATA_DIR = Path(__file__).parent / "data"
 BAIYUN_DIVISIONS = DATA_DIR / "baiyun_divisions.csv"
@@ -113,21 +114,8 @@ class CsvTable:
 
 
 def read_csv_table(path: Path) -> CsvTable:
-    """Read a CSV file (UTF-8 with or without BOM, GB18030 as a fallback) with normalised headers."""
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise NotFound(f"file not found: {path}") from None
-    except OSError as exc:
-        raise ValidationFailed(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Government spreadsheets are often saved as GBK by Excel.
-        try:
-            text = raw.decode("gb18030")
-        except UnicodeDecodeError:
-            raise ValidationFailed(f"{path} is neither UTF-8 nor GB18030 text") from None
+    """Read a CSV file (UTF-8 with or without BOM, or GB18030: ``cityhub.textfiles``) with normalised headers."""
+    text = read_text(path)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header_row = next(reader)

@@ -1,0 +1,100 @@
+"""Reading the text files people hand the product: UTF-8 (with or without BOM) or GB18030.
+
+Government spreadsheets and lists are often saved by Excel or Notepad in the local code page (GBK, which GB18030
+covers), so every reader of a user's text file — order imports, divisions, categories, knowledge entries, labelled
+training data, address lists — decodes it here, and says the same thing when it cannot.
+"""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+from cityhub.errors import NotFound, ValidationFailed
+
+# Enough of a file to tell its encoding by.
+SAMPLE_BYTES = 256 * 1024
+
+
+class UnreadableFile(ValidationFailed):
+    """The file as a whole cannot be read (missing, unknown encoding, not a table)."""
+
+    code = "unreadable_file"
+
+
+def detect_encoding(sample: bytes, *, name: str = "file") -> str:
+    """UTF-8 (with or without BOM) or GB18030 (covers GBK/GB2312, what Excel writes for Chinese)."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise UnreadableFile(f"{name} is UTF-16 text; save it as UTF-8 (or GBK) and try again")
+    if b"\x00" in sample:
+        raise UnreadableFile(f"{name} is not a text file (binary content)")
+    if _decodes(sample, "utf-8"):
+        return "utf-8"
+    if _reads_as_chinese(sample):
+        return "gb18030"
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(sample).best()
+    guess = best.encoding if best is not None else None
+    chinese = guess is None or guess.replace("_", "").lower() in {"gb2312", "gbk", "gb18030", "hz", "cp936"}
+    if chinese and _decodes(sample, "gb18030"):
+        return "gb18030"
+    raise UnreadableFile(
+        f"{name}: cannot read the text encoding (not UTF-8 or GBK/GB18030"
+        + (f"; it looks like {guess}" if guess else "")
+        + "); save it as UTF-8 and try again"
+    )
+
+
+def _decodes(sample: bytes, encoding: str) -> bool:
+    # The sample may end inside a multi-byte character: decode incrementally without the final flush.
+    try:
+        codecs.getincrementaldecoder(encoding)(errors="strict").decode(sample, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _reads_as_chinese(sample: bytes) -> bool:
+    """Whether the sample decodes as GB18030 into mostly common hanzi (GB2312's first level, rows 16-55).
+
+    Statistical detectors mistake a short GBK text (a one-line address list, a small CSV) for Thai or Cyrillic;
+    text in those encodings that happens to decode as GB18030 gives rare characters, not common ones.
+    """
+    if not _decodes(sample, "gb18030"):
+        return False
+    wide = [ch for ch in sample.decode("gb18030", errors="ignore")[:20000] if ord(ch) > 0x7F][:2000]
+    if not wide:
+        return False
+    common = 0
+    for ch in wide:
+        try:
+            common += 0xB0 <= ch.encode("gb2312")[0] <= 0xD7
+        except UnicodeEncodeError:
+            pass
+    return common >= 0.6 * len(wide)
+
+
+def read_text(path: str | Path) -> str:
+    """The whole text of a user's file, decoded as :func:`detect_encoding` tells.
+
+    Raises ``NotFound`` for a missing file and ``UnreadableFile`` (naming the file, and the line of the first
+    undecodable byte) for anything that is not UTF-8 or GB18030 text. Pipes and ``/dev/stdin`` are read too.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"{p}: file not found") from None
+    except IsADirectoryError:
+        raise UnreadableFile(f"{p} is a directory, not a file") from None
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read {p}: {exc.strerror or exc}") from None
+    encoding = detect_encoding(raw[:SAMPLE_BYTES], name=str(p))
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise UnreadableFile(f"{p}: line {line}: bytes that are not {encoding} ({exc.reason})") from None

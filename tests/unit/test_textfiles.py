@@ -1,0 +1,84 @@
+"""Users' text files in UTF-8 or GBK: one reader for imports, training data and address lists."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cityhub.errors import NotFound
+from cityhub.nlp import classifier
+from cityhub.nlp.cli import app as nlp_app
+from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, read_text
+
+LABELLED = "id,title,content,created_at,category\n1,路灯坏了,嘉禾街路灯不亮,2020-01-01,城乡建设\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk"])
+def test_read_text_in_utf8_with_or_without_bom_and_gbk(tmp_path: Path, encoding: str) -> None:
+    f = tmp_path / "a.csv"
+    f.write_bytes(LABELLED.encode(encoding))
+    assert read_text(f) == LABELLED
+
+
+def test_missing_file_and_directory_are_named(tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match=r"none\.txt: file not found"):
+        read_text(tmp_path / "none.txt")
+    with pytest.raises(UnreadableFile, match="is a directory"):
+        read_text(tmp_path)
+
+
+def test_bad_bytes_after_the_sample_name_their_line(tmp_path: Path) -> None:
+    f = tmp_path / "a.txt"
+    lines = ("x" * 99 + "\n") * (SAMPLE_BYTES // 100 + 10)
+    f.write_bytes(lines.encode() + b"\xff\xfe\n")
+    with pytest.raises(UnreadableFile) as info:
+        read_text(f)
+    assert f"line {lines.count(chr(10)) + 1}" in info.value.message and "a.txt" in info.value.message
+
+
+def test_a_pipe_is_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with fifo.open("wb") as fh:
+            fh.write("白云区嘉禾街望南社区\n".encode("gbk"))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert read_text(fifo) == "白云区嘉禾街望南社区\n"
+    finally:
+        writer.join(timeout=5)
+
+
+def test_labelled_csv_in_gbk_and_a_malformed_row_is_skipped_not_fatal(tmp_path: Path) -> None:
+    f = tmp_path / "train.csv"
+    text = LABELLED + "2,停水,京溪街停水,三天了,2020-01-02,城乡建设\n3,噪音,施工噪音扰民,2020-01-03,环境保护\n"
+    f.write_bytes(text.encode("gbk"))
+    records, report = classifier.read_labelled_csv(f)
+    assert [r.id for r in records] == ["1", "3"] and records[0].title == "路灯坏了"
+    assert report.rows == 3 and report.kept == 2
+    assert report.skipped == [{"row": 3, "id": "2", "reason": "6 fields, the header has 5"}]
+    assert len(report.sha256) == 64
+
+
+def test_locate_reads_a_gbk_address_list(tmp_path: Path) -> None:
+    f = tmp_path / "addr.txt"
+    f.write_bytes("白云区嘉禾街望南社区\n".encode("gbk"))
+    result = CliRunner().invoke(nlp_app, ["locate", "--input", str(f), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["street_code"] == "440111012"
+
+
+def test_locate_names_an_unreadable_file_in_one_line(tmp_path: Path) -> None:
+    f = tmp_path / "addr.txt"
+    f.write_bytes("白云区".encode("utf-16"))
+    result = CliRunner().invoke(nlp_app, ["locate", "--input", str(f), "--json"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: {f} is UTF-16 text; save it as UTF-8 (or GBK) and try again"]
