@@ -68,12 +68,8 @@ def _reads_as_chinese(sample: bytes) -> bool:
     wide = [ch for ch in sample.decode("gb18030", errors="ignore")[:20000] if ord(ch) > 0x7F][:2000]
     if not wide:
         return False
-    common = 0
-    for ch in wide:
-        try:
-            common += 0xB0 <= ch.encode("gb2312")[0] <= 0xD7
-        except UnicodeEncodeError:
-            pass
+    leads = [ch.encode("gb2312", errors="ignore")[:1] for ch in wide]
+    common = sum(1 for lead in leads if lead and 0xB0 <= lead[0] <= 0xD7)
     return common >= 0.6 * len(wide)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cityhub.errors import NotFound
+from cityhub.errors import NotFound, ValidationFailed
 from cityhub.nlp import classifier
 from cityhub.nlp.cli import app as nlp_app
 from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, read_text
@@ -82,3 +82,45 @@ def test_locate_names_an_unreadable_file_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(nlp_app, ["locate", "--input", str(f), "--json"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [f"error: {f} is UTF-16 text; save it as UTF-8 (or GBK) and try again"]
+
+
+def test_labelled_excel_with_the_message_boards_chinese_headers(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["留言编号", "留言用户", "留言主题", "留言时间", "留言详情", "一级标签"])
+    sheet.append([24, "A00045581", "路灯坏了", "2020/1/6 12:09:38", "嘉禾街路灯不亮", "城乡建设"])
+    sheet.append([37, "U0008473", "", "2020/1/4 11:17:46", "", "环境保护"])
+    f = tmp_path / "附件2.xlsx"
+    workbook.save(f)
+    records, report = classifier.read_labelled_csv(f)
+    assert [(r.id, r.title, r.content, r.category) for r in records] == [
+        ("24", "路灯坏了", "嘉禾街路灯不亮", "城乡建设")
+    ]
+    assert report.skipped == [{"row": 3, "id": "37", "reason": "empty text"}]
+
+
+def test_labelled_tab_separated_gbk_with_chinese_headers(tmp_path: Path) -> None:
+    f = tmp_path / "train.tsv"
+    f.write_bytes("编号\t主题\t详情\t一级分类\n7\t停水\t京溪街停水三天\t城乡建设\n".encode("gbk"))
+    records, _ = classifier.read_labelled_csv(f)
+    assert [(r.id, r.title, r.category) for r in records] == [("7", "停水", "城乡建设")]
+
+
+def test_labelled_file_without_a_label_column_is_refused_by_name(tmp_path: Path) -> None:
+    f = tmp_path / "train.csv"
+    f.write_text("id,title,content\n1,路灯坏了,不亮\n", encoding="utf-8")
+    with pytest.raises(ValidationFailed, match="lacks a category column"):
+        classifier.read_labelled_csv(f)
+
+
+def test_texts_to_classify_from_a_chinese_headed_file_or_plain_lines(tmp_path: Path) -> None:
+    table = tmp_path / "new.csv"
+    table.write_text("留言编号,留言主题,留言详情\n9,路灯坏了,嘉禾街路灯不亮\n", encoding="utf-8")
+    ids, texts = classifier.read_texts(table)
+    assert ids == ["9"] and "路灯坏了" in texts[0] and "嘉禾街路灯不亮" in texts[0]
+    lines = tmp_path / "new.txt"
+    lines.write_bytes("路灯坏了\n\n停水三天\n".encode("gbk"))
+    assert classifier.read_texts(lines) == ([None, None], ["路灯坏了", "停水三天"])

@@ -258,7 +258,7 @@ def _from_excel_serial(serial: float, field: str) -> datetime:
     return _EXCEL_EPOCH + timedelta(days=serial)
 
 
-def _text(value: Any) -> str:
+def cell_text(value: Any) -> str:
     """A cell as trimmed text; Excel's integral floats lose their ``.0``."""
     if type(value) is str:  # the CSV case, kept first because it runs for every cell
         return value.strip()
@@ -272,7 +272,7 @@ def _text(value: Any) -> str:
 
 
 def _count(value: Any, field: str) -> int:
-    text = _text(value)
+    text = cell_text(value)
     if not text:
         return 0
     try:
@@ -285,7 +285,7 @@ def _count(value: Any, field: str) -> int:
 
 
 def _coordinate(value: Any, field: str, limit: float) -> float | None:
-    text = _text(value)
+    text = cell_text(value)
     if not text:
         return None
     try:
@@ -298,7 +298,7 @@ def _coordinate(value: Any, field: str, limit: float) -> float | None:
 
 
 def _choice(value: Any, field: str, lookup: dict[str, Any], default: Any) -> Any:
-    text = _text(value)
+    text = cell_text(value)
     if not text:
         return default
     found = lookup.get(text.lower())
@@ -309,7 +309,7 @@ def _choice(value: Any, field: str, lookup: dict[str, Any], default: Any) -> Any
 
 
 def _limited(value: Any, field: str, limit: int) -> str | None:
-    text = _text(value)
+    text = cell_text(value)
     if len(text) > limit:
         raise RowError(field, f"longer than {limit} characters")
     return text or None
@@ -460,7 +460,7 @@ class ExcelReader:
     def _read_header(self) -> list[Any]:
         for cells in self._rows:
             self.done += 1
-            if any(_text(c) for c in cells):
+            if any(cell_text(c) for c in cells):
                 return list(cells)
         raise UnreadableFile(f"{self.path.name}: the sheet is empty (no header row)")
 
@@ -548,8 +548,8 @@ class _RowConverter:
         if len(cells) <= self.width:
             cells = [*cells, *[""] * (self.width + 1 - len(cells))]
         ix = self.ix
-        content = _text(cells[ix["content"]])
-        title = " ".join(_text(cells[ix["title"]]).split())
+        content = cell_text(cells[ix["content"]])
+        title = " ".join(cell_text(cells[ix["title"]]).split())
         if not content and not title:
             raise RowError("content", "empty: a title or content is required")
         if not title:
@@ -594,12 +594,12 @@ class _RowConverter:
             "created_at": created_at or self.now,
             "category_id": self._category(cells, warnings),
         }
-        attributes = {name: text for name, i in self.columns.extras if (text := _text(cells[i]))}
+        attributes = {name: text for name, i in self.columns.extras if (text := cell_text(cells[i]))}
         self._place(cells, record, attributes, warnings)
         if attributes:
             record["attributes"] = attributes
 
-        reply = _text(cells[ix["reply_text"]])
+        reply = cell_text(cells[ix["reply_text"]])
         replied_at = parse_datetime(cells[ix["replied_at"]], field="replied_at")
         if reply:
             if replied_at is None:
@@ -628,7 +628,7 @@ class _RowConverter:
     def _place(
         self, cells: list[Any], record: dict[str, Any], attributes: dict[str, str], warnings: list[tuple[str, str]]
     ) -> None:
-        street, community = _text(cells[self.ix["street"]]), _text(cells[self.ix["community"]])
+        street, community = cell_text(cells[self.ix["street"]]), cell_text(cells[self.ix["community"]])
         if not street and not community:
             return
         found = self.places.resolve(street, community) if self.places is not None else "no divisions were read"
@@ -642,8 +642,8 @@ class _RowConverter:
         record.update(street_id=street_id, community_id=community_id, place_source=PlaceSource.ORDER.value)
 
     def _category(self, cells: list[Any], warnings: list[tuple[str, str]]) -> int | None:
-        levels = [_text(cells[i]) if i < len(cells) else "" for i in self.category_levels]
-        flat = _text(cells[self.ix["category"]])
+        levels = [cell_text(cells[i]) if i < len(cells) else "" for i in self.category_levels]
+        flat = cell_text(cells[self.ix["category"]])
         if not any(levels) and not flat:
             return None
         found = self.categories.resolve(levels) if any(levels) else None
@@ -734,7 +734,7 @@ def _import_rows(
 ) -> None:
     batch: list[dict[str, Any]] = []
     for number, cells in table.rows():
-        if not any(_text(c) for c in cells):
+        if not any(cell_text(c) for c in cells):
             continue
         report.read += 1
         row_warnings: list[tuple[str, str]] = []

@@ -31,10 +31,8 @@ at load with an error naming the encoder and how to install it.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
-import io
 import json
 import logging
 import os
@@ -183,73 +181,87 @@ class CsvReport:
 
 
 def read_labelled_csv(path: str | Path) -> tuple[list[LabelledOrder], CsvReport]:
-    """Read an ``id,title,content,created_at,category`` CSV (UTF-8 with or without BOM, or GB18030).
+    """Read labelled orders: an ``id,title,content,created_at,category`` CSV, or any order file the importer reads.
 
-    Rows without a category or without any text, and rows with another number of fields than the header, are
-    skipped and listed in the report; a missing file, a wrong header or undecodable bytes raise a
-    ``CityhubError`` naming the file (and line).
+    The file is read with the order importer's readers and header aliases (``cityhub.intake.importer``): CSV in
+    UTF-8 or GBK, comma, tab or semicolon separated, or an Excel workbook; Chinese headers as a 12345 export or
+    the message-board data have them (留言编号, 留言主题, 留言详情, 留言时间, 一级标签/一级分类 — the label is
+    ``category``, else the first-level category). Rows without a category or without any text, and CSV rows with
+    another number of fields than the header, are skipped and listed in the report; a missing file, a header
+    without a label or text column, or undecodable bytes raise a ``CityhubError`` naming the file (and row).
     """
+    from cityhub.intake.importer import ColumnMap, CsvReader, UnreadableFile, cell_text, open_table
+
     p = Path(path)
-    data = read_text(p)
     report = CsvReport(path=str(p), sha256=_sha256(p) if p.is_file() else "")
-    reader = csv.reader(io.StringIO(data, newline=""))
-    header = next(reader, None)
-    if header is None:
-        raise ValidationFailed(f"{p}: empty file (expected header {','.join(CSV_COLUMNS)})")
-    names = [h.strip().lower() for h in header]
-    missing = [c for c in ("title", "content", "category") if c not in names]
-    if missing:
-        raise ValidationFailed(f"{p}: header lacks column(s) {', '.join(missing)}")
-    index = {name: i for i, name in enumerate(names)}
     records: list[LabelledOrder] = []
-    for row_no, row in enumerate(reader, start=2):
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        report.rows += 1
-        if len(row) != len(names):
-            report.skipped.append(
-                {"row": row_no, "id": row[0].strip(), "reason": f"{len(row)} fields, the header has {len(names)}"}
+    with open_table(p) as reader:
+        try:
+            columns = ColumnMap.from_header(reader.header)
+        except UnreadableFile as exc:
+            raise ValidationFailed(f"{p}: header lacks a title or content column ({exc.message})") from None
+        f = columns.fields
+        label = f.get("category", f.get("category1"))
+        if label is None:
+            raise ValidationFailed(
+                f"{p}: header lacks a category column (category, 一级标签 or 一级分类); "
+                f"header was: {', '.join(str(h) for h in reader.header)}"
             )
-            continue
+        width = len(reader.header)
+        strict = isinstance(reader, CsvReader)
+        for row_no, cells in reader.rows():
+            values = [cell_text(c) for c in cells]
+            if not any(values):
+                continue
+            report.rows += 1
 
-        def cell(name: str, row: list[str] = row) -> str:
-            return row[index[name]].strip() if name in index else ""
+            def cell(index: int | None, values: list[str] = values) -> str:
+                return values[index] if index is not None and index < len(values) else ""
 
-        rid = cell("id") or f"row{row_no}"
-        category = cell("category")
-        title, content = cell("title"), cell("content")
-        if not category or not (title or content):
-            report.skipped.append(
-                {"row": row_no, "id": rid, "reason": "empty category" if not category else "empty text"}
-            )
-            continue
-        records.append(LabelledOrder(id=rid, title=title, content=content, category=category, source=p.name))
-        report.kept += 1
+            rid = cell(f.get("external_id")) or f"row{row_no}"
+            if strict and len(cells) != width:
+                reason = f"{len(cells)} fields, the header has {width}"
+                report.skipped.append({"row": row_no, "id": rid, "reason": reason})
+                continue
+            category = cell(label)
+            title, content = cell(f.get("title")), cell(f.get("content"))
+            if not category or not (title or content):
+                report.skipped.append(
+                    {"row": row_no, "id": rid, "reason": "empty category" if not category else "empty text"}
+                )
+                continue
+            records.append(LabelledOrder(id=rid, title=title, content=content, category=category, source=p.name))
+            report.kept += 1
     return records, report
 
 
 def read_texts(path: str | Path) -> tuple[list[str | None], list[str]]:
-    """Order texts to classify: a CSV with ``title``/``content`` columns, or plain text, one per line."""
+    """Order texts to classify: an order file with title/content columns (as :func:`read_labelled_csv` reads
+    them, labels not needed), or plain text, one order per line."""
+    from cityhub.intake.importer import ColumnMap, UnreadableFile, cell_text, open_table
+
     p = Path(path)
-    data = read_text(p)
-    first = data.split("\n", 1)[0].strip().lower().split(",")
-    if "content" in first or "title" in first:
-        reader = csv.reader(io.StringIO(data, newline=""))
-        names = [h.strip().lower() for h in next(reader)]
-        index = {name: i for i, name in enumerate(names)}
-        ids: list[str | None] = []
-        texts: list[str] = []
-        for row_no, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(names):
-                raise ValidationFailed(f"{p}: row {row_no}: {len(row)} fields, header has {len(names)}")
-            title = row[index["title"]] if "title" in index else ""
-            content = row[index["content"]] if "content" in index else ""
-            ids.append(row[index["id"]] if "id" in index else str(row_no))
-            texts.append(order_text(title, content))
-        return ids, texts
-    lines = [line.strip() for line in data.splitlines() if line.strip()]
+    ids: list[str | None] = []
+    texts: list[str] = []
+    with open_table(p) as reader:
+        try:
+            f = ColumnMap.from_header(reader.header).fields
+        except UnreadableFile:
+            f = {}
+        if f:
+            for row_no, cells in reader.rows():
+                values = [cell_text(c) for c in cells]
+                if not any(values):
+                    continue
+
+                def cell(name: str, values: list[str] = values) -> str:
+                    index = f.get(name)
+                    return values[index] if index is not None and index < len(values) else ""
+
+                ids.append(cell("external_id") or str(row_no))
+                texts.append(order_text(cell("title"), cell("content")))
+            return ids, texts
+    lines = [line.strip() for line in read_text(p).splitlines() if line.strip()]
     return [None] * len(lines), lines
 
 
