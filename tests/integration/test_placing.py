@@ -87,6 +87,21 @@ def test_intake_places_an_appeal_from_coordinates_address_or_text_and_audits_it(
     assert _creation(s, nowhere)["place_source"] == "none"
 
 
+def test_an_ambiguous_answer_places_the_appeal_as_far_as_its_readings_agree(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    s = db_session
+    # Two communities of 稻香街道 with the same name: the text names one of them, not which.
+    twin = Unit(code="P-SQ2", name="桂花社区居委会", tier=UnitTier.COMMUNITY, parent_id=units["street"])
+    s.add(twin)
+    s.commit()
+    order = _appeal(s, "桂花社区门口的井盖松了")
+    assert (order.street_id, order.community_id, order.place_source) == (units["street"], None, "text")
+    # A later source that names the place outright still wins over the ambiguous one.
+    order = _appeal(s, "麦田街道的井盖松了", address="桂花社区")
+    assert (order.street_id, order.place_source) == (units["other"], "text")
+
+
 def test_without_divisions_intake_leaves_the_place_for_later(db_session: Session) -> None:
     order = _appeal(db_session, "稻香街道桂花社区路灯不亮")
     assert (order.street_id, order.place_source) == (None, None)

@@ -291,3 +291,66 @@ def test_normalise_converts_traditional_phrases_and_leaves_simplified_text_alone
     assert normalise("情有獨鍾") == "情有独钟"  # a phrase, not character by character (鍾 → 钟 here)
     for simplified in ("老么家门口", "嘉禾街望岗社区幸福路12号", "有情况"):
         assert normalise(simplified) == simplified
+
+
+@pytest.mark.parametrize(
+    ("text", "elsewhere"),
+    [
+        ("深圳市坪山区石井街道125号", ["!深圳市", "!坪山区"]),  # 石井街道 is also 白云区's
+        ("北京市朝阳区望京街道阜通东大街6号", ["!北京市", "!朝阳区"]),  # 北京 is also 越秀区's 北京街道
+        ("江门市蓬江区棠下镇185号", ["!江门市", "!蓬江区"]),
+        ("贵州省贵阳市白云区", ["!贵州省", "!贵阳市"]),  # 贵阳 has a 白云区 too
+        ("深圳南山区粤海街道", ["!南山区"]),
+    ],
+)
+def test_an_address_in_another_city_is_not_placed_by_a_namesake(text: str, elsewhere: list[str]) -> None:
+    loc = resolve(text)
+    assert (loc.district, loc.street, loc.community, loc.ambiguous) == (None, None, None, False)
+    assert loc.evidence == elsewhere
+
+
+@pytest.mark.parametrize(
+    ("text", "street"),
+    [
+        ("广州市白云区石井街道", "石井街道"),  # the own city named
+        ("白云区石井街道，我老家深圳市", "石井街道"),  # a local name first
+        ("深圳市民在白云区嘉禾街反映", "嘉禾街道"),  # a local district named
+        ("中山市场旁边嘉禾街望南社区", "嘉禾街道"),  # a market, not 中山市
+    ],
+)
+def test_another_citys_name_beside_local_ones_does_not_hide_them(text: str, street: str) -> None:
+    assert resolve(text).street == street
+
+
+def test_a_gazetteer_without_national_codes_has_no_elsewhere() -> None:
+    gaz = Gazetteer.from_rows(
+        [
+            {"code": "X1", "name": "青禾区", "level": "district"},
+            {"code": "X1-01", "name": "石井街道", "level": "street", "parent_code": "X1"},
+        ]
+    )
+    assert gaz.resolve("深圳市石井街道").street == "石井街道"
+
+
+def test_a_dropped_character_is_a_typo_too() -> None:
+    loc = resolve("番禺区小围街道")  # 小谷围街道
+    assert (loc.street, loc.ambiguous, loc.evidence) == ("小谷围街道", False, ["番禺区", "~小围街道"])
+    assert loc.confidence < resolve("番禺区小谷围街道").confidence
+
+
+def test_a_typo_that_fits_streets_of_the_district_is_ambiguous_among_them() -> None:
+    loc = resolve("海珠区江中街道")  # 江南中街道 with 南 dropped, or 江海街道 with 海 → 中
+    assert (loc.district, loc.street, loc.ambiguous) == ("海珠区", None, True)
+    assert {c.street for c in loc.candidates} == {"江南中街道", "江海街道"}
+
+
+def test_a_typo_that_fits_communities_of_one_street_names_that_street() -> None:
+    loc = resolve("均禾街罗冈社区")  # 罗岗 or 罗南, both in 均禾街道
+    assert (loc.street, loc.community, loc.ambiguous) == ("均禾街道", None, False)
+
+
+def test_a_short_names_typo_counts_when_the_text_names_the_unit_otherwise() -> None:
+    # 长舟街 for 长洲街: a 2-character core needs context; 长洲大道 gives it.
+    assert resolve("长舟街长洲大道166号").street == "长洲街道"
+    assert resolve("长舟街166号").street is None
+    assert resolve("嘉和街").street is None

@@ -11,8 +11,11 @@ How text is resolved:
    Aliases are the full names (嘉禾街道, 望岗社区居委会), short forms (嘉禾街, 望岗社区, 大源村, 太和镇) and
    bare cores (嘉禾, 望岗, 太和). Bare cores are weak evidence; bare cores followed by a road or
    landmark suffix (京溪路, 海珠广场) are weaker still, and common words (人民, 建设, 珠江 …) weaker again.
-3. If a level is still missing, one-character substitutions of names (core ≥ 2 characters, alias ≥ 3) are
-   looked up; a typo hit is used only when it is unique (after context filtering) and lowers confidence.
+3. If a level is still missing, one-character typos of names are looked up: a substituted character (core ≥ 2
+   characters, alias ≥ 3) or a dropped one (core ≥ 3). A typo'd name must lie within what the text names exactly
+   (a community in the named street, else the named district); a name with a 2-character core needs that context,
+   or another mention of the same unit in the text (长舟街长洲大道: 长洲 in the road's name). A typo hit lowers
+   confidence; one that fits several names makes the result ambiguous among them.
 4. Every mention's candidate units give a chain (district, street, community); each chain is scored by the
    mentions it explains (a community implies its street and district). A level counts only when a mention of
    its own supports it; a weak (road-embedded) mention supports a level only under an otherwise supported
@@ -21,6 +24,12 @@ How text is resolved:
    ancestor only and the tied chains as candidates. A tie between a named street and a named community that
    lies in another street (太和镇大源村: 大源村 moved to 大源街道) goes to the more specific community, with
    reduced confidence.
+
+An address in another city (深圳市坪山区石井街道, 北京市朝阳区望京街道) is not placed in this one because its street or
+town has a namesake here: a province, city or county-level area of another city named before the first local name,
+with no local city or district named, leaves the address unresolved (evidence ``!深圳市``). The names come from the
+country's divisions (``data/china_places.tsv``); a gazetteer whose districts do not carry national codes has no
+"elsewhere".
 
 Roads and landmarks are not resolved on their own: there is no built-in landmark list.
 Coordinates of the packaged district outlines are GCJ-02 (as served by Aliyun DataV), the datum of Chinese web
@@ -33,6 +42,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -63,6 +73,8 @@ MIN_SUPPORT = 1.0
 ROAD_FACTOR = 0.3  # bare core followed by 路/大道/广场 …: part of another proper name
 COMMON_FACTOR = 0.3  # bare core that is also an everyday word
 FUZZY_FACTOR = 0.8
+# A typo that fits more names than this is no evidence.
+MAX_TYPO_READINGS = 3
 
 # Bare cores that are everyday words; they need context (a named district or street) to count.
 COMMON_WORDS = frozenset(
@@ -228,7 +240,7 @@ class Location:
     ambiguous: bool = False
     confidence: float = 0.0
     candidates: list[Candidate] = field(default_factory=list)
-    # The alias texts that were used, in text order (typo hits marked with "~").
+    # The alias texts that were used, in text order (typo hits marked with "~", places of another city with "!").
     evidence: list[str] = field(default_factory=list)
 
     def to_record(self) -> dict[str, Any]:
@@ -245,14 +257,29 @@ class Location:
         }
 
 
+# (unit code, weight) of the units a name may stand for
+_Cands = tuple[tuple[str, float], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class _Mention:
     start: int
     end: int
     text: str
-    cands: tuple[tuple[str, float], ...]  # (unit code, weight)
+    cands: _Cands
     fuzzy: bool = False
     weak: bool = False  # road/landmark-embedded or common-word bare core
+
+
+@dataclass(slots=True)
+class _Scan:
+    """What one pass of the gazetteer's automaton found in a text."""
+
+    mentions: list[_Mention] = field(default_factory=list)
+    # (start, end, candidates) of names with one character dropped
+    dropped: list[tuple[int, int, _Cands]] = field(default_factory=list)
+    # (start, end, name, the own city's?) of places named by the country's divisions
+    places: list[tuple[int, int, str, bool]] = field(default_factory=list)
 
 
 @cache
@@ -420,6 +447,44 @@ def _bbox(geometry: Mapping[str, Any]) -> tuple[float, float, float, float]:
 # --- gazetteer ------------------------------------------------------------------------------------------
 
 
+@cache
+def _china_places() -> tuple[tuple[str, str], ...]:
+    """(code, name) of every province (2 digits), prefecture-level city (4) and county-level area (6)."""
+    text = (resources.files("cityhub.nlp") / "data" / "china_places.tsv").read_text(encoding="utf-8")
+    return tuple((code, name) for code, _, name in (line.partition("\t") for line in text.splitlines()[1:]) if name)
+
+
+def _elsewhere_names(units: Iterable[Division], aliases: Iterable[str]) -> dict[str, bool]:
+    """Names of the provinces, cities and county-level areas outside the gazetteer's own cities (→ False) and of its
+    own cities (→ True); empty when the districts do not carry national codes."""
+    places = _china_places()
+    by_code = dict(places)
+    districts = [u for u in units if u.level == DISTRICT]
+    own = [d for d in districts if by_code.get(d.code) == d.name]
+    if not own:
+        return {}
+    cities = {d.code[:4] for d in own}
+    provinces = {d.code[:2] for d in own}
+    home = {normalise(by_code[c]) for c in cities if c in by_code}
+    home |= {h[:-1] for h in home if h.endswith("市") and len(h) >= 3}
+    foreign: set[str] = set()
+    for code, raw in places:
+        name = normalise(raw)
+        # Two-character areas (城区, 郊区) are words, not places; the own province is no evidence either way.
+        if len(name) < 3 or (code[:2] in provinces and len(code) == 2) or code[:4] in cities:
+            continue
+        foreign.add(name)
+    # A name inside one of the gazetteer's own aliases is a local name (贵阳's 白云区 is Guangzhou's too).
+    probe = ahocorasick.Automaton()
+    for name in foreign:
+        probe.add_word(name, name)
+    probe.make_automaton()
+    for alias in aliases:
+        for _, name in probe.iter(alias):
+            foreign.discard(name)
+    return {**dict.fromkeys(foreign, False), **dict.fromkeys(home, True)}
+
+
 class _FuzzyAnchors:
     """Where in a text a one-typo form of a name can start, found without trying every window.
 
@@ -481,6 +546,7 @@ class Gazetteer:
         index: dict[str, dict[str, float]] = {}
         self._fuzzy: dict[str, dict[str, float]] = {}
         self._fuzzy_core2: set[str] = set()  # fuzzy keys coming from a 2-character core: need context
+        deletions: dict[str, dict[str, float]] = {}
         for u in self.units.values():
             for alias, weight, core in aliases_for(u, district_shorts):
                 bucket = index.setdefault(alias, {})
@@ -492,11 +558,32 @@ class Gazetteer:
                         fb[u.code] = max(weight, fb.get(u.code, 0.0))
                         if len(core) == 2:
                             self._fuzzy_core2.add(key)
+                if core and len(core) >= 3 and alias.startswith(core):
+                    for i in range(len(core)):
+                        dropped = alias[:i] + alias[i + 1 :]
+                        db = deletions.setdefault(dropped, {})
+                        db[u.code] = max(weight, db.get(u.code, 0.0))
         self._aliases = index
+        # One automaton finds, in one pass, the aliases and the names with one character dropped (江中街道 for
+        # 江南中街道) that are not names themselves.
+        entries: dict[str, tuple[_Cands, _Cands]] = {
+            alias: (tuple(sorted(c.items())), ()) for alias, c in index.items()
+        }
+        for dropped, readings in deletions.items():
+            if dropped not in index:
+                entries[dropped] = ((), tuple(sorted(readings.items())))
         self._automaton = ahocorasick.Automaton()
-        for alias, cands in index.items():
-            self._automaton.add_word(alias, (alias, tuple(sorted(cands.items()))))
+        for key, (exact, typo) in entries.items():
+            self._automaton.add_word(key, (key, exact, typo))
         self._automaton.make_automaton()
+        # The names of other cities' places and of the own city, found by their last character (市, 区, 县 …):
+        # cheaper than another automaton pass over the text.
+        self._places = _elsewhere_names(self.units.values(), index)
+        lengths: dict[str, set[int]] = {}
+        for name in self._places:
+            lengths.setdefault(name[-1], set()).add(len(name))
+        self._place_lengths = {last: sorted(n) for last, n in lengths.items()}
+        self._place_ends = re.compile("[" + "".join(sorted(lengths)) + "]") if lengths else None
         self._fuzzy_lengths = sorted({len(k) for k in self._fuzzy})
         self._fuzzy_anchors = _FuzzyAnchors(self._fuzzy)
         self._bbox: dict[str, tuple[float, float, float, float]] = {
@@ -586,11 +673,16 @@ class Gazetteer:
 
     # text ------------------------------------------------------------------------------------------------
 
-    def _exact_mentions(self, text: str) -> list[_Mention]:
+    def _scan(self, text: str) -> _Scan:
+        scan = _Scan()
         found: list[_Mention] = []
-        for end_idx, (alias, cands) in self._automaton.iter(text):
-            start = end_idx - len(alias) + 1
+        for end_idx, (key, cands, dropped) in self._automaton.iter(text):
+            start = end_idx - len(key) + 1
             end = end_idx + 1
+            if dropped:
+                scan.dropped.append((start, end, dropped))
+            if not cands:
+                continue
             # Full and suffixed forms weigh at least W_DISTRICT_FULL; anything lighter is a bare core.
             bare = max(w for _, w in cands) < W_DISTRICT_FULL
             weak = False
@@ -598,60 +690,124 @@ class Gazetteer:
                 factor = 1.0
                 if _road_follows(text, end):
                     factor *= ROAD_FACTOR
-                if alias in COMMON_WORDS:
+                if key in COMMON_WORDS:
                     factor *= COMMON_FACTOR
                 if factor < 1.0:
                     weak = True
                     cands = tuple((c, w * factor) for c, w in cands)
-            found.append(_Mention(start, end, alias, cands, weak=weak))
-        return _longest_first(found)
+            found.append(_Mention(start, end, key, cands, weak=weak))
+        scan.mentions = _longest_first(found)
+        if self._place_ends is not None:
+            for hit in self._place_ends.finditer(text):
+                end = hit.end()
+                for length in self._place_lengths[hit.group()]:
+                    if length > end:
+                        break
+                    name = text[end - length : end]
+                    if name in self._places:
+                        scan.places.append((end - length, end, name, self._places[name]))
+        return scan
 
-    def _fuzzy_mentions(self, text: str, taken: list[_Mention], context: set[str]) -> list[_Mention]:
+    def _fuzzy_mentions(
+        self,
+        text: str,
+        taken: list[_Mention],
+        dropped: list[tuple[int, int, tuple[tuple[str, float], ...]]],
+        context: set[str],
+    ) -> list[_Mention]:
         covered = [False] * len(text)
         for m in taken:
             if max(w for _, w in m.cands) < W_DISTRICT_FULL:
                 continue  # a bare core may be the start of a misspelt longer name (嘉和街 → 嘉禾街)
             for i in range(m.start, m.end):
                 covered[i] = True
-        # Deepest context first: a typo'd community must lie in the named street, else in the named district.
-        layers = sorted(context, key=len, reverse=True)
-        hits: list[_Mention] = []
+        # Units the text mentions in any way, a road's name included (长洲大道 → 长洲街道).
+        mentioned = {code for m in taken for code, _ in m.cands}
+        # (start, length) → candidate code → weight, and whether a candidate came from a 2-character core.
+        spans: dict[tuple[int, int], dict[str, float]] = {}
+        core2: set[tuple[int, int]] = set()
         starts = self._fuzzy_anchors.window_starts(text)
         for length in self._fuzzy_lengths:
             for start in sorted(starts.get(length, ())):
                 if any(covered[start : start + length]):
                     continue
                 span = text[start : start + length]
-                cands: dict[str, float] = {}
-                needs_context = False
                 for i in range(length):
                     key = span[:i] + "?" + span[i + 1 :]
                     for code, weight in self._fuzzy.get(key, {}).items():
+                        cands = spans.setdefault((start, length), {})
                         cands[code] = max(weight, cands.get(code, 0.0))
-                        needs_context = needs_context or key in self._fuzzy_core2
-                if not cands:
-                    continue
-                codes = list(cands)
-                if layers:
-                    for ctx in layers:
-                        inside = [c for c in codes if ctx in self.chain_of(c)]
-                        if inside:
-                            codes = inside
-                            break
-                    else:
-                        continue  # contradicts what the text names exactly
-                elif needs_context:
-                    continue
-                if len(codes) == 1:
-                    code = codes[0]
-                    hits.append(_Mention(start, start + length, span, ((code, cands[code] * FUZZY_FACTOR),), True))
+                        if key in self._fuzzy_core2:
+                            core2.add((start, length))
+        for start, end, found in dropped:
+            if any(covered[start:end]):
+                continue
+            cands = spans.setdefault((start, end - start), {})
+            for code, weight in found:
+                cands[code] = max(weight, cands.get(code, 0.0))
+        # Deepest context first: a typo'd community must lie in the named street, else in the named district.
+        layers = sorted(context, key=len, reverse=True)
+        hits: list[_Mention] = []
+        for (start, length), cands in spans.items():
+            codes = list(cands)
+            if layers:
+                for ctx in layers:
+                    inside = [c for c in codes if ctx in self.chain_of(c)]
+                    if inside:
+                        codes = inside
+                        break
+                else:
+                    continue  # contradicts what the text names exactly
+            elif (start, length) in core2:
+                codes = [c for c in codes if c in mentioned]
+            # Among several names the typo fits, those the text mentions otherwise come first.
+            codes = [c for c in codes if c in mentioned] or codes
+            if not codes or len(codes) > MAX_TYPO_READINGS:
+                continue
+            streets = {self.chain_of(c)[1] for c in codes}
+            street = streets.pop() if len(streets) == 1 else None
+            if len(codes) > 1 and street is not None:
+                # Communities of one street (望岗社区 for 望南 or 望北): the typo names that street, not an ambiguity.
+                cands[street] = max(cands[c] for c in codes)
+                codes = [street]
+            span = text[start : start + length]
+            hits.append(_Mention(start, start + length, span, tuple((c, cands[c] * FUZZY_FACTOR) for c in codes), True))
         return _longest_first(hits)
+
+    def _elsewhere_first(
+        self, text: str, places: list[tuple[int, int, str, bool]], mentions: list[_Mention]
+    ) -> tuple[list[str], list[_Mention]]:
+        """Names of places in another city that the text gives before any local name (none when it names a local
+        city or district), and the local mentions left once those overlapping such names are dropped."""
+        if any(home for *_, home in places):
+            return [], mentions
+        foreign = [
+            (start, end, name)
+            for start, end, name, _ in places
+            # 中山市场 is a market, not 中山市
+            if not (name.endswith("市") and text[end : end + 1] == "场")
+        ]
+        if not foreign:
+            return [], mentions
+        # A local name right after another city's (贵阳市白云区) is that city's namesake.
+        local = [m for m in mentions if all(m.end <= a or m.start > b for a, b, _ in foreign)]
+        named_district = any(
+            w >= W_DISTRICT_FULL and self.units[c].level == DISTRICT for m in local for c, w in m.cands
+        )
+        first_local = min((m.start for m in local if not m.weak), default=len(text))
+        if named_district or min(a for a, _, _ in foreign) > first_local:
+            return [], local
+        return [name for _, _, name in sorted(foreign)], local
 
     def resolve(self, text: str, *, district_hint: str | None = None) -> Location:
         """Resolve one free-text address to district / street / community."""
         loc = Location(input=text)
         norm = normalise(text)
-        mentions = self._exact_mentions(norm)
+        scan = self._scan(norm)
+        elsewhere, mentions = self._elsewhere_first(norm, scan.places, scan.mentions)
+        if elsewhere:
+            loc.evidence = ["!" + name for name in elsewhere]
+            return loc
         hint_code = self._district_code(district_hint) if district_hint else None
         chains = self._score(mentions, hint_code)
         best = chains[0] if chains else None
@@ -662,7 +818,7 @@ class Gazetteer:
                 context = {c for c in best[1] if c is not None}
             elif hint_code:
                 context = {hint_code}
-            fuzzy = self._fuzzy_mentions(norm, mentions, context)
+            fuzzy = self._fuzzy_mentions(norm, mentions, scan.dropped, context)
             if fuzzy:
                 mentions = _longest_first([*mentions, *fuzzy])
                 chains = self._score(mentions, hint_code)

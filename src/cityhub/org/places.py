@@ -90,23 +90,34 @@ def _build_gazetteer(session: Session) -> Gazetteer | None:
 
 def locate_appeal(session: Session, appeal: Appeal) -> Place | None:
     """Where an appeal is: the street and community of the first of these that names one unambiguously — its
-    coordinates (inside a unit's boundary), its address, its title and content. ``Place()`` when none does; None when
+    coordinates (inside a unit's boundary), its address, its title and content — else as far as the first ambiguous
+    answer's readings agree (its street). ``Place()`` when none says anything; None when
     the database has no divisions to place anything in — so that an order can be placed once they are imported,
     instead of being recorded as not placeable."""
     gaz = unit_gazetteer(session)
     if gaz is None:
         return None
     text = f"{appeal.title or ''}\n{appeal.content or ''}"
+    # An ambiguous answer still places the order as far as its readings agree (a typo'd community that fits two
+    # of the named street's: that street), if no later source names the place outright.
+    partly: tuple[str, Location] | None = None
     for source, loc in _locations(gaz, appeal.lat, appeal.lng, appeal.address, text):
-        if loc.ambiguous or not (loc.street_code or loc.community_code):
+        if not (loc.street_code or loc.community_code):
             continue
-        ids = unit_ids_by_code(session)
-        return Place(
-            street_id=ids.get(loc.street_code) if loc.street_code else None,
-            community_id=ids.get(loc.community_code) if loc.community_code else None,
-            source=source,
-        )
-    return Place()
+        if loc.ambiguous:
+            partly = partly or (source, loc)
+            continue
+        return _place(session, source, loc)
+    return _place(session, *partly) if partly else Place()
+
+
+def _place(session: Session, source: str, loc: Location) -> Place:
+    ids = unit_ids_by_code(session)
+    return Place(
+        street_id=ids.get(loc.street_code) if loc.street_code else None,
+        community_id=ids.get(loc.community_code) if loc.community_code else None,
+        source=source,
+    )
 
 
 def place_of_unit(unit: UnitRef) -> Place | None:

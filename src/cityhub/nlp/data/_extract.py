@@ -4,7 +4,9 @@
 
 Writes ``guangzhou_units.tsv`` (code<TAB>name; the level and parent follow from the code's length: 6 digits
 district, 9 street/town, 12 community/village) and ``guangzhou_districts.geojson`` (district outlines from
-Aliyun DataV, GCJ-02, coordinates rounded to 5 decimals ≈ 1 m). Only public facts (names, codes,
+Aliyun DataV, GCJ-02, coordinates rounded to 5 decimals ≈ 1 m) and ``china_places.tsv`` (code<TAB>name of every
+province, prefecture-level city and county-level area of the country, NBS codes: 2, 4 and 6 digits — what the
+address resolver needs to tell an address in another city from one in its own). Only public facts (names, codes,
 outlines) are kept.
 """
 
@@ -35,6 +37,14 @@ def main(source: Path) -> None:
             assert len(r["code"]) == expected_len[r["level"]], r
             assert r["level"] == "district" or r["code"].startswith(r["parent_code"]), r
             out.write(f"{r['code']}\t{r['name']}\n")
+    modood = source / "raw" / "modood"
+    placeholders = {"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"}
+    with (HERE / "china_places.tsv").open("w", encoding="utf-8", newline="\n") as out:
+        out.write("code\tname\n")
+        for table in ("provinces", "cities", "areas"):
+            for r in csv.DictReader((modood / f"{table}.csv").open(encoding="utf-8")):
+                if r["name"] not in placeholders:
+                    out.write(f"{r['code']}\t{r['name']}\n")
     geo = json.loads((source / "geo" / "guangzhou_districts_datav.geojson").read_text(encoding="utf-8"))
     features = [
         {
