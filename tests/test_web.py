@@ -428,6 +428,20 @@ def test_a_street_user_cannot_open_another_streets_order(org) -> None:
     assert acted.status_code == 404 and _state(other.id) == State.RECEIVED
 
 
+def test_malformed_page_addresses_and_dates_get_the_error_page_not_json(org) -> None:
+    html = {"accept": "text/html"}
+    disp = login("disp")
+    for url in ("/orders/abc", "/orders/99999999999999999999", "/no-such-page", "/queue?page=99999999999999999999"):
+        page = disp.get(url, headers=html)
+        assert page.status_code == 404 and "页面不存在" in page.text and "<html" in page.text, url
+    for query in ("created_from=0001-01-01", "created_to=9999-12-31"):
+        page = disp.get(f"/orders?{query}", headers=html)
+        assert page.status_code == 200 and "请输入有效日期" in page.text, query
+    # Machines keep the JSON error body.
+    api = disp.get("/api/v1/orders/abc", headers={"accept": "application/json"})
+    assert api.status_code == 422 and api.json()["code"] == "validation_failed"
+
+
 def test_citizen_data_is_masked_for_leaders_like_in_the_api(org) -> None:
     order = _order(citizen_name="张三丰", citizen_phone="13800138000")
     assert "13800138000" in login("disp").get(f"/orders/{order.id}").text

@@ -159,22 +159,45 @@ def _error(status: int, code: str, message: str, details: dict[str, Any] | None 
     return JSONResponse(status_code=status, content={"code": code, "message": message, "details": details or {}})
 
 
+def _browser_page(request: Request) -> bool:
+    """A browser asking for one of the web UI's pages (not the API, Open311, health or docs)."""
+    from cityhub.api.gate import wants_page
+
+    return wants_page(request.scope) and not request.url.path.startswith(_MACHINE_PATHS)
+
+
+_MACHINE_PATHS = ("/api/", "/open311/", "/healthz", "/docs", "/openapi.json", "/static/")
+
+
+def _error_page(request: Request, status: int, message_key: str) -> Response:
+    """The web UI's error page (Chinese first, with the user's menu when the route had signed them in)."""
+    from cityhub.web.support import error_page
+
+    return error_page(request, status, message_key, getattr(request.state, "principal", None))
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CityhubError)
     async def _domain_error(_request: Request, exc: CityhubError) -> JSONResponse:
         return _error(exc.http_status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "(body)", "message": e["msg"]}
             for e in exc.errors()
         ]
+        if _browser_page(request):
+            # A page address with a malformed part (/orders/abc) is no page; a malformed query is a bad link.
+            in_path = any(e["loc"][:1] == ("path",) for e in exc.errors())
+            return _error_page(request, 404 if in_path else 400, "err.page_not_found" if in_path else "err.bad_link")
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return _error(422, "validation_failed", f"invalid request: {summary}", {"errors": errors})
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (404, 405) and _browser_page(request):
+            return _error_page(request, 404, "err.page_not_found")
         return _error(exc.status_code, "http_error", str(exc.detail))
 
     @app.exception_handler(StaleDataError)
@@ -190,21 +213,28 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal_error", "database error")
 
     @app.exception_handler(DataError)
-    async def _unstorable(_request: Request, exc: DataError) -> JSONResponse:
+    async def _unstorable(request: Request, exc: DataError) -> Response:
         # SQLSTATE class 22: a value the database cannot hold or compare (an id beyond INTEGER, NUL in text).
         # The request carried it, so it is the client's error; ids and texts are not bounded one route at a time.
+        if _browser_page(request):
+            return _error_page(request, 404, "err.page_not_found")
         reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
         return _error(422, "validation_failed", f"invalid value: {reason}", {"errors": []})
 
     @app.exception_handler(OverflowError)
-    async def _overflow(_request: Request, exc: OverflowError) -> JSONResponse:
+    async def _overflow(request: Request, exc: OverflowError) -> Response:
         if "SQLite INTEGER" in str(exc):  # SQLite's form of the out-of-range id above
+            if _browser_page(request):
+                return _error_page(request, 404, "err.page_not_found")
             return _error(422, "validation_failed", "invalid value: integer out of range", {"errors": []})
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return _error(500, "internal_error", "internal error; the incident has been logged")
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        if _browser_page(request):
+            return _error_page(request, 500, "err.internal")
         return _error(500, "internal_error", "internal error; the incident has been logged")
 
 

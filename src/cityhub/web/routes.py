@@ -455,7 +455,13 @@ def intake_submit(request: Request, db: DbSession, form: FormBody) -> Response:
 
 
 def _parse_day(text: str) -> date | None:
-    return date.fromisoformat(text) if text else None
+    """A calendar day as typed (2026-11-22); ValueError for anything else, including years no order can have."""
+    if not text:
+        return None
+    day = date.fromisoformat(text)
+    if not 1900 <= day.year <= 2999:
+        raise ValueError(f"year out of range: {text}")
+    return day
 
 
 def _local_midnight(day: date) -> datetime:
