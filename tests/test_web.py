@@ -24,10 +24,11 @@ from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate
 from cityhub.main import create_app
+from cityhub.org.models import User
 from cityhub.web import i18n, vendor
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import State
-from cityhub.workorders.models import Order, OrderEvent
+from cityhub.workorders.models import Channel, Order, OrderEvent
 from web_helpers import PASSWORD, TOPICS, build_world, hidden, intake_form, train_classifier, world_env
 
 
@@ -130,7 +131,21 @@ def test_anonymous_users_see_the_status_page_and_are_sent_to_login(org) -> None:
     for path in ("/orders", "/intake", "/queue", "/dashboard", f"/orders/{_order().id}"):
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].startswith("/login?next=%2F"), path
-    assert client.post("/intake/assist", headers={"HX-Request": "true"}, data={}).headers["HX-Redirect"]
+    # The assistance fragment does not navigate away from the appeal being typed: it says so in place, with a
+    # sign-in link (new tab) back to the page the operator is on.
+    fragment = client.post(
+        "/intake/assist",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/intake?x=1"},
+        data={},
+        follow_redirects=False,
+    )
+    assert fragment.status_code == 200 and "HX-Redirect" not in fragment.headers
+    assert 'data-testid="session-expired"' in fragment.text and 'href="/login?next=%2Fintake%3Fx%3D1"' in fragment.text
+    # A form posted without a session returns, after login, to the page it was posted from (not a POST-only path).
+    posted = client.post(
+        "/orders/1/act/accept", headers={"Referer": "http://testserver/orders/1"}, data={}, follow_redirects=False
+    )
+    assert posted.status_code == 303 and posted.headers["location"] == "/login?next=%2Forders%2F1"
 
 
 def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org) -> None:
@@ -289,6 +304,29 @@ def test_register_an_appeal_and_land_on_its_detail_with_suggestions(org) -> None
     assert f"已受理：工单 {number}" not in client.get(f"/orders/{order_id}").text  # the flash shows once
 
 
+def test_a_citizen_files_an_appeal_on_the_web_and_follows_it_as_their_own(org) -> None:
+    client = login("cit")
+    home = client.get("/orders")
+    assert 'href="/intake"' in home.text and "我要反映" in home.text
+    form = client.get("/intake")
+    assert form.status_code == 200 and "我要反映" in form.text and 'name="channel"' not in form.text
+    response = client.post(
+        "/intake",
+        data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
+        follow_redirects=False,
+    )
+    assert response.status_code == 303 and response.headers["location"].startswith("/orders/")
+    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        me = s.scalar(select(User.id).where(User.username == "cit"))
+        assert order is not None and (order.channel, order.citizen_user_id) == (Channel.WEB, me)
+        number = order.number
+    detail = client.get(f"/orders/{order_id}")
+    assert detail.status_code == 200 and f"已受理：工单 {number}" in detail.text
+    assert number in client.get("/orders").text  # their own list shows it
+
+
 def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:
     from cityhub.config import get_settings
     from cityhub.dispatch import background
@@ -444,7 +482,9 @@ def test_malformed_page_addresses_and_dates_get_the_error_page_not_json(org) -> 
 
 def test_citizen_data_is_masked_for_leaders_like_in_the_api(org) -> None:
     order = _order(citizen_name="张三丰", citizen_phone="13800138000")
-    assert "13800138000" in login("disp").get(f"/orders/{order.id}").text
+    page = login("disp").get(f"/orders/{order.id}")
+    assert "13800138000" in page.text
+    assert page.headers["cache-control"] == "no-store"  # not shown again by Back after logout
     leader_page = login("lead").get(f"/orders/{order.id}").text
     assert "138****8000" in leader_page and "13800138000" not in leader_page and "张**" in leader_page
     assert "13800138000" not in login("lead").get("/orders").text

@@ -46,6 +46,7 @@ ACCOUNTS = {
     "hand_b": (Role.HANDLER, "W-JX", "赵承办"),
     "sup": (Role.SUPERVISOR, None, "陈督办"),
     "lead": (Role.LEADER, None, "刘领导"),
+    "cit": (Role.CITIZEN, None, "张市民"),
 }
 
 
@@ -110,7 +111,7 @@ def build_world(s: Session) -> World:
     s.add_all(cats.values())
     s.flush()
     for username, (role, street, name) in ACCOUNTS.items():
-        unit_id = streets[street].id if street else district.id
+        unit_id = streets[street].id if street else None if role == Role.CITIZEN else district.id
         auth.create_account(
             s, data=UserCreate(username=username, full_name=name, role=role, unit_id=unit_id), password=PASSWORD
         )

@@ -54,6 +54,18 @@ def _auto_dispatch(session: Session, order: Order) -> None:
         log.warning("auto-dispatch of order %s failed: %s", order.number, exc.message)
 
 
+def filed_by_citizen(data: OrderCreate, user_id: int) -> OrderCreate:
+    """A citizen's own appeal (API or web form): theirs to follow and rate, received now, and their external ids in
+    their own namespace, so that a guessed id can never return someone else's order."""
+    return data.model_copy(
+        update={
+            "citizen_user_id": user_id,
+            "created_at": None,
+            "external_id": f"u{user_id}:{data.external_id}"[:128] if data.external_id else None,
+        }
+    )
+
+
 def submit(
     session: Session,
     *,

@@ -371,6 +371,7 @@ def _intake_page(
         principal=principal,
         status_code=status_code,
         values=values or {"channel": Channel.HOTLINE.value, "appeal_type": AppealType.CONSULTATION.value},
+        citizen=principal.role == Role.CITIZEN,
         errors=errors or {},
         error=error,
         assistance=assistance,
@@ -405,7 +406,7 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
 @router.post("/intake", response_class=HTMLResponse)
 def intake_submit(request: Request, db: DbSession, form: FormBody) -> Response:
     """Register the appeal (or, with a knowledge entry chosen, answer it instantly and close it)."""
-    from cityhub.intake.service import parse, submit
+    from cityhub.intake.service import filed_by_citizen, parse, submit
     from cityhub.knowledge import service as kb
 
     principal = support.require_user(request, db, permissions.ORDER_CREATE)
@@ -415,8 +416,12 @@ def intake_submit(request: Request, db: DbSession, form: FormBody) -> Response:
     if form.get("preview"):
         return _intake_page(request, db, principal, values=values, assistance=_assistance(db, principal, form))
     entry_id = _int(form.get("instant_entry_id"))
+    citizen = principal.role == Role.CITIZEN
     try:
         data = parse(_intake_payload(form))
+        if citizen:
+            # Their own appeal, through the web form: theirs to follow and rate.
+            data = filed_by_citizen(data.model_copy(update={"channel": Channel.WEB}), principal.user_id)
         if entry_id is not None:
             if not permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)):
                 raise PermissionDenied("role may not answer instantly")

@@ -106,8 +106,8 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         return []
     role = principal.role
     items = []
-    if permissions.allows(role, permissions.ORDER_CREATE) and role != Role.CITIZEN:
-        items.append(NavItem("nav.intake", "/intake"))
+    if permissions.allows(role, permissions.ORDER_CREATE):
+        items.append(NavItem("nav.appeal" if role == Role.CITIZEN else "nav.intake", "/intake"))
     if permissions.allows(role, permissions.act(Action.DISPATCH)):
         items.append(NavItem("nav.queue", "/queue"))
     if permissions.allows(role, permissions.ORDER_READ):
@@ -152,6 +152,10 @@ def render(
         **context,
     )
     response = HTMLResponse(html, status_code=status_code)
+    if principal is not None:
+        # A signed-in page shows citizens' data: never from the browser's cache (Back after logout on a shared
+        # call-centre terminal) nor from a proxy's.
+        response.headers["Cache-Control"] = "no-store"
     if flash is not None:
         response.delete_cookie(FLASH_COOKIE, path="/")
     return response
@@ -212,12 +216,33 @@ def safe_next(target: str | None, default: str = "/") -> str:
 
 
 def login_redirect(request: Request) -> Response:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    location = f"/login?next={quote(target, safe='')}"
+    """Where a request without a valid session goes: the login page, back to the page afterwards.
+
+    An htmx fragment (the intake form's assistance, refreshed while the operator types) does not navigate: that
+    would throw away the appeal being typed. It answers a notice in place of the fragment, with a link that signs
+    in in another tab; the form keeps its text and the next refresh works again. A form posted after the session
+    ended returns, after login, to the page it was posted from, not to the POST-only address it was posted to.
+    """
     if request.headers.get("hx-request"):
-        # An htmx fragment request cannot follow a redirect to a whole page; htmx navigates on this header.
-        return Response(status_code=204, headers={"HX-Redirect": location})
-    return RedirectResponse(location, status_code=303)
+        page = _local_path(request.headers.get("hx-current-url")) or "/"
+        login = f"/login?next={quote(page, safe='')}"
+        return HTMLResponse(
+            _env.get_template("_session_expired.html").render(t=translator(request), login=login), status_code=200
+        )
+    if request.method in ("GET", "HEAD"):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    else:
+        target = _local_path(request.headers.get("referer")) or "/"
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+def _local_path(url: str | None) -> str | None:
+    """The path and query of a same-site URL (the Referer or htmx's current page), else None."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    local = parts.path + (f"?{parts.query}" if parts.query else "")
+    return safe_next(local, "") or None
 
 
 # ------------------------------------------------------------------------------------------------- forms

@@ -17,7 +17,7 @@ from cityhub.auth.principal import Principal
 from cityhub.auth.scope import order_in_scope, scope_of, sees_personal_data, sees_personal_data_of
 from cityhub.errors import Conflict, NotFound, PermissionDenied
 from cityhub.intake.dedupe import DedupeRead
-from cityhub.intake.service import submit
+from cityhub.intake.service import filed_by_citizen, submit
 from cityhub.masking import mask_name, mask_phone
 from cityhub.org.models import Role
 from cityhub.org.places import PlaceSource
@@ -73,15 +73,7 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Respon
     (``GET`` it again).
     """
     if principal.role == Role.CITIZEN:
-        # A citizen files for themself; their external ids live in their own namespace so that a guessed id
-        # can never return someone else's order.
-        data = data.model_copy(
-            update={
-                "citizen_user_id": principal.user_id,
-                "created_at": None,
-                "external_id": f"u{principal.user_id}:{data.external_id}"[:128] if data.external_id else None,
-            }
-        )
+        data = filed_by_citizen(data, principal.user_id)
     # The answer is the order alone: similar past cases are not searched for here (GET /orders/{id}/similar), and
     # with the background dispatcher on, duplicates are looked for by it.
     result = submit(db, data=data, actor=principal.actor, similar=False, defer_duplicates=True)
