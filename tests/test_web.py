@@ -376,6 +376,12 @@ def test_intake_errors_show_per_field_and_keep_everything_typed(org) -> None:
     assert '<option value="complaint" selected>' in response.text
     too_long = client.post("/intake", data={**typed, "citizen_phone": "", "content": "路灯", "title": "长" * 301})
     assert too_long.status_code == 422 and "最多 300 个字" in too_long.text and "路灯</textarea>" in too_long.text
+    for phone in ("1", "138001380001380013800"):
+        bad_phone = client.post("/intake", data={**typed, "citizen_phone": phone, "content": "路灯不亮"})
+        assert bad_phone.status_code == 422 and "电话号码应为 5 到 16 位数字" in bad_phone.text, phone
+    # A category gone while the form was open (deactivated, deleted): a field error, the appeal kept.
+    gone = client.post("/intake", data={**typed, "citizen_phone": "", "content": "路灯不亮", "category_id": "999999"})
+    assert gone.status_code == 422 and "分类不存在" in gone.text and "路灯不亮</textarea>" in gone.text
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 0
 

@@ -81,12 +81,17 @@ def _refusal(
     return error, message, fields
 
 
+_PHONE_LENGTH = re.compile(r"phone must have (\d+) to (\d+) digits")
+
+
 def _field_message(t: Translator, message: str) -> str:
     """A validation message of the service layer in the user's language."""
     if "needs a title or content" in message:
         return t("err.need_text")
     if "phone must contain digits" in message:
         return t("err.phone")
+    if m := _PHONE_LENGTH.search(message):
+        return t("err.phone_length", low=m.group(1), high=m.group(2))
     if m := _TOO_LONG.search(message):
         return t("err.too_long", n=m.group(1))
     if "valid integer" in message or "valid number" in message:
@@ -331,8 +336,9 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     if len(title) + len(content) < 2:
         return Assistance([], [], [], None, ready=False)
     payload = _intake_payload(form)
-    if _int(form.get("category_id")) is None:
-        payload.pop("category_id", None)
+    chosen = _int(form.get("category_id"))
+    if chosen is None or db.get(Category, chosen) is None:
+        payload.pop("category_id", None)  # half-typed or gone (deactivated while the form was open): the text alone
     try:
         data = parse(payload)
     except ValidationFailed:

@@ -366,7 +366,8 @@ class Taxonomy:
         chain: list[int] = []
         current = self.by_id.get(category_id)
         if current is None:
-            raise NotFound(f"category {category_id} not found")
+            # An id a request carried (an appeal's category, a deactivated one in a form left open): its error.
+            raise ValidationFailed(f"unknown category_id {category_id}", details={"field": "category_id"})
         while current is not None:
             if current.id in chain:
                 raise ValidationFailed(f"category {category_id} has a cyclic parent chain")

@@ -12,6 +12,10 @@ from cityhub.org.places import PlaceSource
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency
 
+# Digits of a citizen's phone number: 12345 and 95598 are the shortest worth calling back; +86, area code, number and
+# extension the longest.
+PHONE_DIGITS = (5, 16)
+
 
 class OrderBase(BaseModel):
     channel: Channel
@@ -50,8 +54,11 @@ class OrderCreate(OrderBase):
         if value is None:
             return None
         cleaned = value.replace(" ", "").replace("-", "")
-        if cleaned and not cleaned.lstrip("+").isdigit():
+        digits = cleaned.lstrip("+")
+        if cleaned and not digits.isdigit():
             raise ValueError("phone must contain digits only (spaces and dashes allowed)")
+        if cleaned and not PHONE_DIGITS[0] <= len(digits) <= PHONE_DIGITS[1]:
+            raise ValueError(f"phone must have {PHONE_DIGITS[0]} to {PHONE_DIGITS[1]} digits")
         return cleaned or None
 
     @field_validator("created_at")
