@@ -583,6 +583,14 @@ def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
 
     bad_days = _act(hand, order.id, "request_extension", days="两天", reason="需要协调")
     assert bad_days.status_code == 422 and "请输入数字" in bad_days.text and "需要协调" in bad_days.text
+    # Too many days is the typed value's fault, said at the field, not "not allowed in this state".
+    too_long = _act(hand, order.id, "request_extension", days="999", reason="需要协调")
+    assert too_long.status_code == 409 and 'data-testid="field-error-days"' in too_long.text
+    assert "最多申请延期 30 个工作日" in too_long.text and "下不能执行" not in too_long.text
+    # The supervisor sees how many working days were asked for, in the time-limit line and the audit trail.
+    assert _act(hand, order.id, "request_extension", days="5", reason="需要协调").status_code == 303
+    sup_page = login("sup").get(f"/orders/{order.id}").text
+    assert "延期申请待审批（申请 5 个工作日）" in sup_page and "5 个工作日；需要协调" in sup_page
 
     stale = hand.post(
         f"/orders/{order.id}/act/reply",

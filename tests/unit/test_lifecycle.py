@@ -25,6 +25,7 @@ from cityhub.workorders.lifecycle import (
     Outcome,
     SlaEffect,
     State,
+    actions_for_unit,
     allowed_actions,
     apply,
     evolve,
@@ -360,10 +361,30 @@ def test_extension_days_must_be_a_positive_number(days: Any) -> None:
     _assert_rejected(_held(S.ACCEPTED), A.REQUEST_EXTENSION, params, reason)
 
 
-@pytest.mark.parametrize("days", [1, 10, 0.5])
+@pytest.mark.parametrize("days", [30.5, 31, 999])
+def test_one_extension_request_asks_for_at_most_thirty_working_days(days: float) -> None:
+    _assert_rejected(_held(S.ACCEPTED), A.REQUEST_EXTENSION, {"days": days, "reason": "r"}, "at most 30")
+
+
+@pytest.mark.parametrize("days", [1, 10, 0.5, 30])
 def test_extension_days_positive_is_accepted(days: float) -> None:
     outcome = apply(_held(S.ACCEPTED), A.REQUEST_EXTENSION, {"days": days, "reason": "r"})
     assert outcome.payload["days"] == days
+
+
+def test_a_units_co_handling_steps_are_listed_only_where_they_apply() -> None:
+    steps = {A.ASSIST_ACCEPT, A.ASSIST_REPLY, A.ASSIST_RETURN}
+    view = _held(assists={ASSISTANT: AssistStatus.DISPATCHED, 3: AssistStatus.ACCEPTED, 4: AssistStatus.REPLIED})
+    assert steps <= set(allowed_actions(view))  # the state alone allows them
+    listed = {u: set(actions_for_unit(view, u)) & steps for u in (ASSISTANT, 3, 4, None, 77)}
+    assert listed == {
+        ASSISTANT: steps,
+        3: {A.ASSIST_REPLY, A.ASSIST_RETURN},
+        4: set(),  # done
+        None: set(),
+        77: set(),  # the lead unit, or anyone not assisting
+    }
+    assert set(actions_for_unit(view, 77)) == set(allowed_actions(view)) - steps
 
 
 @pytest.mark.parametrize("status", [AssistStatus.DISPATCHED, AssistStatus.ACCEPTED])

@@ -38,7 +38,7 @@ from cityhub.web import support, vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
 from cityhub.web.support import Form, LoginRequired, PageError, form_body, render
 from cityhub.workorders import service as orders
-from cityhub.workorders.lifecycle import OPEN_STATES, Action, State, allowed_actions
+from cityhub.workorders.lifecycle import MAX_EXTENSION_DAYS, OPEN_STATES, Action, State, actions_for_unit
 from cityhub.workorders.models import AppealType, Category, Channel, Order, SlaStatus, Urgency
 from cityhub.workorders.schemas import OrderFilter, OrderRead
 from cityhub.workorders.views import _order as scoped_order
@@ -59,6 +59,15 @@ INTAKE_FIELDS = (
     "urgency",
 )
 _REQUIRED = re.compile(r"'(\w+)' is required")
+# Refusals of the life cycle that are about what was typed, not the order's state: reason → the form's field.
+_INPUT_REASONS = {
+    "days must be a positive number": "days",
+    f"days must be at most {MAX_EXTENSION_DAYS}": "days",
+    "an order cannot be merged into itself": "master_id",
+    "satisfied must be true or false": "satisfied",
+    "closing without a callback needs a reason": "reason",
+    "closing without a callback needs resolved=true|false": "resolved",
+}
 _TOO_LONG = re.compile(r"at most (\d+) character")
 
 
@@ -112,6 +121,10 @@ def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
         if m := _REQUIRED.fullmatch(exc.reason or ""):
             name = m.group(1)
             fields[name] = t("err.required", field=t(f"field.{name}"))
+            return t("err.validation"), fields
+        if field_name := _INPUT_REASONS.get(exc.reason or ""):
+            # What was typed is wrong, not the order's state: say it at the field.
+            fields[field_name] = t(f"reason.{exc.reason}", exc.reason)
             return t("err.validation"), fields
         text = t("err.invalid_transition", state=t.label("state", exc.state), action=t.label("action", exc.action))
         if exc.reason:
@@ -581,7 +594,7 @@ def _my_actions(order: Order, principal: Principal) -> list[Action]:
     """What GET /orders/{id}/actions lists: allowed in this state and held by the user's role."""
     return [
         a
-        for a in allowed_actions(orders.view_of(order))
+        for a in actions_for_unit(orders.view_of(order), principal.unit_id)
         if permissions.allows(principal.role, permissions.act(a)) and a in ACTION_FIELDS
     ]
 
@@ -612,6 +625,8 @@ def _event_rows(db: Session, order: Order) -> list[dict[str, Any]]:
                 "text": payload.get("text") or payload.get("answer"),
                 "kb_entry_id": payload.get("kb_entry_id"),
                 "auto": bool(payload.get("auto")),
+                # An extension's working days, asked for or granted: what the approver decides on.
+                "days": payload.get("days"),
             }
         )
     return rows

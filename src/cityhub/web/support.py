@@ -80,6 +80,7 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.filters["localtime"] = _localtime
+_env.filters["number"] = lambda value: f"{value:g}" if isinstance(value, int | float) else value  # 5.0 → 5
 
 
 def language(request: Request) -> str:

@@ -150,10 +150,16 @@ def _pending_extension(view: OrderView, _params: Params) -> str | None:
     return None if view.extension_pending else "no extension request is pending"
 
 
+# The most working days one extension request may ask for; a longer delay takes another request, approved again.
+MAX_EXTENSION_DAYS = 30
+
+
 def _positive_days(_view: OrderView, params: Params) -> str | None:
     days = params.get("days")
     if not isinstance(days, int | float) or isinstance(days, bool) or days <= 0:
         return "days must be a positive number"
+    if days > MAX_EXTENSION_DAYS:
+        return f"days must be at most {MAX_EXTENSION_DAYS}"
     return None
 
 
@@ -285,6 +291,19 @@ _ASSIGN_NEEDS_UNIT = _s(State.RECEIVED, State.RETURNED)
 def allowed_actions(view: OrderView) -> list[Action]:
     """Actions whose state precondition holds (guards on parameters are not evaluated)."""
     return [action for action, rule in TRANSITIONS.items() if view.state in rule.sources]
+
+
+_ASSIST_STEPS = frozenset({Action.ASSIST_ACCEPT, Action.ASSIST_REPLY, Action.ASSIST_RETURN})
+
+
+def actions_for_unit(view: OrderView, unit_id: int | None) -> list[Action]:
+    """:func:`allowed_actions` as one unit's staff may take them: the co-handling steps (协办签收, 答复, 退回) only
+    where that unit assists and its co-handling is at a step they apply to."""
+    return [
+        a
+        for a in allowed_actions(view)
+        if a not in _ASSIST_STEPS or all(guard(view, {"unit_id": unit_id}) is None for guard in TRANSITIONS[a].guards)
+    ]
 
 
 def _missing(value: Any) -> bool:

@@ -22,7 +22,7 @@ from cityhub.masking import mask_name, mask_phone
 from cityhub.org.models import Role
 from cityhub.org.places import PlaceSource
 from cityhub.workorders import service
-from cityhub.workorders.lifecycle import Action, State, allowed_actions
+from cityhub.workorders.lifecycle import Action, State, actions_for_unit
 from cityhub.workorders.models import AppealType, Channel, Order, SlaStatus, Urgency
 from cityhub.workorders.schemas import (
     ActionRequest,
@@ -150,11 +150,12 @@ def order_events(order_id: int, db: DbSession, principal: Reader) -> list[EventR
 
 @router.get("/{order_id}/actions", response_model=list[str])
 def order_actions(order_id: int, db: DbSession, principal: Reader) -> list[str]:
-    """Actions the life cycle allows in the order's current state and the caller's role may take."""
+    """Actions the life cycle allows in the order's current state and the caller's role may take (the co-handling
+    steps only for a unit that assists at a step they apply to)."""
     order = _order(db, order_id, principal)
     return [
         a.value
-        for a in allowed_actions(service.view_of(order))
+        for a in actions_for_unit(service.view_of(order), principal.unit_id)
         if permissions.allows(principal.role, permissions.act(a))
     ]
 
