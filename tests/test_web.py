@@ -10,6 +10,7 @@ classifier is a real (tiny) model trained on synthetic messages, written as an a
 from __future__ import annotations
 
 import re
+from html import unescape as html_unescape
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from cityhub.org.models import User
 from cityhub.web import i18n, vendor
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import State
-from cityhub.workorders.models import Channel, Order, OrderEvent
+from cityhub.workorders.models import Channel, Order, OrderEvent, SlaStatus
 from web_helpers import PASSWORD, TOPICS, build_world, hidden, intake_form, train_classifier, world_env
 
 
@@ -679,6 +680,20 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     assert login("hand_a").get("/dashboard").status_code == 403
     bad = login("lead").get("/dashboard?period=never")
     assert bad.status_code == 200 and "请输入有效日期" in bad.text
+
+
+def test_the_overdue_tile_links_to_the_open_overdue_orders_it_counts(org) -> None:
+    late, done = _order(title="超期未办"), _order(title="超期已办结")
+    with session_scope() as s:
+        for o in (late, done):
+            s.get(Order, o.id).sla_status = SlaStatus.OVERDUE  # type: ignore[union-attr]
+        s.get(Order, done.id).state = State.CLOSED_RESOLVED  # type: ignore[union-attr]
+    lead = login("lead")
+    page = lead.get("/dashboard").text
+    assert re.search(r'data-testid="tile-overdue"><a href="[^"]+">1<', page)
+    link = html_unescape(re.search(r'data-testid="tile-overdue"><a href="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    listed = lead.get(link).text
+    assert late.number in listed and done.number not in listed
 
 
 # ------------------------------------------------------------------------------------ i18n and vendor files

@@ -940,6 +940,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
         total=sum(n for _, n in by_state),
         open_count=open_count,
         overdue=overdue,
+        # The tile counts open orders past their limit: its link lists those, not every order once marked overdue.
+        overdue_link="/orders?overdue=1&" + "&".join(f"state={s.value}" for s in sorted(OPEN_STATES)),
         received_today=received_today,
         ranking=ranking.ranked[:10],
         hot=hot,
