@@ -565,6 +565,16 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     assert _act(disp, _order().id, "merge", master_id="BY00000000-999999").status_code == 422
 
 
+def test_the_unit_picker_groups_units_by_tier_and_leaves_out_the_district(org) -> None:
+    order = _order()
+    page = login("disp").get(f"/orders/{order.id}").text
+    picker = re.search(r'<select id="dispatch-unit_id".*?</select>', page, re.S).group(0)  # type: ignore[union-attr]
+    assert '<optgroup label="镇街">' in picker and "景泰街道" in picker and "京溪街道" in picker
+    assert "白云区" not in picker  # nobody accepts an order there
+    listing = login("disp").get("/orders").text  # the list's filter still offers the district's own orders
+    assert re.search(r'<optgroup label="区">.*?白云区', listing, re.S)
+
+
 def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
     order = _order()
     disp, hand, op = login("disp"), login("hand_a"), login("op")

@@ -146,8 +146,24 @@ def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
     return t("err.generic", message=exc.message), fields
 
 
-def _units(db: Session) -> list[Unit]:
-    return list(db.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.tier, Unit.code)))
+# How unit pickers list the units: those that handle most orders first (大事不出区: the district's departments, then
+# the streets and towns, then their communities), the district and city last.
+_TIER_ORDER = (
+    UnitTier.DEPARTMENT,
+    UnitTier.STREET,
+    UnitTier.COMMUNITY,
+    UnitTier.SUBCENTRE,
+    UnitTier.DISTRICT,
+    UnitTier.CITY,
+)
+
+
+def _units(db: Session, *, handlers: bool = False) -> list[tuple[UnitTier, list[Unit]]]:
+    """Active units grouped by tier in ``_TIER_ORDER``, by code within a tier. ``handlers``: only the units an order
+    can be given to (dispatch, transfer, co-handling) — not the district or city itself, where nobody accepts it."""
+    units = db.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.code)).all()
+    tiers = _TIER_ORDER[:4] if handlers else _TIER_ORDER
+    return [(tier, group) for tier in tiers if (group := [u for u in units if u.tier == tier])]
 
 
 def _place_units(db: Session) -> list[tuple[UnitRef, list[UnitRef]]]:
@@ -690,7 +706,7 @@ def _detail_page(
         sla=_sla_view(t, order),
         events=_event_rows(db, order),
         actions=[(a, ACTION_FIELDS[a]) for a in actions],
-        units=_units(db) if needs_units else [],
+        units=_units(db, handlers=True) if needs_units else [],
         similar=similar,
         decision=decision,
         place_units=_place_units(db) if may_place else [],
