@@ -166,6 +166,11 @@ def _units(db: Session, *, handlers: bool = False) -> list[tuple[UnitTier, list[
     return [(tier, group) for tier in tiers if (group := [u for u in units if u.tier == tier])]
 
 
+def _directory(db: Session) -> dict[int, str]:
+    """Every unit's name by id, for the machine-written explanations (``machine_text.explain``)."""
+    return {unit_id: unit.name for unit_id, unit in unit_directory(db).items()}
+
+
 def _place_units(db: Session) -> list[tuple[UnitRef, list[UnitRef]]]:
     """Active streets, each with its active communities, by code: where an order can be placed (from the process's
     directory of units, not read for each page)."""
@@ -702,6 +707,7 @@ def _detail_page(
         order=order,
         read=read,
         unit_names=_names(db, Unit, ids),
+        directory=_directory(db),
         category_name=_names(db, Category, {order.category_id}).get(order.category_id or 0),
         sla=_sla_view(t, order),
         events=_event_rows(db, order),
@@ -894,6 +900,7 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         has_more=has_more,
         category_names=_names(db, Category, {d.category_id for _, d in rows}),
         unit_names=_names(db, Unit, {i for _, d in rows for i in (d.place.street_id, d.place.community_id)}),
+        directory=_directory(db),
     )
 
 

@@ -33,7 +33,7 @@ from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
 from cityhub.config import get_settings
 from cityhub.org.models import Role
-from cityhub.web import vendor
+from cityhub.web import machine_text, vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate
 from cityhub.workorders.lifecycle import Action
 
@@ -80,6 +80,7 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.filters["localtime"] = _localtime
+_env.globals["explain"] = machine_text.explain
 _env.filters["number"] = lambda value: f"{value:g}" if isinstance(value, int | float) else value  # 5.0 → 5
 
 

@@ -1,0 +1,142 @@
+"""The product's own machine-written explanations, in the user's language.
+
+The dispatcher's decisions and suggestions (``dispatch.rules``), automatic merges, place corrections and the
+placing job write their reasons in English, for the API, logs and the audit trail, in a fixed form. A page shows
+them through :func:`explain`: each ``;``-separated part that matches one of the forms below becomes its catalogue
+message (``why.*``), with unit ids as unit names; anything else is shown as written (a person's own reason).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+from cityhub.web.i18n import Translator
+
+Names = Mapping[int, str]
+_Params = Callable[[re.Match[str], Names, Translator], dict[str, str]]
+
+
+def _unit(names: Names, raw: str) -> str:
+    return names.get(int(raw), f"#{raw}") if raw.isdigit() else raw
+
+
+def _target(names: Names, t: Translator, raw: str) -> str:
+    if raw == "the order's own street":
+        return t("why.own_street")
+    if raw == "the order's own community":
+        return t("why.own_community")
+    return _unit(names, raw.removeprefix("unit "))
+
+
+_TIERS = {
+    "community": "tier.community",
+    "street": "tier.street",
+    "department": "tier.department",
+    "district": "tier.district",
+}
+
+_PREFIXES = {
+    "no classifier configured": "why.no_model",
+    "category unknown to the taxonomy": "why.unknown_category",
+}
+
+_FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
+    (
+        re.compile(r"rule #(\d+) '(.*)' → (.+) \[(\w+) \((.+)\), priority (-?\d+)\]"),
+        "why.rule",
+        lambda m, n, t: {
+            "id": m[1],
+            "name": m[2],
+            "target": _target(n, t, m[3]),
+            "tier": t(_TIERS.get(m[4], m[4]), m[4]),
+            "motto": m[5],
+            "priority": m[6],
+        },
+    ),
+    (re.compile(r"also rule #(\d+) '(.*)'"), "why.also_rule", lambda m, n, t: {"id": m[1], "name": m[2]}),
+    (re.compile(r"keywords (.+)"), "why.keywords", lambda m, n, t: {"words": m[1]}),
+    (re.compile(r"place within unit (\d+)"), "why.place", lambda m, n, t: {"unit": _unit(n, m[1])}),
+    (
+        re.compile(r"if the category is (.+?)(?: \(p=([\d.]+)\))?"),
+        "why.if_category",
+        lambda m, n, t: {"category": m[1], "p": m[2] or "—"},
+    ),
+    (re.compile(r"no routing rule matches: choose the unit by hand"), "why.no_rule", lambda m, n, t: {}),
+    (
+        re.compile(r"returned order: a dispatcher re-dispatches it \(suggested: rule #(\d+)\)"),
+        "why.returned",
+        lambda m, n, t: {"id": m[1]},
+    ),
+    (
+        re.compile(r"ambiguous: rules #(\d+) and #(\d+) rank equal \(units (\d+) and (\d+)\)"),
+        "why.tie",
+        lambda m, n, t: {"a": m[1], "b": m[2], "unit_a": _unit(n, m[3]), "unit_b": _unit(n, m[4])},
+    ),
+    (
+        re.compile(r"category (.+) set at intake"),
+        "why.intake_category",
+        lambda m, n, t: {"category": m[1]},
+    ),
+    (
+        re.compile(r"category (.+) p=([\d.]+) ([≥<]) threshold ([\d.]+)"),
+        "why.confidence",
+        lambda m, n, t: {"category": m[1], "p": m[2], "cmp": m[3], "threshold": m[4]},
+    ),
+    (
+        re.compile(r"rule #(\d+) → unit (\d+)"),
+        "why.rule_to",
+        lambda m, n, t: {"id": m[1], "unit": _unit(n, m[2])},
+    ),
+    (
+        re.compile(r"high-priority rule #(\d+) \(priority (-?\d+) ≥ (\d+)\) → unit (\d+)"),
+        "why.rules_only",
+        lambda m, n, t: {"id": m[1], "priority": m[2], "needed": m[3], "unit": _unit(n, m[4])},
+    ),
+    (
+        re.compile(r"best rule #(\d+) has priority (-?\d+) < (\d+) needed to dispatch on rules alone"),
+        "why.rules_too_weak",
+        lambda m, n, t: {"id": m[1], "priority": m[2], "needed": m[3]},
+    ),
+    (re.compile(r"category (.+)"), "why.category", lambda m, n, t: {"category": m[1]}),
+    (
+        re.compile(r"auto-merge: duplicate of (\S+), score ([\d.]+)"),
+        "why.auto_merge",
+        lambda m, n, t: {"number": m[1], "score": m[2]},
+    ),
+    (
+        re.compile(r"place set to (.+?)( \(street only\))?"),
+        "why.place_set",
+        lambda m, n, t: {"place": m[1] + (t("why.street_only") if m[2] else "")},
+    ),
+    (
+        re.compile(r"place found from the (\w+): (.+)"),
+        "why.place_found",
+        lambda m, n, t: {"source": t(f"place_source.{m[1]}", m[1]), "place": m[2]},
+    ),
+]
+
+_SEPARATOR = re.compile(r"\s*[;；]\s*")
+
+
+def explain(t: Translator, text: str | None, names: Names | None = None) -> str:
+    """``text`` with every part the product wrote in one of its fixed forms in the user's language."""
+    if not text:
+        return ""
+    names = names or {}
+    parts = [_one(t, part, names) for part in _SEPARATOR.split(text.strip())]
+    if all(known is None for known in parts):
+        return text  # a person's own words, punctuation and all
+    return t("why.separator").join(
+        known or part for known, part in zip(parts, _SEPARATOR.split(text.strip()), strict=True)
+    )
+
+
+def _one(t: Translator, part: str, names: Names) -> str | None:
+    for prefix, key in _PREFIXES.items():
+        if part == prefix:
+            return t(key)
+    for pattern, key, params in _FORMS:
+        if m := pattern.fullmatch(part):
+            return t(key, **params(m, names, t))
+    return None

@@ -1,0 +1,104 @@
+"""The dispatcher's and the intake's machine-written reasons, as the web pages show them: in Chinese, with unit names.
+
+The reasons come from the real producers (``dispatch.rules``), so a change of their wording that the web's
+catalogue does not follow fails here instead of showing English in the Chinese UI.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from cityhub.dispatch import rules
+from cityhub.dispatch.rules import RuleTier, TargetKind
+from cityhub.web.i18n import Translator
+from cityhub.web.machine_text import explain
+
+ZH = Translator("zh-CN")
+NAMES = {432: "区城管执法局", 7: "景泰街道", 8: "京溪街道"}
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+# English words of the machine forms: none may be left once explained.
+ENGLISH = re.compile(r"\b(rule|unit|category|threshold|priority|keywords|place|returned|ambiguous|also|if)\b")
+
+
+def _candidates() -> list[rules.Candidate]:
+    facts = rules.OrderFacts(
+        text="景泰街道路灯坏了",
+        now=NOW,
+        category_chain=(5, 1),
+        category_label="城乡建设",
+        place_chain=(7, 1),
+        street_id=7,
+    )
+    found = rules.match(
+        [
+            rules.Rule(
+                1, "职责 区城管执法局", RuleTier.DEPARTMENT, target_unit_id=432, keywords=("路灯",), category_id=5
+            ),
+            rules.Rule(2, "城乡建设 → 本街道", RuleTier.STREET, TargetKind.LOCAL_STREET, place_unit_id=1),
+            rules.Rule(3, "路灯 → 城管", RuleTier.DEPARTMENT, target_unit_id=432, keywords=("路灯",)),
+        ],
+        facts,
+    )
+    assert len(found) == 2
+    # The department is suggested only under the second reading of the category.
+    street_only = [c for c in found if c.unit_id == 7]
+    return rules.combine([rules.Hypothesis("城乡建设", 0.7, street_only), rules.Hypothesis("环境保护", 0.3, found)])
+
+
+def test_every_suggestion_reason_is_explained_with_unit_names() -> None:
+    for candidate in _candidates():
+        text = explain(ZH, "; ".join(candidate.reasons), NAMES)
+        assert not ENGLISH.search(text), text
+    by_unit = {c.unit_id: explain(ZH, "; ".join(c.reasons), NAMES) for c in _candidates()}
+    assert "规则 #1「职责 区城管执法局」→ 区城管执法局（职能部门，大事不出区，优先级 50）" in by_unit[432]
+    assert "关键词：路灯" in by_unit[432] and "另有规则 #3「路灯 → 城管」" in by_unit[432]
+    assert "若分类为「环境保护」（概率 0.30）" in by_unit[432]  # a unit of the second reading only
+    assert by_unit[7].startswith("规则 #2「城乡建设 → 本街道」→ 工单所在街道（镇街，中事不出镇，优先级 50）；属地：#1")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"candidates": []},
+        {"returned": True},
+        {"tie": True},
+        {"category_from_intake": True},
+        {"probability": 0.95},
+        {"probability": 0.5},
+        {"has_model": False},
+        {"has_model": False, "rule_auto_priority": 99},
+        {"category_label": None, "probability": None},
+    ],
+    ids=str,
+)
+def test_every_decision_reason_is_explained(kwargs: dict[str, object]) -> None:
+    candidates = _candidates()
+    if kwargs.pop("tie", False):
+        candidates = [candidates[0], rules.Candidate(**{**candidates[0].__dict__, "unit_id": 8, "rule_id": 9})]
+    args: dict[str, object] = {
+        "candidates": candidates,
+        "probability": 0.9,
+        "threshold": 0.9,
+        "category_label": "城乡建设",
+        "category_from_intake": False,
+        "has_model": True,
+        "rule_auto_priority": 40,
+        **kwargs,
+    }
+    reason = rules.decide(**args).reason  # type: ignore[arg-type]
+    text = explain(ZH, reason, NAMES)
+    assert text != reason and not ENGLISH.search(text), (reason, text)
+
+
+def test_intake_and_placing_reasons_and_a_persons_own_words() -> None:
+    assert explain(ZH, "auto-merge: duplicate of BY20261201-000008, score 1.00") == (
+        "自动合并：与工单 BY20261201-000008 重复（相似度 1.00）"
+    )
+    assert explain(ZH, "place set to 石井街道 (street only)") == "属地更正为 石井街道（仅街道）"
+    assert explain(ZH, "place found from the text: 稻香街道 / 桂花社区") == "按正文识别：稻香街道 / 桂花社区"
+    # A person's reason is shown as written, its punctuation too.
+    assert explain(ZH, "来电核实; 市民已确认地址") == "来电核实; 市民已确认地址"
+    assert explain(ZH, None) == "" and explain(ZH, "") == ""
