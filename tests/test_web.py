@@ -731,7 +731,7 @@ def test_browser_language_negotiation_when_enabled() -> None:
 def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> None:
     from cityhub.org.models import Role as R
     from cityhub.org.models import UnitTier as T
-    from cityhub.workorders.lifecycle import Action, State
+    from cityhub.workorders.lifecycle import Action, AssistStatus, State
     from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency
 
     zh, en = i18n.catalogue("zh-CN"), i18n.catalogue("en")
@@ -745,6 +745,7 @@ def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> N
         ("channel", Channel),
         ("appeal", AppealType),
         ("urgency", Urgency),
+        ("assist", AssistStatus),
     ):
         for member in enum:
             assert f"{kind}.{member.value}" in zh, f"{kind}.{member.value}"
@@ -753,6 +754,11 @@ def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> N
 
     for job in (*JOBS, background.JOB_NAME, retrain.JOB_NAME):  # the status page names every job run
         assert f"job.{job}" in zh, job
+    from cityhub.workorders import recompute
+
+    # The audit trail's events that are not life-cycle actions: the time-limit sweep's marks and recomputations.
+    for event in ("sla_warning", "sla_overdue", "sla_accept_overdue", recompute.ACTION):
+        assert f"action.{event}" in zh, event
     t = i18n.Translator("en")
     assert t("intake.created", number="BY1") == "Received: order BY1."
     assert i18n.Translator("zh-CN")("no.such.key") == "no.such.key"

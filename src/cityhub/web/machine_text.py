@@ -100,6 +100,15 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
     ),
     (re.compile(r"category (.+)"), "why.category", lambda m, n, t: {"category": m[1]}),
     (
+        # The reply check's findings: a code, then its explanation (written in Chinese by ``nlp.reply_quality``).
+        re.compile(
+            r"(.*?)\b(?:empty|forwarding_only|boilerplate_only|unrelated|low_relevance|incomplete|no_basis|late"
+            r"|low_overall): (.+)"
+        ),
+        "why.reply_check",
+        lambda m, n, t: {"before": m[1], "finding": m[2]},
+    ),
+    (
         re.compile(r"auto-merge: duplicate of (\S+), score ([\d.]+)"),
         "why.auto_merge",
         lambda m, n, t: {"number": m[1], "score": m[2]},
