@@ -495,6 +495,10 @@ def test_citizen_data_is_masked_for_leaders_like_in_the_api(org) -> None:
     leader_page = login("lead").get(f"/orders/{order.id}").text
     assert "138****8000" in leader_page and "13800138000" not in leader_page and "张**" in leader_page
     assert "13800138000" not in login("lead").get("/orders").text
+    # A returning caller: those who see citizens' data find their earlier appeals by phone or name.
+    for query in ("138-0013-8000", "张三丰"):
+        assert order.number in login("op").get(f"/orders?q={query}").text, query
+        assert order.number not in login("lead").get(f"/orders?q={query}").text, query  # masking is not bypassed
 
 
 # -------------------------------------------------------------------------------------------------- actions

@@ -188,6 +188,9 @@ class OrderFilter(BaseModel):
     overdue: bool | None = Field(None, description="only overdue (true) or only not overdue (false)")
     sla_status: SlaStatus | None = None
     q: str | None = Field(None, max_length=100, description="text in number, title, content or address")
+    # Whether ``q`` also finds the citizen's phone number (its digits) or name, exactly: for callers who see them
+    # unmasked (a returning caller's earlier appeals); others would learn from the hits what masking hides.
+    q_citizen: bool = False
     citizen_user_id: int | None = None
     place_source: list[PlaceSource] | None = Field(
         None, description="where street and community came from; none: looked for and not found"

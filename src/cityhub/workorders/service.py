@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import ColumnElement, bindparam, insert, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cityhub.db import utcnow
@@ -520,9 +520,15 @@ def _search_conditions(session: Session, f: OrderFilter, scope: Any) -> list[Any
         conditions.append(Order.sla_status != SlaStatus.OVERDUE)
     if f.q:
         pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conditions.append(
-            or_(*(col.like(pattern, escape="\\") for col in (Order.number, Order.title, Order.content, Order.address)))
-        )
+        found: list[ColumnElement[bool]] = [
+            col.like(pattern, escape="\\") for col in (Order.number, Order.title, Order.content, Order.address)
+        ]
+        if f.q_citizen:
+            found.append(Order.citizen_name == f.q.strip())
+            digits = f.q.replace(" ", "").replace("-", "")
+            if digits.lstrip("+").isdigit():
+                found.append(Order.citizen_phone == digits)
+        conditions.append(or_(*found))
     if scope is not None:
         conditions.append(scope)
     return conditions

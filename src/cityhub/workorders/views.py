@@ -119,6 +119,7 @@ def list_orders(
         overdue=overdue,
         sla_status=sla_status,
         q=q,
+        q_citizen=principal.role in permissions.UNMASKED_ROLES,
         place_source=place_source,
     )
     rows, has_more, total = service.search_order_rows(
