@@ -693,7 +693,9 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     assert login("sup").get("/dashboard").status_code == 200
     assert login("hand_a").get("/dashboard").status_code == 403
     bad = login("lead").get("/dashboard?period=never")
-    assert bad.status_code == 200 and "请输入有效日期" in bad.text
+    assert bad.status_code == 200 and "无法识别统计周期「never」" in bad.text and 'value="never"' in bad.text
+    quarter = login("lead").get("/dashboard?period=2026-Q4")
+    assert quarter.status_code == 200 and "当前显示：2026-Q4" in quarter.text and "无法识别" not in quarter.text
 
 
 def test_the_overdue_tile_links_to_the_open_overdue_orders_it_counts(org) -> None:

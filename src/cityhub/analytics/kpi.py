@@ -220,10 +220,22 @@ _WEEK = re.compile(r"^(\d{4})-W(\d{1,2})$", re.IGNORECASE)
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$", re.IGNORECASE)
+_YEAR = re.compile(r"^(\d{4})$")
+
+
 def parse_period(text: str) -> Period:
-    """``2026-10`` (month), ``2026-W43`` (ISO week), ``2026-10-05`` (day) or ``2026-10-01..2026-10-15``."""
+    """``2026-10`` (month), ``2026-W43`` (ISO week), ``2026-10-05`` (day), ``2026-10-01..2026-10-15``, and for a
+    longer view ``2026-Q4`` (quarter) or ``2026`` (year) — ranges whose label is the quarter or year."""
     raw = text.strip()
     try:
+        if m := _QUARTER.match(raw):
+            year, quarter = int(m.group(1)), int(m.group(2))
+            last = month_period(year, 3 * quarter).last
+            return Period(f"{year:04d}-Q{quarter}", "range", date(year, 3 * quarter - 2, 1), last)
+        if m := _YEAR.match(raw):
+            year = int(m.group(1))
+            return Period(f"{year:04d}", "range", date(year, 1, 1), date(year, 12, 31))
         if m := _MONTH.match(raw):
             return month_period(int(m.group(1)), int(m.group(2)))
         if m := _WEEK.match(raw):
@@ -239,7 +251,8 @@ def parse_period(text: str) -> Period:
     except ValueError as exc:
         raise ValidationFailed(f"bad period '{text}': {exc}", details={"field": "period"}) from None
     raise ValidationFailed(
-        f"bad period '{text}': use 2026-10, 2026-W43, 2026-10-05 or 2026-10-01..2026-10-15", details={"field": "period"}
+        f"bad period '{text}': use 2026-10, 2026-W43, 2026-10-05, 2026-10-01..2026-10-15, 2026-Q4 or 2026",
+        details={"field": "period"},
     )
 
 

@@ -923,10 +923,11 @@ def dashboard(request: Request, db: DbSession) -> Response:
     t = support.translator(request)
     today = utcnow().astimezone(get_settings().tz).date()
     error = None
+    typed = request.query_params.get("period", "").strip()
     try:
-        period = kpi.parse_period(request.query_params.get("period") or f"{today.year:04d}-{today.month:02d}")
+        period = kpi.parse_period(typed or f"{today.year:04d}-{today.month:02d}")
     except ValidationFailed:
-        error = t("err.date")
+        error = t("dash.period_error", typed=typed)
         period = kpi.month_period(today.year, today.month)
     scope = scope_of(db, principal).clause()
     where = [Order.created_at >= period.start, Order.created_at < period.end]
@@ -968,6 +969,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
         overdue_link="/orders?overdue=1&" + "&".join(f"state={s.value}" for s in sorted(OPEN_STATES)),
         received_today=received_today,
         ranking=ranking.ranked[:10],
+        min_sample=ranking.min_sample,
+        typed_period=typed if error else period.label,
         hot=hot,
         hot_fallback=hot_fallback,
     )
