@@ -35,7 +35,9 @@ def _kpi_emit(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> None:
 
 @app.command("kpi")
 def kpi_command(
-    period: str = typer.Option(..., "--period", help="2026-10, 2026-W43, 2026-10-05 or 2026-10-01..2026-10-15."),
+    period: str = typer.Option(
+        ..., "--period", help="2026-10, 2026-W43, 2026-10-05, 2026-10-01..2026-10-15, 2026-Q4 or 2026."
+    ),
     tier: str | None = typer.Option(None, "--tier", help="Only units of this tier (street, community, department)."),
     fmt: str = typer.Option("table", "--format", help="table, json or csv."),
     repeat_days: int = typer.Option(30, "--repeat-days", min=1, help="Window of the repeat-complaint rate."),

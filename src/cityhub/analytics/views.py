@@ -41,7 +41,9 @@ def _overseer(principal: CurrentPrincipal) -> Principal:
 
 Staff = Annotated[Principal, Depends(_staff)]
 Overseer = Annotated[Principal, Depends(_overseer)]
-PeriodQ = Annotated[str, Query(description="2026-10 (month), 2026-W43 (ISO week), 2026-10-05 or a..b range")]
+PeriodQ = Annotated[
+    str, Query(description="2026-10 (month), 2026-W43 (ISO week), 2026-10-05, a..b range, 2026-Q4 or 2026")
+]
 TierQ = Annotated[str | None, Query(description="Only units of this tier (street, community, department …).")]
 RepeatQ = Annotated[int, Query(ge=1, le=365, description="Window of the repeat-complaint rate, days.")]
 
