@@ -132,6 +132,23 @@ def test_lexicon_groups_and_places() -> None:
     assert all(forms for forms in GROUPS.values())
 
 
+@pytest.mark.parametrize(
+    ("text", "places"),
+    [
+        ("周一钟落潭二横路上货车乱停", ["钟落潭二横路"]),  # a day is not part of the road's name
+        ("房东提前收房，租住江高镇的租户没处去", ["江高镇"]),
+        ("建议东方苑周边增建学校，一所小学都没有", ["东方苑"]),
+        ("白云区嘉禾街望岗社区", ["嘉禾街望岗社区"]),  # not 云区嘉禾街望岗社区
+        ("增城区镇龙村", ["镇龙村"]),  # not 增城区镇
+        ("番禺区市桥街", ["市桥街"]),
+        ("建设路口", ["建设路"]),
+        ("区庄社区", ["区庄社区"]),
+    ],
+)
+def test_place_names_start_where_the_name_does(text: str, places: list[str]) -> None:
+    assert extract_places(text, admin=False) == places
+
+
 def test_planted_topics_are_recovered_and_kept_apart() -> None:
     records, truth = corpus()
     model = ht.TopicModel()

@@ -161,6 +161,42 @@ _STOP_WORDS = (
     "靠近",
     "临近",
     "紧邻",
+    # times of day and week (周一钟落潭二横路 → 钟落潭二横路)
+    "周一",
+    "周二",
+    "周三",
+    "周四",
+    "周五",
+    "周六",
+    "周日",
+    "周末",
+    "每天",
+    "每晚",
+    "今天",
+    "昨天",
+    "晚上",
+    "早上",
+    "凌晨",
+    "上午",
+    "下午",
+    "中午",
+    "平时",
+    "经常",
+    # verbs of living, building and going (租住江高镇 → 江高镇, 增建学校 → nothing)
+    "租住",
+    "租房",
+    "搬到",
+    "来到",
+    "路过",
+    "增建",
+    "修建",
+    "兴建",
+    "扩建",
+    "一所",
+    "一间",
+    "一条",
+    "这所",
+    "这条",
 )
 _STOP_WORD_RE = re.compile("|".join(_STOP_WORDS))
 # Whole mentions that are ordinary words, not names.
@@ -284,6 +320,14 @@ def extract_places(text: str, *, admin: bool = True) -> list[str]:
         stops = list(_STOP_WORD_RE.finditer(name))
         if stops:
             name = name[stops[-1].end() :]
+        # A district, county or city name ends before the place: 白云区嘉禾街望岗社区 → 嘉禾街望岗社区, not 云区….
+        # (the rightmost such end that leaves a name of two characters: 番禺区市桥街 → 市桥街)
+        ends = [i for i, ch in enumerate(name) if ch in "区县市" and i > 0]
+        if ends and ends[-1] == len(name) - 1:
+            continue  # 增城区 + 镇(龙村): a district's name and the first character of the next place
+        cut = next((i for i in reversed(ends) if len(name) - i - 1 >= 2), None)
+        if cut is not None:
+            name = name[cut + 1 :]
         if m.group(0) == "路" and name.isascii() and name.isalnum() and any(c.isdigit() for c in name):
             # A bus route (205路, W125路): route numbers tell problems on different lines apart.
             seen.setdefault(name.upper() + "路", None)
