@@ -108,6 +108,24 @@ def _consultation(**extra):
     return OrderCreate.model_validate({"channel": "hotline", "appeal_type": "consultation", **extra})
 
 
+def test_only_entries_that_name_the_matter_are_offered_for_an_instant_answer(db_session):
+    card = service.create_entry(
+        db_session,
+        data=EntryCreate.model_validate(
+            {
+                "question": "社保卡坏了或者芯片失效怎么办？",
+                "answer": "携带身份证到社保服务网点换卡。",
+                "keywords": ["社保卡"],
+            }
+        ),
+    )
+    # 路灯坏了 shares 坏 and 了 with the card entry: the search lists it, the one-click answer does not.
+    assert [s.entry.id for s in service.suggest(db_session, text="路灯坏了")] == [card.id]
+    assert service.instant_answer_candidates(db_session, data=_consultation(content="路灯坏了")) == []
+    offered = service.instant_answer_candidates(db_session, data=_consultation(content="我的社保卡坏了怎么办"))
+    assert [s.entry.id for s in offered] == [card.id] and "社保卡" in offered[0].matched
+
+
 def test_instant_answer_closes_the_order_and_records_the_entry(db_session):
     entry = _entry(db_session)
     data = _consultation(content="我离职了，公积金怎么取出来？")

@@ -39,6 +39,47 @@ class Suggestion:
     entry: KnowledgeEntry
     score: float
     why: str
+    # The words of the question found in the entry (rarest first).
+    matched: tuple[str, ...] = ()
+
+
+# Words that ask, not what about: sharing only these (or single characters: 了, 坏) with an entry is no evidence that
+# it answers the appeal — 路灯坏了 is not answered by 社保卡坏了怎么办.
+_ASKING_WORDS = frozenset(
+    [
+        "怎么",
+        "怎样",
+        "如何",
+        "什么",
+        "为什么",
+        "时候",
+        "哪里",
+        "哪些",
+        "哪个",
+        "多少",
+        "可以",
+        "能否",
+        "是否",
+        "需要",
+        "办理",
+        "请问",
+        "咨询",
+        "问题",
+        "我们",
+        "你们",
+        "他们",
+        "现在",
+        "一下",
+        "谢谢",
+        "您好",
+        "你好",
+    ]
+)
+
+
+def names_the_matter(suggestion: Suggestion) -> bool:
+    """Whether the appeal and the entry share a word that says what the matter is (社保卡, 居住证, 停水)."""
+    return any(len(w) >= 2 and w not in _ASKING_WORDS for w in suggestion.matched)
 
 
 # --- revision -----------------------------------------------------------------------------------------------------
@@ -409,7 +450,7 @@ def suggest(
     }
     # An entry deactivated after the index was built is dropped here rather than suggested.
     return [
-        Suggestion(entry=entries[h.id], score=round(h.score, 4), why=h.why())
+        Suggestion(entry=entries[h.id], score=round(h.score, 4), why=h.why(), matched=tuple(h.matched))
         for h in hits
         if h.id in entries and entries[h.id].active
     ]
@@ -418,7 +459,11 @@ def suggest(
 def instant_answer_candidates(
     session: Session, *, data: OrderCreate | dict[str, Any], limit: int = 5
 ) -> list[Suggestion]:
-    """Knowledge entries an operator can answer a consultation with on the spot; [] for other appeal types."""
+    """Knowledge entries an operator can answer a consultation with on the spot; [] for other appeal types.
+
+    Only entries that share with the appeal a word naming the matter (:func:`names_the_matter`) are offered: the
+    operator closes the order with one click on one of them, so one that merely shares 了 or 怎么办 is left out.
+    """
     if isinstance(data, dict):
         from cityhub.intake.service import parse
 
@@ -427,7 +472,8 @@ def instant_answer_candidates(
         return []
     from cityhub.nlp.text import order_text
 
-    return suggest(session, text=order_text(data.title, data.content), category_id=data.category_id, limit=limit)
+    found = suggest(session, text=order_text(data.title, data.content), category_id=data.category_id, limit=limit)
+    return [s for s in found if names_the_matter(s)]
 
 
 def answer_instantly(
