@@ -681,6 +681,25 @@ def test_a_dispatcher_sets_the_place_on_the_order_page(org) -> None:
     assert post(login("hand_a"), _version(order.id), org["street_a"]).status_code == 403
 
 
+def test_supervisors_review_weak_replies_from_their_list_and_the_order_page(org) -> None:
+    order = _order(title="路灯不亮", content="景泰街道云景路的路灯不亮三天了，请尽快维修并告知维修时间")
+    disp, hand = login("disp"), login("hand_a")
+    _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    _act(hand, order.id, "accept")
+    assert _act(hand, order.id, "reply", text="您好，收悉，谢谢。").status_code == 303
+    with session_scope() as s:
+        check = kb.check_reply(s, order=s.get(Order, order.id))  # what the reply-check job does
+        assert check.weak
+    sup = login("sup")
+    assert 'href="/reviews"' in sup.get("/orders").text
+    listed = sup.get("/reviews")
+    assert listed.status_code == 200 and f'data-number="{order.number}"' in listed.text
+    assert "只有问候、收悉或致谢套话" in listed.text and "boilerplate_only" not in listed.text
+    page = sup.get(f"/orders/{order.id}").text
+    assert 'data-testid="reply-check"' in page and "偏弱，待审核" in page
+    assert hand.get("/reviews").status_code == 403 and 'href="/reviews"' not in hand.get("/orders").text
+
+
 def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     for _ in range(3):
         _order(title="餐馆油烟扰民")

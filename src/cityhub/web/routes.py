@@ -31,6 +31,7 @@ from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_
 from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from cityhub.knowledge.models import ReplyCheck
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.org.places import Place, PlaceSource
 from cityhub.org.service import UnitRef, unit_directory
@@ -694,7 +695,8 @@ def _detail_page(
         if Action.INSTANT_ANSWER in actions and order.appeal_type == AppealType.CONSULTATION:
             from cityhub.nlp.text import order_text
 
-            answers = kb.suggest(db, text=order_text(order.title, order.content), category_id=order.category_id)[:3]
+            found_answers = kb.suggest(db, text=order_text(order.title, order.content), category_id=order.category_id)
+            answers = [a for a in found_answers if kb.names_the_matter(a)][:3]
     ids = {order.lead_unit_id, order.street_id, order.community_id} | {a.unit_id for a in order.assists}
     may_place = decision is not None and permissions.allows(principal.role, permissions.act(Action.DISPATCH))
     if decision is not None:
@@ -725,6 +727,7 @@ def _detail_page(
         values=values or {},
         errors=errors or {},
         is_admin=principal.role == Role.ADMIN,
+        reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
     )
 
 
@@ -902,6 +905,28 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         category_names=_names(db, Category, {d.category_id for _, d in rows}),
         unit_names=_names(db, Unit, {i for _, d in rows for i in (d.place.street_id, d.place.community_id)}),
         directory=_directory(db),
+    )
+
+
+@router.get("/reviews", response_class=HTMLResponse)
+def reviews(request: Request, db: DbSession) -> Response:
+    """The supervisor's review list (答复审核): replied orders whose reply the reply check scored weak, worst first,
+    within the user's data scope — as GET /api/v1/kb/weak-replies."""
+    from cityhub.knowledge import service as kb
+
+    principal = support.require_user(request, db, permissions.REPLY_REVIEW)
+    page = max(1, _int(request.query_params.get("page")) or 1)
+    scope = scope_of(db, principal)
+    pairs, has_more = kb.weak_replies(db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    rows = [(o, c) for o, c in pairs if order_in_scope(db, scope, o.id)]
+    return render(
+        request,
+        "reviews.html",
+        principal=principal,
+        rows=rows,
+        page=page,
+        has_more=has_more,
+        unit_names=_names(db, Unit, {o.lead_unit_id for o, _ in rows}),
     )
 
 

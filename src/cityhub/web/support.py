@@ -114,6 +114,8 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.queue", "/queue"))
     if permissions.allows(role, permissions.ORDER_READ):
         items.append(NavItem("nav.orders", "/orders"))
+    if permissions.allows(role, permissions.REPLY_REVIEW):
+        items.append(NavItem("nav.reviews", "/reviews"))
     if role in OVERSEERS:
         items.append(NavItem("nav.dashboard", "/dashboard"))
     return items
