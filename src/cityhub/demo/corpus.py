@@ -252,7 +252,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "{opener}{time_rain}，{road}{road_part}积水{depth}，{impact}。{repeat}{closer}",
             "{opener}{place}门口每逢下雨必水浸，{time_rain}积水{depth}，{impact}，排水口明显不够。{closer}",
             "{opener}{road}{road_part}地势低洼，{time_rain}水浸到{depth}，{impact}。{repeat}希望彻底整治排水系统。",
-            "{opener}反映{place}内涝问题：{time_rain}，{impact}，{repeat}{closer}",
+            "{opener}反映{place}内涝问题：{time_rain}，{impact}。{repeat}{closer}",
         ),
         (
             "经现场核查，{road}积水系排水管网过流能力不足所致，我单位已组织清疏雨水口并安排抽排，"
@@ -362,7 +362,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "{opener}{site}{time_night}还在施工，{machine}声音非常大，{impact_noise}。{repeat}{closer}",
             "{opener}{place}旁边的{site}天天{time_night}作业，{machine}吵得整栋楼无法休息，"
             "请查一下有没有夜间施工许可。{closer}",
-            "{opener}{site}连续{duration}夜间施工，{impact_noise}，{repeat}{closer}",
+            "{opener}{site}连续{duration}夜间施工，{impact_noise}。{repeat}{closer}",
         ),
         (
             "经现场检查，{site}未取得夜间施工许可，已责令停止夜间作业并立案查处。",
@@ -385,7 +385,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         (
             "{opener}{road}{road_part}两边长期停满车辆，{impact_traffic}。{closer}",
             "{opener}{place}消防通道被私家车占用，{impact_traffic}，出了事消防车都进不来。{closer}",
-            "{opener}每天{time_day}{road}上都有货车乱停乱放装卸货，{impact_traffic}。{repeat}",
+            "{opener}每天{time_evening}{road}上都有货车乱停乱放装卸货，{impact_traffic}。{repeat}",
         ),
         (
             "交警已安排警力对{road}违停车辆进行查处，并将加强该路段巡查。",
@@ -656,7 +656,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         (
             "{opener}{place}{building}栋楼顶有人在加建铁皮房，{closer}",
             "{opener}{village}有人晚上偷偷抢建房屋，已经建到{floors}层了，{closer}",
-            "{opener}{estate}一楼住户扩建占用公共绿地，{repeat}{closer}",
+            "{opener}{estate}一楼住户扩建占用公共绿地。{repeat}{closer}",
         ),
         (
             "街道已对该违法建设下达限期拆除通知书，并已组织拆除。",
@@ -1057,8 +1057,8 @@ SLOTS: dict[str, tuple[str, ...]] = {
         "",
         "之前已经反映过，至今没有解决。",
         "这已经是第二次反映了。",
-        "多次打电话反映都没有效果，",
-        "问题持续很久了，",
+        "多次打电话反映都没有效果。",
+        "问题持续很久了。",
     ),
     "time_rain": ("昨天下暴雨", "今天早上一场大雨", "这几天连续降雨", "每次下大雨", "今天下午暴雨"),
     "depth": ("到膝盖", "有三十多厘米深", "没过车轮", "有半米深", "到小腿"),
