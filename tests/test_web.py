@@ -309,6 +309,8 @@ def test_a_citizen_files_an_appeal_on_the_web_and_follows_it_as_their_own(org) -
     client = login("cit")
     home = client.get("/orders")
     assert 'href="/intake"' in home.text and "我要反映" in home.text
+    assert 'id="unit_id"' not in home.text and 'name="overdue"' not in home.text  # the staff's filters
+    assert 'id="unit_id"' in login("op").get("/orders").text
     form = client.get("/intake")
     assert form.status_code == 200 and "我要反映" in form.text and 'name="channel"' not in form.text
     response = client.post(

@@ -574,7 +574,9 @@ def order_list(request: Request, db: DbSession) -> Response:
         states=list(State),
         channels=list(Channel),
         place_sources=list(PlaceSource),
-        units=_units(db),
+        # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
+        citizen=principal.role == Role.CITIZEN,
+        units=[] if principal.role == Role.CITIZEN else _units(db),
         categories=_categories(db),
         now=utcnow(),
     )
