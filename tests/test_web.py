@@ -702,6 +702,52 @@ def test_supervisors_review_weak_replies_from_their_list_and_the_order_page(org)
     assert hand.get("/reviews").status_code == 403 and 'href="/reviews"' not in hand.get("/orders").text
 
 
+def test_routing_rules_and_thresholds_are_read_by_dispatchers_and_edited_by_administrators(org) -> None:
+    from cityhub.dispatch.models import DispatchRule, DispatchThreshold
+
+    disp, adm = login("disp"), login("adm")
+    listed = disp.get("/rules")
+    assert listed.status_code == 200 and "环境保护 → 本街道" in listed.text and "工单所在街道" in listed.text
+    assert 'data-testid="rule-form"' not in listed.text and 'href="/rules"' in listed.text  # read-only, in the menu
+    assert re.search(r"都没有时为 0\.\d+。", listed.text)  # the default threshold
+    assert disp.post("/rules", data={"csrf_token": csrf(disp), "name": "x"}).status_code == 403
+
+    form = {
+        "csrf_token": csrf(adm),
+        "name": "路灯 → 京溪街道",
+        "priority": "60",
+        "active": "1",
+        "category_id": str(org["cats"]["交通运输"]),
+        "keywords": "路灯、灯杆",
+        "target_kind": "unit",
+        "target_unit_id": "",
+        "valid_until": "2999-12-31",
+    }
+    refused = adm.post("/rules", data=form)  # a rule for a given unit names the unit
+    assert refused.status_code == 422 and 'data-testid="field-error-target_unit_id"' in refused.text
+    assert 'value="路灯 → 京溪街道"' in refused.text  # what was typed is kept
+    created = adm.post("/rules", data={**form, "target_unit_id": str(org["street_b"])}, follow_redirects=False)
+    assert created.status_code == 303
+    with session_scope() as s:
+        rule = s.scalars(select(DispatchRule).where(DispatchRule.name == "路灯 → 京溪街道")).one()
+        assert (rule.keywords, rule.target_unit_id, rule.tier.value) == (["路灯", "灯杆"], org["street_b"], "street")
+        rule_id = rule.id
+    edit = adm.get(f"/rules/{rule_id}")
+    assert edit.status_code == 200 and 'value="路灯、灯杆"' in edit.text and 'value="2999-12-31"' in edit.text
+    saved = adm.post(f"/rules/{rule_id}", data={**form, "target_unit_id": str(org["street_b"]), "active": ""})
+    assert saved.status_code == 200  # followed the redirect to the list
+    with session_scope() as s:
+        assert s.get(DispatchRule, rule_id).active is False  # type: ignore[union-attr]
+
+    category = str(org["cats"]["环境保护"])
+    bad = adm.post("/rules/thresholds", data={"csrf_token": csrf(adm), "category_id": category, "threshold": "1.5"})
+    assert bad.status_code == 422 and 'data-testid="field-error-threshold"' in bad.text
+    adm.post("/rules/thresholds", data={"csrf_token": csrf(adm), "category_id": category, "threshold": "0.8"})
+    with session_scope() as s:
+        assert s.get(DispatchThreshold, int(category)).threshold == 0.8  # type: ignore[union-attr]
+    assert adm.get("/rules/987654").status_code == 404
+
+
 def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     for _ in range(3):
         _order(title="餐馆油烟扰民")

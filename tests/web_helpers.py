@@ -47,6 +47,7 @@ ACCOUNTS = {
     "sup": (Role.SUPERVISOR, None, "陈督办"),
     "lead": (Role.LEADER, None, "刘领导"),
     "cit": (Role.CITIZEN, None, "张市民"),
+    "adm": (Role.ADMIN, None, "周管理"),
 }
 
 

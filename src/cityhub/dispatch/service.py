@@ -720,15 +720,18 @@ def create_rule(session: Session, *, data: RuleCreate, seed_key: str | None = No
 
 
 def update_rule(session: Session, *, rule_id: int, data: RuleUpdate) -> DispatchRule:
-    """Change the fields set in ``data``."""
+    """Change the fields set in ``data``; ``tier`` set to null derives it from the target again."""
     rule = get_rule(session, rule_id=rule_id)
     changes = data.model_dump(exclude_unset=True)
-    for name in ("name", "priority", "active", "target_kind", "tier"):
+    for name in ("name", "priority", "active", "target_kind"):
         if name in changes and changes[name] is None:
             raise ValidationFailed(f"{name} cannot be empty", details={"field": name})
+    derive_tier = "tier" in changes and changes.pop("tier") is None
+    if "tier" in data.model_fields_set and not derive_tier:
+        rule.tier = data.tier  # type: ignore[assignment]
     for name, value in changes.items():
         setattr(rule, name, [] if name.endswith("keywords") and value is None else value)
-    _check_rule(session, rule, tier_given=True)
+    _check_rule(session, rule, tier_given=not derive_tier)
     session.flush()
     return rule
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select
@@ -37,7 +37,7 @@ from cityhub.org.places import Place, PlaceSource
 from cityhub.org.service import UnitRef, unit_directory
 from cityhub.web import support, vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
-from cityhub.web.support import Form, LoginRequired, PageError, form_body, render
+from cityhub.web.support import Form, FormBody, LoginRequired, PageError, render
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import MAX_EXTENSION_DAYS, OPEN_STATES, Action, State, actions_for_unit
 from cityhub.workorders.models import AppealType, Category, Channel, Order, SlaStatus, Urgency
@@ -46,7 +46,6 @@ from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
 
 router = APIRouter(include_in_schema=False)
-FormBody = Annotated[Form, Depends(form_body)]
 PAGE_SIZE = 20
 INTAKE_FIELDS = (
     "channel",
@@ -1018,6 +1017,9 @@ def install(app: FastAPI) -> None:
         principal = getattr(request.state, "principal", None)
         return support.error_page(request, exc.status, exc.message_key, principal)
 
+    from cityhub.web.rules_pages import router as rules_router
+
     app.include_router(router)
+    app.include_router(rules_router)
     app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
     vendor.warn_if_missing()

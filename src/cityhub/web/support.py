@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
@@ -112,6 +112,7 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.appeal" if role == Role.CITIZEN else "nav.intake", "/intake"))
     if permissions.allows(role, permissions.act(Action.DISPATCH)):
         items.append(NavItem("nav.queue", "/queue"))
+        items.append(NavItem("nav.rules", "/rules"))
     if permissions.allows(role, permissions.ORDER_READ):
         items.append(NavItem("nav.orders", "/orders"))
     if permissions.allows(role, permissions.REPLY_REVIEW):
@@ -377,3 +378,7 @@ def duration_text(t: Translator, delta: timedelta) -> str:
     if days:
         return t("order.days_hours", days=days, hours=hours)
     return t("order.hours_minutes", hours=hours, minutes=rest // 60)
+
+
+# A page route's parsed form (``form: FormBody``).
+FormBody = Annotated[Form, Depends(form_body)]

@@ -1,0 +1,252 @@
+"""派单规则: the routing rules and automatic-dispatch thresholds, read by dispatchers, edited by administrators.
+
+The same service calls as ``/api/v1/dispatch/rules`` and ``/thresholds`` (``cityhub.dispatch.service``), the same
+permissions: reading needs the dispatch permission, writing ``units:manage``. A refused form is shown again with what
+was typed and the errors at their fields.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from cityhub.api.deps import DbSession
+from cityhub.auth import permissions
+from cityhub.auth.principal import Principal
+from cityhub.config import get_settings
+from cityhub.dispatch import service as dispatch
+from cityhub.dispatch.rules import RuleTier, TargetKind
+from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
+from cityhub.errors import CityhubError, NotFound, ValidationFailed
+from cityhub.org.service import unit_directory
+from cityhub.web import support
+from cityhub.web.i18n import Translator
+from cityhub.web.support import FormBody, PageError, render
+from cityhub.workorders.lifecycle import Action
+
+router = APIRouter(include_in_schema=False)
+
+RULE_FIELDS = (
+    "name",
+    "priority",
+    "active",
+    "category_id",
+    "place_unit_id",
+    "keywords",
+    "exclude_keywords",
+    "target_kind",
+    "target_unit_id",
+    "tier",
+    "valid_from",
+    "valid_until",
+)
+
+
+def _reader(request: Request, db: Session) -> Principal:
+    return support.require_user(request, db, permissions.act(Action.DISPATCH))
+
+
+def _editor(request: Request, db: Session, form: Any) -> Principal:
+    principal = support.require_user(request, db, permissions.UNITS_MANAGE)
+    support.check_csrf(request, principal, form)
+    return principal
+
+
+def _day(text: str, field: str, *, end: bool = False) -> datetime | None:
+    """A local calendar day as the aware instant the rule starts (or, ``end``, stops: the next midnight)."""
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed(f"not a date: {text}", details={"field": field}) from None
+    return datetime.combine(day + timedelta(days=1 if end else 0), time(0), tzinfo=get_settings().tz)
+
+
+def _payload(form: Any) -> dict[str, Any]:
+    kind = form.get("target_kind") or TargetKind.UNIT.value
+    return {
+        "name": form.get("name").strip(),
+        "priority": form.get("priority").strip() or "50",
+        "active": form.get("active") == "1",
+        "category_id": form.text("category_id"),
+        "place_unit_id": form.text("place_unit_id"),
+        "keywords": form.get("keywords"),
+        "exclude_keywords": form.get("exclude_keywords"),
+        "target_kind": kind,
+        "target_unit_id": form.text("target_unit_id") if kind == TargetKind.UNIT.value else None,
+        "tier": form.text("tier"),
+        "valid_from": _day(form.get("valid_from").strip(), "valid_from"),
+        "valid_until": _day(form.get("valid_until").strip(), "valid_until", end=True),
+    }
+
+
+def _field_errors(t: Translator, exc: Exception) -> dict[str, str]:
+    from cityhub.web.routes import _field_message
+
+    if isinstance(exc, ValidationError):
+        return {str(e["loc"][0]) if e["loc"] else "_form": _field_message(t, e["msg"]) for e in exc.errors()}
+    if isinstance(exc, CityhubError):
+        return {str(exc.details.get("field", "_form")): _field_message(t, exc.message)}
+    raise exc
+
+
+def _page(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    *,
+    rule: Any = None,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    from cityhub.web.routes import _categories, _units
+
+    directory = unit_directory(db)
+    categories = _categories(db)
+    places = [u for u in sorted(directory.values(), key=lambda u: u.code) if u.tier in ("district", "street")]
+    return render(
+        request,
+        "rules.html",
+        principal=principal,
+        status_code=status_code,
+        rules=dispatch.list_rules(db) if rule is None else [],
+        rule=rule,
+        thresholds=dispatch.list_thresholds(db) if rule is None else [],
+        can_edit=permissions.allows(principal.role, permissions.UNITS_MANAGE),
+        categories=categories,
+        category_paths={c.id: c.path for c in categories},
+        places=places,
+        units=_units(db, handlers=True),
+        names={i: u.name for i, u in directory.items()},
+        tiers=list(RuleTier),
+        kinds=list(TargetKind),
+        values=values if values is not None else _values_of(rule),
+        errors=errors or {},
+        default_threshold=get_settings().dispatch_threshold,
+    )
+
+
+def _values_of(rule: Any) -> dict[str, str]:
+    """A rule as its form shows it (a new rule: active, priority 50, target a unit)."""
+    if rule is None:
+        return {"priority": "50", "active": "1", "target_kind": TargetKind.UNIT.value}
+    tz = get_settings().tz
+    until = rule.valid_until.astimezone(tz).date() - timedelta(days=1) if rule.valid_until else None
+    return {
+        "name": rule.name,
+        "priority": str(rule.priority),
+        "active": "1" if rule.active else "",
+        "category_id": str(rule.category_id or ""),
+        "place_unit_id": str(rule.place_unit_id or ""),
+        "keywords": "、".join(rule.keywords or []),
+        "exclude_keywords": "、".join(rule.exclude_keywords or []),
+        "target_kind": rule.target_kind.value,
+        "target_unit_id": str(rule.target_unit_id or ""),
+        "tier": rule.tier.value,
+        "valid_from": rule.valid_from.astimezone(tz).date().isoformat() if rule.valid_from else "",
+        "valid_until": until.isoformat() if until else "",
+    }
+
+
+@router.get("/rules", response_class=HTMLResponse)
+def rules_page(request: Request, db: DbSession) -> Response:
+    """The routing rules in ranking order and the per-category thresholds."""
+    return _page(request, db, _reader(request, db))
+
+
+@router.post("/rules", response_class=HTMLResponse)
+def create_rule(request: Request, db: DbSession, form: FormBody) -> Response:
+    principal = _editor(request, db, form)
+    t = support.translator(request)
+    try:
+        rule = dispatch.create_rule(db, data=RuleCreate.model_validate(_payload(form)))
+        db.commit()
+    except (ValidationError, CityhubError) as exc:
+        db.rollback()
+        return _page(
+            request, db, principal, values=form.values(RULE_FIELDS), errors=_field_errors(t, exc), status_code=422
+        )
+    return support.redirect("/rules", flash=("rules.created", {"id": rule.id, "name": rule.name}))
+
+
+@router.get("/rules/{rule_id:int}", response_class=HTMLResponse)
+def rule_page(request: Request, db: DbSession, rule_id: int) -> Response:
+    principal = _reader(request, db)
+    try:
+        rule = dispatch.get_rule(db, rule_id=rule_id)
+    except NotFound:
+        raise PageError(404, "err.page_not_found") from None
+    return _page(request, db, principal, rule=rule)
+
+
+@router.post("/rules/{rule_id:int}", response_class=HTMLResponse)
+def update_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -> Response:
+    principal = _editor(request, db, form)
+    t = support.translator(request)
+    try:
+        rule = dispatch.get_rule(db, rule_id=rule_id)
+    except NotFound:
+        raise PageError(404, "err.page_not_found") from None
+    try:
+        dispatch.update_rule(db, rule_id=rule_id, data=RuleUpdate.model_validate(_payload(form)))
+        db.commit()
+    except (ValidationError, CityhubError) as exc:
+        db.rollback()
+        rule = dispatch.get_rule(db, rule_id=rule_id)
+        return _page(
+            request,
+            db,
+            principal,
+            rule=rule,
+            values=form.values(RULE_FIELDS),
+            errors=_field_errors(t, exc),
+            status_code=422,
+        )
+    return support.redirect("/rules", flash=("rules.updated", {"id": rule_id, "name": rule.name}))
+
+
+@router.post("/rules/{rule_id:int}/delete", response_class=HTMLResponse)
+def delete_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -> Response:
+    _editor(request, db, form)
+    try:
+        dispatch.delete_rule(db, rule_id=rule_id)
+    except NotFound:
+        raise PageError(404, "err.page_not_found") from None
+    db.commit()
+    return support.redirect("/rules", flash=("rules.deleted", {"id": rule_id}))
+
+
+@router.post("/rules/thresholds", response_class=HTMLResponse)
+def set_threshold(request: Request, db: DbSession, form: FormBody) -> Response:
+    principal = _editor(request, db, form)
+    t = support.translator(request)
+    try:
+        category_id = int(form.get("category_id"))
+        value = float(form.get("threshold"))
+    except ValueError:
+        return _page(request, db, principal, errors={"threshold": t("err.number")}, status_code=422)
+    try:
+        dispatch.set_threshold(db, category_id=category_id, threshold=value)
+        db.commit()
+    except CityhubError as exc:
+        db.rollback()
+        return _page(request, db, principal, errors={"threshold": _field_errors(t, exc).popitem()[1]}, status_code=422)
+    return support.redirect("/rules", flash=("rules.threshold_set", {"threshold": value}))
+
+
+@router.post("/rules/thresholds/{category_id}/delete", response_class=HTMLResponse)
+def delete_threshold(request: Request, db: DbSession, category_id: int, form: FormBody) -> Response:
+    _editor(request, db, form)
+    try:
+        dispatch.delete_threshold(db, category_id=category_id)
+    except NotFound:
+        raise PageError(404, "err.page_not_found") from None
+    db.commit()
+    return support.redirect("/rules", flash=("rules.threshold_deleted", {}))
