@@ -36,6 +36,7 @@ from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.org.places import Place, PlaceSource
 from cityhub.org.service import UnitRef, unit_directory
 from cityhub.web import support, vendor
+from cityhub.web.forms import field_message
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
 from cityhub.web.support import Form, FormBody, LoginRequired, PageError, render
 from cityhub.workorders import service as orders
@@ -68,7 +69,6 @@ _INPUT_REASONS = {
     "closing without a callback needs a reason": "reason",
     "closing without a callback needs resolved=true|false": "resolved",
 }
-_TOO_LONG = re.compile(r"at most (\d+) character")
 
 
 # ----------------------------------------------------------------------------------------- shared helpers
@@ -88,30 +88,6 @@ def _refusal(
     error = exc if isinstance(exc, CityhubError) else Conflict("stale")
     message, fields = error_text(t, error)
     return error, message, fields
-
-
-_PHONE_LENGTH = re.compile(r"phone must have (\d+) to (\d+) digits")
-
-
-def _field_message(t: Translator, message: str) -> str:
-    """A validation message of the service layer in the user's language."""
-    if "needs a title or content" in message:
-        return t("err.need_text")
-    if "phone must contain digits" in message:
-        return t("err.phone")
-    if m := _PHONE_LENGTH.search(message):
-        return t("err.phone_length", low=m.group(1), high=m.group(2))
-    if m := _TOO_LONG.search(message):
-        return t("err.too_long", n=m.group(1))
-    if "valid integer" in message or "valid number" in message:
-        return t("err.number")
-    if "Input should be" in message:
-        return t("err.choice")
-    if "unknown category" in message:
-        return t("err.unknown_category")
-    if "unknown or inactive unit" in message:
-        return t("err.unknown_unit")
-    return message
 
 
 def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
@@ -139,9 +115,9 @@ def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
     if isinstance(exc, ValidationFailed):
         for problem in exc.details.get("errors", []):
             name = str(problem.get("field", "")).split(".")[0]
-            fields[name if name in INTAKE_FIELDS else "_form"] = _field_message(t, str(problem.get("message", "")))
+            fields[name if name in INTAKE_FIELDS else "_form"] = field_message(t, str(problem.get("message", "")))
         if "field" in exc.details:
-            fields[str(exc.details["field"])] = _field_message(t, exc.message)
+            fields[str(exc.details["field"])] = field_message(t, exc.message)
         return t("err.validation"), fields
     return t("err.generic", message=exc.message), fields
 

@@ -7,7 +7,6 @@ was typed and the errors at their fields.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,10 +21,10 @@ from cityhub.config import get_settings
 from cityhub.dispatch import service as dispatch
 from cityhub.dispatch.rules import RuleTier, TargetKind
 from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
-from cityhub.errors import CityhubError, NotFound, ValidationFailed
+from cityhub.errors import CityhubError, NotFound
 from cityhub.org.service import unit_directory
 from cityhub.web import support
-from cityhub.web.i18n import Translator
+from cityhub.web.forms import day_of, field_errors, local_day
 from cityhub.web.support import FormBody, PageError, render
 from cityhub.workorders.lifecycle import Action
 
@@ -57,17 +56,6 @@ def _editor(request: Request, db: Session, form: Any) -> Principal:
     return principal
 
 
-def _day(text: str, field: str, *, end: bool = False) -> datetime | None:
-    """A local calendar day as the aware instant the rule starts (or, ``end``, stops: the next midnight)."""
-    if not text:
-        return None
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise ValidationFailed(f"not a date: {text}", details={"field": field}) from None
-    return datetime.combine(day + timedelta(days=1 if end else 0), time(0), tzinfo=get_settings().tz)
-
-
 def _payload(form: Any) -> dict[str, Any]:
     kind = form.get("target_kind") or TargetKind.UNIT.value
     return {
@@ -81,19 +69,9 @@ def _payload(form: Any) -> dict[str, Any]:
         "target_kind": kind,
         "target_unit_id": form.text("target_unit_id") if kind == TargetKind.UNIT.value else None,
         "tier": form.text("tier"),
-        "valid_from": _day(form.get("valid_from").strip(), "valid_from"),
-        "valid_until": _day(form.get("valid_until").strip(), "valid_until", end=True),
+        "valid_from": local_day(form.get("valid_from").strip(), "valid_from"),
+        "valid_until": local_day(form.get("valid_until").strip(), "valid_until", end=True),
     }
-
-
-def _field_errors(t: Translator, exc: Exception) -> dict[str, str]:
-    from cityhub.web.routes import _field_message
-
-    if isinstance(exc, ValidationError):
-        return {str(e["loc"][0]) if e["loc"] else "_form": _field_message(t, e["msg"]) for e in exc.errors()}
-    if isinstance(exc, CityhubError):
-        return {str(exc.details.get("field", "_form")): _field_message(t, exc.message)}
-    raise exc
 
 
 def _page(
@@ -137,8 +115,6 @@ def _values_of(rule: Any) -> dict[str, str]:
     """A rule as its form shows it (a new rule: active, priority 50, target a unit)."""
     if rule is None:
         return {"priority": "50", "active": "1", "target_kind": TargetKind.UNIT.value}
-    tz = get_settings().tz
-    until = rule.valid_until.astimezone(tz).date() - timedelta(days=1) if rule.valid_until else None
     return {
         "name": rule.name,
         "priority": str(rule.priority),
@@ -150,8 +126,8 @@ def _values_of(rule: Any) -> dict[str, str]:
         "target_kind": rule.target_kind.value,
         "target_unit_id": str(rule.target_unit_id or ""),
         "tier": rule.tier.value,
-        "valid_from": rule.valid_from.astimezone(tz).date().isoformat() if rule.valid_from else "",
-        "valid_until": until.isoformat() if until else "",
+        "valid_from": day_of(rule.valid_from),
+        "valid_until": day_of(rule.valid_until, end=True),
     }
 
 
@@ -171,7 +147,7 @@ def create_rule(request: Request, db: DbSession, form: FormBody) -> Response:
     except (ValidationError, CityhubError) as exc:
         db.rollback()
         return _page(
-            request, db, principal, values=form.values(RULE_FIELDS), errors=_field_errors(t, exc), status_code=422
+            request, db, principal, values=form.values(RULE_FIELDS), errors=field_errors(t, exc), status_code=422
         )
     return support.redirect("/rules", flash=("rules.created", {"id": rule.id, "name": rule.name}))
 
@@ -206,7 +182,7 @@ def update_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -
             principal,
             rule=rule,
             values=form.values(RULE_FIELDS),
-            errors=_field_errors(t, exc),
+            errors=field_errors(t, exc),
             status_code=422,
         )
     return support.redirect("/rules", flash=("rules.updated", {"id": rule_id, "name": rule.name}))
@@ -237,7 +213,7 @@ def set_threshold(request: Request, db: DbSession, form: FormBody) -> Response:
         db.commit()
     except CityhubError as exc:
         db.rollback()
-        return _page(request, db, principal, errors={"threshold": _field_errors(t, exc).popitem()[1]}, status_code=422)
+        return _page(request, db, principal, errors={"threshold": field_errors(t, exc).popitem()[1]}, status_code=422)
     return support.redirect("/rules", flash=("rules.threshold_set", {"threshold": value}))
 
 

@@ -1,0 +1,66 @@
+"""What the pages' forms share: the service layer's validation messages in the user's language, field errors of a
+refused form, and calendar days typed into date fields."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+
+from pydantic import ValidationError
+
+from cityhub.config import get_settings
+from cityhub.errors import CityhubError, ValidationFailed
+from cityhub.web.i18n import Translator
+
+_TOO_LONG = re.compile(r"at most (\d+) character")
+_PHONE_LENGTH = re.compile(r"phone must have (\d+) to (\d+) digits")
+
+
+def field_message(t: Translator, message: str) -> str:
+    """A validation message of the service layer in the user's language."""
+    if "needs a title or content" in message:
+        return t("err.need_text")
+    if "phone must contain digits" in message:
+        return t("err.phone")
+    if m := _PHONE_LENGTH.search(message):
+        return t("err.phone_length", low=m.group(1), high=m.group(2))
+    if m := _TOO_LONG.search(message):
+        return t("err.too_long", n=m.group(1))
+    if "valid integer" in message or "valid number" in message:
+        return t("err.number")
+    if "Input should be" in message:
+        return t("err.choice")
+    if "unknown category" in message:
+        return t("err.unknown_category")
+    if "unknown or inactive unit" in message:
+        return t("err.unknown_unit")
+    if "must not be blank" in message or "at least 1 character" in message:
+        return t("err.blank")
+    return message
+
+
+def field_errors(t: Translator, exc: ValidationError | CityhubError) -> dict[str, str]:
+    """A refused form's errors by field (``_form`` when no field is named)."""
+    if isinstance(exc, ValidationError):
+        return {str(e["loc"][0]) if e["loc"] else "_form": field_message(t, e["msg"]) for e in exc.errors()}
+    return {str(exc.details.get("field", "_form")): field_message(t, exc.message)}
+
+
+def local_day(text: str, field: str, *, end: bool = False) -> datetime | None:
+    """A calendar day typed into a date field as the aware instant it starts in the district's time zone (``end``:
+    the next midnight, for a day that is included up to its end); None when empty."""
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed(f"not a date: {text}", details={"field": field}) from None
+    return datetime.combine(day + timedelta(days=1 if end else 0), time(0), tzinfo=get_settings().tz)
+
+
+def day_of(moment: datetime | None, *, end: bool = False) -> str:
+    """The date field's value for ``moment`` (``end``: the last day before that midnight)."""
+    if moment is None:
+        return ""
+    day = moment.astimezone(get_settings().tz).date()
+    return (day - timedelta(days=1) if end else day).isoformat()
