@@ -748,6 +748,47 @@ def test_routing_rules_and_thresholds_are_read_by_dispatchers_and_edited_by_admi
     assert adm.get("/rules/987654").status_code == 404
 
 
+def test_the_knowledge_base_is_kept_from_its_page_and_feeds_the_instant_answers(org) -> None:
+    from cityhub.knowledge.models import KnowledgeEntry
+
+    sup, op = login("sup"), login("op")
+    assert 'href="/kb"' in sup.get("/orders").text and login("hand_a").get("/kb").status_code == 403
+    form = {
+        "csrf_token": csrf(sup),
+        "question": "  ",
+        "answer": "携带身份证到社保服务网点补办。",
+        "keywords": "社保卡、补办",
+    }
+    refused = sup.post("/kb", data=form)
+    assert refused.status_code == 422 and 'data-testid="field-error-question"' in refused.text
+    assert "携带身份证到社保服务网点补办。</textarea>" in refused.text  # the typed answer is kept
+    made = sup.post("/kb", data={**form, "question": "社保卡丢了怎么补办？"}, follow_redirects=False)
+    assert made.status_code == 303
+    with session_scope() as s:
+        entry = s.scalars(select(KnowledgeEntry).where(KnowledgeEntry.question == "社保卡丢了怎么补办？")).one()
+        entry_id, version = entry.id, entry.version
+    assert "社保卡丢了怎么补办？" in sup.get("/kb?q=社保卡").text
+    # The operator's intake assistance offers it at once (the index follows the knowledge base's revision).
+    assistance = op.post(
+        "/intake/assist",
+        data=intake_form(op, appeal_type="consultation", content="我的社保卡丢了，怎么补办"),
+        headers={"HX-Request": "true"},
+    )
+    assert "携带身份证到社保服务网点补办" in assistance.text
+    page = sup.get(f"/kb/{entry_id}").text
+    assert f'name="version" value="{version}"' in page
+    edit = {**form, "question": "社保卡丢失补办", "version": str(version), "active": "1"}
+    assert sup.post(f"/kb/{entry_id}", data=edit, follow_redirects=False).status_code == 303
+    stale = sup.post(f"/kb/{entry_id}", data={**edit, "answer": "我的新答复"})  # made on the old version
+    assert stale.status_code == 409 and "已被他人修改" in stale.text and "我的新答复</textarea>" in stale.text
+    assert 'data-testid="kb-current"' in stale.text
+    deactivated = {**edit, "version": str(version + 1), "active": ""}
+    assert sup.post(f"/kb/{entry_id}", data=deactivated, follow_redirects=False).status_code == 303
+    with session_scope() as s:
+        assert s.get(KnowledgeEntry, entry_id).active is False  # type: ignore[union-attr]
+    assert "社保卡丢失补办" not in sup.get("/kb").text and "社保卡丢失补办" in sup.get("/kb?inactive=1").text
+
+
 def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     for _ in range(3):
         _order(title="餐馆油烟扰民")

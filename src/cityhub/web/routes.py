@@ -993,9 +993,11 @@ def install(app: FastAPI) -> None:
         principal = getattr(request.state, "principal", None)
         return support.error_page(request, exc.status, exc.message_key, principal)
 
+    from cityhub.web.kb_pages import router as kb_router
     from cityhub.web.rules_pages import router as rules_router
 
     app.include_router(router)
     app.include_router(rules_router)
+    app.include_router(kb_router)
     app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
     vendor.warn_if_missing()

@@ -117,6 +117,8 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.orders", "/orders"))
     if permissions.allows(role, permissions.REPLY_REVIEW):
         items.append(NavItem("nav.reviews", "/reviews"))
+    if permissions.allows(role, permissions.KB_MANAGE):
+        items.append(NavItem("nav.kb", "/kb"))
     if role in OVERSEERS:
         items.append(NavItem("nav.dashboard", "/dashboard"))
     return items
