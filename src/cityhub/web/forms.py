@@ -4,13 +4,18 @@ refused form, and calendar days typed into date fields."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
+from typing import TypeVar
 
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
-from cityhub.errors import CityhubError, ValidationFailed
+from cityhub.errors import CityhubError, NotFound, ValidationFailed
 from cityhub.web.i18n import Translator
+
+T = TypeVar("T")
 
 _TOO_LONG = re.compile(r"at most (\d+) character")
 _PHONE_LENGTH = re.compile(r"phone must have (\d+) to (\d+) digits")
@@ -64,3 +69,26 @@ def day_of(moment: datetime | None, *, end: bool = False) -> str:
         return ""
     day = moment.astimezone(get_settings().tz).date()
     return (day - timedelta(days=1) if end else day).isoformat()
+
+
+def saved(db: Session, t: Translator, change: Callable[[], T]) -> tuple[T | None, dict[str, str]]:
+    """Make a form's ``change`` (validation and service call) and commit it: (its result, {}); refused, it is rolled
+    back and the answer is (None, its errors by field) for the form to be shown again."""
+    try:
+        result = change()
+        db.commit()
+    except (ValidationError, CityhubError) as exc:
+        db.rollback()
+        return None, field_errors(t, exc)
+    return result, {}
+
+
+def removed(db: Session, remove: Callable[[], object]) -> None:
+    """Delete something a page addressed and commit; 404 page when it is not there (any more)."""
+    from cityhub.web.support import PageError
+
+    try:
+        remove()
+    except NotFound:
+        raise PageError(404, "err.page_not_found") from None
+    db.commit()

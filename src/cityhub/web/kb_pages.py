@@ -25,7 +25,7 @@ from cityhub.knowledge import service as kb
 from cityhub.knowledge.models import KnowledgeEntry
 from cityhub.knowledge.schemas import EntryCreate, EntryUpdate
 from cityhub.web import support
-from cityhub.web.forms import day_of, field_errors, local_day
+from cityhub.web.forms import day_of, field_errors, local_day, saved
 from cityhub.web.support import FormBody, PageError, render
 
 router = APIRouter(include_in_schema=False)
@@ -122,14 +122,9 @@ def kb_page(request: Request, db: DbSession) -> Response:
 def create_entry(request: Request, db: DbSession, form: FormBody) -> Response:
     principal = _keeper(request, db, form)
     t = support.translator(request)
-    try:
-        entry = kb.create_entry(db, data=EntryCreate.model_validate(_payload(form)))
-        db.commit()
-    except (ValidationError, CityhubError) as exc:
-        db.rollback()
-        return _page(
-            request, db, principal, values=form.values(ENTRY_FIELDS), errors=field_errors(t, exc), status_code=422
-        )
+    entry, errors = saved(db, t, lambda: kb.create_entry(db, data=EntryCreate.model_validate(_payload(form))))
+    if entry is None:
+        return _page(request, db, principal, values=form.values(ENTRY_FIELDS), errors=errors, status_code=422)
     return support.redirect("/kb", flash=("kb.created", {"id": entry.id}))
 
 

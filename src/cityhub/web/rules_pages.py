@@ -24,7 +24,7 @@ from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
 from cityhub.errors import CityhubError, NotFound
 from cityhub.org.service import unit_directory
 from cityhub.web import support
-from cityhub.web.forms import day_of, field_errors, local_day
+from cityhub.web.forms import day_of, field_errors, local_day, removed, saved
 from cityhub.web.support import FormBody, PageError, render
 from cityhub.workorders.lifecycle import Action
 
@@ -141,14 +141,9 @@ def rules_page(request: Request, db: DbSession) -> Response:
 def create_rule(request: Request, db: DbSession, form: FormBody) -> Response:
     principal = _editor(request, db, form)
     t = support.translator(request)
-    try:
-        rule = dispatch.create_rule(db, data=RuleCreate.model_validate(_payload(form)))
-        db.commit()
-    except (ValidationError, CityhubError) as exc:
-        db.rollback()
-        return _page(
-            request, db, principal, values=form.values(RULE_FIELDS), errors=field_errors(t, exc), status_code=422
-        )
+    rule, errors = saved(db, t, lambda: dispatch.create_rule(db, data=RuleCreate.model_validate(_payload(form))))
+    if rule is None:
+        return _page(request, db, principal, values=form.values(RULE_FIELDS), errors=errors, status_code=422)
     return support.redirect("/rules", flash=("rules.created", {"id": rule.id, "name": rule.name}))
 
 
@@ -191,11 +186,7 @@ def update_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -
 @router.post("/rules/{rule_id:int}/delete", response_class=HTMLResponse)
 def delete_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -> Response:
     _editor(request, db, form)
-    try:
-        dispatch.delete_rule(db, rule_id=rule_id)
-    except NotFound:
-        raise PageError(404, "err.page_not_found") from None
-    db.commit()
+    removed(db, lambda: dispatch.delete_rule(db, rule_id=rule_id))
     return support.redirect("/rules", flash=("rules.deleted", {"id": rule_id}))
 
 
@@ -208,21 +199,14 @@ def set_threshold(request: Request, db: DbSession, form: FormBody) -> Response:
         value = float(form.get("threshold"))
     except ValueError:
         return _page(request, db, principal, errors={"threshold": t("err.number")}, status_code=422)
-    try:
-        dispatch.set_threshold(db, category_id=category_id, threshold=value)
-        db.commit()
-    except CityhubError as exc:
-        db.rollback()
-        return _page(request, db, principal, errors={"threshold": field_errors(t, exc).popitem()[1]}, status_code=422)
+    row, errors = saved(db, t, lambda: dispatch.set_threshold(db, category_id=category_id, threshold=value))
+    if row is None:
+        return _page(request, db, principal, errors={"threshold": errors.popitem()[1]}, status_code=422)
     return support.redirect("/rules", flash=("rules.threshold_set", {"threshold": value}))
 
 
 @router.post("/rules/thresholds/{category_id}/delete", response_class=HTMLResponse)
 def delete_threshold(request: Request, db: DbSession, category_id: int, form: FormBody) -> Response:
     _editor(request, db, form)
-    try:
-        dispatch.delete_threshold(db, category_id=category_id)
-    except NotFound:
-        raise PageError(404, "err.page_not_found") from None
-    db.commit()
+    removed(db, lambda: dispatch.delete_threshold(db, category_id=category_id))
     return support.redirect("/rules", flash=("rules.threshold_deleted", {}))
