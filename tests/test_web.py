@@ -313,6 +313,7 @@ def test_a_citizen_files_an_appeal_on_the_web_and_follows_it_as_their_own(org) -
     assert 'id="unit_id"' in login("op").get("/orders").text
     form = client.get("/intake")
     assert form.status_code == 200 and "我要反映" in form.text and 'name="channel"' not in form.text
+    assert 'name="urgency"' not in form.text
     response = client.post(
         "/intake",
         data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
@@ -324,6 +325,7 @@ def test_a_citizen_files_an_appeal_on_the_web_and_follows_it_as_their_own(org) -
         order = s.get(Order, order_id)
         me = s.scalar(select(User.id).where(User.username == "cit"))
         assert order is not None and (order.channel, order.citizen_user_id) == (Channel.WEB, me)
+        assert order.citizen_name == "张市民"  # under their own name when they gave none
         number = order.number
     detail = client.get(f"/orders/{order_id}")
     assert detail.status_code == 200 and f"已受理：工单 {number}" in detail.text
@@ -699,6 +701,7 @@ def test_supervisors_review_weak_replies_from_their_list_and_the_order_page(org)
     assert "只有问候、收悉或致谢套话" in listed.text and "boilerplate_only" not in listed.text
     page = sup.get(f"/orders/{order.id}").text
     assert 'data-testid="reply-check"' in page and "偏弱，待审核" in page
+    assert "<td>答复质量检查</td>" in page and "<td>reply-check</td>" not in page  # the checker named in Chinese
     assert hand.get("/reviews").status_code == 403 and 'href="/reviews"' not in hand.get("/orders").text
 
 
@@ -725,27 +728,43 @@ def test_routing_rules_and_thresholds_are_read_by_dispatchers_and_edited_by_admi
     }
     refused = adm.post("/rules", data=form)  # a rule for a given unit names the unit
     assert refused.status_code == 422 and 'data-testid="field-error-target_unit_id"' in refused.text
+    assert "派往指定单位时请选择承办单位" in refused.text and "needs an existing" not in refused.text
+    too_high = adm.post("/rules", data={**form, "target_unit_id": str(org["street_b"]), "priority": "5000"})
+    assert too_high.status_code == 422 and "不能大于 1000" in too_high.text
     assert 'value="路灯 → 京溪街道"' in refused.text  # what was typed is kept
     created = adm.post("/rules", data={**form, "target_unit_id": str(org["street_b"])}, follow_redirects=False)
     assert created.status_code == 303
+    assert "已创建规则" in adm.get("/rules").text  # the flash, once
     with session_scope() as s:
         rule = s.scalars(select(DispatchRule).where(DispatchRule.name == "路灯 → 京溪街道")).one()
         assert (rule.keywords, rule.target_unit_id, rule.tier.value) == (["路灯", "灯杆"], org["street_b"], "street")
         rule_id = rule.id
     edit = adm.get(f"/rules/{rule_id}")
     assert edit.status_code == 200 and 'value="路灯、灯杆"' in edit.text and 'value="2999-12-31"' in edit.text
-    saved = adm.post(f"/rules/{rule_id}", data={**form, "target_unit_id": str(org["street_b"]), "active": ""})
-    assert saved.status_code == 200  # followed the redirect to the list
+    token = hidden(edit.text, "updated_at")
+    view = disp.get(f"/rules/{rule_id}").text  # a dispatcher sees every field, read-only
+    assert "<fieldset disabled>" in view and 'value="路灯、灯杆"' in view and "rule-delete" not in view
+    mine = {**form, "target_unit_id": str(org["street_b"]), "updated_at": token}
+    saved = adm.post(f"/rules/{rule_id}", data={**mine, "active": ""})
+    assert saved.status_code == 200 and "已保存规则" in saved.text  # the redirect's flash
+    # A second administrator's form made on the version before that save does not silently undo it.
+    late = adm.post(f"/rules/{rule_id}", data={**mine, "active": "1", "priority": "70"})
+    assert late.status_code == 409 and "已被他人修改" in late.text and 'value="70"' in late.text
     with session_scope() as s:
         assert s.get(DispatchRule, rule_id).active is False  # type: ignore[union-attr]
 
     category = str(org["cats"]["环境保护"])
     bad = adm.post("/rules/thresholds", data={"csrf_token": csrf(adm), "category_id": category, "threshold": "1.5"})
-    assert bad.status_code == 422 and 'data-testid="field-error-threshold"' in bad.text
+    assert bad.status_code == 422 and "阈值须大于 0、不超过 1" in bad.text
+    assert adm.get("/rules/thresholds", follow_redirects=False).headers["location"] == "/rules"  # reloading it
     adm.post("/rules/thresholds", data={"csrf_token": csrf(adm), "category_id": category, "threshold": "0.8"})
     with session_scope() as s:
         assert s.get(DispatchThreshold, int(category)).threshold == 0.8  # type: ignore[union-attr]
     assert adm.get("/rules/987654").status_code == 404
+    page = {"accept": "text/html"}
+    for url in ("/rules/thresholds/abc/delete", "/rules/abc/delete", "/kb/abc"):  # a form posted to a bad address
+        gone = adm.post(url, data={"csrf_token": csrf(adm)}, headers=page)
+        assert gone.status_code in (404, 405) and "页面不存在" in gone.text, url
 
 
 def test_the_knowledge_base_is_kept_from_its_page_and_feeds_the_instant_answers(org) -> None:
@@ -768,6 +787,10 @@ def test_the_knowledge_base_is_kept_from_its_page_and_feeds_the_instant_answers(
         entry = s.scalars(select(KnowledgeEntry).where(KnowledgeEntry.question == "社保卡丢了怎么补办？")).one()
         entry_id, version = entry.id, entry.version
     assert "社保卡丢了怎么补办？" in sup.get("/kb?q=社保卡").text
+    dated = sup.post("/kb", data={**form, "question": "旧政策", "valid_until": "2020-10-31"}, follow_redirects=False)
+    assert dated.status_code == 303
+    old_row = re.search(r'<tr data-testid="kb-row"[^>]*>(?:(?!</tr>).)*旧政策.*?</tr>', sup.get("/kb").text, re.S)
+    assert old_row and "2020-10-31" in old_row.group(0) and "已过期" in old_row.group(0)  # the day it is valid to
     # The operator's intake assistance offers it at once (the index follows the knowledge base's revision).
     assistance = op.post(
         "/intake/assist",

@@ -160,10 +160,10 @@ def _error(status: int, code: str, message: str, details: dict[str, Any] | None 
 
 
 def _browser_page(request: Request) -> bool:
-    """A browser asking for one of the web UI's pages (not the API, Open311, health or docs)."""
-    from cityhub.api.gate import wants_page
-
-    return wants_page(request.scope) and not request.url.path.startswith(_MACHINE_PATHS)
+    """A browser asking for one of the web UI's pages or posting one of its forms (not the API, Open311, health or
+    docs)."""
+    accepts_html = "text/html" in request.headers.get("accept", "")
+    return request.method in ("GET", "POST") and accepts_html and not request.url.path.startswith(_MACHINE_PATHS)
 
 
 _MACHINE_PATHS = ("/api/", "/open311/", "/healthz", "/docs", "/openapi.json", "/static/")
@@ -178,7 +178,11 @@ def _error_page(request: Request, status: int, message_key: str) -> Response:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CityhubError)
-    async def _domain_error(_request: Request, exc: CityhubError) -> JSONResponse:
+    async def _domain_error(request: Request, exc: CityhubError) -> Response:
+        if _browser_page(request):  # a page route that let a refusal through
+            return _error_page(
+                request, exc.http_status, "err.page_not_found" if exc.http_status == 404 else "err.bad_link"
+            )
         return _error(exc.http_status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)

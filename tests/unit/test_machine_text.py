@@ -104,8 +104,8 @@ def test_intake_and_placing_reasons_and_a_persons_own_words() -> None:
 
     quality = score_reply("路灯不亮", "景泰街道云景路路灯不亮，请维修并说明时间", "您好，收悉，谢谢。")
     assert quality.reasons and any("_" in r.split(":")[0] for r in quality.reasons)
-    finding = explain(ZH, "答复质量偏弱，请督办员审核: " + "; ".join(quality.reasons))
-    assert finding.startswith("答复质量偏弱，请督办员审核: ") and not re.search(r"[a-z]_[a-z]|\bempty\b", finding)
+    finding = explain(ZH, "答复质量偏弱，请督办员审核：" + "; ".join(quality.reasons))
+    assert finding.startswith("答复质量偏弱，请督办员审核：") and not re.search(r"[a-z]_[a-z]|\bempty\b", finding)
     # A person's reason is shown as written, its punctuation too.
     assert explain(ZH, "来电核实; 市民已确认地址") == "来电核实; 市民已确认地址"
     assert explain(ZH, None) == "" and explain(ZH, "") == ""

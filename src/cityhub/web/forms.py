@@ -19,6 +19,7 @@ T = TypeVar("T")
 
 _TOO_LONG = re.compile(r"at most (\d+) character")
 _PHONE_LENGTH = re.compile(r"phone must have (\d+) to (\d+) digits")
+_BOUND = re.compile(r"Input should be (less|greater) than or equal to (-?[\d.]+)")
 
 
 def field_message(t: Translator, message: str) -> str:
@@ -33,6 +34,14 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.too_long", n=m.group(1))
     if "valid integer" in message or "valid number" in message:
         return t("err.number")
+    if m := _BOUND.search(message):
+        return t("err.at_most" if m.group(1) == "less" else "err.at_least", n=m.group(2))
+    if "valid_from must be before valid_until" in message or "valid_until must be after valid_from" in message:
+        return t("err.dates_order")
+    if "needs an existing target_unit_id" in message:
+        return t("err.need_unit")
+    if "threshold must be in" in message:
+        return t("err.threshold")
     if "Input should be" in message:
         return t("err.choice")
     if "unknown category" in message:

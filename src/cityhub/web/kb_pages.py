@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from cityhub.api.deps import DbSession
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
+from cityhub.db import utcnow
 from cityhub.errors import CityhubError, Conflict, NotFound
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.models import KnowledgeEntry
@@ -105,6 +106,7 @@ def _page(
         inactive=inactive,
         categories=categories,
         category_paths={c.id: c.path for c in categories},
+        now=utcnow(),
         values=values if values is not None else _values_of(entry),
         errors=errors or {},
         error=error,

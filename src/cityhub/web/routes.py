@@ -32,6 +32,7 @@ from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from cityhub.knowledge.models import ReplyCheck
+from cityhub.nlp.reply_quality import WEAK_THRESHOLD
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.org.places import Place, PlaceSource
 from cityhub.org.service import UnitRef, unit_directory
@@ -413,6 +414,7 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
     return render(
         request,
         "_assistance.html",
+        citizen=principal.role == Role.CITIZEN,
         principal=principal,
         assistance=_assistance(db, principal, form),
         can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
@@ -436,8 +438,11 @@ def intake_submit(request: Request, db: DbSession, form: FormBody) -> Response:
     try:
         data = parse(_intake_payload(form))
         if citizen:
-            # Their own appeal, through the web form: theirs to follow and rate.
-            data = filed_by_citizen(data.model_copy(update={"channel": Channel.WEB}), principal.user_id)
+            # Their own appeal, through the web form: theirs to follow and rate, under their name unless they gave one.
+            update: dict[str, Any] = {"channel": Channel.WEB, "urgency": Urgency.NORMAL}
+            if not data.citizen_name:
+                update["citizen_name"] = principal.full_name[:80]
+            data = filed_by_citizen(data.model_copy(update=update), principal.user_id)
         if entry_id is not None:
             if not permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)):
                 raise PermissionDenied("role may not answer instantly")
@@ -705,6 +710,7 @@ def _detail_page(
         errors=errors or {},
         is_admin=principal.role == Role.ADMIN,
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
+        reply_cut=WEAK_THRESHOLD,
     )
 
 

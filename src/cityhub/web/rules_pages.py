@@ -18,6 +18,7 @@ from cityhub.api.deps import DbSession
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.config import get_settings
+from cityhub.db import utcnow
 from cityhub.dispatch import service as dispatch
 from cityhub.dispatch.rules import RuleTier, TargetKind
 from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
@@ -31,6 +32,7 @@ from cityhub.workorders.lifecycle import Action
 router = APIRouter(include_in_schema=False)
 
 RULE_FIELDS = (
+    "updated_at",
     "name",
     "priority",
     "active",
@@ -82,6 +84,7 @@ def _page(
     rule: Any = None,
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
+    error: str | None = None,
     status_code: int = 200,
 ) -> Response:
     from cityhub.web.routes import _categories, _units
@@ -105,8 +108,10 @@ def _page(
         names={i: u.name for i, u in directory.items()},
         tiers=list(RuleTier),
         kinds=list(TargetKind),
+        now=utcnow(),
         values=values if values is not None else _values_of(rule),
         errors=errors or {},
+        error=error,
         default_threshold=get_settings().dispatch_threshold,
     )
 
@@ -128,6 +133,8 @@ def _values_of(rule: Any) -> dict[str, str]:
         "tier": rule.tier.value,
         "valid_from": day_of(rule.valid_from),
         "valid_until": day_of(rule.valid_until, end=True),
+        # The version the form was made on: a save over someone else's newer one is refused, not silently lost.
+        "updated_at": rule.updated_at.isoformat(),
     }
 
 
@@ -165,6 +172,9 @@ def update_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -
         rule = dispatch.get_rule(db, rule_id=rule_id)
     except NotFound:
         raise PageError(404, "err.page_not_found") from None
+    if form.get("updated_at") and form.get("updated_at") != rule.updated_at.isoformat():
+        values = {**form.values(RULE_FIELDS), "updated_at": rule.updated_at.isoformat()}
+        return _page(request, db, principal, rule=rule, values=values, error=t("rules.stale"), status_code=409)
     try:
         dispatch.update_rule(db, rule_id=rule_id, data=RuleUpdate.model_validate(_payload(form)))
         db.commit()
@@ -188,6 +198,13 @@ def delete_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -
     _editor(request, db, form)
     removed(db, lambda: dispatch.delete_rule(db, rule_id=rule_id))
     return support.redirect("/rules", flash=("rules.deleted", {"id": rule_id}))
+
+
+@router.get("/rules/thresholds", response_class=HTMLResponse)
+def thresholds_page(request: Request, db: DbSession) -> Response:
+    """Where a refused threshold form was posted: the thresholds are on the rules page."""
+    _reader(request, db)
+    return support.redirect("/rules")
 
 
 @router.post("/rules/thresholds", response_class=HTMLResponse)

@@ -33,7 +33,7 @@ from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
 from cityhub.config import get_settings
 from cityhub.org.models import Role
-from cityhub.web import machine_text, vendor
+from cityhub.web import forms, machine_text, vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate
 from cityhub.workorders.lifecycle import Action
 
@@ -81,6 +81,22 @@ _env = Environment(
 )
 _env.filters["localtime"] = _localtime
 _env.globals["explain"] = machine_text.explain
+_env.filters["first_day"] = lambda moment: forms.day_of(moment)
+_env.filters["last_day"] = lambda moment: forms.day_of(moment, end=True)  # a validity's exclusive end
+
+
+def _validity_state(t: Translator, active: bool, valid_from: Any, valid_until: Any, now: Any) -> str:
+    """启用 / 停用 / 未生效 / 已过期 of something with an active flag and a validity (a rule, a knowledge entry)."""
+    if not active:
+        return t("rules.off")
+    if valid_until is not None and valid_until <= now:
+        return t("rules.expired")
+    if valid_from is not None and valid_from > now:
+        return t("rules.not_yet")
+    return t("rules.on")
+
+
+_env.globals["validity_state"] = _validity_state
 _env.filters["number"] = lambda value: f"{value:g}" if isinstance(value, int | float) else value  # 5.0 → 5
 
 
@@ -345,7 +361,7 @@ def set_flash(response: Response, key: str, **params: Any) -> None:
     )
 
 
-_FLASH_GROUPS = frozenset({"intake", "order", "queue", "login"})
+_FLASH_GROUPS = frozenset({"intake", "order", "queue", "login", "rules", "kb"})
 
 
 def read_flash(request: Request) -> dict[str, Any] | None:

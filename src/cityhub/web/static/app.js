@@ -16,4 +16,9 @@
       select.dispatchEvent(new Event("change", { bubbles: true }));
     }
   });
+  // A form marked data-confirm (deleting a rule) asks first.
+  document.addEventListener("submit", function (event) {
+    var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) { event.preventDefault(); }
+  });
 })();
