@@ -159,14 +159,16 @@ def _error(status: int, code: str, message: str, details: dict[str, Any] | None 
     return JSONResponse(status_code=status, content={"code": code, "message": message, "details": details or {}})
 
 
+# Paths that answer machines, never with the web UI's pages: the API, Open311, the health check, the API's docs.
+_MACHINE_PATHS = ("/api/", "/open311/", "/healthz", "/docs", "/openapi.json")
+
+
 def _browser_page(request: Request) -> bool:
-    """A browser asking for one of the web UI's pages or posting one of its forms (not the API, Open311, health or
-    docs)."""
+    """A browser asking for one of the web UI's pages or posting one of its forms (not a machine path or a static
+    file)."""
     accepts_html = "text/html" in request.headers.get("accept", "")
-    return request.method in ("GET", "POST") and accepts_html and not request.url.path.startswith(_MACHINE_PATHS)
-
-
-_MACHINE_PATHS = ("/api/", "/open311/", "/healthz", "/docs", "/openapi.json", "/static/")
+    path = request.url.path
+    return request.method in ("GET", "POST") and accepts_html and not path.startswith((*_MACHINE_PATHS, "/static/"))
 
 
 def _error_page(request: Request, status: int, message_key: str) -> Response:
@@ -252,7 +254,7 @@ def _refusal(scope: Scope, refused: Overloaded) -> Response | None:
         from cityhub.api.open311 import error_response
 
         return error_response("xml" if path.endswith(".xml") else "json", refused)
-    if wants_page(scope) and not path.startswith(("/api/", "/healthz", "/docs", "/openapi.json")):
+    if wants_page(scope) and not path.startswith(_MACHINE_PATHS):
         from cityhub.web.support import busy_page
 
         return busy_page(scope, refused.retry_after)
