@@ -54,6 +54,7 @@ import ahocorasick
 
 from cityhub.errors import ValidationFailed
 from cityhub.nlp.text import squeeze
+from cityhub.textfiles import read_text
 
 DISTRICT, STREET, COMMUNITY = "district", "street", "community"
 _LEVEL_DEPTH = {DISTRICT: 0, STREET: 1, COMMUNITY: 2}
@@ -608,8 +609,6 @@ class Gazetteer:
     @classmethod
     def from_csv(cls, path: str | Path, *, boundaries: str | Path | None = None) -> Gazetteer:
         """A divisions CSV/TSV (``code,name[,level,parent_code]``), plus optional GeoJSON boundaries."""
-        from cityhub.textfiles import read_text
-
         text = read_text(path)
         delimiter = "\t" if "\t" in text.split("\n", 1)[0] else ","
         gaz = cls.from_rows(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
@@ -712,7 +711,7 @@ class Gazetteer:
         self,
         text: str,
         taken: list[_Mention],
-        dropped: list[tuple[int, int, tuple[tuple[str, float], ...]]],
+        dropped: list[tuple[int, int, _Cands]],
         context: set[str],
     ) -> list[_Mention]:
         covered = [False] * len(text)
