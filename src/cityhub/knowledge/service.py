@@ -584,12 +584,20 @@ def check_pending_replies(session: Session, *, limit: int = 500) -> dict[str, in
 
 
 def weak_replies(
-    session: Session, *, states: Sequence[State] | None = (State.REPLIED,), limit: int = 50, offset: int = 0
+    session: Session,
+    *,
+    states: Sequence[State] | None = (State.REPLIED,),
+    scope: Any = None,
+    limit: int = 50,
+    offset: int = 0,
 ) -> tuple[list[tuple[Order, ReplyCheck]], bool]:
-    """Orders whose latest reply check is weak, worst first: the supervisor's review list (default: replied ones)."""
+    """Orders whose latest reply check is weak, worst first: the supervisor's review list (default: replied ones),
+    within ``scope`` (a caller's data scope, ``auth.scope.Scope.clause()``; None: all)."""
     stmt = select(Order, ReplyCheck).join(ReplyCheck, ReplyCheck.order_id == Order.id).where(ReplyCheck.weak.is_(True))
     if states:
         stmt = stmt.where(Order.state.in_(list(states)))
+    if scope is not None:
+        stmt = stmt.where(scope)
     rows = session.execute(stmt.order_by(ReplyCheck.overall, Order.id).limit(limit + 1).offset(offset)).all()
     pairs = [(r[0], r[1]) for r in rows]
     return pairs[:limit], len(pairs) > limit

@@ -115,9 +115,10 @@ def weak_replies(
     state: Annotated[list[State] | None, Query(description="order states; default: replied")] = None,
 ) -> list[WeakReplyRead]:
     """The supervisor's review list: orders whose reply was scored weak, worst first."""
-    pairs, _ = service.weak_replies(db, states=state or [State.REPLIED], limit=page.limit, offset=page.offset)
-    scope = scope_of(db, principal)  # type: ignore[arg-type]
-    pairs = [(o, c) for o, c in pairs if order_in_scope(db, scope, o.id)]
+    scope = scope_of(db, principal).clause()  # type: ignore[arg-type]
+    pairs, _ = service.weak_replies(
+        db, states=state or [State.REPLIED], scope=scope, limit=page.limit, offset=page.offset
+    )
     return [
         WeakReplyRead(
             order_id=o.id,

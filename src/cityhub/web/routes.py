@@ -899,9 +899,8 @@ def reviews(request: Request, db: DbSession) -> Response:
 
     principal = support.require_user(request, db, permissions.REPLY_REVIEW)
     page = max(1, _int(request.query_params.get("page")) or 1)
-    scope = scope_of(db, principal)
-    pairs, has_more = kb.weak_replies(db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    rows = [(o, c) for o, c in pairs if order_in_scope(db, scope, o.id)]
+    scope = scope_of(db, principal).clause()
+    rows, has_more = kb.weak_replies(db, scope=scope, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     return render(
         request,
         "reviews.html",
