@@ -22,6 +22,14 @@ _PHONE_LENGTH = re.compile(r"phone must have (\d+) to (\d+) digits")
 _BOUND = re.compile(r"Input should be (less|greater) than or equal to (-?[\d.]+)")
 
 
+def whole_number(value: str | None) -> int | None:
+    """A form or query value as an integer; None when empty or not a number."""
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
 def field_message(t: Translator, message: str) -> str:
     """A validation message of the service layer in the user's language."""
     if "needs a title or content" in message:

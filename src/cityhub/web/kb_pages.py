@@ -26,7 +26,7 @@ from cityhub.knowledge import service as kb
 from cityhub.knowledge.models import KnowledgeEntry
 from cityhub.knowledge.schemas import EntryCreate, EntryUpdate
 from cityhub.web import support
-from cityhub.web.forms import day_of, field_errors, local_day, saved
+from cityhub.web.forms import day_of, field_errors, local_day, saved, whole_number
 from cityhub.web.support import FormBody, PageError, render
 
 router = APIRouter(include_in_schema=False)
@@ -79,19 +79,17 @@ def _page(
     current: KnowledgeEntry | None = None,
     status_code: int = 200,
 ) -> Response:
-    from cityhub.web.routes import _categories, _int
-
     q = request.query_params
     text = q.get("q", "").strip()[:100]
     inactive = q.get("inactive") == "1"
-    page = max(1, _int(q.get("page")) or 1)
+    page = max(1, whole_number(q.get("page")) or 1)
     entries: Sequence[KnowledgeEntry] = ()
     has_more = False
     if entry is None:
         entries, has_more = kb.list_entries(
             db, active=None if inactive else True, q=text or None, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
         )
-    categories = _categories(db)
+    categories = support.active_categories(db)
     return render(
         request,
         "kb.html",

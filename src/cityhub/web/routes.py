@@ -36,7 +36,7 @@ from cityhub.nlp.reply_quality import WEAK_THRESHOLD
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.org.places import Place, PlaceSource
 from cityhub.org.service import UnitRef, unit_directory
-from cityhub.web import support, vendor
+from cityhub.web import forms, support, vendor
 from cityhub.web.forms import field_message
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
 from cityhub.web.support import Form, FormBody, LoginRequired, PageError, render
@@ -123,26 +123,6 @@ def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
     return t("err.generic", message=exc.message), fields
 
 
-# How unit pickers list the units: those that handle most orders first (大事不出区: the district's departments, then
-# the streets and towns, then their communities), the district and city last.
-_TIER_ORDER = (
-    UnitTier.DEPARTMENT,
-    UnitTier.STREET,
-    UnitTier.COMMUNITY,
-    UnitTier.SUBCENTRE,
-    UnitTier.DISTRICT,
-    UnitTier.CITY,
-)
-
-
-def _units(db: Session, *, handlers: bool = False) -> list[tuple[UnitTier, list[Unit]]]:
-    """Active units grouped by tier in ``_TIER_ORDER``, by code within a tier. ``handlers``: only the units an order
-    can be given to (dispatch, transfer, co-handling) — not the district or city itself, where nobody accepts it."""
-    units = db.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.code)).all()
-    tiers = _TIER_ORDER[:4] if handlers else _TIER_ORDER
-    return [(tier, group) for tier in tiers if (group := [u for u in units if u.tier == tier])]
-
-
 def _directory(db: Session) -> dict[int, str]:
     """Every unit's name by id, for the machine-written explanations (``machine_text.explain``)."""
     return {unit_id: unit.name for unit_id, unit in unit_directory(db).items()}
@@ -161,23 +141,12 @@ def _place_units(db: Session) -> list[tuple[UnitRef, list[UnitRef]]]:
     return list(streets.values())
 
 
-def _categories(db: Session) -> list[Category]:
-    return list(db.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.path)))
-
-
 def _names(db: Session, model: Any, ids: set[int | None]) -> dict[int, str]:
     wanted = sorted(i for i in ids if i is not None)
     if not wanted:
         return {}
     column = model.path if model is Category else model.name
     return {i: n for i, n in db.execute(select(model.id, column).where(model.id.in_(wanted)))}
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
 
 
 # ---------------------------------------------------------------------------------------- status and login
@@ -347,7 +316,7 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     if len(title) + len(content) < 2:
         return Assistance([], [], [], None, ready=False)
     payload = _intake_payload(form)
-    chosen = _int(form.get("category_id"))
+    chosen = forms.whole_number(form.get("category_id"))
     if chosen is None or db.get(Category, chosen) is None:
         payload.pop("category_id", None)  # half-typed or gone (deactivated while the form was open): the text alone
     try:
@@ -395,7 +364,7 @@ def _intake_page(
         channels=list(Channel),
         appeal_types=list(AppealType),
         urgencies=list(Urgency),
-        categories=_categories(db),
+        categories=support.active_categories(db),
         can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
     )
 
@@ -433,7 +402,7 @@ def intake_submit(request: Request, db: DbSession, form: FormBody) -> Response:
     values = form.values(INTAKE_FIELDS)
     if form.get("preview"):
         return _intake_page(request, db, principal, values=values, assistance=_assistance(db, principal, form))
-    entry_id = _int(form.get("instant_entry_id"))
+    entry_id = forms.whole_number(form.get("instant_entry_id"))
     citizen = principal.role == Role.CITIZEN
     try:
         data = parse(_intake_payload(form))
@@ -498,6 +467,7 @@ def _local_midnight(day: date) -> datetime:
 def order_list(request: Request, db: DbSession) -> Response:
     """Orders in the user's data scope, filtered and paginated like GET /api/v1/orders."""
     principal = support.require_user(request, db, permissions.ORDER_READ)
+    citizen = principal.role == Role.CITIZEN
     t = support.translator(request)
     q = request.query_params
     errors: dict[str, str] = {}
@@ -510,9 +480,9 @@ def order_list(request: Request, db: DbSession) -> Response:
         criteria[name] = picked or None
     for name in ("unit_id", "category_id"):
         raw = q.get(name, "").strip()
-        if raw and _int(raw) is None:
+        if raw and forms.whole_number(raw) is None:
             errors[name] = t("err.number")
-        criteria[name] = _int(raw)
+        criteria[name] = forms.whole_number(raw)
     for name, shift in (("created_from", 0), ("created_to", 1)):
         try:
             day = _parse_day(q.get(name, "").strip())
@@ -527,7 +497,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         text = text[:100]
     criteria["q"] = text or None
     criteria["q_citizen"] = principal.role in permissions.UNMASKED_ROLES  # a returning caller's earlier appeals
-    page = max(1, _int(q.get("page")) or 1)
+    page = max(1, forms.whole_number(q.get("page")) or 1)
     rows, has_more, _ = orders.search_orders(
         db,
         filters=OrderFilter(**criteria),
@@ -555,9 +525,9 @@ def order_list(request: Request, db: DbSession) -> Response:
         channels=list(Channel),
         place_sources=list(PlaceSource),
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
-        citizen=principal.role == Role.CITIZEN,
-        units=[] if principal.role == Role.CITIZEN else _units(db),
-        categories=_categories(db),
+        citizen=citizen,
+        units=[] if citizen else support.unit_groups(db),
+        categories=support.active_categories(db),
         now=utcnow(),
     )
 
@@ -697,7 +667,7 @@ def _detail_page(
         sla=_sla_view(t, order),
         events=_event_rows(db, order),
         actions=[(a, ACTION_FIELDS[a]) for a in actions],
-        units=_units(db, handlers=True) if needs_units else [],
+        units=support.unit_groups(db, handlers=True) if needs_units else [],
         similar=similar,
         decision=decision,
         place_units=_place_units(db) if may_place else [],
@@ -734,10 +704,10 @@ def _action_params(
         if not raw:
             continue
         if kind == "unit":
-            if _int(raw) is None:
+            if forms.whole_number(raw) is None:
                 errors[name] = t("err.choice")
             else:
-                params[name] = _int(raw)
+                params[name] = forms.whole_number(raw)
         elif kind == "days":
             try:
                 params[name] = float(raw)
@@ -758,10 +728,10 @@ def _action_params(
             params[name] = raw
     if action in _ASSIST_ACTIONS:
         # A unit answers only for its own part of a co-handled order (as the API enforces).
-        chosen = _int(form.get("unit_id")) if principal.role == Role.ADMIN else None
+        chosen = forms.whole_number(form.get("unit_id")) if principal.role == Role.ADMIN else None
         params["unit_id"] = chosen if chosen is not None else principal.unit_id
     if action == Action.INSTANT_ANSWER and form.get("kb_entry_id"):
-        params["kb_entry_id"] = _int(form.get("kb_entry_id"))
+        params["kb_entry_id"] = forms.whole_number(form.get("kb_entry_id"))
     return params, errors
 
 
@@ -802,7 +772,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             action=action,
             actor=principal.actor,
             params=params,
-            expected_version=_int(form.get("version")),
+            expected_version=forms.whole_number(form.get("version")),
         )
         db.flush()
     except (CityhubError, StaleDataError) as exc:
@@ -841,7 +811,7 @@ def order_place(order_id: int, request: Request, db: DbSession, form: FormBody) 
         scoped_order(db, order_id, principal)
     except NotFound:
         raise PageError(404, "err.not_found") from None
-    unit_id = _int(form.get("unit_id"))
+    unit_id = forms.whole_number(form.get("unit_id"))
     try:
         if unit_id is None:
             raise ValidationFailed("choose a street or community", details={"field": "unit_id"})
@@ -851,7 +821,7 @@ def order_place(order_id: int, request: Request, db: DbSession, form: FormBody) 
             unit_id=unit_id,
             actor=principal.actor,
             reason=(form.get("reason") or "").strip() or None,
-            expected_version=_int(form.get("version")),
+            expected_version=forms.whole_number(form.get("version")),
         )
         db.flush()
     except (CityhubError, StaleDataError) as exc:
@@ -872,7 +842,7 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
     from cityhub.dispatch import service as dispatch
 
     principal = support.require_user(request, db, permissions.act(Action.DISPATCH))
-    page = max(1, _int(request.query_params.get("page")) or 1)
+    page = max(1, forms.whole_number(request.query_params.get("page")) or 1)
     rows, has_more = dispatch.queue(
         db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, scope=scope_of(db, principal).clause()
     )
@@ -898,7 +868,7 @@ def reviews(request: Request, db: DbSession) -> Response:
     from cityhub.knowledge import service as kb
 
     principal = support.require_user(request, db, permissions.REPLY_REVIEW)
-    page = max(1, _int(request.query_params.get("page")) or 1)
+    page = max(1, forms.whole_number(request.query_params.get("page")) or 1)
     scope = scope_of(db, principal).clause()
     rows, has_more = kb.weak_replies(db, scope=scope, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     return render(

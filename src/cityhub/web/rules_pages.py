@@ -87,10 +87,8 @@ def _page(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    from cityhub.web.routes import _categories, _units
-
     directory = unit_directory(db)
-    categories = _categories(db)
+    categories = support.active_categories(db)
     places = [u for u in sorted(directory.values(), key=lambda u: u.code) if u.tier in ("district", "street")]
     return render(
         request,
@@ -104,7 +102,7 @@ def _page(
         categories=categories,
         category_paths={c.id: c.path for c in categories},
         places=places,
-        units=_units(db, handlers=True),
+        units=support.unit_groups(db, handlers=True),
         names={i: u.name for i, u in directory.items()},
         tiers=list(RuleTier),
         kinds=list(TargetKind),

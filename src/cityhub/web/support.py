@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.types import Scope
 
@@ -32,10 +33,11 @@ from cityhub.auth.errors import Unauthenticated
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
 from cityhub.config import get_settings
-from cityhub.org.models import Role
+from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.web import forms, machine_text, vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate
 from cityhub.workorders.lifecycle import Action
+from cityhub.workorders.models import Category
 
 log = logging.getLogger(__name__)
 
@@ -400,3 +402,31 @@ def duration_text(t: Translator, delta: timedelta) -> str:
 
 # A page route's parsed form (``form: FormBody``).
 FormBody = Annotated[Form, Depends(form_body)]
+
+
+# --------------------------------------------------------------------------------------------- pickers
+
+
+# How unit pickers list the units: those that handle most orders first (大事不出区: the district's departments, then
+# the streets and towns, then their communities), the district and city last.
+_TIER_ORDER = (
+    UnitTier.DEPARTMENT,
+    UnitTier.STREET,
+    UnitTier.COMMUNITY,
+    UnitTier.SUBCENTRE,
+    UnitTier.DISTRICT,
+    UnitTier.CITY,
+)
+
+
+def unit_groups(db: Session, *, handlers: bool = False) -> list[tuple[UnitTier, list[Unit]]]:
+    """Active units grouped by tier in ``_TIER_ORDER``, by code within a tier. ``handlers``: only the units an order
+    can be given to (dispatch, transfer, co-handling) — not the district or city itself, where nobody accepts it."""
+    units = db.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.code)).all()
+    tiers = _TIER_ORDER[:4] if handlers else _TIER_ORDER
+    return [(tier, group) for tier in tiers if (group := [u for u in units if u.tier == tier])]
+
+
+def active_categories(db: Session) -> list[Category]:
+    """The active categories by path, as category pickers list them."""
+    return list(db.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.path)))
