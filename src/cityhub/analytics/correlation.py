@@ -36,6 +36,7 @@ import networkx as nx
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session, aliased
 
+from cityhub.analytics import kpi
 from cityhub.analytics.lexicon import extract_groups, extract_places
 from cityhub.config import get_settings
 from cityhub.db import database_key
@@ -119,44 +120,11 @@ class Period:
         return self.first <= day < self.stop
 
 
-_QUARTER_RE = re.compile(r"^(\d{4})-?Q([1-4])$", re.I)
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{1,2})$")
-_WEEK_RE = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.I)
-_YEAR_RE = re.compile(r"^(\d{4})$")
-
-
 def parse_period(text: str) -> Period:
-    """``2026``, ``2026-Q3``, ``2026-07``, ``2026-W27`` (ISO week), ``2026-07-01`` or ``2026-07-01..2026-08-15``."""
-    raw = text.strip()
-    try:
-        if ".." in raw:
-            a, b = raw.split("..", 1)
-            first, last = date.fromisoformat(a.strip()), date.fromisoformat(b.strip())
-            if last < first:
-                raise ValidationFailed(f"period {raw}: ends before it starts")
-            return Period(raw, first, last + timedelta(days=1))
-        if m := _QUARTER_RE.match(raw):
-            year, q = int(m[1]), int(m[2])
-            first = date(year, 3 * q - 2, 1)
-            stop = date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)
-            return Period(f"{year}-Q{q}", first, stop)
-        if m := _WEEK_RE.match(raw):
-            first = date.fromisocalendar(int(m[1]), int(m[2]), 1)
-            return Period(f"{m[1]}-W{int(m[2]):02d}", first, first + timedelta(days=7))
-        if m := _MONTH_RE.match(raw):
-            year, month = int(m[1]), int(m[2])
-            first = date(year, month, 1)
-            stop = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-            return Period(f"{year}-{month:02d}", first, stop)
-        if m := _YEAR_RE.match(raw):
-            year = int(m[1])
-            return Period(str(year), date(year, 1, 1), date(year + 1, 1, 1))
-        day = date.fromisoformat(raw)
-        return Period(raw, day, day + timedelta(days=1))
-    except ValueError:
-        raise ValidationFailed(
-            f"unknown period '{text}': use 2026, 2026-Q3, 2026-07, 2026-W27, 2026-07-01 or 2026-07-01..2026-08-15"
-        ) from None
+    """``2026``, ``2026-Q3``, ``2026-07``, ``2026-W27`` (ISO week), ``2026-07-01`` or ``2026-07-01..2026-08-15``, as the
+    assessment reads them (``kpi.parse_period``), as a half-open span."""
+    period = kpi.parse_period(text)
+    return Period(period.label, period.first, period.last + timedelta(days=1))
 
 
 def window_label(day: date, granularity: Granularity) -> str:

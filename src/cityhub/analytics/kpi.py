@@ -216,17 +216,19 @@ def week_period(day: date) -> Period:
 
 
 _MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
-_WEEK = re.compile(r"^(\d{4})-W(\d{1,2})$", re.IGNORECASE)
+_WEEK = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.IGNORECASE)
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$", re.IGNORECASE)
+_QUARTER = re.compile(r"^(\d{4})-?Q([1-4])$", re.IGNORECASE)
 _YEAR = re.compile(r"^(\d{4})$")
 
 
 def parse_period(text: str) -> Period:
     """``2026-10`` (month), ``2026-W43`` (ISO week), ``2026-10-05`` (day), ``2026-10-01..2026-10-15``, and for a
-    longer view ``2026-Q4`` (quarter) or ``2026`` (year) — ranges whose label is the quarter or year."""
+    longer view ``2026-Q4`` (quarter) or ``2026`` (year) — ranges whose label is the quarter or year.
+
+    The one reader of the period forms users type (the assessment, and the correlation graph's ``parse_period``)."""
     raw = text.strip()
     try:
         if m := _QUARTER.match(raw):
