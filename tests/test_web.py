@@ -247,6 +247,10 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     top3 = re.findall(r"<li>(\S+) <small>\d+%</small>", panel.text)
     assert sorted(top3) == sorted(TOPICS) and top3[0] == "环境保护"  # the classifier's top 3, best first
     assert f'data-pick-category="{org["cats"]["环境保护"]}"' in panel.text
+    assert 'data-testid="classify-doubtful"' not in panel.text
+    # A text the classifier knows next to nothing of: its guesses are shown as guesses.
+    doubtful = client.post("/intake/assist", data={**form, "title": "qwerty", "content": "asdfgh 1234"})
+    assert 'data-testid="classify-doubtful"' in doubtful.text and "仅供参考" in doubtful.text
     # No order is created by looking things up.
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 1
@@ -489,6 +493,40 @@ def test_malformed_page_addresses_and_dates_get_the_error_page_not_json(org) -> 
     # Machines keep the JSON error body.
     api = disp.get("/api/v1/orders/abc", headers={"accept": "application/json"})
     assert api.status_code == 422 and api.json()["code"] == "validation_failed"
+
+
+def test_a_refusal_a_page_route_lets_through_is_said_in_the_users_words() -> None:
+    """Not found, no permission, changed meanwhile: each its own message on the error page; JSON for machines."""
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+
+    app = create_app()
+    refusals = {
+        "not-found": NotFound("gone"),
+        "forbidden": PermissionDenied("no"),
+        "conflict": Conflict("changed"),
+        "invalid": ValidationFailed("bad"),
+        "stale": StaleDataError("changed"),
+    }
+
+    def refuse(kind: str) -> None:
+        raise refusals[kind]
+
+    app.add_api_route("/refuse/{kind}", refuse)
+    client = TestClient(app, raise_server_exceptions=False)
+    expected = {
+        "not-found": (404, "页面不存在"),
+        "forbidden": (403, "您的角色无权进行此操作"),
+        "conflict": (409, "已被他人修改"),
+        "invalid": (422, "链接中的参数无效"),
+        "stale": (409, "已被他人修改"),
+    }
+    for kind, (status, words) in expected.items():
+        page = client.get(f"/refuse/{kind}", headers={"accept": "text/html"})
+        assert page.status_code == status and words in page.text and "<html" in page.text, kind
+        machine = client.get(f"/refuse/{kind}", headers={"accept": "application/json"})
+        assert machine.status_code == status and "code" in machine.json(), kind
 
 
 def test_citizen_data_is_masked_for_leaders_like_in_the_api(org) -> None:

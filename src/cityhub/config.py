@@ -98,6 +98,13 @@ class Settings(BaseSettings):
         le=1,
         description="Default per-category classifier probability from which an order is dispatched automatically.",
     )
+    dispatch_min_evidence: int = Field(
+        3,
+        ge=0,
+        description="An order the classifier knows fewer phrases of than this (its char n-grams of two or more "
+        "characters with a hanzi that were seen in training: too few in a greeting, a test string, gibberish, "
+        "English) waits for a dispatcher, however high the category's probability; 0: no such check.",
+    )
     dispatch_rule_auto_priority: int = Field(
         100,
         description="Without a classifier, a routing rule of at least this priority may dispatch automatically.",

@@ -178,13 +178,15 @@ def _error_page(request: Request, status: int, message_key: str) -> Response:
     return error_page(request, status, message_key, getattr(request.state, "principal", None))
 
 
+# What a page says for a refusal its route let through, by status; anything else: the link was bad.
+_PAGE_MESSAGES = {404: "err.page_not_found", 403: "err.forbidden", 409: "err.conflict"}
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CityhubError)
     async def _domain_error(request: Request, exc: CityhubError) -> Response:
         if _browser_page(request):  # a page route that let a refusal through
-            return _error_page(
-                request, exc.http_status, "err.page_not_found" if exc.http_status == 404 else "err.bad_link"
-            )
+            return _error_page(request, exc.http_status, _PAGE_MESSAGES.get(exc.http_status, "err.bad_link"))
         return _error(exc.http_status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
@@ -207,7 +209,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(exc.status_code, "http_error", str(exc.detail))
 
     @app.exception_handler(StaleDataError)
-    async def _stale(_request: Request, _exc: StaleDataError) -> JSONResponse:
+    async def _stale(request: Request, _exc: StaleDataError) -> Response:
+        if _browser_page(request):
+            return _error_page(request, 409, "err.conflict")
         return _error(409, "conflict", "the order was changed by someone else at the same time; reload and retry")
 
     @app.exception_handler(OperationalError)

@@ -40,9 +40,10 @@ class StubModel:
     """Predicts a fixed distribution for every text."""
 
     top3: list[tuple[str, float]]
+    evidence: int | None = None
 
     def predict(self, texts: list[str]) -> list[classifier.Prediction]:
-        return [classifier.Prediction(self.top3[0][0], self.top3[0][1], list(self.top3)) for _ in texts]
+        return [classifier.Prediction(self.top3[0][0], self.top3[0][1], list(self.top3), self.evidence) for _ in texts]
 
 
 @pytest.fixture
@@ -494,6 +495,21 @@ def test_model_status_and_warm_up(app_db, monkeypatch, tmp_path) -> None:
             assert c.get("/healthz").json()["dispatch_model"] == "missing"
     finally:
         get_settings.cache_clear()
+
+
+def test_an_order_the_classifier_hardly_knows_waits_for_a_dispatcher(db_session, org, model) -> None:
+    model.evidence = 1  # "测试", "你好", gibberish: the probability is the members' priors, not a reading
+    order = _order(db_session, "测试测试")
+    decision = service.auto_dispatch(db_session, order=order)
+    assert not decision.auto and not decision.dispatched and order.state == State.RECEIVED
+    assert decision.reason == "little known text: 1 known phrases < 3; category 城乡建设 p=0.95"
+    assert decision.prediction["evidence"] == 1
+    assert [c.unit_id for c in decision.candidates][:1] == [org["housing"]]  # still suggested
+    assert order.category_id is None  # the reading was not written to the order
+    queued = [d for o, d in service.queue(db_session)[0] if o.id == order.id]
+    assert queued and queued[0].reason == decision.reason
+    model.evidence = 3
+    assert service.auto_dispatch(db_session, order=order).dispatched
 
 
 @pytest.fixture

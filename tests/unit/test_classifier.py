@@ -74,6 +74,20 @@ def test_probabilities_sum_to_one_and_top3_sorted(model: classifier.Model) -> No
     assert preds[0].label == "交通运输" and preds[1].label == "卫生计生"
 
 
+def test_evidence_counts_the_phrases_the_model_knows(model: classifier.Model) -> None:
+    """Distinct known n-grams of two or more characters with a letter or hanzi: what a greeting or gibberish lacks."""
+    known, twice, greeting, gibberish, digits, empty = model.evidence(
+        ["公交车红绿灯", "公交车红绿灯，公交车红绿灯", "早上好", "qwertyuiop", "1234512345", ""]
+    )
+    # The char (1, 2) model has seen 公交, 交车, 红绿, 绿灯 (and 车红 if the two words met in training).
+    assert known >= 4 and twice == known  # distinct phrases, not occurrences
+    assert greeting == 0 and gibberish == 0 and empty == 0
+    assert digits == 0  # numbers say nothing of the category, known or not
+    prediction = model.predict(["公交车红绿灯", "qwertyuiop"])
+    assert [p.evidence for p in prediction] == [known, 0]
+    assert prediction[1].as_dict()["evidence"] == 0 and prediction[1].label in model.labels
+
+
 def test_label_set_comes_from_data() -> None:
     recs = [r for r in _records(20) if r.category in ("交通运输", "教育文体")]
     m = classifier.train(recs, config=FAST)
@@ -208,14 +222,14 @@ def test_model_applies_its_joined_form_and_keeps_it(tmp_path: Path) -> None:
     seen: list[str] = []
     fast, transform = model._fast, model.features.transform
     assert fast is not None
-    stack_proba = fast.stack_proba
-    fast.stack_proba = lambda norm: seen.extend(norm) or stack_proba(norm)  # type: ignore[method-assign]
+    stack = fast.stack
+    fast.stack = lambda norm: seen.extend(norm) or stack(norm)  # type: ignore[method-assign]
     model.features.transform = lambda norm, titles=None: seen.extend(norm) or transform(norm, titles)  # type: ignore[method-assign]
     try:
         model.predict_proba([raw])
         model.predict_proba([raw], reference=True)
     finally:
-        del fast.stack_proba, model.features.transform
+        del fast.stack, model.features.transform
     assert seen == ["我们学校老师补课学生累"] * 2
     loaded = classifier.load(model.save(tmp_path / "m"))
     assert loaded.form == model.form and loaded.config.joined_form
@@ -266,7 +280,7 @@ def test_cli_train_evaluate_classify(tmp_path: Path) -> None:
     res = runner.invoke(app, ["classify", "--model", str(out), "--input", str(test_csv), "--json"])
     assert res.exit_code == 0, res.output
     lines = [json.loads(line) for line in res.stdout.splitlines()]
-    assert len(lines) == 4 * 8 and {"id", "label", "probability", "top3"} <= set(lines[0])
+    assert len(lines) == 4 * 8 and {"id", "label", "probability", "top3", "evidence"} <= set(lines[0])
 
     res = runner.invoke(app, ["classify", "--model", str(out), "--text", "医院医生护士", "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["label"] == "卫生计生"

@@ -60,6 +60,10 @@ def _assert_same(model: classifier.Model, texts: list[str]) -> None:
     np.testing.assert_allclose(batches, reference, rtol=0, atol=ATOL)
     np.testing.assert_allclose(one_by_one, reference, rtol=0, atol=ATOL)
     np.testing.assert_allclose(model.predict_proba(texts), reference, rtol=0, atol=ATOL)  # larger: scikit-learn
+    # The evidence comes with the probabilities on either path, and equals the count from the char vectorizer alone.
+    evidence = model.evidence(texts)
+    assert list(model._read(texts, reference=True)[1]) == evidence
+    assert [int(n) for t in texts for n in model._read([t])[1]] == evidence
     # Same arg-max wherever the reference has a clear one (exact ties may break either way at 1e-16).
     top2 = np.sort(reference, axis=1)[:, -2:]
     clear = top2[:, 1] - top2[:, 0] > 1e-9
@@ -84,7 +88,7 @@ def test_fast_features_equal_the_vectorizers_exactly(real: tuple[classifier.Mode
         norm = normalize(text)
         reference = model.features.transform([norm])
         reference.sort_indices()
-        x = fast.matrices([norm])[None]
+        x = fast.matrices(fast.rows([norm]))[None]
         assert x.dtype == reference.dtype == np.float32
         assert np.array_equal(x.indices, reference.indices), text
         assert np.array_equal(x.data, reference.data), text  # bit for bit: counts, log, idf, L2 norm, block scale

@@ -157,6 +157,17 @@ def test_decision_with_a_classifier_follows_the_threshold() -> None:
     assert _decide(one, probability=0.5, category_from_intake=True).auto
 
 
+def test_a_text_the_classifier_hardly_knows_waits_however_high_its_probability() -> None:
+    one = match([dept(1, 501)], facts())
+    held = _decide(one, probability=0.99, evidence=2, min_evidence=3)
+    assert not held.auto
+    assert held.reason == "little known text: 2 known phrases < 3; category 城乡建设 p=0.99"
+    assert _decide(one, probability=0.99, evidence=3, min_evidence=3).auto
+    assert _decide(one, probability=0.99, evidence=None, min_evidence=3).auto  # not measured: probability decides
+    # A category chosen at intake is not the classifier's reading: its evidence does not count.
+    assert _decide(one, probability=0.5, category_from_intake=True, evidence=0, min_evidence=3).auto
+
+
 def test_decision_queues_ambiguous_returned_and_unmatched_orders() -> None:
     tie = match([dept(1, 501), dept(2, 502)], facts())
     ambiguous = _decide(tie)

@@ -68,6 +68,7 @@ def test_every_suggestion_reason_is_explained_with_unit_names() -> None:
         {"category_from_intake": True},
         {"probability": 0.95},
         {"probability": 0.5},
+        {"probability": 0.99, "evidence": 1, "min_evidence": 3},
         {"has_model": False},
         {"has_model": False, "rule_auto_priority": 99},
         {"category_label": None, "probability": None},

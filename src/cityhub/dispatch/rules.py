@@ -273,12 +273,15 @@ def decide(
     has_model: bool,
     rule_auto_priority: int,
     returned: bool = False,
+    evidence: int | None = None,
+    min_evidence: int = 0,
 ) -> Verdict:
     """Dispatch automatically, or queue for a dispatcher; the reason is shown in the queue and kept in the audit.
 
     With a classifier: auto when the category's probability reaches the threshold (a category set at intake
-    counts as certain) and one unit ranks first. Without one: auto only when a rule of priority ≥
-    ``rule_auto_priority`` ranks first on its own.
+    counts as certain) and one unit ranks first, unless the classifier knows fewer than ``min_evidence`` phrases
+    of the text (``evidence``, see ``Model.evidence``): its probability then says nothing. Without one: auto only
+    when a rule of priority ≥ ``rule_auto_priority`` ranks first on its own.
     """
     if not candidates:
         return Verdict(False, "no routing rule matches: choose the unit by hand")
@@ -295,6 +298,12 @@ def decide(
     if category_from_intake and has_model:
         return Verdict(True, f"category {category_label} set at intake; rule #{top.rule_id} → unit {top.unit_id}")
     if has_model and probability is not None:
+        if evidence is not None and evidence < min_evidence:
+            return Verdict(
+                False,
+                f"little known text: {evidence} known phrases < {min_evidence}; "
+                f"category {category_label} p={probability:.2f}",
+            )
         if probability >= threshold:
             return Verdict(
                 True,

@@ -5,9 +5,10 @@ An order's decision combines
 - the place: the order's street/community, else resolved from its address (or text) by the gazetteer;
 - the routing rules (:mod:`cityhub.dispatch.rules`), ranked community → street → department.
 
-It is dispatched automatically when the category's probability reaches the per-category threshold and one unit
-ranks first (without a classifier: when a rule of priority ≥ ``settings.dispatch_rule_auto_priority`` ranks first
-on its own); otherwise it waits in the dispatcher's queue with the top three suggestions and the reason.
+It is dispatched automatically when the category's probability reaches the per-category threshold, the classifier
+knows enough of the text (``settings.dispatch_min_evidence``) and one unit ranks first (without a classifier: when a
+rule of priority ≥ ``settings.dispatch_rule_auto_priority`` ranks first on its own); otherwise it waits in the
+dispatcher's queue with the top three suggestions and the reason.
 Automatic dispatch is an ordinary DISPATCH through :func:`cityhub.workorders.service.act` by the actor
 ``auto-dispatch``, with ``{auto, probability, rule_id, model_version}`` in the audit payload.
 """
@@ -386,6 +387,8 @@ def suggest(
         has_model=loaded is not None,
         rule_auto_priority=settings.dispatch_rule_auto_priority,
         returned=order.state == State.RETURNED or bool(base.excluded_unit_ids),
+        evidence=prediction.evidence if category_source == "model" else None,
+        min_evidence=settings.dispatch_min_evidence,
     )
     merged = rulebook.combine(hypotheses)
     units = unit_directory(session)

@@ -98,6 +98,16 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         "why.rules_too_weak",
         lambda m, n, t: {"id": m[1], "priority": m[2], "needed": m[3]},
     ),
+    (
+        re.compile(r"little known text: (\d+) known phrases < (\d+)"),
+        "why.little_evidence",
+        lambda m, n, t: {"known": m[1], "needed": m[2]},
+    ),
+    (
+        re.compile(r"category (.+) p=([\d.]+)"),
+        "why.category_p",
+        lambda m, n, t: {"category": m[1], "p": m[2]},
+    ),
     (re.compile(r"category (.+)"), "why.category", lambda m, n, t: {"category": m[1]}),
     (
         # The reply check's findings: a code, then its explanation (written in Chinese by ``nlp.reply_quality``).

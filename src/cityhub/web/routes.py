@@ -269,6 +269,8 @@ class Assistance:
     # Where intake will place the appeal (its street and community, and from what), and those units' names.
     place: Place = field(default_factory=Place)
     place_names: dict[int, str] = field(default_factory=dict)
+    # The classifier knows too little of the text to go by (``dispatch_min_evidence``): its guess is shown as such.
+    classify_doubtful: bool = False
 
 
 def _intake_payload(form: Form) -> dict[str, Any]:
@@ -287,20 +289,23 @@ def _intake_payload(form: Form) -> dict[str, Any]:
     return payload
 
 
-def _classify(db: Session, title: str, content: str) -> list[tuple[str, float, int | None]] | None:
+def _classify(db: Session, title: str, content: str) -> tuple[list[tuple[str, float, int | None]] | None, bool]:
+    """The classifier's top three with their categories' ids (None: no classifier), and whether it knows too little
+    of the text for them to mean anything."""
     from cityhub.dispatch.service import load_model
     from cityhub.nlp.text import order_text
     from cityhub.workorders.categories import find_category
 
     loaded = load_model()
     if loaded is None:
-        return None
+        return None, False
     prediction = loaded[0].predict([order_text(title, content)])[0]
     out = []
     for label, probability in prediction.top3:
         category = find_category(db, name_or_path=label)
         out.append((label, float(probability), category.id if category else None))
-    return out
+    evidence = getattr(prediction, "evidence", None)
+    return out, evidence is not None and evidence < get_settings().dispatch_min_evidence
 
 
 def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
@@ -337,7 +342,8 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     names = unit_directory(db)
     place = place or Place()
     place_names = {i: names[i].name for i in (place.street_id, place.community_id) if i is not None and i in names}
-    return Assistance(answers, duplicates, similar, _classify(db, title, content), True, place, place_names)
+    top3, doubtful = _classify(db, title, content)
+    return Assistance(answers, duplicates, similar, top3, True, place, place_names, doubtful)
 
 
 def _intake_page(
