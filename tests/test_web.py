@@ -825,6 +825,10 @@ def test_the_knowledge_base_is_kept_from_its_page_and_feeds_the_instant_answers(
         entry = s.scalars(select(KnowledgeEntry).where(KnowledgeEntry.question == "社保卡丢了怎么补办？")).one()
         entry_id, version = entry.id, entry.version
     assert "社保卡丢了怎么补办？" in sup.get("/kb?q=社保卡").text
+    # Words apart: each must be in the question or the answer, not the whole phrase.
+    assert "社保卡丢了怎么补办？" in sup.get("/kb?q=补办  社保卡").text
+    assert "社保卡丢了怎么补办？" in sup.get("/kb?q=社保卡 身份证").text  # 身份证 is in the answer
+    assert "社保卡丢了怎么补办？" not in sup.get("/kb?q=社保卡 公积金").text
     dated = sup.post("/kb", data={**form, "question": "旧政策", "valid_until": "2020-10-31"}, follow_redirects=False)
     assert dated.status_code == 303
     old_row = re.search(r'<tr data-testid="kb-row"[^>]*>(?:(?!</tr>).)*旧政策.*?</tr>', sup.get("/kb").text, re.S)

@@ -195,14 +195,15 @@ def list_entries(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[Sequence[KnowledgeEntry], bool]:
-    """Entries, newest first; returns (page, has_more)."""
+    """Entries, newest first; returns (page, has_more). ``q``: words separated by spaces, each found in the question
+    or the answer (居住证 办理 finds 如何办理居住证)."""
     stmt = select(KnowledgeEntry)
     if active is not None:
         stmt = stmt.where(KnowledgeEntry.active.is_(active))
     if category_id is not None:
         stmt = stmt.where(KnowledgeEntry.category_id == category_id)
-    if q:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    for word in (q or "").split()[:8]:
+        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         stmt = stmt.where(
             or_(KnowledgeEntry.question.like(pattern, escape="\\"), KnowledgeEntry.answer.like(pattern, escape="\\"))
         )

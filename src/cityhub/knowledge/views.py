@@ -61,7 +61,9 @@ def list_entries(
     page: Paging,
     active: bool | None = True,
     category_id: int | None = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[
+        str | None, Query(max_length=100, description="words separated by spaces, each in the question or answer")
+    ] = None,
 ) -> EntryPage:
     """Entries, newest first (``active=`` empty for all)."""
     rows, has_more = service.list_entries(
