@@ -676,14 +676,20 @@ def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(or
     assert queue.status_code == 200 and order.number in queue.text and returned.number in queue.text
     assert "派至 景泰街道" in queue.text and "退回 1 次" in queue.text
 
+    def item(number: str) -> str:
+        return re.search(rf'data-number="{number}".*?</article>', queue.text, flags=re.S).group(0)  # type: ignore[union-attr]
+
     def place_of(number: str) -> str:
-        item = re.search(rf'data-number="{number}".*?</article>', queue.text, flags=re.S).group(0)  # type: ignore[union-attr]
-        return re.search(r'data-testid="decision-place"><small>(.*?)</small>', item).group(1)  # type: ignore[union-attr]
+        return re.search(r'data-testid="decision-place"><small>(.*?)</small>', item(number)).group(1)  # type: ignore[union-attr]
 
     # Where each order is, as dispatch placed it, and from what.
     assert place_of(order.number) == "地点：景泰街道（工单登记）"
     assert place_of(by_address.number) == "地点：京溪街道（按地址识别）"
     assert place_of(nowhere.number).startswith("地点：未识别")
+
+    # A confident decision in the queue says why the order is still here (automatic dispatch is off in this world).
+    assert 'data-testid="confident"' in item(order.number) and "未开启自动派单" in item(order.number)
+    assert 'data-testid="confident"' not in item(returned.number)  # a returned order is always a person's call
     button = re.search(rf'data-testid="dispatch-{order.number}-1"', queue.text)
     assert button is not None
     form = re.search(

@@ -859,6 +859,7 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         rows=rows,
         dispatch_pending=background.waiting(db, (order.id for order, _ in rows)),
         pending_kind=_pending_kind(),
+        auto_dispatch_on=get_settings().dispatch_auto,
         page=page,
         has_more=has_more,
         category_names=_names(db, Category, {d.category_id for _, d in rows}),
