@@ -5,8 +5,7 @@ intake pays. This measures, interleaved on the same texts so that the machine's 
 
 - one order at a time: ``predict_proba([text])`` through ``_FastPath`` and through scikit-learn
   (``reference=True``), and ``predict([text])`` (mean, p50, p99);
-- batches of 1 … 2,000 texts: texts/s on both paths (the fast path takes calls of up to 32 texts; larger ones go
-  through scikit-learn either way);
+- batches of 1 … 2,000 texts: texts/s on both paths (the fast path takes larger calls in chunks of 256 texts);
 - that both paths give the same probabilities on every text measured (the largest difference is reported);
 - ``predict`` (probabilities, top 3 and evidence) in batches of 1,000, as ``nlp predict`` calls it, against
   ``predict_proba`` alone.

@@ -31,6 +31,7 @@ EDGE = [
     "路灯  不亮\t\t了 \n\n 请 处理 a  b\u00a0c",  # whitespace runs inside
     "市 西湖 建筑 集团 占 道 施工 安全隐患 路灯 杆",  # word-segmented form
     "abc 123 xyz",
+    "\U0010ffff路灯",  # the last code point
 ]
 
 
@@ -54,12 +55,12 @@ def real() -> tuple[classifier.Model, list[str]]:
 def _assert_same(model: classifier.Model, texts: list[str]) -> None:
     assert model._fast is not None, "the fast path should cover this model"
     reference = model.predict_proba(texts, reference=True)
-    size = classifier._FAST_MAX_TEXTS  # the largest call the fast path takes: several rows in one sparse matrix
+    size = 32  # several rows in one sparse matrix
     batches = np.vstack([model.predict_proba(texts[i : i + size]) for i in range(0, len(texts), size)])
     one_by_one = np.vstack([model.predict_proba([t]) for t in texts])
     np.testing.assert_allclose(batches, reference, rtol=0, atol=ATOL)
     np.testing.assert_allclose(one_by_one, reference, rtol=0, atol=ATOL)
-    np.testing.assert_allclose(model.predict_proba(texts), reference, rtol=0, atol=ATOL)  # larger: scikit-learn
+    np.testing.assert_allclose(model.predict_proba(texts), reference, rtol=0, atol=ATOL)  # taken in chunks
     # The evidence comes with the probabilities on either path, and equals the count from the char vectorizer alone.
     evidence = model.evidence(texts)
     assert list(model._read(texts, reference=True)[1]) == evidence
@@ -92,6 +93,19 @@ def test_fast_features_equal_the_vectorizers_exactly(real: tuple[classifier.Mode
         assert x.dtype == reference.dtype == np.float32
         assert np.array_equal(x.indices, reference.indices), text
         assert np.array_equal(x.data, reference.data), text  # bit for bit: counts, log, idf, L2 norm, block scale
+
+
+def test_integer_ngram_keys_refuse_what_they_cannot_number() -> None:
+    """A vocabulary entry that is not an n-gram of single units leaves that block to string look-ups."""
+    keys = classifier._NgramKeys({"路灯": 0, "路": 1, "灯": 2, "坏": 3}, 1, 2, char=True)
+    columns, counts = keys.of_text("路灯路灯坏")
+    assert dict(zip(columns.tolist(), counts.tolist(), strict=True)) == {0: 2, 1: 2, 2: 2, 3: 1}
+    with pytest.raises(ValueError):
+        classifier._NgramKeys({"路灯 坏了 啊": 0}, 1, 2, char=False)  # three words in a (1, 2) vocabulary
+    words = classifier._NgramKeys({"路灯": 0, "坏了": 1, "路灯 坏了": 2}, 1, 2, char=False)
+    assert words.of_words(["路灯 坏了"]) is None  # a token with a space: looked up by its string instead
+    columns, counts = words.of_words(["路灯", "坏了", "路灯"])  # type: ignore[misc]
+    assert dict(zip(columns.tolist(), counts.tolist(), strict=True)) == {0: 2, 1: 1, 2: 1}
 
 
 @pytest.mark.parametrize(

@@ -610,9 +610,9 @@ def _fortran_weights(member: Any) -> None:
 
 # The fast path is kept only when it reproduces scikit-learn's probabilities on probe texts to this tolerance.
 _FAST_ATOL = 1e-9
-# Up to this many texts per call: its per-text NumPy steps cost more than scikit-learn's per-call overhead saves in
-# larger batches (measured: 3.3x the one-order rate at 1 text, 1.3x at 16, even at 64, 0.85x at 2,000).
-_FAST_MAX_TEXTS = 32
+# Texts per sparse matrix on the fast path; a larger call is taken in chunks of this many. Since the n-grams are looked
+# up as integers (``_NgramKeys``) the fast path is the quicker at every batch size (bench_classifier_predict.py).
+_FAST_CHUNK = 256
 
 
 class _FastBlock:
@@ -637,6 +637,11 @@ class _FastBlock:
         self.white_spaces = vec._white_spaces
         self.offset = offset
         self.scale = scale
+        # The n-grams looked up as integers (``_NgramKeys``); None: by their strings.
+        try:
+            self.keys: _NgramKeys | None = _NgramKeys(vec.vocabulary_, self.min_n, self.max_n, char=self.char)
+        except ValueError:
+            self.keys = None
 
     @staticmethod
     def covers(vec: Any) -> bool:
@@ -660,6 +665,19 @@ class _FastBlock:
         )
         return bool(plain and analyzer and (not vec.use_idf or isinstance(getattr(vec, "idf_", None), np.ndarray)))
 
+    def _counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted vocabulary columns of the text's n-grams and how often each occurs."""
+        if self.keys is not None:
+            if self.char:
+                return self.keys.of_text(self.white_spaces.sub(" ", text))
+            found = self.keys.of_words(self.tokenizer(text))
+            if found is not None:
+                return found
+        get = self.vocabulary.get
+        return np.unique(
+            np.asarray([j for g in self.grams(text) if (j := get(g)) is not None], dtype=np.intp), return_counts=True
+        )
+
     def grams(self, text: str) -> list[str]:
         """The analyzer's n-grams (``_char_ngrams`` / ``_word_ngrams`` without stop words), in any order."""
         min_n, max_n = self.min_n, self.max_n
@@ -681,9 +699,7 @@ class _FastBlock:
         return out
 
     def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        get = self.vocabulary.get
-        found = [j for g in self.grams(text) if (j := get(g)) is not None]
-        idx, counts = np.unique(np.asarray(found, dtype=np.intp), return_counts=True)
+        idx, counts = self._counts(text)
         data = counts.astype(self.dtype)
         if self.sublinear:
             np.log(data, data)
@@ -698,6 +714,83 @@ class _FastBlock:
         if self.scale is not None:
             data = data * self.scale
         return idx, data
+
+
+class _NgramKeys:
+    """A vectorizer's n-grams as integers, so that a text's n-grams are looked up in NumPy, not one by one.
+
+    Each unit (a character of a char vocabulary, a word of a word vocabulary) gets a number 1 … K-1, 0 being a unit
+    the vocabulary has not got, so that no n-gram with it is in the vocabulary; an n-gram u₁…uₙ is the number
+    Σ uᵢ·K^(n-i), and n-grams of different lengths never share a number (a longer one is at least K^(n-1)). A text's
+    n-grams are shifted sums over its units' numbers, found among the vocabulary's sorted numbers by binary search:
+    the same columns, as often, as the vectorizer's dictionary look-ups of the n-grams' strings.
+    ``ValueError`` for a vocabulary this cannot represent (an entry that does not split into 1 … max_n units).
+    """
+
+    def __init__(self, vocabulary: dict[str, int], min_n: int, max_n: int, *, char: bool) -> None:
+        entries = [list(gram) if char else gram.split(" ") for gram in vocabulary]
+        if any(not min_n <= len(units) <= max_n or "" in units for units in entries):
+            raise ValueError("vocabulary entries that are not n-grams of single units")
+        units = sorted({u for parts in entries for u in parts})
+        self.base = len(units) + 1
+        if self.base**max_n >= 2**62:
+            raise ValueError("too many units for integer n-gram keys")
+        self.min_n, self.max_n = min_n, max_n
+        self.number = {u: i for i, u in enumerate(units, start=1)}
+        keys = np.fromiter((self._key(parts) for parts in entries), dtype=np.int64, count=len(entries))
+        columns = np.fromiter(vocabulary.values(), dtype=np.intp, count=len(entries))
+        order = np.argsort(keys)
+        self.keys, self.columns_of = keys[order], columns[order]
+        # Char blocks: code point → character number (0 for every character the vocabulary has not got).
+        self.table = np.zeros(max((ord(u) for u in units), default=0) + 1 if char else 0, dtype=np.int64)
+        if char:
+            for u, i in self.number.items():
+                self.table[ord(u)] = i
+
+    def _key(self, parts: list[str]) -> int:
+        key = 0
+        for u in parts:
+            key = key * self.base + self.number[u]
+        return key
+
+    def of_text(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The columns of the char n-grams of ``text`` (white space already squeezed) and how often each occurs."""
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        ids = np.zeros(len(points), dtype=np.int64)
+        inside = points < len(self.table)
+        ids[inside] = self.table[points[inside]]
+        return self.of_units(ids)
+
+    def of_words(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The columns of the word n-grams of ``tokens`` and their counts; None when a token holds a space (its string
+        could match an n-gram entry of the vocabulary: the caller looks such a text up by strings)."""
+        if any(" " in t for t in tokens):
+            return None
+        get = self.number.get
+        return self.of_units(np.fromiter((get(t, 0) for t in tokens), dtype=np.int64, count=len(tokens)))
+
+    def of_units(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted columns of the n-grams of a sequence of unit numbers, and how often each occurs."""
+        parts = []
+        for n in range(self.min_n, min(self.max_n, len(ids)) + 1):
+            width = len(ids) - n + 1
+            key = ids[:width].copy()
+            unknown = key == 0
+            for k in range(1, n):
+                nxt = ids[k : k + width]
+                key = key * self.base + nxt
+                unknown |= nxt == 0
+            parts.append(key[~unknown])
+        if not parts or not len(self.keys):
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        # Distinct n-grams first: fewer look-ups, in ascending order (a binary search that starts where the last ended).
+        wanted, counts = np.unique(np.concatenate(parts), return_counts=True)
+        at = np.searchsorted(self.keys, wanted)
+        at[at == len(self.keys)] = 0
+        hit = self.keys[at] == wanted
+        columns, counts = self.columns_of[at[hit]], counts[hit]
+        order = np.argsort(columns)
+        return columns[order], counts[order]
 
 
 class _FastMember:
@@ -943,8 +1036,8 @@ class Model:
     def predict_proba(self, texts: Sequence[str], *, reference: bool = False) -> np.ndarray:
         """Calibrated probabilities, shape (len(texts), len(labels)), columns in ``labels`` order.
 
-        Calls of up to ``_FAST_MAX_TEXTS`` texts (one order at dispatch) take the fast path when the model has one,
-        larger batches scikit-learn's; ``reference`` forces scikit-learn (tests, benchmarks). Same probabilities.
+        Through the fast path when the model has one, else scikit-learn's; ``reference`` forces scikit-learn (tests,
+        benchmarks). Same probabilities.
         """
         return self._read(texts, reference=reference)[0]
 
@@ -953,9 +1046,10 @@ class Model:
         if not len(texts):
             return np.zeros((0, len(self.labels))), np.zeros(0, dtype=np.int64)
         norm = [self.form(t) for t in texts]
-        if self._fast is not None and not reference and len(texts) <= _FAST_MAX_TEXTS:
-            proba, known = self._fast.stack(norm)
-            evidence = self._count_evidence(known)
+        if self._fast is not None and not reference:
+            chunks = [self._fast.stack(norm[i : i + _FAST_CHUNK]) for i in range(0, len(norm), _FAST_CHUNK)]
+            proba = np.vstack([p for p, _ in chunks])
+            evidence = self._count_evidence([columns for _, known in chunks for columns in known])
         else:
             proba, char = self._sklearn_stack(norm, texts)
             evidence = self._count_evidence(char)
