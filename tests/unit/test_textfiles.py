@@ -30,6 +30,9 @@ def test_missing_file_and_directory_are_named(tmp_path: Path) -> None:
         read_text(tmp_path / "none.txt")
     with pytest.raises(UnreadableFile, match="is a directory"):
         read_text(tmp_path)
+    # Tables (order imports, labelled data) say it in the same words.
+    with pytest.raises(UnreadableFile, match=r"none\.csv: file not found"):
+        classifier.read_labelled_csv(tmp_path / "none.csv")
 
 
 def test_bad_bytes_after_the_sample_name_their_line(tmp_path: Path) -> None:

@@ -477,7 +477,7 @@ class ExcelReader:
 def open_table(path: Path, *, sheet: str | None = None) -> Iterator[TableReader]:
     """A streaming reader of a CSV or Excel file; :class:`UnreadableFile` when it cannot be read at all."""
     if not path.exists():
-        raise UnreadableFile(f"{path}: no such file")
+        raise UnreadableFile(f"{path}: file not found")
     if path.is_dir():
         raise UnreadableFile(f"{path} is a directory")
     with path.open("rb") as raw:
