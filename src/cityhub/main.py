@@ -179,7 +179,7 @@ def _error_page(request: Request, status: int, message_key: str) -> Response:
 
 
 # What a page says for a refusal its route let through, by status; anything else: the link was bad.
-_PAGE_MESSAGES = {404: "err.page_not_found", 403: "err.forbidden", 409: "err.conflict"}
+_PAGE_MESSAGES = {404: "err.page_not_found", 403: "err.forbidden", 409: "err.conflict_generic"}
 
 
 def _install_error_handlers(app: FastAPI) -> None:

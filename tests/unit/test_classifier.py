@@ -86,6 +86,11 @@ def test_evidence_counts_the_phrases_the_model_knows(model: classifier.Model) ->
     prediction = model.predict(["公交车红绿灯", "qwertyuiop"])
     assert [p.evidence for p in prediction] == [known, 0]
     assert prediction[1].as_dict()["evidence"] == 0 and prediction[1].label in model.labels
+    assert model.evidence([]) == [] and model.predict([]) == []
+    # A model whose char features are single characters cannot tell: its predictions carry no evidence (None), so
+    # dispatch goes by the probability alone instead of holding every order.
+    unigrams = classifier.train(_records(), config=classifier.with_overrides(FAST, char_ngrams=(1, 1)))
+    assert unigrams.predict(["公交车红绿灯"])[0].evidence is None
 
 
 def test_label_set_comes_from_data() -> None:

@@ -25,12 +25,33 @@ def test_week_day_and_range_periods():
     r = kpi.parse_period("2026-10-01..2026-10-10")
     assert r.days == 10 and (r.previous().first, r.previous().last) == (date(2026, 9, 21), date(2026, 9, 30))
     assert kpi.parse_period("2026-10-05").days == 1
+    # The other ISO forms of one day, as the correlation graph has always read them (it reads periods through here).
+    assert kpi.parse_period("20261005").first == date(2026, 10, 5)
+    assert kpi.parse_period("2026-W40-1").first == date(2026, 9, 28)
 
 
-@pytest.mark.parametrize("bad", ["2026-13", "2026-W60", "October", "2026-10-10..2026-10-01", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "2026-13",
+        "2026-W60",
+        "October",
+        "2026-10-10..2026-10-01",
+        "",
+        "9999",
+        "9999-12-31",
+        "9999-12",
+        "9999-W52",
+        "2026-1-",
+    ],
+)
 def test_bad_periods_are_refused(bad):
+    from cityhub.analytics import correlation
+
     with pytest.raises(ValidationFailed):
         kpi.parse_period(bad)
+    with pytest.raises(ValidationFailed):  # the graph's reader: a 422, not an overflow of the day after
+        correlation.parse_period(bad)
 
 
 def test_kpi_table_is_complete_and_weights_sum_to_100():

@@ -224,6 +224,13 @@ _QUARTER = re.compile(r"^(\d{4})-?Q([1-4])$", re.IGNORECASE)
 _YEAR = re.compile(r"^(\d{4})$")
 
 
+def _within_calendar(period: Period) -> Period:
+    """The period, if the day after it exists (its end is the start of that day)."""
+    if period.last >= date.max:
+        raise ValueError("it reaches the end of the calendar")
+    return period
+
+
 def parse_period(text: str) -> Period:
     """``2026-10`` (month), ``2026-W43`` (ISO week), ``2026-10-05`` (day), ``2026-10-01..2026-10-15``, and for a
     longer view ``2026-Q4`` (quarter) or ``2026`` (year) — ranges whose label is the quarter or year.
@@ -237,20 +244,23 @@ def parse_period(text: str) -> Period:
             return Period(f"{year:04d}-Q{quarter}", "range", date(year, 3 * quarter - 2, 1), last)
         if m := _YEAR.match(raw):
             year = int(m.group(1))
-            return Period(f"{year:04d}", "range", date(year, 1, 1), date(year, 12, 31))
+            return _within_calendar(Period(f"{year:04d}", "range", date(year, 1, 1), date(year, 12, 31)))
         if m := _MONTH.match(raw):
             return month_period(int(m.group(1)), int(m.group(2)))
         if m := _WEEK.match(raw):
-            return week_period(date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1))
+            return _within_calendar(week_period(date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)))
         if _DAY.match(raw):
             d = date.fromisoformat(raw)
-            return Period(raw, "day", d, d)
+            return _within_calendar(Period(raw, "day", d, d))
         if ".." in raw:
             a, b = (date.fromisoformat(p.strip()) for p in raw.split("..", 1))
             if b < a:
                 raise ValueError("the range ends before it starts")
-            return Period(raw, "range", a, b)
-    except ValueError as exc:
+            return _within_calendar(Period(raw, "range", a, b))
+        if raw[:1].isdigit():  # the other ISO forms of one day: 20261005, 2026-W43-1, 2026-278
+            d = date.fromisoformat(raw)
+            return _within_calendar(Period(raw, "day", d, d))
+    except (ValueError, OverflowError) as exc:
         raise ValidationFailed(f"bad period '{text}': {exc}", details={"field": "period"}) from None
     raise ValidationFailed(
         f"bad period '{text}': use 2026-10, 2026-W43, 2026-10-05, 2026-10-01..2026-10-15, 2026-Q4 or 2026",

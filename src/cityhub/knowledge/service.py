@@ -202,7 +202,7 @@ def list_entries(
         stmt = stmt.where(KnowledgeEntry.active.is_(active))
     if category_id is not None:
         stmt = stmt.where(KnowledgeEntry.category_id == category_id)
-    for word in (q or "").split()[:8]:
+    for word in (q or "").split():
         pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         stmt = stmt.where(
             or_(KnowledgeEntry.question.like(pattern, escape="\\"), KnowledgeEntry.answer.like(pattern, escape="\\"))

@@ -1082,11 +1082,17 @@ class Model:
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Most likely category with its probability, the three best candidates and the evidence, per text."""
         proba, evidence = self._read(texts)
+        # A char vocabulary without n-grams of two or more characters (char_ngrams=(1, 1)) cannot measure it.
+        measured = self._evidence_mask is not None and bool(self._evidence_mask.any())
         out: list[Prediction] = []
         for row, known in zip(proba, evidence, strict=True):
             order = np.argsort(-row, kind="stable")[:3]
             top3 = [(self.labels[i], float(row[i])) for i in order]
-            out.append(Prediction(label=top3[0][0], probability=top3[0][1], top3=top3, evidence=int(known)))
+            out.append(
+                Prediction(
+                    label=top3[0][0], probability=top3[0][1], top3=top3, evidence=int(known) if measured else None
+                )
+            )
         return out
 
     def evidence(self, texts: Sequence[str]) -> list[int]:
@@ -1101,6 +1107,8 @@ class Model:
         for the benchmark (``bench/results/classifier_evidence.md``). Fluent off-topic Chinese shares most of its
         phrases with real messages: this is no topic detector.
         """
+        if not len(texts):
+            return []
         char = self.features.char.transform([self.form(t) for t in texts])
         return [int(n) for n in self._count_evidence(csr_matrix(char))]
 
