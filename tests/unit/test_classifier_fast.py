@@ -97,9 +97,10 @@ def test_fast_features_equal_the_vectorizers_exactly(real: tuple[classifier.Mode
 
 def test_integer_ngram_keys_refuse_what_they_cannot_number() -> None:
     """A vocabulary entry that is not an n-gram of single units leaves that block to string look-ups."""
-    keys = classifier._NgramKeys({"路灯": 0, "路": 1, "灯": 2, "坏": 3}, 1, 2, char=True)
-    columns, counts = keys.of_text("路灯路灯坏")
-    assert dict(zip(columns.tolist(), counts.tolist(), strict=True)) == {0: 2, 1: 2, 2: 2, 3: 1}
+    keys = classifier._NgramKeys({"路灯": 0, "路": 1, "灯": 2, "坏": 3, "🚧": 4, "🚧路": 5}, 1, 2, char=True)
+    columns, counts = keys.of_text("路灯路灯坏🚧路😀")
+    assert dict(zip(columns.tolist(), counts.tolist(), strict=True)) == {0: 2, 1: 3, 2: 2, 3: 1, 4: 1, 5: 1}
+    assert len(keys.table) <= 0x10000  # characters beyond the BMP are looked up apart
     with pytest.raises(ValueError):
         classifier._NgramKeys({"路灯 坏了 啊": 0}, 1, 2, char=False)  # three words in a (1, 2) vocabulary
     words = classifier._NgramKeys({"路灯": 0, "坏了": 1, "路灯 坏了": 2}, 1, 2, char=False)

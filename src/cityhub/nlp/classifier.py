@@ -741,11 +741,14 @@ class _NgramKeys:
         columns = np.fromiter(vocabulary.values(), dtype=np.intp, count=len(entries))
         order = np.argsort(keys)
         self.keys, self.columns_of = keys[order], columns[order]
-        # Char blocks: code point → character number (0 for every character the vocabulary has not got).
-        self.table = np.zeros(max((ord(u) for u in units), default=0) + 1 if char else 0, dtype=np.int64)
-        if char:
-            for u, i in self.number.items():
-                self.table[ord(u)] = i
+        # Char blocks: code point → character number (0 for every character the vocabulary has not got), as an array
+        # over the Basic Multilingual Plane and a dictionary beyond it (an emoji in the vocabulary would otherwise make
+        # the array 9 MB).
+        bmp = [u for u in units if ord(u) < 0x10000] if char else []
+        self.table = np.zeros(max((ord(u) for u in bmp), default=0) + 1 if char else 0, dtype=np.int64)
+        for u in bmp:
+            self.table[ord(u)] = self.number[u]
+        self.beyond = {ord(u): self.number[u] for u in units if ord(u) >= 0x10000} if char else {}
 
     def _key(self, parts: list[str]) -> int:
         key = 0
@@ -759,6 +762,9 @@ class _NgramKeys:
         ids = np.zeros(len(points), dtype=np.int64)
         inside = points < len(self.table)
         ids[inside] = self.table[points[inside]]
+        if self.beyond and not inside.all():
+            for i in np.flatnonzero(points >= 0x10000):
+                ids[i] = self.beyond.get(int(points[i]), 0)
         return self.of_units(ids)
 
     def of_words(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
