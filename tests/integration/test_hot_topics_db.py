@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from cityhub.analytics.models import HotTopic, HotTopicModelState, HotTopicOrder
 from cityhub.intake.importer import import_orders
+from cityhub.intake.service import submit
 from cityhub.workorders.models import Order
 
 HEADER = ["留言编号", "留言用户", "留言主题", "留言时间", "留言详情", "反对数", "点赞数"]
@@ -131,6 +132,24 @@ def test_topics_for_period_feed_the_report(app_db: str, db_session: Session, tmp
     assert [r["id"] for r in hot_topics.topics_for_period(db_session, april.start, april.end, 1)] == [
         april_rows[0]["id"]
     ]
+
+    # The places of a period are those its orders name, not the topic's whole history: an order of May that names
+    # another place shows that place for May only.
+    lifa = next(r for r in april_rows if "丽发新城" in r["places"])
+    may_order = submit(
+        db_session,
+        data={"channel": "hotline", "title": "丽发新城搅拌站噪音", "content": "金星北片小区旁搅拌站夜里作业"},
+    ).order
+    may_order.created_at = datetime(2019, 5, 10, 2, tzinfo=UTC)
+    db_session.add(HotTopicOrder(topic_id=lifa["id"], order_id=may_order.id))
+    db_session.commit()
+    may = kpi.parse_period("2019-05")
+    [may_lifa] = [r for r in hot_topics.topics_for_period(db_session, may.start, may.end, 10) if r["id"] == lifa["id"]]
+    assert may_lifa["count"] == 1 and "金星北片小区" in may_lifa["period_places"]
+    assert not any("金星北片" in p for p in may_lifa["places"])  # the stored topic is as mined
+    april_rows = hot_topics.topics_for_period(db_session, april.start, april.end, 10)
+    assert not any("金星北片" in p for r in april_rows for p in r["period_places"])
+    assert "丽发新城" in next(r for r in april_rows if r["id"] == lifa["id"])["period_places"]
 
     shown, fallback = reports.hot_topics_for_period(db_session, period=april)
     assert not fallback and shown == april_rows

@@ -241,10 +241,16 @@ def _identity(tokens: list[str]) -> list[str]:
     return tokens
 
 
+def order_places(title: str, content: str, known: Sequence[str] = ()) -> list[str]:
+    """The places of one order as a topic counts them: its known places (street, community), then those its title and
+    the start of its content name."""
+    return list(dict.fromkeys([*known, *extract_places(f"{title}\n{content[: CONTENT_CHARS * 2]}")]))
+
+
 def _analyse_many(items: Sequence[tuple[str, str, tuple[str, ...]]]) -> list[tuple[list[str], list[str]]]:
     out = []
     for title, content, known in items:
-        places = list(dict.fromkeys([*known, *extract_places(f"{title}\n{content[: CONTENT_CHARS * 2]}")]))
+        places = order_places(title, content, known)
         out.append((doc_tokens(title, content, places), places))
     return out
 

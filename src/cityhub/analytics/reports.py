@@ -188,7 +188,8 @@ def hot_topics_for_period(session: Session, *, period: kpi.Period, k: int = 10) 
 
     When topics have been mined (``cityhub analytics hot-topics``), the stored topics with orders in the period
     (:func:`cityhub.analytics.hot_topics.topics_for_period`: label, representative title, orders in the period,
-    size, heat, places, time span). Before any mining, orders are grouped by identical title — a crude stand-in,
+    size, heat, places — of all the topic's orders and of the period's, which the dashboard and the report show —
+    time span). Before any mining, orders are grouped by identical title — a crude stand-in,
     clearly marked in the report, that still surfaces repeated problems.
     """
     from cityhub.analytics import hot_topics, topics_store
@@ -203,7 +204,10 @@ def hot_topics_for_period(session: Session, *, period: kpi.Period, k: int = 10) 
         .order_by(func.count().desc(), Order.title)
         .limit(k)
     ).all()
-    return [{"topic": t, "count": n, "heat": None, "places": f"{s} 个镇街"} for t, n, s in rows], True
+    return [
+        {"topic": t, "count": n, "heat": None, "places": f"{s} 个镇街", "period_places": f"{s} 个镇街"}
+        for t, n, s in rows
+    ], True
 
 
 def _join(value: Any) -> str:
@@ -475,7 +479,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
                     t.get("heat"),
                     t.get("status"),
                     _span(t),
-                    _join(t.get("places")),
+                    _join(t.get("period_places")),
                     _join(t.get("groups")),
                 ]
                 for i, t in enumerate(data.hot_topics, start=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -18,7 +19,15 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, aliased
 
-from cityhub.analytics.hot_topics import CONTENT_CHARS, OrderRecord, Params, StaleModelState, Topic, TopicModel
+from cityhub.analytics.hot_topics import (
+    CONTENT_CHARS,
+    OrderRecord,
+    Params,
+    StaleModelState,
+    Topic,
+    TopicModel,
+    order_places,
+)
 from cityhub.analytics.models import HotTopic, HotTopicModelState, HotTopicOrder
 from cityhub.errors import ValidationFailed
 from cityhub.org.models import Unit
@@ -177,7 +186,8 @@ def topics_for_period(session: Session, *, start: datetime, end: datetime, k: in
     Each row: ``id, label, topic`` (the representative title), ``count`` (orders of the period), ``size``
     (all orders of the topic), ``heat, status, places, groups, key_phrases``, ``time_span`` (first and last
     order of the topic, ISO) and ``period_span`` (first and last order within the period), ``new`` (the topic's
-    first order lies in the period). Empty when no topic has orders in the period.
+    first order lies in the period), ``period_places`` (the five places most named by the topic's orders of the
+    period, counted as ``places`` is over all of them). Empty when no topic has orders in the period.
     """
     if k < 1:
         raise ValidationFailed("k must be at least 1", details={"field": "k"})
@@ -199,6 +209,7 @@ def topics_for_period(session: Session, *, start: datetime, end: datetime, k: in
         .order_by(counts.c.n.desc(), HotTopic.heat.desc(), HotTopic.id)
         .limit(k)
     ).all()
+    in_period = _period_places(session, [topic.id for topic, *_ in rows], start=start, end=end)
     out = []
     for topic, n, first, last in rows:
         first, last = _aware(first), _aware(last)
@@ -212,6 +223,7 @@ def topics_for_period(session: Session, *, start: datetime, end: datetime, k: in
                 "heat": round(topic.heat, 2),
                 "status": topic.status,
                 "places": list(topic.places or []),
+                "period_places": [place for place, _ in in_period.get(topic.id, Counter()).most_common(5)],
                 "groups": list(topic.groups or []),
                 "key_phrases": list(topic.key_phrases or []),
                 "time_span": [_iso(topic.first_at), _iso(topic.last_at)],
@@ -220,6 +232,33 @@ def topics_for_period(session: Session, *, start: datetime, end: datetime, k: in
             }
         )
     return out
+
+
+def _period_places(
+    session: Session, topic_ids: Sequence[int], *, start: datetime, end: datetime
+) -> dict[int, Counter[str]]:
+    """Per topic, how many of its orders created in ``[start, end)`` name each place (``order_places``)."""
+    if not topic_ids:
+        return {}
+    street, community = aliased(Unit), aliased(Unit)
+    rows = session.execute(
+        select(
+            HotTopicOrder.topic_id,
+            Order.title,
+            func.substr(Order.content, 1, CONTENT_CHARS * 2),
+            street.name,
+            community.name,
+        )
+        .join(Order, Order.id == HotTopicOrder.order_id)
+        .outerjoin(street, street.id == Order.street_id)
+        .outerjoin(community, community.id == Order.community_id)
+        .where(HotTopicOrder.topic_id.in_(topic_ids), Order.created_at >= start, Order.created_at < end)
+    )
+    counts: dict[int, Counter[str]] = {}
+    for topic_id, title, content, street_name, community_name in rows:
+        known = tuple(p for p in (street_name, community_name) if p)
+        counts.setdefault(topic_id, Counter()).update(order_places(title or "", content or "", known))
+    return counts
 
 
 def _aware(value: datetime | None) -> datetime | None:
