@@ -10,6 +10,7 @@ classifier is a real (tiny) model trained on synthetic messages, written as an a
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from html import unescape as html_unescape
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from cityhub.auth.models import AuthSession
-from cityhub.db import reset_engine, session_scope
+from cityhub.config import get_settings
+from cityhub.db import reset_engine, session_scope, utcnow
 from cityhub.intake.dedupe import get_dedupe_settings
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
@@ -867,12 +869,16 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     page = login("lead").get("/dashboard")
     assert page.status_code == 200
     assert re.search(r'data-testid="tile-total">4<', page.text)
+    # No period asked for: the last 30 days (a month just begun would show next to nothing).
+    today = utcnow().astimezone(get_settings().tz).date()
+    assert f"当前显示：近 30 天（{today - timedelta(days=29)} 至 {today}）" in page.text
     assert "景泰街道" in page.text and "京溪街道" in page.text
     assert "餐馆油烟扰民" in page.text  # a hot topic of the period
     assert login("sup").get("/dashboard").status_code == 200
     assert login("hand_a").get("/dashboard").status_code == 403
     bad = login("lead").get("/dashboard?period=never")
     assert bad.status_code == 200 and "无法识别统计周期「never」" in bad.text and 'value="never"' in bad.text
+    assert "当前显示：近 30 天" in bad.text
     quarter = login("lead").get("/dashboard?period=2026-Q4")
     assert quarter.status_code == 200 and "当前显示：2026-Q4" in quarter.text and "无法识别" not in quarter.text
 

@@ -892,6 +892,9 @@ def reviews(request: Request, db: DbSession) -> Response:
 # ---------------------------------------------------------------------------------------------- dashboard
 
 
+RECENT_DAYS = 30  # what the dashboard shows when no period is asked for
+
+
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, db: DbSession) -> Response:
     """Leader dashboard: this period's counts by state, category and street, overdue, ranking and hot topics.
@@ -908,11 +911,13 @@ def dashboard(request: Request, db: DbSession) -> Response:
     today = utcnow().astimezone(get_settings().tz).date()
     error = None
     typed = request.query_params.get("period", "").strip()
+    # Without a period typed: the last 30 days, so the figures mean something on the 1st of a month as on the 30th.
+    recent = kpi.parse_period(f"{today - timedelta(days=RECENT_DAYS - 1)}..{today}")
     try:
-        period = kpi.parse_period(typed or f"{today.year:04d}-{today.month:02d}")
+        period = kpi.parse_period(typed) if typed else recent
     except ValidationFailed:
         error = t("dash.period_error", typed=typed)
-        period = kpi.month_period(today.year, today.month)
+        period = recent
     scope = scope_of(db, principal).clause()
     where = [Order.created_at >= period.start, Order.created_at < period.end]
     if scope is not None:
@@ -954,7 +959,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
         received_today=received_today,
         ranking=ranking.ranked[:10],
         min_sample=ranking.min_sample,
-        typed_period=typed if error else period.label,
+        typed_period=typed if error else (period.label if typed else ""),
+        recent_days=None if typed and not error else RECENT_DAYS,
         hot=hot,
         hot_fallback=hot_fallback,
     )
