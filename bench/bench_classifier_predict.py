@@ -7,7 +7,7 @@ intake pays. This measures, interleaved on the same texts so that the machine's 
   (``reference=True``), and ``predict([text])`` (mean, p50, p99);
 - batches of 1 … 2,000 texts: texts/s on both paths (the fast path takes larger calls in chunks of 256 texts);
 - that both paths give the same probabilities on every text measured (the largest difference is reported);
-- ``predict`` (probabilities, top 3 and evidence) in batches of 1,000, as ``nlp predict`` calls it, against
+- ``predict`` (probabilities, top 3 and evidence) in batches of 1,000, as ``nlp classify`` calls it, against
   ``predict_proba`` alone.
 
 Texts: 600 real messages (title + content) from ``../shared/data/teddycup2020_c`` (f2, f3, f4, as the API benchmark
@@ -103,7 +103,7 @@ def batches(model: classifier.Model, texts: list[str]) -> dict[str, dict[str, fl
 
 
 def predictions(model: classifier.Model, texts: list[str]) -> dict[str, float]:
-    """``predict`` — what ``nlp predict`` and the background dispatcher call: probabilities, top 3 and the evidence
+    """``predict`` — what ``nlp classify`` and the background dispatcher call: probabilities, top 3 and the evidence
     (``Model.evidence``, counted on the features the probabilities were computed from) — against ``predict_proba``
     alone, in batches of 1,000, interleaved (best of three each)."""
 
