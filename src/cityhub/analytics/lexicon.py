@@ -266,8 +266,20 @@ _GENERIC = frozenset(
         "大路",
     ]
 )
-# Mentions ending in these are ordinary words or offices, whatever precedes them (过马路, 人民政府).
-_GENERIC_ENDINGS = ("铁路", "马路", "政府", "公路", "道路", "线路", "下坡路")
+# Mentions ending in these are ordinary words or offices, whatever precedes them (过马路, 人民政府), among them the
+# everyday words that end in 路 without naming a road (司机故意绕路, 学生上学要走路, 找不到出路).
+_GENERIC_ENDINGS = (
+    "铁路",
+    "马路",
+    "政府",
+    "公路",
+    "道路",
+    "线路",
+    "下坡路",
+    # (not 顺路, 远路, 电路, 近路: 丰顺路, 致远路, 供电路 are roads)
+    *("绕路", "走路", "修路", "让路", "带路", "问路", "迷路", "拦路", "挡路", "堵路", "封路", "赶路"),
+    *("过路", "半路", "出路", "退路", "思路", "套路", "网路"),
+)
 # One-character suffixes that also start ordinary words (城南, 府前, 街口): a suffix only at a name's end.
 _WEAK_SUFFIXES = frozenset("城府湾街巷乡")
 _NAME_CHAR_RE = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
