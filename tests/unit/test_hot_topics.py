@@ -142,6 +142,9 @@ def test_lexicon_groups_and_places() -> None:
         # Everyday words ending in 路 are no roads; roads whose names end like them are.
         ("网约车司机故意绕路，从丰顺路绕到致远路", ["丰顺路", "致远路"]),
         ("村里集资修路，施工期间要封路", []),
+        ("小区门口路灯不亮，路面坑洼", []),  # 路灯 and 路面 are words, 门口 no road
+        ("金石街路灯不亮", ["金石街"]),
+        ("云景路路灯坏了", ["云景路"]),
         ("增城区镇龙村", ["镇龙村"]),  # not 增城区镇
         ("番禺区市桥街", ["市桥街"]),
         ("建设路口", ["建设路"]),

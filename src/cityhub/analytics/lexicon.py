@@ -280,6 +280,9 @@ _GENERIC_ENDINGS = (
     *("绕路", "走路", "修路", "让路", "带路", "问路", "迷路", "拦路", "挡路", "堵路", "封路", "赶路"),
     *("过路", "半路", "出路", "退路", "思路", "套路", "网路"),
 )
+# 路 followed by these is the start of an everyday word (路灯, 路面, 路况), not the end of a road's name; a road and its
+# lights are written 东风路路灯.
+_ROAD_WORDS_AFTER = frozenset("灯面况")
 # One-character suffixes that also start ordinary words (城南, 府前, 街口): a suffix only at a name's end.
 _WEAK_SUFFIXES = frozenset("城府湾街巷乡")
 _NAME_CHAR_RE = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
@@ -318,7 +321,11 @@ def extract_places(text: str, *, admin: bool = True) -> list[str]:
     body = ADMIN_CODE_RE.sub("|", text)
     boundary = 0
     for m in _SUFFIX_RE.finditer(body):
-        if m.group(0) in _WEAK_SUFFIXES and m.end() < len(body) and _NAME_CHAR_RE.match(body[m.end()]):
+        after = body[m.end() : m.end() + 2]
+        if m.group(0) == "路" and after[:1] in _ROAD_WORDS_AFTER:
+            continue  # 门口路灯, 路面, 路况: the word 路灯, not a road named 门口
+        weak_end = after[:1] == "路" and after[1:] in _ROAD_WORDS_AFTER  # 金石街路灯: the street, then 路灯
+        if m.group(0) in _WEAK_SUFFIXES and after and _NAME_CHAR_RE.match(after[0]) and not weak_end:
             continue
         start = m.start()
         left = start
