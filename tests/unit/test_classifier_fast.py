@@ -61,7 +61,7 @@ def _assert_same(model: classifier.Model, texts: list[str]) -> None:
     np.testing.assert_allclose(batches, reference, rtol=0, atol=ATOL)
     np.testing.assert_allclose(one_by_one, reference, rtol=0, atol=ATOL)
     np.testing.assert_allclose(model.predict_proba(texts), reference, rtol=0, atol=ATOL)  # taken in chunks
-    # The evidence comes with the probabilities on either path, and equals the count from the char vectorizer alone.
+    # The evidence comes with the probabilities on either path: batched, one text at a time, and through scikit-learn.
     evidence = model.evidence(texts)
     assert list(model._read(texts, reference=True)[1]) == evidence
     assert [int(n) for t in texts for n in model._read([t])[1]] == evidence

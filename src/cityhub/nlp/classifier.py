@@ -910,7 +910,7 @@ class _FastPath:
             fast = cls(model)
             probe = [*fast._probe_texts(), ""]
             norm = [model.form(t) for t in probe]
-            same = np.allclose(fast.stack_proba(norm), model._sklearn_stack_proba(norm, probe), rtol=0, atol=_FAST_ATOL)
+            same = np.allclose(fast.stack(norm)[0], model._sklearn_stack(norm, probe)[0], rtol=0, atol=_FAST_ATOL)
         except Exception as exc:  # any surprise in these objects: the reference path still works
             _log.warning("classifier fast path disabled: %s", exc)
             return None
@@ -959,12 +959,9 @@ class _FastPath:
             out[None] = csr(joined, sum(b.width for b in self.blocks))
         return out
 
-    def stack_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """The stacker's ``predict_proba`` over the members' scores of normalised texts."""
-        return self.stack(texts)[0]
-
     def stack(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """``stack_proba``, and per text the char block's columns it has (its known char n-grams)."""
+        """The stacker's ``predict_proba`` over the members' scores of normalised texts, and per text the char block's
+        columns it has (its known char n-grams)."""
         rows = self.rows(texts)
         known = [r[0][0] for r in rows]
         inputs = self.matrices(rows)
@@ -1023,7 +1020,7 @@ class Model:
         # Which char-block columns count as evidence (``evidence``), made on first use.
         self._evidence_mask: np.ndarray | None = None
         # The default sparse model predicts without scikit-learn's per-call overhead (~5x cheaper for one order);
-        # anything else, through scikit-learn (``_sklearn_stack_proba``).
+        # anything else, through scikit-learn (``_sklearn_stack``).
         self._fast: _FastPath | None = _FastPath.build(self)
 
     @property
@@ -1068,12 +1065,9 @@ class Model:
             full = mix(full, self.tuned.proba(self.encoder, norm), self.tuned_weight, self.config.fine_tune_mix)
         return (self.confidence.transform(full) if self.confidence is not None else full), evidence
 
-    def _sklearn_stack_proba(self, norm: Sequence[str], texts: Sequence[str]) -> np.ndarray:
-        """The stacker's probabilities (``combiner.classes_`` columns) through scikit-learn: the reference path."""
-        return self._sklearn_stack(norm, texts)[0]
-
     def _sklearn_stack(self, norm: Sequence[str], texts: Sequence[str]) -> tuple[np.ndarray, csr_matrix]:
-        """``_sklearn_stack_proba``, and the texts' char block (their known char n-grams)."""
+        """The stacker's probabilities (``combiner.classes_`` columns) through scikit-learn — the reference path — and
+        the texts' char block (their known char n-grams)."""
         import sklearn
 
         # The matrices are this model's own TF-IDF features and fitted members: sklearn's checks of finiteness and of
@@ -1089,7 +1083,7 @@ class Model:
         """Most likely category with its probability, the three best candidates and the evidence, per text."""
         proba, evidence = self._read(texts)
         # A char vocabulary without n-grams of two or more characters (char_ngrams=(1, 1)) cannot measure it.
-        measured = self._evidence_mask is not None and bool(self._evidence_mask.any())
+        measured = bool(self._informative_columns().any())
         out: list[Prediction] = []
         for row, known in zip(proba, evidence, strict=True):
             order = np.argsort(-row, kind="stable")[:3]
@@ -1113,20 +1107,21 @@ class Model:
         for the benchmark (``bench/results/classifier_evidence.md``). Fluent off-topic Chinese shares most of its
         phrases with real messages: this is no topic detector.
         """
-        if not len(texts):
-            return []
-        char = self.features.char.transform([self.form(t) for t in texts])
-        return [int(n) for n in self._count_evidence(csr_matrix(char))]
+        return [int(n) for n in self._read(texts)[1]]
 
-    def _count_evidence(self, known: csr_matrix | list[np.ndarray]) -> np.ndarray:
-        """Per row of the char block (a matrix, or each row's column indices), its informative columns."""
-        mask = self._evidence_mask
-        if mask is None:
+    def _informative_columns(self) -> np.ndarray:
+        """Which columns of the char block count as evidence (``_informative`` n-grams of two or more characters)."""
+        if self._evidence_mask is None:
             vocabulary = self.features.char.vocabulary_
             mask = np.zeros(len(vocabulary), dtype=bool)
             for gram, column in vocabulary.items():
                 mask[column] = len(gram) > 1 and _informative(gram)
             self._evidence_mask = mask
+        return self._evidence_mask
+
+    def _count_evidence(self, known: csr_matrix | list[np.ndarray]) -> np.ndarray:
+        """Per row of the char block (a matrix, or each row's column indices), its informative columns."""
+        mask = self._informative_columns()
         if isinstance(known, list):
             return np.asarray([np.count_nonzero(mask[columns]) for columns in known], dtype=np.int64)
         hits = np.concatenate([[0], np.cumsum(mask[known.indices], dtype=np.int64)])
