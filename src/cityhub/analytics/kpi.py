@@ -217,18 +217,10 @@ def week_period(day: date) -> Period:
 
 _MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
 _WEEK = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.IGNORECASE)
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 _QUARTER = re.compile(r"^(\d{4})-?Q([1-4])$", re.IGNORECASE)
 _YEAR = re.compile(r"^(\d{4})$")
-
-
-def _within_calendar(period: Period) -> Period:
-    """The period, if the day after it exists (its end is the start of that day)."""
-    if period.last >= date.max:
-        raise ValueError("it reaches the end of the calendar")
-    return period
 
 
 def parse_period(text: str) -> Period:
@@ -236,36 +228,42 @@ def parse_period(text: str) -> Period:
     longer view ``2026-Q4`` (quarter) or ``2026`` (year) — ranges whose label is the quarter or year.
 
     The one reader of the period forms users type (the assessment, and the correlation graph's ``parse_period``)."""
-    raw = text.strip()
     try:
-        if m := _QUARTER.match(raw):
-            year, quarter = int(m.group(1)), int(m.group(2))
-            last = month_period(year, 3 * quarter).last
-            return Period(f"{year:04d}-Q{quarter}", "range", date(year, 3 * quarter - 2, 1), last)
-        if m := _YEAR.match(raw):
-            year = int(m.group(1))
-            return _within_calendar(Period(f"{year:04d}", "range", date(year, 1, 1), date(year, 12, 31)))
-        if m := _MONTH.match(raw):
-            return month_period(int(m.group(1)), int(m.group(2)))
-        if m := _WEEK.match(raw):
-            return _within_calendar(week_period(date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)))
-        if _DAY.match(raw):
-            d = date.fromisoformat(raw)
-            return _within_calendar(Period(raw, "day", d, d))
-        if ".." in raw:
-            a, b = (date.fromisoformat(p.strip()) for p in raw.split("..", 1))
-            if b < a:
-                raise ValueError("the range ends before it starts")
-            return _within_calendar(Period(raw, "range", a, b))
-        if raw[:1].isdigit():  # the other ISO forms of one day: 20261005, 2026-W43-1, 2026-278
-            d = date.fromisoformat(raw)
-            return _within_calendar(Period(raw, "day", d, d))
+        period = _read_period(text.strip())
+        if period is not None and period.last >= date.max:  # its end, the start of the day after, does not exist
+            raise ValueError("it reaches the end of the calendar")
     except (ValueError, OverflowError) as exc:
         raise ValidationFailed(f"bad period '{text}': {exc}", details={"field": "period"}) from None
-    raise ValidationFailed(
-        f"bad period '{text}': use 2026-10, 2026-W43, 2026-10-05, 2026-10-01..2026-10-15, 2026-Q4 or 2026",
-        details={"field": "period"},
-    )
+    if period is None:
+        raise ValidationFailed(
+            f"bad period '{text}': use 2026-10, 2026-W43, 2026-10-05, 2026-10-01..2026-10-15, 2026-Q4 or 2026",
+            details={"field": "period"},
+        )
+    return period
+
+
+def _read_period(raw: str) -> Period | None:
+    """The period ``raw`` names, None for no form of one; ``ValueError`` for a form naming no date."""
+    if m := _QUARTER.match(raw):
+        year, quarter = int(m.group(1)), int(m.group(2))
+        last = month_period(year, 3 * quarter).last
+        return Period(f"{year:04d}-Q{quarter}", "range", date(year, 3 * quarter - 2, 1), last)
+    if m := _YEAR.match(raw):
+        year = int(m.group(1))
+        return Period(f"{year:04d}", "range", date(year, 1, 1), date(year, 12, 31))
+    if m := _MONTH.match(raw):
+        return month_period(int(m.group(1)), int(m.group(2)))
+    if m := _WEEK.match(raw):
+        return week_period(date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1))
+    if ".." in raw:
+        a, b = (date.fromisoformat(p.strip()) for p in raw.split("..", 1))
+        if b < a:
+            raise ValueError("the range ends before it starts")
+        return Period(raw, "range", a, b)
+    if raw[:1].isdigit():  # one day in any ISO form: 2026-10-05, 20261005, 2026-W43-1, 2026-278
+        d = date.fromisoformat(raw)
+        return Period(raw, "day", d, d)
+    return None
 
 
 # --- fact queries -----------------------------------------------------------------------------------------
