@@ -263,6 +263,12 @@ def combine(hypotheses: Sequence[Hypothesis], *, limit: int = 3) -> list[Candida
     return list(merged.values())[:limit]
 
 
+def reads_too_little(evidence: int | None, min_evidence: int) -> bool:
+    """Whether the classifier knows too few phrases of a text (``Model.evidence``) for its probability to mean
+    anything; an unmeasured evidence (None) is not too little."""
+    return evidence is not None and evidence < min_evidence
+
+
 def decide(
     *,
     candidates: Sequence[Candidate],
@@ -298,7 +304,7 @@ def decide(
     if category_from_intake and has_model:
         return Verdict(True, f"category {category_label} set at intake; rule #{top.rule_id} → unit {top.unit_id}")
     if has_model and probability is not None:
-        if evidence is not None and evidence < min_evidence:
+        if reads_too_little(evidence, min_evidence):
             return Verdict(
                 False,
                 f"little known text: {evidence} known phrases < {min_evidence}; "

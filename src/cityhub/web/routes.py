@@ -292,6 +292,7 @@ def _intake_payload(form: Form) -> dict[str, Any]:
 def _classify(db: Session, title: str, content: str) -> tuple[list[tuple[str, float, int | None]] | None, bool]:
     """The classifier's top three with their categories' ids (None: no classifier), and whether it knows too little
     of the text for them to mean anything."""
+    from cityhub.dispatch.rules import reads_too_little
     from cityhub.dispatch.service import load_model
     from cityhub.nlp.text import order_text
     from cityhub.workorders.categories import find_category
@@ -304,8 +305,7 @@ def _classify(db: Session, title: str, content: str) -> tuple[list[tuple[str, fl
     for label, probability in prediction.top3:
         category = find_category(db, name_or_path=label)
         out.append((label, float(probability), category.id if category else None))
-    evidence = getattr(prediction, "evidence", None)
-    return out, evidence is not None and evidence < get_settings().dispatch_min_evidence
+    return out, reads_too_little(prediction.evidence, get_settings().dispatch_min_evidence)
 
 
 def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
@@ -959,8 +959,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
         received_today=received_today,
         ranking=ranking.ranked[:10],
         min_sample=ranking.min_sample,
-        typed_period=typed if error else (period.label if typed else ""),
-        recent_days=None if typed and not error else RECENT_DAYS,
+        typed_period=period.label if typed and not error else typed,
+        recent_days=RECENT_DAYS if period is recent else None,
         hot=hot,
         hot_fallback=hot_fallback,
     )
