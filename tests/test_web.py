@@ -706,6 +706,29 @@ def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(or
     assert login("op").get("/queue").status_code == 403
 
 
+def test_a_missing_classifier_leaves_the_queue_intake_and_status_page_working(org, monkeypatch, tmp_path) -> None:
+    order = _order(category_id=org["cats"]["环境保护"])
+    monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(tmp_path / "moved-away"))
+    get_settings.cache_clear()
+    try:
+        _pages_without_their_classifier(order)
+    finally:
+        get_settings.cache_clear()
+
+
+def _pages_without_their_classifier(order: Order) -> None:
+    queue = login("disp").get("/queue")
+    assert queue.status_code == 200 and order.number in queue.text
+    assert "分类模型暂不可用，本单不自动派单" in queue.text
+    assert f'data-testid="dispatch-{order.number}-1"' in queue.text  # the rules still suggest
+    operator = login("op")
+    form = intake_form(operator, title="路灯不亮", content="京溪街道云景路的路灯坏了三天")
+    panel = operator.post("/intake/assist", data=form)
+    assert panel.status_code == 200 and "分类模型暂不可用" in panel.text
+    status = _client().get("/")
+    assert 'data-testid="dispatch-model"' in status.text and "派单分类模型未找到" in status.text
+
+
 def test_a_dispatcher_sets_the_place_on_the_order_page(org) -> None:
     order = _order(None, category_id=org["cats"]["环境保护"])
     disp = login("disp")

@@ -104,15 +104,21 @@ def status_summary() -> dict[str, Any]:
 
 def health_problems(summary: dict[str, Any]) -> list[str]:
     """What ``/healthz`` reports as ``degraded`` (still HTTP 200: the process serves): a database schema this code
-    was not written for, jobs whose last run failed, and a retrained classifier this process could not load. Error
-    texts stay out (the probe is public)."""
+    was not written for, jobs whose last run failed, a configured classifier that is not there and a retrained one
+    this process could not load. Error texts stay out (the probe is public)."""
     jobs = summary["jobs"].items()
     problems = [f"job {name}: last {info['failures']} run(s) failed" for name, info in jobs if info["failures"]]
     schema = migrate.schema_problem(revision=summary["revision"])
     if schema is not None:  # the database was migrated under a running process (or not yet)
         problems.insert(0, schema)
-    if summary.get("dispatch_model") == "reload failed":
+    model = summary.get("dispatch_model")
+    if model == "reload failed":
         problems.append("dispatch classifier: a retrained model failed to load; the previous one keeps deciding")
+    elif model in ("missing", "unreadable"):
+        problems.append(
+            f"dispatch classifier: the configured model is {'not found' if model == 'missing' else 'unreadable'}; "
+            "new orders wait in the queue with rule suggestions"
+        )
     return problems
 
 

@@ -23,6 +23,7 @@ from cityhub.dispatch import background, service
 from cityhub.dispatch.models import DispatchBacklog, DispatchRule, DispatchSuggestion
 from cityhub.dispatch.rules import RuleTier, TargetKind
 from cityhub.dispatch.schemas import RuleCreate
+from cityhub.errors import ValidationFailed
 from cityhub.intake.service import submit
 from cityhub.nlp import classifier
 from cityhub.org.models import Role, Unit, UnitTier, User
@@ -492,7 +493,9 @@ def test_model_status_and_warm_up(app_db, monkeypatch, tmp_path) -> None:
         from cityhub.main import create_app
 
         with TestClient(create_app()) as c:
-            assert c.get("/healthz").json()["dispatch_model"] == "missing"
+            health = c.get("/healthz").json()
+            assert health["dispatch_model"] == "missing" and health["status"] == "degraded"
+            assert any("configured model is not found" in p for p in health["problems"])
     finally:
         get_settings.cache_clear()
 
@@ -518,6 +521,7 @@ def fresh_models(monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr(service, "_models", {})
     monkeypatch.setattr(service, "_loading", set())
     monkeypatch.setattr(service, "_failed", {})
+    monkeypatch.setattr(service, "_unreadable", {})
     get_settings.cache_clear()
     yield monkeypatch
     get_settings.cache_clear()
@@ -603,6 +607,34 @@ def test_a_retrained_model_loads_beside_the_one_that_keeps_deciding(fresh_models
     assert service.model_status() == "loaded" and len(loads) == 3
 
 
+def test_an_unreadable_model_is_reported_and_tried_again_a_minute_later(fresh_models, tmp_path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    good = train_classifier(tmp_path / "good", seed=1)
+    shutil.copytree(good, broken)
+    (broken / classifier.MODEL_FILE).write_bytes(b"\x1f\x8b truncated")  # a copy cut short
+    fresh_models.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(broken))
+    get_settings.cache_clear()
+    reads: list[str] = []
+    real_read = service._read_model
+
+    def counted_read(path: str):  # type: ignore[no-untyped-def]
+        reads.append(path)
+        return real_read(path)
+
+    fresh_models.setattr(service, "_read_model", counted_read)
+    for _ in range(3):
+        with pytest.raises(ValidationFailed, match=r"broken cannot be read \("):
+            service.load_model()
+    assert len(reads) == 1  # not read again at every decision
+    assert service.model_status() == "unreadable"
+    fresh_models.setattr(service, "RELOAD_RETRY_S", 0.0)
+    shutil.copy(good / classifier.MODEL_FILE, broken / classifier.MODEL_FILE)
+    assert service.load_model() is not None and len(reads) == 2
+    assert service.model_status() == "loaded"
+
+
 def test_another_model_directory_is_loaded_at_once(fresh_models, tmp_path) -> None:
     one = train_classifier(tmp_path / "one", seed=1)
     two = train_classifier(tmp_path / "two", seed=2)
@@ -685,15 +717,36 @@ def test_an_order_taken_by_hand_first_is_left_alone(in_background, org, model) -
         assert background.status(s).orders == 0
 
 
-def test_a_failed_decision_leaves_the_order_received(in_background, org, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(tmp_path / "no-model"))
-    get_settings.cache_clear()
+def test_a_failed_decision_leaves_the_order_received(in_background, org, model) -> None:
     order_id = _submitted("小区外墙脱落，物业不管")
+    with session_scope() as s:
+        target = service.suggest(s, order=orders.require_order(s, order_id=order_id), store=False)
+        assert target.auto
+        s.get(Unit, target.candidates[0].unit_id).active = False  # deactivated after its rule was written
     assert background.run_once() == {"failed": 1}
     assert _trail(order_id) == ["create"]
     with session_scope() as s:
         assert orders.require_order(s, order_id=order_id).state == State.RECEIVED
         assert background.status(s).orders == 0  # waits in the dispatcher's queue, not for another try
+
+
+def test_without_its_model_the_dispatcher_suggests_by_rules_and_dispatches_nothing(
+    in_background, org, monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(tmp_path / "no-model"))
+    get_settings.cache_clear()
+    with session_scope() as s:  # a rule that dispatches on its own where no classifier is configured
+        rule = RuleCreate(name="停水 (urgent)", priority=200, keywords=["停水"], target_unit_id=org["water"])
+        service.create_rule(s, data=rule)
+    order_id = _submitted("小区停水两天了，物业不管")
+    assert background.run_once() == {"queued": 1}
+    assert _trail(order_id) == ["create"]
+    with session_scope() as s:
+        rows, _ = service.queue(s)
+        decision = dict((o.id, d) for o, d in rows)[order_id]
+        assert not decision.auto and decision.candidates and decision.prediction is None
+        assert decision.reason.startswith("classifier unavailable: nothing is dispatched automatically; rule #")
+        assert orders.require_order(s, order_id=order_id).state == State.RECEIVED
 
 
 def test_an_order_another_dispatcher_claimed_meanwhile_is_not_decided_twice(

@@ -238,10 +238,21 @@ def test_cli_json_lines_have_exactly_the_contract_keys(tmp_path: Path) -> None:
     assert records[1]["ambiguous"] is True and records[1]["street"] is None
 
 
-def test_cli_missing_file_fails_with_one_line(tmp_path: Path) -> None:
-    result = _invoke(["locate", "--input", str(tmp_path / "none.txt"), "--json"])
-    assert result.exit_code != 0
-    assert "not found" in result.output and len(result.output.strip().splitlines()) == 1
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["locate", "--input", "{missing}", "--json"],
+        ["classify", "--model", "{missing}", "--text", "路灯不亮"],
+        ["train", "--data", "{missing}", "--out", "{tmp}/model"],
+        ["evaluate", "--model", "{missing}", "--data", "{missing}"],
+    ],
+)
+def test_cli_missing_file_fails_with_one_line_and_the_same_code(tmp_path: Path, args: list[str]) -> None:
+    missing = tmp_path / "none.txt"
+    result = _invoke([a.format(missing=missing, tmp=tmp_path) for a in args])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "not found" in lines[0], result.output
 
 
 def _windows_matching_a_fuzzy_key(gaz: Gazetteer, text: str) -> set[tuple[int, int]]:

@@ -71,6 +71,7 @@ def test_every_suggestion_reason_is_explained_with_unit_names() -> None:
         {"probability": 0.99, "evidence": 1, "min_evidence": 3},
         {"has_model": False},
         {"has_model": False, "rule_auto_priority": 99},
+        {"has_model": False, "model_unavailable": True},
         {"category_label": None, "probability": None},
     ],
     ids=str,

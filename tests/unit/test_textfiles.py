@@ -83,7 +83,7 @@ def test_locate_names_an_unreadable_file_in_one_line(tmp_path: Path) -> None:
     f = tmp_path / "addr.txt"
     f.write_bytes("白云区".encode("utf-16"))
     result = CliRunner().invoke(nlp_app, ["locate", "--input", str(f), "--json"])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert result.output.strip().splitlines() == [f"error: {f} is UTF-16 text; save it as UTF-8 (or GBK) and try again"]
 
 

@@ -269,6 +269,9 @@ def reads_too_little(evidence: int | None, min_evidence: int) -> bool:
     return evidence is not None and evidence < min_evidence
 
 
+MODEL_UNAVAILABLE = "classifier unavailable: nothing is dispatched automatically"
+
+
 def decide(
     *,
     candidates: Sequence[Candidate],
@@ -281,13 +284,16 @@ def decide(
     returned: bool = False,
     evidence: int | None = None,
     min_evidence: int = 0,
+    model_unavailable: bool = False,
 ) -> Verdict:
     """Dispatch automatically, or queue for a dispatcher; the reason is shown in the queue and kept in the audit.
 
     With a classifier: auto when the category's probability reaches the threshold (a category set at intake
     counts as certain) and one unit ranks first, unless the classifier knows fewer than ``min_evidence`` phrases
     of the text (``evidence``, see ``Model.evidence``): its probability then says nothing. Without one: auto only
-    when a rule of priority ≥ ``rule_auto_priority`` ranks first on its own.
+    when a rule of priority ≥ ``rule_auto_priority`` ranks first on its own. A classifier that is configured but
+    cannot be read (``model_unavailable``) lets nothing go automatically: the rules' suggestions wait for a
+    dispatcher until it is back.
     """
     if not candidates:
         return Verdict(False, "no routing rule matches: choose the unit by hand")
@@ -301,6 +307,8 @@ def decide(
             f"ambiguous: rules #{top.rule_id} and #{other.rule_id} rank equal "
             f"(units {top.unit_id} and {other.unit_id})",
         )
+    if model_unavailable:
+        return Verdict(False, f"{MODEL_UNAVAILABLE}; rule #{top.rule_id} → unit {top.unit_id}")
     if category_from_intake and has_model:
         return Verdict(True, f"category {category_label} set at intake; rule #{top.rule_id} → unit {top.unit_id}")
     if has_model and probability is not None:

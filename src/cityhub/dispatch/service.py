@@ -34,7 +34,7 @@ from cityhub.db import utcnow
 from cityhub.dispatch import rules as rulebook
 from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchThreshold
 from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
-from cityhub.errors import NotFound, ValidationFailed
+from cityhub.errors import CityhubError, NotFound, ValidationFailed
 from cityhub.org.models import Unit, UnitTier
 from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, locate_appeal, place_of_unit, unit_gazetteer
 from cityhub.org.service import unit_directory
@@ -124,6 +124,7 @@ _models: dict[tuple[str, float], tuple[Any, str]] = {}
 # A retrained artefact loads in a thread beside the model in memory, which keeps deciding meanwhile:
 _loading: set[tuple[str, float]] = set()  # artefacts being loaded so
 _failed: dict[tuple[str, float], float] = {}  # artefacts whose load failed → when (monotonic), tried again later
+_unreadable: dict[tuple[str, float], str] = {}  # artefacts that failed a first load (no model to fall back on) → why
 RELOAD_RETRY_S = 60.0
 
 
@@ -142,10 +143,11 @@ def _model_key() -> tuple[str, float] | None:
 
 def model_status() -> str:
     """This process's dispatch classifier, for /healthz: "off" (none configured), "missing" (configured, not
-    there), "loaded", "not loaded" (`cityhub serve` loads it in the background at start, else the first decision
-    does), "reloading" (the artefact was retrained: the previous model decides while the new one loads) or
-    "reload failed" (the previous model still decides; the new artefact is tried again a minute later). Asking
-    starts the load of a retrained artefact, as a decision would."""
+    there), "unreadable" (there, but its load failed: decisions go without it, it is tried again a minute later),
+    "loaded", "not loaded" (`cityhub serve` loads it in the background at start, else the first decision does),
+    "reloading" (the artefact was retrained: the previous model decides while the new one loads) or "reload failed"
+    (the previous model still decides; the new artefact is tried again a minute later). Asking starts the load of a
+    retrained artefact, as a decision would."""
     try:
         key = _model_key()
     except ValidationFailed:
@@ -155,7 +157,7 @@ def model_status() -> str:
     if key in _models:
         return "loaded"
     if not any(directory == key[0] for directory, _ in _models):
-        return "not loaded"
+        return "unreadable" if key in _unreadable else "not loaded"
     # Retrained: the new artefact starts loading now, in a thread, not only at this process's next decision — so a
     # process that decides rarely does not report "reloading" for hours.
     try:
@@ -166,6 +168,17 @@ def model_status() -> str:
         if key in _models:
             return "loaded"
         return "reload failed" if key in _failed and key not in _loading else "reloading"
+
+
+_unavailable_warned: dict[str, float] = {}  # problem → when it was last logged (monotonic)
+
+
+def _warn_unavailable(problem: str) -> None:
+    """Log a classifier that cannot be read once a minute, not at each decision (a queue page makes fifty)."""
+    now = time.monotonic()
+    if now - _unavailable_warned.get(problem, -RELOAD_RETRY_S) >= RELOAD_RETRY_S:
+        _unavailable_warned[problem] = now
+        log.warning("dispatch decisions go without the classifier, nothing automatically: %s", problem)
 
 
 def warm_up() -> None:
@@ -198,9 +211,17 @@ def load_model() -> tuple[Any, str] | None:
             return _models[key]
         # The model of the same directory, before it was retrained (another directory is another configuration).
         previous = next((loaded for (directory, _), loaded in _models.items() if directory == key[0]), None)
-        if previous is None:
-            return _install(key, _read_model(path))  # nothing to answer with meanwhile: load now
         failed_at = _failed.get(key)
+        if previous is None:  # nothing to answer with meanwhile: load now, or say why it cannot be
+            if failed_at is not None and time.monotonic() - failed_at < RELOAD_RETRY_S:
+                raise ValidationFailed(_unreadable[key])  # not re-read at every decision: once a minute
+            try:
+                return _install(key, _read_model(path))
+            except Exception as exc:
+                _failed[key] = time.monotonic()
+                why = exc.message if isinstance(exc, CityhubError) else f"{type(exc).__name__}: {exc}"
+                _unreadable[key] = f"dispatch model {path} cannot be read ({why})"
+                raise ValidationFailed(_unreadable[key]) from exc
         if key not in _loading and (failed_at is None or time.monotonic() - failed_at >= RELOAD_RETRY_S):
             _loading.add(key)
             threading.Thread(target=_load_beside, args=(key, path), name="cityhub-model-reload", daemon=True).start()
@@ -219,6 +240,7 @@ def _install(key: tuple[str, float], loaded: tuple[Any, str]) -> tuple[Any, str]
     _models.clear()
     _models[key] = loaded
     _failed.clear()
+    _unreadable.clear()
     return loaded
 
 
@@ -329,7 +351,11 @@ def suggest(
     """
     now = now or utcnow()
     settings = get_settings()
-    loaded = load_model()
+    try:
+        loaded, unavailable = load_model(), False
+    except CityhubError as exc:  # configured, not readable: the rules still suggest, a dispatcher decides
+        _warn_unavailable(exc.message)
+        loaded, unavailable = None, True
     model_version = loaded[1] if loaded else None
     if loaded is not None and prediction is None:
         from cityhub.nlp.text import order_text
@@ -389,6 +415,7 @@ def suggest(
         returned=order.state == State.RETURNED or bool(base.excluded_unit_ids),
         evidence=prediction.evidence if category_source == "model" else None,
         min_evidence=settings.dispatch_min_evidence,
+        model_unavailable=unavailable,
     )
     merged = rulebook.combine(hypotheses)
     units = unit_directory(session)

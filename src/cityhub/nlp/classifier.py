@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse import csr_matrix, hstack
 
-from cityhub.errors import ValidationFailed
+from cityhub.errors import NotFound, ValidationFailed
 from cityhub.nlp.finetune import TunedHead
 from cityhub.nlp.text import JoinedForm, looks_segmented, near_duplicate_groups, normalize, order_text, words
 from cityhub.textfiles import read_text
@@ -1188,6 +1188,8 @@ def read_fitted(path: Path) -> dict[str, Any]:
 def load(path: str | Path) -> Model:
     """Load an artefact written by ``Model.save``; refuse other format versions with a clear error."""
     target = Path(path)
+    if not target.exists():
+        raise NotFound(f"{target}: model not found")
     meta_path = target / META_FILE
     model_path = next((target / f for f in (MODEL_FILE, LEGACY_MODEL_FILE) if (target / f).is_file()), None)
     if not meta_path.is_file() or model_path is None:

@@ -24,7 +24,7 @@ def locate(
     try:
         lines = (sys.stdin.read() if input_path == "-" else read_text(input_path)).splitlines()
     except CityhubError as exc:
-        raise _fail(exc.message, 2) from None
+        raise _fail(exc.message) from None
     gazetteer = default_gazetteer()
     for line in lines:
         if not line.strip():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+from cityhub.dispatch.rules import MODEL_UNAVAILABLE
 from cityhub.web.i18n import Translator
 
 Names = Mapping[int, str]
@@ -39,6 +40,7 @@ _TIERS = {
 _PREFIXES = {
     "no classifier configured": "why.no_model",
     "category unknown to the taxonomy": "why.unknown_category",
+    MODEL_UNAVAILABLE: "why.model_unavailable",
 }
 
 _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [

@@ -271,6 +271,8 @@ class Assistance:
     place_names: dict[int, str] = field(default_factory=dict)
     # The classifier knows too little of the text to go by (``dispatch_min_evidence``): its guess is shown as such.
     classify_doubtful: bool = False
+    # A classifier is configured but cannot be read (missing or broken artefact): top3 is None for that reason.
+    classifier_unavailable: bool = False
 
 
 def _intake_payload(form: Form) -> dict[str, Any]:
@@ -289,23 +291,27 @@ def _intake_payload(form: Form) -> dict[str, Any]:
     return payload
 
 
-def _classify(db: Session, title: str, content: str) -> tuple[list[tuple[str, float, int | None]] | None, bool]:
-    """The classifier's top three with their categories' ids (None: no classifier), and whether it knows too little
-    of the text for them to mean anything."""
+def _classify(db: Session, title: str, content: str, assistance: Assistance) -> None:
+    """The classifier's top three with their categories' ids (left None: no classifier, or one that cannot be
+    read), and whether it knows too little of the text for them to mean anything."""
     from cityhub.dispatch.rules import reads_too_little
     from cityhub.dispatch.service import load_model
     from cityhub.nlp.text import order_text
     from cityhub.workorders.categories import find_category
 
-    loaded = load_model()
+    try:
+        loaded = load_model()
+    except CityhubError:  # the form still works; /healthz and the status page say what is wrong
+        assistance.classifier_unavailable = True
+        return
     if loaded is None:
-        return None, False
+        return
     prediction = loaded[0].predict([order_text(title, content)])[0]
-    out = []
+    assistance.top3 = []
     for label, probability in prediction.top3:
         category = find_category(db, name_or_path=label)
-        out.append((label, float(probability), category.id if category else None))
-    return out, reads_too_little(prediction.evidence, get_settings().dispatch_min_evidence)
+        assistance.top3.append((label, float(probability), category.id if category else None))
+    assistance.classify_doubtful = reads_too_little(prediction.evidence, get_settings().dispatch_min_evidence)
 
 
 def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
@@ -342,8 +348,9 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     names = unit_directory(db)
     place = place or Place()
     place_names = {i: names[i].name for i in (place.street_id, place.community_id) if i is not None and i in names}
-    top3, doubtful = _classify(db, title, content)
-    return Assistance(answers, duplicates, similar, top3, True, place, place_names, doubtful)
+    assistance = Assistance(answers, duplicates, similar, None, True, place, place_names)
+    _classify(db, title, content, assistance)
+    return assistance
 
 
 def _intake_page(
