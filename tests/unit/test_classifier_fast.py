@@ -32,6 +32,7 @@ EDGE = [
     "市 西湖 建筑 集团 占 道 施工 安全隐患 路灯 杆",  # word-segmented form
     "abc 123 xyz",
     "\U0010ffff路灯",  # the last code point
+    "路灯\udc80坏了，\ud800请维修",  # lone surrogates (bytes read with surrogateescape): rjieba takes only UTF-8
 ]
 
 

@@ -27,6 +27,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from cityhub.nlp.text import cut
 from cityhub.workorders.calendar import WorkCalendar
 
 # --- thresholds (documented in bench/results/reply_quality.md) ------------------------------------------------
@@ -186,17 +187,10 @@ _PLACE = re.compile(
 _TERM_OK = re.compile(rf"^[{_CJK}A-Za-z0-9]{{2,}}$")
 
 
-@lru_cache(maxsize=1)
-def _cut() -> Any:
-    import rjieba
-
-    return rjieba.cut
-
-
 def key_terms(text: str) -> dict[str, float]:
     """Content words of ``text`` (rjieba) with a weight growing with frequency and length."""
     counts: dict[str, int] = {}
-    for w in _cut()(text):
+    for w in cut(text):
         w = w.strip()
         if not _TERM_OK.match(w) or w in STOPWORDS or w.isdigit():
             continue

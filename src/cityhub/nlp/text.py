@@ -22,6 +22,7 @@ _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # Whitespace touching a CJK character only exists because a segmenter put it there.
 _SEGMENT_SPACE = re.compile(rf"(?<=[{_CJK}])\s+|\s+(?=[{_CJK}])")
 _SPACES = re.compile(r"\s+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _NON_WORD = re.compile(r"[\W_]+")
 _CJK_TOKEN = re.compile(rf"^[{_CJK}]+$")
 
@@ -100,9 +101,18 @@ def _jieba_cut() -> Any:
     return rjieba.cut
 
 
+def cut(text: str) -> list[str]:
+    """rjieba's segmentation of ``text``, every piece kept (punctuation and spaces too). A lone surrogate (text
+    decoded with ``surrogateescape``) becomes U+FFFD: rjieba takes only what encodes as UTF-8."""
+    try:
+        pieces: list[str] = _jieba_cut()(text)
+    except UnicodeEncodeError:
+        pieces = _jieba_cut()(_SURROGATE.sub("\ufffd", text))
+    return pieces
+
+
 def words(text: str) -> list[str]:
     """Word tokens of a normalised text (rjieba), punctuation and whitespace dropped."""
-    cut = _jieba_cut()
     return [w for w in cut(text) if not _NON_WORD.fullmatch(w)]
 
 
