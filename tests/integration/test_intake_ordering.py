@@ -55,9 +55,8 @@ def test_an_open_duplicate_is_merged(db_session, community):
 def test_an_instantly_answered_duplicate_stays_answered_with_a_suggestion(db_session, community):
     first = intake.submit(db_session, data=_data(TEXT, T0, community))
     db_session.commit()
-    again = intake.submit(
-        db_session, data=_data(AGAIN, T0 + timedelta(hours=1), community), instant_answer="已转环卫部门，今天清运。"
-    )
+    consultation = {**_data(AGAIN, T0 + timedelta(hours=1), community), "appeal_type": "consultation"}
+    again = intake.submit(db_session, data=consultation, instant_answer="已转环卫部门，今天清运。")
     db_session.commit()
     assert again.created and again.order.state == State.CLOSED_RESOLVED and again.order.instant_answered
     assert again.dedupe_action == dedupe.DedupeAction.SUGGEST_MERGE

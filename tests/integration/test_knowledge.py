@@ -205,6 +205,15 @@ def test_api_entries_suggest_instant_answer_and_reply_quality(client):
     assert done.status_code == 201, done.text
     order = done.json()["order"]
     assert order["state"] == "closed_resolved" and order["instant_answered"]
+    # 秒回 is for consultations on every path: a complaint goes to a unit.
+    complaint = {"channel": "hotline", "appeal_type": "complaint", "content": "公积金中心窗口态度差"}
+    refused = client.post("/api/v1/kb/instant-answer", json={"order": complaint, "entry_id": entry["id"]})
+    assert refused.status_code == 422 and "only consultations" in refused.json()["message"]
+    filed = client.post("/api/v1/orders", json=complaint).json()
+    assert "instant_answer" not in client.get(f"/api/v1/orders/{filed['id']}/actions").json()
+    closing = client.post(f"/api/v1/orders/{filed['id']}/actions/instant_answer", json={"answer": "已知悉"})
+    assert closing.status_code == 409 and "only consultations are answered instantly" in closing.json()["message"]
+    assert client.get(f"/api/v1/orders/{filed['id']}").json()["state"] == "received"
     quality = client.get(f"/api/v1/orders/{order['id']}/reply-quality")
     assert quality.status_code == 200 and 0 <= quality.json()["overall"] <= 1
     assert client.get("/api/v1/kb/weak-replies").status_code == 200

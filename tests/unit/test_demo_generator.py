@@ -13,6 +13,7 @@ from cityhub.demo import corpus
 from cityhub.demo.generator import generate
 from cityhub.workorders.categories import DEFAULT_TAXONOMY
 from cityhub.workorders.lifecycle import OPEN_STATES, Action, OrderView, State, apply, evolve
+from cityhub.workorders.models import AppealType
 
 END = date(2025, 6, 30)
 
@@ -30,7 +31,7 @@ def recent() -> list[dict[str, Any]]:
 
 def _replay(record: dict[str, Any]) -> OrderView:
     """Drive the record's events through the pure life cycle; return the final view."""
-    view = OrderView(state=State.RECEIVED)
+    view = OrderView(state=State.RECEIVED, consultation=record["appeal_type"] == AppealType.CONSULTATION)
     events = record["events"]
     assert events[0]["action"] == Action.CREATE.value
     for event in events[1:]:

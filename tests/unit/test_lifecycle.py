@@ -141,6 +141,7 @@ def happy_view(action: Action, state: State) -> OrderView:
         satisfied=False if action == A.REOPEN else None,
         assists=assists,
         order_id=ORDER_ID,
+        consultation=action == A.INSTANT_ANSWER,
     )
 
 
@@ -256,10 +257,11 @@ def test_legal_transition_accepts_the_action_as_a_string(action: Action, state: 
     assert apply(happy_view(action, state), action.value, PARAMS[action]).action == action
 
 
+@pytest.mark.parametrize("consultation", [True, False], ids=["consultation", "complaint"])
 @pytest.mark.parametrize("state", list(State), ids=lambda s: s.value)
-def test_allowed_actions_are_exactly_the_spec_sources(state: State) -> None:
-    expected = {a for a, spec in SPEC.items() if state in spec.sources}
-    assert set(allowed_actions(OrderView(state=state))) == expected
+def test_allowed_actions_are_exactly_the_spec_sources(state: State, consultation: bool) -> None:
+    expected = {a for a, spec in SPEC.items() if state in spec.sources and (consultation or a != A.INSTANT_ANSWER)}
+    assert set(allowed_actions(OrderView(state=state, consultation=consultation))) == expected
 
 
 # --- rejections -----------------------------------------------------------------------------------
@@ -656,15 +658,18 @@ def test_extension_approved_while_suspended() -> None:
 
 
 def test_instant_answer_closes_resolved_without_a_unit() -> None:
-    outcome = apply(NEW, A.INSTANT_ANSWER, {"answer": "请拨打社保热线"})
+    consultation = replace(NEW, consultation=True)
+    outcome = apply(consultation, A.INSTANT_ANSWER, {"answer": "请拨打社保热线"})
     assert outcome.to_state == S.CLOSED_RESOLVED
     assert outcome.changes == {
         "reply_text": "请拨打社保热线",
         "instant_answered": True,
         "resolved": True,
     }
-    assert evolve(NEW, outcome).lead_unit_id is None
+    assert evolve(consultation, outcome).lead_unit_id is None
     _assert_rejected(_held(S.DISPATCHED), A.INSTANT_ANSWER, {"answer": "x"})
+    # A complaint, a request, a report: a unit handles them; the operator cannot close them on the spot.
+    _assert_rejected(NEW, A.INSTANT_ANSWER, {"answer": "已知悉"}, "only consultations are answered instantly")
 
 
 @pytest.mark.parametrize("state", [S.RECEIVED, S.RETURNED], ids=lambda s: s.value)

@@ -81,7 +81,7 @@ FORWARD_ACTIONS = {
     Action.CLOSE,
     Action.REOPEN,
 }
-NEW_ORDER = OrderView(state=State.RECEIVED, order_id=ORDER_ID)
+NEW_ORDER = OrderView(state=State.RECEIVED, order_id=ORDER_ID, consultation=True)
 
 
 @dataclass

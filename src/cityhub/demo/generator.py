@@ -295,8 +295,9 @@ class _Sim:
         assert self.now is not None
         return self.now + timedelta(seconds=max(30.0, seconds))
 
-    def create(self, at: datetime, actor: str, channel: Channel) -> None:
+    def create(self, at: datetime, actor: str, channel: Channel, *, consultation: bool = False) -> None:
         self.now = at
+        self.view = OrderView(state=State.RECEIVED, consultation=consultation)
         self.events.append(
             {
                 "action": Action.CREATE.value,
@@ -883,7 +884,7 @@ class DemoGenerator:
         hour = 3600.0
         machine = channel in (Channel.SENSOR, Channel.VIDEO_AI)
         intake = "system" if machine else rng.choice(corpus.OPERATOR_NAMES)
-        sim.create(created, intake, channel)
+        sim.create(created, intake, channel, consultation=appeal == AppealType.CONSULTATION)
         dispatcher = "system" if machine else rng.choice(corpus.DISPATCHERS)
 
         if appeal == AppealType.CONSULTATION and rng.random() < scenario.instant:

@@ -16,7 +16,7 @@ from cityhub.errors import CityhubError, ValidationFailed
 from cityhub.intake import dedupe
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import OPEN_STATES, Action, State
-from cityhub.workorders.models import Order
+from cityhub.workorders.models import AppealType, Order
 from cityhub.workorders.schemas import OrderCreate
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,8 @@ def submit(
     """
     if isinstance(data, dict):
         data = parse(data)
+    if instant_answer and data.appeal_type != AppealType.CONSULTATION:
+        raise ValidationFailed("only consultations are answered instantly", details={"field": "appeal_type"})
     known = orders.find_existing(session, data=data)
     if known is not None:
         return IntakeResult(order=known, created=False)

@@ -488,8 +488,6 @@ def answer_instantly(
     """Receive a consultation and close it as answered instantly from a knowledge entry (recorded in the audit)."""
     from cityhub.intake.service import submit
 
-    if data.appeal_type != AppealType.CONSULTATION:
-        raise ValidationFailed("only consultations are answered instantly", details={"field": "appeal_type"})
     entry = require_entry(session, entry_id=entry_id)
     now = utcnow()
     if not entry.active or (entry.valid_until is not None and entry.valid_until <= now):

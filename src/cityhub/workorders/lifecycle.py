@@ -99,6 +99,7 @@ class OrderView:
     satisfied: bool | None = None
     assists: Mapping[int, AssistStatus] = field(default_factory=dict)
     order_id: int | None = None
+    consultation: bool = False  # a consultation (咨询): the only appeal answered instantly (秒回)
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,10 @@ def _unsatisfied(view: OrderView, _params: Params) -> str | None:
     return None if view.satisfied is False else "only an order with an unsatisfied callback can be reopened"
 
 
+def _consultation(view: OrderView, _params: Params) -> str | None:
+    return None if view.consultation else "only consultations are answered instantly"
+
+
 def _not_self(view: OrderView, params: Params) -> str | None:
     if view.order_id is not None and params.get("master_id") == view.order_id:
         return "an order cannot be merged into itself"
@@ -238,7 +243,9 @@ _OPEN_NOT_RECEIVED = OPEN_STATES - {State.RECEIVED}
 _ACTIVE = _s(State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS, State.SUSPENDED)
 
 TRANSITIONS: dict[Action, Rule] = {
-    Action.INSTANT_ANSWER: Rule(_s(State.RECEIVED), State.CLOSED_RESOLVED, ("answer",), sla=SlaEffect.STOP),
+    Action.INSTANT_ANSWER: Rule(
+        _s(State.RECEIVED), State.CLOSED_RESOLVED, ("answer",), (_consultation,), sla=SlaEffect.STOP
+    ),
     Action.DISPATCH: Rule(_s(State.RECEIVED, State.RETURNED), State.DISPATCHED, ("unit_id",), sla=SlaEffect.START),
     Action.ACCEPT: Rule(_s(State.DISPATCHED), State.ACCEPTED, sla=SlaEffect.ACCEPTED),
     Action.RETURN: Rule(_s(State.DISPATCHED, State.ACCEPTED), State.RETURNED, ("reason",), sla=SlaEffect.STOP),
@@ -289,8 +296,13 @@ _ASSIGN_NEEDS_UNIT = _s(State.RECEIVED, State.RETURNED)
 
 
 def allowed_actions(view: OrderView) -> list[Action]:
-    """Actions whose state precondition holds (guards on parameters are not evaluated)."""
-    return [action for action, rule in TRANSITIONS.items() if view.state in rule.sources]
+    """Actions whose state precondition holds, and 秒回 only for a consultation (guards on parameters are not
+    evaluated)."""
+    return [
+        action
+        for action, rule in TRANSITIONS.items()
+        if view.state in rule.sources and (action != Action.INSTANT_ANSWER or view.consultation)
+    ]
 
 
 _ASSIST_STEPS = frozenset({Action.ASSIST_ACCEPT, Action.ASSIST_REPLY, Action.ASSIST_RETURN})

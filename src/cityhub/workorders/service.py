@@ -33,7 +33,7 @@ from cityhub.workorders.lifecycle import (
     State,
     apply,
 )
-from cityhub.workorders.models import Attachment, Category, Order, OrderAssist, OrderEvent, SlaStatus
+from cityhub.workorders.models import AppealType, Attachment, Category, Order, OrderAssist, OrderEvent, SlaStatus
 from cityhub.workorders.schemas import OrderCreate, OrderFilter
 
 
@@ -237,6 +237,7 @@ def view_of(order: Order) -> OrderView:
         satisfied=order.satisfied,
         assists={a.unit_id: AssistStatus(a.status) for a in order.assists},
         order_id=order.id,
+        consultation=order.appeal_type == AppealType.CONSULTATION,
     )
 
 
