@@ -220,6 +220,39 @@ def test_intake_dispatches_inline_when_enabled(app_db, monkeypatch, model) -> No
     get_settings.cache_clear()
 
 
+def test_a_confident_order_that_repeats_an_open_one_at_its_place_waits_to_be_merged(
+    app_db, org, model, monkeypatch
+) -> None:
+    from cityhub.intake.dedupe import get_dedupe_settings
+
+    monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "1")
+    monkeypatch.setenv("CITYHUB_DISPATCH_IN_BACKGROUND", "0")
+    monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "false")  # a suggestion only: a person decides
+    get_settings.cache_clear()
+    get_dedupe_settings.cache_clear()
+    text = "望岗大街3号楼外墙瓷砖脱落，砸到停在楼下的车，物业一直不管，请尽快处理"
+    appeal = {"channel": "hotline", "appeal_type": "complaint", "content": text, "community_code": "T-SQ"}
+    try:
+        with session_scope() as s:
+            first = submit(s, data=appeal).order
+            assert first.state == State.DISPATCHED
+            first_id, first_number = first.id, first.number
+        with session_scope() as s:
+            again = submit(s, data=appeal).order
+            assert again.state == State.RECEIVED
+            decision = service.latest_decision(s, order_id=again.id)
+            assert decision is not None and not decision.auto
+            assert decision.reason.startswith(f"possible duplicate of open order {first_number} (score ")
+            assert decision.candidates  # the rules' suggestions stay, for a dispatch by hand
+            orders.act(s, order_id=again.id, action=Action.MERGE, actor=DISPATCHER, params={"master_id": first_id})
+            orders.act(s, order_id=first_id, action=Action.CANCEL, actor=DISPATCHER, params={"reason": "测试"})
+        with session_scope() as s:  # the earlier ones are no longer open: nothing to merge into
+            assert submit(s, data=appeal).order.state == State.DISPATCHED
+    finally:
+        get_settings.cache_clear()
+        get_dedupe_settings.cache_clear()
+
+
 def test_intake_keeps_the_order_when_the_model_is_missing(app_db, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "1")
     monkeypatch.setenv("CITYHUB_DISPATCH_IN_BACKGROUND", "0")

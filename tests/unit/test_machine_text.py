@@ -99,6 +99,10 @@ def test_intake_and_placing_reasons_and_a_persons_own_words() -> None:
     assert explain(ZH, "auto-merge: duplicate of BY20261201-000008, score 1.00") == (
         "自动合并：与工单 BY20261201-000008 重复（相似度 1.00）"
     )
+    twin = rules.possible_duplicate("BY20261201-000008", 0.7412)
+    assert explain(ZH, f"{twin}; rule #3 → unit 432", NAMES) == (
+        "可能与未办结的工单 BY20261201-000008 重复（相似度 0.74，地点相符），请合并或人工派单；规则 #3 → 区城管执法局"
+    )
     assert explain(ZH, "place set to 石井街道 (street only)") == "属地更正为 石井街道（仅街道）"
     assert explain(ZH, "place found from the text: 稻香街道 / 桂花社区") == "按正文识别：稻香街道 / 桂花社区"
     # The reply check's findings keep their explanation, without the code.

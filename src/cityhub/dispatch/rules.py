@@ -272,6 +272,11 @@ def reads_too_little(evidence: int | None, min_evidence: int) -> bool:
 MODEL_UNAVAILABLE = "classifier unavailable: nothing is dispatched automatically"
 
 
+def possible_duplicate(number: str, score: float) -> str:
+    """Why a confident decision waits all the same: an earlier open order at the same place says the same."""
+    return f"possible duplicate of open order {number} (score {score:.2f}): merge it, or dispatch by hand"
+
+
 def decide(
     *,
     candidates: Sequence[Candidate],

@@ -40,7 +40,7 @@ from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, locate_appeal, p
 from cityhub.org.service import unit_directory
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import CategoryRef, category_chain, find_categories, find_category, taxonomy
-from cityhub.workorders.lifecycle import Action, State
+from cityhub.workorders.lifecycle import OPEN_STATES, Action, State
 from cityhub.workorders.models import Category, Order, OrderEvent
 
 log = logging.getLogger(__name__)
@@ -417,6 +417,12 @@ def suggest(
         min_evidence=settings.dispatch_min_evidence,
         model_unavailable=unavailable,
     )
+    auto, reason = verdict.auto and order.state == State.RECEIVED, verdict.reason
+    if auto and (twin := _open_duplicate(session, order)) is not None:
+        # The same appeal, at the same place, is already open: sending this one too would have a unit handle it
+        # twice. A person merges it (or dispatches it, when it is not the same matter after all).
+        auto = False
+        reason = f"{rulebook.possible_duplicate(twin.order.number, twin.score)}; {reason}"
     merged = rulebook.combine(hypotheses)
     units = unit_directory(session)
     decision = DispatchDecision(
@@ -437,8 +443,8 @@ def suggest(
         category_id=category_id,
         category_source=category_source,
         place=place,
-        auto=verdict.auto and order.state == State.RECEIVED,
-        reason=verdict.reason,
+        auto=auto,
+        reason=reason,
         threshold=threshold,
         model_version=model_version,
         decided_at=now,
@@ -573,6 +579,18 @@ def set_place(
     changes["place_source"] = PlaceSource.DISPATCHER.value
     text = f"place set to {unit.name}" + (" (street only)" if unit.tier == UnitTier.STREET else "")
     return orders.amend(session, order=order, changes=changes, actor=actor, text=text, reason=reason)
+
+
+def _open_duplicate(session: Session, order: Order) -> Any:
+    """The best earlier open order this one duplicates at an agreeing place (``intake.dedupe``), if any: what intake
+    suggests merging, or would have merged automatically with that switched on."""
+    from cityhub.intake import dedupe
+
+    found = dedupe.check(session, order=order, similar=False, earlier_only=True)
+    return next(
+        (d for d in found.duplicates if d.order.state in OPEN_STATES and d.place in dedupe.AGREEING),
+        None,
+    )
 
 
 def auto_dispatch(
