@@ -150,6 +150,18 @@ def test_aliases_of_a_community_and_a_village() -> None:
     assert {"嘉禾街道", "嘉禾街", "嘉禾"} <= {a for a, _, _ in aliases_for(gaz.units["440111012"])}
 
 
+def test_a_village_turned_community_is_found_by_its_old_name_where_the_text_agrees(gaz: Gazetteer) -> None:
+    # 石井街's 庆丰社区 was 庆丰村; 增城's 庆丰村委会 is still a village: the street named decides.
+    for text in ("石井街庆丰村", "白云区石井街庆丰村委会旁边"):
+        loc = gaz.resolve(text)
+        assert (loc.district, loc.street, loc.community_code) == ("白云区", "石井街道", "440111014015"), text
+    assert gaz.resolve("嘉禾街望南村").community == "望南社区居委会"
+    alone = gaz.resolve("庆丰村")  # nothing else said: the village that bears the name
+    assert (alone.district, alone.community) == ("增城区", "庆丰村委会")
+    # A neighbour that bears the old name itself keeps it: 江海街 has both 石榴岗村社区 and 石榴岗社区.
+    assert gaz.resolve("海珠区江海石榴岗村").community_code == "440105014123"
+
+
 @dataclass
 class FakeUnit:
     id: int

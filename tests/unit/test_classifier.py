@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cityhub.errors import ValidationFailed
+from cityhub.errors import NotFound, ValidationFailed
 from cityhub.nlp import classifier
 from cityhub.nlp.classifier import ClassifierConfig, LabelledOrder, coverage_at_precision
 from cityhub.nlp.cli import app
@@ -139,6 +139,8 @@ def test_load_refuses_other_format_version(model: classifier.Model, tmp_path: Pa
     with pytest.raises(ValidationFailed, match="format version"):
         classifier.load(target)
     with pytest.raises(ValidationFailed, match="not a classifier model"):
+        classifier.load(tmp_path)  # a directory, without the files
+    with pytest.raises(NotFound, match="nowhere: model not found"):
         classifier.load(tmp_path / "nowhere")
 
 
@@ -289,6 +291,47 @@ def test_cli_train_evaluate_classify(tmp_path: Path) -> None:
 
     res = runner.invoke(app, ["classify", "--model", str(out), "--text", "医院医生护士", "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["label"] == "卫生计生"
+
+    # Plain lines are answered with their line numbers, blank ones skipped; bad input is refused in one line.
+    lines_txt = tmp_path / "lines.txt"
+    lines_txt.write_text("医院医生护士\n\n学校老师补课\n", encoding="utf-8")
+    res = runner.invoke(app, ["classify", "--model", str(out), "--input", str(lines_txt), "--json"])
+    assert res.exit_code == 0, res.output
+    assert [json.loads(line)["line"] for line in res.stdout.splitlines()] == [1, 3]
+    empty = runner.invoke(app, ["classify", "--model", str(out), "--text", " ", "--json"])
+    assert empty.exit_code == 1 and empty.output.strip() == "error: --text is empty: give the order's title and content"
+    other = tmp_path / "other.csv"
+    other.write_text("foo,bar\n1,2\n", encoding="utf-8")
+    res = runner.invoke(app, ["classify", "--model", str(out), "--input", str(other)])
+    assert res.exit_code == 1 and "header lacks a title or content column" in res.output and "foo, bar" in res.output
+
+
+def test_a_category_too_rare_to_learn_is_left_out_and_named(tmp_path: Path) -> None:
+    texts = ("小区电梯困人半小时无人处理", "写字楼扶梯突然反转夹伤老人")
+    rare = [LabelledOrder(id=f"e{i}", title="", content=text, category="电梯安全") for i, text in enumerate(texts)]
+    model = classifier.train(_records(12) + rare, config=FAST)
+    assert "电梯安全" not in model.labels and set(model.labels) == set(TOPICS)
+    assert model.meta["training_data"]["left_out"] == {"电梯安全": 2}
+    assert "电梯安全" not in model.meta["training_data"]["n_per_class"]
+    with pytest.raises(ValidationFailed, match="need at least 2 categories with 3 or more distinct messages"):
+        classifier.train(_records(2), config=FAST)
+
+
+def test_cli_refuses_what_it_cannot_train_or_score_in_one_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = _write_csv(tmp_path / "train.csv", _records(2))
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--cv", "3"])
+    assert res.exit_code == 1 and res.output.startswith("error: need at least 2 categories with 3 or more")
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(data)])
+    assert res.exit_code == 1
+    assert res.output.strip() == f"error: --out: {data} is a file; give a directory for the model"
+    model_dir = classifier.train(_records(12), config=FAST).save(tmp_path / "model")
+    header_only = _write_csv(tmp_path / "empty.csv", [])
+    res = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(header_only)])
+    assert res.exit_code == 1 and res.output.strip() == f"error: {header_only}: no labelled rows to score (0 skipped)"
+    unknown = _write_csv(tmp_path / "unknown.csv", [*_records(2), LabelledOrder("x", "", "电梯困人", "电梯安全")])
+    res = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(unknown)])
+    assert res.exit_code == 0 and "categories the model does not know (counted as errors): 电梯安全" in res.output
 
 
 def test_cli_train_reports_the_joined_form_and_can_leave_it_out(tmp_path: Path) -> None:

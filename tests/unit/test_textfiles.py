@@ -126,4 +126,4 @@ def test_texts_to_classify_from_a_chinese_headed_file_or_plain_lines(tmp_path: P
     assert ids == ["9"] and "路灯坏了" in texts[0] and "嘉禾街路灯不亮" in texts[0]
     lines = tmp_path / "new.txt"
     lines.write_bytes("路灯坏了\n\n停水三天\n".encode("gbk"))
-    assert classifier.read_texts(lines) == ([None, None], ["路灯坏了", "停水三天"])
+    assert classifier.read_texts(lines) == ([1, 3], ["路灯坏了", "停水三天"])

@@ -334,8 +334,11 @@ def _bare_weight(core: str, base: float) -> float:
     return base
 
 
-def aliases_for(unit: Division, district_shorts: frozenset[str] = frozenset()) -> list[tuple[str, float, str]]:
-    """``(alias, weight, core)`` for one unit; ``core`` is where a one-character typo may fall."""
+def aliases_for(
+    unit: Division, district_shorts: frozenset[str] = frozenset(), neighbours: frozenset[str] = frozenset()
+) -> list[tuple[str, float, str]]:
+    """``(alias, weight, core)`` for one unit; ``core`` is where a one-character typo may fall. ``neighbours``: the
+    name cores of the other communities of a community's street."""
     out: list[tuple[str, float, str]] = []
     name = normalise(unit.name)
     if unit.level == DISTRICT:
@@ -370,6 +373,12 @@ def aliases_for(unit: Division, district_shorts: frozenset[str] = frozenset()) -
         elif kind == "community":
             forms = [core + "社区", core + "社区居委会", core + "社区居委", core + "居委会", core + "居委"]
             forms.append(core + "社区居民委员会")
+            # Villages turned communities (村改居: 庆丰村 → 庆丰社区) keep their old name in addresses; a village still
+            # called so elsewhere outweighs it unless a street or district agrees with this one. Not when a
+            # neighbour bears that name itself (石榴岗村社区 beside 石榴岗社区).
+            village = core + "村"
+            if not core.endswith("村") and village not in neighbours:
+                out += [(village, W_COMMUNITY_FULL - 1.0, core), (village + "委会", W_COMMUNITY_FULL - 1.0, core)]
         elif kind == "area":
             forms = [core + "生活区"]
         else:
@@ -548,8 +557,14 @@ class Gazetteer:
         self._fuzzy: dict[str, dict[str, float]] = {}
         self._fuzzy_core2: set[str] = set()  # fuzzy keys coming from a 2-character core: need context
         deletions: dict[str, dict[str, float]] = {}
+        cores: dict[str | None, set[str]] = {}
         for u in self.units.values():
-            for alias, weight, core in aliases_for(u, district_shorts):
+            if u.level == COMMUNITY:
+                cores.setdefault(u.parent_code, set()).add(split_community(normalise(u.name))[0])
+        for u in self.units.values():
+            own = split_community(normalise(u.name))[0] if u.level == COMMUNITY else ""
+            neighbours = frozenset(cores.get(u.parent_code, set()) - {own}) if u.level == COMMUNITY else frozenset()
+            for alias, weight, core in aliases_for(u, district_shorts, neighbours):
                 bucket = index.setdefault(alias, {})
                 bucket[u.code] = max(weight, bucket.get(u.code, 0.0))
                 if core and len(core) >= 2 and len(alias) >= 3 and alias.startswith(core):
@@ -661,7 +676,7 @@ class Gazetteer:
     def _name(self, code: str | None) -> str | None:
         return self.units[code].name if code is not None and code in self.units else None
 
-    def _district_code(self, hint: str) -> str | None:
+    def district_code(self, hint: str) -> str | None:
         if hint in self.units and self.units[hint].level == DISTRICT:
             return hint
         norm = normalise(hint)
@@ -807,7 +822,7 @@ class Gazetteer:
         if elsewhere:
             loc.evidence = ["!" + name for name in elsewhere]
             return loc
-        hint_code = self._district_code(district_hint) if district_hint else None
+        hint_code = self.district_code(district_hint) if district_hint else None
         chains = self._score(mentions, hint_code)
         best = chains[0] if chains else None
         if best is None or best[1][2] is None:

@@ -241,18 +241,25 @@ def read_labelled_csv(path: str | Path) -> tuple[list[LabelledOrder], CsvReport]
     return records, report
 
 
-def read_texts(path: str | Path) -> tuple[list[str | None], list[str]]:
-    """Order texts to classify: an order file with title/content columns (as :func:`read_labelled_csv` reads
-    them, labels not needed), or plain text, one order per line."""
-    from cityhub.intake.importer import ColumnMap, UnreadableFile, cell_text, open_table
+def read_texts(path: str | Path) -> tuple[list[str | int], list[str]]:
+    """Order texts to classify, each with what names it: an order file with title/content columns (as
+    :func:`read_labelled_csv` reads them, labels not needed) gives each row's id; plain text, one order per line,
+    gives each non-blank line's number (from 1). A ``.csv``/``.tsv`` or Excel file without a title or content column
+    is refused, naming its header (its header would otherwise be classified as an order)."""
+    from cityhub.intake.importer import EXCEL_SUFFIXES, ColumnMap, UnreadableFile, cell_text, open_table
 
     p = Path(path)
-    ids: list[str | None] = []
+    keys: list[str | int] = []
     texts: list[str] = []
     with open_table(p) as reader:
         try:
             f = ColumnMap.from_header(reader.header).fields
-        except UnreadableFile:
+        except UnreadableFile as exc:
+            if p.suffix.lower() in {".csv", ".tsv", *EXCEL_SUFFIXES}:
+                header = ", ".join(str(h) for h in reader.header)
+                raise ValidationFailed(
+                    f"{p}: header lacks a title or content column ({exc.message}); header was: {header}"
+                ) from None
             f = {}
         if f:
             for row_no, cells in reader.rows():
@@ -264,11 +271,14 @@ def read_texts(path: str | Path) -> tuple[list[str | None], list[str]]:
                     index = f.get(name)
                     return values[index] if index is not None and index < len(values) else ""
 
-                ids.append(cell("external_id") or str(row_no))
+                keys.append(cell("external_id") or str(row_no))
                 texts.append(order_text(cell("title"), cell("content")))
-            return ids, texts
-    lines = [line.strip() for line in read_text(p).splitlines() if line.strip()]
-    return [None] * len(lines), lines
+            return keys, texts
+    for number, line in enumerate(read_text(p).splitlines(), start=1):
+        if line.strip():
+            keys.append(number)
+            texts.append(line.strip())
+    return keys, texts
 
 
 # --------------------------------------------------------------------------- features and members
@@ -1316,12 +1326,25 @@ def train(
         if config.fine_tune_mix not in MIXES:
             raise ValidationFailed(f"unknown fine-tune mix '{config.fine_tune_mix}' (known: {', '.join(MIXES)})")
         require_torch()
-    labels = sorted({r.category for r in records})
-    if len(labels) < 2:
-        raise ValidationFailed(f"need at least 2 categories to train, got {labels}")
     if groups is None:
         groups = near_duplicate_groups([r.text for r in records], threshold=config.dedup_threshold)
     groups = np.asarray(groups)
+    # A category with fewer distinct messages than folds cannot be learned and scored by the grouped CV (a fold
+    # would train without it): it is left out and named in the summary, not allowed to drag the report down.
+    distinct: dict[str, set[int]] = {}
+    for r, g in zip(records, groups, strict=True):
+        distinct.setdefault(r.category, set()).add(int(g))
+    scarce = {label: len(gs) for label, gs in sorted(distinct.items()) if len(gs) < config.folds}
+    if scarce:
+        keep = np.array([r.category not in scarce for r in records])
+        records = [r for r, k in zip(records, keep, strict=True) if k]
+        groups = groups[keep]
+    labels = sorted({r.category for r in records})
+    if len(labels) < 2:
+        raise ValidationFailed(
+            f"need at least 2 categories with {config.folds} or more distinct messages each to train; "
+            f"distinct messages per category: { ({k: len(v) for k, v in sorted(distinct.items())}) }"
+        )
     if config.title_augment:
         texts, y_labels, row_groups, original = _augment(records, groups)
     else:
@@ -1390,7 +1413,10 @@ def train(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": asdict(config),
         "libraries": _library_versions(),
-        "training_data": _data_summary(records, groups, sources, n_augmented=int((~original).sum())),
+        "training_data": {
+            **_data_summary(records, groups, sources, n_augmented=int((~original).sum())),
+            "left_out": scarce,  # category → its distinct messages, fewer than the folds
+        },
         # The words dropped from raw texts (``JoinedForm``), most of them stop words; none without segmented rows.
         "joined_form": {"dropped_words": len(form.dropped), "sample": sorted(form.dropped)[:40]},
     }

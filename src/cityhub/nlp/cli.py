@@ -1,5 +1,7 @@
 """``cityhub nlp …`` — classifier, address resolution."""
 
+from pathlib import Path
+
 import typer
 
 from cityhub.clitools import fail as _fail
@@ -9,7 +11,9 @@ app = typer.Typer(no_args_is_help=True, help="Language tools: category classifie
 
 @app.command("locate")
 def locate(
-    input_path: str = typer.Option(..., "--input", help="File with one address per line ('-' for stdin)."),
+    input_path: str = typer.Option(
+        ..., "--input", help="File with one address per line ('-' for stdin); blank lines are skipped."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per line."),
     district_hint: str | None = typer.Option(None, "--district", help="District name or code to prefer."),
 ) -> None:
@@ -26,9 +30,11 @@ def locate(
     except CityhubError as exc:
         raise _fail(exc.message) from None
     gazetteer = default_gazetteer()
+    if district_hint is not None and gazetteer.district_code(district_hint) is None:
+        raise _fail(f"--district: unknown district {district_hint!r} (give a Guangzhou district's name or code)")
     for line in lines:
         if not line.strip():
-            continue
+            continue  # no address: nothing to answer (each answer repeats its input)
         loc = gazetteer.resolve(line.strip(), district_hint=district_hint)
         if as_json:
             typer.echo(json.dumps(loc.to_record(), ensure_ascii=False))
@@ -83,6 +89,8 @@ def train_cmd(
     from cityhub.errors import CityhubError
     from cityhub.nlp import classifier
 
+    if Path(out).exists() and not Path(out).is_dir():
+        raise _fail(f"--out: {out} is a file; give a directory for the model")
     try:
         records: list[classifier.LabelledOrder] = []
         reports = []
@@ -141,6 +149,11 @@ def train_cmd(
     typer.echo(f"model written to {target} in {summary['training_seconds']} s")
     typer.echo(f"feature blocks: {', '.join(summary['feature_blocks'] or [])}")
     typer.echo(f"records: {data_summary.get('n')}  per class: {data_summary.get('n_per_class')}")
+    if data_summary.get("left_out"):
+        typer.echo(
+            f"left out, fewer than {cv} distinct messages (not learned): "
+            + ", ".join(f"{label} ({n})" for label, n in data_summary["left_out"].items())
+        )
     typer.echo(f"dedup: {data_summary.get('dedup')}")
     form = summary["joined_form"] or {}
     if form.get("dropped_words"):
@@ -191,6 +204,8 @@ def evaluate_cmd(
 
             model.encoder = CachedEncoder(model.encoder, embed_cache)
         records, report = classifier.read_labelled_csv(data)
+        if not records:
+            raise _fail(f"{data}: no labelled rows to score ({len(report.skipped)} skipped)")
         result = classifier.evaluate(model, records)
     except CityhubError as exc:
         raise _fail(exc.message) from None
@@ -200,6 +215,8 @@ def evaluate_cmd(
         typer.echo(json.dumps(result, ensure_ascii=False))
         return
     typer.echo(f"n={result['n']} accuracy={result['accuracy']:.4f} macro_f1={result['macro_f1']:.4f}")
+    if result["unknown_categories"]:
+        typer.echo(f"categories the model does not know (counted as errors): {', '.join(result['unknown_categories'])}")
     for label, s in result["per_class"].items():
         typer.echo(f"  {label}\tP={s['precision']:.3f} R={s['recall']:.3f} F1={s['f1']:.3f} n={s['support']}")
     typer.echo("coverage at precision: " + " ".join(f"{k}:{v:.3f}" for k, v in result["coverage_at_precision"].items()))
@@ -222,15 +239,19 @@ def classify_cmd(
 
     if (text is None) == (input_path is None):
         raise _fail("give exactly one of --text or --input")
+    if text is not None and not text.strip():
+        raise _fail("--text is empty: give the order's title and content")
     try:
         model = classifier.load(model_path)
-        ids, texts = classifier.read_texts(input_path) if input_path else ([None], [text or ""])
+        keys, texts = classifier.read_texts(input_path) if input_path else ([], [text or ""])
     except CityhubError as exc:
         raise _fail(exc.message) from None
     for i in range(0, len(texts), 1000):
-        for oid, pred in zip(ids[i : i + 1000], model.predict(texts[i : i + 1000]), strict=True):
-            row = pred.as_dict() if oid is None else {"id": oid, **pred.as_dict()}
+        for j, pred in enumerate(model.predict(texts[i : i + 1000]), start=i):
+            # A table's rows by their id, plain text by its line number (blank lines are skipped).
+            key = keys[j] if keys else None
+            named = {} if key is None else {"id": key} if isinstance(key, str) else {"line": key}
             if as_json:
-                typer.echo(json.dumps(row, ensure_ascii=False))
+                typer.echo(json.dumps({**named, **pred.as_dict()}, ensure_ascii=False))
             else:
-                typer.echo(f"{oid + chr(9) if oid else ''}{pred.label}\t{pred.probability:.3f}")
+                typer.echo(f"{str(key) + chr(9) if key is not None else ''}{pred.label}\t{pred.probability:.3f}")
