@@ -801,6 +801,10 @@ def test_routing_rules_and_thresholds_are_read_by_dispatchers_and_edited_by_admi
     too_high = adm.post("/rules", data={**form, "target_unit_id": str(org["street_b"]), "priority": "5000"})
     assert too_high.status_code == 422 and "不能大于 1000" in too_high.text
     assert 'value="路灯 → 京溪街道"' in refused.text  # what was typed is kept
+    local = {**form, "target_kind": "local_community", "tier": "department"}
+    wrong_tier = adm.post("/rules", data=local)
+    assert wrong_tier.status_code == 422 and 'data-testid="field-error-tier"' in wrong_tier.text
+    assert "该派往对象的层级固定为「村社」" in wrong_tier.text
     created = adm.post("/rules", data={**form, "target_unit_id": str(org["street_b"])}, follow_redirects=False)
     assert created.status_code == 303
     assert "已创建规则" in adm.get("/rules").text  # the flash, once

@@ -22,7 +22,7 @@ from cityhub.db import session_scope, utcnow
 from cityhub.dispatch import background, service
 from cityhub.dispatch.models import DispatchBacklog, DispatchRule, DispatchSuggestion
 from cityhub.dispatch.rules import RuleTier, TargetKind
-from cityhub.dispatch.schemas import RuleCreate
+from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
 from cityhub.errors import ValidationFailed
 from cityhub.intake.service import submit
 from cityhub.nlp import classifier
@@ -469,6 +469,24 @@ def test_rule_validation_and_derived_tier(db_session, org) -> None:
         )
     with pytest.raises(ValidationFailed, match="district, street or community"):
         service.create_rule(db_session, data=RuleCreate(name="x", target_unit_id=org["env"], place_unit_id=org["env"]))
+    # The order's own community is at the community tier: a form that says otherwise is refused, not stored.
+    with pytest.raises(ValidationFailed, match="target local_community is at tier community, not department"):
+        service.create_rule(
+            db_session,
+            data=RuleCreate(name="x", target_kind=TargetKind.LOCAL_COMMUNITY, tier=RuleTier.DEPARTMENT),
+        )
+    with pytest.raises(ValidationFailed, match="target local_street is at tier street, not community"):
+        service.update_rule(db_session, rule_id=local.id, data=RuleUpdate(tier=RuleTier.COMMUNITY))
+    # Turned into a local rule without naming a tier: it takes that target's tier.
+    moved = service.update_rule(
+        db_session, rule_id=to_community.id, data=RuleUpdate(target_kind=TargetKind.LOCAL_STREET, target_unit_id=None)
+    )
+    assert moved.tier == RuleTier.STREET
+    # Keywords that are all blank are not "no condition": such a rule would match every order.
+    with pytest.raises(ValueError, match="keywords are all blank"):
+        RuleCreate(name="x", keywords=["", " "], target_unit_id=org["env"])
+    assert RuleCreate(name="x", keywords=[], target_unit_id=org["env"]).keywords == []
+    assert RuleCreate(name="x", keywords="", target_unit_id=org["env"]).keywords == []  # an empty form field
 
 
 def test_seed_default_rules_is_idempotent(db_session) -> None:

@@ -15,7 +15,11 @@ def _keyword_list(value: Any) -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, str) or (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)):
-        return list(split_keywords(value))
+        words = list(split_keywords(value))
+        if not words and not isinstance(value, str) and value:
+            # ["", " "] is not "no condition" (that is []): a rule matching every order by mistake
+            raise ValueError("keywords are all blank: give words, or an empty list for no keyword condition")
+        return words
     raise ValueError("keywords are a list of strings or one string separated by 、 or commas")
 
 

@@ -708,7 +708,11 @@ _TIER_OF_UNIT = {
 }
 
 
-def _check_rule(session: Session, rule: DispatchRule, *, tier_given: bool) -> None:
+def _check_rule(
+    session: Session, rule: DispatchRule, *, tier_given: bool, tier_asked: rulebook.RuleTier | None
+) -> None:
+    """Refuse what a rule cannot be, and set its tier where it follows from the target (``tier_given``: keep the
+    rule's tier for a unit target; ``tier_asked``: the tier this request names, if any)."""
     if rule.category_id is not None and session.get(Category, rule.category_id) is None:
         raise ValidationFailed(f"unknown category {rule.category_id}", details={"field": "category_id"})
     if rule.place_unit_id is not None:
@@ -732,9 +736,15 @@ def _check_rule(session: Session, rule: DispatchRule, *, tier_given: bool) -> No
                 f"target {rule.target_kind.value} names no unit: leave target_unit_id empty",
                 details={"field": "target_unit_id"},
             )
-        if not tier_given:
-            local = rule.target_kind == rulebook.TargetKind.LOCAL_COMMUNITY
-            rule.tier = rulebook.RuleTier.COMMUNITY if local else rulebook.RuleTier.STREET
+        # The order's own community is at the community tier, its own street at the street tier: always.
+        local = rule.target_kind == rulebook.TargetKind.LOCAL_COMMUNITY
+        own_tier = rulebook.RuleTier.COMMUNITY if local else rulebook.RuleTier.STREET
+        if tier_asked is not None and tier_asked != own_tier:
+            raise ValidationFailed(
+                f"target {rule.target_kind.value} is at tier {own_tier.value}, not {tier_asked.value}",
+                details={"field": "tier"},
+            )
+        rule.tier = own_tier
     if rule.valid_from and rule.valid_until and rule.valid_from >= rule.valid_until:
         raise ValidationFailed("valid_from must be before valid_until", details={"field": "valid_until"})
 
@@ -761,7 +771,7 @@ def create_rule(session: Session, *, data: RuleCreate, seed_key: str | None = No
     tier_given = values["tier"] is not None
     values["tier"] = values["tier"] or rulebook.RuleTier.DEPARTMENT
     rule = DispatchRule(**values, seed_key=seed_key)
-    _check_rule(session, rule, tier_given=tier_given)
+    _check_rule(session, rule, tier_given=tier_given, tier_asked=data.tier)
     session.add(rule)
     session.flush()
     return rule
@@ -779,7 +789,8 @@ def update_rule(session: Session, *, rule_id: int, data: RuleUpdate) -> Dispatch
         rule.tier = data.tier  # type: ignore[assignment]
     for name, value in changes.items():
         setattr(rule, name, [] if name.endswith("keywords") and value is None else value)
-    _check_rule(session, rule, tier_given=not derive_tier)
+    asked = data.tier if "tier" in data.model_fields_set else None
+    _check_rule(session, rule, tier_given=not derive_tier, tier_asked=asked)
     session.flush()
     return rule
 

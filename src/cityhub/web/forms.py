@@ -20,6 +20,7 @@ T = TypeVar("T")
 _TOO_LONG = re.compile(r"at most (\d+) character")
 _PHONE_LENGTH = re.compile(r"phone must have (\d+) to (\d+) digits")
 _BOUND = re.compile(r"Input should be (less|greater) than or equal to (-?[\d.]+)")
+_TIER_OF_TARGET = re.compile(r"target \w+ is at tier (\w+), not \w+")
 
 
 def whole_number(value: str | None) -> int | None:
@@ -56,6 +57,10 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.unknown_category")
     if "unknown or inactive unit" in message:
         return t("err.unknown_unit")
+    if m := _TIER_OF_TARGET.search(message):
+        return t("err.tier_of_target", tier=t(f"tier.{m.group(1)}"))
+    if "keywords are all blank" in message:
+        return t("err.keywords_blank")
     if "must not be blank" in message or "at least 1 character" in message:
         return t("err.blank")
     return message
