@@ -117,6 +117,7 @@ def test_confident_prediction_dispatches_automatically_and_is_audited(db_session
     assert [e.action for e in trail] == ["create", "comment", "dispatch"]
     comment, dispatch = trail[1], trail[2]
     assert comment.actor_name == "auto-dispatch" and comment.payload["category_id"] == org["cat_build"]
+    assert comment.payload["text"] == "category set by the classifier: 城乡建设"  # by name, for the order's page
     assert dispatch.actor_name == "auto-dispatch" and dispatch.unit_id == org["housing"]
     rule_id = db_session.scalar(select(DispatchRule.id).where(DispatchRule.name == "城乡建设 → 住建局"))
     recorded = {k: dispatch.payload.get(k) for k in ("unit_id", "auto", "probability", "rule_id", "model_version")}

@@ -103,6 +103,9 @@ def test_intake_and_placing_reasons_and_a_persons_own_words() -> None:
     assert explain(ZH, f"{twin}; rule #3 → unit 432", NAMES) == (
         "可能与未办结的工单 BY20261201-000008 重复（相似度 0.74，地点相符），请合并或人工派单；规则 #3 → 区城管执法局"
     )
+    assert explain(ZH, "category set by the classifier: 城乡建设/物业服务; place found from the address: 嘉禾街道") == (
+        "按分类模型补填分类：城乡建设/物业服务；按地址识别：嘉禾街道"
+    )
     assert explain(ZH, "place set to 石井街道 (street only)") == "属地更正为 石井街道（仅街道）"
     assert explain(ZH, "place found from the text: 稻香街道 / 桂花社区") == "按正文识别：稻香街道 / 桂花社区"
     # The reply check's findings keep their explanation, without the code.

@@ -581,6 +581,23 @@ def set_place(
     return orders.amend(session, order=order, changes=changes, actor=actor, text=text, reason=reason)
 
 
+def _fill_note(session: Session, fills: dict[str, int | str], source: str | None) -> str:
+    """The audit note of what automatic dispatch wrote into the order, by name (the ids are in its payload)."""
+    parts = []
+    if "category_id" in fills:
+        category = taxonomy(session).by_id.get(int(fills["category_id"]))
+        parts.append(f"category set by the classifier: {category.path if category else fills['category_id']}")
+    units = unit_directory(session)
+    where = " / ".join(
+        units[int(fills[k])].name if int(fills[k]) in units else str(fills[k])
+        for k in ("street_id", "community_id")
+        if k in fills
+    )
+    if where:
+        parts.append(f"place found from the {source or 'text'}: {where}")
+    return "; ".join(parts)
+
+
 def _open_duplicate(session: Session, order: Order) -> Any:
     """The best earlier open order this one duplicates at an agreeing place (``intake.dedupe``), if any: what intake
     suggests merging, or would have merged automatically with that switched on."""
@@ -634,7 +651,7 @@ def auto_dispatch(
                 order=order,
                 changes=fills,
                 actor=AUTO_ACTOR,
-                text="auto-dispatch: " + ", ".join(f"{k}={v}" for k, v in fills.items()),
+                text=_fill_note(session, fills, decision.place.source),
                 reason=None,
                 new_order=new_order,
             )
