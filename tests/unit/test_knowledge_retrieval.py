@@ -78,3 +78,17 @@ def test_keywords_are_split_and_validated():
         EntryCreate(question="q", answer="a", valid_from=NOW, valid_until=NOW - timedelta(days=1))
     with pytest.raises(ValueError):
         EntryCreate(question="  ", answer="a")
+
+
+def test_a_keyword_counts_whole_and_asking_words_do_not_rank() -> None:
+    # A small knowledge base, as a district starts with: few entries ask 怎么办, so its weight would be high.
+    small = KnowledgeIndex(
+        [
+            Doc(1, "家里突然停水了怎么办？", keywords=["停水", "供水"]),
+            Doc(2, "燃气泄漏怎么办？", keywords=["燃气", "燃气泄漏"]),
+            Doc(3, "养犬登记怎么办理？", keywords=["养狗", "办狗证", "养犬登记"]),
+        ]
+    )
+    hits = small.search("我想办狗证怎么办", limit=3, now=NOW)
+    assert hits[0].id == 3 and hits[0].matched == ["办狗证"]
+    assert all(not h.matched for h in hits[1:])  # they share only 怎么办 with the question

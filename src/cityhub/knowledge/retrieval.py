@@ -65,13 +65,80 @@ class Hit:
         return "; ".join(parts)
 
 
+# Words that ask, not what about (怎么办, 如何, 请问 …): in a question they say nothing of its matter, and in a small
+# knowledge base, where few entries hold them, word BM25 would weigh them like a matter's name — 我想办狗证怎么办 then
+# ranked 家里停水了怎么办 first. Left out of the word view; the character view still sees them.
+ASKING_WORDS = frozenset(
+    [
+        "怎么",
+        "怎么办",
+        "怎么样",
+        "怎样",
+        "如何",
+        "咋办",
+        "咋",
+        "什么",
+        "为什么",
+        "什么时候",
+        "时候",
+        "哪里",
+        "哪儿",
+        "哪些",
+        "哪个",
+        "多少",
+        "多久",
+        "可以",
+        "可不可以",
+        "能否",
+        "能不能",
+        "是否",
+        "有没有",
+        "需要",
+        "办理",
+        "请问",
+        "咨询",
+        "问题",
+        "我们",
+        "你们",
+        "他们",
+        "现在",
+        "一下",
+        "谢谢",
+        "您好",
+        "你好",
+        "我想",
+        "想问",
+        "想要",
+        "应该",
+        "麻烦",
+        "帮忙",
+    ]
+)
+
+# Parts of an entry's text are joined by a mark that normalisation keeps (spaces between Chinese words it removes),
+# so that neither view reads a word across two keywords.
+_PART = "；"
+
+
 def doc_text(doc: Doc, answer_chars: int = ANSWER_CHARS) -> str:
     """The text indexed for an entry: question, keywords twice (they are the author's own emphasis)."""
-    keywords = " ".join(doc.keywords)
+    keywords = _PART.join(doc.keywords)
     parts = [doc.question, keywords, keywords]
     if answer_chars:
         parts.append(doc.answer[:answer_chars])
-    return normalize("\n".join(p for p in parts if p))
+    return normalize(_PART.join(p for p in parts if p))
+
+
+def doc_words(doc: Doc, answer_chars: int = ANSWER_CHARS) -> list[str]:
+    """The word view of an entry: the words of its text, and each keyword whole as well (办狗证 is one term to its
+    author, whatever the segmenter makes of it)."""
+    whole = [normalize(k) for k in doc.keywords]
+    return query_words(doc_text(doc, answer_chars)) + [k for k in whole + whole if k and k not in ASKING_WORDS]
+
+
+def query_words(text: str) -> list[str]:
+    """The words of a (normalised) text that can name a matter."""
+    return [w for w in words(text) if w not in ASKING_WORDS]
 
 
 def _ts(value: datetime | None, default: float) -> float:
@@ -94,7 +161,7 @@ class KnowledgeIndex:
         self._chars: TfidfVectorizer | None = None
         if not docs:
             return
-        tokens = [words(t) for t in texts]
+        tokens = [doc_words(d, answer_chars) for d in docs]
         self._words = CountVectorizer(analyzer=lambda toks: toks, dtype=np.float32)
         try:
             counts: csr_matrix = self._words.fit_transform(tokens).tocsr()
@@ -148,7 +215,7 @@ class KnowledgeIndex:
         bm25 = np.zeros(self.size, dtype=np.float32)
         query_terms: list[int] = []
         if self._words is not None:
-            query_terms = sorted({self._vocab[w] for w in words(query) if w in self._vocab})
+            query_terms = sorted({self._vocab[w] for w in query_words(query) if w in self._vocab})
             if query_terms:
                 q = np.zeros(self._bm25.shape[1], dtype=np.float32)
                 q[query_terms] = 1.0

@@ -21,7 +21,7 @@ from cityhub.config import get_settings
 from cityhub.db import database_key, rowcount, utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
-from cityhub.knowledge.retrieval import CACHE, Doc, KnowledgeIndex
+from cityhub.knowledge.retrieval import ASKING_WORDS, CACHE, Doc, KnowledgeIndex
 from cityhub.knowledge.schemas import EntryCreate, EntryUpdate, ImportResult, split_keywords
 from cityhub.nlp import reply_quality
 from cityhub.workorders import service as orders
@@ -43,43 +43,9 @@ class Suggestion:
     matched: tuple[str, ...] = ()
 
 
-# Words that ask, not what about: sharing only these (or single characters: 了, 坏) with an entry is no evidence that
-# it answers the appeal — 路灯坏了 is not answered by 社保卡坏了怎么办.
-_ASKING_WORDS = frozenset(
-    [
-        "怎么",
-        "怎样",
-        "如何",
-        "什么",
-        "为什么",
-        "时候",
-        "哪里",
-        "哪些",
-        "哪个",
-        "多少",
-        "可以",
-        "能否",
-        "是否",
-        "需要",
-        "办理",
-        "请问",
-        "咨询",
-        "问题",
-        "我们",
-        "你们",
-        "他们",
-        "现在",
-        "一下",
-        "谢谢",
-        "您好",
-        "你好",
-    ]
-)
-
-
 def names_the_matter(suggestion: Suggestion) -> bool:
     """Whether the appeal and the entry share a word that says what the matter is (社保卡, 居住证, 停水)."""
-    return any(len(w) >= 2 and w not in _ASKING_WORDS for w in suggestion.matched)
+    return any(len(w) >= 2 and w not in ASKING_WORDS for w in suggestion.matched)
 
 
 # --- revision -----------------------------------------------------------------------------------------------------
