@@ -44,6 +44,18 @@ def test_empty_or_boilerplate_reply_is_weak(reply):
     assert q.reasons[0].split(":")[0] in {"empty", "boilerplate_only"}
 
 
+def test_the_appeal_copied_back_is_weak_and_restating_it_before_answering_is_not():
+    street_light = "京溪街道云景路的路灯坏了三天，晚上一片漆黑，行人容易摔倒，请尽快派人维修。"
+    copied = rq.score_reply("云景路路灯不亮", street_light, "您好！" + street_light)
+    assert copied.weak and copied.overall <= 0.2 and copied.reasons[0].startswith("copied:")
+    answer = (
+        "您好！您反映的京溪街道云景路路灯坏了的问题，经核实，系供电线路老化所致，我局已于3月5日更换线路，"
+        "路灯已恢复照明。"
+    )
+    answered = rq.score_reply("云景路路灯不亮", street_light, answer)
+    assert not any(r.startswith("copied") for r in answered.reasons) and not answered.weak
+
+
 def test_forwarding_note_followed_by_a_real_answer_is_not_forwarding_only():
     reply = "您反映的问题已转交县教育局核实、办复。2019年7月3日经核实，该校食堂未强制学生消费，已责令学校公示收费标准。"
     parts = rq.split_reply(reply)

@@ -13,8 +13,8 @@ A pure, rule-based scorer with no trained weights, so that it carries over to re
 - **timeliness** (及时性): working days between the appeal and the reply, on the Chinese working calendar.
 
 ``weak`` is set when the overall score falls below :data:`WEAK_THRESHOLD` or a hard rule fails (empty reply,
-forwarding note only, boilerplate only, reply unrelated to the appeal). Thresholds are module constants,
-chosen on the distribution of real replies (bench/bench_reply_quality.py, bench/results/reply_quality.md).
+forwarding note only, boilerplate only, the appeal copied back, reply unrelated to the appeal). Thresholds are module
+constants, chosen on the distribution of real replies (bench/bench_reply_quality.py, bench/results/reply_quality.md).
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ WEAK_THRESHOLD = 0.35
 MIN_RELEVANCE = 0.05  # below this the reply is about something else (hard rule)
 LOW_RELEVANCE = 0.25  # below this the supervisor is told, without failing the reply
 MIN_SUBSTANCE_CHARS = 12  # fewer CJK/alphanumeric characters of substance = boilerplate only
+# A reply whose substance is at least this share the appeal's own words (character bigrams) copies the appeal back
+# instead of answering it (hard rule); a real answer restates the matter and adds what was done.
+COPIED_SHARE = 0.85
 # Timeliness: working days → score, piecewise linear between these points.
 TIMELINESS_POINTS: tuple[tuple[float, float], ...] = ((0.0, 1.0), (5.0, 1.0), (15.0, 0.6), (30.0, 0.2), (60.0, 0.0))
 # A point of the appeal counts as addressed at this share of its key terms found in the reply.
@@ -420,6 +423,16 @@ def completeness_score(title: str, content: str, substance: str) -> tuple[float,
     return addressed / counted, counted, addressed
 
 
+def copied_share(title: str, content: str, substance: str) -> float:
+    """The share of the reply's character bigrams (letters and digits, punctuation left out) that the appeal has;
+    0 for a reply too short to tell."""
+    reply = _bigrams("".join(_SIGNIFICANT.findall(substance)))
+    if len(reply) < MIN_SUBSTANCE_CHARS:
+        return 0.0
+    appeal = _bigrams("".join(_SIGNIFICANT.findall(title + content)))
+    return len(reply & appeal) / len(reply)
+
+
 def _without_title(substance: str, title: str) -> str:
     """The reply without the appeal's title quoted back (“关于‘<title>’的问题”)."""
     t = normalize(title)
@@ -453,6 +466,10 @@ def score_reply(
         hard_fail = True
     elif _significant_len(parts.substance) < MIN_SUBSTANCE_CHARS:
         reasons.append("boilerplate_only: 只有问候、收悉或致谢套话")
+        hard_fail = True
+
+    if not hard_fail and copied_share(title, content, substance) >= COPIED_SHARE:
+        reasons.append("copied: 答复大段照抄诉求内容，未说明处理情况")
         hard_fail = True
 
     relevance = relevance_score(title, content, substance)

@@ -120,7 +120,7 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
     (
         # The reply check's findings: a code, then its explanation (written in Chinese by ``nlp.reply_quality``).
         re.compile(
-            r"(.*?)\b(?:empty|forwarding_only|boilerplate_only|unrelated|low_relevance|incomplete|no_basis|late"
+            r"(.*?)\b(?:empty|forwarding_only|boilerplate_only|copied|unrelated|low_relevance|incomplete|no_basis|late"
             r"|low_overall): (.+)"
         ),
         "why.reply_check",
