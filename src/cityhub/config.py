@@ -221,7 +221,14 @@ def log_level() -> str:
 
 def configure_logging() -> None:
     """One log format and level for every cityhub process: the CLI, each server process ``cityhub serve`` starts
-    and the dispatcher's process (a process started with ``spawn`` has no logging set up of its own)."""
+    and the dispatcher's process (a process started with ``spawn`` has no logging set up of its own).
+
+    A crash in native code (SIGSEGV, SIGABRT …) also writes every thread's Python stack to stderr, beside the log:
+    the supervisor's "ended (exit code -11)" line then has the place it happened above it."""
+    import faulthandler
+
+    if not faulthandler.is_enabled():
+        faulthandler.enable()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("cityhub", "alembic.runtime.migration", "uvicorn"):
         logging.getLogger(name).setLevel(log_level())
