@@ -166,6 +166,7 @@ def latency(url: str, model_path: Path, texts: list[tuple[str, str, str]], warmu
         t0 = time.perf_counter()
         with session_scope() as s:
             order = submit(s, data={"channel": "hotline", "title": title, "content": content}).order
+            at_intake = order.state  # merged into an earlier copy by intake: nothing to decide
             t1 = time.perf_counter()
             decision = auto_dispatch(s, order=order)
             t2 = time.perf_counter()
@@ -174,7 +175,7 @@ def latency(url: str, model_path: Path, texts: list[tuple[str, str, str]], warmu
             total.append(t3 - t0)
             intake.append(t1 - t0)
             dispatch.append(t2 - t1)
-            outcomes[_outcome(decision)] += 1
+            outcomes[_outcome(decision) if at_intake == "received" else f"intake: {at_intake}"] += 1
             if decision.dispatched and decision.prediction and decision.prediction["label"] == truth:
                 correct += 1
     with session_scope() as s:
@@ -212,7 +213,7 @@ def _outcome(decision: Any) -> str:
     if decision.dispatched:
         return "dispatched"
     reason = decision.reason
-    for key in ("< threshold", "ambiguous", "no routing rule", "returned"):
+    for key in ("< threshold", "ambiguous", "no routing rule", "returned", "possible duplicate", "little known text"):
         if key in reason:
             return "queued: " + key.strip("< ")
     return "queued: other"
