@@ -484,8 +484,9 @@ def test_rule_validation_and_derived_tier(db_session, org) -> None:
     )
     assert moved.tier == RuleTier.STREET
     # Keywords that are all blank are not "no condition": such a rule would match every order.
-    with pytest.raises(ValueError, match="keywords are all blank"):
-        RuleCreate(name="x", keywords=["", " "], target_unit_id=org["env"])
+    for blank in (["", " "], "、", " , "):
+        with pytest.raises(ValueError, match="keywords are all blank"):
+            RuleCreate(name="x", keywords=blank, target_unit_id=org["env"])
     assert RuleCreate(name="x", keywords=[], target_unit_id=org["env"]).keywords == []
     assert RuleCreate(name="x", keywords="", target_unit_id=org["env"]).keywords == []  # an empty form field
 
@@ -767,6 +768,28 @@ def test_an_order_taken_by_hand_first_is_left_alone(in_background, org, model) -
     with session_scope() as s:
         assert orders.require_order(s, order_id=order_id).lead_unit_id == org["water"]
         assert background.status(s).orders == 0
+
+
+def test_the_background_dispatcher_holds_a_repeat_of_an_open_order_too(in_background, org, model, monkeypatch) -> None:
+    from cityhub.intake.dedupe import get_dedupe_settings
+
+    monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "false")
+    get_dedupe_settings.cache_clear()
+    try:
+        text = "望岗大街3号楼外墙瓷砖脱落，砸到停在楼下的车，物业一直不管，请尽快处理"
+        appeal = {"channel": "hotline", "appeal_type": "complaint", "content": text, "community_code": "T-SQ"}
+        with session_scope() as s:
+            first = submit(s, data=appeal).order.id
+        assert background.run_once() == {"dispatched": 1}
+        with session_scope() as s:
+            again = submit(s, data=appeal).order.id
+        assert background.run_once() == {"queued": 1}
+        with session_scope() as s:
+            decision = service.latest_decision(s, order_id=again)
+            number = orders.require_order(s, order_id=first).number
+            assert decision is not None and decision.reason.startswith(f"possible duplicate of open order {number}")
+    finally:
+        get_dedupe_settings.cache_clear()
 
 
 def test_a_failed_decision_leaves_the_order_received(in_background, org, model) -> None:
@@ -1110,6 +1133,27 @@ def test_retrain_keeps_a_better_live_model_unless_forced(app_db, db_session, org
     assert forced.exit_code == 0 and "promoted into" in forced.stdout and "forced" in forced.stdout
     assert classifier.load(live).meta["retrained"]["corrections"] == 1
     assert not rejected.exists()  # the earlier rejected candidate is gone with the promotion
+
+
+def test_retrain_keeps_a_live_model_that_knows_a_category_the_candidate_cannot_learn(app_db, tmp_path) -> None:
+    import json
+
+    base = _base_csv(tmp_path / "base.csv")
+    lake = ["湖边钓鱼的人越来越多", "河涌发黑发臭有垃圾漂浮", "工厂夜里偷排污水", "垃圾焚烧厂冒黑烟呛人"]
+    with base.open("a", encoding="utf-8", newline="") as fh:
+        for i, text in enumerate(lake):
+            csv.writer(fh).writerow([f"env{i}", "", text, "", "环境保护"])
+    live = _live_model(tmp_path, base, macro_f1=0.5)
+    assert "环境保护" in classifier.load(live).labels
+    shrunk = tmp_path / "shrunk.csv"  # the same base, with two of the four 环境保护 messages
+    shrunk.write_text("".join(base.read_text(encoding="utf-8").splitlines(keepends=True)[:-2]), encoding="utf-8")
+
+    result = _retrain_cli("--data", str(shrunk), "--model", str(live), "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["promoted"] is False and out["categories_left_out"] == {"环境保护": 2}
+    assert "the candidate does not know 环境保护, which the live model predicts" in out["reason"]
+    assert "环境保护" in classifier.load(live).labels  # the live model untouched
 
 
 def test_retrain_refuses_bad_input_with_one_line(app_db, tmp_path, monkeypatch) -> None:

@@ -141,10 +141,13 @@ def _decide(order_id: int, prediction: Any = None, check_duplicates: bool = Fals
             order = read_for_update(session, order_id)
             outcome = "skipped"
             if order is not None and order.state == State.RECEIVED:
-                if check_duplicates and _merged(session, order):
+                merged, duplicates = _merged(session, order) if check_duplicates else (False, None)
+                if merged:
                     outcome = "merged"
                 elif decides():
-                    decision = auto_dispatch(session, order=order, prediction=prediction, held=True)
+                    decision = auto_dispatch(
+                        session, order=order, prediction=prediction, held=True, duplicates=duplicates
+                    )
                     outcome = "dispatched" if decision.dispatched else "queued"
                 else:
                     outcome = "checked"  # no earlier duplicate; a dispatcher dispatches it
@@ -170,17 +173,18 @@ def _decide(order_id: int, prediction: Any = None, check_duplicates: bool = Fals
 MERGE_ACTOR_NAME = "auto-merge"
 
 
-def _merged(session: Session, order: Order) -> bool:
-    """Merge ``order`` (read for update, received) into an earlier duplicate when the check says so."""
+def _merged(session: Session, order: Order) -> tuple[bool, Any]:
+    """Merge ``order`` (read for update, received) into an earlier duplicate when the check says so; whether it was,
+    and the duplicates the check found (None when automatic merging is off and nothing was checked)."""
     from cityhub.intake import dedupe
     from cityhub.intake.service import merge_if_duplicate
     from cityhub.workorders.service import Actor
 
     if not dedupe.get_dedupe_settings().auto_merge:
-        return False  # a suggestion alone: nobody would see it (the creation's answer is the order)
+        return False, None  # a suggestion alone: the decision holds a confident order for it (its own check)
     found = dedupe.check(session, order=order, similar=False, earlier_only=True)
     merge_if_duplicate(session, order, found, Actor(name=MERGE_ACTOR_NAME))
-    return order.state == State.MERGED
+    return order.state == State.MERGED, found.duplicates
 
 
 def _guarded(order_id: int, prediction: Any, check_duplicates: bool = False) -> str:

@@ -320,6 +320,8 @@ def retrain(
     )
     for category, n in sorted(result.corrections_left_out.items()):
         typer.echo(f"left out: {n} corrected orders of category {category}, which the base data does not have")
+    for category, n in sorted(result.categories_left_out.items()):
+        typer.echo(f"left out: category {category}, {n} distinct messages (too few to learn)")
     if result.guard == "holdout":
         live_f1 = result.live_holdout_macro_f1
         typer.echo(

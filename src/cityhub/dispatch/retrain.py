@@ -49,6 +49,8 @@ class RetrainResult:
     base_rows: int
     corrections: int
     corrections_left_out: dict[str, int] = field(default_factory=dict)  # category → orders
+    # Categories training left out (fewer distinct messages than folds) → their distinct messages.
+    categories_left_out: dict[str, int] = field(default_factory=dict)
     candidate_macro_f1: float | None = None
     live_macro_f1: float | None = None
     # With a hold-out file: what the guard compared (both models scored on the same rows).
@@ -147,7 +149,9 @@ def retrain(
         live_macro_f1=_macro_f1(live_meta) if live_meta is not None else None,
         training_seconds=round(time.perf_counter() - started, 1),
         skipped_rows=skipped,
+        categories_left_out=dict(candidate.meta["training_data"].get("left_out", {})),
     )
+    lost = sorted(set(live.labels) - set(candidate.labels)) if live is not None else []
     candidate.meta["retrained"] = {"base_rows": len(records), "corrections": len(usable)}
     new, old = result.candidate_macro_f1, result.live_macro_f1
     if held:
@@ -162,6 +166,12 @@ def retrain(
         result.promoted, result.reason = True, "no live model yet"
     elif force:
         result.promoted, result.reason = True, "forced (the guard was skipped)"
+    elif lost:
+        # Its macro F1 is over fewer categories: no comparison; orders of these would never be suggested them.
+        result.reason = (
+            f"kept the live model: the candidate does not know {', '.join(lost)}, which the live model predicts "
+            f"(too few distinct messages to learn); the candidate is in {rejected}"
+        )
     elif old is None:
         result.promoted, result.reason = True, "the live model has no cross-validation report to compare with"
     elif new is not None and new >= old - tolerance:
@@ -172,6 +182,7 @@ def retrain(
             f"kept the live model: candidate {what} {new if new is None else f'{new:.4f}'} < live {old:.4f} − "
             f"tolerance {tolerance}; the candidate is in {rejected}"
         )
+    if not result.promoted:
         shutil.rmtree(rejected, ignore_errors=True)
         candidate.save(rejected)
         return result

@@ -16,8 +16,9 @@ def _keyword_list(value: Any) -> list[str] | None:
         return None
     if isinstance(value, str) or (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)):
         words = list(split_keywords(value))
-        if not words and not isinstance(value, str) and value:
-            # ["", " "] is not "no condition" (that is []): a rule matching every order by mistake
+        given = value.strip() if isinstance(value, str) else value
+        if not words and given:
+            # ["", " "] or "、" is not "no condition" ([] or ""): it would make a rule match every order by mistake
             raise ValueError("keywords are all blank: give words, or an empty list for no keyword condition")
         return words
     raise ValueError("keywords are a list of strings or one string separated by 、 or commas")

@@ -156,8 +156,14 @@ def model_status() -> str:
         return "off"
     if key in _models:
         return "loaded"
-    if not any(directory == key[0] for directory, _ in _models):
-        return "unreadable" if key in _unreadable else "not loaded"
+    if not any(directory == key[0] for directory, _ in list(_models)):
+        if key not in _unreadable:
+            return "not loaded"
+        try:  # tried again once its minute is up, as a decision would, so a mended artefact shows as such
+            load_model()
+        except ValidationFailed:
+            return "unreadable"
+        return "loaded"
     # Retrained: the new artefact starts loading now, in a thread, not only at this process's next decision — so a
     # process that decides rarely does not report "reloading" for hours.
     try:
@@ -214,7 +220,8 @@ def load_model() -> tuple[Any, str] | None:
         failed_at = _failed.get(key)
         if previous is None:  # nothing to answer with meanwhile: load now, or say why it cannot be
             if failed_at is not None and time.monotonic() - failed_at < RELOAD_RETRY_S:
-                raise ValidationFailed(_unreadable[key])  # not re-read at every decision: once a minute
+                # Not re-read at every decision: once a minute.
+                raise ValidationFailed(_unreadable.get(key, f"dispatch model {path} cannot be read"))
             try:
                 return _install(key, _read_model(path))
             except Exception as exc:
@@ -417,12 +424,6 @@ def suggest(
         min_evidence=settings.dispatch_min_evidence,
         model_unavailable=unavailable,
     )
-    auto, reason = verdict.auto and order.state == State.RECEIVED, verdict.reason
-    if auto and (twin := _open_duplicate(session, order)) is not None:
-        # The same appeal, at the same place, is already open: sending this one too would have a unit handle it
-        # twice. A person merges it (or dispatches it, when it is not the same matter after all).
-        auto = False
-        reason = f"{rulebook.possible_duplicate(twin.order.number, twin.score)}; {reason}"
     merged = rulebook.combine(hypotheses)
     units = unit_directory(session)
     decision = DispatchDecision(
@@ -443,8 +444,8 @@ def suggest(
         category_id=category_id,
         category_source=category_source,
         place=place,
-        auto=auto,
-        reason=reason,
+        auto=verdict.auto and order.state == State.RECEIVED,
+        reason=verdict.reason,
         threshold=threshold,
         model_version=model_version,
         decided_at=now,
@@ -598,14 +599,20 @@ def _fill_note(session: Session, fills: dict[str, int | str], source: str | None
     return "; ".join(parts)
 
 
-def _open_duplicate(session: Session, order: Order) -> Any:
+def _open_duplicate(session: Session, order: Order, duplicates: Sequence[Any] | None) -> Any:
     """The best earlier open order this one duplicates at an agreeing place (``intake.dedupe``), if any: what intake
-    suggests merging, or would have merged automatically with that switched on."""
+    suggests merging, or would have merged automatically with that switched on. ``duplicates``: the ones the caller's
+    check found (intake's, made before the order was created), else they are looked for now."""
     from cityhub.intake import dedupe
 
-    found = dedupe.check(session, order=order, similar=False, earlier_only=True)
+    if duplicates is None:
+        duplicates = dedupe.check(session, order=order, similar=False, earlier_only=True).duplicates
     return next(
-        (d for d in found.duplicates if d.order.state in OPEN_STATES and d.place in dedupe.AGREEING),
+        (
+            d
+            for d in duplicates
+            if d.order.id != order.id and d.order.state in OPEN_STATES and d.place in dedupe.AGREEING
+        ),
         None,
     )
 
@@ -618,8 +625,13 @@ def auto_dispatch(
     new: bool = False,
     held: bool = False,
     prediction: Any = None,
+    duplicates: Sequence[Any] | None = None,
 ) -> DispatchDecision:
     """Decide for a received order and, when the decision allows, dispatch it as ``auto-dispatch``.
+
+    A decision that would dispatch waits all the same when an earlier open order at an agreeing place is its
+    duplicate: a person merges it (or dispatches it, when it is not the same matter after all). ``duplicates``: those
+    the caller's duplicate check found (intake's), so the check is not made twice; without them it is made here.
 
     A category predicted by the classifier and a place resolved from the address are written to the order first
     (one audited comment), so the time limit and later statistics use them. ``new``: this transaction created the
@@ -629,6 +641,9 @@ def auto_dispatch(
     ``suggest``).
     """
     decision = suggest(session, order=order, now=now, store=False, prediction=prediction)
+    if decision.auto and (twin := _open_duplicate(session, order, duplicates)) is not None:
+        decision.auto = False
+        decision.reason = f"{rulebook.possible_duplicate(twin.order.number, twin.score)}; {decision.reason}"
     # Read before the first write (an order created in this transaction has no earlier decision).
     earlier = None if new else session.get(DispatchSuggestion, order.id)
     new_order = order if new or held else None

@@ -44,11 +44,11 @@ def parse(payload: dict[str, Any]) -> OrderCreate:
         raise ValidationFailed(f"invalid order: {summary}", details={"errors": problems}) from None
 
 
-def _auto_dispatch(session: Session, order: Order) -> None:
+def _auto_dispatch(session: Session, order: Order, found: dedupe.DedupeResult) -> None:
     from cityhub.dispatch.service import auto_dispatch
 
     try:
-        auto_dispatch(session, order=order, new=True)
+        auto_dispatch(session, order=order, new=True, duplicates=found.duplicates)
     except CityhubError as exc:
         # The appeal is received whatever happens to dispatch: it waits in the dispatcher's queue.
         log.warning("auto-dispatch of order %s failed: %s", order.number, exc.message)
@@ -120,7 +120,7 @@ def submit(
             # Checked for duplicates and/or decided by the background dispatcher once this commits.
             background.enqueue(session, order, check_duplicates=deferred)
         elif get_settings().dispatch_auto:
-            _auto_dispatch(session, order)
+            _auto_dispatch(session, order, found)
     return IntakeResult(
         order=order, created=created, duplicates=found.duplicates, similar=found.similar, dedupe_action=found.action
     )

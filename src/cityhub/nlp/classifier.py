@@ -1331,9 +1331,9 @@ def train(
     groups = np.asarray(groups)
     # A category with fewer distinct messages than folds cannot be learned and scored by the grouped CV (a fold
     # would train without it): it is left out and named in the summary, not allowed to drag the report down.
-    distinct: dict[str, set[int]] = {}
+    distinct: dict[str, set[Any]] = {}
     for r, g in zip(records, groups, strict=True):
-        distinct.setdefault(r.category, set()).add(int(g))
+        distinct.setdefault(r.category, set()).add(g)
     scarce = {label: len(gs) for label, gs in sorted(distinct.items()) if len(gs) < config.folds}
     if scarce:
         keep = np.array([r.category not in scarce for r in records])
