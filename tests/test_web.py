@@ -947,6 +947,47 @@ def test_browser_language_negotiation_when_enabled() -> None:
     assert i18n.negotiate(None, "en-US", from_browser=False) == "zh-CN"
 
 
+def test_every_refusal_of_the_life_cycle_is_said_in_chinese() -> None:
+    from cityhub.errors import InvalidTransition
+    from cityhub.web.routes import error_text
+    from cityhub.workorders.lifecycle import TRANSITIONS, Action, AssistStatus, OrderView, State, apply
+
+    t = i18n.Translator("zh-CN")
+    english = re.compile(r"[A-Za-z]{3,}")
+    refusals = [  # one view and parameters each guard refuses
+        (OrderView(state=State.RECEIVED), Action.INSTANT_ANSWER, {"answer": "x"}),
+        (
+            OrderView(state=State.ACCEPTED, lead_unit_id=1, assists={2: AssistStatus.ACCEPTED}),
+            Action.REPLY,
+            {"text": "x"},
+        ),
+        (OrderView(state=State.ACCEPTED, lead_unit_id=1), Action.ASSIST_REPLY, {"unit_id": 5, "text": "x"}),
+        (
+            OrderView(state=State.ACCEPTED, lead_unit_id=1, assists={2: AssistStatus.REPLIED}),
+            Action.ASSIST_REPLY,
+            {"unit_id": 2, "text": "x"},
+        ),
+        (OrderView(state=State.ACCEPTED, lead_unit_id=1), Action.REQUEST_EXTENSION, {"days": 99, "reason": "x"}),
+        (OrderView(state=State.ACCEPTED, lead_unit_id=1), Action.ADD_ASSIST, {"unit_id": 1}),
+    ]
+    seen = set()
+    for view, action, params in refusals:
+        with pytest.raises(InvalidTransition) as refused:
+            apply(view, action, params)
+        seen.add(action)
+        text, fields = error_text(t, refused.value)
+        shown = " ".join([text, *fields.values()])
+        assert not english.search(shown), (refused.value.reason, shown)
+    guarded = {a for a, rule in TRANSITIONS.items() if rule.guards}
+    # Guards whose refusals are fixed sentences: each has its catalogue entry.
+    for rule in TRANSITIONS.values():
+        for guard in rule.guards:
+            for const in guard.__code__.co_consts:
+                if isinstance(const, str) and const == const.strip() and len(const.split()) > 3:
+                    assert f"reason.{const}" in i18n.catalogue("zh-CN"), const
+    assert seen <= guarded
+
+
 def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> None:
     from cityhub.org.models import Role as R
     from cityhub.org.models import UnitTier as T

@@ -53,6 +53,7 @@ import numpy as np
 from scipy import sparse
 
 from cityhub.analytics.lexicon import ADMIN_CODE_RE, extract_groups, extract_places
+from cityhub.nlp.text import cut
 
 # ------------------------------------------------------------------------------------------ parameters
 
@@ -198,12 +199,6 @@ _STOP_TEXT = (
 _STOP = frozenset(_STOP_TEXT.split(" "))
 
 
-def _cut() -> Any:
-    import rjieba
-
-    return rjieba.cut
-
-
 def _clean(text: str) -> str:
     return ADMIN_CODE_RE.sub(" ", text)
 
@@ -213,7 +208,6 @@ def doc_tokens(title: str, content: str, places: Sequence[str] = ()) -> list[str
 
     Named places become tokens of their own (``@丽发新城``, ``@205路``) so that the embedding carries them too.
     """
-    cut = _cut()
     title = _clean(title or "")
     body = _clean((content or "").strip()[:CONTENT_CHARS])
     tw = [w for w in cut(title) if _keep(w)]

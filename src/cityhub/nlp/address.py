@@ -338,7 +338,7 @@ def aliases_for(
     unit: Division, district_shorts: frozenset[str] = frozenset(), neighbours: frozenset[str] = frozenset()
 ) -> list[tuple[str, float, str]]:
     """``(alias, weight, core)`` for one unit; ``core`` is where a one-character typo may fall. ``neighbours``: the
-    name cores of the other communities of a community's street."""
+    names the other communities of a community's street go by."""
     out: list[tuple[str, float, str]] = []
     name = normalise(unit.name)
     if unit.level == DISTRICT:
@@ -557,13 +557,17 @@ class Gazetteer:
         self._fuzzy: dict[str, dict[str, float]] = {}
         self._fuzzy_core2: set[str] = set()  # fuzzy keys coming from a 2-character core: need context
         deletions: dict[str, dict[str, float]] = {}
-        cores: dict[str | None, set[str]] = {}
+        # The names each street's communities go by (core, and a village's 村 form: 人和村委会 is 人和村), so that a
+        # community's former-village alias does not take a name its neighbour bears.
+        names: dict[str | None, dict[str, set[str]]] = {}
         for u in self.units.values():
             if u.level == COMMUNITY:
-                cores.setdefault(u.parent_code, set()).add(split_community(normalise(u.name))[0])
+                core, kind = split_community(normalise(u.name))
+                forms = {core, core if core.endswith("村") else core + "村"} if kind == "village" else {core}
+                names.setdefault(u.parent_code, {})[u.code] = forms
         for u in self.units.values():
-            own = split_community(normalise(u.name))[0] if u.level == COMMUNITY else ""
-            neighbours = frozenset(cores.get(u.parent_code, set()) - {own}) if u.level == COMMUNITY else frozenset()
+            siblings = names.get(u.parent_code, {}) if u.level == COMMUNITY else {}
+            neighbours = frozenset(f for code, forms in siblings.items() if code != u.code for f in forms)
             for alias, weight, core in aliases_for(u, district_shorts, neighbours):
                 bucket = index.setdefault(alias, {})
                 bucket[u.code] = max(weight, bucket.get(u.code, 0.0))

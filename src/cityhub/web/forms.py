@@ -59,6 +59,8 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.unknown_unit")
     if m := _TIER_OF_TARGET.search(message):
         return t("err.tier_of_target", tier=t(f"tier.{m.group(1)}"))
+    if "only consultations are answered instantly" in message:
+        return t("reason.only consultations are answered instantly")
     if "keywords are all blank" in message:
         return t("err.keywords_blank")
     if "must not be blank" in message or "at least 1 character" in message:

@@ -91,6 +91,21 @@ def _refusal(
     return error, message, fields
 
 
+_ASSISTS_WAITING = re.compile(r"assisting units \[.*\] have not replied yet")
+_NOT_ASSISTING = re.compile(r"assisting unit \S+ is (not assisting|\w+)")
+
+
+def _reason_text(t: Translator, reason: str) -> str:
+    """A life-cycle guard's refusal in the user's language (``reason.*``; those naming units or states by pattern)."""
+    if _ASSISTS_WAITING.fullmatch(reason):
+        return t("reason.assists_waiting")
+    if m := _NOT_ASSISTING.fullmatch(reason):
+        if m.group(1) == "not assisting":
+            return t("reason.not_an_assist")
+        return t("reason.not_assisting", status=t.label("assist", m.group(1)))
+    return t(f"reason.{reason}", reason)
+
+
 def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
     """A readable message for a refused action, and the errors of single fields (field → message)."""
     fields: dict[str, str] = {}
@@ -101,11 +116,11 @@ def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
             return t("err.validation"), fields
         if field_name := _INPUT_REASONS.get(exc.reason or ""):
             # What was typed is wrong, not the order's state: say it at the field.
-            fields[field_name] = t(f"reason.{exc.reason}", exc.reason)
+            fields[field_name] = _reason_text(t, exc.reason or "")
             return t("err.validation"), fields
         text = t("err.invalid_transition", state=t.label("state", exc.state), action=t.label("action", exc.action))
         if exc.reason:
-            text += " " + t(f"reason.{exc.reason}", exc.reason)
+            text += " " + _reason_text(t, exc.reason)
         return text, fields
     if isinstance(exc, Conflict):
         return t("err.conflict"), fields
@@ -657,7 +672,7 @@ def _detail_page(
             if stored is not None and stored.decided_at is not None and stored.decided_at >= order.updated_at
             else dispatch.suggest(db, order=order, store=False)
         )
-        if Action.INSTANT_ANSWER in actions and order.appeal_type == AppealType.CONSULTATION:
+        if Action.INSTANT_ANSWER in actions:  # the life cycle offers 秒回 for a consultation only
             from cityhub.nlp.text import order_text
 
             found_answers = kb.suggest(db, text=order_text(order.title, order.content), category_id=order.category_id)
