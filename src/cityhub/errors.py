@@ -43,6 +43,20 @@ class InvalidTransition(CityhubError):
         self.reason = reason
 
 
+class MissingParameter(InvalidTransition):
+    """An action asked for without a parameter it needs: the request is incomplete, whatever the order's state
+    (422, naming the field)."""
+
+    code = "validation_failed"
+    http_status = 422
+
+    def __init__(self, *, state: str, action: str, field: str) -> None:
+        super().__init__(state=state, action=action, reason=f"'{field}' is required")
+        self.message = f"action '{action}' needs '{field}' (order in state '{state}')"
+        self.args = (self.message,)
+        self.details["field"] = field
+
+
 class PermissionDenied(CityhubError):
     code = "permission_denied"
     http_status = 403

@@ -158,3 +158,39 @@ def test_an_order_is_answered_with_where_it_was_placed_from(client):
     assert [o["id"] for o in listed] == [unplaced["id"]]
     bad = client.get("/api/v1/orders", params={"place_source": "moon"})
     assert bad.status_code == 422 and "place_source" in bad.text
+
+
+def test_what_an_order_cannot_be_is_refused_naming_the_field(client):
+    with session_scope() as s:
+        district_id = s.scalars(select(User.unit_id).where(User.role == Role.ADMIN)).one()
+        a = Unit(code="API-SA", name="甲街道", tier=UnitTier.STREET, parent_id=district_id)
+        b = Unit(code="API-SB", name="乙街道", tier=UnitTier.STREET, parent_id=district_id)
+        s.add_all([a, b])
+        s.flush()
+        s.add(Unit(code="API-SB-1", name="乙社区居委会", tier=UnitTier.COMMUNITY, parent_id=b.id))
+    base = {"channel": "web", "content": "小区路灯不亮已经一周"}
+    cases = [
+        ({"content": "\u200b\u200b "}, "an order needs a title or content"),  # shows nothing
+        ({"content": "路灯\x00不亮"}, "must not contain NUL characters"),  # PostgreSQL cannot store it
+        ({"created_at": "2099-01-01T00:00:00+08:00"}, "created_at is in the future"),
+        ({"attachments": [{"filename": "a", "url": "javascript:alert(1)"}]}, "url must be an http(s) URL"),
+        ({"citizen_user_id": 987654}, "unknown citizen_user_id 987654"),
+        ({"street_code": "API-SA", "community_code": "API-SB-1"}, "community_code 'API-SB-1' is not in street_code"),
+    ]
+    for extra, words in cases:
+        response = client.post("/api/v1/orders", json={**base, **extra})
+        assert response.status_code == 422 and words in response.text, (extra, response.text)
+    placed = _create(client, community_code="API-SB-1")  # a community alone brings its street
+    assert placed["community_id"] and placed["street_id"]
+
+
+def test_an_action_without_a_parameter_it_needs_is_422_naming_it(client):
+    order = _create(client)
+    response = client.post(f"/api/v1/orders/{order['id']}/actions/dispatch", json={})
+    assert response.status_code == 422
+    assert response.json()["details"]["field"] == "unit_id" and "needs 'unit_id'" in response.json()["message"]
+    url = f"/api/v1/orders/{order['id']}/actions"
+    assert client.post(f"{url}/dispatch", json={"unit_id": client.unit_id}).status_code == 200
+    assert client.post(f"{url}/accept", json={}).status_code == 200
+    nan = client.post(f"{url}/request_extension", json={"days": "NaN", "reason": "等待配件"})
+    assert nan.status_code == 409 and "days must be a positive number" in nan.text

@@ -316,6 +316,15 @@ def test_queue_rules_and_thresholds_over_the_api(client) -> None:
     assert client.get("/api/v1/dispatch/queue", headers=client.as_handler).status_code == 403
     bad = client.post("/api/v1/dispatch/rules", json={"name": "no target"})
     assert bad.status_code == 422 and bad.json()["code"] == "validation_failed"
+    # An edit is checked as a creation is: unknown ids and times without a zone are 422 naming the field.
+    for change, words in (
+        ({"category_id": 999999}, "unknown category 999999"),
+        ({"place_unit_id": 999999}, "must be a district, street or community"),
+        ({"valid_from": "2026-01-01T00:00:00"}, "times must carry a time zone"),
+    ):
+        edited = client.patch(f"/api/v1/dispatch/rules/{rule['id']}", json=change)
+        assert edited.status_code == 422 and words in edited.text, (change, edited.text)
+    assert client.get(f"/api/v1/dispatch/rules/{rule['id']}").json()["category_id"] == ids["cat"]
     put = client.put(f"/api/v1/dispatch/thresholds/{ids['cat']}", json={"threshold": 0.99})
     assert put.status_code == 200 and client.get("/api/v1/dispatch/thresholds").json()[0]["threshold"] == 0.99
 

@@ -205,6 +205,11 @@ def test_api_entries_suggest_instant_answer_and_reply_quality(client):
     assert done.status_code == 201, done.text
     order = done.json()["order"]
     assert order["state"] == "closed_resolved" and order["instant_answered"]
+    # An appeal received before (same channel and external id) is not claimed as answered instantly.
+    first = {"channel": "hotline", "content": "居住证怎么续签", "external_id": "ia-2"}
+    assert client.post("/api/v1/orders", json=first).status_code == 201
+    again = client.post("/api/v1/kb/instant-answer", json={"order": first, "entry_id": entry["id"]})
+    assert again.status_code == 409 and "was not answered instantly" in again.json()["message"]
     # 秒回 is for consultations on every path: a complaint goes to a unit.
     complaint = {"channel": "hotline", "appeal_type": "complaint", "content": "公积金中心窗口态度差"}
     refused = client.post("/api/v1/kb/instant-answer", json={"order": complaint, "entry_id": entry["id"]})

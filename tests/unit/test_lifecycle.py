@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cityhub.errors import InvalidTransition
+from cityhub.errors import InvalidTransition, MissingParameter
 from cityhub.workorders.lifecycle import (
     HANDLING_STATES,
     OPEN_STATES,
@@ -281,8 +281,12 @@ def _assert_rejected(
     assert err.details["state"] == view.state.value
     assert err.details["action"] == action_name
     assert reason_part in err.reason
-    assert reason_part in err.message
-    assert err.http_status == 409
+    if isinstance(err, MissingParameter):  # what was sent is incomplete: 422, naming the field
+        assert err.http_status == 422 and f"needs '{err.details['field']}'" in err.message
+        assert reason_part == f"'{err.details['field']}' is required"
+    else:
+        assert reason_part in err.message
+        assert err.http_status == 409
     return err
 
 
@@ -356,7 +360,7 @@ def test_deciding_an_extension_needs_a_pending_request(action: Action, state: St
     _assert_rejected(_held(state), action, {"reason": "r"}, "no extension request is pending")
 
 
-@pytest.mark.parametrize("days", [0, -1, -0.5, True, False, "3", None], ids=repr)
+@pytest.mark.parametrize("days", [0, -1, -0.5, True, False, "3", None, float("nan"), float("inf")], ids=repr)
 def test_extension_days_must_be_a_positive_number(days: Any) -> None:
     params = {"days": days, "reason": "r"}
     reason = "'days' is required" if days is None else "days must be a positive number"

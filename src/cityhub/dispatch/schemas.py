@@ -24,6 +24,12 @@ def _keyword_list(value: Any) -> list[str] | None:
     raise ValueError("keywords are a list of strings or one string separated by 、 or commas")
 
 
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("times must carry a time zone")
+    return value
+
+
 class RuleBase(BaseModel):
     name: str = Field(..., min_length=1, max_length=120)
     priority: int = Field(50, ge=0, le=1000, description="higher wins within a tier")
@@ -46,9 +52,7 @@ class RuleBase(BaseModel):
     @field_validator("valid_from", "valid_until")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("times must carry a time zone")
-        return value
+        return _aware(value)
 
 
 class RuleCreate(RuleBase):
@@ -79,6 +83,11 @@ class RuleUpdate(BaseModel):
     @classmethod
     def _keywords(cls, value: Any) -> list[str] | None:
         return _keyword_list(value)
+
+    @field_validator("valid_from", "valid_until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return _aware(value)
 
 
 class RuleRead(RuleBase):

@@ -819,10 +819,11 @@ def update_rule(session: Session, *, rule_id: int, data: RuleUpdate) -> Dispatch
     derive_tier = "tier" in changes and changes.pop("tier") is None
     if "tier" in data.model_fields_set and not derive_tier:
         rule.tier = data.tier  # type: ignore[assignment]
-    for name, value in changes.items():
-        setattr(rule, name, [] if name.endswith("keywords") and value is None else value)
-    asked = data.tier if "tier" in data.model_fields_set else None
-    _check_rule(session, rule, tier_given=not derive_tier, tier_asked=asked)
+    with session.no_autoflush:  # checked before anything is written: an unknown id is a 422, not a foreign-key error
+        for name, value in changes.items():
+            setattr(rule, name, [] if name.endswith("keywords") and value is None else value)
+        asked = data.tier if "tier" in data.model_fields_set else None
+        _check_rule(session, rule, tier_given=not derive_tier, tier_asked=asked)
     session.flush()
     return rule
 

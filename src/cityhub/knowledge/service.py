@@ -467,6 +467,12 @@ def answer_instantly(
         instant_answer=(answer or "").strip() or entry.answer,
         instant_answer_entry_id=entry.id,
     )
+    if not result.created:  # the appeal was received before (same channel and external_id): not answered here
+        raise Conflict(
+            f"order {result.order.number} with this channel and external_id exists already and was not answered "
+            "instantly; act on it instead",
+            details={"order_id": result.order.id, "field": "external_id"},
+        )
     return result.order
 
 

@@ -9,11 +9,12 @@ limit. It then writes the changes and one audit event. Anything the table does n
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cityhub.errors import InvalidTransition
+from cityhub.errors import InvalidTransition, MissingParameter
 
 
 class State(enum.StrEnum):
@@ -157,8 +158,8 @@ MAX_EXTENSION_DAYS = 30
 
 def _positive_days(_view: OrderView, params: Params) -> str | None:
     days = params.get("days")
-    if not isinstance(days, int | float) or isinstance(days, bool) or days <= 0:
-        return "days must be a positive number"
+    if not isinstance(days, int | float) or isinstance(days, bool) or not math.isfinite(days) or days <= 0:
+        return "days must be a positive number"  # NaN compares false with everything: refused here by name
     if days > MAX_EXTENSION_DAYS:
         return f"days must be at most {MAX_EXTENSION_DAYS}"
     return None
@@ -334,9 +335,9 @@ def apply(view: OrderView, action: Action | str, params: Params | None = None) -
         raise InvalidTransition(state=view.state.value, action=action.value)
     for name in rule.required:
         if _missing(params.get(name)):
-            raise InvalidTransition(state=view.state.value, action=action.value, reason=f"'{name}' is required")
+            raise MissingParameter(state=view.state.value, action=action.value, field=name)
     if action == Action.ASSIGN and view.state in _ASSIGN_NEEDS_UNIT and _missing(params.get("unit_id")):
-        raise InvalidTransition(state=view.state.value, action=action.value, reason="'unit_id' is required")
+        raise MissingParameter(state=view.state.value, action=action.value, field="unit_id")
     for guard in rule.guards:
         refusal = guard(view, params)
         if refusal:

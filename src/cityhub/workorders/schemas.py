@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -15,6 +17,19 @@ from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency
 # Digits of a citizen's phone number: 12345 and 95598 are the shortest worth calling back; +86, area code, number and
 # extension the longest.
 PHONE_DIGITS = (5, 16)
+
+
+# Characters that show nothing: an appeal made only of these is empty. NUL is refused outright (PostgreSQL cannot
+# store it in text).
+_INVISIBLE = re.compile("[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\\s]+")
+# A creation time this far ahead of the clock is a mistake, not a clock skew: the order would head every list.
+FUTURE_SLACK = timedelta(minutes=10)
+
+
+def _no_nul(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
 
 
 class OrderBase(BaseModel):
@@ -46,7 +61,13 @@ class OrderCreate(OrderBase):
     @field_validator("content", "title")
     @classmethod
     def _strip(cls, value: str) -> str:
-        return value.strip()
+        _no_nul(value)
+        return value.strip() if _INVISIBLE.sub("", value) else ""
+
+    @field_validator("citizen_name", "address", "external_id", "category")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _no_nul(value)
 
     @field_validator("citizen_phone")
     @classmethod
@@ -66,6 +87,8 @@ class OrderCreate(OrderBase):
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("created_at must carry a time zone")
+        if value is not None and value > datetime.now(UTC) + FUTURE_SLACK:
+            raise ValueError("created_at is in the future")
         return value
 
     @model_validator(mode="after")
@@ -86,6 +109,15 @@ class AttachmentIn(BaseModel):
     url: str = Field(..., max_length=500)
     content_type: str | None = None
     size: int | None = Field(None, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        """An http(s) address: it is shown to staff and published as Open311's ``media_url``."""
+        parsed = urlparse(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError("url must be an http(s) URL")
+        return value.strip()
 
 
 class EventRead(BaseModel):

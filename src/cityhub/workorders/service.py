@@ -80,8 +80,14 @@ def appeal_place(session: Session, data: OrderCreate) -> Place | None:
     if data.street_code or data.community_code:
         ids = unit_ids_by_code(session)
         street_id, community_id = ids.get(data.street_code or ""), ids.get(data.community_code or "")
-        if community_id is not None and street_id is None:
-            street_id = unit_directory(session)[community_id].parent_id
+        if community_id is not None:
+            its_street = unit_directory(session)[community_id].parent_id
+            if street_id is not None and street_id != its_street:
+                raise ValidationFailed(
+                    f"community_code '{data.community_code}' is not in street_code '{data.street_code}'",
+                    details={"field": "community_code"},
+                )
+            street_id = its_street
         if street_id is None and community_id is None:
             return None
         return Place(street_id, community_id, PlaceSource.ORDER.value)
@@ -126,6 +132,13 @@ def create_order(
         category_id = found.id
     _check_unit_code(session, data.street_code, "street_code")  # unknown codes are refused, not ignored
     _check_unit_code(session, data.community_code, "community_code")
+    if data.citizen_user_id is not None:
+        from cityhub.org.models import User
+
+        if session.get(User, data.citizen_user_id) is None:
+            raise ValidationFailed(
+                f"unknown citizen_user_id {data.citizen_user_id}", details={"field": "citizen_user_id"}
+            )
     where = place if place is not None else appeal_place(session, data)
     street_id, community_id, place_source = None, None, None
     if where is not None:
