@@ -192,5 +192,7 @@ def test_an_action_without_a_parameter_it_needs_is_422_naming_it(client):
     url = f"/api/v1/orders/{order['id']}/actions"
     assert client.post(f"{url}/dispatch", json={"unit_id": client.unit_id}).status_code == 200
     assert client.post(f"{url}/accept", json={}).status_code == 200
+    nul = client.post(f"{url}/reply", json={"text": "已修复\x00"})
+    assert nul.status_code == 422 and nul.json()["details"]["field"] == "text"
     nan = client.post(f"{url}/request_extension", json={"days": "NaN", "reason": "等待配件"})
     assert nan.status_code == 409 and "days must be a positive number" in nan.text

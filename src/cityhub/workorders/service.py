@@ -281,6 +281,9 @@ def act(
     received): no other transaction can see it yet, so it is neither read again nor locked.
     """
     params = dict(params or {})
+    for name, value in params.items():  # a reply or reason is stored as typed: PostgreSQL cannot store NUL
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationFailed(f"{name} must not contain NUL characters", details={"field": name})
     now = now or utcnow()
     order = new_order if new_order is not None and new_order.id == order_id else read_for_update(session, order_id)
     if order is None:
