@@ -597,6 +597,11 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
         assert o is not None and o.lead_unit_id == org["street_a"] and o.return_count == 1
     assert _act(disp, order.id, "cancel", reason="重复诉求").status_code == 303
     assert _state(order.id) == State.CANCELLED
+    # The history says where an action sent the order, and who acted from which unit: a return is no "→ unit".
+    history = disp.get(f"/orders/{order.id}").text
+    returned = re.search(r'<tr data-action="return">.*?</tr>', history, flags=re.S).group(0)  # type: ignore[union-attr]
+    dispatched = re.search(r'<tr data-action="dispatch">.*?</tr>', history, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert "→ 景泰街道" in dispatched and "→" not in returned.split("</td>")[2] and "景泰街道" in returned
 
     unsatisfied = _order()
     _act(disp, unsatisfied.id, "dispatch", unit_id=str(org["street_a"]))

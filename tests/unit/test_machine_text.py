@@ -63,6 +63,7 @@ def test_every_suggestion_reason_is_explained_with_unit_names() -> None:
     "kwargs",
     [
         {"candidates": []},
+        {"candidates": [], "returned": True},
         {"returned": True},
         {"tie": True},
         {"category_from_intake": True},

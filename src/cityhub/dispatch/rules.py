@@ -300,6 +300,8 @@ def decide(
     cannot be read (``model_unavailable``) lets nothing go automatically: the rules' suggestions wait for a
     dispatcher until it is back.
     """
+    if not candidates and returned:  # the rules' units are left out: they returned it
+        return Verdict(False, "returned order: no other unit the rules lead to, choose one by hand")
     if not candidates:
         return Verdict(False, "no routing rule matches: choose the unit by hand")
     top = candidates[0]

@@ -66,6 +66,11 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
     ),
     (re.compile(r"no routing rule matches: choose the unit by hand"), "why.no_rule", lambda m, n, t: {}),
     (
+        re.compile(r"returned order: no other unit the rules lead to, choose one by hand"),
+        "why.returned_no_other",
+        lambda m, n, t: {},
+    ),
+    (
         re.compile(r"possible duplicate of open order (\S+) \(score ([\d.]+)\): merge it, or dispatch by hand"),
         "why.possible_duplicate",
         lambda m, n, t: {"number": m[1], "score": m[2]},

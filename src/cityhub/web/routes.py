@@ -615,21 +615,28 @@ def _sla_view(t: Translator, order: Order) -> dict[str, Any]:
     return info
 
 
+_EXTENSION_EVENTS = frozenset({Action.REQUEST_EXTENSION.value, Action.APPROVE_EXTENSION.value})
+
+
 def _event_rows(db: Session, order: Order) -> list[dict[str, Any]]:
     events = orders.history(db, order_id=order.id)
     units = _names(db, Unit, {e.unit_id for e in events} | {(e.payload or {}).get("unit_id") for e in events})
     rows = []
     for e in events:
         payload = e.payload or {}
+        days = payload.get("days")
         rows.append(
             {
                 "event": e,
-                "unit": units.get(payload.get("unit_id") or 0) or units.get(e.unit_id or 0),
+                # The unit the action sends the order to (派单, 转办, 协办 …), and the unit of whoever acted: 退单 by
+                # 住建局 is not "退单 → 住建局".
+                "unit": units.get(payload.get("unit_id") or 0),
+                "by_unit": units.get(e.unit_id or 0) if e.unit_id != payload.get("unit_id") else None,
                 "text": payload.get("text") or payload.get("answer"),
                 "kb_entry_id": payload.get("kb_entry_id"),
                 "auto": bool(payload.get("auto")),
                 # An extension's working days, asked for or granted: what the approver decides on.
-                "days": payload.get("days"),
+                "days": days if e.action in _EXTENSION_EVENTS and isinstance(days, int | float) else None,
             }
         )
     return rows
