@@ -198,7 +198,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "(body)", "message": e["msg"]}
+            # Malformed JSON is located by its character offset, which is no field.
+            {"field": "(body)", "message": f"malformed JSON at character {e['loc'][-1]}: {e['msg']}"}
+            if e.get("type") == "json_invalid"
+            else {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "(body)", "message": e["msg"]}
             for e in exc.errors()
         ]
         if _browser_page(request):

@@ -196,3 +196,12 @@ def test_an_action_without_a_parameter_it_needs_is_422_naming_it(client):
     assert nul.status_code == 422 and nul.json()["details"]["field"] == "text"
     nan = client.post(f"{url}/request_extension", json={"days": "NaN", "reason": "等待配件"})
     assert nan.status_code == 409 and "days must be a positive number" in nan.text
+
+
+def test_malformed_json_is_said_so_without_a_field(client):
+    response = client.post(
+        "/api/v1/orders", content=b'{"channel": "web", "content": }', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    [error] = response.json()["details"]["errors"]
+    assert error["field"] == "(body)" and error["message"].startswith("malformed JSON at character ")

@@ -327,6 +327,7 @@ def test_queue_rules_and_thresholds_over_the_api(client) -> None:
     assert client.get(f"/api/v1/dispatch/rules/{rule['id']}").json()["category_id"] == ids["cat"]
     put = client.put(f"/api/v1/dispatch/thresholds/{ids['cat']}", json={"threshold": 0.99})
     assert put.status_code == 200 and client.get("/api/v1/dispatch/thresholds").json()[0]["threshold"] == 0.99
+    assert put.json() == client.get("/api/v1/dispatch/thresholds").json()[0]  # the same shape, path included
 
     waiting = client.post("/api/v1/orders", json={"channel": "web", "content": "外墙瓷砖脱落"}).json()
     done = client.post("/api/v1/orders", json={"channel": "web", "content": "楼道灯不亮"}).json()

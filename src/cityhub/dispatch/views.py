@@ -30,7 +30,7 @@ from cityhub.dispatch.schemas import (
 from cityhub.errors import NotFound
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action
-from cityhub.workorders.models import Order
+from cityhub.workorders.models import Category, Order
 
 router = APIRouter(prefix="/dispatch", tags=["dispatch"])
 
@@ -147,7 +147,10 @@ def list_thresholds(db: DbSession, principal: Dispatcher) -> list[ThresholdRead]
 @router.put("/thresholds/{category_id}", response_model=ThresholdRead)
 def set_threshold(category_id: int, body: ThresholdSet, db: DbSession, principal: Admin) -> ThresholdRead:
     row = service.set_threshold(db, category_id=category_id, threshold=body.threshold)
-    return ThresholdRead(category_id=row.category_id, threshold=row.threshold)
+    category = db.get(Category, row.category_id)  # set_threshold refused an unknown one
+    return ThresholdRead(
+        category_id=row.category_id, category_path=category.path if category else None, threshold=row.threshold
+    )
 
 
 @router.delete("/thresholds/{category_id}", status_code=status.HTTP_204_NO_CONTENT)
