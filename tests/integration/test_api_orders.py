@@ -26,6 +26,7 @@ def client(admin_client):
         unit_id = unit.id
         _, leader_token = create_token(s, user_id=leader.id, name="test")
     admin_client.unit_id = unit_id
+    admin_client.district_id = district_id
     admin_client.leader = {"Authorization": f"Bearer {leader_token}"}
     return admin_client
 
@@ -144,8 +145,7 @@ def test_healthz_counts_orders_once_for_a_while(client, monkeypatch):
 
 def test_an_order_is_answered_with_where_it_was_placed_from(client):
     with session_scope() as s:
-        district_id = s.scalars(select(User.unit_id).where(User.role == Role.ADMIN)).one()
-        street = Unit(code="API-S01", name="云景街道", tier=UnitTier.STREET, parent_id=district_id)
+        street = Unit(code="API-S01", name="云景街道", tier=UnitTier.STREET, parent_id=client.district_id)
         s.add(street)
         s.flush()
         street_id = street.id
@@ -162,9 +162,8 @@ def test_an_order_is_answered_with_where_it_was_placed_from(client):
 
 def test_what_an_order_cannot_be_is_refused_naming_the_field(client):
     with session_scope() as s:
-        district_id = s.scalars(select(User.unit_id).where(User.role == Role.ADMIN)).one()
-        a = Unit(code="API-SA", name="甲街道", tier=UnitTier.STREET, parent_id=district_id)
-        b = Unit(code="API-SB", name="乙街道", tier=UnitTier.STREET, parent_id=district_id)
+        a = Unit(code="API-SA", name="甲街道", tier=UnitTier.STREET, parent_id=client.district_id)
+        b = Unit(code="API-SB", name="乙街道", tier=UnitTier.STREET, parent_id=client.district_id)
         s.add_all([a, b])
         s.flush()
         s.add(Unit(code="API-SB-1", name="乙社区居委会", tier=UnitTier.COMMUNITY, parent_id=b.id))
