@@ -174,6 +174,7 @@ def test_what_an_order_cannot_be_is_refused_naming_the_field(client):
         ({"created_at": "2099-01-01T00:00:00+08:00"}, "created_at is in the future"),
         ({"attachments": [{"filename": "a", "url": "javascript:alert(1)"}]}, "url must be an http(s) URL"),
         ({"citizen_user_id": 987654}, "unknown citizen_user_id 987654"),
+        ({"attributes": {"reading": "9" * 70_000}}, "attributes are longer than 65536 characters"),
         ({"street_code": "API-SA", "community_code": "API-SB-1"}, "community_code 'API-SB-1' is not in street_code"),
     ]
     for extra, words in cases:

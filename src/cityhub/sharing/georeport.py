@@ -36,6 +36,7 @@ from cityhub.workorders.service import Actor
 DEFAULT_WINDOW = timedelta(days=90)
 MAX_REQUESTS = 1000
 MAX_DESCRIPTION = 4000
+MAX_ADDRESS = 300  # as an order's address
 SERVICE_LEVEL = 2
 
 APPEAL_TYPE_NAMES = {
@@ -273,6 +274,10 @@ def create_request(session: Session, *, params: Mapping[str, str], caller: Calle
         raise ValidationFailed("lat and long must be given together", details={"field": "lat"})
     if lat is None and address is None:
         raise ValidationFailed("a location is required: lat and long, or address_string", details={"field": "lat"})
+    if address is not None and len(address) > MAX_ADDRESS:
+        raise ValidationFailed(
+            f"address_string is longer than {MAX_ADDRESS} characters", details={"field": "address_string"}
+        )
     description = (params.get("description") or "").strip()
     if len(description) > MAX_DESCRIPTION:
         raise ValidationFailed(
@@ -296,7 +301,7 @@ def create_request(session: Session, *, params: Mapping[str, str], caller: Calle
         "content": description or f"{svc.name}（未填写描述）",
         "citizen_name": _full_name(params.get("first_name"), params.get("last_name")),
         "citizen_phone": (params.get("phone") or "").strip() or None,
-        "address": address[:300] if address else None,
+        "address": address,
         "lat": lat,
         "lng": lng,
         "category_id": category.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +25,8 @@ PHONE_DIGITS = (5, 16)
 _INVISIBLE = re.compile("[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\\s]+")
 # A creation time this far ahead of the clock is a mistake, not a clock skew: the order would head every list.
 FUTURE_SLACK = timedelta(minutes=10)
+# Channel-specific fields kept with an order (device ids, sensor readings …): not a document store.
+MAX_ATTRIBUTES_CHARS = 65_536
 
 
 def _no_nul(value: str | None) -> str | None:
@@ -63,6 +66,13 @@ class OrderCreate(OrderBase):
     def _strip(cls, value: str) -> str:
         _no_nul(value)
         return value.strip() if _INVISIBLE.sub("", value) else ""
+
+    @field_validator("attributes")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value, ensure_ascii=False, default=str)) > MAX_ATTRIBUTES_CHARS:
+            raise ValueError(f"attributes are longer than {MAX_ATTRIBUTES_CHARS} characters as JSON")
+        return value
 
     @field_validator("citizen_name", "address", "external_id", "category")
     @classmethod
