@@ -8,7 +8,7 @@ from itertools import pairwise
 import pytest
 from sqlalchemy import func, select
 
-from cityhub.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from cityhub.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from cityhub.intake.service import submit
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import service
@@ -166,6 +166,24 @@ def test_co_handling_blocks_reply_until_assists_answer(db_session, units):
     )
     _act(db_session, order, "reply", MONDAY + timedelta(hours=2), text="答复")
     assert [(a.unit_id, a.status.value) for a in order.assists] == [(units["dept2"].id, "replied")]
+
+
+def test_only_the_lead_units_handlers_take_its_steps(db_session, units):
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    _act(db_session, order, "add_assist", MONDAY, unit_id=units["dept2"].id)
+    assisting = service.Actor(name="住建局承办人", role="handler", unit_id=units["dept2"].id)
+    seeing = service.Actor(name="街道承办人", role="handler", unit_id=units["street"].id)
+    lead = service.Actor(name="城管局承办人", role="handler", unit_id=units["dept"].id)
+    for actor in (assisting, seeing):
+        with pytest.raises(PermissionDenied, match="only the lead unit's handlers may accept"):
+            service.act(db_session, order_id=order.id, action="accept", actor=actor, now=MONDAY)
+    assert order.state == State.DISPATCHED
+    service.act(db_session, order_id=order.id, action="accept", actor=lead, now=MONDAY)
+    service.act(  # its own part of the co-handling, the assisting unit still takes
+        db_session, order_id=order.id, action="assist_accept", actor=assisting, params={"unit_id": units["dept2"].id}
+    )
+    assert order.state == State.ACCEPTED and order.assists[0].status.value == "accepted"
 
 
 def test_merge_and_instant_answer(db_session, units):

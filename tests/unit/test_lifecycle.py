@@ -382,15 +382,22 @@ def test_a_units_co_handling_steps_are_listed_only_where_they_apply() -> None:
     steps = {A.ASSIST_ACCEPT, A.ASSIST_REPLY, A.ASSIST_RETURN}
     view = _held(assists={ASSISTANT: AssistStatus.DISPATCHED, 3: AssistStatus.ACCEPTED, 4: AssistStatus.REPLIED})
     assert steps <= set(allowed_actions(view))  # the state alone allows them
-    listed = {u: set(actions_for_unit(view, u)) & steps for u in (ASSISTANT, 3, 4, None, 77)}
+    listed = {u: set(actions_for_unit(view, u)) & steps for u in (ASSISTANT, 3, 4, None, 77, LEAD)}
     assert listed == {
         ASSISTANT: steps,
         3: {A.ASSIST_REPLY, A.ASSIST_RETURN},
         4: set(),  # done
         None: set(),
-        77: set(),  # the lead unit, or anyone not assisting
+        77: set(),  # anyone not assisting
+        LEAD: set(),
     }
-    assert set(actions_for_unit(view, 77)) == set(allowed_actions(view)) - steps
+    assert set(actions_for_unit(view, LEAD)) == set(allowed_actions(view)) - steps
+    # The lead unit's steps are the lead unit's: an assisting unit, or one that only sees the order, gets none.
+    lead_steps = {A.REPLY, A.REQUEST_EXTENSION, A.SUSPEND}
+    assert lead_steps <= set(allowed_actions(view))
+    for unit in (ASSISTANT, 77):
+        assert not set(actions_for_unit(view, unit)) & lead_steps, unit
+    assert lead_steps <= set(actions_for_unit(view, None))  # an administrator is bound to no unit
 
 
 @pytest.mark.parametrize("status", [AssistStatus.DISPATCHED, AssistStatus.ACCEPTED])

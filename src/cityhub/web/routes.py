@@ -41,7 +41,14 @@ from cityhub.web.forms import field_message
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
 from cityhub.web.support import Form, FormBody, LoginRequired, PageError, render
 from cityhub.workorders import service as orders
-from cityhub.workorders.lifecycle import MAX_EXTENSION_DAYS, OPEN_STATES, Action, State, actions_for_unit
+from cityhub.workorders.lifecycle import (
+    ASSIST_STEPS,
+    MAX_EXTENSION_DAYS,
+    OPEN_STATES,
+    Action,
+    State,
+    actions_for_unit,
+)
 from cityhub.workorders.models import AppealType, Category, Channel, Order, SlaStatus, Urgency
 from cityhub.workorders.schemas import OrderFilter, OrderRead
 from cityhub.workorders.views import _order as scoped_order
@@ -127,7 +134,7 @@ def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
     if isinstance(exc, NotFound):
         return t("err.not_found"), fields
     if isinstance(exc, PermissionDenied):
-        return t("err.forbidden"), fields
+        return t("err.not_lead_unit" if "lead_unit_id" in exc.details else "err.forbidden"), fields
     if isinstance(exc, ValidationFailed):
         for problem in exc.details.get("errors", []):
             name = str(problem.get("field", "")).split(".")[0]
@@ -590,14 +597,13 @@ ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
     Action.CANCEL: (("reason", "reason", True),),
     Action.COMMENT: (("text", "text", True),),
 }
-_ASSIST_ACTIONS = frozenset({Action.ASSIST_ACCEPT, Action.ASSIST_REPLY, Action.ASSIST_RETURN})
 
 
 def _my_actions(order: Order, principal: Principal) -> list[Action]:
     """What GET /orders/{id}/actions lists: allowed in this state and held by the user's role."""
     return [
         a
-        for a in actions_for_unit(orders.view_of(order), principal.unit_id)
+        for a in actions_for_unit(orders.view_of(order), None if principal.role == Role.ADMIN else principal.unit_id)
         if permissions.allows(principal.role, permissions.act(a)) and a in ACTION_FIELDS
     ]
 
@@ -761,7 +767,7 @@ def _action_params(
                 params[name] = master.id
         else:
             params[name] = raw
-    if action in _ASSIST_ACTIONS:
+    if action in ASSIST_STEPS:
         # A unit answers only for its own part of a co-handled order (as the API enforces).
         chosen = forms.whole_number(form.get("unit_id")) if principal.role == Role.ADMIN else None
         params["unit_id"] = chosen if chosen is not None else principal.unit_id

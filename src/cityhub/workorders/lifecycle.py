@@ -306,16 +306,24 @@ def allowed_actions(view: OrderView) -> list[Action]:
     ]
 
 
-_ASSIST_STEPS = frozenset({Action.ASSIST_ACCEPT, Action.ASSIST_REPLY, Action.ASSIST_RETURN})
+# The co-handling steps (协办签收, 答复, 退回): an assisting unit's own part.
+ASSIST_STEPS = frozenset({Action.ASSIST_ACCEPT, Action.ASSIST_REPLY, Action.ASSIST_RETURN})
+# The lead unit's steps (签收, 退单, 办理, 答复, 延期, 挂起, 恢复): a handler takes them only for the unit holding the
+# order.
+LEAD_STEPS = frozenset(
+    {Action.ACCEPT, Action.RETURN, Action.START, Action.REPLY, Action.REQUEST_EXTENSION, Action.SUSPEND, Action.RESUME}
+)
 
 
 def actions_for_unit(view: OrderView, unit_id: int | None) -> list[Action]:
-    """:func:`allowed_actions` as one unit's staff may take them: the co-handling steps (协办签收, 答复, 退回) only
-    where that unit assists and its co-handling is at a step they apply to."""
+    """:func:`allowed_actions` as one unit's staff may take them: the lead unit's steps only for the unit holding the
+    order, the co-handling steps only where that unit assists and its co-handling is at a step they apply to.
+    ``unit_id`` None: no unit's restriction (an administrator)."""
     return [
         a
         for a in allowed_actions(view)
-        if a not in _ASSIST_STEPS or all(guard(view, {"unit_id": unit_id}) is None for guard in TRANSITIONS[a].guards)
+        if (a not in LEAD_STEPS or unit_id is None or unit_id == view.lead_unit_id)
+        and (a not in ASSIST_STEPS or all(guard(view, {"unit_id": unit_id}) is None for guard in TRANSITIONS[a].guards))
     ]
 
 

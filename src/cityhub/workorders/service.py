@@ -17,13 +17,15 @@ from sqlalchemy import ColumnElement, bindparam, insert, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cityhub.db import utcnow
-from cityhub.errors import Conflict, NotFound, ValidationFailed
+from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cityhub.notify import service as notify_service
+from cityhub.org.models import Role
 from cityhub.org.places import Place, PlaceSource, locate_appeal, place_of_unit
 from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import numbering, sla
 from cityhub.workorders.lifecycle import (
+    LEAD_STEPS,
     TERMINAL_STATES,
     Action,
     AssistStatus,
@@ -301,7 +303,13 @@ def act(
     if action in (Action.MERGE, Action.MERGE.value):
         _check_master(session, order, params.get("master_id"))
 
-    outcome = apply(view_of(order), action, params)
+    outcome = apply(view_of(order), action, params)  # the state first: "cannot accept a received order"
+    if actor.role == Role.HANDLER.value and outcome.action in LEAD_STEPS and order.lead_unit_id != actor.unit_id:
+        # Seeing an order (its street, an assist) is not holding it: only the lead unit's staff answer for it.
+        raise PermissionDenied(
+            f"only the lead unit's handlers may {outcome.action.value} order {order.number}",
+            details={"lead_unit_id": order.lead_unit_id},
+        )
     with session.no_autoflush:  # one UPDATE per action, so the version moves by exactly one
         _apply_changes(order, outcome, params, now)
         _apply_sla(session, order, outcome, now)

@@ -22,7 +22,7 @@ from cityhub.masking import mask_name, mask_phone
 from cityhub.org.models import Role
 from cityhub.org.places import PlaceSource
 from cityhub.workorders import service
-from cityhub.workorders.lifecycle import Action, State, actions_for_unit
+from cityhub.workorders.lifecycle import ASSIST_STEPS, Action, State, actions_for_unit
 from cityhub.workorders.models import AppealType, Channel, Order, SlaStatus, Urgency
 from cityhub.workorders.schemas import (
     ActionRequest,
@@ -37,7 +37,6 @@ router = APIRouter(prefix="/orders", tags=["orders"])
 
 Reader = Annotated[Principal, Depends(require(permissions.ORDER_READ))]
 Creator = Annotated[Principal, Depends(require(permissions.ORDER_CREATE))]
-_ASSIST_ACTIONS = frozenset({Action.ASSIST_ACCEPT, Action.ASSIST_REPLY, Action.ASSIST_RETURN})
 
 
 def _read(order: Order, principal: Principal) -> OrderRead:
@@ -156,7 +155,7 @@ def order_actions(order_id: int, db: DbSession, principal: Reader) -> list[str]:
     order = _order(db, order_id, principal)
     return [
         a.value
-        for a in actions_for_unit(service.view_of(order), principal.unit_id)
+        for a in actions_for_unit(service.view_of(order), None if principal.role == Role.ADMIN else principal.unit_id)
         if permissions.allows(principal.role, permissions.act(a))
     ]
 
@@ -180,7 +179,7 @@ def order_action(
         )
     _order(db, order_id, principal)
     params = body.params()
-    if action in _ASSIST_ACTIONS and principal.role != Role.ADMIN:
+    if action in ASSIST_STEPS and principal.role != Role.ADMIN:
         # A unit answers only for its own part of a co-handled order.
         params.setdefault("unit_id", principal.unit_id)
         if params["unit_id"] != principal.unit_id:
