@@ -610,6 +610,7 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     assert _act(sup, unsatisfied.id, "reject_reply", reason="答复过于简单").status_code == 303
     _act(hand, unsatisfied.id, "reply", text="已现场处理并复查，油烟已达标。")
     _act(sup, unsatisfied.id, "callback", satisfied="false")
+    assert 'data-testid="satisfied">不满意<' in sup.get(f"/orders/{unsatisfied.id}").text  # what the callback heard
     assert _act(disp, unsatisfied.id, "reopen", reason="市民不满意").status_code == 303
     assert _state(unsatisfied.id) == State.DISPATCHED
 
@@ -905,6 +906,9 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     # No period asked for: the last 30 days (a month just begun would show next to nothing).
     today = utcnow().astimezone(get_settings().tz).date()
     assert f"当前显示：近 30 天（{today - timedelta(days=29)} 至 {today}）" in page.text
+    # A state's count links to the orders behind it: of this period, not of all time.
+    link = f'href="/orders?state=received&amp;created_from={today - timedelta(days=29)}&amp;created_to={today}"'
+    assert link in page.text
     assert "景泰街道" in page.text and "京溪街道" in page.text
     assert "餐馆油烟扰民" in page.text  # a hot topic of the period
     assert login("sup").get("/dashboard").status_code == 200
