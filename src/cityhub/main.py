@@ -28,6 +28,7 @@ from cityhub.config import get_settings
 from cityhub.db import database_key, session_scope, utcnow
 from cityhub.errors import CityhubError, Overloaded
 from cityhub.org.models import Unit
+from cityhub.workorders.calendar import years_without_holidays
 from cityhub.workorders.models import JobRun, Order, SlaStatus
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,10 @@ def status_summary() -> dict[str, Any]:
             "dispatch_model": model_status(),  # of the process that answered, as the index
             # New orders waiting for the background dispatcher, and how long the oldest has waited.
             "dispatch_backlog": background.status(session).as_dict(),
+            # Years about to hold deadlines with no official holidays known (built in or entered): see health_problems.
+            "calendar_years_without_holidays": years_without_holidays(
+                session, today=utcnow().astimezone(get_settings().tz).date()
+            ),
         }
 
 
@@ -111,6 +116,11 @@ def health_problems(summary: dict[str, Any]) -> list[str]:
     schema = migrate.schema_problem(revision=summary["revision"])
     if schema is not None:  # the database was migrated under a running process (or not yet)
         problems.insert(0, schema)
+    for year in summary.get("calendar_years_without_holidays", []):
+        problems.append(
+            f"working calendar: no official holidays for {year} (built in or entered); its deadlines count them as "
+            "working days — enter them with `cityhub calendar set`"
+        )
     model = summary.get("dispatch_model")
     if model == "reload failed":
         problems.append("dispatch classifier: a retrained model failed to load; the previous one keeps deciding")

@@ -18,6 +18,7 @@ from cityhub.models import Order, OrderEvent, Unit
 from cityhub.org.models import UnitTier
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import AppealType, Channel
+from web_helpers import enter_holidays_ahead
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -247,6 +248,7 @@ def test_healthz_and_status_page_name_a_schema_the_code_was_not_written_for(app_
         with engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
 
+    enter_holidays_ahead()
     try:
         with TestClient(create_app()) as client:
             assert client.get("/healthz").json()["status"] == "ok"

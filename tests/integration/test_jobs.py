@@ -14,6 +14,7 @@ from cityhub import jobs
 from cityhub.cli import app as cli
 from cityhub.db import session_scope
 from cityhub.workorders.models import JobRun
+from web_helpers import enter_holidays_ahead
 
 
 @pytest.fixture
@@ -64,6 +65,7 @@ def test_failing_job_shows_on_healthz_status_page_and_cli(flaky_job: dict[str, A
 
     from cityhub.main import create_app, forget_order_counts
 
+    enter_holidays_ahead()
     jobs.run_due_jobs()
     jobs.run_due_jobs()
     forget_order_counts()
@@ -140,3 +142,31 @@ def test_the_status_page_names_each_hosts_dispatcher_heartbeat(app_db: str) -> N
     with TestClient(create_app()) as client:
         page = client.get("/", headers={"Accept": "text/html"}).text
     assert "后台派单（心跳） @web-1" in page and "后台派单（心跳） @web-2" in page
+
+
+def test_a_year_of_deadlines_without_official_holidays_is_a_health_problem(app_db: str) -> None:
+    from datetime import date
+
+    import chinese_calendar
+
+    from cityhub.main import health_problems
+    from cityhub.workorders.calendar import set_day, years_without_holidays
+
+    def known(year: int) -> bool:
+        try:
+            chinese_calendar.is_workday(date(year, 1, 1))
+        except NotImplementedError:
+            return False
+        return True
+
+    last = next(y for y in range(2026, 2100) if not known(y + 1))  # the built-in calendar's last year
+    with session_scope() as s:
+        # Midyear the deadlines stay within a known year; in December they reach into the next, unknown one.
+        assert years_without_holidays(s, today=date(last, 6, 1)) == []
+        unknown = years_without_holidays(s, today=date(last, 12, 1))
+        assert unknown == [last + 1]
+        summary = {"jobs": {}, "revision": None, "calendar_years_without_holidays": unknown}
+        [problem] = [p for p in health_problems(summary) if p.startswith("working calendar")]
+        assert f"no official holidays for {last + 1}" in problem
+        set_day(s, day=date(last + 1, 1, 1), is_workday=False, name="元旦")  # an administrator enters them
+        assert years_without_holidays(s, today=date(last, 12, 1)) == []

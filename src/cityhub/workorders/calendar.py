@@ -333,6 +333,27 @@ def shared_calendar(
         return cal
 
 
+CALENDAR_LOOKAHEAD = timedelta(days=60)  # deadlines run weeks ahead: a year this close needs its holidays
+
+
+def years_without_holidays(session: Session, *, today: date) -> list[int]:
+    """Years from ``today`` to ``CALENDAR_LOOKAHEAD`` ahead that neither the built-in calendar knows nor an
+    administrator has entered a holiday for: their deadlines count official holidays as working days."""
+    entered = {
+        d.year
+        for d in session.scalars(select(CalendarDay.day).where(CalendarDay.is_workday.is_(False)))
+        if today.year <= d.year <= (today + CALENDAR_LOOKAHEAD).year
+    }
+    missing = []
+    for year in range(today.year, (today + CALENDAR_LOOKAHEAD).year + 1):
+        try:
+            chinese_calendar.is_workday(date(year, 1, 1))
+        except NotImplementedError:
+            if year not in entered:
+                missing.append(year)
+    return missing
+
+
 def load_calendar(session: Session) -> WorkCalendar:
     """The calendar of the configured time zone and working hours, with the administrators' overrides."""
     settings = get_settings()
