@@ -585,6 +585,11 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     disp, hand, sup = login("disp"), login("hand_a"), login("sup")
     order = _order()
     assert _act(disp, order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    # The time limit is in working days: so is what is left of it, with the deadline.
+    left = re.search(
+        r"剩余 (\d+\.\d) 个工作日（(\d{4}-\d\d-\d\d \d\d:\d\d) 截止）", hand.get(f"/orders/{order.id}").text
+    )
+    assert left is not None and 0 < float(left.group(1)) <= 15
     assert _act(hand, order.id, "return", reason="不属于本街道").status_code == 303
     assert _state(order.id) == State.RETURNED
     assert _act(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303

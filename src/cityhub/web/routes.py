@@ -608,16 +608,22 @@ def _my_actions(order: Order, principal: Principal) -> list[Action]:
     ]
 
 
-def _sla_view(t: Translator, order: Order) -> dict[str, Any]:
+def _sla_view(db: Session, t: Translator, order: Order) -> dict[str, Any]:
+    from cityhub.workorders.calendar import load_calendar
+
     now = utcnow()
     info: dict[str, Any] = {"status": order.sla_status, "paused": order.sla_paused_at is not None, "text": None}
     if order.due_at is not None and order.state in OPEN_STATES and not info["paused"]:
         left = order.due_at - now
-        info["text"] = (
-            t("order.sla_left", left=support.duration_text(t, left))
-            if left.total_seconds() >= 0
-            else t("order.sla_over", left=support.duration_text(t, left))
-        )
+        if left.total_seconds() >= 0:
+            # Time limits are in working days: what is left is said in them, with the deadline itself (calendar
+            # time overstated it by every weekend and night in between).
+            calendar = load_calendar(db)
+            days = calendar.work_seconds_between(now, order.due_at) / calendar.day_seconds
+            due = order.due_at.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
+            info["text"] = t("order.sla_left_work", days=f"{days:.1f}", due=due)
+        else:
+            info["text"] = t("order.sla_over", left=support.duration_text(t, left))
     return info
 
 
@@ -705,7 +711,7 @@ def _detail_page(
         unit_names=_names(db, Unit, ids),
         directory=_directory(db),
         category_name=_names(db, Category, {order.category_id}).get(order.category_id or 0),
-        sla=_sla_view(t, order),
+        sla=_sla_view(db, t, order),
         events=_event_rows(db, order),
         actions=[(a, ACTION_FIELDS[a]) for a in actions],
         units=support.unit_groups(db, handlers=True) if needs_units else [],
