@@ -35,10 +35,15 @@ def test_report_has_every_section_and_sheet(db_session, history, tmp_path):  # n
     daily = list(wb["每日受理量"].iter_rows(min_row=2, values_only=True))
     assert len(daily) == 31 and sum(n for _, n in daily) == 7  # o1-o6 and o8 were created in March
     ranking = list(wb["综合考核排名"].iter_rows(min_row=2, values_only=True))
-    assert {(r[1], r[2], r[3]) for r in ranking} == {
-        ("样本不足（少于5件）", "城管局", 4),
-        ("样本不足（少于5件）", "住建局", 4),
+    assert {(r[0], r[1], r[2], r[3]) for r in ranking} == {
+        ("职能部门", "样本不足（少于5件）", "城管局", 4),
+        ("职能部门", "样本不足（少于5件）", "住建局", 4),
     }
+    # Every sheet's header is in Chinese (codes such as tier or topic status are named), and the HTML's time is local.
+    for ws in wb.worksheets:
+        header = next(ws.iter_rows(max_row=1, values_only=True))
+        assert not any(re.fullmatch(r"[a-z_]+", str(h)) for h in header), (ws.title, header)
+    assert re.search(r"生成时间：\d{4}-\d\d-\d\d \d\d:\d\d CST", html)
 
 
 def test_findings_compare_with_the_previous_period(db_session, history):  # noqa: F811

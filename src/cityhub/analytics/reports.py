@@ -85,8 +85,14 @@ LABELS: dict[str, dict[str, str]] = {
         "new_topic": "新",
         "weights": "综合得分权重",
         "new": "新增",
+        "tier": "层级",
+        "topic_id": "热点编号",
+        "delta": "增加件数",
     }
 }
+# How the workbook names what the data holds as codes.
+_TIER_NAMES = {"street": "镇街", "department": "职能部门", "community": "村社", "district": "区"}
+_TOPIC_STATUS = {"active": "活跃", "rising": "上升", "dormant": "沉寂", "new": "新"}
 
 
 def labels(lang: str = "zh") -> dict[str, str]:
@@ -113,6 +119,12 @@ class ReportData:
     hot_topics_fallback: bool
     findings: list[dict[str, Any]]
     min_sample: int
+
+    @property
+    def generated_local(self) -> str:
+        """When the report was made, in the district's time zone, as its readers' clocks say."""
+        return f"{self.generated_at.astimezone(get_settings().tz):%Y-%m-%d %H:%M %Z}"
+
     charts: dict[str, str] = field(default_factory=dict)  # name → data: URI
 
 
@@ -441,14 +453,20 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
         ),
         (
             lab["rankings"][2:],
-            ["tier", lab["rank"], lab["unit"], lab["n"], lab["score"]],
+            [lab["tier"], lab["rank"], lab["unit"], lab["n"], lab["score"]],
             [
-                [tier, r["rank"], r["name"], r["n"], r["value"]]
+                [_TIER_NAMES.get(tier, tier), r["rank"], r["name"], r["n"], r["value"]]
                 for tier, ranking in data.rankings.items()
                 for r in ranking.ranked
             ]
             + [
-                [tier, lab["insufficient"].format(min=data.min_sample), r["name"], r["n"], r["value"]]
+                [
+                    _TIER_NAMES.get(tier, tier),
+                    lab["insufficient"].format(min=data.min_sample),
+                    r["name"],
+                    r["n"],
+                    r["value"],
+                ]
                 for tier, ranking in data.rankings.items()
                 for r in ranking.insufficient
             ],
@@ -457,7 +475,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
             lab["hot_topics"][2:],
             [
                 lab["rank"],
-                "id",
+                lab["topic_id"],
                 lab["topic"],
                 lab["label"],
                 lab["period_count"],
@@ -477,7 +495,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
                     t.get("count"),
                     t.get("size"),
                     t.get("heat"),
-                    t.get("status"),
+                    _TOPIC_STATUS.get(str(t.get("status")), t.get("status")),
                     _span(t),
                     _join(t.get("period_places")),
                     _join(t.get("groups")),
@@ -487,7 +505,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
         ),
         (
             lab["findings"][2:],
-            [lab["street"], lab["category"], lab["count"], lab["previous"], "delta"],
+            [lab["street"], lab["category"], lab["count"], lab["previous"], lab["delta"]],
             [[f["street"], f["category_path"], f["now"], f["before"], f["delta"]] for f in data.findings],
         ),
     ]
