@@ -182,6 +182,9 @@ def serve(
             "warning: no SO_REUSEPORT here; run `cityhub worker` beside the server for the background dispatcher",
             err=True,
         )
+    from cityhub.serving import limit_native_threads
+
+    limit_native_threads()
     uvicorn.run(
         "cityhub.main:create_app", factory=True, host=host, port=port, log_level=log_level().lower(), workers=workers
     )
@@ -205,6 +208,9 @@ def worker(
     import signal
     import threading
 
+    from cityhub.serving import limit_native_threads
+
+    limit_native_threads()
     stop = threading.Event()
 
     def stopping(signum: int, _frame: object) -> None:

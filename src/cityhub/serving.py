@@ -70,12 +70,24 @@ def restart_pause(previous: float | None, lived_s: float) -> float:
     return min(previous * 2, RESTART_PAUSE_MAX_S)
 
 
+def limit_native_threads() -> None:
+    """One thread per native pool (OpenBLAS, OpenMP) in a long-running process, unless the operator sets their
+    variables: its requests and jobs already run in threads of their own, on few cores, and pools of native threads
+    under them only compete for those cores (and multiply the native code running at once)."""
+    if any(os.environ.get(name) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")):
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
 def _run_worker(host: str, port: int, supervisor: int) -> None:
     import uvicorn
 
     from cityhub.config import configure_logging, log_level
 
     configure_logging()
+    limit_native_threads()
     stop_when_orphaned(supervisor)
     log.info("server process %s serving on %s:%s", os.getpid(), host, port)
     config = uvicorn.Config("cityhub.main:create_app", factory=True, log_level=log_level().lower())

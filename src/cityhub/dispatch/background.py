@@ -356,9 +356,10 @@ def process_main(supervisor: int) -> None:
     """Entry point of the dispatcher process ``cityhub serve`` starts (see :mod:`cityhub.serving`)."""
     from cityhub.config import configure_logging
     from cityhub.dispatch.service import warm_up
-    from cityhub.serving import stop_when_orphaned
+    from cityhub.serving import limit_native_threads, stop_when_orphaned
 
     configure_logging()
+    limit_native_threads()
     os.nice(NICE)
     # As in the server processes: a thread holding SQLite's write lock gets the interpreter back sooner.
     sys.setswitchinterval(get_settings().server_switch_interval_ms / 1000)
