@@ -240,14 +240,17 @@ class OrderFilter(BaseModel):
 
 
 class ActionRequest(BaseModel):
-    """A life-cycle action. ``version`` (or an If-Match header) guards against acting on a stale copy."""
+    """A life-cycle action. ``version`` (or an If-Match header) guards against acting on a stale copy. A field it
+    does not know is refused, not ignored (``{"params": {"unit_id": 3}}`` is no unit_id)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     version: int | None = Field(None, ge=1)
     reason: str | None = Field(None, max_length=2000)
     unit_id: int | None = None
     text: str | None = Field(None, max_length=20000)
     answer: str | None = Field(None, max_length=20000)
-    days: float | None = None
+    days: float | None = Field(None, allow_inf_nan=False)
     satisfied: bool | None = None
     resolved: bool | None = None
     master_id: int | None = None
