@@ -47,12 +47,12 @@ from cityhub.workorders.lifecycle import (
     OPEN_STATES,
     Action,
     State,
-    actions_for_unit,
 )
 from cityhub.workorders.models import AppealType, Category, Channel, Order, SlaStatus, Urgency
 from cityhub.workorders.schemas import OrderFilter, OrderRead
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
+from cityhub.workorders.views import actions_of
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
@@ -600,12 +600,8 @@ ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
 
 
 def _my_actions(order: Order, principal: Principal) -> list[Action]:
-    """What GET /orders/{id}/actions lists: allowed in this state and held by the user's role."""
-    return [
-        a
-        for a in actions_for_unit(orders.view_of(order), None if principal.role == Role.ADMIN else principal.unit_id)
-        if permissions.allows(principal.role, permissions.act(a)) and a in ACTION_FIELDS
-    ]
+    """What GET /orders/{id}/actions lists (``workorders.views.actions_of``) that the page has a form for."""
+    return [a for a in actions_of(order, principal) if a in ACTION_FIELDS]
 
 
 def _sla_view(db: Session, t: Translator, order: Order) -> dict[str, Any]:

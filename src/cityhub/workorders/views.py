@@ -148,16 +148,22 @@ def order_events(order_id: int, db: DbSession, principal: Reader) -> list[EventR
     return [EventRead.model_validate(e) for e in service.history(db, order_id=order_id)]
 
 
-@router.get("/{order_id}/actions", response_model=list[str])
-def order_actions(order_id: int, db: DbSession, principal: Reader) -> list[str]:
-    """Actions the life cycle allows in the order's current state and the caller's role may take (the co-handling
-    steps only for a unit that assists at a step they apply to)."""
-    order = _order(db, order_id, principal)
+def actions_of(order: Order, principal: Principal) -> list[Action]:
+    """Actions the life cycle allows in the order's current state and the principal's role may take, as their unit
+    may (the lead unit's steps only for the unit holding it, the co-handling steps only for a unit that assists at a
+    step they apply to; an administrator is bound to no unit). What the API lists and the order page offers."""
+    unit_id = None if principal.role == Role.ADMIN else principal.unit_id
     return [
-        a.value
-        for a in actions_for_unit(service.view_of(order), None if principal.role == Role.ADMIN else principal.unit_id)
+        a
+        for a in actions_for_unit(service.view_of(order), unit_id)
         if permissions.allows(principal.role, permissions.act(a))
     ]
+
+
+@router.get("/{order_id}/actions", response_model=list[str])
+def order_actions(order_id: int, db: DbSession, principal: Reader) -> list[str]:
+    """The actions the caller may take on the order now (:func:`actions_of`)."""
+    return [a.value for a in actions_of(_order(db, order_id, principal), principal)]
 
 
 @router.post("/{order_id}/actions/{action}", response_model=OrderRead)
