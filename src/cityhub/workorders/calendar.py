@@ -339,13 +339,15 @@ CALENDAR_LOOKAHEAD = timedelta(days=60)  # deadlines run weeks ahead: a year thi
 def years_without_holidays(session: Session, *, today: date) -> list[int]:
     """Years from ``today`` to ``CALENDAR_LOOKAHEAD`` ahead that neither the built-in calendar knows nor an
     administrator has entered a holiday for: their deadlines count official holidays as working days."""
-    entered = {
-        d.year
-        for d in session.scalars(select(CalendarDay.day).where(CalendarDay.is_workday.is_(False)))
-        if today.year <= d.year <= (today + CALENDAR_LOOKAHEAD).year
-    }
+    last = (today + CALENDAR_LOOKAHEAD).year
+    holidays = select(CalendarDay.day).where(
+        CalendarDay.is_workday.is_(False),
+        CalendarDay.day >= date(today.year, 1, 1),
+        CalendarDay.day <= date(last, 12, 31),
+    )
+    entered = {d.year for d in session.scalars(holidays)}  # /healthz asks: only the years in question are read
     missing = []
-    for year in range(today.year, (today + CALENDAR_LOOKAHEAD).year + 1):
+    for year in range(today.year, last + 1):
         try:
             chinese_calendar.is_workday(date(year, 1, 1))
         except NotImplementedError:
