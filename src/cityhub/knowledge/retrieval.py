@@ -129,11 +129,11 @@ def doc_text(doc: Doc, answer_chars: int = ANSWER_CHARS) -> str:
     return normalize(_PART.join(p for p in parts if p))
 
 
-def doc_words(doc: Doc, answer_chars: int = ANSWER_CHARS) -> list[str]:
-    """The word view of an entry: the words of its text, and each keyword whole as well (办狗证 is one term to its
-    author, whatever the segmenter makes of it)."""
+def doc_words(doc: Doc, text: str) -> list[str]:
+    """The word view of an entry whose indexed text (:func:`doc_text`) is ``text``: its words, and each keyword whole
+    as well (办狗证 is one term to its author, whatever the segmenter makes of it)."""
     whole = [normalize(k) for k in doc.keywords]
-    return query_words(doc_text(doc, answer_chars)) + [k for k in whole + whole if k and k not in ASKING_WORDS]
+    return query_words(text) + [k for k in whole + whole if k and k not in ASKING_WORDS]
 
 
 def query_words(text: str) -> list[str]:
@@ -161,7 +161,7 @@ class KnowledgeIndex:
         self._chars: TfidfVectorizer | None = None
         if not docs:
             return
-        tokens = [doc_words(d, answer_chars) for d in docs]
+        tokens = [doc_words(d, text) for d, text in zip(docs, texts, strict=True)]
         self._words = CountVectorizer(analyzer=lambda toks: toks, dtype=np.float32)
         try:
             counts: csr_matrix = self._words.fit_transform(tokens).tocsr()
