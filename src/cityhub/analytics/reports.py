@@ -119,13 +119,12 @@ class ReportData:
     hot_topics_fallback: bool
     findings: list[dict[str, Any]]
     min_sample: int
+    charts: dict[str, str] = field(default_factory=dict)  # name → data: URI
 
     @property
     def generated_local(self) -> str:
         """When the report was made, in the district's time zone, as its readers' clocks say."""
         return f"{self.generated_at.astimezone(get_settings().tz):%Y-%m-%d %H:%M %Z}"
-
-    charts: dict[str, str] = field(default_factory=dict)  # name → data: URI
 
 
 def _in_period(period: kpi.Period) -> Any:
