@@ -111,6 +111,35 @@ def test_search_filters(client):
     assert len(one["items"]) == 1 and one["has_more"] is True
 
 
+def test_created_window_without_a_zone_is_local_time(client):
+    """``created_from=2026-11-01`` (a date, or a time without a zone) is the district's local time, not a 500."""
+    from datetime import datetime, timedelta
+
+    from cityhub.config import get_settings
+
+    order = _create(client)
+    local = datetime.fromisoformat(order["created_at"]).astimezone(get_settings().tz)
+    today, tomorrow = local.date().isoformat(), (local.date() + timedelta(days=1)).isoformat()
+
+    def total(**params):
+        answer = client.get("/api/v1/orders", params={**params, "count": "true"})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["total"]
+
+    assert total(created_from=today, created_to=tomorrow) == 1  # local midnight to local midnight
+    assert total(created_to=today) == 0  # before the local day began
+    naive = local.replace(tzinfo=None)
+    assert (
+        total(
+            created_from=(naive - timedelta(minutes=1)).isoformat(),
+            created_to=(naive + timedelta(minutes=1)).isoformat(),
+        )
+        == 1
+    )
+    assert total(created_from=(naive + timedelta(minutes=1)).isoformat()) == 0
+    assert client.get("/api/v1/orders", params={"created_from": "2026-13-40"}).status_code == 422
+
+
 def test_healthz_reads_the_revision_over_its_own_session(client, monkeypatch):
     """A health probe every few seconds must not open (and throw away) a database connection of its own each time."""
     from cityhub import db, migrate

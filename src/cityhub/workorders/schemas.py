@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cityhub.config import get_settings
 from cityhub.masking import mask_name, mask_phone
 from cityhub.org.places import PlaceSource
 from cityhub.workorders.lifecycle import State
@@ -237,6 +238,15 @@ class OrderFilter(BaseModel):
     place_source: list[PlaceSource] | None = Field(
         None, description="where street and community came from; none: looked for and not found"
     )
+
+    @field_validator("created_from", "created_to")
+    @classmethod
+    def _local(cls, value: datetime | None) -> datetime | None:
+        """A time without a zone (``2026-11-01``, ``2026-11-01T08:00``) is the district's local time, as on the
+        pages and in imports."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=get_settings().tz)
+        return value
 
 
 class ActionRequest(BaseModel):
