@@ -30,6 +30,17 @@ def test_week_day_and_range_periods():
     assert kpi.parse_period("2026-W40-1").first == date(2026, 9, 28)
 
 
+def test_the_period_before_a_quarter_or_year_is_the_calendar_quarter_or_year_before():
+    """Not the same number of days before: 2026-Q1 (90 days) follows 2025-Q4 (92 days), 2025 follows the leap 2024."""
+    q1 = kpi.parse_period("2026-Q1").previous()
+    assert (q1.label, q1.first, q1.last) == ("2025-Q4", date(2025, 10, 1), date(2025, 12, 31))
+    q3 = kpi.parse_period("2026q3").previous()
+    assert (q3.label, q3.first, q3.last) == ("2026-Q2", date(2026, 4, 1), date(2026, 6, 30))
+    y = kpi.parse_period("2025").previous()
+    assert (y.label, y.first, y.last) == ("2024", date(2024, 1, 1), date(2024, 12, 31))
+    assert y.previous().previous().label == "2022"
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -173,7 +173,7 @@ class Period:
     """A local calendar period ``[start, end)``; ``label`` is how the user wrote it."""
 
     label: str
-    kind: Literal["month", "week", "day", "range"]
+    kind: Literal["year", "quarter", "month", "week", "day", "range"]
     first: date  # first local day
     last: date  # last local day (inclusive)
 
@@ -196,6 +196,11 @@ class Period:
             return month_period(last.year, last.month)
         if self.kind == "week":
             return week_period(self.first - timedelta(days=7))
+        if self.kind == "quarter":
+            last = self.first - timedelta(days=1)
+            return quarter_period(last.year, (last.month + 2) // 3)
+        if self.kind == "year":
+            return year_period(self.first.year - 1)
         first, last = self.first - timedelta(days=self.days), self.first - timedelta(days=1)
         return Period(f"{first.isoformat()}..{last.isoformat()}", "range", first, last)
 
@@ -207,6 +212,16 @@ def month_period(year: int, month: int) -> Period:
     first = date(year, month, 1)
     nxt = date(year + (month == 12), month % 12 + 1, 1)
     return Period(f"{year:04d}-{month:02d}", "month", first, nxt - timedelta(days=1))
+
+
+def quarter_period(year: int, quarter: int) -> Period:
+    return Period(
+        f"{year:04d}-Q{quarter}", "quarter", date(year, 3 * quarter - 2, 1), month_period(year, 3 * quarter).last
+    )
+
+
+def year_period(year: int) -> Period:
+    return Period(f"{year:04d}", "year", date(year, 1, 1), date(year, 12, 31))
 
 
 def week_period(day: date) -> Period:
@@ -225,7 +240,7 @@ _YEAR = re.compile(r"^(\d{4})$")
 
 def parse_period(text: str) -> Period:
     """``2026-10`` (month), ``2026-W43`` (ISO week), ``2026-10-05`` (day), ``2026-10-01..2026-10-15``, and for a
-    longer view ``2026-Q4`` (quarter) or ``2026`` (year) — ranges whose label is the quarter or year.
+    longer view ``2026-Q4`` (quarter) or ``2026`` (year).
 
     The one reader of the period forms users type (the assessment, and the correlation graph's ``parse_period``)."""
     try:
@@ -245,12 +260,9 @@ def parse_period(text: str) -> Period:
 def _read_period(raw: str) -> Period | None:
     """The period ``raw`` names, None for no form of one; ``ValueError`` for a form naming no date."""
     if m := _QUARTER.match(raw):
-        year, quarter = int(m.group(1)), int(m.group(2))
-        last = month_period(year, 3 * quarter).last
-        return Period(f"{year:04d}-Q{quarter}", "range", date(year, 3 * quarter - 2, 1), last)
+        return quarter_period(int(m.group(1)), int(m.group(2)))
     if m := _YEAR.match(raw):
-        year = int(m.group(1))
-        return Period(f"{year:04d}", "range", date(year, 1, 1), date(year, 12, 31))
+        return year_period(int(m.group(1)))
     if m := _MONTH.match(raw):
         return month_period(int(m.group(1)), int(m.group(2)))
     if m := _WEEK.match(raw):
