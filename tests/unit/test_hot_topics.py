@@ -376,3 +376,16 @@ def test_ragged_take_and_gather() -> None:
     assert [t.gather(np.array([i])).tolist() for i in range(3)] == [[4], [], [7, 8, 9]]
     assert ht.Ragged.concat([r, t]).gather(np.array([4, 6])).tolist() == [4, 7, 8, 9]
     assert r.row_ids().tolist() == [0, 0, 2, 2, 2, 3]
+
+
+def test_a_topics_days_are_the_districts_calendar_days():
+    """An order at 17:30 UTC on 1 December was received on 2 December in Shanghai: the span, the report and the
+    table say 2 December; a file's time without a zone is already local."""
+    from cityhub.analytics.reports import _span
+
+    assert ht.local_date(datetime(2026, 12, 1, 17, 30, tzinfo=UTC)) == "2026-12-02"
+    assert ht.local_date("2026-12-01T17:30:00+00:00") == "2026-12-02"
+    assert ht.local_date(datetime(2026, 12, 1, 17, 30)) == "2026-12-01"
+    assert ht.local_date(None) == ""
+    span = {"time_span": ["2023-12-09T16:10:00+00:00", "2026-12-01T17:29:58+00:00"]}
+    assert _span(span) == "2023-12-10 至 2026-12-02"

@@ -312,7 +312,7 @@ def hot_topics_command(
     rows = []
     for t in ranked:
         d = t.to_dict()
-        span = [s[:10] if s else "" for s in d["time_span"]]
+        span = [ht.local_date(s) for s in d["time_span"]]
         rows.append(
             {
                 "id": t.id,

@@ -53,6 +53,7 @@ import numpy as np
 from scipy import sparse
 
 from cityhub.analytics.lexicon import ADMIN_CODE_RE, extract_groups, extract_places
+from cityhub.config import get_settings
 from cityhub.nlp.text import cut
 
 # ------------------------------------------------------------------------------------------ parameters
@@ -1166,12 +1167,23 @@ def _ts(value: datetime | None) -> float:
     return value.timestamp() if value is not None else _EPOCH
 
 
+def local_date(moment: datetime | str | None) -> str:
+    """The district's calendar day (``2026-12-02``) of a topic's first or last order: a time with a zone (the
+    database's UTC) in the district's zone, one without (a file's local time) as it is; "" for none."""
+    if moment is None or moment == "":
+        return ""
+    value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    if value.tzinfo is not None:
+        value = value.astimezone(get_settings().tz)
+    return value.date().isoformat()
+
+
 def top_table(topics: Iterable[Topic], k: int = 5) -> list[dict[str, Any]]:
     """The competition's table: rank, topic id, heat index, time span, place/population, description."""
     rows = []
     for rank, t in enumerate(list(topics)[:k], start=1):
-        start = min(t.times).strftime("%Y-%m-%d") if t.times else ""
-        end = max(t.times).strftime("%Y-%m-%d") if t.times else ""
+        start = local_date(min(t.times)) if t.times else ""
+        end = local_date(max(t.times)) if t.times else ""
         places = [p for p, _ in t.places.most_common(3)]
         groups = [g for g, _ in t.groups.most_common(2)]
         rows.append(

@@ -229,8 +229,10 @@ def _join(value: Any) -> str:
 
 
 def _span(t: dict[str, Any]) -> str:
+    from cityhub.analytics import hot_topics
+
     first, last = (t.get("time_span") or [None, None])[:2]
-    return f"{(first or '')[:10]} 至 {(last or '')[:10]}" if first or last else ""
+    return f"{hot_topics.local_date(first)} 至 {hot_topics.local_date(last)}" if first or last else ""
 
 
 def build_report(
