@@ -174,6 +174,47 @@ def test_drilldown_lists_exactly_the_counted_orders(db_session, history):
         assert (len(dd.numerator), len(dd.denominator)) == (num, den), name
 
 
+def test_a_street_answers_for_its_communities_and_the_holder_for_its_order(db_session, history):
+    """What a community handles counts for its street too (in its row, its ranking and its drill-down); a reply or
+    an accept typed by someone of another unit (an administrator of the district) counts for the unit holding the
+    order, and so does the citizen's rating of it; a reopen by a supervisor does not hand the order to their unit."""
+    s = db_session
+    street = history["units"]["S"]
+    community = Unit(code="K-S1-C1", name="测试社区", tier=UnitTier.COMMUNITY, parent_id=street.id)
+    centre = Unit(code="K-C", name="12345分中心", tier=UnitTier.DEPARTMENT, parent_id=street.parent_id)
+    s.add_all([community, centre])
+    s.flush()
+    admin = service.Actor(name="admin", unit_id=street.parent_id, role="admin")
+    supervisor = service.Actor(name="sup", unit_id=centre.id, role="supervisor")
+    oc = _new(s, T, "13700000001")
+    _act(s, oc, "dispatch", T, unit_id=community.id)
+    service.act(s, order_id=oc, action="accept", actor=admin, params={}, now=T + H)
+    service.act(s, order_id=oc, action="reply", actor=admin, params={"text": "已处理"}, now=T + D)
+    service.act(s, order_id=oc, action="callback", actor=admin, params={"satisfied": False}, now=T + 2 * D)
+    service.act(s, order_id=oc, action="reopen", actor=supervisor, params={"reason": "不满意"}, now=T + 2 * D + H)
+    service.act(s, order_id=oc, action="accept", actor=admin, params={}, now=T + 2 * D + 2 * H)
+    service.act(s, order_id=oc, action="reply", actor=admin, params={"text": "已再次处理"}, now=T + 3 * D)
+    os_ = _new(s, T, "13700000002")
+    _act(s, os_, "dispatch", T, unit_id=street.id)
+    s.flush()
+
+    rows = {r.code: r for r in kpi.compute(s, period=MARCH)}
+    assert "K0" not in rows and "K-C" not in rows  # neither the admin's nor the supervisor's unit is credited
+    own = {n: (r.numerator, r.denominator) for n, r in rows["K-S1-C1"].rates.items()}
+    assert own["on_time_accept"] == (2, 2) and own["on_time_completion"] == (2, 2)
+    assert own["satisfaction"] == (0, 1) and own["reopen_rate"] == (1, 2)
+    assert rows["K-S1-C1"].sample == 1
+    rolled = {n: (r.numerator, r.denominator) for n, r in rows["K-S1"].rates.items()}
+    assert rolled["return_rate"] == (0, 2) and rolled["satisfaction"] == (0, 1) and rows["K-S1"].sample == 2
+    assert [r.code for r in kpi.compute(s, period=MARCH, tier="street")] == ["K-S1"]
+    ranked = kpi.ranking(s, period=MARCH, tier="street", kpi="return_rate", min_sample=2)
+    assert [(e["code"], e["n"]) for e in ranked.ranked] == [("K-S1", 2)]
+    dd = kpi.drilldown(s, unit="K-S1", kpi="return_rate", period=MARCH)
+    assert sorted(i["order_id"] for i in dd.denominator) == sorted([oc, os_])
+    dd = kpi.drilldown(s, unit="K-S1-C1", kpi="return_rate", period=MARCH)
+    assert [i["order_id"] for i in dd.denominator] == [oc]
+
+
 def test_ranking_needs_the_minimum_sample(db_session, history):
     r = kpi.ranking(db_session, period=MARCH, kpi="satisfaction", min_sample=2)
     assert [(e["code"], e["n"]) for e in r.ranked] == [("K-D1", 2)]

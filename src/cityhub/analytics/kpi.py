@@ -10,8 +10,9 @@ Definitions (one table, :data:`KPIS`; times are compared in UTC, periods are loc
 * **Assignment** (派单): an event ``dispatch`` / ``transfer`` / ``assign`` whose ``to_state`` is ``dispatched``;
   its ``unit_id`` is the unit that received the order. A **clock start** is an assignment or a ``reopen``.
   An **episode** of an order runs from one clock start to the next (events are ordered by id).
-* ``on_time_accept`` 按时签收率: accept events in P, attributed to the accept event's unit (else the unit of the
-  episode's clock start; a reopen names no unit and continues with the unit of the latest assignment). On time
+* ``on_time_accept`` 按时签收率: accept events in P, attributed to the unit holding the order: the one the latest
+  assignment before the accept sent it to (a reopen continues with it), whoever acted (an administrator accepting
+  for a unit credits that unit); the event's own unit only for a history without an assignment. On time
   unless the SLA sweep marked ``sla_accept_overdue`` in the same episode before the accept (and no
   ``sla_recompute`` lifted that mark in between), or the accept is later than the accept deadline *in force*: the
   ``accept_due_at`` recorded by the latest deadline event before it in the episode (clock start, approved
@@ -27,8 +28,8 @@ Definitions (one table, :data:`KPIS`; times are compared in UTC, periods are loc
   compare portably there).
 * ``return_rate`` 退单率: assignments in P (cohort); numerator: those followed by a ``return`` in the same episode.
 * ``extension_rate`` 延期率: assignments in P; numerator: those with an ``approve_extension`` in the same episode.
-* ``satisfaction`` 满意率: callback events in P, attributed to the unit of the last reply before the callback
-  (else the order's lead unit); numerator: callbacks with ``payload.satisfied = true``.
+* ``satisfaction`` 满意率: callback events in P, attributed to the unit that held the order at the last reply
+  before the callback (else the order's lead unit); numerator: callbacks with ``payload.satisfied = true``.
 * ``resolution`` 解决率: ``close`` events in P, attributed like callbacks; numerator: ``to_state =
   closed_resolved``. Instant answers (秒回) have no handling unit and are not counted.
 * ``repeat_rate`` 重复投诉率: orders created in P, attributed to the unit of their first assignment; numerator:
@@ -36,6 +37,11 @@ Definitions (one table, :data:`KPIS`; times are compared in UTC, periods are loc
   phone, or at the same address (exact, trimmed) with the same category.
 * ``reopen_rate`` 重办率: reply events in P (as for completion); numerator: replies followed by a ``reopen``
   before the next reply.
+
+A **street's** figures count its communities' facts with its own (:func:`jurisdiction`): what a community handles
+is handled within the street (中事不出镇), as the street's data scope already includes its communities. A
+community's figures are its own; a ranking of all tiers together counts a community's facts twice (in its row and
+its street's).
 
 Rankings (:func:`ranking`) list units whose denominator reaches ``min_sample`` (default 30, shown with ``n``);
 the others are listed apart as insufficient sample. The composite score (综合得分) is
@@ -54,7 +60,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Select, and_, case, exists, func, literal, not_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from cityhub.config import get_settings
 from cityhub.errors import NotFound, ValidationFailed
@@ -84,7 +90,7 @@ KPIS: tuple[KpiDef, ...] = (
         "按时签收率",
         "On-time acceptance",
         "accepts made before the accept deadline in force for their dispatch (incl. recomputes)",
-        "accept events in the period (unit of the accept)",
+        "accept events in the period (unit holding the order)",
         "higher",
         15,
     ),
@@ -93,7 +99,7 @@ KPIS: tuple[KpiDef, ...] = (
         "按时办结率",
         "On-time completion",
         "replies made before the due_at in force (incl. approved extensions and recomputes) and not marked overdue",
-        "reply events in the period (unit of the reply)",
+        "reply events in the period (unit holding the order)",
         "higher",
         25,
     ),
@@ -120,7 +126,7 @@ KPIS: tuple[KpiDef, ...] = (
         "满意率",
         "Satisfaction",
         "callbacks with the citizen satisfied",
-        "callbacks in the period (unit of the last reply)",
+        "callbacks in the period (unit that made the last reply)",
         "higher",
         20,
     ),
@@ -129,7 +135,7 @@ KPIS: tuple[KpiDef, ...] = (
         "解决率",
         "Resolution",
         "closes as resolved (closed_resolved)",
-        "closes in the period (unit of the last reply)",
+        "closes in the period (unit that made the last reply)",
         "higher",
         15,
     ),
@@ -147,7 +153,7 @@ KPIS: tuple[KpiDef, ...] = (
         "重办率",
         "Reopen rate",
         "replies followed by a reopen before the next reply",
-        "reply events in the period (unit of the reply)",
+        "reply events in the period (unit holding the order)",
         "lower",
         5,
     ),
@@ -304,12 +310,12 @@ def _no_clock_start_between(order_id: Any, lo: Any, hi: Any) -> Any:
 
 
 def _episode_unit(e: Any) -> Any:
-    """The unit that received the order at the clock start of ``e``'s episode; a reopen, which names no unit,
-    goes back to the unit of the latest clock start that does."""
+    """The unit holding the order at ``e``: the one the latest assignment before it sent the order to (a reopen,
+    which sends it nowhere new, continues with that unit; the unit a reopen event records is the reopener's)."""
     s = _ev("ep")
     return (
         select(s.c.unit_id)
-        .where(s.c.order_id == e.c.order_id, s.c.id < e.c.id, _is_clock_start(s), s.c.unit_id.is_not(None))
+        .where(s.c.order_id == e.c.order_id, s.c.id < e.c.id, _is_assignment(s), s.c.unit_id.is_not(None))
         .order_by(s.c.id.desc())
         .limit(1)
         .scalar_subquery()
@@ -317,11 +323,15 @@ def _episode_unit(e: Any) -> Any:
 
 
 def _last_reply_unit(e: Any) -> Any:
-    r = _ev("lr")
+    """The unit that held the order when it was last replied to before ``e`` (whoever typed the reply)."""
+    r, s = _ev("lr"), _ev("la")
+    last_reply = (
+        select(func.max(r.c.id)).where(r.c.order_id == e.c.order_id, r.c.id < e.c.id, r.c.action == "reply")
+    ).scalar_subquery()
     return (
-        select(r.c.unit_id)
-        .where(r.c.order_id == e.c.order_id, r.c.id < e.c.id, r.c.action == "reply")
-        .order_by(r.c.id.desc())
+        select(s.c.unit_id)
+        .where(s.c.order_id == e.c.order_id, s.c.id < last_reply, _is_assignment(s), s.c.unit_id.is_not(None))
+        .order_by(s.c.id.desc())
         .limit(1)
         .scalar_subquery()
     )
@@ -396,7 +406,7 @@ def _fact_select(name: str, period: Period) -> Select[Any]:
         )
         return (
             base.add_columns(
-                func.coalesce(e.c.unit_id, _episode_unit(e)).label("unit_id"),
+                func.coalesce(_episode_unit(e), e.c.unit_id).label("unit_id"),
                 _flag(not_(_mark_in_episode(e, mark))).label("hit"),
                 e.c.at.label("at"),
                 _recorded_deadline(e, key).label("recorded_due"),
@@ -437,7 +447,7 @@ def _fact_select(name: str, period: Period) -> Select[Any]:
         )
         hit = _exists(x, x.c.order_id == e.c.order_id, x.c.id > e.c.id, x.c.action == "reopen", between)
         return base.add_columns(
-            func.coalesce(e.c.unit_id, _episode_unit(e)).label("unit_id"), _flag(hit).label("hit")
+            func.coalesce(_episode_unit(e), e.c.unit_id).label("unit_id"), _flag(hit).label("hit")
         ).where(e.c.action == "reply", _in(e, period))
     raise ValidationFailed(f"unknown kpi '{name}'", details={"field": "kpi"})
 
@@ -513,7 +523,7 @@ def _parse_due(text: str | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _timed_facts(session: Session, kpi: str, period: Period, unit_id: int | None) -> list[Fact]:
+def _timed_facts(session: Session, kpi: str, period: Period, units: Sequence[int] | None) -> list[Fact]:
     """On-time acceptance/completion: late when marked overdue in the episode or later than the episode's
     deadline (recorded in the payload, else the order's current one)."""
     sub = _fact_select(kpi, period).subquery()
@@ -521,8 +531,8 @@ def _timed_facts(session: Session, kpi: str, period: Period, unit_id: int | None
         sub.c.ref_id, sub.c.order_id, sub.c.unit_id, sub.c.hit, sub.c.at, sub.c.recorded_due, sub.c.order_due
     )
     query = query.where(sub.c.unit_id.is_not(None))
-    if unit_id is not None:
-        query = query.where(sub.c.unit_id == unit_id)
+    if units is not None:
+        query = query.where(sub.c.unit_id.in_(units))
     out = []
     for ref, oid, uid, unmarked, at, recorded, current in session.execute(query.order_by(sub.c.ref_id)):
         due = _parse_due(recorded) or current
@@ -533,19 +543,47 @@ def _timed_facts(session: Session, kpi: str, period: Period, unit_id: int | None
 def facts(
     session: Session, *, kpi: str, period: Period, unit_id: int | None = None, repeat_days: int = DEFAULT_REPEAT_DAYS
 ) -> list[Fact]:
-    """The counted rows of one KPI (optionally of one unit)."""
+    """The counted rows of one KPI (optionally of one unit: of a street, its communities' rows too)."""
     if kpi not in KPI_BY_NAME:
         raise ValidationFailed(f"unknown kpi '{kpi}' (known: {', '.join(KPI_BY_NAME)})", details={"field": "kpi"})
+    units = None if unit_id is None else jurisdiction(session, unit_id)
     if kpi == "repeat_rate":
         rows = _repeat_facts(session, period, repeat_days)
-        return [f for f in rows if unit_id is None or f.unit_id == unit_id]
+        return [f for f in rows if units is None or f.unit_id in units]
     if kpi in TIMED_KPIS:
-        return _timed_facts(session, kpi, period, unit_id)
+        return _timed_facts(session, kpi, period, units)
     sub = _fact_select(kpi, period).subquery()
     query = select(sub.c.ref_id, sub.c.order_id, sub.c.unit_id, sub.c.hit).where(sub.c.unit_id.is_not(None))
-    if unit_id is not None:
-        query = query.where(sub.c.unit_id == unit_id)
+    if units is not None:
+        query = query.where(sub.c.unit_id.in_(units))
     return [Fact(r, o, u, bool(h)) for r, o, u, h in session.execute(query.order_by(sub.c.ref_id))]
+
+
+def _streets_of_communities(session: Session) -> dict[int, int]:
+    """community id → the id of the street it belongs to."""
+    street = aliased(Unit)
+    rows = session.execute(
+        select(Unit.id, Unit.parent_id)
+        .join(street, street.id == Unit.parent_id)
+        .where(Unit.tier == UnitTier.COMMUNITY, street.tier == UnitTier.STREET)
+    ).all()
+    return {community: parent for community, parent in rows if parent is not None}
+
+
+def jurisdiction(session: Session, unit_id: int) -> list[int]:
+    """The units whose facts count for ``unit_id``: a street answers for its communities too (中事不出镇: what a
+    community handles is handled within the street), any other unit for itself."""
+    return [unit_id, *(c for c, street in _streets_of_communities(session).items() if street == unit_id)]
+
+
+def _roll_up(counts: dict[int, tuple[int, int]], streets: dict[int, int]) -> dict[int, tuple[int, int]]:
+    """Add each community's (numerator, denominator) to its street's (see :func:`jurisdiction`)."""
+    out = dict(counts)
+    for community, (num, den) in counts.items():
+        if (street := streets.get(community)) is not None:
+            n, d = out.get(street, (0, 0))
+            out[street] = (n + num, d + den)
+    return out
 
 
 def _aggregate(session: Session, kpi: str, period: Period, repeat_days: int) -> dict[int, tuple[int, int]]:
@@ -634,15 +672,21 @@ def compute(
     kpis: Sequence[str] | None = None,
     repeat_days: int = DEFAULT_REPEAT_DAYS,
 ) -> list[UnitKpis]:
-    """Every KPI of every unit (of ``tier`` / among ``unit_ids``) that has a count in the period."""
+    """Every KPI of every unit (of ``tier`` / among ``unit_ids``) that has a count in the period; a street's
+    include its communities' (:func:`jurisdiction`)."""
     names = list(kpis or KPI_BY_NAME)
     for n in names:
         if n not in KPI_BY_NAME:
             raise ValidationFailed(f"unknown kpi '{n}'", details={"field": "kpi"})
     if tier is not None and tier not in {t.value for t in UnitTier}:
         raise ValidationFailed(f"unknown tier '{tier}'", details={"field": "tier"})
-    counts = {n: _aggregate(session, n, period, repeat_days) for n in names}
-    sample = counts["return_rate"] if "return_rate" in counts else _aggregate(session, "return_rate", period, 0)
+    streets = _streets_of_communities(session)
+    counts = {n: _roll_up(_aggregate(session, n, period, repeat_days), streets) for n in names}
+    sample = (
+        counts["return_rate"]
+        if "return_rate" in counts
+        else _roll_up(_aggregate(session, "return_rate", period, 0), streets)
+    )
     # Units with assignments but nothing counted for a KPI still appear (0/0), so rankings can list them apart.
     ids = set(sample).union(*(c.keys() for c in counts.values()))
     query = select(Unit.id, Unit.code, Unit.name, Unit.tier).where(Unit.id.in_(sorted(ids)))
