@@ -925,6 +925,29 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     assert quarter.status_code == 200 and "当前显示：2026-Q4" in quarter.text and "无法识别" not in quarter.text
 
 
+def test_a_street_overseer_sees_the_hot_topics_of_its_street_and_knows_the_ranking_is_the_districts(org) -> None:
+    for _ in range(3):
+        _order(title="餐馆油烟扰民")  # 景泰街道
+    for _ in range(3):
+        _order("W-JX", title="京溪路灯不亮")
+    from cityhub.auth import service as auth
+    from cityhub.org.models import Role
+    from cityhub.org.schemas import UserCreate
+
+    with session_scope() as s:
+        auth.create_account(
+            s,
+            data=UserCreate(username="jx_sup", full_name="街道督办", role=Role.SUPERVISOR, unit_id=org["street_b"]),
+            password=PASSWORD,
+        )
+    street = login("jx_sup").get("/dashboard").text
+    assert "京溪路灯不亮" in street and "餐馆油烟扰民" not in street  # the topics of the orders it may open
+    assert 'data-testid="ranking-district"' in street
+    district = login("lead").get("/dashboard").text
+    assert "京溪路灯不亮" in district and "餐馆油烟扰民" in district
+    assert 'data-testid="ranking-district"' not in district
+
+
 def test_the_overdue_tile_links_to_the_open_overdue_orders_it_counts(org) -> None:
     late, done = _order(title="超期未办"), _order(title="超期已办结")
     with session_scope() as s:

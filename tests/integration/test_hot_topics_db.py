@@ -132,6 +132,14 @@ def test_topics_for_period_feed_the_report(app_db: str, db_session: Session, tmp
     assert [r["id"] for r in hot_topics.topics_for_period(db_session, april.start, april.end, 1)] == [
         april_rows[0]["id"]
     ]
+    # A reader's scope (a condition on the orders) counts only its orders: here the first file's ids.
+    mine = Order.id.in_(select(Order.id).where(Order.created_at < april.start))
+    scoped = hot_topics.topics_for_period(db_session, april.start, april.end, 10, where=mine)
+    assert scoped == []  # none of the April orders are the reader's
+    scoped = hot_topics.topics_for_period(db_session, march.start, march.end, 10, where=mine)
+    assert {r["id"]: r["count"] for r in scoped} == {
+        r["id"]: r["count"] for r in hot_topics.topics_for_period(db_session, march.start, march.end, 10)
+    }
 
     # The places of a period are those its orders name, not the topic's whole history: an order of May that names
     # another place shows that place for May only.

@@ -1200,7 +1200,9 @@ def top_table(topics: Iterable[Topic], k: int = 5) -> list[dict[str, Any]]:
     return rows
 
 
-def topics_for_period(session: Any, start: datetime, end: datetime, k: int = 10) -> list[dict[str, Any]]:
+def topics_for_period(
+    session: Any, start: datetime, end: datetime, k: int = 10, where: Any = None
+) -> list[dict[str, Any]]:
     """The persisted topics with orders created in ``[start, end)``, busiest in the period first (then by heat).
 
     See :func:`cityhub.analytics.topics_store.topics_for_period` for the fields; ``cityhub analytics
@@ -1208,7 +1210,7 @@ def topics_for_period(session: Any, start: datetime, end: datetime, k: int = 10)
     """
     from cityhub.analytics.topics_store import topics_for_period as query
 
-    return query(session, start=start, end=end, k=k)
+    return query(session, start=start, end=end, k=k, where=where)
 
 
 # ------------------------------------------------------------------------------------------ input

@@ -194,8 +194,11 @@ def findings(
     return rows[:k]
 
 
-def hot_topics_for_period(session: Session, *, period: kpi.Period, k: int = 10) -> tuple[list[dict[str, Any]], bool]:
-    """Top hot topics of the period and whether it is the fallback.
+def hot_topics_for_period(
+    session: Session, *, period: kpi.Period, k: int = 10, where: Any = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """Top hot topics of the period and whether it is the fallback; ``where`` (a condition on :class:`Order`, a
+    reader's data scope) limits the orders counted.
 
     When topics have been mined (``cityhub analytics hot-topics``), the stored topics with orders in the period
     (:func:`cityhub.analytics.hot_topics.topics_for_period`: label, representative title, orders in the period,
@@ -206,10 +209,10 @@ def hot_topics_for_period(session: Session, *, period: kpi.Period, k: int = 10) 
     from cityhub.analytics import hot_topics, topics_store
 
     if topics_store.stored_topic_count(session):
-        return hot_topics.topics_for_period(session, period.start, period.end, k), False
+        return hot_topics.topics_for_period(session, period.start, period.end, k, where=where), False
     rows = session.execute(
         select(Order.title, func.count().label("n"), func.count(func.distinct(Order.street_id)))
-        .where(*_in_period(period))
+        .where(*_in_period(period), *([] if where is None else [where]))
         .group_by(Order.title)
         .having(func.count() >= 3)
         .order_by(func.count().desc(), Order.title)

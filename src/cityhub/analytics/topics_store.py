@@ -180,7 +180,9 @@ def stored_topic_count(session: Session) -> int:
     return int(session.execute(select(func.count()).select_from(HotTopic)).scalar_one())
 
 
-def topics_for_period(session: Session, *, start: datetime, end: datetime, k: int = 10) -> list[dict[str, Any]]:
+def topics_for_period(
+    session: Session, *, start: datetime, end: datetime, k: int = 10, where: Any = None
+) -> list[dict[str, Any]]:
     """The stored topics with orders created in ``[start, end)``, most orders in the period first (then heat).
 
     Each row: ``id, label, topic`` (the representative title), ``count`` (orders of the period), ``size``
@@ -188,6 +190,9 @@ def topics_for_period(session: Session, *, start: datetime, end: datetime, k: in
     order of the topic, ISO) and ``period_span`` (first and last order within the period), ``new`` (the topic's
     first order lies in the period), ``period_places`` (the five places most named by the topic's orders of the
     period, counted as ``places`` is over all of them). Empty when no topic has orders in the period.
+
+    ``where``: a condition on :class:`Order` (a reader's data scope): only those orders are counted, and a topic
+    without any in the period is left out.
     """
     if k < 1:
         raise ValidationFailed("k must be at least 1", details={"field": "k"})
@@ -199,7 +204,7 @@ def topics_for_period(session: Session, *, start: datetime, end: datetime, k: in
             func.max(Order.created_at).label("last"),
         )
         .join(Order, Order.id == HotTopicOrder.order_id)
-        .where(Order.created_at >= start, Order.created_at < end)
+        .where(Order.created_at >= start, Order.created_at < end, *([] if where is None else [where]))
         .group_by(HotTopicOrder.topic_id)
         .subquery()
     )
@@ -209,7 +214,7 @@ def topics_for_period(session: Session, *, start: datetime, end: datetime, k: in
         .order_by(counts.c.n.desc(), HotTopic.heat.desc(), HotTopic.id)
         .limit(k)
     ).all()
-    in_period = _period_places(session, [topic.id for topic, *_ in rows], start=start, end=end)
+    in_period = _period_places(session, [topic.id for topic, *_ in rows], start=start, end=end, where=where)
     out = []
     for topic, n, first, last in rows:
         first, last = _aware(first), _aware(last)
@@ -235,7 +240,7 @@ def topics_for_period(session: Session, *, start: datetime, end: datetime, k: in
 
 
 def _period_places(
-    session: Session, topic_ids: Sequence[int], *, start: datetime, end: datetime
+    session: Session, topic_ids: Sequence[int], *, start: datetime, end: datetime, where: Any = None
 ) -> dict[int, Counter[str]]:
     """Per topic, how many of its orders created in ``[start, end)`` name each place (``order_places``)."""
     if not topic_ids:
@@ -253,6 +258,7 @@ def _period_places(
         .outerjoin(street, street.id == Order.street_id)
         .outerjoin(community, community.id == Order.community_id)
         .where(HotTopicOrder.topic_id.in_(topic_ids), Order.created_at >= start, Order.created_at < end)
+        .where(*([] if where is None else [where]))
     )
     counts: dict[int, Counter[str]] = {}
     for topic_id, title, content, street_name, community_name in rows:

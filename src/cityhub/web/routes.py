@@ -960,13 +960,19 @@ def dashboard(request: Request, db: DbSession) -> Response:
     if scope is not None:
         where.append(scope)
 
-    def grouped(column: Any, limit: int | None = None) -> list[tuple[Any, int]]:
+    def grouped(column: Any) -> list[tuple[Any, int]]:
         query = select(column, func.count()).where(*where).group_by(column).order_by(func.count().desc())
-        return [(k, int(n)) for k, n in db.execute(query.limit(limit) if limit else query)]
+        return [(k, int(n)) for k, n in db.execute(query)]
+
+    def top(rows: list[tuple[Any, int]], names: dict[int, str]) -> list[tuple[Any, int]]:
+        """The ten largest, ties by name as in the report (未归属, no key, after the named)."""
+        return sorted(rows, key=lambda r: (-r[1], r[0] is None, names.get(r[0], "")))[:10]
 
     by_state = grouped(Order.state)
-    by_category = grouped(Order.category_id, 10)
-    by_street = grouped(Order.street_id, 10)
+    by_category, by_street = grouped(Order.category_id), grouped(Order.street_id)
+    category_names = _names(db, Category, {k for k, _ in by_category})
+    street_names = _names(db, Unit, {k for k, _ in by_street})
+    by_category, by_street = top(by_category, category_names), top(by_street, street_names)
     open_where = [Order.state.in_(sorted(OPEN_STATES))] + ([scope] if scope is not None else [])
     open_count = db.scalar(select(func.count()).select_from(Order).where(*open_where)) or 0
     overdue = (
@@ -976,7 +982,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
     today_where = [Order.created_at >= _local_midnight(today)] + ([scope] if scope is not None else [])
     received_today = db.scalar(select(func.count()).select_from(Order).where(*today_where)) or 0
     ranking = kpi.ranking(db, period=period, tier=UnitTier.STREET.value)
-    hot, hot_fallback = reports.hot_topics_for_period(db, period=period, k=10)
+    hot, hot_fallback = reports.hot_topics_for_period(db, period=period, k=10, where=scope)
     return render(
         request,
         "dashboard.html",
@@ -986,8 +992,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
         by_state=by_state,
         by_category=by_category,
         by_street=by_street,
-        category_names=_names(db, Category, {k for k, _ in by_category}),
-        street_names=_names(db, Unit, {k for k, _ in by_street}),
+        category_names=category_names,
+        street_names=street_names,
         total=sum(n for _, n in by_state),
         open_count=open_count,
         overdue=overdue,
@@ -1000,6 +1006,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         recent_days=RECENT_DAYS if period is recent else None,
         hot=hot,
         hot_fallback=hot_fallback,
+        scoped=scope is not None,
     )
 
 
