@@ -58,3 +58,38 @@ def test_pdf_renders_when_weasyprint_works(db_session, history, tmp_path):  # no
     result = reports.generate(db_session, period=MARCH, out_dir=tmp_path, formats=("pdf",))
     data = result.files["pdf"].read_bytes()
     assert data.startswith(b"%PDF") and len(data) > 10_000
+
+
+def test_a_period_under_way_is_compared_like_for_like(db_session, tmp_path):
+    """This month's report, made on its n-th day: daily figures and the mean over the n days gone, the month
+    before over its first n days; a month that has ended keeps its whole."""
+    from datetime import datetime, timedelta
+
+    from cityhub.analytics import kpi
+    from cityhub.config import get_settings
+    from cityhub.workorders import service
+    from cityhub.workorders.schemas import OrderCreate
+
+    tz = get_settings().tz
+    now = datetime.now(tz)
+    this = kpi.month_period(now.year, now.month)
+    before = this.previous()
+    actor = service.Actor(name="op")
+    for day in (0, 2, 20):  # the previous month's 1st, 3rd and 21st
+        at = datetime.combine(before.first + timedelta(days=day), datetime.min.time(), tzinfo=tz).replace(hour=10)
+        service.create_order(
+            db_session, data=OrderCreate(channel="hotline", content="路灯不亮", created_at=at), actor=actor
+        )
+    service.create_order(db_session, data=OrderCreate(channel="hotline", content="路灯不亮"), actor=actor)
+    db_session.flush()
+
+    data = reports.build_report(db_session, period=this, charts=False)
+    elapsed = (now.date() - this.first).days + 1
+    assert data.through == now.date() and len(data.daily) == elapsed and data.total == 1
+    assert (data.previous.first, data.previous.last) == (before.first, before.first + timedelta(days=elapsed - 1))
+    assert data.previous_total == sum(day < elapsed for day in (0, 2, 20))
+    html = reports.render_html(data)
+    assert 'id="under-way"' in html and f"日均按已过 {elapsed} 天计" in html
+    ended = reports.build_report(db_session, period=before, charts=False)
+    assert ended.through is None and len(ended.daily) == before.days and ended.previous_total == 0
+    assert 'id="under-way"' not in reports.render_html(ended)

@@ -20,7 +20,7 @@ import logging
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,9 @@ LABELS: dict[str, dict[str, str]] = {
         "previous": "上期",
         "change": "环比",
         "daily_avg": "日均",
+        "under_way": (
+            "本期尚未结束：统计至 {through}，日均按已过 {days} 天计，上期取同样天数（{first} 至 {last}）比较。"
+        ),
         "volumes": "二、每日受理量",
         "categories": "三、诉求类别排行",
         "streets": "四、镇街诉求量排行",
@@ -120,6 +123,9 @@ class ReportData:
     findings: list[dict[str, Any]]
     min_sample: int
     charts: dict[str, str] = field(default_factory=dict)  # name → data: URI
+    # The last local day counted when the period is not over yet (daily figures stop there, and the previous
+    # period is compared over as many days from its start); None for a period that has ended.
+    through: date | None = None
 
     @property
     def generated_local(self) -> str:
@@ -247,7 +253,14 @@ def build_report(
     charts: bool = True,
     lang: str = "zh",
 ) -> ReportData:
-    previous = period.previous()
+    generated_at = datetime.now(UTC)
+    today = generated_at.astimezone(get_settings().tz).date()
+    previous, counted, through = period.previous(), period, None
+    if period.first <= today <= period.last:  # a period under way: like for like, not a few days against a whole
+        through = today
+        counted = kpi.Period(period.label, "range", period.first, today)
+        days = min((today - period.first).days, previous.days - 1)
+        previous = kpi.Period(previous.label, "range", previous.first, previous.first + timedelta(days=days))
     total = _count(session, period)
     district = session.scalar(select(Unit.name).where(Unit.tier == UnitTier.DISTRICT).order_by(Unit.id).limit(1))
     cats, units = _category_names(session), _unit_names(session)
@@ -265,11 +278,11 @@ def build_report(
     data = ReportData(
         period=period,
         previous=previous,
-        generated_at=datetime.now(UTC),
+        generated_at=generated_at,
         district=district or "",
         total=total,
         previous_total=_count(session, previous),
-        daily=_daily(session, period),
+        daily=_daily(session, counted),
         categories=_top(cat_rows, leaf_names, total, top),
         streets=_top(street_rows, units, total, top),
         kpis=streets,
@@ -278,6 +291,7 @@ def build_report(
         hot_topics_fallback=fallback,
         findings=findings(session, period=period, previous=previous),
         min_sample=min_sample,
+        through=through,
     )
     if charts:
         data.charts = draw_charts(data, lang=lang)
