@@ -923,6 +923,11 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     assert "当前显示：近 30 天" in bad.text
     quarter = login("lead").get("/dashboard?period=2026-Q4")
     assert quarter.status_code == 200 and "当前显示：2026-Q4" in quarter.text and "无法识别" not in quarter.text
+    assert 'data-testid="hot-mined-at"' not in page.text  # grouped by title: nothing mined yet
+    from cityhub import jobs
+
+    jobs.run_job("hot-topics")
+    assert 'data-testid="hot-mined-at"' in login("lead").get("/dashboard").text  # when the topics shown were mined
 
 
 def test_a_street_overseer_sees_the_hot_topics_of_its_street_and_knows_the_ranking_is_the_districts(org) -> None:

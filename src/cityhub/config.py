@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     )
     order_number_prefix: str = Field("BY", description="Prefix of readable order numbers, e.g. BY20261122-000123.")
     sla_sweep_interval: int = Field(300, description="Seconds between two SLA sweeps inside `serve` and `worker`.")
+    hot_topics_interval: int = Field(
+        3600,
+        ge=60,
+        description="Seconds between two runs of the `hot-topics` job, which mines new orders into the hot topics.",
+    )
     log_level: str = Field(
         "INFO", description="Level of cityhub's own log, of migrations and of the web server (DEBUG … CRITICAL)."
     )

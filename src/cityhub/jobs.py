@@ -77,6 +77,12 @@ def _place_orders(session: Session) -> dict[str, Any]:
     return place_scheduled(session)
 
 
+def _hot_topics(session: Session) -> dict[str, Any]:
+    from cityhub.analytics.topics_store import scheduled_update
+
+    return scheduled_update(session)
+
+
 JOBS: dict[str, Job] = {
     "sla-sweep": Job(
         "sla-sweep",
@@ -108,6 +114,12 @@ JOBS: dict[str, Job] = {
         "place imported and older orders without a street among the units (coordinates, address, text), audited",
         _place_orders,
         lambda: 60,
+    ),
+    "hot-topics": Job(
+        "hot-topics",
+        "mine the orders received since the last run into the hot topics (热点问题) and refresh their heat",
+        _hot_topics,
+        lambda: get_settings().hot_topics_interval,
     ),
 }
 

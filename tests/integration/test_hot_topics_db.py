@@ -196,3 +196,37 @@ def test_mined_topics_become_graph_nodes_and_remining_refreshes_the_cached_graph
     # A topic node is tied to what its orders mention: a topic about one estate is linked to that estate's place.
     estate = [n for n in topic_nodes if "伊景园滨河苑" in n]
     assert estate and any(nb == "place:伊景园滨河苑" for nb in after.graph.neighbors(estate[0]))
+
+
+def test_the_hot_topics_job_fits_then_adds_new_orders(
+    app_db: str, db_session: Session, tmp_path: Path, monkeypatch
+) -> None:
+    """The scheduled job keeps the topics current: a first fit for a history it may take on, then only the orders
+    received since; a history too large for a job to fit is left to the command, and says so."""
+    from cityhub import jobs
+    from cityhub.analytics import topics_store
+
+    assert jobs.run_job("hot-topics") == {"orders": 0}  # an empty database: nothing to mine
+    first = tmp_path / "first.csv"
+    _write(first, start=0, days=0, per_problem=4)
+    _import(db_session, first)
+    monkeypatch.setattr(topics_store, "FIRST_FIT_LIMIT", 5)
+    assert "run `cityhub analytics hot-topics` once" in jobs.run_job("hot-topics")["skipped"]
+    monkeypatch.setattr(topics_store, "FIRST_FIT_LIMIT", 50_000)
+    fitted = jobs.run_job("hot-topics")
+    total = db_session.scalar(select(func.count()).select_from(Order))
+    assert fitted["mode"] == 1 and fitted["orders"] == total and fitted["topics"] >= len(PROBLEMS)
+    db_session.expire_all()
+    mined = topics_store.mined_at(db_session)
+    assert mined is not None and mined.tzinfo is not None
+
+    second = tmp_path / "second.csv"
+    _write(second, start=1000, days=40, per_problem=2)
+    _import(db_session, second)
+    added = db_session.scalar(select(func.count()).select_from(Order)) - total
+    updated = jobs.run_job("hot-topics")
+    assert updated["mode"] == 0 and updated["orders"] == added
+    db_session.expire_all()
+    members = db_session.scalar(select(func.count()).select_from(HotTopicOrder))
+    assert members == db_session.scalar(select(func.coalesce(func.sum(HotTopic.size), 0)))
+    assert jobs.run_job("hot-topics")["orders"] == 0  # nothing new: heat and status refreshed only

@@ -176,6 +176,30 @@ def store_topics(session: Session, topics: Sequence[Topic]) -> None:
     session.flush()
 
 
+# A first fit over more orders than this is left to `cityhub analytics hot-topics` (minutes of a core, run when the
+# operator chooses); the scheduled job and `demo seed` fit smaller histories themselves.
+FIRST_FIT_LIMIT = 50_000
+
+
+def scheduled_update(session: Session) -> dict[str, Any]:
+    """The ``hot-topics`` job: add the orders received since the last mining to the stored model (and refresh
+    heat and status as time passes); the first fit too, for a history of at most :data:`FIRST_FIT_LIMIT` orders."""
+    if session.execute(select(HotTopicModelState.id).limit(1)).scalar() is None:
+        orders = int(session.scalar(select(func.count()).select_from(Order)) or 0)
+        if orders == 0:
+            return {"orders": 0}
+        if orders > FIRST_FIT_LIMIT:
+            return {"skipped": f"{orders} orders: run `cityhub analytics hot-topics` once to fit the first model"}
+    _, summary = mine_database(session)
+    return {**summary, "topics": stored_topic_count(session)}
+
+
+def mined_at(session: Session) -> datetime | None:
+    """When the stored topics were last mined or updated (None: never)."""
+    value = session.scalar(select(func.max(HotTopicModelState.updated_at)))
+    return _aware(value) if value is not None else None
+
+
 def stored_topic_count(session: Session) -> int:
     return int(session.execute(select(func.count()).select_from(HotTopic)).scalar_one())
 

@@ -40,9 +40,6 @@ DEFAULT_DEMO_PASSWORD = "cityhub-demo"
 TRAIN_CAP = 2000
 TRAIN_FOLDS = 2
 MIN_TRAIN = 200  # fewer categorised orders than this: no classifier (a tiny seed, e.g. in tests of the CLI)
-# Hot topics are mined at seed time up to this many orders; a bigger history is left to
-# `cityhub analytics hot-topics` (a scheduled job's work, not a setup step's).
-MINE_LIMIT = 50_000
 
 
 class DemoSettings(BaseSettings):
@@ -285,7 +282,7 @@ def prepare_demo(
         t = time.perf_counter()
         if new_orders or not topics_store.stored_topic_count(session):
             orders = int(session.scalar(select(func.count()).select_from(Order)) or 0)
-            if orders > MINE_LIMIT:
+            if orders > topics_store.FIRST_FIT_LIMIT:
                 report.topics_skipped = f"{orders} orders: run `cityhub analytics hot-topics` to mine them"
             else:
                 topics_store.mine_database(session)

@@ -939,7 +939,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
     Read-only; every figure is one GROUP BY over indexed columns of the period, plus the assessment ranking and
     hot topics of the analytics services.
     """
-    from cityhub.analytics import kpi, reports
+    from cityhub.analytics import kpi, reports, topics_store
 
     principal = support.require_user(request, db, permissions.ORDER_READ)
     if principal.role not in support.OVERSEERS:
@@ -1006,6 +1006,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         recent_days=RECENT_DAYS if period is recent else None,
         hot=hot,
         hot_fallback=hot_fallback,
+        hot_mined_at=None if hot_fallback else topics_store.mined_at(db),
         scoped=scope is not None,
     )
 
