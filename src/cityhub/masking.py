@@ -63,7 +63,7 @@ _SEP = r"[ \t.\-_·•/—–]"
 _ID_NUMBER = re.compile(
     rf"(?<![0-9A-Za-z])(?:[0-9]{{6}}{_SEP}?[0-9]{{8}}{_SEP}?[0-9]{{3}}[0-9Xx]|[0-9]{{15}})(?![0-9A-Za-z])"
 )
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _MOBILE = re.compile(
     rf"(?<![0-9])(?:\(?(?:\+|00)?86\)?{_SEP}{{0,2}})?1{_SEP}{{0,2}}[3-9](?:{_SEP}{{0,2}}[0-9]){{9}}(?![0-9])"
 )
@@ -77,7 +77,7 @@ _LANDLINE = re.compile(
 _CUT_NUMBER = re.compile(rf"(?<![0-9A-Za-z])(?:1{_SEP}?[3-9](?:{_SEP}?[0-9]){{3,8}}|[0-9]{{10,17}})$")
 # House numbers: a road's door number (云景路12号), buildings, units, rooms and floors after them (5栋1203室,
 # 3单元502, 12号楼, A座). A floor alone (三楼) is kept, and so is a 号 that is a day (10月3号) or a metro line.
-_N = r"[0-9十百]+"
+_N = r"[0-9十百]{1,6}"
 _NUM = rf"(?:[A-Za-z]?{_N}(?:-{_N})?[A-Za-z]?|[A-Za-z])"
 _NEXT = rf"{_NUM}\s*(?:号楼|号院|号房|号|栋|幢|座|单元|室|房|户|层|楼)"
 _ROAD_NUMBER = (
