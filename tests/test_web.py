@@ -30,7 +30,7 @@ from cityhub.main import create_app
 from cityhub.org.models import User
 from cityhub.web import i18n, vendor
 from cityhub.workorders import service as orders
-from cityhub.workorders.lifecycle import State
+from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import Channel, Order, OrderEvent, SlaStatus
 from web_helpers import PASSWORD, TOPICS, build_world, hidden, intake_form, train_classifier, world_env
 
@@ -544,6 +544,26 @@ def test_citizen_data_is_masked_for_leaders_like_in_the_api(org) -> None:
     for query in ("138-0013-8000", "张三丰"):
         assert order.number in login("op").get(f"/orders?q={query}").text, query
         assert order.number not in login("lead").get(f"/orders?q={query}").text, query  # masking is not bypassed
+
+
+def test_a_leader_sees_no_more_of_the_citizen_in_the_text_than_in_the_masked_fields(org) -> None:
+    """List and detail: title, content, address and the audit trail's texts scrubbed, as in the API."""
+    call = "本人李雪梅，住三元里大道88号5栋1203室，手机１３９１２３４５６７８，楼上夜间装修噪音"
+    order = _order(
+        citizen_name="李雪梅", citizen_phone="13912345678", content=call, address="三元里街道三元里大道88号5栋1203室"
+    )
+    with session_scope() as s:
+        orders.act(s, order_id=order.id, action=Action.COMMENT, params={"text": "已联系李雪梅 139 1234 5678"})
+    leader = login("lead")
+    detail = html_unescape(leader.get(f"/orders/{order.id}").text)
+    listing = html_unescape(leader.get("/orders").text)
+    for page in (detail, listing):
+        for secret in ("李雪梅", "88号", "5栋", "1203", "１３９", "139 1234"):
+            assert secret not in page, secret
+    assert "本人[已隐去]，住三元里大道[门牌号]，手机[已隐去]" in detail and "三元里街道三元里大道<" in detail
+    assert "已联系[已隐去] [电话]" in detail and order.number in listing
+    seen_in_full = html_unescape(login("disp").get(f"/orders/{order.id}").text)
+    assert call in seen_in_full and "已联系李雪梅 139 1234 5678" in seen_in_full
 
 
 # -------------------------------------------------------------------------------------------------- actions

@@ -1,6 +1,23 @@
-"""Masking of citizens' personal data in read models (roles that need not see it get masked values)."""
+"""Masking and anonymising of citizens' personal data: the one place that says how an order is shown to whoever
+need not see who appealed — masked read models (leaders, assisting and other units), webhooks, the public Open311
+feed and the data-sharing API.
+
+- :func:`mask_name`, :func:`mask_phone`: the personal fields, masked (张**, 138****5678).
+- :func:`scrub_text`: free text (titles, contents, replies) with resident ID numbers, e-mail addresses, mobile and
+  landline numbers, building/unit/room numbers and the given known values (the citizen's name and phone) replaced
+  by placeholders. Matching runs on a normalised copy of the text — NFKC (full-width digits and punctuation) with
+  Chinese numerals read as digits (一三九…, 幺, 〇/零) — so ``１３９１２３４５６７８``, ``139.1234.5678`` and
+  ``一三九八七六五四三二一`` are all phone numbers; what is replaced is cut from the text as written, so the rest
+  keeps its own characters. Road names and street names stay, so the text still says where.
+- :func:`coarsen_address`: an address down to its road or compound; :func:`coarsen_coordinate`: two decimals.
+"""
 
 from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -23,3 +40,140 @@ def mask_name(name: str | None) -> str | None:
     if len(name) <= 1:
         return "*"
     return name[0] + "*" * (len(name) - 1)
+
+
+# --- free text ------------------------------------------------------------------------------------------------
+
+# Chinese numerals as people read phone numbers out (幺 for 1), and the financial forms; 十 and 百 are not digits
+# of a phone number but do count in house numbers (十二栋), where the patterns take them as they are.
+_CHINESE_DIGITS = {
+    **dict.fromkeys("〇○零", "0"),
+    **dict.fromkeys("一幺壹", "1"),
+    **dict.fromkeys("二贰", "2"),
+    **dict.fromkeys("三叁", "3"),
+    **dict.fromkeys("四肆", "4"),
+    **dict.fromkeys("五伍", "5"),
+    **dict.fromkeys("六陆", "6"),
+    **dict.fromkeys("七柒", "7"),
+    **dict.fromkeys("八捌", "8"),
+    **dict.fromkeys("九玖", "9"),
+}
+# What people put between the digits of a number (after NFKC: full-width forms are ASCII already).
+_SEP = r"[ \t.\-_·•/—–]"
+_ID_NUMBER = re.compile(
+    rf"(?<![0-9A-Za-z])(?:[0-9]{{6}}{_SEP}?[0-9]{{8}}{_SEP}?[0-9]{{3}}[0-9Xx]|[0-9]{{15}})(?![0-9A-Za-z])"
+)
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_MOBILE = re.compile(
+    rf"(?<![0-9])(?:\(?(?:\+|00)?86\)?{_SEP}{{0,2}})?1{_SEP}{{0,2}}[3-9](?:{_SEP}{{0,2}}[0-9]){{9}}(?![0-9])"
+)
+# A landline: local number of 7 or 8 digits (in one piece or 3/4 + 4), with or without the area code; service
+# numbers 400/800. A number glued to letters is something else (an order number such as BY20261122-000123).
+_LANDLINE = re.compile(
+    rf"(?<![0-9A-Za-z])(?:(?:\(0[0-9]{{2,3}}\)|0[0-9]{{2,3}}){_SEP}{{0,2}})?[2-9][0-9]{{2,3}}{_SEP}?[0-9]{{4}}"
+    rf"(?![0-9])|(?<![0-9A-Za-z])[48]00{_SEP}?[0-9]{{3}}{_SEP}?[0-9]{{4}}(?![0-9])"
+)
+# The head of a mobile or ID number cut off by the end of the text (a title is the content's first 30 characters).
+_CUT_NUMBER = re.compile(rf"(?<![0-9A-Za-z])(?:1{_SEP}?[3-9](?:{_SEP}?[0-9]){{3,8}}|[0-9]{{10,17}})$")
+# House numbers: a road's door number (云景路12号), buildings, units, rooms and floors after them (5栋1203室,
+# 3单元502, 12号楼, A座). A floor alone (三楼) is kept, and so is a 号 that is a day (10月3号) or a metro line.
+_N = r"[0-9十百]{1,6}"
+_NUM = rf"(?:[A-Za-z]?{_N}(?:-{_N})?[A-Za-z]?|[A-Za-z])"
+_NEXT = rf"{_NUM}\s*(?:号楼|号院|号房|号|栋|幢|座|单元|室|房|户|层|楼)"
+_ROAD_NUMBER = (
+    rf"(?<=[路街道巷弄里村东西南北中段])\s*{_N}(?:-{_N})?\s*号"
+    rf"(?![线院楼]|\s*(?:[早晚]|[上下中]午|凌晨|那天|当天|开始|以来))"
+    rf"|(?<![0-9A-Za-z十百]){_N}(?:-{_N})?号(?={_SEP}?{_NEXT})"
+)
+_FIRST = rf"(?<![0-9A-Za-z十百]){_NUM}\s*(?:号楼|号院|号房|栋|幢|座(?![桥山城位])|单元|室)"
+_HOUSE = re.compile(
+    rf"(?:(?:{_ROAD_NUMBER})(?:{_SEP}?{_NEXT})*|{_FIRST}(?:{_SEP}?{_NEXT})*)"
+    rf"(?:{_SEP}?{_NUM}(?![0-9十百]|\s*[年月日号元岁个次天人米分秒点时]))?"
+)
+_PATTERNS = (
+    (_ID_NUMBER, "[身份证号]"),
+    (_EMAIL, "[邮箱]"),
+    (_MOBILE, "[电话]"),
+    (_LANDLINE, "[电话]"),
+    (_CUT_NUMBER, "[电话]"),
+    (_HOUSE, "[门牌号]"),
+)
+KNOWN = "[已隐去]"
+
+
+@lru_cache(maxsize=8192)
+def _char_form(ch: str) -> str:
+    return _CHINESE_DIGITS.get(ch) or unicodedata.normalize("NFKC", ch)
+
+
+def _matching_form(text: str) -> tuple[str, list[int]]:
+    """The text as the patterns read it, and for each of its characters the index of the one it came from."""
+    if text.isascii():
+        return text, list(range(len(text)))
+    parts: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        form = ch if ch.isascii() else _char_form(ch)
+        parts.append(form)
+        origin.extend([i] * len(form))
+    return "".join(parts), origin
+
+
+def scrub_text(text: str | None, *, known: Iterable[str | None] = ()) -> str | None:
+    """Replace ID numbers, e-mails, phone numbers, house numbers and the given known values (name, phone) with
+    placeholders; see the module's docstring for how numbers are recognised."""
+    if not text:
+        return text
+    form, origin = _matching_form(text)
+    spans: list[tuple[int, int, str]] = []
+
+    def take(start: int, end: int, label: str) -> None:
+        nonlocal form
+        if end > start:
+            spans.append((origin[start], origin[end - 1] + 1, label))
+            form = form[:start] + "\x00" * (end - start) + form[end:]  # later patterns do not see it again
+
+    for value in known:
+        needle = _matching_form(value.strip())[0] if value else ""
+        if len(needle) >= 2:
+            at = form.find(needle)
+            while at >= 0:
+                take(at, at + len(needle), KNOWN)
+                at = form.find(needle, at + len(needle))
+    for pattern, label in _PATTERNS:
+        for match in list(pattern.finditer(form)):
+            take(match.start(), match.end(), label)
+    if not spans:
+        return text
+    out: list[str] = []
+    position = 0
+    for start, end, label in sorted(spans):
+        if start < position:  # characters NFKC expanded can make neighbours overlap in the original
+            continue
+        out.append(text[position:start])
+        out.append(label)
+        position = end
+    out.append(text[position:])
+    return "".join(out)
+
+
+# --- places ---------------------------------------------------------------------------------------------------
+
+# An address is cut before its first house-number-like digits (12号, 3栋, 501室 …).
+_HOUSE_NUMBER = re.compile(r"[\d０-９一二三四五六七八九十百]+\s*(?:号|栋|幢|座|单元|室|楼|层|弄|巷|#|-|之)|\d")
+COORDINATE_DECIMALS = 2  # about 1 km: enough for maps of districts, not to find a door
+
+
+def coarsen_address(address: str | None) -> str | None:
+    """Keep an address down to its road or compound: ``同和街蟾蜍石东路12号3栋`` → ``同和街蟾蜍石东路``."""
+    if not address:
+        return None
+    match = _HOUSE_NUMBER.search(address)
+    head = address[: match.start()] if match else address
+    head = head.rstrip(" ,，、-—(（")
+    return head or None
+
+
+def coarsen_coordinate(value: float | None) -> float | None:
+    """A latitude or longitude rounded to :data:`COORDINATE_DECIMALS` decimals."""
+    return round(value, COORDINATE_DECIMALS) if value is not None else None

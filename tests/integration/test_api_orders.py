@@ -56,6 +56,76 @@ def test_create_masks_personal_data_and_is_idempotent(client):
     assert again["id"] == order["id"]
 
 
+CALL = (
+    "本人李雪梅，身份证44010619850101123X，住三元里大道88号5栋1203室，手机１３９１２３４５６７８，"
+    "备用139.1234.5678，邻居（电话一三九八七六五四三二一）夜间装修噪音。"
+)
+CALL_SECRETS = ("李雪梅", "44010619850101123X", "88号", "5栋", "1203", "１３９", "139.1234", "一三九八", "13912345678")
+
+
+def _headers_of_handler(client, *, unit_code: str) -> tuple[int, dict[str, str]]:
+    """A department under the district and its handler's bearer headers."""
+    with session_scope() as s:
+        unit = Unit(code=unit_code, name=f"住建局{unit_code}", tier=UnitTier.DEPARTMENT, parent_id=client.district_id)
+        s.add(unit)
+        s.flush()
+        handler = User(username=f"h-{unit_code}", full_name="办理人", role=Role.HANDLER, unit_id=unit.id)
+        s.add(handler)
+        s.flush()
+        _, token = create_token(s, user_id=handler.id, name="test")
+        return unit.id, {"Authorization": f"Bearer {token}"}
+
+
+def test_masked_views_scrub_what_the_citizen_typed_into_the_text(client):
+    """A leader and an assisting unit see no more of the citizen in title, content, reply, address and trail than
+    in the masked name and phone; whoever sees the citizen's data sees it all."""
+    order = _create(
+        client,
+        channel="hotline",
+        content=CALL,
+        citizen_name="李雪梅",
+        citizen_phone="13912345678",
+        address="白云区三元里街道三元里大道88号5栋1203室",
+        lat=23.16321,
+        lng=113.26487,
+    )
+    helper_id, helper = _headers_of_handler(client, unit_code="API-D02")
+    url = f"/api/v1/orders/{order['id']}/actions"
+    for action, body in (
+        ("dispatch", {"unit_id": client.unit_id}),
+        ("add_assist", {"unit_id": helper_id}),
+        ("accept", {}),
+        ("comment", {"text": "已电话联系李雪梅 139 1234 5678，约好到5栋1203室看现场"}),
+        ("assist_accept", {"unit_id": helper_id}),
+        ("assist_reply", {"unit_id": helper_id, "text": "已协助核查5栋1203室"}),
+        ("reply", {"text": "已到三元里大道88号5栋1203室核查并处理，李雪梅表示满意"}),
+    ):
+        done = client.post(f"{url}/{action}", json=body)
+        assert done.status_code == 200, done.text
+
+    for headers in (client.leader, helper):
+        one = client.get(f"/api/v1/orders/{order['id']}", headers=headers)
+        listed = client.get("/api/v1/orders", headers=headers)
+        trail = client.get(f"/api/v1/orders/{order['id']}/events", headers=headers)
+        for response in (one, listed, trail):
+            assert response.status_code == 200
+            for secret in CALL_SECRETS:
+                assert secret not in response.text, (response.url, secret)
+        seen = one.json()
+        assert seen["citizen_name"] == "李**" and seen["address"] == "白云区三元里街道三元里大道"
+        assert seen["lat"] == 23.16 and seen["lng"] == 113.26
+        assert seen["content"].startswith("本人[已隐去]，身份证[身份证号]，住三元里大道[门牌号]，")
+        assert seen["title"].startswith("本人[已隐去]") and "三元里大道[门牌号]" in seen["reply_text"]
+        assert listed.json()["items"][0] == seen
+        assert seen["assists"][0]["reply_text"] == "已协助核查[门牌号]"
+        comment = next(e for e in trail.json() if e["action"] == "comment")
+        assert comment["payload"]["text"] == "已电话联系[已隐去] [电话]，约好到[门牌号]看现场"
+
+    full = client.get(f"/api/v1/orders/{order['id']}").json()  # the administrator sees the citizen's data
+    assert full["content"] == CALL and full["address"] == "白云区三元里街道三元里大道88号5栋1203室"
+    assert full["lat"] == 23.16321 and "李雪梅" in client.get(f"/api/v1/orders/{order['id']}/events").text
+
+
 def test_actions_move_the_order_and_versions_guard_updates(client):
     order = _create(client)
     url = f"/api/v1/orders/{order['id']}/actions"

@@ -354,6 +354,27 @@ def test_delivery_is_signed_and_carries_the_order(db_session, units, receiver):
     assert receiver.count() == 2
 
 
+def test_the_order_block_carries_no_personal_data(db_session, units):
+    """Receivers get the title scrubbed and the address cut to its road, as the public sees them; no name, phone,
+    house number or exact point."""
+    _subscribe(db_session, "http://127.0.0.1:9/hook")
+    order = _order(
+        db_session,
+        content="本人李四，电话１３９ ０００１ １１１１，住云景路12号3栋501，楼道灯坏了一周",
+        address="白云区同和街云景路12号3栋501",
+        lat=23.21234,
+        lng=113.27891,
+    )
+    _act(db_session, order, "dispatch", unit_id=units["dept"].id)
+    [message] = _messages(db_session)
+    body = service.render_body(db_session, message).decode()
+    for secret in ("李四", "13900001111", "１３９", "12号", "3栋501", "23.21234", "113.27891"):
+        assert secret not in body, secret
+    snapshot = json.loads(body)["order"]
+    assert snapshot["address"] == "白云区同和街云景路"
+    assert snapshot["title"].startswith("本人[已隐去]，电话[电话]，住云景路[门牌号]")
+
+
 def test_retry_on_500_then_success(db_session, units, receiver):
     _, secret = _subscribe(db_session, receiver.url, topics="dispatch")
     order = _order(db_session)

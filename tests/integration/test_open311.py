@@ -337,6 +337,119 @@ def test_get_requests_filters_by_id_list_service_and_window(env: Env) -> None:
     assert {first, second} == by_service
 
 
+# --- what the public reads ------------------------------------------------------------------------------------
+
+HOTLINE_CALL = (
+    "本人李雪梅，身份证44010619850101123X，住三元里大道88号5栋1203室，手机１３９１２３４５６７８，"
+    "备用139.1234.5678，邻居王大力（电话一三九八七六五四三二一）夜间装修噪音。"
+)
+HOTLINE_SECRETS = (
+    "李雪梅",
+    "44010619850101123X",
+    "88号",
+    "5栋",
+    "1203",
+    "１３９",
+    "139.1234",
+    "一三九八",
+    "13912345678",
+    "13877776666",
+    "23.16321",
+    "113.26487",
+)
+
+
+def _key_of(client: str) -> str:
+    """A key of another API client than the one of ``env``."""
+    with session_scope() as s:
+        return sharing.create_key(s, client_name=client, scopes="open311:write", rate_limit=1000)[1]
+
+
+def _hotline_call(env: Env) -> str:
+    """A 12345 call taken by an operator, dispatched and replied to; its number."""
+    with session_scope() as s:
+        order, _ = orders.create_order(
+            s,
+            data=OrderCreate(
+                channel=Channel.HOTLINE,
+                citizen_name="李雪梅",
+                citizen_phone="13912345678",
+                content=HOTLINE_CALL,
+                address="白云区三元里街道三元里大道88号5栋1203室",
+                lat=23.16321,
+                lng=113.26487,
+            ),
+        )
+        for action, params in (
+            (Action.DISPATCH, {"unit_id": env.unit_id}),
+            (Action.ACCEPT, {}),
+            (Action.REPLY, {"text": "已到三元里大道88号5栋1203室核查，李雪梅已确认，可致电 138 7777 6666 反馈"}),
+        ):
+            orders.act(s, order_id=order.id, action=action, params=params)
+        return order.number
+
+
+def test_public_reads_give_away_no_more_than_the_sharing_api(env: Env) -> None:
+    """Anonymous reads (and a key of a client that did not post it) show the coarse place and scrubbed texts."""
+    number = _hotline_call(env)
+    other_client = _key_of("another-app")
+    for params in ({}, {"api_key": other_client}):
+        single = env.http.get(f"/requests/{number}.json", params=params)
+        listed = env.http.get("/requests.json", params=params)
+        by_id = env.http.get("/requests.json", params={"service_request_id": number, **params})
+        updates = env.http.get("/servicerequestupdates.json", params={"service_request_id": number, **params})
+        xml = env.http.get(f"/requests/{number}.xml", params=params)
+        for response in (single, listed, by_id, updates, xml):
+            assert response.status_code == 200, response.text
+            for secret in HOTLINE_SECRETS:
+                assert secret not in response.text, (response.url, secret)
+        [request] = single.json()
+        assert set(request) == set(REQUEST_FIELDS)
+        assert request["address"] == "白云区三元里街道三元里大道"
+        assert request["lat"] == 23.16 and request["long"] == 113.26
+        assert request["description"].startswith("本人[已隐去]，身份证[身份证号]，住三元里大道[门牌号]，")
+        assert "夜间装修噪音" in request["description"] and "[已隐去]已确认" in request["status_notes"]
+        assert [r for r in listed.json() if r["service_request_id"] == number] == [request] == by_id.json()
+        assert float(_xml(xml, "service_requests").findtext("request/lat") or "nan") == 23.16
+        [reply] = [u for u in updates.json() if "已答复" in u["description"]]
+        assert "三元里大道[门牌号]" in reply["description"] and "[电话]" in reply["description"]
+
+
+def test_a_client_reads_the_requests_it_posted_as_it_sent_them(env: Env) -> None:
+    """With its own key a civic app gets back the address, point and description it sent, and the reply to it."""
+    description = "路灯不亮，住云景路12号3栋501，电话13812345678"
+    [receipt] = _post(
+        env, description=description, lat="23.21234", long="113.27891", address_string="同和街云景路12号3栋501"
+    ).json()
+    number = receipt["service_request_id"]
+    with session_scope() as s:
+        order_id = s.scalars(select(Order.id).where(Order.number == number)).one()
+        for action, params in (
+            (Action.DISPATCH, {"unit_id": env.unit_id}),
+            (Action.ACCEPT, {}),
+            (Action.REPLY, {"text": "已修复，师傅电话 13966665555"}),
+        ):
+            orders.act(s, order_id=order_id, action=action, params=params)
+
+    [own] = env.http.get(f"/requests/{number}.json", params={"api_key": env.key}).json()
+    assert own["address"] == "同和街云景路12号3栋501" and own["description"] == description
+    assert own["lat"] == pytest.approx(23.21234) and own["long"] == pytest.approx(113.27891)
+    assert own["status_notes"] == "已修复，师傅电话 13966665555"
+    listed = env.http.get("/requests.json", params={"api_key": env.key, "service_request_id": number}).json()
+    assert listed == [own]
+    updates = env.http.get(
+        "/servicerequestupdates.json", params={"api_key": env.key, "service_request_id": number}
+    ).json()
+    assert any("13966665555" in u["description"] for u in updates)
+
+    [public] = env.http.get(f"/requests/{number}.json").json()
+    assert public["address"] == "同和街云景路" and public["lat"] == 23.21 and public["long"] == 113.28
+    assert "13812345678" not in public["description"] and "3栋501" not in public["description"]
+    assert "13966665555" not in public["status_notes"]
+    [public_elsewhere] = env.http.get(f"/requests/{number}.json", params={"api_key": _key_of("another-app")}).json()
+    assert public_elsewhere == public
+
+
 def test_internal_audit_events_are_not_public_updates(db_session) -> None:
     """Sweep marks, a deadline moved by a calendar edit (sla_recompute), a comment and an assisting unit's steps
     stay internal: servicerequestupdates lists only the labelled life-cycle steps, each with its label."""

@@ -4,7 +4,8 @@ Errors on these routes use the Open311 format, a list of ``{code, description}``
 the HTTP status as ``code`` — a deliberate exception to the one error body of the rest of the HTTP layer,
 because Open311 clients parse this shape. POST takes ``application/x-www-form-urlencoded`` (or JSON) and needs
 an ``api_key`` with the scope ``open311:write``; GETs are public, and a key given with them is checked, rate
-limited and counted in the client's statistics.
+limited and counted in the client's statistics. Requests read without a key are anonymised
+(:mod:`cityhub.sharing.georeport`); a client's own key shows it the requests it posted as it sent them.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def post_request(
 def get_requests(
     fmt: str,
     db: MeteredDb,
-    _caller: OptionalCaller,
+    caller: OptionalCaller,
     service_request_id: str | None = None,
     service_code: str | None = None,
     start_date: str | None = None,
@@ -197,16 +198,20 @@ def get_requests(
         start_date=start_date,
         end_date=end_date,
         status=status,
+        client_id=caller.client_id if caller else None,
     )
     return render(fmt, "service_requests", items)
 
 
 @router.get("/requests/{service_request_id}.{fmt}", summary="GET Service Request")
 def get_request(
-    service_request_id: str, fmt: str, db: MeteredDb, _caller: OptionalCaller, jurisdiction_id: str | None = None
+    service_request_id: str, fmt: str, db: MeteredDb, caller: OptionalCaller, jurisdiction_id: str | None = None
 ) -> Response:
     check_format(fmt)
-    return render(fmt, "service_requests", georeport.get_request(db, service_request_id=service_request_id))
+    client_id = caller.client_id if caller else None
+    return render(
+        fmt, "service_requests", georeport.get_request(db, service_request_id=service_request_id, client_id=client_id)
+    )
 
 
 @router.get("/tokens/{token}.{fmt}", summary="GET service_request_id from a token")
@@ -221,7 +226,7 @@ def get_token(
 def get_updates(
     fmt: str,
     db: MeteredDb,
-    _caller: OptionalCaller,
+    caller: OptionalCaller,
     start_date: str | None = None,
     end_date: str | None = None,
     service_request_id: str | None = None,
@@ -229,5 +234,11 @@ def get_updates(
 ) -> Response:
     """Public changes of requests from the audit trail, oldest first (default: last 90 days, at most 1,000)."""
     check_format(fmt)
-    items = georeport.list_updates(db, start_date=start_date, end_date=end_date, service_request_id=service_request_id)
+    items = georeport.list_updates(
+        db,
+        start_date=start_date,
+        end_date=end_date,
+        service_request_id=service_request_id,
+        client_id=caller.client_id if caller else None,
+    )
     return render(fmt, "service_request_updates", items)

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from cityhub import refdata
 from cityhub.db import rowcount, utcnow
 from cityhub.errors import NotFound, ValidationFailed
+from cityhub.masking import coarsen_address, scrub_text
 from cityhub.notify.config import NotifySettings, get_notify_settings
 from cityhub.notify.models import OutboxMessage, OutboxStatus, Subscription, Topic
 from cityhub.notify.senders import DeliveryFailed, Envelope, NotConfigured, get_sender, sender_kinds
@@ -406,7 +407,8 @@ def _unit_ref(session: Session, unit_id: int | None) -> dict[str, Any] | None:
 
 
 def order_snapshot(session: Session, order_id: int | None) -> dict[str, Any] | None:
-    """The order as receivers see it: numbers, state, units, deadlines; no personal data of the citizen."""
+    """The order as receivers see it: numbers, state, units, deadlines; no personal data of the citizen — the title
+    scrubbed and the address cut to its road or compound as the public sees them (:mod:`cityhub.masking`)."""
     order = session.get(Order, order_id) if order_id is not None else None
     if order is None:
         return None
@@ -414,7 +416,7 @@ def order_snapshot(session: Session, order_id: int | None) -> dict[str, Any] | N
     return {
         "id": order.id,
         "number": order.number,
-        "title": order.title,
+        "title": scrub_text(order.title, known=(order.citizen_name, order.citizen_phone)),
         "channel": order.channel.value,
         "appeal_type": order.appeal_type.value,
         "urgency": order.urgency.value,
@@ -424,7 +426,7 @@ def order_snapshot(session: Session, order_id: int | None) -> dict[str, Any] | N
         "lead_unit": _unit_ref(session, order.lead_unit_id),
         "street": _unit_ref(session, order.street_id),
         "community": _unit_ref(session, order.community_id),
-        "address": order.address,
+        "address": coarsen_address(order.address),
         "created_at": _iso(order.created_at),
         "dispatched_at": _iso(order.dispatched_at),
         "accept_due_at": _iso(order.accept_due_at),

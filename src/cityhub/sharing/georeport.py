@@ -5,15 +5,19 @@ what civic apps can show in a picker, and the level-3 categories underneath are 
 ``subcategory`` attribute of each service. A request's ``service_request_id`` is the order number; its status
 is ``closed`` once the order is in a terminal state (closed, merged, cancelled), ``open`` otherwise.
 
-Descriptions and status notes are public in Open311 (GET needs no key), so phone numbers, ID numbers, e-mails
-and the citizen's own name are scrubbed from them, and no personal field is ever returned.
+Requests are public in Open311 (GET needs no key), and they are every order, 12345 hotline calls included: a
+request shows what the anonymised orders of the data-sharing API show — the address cut to its road or compound
+and coordinates to two decimals (:func:`cityhub.masking.coarsen_address`, ``coarsen_coordinate``), descriptions,
+status notes and replies through :func:`cityhub.masking.scrub_text` (ID numbers, phone numbers however written,
+e-mails, house numbers, the citizen's own name) — and no personal field is ever returned. The one exception is a
+client reading with its own key the requests it posted: those it gets as it sent them, with the answers to them.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,9 +30,10 @@ from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.intake.service import parse, submit
+from cityhub.masking import coarsen_address, coarsen_coordinate, scrub_text
 from cityhub.org.models import Unit
 from cityhub.sharing.models import Open311Token
-from cityhub.sharing.service import Caller, scrub_text
+from cityhub.sharing.service import Caller
 from cityhub.workorders.lifecycle import TERMINAL_STATES, Action, State
 from cityhub.workorders.models import AppealType, Attachment, Category, Channel, Order, OrderEvent
 from cityhub.workorders.service import Actor
@@ -338,9 +343,23 @@ def create_request(session: Session, *, params: Mapping[str, str], caller: Calle
 # --- reading requests ---------------------------------------------------------------------------------------
 
 
-def _render_requests(session: Session, orders: Sequence[Order]) -> list[dict[str, Any]]:
+def _posted_by(session: Session, client_id: int | None, order_ids: Iterable[int]) -> set[int]:
+    """Those of the orders that the API client posted over Open311 (none without a client)."""
+    ids = list(order_ids)
+    if client_id is None or not ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Open311Token.order_id).where(Open311Token.client_id == client_id, Open311Token.order_id.in_(ids))
+        )
+    )
+
+
+def _render_requests(session: Session, orders: Sequence[Order], *, client_id: int | None) -> list[dict[str, Any]]:
+    """The requests as the public sees them; those ``client_id`` posted as it sent them."""
     if not orders:
         return []
+    own = _posted_by(session, client_id, (o.id for o in orders))
     catalogue = Catalogue.load(session)
     unit_ids = {o.lead_unit_id for o in orders if o.lead_unit_id is not None}
     units = dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(unit_ids))).all()) if unit_ids else {}
@@ -354,25 +373,26 @@ def _render_requests(session: Session, orders: Sequence[Order]) -> list[dict[str
     rendered = []
     for o in orders:
         svc = catalogue.service_of(o.category_id)
+        public = o.id not in own
         known = (o.citizen_name, o.citizen_phone)
         rendered.append(
             {
                 "service_request_id": o.number,
                 "status": open311_status(o.state),
-                "status_notes": scrub_text(o.reply_text, known=known),
+                "status_notes": scrub_text(o.reply_text, known=known) if public else o.reply_text,
                 "service_name": svc.name if svc else None,
                 "service_code": svc.code if svc else None,
-                "description": scrub_text(o.content, known=known),
+                "description": scrub_text(o.content, known=known) if public else o.content,
                 "agency_responsible": units.get(o.lead_unit_id) if o.lead_unit_id is not None else None,
                 "service_notice": None,
                 "requested_datetime": iso(o.created_at),
                 "updated_datetime": iso(o.updated_at),
                 "expected_datetime": iso(o.due_at),
-                "address": o.address,
+                "address": coarsen_address(o.address) if public else o.address,
                 "address_id": None,
                 "zipcode": None,
-                "lat": o.lat,
-                "long": o.lng,
+                "lat": coarsen_coordinate(o.lat) if public else o.lat,
+                "long": coarsen_coordinate(o.lng) if public else o.lng,
                 "media_url": media.get(o.id),
             }
         )
@@ -392,8 +412,10 @@ def list_requests(
     end_date: str | None = None,
     status: str | None = None,
     now: datetime | None = None,
+    client_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """GET requests: by id list, or by service, status and a date window (default 90 days, 1,000 newest)."""
+    """GET requests: by id list, or by service, status and a date window (default 90 days, 1,000 newest); anonymised
+    but for the requests ``client_id`` (the client whose key came with the call) posted."""
     ids = _split(service_request_id)
     if ids:
         if len(ids) > MAX_REQUESTS:
@@ -401,7 +423,7 @@ def list_requests(
                 f"at most {MAX_REQUESTS} service_request_id values", details={"field": "service_request_id"}
             )
         orders = list(session.scalars(select(Order).where(Order.number.in_(ids)).order_by(Order.created_at.desc())))
-        return _render_requests(session, orders)
+        return _render_requests(session, orders, client_id=client_id)
     start = parse_datetime(start_date, field="start_date")
     end = parse_datetime(end_date, field="end_date")
     if end is None:
@@ -435,15 +457,16 @@ def list_requests(
             select(Order).where(*conditions).order_by(Order.created_at.desc(), Order.id.desc()).limit(MAX_REQUESTS)
         )
     )
-    return _render_requests(session, orders)
+    return _render_requests(session, orders, client_id=client_id)
 
 
-def get_request(session: Session, *, service_request_id: str) -> list[dict[str, Any]]:
-    """GET requests/{id}: a one-element list, NotFound when no order has this number."""
+def get_request(session: Session, *, service_request_id: str, client_id: int | None = None) -> list[dict[str, Any]]:
+    """GET requests/{id}: a one-element list, NotFound when no order has this number (anonymised as in
+    :func:`list_requests`)."""
     order = session.scalars(select(Order).where(Order.number == service_request_id)).one_or_none()
     if order is None:
         raise NotFound(f"service_request_id {service_request_id!r} not found", details={"field": "service_request_id"})
-    return _render_requests(session, [order])
+    return _render_requests(session, [order], client_id=client_id)
 
 
 def get_token(session: Session, *, token: str) -> list[dict[str, Any]]:
@@ -463,8 +486,10 @@ def list_updates(
     end_date: str | None = None,
     service_request_id: str | None = None,
     now: datetime | None = None,
+    client_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """servicerequestupdates: the public part of the audit trail, oldest first (default 90 days, 1,000)."""
+    """servicerequestupdates: the public part of the audit trail, oldest first (default 90 days, 1,000); replies
+    scrubbed but on the requests ``client_id`` posted."""
     start = parse_datetime(start_date, field="start_date")
     end = parse_datetime(end_date, field="end_date")
     if end is None:
@@ -483,15 +508,18 @@ def list_updates(
     ids = _split(service_request_id)
     if ids:
         query = query.where(Order.number.in_(ids))
+    rows = session.execute(query).all()
+    own = _posted_by(session, client_id, {event.order_id for event, *_ in rows})
     updates = []
-    for event, number, name, phone in session.execute(query):
+    for event, number, name, phone in rows:
         try:
             label = ACTION_LABELS.get(Action(event.action), event.action)
         except ValueError:
             label = event.action
         description = label
         if event.action == Action.REPLY.value and event.payload and event.payload.get("text"):
-            description = f"{label}: {scrub_text(str(event.payload['text']), known=(name, phone))}"
+            text = str(event.payload["text"])
+            description = f"{label}: {text if event.order_id in own else scrub_text(text, known=(name, phone))}"
         updates.append(
             {
                 "update_id": str(event.id),

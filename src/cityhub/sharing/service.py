@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import CityhubError, NotFound, PermissionDenied, ValidationFailed
+from cityhub.masking import coarsen_address, coarsen_coordinate, scrub_text
 from cityhub.org.models import Unit
 from cityhub.sharing.models import ApiCallStat, ApiClient, ApiKey, ApiRateWindow
 from cityhub.workorders.lifecycle import TERMINAL_STATES, State
@@ -330,37 +331,6 @@ def aggregate_orders(
 
 # --- anonymised orders -------------------------------------------------------------------------------------
 
-# Mainland mobile numbers, landlines with area code, 18/15-digit resident ID numbers, e-mail addresses.
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(?:\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)(?:\(?0\d{2,3}\)?[- ]?)?[2-9]\d{6,7}(?!\d)")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# An address is cut before its first house-number-like digits (12号, 3栋, 501室 …).
-_HOUSE_NUMBER = re.compile(r"[\d０-９一二三四五六七八九十百]+\s*(?:号|栋|幢|座|单元|室|楼|层|弄|巷|#|-|之)|\d")
-
-
-def scrub_text(text: str | None, *, known: Iterable[str | None] = ()) -> str | None:
-    """Replace ID numbers, phone numbers, e-mails and the given known values (name, phone) with placeholders."""
-    if text is None:
-        return None
-    for value in known:
-        if value and len(value.strip()) >= 2:
-            text = text.replace(value.strip(), "[已隐去]")
-    text = _ID_NUMBER.sub("[身份证号]", text)
-    text = _EMAIL.sub("[邮箱]", text)
-    text = _MOBILE.sub("[电话]", text)
-    return _LANDLINE.sub("[电话]", text)
-
-
-def coarsen_address(address: str | None) -> str | None:
-    """Keep an address down to its road or compound: ``同和街蟾蜍石东路12号3栋`` → ``同和街蟾蜍石东路``."""
-    if not address:
-        return None
-    match = _HOUSE_NUMBER.search(address)
-    head = address[: match.start()] if match else address
-    head = head.rstrip(" ,，、-—(（")
-    return head or None
-
 
 def anonymised_orders(
     session: Session,
@@ -403,9 +373,8 @@ def anonymised_orders(
             "street": units[o.street_id].name if o.street_id in units else None,
             "community": units[o.community_id].name if o.community_id in units else None,
             "area": coarsen_address(o.address),
-            # Two decimals is about 1 km: enough for maps of districts, not to find a door.
-            "lat": round(o.lat, 2) if o.lat is not None else None,
-            "long": round(o.lng, 2) if o.lng is not None else None,
+            "lat": coarsen_coordinate(o.lat),
+            "long": coarsen_coordinate(o.lng),
             "lead_unit": units[o.lead_unit_id].name if o.lead_unit_id in units else None,
             "created_at": o.created_at.astimezone(tz).isoformat(timespec="seconds"),
             "closed_at": o.closed_at.astimezone(tz).isoformat(timespec="seconds") if o.closed_at else None,

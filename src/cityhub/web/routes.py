@@ -26,7 +26,7 @@ from cityhub.auth import permissions
 from cityhub.auth import service as auth
 from cityhub.auth.errors import AccountLocked, TooManyAttempts, Unauthenticated
 from cityhub.auth.principal import Principal
-from cityhub.auth.scope import order_in_scope, scope_of
+from cityhub.auth.scope import order_in_scope, scope_of, sees_personal_data
 from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_cookies
 from cityhub.config import get_settings
 from cityhub.db import utcnow
@@ -49,7 +49,7 @@ from cityhub.workorders.lifecycle import (
     State,
 )
 from cityhub.workorders.models import AppealType, Category, Channel, Order, SlaStatus, Urgency
-from cityhub.workorders.schemas import OrderFilter, OrderRead
+from cityhub.workorders.schemas import EventRead, OrderFilter, OrderRead
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
 from cityhub.workorders.views import actions_of
@@ -626,11 +626,16 @@ def _sla_view(db: Session, t: Translator, order: Order) -> dict[str, Any]:
 _EXTENSION_EVENTS = frozenset({Action.REQUEST_EXTENSION.value, Action.APPROVE_EXTENSION.value})
 
 
-def _event_rows(db: Session, order: Order) -> list[dict[str, Any]]:
+def _event_rows(db: Session, order: Order, *, masked: bool) -> list[dict[str, Any]]:
+    """The audit trail's rows; ``masked``: its written texts and reasons scrubbed as the API's masked trail is."""
     events = orders.history(db, order_id=order.id)
+    known = (order.citizen_name, order.citizen_phone)
     units = _names(db, Unit, {e.unit_id for e in events} | {(e.payload or {}).get("unit_id") for e in events})
     rows = []
-    for e in events:
+    for event in events:
+        e = EventRead.model_validate(event)
+        if masked:
+            e = e.masked(known=known)
         payload = e.payload or {}
         days = payload.get("days")
         rows.append(
@@ -670,6 +675,7 @@ def _detail_page(
     t = support.translator(request)
     order = scoped_order(db, order_id, principal)  # NotFound when missing or out of scope
     read: OrderRead = read_model(order, principal)
+    masked = not sees_personal_data(principal, order)
     actions = _my_actions(order, principal)
     staff = principal.role != Role.CITIZEN
     similar = decision = answers = None
@@ -708,7 +714,7 @@ def _detail_page(
         directory=_directory(db),
         category_name=_names(db, Category, {order.category_id}).get(order.category_id or 0),
         sla=_sla_view(db, t, order),
-        events=_event_rows(db, order),
+        events=_event_rows(db, order, masked=masked),
         actions=[(a, ACTION_FIELDS[a]) for a in actions],
         units=support.unit_groups(db, handlers=True) if needs_units else [],
         similar=similar,

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cityhub.config import get_settings
-from cityhub.masking import mask_name, mask_phone
+from cityhub.masking import coarsen_address, coarsen_coordinate, mask_name, mask_phone, scrub_text
 from cityhub.org.places import PlaceSource
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency
@@ -145,6 +145,21 @@ class EventRead(BaseModel):
     reason: str | None
     payload: dict[str, Any] | None
 
+    def masked(self, *, known: tuple[str | None, ...]) -> EventRead:
+        """A copy whose reason and written text (a reply, comment or answer) went through the scrubber, for whoever
+        sees the order masked; ``known``: the order's citizen name and phone."""
+        payload = self.payload
+        if payload and any(isinstance(payload.get(k), str) for k in EVENT_TEXTS):
+            payload = {
+                k: scrub_text(v, known=known) if k in EVENT_TEXTS and isinstance(v, str) else v
+                for k, v in payload.items()
+            }
+        return self.model_copy(update={"reason": scrub_text(self.reason, known=known), "payload": payload})
+
+
+# What people write into an event's payload: a reply, a comment, an assisting unit's reply (text), a 秒回 (answer).
+EVENT_TEXTS = ("text", "answer")
+
 
 class AssistRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -203,11 +218,23 @@ class OrderRead(OrderBase):
     assists: list[AssistRead] = Field(default_factory=list)
 
     def masked(self) -> OrderRead:
-        """A copy with the citizen's name and phone masked."""
+        """A copy for whoever need not see who appealed (:mod:`cityhub.masking`): the citizen's name and phone
+        masked, title, content and replies through the scrubber (the same name and phone typed in them, other
+        numbers, house numbers), the address cut to its road or compound and the point to about a kilometre."""
+        known = (self.citizen_name, self.citizen_phone)
         return self.model_copy(
             update={
                 "citizen_name": mask_name(self.citizen_name),
                 "citizen_phone": mask_phone(self.citizen_phone),
+                "title": scrub_text(self.title, known=known),
+                "content": scrub_text(self.content, known=known),
+                "reply_text": scrub_text(self.reply_text, known=known),
+                "address": coarsen_address(self.address),
+                "lat": coarsen_coordinate(self.lat),
+                "lng": coarsen_coordinate(self.lng),
+                "assists": [
+                    a.model_copy(update={"reply_text": scrub_text(a.reply_text, known=known)}) for a in self.assists
+                ],
             }
         )
 

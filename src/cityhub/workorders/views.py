@@ -18,7 +18,6 @@ from cityhub.auth.scope import order_in_scope, scope_of, sees_personal_data, see
 from cityhub.errors import Conflict, NotFound, PermissionDenied
 from cityhub.intake.dedupe import DedupeRead
 from cityhub.intake.service import filed_by_citizen, submit
-from cityhub.masking import mask_name, mask_phone
 from cityhub.org.models import Role
 from cityhub.org.places import PlaceSource
 from cityhub.workorders import service
@@ -49,10 +48,10 @@ _LIST_COLUMNS = [name for name in OrderRead.model_fields if name != "assists"] +
 
 
 def _read_row(row: dict[str, Any], principal: Principal) -> OrderRead:
-    if not sees_personal_data_of(principal, citizen_user_id=row["citizen_user_id"], lead_unit_id=row["lead_unit_id"]):
-        row["citizen_name"] = mask_name(row["citizen_name"])
-        row["citizen_phone"] = mask_phone(row["citizen_phone"])
-    return OrderRead.model_validate(row)
+    read = OrderRead.model_validate(row)
+    if sees_personal_data_of(principal, citizen_user_id=row["citizen_user_id"], lead_unit_id=row["lead_unit_id"]):
+        return read
+    return read.masked()
 
 
 def _order(db: DbSession, order_id: int, principal: Principal) -> Order:
@@ -143,9 +142,12 @@ def get_order(order_id: int, db: DbSession, principal: Reader) -> OrderRead:
 
 @router.get("/{order_id}/events", response_model=list[EventRead])
 def order_events(order_id: int, db: DbSession, principal: Reader) -> list[EventRead]:
-    """The order's audit trail, oldest first."""
-    _order(db, order_id, principal)
-    return [EventRead.model_validate(e) for e in service.history(db, order_id=order_id)]
+    """The order's audit trail, oldest first; for whoever sees the order masked, its written texts scrubbed."""
+    order = _order(db, order_id, principal)
+    events = [EventRead.model_validate(e) for e in service.history(db, order_id=order_id)]
+    if sees_personal_data(principal, order):
+        return events
+    return [e.masked(known=(order.citizen_name, order.citizen_phone)) for e in events]
 
 
 def actions_of(order: Order, principal: Principal) -> list[Action]:
