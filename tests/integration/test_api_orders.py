@@ -306,3 +306,31 @@ def test_malformed_json_is_said_so_without_a_field(client):
     assert response.status_code == 422
     [error] = response.json()["details"]["errors"]
     assert error["field"] == "(body)" and error["message"].startswith("malformed JSON at character ")
+
+
+def test_merging_into_an_order_outside_ones_scope_is_refused_as_if_it_did_not_exist(client):
+    """A street's dispatcher names a master by id: one it cannot see is "not found" (the same words as a missing
+    one), so ids reveal no number or state, and nothing is merged into an order it may not open."""
+    with session_scope() as s:
+        street = Unit(code="API-ST", name="测试街道", tier=UnitTier.STREET, parent_id=client.district_id)
+        s.add(street)
+        s.flush()
+        user = User(username="api-street-disp", full_name="街道派单", role=Role.DISPATCHER, unit_id=street.id)
+        s.add(user)
+        s.flush()
+        _, token = create_token(s, user_id=user.id, name="test")
+    street_disp = {"Authorization": f"Bearer {token}"}
+    mine = _create(client, street_code="API-ST", content="本街道路灯不亮")
+    other = _create(client, content="别处的井盖缺失")
+    missing = client.post(f"/api/v1/orders/{mine['id']}/actions/merge", json={"master_id": 10**9}, headers=street_disp)
+    hidden = client.post(
+        f"/api/v1/orders/{mine['id']}/actions/merge", json={"master_id": other["id"]}, headers=street_disp
+    )
+    assert hidden.status_code == missing.status_code == 422
+    assert hidden.json()["message"] == f"master order {other['id']} not found" and other["number"] not in hidden.text
+    assert client.get(f"/api/v1/orders/{mine['id']}").json()["state"] == "received"  # nothing merged
+    sibling = _create(client, street_code="API-ST", content="本街道路灯不亮，又来反映")
+    merged = client.post(
+        f"/api/v1/orders/{sibling['id']}/actions/merge", json={"master_id": mine["id"]}, headers=street_disp
+    )
+    assert merged.status_code == 200 and merged.json()["state"] == "merged"  # within its scope: as before

@@ -15,7 +15,7 @@ from cityhub.api.deps import CurrentPrincipal, DbSession, Paging, model_response
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import order_in_scope, scope_of, sees_personal_data, sees_personal_data_of
-from cityhub.errors import Conflict, NotFound, PermissionDenied
+from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cityhub.intake.dedupe import DedupeRead
 from cityhub.intake.service import filed_by_citizen, submit
 from cityhub.org.models import Role
@@ -187,6 +187,9 @@ def order_action(
         )
     _order(db, order_id, principal)
     params = body.params()
+    if params.get("master_id") is not None and not order_in_scope(db, scope_of(db, principal), params["master_id"]):
+        # The same answer as for a missing order: ids outside the caller's scope reveal nothing, take nothing.
+        raise ValidationFailed(f"master order {params['master_id']} not found", details={"field": "master_id"})
     if action in ASSIST_STEPS and principal.role != Role.ADMIN:
         # A unit answers only for its own part of a co-handled order.
         params.setdefault("unit_id", principal.unit_id)
