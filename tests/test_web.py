@@ -339,6 +339,32 @@ def test_a_citizen_files_an_appeal_on_the_web_and_follows_it_as_their_own(org) -
     assert number in client.get("/orders").text  # their own list shows it
 
 
+def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_trail(org) -> None:
+    client = login("cit")
+    response = client.post(
+        "/intake",
+        data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
+        follow_redirects=False,
+    )
+    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    sup, disp, hand = login("sup"), login("disp"), login("hand_a")
+    assert _act(sup, order_id, "comment", text="内部备注：此人多次投诉，联系人 13600009999").status_code == 303
+    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order_id, "return", reason="内部分歧：不归我们管").status_code == 303
+    staff_page = sup.get(f"/orders/{order_id}").text
+    assert "内部备注" in staff_page and "内部分歧" in staff_page and "陈督办" in staff_page
+
+    page = client.get(f"/orders/{order_id}").text
+    for internal in ("内部备注", "13600009999", "内部分歧", "陈督办", "黄派单", "李承办"):
+        assert internal not in page, internal
+    assert "景泰街道" in page and "工作人员" in page  # where it went, and that staff acted
+    trail = client.get(f"/api/v1/orders/{order_id}/events").json()
+    assert [e["action"] for e in trail] == ["create", "dispatch", "return"]
+    assert all(e["actor_name"] in ("", "张市民") for e in trail) and all(e["unit_id"] is None for e in trail)
+    assert trail[1]["payload"] == {"unit_id": org["street_a"]} and trail[2]["reason"] is None
+    assert len(sup.get(f"/api/v1/orders/{order_id}/events").json()) == 4  # staff see the whole trail
+
+
 def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:
     from cityhub.config import get_settings
     from cityhub.dispatch import background

@@ -36,6 +36,7 @@ from cityhub.sharing.models import Open311Token
 from cityhub.sharing.service import Caller
 from cityhub.workorders.lifecycle import TERMINAL_STATES, Action, State
 from cityhub.workorders.models import AppealType, Attachment, Category, Channel, Order, OrderEvent
+from cityhub.workorders.schemas import INTERNAL_EVENTS
 from cityhub.workorders.service import Actor
 
 DEFAULT_WINDOW = timedelta(days=90)
@@ -78,22 +79,9 @@ ACTION_LABELS = {
     Action.MERGE: "已合并 merged into another request",
     Action.CANCEL: "已作废 cancelled",
 }
-# Actions that are internal to the handling units and not shown to the public: comments, the assisting units'
-# own steps, and what the system writes about time limits (sweep marks; deadlines moved by a calendar or
-# time-limit edit, :mod:`cityhub.workorders.recompute`). Every action written to the audit trail is either
-# labelled in ACTION_LABELS or listed here.
-INTERNAL_ACTIONS = frozenset(
-    {
-        Action.COMMENT.value,
-        Action.ASSIST_ACCEPT.value,
-        Action.ASSIST_REPLY.value,
-        Action.ASSIST_RETURN.value,
-        "sla_warning",
-        "sla_overdue",
-        "sla_accept_overdue",
-        "sla_recompute",
-    }
-)
+# Actions not shown to the public (:data:`cityhub.workorders.schemas.INTERNAL_EVENTS`). Every action written to
+# the audit trail is either labelled in ACTION_LABELS or listed there.
+INTERNAL_ACTIONS = INTERNAL_EVENTS
 
 
 def open311_status(state: State | str) -> str:

@@ -49,7 +49,7 @@ from cityhub.workorders.lifecycle import (
     State,
 )
 from cityhub.workorders.models import AppealType, Category, Channel, Order, SlaStatus, Urgency
-from cityhub.workorders.schemas import EventRead, OrderFilter, OrderRead
+from cityhub.workorders.schemas import EventRead, OrderFilter, OrderRead, citizen_trail
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
 from cityhub.workorders.views import actions_of
@@ -626,16 +626,17 @@ def _sla_view(db: Session, t: Translator, order: Order) -> dict[str, Any]:
 _EXTENSION_EVENTS = frozenset({Action.REQUEST_EXTENSION.value, Action.APPROVE_EXTENSION.value})
 
 
-def _event_rows(db: Session, order: Order, *, masked: bool) -> list[dict[str, Any]]:
-    """The audit trail's rows; ``masked``: its written texts and reasons scrubbed as the API's masked trail is."""
-    events = orders.history(db, order_id=order.id)
-    known = (order.citizen_name, order.citizen_phone)
+def _event_rows(db: Session, order: Order, principal: Principal, *, masked: bool) -> list[dict[str, Any]]:
+    """The audit trail's rows as the API gives them to ``principal``: a citizen's view (:func:`citizen_trail`), or
+    with ``masked`` its written texts and reasons scrubbed."""
+    events = [EventRead.model_validate(e) for e in orders.history(db, order_id=order.id)]
+    if principal.role == Role.CITIZEN:
+        events = citizen_trail(events, user_id=principal.user_id)
+    elif masked:
+        events = [e.masked(known=(order.citizen_name, order.citizen_phone)) for e in events]
     units = _names(db, Unit, {e.unit_id for e in events} | {(e.payload or {}).get("unit_id") for e in events})
     rows = []
-    for event in events:
-        e = EventRead.model_validate(event)
-        if masked:
-            e = e.masked(known=known)
+    for e in events:
         payload = e.payload or {}
         days = payload.get("days")
         rows.append(
@@ -714,7 +715,7 @@ def _detail_page(
         directory=_directory(db),
         category_name=_names(db, Category, {order.category_id}).get(order.category_id or 0),
         sla=_sla_view(db, t, order),
-        events=_event_rows(db, order, masked=masked),
+        events=_event_rows(db, order, principal, masked=masked),
         actions=[(a, ACTION_FIELDS[a]) for a in actions],
         units=support.unit_groups(db, handlers=True) if needs_units else [],
         similar=similar,

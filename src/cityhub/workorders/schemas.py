@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -159,6 +160,42 @@ class EventRead(BaseModel):
 
 # What people write into an event's payload: a reply, a comment, an assisting unit's reply (text), a 秒回 (answer).
 EVENT_TEXTS = ("text", "answer")
+
+# Events internal to the handling units, shown neither to the public (Open311) nor to the citizen: comments, the
+# assisting units' own steps, and what the system writes about time limits (sweep marks; deadlines moved by a
+# calendar or time-limit edit, :mod:`cityhub.workorders.recompute`).
+INTERNAL_EVENTS = frozenset(
+    {"comment", "assist_accept", "assist_reply", "assist_return", "sla_warning", "sla_overdue"}
+    | {"sla_accept_overdue", "sla_recompute"}
+)
+# Steps whose reason is written to the citizen (why it was closed, cancelled, paused, reopened); other reasons
+# (why a unit returned it, why an extension was asked for or a reply rejected) are between the units.
+_CITIZEN_REASONS = frozenset({"cancel", "close", "suspend", "resume", "reopen", "callback", "instant_answer"})
+# What of a payload the citizen sees: the reply or answer, their rating, the unit it was sent to.
+_CITIZEN_PAYLOAD = frozenset({"text", "answer", "satisfied", "unit_id"})
+
+
+def citizen_trail(events: Sequence[EventRead], *, user_id: int | None) -> list[EventRead]:
+    """The trail as the citizen who filed the order sees it: what happened to their appeal and what they were
+    told, not the units' internal steps and notes, and no staff names or units (their own steps keep their name)."""
+    out = []
+    for e in events:
+        if e.action in INTERNAL_EVENTS:
+            continue
+        own = user_id is not None and e.actor_id == user_id
+        payload = {k: v for k, v in (e.payload or {}).items() if k in _CITIZEN_PAYLOAD} or None
+        out.append(
+            e.model_copy(
+                update={
+                    "actor_id": e.actor_id if own else None,
+                    "actor_name": e.actor_name if own else "",
+                    "unit_id": None,  # the acting unit; where the order went is the payload's unit_id
+                    "reason": e.reason if own or e.action in _CITIZEN_REASONS else None,
+                    "payload": payload,
+                }
+            )
+        )
+    return out
 
 
 class AssistRead(BaseModel):

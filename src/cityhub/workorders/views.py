@@ -30,6 +30,7 @@ from cityhub.workorders.schemas import (
     OrderFilter,
     OrderPage,
     OrderRead,
+    citizen_trail,
 )
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -145,6 +146,8 @@ def order_events(order_id: int, db: DbSession, principal: Reader) -> list[EventR
     """The order's audit trail, oldest first; for whoever sees the order masked, its written texts scrubbed."""
     order = _order(db, order_id, principal)
     events = [EventRead.model_validate(e) for e in service.history(db, order_id=order_id)]
+    if principal.role == Role.CITIZEN:
+        return citizen_trail(events, user_id=principal.user_id)
     if sees_personal_data(principal, order):
         return events
     return [e.masked(known=(order.citizen_name, order.citizen_phone)) for e in events]
