@@ -258,3 +258,12 @@ def test_changes_committed_in_this_process_reach_remembered_tokens_at_once(clien
     assert bearer.get("/api/v1/auth/me").status_code == 200
     assert bearer.delete(f"/api/v1/auth/tokens/{token_id}").status_code == 204
     _error(bearer.get("/api/v1/auth/me"), 401, "unauthenticated")
+
+
+def test_pages_and_api_answers_forbid_framing(client):
+    for path in ("/login", "/", "/api/v1/auth/me", "/static/app.css"):
+        response = client.get(path)
+        assert response.headers["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["referrer-policy"] == "same-origin", path
