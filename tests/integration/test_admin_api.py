@@ -179,6 +179,19 @@ def test_citizens_see_no_staff_directory_but_the_reference_tables(env: Env) -> N
 # --- users -------------------------------------------------------------------------------------------------
 
 
+def test_the_staff_directory_lists_staff_and_only_admins_see_citizens(env: Env) -> None:
+    citizen = env.users["cit"]
+    for who in ("dsp", "sup"):
+        names = {u["username"] for u in env.get("/users", who).json()["items"]}
+        assert names == {"ad-adm", "ad-dsp", "ad-sup"}, who
+        assert env.get("/users", who, params={"role": "citizen"}).json()["items"] == []
+        assert env.get("/users", who, params={"q": "cit"}).json()["items"] == []
+        _error(env.get(f"/users/{citizen}", who), 404, "not_found")
+        assert env.get(f"/users/{env.users['dsp']}", who).json()["username"] == "ad-dsp"
+    assert [u["username"] for u in env.get("/users", params={"role": "citizen"}).json()["items"]] == ["ad-cit"]
+    assert env.get(f"/users/{citizen}").json()["username"] == "ad-cit"
+
+
 def test_user_round_trip_never_shows_a_password_hash(env: Env) -> None:
     created = env.send(
         "POST",

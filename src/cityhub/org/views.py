@@ -1,8 +1,9 @@
 """HTTP routes of the organisation: the unit tree (/units) and the staff directory (/users).
 
 Reads need ``org:read`` (every staff role; citizens get 403), unit writes ``units:manage``, user writes
-``users:manage``. Password hashes never leave the server: responses are built from :class:`UserOut`, which has
-no such field.
+``users:manage``. The staff directory holds staff only: citizens' accounts (their names, phones, e-mails) are
+listed and read with ``users:manage`` alone — to others a citizen's account answers 404, as a missing one. Password
+hashes never leave the server: responses are built from :class:`UserOut`, which has no such field.
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ users_router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(
 OrgReader = Depends(require(permissions.ORG_READ))
 UnitManager = Depends(require(permissions.UNITS_MANAGE))
 UserManager = Annotated[Principal, Depends(require(permissions.USERS_MANAGE))]
+DirectoryReader = Annotated[Principal, OrgReader]
 
 
 def _page(db: Session, stmt: Select[Any], limit: int, offset: int) -> tuple[list[Any], bool]:
@@ -253,17 +255,25 @@ def _not_self(principal: Principal, user: User, what: str) -> None:
         raise Conflict(f"you cannot {what} your own account; ask another administrator")
 
 
-@users_router.get("", response_model=UserPage, dependencies=[OrgReader])
+def _sees_citizens(principal: Principal) -> bool:
+    return permissions.allows(principal.role, permissions.USERS_MANAGE)
+
+
+@users_router.get("", response_model=UserPage)
 def list_users(
     db: DbSession,
     page: Paging,
+    principal: DirectoryReader,
     role: Role | None = None,
     unit_id: IdQuery = None,
     active: bool | None = None,
     q: SearchText = None,
 ) -> UserPage:
-    """Users by username, filtered by role, unit, activity and a text in username or full name."""
+    """Users by username, filtered by role, unit, activity and a text in username or full name; citizens only
+    for users:manage."""
     stmt = select(User).order_by(User.username, User.id)
+    if not _sees_citizens(principal):
+        stmt = stmt.where(User.role != Role.CITIZEN)
     if role is not None:
         stmt = stmt.where(User.role == role)
     if unit_id is not None:
@@ -277,9 +287,12 @@ def list_users(
     return UserPage(items=[UserOut.of(u) for u in rows], limit=page.limit, offset=page.offset, has_more=has_more)
 
 
-@users_router.get("/{user_id}", response_model=UserOut, dependencies=[OrgReader])
-def get_user(user_id: IdPath, db: DbSession) -> UserOut:
-    return UserOut.of(_user(db, user_id))
+@users_router.get("/{user_id}", response_model=UserOut)
+def get_user(user_id: IdPath, db: DbSession, principal: DirectoryReader) -> UserOut:
+    user = _user(db, user_id)
+    if user.role == Role.CITIZEN and not _sees_citizens(principal):
+        raise NotFound(f"user {user_id} not found")
+    return UserOut.of(user)
 
 
 @users_router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut)
