@@ -191,6 +191,9 @@ def test_users_cli_creates_lists_sets_passwords_and_locks(env):
     assert runner.invoke(users_cli, ["create", "--username", "op1", "--role", "citizen"]).exit_code == 1
     weak = runner.invoke(users_cli, ["set-password", "cit1", "--password-stdin"], input="short\n")
     assert weak.exit_code == 1 and "at least" in weak.output
+    guessable = runner.invoke(users_cli, ["set-password", "cit1", "--password-stdin"], input="1234567890\n")
+    assert guessable.exit_code == 1 and "too easy to guess" in guessable.output
+    assert len(guessable.output.strip().splitlines()) == 1
 
     assert (
         runner.invoke(users_cli, ["set-password", "op1", "--password-stdin"], input="another-long-pass\n").exit_code

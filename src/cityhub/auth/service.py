@@ -45,7 +45,7 @@ def digest(secret: str) -> str:
 def create_account(session: Session, *, data: UserCreate, password: str | None = None) -> User:
     """Create a user, with a password hash when ``password`` is given."""
     if password is not None:
-        passwords.check_strength(password)
+        passwords.check_strength(password, username=data.username, personal=(data.full_name, data.email, data.phone))
     user = org.create_user(session, data=data)
     if password is not None:
         user.password_hash = passwords.hash_password(password)
@@ -62,8 +62,8 @@ def require_user(session: Session, *, username: str) -> User:
 
 def set_password(session: Session, *, username: str, password: str) -> User:
     """Set a new password, clear the lockout and end the user's sessions."""
-    passwords.check_strength(password)
     user = require_user(session, username=username)
+    passwords.check_strength(password, username=user.username, personal=(user.full_name, user.email, user.phone))
     user.password_hash = passwords.hash_password(password)
     user.failed_logins = 0
     user.locked_until = None
