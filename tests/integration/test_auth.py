@@ -210,6 +210,29 @@ def test_users_cli_creates_lists_sets_passwords_and_locks(env):
         assert _login(c, "cit1", "a-citizen-password").status_code == 200
 
 
+def test_a_password_reset_ends_sessions_and_revokes_api_tokens(client):
+    csrf = _login(client).json()["csrf_token"]
+    headers = {"X-CSRF-Token": csrf}
+    too_long = client.post("/api/v1/auth/tokens", json={"name": "x", "days": 3650}, headers=headers)
+    assert _error(too_long, 422, "validation_failed")
+    made = client.post("/api/v1/auth/tokens", json={"name": "x", "days": 365}, headers=headers)
+    assert made.status_code == 201, made.text
+    bearer = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert client.get("/api/v1/auth/me", headers=bearer).json()["auth_method"] == "token"
+
+    reset = CliRunner().invoke(users_cli, ["set-password", "disp", "--password-stdin"], input="a-brand-new-secret\n")
+    assert reset.exit_code == 0, reset.output
+    assert "1 session(s) ended, 1 API token(s) revoked" in reset.output
+    _error(client.get("/api/v1/auth/me"), 401, "unauthenticated")
+    _error(client.get("/api/v1/auth/me", headers=bearer), 401, "unauthenticated")
+    with session_scope() as s:
+        assert s.scalars(select(ApiToken.revoked)).all() == [True]
+    # A token made after the reset works.
+    csrf = _login(client, password="a-brand-new-secret").json()["csrf_token"]
+    fresh = client.post("/api/v1/auth/tokens", json={"name": "y"}, headers={"X-CSRF-Token": csrf}).json()["token"]
+    assert client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+
+
 def _token(client) -> tuple[int, TestClient]:
     csrf = _login(client).json()["csrf_token"]
     made = client.post("/api/v1/auth/tokens", json={"name": "cached"}, headers={"X-CSRF-Token": csrf}).json()

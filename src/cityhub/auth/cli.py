@@ -99,17 +99,21 @@ def set_password(
     username: Annotated[str, typer.Argument(help="Login name.")],
     password_stdin: PasswordStdin = False,
 ) -> None:
-    """Set a new password (ends the user's sessions, clears a lockout); generated and printed once by default."""
+    """Set a new password: ends the user's sessions, revokes their API tokens, clears a password lockout; the
+    password is generated and printed once by default."""
     from cityhub.auth import service
     from cityhub.db import session_scope
 
     password, generated = _password(password_stdin)
     try:
         with session_scope() as session:
-            service.set_password(session, username=username, password=password)
+            done = service.set_password(session, username=username, password=password)
     except CityhubError as exc:
         raise _fail(exc.message) from None
-    typer.echo(f"password of {username} changed")
+    typer.echo(
+        f"password of {username} changed; {done.sessions_ended} session(s) ended, "
+        f"{done.tokens_revoked} API token(s) revoked"
+    )
     if generated:
         typer.echo(f"password (shown once): {password}")
 

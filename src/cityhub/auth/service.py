@@ -60,16 +60,25 @@ def require_user(session: Session, *, username: str) -> User:
     return user
 
 
-def set_password(session: Session, *, username: str, password: str) -> User:
-    """Set a new password, clear the lockout and end the user's sessions."""
+@dataclass(frozen=True)
+class PasswordSet:
+    user: User
+    sessions_ended: int
+    tokens_revoked: int
+
+
+def set_password(session: Session, *, username: str, password: str) -> PasswordSet:
+    """An administrator's reset: set a new password, clear the password lockout, end the user's sessions and
+    revoke their API tokens — whoever may have learnt the old password may have made a token with it."""
     user = require_user(session, username=username)
     passwords.check_strength(password, username=user.username, personal=(user.full_name, user.email, user.phone))
     user.password_hash = passwords.hash_password(password)
     user.failed_logins = 0
     user.locked_until = None
-    end_sessions(session, user_id=user.id)
+    ended = end_sessions(session, user_id=user.id)
+    revoked = revoke_tokens(session, user_id=user.id)
     session.flush()
-    return user
+    return PasswordSet(user=user, sessions_ended=ended, tokens_revoked=revoked)
 
 
 def lock_user(session: Session, *, username: str, minutes: float | None = None) -> User:
@@ -200,8 +209,10 @@ def end_session(session: Session, *, session_id: int) -> None:
     session.execute(delete(AuthSession).where(AuthSession.id == session_id))
 
 
-def end_sessions(session: Session, *, user_id: int) -> None:
-    session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
+def end_sessions(session: Session, *, user_id: int) -> int:
+    """End every browser session of the user; returns how many there were."""
+    result = session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # ------------------------------------------------------------------------------------------ authentication
@@ -401,6 +412,14 @@ def revoke_token(session: Session, *, user_id: int, token_id: int) -> None:
         raise NotFound(f"token {token_id} not found")
     row.revoked = True
     session.flush()
+
+
+def revoke_tokens(session: Session, *, user_id: int) -> int:
+    """Revoke every API token of the user still in force; returns how many."""
+    result = session.execute(
+        update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked.is_(False)).values(revoked=True)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def list_accounts(session: Session, *, role: Role | None = None) -> list[User]:

@@ -7,6 +7,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cityhub.config import Settings, get_settings
 
+# The longest a personal API token may live: a forgotten token in a script stops working within a year.
+MAX_TOKEN_DAYS = 365
+
 
 class AuthSettings(BaseSettings):
     """Identity: browser sessions, login lockout and rate limits, API tokens, password hashing, OIDC sign-on."""
@@ -36,7 +39,9 @@ class AuthSettings(BaseSettings):
     login_max_per_ip: int = Field(
         50, ge=1, description="Failed logins per client IP within the window before further attempts get 429."
     )
-    api_token_days: int = Field(365, ge=1, description="Default lifetime, in days, of a personal API token.")
+    api_token_days: int = Field(
+        365, ge=1, le=MAX_TOKEN_DAYS, description="Default lifetime, in days, of a personal API token."
+    )
     # See auth.service.RecentTokens.
     token_cache_seconds: float = Field(
         2.0,
