@@ -261,6 +261,21 @@ def test_lock_and_unlock(env: Env) -> None:
     assert env.send("POST", f"/users/{dsp}/lock").json()["locked"]
 
 
+def test_failed_logins_show_as_a_password_lockout_that_unlock_lifts(env: Env) -> None:
+    dsp = env.users["dsp"]
+    for _ in range(5):  # CITYHUB_LOGIN_MAX_FAILURES
+        env.client.post(f"{API}/auth/login", json={"username": "ad-dsp", "password": "not-my-password"})
+    shown = env.get(f"/users/{dsp}").json()
+    assert shown["login_locked_until"] and not shown["locked"] and shown["locked_until"] is None
+    listed = {u["username"]: u for u in env.get("/users").json()["items"]}
+    assert listed["ad-dsp"]["login_locked_until"] == shown["login_locked_until"]
+    assert listed["ad-sup"]["login_locked_until"] is None
+    assert env.get("/units", "dsp").status_code == 200  # the account's token still works
+    assert env.send("POST", f"/users/{dsp}/unlock").json()["login_locked_until"] is None
+    login = env.client.post(f"{API}/auth/login", json={"username": "ad-dsp", "password": PASSWORD})
+    assert login.status_code == 200, login.text
+
+
 def test_admin_cannot_lock_out_themself(env: Env) -> None:
     me = env.users["adm"]
     _error(env.send("POST", f"/users/{me}/lock"), 409, "conflict")

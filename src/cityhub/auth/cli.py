@@ -82,13 +82,24 @@ def create(
 
 @app.command("list")
 def list_users(role: Annotated[Role | None, typer.Option("--role", help="Only this role.")] = None) -> None:
-    """List accounts: username, role, unit, state."""
-    from cityhub.auth.service import is_locked, list_accounts
+    """List accounts: username, role, unit, state (active, disabled, locked by an administrator, or login-locked:
+    password logins locked after failed attempts), password or not, name."""
+    from cityhub.auth.service import is_locked, list_accounts, password_lockouts
     from cityhub.db import session_scope
 
     with session_scope() as session:
-        for user in list_accounts(session, role=role):
-            state = "locked" if is_locked(user) else ("active" if user.active else "disabled")
+        users = list_accounts(session, role=role)
+        login_locked = password_lockouts(session, usernames=[u.username for u in users])
+        for user in users:
+            state = (
+                "locked"
+                if is_locked(user)
+                else "disabled"
+                if not user.active
+                else "login-locked"
+                if user.username in login_locked
+                else "active"
+            )
             has_password = "password" if user.password_hash else "no-password"
             unit = user.unit.code if user.unit else "-"
             typer.echo(f"{user.username}\t{user.role.value}\t{unit}\t{state}\t{has_password}\t{user.full_name}")
@@ -125,7 +136,8 @@ def lock(
         float | None, typer.Option("--minutes", help="Lock for this long (default: until unlocked).")
     ] = None,
 ) -> None:
-    """Lock an account and end its sessions; its API tokens stop working while it is locked."""
+    """Lock an account (an administrator's lock): its sessions end, its API tokens stop working and it cannot log
+    in while it is locked."""
     from cityhub.auth import service
     from cityhub.db import session_scope
 
@@ -140,7 +152,7 @@ def lock(
 
 @app.command("unlock")
 def unlock(username: Annotated[str, typer.Argument(help="Login name.")]) -> None:
-    """Unlock an account and reset its failed-login counter."""
+    """Lift an administrator's lock and a password lockout, and forget the failed logins."""
     from cityhub.auth import service
     from cityhub.db import session_scope
 

@@ -113,12 +113,16 @@ class UserOut(BaseModel):
     email: str | None
     active: bool
     has_password: bool = Field(description="whether the account can log in with a password")
-    locked: bool
+    locked: bool = Field(description="locked by an administrator: no login, session or API token")
     locked_until: datetime | None
+    login_locked_until: datetime | None = Field(
+        None,
+        description="password logins locked after failed attempts, until then (sessions and tokens still work)",
+    )
     created_at: datetime
 
     @classmethod
-    def of(cls, user: User) -> UserOut:
+    def of(cls, user: User, login_locked_until: datetime | None = None) -> UserOut:
         locked = auth.is_locked(user)
         return cls(
             id=user.id,
@@ -132,8 +136,19 @@ class UserOut(BaseModel):
             has_password=user.password_hash is not None,
             locked=locked,
             locked_until=user.locked_until if locked else None,
+            login_locked_until=login_locked_until,
             created_at=user.created_at,
         )
+
+
+def _out(db: Session, users: list[User]) -> list[UserOut]:
+    """Users as the API shows them, with their password lockouts read in one query."""
+    lockouts = auth.password_lockouts(db, usernames=[u.username for u in users])
+    return [UserOut.of(u, lockouts.get(u.username)) for u in users]
+
+
+def _one(db: Session, user: User) -> UserOut:
+    return _out(db, [user])[0]
 
 
 class UserPage(BaseModel):
@@ -284,7 +299,7 @@ def list_users(
         pattern = f"%{q.strip()}%"
         stmt = stmt.where(or_(User.username.like(pattern), User.full_name.like(pattern)))
     rows, has_more = _page(db, stmt, page.limit, page.offset)
-    return UserPage(items=[UserOut.of(u) for u in rows], limit=page.limit, offset=page.offset, has_more=has_more)
+    return UserPage(items=_out(db, rows), limit=page.limit, offset=page.offset, has_more=has_more)
 
 
 @users_router.get("/{user_id}", response_model=UserOut)
@@ -292,14 +307,14 @@ def get_user(user_id: IdPath, db: DbSession, principal: DirectoryReader) -> User
     user = _user(db, user_id)
     if user.role == Role.CITIZEN and not _sees_citizens(principal):
         raise NotFound(f"user {user_id} not found")
-    return UserOut.of(user)
+    return _one(db, user)
 
 
 @users_router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut)
 def create_user(body: UserCreateBody, db: DbSession, _principal: UserManager) -> UserOut:
     """Create an account; the password, when given, is checked for strength and stored as an Argon2id hash."""
     data = UserCreate.model_validate(body.model_dump(exclude={"password"}))
-    return UserOut.of(auth.create_account(db, data=data, password=body.password))
+    return _one(db, auth.create_account(db, data=data, password=body.password))
 
 
 @users_router.patch("/{user_id}", response_model=UserOut)
@@ -327,7 +342,7 @@ def update_user(user_id: IdPath, body: UserUpdateBody, db: DbSession, principal:
         # Open browser sessions would otherwise keep the old standing until they expire.
         auth.end_sessions(db, user_id=user.id)
     db.flush()
-    return UserOut.of(user)
+    return _one(db, user)
 
 
 @users_router.post("/{user_id}/lock", response_model=UserOut)
@@ -335,14 +350,14 @@ def lock_user(user_id: IdPath, db: DbSession, principal: UserManager, body: Lock
     """Lock the account (for ``minutes``, or until unlocked): its sessions end and its API tokens stop working."""
     user = _user(db, user_id)
     _not_self(principal, user, "lock")
-    return UserOut.of(auth.lock_user(db, username=user.username, minutes=body.minutes if body else None))
+    return _one(db, auth.lock_user(db, username=user.username, minutes=body.minutes if body else None))
 
 
 @users_router.post("/{user_id}/unlock", response_model=UserOut)
 def unlock_user(user_id: IdPath, db: DbSession, _principal: UserManager) -> UserOut:
-    """Lift a lock (manual or after failed logins) and reset the failed-login counter."""
+    """Lift an administrator's lock and a password lockout, and forget the failed logins."""
     user = _user(db, user_id)
-    return UserOut.of(auth.unlock_user(db, username=user.username))
+    return _one(db, auth.unlock_user(db, username=user.username))
 
 
 __all__ = ["MAX_ID", "NO_NUL", "IdPath", "IdQuery", "SearchText", "StorableText", "units_router", "users_router"]
