@@ -291,6 +291,9 @@ def create_app() -> FastAPI:
     from cityhub.api.gate import RequestGate
 
     app.add_middleware(RequestGate, refusal=_refusal)  # admission control: see api/gate.py
+    from cityhub.api.headers import SecurityHeaders
+
+    app.add_middleware(SecurityHeaders)  # added last, so outermost: the gate's refusals carry the headers too
     from cityhub.api.router import api_router
 
     app.include_router(api_router)

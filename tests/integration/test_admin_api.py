@@ -179,6 +179,19 @@ def test_citizens_see_no_staff_directory_but_the_reference_tables(env: Env) -> N
 # --- users -------------------------------------------------------------------------------------------------
 
 
+def test_the_staff_directory_lists_staff_and_only_admins_see_citizens(env: Env) -> None:
+    citizen = env.users["cit"]
+    for who in ("dsp", "sup"):
+        names = {u["username"] for u in env.get("/users", who).json()["items"]}
+        assert names == {"ad-adm", "ad-dsp", "ad-sup"}, who
+        assert env.get("/users", who, params={"role": "citizen"}).json()["items"] == []
+        assert env.get("/users", who, params={"q": "cit"}).json()["items"] == []
+        _error(env.get(f"/users/{citizen}", who), 404, "not_found")
+        assert env.get(f"/users/{env.users['dsp']}", who).json()["username"] == "ad-dsp"
+    assert [u["username"] for u in env.get("/users", params={"role": "citizen"}).json()["items"]] == ["ad-cit"]
+    assert env.get(f"/users/{citizen}").json()["username"] == "ad-cit"
+
+
 def test_user_round_trip_never_shows_a_password_hash(env: Env) -> None:
     created = env.send(
         "POST",
@@ -217,6 +230,11 @@ def test_user_round_trip_never_shows_a_password_hash(env: Env) -> None:
 def test_user_validation(env: Env) -> None:
     weak = env.send("POST", "/users", json={"username": "weak", "full_name": "W", "role": "citizen", "password": "x"})
     assert _error(weak, 422, "validation_failed")["details"] == {"field": "password"}
+    for guessable in ("password12", "1234567890", "abcdabcdab", "weakling-2026"):  # the last holds the username
+        body = {"username": "weakling", "full_name": "W", "role": "citizen", "password": guessable}
+        refused = _error(env.send("POST", "/users", json=body), 422, "validation_failed")
+        assert refused["details"] == {"field": "password"} and "password" in refused["message"], guessable
+    assert env.get("/users", params={"q": "weakling"}).json()["items"] == []
     staff = env.send("POST", "/users", json={"username": "nounit", "full_name": "N", "role": "handler"})
     assert _error(staff, 422, "validation_failed")["details"] == {"field": "unit_id"}
     dup = env.send("POST", "/users", json={"username": "ad-dsp", "full_name": "D", "role": "citizen"})
@@ -241,6 +259,21 @@ def test_lock_and_unlock(env: Env) -> None:
     assert env.get("/units", "dsp").status_code == 200
     # Locked until unlocked when no duration is given.
     assert env.send("POST", f"/users/{dsp}/lock").json()["locked"]
+
+
+def test_failed_logins_show_as_a_password_lockout_that_unlock_lifts(env: Env) -> None:
+    dsp = env.users["dsp"]
+    for _ in range(5):  # CITYHUB_LOGIN_MAX_FAILURES
+        env.client.post(f"{API}/auth/login", json={"username": "ad-dsp", "password": "not-my-password"})
+    shown = env.get(f"/users/{dsp}").json()
+    assert shown["login_locked_until"] and not shown["locked"] and shown["locked_until"] is None
+    listed = {u["username"]: u for u in env.get("/users").json()["items"]}
+    assert listed["ad-dsp"]["login_locked_until"] == shown["login_locked_until"]
+    assert listed["ad-sup"]["login_locked_until"] is None
+    assert env.get("/units", "dsp").status_code == 200  # the account's token still works
+    assert env.send("POST", f"/users/{dsp}/unlock").json()["login_locked_until"] is None
+    login = env.client.post(f"{API}/auth/login", json={"username": "ad-dsp", "password": PASSWORD})
+    assert login.status_code == 200, login.text
 
 
 def test_admin_cannot_lock_out_themself(env: Env) -> None:

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from cityhub.auth import passwords
 from cityhub.auth import service as auth
 from cityhub.auth.cli import app as users_cli
-from cityhub.auth.models import ApiToken, AuthSession
-from cityhub.db import get_engine, reset_engine, session_scope
+from cityhub.auth.models import ApiToken, AuthSession, LoginLockout
+from cityhub.db import get_engine, reset_engine, session_scope, utcnow
 from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.schemas import UserCreate
@@ -144,13 +147,77 @@ def test_wrong_passwords_lock_the_account_and_lockout_is_423(client):
 def test_unknown_user_and_right_password_reset_counters(client):
     _error(_login(client, username="ghost"), 401, "invalid_credentials")
     _error(_login(client, password="wrong-password"), 401, "invalid_credentials")
-    assert _login(client).status_code == 200
+    _error(_login(client, password="wrong-password"), 401, "invalid_credentials")
+    assert _login(client).status_code == 200  # the third failure in a row would have locked it
+    _error(_login(client, password="wrong-password"), 401, "invalid_credentials")
     with session_scope() as s:
         user = s.scalars(select(User).where(User.username == "disp")).one()
-        assert user.failed_logins == 0 and user.locked_until is None
+        assert user.locked_until is None
+        counts = dict(s.execute(select(LoginLockout.username, LoginLockout.failures)).all())
+    assert counts == {"ghost": 1, "disp": 1}
 
 
-def test_rate_limits_per_username_and_per_ip_are_429(client):
+def test_an_unknown_name_answers_as_a_known_one_and_costs_the_same(client, monkeypatch):
+    verified: list[str | None] = []
+    real_verify = passwords.verify_password
+
+    def spy(password_hash, password):
+        verified.append(password_hash)
+        return real_verify(password_hash, password)
+
+    monkeypatch.setattr(passwords, "verify_password", spy)
+    answers = {}
+    for name in ("disp", "nobody-here"):
+        replies = [_login(client, username=name, password="wrong-password") for _ in range(4)]
+        answers[name] = [
+            (r.status_code, r.json()["code"], r.json()["message"], sorted(r.json()["details"])) for r in replies
+        ]
+    assert answers["disp"] == answers["nobody-here"]
+    assert [a[:2] for a in answers["disp"]] == [
+        (401, "invalid_credentials"),
+        (401, "invalid_credentials"),
+        (423, "account_locked"),
+        (423, "account_locked"),
+    ]
+    # Each checked attempt spent one password verification, a hash or none (then a dummy hash of the same cost).
+    assert len(verified) == 6 and verified[3:].count(None) == 3 and None not in verified[:3]
+
+
+def test_failed_logins_lock_password_logins_only_not_sessions_or_tokens(client):
+    """Anyone can fail to log in as someone: that must not cut off the person's open session and tokens."""
+    csrf = _login(client).json()["csrf_token"]
+    secret = client.post("/api/v1/auth/tokens", json={"name": "t"}, headers={"X-CSRF-Token": csrf}).json()["token"]
+    bearer = {"Authorization": f"Bearer {secret}"}
+    stranger = TestClient(client.app, raise_server_exceptions=False)
+    for _ in range(3):
+        _login(stranger, password="wrong-password")
+    _error(_login(stranger), 423, "account_locked")  # the right password waits too
+    assert client.get("/api/v1/auth/me").json()["auth_method"] == "session"
+    assert client.get("/api/v1/auth/me", headers=bearer).json()["auth_method"] == "token"
+    listing = CliRunner().invoke(users_cli, ["list"]).output.split("\t")
+    assert listing[3] == "login-locked"
+    # An administrator's lock is another thing: it stops everything.
+    with session_scope() as s:
+        auth.lock_user(s, username="disp")
+    _error(client.get("/api/v1/auth/me", headers=bearer), 401, "unauthenticated")
+    with session_scope() as s:
+        auth.unlock_user(s, username="disp")  # lifts both locks
+    assert client.get("/api/v1/auth/me", headers=bearer).status_code == 200
+    assert _login(stranger).status_code == 200
+
+
+def test_an_administrator_s_lock_is_told_only_to_whoever_knows_the_password(client):
+    with session_scope() as s:
+        auth.lock_user(s, username="disp", minutes=30)
+    _error(_login(client, password="wrong-password"), 401, "invalid_credentials")
+    body = _error(_login(client), 423, "account_locked")
+    assert body["details"]["locked_until"]
+
+
+def test_rate_limits_per_username_and_per_ip_are_429(env, monkeypatch):
+    monkeypatch.setenv("CITYHUB_LOGIN_MAX_FAILURES", "10")  # the per-name limit before the lockout
+    reset_engine()
+    client = TestClient(create_app(), raise_server_exceptions=False)
     for _ in range(5):
         _error(_login(client, username="ghost"), 401, "invalid_credentials")
     body = _error(_login(client, username="ghost"), 429, "too_many_attempts")
@@ -191,6 +258,9 @@ def test_users_cli_creates_lists_sets_passwords_and_locks(env):
     assert runner.invoke(users_cli, ["create", "--username", "op1", "--role", "citizen"]).exit_code == 1
     weak = runner.invoke(users_cli, ["set-password", "cit1", "--password-stdin"], input="short\n")
     assert weak.exit_code == 1 and "at least" in weak.output
+    guessable = runner.invoke(users_cli, ["set-password", "cit1", "--password-stdin"], input="1234567890\n")
+    assert guessable.exit_code == 1 and "too easy to guess" in guessable.output
+    assert len(guessable.output.strip().splitlines()) == 1
 
     assert (
         runner.invoke(users_cli, ["set-password", "op1", "--password-stdin"], input="another-long-pass\n").exit_code
@@ -205,6 +275,29 @@ def test_users_cli_creates_lists_sets_passwords_and_locks(env):
         assert _login(c, "op1", generated).status_code == 401
         assert _login(c, "op1", "another-long-pass").status_code == 200
         assert _login(c, "cit1", "a-citizen-password").status_code == 200
+
+
+def test_a_password_reset_ends_sessions_and_revokes_api_tokens(client):
+    csrf = _login(client).json()["csrf_token"]
+    headers = {"X-CSRF-Token": csrf}
+    too_long = client.post("/api/v1/auth/tokens", json={"name": "x", "days": 3650}, headers=headers)
+    assert _error(too_long, 422, "validation_failed")
+    made = client.post("/api/v1/auth/tokens", json={"name": "x", "days": 365}, headers=headers)
+    assert made.status_code == 201, made.text
+    bearer = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert client.get("/api/v1/auth/me", headers=bearer).json()["auth_method"] == "token"
+
+    reset = CliRunner().invoke(users_cli, ["set-password", "disp", "--password-stdin"], input="a-brand-new-secret\n")
+    assert reset.exit_code == 0, reset.output
+    assert "1 session(s) ended, 1 API token(s) revoked" in reset.output
+    _error(client.get("/api/v1/auth/me"), 401, "unauthenticated")
+    _error(client.get("/api/v1/auth/me", headers=bearer), 401, "unauthenticated")
+    with session_scope() as s:
+        assert s.scalars(select(ApiToken.revoked)).all() == [True]
+    # A token made after the reset works.
+    csrf = _login(client, password="a-brand-new-secret").json()["csrf_token"]
+    fresh = client.post("/api/v1/auth/tokens", json={"name": "y"}, headers={"X-CSRF-Token": csrf}).json()["token"]
+    assert client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
 
 
 def _token(client) -> tuple[int, TestClient]:
@@ -249,12 +342,21 @@ def test_changes_committed_in_this_process_reach_remembered_tokens_at_once(clien
     with session_scope() as s:
         s.scalars(select(User).where(User.username == "disp")).one().role = Role.SUPERVISOR
     assert bearer.get("/api/v1/auth/me").json()["role"] == "supervisor"
-    # ... and a lockout by failed log-ins (an UPDATE statement on users) count for the next request.
-    for _ in range(3):
-        _login(client, password="wrong-password")
+    # ... and a lock written by an UPDATE statement on users count for the next request.
+    with session_scope() as s:
+        s.execute(update(User).where(User.username == "disp").values(locked_until=utcnow() + timedelta(hours=1)))
     _error(bearer.get("/api/v1/auth/me"), 401, "unauthenticated")
     with session_scope() as s:
         auth.unlock_user(s, username="disp")
     assert bearer.get("/api/v1/auth/me").status_code == 200
     assert bearer.delete(f"/api/v1/auth/tokens/{token_id}").status_code == 204
     _error(bearer.get("/api/v1/auth/me"), 401, "unauthenticated")
+
+
+def test_pages_and_api_answers_forbid_framing(client):
+    for path in ("/login", "/", "/api/v1/auth/me", "/static/app.css"):
+        response = client.get(path)
+        assert response.headers["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["referrer-policy"] == "same-origin", path

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from cityhub.db import utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.knowledge import service
 from cityhub.knowledge.models import ReplyCheck
 from cityhub.knowledge.schemas import EntryCreate, EntryUpdate
+from cityhub.org.models import Role
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.schemas import OrderCreate
@@ -227,3 +229,46 @@ def test_api_entries_suggest_instant_answer_and_reply_quality(client):
     assert client.get("/api/v1/kb/entries/987654").status_code == 404
     anonymous = client.post("/api/v1/kb/suggest", json={"text": "公积金"}, headers={"Authorization": ""})
     assert anonymous.status_code == 401
+
+
+def _bearer(client, role, username):
+    """Another caller of the same app: a user of ``role`` with a bearer token."""
+    from fastapi.testclient import TestClient
+
+    from cityhub.auth.service import create_token
+    from cityhub.db import session_scope
+    from cityhub.org.models import Unit, User
+
+    with session_scope() as s:
+        unit_id = None if role == Role.CITIZEN else s.scalars(select(Unit.id).limit(1)).one()
+        user = User(username=username, full_name=username, role=role, unit_id=unit_id)
+        s.add(user)
+        s.flush()
+        _, token = create_token(s, user_id=user.id, name="test")
+    other = TestClient(client.app, raise_server_exceptions=False)
+    other.headers["Authorization"] = f"Bearer {token}"
+    return other
+
+
+def test_deactivated_entries_are_seen_only_by_those_who_keep_the_knowledge_base(client):
+    kept = client.post("/api/v1/kb/entries", json=GJJ).json()
+    gone = client.post("/api/v1/kb/entries", json=HUKOU).json()
+    assert client.delete(f"/api/v1/kb/entries/{gone['id']}").json()["active"] is False
+    citizen = _bearer(client, Role.CITIZEN, "kb-citizen")
+    handler = _bearer(client, Role.HANDLER, "kb-handler")
+    operator = _bearer(client, Role.OPERATOR, "kb-operator")  # operators hold kb:manage
+
+    def listed(caller, query):
+        response = caller.get(f"/api/v1/kb/entries{query}")
+        assert response.status_code == 200, response.text
+        return [e["id"] for e in response.json()["items"]]
+
+    for caller in (citizen, handler):
+        assert listed(caller, "?active=false") == []
+        assert listed(caller, "") == [kept["id"]]
+        missing = caller.get(f"/api/v1/kb/entries/{gone['id']}")
+        assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+        assert caller.get(f"/api/v1/kb/entries/{kept['id']}").status_code == 200
+    for keeper in (client, operator):
+        assert listed(keeper, "?active=false") == [gone["id"]]
+        assert keeper.get(f"/api/v1/kb/entries/{gone['id']}").json()["active"] is False

@@ -82,13 +82,24 @@ def create(
 
 @app.command("list")
 def list_users(role: Annotated[Role | None, typer.Option("--role", help="Only this role.")] = None) -> None:
-    """List accounts: username, role, unit, state."""
-    from cityhub.auth.service import is_locked, list_accounts
+    """List accounts: username, role, unit, state (active, disabled, locked by an administrator, or login-locked:
+    password logins locked after failed attempts), password or not, name."""
+    from cityhub.auth.service import is_locked, list_accounts, password_lockouts
     from cityhub.db import session_scope
 
     with session_scope() as session:
-        for user in list_accounts(session, role=role):
-            state = "locked" if is_locked(user) else ("active" if user.active else "disabled")
+        users = list_accounts(session, role=role)
+        login_locked = password_lockouts(session, usernames=[u.username for u in users])
+        for user in users:
+            state = (
+                "locked"
+                if is_locked(user)
+                else "disabled"
+                if not user.active
+                else "login-locked"
+                if user.username in login_locked
+                else "active"
+            )
             has_password = "password" if user.password_hash else "no-password"
             unit = user.unit.code if user.unit else "-"
             typer.echo(f"{user.username}\t{user.role.value}\t{unit}\t{state}\t{has_password}\t{user.full_name}")
@@ -99,17 +110,21 @@ def set_password(
     username: Annotated[str, typer.Argument(help="Login name.")],
     password_stdin: PasswordStdin = False,
 ) -> None:
-    """Set a new password (ends the user's sessions, clears a lockout); generated and printed once by default."""
+    """Set a new password: ends the user's sessions, revokes their API tokens, clears a password lockout; the
+    password is generated and printed once by default."""
     from cityhub.auth import service
     from cityhub.db import session_scope
 
     password, generated = _password(password_stdin)
     try:
         with session_scope() as session:
-            service.set_password(session, username=username, password=password)
+            done = service.set_password(session, username=username, password=password)
     except CityhubError as exc:
         raise _fail(exc.message) from None
-    typer.echo(f"password of {username} changed")
+    typer.echo(
+        f"password of {username} changed; {done.sessions_ended} session(s) ended, "
+        f"{done.tokens_revoked} API token(s) revoked"
+    )
     if generated:
         typer.echo(f"password (shown once): {password}")
 
@@ -121,7 +136,8 @@ def lock(
         float | None, typer.Option("--minutes", help="Lock for this long (default: until unlocked).")
     ] = None,
 ) -> None:
-    """Lock an account and end its sessions; its API tokens stop working while it is locked."""
+    """Lock an account (an administrator's lock): its sessions end, its API tokens stop working and it cannot log
+    in while it is locked."""
     from cityhub.auth import service
     from cityhub.db import session_scope
 
@@ -136,7 +152,7 @@ def lock(
 
 @app.command("unlock")
 def unlock(username: Annotated[str, typer.Argument(help="Login name.")]) -> None:
-    """Unlock an account and reset its failed-login counter."""
+    """Lift an administrator's lock and a password lockout, and forget the failed logins."""
     from cityhub.auth import service
     from cityhub.db import session_scope
 

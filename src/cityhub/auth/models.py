@@ -1,10 +1,11 @@
-"""Server-side login sessions, personal API tokens and login attempts (rows, so every process sees them)."""
+"""Server-side login sessions, personal API tokens, login attempts and password lockouts (rows, so every process
+sees them)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cityhub.db import Base, utcnow
@@ -62,3 +63,19 @@ class LoginAttempt(Base):
     client_ip: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     success: Mapped[bool] = mapped_column(Boolean)
+
+
+class LoginLockout(Base):
+    """Consecutive failed password logins of one login name and the password lockout they caused.
+
+    Kept per name whether or not an account has it, so that a name that exists answers exactly as one that does
+    not. It stops password logins only: sessions and API tokens opened before keep working (an administrator's
+    lock, ``users.locked_until``, stops everything).
+    """
+
+    __tablename__ = "login_lockouts"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # since the last success, lockout or unlock
+    last_failure_at: Mapped[datetime] = mapped_column(index=True)
+    locked_until: Mapped[datetime | None] = mapped_column()

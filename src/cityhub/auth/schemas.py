@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cityhub.auth.settings import MAX_TOKEN_DAYS
 from cityhub.org.models import Role
 
 
@@ -33,7 +34,9 @@ class LoginResponse(BaseModel):
 
 class TokenCreate(BaseModel):
     name: str = Field(min_length=1, max_length=80)
-    days: int | None = Field(None, ge=1, le=3650)
+    days: int | None = Field(
+        None, ge=1, le=MAX_TOKEN_DAYS, description="lifetime in days (default CITYHUB_API_TOKEN_DAYS, at most 365)"
+    )
 
 
 class TokenRead(BaseModel):

@@ -1,5 +1,8 @@
 """Accounts, password login with rate limiting and lockout, server-side sessions and personal API tokens.
 
+Two kinds of lock: an administrator's (``users.locked_until``: no login, session or token while it lasts) and the
+lockout after failed password logins (``login_lockouts``, per login name, existing or not: password logins only).
+
 Sessions are rows (``auth_sessions``) rather than signed cookies: logout, lock and password changes end them
 at once in every process, and the cookie carries only a random id whose SHA-256 is stored. API tokens verified a
 moment ago are trusted from memory for ``token_cache_seconds`` (:class:`RecentTokens`).
@@ -10,18 +13,20 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, event, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import InstrumentedAttribute, ORMExecuteState, Session
 
 from cityhub.auth import passwords
 from cityhub.auth.errors import AccountLocked, InvalidCredentials, TooManyAttempts, Unauthenticated
-from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt
+from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt, LoginLockout
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
 from cityhub.db import utcnow
@@ -45,7 +50,7 @@ def digest(secret: str) -> str:
 def create_account(session: Session, *, data: UserCreate, password: str | None = None) -> User:
     """Create a user, with a password hash when ``password`` is given."""
     if password is not None:
-        passwords.check_strength(password)
+        passwords.check_strength(password, username=data.username, personal=(data.full_name, data.email, data.phone))
     user = org.create_user(session, data=data)
     if password is not None:
         user.password_hash = passwords.hash_password(password)
@@ -60,20 +65,30 @@ def require_user(session: Session, *, username: str) -> User:
     return user
 
 
-def set_password(session: Session, *, username: str, password: str) -> User:
-    """Set a new password, clear the lockout and end the user's sessions."""
-    passwords.check_strength(password)
+@dataclass(frozen=True)
+class PasswordSet:
+    user: User
+    sessions_ended: int
+    tokens_revoked: int
+
+
+def set_password(session: Session, *, username: str, password: str) -> PasswordSet:
+    """An administrator's reset: set a new password, lift any lock, end the user's sessions and revoke their API
+    tokens — whoever may have learnt the old password may have made a token with it."""
     user = require_user(session, username=username)
+    passwords.check_strength(password, username=user.username, personal=(user.full_name, user.email, user.phone))
     user.password_hash = passwords.hash_password(password)
-    user.failed_logins = 0
     user.locked_until = None
-    end_sessions(session, user_id=user.id)
+    clear_password_lockout(session, username=user.username)
+    ended = end_sessions(session, user_id=user.id)
+    revoked = revoke_tokens(session, user_id=user.id)
     session.flush()
-    return user
+    return PasswordSet(user=user, sessions_ended=ended, tokens_revoked=revoked)
 
 
 def lock_user(session: Session, *, username: str, minutes: float | None = None) -> User:
-    """Lock an account (for ``minutes``, or until unlocked) and end its sessions; its tokens stop working too."""
+    """An administrator's lock (for ``minutes``, or until unlocked): ends the account's sessions, its tokens stop
+    working and it cannot log in. Not the lockout after failed password logins (:class:`LoginLockout`)."""
     user = require_user(session, username=username)
     until = utcnow() + timedelta(minutes=minutes) if minutes else datetime(9999, 12, 31, tzinfo=utcnow().tzinfo)
     user.locked_until = until
@@ -83,15 +98,34 @@ def lock_user(session: Session, *, username: str, minutes: float | None = None) 
 
 
 def unlock_user(session: Session, *, username: str) -> User:
+    """Lift an administrator's lock and a password lockout, and forget the failed logins."""
     user = require_user(session, username=username)
     user.locked_until = None
-    user.failed_logins = 0
+    clear_password_lockout(session, username=user.username)
     session.flush()
     return user
 
 
 def is_locked(user: User, now: datetime | None = None) -> bool:
+    """Whether an administrator's lock holds (``user``: a User or a row with ``locked_until``)."""
     return user.locked_until is not None and user.locked_until > (now or utcnow())
+
+
+def clear_password_lockout(session: Session, *, username: str) -> None:
+    session.execute(delete(LoginLockout).where(LoginLockout.username == username[:64]))
+
+
+def password_lockouts(
+    session: Session, *, usernames: Iterable[str], now: datetime | None = None
+) -> dict[str, datetime]:
+    """The login names among ``usernames`` whose password logins are locked now, with until when."""
+    names = sorted({u[:64] for u in usernames})
+    if not names:
+        return {}
+    query = select(LoginLockout.username, LoginLockout.locked_until).where(
+        LoginLockout.username.in_(names), LoginLockout.locked_until > (now or utcnow())
+    )
+    return {name: until for name, until in session.execute(query) if until is not None}
 
 
 # ------------------------------------------------------------------------------------------------- login
@@ -121,7 +155,11 @@ def login(
 ) -> LoginResult:
     """Check a password login and open a session.
 
-    Failures are committed even though an error is raised, so that counters survive the request's rollback.
+    A login name that exists and one that does not answer alike: the same password-hash work, the same failure
+    counting, the same lockout after ``login_max_failures`` failures in a row (423 for ``lockout_minutes``). That
+    lockout stops password logins only; an administrator's lock (told only to whoever gives the right password)
+    stops everything. Failures are committed even though an error is raised, so that counters survive the
+    request's rollback.
     """
     settings = get_auth_settings()
     now = now or utcnow()
@@ -131,39 +169,70 @@ def login(
         raise TooManyAttempts("too many failed logins from this address; try again later", details=window)
     if _recent_failures(session, LoginAttempt.username, username, since) >= settings.login_max_per_username:
         raise TooManyAttempts("too many failed logins for this account; try again later", details=window)
+    name = username[:64]
+    locked_until = session.scalar(
+        select(LoginLockout.locked_until).where(LoginLockout.username == name, LoginLockout.locked_until > now)
+    )
+    if locked_until is not None:
+        raise AccountLocked(
+            "too many failed logins: password login locked; try again later",
+            details={"locked_until": locked_until.isoformat()},
+        )
 
     user = org.get_user_by_username(session, username=username)
-    if user is not None and is_locked(user, now):
-        assert user.locked_until is not None
-        raise AccountLocked("account locked; try again later", details={"locked_until": user.locked_until.isoformat()})
     ok = passwords.verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.active:
-        session.add(LoginAttempt(username=username[:64], client_ip=client_ip[:64], at=now, success=False))
-        locked_until = None
-        if user is not None:
-            failures = (user.failed_logins or 0) + 1
-            session.execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1))
-            if failures >= settings.login_max_failures:
-                locked_until = now + timedelta(minutes=settings.lockout_minutes)
-                session.execute(
-                    update(User).where(User.id == user.id).values(locked_until=locked_until, failed_logins=0)
-                )
-        # Old attempts only matter within the window; pruning them here keeps the table small without a job.
-        session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - timedelta(days=1)))
+        session.add(LoginAttempt(username=name, client_ip=client_ip[:64], at=now, success=False))
+        locked_until = _count_failure(session, name=name, now=now)
+        # Old attempts and counts only matter for a while; pruning them here keeps the tables small without a job.
+        day_ago = now - timedelta(days=1)
+        session.execute(delete(LoginAttempt).where(LoginAttempt.at < day_ago))
+        session.execute(
+            delete(LoginLockout).where(
+                LoginLockout.last_failure_at < day_ago,
+                or_(LoginLockout.locked_until.is_(None), LoginLockout.locked_until < now),
+            )
+        )
         session.commit()
         if locked_until is not None:
             raise AccountLocked(
-                "too many failed logins: account locked", details={"locked_until": locked_until.isoformat()}
+                "too many failed logins: password login locked", details={"locked_until": locked_until.isoformat()}
             )
         raise InvalidCredentials("wrong username or password")
 
+    if is_locked(user, now):
+        assert user.locked_until is not None
+        raise AccountLocked(
+            "account locked by an administrator", details={"locked_until": user.locked_until.isoformat()}
+        )
     assert user.password_hash is not None
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
-    session.add(LoginAttempt(username=username[:64], client_ip=client_ip[:64], at=now, success=True))
+    clear_password_lockout(session, username=name)
+    session.add(LoginAttempt(username=name, client_ip=client_ip[:64], at=now, success=True))
     return open_session(session, user=user, method="password", client_ip=client_ip, user_agent=user_agent, now=now)
+
+
+def _count_failure(session: Session, *, name: str, now: datetime) -> datetime | None:
+    """Count one failed password login of ``name``; at ``login_max_failures`` in a row, lock its password logins
+    and start counting again. Returns until when it is locked, if this failure locked it."""
+    settings = get_auth_settings()
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(LoginLockout)
+        .values(username=name, failures=1, last_failure_at=now)
+        .on_conflict_do_update(
+            index_elements=["username"], set_={"failures": LoginLockout.failures + 1, "last_failure_at": now}
+        )
+        .returning(LoginLockout.failures)
+    )
+    if int(session.execute(stmt).scalar_one()) < settings.login_max_failures:
+        return None
+    locked_until = now + timedelta(minutes=settings.lockout_minutes)
+    session.execute(
+        update(LoginLockout).where(LoginLockout.username == name).values(failures=0, locked_until=locked_until)
+    )
+    return locked_until
 
 
 def open_session(
@@ -200,8 +269,10 @@ def end_session(session: Session, *, session_id: int) -> None:
     session.execute(delete(AuthSession).where(AuthSession.id == session_id))
 
 
-def end_sessions(session: Session, *, user_id: int) -> None:
-    session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
+def end_sessions(session: Session, *, user_id: int) -> int:
+    """End every browser session of the user; returns how many there were."""
+    result = session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # ------------------------------------------------------------------------------------------ authentication
@@ -401,6 +472,14 @@ def revoke_token(session: Session, *, user_id: int, token_id: int) -> None:
         raise NotFound(f"token {token_id} not found")
     row.revoked = True
     session.flush()
+
+
+def revoke_tokens(session: Session, *, user_id: int) -> int:
+    """Revoke every API token of the user still in force; returns how many."""
+    result = session.execute(
+        update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked.is_(False)).values(revoked=True)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def list_accounts(session: Session, *, role: Role | None = None) -> list[User]:

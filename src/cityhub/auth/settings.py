@@ -7,6 +7,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cityhub.config import Settings, get_settings
 
+# The longest a personal API token may live: a forgotten token in a script stops working within a year.
+MAX_TOKEN_DAYS = 365
+
 
 class AuthSettings(BaseSettings):
     """Identity: browser sessions, login lockout and rate limits, API tokens, password hashing, OIDC sign-on."""
@@ -21,11 +24,13 @@ class AuthSettings(BaseSettings):
         description="Send cookies over https only; turn off for plain-http localhost development.",
     )
     session_hours: float = Field(12, gt=0, description="Hours a browser session lasts.")
-    # Lockout: after N consecutive failures the account is locked for M minutes (423).
+    # Lockout: after N consecutive failures password logins of that name are locked for M minutes (423).
     login_max_failures: int = Field(
-        5, ge=1, description="Consecutive failed logins after which the account is locked (423)."
+        5, ge=1, description="Consecutive failed logins of a name after which its password logins are locked (423)."
     )
-    lockout_minutes: float = Field(15, gt=0, description="Minutes an account stays locked after too many failures.")
+    lockout_minutes: float = Field(
+        15, gt=0, description="Minutes password logins stay locked after too many failures (sessions, tokens go on)."
+    )
     # Rate limit (429): failed attempts per username and per client IP within the window.
     login_window_seconds: int = Field(
         300, ge=1, description="Window, in seconds, in which failed logins are counted for the rate limit (429)."
@@ -36,7 +41,9 @@ class AuthSettings(BaseSettings):
     login_max_per_ip: int = Field(
         50, ge=1, description="Failed logins per client IP within the window before further attempts get 429."
     )
-    api_token_days: int = Field(365, ge=1, description="Default lifetime, in days, of a personal API token.")
+    api_token_days: int = Field(
+        365, ge=1, le=MAX_TOKEN_DAYS, description="Default lifetime, in days, of a personal API token."
+    )
     # See auth.service.RecentTokens.
     token_cache_seconds: float = Field(
         2.0,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, status
 
 from cityhub.api.deps import CurrentActor, CurrentPrincipal, DbSession, Paging, get_principal, require
 from cityhub.auth import permissions
+from cityhub.auth.principal import Principal
 from cityhub.auth.scope import order_in_scope, scope_of
 from cityhub.errors import NotFound
 from cityhub.knowledge import service
@@ -55,17 +56,28 @@ def instant_answer(body: InstantAnswerRequest, db: DbSession, actor: CurrentActo
     return InstantAnswerResult(order=OrderRead.model_validate(order).masked(), entry_id=body.entry_id)
 
 
+def _keeps_kb(principal: Principal) -> bool:
+    """Deactivated entries are the knowledge keepers' own business: only kb:manage sees them."""
+    return permissions.allows(principal.role, permissions.KB_MANAGE)
+
+
 @router.get("/entries", response_model=EntryPage)
 def list_entries(
     db: DbSession,
     page: Paging,
+    principal: CurrentPrincipal,
     active: bool | None = True,
     category_id: int | None = None,
     q: Annotated[
         str | None, Query(max_length=100, description="words separated by spaces, each in the question or answer")
     ] = None,
 ) -> EntryPage:
-    """Entries, newest first (``active=`` empty for all)."""
+    """Entries, newest first (``active=false``: the deactivated ones). Without kb:manage only active entries are
+    listed: ``active=false`` finds none."""
+    if not _keeps_kb(principal):
+        if active is False:
+            return EntryPage(items=[], limit=page.limit, offset=page.offset, has_more=False)
+        active = True
     rows, has_more = service.list_entries(
         db, active=active, category_id=category_id, q=q, limit=page.limit, offset=page.offset
     )
@@ -85,8 +97,12 @@ def create_entry(body: EntryCreate, db: DbSession) -> EntryRead:
 
 
 @router.get("/entries/{entry_id}", response_model=EntryRead)
-def get_entry(entry_id: int, db: DbSession) -> EntryRead:
-    return EntryRead.model_validate(service.require_entry(db, entry_id=entry_id))
+def get_entry(entry_id: int, db: DbSession, principal: CurrentPrincipal) -> EntryRead:
+    """One entry; a deactivated one answers 404, as a missing one, without kb:manage."""
+    entry = service.require_entry(db, entry_id=entry_id)
+    if not entry.active and not _keeps_kb(principal):
+        raise NotFound(f"knowledge entry {entry_id} not found")
+    return EntryRead.model_validate(entry)
 
 
 @router.patch(

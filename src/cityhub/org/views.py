@@ -1,8 +1,9 @@
 """HTTP routes of the organisation: the unit tree (/units) and the staff directory (/users).
 
 Reads need ``org:read`` (every staff role; citizens get 403), unit writes ``units:manage``, user writes
-``users:manage``. Password hashes never leave the server: responses are built from :class:`UserOut`, which has
-no such field.
+``users:manage``. The staff directory holds staff only: citizens' accounts (their names, phones, e-mails) are
+listed and read with ``users:manage`` alone — to others a citizen's account answers 404, as a missing one. Password
+hashes never leave the server: responses are built from :class:`UserOut`, which has no such field.
 """
 
 from __future__ import annotations
@@ -112,12 +113,16 @@ class UserOut(BaseModel):
     email: str | None
     active: bool
     has_password: bool = Field(description="whether the account can log in with a password")
-    locked: bool
+    locked: bool = Field(description="locked by an administrator: no login, session or API token")
     locked_until: datetime | None
+    login_locked_until: datetime | None = Field(
+        None,
+        description="password logins locked after failed attempts, until then (sessions and tokens still work)",
+    )
     created_at: datetime
 
     @classmethod
-    def of(cls, user: User) -> UserOut:
+    def of(cls, user: User, login_locked_until: datetime | None = None) -> UserOut:
         locked = auth.is_locked(user)
         return cls(
             id=user.id,
@@ -131,8 +136,19 @@ class UserOut(BaseModel):
             has_password=user.password_hash is not None,
             locked=locked,
             locked_until=user.locked_until if locked else None,
+            login_locked_until=login_locked_until,
             created_at=user.created_at,
         )
+
+
+def _out(db: Session, users: list[User]) -> list[UserOut]:
+    """Users as the API shows them, with their password lockouts read in one query."""
+    lockouts = auth.password_lockouts(db, usernames=[u.username for u in users])
+    return [UserOut.of(u, lockouts.get(u.username)) for u in users]
+
+
+def _one(db: Session, user: User) -> UserOut:
+    return _out(db, [user])[0]
 
 
 class UserPage(BaseModel):
@@ -176,6 +192,7 @@ users_router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(
 OrgReader = Depends(require(permissions.ORG_READ))
 UnitManager = Depends(require(permissions.UNITS_MANAGE))
 UserManager = Annotated[Principal, Depends(require(permissions.USERS_MANAGE))]
+DirectoryReader = Annotated[Principal, OrgReader]
 
 
 def _page(db: Session, stmt: Select[Any], limit: int, offset: int) -> tuple[list[Any], bool]:
@@ -253,17 +270,25 @@ def _not_self(principal: Principal, user: User, what: str) -> None:
         raise Conflict(f"you cannot {what} your own account; ask another administrator")
 
 
-@users_router.get("", response_model=UserPage, dependencies=[OrgReader])
+def _sees_citizens(principal: Principal) -> bool:
+    return permissions.allows(principal.role, permissions.USERS_MANAGE)
+
+
+@users_router.get("", response_model=UserPage)
 def list_users(
     db: DbSession,
     page: Paging,
+    principal: DirectoryReader,
     role: Role | None = None,
     unit_id: IdQuery = None,
     active: bool | None = None,
     q: SearchText = None,
 ) -> UserPage:
-    """Users by username, filtered by role, unit, activity and a text in username or full name."""
+    """Users by username, filtered by role, unit, activity and a text in username or full name; citizens only
+    for users:manage."""
     stmt = select(User).order_by(User.username, User.id)
+    if not _sees_citizens(principal):
+        stmt = stmt.where(User.role != Role.CITIZEN)
     if role is not None:
         stmt = stmt.where(User.role == role)
     if unit_id is not None:
@@ -274,19 +299,22 @@ def list_users(
         pattern = f"%{q.strip()}%"
         stmt = stmt.where(or_(User.username.like(pattern), User.full_name.like(pattern)))
     rows, has_more = _page(db, stmt, page.limit, page.offset)
-    return UserPage(items=[UserOut.of(u) for u in rows], limit=page.limit, offset=page.offset, has_more=has_more)
+    return UserPage(items=_out(db, rows), limit=page.limit, offset=page.offset, has_more=has_more)
 
 
-@users_router.get("/{user_id}", response_model=UserOut, dependencies=[OrgReader])
-def get_user(user_id: IdPath, db: DbSession) -> UserOut:
-    return UserOut.of(_user(db, user_id))
+@users_router.get("/{user_id}", response_model=UserOut)
+def get_user(user_id: IdPath, db: DbSession, principal: DirectoryReader) -> UserOut:
+    user = _user(db, user_id)
+    if user.role == Role.CITIZEN and not _sees_citizens(principal):
+        raise NotFound(f"user {user_id} not found")
+    return _one(db, user)
 
 
 @users_router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut)
 def create_user(body: UserCreateBody, db: DbSession, _principal: UserManager) -> UserOut:
     """Create an account; the password, when given, is checked for strength and stored as an Argon2id hash."""
     data = UserCreate.model_validate(body.model_dump(exclude={"password"}))
-    return UserOut.of(auth.create_account(db, data=data, password=body.password))
+    return _one(db, auth.create_account(db, data=data, password=body.password))
 
 
 @users_router.patch("/{user_id}", response_model=UserOut)
@@ -314,7 +342,7 @@ def update_user(user_id: IdPath, body: UserUpdateBody, db: DbSession, principal:
         # Open browser sessions would otherwise keep the old standing until they expire.
         auth.end_sessions(db, user_id=user.id)
     db.flush()
-    return UserOut.of(user)
+    return _one(db, user)
 
 
 @users_router.post("/{user_id}/lock", response_model=UserOut)
@@ -322,14 +350,14 @@ def lock_user(user_id: IdPath, db: DbSession, principal: UserManager, body: Lock
     """Lock the account (for ``minutes``, or until unlocked): its sessions end and its API tokens stop working."""
     user = _user(db, user_id)
     _not_self(principal, user, "lock")
-    return UserOut.of(auth.lock_user(db, username=user.username, minutes=body.minutes if body else None))
+    return _one(db, auth.lock_user(db, username=user.username, minutes=body.minutes if body else None))
 
 
 @users_router.post("/{user_id}/unlock", response_model=UserOut)
 def unlock_user(user_id: IdPath, db: DbSession, _principal: UserManager) -> UserOut:
-    """Lift a lock (manual or after failed logins) and reset the failed-login counter."""
+    """Lift an administrator's lock and a password lockout, and forget the failed logins."""
     user = _user(db, user_id)
-    return UserOut.of(auth.unlock_user(db, username=user.username))
+    return _one(db, auth.unlock_user(db, username=user.username))
 
 
 __all__ = ["MAX_ID", "NO_NUL", "IdPath", "IdQuery", "SearchText", "StorableText", "units_router", "users_router"]
