@@ -334,3 +334,32 @@ def test_merging_into_an_order_outside_ones_scope_is_refused_as_if_it_did_not_ex
         f"/api/v1/orders/{sibling['id']}/actions/merge", json={"master_id": mine["id"]}, headers=street_disp
     )
     assert merged.status_code == 200 and merged.json()["state"] == "merged"  # within its scope: as before
+
+
+def test_a_citizen_files_through_a_citizens_channel_and_staff_link_only_the_callers_account(client):
+    """A citizen's own appeal comes by web, app or mailbox at normal urgency, as the web form files it (a
+    "video_ai" "critical" one was accepted); staff may link an appeal to a citizen's account only when the account
+    bears the appeal's phone number (else anyone's list could receive a planted "please call to verify" order)."""
+    with session_scope() as s:
+        me = User(username="api-cit", full_name="市民甲", role=Role.CITIZEN, phone="138-1234-5678")
+        s.add(me)
+        s.flush()
+        _, token = create_token(s, user_id=me.id, name="test")
+        me_id = me.id
+        staff = s.scalars(select(User.id).where(User.username == "api-leader")).one()
+    citizen = {"Authorization": f"Bearer {token}"}
+    body = {"content": "小区路灯不亮已经一周"}
+    for extra, field in (({"channel": "video_ai"}, "channel"), ({"channel": "web", "urgency": "critical"}, "urgency")):
+        refused = client.post("/api/v1/orders", json={**body, **extra}, headers=citizen)
+        assert refused.status_code == 422 and refused.json()["details"]["field"] == field, refused.text
+    own = client.post("/api/v1/orders", json={**body, "channel": "app"}, headers=citizen)
+    assert own.status_code == 201
+
+    planted = {**body, "channel": "hotline", "citizen_user_id": me_id, "citizen_phone": "13000000000"}
+    refused = client.post("/api/v1/orders", json=planted)
+    assert refused.status_code == 422 and refused.json()["details"]["field"] == "citizen_user_id"
+    not_a_citizen = client.post("/api/v1/orders", json={**planted, "citizen_user_id": staff})
+    assert not_a_citizen.status_code == 422 and f"unknown citizen_user_id {staff}" in not_a_citizen.text
+    linked = client.post("/api/v1/orders", json={**planted, "citizen_phone": "13812345678"})
+    assert linked.status_code == 201
+    assert len(client.get("/api/v1/orders", headers=citizen).json()["items"]) == 2  # theirs, and the linked call

@@ -16,7 +16,7 @@ from cityhub.errors import CityhubError, ValidationFailed
 from cityhub.intake import dedupe
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import OPEN_STATES, Action, State
-from cityhub.workorders.models import AppealType, Order
+from cityhub.workorders.models import AppealType, Channel, Order, Urgency
 from cityhub.workorders.schemas import OrderCreate
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,21 @@ def _auto_dispatch(session: Session, order: Order, found: dedupe.DedupeResult) -
         log.warning("auto-dispatch of order %s failed: %s", order.number, exc.message)
 
 
+# The channels a citizen files through themselves (the hotline, grid, sensors … are staff's and machines').
+CITIZEN_CHANNELS = frozenset({Channel.WEB, Channel.APP, Channel.MAILBOX})
+
+
 def filed_by_citizen(data: OrderCreate, user_id: int) -> OrderCreate:
     """A citizen's own appeal (API or web form): theirs to follow and rate, received now, and their external ids in
-    their own namespace, so that a guessed id can never return someone else's order."""
+    their own namespace, so that a guessed id can never return someone else's order. The channel is one a citizen
+    uses and the urgency is for the hotline's staff to judge (refused, not changed: the caller said otherwise)."""
+    if data.channel not in CITIZEN_CHANNELS:
+        raise ValidationFailed(
+            f"a citizen files through {', '.join(sorted(c.value for c in CITIZEN_CHANNELS))}, not {data.channel.value}",
+            details={"field": "channel"},
+        )
+    if data.urgency != Urgency.NORMAL:
+        raise ValidationFailed("urgency is judged by the hotline's staff", details={"field": "urgency"})
     return data.model_copy(
         update={
             "citizen_user_id": user_id,
@@ -64,6 +76,26 @@ def filed_by_citizen(data: OrderCreate, user_id: int) -> OrderCreate:
             "external_id": f"u{user_id}:{data.external_id}"[:128] if data.external_id else None,
         }
     )
+
+
+def linked_citizen(session: Session, data: OrderCreate) -> None:
+    """Staff filing an appeal for a registered citizen (``citizen_user_id``): the account must be a citizen's and
+    bear the appeal's phone number, so that no one can place an order (a message, a "verification" call) in the
+    list of a citizen who never made it."""
+    from cityhub.org.models import Role, User
+
+    user = session.get(User, data.citizen_user_id)
+    if user is None or user.role != Role.CITIZEN:
+        raise ValidationFailed(f"unknown citizen_user_id {data.citizen_user_id}", details={"field": "citizen_user_id"})
+
+    def digits(phone: str | None) -> str:
+        return "".join(c for c in phone or "" if c.isdigit())[-11:]
+
+    if not digits(user.phone) or digits(user.phone) != digits(data.citizen_phone):
+        raise ValidationFailed(
+            f"citizen account {user.id} is not the caller's: its phone number is not the appeal's citizen_phone",
+            details={"field": "citizen_user_id"},
+        )
 
 
 def submit(
