@@ -1182,3 +1182,13 @@ def test_an_overloaded_server_refuses_pages_and_api_calls_with_503_and_retry_aft
     assert open311.status_code == 503 and "<errors>" in open311.text and "the server is busy" in open311.text
     assert open311.headers["retry-after"] == api.headers["retry-after"] or int(open311.headers["retry-after"]) >= 1
     assert again.status_code == 200  # the place was given back; nothing is left waiting
+
+
+def test_a_refused_routing_step_is_explained_as_such_not_as_a_lead_unit_step() -> None:
+    from cityhub.errors import PermissionDenied
+    from cityhub.web.routes import error_text
+
+    t = i18n.Translator("zh-CN")
+    routing = PermissionDenied("held elsewhere", details={"lead_unit_id": 3, "routing": True})
+    assert "区派单员" in error_text(t, routing)[0]
+    assert "承办单位进行" in error_text(t, PermissionDenied("not lead", details={"lead_unit_id": 3}))[0]

@@ -363,3 +363,47 @@ def test_a_citizen_files_through_a_citizens_channel_and_staff_link_only_the_call
     linked = client.post("/api/v1/orders", json={**planted, "citizen_phone": "13812345678"})
     assert linked.status_code == 201
     assert len(client.get("/api/v1/orders", headers=citizen).json()["items"]) == 2  # theirs, and the linked call
+
+
+def test_a_streets_dispatcher_routes_what_its_street_holds_not_what_the_district_sent_a_department(client):
+    with session_scope() as s:
+        street = Unit(code="API-ST2", name="测试街道二", tier=UnitTier.STREET, parent_id=client.district_id)
+        s.add(street)
+        s.flush()
+        user = User(username="api-street-disp2", full_name="街道派单", role=Role.DISPATCHER, unit_id=street.id)
+        s.add(user)
+        s.flush()
+        _, token = create_token(s, user_id=user.id, name="test")
+        street_id = street.id
+    street_disp = {"Authorization": f"Bearer {token}"}
+    held = _create(client, street_code="API-ST2", content="本街道道路破损")  # on its street, sent to a department
+    assert (
+        client.post(f"/api/v1/orders/{held['id']}/actions/dispatch", json={"unit_id": client.unit_id}).status_code
+        == 200
+    )
+    listed = client.get(f"/api/v1/orders/{held['id']}/actions", headers=street_disp).json()
+    assert "transfer" not in listed and "cancel" not in listed
+    refused = client.post(
+        f"/api/v1/orders/{held['id']}/actions/transfer",
+        json={"unit_id": street_id, "reason": "改派"},
+        headers=street_disp,
+    )
+    assert refused.status_code == 403 and refused.json()["details"]["lead_unit_id"] == client.unit_id
+    assert client.get(f"/api/v1/orders/{held['id']}").json()["lead_unit_id"] == client.unit_id  # unchanged
+
+    own = _create(client, street_code="API-ST2", content="本街道路灯不亮")
+    sent = client.post(f"/api/v1/orders/{own['id']}/actions/dispatch", json={"unit_id": street_id}, headers=street_disp)
+    assert sent.status_code == 200  # an order no unit holds yet: its street's dispatcher may send it
+    assert "transfer" in client.get(f"/api/v1/orders/{own['id']}/actions", headers=street_disp).json()
+    moved = client.post(
+        f"/api/v1/orders/{own['id']}/actions/transfer",
+        json={"unit_id": client.unit_id, "reason": "需区住建局处理"},
+        headers=street_disp,
+    )
+    assert moved.status_code == 200  # what its street holds it may send on, to a department too
+    assert (
+        client.post(  # the district's dispatcher (here an administrator) routes anything
+            f"/api/v1/orders/{held['id']}/actions/transfer", json={"unit_id": street_id, "reason": "改派"}
+        ).status_code
+        == 200
+    )

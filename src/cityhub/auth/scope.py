@@ -73,8 +73,11 @@ def scope_of(session: Session, principal: Principal) -> Scope:
         return Scope(everything=True)
     if principal.unit_id is None or principal.unit_tier is None:
         return Scope()
-    unit = principal.unit_id
-    tier = principal.unit_tier
+    return unit_scope(session, principal.unit_id, principal.unit_tier)
+
+
+def unit_scope(session: Session, unit: int, tier: UnitTier) -> Scope:
+    """The data scope of a unit's staff (:func:`scope_of` without the role's part)."""
     if tier in DISTRICT_TIERS:
         return Scope(everything=True)
     if tier == UnitTier.STREET:
@@ -89,6 +92,20 @@ def scope_of(session: Session, principal: Principal) -> Scope:
     if tier == UnitTier.SUBCENTRE and _is_district_centre(session, unit):
         return Scope(everything=True)
     return Scope(units=frozenset({unit}))
+
+
+def routed_by(session: Session, unit_id: int | None) -> frozenset[int] | None:
+    """The units whose orders the dispatchers of ``unit_id`` may route onwards (转办, 作废, 合并, 重办, 协办): None
+    for the district's (its units, its hotline centre: every order), else the units of its own scope — a street's
+    dispatcher routes what its street and communities hold, not an order the district sent to a department, although
+    it sees that order because it lies on its street."""
+    if unit_id is None:
+        return frozenset()
+    tier = session.scalar(select(Unit.tier).where(Unit.id == unit_id))
+    if tier is None:
+        return frozenset()
+    scope = unit_scope(session, unit_id, tier)
+    return None if scope.everything else scope.units
 
 
 def _is_district_centre(session: Session, unit_id: int) -> bool:

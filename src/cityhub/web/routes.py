@@ -134,6 +134,8 @@ def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
     if isinstance(exc, NotFound):
         return t("err.not_found"), fields
     if isinstance(exc, PermissionDenied):
+        if exc.details.get("routing"):
+            return t("err.not_routed_here"), fields
         return t("err.not_lead_unit" if "lead_unit_id" in exc.details else "err.forbidden"), fields
     if isinstance(exc, ValidationFailed):
         for problem in exc.details.get("errors", []):
@@ -599,9 +601,9 @@ ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
 }
 
 
-def _my_actions(order: Order, principal: Principal) -> list[Action]:
+def _my_actions(db: Session, order: Order, principal: Principal) -> list[Action]:
     """What GET /orders/{id}/actions lists (``workorders.views.actions_of``) that the page has a form for."""
-    return [a for a in actions_of(order, principal) if a in ACTION_FIELDS]
+    return [a for a in actions_of(db, order, principal) if a in ACTION_FIELDS]
 
 
 def _sla_view(db: Session, t: Translator, order: Order) -> dict[str, Any]:
@@ -677,7 +679,7 @@ def _detail_page(
     order = scoped_order(db, order_id, principal)  # NotFound when missing or out of scope
     read: OrderRead = read_model(order, principal)
     masked = not sees_personal_data(principal, order)
-    actions = _my_actions(order, principal)
+    actions = _my_actions(db, order, principal)
     staff = principal.role != Role.CITIZEN
     similar = decision = answers = None
     dispatch_pending = False

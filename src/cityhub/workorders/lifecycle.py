@@ -315,6 +315,11 @@ LEAD_STEPS = frozenset(
 )
 
 
+# The steps that send an order held by a unit somewhere else (转办, 协办, 合并, 作废, 重办): a dispatcher takes them
+# only for orders its own units hold (:func:`cityhub.auth.scope.routed_by`).
+ROUTING_STEPS = frozenset({Action.TRANSFER, Action.ADD_ASSIST, Action.MERGE, Action.CANCEL, Action.REOPEN})
+
+
 def actions_for_unit(view: OrderView, unit_id: int | None) -> list[Action]:
     """:func:`allowed_actions` as one unit's staff may take them: the lead unit's steps only for the unit holding the
     order, the co-handling steps only where that unit assists and its co-handling is at a step they apply to.

@@ -26,6 +26,7 @@ from cityhub.workorders import calendar as workcal
 from cityhub.workorders import numbering, sla
 from cityhub.workorders.lifecycle import (
     LEAD_STEPS,
+    ROUTING_STEPS,
     TERMINAL_STATES,
     Action,
     AssistStatus,
@@ -310,6 +311,11 @@ def act(
             f"only the lead unit's handlers may {outcome.action.value} order {order.number}",
             details={"lead_unit_id": order.lead_unit_id},
         )
+    if actor.role == Role.DISPATCHER.value and outcome.action in ROUTING_STEPS and not may_route(session, order, actor):
+        raise PermissionDenied(
+            f"order {order.number} is held by a unit outside yours: the district's dispatchers route it",
+            details={"lead_unit_id": order.lead_unit_id, "routing": True},
+        )
     with session.no_autoflush:  # one UPDATE per action, so the version moves by exactly one
         _apply_changes(order, outcome, params, now)
         _apply_sla(session, order, outcome, now)
@@ -369,6 +375,17 @@ def _event_payload(order: Order, outcome: Outcome) -> dict[str, Any] | None:
     payload = {k: v for k, v in outcome.payload.items() if k != "reason"}
     payload.update(sla.event_deadlines(outcome.sla, order.due_at, order.accept_due_at))
     return payload or None
+
+
+def may_route(session: Session, order: Order, actor: Actor) -> bool:
+    """Whether a dispatcher may route ``order`` onwards (:data:`ROUTING_STEPS`): one held by no unit, or by a unit
+    of the dispatcher's own scope (:func:`cityhub.auth.scope.routed_by`)."""
+    from cityhub.auth.scope import routed_by
+
+    if order.lead_unit_id is None:
+        return True
+    units = routed_by(session, actor.unit_id)
+    return units is None or order.lead_unit_id in units
 
 
 def _check_master(session: Session, order: Order, master_id: Any) -> None:

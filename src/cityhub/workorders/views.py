@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
+from sqlalchemy.orm import Session
 
 from cityhub.api.deps import CurrentPrincipal, DbSession, Paging, model_response, require
 from cityhub.auth import permissions
@@ -21,7 +22,7 @@ from cityhub.intake.service import filed_by_citizen, linked_citizen, submit
 from cityhub.org.models import Role
 from cityhub.org.places import PlaceSource
 from cityhub.workorders import service
-from cityhub.workorders.lifecycle import ASSIST_STEPS, Action, State, actions_for_unit
+from cityhub.workorders.lifecycle import ASSIST_STEPS, ROUTING_STEPS, Action, State, actions_for_unit
 from cityhub.workorders.models import AppealType, Channel, Order, SlaStatus, Urgency
 from cityhub.workorders.schemas import (
     ActionRequest,
@@ -155,22 +156,26 @@ def order_events(order_id: int, db: DbSession, principal: Reader) -> list[EventR
     return [e.masked(known=(order.citizen_name, order.citizen_phone)) for e in events]
 
 
-def actions_of(order: Order, principal: Principal) -> list[Action]:
+def actions_of(db: Session, order: Order, principal: Principal) -> list[Action]:
     """Actions the life cycle allows in the order's current state and the principal's role may take, as their unit
     may (the lead unit's steps only for the unit holding it, the co-handling steps only for a unit that assists at a
-    step they apply to; an administrator is bound to no unit). What the API lists and the order page offers."""
+    step they apply to, a dispatcher's routing steps only for an order its units hold or none does; an
+    administrator is bound to no unit). What the API lists and the order page offers."""
     unit_id = None if principal.role == Role.ADMIN else principal.unit_id
-    return [
+    allowed = [
         a
         for a in actions_for_unit(service.view_of(order), unit_id)
         if permissions.allows(principal.role, permissions.act(a))
     ]
+    if principal.role == Role.DISPATCHER and not service.may_route(db, order, principal.actor):
+        allowed = [a for a in allowed if a not in ROUTING_STEPS]
+    return allowed
 
 
 @router.get("/{order_id}/actions", response_model=list[str])
 def order_actions(order_id: int, db: DbSession, principal: Reader) -> list[str]:
     """The actions the caller may take on the order now (:func:`actions_of`)."""
-    return [a.value for a in actions_of(_order(db, order_id, principal), principal)]
+    return [a.value for a in actions_of(db, _order(db, order_id, principal), principal)]
 
 
 @router.post("/{order_id}/actions/{action}", response_model=OrderRead)
