@@ -182,6 +182,32 @@ def test_check_reply_flags_weak_replies_for_the_supervisor(db_session):
     assert service.check_pending_replies(db_session) == {"checked": 0, "weak": 0}
 
 
+def test_a_reply_changed_by_another_process_meanwhile_is_left_for_the_next_check(app_db, db_session, monkeypatch):
+    """Another process (the placing job, a supervisor) moves one order's version between the listing and the
+    check: that order is skipped and checked next time; the others are kept, not undone with it."""
+    from cityhub.db import session_scope
+    from cityhub.workorders.models import Order
+
+    first = _replied_order(db_session, "网友：您好！您反映的问题已转交相关单位调查处理。")
+    second = _replied_order(db_session, "网友：您好！您反映的问题已转交相关单位。")
+    db_session.commit()
+    real = service.check_reply
+    raced: list[int] = []
+
+    def racing(session, *, order, force=False):
+        if not raced:
+            raced.append(order.id)
+            with session_scope() as other:  # a write of its own, committed while this check works
+                other.get(Order, order.id).version += 1
+        return real(session, order=order, force=force)
+
+    monkeypatch.setattr(service, "check_reply", racing)
+    assert service.check_pending_replies(db_session) == {"checked": 1, "weak": 1, "skipped": 1}
+    assert db_session.get(ReplyCheck, second.id if raced == [first.id] else first.id) is not None
+    monkeypatch.setattr(service, "check_reply", real)
+    assert service.check_pending_replies(db_session) == {"checked": 1, "weak": 1}  # the next run takes it
+
+
 @pytest.fixture
 def client(admin_client):
     return admin_client

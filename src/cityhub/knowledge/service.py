@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from cityhub.config import get_settings
 from cityhub.db import database_key, rowcount, utcnow
@@ -540,18 +541,32 @@ def check_reply(session: Session, *, order: Order, force: bool = False) -> Reply
 
 
 def check_pending_replies(session: Session, *, limit: int = 500) -> dict[str, int]:
-    """Check replied orders whose reply has not been scored yet (a job, and ``cityhub kb check-replies``)."""
-    rows = session.scalars(
-        select(Order)
+    """Check replied orders whose reply has not been scored yet (a job, and ``cityhub kb check-replies``).
+
+    Each order is committed on its own: one changed meanwhile by another process (its version moved: a placing
+    job, a supervisor) is left for the next run instead of undoing the whole batch."""
+    ids = session.scalars(
+        select(Order.id)
         .outerjoin(ReplyCheck, ReplyCheck.order_id == Order.id)
         .where(Order.state == State.REPLIED, Order.reply_text.is_not(None), ReplyCheck.order_id.is_(None))
         .order_by(Order.replied_at)
         .limit(limit)
     ).all()
-    weak = 0
-    for order in rows:
-        weak += int(check_reply(session, order=order).weak)
-    return {"checked": len(rows), "weak": weak}
+    session.commit()
+    checked = weak = skipped = 0
+    for order_id in ids:
+        try:
+            order = session.get(Order, order_id)
+            if order is None or order.state != State.REPLIED or not order.reply_text:
+                continue  # changed since it was listed
+            weak += int(check_reply(session, order=order).weak)
+            session.commit()
+            checked += 1
+        except (StaleDataError, Conflict):
+            session.rollback()
+            skipped += 1
+    result = {"checked": checked, "weak": weak}
+    return {**result, "skipped": skipped} if skipped else result
 
 
 def weak_replies(
