@@ -102,6 +102,22 @@ def test_an_ambiguous_answer_places_the_appeal_as_far_as_its_readings_agree(
     assert (order.street_id, order.place_source) == (units["other"], "text")
 
 
+def test_a_text_naming_a_county_elsewhere_is_not_placed_by_a_shared_village_name(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """Many villages across the country share names: "湘北县桂花社区" is that county's, not ours; the same name
+    without a county, or with our own district or a word such as 县城, still places the appeal."""
+    s = db_session
+    for text in ("湘北县桂花社区门口的井盖松了", "J3县桂花社区门口的井盖松了"):
+        elsewhere = _appeal(s, text)
+        assert (elsewhere.street_id, elsewhere.community_id, elsewhere.place_source) == (None, None, "none"), text
+    for text in ("桂花社区门口的井盖松了", "青禾区桂花社区门口的井盖松了", "去县城的路上，桂花社区门口的井盖松了"):
+        ours = _appeal(s, text)
+        assert (ours.community_id, ours.place_source) == (units["community"], "text"), text
+    given = _appeal(s, "湘北县来的亲戚说井盖松了", address="稻香街道桂花社区3栋")  # the address field is ours
+    assert (given.community_id, given.place_source) == (units["community"], "address")
+
+
 def test_without_divisions_intake_leaves_the_place_for_later(db_session: Session) -> None:
     order = _appeal(db_session, "稻香街道桂花社区路灯不亮")
     assert (order.street_id, order.place_source) == (None, None)

@@ -11,6 +11,7 @@ of files; an order is placed only among the units of the database it lives in.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -104,11 +105,24 @@ def locate_appeal(session: Session, appeal: Appeal) -> Place | None:
     for source, loc in _locations(gaz, appeal.lat, appeal.lng, appeal.address, text):
         if not (loc.street_code or loc.community_code):
             continue
+        if source == "text" and _names_a_county_elsewhere(gaz, text):
+            continue  # "J3县南岭村": a village of that name elsewhere, not ours
         if loc.ambiguous:
             partly = partly or (source, loc)
             continue
         return _place(session, source, loc)
     return _place(session, *partly) if partly else Place()
+
+
+# A county named in a text (长沙县, J3县), not followed by what makes 县 a word of its own (县城, 县委, 县级 …).
+_COUNTY = re.compile(r"([A-Za-z]\d{0,2}|[\u4e00-\u9fff]{2,3})县(?![城委级长里域内外])")
+
+
+def _names_a_county_elsewhere(gaz: Gazetteer, text: str) -> bool:
+    """Whether the text names a county that is none of the gazetteer's divisions: its village and community names
+    then more likely mean that county's places (many villages across China share a name) than ours."""
+    own = [d.name for d in gaz.units.values() if d.level == "district"]
+    return any(not any(m.group(1)[-2:] in name for name in own) for m in _COUNTY.finditer(text))
 
 
 def _place(session: Session, source: str, loc: Location) -> Place:
