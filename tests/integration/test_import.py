@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -497,3 +498,60 @@ def test_street_and_community_columns_place_the_rows_by_code_or_name(db_session:
     assert (got["p3"].street_id, got["p3"].community_id) == (town.id, village.id)
     assert (got["p4"].street_id, got["p4"].place_source, got["p4"].attributes) == (None, None, {"street": "不存在街道"})
     assert (got["p5"].street_id, got["p5"].place_source) == (None, None)
+
+
+def test_an_id_already_holding_another_message_is_a_rejected_row(db_session: Session, tmp_path: Path) -> None:
+    header = ["id", "title", "content", "created_at"]
+    first = write_csv(
+        tmp_path / "first.csv",
+        [
+            ["271446", "K市楚旺农牧发展有限公司拖欠工资", "拖欠工资三个月", "2019-01-08 10:00:00"],
+            ["271447", "路灯不亮", "小区路灯坏了", "2019-01-08 11:00:00"],
+        ],
+        header=header,
+    )
+    assert import_orders(db_session, path=first).imported == 2
+    second = write_csv(
+        tmp_path / "second.csv",
+        [
+            # the same message again, its whitespace (and an Excel-escaped line break) aside: already present
+            ["271447", " 路灯  不亮", "小区路灯_x000D_\n坏了 ", "2019-01-08 11:00:00"],
+            # another message under a stored id
+            ["271446", "A5区M5市百货城附属楼14室小孩想上学", "孩子上学问题", "2019-02-01 09:00:00"],
+            ["300", "新留言", "内容一", "2019-02-02 09:00:00"],
+            # the same id twice in the file: the same message skipped, another one rejected
+            ["300", "新留言", "内容一", "2019-02-02 09:00:00"],
+            ["300", "另一条留言", "内容二", "2019-02-03 09:00:00"],
+        ],
+        header=header,
+    )
+    errors = io.StringIO()
+
+    report = import_orders(db_session, path=second, issues_to=errors)
+
+    assert (report.read, report.imported, report.skipped, report.rejected) == (5, 1, 2, 2)
+    stored = db_session.execute(select(Order.number).where(Order.external_id == "271446")).scalar_one()
+    assert [(i.row, i.field, i.message) for i in report.issues] == [
+        (3, "external_id", f"id 271446 already holds a different message (order {stored})"),
+        (6, "external_id", "id 300 already holds a different message (row 4)"),
+    ]
+    written = list(csv.reader(io.StringIO(errors.getvalue())))
+    assert [r[:3] for r in written[1:]] == [["3", "error", "external_id"], ["6", "error", "external_id"]]
+    titles = dict(db_session.execute(select(Order.external_id, Order.title)).all())
+    assert titles == {"271446": "K市楚旺农牧发展有限公司拖欠工资", "271447": "路灯不亮", "300": "新留言"}
+
+
+def test_a_conflict_in_a_later_batch_names_the_row_and_drops_its_warnings(db_session: Session, tmp_path: Path) -> None:
+    header = ["id", "title", "content", "created_at", "分类"]
+    rows = [
+        ["a1", "主题一", "内容一", "2019-01-08 10:00:00", ""],
+        ["a2", "主题二", "内容二", "2019-01-08 10:00:00", ""],
+        ["a1", "主题三", "内容三", "2019-01-08 10:00:00", "没有这个分类"],
+        ["a3", "主题四", "内容四", "2019-01-08 10:00:00", "没有这个分类"],
+    ]
+    report = import_orders(db_session, path=write_csv(tmp_path / "b.csv", rows, header=header), batch_size=2)
+    assert (report.imported, report.rejected, report.warnings) == (3, 1, 1)
+    assert [(i.row, i.level, i.field) for i in report.issues] == [
+        (4, "error", "external_id"),
+        (5, "warning", "category"),
+    ]

@@ -3,7 +3,9 @@
 The file is streamed: rows are read, validated and written in batches (default 5,000) through
 :func:`cityhub.intake.bulk.write_orders`, and every batch is committed. Each row gets an external id (its id
 column, or a stable hash of title, content, time and citizen), so re-running an import — after success or
-after a crash midway — adds nothing twice.
+after a crash midway — adds nothing twice: a row whose (channel, external id) is already stored with the same title
+and content (whitespace aside) is "already present"; one whose id holds a different message — stored, or on an
+earlier row of the file — is rejected, naming the id.
 
 Columns are matched by header, in Chinese or English (case and surrounding whitespace ignored), e.g.
 留言编号/id → external_id, 留言用户 → citizen_name, 留言主题 → title, 留言详情 → content,
@@ -732,7 +734,7 @@ def _import_rows(
     on_progress: Callable[[int, int | None], None] | None,
     on_batch: Callable[[ImportReport], None] | None,
 ) -> None:
-    batch: list[dict[str, Any]] = []
+    batch = _Batch()
     for number, cells in table.rows():
         if not any(cell_text(c) for c in cells):
             continue
@@ -741,20 +743,21 @@ def _import_rows(
         try:
             record = converter.convert(cells, row_warnings)
         except RowError as exc:
-            record_issue(RowIssue(number, exc.field, exc.message))
+            batch.issues.append(RowIssue(number, exc.field, exc.message))
             continue
         for field_name, message in row_warnings:
-            record_issue(RowIssue(number, field_name, message, "warning"))
-        batch.append(record)
-        if len(batch) >= batch_size:
-            _flush(session, batch, report, prefix)
-            batch = []
+            batch.issues.append(RowIssue(number, field_name, message, "warning"))
+        batch.records.append(record)
+        batch.numbers.append(number)
+        if len(batch.records) >= batch_size:
+            _flush(session, batch, report, prefix, record_issue)
+            batch = _Batch()
             if on_progress is not None:
                 on_progress(*table.progress())
             if on_batch is not None:
                 on_batch(report)
-    if batch:
-        _flush(session, batch, report, prefix)
+    if batch.records or batch.issues:
+        _flush(session, batch, report, prefix, record_issue)
         if on_batch is not None:
             on_batch(report)
     if on_progress is not None:
@@ -762,17 +765,45 @@ def _import_rows(
         on_progress(total or done, total)
 
 
-def _flush(session: Session, batch: list[dict[str, Any]], report: ImportReport, prefix: str | None) -> None:
-    try:
-        tune_for_bulk(session)
-        result = write_orders(session, batch, prefix=prefix)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    report.imported += result.inserted
-    report.skipped += len(result.skipped_external_ids)
-    report.batches += 1
+@dataclass
+class _Batch:
+    """Rows read since the last commit: their records with their row numbers, and the issues of the rows read."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)
+    issues: list[RowIssue] = field(default_factory=list)
+
+
+def _flush(
+    session: Session, batch: _Batch, report: ImportReport, prefix: str | None, record_issue: Callable[[RowIssue], None]
+) -> None:
+    """Write and commit the batch, then record its rows' issues in row order (a row whose id already holds a
+    different message is rejected here, and its warnings dropped)."""
+    issues = batch.issues
+    if batch.records:
+        try:
+            tune_for_bulk(session)
+            result = write_orders(session, batch.records, prefix=prefix)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        report.imported += result.inserted
+        report.skipped += len(result.skipped_external_ids)
+        report.batches += 1
+        if result.conflicts:
+            refused = {batch.numbers[c.index] for c in result.conflicts}
+            issues = [i for i in issues if i.row not in refused]
+            for conflict in result.conflicts:
+                if conflict.earlier_index is not None:
+                    holder = f"row {batch.numbers[conflict.earlier_index]}"
+                else:
+                    holder = f"order {conflict.number}"
+                message = f"id {conflict.external_id} already holds a different message ({holder})"
+                issues.append(RowIssue(batch.numbers[conflict.index], "external_id", message))
+            issues.sort(key=lambda issue: issue.row)
+    for issue in issues:
+        record_issue(issue)
 
 
 def _warning_kind(message: str) -> str:
