@@ -555,3 +555,38 @@ def test_a_conflict_in_a_later_batch_names_the_row_and_drops_its_warnings(db_ses
         (4, "error", "external_id"),
         (5, "warning", "category"),
     ]
+
+
+def test_rows_the_import_would_alter_are_rejected_by_field(db_session: Session, tmp_path: Path) -> None:
+    header = ["id", "title", "content", "created_at", "reply_text", "replied_at"]
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).astimezone(timezone(timedelta(hours=8)))
+    rows = [
+        ["t1", "长" * 400, "内容", "2019-01-08 10:00:00", "", ""],
+        ["t2", "主题", "内容", "2019-01-08 10:00:00", "已答复", "2019-01-07 10:00:00"],
+        ["t3", "主题", "内容", "2099-01-08 10:00:00", "", ""],
+        ["t4", "主题", "内容", "2019-01-08 10:00:00", "", "2019-01-09 10:00:00"],
+        ["t5", "主题", "内容", "", "已答复", "2019-01-09 10:00:00"],
+        ["t6", "主题", "内容", "2019-01-08 10:00:00", "已答复", "2099-01-09 10:00:00"],
+        # good rows: a title at the limit, a reply on the minute of the message, a clock a little behind ours
+        ["g1", "长" * 300, "内容", "2019-01-08 10:00:00", "", ""],
+        ["g2", "主题", "内容", "2019-01-08 10:00:00", "已答复", "2019-01-08 10:00:00"],
+        ["g3", "主题", "内容", soon.strftime("%Y-%m-%d %H:%M:%S"), "", ""],
+    ]
+    report = import_orders(db_session, path=write_csv(tmp_path / "alter.csv", rows, header=header))
+
+    assert (report.imported, report.rejected) == (3, 6)
+    rejected = {(i.row, i.field): i.message for i in report.issues if i.level == "error"}
+    assert list(rejected) == [
+        (2, "title"),
+        (3, "replied_at"),
+        (4, "created_at"),
+        (5, "replied_at"),
+        (6, "created_at"),
+        (7, "replied_at"),
+    ]
+    assert "longer than 300 characters" in rejected[(2, "title")]
+    assert "before created_at" in rejected[(3, "replied_at")]
+    assert "in the future" in rejected[(4, "created_at")] and "in the future" in rejected[(7, "replied_at")]
+    assert "without a reply" in rejected[(5, "replied_at")]
+    stored = dict(db_session.execute(select(Order.external_id, Order.title)).all())
+    assert sorted(stored) == ["g1", "g2", "g3"] and stored["g1"] == "长" * 300

@@ -19,6 +19,11 @@ Defaults: channel ``import``; appeal type ``consultation`` (咨询) when the fil
 or the cell is empty — it is NOT guessed from the text; urgency ``normal``; created_at the import time when
 missing (a warning). Rows with a reply (答复意见) are imported as ``replied`` with a ``reply`` event after
 ``create``.
+
+Nothing is stored other than the file says: a row is rejected (its row number and field reported, the other rows
+imported) rather than cut or corrected — a title longer than the column (300 characters), a created_at or replied_at
+in the future (beyond the API's tolerance, ``FUTURE_SLACK``), a replied_at before created_at, a replied_at without a
+reply, a reply without created_at.
 """
 
 from __future__ import annotations
@@ -49,10 +54,12 @@ from cityhub.org.places import PlaceSource, unit_gazetteer
 from cityhub.org.service import unit_ids_by_code
 from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, detect_encoding
 from cityhub.workorders.lifecycle import Action, State
-from cityhub.workorders.models import AppealType, Category, Channel, Urgency
+from cityhub.workorders.models import AppealType, Category, Channel, Order, Urgency
+from cityhub.workorders.schemas import FUTURE_SLACK
 
 DEFAULT_BATCH = 5000
 TITLE_FROM_CONTENT = 30
+TITLE_MAX: int = Order.__table__.c.title.type.length  # type: ignore[attr-defined]
 # Rejected/warned rows kept in memory for the summary; all of them go to the --errors file.
 MAX_KEPT_ISSUES = 1000
 EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}
@@ -317,6 +324,11 @@ def _limited(value: Any, field: str, limit: int) -> str | None:
     return text or None
 
 
+def _shown(at: datetime) -> str:
+    """A time of a row as the district reads it, in a message."""
+    return at.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def stable_external_id(*, title: str, content: str, created_at: str, citizen: str) -> str:
     """The external id of a row without an id column: equal rows get equal ids on every run."""
     digest = hashlib.sha1("\x1f".join((title, content, created_at, citizen)).encode("utf-8")).hexdigest()
@@ -557,11 +569,19 @@ class _RowConverter:
         if not title:
             title = " ".join(content.split())[:TITLE_FROM_CONTENT]
         content = content or title
-        title = title[:300]
+        if len(title) > TITLE_MAX:
+            raise RowError("title", f"longer than {TITLE_MAX} characters ({len(title)})")
         citizen = _limited(cells[ix["citizen_name"]], "citizen_name", 80)
 
-        raw_created = cells[ix["created_at"]]
-        created_at = parse_datetime(raw_created, field="created_at")
+        created_at = self._past(cells[ix["created_at"]], "created_at")
+        reply = cell_text(cells[ix["reply_text"]])
+        replied_at = self._past(cells[ix["replied_at"]], "replied_at")
+        if replied_at is not None and not reply:
+            raise RowError("replied_at", "given without a reply (the reply column is empty)")
+        if created_at is None and reply:
+            raise RowError("created_at", "missing in a row with a reply: when the message came in is needed")
+        if replied_at is not None and created_at is not None and replied_at < created_at:
+            raise RowError("replied_at", f"before created_at ({_shown(replied_at)} < {_shown(created_at)})")
         if created_at is None:
             warnings.append(("created_at", "missing: set to the import time"))
 
@@ -601,8 +621,6 @@ class _RowConverter:
         if attributes:
             record["attributes"] = attributes
 
-        reply = cell_text(cells[ix["reply_text"]])
-        replied_at = parse_datetime(cells[ix["replied_at"]], field="replied_at")
         if reply:
             if replied_at is None:
                 warnings.append(("replied_at", "missing for a reply: set to created_at"))
@@ -626,6 +644,13 @@ class _RowConverter:
                 },
             ]
         return record
+
+    def _past(self, value: Any, field_name: str) -> datetime | None:
+        """A time of the row, refused beyond the clock's tolerance the API allows (``FUTURE_SLACK``)."""
+        at = parse_datetime(value, field=field_name)
+        if at is not None and at > self.now + FUTURE_SLACK:
+            raise RowError(field_name, f"in the future ({_shown(at)})")
+        return at
 
     def _place(
         self, cells: list[Any], record: dict[str, Any], attributes: dict[str, str], warnings: list[tuple[str, str]]
