@@ -590,3 +590,17 @@ def test_rows_the_import_would_alter_are_rejected_by_field(db_session: Session, 
     assert "without a reply" in rejected[(5, "replied_at")]
     stored = dict(db_session.execute(select(Order.external_id, Order.title)).all())
     assert sorted(stored) == ["g1", "g2", "g3"] and stored["g1"] == "长" * 300
+
+
+def test_a_row_longer_than_the_header_is_rejected(db_session: Session, tmp_path: Path) -> None:
+    path = tmp_path / "wide.csv"
+    path.write_text(
+        "id,title,content,created_at\n"
+        "w1,主题,内容,2019-01-08 10:00:00,网站\n"
+        "w2,主题,内容,2019-01-08 10:00:00,,\n"  # empty cells past the header are no values
+        "w3,主题,内容,2019-01-08 10:00:00\n",
+        encoding="utf-8",
+    )
+    report = import_orders(db_session, path=path)
+    assert (report.imported, report.rejected) == (2, 1)
+    assert [(i.row, i.field, i.message) for i in report.issues] == [(2, "cells", "row has 5 cells, the header has 4")]

@@ -23,7 +23,7 @@ missing (a warning). Rows with a reply (答复意见) are imported as ``replied`
 Nothing is stored other than the file says: a row is rejected (its row number and field reported, the other rows
 imported) rather than cut or corrected — a title longer than the column (300 characters), a created_at or replied_at
 in the future (beyond the API's tolerance, ``FUTURE_SLACK``), a replied_at before created_at, a replied_at without a
-reply, a reply without created_at.
+reply, a reply without created_at, a value beyond the header's last column (empty trailing cells are no values).
 """
 
 from __future__ import annotations
@@ -553,7 +553,8 @@ class _RowConverter:
         self.category_levels = [
             columns.fields[k] for k in ("category1", "category2", "category3") if k in columns.fields
         ]
-        # Absent fields point at one padding cell past the header's width, so lookups need no branches.
+        # The header's width (to its last named column); absent fields point at one padding cell past it, so lookups
+        # need no branches.
         self.width = max([*columns.fields.values(), *(i for _, i in columns.extras)], default=0) + 1
         self.ix = {name: columns.fields.get(name, self.width) for name in _FIELD_ALIASES}
 
@@ -561,6 +562,11 @@ class _RowConverter:
         """The write_orders record of one row; (field, message) warnings are appended to ``warnings``."""
         if len(cells) <= self.width:
             cells = [*cells, *[""] * (self.width + 1 - len(cells))]
+        else:
+            # A value beyond the header belongs to no column (a shifted row, a missing header cell).
+            filled = next(i for i in range(len(cells), 0, -1) if cell_text(cells[i - 1]))
+            if filled > self.width:
+                raise RowError("cells", f"row has {filled} cells, the header has {self.width}")
         ix = self.ix
         content = cell_text(cells[ix["content"]])
         title = " ".join(cell_text(cells[ix["title"]]).split())
