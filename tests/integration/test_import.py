@@ -604,3 +604,49 @@ def test_a_row_longer_than_the_header_is_rejected(db_session: Session, tmp_path:
     report = import_orders(db_session, path=path)
     assert (report.imported, report.rejected) == (2, 1)
     assert [(i.row, i.field, i.message) for i in report.issues] == [(2, "cells", "row has 5 cells, the header has 4")]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk"])
+def test_undecodable_bytes_reject_their_row_only(db_session: Session, tmp_path: Path, encoding: str) -> None:
+    lines = ["留言编号,留言主题,留言详情,留言时间"] + [
+        f"e{i},主题{i},第{i}条留言的详情，内容足够长以跨过解码器的读取块,2019-01-08 10:00:00" for i in range(2, 3002)
+    ]
+    data = "\n".join(lines).encode(encoding)
+    marker = b"e2500,"  # data row 2500 (the header is row 1)
+    at = data.index(marker) + len(marker)
+    path = tmp_path / "enc.csv"
+    path.write_bytes(data[:at] + b"\xff\xfe" + data[at:])
+    errors = io.StringIO()
+
+    report = import_orders(db_session, path=path, batch_size=500, issues_to=errors)
+
+    assert (report.read, report.imported, report.rejected) == (3000, 2999, 1)
+    [issue] = report.issues
+    assert (issue.row, issue.field) == (2500, "encoding")
+    assert "\\xff" in issue.message and ("utf-8" in issue.message or "gb18030" in issue.message)
+    assert "2500,error,encoding" in errors.getvalue()
+    assert count(db_session, Order) == 2999
+    assert db_session.execute(select(Order.id).where(Order.external_id == "e2500")).first() is None
+
+
+def test_a_file_unreadable_midway_keeps_and_reports_the_rows_before(app_db: str, tmp_path: Path) -> None:
+    from cityhub.cli import _mount, app
+    from cityhub.db import session_factory
+
+    _mount()
+    rows = [f"m{i},主题{i},内容{i},2019-01-08 10:00:00" for i in range(2, 12)]
+    rows[7] = "m9,主题9,坏行,2019-01-08 10:00:00,多余"  # a rejected row before the error is reported too
+    rows.insert(8, 'm10,主题10,"' + "长" * 140_000 + '",2019-01-08 10:00:00')  # beyond the CSV module's field limit
+    path = tmp_path / "broken.csv"
+    path.write_text("id,title,content,created_at\n" + "\n".join(rows) + "\n", encoding="utf-8")
+
+    result = CliRunner().invoke(app, ["import", "orders", str(path), "--batch-size", "3", "--json"])
+
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: broken.csv: malformed CSV") and "import stopped" in lines[-1]
+    assert "row 9: cells: row has 5 cells, the header has 4" in lines
+    assert any(line.startswith("broken.csv: read 8, imported 7,") for line in lines)
+    assert json.loads(result.stdout)["imported"] == 7
+    with session_factory()() as session:
+        assert count(session, Order) == 7

@@ -6,11 +6,16 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cityhub.clitools import fail as _fail
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cityhub.intake.importer import ImportReport
 
 import_app = typer.Typer(no_args_is_help=True, help="Bulk import (CSV, Excel).")
 export_app = typer.Typer(no_args_is_help=True, help="Export orders with their histories (CSV, Excel, Parquet).")
@@ -48,13 +53,15 @@ def import_orders_cmd(
     attributes. Rows without a street or community are placed afterwards by the place-orders job
     (cityhub orders place).
 
-    Exit code 0 when the file was processed (rejected rows are listed, not fatal), 1 when it cannot be read.
+    Exit code 0 when the file was processed (rejected rows are listed, not fatal), 1 when it cannot be read; a
+    file that becomes unreadable midway (malformed CSV) keeps the rows before it, prints the summary of them and
+    exits 1. Bytes that are not text in the file's encoding reject their row only.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
     from cityhub.db import session_factory
-    from cityhub.intake.importer import UnreadableFile, import_orders
+    from cityhub.intake.importer import ImportStopped, UnreadableFile, import_orders
 
     console = Console(stderr=True, soft_wrap=True)
     progress = Progress(
@@ -78,6 +85,7 @@ def import_orders_cmd(
 
     errors_fh = errors.open("w", encoding="utf-8-sig", newline="") if errors else None
     session = session_factory()()
+    stopped: ImportStopped | None = None
     try:
         with progress:
             report = import_orders(
@@ -90,6 +98,8 @@ def import_orders_cmd(
                 on_progress=on_progress,
                 on_batch=on_batch,
             )
+    except ImportStopped as exc:
+        stopped, report = exc, exc.report
     except UnreadableFile as exc:
         raise _fail(exc.message) from None
     finally:
@@ -98,24 +108,32 @@ def import_orders_cmd(
             errors_fh.close()
 
     if not quiet:
-        rejected = [i for i in report.issues if i.level == "error"]
-        for issue in rejected[:SHOWN_ISSUES]:
-            console.print(f"row {issue.row}: {issue.field}: {issue.message}", markup=False, highlight=False)
-        if report.rejected > SHOWN_ISSUES:
-            more = report.rejected - SHOWN_ISSUES
-            hint = f" (all in {errors})" if errors else " (use --errors FILE for all of them)"
-            console.print(f"… and {more} more rejected rows{hint}", markup=False, highlight=False)
-        for kind, count in report.warning_counts.most_common():
-            console.print(f"warning: {kind} ({count} rows)", markup=False, highlight=False)
-        note = " — rejected rows were not imported, see above" if report.rejected else ""
-        console.print(
-            f"{file.name}: read {report.read}, imported {report.imported}, "
-            f"skipped {report.skipped} already present, rejected {report.rejected}{note}",
-            markup=False,
-            highlight=False,
-        )
+        _print_report(console, report, file=file, errors=errors, stopped=stopped is not None)
     if as_json:
-        typer.echo(json.dumps(report.summary(), ensure_ascii=False))
+        typer.echo(json.dumps(report.summary() | ({"stopped": stopped.message} if stopped else {}), ensure_ascii=False))
+    if stopped is not None:
+        raise _fail(stopped.message)
+
+
+def _print_report(console: Console, report: ImportReport, *, file: Path, errors: Path | None, stopped: bool) -> None:
+    rejected = [i for i in report.issues if i.level == "error"]
+    for issue in rejected[:SHOWN_ISSUES]:
+        console.print(f"row {issue.row}: {issue.field}: {issue.message}", markup=False, highlight=False)
+    if report.rejected > SHOWN_ISSUES:
+        more = report.rejected - SHOWN_ISSUES
+        hint = f" (all in {errors})" if errors else " (use --errors FILE for all of them)"
+        console.print(f"… and {more} more rejected rows{hint}", markup=False, highlight=False)
+    for kind, count in report.warning_counts.most_common():
+        console.print(f"warning: {kind} ({count} rows)", markup=False, highlight=False)
+    note = " — rejected rows were not imported, see above" if report.rejected else ""
+    if stopped:
+        note += " — stopped by the error below: the rows after it were not read"
+    console.print(
+        f"{file.name}: read {report.read}, imported {report.imported}, "
+        f"skipped {report.skipped} already present, rejected {report.rejected}{note}",
+        markup=False,
+        highlight=False,
+    )
 
 
 @export_app.command("orders")

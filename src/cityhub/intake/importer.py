@@ -402,11 +402,20 @@ class PlaceIndex:
 # ------------------------------------------------------------------------------------------ readers
 
 
+# What a CSV row holds where its bytes were not text in the file's encoding (decoded with surrogateescape).
+_UNDECODED = re.compile("[\udc80-\udcff]+")
+BadBytes = Callable[[int, str], None]
+
+
 class TableReader(Protocol):
     header: list[Any]
 
-    def rows(self) -> Iterator[tuple[int, list[Any]]]:
-        """(spreadsheet row number, cells) of each data row; the header is row 1."""
+    def rows(self, on_bad_bytes: BadBytes | None = None) -> Iterator[tuple[int, list[Any]]]:
+        """(spreadsheet row number, cells) of each data row; the header is row 1.
+
+        A row with bytes that are not text in the file's encoding is passed to ``on_bad_bytes(row, message)`` and
+        not yielded; without it, such a row ends the reading with :class:`UnreadableFile` naming the row.
+        """
         ...
 
     def progress(self) -> tuple[int, int | None]:
@@ -422,7 +431,9 @@ class CsvReader:
         sample = raw.read(SAMPLE_BYTES)
         raw.seek(0)
         self.encoding = detect_encoding(sample, name=path.name)
-        self.text = io.TextIOWrapper(raw, encoding=self.encoding, errors="strict", newline="")
+        # Undecodable bytes become lone surrogates, so that one bad row is reported by its number and the rest read
+        # (a strict decoder fails a whole chunk ahead of the CSV reader, at no row in particular).
+        self.text = io.TextIOWrapper(raw, encoding=self.encoding, errors="surrogateescape", newline="")
         first_line = sample.split(b"\n", 1)[0]
         delimiter = max((b",", b"\t", b";"), key=first_line.count).decode()
         self.reader = csv.reader(self.text, delimiter=delimiter)
@@ -432,21 +443,33 @@ class CsvReader:
         try:
             for cells in self.reader:
                 if any(c.strip() for c in cells):
+                    if (bad := self._bad_bytes(cells)) is not None:
+                        raise UnreadableFile(f"{self.path.name}: the header row has {bad}")
                     return list(cells)
-        except (UnicodeDecodeError, csv.Error) as exc:
+        except csv.Error as exc:
             raise UnreadableFile(f"{self.path.name}: {exc}") from None
         raise UnreadableFile(f"{self.path.name} is empty (no header row)")
 
-    def rows(self) -> Iterator[tuple[int, list[Any]]]:
+    def _bad_bytes(self, cells: list[str]) -> str | None:
+        """What is wrong with a row holding undecodable bytes (the first few shown), or None."""
+        found = _UNDECODED.search("\x1f".join(cells))
+        if found is None:
+            return None
+        shown = "".join(f"\\x{ord(ch) - 0xDC00:02x}" for ch in found.group()[:4])
+        return f"bytes that are not {self.encoding} ({shown})"
+
+    def rows(self, on_bad_bytes: BadBytes | None = None) -> Iterator[tuple[int, list[Any]]]:
         number = 1
         try:
             for cells in self.reader:
                 number += 1
-                yield number, cells
-        except UnicodeDecodeError as exc:
-            raise UnreadableFile(
-                f"{self.path.name}: bytes that are not {self.encoding} near data row {number + 1} ({exc.reason})"
-            ) from None
+                bad = self._bad_bytes(cells)
+                if bad is None:
+                    yield number, cells
+                elif on_bad_bytes is not None:
+                    on_bad_bytes(number, bad)
+                else:
+                    raise UnreadableFile(f"{self.path.name}: row {number}: {bad}")
         except csv.Error as exc:
             raise UnreadableFile(f"{self.path.name}: malformed CSV near data row {number + 1}: {exc}") from None
 
@@ -478,7 +501,8 @@ class ExcelReader:
                 return list(cells)
         raise UnreadableFile(f"{self.path.name}: the sheet is empty (no header row)")
 
-    def rows(self) -> Iterator[tuple[int, list[Any]]]:
+    def rows(self, on_bad_bytes: BadBytes | None = None) -> Iterator[tuple[int, list[Any]]]:
+        # A workbook's cells are text already: there are no undecodable bytes to report.
         for cells in self._rows:
             self.done += 1
             yield self.done, cells
@@ -539,6 +563,14 @@ class ImportReport:
 
 
 ISSUE_COLUMNS = ("row", "level", "field", "message")
+
+
+class ImportStopped(UnreadableFile):
+    """The file became unreadable midway: ``report`` counts what was read and committed before that point."""
+
+    def __init__(self, message: str, report: ImportReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class _RowConverter:
@@ -766,27 +798,37 @@ def _import_rows(
     on_batch: Callable[[ImportReport], None] | None,
 ) -> None:
     batch = _Batch()
-    for number, cells in table.rows():
-        if not any(cell_text(c) for c in cells):
-            continue
+
+    def bad_bytes(number: int, message: str) -> None:
         report.read += 1
-        row_warnings: list[tuple[str, str]] = []
-        try:
-            record = converter.convert(cells, row_warnings)
-        except RowError as exc:
-            batch.issues.append(RowIssue(number, exc.field, exc.message))
-            continue
-        for field_name, message in row_warnings:
-            batch.issues.append(RowIssue(number, field_name, message, "warning"))
-        batch.records.append(record)
-        batch.numbers.append(number)
-        if len(batch.records) >= batch_size:
-            _flush(session, batch, report, prefix, record_issue)
-            batch = _Batch()
-            if on_progress is not None:
-                on_progress(*table.progress())
-            if on_batch is not None:
-                on_batch(report)
+        batch.issues.append(RowIssue(number, "encoding", message))
+
+    try:
+        for number, cells in table.rows(on_bad_bytes=bad_bytes):
+            if not any(cell_text(c) for c in cells):
+                continue
+            report.read += 1
+            row_warnings: list[tuple[str, str]] = []
+            try:
+                record = converter.convert(cells, row_warnings)
+            except RowError as exc:
+                batch.issues.append(RowIssue(number, exc.field, exc.message))
+                continue
+            for field_name, message in row_warnings:
+                batch.issues.append(RowIssue(number, field_name, message, "warning"))
+            batch.records.append(record)
+            batch.numbers.append(number)
+            if len(batch.records) >= batch_size:
+                _flush(session, batch, report, prefix, record_issue)
+                batch = _Batch()
+                if on_progress is not None:
+                    on_progress(*table.progress())
+                if on_batch is not None:
+                    on_batch(report)
+    except UnreadableFile as exc:
+        # The rest of the file cannot be read: keep every row read before it, and say what was kept.
+        _flush(session, batch, report, prefix, record_issue)
+        raise ImportStopped(f"{exc.message} (import stopped there)", report) from None
     if batch.records or batch.issues:
         _flush(session, batch, report, prefix, record_issue)
         if on_batch is not None:
