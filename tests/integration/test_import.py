@@ -650,3 +650,16 @@ def test_a_file_unreadable_midway_keeps_and_reports_the_rows_before(app_db: str,
     assert json.loads(result.stdout)["imported"] == 7
     with session_factory()() as session:
         assert count(session, Order) == 7
+
+
+def test_quiet_drops_the_rows_but_keeps_the_summary(app_db: str, tmp_path: Path) -> None:
+    from cityhub.cli import _mount, app
+
+    _mount()
+    path = write_csv(tmp_path / "orders.csv", GOOD_ROWS + BAD_ROWS)
+    result = CliRunner().invoke(app, ["import", "orders", str(path), "-q"])
+    assert result.exit_code == 0  # rejected rows are reported, not fatal (the documented convention)
+    assert result.stderr.strip().splitlines() == [
+        "orders.csv: read 7, imported 3, skipped 0 already present, rejected 4"
+        " — rejected rows were not imported (--errors FILE lists them)"
+    ]

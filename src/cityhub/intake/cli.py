@@ -41,7 +41,9 @@ def import_orders_cmd(
         Path | None, typer.Option("--errors", help="Write every rejected/warned row to this CSV.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no per-row report.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar, no per-row report (the summary line stays).")
+    ] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per committed batch.")] = 5000,
     channel: Annotated[str | None, typer.Option(help="Channel of every row (default: the file's, or import).")] = None,
     sheet: Annotated[str | None, typer.Option(help="Excel sheet name (default: the first).")] = None,
@@ -53,7 +55,8 @@ def import_orders_cmd(
     attributes. Rows without a street or community are placed afterwards by the place-orders job
     (cityhub orders place).
 
-    Exit code 0 when the file was processed (rejected rows are listed, not fatal), 1 when it cannot be read; a
+    The one-line summary (read, imported, already present, rejected) always ends the output on stderr, with --quiet
+    too. Exit code 0 when the file was processed (rejected rows are listed, not fatal), 1 when it cannot be read; a
     file that becomes unreadable midway (malformed CSV) keeps the rows before it, prints the summary of them and
     exits 1. Bytes that are not text in the file's encoding reject their row only.
     """
@@ -107,25 +110,33 @@ def import_orders_cmd(
         if errors_fh is not None:
             errors_fh.close()
 
-    if not quiet:
-        _print_report(console, report, file=file, errors=errors, stopped=stopped is not None)
+    _print_report(console, report, file=file, errors=errors, stopped=stopped is not None, rows=not quiet)
     if as_json:
         typer.echo(json.dumps(report.summary() | ({"stopped": stopped.message} if stopped else {}), ensure_ascii=False))
     if stopped is not None:
         raise _fail(stopped.message)
 
 
-def _print_report(console: Console, report: ImportReport, *, file: Path, errors: Path | None, stopped: bool) -> None:
-    rejected = [i for i in report.issues if i.level == "error"]
-    for issue in rejected[:SHOWN_ISSUES]:
-        console.print(f"row {issue.row}: {issue.field}: {issue.message}", markup=False, highlight=False)
-    if report.rejected > SHOWN_ISSUES:
-        more = report.rejected - SHOWN_ISSUES
-        hint = f" (all in {errors})" if errors else " (use --errors FILE for all of them)"
-        console.print(f"… and {more} more rejected rows{hint}", markup=False, highlight=False)
-    for kind, count in report.warning_counts.most_common():
-        console.print(f"warning: {kind} ({count} rows)", markup=False, highlight=False)
-    note = " — rejected rows were not imported, see above" if report.rejected else ""
+def _print_report(
+    console: Console, report: ImportReport, *, file: Path, errors: Path | None, stopped: bool, rows: bool
+) -> None:
+    """The rejected rows and kinds of warnings (``rows``), then always the one-line summary, on stderr."""
+    if rows:
+        rejected = [i for i in report.issues if i.level == "error"]
+        for issue in rejected[:SHOWN_ISSUES]:
+            console.print(f"row {issue.row}: {issue.field}: {issue.message}", markup=False, highlight=False)
+        if report.rejected > SHOWN_ISSUES:
+            more = report.rejected - SHOWN_ISSUES
+            hint = f" (all in {errors})" if errors else " (use --errors FILE for all of them)"
+            console.print(f"… and {more} more rejected rows{hint}", markup=False, highlight=False)
+        for kind, count in report.warning_counts.most_common():
+            console.print(f"warning: {kind} ({count} rows)", markup=False, highlight=False)
+    if not report.rejected:
+        note = ""
+    elif rows:
+        note = " — rejected rows were not imported, see above"
+    else:
+        note = " — rejected rows were not imported" + (f", see {errors}" if errors else " (--errors FILE lists them)")
     if stopped:
         note += " — stopped by the error below: the rows after it were not read"
     console.print(
