@@ -663,3 +663,81 @@ def test_quiet_drops_the_rows_but_keeps_the_summary(app_db: str, tmp_path: Path)
         "orders.csv: read 7, imported 3, skipped 0 already present, rejected 4"
         " — rejected rows were not imported (--errors FILE lists them)"
     ]
+
+
+HISTORY_HEADER = ["留言编号", "留言主题", "留言详情", "留言时间", "答复意见", "答复时间"]
+HISTORY_ROWS = [
+    ["h1", "路灯不亮", "小区路灯坏了", "2010-03-01 09:00:00", "已修复。", "2010-03-05 10:00:00"],
+    ["h2", "噪音扰民", "夜间施工", "2011-05-01 22:00:00", "", ""],
+    ["h3", "没有时间", "内容", "", "", ""],
+]
+
+
+def test_history_is_stored_closed_with_its_audit_trail(app_db: str, tmp_path: Path) -> None:
+    from cityhub.cli import _mount, app
+    from cityhub.db import session_factory
+
+    _mount()
+    path = write_csv(tmp_path / "history.csv", HISTORY_ROWS, header=HISTORY_HEADER)
+    result = CliRunner().invoke(app, ["import", "orders", str(path), "--as-history", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "row 4: created_at: missing: an order imported as history needs the time it came in" in result.stderr
+    assert (json.loads(result.stdout)["imported"], json.loads(result.stdout)["rejected"]) == (2, 1)
+
+    with session_factory()() as s:
+        got = {o.external_id: o for o in s.scalars(select(Order))}
+        assert set(got) == {"h1", "h2"}
+        replied, unreplied = got["h1"], got["h2"]
+        assert (replied.state.value, replied.resolved, replied.closed_at) == (
+            "closed_resolved",
+            True,
+            replied.replied_at,
+        )
+        assert (unreplied.state.value, unreplied.resolved, unreplied.closed_at) == (
+            "closed_unresolved",
+            False,
+            unreplied.created_at,
+        )
+        trails = {
+            o.external_id: [
+                (e.action, e.from_state, e.to_state, e.actor_name, e.at, e.reason, (e.payload or {}).get("history"))
+                for e in s.scalars(select(OrderEvent).where(OrderEvent.order_id == o.id).order_by(OrderEvent.id))
+            ]
+            for o in got.values()
+        }
+    assert trails["h1"] == [
+        ("create", None, "received", "import", replied.created_at, None, None),
+        ("reply", "received", "replied", "import", replied.replied_at, None, None),
+        ("close", "replied", "closed_resolved", "import", replied.replied_at, "imported as history", True),
+    ]
+    assert trails["h2"] == [
+        ("create", None, "received", "import", unreplied.created_at, None, None),
+        ("close", "received", "closed_unresolved", "import", unreplied.created_at, "imported as history", True),
+    ]
+
+
+def test_history_stays_out_of_the_queue_the_sla_sweep_and_the_reply_check(db_session: Session, tmp_path: Path) -> None:
+    from cityhub.dispatch.service import pending_order_ids, queue
+    from cityhub.knowledge.service import check_pending_replies
+    from cityhub.workorders.scheduled import sla_sweep
+
+    path = write_csv(tmp_path / "history.csv", HISTORY_ROWS[:2], header=HISTORY_HEADER)
+    assert import_orders(db_session, path=path, as_history=True).imported == 2
+    events = count(db_session, OrderEvent)
+
+    assert queue(db_session)[0] == [] and pending_order_ids(db_session) == []
+    sweep = sla_sweep(db_session)
+    assert (sweep["overdue"], sweep["warning"], sweep["accept_overdue"]) == (0, 0, 0)
+    assert check_pending_replies(db_session) == {"checked": 0, "weak": 0}
+    assert count(db_session, OrderEvent) == events
+
+
+def test_the_reply_check_job_leaves_imported_replies_alone(db_session: Session, tmp_path: Path) -> None:
+    from cityhub.knowledge.models import ReplyCheck
+    from cityhub.knowledge.service import check_pending_replies
+
+    # Without --as-history a replied row is a replied order; its reply was written before the import.
+    path = write_csv(tmp_path / "replied.csv", HISTORY_ROWS[:1], header=HISTORY_HEADER)
+    assert import_orders(db_session, path=path).imported == 1
+    assert check_pending_replies(db_session) == {"checked": 0, "weak": 0}
+    assert count(db_session, ReplyCheck) == 0

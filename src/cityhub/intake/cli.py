@@ -47,6 +47,14 @@ def import_orders_cmd(
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per committed batch.")] = 5000,
     channel: Annotated[str | None, typer.Option(help="Channel of every row (default: the file's, or import).")] = None,
     sheet: Annotated[str | None, typer.Option(help="Excel sheet name (default: the first).")] = None,
+    as_history: Annotated[
+        bool,
+        typer.Option(
+            "--as-history",
+            help="Orders dealt with elsewhere: store them closed (a reply: closed_resolved, none: closed_unresolved), "
+            "out of the queue, the SLA sweep and the reply check; every row needs created_at.",
+        ),
+    ] = False,
 ) -> None:
     """Import orders from a CSV or Excel file; re-running it adds nothing twice.
 
@@ -100,6 +108,7 @@ def import_orders_cmd(
                 issues_to=errors_fh,
                 on_progress=on_progress,
                 on_batch=on_batch,
+                as_history=as_history,
             )
     except ImportStopped as exc:
         stopped, report = exc, exc.report

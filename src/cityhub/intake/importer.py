@@ -20,6 +20,15 @@ or the cell is empty — it is NOT guessed from the text; urgency ``normal``; cr
 missing (a warning). Rows with a reply (答复意见) are imported as ``replied`` with a ``reply`` event after
 ``create``.
 
+History (``as_history``, ``cityhub import orders FILE --as-history``): orders already dealt with elsewhere, stored
+closed so that they never enter live work — not the dispatcher's queue (received), not the SLA sweep (only orders a
+unit holds), not the reply-check job (only replied orders). A row with a reply becomes ``closed_resolved`` (the
+reply ended its case), one without ``closed_unresolved`` (no callback was unsatisfied: it cannot be reopened); its
+audit trail is create, reply when there is one, and a ``close`` event by ``import`` with the reason
+``imported as history`` and ``payload.history``, dated at the reply (else at created_at) so that today's
+assessment does not count it; created_at is required (a row without it is rejected, not dated now). The rest of
+the import is the same (ids, re-runs, placing, categories).
+
 Nothing is stored other than the file says: a row is rejected (its row number and field reported, the other rows
 imported) rather than cut or corrected — a title longer than the column (300 characters), a created_at or replied_at
 in the future (beyond the API's tolerance, ``FUTURE_SLACK``), a replied_at before created_at, a replied_at without a
@@ -59,6 +68,8 @@ from cityhub.workorders.schemas import FUTURE_SLACK
 
 DEFAULT_BATCH = 5000
 TITLE_FROM_CONTENT = 30
+# The audit reason of the close event of an order imported as history (``as_history``).
+HISTORY_REASON = "imported as history"
 TITLE_MAX: int = Order.__table__.c.title.type.length  # type: ignore[attr-defined]
 # Rejected/warned rows kept in memory for the summary; all of them go to the --errors file.
 MAX_KEPT_ISSUES = 1000
@@ -575,8 +586,15 @@ class ImportStopped(UnreadableFile):
 
 class _RowConverter:
     def __init__(
-        self, columns: ColumnMap, categories: CategoryIndex, channel: Channel | None, places: PlaceIndex | None = None
+        self,
+        columns: ColumnMap,
+        categories: CategoryIndex,
+        channel: Channel | None,
+        places: PlaceIndex | None = None,
+        *,
+        as_history: bool = False,
     ) -> None:
+        self.as_history = as_history
         self.columns = columns
         self.categories = categories
         self.places = places
@@ -620,6 +638,8 @@ class _RowConverter:
             raise RowError("created_at", "missing in a row with a reply: when the message came in is needed")
         if replied_at is not None and created_at is not None and replied_at < created_at:
             raise RowError("replied_at", f"before created_at ({_shown(replied_at)} < {_shown(created_at)})")
+        if created_at is None and self.as_history:
+            raise RowError("created_at", "missing: an order imported as history needs the time it came in")
         if created_at is None:
             warnings.append(("created_at", "missing: set to the import time"))
 
@@ -659,28 +679,52 @@ class _RowConverter:
         if attributes:
             record["attributes"] = attributes
 
+        events: list[dict[str, Any]] = [
+            {
+                "action": Action.CREATE.value,
+                "from_state": None,
+                "to_state": State.RECEIVED.value,
+                "actor_name": IMPORT_ACTOR,
+                "at": record["created_at"],
+                "payload": {"channel": record["channel"].value},
+            }
+        ]
+        state = State.RECEIVED
         if reply:
             if replied_at is None:
                 warnings.append(("replied_at", "missing for a reply: set to created_at"))
                 replied_at = record["created_at"]
-            record.update(state=State.REPLIED, reply_text=reply, replied_at=replied_at)
-            record["events"] = [
-                {
-                    "action": Action.CREATE.value,
-                    "from_state": None,
-                    "to_state": State.RECEIVED.value,
-                    "actor_name": IMPORT_ACTOR,
-                    "at": record["created_at"],
-                    "payload": {"channel": record["channel"].value},
-                },
+            record.update(reply_text=reply, replied_at=replied_at)
+            events.append(
                 {
                     "action": Action.REPLY.value,
-                    "from_state": State.RECEIVED.value,
+                    "from_state": state.value,
                     "to_state": State.REPLIED.value,
                     "actor_name": IMPORT_ACTOR,
                     "at": replied_at,
-                },
-            ]
+                }
+            )
+            state = State.REPLIED
+        if self.as_history:
+            # A reply ends its case (办结); a message never answered is closed unresolved. Dated when the file
+            # last saw the order, so the district's figures of today do not count history.
+            closed = State.CLOSED_RESOLVED if reply else State.CLOSED_UNRESOLVED
+            closed_at = replied_at if reply else record["created_at"]
+            events.append(
+                {
+                    "action": Action.CLOSE.value,
+                    "from_state": state.value,
+                    "to_state": closed.value,
+                    "actor_name": IMPORT_ACTOR,
+                    "at": closed_at,
+                    "reason": HISTORY_REASON,
+                    "payload": {"history": True, "resolved": bool(reply)},
+                }
+            )
+            record.update(closed_at=closed_at, resolved=bool(reply))
+            state = closed
+        if len(events) > 1:
+            record.update(state=state, events=events)
         return record
 
     def _past(self, value: Any, field_name: str) -> datetime | None:
@@ -731,8 +775,11 @@ def import_orders(
     issues_to: IO[str] | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
     on_batch: Callable[[ImportReport], None] | None = None,
+    as_history: bool = False,
 ) -> ImportReport:
     """Import every row of ``path``, committing each batch; returns counts and the per-row issues.
+
+    ``as_history`` stores every row as a closed order (see the module's documentation).
 
     ``channel`` forces the channel of every row (otherwise the file's channel column, default ``import``).
     ``issues_to`` receives every rejected/warned row as CSV (row, level, field, message).
@@ -760,7 +807,7 @@ def import_orders(
     with open_table(path, sheet=sheet) as table:
         columns = ColumnMap.from_header(table.header)
         places = PlaceIndex(session) if {"street", "community"} & columns.fields.keys() else None
-        converter = _RowConverter(columns, CategoryIndex(session), forced, places)
+        converter = _RowConverter(columns, CategoryIndex(session), forced, places, as_history=as_history)
         session.commit()  # end the read transaction: SQLite writers must not hold a stale snapshot
         restore = tune_for_bulk(session)
         session.commit()
