@@ -532,10 +532,24 @@ def open_table(path: Path, *, sheet: str | None = None) -> Iterator[TableReader]
     with path.open("rb") as raw:
         magic = raw.read(4)
         raw.seek(0)
-        if path.suffix.lower() in EXCEL_SUFFIXES or magic.startswith(b"PK\x03\x04"):
+        if _is_workbook(path, magic):
             yield ExcelReader(path, sheet)
         else:
             yield CsvReader(path, raw)
+
+
+def is_workbook(path: Path) -> bool:
+    """Whether :func:`open_table` reads ``path`` as an Excel/ODS workbook (by its suffix or its zip signature)."""
+    try:
+        with path.open("rb") as raw:
+            magic = raw.read(4)
+    except OSError:
+        magic = b""
+    return _is_workbook(path, magic)
+
+
+def _is_workbook(path: Path, magic: bytes) -> bool:
+    return path.suffix.lower() in EXCEL_SUFFIXES or magic.startswith(b"PK\x03\x04")
 
 
 # ------------------------------------------------------------------------------------------ the import
