@@ -8,6 +8,7 @@ training data, address lists — decodes it here, and says the same thing when i
 from __future__ import annotations
 
 import codecs
+import re
 from pathlib import Path
 
 from cityhub.errors import NotFound, ValidationFailed
@@ -34,6 +35,11 @@ def detect_encoding(sample: bytes, *, name: str = "file") -> str:
         return "utf-8"
     if _reads_as_chinese(sample):
         return "gb18030"
+    # A few stray bytes (a damaged line) do not make a file another encoding: its readers report them by line or row.
+    if _mostly_decodes(sample, "utf-8"):
+        return "utf-8"
+    if _reads_as_chinese(sample, stray=True):
+        return "gb18030"
     from charset_normalizer import from_bytes
 
     best = from_bytes(sample).best()
@@ -57,13 +63,30 @@ def _decodes(sample: bytes, encoding: str) -> bool:
     return True
 
 
-def _reads_as_chinese(sample: bytes) -> bool:
-    """Whether the sample decodes as GB18030 into mostly common hanzi (GB2312's first level, rows 16-55).
+# At most one spot of undecodable bytes per this many well-formed non-ASCII characters, and never in a sample
+# without that many: text in another encoding fails almost everywhere, not at a spot or two.
+_STRAY_EVERY = 50
+
+
+def _mostly_decodes(sample: bytes, encoding: str) -> bool:
+    """Whether the sample is text in ``encoding`` but for a few spots of stray bytes (see ``_STRAY_EVERY``)."""
+    text = codecs.getincrementaldecoder(encoding)(errors="surrogateescape").decode(sample, final=False)
+    spots = len(_STRAY.findall(text))
+    wide = sum(1 for ch in text if ord(ch) > 0x7F) - sum(1 for ch in text if 0xDC80 <= ord(ch) <= 0xDCFF)
+    return wide >= _STRAY_EVERY and spots * _STRAY_EVERY <= wide
+
+
+_STRAY = re.compile("[\udc80-\udcff]+")
+
+
+def _reads_as_chinese(sample: bytes, *, stray: bool = False) -> bool:
+    """Whether the sample decodes as GB18030 into mostly common hanzi (GB2312's first level, rows 16-55); with
+    ``stray``, but for a few spots of stray bytes.
 
     Statistical detectors mistake a short GBK text (a one-line address list, a small CSV) for Thai or Cyrillic;
     text in those encodings that happens to decode as GB18030 gives rare characters, not common ones.
     """
-    if not _decodes(sample, "gb18030"):
+    if not (_mostly_decodes(sample, "gb18030") if stray else _decodes(sample, "gb18030")):
         return False
     wide = [ch for ch in sample.decode("gb18030", errors="ignore")[:20000] if ord(ch) > 0x7F][:2000]
     if not wide:

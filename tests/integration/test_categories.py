@@ -13,6 +13,7 @@ from cityhub.workorders import categories
 from cityhub.workorders.models import Category
 
 REAL_TAXONOMY = Path("../shared/data/teddycup2020_c/csv/label_taxonomy_3level.csv")
+REAL_TAXONOMY_WORKBOOK = Path("../shared/data/teddycup2020_c/raw/附件1_三级标签体系.xlsx")
 
 LEVELS_CSV = """一级分类,二级分类,三级分类
 城乡建设,住房保障与房地产,保障房
@@ -132,10 +133,11 @@ def test_wrong_headers_and_missing_file(db_session, tmp_path):
         categories.import_taxonomy(db_session, path=tmp_path / "missing.csv")
 
 
-def test_real_taxonomy_file(db_session):
-    if not REAL_TAXONOMY.exists():
+@pytest.mark.parametrize("path", [REAL_TAXONOMY, REAL_TAXONOMY_WORKBOOK], ids=["csv", "xlsx"])
+def test_real_taxonomy_file(db_session, path):
+    if not path.exists():
         pytest.skip("shared taxonomy data not available")
-    report = categories.import_taxonomy(db_session, path=REAL_TAXONOMY)
+    report = categories.import_taxonomy(db_session, path=path)
     assert not report.rejected
     assert report.rows == 517
     # 15 first-level, 118 distinct (level 1, level 2) pairs, 517 leaves (103 / 390 distinct names)
@@ -185,3 +187,33 @@ def test_cli(app_db, tmp_path):
 
     missing = runner.invoke(categories.categories_app, ["import", str(tmp_path / "nope.csv")])
     assert missing.exit_code != 0 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_excel_taxonomy_reads_like_the_csv(db_session, tmp_path):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    for line in LEVELS_CSV.splitlines():
+        sheet.append([cell or None for cell in line.split(",")])
+    path = tmp_path / "附件1_三级标签体系.xlsx"
+    workbook.save(path)
+
+    from_excel = categories.import_taxonomy(db_session, path=path)
+    db_session.rollback()
+    from_csv = categories.import_taxonomy(db_session, path=_write(tmp_path, LEVELS_CSV))
+    assert from_excel.model_dump() == from_csv.model_dump()
+    assert from_excel.created == 12 and [e.row for e in from_excel.rejected] == [8, 9, 10]
+
+
+def test_cli_imports_an_excel_taxonomy(app_db, tmp_path):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.active.append(["一级分类", "二级分类", "三级分类"])
+    workbook.active.append(["城乡建设", "住房保障", "保障房"])
+    path = tmp_path / "taxonomy.xlsx"
+    workbook.save(path)
+    result = runner.invoke(categories.categories_app, ["import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "created 3" in result.stdout

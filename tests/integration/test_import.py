@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -497,3 +498,246 @@ def test_street_and_community_columns_place_the_rows_by_code_or_name(db_session:
     assert (got["p3"].street_id, got["p3"].community_id) == (town.id, village.id)
     assert (got["p4"].street_id, got["p4"].place_source, got["p4"].attributes) == (None, None, {"street": "不存在街道"})
     assert (got["p5"].street_id, got["p5"].place_source) == (None, None)
+
+
+def test_an_id_already_holding_another_message_is_a_rejected_row(db_session: Session, tmp_path: Path) -> None:
+    header = ["id", "title", "content", "created_at"]
+    first = write_csv(
+        tmp_path / "first.csv",
+        [
+            ["271446", "K市楚旺农牧发展有限公司拖欠工资", "拖欠工资三个月", "2019-01-08 10:00:00"],
+            ["271447", "路灯不亮", "小区路灯坏了", "2019-01-08 11:00:00"],
+        ],
+        header=header,
+    )
+    assert import_orders(db_session, path=first).imported == 2
+    second = write_csv(
+        tmp_path / "second.csv",
+        [
+            # the same message again, its whitespace (and an Excel-escaped line break) aside: already present
+            ["271447", " 路灯  不亮", "小区路灯_x000D_\n坏了 ", "2019-01-08 11:00:00"],
+            # another message under a stored id
+            ["271446", "A5区M5市百货城附属楼14室小孩想上学", "孩子上学问题", "2019-02-01 09:00:00"],
+            ["300", "新留言", "内容一", "2019-02-02 09:00:00"],
+            # the same id twice in the file: the same message skipped, another one rejected
+            ["300", "新留言", "内容一", "2019-02-02 09:00:00"],
+            ["300", "另一条留言", "内容二", "2019-02-03 09:00:00"],
+        ],
+        header=header,
+    )
+    errors = io.StringIO()
+
+    report = import_orders(db_session, path=second, issues_to=errors)
+
+    assert (report.read, report.imported, report.skipped, report.rejected) == (5, 1, 2, 2)
+    stored = db_session.execute(select(Order.number).where(Order.external_id == "271446")).scalar_one()
+    assert [(i.row, i.field, i.message) for i in report.issues] == [
+        (3, "external_id", f"id 271446 already holds a different message (order {stored})"),
+        (6, "external_id", "id 300 already holds a different message (row 4)"),
+    ]
+    written = list(csv.reader(io.StringIO(errors.getvalue())))
+    assert [r[:3] for r in written[1:]] == [["3", "error", "external_id"], ["6", "error", "external_id"]]
+    titles = dict(db_session.execute(select(Order.external_id, Order.title)).all())
+    assert titles == {"271446": "K市楚旺农牧发展有限公司拖欠工资", "271447": "路灯不亮", "300": "新留言"}
+
+
+def test_a_conflict_in_a_later_batch_names_the_row_and_drops_its_warnings(db_session: Session, tmp_path: Path) -> None:
+    header = ["id", "title", "content", "created_at", "分类"]
+    rows = [
+        ["a1", "主题一", "内容一", "2019-01-08 10:00:00", ""],
+        ["a2", "主题二", "内容二", "2019-01-08 10:00:00", ""],
+        ["a1", "主题三", "内容三", "2019-01-08 10:00:00", "没有这个分类"],
+        ["a3", "主题四", "内容四", "2019-01-08 10:00:00", "没有这个分类"],
+    ]
+    report = import_orders(db_session, path=write_csv(tmp_path / "b.csv", rows, header=header), batch_size=2)
+    assert (report.imported, report.rejected, report.warnings) == (3, 1, 1)
+    assert [(i.row, i.level, i.field) for i in report.issues] == [
+        (4, "error", "external_id"),
+        (5, "warning", "category"),
+    ]
+
+
+def test_rows_the_import_would_alter_are_rejected_by_field(db_session: Session, tmp_path: Path) -> None:
+    header = ["id", "title", "content", "created_at", "reply_text", "replied_at"]
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).astimezone(timezone(timedelta(hours=8)))
+    rows = [
+        ["t1", "长" * 400, "内容", "2019-01-08 10:00:00", "", ""],
+        ["t2", "主题", "内容", "2019-01-08 10:00:00", "已答复", "2019-01-07 10:00:00"],
+        ["t3", "主题", "内容", "2099-01-08 10:00:00", "", ""],
+        ["t4", "主题", "内容", "2019-01-08 10:00:00", "", "2019-01-09 10:00:00"],
+        ["t5", "主题", "内容", "", "已答复", "2019-01-09 10:00:00"],
+        ["t6", "主题", "内容", "2019-01-08 10:00:00", "已答复", "2099-01-09 10:00:00"],
+        # good rows: a title at the limit, a reply on the minute of the message, a clock a little behind ours
+        ["g1", "长" * 300, "内容", "2019-01-08 10:00:00", "", ""],
+        ["g2", "主题", "内容", "2019-01-08 10:00:00", "已答复", "2019-01-08 10:00:00"],
+        ["g3", "主题", "内容", soon.strftime("%Y-%m-%d %H:%M:%S"), "", ""],
+    ]
+    report = import_orders(db_session, path=write_csv(tmp_path / "alter.csv", rows, header=header))
+
+    assert (report.imported, report.rejected) == (3, 6)
+    rejected = {(i.row, i.field): i.message for i in report.issues if i.level == "error"}
+    assert list(rejected) == [
+        (2, "title"),
+        (3, "replied_at"),
+        (4, "created_at"),
+        (5, "replied_at"),
+        (6, "created_at"),
+        (7, "replied_at"),
+    ]
+    assert "longer than 300 characters" in rejected[(2, "title")]
+    assert "before created_at" in rejected[(3, "replied_at")]
+    assert "in the future" in rejected[(4, "created_at")] and "in the future" in rejected[(7, "replied_at")]
+    assert "without a reply" in rejected[(5, "replied_at")]
+    stored = dict(db_session.execute(select(Order.external_id, Order.title)).all())
+    assert sorted(stored) == ["g1", "g2", "g3"] and stored["g1"] == "长" * 300
+
+
+def test_a_row_longer_than_the_header_is_rejected(db_session: Session, tmp_path: Path) -> None:
+    path = tmp_path / "wide.csv"
+    path.write_text(
+        "id,title,content,created_at\n"
+        "w1,主题,内容,2019-01-08 10:00:00,网站\n"
+        "w2,主题,内容,2019-01-08 10:00:00,,\n"  # empty cells past the header are no values
+        "w3,主题,内容,2019-01-08 10:00:00\n",
+        encoding="utf-8",
+    )
+    report = import_orders(db_session, path=path)
+    assert (report.imported, report.rejected) == (2, 1)
+    assert [(i.row, i.field, i.message) for i in report.issues] == [(2, "cells", "row has 5 cells, the header has 4")]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk"])
+def test_undecodable_bytes_reject_their_row_only(db_session: Session, tmp_path: Path, encoding: str) -> None:
+    lines = ["留言编号,留言主题,留言详情,留言时间"] + [
+        f"e{i},主题{i},第{i}条留言的详情，内容足够长以跨过解码器的读取块,2019-01-08 10:00:00" for i in range(2, 3002)
+    ]
+    data = "\n".join(lines).encode(encoding)
+    marker = b"e2500,"  # data row 2500 (the header is row 1)
+    at = data.index(marker) + len(marker)
+    path = tmp_path / "enc.csv"
+    path.write_bytes(data[:at] + b"\xff\xfe" + data[at:])
+    errors = io.StringIO()
+
+    report = import_orders(db_session, path=path, batch_size=500, issues_to=errors)
+
+    assert (report.read, report.imported, report.rejected) == (3000, 2999, 1)
+    [issue] = report.issues
+    assert (issue.row, issue.field) == (2500, "encoding")
+    assert "\\xff" in issue.message and ("utf-8" in issue.message or "gb18030" in issue.message)
+    assert "2500,error,encoding" in errors.getvalue()
+    assert count(db_session, Order) == 2999
+    assert db_session.execute(select(Order.id).where(Order.external_id == "e2500")).first() is None
+
+
+def test_a_file_unreadable_midway_keeps_and_reports_the_rows_before(app_db: str, tmp_path: Path) -> None:
+    from cityhub.cli import _mount, app
+    from cityhub.db import session_factory
+
+    _mount()
+    rows = [f"m{i},主题{i},内容{i},2019-01-08 10:00:00" for i in range(2, 12)]
+    rows[7] = "m9,主题9,坏行,2019-01-08 10:00:00,多余"  # a rejected row before the error is reported too
+    rows.insert(8, 'm10,主题10,"' + "长" * 140_000 + '",2019-01-08 10:00:00')  # beyond the CSV module's field limit
+    path = tmp_path / "broken.csv"
+    path.write_text("id,title,content,created_at\n" + "\n".join(rows) + "\n", encoding="utf-8")
+
+    result = CliRunner().invoke(app, ["import", "orders", str(path), "--batch-size", "3", "--json"])
+
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: broken.csv: malformed CSV") and "import stopped" in lines[-1]
+    assert "row 9: cells: row has 5 cells, the header has 4" in lines
+    assert any(line.startswith("broken.csv: read 8, imported 7,") for line in lines)
+    assert json.loads(result.stdout)["imported"] == 7
+    with session_factory()() as session:
+        assert count(session, Order) == 7
+
+
+def test_quiet_drops_the_rows_but_keeps_the_summary(app_db: str, tmp_path: Path) -> None:
+    from cityhub.cli import _mount, app
+
+    _mount()
+    path = write_csv(tmp_path / "orders.csv", GOOD_ROWS + BAD_ROWS)
+    result = CliRunner().invoke(app, ["import", "orders", str(path), "-q"])
+    assert result.exit_code == 0  # rejected rows are reported, not fatal (the documented convention)
+    assert result.stderr.strip().splitlines() == [
+        "orders.csv: read 7, imported 3, skipped 0 already present, rejected 4"
+        " — rejected rows were not imported (--errors FILE lists them)"
+    ]
+
+
+HISTORY_HEADER = ["留言编号", "留言主题", "留言详情", "留言时间", "答复意见", "答复时间"]
+HISTORY_ROWS = [
+    ["h1", "路灯不亮", "小区路灯坏了", "2010-03-01 09:00:00", "已修复。", "2010-03-05 10:00:00"],
+    ["h2", "噪音扰民", "夜间施工", "2011-05-01 22:00:00", "", ""],
+    ["h3", "没有时间", "内容", "", "", ""],
+]
+
+
+def test_history_is_stored_closed_with_its_audit_trail(app_db: str, tmp_path: Path) -> None:
+    from cityhub.cli import _mount, app
+    from cityhub.db import session_factory
+
+    _mount()
+    path = write_csv(tmp_path / "history.csv", HISTORY_ROWS, header=HISTORY_HEADER)
+    result = CliRunner().invoke(app, ["import", "orders", str(path), "--as-history", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "row 4: created_at: missing: an order imported as history needs the time it came in" in result.stderr
+    assert (json.loads(result.stdout)["imported"], json.loads(result.stdout)["rejected"]) == (2, 1)
+
+    with session_factory()() as s:
+        got = {o.external_id: o for o in s.scalars(select(Order))}
+        assert set(got) == {"h1", "h2"}
+        replied, unreplied = got["h1"], got["h2"]
+        assert (replied.state.value, replied.resolved, replied.closed_at) == (
+            "closed_resolved",
+            True,
+            replied.replied_at,
+        )
+        assert (unreplied.state.value, unreplied.resolved, unreplied.closed_at) == (
+            "closed_unresolved",
+            False,
+            unreplied.created_at,
+        )
+        trails = {
+            o.external_id: [
+                (e.action, e.from_state, e.to_state, e.actor_name, e.at, e.reason, (e.payload or {}).get("history"))
+                for e in s.scalars(select(OrderEvent).where(OrderEvent.order_id == o.id).order_by(OrderEvent.id))
+            ]
+            for o in got.values()
+        }
+    assert trails["h1"] == [
+        ("create", None, "received", "import", replied.created_at, None, None),
+        ("reply", "received", "replied", "import", replied.replied_at, None, None),
+        ("close", "replied", "closed_resolved", "import", replied.replied_at, "imported as history", True),
+    ]
+    assert trails["h2"] == [
+        ("create", None, "received", "import", unreplied.created_at, None, None),
+        ("close", "received", "closed_unresolved", "import", unreplied.created_at, "imported as history", True),
+    ]
+
+
+def test_history_stays_out_of_the_queue_the_sla_sweep_and_the_reply_check(db_session: Session, tmp_path: Path) -> None:
+    from cityhub.dispatch.service import pending_order_ids, queue
+    from cityhub.knowledge.service import check_pending_replies
+    from cityhub.workorders.scheduled import sla_sweep
+
+    path = write_csv(tmp_path / "history.csv", HISTORY_ROWS[:2], header=HISTORY_HEADER)
+    assert import_orders(db_session, path=path, as_history=True).imported == 2
+    events = count(db_session, OrderEvent)
+
+    assert queue(db_session)[0] == [] and pending_order_ids(db_session) == []
+    sweep = sla_sweep(db_session)
+    assert (sweep["overdue"], sweep["warning"], sweep["accept_overdue"]) == (0, 0, 0)
+    assert check_pending_replies(db_session) == {"checked": 0, "weak": 0}
+    assert count(db_session, OrderEvent) == events
+
+
+def test_the_reply_check_job_leaves_imported_replies_alone(db_session: Session, tmp_path: Path) -> None:
+    from cityhub.knowledge.models import ReplyCheck
+    from cityhub.knowledge.service import check_pending_replies
+
+    # Without --as-history a replied row is a replied order; its reply was written before the import.
+    path = write_csv(tmp_path / "replied.csv", HISTORY_ROWS[:1], header=HISTORY_HEADER)
+    assert import_orders(db_session, path=path).imported == 1
+    assert check_pending_replies(db_session) == {"checked": 0, "weak": 0}
+    assert count(db_session, ReplyCheck) == 0

@@ -127,3 +127,23 @@ def test_texts_to_classify_from_a_chinese_headed_file_or_plain_lines(tmp_path: P
     lines = tmp_path / "new.txt"
     lines.write_bytes("路灯坏了\n\n停水三天\n".encode("gbk"))
     assert classifier.read_texts(lines) == ([1, 3], ["路灯坏了", "停水三天"])
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gbk"])
+def test_a_few_stray_bytes_in_the_sample_do_not_change_the_encoding(encoding: str) -> None:
+    from cityhub.textfiles import detect_encoding
+
+    text = (LABELLED * 40).encode(encoding)
+    damaged = text[:500] + b"\xff" + text[500:]
+    assert detect_encoding(damaged) == ("utf-8" if encoding == "utf-8" else "gb18030")
+    # Text in another encoding fails everywhere, not at a spot: still refused.
+    with pytest.raises(UnreadableFile):
+        detect_encoding(("id,title\n" + "1,café crème brûlée à la carte\n" * 40).encode("cp1252"))
+
+
+def test_bad_bytes_in_the_sample_name_their_line(tmp_path: Path) -> None:
+    f = tmp_path / "a.csv"
+    f.write_bytes((LABELLED * 40).encode() + b"\xff\xfe\n" + (LABELLED * 40).encode())
+    with pytest.raises(UnreadableFile) as info:
+        read_text(f)
+    assert "line 81: bytes that are not utf-8" in info.value.message

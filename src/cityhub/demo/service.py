@@ -182,7 +182,8 @@ def seed_demo(
         for batch in _batches(records, batch_size):
             rows = [resolver.to_row(r) for r in batch]
             result = write_orders(session, rows)
-            skipped = set(result.skipped_external_ids)
+            # An id already holding another message (an earlier seed's) is left as it is, like one already present.
+            skipped = set(result.skipped_external_ids) | {c.external_id for c in result.conflicts}
             kept = [r for r in batch if r["external_id"] not in skipped]
             merged = [
                 (oid, r["master_external_id"])

@@ -2,8 +2,11 @@
 
 :func:`write_orders` takes plain dicts keyed by ``Order`` column names, skips orders whose
 ``(channel, external_id)`` is already known (in the database or earlier in the same batch), allocates readable
-numbers one block per local day and inserts orders, events and assisting units with executemany. It never
-commits: the caller owns the transaction, so a batch is all-or-nothing.
+numbers one block per local day and inserts orders, events and assisting units with executemany. A known
+``(channel, external_id)`` whose stored order is the same message (:func:`message_key`: title and content, whitespace
+normalised) is skipped — re-running an import adds nothing; one holding a different message is not written either,
+but reported apart (:attr:`WriteResult.conflicts`), for the caller to refuse that row by name. It never commits: the
+caller owns the transaction, so a batch is all-or-nothing.
 
 Every record becomes one list of values in the table's column order (:class:`_Encoder`): defaults filled in,
 unknown keys, missing required fields and invalid enum values refused. Profiling showed SQLAlchemy Core's
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,13 +61,37 @@ _Convert = Callable[[Any], Any]
 SQLITE_BULK_PRAGMAS = {"cache_size": -262144, "wal_autocheckpoint": 16384}
 
 
+@dataclass(frozen=True)
+class IdConflict:
+    """A record not written because its ``(channel, external_id)`` already holds a different message: the stored
+    order's number, or the index of the earlier record of the same call that holds it."""
+
+    index: int  # in the records given to write_orders
+    external_id: str
+    number: str | None = None
+    earlier_index: int | None = None
+
+
 @dataclass
 class WriteResult:
     """What one :func:`write_orders` call did."""
 
     inserted: int = 0
+    # Records whose (channel, external_id) already holds the same message: already present.
     skipped_external_ids: list[str] = field(default_factory=list)
+    # Records whose (channel, external_id) already holds a different message: not written.
+    conflicts: list[IdConflict] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
+
+
+# Whitespace, and Excel's escapes of line breaks and tabs (``_x000D_``), which some conversions to CSV leave as text.
+_WHITESPACE = re.compile(r"\s+|_x000[9ad]_", re.IGNORECASE)
+
+
+def message_key(title: str | None, content: str | None) -> tuple[str, str]:
+    """What makes two orders the same message: title and content without their whitespace (a line broken or spaced
+    otherwise by another export of the same message is the same message)."""
+    return _WHITESPACE.sub("", title or ""), _WHITESPACE.sub("", content or "")
 
 
 def sqlite_datetime(value: datetime) -> str:
@@ -243,7 +271,8 @@ _ENUM_VALUES: dict[Any, Any] = {m: m.value for e in (Channel, State) for m in e}
 
 
 def write_orders(session: Session, records: Sequence[dict[str, Any]], *, prefix: str | None = None) -> WriteResult:
-    """Insert new orders with their events and assists; skip known (channel, external_id); do not commit."""
+    """Insert new orders with their events and assists; skip a known (channel, external_id) holding the same
+    message, report one holding a different message in ``conflicts``; do not commit."""
     result = WriteResult()
     if not records:
         return result
@@ -253,6 +282,7 @@ def write_orders(session: Session, records: Sequence[dict[str, Any]], *, prefix:
     base = orders.base(now)
     pos = orders.position
     at_channel, at_ext, at_state, at_number = pos["channel"], pos["external_id"], pos["state"], pos["number"]
+    at_title, at_content = pos["title"], pos["content"]
     at_created, at_updated = pos["created_at"], pos["updated_at"]
 
     rows: list[list[Any]] = []
@@ -277,7 +307,7 @@ def write_orders(session: Session, records: Sequence[dict[str, Any]], *, prefix:
         created.append(at)
         children.append((events_given, assists_given))
 
-    keep = _new_indexes(conn, rows, at_channel, at_ext, result)
+    keep = _new_indexes(conn, rows, (at_channel, at_ext, at_title, at_content), result)
     if not keep:
         return result
     if len(keep) < len(rows):
@@ -352,24 +382,28 @@ def _same(value: Any) -> Any:
 
 
 def _new_indexes(
-    conn: Connection, rows: list[list[Any]], at_channel: int, at_ext: int, result: WriteResult
+    conn: Connection, rows: list[list[Any]], at: tuple[int, int, int, int], result: WriteResult
 ) -> list[int]:
-    """Indexes of rows to insert; rows whose (channel, external_id) is known or repeated are reported."""
+    """Indexes of rows to insert; rows whose (channel, external_id) is known or repeated are reported: as skipped
+    when they hold the same message (:func:`message_key`), as conflicts when not."""
+    at_channel, at_ext, at_title, at_content = at
     wanted: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         if row[at_ext] is not None:
             wanted[row[at_channel]].add(row[at_ext])  # StrEnum members hash and compare like their values
-    existing: set[tuple[str, str]] = set()
+    # (channel, external_id) → (message key, stored order's number or None, earlier row's index or None)
+    holders: dict[tuple[str, str], tuple[tuple[str, str], str | None, int | None]] = {}
     for channel, external_ids in wanted.items():
         listed = sorted(external_ids)
         for start in range(0, len(listed), _IN_CHUNK):
             chunk = listed[start : start + _IN_CHUNK]
             found = conn.execute(
-                select(ORDERS.c.external_id).where(
+                select(ORDERS.c.external_id, ORDERS.c.number, ORDERS.c.title, ORDERS.c.content).where(
                     ORDERS.c.channel == Channel(channel), ORDERS.c.external_id.in_(chunk)
                 )
-            ).scalars()
-            existing.update((channel, ext) for ext in found)
+            )
+            for ext, number, title, content in found:
+                holders[(channel, ext)] = (message_key(title, content), number, None)
     keep: list[int] = []
     for index, row in enumerate(rows):
         ext = row[at_ext]
@@ -377,11 +411,15 @@ def _new_indexes(
             keep.append(index)
             continue
         key = (row[at_channel], ext)
-        if key in existing:
+        message = message_key(row[at_title], row[at_content])
+        holder = holders.get(key)
+        if holder is None:
+            holders[key] = (message, None, index)
+            keep.append(index)
+        elif holder[0] == message:
             result.skipped_external_ids.append(ext)
         else:
-            existing.add(key)
-            keep.append(index)
+            result.conflicts.append(IdConflict(index, ext, number=holder[1], earlier_index=holder[2]))
     return keep
 
 

@@ -6,11 +6,16 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cityhub.clitools import fail as _fail
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cityhub.intake.importer import ImportReport
 
 import_app = typer.Typer(no_args_is_help=True, help="Bulk import (CSV, Excel).")
 export_app = typer.Typer(no_args_is_help=True, help="Export orders with their histories (CSV, Excel, Parquet).")
@@ -36,10 +41,20 @@ def import_orders_cmd(
         Path | None, typer.Option("--errors", help="Write every rejected/warned row to this CSV.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no per-row report.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar, no per-row report (the summary line stays).")
+    ] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per committed batch.")] = 5000,
     channel: Annotated[str | None, typer.Option(help="Channel of every row (default: the file's, or import).")] = None,
     sheet: Annotated[str | None, typer.Option(help="Excel sheet name (default: the first).")] = None,
+    as_history: Annotated[
+        bool,
+        typer.Option(
+            "--as-history",
+            help="Orders dealt with elsewhere: store them closed (a reply: closed_resolved, none: closed_unresolved), "
+            "out of the queue, the SLA sweep and the reply check; every row needs created_at.",
+        ),
+    ] = False,
 ) -> None:
     """Import orders from a CSV or Excel file; re-running it adds nothing twice.
 
@@ -48,13 +63,16 @@ def import_orders_cmd(
     attributes. Rows without a street or community are placed afterwards by the place-orders job
     (cityhub orders place).
 
-    Exit code 0 when the file was processed (rejected rows are listed, not fatal), 1 when it cannot be read.
+    The one-line summary (read, imported, already present, rejected) always ends the output on stderr, with --quiet
+    too. Exit code 0 when the file was processed (rejected rows are listed, not fatal), 1 when it cannot be read; a
+    file that becomes unreadable midway (malformed CSV) keeps the rows before it, prints the summary of them and
+    exits 1. Bytes that are not text in the file's encoding reject their row only.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
     from cityhub.db import session_factory
-    from cityhub.intake.importer import UnreadableFile, import_orders
+    from cityhub.intake.importer import ImportStopped, UnreadableFile, import_orders
 
     console = Console(stderr=True, soft_wrap=True)
     progress = Progress(
@@ -78,6 +96,7 @@ def import_orders_cmd(
 
     errors_fh = errors.open("w", encoding="utf-8-sig", newline="") if errors else None
     session = session_factory()()
+    stopped: ImportStopped | None = None
     try:
         with progress:
             report = import_orders(
@@ -89,7 +108,10 @@ def import_orders_cmd(
                 issues_to=errors_fh,
                 on_progress=on_progress,
                 on_batch=on_batch,
+                as_history=as_history,
             )
+    except ImportStopped as exc:
+        stopped, report = exc, exc.report
     except UnreadableFile as exc:
         raise _fail(exc.message) from None
     finally:
@@ -97,7 +119,18 @@ def import_orders_cmd(
         if errors_fh is not None:
             errors_fh.close()
 
-    if not quiet:
+    _print_report(console, report, file=file, errors=errors, stopped=stopped is not None, rows=not quiet)
+    if as_json:
+        typer.echo(json.dumps(report.summary() | ({"stopped": stopped.message} if stopped else {}), ensure_ascii=False))
+    if stopped is not None:
+        raise _fail(stopped.message)
+
+
+def _print_report(
+    console: Console, report: ImportReport, *, file: Path, errors: Path | None, stopped: bool, rows: bool
+) -> None:
+    """The rejected rows and kinds of warnings (``rows``), then always the one-line summary, on stderr."""
+    if rows:
         rejected = [i for i in report.issues if i.level == "error"]
         for issue in rejected[:SHOWN_ISSUES]:
             console.print(f"row {issue.row}: {issue.field}: {issue.message}", markup=False, highlight=False)
@@ -107,15 +140,20 @@ def import_orders_cmd(
             console.print(f"… and {more} more rejected rows{hint}", markup=False, highlight=False)
         for kind, count in report.warning_counts.most_common():
             console.print(f"warning: {kind} ({count} rows)", markup=False, highlight=False)
-        note = " — rejected rows were not imported, see above" if report.rejected else ""
-        console.print(
-            f"{file.name}: read {report.read}, imported {report.imported}, "
-            f"skipped {report.skipped} already present, rejected {report.rejected}{note}",
-            markup=False,
-            highlight=False,
-        )
-    if as_json:
-        typer.echo(json.dumps(report.summary(), ensure_ascii=False))
+    if not report.rejected:
+        note = ""
+    elif rows:
+        note = " — rejected rows were not imported, see above"
+    else:
+        note = " — rejected rows were not imported" + (f", see {errors}" if errors else " (--errors FILE lists them)")
+    if stopped:
+        note += " — stopped by the error below: the rows after it were not read"
+    console.print(
+        f"{file.name}: read {report.read}, imported {report.imported}, "
+        f"skipped {report.skipped} already present, rejected {report.rejected}{note}",
+        markup=False,
+        highlight=False,
+    )
 
 
 @export_app.command("orders")

@@ -3,7 +3,9 @@
 The file is streamed: rows are read, validated and written in batches (default 5,000) through
 :func:`cityhub.intake.bulk.write_orders`, and every batch is committed. Each row gets an external id (its id
 column, or a stable hash of title, content, time and citizen), so re-running an import — after success or
-after a crash midway — adds nothing twice.
+after a crash midway — adds nothing twice: a row whose (channel, external id) is already stored with the same title
+and content (whitespace aside) is "already present"; one whose id holds a different message — stored, or on an
+earlier row of the file — is rejected, naming the id.
 
 Columns are matched by header, in Chinese or English (case and surrounding whitespace ignored), e.g.
 留言编号/id → external_id, 留言用户 → citizen_name, 留言主题 → title, 留言详情 → content,
@@ -17,6 +19,20 @@ Defaults: channel ``import``; appeal type ``consultation`` (咨询) when the fil
 or the cell is empty — it is NOT guessed from the text; urgency ``normal``; created_at the import time when
 missing (a warning). Rows with a reply (答复意见) are imported as ``replied`` with a ``reply`` event after
 ``create``.
+
+History (``as_history``, ``cityhub import orders FILE --as-history``): orders already dealt with elsewhere, stored
+closed so that they never enter live work — not the dispatcher's queue (received), not the SLA sweep (only orders a
+unit holds), not the reply-check job (only replied orders). A row with a reply becomes ``closed_resolved`` (the
+reply ended its case), one without ``closed_unresolved`` (no callback was unsatisfied: it cannot be reopened); its
+audit trail is create, reply when there is one, and a ``close`` event by ``import`` with the reason
+``imported as history`` and ``payload.history``, dated at the reply (else at created_at) so that today's
+assessment does not count it; created_at is required (a row without it is rejected, not dated now). The rest of
+the import is the same (ids, re-runs, placing, categories).
+
+Nothing is stored other than the file says: a row is rejected (its row number and field reported, the other rows
+imported) rather than cut or corrected — a title longer than the column (300 characters), a created_at or replied_at
+in the future (beyond the API's tolerance, ``FUTURE_SLACK``), a replied_at before created_at, a replied_at without a
+reply, a reply without created_at, a value beyond the header's last column (empty trailing cells are no values).
 """
 
 from __future__ import annotations
@@ -47,10 +63,14 @@ from cityhub.org.places import PlaceSource, unit_gazetteer
 from cityhub.org.service import unit_ids_by_code
 from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, detect_encoding
 from cityhub.workorders.lifecycle import Action, State
-from cityhub.workorders.models import AppealType, Category, Channel, Urgency
+from cityhub.workorders.models import AppealType, Category, Channel, Order, Urgency
+from cityhub.workorders.schemas import FUTURE_SLACK
 
 DEFAULT_BATCH = 5000
 TITLE_FROM_CONTENT = 30
+# The audit reason of the close event of an order imported as history (``as_history``).
+HISTORY_REASON = "imported as history"
+TITLE_MAX: int = Order.__table__.c.title.type.length  # type: ignore[attr-defined]
 # Rejected/warned rows kept in memory for the summary; all of them go to the --errors file.
 MAX_KEPT_ISSUES = 1000
 EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}
@@ -315,6 +335,11 @@ def _limited(value: Any, field: str, limit: int) -> str | None:
     return text or None
 
 
+def _shown(at: datetime) -> str:
+    """A time of a row as the district reads it, in a message."""
+    return at.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def stable_external_id(*, title: str, content: str, created_at: str, citizen: str) -> str:
     """The external id of a row without an id column: equal rows get equal ids on every run."""
     digest = hashlib.sha1("\x1f".join((title, content, created_at, citizen)).encode("utf-8")).hexdigest()
@@ -388,11 +413,20 @@ class PlaceIndex:
 # ------------------------------------------------------------------------------------------ readers
 
 
+# What a CSV row holds where its bytes were not text in the file's encoding (decoded with surrogateescape).
+_UNDECODED = re.compile("[\udc80-\udcff]+")
+BadBytes = Callable[[int, str], None]
+
+
 class TableReader(Protocol):
     header: list[Any]
 
-    def rows(self) -> Iterator[tuple[int, list[Any]]]:
-        """(spreadsheet row number, cells) of each data row; the header is row 1."""
+    def rows(self, on_bad_bytes: BadBytes | None = None) -> Iterator[tuple[int, list[Any]]]:
+        """(spreadsheet row number, cells) of each data row; the header is row 1.
+
+        A row with bytes that are not text in the file's encoding is passed to ``on_bad_bytes(row, message)`` and
+        not yielded; without it, such a row ends the reading with :class:`UnreadableFile` naming the row.
+        """
         ...
 
     def progress(self) -> tuple[int, int | None]:
@@ -408,7 +442,9 @@ class CsvReader:
         sample = raw.read(SAMPLE_BYTES)
         raw.seek(0)
         self.encoding = detect_encoding(sample, name=path.name)
-        self.text = io.TextIOWrapper(raw, encoding=self.encoding, errors="strict", newline="")
+        # Undecodable bytes become lone surrogates, so that one bad row is reported by its number and the rest read
+        # (a strict decoder fails a whole chunk ahead of the CSV reader, at no row in particular).
+        self.text = io.TextIOWrapper(raw, encoding=self.encoding, errors="surrogateescape", newline="")
         first_line = sample.split(b"\n", 1)[0]
         delimiter = max((b",", b"\t", b";"), key=first_line.count).decode()
         self.reader = csv.reader(self.text, delimiter=delimiter)
@@ -418,21 +454,33 @@ class CsvReader:
         try:
             for cells in self.reader:
                 if any(c.strip() for c in cells):
+                    if (bad := self._bad_bytes(cells)) is not None:
+                        raise UnreadableFile(f"{self.path.name}: the header row has {bad}")
                     return list(cells)
-        except (UnicodeDecodeError, csv.Error) as exc:
+        except csv.Error as exc:
             raise UnreadableFile(f"{self.path.name}: {exc}") from None
         raise UnreadableFile(f"{self.path.name} is empty (no header row)")
 
-    def rows(self) -> Iterator[tuple[int, list[Any]]]:
+    def _bad_bytes(self, cells: list[str]) -> str | None:
+        """What is wrong with a row holding undecodable bytes (the first few shown), or None."""
+        found = _UNDECODED.search("\x1f".join(cells))
+        if found is None:
+            return None
+        shown = "".join(f"\\x{ord(ch) - 0xDC00:02x}" for ch in found.group()[:4])
+        return f"bytes that are not {self.encoding} ({shown})"
+
+    def rows(self, on_bad_bytes: BadBytes | None = None) -> Iterator[tuple[int, list[Any]]]:
         number = 1
         try:
             for cells in self.reader:
                 number += 1
-                yield number, cells
-        except UnicodeDecodeError as exc:
-            raise UnreadableFile(
-                f"{self.path.name}: bytes that are not {self.encoding} near data row {number + 1} ({exc.reason})"
-            ) from None
+                bad = self._bad_bytes(cells)
+                if bad is None:
+                    yield number, cells
+                elif on_bad_bytes is not None:
+                    on_bad_bytes(number, bad)
+                else:
+                    raise UnreadableFile(f"{self.path.name}: row {number}: {bad}")
         except csv.Error as exc:
             raise UnreadableFile(f"{self.path.name}: malformed CSV near data row {number + 1}: {exc}") from None
 
@@ -464,7 +512,8 @@ class ExcelReader:
                 return list(cells)
         raise UnreadableFile(f"{self.path.name}: the sheet is empty (no header row)")
 
-    def rows(self) -> Iterator[tuple[int, list[Any]]]:
+    def rows(self, on_bad_bytes: BadBytes | None = None) -> Iterator[tuple[int, list[Any]]]:
+        # A workbook's cells are text already: there are no undecodable bytes to report.
         for cells in self._rows:
             self.done += 1
             yield self.done, cells
@@ -483,10 +532,24 @@ def open_table(path: Path, *, sheet: str | None = None) -> Iterator[TableReader]
     with path.open("rb") as raw:
         magic = raw.read(4)
         raw.seek(0)
-        if path.suffix.lower() in EXCEL_SUFFIXES or magic.startswith(b"PK\x03\x04"):
+        if _is_workbook(path, magic):
             yield ExcelReader(path, sheet)
         else:
             yield CsvReader(path, raw)
+
+
+def is_workbook(path: Path) -> bool:
+    """Whether :func:`open_table` reads ``path`` as an Excel/ODS workbook (by its suffix or its zip signature)."""
+    try:
+        with path.open("rb") as raw:
+            magic = raw.read(4)
+    except OSError:
+        magic = b""
+    return _is_workbook(path, magic)
+
+
+def _is_workbook(path: Path, magic: bytes) -> bool:
+    return path.suffix.lower() in EXCEL_SUFFIXES or magic.startswith(b"PK\x03\x04")
 
 
 # ------------------------------------------------------------------------------------------ the import
@@ -527,10 +590,25 @@ class ImportReport:
 ISSUE_COLUMNS = ("row", "level", "field", "message")
 
 
+class ImportStopped(UnreadableFile):
+    """The file became unreadable midway: ``report`` counts what was read and committed before that point."""
+
+    def __init__(self, message: str, report: ImportReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class _RowConverter:
     def __init__(
-        self, columns: ColumnMap, categories: CategoryIndex, channel: Channel | None, places: PlaceIndex | None = None
+        self,
+        columns: ColumnMap,
+        categories: CategoryIndex,
+        channel: Channel | None,
+        places: PlaceIndex | None = None,
+        *,
+        as_history: bool = False,
     ) -> None:
+        self.as_history = as_history
         self.columns = columns
         self.categories = categories
         self.places = places
@@ -539,7 +617,8 @@ class _RowConverter:
         self.category_levels = [
             columns.fields[k] for k in ("category1", "category2", "category3") if k in columns.fields
         ]
-        # Absent fields point at one padding cell past the header's width, so lookups need no branches.
+        # The header's width (to its last named column); absent fields point at one padding cell past it, so lookups
+        # need no branches.
         self.width = max([*columns.fields.values(), *(i for _, i in columns.extras)], default=0) + 1
         self.ix = {name: columns.fields.get(name, self.width) for name in _FIELD_ALIASES}
 
@@ -547,6 +626,11 @@ class _RowConverter:
         """The write_orders record of one row; (field, message) warnings are appended to ``warnings``."""
         if len(cells) <= self.width:
             cells = [*cells, *[""] * (self.width + 1 - len(cells))]
+        else:
+            # A value beyond the header belongs to no column (a shifted row, a missing header cell).
+            filled = next(i for i in range(len(cells), 0, -1) if cell_text(cells[i - 1]))
+            if filled > self.width:
+                raise RowError("cells", f"row has {filled} cells, the header has {self.width}")
         ix = self.ix
         content = cell_text(cells[ix["content"]])
         title = " ".join(cell_text(cells[ix["title"]]).split())
@@ -555,11 +639,21 @@ class _RowConverter:
         if not title:
             title = " ".join(content.split())[:TITLE_FROM_CONTENT]
         content = content or title
-        title = title[:300]
+        if len(title) > TITLE_MAX:
+            raise RowError("title", f"longer than {TITLE_MAX} characters ({len(title)})")
         citizen = _limited(cells[ix["citizen_name"]], "citizen_name", 80)
 
-        raw_created = cells[ix["created_at"]]
-        created_at = parse_datetime(raw_created, field="created_at")
+        created_at = self._past(cells[ix["created_at"]], "created_at")
+        reply = cell_text(cells[ix["reply_text"]])
+        replied_at = self._past(cells[ix["replied_at"]], "replied_at")
+        if replied_at is not None and not reply:
+            raise RowError("replied_at", "given without a reply (the reply column is empty)")
+        if created_at is None and reply:
+            raise RowError("created_at", "missing in a row with a reply: when the message came in is needed")
+        if replied_at is not None and created_at is not None and replied_at < created_at:
+            raise RowError("replied_at", f"before created_at ({_shown(replied_at)} < {_shown(created_at)})")
+        if created_at is None and self.as_history:
+            raise RowError("created_at", "missing: an order imported as history needs the time it came in")
         if created_at is None:
             warnings.append(("created_at", "missing: set to the import time"))
 
@@ -599,31 +693,60 @@ class _RowConverter:
         if attributes:
             record["attributes"] = attributes
 
-        reply = cell_text(cells[ix["reply_text"]])
-        replied_at = parse_datetime(cells[ix["replied_at"]], field="replied_at")
+        events: list[dict[str, Any]] = [
+            {
+                "action": Action.CREATE.value,
+                "from_state": None,
+                "to_state": State.RECEIVED.value,
+                "actor_name": IMPORT_ACTOR,
+                "at": record["created_at"],
+                "payload": {"channel": record["channel"].value},
+            }
+        ]
+        state = State.RECEIVED
         if reply:
             if replied_at is None:
                 warnings.append(("replied_at", "missing for a reply: set to created_at"))
                 replied_at = record["created_at"]
-            record.update(state=State.REPLIED, reply_text=reply, replied_at=replied_at)
-            record["events"] = [
-                {
-                    "action": Action.CREATE.value,
-                    "from_state": None,
-                    "to_state": State.RECEIVED.value,
-                    "actor_name": IMPORT_ACTOR,
-                    "at": record["created_at"],
-                    "payload": {"channel": record["channel"].value},
-                },
+            record.update(reply_text=reply, replied_at=replied_at)
+            events.append(
                 {
                     "action": Action.REPLY.value,
-                    "from_state": State.RECEIVED.value,
+                    "from_state": state.value,
                     "to_state": State.REPLIED.value,
                     "actor_name": IMPORT_ACTOR,
                     "at": replied_at,
-                },
-            ]
+                }
+            )
+            state = State.REPLIED
+        if self.as_history:
+            # A reply ends its case (办结); a message never answered is closed unresolved. Dated when the file
+            # last saw the order, so the district's figures of today do not count history.
+            closed = State.CLOSED_RESOLVED if reply else State.CLOSED_UNRESOLVED
+            closed_at = replied_at if reply else record["created_at"]
+            events.append(
+                {
+                    "action": Action.CLOSE.value,
+                    "from_state": state.value,
+                    "to_state": closed.value,
+                    "actor_name": IMPORT_ACTOR,
+                    "at": closed_at,
+                    "reason": HISTORY_REASON,
+                    "payload": {"history": True, "resolved": bool(reply)},
+                }
+            )
+            record.update(closed_at=closed_at, resolved=bool(reply))
+            state = closed
+        if len(events) > 1:
+            record.update(state=state, events=events)
         return record
+
+    def _past(self, value: Any, field_name: str) -> datetime | None:
+        """A time of the row, refused beyond the clock's tolerance the API allows (``FUTURE_SLACK``)."""
+        at = parse_datetime(value, field=field_name)
+        if at is not None and at > self.now + FUTURE_SLACK:
+            raise RowError(field_name, f"in the future ({_shown(at)})")
+        return at
 
     def _place(
         self, cells: list[Any], record: dict[str, Any], attributes: dict[str, str], warnings: list[tuple[str, str]]
@@ -666,8 +789,11 @@ def import_orders(
     issues_to: IO[str] | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
     on_batch: Callable[[ImportReport], None] | None = None,
+    as_history: bool = False,
 ) -> ImportReport:
     """Import every row of ``path``, committing each batch; returns counts and the per-row issues.
+
+    ``as_history`` stores every row as a closed order (see the module's documentation).
 
     ``channel`` forces the channel of every row (otherwise the file's channel column, default ``import``).
     ``issues_to`` receives every rejected/warned row as CSV (row, level, field, message).
@@ -695,7 +821,7 @@ def import_orders(
     with open_table(path, sheet=sheet) as table:
         columns = ColumnMap.from_header(table.header)
         places = PlaceIndex(session) if {"street", "community"} & columns.fields.keys() else None
-        converter = _RowConverter(columns, CategoryIndex(session), forced, places)
+        converter = _RowConverter(columns, CategoryIndex(session), forced, places, as_history=as_history)
         session.commit()  # end the read transaction: SQLite writers must not hold a stale snapshot
         restore = tune_for_bulk(session)
         session.commit()
@@ -732,29 +858,40 @@ def _import_rows(
     on_progress: Callable[[int, int | None], None] | None,
     on_batch: Callable[[ImportReport], None] | None,
 ) -> None:
-    batch: list[dict[str, Any]] = []
-    for number, cells in table.rows():
-        if not any(cell_text(c) for c in cells):
-            continue
+    batch = _Batch()
+
+    def bad_bytes(number: int, message: str) -> None:
         report.read += 1
-        row_warnings: list[tuple[str, str]] = []
-        try:
-            record = converter.convert(cells, row_warnings)
-        except RowError as exc:
-            record_issue(RowIssue(number, exc.field, exc.message))
-            continue
-        for field_name, message in row_warnings:
-            record_issue(RowIssue(number, field_name, message, "warning"))
-        batch.append(record)
-        if len(batch) >= batch_size:
-            _flush(session, batch, report, prefix)
-            batch = []
-            if on_progress is not None:
-                on_progress(*table.progress())
-            if on_batch is not None:
-                on_batch(report)
-    if batch:
-        _flush(session, batch, report, prefix)
+        batch.issues.append(RowIssue(number, "encoding", message))
+
+    try:
+        for number, cells in table.rows(on_bad_bytes=bad_bytes):
+            if not any(cell_text(c) for c in cells):
+                continue
+            report.read += 1
+            row_warnings: list[tuple[str, str]] = []
+            try:
+                record = converter.convert(cells, row_warnings)
+            except RowError as exc:
+                batch.issues.append(RowIssue(number, exc.field, exc.message))
+                continue
+            for field_name, message in row_warnings:
+                batch.issues.append(RowIssue(number, field_name, message, "warning"))
+            batch.records.append(record)
+            batch.numbers.append(number)
+            if len(batch.records) >= batch_size:
+                _flush(session, batch, report, prefix, record_issue)
+                batch = _Batch()
+                if on_progress is not None:
+                    on_progress(*table.progress())
+                if on_batch is not None:
+                    on_batch(report)
+    except UnreadableFile as exc:
+        # The rest of the file cannot be read: keep every row read before it, and say what was kept.
+        _flush(session, batch, report, prefix, record_issue)
+        raise ImportStopped(f"{exc.message} (import stopped there)", report) from None
+    if batch.records or batch.issues:
+        _flush(session, batch, report, prefix, record_issue)
         if on_batch is not None:
             on_batch(report)
     if on_progress is not None:
@@ -762,17 +899,45 @@ def _import_rows(
         on_progress(total or done, total)
 
 
-def _flush(session: Session, batch: list[dict[str, Any]], report: ImportReport, prefix: str | None) -> None:
-    try:
-        tune_for_bulk(session)
-        result = write_orders(session, batch, prefix=prefix)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    report.imported += result.inserted
-    report.skipped += len(result.skipped_external_ids)
-    report.batches += 1
+@dataclass
+class _Batch:
+    """Rows read since the last commit: their records with their row numbers, and the issues of the rows read."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)
+    issues: list[RowIssue] = field(default_factory=list)
+
+
+def _flush(
+    session: Session, batch: _Batch, report: ImportReport, prefix: str | None, record_issue: Callable[[RowIssue], None]
+) -> None:
+    """Write and commit the batch, then record its rows' issues in row order (a row whose id already holds a
+    different message is rejected here, and its warnings dropped)."""
+    issues = batch.issues
+    if batch.records:
+        try:
+            tune_for_bulk(session)
+            result = write_orders(session, batch.records, prefix=prefix)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        report.imported += result.inserted
+        report.skipped += len(result.skipped_external_ids)
+        report.batches += 1
+        if result.conflicts:
+            refused = {batch.numbers[c.index] for c in result.conflicts}
+            issues = [i for i in issues if i.row not in refused]
+            for conflict in result.conflicts:
+                if conflict.earlier_index is not None:
+                    holder = f"row {batch.numbers[conflict.earlier_index]}"
+                else:
+                    holder = f"order {conflict.number}"
+                message = f"id {conflict.external_id} already holds a different message ({holder})"
+                issues.append(RowIssue(batch.numbers[conflict.index], "external_id", message))
+            issues.sort(key=lambda issue: issue.row)
+    for issue in issues:
+        record_issue(issue)
 
 
 def _warning_kind(message: str) -> str:

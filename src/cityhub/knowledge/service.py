@@ -543,12 +543,22 @@ def check_reply(session: Session, *, order: Order, force: bool = False) -> Reply
 def check_pending_replies(session: Session, *, limit: int = 500) -> dict[str, int]:
     """Check replied orders whose reply has not been scored yet (a job, and ``cityhub kb check-replies``).
 
+    Only replies a unit wrote here: an order replied without a unit ever holding it is a bulk import's, whose reply
+    was written before the import and was never pending review (``GET /api/v1/orders/{id}/reply-quality`` still
+    scores one on request). The life cycle replies only from a unit's hands, so the order's lead unit tells them
+    apart in the row itself.
+
     Each order is committed on its own: one changed meanwhile by another process (its version moved: a placing
     job, a supervisor) is left for the next run instead of undoing the whole batch."""
     ids = session.scalars(
         select(Order.id)
         .outerjoin(ReplyCheck, ReplyCheck.order_id == Order.id)
-        .where(Order.state == State.REPLIED, Order.reply_text.is_not(None), ReplyCheck.order_id.is_(None))
+        .where(
+            Order.state == State.REPLIED,
+            Order.reply_text.is_not(None),
+            Order.lead_unit_id.is_not(None),
+            ReplyCheck.order_id.is_(None),
+        )
         .order_by(Order.replied_at)
         .limit(limit)
     ).all()

@@ -135,6 +135,23 @@ def read_csv_table(path: Path) -> CsvTable:
     return CsvTable(headers=headers, rows=rows)
 
 
+def read_table(path: Path) -> CsvTable:
+    """:func:`read_csv_table`, or the first sheet of an Excel/ODS workbook read as the order import reads it
+    (``cityhub.intake.importer.open_table``): headers and cells as text, rows numbered as the sheet shows them."""
+    from cityhub.intake.importer import cell_text, is_workbook, normalize_header, open_table
+
+    if not is_workbook(path):
+        return read_csv_table(path)
+    with open_table(path) as table:
+        headers = [normalize_header(h) for h in table.header]
+        rows: list[tuple[int, dict[str, str]]] = []
+        for number, cells in table.rows():
+            values = [cell_text(c) for c in cells]
+            if any(values):
+                rows.append((number, {h: values[i] if i < len(values) else "" for i, h in enumerate(headers)}))
+    return CsvTable(headers=headers, rows=rows)
+
+
 def require_headers(table: CsvTable, required: Sequence[str], *, path: Path) -> None:
     missing = [h for h in required if h not in table.headers]
     if missing:

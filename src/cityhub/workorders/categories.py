@@ -23,7 +23,7 @@ from cityhub import refdata
 from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError, Conflict, NotFound, ValidationFailed
 from cityhub.org.schemas import ImportReport
-from cityhub.org.service import CODE_PATTERN, CsvTable, read_csv_table
+from cityhub.org.service import CODE_PATTERN, CsvTable, read_table
 from cityhub.workorders.models import Category
 
 DEFAULT_TAXONOMY = Path(__file__).parent / "data" / "taxonomy.csv"
@@ -119,8 +119,9 @@ def _check_name(name: str) -> str | None:
 
 
 def import_taxonomy(session: Session, *, path: Path) -> TaxonomyImportReport:
-    """Upsert categories from a CSV with level columns (一级分类… or level1…) or code,name,parent_code."""
-    table = read_csv_table(path)
+    """Upsert categories from a CSV or Excel file (its first sheet) with level columns (一级分类… or level1…) or
+    code,name,parent_code."""
+    table = read_table(path)
     if all(h in table.headers for h in FLAT_HEADERS):
         return _import_flat(session, table)
     columns: list[str] = []
@@ -520,7 +521,10 @@ def _print_report(report: TaxonomyImportReport) -> None:
 
 @categories_app.command("import")
 def import_command(
-    file: Annotated[Path, typer.Argument(help="CSV: 一级分类,二级分类,三级分类 | level1,… | code,name,parent_code.")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV or Excel: 一级分类,二级分类,三级分类 | level1,… | code,name,parent_code."),
+    ],
 ) -> None:
     """Import (upsert) a category taxonomy; rejected rows are listed on stderr."""
     from cityhub.db import session_scope
