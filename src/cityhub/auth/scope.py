@@ -94,13 +94,11 @@ def unit_scope(session: Session, unit: int, tier: UnitTier) -> Scope:
     return Scope(units=frozenset({unit}))
 
 
-def routed_by(session: Session, unit_id: int | None) -> frozenset[int] | None:
+def routed_by(session: Session, unit_id: int) -> frozenset[int] | None:
     """The units whose orders the dispatchers of ``unit_id`` may route onwards (转办, 作废, 合并, 重办, 协办): None
     for the district's (its units, its hotline centre: every order), else the units of its own scope — a street's
     dispatcher routes what its street and communities hold, not an order the district sent to a department, although
     it sees that order because it lies on its street."""
-    if unit_id is None:
-        return frozenset()
     tier = session.scalar(select(Unit.tier).where(Unit.id == unit_id))
     if tier is None:
         return frozenset()

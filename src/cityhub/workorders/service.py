@@ -382,7 +382,7 @@ def may_route(session: Session, order: Order, actor: Actor) -> bool:
     of the dispatcher's own scope (:func:`cityhub.auth.scope.routed_by`)."""
     from cityhub.auth.scope import routed_by
 
-    if order.lead_unit_id is None:
+    if order.lead_unit_id is None or actor.unit_id is None:  # no unit to bind it (a tool's actor): as the district
         return True
     units = routed_by(session, actor.unit_id)
     return units is None or order.lead_unit_id in units
