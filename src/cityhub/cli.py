@@ -230,6 +230,7 @@ def worker(
 
 def main() -> None:
     import sqlalchemy.exc
+    from pydantic import ValidationError
 
     configure_logging()
     _mount()
@@ -238,9 +239,30 @@ def main() -> None:
     except CityhubError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
+    except ValidationError as exc:
+        problem = _settings_problem(exc)
+        if problem is None:
+            raise
+        typer.echo(f"error: {problem}", err=True)
+        sys.exit(2)
     except sqlalchemy.exc.DBAPIError as exc:
         typer.echo(f"error: {_database_problem(exc)}", err=True)
         sys.exit(2)
+
+
+def _settings_problem(exc: Exception) -> str | None:
+    """One line naming every invalid setting, as `cityhub config show` says it, when ``exc`` is a settings class's
+    validation error (a command read the settings); None for any other validation error."""
+    from cityhub.config import settings_classes
+    from cityhub.config_cli import InvalidSettings, effective_settings
+
+    if getattr(exc, "title", None) not in {cls.__name__ for _, cls in settings_classes()}:
+        return None
+    try:
+        effective_settings()
+    except InvalidSettings as invalid:
+        return f"invalid settings: {invalid}"
+    return None
 
 
 def _database_problem(exc: sqlalchemy.exc.DBAPIError) -> str:

@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     )
     working_hours: str = Field(
         "09:00-12:00,13:30-18:00",
-        description='Working intervals of a working day, local time, as comma-separated "HH:MM-HH:MM" pairs.',
+        description='Working intervals of a working day, local time, as comma-separated "HH:MM-HH:MM" pairs, in '
+        "order, not overlapping, each within one day (09:00-18:00, not 9-18 or 18:00-09:00).",
     )
     sla_warning_share: float = Field(
         0.8,
@@ -161,6 +162,15 @@ class Settings(BaseSettings):
         if not isinstance(logging.getLevelName(name), int):
             raise ValueError(f"unknown log level {value!r} (DEBUG, INFO, WARNING, ERROR or CRITICAL)")
         return name
+
+    @field_validator("working_hours")
+    @classmethod
+    def _valid_working_hours(cls, value: str) -> str:
+        # The calendar's own parser, so what passes here is what the working calendar accepts.
+        from cityhub.workorders.calendar import parse_working_hours
+
+        parse_working_hours(value)
+        return value
 
     @field_validator("sla_warning_share")
     @classmethod

@@ -214,6 +214,10 @@ def test_show_json_lists_every_variable_of_the_reference(clean_env) -> None:
         ("CITYHUB_DEDUPE_AUTO_MERGE", "perhaps", "valid boolean"),
         # a typo must not quietly switch off production's checks
         ("CITYHUB_ENVIRONMENT", "prod", "Input should be 'demo', 'development' or 'production'"),
+        # the working calendar's own parser: refused here, not at the first dispatch
+        ("CITYHUB_WORKING_HOURS", "9-18", "working hours part '9-18' has an invalid time"),
+        ("CITYHUB_WORKING_HOURS", "18:00-09:00", "working hours part '18:00-09:00' ends before it starts"),
+        ("CITYHUB_WORKING_HOURS", "09:00-12:00,11:30-18:00", "'11:30-18:00' overlaps or precedes the previous"),
     ],
 )
 def test_an_invalid_value_fails_with_one_line_naming_it(clean_env, monkeypatch, env, value, problem) -> None:
@@ -227,6 +231,31 @@ def test_an_invalid_value_fails_with_one_line_naming_it(clean_env, monkeypatch, 
         assert lines[0].startswith(f"error: invalid settings: {env}: ")
         assert problem in lines[0]
         assert f"(got '{value}' from the environment)" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "problem"),
+    [
+        ("CITYHUB_WORKING_HOURS", "9-18", "working hours part '9-18' has an invalid time"),
+        ("CITYHUB_ENVIRONMENT", "prod", "Input should be 'demo', 'development' or 'production'"),
+    ],
+)
+def test_every_command_that_reads_an_invalid_setting_says_so_in_one_line(
+    clean_env, monkeypatch, capsys, env, value, problem
+) -> None:
+    from cityhub import cli, config
+
+    monkeypatch.setenv(env, value)
+    monkeypatch.setattr("sys.argv", ["cityhub", "db", "current"])
+    config.get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+    finally:
+        config.get_settings.cache_clear()
+    assert exited.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: invalid settings: {env}: ") and problem in line
 
 
 def test_the_log_level_is_read_case_insensitively_and_an_invalid_one_falls_back_to_info(clean_env, monkeypatch) -> None:
