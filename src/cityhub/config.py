@@ -21,6 +21,8 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SECRET = "demo-insecure-secret-change-me"
+DATABASE_URL_FORMS = "use sqlite:///PATH or postgresql://USER:PW@HOST/DB"
+POSTGRES_DRIVER = "postgresql+psycopg"  # the driver cityhub ships with (psycopg 3)
 # Where `cityhub demo seed` writes the demo's category classifier, relative to the SQLite database's directory.
 DEMO_MODEL_DIR = Path("models") / "demo-classifier"
 
@@ -32,8 +34,10 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         "sqlite:///data/cityhub.db",
-        description="SQLAlchemy URL of the database: SQLite (embedded, a file) or PostgreSQL (production), "
-        "e.g. postgresql://user:password@host:5432/cityhub.",
+        description="SQLAlchemy URL of the database: SQLite (embedded, a file: sqlite:///PATH, relative to the "
+        "working directory, or sqlite:////ABSOLUTE/PATH) or PostgreSQL (production), e.g. "
+        "postgresql://user:password@host:5432/cityhub; postgres:// and postgresql:// are read as "
+        f"{POSTGRES_DRIVER}://. Anything else is refused.",
     )
     environment: Literal["demo", "development", "production"] = Field(
         "demo",
@@ -163,6 +167,11 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown log level {value!r} (DEBUG, INFO, WARNING, ERROR or CRITICAL)")
         return name
 
+    @field_validator("database_url")
+    @classmethod
+    def _valid_database_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
     @field_validator("working_hours")
     @classmethod
     def _valid_working_hours(cls, value: str) -> str:
@@ -217,6 +226,24 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def normalise_database_url(url: str) -> str:
+    """``url`` as cityhub opens it: SQLite as given, PostgreSQL (``postgres://``, ``postgresql://`` — what hosting
+    providers hand out — or ``postgresql+psycopg://``) through psycopg; ValueError for anything else, which would
+    otherwise fail at the first connection with a driver's traceback."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        drivername = make_url(url).drivername
+    except (ArgumentError, ValueError):
+        raise ValueError(DATABASE_URL_FORMS) from None
+    if drivername in ("sqlite", "sqlite+pysqlite"):
+        return url
+    if drivername in ("postgres", "postgresql", POSTGRES_DRIVER):
+        return POSTGRES_DRIVER + url[url.index("://") :]  # the rest as the operator spelled it
+    raise ValueError(DATABASE_URL_FORMS)
 
 
 @lru_cache

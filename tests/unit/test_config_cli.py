@@ -141,19 +141,21 @@ def test_show_masks_secrets_and_the_database_password(clean_env, monkeypatch) ->
         for secret in ("hunter2-pw", "s3cret-key-value", "oidc-client-secret-value", "demo-pass-value"):
             assert secret not in result.output
     rows = {row["env"]: row for row in json.loads(as_json.stdout)}
-    assert rows["CITYHUB_DATABASE_URL"]["value"] == "postgresql://cityhub:***@db.example:5432/cityhub"
+    assert rows["CITYHUB_DATABASE_URL"]["value"] == "postgresql+psycopg://cityhub:***@db.example:5432/cityhub"
     for env in ("CITYHUB_SECRET_KEY", "CITYHUB_OIDC_CLIENT_SECRET", "CITYHUB_DEMO_PASSWORD"):
         assert rows[env]["value"] == "***"
         assert rows[env]["secret"] is True
         assert rows[env]["source"] == "environment"
-    assert re.search(r"^CITYHUB_DATABASE_URL +environment +postgresql://cityhub:\*\*\*@db\.example", text.stdout, re.M)
+    assert re.search(
+        r"^CITYHUB_DATABASE_URL +environment +postgresql\+psycopg://cityhub:\*\*\*@db\.example", text.stdout, re.M
+    )
     assert re.search(r"^CITYHUB_SECRET_KEY +environment +\*\*\*$", text.stdout, re.M)
 
 
 def test_show_a_database_url_without_password_as_is_and_an_unset_secret_as_unset(clean_env, monkeypatch) -> None:
     monkeypatch.setenv("CITYHUB_DATABASE_URL", "postgresql://cityhub@db.example/cityhub?sslmode=require")
-    rows = _show_json()
-    assert rows["CITYHUB_DATABASE_URL"]["value"] == "postgresql://cityhub@db.example/cityhub?sslmode=require"
+    rows = _show_json()  # shown as cityhub opens it: through psycopg
+    assert rows["CITYHUB_DATABASE_URL"]["value"] == "postgresql+psycopg://cityhub@db.example/cityhub?sslmode=require"
     assert rows["CITYHUB_OIDC_CLIENT_SECRET"]["value"] is None
     assert rows["CITYHUB_OIDC_CLIENT_SECRET"]["source"] == "default"
     assert rows["CITYHUB_SECRET_KEY"]["value"] == "***"  # the demo default is set, so hidden too
@@ -218,6 +220,10 @@ def test_show_json_lists_every_variable_of_the_reference(clean_env) -> None:
         ("CITYHUB_WORKING_HOURS", "9-18", "working hours part '9-18' has an invalid time"),
         ("CITYHUB_WORKING_HOURS", "18:00-09:00", "working hours part '18:00-09:00' ends before it starts"),
         ("CITYHUB_WORKING_HOURS", "09:00-12:00,11:30-18:00", "'11:30-18:00' overlaps or precedes the previous"),
+        # a database URL no driver of cityhub opens: refused here, not with a traceback at the first connection
+        ("CITYHUB_DATABASE_URL", "mysql://x/y", "use sqlite:///PATH or postgresql://USER:PW@HOST/DB"),
+        ("CITYHUB_DATABASE_URL", "data/cityhub.db", "use sqlite:///PATH or postgresql://USER:PW@HOST/DB"),
+        ("CITYHUB_DATABASE_URL", "postgresql+asyncpg://u@h/db", "use sqlite:///PATH or postgresql://USER:PW@HOST/DB"),
     ],
 )
 def test_an_invalid_value_fails_with_one_line_naming_it(clean_env, monkeypatch, env, value, problem) -> None:
@@ -256,6 +262,33 @@ def test_every_command_that_reads_an_invalid_setting_says_so_in_one_line(
     assert exited.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"error: invalid settings: {env}: ") and problem in line
+
+
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [
+        ("postgres://cityhub:pw@db.example/cityhub", "postgresql+psycopg://cityhub:pw@db.example/cityhub"),
+        (
+            "postgresql://cityhub:p%40ss@db.example:5433/cityhub",
+            "postgresql+psycopg://cityhub:p%40ss@db.example:5433/cityhub",
+        ),
+        ("postgresql+psycopg://cityhub@db.example/cityhub", "postgresql+psycopg://cityhub@db.example/cityhub"),
+        ("sqlite:///data/cityhub.db", "sqlite:///data/cityhub.db"),
+        ("sqlite://", "sqlite://"),
+    ],
+)
+def test_database_urls_are_read_as_cityhub_opens_them(clean_env, monkeypatch, given, read) -> None:
+    from cityhub.config import Settings
+
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", given)
+    assert Settings().database_url == read
+
+
+def test_a_database_url_refused_does_not_show_its_password(clean_env, monkeypatch) -> None:
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", "mysql://cityhub:hunter2-pw@db.example/cityhub")
+    result = _cli("show")
+    assert result.exit_code != 0
+    assert "CITYHUB_DATABASE_URL: use sqlite:///PATH" in result.stderr and "hunter2-pw" not in result.output
 
 
 def test_the_log_level_is_read_case_insensitively_and_an_invalid_one_falls_back_to_info(clean_env, monkeypatch) -> None:
