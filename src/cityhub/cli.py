@@ -168,6 +168,7 @@ def serve(
 
     from cityhub.dispatch import background
 
+    _warn_unknown_variables()
     _require_current_schema()
     os.environ["CITYHUB_RUN_SCHEDULER"] = "1" if scheduler else "0"
     os.environ["CITYHUB_WARM_UP"] = "1"
@@ -199,6 +200,7 @@ def worker(
     from cityhub import jobs
     from cityhub.dispatch import background
 
+    _warn_unknown_variables()
     _require_current_schema()
     if once:
         jobs.run_worker(once=True)
@@ -277,6 +279,14 @@ def _database_problem(exc: sqlalchemy.exc.DBAPIError) -> str:
         return problem
     detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
     return f"database: {detail}"
+
+
+def _warn_unknown_variables() -> None:
+    """A long-running process names, at its start, each CITYHUB_ variable no setting reads (a misspelt name)."""
+    from cityhub.config import unknown_variable_warnings
+
+    for warning in unknown_variable_warnings():
+        logging.getLogger("cityhub.config").warning("%s", warning)
 
 
 def _require_current_schema() -> None:

@@ -316,7 +316,8 @@ def test_invalid_values_in_dotenv_and_across_fields_are_named(clean_env, monkeyp
     assert "CITYHUB_SESSION_HOURS: Input should be greater than 0 (got '0' from the environment)" in line
     # Fixed the threshold: the production check across fields (no demo secret) is what remains of Settings.
     (clean_env / ".env").write_text("", encoding="utf-8")
-    monkeypatch.setenv("CITYHUB_SECRET_KEY", "hidden-in-errors")
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", "postgresql://cityhub@db.example/cityhub")
+    monkeypatch.setenv("CITYHUB_SECRET_KEY", "hidden-in-errors-" + "x" * 32)
     monkeypatch.setenv("CITYHUB_DEMO_PASSWORD", "hidden-in-errors")
     monkeypatch.delenv("CITYHUB_SESSION_HOURS")
     fixed = _cli("show")
@@ -328,3 +329,85 @@ def test_invalid_values_in_dotenv_and_across_fields_are_named(clean_env, monkeyp
     assert result.stderr.strip() == (
         "error: invalid settings: Settings: CITYHUB_SECRET_KEY must be set to a real secret in production"
     )
+
+
+# --------------------------------------------------------------------------------------------- production
+
+
+STRONG_SECRET = "k" * 32
+
+
+def test_production_refuses_the_default_database(clean_env, monkeypatch) -> None:
+    monkeypatch.setenv("CITYHUB_ENVIRONMENT", "production")
+    monkeypatch.setenv("CITYHUB_SECRET_KEY", STRONG_SECRET)
+    (clean_env / ".env").write_text("CITYHUB_DATABSE_URL=postgresql://cityhub@db.example/cityhub\n", encoding="utf-8")
+    refused = _cli("show")
+    assert refused.exit_code != 0 and refused.stdout == ""
+    assert refused.stderr.splitlines()[-1] == (
+        "error: invalid settings: Settings: CITYHUB_DATABASE_URL must be set in production "
+        "(the default is a new SQLite file under ./data)"
+    )
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", "sqlite:///data/cityhub.db")  # the default's value, but chosen
+    assert _cli("show").exit_code == 0
+
+
+@pytest.mark.parametrize("secret", ["", "abc", "k" * 31])
+def test_production_refuses_a_short_secret_and_says_how_to_make_one(clean_env, monkeypatch, secret) -> None:
+    monkeypatch.setenv("CITYHUB_ENVIRONMENT", "production")
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", "postgresql://cityhub@db.example/cityhub")
+    monkeypatch.setenv("CITYHUB_SECRET_KEY", secret)
+    refused = _cli("show")
+    assert refused.exit_code != 0
+    (line,) = refused.stderr.splitlines()
+    assert "CITYHUB_SECRET_KEY must have at least 32 characters in production" in line
+    assert "secrets.token_urlsafe(48)" in line
+    monkeypatch.setenv("CITYHUB_SECRET_KEY", STRONG_SECRET)
+    assert _cli("show").exit_code == 0
+    monkeypatch.setenv("CITYHUB_ENVIRONMENT", "development")  # elsewhere any secret will do
+    monkeypatch.setenv("CITYHUB_SECRET_KEY", secret)
+    assert _cli("show").exit_code == 0
+
+
+# --------------------------------------------------------------------------------------------- unknown names
+
+
+def test_show_warns_of_each_unknown_name_with_the_closest_known_one(clean_env, monkeypatch) -> None:
+    monkeypatch.setenv("CITYHUB_LOG_LEVL", "DEBUG")
+    monkeypatch.setenv("CITYHUB_TEST_BACKENDS", "sqlite")  # the developers' own variables are no typos
+    monkeypatch.setenv("CITYHUB_RUN_SCHEDULER", "1")
+    (clean_env / ".env").write_text(
+        "CITYHUB_DATABSE_URL=postgresql://cityhub@db.example/cityhub\nCITYHUB_XYZZY=1\nCITYHUB_TIMEZONE=UTC\n",
+        encoding="utf-8",
+    )
+    result = _cli("show")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "warning: CITYHUB_DATABSE_URL (in .env) is not a cityhub setting and is ignored; "
+        "did you mean CITYHUB_DATABASE_URL?",
+        "warning: CITYHUB_LOG_LEVL (in the environment) is not a cityhub setting and is ignored; "
+        "did you mean CITYHUB_LOG_LEVEL?",
+        "warning: CITYHUB_XYZZY (in .env) is not a cityhub setting and is ignored",
+    ]
+    assert re.search(r"^CITYHUB_DATABASE_URL +default +sqlite:///data/cityhub.db$", result.stdout, re.M)
+
+
+@pytest.mark.parametrize("command", [["serve"], ["worker", "--once"]])
+def test_serve_and_worker_warn_of_unknown_names_at_start(clean_env, monkeypatch, caplog, command) -> None:
+    from cityhub import cli, config
+    from cityhub.db import reset_engine
+
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", f"sqlite:///{clean_env / 'empty.db'}")  # stops at the schema check
+    monkeypatch.setenv("CITYHUB_DISPATCH_AUTOO", "true")
+    monkeypatch.setattr("sys.argv", ["cityhub", *command])
+    reset_engine()
+    try:
+        with pytest.raises(SystemExit):
+            cli.main()
+    finally:
+        reset_engine()
+        config.get_settings.cache_clear()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "cityhub.config"]
+    assert warnings == [
+        "CITYHUB_DISPATCH_AUTOO (in the environment) is not a cityhub setting and is ignored; "
+        "did you mean CITYHUB_DISPATCH_AUTO?"
+    ]
