@@ -167,9 +167,14 @@ def serve(
     import uvicorn
 
     from cityhub.dispatch import background
+    from cityhub.serving import PortInUse, claim_port
 
     _warn_unknown_variables()
     _require_current_schema()
+    try:
+        claim_port(host, port)  # held until this process ends
+    except PortInUse as exc:
+        raise fail(str(exc)) from None
     os.environ["CITYHUB_RUN_SCHEDULER"] = "1" if scheduler else "0"
     os.environ["CITYHUB_WARM_UP"] = "1"
     dispatcher = dispatcher and background.enabled()
