@@ -58,7 +58,19 @@ def backup(target: Path, *, url: str | None = None) -> str:
                 [pg_dump, "--format=custom", "--file", str(tmp), dsn], env=env, capture_output=True, text=True
             )
             if done.returncode != 0:
-                problem = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-                raise ValidationFailed(f"pg_dump failed, nothing written to {target}: {problem}")
+                raise ValidationFailed(f"pg_dump failed, nothing written to {target}: {_pg_dump_problem(done)}")
         return f"postgresql custom dump, {target.stat().st_size} bytes"
     raise ValidationFailed(f"backup of {parsed.get_backend_name()} databases is not supported")
+
+
+PG_DUMP_MESSAGE_MAX = 600  # characters of pg_dump's message kept in the error line
+
+
+def _pg_dump_problem(done: subprocess.CompletedProcess[str]) -> str:
+    """pg_dump's message on one line: every non-empty line of its stderr (the cause is often on the first, a hint on
+    the next), joined with "; " and cut at ``PG_DUMP_MESSAGE_MAX`` characters."""
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    problem = "; ".join(lines) or f"exit code {done.returncode}"
+    if len(problem) > PG_DUMP_MESSAGE_MAX:
+        problem = problem[: PG_DUMP_MESSAGE_MAX - 1] + "…"
+    return problem

@@ -126,3 +126,16 @@ def test_a_failed_pg_dump_is_one_clear_error_and_leaves_no_file(app_db, db_backe
     with pytest.raises(ValidationFailed, match=r"pg_dump failed, nothing written to .*no_such_cityhub_db"):
         backup(target, url=url.render_as_string(hide_password=False))
     assert not target.exists() and not target.with_suffix(".dump.partial").exists()
+
+
+def test_a_failed_pg_dump_names_its_cause(tmp_path):
+    if shutil.which("pg_dump") is None:
+        pytest.skip("pg_dump is not installed")
+    target = tmp_path / "copy.dump"
+    with pytest.raises(ValidationFailed) as failed:
+        backup(target, url="postgresql://cityhub@127.0.0.1:1/cityhub")  # nothing listens on port 1
+    message = str(failed.value)
+    assert message.startswith(f"pg_dump failed, nothing written to {target}: pg_dump: error: connection to server")
+    assert "port 1 failed: Connection refused; Is the server running" in message  # the cause and pg_dump's hint
+    assert "\n" not in message and len(message) < 800
+    assert list(tmp_path.iterdir()) == []
