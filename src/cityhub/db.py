@@ -385,11 +385,20 @@ def session_scope() -> Iterator[Session]:
     try:
         yield session
         session.commit()
-    except BaseException:
-        session.rollback()
+    except BaseException as exc:
+        rollback_after(session, exc)
         raise
     finally:
         session.close()
+
+
+def rollback_after(session: Session, error: BaseException) -> None:
+    """Roll back ``session``'s transaction after ``error``, which the caller then raises: a rollback that fails too
+    (its connection gone with the server) is logged, never raised, so it does not take the place of ``error``."""
+    try:
+        session.rollback()
+    except Exception:
+        log.warning("rollback after %s failed too", type(error).__name__, exc_info=True)
 
 
 def rowcount(result: Any) -> int:
