@@ -167,8 +167,14 @@ def serve(
     import uvicorn
 
     from cityhub.dispatch import background
+    from cityhub.serving import PortInUse, claim_port
 
+    _warn_unknown_variables()
     _require_current_schema()
+    try:
+        claim_port(host, port)  # held until this process ends
+    except PortInUse as exc:
+        raise fail(str(exc)) from None
     os.environ["CITYHUB_RUN_SCHEDULER"] = "1" if scheduler else "0"
     os.environ["CITYHUB_WARM_UP"] = "1"
     dispatcher = dispatcher and background.enabled()
@@ -199,6 +205,7 @@ def worker(
     from cityhub import jobs
     from cityhub.dispatch import background
 
+    _warn_unknown_variables()
     _require_current_schema()
     if once:
         jobs.run_worker(once=True)
@@ -230,6 +237,7 @@ def worker(
 
 def main() -> None:
     import sqlalchemy.exc
+    from pydantic import ValidationError
 
     configure_logging()
     _mount()
@@ -238,9 +246,30 @@ def main() -> None:
     except CityhubError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
+    except ValidationError as exc:
+        problem = _settings_problem(exc)
+        if problem is None:
+            raise
+        typer.echo(f"error: {problem}", err=True)
+        sys.exit(2)
     except sqlalchemy.exc.DBAPIError as exc:
         typer.echo(f"error: {_database_problem(exc)}", err=True)
         sys.exit(2)
+
+
+def _settings_problem(exc: Exception) -> str | None:
+    """One line naming every invalid setting, as `cityhub config show` says it, when ``exc`` is a settings class's
+    validation error (a command read the settings); None for any other validation error."""
+    from cityhub.config import settings_classes
+    from cityhub.config_cli import InvalidSettings, effective_settings
+
+    if getattr(exc, "title", None) not in {cls.__name__ for _, cls in settings_classes()}:
+        return None
+    try:
+        effective_settings()
+    except InvalidSettings as invalid:
+        return f"invalid settings: {invalid}"
+    return None
 
 
 def _database_problem(exc: sqlalchemy.exc.DBAPIError) -> str:
@@ -255,6 +284,14 @@ def _database_problem(exc: sqlalchemy.exc.DBAPIError) -> str:
         return problem
     detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
     return f"database: {detail}"
+
+
+def _warn_unknown_variables() -> None:
+    """A long-running process names, at its start, each CITYHUB_ variable no setting reads (a misspelt name)."""
+    from cityhub.config import unknown_variable_warnings
+
+    for warning in unknown_variable_warnings():
+        logging.getLogger("cityhub.config").warning("%s", warning)
 
 
 def _require_current_schema() -> None:

@@ -7,9 +7,10 @@ Also the registry of every settings class (:func:`settings_classes`, :func:`sett
 from __future__ import annotations
 
 import logging
+import os
 import re
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,10 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SECRET = "demo-insecure-secret-change-me"
+MIN_SECRET_LENGTH = 32
+SECRET_COMMAND = """python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"""
+DATABASE_URL_FORMS = "use sqlite:///PATH or postgresql://USER:PW@HOST/DB"
+POSTGRES_DRIVER = "postgresql+psycopg"  # the driver cityhub ships with (psycopg 3)
 # Where `cityhub demo seed` writes the demo's category classifier, relative to the SQLite database's directory.
 DEMO_MODEL_DIR = Path("models") / "demo-classifier"
 
@@ -32,18 +37,21 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         "sqlite:///data/cityhub.db",
-        description="SQLAlchemy URL of the database: SQLite (embedded, a file) or PostgreSQL (production), "
-        "e.g. postgresql://user:password@host:5432/cityhub.",
+        description="SQLAlchemy URL of the database: SQLite (embedded, a file: sqlite:///PATH, relative to the "
+        "working directory, or sqlite:////ABSOLUTE/PATH) or PostgreSQL (production), e.g. "
+        "postgresql://user:password@host:5432/cityhub; postgres:// and postgresql:// are read as "
+        f"{POSTGRES_DRIVER}://. Anything else is refused.",
     )
     environment: Literal["demo", "development", "production"] = Field(
         "demo",
-        description="One of demo, development, production. Production refuses the demo secret key; only demo "
-        "seeds the demo district with its known passwords.",
+        description="One of demo, development, production. Production needs CITYHUB_DATABASE_URL set and a real "
+        "secret key; only demo seeds the demo district with its known passwords.",
     )
     secret_key: str = Field(
         DEMO_SECRET,
         description="Server secret that signs the OIDC sign-on state; must be set to a real secret in production "
-        "(the built-in demo value is refused there).",
+        f"(the built-in demo value and anything shorter than {MIN_SECRET_LENGTH} characters are refused there; "
+        f"generate one with {SECRET_COMMAND}).",
     )
     timezone: str = Field(
         "Asia/Shanghai",
@@ -51,7 +59,8 @@ class Settings(BaseSettings):
     )
     working_hours: str = Field(
         "09:00-12:00,13:30-18:00",
-        description='Working intervals of a working day, local time, as comma-separated "HH:MM-HH:MM" pairs.',
+        description='Working intervals of a working day, local time, as comma-separated "HH:MM-HH:MM" pairs, in '
+        "order, not overlapping, each within one day (09:00-18:00, not 9-18 or 18:00-09:00).",
     )
     sla_warning_share: float = Field(
         0.8,
@@ -162,6 +171,20 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown log level {value!r} (DEBUG, INFO, WARNING, ERROR or CRITICAL)")
         return name
 
+    @field_validator("database_url")
+    @classmethod
+    def _valid_database_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @field_validator("working_hours")
+    @classmethod
+    def _valid_working_hours(cls, value: str) -> str:
+        # The calendar's own parser, so what passes here is what the working calendar accepts.
+        from cityhub.workorders.calendar import parse_working_hours
+
+        parse_working_hours(value)
+        return value
+
     @field_validator("sla_warning_share")
     @classmethod
     def _valid_share(cls, value: float) -> float:
@@ -170,9 +193,24 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _no_default_secret_in_production(self) -> Settings:
-        if self.environment == "production" and self.secret_key == DEMO_SECRET:
-            raise ValueError("CITYHUB_SECRET_KEY must be set to a real secret in production")
+    def _production_settings_are_explicit(self) -> Settings:
+        if self.environment != "production":
+            return self
+        problems = []
+        if "database_url" not in self.model_fields_set:
+            # A misspelt variable must not leave production on a new, empty SQLite file.
+            problems.append(
+                "CITYHUB_DATABASE_URL must be set in production (the default is a new SQLite file under ./data)"
+            )
+        if self.secret_key == DEMO_SECRET:
+            problems.append("CITYHUB_SECRET_KEY must be set to a real secret in production")
+        elif len(self.secret_key) < MIN_SECRET_LENGTH:
+            problems.append(
+                f"CITYHUB_SECRET_KEY must have at least {MIN_SECRET_LENGTH} characters in production; generate one "
+                f"with: {SECRET_COMMAND}"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")
@@ -207,6 +245,24 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def normalise_database_url(url: str) -> str:
+    """``url`` as cityhub opens it: SQLite as given, PostgreSQL (``postgres://``, ``postgresql://`` — what hosting
+    providers hand out — or ``postgresql+psycopg://``) through psycopg; ValueError for anything else, which would
+    otherwise fail at the first connection with a driver's traceback."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        drivername = make_url(url).drivername
+    except (ArgumentError, ValueError):
+        raise ValueError(DATABASE_URL_FORMS) from None
+    if drivername in ("sqlite", "sqlite+pysqlite"):
+        return url
+    if drivername in ("postgres", "postgresql", POSTGRES_DRIVER):
+        return POSTGRES_DRIVER + url[url.index("://") :]  # the rest as the operator spelled it
+    raise ValueError(DATABASE_URL_FORMS)
 
 
 @lru_cache
@@ -328,6 +384,45 @@ def mask_url(url: str) -> str:
     if parsed.password is None and query == dict(parsed.query):
         return url  # nothing to hide: keep the operator's spelling
     return parsed.set(query=query).render_as_string(hide_password=True).replace(hidden, MASK)
+
+
+# CITYHUB_ variables that are no setting: set by `cityhub serve` for its own server processes, and the developers'
+# tools (tests, the PostgreSQL test cluster, benchmarks).
+PREFIX = "CITYHUB_"
+OTHER_VARIABLES = frozenset(
+    {"CITYHUB_RUN_SCHEDULER", "CITYHUB_WARM_UP", "CITYHUB_PG_CLUSTER_DIR", "CITYHUB_EXPLORE_DIR"}
+)
+OTHER_PREFIXES = ("CITYHUB_TEST_", "CITYHUB_FUZZ_")
+
+
+def unknown_variable_warnings(environ: Mapping[str, str] | None = None, dotenv: Path = Path(".env")) -> list[str]:
+    """One line per ``CITYHUB_*`` name in the environment or in ``.env`` that no setting reads (a typo such as
+    CITYHUB_DATABSE_URL leaves the setting at its default), naming the closest known name."""
+    import difflib
+
+    from dotenv import dotenv_values
+
+    known = {f.env for f in settings_fields()}
+    found: dict[str, str] = {}
+    if dotenv.is_file():
+        for name in dotenv_values(dotenv):
+            found.setdefault(name.upper(), ".env")
+    for name in os.environ if environ is None else environ:
+        found[name.upper()] = "the environment"  # read first, as the settings are
+    lines = []
+    for name, source in sorted(found.items()):
+        if (
+            not name.startswith("CITYHUB_")
+            or name in known
+            or name in OTHER_VARIABLES
+            or name.startswith(OTHER_PREFIXES)
+        ):
+            continue
+        # Compared without the prefix every name shares, which would make any two names look alike.
+        close = difflib.get_close_matches(name.removeprefix(PREFIX), [k.removeprefix(PREFIX) for k in known], n=1)
+        hint = f"; did you mean {PREFIX}{close[0]}?" if close else ""
+        lines.append(f"{name} (in {source}) is not a cityhub setting and is ignored{hint}")
+    return lines
 
 
 def _type_name(annotation: Any) -> str:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, EnvSettingsSource
 
 from cityhub.clitools import fail
-from cityhub.config import SettingField, settings_classes, settings_fields
+from cityhub.config import SettingField, settings_classes, settings_fields, unknown_variable_warnings
 
 app = typer.Typer(no_args_is_help=True, help="Settings: effective values and the reference of every variable.")
 
@@ -90,6 +90,8 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON list of objects instead of text.")] = False,
 ) -> None:
     """Every setting: environment variable, effective value (secrets masked) and where it came from."""
+    for warning in unknown_variable_warnings():
+        typer.echo(f"warning: {warning}", err=True)
     try:
         rows = effective_settings()
     except InvalidSettings as exc:

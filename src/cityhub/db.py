@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from cityhub.config import get_settings
+from cityhub.config import get_settings, normalise_database_url
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -273,9 +273,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         if not in_memory:
             _install_sqlite_writer_queue(engine, str(parsed.database))
         return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    engine = create_engine(url, **kwargs)
+    engine = create_engine(normalise_database_url(url), **kwargs)
     if "pool_pre_ping" not in kwargs:  # a caller that chose SQLAlchemy's own rule keeps it
         _ping_after_idle(engine, get_settings().db_ping_idle_seconds)
     return engine
@@ -387,11 +385,20 @@ def session_scope() -> Iterator[Session]:
     try:
         yield session
         session.commit()
-    except BaseException:
-        session.rollback()
+    except BaseException as exc:
+        rollback_after(session, exc)
         raise
     finally:
         session.close()
+
+
+def rollback_after(session: Session, error: BaseException) -> None:
+    """Roll back ``session``'s transaction after ``error``, which the caller then raises: a rollback that fails too
+    (its connection gone with the server) is logged, never raised, so it does not take the place of ``error``."""
+    try:
+        session.rollback()
+    except Exception:
+        log.warning("rollback after %s failed too", type(error).__name__, exc_info=True)
 
 
 def rowcount(result: Any) -> int:

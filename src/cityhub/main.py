@@ -28,7 +28,7 @@ from cityhub.config import get_settings
 from cityhub.db import database_key, session_scope, utcnow
 from cityhub.errors import CityhubError, Overloaded
 from cityhub.org.models import Unit
-from cityhub.workorders.calendar import years_without_holidays
+from cityhub.workorders.calendar import MIN_WEEKDAY_HOLIDAYS, weekday_holidays_entered, years_short_of_holidays
 from cityhub.workorders.models import JobRun, Order, SlaStatus
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ def status_summary() -> dict[str, Any]:
         by_state, by_sla, counted_at = _order_counts(session)
         units = dict(session.execute(select(Unit.tier, func.count()).group_by(Unit.tier)).all())
         jobs = session.execute(select(JobRun)).scalars().all()
+        holidays = weekday_holidays_entered(session, today=utcnow().astimezone(get_settings().tz).date())
         return {
             "version": __version__,
             "revision": migrate.revision(session.connection()),  # over the session's connection, not a new one
@@ -100,10 +101,11 @@ def status_summary() -> dict[str, Any]:
             "dispatch_model": model_status(),  # of the process that answered, as the index
             # New orders waiting for the background dispatcher, and how long the oldest has waited.
             "dispatch_backlog": background.status(session).as_dict(),
-            # Years about to hold deadlines with no official holidays known (built in or entered): see health_problems.
-            "calendar_years_without_holidays": years_without_holidays(
-                session, today=utcnow().astimezone(get_settings().tz).date()
-            ),
+            # Years about to hold deadlines with no official holidays known (built in, or at least MIN_WEEKDAY_HOLIDAYS
+            # entered): see health_problems; and, of the years about to hold deadlines that the built-in calendar
+            # does not know, the weekday holidays entered so far.
+            "calendar_years_without_holidays": years_short_of_holidays(holidays),
+            "calendar_weekday_holidays_entered": {str(year): count for year, count in holidays.items()},
         }
 
 
@@ -116,10 +118,12 @@ def health_problems(summary: dict[str, Any]) -> list[str]:
     schema = migrate.schema_problem(revision=summary["revision"])
     if schema is not None:  # the database was migrated under a running process (or not yet)
         problems.insert(0, schema)
+    entered = summary.get("calendar_weekday_holidays_entered", {})
     for year in summary.get("calendar_years_without_holidays", []):
         problems.append(
-            f"working calendar: no official holidays for {year} (built in or entered); its deadlines count them as "
-            "working days — enter them with `cityhub calendar set`"
+            f"working calendar: no official holidays for {year} (not built in; {entered.get(str(year), 0)} weekday "
+            f"holidays entered, a year has at least {MIN_WEEKDAY_HOLIDAYS}); its deadlines count them as working "
+            "days — enter them with `cityhub calendar import FILE`"
         )
     model = summary.get("dispatch_model")
     if model == "reload failed":

@@ -62,6 +62,11 @@ _values: dict[tuple[str, str], tuple[tuple[int | None, ...], Any]] = {}
 
 
 def _forget(conn: Any, *_args: Any) -> None:
+    if conn.invalidated or conn.closed:
+        # The server dropped the connection (a restart) and this is the rollback of its transaction: asking for its
+        # info now would try to reconnect inside that transaction (PendingRollbackError, hiding the server's error).
+        # The pool forgets a dropped connection's info, tokens included, when it connects again.
+        return
     conn.info.pop(_TOKENS, None)
 
 

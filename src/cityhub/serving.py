@@ -47,6 +47,44 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class PortInUse(Exception):
+    """Another process serves on the port ``cityhub serve`` was asked for."""
+
+
+def claim_port(host: str, port: int) -> int:
+    """Make sure no other server uses (host, port), and keep it so while this process lives; returns the lock's file
+    descriptor (keep it open). ``PortInUse`` names the port otherwise.
+
+    Sockets bound with ``SO_REUSEPORT`` do not refuse each other: a second ``cityhub serve`` on the same port would
+    start and split the connections with the first (old and new settings side by side). So, before anything binds,
+    a connection attempt finds any server listening there (a wildcard address is tried on the loopback), and a lock
+    file per port and user (``cityhub-serve-UID-PORT.lock`` in the temporary directory), held by the supervisor for
+    its life, refuses a second one starting at the same time, before either listens. The supervisor's own server
+    processes, and the replacement of one that died, bind without asking."""
+    import fcntl
+    import tempfile
+
+    taken = f"port {port} on {host} is already in use by another server (a cityhub serve?): stop it or choose --port"
+    probe = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    with socket.socket(socket.AF_INET6 if ":" in probe else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect((probe, port))
+        except OSError:
+            pass  # nobody answers: free (a foreign address the bind will refuse in its own words)
+        else:
+            raise PortInUse(taken)
+    path = os.path.join(tempfile.gettempdir(), f"cityhub-serve-{os.getuid()}-{port}.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise PortInUse(taken) from None
+    os.set_inheritable(fd, False)
+    return fd
+
+
 def stop_when_orphaned(supervisor: int) -> None:
     """End this process (as SIGTERM would: requests in flight finish) once its supervisor is gone, even when
     the supervisor was killed and could not stop it: an orphan would keep the port and serve on, unsupervised."""

@@ -6,6 +6,7 @@ import shutil
 import sqlite3
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -62,6 +63,57 @@ def test_cli_backup_and_bad_targets(app_db, db_backend, tmp_path):
         backup(tmp_path / "x.db", url="sqlite:///:memory:")
 
 
+def _cli_backup(target: object) -> object:
+    from cityhub.cli import _mount, app
+
+    _mount()
+    return CliRunner().invoke(app, ["db", "backup", str(target)])
+
+
+def test_backups_are_private(app_db, db_backend, tmp_path):
+    if db_backend == "postgresql" and shutil.which("pg_dump") is None:
+        pytest.skip("pg_dump")
+    _add_orders(2, "private")
+    target = tmp_path / "copy.bak"
+    target.write_text("an older copy, readable by all")
+    target.chmod(0o644)
+    backup(target)
+    assert target.stat().st_mode & 0o777 == 0o600  # citizens' personal data
+    assert target.stat().st_size > 100 and not (tmp_path / "copy.bak.partial").exists()
+
+
+def test_bad_backup_targets_are_one_line_and_leave_nothing(app_db, db_backend, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for target, problem in (
+        (tmp_path, f"backup target {tmp_path} is a directory; give a file name"),
+        ("/proc/cityhub.db", "cannot write backup /proc/cityhub.db: No such file or directory"),
+        (a_file / "copy.db", f"cannot write backup {a_file / 'copy.db'}: Not a directory"),
+    ):
+        result = _cli_backup(target)
+        assert result.exit_code != 0
+        assert isinstance(result.exception, ValidationFailed) and str(result.exception) == problem
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # no .partial left
+
+
+def test_a_backup_never_replaces_the_live_database(app_db, db_backend, tmp_path):
+    if db_backend != "sqlite":
+        pytest.skip("a SQLite file")
+    from sqlalchemy.engine import make_url
+
+    live = Path(str(make_url(app_db).database))
+    _add_orders(3, "live")
+    before = live.read_bytes()
+    for target in (live, tmp_path / ".." / tmp_path.name / ".." / live.parent.name / live.name, Path(f"{live}-wal")):
+        with pytest.raises(ValidationFailed, match="is the live database; give another file"):
+            backup(target)
+    assert live.read_bytes() == before
+    link = tmp_path / "link.db"
+    link.symlink_to(live)
+    with pytest.raises(ValidationFailed, match="is the live database"):
+        backup(link)
+
+
 def test_a_failed_pg_dump_is_one_clear_error_and_leaves_no_file(app_db, db_backend, tmp_path):
     if db_backend != "postgresql":
         pytest.skip("pg_dump")
@@ -74,3 +126,16 @@ def test_a_failed_pg_dump_is_one_clear_error_and_leaves_no_file(app_db, db_backe
     with pytest.raises(ValidationFailed, match=r"pg_dump failed, nothing written to .*no_such_cityhub_db"):
         backup(target, url=url.render_as_string(hide_password=False))
     assert not target.exists() and not target.with_suffix(".dump.partial").exists()
+
+
+def test_a_failed_pg_dump_names_its_cause(tmp_path):
+    if shutil.which("pg_dump") is None:
+        pytest.skip("pg_dump is not installed")
+    target = tmp_path / "copy.dump"
+    with pytest.raises(ValidationFailed) as failed:
+        backup(target, url="postgresql://cityhub@127.0.0.1:1/cityhub")  # nothing listens on port 1
+    message = str(failed.value)
+    assert message.startswith(f"pg_dump failed, nothing written to {target}: pg_dump: error: connection to server")
+    assert "port 1 failed: Connection refused; Is the server running" in message  # the cause and pg_dump's hint
+    assert "\n" not in message and len(message) < 800
+    assert list(tmp_path.iterdir()) == []

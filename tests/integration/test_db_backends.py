@@ -325,3 +325,48 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_after_idling(
     finally:
         engine.dispose()
         get_settings.cache_clear()
+
+
+def test_a_transaction_whose_connection_the_server_dropped_fails_with_its_own_error(
+    app_db: str, db_backend: str, db_engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL restarted (here: the backend terminated) under a pooled connection: the transaction on it fails
+    with the server's error, not with the rollback's PendingRollbackError, and a request gets the JSON error body."""
+    if db_backend != "postgresql":
+        pytest.skip("SQLite has no server to drop connections")
+    from fastapi.testclient import TestClient
+
+    from cityhub import refdata
+    from cityhub.config import get_settings
+    from cityhub.db import reset_engine, session_scope
+    from cityhub.main import create_app
+
+    monkeypatch.setenv("CITYHUB_DB_PING_IDLE_SECONDS", "3600")  # the dropped connection is handed out untested
+    reset_engine()
+
+    def drop_the_pooled_connections() -> None:  # as a restart of the server does
+        with session_scope() as s:
+            refdata.tokens(s)  # what a request reads first: its tokens live on the connection
+        others = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        with db_engine.connect() as admin:
+            pids = admin.execute(text(others)).scalars().all()
+            for pid in pids:
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        assert pids
+
+    try:
+        drop_the_pooled_connections()
+        with pytest.raises(OperationalError, match="terminat"), session_scope() as s:
+            refdata.tokens(s)
+        with session_scope() as s:  # the pool replaced it
+            assert s.execute(text("SELECT 1")).scalar_one() == 1
+
+        with TestClient(create_app(), raise_server_exceptions=False) as client:
+            drop_the_pooled_connections()
+            answer = client.get("/healthz")
+            assert answer.status_code == 500
+            assert answer.json()["code"] == "internal_error" and answer.json()["message"] == "database error"
+        assert "PendingRollbackError" not in caplog.text
+    finally:
+        reset_engine()
+        get_settings.cache_clear()

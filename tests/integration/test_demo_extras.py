@@ -125,7 +125,7 @@ def test_demo_passwords_only_for_users_without_one_and_only_in_demo(
 
     # Production: the command refuses with one line, and the service sets nothing.
     monkeypatch.setenv("CITYHUB_ENVIRONMENT", "production")
-    monkeypatch.setenv("CITYHUB_SECRET_KEY", "a-real-secret-for-this-test")
+    monkeypatch.setenv("CITYHUB_SECRET_KEY", "a-real-secret-for-this-test-0123456789")
     reset_engine()
     refused = _cli(*SEED)
     assert refused.exit_code != 0

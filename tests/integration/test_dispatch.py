@@ -401,6 +401,7 @@ def test_training_export_picks_orders_a_dispatcher_corrected(db_session, org, tm
     out = tmp_path / "training.csv"
     result = service.export_training(s, out=out)
     assert result == {"corrected": 2, "written": 2, "skipped": 0}
+    assert out.stat().st_mode & 0o777 == 0o600  # citizens' own words
     rows = {r["id"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
     assert set(rows) == {redirected.number, recategorised.number}
     assert rows[redirected.number]["corrected"] == "unit" and rows[redirected.number]["unit_code"] == "T-D01"

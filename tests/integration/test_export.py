@@ -153,6 +153,52 @@ def test_cli_export_and_bad_options(app_db: str, db_session: Session, tmp_path: 
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx", "parquet"])
+def test_exports_are_private(db_session: Session, tmp_path: Path, fmt: str) -> None:
+    seed(db_session)
+    out = tmp_path / f"orders.{fmt}"
+    out.write_text("an older export, readable by all")
+    out.chmod(0o644)
+    result = export_orders(db_session, out=out, fmt=fmt)
+    assert result.orders == 5
+    for name in result.files:  # citizens' personal data: names, phones, addresses
+        assert Path(name).stat().st_mode & 0o777 == 0o600, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(f).name for f in result.files)
+
+
+def test_cli_export_to_a_bad_path_is_one_line_and_leaves_nothing(app_db: str, db_session: Session, tmp_path: Path):
+    from cityhub.cli import _mount, app
+
+    seed(db_session)
+    _mount()
+    runner = CliRunner()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for fmt, out, problem in (
+        ("csv", "/proc/cityhub.csv", "cannot write export /proc/cityhub.csv: No such file or directory"),
+        ("xlsx", str(tmp_path), f"export target {tmp_path} is a directory; give a file name"),
+        ("parquet", str(a_file / "x.parquet"), f"cannot write export {a_file / 'x.parquet'}: Not a directory"),
+    ):
+        result = runner.invoke(app, ["export", "orders", "--format", fmt, "--out", out, "--quiet"])
+        assert result.exit_code == 1, result.output
+        assert result.stderr == f"error: {problem}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_a_failed_export_leaves_no_file(db_session: Session, tmp_path: Path) -> None:
+    from cityhub.errors import ValidationFailed
+
+    seed(db_session)
+    out = tmp_path / "orders.csv"
+
+    def fail_midway(done: int, _total: int) -> None:
+        raise ValidationFailed("stopped")
+
+    with pytest.raises(ValidationFailed, match="stopped"):
+        export_orders(db_session, out=out, fmt="csv", on_progress=fail_midway)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "parquet"])
 def test_empty_database_exports_headers_only(db_session: Session, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / f"empty.{fmt}"
     result = export_orders(db_session, out=out, fmt=fmt)

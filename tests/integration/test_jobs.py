@@ -146,12 +146,17 @@ def test_the_status_page_names_each_hosts_dispatcher_heartbeat(app_db: str) -> N
 
 
 def test_a_year_of_deadlines_without_official_holidays_is_a_health_problem(app_db: str) -> None:
-    from datetime import date
+    from datetime import date, timedelta
 
     import chinese_calendar
 
     from cityhub.main import health_problems
-    from cityhub.workorders.calendar import set_day, years_without_holidays
+    from cityhub.workorders.calendar import (
+        MIN_WEEKDAY_HOLIDAYS,
+        set_day,
+        weekday_holidays_entered,
+        years_without_holidays,
+    )
 
     def known(year: int) -> bool:
         try:
@@ -169,5 +174,29 @@ def test_a_year_of_deadlines_without_official_holidays_is_a_health_problem(app_d
         summary = {"jobs": {}, "revision": None, "calendar_years_without_holidays": unknown}
         [problem] = [p for p in health_problems(summary) if p.startswith("working calendar")]
         assert f"no official holidays for {last + 1}" in problem
-        set_day(s, day=date(last + 1, 1, 1), is_workday=False, name="元旦")  # an administrator enters them
+        # One entry is no year of holidays: 元旦 alone leaves 春节 and the rest missing.
+        set_day(s, day=date(last + 1, 1, 1), is_workday=False, name="元旦")
+        assert years_without_holidays(s, today=date(last, 12, 1)) == [last + 1]
+        assert weekday_holidays_entered(s, today=date(last, 12, 1)) == {last + 1: 1}
+        summary = {
+            "jobs": {},
+            "revision": None,
+            "calendar_years_without_holidays": [last + 1],
+            "calendar_weekday_holidays_entered": {str(last + 1): 1},
+        }
+        [problem] = [p for p in health_problems(summary) if p.startswith("working calendar")]
+        assert f"1 weekday holidays entered, a year has at least {MIN_WEEKDAY_HOLIDAYS}" in problem
+        assert "cityhub calendar import FILE" in problem
+        # Holidays on weekends and make-up workdays do not count; weekday holidays do, up to a plausible year.
+        weekdays = [date(last + 1, 2, 1) + timedelta(days=n) for n in range(40)]
+        weekdays = [d for d in weekdays if d.weekday() < 5]
+        set_day(
+            s, day=date(last + 1, 2, 6) + timedelta(days=(5 - date(last + 1, 2, 6).weekday()) % 7), is_workday=False
+        )
+        set_day(s, day=weekdays[-1], is_workday=True, name="调休上班")
+        for day in weekdays[: MIN_WEEKDAY_HOLIDAYS - 2]:
+            set_day(s, day=day, is_workday=False, name="春节")
+        assert years_without_holidays(s, today=date(last, 12, 1)) == [last + 1]  # 9 of 10
+        set_day(s, day=weekdays[MIN_WEEKDAY_HOLIDAYS - 2], is_workday=False, name="春节")
         assert years_without_holidays(s, today=date(last, 12, 1)) == []
+        assert weekday_holidays_entered(s, today=date(last, 12, 1)) == {last + 1: MIN_WEEKDAY_HOLIDAYS}

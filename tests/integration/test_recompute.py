@@ -318,3 +318,38 @@ def test_cli_edits_recompute_unless_told_not_to(app_db):
     with session_scope() as s:
         [event] = _events(s, s.get(Order, order_id), recompute.ACTION)[-1:]
         assert event.actor_name == "cli" and event.reason == recompute.RULE_REASON
+
+
+def test_cli_calendar_import_enters_the_good_rows_once_and_names_every_bad_one(app_db, tmp_path):
+    order_id, due, day = _seed_running_order()
+    later = day + timedelta(days=400)
+    data = tmp_path / "holidays.csv"
+    data.write_text(
+        "date,kind,name\n"
+        f"{day},holiday,台风停工\n"
+        "2027-13-01,holiday,元旦\n"
+        f"{later},workday,调休上班\n"
+        "\n"
+        f"{later + timedelta(days=1)},day off,\n"
+        f"{day},workday,again\n"
+        f"{later + timedelta(days=2)},holiday\n",
+        encoding="gb18030",  # what Excel writes for Chinese names
+    )
+    result = CliRunner().invoke(calendar_app, ["import", str(data)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: {data}: row 3: '2027-13-01' is not a date (YYYY-MM-DD)",
+        f"error: {data}: row 6: kind must be 'holiday' or 'workday', not 'day off'",
+        f"error: {data}: row 7: {day} is already on row 2",
+    ]
+    assert (
+        "3 days entered (2 holidays, 1 workdays), 3 rows refused (1 running orders' deadlines moved)" in result.stdout
+    )
+    assert _due(order_id) > due
+    with session_scope() as s:
+        entered = {(d.day, d.is_workday, d.name) for d in workcal.list_days(s)}
+        [event] = _events(s, s.get(Order, order_id))  # one recomputation for the whole file
+    assert entered == {(day, False, "台风停工"), (later, True, "调休上班"), (later + timedelta(days=2), False, None)}
+    assert event.payload["days"] == sorted(d.isoformat() for d in (day, later, later + timedelta(days=2)))
+    missing = CliRunner().invoke(calendar_app, ["import", str(tmp_path / "nope.csv")])
+    assert missing.exit_code == 1 and missing.stderr == f"error: {tmp_path / 'nope.csv'}: file not found\n"

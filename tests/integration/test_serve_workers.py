@@ -101,6 +101,48 @@ def test_connections_spread_over_both_processes_and_a_dead_one_is_replaced(serve
     wait_until(lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200)
 
 
+def _serve(port: int, tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CITYHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    argv = [str(CLI), "serve", "--no-scheduler", "--port", str(port), *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_a_second_serve_on_the_port_is_refused_and_the_first_serves_on(server, tmp_path):
+    proc, port, base, _log = server
+    parent = psutil.Process(proc.pid)
+    wait_until(lambda: len(_children(parent)) == 2)
+    for args in (["--workers", "2"], []):  # the supervisor, and a single uvicorn
+        second = _serve(port, tmp_path, *args)
+        assert second.returncode != 0
+        (line,) = second.stderr.splitlines()
+        assert line.startswith("error: ") and f"port {port} on 127.0.0.1 is already in use" in line
+    assert len(_children(parent)) == 2 and httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+    listeners = [c for c in psutil.net_connections(kind="tcp") if c.laddr.port == port and c.status == "LISTEN"]
+    assert len(listeners) == 2  # the first serve's two processes, nobody else
+
+
+def test_a_port_claimed_by_a_starting_supervisor_is_refused_before_anything_listens(tmp_path):
+    from cityhub.serving import PortInUse, claim_port
+
+    migrate.upgrade(f"sqlite:///{tmp_path / 'serve.db'}")
+    port = free_port()
+    fd = claim_port("127.0.0.1", port)  # as a supervisor whose processes are still starting
+    try:
+        with pytest.raises(PortInUse, match=f"port {port} on 0.0.0.0 is already in use"):
+            claim_port("0.0.0.0", port)
+        second = _serve(port, tmp_path, "--workers", "2")
+        assert second.returncode != 0 and f"port {port} on 127.0.0.1 is already in use" in second.stderr
+    finally:
+        os.close(fd)
+    # A foreign server with SO_REUSEPORT, which a bind would not refuse: found by connecting.
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        with pytest.raises(PortInUse):
+            os.close(claim_port("127.0.0.1", port))
+
+
 def test_server_processes_stop_when_the_supervisor_is_killed(server):
     proc, _port, _base, _log = server
     parent = psutil.Process(proc.pid)

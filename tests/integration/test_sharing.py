@@ -88,6 +88,43 @@ def test_apikey_list_and_revoke(app_db: str) -> None:
     assert unknown_scope.exit_code == 1
 
 
+def test_another_key_for_a_client_never_changes_its_scopes(app_db: str) -> None:
+    runner = CliRunner()
+    first = runner.invoke(apikey_cli, ["create", "--client", "hotline-app", "--scopes", "open311:write,sharing:read"])
+    assert first.exit_code == 0, first.output
+    first_key = first.stdout.splitlines()[-1]
+
+    # Other scopes for an existing client: refused in one line naming its scopes and the deliberate way.
+    refused = runner.invoke(apikey_cli, ["create", "--client", "hotline-app", "--scopes", "sharing:read,admin"])
+    assert refused.exit_code == 1
+    (line,) = refused.output.splitlines()
+    assert "'open311:write sharing:read'" in line
+    assert "cityhub apikey scopes --client hotline-app --scopes admin,sharing:read" in line
+    # Omitted, or the same scopes in another order: a new key with the client's scopes.
+    for scopes in ([], ["--scopes", "sharing:read open311:write"]):
+        again = runner.invoke(apikey_cli, ["create", "--client", "hotline-app", *scopes])
+        assert again.exit_code == 0, again.output
+        with session_scope() as s:
+            caller = sharing.authenticate(s, raw_key=again.stdout.splitlines()[-1])
+            assert caller.scopes == {"open311:write", "sharing:read"}
+    with session_scope() as s:
+        assert sharing.authenticate(s, raw_key=first_key).scopes == {"open311:write", "sharing:read"}
+        assert len(sharing.get_client(s, name="hotline-app").keys) == 3  # type: ignore[union-attr]
+
+    new_client = runner.invoke(apikey_cli, ["create", "--client", "no-scopes-yet"])
+    assert new_client.exit_code == 1 and "give its scopes" in new_client.output
+
+    # The deliberate change: every key of the client, said so.
+    changed = runner.invoke(apikey_cli, ["scopes", "--client", "hotline-app", "--scopes", "sharing:read,admin"])
+    assert changed.exit_code == 0, changed.output
+    assert "scopes open311:write sharing:read -> admin sharing:read; affects 3 active key(s)" in changed.output
+    assert first_key[:12] in changed.output
+    with session_scope() as s:
+        assert sharing.authenticate(s, raw_key=first_key).scopes == {"admin", "sharing:read"}
+    unknown = runner.invoke(apikey_cli, ["scopes", "--client", "nobody", "--scopes", "admin"])
+    assert unknown.exit_code == 1 and "no API client named 'nobody'" in unknown.output
+
+
 # --- access -------------------------------------------------------------------------------------------------
 
 

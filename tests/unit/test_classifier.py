@@ -325,6 +325,15 @@ def test_cli_refuses_what_it_cannot_train_or_score_in_one_line(tmp_path: Path) -
     res = runner.invoke(app, ["train", "--data", str(data), "--out", str(data)])
     assert res.exit_code == 1
     assert res.output.strip() == f"error: --out: {data} is a file; give a directory for the model"
+    assert not (tmp_path / "m").exists()  # created to check it, removed when training failed
+    # A directory that cannot be written is named before the training (which would fail on these data).
+    for unwritable, why in (
+        (Path("/proc/cityhub-model"), "No such file or directory"),
+        (data / "m", "Not a directory"),
+    ):
+        res = runner.invoke(app, ["train", "--data", str(data), "--out", str(unwritable)])
+        assert res.exit_code == 1
+        assert res.output.strip() == f"error: --out: cannot write the model into {unwritable}: {why}"
     model_dir = classifier.train(_records(12), config=FAST).save(tmp_path / "model")
     header_only = _write_csv(tmp_path / "empty.csv", [])
     res = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--data", str(header_only)])

@@ -141,19 +141,21 @@ def test_show_masks_secrets_and_the_database_password(clean_env, monkeypatch) ->
         for secret in ("hunter2-pw", "s3cret-key-value", "oidc-client-secret-value", "demo-pass-value"):
             assert secret not in result.output
     rows = {row["env"]: row for row in json.loads(as_json.stdout)}
-    assert rows["CITYHUB_DATABASE_URL"]["value"] == "postgresql://cityhub:***@db.example:5432/cityhub"
+    assert rows["CITYHUB_DATABASE_URL"]["value"] == "postgresql+psycopg://cityhub:***@db.example:5432/cityhub"
     for env in ("CITYHUB_SECRET_KEY", "CITYHUB_OIDC_CLIENT_SECRET", "CITYHUB_DEMO_PASSWORD"):
         assert rows[env]["value"] == "***"
         assert rows[env]["secret"] is True
         assert rows[env]["source"] == "environment"
-    assert re.search(r"^CITYHUB_DATABASE_URL +environment +postgresql://cityhub:\*\*\*@db\.example", text.stdout, re.M)
+    assert re.search(
+        r"^CITYHUB_DATABASE_URL +environment +postgresql\+psycopg://cityhub:\*\*\*@db\.example", text.stdout, re.M
+    )
     assert re.search(r"^CITYHUB_SECRET_KEY +environment +\*\*\*$", text.stdout, re.M)
 
 
 def test_show_a_database_url_without_password_as_is_and_an_unset_secret_as_unset(clean_env, monkeypatch) -> None:
     monkeypatch.setenv("CITYHUB_DATABASE_URL", "postgresql://cityhub@db.example/cityhub?sslmode=require")
-    rows = _show_json()
-    assert rows["CITYHUB_DATABASE_URL"]["value"] == "postgresql://cityhub@db.example/cityhub?sslmode=require"
+    rows = _show_json()  # shown as cityhub opens it: through psycopg
+    assert rows["CITYHUB_DATABASE_URL"]["value"] == "postgresql+psycopg://cityhub@db.example/cityhub?sslmode=require"
     assert rows["CITYHUB_OIDC_CLIENT_SECRET"]["value"] is None
     assert rows["CITYHUB_OIDC_CLIENT_SECRET"]["source"] == "default"
     assert rows["CITYHUB_SECRET_KEY"]["value"] == "***"  # the demo default is set, so hidden too
@@ -214,6 +216,14 @@ def test_show_json_lists_every_variable_of_the_reference(clean_env) -> None:
         ("CITYHUB_DEDUPE_AUTO_MERGE", "perhaps", "valid boolean"),
         # a typo must not quietly switch off production's checks
         ("CITYHUB_ENVIRONMENT", "prod", "Input should be 'demo', 'development' or 'production'"),
+        # the working calendar's own parser: refused here, not at the first dispatch
+        ("CITYHUB_WORKING_HOURS", "9-18", "working hours part '9-18' has an invalid time"),
+        ("CITYHUB_WORKING_HOURS", "18:00-09:00", "working hours part '18:00-09:00' ends before it starts"),
+        ("CITYHUB_WORKING_HOURS", "09:00-12:00,11:30-18:00", "'11:30-18:00' overlaps or precedes the previous"),
+        # a database URL no driver of cityhub opens: refused here, not with a traceback at the first connection
+        ("CITYHUB_DATABASE_URL", "mysql://x/y", "use sqlite:///PATH or postgresql://USER:PW@HOST/DB"),
+        ("CITYHUB_DATABASE_URL", "data/cityhub.db", "use sqlite:///PATH or postgresql://USER:PW@HOST/DB"),
+        ("CITYHUB_DATABASE_URL", "postgresql+asyncpg://u@h/db", "use sqlite:///PATH or postgresql://USER:PW@HOST/DB"),
     ],
 )
 def test_an_invalid_value_fails_with_one_line_naming_it(clean_env, monkeypatch, env, value, problem) -> None:
@@ -227,6 +237,58 @@ def test_an_invalid_value_fails_with_one_line_naming_it(clean_env, monkeypatch, 
         assert lines[0].startswith(f"error: invalid settings: {env}: ")
         assert problem in lines[0]
         assert f"(got '{value}' from the environment)" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "problem"),
+    [
+        ("CITYHUB_WORKING_HOURS", "9-18", "working hours part '9-18' has an invalid time"),
+        ("CITYHUB_ENVIRONMENT", "prod", "Input should be 'demo', 'development' or 'production'"),
+    ],
+)
+def test_every_command_that_reads_an_invalid_setting_says_so_in_one_line(
+    clean_env, monkeypatch, capsys, env, value, problem
+) -> None:
+    from cityhub import cli, config
+
+    monkeypatch.setenv(env, value)
+    monkeypatch.setattr("sys.argv", ["cityhub", "db", "current"])
+    config.get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+    finally:
+        config.get_settings.cache_clear()
+    assert exited.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: invalid settings: {env}: ") and problem in line
+
+
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [
+        ("postgres://cityhub:pw@db.example/cityhub", "postgresql+psycopg://cityhub:pw@db.example/cityhub"),
+        (
+            "postgresql://cityhub:p%40ss@db.example:5433/cityhub",
+            "postgresql+psycopg://cityhub:p%40ss@db.example:5433/cityhub",
+        ),
+        ("postgresql+psycopg://cityhub@db.example/cityhub", "postgresql+psycopg://cityhub@db.example/cityhub"),
+        ("sqlite:///data/cityhub.db", "sqlite:///data/cityhub.db"),
+        ("sqlite://", "sqlite://"),
+    ],
+)
+def test_database_urls_are_read_as_cityhub_opens_them(clean_env, monkeypatch, given, read) -> None:
+    from cityhub.config import Settings
+
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", given)
+    assert Settings().database_url == read
+
+
+def test_a_database_url_refused_does_not_show_its_password(clean_env, monkeypatch) -> None:
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", "mysql://cityhub:hunter2-pw@db.example/cityhub")
+    result = _cli("show")
+    assert result.exit_code != 0
+    assert "CITYHUB_DATABASE_URL: use sqlite:///PATH" in result.stderr and "hunter2-pw" not in result.output
 
 
 def test_the_log_level_is_read_case_insensitively_and_an_invalid_one_falls_back_to_info(clean_env, monkeypatch) -> None:
@@ -254,7 +316,8 @@ def test_invalid_values_in_dotenv_and_across_fields_are_named(clean_env, monkeyp
     assert "CITYHUB_SESSION_HOURS: Input should be greater than 0 (got '0' from the environment)" in line
     # Fixed the threshold: the production check across fields (no demo secret) is what remains of Settings.
     (clean_env / ".env").write_text("", encoding="utf-8")
-    monkeypatch.setenv("CITYHUB_SECRET_KEY", "hidden-in-errors")
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", "postgresql://cityhub@db.example/cityhub")
+    monkeypatch.setenv("CITYHUB_SECRET_KEY", "hidden-in-errors-" + "x" * 32)
     monkeypatch.setenv("CITYHUB_DEMO_PASSWORD", "hidden-in-errors")
     monkeypatch.delenv("CITYHUB_SESSION_HOURS")
     fixed = _cli("show")
@@ -266,3 +329,85 @@ def test_invalid_values_in_dotenv_and_across_fields_are_named(clean_env, monkeyp
     assert result.stderr.strip() == (
         "error: invalid settings: Settings: CITYHUB_SECRET_KEY must be set to a real secret in production"
     )
+
+
+# --------------------------------------------------------------------------------------------- production
+
+
+STRONG_SECRET = "k" * 32
+
+
+def test_production_refuses_the_default_database(clean_env, monkeypatch) -> None:
+    monkeypatch.setenv("CITYHUB_ENVIRONMENT", "production")
+    monkeypatch.setenv("CITYHUB_SECRET_KEY", STRONG_SECRET)
+    (clean_env / ".env").write_text("CITYHUB_DATABSE_URL=postgresql://cityhub@db.example/cityhub\n", encoding="utf-8")
+    refused = _cli("show")
+    assert refused.exit_code != 0 and refused.stdout == ""
+    assert refused.stderr.splitlines()[-1] == (
+        "error: invalid settings: Settings: CITYHUB_DATABASE_URL must be set in production "
+        "(the default is a new SQLite file under ./data)"
+    )
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", "sqlite:///data/cityhub.db")  # the default's value, but chosen
+    assert _cli("show").exit_code == 0
+
+
+@pytest.mark.parametrize("secret", ["", "abc", "k" * 31])
+def test_production_refuses_a_short_secret_and_says_how_to_make_one(clean_env, monkeypatch, secret) -> None:
+    monkeypatch.setenv("CITYHUB_ENVIRONMENT", "production")
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", "postgresql://cityhub@db.example/cityhub")
+    monkeypatch.setenv("CITYHUB_SECRET_KEY", secret)
+    refused = _cli("show")
+    assert refused.exit_code != 0
+    (line,) = refused.stderr.splitlines()
+    assert "CITYHUB_SECRET_KEY must have at least 32 characters in production" in line
+    assert "secrets.token_urlsafe(48)" in line
+    monkeypatch.setenv("CITYHUB_SECRET_KEY", STRONG_SECRET)
+    assert _cli("show").exit_code == 0
+    monkeypatch.setenv("CITYHUB_ENVIRONMENT", "development")  # elsewhere any secret will do
+    monkeypatch.setenv("CITYHUB_SECRET_KEY", secret)
+    assert _cli("show").exit_code == 0
+
+
+# --------------------------------------------------------------------------------------------- unknown names
+
+
+def test_show_warns_of_each_unknown_name_with_the_closest_known_one(clean_env, monkeypatch) -> None:
+    monkeypatch.setenv("CITYHUB_LOG_LEVL", "DEBUG")
+    monkeypatch.setenv("CITYHUB_TEST_BACKENDS", "sqlite")  # the developers' own variables are no typos
+    monkeypatch.setenv("CITYHUB_RUN_SCHEDULER", "1")
+    (clean_env / ".env").write_text(
+        "CITYHUB_DATABSE_URL=postgresql://cityhub@db.example/cityhub\nCITYHUB_XYZZY=1\nCITYHUB_TIMEZONE=UTC\n",
+        encoding="utf-8",
+    )
+    result = _cli("show")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "warning: CITYHUB_DATABSE_URL (in .env) is not a cityhub setting and is ignored; "
+        "did you mean CITYHUB_DATABASE_URL?",
+        "warning: CITYHUB_LOG_LEVL (in the environment) is not a cityhub setting and is ignored; "
+        "did you mean CITYHUB_LOG_LEVEL?",
+        "warning: CITYHUB_XYZZY (in .env) is not a cityhub setting and is ignored",
+    ]
+    assert re.search(r"^CITYHUB_DATABASE_URL +default +sqlite:///data/cityhub.db$", result.stdout, re.M)
+
+
+@pytest.mark.parametrize("command", [["serve"], ["worker", "--once"]])
+def test_serve_and_worker_warn_of_unknown_names_at_start(clean_env, monkeypatch, caplog, command) -> None:
+    from cityhub import cli, config
+    from cityhub.db import reset_engine
+
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", f"sqlite:///{clean_env / 'empty.db'}")  # stops at the schema check
+    monkeypatch.setenv("CITYHUB_DISPATCH_AUTOO", "true")
+    monkeypatch.setattr("sys.argv", ["cityhub", *command])
+    reset_engine()
+    try:
+        with pytest.raises(SystemExit):
+            cli.main()
+    finally:
+        reset_engine()
+        config.get_settings.cache_clear()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "cityhub.config"]
+    assert warnings == [
+        "CITYHUB_DISPATCH_AUTOO (in the environment) is not a cityhub setting and is ignored; "
+        "did you mean CITYHUB_DISPATCH_AUTO?"
+    ]

@@ -24,7 +24,7 @@ from cityhub.auth import service as auth
 from cityhub.auth.errors import CsrfFailed, Unauthenticated
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
-from cityhub.db import session_factory
+from cityhub.db import rollback_after, session_factory
 from cityhub.errors import Conflict, PermissionDenied
 from cityhub.workorders.service import Actor
 
@@ -38,16 +38,16 @@ def _finish(session: Session) -> None:
     except StaleDataError:
         session.rollback()
         raise Conflict("the order was changed by someone else at the same time; reload and try again") from None
-    except BaseException:
-        session.rollback()
+    except BaseException as exc:
+        rollback_after(session, exc)
         raise
     finally:
         session.close()
 
 
-def _abandon(session: Session) -> None:
+def _abandon(session: Session, error: BaseException) -> None:
     try:
-        session.rollback()
+        rollback_after(session, error)
     finally:
         session.close()
 
@@ -66,7 +66,7 @@ async def get_db() -> AsyncIterator[Session]:
         # Shielded: a request cancelled by a client that went away must still end its transaction and give back
         # the connection (and, on SQLite, the write lock) at once.
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_abandon, session)
+            await run_in_threadpool(_abandon, session, exc)
         if isinstance(exc, StaleDataError):
             raise Conflict("the order was changed by someone else at the same time; reload and try again") from None
         raise

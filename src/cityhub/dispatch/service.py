@@ -1076,13 +1076,16 @@ def training_rows(session: Session) -> tuple[list[list[str]], dict[str, int]]:
 
 
 def export_training(session: Session, *, out: Path) -> dict[str, int]:
-    """Write corrected orders as a labelled CSV that ``cityhub nlp train`` reads (category = first level)."""
-    rows, counts = training_rows(session)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(TRAINING_COLUMNS)
-        writer.writerows(rows)
+    """Write corrected orders as a labelled CSV that ``cityhub nlp train`` reads (category = first level); private
+    (mode 0600: citizens' own words), complete or not at all (:func:`cityhub.outfiles.private_files`)."""
+    from cityhub.outfiles import private_files
+
+    with private_files([out], "training export") as (part,):
+        rows, counts = training_rows(session)
+        with part.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(TRAINING_COLUMNS)
+            writer.writerows(rows)
     return counts
 
 

@@ -27,6 +27,7 @@ from cityhub.config import get_settings
 from cityhub.errors import ValidationFailed
 from cityhub.masking import mask_phone
 from cityhub.org.models import Unit
+from cityhub.outfiles import private_files
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Category, Order, OrderEvent
 
@@ -213,30 +214,35 @@ def export_orders(
     unmasked: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
-    """Write the selected orders and their events to ``out`` in ``fmt`` (csv, xlsx or parquet)."""
+    """Write the selected orders and their events to ``out`` in ``fmt`` (csv, xlsx or parquet).
+
+    The files hold citizens' personal data: written private (mode 0600) under temporary names and renamed when
+    complete (:func:`cityhub.outfiles.private_files`); a target that cannot be written is refused before the
+    orders are read, and a failed export leaves no file."""
     if fmt not in FORMATS:
         raise ValidationFailed(f"unknown export format '{fmt}' (use one of: {', '.join(FORMATS)})")
-    total_orders, total_events = count_orders(session, flt=flt)
-    if fmt == "xlsx" and max(total_orders, total_events) >= EXCEL_MAX_ROWS:
-        raise ValidationFailed(
-            f"{total_orders} orders / {total_events} events do not fit in an Excel sheet "
-            f"({EXCEL_MAX_ROWS - 1} rows at most): export to csv or parquet, or narrow --since/--until"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    chunks = iter_chunks(session, flt=flt, unmasked=unmasked)
-    writer = {"csv": _write_csv, "xlsx": _write_xlsx, "parquet": _write_parquet}[fmt]
-    done = {"orders": 0, "events": 0}
+    targets = [out, events_path(out)] if fmt == "csv" else [out]
+    with private_files(targets, "export") as parts:
+        total_orders, total_events = count_orders(session, flt=flt)
+        if fmt == "xlsx" and max(total_orders, total_events) >= EXCEL_MAX_ROWS:
+            raise ValidationFailed(
+                f"{total_orders} orders / {total_events} events do not fit in an Excel sheet "
+                f"({EXCEL_MAX_ROWS - 1} rows at most): export to csv or parquet, or narrow --since/--until"
+            )
+        chunks = iter_chunks(session, flt=flt, unmasked=unmasked)
+        writer = {"csv": _write_csv, "xlsx": _write_xlsx, "parquet": _write_parquet}[fmt]
+        done = {"orders": 0, "events": 0}
 
-    def counted() -> Iterator[list[dict[str, Any]]]:
-        for orders in chunks:
-            done["orders"] += len(orders)
-            done["events"] += sum(len(o["events"]) for o in orders)
-            if on_progress is not None:
-                on_progress(done["orders"], total_orders)
-            yield orders
+        def counted() -> Iterator[list[dict[str, Any]]]:
+            for orders in chunks:
+                done["orders"] += len(orders)
+                done["events"] += sum(len(o["events"]) for o in orders)
+                if on_progress is not None:
+                    on_progress(done["orders"], total_orders)
+                yield orders
 
-    files = writer(out, counted())
-    return ExportResult(orders=done["orders"], events=done["events"], files=[str(f) for f in files])
+        writer(parts, counted())
+    return ExportResult(orders=done["orders"], events=done["events"], files=[str(f) for f in targets])
 
 
 def events_path(out: Path) -> Path:
@@ -259,8 +265,8 @@ def _event_rows(order: dict[str, Any]) -> Iterator[list[Any]]:
         yield [order["number"], *(_flat(name, event[name]) for name, _ in EVENT_COLUMNS)]
 
 
-def _write_csv(out: Path, chunks: Iterator[list[dict[str, Any]]]) -> list[Path]:
-    events_file = events_path(out)
+def _write_csv(files: list[Path], chunks: Iterator[list[dict[str, Any]]]) -> None:
+    out, events_file = files
     # utf-8-sig: Excel opens a BOM-marked CSV as UTF-8 instead of the local code page.
     with (
         out.open("w", encoding="utf-8-sig", newline="") as orders_fh,
@@ -273,7 +279,6 @@ def _write_csv(out: Path, chunks: Iterator[list[dict[str, Any]]]) -> list[Path]:
             for order in orders:
                 orders_csv.writerow([_flat(name, order[name]) for name in ORDER_FIELDS])
                 events_csv.writerows(_event_rows(order))
-    return [out, events_file]
 
 
 def _excel_value(name: str, value: Any) -> Any:
@@ -289,7 +294,7 @@ def _excel_value(name: str, value: Any) -> Any:
     return value
 
 
-def _write_xlsx(out: Path, chunks: Iterator[list[dict[str, Any]]]) -> list[Path]:
+def _write_xlsx(files: list[Path], chunks: Iterator[list[dict[str, Any]]]) -> None:
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
@@ -302,8 +307,7 @@ def _write_xlsx(out: Path, chunks: Iterator[list[dict[str, Any]]]) -> list[Path]
             orders_ws.append([_excel_value(name, order[name]) for name in ORDER_FIELDS])
             for event in order["events"]:
                 events_ws.append([order["number"], *(_excel_value(name, event[name]) for name, _ in EVENT_COLUMNS)])
-    workbook.save(out)
-    return [out]
+    workbook.save(files[0])
 
 
 def _parquet_schema() -> Any:
@@ -331,12 +335,12 @@ def _arrow_value(name: str, value: Any) -> Any:
     return value
 
 
-def _write_parquet(out: Path, chunks: Iterator[list[dict[str, Any]]]) -> list[Path]:
+def _write_parquet(files: list[Path], chunks: Iterator[list[dict[str, Any]]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = _parquet_schema()
-    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+    with pq.ParquetWriter(files[0], schema, compression="zstd") as writer:
         for orders in chunks:
             columns: dict[str, list[Any]] = {name: [] for name in schema.names}
             for order in orders:
@@ -346,7 +350,6 @@ def _write_parquet(out: Path, chunks: Iterator[list[dict[str, Any]]]) -> list[Pa
                     [{k: _arrow_value(k, v) for k, v in event.items()} for event in order["events"]]
                 )
             writer.write_table(pa.table(columns, schema=schema))
-    return [out]
 
 
 def parse_states(values: Sequence[str]) -> tuple[State, ...]:

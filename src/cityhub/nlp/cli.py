@@ -88,10 +88,10 @@ def train_cmd(
 
     from cityhub.errors import CityhubError
     from cityhub.nlp import classifier
+    from cityhub.outfiles import check_directory
 
-    if Path(out).exists() and not Path(out).is_dir():
-        raise _fail(f"--out: {out} is a file; give a directory for the model")
     try:
+        check_directory(Path(out), "--out:", "the model")  # before the training, not after it
         records: list[classifier.LabelledOrder] = []
         reports = []
         for path in data:

@@ -15,12 +15,20 @@ app = typer.Typer(no_args_is_help=True, help="API clients of Open311 and the dat
 @app.command("create")
 def create(
     client: Annotated[str, typer.Option("--client", help="Client name (created if new).")],
-    scopes: Annotated[str, typer.Option("--scopes", help="Comma/space separated: open311:write, sharing:read, admin.")],
+    scopes: Annotated[
+        str | None,
+        typer.Option(
+            "--scopes",
+            help="Comma/space separated: open311:write, sharing:read, admin. Required for a new client; for an "
+            "existing one omit it (or repeat its scopes): `apikey scopes` changes them.",
+        ),
+    ] = None,
     rate_limit: Annotated[
         int | None, typer.Option("--rate-limit", help="Calls per minute per key (default 60 for a new client).")
     ] = None,
 ) -> None:
-    """Issue a new key for CLIENT with SCOPES and print only the key (store it now: it is not kept)."""
+    """Issue a new key for CLIENT and print only the key (store it now: it is not kept). A new client gets SCOPES;
+    an existing one keeps its own."""
     from cityhub.db import session_scope
     from cityhub.sharing import service
 
@@ -32,6 +40,26 @@ def create(
         raise _fail(exc.message) from None
     typer.echo(summary, err=True)
     typer.echo(key)
+
+
+@app.command("scopes")
+def scopes_command(
+    client: Annotated[str, typer.Option("--client", help="An existing client.")],
+    scopes: Annotated[str, typer.Option("--scopes", help="Its new scopes: open311:write, sharing:read, admin.")],
+) -> None:
+    """Change the scopes of CLIENT: every key it holds gets them at once."""
+    from cityhub.db import session_scope
+    from cityhub.sharing import service
+
+    try:
+        with session_scope() as session:
+            api_client, before = service.set_scopes(session, client_name=client, scopes=scopes)
+            keys = [f"{k.prefix}…" for k in api_client.keys if k.revoked_at is None]
+            after = api_client.scopes
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    affected = f"{len(keys)} active key(s){': ' + ', '.join(keys) if keys else ''}"
+    typer.echo(f"client {client}: scopes {' '.join(before)} -> {after}; affects {affected}")
 
 
 @app.command("list")

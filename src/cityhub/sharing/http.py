@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cityhub.db import session_factory, session_scope
+from cityhub.db import rollback_after, session_factory, session_scope
 from cityhub.errors import CityhubError
 from cityhub.sharing import service
 from cityhub.sharing.service import Caller, RateLimited
@@ -134,8 +134,8 @@ def get_session(request: Request) -> Iterator[Session]:
     try:
         yield session
         session.commit()
-    except BaseException:
-        session.rollback()
+    except BaseException as exc:
+        rollback_after(session, exc)
         raise
     finally:
         session.close()

@@ -92,28 +92,56 @@ def get_client(session: Session, *, name: str) -> ApiClient | None:
 
 
 def create_key(
-    session: Session, *, client_name: str, scopes: str | Iterable[str], rate_limit: int | None = None
+    session: Session, *, client_name: str, scopes: str | Iterable[str] | None = None, rate_limit: int | None = None
 ) -> tuple[ApiClient, str]:
-    """Issue a new key for the client (created if new; its scopes and limit are set as given); return the key."""
+    """Issue a new key for the client and return it. A new client is created with ``scopes`` (required) and the
+    limit; an existing one keeps its scopes — ``scopes`` must be omitted or equal them (ValidationFailed otherwise: its
+    other keys hold the same scopes, and :func:`set_scopes` changes them deliberately)."""
     name = client_name.strip()
     if not name or len(name) > 80:
         raise ValidationFailed("client name must have 1 to 80 characters", details={"field": "client"})
     if rate_limit is not None and rate_limit < 1:
         raise ValidationFailed("rate limit must be at least 1 call per minute", details={"field": "rate_limit"})
-    scope_list = parse_scopes(scopes)
+    scope_list = None if scopes is None else parse_scopes(scopes)
     client = get_client(session, name=name)
     if client is None:
-        client = ApiClient(name=name, rate_limit_per_minute=rate_limit or DEFAULT_RATE_LIMIT, active=True)
+        if scope_list is None:
+            raise ValidationFailed(f"client {name!r} is new: give its scopes", details={"field": "scopes"})
+        client = ApiClient(
+            name=name,
+            scopes=" ".join(scope_list),
+            rate_limit_per_minute=rate_limit or DEFAULT_RATE_LIMIT,
+            active=True,
+        )
         session.add(client)
-    elif rate_limit is not None:
-        client.rate_limit_per_minute = rate_limit
-    client.scopes = " ".join(scope_list)
+    else:
+        if scope_list is not None and scope_list != sorted(client.scopes.split()):
+            raise ValidationFailed(
+                f"client {name!r} has scopes {client.scopes!r}, which its keys share; a new key gets the same "
+                f"(omit --scopes), or change them for every key: cityhub apikey scopes --client {name} "
+                f"--scopes {','.join(scope_list)}",
+                details={"field": "scopes", "scopes": client.scopes.split()},
+            )
+        if rate_limit is not None:
+            client.rate_limit_per_minute = rate_limit
     client.active = True
     session.flush()
     raw = KEY_PREFIX + secrets.token_urlsafe(30)
     session.add(ApiKey(client_id=client.id, prefix=raw[:DISPLAY_PREFIX_LEN], key_hash=hash_key(raw)))
     session.flush()
     return client, raw
+
+
+def set_scopes(session: Session, *, client_name: str, scopes: str | Iterable[str]) -> tuple[ApiClient, list[str]]:
+    """Give an existing client ``scopes``, for every key it holds; returns the client and its scopes before."""
+    scope_list = parse_scopes(scopes)
+    client = get_client(session, name=client_name.strip())
+    if client is None:
+        raise NotFound(f"no API client named {client_name!r}")
+    before = client.scopes.split()
+    client.scopes = " ".join(scope_list)
+    session.flush()
+    return client, before
 
 
 def list_clients(session: Session) -> Sequence[ApiClient]:

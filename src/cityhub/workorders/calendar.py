@@ -21,6 +21,7 @@ import logging
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
@@ -334,26 +335,48 @@ def shared_calendar(
 
 
 CALENDAR_LOOKAHEAD = timedelta(days=60)  # deadlines run weeks ahead: a year this close needs its holidays
+# A year the built-in calendar does not know counts as entered once it has this many holidays on weekdays. China's
+# official holidays (元旦, 春节, 清明, 劳动节, 端午, 中秋, 国庆: 11 statutory days, 13 from 2025) give 16 to 23 weekday
+# days off a year once the make-up workdays have moved the bridges into the holiday periods (2010-2026 in the
+# built-in calendar); 10 is well below any year's, so a year whose holidays fall on weekends still passes, while a
+# single entry (元旦 alone, or one 国庆 day) does not pass for a year whose 春节 is missing.
+MIN_WEEKDAY_HOLIDAYS = 10
 
 
-def years_without_holidays(session: Session, *, today: date) -> list[int]:
-    """Years from ``today`` to ``CALENDAR_LOOKAHEAD`` ahead that neither the built-in calendar knows nor an
-    administrator has entered a holiday for: their deadlines count official holidays as working days."""
+def weekday_holidays_entered(session: Session, *, today: date) -> dict[int, int]:
+    """The years from ``today`` to ``CALENDAR_LOOKAHEAD`` ahead that the built-in calendar does not know, each with
+    the number of weekday holidays an administrator has entered for it."""
     last = (today + CALENDAR_LOOKAHEAD).year
-    holidays = select(CalendarDay.day).where(
-        CalendarDay.is_workday.is_(False),
-        CalendarDay.day >= date(today.year, 1, 1),
-        CalendarDay.day <= date(last, 12, 31),
-    )
-    entered = {d.year for d in session.scalars(holidays)}  # /healthz asks: only the years in question are read
-    missing = []
+    unknown = []
     for year in range(today.year, last + 1):
         try:
             chinese_calendar.is_workday(date(year, 1, 1))
         except NotImplementedError:
-            if year not in entered:
-                missing.append(year)
-    return missing
+            unknown.append(year)
+    if not unknown:
+        return {}
+    holidays = select(CalendarDay.day).where(
+        CalendarDay.is_workday.is_(False),
+        CalendarDay.day >= date(unknown[0], 1, 1),
+        CalendarDay.day <= date(unknown[-1], 12, 31),
+    )
+    entered = dict.fromkeys(unknown, 0)  # /healthz asks: only the years in question are read
+    for day in session.scalars(holidays):
+        if day.year in entered and day.weekday() < 5:
+            entered[day.year] += 1
+    return entered
+
+
+def years_short_of_holidays(entered: Mapping[int, int]) -> list[int]:
+    """The years of :func:`weekday_holidays_entered` with fewer than ``MIN_WEEKDAY_HOLIDAYS`` entered."""
+    return [year for year, count in entered.items() if count < MIN_WEEKDAY_HOLIDAYS]
+
+
+def years_without_holidays(session: Session, *, today: date) -> list[int]:
+    """Years from ``today`` to ``CALENDAR_LOOKAHEAD`` ahead that neither the built-in calendar knows nor an
+    administrator has entered the official holidays of (``MIN_WEEKDAY_HOLIDAYS`` on weekdays): their deadlines count
+    official holidays as working days."""
+    return years_short_of_holidays(weekday_holidays_entered(session, today=today))
 
 
 def load_calendar(session: Session) -> WorkCalendar:
@@ -378,6 +401,50 @@ def set_day(session: Session, *, day: date, is_workday: bool, name: str | None =
         row.name = name
     session.flush()
     return row
+
+
+CALENDAR_KINDS = {"holiday": False, "workday": True}  # kind → is_workday, as `cityhub calendar set` takes them
+
+
+@dataclass(frozen=True)
+class CalendarEntry:
+    """One day of a calendar file: a holiday (节假日) or a make-up workday (调休上班)."""
+
+    day: date
+    is_workday: bool
+    name: str | None
+
+
+def parse_calendar_rows(text: str) -> tuple[list[CalendarEntry], list[str]]:
+    """Read CSV rows ``date,kind,name`` (kind ``holiday`` or ``workday``, name optional; a first row ``date,…`` is a
+    header; blank lines are skipped) into entries, and every bad row into an error naming its row number."""
+    import csv
+
+    entries: list[CalendarEntry] = []
+    errors: list[str] = []
+    seen: dict[date, int] = {}
+    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+        cells = [cell.strip() for cell in row]
+        if not any(cells) or (number == 1 and cells[0].lower() == "date"):
+            continue
+        if len(cells) < 2 or len(cells) > 3:
+            errors.append(f"row {number}: expected date,kind,name, got {len(cells)} field(s)")
+            continue
+        text_day, kind, name = cells[0], cells[1].lower(), (cells[2] if len(cells) == 3 else "")
+        try:
+            day = date.fromisoformat(text_day)
+        except ValueError:
+            errors.append(f"row {number}: '{text_day}' is not a date (YYYY-MM-DD)")
+            continue
+        if kind not in CALENDAR_KINDS:
+            errors.append(f"row {number}: kind must be 'holiday' or 'workday', not '{cells[1]}'")
+            continue
+        if day in seen:
+            errors.append(f"row {number}: {day.isoformat()} is already on row {seen[day]}")
+            continue
+        seen[day] = number
+        entries.append(CalendarEntry(day=day, is_workday=CALENDAR_KINDS[kind], name=name or None))
+    return entries, errors
 
 
 def delete_day(session: Session, *, day: date) -> bool:

@@ -192,6 +192,44 @@ def calendar_set(
     typer.echo(f"{day}: {kind}{_recomputed(done.orders, recompute)}")
 
 
+@calendar_app.command("import")
+def calendar_import(
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="CSV of date,kind,name rows (kind: holiday | workday; name optional; a header row date,kind,name "
+            "may come first), e.g. a year's official holidays and make-up workdays."
+        ),
+    ],
+    recompute: RecomputeOption = True,
+) -> None:
+    """Enter many calendar days at once (as `calendar set` does for one). Every bad row is reported with its number
+    (and the command exits 1); the good rows are entered."""
+    from cityhub.textfiles import read_text
+    from cityhub.workorders.calendar import parse_calendar_rows
+    from cityhub.workorders.recompute import import_calendar_days
+    from cityhub.workorders.service import Actor
+
+    try:
+        entries, errors = parse_calendar_rows(read_text(file))
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    for error in errors:
+        typer.echo(f"error: {file}: {error}", err=True)
+    done = None
+    if entries:
+        with session_scope() as session:
+            done = import_calendar_days(session, entries=entries, actor=Actor(CLI_ACTOR), recompute=recompute)
+    holidays = sum(not e.is_workday for e in entries)
+    moved = _recomputed(done.orders, recompute) if done is not None else ""
+    typer.echo(
+        f"{len(entries)} days entered ({holidays} holidays, {len(entries) - holidays} workdays), "
+        f"{len(errors)} rows refused{moved}"
+    )
+    if errors:
+        raise typer.Exit(1)
+
+
 @calendar_app.command("delete")
 def calendar_delete(day: Annotated[str, typer.Argument(help="YYYY-MM-DD")], recompute: RecomputeOption = True) -> None:
     """Remove an administrator's entry (the built-in calendar applies again)."""

@@ -409,6 +409,25 @@ def set_calendar_day(
     return row, after_calendar_change(session, old_cal=old_cal, new_cal=new_cal, days=[day], actor=actor, now=now)
 
 
+def import_calendar_days(
+    session: Session,
+    *,
+    entries: Sequence[workcal.CalendarEntry],
+    actor: Actor = SYSTEM,
+    recompute: bool = True,
+    now: datetime | None = None,
+) -> Recomputed:
+    """Create or replace the overrides of many days at once (a year's holidays) and move running deadlines once."""
+    old_cal = workcal.load_calendar(session)
+    for entry in entries:
+        workcal.set_day(session, day=entry.day, is_workday=entry.is_workday, name=entry.name)
+    if not recompute or not entries:
+        return Recomputed()
+    new_cal = workcal.load_calendar(session)
+    days = [entry.day for entry in entries]
+    return after_calendar_change(session, old_cal=old_cal, new_cal=new_cal, days=days, actor=actor, now=now)
+
+
 def delete_calendar_day(
     session: Session, *, day: date, actor: Actor = SYSTEM, recompute: bool = True, now: datetime | None = None
 ) -> Recomputed:

@@ -1,0 +1,92 @@
+"""Files the command line writes for people to take away: database backups, order exports, model directories.
+
+Their targets are checked before the work starts, so a bad path is one line naming it (not a traceback after the
+work, nor a half-written file). Backups and exports hold citizens' personal data: they are created private (mode
+0600, whatever the umask allows of it) under a temporary name beside the target (``<name>.partial``) and moved into
+place once complete; a failure removes the temporary files.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from cityhub.errors import ValidationFailed
+
+PRIVATE_MODE = 0o600
+PARTIAL_SUFFIX = ".partial"
+
+
+def partial_path(target: Path) -> Path:
+    """Where ``target`` is written until it is complete."""
+    return target.with_name(target.name + PARTIAL_SUFFIX)
+
+
+def _why(exc: OSError) -> str:
+    if isinstance(exc, FileExistsError):  # mkdir of a directory whose name a file has: a path through a file
+        return os.strerror(errno.ENOTDIR)
+    return exc.strerror or str(exc)
+
+
+@contextmanager
+def private_files(targets: Sequence[Path], what: str) -> Iterator[list[Path]]:
+    """Yield a private, empty temporary file beside each of ``targets`` (missing directories created) for the block
+    to write (by path: opening one for writing keeps its mode); move them over the targets when the block succeeds,
+    remove them when it fails. ``what`` names the files in errors ("backup", "export"): ValidationFailed, one line,
+    for a target that is a directory or cannot be created, and for an OSError while the block writes."""
+    paths = [Path(t) for t in targets]
+    for target in paths:
+        if target.is_dir():
+            raise ValidationFailed(f"{what} target {target} is a directory; give a file name")
+    made: list[Path] = []
+    try:
+        for target in paths:
+            part = partial_path(target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                part.unlink(missing_ok=True)  # left by a killed run: created afresh, so with this mode
+                os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_MODE))
+            except OSError as exc:
+                raise ValidationFailed(f"cannot write {what} {target}: {_why(exc)}") from None
+            made.append(part)
+        try:
+            yield made
+        except OSError as exc:
+            name = exc.filename or paths[0]
+            raise ValidationFailed(f"writing {what} {name} failed: {_why(exc)}") from None
+        for target, part in zip(paths, made, strict=True):
+            os.replace(part, target)
+    except BaseException:
+        for part in made:
+            part.unlink(missing_ok=True)
+        raise
+
+
+def check_directory(path: Path, what: str, holding: str) -> None:
+    """ValidationFailed, one line, unless a program can write files into directory ``path`` (created if missing):
+    asked before a long computation whose result (``holding``, e.g. "the model") goes there. ``what`` starts the
+    message (e.g. "--out:"). Directories created only to ask are removed again."""
+    directory = Path(path)
+    if directory.exists() and not directory.is_dir():
+        raise ValidationFailed(f"{what} {directory} is a file; give a directory for {holding}")
+    missing = []
+    for candidate in (directory, *directory.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise ValidationFailed(f"{what} cannot write {holding} into {directory}: {_why(exc)}") from None
+    finally:
+        for created in missing:  # deepest first
+            try:
+                created.rmdir()
+            except OSError:
+                break
