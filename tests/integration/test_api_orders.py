@@ -308,18 +308,23 @@ def test_malformed_json_is_said_so_without_a_field(client):
     assert error["field"] == "(body)" and error["message"].startswith("malformed JSON at character ")
 
 
-def test_merging_into_an_order_outside_ones_scope_is_refused_as_if_it_did_not_exist(client):
-    """A street's dispatcher names a master by id: one it cannot see is "not found" (the same words as a missing
-    one), so ids reveal no number or state, and nothing is merged into an order it may not open."""
+def _street_dispatcher(client, code: str) -> tuple[int, dict[str, str]]:
+    """A street of the district (``code``) and the bearer headers of a dispatcher of it."""
     with session_scope() as s:
-        street = Unit(code="API-ST", name="测试街道", tier=UnitTier.STREET, parent_id=client.district_id)
+        street = Unit(code=code, name=f"{code}街道", tier=UnitTier.STREET, parent_id=client.district_id)
         s.add(street)
         s.flush()
-        user = User(username="api-street-disp", full_name="街道派单", role=Role.DISPATCHER, unit_id=street.id)
+        user = User(username=f"{code}-disp", full_name="街道派单", role=Role.DISPATCHER, unit_id=street.id)
         s.add(user)
         s.flush()
         _, token = create_token(s, user_id=user.id, name="test")
-    street_disp = {"Authorization": f"Bearer {token}"}
+        return street.id, {"Authorization": f"Bearer {token}"}
+
+
+def test_merging_into_an_order_outside_ones_scope_is_refused_as_if_it_did_not_exist(client):
+    """A street's dispatcher names a master by id: one it cannot see is "not found" (the same words as a missing
+    one), so ids reveal no number or state, and nothing is merged into an order it may not open."""
+    _, street_disp = _street_dispatcher(client, "API-ST")
     mine = _create(client, street_code="API-ST", content="本街道路灯不亮")
     other = _create(client, content="别处的井盖缺失")
     missing = client.post(f"/api/v1/orders/{mine['id']}/actions/merge", json={"master_id": 10**9}, headers=street_disp)
@@ -366,16 +371,7 @@ def test_a_citizen_files_through_a_citizens_channel_and_staff_link_only_the_call
 
 
 def test_a_streets_dispatcher_routes_what_its_street_holds_not_what_the_district_sent_a_department(client):
-    with session_scope() as s:
-        street = Unit(code="API-ST2", name="测试街道二", tier=UnitTier.STREET, parent_id=client.district_id)
-        s.add(street)
-        s.flush()
-        user = User(username="api-street-disp2", full_name="街道派单", role=Role.DISPATCHER, unit_id=street.id)
-        s.add(user)
-        s.flush()
-        _, token = create_token(s, user_id=user.id, name="test")
-        street_id = street.id
-    street_disp = {"Authorization": f"Bearer {token}"}
+    street_id, street_disp = _street_dispatcher(client, "API-ST2")
     held = _create(client, street_code="API-ST2", content="本街道道路破损")  # on its street, sent to a department
     assert (
         client.post(f"/api/v1/orders/{held['id']}/actions/dispatch", json={"unit_id": client.unit_id}).status_code
