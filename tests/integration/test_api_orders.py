@@ -63,17 +63,22 @@ CALL = (
 CALL_SECRETS = ("李雪梅", "44010619850101123X", "88号", "5栋", "1203", "１３９", "139.1234", "一三九八", "13912345678")
 
 
-def _headers_of_handler(client, *, unit_code: str) -> tuple[int, dict[str, str]]:
-    """A department under the district and its handler's bearer headers."""
+def _unit_staff(client, code: str, tier: UnitTier, role: Role) -> tuple[int, dict[str, str]]:
+    """A unit under the district (``code``) and the bearer headers of one of its staff in ``role``."""
     with session_scope() as s:
-        unit = Unit(code=unit_code, name=f"住建局{unit_code}", tier=UnitTier.DEPARTMENT, parent_id=client.district_id)
+        unit = Unit(code=code, name=f"单位{code}", tier=tier, parent_id=client.district_id)
         s.add(unit)
         s.flush()
-        handler = User(username=f"h-{unit_code}", full_name="办理人", role=Role.HANDLER, unit_id=unit.id)
-        s.add(handler)
+        user = User(username=f"{role.value}-{code}", full_name="工作人员", role=role, unit_id=unit.id)
+        s.add(user)
         s.flush()
-        _, token = create_token(s, user_id=handler.id, name="test")
+        _, token = create_token(s, user_id=user.id, name="test")
         return unit.id, {"Authorization": f"Bearer {token}"}
+
+
+def _headers_of_handler(client, *, unit_code: str) -> tuple[int, dict[str, str]]:
+    """A department under the district and its handler's bearer headers."""
+    return _unit_staff(client, unit_code, UnitTier.DEPARTMENT, Role.HANDLER)
 
 
 def test_masked_views_scrub_what_the_citizen_typed_into_the_text(client):
@@ -310,15 +315,7 @@ def test_malformed_json_is_said_so_without_a_field(client):
 
 def _street_dispatcher(client, code: str) -> tuple[int, dict[str, str]]:
     """A street of the district (``code``) and the bearer headers of a dispatcher of it."""
-    with session_scope() as s:
-        street = Unit(code=code, name=f"{code}街道", tier=UnitTier.STREET, parent_id=client.district_id)
-        s.add(street)
-        s.flush()
-        user = User(username=f"{code}-disp", full_name="街道派单", role=Role.DISPATCHER, unit_id=street.id)
-        s.add(user)
-        s.flush()
-        _, token = create_token(s, user_id=user.id, name="test")
-        return street.id, {"Authorization": f"Bearer {token}"}
+    return _unit_staff(client, code, UnitTier.STREET, Role.DISPATCHER)
 
 
 def test_merging_into_an_order_outside_ones_scope_is_refused_as_if_it_did_not_exist(client):
