@@ -210,9 +210,9 @@ def test_the_hot_topics_job_fits_then_adds_new_orders(
     first = tmp_path / "first.csv"
     _write(first, start=0, days=0, per_problem=4)
     _import(db_session, first)
-    monkeypatch.setattr(topics_store, "FIRST_FIT_LIMIT", 5)
+    monkeypatch.setattr(topics_store, "JOB_FIRST_FIT_LIMIT", 5)
     assert "run `cityhub analytics hot-topics` once" in jobs.run_job("hot-topics")["skipped"]
-    monkeypatch.setattr(topics_store, "FIRST_FIT_LIMIT", 50_000)
+    monkeypatch.setattr(topics_store, "JOB_FIRST_FIT_LIMIT", 5_000)
     fitted = jobs.run_job("hot-topics")
     total = db_session.scalar(select(func.count()).select_from(Order))
     assert fitted["mode"] == 1 and fitted["orders"] == total and fitted["topics"] >= len(PROBLEMS)
