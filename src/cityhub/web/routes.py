@@ -26,7 +26,7 @@ from cityhub.auth import permissions
 from cityhub.auth import service as auth
 from cityhub.auth.errors import AccountLocked, TooManyAttempts, Unauthenticated
 from cityhub.auth.principal import Principal
-from cityhub.auth.scope import order_in_scope, scope_of, sees_personal_data
+from cityhub.auth.scope import order_in_scope, scope_of
 from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_cookies
 from cityhub.config import get_settings
 from cityhub.db import utcnow
@@ -49,10 +49,10 @@ from cityhub.workorders.lifecycle import (
     State,
 )
 from cityhub.workorders.models import AppealType, Category, Channel, Order, SlaStatus, Urgency
-from cityhub.workorders.schemas import EventRead, OrderFilter, OrderRead, citizen_trail
+from cityhub.workorders.schemas import OrderFilter, OrderRead
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
-from cityhub.workorders.views import actions_of
+from cityhub.workorders.views import actions_of, trail_of
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
@@ -628,14 +628,9 @@ def _sla_view(db: Session, t: Translator, order: Order) -> dict[str, Any]:
 _EXTENSION_EVENTS = frozenset({Action.REQUEST_EXTENSION.value, Action.APPROVE_EXTENSION.value})
 
 
-def _event_rows(db: Session, order: Order, principal: Principal, *, masked: bool) -> list[dict[str, Any]]:
-    """The audit trail's rows as the API gives them to ``principal``: a citizen's view (:func:`citizen_trail`), or
-    with ``masked`` its written texts and reasons scrubbed."""
-    events = [EventRead.model_validate(e) for e in orders.history(db, order_id=order.id)]
-    if principal.role == Role.CITIZEN:
-        events = citizen_trail(events, user_id=principal.user_id)
-    elif masked:
-        events = [e.masked(known=(order.citizen_name, order.citizen_phone)) for e in events]
+def _event_rows(db: Session, order: Order, principal: Principal) -> list[dict[str, Any]]:
+    """The audit trail's rows as the API gives them to ``principal`` (``workorders.views.trail_of``)."""
+    events = trail_of(db, order, principal)
     units = _names(db, Unit, {e.unit_id for e in events} | {(e.payload or {}).get("unit_id") for e in events})
     rows = []
     for e in events:
@@ -678,7 +673,6 @@ def _detail_page(
     t = support.translator(request)
     order = scoped_order(db, order_id, principal)  # NotFound when missing or out of scope
     read: OrderRead = read_model(order, principal)
-    masked = not sees_personal_data(principal, order)
     actions = _my_actions(db, order, principal)
     staff = principal.role != Role.CITIZEN
     similar = decision = answers = None
@@ -717,7 +711,7 @@ def _detail_page(
         directory=_directory(db),
         category_name=_names(db, Category, {order.category_id}).get(order.category_id or 0),
         sla=_sla_view(db, t, order),
-        events=_event_rows(db, order, principal, masked=masked),
+        events=_event_rows(db, order, principal),
         actions=[(a, ACTION_FIELDS[a]) for a in actions],
         units=support.unit_groups(db, handlers=True) if needs_units else [],
         similar=similar,

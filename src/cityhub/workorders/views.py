@@ -144,16 +144,21 @@ def get_order(order_id: int, db: DbSession, principal: Reader) -> OrderRead:
     return _read(_order(db, order_id, principal), principal)
 
 
-@router.get("/{order_id}/events", response_model=list[EventRead])
-def order_events(order_id: int, db: DbSession, principal: Reader) -> list[EventRead]:
-    """The order's audit trail, oldest first; for whoever sees the order masked, its written texts scrubbed."""
-    order = _order(db, order_id, principal)
-    events = [EventRead.model_validate(e) for e in service.history(db, order_id=order_id)]
+def trail_of(db: Session, order: Order, principal: Principal) -> list[EventRead]:
+    """The order's audit trail as ``principal`` reads it, oldest first: a citizen's view (:func:`citizen_trail`), or
+    for whoever sees the order masked, its written texts and reasons scrubbed. What the API and the order page show."""
+    events = [EventRead.model_validate(e) for e in service.history(db, order_id=order.id)]
     if principal.role == Role.CITIZEN:
         return citizen_trail(events, user_id=principal.user_id)
     if sees_personal_data(principal, order):
         return events
     return [e.masked(known=(order.citizen_name, order.citizen_phone)) for e in events]
+
+
+@router.get("/{order_id}/events", response_model=list[EventRead])
+def order_events(order_id: int, db: DbSession, principal: Reader) -> list[EventRead]:
+    """The order's audit trail, oldest first, as the caller may read it (:func:`trail_of`)."""
+    return trail_of(db, _order(db, order_id, principal), principal)
 
 
 def actions_of(db: Session, order: Order, principal: Principal) -> list[Action]:
