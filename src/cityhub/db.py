@@ -62,6 +62,15 @@ POOL_SIZE = 32
 POOL_MAX_OVERFLOW = 32
 
 
+def upsert_insert(dialect: str) -> Any:
+    """The ``insert`` construct with ON CONFLICT of a backend (``dialect``: ``session.get_bind().dialect.name``):
+    PostgreSQL's, else SQLite's — the two backends cityhub runs on."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -15,12 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
-from cityhub.db import rowcount, session_scope, utcnow
+from cityhub.db import rowcount, session_scope, upsert_insert, utcnow
 from cityhub.workorders.models import JobRun
 
 log = logging.getLogger(__name__)
@@ -164,7 +162,7 @@ def record(session: Session, name: str, *, started: datetime, result: dict[str, 
 
 
 def _ensure_row(session: Session, name: str) -> None:
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_insert(session.get_bind().dialect.name)
     session.execute(insert(JobRun).values(name=name).on_conflict_do_nothing())
 
 

@@ -20,8 +20,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, event, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import InstrumentedAttribute, ORMExecuteState, Session
 
 from cityhub.auth import passwords
@@ -29,7 +27,7 @@ from cityhub.auth.errors import AccountLocked, InvalidCredentials, TooManyAttemp
 from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt, LoginLockout
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
-from cityhub.db import utcnow
+from cityhub.db import upsert_insert, utcnow
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org import service as org
 from cityhub.org.models import Role, Unit, User
@@ -170,9 +168,7 @@ def login(
     if _recent_failures(session, LoginAttempt.username, username, since) >= settings.login_max_per_username:
         raise TooManyAttempts("too many failed logins for this account; try again later", details=window)
     name = username[:64]
-    locked_until = session.scalar(
-        select(LoginLockout.locked_until).where(LoginLockout.username == name, LoginLockout.locked_until > now)
-    )
+    locked_until = password_lockouts(session, usernames=[name], now=now).get(name)
     if locked_until is not None:
         raise AccountLocked(
             "too many failed logins: password login locked; try again later",
@@ -217,7 +213,7 @@ def _count_failure(session: Session, *, name: str, now: datetime) -> datetime | 
     """Count one failed password login of ``name``; at ``login_max_failures`` in a row, lock its password logins
     and start counting again. Returns until when it is locked, if this failure locked it."""
     settings = get_auth_settings()
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_insert(session.get_bind().dialect.name)
     stmt = (
         insert(LoginLockout)
         .values(username=name, failures=1, last_failure_at=now)

@@ -18,12 +18,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Date, and_, case, cast, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
-from cityhub.db import utcnow
+from cityhub.db import upsert_insert, utcnow
 from cityhub.errors import CityhubError, NotFound, PermissionDenied, ValidationFailed
 from cityhub.masking import coarsen_address, coarsen_coordinate, scrub_text
 from cityhub.org.models import Unit
@@ -200,7 +198,7 @@ def require_scope(caller: Caller, scope: str) -> None:
 
 
 def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return upsert_insert(session.get_bind().dialect.name)
 
 
 def hit_rate_limit(session: Session, *, caller: Caller, now: datetime | None = None) -> int | None:

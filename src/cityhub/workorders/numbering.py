@@ -10,13 +10,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, bindparam, case, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
-from cityhub.db import side_engine
+from cityhub.db import side_engine, upsert_insert
 from cityhub.workorders.models import OrderNumberCounter
 
 log = logging.getLogger(__name__)
@@ -34,7 +32,7 @@ def local_day(at: datetime, tz: ZoneInfo | None = None) -> str:
 @lru_cache(maxsize=4)
 def _allocate_statement(dialect: str) -> Any:
     """The upsert that reserves numbers, built once per dialect (building it costs more than running it)."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = upsert_insert(dialect)
     return (
         insert(OrderNumberCounter)
         .values(prefix=bindparam("prefix"), day=bindparam("day"), last=bindparam("count"))
@@ -104,7 +102,7 @@ def allocate_many(session: Session, *, counts: Mapping[str, int], prefix: str | 
     if not counts:
         return {}
     prefix = prefix or get_settings().order_number_prefix
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_insert(session.get_bind().dialect.name)
     session.execute(
         insert(OrderNumberCounter)
         .values([{"prefix": prefix, "day": day, "last": 0} for day in counts])
