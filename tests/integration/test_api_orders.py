@@ -131,6 +131,32 @@ def test_masked_views_scrub_what_the_citizen_typed_into_the_text(client):
     assert full["lat"] == 23.16321 and "李雪梅" in client.get(f"/api/v1/orders/{order['id']}/events").text
 
 
+def test_similar_orders_are_scrubbed_for_whoever_sees_orders_masked(client):
+    """Another order's title and reply excerpt in the similar-orders answer are shown as that order's own page would
+    show them: scrubbed for a leader, whole for the administrator."""
+    title = "李雪梅反映三元里大道88号5栋1203室楼上夜间装修噪音扰民"
+    first = _create(client, channel="hotline", title=title, content=CALL, citizen_name="李雪梅")
+    url = f"/api/v1/orders/{first['id']}/actions"
+    for action, body in (
+        ("dispatch", {"unit_id": client.unit_id}),
+        ("accept", {}),
+        ("reply", {"text": "已到三元里大道88号5栋1203室核查，已联系李雪梅说明处理情况"}),
+    ):
+        assert client.post(f"{url}/{action}", json=body).status_code == 200
+    second = _create(client, content=CALL.replace("李雪梅", "赵六"), citizen_name="赵六")
+
+    led = client.get(f"/api/v1/orders/{second['id']}/similar", headers=client.leader)
+    assert led.status_code == 200, led.text
+    shown = [c for c in led.json()["similar"] + led.json()["duplicates"] if c["order_id"] == first["id"]]
+    assert shown, led.json()  # the first order is found, so the check below could fail
+    for secret in ("李雪梅", "88号", "5栋", "1203"):
+        assert secret not in led.text, secret
+    assert all(c["title"].startswith("[已隐去]反映三元里大道[门牌号]") for c in shown)
+
+    whole = client.get(f"/api/v1/orders/{second['id']}/similar").text  # the administrator's answer
+    assert title in whole and "李雪梅说明处理情况" in whole
+
+
 def test_actions_move_the_order_and_versions_guard_updates(client):
     order = _create(client)
     url = f"/api/v1/orders/{order['id']}/actions"

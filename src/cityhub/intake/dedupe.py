@@ -35,7 +35,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
+from cityhub.auth.principal import Principal
+from cityhub.auth.scope import sees_personal_data
 from cityhub.db import utcnow
+from cityhub.masking import scrub_text
 from cityhub.nlp import similar as sim
 from cityhub.org import places
 from cityhub.org.places import unit_gazetteer
@@ -598,7 +601,16 @@ class DedupeRead(BaseModel):
     similar: list[SimilarRead] = Field(default_factory=list)
 
     @classmethod
-    def of(cls, result: DedupeResult) -> DedupeRead:
+    def of(cls, result: DedupeResult, *, reader: Principal | None = None) -> DedupeRead:
+        """``reader``: who will see it — another order's title and reply excerpt go through the scrubber, as that
+        order's own page would show them to the reader, unless the reader sees its citizen's personal data (the
+        CLI, without a reader, is the operator's own tool and shows them whole)."""
+
+        def shown(order: Order, text: str | None) -> str | None:
+            if reader is None or text is None or sees_personal_data(reader, order):
+                return text
+            return scrub_text(text, known=(order.citizen_name, order.citizen_phone))
+
         return cls(
             action=result.action,
             master_id=result.master.id if result.master is not None else None,
@@ -607,7 +619,7 @@ class DedupeRead(BaseModel):
                 DuplicateRead(
                     order_id=d.order.id,
                     number=d.order.number,
-                    title=d.order.title,
+                    title=shown(d.order, d.order.title) or "",
                     state=d.order.state,
                     created_at=d.order.created_at,
                     score=round(d.score, 4),
@@ -615,7 +627,18 @@ class DedupeRead(BaseModel):
                 )
                 for d in result.duplicates
             ],
-            similar=[SimilarRead(**c.how_handled.model_dump(), score=round(c.score, 4)) for c in result.similar],
+            similar=[
+                SimilarRead(
+                    **c.how_handled.model_copy(
+                        update={
+                            "title": shown(c.order, c.how_handled.title) or "",
+                            "reply_excerpt": shown(c.order, c.how_handled.reply_excerpt),
+                        }
+                    ).model_dump(),
+                    score=round(c.score, 4),
+                )
+                for c in result.similar
+            ],
         )
 
 

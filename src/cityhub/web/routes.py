@@ -365,7 +365,7 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     scope = scope_of(db, principal)
     place = orders.appeal_place(db, data)
     found = dedupe.check(db, data=data, placed=place)
-    read = dedupe.DedupeRead.of(found)
+    read = dedupe.DedupeRead.of(found, reader=principal)
     duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]
     similar = [c for c in read.similar if order_in_scope(db, scope, c.order_id)][:5]
     answers = kb.instant_answer_candidates(db, data=data, limit=3)
@@ -680,7 +680,7 @@ def _detail_page(
     if staff and order.state in (State.RECEIVED, State.RETURNED):
         dispatch_pending = order.id in background.waiting(db, [order.id])
         scope = scope_of(db, principal)
-        found = dedupe.DedupeRead.of(dedupe.check(db, order=order))
+        found = dedupe.DedupeRead.of(dedupe.check(db, order=order), reader=principal)
         found.duplicates = [d for d in found.duplicates if order_in_scope(db, scope, d.order_id)]
         found.similar = [c for c in found.similar if order_in_scope(db, scope, c.order_id)][:5]
         similar = found

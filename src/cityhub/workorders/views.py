@@ -225,7 +225,7 @@ def order_similar(order_id: int, db: DbSession, principal: Reader) -> DedupeRead
 
     found = dedupe.check(db, order=_order(db, order_id, principal))
     scope = scope_of(db, principal)
-    read = DedupeRead.of(found)
+    read = DedupeRead.of(found, reader=principal)
     # Orders outside the caller's data scope are left out, as everywhere else.
     read.duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]
     read.similar = [c for c in read.similar if order_in_scope(db, scope, c.order_id)]
