@@ -125,6 +125,32 @@ def test_another_key_for_a_client_never_changes_its_scopes(app_db: str) -> None:
     assert unknown.exit_code == 1 and "no API client named 'nobody'" in unknown.output
 
 
+def test_another_key_for_a_client_never_changes_its_rate_limit(app_db: str) -> None:
+    runner = CliRunner()
+    first = runner.invoke(apikey_cli, ["create", "--client", "app", "--scopes", "sharing:read", "--rate-limit", "120"])
+    assert first.exit_code == 0, first.output
+    refused = runner.invoke(apikey_cli, ["create", "--client", "app", "--rate-limit", "5"])
+    assert refused.exit_code == 1
+    (line,) = refused.output.splitlines()
+    assert "allows 120 calls per minute" in line and "cityhub apikey limit --client app --rate-limit 5" in line
+    for same in ([], ["--rate-limit", "120"]):
+        assert runner.invoke(apikey_cli, ["create", "--client", "app", *same]).exit_code == 0
+    with session_scope() as s:
+        assert sharing.get_client(s, name="app").rate_limit_per_minute == 120  # type: ignore[union-attr]
+
+    changed = runner.invoke(apikey_cli, ["limit", "--client", "app", "--rate-limit", "5"])
+    assert changed.exit_code == 0, changed.output
+    assert "client app: 120/min -> 5/min; affects 3 active key(s)" in changed.output
+    with session_scope() as s:
+        assert sharing.get_client(s, name="app").rate_limit_per_minute == 5  # type: ignore[union-attr]
+    for args, message in (
+        (["--client", "app", "--rate-limit", "0"], "at least 1 call per minute"),
+        (["--client", "nobody", "--rate-limit", "9"], "no API client named 'nobody'"),
+    ):
+        bad = runner.invoke(apikey_cli, ["limit", *args])
+        assert bad.exit_code == 1 and message in bad.output
+
+
 # --- access -------------------------------------------------------------------------------------------------
 
 

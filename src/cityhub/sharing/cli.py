@@ -24,11 +24,16 @@ def create(
         ),
     ] = None,
     rate_limit: Annotated[
-        int | None, typer.Option("--rate-limit", help="Calls per minute per key (default 60 for a new client).")
+        int | None,
+        typer.Option(
+            "--rate-limit",
+            help="Calls per minute per key (default 60 for a new client); an existing client keeps its own: "
+            "`apikey limit` changes it.",
+        ),
     ] = None,
 ) -> None:
-    """Issue a new key for CLIENT and print only the key (store it now: it is not kept). A new client gets SCOPES;
-    an existing one keeps its own."""
+    """Issue a new key for CLIENT and print only the key (store it now: it is not kept). A new client gets SCOPES
+    and the limit; an existing one keeps its own."""
     from cityhub.db import session_scope
     from cityhub.sharing import service
 
@@ -60,6 +65,24 @@ def scopes_command(
         raise _fail(exc.message) from None
     affected = f"{len(keys)} active key(s){': ' + ', '.join(keys) if keys else ''}"
     typer.echo(f"client {client}: scopes {' '.join(before)} -> {after}; affects {affected}")
+
+
+@app.command("limit")
+def limit_command(
+    client: Annotated[str, typer.Option("--client", help="An existing client.")],
+    rate_limit: Annotated[int, typer.Option("--rate-limit", help="Its new limit: calls per minute per key.")],
+) -> None:
+    """Change the rate limit of CLIENT: every key it holds gets it at once."""
+    from cityhub.db import session_scope
+    from cityhub.sharing import service
+
+    try:
+        with session_scope() as session:
+            api_client, before = service.set_rate_limit(session, client_name=client, rate_limit=rate_limit)
+            keys = len([k for k in api_client.keys if k.revoked_at is None])
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(f"client {client}: {before}/min -> {rate_limit}/min; affects {keys} active key(s)")
 
 
 @app.command("list")

@@ -93,8 +93,9 @@ def create_key(
     session: Session, *, client_name: str, scopes: str | Iterable[str] | None = None, rate_limit: int | None = None
 ) -> tuple[ApiClient, str]:
     """Issue a new key for the client and return it. A new client is created with ``scopes`` (required) and the
-    limit; an existing one keeps its scopes — ``scopes`` must be omitted or equal them (ValidationFailed otherwise: its
-    other keys hold the same scopes, and :func:`set_scopes` changes them deliberately)."""
+    limit; an existing one keeps its scopes and limit — ``scopes`` and ``rate_limit`` must be omitted or equal them
+    (ValidationFailed otherwise: its other keys hold the same, and :func:`set_scopes` and :func:`set_rate_limit`
+    change them deliberately)."""
     name = client_name.strip()
     if not name or len(name) > 80:
         raise ValidationFailed("client name must have 1 to 80 characters", details={"field": "client"})
@@ -120,8 +121,13 @@ def create_key(
                 f"--scopes {','.join(scope_list)}",
                 details={"field": "scopes", "scopes": client.scopes.split()},
             )
-        if rate_limit is not None:
-            client.rate_limit_per_minute = rate_limit
+        if rate_limit is not None and rate_limit != client.rate_limit_per_minute:
+            raise ValidationFailed(
+                f"client {name!r} allows {client.rate_limit_per_minute} calls per minute, as all its keys do; a new "
+                f"key gets the same (omit --rate-limit), or change it for every key: cityhub apikey limit --client "
+                f"{name} --rate-limit {rate_limit}",
+                details={"field": "rate_limit", "rate_limit": client.rate_limit_per_minute},
+            )
     client.active = True
     session.flush()
     raw = KEY_PREFIX + secrets.token_urlsafe(30)
@@ -138,6 +144,20 @@ def set_scopes(session: Session, *, client_name: str, scopes: str | Iterable[str
         raise NotFound(f"no API client named {client_name!r}")
     before = client.scopes.split()
     client.scopes = " ".join(scope_list)
+    session.flush()
+    return client, before
+
+
+def set_rate_limit(session: Session, *, client_name: str, rate_limit: int) -> tuple[ApiClient, int]:
+    """Give an existing client a new limit of calls per minute, for every key it holds; returns the client and its
+    limit before."""
+    if rate_limit < 1:
+        raise ValidationFailed("rate limit must be at least 1 call per minute", details={"field": "rate_limit"})
+    client = get_client(session, name=client_name.strip())
+    if client is None:
+        raise NotFound(f"no API client named {client_name!r}")
+    before = client.rate_limit_per_minute
+    client.rate_limit_per_minute = rate_limit
     session.flush()
     return client, before
 
