@@ -123,6 +123,12 @@ class Settings(BaseSettings):
         100,
         description="Without a classifier, a routing rule of at least this priority may dispatch automatically.",
     )
+    open311_channels: str = Field(
+        "all",
+        description="Which orders the public Open311 GETs (requests, one request, servicerequestupdates) publish, "
+        "anonymised: all, or the channels as a comma-separated list, e.g. web,app,mailbox to keep hotline calls, "
+        "grid reports and machine alarms out. A client reading with its own key always gets the requests it posted.",
+    )
     ui_language_from_browser: bool = Field(
         False,
         description="Web UI in Simplified Chinese unless the user switches (cookie); true: a browser whose "
@@ -184,6 +190,25 @@ class Settings(BaseSettings):
 
         parse_working_hours(value)
         return value
+
+    @field_validator("open311_channels")
+    @classmethod
+    def _valid_open311_channels(cls, value: str) -> str:
+        from cityhub.workorders.models import Channel
+
+        names = [v.strip() for v in value.split(",") if v.strip()]
+        if names == ["all"]:
+            return "all"
+        unknown = [n for n in names if n not in {c.value for c in Channel}]
+        if unknown or not names:
+            known = ", ".join(c.value for c in Channel)
+            raise ValueError(f"unknown channel {unknown[0] if unknown else value!r} (all, or some of: {known})")
+        return ",".join(names)
+
+    @property
+    def open311_channel_list(self) -> list[str] | None:
+        """The channels Open311 publishes; None: all."""
+        return None if self.open311_channels == "all" else self.open311_channels.split(",")
 
     @field_validator("sla_warning_share")
     @classmethod

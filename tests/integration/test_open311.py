@@ -415,6 +415,36 @@ def test_public_reads_give_away_no_more_than_the_sharing_api(env: Env) -> None:
         assert "三元里大道[门牌号]" in reply["description"] and "[电话]" in reply["description"]
 
 
+def test_a_district_publishes_only_the_channels_it_chooses(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CITYHUB_OPEN311_CHANNELS=web,app: a 12345 call is not in the public feed at all (not found, as a missing
+    one), an app's own request still reads whole with its key and is public like any web appeal."""
+    from cityhub.config import get_settings
+
+    call = _hotline_call(env)
+    [receipt] = _post(env, description="同和街云景路路灯不亮").json()
+    posted = receipt["service_request_id"]
+    assert any(r["service_request_id"] == call for r in env.http.get("/requests.json").json())  # all, by default
+    monkeypatch.setenv("CITYHUB_OPEN311_CHANNELS", "web,app")
+    get_settings.cache_clear()
+    try:
+        for params in ({}, {"api_key": env.key}):
+            listed = [r["service_request_id"] for r in env.http.get("/requests.json", params=params).json()]
+            assert call not in listed and posted in listed
+            by_id = env.http.get("/requests.json", params={"service_request_id": f"{call},{posted}", **params})
+            assert [r["service_request_id"] for r in by_id.json()] == [posted]
+            single = env.http.get(f"/requests/{call}.json", params=params)
+            assert (
+                single.status_code == 404
+                and single.json()[0]["description"] == f"service_request_id {call!r} not found"
+            )
+            updates = env.http.get("/servicerequestupdates.json", params=params).json()
+            assert {u["service_request_id"] for u in updates} == {posted}
+        [own] = env.http.get(f"/requests/{posted}.json", params={"api_key": env.key}).json()
+        assert own["description"] == "同和街云景路路灯不亮"
+    finally:
+        get_settings.cache_clear()
+
+
 def test_a_client_reads_the_requests_it_posted_as_it_sent_them(env: Env) -> None:
     """With its own key a civic app gets back the address, point and description it sent, and the reply to it."""
     description = "路灯不亮，住云景路12号3栋501，电话13812345678"

@@ -220,6 +220,7 @@ def test_show_json_lists_every_variable_of_the_reference(clean_env) -> None:
         ("CITYHUB_WORKING_HOURS", "9-18", "working hours part '9-18' has an invalid time"),
         ("CITYHUB_WORKING_HOURS", "18:00-09:00", "working hours part '18:00-09:00' ends before it starts"),
         ("CITYHUB_WORKING_HOURS", "09:00-12:00,11:30-18:00", "'11:30-18:00' overlaps or precedes the previous"),
+        ("CITYHUB_OPEN311_CHANNELS", "web,phone", "unknown channel 'phone' (all, or some of: hotline, web,"),
         # a database URL no driver of cityhub opens: refused here, not with a traceback at the first connection
         ("CITYHUB_DATABASE_URL", "mysql://x/y", "use sqlite:///PATH or postgresql://USER:PW@HOST/DB"),
         ("CITYHUB_DATABASE_URL", "data/cityhub.db", "use sqlite:///PATH or postgresql://USER:PW@HOST/DB"),

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
@@ -343,6 +343,18 @@ def _posted_by(session: Session, client_id: int | None, order_ids: Iterable[int]
     )
 
 
+def _published(client_id: int | None) -> Any:
+    """The orders the public Open311 GETs show (``CITYHUB_OPEN311_CHANNELS``), with those ``client_id`` posted; None:
+    every order."""
+    channels = get_settings().open311_channel_list
+    if channels is None:
+        return None
+    shown = Order.channel.in_(channels)
+    if client_id is None:
+        return shown
+    return or_(shown, Order.id.in_(select(Open311Token.order_id).where(Open311Token.client_id == client_id)))
+
+
 def _render_requests(session: Session, orders: Sequence[Order], *, client_id: int | None) -> list[dict[str, Any]]:
     """The requests as the public sees them; those ``client_id`` posted as it sent them."""
     if not orders:
@@ -410,8 +422,10 @@ def list_requests(
             raise ValidationFailed(
                 f"at most {MAX_REQUESTS} service_request_id values", details={"field": "service_request_id"}
             )
-        orders = list(session.scalars(select(Order).where(Order.number.in_(ids)).order_by(Order.created_at.desc())))
-        return _render_requests(session, orders, client_id=client_id)
+        query = select(Order).where(Order.number.in_(ids)).order_by(Order.created_at.desc())
+        if (published := _published(client_id)) is not None:
+            query = query.where(published)
+        return _render_requests(session, list(session.scalars(query)), client_id=client_id)
     start = parse_datetime(start_date, field="start_date")
     end = parse_datetime(end_date, field="end_date")
     if end is None:
@@ -421,6 +435,8 @@ def list_requests(
     if start > end:
         raise ValidationFailed("start_date is after end_date", details={"field": "start_date"})
     conditions: list[Any] = [Order.created_at >= start, Order.created_at <= end]
+    if (published := _published(client_id)) is not None:
+        conditions.append(published)
     statuses = _split(status)
     if statuses:
         unknown = [s for s in statuses if s not in ("open", "closed")]
@@ -451,7 +467,10 @@ def list_requests(
 def get_request(session: Session, *, service_request_id: str, client_id: int | None = None) -> list[dict[str, Any]]:
     """GET requests/{id}: a one-element list, NotFound when no order has this number (anonymised as in
     :func:`list_requests`)."""
-    order = session.scalars(select(Order).where(Order.number == service_request_id)).one_or_none()
+    query = select(Order).where(Order.number == service_request_id)
+    if (published := _published(client_id)) is not None:
+        query = query.where(published)  # an order not published is not found, as a missing one
+    order = session.scalars(query).one_or_none()
     if order is None:
         raise NotFound(f"service_request_id {service_request_id!r} not found", details={"field": "service_request_id"})
     return _render_requests(session, [order], client_id=client_id)
@@ -496,6 +515,8 @@ def list_updates(
     ids = _split(service_request_id)
     if ids:
         query = query.where(Order.number.in_(ids))
+    if (published := _published(client_id)) is not None:
+        query = query.where(published)
     rows = session.execute(query).all()
     own = _posted_by(session, client_id, {event.order_id for event, *_ in rows})
     updates = []
