@@ -101,6 +101,65 @@ def test_filters_and_unmasked(db_session: Session, tmp_path: Path) -> None:
     assert (result.orders, result.events) == (1, 2)
 
 
+def test_the_masked_export_shows_what_the_masked_order_views_show(db_session: Session, tmp_path: Path) -> None:
+    """By default an export hides the citizen as a leader's order view does: name and phone masked, what they typed
+    into title, content, reply and the trail scrubbed, the address and point coarsened; --unmasked writes it all."""
+    street = Unit(code="S09", name="三元里街道", tier=UnitTier.STREET)
+    db_session.add(street)
+    db_session.flush()
+    created = datetime(2020, 2, 1, 2, 0, tzinfo=UTC)
+    write_orders(
+        db_session,
+        [
+            {
+                "external_id": "m1",
+                "title": "李雪梅反映5栋1203室楼上噪音",
+                "content": "本人李雪梅，住三元里大道88号5栋1203室，手机13912345678",
+                "appeal_type": "complaint",
+                "citizen_name": "李雪梅",
+                "citizen_phone": "13912345678",
+                "address": "白云区三元里街道三元里大道88号5栋1203室",
+                "lat": 23.16321,
+                "lng": 113.26487,
+                "created_at": created,
+                "lead_unit_id": street.id,
+                "state": State.REPLIED,
+                "replied_at": created,
+                "reply_text": "已到5栋1203室核查，李雪梅表示满意",
+                "events": [
+                    {"action": "create", "to_state": "received", "at": created},
+                    {
+                        "action": "reply",
+                        "from_state": "received",
+                        "to_state": "replied",
+                        "at": created,
+                        "reason": "联系李雪梅 139 1234 5678",
+                        "payload": {"text": "已到5栋1203室核查，李雪梅表示满意", "note": "ok"},
+                    },
+                ],
+            }
+        ],
+    )
+    db_session.commit()
+    out = tmp_path / "masked.csv"
+    export_orders(db_session, out=out, fmt="csv")
+    written = out.read_text(encoding="utf-8-sig") + events_path(out).read_text(encoding="utf-8-sig")
+    for secret in ("李雪梅", "13912345678", "1234 5678", "88号", "5栋", "1203", "23.16321"):
+        assert secret not in written, secret
+    with out.open(encoding="utf-8-sig", newline="") as fh:
+        (order,) = csv.DictReader(fh)
+    assert (order["citizen_name"], order["citizen_phone"]) == ("李**", "139****5678")
+    assert order["address"] == "白云区三元里街道三元里大道" and float(order["lat"]) == 23.16
+    assert order["content"] == "本人[已隐去]，住三元里大道[门牌号]，手机[已隐去]"
+    with events_path(out).open(encoding="utf-8-sig", newline="") as fh:
+        reply = next(e for e in csv.DictReader(fh) if e["action"] == "reply")
+    assert json.loads(reply["payload"]) == {"text": "已到[门牌号]核查，[已隐去]表示满意", "note": "ok"}
+
+    export_orders(db_session, out=out, fmt="csv", unmasked=True)
+    whole = out.read_text(encoding="utf-8-sig") + events_path(out).read_text(encoding="utf-8-sig")
+    assert all(secret in whole for secret in ("李雪梅", "13912345678", "1234 5678", "88号5栋1203室", "23.16321"))
+
+
 def test_xlsx_has_an_events_sheet(db_session: Session, tmp_path: Path) -> None:
     from openpyxl import load_workbook
 

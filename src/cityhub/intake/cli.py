@@ -163,7 +163,9 @@ def export_orders_cmd(
     since: Annotated[str | None, typer.Option(help="First local day (YYYY-MM-DD), inclusive.")] = None,
     until: Annotated[str | None, typer.Option(help="Last local day (YYYY-MM-DD), inclusive.")] = None,
     state: Annotated[list[str] | None, typer.Option("--state", help="Only orders in this state (repeatable).")] = None,
-    unmasked: Annotated[bool, typer.Option(help="Write citizens' phone numbers unmasked.")] = False,
+    unmasked: Annotated[
+        bool, typer.Option(help="Write citizens' names, phone numbers, addresses and texts unmasked.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Export orders with their audit trails (CSV: plus <stem>.events.csv; Excel: sheet 'events';

@@ -1,7 +1,9 @@
 """Export of orders with their audit trails (``cityhub export orders``) to CSV, Excel or Parquet.
 
-One row per order — main fields, street/community/lead unit codes and names, category path, the citizen's
-phone masked unless asked otherwise — plus every event of its trail: for CSV a second file
+One row per order — main fields, street/community/lead unit codes and names, category path — plus every event of
+its trail, masked unless asked otherwise as the masked order views are (:mod:`cityhub.masking`: the citizen's name
+and phone masked, title, content, reply and the events' reasons and written texts scrubbed, the address cut to its
+road or compound, the point to about a kilometre): for CSV a second file
 ``<stem>.events.csv`` beside the output, for Excel a second sheet ``events``, for Parquet a nested list
 column ``events``. Orders are read in id-ordered chunks (keyset pagination), so memory stays flat for
 millions of orders.
@@ -25,11 +27,12 @@ from sqlalchemy.orm import Session, aliased
 
 from cityhub.config import get_settings
 from cityhub.errors import ValidationFailed
-from cityhub.masking import mask_phone
+from cityhub.masking import coarsen_address, coarsen_coordinate, mask_name, mask_phone, scrub_text
 from cityhub.org.models import Unit
 from cityhub.outfiles import private_files
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Category, Order, OrderEvent
+from cityhub.workorders.schemas import EVENT_TEXTS
 
 FORMATS = ("csv", "xlsx", "parquet")
 CHUNK = 2000
@@ -167,6 +170,26 @@ def count_orders(session: Session, *, flt: ExportFilter) -> tuple[int, int]:
     return int(orders), int(events)
 
 
+def _mask_order(order: dict[str, Any], known: tuple[str | None, str | None]) -> None:
+    """``order`` as :meth:`cityhub.workorders.schemas.OrderRead.masked` shows it."""
+    order["citizen_name"] = mask_name(order["citizen_name"])
+    order["citizen_phone"] = mask_phone(order["citizen_phone"])
+    for name in ("title", "content", "reply_text"):
+        order[name] = scrub_text(order[name], known=known)
+    order["address"] = coarsen_address(order["address"])
+    order["lat"], order["lng"] = coarsen_coordinate(order["lat"]), coarsen_coordinate(order["lng"])
+
+
+def _mask_event(event: dict[str, Any], known: tuple[str | None, str | None]) -> None:
+    """``event`` as :meth:`cityhub.workorders.schemas.EventRead.masked` shows it."""
+    event["reason"] = scrub_text(event["reason"], known=known)
+    payload = event["payload"]
+    if isinstance(payload, dict):
+        event["payload"] = {
+            k: scrub_text(v, known=known) if k in EVENT_TEXTS and isinstance(v, str) else v for k, v in payload.items()
+        }
+
+
 def iter_chunks(
     session: Session, *, flt: ExportFilter, unmasked: bool = False, chunk: int = CHUNK
 ) -> Iterator[list[dict[str, Any]]]:
@@ -178,9 +201,10 @@ def iter_chunks(
         if not rows:
             return
         orders = [_plain(dict(row)) for row in rows]
+        known = {o["id"]: (o["citizen_name"], o["citizen_phone"]) for o in orders}
         if not unmasked:
             for order in orders:
-                order["citizen_phone"] = mask_phone(order["citizen_phone"])
+                _mask_order(order, known[order["id"]])
         ids = [order["id"] for order in orders]
         by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
         events = session.execute(
@@ -190,7 +214,10 @@ def iter_chunks(
             .order_by(OrderEvent.order_id, OrderEvent.at, OrderEvent.id)
         ).mappings()
         for event in events:
-            by_order[event["order_id"]].append(_plain(dict(event)))
+            row = _plain(dict(event))
+            if not unmasked:
+                _mask_event(row, known[row["order_id"]])
+            by_order[event["order_id"]].append(row)
         for order in orders:
             order["events"] = by_order.get(order["id"], [])
         yield orders
