@@ -606,6 +606,26 @@ def test_a_row_longer_than_the_header_is_rejected(db_session: Session, tmp_path:
     assert [(i.row, i.field, i.message) for i in report.issues] == [(2, "cells", "row has 5 cells, the header has 4")]
 
 
+def test_rows_are_numbered_as_in_the_file_and_unnamed_columns_are_kept(db_session: Session, tmp_path: Path) -> None:
+    """Blank lines before the header count (a row number points at the line a person opens); a column without a
+    header between named ones keeps its values in the attributes (第N列); past the last named column a value is
+    still a shifted row."""
+    path = tmp_path / "loose.csv"
+    path.write_text(
+        "\n,,,,\n"
+        "id,title,,content,created_at\n"
+        "u1,主题一,备注甲,内容,2019-01-08 10:00:00\n"
+        "u2,,,,2019-01-08 10:00:00\n"
+        "u3,主题三,,内容,2019-01-08 10:00:00,网站\n",
+        encoding="utf-8",
+    )
+    report = import_orders(db_session, path=path)
+    assert (report.imported, report.rejected) == (1, 2)
+    assert [(i.row, i.field) for i in report.issues] == [(5, "content"), (6, "cells")]  # lines 5 and 6
+    attributes = db_session.execute(select(Order.attributes).where(Order.external_id == "u1")).scalar_one()
+    assert attributes == {"第3列": "备注甲"}
+
+
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk"])
 def test_undecodable_bytes_reject_their_row_only(db_session: Session, tmp_path: Path, encoding: str) -> None:
     lines = ["留言编号,留言主题,留言详情,留言时间"] + [

@@ -13,7 +13,7 @@ Columns are matched by header, in Chinese or English (case and surrounding white
 一级/二级/三级分类 (or 标签) → category (the deepest level that resolves), 街道/所属街道 and 社区/所属社区 →
 street and community (a unit code, or a name in any form the units' gazetteer reads: 嘉禾街, 望岗社区, 大源村; an
 unknown one is a warning, its text kept in ``attributes`` and the order left to the ``place-orders`` job). Unknown
-columns are kept in ``attributes``.
+columns are kept in ``attributes``, and so is a column without a header between named ones, as 第N列.
 
 Defaults: channel ``import``; appeal type ``consultation`` (咨询) when the file has no appeal-type column
 or the cell is empty — it is NOT guessed from the text; urgency ``normal``; created_at the import time when
@@ -122,9 +122,11 @@ class ColumnMap:
         fields: dict[str, int] = {}
         ranks: dict[str, int] = {}
         extras: list[tuple[str, int]] = []
+        unnamed: list[int] = []
         for index, raw in enumerate(header):
             name = normalize_header(raw)
             if not name:
+                unnamed.append(index)
                 continue
             target = _ALIAS_TO_FIELD.get(name)
             if target is None:
@@ -139,6 +141,10 @@ class ColumnMap:
                 extras.append((str(header[fields[target]]).strip(), fields[target]))
             fields[target] = index
             ranks[target] = rank
+        # A column without a header between named ones (a spreadsheet's unnamed column) keeps its values in the
+        # attributes as 第N列; past the last named column a value belongs to no column (a shifted row).
+        last = max([*fields.values(), *(i for _, i in extras)], default=-1)
+        extras += [(f"第{index + 1}列", index) for index in unnamed if index < last]
         if not fields.keys() & {"title", "content"}:
             raise UnreadableFile(
                 "no title or content column found (expected e.g. 留言主题/留言详情 or title/content); "
@@ -422,7 +428,7 @@ class TableReader(Protocol):
     header: list[Any]
 
     def rows(self, on_bad_bytes: BadBytes | None = None) -> Iterator[tuple[int, list[Any]]]:
-        """(spreadsheet row number, cells) of each data row; the header is row 1.
+        """(spreadsheet row number, cells) of each data row; rows count from the file's first, blank ones too.
 
         A row with bytes that are not text in the file's encoding is passed to ``on_bad_bytes(row, message)`` and
         not yielded; without it, such a row ends the reading with :class:`UnreadableFile` naming the row.
@@ -448,11 +454,13 @@ class CsvReader:
         first_line = sample.split(b"\n", 1)[0]
         delimiter = max((b",", b"\t", b";"), key=first_line.count).decode()
         self.reader = csv.reader(self.text, delimiter=delimiter)
+        self.header_row = 0  # the header's row number: blank rows before it count, as in a spreadsheet
         self.header = self._read_header()
 
     def _read_header(self) -> list[Any]:
         try:
             for cells in self.reader:
+                self.header_row += 1
                 if any(c.strip() for c in cells):
                     if (bad := self._bad_bytes(cells)) is not None:
                         raise UnreadableFile(f"{self.path.name}: the header row has {bad}")
@@ -470,7 +478,7 @@ class CsvReader:
         return f"bytes that are not {self.encoding} ({shown})"
 
     def rows(self, on_bad_bytes: BadBytes | None = None) -> Iterator[tuple[int, list[Any]]]:
-        number = 1
+        number = self.header_row
         try:
             for cells in self.reader:
                 number += 1
