@@ -84,6 +84,27 @@ def test_import_csv_creates_updates_and_rejects(db_session, tmp_path):
     assert service.require_entry(db_session, entry_id=entry.id).answer == "连续缴纳社保满2年"
 
 
+def test_import_reads_an_excel_workbook(db_session, tmp_path):
+    """Entries from a workbook: a date cell for valid_until, a bad row reported by its sheet row."""
+    from datetime import datetime
+
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["question", "answer", "keywords", "valid_until"])
+    sheet.append(["公租房申请条件", "连续缴纳社保满1年", "公租房、申请", datetime(2030, 12, 31)])
+    sheet.append(["空答复", None, None, None])
+    path = tmp_path / "kb.xlsx"
+    workbook.save(path)
+    report = service.import_entries(db_session, path=path)
+    assert (report.rows, report.created) == (2, 1)
+    assert [(r["row"], r["field"]) for r in report.rejected] == [(3, "answer")]
+    [entry] = service.list_entries(db_session)[0]
+    assert entry.keywords == ["公租房", "申请"] and entry.valid_until is not None
+    assert entry.valid_until.year == 2030
+
+
 def test_seed_from_replies_strips_boilerplate_and_skips_forwarding(db_session, tmp_path):
     path = tmp_path / "f4.csv"
     path.write_text(

@@ -64,6 +64,28 @@ def test_import_keeps_good_rows_and_reports_bad_ones(db_session, tmp_path):
     assert service.get_unit_by_code(db_session, code="900001006").name == "戊街道"
 
 
+def test_import_reads_an_excel_workbook_as_the_csv(db_session, tmp_path):
+    """The same divisions as a workbook (codes typed as numbers, as Excel stores them): the same rows rejected by
+    the same numbers, the same units created."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    for line in BAD_CSV.strip().splitlines():
+        sheet.append([int(v) if v.isdigit() else v for v in line.split(",")])
+    path = tmp_path / "divisions.xlsx"
+    workbook.save(path)
+    report = service.import_divisions(db_session, path=path)
+    assert {(e.row, e.field) for e in report.rejected} == {
+        (7, "parent_code"),
+        (8, "name"),
+        (9, "level"),
+        (11, "code"),
+        (12, "parent_code"),
+    }
+    assert report.created == 6 and service.get_unit_by_code(db_session, code="900001001001") is not None
+
+
 def test_reimport_is_idempotent_and_updates_names(db_session, tmp_path):
     path = _write(tmp_path, BAD_CSV)
     service.import_divisions(db_session, path=path)

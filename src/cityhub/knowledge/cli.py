@@ -27,9 +27,9 @@ def _category_id(session: object, name: str | None) -> int | None:
 
 @app.command("import")
 def import_command(
-    path: Annotated[Path, typer.Argument(help="CSV: question,answer[,category,keywords,valid_until]")],
+    path: Annotated[Path, typer.Argument(help="CSV or Excel: question,answer[,category,keywords,valid_until]")],
 ) -> None:
-    """Import entries from a CSV file (re-importing updates entries with the same question)."""
+    """Import entries from a CSV or Excel file (re-importing updates entries with the same question)."""
     from cityhub.knowledge import service
 
     with session_scope() as session:

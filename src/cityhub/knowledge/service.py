@@ -206,14 +206,14 @@ def parse_valid_until(text: str) -> datetime | None:
 
 
 def import_entries(session: Session, *, path: Path) -> ImportResult:
-    """Import entries from a CSV with columns question, answer[, category, keywords, valid_until].
+    """Import entries from a table (CSV or Excel) with columns question, answer[, category, keywords, valid_until].
 
     Rows are matched to active entries by their question text, so that re-importing a corrected file updates
     its entries instead of duplicating them.
     """
-    from cityhub.org.service import read_csv_table
+    from cityhub.org.service import read_table
 
-    table = read_csv_table(path)
+    table = read_table(path)
     missing = [c for c in ("question", "answer") if c not in table.headers]
     if missing:
         raise ValidationFailed(f"{path.name}: missing column(s) {', '.join(missing)}", details={"missing": missing})
@@ -312,9 +312,9 @@ def seed_from_replies(
     are only a forwarding note or boilerplate are skipped. Each entry's source is ``<prefix>:<留言编号>``, so
     running the seed again updates instead of duplicating.
     """
-    from cityhub.org.service import read_csv_table
+    from cityhub.org.service import read_table
 
-    table = read_csv_table(path)
+    table = read_table(path)
     aliases = {
         "id": ("留言编号", "id"),
         "title": ("留言主题", "title"),

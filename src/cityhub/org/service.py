@@ -174,8 +174,9 @@ class _DivisionRow:
 
 
 def import_divisions(session: Session, *, path: Path, root_code: str | None = None) -> DivisionImportReport:
-    """Upsert the units of a CSV ``code,name,level,parent_code``; bad rows are reported and skipped."""
-    table = read_csv_table(path)
+    """Upsert the units of a table ``code,name,level,parent_code`` (CSV or Excel, :func:`read_table`); bad rows are
+    reported and skipped."""
+    table = read_table(path)
     require_headers(table, DIVISION_HEADERS, path=path)
     return import_division_rows(session, rows=table.rows, root_code=root_code)
 
