@@ -207,6 +207,44 @@ def test_logout_needs_the_csrf_token_and_ends_the_server_side_session(org) -> No
     assert "您已退出登录" in client.get("/login").text
 
 
+def test_a_user_changes_their_password_on_the_account_page(org) -> None:
+    """我的账户: a wrong current password, two different new ones and a guessable one are each told at their field
+    in Chinese; a good change keeps this session, ends the other, and the new password signs in."""
+    other = login("op")
+    client = login("op")
+    page = client.get("/account")
+    assert page.status_code == 200 and "修改密码" in page.text and 'data-testid="account-link"' in page.text
+    new = "violet-harbour-lantern-42"
+
+    def change(current: str, first: str, second: str | None = None) -> Any:
+        data = {"csrf_token": csrf(client), "current_password": current, "new_password": first}
+        return client.post(
+            "/account/password", data=data | {"new_password_again": second or first}, follow_redirects=False
+        )
+
+    wrong = change("not-my-password", new)
+    assert wrong.status_code == 422 and "当前密码不正确" in wrong.text
+    assert 'data-testid="field-error-current_password"' in wrong.text
+    differ = change(PASSWORD, new, new + "x")
+    assert differ.status_code == 422 and "两次输入的新密码不一致" in differ.text
+    guessable = change(PASSWORD, "password12")
+    assert guessable.status_code == 422 and "新密码太容易被猜到" in guessable.text
+    assert client.post("/account/password", data={"current_password": PASSWORD}).status_code == 403  # no CSRF
+
+    done = change(PASSWORD, new)
+    assert done.status_code == 303 and done.headers["location"] == "/account"
+    assert "密码已修改。其他登录已退出 1 个" in client.get("/account").text
+    assert other.get("/orders", follow_redirects=False).status_code == 303  # signed out
+    fresh = _client()
+    login_page = fresh.get("/login")
+    signed_in = fresh.post(
+        "/login",
+        data={"csrf_token": hidden(login_page.text), "username": "op", "password": new},
+        follow_redirects=False,
+    )
+    assert signed_in.status_code == 303
+
+
 # ------------------------------------------------------------------------------------------------------- CSRF
 
 

@@ -133,6 +133,65 @@ def test_api_tokens_are_shown_once_stored_hashed_and_revocable(client):
     _error(bearer.get("/api/v1/auth/me"), 401, "unauthenticated")
 
 
+def test_a_user_changes_their_own_password(client):
+    """The current password is required, the new one must be strong; the user's other sessions end, the one making
+    the change stays, and API tokens are revoked only when asked."""
+    other = TestClient(client.app, raise_server_exceptions=False)
+    assert _login(other).status_code == 200  # signed in in another browser
+    csrf = _login(client).json()["csrf_token"]
+    headers = {"X-CSRF-Token": csrf}
+    secret = client.post("/api/v1/auth/tokens", json={"name": "script"}, headers=headers).json()["token"]
+    url = "/api/v1/auth/password"
+    new = "violet-harbour-lantern-42"
+
+    _error(client.post(url, json={"current_password": PASSWORD, "new_password": new}), 403, "csrf_failed")
+    wrong = _error(
+        client.post(url, json={"current_password": "guess", "new_password": new}, headers=headers),
+        422,
+        "validation_failed",
+    )
+    assert wrong["details"]["field"] == "current_password" and wrong["message"] == "the current password is wrong"
+    weak = _error(
+        client.post(url, json={"current_password": PASSWORD, "new_password": "password12"}, headers=headers),
+        422,
+        "validation_failed",
+    )
+    assert weak["details"]["field"] == "password"
+    same = client.post(url, json={"current_password": PASSWORD, "new_password": PASSWORD}, headers=headers)
+    assert same.status_code == 422 and "is the current one" in same.json()["message"]
+
+    done = client.post(url, json={"current_password": PASSWORD, "new_password": new}, headers=headers)
+    assert done.status_code == 200, done.text
+    assert done.json() == {"sessions_ended": 1, "tokens_revoked": 0}
+    assert client.get("/api/v1/auth/me").status_code == 200  # this session stays
+    _error(other.get("/api/v1/auth/me"), 401, "unauthenticated")  # the other one ended
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert client.get("/api/v1/auth/me", headers=bearer).status_code == 200  # tokens kept unless asked
+    _error(_login(client), 401, "invalid_credentials")
+    assert _login(client, password=new).status_code == 200
+
+    csrf = client.cookies["cityhub_csrf"]
+    again = client.post(
+        url,
+        json={"current_password": new, "new_password": "amber-meadow-compass-17", "revoke_tokens": True},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert again.status_code == 200 and again.json()["tokens_revoked"] == 1
+    _error(client.get("/api/v1/auth/me", headers=bearer), 401, "unauthenticated")
+
+
+def test_wrong_current_passwords_count_towards_the_lockout(client):
+    csrf = _login(client).json()["csrf_token"]
+    body = {"current_password": "guess", "new_password": "violet-harbour-lantern-42"}
+    for _ in range(2):
+        _error(
+            client.post("/api/v1/auth/password", json=body, headers={"X-CSRF-Token": csrf}), 422, "validation_failed"
+        )
+    locked = client.post("/api/v1/auth/password", json=body, headers={"X-CSRF-Token": csrf})
+    _error(locked, 423, "account_locked")  # the third failure in a row (CITYHUB_LOGIN_MAX_FAILURES=3)
+    _error(_login(client), 423, "account_locked")
+
+
 def test_wrong_passwords_lock_the_account_and_lockout_is_423(client):
     for _ in range(2):
         _error(_login(client, password="wrong-password"), 401, "invalid_credentials")

@@ -40,22 +40,24 @@ def check_strength(password: str, *, username: str | None = None, personal: Iter
     reason. Raises ``ValidationFailed`` naming the field ``password``, with a one-line message.
     """
     if len(password) < MIN_LENGTH:
-        raise _weak(f"a password needs at least {MIN_LENGTH} characters")
+        raise _weak(f"a password needs at least {MIN_LENGTH} characters", "too_short")
     if len(set(password)) < 4:
-        raise _weak("a password needs more than 3 distinct characters")
+        raise _weak("a password needs more than 3 distinct characters", "too_uniform")
     if username and len(username.strip()) >= 3 and username.strip().casefold() in password.casefold():
-        raise _weak("a password must not contain the username")
+        raise _weak("a password must not contain the username", "contains_username")
     words = [w.strip() for w in (username, *personal) if w and w.strip()]
     # zxcvbn refuses longer input; a strong password is strong in its first 72 characters.
     estimate = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=words)
     if estimate["score"] < MIN_SCORE:
         feedback = estimate["feedback"]
         reason = feedback["warning"] or " ".join(feedback["suggestions"]) or "it is a common or patterned password"
-        raise _weak(f"this password is too easy to guess: {reason.rstrip('.')}")
+        raise _weak(f"this password is too easy to guess: {reason.rstrip('.')}", "guessable")
 
 
-def _weak(message: str) -> ValidationFailed:
-    return ValidationFailed(message, details={"field": "password"})
+def _weak(message: str, reason: str) -> ValidationFailed:
+    """``reason``: what a page tells the user in its own language (too_short, too_uniform, contains_username,
+    guessable)."""
+    return ValidationFailed(message, details={"field": "password", "reason": reason})
 
 
 def hash_password(password: str) -> str:

@@ -53,3 +53,14 @@ class TokenRead(BaseModel):
 
 class TokenCreated(TokenRead):
     token: str = Field(description="the secret, shown only this once")
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+    revoke_tokens: bool = Field(False, description="also revoke every personal API token of the account")
+
+
+class PasswordChanged(BaseModel):
+    sessions_ended: int = Field(description="the account's other browser sessions, signed out")
+    tokens_revoked: int

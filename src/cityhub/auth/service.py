@@ -84,6 +84,56 @@ def set_password(session: Session, *, username: str, password: str) -> PasswordS
     return PasswordSet(user=user, sessions_ended=ended, tokens_revoked=revoked)
 
 
+def change_password(
+    session: Session,
+    *,
+    principal: Principal,
+    current: str,
+    new: str,
+    revoke_api_tokens: bool = False,
+    now: datetime | None = None,
+) -> PasswordSet:
+    """The user's own change: the current password must be given (a wrong one counts as a failed login of the
+    account, towards its lockout), the new one must be strong and differ from it. The user's other browser
+    sessions end — whoever knew the old password may have signed in with it — the one making the change stays; the
+    API tokens are revoked when asked (scripts that use them would stop). An account that signs in through single
+    sign-on only has no password to change."""
+    now = now or utcnow()
+    user = session.get(User, principal.user_id)
+    if user is None or not user.active:
+        raise InvalidCredentials("this account is not active")
+    if user.password_hash is None:
+        raise ValidationFailed(
+            "this account signs in through single sign-on and has no password here", details={"field": "password"}
+        )
+    locked_until = password_lockouts(session, usernames=[user.username], now=now).get(user.username)
+    if locked_until is not None:
+        raise AccountLocked(
+            "too many failed logins: password changes locked; try again later",
+            details={"locked_until": locked_until.isoformat()},
+        )
+    if not passwords.verify_password(user.password_hash, current):
+        locked_until = _count_failure(session, name=user.username, now=now)
+        session.commit()  # the failure counts although the request fails
+        if locked_until is not None:
+            raise AccountLocked(
+                "too many failed logins: password login locked", details={"locked_until": locked_until.isoformat()}
+            )
+        raise ValidationFailed("the current password is wrong", details={"field": "current_password"})
+    if new == current:
+        raise ValidationFailed("the new password is the current one", details={"field": "password"})
+    passwords.check_strength(new, username=user.username, personal=(user.full_name, user.email, user.phone))
+    user.password_hash = passwords.hash_password(new)
+    clear_password_lockout(session, username=user.username)
+    others = delete(AuthSession).where(AuthSession.user_id == user.id)
+    if principal.method == "session":
+        others = others.where(AuthSession.id != principal.credential_id)
+    ended = int(getattr(session.execute(others), "rowcount", 0) or 0)
+    revoked = revoke_tokens(session, user_id=user.id) if revoke_api_tokens else 0
+    session.flush()
+    return PasswordSet(user=user, sessions_ended=ended, tokens_revoked=revoked)
+
+
 def lock_user(session: Session, *, username: str, minutes: float | None = None) -> User:
     """An administrator's lock (for ``minutes``, or until unlocked): ends the account's sessions, its tokens stop
     working and it cannot log in. Not the lockout after failed password logins (:class:`LoginLockout`)."""

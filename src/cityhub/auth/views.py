@@ -12,7 +12,16 @@ from cityhub.auth import oidc, permissions
 from cityhub.auth import service as auth
 from cityhub.auth.errors import Unauthenticated
 from cityhub.auth.principal import Principal
-from cityhub.auth.schemas import LoginRequest, LoginResponse, Me, TokenCreate, TokenCreated, TokenRead
+from cityhub.auth.schemas import (
+    LoginRequest,
+    LoginResponse,
+    Me,
+    PasswordChange,
+    PasswordChanged,
+    TokenCreate,
+    TokenCreated,
+    TokenRead,
+)
 from cityhub.auth.settings import get_auth_settings
 from cityhub.org.models import User
 
@@ -111,6 +120,21 @@ def logout(principal: CurrentPrincipal, db: DbSession) -> Response:
 @router.get("/me", response_model=Me)
 def me(principal: CurrentPrincipal) -> Me:
     return _me(principal)
+
+
+@router.post("/password", response_model=PasswordChanged)
+def change_password(body: PasswordChange, principal: CurrentPrincipal, db: DbSession) -> PasswordChanged:
+    """Change one's own password: the current one is required (a wrong one counts towards the account's lockout;
+    422 naming ``current_password``), the new one must be strong (422 naming ``password``). The account's other
+    browser sessions end; ``revoke_tokens`` also revokes its personal API tokens."""
+    done = auth.change_password(
+        db,
+        principal=principal,
+        current=body.current_password,
+        new=body.new_password,
+        revoke_api_tokens=body.revoke_tokens,
+    )
+    return PasswordChanged(sessions_ended=done.sessions_ended, tokens_revoked=done.tokens_revoked)
 
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)

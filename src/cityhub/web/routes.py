@@ -33,7 +33,7 @@ from cityhub.db import utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from cityhub.knowledge.models import ReplyCheck
 from cityhub.nlp.reply_quality import WEAK_THRESHOLD
-from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.places import Place, PlaceSource
 from cityhub.org.service import UnitRef, unit_directory
 from cityhub.web import forms, support, vendor
@@ -276,6 +276,85 @@ def logout(request: Request, db: DbSession, form: FormBody) -> Response:
         auth.end_session(db, session_id=principal.credential_id)
     _clear_session_cookies(response)
     return response
+
+
+# ------------------------------------------------------------------------------------------------ account
+
+# What the password check's reasons (``details.reason``) say on the page.
+_PASSWORD_REASONS = {
+    "too_short": "account.pw_too_short",
+    "too_uniform": "account.pw_too_uniform",
+    "contains_username": "account.pw_contains_username",
+    "guessable": "account.pw_guessable",
+}
+
+
+def _account_page(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    *,
+    errors: dict[str, str] | None = None,
+    revoke: bool = False,
+    status_code: int = 200,
+) -> Response:
+    t = support.translator(request)
+    user = db.get(User, principal.user_id)
+    may_tokens = permissions.allows(principal.role, permissions.TOKENS)
+    return render(
+        request,
+        "account.html",
+        principal=principal,
+        status_code=status_code,
+        account=user,
+        unit_name=_names(db, Unit, {principal.unit_id}).get(principal.unit_id or 0),
+        tokens=auth.list_tokens(db, user_id=principal.user_id) if may_tokens else None,
+        errors={name: t(key) for name, key in (errors or {}).items()},
+        revoke=revoke,
+    )
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account(request: Request, db: DbSession) -> Response:
+    """My account (我的账户): who I am, changing my password, my API tokens."""
+    return _account_page(request, db, support.require_user(request, db))
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+def account_password(request: Request, db: DbSession, form: FormBody) -> Response:
+    """Change my password (auth.change_password): my other sessions end, this one stays."""
+    principal = support.require_user(request, db)
+    support.check_csrf(request, principal, form)
+    new, repeated = form.get("new_password"), form.get("new_password_again")
+    revoke = form.get("revoke_tokens") == "on"
+    if new != repeated:
+        return _account_page(
+            request, db, principal, errors={"new_password_again": "account.pw_mismatch"}, revoke=revoke, status_code=422
+        )
+    try:
+        done = auth.change_password(
+            db, principal=principal, current=form.get("current_password"), new=new, revoke_api_tokens=revoke
+        )
+    except CityhubError as exc:
+        _fail(db)
+        details = exc.details or {}
+        if isinstance(exc, AccountLocked):
+            errors = {"current_password": "login.locked"}
+        elif details.get("field") == "current_password":
+            errors = {"current_password": "account.pw_wrong"}
+        else:
+            errors = {"new_password": _PASSWORD_REASONS.get(str(details.get("reason")), "err.validation")}
+        return _account_page(request, db, principal, errors=errors, revoke=revoke, status_code=exc.http_status)
+    flash = ("account.pw_changed", {"sessions": done.sessions_ended, "tokens": done.tokens_revoked})
+    return support.redirect("/account", flash=flash)
+
+
+@router.post("/account/tokens/{token_id}/revoke", response_class=HTMLResponse)
+def account_revoke_token(token_id: int, request: Request, db: DbSession, form: FormBody) -> Response:
+    principal = support.require_user(request, db, permissions.TOKENS)
+    support.check_csrf(request, principal, form)
+    auth.revoke_token(db, user_id=principal.user_id, token_id=token_id)  # NotFound: not this user's token
+    return support.redirect("/account", flash=("account.token_revoked_done", {}))
 
 
 # ------------------------------------------------------------------------------------------------- intake

@@ -363,7 +363,7 @@ def set_flash(response: Response, key: str, **params: Any) -> None:
     )
 
 
-_FLASH_GROUPS = frozenset({"intake", "order", "queue", "login", "rules", "kb"})
+_FLASH_GROUPS = frozenset({"intake", "order", "queue", "login", "rules", "kb", "account"})
 
 
 def read_flash(request: Request) -> dict[str, Any] | None:
