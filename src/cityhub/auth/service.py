@@ -28,7 +28,7 @@ from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt, LoginLockou
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
 from cityhub.db import upsert_insert, utcnow
-from cityhub.errors import NotFound, ValidationFailed
+from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.org import service as org
 from cityhub.org.models import Role, Unit, User
 from cityhub.org.schemas import UserCreate
@@ -132,6 +132,38 @@ def change_password(
     revoked = revoke_tokens(session, user_id=user.id) if revoke_api_tokens else 0
     session.flush()
     return PasswordSet(user=user, sessions_ended=ended, tokens_revoked=revoked)
+
+
+def refuse_own(by_user_id: int | None, user: User, what: str) -> None:
+    """An administrator who demotes, disables or locks their own account may leave nobody able to undo it."""
+    if by_user_id == user.id:
+        raise Conflict(f"you cannot {what} your own account; ask another administrator")
+
+
+def update_account(session: Session, *, user: User, changes: dict[str, Any], by_user_id: int | None = None) -> User:
+    """Change role, unit, activity or contact fields of ``user`` (those in ``changes``); staff roles need a unit,
+    citizens have none. A role change or deactivation ends the account's browser sessions — they would otherwise
+    keep the old standing until they expire — and is refused on one's own account (``by_user_id``)."""
+    for field in ("full_name", "role", "active"):
+        if field in changes and changes[field] is None:
+            raise ValidationFailed(f"{field} cannot be empty", details={"field": field})
+    if ("role" in changes and changes["role"] != user.role) or changes.get("active") is False:
+        refuse_own(by_user_id, user, "change the role of or disable")
+    role = changes.get("role", user.role)
+    unit_id = changes.get("unit_id", user.unit_id)
+    if role == Role.CITIZEN and unit_id is not None:
+        raise ValidationFailed("a citizen belongs to no unit", details={"field": "unit_id"})
+    if role in org.UNIT_ROLES and unit_id is None:
+        raise ValidationFailed(f"a {role.value} needs a unit", details={"field": "unit_id"})
+    if unit_id is not None and unit_id != user.unit_id and session.get(Unit, unit_id) is None:
+        raise ValidationFailed(f"unit {unit_id} not found", details={"field": "unit_id"})
+    role_changed = role != user.role
+    for field, value in changes.items():
+        setattr(user, field, value)
+    if changes.get("active") is False or role_changed:
+        end_sessions(session, user_id=user.id)
+    session.flush()
+    return user
 
 
 def lock_user(session: Session, *, username: str, minutes: float | None = None) -> User:

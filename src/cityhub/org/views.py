@@ -20,7 +20,7 @@ from cityhub.api.deps import DbSession, Paging, get_principal, require
 from cityhub.auth import permissions
 from cityhub.auth import service as auth
 from cityhub.auth.principal import Principal
-from cityhub.errors import Conflict, NotFound, ValidationFailed
+from cityhub.errors import NotFound
 from cityhub.org import service
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.schemas import UnitCreate, UnitUpdate, UserBase, UserCreate
@@ -264,12 +264,6 @@ def _user(db: Session, user_id: int) -> User:
     return user
 
 
-def _not_self(principal: Principal, user: User, what: str) -> None:
-    # An administrator who demotes, disables or locks their own account may leave nobody able to undo it.
-    if principal.user_id == user.id:
-        raise Conflict(f"you cannot {what} your own account; ask another administrator")
-
-
 def _sees_citizens(principal: Principal) -> bool:
     return permissions.allows(principal.role, permissions.USERS_MANAGE)
 
@@ -320,28 +314,9 @@ def create_user(body: UserCreateBody, db: DbSession, _principal: UserManager) ->
 @users_router.patch("/{user_id}", response_model=UserOut)
 def update_user(user_id: IdPath, body: UserUpdateBody, db: DbSession, principal: UserManager) -> UserOut:
     """Change role, unit, activity or contact fields; staff roles need a unit, citizens have none."""
-    user = _user(db, user_id)
-    changes = body.model_dump(exclude_unset=True)
-    for field in ("full_name", "role", "active"):
-        if field in changes and changes[field] is None:
-            raise ValidationFailed(f"{field} cannot be empty", details={"field": field})
-    if ("role" in changes and changes["role"] != user.role) or changes.get("active") is False:
-        _not_self(principal, user, "change the role of or disable")
-    role = changes.get("role", user.role)
-    unit_id = changes.get("unit_id", user.unit_id)
-    if role == Role.CITIZEN and unit_id is not None:
-        raise ValidationFailed("a citizen belongs to no unit", details={"field": "unit_id"})
-    if role in service.UNIT_ROLES and unit_id is None:
-        raise ValidationFailed(f"a {role.value} needs a unit", details={"field": "unit_id"})
-    if unit_id is not None and unit_id != user.unit_id and db.get(Unit, unit_id) is None:
-        raise ValidationFailed(f"unit {unit_id} not found", details={"field": "unit_id"})
-    role_changed = role != user.role
-    for field, value in changes.items():
-        setattr(user, field, value)
-    if changes.get("active") is False or role_changed:
-        # Open browser sessions would otherwise keep the old standing until they expire.
-        auth.end_sessions(db, user_id=user.id)
-    db.flush()
+    user = auth.update_account(
+        db, user=_user(db, user_id), changes=body.model_dump(exclude_unset=True), by_user_id=principal.user_id
+    )
     return _one(db, user)
 
 
@@ -349,7 +324,7 @@ def update_user(user_id: IdPath, body: UserUpdateBody, db: DbSession, principal:
 def lock_user(user_id: IdPath, db: DbSession, principal: UserManager, body: LockRequest | None = None) -> UserOut:
     """Lock the account (for ``minutes``, or until unlocked): its sessions end and its API tokens stop working."""
     user = _user(db, user_id)
-    _not_self(principal, user, "lock")
+    auth.refuse_own(principal.user_id, user, "lock")
     return _one(db, auth.lock_user(db, username=user.username, minutes=body.minutes if body else None))
 
 
