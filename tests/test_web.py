@@ -27,7 +27,7 @@ from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate
 from cityhub.main import create_app
-from cityhub.org.models import User
+from cityhub.org.models import Role, Unit, User
 from cityhub.web import i18n, vendor
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action, State
@@ -243,6 +243,60 @@ def test_a_user_changes_their_password_on_the_account_page(org) -> None:
         follow_redirects=False,
     )
     assert signed_in.status_code == 303
+
+
+def test_an_administrator_manages_accounts_on_the_users_pages(org) -> None:
+    """用户管理: only for users:manage; a new account with a generated password shown once on the answering page
+    (never in a redirect), errors at their fields, role and unit changed, a reset password, lock and unlock; an
+    administrator cannot lock or demote themself."""
+    assert login("disp").get("/admin/users", follow_redirects=False).status_code == 403
+    admin = login("adm")
+    listed = admin.get("/admin/users")
+    assert (
+        listed.status_code == 200 and 'href="/admin/users"' in listed.text and 'data-username="hand_a"' in listed.text
+    )
+    assert 'data-username="hand_b"' not in admin.get("/admin/users", params={"q": "hand_a"}).text
+
+    def post(path: str, **data: str) -> Any:
+        return admin.post(path, data={"csrf_token": csrf(admin), **data}, follow_redirects=False)
+
+    with session_scope() as s:
+        street = s.scalars(select(Unit.id).where(Unit.code == "W-JT")).one()
+    fields = {"username": "new_hand", "full_name": "孙新人", "role": "handler", "unit_id": "", "active": "1"}
+    no_unit = post("/admin/users", **fields)
+    assert no_unit.status_code == 422 and "工作人员须选择所在单位" in no_unit.text
+    weak = post("/admin/users", **(fields | {"unit_id": str(street), "password": "password12"}))
+    assert weak.status_code == 422 and "新密码太容易被猜到" in weak.text
+    taken = post("/admin/users", **(fields | {"username": "hand_a", "unit_id": str(street)}))
+    assert taken.status_code == 422 and "该登录名已被使用" in taken.text
+    created = post("/admin/users", **(fields | {"unit_id": str(street)}))
+    assert created.status_code == 201 and "cityhub_flash" not in created.headers.get("set-cookie", "")
+    password = re.search(r'<code class="secret">([^<]+)</code>', created.text).group(1)  # type: ignore[union-attr]
+    newcomer = _client()
+    page = newcomer.get("/login")
+    data = {"csrf_token": hidden(page.text), "username": "new_hand", "password": password}
+    assert newcomer.post("/login", data=data, follow_redirects=False).status_code == 303
+
+    with session_scope() as s:
+        user_id = s.scalars(select(User.id).where(User.username == "new_hand")).one()
+        admin_id = s.scalars(select(User.id).where(User.username == "adm")).one()
+    changed = post(f"/admin/users/{user_id}", full_name="孙新人", role="supervisor", unit_id=str(street), active="1")
+    assert changed.status_code == 303
+    with session_scope() as s:
+        assert s.get(User, user_id).role == Role.SUPERVISOR  # type: ignore[union-attr]
+    assert newcomer.get("/orders", follow_redirects=False).status_code == 303  # the role change ended its session
+    reset = post(f"/admin/users/{user_id}/password")
+    assert reset.status_code == 200 and '<code class="secret">' in reset.text
+    assert post(f"/admin/users/{user_id}/lock").status_code == 303
+    assert "该账户已被管理员锁定" in admin.get(f"/admin/users/{user_id}").text
+    assert post(f"/admin/users/{user_id}/unlock").status_code == 303
+    assert "该账户已被管理员锁定" not in admin.get(f"/admin/users/{user_id}").text
+
+    own = post(f"/admin/users/{admin_id}/lock")
+    assert own.status_code == 409 and "不能停用、降级或锁定自己的账户" in own.text
+    demote = post(f"/admin/users/{admin_id}", full_name="周管理", role="handler", unit_id=str(street), active="1")
+    assert demote.status_code == 422 and "不能停用、降级或锁定自己的账户" in demote.text
+    assert admin.get("/admin/users/999999").status_code == 404
 
 
 # ------------------------------------------------------------------------------------------------------- CSRF

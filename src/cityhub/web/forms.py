@@ -31,6 +31,22 @@ def whole_number(value: str | None) -> int | None:
         return None
 
 
+# What the password check's reasons (``details.reason`` of its refusal) say on a page.
+PASSWORD_REASONS = {
+    "too_short": "account.pw_too_short",
+    "too_uniform": "account.pw_too_uniform",
+    "contains_username": "account.pw_contains_username",
+    "guessable": "account.pw_guessable",
+}
+
+
+def password_error(exc: CityhubError) -> str | None:
+    """The catalogue key saying why a new password was refused (None when ``exc`` is about something else)."""
+    if exc.details.get("field") != "password":
+        return None
+    return PASSWORD_REASONS.get(str(exc.details.get("reason")), "err.validation")
+
+
 def field_message(t: Translator, message: str) -> str:
     """A validation message of the service layer in the user's language."""
     if "needs a title or content" in message:

@@ -280,14 +280,6 @@ def logout(request: Request, db: DbSession, form: FormBody) -> Response:
 
 # ------------------------------------------------------------------------------------------------ account
 
-# What the password check's reasons (``details.reason``) say on the page.
-_PASSWORD_REASONS = {
-    "too_short": "account.pw_too_short",
-    "too_uniform": "account.pw_too_uniform",
-    "contains_username": "account.pw_contains_username",
-    "guessable": "account.pw_guessable",
-}
-
 
 def _account_page(
     request: Request,
@@ -343,7 +335,7 @@ def account_password(request: Request, db: DbSession, form: FormBody) -> Respons
         elif details.get("field") == "current_password":
             errors = {"current_password": "account.pw_wrong"}
         else:
-            errors = {"new_password": _PASSWORD_REASONS.get(str(details.get("reason")), "err.validation")}
+            errors = {"new_password": forms.password_error(exc) or "err.validation"}
         return _account_page(request, db, principal, errors=errors, revoke=revoke, status_code=exc.http_status)
     flash = ("account.pw_changed", {"sessions": done.sessions_ended, "tokens": done.tokens_revoked})
     return support.redirect("/account", flash=flash)
@@ -1110,9 +1102,11 @@ def install(app: FastAPI) -> None:
 
     from cityhub.web.kb_pages import router as kb_router
     from cityhub.web.rules_pages import router as rules_router
+    from cityhub.web.users_pages import router as users_router
 
     app.include_router(router)
     app.include_router(rules_router)
     app.include_router(kb_router)
+    app.include_router(users_router)
     app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
     vendor.warn_if_missing()

@@ -139,6 +139,8 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.kb", "/kb"))
     if role in OVERSEERS:
         items.append(NavItem("nav.dashboard", "/dashboard"))
+    if permissions.allows(role, permissions.USERS_MANAGE):
+        items.append(NavItem("nav.users", "/admin/users"))
     return items
 
 
@@ -363,7 +365,7 @@ def set_flash(response: Response, key: str, **params: Any) -> None:
     )
 
 
-_FLASH_GROUPS = frozenset({"intake", "order", "queue", "login", "rules", "kb", "account"})
+_FLASH_GROUPS = frozenset({"intake", "order", "queue", "login", "rules", "kb", "account", "users"})
 
 
 def read_flash(request: Request) -> dict[str, Any] | None:
