@@ -29,6 +29,7 @@ from cityhub.knowledge.schemas import EntryCreate
 from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, User
 from cityhub.web import i18n, vendor
+from cityhub.workorders import calendar as workcal
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import Channel, Order, OrderEvent, SlaStatus
@@ -297,6 +298,49 @@ def test_an_administrator_manages_accounts_on_the_users_pages(org) -> None:
     demote = post(f"/admin/users/{admin_id}", full_name="周管理", role="handler", unit_id=str(street), active="1")
     assert demote.status_code == 422 and "不能停用、降级或锁定自己的账户" in demote.text
     assert admin.get("/admin/users/999999").status_code == 404
+
+
+def test_an_administrator_enters_a_year_of_holidays_on_the_calendar_page(org) -> None:
+    """工作日历: a year the built-in calendar does not know is flagged until its holidays are entered; a pasted year
+    enters its good rows and lists every bad one in Chinese; an entry is deleted again; only calendar:manage."""
+    assert login("disp").get("/admin/calendar", follow_redirects=False).status_code == 403
+    admin = login("adm")
+    year = 2090  # far beyond any built-in calendar
+    page = admin.get("/admin/calendar", params={"year": year})
+    assert (
+        page.status_code == 200
+        and 'data-testid="calendar-missing"' in page.text
+        and 'href="/admin/calendar"' in page.text
+    )
+    assert 'data-testid="calendar-builtin"' in admin.get("/admin/calendar", params={"year": 2025}).text
+
+    def post(path: str, **data: str) -> Any:
+        return admin.post(path, data={"csrf_token": csrf(admin), **data}, follow_redirects=False)
+
+    holidays = [f"{year}-10-{d:02d},holiday,国庆节" for d in range(1, 8)] + [
+        f"{year}-01-0{d},holiday,元旦" for d in (2, 3, 4, 5)
+    ]
+    rows = "\n".join(["date,kind,name", *holidays, f"{year}-13-01,holiday,x", f"{year}-10-09,rest,y"])
+    imported = post(f"/admin/calendar/import?year={year}", rows=rows)
+    assert imported.status_code == 422
+    assert "以下 2 行未录入" in imported.text and f"“{year}-13-01”不是有效日期" in imported.text
+    assert "类型应为 holiday 或 workday，而不是“rest”" in imported.text
+    with session_scope() as s:
+        entered = [d for d in workcal.list_days(s, year=year) if not d.is_workday]
+    assert len(entered) == 11
+    page = admin.get("/admin/calendar", params={"year": year})
+    weekday_holidays = sum(1 for d in entered if d.day.weekday() < 5)
+    assert ('data-testid="calendar-missing"' in page.text) == (weekday_holidays < workcal.MIN_WEEKDAY_HOLIDAYS)
+
+    one = post("/admin/calendar/days", day=f"{year}-10-10", kind="workday", name="调休上班")
+    assert one.status_code == 303 and one.headers["location"] == f"/admin/calendar?year={year}"
+    assert f"已录入 {year}-10-10" in admin.get(one.headers["location"]).text
+    bad = post("/admin/calendar/days", day="tomorrow", kind="holiday")
+    assert bad.status_code == 422 and "请输入有效日期" in bad.text
+    assert post(f"/admin/calendar/days/{year}-10-10/delete").status_code == 303
+    assert post(f"/admin/calendar/days/{year}-10-11/delete").status_code == 404
+    with session_scope() as s:
+        assert all(d.day.isoformat() != f"{year}-10-10" for d in workcal.list_days(s, year=year))
 
 
 # ------------------------------------------------------------------------------------------------------- CSRF

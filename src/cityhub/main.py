@@ -123,7 +123,7 @@ def health_problems(summary: dict[str, Any]) -> list[str]:
         problems.append(
             f"working calendar: no official holidays for {year} (not built in; {entered.get(str(year), 0)} weekday "
             f"holidays entered, a year has at least {MIN_WEEKDAY_HOLIDAYS}); its deadlines count them as working "
-            "days — enter them with `cityhub calendar import FILE`"
+            "days — enter them on the web UI's 工作日历 page (/admin/calendar) or with `cityhub calendar import FILE`"
         )
     model = summary.get("dispatch_model")
     if model == "reload failed":

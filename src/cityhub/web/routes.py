@@ -1100,6 +1100,7 @@ def install(app: FastAPI) -> None:
         principal = getattr(request.state, "principal", None)
         return support.error_page(request, exc.status, exc.message_key, principal)
 
+    from cityhub.web.calendar_pages import router as calendar_router
     from cityhub.web.kb_pages import router as kb_router
     from cityhub.web.rules_pages import router as rules_router
     from cityhub.web.users_pages import router as users_router
@@ -1108,5 +1109,6 @@ def install(app: FastAPI) -> None:
     app.include_router(rules_router)
     app.include_router(kb_router)
     app.include_router(users_router)
+    app.include_router(calendar_router)
     app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
     vendor.warn_if_missing()

@@ -141,6 +141,8 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.dashboard", "/dashboard"))
     if permissions.allows(role, permissions.USERS_MANAGE):
         items.append(NavItem("nav.users", "/admin/users"))
+    if permissions.allows(role, permissions.CALENDAR_MANAGE):
+        items.append(NavItem("nav.calendar", "/admin/calendar"))
     return items
 
 
@@ -365,7 +367,7 @@ def set_flash(response: Response, key: str, **params: Any) -> None:
     )
 
 
-_FLASH_GROUPS = frozenset({"intake", "order", "queue", "login", "rules", "kb", "account", "users"})
+_FLASH_GROUPS = frozenset({"intake", "order", "queue", "login", "rules", "kb", "account", "users", "calendar"})
 
 
 def read_flash(request: Request) -> dict[str, Any] | None:

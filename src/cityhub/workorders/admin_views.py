@@ -298,10 +298,10 @@ def check_day(day: DayPath, db: DbSession) -> CalendarCheck:
         _, holiday = chinese_calendar.get_holiday_detail(day)
     except NotImplementedError:
         return CalendarCheck(day=day, is_workday=day.weekday() < 5, source="weekday", name=None)
-    return CalendarCheck(day=day, is_workday=is_workday, source="official", name=_holiday_name(holiday))
+    return CalendarCheck(day=day, is_workday=is_workday, source="official", name=holiday_name(holiday))
 
 
-def _holiday_name(english: str | None) -> str | None:
+def holiday_name(english: str | None) -> str | None:
     """The Chinese name of a holiday the package names in English (National Day → 国庆节)."""
     if english is None:
         return None

@@ -415,32 +415,54 @@ class CalendarEntry:
     name: str | None
 
 
-def parse_calendar_rows(text: str) -> tuple[list[CalendarEntry], list[str]]:
+@dataclass(frozen=True)
+class CalendarRowError:
+    """A refused row of a calendar file: its number, what is wrong (``problem``: fields, date, kind, repeated) and
+    the value in question; ``str()`` is the CLI's English line, a page words it from ``problem``."""
+
+    row: int
+    problem: str
+    value: str
+    first_row: int | None = None  # "repeated": the row the day is on already
+
+    def __str__(self) -> str:
+        match self.problem:
+            case "fields":
+                return f"row {self.row}: expected date,kind,name, got {self.value} field(s)"
+            case "date":
+                return f"row {self.row}: '{self.value}' is not a date (YYYY-MM-DD)"
+            case "kind":
+                return f"row {self.row}: kind must be 'holiday' or 'workday', not '{self.value}'"
+            case _:
+                return f"row {self.row}: {self.value} is already on row {self.first_row}"
+
+
+def parse_calendar_rows(text: str) -> tuple[list[CalendarEntry], list[CalendarRowError]]:
     """Read CSV rows ``date,kind,name`` (kind ``holiday`` or ``workday``, name optional; a first row ``date,…`` is a
     header; blank lines are skipped) into entries, and every bad row into an error naming its row number."""
     import csv
 
     entries: list[CalendarEntry] = []
-    errors: list[str] = []
+    errors: list[CalendarRowError] = []
     seen: dict[date, int] = {}
     for number, row in enumerate(csv.reader(text.splitlines()), start=1):
         cells = [cell.strip() for cell in row]
         if not any(cells) or (number == 1 and cells[0].lower() == "date"):
             continue
         if len(cells) < 2 or len(cells) > 3:
-            errors.append(f"row {number}: expected date,kind,name, got {len(cells)} field(s)")
+            errors.append(CalendarRowError(number, "fields", str(len(cells))))
             continue
         text_day, kind, name = cells[0], cells[1].lower(), (cells[2] if len(cells) == 3 else "")
         try:
             day = date.fromisoformat(text_day)
         except ValueError:
-            errors.append(f"row {number}: '{text_day}' is not a date (YYYY-MM-DD)")
+            errors.append(CalendarRowError(number, "date", text_day))
             continue
         if kind not in CALENDAR_KINDS:
-            errors.append(f"row {number}: kind must be 'holiday' or 'workday', not '{cells[1]}'")
+            errors.append(CalendarRowError(number, "kind", cells[1]))
             continue
         if day in seen:
-            errors.append(f"row {number}: {day.isoformat()} is already on row {seen[day]}")
+            errors.append(CalendarRowError(number, "repeated", day.isoformat(), seen[day]))
             continue
         seen[day] = number
         entries.append(CalendarEntry(day=day, is_workday=CALENDAR_KINDS[kind], name=name or None))

@@ -1,0 +1,142 @@
+"""工作日历: the working calendar of a year — the official holidays the product knows, the administrators' entries
+(holidays and make-up workdays), one day at a time or a whole year pasted as ``date,kind,name`` rows.
+
+The same service calls as ``/api/v1/calendar/days`` and ``cityhub calendar set|import|delete``
+(``cityhub.workorders.recompute``): every edit moves the running deadlines it touches, audited per order, and says
+how many. Reading needs ``calendar:manage`` too: the page is an administrator's tool.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import chinese_calendar
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from cityhub.api.deps import DbSession
+from cityhub.auth import permissions
+from cityhub.auth.principal import Principal
+from cityhub.config import get_settings
+from cityhub.db import utcnow
+from cityhub.errors import NotFound
+from cityhub.web import forms, support
+from cityhub.web.support import FormBody, PageError, render
+from cityhub.workorders import calendar as workcal
+from cityhub.workorders import recompute
+from cityhub.workorders.admin_views import MAX_YEAR, MIN_YEAR, holiday_name
+
+router = APIRouter(include_in_schema=False)
+
+
+def _admin(request: Request, db: Session, form: FormBody | None = None) -> Principal:
+    principal = support.require_user(request, db, permissions.CALENDAR_MANAGE)
+    if form is not None:
+        support.check_csrf(request, principal, form)
+    return principal
+
+
+def _official_holidays(year: int) -> list[tuple[date, str]] | None:
+    """The built-in official holidays of ``year`` that fall on weekdays, with their names; None when the built-in
+    calendar does not know the year."""
+    try:
+        chinese_calendar.is_workday(date(year, 1, 1))
+    except NotImplementedError:
+        return None
+    days = chinese_calendar.get_holidays(date(year, 1, 1), date(year, 12, 31))
+    return [(day, holiday_name(chinese_calendar.get_holiday_detail(day)[1]) or "") for day in days if day.weekday() < 5]
+
+
+def _year_of(request: Request) -> int:
+    today = utcnow().astimezone(get_settings().tz).date()
+    year = forms.whole_number(request.query_params.get("year")) or today.year
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise PageError(404, "err.page_not_found")
+    return year
+
+
+def _page(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    year: int,
+    *,
+    errors: list[workcal.CalendarRowError] | None = None,
+    field_errors: dict[str, str] | None = None,
+    pasted: str = "",
+    status_code: int = 200,
+) -> Response:
+    entries = workcal.list_days(db, year=year)
+    official = _official_holidays(year)
+    weekday_holidays = sum(1 for d in entries if not d.is_workday and d.day.weekday() < 5)
+    return render(
+        request,
+        "calendar.html",
+        principal=principal,
+        status_code=status_code,
+        year=year,
+        entries=entries,
+        official=official,
+        weekday_holidays=weekday_holidays,
+        enough=workcal.MIN_WEEKDAY_HOLIDAYS,
+        row_errors=errors or [],
+        errors=field_errors or {},
+        pasted=pasted,
+    )
+
+
+@router.get("/admin/calendar", response_class=HTMLResponse)
+def calendar_page(request: Request, db: DbSession) -> Response:
+    """A year's official holidays and the administrators' entries."""
+    return _page(request, db, _admin(request, db), _year_of(request))
+
+
+@router.post("/admin/calendar/days", response_class=HTMLResponse)
+def set_day(request: Request, db: DbSession, form: FormBody) -> Response:
+    """Enter one day (a holiday or a make-up workday); running deadlines follow."""
+    principal = _admin(request, db, form)
+    t = support.translator(request)
+    try:
+        day = date.fromisoformat(form.get("day").strip())
+    except ValueError:
+        year = _year_of(request)
+        return _page(request, db, principal, year, field_errors={"day": t("err.date")}, status_code=422)
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        return _page(request, db, principal, day.year, field_errors={"day": t("err.date")}, status_code=422)
+    _, done = recompute.set_calendar_day(
+        db, day=day, is_workday=form.get("kind") == "workday", name=form.text("name"), actor=principal.actor
+    )
+    db.commit()
+    flash = ("calendar.saved", {"day": day.isoformat(), "orders": done.orders})
+    return support.redirect(f"/admin/calendar?year={day.year}", flash=flash)
+
+
+@router.post("/admin/calendar/import", response_class=HTMLResponse)
+def import_days(request: Request, db: DbSession, form: FormBody) -> Response:
+    """Enter many days pasted as ``date,kind,name`` rows; the good rows are entered, every bad one is listed."""
+    principal = _admin(request, db, form)
+    pasted = form.get("rows")
+    entries, errors = workcal.parse_calendar_rows(pasted)
+    done = recompute.import_calendar_days(db, entries=entries, actor=principal.actor) if entries else None
+    db.commit()
+    year = entries[0].day.year if entries else _year_of(request)
+    if errors:
+        # The refused rows stay in the box to be corrected; the entered ones are in the list already.
+        return _page(request, db, principal, year, errors=errors, pasted=pasted, status_code=422)
+    params = {"days": len(entries), "orders": done.orders if done else 0}
+    return support.redirect(f"/admin/calendar?year={year}", flash=("calendar.imported", params))
+
+
+@router.post("/admin/calendar/days/{day}/delete", response_class=HTMLResponse)
+def delete_day(request: Request, db: DbSession, day: str, form: FormBody) -> Response:
+    """Remove an entry: the built-in calendar (or the plain weekday rule) applies again."""
+    principal = _admin(request, db, form)
+    try:
+        when = date.fromisoformat(day)
+        done = recompute.delete_calendar_day(db, day=when, actor=principal.actor)
+    except (ValueError, NotFound):
+        raise PageError(404, "err.page_not_found") from None
+    db.commit()
+    flash = ("calendar.deleted", {"day": when.isoformat(), "orders": done.orders})
+    return support.redirect(f"/admin/calendar?year={when.year}", flash=flash)
