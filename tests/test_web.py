@@ -32,7 +32,7 @@ from cityhub.web import i18n, vendor
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action, State
-from cityhub.workorders.models import Channel, Order, OrderEvent, SlaStatus
+from cityhub.workorders.models import Channel, Order, OrderEvent, SlaRule, SlaStatus
 from web_helpers import PASSWORD, TOPICS, build_world, hidden, intake_form, train_classifier, world_env
 
 
@@ -250,12 +250,16 @@ def test_an_administrator_manages_accounts_on_the_users_pages(org) -> None:
     """用户管理: only for users:manage; a new account with a generated password shown once on the answering page
     (never in a redirect), errors at their fields, role and unit changed, a reset password, lock and unlock; an
     administrator cannot lock or demote themself."""
-    assert login("disp").get("/admin/users", follow_redirects=False).status_code == 403
+    dispatcher = login("disp")
+    assert dispatcher.get("/admin/users", follow_redirects=False).status_code == 403
+    assert dispatcher.get("/admin", follow_redirects=False).status_code == 403
+    assert 'href="/admin"' not in dispatcher.get("/queue").text
     admin = login("adm")
+    home = admin.get("/admin")  # 系统管理: one menu entry, the pages the role may use
+    assert home.status_code == 200 and 'href="/admin"' in home.text
+    assert all(f'href="{path}"' in home.text for path in ("/admin/users", "/sla", "/admin/calendar"))
     listed = admin.get("/admin/users")
-    assert (
-        listed.status_code == 200 and 'href="/admin/users"' in listed.text and 'data-username="hand_a"' in listed.text
-    )
+    assert listed.status_code == 200 and 'data-username="hand_a"' in listed.text
     assert 'data-username="hand_b"' not in admin.get("/admin/users", params={"q": "hand_a"}).text
 
     def post(path: str, **data: str) -> Any:
@@ -307,11 +311,7 @@ def test_an_administrator_enters_a_year_of_holidays_on_the_calendar_page(org) ->
     admin = login("adm")
     year = 2090  # far beyond any built-in calendar
     page = admin.get("/admin/calendar", params={"year": year})
-    assert (
-        page.status_code == 200
-        and 'data-testid="calendar-missing"' in page.text
-        and 'href="/admin/calendar"' in page.text
-    )
+    assert page.status_code == 200 and 'data-testid="calendar-missing"' in page.text
     assert 'data-testid="calendar-builtin"' in admin.get("/admin/calendar", params={"year": 2025}).text
 
     def post(path: str, **data: str) -> Any:
@@ -341,6 +341,36 @@ def test_an_administrator_enters_a_year_of_holidays_on_the_calendar_page(org) ->
     assert post(f"/admin/calendar/days/{year}-10-11/delete").status_code == 404
     with session_scope() as s:
         assert all(d.day.isoformat() != f"{year}-10-10" for d in workcal.list_days(s, year=year))
+
+
+def test_time_limits_are_read_by_supervisors_and_set_by_administrators(org) -> None:
+    """办理时限: the table and the built-in terms for a supervisor (no form); an administrator sets a category's rule
+    (a running order under it gets its deadline recomputed), gets bad values told at their field, deletes it."""
+    assert login("op").get("/sla", follow_redirects=False).status_code == 403
+    sup = login("sup").get("/sla")
+    assert sup.status_code == 200 and "内置时限" in sup.text and 'data-testid="sla-form"' not in sup.text
+    admin = login("adm")
+    assert 'href="/sla"' in login("sup").get("/orders").text  # a supervisor's menu has it; an admin's via /admin
+
+    def post(path: str, **data: str) -> Any:
+        return admin.post(path, data={"csrf_token": csrf(admin), **data}, follow_redirects=False)
+
+    order = _order()
+    with session_scope() as s:
+        street = s.scalars(select(Unit.id).where(Unit.code == "W-JT")).one()
+        orders.act(s, order_id=order.id, action=Action.DISPATCH, params={"unit_id": street})
+        category = s.get(Order, order.id).category_id  # type: ignore[union-attr]
+        due_before = s.get(Order, order.id).due_at  # type: ignore[union-attr]
+    bad = post("/sla", category_id=str(category or ""), urgency="", accept_hours="0", finish_days="x")
+    assert bad.status_code == 422 and 'data-testid="field-error-accept_hours"' in bad.text
+    saved = post("/sla", category_id=str(category or ""), urgency="", accept_hours="1", finish_days="20")
+    assert saved.status_code == 303
+    assert "1 张在办工单的时限已重新计算" in admin.get("/sla").text
+    with session_scope() as s:
+        assert s.get(Order, order.id).due_at > due_before  # type: ignore[union-attr,operator]
+        rule_id = s.scalars(select(SlaRule.id).where(SlaRule.finish_days == 20)).one()
+    assert post(f"/sla/{rule_id}/delete").status_code == 303
+    assert post(f"/sla/{rule_id}/delete").status_code == 404
 
 
 # ------------------------------------------------------------------------------------------------------- CSRF

@@ -278,6 +278,19 @@ def logout(request: Request, db: DbSession, form: FormBody) -> Response:
     return response
 
 
+# ------------------------------------------------------------------------------------------------ admin
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_home(request: Request, db: DbSession) -> Response:
+    """系统管理: the administration pages the user's role may use."""
+    principal = support.require_user(request, db)
+    pages = support.admin_pages(principal)
+    if not pages:
+        raise PageError(403, "err.forbidden")
+    return render(request, "admin.html", principal=principal, pages=pages)
+
+
 # ------------------------------------------------------------------------------------------------ account
 
 
@@ -1103,6 +1116,7 @@ def install(app: FastAPI) -> None:
     from cityhub.web.calendar_pages import router as calendar_router
     from cityhub.web.kb_pages import router as kb_router
     from cityhub.web.rules_pages import router as rules_router
+    from cityhub.web.sla_pages import router as sla_router
     from cityhub.web.users_pages import router as users_router
 
     app.include_router(router)
@@ -1110,5 +1124,6 @@ def install(app: FastAPI) -> None:
     app.include_router(kb_router)
     app.include_router(users_router)
     app.include_router(calendar_router)
+    app.include_router(sla_router)
     app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
     vendor.warn_if_missing()

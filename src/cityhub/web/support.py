@@ -139,11 +139,24 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.kb", "/kb"))
     if role in OVERSEERS:
         items.append(NavItem("nav.dashboard", "/dashboard"))
-    if permissions.allows(role, permissions.USERS_MANAGE):
-        items.append(NavItem("nav.users", "/admin/users"))
-    if permissions.allows(role, permissions.CALENDAR_MANAGE):
-        items.append(NavItem("nav.calendar", "/admin/calendar"))
+    if admin_pages(principal):
+        items.append(NavItem("nav.admin", "/admin"))  # the administrators' tools, one entry for all
+    elif role == Role.SUPERVISOR:
+        items.append(NavItem("nav.sla", "/sla"))
     return items
+
+
+def admin_pages(principal: Principal) -> list[NavItem]:
+    """The administration pages the user's role may use (系统管理), in the order /admin lists them."""
+    role = principal.role
+    pages = []
+    if permissions.allows(role, permissions.USERS_MANAGE):
+        pages.append(NavItem("nav.users", "/admin/users"))
+    if permissions.allows(role, permissions.SLA_MANAGE):
+        pages.append(NavItem("nav.sla", "/sla"))
+    if permissions.allows(role, permissions.CALENDAR_MANAGE):
+        pages.append(NavItem("nav.calendar", "/admin/calendar"))
+    return pages
 
 
 def home_of(principal: Principal) -> str:
@@ -367,7 +380,7 @@ def set_flash(response: Response, key: str, **params: Any) -> None:
     )
 
 
-_FLASH_GROUPS = frozenset({"intake", "order", "queue", "login", "rules", "kb", "account", "users", "calendar"})
+_FLASH_GROUPS = frozenset({"intake", "order", "queue", "login", "rules", "kb", "account", "users", "calendar", "sla"})
 
 
 def read_flash(request: Request) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.views import MAX_ID, IdPath, IdQuery, SearchText, StorableText
 from cityhub.workorders import calendar, categories, recompute, sla
 from cityhub.workorders.models import CalendarDay, Category, SlaRule, Urgency
+from cityhub.workorders.service import Actor
 
 # The working-time tables are built for these years only (see calendar.WorkCalendar).
 MIN_YEAR, MAX_YEAR = 1901, 9998
@@ -217,8 +218,7 @@ def _category_paths(db: Session, ids: set[int]) -> dict[int, str]:
     return {category_id: path for category_id, path in rows}
 
 
-@sla_router.get("/rules", response_model=list[SlaRuleOut])
-def list_rules(db: DbSession) -> list[SlaRuleOut]:
+def rule_table(db: Session) -> list[SlaRuleOut]:
     """The time-limit table: default rules first, then per category; within each, any-urgency first."""
     rules = list(db.scalars(select(SlaRule)))
     paths = _category_paths(db, {r.category_id for r in rules if r.category_id is not None})
@@ -227,18 +227,32 @@ def list_rules(db: DbSession) -> list[SlaRuleOut]:
     return [_rule_out(r, paths) for r in rules]
 
 
-@sla_router.put("/rules", response_model=SlaRuleOut, dependencies=SlaManager)
-def put_rule(
-    body: SlaRulePut, db: DbSession, actor: CurrentActor, response: Response, recompute_running: Recompute = True
-) -> SlaRuleOut:
-    """Create or replace the rule of one category × urgency; running clocks under it follow."""
+def save_rule(
+    db: Session, body: SlaRulePut, *, actor: Actor, recompute_running: bool = True
+) -> tuple[SlaRuleOut, recompute.Recomputed]:
+    """Create or replace the rule of one category × urgency; running clocks under it follow (unless told not to)."""
     if body.category_id is not None and db.get(Category, body.category_id) is None:
         raise ValidationFailed(f"category {body.category_id} not found", details={"field": "category_id"})
     spec = sla.RuleSpec(**body.model_dump(exclude={"urgency"}), urgency=body.urgency.value if body.urgency else None)
     rule, done = recompute.set_sla_rule(db, spec=spec, actor=actor, recompute=recompute_running)
     paths = _category_paths(db, {rule.category_id} if rule.category_id is not None else set())
+    return _rule_out(rule, paths), done
+
+
+@sla_router.get("/rules", response_model=list[SlaRuleOut])
+def list_rules(db: DbSession) -> list[SlaRuleOut]:
+    """The time-limit table: default rules first, then per category; within each, any-urgency first."""
+    return rule_table(db)
+
+
+@sla_router.put("/rules", response_model=SlaRuleOut, dependencies=SlaManager)
+def put_rule(
+    body: SlaRulePut, db: DbSession, actor: CurrentActor, response: Response, recompute_running: Recompute = True
+) -> SlaRuleOut:
+    """Create or replace the rule of one category × urgency; running clocks under it follow."""
+    rule, done = save_rule(db, body, actor=actor, recompute_running=recompute_running)
     response.headers[RECOMPUTED_HEADER] = str(done.orders)
-    return _rule_out(rule, paths)
+    return rule
 
 
 @sla_router.delete("/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=SlaManager)
