@@ -165,6 +165,31 @@ def test_sharing_needs_a_key_with_the_scope(client: TestClient) -> None:
     assert client.get("/api/v1/sharing/stats", headers={"X-API-Key": _key("admin", name="ops")}).status_code == 200
 
 
+def test_an_administrator_reads_the_call_statistics_with_their_own_login(client: TestClient) -> None:
+    """A person whose role manages the API clients reads /sharing/stats with their token, no client key; a person
+    without that permission does not."""
+    from cityhub.auth.service import create_token
+    from cityhub.org.models import Role, User
+
+    with session_scope() as s:
+        district = Unit(code="SH-D", name="测试区", tier=UnitTier.DISTRICT)
+        s.add(district)
+        s.flush()
+        people = {
+            role: User(username=f"p-{role.value}", full_name="某人", role=role, unit_id=district.id)
+            for role in (Role.ADMIN, Role.LEADER)
+        }
+        s.add_all(people.values())
+        s.flush()
+        tokens = {role: create_token(s, user_id=user.id, name="t")[1] for role, user in people.items()}
+    admin = client.get("/api/v1/sharing/stats", headers={"Authorization": f"Bearer {tokens[Role.ADMIN]}"})
+    assert admin.status_code == 200 and isinstance(admin.json(), list)
+    leader = client.get("/api/v1/sharing/stats", headers={"Authorization": f"Bearer {tokens[Role.LEADER]}"})
+    assert leader.status_code in (401, 403)
+    forged = client.get("/api/v1/sharing/stats", headers={"Authorization": "Bearer chub_not-a-token"})
+    assert forged.status_code in (401, 403)
+
+
 def test_rate_limit_holds_across_requests(client: TestClient) -> None:
     key = _key("sharing:read", rate_limit=3)
     statuses = [

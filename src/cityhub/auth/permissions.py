@@ -24,6 +24,7 @@ ORG_READ = "org:read"  # read the unit tree and the staff directory (citizens do
 CATEGORIES_MANAGE = "categories:manage"  # add, rename, move and deactivate category nodes
 SLA_MANAGE = "sla:manage"  # edit the time-limit rules table
 CALENDAR_MANAGE = "calendar:manage"  # enter holidays and make-up workdays
+API_CLIENTS_MANAGE = "apiclients:manage"  # the data-sharing API's clients, keys, scopes, limits and call statistics
 
 
 def act(action: Action | str) -> str:
@@ -37,7 +38,7 @@ def _acts(*actions: Action) -> set[str]:
 
 ALL_PERMISSIONS: frozenset[str] = frozenset(
     {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE, KB_MANAGE, REPLY_REVIEW}
-    | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE}
+    | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE, API_CLIENTS_MANAGE}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 

@@ -46,12 +46,26 @@ def authorize(request: Request, *, raw_key: str | None, scope: str | None) -> Ca
 
 
 def person_is_admin(request: Request) -> bool:
-    """Hook for the identity layer: True when the signed-in person may read every client's statistics.
+    """True when the request carries a person's credential (a bearer token or a browser session) whose role may
+    manage the API clients (``apiclients:manage``): such a person reads every client's statistics without a key."""
+    from cityhub.auth import permissions
+    from cityhub.auth import service as auth
+    from cityhub.auth.errors import Unauthenticated
+    from cityhub.auth.settings import get_auth_settings
 
-    Until people can sign in, only an API key with the ``admin`` scope opens the statistics.
-    """
-    del request
-    return False
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    cookie = request.cookies.get(get_auth_settings().session_cookie_name)
+    if not (scheme.lower() == "bearer" and token.strip()) and not cookie:
+        return False
+    try:
+        with session_scope() as session:
+            if scheme.lower() == "bearer" and token.strip():
+                principal = auth.authenticate_token(session, token=token.strip())
+            else:
+                principal = auth.authenticate_session(session, token=cookie or "")
+    except Unauthenticated:
+        return False
+    return permissions.allows(principal.role, permissions.API_CLIENTS_MANAGE)
 
 
 def status_of(exc: BaseException) -> int:
