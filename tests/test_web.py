@@ -373,6 +373,47 @@ def test_time_limits_are_read_by_supervisors_and_set_by_administrators(org) -> N
     assert post(f"/sla/{rule_id}/delete").status_code == 404
 
 
+def test_an_administrator_manages_api_clients_on_the_data_sharing_page(org) -> None:
+    """数据共享: a new client's key shown once and working; scopes and limit changed for every key; a key revoked;
+    the calls of the last days counted per client; only apiclients:manage."""
+    from cityhub.sharing import service as sharing
+
+    assert login("sup").get("/admin/api-clients", follow_redirects=False).status_code == 403
+    admin = login("adm")
+    assert 'href="/admin/api-clients"' in admin.get("/admin").text
+
+    def post(path: str, **data: Any) -> Any:
+        return admin.post(path, data={"csrf_token": csrf(admin), **data}, follow_redirects=False)
+
+    no_scope = post("/admin/api-clients", name="hotline-app", rate_limit="30")
+    assert no_scope.status_code == 422 and "请至少选择一项权限范围" in no_scope.text
+    made = post("/admin/api-clients", name="hotline-app", scopes=["sharing:read"], rate_limit="30")
+    assert made.status_code == 201 and "cityhub_flash" not in made.headers.get("set-cookie", "")
+    key = re.search(r'<code class="secret">([^<]+)</code>', made.text).group(1)  # type: ignore[union-attr]
+    api = _client()
+    assert api.get("/api/v1/sharing/orders", headers={"X-API-Key": key}).status_code == 200
+    again = post("/admin/api-clients", name="hotline-app", scopes=["admin"], rate_limit="30")
+    assert again.status_code == 409 and "该名称的客户端已存在" in again.text
+
+    with session_scope() as s:
+        client = sharing.get_client(s, name="hotline-app")
+        assert client is not None
+        client_id = client.id
+    page = admin.get("/admin/api-clients")
+    assert "近 30 天调用 1 次，出错 0 次" in page.text and "/api/v1/sharing/orders" in page.text
+    changed = post(f"/admin/api-clients/{client_id}", scopes=["open311:write"], rate_limit="5")
+    assert changed.status_code == 303
+    assert api.get("/api/v1/sharing/orders", headers={"X-API-Key": key}).status_code == 403  # scope taken away
+    bad = post(f"/admin/api-clients/{client_id}", scopes=["open311:write"], rate_limit="0")
+    assert bad.status_code == 422 and "限额须为至少 1 的整数" in bad.text
+    second = post(f"/admin/api-clients/{client_id}/keys")
+    assert second.status_code == 201 and '<code class="secret">' in second.text
+    assert post(f"/admin/api-clients/keys/{key[:12]}/revoke").status_code == 303
+    with session_scope() as s, pytest.raises(sharing.PermissionDenied):
+        sharing.authenticate(s, raw_key=key)
+    assert post("/admin/api-clients/keys/chk_nothere1/revoke").status_code == 404
+
+
 # ------------------------------------------------------------------------------------------------------- CSRF
 
 

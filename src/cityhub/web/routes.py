@@ -1113,6 +1113,7 @@ def install(app: FastAPI) -> None:
         principal = getattr(request.state, "principal", None)
         return support.error_page(request, exc.status, exc.message_key, principal)
 
+    from cityhub.web.api_clients_pages import router as api_clients_router
     from cityhub.web.calendar_pages import router as calendar_router
     from cityhub.web.kb_pages import router as kb_router
     from cityhub.web.rules_pages import router as rules_router
@@ -1125,5 +1126,6 @@ def install(app: FastAPI) -> None:
     app.include_router(users_router)
     app.include_router(calendar_router)
     app.include_router(sla_router)
+    app.include_router(api_clients_router)
     app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
     vendor.warn_if_missing()

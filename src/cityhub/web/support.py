@@ -156,6 +156,8 @@ def admin_pages(principal: Principal) -> list[NavItem]:
         pages.append(NavItem("nav.sla", "/sla"))
     if permissions.allows(role, permissions.CALENDAR_MANAGE):
         pages.append(NavItem("nav.calendar", "/admin/calendar"))
+    if permissions.allows(role, permissions.API_CLIENTS_MANAGE):
+        pages.append(NavItem("nav.apiclients", "/admin/api-clients"))
     return pages
 
 
@@ -380,7 +382,9 @@ def set_flash(response: Response, key: str, **params: Any) -> None:
     )
 
 
-_FLASH_GROUPS = frozenset({"intake", "order", "queue", "login", "rules", "kb", "account", "users", "calendar", "sla"})
+_FLASH_GROUPS = frozenset(
+    {"intake", "order", "queue", "login", "rules", "kb", "account", "users", "calendar", "sla", "apiclients"}
+)
 
 
 def read_flash(request: Request) -> dict[str, Any] | None:
