@@ -1176,6 +1176,11 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     assert "当前显示：近 30 天" in bad.text
     quarter = login("lead").get("/dashboard?period=2026-Q4")
     assert quarter.status_code == 200 and "当前显示：2026-Q4" in quarter.text and "无法识别" not in quarter.text
+    # The period's analysis report (专报), in each format, from the assessment API the page's session may call.
+    assert 'href="/api/v1/kpi/report?period=2026-Q4&amp;format=xlsx"' in quarter.text
+    leader = login("lead")
+    report = leader.get("/api/v1/kpi/report", params={"period": "2026-Q4", "format": "html"})
+    assert report.status_code == 200 and "专报（2026-Q4）" in report.text
     assert 'data-testid="hot-mined-at"' not in page.text  # grouped by title: nothing mined yet
     from cityhub import jobs
 

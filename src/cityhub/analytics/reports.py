@@ -589,3 +589,38 @@ def generate(
     if "xlsx" in formats:
         files["xlsx"] = write_xlsx(data, stem.with_suffix(".xlsx"), lang=lang)
     return ReportFiles(period.label, files, notes)
+
+
+MEDIA_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+@dataclass(frozen=True)
+class ReportDownload:
+    content: bytes
+    media_type: str
+    filename: str
+
+
+def download(
+    session: Session, *, period: kpi.Period, fmt: str, min_sample: int = kpi.DEFAULT_MIN_SAMPLE, lang: str = "zh"
+) -> ReportDownload:
+    """The report of ``period`` in one format, as bytes for an HTTP answer (:func:`generate` into a temporary
+    directory); ValidationFailed for an unknown format or a PDF this machine cannot print."""
+    import tempfile
+
+    from cityhub.errors import ValidationFailed
+
+    if fmt not in FORMATS:
+        raise ValidationFailed(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}", details={"field": "format"})
+    with tempfile.TemporaryDirectory(prefix="cityhub-report-") as folder:
+        result = generate(
+            session, period=period, out_dir=Path(folder), formats=(fmt,), min_sample=min_sample, lang=lang
+        )
+        if fmt not in result.files:
+            raise ValidationFailed(f"the {fmt} report cannot be made here: {'; '.join(result.warnings)}")
+        path = result.files[fmt]
+        return ReportDownload(path.read_bytes(), MEDIA_TYPES[fmt], path.name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from cityhub.analytics import kpi
 from cityhub.api.deps import CurrentPrincipal, DbSession
@@ -95,3 +95,20 @@ def drilldown(
         raise NotFound(f"unit {unit_id} not found")  # like out-of-scope orders: reveal nothing
     p = kpi.parse_period(period)
     return kpi.drilldown(db, unit=unit_id, kpi=kpi_name, period=p, repeat_days=repeat_days).as_dict()
+
+
+@router.get("/report", response_class=Response)
+def report(
+    db: DbSession,
+    _principal: Overseer,
+    period: PeriodQ,
+    fmt: Annotated[str, Query(alias="format", description="html, pdf or xlsx")] = "html",
+    min_sample: Annotated[int, Query(ge=0, le=10_000, description="minimum sample for rankings")] = 30,
+) -> Response:
+    """The analysis report (专报) of a period as a file: HTML and PDF with charts, the tables as Excel."""
+    from cityhub.analytics import reports
+
+    made = reports.download(db, period=kpi.parse_period(period), fmt=fmt.lower(), min_sample=min_sample)
+    disposition = "inline" if fmt.lower() == "html" else "attachment"
+    headers = {"Content-Disposition": f'{disposition}; filename="{made.filename}"'}
+    return Response(made.content, media_type=made.media_type, headers=headers)

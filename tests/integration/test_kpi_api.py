@@ -1,0 +1,70 @@
+"""The assessment endpoints (/api/v1/kpi) over the app on both backends, on the hand-counted history of test_kpi:
+who sees which units' figures, rankings only for overseers, and the analysis report (专报) as a file."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+from test_kpi import EXPECTED, history  # noqa: F401  (the fixture)
+
+from cityhub.auth.service import create_token
+from cityhub.main import create_app
+from cityhub.org.models import Role, User
+
+
+@pytest.fixture
+def people(app_db, db_session, history):  # noqa: F811
+    """Bearer headers of a leader (the district), the handler of department D, and a citizen."""
+    district = history["units"]["S"].parent_id
+    users = {
+        "leader": User(username="k-lead", full_name="领导", role=Role.LEADER, unit_id=district),
+        "handler": User(username="k-hand", full_name="承办", role=Role.HANDLER, unit_id=history["d"]),
+        "citizen": User(username="k-cit", full_name="市民", role=Role.CITIZEN),
+    }
+    db_session.add_all(users.values())
+    db_session.flush()
+    headers = {
+        name: {"Authorization": f"Bearer {create_token(db_session, user_id=u.id, name='t')[1]}"}
+        for name, u in users.items()
+    }
+    db_session.commit()  # the app reads over its own connections
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        yield client, headers
+
+
+def test_overseers_see_every_unit_staff_their_own_citizens_nothing(people):
+    client, headers = people
+    everyone = client.get("/api/v1/kpi", params={"period": "2026-03"}, headers=headers["leader"])
+    assert everyone.status_code == 200, everyone.text
+    rows = {u["code"]: u for u in everyone.json()["units"]}
+    assert set(rows) == {"K-D1", "K-D2"}
+    for key, code in (("D", "K-D1"), ("D2", "K-D2")):
+        got = {name: (v["numerator"], v["denominator"]) for name, v in rows[code]["kpis"].items()}
+        assert got == EXPECTED[key]
+    own = client.get("/api/v1/kpi", params={"period": "2026-03"}, headers=headers["handler"]).json()
+    assert [u["code"] for u in own["units"]] == ["K-D1"]
+    assert client.get("/api/v1/kpi", params={"period": "2026-03"}, headers=headers["citizen"]).status_code == 403
+    assert (
+        client.get("/api/v1/kpi/ranking", params={"period": "2026-03"}, headers=headers["handler"]).status_code == 403
+    )
+    bad = client.get("/api/v1/kpi", params={"period": "March"}, headers=headers["leader"])
+    assert bad.status_code == 422 and bad.json()["message"]
+
+
+def test_the_analysis_report_downloads_as_html_or_excel_for_overseers(people):
+    client, headers = people
+    url = "/api/v1/kpi/report"
+    html = client.get(url, params={"period": "2026-03"}, headers=headers["leader"])
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    assert "月度专报（2026-03）" in html.text and html.headers["content-disposition"].startswith("inline")
+    xlsx = client.get(url, params={"period": "2026-03", "format": "xlsx", "min_sample": 1}, headers=headers["leader"])
+    assert xlsx.status_code == 200 and 'filename="report-2026-03.xlsx"' in xlsx.headers["content-disposition"]
+    workbook = load_workbook(io.BytesIO(xlsx.content))
+    daily = list(workbook["每日受理量"].iter_rows(min_row=2, values_only=True))
+    assert sum(n for _, n in daily) == 7  # the orders created in March
+    wrong = client.get(url, params={"period": "2026-03", "format": "doc"}, headers=headers["leader"])
+    assert wrong.status_code == 422 and "html, pdf, xlsx" in wrong.json()["message"]
+    assert client.get(url, params={"period": "2026-03"}, headers=headers["handler"]).status_code == 403
