@@ -414,6 +414,17 @@ def test_an_administrator_manages_api_clients_on_the_data_sharing_page(org) -> N
     assert post("/admin/api-clients/keys/chk_nothere1/revoke").status_code == 404
 
 
+def test_the_order_list_folds_the_further_criteria_until_one_is_set(org) -> None:
+    client = login("hand_a")
+    plain = client.get("/orders")
+    assert '<details class="more-filters" data-open-wide>' in plain.text  # folded: a phone shows the list first
+    assert 'class="opt"' in plain.text  # the columns a phone's card leaves out
+    picked = client.get("/orders", params={"channel": "hotline"})
+    assert '<details class="more-filters" data-open-wide open>' in picked.text
+    wrong = client.get("/orders", params={"created_from": "yesterday"})
+    assert '<details class="more-filters" data-open-wide open>' in wrong.text and "请输入有效日期" in wrong.text
+
+
 # ------------------------------------------------------------------------------------------------------- CSRF
 
 

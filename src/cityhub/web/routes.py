@@ -649,8 +649,13 @@ def order_list(request: Request, db: DbSession) -> Response:
         citizen=citizen,
         units=[] if citizen else support.unit_groups(db),
         categories=support.active_categories(db),
+        # The folded criteria open when one of them is set (or an error is about one of them).
+        more_filters=any(q.get(name) for name in _MORE_FILTERS) or bool(set(errors) & set(_MORE_FILTERS)),
         now=utcnow(),
     )
+
+
+_MORE_FILTERS = ("unit_id", "category_id", "channel", "place_source", "created_from", "created_to", "overdue")
 
 
 # Fields the form of each action asks for: (name, kind, required). Kinds: unit, text (textarea), reason,

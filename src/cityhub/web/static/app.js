@@ -16,6 +16,10 @@
       select.dispatchEvent(new Event("change", { bubbles: true }));
     }
   });
+  // Folded filters (data-open-wide) stay open where the screen has room for them.
+  if (window.matchMedia && window.matchMedia("(min-width: 701px)").matches) {
+    document.querySelectorAll("details[data-open-wide]").forEach(function (d) { d.open = true; });
+  }
   // A form marked data-confirm (deleting a rule) asks first.
   document.addEventListener("submit", function (event) {
     var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
