@@ -425,6 +425,50 @@ def test_the_order_list_folds_the_further_criteria_until_one_is_set(org) -> None
     assert '<details class="more-filters" data-open-wide open>' in wrong.text and "请输入有效日期" in wrong.text
 
 
+def test_an_administrator_keeps_the_units_on_the_organisation_pages(org) -> None:
+    """组织机构: the tree with each unit's people; a community added under a street with contacts and a boundary;
+    its code kept, bad contacts, boundary and a move under itself told at their fields; units:manage only."""
+    assert login("lead").get("/admin/units", follow_redirects=False).status_code == 403
+    admin = login("adm")
+    tree = admin.get("/admin/units")
+    assert tree.status_code == 200 and 'data-code="W-JT"' in tree.text
+
+    def post(path: str, **data: str) -> Any:
+        return admin.post(path, data={"csrf_token": csrf(admin), **data}, follow_redirects=False)
+
+    with session_scope() as s:
+        street = s.scalars(select(Unit).where(Unit.code == "W-JT")).one()
+        street_id = street.id
+    square = '{"type": "Polygon", "coordinates": [[[113.2, 23.2], [113.3, 23.2], [113.3, 23.3], [113.2, 23.2]]]}'
+    fields = {"code": "W-JT-C9", "name": "新村社区居委会", "tier": "community", "parent_id": str(street_id)}
+    fields |= {"contacts": "值班室,020-12345678\n书记,13800000000,,书记", "boundary": square, "active": "1"}
+    bad = post("/admin/units", **(fields | {"boundary": '{"type": "Point", "coordinates": [1, 2]}'}))
+    assert bad.status_code == 422 and "辖区边界不是有效的 GeoJSON 多边形" in bad.text
+    made = post("/admin/units", **fields)
+    assert made.status_code == 303
+    with session_scope() as s:
+        unit = s.scalars(select(Unit).where(Unit.code == "W-JT-C9")).one()
+        assert unit.parent_id == street_id and unit.short_name
+        assert unit.contacts == [
+            {"name": "值班室", "phone": "020-12345678"},
+            {"name": "书记", "phone": "13800000000", "role": "书记"},
+        ]
+        assert unit.boundary is not None and unit.boundary["type"] == "Polygon"
+        unit_id = unit.id
+    taken = post("/admin/units", **fields)
+    assert taken.status_code == 422 and "该单位编码已被使用" in taken.text
+    page = admin.get(f"/admin/units/{unit_id}")
+    assert page.status_code == 200 and "值班室,020-12345678" in page.text
+    renamed = post(f"/admin/units/{unit_id}", **(fields | {"name": "新村社区", "code": "IGNORED"}))
+    assert renamed.status_code == 303
+    with session_scope() as s:
+        assert s.get(Unit, unit_id).name == "新村社区" and s.get(Unit, unit_id).code == "W-JT-C9"  # type: ignore[union-attr]
+    cycle = post(f"/admin/units/{street_id}", name="景泰街道", tier="street", parent_id=str(unit_id), active="1")
+    assert cycle.status_code == 422 and "不能把单位移到它自己或它的下级单位之下" in cycle.text
+    contacts = post(f"/admin/units/{unit_id}", **(fields | {"contacts": ",020-1"}))
+    assert contacts.status_code == 422 and "联系人每行应为" in contacts.text
+
+
 # ------------------------------------------------------------------------------------------------------- CSRF
 
 

@@ -81,6 +81,16 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.keywords_blank")
     if "must not be blank" in message or "at least 1 character" in message:
         return t("err.blank")
+    if re.search(r"^unit code \S+ already exists", message):
+        return t("err.code_taken")
+    if "boundary" in message or "polygon" in message.lower() or "linear ring" in message or "longitude" in message:
+        return t("err.boundary", detail=message)
+    if message.startswith("contact line"):
+        return t("err.contacts")
+    if "under its own" in message or "own sub-unit" in message:
+        return t("err.unit_cycle")
+    if "String should match pattern" in message:
+        return t("err.code_pattern")
     return message
 
 

@@ -1123,6 +1123,7 @@ def install(app: FastAPI) -> None:
     from cityhub.web.kb_pages import router as kb_router
     from cityhub.web.rules_pages import router as rules_router
     from cityhub.web.sla_pages import router as sla_router
+    from cityhub.web.units_pages import router as units_router
     from cityhub.web.users_pages import router as users_router
 
     app.include_router(router)
@@ -1132,5 +1133,6 @@ def install(app: FastAPI) -> None:
     app.include_router(calendar_router)
     app.include_router(sla_router)
     app.include_router(api_clients_router)
+    app.include_router(units_router)
     app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
     vendor.warn_if_missing()

@@ -152,6 +152,8 @@ def admin_pages(principal: Principal) -> list[NavItem]:
     pages = []
     if permissions.allows(role, permissions.USERS_MANAGE):
         pages.append(NavItem("nav.users", "/admin/users"))
+    if permissions.allows(role, permissions.UNITS_MANAGE):
+        pages.append(NavItem("nav.units", "/admin/units"))
     if permissions.allows(role, permissions.SLA_MANAGE):
         pages.append(NavItem("nav.sla", "/sla"))
     if permissions.allows(role, permissions.CALENDAR_MANAGE):
@@ -383,7 +385,7 @@ def set_flash(response: Response, key: str, **params: Any) -> None:
 
 
 _FLASH_GROUPS = frozenset(
-    {"intake", "order", "queue", "login", "rules", "kb", "account", "users", "calendar", "sla", "apiclients"}
+    {"intake", "order", "queue", "login", "rules", "kb", "account", "users", "calendar", "sla", "apiclients", "units"}
 )
 
 

@@ -1,0 +1,201 @@
+"""组织机构: the units (district, streets and towns, communities and villages, departments, sub-centres) — who
+they are, their contacts and duties, their people — created and changed by ``units:manage`` roles.
+
+The same service calls as ``/api/v1/units`` and ``cityhub org`` (``cityhub.org.service``): a unit's code is its
+stable identity and never changes; a unit cannot move under its own sub-units; a boundary is GeoJSON (a Polygon or
+MultiPolygon), which places orders by their coordinates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cityhub.api.deps import DbSession
+from cityhub.auth import permissions
+from cityhub.auth.principal import Principal
+from cityhub.errors import CityhubError, ValidationFailed
+from cityhub.org import service as org
+from cityhub.org.models import Unit, UnitTier, User
+from cityhub.org.schemas import UnitCreate, UnitUpdate
+from cityhub.web import support
+from cityhub.web.forms import field_errors
+from cityhub.web.support import FormBody, PageError, render
+
+router = APIRouter(include_in_schema=False)
+
+UNIT_FIELDS = ("code", "name", "short_name", "tier", "parent_id", "duties", "contacts", "boundary", "active")
+
+
+def _admin(request: Request, db: Session, form: FormBody | None = None) -> Principal:
+    principal = support.require_user(request, db, permissions.UNITS_MANAGE)
+    if form is not None:
+        support.check_csrf(request, principal, form)
+    return principal
+
+
+def parse_contacts(text: str) -> list[dict[str, str]]:
+    """Contacts typed one per line as ``名称,电话,邮箱,职务`` (the last three optional)."""
+    contacts = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        cells = [c.strip() for c in line.replace("，", ",").split(",")]
+        if not any(cells):
+            continue
+        if len(cells) > 4 or not cells[0]:
+            raise ValidationFailed(f"contact line {number}: name,phone,email,role", details={"field": "contacts"})
+        keys = ("name", "phone", "email", "role")
+        contacts.append({k: v for k, v in zip(keys, cells, strict=False) if v})
+    return contacts
+
+
+def contacts_text(contacts: list[dict[str, Any]] | None) -> str:
+    keys = ("name", "phone", "email", "role")
+    return "\n".join(",".join(str(c.get(k) or "") for k in keys).rstrip(",") for c in contacts or [])
+
+
+def _payload(form: Any, *, new: bool) -> dict[str, Any]:
+    boundary_text = form.get("boundary").strip()
+    try:
+        boundary = json.loads(boundary_text) if boundary_text else None
+    except ValueError:
+        raise ValidationFailed("the boundary is not JSON (GeoJSON)", details={"field": "boundary"}) from None
+    data: dict[str, Any] = {
+        "name": form.get("name").strip(),
+        "short_name": form.text("short_name"),
+        "tier": form.get("tier"),
+        "parent_id": form.text("parent_id"),
+        "duties": form.text("duties"),
+        "contacts": parse_contacts(form.get("contacts")),
+        "boundary": boundary,
+        "active": form.get("active") == "1",
+    }
+    if new:
+        data["code"] = form.get("code").strip()
+    return data
+
+
+def _values(unit: Unit) -> dict[str, str]:
+    return {
+        "code": unit.code,
+        "name": unit.name,
+        "short_name": unit.short_name or "",
+        "tier": unit.tier.value,
+        "parent_id": str(unit.parent_id or ""),
+        "duties": unit.duties or "",
+        "contacts": contacts_text(unit.contacts),
+        "boundary": json.dumps(unit.boundary, ensure_ascii=False) if unit.boundary else "",
+        "active": "1" if unit.active else "",
+    }
+
+
+def _list_page(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    units = list(db.scalars(select(Unit).order_by(Unit.code)))
+    children: dict[int | None, list[Unit]] = defaultdict(list)
+    for unit in units:
+        children[unit.parent_id].append(unit)
+    people = dict(
+        db.execute(select(User.unit_id, func.count()).where(User.active.is_(True)).group_by(User.unit_id)).all()
+    )
+    return render(
+        request,
+        "units.html",
+        principal=principal,
+        status_code=status_code,
+        roots=children[None],
+        children=children,
+        people=people,
+        tiers=list(UnitTier),
+        parents=[u for u in units if u.tier != UnitTier.COMMUNITY],
+        values=values or {"active": "1", "tier": UnitTier.COMMUNITY.value},
+        errors=errors or {},
+    )
+
+
+def _unit_page(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    unit: Unit,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "unit.html",
+        principal=principal,
+        status_code=status_code,
+        unit=unit,
+        parent=db.get(Unit, unit.parent_id) if unit.parent_id else None,
+        sub_units=list(db.scalars(select(Unit).where(Unit.parent_id == unit.id).order_by(Unit.code))),
+        staff=list(db.scalars(select(User).where(User.unit_id == unit.id).order_by(User.username))),
+        tiers=list(UnitTier),
+        parents=list(db.scalars(select(Unit).where(Unit.tier != UnitTier.COMMUNITY).order_by(Unit.code))),
+        values=values or _values(unit),
+        errors=errors or {},
+    )
+
+
+@router.get("/admin/units", response_class=HTMLResponse)
+def units_page(request: Request, db: DbSession) -> Response:
+    """The unit tree, each unit with its people; a form to add a unit."""
+    return _list_page(request, db, _admin(request, db))
+
+
+@router.post("/admin/units", response_class=HTMLResponse)
+def create_unit(request: Request, db: DbSession, form: FormBody) -> Response:
+    principal = _admin(request, db, form)
+    t = support.translator(request)
+    try:
+        unit = org.create_unit(db, data=UnitCreate.model_validate(_payload(form, new=True)))
+        db.commit()
+    except (ValidationError, CityhubError) as exc:
+        db.rollback()
+        values = form.values(UNIT_FIELDS)
+        return _list_page(request, db, principal, values=values, errors=field_errors(t, exc), status_code=422)
+    return support.redirect(f"/admin/units/{unit.id}", flash=("units.created", {"name": unit.name}))
+
+
+@router.get("/admin/units/{unit_id:int}", response_class=HTMLResponse)
+def unit_page(request: Request, db: DbSession, unit_id: int) -> Response:
+    principal = _admin(request, db)
+    unit = db.get(Unit, unit_id)
+    if unit is None:
+        raise PageError(404, "err.page_not_found")
+    return _unit_page(request, db, principal, unit)
+
+
+@router.post("/admin/units/{unit_id:int}", response_class=HTMLResponse)
+def update_unit(request: Request, db: DbSession, unit_id: int, form: FormBody) -> Response:
+    principal = _admin(request, db, form)
+    t = support.translator(request)
+    unit = db.get(Unit, unit_id)
+    if unit is None:
+        raise PageError(404, "err.page_not_found")
+    try:
+        org.update_unit(db, unit_id=unit_id, data=UnitUpdate.model_validate(_payload(form, new=False)))
+        db.commit()
+    except (ValidationError, CityhubError) as exc:
+        db.rollback()
+        unit = db.get(Unit, unit_id)
+        assert unit is not None
+        values = {**form.values(UNIT_FIELDS), "code": unit.code}
+        errors = field_errors(t, exc)
+        return _unit_page(request, db, principal, unit, values=values, errors=errors, status_code=422)
+    return support.redirect(f"/admin/units/{unit_id}", flash=("units.updated", {"name": unit.name}))
