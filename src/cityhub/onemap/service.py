@@ -52,6 +52,7 @@ OVERSEERS = frozenset({Role.LEADER, Role.SUPERVISOR, Role.ADMIN})  # who may ope
 POINT_ZOOM = 14
 MAX_POINTS = 2000
 DEFAULT_ZOOM = 11  # the whole district on a screen
+MASKED_CELL_DEGREES = 0.01  # the smallest grid cell for a caller who sees orders masked (points at two decimals)
 CELL_PIXELS = 48  # a grid cell is about this many screen pixels wide at the requested zoom
 UNIT_POINT_DAYS = 365  # a unit without a boundary stands at the mean of its orders' points of this many days
 UNIT_POINT_MIN_ORDERS = 5  # … when it has at least this many (a mean of one order would be that order's point)
@@ -401,6 +402,9 @@ def _order_feature(ctx: MapContext, r: Any) -> dict[str, Any]:
 
 def _cells(ctx: MapContext, where: list[Any], zoom: int) -> FeatureCollection:
     size = cell_size(zoom)
+    if not sees_all_clear(ctx.principal):
+        # Which cell an order falls in tells where it is to the cell's size: no finer than a masked point (2 decimals).
+        size = max(size, MASKED_CELL_DEGREES)
     gx = _grid_index(ctx.session, Order.lng, 180.0, size).label("gx")
     gy = _grid_index(ctx.session, Order.lat, 90.0, size).label("gy")
     rows = ctx.session.execute(

@@ -84,6 +84,7 @@
     zoomSnap: 0.5
   }).setView([23.29, 113.32], 11);
   L.control.scale({ imperial: false }).addTo(map);
+  window.cityhubMap = map;  // for the browser tests and the console
 
   var layersByName = {};
   var groups = {};
@@ -144,7 +145,9 @@
       group.clearLayers();
       (RENDERERS[name] || renderGeneric)(data, group, layer);
       if (!map.hasLayer(group)) { group.addTo(map); }
+      // What is drawn, for the browser tests and for whoever inspects the page.
       mapElement.setAttribute("data-loaded-" + name, String(data.features.length));
+      if (data.mode) { mapElement.setAttribute("data-mode-" + name, data.mode); }
     });
   }
 
