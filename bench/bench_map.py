@@ -114,13 +114,17 @@ def _callers() -> dict[str, dict[str, str]]:
     return heads
 
 
-def _time(client: Any, path: str, headers: dict[str, str], repeat: int) -> dict[str, Any]:
+def _time(client: Any, path: str, headers: dict[str, str], repeat: int, *, uncached: bool = False) -> dict[str, Any]:
+    from cityhub.onemap import service
+
     response = client.get(path, headers=headers)  # warm-up (and the answer's shape)
     if response.status_code != 200:
         sys.exit(f"{path}: {response.status_code} {response.text[:300]}")
     body = response.json()
     samples = []
     for _ in range(repeat):
+        if uncached:
+            service.clear_caches()
         t = time.perf_counter()
         client.get(path, headers=headers)
         samples.append((time.perf_counter() - t) * 1000)
@@ -162,15 +166,15 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"{run['backend']}; seeded in {run.get('seed_seconds', '—')} s; peak RSS {run['peak_rss_mb']} MB; "
             f"measured {run['measured_at']}.",
             "",
-            "| case | caller | mode | orders / features | p50 | p95 | max | bytes |",
-            "|---|---|---|---:|---:|---:|---:|---:|",
+            "| case | caller | mode | orders / features | n | p50 | p95 | max | bytes |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         for case in run["cases"]:
             r = case["result"]
             count = f"{r.get('orders', '')} / {r.get('features', '')}" if "orders" in r else str(r.get("features", ""))
             lines.append(
-                f"| {case['case']} | {case['caller']} | {r.get('mode', '')} | {count} | {r['p50']} | {r['p95']} | "
-                f"{r['max']} | {r['bytes']:,} |"
+                f"| {case['case']} | {case['caller']} | {r.get('mode', '')} | {count} | {r['n']} | {r['p50']} | "
+                f"{r['p95']} | {r['max']} | {r['bytes']:,} |"
             )
         lines += [
             "",
@@ -188,13 +192,19 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="20,000 orders, 5 repeats")
     ap.add_argument("--db", help="use this existing database (the open share is still applied)")
+    ap.add_argument("--sqlite-file", help="seed into this SQLite file when it does not exist, else reuse it")
     ap.add_argument("--seed-into", help="seed into this (PostgreSQL) database, dropping its schema first")
     args = ap.parse_args()
     if args.quick:
         args.n, args.repeat = 20_000, 5
     result: dict[str, Any] = {}
     tmp = None
-    if args.db:
+    if args.sqlite_file:
+        url, label = f"sqlite:///{Path(args.sqlite_file).resolve()}", str(args.n)
+        if not Path(args.sqlite_file).exists():
+            Path(args.sqlite_file).parent.mkdir(parents=True, exist_ok=True)
+            result["seed_seconds"] = round(_seed(url, args.n, args.years), 1)
+    elif args.db:
         url, label = args.db, "db"
     elif args.seed_into:
         url, label = args.seed_into, str(args.n)
@@ -236,11 +246,15 @@ def main() -> None:
         ("orders, street zoom 15", "leader", f"{layer}?zoom=15&bbox={STREET_BBOX}"),
         ("orders, zoom 14, a third of the district (too many: cells)", "admin", f"{layer}?zoom=14&bbox={THIRD_BBOX}"),
         ("orders, district zoom 11, one category, last 7 days", "admin", None),
-        ("units", "admin", "/api/v1/map/layers/units"),
-        ("units", "street", "/api/v1/map/layers/units"),
-        ("indicators", "admin", "/api/v1/map/indicators"),
-        ("indicators", "street", "/api/v1/map/indicators"),
-        ("hotspots", "admin", "/api/v1/map/layers/hotspots"),
+        ("units (counts cached 15 s)", "admin", "/api/v1/map/layers/units"),
+        ("units, uncached", "admin", "/api/v1/map/layers/units"),
+        ("units, uncached", "street", "/api/v1/map/layers/units"),
+        ("indicators (cached: counts 15 s, rate 60 s, findings 5 min)", "admin", "/api/v1/map/indicators"),
+        ("indicators, uncached", "admin", "/api/v1/map/indicators"),
+        ("indicators, uncached", "street", "/api/v1/map/indicators"),
+        ("hotspots (findings cached 5 min)", "admin", "/api/v1/map/layers/hotspots"),
+        ("hotspots, uncached", "admin", "/api/v1/map/layers/hotspots"),
+        ("hotspots, uncached", "street", "/api/v1/map/layers/hotspots"),
     ]
     with session_scope() as s:
         from cityhub.workorders.models import Category
@@ -262,7 +276,9 @@ def main() -> None:
         for case, caller, path in cases:
             if path is None:
                 path = f"{layer}?zoom=11&bbox={DISTRICT_BBOX}&category_id={category}&since={since_iso}"
-            r = _time(client, path, heads[caller], args.repeat)
+            uncached = "uncached" in case
+            repeat = min(args.repeat, 5) if uncached else args.repeat
+            r = _time(client, path, heads[caller], repeat, uncached=uncached)
             measured.append({"case": case, "caller": caller, "path": path, "result": r})
             print(f"{case:55} {caller:7} {r}", flush=True)
     backend = "postgresql" if url.startswith("postgresql") else "sqlite"

@@ -25,7 +25,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Float, Integer, and_, case, cast, func, literal_column, or_, select
+from sqlalchemy import Float, Integer, case, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from cityhub.auth import permissions
@@ -60,6 +60,7 @@ ON_TIME_DAYS = 30  # the on-time rate of the last 30 days, as the dashboard's de
 HOT_TOPIC_DAYS = 30
 HOT_TOPIC_COUNT = 10
 CACHE_SECONDS = 60.0
+COUNTS_SECONDS = 15.0  # the open/overdue/today counts: fresh at every 30-second refresh, shared within one
 FINDINGS_CACHE_SECONDS = 300.0
 OPEN = sorted(OPEN_STATES)
 
@@ -96,11 +97,12 @@ class _TtlCache:
 _unit_points_cache = _TtlCache(600.0)
 _findings_cache = _TtlCache(FINDINGS_CACHE_SECONDS)
 _figures_cache = _TtlCache(CACHE_SECONDS, size=256)
+_counts_cache = _TtlCache(COUNTS_SECONDS, size=256)
 
 
 def clear_caches() -> None:
     """Forget every cached figure (tests; after a reseed)."""
-    for c in (_unit_points_cache, _findings_cache, _figures_cache):
+    for c in (_unit_points_cache, _findings_cache, _figures_cache, _counts_cache):
         c.clear()
 
 
@@ -234,31 +236,43 @@ def _units_in_view(ctx: MapContext) -> list[tuple[int, str, str, UnitTier, int |
     return [tuple(r) for r in ctx.session.execute(query.order_by(Unit.code))]
 
 
+def place_counts(ctx: MapContext) -> dict[tuple[int | None, int | None], tuple[int, int, int]]:
+    """(street id, community id) → (open, overdue, received today) of the orders in the caller's scope, with the
+    unplaced under (None, None): the units layer's counts and, summed, the indicators' totals. Two index-friendly
+    GROUP BYs (open orders by state, today's by creation time); kept per process and scope for ``COUNTS_SECONDS``,
+    so the units layer and the indicators of one refresh count once."""
+    midnight = _local_midnight(_today(ctx))
+    scope = [ctx.clause] if ctx.clause is not None else []
+
+    def compute() -> dict[tuple[int | None, int | None], tuple[int, int, int]]:
+        out: dict[tuple[int | None, int | None], list[int]] = defaultdict(lambda: [0, 0, 0])
+        overdue = func.sum(case((Order.sla_status == SlaStatus.OVERDUE, 1), else_=0))
+        for street, community, n, late in ctx.session.execute(
+            select(Order.street_id, Order.community_id, func.count(), overdue)
+            .where(Order.state.in_(OPEN), *scope)
+            .group_by(Order.street_id, Order.community_id)
+        ):
+            out[(street, community)][0] += int(n)
+            out[(street, community)][1] += int(late or 0)
+        for street, community, n in ctx.session.execute(
+            select(Order.street_id, Order.community_id, func.count())
+            .where(Order.created_at >= midnight, *scope)
+            .group_by(Order.street_id, Order.community_id)
+        ):
+            out[(street, community)][2] += int(n)
+        return {k: (v[0], v[1], v[2]) for k, v in out.items()}
+
+    return _counts_cache.get((_db_key(ctx.session), ctx.scope, midnight), compute)
+
+
 def _unit_counts(ctx: MapContext) -> dict[int, list[int]]:
     """unit id → [open, overdue, today] of the orders in scope placed in it (a street's include its communities')."""
-    midnight = _local_midnight(_today(ctx))
-    is_open = Order.state.in_(OPEN)
-    where = [or_(is_open, Order.created_at >= midnight)]
-    if ctx.clause is not None:
-        where.append(ctx.clause)
-    rows = ctx.session.execute(
-        select(
-            Order.street_id,
-            Order.community_id,
-            func.sum(case((is_open, 1), else_=0)),
-            func.sum(case((and_(is_open, Order.sla_status == SlaStatus.OVERDUE), 1), else_=0)),
-            func.sum(case((Order.created_at >= midnight, 1), else_=0)),
-        )
-        .where(*where)
-        .group_by(Order.street_id, Order.community_id)
-    ).all()
     counts: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for street, community, n_open, n_overdue, n_today in rows:
+    for (street, community), values in place_counts(ctx).items():
         for uid in {street, community} - {None}:
-            c = counts[int(uid)]
-            c[0] += int(n_open or 0)
-            c[1] += int(n_overdue or 0)
-            c[2] += int(n_today or 0)
+            c = counts[int(uid)]  # type: ignore[arg-type]
+            for k in range(3):
+                c[k] += values[k]
     return counts
 
 
@@ -558,23 +572,23 @@ def hotspot_features(ctx: MapContext) -> FeatureCollection:
 # ------------------------------------------------------------------------------------------------ indicators
 
 
-def _count(ctx: MapContext, *where: Any) -> int:
-    conditions = list(where) + ([ctx.clause] if ctx.clause is not None else [])
-    return int(ctx.session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0)
+def _totals(ctx: MapContext) -> tuple[int, int, int]:
+    """(open, overdue, received today) in the caller's scope: the sums of :func:`place_counts`."""
+    values = list(place_counts(ctx).values())
+    return sum(v[0] for v in values), sum(v[1] for v in values), sum(v[2] for v in values)
 
 
 def orders_today(ctx: MapContext) -> IndicatorValue:
-    today = _today(ctx)
-    return IndicatorValue(_count(ctx, Order.created_at >= _local_midnight(today)), link=f"/orders?created_from={today}")
+    return IndicatorValue(_totals(ctx)[2], link=f"/orders?created_from={_today(ctx)}")
 
 
 def open_orders(ctx: MapContext) -> IndicatorValue:
     link = "/orders?" + "&".join(f"state={s.value}" for s in OPEN)
-    return IndicatorValue(_count(ctx, Order.state.in_(OPEN)), link=link)
+    return IndicatorValue(_totals(ctx)[0], link=link)
 
 
 def overdue_orders(ctx: MapContext) -> IndicatorValue:
-    n = _count(ctx, Order.state.in_(OPEN), Order.sla_status == SlaStatus.OVERDUE)
+    n = _totals(ctx)[1]
     link = "/orders?overdue=1&" + "&".join(f"state={s.value}" for s in OPEN)
     return IndicatorValue(n, level="alert" if n else "ok", link=link)
 
