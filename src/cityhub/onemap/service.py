@@ -16,6 +16,7 @@ rate — are kept per process for a short time (:class:`_TtlCache`), keyed by da
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time as _time
 from collections import defaultdict
@@ -47,6 +48,7 @@ from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.workorders.lifecycle import OPEN_STATES, State
 from cityhub.workorders.models import Order, SlaStatus
 
+log = logging.getLogger(__name__)
 OVERSEERS = frozenset({Role.LEADER, Role.SUPERVISOR, Role.ADMIN})  # who may open the dashboard
 # At this zoom level and closer the orders layer shows single orders (when no more than MAX_POINTS are in view).
 POINT_ZOOM = 14
@@ -68,30 +70,59 @@ T = TypeVar("T")
 
 
 class _TtlCache:
-    """A small per-process cache of computed values with a time to live, keyed by anything hashable."""
+    """A small per-process cache of computed values with a time to live, keyed by anything hashable.
+
+    With ``refresh`` (a callable computing the value on a session of its own), an expired value is still answered
+    while one background thread per key computes the next: a wall display's 30-second poll never waits seconds for
+    the risk findings again, only the first request of a process (or of a new scope) does."""
 
     def __init__(self, seconds: float, size: int = 64) -> None:
         self.seconds = seconds
         self.size = size
         self._items: dict[Hashable, tuple[float, Any]] = {}
+        self._refreshing: set[Hashable] = set()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+    def get(self, key: Hashable, compute: Callable[[], T], refresh: Callable[[], T] | None = None) -> T:
         now = _time.monotonic()
         with self._lock:
             hit = self._items.get(key)
         if hit is not None and now - hit[0] < self.seconds:
             return hit[1]
+        if hit is not None and refresh is not None:
+            with self._lock:
+                start = key not in self._refreshing
+                self._refreshing.add(key)
+            if start:
+                threading.Thread(target=self._refresh, args=(key, refresh), daemon=True, name="onemap-refresh").start()
+            return hit[1]
         value = compute()
-        with self._lock:
-            if len(self._items) >= self.size:
-                self._items.pop(next(iter(self._items)))
-            self._items[key] = (now, value)
+        self._put(key, value)
         return value
+
+    def _put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            if key not in self._items and len(self._items) >= self.size:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = (_time.monotonic(), value)
+
+    def _refresh(self, key: Hashable, refresh: Callable[[], Any]) -> None:
+        try:
+            self._put(key, refresh())
+        except Exception:
+            log.exception("one map: refreshing a cached figure failed; the old one is kept for now")
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+def _own_session(session: Session) -> Session:
+    """A new session on the same database as ``session``, for a background refresh."""
+    return Session(bind=session.get_bind().engine)
 
 
 _unit_points_cache = _TtlCache(600.0)
@@ -202,9 +233,9 @@ def _centroid(geometry: dict[str, Any]) -> tuple[float, float] | None:
 def unit_points(session: Session, now: datetime) -> dict[int, tuple[float, float]]:
     """unit id → a representative point (lng, lat) for streets and communities without a boundary: the mean of the
     points of their orders of the last year (at least ``UNIT_POINT_MIN_ORDERS``), rounded to 3 decimals (~100 m).
-    Kept per process for ten minutes."""
+    Kept per process for ten minutes (then refreshed in the background)."""
 
-    def compute() -> dict[int, tuple[float, float]]:
+    def compute(session: Session) -> dict[int, tuple[float, float]]:
         since = now - timedelta(days=UNIT_POINT_DAYS)
         out: dict[int, tuple[float, float]] = {}
         for column in (Order.street_id, Order.community_id):
@@ -218,7 +249,11 @@ def unit_points(session: Session, now: datetime) -> dict[int, tuple[float, float
                     out[int(uid)] = (round(float(lng), 3), round(float(lat), 3))
         return out
 
-    return _unit_points_cache.get((_db_key(session), now.date()), compute)
+    def refresh() -> dict[int, tuple[float, float]]:
+        with _own_session(session) as own:
+            return compute(own)
+
+    return _unit_points_cache.get((_db_key(session), now.date()), lambda: compute(session), refresh)
 
 
 def _units_in_view(ctx: MapContext) -> list[tuple[int, str, str, UnitTier, int | None, Any]]:
@@ -462,13 +497,20 @@ def _cells(ctx: MapContext, where: list[Any], zoom: int) -> FeatureCollection:
 
 def findings_in_scope(ctx: MapContext) -> list[Any]:
     """The risk findings of today (recurring problems and rising trends; :func:`cityhub.analytics.risk.findings`)
-    over the caller's scope, kept per process for five minutes per scope."""
+    over the caller's scope, kept per process for five minutes per scope (then refreshed in the background)."""
     from cityhub.analytics import risk
 
     key = (_db_key(ctx.session), ctx.scope, _today(ctx))
-    return _findings_cache.get(
-        key, lambda: risk.findings(ctx.session, kinds=("recurring", "rising"), scope=ctx.clause, today=_today(ctx))
-    )
+    today, scope = _today(ctx), ctx.scope
+
+    def on(session: Session) -> list[Any]:
+        return risk.findings(session, kinds=("recurring", "rising"), scope=scope.clause(), today=today)
+
+    def refresh() -> list[Any]:
+        with _own_session(ctx.session) as session:
+            return on(session)
+
+    return _findings_cache.get(key, lambda: on(ctx.session), refresh)
 
 
 def _topic_points(ctx: MapContext, start: datetime, end: datetime) -> list[dict[str, Any]]:
