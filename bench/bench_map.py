@@ -155,7 +155,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         "# One map (一张图): layer latency",
         "",
         "Written by `bench/bench_map.py` (see its docstring and `bench/README.md`). Milliseconds through the ASGI app "
-        "(`TestClient`, bearer token), one process, warm per-process caches unless marked cold.",
+        "(`TestClient`, bearer token), one process; the uncached cases empty the per-process caches before each "
+        "request.",
         "",
     ]
     for key, run in sorted(data.items()):
