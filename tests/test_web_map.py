@@ -106,6 +106,21 @@ def test_the_map_page_lists_the_registry_layers_and_the_scoped_indicators(org) -
     assert _indicator(panel.text, "open") == "1"
 
 
+def test_the_page_leaves_the_slow_figures_to_the_panels_first_fetch(org) -> None:
+    client = login("lead")
+    page = client.get("/map").text
+    # Nothing computed yet in this process: the findings and the on-time rate are shown as being computed, and the
+    # panel marks itself partial so that static/map.js fetches it again at once.
+    assert 'data-partial="1"' in page and "计算中…" in page
+    assert _indicator(page, "active_hotspots") == "…" and _indicator(page, "on_time_rate") == "…"
+    panel = client.get("/map/panel").text
+    assert "data-partial" not in panel and _indicator(panel, "active_hotspots") == "0"
+    assert _indicator(panel, "on_time_rate") == "—"  # nothing replied in 30 days: no rate, not 0 %
+    # Once computed (kept per process), the page shows them at once.
+    again = client.get("/map").text
+    assert "data-partial" not in again and _indicator(again, "active_hotspots") == "0"
+
+
 def test_the_big_screen_fills_the_window_without_the_menu_and_keeps_the_session(org) -> None:
     client = login("hand_a")
     screen = client.get("/map?screen=1")

@@ -69,6 +69,9 @@ class MapContext:
     scope: Scope
     query: MapQuery
     now: datetime
+    # Only what is at hand: a figure that would take seconds to compute (the risk findings, the on-time rate) is
+    # answered as ``computing`` instead — the map page renders at once and fetches its panel again right away.
+    quick: bool = False
 
     @property
     def clause(self) -> ColumnElement[bool] | None:
@@ -109,6 +112,7 @@ class IndicatorValue:
     detail: str | None = None  # e.g. the period or the numerator/denominator, already readable
     level: Literal["ok", "warn", "alert"] | None = None
     link: str | None = None  # a page listing what the figure counts
+    computing: bool = False  # not at hand yet (a quick context): shown as being computed
 
 
 @dataclass(frozen=True)

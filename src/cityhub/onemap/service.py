@@ -115,6 +115,11 @@ class _TtlCache:
             with self._lock:
                 self._refreshing.discard(key)
 
+    def has(self, key: Hashable) -> bool:
+        """Whether a value (fresh or expired) is at hand for ``key``."""
+        with self._lock:
+            return key in self._items
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -495,12 +500,16 @@ def _cells(ctx: MapContext, where: list[Any], zoom: int) -> FeatureCollection:
 # -------------------------------------------------------------------------------------------------- hotspots
 
 
+def _findings_key(ctx: MapContext) -> Hashable:
+    return (_db_key(ctx.session), ctx.scope, _today(ctx))
+
+
 def findings_in_scope(ctx: MapContext) -> list[Any]:
     """The risk findings of today (recurring problems and rising trends; :func:`cityhub.analytics.risk.findings`)
     over the caller's scope, kept per process for five minutes per scope (then refreshed in the background)."""
     from cityhub.analytics import risk
 
-    key = (_db_key(ctx.session), ctx.scope, _today(ctx))
+    key = _findings_key(ctx)
     today, scope = _today(ctx), ctx.scope
 
     def on(session: Session) -> list[Any]:
@@ -653,7 +662,10 @@ def on_time_rate(ctx: MapContext) -> IndicatorValue:
         facts = kpi.facts(ctx.session, kpi="on_time_completion", period=period, unit_id=unit)
         return sum(1 for f in facts if f.hit), len(facts)
 
-    hits, total = _figures_cache.get((_db_key(ctx.session), "on_time", unit, today), compute)
+    key = (_db_key(ctx.session), "on_time", unit, today)
+    if ctx.quick and not _figures_cache.has(key):
+        return IndicatorValue(None, computing=True)
+    hits, total = _figures_cache.get(key, compute)
     rate = hits / total if total else None
     level: Literal["ok", "warn", "alert"] | None = None
     if rate is not None:
@@ -663,6 +675,8 @@ def on_time_rate(ctx: MapContext) -> IndicatorValue:
 
 
 def active_hotspots(ctx: MapContext) -> IndicatorValue:
+    if ctx.quick and not _findings_cache.has(_findings_key(ctx)):
+        return IndicatorValue(None, computing=True)
     return IndicatorValue(len(hotspot_features(ctx)["features"]))
 
 
@@ -706,12 +720,15 @@ def compute_indicators(ctx: MapContext) -> list[dict[str, Any]]:
                 "detail": None if value is None else value.detail,
                 "level": None if value is None else value.level,
                 "link": None if value is None else value.link,
+                "computing": value is not None and value.computing,
             }
         )
     return out
 
 
-def context(session: Session, principal: Any, scope: Scope, query: Any, now: datetime | None = None) -> MapContext:
+def context(
+    session: Session, principal: Any, scope: Scope, query: Any, now: datetime | None = None, *, quick: bool = False
+) -> MapContext:
     from cityhub.db import utcnow
 
-    return MapContext(session=session, principal=principal, scope=scope, query=query, now=now or utcnow())
+    return MapContext(session=session, principal=principal, scope=scope, query=query, now=now or utcnow(), quick=quick)

@@ -36,9 +36,11 @@ def _staff(request: Request, db: DbSession) -> Principal:
     return principal
 
 
-def _panel(db: DbSession, principal: Principal) -> dict[str, Any]:
-    ctx = service.context(db, principal, scope_of(db, principal), MapQuery())
-    return {"indicators": service.compute_indicators(ctx), "as_of": ctx.now}
+def _panel(db: DbSession, principal: Principal, *, quick: bool = False) -> dict[str, Any]:
+    """The indicators; ``quick`` (the page itself): figures that take seconds are left to the panel's first fetch."""
+    ctx = service.context(db, principal, scope_of(db, principal), MapQuery(), quick=quick)
+    values = service.compute_indicators(ctx)
+    return {"indicators": values, "as_of": ctx.now, "partial": any(v["computing"] for v in values)}
 
 
 def _scope_name(db: DbSession, principal: Principal) -> str | None:
@@ -99,7 +101,7 @@ def map_page(request: Request, db: DbSession) -> Response:
         "scope_name": _scope_name(db, principal),
         "categories": [c for c in support.active_categories(db) if c.level <= 2],
         "screen": screen,
-        **_panel(db, principal),
+        **_panel(db, principal, quick=True),
     }
     return render(request, "screen.html" if screen else "map.html", **context)
 

@@ -64,6 +64,10 @@
     window.setInterval(tick, 1000);
   }
 
+  // The page leaves the figures that take seconds (first request of the day) to this first fetch.
+  var panel = document.getElementById("map-panel");
+  if (panel && panel.getAttribute("data-partial")) { refreshPanel(); }
+
   var mapElement = document.getElementById("map");
   if (!window.L || !mapElement) {
     var notice = document.getElementById("map-unavailable");
