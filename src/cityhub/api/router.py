@@ -8,6 +8,7 @@ from cityhub.auth.views import router as auth_router
 from cityhub.dispatch.views import router as dispatch_router
 from cityhub.knowledge.views import orders_router as kb_orders_router
 from cityhub.knowledge.views import router as kb_router
+from cityhub.onemap.views import router as map_router
 from cityhub.org.views import units_router, users_router
 from cityhub.sharing.views import router as sharing_router
 from cityhub.workorders.admin_views import calendar_router, categories_router, sla_router
@@ -22,6 +23,7 @@ api_router.include_router(kb_orders_router)
 api_router.include_router(dispatch_router)
 api_router.include_router(kpi_router)
 api_router.include_router(graph_router)
+api_router.include_router(map_router)
 api_router.include_router(units_router)
 api_router.include_router(users_router)
 api_router.include_router(categories_router)

@@ -1121,6 +1121,7 @@ def install(app: FastAPI) -> None:
     from cityhub.web.api_clients_pages import router as api_clients_router
     from cityhub.web.calendar_pages import router as calendar_router
     from cityhub.web.kb_pages import router as kb_router
+    from cityhub.web.map_pages import router as map_router
     from cityhub.web.rules_pages import router as rules_router
     from cityhub.web.sla_pages import router as sla_router
     from cityhub.web.units_pages import router as units_router
@@ -1129,6 +1130,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(rules_router)
     app.include_router(kb_router)
+    app.include_router(map_router)
     app.include_router(users_router)
     app.include_router(calendar_router)
     app.include_router(sla_router)

@@ -139,6 +139,8 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.kb", "/kb"))
     if role in OVERSEERS:
         items.append(NavItem("nav.dashboard", "/dashboard"))
+    if role != Role.CITIZEN and permissions.allows(role, permissions.ORDER_READ):
+        items.append(NavItem("nav.map", "/map"))  # the one map (一张图), within the user's data scope
     if admin_pages(principal):
         items.append(NavItem("nav.admin", "/admin"))  # the administrators' tools, one entry for all
     elif role == Role.SUPERVISOR:

@@ -17,10 +17,18 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
-# name under static/vendor/ → path inside node_modules/
+# path under static/vendor/ → path inside node_modules/
 FILES: dict[str, str] = {
     "htmx.min.js": "htmx.org/dist/htmx.min.js",
     "pico.min.css": "@picocss/pico/css/pico.min.css",
+    # The one map (web/map_pages.py); leaflet.css finds its control images under images/ beside it.
+    "leaflet/leaflet.js": "leaflet/dist/leaflet.js",
+    "leaflet/leaflet.css": "leaflet/dist/leaflet.css",
+    "leaflet/images/layers.png": "leaflet/dist/images/layers.png",
+    "leaflet/images/layers-2x.png": "leaflet/dist/images/layers-2x.png",
+    "leaflet/images/marker-icon.png": "leaflet/dist/images/marker-icon.png",
+    "leaflet/images/marker-icon-2x.png": "leaflet/dist/images/marker-icon-2x.png",
+    "leaflet/images/marker-shadow.png": "leaflet/dist/images/marker-shadow.png",
 }
 
 
@@ -44,6 +52,7 @@ def copy(node_modules: Path, vendor_dir: Path | None = None) -> list[Path]:
     written = []
     for name, rel in FILES.items():
         target = vendor_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(node_modules / rel, target)
         written.append(target)
     return written

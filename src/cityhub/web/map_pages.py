@@ -1,0 +1,114 @@
+"""The one map, one screen (一张图 / 大屏): ``/map`` and its big-screen mode ``/map?screen=1``.
+
+The page draws the layers of :mod:`cityhub.onemap.registry` with Leaflet (from npm, ``web/vendor.py``; no tile server:
+the district outline and the units are the base) from ``/api/v1/map/layers/{name}``, which the browser reads with the
+same session cookie, so the map shows exactly the caller's data scope. The indicator panel is rendered here
+(``/map/panel``, the fragment ``static/map.js`` fetches again every ``REFRESH_SECONDS``). Staff only, as the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from cityhub.api.deps import DbSession
+from cityhub.auth import permissions
+from cityhub.auth.principal import Principal
+from cityhub.auth.scope import scope_of
+from cityhub.onemap import registry, service
+from cityhub.onemap.registry import MapQuery
+from cityhub.org.models import Role, Unit
+from cityhub.web import support
+from cityhub.web.support import PageError, render
+from cityhub.workorders.lifecycle import State
+
+router = APIRouter(include_in_schema=False)
+REFRESH_SECONDS = 30
+LEAFLET = ("leaflet/leaflet.js", "leaflet/leaflet.css")
+
+
+def _staff(request: Request, db: DbSession) -> Principal:
+    principal = support.require_user(request, db, permissions.ORDER_READ)
+    if principal.role == Role.CITIZEN:
+        raise PageError(403, "err.forbidden")
+    return principal
+
+
+def _panel(db: DbSession, principal: Principal, *, quick: bool = False) -> dict[str, Any]:
+    """The indicators; ``quick`` (the page itself): figures that take seconds are left to the panel's first fetch."""
+    ctx = service.context(db, principal, scope_of(db, principal), MapQuery(), quick=quick)
+    values = service.compute_indicators(ctx)
+    return {"indicators": values, "as_of": ctx.now, "partial": any(v["computing"] for v in values)}
+
+
+def _scope_name(db: DbSession, principal: Principal) -> str | None:
+    """The caller's unit when their map is limited to it (None: the whole district)."""
+    if scope_of(db, principal).everything or principal.unit_id is None:
+        return None
+    unit = db.get(Unit, principal.unit_id)
+    return unit.name if unit else None
+
+
+@router.get("/map", response_class=HTMLResponse)
+def map_page(request: Request, db: DbSession) -> Response:
+    """一张图: the district's map with its layers, legend and filters beside the live indicators; ``?screen=1`` is
+    the big-screen mode (full window, dark, large figures, no menu) for a wall display."""
+    principal = _staff(request, db)
+    t = support.translator(request)
+    screen = request.query_params.get("screen", "") in {"1", "true", "yes"}
+    layers = registry.layers()
+    states = {s.value: t.label("state", s) for s in State}
+    js_text = {
+        key: t(f"map.js.{key}")
+        for key in (
+            "open",
+            "overdue",
+            "today",
+            "orders_in_cell",
+            "zoom_in",
+            "view_orders",
+            "heat",
+            "reports",
+            "expected",
+            "updated",
+            "load_failed",
+            "session_ended",
+            "no_leaflet",
+            "finding_recurring",
+            "finding_rising",
+            "hot_topic",
+            "masked",
+            "order_count",
+            "street",
+            "community",
+        )
+    }
+    context = {
+        "principal": principal,
+        "layers": layers,
+        "map_ready": all(support.vendor.available().get(name, False) for name in LEAFLET),
+        "map_config": {
+            "refresh": REFRESH_SECONDS,
+            "text": js_text,
+            "states": states,
+            "screen": screen,
+            "scoped": not scope_of(db, principal).everything,
+            "pointZoom": service.POINT_ZOOM,
+            "layers": [{**layer.describe(), "title": t(layer.title_key)} for layer in layers if not layer.pending],
+        },
+        "scope_name": _scope_name(db, principal),
+        "categories": [c for c in support.active_categories(db) if c.level <= 2],
+        "screen": screen,
+        **_panel(db, principal, quick=True),
+    }
+    return render(request, "screen.html" if screen else "map.html", **context)
+
+
+@router.get("/map/panel", response_class=HTMLResponse)
+def map_panel(request: Request, db: DbSession) -> Response:
+    """The indicator panel alone (the fragment the page fetches every 30 seconds)."""
+    principal = _staff(request, db)
+    screen = request.query_params.get("screen", "") in {"1", "true", "yes"}
+    return render(request, "_map_panel.html", principal=principal, screen=screen, **_panel(db, principal))

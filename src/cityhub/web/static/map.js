@@ -1,0 +1,358 @@
+// cityhub one map (一张图): draws the layers of /api/v1/map with Leaflet (from npm, no tile server) and keeps the map and
+// the indicator panel current by polling. Without Leaflet the page says so and the panel still refreshes.
+(function () {
+  "use strict";
+  var configElement = document.getElementById("map-config");
+  if (!configElement) { return; }
+  var cfg = JSON.parse(configElement.textContent);
+  var T = cfg.text;
+  var statusLine = document.getElementById("map-status");
+  var sessionEnded = false;
+
+  function escapeHtml(value) {
+    return String(value == null ? "" : value).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  function format(text, params) {
+    return text.replace(/\{(\w+)\}/g, function (_, key) { return params[key] == null ? "" : params[key]; });
+  }
+  function say(message, bad) {
+    if (!statusLine) { return; }
+    statusLine.textContent = message;
+    statusLine.classList.toggle("bad", !!bad);
+  }
+  function clock(date) {
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    return two(date.getHours()) + ":" + two(date.getMinutes()) + ":" + two(date.getSeconds());
+  }
+  function sessionGone() {
+    if (sessionEnded) { return; }
+    sessionEnded = true;
+    if (statusLine) {
+      var next = encodeURIComponent(window.location.pathname + window.location.search);
+      statusLine.innerHTML = escapeHtml(T.session_ended) + ' <a href="/login?next=' + next + '">↗</a>';
+      statusLine.classList.add("bad");
+    }
+  }
+
+  // --- the indicator panel: the server renders it, this fetches it again ------------------------------------
+  function refreshPanel() {
+    if (sessionEnded) { return Promise.resolve(); }
+    var url = "/map/panel" + (cfg.screen ? "?screen=1" : "");
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } }).then(function (response) {
+      if (response.redirected || response.status === 401 || response.url.indexOf("/login") >= 0) {
+        sessionGone();
+        return null;
+      }
+      if (!response.ok) { throw new Error(String(response.status)); }
+      return response.text();
+    }).then(function (html) {
+      if (!html) { return; }
+      var holder = document.createElement("div");
+      holder.innerHTML = html.trim();
+      var fresh = holder.querySelector("#map-panel");
+      var old = document.getElementById("map-panel");
+      if (fresh && old) { old.replaceWith(fresh); }
+    }).catch(function () { say(T.load_failed, true); });
+  }
+
+  var clockElement = document.getElementById("screen-clock");
+  if (clockElement) {
+    var tick = function () { clockElement.textContent = new Date().toLocaleString(document.documentElement.lang || "zh-CN"); };
+    tick();
+    window.setInterval(tick, 1000);
+  }
+
+  // The page leaves the figures that take seconds (first request of the day) to this first fetch.
+  var panel = document.getElementById("map-panel");
+  if (panel && panel.getAttribute("data-partial")) { refreshPanel(); }
+
+  var mapElement = document.getElementById("map");
+  if (!window.L || !mapElement) {
+    var notice = document.getElementById("map-unavailable");
+    if (notice) { notice.hidden = false; }
+    if (mapElement) { mapElement.hidden = true; }
+    window.setInterval(refreshPanel, cfg.refresh * 1000);
+    return;
+  }
+
+  // --- the map ----------------------------------------------------------------------------------------------
+  var L = window.L;
+  var dark = !!cfg.screen;
+  var map = L.map(mapElement, {
+    attributionControl: false,
+    preferCanvas: true,
+    minZoom: 8,
+    maxZoom: 18,
+    zoomSnap: 0.5
+  }).setView([23.29, 113.32], 11);
+  L.control.scale({ imperial: false }).addTo(map);
+  window.cityhubMap = map;  // for the browser tests and the console
+
+  var layersByName = {};
+  var groups = {};
+  var sequence = {};
+  var fitted = false;
+  cfg.layers.forEach(function (layer) {
+    layersByName[layer.name] = layer;
+    groups[layer.name] = L.layerGroup();
+    sequence[layer.name] = 0;
+  });
+
+  function toggleOf(name) { return document.querySelector('input[data-layer="' + name + '"]'); }
+  function enabled(name) { var box = toggleOf(name); return box ? box.checked : !!(layersByName[name] || {}).default_on; }
+
+  function fetchJson(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (response) {
+      if (response.status === 401) { sessionGone(); throw new Error("session"); }
+      if (!response.ok) {
+        return response.json().catch(function () { return {}; }).then(function (body) {
+          throw new Error(body.message || String(response.status));
+        });
+      }
+      return response.json();
+    });
+  }
+
+  function layerUrl(layer) {
+    var params = new URLSearchParams();
+    var bounds = map.getBounds();
+    params.set("bbox", [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()]
+      .map(function (v) { return v.toFixed(5); }).join(","));
+    params.set("zoom", String(Math.round(map.getZoom())));
+    if (layer.name === "orders") {
+      var category = document.getElementById("map-category");
+      if (category && category.value) { params.set("category_id", category.value); }
+      var since = document.getElementById("map-since");
+      if (since && since.value !== "") {
+        var start = new Date();
+        start.setHours(0, 0, 0, 0);
+        start.setDate(start.getDate() - Number(since.value));
+        params.set("since", start.toISOString());
+      }
+    }
+    return layer.url + "?" + params.toString();
+  }
+
+  // Layers whose answer does not depend on the view are fetched without it (the base, the units, the hotspots).
+  var VIEW_FREE = { base: true, units: true, hotspots: true };
+
+  function load(name) {
+    var layer = layersByName[name];
+    if (!layer || !enabled(name) || sessionEnded) { return Promise.resolve(); }
+    var mine = ++sequence[name];
+    var url = VIEW_FREE[name] ? layer.url : layerUrl(layer);
+    return fetchJson(url).then(function (data) {
+      if (mine !== sequence[name]) { return; }  // a newer request for this layer was sent meanwhile
+      var group = groups[name];
+      group.clearLayers();
+      (RENDERERS[name] || renderGeneric)(data, group, layer);
+      if (!map.hasLayer(group)) { group.addTo(map); }
+      // What is drawn, for the browser tests and for whoever inspects the page.
+      mapElement.setAttribute("data-loaded-" + name, String(data.features.length));
+      if (data.mode) { mapElement.setAttribute("data-mode-" + name, data.mode); }
+    });
+  }
+
+  function loadAll(names) {
+    return Promise.all(names.map(function (name) {
+      return load(name).catch(function (error) { if (!sessionEnded) { throw error; } });
+    })).then(function () {
+      if (!sessionEnded) { say(format(T.updated, { at: clock(new Date()) }), false); }
+    }).catch(function (error) {
+      if (!sessionEnded) { say(T.load_failed + " " + (error && error.message ? error.message : ""), true); }
+    });
+  }
+
+  // --- renderers ----------------------------------------------------------------------------------------------
+  function popupLink(href, text) { return href ? '<a href="' + escapeHtml(href) + '">' + escapeHtml(text) + "</a>" : ""; }
+
+  function renderBase(data, group) {
+    var shape = L.geoJSON(data, {
+      interactive: false,
+      style: {
+        color: dark ? "#4fc3f7" : "#5b6b7f",
+        weight: dark ? 2.5 : 2,
+        fillColor: dark ? "#0f2a44" : "#eef3f8",
+        fillOpacity: dark ? 0.55 : 0.8
+      }
+    }).addTo(group);
+    if (!fitted && !cfg.scoped && shape.getBounds().isValid()) {
+      map.fitBounds(shape.getBounds(), { padding: [10, 10] });
+      fitted = true;
+    }
+  }
+
+  var communities = L.layerGroup();
+  function renderUnits(data, group, layer) {
+    communities.clearLayers();
+    var points = [];
+    data.features.forEach(function (feature) {
+      var p = feature.properties;
+      var street = p.tier === "street";
+      var popup = "<strong>" + escapeHtml(p.name) + "</strong> <small>" + escapeHtml(street ? T.street : T.community) +
+        "</small><br>" + escapeHtml(T.open) + " " + p.open + " · " + escapeHtml(T.overdue) + " " + p.overdue +
+        " · " + escapeHtml(T.today) + " " + p.today + "<br>" + popupLink(p.link, T.view_orders);
+      var shape = null;
+      if (feature.geometry && feature.geometry.type === "Point") {
+        var at = [feature.geometry.coordinates[1], feature.geometry.coordinates[0]];
+        points.push(at);
+        shape = L.circleMarker(at, {
+          radius: street ? 6 : 3.5,
+          color: p.overdue > 0 ? "#d1453b" : layer.color,
+          weight: street ? 2 : 1,
+          fillColor: dark ? "#9be7c4" : layer.color,
+          fillOpacity: street ? 0.9 : 0.6
+        });
+        if (street) {
+          shape.bindTooltip(escapeHtml(p.name.replace(/(街道|镇)$/, "")), {
+            permanent: true, direction: "right", className: "unit-label", offset: [6, 0]
+          });
+        }
+      } else if (feature.geometry) {
+        shape = L.geoJSON(feature, {
+          style: { color: layer.color, weight: street ? 1.5 : 0.8, fillOpacity: 0.05, dashArray: street ? null : "3" }
+        });
+        var bounds = shape.getBounds();
+        if (bounds.isValid()) { points.push(bounds.getCenter()); }
+      }
+      if (!shape) { return; }
+      shape.bindPopup(popup);
+      (street ? group : communities).addLayer(shape);
+    });
+    group.addLayer(communities);
+    showCommunities();
+    if (!fitted && cfg.scoped && points.length) {
+      map.fitBounds(L.latLngBounds(points).pad(0.3), { maxZoom: 14 });
+      fitted = true;
+    }
+  }
+  function showCommunities() {
+    var group = groups.units;
+    if (!group) { return; }
+    var wanted = map.getZoom() >= 12.5 || cfg.scoped;
+    if (wanted && !group.hasLayer(communities)) { group.addLayer(communities); }
+    if (!wanted && group.hasLayer(communities)) { group.removeLayer(communities); }
+  }
+
+  function renderOrders(data, group, layer) {
+    if (data.mode === "cells") {
+      var largest = data.features.reduce(function (m, f) { return Math.max(m, f.properties.count); }, 1);
+      data.features.forEach(function (feature) {
+        var p = feature.properties;
+        var size = Math.round(26 + 30 * Math.sqrt(p.count / largest));
+        var share = p.overdue / p.count;
+        var icon = L.divIcon({
+          className: "cell-icon" + (share >= 0.2 ? " hot" : share > 0 ? " warm" : ""),
+          html: "<span>" + p.count + "</span>",
+          iconSize: [size, size]
+        });
+        var at = [feature.geometry.coordinates[1], feature.geometry.coordinates[0]];
+        var marker = L.marker(at, { icon: icon, keyboard: false });
+        var bbox = p.bbox;
+        marker.bindPopup(format(T.orders_in_cell, { n: p.count, overdue: p.overdue }) +
+          '<br><button type="button" class="linkish" data-zoom="' + bbox.join(",") + '">' + escapeHtml(T.zoom_in) + "</button>");
+        group.addLayer(marker);
+      });
+      return;
+    }
+    data.features.forEach(function (feature) {
+      var p = feature.properties;
+      var at = [feature.geometry.coordinates[1], feature.geometry.coordinates[0]];
+      var marker = L.circleMarker(at, {
+        radius: 6,
+        color: "#fff",
+        weight: 1.5,
+        fillColor: p.overdue ? "#d1453b" : layer.color,
+        fillOpacity: 0.95
+      });
+      marker.bindPopup(
+        '<div class="order-popup" data-testid="order-popup">' + popupLink(p.link, p.number) +
+        (p.overdue ? ' <span class="badge sla-overdue">' + escapeHtml(T.overdue) + "</span>" : "") +
+        "<br>" + escapeHtml(p.title) + "<br><small>" + escapeHtml(cfg.states[p.state] || p.state) +
+        (p.masked ? " · " + escapeHtml(T.masked) : "") + "</small></div>"
+      );
+      group.addLayer(marker);
+    });
+  }
+
+  function renderHotspots(data, group, layer) {
+    data.features.forEach(function (feature) {
+      var p = feature.properties;
+      var at = [feature.geometry.coordinates[1], feature.geometry.coordinates[0]];
+      var topic = p.source === "hot_topic";
+      var heat = Math.max(1, Number(p.heat) || 1);
+      var kind = topic ? T.hot_topic : p.kind === "rising" ? T.finding_rising : T.finding_recurring;
+      var marker = L.circleMarker(at, {
+        radius: Math.min(30, 9 + 4 * Math.log2(1 + heat)),
+        color: topic ? "#e8910c" : layer.color,
+        weight: 2,
+        fillColor: topic ? "#f5b041" : layer.color,
+        fillOpacity: dark ? 0.45 : 0.3,
+        className: "hotspot"
+      });
+      marker.bindPopup(
+        '<div class="hot-popup"><strong>' + escapeHtml(kind) + "</strong> " + escapeHtml(p.title || "") +
+        "<br>" + escapeHtml(p.summary || "") + "<br><small>" + escapeHtml(T.reports) + " " + p.count +
+        (p.expected != null ? " · " + escapeHtml(T.expected) + " " + p.expected : "") +
+        " · " + escapeHtml(T.heat) + " " + p.heat + "</small></div>"
+      );
+      group.addLayer(marker);
+    });
+  }
+
+  // A layer another package registers (sensors, alarms …) is drawn as points in its colour with its title.
+  function renderGeneric(data, group, layer) {
+    L.geoJSON(data, {
+      pointToLayer: function (feature, at) {
+        return L.circleMarker(at, { radius: 7, color: layer.color, fillColor: layer.color, fillOpacity: 0.7, weight: 1 });
+      },
+      style: { color: layer.color, weight: 2 },
+      onEachFeature: function (feature, shape) {
+        var p = feature.properties || {};
+        shape.bindPopup("<strong>" + escapeHtml(p.title || p.name || layer.title) + "</strong>" +
+          (p.summary ? "<br>" + escapeHtml(p.summary) : "") + (p.link ? "<br>" + popupLink(p.link, T.view_orders) : ""));
+      }
+    }).addTo(group);
+  }
+
+  var RENDERERS = { base: renderBase, units: renderUnits, orders: renderOrders, hotspots: renderHotspots };
+
+  // --- events -------------------------------------------------------------------------------------------------
+  document.addEventListener("change", function (event) {
+    var box = event.target.closest && event.target.closest("input[data-layer]");
+    if (box) {
+      var name = box.getAttribute("data-layer");
+      if (box.checked) { loadAll([name]); } else if (groups[name]) { map.removeLayer(groups[name]); }
+      return;
+    }
+    if (event.target.id === "map-category" || event.target.id === "map-since") { loadAll(["orders"]); }
+  });
+  mapElement.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-zoom]");
+    if (!button) { return; }
+    var b = button.getAttribute("data-zoom").split(",").map(Number);
+    map.closePopup();
+    map.fitBounds([[b[1], b[0]], [b[3], b[2]]]);
+  });
+  var moveTimer = null;
+  map.on("moveend", function () {
+    showCommunities();
+    window.clearTimeout(moveTimer);
+    moveTimer = window.setTimeout(function () {
+      var moving = cfg.layers.filter(function (l) { return !VIEW_FREE[l.name]; }).map(function (l) { return l.name; });
+      loadAll(moving);
+    }, 250);
+  });
+
+  // The base first (it sets the view), then the rest; then every cfg.refresh seconds all but the base.
+  loadAll(["base"]).then(function () {
+    return loadAll(cfg.layers.filter(function (l) { return l.name !== "base"; }).map(function (l) { return l.name; }));
+  });
+  window.setInterval(function () {
+    if (sessionEnded) { return; }
+    refreshPanel();
+    loadAll(cfg.layers.filter(function (l) { return l.name !== "base"; }).map(function (l) { return l.name; }));
+  }, cfg.refresh * 1000);
+})();

@@ -1,0 +1,189 @@
+"""A real browser on the one map (一张图) of a real ``cityhub serve``: the district outline, the units, the orders
+counted in grid cells at district zoom and drawn one by one up close, a popup that links to the order (its title
+masked for a leader, as the order page shows it), the indicator panel, and the big screen.
+
+Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` from PyPI (the dev extra), and Leaflet's files
+in ``web/static/vendor`` (``make install``); skipped with the reason otherwise. Runs on both backends.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from cityhub.db import reset_engine, session_scope
+from cityhub.intake.service import submit
+from cityhub.org.models import Unit
+from cityhub.web import vendor
+from process_helpers import free_port
+from web_helpers import PASSWORD, build_world, world_env
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync"]
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
+    pytest.mark.skipif(
+        bool(vendor.missing()),
+        reason="the map needs Leaflet in web/static/vendor (npm ci; python -m cityhub.web.vendor)",
+    ),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+NAME = "李雪梅"
+# (lat, lng) of the open orders, all in 景泰 (W-JT): two apart and a cluster of four in the middle of one grid cell at
+# zoom 11 and at zoom 12 (cells of 0.033° and 0.016°), the zoom the district opens at.
+POINTS = [
+    (23.1894, 113.2773),
+    (23.1897, 113.2769),
+    (23.1890, 113.2771),
+    (23.1893, 113.2776),
+    (23.25, 113.3),
+    (23.3, 113.35),
+]
+
+
+@pytest.fixture
+def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    env = {"CITYHUB_DATABASE_URL": app_db, **world_env(tmp_path / "no-model"), "CITYHUB_DEDUPE_AUTO_MERGE": "false"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_engine()
+    with session_scope() as s:
+        world = build_world(s)
+        # The district is 白云区: the map's base is the packaged outline of 440111.
+        s.execute(update(Unit).where(Unit.id == world.district).values(code="440111"))
+        ids = []
+        for i, (lat, lng) in enumerate(POINTS):
+            data = {
+                "channel": "hotline",
+                "title": f"{NAME}反映路灯不亮" if i == 0 else f"第{i}处路灯不亮",
+                "content": f"小区门口第{i}盏路灯坏了",
+                "citizen_name": NAME if i == 0 else None,
+                "street_code": "W-JT",
+                "lat": lat,
+                "lng": lng,
+            }
+            ids.append(submit(s, data=data, similar=False, defer_duplicates=True).order.id)
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cityhub.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-scheduler",
+            ],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"cityhub serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code in (200, 503):
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"cityhub serve did not answer within 60 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield {"base": base, "ids": ids}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_the_map_draws_its_layers_and_a_popup_leads_to_the_order(server, browser) -> None:
+    base = server["base"]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(60_000)  # a loaded machine (two cores shared) is slow, not wrong
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", "lead")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/dashboard")
+    page.click('nav a[href="/map"]')
+    page.wait_for_url(f"{base}/map")
+    # The base outline, the two streets and the orders, in cells at district zoom.
+    page.wait_for_selector('#map[data-loaded-base="1"][data-loaded-units][data-mode-orders="cells"]')
+    assert page.get_attribute("#map", "data-loaded-units") == "2"
+    cells = page.locator(".leaflet-marker-icon.cell-icon")
+    counts = [int(text) for text in cells.all_inner_texts()]
+    assert sorted(counts) == [1, 1, 4]
+    assert page.locator('[data-testid="ind-value-open"]').inner_text() == str(len(POINTS))
+    # A cell's popup says how many orders it holds; "zoom in" zooms to it, where the orders are drawn one by one.
+    page.locator(".leaflet-marker-icon.cell-icon", has_text="4").click()
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    assert "此区域在办工单 4 件" in popup.inner_text()
+    popup.locator("[data-zoom]").click()
+    page.wait_for_selector('#map[data-mode-orders="points"]')
+    page.wait_for_function("document.querySelector('#map').getAttribute('data-loaded-orders') === '4'")
+    # Click the first order's marker (drawn on the canvas) where the map puts its (masked, two-decimal) point. On a
+    # loaded machine the zoom may still be animating or the layer redrawing when the point is computed: the click is
+    # tried again (with the point computed afresh) until the popup opens.
+    order_popup = page.locator('[data-testid="order-popup"]')
+    for _attempt in range(10):
+        x, y = page.evaluate(
+            """([lat, lng]) => {
+                const map = window.cityhubMap, box = document.querySelector('#map').getBoundingClientRect();
+                const p = map.latLngToContainerPoint([lat, lng]);
+                return [box.left + p.x, box.top + p.y];
+            }""",
+            [round(POINTS[0][0], 2), round(POINTS[0][1], 2)],
+        )
+        page.mouse.click(x, y)
+        try:
+            order_popup.wait_for(timeout=3000)
+            break
+        except sync_api.TimeoutError:
+            page.wait_for_timeout(500)
+    order_popup.wait_for()
+    text = order_popup.inner_text()
+    assert NAME not in text and "路灯不亮" in text and "已脱敏" in text  # the leader's order view is masked
+    link = order_popup.locator("a")
+    number = link.inner_text()
+    link.click()
+    page.wait_for_url(re.compile(r".*/orders/\d+$"))
+    assert int(page.url.rsplit("/", 1)[1]) in server["ids"][:4] and number in page.content()
+    # The big screen: the whole window, no menu, the same session and the map drawn.
+    page.goto(f"{base}/map?screen=1")
+    page.wait_for_selector('body.screen #map[data-loaded-base="1"][data-loaded-orders]')
+    assert page.locator("header.topbar").count() == 0
+    assert page.locator('[data-testid="ind-value-open"]').inner_text() == str(len(POINTS))
+    assert not errors, errors

@@ -1,0 +1,344 @@
+"""The one map's API (``/api/v1/map``) over the real app on both backends: GeoJSON shape, data scope, masking of
+what a caller's order views mask, server-side aggregation by zoom, the indicators, refusals of bad parameters.
+
+The world: 白云区 (code 440111, no boundary of its own: the packaged DataV outline is its base), two streets — 景泰
+with its community 飞鹅 (given a boundary) and 京溪 — a district leader (sees all, masked), a district dispatcher (sees
+all, in clear), a handler of 景泰 (its street only) and a citizen.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from cityhub.auth.service import create_token
+from cityhub.db import reset_engine, session_scope, utcnow
+from cityhub.intake.service import submit
+from cityhub.main import create_app
+from cityhub.onemap import registry, service
+from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.workorders import service as orders
+from cityhub.workorders.lifecycle import Action
+from cityhub.workorders.models import Category, Order, SlaStatus
+
+NAME, PHONE = "李雪梅", "13912345678"
+FEIE = {
+    "type": "Polygon",
+    "coordinates": [[[113.27, 23.17], [113.29, 23.17], [113.29, 23.19], [113.27, 23.19], [113.27, 23.17]]],
+}
+
+
+@pytest.fixture
+def world(app_db: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "false")
+    reset_engine()
+    service.clear_caches()
+    with session_scope() as s:
+        district = Unit(code="440111", name="白云区", tier=UnitTier.DISTRICT)
+        s.add(district)
+        s.flush()
+        jt = Unit(code="440111004", name="景泰街道", tier=UnitTier.STREET, parent_id=district.id)
+        jx = Unit(code="440111010", name="京溪街道", tier=UnitTier.STREET, parent_id=district.id)
+        s.add_all([jt, jx])
+        s.flush()
+        feie = Unit(code="440111004001", name="飞鹅社区", tier=UnitTier.COMMUNITY, parent_id=jt.id, boundary=FEIE)
+        noise = Category(code="M1", name="噪音", level=1, path="噪音")
+        road = Category(code="M2", name="道路", level=1, path="道路")
+        s.add_all([feie, noise, road])
+        s.flush()
+        heads = {}
+        for username, role, unit in (
+            ("m-lead", Role.LEADER, district.id),
+            ("m-disp", Role.DISPATCHER, district.id),
+            ("m-jt", Role.HANDLER, jt.id),
+            ("m-jx", Role.HANDLER, jx.id),
+            ("m-cit", Role.CITIZEN, None),
+        ):
+            user = User(username=username, full_name=username, role=role, unit_id=unit)
+            s.add(user)
+            s.flush()
+            heads[username] = {"Authorization": f"Bearer {create_token(s, user_id=user.id, name='t')[1]}"}
+
+        def order(street: str, community: str | None, lat: float | None, lng: float | None, **extra: Any) -> int:
+            data = {
+                "channel": "hotline",
+                "title": extra.pop("title", "夜间施工噪音扰民"),
+                "content": extra.pop("content", "晚上十一点还在施工，噪音很大"),
+                "street_code": street,
+                "community_code": community,
+                "lat": lat,
+                "lng": lng,
+                "category_id": extra.pop("category_id", noise.id),
+                **extra,
+            }
+            return submit(s, data=data, similar=False, defer_duplicates=True).order.id
+
+        # 景泰 / 飞鹅: six reports of noise by six people; the first names the citizen in its title.
+        in_feie = [
+            order(
+                "440111004",
+                "440111004001",
+                23.18 + i * 0.0011,
+                113.28 + i * 0.0013,
+                citizen_name=NAME if i == 0 else None,
+                citizen_phone=PHONE if i == 0 else f"1380000000{i}",
+                title=f"{NAME}反映三元里大道88号5栋夜间噪音" if i == 0 else f"飞鹅新村{i}巷夜间施工噪音",
+            )
+            for i in range(6)
+        ]
+        # 京溪: road problems, one overdue, one without a point; one more closed (not open, never on the layer).
+        in_jx = [
+            order("440111010", None, 23.19 + i * 0.001, 113.32 + i * 0.001, category_id=road.id, title=f"路面坑洼{i}")
+            for i in range(3)
+        ]
+        no_point = order("440111010", None, None, None, category_id=road.id, title="路灯不亮")
+        s.execute(update(Order).where(Order.id == in_jx[0]).values(sla_status=SlaStatus.OVERDUE))
+        closed = order("440111010", None, 23.2, 113.33, category_id=road.id, title="已办结的问题")
+        for action, params in (
+            (Action.DISPATCH, {"unit_id": jx.id}),
+            (Action.ACCEPT, {}),
+            (Action.REPLY, {"text": "已修复"}),
+        ):
+            orders.act(s, order_id=closed, action=action, params=params)
+        return {
+            "district": district.id,
+            "jt": jt.id,
+            "jx": jx.id,
+            "feie": feie.id,
+            "noise": noise.id,
+            "road": road.id,
+            "feie_orders": in_feie,
+            "jx_orders": in_jx,
+            "no_point": no_point,
+            "closed": closed,
+            "heads": heads,
+        }
+
+
+@pytest.fixture
+def client(world: dict[str, Any]) -> TestClient:
+    return TestClient(create_app(), raise_server_exceptions=False)
+
+
+def _get(client: TestClient, world: dict[str, Any], who: str, path: str, **params: Any) -> Any:
+    response = client.get(path, params=params, headers=world["heads"][who])
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _collection(data: dict[str, Any]) -> list[dict[str, Any]]:
+    assert data["type"] == "FeatureCollection" and isinstance(data["features"], list)
+    for feature in data["features"]:
+        assert feature["type"] == "Feature" and "properties" in feature
+        assert feature["geometry"] is None or feature["geometry"]["type"] in {"Point", "Polygon", "MultiPolygon"}
+    return data["features"]
+
+
+def test_the_layer_list_names_the_registry_and_only_staff_may_read_it(client, world) -> None:
+    listed = _get(client, world, "m-lead", "/api/v1/map/layers")["layers"]
+    names = [layer["name"] for layer in listed]
+    assert names[:4] == ["base", "units", "orders", "hotspots"]
+    pending = {layer["name"]: layer for layer in listed if not layer["available"]}
+    assert set(pending) >= {"sensors", "alarms"} and all(p["url"] is None for p in pending.values())
+    assert client.get("/api/v1/map/layers/sensors", headers=world["heads"]["m-lead"]).status_code == 404
+    missing = client.get("/api/v1/map/layers/nowhere", headers=world["heads"]["m-lead"])
+    assert missing.status_code == 404 and "base, units, orders, hotspots" in missing.json()["message"]
+    assert client.get("/api/v1/map/layers").status_code == 401
+    assert client.get("/api/v1/map/layers/orders", headers=world["heads"]["m-cit"]).status_code == 403
+    assert client.get("/api/v1/map/indicators", headers=world["heads"]["m-cit"]).status_code == 403
+
+
+def test_the_base_is_the_packaged_district_outline_until_the_district_has_its_own(client, world) -> None:
+    response = client.get("/api/v1/map/layers/base", headers=world["heads"]["m-jt"])
+    assert response.headers["content-type"].startswith("application/geo+json")
+    (outline,) = _collection(response.json())
+    assert outline["geometry"]["type"] == "MultiPolygon" and outline["properties"]["own_boundary"] is False
+    lng, lat = outline["geometry"]["coordinates"][0][0][0]
+    assert 113.1 < lng < 113.6 and 23.1 < lat < 23.5  # Baiyun, GCJ-02
+    with session_scope() as s:
+        s.execute(update(Unit).where(Unit.id == world["district"]).values(boundary=FEIE))
+    (own,) = _collection(_get(client, world, "m-jt", "/api/v1/map/layers/base"))
+    assert own["geometry"] == FEIE and own["properties"]["own_boundary"] is True
+
+
+def test_units_carry_their_counts_and_a_street_sees_only_its_own_area(client, world) -> None:
+    units = {f["properties"]["name"]: f for f in _collection(_get(client, world, "m-lead", "/api/v1/map/layers/units"))}
+    assert set(units) == {"景泰街道", "京溪街道", "飞鹅社区"}
+    assert units["飞鹅社区"]["geometry"] == FEIE  # its own boundary
+    jt = units["景泰街道"]
+    assert jt["geometry"]["type"] == "Point"  # no boundary: the mean of its orders' points (six of them)
+    lng, lat = jt["geometry"]["coordinates"]
+    assert 113.28 < lng < 113.29 and 23.18 < lat < 23.19
+    assert (jt["properties"]["open"], jt["properties"]["overdue"], jt["properties"]["today"]) == (6, 0, 6)
+    jx = units["京溪街道"]["properties"]
+    assert (jx["open"], jx["overdue"], jx["today"]) == (4, 1, 5)  # the closed one was received today too
+    street = _collection(_get(client, world, "m-jt", "/api/v1/map/layers/units"))
+    assert {f["properties"]["name"] for f in street} == {"景泰街道", "飞鹅社区"}
+
+
+def test_orders_up_close_are_single_points_masked_as_the_callers_order_view(client, world) -> None:
+    view = {"zoom": 16, "bbox": "113.2,23.1,113.4,23.3"}
+    clear = _collection(_get(client, world, "m-disp", "/api/v1/map/layers/orders", **view))
+    assert len(clear) == 9  # open with a point: 6 + 3; not the closed one, not the one without a point
+    first = next(f for f in clear if f["properties"]["id"] == world["feie_orders"][0])
+    assert NAME in first["properties"]["title"] and first["properties"]["masked"] is False
+    assert first["geometry"]["coordinates"] == [113.28, 23.18]
+    assert (
+        first["properties"]["link"] == f"/orders/{world['feie_orders'][0]}"
+        and first["properties"]["state"] == "received"
+    )
+    overdue = {f["properties"]["id"] for f in clear if f["properties"]["overdue"]}
+    assert overdue == {world["jx_orders"][0]}
+
+    masked = _collection(_get(client, world, "m-lead", "/api/v1/map/layers/orders", **view))
+    seen = next(f for f in masked if f["properties"]["id"] == world["feie_orders"][0])
+    assert seen["properties"]["masked"] is True
+    assert NAME not in seen["properties"]["title"] and "88号" not in seen["properties"]["title"]
+    lead_api = client.get(f"/api/v1/orders/{world['feie_orders'][0]}", headers=world["heads"]["m-lead"]).json()
+    assert seen["properties"]["title"] == lead_api["title"]  # exactly what the leader's order view shows
+    assert seen["geometry"]["coordinates"] == [lead_api["lng"], lead_api["lat"]]
+    for f in masked:
+        lng, lat = f["geometry"]["coordinates"]
+        assert round(lng, 2) == lng and round(lat, 2) == lat
+
+    street = _collection(_get(client, world, "m-jt", "/api/v1/map/layers/orders", **view))
+    assert {f["properties"]["id"] for f in street} == set(world["feie_orders"])
+
+
+def test_orders_filter_by_view_category_state_and_time(client, world) -> None:
+    def ids(**params: Any) -> set[int]:
+        found = _get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=16, **params)
+        assert found["mode"] == "points"
+        return {f["properties"]["id"] for f in _collection(found)}
+
+    assert ids(bbox="113.31,23.18,113.34,23.2") == set(world["jx_orders"])
+    assert ids(category_id=world["noise"]) == set(world["feie_orders"])
+    assert ids(state="closed_resolved") == set() and ids(state="replied") == {world["closed"]}
+    assert ids(since=(utcnow() + timedelta(hours=1)).isoformat()) == set()
+    assert len(ids(since=(utcnow() - timedelta(hours=1)).isoformat())) == 9
+
+
+def test_orders_at_district_zoom_are_counted_per_grid_cell_in_sql(client, world, monkeypatch) -> None:
+    data = _get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=10)
+    cells = _collection(data)
+    assert data["mode"] == "cells" and data["total"] == 9 and sum(c["properties"]["count"] for c in cells) == 9
+    assert sum(c["properties"]["overdue"] for c in cells) == 1
+    for cell in cells:
+        west, south, east, north = cell["properties"]["bbox"]
+        lng, lat = cell["geometry"]["coordinates"]
+        assert west <= lng <= east and south <= lat <= north and cell["properties"]["cell"] is True
+    finer = _collection(_get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=13))
+    assert len(finer) >= len(cells) and sum(c["properties"]["count"] for c in finer) == 9
+    # Too many orders in view even up close: cells again rather than thousands of markers.
+    monkeypatch.setattr(service, "MAX_POINTS", 3)
+    crowded = _get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=17)
+    assert crowded["mode"] == "cells" and crowded["total"] == 9
+    # A masked caller's cells stand at two decimals, as each masked order's point does.
+    for cell in _collection(_get(client, world, "m-lead", "/api/v1/map/layers/orders", zoom=15)):
+        lng, lat = cell["geometry"]["coordinates"]
+        assert round(lng, 2) == lng and round(lat, 2) == lat
+    street = _get(client, world, "m-jx", "/api/v1/map/layers/orders", zoom=10)
+    assert street["total"] == 3
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "words"),
+    [
+        ({"bbox": "113.2,23.1,113.4"}, "bbox", "four numbers"),
+        ({"bbox": "a,b,c,d"}, "bbox", "four numbers"),
+        ({"bbox": "113.4,23.1,113.2,23.3"}, "bbox", "west < east"),
+        ({"bbox": "113.2,23.1,113.4,nan"}, "bbox", "finite"),
+        ({"zoom": "30"}, "query.zoom", "less than or equal to 22"),
+        ({"zoom": "near"}, "query.zoom", "integer"),
+        ({"state": "lost"}, "query.state.0", "received"),
+        ({"since": "2026-12-01T00:00:00"}, "since", "time zone"),
+        ({"category_id": "0"}, "query.category_id", "greater than or equal to 1"),
+    ],
+)
+def test_bad_parameters_answer_422_naming_the_field(client, world, params, field, words) -> None:
+    response = client.get("/api/v1/map/layers/orders", params=params, headers=world["heads"]["m-lead"])
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] == "validation_failed"
+    fields = [body["details"].get("field")] + [e["field"] for e in body["details"].get("errors", [])]
+    assert field in fields and words in response.text
+
+
+def test_indicators_are_the_scoped_counts_and_the_assessment_on_time_rate(client, world) -> None:
+    def figures(who: str) -> dict[str, Any]:
+        data = _get(client, world, who, "/api/v1/map/indicators")
+        return {i["name"]: i for i in data["indicators"]}
+
+    district = figures("m-lead")
+    assert [district[n]["value"] for n in ("orders_today", "open", "overdue")] == [11, 10, 1]
+    # The one completed order was replied at once: the assessment's on-time completion counts it, 1 of 1.
+    assert district["on_time_rate"]["value"] == 1.0 and district["on_time_rate"]["detail"] == "1/1"
+    assert district["on_time_rate"]["format"] == "percent"
+    for name in ("active_alarms", "air_quality", "water_quality", "congestion"):
+        assert district[name]["available"] is False and district[name]["value"] is None
+    jt = figures("m-jt")
+    assert [jt[n]["value"] for n in ("orders_today", "open", "overdue")] == [6, 6, 0]
+    assert jt["on_time_rate"]["value"] is None  # 景泰 replied nothing
+    jx = figures("m-jx")
+    assert [jx[n]["value"] for n in ("orders_today", "open", "overdue")] == [5, 4, 1]
+    assert jx["on_time_rate"]["value"] == 1.0
+
+
+def test_hotspots_place_the_risk_findings_at_their_unit(client, world) -> None:
+    # Many road orders in another community make six noise reports in 飞鹅 more than chance.
+    with session_scope() as s:
+        s.add(Unit(code="440111010001", name="京溪社区", tier=UnitTier.COMMUNITY, parent_id=world["jx"]))
+        s.flush()
+        for i in range(40):
+            submit(
+                s,
+                data={
+                    "channel": "hotline",
+                    "title": f"京溪道路破损{i}",
+                    "content": f"京溪某路段第{i}处路面破损",
+                    "street_code": "440111010",
+                    "community_code": "440111010001",
+                    "category_id": world["road"],
+                    "citizen_phone": f"1370000{i:04d}",
+                },
+                similar=False,
+                defer_duplicates=True,
+            )
+    service.clear_caches()
+    spots = _collection(_get(client, world, "m-lead", "/api/v1/map/layers/hotspots"))
+    recurring = [f for f in spots if f["properties"].get("kind") == "recurring"]
+    assert recurring, spots
+    feie = next(f for f in recurring if f["properties"]["unit_id"] == world["feie"])
+    assert feie["properties"]["title"] == "噪音" and feie["properties"]["count"] == 6
+    assert feie["properties"]["heat"] > 1 and feie["properties"]["place"].startswith("飞鹅")
+    lng, lat = feie["geometry"]["coordinates"]
+    assert 113.27 <= lng <= 113.29 and 23.17 <= lat <= 23.19  # inside 飞鹅's boundary
+    figures = {i["name"]: i["value"] for i in _get(client, world, "m-lead", "/api/v1/map/indicators")["indicators"]}
+    assert figures["active_hotspots"] == len(spots)
+    # 京溪's handler sees no finding of 景泰's community.
+    service.clear_caches()
+    others = _collection(_get(client, world, "m-jx", "/api/v1/map/layers/hotspots"))
+    assert all(f["properties"].get("unit_id") != world["feie"] for f in others)
+
+
+def test_a_layer_registered_by_another_package_is_served_and_listed(client, world) -> None:
+    def sensors(ctx: registry.MapContext) -> dict[str, Any]:
+        point = {"type": "Point", "coordinates": [113.3, 23.2]}
+        return service.collection(
+            [{"type": "Feature", "geometry": point, "properties": {"title": ctx.principal.username}}]
+        )
+
+    original = registry.layer("sensors")
+    assert original is not None and original.pending
+    registry.register_layer(registry.Layer("sensors", "map.layer.sensors", sensors, source="monitoring"))
+    try:
+        listed = {x["name"]: x for x in _get(client, world, "m-jt", "/api/v1/map/layers")["layers"]}
+        assert listed["sensors"]["available"] is True and listed["sensors"]["url"] == "/api/v1/map/layers/sensors"
+        (feature,) = _collection(_get(client, world, "m-jt", "/api/v1/map/layers/sensors"))
+        assert feature["properties"]["title"] == "m-jt"
+    finally:
+        registry.register_layer(original)

@@ -1,0 +1,153 @@
+"""The one map's pages (``/map``, ``/map?screen=1``, ``/map/panel``) over the real app on both backends: who gets the
+menu entry and the page, the indicator panel within the user's scope, the layers and legend from the registry, the
+big screen without the menu, and the clear message when Leaflet's files are not installed.
+
+The organisation and accounts are the small world of ``web_helpers``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cityhub.db import reset_engine, session_scope
+from cityhub.intake.service import submit
+from cityhub.main import create_app
+from cityhub.onemap import service
+from cityhub.web import vendor
+from web_helpers import ACCOUNTS, PASSWORD, build_world, hidden, world_env
+
+
+@pytest.fixture
+def org(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+    for key, value in world_env(tmp_path / "no-model").items():
+        monkeypatch.setenv(key, value)
+    reset_engine()
+    service.clear_caches()
+    with session_scope() as s:
+        world = build_world(s)
+        for i, street in enumerate(["W-JT", "W-JT", "W-JX"]):
+            submit(
+                s,
+                data={
+                    "channel": "hotline",
+                    "title": f"路灯不亮第{i}处",
+                    "content": f"小区门口第{i}盏路灯坏了",
+                    "street_code": street,
+                    "lat": 23.18 + i / 100,
+                    "lng": 113.28 + i / 100,
+                },
+                similar=False,
+                defer_duplicates=True,
+            )
+        return {"street_a": world.street_a}
+
+
+def login(username: str) -> TestClient:
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={"csrf_token": hidden(page.text), "username": username, "password": PASSWORD},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return client
+
+
+def _indicator(page: str, name: str) -> str:
+    match = re.search(rf'data-testid="ind-value-{name}">(?:<a [^>]*>)?([^<]*)<', page)
+    assert match, name
+    return match.group(1).strip()
+
+
+def test_staff_have_the_map_in_their_menu_and_citizens_neither_menu_nor_page(org) -> None:
+    for username, (role, *_rest) in ACCOUNTS.items():
+        client = login(username)
+        menu = client.get("/orders").text
+        if role.value == "citizen":
+            assert 'href="/map"' not in menu
+            assert client.get("/map").status_code == 403
+            assert client.get("/map/panel").status_code == 403
+        else:
+            assert 'href="/map"' in menu, username
+            page = client.get("/map")
+            assert page.status_code == 200 and 'aria-current="page">一张图' in page.text, username
+    anonymous = TestClient(create_app(), raise_server_exceptions=False)
+    response = anonymous.get("/map?screen=1", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/login?next=%2Fmap")
+
+
+def test_the_map_page_lists_the_registry_layers_and_the_scoped_indicators(org) -> None:
+    page = login("lead").get("/map").text
+    assert "<h1>一张图" in page and 'href="/map?screen=1"' in page
+    for name in ("base", "units", "orders", "hotspots"):
+        assert f'data-layer="{name}" checked' in page, name
+    # The monitoring package's layers and figures are shown as not connected, not as zero.
+    assert 'data-layer="sensors" disabled' in page and 'data-layer="alarms" disabled' in page
+    assert 'data-testid="ind-air_quality"' in page and "未接入" in page
+    assert (_indicator(page, "orders_today"), _indicator(page, "open"), _indicator(page, "overdue")) == ("3", "3", "0")
+    config = json.loads(
+        re.search(r'<script type="application/json" id="map-config">(.*?)</script>', page, re.S).group(1)
+    )
+    assert [layer["name"] for layer in config["layers"]] == ["base", "units", "orders", "hotspots"]
+    assert config["scoped"] is False and config["refresh"] == 30 and config["states"]["received"] == "已受理"
+    # A street's handler: its own street's figures, and the page says whose map it is.
+    street = login("hand_a").get("/map").text
+    assert (_indicator(street, "orders_today"), _indicator(street, "open")) == ("2", "2")
+    assert 'data-testid="map-scope">（景泰街道管辖范围）' in street
+    panel = login("hand_b").get("/map/panel")
+    assert panel.status_code == 200 and 'id="map-panel"' in panel.text and "<html" not in panel.text
+    assert _indicator(panel.text, "open") == "1"
+
+
+def test_the_page_leaves_the_slow_figures_to_the_panels_first_fetch(org) -> None:
+    client = login("lead")
+    page = client.get("/map").text
+    # Nothing computed yet in this process: the findings and the on-time rate are shown as being computed, and the
+    # panel marks itself partial so that static/map.js fetches it again at once.
+    assert 'data-partial="1"' in page and "计算中…" in page
+    assert _indicator(page, "active_hotspots") == "…" and _indicator(page, "on_time_rate") == "…"
+    panel = client.get("/map/panel").text
+    assert "data-partial" not in panel and _indicator(panel, "active_hotspots") == "0"
+    assert _indicator(panel, "on_time_rate") == "—"  # nothing replied in 30 days: no rate, not 0 %
+    # Once computed (kept per process), the page shows them at once.
+    again = client.get("/map").text
+    assert "data-partial" not in again and _indicator(again, "active_hotspots") == "0"
+
+
+def test_the_big_screen_fills_the_window_without_the_menu_and_keeps_the_session(org) -> None:
+    client = login("hand_a")
+    screen = client.get("/map?screen=1")
+    assert screen.status_code == 200 and 'class="screen"' in screen.text
+    assert 'class="topbar"' not in screen.text and 'href="/orders"' not in screen.text
+    assert _indicator(screen.text, "open") == "2"  # still the handler's street
+    assert '"screen": true' in screen.text
+    assert 'class="map-panel big"' in client.get("/map/panel?screen=1").text
+    assert screen.headers["cache-control"] == "no-store"
+
+
+def test_without_leaflet_the_map_says_so_and_the_figures_still_show(org, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(vendor, "VENDOR_DIR", tmp_path / "absent")
+    for path in ("/map", "/map?screen=1"):
+        page = login("lead").get(path).text
+        assert "leaflet.js" not in page and 'id="map"' not in page
+        notice = re.search(r'<p class="error map-unavailable"[^>]*>([^<]*)</p>', page)
+        assert notice and "hidden" not in notice.group(0) and "Leaflet" in notice.group(1)
+        assert _indicator(page, "open") == "3"
+    assert "/static/vendor/leaflet/leaflet.js" in _with_vendor_files(tmp_path)
+
+
+def _with_vendor_files(tmp_path: Path) -> str:
+    """The page once the vendor files exist (copied from a fake node_modules into a temporary vendor dir)."""
+    node_modules = tmp_path / "node_modules"
+    for rel in vendor.FILES.values():
+        (node_modules / rel).parent.mkdir(parents=True, exist_ok=True)
+        (node_modules / rel).write_text("/* stub */")
+    vendor.copy(node_modules, tmp_path / "absent")
+    return login("lead").get("/map").text
