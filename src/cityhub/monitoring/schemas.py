@@ -171,7 +171,7 @@ class ReadingsIn(BaseModel):
     """Readings to store and evaluate. Items are checked one by one (a bad one is reported by its index and the
     others kept), so they are taken as plain objects here."""
 
-    readings: list[dict[str, Any]] = Field(
+    readings: list[Any] = Field(
         ...,
         description="each {sensor_code (batch only), metric (optional when the sensor has one), measured_at "
         "(ISO 8601 with time zone), value (number)}",

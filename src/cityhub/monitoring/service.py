@@ -172,11 +172,14 @@ def list_sensors(
     kind: str | None = None,
     active: bool | None = None,
     scope: ColumnElement[bool] | None = None,
+    code: str | None = None,
     limit: int = 500,
     offset: int = 0,
 ) -> list[Sensor]:
     """Sensors by code."""
     query = select(Sensor).order_by(Sensor.code).limit(limit).offset(offset)
+    if code is not None:
+        query = query.where(Sensor.code == code)
     if kind:
         query = query.where(Sensor.kind == kind)
     if active is not None:
