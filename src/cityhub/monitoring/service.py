@@ -895,3 +895,128 @@ def open_alarm_counts(session: Session, sensor_ids: Iterable[int]) -> dict[int, 
         .group_by(Alarm.sensor_id)
     )
     return {sensor_id: n for sensor_id, n in rows}
+
+
+# ------------------------------------------------------------------------------------------------------ files
+
+SENSOR_HEADERS = ("code", "name", "kind", "metrics")
+SENSOR_OPTIONAL = ("lat", "lng", "address", "unit_code", "capacity", "active")
+READING_HEADERS = ("sensor_code", "measured_at", "value")
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int  # as the file shows it, the header being row 1
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, field {self.field}: {self.message}"
+
+
+@dataclass
+class FileReport:
+    read: int = 0
+    created: int = 0
+    updated: int = 0
+    rejected: list[RowProblem] = field(default_factory=list)
+    ingest: IngestResult | None = None
+
+
+def parse_metrics(text: str) -> dict[str, str]:
+    """``"depth:cm"`` / ``"pm25:μg/m³;pm10:μg/m³;aqi"`` → {metric: measurement unit}."""
+    metrics: dict[str, str] = {}
+    for part in text.replace("；", ";").split(";"):
+        if part.strip():
+            name, _, unit = part.replace("：", ":").partition(":")
+            metrics[name.strip()] = unit.strip()
+    return metrics
+
+
+def _truth(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("", "1", "true", "yes", "y", "是", "启用"):
+        return True
+    if value in ("0", "false", "no", "n", "否", "停用"):
+        return False
+    raise ValueError(f"not a yes/no value: {text!r}")
+
+
+def import_sensors(session: Session, *, rows: Sequence[tuple[int, Mapping[str, str]]]) -> FileReport:
+    """Register or update the sensors of a file's rows (by code). Each bad row is rejected by number and field,
+    the others kept."""
+    from pydantic import ValidationError
+
+    report = FileReport(read=len(rows))
+    seen: dict[str, int] = {}
+    for number, raw in rows:
+        code = (raw.get("code") or "").strip()
+        if code in seen:
+            report.rejected.append(RowProblem(number, "code", f"'{code}' already on row {seen[code]}"))
+            continue
+        values: dict[str, Any] = {k: (raw.get(k) or "").strip() or None for k in (*SENSOR_HEADERS, *SENSOR_OPTIONAL)}
+        try:
+            values["metrics"] = parse_metrics(values["metrics"] or "")
+            values["active"] = _truth(values["active"] or "")
+        except ValueError as exc:
+            report.rejected.append(RowProblem(number, "active", str(exc)))
+            continue
+        try:
+            data = SensorCreate.model_validate(values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = ".".join(str(p) for p in err["loc"]) or "(row)"
+            report.rejected.append(RowProblem(number, name, err["msg"]))
+            continue
+        existing = get_sensor(session, code=data.code)
+        try:
+            if existing is None:
+                create_sensor(session, data=data)
+                report.created += 1
+            else:
+                if existing.kind != data.kind.value:
+                    raise ValidationFailed(
+                        f"sensor '{code}' is a {existing.kind} sensor, not {data.kind.value}", details={"field": "kind"}
+                    )
+                existing.metrics = dict(data.metrics)
+                update_sensor(
+                    session,
+                    code=data.code,
+                    data=SensorUpdate.model_validate(data.model_dump(exclude={"code", "kind", "metrics"})),
+                )
+                report.updated += 1
+        except (ValidationFailed, Conflict) as exc:
+            report.rejected.append(RowProblem(number, str(exc.details.get("field", "(row)")), exc.message))
+            continue
+        seen[code] = number
+    return report
+
+
+def import_readings(
+    session: Session, *, rows: Sequence[tuple[int, Mapping[str, str]]], batch: int | None = None
+) -> FileReport:
+    """Store and evaluate a file's readings (``sensor_code, measured_at, metric, value``), in batches; each bad
+    row is rejected by number and field."""
+    batch = batch or get_monitoring_settings().reading_batch_max
+    report = FileReport(read=len(rows))
+    total = IngestResult(
+        received=0,
+        stored=0,
+        duplicates=0,
+        late=0,
+        rejected=[],
+        alarms_raised=0,
+        alarms_repeated=0,
+        alarms_cleared=0,
+        orders_opened=0,
+    )
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        result = ingest(session, items=[dict(raw) for _, raw in chunk])
+        for name in ("received", "stored", "duplicates", "late", "alarms_raised", "alarms_repeated"):
+            setattr(total, name, getattr(total, name) + getattr(result, name))
+        for name in ("alarms_cleared", "orders_opened"):
+            setattr(total, name, getattr(total, name) + getattr(result, name))
+        report.rejected.extend(RowProblem(chunk[r.index][0], r.field, r.message) for r in result.rejected)
+    report.ingest = total
+    return report
