@@ -1030,10 +1030,12 @@ def install(app: FastAPI) -> None:
         return support.error_page(request, exc.status, exc.message_key, principal)
 
     from cityhub.web.kb_pages import router as kb_router
+    from cityhub.web.monitoring_pages import router as monitoring_router
     from cityhub.web.rules_pages import router as rules_router
 
     app.include_router(router)
     app.include_router(rules_router)
     app.include_router(kb_router)
+    app.include_router(monitoring_router)
     app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
     vendor.warn_if_missing()
