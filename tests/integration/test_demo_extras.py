@@ -78,6 +78,7 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path) -> None:
     assert first.exit_code == 0, first.output
     assert "300 inserted" in first.output and "classifier: trained on" in first.output
     assert f"password {DEFAULT_DEMO_PASSWORD}" in first.output and "operator" in first.output
+    assert re.search(r"monitoring: \d+ sensors, 5 alarm rules, \d+ readings; \d+ alarms raised", first.output)
     kb_rows = sum(1 for _ in read_csv_table(KB_CSV).rows)
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(KnowledgeEntry)) == kb_rows
@@ -91,6 +92,7 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path) -> None:
     assert second.exit_code == 0, second.output
     assert "already seeded" in second.output and "0 set now" in second.output
     assert "0 entries imported" in second.output and "routing rules: already seeded" in second.output
+    assert "monitoring: already seeded" in second.output
     assert "(already there)" in second.output and "(mined now)" not in second.output
     assert _snapshot(demo_env) == before
 
