@@ -354,3 +354,32 @@ def test_alarm_lists_filter_by_state_kind_and_the_callers_area(db_session: Sessi
     none, _ = service.list_alarms(db_session, scope=service.sensor_scope(Scope(citizen_user_id=1)))
     assert none == []
     assert service.list_alarms(db_session, active=False)[0] == []
+
+
+def test_concurrent_batches_for_the_same_sensor_raise_one_alarm(app_db: str) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cityhub.db import session_scope
+
+    with session_scope() as s:
+        _units(s)
+        for i in range(5):
+            _sensor(s, f"WL-{i}")
+        _rule(s, duration_s=0, opens_order=False)
+    start = threading.Barrier(6)
+
+    def push(offset: int) -> int:
+        items = [
+            item for i in range(5) for item in _series(f"WL-{i}", [30, 31, 32], start=T0 + timedelta(seconds=offset))
+        ]
+        start.wait()  # all batches at once
+        with session_scope() as s:
+            return service.ingest(s, items=items).alarms_raised
+
+    with ThreadPoolExecutor(6) as pool:
+        raised = list(pool.map(push, range(6)))
+    with session_scope() as s:
+        alarms = _alarms(s)
+        # Whichever batch came first raised them; the others, later or earlier, repeated or were late.
+        assert sum(raised) == len(alarms) == 5 and {a.state for a in alarms} == {AlarmState.ACTIVE}

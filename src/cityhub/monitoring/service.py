@@ -332,8 +332,12 @@ def check_readings(
     codes = {sensor_code} if sensor_code else {i.get("sensor_code") for i in items if isinstance(i, Mapping)}
     wanted = sorted(c for c in codes if isinstance(c, str) and c)
     sensors: dict[str, Sensor] = {}
+    # On PostgreSQL the sensors' rows are locked (in code order: no deadlock between two batches): batches for the
+    # same sensors are evaluated one after the other, as SQLite's single writer does anyway.
+    lock = session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(wanted), CHUNK):
-        for found in session.scalars(select(Sensor).where(Sensor.code.in_(wanted[start : start + CHUNK]))):
+        query = select(Sensor).where(Sensor.code.in_(wanted[start : start + CHUNK])).order_by(Sensor.code)
+        for found in session.scalars(query.with_for_update() if lock else query):
             sensors[found.code] = found
     good: list[_Good] = []
     bad: list[RejectedReading] = []
