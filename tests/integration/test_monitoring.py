@@ -237,6 +237,11 @@ def test_acknowledge_keeps_counting_and_a_persons_clear_waits_for_recovery(
     assert still.alarms_raised == 0 and len(_alarms(db_session)) == 1
     back = service.ingest(db_session, items=_series("WL-001", [5, 30], start=T0 + timedelta(minutes=20)))
     assert back.alarms_raised == 1 and len(_alarms(db_session)) == 2
+    # The same again in the same session: the second clear sees the state the ingestion wrote, not a stale copy.
+    service.clear(db_session, alarm_id=_alarms(db_session)[1].id, actor=PERSON)
+    assert (
+        service.ingest(db_session, items=_series("WL-001", [35], start=T0 + timedelta(minutes=30))).alarms_raised == 0
+    )
     db_session.commit()
     events = [(e.action, e.actor, e.note) for e in service.alarm_events(db_session, alarm_id=alarm.id)]
     assert events == [

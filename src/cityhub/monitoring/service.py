@@ -13,12 +13,13 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_, select, tuple_
+from sqlalchemy import ColumnElement, false, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cityhub.auth.scope import Scope
 from cityhub.config import get_settings
@@ -408,13 +409,15 @@ def ingest(
     fresh, duplicates = _new_readings(session, good)
     if fresh:
         dialect = session.get_bind().dialect.name
-        insert = upsert_insert(dialect)
+        conflict_insert = upsert_insert(dialect)
         rows = [
             {"sensor_id": g.sensor.id, "metric": g.metric, "measured_at": g.at, "value": g.value, "received_at": now}
             for g in fresh
         ]
         # ON CONFLICT: another request storing the same reading at the same moment.
-        statement = insert(Reading).on_conflict_do_nothing(index_elements=["sensor_id", "metric", "measured_at"])
+        statement = conflict_insert(Reading).on_conflict_do_nothing(
+            index_elements=["sensor_id", "metric", "measured_at"]
+        )
         for start in range(0, len(rows), 5_000):
             session.execute(statement, rows[start : start + 5_000])
     tally, late = _evaluate(session, fresh, now=now, open_orders=open_orders)
@@ -465,45 +468,59 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
     for g in fresh:
         series[(g.sensor.id, g.metric)].append((g.at, g.value))
         sensors[g.sensor.id] = g.sensor
-    _remember_latest(sensors, series)
+    _remember_latest(session, sensors, series)
     rules = list_rules(session, active=True)
     sensor_ids = sorted(sensors)
-    states: dict[tuple[int, int], RuleState] = {}
+    # Rule states are read and written as plain rows (one executemany each way): a batch touches one per sensor and
+    # rule, and ORM objects cost more than the evaluation itself.
+    states: dict[tuple[int, int], EvalState] = {}
     alarms: dict[tuple[int, int], Alarm] = {}
     for start in range(0, len(sensor_ids), CHUNK):
         ids = sensor_ids[start : start + CHUNK]
-        for st in session.scalars(select(RuleState).where(RuleState.sensor_id.in_(ids))):
-            states[(st.sensor_id, st.rule_id)] = st
+        rows = session.execute(
+            select(
+                RuleState.sensor_id,
+                RuleState.rule_id,
+                RuleState.last_at,
+                RuleState.last_value,
+                RuleState.breach_since,
+                RuleState.armed,
+            ).where(RuleState.sensor_id.in_(ids))
+        )
+        for r in rows:
+            states[(r.sensor_id, r.rule_id)] = EvalState(
+                last_at=r.last_at, last_value=r.last_value, breach_since=r.breach_since, armed=r.armed
+            )
         open_alarms = select(Alarm).where(Alarm.sensor_id.in_(ids), Alarm.open_key.is_not(None))
         for open_alarm in session.scalars(open_alarms):
             alarms[(open_alarm.sensor_id, open_alarm.rule_id)] = open_alarm
     late = 0
+    changed: list[dict[str, Any]] = []
+    added: list[dict[str, Any]] = []
     for (sensor_id, metric), readings in series.items():
         sensor = sensors[sensor_id]
-        applicable = rules_for(rules, sensor, metric)
         series_late = 0
-        for rule in applicable:
+        for rule in rules_for(rules, sensor, metric):
             spec = _spec(rule, sensor)
             if spec is None:
                 continue
             key = (sensor_id, rule.id)
-            row = states.get(key)
-            if row is None:
-                row = RuleState(sensor_id=sensor_id, rule_id=rule.id, armed=True)
-                session.add(row)
-                states[key] = row
+            known = states.get(key)
             alarm = alarms.get(key)
-            before = EvalState(
-                open=alarm is not None,
-                last_at=row.last_at,
-                last_value=row.last_value,
-                breach_since=row.breach_since,
-                armed=row.armed if row.armed is not None else True,
-            )
+            before = replace(known or EvalState(), open=alarm is not None)
             result = evaluate(spec, before, readings)
             series_late = max(series_late, result.late)
-            row.last_at, row.last_value = result.state.last_at, result.state.last_value
-            row.breach_since, row.armed = result.state.breach_since, result.state.armed
+            after = result.state
+            if after != before or known is None:
+                values = {
+                    "sensor_id": sensor_id,
+                    "rule_id": rule.id,
+                    "last_at": after.last_at,
+                    "last_value": after.last_value,
+                    "breach_since": after.breach_since,
+                    "armed": after.armed,
+                }
+                (added if known is None else changed).append(values)
             for transition in result.transitions:
                 alarm = _apply(session, sensor, rule, spec, alarm, transition, tally, open_orders=open_orders)
             if alarm is not None and alarm.open_key is not None:
@@ -511,23 +528,35 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
             else:
                 alarms.pop(key, None)
         late += series_late
+    if changed:
+        session.execute(update(RuleState), changed)  # by primary key (sensor_id, rule_id), executemany
+    if added:
+        session.execute(insert(RuleState), added)
     session.flush()
     return tally, late
 
 
 def _remember_latest(
-    sensors: Mapping[int, Sensor], series: Mapping[tuple[int, str], list[tuple[datetime, float]]]
+    session: Session, sensors: Mapping[int, Sensor], series: Mapping[tuple[int, str], list[tuple[datetime, float]]]
 ) -> None:
+    """Keep each sensor's latest reading per metric, written in one executemany; the loaded sensors are given the
+    new values as their committed state (they are not dirtied: no per-object UPDATE at the next flush)."""
+    news: dict[int, dict[str, Any]] = {}
     for (sensor_id, metric), readings in series.items():
         sensor = sensors[sensor_id]
         at, value = max(readings, key=lambda r: r[0])
-        latest = dict(sensor.latest or {})
-        known = latest.get(metric)
+        row = news.setdefault(
+            sensor_id, {"id": sensor_id, "latest": dict(sensor.latest or {}), "last_reading_at": sensor.last_reading_at}
+        )
+        known = row["latest"].get(metric)
         if known is None or datetime.fromisoformat(known["at"]) < at:
-            latest[metric] = {"value": value, "at": at.isoformat()}
-            sensor.latest = latest
-        if sensor.last_reading_at is None or sensor.last_reading_at < at:
-            sensor.last_reading_at = at
+            row["latest"][metric] = {"value": value, "at": at.isoformat()}
+        if row["last_reading_at"] is None or row["last_reading_at"] < at:
+            row["last_reading_at"] = at
+    session.execute(update(Sensor), list(news.values()))
+    for sensor_id, row in news.items():
+        set_committed_value(sensors[sensor_id], "latest", row["latest"])
+        set_committed_value(sensors[sensor_id], "last_reading_at", row["last_reading_at"])
 
 
 def _worse(comparison: str, a: float, b: float) -> float:
@@ -856,7 +885,8 @@ def clear(
         raise InvalidTransition(state=alarm.state, action="clear", reason="the alarm is already cleared")
     rule = require_rule(session, rule_id=alarm.rule_id)
     sensor = session.get(Sensor, alarm.sensor_id)
-    row = session.get(RuleState, (alarm.sensor_id, alarm.rule_id))
+    # Read afresh: ingestion writes rule states as plain rows, not through objects this session may hold.
+    row = session.get(RuleState, (alarm.sensor_id, alarm.rule_id), populate_existing=True)
     spec = _spec(rule, sensor) if sensor is not None else None
     if row is not None and spec is not None:
         after = cleared_by_person(
