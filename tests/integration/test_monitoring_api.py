@@ -198,6 +198,8 @@ def test_a_batch_reports_every_rejected_reading_by_index_and_keeps_the_good_ones
             {"sensor_code": "WL-API-1", "measured_at": future, "value": 1},
             17,
             _reading(3, 4, sensor_code="WL-API-1", metric="depth"),
+            _reading(4, 10**400, sensor_code="WL-API-1"),
+            _reading(5, 1, sensor_code=["WL-API-1"]),
         ]
     }
     result = env.call("POST", "/sensors/readings", "key", json=body)
@@ -209,8 +211,11 @@ def test_a_batch_reports_every_rejected_reading_by_index_and_keeps_the_good_ones
         (2, "value"),
         (3, "measured_at"),
         (4, "(reading)"),
+        (6, "value"),
+        (7, "sensor_code"),
     ]
     assert "unknown sensor 'GHOST'" in data["rejected"][0]["message"]
+    assert "time zone" in _error(env.call("GET", "/sensors/WL-API-1/readings?since=2026-01-01T00:00:00"), 422)
     stored = env.call("GET", "/sensors/WL-API-1/readings", "adm").json()
     assert [r["value"] for r in stored] == [4, 3]
     assert env.call("POST", "/sensors/readings", "key", json={"readings": "nope"}).status_code == 422

@@ -22,13 +22,26 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
+def _no_nul(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 class SensorBase(BaseModel):
     name: str = Field(..., min_length=1, max_length=120)
-    lat: float | None = Field(None, ge=-90, le=90)
-    lng: float | None = Field(None, ge=-180, le=180)
+    lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
+    lng: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
     address: str | None = Field(None, max_length=300)
-    capacity: float | None = Field(None, gt=0, description="crowd counts: people the place holds")
+    capacity: float | None = Field(
+        None, gt=0, lt=1e9, allow_inf_nan=False, description="crowd counts: people the place holds"
+    )
     active: bool = True
+
+    @field_validator("name", "address")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _no_nul(value)
 
 
 class SensorCreate(SensorBase):
@@ -47,8 +60,8 @@ class SensorCreate(SensorBase):
         for name, unit in value.items():
             if not re.match(METRIC_PATTERN, name):
                 raise ValueError(f"metric name {name!r}: lower-case letters, digits and _, starting with a letter")
-            if len(unit) > 20:
-                raise ValueError(f"measurement unit of {name!r} is longer than 20 characters")
+            if len(unit) > 20 or "\x00" in unit:
+                raise ValueError(f"measurement unit of {name!r}: at most 20 characters, no NUL")
         return value
 
     @model_validator(mode="after")
@@ -60,12 +73,17 @@ class SensorCreate(SensorBase):
 
 class SensorUpdate(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=120)
-    lat: float | None = Field(None, ge=-90, le=90)
-    lng: float | None = Field(None, ge=-180, le=180)
+    lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
+    lng: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
     address: str | None = Field(None, max_length=300)
-    capacity: float | None = Field(None, gt=0)
+    capacity: float | None = Field(None, gt=0, lt=1e9, allow_inf_nan=False)
     active: bool | None = None
     unit_code: str | None = Field(None, max_length=32)
+
+    @field_validator("name", "address", "unit_code")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _no_nul(value)
 
 
 class SensorRead(BaseModel):
@@ -105,6 +123,11 @@ class RuleBase(BaseModel):
     urgency: Urgency = Urgency.NORMAL
     active: bool = True
 
+    @field_validator("name", "category")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _no_nul(value)
+
     @field_validator("threshold", "clear_threshold")
     @classmethod
     def _finite_numbers(cls, value: float | None) -> float | None:
@@ -139,6 +162,11 @@ class RuleUpdate(BaseModel):
     category: str | None = Field(None, max_length=300)
     urgency: Urgency | None = None
     active: bool | None = None
+
+    @field_validator("name", "category")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _no_nul(value)
 
     @field_validator("threshold", "clear_threshold")
     @classmethod
@@ -245,3 +273,8 @@ class AlarmEventRead(BaseModel):
 
 class AlarmAction(BaseModel):
     note: str | None = Field(None, max_length=500)
+
+    @field_validator("note")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _no_nul(value)

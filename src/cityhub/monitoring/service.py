@@ -304,6 +304,10 @@ def _parse_time(raw: Any) -> datetime:
         raise ValueError("missing; give an ISO 8601 time with time zone")
     if at.tzinfo is None:
         raise ValueError(f"{raw!s} has no time zone (add +08:00 or Z)")
+    try:
+        at.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{raw!s} is out of range") from None
     return at
 
 
@@ -311,7 +315,10 @@ def _parse_value(raw: Any) -> float:
     if isinstance(raw, bool) or raw is None:
         raise ValueError("missing or not a number" if raw is None else f"not a number: {raw!r}")
     if isinstance(raw, int | float):
-        value = float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:
+            raise ValueError(f"not a finite number: {raw!r}") from None
     elif isinstance(raw, str):
         try:
             value = float(raw.strip())
@@ -330,8 +337,9 @@ def check_readings(
     """Split raw readings into good ones and rejections naming index, field and problem."""
     now = now or utcnow()
     latest_allowed = now + timedelta(seconds=get_monitoring_settings().reading_future_seconds)
-    codes = {sensor_code} if sensor_code else {i.get("sensor_code") for i in items if isinstance(i, Mapping)}
-    wanted = sorted(c for c in codes if isinstance(c, str) and c)
+    codes = [sensor_code] if sensor_code else [i.get("sensor_code") for i in items if isinstance(i, Mapping)]
+    # Text PostgreSQL cannot compare (NUL) names no sensor: such a reading is rejected as unknown below.
+    wanted = sorted({c for c in codes if isinstance(c, str) and c and "\x00" not in c})
     sensors: dict[str, Sensor] = {}
     # On PostgreSQL the sensors' rows are locked (in code order: no deadlock between two batches): batches for the
     # same sensors are evaluated one after the other, as SQLite's single writer does anyway.
@@ -909,6 +917,8 @@ def readings_of(
     session: Session, *, sensor: Sensor, metric: str | None = None, since: datetime | None = None, limit: int = 500
 ) -> list[Reading]:
     """A sensor's readings, newest first."""
+    if since is not None and since.tzinfo is None:
+        raise ValidationFailed("since must carry a time zone", details={"field": "since"})
     query = select(Reading).where(Reading.sensor_id == sensor.id).order_by(Reading.measured_at.desc()).limit(limit)
     if metric:
         query = query.where(Reading.metric == metric)
