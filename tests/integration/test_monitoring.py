@@ -388,3 +388,30 @@ def test_concurrent_batches_for_the_same_sensor_raise_one_alarm(app_db: str) -> 
         alarms = _alarms(s)
         # Whichever batch came first raised them; the others, later or earlier, repeated or were late.
         assert sum(raised) == len(alarms) == 5 and {a.state for a in alarms} == {AlarmState.ACTIVE}
+
+
+def test_a_raised_alarm_is_notified_through_the_outbox_to_its_units_subscribers(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    import json
+
+    from cityhub.notify import service as notify
+    from cityhub.notify.models import OutboxMessage, Topic
+
+    everyone, _ = notify.add_subscription(db_session, target="http://127.0.0.1:9/all", topics=["alarm"])
+    mine, _ = notify.add_subscription(db_session, target="http://127.0.0.1:9/c", topics=["alarm"], unit_code="M-SQ")
+    notify.add_subscription(db_session, target="http://127.0.0.1:9/w", topics=["alarm"], unit_code="M-SW")
+    notify.add_subscription(db_session, target="http://127.0.0.1:9/d", topics=["dispatch"], unit_code="M-SW")
+    _sensor(db_session)
+    _rule(db_session, duration_s=0)
+    db_session.commit()
+    service.ingest(db_session, items=_series("WL-001", [30, 35, 8, 40]))  # raised, repeated, cleared, raised
+    db_session.commit()
+    messages = list(db_session.scalars(select(OutboxMessage).where(OutboxMessage.topic == Topic.ALARM)))
+    # Two alarms, each to the district-wide subscription and the community's; not to the water bureau's.
+    assert sorted(m.subscription_id for m in messages) == sorted([everyone.id, mine.id] * 2)
+    first = min(messages, key=lambda m: m.id)
+    assert first.payload is not None and first.payload["sensor"]["code"] == "WL-001"
+    assert (first.payload["value"], first.payload["threshold"], first.payload["severity"]) == (30, 20, "critical")
+    body = json.loads(notify.render_body(db_session, first))
+    assert body["topic"] == "alarm" and body["order"]["channel"] == "sensor"

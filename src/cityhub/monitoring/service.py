@@ -622,6 +622,7 @@ def _apply(
         tally.raised += 1
         if open_orders and rule.opens_order and open_order(session, alarm=alarm, sensor=sensor, rule=rule):
             tally.orders += 1
+        _notify_raised(session, alarm, sensor, rule)
         return alarm
     if alarm is None:  # a repeat or clear always follows a raise or an open alarm
         return None
@@ -634,6 +635,29 @@ def _apply(
     _close(session, alarm, actor=orders.SYSTEM, at=at, value=value, note="readings back within the limit")
     tally.cleared += 1
     return None
+
+
+def _notify_raised(session: Session, alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> None:
+    """The ``alarm`` notification through the outbox, in this transaction: subscriptions of the sensor's responsible
+    unit, street or community, or of every unit (the order it opened is notified as any order too: dispatch)."""
+    from cityhub.notify.service import on_alarm_raised
+
+    payload = {
+        "action": "alarm_raised",
+        "alarm_id": alarm.id,
+        "sensor": {"code": sensor.code, "name": sensor.name, "kind": sensor.kind, "address": sensor.address},
+        "rule": {"id": rule.id, "name": rule.name},
+        "severity": alarm.severity,
+        "metric": alarm.metric,
+        "value": alarm.first_value,
+        "comparison": alarm.comparison,
+        "threshold": alarm.threshold,
+        "unit": sensor.metrics.get(alarm.metric, ""),
+        "at": alarm.raised_at.isoformat(),
+    }
+    on_alarm_raised(
+        session, order_id=alarm.order_id, units=(sensor.unit_id, sensor.street_id, sensor.community_id), payload=payload
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
