@@ -415,3 +415,16 @@ def test_a_raised_alarm_is_notified_through_the_outbox_to_its_units_subscribers(
     assert (first.payload["value"], first.payload["threshold"], first.payload["severity"]) == (30, 20, "critical")
     body = json.loads(notify.render_body(db_session, first))
     assert body["topic"] == "alarm" and body["order"]["channel"] == "sensor"
+
+
+def test_only_alarms_at_the_configured_severity_open_orders(
+    db_session: Session, units: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CITYHUB_ALARM_ORDER_MIN_SEVERITY", "critical")
+    _sensor(db_session)
+    _rule(db_session, duration_s=0, severity="warning")
+    _rule(db_session, name="积水超过 40 厘米", duration_s=0, threshold=40, clear_threshold=30, severity="critical")
+    result = service.ingest(db_session, items=_series("WL-001", [30, 45]))
+    assert result.alarms_raised == 2 and result.orders_opened == 1
+    by_severity = {a.severity: a.order_id for a in _alarms(db_session)}
+    assert by_severity["warning"] is None and by_severity["critical"] is not None

@@ -2,8 +2,8 @@
 
 Readings are checked one by one (a bad one is reported by its index and field, the good ones kept), stored in one
 bulk insert, and run through the rules that apply to their sensor and metric by the pure :mod:`rules` evaluation.
-A raised alarm at most once per sensor and rule (``alarms.open_key``); repeated crossings while it is open update
-it (storm de-duplication). A raised alarm of a rule that opens orders becomes an order through
+At most one alarm per sensor and rule is open (``alarms.open_key``); repeated crossings while it is open update it
+(storm de-duplication). A raised alarm of a rule that opens orders becomes an order through
 :func:`cityhub.intake.service.submit` on the sensor channel, idempotent by its external id.
 """
 
@@ -620,7 +620,7 @@ def _apply(
         session.flush()
         _event(session, alarm, "raised", actor=orders.SYSTEM, at=at, value=value, since=_iso(transition.since))
         tally.raised += 1
-        if open_orders and rule.opens_order and open_order(session, alarm=alarm, sensor=sensor, rule=rule):
+        if open_orders and opens_order(rule) and open_order(session, alarm=alarm, sensor=sensor, rule=rule):
             tally.orders += 1
         _notify_raised(session, alarm, sensor, rule)
         return alarm
@@ -635,6 +635,13 @@ def _apply(
     _close(session, alarm, actor=orders.SYSTEM, at=at, value=value, note="readings back within the limit")
     tally.cleared += 1
     return None
+
+
+def opens_order(rule: AlarmRule) -> bool:
+    """Whether an alarm raised by ``rule`` opens an order: the rule says so and its severity is at least
+    ``CITYHUB_ALARM_ORDER_MIN_SEVERITY``."""
+    floor = Severity(get_monitoring_settings().alarm_order_min_severity)
+    return rule.opens_order and Severity(rule.severity).rank >= floor.rank
 
 
 def _notify_raised(session: Session, alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -17,6 +19,11 @@ class MonitoringSettings(BaseSettings):
         le=86_400,
         description="A sensor reading may be timed at most this many seconds after the server's clock (devices' "
         "clocks drift); a later one is rejected.",
+    )
+    alarm_order_min_severity: Literal["info", "warning", "critical"] = Field(
+        "info",
+        description="A raised alarm opens an order (when its rule says so) only at this severity or above: info "
+        "(every rule that opens orders), warning, critical.",
     )
     reading_batch_max: int = Field(
         50_000,
