@@ -1344,6 +1344,7 @@ def test_every_refusal_of_the_life_cycle_is_said_in_chinese() -> None:
 
 
 def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> None:
+    from cityhub.monitoring.rules import AlarmState, SensorKind, Severity
     from cityhub.org.models import Role as R
     from cityhub.org.models import UnitTier as T
     from cityhub.workorders.lifecycle import Action, AssistStatus, State
@@ -1361,6 +1362,9 @@ def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> N
         ("appeal", AppealType),
         ("urgency", Urgency),
         ("assist", AssistStatus),
+        ("sensor_kind", SensorKind),
+        ("severity", Severity),
+        ("alarm_state", AlarmState),
     ):
         for member in enum:
             assert f"{kind}.{member.value}" in zh, f"{kind}.{member.value}"

@@ -54,6 +54,11 @@ def _mount() -> None:
     app.add_typer(apikey_app, name="apikey")
     app.add_typer(dispatch_app, name="dispatch")
     app.add_typer(config_app, name="config")
+    from cityhub.monitoring.cli import alarms_app, rules_app, sensors_app
+
+    app.add_typer(sensors_app, name="sensors")
+    app.add_typer(rules_app, name="alarm-rules")
+    app.add_typer(alarms_app, name="alarms")
     from cityhub.analytics.cli import app as analytics_app
 
     app.add_typer(analytics_app, name="analytics")

@@ -335,6 +335,7 @@ def settings_classes() -> tuple[tuple[str, type[BaseSettings]], ...]:
     from cityhub.auth.settings import AuthSettings
     from cityhub.demo.extras import DemoSettings
     from cityhub.intake.dedupe import DedupeSettings
+    from cityhub.monitoring.settings import MonitoringSettings
     from cityhub.notify.config import NotifySettings
 
     return (
@@ -343,6 +344,7 @@ def settings_classes() -> tuple[tuple[str, type[BaseSettings]], ...]:
         ("HTTP admission control", GateSettings),
         ("Duplicates and similar cases at intake", DedupeSettings),
         ("Notification delivery", NotifySettings),
+        ("Monitoring: sensor readings and alarms", MonitoringSettings),
         ("Demo district", DemoSettings),
     )
 

@@ -4,6 +4,7 @@ from cityhub.analytics.models import HotTopic, HotTopicModelState, HotTopicOrder
 from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt
 from cityhub.dispatch.models import DispatchBacklog, DispatchRule, DispatchSuggestion, DispatchThreshold
 from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
+from cityhub.monitoring.models import Alarm, AlarmEvent, AlarmRule, Reading, RuleState, Sensor
 from cityhub.notify.models import OutboxMessage, Subscription
 from cityhub.org.models import Unit, User
 from cityhub.refdata import reference_versions
@@ -21,6 +22,9 @@ from cityhub.workorders.models import (
 )
 
 __all__ = [
+    "Alarm",
+    "AlarmEvent",
+    "AlarmRule",
     "ApiCallStat",
     "ApiClient",
     "ApiKey",
@@ -47,7 +51,10 @@ __all__ = [
     "OrderEvent",
     "OrderNumberCounter",
     "OutboxMessage",
+    "Reading",
     "ReplyCheck",
+    "RuleState",
+    "Sensor",
     "SlaRule",
     "Subscription",
     "Unit",

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from alembic import command
-from sqlalchemy import Connection, Engine, create_engine, inspect, select, text
+from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlalchemy.exc import OperationalError, StatementError
 from sqlalchemy.orm import Session, selectinload
 
@@ -221,19 +221,8 @@ def test_cli_on_a_database_behind_the_code_says_to_upgrade(
 
     previous = _previous()
     migrate.upgrade(empty_db_url, previous)  # the release before: the newest table or column is missing
-    # A command that reads what the newest migration added (login_lockouts, for the accounts it lists): its database
-    # error is explained.
-    engine = create_engine(empty_db_url)
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO users (username, full_name, role, active, failed_logins, created_at) "
-                "VALUES ('u1', 'u1', 'citizen', :yes, 0, CURRENT_TIMESTAMP)"
-            ),
-            {"yes": True},
-        )
-    engine.dispose()
-    err = _cli_error(empty_db_url, monkeypatch, capsys, "users", "list")
+    # A command that reads what the newest migration added (the monitoring tables): its database error is explained.
+    err = _cli_error(empty_db_url, monkeypatch, capsys, "sensors", "list")
     assert f"at migration {previous}, this version of cityhub needs {head}" in err
 
     migrate.upgrade(empty_db_url)

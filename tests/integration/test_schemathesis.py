@@ -26,6 +26,8 @@ from cityhub.auth import passwords
 from cityhub.auth.service import create_token
 from cityhub.db import session_scope
 from cityhub.main import create_app
+from cityhub.monitoring import service as monitoring
+from cityhub.monitoring.schemas import RuleCreate, SensorCreate
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.sharing.service import SCOPES, create_key
 from cityhub.workorders import service
@@ -95,6 +97,18 @@ def admin(app_db: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
             for step in steps:
                 params: dict[str, Any] = {"unit_id": units["FZ-P1"].id, "text": "已修复路灯"}
                 service.act(s, order_id=order.id, action=step, params=params)
+        # A sensor with a rule and an open alarm, so that the monitoring routes reach past their 404s.
+        monitoring.create_sensor(
+            s,
+            data=SensorCreate(
+                code="FZ-WL", name="积水点", kind="waterlogging", metrics={"depth": "cm"}, unit_code="FZ-S1"
+            ),
+        )
+        monitoring.create_rule(
+            s,
+            data=RuleCreate(name="积水", sensor_kind="waterlogging", metric="depth", comparison=">", threshold=20),
+        )
+        monitoring.ingest(s, items=[{"sensor_code": "FZ-WL", "measured_at": "2026-11-01T08:00:00+08:00", "value": 30}])
         token = create_token(s, user_id=users[0].id, name="fuzz")[1]
         # The open-data routes authenticate a partner system by its own key rather than a user.
         key = create_key(s, client_name="fuzz", scopes=sorted(SCOPES), rate_limit=1_000_000)[1]

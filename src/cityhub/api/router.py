@@ -8,6 +8,8 @@ from cityhub.auth.views import router as auth_router
 from cityhub.dispatch.views import router as dispatch_router
 from cityhub.knowledge.views import orders_router as kb_orders_router
 from cityhub.knowledge.views import router as kb_router
+from cityhub.monitoring.views import alarms_router, readings_router, rules_router
+from cityhub.monitoring.views import router as sensors_router
 from cityhub.onemap.views import router as map_router
 from cityhub.org.views import units_router, users_router
 from cityhub.sharing.views import router as sharing_router
@@ -29,3 +31,7 @@ api_router.include_router(users_router)
 api_router.include_router(categories_router)
 api_router.include_router(sla_router)
 api_router.include_router(calendar_router)
+api_router.include_router(readings_router)
+api_router.include_router(sensors_router)
+api_router.include_router(rules_router)
+api_router.include_router(alarms_router)

@@ -25,6 +25,9 @@ CATEGORIES_MANAGE = "categories:manage"  # add, rename, move and deactivate cate
 SLA_MANAGE = "sla:manage"  # edit the time-limit rules table
 CALENDAR_MANAGE = "calendar:manage"  # enter holidays and make-up workdays
 API_CLIENTS_MANAGE = "apiclients:manage"  # the data-sharing API's clients, keys, scopes, limits and call statistics
+SENSORS_MANAGE = "sensors:manage"  # register sensors, write alarm rules, push readings as a person
+ALARMS_READ = "alarms:read"  # see sensors, readings and alarms (监测预警) in one's data scope
+ALARMS_HANDLE = "alarms:handle"  # acknowledge and clear alarms in one's data scope
 
 
 def act(action: Action | str) -> str:
@@ -39,17 +42,19 @@ def _acts(*actions: Action) -> set[str]:
 ALL_PERMISSIONS: frozenset[str] = frozenset(
     {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE, KB_MANAGE, REPLY_REVIEW}
     | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE, API_CLIENTS_MANAGE}
+    | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     # 话务员: records appeals, answers consultations on the spot (秒回), reads in scope.
     Role.OPERATOR: frozenset(
-        {ORDER_CREATE, ORDER_READ, ORG_READ, TOKENS, KB_MANAGE} | _acts(Action.INSTANT_ANSWER, Action.COMMENT)
+        {ORDER_CREATE, ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, ALARMS_READ}
+        | _acts(Action.INSTANT_ANSWER, Action.COMMENT)
     ),
     # 派单员: sends orders out and deals with what comes back (re-dispatch of returned orders is `dispatch`).
     Role.DISPATCHER: frozenset(
-        {ORDER_CREATE, ORDER_READ, ORG_READ, TOKENS}
+        {ORDER_CREATE, ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE}
         | _acts(
             Action.DISPATCH,
             Action.TRANSFER,
@@ -62,7 +67,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # 承办人: works the order of its unit, or its part of a co-handled one.
     Role.HANDLER: frozenset(
-        {ORDER_READ, ORG_READ, TOKENS}
+        {ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE}
         | _acts(
             Action.ACCEPT,
             Action.RETURN,
@@ -79,7 +84,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # 督办员: time limits, extensions, reply audit, callback and closing.
     Role.SUPERVISOR: frozenset(
-        {ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, REPLY_REVIEW}
+        {ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, REPLY_REVIEW, ALARMS_READ, ALARMS_HANDLE}
         | _acts(
             Action.URGE,
             Action.ESCALATE,
@@ -94,7 +99,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # 领导: reads everything, assigns key issues (交办), urges and escalates.
     Role.LEADER: frozenset(
-        {ORDER_READ, ORDER_READ_ALL, ORG_READ, TOKENS, REPLY_REVIEW}
+        {ORDER_READ, ORDER_READ_ALL, ORG_READ, TOKENS, REPLY_REVIEW, ALARMS_READ}
         | _acts(Action.ASSIGN, Action.URGE, Action.ESCALATE, Action.COMMENT)
     ),
     Role.ADMIN: ALL_PERMISSIONS,

@@ -100,6 +100,14 @@ def _extras(*, new_orders: bool) -> None:
     r = prepare_demo(session_factory(), new_orders=new_orders)
     typer.echo(f"knowledge base: {r.kb_created} entries imported, {r.kb_entries} active")
     typer.echo(f"routing rules: {r.rules_created} created" if r.rules_created else "routing rules: already seeded")
+    if r.sensors is not None:
+        m = r.sensors
+        typer.echo(
+            f"monitoring: {m.sensors} sensors, {m.rules} alarm rules, {m.readings} readings; "
+            f"{m.alarms_raised} alarms raised ({m.alarms_open} still open), {m.orders_opened} orders opened"
+        )
+    else:
+        typer.echo("monitoring: already seeded")
     if r.model_trained:
         typer.echo(f"classifier: trained on {r.model_records} orders in {r.model_seconds:.1f} s → {r.model_path}")
     elif r.model_skipped:

@@ -9,6 +9,8 @@ Every step is idempotent and cheap when already done, so a second ``make run`` c
 - **knowledge base** — ``data/kb_demo.csv`` through :func:`cityhub.knowledge.service.import_entries`, only into a
   knowledge base without active entries (edits and deletions made later are not undone);
 - **routing rules** — :func:`cityhub.dispatch.service.seed_default_rules`, only when no seeded rule exists yet;
+- **monitoring** — :func:`cityhub.demo.sensors.seed_sensors`: sensors across the streets, alarm rules and three days
+  of readings with a rainstorm whose alarms open orders, only when there are no sensors yet;
 - **hot topics** — :func:`cityhub.analytics.topics_store.mine_database` once, and again only after new orders.
 
 All of it runs only with ``CITYHUB_ENVIRONMENT=demo``: known passwords never reach another environment.
@@ -27,6 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cityhub.config import DEMO_MODEL_DIR, Settings, get_settings
+from cityhub.demo.sensors import SensorSeedReport, seed_sensors
 from cityhub.errors import PermissionDenied, ValidationFailed
 
 if TYPE_CHECKING:
@@ -81,6 +84,7 @@ class ExtrasReport:
     topics_mined: bool = False
     topics_skipped: str = ""  # why the hot topics were not mined
     topics: int = 0
+    sensors: SensorSeedReport | None = None  # None: sensors were there already
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -264,6 +268,13 @@ def prepare_demo(
             session.commit()
         report.kb_entries = int(session.scalar(active) or 0)
         timed("knowledge", t)
+
+        t = time.perf_counter()
+        seeded = seed_sensors(session)
+        if seeded.sensors:
+            report.sensors = seeded
+            session.commit()
+        timed("monitoring", t)
 
         t = time.perf_counter()
         target = model_target(model_dir)

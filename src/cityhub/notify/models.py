@@ -24,6 +24,7 @@ class Topic(enum.StrEnum):
     REPLY = "reply"  # 答复
     CALLBACK = "callback"  # 回访
     DEADLINE = "deadline"  # 时限调整: a running deadline moved after a calendar or time-limit edit (sla_recompute)
+    ALARM = "alarm"  # 监测报警: a sensor's alarm was raised (monitoring), with its order when the rule opens one
 
 
 class OutboxStatus(enum.StrEnum):

@@ -32,6 +32,7 @@ from cityhub.workorders.models import Category, Order
 SCOPES = {
     "open311:write": "post Open311 service requests",
     "sharing:read": "read aggregates and anonymised orders of the data-sharing API",
+    "sensors:write": "push sensor readings (monitoring)",
     "admin": "read call statistics of every client",
 }
 KEY_PREFIX = "chk_"

@@ -1122,6 +1122,7 @@ def install(app: FastAPI) -> None:
     from cityhub.web.calendar_pages import router as calendar_router
     from cityhub.web.kb_pages import router as kb_router
     from cityhub.web.map_pages import router as map_router
+    from cityhub.web.monitoring_pages import router as monitoring_router
     from cityhub.web.rules_pages import router as rules_router
     from cityhub.web.sla_pages import router as sla_router
     from cityhub.web.units_pages import router as units_router
@@ -1136,5 +1137,6 @@ def install(app: FastAPI) -> None:
     app.include_router(sla_router)
     app.include_router(api_clients_router)
     app.include_router(units_router)
+    app.include_router(monitoring_router)
     app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
     vendor.warn_if_missing()

@@ -135,6 +135,8 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.orders", "/orders"))
     if permissions.allows(role, permissions.REPLY_REVIEW):
         items.append(NavItem("nav.reviews", "/reviews"))
+    if permissions.allows(role, permissions.ALARMS_READ):
+        items.append(NavItem("nav.monitoring", "/monitoring"))
     if permissions.allows(role, permissions.KB_MANAGE):
         items.append(NavItem("nav.kb", "/kb"))
     if role in OVERSEERS:
@@ -387,7 +389,8 @@ def set_flash(response: Response, key: str, **params: Any) -> None:
 
 
 _FLASH_GROUPS = frozenset(
-    {"intake", "order", "queue", "login", "rules", "kb", "account", "users", "calendar", "sla", "apiclients", "units"}
+    {"intake", "order", "queue", "login", "rules", "kb", "mon", "account", "users", "calendar", "sla", "apiclients"}
+    | {"units"}
 )
 
 

@@ -1,0 +1,453 @@
+"""Monitoring in the demo district: sensors across Baiyun's streets and three days of readings, with a rainstorm
+that floods several low points (de-duplicated alarms that open orders), a river that rises after it, a polluted
+hour at an air station and a marathon segment over capacity. Seeded once (only when there are no sensors), through
+the same ingestion as the API, so every alarm and order is made the way a real one is."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cityhub.db import utcnow
+from cityhub.monitoring import service
+from cityhub.monitoring.models import Sensor
+from cityhub.monitoring.schemas import RuleCreate, SensorCreate
+from cityhub.org.models import Unit
+
+DAYS = 3
+STEP = timedelta(minutes=10)
+SEED = 20261202
+
+
+@dataclass(frozen=True)
+class _Spec:
+    code: str
+    name: str
+    kind: str
+    metrics: dict[str, str]
+    street: str  # unit code of the street
+    place: str  # what the address adds to the street's (and community's) name
+    lat: float
+    lng: float
+    unit_code: str | None = None  # responsible unit when it is not the community or street it stands in
+    capacity: float | None = None
+    community: int = 1  # which of the street's communities (by code order)
+
+
+WATER_BUREAU = "440111-D04"
+ENVIRONMENT = "440111-D03"
+
+SENSORS = [
+    _Spec(
+        "BY-WL-001", "机场路隧道积水监测点", "waterlogging", {"depth": "cm"}, "440111002", "机场路隧道", 23.160, 113.262
+    ),
+    _Spec(
+        "BY-WL-002",
+        "槎龙立交桥底积水监测点",
+        "waterlogging",
+        {"depth": "cm"},
+        "440111003",
+        "槎龙立交桥底",
+        23.176,
+        113.241,
+    ),
+    _Spec(
+        "BY-WL-003",
+        "广园路下穿通道积水监测点",
+        "waterlogging",
+        {"depth": "cm"},
+        "440111004",
+        "广园路下穿通道",
+        23.158,
+        113.280,
+    ),
+    _Spec(
+        "BY-WL-004", "西槎路涵洞积水监测点", "waterlogging", {"depth": "cm"}, "440111005", "西槎路涵洞", 23.190, 113.236
+    ),
+    _Spec(
+        "BY-WL-005", "黄石路隧道积水监测点", "waterlogging", {"depth": "cm"}, "440111006", "黄石路隧道", 23.190, 113.270
+    ),
+    _Spec(
+        "BY-WL-006",
+        "新市墟低洼路段积水监测点",
+        "waterlogging",
+        {"depth": "cm"},
+        "440111008",
+        "新市墟低洼路段",
+        23.183,
+        113.262,
+    ),
+    _Spec(
+        "BY-WL-007", "京溪路下穿积水监测点", "waterlogging", {"depth": "cm"}, "440111010", "京溪路下穿", 23.187, 113.325
+    ),
+    _Spec(
+        "BY-WL-008", "鹤龙路涵洞积水监测点", "waterlogging", {"depth": "cm"}, "440111012", "鹤龙路涵洞", 23.255, 113.295
+    ),
+    _Spec(
+        "BY-RL-001",
+        "流溪河钟落潭水位站",
+        "river_level",
+        {"level": "m"},
+        "440111108",
+        "流溪河钟落潭段",
+        23.390,
+        113.390,
+        unit_code=WATER_BUREAU,
+    ),
+    _Spec(
+        "BY-RL-002",
+        "流溪河太和水位站",
+        "river_level",
+        {"level": "m"},
+        "440111107",
+        "流溪河太和段",
+        23.330,
+        113.350,
+        unit_code=WATER_BUREAU,
+    ),
+    _Spec(
+        "BY-RL-003",
+        "流溪河江高水位站",
+        "river_level",
+        {"level": "m"},
+        "440111113",
+        "流溪河江高段",
+        23.300,
+        113.230,
+        unit_code=WATER_BUREAU,
+    ),
+    _Spec(
+        "BY-RL-004",
+        "白海面涌石井水位站",
+        "river_level",
+        {"level": "m"},
+        "440111014",
+        "白海面涌石井段",
+        23.220,
+        113.220,
+        unit_code=WATER_BUREAU,
+    ),
+    _Spec(
+        "BY-WQ-001",
+        "流溪河人和水质自动站",
+        "water_quality",
+        {"do": "mg/L", "ph": ""},
+        "440111103",
+        "流溪河人和断面",
+        23.340,
+        113.300,
+        unit_code=ENVIRONMENT,
+    ),
+    _Spec(
+        "BY-WQ-002",
+        "石井河水质自动站",
+        "water_quality",
+        {"do": "mg/L", "ph": ""},
+        "440111014",
+        "石井河石井桥断面",
+        23.210,
+        113.225,
+        unit_code=ENVIRONMENT,
+    ),
+    _Spec(
+        "BY-WQ-003",
+        "景泰涌水质自动站",
+        "water_quality",
+        {"do": "mg/L", "ph": ""},
+        "440111004",
+        "景泰涌出口",
+        23.165,
+        113.275,
+        unit_code=ENVIRONMENT,
+    ),
+    _Spec(
+        "BY-AQ-001",
+        "白云区监测站（嘉禾）",
+        "air_quality",
+        {"pm25": "μg/m³", "aqi": ""},
+        "440111012",
+        "嘉禾望岗",
+        23.250,
+        113.290,
+        unit_code=ENVIRONMENT,
+    ),
+    _Spec(
+        "BY-AQ-002",
+        "同德空气监测站",
+        "air_quality",
+        {"pm25": "μg/m³", "aqi": ""},
+        "440111005",
+        "同德围",
+        23.195,
+        113.240,
+        unit_code=ENVIRONMENT,
+    ),
+    _Spec(
+        "BY-AQ-003",
+        "太和空气监测站",
+        "air_quality",
+        {"pm25": "μg/m³", "aqi": ""},
+        "440111107",
+        "太和镇中心",
+        23.330,
+        113.360,
+        unit_code=ENVIRONMENT,
+    ),
+    _Spec(
+        "BY-AQ-004",
+        "石井空气监测站",
+        "air_quality",
+        {"pm25": "μg/m³", "aqi": ""},
+        "440111014",
+        "石井大道",
+        23.215,
+        113.225,
+        unit_code=ENVIRONMENT,
+    ),
+    _Spec(
+        "BY-CR-001",
+        "白云马拉松 起点（云城）",
+        "crowd_count",
+        {"people": "人"},
+        "440111016",
+        "白云新城云城东路",
+        23.175,
+        113.270,
+        capacity=8000,
+    ),
+    _Spec(
+        "BY-CR-002",
+        "白云马拉松 10 公里（同和）",
+        "crowd_count",
+        {"people": "人"},
+        "440111009",
+        "同和路",
+        23.195,
+        113.310,
+        capacity=3000,
+    ),
+    _Spec(
+        "BY-CR-003",
+        "白云马拉松 21 公里（京溪）",
+        "crowd_count",
+        {"people": "人"},
+        "440111010",
+        "京溪路",
+        23.188,
+        113.323,
+        capacity=3000,
+    ),
+    _Spec(
+        "BY-CR-004",
+        "白云马拉松 终点（景泰）",
+        "crowd_count",
+        {"people": "人"},
+        "440111004",
+        "白云山南门",
+        23.165,
+        113.290,
+        capacity=10000,
+    ),
+]
+
+RULES = [
+    dict(
+        name="道路积水超过 15 厘米",
+        sensor_kind="waterlogging",
+        metric="depth",
+        comparison=">",
+        threshold=15,
+        clear_threshold=5,
+        duration_s=600,
+        severity="critical",
+        urgency="urgent",
+        category="城乡建设/城市建设和市政管理/基础设施",
+    ),
+    dict(
+        name="河道水位达到警戒水位 5.2 米",
+        sensor_kind="river_level",
+        metric="level",
+        comparison=">=",
+        threshold=5.2,
+        clear_threshold=5.0,
+        duration_s=1800,
+        severity="warning",
+        urgency="urgent",
+        category="农村农业/水利水电/防汛抗旱",
+    ),
+    dict(
+        name="溶解氧低于 3 mg/L（劣 V 类风险）",
+        sensor_kind="water_quality",
+        metric="do",
+        comparison="<",
+        threshold=3,
+        clear_threshold=4,
+        duration_s=3600,
+        severity="warning",
+        category="环境保护/环境污染/水污染",
+    ),
+    dict(
+        name="PM2.5 超过 115（重度污染）",
+        sensor_kind="air_quality",
+        metric="pm25",
+        comparison=">",
+        threshold=115,
+        clear_threshold=75,
+        duration_s=3600,
+        severity="info",
+        opens_order=False,
+        category="环境保护/环境污染/大气污染",
+    ),
+    dict(
+        name="人流达到容量 90%",
+        sensor_kind="crowd_count",
+        metric="people",
+        comparison=">=",
+        threshold=0.9,
+        clear_threshold=0.75,
+        of_capacity=True,
+        duration_s=300,
+        severity="critical",
+        urgency="critical",
+        category="城乡建设/安全生产/安全隐患",
+    ),
+]
+
+
+@dataclass
+class SensorSeedReport:
+    sensors: int = 0
+    rules: int = 0
+    readings: int = 0
+    alarms_raised: int = 0
+    alarms_open: int = 0
+    orders_opened: int = 0
+
+
+def _bump(t: float, start: float, rise: float, top: float, fall: float) -> float:
+    """0 before ``start`` hours, rising to 1 over ``rise`` hours, held ``top`` hours, falling over ``fall``."""
+    if t < start:
+        return 0.0
+    if t < start + rise:
+        return (t - start) / rise
+    if t < start + rise + top:
+        return 1.0
+    return max(0.0, 1.0 - (t - start - rise - top) / fall)
+
+
+def _value(spec: _Spec, metric: str, hours: float, local_hour: float, rng: random.Random, index: int) -> float:
+    """A plausible reading ``hours`` after the first one: the storm comes 38 hours in, the marathon 55 hours in."""
+    noise = rng.gauss(0, 1)
+    storm = 38.0
+    if spec.kind == "waterlogging":
+        # Five low points flood (the last ones less), three stay under the limit; noise crosses it while draining.
+        peak = [45, 32, 28, 24, 20, 12, 9, 6][index]
+        depth = peak * _bump(hours, storm + 0.2 * index, 1.0, 1.5 + 0.3 * index, 2.5) + max(0.0, noise)
+        return round(max(0.0, depth), 1)
+    if spec.kind == "river_level":
+        # The river rises after the storm; the upstream station is still above its warning level at the end.
+        base = [4.1, 3.8, 3.5, 2.2][index - 8]
+        flood = [1.6, 1.5, 1.2, 0.6][index - 8]
+        fall = [60.0, 14.0, 10.0, 8.0][index - 8]
+        return round(base + flood * _bump(hours, storm + 2, 6, 3, fall) + 0.02 * noise, 2)
+    if spec.kind == "water_quality":
+        if metric == "ph":
+            return round(7.2 + 0.1 * noise, 2)
+        sag = 4.5 if index == 13 else 1.5  # the storm's overflow sags Shijing river's oxygen below 3 for hours
+        diurnal = 0.6 * math.sin((local_hour - 9) / 24 * 2 * math.pi)
+        return round(max(0.2, 6.0 + diurnal - sag * _bump(hours, storm + 1, 2, 4, 6) + 0.15 * noise), 2)
+    if spec.kind == "air_quality":
+        # A haze on day 1 at Jiahe; Shijing's PM2.5 rising again at the end (an open alarm, no order).
+        haze = 110 * _bump(hours, 18, 2, 3, 3) if index == 15 else 0.0
+        late = 100 * _bump(hours, DAYS * 24 - 3, 1.5, 5, 1) if index == 18 else 0.0
+        washed = 0.5 if storm <= hours <= storm + 12 else 1.0  # rain washes the air
+        pm25 = (35 + 10 * math.sin((local_hour - 8) / 24 * 2 * math.pi)) * washed + haze + late + 3 * noise
+        return round(max(3.0, pm25), 1) if metric == "pm25" else round(max(10.0, pm25 * 1.3), 0)
+    # Crowd counts: the marathon, its segments filling half an hour apart from hour 55.
+    capacity = spec.capacity or 1000
+    share = [0.7, 0.95, 0.8, 0.85][index - 19]
+    start = 2 * 24 + 7 + 0.5 * (index - 19)
+    return round(max(0.0, capacity * share * _bump(hours, start, 0.5, 1.0, 1.0) + 20 * noise), 0)
+
+
+def seed_sensors(session: Session, *, now: datetime | None = None) -> SensorSeedReport:
+    """Register the demo sensors and rules and feed them three days of readings ending ``now``; nothing when
+    sensors exist already."""
+    from cityhub.config import get_settings
+    from cityhub.workorders.categories import find_category
+
+    report = SensorSeedReport()
+    if session.scalar(select(func.count()).select_from(Sensor)):
+        return report
+    units = {code: (uid, name) for uid, code, name in session.execute(select(Unit.id, Unit.code, Unit.name))}
+    communities: dict[int | None, list[tuple[str, str]]] = {}
+    for code, name, parent in session.execute(
+        select(Unit.code, Unit.name, Unit.parent_id).where(Unit.tier == "community").order_by(Unit.code)
+    ):
+        communities.setdefault(parent, []).append((code, name))
+    for spec in SENSORS:
+        if spec.street not in units:
+            continue
+        street_id, street_name = units[spec.street]
+        members = communities.get(street_id, [])
+        community = members[min(spec.community, len(members)) - 1] if members else None
+        place = f"广州市白云区{street_name}" + (community[1].removesuffix("居委会") if community else "")
+        unit_code = spec.unit_code if spec.unit_code in units else (community[0] if community else spec.street)
+        service.create_sensor(
+            session,
+            data=SensorCreate(
+                code=spec.code,
+                name=spec.name,
+                kind=spec.kind,
+                metrics=spec.metrics,
+                lat=spec.lat,
+                lng=spec.lng,
+                address=f"{place}{spec.place}",
+                unit_code=unit_code,
+                capacity=spec.capacity,
+            ),
+        )
+        report.sensors += 1
+    if not report.sensors:
+        return report
+    for rule in RULES:
+        category = rule.get("category")
+        if isinstance(category, str) and find_category(session, name_or_path=category) is None:
+            rule = {**rule, "category": None}
+        service.create_rule(session, data=RuleCreate.model_validate(rule))
+        report.rules += 1
+    session.flush()
+
+    rng = random.Random(SEED)
+    now = now or utcnow()
+    tz = get_settings().tz
+    # Three days up to now: the storm, the river and the marathon always happen within them, whatever the hour.
+    end = now.replace(second=0, microsecond=0) - timedelta(minutes=now.minute % 10)
+    local_end = end.astimezone(tz)
+    start = local_end - timedelta(days=DAYS)
+    present = {s.code for s in session.scalars(select(Sensor))}
+    items = []
+    at = start
+    while at <= local_end:
+        hours = (at - start).total_seconds() / 3600
+        for index, spec in enumerate(SENSORS):
+            if spec.code not in present:
+                continue
+            for metric in spec.metrics:
+                value = _value(spec, metric, hours, at.hour + at.minute / 60, rng, index)
+                items.append({"sensor_code": spec.code, "metric": metric, "measured_at": at, "value": value})
+        at += STEP
+    # One day's batch at a time, in time order, as a gateway forwarding each day's readings would send them.
+    per_day = len(items) // DAYS + 1
+    for first in range(0, len(items), per_day):
+        result = service.ingest(session, items=items[first : first + per_day], now=now)
+        report.readings += result.stored
+        report.alarms_raised += result.alarms_raised
+        report.orders_opened += result.orders_opened
+    report.alarms_open = len(service.list_alarms(session, active=True, limit=1000)[0])
+    return report

@@ -1,0 +1,1 @@
+"""Monitoring and early warning (监测预警): sensors, alarm rules, readings, alarms that become orders."""

@@ -1,0 +1,266 @@
+"""``cityhub sensors …``, ``cityhub alarm-rules …``, ``cityhub alarms …`` — monitoring (监测预警) from the shell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cityhub.clitools import fail
+from cityhub.db import session_scope
+
+sensors_app = typer.Typer(no_args_is_help=True, help="Sensors (监测点): import, list, push readings from a file.")
+rules_app = typer.Typer(no_args_is_help=True, help="Alarm rules (报警规则): thresholds per sensor kind or sensor.")
+alarms_app = typer.Typer(no_args_is_help=True, help="Alarms (报警): list, acknowledge, clear.")
+
+SHOWN = 20  # rejected rows listed on stderr
+
+
+def _rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    from cityhub.org.service import read_table, require_headers
+
+    table = read_table(path)
+    require_headers(table, required, path=path)
+    return table.rows
+
+
+def _finish(report: Any, what: str, summary: str) -> None:
+    """Rejected rows on stderr, then one summary line; exit 1 when any row was rejected (the good ones are kept)."""
+    for problem in report.rejected[:SHOWN]:
+        typer.echo(f"rejected: {problem}", err=True)
+    if len(report.rejected) > SHOWN:
+        typer.echo(f"… and {len(report.rejected) - SHOWN} more rejected rows", err=True)
+    typer.echo(summary)
+    if report.rejected:
+        first = report.rejected[0]
+        raise fail(f"{len(report.rejected)} of {report.read} {what} rejected (first: {first}); the others were kept")
+
+
+@sensors_app.command("import")
+def import_command(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or Excel: code,name,kind,metrics[,lat,lng,address,unit_code,"
+            "capacity,active]; metrics like depth:cm or pm25:μg/m³;pm10:μg/m³"
+        ),
+    ],
+) -> None:
+    """Register sensors (a known code is updated). Every bad row is rejected by number and field; the others kept."""
+    from cityhub.monitoring import service
+
+    rows = _rows(path, service.SENSOR_HEADERS)
+    with session_scope() as session:
+        report = service.import_sensors(session, rows=rows)
+    summary = f"read {report.read} rows: {report.created} sensors created, {report.updated} updated, " + (
+        f"{len(report.rejected)} rejected"
+    )
+    _finish(report, "rows", summary)
+
+
+@sensors_app.command("list")
+def list_command(
+    kind: Annotated[str | None, typer.Option(help="waterlogging, river_level, water_quality, …")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+) -> None:
+    """Sensors by code (tab-separated: code, kind, active, unit, open alarms, latest readings, name)."""
+    from cityhub.monitoring import service
+    from cityhub.org.service import unit_directory
+
+    with session_scope() as session:
+        sensors = service.list_sensors(session, kind=kind, limit=limit)
+        units = unit_directory(session)
+        open_counts = service.open_alarm_counts(session, [s.id for s in sensors])
+        for s in sensors:
+            unit = units.get(s.unit_id) if s.unit_id else None
+            latest = ", ".join(f"{m}={v['value']:g}{s.metrics.get(m, '')}" for m, v in (s.latest or {}).items())
+            typer.echo(
+                f"{s.code}\t{s.kind}\t{'active' if s.active else 'inactive'}\t{unit.name if unit else '-'}\t"
+                f"{open_counts.get(s.id, 0)}\t{latest or '-'}\t{s.name}"
+            )
+
+
+@sensors_app.command("readings")
+def readings_command(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or Excel: sensor_code,measured_at,metric,value (metric may be "
+            "empty for a sensor with one metric; times ISO 8601 with zone)"
+        ),
+    ],
+) -> None:
+    """Store readings from a file and evaluate them through the alarm rules, as pushed through the API."""
+    from cityhub.monitoring import service
+
+    rows = _rows(path, service.READING_HEADERS)
+    with session_scope() as session:
+        report = service.import_readings(session, rows=rows)
+    result = report.ingest
+    assert result is not None
+    summary = (
+        f"read {report.read} readings: stored {result.stored}, duplicates {result.duplicates}, late {result.late}, "
+        f"rejected {len(report.rejected)}; alarms raised {result.alarms_raised}, repeated {result.alarms_repeated}, "
+        f"cleared {result.alarms_cleared}; orders opened {result.orders_opened}"
+    )
+    _finish(report, "readings", summary)
+
+
+def _rule_line(rule: Any) -> str:
+    target = f"kind={rule.sensor_kind}" if rule.sensor_kind else f"sensor_id={rule.sensor_id}"
+    clear = "" if rule.clear_threshold is None else f" clear {rule.clear_threshold:g}"
+    share = " ×capacity" if rule.of_capacity else ""
+    order = f"order({rule.category or '-'}, {rule.urgency})" if rule.opens_order else "no order"
+    return (
+        f"{rule.id}\t{'active' if rule.active else 'inactive'}\t{target}\t{rule.metric} {rule.comparison} "
+        f"{rule.threshold:g}{clear}{share} for {rule.duration_s}s\t{rule.severity}\t{order}\t{rule.name}"
+    )
+
+
+@rules_app.command("list")
+def rules_list_command() -> None:
+    """Every rule (tab-separated: id, active, target, condition, severity, order, name)."""
+    from cityhub.monitoring import service
+
+    with session_scope() as session:
+        for rule in service.list_rules(session):
+            typer.echo(_rule_line(rule))
+
+
+@rules_app.command("add")
+def rules_add_command(
+    name: Annotated[str, typer.Option(help="what the rule watches, e.g. 积水超过 20 厘米")],
+    metric: Annotated[str, typer.Option(help="metric name, e.g. depth")],
+    comparison: Annotated[str, typer.Option("--when", help="> >= < <=")],
+    threshold: Annotated[float, typer.Option()],
+    kind: Annotated[str | None, typer.Option(help="every sensor of this kind …")] = None,
+    sensor: Annotated[str | None, typer.Option(help="… or this one sensor (code)")] = None,
+    clear: Annotated[float | None, typer.Option(help="clear threshold (hysteresis); default: the threshold")] = None,
+    of_capacity: Annotated[bool, typer.Option(help="thresholds are shares of the sensor's capacity")] = False,
+    duration: Annotated[int, typer.Option(help="seconds the condition must hold")] = 0,
+    severity: Annotated[str, typer.Option(help="info, warning, critical")] = "warning",
+    order: Annotated[bool, typer.Option("--order/--no-order", help="a raised alarm opens an order")] = True,
+    category: Annotated[str | None, typer.Option(help="category path or name of the order")] = None,
+    urgency: Annotated[str, typer.Option(help="normal, urgent, critical")] = "normal",
+) -> None:
+    """Add a rule and print it."""
+    from pydantic import ValidationError
+
+    from cityhub.monitoring import service
+    from cityhub.monitoring.schemas import RuleCreate
+
+    values = {
+        "name": name,
+        "metric": metric,
+        "comparison": comparison,
+        "threshold": threshold,
+        "sensor_kind": kind,
+        "sensor_code": sensor,
+        "clear_threshold": clear,
+        "of_capacity": of_capacity,
+        "duration_s": duration,
+        "severity": severity,
+        "opens_order": order,
+        "category": category,
+        "urgency": urgency,
+    }
+    try:
+        data = RuleCreate.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise fail(f"{'.'.join(str(p) for p in err['loc']) or 'rule'}: {err['msg']}") from None
+    with session_scope() as session:
+        typer.echo(_rule_line(service.create_rule(session, data=data)))
+
+
+@rules_app.command("set")
+def rules_set_command(
+    rule_id: Annotated[int, typer.Argument(help="rule id")],
+    threshold: Annotated[float | None, typer.Option()] = None,
+    clear: Annotated[float | None, typer.Option(help="clear threshold")] = None,
+    duration: Annotated[int | None, typer.Option(help="seconds")] = None,
+    severity: Annotated[str | None, typer.Option()] = None,
+    active: Annotated[bool | None, typer.Option("--active/--inactive")] = None,
+) -> None:
+    """Change a rule's limits, duration, severity or active flag."""
+    from pydantic import ValidationError
+
+    from cityhub.monitoring import service
+    from cityhub.monitoring.schemas import RuleUpdate
+
+    values = {
+        "threshold": threshold,
+        "clear_threshold": clear,
+        "duration_s": duration,
+        "severity": severity,
+        "active": active,
+    }
+    try:
+        data = RuleUpdate.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise fail(f"{'.'.join(str(p) for p in err['loc']) or 'rule'}: {err['msg']}") from None
+    with session_scope() as session:
+        typer.echo(_rule_line(service.update_rule(session, rule_id=rule_id, data=data)))
+
+
+@alarms_app.command("list")
+def alarms_list_command(
+    active: Annotated[bool, typer.Option("--active", help="only open alarms (active or acknowledged)")] = False,
+    sensor: Annotated[str | None, typer.Option(help="sensor code")] = None,
+    kind: Annotated[str | None, typer.Option(help="sensor kind")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Alarms, newest first (tab-separated: id, state, severity, sensor, raised at, value/limit, count, order)."""
+    from cityhub.monitoring import service
+    from cityhub.monitoring.schemas import AlarmRead
+
+    with session_scope() as session:
+        items, has_more = service.list_alarms(
+            session, active=True if active else None, sensor_code=sensor, kind=kind, limit=limit
+        )
+    for item in items:
+        if as_json:
+            typer.echo(AlarmRead.model_validate(item).model_dump_json())
+            continue
+        typer.echo(
+            f"{item['id']}\t{item['state']}\t{item['severity']}\t{item['sensor_code']}\t"
+            f"{item['raised_at']:%Y-%m-%d %H:%M}Z\t{item['metric']} {item['last_value']:g} "
+            f"{item['comparison']} {item['threshold']:g} (peak {item['peak_value']:g})\t×{item['count']}\t"
+            f"{item['order_number'] or '-'}\t{item['sensor_name']}"
+        )
+    if has_more:
+        typer.echo(f"(more than {limit}; use --limit)", err=True)
+
+
+def _act(alarm_id: int, note: str | None, actor: str, action: str) -> None:
+    from cityhub.monitoring import service
+    from cityhub.workorders.service import Actor
+
+    with session_scope() as session:
+        handler = service.acknowledge if action == "acknowledge" else service.clear
+        alarm = handler(session, alarm_id=alarm_id, actor=Actor(name=actor), note=note)
+        typer.echo(json.dumps({"id": alarm.id, "state": alarm.state}, ensure_ascii=False))
+
+
+@alarms_app.command("ack")
+def ack_command(
+    alarm_id: Annotated[int, typer.Argument()],
+    note: Annotated[str | None, typer.Option()] = None,
+    actor: Annotated[str, typer.Option(help="name recorded in the alarm's trail")] = "cli",
+) -> None:
+    """Acknowledge an active alarm (确认)."""
+    _act(alarm_id, note, actor, "acknowledge")
+
+
+@alarms_app.command("clear")
+def clear_command(
+    alarm_id: Annotated[int, typer.Argument()],
+    note: Annotated[str | None, typer.Option()] = None,
+    actor: Annotated[str, typer.Option(help="name recorded in the alarm's trail and on its order")] = "cli",
+) -> None:
+    """Clear an open alarm (解除); noted on its order."""
+    _act(alarm_id, note, actor, "clear")

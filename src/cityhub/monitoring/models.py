@@ -1,0 +1,141 @@
+"""Sensors, alarm rules, readings, each rule's evaluation state per sensor, alarms and their trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cityhub.db import Base, utcnow
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Sensor(Base):
+    """One monitoring device (监测点): what it measures, where it is and which unit answers for it."""
+
+    __tablename__ = "sensors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    # waterlogging, river_level, water_quality, air_quality, crowd_count, other (rules.SensorKind).
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    # The metrics it reports and their measurement units: {"depth": "cm"}.
+    metrics: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lng: Mapped[float | None] = mapped_column(Float)
+    address: Mapped[str | None] = mapped_column(String(300))
+    # The unit responsible (default: the community, else the street, where the sensor stands) and its place.
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"), index=True)
+    street_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"), index=True)
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"), index=True)
+    # For crowd counts: the number of people the place holds (rules may compare with a share of it).
+    capacity: Mapped[float | None] = mapped_column(Float)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The latest reading per metric: {"depth": {"value": 12.0, "at": "2026-12-01T08:00:00+00:00"}}.
+    latest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_reading_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlarmRule(Base):
+    """A threshold on one metric, for every sensor of a kind or for one sensor (报警规则)."""
+
+    __tablename__ = "alarm_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    sensor_kind: Mapped[str | None] = mapped_column(String(20), index=True)
+    sensor_id: Mapped[int | None] = mapped_column(ForeignKey("sensors.id", ondelete="CASCADE"), index=True)
+    metric: Mapped[str] = mapped_column(String(40))
+    comparison: Mapped[str] = mapped_column(String(2))  # > >= < <=
+    threshold: Mapped[float] = mapped_column(Float)
+    # Back past this value the alarm clears (hysteresis); None: the threshold itself.
+    clear_threshold: Mapped[float | None] = mapped_column(Float)
+    # The thresholds are shares of the sensor's capacity (crowd counts: 0.9 = 90 % full).
+    of_capacity: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The condition must hold this long (by the readings' times) before the alarm is raised.
+    duration_s: Mapped[int] = mapped_column(Integer, default=0)
+    severity: Mapped[str] = mapped_column(String(10), default="warning")  # info, warning, critical
+    opens_order: Mapped[bool] = mapped_column(Boolean, default=True)
+    category: Mapped[str | None] = mapped_column(String(200))  # category path or name of the order
+    urgency: Mapped[str] = mapped_column(String(10), default="normal")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Reading(Base):
+    """One measurement; a re-sent one (same sensor, metric and time) is stored once."""
+
+    __tablename__ = "sensor_readings"
+    __table_args__ = (UniqueConstraint("sensor_id", "metric", "measured_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sensor_id: Mapped[int] = mapped_column(ForeignKey("sensors.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(40))
+    measured_at: Mapped[datetime] = mapped_column()
+    value: Mapped[float] = mapped_column(Float)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RuleState(Base):
+    """Where a rule's evaluation stands for one sensor: the latest reading evaluated, since when the condition has
+    held, whether a person's clear waits for the readings to recover before the rule may raise again."""
+
+    __tablename__ = "alarm_rule_states"
+
+    sensor_id: Mapped[int] = mapped_column(ForeignKey("sensors.id", ondelete="CASCADE"), primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alarm_rules.id", ondelete="CASCADE"), primary_key=True)
+    last_at: Mapped[datetime | None] = mapped_column()
+    last_value: Mapped[float | None] = mapped_column(Float)
+    breach_since: Mapped[datetime | None] = mapped_column()
+    armed: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Alarm(Base):
+    """An alarm (报警) of one rule on one sensor. At most one is open (active or acknowledged) per sensor and rule:
+    ``open_key`` is set while it is open and unique, NULL once cleared."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (Index("ix_alarms_state_raised", "state", "raised_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sensor_id: Mapped[int] = mapped_column(ForeignKey("sensors.id", ondelete="CASCADE"), index=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alarm_rules.id", ondelete="CASCADE"), index=True)
+    open_key: Mapped[str | None] = mapped_column(String(40), unique=True)
+    state: Mapped[str] = mapped_column(String(12))  # active, acknowledged, cleared
+    severity: Mapped[str] = mapped_column(String(10))
+    metric: Mapped[str] = mapped_column(String(40))
+    comparison: Mapped[str] = mapped_column(String(2))
+    threshold: Mapped[float] = mapped_column(Float)  # the limit in force when raised (capacity applied)
+    raised_at: Mapped[datetime] = mapped_column()
+    first_value: Mapped[float] = mapped_column(Float)
+    last_value: Mapped[float] = mapped_column(Float)
+    peak_value: Mapped[float] = mapped_column(Float)
+    last_at: Mapped[datetime] = mapped_column()
+    count: Mapped[int] = mapped_column(Integer, default=1)  # breaching readings while open (storm de-duplication)
+    order_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("orders.id", ondelete="SET NULL"), index=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    acknowledged_by: Mapped[str | None] = mapped_column(String(80))
+    cleared_at: Mapped[datetime | None] = mapped_column()
+    cleared_by: Mapped[str | None] = mapped_column(String(80))  # "system" for an automatic clear
+    clear_value: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AlarmEvent(Base):
+    """The trail of an alarm: raised, order opened, acknowledged, cleared (by whom, when, why)."""
+
+    __tablename__ = "alarm_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    alarm_id: Mapped[int] = mapped_column(BigId, ForeignKey("alarms.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(80))
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)

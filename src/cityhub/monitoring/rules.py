@@ -1,0 +1,176 @@
+"""**Pure** alarm evaluation: a rule, where its evaluation stands for one sensor, and that sensor's new readings →
+the next state and the alarm transitions (raise, repeat, clear). No I/O; the service loads and stores.
+
+- The condition (``value <cmp> threshold``) must hold for ``duration_s`` by the readings' own times before the alarm
+  is raised; a reading that does not breach restarts that wait.
+- While the alarm is open every breaching reading is a *repeat*: the service counts it on the one open alarm
+  (storm de-duplication), it never raises a second one.
+- The alarm clears when a reading is back past the clear threshold (hysteresis): for ``>``/``>=`` when it is no
+  longer beyond the clear threshold, which is at or below the threshold (and the mirror for ``<``/``<=``). Readings
+  between the two keep the alarm as it is, so noise around the limit does not flap.
+- Readings are evaluated in time order; one not later than the last reading evaluated (late, out of order, or sent
+  again) is stored but changes nothing: the state already reflects a later moment.
+- After a person clears an alarm whose condition still holds, the rule is *disarmed* until the readings recover,
+  so that the next breaching reading does not raise the same alarm again.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+
+class SensorKind(enum.StrEnum):
+    WATERLOGGING = "waterlogging"  # 内涝
+    RIVER_LEVEL = "river_level"  # 河道水位
+    WATER_QUALITY = "water_quality"  # 水质
+    AIR_QUALITY = "air_quality"  # 空气质量
+    CROWD_COUNT = "crowd_count"  # 人流
+    OTHER = "other"
+
+
+class Comparison(enum.StrEnum):
+    GT = ">"
+    GE = ">="
+    LT = "<"
+    LE = "<="
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"  # 提示
+    WARNING = "warning"  # 预警
+    CRITICAL = "critical"  # 严重
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+class AlarmState(enum.StrEnum):
+    ACTIVE = "active"  # 报警中
+    ACKNOWLEDGED = "acknowledged"  # 已确认
+    CLEARED = "cleared"  # 已解除
+
+
+OPEN_ALARM_STATES = frozenset({AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED})
+
+
+def beyond(comparison: Comparison | str, value: float, limit: float) -> bool:
+    """Whether ``value <comparison> limit``."""
+    match Comparison(comparison):
+        case Comparison.GT:
+            return value > limit
+        case Comparison.GE:
+            return value >= limit
+        case Comparison.LT:
+            return value < limit
+        case Comparison.LE:
+            return value <= limit
+
+
+def check_clear_threshold(comparison: Comparison | str, threshold: float, clear: float | None) -> str | None:
+    """Why a clear threshold does not fit its rule (it must be on the safe side of the threshold), or None."""
+    if clear is None or not math.isfinite(clear):
+        return None if clear is None else "clear threshold must be a finite number"
+    upward = Comparison(comparison) in (Comparison.GT, Comparison.GE)
+    if upward and clear > threshold:
+        return f"clear threshold {clear:g} must not be above the threshold {threshold:g} of a '{comparison}' rule"
+    if not upward and clear < threshold:
+        return f"clear threshold {clear:g} must not be below the threshold {threshold:g} of a '{comparison}' rule"
+    return None
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    comparison: Comparison
+    threshold: float
+    clear_threshold: float | None = None
+    duration_s: int = 0
+
+    @property
+    def clear_limit(self) -> float:
+        return self.threshold if self.clear_threshold is None else self.clear_threshold
+
+    def scaled(self, factor: float) -> RuleSpec:
+        """The rule with both thresholds multiplied (shares of a sensor's capacity)."""
+        clear = None if self.clear_threshold is None else self.clear_threshold * factor
+        return replace(self, threshold=self.threshold * factor, clear_threshold=clear)
+
+
+@dataclass(frozen=True)
+class EvalState:
+    """A rule's evaluation for one sensor. ``open``: an alarm is open (active or acknowledged)."""
+
+    open: bool = False
+    last_at: datetime | None = None
+    last_value: float | None = None
+    breach_since: datetime | None = None
+    armed: bool = True
+
+
+class Change(enum.StrEnum):
+    RAISE = "raise"
+    REPEAT = "repeat"
+    CLEAR = "clear"
+
+
+@dataclass(frozen=True)
+class Transition:
+    change: Change
+    at: datetime
+    value: float
+    since: datetime | None = None  # RAISE: when the condition started to hold
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    state: EvalState
+    transitions: list[Transition] = field(default_factory=list)
+    late: int = 0  # readings not after the last one evaluated: stored, not evaluated
+
+
+def evaluate(spec: RuleSpec, state: EvalState, readings: Iterable[tuple[datetime, float]]) -> Evaluation:
+    """Run ``readings`` (any order) through the rule from ``state``."""
+    transitions: list[Transition] = []
+    late = 0
+    is_open, last_at, last_value = state.open, state.last_at, state.last_value
+    since, armed = state.breach_since, state.armed
+    wait = timedelta(seconds=max(spec.duration_s, 0))
+    for at, value in sorted(readings, key=lambda r: r[0]):
+        if last_at is not None and at <= last_at:
+            late += 1
+            continue
+        last_at, last_value = at, value
+        breaching = beyond(spec.comparison, value, spec.threshold)
+        recovered = not beyond(spec.comparison, value, spec.clear_limit)
+        if is_open:
+            if breaching:
+                transitions.append(Transition(Change.REPEAT, at, value))
+            elif recovered:
+                transitions.append(Transition(Change.CLEAR, at, value))
+                is_open, since = False, None
+            continue
+        if recovered:
+            armed = True
+        if not breaching:
+            since = None
+            continue
+        since = since or at
+        if armed and at - since >= wait:
+            transitions.append(Transition(Change.RAISE, at, value, since=since))
+            is_open = True
+    return Evaluation(
+        EvalState(open=is_open, last_at=last_at, last_value=last_value, breach_since=since, armed=armed),
+        transitions,
+        late,
+    )
+
+
+def cleared_by_person(spec: RuleSpec, state: EvalState) -> EvalState:
+    """The state after a person clears the open alarm: closed, and disarmed while the last reading still breaches
+    (the rule raises again only after the readings have recovered)."""
+    still = state.last_value is not None and beyond(spec.comparison, state.last_value, spec.clear_limit)
+    return replace(state, open=False, breach_since=None, armed=not still)

@@ -1,0 +1,280 @@
+"""Pydantic schemas of monitoring: sensors, alarm rules, ingestion results, alarms."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cityhub.monitoring.rules import AlarmState, Comparison, SensorKind, Severity, check_clear_threshold
+from cityhub.workorders.models import Urgency
+
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+METRIC_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _no_nul(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+class SensorBase(BaseModel):
+    name: str = Field(..., min_length=1, max_length=120)
+    lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
+    lng: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
+    address: str | None = Field(None, max_length=300)
+    capacity: float | None = Field(
+        None, gt=0, lt=1e9, allow_inf_nan=False, description="crowd counts: people the place holds"
+    )
+    active: bool = True
+
+    @field_validator("name", "address")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _no_nul(value)
+
+
+class SensorCreate(SensorBase):
+    code: str = Field(..., pattern=CODE_PATTERN, description="the device's own identifier, unique")
+    kind: SensorKind
+    metrics: dict[str, str] = Field(
+        ..., min_length=1, max_length=20, description='metrics and their measurement units, e.g. {"depth": "cm"}'
+    )
+    unit_code: str | None = Field(
+        None, max_length=32, description="code of the responsible unit; default: the community or street it is in"
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, unit in value.items():
+            if not re.match(METRIC_PATTERN, name):
+                raise ValueError(f"metric name {name!r}: lower-case letters, digits and _, starting with a letter")
+            if len(unit) > 20 or "\x00" in unit:
+                raise ValueError(f"measurement unit of {name!r}: at most 20 characters, no NUL")
+        return value
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> SensorCreate:
+        if (self.lat is None) != (self.lng is None):
+            raise ValueError("lat and lng must be given together")
+        return self
+
+
+class SensorUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=120)
+    lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
+    lng: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
+    address: str | None = Field(None, max_length=300)
+    capacity: float | None = Field(None, gt=0, lt=1e9, allow_inf_nan=False)
+    active: bool | None = None
+    unit_code: str | None = Field(None, max_length=32)
+
+    @field_validator("name", "address", "unit_code")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _no_nul(value)
+
+
+class SensorRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+    kind: str
+    metrics: dict[str, str]
+    lat: float | None
+    lng: float | None
+    address: str | None
+    unit_id: int | None
+    street_id: int | None
+    community_id: int | None
+    capacity: float | None
+    active: bool
+    latest: dict[str, Any] | None
+    last_reading_at: datetime | None
+    created_at: datetime
+
+
+class RuleBase(BaseModel):
+    name: str = Field(..., min_length=1, max_length=120)
+    metric: str = Field(..., pattern=METRIC_PATTERN)
+    comparison: Comparison
+    threshold: float
+    clear_threshold: float | None = Field(
+        None, description="back past this value the alarm clears (hysteresis); default: the threshold"
+    )
+    of_capacity: bool = Field(False, description="thresholds are shares of the sensor's capacity (0.9 = 90 %)")
+    duration_s: int = Field(0, ge=0, le=7 * 86_400, description="the condition must hold this long before raising")
+    severity: Severity = Severity.WARNING
+    opens_order: bool = True
+    category: str | None = Field(None, max_length=300, description="category path or name of the order opened")
+    urgency: Urgency = Urgency.NORMAL
+    active: bool = True
+
+    @field_validator("name", "category")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _no_nul(value)
+
+    @field_validator("threshold", "clear_threshold")
+    @classmethod
+    def _finite_numbers(cls, value: float | None) -> float | None:
+        return _finite(value)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> RuleBase:
+        problem = check_clear_threshold(self.comparison, self.threshold, self.clear_threshold)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class RuleCreate(RuleBase):
+    sensor_kind: SensorKind | None = Field(None, description="the rule applies to every sensor of this kind …")
+    sensor_code: str | None = Field(None, max_length=64, description="… or to this one sensor")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RuleCreate:
+        if (self.sensor_kind is None) == (self.sensor_code is None):
+            raise ValueError("give exactly one of sensor_kind and sensor_code")
+        return self
+
+
+class RuleUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=120)
+    threshold: float | None = None
+    clear_threshold: float | None = None
+    duration_s: int | None = Field(None, ge=0, le=7 * 86_400)
+    severity: Severity | None = None
+    opens_order: bool | None = None
+    category: str | None = Field(None, max_length=300)
+    urgency: Urgency | None = None
+    active: bool | None = None
+
+    @field_validator("name", "category")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _no_nul(value)
+
+    @field_validator("threshold", "clear_threshold")
+    @classmethod
+    def _finite_numbers(cls, value: float | None) -> float | None:
+        return _finite(value)
+
+
+class RuleRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    sensor_kind: str | None
+    sensor_id: int | None
+    metric: str
+    comparison: str
+    threshold: float
+    clear_threshold: float | None
+    of_capacity: bool
+    duration_s: int
+    severity: str
+    opens_order: bool
+    category: str | None
+    urgency: str
+    active: bool
+    created_at: datetime
+
+
+class ReadingsIn(BaseModel):
+    """Readings to store and evaluate. Items are checked one by one (a bad one is reported by its index and the
+    others kept), so they are taken as plain objects here."""
+
+    readings: list[Any] = Field(
+        ...,
+        description="each {sensor_code (batch only), metric (optional when the sensor has one), measured_at "
+        "(ISO 8601 with time zone), value (number)}",
+    )
+
+
+class RejectedReading(BaseModel):
+    index: int
+    field: str
+    message: str
+
+
+class IngestResult(BaseModel):
+    received: int
+    stored: int
+    duplicates: int = Field(description="readings already stored (same sensor, metric and time), or repeated")
+    late: int = Field(description="stored, but not after the latest reading evaluated, so not evaluated")
+    rejected: list[RejectedReading]
+    alarms_raised: int
+    alarms_repeated: int
+    alarms_cleared: int
+    orders_opened: int
+
+
+class AlarmRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    sensor_id: int
+    sensor_code: str
+    sensor_name: str
+    sensor_kind: str
+    rule_id: int
+    rule_name: str
+    state: AlarmState
+    severity: str
+    metric: str
+    comparison: str
+    threshold: float
+    raised_at: datetime
+    first_value: float
+    last_value: float
+    peak_value: float
+    last_at: datetime
+    count: int
+    order_id: int | None
+    order_number: str | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    cleared_at: datetime | None
+    cleared_by: str | None
+
+
+class AlarmPage(BaseModel):
+    items: list[AlarmRead]
+    limit: int
+    offset: int
+    has_more: bool
+
+
+class AlarmEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    action: str
+    actor: str
+    at: datetime
+    note: str | None
+    payload: dict[str, Any] | None
+
+
+class AlarmAction(BaseModel):
+    note: str | None = Field(None, max_length=500)
+
+    @field_validator("note")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _no_nul(value)

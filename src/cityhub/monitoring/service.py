@@ -1,0 +1,1097 @@
+"""Monitoring (监测预警): sensors and alarm rules, reading ingestion and evaluation, alarms that open orders.
+
+Readings are checked one by one (a bad one is reported by its index and field, the good ones kept), stored in one
+bulk insert, and run through the rules that apply to their sensor and metric by the pure :mod:`rules` evaluation.
+At most one alarm per sensor and rule is open (``alarms.open_key``); repeated crossings while it is open update it
+(storm de-duplication). A raised alarm of a rule that opens orders becomes an order through
+:func:`cityhub.intake.service.submit` on the sensor channel, idempotent by its external id.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, false, insert, or_, select, tuple_, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from cityhub.auth.scope import Scope
+from cityhub.config import get_settings
+from cityhub.db import upsert_insert, utcnow
+from cityhub.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from cityhub.monitoring.models import Alarm, AlarmEvent, AlarmRule, Reading, RuleState, Sensor
+from cityhub.monitoring.rules import (
+    AlarmState,
+    Change,
+    Comparison,
+    EvalState,
+    RuleSpec,
+    Severity,
+    Transition,
+    check_clear_threshold,
+    cleared_by_person,
+    evaluate,
+)
+from cityhub.monitoring.schemas import (
+    IngestResult,
+    RejectedReading,
+    RuleCreate,
+    RuleUpdate,
+    SensorCreate,
+    SensorUpdate,
+)
+from cityhub.monitoring.settings import get_monitoring_settings
+from cityhub.org.models import Unit, UnitTier
+from cityhub.workorders import service as orders
+from cityhub.workorders.models import Order
+
+log = logging.getLogger(__name__)
+
+KIND_LABELS = {
+    "waterlogging": "内涝",
+    "river_level": "河道水位",
+    "water_quality": "水质",
+    "air_quality": "空气质量",
+    "crowd_count": "人流",
+    "other": "监测",
+}
+COMPARISON_WORDS = {">": "超过", ">=": "达到", "<": "低于", "<=": "不高于"}
+SEVERITY_LABELS = {"info": "提示", "warning": "预警", "critical": "严重"}
+# Readings looked up / written per statement (SQLite's bound-parameter limit).
+CHUNK = 500
+
+
+# ------------------------------------------------------------------------------------------------------ sensors
+
+
+@dataclass(frozen=True)
+class _Spot:
+    lat: float | None
+    lng: float | None
+    address: str | None
+    title: str
+    content: str = ""
+
+
+def _unit_by_code(session: Session, code: str, field_name: str) -> Unit:
+    unit = session.scalars(select(Unit).where(Unit.code == code)).one_or_none()
+    if unit is None:
+        raise ValidationFailed(f"unknown unit code '{code}'", details={"field": field_name})
+    return unit
+
+
+def _place_sensor(session: Session, sensor: Sensor, unit_code: str | None) -> None:
+    """Set the sensor's street and community from where it stands, and its responsible unit: the one named, else
+    the community, else the street."""
+    from cityhub.org.places import locate_appeal
+
+    place = locate_appeal(session, _Spot(sensor.lat, sensor.lng, sensor.address, sensor.name))
+    sensor.street_id = place.street_id if place else None
+    sensor.community_id = place.community_id if place else None
+    if unit_code:
+        unit = _unit_by_code(session, unit_code, "unit_code")
+        sensor.unit_id = unit.id
+        if sensor.street_id is None and unit.tier in (UnitTier.STREET, UnitTier.COMMUNITY):
+            sensor.street_id = unit.id if unit.tier == UnitTier.STREET else unit.parent_id
+            sensor.community_id = unit.id if unit.tier == UnitTier.COMMUNITY else None
+    else:
+        sensor.unit_id = sensor.community_id or sensor.street_id
+
+
+def get_sensor(session: Session, *, code: str) -> Sensor | None:
+    """Return the sensor with this code."""
+    return session.scalars(select(Sensor).where(Sensor.code == code)).one_or_none()
+
+
+def require_sensor(session: Session, *, code: str) -> Sensor:
+    sensor = get_sensor(session, code=code)
+    if sensor is None:
+        raise NotFound(f"sensor '{code}' not found")
+    return sensor
+
+
+def create_sensor(session: Session, *, data: SensorCreate) -> Sensor:
+    """Register a sensor; Conflict when its code is taken."""
+    if get_sensor(session, code=data.code) is not None:
+        raise Conflict(f"sensor code '{data.code}' is taken", details={"field": "code"})
+    sensor = Sensor(
+        code=data.code,
+        name=data.name.strip(),
+        kind=data.kind.value,
+        metrics=dict(data.metrics),
+        lat=data.lat,
+        lng=data.lng,
+        address=data.address,
+        capacity=data.capacity,
+        active=data.active,
+    )
+    _place_sensor(session, sensor, data.unit_code)
+    session.add(sensor)
+    session.flush()
+    return sensor
+
+
+def update_sensor(session: Session, *, code: str, data: SensorUpdate) -> Sensor:
+    """Change a sensor; a new position or unit places it again."""
+    sensor = require_sensor(session, code=code)
+    changes = data.model_dump(exclude_unset=True)
+    unit_code = changes.pop("unit_code", None)
+    for name, value in changes.items():
+        setattr(sensor, name, value)
+    if (sensor.lat is None) != (sensor.lng is None):
+        raise ValidationFailed("lat and lng must be given together", details={"field": "lat"})
+    if unit_code is not None or {"lat", "lng", "address"} & changes.keys():
+        _place_sensor(session, sensor, unit_code)
+    session.flush()
+    return sensor
+
+
+def sensor_scope(scope: Scope) -> ColumnElement[bool] | None:
+    """The WHERE condition over ``Sensor`` for a data scope: a street sees the sensors on its street and those its
+    units answer for, as it sees orders; None: everything."""
+    if scope.everything:
+        return None
+    if scope.citizen_user_id is not None or not scope.units:
+        return false()
+    conditions = [Sensor.unit_id.in_(sorted(scope.units))]
+    if scope.streets:
+        conditions.append(Sensor.street_id.in_(sorted(scope.streets)))
+    if scope.communities:
+        conditions.append(Sensor.community_id.in_(sorted(scope.communities)))
+    return or_(*conditions)
+
+
+def list_sensors(
+    session: Session,
+    *,
+    kind: str | None = None,
+    active: bool | None = None,
+    scope: ColumnElement[bool] | None = None,
+    code: str | None = None,
+    limit: int = 500,
+    offset: int = 0,
+) -> list[Sensor]:
+    """Sensors by code."""
+    query = select(Sensor).order_by(Sensor.code).limit(limit).offset(offset)
+    if code is not None:
+        query = query.where(Sensor.code == code)
+    if kind:
+        query = query.where(Sensor.kind == kind)
+    if active is not None:
+        query = query.where(Sensor.active == active)
+    if scope is not None:
+        query = query.where(scope)
+    return list(session.scalars(query))
+
+
+# -------------------------------------------------------------------------------------------------------- rules
+
+
+def _check_category(session: Session, category: str | None) -> None:
+    if category:
+        from cityhub.workorders.categories import find_category
+
+        if find_category(session, name_or_path=category) is None:
+            raise ValidationFailed(f"unknown category '{category}'", details={"field": "category"})
+
+
+def create_rule(session: Session, *, data: RuleCreate) -> AlarmRule:
+    """Add an alarm rule for a kind of sensor or for one sensor."""
+    sensor = require_sensor(session, code=data.sensor_code) if data.sensor_code else None
+    if sensor is not None and data.metric not in sensor.metrics:
+        raise ValidationFailed(
+            f"sensor '{sensor.code}' has no metric '{data.metric}' (it has {', '.join(sensor.metrics)})",
+            details={"field": "metric"},
+        )
+    if sensor is not None and data.of_capacity and sensor.capacity is None:
+        raise ValidationFailed(f"sensor '{sensor.code}' has no capacity", details={"field": "of_capacity"})
+    _check_category(session, data.category)
+    rule = AlarmRule(
+        **data.model_dump(exclude={"sensor_kind", "sensor_code"}, mode="json"),
+        sensor_kind=data.sensor_kind.value if data.sensor_kind else None,
+        sensor_id=sensor.id if sensor else None,
+    )
+    session.add(rule)
+    session.flush()
+    return rule
+
+
+def require_rule(session: Session, *, rule_id: int) -> AlarmRule:
+    rule = session.get(AlarmRule, rule_id)
+    if rule is None:
+        raise NotFound(f"alarm rule {rule_id} not found")
+    return rule
+
+
+def update_rule(session: Session, *, rule_id: int, data: RuleUpdate) -> AlarmRule:
+    """Change a rule's limits, severity, order settings or active flag (its metric and target stay)."""
+    rule = require_rule(session, rule_id=rule_id)
+    changes = data.model_dump(exclude_unset=True, mode="json")
+    threshold = changes.get("threshold", rule.threshold)
+    clear = changes.get("clear_threshold", rule.clear_threshold)
+    problem = check_clear_threshold(rule.comparison, threshold, clear)
+    if problem:
+        raise ValidationFailed(problem, details={"field": "clear_threshold"})
+    if "category" in changes:
+        _check_category(session, changes["category"])
+    for name, value in changes.items():
+        setattr(rule, name, value)
+    session.flush()
+    return rule
+
+
+def list_rules(session: Session, *, active: bool | None = None) -> list[AlarmRule]:
+    query = select(AlarmRule).order_by(AlarmRule.id)
+    if active is not None:
+        query = query.where(AlarmRule.active == active)
+    return list(session.scalars(query))
+
+
+def _spec(rule: AlarmRule, sensor: Sensor) -> RuleSpec | None:
+    spec = RuleSpec(Comparison(rule.comparison), rule.threshold, rule.clear_threshold, rule.duration_s)
+    if rule.of_capacity:
+        return spec.scaled(sensor.capacity) if sensor.capacity else None
+    return spec
+
+
+def rules_for(rules: Sequence[AlarmRule], sensor: Sensor, metric: str) -> list[AlarmRule]:
+    """The active rules on ``metric`` of ``sensor``: its own, which replace its kind's on that metric, else its
+    kind's."""
+    own = [r for r in rules if r.active and r.metric == metric and r.sensor_id == sensor.id]
+    if own:
+        return own
+    return [
+        r for r in rules if r.active and r.metric == metric and r.sensor_id is None and r.sensor_kind == sensor.kind
+    ]
+
+
+# ----------------------------------------------------------------------------------------------------- readings
+
+
+@dataclass
+class _Good:
+    index: int
+    sensor: Sensor
+    metric: str
+    at: datetime
+    value: float
+
+
+@dataclass
+class _Tally:
+    raised: int = 0
+    repeated: int = 0
+    cleared: int = 0
+    orders: int = 0
+    alarms: list[Alarm] = field(default_factory=list)
+
+
+def _parse_time(raw: Any) -> datetime:
+    if isinstance(raw, datetime):
+        at = raw
+    elif isinstance(raw, str) and raw.strip():
+        try:
+            at = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 time: {raw!r}") from None
+    else:
+        raise ValueError("missing; give an ISO 8601 time with time zone")
+    if at.tzinfo is None:
+        raise ValueError(f"{raw!s} has no time zone (add +08:00 or Z)")
+    try:
+        at.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{raw!s} is out of range") from None
+    return at
+
+
+def _parse_value(raw: Any) -> float:
+    if isinstance(raw, bool) or raw is None:
+        raise ValueError("missing or not a number" if raw is None else f"not a number: {raw!r}")
+    if isinstance(raw, int | float):
+        try:
+            value = float(raw)
+        except OverflowError:
+            raise ValueError(f"not a finite number: {raw!r}") from None
+    elif isinstance(raw, str):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"not a number: {raw!r}") from None
+    else:
+        raise ValueError(f"not a number: {raw!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {raw!r}")
+    return value
+
+
+def check_readings(
+    session: Session, items: Sequence[Any], *, sensor_code: str | None = None, now: datetime | None = None
+) -> tuple[list[_Good], list[RejectedReading]]:
+    """Split raw readings into good ones and rejections naming index, field and problem."""
+    now = now or utcnow()
+    latest_allowed = now + timedelta(seconds=get_monitoring_settings().reading_future_seconds)
+    codes = [sensor_code] if sensor_code else [i.get("sensor_code") for i in items if isinstance(i, Mapping)]
+    # Text PostgreSQL cannot compare (NUL) names no sensor: such a reading is rejected as unknown below.
+    wanted = sorted({c for c in codes if isinstance(c, str) and c and "\x00" not in c})
+    sensors: dict[str, Sensor] = {}
+    # On PostgreSQL the sensors' rows are locked (in code order: no deadlock between two batches): batches for the
+    # same sensors are evaluated one after the other, as SQLite's single writer does anyway.
+    lock = session.get_bind().dialect.name == "postgresql"
+    for start in range(0, len(wanted), CHUNK):
+        query = select(Sensor).where(Sensor.code.in_(wanted[start : start + CHUNK])).order_by(Sensor.code)
+        for found in session.scalars(query.with_for_update() if lock else query):
+            sensors[found.code] = found
+    good: list[_Good] = []
+    bad: list[RejectedReading] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            bad.append(RejectedReading(index=index, field="(reading)", message="not an object"))
+            continue
+        code = sensor_code or item.get("sensor_code")
+        if not isinstance(code, str) or not code:
+            bad.append(RejectedReading(index=index, field="sensor_code", message="missing"))
+            continue
+        sensor = sensors.get(code)
+        if sensor is None:
+            bad.append(RejectedReading(index=index, field="sensor_code", message=f"unknown sensor '{code}'"))
+            continue
+        if not sensor.active:
+            bad.append(RejectedReading(index=index, field="sensor_code", message=f"sensor '{code}' is inactive"))
+            continue
+        metric = item.get("metric")
+        if metric in (None, "") and len(sensor.metrics) == 1:
+            metric = next(iter(sensor.metrics))
+        if not isinstance(metric, str) or metric not in sensor.metrics:
+            known = ", ".join(sensor.metrics)
+            bad.append(
+                RejectedReading(
+                    index=index, field="metric", message=f"sensor '{code}' has no metric {metric!r} (it has {known})"
+                )
+            )
+            continue
+        try:
+            at = _parse_time(item.get("measured_at"))
+        except ValueError as exc:
+            bad.append(RejectedReading(index=index, field="measured_at", message=str(exc)))
+            continue
+        if at > latest_allowed:
+            bad.append(
+                RejectedReading(
+                    index=index,
+                    field="measured_at",
+                    message=f"{at.isoformat()} is in the future (server time {now:%Y-%m-%dT%H:%M:%SZ})",
+                )
+            )
+            continue
+        try:
+            value = _parse_value(item.get("value"))
+        except ValueError as exc:
+            bad.append(RejectedReading(index=index, field="value", message=str(exc)))
+            continue
+        good.append(_Good(index, sensor, metric, at, value))
+    return good, bad
+
+
+def ingest(
+    session: Session,
+    *,
+    items: Sequence[Any],
+    sensor_code: str | None = None,
+    now: datetime | None = None,
+    open_orders: bool = True,
+) -> IngestResult:
+    """Store and evaluate readings (``sensor_code``: all of one sensor, the items need not name it).
+
+    Every bad reading is reported by index and field, the good ones are kept. A reading already stored (same
+    sensor, metric and time) is counted as a duplicate and not evaluated again.
+    """
+    now = now or utcnow()
+    good, bad = check_readings(session, items, sensor_code=sensor_code, now=now)
+    fresh, duplicates = _new_readings(session, good)
+    if fresh:
+        dialect = session.get_bind().dialect.name
+        conflict_insert = upsert_insert(dialect)
+        rows = [
+            {"sensor_id": g.sensor.id, "metric": g.metric, "measured_at": g.at, "value": g.value, "received_at": now}
+            for g in fresh
+        ]
+        # ON CONFLICT: another request storing the same reading at the same moment.
+        statement = conflict_insert(Reading).on_conflict_do_nothing(
+            index_elements=["sensor_id", "metric", "measured_at"]
+        )
+        for start in range(0, len(rows), 5_000):
+            session.execute(statement, rows[start : start + 5_000])
+    tally, late = _evaluate(session, fresh, now=now, open_orders=open_orders)
+    return IngestResult(
+        received=len(items),
+        stored=len(fresh),
+        duplicates=duplicates,
+        late=late,
+        rejected=bad,
+        alarms_raised=tally.raised,
+        alarms_repeated=tally.repeated,
+        alarms_cleared=tally.cleared,
+        orders_opened=tally.orders,
+    )
+
+
+def _new_readings(session: Session, good: list[_Good]) -> tuple[list[_Good], int]:
+    """The readings not stored yet, each once. Only a reading not after its metric's latest can have been stored
+    before, so only those are looked up."""
+    seen: set[tuple[int, str, datetime]] = set()
+    unique: list[_Good] = []
+    for g in good:
+        key = (g.sensor.id, g.metric, g.at)
+        if key not in seen:
+            seen.add(key)
+            unique.append(g)
+    maybe_old = [g for g in unique if g.sensor.last_reading_at is not None and g.at <= g.sensor.last_reading_at]
+    stored: set[tuple[int, str, datetime]] = set()
+    for start in range(0, len(maybe_old), CHUNK):
+        chunk = maybe_old[start : start + CHUNK]
+        keys = [(g.sensor.id, g.metric, g.at) for g in chunk]
+        rows = session.execute(
+            select(Reading.sensor_id, Reading.metric, Reading.measured_at).where(
+                tuple_(Reading.sensor_id, Reading.metric, Reading.measured_at).in_(keys)
+            )
+        )
+        stored.update((r.sensor_id, r.metric, r.measured_at) for r in rows)
+    fresh = [g for g in unique if (g.sensor.id, g.metric, g.at) not in stored]
+    return fresh, len(good) - len(fresh)
+
+
+def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_orders: bool) -> tuple[_Tally, int]:
+    tally = _Tally()
+    if not fresh:
+        return tally, 0
+    series: dict[tuple[int, str], list[tuple[datetime, float]]] = defaultdict(list)
+    sensors: dict[int, Sensor] = {}
+    for g in fresh:
+        series[(g.sensor.id, g.metric)].append((g.at, g.value))
+        sensors[g.sensor.id] = g.sensor
+    _remember_latest(session, sensors, series)
+    rules = list_rules(session, active=True)
+    sensor_ids = sorted(sensors)
+    # Rule states are read and written as plain rows (one executemany each way): a batch touches one per sensor and
+    # rule, and ORM objects cost more than the evaluation itself.
+    states: dict[tuple[int, int], EvalState] = {}
+    alarms: dict[tuple[int, int], Alarm] = {}
+    for start in range(0, len(sensor_ids), CHUNK):
+        ids = sensor_ids[start : start + CHUNK]
+        rows = session.execute(
+            select(
+                RuleState.sensor_id,
+                RuleState.rule_id,
+                RuleState.last_at,
+                RuleState.last_value,
+                RuleState.breach_since,
+                RuleState.armed,
+            ).where(RuleState.sensor_id.in_(ids))
+        )
+        for r in rows:
+            states[(r.sensor_id, r.rule_id)] = EvalState(
+                last_at=r.last_at, last_value=r.last_value, breach_since=r.breach_since, armed=r.armed
+            )
+        open_alarms = select(Alarm).where(Alarm.sensor_id.in_(ids), Alarm.open_key.is_not(None))
+        for open_alarm in session.scalars(open_alarms):
+            alarms[(open_alarm.sensor_id, open_alarm.rule_id)] = open_alarm
+    late = 0
+    changed: list[dict[str, Any]] = []
+    added: list[dict[str, Any]] = []
+    for (sensor_id, metric), readings in series.items():
+        sensor = sensors[sensor_id]
+        series_late = 0
+        for rule in rules_for(rules, sensor, metric):
+            spec = _spec(rule, sensor)
+            if spec is None:
+                continue
+            key = (sensor_id, rule.id)
+            known = states.get(key)
+            alarm = alarms.get(key)
+            before = replace(known or EvalState(), open=alarm is not None)
+            result = evaluate(spec, before, readings)
+            series_late = max(series_late, result.late)
+            after = result.state
+            if after != before or known is None:
+                values = {
+                    "sensor_id": sensor_id,
+                    "rule_id": rule.id,
+                    "last_at": after.last_at,
+                    "last_value": after.last_value,
+                    "breach_since": after.breach_since,
+                    "armed": after.armed,
+                }
+                (added if known is None else changed).append(values)
+            for transition in result.transitions:
+                alarm = _apply(session, sensor, rule, spec, alarm, transition, tally, open_orders=open_orders)
+            if alarm is not None and alarm.open_key is not None:
+                alarms[key] = alarm
+            else:
+                alarms.pop(key, None)
+        late += series_late
+    if changed:
+        session.execute(update(RuleState), changed)  # by primary key (sensor_id, rule_id), executemany
+    if added:
+        session.execute(insert(RuleState), added)
+    session.flush()
+    return tally, late
+
+
+def _remember_latest(
+    session: Session, sensors: Mapping[int, Sensor], series: Mapping[tuple[int, str], list[tuple[datetime, float]]]
+) -> None:
+    """Keep each sensor's latest reading per metric, written in one executemany; the loaded sensors are given the
+    new values as their committed state (they are not dirtied: no per-object UPDATE at the next flush)."""
+    news: dict[int, dict[str, Any]] = {}
+    for (sensor_id, metric), readings in series.items():
+        sensor = sensors[sensor_id]
+        at, value = max(readings, key=lambda r: r[0])
+        row = news.setdefault(
+            sensor_id, {"id": sensor_id, "latest": dict(sensor.latest or {}), "last_reading_at": sensor.last_reading_at}
+        )
+        known = row["latest"].get(metric)
+        if known is None or datetime.fromisoformat(known["at"]) < at:
+            row["latest"][metric] = {"value": value, "at": at.isoformat()}
+        if row["last_reading_at"] is None or row["last_reading_at"] < at:
+            row["last_reading_at"] = at
+    session.execute(update(Sensor), list(news.values()))
+    for sensor_id, row in news.items():
+        set_committed_value(sensors[sensor_id], "latest", row["latest"])
+        set_committed_value(sensors[sensor_id], "last_reading_at", row["last_reading_at"])
+
+
+def _worse(comparison: str, a: float, b: float) -> float:
+    return max(a, b) if comparison in (">", ">=") else min(a, b)
+
+
+def _event(session: Session, alarm: Alarm, action: str, *, actor: orders.Actor, at: datetime, **extra: Any) -> None:
+    note = extra.pop("note", None)
+    session.add(
+        AlarmEvent(
+            alarm_id=alarm.id,
+            action=action,
+            actor=actor.name,
+            actor_user_id=actor.user_id,
+            at=at,
+            note=note,
+            payload=extra or None,
+        )
+    )
+
+
+def _apply(
+    session: Session,
+    sensor: Sensor,
+    rule: AlarmRule,
+    spec: RuleSpec,
+    alarm: Alarm | None,
+    transition: Transition,
+    tally: _Tally,
+    *,
+    open_orders: bool,
+) -> Alarm | None:
+    """Write one transition; return the rule's open alarm afterwards (None once cleared)."""
+    value, at = transition.value, transition.at
+    if transition.change == Change.RAISE:
+        alarm = Alarm(
+            sensor_id=sensor.id,
+            rule_id=rule.id,
+            open_key=f"{sensor.id}:{rule.id}",
+            state=AlarmState.ACTIVE.value,
+            severity=rule.severity,
+            metric=rule.metric,
+            comparison=rule.comparison,
+            threshold=spec.threshold,
+            raised_at=at,
+            first_value=value,
+            last_value=value,
+            peak_value=value,
+            last_at=at,
+            count=1,
+        )
+        session.add(alarm)
+        session.flush()
+        _event(session, alarm, "raised", actor=orders.SYSTEM, at=at, value=value, since=_iso(transition.since))
+        tally.raised += 1
+        if open_orders and opens_order(rule) and open_order(session, alarm=alarm, sensor=sensor, rule=rule):
+            tally.orders += 1
+        _notify_raised(session, alarm, sensor, rule)
+        return alarm
+    if alarm is None:  # a repeat or clear always follows a raise or an open alarm
+        return None
+    if transition.change == Change.REPEAT:
+        alarm.count += 1
+        alarm.last_value, alarm.last_at = value, at
+        alarm.peak_value = _worse(alarm.comparison, alarm.peak_value, value)
+        tally.repeated += 1
+        return alarm
+    _close(session, alarm, actor=orders.SYSTEM, at=at, value=value, note="readings back within the limit")
+    tally.cleared += 1
+    return None
+
+
+def opens_order(rule: AlarmRule) -> bool:
+    """Whether an alarm raised by ``rule`` opens an order: the rule says so and its severity is at least
+    ``CITYHUB_ALARM_ORDER_MIN_SEVERITY``."""
+    floor = Severity(get_monitoring_settings().alarm_order_min_severity)
+    return rule.opens_order and Severity(rule.severity).rank >= floor.rank
+
+
+def _notify_raised(session: Session, alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> None:
+    """The ``alarm`` notification through the outbox, in this transaction: subscriptions of the sensor's responsible
+    unit, street or community, or of every unit (the order it opened is notified as any order too: dispatch)."""
+    from cityhub.notify.service import on_alarm_raised
+
+    payload = {
+        "action": "alarm_raised",
+        "alarm_id": alarm.id,
+        "sensor": {"code": sensor.code, "name": sensor.name, "kind": sensor.kind, "address": sensor.address},
+        "rule": {"id": rule.id, "name": rule.name},
+        "severity": alarm.severity,
+        "metric": alarm.metric,
+        "value": alarm.first_value,
+        "comparison": alarm.comparison,
+        "threshold": alarm.threshold,
+        "unit": sensor.metrics.get(alarm.metric, ""),
+        "at": alarm.raised_at.isoformat(),
+    }
+    on_alarm_raised(
+        session, order_id=alarm.order_id, units=(sensor.unit_id, sensor.street_id, sensor.community_id), payload=payload
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _close(
+    session: Session, alarm: Alarm, *, actor: orders.Actor, at: datetime, value: float | None, note: str | None
+) -> None:
+    alarm.state = AlarmState.CLEARED.value
+    alarm.open_key = None
+    alarm.cleared_at, alarm.cleared_by, alarm.clear_value = at, actor.name, value
+    # Before any new alarm of the same sensor and rule is inserted: the open key is unique.
+    session.flush()
+    _event(session, alarm, "cleared", actor=actor, at=at, note=note, value=value)
+    if alarm.order_id is not None:
+        who = "系统（监测值已恢复）" if actor.user_id is None else actor.name
+        text = f"监测报警已解除：{who}，{_local(at)}" + (f"，当前值 {value:g}" if value is not None else "")
+        if note and actor.user_id is not None:
+            text += f"。说明：{note}"
+        orders.act(session, order_id=alarm.order_id, action="comment", actor=actor, params={"text": text})
+
+
+# ------------------------------------------------------------------------------------------------------- orders
+
+
+def _local(at: datetime) -> str:
+    return at.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(seconds: int) -> str:
+    if seconds <= 0:
+        return ""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} 小时"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} 分钟"
+    return f"{seconds} 秒"
+
+
+def alarm_external_id(alarm: Alarm, sensor: Sensor) -> str:
+    """The order's external id on the sensor channel: the same alarm always names the same order."""
+    return f"alarm:{sensor.code}:r{alarm.rule_id}:{alarm.raised_at.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"[:128]
+
+
+def order_text(alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> tuple[str, str]:
+    """The order's title and content, in Chinese, naming sensor, place, value and limit."""
+    kind = KIND_LABELS.get(sensor.kind, "监测")
+    unit = sensor.metrics.get(alarm.metric, "")
+    word = COMPARISON_WORDS.get(alarm.comparison, alarm.comparison)
+    value, limit = f"{alarm.last_value:g}{unit}", f"{alarm.threshold:g}{unit}"
+    title = f"【{kind}报警】{sensor.name} {alarm.metric} {value}，{word}限值 {limit}"
+    where = f"，位于{sensor.address}" if sensor.address else ""
+    held = _duration(rule.duration_s)
+    lines = [
+        f"监测点“{sensor.name}”（编号 {sensor.code}{where}）于 {_local(alarm.raised_at)} "
+        f"监测到 {alarm.metric} 为 {value}，{word}报警限值 {limit}" + (f"（持续 {held}以上）" if held else "") + "。",
+        f"报警规则：{rule.name}；级别：{SEVERITY_LABELS.get(alarm.severity, alarm.severity)}。",
+        "请责任单位尽快到场核查处置，并在处置后答复。",
+    ]
+    return title[:300], "\n".join(lines)
+
+
+def open_order(session: Session, *, alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> Order | None:
+    """Open (or find the already opened) order of ``alarm`` through intake, on the sensor channel, placed where the
+    sensor is; an order intake left undispatched goes to the sensor's responsible unit. Stores its id on the alarm."""
+    from cityhub.intake.service import submit
+    from cityhub.org.service import unit_directory
+    from cityhub.workorders.categories import find_category
+    from cityhub.workorders.lifecycle import Action, State
+    from cityhub.workorders.models import AppealType, Channel
+
+    directory = unit_directory(session)
+    community = directory.get(sensor.community_id) if sensor.community_id else None
+    street = directory.get(sensor.street_id) if sensor.street_id else None
+    category = rule.category if rule.category and find_category(session, name_or_path=rule.category) else None
+    title, content = order_text(alarm, sensor, rule)
+    data = {
+        "channel": Channel.SENSOR.value,
+        "appeal_type": AppealType.REPORT.value,
+        "external_id": alarm_external_id(alarm, sensor),
+        "title": title,
+        "content": content,
+        "address": sensor.address,
+        "lat": sensor.lat,
+        "lng": sensor.lng,
+        "urgency": rule.urgency,
+        "category": category,
+        "community_code": community.code if community else None,
+        "street_code": street.code if street and not community else None,
+        "created_at": min(alarm.raised_at, utcnow()),
+        "attributes": {
+            "source": "monitoring",
+            "alarm_id": alarm.id,
+            "sensor_code": sensor.code,
+            "sensor_kind": sensor.kind,
+            "rule_id": rule.id,
+            "metric": alarm.metric,
+            "value": alarm.last_value,
+            "threshold": alarm.threshold,
+            "comparison": alarm.comparison,
+            "severity": alarm.severity,
+        },
+    }
+    result = submit(session, data=data, actor=orders.SYSTEM, similar=False)
+    order = result.order
+    alarm.order_id = order.id
+    _event(session, alarm, "order_opened", actor=orders.SYSTEM, at=utcnow(), order_id=order.id, number=order.number)
+    if result.created and order.state == State.RECEIVED and sensor.unit_id is not None:
+        unit = directory.get(sensor.unit_id)
+        if unit is not None and unit.active:
+            orders.act(
+                session,
+                order_id=order.id,
+                action=Action.DISPATCH,
+                actor=orders.SYSTEM,
+                params={"unit_id": unit.id, "reason": f"monitoring: responsible unit of sensor {sensor.code}"},
+            )
+    return order
+
+
+# ------------------------------------------------------------------------------------------------------- alarms
+
+
+def require_alarm(session: Session, *, alarm_id: int, scope: ColumnElement[bool] | None = None) -> Alarm:
+    query = select(Alarm).join(Sensor, Sensor.id == Alarm.sensor_id).where(Alarm.id == alarm_id)
+    if scope is not None:
+        query = query.where(scope)
+    alarm = session.scalars(query).one_or_none()
+    if alarm is None:
+        raise NotFound(f"alarm {alarm_id} not found")
+    return alarm
+
+
+def list_alarms(
+    session: Session,
+    *,
+    active: bool | None = None,
+    state: AlarmState | None = None,
+    sensor_code: str | None = None,
+    kind: str | None = None,
+    severity: Severity | None = None,
+    scope: ColumnElement[bool] | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Alarms, newest first, as the API shows them (with sensor, rule and order number); and whether more follow.
+    ``active=true``: open ones (active or acknowledged); ``false``: cleared."""
+    query = (
+        select(Alarm, Sensor.code, Sensor.name, Sensor.kind, AlarmRule.name, Order.number)
+        .join(Sensor, Sensor.id == Alarm.sensor_id)
+        .join(AlarmRule, AlarmRule.id == Alarm.rule_id)
+        .outerjoin(Order, Order.id == Alarm.order_id)
+        .order_by(Alarm.raised_at.desc(), Alarm.id.desc())
+        .limit(limit + 1)
+        .offset(offset)
+    )
+    if active is True:
+        query = query.where(Alarm.open_key.is_not(None))
+    elif active is False:
+        query = query.where(Alarm.open_key.is_(None))
+    if state is not None:
+        query = query.where(Alarm.state == state.value)
+    if sensor_code:
+        query = query.where(Sensor.code == sensor_code)
+    if kind:
+        query = query.where(Sensor.kind == kind)
+    if severity is not None:
+        query = query.where(Alarm.severity == severity.value)
+    if scope is not None:
+        query = query.where(scope)
+    rows = session.execute(query).all()
+    return [alarm_view(*row) for row in rows[:limit]], len(rows) > limit
+
+
+def alarm_view(
+    alarm: Alarm, sensor_code: str, sensor_name: str, sensor_kind: str, rule_name: str, order_number: str | None
+) -> dict[str, Any]:
+    view = {
+        c: getattr(alarm, c)
+        for c in (
+            "id",
+            "sensor_id",
+            "rule_id",
+            "state",
+            "severity",
+            "metric",
+            "comparison",
+            "threshold",
+            "raised_at",
+            "first_value",
+            "last_value",
+            "peak_value",
+            "last_at",
+            "count",
+            "order_id",
+            "acknowledged_at",
+            "acknowledged_by",
+            "cleared_at",
+            "cleared_by",
+        )
+    }
+    view.update(
+        sensor_code=sensor_code,
+        sensor_name=sensor_name,
+        sensor_kind=sensor_kind,
+        rule_name=rule_name,
+        order_number=order_number,
+    )
+    return view
+
+
+def describe_alarm(session: Session, alarm: Alarm) -> dict[str, Any]:
+    sensor = session.get(Sensor, alarm.sensor_id)
+    rule = session.get(AlarmRule, alarm.rule_id)
+    number = session.scalar(select(Order.number).where(Order.id == alarm.order_id)) if alarm.order_id else None
+    assert sensor is not None and rule is not None
+    return alarm_view(alarm, sensor.code, sensor.name, sensor.kind, rule.name, number)
+
+
+def alarm_events(session: Session, *, alarm_id: int) -> list[AlarmEvent]:
+    return list(session.scalars(select(AlarmEvent).where(AlarmEvent.alarm_id == alarm_id).order_by(AlarmEvent.id)))
+
+
+def acknowledge(
+    session: Session,
+    *,
+    alarm_id: int,
+    actor: orders.Actor,
+    note: str | None = None,
+    scope: ColumnElement[bool] | None = None,
+) -> Alarm:
+    """A person has seen the alarm (确认); it stays open and keeps counting."""
+    alarm = require_alarm(session, alarm_id=alarm_id, scope=scope)
+    if alarm.state != AlarmState.ACTIVE:
+        raise InvalidTransition(state=alarm.state, action="acknowledge", reason="only an active alarm is acknowledged")
+    now = utcnow()
+    alarm.state = AlarmState.ACKNOWLEDGED.value
+    alarm.acknowledged_at, alarm.acknowledged_by = now, actor.name
+    _event(session, alarm, "acknowledged", actor=actor, at=now, note=note)
+    session.flush()
+    return alarm
+
+
+def clear(
+    session: Session,
+    *,
+    alarm_id: int,
+    actor: orders.Actor,
+    note: str | None = None,
+    scope: ColumnElement[bool] | None = None,
+) -> Alarm:
+    """A person clears the alarm (解除). While the readings still breach, the rule raises again only after they
+    have recovered once."""
+    alarm = require_alarm(session, alarm_id=alarm_id, scope=scope)
+    if alarm.open_key is None:
+        raise InvalidTransition(state=alarm.state, action="clear", reason="the alarm is already cleared")
+    rule = require_rule(session, rule_id=alarm.rule_id)
+    sensor = session.get(Sensor, alarm.sensor_id)
+    # Read afresh: ingestion writes rule states as plain rows, not through objects this session may hold.
+    row = session.get(RuleState, (alarm.sensor_id, alarm.rule_id), populate_existing=True)
+    spec = _spec(rule, sensor) if sensor is not None else None
+    if row is not None and spec is not None:
+        after = cleared_by_person(
+            spec,
+            EvalState(
+                open=True,
+                last_at=row.last_at,
+                last_value=row.last_value,
+                breach_since=row.breach_since,
+                armed=row.armed,
+            ),
+        )
+        row.breach_since, row.armed = after.breach_since, after.armed
+    _close(session, alarm, actor=actor, at=utcnow(), value=None, note=note)
+    session.flush()
+    return alarm
+
+
+def readings_of(
+    session: Session, *, sensor: Sensor, metric: str | None = None, since: datetime | None = None, limit: int = 500
+) -> list[Reading]:
+    """A sensor's readings, newest first."""
+    if since is not None and since.tzinfo is None:
+        raise ValidationFailed("since must carry a time zone", details={"field": "since"})
+    query = select(Reading).where(Reading.sensor_id == sensor.id).order_by(Reading.measured_at.desc()).limit(limit)
+    if metric:
+        query = query.where(Reading.metric == metric)
+    if since:
+        query = query.where(Reading.measured_at >= since)
+    return list(session.scalars(query))
+
+
+def open_alarm_counts(session: Session, sensor_ids: Iterable[int]) -> dict[int, int]:
+    from sqlalchemy import func
+
+    ids = sorted(set(sensor_ids))
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Alarm.sensor_id, func.count())
+        .where(Alarm.sensor_id.in_(ids), Alarm.open_key.is_not(None))
+        .group_by(Alarm.sensor_id)
+    )
+    return {sensor_id: n for sensor_id, n in rows}
+
+
+# ------------------------------------------------------------------------------------------------------ files
+
+SENSOR_HEADERS = ("code", "name", "kind", "metrics")
+SENSOR_OPTIONAL = ("lat", "lng", "address", "unit_code", "capacity", "active")
+READING_HEADERS = ("sensor_code", "measured_at", "value")
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int  # as the file shows it, the header being row 1
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, field {self.field}: {self.message}"
+
+
+@dataclass
+class FileReport:
+    read: int = 0
+    created: int = 0
+    updated: int = 0
+    rejected: list[RowProblem] = field(default_factory=list)
+    ingest: IngestResult | None = None
+
+
+def parse_metrics(text: str) -> dict[str, str]:
+    """``"depth:cm"`` / ``"pm25:μg/m³;pm10:μg/m³;aqi"`` → {metric: measurement unit}."""
+    metrics: dict[str, str] = {}
+    for part in text.replace("；", ";").split(";"):
+        if part.strip():
+            name, _, unit = part.replace("：", ":").partition(":")
+            metrics[name.strip()] = unit.strip()
+    return metrics
+
+
+def _truth(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("", "1", "true", "yes", "y", "是", "启用"):
+        return True
+    if value in ("0", "false", "no", "n", "否", "停用"):
+        return False
+    raise ValueError(f"not a yes/no value: {text!r}")
+
+
+def import_sensors(session: Session, *, rows: Sequence[tuple[int, Mapping[str, str]]]) -> FileReport:
+    """Register or update the sensors of a file's rows (by code). Each bad row is rejected by number and field,
+    the others kept."""
+    from pydantic import ValidationError
+
+    report = FileReport(read=len(rows))
+    seen: dict[str, int] = {}
+    for number, raw in rows:
+        code = (raw.get("code") or "").strip()
+        if code in seen:
+            report.rejected.append(RowProblem(number, "code", f"'{code}' already on row {seen[code]}"))
+            continue
+        values: dict[str, Any] = {k: (raw.get(k) or "").strip() or None for k in (*SENSOR_HEADERS, *SENSOR_OPTIONAL)}
+        try:
+            values["metrics"] = parse_metrics(values["metrics"] or "")
+            values["active"] = _truth(values["active"] or "")
+        except ValueError as exc:
+            report.rejected.append(RowProblem(number, "active", str(exc)))
+            continue
+        try:
+            data = SensorCreate.model_validate(values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = ".".join(str(p) for p in err["loc"]) or "(row)"
+            report.rejected.append(RowProblem(number, name, err["msg"]))
+            continue
+        existing = get_sensor(session, code=data.code)
+        try:
+            if existing is None:
+                create_sensor(session, data=data)
+                report.created += 1
+            else:
+                if existing.kind != data.kind.value:
+                    raise ValidationFailed(
+                        f"sensor '{code}' is a {existing.kind} sensor, not {data.kind.value}", details={"field": "kind"}
+                    )
+                existing.metrics = dict(data.metrics)
+                update_sensor(
+                    session,
+                    code=data.code,
+                    data=SensorUpdate.model_validate(data.model_dump(exclude={"code", "kind", "metrics"})),
+                )
+                report.updated += 1
+        except (ValidationFailed, Conflict) as exc:
+            report.rejected.append(RowProblem(number, str(exc.details.get("field", "(row)")), exc.message))
+            continue
+        seen[code] = number
+    return report
+
+
+def import_readings(
+    session: Session, *, rows: Sequence[tuple[int, Mapping[str, str]]], batch: int | None = None
+) -> FileReport:
+    """Store and evaluate a file's readings (``sensor_code, measured_at, metric, value``), in batches; each bad
+    row is rejected by number and field."""
+    batch = batch or get_monitoring_settings().reading_batch_max
+    report = FileReport(read=len(rows))
+    total = IngestResult(
+        received=0,
+        stored=0,
+        duplicates=0,
+        late=0,
+        rejected=[],
+        alarms_raised=0,
+        alarms_repeated=0,
+        alarms_cleared=0,
+        orders_opened=0,
+    )
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        result = ingest(session, items=[dict(raw) for _, raw in chunk])
+        for name in ("received", "stored", "duplicates", "late", "alarms_raised", "alarms_repeated"):
+            setattr(total, name, getattr(total, name) + getattr(result, name))
+        for name in ("alarms_cleared", "orders_opened"):
+            setattr(total, name, getattr(total, name) + getattr(result, name))
+        report.rejected.extend(RowProblem(chunk[r.index][0], r.field, r.message) for r in result.rejected)
+    report.ingest = total
+    return report

@@ -1,0 +1,38 @@
+"""Settings of monitoring (readings' time tolerance, batch size)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MonitoringSettings(BaseSettings):
+    """Sensor readings and alarms."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYHUB_", env_file=".env", extra="ignore")
+
+    reading_future_seconds: int = Field(
+        300,
+        ge=0,
+        le=86_400,
+        description="A sensor reading may be timed at most this many seconds after the server's clock (devices' "
+        "clocks drift); a later one is rejected.",
+    )
+    alarm_order_min_severity: Literal["info", "warning", "critical"] = Field(
+        "info",
+        description="A raised alarm opens an order (when its rule says so) only at this severity or above: info "
+        "(every rule that opens orders), warning, critical.",
+    )
+    reading_batch_max: int = Field(
+        50_000,
+        ge=1,
+        description="Most readings one API request may carry (a larger batch is refused whole, 413); files through "
+        "the CLI are read in batches of this size.",
+    )
+
+
+def get_monitoring_settings() -> MonitoringSettings:
+    # Not cached: read once per ingestion, so tests and a changed environment take effect at once.
+    return MonitoringSettings()

@@ -1,0 +1,244 @@
+"""HTTP routes of monitoring: sensors and alarm rules (administrators), readings (API clients with the
+``sensors:write`` scope, or administrators), alarms (staff in their data scope)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, status
+from starlette.concurrency import run_in_threadpool
+
+from cityhub.api.deps import CurrentActor, CurrentPrincipal, DbSession, Paging, get_principal, require
+from cityhub.auth import permissions
+from cityhub.auth.principal import Principal
+from cityhub.auth.scope import scope_of
+from cityhub.errors import NotFound, PermissionDenied, ValidationFailed
+from cityhub.monitoring import service
+from cityhub.monitoring.rules import AlarmState, SensorKind, Severity
+from cityhub.monitoring.schemas import (
+    AlarmAction,
+    AlarmEventRead,
+    AlarmPage,
+    AlarmRead,
+    IngestResult,
+    ReadingsIn,
+    RuleCreate,
+    RuleRead,
+    RuleUpdate,
+    SensorCreate,
+    SensorRead,
+    SensorUpdate,
+)
+from cityhub.monitoring.settings import get_monitoring_settings
+from cityhub.sharing.http import MeteredRoute, authorize
+
+READ = Depends(require(permissions.ALARMS_READ))
+MANAGE = Depends(require(permissions.SENSORS_MANAGE))
+HANDLE = Depends(require(permissions.ALARMS_HANDLE))
+
+router = APIRouter(prefix="/sensors", tags=["monitoring"])
+# Readings come from machines with API keys: their calls are counted per client like the data-sharing API's.
+readings_router = APIRouter(prefix="/sensors", tags=["monitoring"], route_class=MeteredRoute)
+rules_router = APIRouter(prefix="/alarm-rules", tags=["monitoring"], dependencies=[Depends(get_principal)])
+alarms_router = APIRouter(prefix="/alarms", tags=["monitoring"], dependencies=[Depends(get_principal)])
+
+
+def _scope(db: Any, principal: Principal) -> Any:
+    return service.sensor_scope(scope_of(db, principal))
+
+
+async def reading_writer(
+    request: Request,
+    db: DbSession,
+    x_api_key: Annotated[str | None, Header(description="API key of a client with the sensors:write scope")] = None,
+) -> str:
+    """An API client holding ``sensors:write`` (``X-API-Key``), or a signed-in person with ``sensors:manage``."""
+    if x_api_key:
+        caller = await run_in_threadpool(authorize, request, raw_key=x_api_key, scope="sensors:write")
+        return f"client:{caller.client_name}"
+    principal = await get_principal(request, db)
+    if not permissions.allows(principal.role, permissions.SENSORS_MANAGE):
+        raise PermissionDenied(
+            f"role {principal.role.value} may not push readings", details={"permission": permissions.SENSORS_MANAGE}
+        )
+    return f"user:{principal.username}"
+
+
+Writer = Annotated[str, Depends(reading_writer)]
+
+
+def _check_size(body: ReadingsIn) -> None:
+    limit = get_monitoring_settings().reading_batch_max
+    if len(body.readings) > limit:
+        raise ValidationFailed(
+            f"{len(body.readings)} readings in one request; at most {limit} (CITYHUB_READING_BATCH_MAX)",
+            details={"field": "readings"},
+        )
+
+
+# --------------------------------------------------------------------------------------------------- sensors
+
+
+@router.get("", response_model=list[SensorRead], dependencies=[READ])
+def list_sensors(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    page: Paging,
+    kind: SensorKind | None = None,
+    active: bool | None = None,
+) -> list[SensorRead]:
+    """Sensors in the caller's area (a street: its own and its communities'), by code, with their latest reading."""
+    rows = service.list_sensors(
+        db, kind=kind, active=active, scope=_scope(db, principal), limit=page.limit, offset=page.offset
+    )
+    return [SensorRead.model_validate(s) for s in rows]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SensorRead, dependencies=[MANAGE])
+def create_sensor(body: SensorCreate, db: DbSession) -> SensorRead:
+    """Register a sensor; its responsible unit defaults to the community (else street) where it stands."""
+    return SensorRead.model_validate(service.create_sensor(db, data=body))
+
+
+def _visible_sensor(db: Any, principal: Principal, code: str) -> Any:
+    found = service.list_sensors(db, scope=_scope(db, principal), limit=1, code=code)
+    if not found:
+        raise NotFound(f"sensor '{code}' not found")
+    return found[0]
+
+
+@router.get("/{code}", response_model=SensorRead, dependencies=[READ])
+def get_sensor(code: str, db: DbSession, principal: CurrentPrincipal) -> SensorRead:
+    """One sensor (404 outside the caller's area, as a missing one)."""
+    return SensorRead.model_validate(_visible_sensor(db, principal, code))
+
+
+@router.patch("/{code}", response_model=SensorRead, dependencies=[MANAGE])
+def update_sensor(code: str, body: SensorUpdate, db: DbSession) -> SensorRead:
+    return SensorRead.model_validate(service.update_sensor(db, code=code, data=body))
+
+
+@router.get("/{code}/readings", dependencies=[READ])
+def sensor_readings(
+    code: str,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    metric: str | None = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[dict[str, Any]]:
+    """The sensor's readings, newest first."""
+    sensor = _visible_sensor(db, principal, code)
+    rows = service.readings_of(db, sensor=sensor, metric=metric, since=since, limit=limit)
+    return [{"metric": r.metric, "measured_at": r.measured_at, "value": r.value} for r in rows]
+
+
+@readings_router.post("/readings", response_model=IngestResult)
+def push_batch(body: ReadingsIn, db: DbSession, _writer: Writer) -> IngestResult:
+    """Readings of many sensors, each naming its ``sensor_code``. Bad readings are reported by index and field in
+    ``rejected``; the good ones are stored and evaluated (200 even when some were rejected)."""
+    _check_size(body)
+    return service.ingest(db, items=body.readings)
+
+
+@readings_router.post("/{code}/readings", response_model=IngestResult)
+def push_readings(code: str, body: ReadingsIn, db: DbSession, _writer: Writer) -> IngestResult:
+    """Readings of one sensor (items need not repeat its code)."""
+    _check_size(body)
+    if service.get_sensor(db, code=code) is None:
+        raise NotFound(f"sensor '{code}' not found")
+    return service.ingest(db, items=body.readings, sensor_code=code)
+
+
+# ------------------------------------------------------------------------------------------------------ rules
+
+
+@rules_router.get("", response_model=list[RuleRead], dependencies=[READ])
+def list_rules(db: DbSession, active: bool | None = None) -> list[RuleRead]:
+    return [RuleRead.model_validate(r) for r in service.list_rules(db, active=active)]
+
+
+@rules_router.post("", status_code=status.HTTP_201_CREATED, response_model=RuleRead, dependencies=[MANAGE])
+def create_rule(body: RuleCreate, db: DbSession) -> RuleRead:
+    """A threshold rule for every sensor of a kind, or for one sensor (which then replaces its kind's rules on that
+    metric)."""
+    return RuleRead.model_validate(service.create_rule(db, data=body))
+
+
+@rules_router.get("/{rule_id}", response_model=RuleRead, dependencies=[READ])
+def get_rule(rule_id: int, db: DbSession) -> RuleRead:
+    return RuleRead.model_validate(service.require_rule(db, rule_id=rule_id))
+
+
+@rules_router.patch("/{rule_id}", response_model=RuleRead, dependencies=[MANAGE])
+def update_rule(rule_id: int, body: RuleUpdate, db: DbSession) -> RuleRead:
+    """Change limits, duration, severity, order settings or the active flag; applies from the next reading."""
+    return RuleRead.model_validate(service.update_rule(db, rule_id=rule_id, data=body))
+
+
+# ----------------------------------------------------------------------------------------------------- alarms
+
+
+@alarms_router.get("", response_model=AlarmPage, dependencies=[READ])
+def list_alarms(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    page: Paging,
+    active: Annotated[bool | None, Query(description="true: open (active or acknowledged); false: cleared")] = None,
+    state: AlarmState | None = None,
+    sensor: Annotated[str | None, Query(max_length=64, description="sensor code")] = None,
+    kind: SensorKind | None = None,
+    severity: Severity | None = None,
+) -> AlarmPage:
+    """Alarms of the sensors in the caller's area, newest first."""
+    items, has_more = service.list_alarms(
+        db,
+        active=active,
+        state=state,
+        sensor_code=sensor,
+        kind=kind,
+        severity=severity,
+        scope=_scope(db, principal),
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return AlarmPage(
+        items=[AlarmRead.model_validate(i) for i in items], limit=page.limit, offset=page.offset, has_more=has_more
+    )
+
+
+@alarms_router.get("/{alarm_id}", response_model=AlarmRead, dependencies=[READ])
+def get_alarm(alarm_id: int, db: DbSession, principal: CurrentPrincipal) -> AlarmRead:
+    alarm = service.require_alarm(db, alarm_id=alarm_id, scope=_scope(db, principal))
+    return AlarmRead.model_validate(service.describe_alarm(db, alarm))
+
+
+@alarms_router.get("/{alarm_id}/events", response_model=list[AlarmEventRead], dependencies=[READ])
+def alarm_events(alarm_id: int, db: DbSession, principal: CurrentPrincipal) -> list[AlarmEventRead]:
+    """The alarm's trail: raised, order opened, acknowledged, cleared — by whom and when."""
+    service.require_alarm(db, alarm_id=alarm_id, scope=_scope(db, principal))
+    return [AlarmEventRead.model_validate(e) for e in service.alarm_events(db, alarm_id=alarm_id)]
+
+
+@alarms_router.post("/{alarm_id}/acknowledge", response_model=AlarmRead, dependencies=[HANDLE])
+def acknowledge(
+    alarm_id: int, db: DbSession, principal: CurrentPrincipal, actor: CurrentActor, body: AlarmAction | None = None
+) -> AlarmRead:
+    """Acknowledge an active alarm (确认): it stays open and keeps counting."""
+    alarm = service.acknowledge(
+        db, alarm_id=alarm_id, actor=actor, note=body.note if body else None, scope=_scope(db, principal)
+    )
+    return AlarmRead.model_validate(service.describe_alarm(db, alarm))
+
+
+@alarms_router.post("/{alarm_id}/clear", response_model=AlarmRead, dependencies=[HANDLE])
+def clear(
+    alarm_id: int, db: DbSession, principal: CurrentPrincipal, actor: CurrentActor, body: AlarmAction | None = None
+) -> AlarmRead:
+    """Clear an open alarm (解除); noted on its order. While the readings still breach, the rule raises again only
+    after they have recovered."""
+    alarm = service.clear(
+        db, alarm_id=alarm_id, actor=actor, note=body.note if body else None, scope=_scope(db, principal)
+    )
+    return AlarmRead.model_validate(service.describe_alarm(db, alarm))

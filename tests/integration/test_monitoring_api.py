@@ -1,0 +1,228 @@
+"""The monitoring API over the real app on both backends: sensors and rules (admin), readings pushed with an API
+key of scope sensors:write (batch: every rejected reading by index, the good ones kept), alarms listed in the
+caller's area, acknowledged and cleared by permitted roles; 4xx with messages for bad input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cityhub.auth.service import create_token
+from cityhub.db import reset_engine, session_scope
+from cityhub.main import create_app
+from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.sharing import service as sharing
+from cityhub.workorders import service as orders
+
+API = "/api/v1"
+SQUARE = {
+    "type": "Polygon",
+    "coordinates": [[[113.0, 23.0], [113.1, 23.0], [113.1, 23.1], [113.0, 23.1], [113.0, 23.0]]],
+}
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+
+
+@dataclass
+class Env:
+    client: TestClient
+    units: dict[str, int]
+    headers: dict[str, dict[str, str]]
+
+    def call(self, method: str, path: str, who: str = "adm", **kw: Any) -> Any:
+        return self.client.request(method, API + path, headers=self.headers.get(who, {}), **kw)
+
+
+@pytest.fixture
+def env(app_db: str) -> Any:
+    reset_engine()
+    with session_scope() as s:
+        units: dict[str, int] = {}
+        for code, name, tier, parent, boundary in [
+            ("MA-QU", "青禾区", UnitTier.DISTRICT, None, None),
+            ("MA-S1", "稻香街道", UnitTier.STREET, "MA-QU", None),
+            ("MA-C1", "桂花社区居委会", UnitTier.COMMUNITY, "MA-S1", SQUARE),
+            ("MA-S2", "麦田街道", UnitTier.STREET, "MA-QU", None),
+        ]:
+            unit = Unit(code=code, name=name, tier=tier, parent_id=units.get(parent or ""), boundary=boundary)
+            s.add(unit)
+            s.flush()
+            units[code] = unit.id
+        headers: dict[str, dict[str, str]] = {}
+        for name, role, unit_code in [
+            ("adm", Role.ADMIN, "MA-QU"),
+            ("dsp", Role.DISPATCHER, "MA-S1"),  # the street where the sensor stands
+            ("far", Role.DISPATCHER, "MA-S2"),  # another street
+            ("ldr", Role.LEADER, "MA-QU"),
+            ("cit", Role.CITIZEN, None),
+        ]:
+            user = User(username=f"ma-{name}", full_name=name, role=role, unit_id=units.get(unit_code or ""))
+            s.add(user)
+            s.flush()
+            headers[name] = {"Authorization": f"Bearer {create_token(s, user_id=user.id, name='t')[1]}"}
+        headers["key"] = {"X-API-Key": sharing.create_key(s, client_name="iot-platform", scopes="sensors:write")[1]}
+        headers["reader"] = {"X-API-Key": sharing.create_key(s, client_name="dashboard", scopes="sharing:read")[1]}
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        yield Env(client, units, headers)
+
+
+def _error(response: Any, status: int) -> str:
+    assert response.status_code == status, response.text
+    return str(response.json()["message"])
+
+
+SENSOR = {
+    "code": "WL-API-1",
+    "name": "桂花路隧道积水监测点",
+    "kind": "waterlogging",
+    "metrics": {"depth": "cm"},
+    "lat": 23.05,
+    "lng": 113.05,
+    "address": "桂花路隧道口",
+}
+RULE = {
+    "name": "积水超过 20 厘米",
+    "sensor_kind": "waterlogging",
+    "metric": "depth",
+    "comparison": ">",
+    "threshold": 20,
+    "clear_threshold": 10,
+    "severity": "critical",
+}
+
+
+def _reading(minutes: int, value: Any, **extra: Any) -> dict[str, Any]:
+    return {"measured_at": (T0 + timedelta(minutes=minutes)).isoformat(), "value": value, **extra}
+
+
+def test_sensors_and_rules_are_managed_by_administrators_with_clear_errors(env: Env) -> None:
+    assert env.call("POST", "/sensors", "dsp", json=SENSOR).status_code == 403
+    assert env.client.post(API + "/sensors", json=SENSOR).status_code == 401
+    created = env.call("POST", "/sensors", json=SENSOR)
+    assert created.status_code == 201, created.text
+    assert created.json()["unit_id"] == env.units["MA-C1"] and created.json()["street_id"] == env.units["MA-S1"]
+    assert "taken" in _error(env.call("POST", "/sensors", json=SENSOR), 409)
+    bad = env.call("POST", "/sensors", json={**SENSOR, "code": "x y", "kind": "volcano", "metrics": {}})
+    assert bad.status_code == 422 and {"code", "kind", "metrics"} <= {
+        e["field"].split(".")[-1] for e in bad.json()["details"]["errors"]
+    }
+    assert "unknown unit code" in _error(
+        env.call("POST", "/sensors", json={**SENSOR, "code": "B", "unit_code": "?"}), 422
+    )
+
+    assert env.call("POST", "/alarm-rules", "dsp", json=RULE).status_code == 403
+    assert "exactly one of sensor_kind and sensor_code" in _error(
+        env.call("POST", "/alarm-rules", json={**RULE, "sensor_code": "WL-API-1"}), 422
+    )
+    assert "clear threshold" in _error(env.call("POST", "/alarm-rules", json={**RULE, "clear_threshold": 30}), 422)
+    assert "unknown category" in _error(env.call("POST", "/alarm-rules", json={**RULE, "category": "不存在"}), 422)
+    rule = env.call("POST", "/alarm-rules", json=RULE)
+    assert rule.status_code == 201, rule.text
+    changed = env.call("PATCH", f"/alarm-rules/{rule.json()['id']}", json={"duration_s": 300})
+    assert changed.status_code == 200 and changed.json()["duration_s"] == 300
+    assert env.call("PATCH", "/alarm-rules/999999", json={"duration_s": 1}).status_code == 404
+    assert [r["name"] for r in env.call("GET", "/alarm-rules", "dsp").json()] == [RULE["name"]]
+    assert env.call("GET", "/alarm-rules", "cit").status_code == 403
+
+
+def test_readings_with_an_api_key_raise_an_alarm_that_opens_an_order_and_staff_handle_it(env: Env) -> None:
+    assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
+    assert env.call("POST", "/alarm-rules", json=RULE).status_code == 201
+    body = {"readings": [_reading(0, 5), _reading(5, 25), _reading(10, 30)]}
+    assert env.call("POST", "/sensors/WL-API-1/readings", "reader", json=body).status_code == 403  # wrong scope
+    assert env.call("POST", "/sensors/WL-API-1/readings", "dsp", json=body).status_code == 403  # not a manager
+    assert env.call("POST", "/sensors/NOPE/readings", "key", json=body).status_code == 404
+    pushed = env.call("POST", "/sensors/WL-API-1/readings", "key", json=body)
+    assert pushed.status_code == 200, pushed.text
+    assert pushed.json() | {"rejected": []} == {
+        "received": 3,
+        "stored": 3,
+        "duplicates": 0,
+        "late": 0,
+        "rejected": [],
+        "alarms_raised": 1,
+        "alarms_repeated": 1,
+        "alarms_cleared": 0,
+        "orders_opened": 1,
+    }
+    # Sent again (a device retrying): nothing new.
+    again = env.call("POST", "/sensors/WL-API-1/readings", "key", json=body).json()
+    assert (again["stored"], again["duplicates"], again["alarms_raised"]) == (0, 3, 0)
+
+    listed = env.call("GET", "/alarms?active=true", "dsp").json()["items"]
+    assert len(listed) == 1 and listed[0]["sensor_code"] == "WL-API-1" and listed[0]["count"] == 2
+    alarm = listed[0]
+    assert alarm["order_number"] and alarm["severity"] == "critical"
+    assert env.call("GET", "/alarms", "far").json()["items"] == []  # another street's dispatcher
+    assert env.call("GET", f"/alarms/{alarm['id']}", "far").status_code == 404
+    assert env.call("GET", "/alarms", "cit").status_code == 403
+    assert env.call("GET", "/sensors", "far").json() == []
+    assert env.call("GET", "/sensors/WL-API-1", "far").status_code == 404
+    latest = env.call("GET", "/sensors/WL-API-1", "dsp").json()["latest"]["depth"]
+    assert latest["value"] == 30
+
+    # The order is the sensor channel's, and its own trail records it.
+    with session_scope() as s:
+        order = orders.require_order(s, order_id=alarm["order_id"])
+        assert order.channel.value == "sensor" and order.lead_unit_id == env.units["MA-C1"]
+
+    assert env.call("POST", f"/alarms/{alarm['id']}/acknowledge", "ldr").status_code == 403  # leaders read only
+    acked = env.call("POST", f"/alarms/{alarm['id']}/acknowledge", "dsp", json={"note": "已派人"})
+    assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
+    assert "not allowed" in _error(env.call("POST", f"/alarms/{alarm['id']}/acknowledge", "dsp"), 409)
+    assert env.call("POST", f"/alarms/{alarm['id']}/clear", "far").status_code == 404
+    cleared = env.call("POST", f"/alarms/{alarm['id']}/clear", "dsp")
+    assert cleared.status_code == 200 and cleared.json()["state"] == "cleared" and cleared.json()["cleared_by"] == "dsp"
+    trail = env.call("GET", f"/alarms/{alarm['id']}/events", "dsp").json()
+    assert [(e["action"], e["actor"]) for e in trail] == [
+        ("raised", "system"),
+        ("order_opened", "system"),
+        ("acknowledged", "dsp"),
+        ("cleared", "dsp"),
+    ]
+    events = env.call("GET", f"/orders/{alarm['order_id']}/events", "adm").json()
+    assert events[-1]["action"] == "comment"
+
+
+def test_a_batch_reports_every_rejected_reading_by_index_and_keeps_the_good_ones(env: Env) -> None:
+    assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    body = {
+        "readings": [
+            _reading(0, 3, sensor_code="WL-API-1"),
+            _reading(1, 3, sensor_code="GHOST"),
+            _reading(2, "high", sensor_code="WL-API-1"),
+            {"sensor_code": "WL-API-1", "measured_at": future, "value": 1},
+            17,
+            _reading(3, 4, sensor_code="WL-API-1", metric="depth"),
+            _reading(4, 10**400, sensor_code="WL-API-1"),
+            _reading(5, 1, sensor_code=["WL-API-1"]),
+        ]
+    }
+    result = env.call("POST", "/sensors/readings", "key", json=body)
+    assert result.status_code == 200, result.text
+    data = result.json()
+    assert data["stored"] == 2
+    assert [(r["index"], r["field"]) for r in data["rejected"]] == [
+        (1, "sensor_code"),
+        (2, "value"),
+        (3, "measured_at"),
+        (4, "(reading)"),
+        (6, "value"),
+        (7, "sensor_code"),
+    ]
+    assert "unknown sensor 'GHOST'" in data["rejected"][0]["message"]
+    assert "time zone" in _error(env.call("GET", "/sensors/WL-API-1/readings?since=2026-01-01T00:00:00"), 422)
+    stored = env.call("GET", "/sensors/WL-API-1/readings", "adm").json()
+    assert [r["value"] for r in stored] == [4, 3]
+    assert env.call("POST", "/sensors/readings", "key", json={"readings": "nope"}).status_code == 422
+    assert env.call("POST", "/sensors/readings", json={"readings": []}).json()["received"] == 0  # an admin person
+
+
+def test_batches_beyond_the_limit_are_refused_whole(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYHUB_READING_BATCH_MAX", "2")
+    body = {"readings": [_reading(i, 1, sensor_code="X") for i in range(3)]}
+    assert "at most 2" in _error(env.call("POST", "/sensors/readings", "key", json=body), 422)

@@ -1,0 +1,157 @@
+"""The monitoring CLI on both backends: sensors imported from CSV (bad rows named by number and field, good ones
+kept), alarm rules, readings from a file evaluated like pushed ones, alarms listed, acknowledged and cleared."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from cityhub import cli
+from cityhub.db import session_scope
+from cityhub.monitoring.models import Alarm, Reading, Sensor
+from cityhub.org.models import Unit, UnitTier
+from cityhub.workorders.models import Order
+
+SQUARE = {
+    "type": "Polygon",
+    "coordinates": [[[113.0, 23.0], [113.1, 23.0], [113.1, 23.1], [113.0, 23.1], [113.0, 23.0]]],
+}
+
+
+@pytest.fixture
+def district(app_db: str) -> dict[str, int]:
+    with session_scope() as s:
+        district = Unit(code="MC-QU", name="青禾区", tier=UnitTier.DISTRICT)
+        s.add(district)
+        s.flush()
+        street = Unit(code="MC-JD", name="稻香街道", tier=UnitTier.STREET, parent_id=district.id)
+        s.add(street)
+        s.flush()
+        community = Unit(code="MC-SQ", name="桂花社区", tier=UnitTier.COMMUNITY, parent_id=street.id, boundary=SQUARE)
+        s.add(community)
+        s.flush()
+        return {"street": street.id, "community": community.id}
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
+    """``cityhub ARGS`` as the shell runs it (``cli.main``: domain errors are one line and exit 2)."""
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        monkeypatch.setattr("sys.argv", ["cityhub", *args])
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+def test_sensors_import_rejects_bad_rows_by_number_and_field_and_keeps_the_good_ones(
+    tmp_path: Path, district: dict[str, int], run: Callable[..., tuple[int, str, str]]
+) -> None:
+    path = tmp_path / "sensors.csv"
+    path.write_text(
+        "code,name,kind,metrics,lat,lng,address,unit_code,capacity,active\n"
+        "WL-1,桂花路隧道,waterlogging,depth:cm,23.05,113.05,桂花路隧道口,,,\n"
+        "AQ-1,稻香空气站,air_quality,pm25:μg/m³;pm10:μg/m³,,,,MC-JD,,是\n"
+        "BAD-1,坏类型,volcano,depth:cm,,,,,,\n"
+        "WL-1,重复,waterlogging,depth:cm,,,,,,\n"
+        "BAD-2,坏单位,waterlogging,depth:cm,,,,NOPE,,\n"
+        "BAD-3,坏坐标,waterlogging,depth:cm,95,113,,,,\n",
+        encoding="utf-8",
+    )
+    code, out, err = run("sensors", "import", str(path))
+    assert code == 1
+    assert "read 6 rows: 2 sensors created, 0 updated, 4 rejected" in out
+    assert "rejected: row 4, field kind:" in err
+    assert "rejected: row 5, field code: 'WL-1' already on row 2" in err
+    assert "rejected: row 6, field unit_code: unknown unit code 'NOPE'" in err
+    assert "rejected: row 7, field lat:" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: 4 of 6 rows rejected (first: row 4, field kind:")
+    with session_scope() as s:
+        sensors = {x.code: x for x in s.scalars(select(Sensor))}
+        assert set(sensors) == {"WL-1", "AQ-1"}
+        assert sensors["WL-1"].unit_id == district["community"] and sensors["AQ-1"].unit_id == district["street"]
+        assert sensors["AQ-1"].metrics == {"pm25": "μg/m³", "pm10": "μg/m³"}
+
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("code,name\nX,Y\n", encoding="utf-8")
+    code, _, err = run("sensors", "import", str(wrong))
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "missing kind, metrics" in err
+
+
+def test_rules_readings_and_alarms_from_the_shell(
+    tmp_path: Path, district: dict[str, int], run: Callable[..., tuple[int, str, str]]
+) -> None:
+    sensors = tmp_path / "sensors.csv"
+    sensors.write_text("code,name,kind,metrics,lat,lng\nWL-1,桂花路隧道,waterlogging,depth:cm,23.05,113.05\n")
+    assert run("sensors", "import", str(sensors))[0] == 0
+    code, out, err = run(
+        "alarm-rules",
+        "add",
+        "--name",
+        "积水超 20",
+        "--kind",
+        "waterlogging",
+        "--metric",
+        "depth",
+        "--when",
+        ">",
+        "--threshold",
+        "20",
+        "--clear",
+        "10",
+        "--duration",
+        "600",
+    )
+    assert code == 0, err
+    assert "kind=waterlogging\tdepth > 20 clear 10 for 600s" in out
+    code, _, err = run(
+        "alarm-rules",
+        "add",
+        "--name",
+        "x",
+        "--kind",
+        "waterlogging",
+        "--metric",
+        "depth",
+        "--when",
+        "=>",
+        "--threshold",
+        "20",
+    )
+    assert code == 1 and err.startswith("error: comparison:")
+
+    readings = tmp_path / "readings.csv"
+    lines = ["sensor_code,measured_at,metric,value"]
+    lines += [
+        f"WL-1,2026-11-30T08:{m:02d}:00+08:00,depth,{v}"
+        for m, v in zip(range(0, 60, 5), [5, 25, 30, 35, 40, 45, 42, 15, 8, 9, 7, 6], strict=True)
+    ]
+    lines += ["WL-1,2026-11-30T09:00:00+08:00,depth,abc", "WL-9,2026-11-30T09:00:00+08:00,depth,1"]
+    readings.write_text("\n".join(lines) + "\n")
+    code, out, err = run("sensors", "readings", str(readings))
+    assert code == 1
+    assert "read 14 readings: stored 12" in out and "alarms raised 1, repeated 3, cleared 1; orders opened 1" in out
+    assert "rejected: row 14, field value: not a number: 'abc'" in err
+    assert "rejected: row 15, field sensor_code: unknown sensor 'WL-9'" in err
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Reading)) == 12
+        assert s.scalar(select(func.count()).select_from(Order)) == 1
+        alarm_id = s.scalar(select(Alarm.id))
+    code, out, _ = run("alarms", "list")
+    assert code == 0 and f"{alarm_id}\tcleared\twarning\tWL-1" in out and "×4" in out
+    assert run("alarms", "list", "--active")[1] == ""
+    code, _, err = run("alarms", "clear", str(alarm_id))
+    assert code == 2 and "already cleared" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run("sensors", "list")
+    assert code == 0 and out.startswith("WL-1\twaterlogging\tactive\t桂花社区\t0\tdepth=6cm")

@@ -1,0 +1,128 @@
+"""The 监测预警 page over the real app on both backends: in the menu of the roles that read alarms, sensors and open
+alarms of the user's own area, acknowledge / clear for the roles that handle alarms (CSRF-checked), order links."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cityhub.auth import passwords
+from cityhub.db import reset_engine, session_scope
+from cityhub.main import create_app
+from cityhub.monitoring import service
+from cityhub.monitoring.schemas import RuleCreate, SensorCreate
+from cityhub.org.models import Role, Unit, UnitTier, User
+from web_helpers import hidden
+
+PASSWORD = "correct-horse-battery"
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+
+@pytest.fixture
+def world(app_db: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv("CITYHUB_ARGON2_TIME_COST", "1")
+    monkeypatch.setenv("CITYHUB_ARGON2_MEMORY_KIB", "64")
+    monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "false")
+    reset_engine()
+    with session_scope() as s:
+        district = Unit(code="MW-QU", name="青禾区", tier=UnitTier.DISTRICT)
+        s.add(district)
+        s.flush()
+        near = Unit(code="MW-S1", name="稻香街道", tier=UnitTier.STREET, parent_id=district.id)
+        far = Unit(code="MW-S2", name="麦田街道", tier=UnitTier.STREET, parent_id=district.id)
+        s.add_all([near, far])
+        s.flush()
+        for name, role, unit in [
+            ("mw-dsp", Role.DISPATCHER, near),
+            ("mw-far", Role.DISPATCHER, far),
+            ("mw-ldr", Role.LEADER, district),
+            ("mw-cit", Role.CITIZEN, None),
+        ]:
+            s.add(
+                User(
+                    username=name,
+                    full_name=name,
+                    role=role,
+                    unit_id=unit.id if unit else None,
+                    password_hash=passwords.hash_password(PASSWORD),
+                )
+            )
+        for code, unit_code, name in [("WL-N", "MW-S1", "稻香隧道积水点"), ("WL-F", "MW-S2", "麦田桥积水点")]:
+            service.create_sensor(
+                s,
+                data=SensorCreate(
+                    code=code, name=name, kind="waterlogging", metrics={"depth": "cm"}, unit_code=unit_code
+                ),
+            )
+        service.create_rule(
+            s,
+            data=RuleCreate(name="积水超 20", sensor_kind="waterlogging", metric="depth", comparison=">", threshold=20),
+        )
+        items = [
+            {"sensor_code": code, "measured_at": (T0 + timedelta(minutes=i)).isoformat(), "value": v}
+            for code in ("WL-N", "WL-F")
+            for i, v in enumerate([12, 31, 33])
+        ]
+        assert service.ingest(s, items=items).alarms_raised == 2
+    return {}
+
+
+def login(username: str) -> TestClient:
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={"csrf_token": hidden(page.text), "username": username, "password": PASSWORD},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return client
+
+
+def test_the_monitoring_page_shows_the_users_area_and_lets_handlers_ack_and_clear(world: dict[str, Any]) -> None:
+    dsp = login("mw-dsp")
+    page = dsp.get("/monitoring")
+    assert page.status_code == 200
+    assert 'href="/monitoring"' in page.text and "监测预警" in page.text
+    assert "稻香隧道积水点" in page.text and "麦田桥积水点" not in page.text  # another street's sensor
+    assert page.text.count('data-testid="alarm-row"') == 1 and "报警中" in page.text
+    assert 'href="/orders/' in page.text  # the alarm's order
+    alarm_id = int(page.text.split('data-testid="alarm-row" data-alarm="')[1].split('"')[0])
+
+    # Without the CSRF token nothing happens.
+    refused = dsp.post(f"/monitoring/alarms/{alarm_id}/acknowledge", data={}, follow_redirects=False)
+    assert refused.status_code == 403
+    token = dsp.cookies["cityhub_csrf"]
+    acked = dsp.post(f"/monitoring/alarms/{alarm_id}/acknowledge", data={"csrf_token": token}, follow_redirects=True)
+    assert acked.status_code == 200 and f"报警 {alarm_id} 已确认" in acked.text and "已确认" in acked.text
+    # Another street's dispatcher cannot touch it.
+    far = login("mw-far")
+    far_page = far.get("/monitoring")
+    assert "稻香隧道积水点" not in far_page.text and "麦田桥积水点" in far_page.text
+    other = far.post(
+        f"/monitoring/alarms/{alarm_id}/clear", data={"csrf_token": far.cookies["cityhub_csrf"]}, follow_redirects=False
+    )
+    assert other.status_code == 404
+    cleared = dsp.post(
+        f"/monitoring/alarms/{alarm_id}/clear", data={"csrf_token": token, "note": "已排水"}, follow_redirects=True
+    )
+    assert f"报警 {alarm_id} 已解除" in cleared.text and 'data-testid="no-alarms"' in cleared.text
+    assert "最近解除的报警" in cleared.text and "mw-dsp" in cleared.text
+    with session_scope() as s:
+        events = [(e.action, e.actor, e.note) for e in service.alarm_events(s, alarm_id=alarm_id)]
+    assert events[-2:] == [("acknowledged", "mw-dsp", None), ("cleared", "mw-dsp", "已排水")]
+
+
+def test_leaders_read_without_actions_and_citizens_see_no_monitoring(world: dict[str, Any]) -> None:
+    leader = login("mw-ldr").get("/monitoring")
+    assert leader.status_code == 200 and leader.text.count('data-testid="alarm-row"') == 2
+    assert 'data-testid="ack-' not in leader.text and 'data-testid="clear-' not in leader.text
+    english = login("mw-ldr")
+    page = english.get("/lang/en?next=/monitoring")
+    assert "Monitoring and early warning" in page.text and "Water-logging" in page.text
+    citizen = login("mw-cit")
+    assert 'href="/monitoring"' not in citizen.get("/orders").text
+    assert citizen.get("/monitoring").status_code == 403
