@@ -86,16 +86,16 @@ def test_staff_have_the_map_in_their_menu_and_citizens_neither_menu_nor_page(org
 def test_the_map_page_lists_the_registry_layers_and_the_scoped_indicators(org) -> None:
     page = login("lead").get("/map").text
     assert "<h1>一张图" in page and 'href="/map?screen=1"' in page
-    for name in ("base", "units", "orders", "hotspots"):
-        assert f'data-layer="{name}" checked' in page, name
-    # The monitoring package's layers and figures are shown as not connected, not as zero.
-    assert 'data-layer="sensors" disabled' in page and 'data-layer="alarms" disabled' in page
-    assert 'data-testid="ind-air_quality"' in page and "未接入" in page
+    for name in ("base", "units", "orders", "hotspots", "sensors", "alarms"):
+        assert f'data-layer="{name}" checked' in page, name  # the monitoring package's layers too
+    # A figure without a source (traffic congestion) is shown as not connected, not as zero.
+    assert 'data-testid="ind-congestion"' in page and "未接入" in page
+    assert 'data-testid="ind-air_quality"' in page
     assert (_indicator(page, "orders_today"), _indicator(page, "open"), _indicator(page, "overdue")) == ("3", "3", "0")
     config = json.loads(
         re.search(r'<script type="application/json" id="map-config">(.*?)</script>', page, re.S).group(1)
     )
-    assert [layer["name"] for layer in config["layers"]] == ["base", "units", "orders", "hotspots"]
+    assert [layer["name"] for layer in config["layers"]] == ["base", "units", "orders", "hotspots", "sensors", "alarms"]
     assert config["scoped"] is False and config["refresh"] == 30 and config["states"]["received"] == "已受理"
     # A street's handler: its own street's figures, and the page says whose map it is.
     street = login("hand_a").get("/map").text

@@ -142,9 +142,10 @@ def test_the_layer_list_names_the_registry_and_only_staff_may_read_it(client, wo
     listed = _get(client, world, "m-lead", "/api/v1/map/layers")["layers"]
     names = [layer["name"] for layer in listed]
     assert names[:4] == ["base", "units", "orders", "hotspots"]
-    pending = {layer["name"]: layer for layer in listed if not layer["available"]}
-    assert set(pending) >= {"sensors", "alarms"} and all(p["url"] is None for p in pending.values())
-    assert client.get("/api/v1/map/layers/sensors", headers=world["heads"]["m-lead"]).status_code == 404
+    # The monitoring package provides its layers (cityhub.monitoring.onemap, in the registry's PLUGINS).
+    monitoring = {layer["name"]: layer for layer in listed if layer["source"] == "monitoring"}
+    assert set(monitoring) == {"sensors", "alarms"} and all(m["available"] for m in monitoring.values())
+    assert all(layer["url"] is None for layer in listed if not layer["available"])
     missing = client.get("/api/v1/map/layers/nowhere", headers=world["heads"]["m-lead"])
     assert missing.status_code == 404 and "base, units, orders, hotspots" in missing.json()["message"]
     assert client.get("/api/v1/map/layers").status_code == 401
@@ -278,8 +279,9 @@ def test_indicators_are_the_scoped_counts_and_the_assessment_on_time_rate(client
     # The one completed order was replied at once: the assessment's on-time completion counts it, 1 of 1.
     assert district["on_time_rate"]["value"] == 1.0 and district["on_time_rate"]["detail"] == "1/1"
     assert district["on_time_rate"]["format"] == "percent"
-    for name in ("active_alarms", "air_quality", "water_quality", "congestion"):
-        assert district[name]["available"] is False and district[name]["value"] is None
+    assert district["congestion"]["available"] is False and district["congestion"]["value"] is None  # no source yet
+    assert district["active_alarms"]["value"] == 0 and district["active_alarms"]["level"] == "ok"
+    assert district["air_quality"]["available"] is True and district["air_quality"]["value"] is None  # no stations
     jt = figures("m-jt")
     assert [jt[n]["value"] for n in ("orders_today", "open", "overdue")] == [6, 6, 0]
     assert jt["on_time_rate"]["value"] is None  # 景泰 replied nothing
@@ -333,7 +335,7 @@ def test_a_layer_registered_by_another_package_is_served_and_listed(client, worl
         )
 
     original = registry.layer("sensors")
-    assert original is not None and original.pending
+    assert original is not None and original.source == "monitoring"
     registry.register_layer(registry.Layer("sensors", "map.layer.sensors", sensors, source="monitoring"))
     try:
         listed = {x["name"]: x for x in _get(client, world, "m-jt", "/api/v1/map/layers")["layers"]}
@@ -342,3 +344,88 @@ def test_a_layer_registered_by_another_package_is_served_and_listed(client, worl
         assert feature["properties"]["title"] == "m-jt"
     finally:
         registry.register_layer(original)
+
+
+def test_sensors_alarms_and_the_monitors_figures_are_on_the_map_in_scope(client, world) -> None:
+    """监测预警 on the one map: a waterlogging point in 景泰 whose readings cross its rule is drawn with its latest
+    depth, its alarm leads to the order it opened, the air and water stations give the panel's figures; 京溪's
+    handler sees none of 景泰's."""
+    from datetime import UTC, datetime
+
+    from cityhub.monitoring import service as monitoring
+    from cityhub.monitoring.schemas import RuleCreate, SensorCreate
+
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    with session_scope() as s:
+        for code, kind, metric, unit, lat, lng, street in (
+            ("WL-JT", "waterlogging", "depth", "cm", 23.181, 113.281, "440111004"),
+            ("AQ-JT", "air_quality", "pm25", "μg/m³", 23.182, 113.282, "440111004"),
+            ("WQ-JX", "water_quality", "do", "mg/L", 23.191, 113.321, "440111010"),
+        ):
+            monitoring.create_sensor(
+                s,
+                data=SensorCreate(
+                    code=code,
+                    name=f"{code} 监测点",
+                    kind=kind,
+                    metrics={metric: unit},
+                    lat=lat,
+                    lng=lng,
+                    unit_code=street,
+                ),
+            )
+        monitoring.create_rule(
+            s,
+            data=RuleCreate.model_validate(
+                {
+                    "name": "积水超过 20 厘米",
+                    "sensor_kind": "waterlogging",
+                    "metric": "depth",
+                    "comparison": ">",
+                    "threshold": 20,
+                    "clear_threshold": 10,
+                    "duration_s": 0,
+                    "severity": "critical",
+                }
+            ),
+        )
+        readings = [
+            {
+                "sensor_code": "WL-JT",
+                "metric": "depth",
+                "measured_at": (start + timedelta(minutes=m)).isoformat(),
+                "value": v,
+            }
+            for m, v in ((0, 5), (10, 25), (20, 32))
+        ]
+        readings += [{"sensor_code": "AQ-JT", "metric": "pm25", "measured_at": start.isoformat(), "value": 82}]
+        readings += [{"sensor_code": "WQ-JX", "metric": "do", "measured_at": start.isoformat(), "value": 6.4}]
+        result = monitoring.ingest(s, items=readings)
+        assert result.alarms_raised == 1 and result.orders_opened == 1
+
+    sensors = {
+        f["properties"]["code"]: f for f in _collection(_get(client, world, "m-lead", "/api/v1/map/layers/sensors"))
+    }
+    assert set(sensors) == {"WL-JT", "AQ-JT", "WQ-JX"}
+    flooded = sensors["WL-JT"]["properties"]
+    assert (
+        flooded["alarm"] is True and flooded["summary"].startswith("depth 32 cm") and flooded["kind"] == "waterlogging"
+    )
+    assert sensors["WL-JT"]["geometry"]["coordinates"] == [113.281, 23.181]
+    (alarm,) = _collection(_get(client, world, "m-lead", "/api/v1/map/layers/alarms"))
+    props = alarm["properties"]
+    assert props["severity"] == "critical" and props["link"].startswith("/orders/") and props["link_kind"] == "order"
+    assert props["summary"].startswith("depth 32 > 20")
+    figures = {i["name"]: i for i in _get(client, world, "m-lead", "/api/v1/map/indicators")["indicators"]}
+    assert figures["active_alarms"]["value"] == 1 and figures["active_alarms"]["level"] == "alert"
+    assert figures["air_quality"]["value"] == 82.0 and figures["air_quality"]["level"] == "alert"  # above 75
+    assert figures["water_quality"]["value"] == 6.4 and figures["water_quality"]["level"] == "ok"  # class III
+
+    # 京溪's handler: its own water station only, no alarm of 景泰's; a view elsewhere draws nothing.
+    mine = _collection(_get(client, world, "m-jx", "/api/v1/map/layers/sensors"))
+    assert [f["properties"]["code"] for f in mine] == ["WQ-JX"]
+    assert _collection(_get(client, world, "m-jx", "/api/v1/map/layers/alarms")) == []
+    jx = {i["name"]: i for i in _get(client, world, "m-jx", "/api/v1/map/indicators")["indicators"]}
+    assert jx["active_alarms"]["value"] == 0 and jx["air_quality"]["value"] is None
+    far = _get(client, world, "m-lead", "/api/v1/map/layers/sensors", bbox="113.0,22.0,113.1,22.1")
+    assert _collection(far) == []

@@ -8,10 +8,11 @@ draws whatever that list names, with a toggle and a legend entry each.
 An **indicator** is a name, a title, a format and a function from the same context to an :class:`IndicatorValue`;
 ``GET /api/v1/map/indicators`` and the map's side panel show them in registry order.
 
-Layers and indicators the monitoring package (``cityhub.monitoring``, 监测预警) will provide — sensors, alarms, air and
-water quality, congestion — are registered here as *pending*: listed, shown as "not connected" (未接入), never
-computed. A package fills one by registering an entry of the same name (:func:`register_layer`,
-:func:`register_indicator`) in a module named in :data:`PLUGINS`, which the registry imports once, on first use.
+Layers and indicators another package provides — the monitoring package's (``cityhub.monitoring``, 监测预警)
+sensors, alarms, air and water quality; traffic congestion, which no package provides yet — are registered here as
+*pending*: listed, shown as "not connected" (未接入), never computed. A package fills one by registering an entry of
+the same name (:func:`register_layer`, :func:`register_indicator`) in a module named in :data:`PLUGINS`, which the
+registry imports once, on first use.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from sqlalchemy.orm import Session
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import Scope
 
-# Modules that register layers or indicators when imported (``cityhub.monitoring.onemap`` once it exists): one
-# entry each. A module that is not installed is skipped; one that fails to import raises.
-PLUGINS: list[str] = []
+# Modules that register layers or indicators when imported, one entry each. A module that is not installed is
+# skipped; one that fails to import raises.
+PLUGINS: list[str] = ["cityhub.monitoring.onemap"]
 
 FeatureCollection = dict[str, Any]
 Format = Literal["count", "percent", "number"]

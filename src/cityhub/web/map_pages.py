@@ -69,6 +69,8 @@ def map_page(request: Request, db: DbSession) -> Response:
             "orders_in_cell",
             "zoom_in",
             "view_orders",
+            "view_order",
+            "view_monitoring",
             "heat",
             "reports",
             "expected",

@@ -311,8 +311,9 @@
       style: { color: layer.color, weight: 2 },
       onEachFeature: function (feature, shape) {
         var p = feature.properties || {};
+        var linkText = p.link_kind === "order" ? T.view_order : p.link_kind === "monitoring" ? T.view_monitoring : T.view_orders;
         shape.bindPopup("<strong>" + escapeHtml(p.title || p.name || layer.title) + "</strong>" +
-          (p.summary ? "<br>" + escapeHtml(p.summary) : "") + (p.link ? "<br>" + popupLink(p.link, T.view_orders) : ""));
+          (p.summary ? "<br>" + escapeHtml(p.summary) : "") + (p.link ? "<br>" + popupLink(p.link, linkText) : ""));
       }
     }).addTo(group);
   }

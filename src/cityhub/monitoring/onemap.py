@@ -1,0 +1,178 @@
+"""监测预警 on the one map (一张图): the sensors and open alarms as layers, and the figures the monitors give — open
+alarms, air quality (PM2.5), water quality (dissolved oxygen) — as indicators, registered in
+:mod:`cityhub.onemap.registry` (listed in its ``PLUGINS``). Everything is read within the caller's data scope as the
+monitoring pages read it (:func:`cityhub.monitoring.service.sensor_scope`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from statistics import mean
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, func, select
+
+from cityhub.config import get_settings
+from cityhub.monitoring.models import Alarm, AlarmRule, Sensor
+from cityhub.monitoring.service import sensor_scope
+from cityhub.onemap.registry import (
+    FeatureCollection,
+    Indicator,
+    IndicatorValue,
+    Layer,
+    MapContext,
+    register_indicator,
+    register_layer,
+)
+from cityhub.onemap.service import collection
+
+# National ambient air quality standard GB 3095-2012, PM2.5 24-hour mean: 35 µg/m³ (grade I "good") and 75 (grade
+# II, above which the air is polluted). Surface water GB 3838-2002, dissolved oxygen: at least 5 mg/L for class III
+# (drinking-water sources, fisheries) and 2 mg/L for class V (the lowest class with a use).
+PM25_GOOD, PM25_POLLUTED = 35.0, 75.0
+DO_CLASS_III, DO_CLASS_V = 5.0, 2.0
+Level = Literal["ok", "warn", "alert"]
+
+
+def _where(ctx: MapContext, *extra: ColumnElement[bool]) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Sensor.active.is_(True), *extra]
+    if (scoped := sensor_scope(ctx.scope)) is not None:
+        conditions.append(scoped)
+    return conditions
+
+
+def _in_view(ctx: MapContext) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Sensor.lat.is_not(None), Sensor.lng.is_not(None)]
+    box = ctx.query.bbox
+    if box is not None:
+        conditions += [Sensor.lng >= box.west, Sensor.lng <= box.east, Sensor.lat >= box.south, Sensor.lat <= box.north]
+    return conditions
+
+
+def _latest_text(sensor: Sensor) -> str:
+    """The sensor's latest value of each metric with its unit and local time, e.g. ``depth 0.42 m (10:05)``."""
+    tz = get_settings().tz
+    parts = []
+    for metric, latest in sorted((sensor.latest or {}).items()):
+        at = datetime.fromisoformat(latest["at"]).astimezone(tz).strftime("%m-%d %H:%M")
+        unit = sensor.metrics.get(metric, "") if sensor.metrics else ""
+        parts.append(f"{metric} {latest['value']:g}{(' ' + unit) if unit else ''} ({at})")
+    return "; ".join(parts)
+
+
+def sensor_features(ctx: MapContext) -> FeatureCollection:
+    """Active sensors with a position in the view, each with its latest readings and whether an alarm is open."""
+    alarmed = {
+        sensor_id
+        for (sensor_id,) in ctx.session.execute(select(Alarm.sensor_id).where(Alarm.open_key.is_not(None)).distinct())
+    }
+    rows = ctx.session.scalars(select(Sensor).where(*_where(ctx, *_in_view(ctx))).order_by(Sensor.code).limit(5000))
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [s.lng, s.lat]},
+            "properties": {
+                "code": s.code,
+                "kind": s.kind,
+                "title": s.name,
+                "summary": _latest_text(s),
+                "alarm": s.id in alarmed,
+                "link": f"/monitoring?kind={s.kind}",
+                "link_kind": "monitoring",
+            },
+        }
+        for s in rows
+    ]
+    return collection(features)
+
+
+def alarm_features(ctx: MapContext) -> FeatureCollection:
+    """Open alarms (active or acknowledged) at their sensor, worst first: what crossed which limit, since when, and
+    the order it opened."""
+    from cityhub.workorders.models import Order
+
+    query = (
+        select(Alarm, Sensor, AlarmRule.name, Order.id, Order.number)
+        .join(Sensor, Sensor.id == Alarm.sensor_id)
+        .join(AlarmRule, AlarmRule.id == Alarm.rule_id)
+        .outerjoin(Order, Order.id == Alarm.order_id)
+        .where(Alarm.open_key.is_not(None), *_where(ctx, *_in_view(ctx)))
+        .order_by(Alarm.raised_at.desc())
+        .limit(2000)
+    )
+    tz = get_settings().tz
+    features: list[dict[str, Any]] = []
+    for alarm, sensor, rule_name, order_id, number in ctx.session.execute(query):
+        since = alarm.raised_at.astimezone(tz).strftime("%m-%d %H:%M")
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [sensor.lng, sensor.lat]},
+                "properties": {
+                    "id": alarm.id,
+                    "title": f"{sensor.name} · {rule_name}",
+                    "summary": (
+                        f"{alarm.metric} {alarm.last_value:g} {alarm.comparison} {alarm.threshold:g} "
+                        f"(peak {alarm.peak_value:g}, ×{alarm.count}, {since})"
+                    ),
+                    "severity": alarm.severity,
+                    "state": alarm.state,
+                    "order": number,
+                    "link": f"/orders/{order_id}" if order_id is not None else "/monitoring",
+                    "link_kind": "order" if order_id is not None else "monitoring",
+                },
+            }
+        )
+    return collection(features)
+
+
+def active_alarms(ctx: MapContext) -> IndicatorValue:
+    """Open alarms in scope; ``alert`` when one is critical."""
+    rows = ctx.session.execute(
+        select(Alarm.severity, func.count())
+        .join(Sensor, Sensor.id == Alarm.sensor_id)
+        .where(Alarm.open_key.is_not(None), *_where(ctx))
+        .group_by(Alarm.severity)
+    ).all()
+    counts = dict(rows)
+    total = sum(counts.values())
+    level: Level = "alert" if counts.get("critical") else "warn" if total else "ok"
+    return IndicatorValue(total, level=level, link="/monitoring")
+
+
+def _latest_mean(ctx: MapContext, kind: str, metric: str) -> tuple[float | None, int]:
+    values = [
+        float(s.latest[metric]["value"])
+        for s in ctx.session.scalars(select(Sensor).where(*_where(ctx, Sensor.kind == kind)))
+        if s.latest and metric in s.latest
+    ]
+    return (round(mean(values), 1) if values else None), len(values)
+
+
+def air_quality(ctx: MapContext) -> IndicatorValue:
+    """The mean of the air stations' latest PM2.5 (µg/m³), graded by GB 3095-2012."""
+    value, stations = _latest_mean(ctx, "air_quality", "pm25")
+    if value is None:
+        return IndicatorValue(None)
+    level: Level = "ok" if value <= PM25_GOOD else "warn" if value <= PM25_POLLUTED else "alert"
+    return IndicatorValue(value, detail=f"PM2.5 · {stations}", level=level, link="/monitoring?kind=air_quality")
+
+
+def water_quality(ctx: MapContext) -> IndicatorValue:
+    """The mean of the water stations' latest dissolved oxygen (mg/L), graded by GB 3838-2002."""
+    value, stations = _latest_mean(ctx, "water_quality", "do")
+    if value is None:
+        return IndicatorValue(None)
+    level: Level = "ok" if value >= DO_CLASS_III else "warn" if value >= DO_CLASS_V else "alert"
+    return IndicatorValue(value, detail=f"DO · {stations}", level=level, link="/monitoring?kind=water_quality")
+
+
+register_layer(Layer("sensors", "map.layer.sensors", sensor_features, color="#7c4dcc", source="monitoring"))
+register_layer(Layer("alarms", "map.layer.alarms", alarm_features, color="#e8910c", source="monitoring"))
+register_indicator(Indicator("active_alarms", "map.ind.active_alarms", active_alarms, source="monitoring"))
+register_indicator(
+    Indicator("air_quality", "map.ind.air_quality", air_quality, fmt="number", unit="µg/m³", source="monitoring")
+)
+register_indicator(
+    Indicator("water_quality", "map.ind.water_quality", water_quality, fmt="number", unit="mg/L", source="monitoring")
+)
