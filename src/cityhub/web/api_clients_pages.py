@@ -32,10 +32,7 @@ STATS_DAYS = 30  # the call statistics the page sums up
 
 
 def _admin(request: Request, db: Session, form: FormBody | None = None) -> Principal:
-    principal = support.require_user(request, db, permissions.API_CLIENTS_MANAGE)
-    if form is not None:
-        support.check_csrf(request, principal, form)
-    return principal
+    return support.require_user(request, db, permissions.API_CLIENTS_MANAGE, form=form)
 
 
 def _page(

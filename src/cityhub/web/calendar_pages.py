@@ -31,10 +31,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _admin(request: Request, db: Session, form: FormBody | None = None) -> Principal:
-    principal = support.require_user(request, db, permissions.CALENDAR_MANAGE)
-    if form is not None:
-        support.check_csrf(request, principal, form)
-    return principal
+    return support.require_user(request, db, permissions.CALENDAR_MANAGE, form=form)
 
 
 def _official_holidays(year: int) -> list[tuple[date, str]] | None:

@@ -328,8 +328,7 @@ def account(request: Request, db: DbSession) -> Response:
 @router.post("/account/password", response_class=HTMLResponse)
 def account_password(request: Request, db: DbSession, form: FormBody) -> Response:
     """Change my password (auth.change_password): my other sessions end, this one stays."""
-    principal = support.require_user(request, db)
-    support.check_csrf(request, principal, form)
+    principal = support.require_user(request, db, form=form)
     new, repeated = form.get("new_password"), form.get("new_password_again")
     revoke = form.get("revoke_tokens") == "on"
     if new != repeated:
@@ -356,8 +355,7 @@ def account_password(request: Request, db: DbSession, form: FormBody) -> Respons
 
 @router.post("/account/tokens/{token_id}/revoke", response_class=HTMLResponse)
 def account_revoke_token(token_id: int, request: Request, db: DbSession, form: FormBody) -> Response:
-    principal = support.require_user(request, db, permissions.TOKENS)
-    support.check_csrf(request, principal, form)
+    principal = support.require_user(request, db, permissions.TOKENS, form=form)
     auth.revoke_token(db, user_id=principal.user_id, token_id=token_id)  # NotFound: not this user's token
     return support.redirect("/account", flash=("account.token_revoked_done", {}))
 

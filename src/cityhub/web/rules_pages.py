@@ -53,9 +53,7 @@ def _reader(request: Request, db: Session) -> Principal:
 
 
 def _editor(request: Request, db: Session, form: Any) -> Principal:
-    principal = support.require_user(request, db, permissions.UNITS_MANAGE)
-    support.check_csrf(request, principal, form)
-    return principal
+    return support.require_user(request, db, permissions.UNITS_MANAGE, form=form)
 
 
 def _payload(form: Any) -> dict[str, Any]:

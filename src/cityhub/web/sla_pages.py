@@ -82,8 +82,7 @@ def sla_page(request: Request, db: DbSession) -> Response:
 @router.post("/sla", response_class=HTMLResponse)
 def set_rule(request: Request, db: DbSession, form: FormBody) -> Response:
     """Create or replace the rule of one category × urgency."""
-    principal = support.require_user(request, db, permissions.SLA_MANAGE)
-    support.check_csrf(request, principal, form)
+    principal = support.require_user(request, db, permissions.SLA_MANAGE, form=form)
     t = support.translator(request)
     try:
         _, done = save_rule(db, SlaRulePut.model_validate(_payload(form)), actor=principal.actor)
@@ -97,8 +96,7 @@ def set_rule(request: Request, db: DbSession, form: FormBody) -> Response:
 
 @router.post("/sla/{rule_id:int}/delete", response_class=HTMLResponse)
 def delete_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -> Response:
-    principal = support.require_user(request, db, permissions.SLA_MANAGE)
-    support.check_csrf(request, principal, form)
+    principal = support.require_user(request, db, permissions.SLA_MANAGE, form=form)
     done: list[recompute.Recomputed] = []
     removed(db, lambda: done.append(recompute.delete_sla_rule(db, rule_id=rule_id, actor=principal.actor)))
     return support.redirect("/sla", flash=("sla.deleted", {"orders": done[0].orders if done else 0}))

@@ -244,14 +244,19 @@ def principal_of(request: Request, db: Session) -> Principal | None:
         return None
 
 
-def require_user(request: Request, db: Session, permission: str | None = None) -> Principal:
-    """The signed-in user holding ``permission``; LoginRequired (→ login page) or PageError 403 otherwise."""
+def require_user(
+    request: Request, db: Session, permission: str | None = None, *, form: Form | None = None
+) -> Principal:
+    """The signed-in user holding ``permission``; LoginRequired (→ login page) or PageError 403 otherwise. With the
+    ``form`` of a post, its CSRF token is checked too (:func:`check_csrf`)."""
     principal = principal_of(request, db)
     if principal is None:
         raise LoginRequired()
     request.state.principal = principal  # error pages keep the user's menu
     if permission is not None and not permissions.allows(principal.role, permission):
         raise PageError(403, "err.forbidden")
+    if form is not None:
+        check_csrf(request, principal, form)
     return principal
 
 

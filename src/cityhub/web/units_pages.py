@@ -35,10 +35,7 @@ UNIT_FIELDS = ("code", "name", "short_name", "tier", "parent_id", "duties", "con
 
 
 def _admin(request: Request, db: Session, form: FormBody | None = None) -> Principal:
-    principal = support.require_user(request, db, permissions.UNITS_MANAGE)
-    if form is not None:
-        support.check_csrf(request, principal, form)
-    return principal
+    return support.require_user(request, db, permissions.UNITS_MANAGE, form=form)
 
 
 def parse_contacts(text: str) -> list[dict[str, str]]:

@@ -35,11 +35,8 @@ PAGE_SIZE = 50
 USER_FIELDS = ("username", "full_name", "role", "unit_id", "phone", "email", "active")
 
 
-def _admin(request: Request, db: Session, form: Any = None) -> Principal:
-    principal = support.require_user(request, db, permissions.USERS_MANAGE)
-    if form is not None:
-        support.check_csrf(request, principal, form)
-    return principal
+def _admin(request: Request, db: Session, form: FormBody | None = None) -> Principal:
+    return support.require_user(request, db, permissions.USERS_MANAGE, form=form)
 
 
 def _user(db: Session, user_id: int) -> User:
