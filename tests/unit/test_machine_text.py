@@ -100,6 +100,7 @@ def test_intake_and_placing_reasons_and_a_persons_own_words() -> None:
     assert explain(ZH, "auto-merge: duplicate of BY20261201-000008, score 1.00") == (
         "自动合并：与工单 BY20261201-000008 重复（相似度 1.00）"
     )
+    assert explain(ZH, "monitoring: responsible unit of sensor WL-001") == "监测报警：派至监测点 WL-001 的责任单位"
     twin = rules.possible_duplicate("BY20261201-000008", 0.7412)
     assert explain(ZH, f"{twin}; rule #3 → unit 432", NAMES) == (
         "可能与未办结的工单 BY20261201-000008 重复（相似度 0.74，地点相符），请合并或人工派单；规则 #3 → 区城管执法局"

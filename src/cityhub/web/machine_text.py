@@ -132,6 +132,11 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         lambda m, n, t: {"before": m[1], "finding": m[2]},
     ),
     (
+        re.compile(r"monitoring: responsible unit of sensor (\S+)"),
+        "why.monitoring_dispatch",
+        lambda m, n, t: {"sensor": m[1]},
+    ),
+    (
         re.compile(r"auto-merge: duplicate of (\S+), score ([\d.]+)"),
         "why.auto_merge",
         lambda m, n, t: {"number": m[1], "score": m[2]},
