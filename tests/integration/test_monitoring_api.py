@@ -151,6 +151,14 @@ def test_readings_with_an_api_key_raise_an_alarm_that_opens_an_order_and_staff_h
     # Sent again (a device retrying): nothing new.
     again = env.call("POST", "/sensors/WL-API-1/readings", "key", json=body).json()
     assert (again["stored"], again["duplicates"], again["alarms_raised"]) == (0, 3, 0)
+    # Each call of the client is counted, as the data-sharing API's are (the count once waited for the SQLite write
+    # lock its own request still held, and was lost after 30 s).
+    from cityhub.sharing import service as sharing
+
+    with session_scope() as s:
+        counted = [r for r in sharing.call_stats(s) if r["endpoint"] == "POST /api/v1/sensors/{code}/readings"]
+    by_client = {r["client"]: (r["calls"], r["errors"]) for r in counted}
+    assert sorted(by_client.values()) == [(1, 1), (3, 1)]  # the reader's 403; the writer's 404 and two pushes
 
     listed = env.call("GET", "/alarms?active=true", "dsp").json()["items"]
     assert len(listed) == 1 and listed[0]["sensor_code"] == "WL-API-1" and listed[0]["count"] == 2

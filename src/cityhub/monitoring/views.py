@@ -31,14 +31,16 @@ from cityhub.monitoring.schemas import (
     SensorUpdate,
 )
 from cityhub.monitoring.settings import get_monitoring_settings
-from cityhub.sharing.http import MeteredRoute, authorize
+from cityhub.sharing.http import MeteredDb, MeteredRoute, authorize
 
 READ = Depends(require(permissions.ALARMS_READ))
 MANAGE = Depends(require(permissions.SENSORS_MANAGE))
 HANDLE = Depends(require(permissions.ALARMS_HANDLE))
 
 router = APIRouter(prefix="/sensors", tags=["monitoring"])
-# Readings come from machines with API keys: their calls are counted per client like the data-sharing API's.
+# Readings come from machines with API keys: their calls are counted per client like the data-sharing API's. Their
+# session is the metered one (MeteredDb), which MeteredRoute commits before it counts the call: with the request's
+# write still open, the count would wait for SQLite's write lock that the request itself holds.
 readings_router = APIRouter(prefix="/sensors", tags=["monitoring"], route_class=MeteredRoute)
 rules_router = APIRouter(prefix="/alarm-rules", tags=["monitoring"], dependencies=[Depends(get_principal)])
 alarms_router = APIRouter(prefix="/alarms", tags=["monitoring"], dependencies=[Depends(get_principal)])
@@ -50,7 +52,7 @@ def _scope(db: Any, principal: Principal) -> Any:
 
 async def reading_writer(
     request: Request,
-    db: DbSession,
+    db: MeteredDb,
     x_api_key: Annotated[str | None, Header(description="API key of a client with the sensors:write scope")] = None,
 ) -> str:
     """An API client holding ``sensors:write`` (``X-API-Key``), or a signed-in person with ``sensors:manage``."""
@@ -135,7 +137,7 @@ def sensor_readings(
 
 
 @readings_router.post("/readings", response_model=IngestResult)
-def push_batch(body: ReadingsIn, db: DbSession, _writer: Writer) -> IngestResult:
+def push_batch(body: ReadingsIn, db: MeteredDb, _writer: Writer) -> IngestResult:
     """Readings of many sensors, each naming its ``sensor_code``. Bad readings are reported by index and field in
     ``rejected``; the good ones are stored and evaluated (200 even when some were rejected)."""
     _check_size(body)
@@ -143,7 +145,7 @@ def push_batch(body: ReadingsIn, db: DbSession, _writer: Writer) -> IngestResult
 
 
 @readings_router.post("/{code}/readings", response_model=IngestResult)
-def push_readings(code: str, body: ReadingsIn, db: DbSession, _writer: Writer) -> IngestResult:
+def push_readings(code: str, body: ReadingsIn, db: MeteredDb, _writer: Writer) -> IngestResult:
     """Readings of one sensor (items need not repeat its code)."""
     _check_size(body)
     if service.get_sensor(db, code=code) is None:
