@@ -39,6 +39,7 @@ def world(app_db: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             ("mw-dsp", Role.DISPATCHER, near),
             ("mw-far", Role.DISPATCHER, far),
             ("mw-ldr", Role.LEADER, district),
+            ("mw-adm", Role.ADMIN, district),
             ("mw-cit", Role.CITIZEN, None),
         ]:
             s.add(
@@ -126,3 +127,41 @@ def test_leaders_read_without_actions_and_citizens_see_no_monitoring(world: dict
     citizen = login("mw-cit")
     assert 'href="/monitoring"' not in citizen.get("/orders").text
     assert citizen.get("/monitoring").status_code == 403
+
+
+def test_alarm_rules_are_read_by_the_monitors_readers_and_written_by_administrators(world: dict[str, Any]) -> None:
+    """报警规则: listed for a dispatcher without forms; an administrator adds a rule for one sensor (duration typed in
+    minutes), gets a clear threshold on the wrong side told at its field, and changes a rule's threshold."""
+    dsp = login("mw-dsp")
+    listed = dsp.get("/monitoring/rules")
+    assert listed.status_code == 200 and "积水超 20" in listed.text and 'data-testid="rule-form"' not in listed.text
+    assert 'href="/monitoring/rules"' in dsp.get("/monitoring").text
+    refused = dsp.post("/monitoring/rules", data={"csrf_token": dsp.cookies["cityhub_csrf"]}, follow_redirects=False)
+    assert refused.status_code == 403
+
+    adm = login("mw-adm")
+    token = adm.cookies["cityhub_csrf"]
+    fields = {"csrf_token": token, "name": "稻香隧道积水超 15", "target": "sensor:WL-N", "metric": "depth"}
+    fields |= {"comparison": ">", "threshold": "15", "clear_threshold": "18", "duration_min": "10"}
+    fields |= {"severity": "critical", "urgency": "urgent", "opens_order": "1", "active": "1"}
+    wrong_side = adm.post("/monitoring/rules", data=fields, follow_redirects=False)
+    assert wrong_side.status_code == 422 and "解除限值 18 不能高于报警限值 15" in wrong_side.text
+    made = adm.post("/monitoring/rules", data=fields | {"clear_threshold": "8"}, follow_redirects=False)
+    assert made.status_code == 303
+    with session_scope() as s:
+        rule = next(r for r in service.list_rules(s) if r.name == "稻香隧道积水超 15")
+        assert (rule.duration_s, rule.clear_threshold, rule.severity, rule.sensor_id is not None) == (
+            600,
+            8,
+            "critical",
+            True,
+        )
+        kind_rule = next(r for r in service.list_rules(s) if r.name == "积水超 20")
+    edit = {"csrf_token": token, "name": "积水超 25", "threshold": "25", "clear_threshold": "", "duration_min": "0"}
+    edit |= {"severity": "warning", "urgency": "normal", "active": "1"}
+    changed = adm.post(f"/monitoring/rules/{kind_rule.id}", data=edit, follow_redirects=False)
+    assert changed.status_code == 303
+    with session_scope() as s:
+        again = service.require_rule(s, rule_id=kind_rule.id)
+        assert (again.name, again.threshold, again.opens_order) == ("积水超 25", 25, False)
+    assert adm.post("/monitoring/rules/999999", data=edit, follow_redirects=False).status_code == 404

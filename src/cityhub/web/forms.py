@@ -47,6 +47,9 @@ def password_error(exc: CityhubError) -> str | None:
     return PASSWORD_REASONS.get(str(exc.details.get("reason")), "err.validation")
 
 
+_CLEAR_SIDE = re.compile(r"clear threshold (\S+) must not be (above|below) the threshold (\S+)")
+
+
 def field_message(t: Translator, message: str) -> str:
     """A validation message of the service layer in the user's language."""
     if "needs a title or content" in message:
@@ -91,6 +94,10 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.unit_cycle")
     if "String should match pattern" in message:
         return t("err.code_pattern")
+    if m := _CLEAR_SIDE.search(message):
+        return t("err.clear_side", clear=m[1], side=t(f"err.clear_{m[2]}"), threshold=m[3])
+    if "give exactly one of sensor_kind and sensor_code" in message:
+        return t("err.rule_target")
     return message
 
 
