@@ -23,8 +23,15 @@ app.add_typer(db_app, name="db")
 app.add_typer(jobs_app, name="jobs")
 
 
+_mounted = False
+
+
 def _mount() -> None:
-    # Domain packages declare their own sub-commands beside their code.
+    """Add the domain packages' sub-commands (declared beside their code) to ``app``, once: mounting again would add
+    every group a second time, and each invocation builds the whole command tree."""
+    global _mounted
+    if _mounted:
+        return
     from cityhub.auth.cli import app as users_app
     from cityhub.config_cli import app as config_app
     from cityhub.demo.cli import app as demo_app
@@ -65,6 +72,7 @@ def _mount() -> None:
     from cityhub.analytics.cli import report_command
 
     app.command("report")(report_command)  # 专报: top-level, `cityhub report --period 2026-10`
+    _mounted = True
 
 
 @db_app.command("upgrade")
