@@ -20,7 +20,7 @@ from cityhub.monitoring.rules import SensorKind
 from cityhub.monitoring.schemas import RuleCreate, RuleUpdate
 from cityhub.org.service import unit_directory
 from cityhub.web import support
-from cityhub.web.forms import field_errors
+from cityhub.web.forms import field_errors, saved
 from cityhub.web.support import FormBody, PageError, render
 
 router = APIRouter(include_in_schema=False)
@@ -192,13 +192,11 @@ def rules_page(request: Request, db: DbSession) -> Response:
 def create_rule(request: Request, db: DbSession, form: FormBody) -> Response:
     principal = support.require_user(request, db, permissions.SENSORS_MANAGE, form=form)
     t = support.translator(request)
-    try:
-        rule = service.create_rule(db, data=RuleCreate.model_validate(_rule_payload(form, new=True)))
-        db.commit()
-    except (ValidationError, CityhubError) as exc:
-        db.rollback()
-        values = form.values(RULE_FIELDS)
-        return _rules_page(request, db, principal, values=values, errors=field_errors(t, exc), status_code=422)
+    rule, errors = saved(
+        db, t, lambda: service.create_rule(db, data=RuleCreate.model_validate(_rule_payload(form, new=True)))
+    )
+    if rule is None:
+        return _rules_page(request, db, principal, values=form.values(RULE_FIELDS), errors=errors, status_code=422)
     return support.redirect("/monitoring/rules", flash=("mon.rule_created", {"name": rule.name}))
 
 

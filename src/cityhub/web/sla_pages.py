@@ -10,16 +10,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from cityhub.api.deps import DbSession
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.config import get_settings
-from cityhub.errors import CityhubError
 from cityhub.web import support
-from cityhub.web.forms import field_errors, removed
+from cityhub.web.forms import removed, saved
 from cityhub.web.support import FormBody, PageError, render
 from cityhub.workorders import recompute, sla
 from cityhub.workorders.admin_views import SlaRulePut, rule_table, save_rule
@@ -84,14 +82,12 @@ def set_rule(request: Request, db: DbSession, form: FormBody) -> Response:
     """Create or replace the rule of one category × urgency."""
     principal = support.require_user(request, db, permissions.SLA_MANAGE, form=form)
     t = support.translator(request)
-    try:
-        _, done = save_rule(db, SlaRulePut.model_validate(_payload(form)), actor=principal.actor)
-        db.commit()
-    except (ValidationError, CityhubError) as exc:
-        db.rollback()
-        values = form.values(RULE_FIELDS)
-        return _page(request, db, principal, values=values, errors=field_errors(t, exc), status_code=422)
-    return support.redirect("/sla", flash=("sla.saved", {"orders": done.orders}))
+    result, errors = saved(
+        db, t, lambda: save_rule(db, SlaRulePut.model_validate(_payload(form)), actor=principal.actor)
+    )
+    if result is None:
+        return _page(request, db, principal, values=form.values(RULE_FIELDS), errors=errors, status_code=422)
+    return support.redirect("/sla", flash=("sla.saved", {"orders": result[1].orders}))
 
 
 @router.post("/sla/{rule_id:int}/delete", response_class=HTMLResponse)

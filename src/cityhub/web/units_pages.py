@@ -26,7 +26,7 @@ from cityhub.org import service as org
 from cityhub.org.models import Unit, UnitTier, User
 from cityhub.org.schemas import UnitCreate, UnitUpdate
 from cityhub.web import support
-from cityhub.web.forms import field_errors
+from cityhub.web.forms import field_errors, saved
 from cityhub.web.support import FormBody, PageError, render
 
 router = APIRouter(include_in_schema=False)
@@ -159,13 +159,9 @@ def units_page(request: Request, db: DbSession) -> Response:
 def create_unit(request: Request, db: DbSession, form: FormBody) -> Response:
     principal = _admin(request, db, form)
     t = support.translator(request)
-    try:
-        unit = org.create_unit(db, data=UnitCreate.model_validate(_payload(form, new=True)))
-        db.commit()
-    except (ValidationError, CityhubError) as exc:
-        db.rollback()
-        values = form.values(UNIT_FIELDS)
-        return _list_page(request, db, principal, values=values, errors=field_errors(t, exc), status_code=422)
+    unit, errors = saved(db, t, lambda: org.create_unit(db, data=UnitCreate.model_validate(_payload(form, new=True))))
+    if unit is None:
+        return _list_page(request, db, principal, values=form.values(UNIT_FIELDS), errors=errors, status_code=422)
     return support.redirect(f"/admin/units/{unit.id}", flash=("units.created", {"name": unit.name}))
 
 
