@@ -23,6 +23,7 @@ from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import CityhubError, NotFound
 from cityhub.sharing import service as sharing
+from cityhub.sharing.models import ApiClient
 from cityhub.web import forms, support
 from cityhub.web.support import FormBody, PageError, render
 
@@ -69,8 +70,8 @@ def _page(
     )
 
 
-def _client(db: Session, client_id: int) -> Any:
-    client = next((c for c in sharing.list_clients(db) if c.id == client_id), None)
+def _client(db: Session, client_id: int) -> ApiClient:
+    client = db.get(ApiClient, client_id)
     if client is None:
         raise PageError(404, "err.page_not_found")
     return client
