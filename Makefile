@@ -32,8 +32,8 @@ $(PY_STAMP): pyproject.toml
 
 $(NODE_STAMP): package.json $(wildcard package-lock.json)
 	@command -v npm >/dev/null || { echo "npm is missing: install Node.js and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
-	@if [ -f package-lock.json ]; then echo "==> npm ci"; npm ci --no-audit --no-fund; \
-	 else echo "==> npm install"; npm install --no-audit --no-fund; fi
+	@if [ -f package-lock.json ]; then echo "==> npm ci"; npm ci --no-audit --no-fund --ignore-scripts; \
+	 else echo "==> npm install"; npm install --no-audit --no-fund --ignore-scripts; fi
 	@mkdir -p node_modules && touch $@
 
 $(VENDOR_STAMP): $(NODE_STAMP) $(PY_STAMP) src/cityhub/web/vendor.py

@@ -1413,6 +1413,39 @@ def test_vendor_files_are_copied_from_node_modules_and_served(org, tmp_path) -> 
         assert "/static/vendor/htmx.min.js" in client.get("/login").text
 
 
+def test_the_api_documentation_is_served_from_the_vendored_swagger_ui_never_a_cdn(org, tmp_path, monkeypatch) -> None:
+    client = _client()
+    assert client.get("/redoc").status_code == 404  # FastAPI's ReDoc page loads its script and fonts from CDNs
+    icon = client.get("/favicon.ico", follow_redirects=False)
+    assert icon.status_code == 301 and icon.headers["location"] == "/static/favicon.svg"
+    assert client.get("/static/favicon.svg").headers["content-type"].startswith("image/svg")
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "https://" not in docs.text and "<script>" not in docs.text
+    if not vendor.missing():
+        assert '<script src="/static/vendor/swagger-ui/swagger-ui-bundle.js">' in docs.text
+        assert 'data-openapi-url="/openapi.json"' in docs.text
+        assert client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
+        assert client.get("/static/api-docs.js").status_code == 200
+    monkeypatch.setattr(vendor, "VENDOR_DIR", tmp_path / "absent")
+    degraded = client.get("/docs")
+    assert degraded.status_code == 200 and "swagger-ui-bundle" not in degraded.text
+    assert "make install" in degraded.text and 'href="/openapi.json"' in degraded.text
+
+
+def test_pages_may_run_only_the_server_s_own_scripts(org) -> None:
+    client = login("op")
+    for path in ("/login", "/intake", "/orders", "/docs"):
+        response = client.get(path)
+        directives = (part.partition(" ") for part in response.headers["content-security-policy"].split("; "))
+        policy = {name: value for name, _, value in directives}
+        assert policy["script-src"] == "'self'" and policy["object-src"] == "'none'", path
+        assert policy["frame-ancestors"] == "'none'" and policy["base-uri"] == "'self'", path
+        # No inline script runs under that policy: every script of the page is a file of the server.
+        scripts = re.findall(r"<script\b[^>]*>", response.text)
+        assert all(' src="/static/' in tag or 'type="application/json"' in tag for tag in scripts), (path, scripts)
+        assert not re.search(r"\son[a-z]+=", response.text), path  # no inline event handlers either
+
+
 # ------------------------------------------------------------------------------------------- overload
 
 

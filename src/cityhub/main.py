@@ -289,7 +289,8 @@ def _refusal(scope: Scope, refused: Overloaded) -> Response | None:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="cityhub", version=__version__, lifespan=_lifespan)
+    # FastAPI's own /docs and /redoc load Swagger UI and ReDoc from CDNs: off; api/docs.py serves /docs from npm.
+    app = FastAPI(title="cityhub", version=__version__, lifespan=_lifespan, docs_url=None, redoc_url=None)
 
     _install_error_handlers(app)
     from cityhub.api.gate import RequestGate
@@ -305,6 +306,9 @@ def create_app() -> FastAPI:
     from cityhub.api.open311 import router as open311_router
 
     app.include_router(open311_router)
+    from cityhub.api.docs import router as docs_router
+
+    app.include_router(docs_router)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

@@ -132,6 +132,7 @@ def test_the_map_draws_its_layers_and_a_popup_leads_to_the_order(server, browser
     page.set_default_timeout(60_000)  # a loaded machine (two cores shared) is slow, not wrong
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(f"{base}/login")
     page.fill("input[name=username]", "lead")
     page.fill("input[name=password]", PASSWORD)
@@ -187,3 +188,23 @@ def test_the_map_draws_its_layers_and_a_popup_leads_to_the_order(server, browser
     assert page.locator("header.topbar").count() == 0
     assert page.locator('[data-testid="ind-value-open"]').inner_text() == str(len(POINTS))
     assert not errors, errors
+
+
+def test_the_api_documentation_works_offline_under_the_policy(server, browser) -> None:
+    """/docs: Swagger UI from the server's own vendored files lists the API's operations; the page asks no other
+    host for anything and the content security policy refuses nothing."""
+    base = server["base"]
+    page = browser.new_page()
+    page.set_default_timeout(60_000)
+    hosts: set[str] = set()
+    problems: list[str] = []
+    page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(f"{base}/docs")
+    page.wait_for_selector(".swagger-ui .opblock-summary-path")
+    assert "cityhub" in page.inner_text(".swagger-ui .info .title")
+    paths = {p.replace("\u200b", "") for p in page.locator(".swagger-ui .opblock-summary-path").all_inner_texts()}
+    assert "/api/v1/orders" in paths and "/open311/v2/requests.{fmt}" in paths
+    assert hosts == {base.split("/")[2]}, hosts
+    assert not problems, problems

@@ -119,10 +119,12 @@ def browser() -> Iterator[Any]:
             browser.close()
 
 
-def _login(browser: Any, base: str, username: str) -> Any:
+def _login(browser: Any, base: str, username: str, refused: list[str]) -> Any:
+    """A signed-in page; what the content security policy refuses on it is appended to ``refused``."""
     context = browser.new_context(locale="zh-CN")
     context.set_default_timeout(20_000)
     page = context.new_page()
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(f"{base}/login")
     page.fill("#username", username)
     page.fill("#password", PASSWORD)
@@ -136,9 +138,10 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     expect = sync_api.expect
     # The first suggestion loads the classifier and builds the similar-orders index: allow for it.
     expect.set_options(timeout=30_000)
+    refused: list[str] = []  # the pages must work under the content security policy, with nothing refused
 
     # Operator: register an appeal; suggestions appear while typing (htmx), before anything is saved.
-    op = _login(browser, base, "op")
+    op = _login(browser, base, "op", refused)
     expect(op).to_have_url(f"{base}/intake")
     expect(op.locator("nav")).to_contain_text("受理")
     op.select_option("#f-appeal_type", "complaint")
@@ -159,7 +162,7 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     expect(op.locator("[data-testid=candidates]")).to_contain_text(server["street"])
 
     # Dispatcher: the order waits in the queue with its suggestion; one click dispatches it.
-    disp = _login(browser, base, "disp")
+    disp = _login(browser, base, "disp", refused)
     expect(disp).to_have_url(f"{base}/queue")
     item = disp.locator(f"[data-testid=queue-item][data-number='{number}']")
     expect(item).to_contain_text(f"派至 {server['street']}")
@@ -169,7 +172,7 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     expect(disp.locator(f"[data-testid=queue-item][data-number='{number}']")).to_have_count(0)
 
     # Handler of the street: accept, then reply; a reply without text is refused with a readable message.
-    hand = _login(browser, base, "hand_a")  # the handler of 景泰街道
+    hand = _login(browser, base, "hand_a", refused)  # the handler of 景泰街道
     expect(hand).to_have_url(f"{base}/orders")
     hand.click(f"text={number}")
     expect(hand.locator("[data-testid=order-state]")).to_contain_text("已派单")
@@ -196,3 +199,4 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     with session_scope() as s:
         stored = s.query(Order).filter(Order.number == number).one()
         assert stored.reply_text == "已责令餐馆加装油烟净化器，经复查油烟已达标。"
+    assert not refused, refused

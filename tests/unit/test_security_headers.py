@@ -10,12 +10,12 @@ from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
 
 from cityhub.api.gate import RequestGate
-from cityhub.api.headers import SecurityHeaders, with_security_headers
+from cityhub.api.headers import POLICY, SecurityHeaders, with_security_headers
 from cityhub.errors import Overloaded
 
 EXPECTED = {
     "x-frame-options": "DENY",
-    "content-security-policy": "frame-ancestors 'none'",
+    "content-security-policy": POLICY.decode(),
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
 }

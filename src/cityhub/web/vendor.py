@@ -29,6 +29,9 @@ FILES: dict[str, str] = {
     "leaflet/images/marker-icon.png": "leaflet/dist/images/marker-icon.png",
     "leaflet/images/marker-icon-2x.png": "leaflet/dist/images/marker-icon-2x.png",
     "leaflet/images/marker-shadow.png": "leaflet/dist/images/marker-shadow.png",
+    # The API's interactive documentation at /docs (api/docs.py).
+    "swagger-ui/swagger-ui-bundle.js": "swagger-ui-dist/swagger-ui-bundle.js",
+    "swagger-ui/swagger-ui.css": "swagger-ui-dist/swagger-ui.css",
 }
 
 
