@@ -270,6 +270,13 @@ def test_api_entries_suggest_instant_answer_and_reply_quality(client):
     assert client.get(f"/api/v1/orders/{filed['id']}").json()["state"] == "received"
     quality = client.get(f"/api/v1/orders/{order['id']}/reply-quality")
     assert quality.status_code == 200 and 0 <= quality.json()["overall"] <= 1
+    # Read again, the stored score comes back; POST scores the reply anew (a GET never writes one over).
+    assert (
+        client.get(f"/api/v1/orders/{order['id']}/reply-quality").json()["checked_at"] == quality.json()["checked_at"]
+    )
+    rescored = client.post(f"/api/v1/orders/{order['id']}/reply-quality")
+    assert rescored.status_code == 200 and rescored.json()["checked_at"] > quality.json()["checked_at"]
+    assert client.post("/api/v1/orders/987654/reply-quality").status_code == 404
     assert client.get("/api/v1/kb/weak-replies").status_code == 200
     assert client.delete(f"/api/v1/kb/entries/{entry['id']}").json()["active"] is False
     assert [e["id"] for e in client.get("/api/v1/kb/entries").json()["items"]] != [entry["id"]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
 
@@ -155,15 +155,27 @@ def _quality(check: ReplyCheck) -> ReplyQualityRead:
     return ReplyQualityRead.model_validate(check)
 
 
+def _order_for_check(db: Any, principal: Principal, order_id: int) -> Any:
+    order = orders.get_order(db, order_id=order_id)
+    if order is None or not order_in_scope(db, scope_of(db, principal), order_id):
+        raise NotFound(f"order {order_id} not found")
+    return order
+
+
 @orders_router.get("/{order_id}/reply-quality", response_model=ReplyQualityRead)
 def reply_quality(
     order_id: int,
     db: DbSession,
     principal: CurrentPrincipal,
-    recheck: Annotated[bool, Query(description="score again")] = False,
+    recheck: Annotated[
+        bool, Query(description="score again (deprecated: a GET should not write; use POST on this path)")
+    ] = False,
 ) -> ReplyQualityRead:
     """The reply's quality score (relevance, completeness, basis, timeliness), scored on first request."""
-    order = orders.get_order(db, order_id=order_id)
-    if order is None or not order_in_scope(db, scope_of(db, principal), order_id):
-        raise NotFound(f"order {order_id} not found")
-    return _quality(service.check_reply(db, order=order, force=recheck))
+    return _quality(service.check_reply(db, order=_order_for_check(db, principal, order_id), force=recheck))
+
+
+@orders_router.post("/{order_id}/reply-quality", response_model=ReplyQualityRead)
+def rescore_reply(order_id: int, db: DbSession, principal: CurrentPrincipal) -> ReplyQualityRead:
+    """Score the reply again now (after the reply, the knowledge base or the scorer changed) and store the score."""
+    return _quality(service.check_reply(db, order=_order_for_check(db, principal, order_id), force=True))
