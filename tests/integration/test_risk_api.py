@@ -51,6 +51,7 @@ def client(admin_client):
                 data={
                     "channel": "hotline",
                     "content": f"工地夜间施工噪音扰民，学生无法休息，第{i}次反映",
+                    "address": "石井街道鸿鹄路工地旁",
                     "citizen_phone": f"1380000{i:04d}",
                     "category": NOISE,
                     "street_code": street.code,
@@ -72,6 +73,8 @@ def test_findings_list_and_open_a_proactive_order(client) -> None:
     noise = [f for f in found if f["category"] == NOISE]
     assert len(noise) == 1 and noise[0]["count"] == 8 and noise[0]["q_value"] <= 0.05
     assert noise[0]["place"] == client.hot.removesuffix("居委会")
+    # The places its orders' texts name (read for the finding's own orders only).
+    assert noise[0]["detail"]["top_places"][:1] == ["鸿鹄路"], noise[0]["detail"]
     finding_id = noise[0]["id"]
 
     denied = client.post(f"/api/v1/findings/{finding_id}/open", params={"period": "2026-06"}, headers=client.handler)

@@ -172,23 +172,29 @@ def is_proactive(attributes: Mapping[str, Any] | None) -> bool:
     return bool(attributes) and (attributes or {}).get("source") == PROACTIVE_SOURCE
 
 
+def not_proactive() -> ColumnElement[bool]:
+    """The orders the city brain did not open itself (:func:`is_proactive`), as a WHERE clause on both backends."""
+    return func.coalesce(Order.attributes["source"].as_string(), "") != PROACTIVE_SOURCE
+
+
 def load_facts(
     session: Session,
     *,
     start: datetime | None = None,
     end: datetime | None = None,
     scope: ColumnElement[bool] | None = None,
+    with_text: bool = True,
 ) -> list[OrderFact]:
-    """Orders created in [start, end) (within ``scope``, a WHERE clause over Order), oldest first."""
+    """Orders created in [start, end) (within ``scope``, a WHERE clause over Order), oldest first; proactive orders
+    left out. ``with_text=False`` leaves the texts empty (for statistics of categories, places, times and people only:
+    at 200,000 orders the texts are a quarter of the load)."""
     street = aliased(Unit)
     community = aliased(Unit)
+    texts = (Order.title, Order.content, Order.address) if with_text else ()
     query = (
         select(
             Order.id,
             Order.created_at,
-            Order.title,
-            Order.content,
-            Order.address,
             Category.path,
             street.name,
             street.code,
@@ -196,35 +202,46 @@ def load_facts(
             community.code,
             Order.citizen_user_id,
             Order.citizen_phone,
-            Order.attributes,
+            *texts,
         )
         .outerjoin(Category, Category.id == Order.category_id)
         .outerjoin(street, street.id == Order.street_id)
         .outerjoin(community, community.id == Order.community_id)
+        .where(not_proactive())
         .order_by(Order.created_at, Order.id)
     )
     query = _orders_within(query, start=start, end=end, scope=scope)
     facts = []
-    for row in session.execute(query):
-        (oid, created, title, content, address, path, s_name, s_code, c_name, c_code, user_id, phone, attrs) = row
-        if is_proactive(attrs):
-            continue
+    # Core execution: plain rows, without the ORM's per-row loading machinery.
+    for row in session.connection().execute(query).all():
+        (oid, created, path, s_name, s_code, c_name, c_code, user_id, phone, *text) = row
         citizen = f"u{user_id}" if user_id is not None else (f"p{phone}" if phone else None)
         facts.append(
             OrderFact(
                 id=oid,
                 created_at=created,
-                text=_join_text(title, content, address),
+                text=_join_text(*text) if text else "",
                 category=path,
                 street=s_name,
                 community=c_name,
                 street_code=s_code,
                 community_code=c_code,
                 citizen=citizen,
-                attributes=attrs,
             )
         )
     return facts
+
+
+def load_texts(session: Session, ids: Iterable[int]) -> dict[int, str]:
+    """The texts of some orders (title, content, address, as :func:`load_facts` joins them), by id."""
+    wanted = sorted(set(ids))
+    texts: dict[int, str] = {}
+    for i in range(0, len(wanted), 1000):
+        chunk = wanted[i : i + 1000]
+        query = select(Order.id, Order.title, Order.content, Order.address).where(Order.id.in_(chunk))
+        for oid, *parts in session.connection().execute(query):
+            texts[oid] = _join_text(*parts)
+    return texts
 
 
 _Query = TypeVar("_Query", bound=Select)  # any row shape

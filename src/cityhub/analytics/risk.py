@@ -31,7 +31,7 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -45,6 +45,7 @@ from cityhub.analytics.correlation import (
     Period,
     is_proactive,
     load_facts,
+    load_texts,
     places_of,
     short_division,
 )
@@ -151,24 +152,44 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
 
 def poisson_rate_test(recent: int, baseline: int, *, recent_exposure: float, baseline_exposure: float) -> float:
     """One-sided p-value that the recent rate exceeds the baseline rate (exact conditional binomial test)."""
+    return float(
+        poisson_rate_tests([recent], [baseline], recent_exposure=recent_exposure, baseline_exposure=baseline_exposure)[
+            0
+        ]
+    )
+
+
+def poisson_rate_tests(
+    recent: Sequence[int], baseline: Sequence[int], *, recent_exposure: float, baseline_exposure: float
+) -> Any:
+    """:func:`poisson_rate_test` of many cells at once (an array of p-values): given n = recent + baseline events,
+    recent ~ Binomial(n, p0) under equal rates, and the one-sided p-value is P(X ≥ recent) — what
+    ``scipy.stats.binomtest(…, alternative="greater")`` computes, without its per-call overhead (16,000 cells took
+    seconds one by one)."""
     if recent_exposure <= 0 or baseline_exposure <= 0:
         raise ValidationFailed("exposures must be positive")
-    n = recent + baseline
-    if n == 0:
-        return 1.0
-    from scipy.stats import binomtest
+    import numpy as np
+    from scipy.stats import binom
 
+    r = np.asarray(recent, dtype=np.int64)
+    n = r + np.asarray(baseline, dtype=np.int64)
     p0 = recent_exposure / (recent_exposure + baseline_exposure)
-    return float(binomtest(recent, n, p0, alternative="greater").pvalue)
+    return np.where(n == 0, 1.0, binom.sf(r - 1, n, p0))
 
 
 def poisson_excess_p(count: int, expected: float) -> float:
     """P(X ≥ count) for X ~ Poisson(expected)."""
+    return float(poisson_excess_ps([count], [expected])[0])
+
+
+def poisson_excess_ps(counts: Sequence[int], expected: Sequence[float]) -> Any:
+    """:func:`poisson_excess_p` of many cells at once (an array)."""
+    import numpy as np
     from scipy.stats import poisson
 
-    if count <= 0:
-        return 1.0
-    return float(poisson.sf(count - 1, max(expected, 1e-9)))
+    k = np.asarray(counts, dtype=np.int64)
+    mu = np.maximum(np.asarray(expected, dtype=float), 1e-9)
+    return np.where(k <= 0, 1.0, poisson.sf(k - 1, mu))
 
 
 def rate_ratio(recent: int, baseline: int, *, recent_exposure: float, baseline_exposure: float) -> float:
@@ -258,8 +279,18 @@ def detect_anomalies(
 # --------------------------------------------------------------------------------------------- detectors
 
 
+# The texts of some orders by id, for detectors run over facts loaded without them.
+TextLoader = Callable[[list[Any]], Mapping[Any, str]]
+
+
 def _local_day(fact: OrderFact, tz: ZoneInfo) -> date:
     return fact.created_at.astimezone(tz).date()
+
+
+def _day_start(day: date, tz: ZoneInfo) -> datetime:
+    """The first instant of a local day, in UTC: comparing an order's time with it says which side of the day's
+    boundary the order falls on, without converting every order's time to a local date."""
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
 def _reporters(facts: Iterable[OrderFact]) -> int:
@@ -281,37 +312,43 @@ def recurring(
     min_orders: int = 3,
     alpha: float = 0.05,
     tz: ZoneInfo | None = None,
+    texts: TextLoader | None = None,
 ) -> list[Finding]:
-    """Same category at the same community, more often than chance, within the last ``window_days``."""
+    """Same category at the same community, more often than chance, within the last ``window_days``.
+
+    A finding names the places its orders' texts name most (``top_places``): from the facts' own texts, or, when
+    the facts were loaded without them, from ``texts`` (order ids → texts), asked for the findings' orders only."""
     zone = tz or get_settings().tz
     start = as_of - timedelta(days=window_days)
     share: Counter[str] = Counter()
     cells: dict[tuple[str, str], list[OrderFact]] = defaultdict(list)
     category_total: Counter[str] = Counter()
+    start_at, as_of_at = _day_start(start, zone), _day_start(as_of, zone)
     for f in facts:
         if not f.community:
             continue
         share[f.community] += 1
-        day = _local_day(f, zone)
-        if start <= day < as_of and f.category:
+        if start_at <= f.created_at < as_of_at and f.category:
             cells[(f.community, f.category)].append(f)
             category_total[f.category] += 1
     total = sum(share.values())
     if not cells:
         return []
     communities = len(share)
-    tested = []
+    cell_list = []
     for (community, category), members in cells.items():
-        reporters = _reporters(members)
         # Additive smoothing keeps a community seen once from getting an expectation of zero.
         expected = category_total[category] * (share[community] + 1) / (total + communities)
-        tested.append((community, category, members, reporters, expected, poisson_excess_p(reporters, expected)))
+        cell_list.append((community, category, members, _reporters(members), expected))
+    p_values = poisson_excess_ps([c[3] for c in cell_list], [c[4] for c in cell_list])
+    tested = [(*c, float(p)) for c, p in zip(cell_list, p_values, strict=True)]
     q_values = benjamini_hochberg([t[5] for t in tested])
+    significant = [(t, q) for t, q in zip(tested, q_values, strict=True) if t[3] >= min_orders and q <= alpha]
+    loaded = texts([f.id for t, _ in significant for f in t[2]]) if texts is not None else None
     found = []
-    for (community, category, members, reporters, expected, p), q in zip(tested, q_values, strict=True):
-        if reporters < min_orders or q > alpha:
-            continue
-        places = Counter(p for f in members for p in places_of(f)[2:])
+    for (community, category, members, reporters, expected, p), q in significant:
+        readable = members if loaded is None else [replace(f, text=loaded.get(f.id, "")) for f in members]
+        places = Counter(p for f in readable for p in places_of(f)[2:])
         first = members[0]
         found.append(
             Finding(
@@ -361,11 +398,11 @@ def rising(
     base_start = recent_start - timedelta(days=baseline_days)
     volume = [0, 0]
     cells: dict[tuple[str, str, str], list[list[OrderFact]]] = defaultdict(lambda: [[], []])
+    base_at, recent_at, as_of_at = (_day_start(d, zone) for d in (base_start, recent_start, as_of))
     for f in facts:
-        day = _local_day(f, zone)
-        if not base_start <= day < as_of:
+        if not base_at <= f.created_at < as_of_at:
             continue
-        part = 1 if day >= recent_start else 0
+        part = 1 if f.created_at >= recent_at else 0
         volume[part] += 1
         if not f.category:
             continue
@@ -379,13 +416,14 @@ def rising(
         e_base, e_recent = float(baseline_days), float(recent_days)
     if e_base <= 0 or e_recent <= 0:
         return []
-    tested = []
-    for key, (base, recent) in cells.items():
-        r, b = len(recent), len(base)
-        if r + b < min_total:
-            continue
-        p = poisson_rate_test(r, b, recent_exposure=e_recent, baseline_exposure=e_base)
-        tested.append((key, base, recent, p))
+    candidates = [(key, base, recent) for key, (base, recent) in cells.items() if len(recent) + len(base) >= min_total]
+    p_values = poisson_rate_tests(
+        [len(c[2]) for c in candidates],
+        [len(c[1]) for c in candidates],
+        recent_exposure=e_recent,
+        baseline_exposure=e_base,
+    )
+    tested = [(*c, float(p)) for c, p in zip(candidates, p_values, strict=True)]
     q_values = benjamini_hochberg([t[3] for t in tested])
     found = []
     for ((level, place, category), base, recent, p), q in zip(tested, q_values, strict=True):
@@ -523,8 +561,9 @@ def find_all(
     settings: RiskSettings | None = None,
     is_workday: Callable[[date], bool] | None = None,
     tz: ZoneInfo | None = None,
+    texts: TextLoader | None = None,
 ) -> list[Finding]:
-    """Every finding of the chosen kinds at ``as_of`` (a local day, exclusive)."""
+    """Every finding of the chosen kinds at ``as_of`` (a local day, exclusive); ``texts`` as in :func:`recurring`."""
     s = settings or RiskSettings()
     wanted = set(kinds)
     unknown = wanted - set(FINDING_KINDS)
@@ -533,7 +572,15 @@ def find_all(
     facts = [f for f in facts if not is_proactive(f.attributes)]
     found: list[Finding] = []
     if "recurring" in wanted:
-        found += recurring(facts, as_of=as_of, window_days=s.window_days, min_orders=s.min_orders, alpha=s.alpha, tz=tz)
+        found += recurring(
+            facts,
+            as_of=as_of,
+            window_days=s.window_days,
+            min_orders=s.min_orders,
+            alpha=s.alpha,
+            tz=tz,
+            texts=texts,
+        )
     if "rising" in wanted:
         found += rising(
             facts,
@@ -572,6 +619,7 @@ def findings(
     from cityhub.workorders.calendar import load_calendar
 
     s = settings or RiskSettings()
+    kinds = tuple(kinds)
     tz = get_settings().tz
     start, as_of = analysis_span(period, today=today)
     first = min(start, as_of - timedelta(days=s.history_days)) - timedelta(days=7 * s.lookback_weeks)
@@ -580,10 +628,18 @@ def findings(
         start=datetime.combine(first, time(0), tzinfo=tz).astimezone(UTC),
         end=datetime.combine(as_of, time(0), tzinfo=tz).astimezone(UTC),
         scope=scope,
+        with_text=False,  # a recurring problem's top places read the texts of its own orders only
     )
     calendar = load_calendar(session)
     return find_all(
-        facts, as_of=as_of, anomaly_start=start, kinds=kinds, settings=s, is_workday=calendar.is_workday, tz=tz
+        facts,
+        as_of=as_of,
+        anomaly_start=start,
+        kinds=kinds,
+        settings=s,
+        is_workday=calendar.is_workday,
+        tz=tz,
+        texts=lambda ids: load_texts(session, ids),
     )
 
 
