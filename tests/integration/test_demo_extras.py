@@ -24,6 +24,7 @@ from cityhub.auth import service as auth
 from cityhub.db import reset_engine, session_factory, session_scope
 from cityhub.demo.cli import app as demo_app
 from cityhub.demo.extras import DEFAULT_DEMO_PASSWORD, KB_CSV, prepare_demo, set_demo_passwords
+from cityhub.dispatch import service as dispatch
 from cityhub.dispatch.models import DispatchRule
 from cityhub.errors import PermissionDenied
 from cityhub.knowledge.models import KnowledgeEntry
@@ -79,6 +80,16 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path) -> None:
     assert "300 inserted" in first.output and "classifier: trained on" in first.output
     assert f"password {DEFAULT_DEMO_PASSWORD}" in first.output and "operator" in first.output
     assert re.search(r"monitoring: \d+ sensors, 5 alarm rules, \d+ readings; \d+ alarms raised", first.output)
+    # A dozen appeals just received through intake wait in the dispatcher's queue (automatic dispatch is off by
+    # default), placed from their addresses, each with the classifier's prediction and suggested units.
+    assert "new appeals: 12 received" in first.output
+    with session_scope() as s:
+        new = s.scalars(select(Order).where(Order.external_id.like("demo-new-%"))).all()
+        assert len(new) == 12 and {o.state.value for o in new} == {"received"}
+        assert sum(o.street_id is not None for o in new) >= 10
+        waiting = {o.id: d for o, d in dispatch.queue(s, limit=100)[0]}
+        assert {o.id for o in new} <= set(waiting)
+        assert all(waiting[o.id].prediction is not None and waiting[o.id].candidates for o in new)
     kb_rows = sum(1 for _ in read_csv_table(KB_CSV).rows)
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(KnowledgeEntry)) == kb_rows
@@ -92,7 +103,7 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path) -> None:
     assert second.exit_code == 0, second.output
     assert "already seeded" in second.output and "0 set now" in second.output
     assert "0 entries imported" in second.output and "routing rules: already seeded" in second.output
-    assert "monitoring: already seeded" in second.output
+    assert "monitoring: already seeded" in second.output and "new appeals" not in second.output
     assert "(already there)" in second.output and "(mined now)" not in second.output
     assert _snapshot(demo_env) == before
 

@@ -116,6 +116,8 @@ def _extras(*, new_orders: bool) -> None:
         typer.echo(f"classifier: {r.model_path} (already there)")
     if r.model_path is not None and not r.model_skipped and not r.model_in_use:
         typer.echo(f"  the app uses it with: export CITYHUB_DISPATCH_MODEL_PATH={r.model_path.resolve()}")
+    if r.new_appeals:
+        typer.echo(f"new appeals: {r.new_appeals} received, for the dispatcher (cityhub serve decides them)")
     if r.topics_skipped:
         typer.echo(f"hot topics: not mined, {r.topics_skipped}")
     else:

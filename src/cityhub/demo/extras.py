@@ -11,6 +11,9 @@ Every step is idempotent and cheap when already done, so a second ``make run`` c
 - **routing rules** — :func:`cityhub.dispatch.service.seed_default_rules`, only when no seeded rule exists yet;
 - **monitoring** — :func:`cityhub.demo.sensors.seed_sensors`: sensors across the streets, alarm rules and three days
   of readings with a rainstorm whose alarms open orders, only when there are no sensors yet;
+- **new appeals** — :func:`submit_new_appeals`: a dozen appeals of the last hours received through intake and left
+  to the background dispatcher, so the dispatcher's queue and the automatic dispatch have something to show; a
+  second run finds them received (channel + external id);
 - **hot topics** — :func:`cityhub.analytics.topics_store.mine_database` once, and again only after new orders.
 
 All of it runs only with ``CITYHUB_ENVIRONMENT=demo``: known passwords never reach another environment.
@@ -43,6 +46,7 @@ DEFAULT_DEMO_PASSWORD = "cityhub-demo"
 TRAIN_CAP = 2000
 TRAIN_FOLDS = 2
 MIN_TRAIN = 200  # fewer categorised orders than this: no classifier (a tiny seed, e.g. in tests of the CLI)
+NEW_APPEALS = 12
 
 
 class DemoSettings(BaseSettings):
@@ -85,6 +89,7 @@ class ExtrasReport:
     topics_skipped: str = ""  # why the hot topics were not mined
     topics: int = 0
     sensors: SensorSeedReport | None = None  # None: sensors were there already
+    new_appeals: int = 0  # appeals just received, left to the background dispatcher (0: submitted before)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -218,6 +223,21 @@ def train_demo_model(session: Session, *, target: Path, cap: int = TRAIN_CAP) ->
 # --- the whole preparation -----------------------------------------------------------------------------------
 
 
+def submit_new_appeals(session: Session, *, count: int = NEW_APPEALS) -> int:
+    """Receive :data:`NEW_APPEALS` appeals of the last hours through intake, as calls and messages arrive (see
+    :meth:`DemoGenerator.new_appeals`): the background dispatcher of ``cityhub serve`` then decides each — sent to
+    a unit when the classifier is sure enough, else waiting in the dispatcher's queue (待派单) with its
+    suggestions. Returns how many were new (a second run finds them received)."""
+    from cityhub.demo.generator import DemoGenerator
+    from cityhub.intake.service import submit
+
+    created = 0
+    for data in DemoGenerator(0).new_appeals(count):
+        created += submit(session, data=data, similar=False, defer_duplicates=True).created
+    session.commit()
+    return created
+
+
 def prepare_demo(
     factory: sessionmaker[Session],
     *,
@@ -289,6 +309,10 @@ def prepare_demo(
         configured = Settings().dispatch_model_path  # read afresh: the demo default exists once the model does
         report.model_in_use = configured is not None and Path(configured).resolve() == target.resolve()
         timed("classifier", t)
+
+        t = time.perf_counter()
+        report.new_appeals = submit_new_appeals(session)
+        timed("new_appeals", t)
 
         t = time.perf_counter()
         if new_orders or not topics_store.stored_topic_count(session):

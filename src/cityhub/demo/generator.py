@@ -719,6 +719,40 @@ class DemoGenerator:
             at = start + (self.end - start) * rng.random()
         return at
 
+    # --- appeals not yet handled ------------------------------------------------------------------------
+
+    def new_appeals(self, count: int) -> list[dict[str, Any]]:
+        """``count`` appeals received in the last hours on the phone, the web and the app, as intake receives them
+        (no category, no place, no history): what the seeded demo's dispatcher finds waiting. Intake classifies
+        and places each (from its address) and the background dispatcher decides it, like a real call.
+        Deterministic for a seed; their external ids (``demo-new-<seed>-<i>``) make a second run submit nothing."""
+        rng = random.Random(f"cityhub-demo-new:{self.seed}")
+        citizen = tuple((s, s.weight) for s in corpus.SCENARIOS if not s.channels)
+        channels = ((Channel.HOTLINE, 0.7), (Channel.WEB, 0.15), (Channel.APP, 0.15))
+        appeals = []
+        for i in range(count):
+            scenario = _weighted(rng, citizen)
+            street, community = self._place(rng, scenario)
+            slots = _Slots(rng, street, community, {})
+            channel: Channel = _weighted(rng, channels)
+            title, content, _reply = self._text(rng, scenario, channel, slots)
+            name, phone = self._citizen(rng, channel)
+            appeals.append(
+                {
+                    "channel": channel.value,
+                    "external_id": f"demo-new-{self.seed}-{i}",
+                    "appeal_type": _weighted(rng, scenario.appeal).value,
+                    "title": title[:300],
+                    "content": content,
+                    "address": self._address(rng, street, community, slots),
+                    "citizen_name": name,
+                    "citizen_phone": phone,
+                    "created_at": (self.end - timedelta(minutes=rng.randint(5, 6 * 60))).isoformat(),
+                }
+            )
+        appeals.sort(key=lambda a: a["created_at"])
+        return appeals
+
     # --- one order ------------------------------------------------------------------------------------
 
     def _order(self, index: int, created: datetime, scenario: Scenario, hotspot: Hotspot | None) -> dict[str, Any]:
