@@ -14,14 +14,15 @@ from cityhub.monitoring.series import Point
 
 WIDTH, HEIGHT = 480, 230
 # Room for the value labels on the left and the time labels below; the SVG scales with the page's width, so these
-# are in the drawing's own units (a phone shows it about 0.7 times as large).
-LEFT, RIGHT, TOP, BOTTOM = 46, 10, 12, 30
+# are in the drawing's own units (a phone shows it about 0.75 times as large, with larger letters: app.css).
+LEFT, RIGHT, TOP, BOTTOM = 52, 20, 12, 34
 
 
 @dataclass(frozen=True)
 class Tick:
     pos: float
     label: str
+    anchor: str = "middle"  # a time label near an edge is aligned to it, so it is not cut off
 
 
 @dataclass(frozen=True)
@@ -94,12 +95,30 @@ def _number(value: float) -> str:
     return f"{value:g}" if abs(value) < 1e6 else f"{value:.3g}"
 
 
-def time_ticks(start: datetime, end: datetime, tz: tzinfo, count: int = 4) -> list[tuple[datetime, str]]:
-    """About ``count`` labelled moments across the window: hours within a day, dates beyond."""
+_TIME_STEPS = [timedelta(hours=h) for h in (1, 2, 3, 6, 12)] + [timedelta(days=d) for d in (1, 2, 7, 14)]
+
+
+def time_ticks(start: datetime, end: datetime, tz: tzinfo, count: int = 5) -> list[tuple[datetime, str]]:
+    """Labelled moments at round local times across the window, at most ``count + 1``: whole hours within a day
+    (``06:00``), local midnights beyond (``11-28``)."""
     span = end - start
     fmt = "%H:%M" if span <= timedelta(days=1) else "%m-%d"
-    step = span / count
-    return [(start + step * i, (start + step * i).astimezone(tz).strftime(fmt)) for i in range(count + 1)]
+    step = next((s for s in _TIME_STEPS if span / s <= count), _TIME_STEPS[-1])
+    local = start.astimezone(tz)
+    if step < timedelta(days=1):
+        hours = int(step.total_seconds() // 3600)
+        first = local.replace(minute=0, second=0, microsecond=0)
+        first += timedelta(hours=(-first.hour) % hours)
+    else:
+        first = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if first < local:
+        first += step if step < timedelta(days=1) else timedelta(days=1)
+    ticks = []
+    at = first
+    while at <= end:
+        ticks.append((at, at.astimezone(tz).strftime(fmt)))
+        at += step
+    return ticks
 
 
 def build(
@@ -121,7 +140,11 @@ def build(
         return round(left + (right - left) * (at - start).total_seconds() / span, 1)
 
     values = [v for _, v in points] + [t.value for t in thresholds]
-    x_ticks = [Tick(x_of(at), label) for at, label in time_ticks(start, end, tz)]
+    x_ticks = []
+    for at, label in time_ticks(start, end, tz):
+        x = x_of(at)
+        anchor = "end" if x > right - 25 else "start" if x < left + 25 else "middle"
+        x_ticks.append(Tick(x, label, anchor))
     if not values:
         return Chart(WIDTH, HEIGHT, left, right, top, bottom, x_ticks=x_ticks)
     ticks = nice_ticks(min(values), max(values))

@@ -77,7 +77,7 @@ def sensor_features(ctx: MapContext) -> FeatureCollection:
                 "title": s.name,
                 "summary": _latest_text(s),
                 "alarm": s.id in alarmed,
-                "link": f"/monitoring?kind={s.kind}",
+                "link": f"/monitoring/sensors/{s.code}",
                 "link_kind": "monitoring",
             },
         }
