@@ -128,6 +128,7 @@ def test_the_cli_retires_and_reactivates_a_sensor(
         assert note == "监测点停用：设备拆除" and s.scalars(select(Alarm.state)).one() == "cleared"
     code, _, err = run("sensors", "retire", "WL-1")
     assert code == 2 and "retired already" in err
+    assert run("sensors", "import", str(sensors))[0] == 0  # the old file again: no active column, still retired
     assert run("sensors", "list")[1] == ""
     assert run("sensors", "list", "--status", "retired")[1].startswith("WL-1\twaterlogging\tretired\t")
     assert "not one of" in run("sensors", "list", "--status", "gone")[2]

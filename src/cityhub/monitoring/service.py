@@ -24,7 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from cityhub.auth.scope import Scope
 from cityhub.config import get_settings
 from cityhub.db import upsert_insert, utcnow
-from cityhub.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, ValidationFailed
 from cityhub.monitoring.models import Alarm, AlarmEvent, AlarmRule, Reading, RuleState, Sensor
 from cityhub.monitoring.rules import (
     AlarmState,
@@ -1083,9 +1083,17 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
             }
             if before in URGENCY_ABOVE:
                 params["urgency"] = URGENCY_ABOVE[before]
-            orders.act(session, order_id=order.id, action=Action.ESCALATE, actor=orders.SYSTEM, params=params)
-            extra |= {"order_id": order.id, "urgency_from": before, "urgency_to": str(order.urgency)}
-            escalated_orders += 1
+            try:
+                # A savepoint: an order the life cycle refuses costs its own escalation, not the whole run's
+                # (which would fail again at every interval).
+                with session.begin_nested():
+                    orders.act(session, order_id=order.id, action=Action.ESCALATE, actor=orders.SYSTEM, params=params)
+            except CityhubError as exc:
+                log.warning("alarm %s escalated; its order %s not: %s", alarm.id, order.id, exc)
+                extra |= {"order_id": order.id, "order_error": str(exc)}
+            else:
+                extra |= {"order_id": order.id, "urgency_from": before, "urgency_to": str(order.urgency)}
+                escalated_orders += 1
         note = f"超过 {minutes} 分钟未确认，已升级"
         _event(session, alarm, "escalated", actor=orders.SYSTEM, at=now, note=note, **extra)
         from cityhub.notify.service import on_alarm_raised
@@ -1268,7 +1276,14 @@ def import_sensors(session: Session, *, rows: Sequence[tuple[int, Mapping[str, s
                 update_sensor(
                     session,
                     code=data.code,
-                    data=SensorUpdate.model_validate(data.model_dump(exclude={"code", "kind", "metrics"})),
+                    # An empty active column leaves a known sensor as it is: re-importing an old file does not
+                    # put a retired sensor back in service.
+                    data=SensorUpdate.model_validate(
+                        data.model_dump(
+                            exclude={"code", "kind", "metrics"}
+                            | (set() if raw.get("active", "").strip() else {"active"})
+                        )
+                    ),
                 )
                 report.updated += 1
         except (ValidationFailed, Conflict) as exc:
