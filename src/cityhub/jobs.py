@@ -81,6 +81,18 @@ def _hot_topics(session: Session) -> dict[str, Any]:
     return scheduled_update(session)
 
 
+def _alarm_escalation(session: Session) -> dict[str, Any]:
+    from cityhub.monitoring.scheduled import alarm_escalation
+
+    return alarm_escalation(session)
+
+
+def _alarm_escalation_interval() -> int:
+    from cityhub.monitoring.scheduled import interval
+
+    return interval()
+
+
 JOBS: dict[str, Job] = {
     "sla-sweep": Job(
         "sla-sweep",
@@ -118,6 +130,12 @@ JOBS: dict[str, Job] = {
         "mine the orders received since the last run into the hot topics (热点问题) and refresh their heat",
         _hot_topics,
         lambda: get_settings().hot_topics_interval,
+    ),
+    "alarm-escalation": Job(
+        "alarm-escalation",
+        "escalate sensor alarms still unacknowledged past their rule's time: event, notification, order urgency",
+        _alarm_escalation,
+        _alarm_escalation_interval,
     ),
 }
 

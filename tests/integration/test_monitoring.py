@@ -193,7 +193,7 @@ def test_bad_readings_are_rejected_by_index_and_field_and_the_good_ones_kept(
     ]
     messages = {r.index: r.message for r in result.rejected}
     assert "unknown sensor 'NOPE'" in messages[1] and "future" in messages[3] and "time zone" in messages[4]
-    assert "inactive" in messages[6] and "pm25" in messages[5]
+    assert "sensor 'WL-OFF' is retired" in messages[6] and "pm25" in messages[5]
     values = list(db_session.scalars(select(Reading.value).order_by(Reading.measured_at)))
     assert values == [3, 4.5]
 

@@ -158,10 +158,69 @@ def test_alarm_rules_are_read_by_the_monitors_readers_and_written_by_administrat
         )
         kind_rule = next(r for r in service.list_rules(s) if r.name == "积水超 20")
     edit = {"csrf_token": token, "name": "积水超 25", "threshold": "25", "clear_threshold": "", "duration_min": "0"}
-    edit |= {"severity": "warning", "urgency": "normal", "active": "1"}
+    edit |= {"severity": "warning", "urgency": "normal", "active": "1", "escalate_after_minutes": "-5"}
+    negative = adm.post(f"/monitoring/rules/{kind_rule.id}", data=edit, follow_redirects=False)
+    assert negative.status_code == 422
+    edit["escalate_after_minutes"] = "45"
     changed = adm.post(f"/monitoring/rules/{kind_rule.id}", data=edit, follow_redirects=False)
     assert changed.status_code == 303
     with session_scope() as s:
         again = service.require_rule(s, rule_id=kind_rule.id)
         assert (again.name, again.threshold, again.opens_order) == ("积水超 25", 25, False)
+        assert again.escalate_after_minutes == 45
     assert adm.post("/monitoring/rules/999999", data=edit, follow_redirects=False).status_code == 404
+
+
+def test_a_sensors_page_charts_its_readings_with_limits_and_alarms_within_the_users_area(
+    world: dict[str, Any],
+) -> None:
+    """监测点 page: facts, one chart per metric (the rule's limit a line, the alarm a mark linking to its row), the
+    alarms with their orders and trail, the latest readings; 404 for a sensor of another street; escalated alarms
+    badged here and on the list."""
+    admin = login("mw-adm")
+    page = admin.get("/monitoring/sensors/WL-N")
+    assert page.status_code == 200, page.text
+    assert "稻香隧道积水点" in page.text and "depth（cm）" in page.text and "稻香街道" in page.text
+    chart = page.text.split('data-testid="chart"')[1].split("</svg>")[0]
+    assert 'data-testid="limit-threshold" data-value="20"' in chart and "<polyline" in chart
+    alarm_id = int(page.text.split('data-testid="sensor-alarm" data-alarm="')[1].split('"')[0])
+    assert f'href="#alarm-{alarm_id}"' in chart and f'id="alarm-{alarm_id}"' in page.text
+    assert 'href="/orders/' in page.text and 'data-action="order_opened"' in page.text
+    assert page.text.count("<tr><td>") >= 3 and "33cm" in page.text  # the latest readings
+    assert 'data-testid="retire-form"' in page.text  # an administrator manages sensors
+    for window in ("7d", "30d", "nonsense"):
+        assert admin.get(f"/monitoring/sensors/WL-N?window={window}").status_code == 200
+    assert 'href="/monitoring/sensors/WL-N"' in admin.get("/monitoring").text
+
+    dsp = login("mw-dsp")
+    own = dsp.get("/monitoring/sensors/WL-N")
+    assert own.status_code == 200 and 'data-testid="retire-form"' not in own.text
+    assert dsp.get("/monitoring/sensors/WL-F").status_code == 404  # another street's sensor
+    assert dsp.get("/monitoring/sensors/NOPE").status_code == 404
+    assert login("mw-cit").get("/monitoring/sensors/WL-N").status_code == 403
+
+    with session_scope() as s:
+        assert service.escalate_due(s, now=T0 + timedelta(hours=2))["escalated"] == 2
+    assert 'data-testid="escalated"' in dsp.get("/monitoring/sensors/WL-N").text
+    assert dsp.get("/monitoring").text.count('data-testid="escalated"') == 1
+
+
+def test_an_administrator_retires_and_reactivates_a_sensor_from_its_page(world: dict[str, Any]) -> None:
+    admin = login("mw-adm")
+    token = admin.cookies["cityhub_csrf"]
+    assert admin.post("/monitoring/sensors/WL-N/retire", data={}, follow_redirects=False).status_code == 403
+    dsp = login("mw-dsp")
+    denied = dsp.post("/monitoring/sensors/WL-N/retire", data={"csrf_token": dsp.cookies["cityhub_csrf"]})
+    assert denied.status_code == 403
+    done = admin.post("/monitoring/sensors/WL-N/retire", data={"csrf_token": token, "reason": "隧道改造"})
+    assert done.status_code == 200 and "监测点 WL-N 已停用" in done.text and 'data-testid="retired"' in done.text
+    assert "隧道改造" in done.text and 'data-testid="reactivate-form"' in done.text
+    assert 'data-action="cleared"' in done.text and "监测点停用：隧道改造" in done.text
+    listed = admin.get("/monitoring")
+    assert 'data-code="WL-N"' not in listed.text and 'data-code="WL-F"' in listed.text
+    assert 'data-code="WL-N"' in admin.get("/monitoring?status=retired").text
+    again = admin.post("/monitoring/sensors/WL-N/retire", data={"csrf_token": token})
+    assert "状态已被他人修改" in again.text
+    back = admin.post("/monitoring/sensors/WL-N/reactivate", data={"csrf_token": token})
+    assert "监测点 WL-N 已重新启用" in back.text and 'data-testid="retire-form"' in back.text
+    assert admin.post("/monitoring/sensors/NOPE/reactivate", data={"csrf_token": token}).status_code == 404

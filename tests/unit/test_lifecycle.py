@@ -781,3 +781,17 @@ def test_leaving_suspended_by_reassignment_clears_suspended_from() -> None:
     after = evolve(view, apply(view, A.ASSIGN, {"unit_id": OTHER}))
     assert after.state == S.DISPATCHED
     assert after.suspended_from is None
+
+
+def test_an_escalation_may_raise_the_urgency_never_lower_it() -> None:
+    view = replace(_held(S.DISPATCHED), urgency="normal")
+    outcome = apply(view, A.ESCALATE, {"reason": "报警未确认", "urgency": "urgent"})
+    assert outcome.changes == {"escalation_level": "+1", "urgency": "urgent"}
+    assert outcome.payload["previous_urgency"] == "normal" and outcome.payload["urgency"] == "urgent"
+    assert "urgency" not in apply(view, A.ESCALATE, {"reason": "r"}).changes
+    with pytest.raises(InvalidTransition, match="already urgent"):
+        apply(replace(view, urgency="urgent"), A.ESCALATE, {"reason": "r", "urgency": "urgent"})
+    with pytest.raises(InvalidTransition, match="already critical"):
+        apply(replace(view, urgency="critical"), A.ESCALATE, {"reason": "r", "urgency": "normal"})
+    with pytest.raises(InvalidTransition, match="unknown urgency"):
+        apply(view, A.ESCALATE, {"reason": "r", "urgency": "asap"})

@@ -11,7 +11,9 @@ import typer
 from cityhub.clitools import fail
 from cityhub.db import session_scope
 
-sensors_app = typer.Typer(no_args_is_help=True, help="Sensors (监测点): import, list, push readings from a file.")
+sensors_app = typer.Typer(
+    no_args_is_help=True, help="Sensors (监测点): import, list, retire or reactivate, push readings from a file."
+)
 rules_app = typer.Typer(no_args_is_help=True, help="Alarm rules (报警规则): thresholds per sensor kind or sensor.")
 alarms_app = typer.Typer(no_args_is_help=True, help="Alarms (报警): list, acknowledge, clear.")
 
@@ -63,23 +65,60 @@ def import_command(
 @sensors_app.command("list")
 def list_command(
     kind: Annotated[str | None, typer.Option(help="waterlogging, river_level, water_quality, …")] = None,
+    status: Annotated[str, typer.Option(help="active (in service), retired, or all")] = "active",
     limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
 ) -> None:
-    """Sensors by code (tab-separated: code, kind, active, unit, open alarms, latest readings, name)."""
+    """Sensors by code (tab-separated: code, kind, active/retired, unit, open alarms, latest readings, name)."""
     from cityhub.monitoring import service
+    from cityhub.monitoring.rules import SensorStatus
     from cityhub.org.service import unit_directory
 
+    try:
+        wanted = SensorStatus(status)
+    except ValueError:
+        raise fail(f"--status: {status!r} is not one of active, retired, all") from None
     with session_scope() as session:
-        sensors = service.list_sensors(session, kind=kind, limit=limit)
+        sensors = service.list_sensors(session, kind=kind, active=wanted.active, limit=limit)
         units = unit_directory(session)
         open_counts = service.open_alarm_counts(session, [s.id for s in sensors])
         for s in sensors:
             unit = units.get(s.unit_id) if s.unit_id else None
             latest = ", ".join(f"{m}={v['value']:g}{s.metrics.get(m, '')}" for m, v in (s.latest or {}).items())
             typer.echo(
-                f"{s.code}\t{s.kind}\t{'active' if s.active else 'inactive'}\t{unit.name if unit else '-'}\t"
+                f"{s.code}\t{s.kind}\t{'active' if s.active else 'retired'}\t{unit.name if unit else '-'}\t"
                 f"{open_counts.get(s.id, 0)}\t{latest or '-'}\t{s.name}"
             )
+
+
+@sensors_app.command("retire")
+def retire_command(
+    code: Annotated[str, typer.Argument(help="sensor code")],
+    reason: Annotated[str | None, typer.Option(help="why it was removed, kept on the sensor and its alarms")] = None,
+    actor: Annotated[str, typer.Option(help="name recorded in the alarms' trail and on their orders")] = "cli",
+) -> None:
+    """Retire a sensor removed from the street (停用): its open alarms are cleared, its readings refused."""
+    from cityhub.monitoring import service
+    from cityhub.workorders.service import Actor
+
+    with session_scope() as session:
+        open_before = service.open_alarm_counts(session, [s.id for s in service.list_sensors(session, code=code)])
+        sensor = service.retire(session, code=code, actor=Actor(name=actor), reason=reason)
+        cleared = open_before.get(sensor.id, 0)
+        typer.echo(f"sensor {sensor.code} retired; {cleared} open alarm{'s' if cleared != 1 else ''} cleared")
+
+
+@sensors_app.command("reactivate")
+def reactivate_command(
+    code: Annotated[str, typer.Argument(help="sensor code")],
+    actor: Annotated[str, typer.Option(help="name recorded in the log")] = "cli",
+) -> None:
+    """Put a retired sensor back in service (启用): it accepts readings again."""
+    from cityhub.monitoring import service
+    from cityhub.workorders.service import Actor
+
+    with session_scope() as session:
+        sensor = service.reactivate(session, code=code, actor=Actor(name=actor))
+        typer.echo(f"sensor {sensor.code} back in service")
 
 
 @sensors_app.command("readings")

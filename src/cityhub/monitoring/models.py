@@ -34,7 +34,12 @@ class Sensor(Base):
     community_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"), index=True)
     # For crowd counts: the number of people the place holds (rules may compare with a share of it).
     capacity: Mapped[float | None] = mapped_column(Float)
+    # False: retired (removed from the street). Its readings and alarms stay; it accepts no readings, is off the map
+    # and out of the lists by default, and may be reactivated. One concept: ``retire`` / ``reactivate`` set both.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    retired_at: Mapped[datetime | None] = mapped_column()
+    retired_by: Mapped[str | None] = mapped_column(String(80))
+    retired_reason: Mapped[str | None] = mapped_column(String(500))
     # The latest reading per metric: {"depth": {"value": 12.0, "at": "2026-12-01T08:00:00+00:00"}}.
     latest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     last_reading_at: Mapped[datetime | None] = mapped_column()
@@ -63,6 +68,9 @@ class AlarmRule(Base):
     opens_order: Mapped[bool] = mapped_column(Boolean, default=True)
     category: Mapped[str | None] = mapped_column(String(200))  # category path or name of the order
     urgency: Mapped[str] = mapped_column(String(10), default="normal")
+    # An alarm still active (not acknowledged) this long after it was raised is escalated; None: the setting
+    # CITYHUB_ALARM_ESCALATE_AFTER_MINUTES, 0: never.
+    escalate_after_minutes: Mapped[int | None] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -120,6 +128,8 @@ class Alarm(Base):
     order_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("orders.id", ondelete="SET NULL"), index=True)
     acknowledged_at: Mapped[datetime | None] = mapped_column()
     acknowledged_by: Mapped[str | None] = mapped_column(String(80))
+    # When it was escalated (升级: still unacknowledged after its rule's time); once per alarm.
+    escalated_at: Mapped[datetime | None] = mapped_column()
     cleared_at: Mapped[datetime | None] = mapped_column()
     cleared_by: Mapped[str | None] = mapped_column(String(80))  # "system" for an automatic clear
     clear_value: Mapped[float | None] = mapped_column(Float)
@@ -127,7 +137,7 @@ class Alarm(Base):
 
 
 class AlarmEvent(Base):
-    """The trail of an alarm: raised, order opened, acknowledged, cleared (by whom, when, why)."""
+    """The trail of an alarm: raised, order opened, acknowledged, escalated, cleared (by whom, when, why)."""
 
     __tablename__ = "alarm_events"
 

@@ -77,7 +77,7 @@ def sensor_features(ctx: MapContext) -> FeatureCollection:
                 "title": s.name,
                 "summary": _latest_text(s),
                 "alarm": s.id in alarmed,
-                "link": f"/monitoring?kind={s.kind}",
+                "link": f"/monitoring/sensors/{s.code}",
                 "link_kind": "monitoring",
             },
         }
@@ -118,7 +118,7 @@ def alarm_features(ctx: MapContext) -> FeatureCollection:
                     "severity": alarm.severity,
                     "state": alarm.state,
                     "order": number,
-                    "link": f"/orders/{order_id}" if order_id is not None else "/monitoring",
+                    "link": f"/orders/{order_id}" if order_id is not None else f"/monitoring/sensors/{sensor.code}",
                     "link_kind": "order" if order_id is not None else "monitoring",
                 },
             }

@@ -32,6 +32,18 @@ class SensorKind(enum.StrEnum):
     OTHER = "other"
 
 
+class SensorStatus(enum.StrEnum):
+    """Which sensors a list shows: in service (the default), retired (停用), or both."""
+
+    ACTIVE = "active"
+    RETIRED = "retired"
+    ALL = "all"
+
+    @property
+    def active(self) -> bool | None:
+        return None if self == SensorStatus.ALL else self == SensorStatus.ACTIVE
+
+
 class Comparison(enum.StrEnum):
     GT = ">"
     GE = ">="

@@ -101,7 +101,10 @@ class SensorRead(BaseModel):
     street_id: int | None
     community_id: int | None
     capacity: float | None
-    active: bool
+    active: bool = Field(description="false: retired (停用) — keeps its history, accepts no readings")
+    retired_at: datetime | None
+    retired_by: str | None
+    retired_reason: str | None
     latest: dict[str, Any] | None
     last_reading_at: datetime | None
     created_at: datetime
@@ -121,6 +124,13 @@ class RuleBase(BaseModel):
     opens_order: bool = True
     category: str | None = Field(None, max_length=300, description="category path or name of the order opened")
     urgency: Urgency = Urgency.NORMAL
+    escalate_after_minutes: int | None = Field(
+        None,
+        ge=0,
+        le=7 * 24 * 60,
+        description="an alarm still unacknowledged this long after it was raised is escalated; "
+        "null: CITYHUB_ALARM_ESCALATE_AFTER_MINUTES, 0: never",
+    )
     active: bool = True
 
     @field_validator("name", "category")
@@ -161,6 +171,7 @@ class RuleUpdate(BaseModel):
     opens_order: bool | None = None
     category: str | None = Field(None, max_length=300)
     urgency: Urgency | None = None
+    escalate_after_minutes: int | None = Field(None, ge=0, le=7 * 24 * 60, description="null: the default")
     active: bool | None = None
 
     @field_validator("name", "category")
@@ -191,6 +202,7 @@ class RuleRead(BaseModel):
     opens_order: bool
     category: str | None
     urgency: str
+    escalate_after_minutes: int | None
     active: bool
     created_at: datetime
 
@@ -249,6 +261,7 @@ class AlarmRead(BaseModel):
     order_number: str | None
     acknowledged_at: datetime | None
     acknowledged_by: str | None
+    escalated_at: datetime | None = Field(description="when it was escalated (升级), still unacknowledged")
     cleared_at: datetime | None
     cleared_by: str | None
 
@@ -278,3 +291,41 @@ class AlarmAction(BaseModel):
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
         return _no_nul(value)
+
+
+class SensorRetire(BaseModel):
+    reason: str | None = Field(None, max_length=500, description="why it was removed, e.g. 道路改造拆除")
+
+    @field_validator("reason")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return _no_nul(value)
+
+
+class SeriesPoint(BaseModel):
+    at: datetime
+    value: float
+
+
+class SeriesBucket(BaseModel):
+    start: datetime
+    end: datetime
+    count: int
+    min: float
+    max: float
+    mean: float
+
+
+class SeriesRead(BaseModel):
+    """A metric's readings over a window: every reading when they are few, else each bucket's lowest and highest
+    (in time order, so a spike is never averaged away)."""
+
+    sensor_code: str
+    metric: str
+    unit: str
+    start: datetime
+    end: datetime
+    count: int = Field(description="readings in the window")
+    downsampled: bool
+    points: list[SeriesPoint] = Field(description="what to draw, in time order")
+    buckets: list[SeriesBucket] = Field(description="per bucket: count, min, max, mean (empty buckets left out)")

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, insert, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, false, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cityhub.auth.scope import Scope
 from cityhub.config import get_settings
 from cityhub.db import upsert_insert, utcnow
-from cityhub.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, ValidationFailed
 from cityhub.monitoring.models import Alarm, AlarmEvent, AlarmRule, Reading, RuleState, Sensor
 from cityhub.monitoring.rules import (
     AlarmState,
@@ -46,6 +46,7 @@ from cityhub.monitoring.schemas import (
     SensorCreate,
     SensorUpdate,
 )
+from cityhub.monitoring.series import Series, downsample
 from cityhub.monitoring.settings import get_monitoring_settings
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import service as orders
@@ -137,11 +138,17 @@ def create_sensor(session: Session, *, data: SensorCreate) -> Sensor:
     return sensor
 
 
-def update_sensor(session: Session, *, code: str, data: SensorUpdate) -> Sensor:
-    """Change a sensor; a new position or unit places it again."""
+def update_sensor(session: Session, *, code: str, data: SensorUpdate, actor: orders.Actor = orders.SYSTEM) -> Sensor:
+    """Change a sensor; a new position or unit places it again. ``active`` retires or reactivates it (as
+    :func:`retire` and :func:`reactivate` do)."""
     sensor = require_sensor(session, code=code)
     changes = data.model_dump(exclude_unset=True)
     unit_code = changes.pop("unit_code", None)
+    active = changes.pop("active", None)
+    if active is False and sensor.active:
+        retire(session, code=code, actor=actor)
+    elif active is True and not sensor.active:
+        reactivate(session, code=code, actor=actor)
     for name, value in changes.items():
         setattr(sensor, name, value)
     if (sensor.lat is None) != (sensor.lng is None):
@@ -150,6 +157,66 @@ def update_sensor(session: Session, *, code: str, data: SensorUpdate) -> Sensor:
         _place_sensor(session, sensor, unit_code)
     session.flush()
     return sensor
+
+
+def _lock_sensor(session: Session, code: str) -> Sensor:
+    """The sensor, its row locked on PostgreSQL as ingestion locks it: a retirement and a batch of its readings
+    happen one after the other."""
+    query = select(Sensor).where(Sensor.code == code)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    sensor = session.scalars(query).one_or_none()
+    if sensor is None:
+        raise NotFound(f"sensor '{code}' not found")
+    return sensor
+
+
+def retire(
+    session: Session,
+    *,
+    code: str,
+    actor: orders.Actor,
+    reason: str | None = None,
+    scope: ColumnElement[bool] | None = None,
+) -> Sensor:
+    """Retire a sensor (停用: removed from the street). Its readings and alarms stay; its open alarms are cleared as
+    a person clears them, with the reason in their trail and on their orders; it accepts no readings until
+    reactivated. Conflict when it is retired already."""
+    if scope is not None and not list_sensors(session, scope=scope, code=code, limit=1):
+        raise NotFound(f"sensor '{code}' not found")
+    sensor = _lock_sensor(session, code)
+    if not sensor.active:
+        raise Conflict(f"sensor '{code}' is retired already", details={"field": "code"})
+    note = "监测点停用" + (f"：{reason}" if reason else "")
+    open_ids = session.scalars(
+        select(Alarm.id).where(Alarm.sensor_id == sensor.id, Alarm.open_key.is_not(None)).order_by(Alarm.id)
+    ).all()
+    for alarm_id in open_ids:
+        clear(session, alarm_id=alarm_id, actor=actor, note=note)
+    sensor.active = False
+    sensor.retired_at, sensor.retired_by, sensor.retired_reason = utcnow(), actor.name, reason
+    session.flush()
+    return sensor
+
+
+def reactivate(session: Session, *, code: str, actor: orders.Actor, scope: ColumnElement[bool] | None = None) -> Sensor:
+    """Put a retired sensor back in service (启用): it accepts readings again. Conflict when it is in service."""
+    if scope is not None and not list_sensors(session, scope=scope, code=code, limit=1):
+        raise NotFound(f"sensor '{code}' not found")
+    sensor = _lock_sensor(session, code)
+    if sensor.active:
+        raise Conflict(f"sensor '{code}' is in service, not retired", details={"field": "code"})
+    log.info("sensor %s reactivated by %s (retired %s)", code, actor.name, sensor.retired_at)
+    sensor.active = True
+    sensor.retired_at = sensor.retired_by = sensor.retired_reason = None
+    session.flush()
+    return sensor
+
+
+def retired_message(sensor: Sensor) -> str:
+    """Why a retired sensor's reading is refused, naming the sensor."""
+    since = f" since {_local(sensor.retired_at)}" if sensor.retired_at else ""
+    return f"sensor '{sensor.code}' is retired{since}; reactivate it to accept readings"
 
 
 def sensor_scope(scope: Scope) -> ColumnElement[bool] | None:
@@ -363,7 +430,7 @@ def check_readings(
             bad.append(RejectedReading(index=index, field="sensor_code", message=f"unknown sensor '{code}'"))
             continue
         if not sensor.active:
-            bad.append(RejectedReading(index=index, field="sensor_code", message=f"sensor '{code}' is inactive"))
+            bad.append(RejectedReading(index=index, field="sensor_code", message=retired_message(sensor)))
             continue
         metric = item.get("metric")
         if metric in (None, "") and len(sensor.metrics) == 1:
@@ -644,13 +711,9 @@ def opens_order(rule: AlarmRule) -> bool:
     return rule.opens_order and Severity(rule.severity).rank >= floor.rank
 
 
-def _notify_raised(session: Session, alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> None:
-    """The ``alarm`` notification through the outbox, in this transaction: subscriptions of the sensor's responsible
-    unit, street or community, or of every unit (the order it opened is notified as any order too: dispatch)."""
-    from cityhub.notify.service import on_alarm_raised
-
-    payload = {
-        "action": "alarm_raised",
+def _alarm_payload(alarm: Alarm, sensor: Sensor, rule: AlarmRule, action: str) -> dict[str, Any]:
+    return {
+        "action": action,
         "alarm_id": alarm.id,
         "sensor": {"code": sensor.code, "name": sensor.name, "kind": sensor.kind, "address": sensor.address},
         "rule": {"id": rule.id, "name": rule.name},
@@ -662,8 +725,18 @@ def _notify_raised(session: Session, alarm: Alarm, sensor: Sensor, rule: AlarmRu
         "unit": sensor.metrics.get(alarm.metric, ""),
         "at": alarm.raised_at.isoformat(),
     }
+
+
+def _notify_raised(session: Session, alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> None:
+    """The ``alarm`` notification through the outbox, in this transaction: subscriptions of the sensor's responsible
+    unit, street or community, or of every unit (the order it opened is notified as any order too: dispatch)."""
+    from cityhub.notify.service import on_alarm_raised
+
     on_alarm_raised(
-        session, order_id=alarm.order_id, units=(sensor.unit_id, sensor.street_id, sensor.community_id), payload=payload
+        session,
+        order_id=alarm.order_id,
+        units=(sensor.unit_id, sensor.street_id, sensor.community_id),
+        payload=_alarm_payload(alarm, sensor, rule, "alarm_raised"),
     )
 
 
@@ -681,9 +754,10 @@ def _close(
     session.flush()
     _event(session, alarm, "cleared", actor=actor, at=at, note=note, value=value)
     if alarm.order_id is not None:
-        who = "系统（监测值已恢复）" if actor.user_id is None else actor.name
+        # An automatic clear carries the reading that recovered; a person's (or a tool's, or a retirement's) none.
+        who = "系统（监测值已恢复）" if value is not None else actor.name
         text = f"监测报警已解除：{who}，{_local(at)}" + (f"，当前值 {value:g}" if value is not None else "")
-        if note and actor.user_id is not None:
+        if note and value is None:
             text += f"。说明：{note}"
         orders.act(session, order_id=alarm.order_id, action="comment", actor=actor, params={"text": text})
 
@@ -863,6 +937,7 @@ def alarm_view(
             "order_id",
             "acknowledged_at",
             "acknowledged_by",
+            "escalated_at",
             "cleared_at",
             "cleared_by",
         )
@@ -944,6 +1019,100 @@ def clear(
     return alarm
 
 
+# ------------------------------------------------------------------------------------------------- escalation
+
+URGENCY_ABOVE = {"normal": "urgent", "urgent": "critical"}
+
+
+def escalate_after(rule_minutes: int | None, default: int) -> int | None:
+    """Minutes after which an active alarm of a rule is escalated: the rule's own, else the default; None: never."""
+    minutes = default if rule_minutes is None else rule_minutes
+    return minutes if minutes > 0 else None
+
+
+def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, int]:
+    """Escalate (升级) every alarm still active — not acknowledged, not cleared — longer after it was raised than its
+    rule's ``escalate_after_minutes`` (else ``CITYHUB_ALARM_ESCALATE_AFTER_MINUTES``): once per alarm, claimed in
+    one UPDATE (``escalated_at``), then an ``escalated`` event in its trail, an escalation on the ``alarm`` topic and
+    its order, when still open, escalated through the life cycle with its urgency one step higher (audited)."""
+    from cityhub.workorders.lifecycle import OPEN_STATES, Action
+
+    now = now or utcnow()
+    default = get_monitoring_settings().alarm_escalate_after_minutes
+    groups: dict[int, list[int]] = defaultdict(list)
+    for rule_id, minutes in session.execute(select(AlarmRule.id, AlarmRule.escalate_after_minutes)):
+        after = escalate_after(minutes, default)
+        if after is not None:
+            groups[after].append(rule_id)
+    if not groups:
+        return {"escalated": 0, "orders_escalated": 0}
+    due = or_(
+        *(
+            and_(Alarm.rule_id.in_(ids), Alarm.raised_at <= now - timedelta(minutes=minutes))
+            for minutes, ids in sorted(groups.items())
+        )
+    )
+    # The claim: a second run (or worker) finds them escalated; an acknowledgement committed first keeps one out.
+    claimed = session.scalars(
+        update(Alarm)
+        .where(Alarm.state == AlarmState.ACTIVE.value, Alarm.escalated_at.is_(None), due)
+        .values(escalated_at=now)
+        .returning(Alarm.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if not claimed:
+        return {"escalated": 0, "orders_escalated": 0}
+    rows = session.execute(
+        select(Alarm, Sensor, AlarmRule)
+        .join(Sensor, Sensor.id == Alarm.sensor_id)
+        .join(AlarmRule, AlarmRule.id == Alarm.rule_id)
+        .where(Alarm.id.in_(sorted(claimed)))
+        .order_by(Alarm.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    escalated_orders = 0
+    for alarm, sensor, rule in rows:
+        minutes = escalate_after(rule.escalate_after_minutes, default) or 0
+        extra: dict[str, Any] = {"after_minutes": minutes}
+        order = session.get(Order, alarm.order_id) if alarm.order_id is not None else None
+        if order is not None and order.state in OPEN_STATES:
+            before = str(order.urgency)
+            params: dict[str, Any] = {
+                "reason": f"监测报警 #{alarm.id}（{sensor.name}）超过 {minutes} 分钟未确认，自动升级",
+                "alarm_id": alarm.id,
+            }
+            if before in URGENCY_ABOVE:
+                params["urgency"] = URGENCY_ABOVE[before]
+            try:
+                # A savepoint: an order the life cycle refuses costs its own escalation, not the whole run's
+                # (which would fail again at every interval).
+                with session.begin_nested():
+                    orders.act(session, order_id=order.id, action=Action.ESCALATE, actor=orders.SYSTEM, params=params)
+            except CityhubError as exc:
+                log.warning("alarm %s escalated; its order %s not: %s", alarm.id, order.id, exc)
+                extra |= {"order_id": order.id, "order_error": str(exc)}
+            else:
+                extra |= {"order_id": order.id, "urgency_from": before, "urgency_to": str(order.urgency)}
+                escalated_orders += 1
+        note = f"超过 {minutes} 分钟未确认，已升级"
+        _event(session, alarm, "escalated", actor=orders.SYSTEM, at=now, note=note, **extra)
+        from cityhub.notify.service import on_alarm_raised
+
+        payload = _alarm_payload(alarm, sensor, rule, "alarm_escalated") | {
+            "escalation": True,
+            "escalated_at": now.isoformat(),
+            "after_minutes": minutes,
+        }
+        on_alarm_raised(
+            session,
+            order_id=alarm.order_id,
+            units=(sensor.unit_id, sensor.street_id, sensor.community_id),
+            payload=payload,
+        )
+    session.flush()
+    return {"escalated": len(rows), "orders_escalated": escalated_orders}
+
+
 def readings_of(
     session: Session, *, sensor: Sensor, metric: str | None = None, since: datetime | None = None, limit: int = 500
 ) -> list[Reading]:
@@ -956,6 +1125,56 @@ def readings_of(
     if since:
         query = query.where(Reading.measured_at >= since)
     return list(session.scalars(query))
+
+
+# The chart windows of a sensor's page (24 小时, 7 天, 30 天) and the buckets a series is cut into by default.
+WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+SERIES_BUCKETS = 240
+SERIES_MAX_BUCKETS = 2000
+SERIES_MAX_SPAN = timedelta(days=400)
+
+
+def series_of(
+    session: Session, *, sensor: Sensor, metric: str, start: datetime, end: datetime, buckets: int = SERIES_BUCKETS
+) -> Series:
+    """A metric's readings in ``[start, end]``, downsampled to at most ``buckets`` buckets (min and max of each)."""
+    if metric not in sensor.metrics:
+        known = ", ".join(sensor.metrics)
+        raise ValidationFailed(
+            f"sensor '{sensor.code}' has no metric {metric!r} (it has {known})", details={"field": "metric"}
+        )
+    for name, at in (("from", start), ("to", end)):
+        if at.tzinfo is None:
+            raise ValidationFailed(f"{name} must carry a time zone", details={"field": name})
+    if end <= start:
+        raise ValidationFailed("'to' must be after 'from'", details={"field": "to"})
+    if end - start > SERIES_MAX_SPAN:
+        raise ValidationFailed(f"at most {SERIES_MAX_SPAN.days} days in one series", details={"field": "from"})
+    if not 1 <= buckets <= SERIES_MAX_BUCKETS:
+        raise ValidationFailed(f"buckets must be 1 to {SERIES_MAX_BUCKETS}", details={"field": "buckets"})
+    # Two columns in time order through the (sensor, metric, time) unique index; a month of minute readings is
+    # some 43,000 rows, bucketed here in one pass.
+    rows = session.execute(
+        select(Reading.measured_at, Reading.value)
+        .where(
+            Reading.sensor_id == sensor.id,
+            Reading.metric == metric,
+            Reading.measured_at >= start,
+            Reading.measured_at <= end,
+        )
+        .order_by(Reading.measured_at)
+    )
+    return downsample(((at, value) for at, value in rows), start=start, end=end, buckets=buckets)
+
+
+def thresholds_of(session: Session, *, sensor: Sensor, metric: str) -> list[tuple[AlarmRule, RuleSpec]]:
+    """The active rules applying to a sensor's metric, with their limits for this sensor (capacity applied)."""
+    found = []
+    for rule in rules_for(list_rules(session, active=True), sensor, metric):
+        spec = _spec(rule, sensor)
+        if spec is not None:
+            found.append((rule, spec))
+    return found
 
 
 def open_alarm_counts(session: Session, sensor_ids: Iterable[int]) -> dict[int, int]:
@@ -1057,7 +1276,14 @@ def import_sensors(session: Session, *, rows: Sequence[tuple[int, Mapping[str, s
                 update_sensor(
                     session,
                     code=data.code,
-                    data=SensorUpdate.model_validate(data.model_dump(exclude={"code", "kind", "metrics"})),
+                    # An empty active column leaves a known sensor as it is: re-importing an old file does not
+                    # put a retired sensor back in service.
+                    data=SensorUpdate.model_validate(
+                        data.model_dump(
+                            exclude={"code", "kind", "metrics"}
+                            | (set() if raw.get("active", "").strip() else {"active"})
+                        )
+                    ),
                 )
                 report.updated += 1
         except (ValidationFailed, Conflict) as exc:

@@ -1,4 +1,4 @@
-"""Settings of monitoring (readings' time tolerance, batch size)."""
+"""Settings of monitoring (readings' time tolerance, batch size, alarm escalation)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,17 @@ class MonitoringSettings(BaseSettings):
         ge=1,
         description="Most readings one API request may carry (a larger batch is refused whole, 413); files through "
         "the CLI are read in batches of this size.",
+    )
+    alarm_escalate_after_minutes: int = Field(
+        30,
+        ge=0,
+        le=7 * 24 * 60,
+        description="An alarm still active (not acknowledged) this many minutes after it was raised is escalated "
+        "once: an event in its trail, an escalation notification on the alarm topic, its order's urgency raised. A "
+        "rule's own escalate_after_minutes takes precedence; 0: never (for rules without their own).",
+    )
+    alarm_escalation_interval: int = Field(
+        60, ge=5, le=86_400, description="Seconds between two runs of the alarm-escalation job."
     )
 
 

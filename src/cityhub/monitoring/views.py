@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, status
@@ -13,9 +13,10 @@ from cityhub.api.deps import CurrentActor, CurrentPrincipal, DbSession, Paging, 
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import scope_of
-from cityhub.errors import NotFound, PermissionDenied, ValidationFailed
+from cityhub.db import utcnow
+from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cityhub.monitoring import service
-from cityhub.monitoring.rules import AlarmState, SensorKind, Severity
+from cityhub.monitoring.rules import AlarmState, SensorKind, SensorStatus, Severity
 from cityhub.monitoring.schemas import (
     AlarmAction,
     AlarmEventRead,
@@ -28,7 +29,11 @@ from cityhub.monitoring.schemas import (
     RuleUpdate,
     SensorCreate,
     SensorRead,
+    SensorRetire,
     SensorUpdate,
+    SeriesBucket,
+    SeriesPoint,
+    SeriesRead,
 )
 from cityhub.monitoring.settings import get_monitoring_settings
 from cityhub.sharing.http import MeteredDb, MeteredRoute, authorize
@@ -88,11 +93,19 @@ def list_sensors(
     principal: CurrentPrincipal,
     page: Paging,
     kind: SensorKind | None = None,
-    active: bool | None = None,
+    status_: Annotated[
+        SensorStatus, Query(alias="status", description="in service (default), retired (停用), or all")
+    ] = SensorStatus.ACTIVE,
 ) -> list[SensorRead]:
-    """Sensors in the caller's area (a street: its own and its communities'), by code, with their latest reading."""
+    """Sensors in the caller's area (a street: its own and its communities'), by code, with their latest reading;
+    those in service unless ``status`` says otherwise."""
     rows = service.list_sensors(
-        db, kind=kind, active=active, scope=_scope(db, principal), limit=page.limit, offset=page.offset
+        db,
+        kind=kind,
+        active=status_.active,
+        scope=_scope(db, principal),
+        limit=page.limit,
+        offset=page.offset,
     )
     return [SensorRead.model_validate(s) for s in rows]
 
@@ -117,8 +130,68 @@ def get_sensor(code: str, db: DbSession, principal: CurrentPrincipal) -> SensorR
 
 
 @router.patch("/{code}", response_model=SensorRead, dependencies=[MANAGE])
-def update_sensor(code: str, body: SensorUpdate, db: DbSession) -> SensorRead:
-    return SensorRead.model_validate(service.update_sensor(db, code=code, data=body))
+def update_sensor(code: str, body: SensorUpdate, db: DbSession, actor: CurrentActor) -> SensorRead:
+    """Change a sensor; ``active`` false retires it and true reactivates it, as the two actions below do."""
+    return SensorRead.model_validate(service.update_sensor(db, code=code, data=body, actor=actor))
+
+
+@router.post("/{code}/retire", response_model=SensorRead, dependencies=[MANAGE])
+def retire_sensor(
+    code: str, db: DbSession, principal: CurrentPrincipal, actor: CurrentActor, body: SensorRetire | None = None
+) -> SensorRead:
+    """Retire a sensor removed from the street (停用): its history stays, its open alarms are cleared (the reason in
+    their trail and on their orders), its readings are refused (409) until it is reactivated, and it leaves the map
+    and the lists (``status=retired`` shows it). 409 when it is retired already."""
+    sensor = service.retire(
+        db, code=code, actor=actor, reason=body.reason if body else None, scope=_scope(db, principal)
+    )
+    return SensorRead.model_validate(sensor)
+
+
+@router.post("/{code}/reactivate", response_model=SensorRead, dependencies=[MANAGE])
+def reactivate_sensor(code: str, db: DbSession, principal: CurrentPrincipal, actor: CurrentActor) -> SensorRead:
+    """Put a retired sensor back in service (启用); 409 when it is in service."""
+    return SensorRead.model_validate(service.reactivate(db, code=code, actor=actor, scope=_scope(db, principal)))
+
+
+@router.get("/{code}/series", response_model=SeriesRead, dependencies=[READ])
+def sensor_series(
+    code: str,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    metric: Annotated[str | None, Query(max_length=40, description="default: the sensor's only metric")] = None,
+    from_: Annotated[datetime | None, Query(alias="from", description="ISO 8601 with zone; default: to − 24 h")] = None,
+    to: Annotated[datetime | None, Query(description="ISO 8601 with zone; default: now")] = None,
+    buckets: Annotated[int, Query(ge=1, le=service.SERIES_MAX_BUCKETS)] = service.SERIES_BUCKETS,
+) -> SeriesRead:
+    """A metric's readings over a window for a chart: every reading when there are at most two per bucket, else each
+    bucket's lowest and highest reading at their own times (a spike is kept), with per-bucket count, min, max and
+    mean. At most 400 days."""
+    sensor = _visible_sensor(db, principal, code)
+    if metric is None:
+        if len(sensor.metrics) != 1:
+            raise ValidationFailed(
+                f"sensor '{code}' has several metrics ({', '.join(sensor.metrics)}): name one",
+                details={"field": "metric"},
+            )
+        metric = next(iter(sensor.metrics))
+    end = to or utcnow()
+    start = from_ or end - timedelta(hours=24)
+    series = service.series_of(db, sensor=sensor, metric=metric, start=start, end=end, buckets=buckets)
+    return SeriesRead(
+        sensor_code=sensor.code,
+        metric=metric,
+        unit=sensor.metrics.get(metric, ""),
+        start=start,
+        end=end,
+        count=series.count,
+        downsampled=series.downsampled,
+        points=[SeriesPoint(at=at, value=value) for at, value in series.points],
+        buckets=[
+            SeriesBucket(start=b.start, end=b.end, count=b.count, min=b.min, max=b.max, mean=b.mean)
+            for b in series.buckets
+        ],
+    )
 
 
 @router.get("/{code}/readings", dependencies=[READ])
@@ -146,10 +219,13 @@ def push_batch(body: ReadingsIn, db: MeteredDb, _writer: Writer) -> IngestResult
 
 @readings_router.post("/{code}/readings", response_model=IngestResult)
 def push_readings(code: str, body: ReadingsIn, db: MeteredDb, _writer: Writer) -> IngestResult:
-    """Readings of one sensor (items need not repeat its code)."""
+    """Readings of one sensor (items need not repeat its code); 409 for a retired sensor."""
     _check_size(body)
-    if service.get_sensor(db, code=code) is None:
+    sensor = service.get_sensor(db, code=code)
+    if sensor is None:
         raise NotFound(f"sensor '{code}' not found")
+    if not sensor.active:
+        raise Conflict(service.retired_message(sensor), details={"field": "code", "sensor_code": code})
     return service.ingest(db, items=body.readings, sensor_code=code)
 
 

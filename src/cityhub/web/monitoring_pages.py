@@ -4,6 +4,8 @@ they see orders (``monitoring.service.sensor_scope``); the same service calls as
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,10 +16,13 @@ from sqlalchemy.orm import Session
 from cityhub.api.deps import DbSession
 from cityhub.auth import permissions
 from cityhub.auth.scope import scope_of
-from cityhub.errors import CityhubError, InvalidTransition, NotFound
-from cityhub.monitoring import service
-from cityhub.monitoring.rules import SensorKind
+from cityhub.config import get_settings
+from cityhub.db import utcnow
+from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound
+from cityhub.monitoring import chart, service
+from cityhub.monitoring.rules import SensorKind, SensorStatus
 from cityhub.monitoring.schemas import RuleCreate, RuleUpdate
+from cityhub.monitoring.settings import get_monitoring_settings
 from cityhub.org.service import unit_directory
 from cityhub.web import support
 from cityhub.web.forms import field_errors, saved
@@ -38,7 +43,11 @@ def monitoring_page(request: Request, db: DbSession) -> Response:
     scope = service.sensor_scope(scope_of(db, principal))
     alarms, more_alarms = service.list_alarms(db, active=True, kind=kind, scope=scope, limit=ALARMS_SHOWN)
     recent, _ = service.list_alarms(db, active=False, kind=kind, scope=scope, limit=10)
-    sensors = service.list_sensors(db, kind=kind, scope=scope, limit=SENSORS_SHOWN)
+    try:
+        status = SensorStatus(request.query_params.get("status") or "active")
+    except ValueError:
+        status = SensorStatus.ACTIVE
+    sensors = service.list_sensors(db, kind=kind, active=status.active, scope=scope, limit=SENSORS_SHOWN)
     open_counts = service.open_alarm_counts(db, [s.id for s in sensors])
     units = unit_directory(db)
     return render(
@@ -47,6 +56,8 @@ def monitoring_page(request: Request, db: DbSession) -> Response:
         principal=principal,
         kinds=[k.value for k in SensorKind],
         kind=kind or "",
+        status=status.value,
+        statuses=[s.value for s in SensorStatus],
         alarms=alarms,
         more_alarms=more_alarms,
         recent=recent,
@@ -56,6 +67,127 @@ def monitoring_page(request: Request, db: DbSession) -> Response:
         critical=sum(1 for a in alarms if a["severity"] == "critical"),
         can_handle=permissions.allows(principal.role, permissions.ALARMS_HANDLE),
     )
+
+
+# --------------------------------------------------------------------------------------------- sensor page
+
+ALARMS_ON_SENSOR = 50
+LATEST_SHOWN = 20
+
+
+def _gap(points: list[tuple[datetime, float]], width: timedelta) -> timedelta:
+    """How long a silence breaks the line: three buckets, or three of the sensor's usual intervals if longer (an
+    hourly gauge over a day is a line, not 24 dots)."""
+    steps = sorted(b[0] - a[0] for a, b in pairwise(points))
+    usual = steps[len(steps) // 2] if steps else timedelta(0)
+    return max(width, usual) * 3
+
+
+def _sensor_charts(db: Session, t: Any, sensor: Any, window: str, alarms: list[dict[str, Any]]) -> list[Any]:
+    end = utcnow()
+    start = end - service.WINDOWS[window]
+    tz = get_settings().tz
+    charts = []
+    for metric, unit in sensor.metrics.items():
+        series = service.series_of(db, sensor=sensor, metric=metric, start=start, end=end)
+        lines = []
+        for _rule, spec in service.thresholds_of(db, sensor=sensor, metric=metric):
+            lines.append(chart.Threshold(spec.threshold, t("mon.chart.threshold", value=f"{spec.threshold:g}{unit}")))
+            if spec.clear_threshold is not None and spec.clear_threshold != spec.threshold:
+                label = t("mon.chart.clear_threshold", value=f"{spec.clear_threshold:g}{unit}")
+                lines.append(chart.Threshold(spec.clear_threshold, label, kind="clear"))
+        marks = [
+            chart.AlarmMark(a["raised_at"], a["rule_name"], a["severity"], a["escalated_at"] is not None, a["id"])
+            for a in alarms
+            if a["metric"] == metric
+        ]
+        drawn = chart.build(
+            series.points,
+            start=start,
+            end=end,
+            tz=tz,
+            thresholds=lines,
+            alarms=marks,
+            gap=_gap(series.points, series.bucket_width),
+        )
+        charts.append(
+            {
+                "metric": metric,
+                "unit": unit,
+                "chart": drawn,
+                "count": series.count,
+                "downsampled": series.downsampled,
+                "low": min((v for _, v in series.points), default=None),
+                "high": max((v for _, v in series.points), default=None),
+            }
+        )
+    return charts
+
+
+@router.get("/monitoring/sensors/{code}", response_class=HTMLResponse)
+def sensor_page(request: Request, db: DbSession, code: str) -> Response:
+    """One sensor (监测点): its facts, a chart per metric over 24 小时 / 7 天 / 30 天 with the rules' thresholds and the
+    alarms raised, the latest readings, its alarms (open first) with their trail and orders. 404 outside the
+    user's area, as the API."""
+    principal = support.require_user(request, db, permissions.ALARMS_READ)
+    scope = service.sensor_scope(scope_of(db, principal))
+    found = service.list_sensors(db, scope=scope, code=code, limit=1)
+    if not found:
+        raise PageError(404, "err.page_not_found")
+    sensor = found[0]
+    window = request.query_params.get("window") or "24h"
+    if window not in service.WINDOWS:
+        window = "24h"
+    alarms, more_alarms = service.list_alarms(db, sensor_code=code, limit=ALARMS_ON_SENSOR)
+    alarms.sort(key=lambda a: a["state"] == "cleared")  # open first; stable: newest first within each
+    events: dict[int, list[Any]] = {a["id"]: service.alarm_events(db, alarm_id=a["id"]) for a in alarms}
+    units = unit_directory(db)
+    t = support.translator(request)
+    return render(
+        request,
+        "monitoring_sensor.html",
+        principal=principal,
+        sensor=sensor,
+        window=window,
+        windows=list(service.WINDOWS),
+        charts=_sensor_charts(db, t, sensor, window, alarms),
+        readings=service.readings_of(db, sensor=sensor, limit=LATEST_SHOWN),
+        alarms=alarms,
+        more_alarms=more_alarms,
+        events=events,
+        unit_names={u.id: u.name for u in units.values()},
+        can_handle=permissions.allows(principal.role, permissions.ALARMS_HANDLE),
+        can_manage=permissions.allows(principal.role, permissions.SENSORS_MANAGE),
+    )
+
+
+def _sensor_action(request: Request, db: Any, form: Any, code: str, action: str) -> Response:
+    principal = support.require_user(request, db, permissions.SENSORS_MANAGE, form=form)
+    scope = service.sensor_scope(scope_of(db, principal))
+    back = f"/monitoring/sensors/{code}"
+    try:
+        if action == "retire":
+            service.retire(db, code=code, actor=principal.actor, reason=form.text("reason"), scope=scope)
+        else:
+            service.reactivate(db, code=code, actor=principal.actor, scope=scope)
+        db.commit()
+    except NotFound:
+        raise PageError(404, "err.page_not_found") from None
+    except Conflict:
+        db.rollback()
+        return support.redirect(back, flash=("mon.sensor_unchanged", {"code": code}))
+    done = "mon.sensor_retired" if action == "retire" else "mon.sensor_reactivated"
+    return support.redirect(back, flash=(done, {"code": code}))
+
+
+@router.post("/monitoring/sensors/{code}/retire", response_class=HTMLResponse)
+def retire_sensor(request: Request, db: DbSession, code: str, form: FormBody) -> Response:
+    return _sensor_action(request, db, form, code, "retire")
+
+
+@router.post("/monitoring/sensors/{code}/reactivate", response_class=HTMLResponse)
+def reactivate_sensor(request: Request, db: DbSession, code: str, form: FormBody) -> Response:
+    return _sensor_action(request, db, form, code, "reactivate")
 
 
 def _handle(request: Request, db: Any, form: Any, alarm_id: int, action: str) -> Response:
@@ -101,6 +233,7 @@ RULE_FIELDS = (
     "opens_order",
     "category",
     "urgency",
+    "escalate_after_minutes",
     "active",
 )
 
@@ -121,6 +254,7 @@ def _rule_values(rule: Any) -> dict[str, str]:
         "opens_order": "1" if rule.opens_order else "",
         "category": rule.category or "",
         "urgency": rule.urgency,
+        "escalate_after_minutes": "" if rule.escalate_after_minutes is None else str(rule.escalate_after_minutes),
         "active": "1" if rule.active else "",
     }
 
@@ -141,6 +275,8 @@ def _rule_payload(form: Any, *, new: bool) -> dict[str, Any]:
         "opens_order": form.get("opens_order") == "1",
         "category": form.text("category"),
         "urgency": form.get("urgency"),
+        # Empty: the default time (CITYHUB_ALARM_ESCALATE_AFTER_MINUTES); 0: never.
+        "escalate_after_minutes": form.text("escalate_after_minutes"),
         "active": form.get("active") == "1",
     }
     if new:
@@ -179,6 +315,7 @@ def _rules_page(
         errors=errors or {},
         editing=editing,
         edit_values={r.id: _rule_values(r) for r in rules},
+        escalate_default=get_monitoring_settings().alarm_escalate_after_minutes,
     )
 
 

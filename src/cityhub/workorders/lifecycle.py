@@ -101,6 +101,7 @@ class OrderView:
     assists: Mapping[int, AssistStatus] = field(default_factory=dict)
     order_id: int | None = None
     consultation: bool = False  # a consultation (咨询): the only appeal answered instantly (秒回)
+    urgency: str | None = None  # normal, urgent (紧急), critical (特急)
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,21 @@ def _consultation(view: OrderView, _params: Params) -> str | None:
     return None if view.consultation else "only consultations are answered instantly"
 
 
+# Urgencies from the lowest; an escalation may raise an order's urgency, never lower it.
+URGENCY_RANK = ("normal", "urgent", "critical")
+
+
+def _raises_urgency(view: OrderView, params: Params) -> str | None:
+    wanted = params.get("urgency")
+    if wanted is None:
+        return None
+    if wanted not in URGENCY_RANK:
+        return f"unknown urgency {wanted!r} (one of {', '.join(URGENCY_RANK)})"
+    if view.urgency in URGENCY_RANK and URGENCY_RANK.index(wanted) <= URGENCY_RANK.index(view.urgency):
+        return f"an escalation raises the urgency: the order is already {view.urgency}"
+    return None
+
+
 def _not_self(view: OrderView, params: Params) -> str | None:
     if view.order_id is not None and params.get("master_id") == view.order_id:
         return "an order cannot be merged into itself"
@@ -272,7 +288,8 @@ TRANSITIONS: dict[Action, Rule] = {
     ),
     Action.REJECT_EXTENSION: Rule(WORKING_STATES | {State.SUSPENDED}, None, ("reason",), (_pending_extension,)),
     Action.URGE: Rule(_OPEN_NOT_RECEIVED, None),
-    Action.ESCALATE: Rule(OPEN_STATES, None, ("reason",)),
+    # 升级: one level up, optionally with a higher urgency (a monitoring alarm left unacknowledged).
+    Action.ESCALATE: Rule(OPEN_STATES, None, ("reason",), (_raises_urgency,)),
     Action.ASSIGN: Rule(OPEN_STATES, _assign_target, (), (), SlaEffect.START),
     Action.SUSPEND: Rule(WORKING_STATES, State.SUSPENDED, ("reason",), sla=SlaEffect.PAUSE),
     Action.RESUME: Rule(_s(State.SUSPENDED), _resume_target, sla=SlaEffect.RESUME),
@@ -363,6 +380,8 @@ def apply(view: OrderView, action: Action | str, params: Params | None = None) -
     if action == Action.ASSIGN and changes.get("lead_unit_id", view.lead_unit_id) == view.lead_unit_id:
         sla = None  # a leader's instruction on an order its unit already holds keeps the clock
     payload = {k: v for k, v in params.items() if not _missing(v)}
+    if "urgency" in changes:
+        payload["previous_urgency"] = view.urgency
     return Outcome(action, view.state, to_state, changes, sla, payload)
 
 
@@ -390,6 +409,8 @@ def _changes(view: OrderView, action: Action, to_state: State, params: Params) -
         changes["urge_count"] = "+1"
     if action == Action.ESCALATE:
         changes["escalation_level"] = "+1"
+        if params.get("urgency") is not None:
+            changes["urgency"] = params["urgency"]
     if action == Action.REPLY:
         changes["reply_text"] = params["text"]
     if action == Action.INSTANT_ANSWER:

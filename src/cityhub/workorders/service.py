@@ -36,7 +36,16 @@ from cityhub.workorders.lifecycle import (
     State,
     apply,
 )
-from cityhub.workorders.models import AppealType, Attachment, Category, Order, OrderAssist, OrderEvent, SlaStatus
+from cityhub.workorders.models import (
+    AppealType,
+    Attachment,
+    Category,
+    Order,
+    OrderAssist,
+    OrderEvent,
+    SlaStatus,
+    Urgency,
+)
 from cityhub.workorders.schemas import OrderCreate, OrderFilter
 
 
@@ -254,6 +263,7 @@ def view_of(order: Order) -> OrderView:
         assists={a.unit_id: AssistStatus(a.status) for a in order.assists},
         order_id=order.id,
         consultation=order.appeal_type == AppealType.CONSULTATION,
+        urgency=Urgency(order.urgency).value if order.urgency is not None else None,
     )
 
 
@@ -414,6 +424,8 @@ def _apply_changes(order: Order, outcome: Outcome, params: Mapping[str, Any], no
             _apply_assist(order, value["unit_id"], value["status"], params, now)
         elif value == "+1":
             setattr(order, name, (getattr(order, name) or 0) + 1)
+        elif name == "urgency":
+            order.urgency = Urgency(value)
         else:
             setattr(order, name, value)
     if outcome.action == Action.REQUEST_EXTENSION:

@@ -1,0 +1,20 @@
+"""The monitoring job, registered in :mod:`cityhub.jobs`: ``alarm-escalation`` escalates the alarms left
+unacknowledged past their rule's time (:func:`cityhub.monitoring.service.escalate_due`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cityhub.monitoring.settings import get_monitoring_settings
+
+
+def alarm_escalation(session: Session) -> dict[str, Any]:
+    from cityhub.monitoring.service import escalate_due
+
+    return dict(escalate_due(session))
+
+
+def interval() -> int:
+    return get_monitoring_settings().alarm_escalation_interval
