@@ -54,6 +54,9 @@ def test_a_manager_retires_and_reactivates_a_sensor_through_the_api(env: Env) ->
     assert [s["code"] for s in env.call("GET", "/sensors").json()] == ["WL-API-2"]
     assert [s["code"] for s in env.call("GET", "/sensors?status=retired").json()] == ["WL-API-1"]
     assert len(env.call("GET", "/sensors?status=all").json()) == 2
+    # The earlier filter still answers as it did.
+    assert [s["code"] for s in env.call("GET", "/sensors?active=false").json()] == ["WL-API-1"]
+    assert "WL-API-1" not in [s["code"] for s in env.call("GET", "/sensors?active=true").json()]
     assert env.call("GET", "/sensors?status=gone").status_code == 422
     assert env.call("GET", "/sensors/WL-API-1", "dsp").json()["active"] is False  # its page still reads it
     layer = env.call("GET", "/map/layers/sensors").json()

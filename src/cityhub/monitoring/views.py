@@ -96,13 +96,16 @@ def list_sensors(
     status_: Annotated[
         SensorStatus, Query(alias="status", description="in service (default), retired (停用), or all")
     ] = SensorStatus.ACTIVE,
+    active: Annotated[
+        bool | None, Query(deprecated=True, description="the earlier filter: true in service, false retired")
+    ] = None,
 ) -> list[SensorRead]:
     """Sensors in the caller's area (a street: its own and its communities'), by code, with their latest reading;
-    those in service unless ``status`` says otherwise."""
+    those in service unless ``status`` (or the earlier ``active``) says otherwise."""
     rows = service.list_sensors(
         db,
         kind=kind,
-        active=status_.active,
+        active=status_.active if active is None else active,
         scope=_scope(db, principal),
         limit=page.limit,
         offset=page.offset,
