@@ -14,11 +14,13 @@ from cityhub.onemap.views import router as map_router
 from cityhub.org.views import units_router, users_router
 from cityhub.sharing.views import router as sharing_router
 from cityhub.workorders.admin_views import calendar_router, categories_router, sla_router
+from cityhub.workorders.tracking_views import router as tracking_router
 from cityhub.workorders.views import router as orders_router
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(auth_router)
 api_router.include_router(orders_router)
+api_router.include_router(tracking_router)
 api_router.include_router(sharing_router)
 api_router.include_router(kb_router)
 api_router.include_router(kb_orders_router)

@@ -224,6 +224,28 @@ def _recent_failures(session: Session, column: InstrumentedAttribute[str], value
     return int(session.scalar(query) or 0)
 
 
+def check_attempts(
+    session: Session, *, key: str, client_ip: str, now: datetime, what: str = "logins", of: str = "this account"
+) -> None:
+    """Refuse (429, :class:`TooManyAttempts`) a caller with too many recent failures: from its address
+    (``login_max_per_ip``) or at ``key`` (``login_max_per_username``) within ``login_window_seconds``. Password
+    logins use it with the login name; the public progress lookup with ``track:<order number>``."""
+    settings = get_auth_settings()
+    since = now - timedelta(seconds=settings.login_window_seconds)
+    window = {"retry_after_seconds": settings.login_window_seconds}
+    if _recent_failures(session, LoginAttempt.client_ip, client_ip, since) >= settings.login_max_per_ip:
+        raise TooManyAttempts(f"too many failed {what} from this address; try again later", details=window)
+    if _recent_failures(session, LoginAttempt.username, key[:64], since) >= settings.login_max_per_username:
+        raise TooManyAttempts(f"too many failed {what} for {of}; try again later", details=window)
+
+
+def record_failed_attempt(session: Session, *, key: str, client_ip: str, now: datetime) -> None:
+    """Count one failure towards :func:`check_attempts` (the caller commits it, even when it then raises); attempts
+    older than a day are pruned here, which keeps the table small without a job."""
+    session.add(LoginAttempt(username=key[:64], client_ip=client_ip[:64], at=now, success=False))
+    session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - timedelta(days=1)))
+
+
 def login(
     session: Session,
     *,
@@ -241,14 +263,8 @@ def login(
     stops everything. Failures are committed even though an error is raised, so that counters survive the
     request's rollback.
     """
-    settings = get_auth_settings()
     now = now or utcnow()
-    since = now - timedelta(seconds=settings.login_window_seconds)
-    window = {"retry_after_seconds": settings.login_window_seconds}
-    if _recent_failures(session, LoginAttempt.client_ip, client_ip, since) >= settings.login_max_per_ip:
-        raise TooManyAttempts("too many failed logins from this address; try again later", details=window)
-    if _recent_failures(session, LoginAttempt.username, username, since) >= settings.login_max_per_username:
-        raise TooManyAttempts("too many failed logins for this account; try again later", details=window)
+    check_attempts(session, key=username, client_ip=client_ip, now=now)
     name = username[:64]
     locked_until = password_lockouts(session, usernames=[name], now=now).get(name)
     if locked_until is not None:
@@ -260,11 +276,10 @@ def login(
     user = org.get_user_by_username(session, username=username)
     ok = passwords.verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.active:
-        session.add(LoginAttempt(username=name, client_ip=client_ip[:64], at=now, success=False))
+        record_failed_attempt(session, key=name, client_ip=client_ip, now=now)
         locked_until = _count_failure(session, name=name, now=now)
-        # Old attempts and counts only matter for a while; pruning them here keeps the tables small without a job.
+        # Old counts only matter for a while; pruning them here keeps the table small without a job.
         day_ago = now - timedelta(days=1)
-        session.execute(delete(LoginAttempt).where(LoginAttempt.at < day_ago))
         session.execute(
             delete(LoginLockout).where(
                 LoginLockout.last_failure_at < day_ago,

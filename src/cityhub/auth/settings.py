@@ -33,13 +33,27 @@ class AuthSettings(BaseSettings):
     )
     # Rate limit (429): failed attempts per username and per client IP within the window.
     login_window_seconds: int = Field(
-        300, ge=1, description="Window, in seconds, in which failed logins are counted for the rate limit (429)."
+        300,
+        ge=1,
+        description=(
+            "Window, in seconds, in which failed logins (and failed progress lookups, /track) are counted for the "
+            "rate limit (429)."
+        ),
     )
     login_max_per_username: int = Field(
-        10, ge=1, description="Failed logins per username within the window before further attempts get 429."
+        10,
+        ge=1,
+        description=(
+            "Failed logins per username (progress lookups: per order number) within the window before further "
+            "attempts get 429."
+        ),
     )
     login_max_per_ip: int = Field(
-        50, ge=1, description="Failed logins per client IP within the window before further attempts get 429."
+        50,
+        ge=1,
+        description=(
+            "Failed logins and progress lookups per client IP within the window before further attempts get 429."
+        ),
     )
     api_token_days: int = Field(
         365, ge=1, le=MAX_TOKEN_DAYS, description="Default lifetime, in days, of a personal API token."

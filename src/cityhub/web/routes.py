@@ -1123,6 +1123,7 @@ def install(app: FastAPI) -> None:
     from cityhub.web.monitoring_pages import router as monitoring_router
     from cityhub.web.rules_pages import router as rules_router
     from cityhub.web.sla_pages import router as sla_router
+    from cityhub.web.track_pages import router as track_router
     from cityhub.web.units_pages import router as units_router
     from cityhub.web.users_pages import router as users_router
 
@@ -1136,5 +1137,6 @@ def install(app: FastAPI) -> None:
     app.include_router(api_clients_router)
     app.include_router(units_router)
     app.include_router(monitoring_router)
+    app.include_router(track_router)
     app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
     vendor.warn_if_missing()

@@ -364,7 +364,8 @@ def check_login_csrf(request: Request, form: Form) -> bool:
     return bool(cookie and sent and secrets.compare_digest(cookie, sent)) and _same_origin(request)
 
 
-def set_login_csrf(response: Response, token: str) -> None:
+def set_login_csrf(response: Response, token: str, *, path: str = "/login") -> None:
+    """The token of an anonymous form (login, the progress lookup), in a cookie only that form's path receives."""
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         token,
@@ -372,7 +373,7 @@ def set_login_csrf(response: Response, token: str) -> None:
         httponly=True,
         secure=get_auth_settings().session_cookie_secure,
         samesite="strict",
-        path="/login",
+        path=path,
     )
 
 

@@ -1,0 +1,98 @@
+"""办理进度查询: the citizen's progress lookup and rating without an account (``/track``), over
+:mod:`cityhub.workorders.tracking` — the same service as ``POST /api/v1/track``.
+
+The forms carry a token matched by a cookie (as the login form's), so another site cannot post them; the answers
+show the citizen's own appeal and are never cached.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from cityhub.api.deps import DbSession
+from cityhub.auth.errors import TooManyAttempts
+from cityhub.auth.views import _client_ip
+from cityhub.errors import InvalidTransition, NotFound, ValidationFailed
+from cityhub.web import support
+from cityhub.web.support import FormBody, render
+from cityhub.workorders import tracking
+
+router = APIRouter(include_in_schema=False)
+PATH = "/track"
+
+
+def _page(request: Request, *, status_code: int = 200, **context: Any) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = render(request, "track.html", status_code=status_code, track_csrf=token, **context)
+    support.set_login_csrf(response, token, path=PATH)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _failure(request: Request, exc: Exception, number: str) -> Response:
+    if isinstance(exc, TooManyAttempts):
+        return _page(request, status_code=429, error="track.too_many", number=number)
+    if isinstance(exc, ValidationFailed):
+        field = (exc.details or {}).get("field", "")
+        return _page(request, status_code=422, error=f"track.missing_{field}", number=number)
+    return _page(request, status_code=404, error="track.not_found", number=number)
+
+
+@router.get(PATH, response_class=HTMLResponse)
+def track_form(request: Request) -> Response:
+    return _page(request, number=request.query_params.get("number", "")[:40])
+
+
+@router.post(PATH, response_class=HTMLResponse)
+def track_lookup(request: Request, db: DbSession, form: FormBody) -> Response:
+    number, phone = form.text("number") or "", form.text("phone") or ""
+    if not support.check_login_csrf(request, form):
+        return _page(request, status_code=403, error="track.expired", number=number)
+    try:
+        found = tracking.track(db, number=number, phone=phone, client_ip=_client_ip(request))
+    except (NotFound, ValidationFailed, TooManyAttempts) as exc:
+        return _failure(request, exc, number)
+    return _page(request, order=found, number=found.number, phone=phone)
+
+
+@router.post(PATH + "/rate", response_class=HTMLResponse)
+def track_rate(request: Request, db: DbSession, form: FormBody) -> Response:
+    number, phone = form.text("number") or "", form.text("phone") or ""
+    if not support.check_login_csrf(request, form):
+        return _page(request, status_code=403, error="track.expired", number=number)
+    satisfied = form.get("satisfied")
+    if satisfied not in ("1", "0"):
+        return _rated_again(request, db, number, phone, "track.choose")
+    try:
+        rated = tracking.rate(
+            db,
+            number=number,
+            phone=phone,
+            satisfied=satisfied == "1",
+            reason=form.text("reason"),
+            client_ip=_client_ip(request),
+        )
+        db.commit()
+    except ValidationFailed as exc:
+        if (exc.details or {}).get("field") == "reason":
+            return _rated_again(request, db, number, phone, "track.reason_needed")
+        return _failure(request, exc, number)
+    except InvalidTransition:
+        db.rollback()
+        return _rated_again(request, db, number, phone, "track.not_rateable")
+    except (NotFound, TooManyAttempts) as exc:
+        return _failure(request, exc, number)
+    return _page(request, order=rated, number=rated.number, phone=phone, notice="track.thanks")
+
+
+def _rated_again(request: Request, db: Any, number: str, phone: str, error: str) -> Response:
+    """The order's page again with what was wrong with the rating."""
+    try:
+        found = tracking.track(db, number=number, phone=phone, client_ip=_client_ip(request))
+    except (NotFound, ValidationFailed, TooManyAttempts) as exc:
+        return _failure(request, exc, number)
+    return _page(request, status_code=422, order=found, number=found.number, phone=phone, rate_error=error)

@@ -1,0 +1,168 @@
+"""Progress lookup and rating for the citizen who appealed (办理进度查询): the order number and the phone number given
+with the appeal, no account needed — what a hotline caller has after the call.
+
+A lookup shows the appeal as the citizen gave it, where it stands, which unit handles it, its time limit, the public
+milestones of its trail (received, dispatched to a unit, accepted, replied, rated, closed — never the internal notes,
+the people or the returns between units) and the reply. Once replied, the citizen rates it (满意 / 不满意, with a
+reason): the same audited callback action a hotline operator records, its actor named as the citizen with the last
+four digits of the phone.
+
+A wrong number and a wrong phone answer alike (no order reveals it exists), and every failure counts towards the
+same limits as failed password logins (:func:`cityhub.auth.service.check_attempts`: per address, and per order
+number), so the phone cannot be guessed by trying.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cityhub.db import utcnow
+from cityhub.errors import NotFound, ValidationFailed
+from cityhub.org.models import Unit
+from cityhub.workorders import service as orders
+from cityhub.workorders.lifecycle import Action, State
+from cityhub.workorders.models import Category, Order, OrderEvent
+
+# The trail's actions a citizen is shown (and the unit named, where the action concerns one).
+PUBLIC_ACTIONS = (
+    "create",
+    "instant_answer",
+    "dispatch",
+    "transfer",
+    "accept",
+    "suspend",
+    "resume",
+    "approve_extension",
+    "reply",
+    "callback",
+    "close",
+    "reopen",
+    "merge",
+    "cancel",
+)
+_UNIT_ACTIONS = {"dispatch", "transfer", "accept", "reply"}
+NOT_FOUND = "no order with this number and phone"
+
+
+@dataclass(frozen=True)
+class Milestone:
+    at: datetime
+    action: str
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class TrackedOrder:
+    number: str
+    title: str | None
+    content: str
+    appeal_type: str
+    channel: str
+    created_at: datetime
+    state: str
+    category: str | None
+    unit: str | None
+    due_at: datetime | None
+    replied_at: datetime | None
+    reply_text: str | None
+    satisfied: bool | None
+    merged_into: str | None
+    can_rate: bool
+    milestones: list[Milestone]
+
+
+def phone_digits(phone: str | None) -> str:
+    """A phone number as digits only, without China's country code: what the lookup compares."""
+    digits = "".join(ch for ch in (phone or "") if ch.isdigit())
+    return digits[2:] if len(digits) > 11 and digits.startswith("86") else digits
+
+
+def _find(session: Session, *, number: str, phone: str, client_ip: str, now: datetime) -> Order:
+    from cityhub.auth.service import check_attempts, record_failed_attempt
+
+    number = number.strip().upper()
+    if not number:
+        raise ValidationFailed("number is required", details={"field": "number"})
+    if not phone_digits(phone):
+        raise ValidationFailed("phone is required", details={"field": "phone"})
+    key = f"track:{number}"
+    check_attempts(session, key=key, client_ip=client_ip, now=now, what="lookups", of="this order number")
+    order = session.scalars(select(Order).where(Order.number == number)).one_or_none()
+    if order is None or not order.citizen_phone or phone_digits(order.citizen_phone) != phone_digits(phone):
+        record_failed_attempt(session, key=key, client_ip=client_ip, now=now)
+        session.commit()  # the failure counts even though the request answers with an error
+        raise NotFound(NOT_FOUND)
+    return order
+
+
+def track(session: Session, *, number: str, phone: str, client_ip: str, now: datetime | None = None) -> TrackedOrder:
+    """The citizen's view of their order; :class:`NotFound` alike for a wrong number or phone."""
+    order = _find(session, number=number, phone=phone, client_ip=client_ip, now=now or utcnow())
+    return _view(session, order)
+
+
+def rate(
+    session: Session,
+    *,
+    number: str,
+    phone: str,
+    satisfied: bool,
+    reason: str | None = None,
+    client_ip: str,
+    now: datetime | None = None,
+) -> TrackedOrder:
+    """The citizen's rating of the reply: the callback action (回访), audited as theirs. Only a replied order that
+    has not been rated can be rated (:class:`InvalidTransition` otherwise); an unsatisfied rating needs a reason."""
+    order = _find(session, number=number, phone=phone, client_ip=client_ip, now=now or utcnow())
+    reason = (reason or "").strip() or None
+    if not satisfied and reason is None:
+        raise ValidationFailed("say what is still wrong (reason)", details={"field": "reason"})
+    actor = orders.Actor(name=f"市民（尾号{phone_digits(order.citizen_phone)[-4:]}）", role="citizen")
+    params: dict[str, Any] = {"satisfied": satisfied}
+    if reason:
+        params["reason"] = reason
+    orders.act(session, order_id=order.id, action=Action.CALLBACK, actor=actor, params=params, now=now)
+    return _view(session, order)
+
+
+def _view(session: Session, order: Order) -> TrackedOrder:
+    events = session.scalars(
+        select(OrderEvent)
+        .where(OrderEvent.order_id == order.id, OrderEvent.action.in_(PUBLIC_ACTIONS))
+        .order_by(OrderEvent.at, OrderEvent.id)
+    ).all()
+    unit_ids = {e.unit_id for e in events if e.unit_id} | ({order.lead_unit_id} if order.lead_unit_id else set())
+    names = dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(unit_ids))).all()) if unit_ids else {}
+    category = (
+        session.scalar(select(Category.path).where(Category.id == order.category_id)) if order.category_id else None
+    )
+    master = (
+        session.scalar(select(Order.number).where(Order.id == order.master_order_id)) if order.master_order_id else None
+    )
+    state = State(order.state)
+    return TrackedOrder(
+        number=order.number,
+        title=order.title,
+        content=order.content,
+        appeal_type=order.appeal_type.value,
+        channel=order.channel.value,
+        created_at=order.created_at,
+        state=state.value,
+        category=category.rsplit("/", 1)[-1] if category else None,
+        unit=names.get(order.lead_unit_id) if order.lead_unit_id else None,
+        due_at=order.due_at,
+        replied_at=order.replied_at,
+        reply_text=order.reply_text,
+        satisfied=order.satisfied,
+        merged_into=master,
+        can_rate=state == State.REPLIED,
+        milestones=[
+            Milestone(e.at, e.action, names.get(e.unit_id) if e.action in _UNIT_ACTIONS and e.unit_id else None)
+            for e in events
+        ],
+    )

@@ -1,0 +1,137 @@
+"""The citizens' progress lookup and rating (办理进度查询) on both backends: the API and the page, number + phone,
+answers alike for a wrong number or phone, failures rate-limited, the rating audited as the citizen's callback."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from cityhub.db import session_scope
+from cityhub.main import create_app
+from cityhub.org.models import Unit
+from cityhub.workorders.models import OrderEvent
+
+PHONE = "13812345678"
+
+
+@pytest.fixture
+def limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Low failure limits, set before the app reads its settings."""
+    monkeypatch.setenv("CITYHUB_LOGIN_MAX_PER_USERNAME", "3")
+    monkeypatch.setenv("CITYHUB_LOGIN_MAX_PER_IP", "6")
+    monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "false")  # the test client speaks plain http
+
+
+@pytest.fixture
+def world(limits, admin_client) -> dict[str, Any]:
+    """An appeal received, dispatched, accepted, commented internally and replied; an anonymous client."""
+    c = admin_client
+    with session_scope() as s:
+        unit = s.scalars(select(Unit).where(Unit.code == "T-QU")).one()
+        unit_id, unit_name = unit.id, unit.name
+    order = c.post(
+        "/api/v1/orders",
+        json={"channel": "hotline", "title": "路灯不亮", "content": "云景路3号路灯坏了一周", "citizen_phone": PHONE},
+    ).json()
+    oid = order["id"]
+    for action, body in (
+        ("dispatch", {"unit_id": unit_id}),
+        ("accept", {}),
+        ("comment", {"text": "内部备注：施工队周三到"}),
+        ("reply", {"text": "已更换灯泡，路灯恢复照明。"}),
+    ):
+        answer = c.post(f"/api/v1/orders/{oid}/actions/{action}", json=body)
+        assert answer.status_code == 200, (action, answer.text)
+    anonymous = TestClient(create_app(), raise_server_exceptions=False)
+    return {"id": oid, "number": order["number"], "unit": unit_name, "client": anonymous, "admin": c}
+
+
+def test_the_citizen_sees_progress_and_the_reply_with_the_number_and_phone(world) -> None:
+    c = world["client"]
+    found = c.post("/api/v1/track", json={"number": world["number"].lower(), "phone": "+86 138-1234-5678"})
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert body["number"] == world["number"] and body["state"] == "replied" and body["can_rate"] is True
+    assert body["reply_text"] == "已更换灯泡，路灯恢复照明。" and body["unit"] == world["unit"]
+    actions = [m["action"] for m in body["milestones"]]
+    assert actions == ["create", "dispatch", "accept", "reply"]  # the internal comment is not shown
+    assert "内部备注" not in found.text and "管理员" not in found.text  # nor the people who acted
+
+
+def test_a_wrong_number_or_phone_answers_alike_and_failures_are_limited(world) -> None:
+    c = world["client"]
+    wrong_phone = c.post("/api/v1/track", json={"number": world["number"], "phone": "13900000000"})
+    unknown = c.post("/api/v1/track", json={"number": "BY20000101-000001", "phone": PHONE})
+    assert wrong_phone.status_code == unknown.status_code == 404
+    assert wrong_phone.json()["message"] == unknown.json()["message"]
+    blank = c.post("/api/v1/track", json={"number": world["number"], "phone": "  "})
+    assert blank.status_code == 422 and blank.json()["details"]["field"] == "phone"
+    # Three failures at one number (CITYHUB_LOGIN_MAX_PER_USERNAME): even the right phone is refused a while.
+    c.post("/api/v1/track", json={"number": world["number"], "phone": "13900000001"})
+    c.post("/api/v1/track", json={"number": world["number"], "phone": "13900000002"})
+    limited = c.post("/api/v1/track", json={"number": world["number"], "phone": PHONE})
+    assert limited.status_code == 429 and "this order number" in limited.json()["message"]
+    # Six from one address (CITYHUB_LOGIN_MAX_PER_IP): every number is refused from there.
+    for i in range(2):
+        c.post("/api/v1/track", json={"number": f"BY20000101-00000{i + 2}", "phone": PHONE})
+    elsewhere = c.post("/api/v1/track", json={"number": "BY20000101-000009", "phone": PHONE})
+    assert elsewhere.status_code == 429 and "this address" in elsewhere.json()["message"]
+
+
+def test_the_citizen_rates_the_reply_once_audited_as_theirs(world) -> None:
+    c = world["client"]
+    who = {"number": world["number"], "phone": PHONE}
+    unexplained = c.post("/api/v1/track/rate", json={**who, "satisfied": False})
+    assert unexplained.status_code == 422 and unexplained.json()["details"]["field"] == "reason"
+    rated = c.post("/api/v1/track/rate", json={**who, "satisfied": False, "reason": "晚上还是不亮"})
+    assert rated.status_code == 200, rated.text
+    assert rated.json()["state"] == "called_back" and rated.json()["satisfied"] is False
+    assert rated.json()["can_rate"] is False
+    again = c.post("/api/v1/track/rate", json={**who, "satisfied": True})
+    assert again.status_code == 409
+    with session_scope() as s:
+        event = s.scalars(
+            select(OrderEvent).where(OrderEvent.order_id == world["id"], OrderEvent.action == "callback")
+        ).one()
+        assert event.actor_name == "市民（尾号5678）" and event.actor_id is None and event.reason == "晚上还是不亮"
+    # The supervisor sees it as any callback: the order can be reopened for the unsatisfied citizen.
+    actions = world["admin"].get(f"/api/v1/orders/{world['id']}/actions").json()
+    assert "reopen" in actions
+
+
+def _token(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match is not None
+    return match.group(1)
+
+
+def test_the_page_looks_up_and_rates_behind_its_form_token(world) -> None:
+    c = world["client"]
+    status = c.get("/", headers={"Accept": "text/html"})
+    assert 'href="/track"' in status.text
+    form = c.get("/track")
+    assert form.status_code == 200 and form.headers["cache-control"] == "no-store"
+    who = {"number": world["number"], "phone": PHONE}
+    forged = c.post("/track", data={**who, "csrf_token": "forged"})
+    assert forged.status_code == 403 and 'data-testid="track-order"' not in forged.text
+    found = c.post("/track", data={**who, "csrf_token": _token(forged.text)})  # each page its own token
+    assert found.status_code == 200 and 'data-testid="track-order"' in found.text
+    assert "已更换灯泡，路灯恢复照明。" in found.text and world["unit"] in found.text
+    wrong = c.post("/track", data={**who, "phone": "13900000000", "csrf_token": _token(found.text)})
+    assert wrong.status_code == 404 and "未找到" in wrong.text
+    unchosen = c.post("/track/rate", data={**who, "csrf_token": _token(wrong.text)})
+    assert unchosen.status_code == 422 and 'data-testid="track-rate-error"' in unchosen.text
+    rated = c.post("/track/rate", data={**who, "satisfied": "1", "csrf_token": _token(unchosen.text)})
+    assert rated.status_code == 200 and 'data-testid="track-notice"' in rated.text
+    assert 'data-testid="track-satisfied"' in rated.text and 'data-testid="track-rate"' not in rated.text
+    assert c.post("/api/v1/track", json=who).json()["satisfied"] is True
+
+
+def test_an_order_without_a_phone_cannot_be_looked_up(world) -> None:
+    made = world["admin"].post("/api/v1/orders", json={"channel": "web", "content": "匿名反映占道经营"}).json()
+    answer = world["client"].post("/api/v1/track", json={"number": made["number"], "phone": PHONE})
+    assert answer.status_code == 404
