@@ -1434,7 +1434,7 @@ def test_the_api_documentation_is_served_from_the_vendored_swagger_ui_never_a_cd
 
 def test_pages_may_run_only_the_server_s_own_scripts(org) -> None:
     client = login("op")
-    for path in ("/login", "/intake", "/orders", "/docs"):
+    for path in ("/login", "/intake", "/orders", "/docs", "/track"):
         response = client.get(path)
         directives = (part.partition(" ") for part in response.headers["content-security-policy"].split("; "))
         policy = {name: value for name, _, value in directives}
