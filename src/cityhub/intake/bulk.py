@@ -45,7 +45,7 @@ from cityhub.errors import ValidationFailed
 from cityhub.workorders import numbering
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import Channel, Order, OrderAssist, OrderEvent
-from cityhub.workorders.search import order_search_terms
+from cityhub.workorders.search import indexed_afterwards, order_search_terms
 
 ORDERS: Table = Order.__table__  # type: ignore[assignment]
 EVENTS: Table = OrderEvent.__table__  # type: ignore[assignment]
@@ -463,7 +463,8 @@ def _insert_orders(conn: Connection, orders: _Encoder, rows: list[list[Any]]) ->
     conn.execute(text('UPDATE "order_number_counters" SET "last" = "last" WHERE 0'))
     first = _next_id(conn, ORDERS)
     ids = list(range(first, first + len(rows)))
-    orders.insert(conn, rows, ids)
+    with indexed_afterwards(conn, first, ids[-1]):  # the full-text index in one statement, not row by row
+        orders.insert(conn, rows, ids)
     return ids
 
 

@@ -20,7 +20,8 @@ when no word has one, the search is the ``LIKE`` alone, over the whole table, as
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +41,16 @@ _SPACES = re.compile(r"\s+")
 # would read the postings of too many terms (every number starting with "1"), so they are left to the LIKE.
 MIN_PREFIX = 3
 
-# SQLite: from this many orders holding a query's terms, the newest orders are walked and looked up among them (a
-# page of 50 is found after ~50 × orders / candidates rows) instead of every candidate being read and sorted.
-MANY_CANDIDATES = 2000
+# SQLite's plan by how many orders hold a query's terms (counted up to COMMON_CANDIDATES, ~5 ms): below
+# MANY_CANDIDATES each is read by id and the few sorted; from there the newest orders are walked and looked up among
+# the candidates (a page of 50 after ~50 × orders / candidates rows); from COMMON_CANDIDATES on, a word found every
+# few orders, the walk checks LIKE alone — materialising 100,000s of candidates cost up to a second at 1,000,000
+# orders (bench/results/order_search.md).
+MANY_CANDIDATES = 2_000
+COMMON_CANDIDATES = 20_000
 
 FTS_TABLE = "order_fts"
+PAUSE_TABLE = "order_search_pause"
 PG_INDEX = "ix_orders_search"
 # The indexed expression, literally: PostgreSQL uses the expression index only for this exact expression, with the
 # configuration a constant (a bound parameter would not match it).
@@ -55,8 +61,13 @@ PG_TSVECTOR = "to_tsvector('simple'::regconfig, search_terms)"
 SQLITE_DDL = (
     f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(search_terms, content='orders', content_rowid='id', "
     "tokenize='unicode61')",
+    # Holds a row only inside the bulk writer's transaction (SQLite has one writer: no other sees it), which indexes
+    # its orders in one statement after inserting them (write_orders_indexed): one index insert per row from the
+    # trigger cost 2–3 times as much.
+    f"CREATE TABLE {PAUSE_TABLE} (paused INTEGER NOT NULL)",
     # NULL terms (orders written before the column was backfilled, none since) are not in the index.
-    f"CREATE TRIGGER orders_search_insert AFTER INSERT ON orders WHEN new.search_terms IS NOT NULL BEGIN "
+    f"CREATE TRIGGER orders_search_insert AFTER INSERT ON orders "
+    f"WHEN new.search_terms IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {PAUSE_TABLE}) BEGIN "
     f"INSERT INTO {FTS_TABLE}(rowid, search_terms) VALUES (new.id, new.search_terms); END",
     f"CREATE TRIGGER orders_search_delete AFTER DELETE ON orders WHEN old.search_terms IS NOT NULL BEGIN "
     f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, search_terms) VALUES ('delete', old.id, old.search_terms); END",
@@ -72,14 +83,16 @@ SQLITE_DROP = (
     "DROP TRIGGER IF EXISTS orders_search_delete",
     "DROP TRIGGER IF EXISTS orders_search_insert",
     f"DROP TABLE IF EXISTS {FTS_TABLE}",
+    f"DROP TABLE IF EXISTS {PAUSE_TABLE}",
 )
 PG_DDL = (f"CREATE INDEX {PG_INDEX} ON orders USING gin ({PG_TSVECTOR})",)
 PG_DROP = (f"DROP INDEX IF EXISTS {PG_INDEX}",)
 
 
 def is_index_table(name: str) -> bool:
-    """Whether ``name`` is the SQLite search index or one of FTS5's own tables behind it (not in the models)."""
-    return name == FTS_TABLE or name.startswith(FTS_TABLE + "_")
+    """Whether ``name`` is one of the SQLite search index's tables (FTS5's, the bulk writer's pause; not in the
+    models)."""
+    return name in (FTS_TABLE, PAUSE_TABLE) or name.startswith(FTS_TABLE + "_")
 
 
 def install_index(conn: Any) -> None:
@@ -93,6 +106,28 @@ def drop_index(conn: Any) -> None:
     """Drop the search index of the connection's backend (before the ``orders`` table)."""
     for statement in SQLITE_DROP if conn.dialect.name == "sqlite" else PG_DROP:
         conn.exec_driver_sql(statement)
+
+
+@contextmanager
+def indexed_afterwards(conn: Any, first_id: int, last_id: int) -> Iterator[None]:
+    """SQLite: orders with ids ``first_id``…``last_id`` inserted inside the block go into the index in one statement
+    after it, not one by one from the insert trigger (the bulk writer's batches). Within the caller's transaction:
+    the pause row is never committed, and SQLite's single writer means no other connection inserts meanwhile."""
+    index = (
+        f"INSERT INTO {FTS_TABLE}(rowid, search_terms) SELECT id, search_terms FROM orders "
+        "WHERE id BETWEEN ? AND ? AND search_terms IS NOT NULL"
+    )
+    conn.exec_driver_sql(f"INSERT INTO {PAUSE_TABLE} (paused) VALUES (1)")
+    try:
+        yield
+    except BaseException:
+        # What was inserted before the error is indexed too, should the caller commit it anyway.
+        with suppress(Exception):
+            conn.exec_driver_sql(index, (first_id, last_id))
+            conn.exec_driver_sql(f"DELETE FROM {PAUSE_TABLE}")
+        raise
+    conn.exec_driver_sql(index, (first_id, last_id))
+    conn.exec_driver_sql(f"DELETE FROM {PAUSE_TABLE}")
 
 
 def _pieces(normal: str) -> list[tuple[str, str, int, int]]:
@@ -203,9 +238,10 @@ def pg_tsquery(found: Iterable[QueryTerms]) -> str:
     return " & ".join(dict.fromkeys(parts))
 
 
-def text_condition(conn: Any, q: str, columns: Any) -> ColumnElement[bool]:
+def text_condition(conn: Any, q: str, columns: Any, *, counting: bool = False) -> ColumnElement[bool]:
     """The orders whose title, content or address hold every word of ``q`` as ``LIKE`` finds it, through the
-    index when a word has terms. ``conn``: the session's connection; ``columns``: ``Order.__table__.c``."""
+    index when a word has terms. ``conn``: the session's connection; ``columns``: ``Order.__table__.c``;
+    ``counting``: the condition counts every match rather than finding a page, newest first."""
     parts = words(q)
     if not parts:
         return false()
@@ -230,7 +266,11 @@ def text_condition(conn: Any, q: str, columns: Any) -> ColumnElement[bool]:
     candidates = _sqlite_candidates(conn, expression)
     if candidates == 0:
         return false()
-    if candidates < MANY_CANDIDATES:
+    if candidates >= COMMON_CANDIDATES:
+        # A common word: the newest orders (or those of another filter's index) hold it every few rows, so LIKE
+        # alone fills a page at once; reading the index's candidates would cost more than the page.
+        return and_(*likes)
+    if candidates < MANY_CANDIDATES or counting:
         # Few: each candidate read by its id, checked, and the few sorted.
         return and_(columns["id"].in_(matching), *likes)
     # Many: the newest orders walked in order (or the index of another filter), each looked up among the
@@ -240,11 +280,11 @@ def text_condition(conn: Any, q: str, columns: Any) -> ColumnElement[bool]:
 
 
 def _sqlite_candidates(conn: Any, expression: str) -> int:
-    """How many orders hold the terms, counted up to :data:`MANY_CANDIDATES` (FTS5 stops there: ~1 ms)."""
+    """How many orders hold the terms, counted up to :data:`COMMON_CANDIDATES` (FTS5 stops there)."""
     return int(
         conn.exec_driver_sql(
             f"SELECT count(*) FROM (SELECT 1 FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ? LIMIT ?)",
-            (expression, MANY_CANDIDATES),
+            (expression, COMMON_CANDIDATES),
         ).scalar()
     )
 

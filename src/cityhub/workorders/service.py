@@ -529,13 +529,16 @@ def _category_subtree(session: Session, category_id: int) -> list[int]:
     return ids
 
 
-def _search_conditions(session: Session, f: OrderFilter, scope: Any, *, text_index: bool = True) -> list[Any]:
+def _search_conditions(
+    session: Session, f: OrderFilter, scope: Any, *, text_index: bool = True, counting: bool = False
+) -> list[Any]:
     """The WHERE conditions of an order search (filters and the caller's data scope).
 
     ``q``: every word in the title, content or address (:mod:`cityhub.workorders.search`, through the full-text
     index), or the order's number; also the citizen's name or phone, exactly, with ``q_citizen``.
     ``text_index=False`` is the search before the index (one ``LIKE`` over number, title, content and address), kept
-    for the benchmark's comparison.
+    for the benchmark's comparison. ``counting``: conditions for counting every match rather than finding a page
+    (the plan of the text search may differ, :func:`cityhub.workorders.search.text_condition`).
     """
     from sqlalchemy import or_
 
@@ -573,7 +576,10 @@ def _search_conditions(session: Session, f: OrderFilter, scope: Any, *, text_ind
         if text_index:
             # Exact matches of the number (any word of q, as numbers are written) and the index's words.
             numbers = [nfkc(w).upper() for w in search.words(f.q)]
-            found = [Order.number.in_(numbers), search.text_condition(session.connection(), f.q, table)]
+            found = [
+                Order.number.in_(numbers),
+                search.text_condition(session.connection(), f.q, table, counting=counting),
+            ]
         else:
             found = [search.like_condition(f.q, table)]
         if f.q_citizen:
@@ -587,9 +593,10 @@ def _search_conditions(session: Session, f: OrderFilter, scope: Any, *, text_ind
     return conditions
 
 
-def _count(session: Session, conditions: list[Any]) -> int:
+def _count(session: Session, filters: OrderFilter, scope: Any, *, text_index: bool) -> int:
     from sqlalchemy import func
 
+    conditions = _search_conditions(session, filters, scope, text_index=text_index, counting=True)
     return int(session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0)
 
 
@@ -618,7 +625,7 @@ def search_orders(
         .offset(offset)
     )
     rows = list(session.scalars(query))
-    total = _count(session, conditions) if count else None
+    total = _count(session, filters, scope, text_index=text_index) if count else None
     return rows[:limit], len(rows) > limit, total
 
 
@@ -665,5 +672,5 @@ def search_order_rows(
             assists.setdefault(a["order_id"], []).append(dict(a))
     for r in rows:
         r["assists"] = assists.get(r["id"], [])
-    total = _count(session, conditions) if count else None
+    total = _count(session, filters, scope, text_index=text_index) if count else None
     return rows, has_more, total

@@ -34,7 +34,9 @@ BATCH = 5000
 SQLITE_DDL = (
     "CREATE VIRTUAL TABLE order_fts USING fts5(search_terms, content='orders', content_rowid='id', "
     "tokenize='unicode61')",
-    "CREATE TRIGGER orders_search_insert AFTER INSERT ON orders WHEN new.search_terms IS NOT NULL BEGIN "
+    "CREATE TABLE order_search_pause (paused INTEGER NOT NULL)",
+    "CREATE TRIGGER orders_search_insert AFTER INSERT ON orders "
+    "WHEN new.search_terms IS NOT NULL AND NOT EXISTS (SELECT 1 FROM order_search_pause) BEGIN "
     "INSERT INTO order_fts(rowid, search_terms) VALUES (new.id, new.search_terms); END",
     "CREATE TRIGGER orders_search_delete AFTER DELETE ON orders WHEN old.search_terms IS NOT NULL BEGIN "
     "INSERT INTO order_fts(order_fts, rowid, search_terms) VALUES ('delete', old.id, old.search_terms); END",
@@ -49,6 +51,7 @@ SQLITE_DROP = (
     "DROP TRIGGER IF EXISTS orders_search_delete",
     "DROP TRIGGER IF EXISTS orders_search_insert",
     "DROP TABLE IF EXISTS order_fts",
+    "DROP TABLE IF EXISTS order_search_pause",
 )
 PG_DDL = ("CREATE INDEX ix_orders_search ON orders USING gin (to_tsvector('simple'::regconfig, search_terms))",)
 PG_DROP = ("DROP INDEX IF EXISTS ix_orders_search",)
