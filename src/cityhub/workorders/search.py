@@ -20,6 +20,7 @@ when no word has one, the search is the ``LIKE`` alone, over the whole table, as
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -41,13 +42,15 @@ _SPACES = re.compile(r"\s+")
 # would read the postings of too many terms (every number starting with "1"), so they are left to the LIKE.
 MIN_PREFIX = 3
 
-# SQLite's plan by how many orders hold a query's terms (counted up to COMMON_CANDIDATES, ~5 ms): below
+# PostgreSQL: from MANY_CANDIDATES orders holding the terms (counted up to there in the GIN index), LIKE alone walks
+# the newest orders. SQLite's plan by how many orders hold a query's terms (counted up to COMMON_CANDIDATES): below
 # MANY_CANDIDATES each is read by id and the few sorted; from there the newest orders are walked and looked up among
 # the candidates (a page of 50 after ~50 × orders / candidates rows); from COMMON_CANDIDATES on, a word found every
 # few orders, the walk checks LIKE alone — materialising 100,000s of candidates cost up to a second at 1,000,000
 # orders (bench/results/order_search.md).
 MANY_CANDIDATES = 2_000
 COMMON_CANDIDATES = 20_000
+COMMON_SHARE = 0.05
 
 FTS_TABLE = "order_fts"
 PAUSE_TABLE = "order_search_pause"
@@ -253,8 +256,17 @@ def text_condition(conn: Any, q: str, columns: Any, *, counting: bool = False) -
     if not found:
         return and_(*likes)  # nothing the index can require: the scan, as before
     if conn.dialect.name == "postgresql":
+        tsquery = pg_tsquery(found)
+        surely_common = not counting and _pg_surely_common(conn, [w for t in found for w in t.whole])
+        candidates = MANY_CANDIDATES if surely_common else _pg_candidates(conn, tsquery)
+        if candidates == 0:
+            return false()
+        if candidates >= MANY_CANDIDATES and not counting:
+            # Read through the index, 2,000 candidates cost ~150 ms (a bitmap of them, each row, a sort); LIKE alone
+            # on the newest orders fills a page within ~50 × orders / candidates rows.
+            return and_(*likes)
         indexed: ColumnElement[bool] = literal_column(PG_TSVECTOR).op("@@")(
-            func.to_tsquery(literal_column("'simple'::regconfig"), pg_tsquery(found))
+            func.to_tsquery(literal_column("'simple'::regconfig"), tsquery)
         )
         return and_(indexed, *likes)
     expression = fts_expression(found)
@@ -277,6 +289,59 @@ def text_condition(conn: Any, q: str, columns: Any, *, counting: bool = False) -
     # candidates, until a page is full — reading and sorting all of them would cost more. The unary + tells SQLite
     # not to drive the query from the candidates.
     return and_(literal_column(f"+{columns['id'].table.name}.id").in_(matching), *likes)
+
+
+# PostgreSQL's statistics of the index's terms (the share of orders holding each common one), per database and
+# process, read again after TERM_STATS_SECONDS.
+TERM_STATS_SECONDS = 600.0
+_term_stats: dict[str, tuple[float, dict[str, float]]] = {}
+
+
+def _pg_surely_common(conn: Any, required: list[str]) -> bool:
+    """Whether the statistics say at least :data:`COMMON_SHARE` of the orders hold every term (at least
+    1 − Σ(1 − share) of them do, whatever their overlap), so that counting the candidates — a bitmap of most of
+    the table, 40 ms at 200,000 orders — can be skipped."""
+    if not required:
+        return False
+    key = conn.engine.url.render_as_string(hide_password=True)
+    now = time.monotonic()
+    cached = _term_stats.get(key)
+    if cached is None or cached[0] < now:
+        row = conn.exec_driver_sql(
+            "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+            "WHERE tablename = %s AND most_common_elems IS NOT NULL",
+            (PG_INDEX,),
+        ).first()
+        shares = dict(zip(row[0], row[1], strict=False)) if row else {}
+        cached = _term_stats[key] = (now + TERM_STATS_SECONDS, shares)
+    shares = cached[1]
+    return 1 - sum(1 - shares.get(term, 0.0) for term in required) >= COMMON_SHARE
+
+
+def _pg_candidates(conn: Any, tsquery: str) -> int:
+    """How many orders hold the terms, counted up to :data:`MANY_CANDIDATES` through the GIN index.
+
+    The planner would walk the table for a word it takes for common (its estimate of an AND of bigrams, which go
+    together, is far too low or too high), computing each row's tsvector: the count is asked for the bitmap of the
+    index alone (scans other than bitmap scans off, for this statement, restored after it).
+    """
+    saved = conn.exec_driver_sql(
+        "SELECT current_setting('enable_seqscan'), current_setting('enable_indexscan'), "
+        "set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)"
+    ).one()
+    try:
+        return int(
+            conn.exec_driver_sql(
+                f"SELECT count(*) FROM (SELECT 1 FROM orders WHERE {PG_TSVECTOR} @@ "
+                "to_tsquery('simple'::regconfig, %s) LIMIT %s) AS candidates",
+                (tsquery, MANY_CANDIDATES),
+            ).scalar()
+        )
+    finally:
+        conn.exec_driver_sql(
+            "SELECT set_config('enable_seqscan', %s, true), set_config('enable_indexscan', %s, true)",
+            (saved[0], saved[1]),
+        )
 
 
 def _sqlite_candidates(conn: Any, expression: str) -> int:
