@@ -99,7 +99,7 @@ def search_cmd(
     state: Annotated[list[str] | None, typer.Option(help="Only orders in this state (repeatable).")] = None,
     count: Annotated[bool, typer.Option(help="Also count every match.")] = False,
 ) -> None:
-    """Search orders by their text (全文检索), newest first: one line of JSON per order (number, state, created,
+    """Search orders by their text (全文检索), newest first: one line of JSON per order (id, number, state, created,
     title), then the count when asked."""
     from pydantic import ValidationError
 
@@ -112,7 +112,7 @@ def search_cmd(
         raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
     with session_scope() as session:
         rows, more, total = service.search_order_rows(
-            session, filters=filters, columns=["number", "state", "created_at", "title"], limit=limit, count=count
+            session, filters=filters, columns=["id", "number", "state", "created_at", "title"], limit=limit, count=count
         )
     for row in rows:
         typer.echo(
