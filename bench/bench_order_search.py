@@ -95,9 +95,9 @@ def fill(n: int, pool_size: int, seed: int) -> dict[str, Any]:
     }
 
 
-def write_cost(n: int, pool_size: int, seed: int) -> dict[str, Any]:
-    """What the search costs the bulk writer: ``n`` orders written into a fresh SQLite database as the product does,
-    and into another without it (no terms computed, no FTS triggers)."""
+def write_cost(n: int, pool_size: int, seed: int, pg_url: str | None = None) -> dict[str, Any]:
+    """What the search costs the bulk writer: ``n`` orders written into a fresh database as the product does, and
+    into another without it (no terms computed; SQLite: no index triggers or batch indexing, PostgreSQL: no GIN)."""
     from cityhub import db
     from cityhub.intake import bulk
     from cityhub.workorders import search
@@ -105,11 +105,14 @@ def write_cost(n: int, pool_size: int, seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {"orders": n}
     plain, indexing = bulk.order_search_terms, bulk.indexed_afterwards
     for label in ("with_search", "without_search"):
-        use_database(fresh_sqlite_url(f"order-search-{label}"))
+        if pg_url:
+            reset_postgres(pg_url)
+        use_database(pg_url or fresh_sqlite_url(f"order-search-{label}"))
         if label == "without_search":
             with db.session_scope() as s:
-                for statement in search.SQLITE_DROP[:3]:  # the triggers
-                    s.connection().exec_driver_sql(statement)
+                conn = s.connection()
+                for statement in search.PG_DROP if pg_url else search.SQLITE_DROP[:3]:  # the index / its triggers
+                    conn.exec_driver_sql(statement)
             bulk.order_search_terms = lambda *_: None  # type: ignore[assignment]
             bulk.indexed_afterwards = lambda *_: nullcontext()  # type: ignore[assignment]
         try:
@@ -277,13 +280,15 @@ def write_markdown(results: dict[str, Any]) -> None:
         "",
     ]
     for key, run in sorted(results.items()):
-        if key == "sqlite_write_cost":
+        if key.endswith("_write_cost"):
+            backend = "SQLite" if key.startswith("sqlite") else "PostgreSQL"
+            how = "each batch indexed in one statement" if backend == "SQLite" else "the GIN index kept by COPY"
             lines += [
-                "## What the search costs the bulk writer (SQLite)",
+                f"## What the search costs the bulk writer ({backend})",
                 "",
                 f"{run['orders']:,} orders through `write_orders` into a fresh database: "
-                f"{run['with_search']['orders_per_s']:,}/s with the search (terms computed, each batch indexed in one "
-                f"statement), {run['without_search']['orders_per_s']:,}/s without (×{run['slowdown']}).",
+                f"{run['with_search']['orders_per_s']:,}/s with the search (terms computed, {how}), "
+                f"{run['without_search']['orders_per_s']:,}/s without (×{run['slowdown']}).",
                 "",
             ]
             continue
@@ -330,8 +335,9 @@ def main() -> None:
     results = json.loads(path.read_text()) if path.exists() else {}
     RESULTS.mkdir(exist_ok=True)
     if args.write_cost:
-        results["sqlite_write_cost"] = write_cost(args.write_cost, args.pool, args.seed)
-        print(f"  write cost {results['sqlite_write_cost']}", flush=True)
+        name = "postgresql_write_cost" if args.db_url else "sqlite_write_cost"
+        results[name] = write_cost(args.write_cost, args.pool, args.seed, args.db_url)
+        print(f"  write cost {results[name]}", flush=True)
         path.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n")
         write_markdown(results)
         return
