@@ -27,6 +27,16 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+def include_name(name: str | None, type_: str, _parent: object) -> bool:
+    """Whether Alembic's autogenerate compares a database object with the models: not the full-text search's index
+    (SQLite's FTS5 table and the tables behind it, PostgreSQL's expression index), which the models do not hold."""
+    from cityhub.workorders.search import PG_INDEX, is_index_table
+
+    if type_ == "table" and name is not None:
+        return not is_index_table(name)
+    return not (type_ == "index" and name == PG_INDEX)
+
+
 def upgrade(url: str | None = None, revision: str = "head") -> None:
     """Migrate the database at ``url`` (default: the configured one) to ``revision``."""
     command.upgrade(alembic_config(url), revision)

@@ -20,6 +20,8 @@ from cityhub.demo.service import seed_demo
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Order, OrderAssist, OrderEvent
+from cityhub.workorders.schemas import OrderFilter
+from cityhub.workorders.service import search_order_rows
 
 END = date(2025, 3, 31)
 
@@ -79,6 +81,10 @@ def test_seed_on_each_backend(db_url: str, db_engine: Engine) -> None:
         states: dict[State, int] = dict(s.execute(select(Order.state, func.count()).group_by(Order.state)).all())
         assert sum(states.values()) == 120
         assert states.get(State.CLOSED_RESOLVED, 0) > 60
+        # Seeded orders are in the full-text search: a phrase of one of them finds it, as LIKE would.
+        title = s.scalars(select(Order.title).order_by(Order.id).limit(1)).one()
+        rows, _, _ = search_order_rows(s, filters=OrderFilter(q=title[:6]), columns=["id", "title"], limit=200)
+        assert title in {r["title"] for r in rows}
 
 
 def test_cli_seeds_and_prints_a_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -158,6 +158,12 @@ def test_round_trip_with_bad_rows(db_session: Session, tmp_path: Path) -> None:
     assert second.replied_at == datetime(2019, 1, 10, 1, 0, tzinfo=UTC)
     assert third.category_id is None
     assert third.state.value == "received"
+    # Imported orders are in the full-text search at once.
+    from cityhub.workorders.schemas import OrderFilter
+    from cityhub.workorders.service import search_order_rows
+
+    found, _, _ = search_order_rows(db_session, filters=OrderFilter(q="公交站台 修复"), columns=["id"])
+    assert [r["id"] for r in found] == [second.id]
 
     trail = [
         (e.action, e.from_state, e.to_state, e.actor_name, e.at)

@@ -2,7 +2,9 @@
 
 :func:`write_orders` takes plain dicts keyed by ``Order`` column names, skips orders whose
 ``(channel, external_id)`` is already known (in the database or earlier in the same batch), allocates readable
-numbers one block per local day and inserts orders, events and assisting units with executemany. A known
+numbers one block per local day, computes each order's full-text search terms
+(:func:`cityhub.workorders.search.order_search_terms`, as the ORM does) and inserts orders, events and assisting
+units with executemany. A known
 ``(channel, external_id)`` whose stored order is the same message (:func:`message_key`: title and content, whitespace
 normalised) is skipped — re-running an import adds nothing; one holding a different message is not written either,
 but reported apart (:attr:`WriteResult.conflicts`), for the caller to refuse that row by name. It never commits: the
@@ -43,6 +45,7 @@ from cityhub.errors import ValidationFailed
 from cityhub.workorders import numbering
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import Channel, Order, OrderAssist, OrderEvent
+from cityhub.workorders.search import indexed_afterwards, order_search_terms
 
 ORDERS: Table = Order.__table__  # type: ignore[assignment]
 EVENTS: Table = OrderEvent.__table__  # type: ignore[assignment]
@@ -315,6 +318,9 @@ def write_orders(session: Session, records: Sequence[dict[str, Any]], *, prefix:
         created = [created[i] for i in keep]
         children = [children[i] for i in keep]
 
+    at_address, at_terms = pos["address"], pos["search_terms"]
+    for row in rows:  # the full-text search's terms, as the ORM's mapper event writes them
+        row[at_terms] = order_search_terms(row[at_title], row[at_content], row[at_address])
     _assign_numbers(session, rows, created, at_number, prefix)
     ids = _insert_orders(conn, orders, rows)
     result.ids = ids
@@ -457,7 +463,8 @@ def _insert_orders(conn: Connection, orders: _Encoder, rows: list[list[Any]]) ->
     conn.execute(text('UPDATE "order_number_counters" SET "last" = "last" WHERE 0'))
     first = _next_id(conn, ORDERS)
     ids = list(range(first, first + len(rows)))
-    orders.insert(conn, rows, ids)
+    with indexed_afterwards(conn, first, ids[-1]):  # the full-text index in one statement, not row by row
+        orders.insert(conn, rows, ids)
     return ids
 
 

@@ -6,6 +6,7 @@ from alembic import context
 
 import cityhub.models  # noqa: F401  (registers every table)
 from cityhub.db import Base, make_engine
+from cityhub.migrate import include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -39,6 +40,7 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite needs batch mode for ALTER TABLE
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

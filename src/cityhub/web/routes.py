@@ -610,7 +610,7 @@ def order_list(request: Request, db: DbSession) -> Response:
             day = None
         criteria[name] = _local_midnight(day + timedelta(days=shift)) if day else None
     criteria["overdue"] = True if q.get("overdue") else None
-    text = q.get("q", "").strip()
+    text = q.get("q", "").replace("\x00", "").strip()
     if len(text) > 100:
         errors["q"] = t("err.too_long", n=100)
         text = text[:100]

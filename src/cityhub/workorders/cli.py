@@ -12,7 +12,7 @@ from cityhub.db import session_scope
 from cityhub.errors import CityhubError
 from cityhub.workorders.lifecycle import Action
 
-app = typer.Typer(no_args_is_help=True, help="Work orders: create, show, act, history.")
+app = typer.Typer(no_args_is_help=True, help="Work orders: create, show, search, act, history.")
 
 
 def _find(session: Any, ref: str) -> Any:
@@ -90,6 +90,40 @@ def show(
     """Print one order as JSON."""
     with session_scope() as session:
         typer.echo(json.dumps(_dump(_find(session, ref), unmasked=unmasked), ensure_ascii=False, indent=2))
+
+
+@app.command("search")
+def search_cmd(
+    q: Annotated[str, typer.Argument(help="Words to find (each must appear), or an order number.")],
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 20,
+    state: Annotated[list[str] | None, typer.Option(help="Only orders in this state (repeatable).")] = None,
+    count: Annotated[bool, typer.Option(help="Also count every match.")] = False,
+) -> None:
+    """Search orders by their text (全文检索), newest first: one line of JSON per order (id, number, state, created,
+    title), then the count when asked."""
+    from pydantic import ValidationError
+
+    from cityhub.workorders import service
+    from cityhub.workorders.schemas import OrderFilter
+
+    try:
+        filters = OrderFilter(q=q, state=state or None)
+    except ValidationError as exc:
+        raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    with session_scope() as session:
+        rows, more, total = service.search_order_rows(
+            session, filters=filters, columns=["id", "number", "state", "created_at", "title"], limit=limit, count=count
+        )
+    for row in rows:
+        typer.echo(
+            json.dumps(
+                {k: str(v) if k == "created_at" else v for k, v in row.items() if k != "assists"}, ensure_ascii=False
+            )
+        )
+    if count:
+        typer.echo(json.dumps({"total": total}))
+    elif more:
+        typer.echo(json.dumps({"more": True}))
 
 
 @app.command("history")

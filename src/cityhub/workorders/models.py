@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cityhub.db import Base, utcnow
@@ -126,6 +127,9 @@ class Order(Base):
         Index("ix_orders_place_source_created", "place_source", "created_at"),
         # The placing job's backlog (migration 0015); orders leave it as they are placed or found not placeable.
         Index("ix_orders_unplaced", "id", sqlite_where=text(UNPLACED_SQL), postgresql_where=text(UNPLACED_SQL)),
+        # A returning caller's earlier appeals, found by the search's exact name or phone (migration 0018).
+        Index("ix_orders_citizen_name", "citizen_name"),
+        Index("ix_orders_citizen_phone", "citizen_phone"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -186,6 +190,10 @@ class Order(Base):
     likes: Mapped[int] = mapped_column(Integer, default=0)
     opposes: Mapped[int] = mapped_column(Integer, default=0)
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The full-text search's index terms of title, content and address (cityhub.workorders.search), kept by the
+    # mapper events below and the bulk writer; indexed by order_fts (SQLite) or ix_orders_search (PostgreSQL), which
+    # are not in the metadata (see _create_search_index). Deferred: no reader of an order needs it.
+    search_terms: Mapped[str | None] = mapped_column(Text, deferred=True)
 
     version: Mapped[int] = mapped_column(Integer, default=1)
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
@@ -199,6 +207,42 @@ class Order(Base):
     )
     assists: Mapped[list[OrderAssist]] = relationship(back_populates="order", cascade="all, delete-orphan")
     attachments: Mapped[list[Attachment]] = relationship(back_populates="order", cascade="all, delete-orphan")
+
+
+_SEARCHED = ("title", "content", "address")
+
+
+@sa_event.listens_for(Order, "before_insert")
+def _search_terms_of_new_order(_mapper: Any, _conn: Any, order: Order) -> None:
+    from cityhub.workorders.search import order_search_terms
+
+    order.search_terms = order_search_terms(order.title, order.content, order.address)
+
+
+@sa_event.listens_for(Order, "before_update")
+def _search_terms_of_changed_order(_mapper: Any, _conn: Any, order: Order) -> None:
+    from sqlalchemy import inspect
+
+    from cityhub.workorders.search import order_search_terms
+
+    state = inspect(order)
+    if any(state.attrs[name].history.has_changes() for name in _SEARCHED):
+        order.search_terms = order_search_terms(order.title, order.content, order.address)
+
+
+@sa_event.listens_for(Order.__table__, "after_create")
+def _create_search_index(_table: Any, conn: Any, **_kw: Any) -> None:
+    """A schema made from the metadata (``create_all``) gets the search index the migration 0018 makes."""
+    from cityhub.workorders.search import install_index
+
+    install_index(conn)
+
+
+@sa_event.listens_for(Order.__table__, "before_drop")
+def _drop_search_index(_table: Any, conn: Any, **_kw: Any) -> None:
+    from cityhub.workorders.search import drop_index
+
+    drop_index(conn)
 
 
 class OrderEvent(Base):

@@ -279,6 +279,16 @@ class OrderRead(OrderBase):
 OrderCreate.model_rebuild()
 
 
+# What the order search's ``q`` means (the API's parameter and the filter say the same).
+Q_DESCRIPTION = (
+    "Full-text search. Words separated by spaces must each appear (AND) in the title, content or address, "
+    "each as written (a contiguous piece of the text, as SQL LIKE finds it; ASCII letters ignore case on SQLite "
+    "only); or q is the order's number, exactly. For roles that see citizens' data unmasked, also the citizen's "
+    "name or phone number, exactly. Served by a full-text index, except a q whose words are all single Chinese "
+    "characters or single Latin/digit words, which reads every order."
+)
+
+
 class OrderFilter(BaseModel):
     """Search criteria of the order list (all optional, combined with AND)."""
 
@@ -294,7 +304,7 @@ class OrderFilter(BaseModel):
     created_to: datetime | None = None
     overdue: bool | None = Field(None, description="only overdue (true) or only not overdue (false)")
     sla_status: SlaStatus | None = None
-    q: str | None = Field(None, max_length=100, description="text in number, title, content or address")
+    q: str | None = Field(None, max_length=100, description=Q_DESCRIPTION)
     # Whether ``q`` also finds the citizen's phone number (its digits) or name, exactly: for callers who see them
     # unmasked (a returning caller's earlier appeals); others would learn from the hits what masking hides.
     q_citizen: bool = False
@@ -302,6 +312,11 @@ class OrderFilter(BaseModel):
     place_source: list[PlaceSource] | None = Field(
         None, description="where street and community came from; none: looked for and not found"
     )
+
+    @field_validator("q")
+    @classmethod
+    def _no_nul_in_q(cls, value: str | None) -> str | None:
+        return _no_nul(value)
 
     @field_validator("created_from", "created_to")
     @classmethod

@@ -18,12 +18,13 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cityhub.db import utcnow
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from cityhub.nlp.text import nfkc
 from cityhub.notify import service as notify_service
 from cityhub.org.models import Role
 from cityhub.org.places import Place, PlaceSource, locate_appeal, place_of_unit
 from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders import calendar as workcal
-from cityhub.workorders import numbering, sla
+from cityhub.workorders import numbering, search, sla
 from cityhub.workorders.lifecycle import (
     LEAD_STEPS,
     ROUTING_STEPS,
@@ -540,8 +541,17 @@ def _category_subtree(session: Session, category_id: int) -> list[int]:
     return ids
 
 
-def _search_conditions(session: Session, f: OrderFilter, scope: Any) -> list[Any]:
-    """The WHERE conditions of an order search (filters and the caller's data scope)."""
+def _search_conditions(
+    session: Session, f: OrderFilter, scope: Any, *, text_index: bool = True, counting: bool = False
+) -> list[Any]:
+    """The WHERE conditions of an order search (filters and the caller's data scope).
+
+    ``q``: every word in the title, content or address (:mod:`cityhub.workorders.search`, through the full-text
+    index), or the order's number; also the citizen's name or phone, exactly, with ``q_citizen``.
+    ``text_index=False`` is the search before the index (one ``LIKE`` over number, title, content and address), kept
+    for the benchmark's comparison. ``counting``: conditions for counting every match rather than finding a page
+    (the plan of the text search may differ, :func:`cityhub.workorders.search.text_condition`).
+    """
     from sqlalchemy import or_
 
     conditions: list[Any] = []
@@ -572,11 +582,18 @@ def _search_conditions(session: Session, f: OrderFilter, scope: Any) -> list[Any
         conditions.append(Order.sla_status == SlaStatus.OVERDUE)
     elif f.overdue is False:
         conditions.append(Order.sla_status != SlaStatus.OVERDUE)
-    if f.q:
-        pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        found: list[ColumnElement[bool]] = [
-            col.like(pattern, escape="\\") for col in (Order.number, Order.title, Order.content, Order.address)
-        ]
+    if f.q and f.q.strip():
+        table = Order.__table__.c
+        found: list[ColumnElement[bool]]
+        if text_index:
+            # Exact matches of the number (any word of q, as numbers are written) and the index's words.
+            numbers = [nfkc(w).upper() for w in search.words(f.q)]
+            found = [
+                Order.number.in_(numbers),
+                search.text_condition(session.connection(), f.q, table, counting=counting),
+            ]
+        else:
+            found = [search.like_condition(f.q, table)]
         if f.q_citizen:
             found.append(Order.citizen_name == f.q.strip())
             digits = f.q.replace(" ", "").replace("-", "")
@@ -588,9 +605,10 @@ def _search_conditions(session: Session, f: OrderFilter, scope: Any) -> list[Any
     return conditions
 
 
-def _count(session: Session, conditions: list[Any]) -> int:
+def _count(session: Session, filters: OrderFilter, scope: Any, *, text_index: bool) -> int:
     from sqlalchemy import func
 
+    conditions = _search_conditions(session, filters, scope, text_index=text_index, counting=True)
     return int(session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0)
 
 
@@ -602,13 +620,14 @@ def search_orders(
     offset: int = 0,
     count: bool = False,
     scope: Any = None,
+    text_index: bool = True,
 ) -> tuple[Sequence[Order], bool, int | None]:
     """Orders matching ``filters`` (and the caller's data ``scope`` clause), newest first.
 
     Returns (page, has_more, total); the total is counted only when asked, since counting a multi-million row
-    table for every page costs more than the page itself.
+    table for every page costs more than the page itself. ``text_index``: see :func:`_search_conditions`.
     """
-    conditions = _search_conditions(session, filters, scope)
+    conditions = _search_conditions(session, filters, scope, text_index=text_index)
     query = (
         select(Order)
         .where(*conditions)
@@ -618,7 +637,7 @@ def search_orders(
         .offset(offset)
     )
     rows = list(session.scalars(query))
-    total = _count(session, conditions) if count else None
+    total = _count(session, filters, scope, text_index=text_index) if count else None
     return rows[:limit], len(rows) > limit, total
 
 
@@ -631,10 +650,11 @@ def search_order_rows(
     offset: int = 0,
     count: bool = False,
     scope: Any = None,
+    text_index: bool = True,
 ) -> tuple[list[dict[str, Any]], bool, int | None]:
     """:func:`search_orders` for read-only lists: plain rows of ``columns`` (each with its ``assists`` as dicts)
     rather than ORM objects, which at a page of 50 cost several times the query itself."""
-    conditions = _search_conditions(session, filters, scope)
+    conditions = _search_conditions(session, filters, scope, text_index=text_index)
     table = Order.__table__
     query = (
         select(*(table.c[name] for name in columns))
@@ -664,5 +684,5 @@ def search_order_rows(
             assists.setdefault(a["order_id"], []).append(dict(a))
     for r in rows:
         r["assists"] = assists.get(r["id"], [])
-    total = _count(session, conditions) if count else None
+    total = _count(session, filters, scope, text_index=text_index) if count else None
     return rows, has_more, total

@@ -25,6 +25,7 @@ from cityhub.workorders import service
 from cityhub.workorders.lifecycle import ASSIST_STEPS, ROUTING_STEPS, Action, State, actions_for_unit
 from cityhub.workorders.models import AppealType, Channel, Order, SlaStatus, Urgency
 from cityhub.workorders.schemas import (
+    Q_DESCRIPTION,
     ActionRequest,
     EventRead,
     OrderCreate,
@@ -102,7 +103,7 @@ def list_orders(
     created_to: datetime | None = None,
     overdue: bool | None = None,
     sla_status: SlaStatus | None = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description=Q_DESCRIPTION)] = None,
     place_source: Annotated[list[PlaceSource] | None, Query(description="where the place came from")] = None,
     count: Annotated[bool, Query(description="also count all matches")] = False,
 ) -> Response:
