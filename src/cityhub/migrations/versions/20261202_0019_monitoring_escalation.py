@@ -1,7 +1,7 @@
 """monitoring: alarm escalation and retired sensors
 
 Revision ID: 0019_monitoring_escalation
-Revises: 0017_monitoring
+Revises: 0018_order_search
 Create Date: 2026-12-02 04:10:00.000000
 
 `alarm_rules.escalate_after_minutes` (NULL: the setting's default, 0: never) and `alarms.escalated_at` (set once,
@@ -18,7 +18,7 @@ from alembic import op
 import cityhub.db
 
 revision: str = '0019_monitoring_escalation'
-down_revision: str | None = '0017_monitoring'
+down_revision: str | None = '0018_order_search'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
