@@ -222,8 +222,8 @@ def test_cli_on_a_database_behind_the_code_says_to_upgrade(
 
     previous = _previous()
     migrate.upgrade(empty_db_url, previous)  # the release before: the newest table or column is missing
-    # A command that reads what the newest migration added (the search index): its database error is explained.
-    err = _cli_error(empty_db_url, monkeypatch, capsys, "orders", "search", "噪音扰民")
+    # A command that reads what the newest migration added (a sensor's retirement): its database error is explained.
+    err = _cli_error(empty_db_url, monkeypatch, capsys, "sensors", "list")
     assert f"at migration {previous}, this version of cityhub needs {head}" in err
 
     migrate.upgrade(empty_db_url)

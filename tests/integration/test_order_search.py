@@ -264,6 +264,7 @@ def test_bad_search_text_is_a_clear_422(admin_client: Any) -> None:
 # ------------------------------------------------------------------------------------------- migration, metadata
 
 PREVIOUS = "0017_monitoring"
+SEARCH = "0018_order_search"  # the migration that adds the index
 
 
 def _insert_before_search(engine: Engine, n: int) -> None:
@@ -293,7 +294,7 @@ def test_the_migration_backfills_orders_from_before(empty_db_url: str, monkeypat
     engine = make_engine(empty_db_url)
     try:
         _insert_before_search(engine, 23)
-        mod = migrate.scripts().get_revision(migrate.head()).module
+        mod = migrate.scripts().get_revision(SEARCH).module
         monkeypatch.setattr(mod, "BATCH", 5)  # several batches
         migrate.upgrade(empty_db_url)
         with Session(engine) as session:
