@@ -12,6 +12,7 @@ scope and masked as the order list masks them.
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -343,6 +344,12 @@ SECTIONS: tuple[tuple[str, tuple[str, ...], tuple[str, ...] | None], ...] = (
     ("population", ("group",), None),
 )
 PICKABLE = ("topic", "category", "place", "group", "keyword")
+_TOPIC_ID = re.compile(r"^T\d+ ")
+
+
+def _shown(kind: str, name: str) -> str:
+    """A node's name as the page shows it: a topic's without the id that keeps equal labels apart in the graph."""
+    return _TOPIC_ID.sub("", name) if kind == "topic" else name
 
 
 def _graph_choices(graph: correlation.CorrelationGraph) -> dict[str, list[tuple[str, str, int]]]:
@@ -350,7 +357,7 @@ def _graph_choices(graph: correlation.CorrelationGraph) -> dict[str, list[tuple[
     by_kind: dict[str, list[tuple[str, str, int]]] = {k: [] for k in PICKABLE}
     for node, attrs in graph.graph.nodes(data=True):
         if attrs.get("kind") in by_kind:
-            by_kind[attrs["kind"]].append((node, attrs["name"], int(attrs.get("count", 0))))
+            by_kind[attrs["kind"]].append((node, _shown(attrs["kind"], attrs["name"]), int(attrs.get("count", 0))))
     return {k: sorted(v, key=lambda x: (-x[2], x[1]))[:CHOICES_SHOWN] for k, v in by_kind.items()}
 
 
@@ -392,7 +399,11 @@ def graph_page(request: Request, db: DbSession) -> Response:
             ][:GRAPH_TOP]
             if key == "time":
                 items = sorted(items, key=lambda r: r.name)
-            sections.append({"key": key, "items": items, "top": max((r.count for r in items), default=0)})
+            rows = [
+                {"node": r.node, "kind": r.kind, "name": _shown(r.kind, r.name), "count": r.count, "lift": r.lift}
+                for r in items
+            ]
+            sections.append({"key": key, "items": rows, "top": max((r.count for r in items), default=0)})
     return _page(
         request,
         "brain_graph.html",
@@ -401,7 +412,7 @@ def graph_page(request: Request, db: DbSession) -> Response:
         place=place,
         typed_period=typed,
         answer=answer,
-        query_names=[correlation.split_node(n)[1] for n in answer.query] if answer else [],
+        query_names=[_shown(*correlation.split_node(n)) for n in answer.query] if answer else [],
         place_names=[correlation.split_node(n)[1] for n in answer.place] if answer else [],
         sections=sections,
         errors=errors,
