@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityhub.analytics import correlation, kpi, risk, topics_store
-from cityhub.analytics.topic_views import period_or_recent
+from cityhub.analytics.topic_views import period_or_recent, shown
 from cityhub.api.deps import DbSession
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
@@ -278,6 +278,7 @@ def topics_page(request: Request, db: DbSession) -> Response:
     rows, total = topics_store.list_topics(
         db, start=period.start, end=period.end, where=clause, limit=TOPICS_PAGE, offset=(page - 1) * TOPICS_PAGE
     )
+    rows = shown(rows, principal)
     top = max((r["count"] for r in rows), default=0)
     return _page(
         request,
@@ -308,7 +309,9 @@ def topic_page(topic_id: int, request: Request, db: DbSession) -> Response:
     period, error = _topic_period(t, typed)
     clause = scope_of(db, principal).clause()
     try:
-        row = topics_store.get_topic(db, topic_id=topic_id, start=period.start, end=period.end, where=clause)
+        [row] = shown(
+            [topics_store.get_topic(db, topic_id=topic_id, start=period.start, end=period.end, where=clause)], principal
+        )
     except NotFound:
         raise PageError(404, "brain.topic_missing") from None
     found = topics_store.topic_orders(
