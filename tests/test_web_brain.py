@@ -202,6 +202,8 @@ def test_bad_filters_are_a_message_on_the_page_not_an_error(world) -> None:
     for params, text in (
         ({"period": "2026-13"}, "无法识别统计周期「2026-13」"),
         ({"kind": "weird"}, "未知的预警类型"),
+        ({"kind": "weird", "period": "x"}, "无法识别统计周期「x」，下面显示截至今天的结果。可填写：2026-11（月）"),
+        ({"kind": "weird", "period": "x"}, "未知的预警类型"),
     ):
         page = client.get("/brain/findings", params=params)
         assert page.status_code == 200 and text in page.text, params

@@ -132,18 +132,18 @@ def findings_page(request: Request, db: DbSession) -> Response:
     period, error = _finding_period(t, typed)
     kind = q.get("kind", "")
     if kind and kind not in risk.FINDING_KINDS:
-        error = t("brain.kind_error")
+        error = " ".join(e for e in (error, t("brain.kind_error")) if e)
         kind = ""
     scope = scope_of(db, principal)
     found = risk.cached_findings(db, scope=scope, period=period)
     counts = {k: sum(1 for f in found if f.kind == k) for k in risk.FINDING_KINDS}
-    shown = sorted((f for f in found if not kind or f.kind == kind), key=lambda f: (_rank(f), -f.count, f.id))
+    listed = sorted((f for f in found if not kind or f.kind == kind), key=lambda f: (_rank(f), -f.count, f.id))
     start, as_of = risk.analysis_span(period)
     return _page(
         request,
         "brain_findings.html",
         principal,
-        items=[_finding_view(t, f) for f in shown],
+        items=[_finding_view(t, f) for f in listed],
         counts=counts,
         total=len(found),
         kind=kind,
