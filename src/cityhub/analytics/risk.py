@@ -30,7 +30,7 @@ import hashlib
 import math
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -49,7 +49,9 @@ from cityhub.analytics.correlation import (
     places_of,
     short_division,
 )
+from cityhub.caching import TtlCache
 from cityhub.config import get_settings
+from cityhub.db import database_key
 from cityhub.errors import NotFound, ValidationFailed
 
 FindingKind = Literal["recurring", "rising", "anomaly"]
@@ -649,6 +651,59 @@ def get_finding(session: Session, *, finding_id: str, **kwargs: Any) -> Finding:
         if finding.id == finding_id:
             return finding
     raise NotFound(f"finding {finding_id} not found (recompute with the same period and scope it was listed with)")
+
+
+# --------------------------------------------------------------------------------------------- per-process cache
+
+FINDINGS_CACHE_SECONDS = 300.0
+_cache = TtlCache(FINDINGS_CACHE_SECONDS)
+
+
+def _cache_key(session: Session, scope: Any, period: Period | None, today: date) -> Hashable:
+    return (database_key(session), scope, period.label if period else None, today)
+
+
+def cached_findings(
+    session: Session, *, scope: Any, period: Period | None = None, today: date | None = None
+) -> list[Finding]:
+    """Every finding (all kinds) of :func:`findings` over ``scope`` (an :class:`cityhub.auth.scope.Scope`) at the end
+    of ``period``, kept per process for five minutes per database, scope, period and day; after that the old list
+    is answered while one background thread (on a session of its own) computes the next. The one cache of the
+    findings: the one map's hotspots and the city brain's pages read it, so a district computes them once."""
+    day = today or datetime.now(get_settings().tz).date()
+    clause = scope.clause()
+
+    def on(s: Session) -> list[Finding]:
+        return findings(s, period=period, scope=clause, today=day)
+
+    def refresh() -> list[Finding]:
+        with Session(bind=session.get_bind().engine) as own:
+            return on(own)
+
+    return _cache.get(_cache_key(session, scope, period, day), lambda: on(session), refresh)
+
+
+def has_cached_findings(
+    session: Session, *, scope: Any, period: Period | None = None, today: date | None = None
+) -> bool:
+    """Whether :func:`cached_findings` would answer at once (a value, fresh or expired, is at hand)."""
+    day = today or datetime.now(get_settings().tz).date()
+    return _cache.has(_cache_key(session, scope, period, day))
+
+
+def get_cached_finding(
+    session: Session, *, finding_id: str, scope: Any, period: Period | None = None, today: date | None = None
+) -> Finding:
+    """The finding with this id among :func:`cached_findings`; NotFound otherwise."""
+    for finding in cached_findings(session, scope=scope, period=period, today=today):
+        if finding.id == finding_id:
+            return finding
+    raise NotFound(f"finding {finding_id} not found (recompute with the same period and scope it was listed with)")
+
+
+def clear_cache() -> None:
+    """Forget the cached findings (tests; after a reseed)."""
+    _cache.clear()
 
 
 # --------------------------------------------------------------------------------------------- proactive order

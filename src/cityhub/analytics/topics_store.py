@@ -29,7 +29,7 @@ from cityhub.analytics.hot_topics import (
     order_places,
 )
 from cityhub.analytics.models import HotTopic, HotTopicModelState, HotTopicOrder
-from cityhub.errors import ValidationFailed
+from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit
 from cityhub.workorders.models import Order
 
@@ -210,7 +210,14 @@ def stored_topic_count(session: Session) -> int:
 
 
 def topics_for_period(
-    session: Session, *, start: datetime, end: datetime, k: int = 10, where: Any = None
+    session: Session,
+    *,
+    start: datetime,
+    end: datetime,
+    k: int = 10,
+    where: Any = None,
+    offset: int = 0,
+    topic_ids: Sequence[int] | None = None,
 ) -> list[dict[str, Any]]:
     """The stored topics with orders created in ``[start, end)``, most orders in the period first (then heat).
 
@@ -221,10 +228,13 @@ def topics_for_period(
     period, counted as ``places`` is over all of them). Empty when no topic has orders in the period.
 
     ``where``: a condition on :class:`Order` (a reader's data scope): only those orders are counted, and a topic
-    without any in the period is left out.
+    without any in the period is left out. ``offset`` skips the first rows of that order (pages); ``topic_ids``
+    keeps only those topics.
     """
     if k < 1:
         raise ValidationFailed("k must be at least 1", details={"field": "k"})
+    if offset < 0:
+        raise ValidationFailed("offset must not be negative", details={"field": "offset"})
     counts = (
         select(
             HotTopicOrder.topic_id.label("topic_id"),
@@ -234,6 +244,7 @@ def topics_for_period(
         )
         .join(Order, Order.id == HotTopicOrder.order_id)
         .where(Order.created_at >= start, Order.created_at < end, *([] if where is None else [where]))
+        .where(*([] if topic_ids is None else [HotTopicOrder.topic_id.in_(list(topic_ids))]))
         .group_by(HotTopicOrder.topic_id)
         .subquery()
     )
@@ -242,30 +253,122 @@ def topics_for_period(
         .join(counts, counts.c.topic_id == HotTopic.id)
         .order_by(counts.c.n.desc(), HotTopic.heat.desc(), HotTopic.id)
         .limit(k)
+        .offset(offset)
     ).all()
     in_period = _period_places(session, [topic.id for topic, *_ in rows], start=start, end=end, where=where)
-    out = []
-    for topic, n, first, last in rows:
-        first, last = _aware(first), _aware(last)
-        out.append(
-            {
-                "id": topic.id,
-                "label": topic.label,
-                "topic": topic.representative_title or topic.label,
-                "count": int(n),
-                "size": topic.size,
-                "heat": round(topic.heat, 2),
-                "status": topic.status,
-                "places": list(topic.places or []),
-                "period_places": [place for place, _ in in_period.get(topic.id, Counter()).most_common(5)],
-                "groups": list(topic.groups or []),
-                "key_phrases": list(topic.key_phrases or []),
-                "time_span": [_iso(topic.first_at), _iso(topic.last_at)],
-                "period_span": [_iso(first), _iso(last)],
-                "new": topic.first_at is not None and start <= _aware(topic.first_at) < end,  # type: ignore[operator]
-            }
+    return [
+        _topic_row(topic, int(n), first, last, in_period.get(topic.id, Counter()), start, end)
+        for topic, n, first, last in rows
+    ]
+
+
+def _topic_row(
+    topic: HotTopic, n: int, first: Any, last: Any, places: Counter[str], start: datetime, end: datetime
+) -> dict[str, Any]:
+    first, last = _aware(first), _aware(last)
+    return {
+        "id": topic.id,
+        "label": topic.label,
+        "topic": topic.representative_title or topic.label,
+        "count": n,
+        "size": topic.size,
+        "heat": round(topic.heat, 2),
+        "status": topic.status,
+        "places": list(topic.places or []),
+        "period_places": [place for place, _ in places.most_common(5)],
+        "groups": list(topic.groups or []),
+        "key_phrases": list(topic.key_phrases or []),
+        "time_span": [_iso(topic.first_at), _iso(topic.last_at)],
+        "period_span": [_iso(first), _iso(last)],
+        "new": topic.first_at is not None and start <= _aware(topic.first_at) < end,  # type: ignore[operator]
+    }
+
+
+def _scoped(session: Session, rows: list[dict[str, Any]], where: Any) -> list[dict[str, Any]]:
+    """Rows as a scoped reader sees them: size and time span of the topic's orders in their scope, and the places
+    their orders name (the stored places are mined over the whole district's orders)."""
+    spans = topic_spans(session, [r["id"] for r in rows], where=where)
+    for r in rows:
+        n, first, last = spans.get(r["id"], (0, None, None))
+        r.update(size=n, time_span=[_iso(first), _iso(last)], places=list(r["period_places"]))
+    return rows
+
+
+def list_topics(
+    session: Session, *, start: datetime, end: datetime, where: Any = None, limit: int = 20, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of :func:`topics_for_period` and how many topics the period has, for a reader whose data scope is
+    ``where`` (None: the district): a topic is listed when some of its orders of the period are in the scope, and
+    every figure of it — count, size, time span, places — is counted over those orders only."""
+    rows = topics_for_period(session, start=start, end=end, k=limit, where=where, offset=offset)
+    total = count_topics_for_period(session, start=start, end=end, where=where)
+    return (rows if where is None else _scoped(session, rows, where)), total
+
+
+def get_topic(session: Session, *, topic_id: int, start: datetime, end: datetime, where: Any = None) -> dict[str, Any]:
+    """One topic as :func:`list_topics` shows it (its count that of ``[start, end)``, possibly 0); NotFound when it
+    does not exist or, for a scoped reader, has no order in their scope (the same answer)."""
+    topic = session.get(HotTopic, topic_id)
+    spans = topic_spans(session, [topic_id], where=where) if topic is not None else {}
+    if topic is None or (where is not None and topic_id not in spans):
+        raise NotFound(f"hot topic {topic_id} not found")
+    rows = topics_for_period(session, start=start, end=end, k=1, where=where, topic_ids=[topic_id])
+    row = rows[0] if rows else _topic_row(topic, 0, None, None, Counter(), start, end)
+    return row if where is None else _scoped(session, [row], where)[0]
+
+
+def count_topics_for_period(session: Session, *, start: datetime, end: datetime, where: Any = None) -> int:
+    """How many stored topics have orders created in ``[start, end)`` (among ``where``'s orders)."""
+    query = (
+        select(func.count(func.distinct(HotTopicOrder.topic_id)))
+        .join(Order, Order.id == HotTopicOrder.order_id)
+        .where(Order.created_at >= start, Order.created_at < end, *([] if where is None else [where]))
+    )
+    return int(session.scalar(query) or 0)
+
+
+def topic_spans(session: Session, topic_ids: Sequence[int], *, where: Any = None) -> dict[int, tuple[int, Any, Any]]:
+    """Per topic: (orders, first, last) over all its orders among ``where``'s — a scoped reader's size and time
+    span of a topic, counted within their scope."""
+    if not topic_ids:
+        return {}
+    rows = session.execute(
+        select(HotTopicOrder.topic_id, func.count(), func.min(Order.created_at), func.max(Order.created_at))
+        .join(Order, Order.id == HotTopicOrder.order_id)
+        .where(HotTopicOrder.topic_id.in_(list(topic_ids)), *([] if where is None else [where]))
+        .group_by(HotTopicOrder.topic_id)
+    )
+    return {int(tid): (int(n), _aware(first), _aware(last)) for tid, n, first, last in rows}
+
+
+def topic_orders(
+    session: Session,
+    *,
+    topic_id: int,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    where: Any = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Order]:
+    """The topic's orders (newest first) created in ``[start, end)`` among ``where``'s orders."""
+    conditions = [HotTopicOrder.topic_id == topic_id]
+    if start is not None:
+        conditions.append(Order.created_at >= start)
+    if end is not None:
+        conditions.append(Order.created_at < end)
+    if where is not None:
+        conditions.append(where)
+    return list(
+        session.scalars(
+            select(Order)
+            .join(HotTopicOrder, HotTopicOrder.order_id == Order.id)
+            .where(*conditions)
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(limit)
+            .offset(offset)
         )
-    return out
+    )
 
 
 def _period_places(

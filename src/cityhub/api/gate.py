@@ -42,7 +42,7 @@ from cityhub.errors import Overloaded
 
 # Requests that compute over a whole period or graph (seconds, not milliseconds) wait in a lane of their own, so
 # that a leader refreshing the dashboard never holds the places intake and the order lists need.
-HEAVY_PREFIXES = ("/api/v1/kpi", "/api/v1/graph", "/api/v1/findings", "/dashboard")
+HEAVY_PREFIXES = ("/api/v1/kpi", "/api/v1/graph", "/api/v1/findings", "/dashboard", "/brain/findings", "/brain/graph")
 # Health probes wait in a small lane of their own: behind a thousand reads, a busy but healthy process would answer
 # its load balancer's probe 503 (or late) and be taken out of service just when it is needed most.
 PROBE_PATHS = ("/healthz",)

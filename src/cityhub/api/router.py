@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from cityhub.analytics.graph_views import router as graph_router
+from cityhub.analytics.topic_views import router as topics_router
 from cityhub.analytics.views import router as kpi_router
 from cityhub.auth.views import router as auth_router
 from cityhub.dispatch.views import router as dispatch_router
@@ -27,6 +28,7 @@ api_router.include_router(kb_orders_router)
 api_router.include_router(dispatch_router)
 api_router.include_router(kpi_router)
 api_router.include_router(graph_router)
+api_router.include_router(topics_router)
 api_router.include_router(map_router)
 api_router.include_router(units_router)
 api_router.include_router(users_router)

@@ -28,6 +28,10 @@ API_CLIENTS_MANAGE = "apiclients:manage"  # the data-sharing API's clients, keys
 SENSORS_MANAGE = "sensors:manage"  # register sensors, write alarm rules, push readings as a person
 ALARMS_READ = "alarms:read"  # see sensors, readings and alarms (监测预警) in one's data scope
 ALARMS_HANDLE = "alarms:handle"  # acknowledge and clear alarms in one's data scope
+# The city brain's workbench (城市大脑: risk findings, hot topics, the correlation graph) for the roles whose work
+# is to act on what it finds: leaders and supervisors (督办), and dispatchers, who route the district's orders and
+# see recurring problems first. The data itself is read within one's scope, as order:read reads it.
+BRAIN_READ = "brain:read"
 
 
 def act(action: Action | str) -> str:
@@ -42,7 +46,7 @@ def _acts(*actions: Action) -> set[str]:
 ALL_PERMISSIONS: frozenset[str] = frozenset(
     {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE, KB_MANAGE, REPLY_REVIEW}
     | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE, API_CLIENTS_MANAGE}
-    | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE}
+    | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
@@ -54,7 +58,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # 派单员: sends orders out and deals with what comes back (re-dispatch of returned orders is `dispatch`).
     Role.DISPATCHER: frozenset(
-        {ORDER_CREATE, ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE}
+        {ORDER_CREATE, ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
         | _acts(
             Action.DISPATCH,
             Action.TRANSFER,
@@ -84,7 +88,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # 督办员: time limits, extensions, reply audit, callback and closing.
     Role.SUPERVISOR: frozenset(
-        {ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, REPLY_REVIEW, ALARMS_READ, ALARMS_HANDLE}
+        {ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, REPLY_REVIEW, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
         | _acts(
             Action.URGE,
             Action.ESCALATE,
@@ -99,7 +103,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # 领导: reads everything, assigns key issues (交办), urges and escalates.
     Role.LEADER: frozenset(
-        {ORDER_READ, ORDER_READ_ALL, ORG_READ, TOKENS, REPLY_REVIEW, ALARMS_READ}
+        {ORDER_READ, ORDER_READ_ALL, ORG_READ, TOKENS, REPLY_REVIEW, ALARMS_READ, BRAIN_READ}
         | _acts(Action.ASSIGN, Action.URGE, Action.ESCALATE, Action.COMMENT)
     ),
     Role.ADMIN: ALL_PERMISSIONS,

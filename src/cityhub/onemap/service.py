@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time as _time
 from collections import defaultdict
-from collections.abc import Callable, Hashable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from importlib import resources
@@ -31,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.auth import permissions
 from cityhub.auth.scope import Scope, sees_personal_data_of
+from cityhub.caching import TtlCache
 from cityhub.config import get_settings
 from cityhub.errors import ValidationFailed
 from cityhub.masking import coarsen_coordinate, scrub_text
@@ -63,66 +61,12 @@ HOT_TOPIC_DAYS = 30
 HOT_TOPIC_COUNT = 10
 CACHE_SECONDS = 60.0
 COUNTS_SECONDS = 15.0  # the open/overdue/today counts: fresh at every 30-second refresh, shared within one
-FINDINGS_CACHE_SECONDS = 300.0
 OPEN = sorted(OPEN_STATES)
 
 T = TypeVar("T")
 
 
-class _TtlCache:
-    """A small per-process cache of computed values with a time to live, keyed by anything hashable.
-
-    With ``refresh`` (a callable computing the value on a session of its own), an expired value is still answered
-    while one background thread per key computes the next: a wall display's 30-second poll never waits seconds for
-    the risk findings again, only the first request of a process (or of a new scope) does."""
-
-    def __init__(self, seconds: float, size: int = 64) -> None:
-        self.seconds = seconds
-        self.size = size
-        self._items: dict[Hashable, tuple[float, Any]] = {}
-        self._refreshing: set[Hashable] = set()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable, compute: Callable[[], T], refresh: Callable[[], T] | None = None) -> T:
-        now = _time.monotonic()
-        with self._lock:
-            hit = self._items.get(key)
-        if hit is not None and now - hit[0] < self.seconds:
-            return hit[1]
-        if hit is not None and refresh is not None:
-            with self._lock:
-                start = key not in self._refreshing
-                self._refreshing.add(key)
-            if start:
-                threading.Thread(target=self._refresh, args=(key, refresh), daemon=True, name="onemap-refresh").start()
-            return hit[1]
-        value = compute()
-        self._put(key, value)
-        return value
-
-    def _put(self, key: Hashable, value: Any) -> None:
-        with self._lock:
-            if key not in self._items and len(self._items) >= self.size:
-                self._items.pop(next(iter(self._items)))
-            self._items[key] = (_time.monotonic(), value)
-
-    def _refresh(self, key: Hashable, refresh: Callable[[], Any]) -> None:
-        try:
-            self._put(key, refresh())
-        except Exception:
-            log.exception("one map: refreshing a cached figure failed; the old one is kept for now")
-        finally:
-            with self._lock:
-                self._refreshing.discard(key)
-
-    def has(self, key: Hashable) -> bool:
-        """Whether a value (fresh or expired) is at hand for ``key``."""
-        with self._lock:
-            return key in self._items
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+_TtlCache = TtlCache  # the class moved to cityhub.caching, shared with the risk findings
 
 
 def _own_session(session: Session) -> Session:
@@ -131,15 +75,17 @@ def _own_session(session: Session) -> Session:
 
 
 _unit_points_cache = _TtlCache(600.0)
-_findings_cache = _TtlCache(FINDINGS_CACHE_SECONDS)
 _figures_cache = _TtlCache(CACHE_SECONDS, size=256)
 _counts_cache = _TtlCache(COUNTS_SECONDS, size=256)
 
 
 def clear_caches() -> None:
     """Forget every cached figure (tests; after a reseed)."""
-    for c in (_unit_points_cache, _findings_cache, _figures_cache, _counts_cache):
+    from cityhub.analytics import risk
+
+    for c in (_unit_points_cache, _figures_cache, _counts_cache):
         c.clear()
+    risk.clear_cache()
 
 
 def _db_key(session: Session) -> str:
@@ -500,26 +446,14 @@ def _cells(ctx: MapContext, where: list[Any], zoom: int) -> FeatureCollection:
 # -------------------------------------------------------------------------------------------------- hotspots
 
 
-def _findings_key(ctx: MapContext) -> Hashable:
-    return (_db_key(ctx.session), ctx.scope, _today(ctx))
-
-
 def findings_in_scope(ctx: MapContext) -> list[Any]:
-    """The risk findings of today (recurring problems and rising trends; :func:`cityhub.analytics.risk.findings`)
-    over the caller's scope, kept per process for five minutes per scope (then refreshed in the background)."""
+    """The risk findings of today that have a place (recurring problems and rising trends) over the caller's scope,
+    from the analytics layer's per-process cache (:func:`cityhub.analytics.risk.cached_findings`: five minutes per
+    scope, then refreshed in the background)."""
     from cityhub.analytics import risk
 
-    key = _findings_key(ctx)
-    today, scope = _today(ctx), ctx.scope
-
-    def on(session: Session) -> list[Any]:
-        return risk.findings(session, kinds=("recurring", "rising"), scope=scope.clause(), today=today)
-
-    def refresh() -> list[Any]:
-        with _own_session(ctx.session) as session:
-            return on(session)
-
-    return _findings_cache.get(key, lambda: on(ctx.session), refresh)
+    found = risk.cached_findings(ctx.session, scope=ctx.scope, today=_today(ctx))
+    return [f for f in found if f.kind in ("recurring", "rising")]
 
 
 def _topic_points(ctx: MapContext, start: datetime, end: datetime) -> list[dict[str, Any]]:
@@ -675,7 +609,9 @@ def on_time_rate(ctx: MapContext) -> IndicatorValue:
 
 
 def active_hotspots(ctx: MapContext) -> IndicatorValue:
-    if ctx.quick and not _findings_cache.has(_findings_key(ctx)):
+    from cityhub.analytics import risk
+
+    if ctx.quick and not risk.has_cached_findings(ctx.session, scope=ctx.scope, today=_today(ctx)):
         return IndicatorValue(None, computing=True)
     return IndicatorValue(len(hotspot_features(ctx)["features"]))
 

@@ -1097,6 +1097,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         hot=hot,
         hot_fallback=hot_fallback,
         hot_mined_at=None if hot_fallback else topics_store.mined_at(db),
+        brain=permissions.allows(principal.role, permissions.BRAIN_READ),  # hot topics link to their page
         scoped=scope is not None,
     )
 
@@ -1117,6 +1118,7 @@ def install(app: FastAPI) -> None:
         return support.error_page(request, exc.status, exc.message_key, principal)
 
     from cityhub.web.api_clients_pages import router as api_clients_router
+    from cityhub.web.brain_pages import router as brain_router
     from cityhub.web.calendar_pages import router as calendar_router
     from cityhub.web.kb_pages import router as kb_router
     from cityhub.web.map_pages import router as map_router
@@ -1138,5 +1140,6 @@ def install(app: FastAPI) -> None:
     app.include_router(units_router)
     app.include_router(monitoring_router)
     app.include_router(track_router)
+    app.include_router(brain_router)
     app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
     vendor.warn_if_missing()

@@ -141,6 +141,8 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.kb", "/kb"))
     if role in OVERSEERS:
         items.append(NavItem("nav.dashboard", "/dashboard"))
+    if brain_pages(principal):
+        items.append(NavItem("nav.brain", "/brain"))  # 城市大脑: risk findings, hot topics, correlation graph
     if role != Role.CITIZEN and permissions.allows(role, permissions.ORDER_READ):
         items.append(NavItem("nav.map", "/map"))  # the one map (一张图), within the user's data scope
     if admin_pages(principal):
@@ -165,6 +167,17 @@ def admin_pages(principal: Principal) -> list[NavItem]:
     if permissions.allows(role, permissions.API_CLIENTS_MANAGE):
         pages.append(NavItem("nav.apiclients", "/admin/api-clients"))
     return pages
+
+
+def brain_pages(principal: Principal) -> list[NavItem]:
+    """The city brain's pages (城市大脑) the user's role may see, in the order of its sub-navigation."""
+    if not permissions.allows(principal.role, permissions.BRAIN_READ):
+        return []
+    return [
+        NavItem("brain.nav.findings", "/brain/findings"),
+        NavItem("brain.nav.topics", "/brain/topics"),
+        NavItem("brain.nav.graph", "/brain/graph"),
+    ]
 
 
 def home_of(principal: Principal) -> str:
@@ -396,7 +409,7 @@ def set_flash(response: Response, key: str, **params: Any) -> None:
 
 _FLASH_GROUPS = frozenset(
     {"intake", "order", "queue", "login", "rules", "kb", "mon", "account", "users", "calendar", "sla", "apiclients"}
-    | {"units"}
+    | {"units", "brain"}
 )
 
 

@@ -1,0 +1,113 @@
+"""HTTP routes of the stored hot topics (热点诉求): ``/topics`` and ``/topics/{id}``.
+
+Reading needs ``order:read`` and a staff role (a citizen's appeals are not the district's topics; a topic's
+representative title is another person's appeal). Whoever reads orders masked reads the representative titles
+through ``masking.scrub_text`` (phone and ID numbers, house numbers). Topics are mined over the whole district's orders;
+a reader whose data scope is smaller (a street office) sees a topic when some of its orders of the period are in
+that scope, and every figure of it — count, size, time span, places, the orders listed — is counted over those
+orders only (``topics_store.list_topics``). A topic without any order in the reader's scope is 404, as missing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from cityhub.analytics import kpi, topics_store
+from cityhub.analytics.schemas import TopicDetail, TopicPage, TopicRead
+from cityhub.api.deps import CurrentPrincipal, DbSession, require
+from cityhub.auth import permissions
+from cityhub.auth.principal import Principal
+from cityhub.auth.scope import scope_of
+from cityhub.config import get_settings
+from cityhub.db import utcnow
+from cityhub.errors import PermissionDenied
+from cityhub.masking import scrub_text
+from cityhub.org.models import Role
+from cityhub.workorders.views import _read
+
+
+def _staff(principal: CurrentPrincipal) -> Principal:
+    if principal.role == Role.CITIZEN:
+        raise PermissionDenied("hot topics are for staff", details={"permission": permissions.ORDER_READ})
+    return principal
+
+
+router = APIRouter(
+    prefix="/topics",
+    tags=["city brain"],
+    dependencies=[Depends(require(permissions.ORDER_READ)), Depends(_staff)],
+)
+
+RECENT_DAYS = 30
+PeriodQuery = Annotated[
+    str | None,
+    Query(max_length=40, description="2026-11, 2026-Q4, 2026, 2026-W47, 2026-11-05 or a..b; default the last 30 days"),
+]
+
+
+def shown(rows: list[dict[str, Any]], principal: Principal) -> list[dict[str, Any]]:
+    """The rows as this reader may read them: representative titles scrubbed for whoever reads orders masked."""
+    if principal.role in permissions.UNMASKED_ROLES:
+        return rows
+    return [{**r, "topic": scrub_text(r["topic"]) or r["label"]} for r in rows]
+
+
+def period_or_recent(text: str | None) -> kpi.Period:
+    """The period typed (any ``kpi.parse_period`` form; ValidationFailed naming the field), else the last 30 days
+    to today, as the dashboard."""
+    if text and text.strip():
+        return kpi.parse_period(text)
+    today = utcnow().astimezone(get_settings().tz).date()
+    return kpi.parse_period(f"{today - timedelta(days=RECENT_DAYS - 1)}..{today}")
+
+
+@router.get("", response_model=TopicPage)
+def list_topics(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    period: PeriodQuery = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> TopicPage:
+    """The hot topics with orders in ``period`` within the caller's scope, most such orders first (then heat)."""
+    span = period_or_recent(period)
+    rows, total = topics_store.list_topics(
+        db, start=span.start, end=span.end, where=scope_of(db, principal).clause(), limit=limit, offset=offset
+    )
+    return TopicPage(
+        period=span.label,
+        start=span.start,
+        end=span.end,
+        mined_at=topics_store.mined_at(db),
+        total=total,
+        limit=limit,
+        offset=offset,
+        items=[TopicRead.of(r) for r in shown(rows, principal)],
+    )
+
+
+@router.get("/{topic_id}", response_model=TopicDetail)
+def get_topic(
+    topic_id: int,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    period: PeriodQuery = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> TopicDetail:
+    """One topic (its figures of ``period``) with its orders of the period in the caller's scope, masked as the
+    order list masks them."""
+    span = period_or_recent(period)
+    where = scope_of(db, principal).clause()
+    [row] = shown(
+        [topics_store.get_topic(db, topic_id=topic_id, start=span.start, end=span.end, where=where)], principal
+    )
+    found = topics_store.topic_orders(
+        db, topic_id=topic_id, start=span.start, end=span.end, where=where, limit=limit, offset=offset
+    )
+    return TopicDetail.model_validate(
+        {**TopicRead.of(row).model_dump(), "orders": [_read(o, principal) for o in found], "orders_offset": offset}
+    )

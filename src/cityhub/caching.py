@@ -1,0 +1,72 @@
+"""A small per-process cache of computed figures with a time to live (the one map's figures, the risk findings).
+
+Keys name the database and the reader's data scope, so one process serving several databases or scopes never
+answers one with another's figures. State of record stays in the database; this only saves recomputation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time as _time
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class TtlCache:
+    """A small per-process cache of computed values with a time to live, keyed by anything hashable.
+
+    With ``refresh`` (a callable computing the value on a session of its own), an expired value is still answered
+    while one background thread per key computes the next: a wall display's 30-second poll never waits seconds for
+    the risk findings again, only the first request of a process (or of a new scope) does."""
+
+    def __init__(self, seconds: float, size: int = 64) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._items: dict[Hashable, tuple[float, Any]] = {}
+        self._refreshing: set[Hashable] = set()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], T], refresh: Callable[[], T] | None = None) -> T:
+        now = _time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None and now - hit[0] < self.seconds:
+            return hit[1]
+        if hit is not None and refresh is not None:
+            with self._lock:
+                start = key not in self._refreshing
+                self._refreshing.add(key)
+            if start:
+                threading.Thread(target=self._refresh, args=(key, refresh), daemon=True, name="cache-refresh").start()
+            return hit[1]
+        value = compute()
+        self._put(key, value)
+        return value
+
+    def _put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            if key not in self._items and len(self._items) >= self.size:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = (_time.monotonic(), value)
+
+    def _refresh(self, key: Hashable, refresh: Callable[[], Any]) -> None:
+        try:
+            self._put(key, refresh())
+        except Exception:
+            log.exception("refreshing a cached figure failed; the old one is kept for now")
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
+
+    def has(self, key: Hashable) -> bool:
+        """Whether a value (fresh or expired) is at hand for ``key``."""
+        with self._lock:
+            return key in self._items
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
