@@ -29,7 +29,7 @@ from cityhub.onemap import service as onemap
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.org.schemas import UserCreate
 from cityhub.workorders.models import Category, Order, OrderEvent
-from web_helpers import ACCOUNTS, PASSWORD, build_world, hidden, world_env
+from web_helpers import ACCOUNTS, PASSWORD, build_world, hidden, login, world_env
 
 PERIOD = "2026-06"
 NOISE_TEXT = "工地夜间施工噪音扰民，学生无法休息，鸿鹄路工地旁第{i}次反映"
@@ -119,18 +119,6 @@ def _main_topic(members: dict[int, int], orders: set[int]) -> int:
     topics = [members[o] for o in orders if o in members]
     assert len(topics) >= 5, "the miner should have grouped the repeated problem"
     return max(set(topics), key=topics.count)
-
-
-def login(username: str) -> TestClient:
-    client = TestClient(create_app(), raise_server_exceptions=False)
-    page = client.get("/login")
-    response = client.post(
-        "/login",
-        data={"csrf_token": hidden(page.text), "username": username, "password": PASSWORD},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
-    return client
 
 
 def _finding_links(html: str) -> list[str]:

@@ -20,7 +20,7 @@ from cityhub.intake.service import submit
 from cityhub.main import create_app
 from cityhub.onemap import service
 from cityhub.web import vendor
-from web_helpers import ACCOUNTS, PASSWORD, build_world, hidden, world_env
+from web_helpers import ACCOUNTS, build_world, login, world_env
 
 
 @pytest.fixture
@@ -46,18 +46,6 @@ def org(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[st
                 defer_duplicates=True,
             )
         return {"street_a": world.street_a}
-
-
-def login(username: str) -> TestClient:
-    client = TestClient(create_app(), raise_server_exceptions=False)
-    page = client.get("/login")
-    response = client.post(
-        "/login",
-        data={"csrf_token": hidden(page.text), "username": username, "password": PASSWORD},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
-    return client
 
 
 def _indicator(page: str, name: str) -> str:

@@ -166,3 +166,20 @@ def enter_holidays_ahead() -> None:
             days = (date(year, 1, 1) + timedelta(days=n) for n in range(31))
             for day in [d for d in days if d.weekday() < 5][:MIN_WEEKDAY_HOLIDAYS]:
                 set_day(s, day=day, is_workday=False, name="测试假日")
+
+
+def login(username: str, password: str = PASSWORD) -> Any:
+    """A TestClient on a new app, signed in through the login form as ``username``."""
+    from fastapi.testclient import TestClient
+
+    from cityhub.main import create_app
+
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={"csrf_token": hidden(page.text), "username": username, "password": password},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return client

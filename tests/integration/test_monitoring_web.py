@@ -7,15 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from cityhub.auth import passwords
 from cityhub.db import reset_engine, session_scope
-from cityhub.main import create_app
 from cityhub.monitoring import service
 from cityhub.monitoring.schemas import RuleCreate, SensorCreate
 from cityhub.org.models import Role, Unit, UnitTier, User
-from web_helpers import hidden
+from web_helpers import login
 
 PASSWORD = "correct-horse-battery"
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
@@ -69,18 +67,6 @@ def world(app_db: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         ]
         assert service.ingest(s, items=items).alarms_raised == 2
     return {}
-
-
-def login(username: str) -> TestClient:
-    client = TestClient(create_app(), raise_server_exceptions=False)
-    page = client.get("/login")
-    response = client.post(
-        "/login",
-        data={"csrf_token": hidden(page.text), "username": username, "password": PASSWORD},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
-    return client
 
 
 def test_the_monitoring_page_shows_the_users_area_and_lets_handlers_ack_and_clear(world: dict[str, Any]) -> None:

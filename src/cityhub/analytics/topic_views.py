@@ -52,7 +52,7 @@ def shown(rows: list[dict[str, Any]], principal: Principal) -> list[dict[str, An
     """The rows as this reader may read them: representative titles scrubbed for whoever reads orders masked."""
     if principal.role in permissions.UNMASKED_ROLES:
         return rows
-    return [{**r, "topic": scrub_text(r["topic"]) or r["label"]} for r in rows]
+    return [{**r, "topic": scrub_text(r["topic"]) or r.get("label") or ""} for r in rows]
 
 
 def period_or_recent(text: str | None) -> kpi.Period:

@@ -1073,6 +1073,9 @@ def dashboard(request: Request, db: DbSession) -> Response:
     received_today = db.scalar(select(func.count()).select_from(Order).where(*today_where)) or 0
     ranking = kpi.ranking(db, period=period, tier=UnitTier.STREET.value)
     hot, hot_fallback = reports.hot_topics_for_period(db, period=period, k=10, where=scope)
+    from cityhub.analytics.topic_views import shown
+
+    hot = shown(hot, principal)  # a topic's representative title is someone's appeal: scrubbed for masked readers
     return render(
         request,
         "dashboard.html",

@@ -14,10 +14,10 @@ number), so the phone cannot be guessed by trying.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -49,15 +49,15 @@ _UNIT_ACTIONS = {"dispatch", "transfer", "accept", "reply"}
 NOT_FOUND = "no order with this number and phone"
 
 
-@dataclass(frozen=True)
-class Milestone:
+class Milestone(BaseModel):
     at: datetime
     action: str
     unit: str | None = None
 
 
-@dataclass(frozen=True)
-class TrackedOrder:
+class TrackedOrder(BaseModel):
+    """What the citizen is shown (also the API's answer)."""
+
     number: str
     title: str | None
     content: str
@@ -66,13 +66,13 @@ class TrackedOrder:
     created_at: datetime
     state: str
     category: str | None
-    unit: str | None
-    due_at: datetime | None
+    unit: str | None = Field(description="the unit handling it")
+    due_at: datetime | None = Field(description="when it is due (working-day time limit)")
     replied_at: datetime | None
     reply_text: str | None
     satisfied: bool | None
-    merged_into: str | None
-    can_rate: bool
+    merged_into: str | None = Field(description="the number of the order it was merged into (the same problem)")
+    can_rate: bool = Field(description="replied and not yet rated: POST /track/rate")
     milestones: list[Milestone]
 
 
@@ -162,7 +162,9 @@ def _view(session: Session, order: Order) -> TrackedOrder:
         merged_into=master,
         can_rate=state == State.REPLIED,
         milestones=[
-            Milestone(e.at, e.action, names.get(e.unit_id) if e.action in _UNIT_ACTIONS and e.unit_id else None)
+            Milestone(
+                at=e.at, action=e.action, unit=names.get(e.unit_id) if e.action in _UNIT_ACTIONS and e.unit_id else None
+            )
             for e in events
         ],
     )

@@ -3,8 +3,6 @@ order number and the phone given with the appeal. POST, so the phone stays out o
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
@@ -25,40 +23,14 @@ class RateIn(TrackIn):
     reason: str | None = Field(None, max_length=2000, description="what is still wrong (needed when not satisfied)")
 
 
-class MilestoneRead(BaseModel):
-    at: datetime
-    action: str
-    unit: str | None = None
-
-
-class TrackedOrderRead(BaseModel):
-    number: str
-    title: str | None
-    content: str
-    appeal_type: str
-    channel: str
-    created_at: datetime
-    state: str
-    category: str | None
-    unit: str | None = Field(description="the unit handling it")
-    due_at: datetime | None = Field(description="when it is due (working-day time limit)")
-    replied_at: datetime | None
-    reply_text: str | None
-    satisfied: bool | None
-    merged_into: str | None = Field(description="the number of the order it was merged into (the same problem)")
-    can_rate: bool = Field(description="replied and not yet rated: POST /track/rate")
-    milestones: list[MilestoneRead]
-
-
-@router.post("", response_model=TrackedOrderRead)
-def track(body: TrackIn, request: Request, db: DbSession) -> TrackedOrderRead:
+@router.post("", response_model=tracking.TrackedOrder)
+def track(body: TrackIn, request: Request, db: DbSession) -> tracking.TrackedOrder:
     """Where an appeal stands (办理进度查询). 404 alike for a wrong number or phone; failures are rate-limited (429)."""
-    found = tracking.track(db, number=body.number, phone=body.phone, client_ip=_client_ip(request))
-    return TrackedOrderRead.model_validate(found, from_attributes=True)
+    return tracking.track(db, number=body.number, phone=body.phone, client_ip=_client_ip(request))
 
 
-@router.post("/rate", response_model=TrackedOrderRead)
-def rate(body: RateIn, request: Request, db: DbSession) -> TrackedOrderRead:
+@router.post("/rate", response_model=tracking.TrackedOrder)
+def rate(body: RateIn, request: Request, db: DbSession) -> tracking.TrackedOrder:
     """Rate the reply (满意 / 不满意 with a reason): the order's callback, audited as the citizen's. 409 when the
     order is not waiting for a rating."""
     rated = tracking.rate(
@@ -70,4 +42,4 @@ def rate(body: RateIn, request: Request, db: DbSession) -> TrackedOrderRead:
         client_ip=_client_ip(request),
     )
     db.commit()
-    return TrackedOrderRead.model_validate(rated, from_attributes=True)
+    return rated
