@@ -40,7 +40,7 @@ def test_an_unacknowledged_alarm_is_escalated_once_after_its_time_and_its_order_
     _sensor(db_session, "WL-B")
     _rule(db_session, duration_s=0, urgency="normal", escalate_after_minutes=30)
     db_session.commit()
-    service.ingest(db_session, items=_series("WL-A", [30]) + _series("WL-B", [31]))
+    service.ingest(db_session, items=_series("WL-A", [30]) + _series("WL-B", [31]), now=T0)
     db_session.commit()
     alarm, other = _only_alarm(db_session, "WL-A"), _only_alarm(db_session, "WL-B")
     service.acknowledge(db_session, alarm_id=other.id, actor=PERSON)  # seen: never escalated
@@ -83,6 +83,23 @@ def test_an_unacknowledged_alarm_is_escalated_once_after_its_time_and_its_order_
     assert note.payload["alarm_id"] == alarm.id and note.payload["after_minutes"] == 30
 
 
+def test_readings_that_arrive_late_give_the_rule_s_time_from_their_arrival(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """A file of readings imported hours after they were measured raises an alarm dated then; the duty officer still
+    has the rule's 30 minutes from the import to acknowledge it."""
+    _sensor(db_session, "WL-L")
+    _rule(db_session, duration_s=0, escalate_after_minutes=30)
+    db_session.commit()
+    arrived = T0 + timedelta(hours=3)
+    service.ingest(db_session, items=_series("WL-L", [30]), now=arrived)
+    db_session.commit()
+    alarm = _only_alarm(db_session, "WL-L")
+    assert alarm.raised_at == T0 and alarm.recorded_at == arrived
+    assert service.escalate_due(db_session, now=arrived + timedelta(minutes=29))["escalated"] == 0
+    assert service.escalate_due(db_session, now=arrived + timedelta(minutes=31))["escalated"] == 1
+
+
 def test_the_default_time_applies_to_rules_without_their_own_and_zero_never_escalates(
     db_session: Session, units: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -92,7 +109,7 @@ def test_the_default_time_applies_to_rules_without_their_own_and_zero_never_esca
     _rule(db_session, duration_s=0, opens_order=False)  # default: 10 minutes
     _rule(db_session, duration_s=0, sensor_kind="river_level", escalate_after_minutes=0)  # never
     db_session.commit()
-    service.ingest(db_session, items=_series("WL-D", [30]) + _series("WL-N", [30]))
+    service.ingest(db_session, items=_series("WL-D", [30]) + _series("WL-N", [30]), now=T0)
     db_session.commit()
     assert service.escalate_due(db_session, now=T0 + timedelta(minutes=9))["escalated"] == 0
     assert service.escalate_due(db_session, now=T0 + timedelta(days=3)) == {"escalated": 1, "orders_escalated": 0}
@@ -112,7 +129,7 @@ def test_the_alarm_escalation_job_runs_on_demand(app_db: str) -> None:
         _sensor(s, "WL-J")
         _rule(s, duration_s=0, urgency="critical", escalate_after_minutes=1)
     with session_scope() as s:
-        service.ingest(s, items=_series("WL-J", [30]))  # raised two days ago (T0): due at once
+        service.ingest(s, items=_series("WL-J", [30]), now=T0)  # raised two days ago (T0): due at once
     assert "alarm-escalation" in jobs.JOBS
     assert jobs.run_job("alarm-escalation") == {"escalated": 1, "orders_escalated": 1}
     assert jobs.run_job("alarm-escalation") == {"escalated": 0, "orders_escalated": 0}

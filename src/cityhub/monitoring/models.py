@@ -119,7 +119,9 @@ class Alarm(Base):
     metric: Mapped[str] = mapped_column(String(40))
     comparison: Mapped[str] = mapped_column(String(2))
     threshold: Mapped[float] = mapped_column(Float)  # the limit in force when raised (capacity applied)
-    raised_at: Mapped[datetime] = mapped_column()
+    raised_at: Mapped[datetime] = mapped_column()  # the breaching reading's own time
+    # When the readings that raised it arrived (NULL: raised before this was recorded); escalation counts from here.
+    recorded_at: Mapped[datetime | None] = mapped_column()
     first_value: Mapped[float] = mapped_column(Float)
     last_value: Mapped[float] = mapped_column(Float)
     peak_value: Mapped[float] = mapped_column(Float)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, insert, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, false, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -597,7 +597,7 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
                 }
                 (added if known is None else changed).append(values)
             for transition in result.transitions:
-                alarm = _apply(session, sensor, rule, spec, alarm, transition, tally, open_orders=open_orders)
+                alarm = _apply(session, sensor, rule, spec, alarm, transition, tally, open_orders=open_orders, now=now)
             if alarm is not None and alarm.open_key is not None:
                 alarms[key] = alarm
             else:
@@ -663,8 +663,10 @@ def _apply(
     tally: _Tally,
     *,
     open_orders: bool,
+    now: datetime,
 ) -> Alarm | None:
-    """Write one transition; return the rule's open alarm afterwards (None once cleared)."""
+    """Write one transition; return the rule's open alarm afterwards (None once cleared). ``now``: when the readings
+    arrived (an alarm's ``recorded_at``; its ``raised_at`` is the breaching reading's own time)."""
     value, at = transition.value, transition.at
     if transition.change == Change.RAISE:
         alarm = Alarm(
@@ -677,6 +679,7 @@ def _apply(
             comparison=rule.comparison,
             threshold=spec.threshold,
             raised_at=at,
+            recorded_at=now,
             first_value=value,
             last_value=value,
             peak_value=value,
@@ -1031,7 +1034,8 @@ def escalate_after(rule_minutes: int | None, default: int) -> int | None:
 
 
 def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, int]:
-    """Escalate (升级) every alarm still active — not acknowledged, not cleared — longer after it was raised than its
+    """Escalate (升级) every alarm still active — not acknowledged, not cleared — longer after it was raised (and
+    after its readings arrived) than its
     rule's ``escalate_after_minutes`` (else ``CITYHUB_ALARM_ESCALATE_AFTER_MINUTES``): once per alarm, claimed in
     one UPDATE (``escalated_at``), then an ``escalated`` event in its trail, an escalation on the ``alarm`` topic and
     its order, when still open, escalated through the life cycle with its urgency one step higher (audited)."""
@@ -1046,9 +1050,16 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
             groups[after].append(rule_id)
     if not groups:
         return {"escalated": 0, "orders_escalated": 0}
+    # Counted from when the alarm was known here: an alarm raised by readings that arrived late (a file imported hours
+    # after they were measured) gives the duty officer the rule's time too, not none.
+    known_since = func.coalesce(Alarm.recorded_at, Alarm.raised_at)
     due = or_(
         *(
-            and_(Alarm.rule_id.in_(ids), Alarm.raised_at <= now - timedelta(minutes=minutes))
+            and_(
+                Alarm.rule_id.in_(ids),
+                Alarm.raised_at <= now - timedelta(minutes=minutes),
+                known_since <= now - timedelta(minutes=minutes),
+            )
             for minutes, ids in sorted(groups.items())
         )
     )
