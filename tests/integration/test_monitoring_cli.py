@@ -112,9 +112,16 @@ def test_rules_readings_and_alarms_from_the_shell(
         "10",
         "--duration",
         "600",
+        "--escalate-after",
+        "45",
     )
     assert code == 0, err
-    assert "kind=waterlogging\tdepth > 20 clear 10 for 600s" in out
+    assert "kind=waterlogging\tdepth > 20 clear 10 for 600s" in out and "\tescalate 45m\t" in out
+    rule_id = out.split("\t", 1)[0]
+    code, out, err = run("alarm-rules", "set", rule_id, "--escalate-after", "0")
+    assert code == 0 and "\tnever escalate\t" in out, err
+    code, _, err = run("alarm-rules", "set", rule_id, "--escalate-after", "-5")
+    assert code == 1 and err.startswith("error: escalate_after_minutes:"), err
     code, _, err = run(
         "alarm-rules",
         "add",

@@ -152,9 +152,11 @@ def _rule_line(rule: Any) -> str:
     clear = "" if rule.clear_threshold is None else f" clear {rule.clear_threshold:g}"
     share = " ×capacity" if rule.of_capacity else ""
     order = f"order({rule.category or '-'}, {rule.urgency})" if rule.opens_order else "no order"
+    minutes = rule.escalate_after_minutes
+    escalate = "escalate default" if minutes is None else ("never escalate" if minutes == 0 else f"escalate {minutes}m")
     return (
         f"{rule.id}\t{'active' if rule.active else 'inactive'}\t{target}\t{rule.metric} {rule.comparison} "
-        f"{rule.threshold:g}{clear}{share} for {rule.duration_s}s\t{rule.severity}\t{order}\t{rule.name}"
+        f"{rule.threshold:g}{clear}{share} for {rule.duration_s}s\t{rule.severity}\t{order}\t{escalate}\t{rule.name}"
     )
 
 
@@ -183,6 +185,12 @@ def rules_add_command(
     order: Annotated[bool, typer.Option("--order/--no-order", help="a raised alarm opens an order")] = True,
     category: Annotated[str | None, typer.Option(help="category path or name of the order")] = None,
     urgency: Annotated[str, typer.Option(help="normal, urgent, critical")] = "normal",
+    escalate_after: Annotated[
+        int | None,
+        typer.Option(
+            help="minutes unacknowledged before escalation (0: never; default CITYHUB_ALARM_ESCALATE_AFTER_MINUTES)"
+        ),
+    ] = None,
 ) -> None:
     """Add a rule and print it."""
     from pydantic import ValidationError
@@ -204,6 +212,7 @@ def rules_add_command(
         "opens_order": order,
         "category": category,
         "urgency": urgency,
+        "escalate_after_minutes": escalate_after,
     }
     try:
         data = RuleCreate.model_validate(values)
@@ -222,8 +231,11 @@ def rules_set_command(
     duration: Annotated[int | None, typer.Option(help="seconds")] = None,
     severity: Annotated[str | None, typer.Option()] = None,
     active: Annotated[bool | None, typer.Option("--active/--inactive")] = None,
+    escalate_after: Annotated[
+        int | None, typer.Option(help="minutes unacknowledged before escalation (0: never)")
+    ] = None,
 ) -> None:
-    """Change a rule's limits, duration, severity or active flag."""
+    """Change a rule's limits, duration, severity, escalation time or active flag."""
     from pydantic import ValidationError
 
     from cityhub.monitoring import service
@@ -235,6 +247,7 @@ def rules_set_command(
         "duration_s": duration,
         "severity": severity,
         "active": active,
+        "escalate_after_minutes": escalate_after,
     }
     try:
         data = RuleUpdate.model_validate({k: v for k, v in values.items() if v is not None})
