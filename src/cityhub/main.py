@@ -148,6 +148,26 @@ def _warm_up_dispatch() -> None:
     gc.freeze()
 
 
+def _warm_up_findings() -> None:
+    """The district's risk findings — the one map's hotspots, the city brain's 风险预警 — computed once in the
+    background (``risk.cached_findings`` for the whole district), so a leader's first look does not wait seconds for
+    them; a narrower scope (a street's) is computed on its first request."""
+    from cityhub.analytics import risk
+    from cityhub.auth.scope import Scope
+    from cityhub.db import session_scope
+
+    try:
+        with session_scope() as session:
+            risk.cached_findings(session, scope=Scope(everything=True))
+    except Exception:  # the first request computes them instead
+        log.exception("findings warm-up failed")
+
+
+def _warm_up_in_background() -> None:
+    _warm_up_dispatch()
+    _warm_up_findings()
+
+
 @asynccontextmanager
 async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     switch_interval = sys.getswitchinterval()
@@ -165,7 +185,7 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
         checkpoints = start_sqlite_checkpointer(settings.database_url, settings.sqlite_checkpoint_seconds)
         gc.freeze()  # the application's own objects live as long as the process: no collection need walk them
         warm_up()  # intake's index and gazetteer load in the background, not in the first appeals' requests
-        threading.Thread(target=_warm_up_dispatch, name="cityhub-dispatch-warm-up", daemon=True).start()
+        threading.Thread(target=_warm_up_in_background, name="cityhub-warm-up", daemon=True).start()
     yield
     sys.setswitchinterval(switch_interval)
     if stop is not None:

@@ -115,3 +115,19 @@ def test_graph_related_and_export(client) -> None:
     graphml = client.get("/api/v1/graph/export", params={"format": "graphml", "period": "2026-06"})
     assert graphml.status_code == 200 and "<graphml" in graphml.text
     assert client.get("/api/v1/graph/export", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_a_serving_process_computes_the_district_s_findings_before_anyone_asks(client) -> None:
+    """``cityhub serve`` warms the findings up in the background (main._warm_up_findings): the one map's hotspots and
+    the 风险预警 page of a district-wide reader are then answered from the cache."""
+    from cityhub import main
+    from cityhub.auth.scope import Scope
+
+    risk.clear_cache()
+    with session_scope() as s:
+        assert not risk.has_cached_findings(s, scope=Scope(everything=True))
+    main._warm_up_findings()
+    with session_scope() as s:
+        assert risk.has_cached_findings(s, scope=Scope(everything=True))
+        assert risk.cached_findings(s, scope=Scope(everything=True)) == risk.findings(s, scope=None)
+    risk.clear_cache()
