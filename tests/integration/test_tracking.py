@@ -112,7 +112,7 @@ def _token(page: str) -> str:
 def test_the_page_looks_up_and_rates_behind_its_form_token(world) -> None:
     c = world["client"]
     status = c.get("/", headers={"Accept": "text/html"})
-    assert 'href="/track"' in status.text
+    assert 'href="/track"' in status.text and 'href="/track"' in c.get("/login").text
     form = c.get("/track")
     assert form.status_code == 200 and form.headers["cache-control"] == "no-store"
     who = {"number": world["number"], "phone": PHONE}
