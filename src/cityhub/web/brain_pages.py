@@ -177,13 +177,6 @@ def _orders_of(db: Session, principal: Principal, ids: list[Any], clause: Any) -
     return [read_model(o, principal) for o in db.scalars(query.order_by(Order.created_at.desc(), Order.id.desc()))]
 
 
-def _names(db: Session, model: Any, ids: set[Any]) -> dict[int, str]:
-    keep = [i for i in ids if i is not None]
-    if not keep:
-        return {}
-    return {i: n for i, n in db.execute(select(model.id, model.name).where(model.id.in_(keep)))}
-
-
 @router.get("/brain/findings/{finding_id}", response_class=HTMLResponse)
 def finding_page(finding_id: str, request: Request, db: DbSession) -> Response:
     """One finding: what, where, how sure, its orders (linked, masked), and 生成主动工单 for those who may."""
@@ -217,8 +210,8 @@ def _finding_detail(
         v=_finding_view(t, finding),
         orders=items,
         more=max(0, len(finding.order_ids) - len(items)),
-        category_names=_names(db, Category, {o.category_id for o in items}),
-        unit_names=_names(db, Unit, {o.community_id for o in items} | {o.street_id for o in items}),
+        category_names=support.names_of(db, Category, column=Category.name, ids={o.category_id for o in items}),
+        unit_names=support.names_of(db, Unit, ids={o.community_id for o in items} | {o.street_id for o in items}),
         can_open=permissions.allows(principal.role, OPEN_PERMISSION),
         opened=_proactive_order(db, finding.id, clause),
         period=period,
@@ -325,8 +318,8 @@ def topic_page(topic_id: int, request: Request, db: DbSession) -> Response:
         row=row,
         orders=items,
         more=max(0, row["count"] - len(items)),
-        category_names=_names(db, Category, {o.category_id for o in items}),
-        unit_names=_names(db, Unit, {o.community_id for o in items} | {o.street_id for o in items}),
+        category_names=support.names_of(db, Category, column=Category.name, ids={o.category_id for o in items}),
+        unit_names=support.names_of(db, Unit, ids={o.community_id for o in items} | {o.street_id for o in items}),
         period=period,
         recent=not typed or bool(error),
         error=error,

@@ -165,14 +165,6 @@ def _place_units(db: Session) -> list[tuple[UnitRef, list[UnitRef]]]:
     return list(streets.values())
 
 
-def _names(db: Session, model: Any, ids: set[int | None]) -> dict[int, str]:
-    wanted = sorted(i for i in ids if i is not None)
-    if not wanted:
-        return {}
-    column = model.path if model is Category else model.name
-    return {i: n for i, n in db.execute(select(model.id, column).where(model.id.in_(wanted)))}
-
-
 # ---------------------------------------------------------------------------------------- status and login
 
 
@@ -312,7 +304,7 @@ def _account_page(
         principal=principal,
         status_code=status_code,
         account=user,
-        unit_name=_names(db, Unit, {principal.unit_id}).get(principal.unit_id or 0),
+        unit_name=support.names_of(db, Unit, {principal.unit_id}).get(principal.unit_id or 0),
         tokens=auth.list_tokens(db, user_id=principal.user_id) if may_tokens else None,
         errors={name: t(key) for name, key in (errors or {}).items()},
         revoke=revoke,
@@ -625,8 +617,8 @@ def order_list(request: Request, db: DbSession) -> Response:
         scope=scope_of(db, principal).clause(),
     )
     items = [read_model(o, principal) for o in rows]
-    unit_names = _names(db, Unit, {o.lead_unit_id for o in rows} | {o.street_id for o in rows})
-    category_names = _names(db, Category, {o.category_id for o in rows})
+    unit_names = support.names_of(db, Unit, {o.lead_unit_id for o in rows} | {o.street_id for o in rows})
+    category_names = support.names_of(db, Category, {o.category_id for o in rows})
     base = [(k, v) for k, v in q.multi_items() if k != "page"]
     return render(
         request,
@@ -718,7 +710,7 @@ _EXTENSION_EVENTS = frozenset({Action.REQUEST_EXTENSION.value, Action.APPROVE_EX
 def _event_rows(db: Session, order: Order, principal: Principal) -> list[dict[str, Any]]:
     """The audit trail's rows as the API gives them to ``principal`` (``workorders.views.trail_of``)."""
     events = trail_of(db, order, principal)
-    units = _names(db, Unit, {e.unit_id for e in events} | {(e.payload or {}).get("unit_id") for e in events})
+    units = support.names_of(db, Unit, {e.unit_id for e in events} | {(e.payload or {}).get("unit_id") for e in events})
     rows = []
     for e in events:
         payload = e.payload or {}
@@ -794,9 +786,9 @@ def _detail_page(
         status_code=status_code,
         order=order,
         read=read,
-        unit_names=_names(db, Unit, ids),
+        unit_names=support.names_of(db, Unit, ids),
         directory=_directory(db),
-        category_name=_names(db, Category, {order.category_id}).get(order.category_id or 0),
+        category_name=support.names_of(db, Category, {order.category_id}).get(order.category_id or 0),
         sla=_sla_view(db, t, order),
         events=_event_rows(db, order, principal),
         actions=[(a, ACTION_FIELDS[a]) for a in actions],
@@ -989,8 +981,8 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         auto_dispatch_on=get_settings().dispatch_auto,
         page=page,
         has_more=has_more,
-        category_names=_names(db, Category, {d.category_id for _, d in rows}),
-        unit_names=_names(db, Unit, {i for _, d in rows for i in (d.place.street_id, d.place.community_id)}),
+        category_names=support.names_of(db, Category, {d.category_id for _, d in rows}),
+        unit_names=support.names_of(db, Unit, {i for _, d in rows for i in (d.place.street_id, d.place.community_id)}),
         directory=_directory(db),
     )
 
@@ -1012,7 +1004,7 @@ def reviews(request: Request, db: DbSession) -> Response:
         rows=rows,
         page=page,
         has_more=has_more,
-        unit_names=_names(db, Unit, {o.lead_unit_id for o, _ in rows}),
+        unit_names=support.names_of(db, Unit, {o.lead_unit_id for o, _ in rows}),
     )
 
 
@@ -1060,8 +1052,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
 
     by_state = grouped(Order.state)
     by_category, by_street = grouped(Order.category_id), grouped(Order.street_id)
-    category_names = _names(db, Category, {k for k, _ in by_category})
-    street_names = _names(db, Unit, {k for k, _ in by_street})
+    category_names = support.names_of(db, Category, {k for k, _ in by_category})
+    street_names = support.names_of(db, Unit, {k for k, _ in by_street})
     by_category, by_street = top(by_category, category_names), top(by_street, street_names)
     open_where = [Order.state.in_(sorted(OPEN_STATES))] + ([scope] if scope is not None else [])
     open_count = db.scalar(select(func.count()).select_from(Order).where(*open_where)) or 0

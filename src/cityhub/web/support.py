@@ -189,6 +189,17 @@ def home_of(principal: Principal) -> str:
     }.get(principal.role, "/orders")
 
 
+def names_of(db: Session, model: Any, ids: Iterable[int | None], column: Any = None) -> dict[int, str]:
+    """Id → name of the rows of ``model`` among ``ids`` (None left out) in one query: a category's path, anything
+    else's name, unless ``column`` says which."""
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return {}
+    if column is None:
+        column = model.path if model is Category else model.name
+    return {i: n for i, n in db.execute(select(model.id, column).where(model.id.in_(wanted)))}
+
+
 def render(
     request: Request,
     template: str,
