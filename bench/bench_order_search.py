@@ -10,8 +10,9 @@ Then times ``workorders.service.search_order_rows`` — the API's order list, a 
 for common terms, rare terms, absent terms and several words, through the index and through the search before it
 (``text_index=False``: one LIKE over number, title, content and address), ``--repeat`` times each after one
 warm-up (the LIKE path ``--like-repeat`` times: it reads the whole table), plus how many orders each query finds.
-Reports the index's size on disk and the migration 0018's backfill (its own ``backfill`` and ``create_index``
-over the filled table, the index and terms dropped first, as an upgrade of a database that had these orders).
+Reports the index's size on disk and the migration 0020 over the filled table (its own ``copy_terms`` and
+``create_index``, then the column dropped, after the terms were put back in a column of ``orders`` and the index
+dropped: the upgrade of a database at 0019 that had these orders).
 Results are merged into ``bench/results/order_search.json`` (one key per backend and size) and
 ``bench/results/order_search.md`` is written from it.
 
@@ -26,7 +27,6 @@ import argparse
 import json
 import random
 import time
-from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -103,7 +103,7 @@ def write_cost(n: int, pool_size: int, seed: int, pg_url: str | None = None) -> 
     from cityhub.workorders import search
 
     out: dict[str, Any] = {"orders": n}
-    plain, indexing = bulk.order_search_terms, bulk.indexed_afterwards
+    writing = bulk._insert_search_terms
     for label in ("with_search", "without_search"):
         if pg_url:
             reset_postgres(pg_url)
@@ -113,12 +113,11 @@ def write_cost(n: int, pool_size: int, seed: int, pg_url: str | None = None) -> 
                 conn = s.connection()
                 for statement in search.PG_DROP if pg_url else search.SQLITE_DROP[:3]:  # the index / its triggers
                     conn.exec_driver_sql(statement)
-            bulk.order_search_terms = lambda *_: None  # type: ignore[assignment]
-            bulk.indexed_afterwards = lambda *_: nullcontext()  # type: ignore[assignment]
+            bulk._insert_search_terms = lambda *_: None  # type: ignore[assignment]
         try:
             out[label] = fill(n, pool_size, seed)
         finally:
-            bulk.order_search_terms, bulk.indexed_afterwards = plain, indexing
+            bulk._insert_search_terms = writing  # type: ignore[method-assign]
     out["slowdown"] = round(out["without_search"]["orders_per_s"] / out["with_search"]["orders_per_s"], 2)
     return out
 
@@ -187,61 +186,72 @@ def index_size(backend: str) -> dict[str, Any]:
     from sqlalchemy import text
 
     from cityhub.db import session_scope
+    from cityhub.workorders import search
 
     with session_scope() as s:
         if backend == "sqlite":
             rows = s.execute(
                 text(
-                    "SELECT name, sum(pgsize) FROM dbstat WHERE name LIKE 'order_fts%' OR name = 'orders' GROUP BY name"
+                    "SELECT name, sum(pgsize) FROM dbstat "
+                    "WHERE name LIKE 'order_fts%' OR name IN ('orders', 'order_search') GROUP BY name"
                 )
             ).all()
             sizes = {name: int(size) for name, size in rows}
             fts = sum(v for k, v in sizes.items() if k.startswith("order_fts"))
-            terms = s.execute(text("SELECT sum(length(CAST(search_terms AS BLOB))) FROM orders")).scalar()
             total = s.execute(text("SELECT page_count * page_size FROM pragma_page_count, pragma_page_size")).scalar()
             return {
                 "index_mb": round(fts / 2**20, 1),
-                "terms_column_mb": round(int(terms or 0) / 2**20, 1),
+                "terms_table_mb": round(sizes.get("order_search", 0) / 2**20, 1),
                 "orders_table_mb": round(sizes.get("orders", 0) / 2**20, 1),
                 "database_mb": round(int(total or 0) / 2**20, 1),
             }
-        index = s.execute(text("SELECT pg_relation_size('ix_orders_search')")).scalar()
-        terms = s.execute(text("SELECT sum(pg_column_size(search_terms)) FROM orders")).scalar()
+        index = s.execute(text("SELECT pg_relation_size(:index)"), {"index": search.PG_INDEX}).scalar()
+        terms = s.execute(text("SELECT pg_table_size('order_search')")).scalar()
         table = s.execute(text("SELECT pg_total_relation_size('orders')")).scalar()
         return {
             "index_mb": round(int(index or 0) / 2**20, 1),
-            "terms_column_mb": round(int(terms or 0) / 2**20, 1),
+            "terms_table_mb": round(int(terms or 0) / 2**20, 1),
             "orders_total_mb": round(int(table or 0) / 2**20, 1),
         }
 
 
 def backfill() -> dict[str, Any]:
-    """The migration's own backfill and index build over the filled table (terms and index dropped first)."""
-    from sqlalchemy import text
-
+    """Migration 0020 over the filled table, as a database at 0019 holds it (the terms in a column of ``orders``;
+    put back first): the terms copied, the index built, the column dropped."""
     from cityhub import migrate
     from cityhub.db import session_scope
+    from cityhub.workorders import search
 
-    mod = migrate.scripts().get_revision("0018_order_search").module
+    mod = migrate.scripts().get_revision("0020_order_search_table").module
     with session_scope() as s:
         conn = s.connection()
-        mod.drop_index(conn)
-        conn.execute(text("UPDATE orders SET search_terms = NULL"))
+        search.drop_index(conn)
+        conn.exec_driver_sql("ALTER TABLE orders ADD COLUMN search_terms TEXT")
+        conn.exec_driver_sql(
+            "UPDATE orders SET search_terms = (SELECT terms FROM order_search WHERE order_id = orders.id)"
+        )
+        conn.exec_driver_sql("DELETE FROM order_search")
+        done = int(conn.exec_driver_sql("SELECT count(*) FROM orders").scalar() or 0)
     with session_scope() as s:
         conn = s.connection()
         t = time.perf_counter()
-        done = mod.backfill(conn)
+        computed = mod.copy_terms(conn)
         terms_s = time.perf_counter() - t
         t = time.perf_counter()
         mod.create_index(conn)
         index_s = time.perf_counter() - t
         t = time.perf_counter()
+        conn.exec_driver_sql("ALTER TABLE orders DROP COLUMN search_terms")
+        drop_s = time.perf_counter() - t
+        t = time.perf_counter()
     commit_s = time.perf_counter() - t
-    total = terms_s + index_s + commit_s
+    total = terms_s + index_s + drop_s + commit_s
     return {
         "orders": done,
+        "computed_again": computed,
         "terms_s": round(terms_s, 1),
         "index_s": round(index_s, 1),
+        "drop_column_s": round(drop_s, 1),
         "commit_s": round(commit_s, 1),
         "total_s": round(total, 1),
         "s_per_million": round(total / max(done, 1) * 1e6, 1),
@@ -258,14 +268,22 @@ def _fill_line(run: dict[str, Any]) -> str:
     if size:
         table = size.get("orders_table_mb", size.get("orders_total_mb"))
         database = f", database {size['database_mb']} MB" if "database_mb" in size else ""
-        parts.append(
-            f"Index {size['index_mb']} MB, `search_terms` column {size['terms_column_mb']} MB "
-            f"(orders table {table} MB{database})."
+        terms = (  # runs from before migration 0020 held the terms in a column of orders
+            f"`order_search` table {size['terms_table_mb']} MB"
+            if "terms_table_mb" in size
+            else f"`search_terms` column {size['terms_column_mb']} MB"
         )
-    if refill:
+        parts.append(f"Index {size['index_mb']} MB, {terms} (orders table {table} MB{database}).")
+    if refill and "drop_column_s" not in refill:  # runs from before migration 0020
         parts.append(
             f"Migration 0018 over these orders: terms {refill['terms_s']} s + index {refill['index_s']} s + commit "
             f"{refill['commit_s']} s = {refill['total_s']} s ({refill['s_per_million']} s per million)."
+        )
+    elif refill:
+        parts.append(
+            f"Migration 0020 over these orders: terms copied {refill['terms_s']} s + index {refill['index_s']} s + "
+            f"column dropped {refill['drop_column_s']} s + commit {refill['commit_s']} s = {refill['total_s']} s "
+            f"({refill['s_per_million']} s per million)."
         )
     return " ".join(parts)
 

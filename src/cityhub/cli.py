@@ -92,6 +92,16 @@ def db_current() -> None:
     typer.echo(migrate.current() or "(empty)")
 
 
+@db_app.command("compact")
+def db_compact() -> None:
+    """Give the space of deleted rows and dropped columns back (SQLite VACUUM, PostgreSQL VACUUM FULL); locks each
+    table while it works: run it in a quiet hour."""
+    from cityhub import migrate
+
+    before, after = migrate.compact()
+    typer.echo(f"database compacted: {before / 1e6:,.1f} MB → {after / 1e6:,.1f} MB")
+
+
 @db_app.command("backup")
 def db_backup(target: Annotated[Path, typer.Argument(help="File to write the copy to.")]) -> None:
     """Take a consistent copy of the database while the service runs."""

@@ -18,6 +18,7 @@ from cityhub.workorders.models import (
     OrderAssist,
     OrderEvent,
     OrderNumberCounter,
+    OrderSearch,
     SlaRule,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "OrderAssist",
     "OrderEvent",
     "OrderNumberCounter",
+    "OrderSearch",
     "OutboxMessage",
     "Reading",
     "ReplyCheck",

@@ -222,8 +222,9 @@ def test_cli_on_a_database_behind_the_code_says_to_upgrade(
 
     previous = _previous()
     migrate.upgrade(empty_db_url, previous)  # the release before: the newest table or column is missing
-    # A command that reads what the newest migration added (a sensor's retirement): its database error is explained.
-    err = _cli_error(empty_db_url, monkeypatch, capsys, "sensors", "list")
+    # A command that writes what the newest migration added (an order's search terms, in a table of their own):
+    # its database error is explained.
+    err = _cli_error(empty_db_url, monkeypatch, capsys, "orders", "create", "--content", "楼道灯坏了")
     assert f"at migration {previous}, this version of cityhub needs {head}" in err
 
     migrate.upgrade(empty_db_url)

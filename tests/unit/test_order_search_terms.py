@@ -50,6 +50,11 @@ def test_order_terms_are_distinct_and_never_span_two_fields() -> None:
     assert order_search_terms(None, "", None) == ""
 
 
+def test_the_number_is_among_the_terms_in_its_pieces() -> None:
+    line = order_search_terms("噪音扰民", None, None, number="BY20261202-000123")
+    assert line.split() == ["by20261202", "000123", "噪音", "音扰", "扰民"]
+
+
 def test_query_terms_of_inner_and_edge_pieces() -> None:
     assert query_terms("漏水") == QueryTerms(("漏水",))
     assert query_terms("噪音扰民") == QueryTerms(("噪音", "音扰", "扰民"))

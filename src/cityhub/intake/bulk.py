@@ -2,9 +2,9 @@
 
 :func:`write_orders` takes plain dicts keyed by ``Order`` column names, skips orders whose
 ``(channel, external_id)`` is already known (in the database or earlier in the same batch), allocates readable
-numbers one block per local day, computes each order's full-text search terms
-(:func:`cityhub.workorders.search.order_search_terms`, as the ORM does) and inserts orders, events and assisting
-units with executemany. A known
+numbers one block per local day, and inserts orders, their full-text search terms
+(:func:`cityhub.workorders.search.order_search_terms`, as the ORM does), events and assisting units with
+executemany. A known
 ``(channel, external_id)`` whose stored order is the same message (:func:`message_key`: title and content, whitespace
 normalised) is skipped — re-running an import adds nothing; one holding a different message is not written either,
 but reported apart (:attr:`WriteResult.conflicts`), for the caller to refuse that row by name. It never commits: the
@@ -44,12 +44,13 @@ from cityhub.db import UTCDateTime, utcnow
 from cityhub.errors import ValidationFailed
 from cityhub.workorders import numbering
 from cityhub.workorders.lifecycle import Action, State
-from cityhub.workorders.models import Channel, Order, OrderAssist, OrderEvent
+from cityhub.workorders.models import Channel, Order, OrderAssist, OrderEvent, OrderSearch
 from cityhub.workorders.search import indexed_afterwards, order_search_terms
 
 ORDERS: Table = Order.__table__  # type: ignore[assignment]
 EVENTS: Table = OrderEvent.__table__  # type: ignore[assignment]
 ASSISTS: Table = OrderAssist.__table__  # type: ignore[assignment]
+SEARCH_TERMS: Table = OrderSearch.__table__  # type: ignore[assignment]
 
 # Parameters per statement: SQLite's default limit is 32766 host parameters; stay well below it.
 _IN_CHUNK = 900
@@ -259,7 +260,7 @@ def _aware_utc(value: datetime) -> datetime:
 
 
 _encoders: dict[tuple[str, str], _Encoder] = {}
-_WHAT = {ORDERS.name: "order", EVENTS.name: "event", ASSISTS.name: "assist"}
+_WHAT = {ORDERS.name: "order", EVENTS.name: "event", ASSISTS.name: "assist", SEARCH_TERMS.name: "search terms"}
 
 
 def _encoder(conn: Connection, table: Table) -> _Encoder:
@@ -318,13 +319,11 @@ def write_orders(session: Session, records: Sequence[dict[str, Any]], *, prefix:
         created = [created[i] for i in keep]
         children = [children[i] for i in keep]
 
-    at_address, at_terms = pos["address"], pos["search_terms"]
-    for row in rows:  # the full-text search's terms, as the ORM's mapper event writes them
-        row[at_terms] = order_search_terms(row[at_title], row[at_content], row[at_address])
     _assign_numbers(session, rows, created, at_number, prefix)
     ids = _insert_orders(conn, orders, rows)
     result.ids = ids
     result.inserted = len(ids)
+    _insert_search_terms(conn, ids, rows, (at_number, at_title, at_content, pos["address"]))
 
     events = _encoder(conn, EVENTS)
     assists = _encoder(conn, ASSISTS)
@@ -463,9 +462,26 @@ def _insert_orders(conn: Connection, orders: _Encoder, rows: list[list[Any]]) ->
     conn.execute(text('UPDATE "order_number_counters" SET "last" = "last" WHERE 0'))
     first = _next_id(conn, ORDERS)
     ids = list(range(first, first + len(rows)))
-    with indexed_afterwards(conn, first, ids[-1]):  # the full-text index in one statement, not row by row
-        orders.insert(conn, rows, ids)
+    orders.insert(conn, rows, ids)
     return ids
+
+
+def _insert_search_terms(
+    conn: Connection, ids: list[int], rows: list[list[Any]], at: tuple[int, int, int, int]
+) -> None:
+    """The full-text search's terms of the new orders, as the ORM's mapper event writes them (SQLite: indexed in one
+    statement, not row by row from the trigger)."""
+    at_number, at_title, at_content, at_address = at
+    terms = _encoder(conn, SEARCH_TERMS)
+    term_rows = [
+        [order_id, order_search_terms(row[at_title], row[at_content], row[at_address], number=row[at_number])]
+        for order_id, row in zip(ids, rows, strict=True)
+    ]
+    if terms.mode != "sqlite":
+        terms.insert(conn, term_rows)
+        return
+    with indexed_afterwards(conn, min(ids), max(ids)):
+        terms.insert(conn, term_rows)
 
 
 def _next_id(conn: Connection, table: Table) -> int:

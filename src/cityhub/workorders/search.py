@@ -1,16 +1,16 @@
 """Full-text search of orders (全文检索): the index terms of an order's text and the search condition over them.
 
-An order's title, content and address become one line of index terms (``orders.search_terms``,
-:func:`order_search_terms`): the text NFKC-normalised and lower-cased (:func:`cityhub.nlp.text.nfkc`), each run of
-CJK characters cut into overlapping character bigrams (a run of one character is that character), each run of other
-letters and digits kept whole. No segmenter is needed, at writing or at query time. The column is indexed by the
-backend — SQLite: the FTS5 table ``order_fts`` (external content, tokenizer ``unicode61``) kept in step by
-triggers on ``orders``; PostgreSQL: a GIN index on ``to_tsvector('simple', search_terms)`` — and written wherever an
-order's text is: the ORM (a mapper event, :func:`cityhub.workorders.models`) and the bulk writer
-(:mod:`cityhub.intake.bulk`).
+An order's number, title, content and address become one line of index terms (``order_search.terms``, a table of
+its own beside ``orders``; :func:`order_search_terms`): the text NFKC-normalised and lower-cased
+(:func:`cityhub.nlp.text.nfkc`), each run of CJK characters cut into overlapping character bigrams (a run of one
+character is that character), each run of other letters and digits kept whole. No segmenter is needed, at writing or
+at query time. The terms are indexed by the backend — SQLite: the FTS5 table ``order_fts`` (external content
+``order_search``, tokenizer ``unicode61``) kept in step by triggers on ``order_search``; PostgreSQL: a GIN index on
+``to_tsvector('simple', terms)`` — and written wherever an order's text is: the ORM (mapper events,
+:mod:`cityhub.workorders.models`) and the bulk writer (:mod:`cityhub.intake.bulk`).
 
 A search text ``q`` is cut into words at whitespace; every word must be found — as ``LIKE '%word%'`` finds it —
-in the title, content or address (not necessarily the same one). The index narrows the orders to those holding
+in the number, title, content or address (not necessarily the same one). The index narrows the orders to those holding
 every *complete* term of every word (:func:`query_terms`), and the ``LIKE`` then runs on those candidates only, so
 the result is exactly what ``LIKE`` would find, at the cost of the index. A word with no complete term (one CJK
 character, or a single Latin/digit word, which may be the end of a longer word in the text) adds no index term;
@@ -52,43 +52,42 @@ MANY_CANDIDATES = 2_000
 COMMON_CANDIDATES = 20_000
 COMMON_SHARE = 0.05
 
+TERMS_TABLE = "order_search"  # the terms, one row per order (cityhub.workorders.models.OrderSearch)
 FTS_TABLE = "order_fts"
 PAUSE_TABLE = "order_search_pause"
-PG_INDEX = "ix_orders_search"
+PG_INDEX = "ix_order_search"
 # The indexed expression, literally: PostgreSQL uses the expression index only for this exact expression, with the
 # configuration a constant (a bound parameter would not match it).
-PG_TSVECTOR = "to_tsvector('simple'::regconfig, search_terms)"
+PG_TSVECTOR = "to_tsvector('simple'::regconfig, terms)"
+SEARCHED = ("number", "title", "content", "address")  # the columns of orders the terms and the LIKE are about
 
-# The index's DDL, as the migration 0018 writes it (a schema made from the models' metadata gets the same through
+# The index's DDL, as the migration 0020 writes it (a schema made from the models' metadata gets the same through
 # :func:`install_index`).
 SQLITE_DDL = (
-    f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(search_terms, content='orders', content_rowid='id', "
+    f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(terms, content='{TERMS_TABLE}', content_rowid='order_id', "
     "tokenize='unicode61')",
     # Holds a row only inside the bulk writer's transaction (SQLite has one writer: no other sees it), which indexes
     # its orders in one statement after inserting them (write_orders_indexed): one index insert per row from the
     # trigger cost 2–3 times as much.
     f"CREATE TABLE {PAUSE_TABLE} (paused INTEGER NOT NULL)",
-    # NULL terms (orders written before the column was backfilled, none since) are not in the index.
-    f"CREATE TRIGGER orders_search_insert AFTER INSERT ON orders "
-    f"WHEN new.search_terms IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {PAUSE_TABLE}) BEGIN "
-    f"INSERT INTO {FTS_TABLE}(rowid, search_terms) VALUES (new.id, new.search_terms); END",
-    f"CREATE TRIGGER orders_search_delete AFTER DELETE ON orders WHEN old.search_terms IS NOT NULL BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, search_terms) VALUES ('delete', old.id, old.search_terms); END",
-    # Only a change of the terms touches the index: the life cycle's many updates of other columns cost nothing.
-    f"CREATE TRIGGER orders_search_update AFTER UPDATE OF search_terms ON orders BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, search_terms) "
-    "SELECT 'delete', old.id, old.search_terms WHERE old.search_terms IS NOT NULL; "
-    f"INSERT INTO {FTS_TABLE}(rowid, search_terms) SELECT new.id, new.search_terms WHERE new.search_terms IS NOT NULL; "
-    "END",
+    f"CREATE TRIGGER order_search_insert AFTER INSERT ON {TERMS_TABLE} "
+    f"WHEN NOT EXISTS (SELECT 1 FROM {PAUSE_TABLE}) BEGIN "
+    f"INSERT INTO {FTS_TABLE}(rowid, terms) VALUES (new.order_id, new.terms); END",
+    # Also when an order's deletion cascades here (foreign keys on, as cityhub's connections have them).
+    f"CREATE TRIGGER order_search_delete AFTER DELETE ON {TERMS_TABLE} BEGIN "
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, terms) VALUES ('delete', old.order_id, old.terms); END",
+    f"CREATE TRIGGER order_search_update AFTER UPDATE ON {TERMS_TABLE} BEGIN "
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, terms) VALUES ('delete', old.order_id, old.terms); "
+    f"INSERT INTO {FTS_TABLE}(rowid, terms) VALUES (new.order_id, new.terms); END",
 )
 SQLITE_DROP = (
-    "DROP TRIGGER IF EXISTS orders_search_update",
-    "DROP TRIGGER IF EXISTS orders_search_delete",
-    "DROP TRIGGER IF EXISTS orders_search_insert",
+    "DROP TRIGGER IF EXISTS order_search_update",
+    "DROP TRIGGER IF EXISTS order_search_delete",
+    "DROP TRIGGER IF EXISTS order_search_insert",
     f"DROP TABLE IF EXISTS {FTS_TABLE}",
     f"DROP TABLE IF EXISTS {PAUSE_TABLE}",
 )
-PG_DDL = (f"CREATE INDEX {PG_INDEX} ON orders USING gin ({PG_TSVECTOR})",)
+PG_DDL = (f"CREATE INDEX {PG_INDEX} ON {TERMS_TABLE} USING gin ({PG_TSVECTOR})",)
 PG_DROP = (f"DROP INDEX IF EXISTS {PG_INDEX}",)
 
 
@@ -99,26 +98,27 @@ def is_index_table(name: str) -> bool:
 
 
 def install_index(conn: Any) -> None:
-    """Create the search index of the connection's backend on a schema made from the models (the migration 0018
+    """Create the search index of the connection's backend on a schema made from the models (the migration 0020
     makes it on a migrated one)."""
     for statement in SQLITE_DDL if conn.dialect.name == "sqlite" else PG_DDL:
         conn.exec_driver_sql(statement)
 
 
 def drop_index(conn: Any) -> None:
-    """Drop the search index of the connection's backend (before the ``orders`` table)."""
+    """Drop the search index of the connection's backend (before the ``order_search`` table)."""
     for statement in SQLITE_DROP if conn.dialect.name == "sqlite" else PG_DROP:
         conn.exec_driver_sql(statement)
 
 
 @contextmanager
 def indexed_afterwards(conn: Any, first_id: int, last_id: int) -> Iterator[None]:
-    """SQLite: orders with ids ``first_id``…``last_id`` inserted inside the block go into the index in one statement
-    after it, not one by one from the insert trigger (the bulk writer's batches). Within the caller's transaction:
-    the pause row is never committed, and SQLite's single writer means no other connection inserts meanwhile."""
+    """SQLite: the terms of orders ``first_id``…``last_id`` inserted inside the block go into the index in one
+    statement after it, not one by one from the insert trigger (the bulk writer's batches). Within the caller's
+    transaction: the pause row is never committed, and SQLite's single writer means no other connection inserts
+    meanwhile."""
     index = (
-        f"INSERT INTO {FTS_TABLE}(rowid, search_terms) SELECT id, search_terms FROM orders "
-        "WHERE id BETWEEN ? AND ? AND search_terms IS NOT NULL"
+        f"INSERT INTO {FTS_TABLE}(rowid, terms) SELECT order_id, terms FROM {TERMS_TABLE} "
+        "WHERE order_id BETWEEN ? AND ?"
     )
     conn.exec_driver_sql(f"INSERT INTO {PAUSE_TABLE} (paused) VALUES (1)")
     try:
@@ -159,13 +159,16 @@ def terms(text_: str | None) -> list[str]:
     return found
 
 
-def order_search_terms(title: str | None, content: str | None, address: str | None) -> str:
-    """What ``orders.search_terms`` holds: the distinct terms of title, content and address, space-separated.
+def order_search_terms(
+    title: str | None, content: str | None, address: str | None, *, number: str | None = None
+) -> str:
+    """What ``order_search.terms`` holds: the distinct terms of number, title, content and address,
+    space-separated.
 
     The fields are cut apart, so no term spans two of them (a query across the end of the title and the start of
     the content finds nothing, as ``LIKE`` on each column finds nothing).
     """
-    return " ".join(dict.fromkeys([*terms(title), *terms(content), *terms(address)]))
+    return " ".join(dict.fromkeys([*terms(number), *terms(title), *terms(content), *terms(address)]))
 
 
 @dataclass(frozen=True)
@@ -242,16 +245,13 @@ def pg_tsquery(found: Iterable[QueryTerms]) -> str:
 
 
 def text_condition(conn: Any, q: str, columns: Any, *, counting: bool = False) -> ColumnElement[bool]:
-    """The orders whose title, content or address hold every word of ``q`` as ``LIKE`` finds it, through the
-    index when a word has terms. ``conn``: the session's connection; ``columns``: ``Order.__table__.c``;
+    """The orders whose number, title, content or address hold every word of ``q`` as ``LIKE`` finds it, through
+    the index when a word has terms. ``conn``: the session's connection; ``columns``: ``Order.__table__.c``;
     ``counting``: the condition counts every match rather than finding a page, newest first."""
     parts = words(q)
     if not parts:
         return false()
-    likes = [
-        or_(*(columns[name].like(_like_pattern(w), escape="\\") for name in ("title", "content", "address")))
-        for w in parts
-    ]
+    likes = [or_(*(columns[name].like(_like_pattern(w), escape="\\") for name in SEARCHED)) for w in parts]
     found = [t for t in (query_terms(w) for w in parts) if t]
     if not found:
         return and_(*likes)  # nothing the index can require: the scan, as before
@@ -265,10 +265,14 @@ def text_condition(conn: Any, q: str, columns: Any, *, counting: bool = False) -
             # Read through the index, 2,000 candidates cost ~150 ms (a bitmap of them, each row, a sort); LIKE alone
             # on the newest orders fills a page within ~50 × orders / candidates rows.
             return and_(*likes)
-        indexed: ColumnElement[bool] = literal_column(PG_TSVECTOR).op("@@")(
-            func.to_tsquery(literal_column("'simple'::regconfig"), tsquery)
+        indexed: Select[Any] = (
+            select(literal_column("order_id"))
+            .select_from(table(TERMS_TABLE))
+            .where(
+                literal_column(PG_TSVECTOR).op("@@")(func.to_tsquery(literal_column("'simple'::regconfig"), tsquery))
+            )
         )
-        return and_(indexed, *likes)
+        return and_(columns["id"].in_(indexed), *likes)
     expression = fts_expression(found)
     matching: Select[Any] = (
         select(literal_column("rowid"))
@@ -332,7 +336,7 @@ def _pg_candidates(conn: Any, tsquery: str) -> int:
     try:
         return int(
             conn.exec_driver_sql(
-                f"SELECT count(*) FROM (SELECT 1 FROM orders WHERE {PG_TSVECTOR} @@ "
+                f"SELECT count(*) FROM (SELECT 1 FROM {TERMS_TABLE} WHERE {PG_TSVECTOR} @@ "
                 "to_tsquery('simple'::regconfig, %s) LIMIT %s) AS candidates",
                 (tsquery, MANY_CANDIDATES),
             ).scalar()
