@@ -100,6 +100,26 @@ def test_findings_list_and_open_a_proactive_order(client) -> None:
     assert client.post("/api/v1/findings/Fdeadbeef0000/open", params={"period": "2026-06"}).status_code == 404
 
 
+def test_the_findings_list_is_answered_from_the_cache_and_names_a_bad_kind(client, monkeypatch) -> None:
+    risk.clear_cache()
+    computed: list[object] = []
+    real = risk.findings
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        computed.append(kwargs.get("period"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(risk, "findings", counting)
+    first = client.get("/api/v1/findings", params={"period": "2026-06", "kind": "recurring"})
+    every = client.get("/api/v1/findings", params={"period": "2026-06"})
+    assert first.status_code == every.status_code == 200
+    assert len(computed) == 1  # one computation of every kind, for the scope and period
+    assert first.json() == [f for f in every.json() if f["kind"] == "recurring"] != []
+    bad = client.get("/api/v1/findings", params={"kind": ["recurring", "earthquake"]})
+    assert bad.status_code == 422 and "earthquake" in bad.text, bad.text
+    risk.clear_cache()
+
+
 def test_graph_related_and_export(client) -> None:
     r = client.get("/api/v1/graph/related", params={"node": "噪音", "place": "石井街道", "period": "2026-06"})
     assert r.status_code == 200, r.text

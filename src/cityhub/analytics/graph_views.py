@@ -1,7 +1,10 @@
 """HTTP routes of the correlation graph (/graph) and of risk findings (/findings).
 
 Reading needs ``order:read``; the graph and the findings are computed over the caller's data scope only, so a
-street office sees correlations and findings of its own orders. Opening a proactive order from a finding needs
+street office sees correlations and findings of its own orders. The findings come from the one per-process cache
+(:func:`cityhub.analytics.risk.cached_findings`, five minutes per scope and period, refreshed in the background), as
+the city brain's pages and the one map read them: a display polling the list costs a lookup, not seconds of
+computation each time. Opening a proactive order from a finding needs
 the right to urge (督办: leaders, supervisors, administrators) — the roles that act on risk warnings.
 """
 
@@ -79,11 +82,17 @@ def list_findings(
     kind: Annotated[list[str] | None, Query(description="recurring, rising, anomaly")] = None,
     with_orders: bool = False,
 ) -> list[dict[str, Any]]:
-    """Recurring problems, rising trends and daily anomalies at the end of ``period`` (default: today)."""
-    found = risk.findings(
-        db, period=_period(period), kinds=kind or risk.FINDING_KINDS, scope=scope_of(db, principal).clause()
-    )
-    return [f.to_dict(with_orders=with_orders) for f in found]
+    """Recurring problems, rising trends and daily anomalies at the end of ``period`` (default: today; computed at
+    most five minutes ago)."""
+    unknown = sorted(set(kind or ()) - set(risk.FINDING_KINDS))
+    if unknown:
+        raise ValidationFailed(
+            f"unknown finding kind {', '.join(unknown)} (known: {', '.join(risk.FINDING_KINDS)})",
+            details={"field": "kind"},
+        )
+    wanted = set(kind or risk.FINDING_KINDS)
+    found = risk.cached_findings(db, scope=scope_of(db, principal), period=_period(period))
+    return [f.to_dict(with_orders=with_orders) for f in found if f.kind in wanted]
 
 
 @router.post(
@@ -100,8 +109,6 @@ def open_finding(
     period: PeriodQuery = None,
 ) -> OrderRead:
     """Open a proactive order for a finding (the same ``period`` it was listed with); idempotent per finding."""
-    finding = risk.get_finding(
-        db, finding_id=finding_id, period=_period(period), scope=scope_of(db, principal).clause()
-    )
+    finding = risk.get_cached_finding(db, finding_id=finding_id, period=_period(period), scope=scope_of(db, principal))
     order = risk.open_proactive_order(db, finding=finding, actor=actor)
     return OrderRead.model_validate(order).masked()
