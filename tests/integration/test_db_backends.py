@@ -237,6 +237,34 @@ def test_cli_on_a_database_behind_the_code_says_to_upgrade(
     assert "error" not in capsys.readouterr().err
 
 
+def test_compact_gives_the_space_of_deleted_rows_back(
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migrate.upgrade(empty_db_url)
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE filler (t TEXT)"))
+            conn.execute(
+                text("INSERT INTO filler (t) VALUES (:t)"), [{"t": f"{i:06d}" + "x" * 250} for i in range(20_000)]
+            )
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM filler"))
+    finally:
+        engine.dispose()
+    before, after = migrate.compact(empty_db_url)
+    assert after < before - 2_000_000, (before, after)  # the 20,000 rows' ~5 MB
+
+    from cityhub import cli
+
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", empty_db_url)
+    monkeypatch.setattr("sys.argv", ["cityhub", "db", "compact"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("database compacted: ")
+
+
 def test_healthz_and_status_page_name_a_schema_the_code_was_not_written_for(app_db: str) -> None:
     from fastapi.testclient import TestClient
 
