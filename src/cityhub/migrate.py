@@ -111,9 +111,14 @@ def compact(url: str | None = None) -> tuple[int, int]:
         with engine.connect() as conn:
             auto = conn.execution_options(isolation_level="AUTOCOMMIT")
             before = _size(auto)
-            auto.exec_driver_sql("VACUUM" if conn.dialect.name == "sqlite" else "VACUUM (FULL, ANALYZE)")
             if conn.dialect.name == "sqlite":
+                # The copy VACUUM builds goes to a temporary file, not memory (cityhub's connections keep
+                # temporaries in memory: a large database would need as much RAM again).
+                auto.exec_driver_sql("PRAGMA temp_store=FILE")
+                auto.exec_driver_sql("VACUUM")
                 auto.exec_driver_sql("ANALYZE")
+            else:
+                auto.exec_driver_sql("VACUUM (FULL, ANALYZE)")
             return before, _size(auto)
     finally:
         engine.dispose()

@@ -220,9 +220,9 @@ def test_cli_on_a_database_behind_the_code_says_to_upgrade(
         assert "run `cityhub db upgrade`" in _cli_error(empty_db_url, monkeypatch, capsys, *argv)
     assert _tables(empty_db_url) == set()
 
-    previous = _previous()
-    migrate.upgrade(empty_db_url, previous)  # the release before: the newest table or column is missing
-    # A command that writes what the newest migration added (an order's search terms, in a table of their own):
+    previous = "0019_monitoring_escalation"
+    migrate.upgrade(empty_db_url, previous)  # an earlier release: a newer table is missing
+    # A command that writes what a newer migration added (an order's search terms, in a table of their own, 0020):
     # its database error is explained.
     err = _cli_error(empty_db_url, monkeypatch, capsys, "orders", "create", "--content", "楼道灯坏了")
     assert f"at migration {previous}, this version of cityhub needs {head}" in err
@@ -256,11 +256,16 @@ def test_compact_gives_the_space_of_deleted_rows_back(
     assert after < before - 2_000_000, (before, after)  # the 20,000 rows' ~5 MB
 
     from cityhub import cli
+    from cityhub.db import reset_engine
 
     monkeypatch.setenv("CITYHUB_DATABASE_URL", empty_db_url)
     monkeypatch.setattr("sys.argv", ["cityhub", "db", "compact"])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
+    reset_engine()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+    finally:
+        reset_engine()
     assert exited.value.code == 0
     assert capsys.readouterr().out.startswith("database compacted: ")
 
