@@ -94,7 +94,7 @@ def show(
 
 @app.command("search")
 def search_cmd(
-    q: Annotated[str, typer.Argument(help="Words to find (each must appear), or an order number.")],
+    q: Annotated[str, typer.Argument(help="Words to find (each must appear), or an order number or a part of one.")],
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 20,
     state: Annotated[list[str] | None, typer.Option(help="Only orders in this state (repeatable).")] = None,
     count: Annotated[bool, typer.Option(help="Also count every match.")] = False,

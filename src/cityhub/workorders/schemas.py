@@ -281,11 +281,12 @@ OrderCreate.model_rebuild()
 
 # What the order search's ``q`` means (the API's parameter and the filter say the same).
 Q_DESCRIPTION = (
-    "Full-text search. Words separated by spaces must each appear (AND) in the title, content or address, "
-    "each as written (a contiguous piece of the text, as SQL LIKE finds it; ASCII letters ignore case on SQLite "
-    "only); or q is the order's number, exactly. For roles that see citizens' data unmasked, also the citizen's "
-    "name or phone number, exactly. Served by a full-text index, except a q whose words are all single Chinese "
-    "characters or single Latin/digit words, which reads every order."
+    "Full-text search. Words separated by spaces must each appear (AND) in the number, title, content or "
+    "address, each as written (a contiguous piece of the text, as SQL LIKE finds it, so a part of an order number "
+    "too; ASCII letters ignore case on SQLite only); or q is the order's number, exactly, in any case. For roles "
+    "that see citizens' data unmasked, also the citizen's name or phone number, exactly. Served by a full-text "
+    "index, except a q whose words are all single Chinese characters or single Latin/digit words (the end of a "
+    "number, 000123), which reads every order."
 )
 
 
