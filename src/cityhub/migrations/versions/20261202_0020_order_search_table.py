@@ -130,9 +130,6 @@ def create_index(conn: Any) -> None:
 
 def upgrade() -> None:
     conn = op.get_bind()
-    # SQLite: a write first, so that the transaction starts here (the sqlite3 module begins one only before a
-    # write) and the DDL below is in it: a failure half-way leaves the database as it was, at 0019.
-    conn.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
     _run(conn, OLD_PG_DROP if conn.dialect.name == "postgresql" else OLD_SQLITE_DROP)
     op.create_table('order_search',
     sa.Column('order_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
