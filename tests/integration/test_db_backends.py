@@ -191,8 +191,8 @@ def test_downgrade_to_base_then_upgrade_to_head(empty_db_url: str) -> None:
     assert migrate.current(empty_db_url) == _head()
 
 
-def _cli_error(url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    """Run ``cityhub ARGV`` (its ``main``) against ``url``; its exit must be 2 with one error line, returned."""
+def _cli(url: str, monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
+    """Run ``cityhub ARGV`` (its ``main``) against ``url``; its exit code."""
     from cityhub import cli
     from cityhub.db import reset_engine
 
@@ -204,7 +204,12 @@ def _cli_error(url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
             cli.main()
     finally:
         reset_engine()
-    assert exited.value.code == 2
+    return int(exited.value.code or 0)
+
+
+def _cli_error(url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run ``cityhub ARGV`` against ``url``; its exit must be 2 with one error line, returned."""
+    assert _cli(url, monkeypatch, *argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: "), err
     return err
@@ -255,18 +260,7 @@ def test_compact_gives_the_space_of_deleted_rows_back(
     before, after = migrate.compact(empty_db_url)
     assert after < before - 2_000_000, (before, after)  # the 20,000 rows' ~5 MB
 
-    from cityhub import cli
-    from cityhub.db import reset_engine
-
-    monkeypatch.setenv("CITYHUB_DATABASE_URL", empty_db_url)
-    monkeypatch.setattr("sys.argv", ["cityhub", "db", "compact"])
-    reset_engine()
-    try:
-        with pytest.raises(SystemExit) as exited:
-            cli.main()
-    finally:
-        reset_engine()
-    assert exited.value.code == 0
+    assert _cli(empty_db_url, monkeypatch, "db", "compact") == 0
     assert capsys.readouterr().out.startswith("database compacted: ")
 
 
