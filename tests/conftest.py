@@ -43,7 +43,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -383,6 +383,26 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         server.drop_database(name)
+
+
+@pytest.fixture
+def cli_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
+    """``cityhub ARGS`` as the shell runs it (``cli.main``: domain errors are one line and exit 2): exit code,
+    stdout, stderr. The database is the environment's (``app_db`` sets it)."""
+    from cityhub import cli
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        monkeypatch.setattr("sys.argv", ["cityhub", *args])
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
 
 
 @pytest.fixture

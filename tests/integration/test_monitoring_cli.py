@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from cityhub import cli
 from cityhub.db import session_scope
 from cityhub.monitoring.models import Alarm, Reading, Sensor
 from cityhub.org.models import Unit, UnitTier
@@ -36,26 +35,8 @@ def district(app_db: str) -> dict[str, int]:
         return {"street": street.id, "community": community.id}
 
 
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
-    """``cityhub ARGS`` as the shell runs it (``cli.main``: domain errors are one line and exit 2)."""
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        monkeypatch.setattr("sys.argv", ["cityhub", *args])
-        try:
-            cli.main()
-            code = 0
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
-
-
 def test_sensors_import_rejects_bad_rows_by_number_and_field_and_keeps_the_good_ones(
-    tmp_path: Path, district: dict[str, int], run: Callable[..., tuple[int, str, str]]
+    tmp_path: Path, district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
 ) -> None:
     path = tmp_path / "sensors.csv"
     path.write_text(
@@ -68,7 +49,7 @@ def test_sensors_import_rejects_bad_rows_by_number_and_field_and_keeps_the_good_
         "BAD-3,坏坐标,waterlogging,depth:cm,95,113,,,,\n",
         encoding="utf-8",
     )
-    code, out, err = run("sensors", "import", str(path))
+    code, out, err = cli_run("sensors", "import", str(path))
     assert code == 1
     assert "read 6 rows: 2 sensors created, 0 updated, 4 rejected" in out
     assert "rejected: row 4, field kind:" in err
@@ -85,17 +66,17 @@ def test_sensors_import_rejects_bad_rows_by_number_and_field_and_keeps_the_good_
 
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("code,name\nX,Y\n", encoding="utf-8")
-    code, _, err = run("sensors", "import", str(wrong))
+    code, _, err = cli_run("sensors", "import", str(wrong))
     assert code != 0 and len(err.strip().splitlines()) == 1 and "missing kind, metrics" in err
 
 
 def test_rules_readings_and_alarms_from_the_shell(
-    tmp_path: Path, district: dict[str, int], run: Callable[..., tuple[int, str, str]]
+    tmp_path: Path, district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
 ) -> None:
     sensors = tmp_path / "sensors.csv"
     sensors.write_text("code,name,kind,metrics,lat,lng\nWL-1,桂花路隧道,waterlogging,depth:cm,23.05,113.05\n")
-    assert run("sensors", "import", str(sensors))[0] == 0
-    code, out, err = run(
+    assert cli_run("sensors", "import", str(sensors))[0] == 0
+    code, out, err = cli_run(
         "alarm-rules",
         "add",
         "--name",
@@ -118,11 +99,11 @@ def test_rules_readings_and_alarms_from_the_shell(
     assert code == 0, err
     assert "kind=waterlogging\tdepth > 20 clear 10 for 600s" in out and "\tescalate 45m\t" in out
     rule_id = out.split("\t", 1)[0]
-    code, out, err = run("alarm-rules", "set", rule_id, "--escalate-after", "0")
+    code, out, err = cli_run("alarm-rules", "set", rule_id, "--escalate-after", "0")
     assert code == 0 and "\tnever escalate\t" in out, err
-    code, _, err = run("alarm-rules", "set", rule_id, "--escalate-after", "-5")
+    code, _, err = cli_run("alarm-rules", "set", rule_id, "--escalate-after", "-5")
     assert code == 1 and err.startswith("error: escalate_after_minutes:"), err
-    code, _, err = run(
+    code, _, err = cli_run(
         "alarm-rules",
         "add",
         "--name",
@@ -146,7 +127,7 @@ def test_rules_readings_and_alarms_from_the_shell(
     ]
     lines += ["WL-1,2026-11-30T09:00:00+08:00,depth,abc", "WL-9,2026-11-30T09:00:00+08:00,depth,1"]
     readings.write_text("\n".join(lines) + "\n")
-    code, out, err = run("sensors", "readings", str(readings))
+    code, out, err = cli_run("sensors", "readings", str(readings))
     assert code == 1
     assert "read 14 readings: stored 12" in out and "alarms raised 1, repeated 3, cleared 1; orders opened 1" in out
     assert "rejected: row 14, field value: not a number: 'abc'" in err
@@ -155,10 +136,10 @@ def test_rules_readings_and_alarms_from_the_shell(
         assert s.scalar(select(func.count()).select_from(Reading)) == 12
         assert s.scalar(select(func.count()).select_from(Order)) == 1
         alarm_id = s.scalar(select(Alarm.id))
-    code, out, _ = run("alarms", "list")
+    code, out, _ = cli_run("alarms", "list")
     assert code == 0 and f"{alarm_id}\tcleared\twarning\tWL-1" in out and "×4" in out
-    assert run("alarms", "list", "--active")[1] == ""
-    code, _, err = run("alarms", "clear", str(alarm_id))
+    assert cli_run("alarms", "list", "--active")[1] == ""
+    code, _, err = cli_run("alarms", "clear", str(alarm_id))
     assert code == 2 and "already cleared" in err and len(err.strip().splitlines()) == 1
-    code, out, _ = run("sensors", "list")
+    code, out, _ = cli_run("sensors", "list")
     assert code == 0 and out.startswith("WL-1\twaterlogging\tactive\t桂花社区\t0\tdepth=6cm")

@@ -438,12 +438,9 @@ def test_a_schema_from_the_models_has_the_same_index(empty_db_url: str, db_url: 
         migrated.dispose()
 
 
-def test_the_command_line_searches_too(
-    app_db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_command_line_searches_too(app_db: str, cli_run: Any) -> None:
     import json
 
-    from cityhub import cli
     from cityhub.db import session_scope
 
     with session_scope() as s:
@@ -451,22 +448,11 @@ def test_the_command_line_searches_too(
         _create(s, "路灯不亮", "晚上路灯全灭")
         second = _create(s, "施工噪音", "白天施工噪音扰民").number
 
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        monkeypatch.setattr("sys.argv", ["cityhub", *args])
-        try:
-            cli.main()
-            code = 0
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    code, out, _ = run("orders", "search", "施工噪音", "--count")
+    code, out, _ = cli_run("orders", "search", "施工噪音", "--count")
     lines = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and [line.get("number") for line in lines[:-1]] == [second, first]  # newest first
     assert lines[-1] == {"total": 2}
-    code, out, _ = run("orders", "search", "施工 路灯")
+    code, out, _ = cli_run("orders", "search", "施工 路灯")
     assert code == 0 and out == ""
-    code, _, err = run("orders", "search", "x" * 101)
+    code, _, err = cli_run("orders", "search", "x" * 101)
     assert code == 1 and err.startswith("error: q:") and len(err.splitlines()) == 1, err
