@@ -36,10 +36,7 @@ PAGE_SIZE = 20
 
 
 def _keeper(request: Request, db: Session, form: Any = None) -> Principal:
-    principal = support.require_user(request, db, permissions.KB_MANAGE)
-    if form is not None:
-        support.check_csrf(request, principal, form)
-    return principal
+    return support.require_user(request, db, permissions.KB_MANAGE, form=form)
 
 
 def _payload(form: Any) -> dict[str, Any]:

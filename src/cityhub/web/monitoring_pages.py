@@ -164,20 +164,21 @@ def sensor_page(request: Request, db: DbSession, code: str) -> Response:
 def _sensor_action(request: Request, db: Any, form: Any, code: str, action: str) -> Response:
     principal = support.require_user(request, db, permissions.SENSORS_MANAGE, form=form)
     scope = service.sensor_scope(scope_of(db, principal))
-    back = f"/monitoring/sensors/{code}"
-    try:
+
+    def act() -> object:
         if action == "retire":
-            service.retire(db, code=code, actor=principal.actor, reason=form.text("reason"), scope=scope)
-        else:
-            service.reactivate(db, code=code, actor=principal.actor, scope=scope)
-        db.commit()
-    except NotFound:
-        raise PageError(404, "err.page_not_found") from None
-    except Conflict:
-        db.rollback()
-        return support.redirect(back, flash=("mon.sensor_unchanged", {"code": code}))
+            return service.retire(db, code=code, actor=principal.actor, reason=form.text("reason"), scope=scope)
+        return service.reactivate(db, code=code, actor=principal.actor, scope=scope)
+
     done = "mon.sensor_retired" if action == "retire" else "mon.sensor_reactivated"
-    return support.redirect(back, flash=(done, {"code": code}))
+    return support.form_action(
+        db,
+        act,
+        back=f"/monitoring/sensors/{code}",
+        done=(done, {"code": code}),
+        refused=("mon.sensor_unchanged", {"code": code}),
+        refused_by=Conflict,
+    )
 
 
 @router.post("/monitoring/sensors/{code}/retire", response_class=HTMLResponse)
@@ -191,21 +192,18 @@ def reactivate_sensor(request: Request, db: DbSession, code: str, form: FormBody
 
 
 def _handle(request: Request, db: Any, form: Any, alarm_id: int, action: str) -> Response:
-    principal = support.require_user(request, db, permissions.ALARMS_HANDLE)
-    support.check_csrf(request, principal, form)
+    principal = support.require_user(request, db, permissions.ALARMS_HANDLE, form=form)
     scope = service.sensor_scope(scope_of(db, principal))
     handler = service.acknowledge if action == "acknowledge" else service.clear
-    back = support.safe_next(form.get("next"), "/monitoring")
-    try:
-        handler(db, alarm_id=alarm_id, actor=principal.actor, note=form.text("note"), scope=scope)
-        db.commit()
-    except NotFound:
-        raise support.PageError(404, "err.page_not_found") from None
-    except InvalidTransition:
-        db.rollback()
-        return support.redirect(back, flash=("mon.not_open", {"id": alarm_id}))
     done = "mon.acknowledged" if action == "acknowledge" else "mon.cleared"
-    return support.redirect(back, flash=(done, {"id": alarm_id}))
+    return support.form_action(
+        db,
+        lambda: handler(db, alarm_id=alarm_id, actor=principal.actor, note=form.text("note"), scope=scope),
+        back=support.safe_next(form.get("next"), "/monitoring"),
+        done=(done, {"id": alarm_id}),
+        refused=("mon.not_open", {"id": alarm_id}),
+        refused_by=InvalidTransition,
+    )
 
 
 @router.post("/monitoring/alarms/{alarm_id:int}/acknowledge", response_class=HTMLResponse)

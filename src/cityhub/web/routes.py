@@ -489,8 +489,7 @@ def intake_form(request: Request, db: DbSession) -> Response:
 @router.post("/intake/assist", response_class=HTMLResponse)
 def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
     """The assistance panel as an htmx fragment, refreshed while the operator types."""
-    principal = support.require_user(request, db, permissions.ORDER_CREATE)
-    support.check_csrf(request, principal, form)
+    principal = support.require_user(request, db, permissions.ORDER_CREATE, form=form)
     return render(
         request,
         "_assistance.html",
@@ -507,8 +506,7 @@ def intake_submit(request: Request, db: DbSession, form: FormBody) -> Response:
     from cityhub.intake.service import filed_by_citizen, parse, submit
     from cityhub.knowledge import service as kb
 
-    principal = support.require_user(request, db, permissions.ORDER_CREATE)
-    support.check_csrf(request, principal, form)
+    principal = support.require_user(request, db, permissions.ORDER_CREATE, form=form)
     t = support.translator(request)
     values = form.values(INTAKE_FIELDS)
     if form.get("preview"):
@@ -863,8 +861,7 @@ def _action_params(
 @router.post("/orders/{order_id}/act/{action_name}", response_class=HTMLResponse)
 def order_act(order_id: int, action_name: str, request: Request, db: DbSession, form: FormBody) -> Response:
     """Apply one life-cycle action from its form; a refusal re-renders the page with the message and the input."""
-    principal = support.require_user(request, db, permissions.ORDER_READ)
-    support.check_csrf(request, principal, form)
+    principal = support.require_user(request, db, permissions.ORDER_READ, form=form)
     t = support.translator(request)
     try:
         action = Action(action_name)
@@ -929,8 +926,7 @@ def order_place(order_id: int, request: Request, db: DbSession, form: FormBody) 
     """A dispatcher sets or corrects where an order is, before dispatch; a refusal re-renders the page with why."""
     from cityhub.dispatch import service as dispatch
 
-    principal = support.require_user(request, db, permissions.act(Action.DISPATCH))
-    support.check_csrf(request, principal, form)
+    principal = support.require_user(request, db, permissions.act(Action.DISPATCH), form=form)
     t = support.translator(request)
     try:
         scoped_order(db, order_id, principal)

@@ -12,7 +12,7 @@ import base64
 import json
 import logging
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -441,11 +441,39 @@ def read_flash(request: Request) -> dict[str, Any] | None:
     return {"key": data["key"], "params": {str(k): str(v) for k, v in params.items()}}
 
 
-def redirect(location: str, *, flash: tuple[str, Mapping[str, Any]] | None = None) -> Response:
+def redirect(location: str, *, flash: Flash | None = None) -> Response:
     response = RedirectResponse(location, status_code=303)
     if flash is not None:
         set_flash(response, flash[0], **flash[1])
     return response
+
+
+Flash = tuple[str, Mapping[str, Any]]
+
+
+def form_action(
+    db: Session,
+    act: Callable[[], object],
+    *,
+    back: str,
+    done: Flash,
+    refused: Flash,
+    refused_by: type[Exception] | tuple[type[Exception], ...],
+) -> Response:
+    """A button's post: ``act`` committed, then back to ``back`` with ``done``; a missing object is the 404 page; a
+    refusal (``refused_by``: the action does not apply in the object's state) is rolled back and flashed as
+    ``refused``."""
+    from cityhub.errors import NotFound
+
+    try:
+        act()
+        db.commit()
+    except NotFound:
+        raise PageError(404, "err.page_not_found") from None
+    except refused_by:
+        db.rollback()
+        return redirect(back, flash=refused)
+    return redirect(back, flash=done)
 
 
 def duration_text(t: Translator, delta: timedelta) -> str:
