@@ -246,6 +246,35 @@ def test_orders_at_district_zoom_are_counted_per_grid_cell_in_sql(client, world,
     assert street["total"] == 3
 
 
+def test_the_cells_of_a_view_are_counted_once_for_the_polls_of_every_screen(client, world) -> None:
+    """A 30-second poll of the same view and scope reads the cells counted within COUNTS_SECONDS; another scope or
+    filter counts its own."""
+    from sqlalchemy import event
+
+    from cityhub.db import get_engine
+
+    scans: list[str] = []
+
+    def capture(_conn, _cursor, statement, _parameters, _context, _many):  # type: ignore[no-untyped-def]
+        if "gx" in statement:
+            scans.append(statement)
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        first = _get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=10)
+        assert _get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=10) == first
+        assert len(scans) == 1
+        assert _get(client, world, "m-jx", "/api/v1/map/layers/orders", zoom=10)["total"] == 3  # its own scope
+        _get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=10, state="received")
+        assert len(scans) == 3
+        service.clear_caches()
+        assert _get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=10) == first
+        assert len(scans) == 4
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+
 @pytest.mark.parametrize(
     ("params", "field", "words"),
     [
