@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 from test_monitoring_api import RULE, SENSOR, T0, Env, _error, _reading, env  # noqa: F401  (the fixture)
-from test_monitoring_cli import district, run  # noqa: F401  (the fixtures)
+from test_monitoring_cli import district  # noqa: F401  (the fixture)
 
 from cityhub.db import session_scope
 from cityhub.monitoring.models import Alarm, AlarmEvent
@@ -99,13 +99,13 @@ def test_the_series_is_downsampled_within_the_callers_area(env: Env) -> None:
 
 
 def test_the_cli_retires_and_reactivates_a_sensor(
-    tmp_path: Any, district: dict[str, int], run: Callable[..., tuple[int, str, str]]
+    tmp_path: Any, district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
 ) -> None:
     sensors = tmp_path / "sensors.csv"
     sensors.write_text("code,name,kind,metrics,lat,lng\nWL-1,桂花隧道,waterlogging,depth:cm,23.05,113.05\n")
-    assert run("sensors", "import", str(sensors))[0] == 0
+    assert cli_run("sensors", "import", str(sensors))[0] == 0
     assert (
-        run(
+        cli_run(
             "alarm-rules",
             "add",
             "--name",
@@ -123,21 +123,21 @@ def test_the_cli_retires_and_reactivates_a_sensor(
     )
     readings = tmp_path / "readings.csv"
     readings.write_text("sensor_code,measured_at,metric,value\nWL-1,2026-11-30T09:00:00+08:00,depth,30\n")
-    assert run("sensors", "readings", str(readings))[0] == 0
-    code, out, _ = run("sensors", "retire", "WL-1", "--reason", "设备拆除")
+    assert cli_run("sensors", "readings", str(readings))[0] == 0
+    code, out, _ = cli_run("sensors", "retire", "WL-1", "--reason", "设备拆除")
     assert code == 0 and out.strip() == "sensor WL-1 retired; 1 open alarm cleared"
     with session_scope() as s:
         note = s.scalars(select(AlarmEvent.note).where(AlarmEvent.action == "cleared")).one()
         assert note == "监测点停用：设备拆除" and s.scalars(select(Alarm.state)).one() == "cleared"
-    code, _, err = run("sensors", "retire", "WL-1")
+    code, _, err = cli_run("sensors", "retire", "WL-1")
     assert code == 2 and "retired already" in err
-    assert run("sensors", "import", str(sensors))[0] == 0  # the old file again: no active column, still retired
-    assert run("sensors", "list")[1] == ""
-    assert run("sensors", "list", "--status", "retired")[1].startswith("WL-1\twaterlogging\tretired\t")
-    assert "not one of" in run("sensors", "list", "--status", "gone")[2]
+    assert cli_run("sensors", "import", str(sensors))[0] == 0  # the old file again: no active column, still retired
+    assert cli_run("sensors", "list")[1] == ""
+    assert cli_run("sensors", "list", "--status", "retired")[1].startswith("WL-1\twaterlogging\tretired\t")
+    assert "not one of" in cli_run("sensors", "list", "--status", "gone")[2]
     readings.write_text("sensor_code,measured_at,metric,value\nWL-1,2026-11-30T10:00:00+08:00,depth,3\n")
-    code, _, err = run("sensors", "readings", str(readings))
+    code, _, err = cli_run("sensors", "readings", str(readings))
     assert code == 1 and "row 2, field sensor_code: sensor 'WL-1' is retired" in err
-    code, out, _ = run("sensors", "reactivate", "WL-1")
+    code, out, _ = cli_run("sensors", "reactivate", "WL-1")
     assert code == 0 and out.strip() == "sensor WL-1 back in service"
-    assert run("sensors", "readings", str(readings))[0] == 0
+    assert cli_run("sensors", "readings", str(readings))[0] == 0
