@@ -84,13 +84,7 @@ def list_findings(
 ) -> list[dict[str, Any]]:
     """Recurring problems, rising trends and daily anomalies at the end of ``period`` (default: today; computed at
     most five minutes ago)."""
-    unknown = sorted(set(kind or ()) - set(risk.FINDING_KINDS))
-    if unknown:
-        raise ValidationFailed(
-            f"unknown finding kind {', '.join(unknown)} (known: {', '.join(risk.FINDING_KINDS)})",
-            details={"field": "kind"},
-        )
-    wanted = set(kind or risk.FINDING_KINDS)
+    wanted = risk.checked_kinds(kind or risk.FINDING_KINDS)
     found = risk.cached_findings(db, scope=scope_of(db, principal), period=_period(period))
     return [f.to_dict(with_orders=with_orders) for f in found if f.kind in wanted]
 

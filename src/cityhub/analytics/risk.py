@@ -554,6 +554,17 @@ def analysis_span(period: Period | None, *, today: date | None = None) -> tuple[
     return period.first, min(period.stop, tomorrow)
 
 
+def checked_kinds(kinds: Iterable[str]) -> set[str]:
+    """The finding kinds asked for; ValidationFailed (the field ``kind``) naming any unknown one."""
+    wanted = set(kinds)
+    unknown = wanted - set(FINDING_KINDS)
+    if unknown:
+        raise ValidationFailed(
+            f"unknown finding kind(s) {sorted(unknown)}: use {', '.join(FINDING_KINDS)}", details={"field": "kind"}
+        )
+    return wanted
+
+
 def find_all(
     facts: Sequence[OrderFact],
     *,
@@ -567,10 +578,7 @@ def find_all(
 ) -> list[Finding]:
     """Every finding of the chosen kinds at ``as_of`` (a local day, exclusive); ``texts`` as in :func:`recurring`."""
     s = settings or RiskSettings()
-    wanted = set(kinds)
-    unknown = wanted - set(FINDING_KINDS)
-    if unknown:
-        raise ValidationFailed(f"unknown finding kind(s) {sorted(unknown)}: use {', '.join(FINDING_KINDS)}")
+    wanted = checked_kinds(kinds)
     facts = [f for f in facts if not is_proactive(f.attributes)]
     found: list[Finding] = []
     if "recurring" in wanted:

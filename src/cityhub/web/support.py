@@ -441,14 +441,14 @@ def read_flash(request: Request) -> dict[str, Any] | None:
     return {"key": data["key"], "params": {str(k): str(v) for k, v in params.items()}}
 
 
+Flash = tuple[str, Mapping[str, Any]]  # an i18n key and its parameters, shown once on the next page
+
+
 def redirect(location: str, *, flash: Flash | None = None) -> Response:
     response = RedirectResponse(location, status_code=303)
     if flash is not None:
         set_flash(response, flash[0], **flash[1])
     return response
-
-
-Flash = tuple[str, Mapping[str, Any]]
 
 
 def form_action(

@@ -67,7 +67,7 @@ SQLITE_DDL = (
     f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(terms, content='{TERMS_TABLE}', content_rowid='order_id', "
     "tokenize='unicode61')",
     # Holds a row only inside the bulk writer's transaction (SQLite has one writer: no other sees it), which indexes
-    # its orders in one statement after inserting them (write_orders_indexed): one index insert per row from the
+    # its orders in one statement after inserting them (indexed_afterwards): one index insert per row from the
     # trigger cost 2–3 times as much.
     f"CREATE TABLE {PAUSE_TABLE} (paused INTEGER NOT NULL)",
     f"CREATE TRIGGER order_search_insert AFTER INSERT ON {TERMS_TABLE} "
@@ -368,4 +368,4 @@ def like_condition(q: str, columns: Any) -> ColumnElement[bool]:
     """The search before the index (kept for the benchmark's comparison): ``q`` as one ``LIKE`` pattern over number,
     title, content and address."""
     pattern = _like_pattern(q)
-    return or_(*(columns[name].like(pattern, escape="\\") for name in ("number", "title", "content", "address")))
+    return or_(*(columns[name].like(pattern, escape="\\") for name in SEARCHED))
