@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -191,59 +192,55 @@ def test_downgrade_to_base_then_upgrade_to_head(empty_db_url: str) -> None:
     assert migrate.current(empty_db_url) == _head()
 
 
-def _cli(url: str, monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
-    """Run ``cityhub ARGV`` (its ``main``) against ``url``; its exit code."""
-    from cityhub import cli
+CliRun = Callable[..., tuple[int, str, str]]
+
+
+def _cli(url: str, monkeypatch: pytest.MonkeyPatch, cli_run: CliRun, *argv: str) -> tuple[int, str, str]:
+    """``cityhub ARGV`` (conftest's ``cli_run``) against ``url``: exit code, stdout, stderr."""
     from cityhub.db import reset_engine
 
     monkeypatch.setenv("CITYHUB_DATABASE_URL", url)
-    monkeypatch.setattr("sys.argv", ["cityhub", *argv])
     reset_engine()
     try:
-        with pytest.raises(SystemExit) as exited:
-            cli.main()
+        return cli_run(*argv)
     finally:
         reset_engine()
-    return int(exited.value.code or 0)
 
 
-def _cli_error(url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+def _cli_error(url: str, monkeypatch: pytest.MonkeyPatch, cli_run: CliRun, *argv: str) -> str:
     """Run ``cityhub ARGV`` against ``url``; its exit must be 2 with one error line, returned."""
-    assert _cli(url, monkeypatch, *argv) == 2
-    err = capsys.readouterr().err.strip()
+    code, _, err = _cli(url, monkeypatch, cli_run, *argv)
+    assert code == 2
+    err = err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: "), err
     return err
 
 
 def test_cli_on_a_database_behind_the_code_says_to_upgrade(
-    empty_db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch, cli_run: CliRun
 ) -> None:
     head = _head()
-    err = _cli_error(empty_db_url, monkeypatch, capsys, "jobs", "status")
+    err = _cli_error(empty_db_url, monkeypatch, cli_run, "jobs", "status")
     assert f"at migration (none), this version of cityhub needs {head}: run `cityhub db upgrade`" in err
     for argv in (["serve"], ["worker", "--once"]):  # neither starts on a database it was not written for
-        assert "run `cityhub db upgrade`" in _cli_error(empty_db_url, monkeypatch, capsys, *argv)
+        assert "run `cityhub db upgrade`" in _cli_error(empty_db_url, monkeypatch, cli_run, *argv)
     assert _tables(empty_db_url) == set()
 
     previous = "0019_monitoring_escalation"
     migrate.upgrade(empty_db_url, previous)  # an earlier release: a newer table is missing
     # A command that writes what a newer migration added (an order's search terms, in a table of their own, 0020):
     # its database error is explained.
-    err = _cli_error(empty_db_url, monkeypatch, capsys, "orders", "create", "--content", "楼道灯坏了")
+    err = _cli_error(empty_db_url, monkeypatch, cli_run, "orders", "create", "--content", "楼道灯坏了")
     assert f"at migration {previous}, this version of cityhub needs {head}" in err
 
     migrate.upgrade(empty_db_url)
-    from cityhub import cli
-
-    monkeypatch.setattr("sys.argv", ["cityhub", "jobs", "status"])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()  # at head: the command runs and exits normally
-    assert exited.value.code == 0
-    assert "error" not in capsys.readouterr().err
+    code, _, err = _cli(empty_db_url, monkeypatch, cli_run, "jobs", "status")  # at head: it runs and exits normally
+    assert code == 0
+    assert "error" not in err
 
 
 def test_compact_gives_the_space_of_deleted_rows_back(
-    empty_db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch, cli_run: CliRun
 ) -> None:
     migrate.upgrade(empty_db_url)
     engine = make_engine(empty_db_url)
@@ -260,8 +257,9 @@ def test_compact_gives_the_space_of_deleted_rows_back(
     before, after = migrate.compact(empty_db_url)
     assert after < before - 2_000_000, (before, after)  # the 20,000 rows' ~5 MB
 
-    assert _cli(empty_db_url, monkeypatch, "db", "compact") == 0
-    assert capsys.readouterr().out.startswith("database compacted: ")
+    code, out, _ = _cli(empty_db_url, monkeypatch, cli_run, "db", "compact")
+    assert code == 0
+    assert out.startswith("database compacted: ")
 
 
 def test_healthz_and_status_page_name_a_schema_the_code_was_not_written_for(app_db: str) -> None:
@@ -299,14 +297,12 @@ def test_healthz_and_status_page_name_a_schema_the_code_was_not_written_for(app_
         engine.dispose()
 
 
-def test_cli_reports_an_unreachable_database_in_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_reports_an_unreachable_database_in_one_line(monkeypatch: pytest.MonkeyPatch, cli_run: CliRun) -> None:
     with socket.socket() as sock:  # a loopback port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"postgresql+psycopg://cityhub@127.0.0.1:{port}/cityhub?connect_timeout=5"
-    err = _cli_error(url, monkeypatch, capsys, "jobs", "status")
+    err = _cli_error(url, monkeypatch, cli_run, "jobs", "status")
     assert err.startswith("error: database: ") and str(port) in err
 
 
