@@ -971,6 +971,24 @@ def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
     assert _act(hand, order.id, "not_an_action").status_code == 404
 
 
+def test_a_supervisor_escalates_with_a_higher_urgency_and_the_time_limit_comes_forward(org) -> None:
+    order = _order()
+    disp, sup = login("disp"), login("sup")
+    _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    with session_scope() as s:
+        due_normal = s.get(Order, order.id).due_at  # type: ignore[union-attr]
+    form = re.search(r'<details data-testid="action-escalate">.*?</details>', sup.get(f"/orders/{order.id}").text, re.S)
+    assert form is not None and "不变（一般）" in form.group(0)
+    assert '<option value="urgent">紧急</option>' in form.group(0) and '<option value="normal">' not in form.group(0)
+    assert _act(sup, order.id, "escalate", reason="市民多次来电", urgency="urgent").status_code == 303
+    with session_scope() as s:
+        escalated = s.get(Order, order.id)
+        assert escalated is not None and escalated.urgency.value == "urgent" and escalated.escalation_level == 1
+        assert escalated.due_at is not None and due_normal is not None and escalated.due_at < due_normal
+    page = sup.get(f"/orders/{order.id}").text
+    assert "不变（紧急）" in page and '<option value="urgent">' not in page and '<option value="critical">特急' in page
+
+
 # ---------------------------------------------------------------------------------------- queue, dashboard
 
 

@@ -337,3 +337,24 @@ def test_acceptance_is_judged_against_the_accept_deadline_a_recompute_put_in_for
     s.flush()
 
     assert _rate(s, unit, "on_time_accept") == (1, 2)
+
+
+def test_completion_is_judged_against_the_deadline_an_urgency_raise_put_in_force(db_session):
+    """An escalation to 紧急 a day after dispatch brings the due date forward to two working days from then; a
+    reply after it is late, though before the normal five days — and stays late after a reopen restarts the clock."""
+    s = db_session
+    unit = _unit(s, "K6")
+    oid = _new(s, T, "13400000001")
+    _act(s, oid, "dispatch", T, unit_id=unit.id)
+    _act(s, oid, "accept", T + H)
+    _act(s, oid, "escalate", T + D, reason="市民多次来电", urgency="urgent")  # due Thursday 10:00
+    _act(s, oid, "reply", T + 4 * D, text="已处理")  # Friday: late for 紧急, on time for the normal limit
+    _act(s, oid, "callback", T + 4 * D + H, satisfied=False)
+    _act(s, oid, "reopen", T + 4 * D + 2 * H, reason="市民不满意")
+    _act(s, oid, "accept", T + 4 * D + 3 * H)
+    _act(s, oid, "reply", T + 4 * D + 5 * H, text="已再次处理")
+    s.flush()
+
+    assert _rate(s, unit, "on_time_completion") == (1, 2)
+    drill = kpi.drilldown(s, unit=unit.id, kpi="on_time_completion", period=MARCH)
+    assert [i["ref_id"] for i in drill.numerator] == [max(i["ref_id"] for i in drill.denominator)]

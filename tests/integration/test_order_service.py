@@ -124,6 +124,44 @@ def test_suspend_pauses_the_clock(db_session, units):
     assert order.due_at == due_before + timedelta(days=7)
 
 
+def test_raising_the_urgency_tightens_a_running_time_limit_and_the_trail_records_it(db_session, units):
+    """升级 to 紧急 on a normal order: no deadline later than the urgent terms (2 working days) from the escalation."""
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    due_normal, accept_due = order.due_at, order.accept_due_at
+    assert due_normal == MONDAY + timedelta(days=7)  # 5 working days
+    _act(db_session, order, "escalate", MONDAY + timedelta(days=1), reason="市民多次来电", urgency="urgent")
+    assert order.urgency.value == "urgent" and order.escalation_level == 1
+    assert order.due_at == MONDAY + timedelta(days=3)  # Tuesday + 2 working days: Thursday
+    assert order.accept_due_at == accept_due  # already earlier than an hour from Tuesday
+    assert MONDAY + timedelta(days=1) < order.warn_at < order.due_at and order.sla_status == SlaStatus.OK
+    step = service.history(db_session, order_id=order.id)[-1]
+    assert step.action == "escalate" and step.payload["previous_urgency"] == "normal"
+    assert step.payload["due_at"] == order.due_at.isoformat()  # the deadline in force, for assessment
+    # An escalation without a new urgency, or one to a level whose terms are looser than what is left, moves nothing.
+    _act(db_session, order, "escalate", MONDAY + timedelta(days=2), reason="再次催办")
+    _act(db_session, order, "escalate", MONDAY + timedelta(days=2, hours=6), reason="特急", urgency="critical")
+    assert order.due_at == MONDAY + timedelta(days=3) and order.urgency.value == "critical"
+
+
+def test_raising_the_urgency_of_a_suspended_order_caps_the_time_left(db_session, units):
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    _act(db_session, order, "accept", MONDAY)
+    _act(db_session, order, "suspend", MONDAY + timedelta(hours=1), reason="等待市民补充材料")
+    _act(db_session, order, "escalate", MONDAY + timedelta(days=1), reason="舆情关注", urgency="critical")
+    _act(db_session, order, "resume", MONDAY + timedelta(days=7))
+    assert order.due_at == MONDAY + timedelta(days=8)  # 1 working day (特急) from the resume, not 5 minus an hour
+
+
+def test_raising_the_urgency_before_dispatch_sets_no_deadline_and_the_clock_starts_with_it(db_session, units):
+    order = _new(db_session)
+    _act(db_session, order, "escalate", MONDAY, reason="涉及安全", urgency="urgent")
+    assert order.due_at is None and order.sla_status == SlaStatus.NONE
+    _act(db_session, order, "dispatch", MONDAY + timedelta(hours=1), unit_id=units["dept"].id)
+    assert order.due_at == MONDAY + timedelta(days=2, hours=1)
+
+
 def test_extension_moves_the_deadline(db_session, units):
     order = _new(db_session)
     _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)

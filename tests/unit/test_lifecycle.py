@@ -788,7 +788,9 @@ def test_an_escalation_may_raise_the_urgency_never_lower_it() -> None:
     outcome = apply(view, A.ESCALATE, {"reason": "报警未确认", "urgency": "urgent"})
     assert outcome.changes == {"escalation_level": "+1", "urgency": "urgent"}
     assert outcome.payload["previous_urgency"] == "normal" and outcome.payload["urgency"] == "urgent"
-    assert "urgency" not in apply(view, A.ESCALATE, {"reason": "r"}).changes
+    assert outcome.sla == SlaEffect.TIGHTEN  # the running time limit follows the raised urgency
+    plain = apply(view, A.ESCALATE, {"reason": "r"})
+    assert "urgency" not in plain.changes and plain.sla is None
     with pytest.raises(InvalidTransition, match="already urgent"):
         apply(replace(view, urgency="urgent"), A.ESCALATE, {"reason": "r", "urgency": "urgent"})
     with pytest.raises(InvalidTransition, match="already critical"):

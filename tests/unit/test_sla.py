@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
@@ -194,6 +195,38 @@ def test_extend_while_paused() -> None:
     out = sla.extend_remaining(CAL, remaining, 2, warning_share=0.5)
     assert out == {sla.ACCEPT_KEY: 0, sla.WARN_KEY: 1000 + int(DAY), sla.DUE_KEY: 5000 + int(2 * DAY)}
     assert remaining[sla.DUE_KEY] == 5000
+
+
+# --- urgency raised (升级) -------------------------------------------------------------------------------
+
+URGENT = SlaTerms(1, 2, 0.8)
+
+
+def test_tighten_caps_each_deadline_at_the_new_terms_from_now() -> None:
+    start = sh(2025, 9, 1, 10)
+    d = sla.compute_deadlines(CAL, start, SlaTerms(2, 5, 0.8))  # due Monday 8 Sept, 10:00
+    now = sh(2025, 9, 2, 10)  # one working day later: four left, two allowed now
+    t = sla.tighten(CAL, now, d, URGENT, accepting=True)
+    assert t.due_at == sh(2025, 9, 4, 10) and CAL.work_seconds_between(now, t.due_at) == 2 * DAY  # type: ignore[arg-type]
+    assert CAL.work_seconds_between(now, t.warn_at) == pytest.approx(0.8 * 2 * DAY)  # type: ignore[arg-type]
+    assert t.accept_due_at == d.accept_due_at  # two hours from the start came first: kept
+    late = sh(2025, 9, 5, 10)  # one working day left: tighter than the new terms, nothing moves later
+    assert sla.tighten(CAL, late, d, URGENT, accepting=True) == d
+
+
+def test_tighten_moves_the_accept_deadline_only_while_waiting_to_be_accepted() -> None:
+    d = sla.compute_deadlines(CAL, sh(2025, 9, 1, 10), SlaTerms(8, 5, 0.8))  # accept by Tuesday 10:00
+    now = sh(2025, 9, 1, 11)
+    assert sla.tighten(CAL, now, d, URGENT, accepting=True).accept_due_at == sh(2025, 9, 1, 12)
+    assert sla.tighten(CAL, now, d, URGENT, accepting=False).accept_due_at == d.accept_due_at
+    assert sla.tighten(CAL, now, Deadlines(None, None, None), URGENT, accepting=True) == Deadlines(None, None, None)
+
+
+def test_tighten_while_paused_caps_the_time_left() -> None:
+    remaining = {sla.ACCEPT_KEY: 0, sla.WARN_KEY: int(3 * DAY), sla.DUE_KEY: int(DAY)}
+    out = sla.tighten_remaining(CAL, remaining, URGENT)
+    assert out == {sla.ACCEPT_KEY: 0, sla.WARN_KEY: math.ceil(0.8 * 2 * DAY), sla.DUE_KEY: int(DAY)}
+    assert sla.tighten_remaining(CAL, {}, URGENT) == {}
 
 
 # --- status ---------------------------------------------------------------------------------------------

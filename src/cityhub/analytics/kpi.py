@@ -16,9 +16,10 @@ Definitions (one table, :data:`KPIS`; times are compared in UTC, periods are loc
   unless the SLA sweep marked ``sla_accept_overdue`` in the same episode before the accept (and no
   ``sla_recompute`` lifted that mark in between), or the accept is later than the accept deadline *in force*: the
   ``accept_due_at`` recorded by the latest deadline event before it in the episode (clock start, approved
-  extension or resume — :func:`cityhub.workorders.service.act` writes the deadlines in the payload — or an
-  ``sla_recompute`` that moved it after a calendar or time-limit edit, in ``payload.to``), else the order's
-  current ``accept_due_at`` (histories written without recorded deadlines; exact for the current episode only).
+  extension, resume or an escalation that raised the urgency — :func:`cityhub.workorders.service.act` writes the
+  deadlines in the payload — or an ``sla_recompute`` that moved it after a calendar or time-limit edit, in
+  ``payload.to``), else the order's current ``accept_due_at`` (histories written without recorded deadlines; exact
+  for the current episode only).
 * ``on_time_completion`` 按时办结率: reply events in P, attributed like accepts. On time unless an ``sla_overdue``
   mark lies in the same episode before the reply and was not lifted since by an ``sla_recompute`` (its
   ``payload.from.sla_status`` is ``overdue``: the edit moved the deadline ahead of the time of the edit), or the
@@ -163,8 +164,9 @@ KPI_BY_NAME: dict[str, KpiDef] = {k.name: k for k in KPIS}
 ASSIGN_ACTIONS = ("dispatch", "transfer", "assign")
 CLOCK_START_ACTIONS = (*ASSIGN_ACTIONS, "reopen")
 RECOMPUTE = "sla_recompute"  # cityhub.workorders.recompute.ACTION: payload {"from": {...}, "to": {...}}
-# Events whose payload holds deadlines: at the top level, or under "to" for a recompute (only those it moved).
-DEADLINE_ACTIONS = (*CLOCK_START_ACTIONS, "approve_extension", "resume", RECOMPUTE)
+# Events whose payload holds deadlines: at the top level, or under "to" for a recompute (only those it moved); an
+# escalation that raised the urgency records the deadlines it tightened.
+DEADLINE_ACTIONS = (*CLOCK_START_ACTIONS, "approve_extension", "resume", "escalate", RECOMPUTE)
 ACCEPT_MARK = "sla_accept_overdue"
 OVERDUE = "overdue"
 TIMED_KPIS = ("on_time_accept", "on_time_completion")

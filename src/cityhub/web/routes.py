@@ -45,6 +45,7 @@ from cityhub.workorders.lifecycle import (
     ASSIST_STEPS,
     MAX_EXTENSION_DAYS,
     OPEN_STATES,
+    URGENCY_RANK,
     Action,
     State,
 )
@@ -647,7 +648,8 @@ _MORE_FILTERS = ("unit_id", "category_id", "channel", "place_source", "created_f
 
 
 # Fields the form of each action asks for: (name, kind, required). Kinds: unit, text (textarea), reason,
-# days, bool, master. The life-cycle table stays the judge of what is required; this only lays out the form.
+# days, bool, master, urgency (the levels above the order's). The life-cycle table stays the judge of what is
+# required; this only lays out the form.
 ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
     Action.INSTANT_ANSWER: (("answer", "text", True),),
     Action.DISPATCH: (("unit_id", "unit", True), ("reason", "reason", False)),
@@ -663,7 +665,7 @@ ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
     Action.APPROVE_EXTENSION: (("reason", "reason", False),),
     Action.REJECT_EXTENSION: (("reason", "reason", True),),
     Action.URGE: (("reason", "reason", False),),
-    Action.ESCALATE: (("reason", "reason", True),),
+    Action.ESCALATE: (("reason", "reason", True), ("urgency", "urgency", False)),
     Action.ASSIGN: (("unit_id", "unit", False), ("reason", "reason", False)),
     Action.SUSPEND: (("reason", "reason", True),),
     Action.RESUME: (("reason", "reason", False),),
@@ -791,6 +793,7 @@ def _detail_page(
         events=_event_rows(db, order, principal),
         actions=[(a, ACTION_FIELDS[a]) for a in actions],
         units=support.unit_groups(db, handlers=True) if needs_units else [],
+        higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,
         decision=decision,
         place_units=_place_units(db) if may_place else [],

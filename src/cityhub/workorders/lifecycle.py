@@ -70,6 +70,7 @@ class SlaEffect(enum.StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     EXTEND = "extend"  # add approved working days
+    TIGHTEN = "tighten"  # urgency raised: no deadline later than the new urgency's terms from now
     STOP = "stop"  # the unit's work is done (reply / close / cancel)
 
 
@@ -382,6 +383,7 @@ def apply(view: OrderView, action: Action | str, params: Params | None = None) -
     payload = {k: v for k, v in params.items() if not _missing(v)}
     if "urgency" in changes:
         payload["previous_urgency"] = view.urgency
+        sla = SlaEffect.TIGHTEN
     return Outcome(action, view.state, to_state, changes, sla, payload)
 
 

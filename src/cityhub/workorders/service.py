@@ -26,6 +26,7 @@ from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import numbering, search, sla
 from cityhub.workorders.lifecycle import (
+    HANDLING_STATES,
     LEAD_STEPS,
     ROUTING_STEPS,
     TERMINAL_STATES,
@@ -519,6 +520,16 @@ def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) 
             _set_deadlines(order, sla.extend(cal, _deadlines(order), days, warning_share=share))
             _refresh_status(order, now)
         order.extension_days_requested = None
+    elif effect == SlaEffect.TIGHTEN and order.state in HANDLING_STATES:
+        # Only a running (or paused) clock tightens: an order not yet dispatched starts its clock with the raised
+        # urgency's terms anyway, and a replied one's unit is done.
+        terms = sla.terms_for(session, category_id=order.category_id, urgency=order.urgency.value)
+        if order.sla_paused_at is not None and order.sla_remaining is not None:
+            order.sla_remaining = sla.tighten_remaining(cal, order.sla_remaining, terms)
+        elif order.due_at is not None:
+            accepting = order.state == State.DISPATCHED
+            _set_deadlines(order, sla.tighten(cal, now, _deadlines(order), terms, accepting=accepting))
+            _refresh_status(order, now)
     elif effect == SlaEffect.STOP and order.sla_status != SlaStatus.NONE:
         _refresh_status(order, now)
         order.sla_paused_at = None

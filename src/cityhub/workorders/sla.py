@@ -205,6 +205,30 @@ def extend_remaining(
     return result
 
 
+def tighten(cal: WorkCalendar, now: datetime, deadlines: Deadlines, terms: SlaTerms, *, accepting: bool) -> Deadlines:
+    """The deadlines after an urgency was raised at ``now`` (升级 with 紧急/特急): each no later than the new
+    urgency's terms counted from ``now``, never later than it was. The accept deadline only while the order waits to
+    be accepted (``accepting``); an unset deadline stays unset."""
+    sooner = compute_deadlines(cal, now, terms)
+
+    def earlier(current: datetime | None, limit: datetime | None) -> datetime | None:
+        return current if current is None or limit is None else min(current, limit)
+
+    return Deadlines(
+        accept_due_at=earlier(deadlines.accept_due_at, sooner.accept_due_at) if accepting else deadlines.accept_due_at,
+        warn_at=earlier(deadlines.warn_at, sooner.warn_at),
+        due_at=earlier(deadlines.due_at, sooner.due_at),
+    )
+
+
+def tighten_remaining(cal: WorkCalendar, remaining: Mapping[str, int], terms: SlaTerms) -> dict[str, int]:
+    """:func:`tighten` for a paused clock: the working time left is capped at the new urgency's (a suspended order
+    has been accepted, so its accept time is left as it is)."""
+    finish = terms.finish_days * cal.day_seconds
+    caps = {WARN_KEY: math.ceil(terms.warning_share * finish), DUE_KEY: math.ceil(finish)}
+    return {key: min(left, caps[key]) if key in caps else left for key, left in remaining.items()}
+
+
 def status_at(now: datetime, *, warn_at: datetime | None, due_at: datetime | None, paused: bool) -> SlaStatus:
     """The time-limit status at ``now``. A paused or unset clock is ``none``: the sweep leaves such orders
     alone and the service keeps what it recorded before the pause (e.g. ``overdue_at``)."""
@@ -333,6 +357,6 @@ def event_deadlines(
 ) -> dict[str, Any]:
     """The deadlines an action set, as its audit event records them: after an action that starts, extends or resumes
     the clock. Assessment judges each dispatch round by the deadlines in force then (see analytics.kpi)."""
-    if effect not in (SlaEffect.START, SlaEffect.EXTEND, SlaEffect.RESUME) or due_at is None:
+    if effect not in (SlaEffect.START, SlaEffect.EXTEND, SlaEffect.RESUME, SlaEffect.TIGHTEN) or due_at is None:
         return {}
     return {"accept_due_at": accept_due_at.isoformat() if accept_due_at else None, "due_at": due_at.isoformat()}
