@@ -109,6 +109,25 @@ def status_summary() -> dict[str, Any]:
         }
 
 
+HOST_KEYS = ("host", "pid")  # in a job's result: which machine and process, for operators only
+
+
+def public_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """:func:`status_summary` as the public probe (``/healthz``) and the anonymous status page show it: which machine
+    runs what is for operators (``cityhub jobs status``), not for anyone who can reach the port. A job row named
+    for its host (``background-dispatcher@HOST``) is numbered instead (``@1``, ``@2`` in the order of the names, so
+    each host keeps its number while the set of hosts stays the same), and results lose their host and pid."""
+    hosts = sorted({name.partition("@")[2] for name in summary["jobs"] if "@" in name})
+    jobs: dict[str, Any] = {}
+    for name, info in summary["jobs"].items():
+        job, at, host = name.partition("@")
+        result = info["last_result"]
+        if isinstance(result, dict):
+            result = {k: v for k, v in result.items() if k not in HOST_KEYS}
+        jobs[f"{job}@{hosts.index(host) + 1}" if at else name] = {**info, "last_result": result}
+    return {**summary, "jobs": jobs}
+
+
 def health_problems(summary: dict[str, Any]) -> list[str]:
     """What ``/healthz`` reports as ``degraded`` (still HTTP 200: the process serves): a database schema this code
     was not written for, jobs whose last run failed, a configured classifier that is not there and a retrained one
@@ -332,7 +351,7 @@ def create_app() -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        summary = status_summary()
+        summary = public_summary(status_summary())
         problems = health_problems(summary)
         return {"status": "degraded" if problems else "ok", "problems": problems, **summary}
 

@@ -1044,6 +1044,22 @@ def test_the_dispatcher_records_its_heartbeat_among_the_jobs(in_background, org,
 
     assert state["host"] == socket.gethostname()
     assert status_summary()["jobs"][background.host_job_name()]["last_result"] == state
+    # The public probe and status page say that a dispatcher beats, not on which machine or in which process.
+    from fastapi.testclient import TestClient
+
+    from cityhub.main import create_app
+
+    with TestClient(create_app()) as client:
+        probe = client.get("/healthz")
+        page = client.get("/", headers={"Accept": "text/html"}).text
+    public = probe.json()["jobs"]
+    assert public[f"{background.JOB_NAME}@1"]["last_result"]["since_start"] == {"dispatched": 1}
+    assert (
+        "pid" not in public[background.JOB_NAME]["last_result"]
+        and "host" not in public[background.JOB_NAME]["last_result"]
+    )
+    assert f"@{socket.gethostname()}" not in probe.text + page and '"host"' not in probe.text
+    assert f"{background.JOB_NAME}@1" in page
 
 
 # --- retraining from the corrections (cityhub dispatch retrain) ---------------------------------------------------

@@ -130,7 +130,11 @@ def test_only_the_outbox_delivery_overlaps() -> None:
     assert [name for name, job in jobs.JOBS.items() if job.overlap] == ["notify-deliver"]
 
 
-def test_the_status_page_names_each_hosts_dispatcher_heartbeat(app_db: str) -> None:
+def test_the_status_page_counts_each_hosts_dispatcher_heartbeat_and_only_operators_see_the_hosts(
+    app_db: str,
+) -> None:
+    """Anyone who reaches the port sees one heartbeat per host, numbered; the host names and process ids are for
+    operators (``cityhub jobs status``)."""
     from fastapi.testclient import TestClient
 
     from cityhub.db import utcnow
@@ -138,11 +142,23 @@ def test_the_status_page_names_each_hosts_dispatcher_heartbeat(app_db: str) -> N
     from cityhub.main import create_app
 
     with session_scope() as session:
-        for host in ("web-1", "web-2"):
-            jobs.record(session, f"{background.JOB_NAME}@{host}", started=utcnow(), result={"host": host})
+        for host in ("web-b", "web-a"):
+            jobs.record(
+                session, f"{background.JOB_NAME}@{host}", started=utcnow(), result={"host": host, "pid": 4242, "ok": 1}
+            )
     with TestClient(create_app()) as client:
         page = client.get("/", headers={"Accept": "text/html"}).text
-    assert "后台派单（心跳） @web-1" in page and "后台派单（心跳） @web-2" in page
+        probe = client.get("/healthz")
+    assert "后台派单（心跳） @1" in page and "后台派单（心跳） @2" in page
+    assert "web-a" not in page + probe.text and "4242" not in probe.text
+    public = probe.json()["jobs"]
+    assert public[f"{background.JOB_NAME}@1"]["last_result"] == {"ok": 1}  # web-a: numbered in the names' order
+    out = CliRunner().invoke(cli, ["jobs", "status"])
+    assert (
+        out.exit_code == 0
+        and f"{background.JOB_NAME}@web-a" in out.output
+        and f"{background.JOB_NAME}@web-b" in out.output
+    )
 
 
 def test_a_year_of_deadlines_without_official_holidays_is_a_health_problem(app_db: str) -> None:

@@ -175,9 +175,9 @@ def index(request: Request, db: DbSession) -> Response:
     principal = support.principal_of(request, db)
     if principal is not None:
         return support.redirect(support.home_of(principal))
-    from cityhub.main import status_summary
+    from cityhub.main import public_summary, status_summary
 
-    summary = status_summary()
+    summary = public_summary(status_summary())
     return render(request, "status.html", summary=summary, jobs=summary["jobs"], pending_kind=_pending_kind())
 
 
