@@ -987,6 +987,9 @@ def test_a_supervisor_escalates_with_a_higher_urgency_and_the_time_limit_comes_f
         assert escalated.due_at is not None and due_normal is not None and escalated.due_at < due_normal
     page = sup.get(f"/orders/{order.id}").text
     assert "不变（紧急）" in page and '<option value="urgent">' not in page and '<option value="critical">特急' in page
+    due = escalated.due_at.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
+    row = re.search(r'<tr data-action="escalate">.*?</tr>', page, re.S)
+    assert row is not None and "紧急程度：一般 → 紧急；办结时限提前至 " + due in row.group(0)
 
 
 # ---------------------------------------------------------------------------------------- queue, dashboard

@@ -324,6 +324,40 @@ def test_a_moved_running_deadline_is_notified_with_before_and_after(db_session, 
     assert body["event"]["to"]["due_at"] == body["order"]["due_at"] == due_at
 
 
+def test_an_urgency_raise_that_brings_the_deadline_forward_is_notified_as_a_deadline_move(db_session, units):
+    """升级 to 紧急 a day after dispatch: the handling unit's ``deadline`` subscribers hear the new due date, with
+    the cause; an escalation that moves nothing (no new urgency, or terms no tighter) sends nothing."""
+    from cityhub.workorders.models import OrderEvent
+
+    sub, _ = _subscribe(db_session, "http://127.0.0.1:9/hook", topics="deadline", unit_code="N440111-D01")
+    order = _order(db_session)
+    _act(db_session, order, "dispatch", unit_id=units["dept"].id)
+    _act(db_session, order, "escalate", MONDAY + timedelta(hours=1), reason="督办")  # no urgency: nothing moves
+    assert _messages(db_session) == []
+    due_normal = order.due_at
+    _act(db_session, order, "escalate", MONDAY + timedelta(days=1), reason="市民多次来电", urgency="urgent")
+    [message] = _messages(db_session)
+    event = db_session.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id)).all()[-1]
+    assert message.topic == Topic.DEADLINE and message.subscription_id == sub.id
+    assert message.payload == {
+        "action": "escalate",
+        "from_state": "dispatched",
+        "to_state": "dispatched",
+        "actor": ALICE.name,
+        "unit_id": None,
+        "at": (MONDAY + timedelta(days=1)).isoformat(),
+        "reason": "市民多次来电",
+        "cause": "urgency",
+        "urgency": "urgent",
+        "previous_urgency": "normal",
+        "from": {"warn_at": event.payload["from"]["warn_at"], "due_at": due_normal.isoformat()},
+        "to": {"warn_at": order.warn_at.isoformat(), "due_at": order.due_at.isoformat()},
+    }
+    assert event.payload["to"] == message.payload["to"]  # the audit trail says the same
+    _act(db_session, order, "escalate", MONDAY + timedelta(days=2, hours=6), reason="特急", urgency="critical")
+    assert len(_messages(db_session)) == 1  # 1 working day from Wednesday afternoon is later than Thursday 10:00
+
+
 # ------------------------------------------------------------------------------------------------ delivery
 
 

@@ -23,7 +23,8 @@ class Topic(enum.StrEnum):
     OVERDUE = "overdue"  # 超期
     REPLY = "reply"  # 答复
     CALLBACK = "callback"  # 回访
-    DEADLINE = "deadline"  # 时限调整: a running deadline moved after a calendar or time-limit edit (sla_recompute)
+    # 时限调整: a running deadline moved after a calendar or time-limit edit (sla_recompute) or an urgency raise
+    DEADLINE = "deadline"
     ALARM = "alarm"  # 监测报警: a sensor's alarm was raised (monitoring), with its order when the rule opens one
 
 

@@ -231,6 +231,8 @@ def topic_for(outcome: Outcome) -> Topic | None:
         return Topic.REPLY
     if outcome.action == Action.CALLBACK:
         return Topic.CALLBACK
+    if outcome.sla == SlaEffect.TIGHTEN:  # an urgency raise: only when it brought a deadline forward (below)
+        return Topic.DEADLINE
     return None
 
 
@@ -239,6 +241,10 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
     topic = topic_for(outcome)
     if topic is None:
         return 0
+    if topic == Topic.DEADLINE:
+        if not (event.payload or {}).get("to"):
+            return 0  # the raised urgency's terms were no tighter than what was left: nothing moved
+        return enqueue(session, topic=topic, order=order, payload=deadline_payload(_urgency_raise(event)), now=event.at)
     payload: dict[str, Any] = {
         "action": outcome.action.value,
         "from_state": event.from_state,
@@ -252,6 +258,28 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
     if outcome.action == Action.CALLBACK:
         payload["satisfied"] = outcome.payload.get("satisfied")
     return enqueue(session, topic=topic, order=order, payload=payload, now=event.at)
+
+
+def _urgency_raise(event: OrderEvent) -> dict[str, Any]:
+    """An ``escalate`` event that brought deadlines forward, in the shape :func:`deadline_payload` reads (the
+    recompute's rows): cause ``urgency`` with the new and the previous urgency, and what moved."""
+    detail = event.payload or {}
+    return {
+        "action": event.action,
+        "from_state": event.from_state,
+        "to_state": event.to_state,
+        "actor_name": event.actor_name,
+        "unit_id": event.unit_id,
+        "at": event.at,
+        "reason": event.reason,
+        "payload": {
+            "cause": "urgency",
+            "urgency": detail.get("urgency"),
+            "previous_urgency": detail.get("previous_urgency"),
+            "from": detail.get("from"),
+            "to": detail.get("to"),
+        },
+    }
 
 
 def on_deadlines_moved(session: Session, *, events: Sequence[Mapping[str, Any]]) -> int:

@@ -727,9 +727,17 @@ def _event_rows(db: Session, order: Order, principal: Principal) -> list[dict[st
                 "auto": bool(payload.get("auto")),
                 # An extension's working days, asked for or granted: what the approver decides on.
                 "days": days if e.action in _EXTENSION_EVENTS and isinstance(days, int | float) else None,
+                # An escalation that raised the urgency: from what, to what, and the due date it brought forward.
+                "urgency": (payload.get("previous_urgency"), payload["urgency"]) if payload.get("urgency") else None,
+                "due_forward": _moved_due(payload) if e.action == Action.ESCALATE.value else None,
             }
         )
     return rows
+
+
+def _moved_due(payload: dict[str, Any]) -> datetime | None:
+    moved = (payload.get("to") or {}).get("due_at")
+    return datetime.fromisoformat(moved) if isinstance(moved, str) else None
 
 
 def _detail_page(

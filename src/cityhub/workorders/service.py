@@ -330,11 +330,11 @@ def act(
         )
     with session.no_autoflush:  # one UPDATE per action, so the version moves by exactly one
         _apply_changes(order, outcome, params, now)
-        _apply_sla(session, order, outcome, now)
+        moved = _apply_sla(session, order, outcome, now)
         placed = _place_from_lead(session, order, outcome)
     payload = _event_payload(order, outcome)
-    if placed:
-        payload = {**(payload or {}), **placed}
+    if placed or moved:
+        payload = {**(payload or {}), **placed, **moved}
     event = OrderEvent(
         order_id=order.id,
         action=outcome.action.value,
@@ -488,10 +488,12 @@ def _set_deadlines(order: Order, deadlines: sla.Deadlines) -> None:
     order.due_at = deadlines.due_at
 
 
-def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) -> None:
+def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) -> dict[str, Any]:
+    """Move the order's clock as the action's SLA effect says. Returns, for an urgency raise that brought deadlines
+    forward, what moved as ``{"from": {...}, "to": {...}}`` (as a recompute's event records it), else nothing."""
     effect = outcome.sla
     if effect is None or effect == SlaEffect.ACCEPTED:
-        return
+        return {}
     cal = workcal.load_calendar(session)
     if effect == SlaEffect.START:
         terms = sla.terms_for(session, category_id=order.category_id, urgency=order.urgency.value)
@@ -525,15 +527,21 @@ def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) 
         # urgency's terms anyway, and a replied one's unit is done.
         terms = sla.terms_for(session, category_id=order.category_id, urgency=order.urgency.value)
         if order.sla_paused_at is not None and order.sla_remaining is not None:
-            order.sla_remaining = sla.tighten_remaining(cal, order.sla_remaining, terms)
+            before_left = dict(order.sla_remaining)
+            order.sla_remaining = sla.tighten_remaining(cal, before_left, terms)
+            if order.sla_remaining != before_left:
+                return {"from": {"sla_remaining": before_left}, "to": {"sla_remaining": order.sla_remaining}}
         elif order.due_at is not None:
+            before = _deadlines(order)
             accepting = order.state == State.DISPATCHED
-            _set_deadlines(order, sla.tighten(cal, now, _deadlines(order), terms, accepting=accepting))
+            _set_deadlines(order, sla.tighten(cal, now, before, terms, accepting=accepting))
             _refresh_status(order, now)
+            return sla.moved_deadlines(before, _deadlines(order))
     elif effect == SlaEffect.STOP and order.sla_status != SlaStatus.NONE:
         _refresh_status(order, now)
         order.sla_paused_at = None
         order.sla_remaining = None
+    return {}
 
 
 def _refresh_status(order: Order, now: datetime) -> None:

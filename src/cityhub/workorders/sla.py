@@ -221,6 +221,20 @@ def tighten(cal: WorkCalendar, now: datetime, deadlines: Deadlines, terms: SlaTe
     )
 
 
+def moved_deadlines(before: Deadlines, after: Deadlines) -> dict[str, dict[str, str | None]]:
+    """What moved between two sets of deadlines, as the audit trail and the ``deadline`` notifications record it:
+    ``{"from": {key: ISO}, "to": {key: ISO}}`` with only the keys that differ; empty if nothing moved."""
+    old, new = _as_dict(before), _as_dict(after)
+    keys = [k for k in old if old[k] != new[k]]
+    if not keys:
+        return {}
+
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {"from": {k: iso(old[k]) for k in keys}, "to": {k: iso(new[k]) for k in keys}}
+
+
 def tighten_remaining(cal: WorkCalendar, remaining: Mapping[str, int], terms: SlaTerms) -> dict[str, int]:
     """:func:`tighten` for a paused clock: the working time left is capped at the new urgency's (a suspended order
     has been accepted, so its accept time is left as it is)."""
