@@ -1219,12 +1219,19 @@ def test_the_knowledge_base_is_kept_from_its_page_and_feeds_the_instant_answers(
 
 
 def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
-    for _ in range(3):
-        _order(title="餐馆油烟扰民")
-    _order("W-JX", title="京溪路灯不亮")
+    first, second, _ = (_order(title="餐馆油烟扰民") for _ in range(3))
+    lamp = _order("W-JX", title="京溪路灯不亮")
     page = login("lead").get("/dashboard")
     assert page.status_code == 200
-    assert re.search(r'data-testid="tile-total">4<', page.text)
+    assert re.search(r'data-testid="tile-total">4<', page.text) and re.search(r'data-testid="tile-valid">4<', page.text)
+    # A duplicate merged into another order and a call cancelled as invalid were received, but are no problem of
+    # their own: 有效工单 leaves them out and says how many.
+    with session_scope() as s:
+        orders.act(s, order_id=second.id, action="merge", params={"master_id": first.id})
+        orders.act(s, order_id=lamp.id, action="cancel", params={"reason": "测试来电"})
+    page = login("lead").get("/dashboard")
+    assert re.search(r'data-testid="tile-total">4<', page.text) and re.search(r'data-testid="tile-valid">2<', page.text)
+    assert "不含重复并单 1、作废 1" in page.text
     # No period asked for: the last 30 days (a month just begun would show next to nothing).
     today = utcnow().astimezone(get_settings().tz).date()
     assert f"当前显示：近 30 天（{today - timedelta(days=29)} 至 {today}）" in page.text

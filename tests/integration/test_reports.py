@@ -6,7 +6,7 @@ import re
 
 import pytest
 from openpyxl import load_workbook
-from test_kpi import MARCH, history  # noqa: F401  (the fixture)
+from test_kpi import MARCH, D, T, _act, _new, history  # noqa: F401  (the fixture)
 
 from cityhub.analytics import reports
 
@@ -44,6 +44,23 @@ def test_report_has_every_section_and_sheet(db_session, history, tmp_path):  # n
         header = next(ws.iter_rows(max_row=1, values_only=True))
         assert not any(re.fullmatch(r"[a-z_]+", str(h)) for h in header), (ws.title, header)
     assert re.search(r"生成时间：\d{4}-\d\d-\d\d \d\d:\d\d CST", html)
+
+
+def test_the_summary_counts_valid_orders_apart_from_merged_duplicates_and_cancelled_calls(
+    db_session,
+    history,  # noqa: F811
+    tmp_path,
+):
+    data = reports.build_report(db_session, period=MARCH, charts=False)
+    assert (data.total, data.merged, data.cancelled, data.valid) == (7, 0, 0, 7)
+    master, duplicate, invalid = (_new(db_session, T + 3 * D, f"1370000000{i}") for i in range(3))
+    _act(db_session, duplicate, "merge", T + 3 * D, master_id=master)
+    _act(db_session, invalid, "cancel", T + 3 * D, reason="无效来电")
+    data = reports.build_report(db_session, period=MARCH, charts=False)
+    assert (data.total, data.merged, data.cancelled, data.valid) == (10, 1, 1, 8)
+    html = reports.generate(db_session, period=MARCH, out_dir=tmp_path, formats=("html",)).files["html"]
+    card = re.search(r'<div class="card" id="valid">.*?</div>', html.read_text(encoding="utf-8"), re.S)
+    assert card is not None and "<b>8</b>" in card.group(0) and "不含重复并单 1 件、作废 1 件" in card.group(0)
 
 
 def test_findings_compare_with_the_previous_period(db_session, history):  # noqa: F811

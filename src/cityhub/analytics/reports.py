@@ -19,6 +19,7 @@ import io
 import logging
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session
 from cityhub.analytics import kpi
 from cityhub.config import get_settings
 from cityhub.org.models import Unit, UnitTier
+from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Category, Order
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ LABELS: dict[str, dict[str, str]] = {
         "period": "统计周期",
         "summary": "一、总体情况",
         "total": "受理工单",
+        "valid": "有效工单",
+        "valid_note": "不含重复并单 {merged} 件、作废 {cancelled} 件",
         "previous": "上期",
         "change": "环比",
         "daily_avg": "日均",
@@ -102,6 +106,16 @@ def labels(lang: str = "zh") -> dict[str, str]:
     return LABELS.get(lang, LABELS["zh"])
 
 
+# Orders received that are not a problem of their own: a duplicate merged into another order (重复件) and a call
+# cancelled as invalid (作废). 受理工单 counts them (each was a call, a message); 有效工单 does not.
+NOT_A_PROBLEM_OF_ITS_OWN = (State.MERGED, State.CANCELLED)
+
+
+def valid_count(by_state: Mapping[Any, int]) -> int:
+    """有效工单 from counts by state: every order but :data:`NOT_A_PROBLEM_OF_ITS_OWN`."""
+    return sum(n for state, n in by_state.items() if state not in NOT_A_PROBLEM_OF_ITS_OWN)
+
+
 # --- data -------------------------------------------------------------------------------------------------
 
 
@@ -126,6 +140,14 @@ class ReportData:
     # The last local day counted when the period is not over yet (daily figures stop there, and the previous
     # period is compared over as many days from its start); None for a period that has ended.
     through: date | None = None
+    # Of ``total``: duplicates merged into another order and calls cancelled as invalid (``NOT_A_PROBLEM_OF_ITS_OWN``).
+    merged: int = 0
+    cancelled: int = 0
+
+    @property
+    def valid(self) -> int:
+        """有效工单: ``total`` without merged duplicates and cancelled calls."""
+        return self.total - self.merged - self.cancelled
 
     @property
     def generated_local(self) -> str:
@@ -261,7 +283,8 @@ def build_report(
         counted = kpi.Period(period.label, "range", period.first, today)
         days = min((today - period.first).days, previous.days - 1)
         previous = kpi.Period(previous.label, "range", previous.first, previous.first + timedelta(days=days))
-    total = _count(session, period)
+    by_state = dict(_grouped(session, period, Order.state))
+    total = sum(by_state.values())
     district = session.scalar(select(Unit.name).where(Unit.tier == UnitTier.DISTRICT).order_by(Unit.id).limit(1))
     cats, units = _category_names(session), _unit_names(session)
     leaf_names = {cid: path for cid, path in cats.items()}
@@ -292,6 +315,8 @@ def build_report(
         findings=findings(session, period=period, previous=previous),
         min_sample=min_sample,
         through=through,
+        merged=by_state.get(State.MERGED, 0),
+        cancelled=by_state.get(State.CANCELLED, 0),
     )
     if charts:
         data.charts = draw_charts(data, lang=lang)

@@ -1087,6 +1087,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
         category_names=category_names,
         street_names=street_names,
         total=sum(n for _, n in by_state),
+        valid=reports.valid_count(dict(by_state)),
+        not_counted=dict((s, n) for s, n in by_state if s in reports.NOT_A_PROBLEM_OF_ITS_OWN),
         open_count=open_count,
         overdue=overdue,
         # The tile counts open orders past their limit: its link lists those, not every order once marked overdue.
