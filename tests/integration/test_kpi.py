@@ -358,3 +358,45 @@ def test_completion_is_judged_against_the_deadline_an_urgency_raise_put_in_force
     assert _rate(s, unit, "on_time_completion") == (1, 2)
     drill = kpi.drilldown(s, unit=unit.id, kpi="on_time_completion", period=MARCH)
     assert [i["ref_id"] for i in drill.numerator] == [max(i["ref_id"] for i in drill.denominator)]
+
+
+def test_a_limit_passed_unanswered_counts_in_its_period_whether_or_when_the_order_is_answered(db_session):
+    """Two orders of one unit pass their limits in March, marked overdue by the sweep: one is never answered, one is
+    answered in April. March counts both as missed (a unit cannot keep its rate by not replying); April does not
+    count the late reply again. A third, answered on time in March, is the only hit."""
+    from cityhub.workorders.models import Order
+
+    s = db_session
+    unit = _unit(s, "K5")
+    never, later, on_time = (_new(s, T, f"1330000000{i}") for i in range(3))
+    for oid in (never, later, on_time):
+        _act(s, oid, "dispatch", T, unit_id=unit.id)
+        _act(s, oid, "accept", T + H)
+    _act(s, on_time, "reply", T + D, text="已处理")
+    due = s.get(Order, never).due_at  # Monday 9 March, 10:00
+    sla_sweep(s, now=due + H)
+    _act(s, later, "reply", datetime(2026, 4, 2, 2, tzinfo=UTC), text="已处理")
+    s.flush()
+
+    assert _rate(s, unit, "on_time_completion") == (1, 3)
+    drill = kpi.drilldown(s, unit=unit.id, kpi="on_time_completion", period=MARCH)
+    assert sorted(i["order_id"] for i in drill.denominator) == sorted([never, later, on_time])
+    assert [i["order_id"] for i in drill.numerator] == [on_time]
+    april = next(r for r in kpi.compute(s, period=kpi.parse_period("2026-04"), unit_ids=[unit.id]))
+    assert (april.rates["on_time_completion"].numerator, april.rates["on_time_completion"].denominator) == (0, 0)
+
+
+def test_an_accept_limit_passed_counts_even_if_the_order_is_transferred_before_anyone_accepts(db_session):
+    """Dispatched, left unaccepted past the 2 working hours (the sweep marks it), then transferred: the first unit
+    missed its accept limit; the second accepts in time and is credited for that alone."""
+    s = db_session
+    first, second = _unit(s, "K4"), _unit(s, "K3")
+    oid = _new(s, T, "13200000001")
+    _act(s, oid, "dispatch", T, unit_id=first.id)
+    sla_sweep(s, now=T + 3 * H)
+    _act(s, oid, "transfer", T + 4 * H, unit_id=second.id, reason="职责不符")
+    _act(s, oid, "accept", T + 5 * H)
+    s.flush()
+
+    assert _rate(s, first, "on_time_accept") == (0, 1)
+    assert _rate(s, second, "on_time_accept") == (1, 1)

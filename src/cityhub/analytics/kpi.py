@@ -12,18 +12,23 @@ Definitions (one table, :data:`KPIS`; times are compared in UTC, periods are loc
   An **episode** of an order runs from one clock start to the next (events are ordered by id).
 * ``on_time_accept`` 按时签收率: accept events in P, attributed to the unit holding the order: the one the latest
   assignment before the accept sent it to (a reopen continues with it), whoever acted (an administrator accepting
-  for a unit credits that unit); the event's own unit only for a history without an assignment. On time
-  unless the SLA sweep marked ``sla_accept_overdue`` in the same episode before the accept (and no
-  ``sla_recompute`` lifted that mark in between), or the accept is later than the accept deadline *in force*: the
+  for a unit credits that unit); the event's own unit only for a history without an assignment. **A deadline
+  missed counts when it is missed**: the SLA sweep's ``sla_accept_overdue`` mark in P is itself a fact, never in the
+  numerator, attributed like an accept — unless an ``sla_recompute`` in the same episode lifted it since — and the
+  accept that follows it in that episode is not counted again. So an order left unaccepted past its limit lowers
+  the rate of the period its limit passed in, accepted or not. An accept without such a mark is on time unless
+  it is later than the accept deadline *in force*: the
   ``accept_due_at`` recorded by the latest deadline event before it in the episode (clock start, approved
   extension, resume or an escalation that raised the urgency — :func:`cityhub.workorders.service.act` writes the
   deadlines in the payload — or an ``sla_recompute`` that moved it after a calendar or time-limit edit, in
   ``payload.to``), else the order's current ``accept_due_at`` (histories written without recorded deadlines; exact
   for the current episode only).
-* ``on_time_completion`` 按时办结率: reply events in P, attributed like accepts. On time unless an ``sla_overdue``
-  mark lies in the same episode before the reply and was not lifted since by an ``sla_recompute`` (its
-  ``payload.from.sla_status`` is ``overdue``: the edit moved the deadline ahead of the time of the edit), or the
-  reply is later than the ``due_at`` in force, found the same way (approved extensions and recomputes move it).
+* ``on_time_completion`` 按时办结率: reply events in P and the sweep's ``sla_overdue`` marks in P, attributed like
+  accepts, counted as for acceptance: a mark is a miss (unless an ``sla_recompute`` in its episode lifted it — its
+  ``payload.from.sla_status`` is ``overdue``: the edit moved the deadline ahead of the time of the edit), the reply
+  after it in the episode is not counted again, so an order left unanswered past its limit counts against its unit
+  in the period the limit passed, whether or when it is answered. A reply without a standing mark is on time unless
+  it is later than the ``due_at`` in force, found the same way (approved extensions and recomputes move it).
   An extension approved after the order was already marked overdue does not cure it (the extension clears the
   status, so a later recompute lifts nothing). The deadline comparison runs in Python (times in JSON payloads
   compare portably there).
@@ -60,7 +65,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Select, and_, case, exists, func, literal, not_, select
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    not_,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session, aliased
 
 from cityhub.config import get_settings
@@ -91,7 +110,7 @@ KPIS: tuple[KpiDef, ...] = (
         "按时签收率",
         "On-time acceptance",
         "accepts made before the accept deadline in force for their dispatch (incl. recomputes)",
-        "accept events in the period (unit holding the order)",
+        "accept events in the period, and accept limits that passed in it unaccepted (unit holding the order)",
         "higher",
         15,
     ),
@@ -100,7 +119,7 @@ KPIS: tuple[KpiDef, ...] = (
         "按时办结率",
         "On-time completion",
         "replies made before the due_at in force (incl. approved extensions and recomputes) and not marked overdue",
-        "reply events in the period (unit holding the order)",
+        "reply events in the period, and time limits that passed in it unanswered (unit holding the order)",
         "higher",
         25,
     ),
@@ -350,6 +369,24 @@ def _lifted_between(order_id: Any, lo: Any, hi: Any, mark: str) -> Any:
     return _exists(r, r.c.order_id == order_id, r.c.id > lo, r.c.id < hi, r.c.action == RECOMPUTE, cleared)
 
 
+def _lifted_later(m: Any, mark: str) -> Any:
+    """The sweep's ``mark`` event ``m`` lifted since by an ``sla_recompute`` of its own episode."""
+    r = _ev("rl")
+    cleared = (
+        r.c.payload[("from", "accept_overdue")].as_boolean() == literal(True)
+        if mark == ACCEPT_MARK
+        else r.c.payload[("from", "sla_status")].as_string() == literal(OVERDUE)
+    )
+    return _exists(
+        r,
+        r.c.order_id == m.c.order_id,
+        r.c.id > m.c.id,
+        r.c.action == RECOMPUTE,
+        cleared,
+        _no_clock_start_between(m.c.order_id, m.c.id, r.c.id),
+    )
+
+
 def _mark_in_episode(e: Any, mark: str) -> Any:
     """A sweep ``mark`` before ``e`` in its episode that still stood when ``e`` happened (not lifted since)."""
     m = _ev("mk")
@@ -391,7 +428,7 @@ def _flag(condition: Any) -> Any:
     return case((condition, 1), else_=0)
 
 
-def _fact_select(name: str, period: Period) -> Select[Any]:
+def _fact_select(name: str, period: Period) -> Select[Any] | CompoundSelect[Any]:
     """Columns: ref_id (event id), order_id, unit_id, hit (1 if counted in the numerator, else 0).
 
     For the timed KPIs (:data:`TIMED_KPIS`) ``hit`` is the sweep's mark only (1: not marked); :func:`_timed_facts`
@@ -406,17 +443,29 @@ def _fact_select(name: str, period: Period) -> Select[Any]:
             if name == "on_time_accept"
             else ("reply", "sla_overdue", "due_at", o.c.due_at)
         )
-        return (
+        # The acts (accept / reply) of episodes without a standing mark, judged by their deadline in Python …
+        acts = (
             base.add_columns(
                 func.coalesce(_episode_unit(e), e.c.unit_id).label("unit_id"),
-                _flag(not_(_mark_in_episode(e, mark))).label("hit"),
+                literal(1).label("hit"),
                 e.c.at.label("at"),
                 _recorded_deadline(e, key).label("recorded_due"),
                 due.label("order_due"),
             )
             .select_from(e.join(o, o.c.id == e.c.order_id))
-            .where(e.c.action == action, _in(e, period))
+            .where(e.c.action == action, _in(e, period), not_(_mark_in_episode(e, mark)))
         )
+        # … and the standing marks themselves: each a deadline missed, in the period it was missed.
+        marks = select(
+            e.c.id.label("ref_id"),
+            e.c.order_id.label("order_id"),
+            func.coalesce(_episode_unit(e), e.c.unit_id).label("unit_id"),
+            literal(0).label("hit"),
+            e.c.at.label("at"),
+            cast(null(), String).label("recorded_due"),
+            cast(null(), o.c.due_at.type).label("order_due"),
+        ).where(e.c.action == mark, _in(e, period), not_(_lifted_later(e, mark)))
+        return union_all(acts, marks)
     if name in ("return_rate", "extension_rate"):
         x = _ev("x")
         follow = "return" if name == "return_rate" else "approve_extension"
