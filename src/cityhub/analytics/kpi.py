@@ -358,31 +358,30 @@ def _last_reply_unit(e: Any) -> Any:
     )
 
 
-def _lifted_between(order_id: Any, lo: Any, hi: Any, mark: str) -> Any:
-    """An ``sla_recompute`` between events ``lo`` and ``hi`` that moved the deadline ahead and lifted ``mark``."""
-    r = _ev("rc")
+def _lifts(r: Any, mark: str) -> Any:
+    """``r`` is an ``sla_recompute`` that moved the deadline ahead and lifted ``mark``."""
     cleared = (
         r.c.payload[("from", "accept_overdue")].as_boolean() == literal(True)
         if mark == ACCEPT_MARK
         else r.c.payload[("from", "sla_status")].as_string() == literal(OVERDUE)
     )
-    return _exists(r, r.c.order_id == order_id, r.c.id > lo, r.c.id < hi, r.c.action == RECOMPUTE, cleared)
+    return and_(r.c.action == RECOMPUTE, cleared)
+
+
+def _lifted_between(order_id: Any, lo: Any, hi: Any, mark: str) -> Any:
+    """An ``sla_recompute`` between events ``lo`` and ``hi`` that lifted ``mark``."""
+    r = _ev("rc")
+    return _exists(r, r.c.order_id == order_id, r.c.id > lo, r.c.id < hi, _lifts(r, mark))
 
 
 def _lifted_later(m: Any, mark: str) -> Any:
     """The sweep's ``mark`` event ``m`` lifted since by an ``sla_recompute`` of its own episode."""
     r = _ev("rl")
-    cleared = (
-        r.c.payload[("from", "accept_overdue")].as_boolean() == literal(True)
-        if mark == ACCEPT_MARK
-        else r.c.payload[("from", "sla_status")].as_string() == literal(OVERDUE)
-    )
     return _exists(
         r,
         r.c.order_id == m.c.order_id,
         r.c.id > m.c.id,
-        r.c.action == RECOMPUTE,
-        cleared,
+        _lifts(r, mark),
         _no_clock_start_between(m.c.order_id, m.c.id, r.c.id),
     )
 
