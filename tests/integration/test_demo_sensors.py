@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cityhub.demo.sensors import SENSORS, seed_sensors
+from cityhub.demo.sensors import RULES, SENSORS, seed_sensors
 from cityhub.monitoring import service
 from cityhub.monitoring.models import Alarm, Reading, Sensor
 from cityhub.org.service import seed_baiyun
@@ -20,7 +20,7 @@ def test_the_demo_storm_raises_deduplicated_alarms_that_open_orders_once(db_sess
     db_session.commit()
     report = seed_sensors(db_session)
     db_session.commit()
-    assert report.sensors == len(SENSORS) and report.rules == 5
+    assert report.sensors == len(SENSORS) and report.rules == len(RULES)
     assert db_session.scalar(select(func.count()).select_from(Reading)) == report.readings > 10_000
     sensors = {s.id: s for s in db_session.scalars(select(Sensor))}
     assert all(s.unit_id is not None and s.street_id is not None for s in sensors.values())
@@ -35,7 +35,19 @@ def test_the_demo_storm_raises_deduplicated_alarms_that_open_orders_once(db_sess
     with_orders = [a for a in alarms if a.order_id is not None]
     assert len(with_orders) == report.orders_opened == db_session.scalar(select(func.count()).select_from(Order))
     orders = {o.id: o for o in db_session.scalars(select(Order))}
-    assert all(o.channel == Channel.SENSOR and o.external_id.startswith("alarm:") for o in orders.values())
+    assert all(o.external_id.startswith("alarm:") for o in orders.values())
+    by_camera = {a.order_id: sensors[a.sensor_id].kind == "video_ai" for a in with_orders}
+    assert all(o.channel == (Channel.VIDEO_AI if by_camera[o.id] else Channel.SENSOR) for o in orders.values())
+    # The cameras: vendors every evening (one order per evening, not per frame), the heap still there at the end, a
+    # car parked long enough; riders without helmets only inform (no order).
+    seen = [(sensors[a.sensor_id].code, a.metric, a.order_id is not None, a.state) for a in alarms]
+    seen = [x for x in seen if x[0].startswith("BY-CAM-")]
+    assert 2 <= sum(1 for x in seen if x[:3] == ("BY-CAM-001", "street_vending", True)) <= 4
+    assert ("BY-CAM-003", "garbage_exposed", True, "active") in seen
+    assert ("BY-CAM-004", "illegal_parking", True, "cleared") in seen
+    assert any(x[1] == "helmetless_ebike" for x in seen) and not any(x[1] == "helmetless_ebike" and x[2] for x in seen)
+    heap = next(o for o in orders.values() if o.title == "【视频AI识别】石井大道城中村入口 AI 摄像头：暴露垃圾")
+    assert "置信度" in heap.content and heap.category_id is not None
     assert all(orders[a.order_id].category_id is not None for a in with_orders)
     # Air-quality alarms inform without an order; something is still alarming at the end of the three days.
     assert all(a.order_id is None for a in alarms if sensors[a.sensor_id].kind == "air_quality")

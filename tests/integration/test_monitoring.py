@@ -428,3 +428,38 @@ def test_only_alarms_at_the_configured_severity_open_orders(
     assert result.alarms_raised == 2 and result.orders_opened == 1
     by_severity = {a.severity: a.order_id for a in _alarms(db_session)}
     assert by_severity["warning"] is None and by_severity["critical"] is not None
+
+
+def test_a_cameras_detection_becomes_one_video_ai_order_per_episode(db_session: Session, units: dict[str, int]) -> None:
+    """视频AI识别: a camera's analytics report their confidence per kind of problem in each frame analysed; a rule
+    on it raises one alarm and one order on the video-AI channel for an episode, however many frames show it."""
+    camera = {
+        "name": "桂花路口 AI 摄像头",
+        "kind": "video_ai",
+        "metrics": {"street_vending": "", "garbage_exposed": ""},
+    }
+    _sensor(db_session, "CAM-01", **camera)
+    _rule(
+        db_session,
+        name="占道经营",
+        sensor_kind="video_ai",
+        metric="street_vending",
+        comparison=">=",
+        threshold=0.8,
+        clear_threshold=0.3,
+        duration_s=0,
+        severity="warning",
+        urgency="normal",
+    )
+    db_session.commit()
+    frames = [0.05, 0.91, 0.95, 0.88, 0.9, 0.02]
+    items = [{**i, "metric": "street_vending"} for i in _series("CAM-01", frames, step_min=1)]
+    result = service.ingest(db_session, items=items)
+    db_session.commit()
+    assert (result.alarms_raised, result.orders_opened, result.alarms_cleared) == (1, 1, 1)
+    [alarm] = _alarms(db_session)
+    order = db_session.get(Order, alarm.order_id)
+    assert order is not None and order.channel == Channel.VIDEO_AI
+    assert order.title == "【视频AI识别】桂花路口 AI 摄像头：占道经营"
+    assert "识别到“占道经营”（置信度 91%）" in order.content  # as first seen and "桂花路隧道口" in order.content
+    assert order.lead_unit_id == units["community"]  # the camera's responsible unit, as for any sensor

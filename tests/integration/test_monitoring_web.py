@@ -166,7 +166,11 @@ def test_a_sensors_page_charts_its_readings_with_limits_and_alarms_within_the_us
     admin = login("mw-adm")
     page = admin.get("/monitoring/sensors/WL-N")
     assert page.status_code == 200, page.text
-    assert "稻香隧道积水点" in page.text and "depth（cm）" in page.text and "稻香街道" in page.text
+    assert (
+        "稻香隧道积水点" in page.text
+        and '<span title="depth">积水深度</span>（cm）' in page.text
+        and "稻香街道" in page.text
+    )
     chart = page.text.split('data-testid="chart"')[1].split("</svg>")[0]
     assert 'data-testid="limit-threshold" data-value="20"' in chart and "<polyline" in chart
     alarm_id = int(page.text.split('data-testid="sensor-alarm" data-alarm="')[1].split('"')[0])

@@ -1,6 +1,7 @@
 """Monitoring in the demo district: sensors across Baiyun's streets and three days of readings, with a rainstorm
 that floods several low points (de-duplicated alarms that open orders), a river that rises after it, a polluted
-hour at an air station and a marathon segment over capacity. Seeded once (only when there are no sensors), through
+hour at an air station, a marathon segment over capacity and video-AI cameras that see street vendors, a garbage
+heap, a parked car and riders without helmets. Seeded once (only when there are no sensors), through
 the same ingestion as the API, so every alarm and order is made the way a real one is."""
 
 from __future__ import annotations
@@ -255,6 +256,51 @@ SENSORS = [
     ),
 ]
 
+# Video-AI cameras (视频AI识别): their analytics report a confidence per kind of problem (monitoring.rules.DETECTIONS).
+CAMERAS = [
+    _Spec(
+        "BY-CAM-001",
+        "三元里大道菜市场路口 AI 摄像头",
+        "video_ai",
+        {"street_vending": "", "garbage_exposed": "", "out_of_store": ""},
+        "440111002",
+        "三元里大道菜市场路口",
+        23.162,
+        113.263,
+    ),
+    _Spec(
+        "BY-CAM-002",
+        "棠景街商业街 AI 摄像头",
+        "video_ai",
+        {"street_vending": "", "out_of_store": "", "bike_disorder": ""},
+        "440111007",
+        "棠景商业街",
+        23.175,
+        113.258,
+    ),
+    _Spec(
+        "BY-CAM-003",
+        "石井大道城中村入口 AI 摄像头",
+        "video_ai",
+        {"garbage_exposed": "", "materials_stacked": ""},
+        "440111014",
+        "石井大道城中村入口",
+        23.212,
+        113.228,
+    ),
+    _Spec(
+        "BY-CAM-004",
+        "同和路公交站 AI 摄像头",
+        "video_ai",
+        {"illegal_parking": "", "helmetless_ebike": ""},
+        "440111009",
+        "同和路公交站",
+        23.196,
+        113.309,
+    ),
+]
+SENSORS += CAMERAS
+
 RULES = [
     dict(
         name="道路积水超过 15 厘米",
@@ -302,6 +348,49 @@ RULES = [
         severity="info",
         opens_order=False,
         category="环境保护/环境污染/大气污染",
+    ),
+    dict(
+        name="视频AI识别：暴露垃圾（置信度 ≥ 0.8）",
+        sensor_kind="video_ai",
+        metric="garbage_exposed",
+        comparison=">=",
+        threshold=0.8,
+        clear_threshold=0.3,
+        severity="warning",
+        category="城乡建设/城市建设和市政管理/环境卫生",
+    ),
+    dict(
+        name="视频AI识别：占道经营持续 10 分钟",
+        sensor_kind="video_ai",
+        metric="street_vending",
+        comparison=">=",
+        threshold=0.8,
+        clear_threshold=0.3,
+        duration_s=600,
+        severity="warning",
+        category="城乡建设/城市建设和市政管理/城管执法",
+    ),
+    dict(
+        name="视频AI识别：机动车违停 15 分钟",
+        sensor_kind="video_ai",
+        metric="illegal_parking",
+        comparison=">=",
+        threshold=0.85,
+        clear_threshold=0.3,
+        duration_s=900,
+        severity="warning",
+        category="政法/交通管理/交通安全管理",
+    ),
+    dict(
+        name="视频AI识别：骑电动车未戴头盔（只提示，交警批量处理）",
+        sensor_kind="video_ai",
+        metric="helmetless_ebike",
+        comparison=">=",
+        threshold=0.9,
+        clear_threshold=0.3,
+        severity="info",
+        opens_order=False,
+        category="政法/交通管理/交通安全管理",
     ),
     dict(
         name="人流达到容量 90%",
@@ -368,11 +457,29 @@ def _value(spec: _Spec, metric: str, hours: float, local_hour: float, rng: rando
         washed = 0.5 if storm <= hours <= storm + 12 else 1.0  # rain washes the air
         pm25 = (35 + 10 * math.sin((local_hour - 8) / 24 * 2 * math.pi)) * washed + haze + late + 3 * noise
         return round(max(3.0, pm25), 1) if metric == "pm25" else round(max(10.0, pm25 * 1.3), 0)
+    if spec.kind == "video_ai":  # a generator of its own: the other sensors' readings stay as they were
+        return _detection(spec.code, metric, hours, local_hour, random.Random(f"{spec.code}/{metric}/{hours}"))
     # Crowd counts: the marathon, its segments filling half an hour apart from hour 55.
     capacity = spec.capacity or 1000
     share = [0.7, 0.95, 0.8, 0.85][index - 19]
     start = 2 * 24 + 7 + 0.5 * (index - 19)
     return round(max(0.0, capacity * share * _bump(hours, start, 0.5, 1.0, 1.0) + 20 * noise), 0)
+
+
+def _detection(code: str, metric: str, hours: float, local_hour: float, rng: random.Random) -> float:
+    """A camera's confidence that it sees ``metric`` ``hours`` after the first reading: vendors at the market
+    junction every evening, a garbage heap at the urban-village gate from hour 50 (still there at the end), a car
+    parked at the bus stop for half an hour, riders without helmets flashing past; otherwise a clear scene."""
+    seen = 0.0
+    if metric == "street_vending" and code == "BY-CAM-001" and 18.5 <= local_hour < 20.5:
+        seen = 0.88
+    elif metric == "garbage_exposed" and code == "BY-CAM-003" and hours >= 50:
+        seen = 0.9
+    elif metric == "illegal_parking" and 30 <= hours < 30.5:
+        seen = 0.92
+    elif metric == "helmetless_ebike" and rng.random() < 0.01:
+        seen = 0.95
+    return round(min(1.0, max(0.0, seen + rng.gauss(0, 0.03))) if seen else max(0.0, rng.gauss(0, 0.03)), 2)
 
 
 def seed_sensors(session: Session, *, now: datetime | None = None) -> SensorSeedReport:

@@ -29,7 +29,24 @@ class SensorKind(enum.StrEnum):
     WATER_QUALITY = "water_quality"  # 水质
     AIR_QUALITY = "air_quality"  # 空气质量
     CROWD_COUNT = "crowd_count"  # 人流
+    VIDEO_AI = "video_ai"  # 视频AI识别: a camera whose video analytics report what they detect (``DETECTIONS``)
     OTHER = "other"
+
+
+# What the video analytics of a city-management camera detect (视频AI识别), as the metrics a ``video_ai`` sensor
+# reports: one per kind, its value the detector's confidence (0–1) in the latest frame analysed, 0 once the scene
+# is clear — so an alarm rule ("garbage_exposed >= 0.8", cleared below 0.3) raises one alarm and one order per
+# episode however many frames show it, as for any other sensor. Other codes may be used; these are named.
+DETECTIONS: dict[str, str] = {
+    "garbage_exposed": "暴露垃圾",
+    "materials_stacked": "乱堆物料",
+    "street_vending": "占道经营",
+    "out_of_store": "出店经营",
+    "road_waterlogging": "道路积水",
+    "illegal_parking": "机动车违停",
+    "bike_disorder": "非机动车乱停放",
+    "helmetless_ebike": "骑电动车未戴头盔",
+}
 
 
 class SensorStatus(enum.StrEnum):

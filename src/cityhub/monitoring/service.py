@@ -27,11 +27,13 @@ from cityhub.db import upsert_insert, utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, ValidationFailed
 from cityhub.monitoring.models import Alarm, AlarmEvent, AlarmRule, Reading, RuleState, Sensor
 from cityhub.monitoring.rules import (
+    DETECTIONS,
     AlarmState,
     Change,
     Comparison,
     EvalState,
     RuleSpec,
+    SensorKind,
     Severity,
     Transition,
     check_clear_threshold,
@@ -60,6 +62,7 @@ KIND_LABELS = {
     "water_quality": "水质",
     "air_quality": "空气质量",
     "crowd_count": "人流",
+    "video_ai": "视频AI识别",
     "other": "监测",
 }
 COMPARISON_WORDS = {">": "超过", ">=": "达到", "<": "低于", "<=": "不高于"}
@@ -788,7 +791,10 @@ def alarm_external_id(alarm: Alarm, sensor: Sensor) -> str:
 
 
 def order_text(alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> tuple[str, str]:
-    """The order's title and content, in Chinese, naming sensor, place, value and limit."""
+    """The order's title and content, in Chinese, naming sensor, place, value and limit (for a camera's detection:
+    what was seen, and how sure its analytics were)."""
+    if sensor.kind == SensorKind.VIDEO_AI:
+        return _detection_text(alarm, sensor, rule)
     kind = KIND_LABELS.get(sensor.kind, "监测")
     unit = sensor.metrics.get(alarm.metric, "")
     word = COMPARISON_WORDS.get(alarm.comparison, alarm.comparison)
@@ -803,6 +809,19 @@ def order_text(alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> tuple[str, str]
         "请责任单位尽快到场核查处置，并在处置后答复。",
     ]
     return title[:300], "\n".join(lines)
+
+
+def _detection_text(alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> tuple[str, str]:
+    seen = DETECTIONS.get(alarm.metric, alarm.metric)
+    sure = f"{alarm.peak_value:.0%}" if alarm.peak_value is not None and 0 <= alarm.peak_value <= 1 else "—"
+    where = f"，位于{sensor.address}" if sensor.address else ""
+    lines = [
+        f"摄像头“{sensor.name}”（编号 {sensor.code}{where}）的视频智能分析于 {_local(alarm.raised_at)} 识别到"
+        f"“{seen}”（置信度 {sure}）。",
+        f"识别规则：{rule.name}；级别：{SEVERITY_LABELS.get(alarm.severity, alarm.severity)}。",
+        "请责任单位到场核实处置（可调阅该摄像头录像），并在处置后答复。",
+    ]
+    return f"【视频AI识别】{sensor.name}：{seen}"[:300], "\n".join(lines)
 
 
 def open_order(session: Session, *, alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> Order | None:
@@ -820,7 +839,8 @@ def open_order(session: Session, *, alarm: Alarm, sensor: Sensor, rule: AlarmRul
     category = rule.category if rule.category and find_category(session, name_or_path=rule.category) else None
     title, content = order_text(alarm, sensor, rule)
     data = {
-        "channel": Channel.SENSOR.value,
+        # A camera's detection comes in on the video-AI channel (视频AI), a measurement on the sensor channel.
+        "channel": (Channel.VIDEO_AI if sensor.kind == SensorKind.VIDEO_AI else Channel.SENSOR).value,
         "appeal_type": AppealType.REPORT.value,
         "external_id": alarm_external_id(alarm, sensor),
         "title": title,
