@@ -350,7 +350,7 @@ RULES = [
         category="环境保护/环境污染/大气污染",
     ),
     dict(
-        name="视频AI识别：暴露垃圾（置信度 ≥ 0.8）",
+        name="暴露垃圾（置信度 ≥ 0.8）",
         sensor_kind="video_ai",
         metric="garbage_exposed",
         comparison=">=",
@@ -360,7 +360,7 @@ RULES = [
         category="城乡建设/城市建设和市政管理/环境卫生",
     ),
     dict(
-        name="视频AI识别：占道经营持续 10 分钟",
+        name="占道经营持续 10 分钟",
         sensor_kind="video_ai",
         metric="street_vending",
         comparison=">=",
@@ -371,7 +371,7 @@ RULES = [
         category="城乡建设/城市建设和市政管理/城管执法",
     ),
     dict(
-        name="视频AI识别：机动车违停 15 分钟",
+        name="机动车违停 15 分钟",
         sensor_kind="video_ai",
         metric="illegal_parking",
         comparison=">=",
@@ -382,7 +382,7 @@ RULES = [
         category="政法/交通管理/交通安全管理",
     ),
     dict(
-        name="视频AI识别：骑电动车未戴头盔（只提示，交警批量处理）",
+        name="骑电动车未戴头盔（只提示，交警批量处理）",
         sensor_kind="video_ai",
         metric="helmetless_ebike",
         comparison=">=",
