@@ -822,6 +822,25 @@ def test_citizen_data_is_masked_for_leaders_like_in_the_api(org) -> None:
         assert order.number not in login("lead").get(f"/orders?q={query}").text, query  # masking is not bypassed
 
 
+def test_a_phone_number_in_an_appeals_text_is_searched_only_by_those_who_read_it(org) -> None:
+    """Finding an order by a phone number in its text would tell a masked reader who filed it: a leader is told why
+    not, a handler finds it among the orders its unit leads (whose personal data it reads), an operator anywhere."""
+    order = _order(content="我是王小明，电话13912345678，小区门口井盖缺失", street="W-JT")
+    assert order.number in login("op").get("/orders?q=13912345678").text
+    refused = login("lead").get("/orders?q=139 1234 5678")
+    assert refused.status_code == 200 and order.number not in refused.text
+    assert "按电话、身份证号或邮箱检索需可查看市民个人信息的角色" in refused.text
+    assert order.number in login("lead").get("/orders?q=井盖缺失").text  # the words of the appeal still find it
+    handler = login("hand_a")
+    assert order.number in handler.get("/orders?q=井盖缺失").text  # on the handler's street: in its scope
+    assert order.number not in handler.get("/orders?q=13912345678").text  # but its unit does not lead it
+    with session_scope() as s:
+        orders.act(s, order_id=order.id, action=Action.DISPATCH, params={"unit_id": org["street_a"]})
+    assert order.number in handler.get("/orders?q=13912345678").text
+    api = login("lead").get("/api/v1/orders", params={"q": "13912345678"})
+    assert api.status_code == 403 and "phone number" in api.json()["message"] and api.json()["details"]["field"] == "q"
+
+
 def test_a_leader_sees_no_more_of_the_citizen_in_the_text_than_in_the_masked_fields(org) -> None:
     """List and detail: title, content, address and the audit trail's texts scrubbed, as in the API."""
     call = "本人李雪梅，住三元里大道88号5栋1203室，手机１３９１２３４５６７８，楼上夜间装修噪音"

@@ -99,6 +99,8 @@ _PATTERNS = (
     (_HOUSE, "[门牌号]"),
 )
 KNOWN = "[已隐去]"
+# What identifies a person by itself (an ID number, an e-mail address, a phone number); a house number does not.
+_PERSON_PATTERNS = tuple(pattern for pattern, label in _PATTERNS if label != "[门牌号]")
 
 
 @lru_cache(maxsize=8192)
@@ -117,6 +119,15 @@ def _matching_form(text: str) -> tuple[str, list[int]]:
         parts.append(form)
         origin.extend([i] * len(form))
     return "".join(parts), origin
+
+
+def names_a_person(text: str | None) -> bool:
+    """Whether ``text`` holds an ID number, e-mail address or phone number as :func:`scrub_text` recognises them (a
+    search for one asks who filed which appeal)."""
+    if not text:
+        return False
+    form = _matching_form(text)[0]
+    return any(pattern.search(form) for pattern in _PERSON_PATTERNS)
 
 
 def scrub_text(text: str | None, *, known: Iterable[str | None] = ()) -> str | None:

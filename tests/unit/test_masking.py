@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cityhub.masking import coarsen_address, coarsen_coordinate, scrub_text
+from cityhub.masking import coarsen_address, coarsen_coordinate, names_a_person, scrub_text
 
 REPRO = (
     "本人李雪梅，身份证44010619850101123X，住三元里大道88号5栋1203室，手机１３９１２３４５６７８，"
@@ -101,3 +101,22 @@ def test_the_longest_content_is_scrubbed_in_linear_time(text: str) -> None:
     started = time.perf_counter()
     scrub_text(text)
     assert time.perf_counter() - started < 0.5  # ~0.02 s; a quadratic pattern took 1.5-2 s
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("13912345678", True),
+        ("１３９ １２３４ ５６７８", True),
+        ("020-86001234", True),
+        ("44010619800101123X", True),
+        ("zhang@example.com", True),
+        ("三元里大道88号", False),  # a house number is a place, not a person
+        ("路灯不亮", False),
+        ("BY20261201-000003", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_names_a_person_finds_what_identifies_someone_by_itself(text: str | None, named: bool) -> None:
+    assert names_a_person(text) is named

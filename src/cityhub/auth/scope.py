@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, false, or_, select
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from cityhub.auth import permissions
@@ -119,6 +119,32 @@ def order_in_scope(session: Session, scope: Scope, order_id: int) -> bool:
     if clause is not None:
         query = query.where(clause)
     return session.scalar(query) is not None
+
+
+def personal_search(principal: Principal, q: str | None) -> ColumnElement[bool] | None:
+    """Where a search by ``q`` may look for ``principal`` beyond its scope's own limit, when ``q`` names a person (a
+    phone or ID number, an e-mail address: :func:`cityhub.masking.names_a_person`): the orders whose personal data
+    ``principal`` reads — else finding an order by a phone number would tell a masked reader who filed it. None: no
+    further limit (``q`` names nobody, or ``principal`` reads personal data in all its scope). A handler searches the
+    orders its unit leads; a role that reads no personal data is refused (:class:`PermissionDenied`)."""
+    from cityhub.errors import PermissionDenied
+    from cityhub.masking import names_a_person
+
+    if not names_a_person(q) or principal.role in permissions.UNMASKED_ROLES or principal.role == Role.CITIZEN:
+        return None
+    if principal.role == Role.HANDLER and principal.unit_id is not None:
+        return Order.lead_unit_id == principal.unit_id
+    raise PermissionDenied(
+        "searching by a phone number, ID number or e-mail address needs a role that reads citizens' personal data "
+        "(operator, dispatcher, supervisor, administrator); search by words of the appeal, its place or its number",
+        details={"field": "q", "personal_search": True},
+    )
+
+
+def search_clause(session: Session, principal: Principal, q: str | None) -> ColumnElement[bool] | None:
+    """The condition an order search by ``q`` runs under: ``principal``'s scope, and :func:`personal_search`."""
+    clauses = [c for c in (scope_of(session, principal).clause(), personal_search(principal, q)) if c is not None]
+    return None if not clauses else clauses[0] if len(clauses) == 1 else and_(*clauses)
 
 
 def sees_personal_data(principal: Principal, order: Order) -> bool:

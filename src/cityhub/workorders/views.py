@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from cityhub.api.deps import CurrentPrincipal, DbSession, Paging, model_response, require
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
-from cityhub.auth.scope import order_in_scope, scope_of, sees_personal_data, sees_personal_data_of
+from cityhub.auth.scope import order_in_scope, scope_of, search_clause, sees_personal_data, sees_personal_data_of
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cityhub.intake.dedupe import DedupeRead
 from cityhub.intake.service import filed_by_citizen, linked_citizen, submit
@@ -132,7 +132,7 @@ def list_orders(
         limit=page.limit,
         offset=page.offset,
         count=count,
-        scope=scope_of(db, principal).clause(),
+        scope=search_clause(db, principal, q),
     )
     db.commit()  # ends the read transaction in this thread; the session then closes without another one
     items = [_read_row(r, principal) for r in rows]
