@@ -284,7 +284,9 @@ Q_DESCRIPTION = (
     "Full-text search. Words separated by spaces must each appear (AND) in the number, title, content or "
     "address, each as written (a contiguous piece of the text, as SQL LIKE finds it, so a part of an order number "
     "too; ASCII letters ignore case on SQLite only); or q is the order's number, exactly, in any case. For roles "
-    "that see citizens' data unmasked, also the citizen's name or phone number, exactly. Served by a full-text "
+    "that see citizens' data unmasked, also the citizen's name or phone number, exactly. A q holding a phone or ID "
+    "number or an e-mail address searches only orders whose personal data the caller reads (a handler: its unit's; "
+    "a leader: 403). Served by a full-text "
     "index, except a q whose words are all single Chinese characters or single Latin/digit words (the end of a "
     "number, 000123), which reads every order."
 )
