@@ -382,6 +382,11 @@ def test_a_limit_passed_unanswered_counts_in_its_period_whether_or_when_the_orde
     drill = kpi.drilldown(s, unit=unit.id, kpi="on_time_completion", period=MARCH)
     assert sorted(i["order_id"] for i in drill.denominator) == sorted([never, later, on_time])
     assert [i["order_id"] for i in drill.numerator] == [on_time]
+    assert {i["order_id"]: i["event"] for i in drill.denominator} == {
+        on_time: "reply",
+        never: "sla_overdue",  # the missed limit itself is the row
+        later: "sla_overdue",
+    }
     april = next(r for r in kpi.compute(s, period=kpi.parse_period("2026-04"), unit_ids=[unit.id]))
     assert (april.rates["on_time_completion"].numerator, april.rates["on_time_completion"].denominator) == (0, 0)
 

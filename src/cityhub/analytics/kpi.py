@@ -450,6 +450,7 @@ def _fact_select(name: str, period: Period) -> Select[Any] | CompoundSelect[Any]
                 e.c.at.label("at"),
                 _recorded_deadline(e, key).label("recorded_due"),
                 due.label("order_due"),
+                e.c.action.label("action"),
             )
             .select_from(e.join(o, o.c.id == e.c.order_id))
             .where(e.c.action == action, _in(e, period), not_(_mark_in_episode(e, mark)))
@@ -463,6 +464,7 @@ def _fact_select(name: str, period: Period) -> Select[Any] | CompoundSelect[Any]
             e.c.at.label("at"),
             cast(null(), String).label("recorded_due"),
             cast(null(), o.c.due_at.type).label("order_due"),
+            e.c.action.label("action"),
         ).where(e.c.action == mark, _in(e, period), not_(_lifted_later(e, mark)))
         return union_all(acts, marks)
     if name in ("return_rate", "extension_rate"):
@@ -508,6 +510,8 @@ class Fact:
     order_id: int
     unit_id: int
     hit: bool
+    # For the timed KPIs, the counted event's action: the act (accept / reply) or the sweep's mark of a missed limit.
+    event: str | None = None
 
 
 def _repeat_facts(session: Session, period: Period, repeat_days: int) -> list[Fact]:
@@ -578,15 +582,22 @@ def _timed_facts(session: Session, kpi: str, period: Period, units: Sequence[int
     deadline (recorded in the payload, else the order's current one)."""
     sub = _fact_select(kpi, period).subquery()
     query = select(
-        sub.c.ref_id, sub.c.order_id, sub.c.unit_id, sub.c.hit, sub.c.at, sub.c.recorded_due, sub.c.order_due
+        sub.c.ref_id,
+        sub.c.order_id,
+        sub.c.unit_id,
+        sub.c.hit,
+        sub.c.at,
+        sub.c.recorded_due,
+        sub.c.order_due,
+        sub.c.action,
     )
     query = query.where(sub.c.unit_id.is_not(None))
     if units is not None:
         query = query.where(sub.c.unit_id.in_(units))
     out = []
-    for ref, oid, uid, unmarked, at, recorded, current in session.execute(query.order_by(sub.c.ref_id)):
+    for ref, oid, uid, unmarked, at, recorded, current, action in session.execute(query.order_by(sub.c.ref_id)):
         due = _parse_due(recorded) or current
-        out.append(Fact(ref, oid, uid, bool(unmarked) and not (due is not None and at > due)))
+        out.append(Fact(ref, oid, uid, bool(unmarked) and not (due is not None and at > due), action))
     return out
 
 
@@ -877,6 +888,8 @@ def drilldown(
             (oid, num) for oid, num in session.execute(select(Order.id, Order.number).where(Order.id.in_(part)))
         )
     items = [
-        {"ref_id": f.ref_id, "order_id": f.order_id, "number": numbers.get(f.order_id), "hit": f.hit} for f in rows
+        {"ref_id": f.ref_id, "order_id": f.order_id, "number": numbers.get(f.order_id), "hit": f.hit}
+        | ({"event": f.event} if f.event is not None else {})  # an act, or the sweep's mark of a missed limit
+        for f in rows
     ]
     return Drilldown(u.id, u.code, kpi, period.label, [i for i in items if i["hit"]], items)
