@@ -4,11 +4,12 @@ feed and the data-sharing API.
 
 - :func:`mask_name`, :func:`mask_phone`: the personal fields, masked (张**, 138****5678).
 - :func:`scrub_text`: free text (titles, contents, replies) with resident ID numbers, e-mail addresses, mobile and
-  landline numbers, building/unit/room numbers and the given known values (the citizen's name and phone) replaced
-  by placeholders. Matching runs on a normalised copy of the text — NFKC (full-width digits and punctuation) with
-  Chinese numerals read as digits (一三九…, 幺, 〇/零) — so ``１３９１２３４５６７８``, ``139.1234.5678`` and
-  ``一三九八七六五四三二一`` are all phone numbers; what is replaced is cut from the text as written, so the rest
-  keeps its own characters. Road names and street names stay, so the text still says where.
+  landline numbers, building/unit/room numbers, the given known values (the citizen's name and phone) and full
+  names the text introduces (我叫王小明，/ 联系人：张伟) replaced by placeholders. Matching runs on a normalised
+  copy of the text — NFKC (full-width digits and punctuation) with Chinese numerals read as digits (一三九…, 幺,
+  〇/零) — so ``１３９１２３４５６７８``, ``139.1234.5678`` and ``一三九八七六五四三二一`` are all phone numbers; what
+  is replaced is cut from the text as written, so the rest keeps its own characters. Road names and street names
+  stay, so the text still says where.
 - :func:`coarsen_address`: an address down to its road or compound; :func:`coarsen_coordinate`: two decimals.
 """
 
@@ -90,6 +91,66 @@ _HOUSE = re.compile(
     rf"(?:(?:{_ROAD_NUMBER})(?:{_SEP}?{_NEXT})*|{_FIRST}(?:{_SEP}?{_NEXT})*)"
     rf"(?:{_SEP}?{_NUM}(?![0-9十百]|\s*[年月日号元岁个次天人米分秒点时]))?"
 )
+# A person's full name where the text introduces one (我叫王小明，/ 本人李雪梅反映 / 联系人：张伟): a common surname and
+# one or two characters, between a cue and a stop (punctuation, the end, or words that follow a name — 电话, 反映 …).
+# Names a text does not introduce are not found (no name recognition): 王先生 stays, as it names no one in full.
+_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭"
+    "陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐"
+    "易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管"
+    "柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬"
+    "边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
+)
+_DOUBLE_SURNAMES = "欧阳|司马|上官|诸葛|东方|皇甫|令狐|慕容|尉迟|长孙|夏侯|公孙|司徒|端木|独孤|南宫|宇文|闻人"
+_NAME_CUE = r"(?:我叫|我是|本人(?:是|叫)?|联系人(?:是|为)?|姓名(?:是|为)?|名叫|来电人|投诉人|反映人|报案人)\s*[:：]?\s*"
+_NAME_STOP = r"(?=[\s，,。.、；;：:！!？?（()）\]】]|$|电话|手机|联系|反映|投诉|来电|身份证|住在|家住|现住)"
+_NAMED = re.compile(rf"{_NAME_CUE}(?P<name>(?:{_DOUBLE_SURNAMES}|[{_SURNAMES}])[\u4e00-\u9fff]{{1,2}}?){_NAME_STOP}")
+# What follows a cue and starts like a surname but is no name: what someone is (我是车主，我是江西人，) or what is
+# theirs (本人成绩，本人申请，). On the board's 10,460 real messages the rule hides 230 names; some words here are
+# what it took for names there before.
+_NOT_NAMES = frozenset(
+    {
+        "党员",
+        "司机",
+        "商户",
+        "商家",
+        "房东",
+        "房客",
+        "车主",
+        "车友",
+        "业主",
+        "单亲",
+        "高龄",
+        "高三",
+        "高中生",
+        "安保",
+        "保安",
+        "路人",
+        "文员",
+        "农民",
+        "农户",
+        "农民工",
+        "管理员",
+        "华侨",
+        "宗亲",
+        "平民",
+        "师范生",
+        "应届生",
+        "成绩",
+        "申请",
+        "费用",
+        "党费",
+        "房屋",
+        "于今年",
+        "向您",
+        "解释",
+        "申诉",
+        "曾经",
+        "曾在",
+        "于是",
+        "于年",
+    }
+)
 _PATTERNS = (
     (_ID_NUMBER, "[身份证号]"),
     (_EMAIL, "[邮箱]"),
@@ -151,6 +212,10 @@ def scrub_text(text: str | None, *, known: Iterable[str | None] = ()) -> str | N
             while at >= 0:
                 take(at, at + len(needle), KNOWN)
                 at = form.find(needle, at + len(needle))
+    for match in list(_NAMED.finditer(form)):
+        name = match.group("name")
+        if name not in _NOT_NAMES and not name.endswith("人"):  # 江西人, 石井人: where someone is from
+            take(match.start("name"), match.end("name"), KNOWN)
     for pattern, label in _PATTERNS:
         for match in list(pattern.finditer(form)):
             take(match.start(), match.end(), label)

@@ -120,3 +120,22 @@ def test_the_longest_content_is_scrubbed_in_linear_time(text: str) -> None:
 )
 def test_names_a_person_finds_what_identifies_someone_by_itself(text: str | None, named: bool) -> None:
     assert names_a_person(text) is named
+
+
+@pytest.mark.parametrize(
+    ("text", "scrubbed"),
+    [
+        ("我叫王小明，家住云景路", "我叫[已隐去]，家住云景路"),
+        ("本人李雪梅反映楼上噪音", "本人[已隐去]反映楼上噪音"),
+        ("联系人：欧阳娜娜 电话13912345678", "联系人：[已隐去] 电话[电话]"),
+        ("投诉人何清红。谢谢", "投诉人[已隐去]。谢谢"),
+        # Not names: what someone is, where they are from, what is theirs, a surname alone, a name not introduced.
+        ("我是车主，小区车位被占", "我是车主，小区车位被占"),
+        ("我是江西人，在此务工", "我是江西人，在此务工"),
+        ("只能查本人成绩，", "只能查本人成绩，"),
+        ("我是白云区居民，反映", "我是白云区居民，反映"),
+        ("王先生反映路灯不亮", "王先生反映路灯不亮"),
+    ],
+)
+def test_scrub_text_hides_the_full_names_a_text_introduces(text: str, scrubbed: str) -> None:
+    assert scrub_text(text) == scrubbed
