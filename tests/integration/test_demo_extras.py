@@ -24,6 +24,7 @@ from cityhub.auth import service as auth
 from cityhub.db import reset_engine, session_factory, session_scope
 from cityhub.demo.cli import app as demo_app
 from cityhub.demo.extras import DEFAULT_DEMO_PASSWORD, KB_CSV, prepare_demo, set_demo_passwords
+from cityhub.demo.sensors import RULES
 from cityhub.dispatch import service as dispatch
 from cityhub.dispatch.models import DispatchRule
 from cityhub.errors import PermissionDenied
@@ -79,7 +80,8 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path) -> None:
     assert first.exit_code == 0, first.output
     assert "300 inserted" in first.output and "classifier: trained on" in first.output
     assert f"password {DEFAULT_DEMO_PASSWORD}" in first.output and "operator" in first.output
-    assert re.search(r"monitoring: \d+ sensors, 5 alarm rules, \d+ readings; \d+ alarms raised", first.output)
+    monitoring = rf"monitoring: \d+ sensors, {len(RULES)} alarm rules, \d+ readings; \d+ alarms raised"
+    assert re.search(monitoring, first.output)
     # A dozen appeals just received through intake wait in the dispatcher's queue (automatic dispatch is off by
     # default), placed from their addresses, each with the classifier's prediction and suggested units.
     assert "new appeals: 12 received" in first.output
