@@ -111,9 +111,10 @@ def labels(lang: str = "zh") -> dict[str, str]:
 NOT_A_PROBLEM_OF_ITS_OWN = (State.MERGED, State.CANCELLED)
 
 
-def valid_count(by_state: Mapping[Any, int]) -> int:
-    """有效工单 from counts by state: every order but :data:`NOT_A_PROBLEM_OF_ITS_OWN`."""
-    return sum(n for state, n in by_state.items() if state not in NOT_A_PROBLEM_OF_ITS_OWN)
+def left_out(by_state: Mapping[Any, int]) -> dict[str, int]:
+    """Of counts by state, what 有效工单 leaves out of 受理工单: ``{"merged": n, "cancelled": n}``
+    (:data:`NOT_A_PROBLEM_OF_ITS_OWN`)."""
+    return {state.value: by_state.get(state, 0) for state in NOT_A_PROBLEM_OF_ITS_OWN}
 
 
 # --- data -------------------------------------------------------------------------------------------------
@@ -284,7 +285,7 @@ def build_report(
         days = min((today - period.first).days, previous.days - 1)
         previous = kpi.Period(previous.label, "range", previous.first, previous.first + timedelta(days=days))
     by_state = dict(_grouped(session, period, Order.state))
-    total = sum(by_state.values())
+    total, left = sum(by_state.values()), left_out(by_state)
     district = session.scalar(select(Unit.name).where(Unit.tier == UnitTier.DISTRICT).order_by(Unit.id).limit(1))
     cats, units = _category_names(session), _unit_names(session)
     leaf_names = {cid: path for cid, path in cats.items()}
@@ -315,8 +316,8 @@ def build_report(
         findings=findings(session, period=period, previous=previous),
         min_sample=min_sample,
         through=through,
-        merged=by_state.get(State.MERGED, 0),
-        cancelled=by_state.get(State.CANCELLED, 0),
+        merged=left["merged"],
+        cancelled=left["cancelled"],
     )
     if charts:
         data.charts = draw_charts(data, lang=lang)

@@ -1063,6 +1063,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         return sorted(rows, key=lambda r: (-r[1], r[0] is None, names.get(r[0], "")))[:10]
 
     by_state = grouped(Order.state)
+    total, left_out = sum(n for _, n in by_state), reports.left_out(dict(by_state))
     by_category, by_street = grouped(Order.category_id), grouped(Order.street_id)
     category_names = support.names_of(db, Category, {k for k, _ in by_category})
     street_names = support.names_of(db, Unit, {k for k, _ in by_street})
@@ -1091,9 +1092,9 @@ def dashboard(request: Request, db: DbSession) -> Response:
         by_street=by_street,
         category_names=category_names,
         street_names=street_names,
-        total=sum(n for _, n in by_state),
-        valid=reports.valid_count(dict(by_state)),
-        not_counted=dict((s, n) for s, n in by_state if s in reports.NOT_A_PROBLEM_OF_ITS_OWN),
+        total=total,
+        valid=total - sum(left_out.values()),
+        left_out=left_out,
         open_count=open_count,
         overdue=overdue,
         # The tile counts open orders past their limit: its link lists those, not every order once marked overdue.
