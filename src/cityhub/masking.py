@@ -151,17 +151,16 @@ _NOT_NAMES = frozenset(
         "于年",
     }
 )
-_PATTERNS = (
+# What identifies a person by itself (an ID number, an e-mail address, a phone number); a house number does not.
+_PERSON_PATTERNS = (
     (_ID_NUMBER, "[身份证号]"),
     (_EMAIL, "[邮箱]"),
     (_MOBILE, "[电话]"),
     (_LANDLINE, "[电话]"),
     (_CUT_NUMBER, "[电话]"),
-    (_HOUSE, "[门牌号]"),
 )
+_PATTERNS = (*_PERSON_PATTERNS, (_HOUSE, "[门牌号]"))
 KNOWN = "[已隐去]"
-# What identifies a person by itself (an ID number, an e-mail address, a phone number); a house number does not.
-_PERSON_PATTERNS = tuple(pattern for pattern, label in _PATTERNS if label != "[门牌号]")
 
 
 @lru_cache(maxsize=8192)
@@ -188,7 +187,7 @@ def names_a_person(text: str | None) -> bool:
     if not text:
         return False
     form = _matching_form(text)[0]
-    return any(pattern.search(form) for pattern in _PERSON_PATTERNS)
+    return any(pattern.search(form) for pattern, _label in _PERSON_PATTERNS)
 
 
 def scrub_text(text: str | None, *, known: Iterable[str | None] = ()) -> str | None:

@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session, aliased
 
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
+from cityhub.errors import PermissionDenied
+from cityhub.masking import names_a_person
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.workorders.models import Order, OrderAssist
 
@@ -127,9 +129,6 @@ def personal_search(principal: Principal, q: str | None) -> ColumnElement[bool] 
     ``principal`` reads — else finding an order by a phone number would tell a masked reader who filed it. None: no
     further limit (``q`` names nobody, or ``principal`` reads personal data in all its scope). A handler searches the
     orders its unit leads; a role that reads no personal data is refused (:class:`PermissionDenied`)."""
-    from cityhub.errors import PermissionDenied
-    from cityhub.masking import names_a_person
-
     if not names_a_person(q) or principal.role in permissions.UNMASKED_ROLES or principal.role == Role.CITIZEN:
         return None
     if principal.role == Role.HANDLER and principal.unit_id is not None:
