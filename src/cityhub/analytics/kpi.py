@@ -430,8 +430,9 @@ def _flag(condition: Any) -> Any:
 def _fact_select(name: str, period: Period) -> Select[Any] | CompoundSelect[Any]:
     """Columns: ref_id (event id), order_id, unit_id, hit (1 if counted in the numerator, else 0).
 
-    For the timed KPIs (:data:`TIMED_KPIS`) ``hit`` is the sweep's mark only (1: not marked); :func:`_timed_facts`
-    adds the deadline comparison from the extra columns ``at``, ``recorded_due`` and ``order_due``.
+    For the timed KPIs (:data:`TIMED_KPIS`) the rows are the acts of episodes without a standing mark (``hit`` 1)
+    and the standing marks themselves (``hit`` 0); :func:`_timed_facts` adds the acts' deadline comparison from the
+    extra columns ``at``, ``recorded_due`` and ``order_due`` (``action`` names the event).
     """
     e = _ev("e")
     o = Order.__table__
@@ -578,8 +579,8 @@ def _parse_due(text: str | None) -> datetime | None:
 
 
 def _timed_facts(session: Session, kpi: str, period: Period, units: Sequence[int] | None) -> list[Fact]:
-    """On-time acceptance/completion: late when marked overdue in the episode or later than the episode's
-    deadline (recorded in the payload, else the order's current one)."""
+    """On-time acceptance/completion: a standing overdue mark is a miss; an act is late when later than its
+    episode's deadline (recorded in the payload, else the order's current one)."""
     sub = _fact_select(kpi, period).subquery()
     query = select(
         sub.c.ref_id,
@@ -595,9 +596,9 @@ def _timed_facts(session: Session, kpi: str, period: Period, units: Sequence[int
     if units is not None:
         query = query.where(sub.c.unit_id.in_(units))
     out = []
-    for ref, oid, uid, unmarked, at, recorded, current, action in session.execute(query.order_by(sub.c.ref_id)):
+    for ref, oid, uid, act, at, recorded, current, action in session.execute(query.order_by(sub.c.ref_id)):
         due = _parse_due(recorded) or current
-        out.append(Fact(ref, oid, uid, bool(unmarked) and not (due is not None and at > due), action))
+        out.append(Fact(ref, oid, uid, bool(act) and not (due is not None and at > due), action))
     return out
 
 

@@ -184,10 +184,6 @@ def _clocks(session: Session, condition: Any, *, paused: bool) -> list[tuple[_Cl
     return found
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _recompute(
     session: Session,
     clocks: Sequence[tuple[_Clock, dict[str, float]]],
@@ -259,7 +255,7 @@ def _changed(
         old = deadlines[key]
         deadlines[key] = new = moved_deadline(old_cal, new_cal, clock.anchor, old, delta.get(key, 0.0))
         if new != old:
-            change.before[key], change.after[key] = _iso(old), _iso(new)
+            change.before[key], change.after[key] = sla.iso(old), sla.iso(new)
     if not change.after:
         return None
     fresh = sla.status_at(now, warn_at=deadlines[sla.WARN_KEY], due_at=deadlines[sla.DUE_KEY], paused=False)

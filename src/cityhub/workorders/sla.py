@@ -221,6 +221,11 @@ def tighten(cal: WorkCalendar, now: datetime, deadlines: Deadlines, terms: SlaTe
     )
 
 
+def iso(value: datetime | None) -> str | None:
+    """A deadline as the audit trail's payloads write it (ISO 8601), None as None."""
+    return value.isoformat() if value is not None else None
+
+
 def moved_deadlines(before: Deadlines, after: Deadlines) -> dict[str, dict[str, str | None]]:
     """What moved between two sets of deadlines, as the audit trail and the ``deadline`` notifications record it:
     ``{"from": {key: ISO}, "to": {key: ISO}}`` with only the keys that differ; empty if nothing moved."""
@@ -228,10 +233,6 @@ def moved_deadlines(before: Deadlines, after: Deadlines) -> dict[str, dict[str, 
     keys = [k for k in old if old[k] != new[k]]
     if not keys:
         return {}
-
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value is not None else None
-
     return {"from": {k: iso(old[k]) for k in keys}, "to": {k: iso(new[k]) for k in keys}}
 
 
@@ -369,8 +370,8 @@ def delete_rule(session: Session, *, rule_id: int) -> None:
 def event_deadlines(
     effect: SlaEffect | None, due_at: datetime | None, accept_due_at: datetime | None
 ) -> dict[str, Any]:
-    """The deadlines an action set, as its audit event records them: after an action that starts, extends or resumes
-    the clock. Assessment judges each dispatch round by the deadlines in force then (see analytics.kpi)."""
+    """The deadlines an action set, as its audit event records them: after an action that starts, extends, resumes
+    or tightens the clock. Assessment judges each dispatch round by the deadlines in force then (see analytics.kpi)."""
     if effect not in (SlaEffect.START, SlaEffect.EXTEND, SlaEffect.RESUME, SlaEffect.TIGHTEN) or due_at is None:
         return {}
-    return {"accept_due_at": accept_due_at.isoformat() if accept_due_at else None, "due_at": due_at.isoformat()}
+    return {"accept_due_at": iso(accept_due_at), "due_at": iso(due_at)}
