@@ -10,6 +10,8 @@ PYTEST  := $(VENV)/bin/pytest
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 ORDERS  ?= 5000
+# pytest-xdist workers: one per core, at most 4 (each starts its own throw-away PostgreSQL cluster); 0 = no xdist.
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 
 # Stamps make re-runs fast: reinstall only when the dependency files are newer than the last install.
 PY_STAMP   := $(VENV)/.cityhub-installed
@@ -54,7 +56,7 @@ test: install
 	echo "==> ruff format --check"; $(RUFF) format --check . || failed+=("ruff format"); \
 	echo "==> mypy"; $(MYPY) || failed+=("mypy"); \
 	echo "==> pytest (unit + integration, SQLite and PostgreSQL)"; \
-	$(PYTEST) --durations=10 --continue-on-collection-errors; rc=$$?; \
+	$(PYTEST) -n $(PYTEST_WORKERS) --durations=10 --continue-on-collection-errors; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests ran"; elif [ $$rc -ne 0 ]; then failed+=("pytest"); fi; \
 	if [ $${#failed[@]} -gt 0 ]; then echo "FAILED: $${failed[*]}" >&2; exit 1; fi; \
 	echo "all checks passed"

@@ -23,10 +23,11 @@ honest on both backends. Tests must therefore not rely on primary-key values.
 
 PostgreSQL
 ----------
-A throw-away cluster is started once per session (``initdb`` in a temp dir, ``pg_ctl start`` on 127.0.0.1 with
-a free port, unix sockets in the temp dir, fsync off) and deleted at the end. As root, the server runs as the
-``postgres`` OS user. ``CITYHUB_TEST_PG_URL`` points at an existing server instead: its role must be allowed
-to CREATE DATABASE; the tests create and drop databases named ``cityhub_test*`` there.
+A throw-away cluster is started once per session — per worker under pytest-xdist — (``initdb`` in a temp dir,
+``pg_ctl start`` on 127.0.0.1 with a free port, unix sockets in the temp dir, fsync off) and deleted at the end. As
+root, the server runs as the ``postgres`` OS user. ``CITYHUB_TEST_PG_URL`` points at an existing server instead: its
+role must be allowed to CREATE DATABASE; the tests create and drop databases named ``cityhub_test*`` there (one
+``cityhub_test_gwN`` per xdist worker).
 Without PostgreSQL the ``[postgresql]`` variants skip — except with ``CI=true``, where they fail: CI must test
 both backends. ``CITYHUB_TEST_BACKENDS=sqlite`` limits a local run to SQLite.
 
@@ -60,7 +61,8 @@ from process_helpers import free_port
 
 BACKENDS = ("sqlite", "postgresql")
 INTEGRATION_DIR = Path(__file__).parent / "integration"
-PG_DB_NAME = "cityhub_test"
+# Under pytest-xdist (`make test` runs one worker per core) each worker has its own database on a shared server.
+PG_DB_NAME = "cityhub_test" + (f"_{os.environ['PYTEST_XDIST_WORKER']}" if os.environ.get("PYTEST_XDIST_WORKER") else "")
 
 
 def _in_ci() -> bool:
