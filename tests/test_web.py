@@ -1080,6 +1080,20 @@ def _pages_without_their_classifier(order: Order) -> None:
     assert 'data-testid="dispatch-model"' in status.text and "派单分类模型未找到" in status.text
 
 
+def test_the_order_page_links_the_appeals_attachments(org) -> None:
+    link = "https://uploads.example.org/p/1.jpg?size=big&v=2"
+    photo = {"filename": "油烟.jpg", "url": link, "content_type": "image/jpeg", "size": 250_000}
+    order = _order(attachments=[photo, {"filename": "<b>x</b>.pdf", "url": "https://uploads.example.org/x.pdf"}])
+    page = login("op").get(f"/orders/{order.id}")
+    [cell] = re.findall(r'<td data-testid="attachments">(.*?)</td>', page.text)
+    assert '<a href="https://uploads.example.org/p/1.jpg?size=big&amp;v=2" target="_blank"' in cell
+    assert 'rel="noopener noreferrer nofollow">油烟.jpg</a> <small>（image/jpeg · 250.0 kB）</small>' in cell
+    assert "&lt;b&gt;x&lt;/b&gt;.pdf</a>" in cell and "<b>" not in cell  # a name is text, never markup
+    assert "附件" in page.text
+    plain = _order(content="小区门口路灯不亮")
+    assert 'data-testid="attachments"' not in login("op").get(f"/orders/{plain.id}").text
+
+
 def test_a_dispatcher_sets_the_place_on_the_order_page(org) -> None:
     order = _order(None, category_id=org["cats"]["环境保护"])
     disp = login("disp")

@@ -290,6 +290,22 @@ def test_an_order_is_answered_with_where_it_was_placed_from(client):
     assert bad.status_code == 422 and "place_source" in bad.text
 
 
+def test_an_orders_attachments_are_read_with_it_and_left_out_of_its_lists(client):
+    """A citizen's photo comes in by its link; whoever reads the order sees it (the leader's masked view too: it
+    shows the problem), an order list does not load them."""
+    photo = {"filename": "路灯.jpg", "url": "https://uploads.example.org/2026/路灯.jpg", "content_type": "image/jpeg"}
+    order = _create(client, attachments=[{**photo, "size": 120_000}, {"filename": "b", "url": " http://x.org/b "}])
+    for headers in ({}, client.leader):
+        read = client.get(f"/api/v1/orders/{order['id']}", headers=headers).json()
+        assert [(a["filename"], a["url"], a["content_type"], a["size"]) for a in read["attachments"]] == [
+            (photo["filename"], photo["url"], "image/jpeg", 120_000),
+            ("b", "http://x.org/b", None, None),
+        ]
+    assert order["attachments"] == read["attachments"]  # the creating request's answer says the same
+    [listed] = client.get("/api/v1/orders").json()["items"]
+    assert listed["id"] == order["id"] and listed["attachments"] == []
+
+
 def test_what_an_order_cannot_be_is_refused_naming_the_field(client):
     with session_scope() as s:
         a = Unit(code="API-SA", name="甲街道", tier=UnitTier.STREET, parent_id=client.district_id)
@@ -303,6 +319,7 @@ def test_what_an_order_cannot_be_is_refused_naming_the_field(client):
         ({"content": "路灯\x00不亮"}, "must not contain NUL characters"),  # PostgreSQL cannot store it
         ({"created_at": "2099-01-01T00:00:00+08:00"}, "created_at is in the future"),
         ({"attachments": [{"filename": "a", "url": "javascript:alert(1)"}]}, "url must be an http(s) URL"),
+        ({"attachments": [{"filename": "a", "url": "https://x.org/a", "content_type": "x" * 101}]}, "at most 100"),
         ({"citizen_user_id": 987654}, "unknown citizen_user_id 987654"),
         ({"attributes": {"reading": "9" * 70_000}}, "attributes are longer than 65536 characters"),
         ({"street_code": "API-SA", "community_code": "API-SB-1"}, "community_code 'API-SB-1' is not in street_code"),

@@ -463,3 +463,41 @@ def test_a_cameras_detection_becomes_one_video_ai_order_per_episode(db_session: 
     assert order.title == "【视频AI识别】桂花路口 AI 摄像头：占道经营"
     assert "识别到“占道经营”（置信度 91%）" in order.content  # as first seen and "桂花路隧道口" in order.content
     assert order.lead_unit_id == units["community"]  # the camera's responsible unit, as for any sensor
+
+
+def test_a_detections_snapshot_goes_with_its_alarm_and_order(db_session: Session, units: dict[str, int]) -> None:
+    """A camera platform links each detection's picture (a reading's ``media_url``): the alarm keeps the raising
+    frame's, the order it opens carries it as an attachment; a link that is not http(s) is refused by index and
+    field, the other readings kept."""
+    _sensor(db_session, "CAM-02", name="市场路口摄像头", kind="video_ai", metrics={"street_vending": ""})
+    _rule(
+        db_session,
+        name="占道经营",
+        sensor_kind="video_ai",
+        metric="street_vending",
+        threshold=0.8,
+        clear_threshold=0.3,
+        duration_s=0,
+    )
+    db_session.commit()
+    shots = "https://video.example.org/snap/CAM-02"
+    items = [{**i, "metric": "street_vending"} for i in _series("CAM-02", [0.1, 0.2, 0.9, 0.95, 0.3], step_min=1)]
+    items[1]["media_url"] = "javascript:alert(1)"
+    items[2]["media_url"] = f"{shots}/0902.jpg"
+    items[3]["media_url"] = f"{shots}/0903.jpg"
+    items[4]["media_url"] = ""  # none
+    result = service.ingest(db_session, items=items)
+    db_session.commit()
+    assert [(r.index, r.field, r.message) for r in result.rejected] == [
+        (1, "media_url", "media_url must be an http(s) URL")
+    ]
+    assert (result.stored, result.alarms_raised, result.orders_opened) == (4, 1, 1)
+    [alarm] = _alarms(db_session)
+    assert alarm.media_url == f"{shots}/0902.jpg"  # the raising frame's, not a later one's
+    order = db_session.get(Order, alarm.order_id)
+    assert order is not None
+    assert [(a.filename, a.url, a.content_type) for a in order.attachments] == [
+        ("0902.jpg", f"{shots}/0902.jpg", "image/jpeg")
+    ]
+    view = service.describe_alarm(db_session, alarm)
+    assert view["media_url"] == alarm.media_url

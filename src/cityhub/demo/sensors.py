@@ -23,6 +23,11 @@ from cityhub.org.models import Unit
 DAYS = 3
 STEP = timedelta(minutes=10)
 SEED = 20261202
+# Where the demo cameras' snapshots would be: a district's video platform links each detection's picture. The
+# reserved .invalid domain resolves nowhere, so the links are plainly illustrative.
+SNAPSHOTS = "http://video-platform.baiyun.invalid/snapshots"
+# A camera frame at this confidence or more comes with its snapshot, as a platform sends one with each detection.
+SNAPSHOT_FROM = 0.5
 
 
 @dataclass(frozen=True)
@@ -547,7 +552,10 @@ def seed_sensors(session: Session, *, now: datetime | None = None) -> SensorSeed
                 continue
             for metric in spec.metrics:
                 value = _value(spec, metric, hours, at.hour + at.minute / 60, rng, index)
-                items.append({"sensor_code": spec.code, "metric": metric, "measured_at": at, "value": value})
+                item = {"sensor_code": spec.code, "metric": metric, "measured_at": at, "value": value}
+                if spec.kind == "video_ai" and value >= SNAPSHOT_FROM:
+                    item["media_url"] = f"{SNAPSHOTS}/{spec.code}/{at:%Y%m%d-%H%M}-{metric}.jpg"
+                items.append(item)
         at += STEP
     # One day's batch at a time, in time order, as a gateway forwarding each day's readings would send them.
     per_day = len(items) // DAYS + 1

@@ -127,7 +127,8 @@ def readings_command(
         Path,
         typer.Argument(
             help="CSV or Excel: sensor_code,measured_at,metric,value (metric may be "
-            "empty for a sensor with one metric; times ISO 8601 with zone)"
+            "empty for a sensor with one metric; times ISO 8601 with zone), optionally media_url (an http(s) link, "
+            "e.g. a camera's snapshot, carried by the alarm and order it raises)"
         ),
     ],
 ) -> None:

@@ -127,6 +127,7 @@ class Alarm(Base):
     peak_value: Mapped[float] = mapped_column(Float)
     last_at: Mapped[datetime] = mapped_column()
     count: Mapped[int] = mapped_column(Integer, default=1)  # breaching readings while open (storm de-duplication)
+    media_url: Mapped[str | None] = mapped_column(String(500))  # the raising reading's link: a camera's snapshot
     order_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("orders.id", ondelete="SET NULL"), index=True)
     acknowledged_at: Mapped[datetime | None] = mapped_column()
     acknowledged_by: Mapped[str | None] = mapped_column(String(80))

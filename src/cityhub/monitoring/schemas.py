@@ -214,7 +214,8 @@ class ReadingsIn(BaseModel):
     readings: list[Any] = Field(
         ...,
         description="each {sensor_code (batch only), metric (optional when the sensor has one), measured_at "
-        "(ISO 8601 with time zone), value (number)}",
+        "(ISO 8601 with time zone), value (number), media_url (optional: an http(s) link to what the reading is "
+        "about, such as a camera's snapshot; an alarm it raises and the order that opens carry it)}",
     )
 
 
@@ -264,6 +265,9 @@ class AlarmRead(BaseModel):
     escalated_at: datetime | None = Field(description="when it was escalated (升级), still unacknowledged")
     cleared_at: datetime | None
     cleared_by: str | None
+    media_url: str | None = Field(
+        None, description="the link the reading that raised it gave (a camera's snapshot); its order's attachment"
+    )
 
 
 class AlarmPage(BaseModel):

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
+import mimetypes
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlparse
 
 from sqlalchemy import ColumnElement, and_, false, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -53,6 +55,7 @@ from cityhub.monitoring.settings import get_monitoring_settings
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import Order
+from cityhub.workorders.schemas import web_address
 
 log = logging.getLogger(__name__)
 
@@ -351,6 +354,7 @@ class _Good:
     metric: str
     at: datetime
     value: float
+    media_url: str | None = None  # a link to what the reading is about: a camera's snapshot
 
 
 @dataclass
@@ -399,6 +403,15 @@ def _parse_value(raw: Any) -> float:
     if not math.isfinite(value):
         raise ValueError(f"not a finite number: {raw!r}")
     return value
+
+
+def _parse_media_url(raw: Any) -> str | None:
+    """A reading's optional ``media_url`` (empty: none): an http(s) link, as an order's attachment must be."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if not isinstance(raw, str):
+        raise ValueError(f"not a link: {raw!r}")
+    return web_address(raw, field="media_url")
 
 
 def check_readings(
@@ -465,7 +478,12 @@ def check_readings(
         except ValueError as exc:
             bad.append(RejectedReading(index=index, field="value", message=str(exc)))
             continue
-        good.append(_Good(index, sensor, metric, at, value))
+        try:
+            media_url = _parse_media_url(item.get("media_url"))
+        except ValueError as exc:
+            bad.append(RejectedReading(index=index, field="media_url", message=str(exc)))
+            continue
+        good.append(_Good(index, sensor, metric, at, value, media_url))
     return good, bad
 
 
@@ -543,9 +561,12 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
         return tally, 0
     series: dict[tuple[int, str], list[tuple[datetime, float]]] = defaultdict(list)
     sensors: dict[int, Sensor] = {}
+    media: dict[tuple[int, str, datetime], str] = {}
     for g in fresh:
         series[(g.sensor.id, g.metric)].append((g.at, g.value))
         sensors[g.sensor.id] = g.sensor
+        if g.media_url:
+            media[(g.sensor.id, g.metric, g.at)] = g.media_url
     _remember_latest(session, sensors, series)
     rules = list_rules(session, active=True)
     sensor_ids = sorted(sensors)
@@ -600,7 +621,19 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
                 }
                 (added if known is None else changed).append(values)
             for transition in result.transitions:
-                alarm = _apply(session, sensor, rule, spec, alarm, transition, tally, open_orders=open_orders, now=now)
+                shot = media.get((sensor_id, metric, transition.at))
+                alarm = _apply(
+                    session,
+                    sensor,
+                    rule,
+                    spec,
+                    alarm,
+                    transition,
+                    tally,
+                    open_orders=open_orders,
+                    now=now,
+                    media_url=shot,
+                )
             if alarm is not None and alarm.open_key is not None:
                 alarms[key] = alarm
             else:
@@ -667,9 +700,11 @@ def _apply(
     *,
     open_orders: bool,
     now: datetime,
+    media_url: str | None = None,
 ) -> Alarm | None:
     """Write one transition; return the rule's open alarm afterwards (None once cleared). ``now``: when the readings
-    arrived (an alarm's ``recorded_at``; its ``raised_at`` is the breaching reading's own time)."""
+    arrived (an alarm's ``recorded_at``; its ``raised_at`` is the breaching reading's own time). ``media_url``: the
+    raising reading's link (a camera's snapshot), kept by the alarm and carried by its order."""
     value, at = transition.value, transition.at
     if transition.change == Change.RAISE:
         alarm = Alarm(
@@ -688,6 +723,7 @@ def _apply(
             peak_value=value,
             last_at=at,
             count=1,
+            media_url=media_url,
         )
         session.add(alarm)
         session.flush()
@@ -824,6 +860,13 @@ def _detection_text(alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> tuple[str,
     return f"【视频AI识别】{sensor.name}：{seen}"[:300], "\n".join(lines)
 
 
+def _snapshot(url: str) -> dict[str, Any]:
+    """The attachment of an alarm's order that links to its reading's picture or clip, named after the link's
+    last path segment."""
+    name = urlparse(url).path.rsplit("/", 1)[-1] or "snapshot"
+    return {"filename": name[:255], "url": url, "content_type": mimetypes.guess_type(name)[0]}
+
+
 def open_order(session: Session, *, alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> Order | None:
     """Open (or find the already opened) order of ``alarm`` through intake, on the sensor channel, placed where the
     sensor is; an order intake left undispatched goes to the sensor's responsible unit. Stores its id on the alarm."""
@@ -853,6 +896,7 @@ def open_order(session: Session, *, alarm: Alarm, sensor: Sensor, rule: AlarmRul
         "community_code": community.code if community else None,
         "street_code": street.code if street and not community else None,
         "created_at": min(alarm.raised_at, utcnow()),
+        "attachments": [_snapshot(alarm.media_url)] if alarm.media_url else [],
         "attributes": {
             "source": "monitoring",
             "alarm_id": alarm.id,
@@ -963,6 +1007,7 @@ def alarm_view(
             "escalated_at",
             "cleared_at",
             "cleared_by",
+            "media_url",
         )
     }
     view.update(
@@ -1327,8 +1372,8 @@ def import_sensors(session: Session, *, rows: Sequence[tuple[int, Mapping[str, s
 def import_readings(
     session: Session, *, rows: Sequence[tuple[int, Mapping[str, str]]], batch: int | None = None
 ) -> FileReport:
-    """Store and evaluate a file's readings (``sensor_code, measured_at, metric, value``), in batches; each bad
-    row is rejected by number and field."""
+    """Store and evaluate a file's readings (``sensor_code, measured_at, metric, value`` [, ``media_url``]), in
+    batches; each bad row is rejected by number and field."""
     batch = batch or get_monitoring_settings().reading_batch_max
     report = FileReport(read=len(rows))
     total = IngestResult(

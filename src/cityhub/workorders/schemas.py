@@ -116,20 +116,45 @@ class OrderCreate(OrderBase):
         return self
 
 
+MEDIA_URL_MAX = 500
+
+
+def web_address(value: str, *, field: str = "url") -> str:
+    """``value`` stripped, if it is an http(s) address of at most 500 characters; else ValueError naming ``field``.
+    What an attachment's link must be: staff open it from the order page and Open311 publishes it as ``media_url``
+    (never a ``javascript:`` or ``data:`` link)."""
+    value = value.strip()
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"{field} must be an http(s) URL")
+    if len(value) > MEDIA_URL_MAX:
+        raise ValueError(f"{field} is longer than {MEDIA_URL_MAX} characters")
+    return value
+
+
 class AttachmentIn(BaseModel):
+    """A photo, clip or document given with an appeal, by its link (cityhub stores the link, not the file)."""
+
     filename: str = Field(..., max_length=255)
-    url: str = Field(..., max_length=500)
-    content_type: str | None = None
+    url: str = Field(..., max_length=MEDIA_URL_MAX)
+    content_type: str | None = Field(None, max_length=100)
     size: int | None = Field(None, ge=0)
 
     @field_validator("url")
     @classmethod
     def _web_address(cls, value: str) -> str:
-        """An http(s) address: it is shown to staff and published as Open311's ``media_url``."""
-        parsed = urlparse(value.strip())
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError("url must be an http(s) URL")
-        return value.strip()
+        return web_address(value)
+
+
+class AttachmentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    filename: str
+    url: str
+    content_type: str | None
+    size: int | None
+    created_at: datetime
 
 
 class EventRead(BaseModel):
@@ -253,6 +278,11 @@ class OrderRead(OrderBase):
     opposes: int
     version: int
     assists: list[AssistRead] = Field(default_factory=list)
+    attachments: list[AttachmentRead] = Field(
+        default_factory=list,
+        description="links to the photos, clips and documents given with the appeal (a camera's snapshot for a "
+        "video-AI detection); one order only: an order list leaves them (and assists) empty",
+    )
 
     def masked(self) -> OrderRead:
         """A copy for whoever need not see who appealed (:mod:`cityhub.masking`): the citizen's name and phone

@@ -46,8 +46,10 @@ def _read(order: Order, principal: Principal) -> OrderRead:
     return read if sees_personal_data(principal, order) else read.masked()
 
 
-# The columns an order list reads: those of OrderRead, and the citizen's account for the masking decision.
-_LIST_COLUMNS = [name for name in OrderRead.model_fields if name != "assists"] + ["citizen_user_id"]
+# The columns an order list reads: those of OrderRead but its lists (one order's only), and the citizen's account for
+# the masking decision.
+_ONE_ORDER_ONLY = ("assists", "attachments")
+_LIST_COLUMNS = [name for name in OrderRead.model_fields if name not in _ONE_ORDER_ONLY] + ["citizen_user_id"]
 
 
 def _read_row(row: dict[str, Any], principal: Principal) -> OrderRead:
