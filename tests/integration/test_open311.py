@@ -359,6 +359,23 @@ HOTLINE_SECRETS = (
 )
 
 
+def test_a_cameras_snapshot_is_never_published_a_citizens_photo_is(env: Env) -> None:
+    """A video-AI order's attachment links the district's own video platform (the street and who is in it): the
+    public feed leaves it out; a citizen's own photo is published as Open311's media_url."""
+    numbers = {}
+    with session_scope() as s:
+        for channel, url in ((Channel.VIDEO_AI, "http://10.20.1.5/snap/1.jpg"), (Channel.APP, "https://img.org/a.jpg")):
+            data = OrderCreate.model_validate(
+                {"channel": channel, "content": "路口有占道经营", "attachments": [{"filename": "1.jpg", "url": url}]}
+            )
+            order, _ = orders.create_order(s, data=data)
+            numbers[channel] = order.number
+    published = {r["service_request_id"]: r["media_url"] for r in env.http.get("/requests.json").json()}
+    assert published == {numbers[Channel.VIDEO_AI]: None, numbers[Channel.APP]: "https://img.org/a.jpg"}
+    [single] = env.http.get(f"/requests/{numbers[Channel.VIDEO_AI]}.json").json()
+    assert single["media_url"] is None and "10.20.1.5" not in str(single)
+
+
 def _key_of(client: str) -> str:
     """A key of another API client than the one of ``env``."""
     with session_scope() as s:

@@ -43,7 +43,7 @@ from cityhub.workorders.lifecycle import (
     apply,
     evolve,
 )
-from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency
+from cityhub.workorders.models import MACHINE_CHANNELS, AppealType, Channel, SlaStatus, Urgency
 
 SUBCENTRE_CODE = "440111-S01"
 TermsFor = Callable[[str, Urgency], sla.SlaTerms]
@@ -769,7 +769,7 @@ class DemoGenerator:
             lng = community.lng + rng.gauss(0, street.radius * 0.25)
         channel: Channel = _weighted(rng, scenario.channels or corpus.CITIZEN_CHANNELS)
         appeal: AppealType = _weighted(rng, scenario.appeal)
-        if channel in (Channel.SENSOR, Channel.VIDEO_AI):
+        if channel in MACHINE_CHANNELS:
             appeal = AppealType.REPORT
         urgency = Urgency.NORMAL
         roll = rng.random()
@@ -916,7 +916,7 @@ class DemoGenerator:
         sim, rng, scenario, reply = case.sim, case.rng, case.scenario, case.reply
         street, community = case.street, case.community
         hour = 3600.0
-        machine = channel in (Channel.SENSOR, Channel.VIDEO_AI)
+        machine = channel in MACHINE_CHANNELS
         intake = "system" if machine else rng.choice(corpus.OPERATOR_NAMES)
         sim.create(created, intake, channel, consultation=appeal == AppealType.CONSULTATION)
         dispatcher = "system" if machine else rng.choice(corpus.DISPATCHERS)

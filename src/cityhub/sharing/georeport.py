@@ -35,7 +35,15 @@ from cityhub.org.models import Unit
 from cityhub.sharing.models import Open311Token
 from cityhub.sharing.service import Caller
 from cityhub.workorders.lifecycle import TERMINAL_STATES, Action, State
-from cityhub.workorders.models import AppealType, Attachment, Category, Channel, Order, OrderEvent
+from cityhub.workorders.models import (
+    MACHINE_CHANNELS,
+    AppealType,
+    Attachment,
+    Category,
+    Channel,
+    Order,
+    OrderEvent,
+)
 from cityhub.workorders.schemas import INTERNAL_EVENTS
 from cityhub.workorders.service import Actor
 
@@ -393,7 +401,8 @@ def _render_requests(session: Session, orders: Sequence[Order], *, client_id: in
                 "zipcode": None,
                 "lat": coarsen_coordinate(o.lat) if public else o.lat,
                 "long": coarsen_coordinate(o.lng) if public else o.lng,
-                "media_url": media.get(o.id),
+                # A camera's snapshot shows the street and who is in it: never published (MACHINE_CHANNELS).
+                "media_url": None if public and o.channel in MACHINE_CHANNELS else media.get(o.id),
             }
         )
     return rendered

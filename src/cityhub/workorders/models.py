@@ -48,6 +48,11 @@ class Channel(enum.StrEnum):
     IMPORT = "import"
 
 
+# Channels on which a machine files the order (a sensor's alarm, a camera's detection), not a person. Their
+# attachments link into the district's own systems (a video platform's snapshot): the public feed never shows them.
+MACHINE_CHANNELS = frozenset({Channel.SENSOR, Channel.VIDEO_AI})
+
+
 class AppealType(enum.StrEnum):
     CONSULTATION = "consultation"  # 咨询
     COMPLAINT = "complaint"  # 投诉
