@@ -139,3 +139,27 @@ def test_names_a_person_finds_what_identifies_someone_by_itself(text: str | None
 )
 def test_scrub_text_hides_the_full_names_a_text_introduces(text: str, scrubbed: str) -> None:
     assert scrub_text(text) == scrubbed
+
+
+@pytest.mark.parametrize(
+    ("text", "scrubbed"),
+    [
+        ("来电人王小明称楼下餐馆油烟扰民", "来电人[已隐去]称楼下餐馆油烟扰民"),
+        ("举报人：刘根新，62岁", "举报人：[已隐去]，62岁"),
+        ("申请人何正香（以下简称我）", "申请人[已隐去]（以下简称我）"),
+        # After a word saying who someone is, a name is what the segmenter does not read as words.
+        ("锦绣家园业主高红晓（联系电话", "锦绣家园业主[已隐去]（联系电话"),
+        ("毛垭组村民卢理映，L市铁塔公司", "毛垭组村民[已隐去]，L市铁塔公司"),
+        ("市民杨雄国，配偶唐忠红", "市民[已隐去]，配偶唐忠红"),
+        ("同鑫家园住户 刘永光。", "同鑫家园住户 [已隐去]。"),
+        # … and ordinary words after the same cues stay: a word, a conjunction, a preposition, a title.
+        ("堵住消防通道，影响居民安全，", "堵住消防通道，影响居民安全，"),
+        ("每位家长和学生，要么", "每位家长和学生，要么"),
+        ("部分居民向政府反映", "部分居民向政府反映"),
+        ("已纳入了业主房款，", "已纳入了业主房款，"),
+        ("天鑫城的业主王先生：我要投诉", "天鑫城的业主王先生：我要投诉"),
+        ("从而引来市民游客投诉", "从而引来市民游客投诉"),
+    ],
+)
+def test_a_name_after_who_someone_is_is_hidden_an_ordinary_word_is_not(text: str, scrubbed: str) -> None:
+    assert scrub_text(text) == scrubbed

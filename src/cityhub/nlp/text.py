@@ -111,6 +111,23 @@ def cut(text: str) -> list[str]:
     return pieces
 
 
+@lru_cache(maxsize=1)
+def _jieba_tag() -> Any:
+    import rjieba
+
+    return rjieba.tag
+
+
+def tag(text: str) -> list[tuple[str, str]]:
+    """rjieba's segmentation of ``text`` with each piece's part of speech (jieba's tags: ``nr`` a person's name,
+    ``n`` a noun, ``c`` a conjunction, ``p`` a preposition, ``u…`` a particle …)."""
+    try:
+        pieces: list[tuple[str, str]] = _jieba_tag()(text)
+    except UnicodeEncodeError:
+        pieces = _jieba_tag()(_SURROGATE.sub("\ufffd", text))
+    return pieces
+
+
 def words(text: str) -> list[str]:
     """Word tokens of a normalised text (rjieba), punctuation and whitespace dropped."""
     return [w for w in cut(text) if not _NON_WORD.fullmatch(w)]
