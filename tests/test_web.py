@@ -1011,6 +1011,23 @@ def test_a_supervisor_escalates_with_a_higher_urgency_and_the_time_limit_comes_f
     assert row is not None and "紧急程度：一般 → 紧急；办结时限提前至 " + due in row.group(0)
 
 
+def test_the_approver_is_told_when_the_urgency_was_raised_after_the_extension_request(org) -> None:
+    order = _order()
+    disp, sup, hand = login("disp"), login("sup"), login("hand_a")
+    _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    _act(hand, order.id, "accept")
+    assert _act(hand, order.id, "request_extension", days="3", reason="需协调多个部门").status_code == 303
+    assert 'data-testid="raised-since-request"' not in sup.get(f"/orders/{order.id}").text
+    _act(sup, order.id, "escalate", reason="市民多次来电", urgency="urgent")
+    _act(sup, order.id, "escalate", reason="媒体关注", urgency="critical")
+    note = re.search(
+        r'<p class="hint" data-testid="raised-since-request">(.*?)</p>', sup.get(f"/orders/{order.id}").text
+    )
+    assert note is not None and note.group(1).startswith("延期申请提出后，紧急程度已由一般提高至特急")
+    assert _act(sup, order.id, "approve_extension").status_code == 303  # decided: nothing pending to warn of
+    assert 'data-testid="raised-since-request"' not in sup.get(f"/orders/{order.id}").text
+
+
 # ---------------------------------------------------------------------------------------- queue, dashboard
 
 

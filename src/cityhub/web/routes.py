@@ -740,6 +740,20 @@ def _event_rows(db: Session, order: Order, principal: Principal) -> list[dict[st
     return rows
 
 
+def _raised_since_request(order: Order, rows: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """For a pending extension request: the urgency before and after it was raised since the request (an approval
+    then extends the deadline the raise brought forward — what the approver should know), else None."""
+    if not order.extension_pending:
+        return None
+    raised: tuple[str, str] | None = None
+    for row in rows:
+        if row["event"].action == Action.REQUEST_EXTENSION.value:
+            raised = None
+        elif row["urgency"] and row["urgency"][0]:
+            raised = (raised[0] if raised else row["urgency"][0], row["urgency"][1])
+    return raised
+
+
 def _moved_due(payload: dict[str, Any]) -> datetime | None:
     moved = (payload.get("to") or {}).get("due_at")
     return datetime.fromisoformat(moved) if isinstance(moved, str) else None
@@ -792,6 +806,7 @@ def _detail_page(
     if decision is not None:
         ids |= {decision.place.street_id, decision.place.community_id}
     needs_units = any(kind == "unit" for a in actions for _, kind, _ in ACTION_FIELDS[a])
+    events = _event_rows(db, order, principal)
     return render(
         request,
         "order.html",
@@ -803,7 +818,8 @@ def _detail_page(
         directory=_directory(db),
         category_name=support.names_of(db, Category, {order.category_id}).get(order.category_id or 0),
         sla=_sla_view(db, t, order),
-        events=_event_rows(db, order, principal),
+        events=events,
+        raised_since_request=_raised_since_request(order, events),
         actions=[(a, ACTION_FIELDS[a]) for a in actions],
         units=support.unit_groups(db, handlers=True) if needs_units else [],
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
