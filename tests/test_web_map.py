@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
 from cityhub.main import create_app
-from cityhub.onemap import service
+from cityhub.onemap import registry, service
 from cityhub.web import vendor
 from web_helpers import ACCOUNTS, build_world, login, world_env
 
@@ -71,13 +71,21 @@ def test_staff_have_the_map_in_their_menu_and_citizens_neither_menu_nor_page(org
     assert response.status_code == 303 and response.headers["location"].startswith("/login?next=%2Fmap")
 
 
-def test_the_map_page_lists_the_registry_layers_and_the_scoped_indicators(org) -> None:
+def test_the_map_page_lists_the_registry_layers_and_the_scoped_indicators(org, monkeypatch) -> None:
+    registry.indicators()  # the built-in and plug-in entries registered
+    # A figure listed for a package that is not installed (nothing computes it yet).
+    pending = registry.Indicator("probe", "map.ind.congestion", None, source="elsewhere")
+    monkeypatch.setitem(registry._indicators, "probe", pending)
     page = login("lead").get("/map").text
     assert "<h1>一张图" in page and 'href="/map?screen=1"' in page
     for name in ("base", "units", "orders", "hotspots", "sensors", "alarms"):
         assert f'data-layer="{name}" checked' in page, name  # the monitoring package's layers too
-    # A figure without a source (traffic congestion) is shown as not connected, not as zero.
-    assert 'data-testid="ind-congestion"' in page and "未接入" in page
+    # A figure without a source is shown as not connected, not as zero; one without sensors as unknown.
+    probe = re.search(r'data-testid="ind-probe">(.*?)</div>', page, re.S)
+    assert probe is not None and "未接入" in probe.group(1)
+    congestion = re.search(r'data-testid="ind-congestion">(.*?)</div>', page, re.S)
+    assert congestion is not None and "未接入" not in congestion.group(1)
+    assert 'data-testid="ind-value-congestion">—' in congestion.group(1)  # no road segments
     assert 'data-testid="ind-air_quality"' in page
     assert (_indicator(page, "orders_today"), _indicator(page, "open"), _indicator(page, "overdue")) == ("3", "3", "0")
     config = json.loads(

@@ -308,7 +308,7 @@ def test_indicators_are_the_scoped_counts_and_the_assessment_on_time_rate(client
     # The one completed order was replied at once: the assessment's on-time completion counts it, 1 of 1.
     assert district["on_time_rate"]["value"] == 1.0 and district["on_time_rate"]["detail"] == "1/1"
     assert district["on_time_rate"]["format"] == "percent"
-    assert district["congestion"]["available"] is False and district["congestion"]["value"] is None  # no source yet
+    assert district["congestion"]["available"] is True and district["congestion"]["value"] is None  # no road segments
     assert district["active_alarms"]["value"] == 0 and district["active_alarms"]["level"] == "ok"
     assert district["air_quality"]["available"] is True and district["air_quality"]["value"] is None  # no stations
     jt = figures("m-jt")
@@ -390,6 +390,8 @@ def test_sensors_alarms_and_the_monitors_figures_are_on_the_map_in_scope(client,
             ("WL-JT", "waterlogging", "depth", "cm", 23.181, 113.281, "440111004"),
             ("AQ-JT", "air_quality", "pm25", "μg/m³", 23.182, 113.282, "440111004"),
             ("WQ-JX", "water_quality", "do", "mg/L", 23.191, 113.321, "440111010"),
+            ("TR-JT", "traffic", "tpi", "", 23.183, 113.283, "440111004"),
+            ("TR-JX", "traffic", "tpi", "", 23.192, 113.322, "440111010"),
         ):
             monitoring.create_sensor(
                 s,
@@ -429,13 +431,19 @@ def test_sensors_alarms_and_the_monitors_figures_are_on_the_map_in_scope(client,
         ]
         readings += [{"sensor_code": "AQ-JT", "metric": "pm25", "measured_at": start.isoformat(), "value": 82}]
         readings += [{"sensor_code": "WQ-JX", "metric": "do", "measured_at": start.isoformat(), "value": 6.4}]
+        # Two road segments, their latest index counting: 景泰's jams (7.1 after 3.0), 京溪's flows (2.3).
+        readings += [
+            {"sensor_code": "TR-JT", "measured_at": (start + timedelta(minutes=m)).isoformat(), "value": v}
+            for m, v in ((0, 3.0), (10, 7.1))
+        ]
+        readings += [{"sensor_code": "TR-JX", "measured_at": start.isoformat(), "value": 2.3}]
         result = monitoring.ingest(s, items=readings)
         assert result.alarms_raised == 1 and result.orders_opened == 1
 
     sensors = {
         f["properties"]["code"]: f for f in _collection(_get(client, world, "m-lead", "/api/v1/map/layers/sensors"))
     }
-    assert set(sensors) == {"WL-JT", "AQ-JT", "WQ-JX"}
+    assert set(sensors) == {"WL-JT", "AQ-JT", "WQ-JX", "TR-JT", "TR-JX"}
     flooded = sensors["WL-JT"]["properties"]
     assert (
         flooded["alarm"] is True and flooded["summary"].startswith("depth 32 cm") and flooded["kind"] == "waterlogging"
@@ -449,12 +457,16 @@ def test_sensors_alarms_and_the_monitors_figures_are_on_the_map_in_scope(client,
     assert figures["active_alarms"]["value"] == 1 and figures["active_alarms"]["level"] == "alert"
     assert figures["air_quality"]["value"] == 82.0 and figures["air_quality"]["level"] == "alert"  # above 75
     assert figures["water_quality"]["value"] == 6.4 and figures["water_quality"]["level"] == "ok"  # class III
+    # Traffic: the mean of the segments' latest index, (7.1 + 2.3) / 2 = 4.7 — lightly congested.
+    assert (figures["congestion"]["value"], figures["congestion"]["level"]) == (4.7, "warn")
+    assert figures["congestion"]["detail"] == "TPI · 2" and figures["congestion"]["link"] == "/monitoring?kind=traffic"
 
     # 京溪's handler: its own water station only, no alarm of 景泰's; a view elsewhere draws nothing.
     mine = _collection(_get(client, world, "m-jx", "/api/v1/map/layers/sensors"))
-    assert [f["properties"]["code"] for f in mine] == ["WQ-JX"]
+    assert sorted(f["properties"]["code"] for f in mine) == ["TR-JX", "WQ-JX"]
     assert _collection(_get(client, world, "m-jx", "/api/v1/map/layers/alarms")) == []
     jx = {i["name"]: i for i in _get(client, world, "m-jx", "/api/v1/map/indicators")["indicators"]}
     assert jx["active_alarms"]["value"] == 0 and jx["air_quality"]["value"] is None
+    assert (jx["congestion"]["value"], jx["congestion"]["level"]) == (2.3, "ok")
     far = _get(client, world, "m-lead", "/api/v1/map/layers/sensors", bbox="113.0,22.0,113.1,22.1")
     assert _collection(far) == []

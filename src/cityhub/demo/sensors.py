@@ -47,6 +47,7 @@ class _Spec:
 
 WATER_BUREAU = "440111-D04"
 ENVIRONMENT = "440111-D03"
+TRAFFIC_POLICE = "440111-D11"
 
 SENSORS = [
     _Spec(
@@ -306,6 +307,57 @@ CAMERAS = [
 ]
 SENSORS += CAMERAS
 
+# Road segments (交通运行): the traffic platform's performance index (0–10) per segment, every ten minutes.
+ROADS = [
+    _Spec(
+        "BY-TR-001",
+        "机场路（三元里段）",
+        "traffic",
+        {"tpi": ""},
+        "440111002",
+        "机场路",
+        23.165,
+        113.262,
+        TRAFFIC_POLICE,
+    ),
+    _Spec(
+        "BY-TR-002",
+        "广园中路（景泰段）",
+        "traffic",
+        {"tpi": ""},
+        "440111004",
+        "广园中路",
+        23.158,
+        113.285,
+        TRAFFIC_POLICE,
+    ),
+    _Spec(
+        "BY-TR-003",
+        "白云大道北（同和段）",
+        "traffic",
+        {"tpi": ""},
+        "440111009",
+        "白云大道北",
+        23.197,
+        113.305,
+        TRAFFIC_POLICE,
+    ),
+    _Spec(
+        "BY-TR-004",
+        "广州大道北（京溪段）",
+        "traffic",
+        {"tpi": ""},
+        "440111010",
+        "广州大道北",
+        23.190,
+        113.325,
+        TRAFFIC_POLICE,
+    ),
+]
+# How congested each segment gets at its worst on a working day (evening; mornings a little less): 广园中路 jams.
+ROAD_PEAKS = {"BY-TR-001": 7.2, "BY-TR-002": 9.2, "BY-TR-003": 6.3, "BY-TR-004": 5.4}
+SENSORS += ROADS
+
 RULES = [
     dict(
         name="道路积水超过 15 厘米",
@@ -398,6 +450,17 @@ RULES = [
         category="政法/交通管理/交通安全管理",
     ),
     dict(
+        name="严重拥堵（交通运行指数 ≥ 8）持续 20 分钟",
+        sensor_kind="traffic",
+        metric="tpi",
+        comparison=">=",
+        threshold=8,
+        clear_threshold=6,
+        duration_s=1200,
+        severity="info",
+        opens_order=False,  # the traffic police's own platform dispatches its officers
+    ),
+    dict(
         name="人流达到容量 90%",
         sensor_kind="crowd_count",
         metric="people",
@@ -469,6 +532,25 @@ def _value(spec: _Spec, metric: str, hours: float, local_hour: float, rng: rando
     share = [0.7, 0.95, 0.8, 0.85][index - 19]
     start = 2 * 24 + 7 + 0.5 * (index - 19)
     return round(max(0.0, capacity * share * _bump(hours, start, 0.5, 1.0, 1.0) + 20 * noise), 0)
+
+
+def _traffic(code: str, at: datetime) -> float:
+    """A road segment's traffic performance index at local time ``at``: free-flowing at night, a morning peak around
+    8:30 and an evening one around 18:30 on working days (weekends: a gentler midday and evening), with noise of its
+    own (the other sensors' random draws stay as they were)."""
+    hour = at.hour + at.minute / 60
+    rng = random.Random(f"{code}/{at.isoformat()}")
+    top = ROAD_PEAKS.get(code, 5.0)
+
+    def peak(centre: float, width: float) -> float:
+        return math.exp(-(((hour - centre) / width) ** 2))
+
+    if at.weekday() < 5:
+        busy = 0.8 * top * peak(8.5, 1.0) + top * peak(18.5, 1.1)
+    else:
+        busy = 0.5 * top * peak(12.0, 2.5) + 0.6 * top * peak(18.0, 1.5)
+    base = 1.0 + 1.2 * peak(14.0, 6.0)  # daytime traffic between the peaks
+    return round(min(10.0, max(0.3, max(base, busy) + rng.gauss(0, 0.25))), 1)
 
 
 def _detection(code: str, metric: str, hours: float, local_hour: float, rng: random.Random) -> float:
@@ -551,7 +633,10 @@ def seed_sensors(session: Session, *, now: datetime | None = None) -> SensorSeed
             if spec.code not in present:
                 continue
             for metric in spec.metrics:
-                value = _value(spec, metric, hours, at.hour + at.minute / 60, rng, index)
+                if spec.kind == "traffic":
+                    value = _traffic(spec.code, at)
+                else:
+                    value = _value(spec, metric, hours, at.hour + at.minute / 60, rng, index)
                 item = {"sensor_code": spec.code, "metric": metric, "measured_at": at, "value": value}
                 if spec.kind == "video_ai" and value >= SNAPSHOT_FROM:
                     item["media_url"] = f"{SNAPSHOTS}/{spec.code}/{at:%Y%m%d-%H%M}-{metric}.jpg"

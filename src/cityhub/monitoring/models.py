@@ -21,7 +21,8 @@ class Sensor(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(120))
-    # waterlogging, river_level, water_quality, air_quality, crowd_count, video_ai, other (rules.SensorKind).
+    # waterlogging, river_level, water_quality, air_quality, crowd_count, video_ai, traffic, other
+    # (rules.SensorKind).
     kind: Mapped[str] = mapped_column(String(20), index=True)
     # The metrics it reports and their measurement units: {"depth": "cm"}.
     metrics: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)

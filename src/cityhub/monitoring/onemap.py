@@ -31,6 +31,9 @@ from cityhub.onemap.service import collection
 # (drinking-water sources, fisheries) and 2 mg/L for class V (the lowest class with a use).
 PM25_GOOD, PM25_POLLUTED = 35.0, 75.0
 DO_CLASS_III, DO_CLASS_V = 5.0, 2.0
+# The urban road traffic performance index (交通运行指数, 0–10) in its five grades: 0–2 畅通, 2–4 基本畅通,
+# 4–6 轻度拥堵, 6–8 中度拥堵, 8–10 严重拥堵.
+TPI_SLOW, TPI_CONGESTED = 4.0, 6.0
 Level = Literal["ok", "warn", "alert"]
 
 
@@ -167,6 +170,16 @@ def water_quality(ctx: MapContext) -> IndicatorValue:
     return IndicatorValue(value, detail=f"DO · {stations}", level=level, link="/monitoring?kind=water_quality")
 
 
+def congestion(ctx: MapContext) -> IndicatorValue:
+    """The mean of the road segments' latest traffic performance index (交通运行指数, 0–10), graded as the index is:
+    below 4 畅通 / 基本畅通, 4–6 轻度拥堵, 6 and more 中度 / 严重拥堵."""
+    value, segments = _latest_mean(ctx, "traffic", "tpi")
+    if value is None:
+        return IndicatorValue(None)
+    level: Level = "ok" if value < TPI_SLOW else "warn" if value < TPI_CONGESTED else "alert"
+    return IndicatorValue(value, detail=f"TPI · {segments}", level=level, link="/monitoring?kind=traffic")
+
+
 register_layer(Layer("sensors", "map.layer.sensors", sensor_features, color="#7c4dcc", source="monitoring"))
 register_layer(Layer("alarms", "map.layer.alarms", alarm_features, color="#e8910c", source="monitoring"))
 register_indicator(Indicator("active_alarms", "map.ind.active_alarms", active_alarms, source="monitoring"))
@@ -176,3 +189,4 @@ register_indicator(
 register_indicator(
     Indicator("water_quality", "map.ind.water_quality", water_quality, fmt="number", unit="mg/L", source="monitoring")
 )
+register_indicator(Indicator("congestion", "map.ind.congestion", congestion, fmt="number", source="monitoring"))

@@ -30,6 +30,7 @@ class SensorKind(enum.StrEnum):
     AIR_QUALITY = "air_quality"  # 空气质量
     CROWD_COUNT = "crowd_count"  # 人流
     VIDEO_AI = "video_ai"  # 视频AI识别: a camera whose video analytics report what they detect (``DETECTIONS``)
+    TRAFFIC = "traffic"  # 交通运行: a road segment's traffic performance index (``tpi``, 0–10), from traffic data
     OTHER = "other"
 
 

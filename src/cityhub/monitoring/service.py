@@ -66,6 +66,7 @@ KIND_LABELS = {
     "air_quality": "空气质量",
     "crowd_count": "人流",
     "video_ai": "视频AI识别",
+    "traffic": "交通运行",
     "other": "监测",
 }
 COMPARISON_WORDS = {">": "超过", ">=": "达到", "<": "低于", "<=": "不高于"}

@@ -9,10 +9,10 @@ An **indicator** is a name, a title, a format and a function from the same conte
 ``GET /api/v1/map/indicators`` and the map's side panel show them in registry order.
 
 Layers and indicators another package provides — the monitoring package's (``cityhub.monitoring``, 监测预警)
-sensors, alarms, air and water quality; traffic congestion, which no package provides yet — are registered here as
-*pending*: listed, shown as "not connected" (未接入), never computed. A package fills one by registering an entry of
-the same name (:func:`register_layer`, :func:`register_indicator`) in a module named in :data:`PLUGINS`, which the
-registry imports once, on first use.
+sensors, alarms, air and water quality, traffic congestion — are registered here as *pending*: listed, shown as
+"not connected" (未接入), never computed. A package fills one by registering an entry of the same name
+(:func:`register_layer`, :func:`register_indicator`) in a module named in :data:`PLUGINS`, which the registry imports
+once, on first use.
 """
 
 from __future__ import annotations
