@@ -1,6 +1,7 @@
 """Import every ORM model so that metadata (Alembic, tests) sees all tables."""
 
 from cityhub.analytics.models import HotTopic, HotTopicModelState, HotTopicOrder
+from cityhub.auditlog import LogEntry
 from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt
 from cityhub.dispatch.models import DispatchBacklog, DispatchRule, DispatchSuggestion, DispatchThreshold
 from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
@@ -45,6 +46,7 @@ __all__ = [
     "JobRun",
     "KnowledgeEntry",
     "KnowledgeRevision",
+    "LogEntry",
     "LoginAttempt",
     "Open311Token",
     "Order",

@@ -3,6 +3,7 @@ alarms of the user's own area, acknowledge / clear for the roles that handle ala
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -155,6 +156,14 @@ def test_alarm_rules_are_read_by_the_monitors_readers_and_written_by_administrat
         assert (again.name, again.threshold, again.opens_order) == ("积水超 25", 25, False)
         assert again.escalate_after_minutes == 45
     assert adm.post("/monitoring/rules/999999", data=edit, follow_redirects=False).status_code == 404
+    # The change is in the configuration log (系统日志), by whom, from what to what; a dispatcher may not read it.
+    log = adm.get("/admin/log?area=alarm_rule")
+    row = re.search(
+        rf'<tr data-testid="log-entry" data-area="alarm_rule" data-target="{kind_rule.id}">(.*?)</tr>', log.text, re.S
+    )
+    assert row is not None and "修改" in row.group(1) and "<code>threshold</code>：20.0 → 25.0" in row.group(1)
+    assert 'href="/admin/log"' in adm.get("/admin").text
+    assert dsp.get("/admin/log").status_code == 403
 
 
 def test_a_sensors_page_charts_its_readings_with_limits_and_alarms_within_the_users_area(

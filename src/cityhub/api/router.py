@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from cityhub.analytics.graph_views import router as graph_router
 from cityhub.analytics.topic_views import router as topics_router
 from cityhub.analytics.views import router as kpi_router
+from cityhub.auditlog_views import router as log_router
 from cityhub.auth.views import router as auth_router
 from cityhub.dispatch.views import router as dispatch_router
 from cityhub.knowledge.views import orders_router as kb_orders_router
@@ -39,3 +40,4 @@ api_router.include_router(readings_router)
 api_router.include_router(sensors_router)
 api_router.include_router(rules_router)
 api_router.include_router(alarms_router)
+api_router.include_router(log_router)

@@ -32,6 +32,8 @@ ALARMS_HANDLE = "alarms:handle"  # acknowledge and clear alarms in one's data sc
 # is to act on what it finds: leaders and supervisors (督办), and dispatchers, who route the district's orders and
 # see recurring problems first. The data itself is read within one's scope, as order:read reads it.
 BRAIN_READ = "brain:read"
+# The configuration log (操作日志, cityhub.auditlog): who changed sensors and alarm rules, from what to what.
+LOG_READ = "log:read"
 
 
 def act(action: Action | str) -> str:
@@ -46,7 +48,7 @@ def _acts(*actions: Action) -> set[str]:
 ALL_PERMISSIONS: frozenset[str] = frozenset(
     {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE, KB_MANAGE, REPLY_REVIEW}
     | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE, API_CLIENTS_MANAGE}
-    | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
+    | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ, LOG_READ}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
@@ -88,7 +90,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # 督办员: time limits, extensions, reply audit, callback and closing.
     Role.SUPERVISOR: frozenset(
-        {ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, REPLY_REVIEW, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
+        {ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, REPLY_REVIEW, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ, LOG_READ}
         | _acts(
             Action.URGE,
             Action.ESCALATE,

@@ -198,6 +198,7 @@ def rules_add_command(
 
     from cityhub.monitoring import service
     from cityhub.monitoring.schemas import RuleCreate
+    from cityhub.workorders.service import Actor
 
     values = {
         "name": name,
@@ -221,7 +222,7 @@ def rules_add_command(
         err = exc.errors()[0]
         raise fail(f"{'.'.join(str(p) for p in err['loc']) or 'rule'}: {err['msg']}") from None
     with session_scope() as session:
-        typer.echo(_rule_line(service.create_rule(session, data=data)))
+        typer.echo(_rule_line(service.create_rule(session, data=data, actor=Actor(name="cli"))))
 
 
 @rules_app.command("set")
@@ -241,6 +242,7 @@ def rules_set_command(
 
     from cityhub.monitoring import service
     from cityhub.monitoring.schemas import RuleUpdate
+    from cityhub.workorders.service import Actor
 
     values = {
         "threshold": threshold,
@@ -256,7 +258,7 @@ def rules_set_command(
         err = exc.errors()[0]
         raise fail(f"{'.'.join(str(p) for p in err['loc']) or 'rule'}: {err['msg']}") from None
     with session_scope() as session:
-        typer.echo(_rule_line(service.update_rule(session, rule_id=rule_id, data=data)))
+        typer.echo(_rule_line(service.update_rule(session, rule_id=rule_id, data=data, actor=Actor(name="cli"))))
 
 
 @alarms_app.command("list")

@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, and_, false, func, insert, or_, select, tu
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from cityhub import auditlog
 from cityhub.auth.scope import Scope
 from cityhub.config import get_settings
 from cityhub.db import upsert_insert, utcnow
@@ -124,7 +125,47 @@ def require_sensor(session: Session, *, code: str) -> Sensor:
     return sensor
 
 
-def create_sensor(session: Session, *, data: SensorCreate) -> Sensor:
+# What the configuration log (cityhub.auditlog) keeps of a sensor and of an alarm rule, before and after a change.
+_SENSOR_FACTS = ("name", "kind", "metrics", "lat", "lng", "address", "capacity", "unit_id", "active")
+_RULE_FACTS = (
+    "name",
+    "sensor_kind",
+    "sensor_id",
+    "metric",
+    "comparison",
+    "threshold",
+    "clear_threshold",
+    "of_capacity",
+    "duration_s",
+    "severity",
+    "opens_order",
+    "category",
+    "urgency",
+    "escalate_after_minutes",
+    "active",
+)
+
+
+def _facts(thing: Sensor | AlarmRule) -> dict[str, Any]:
+    names = _SENSOR_FACTS if isinstance(thing, Sensor) else _RULE_FACTS
+    return {name: getattr(thing, name) for name in names}
+
+
+def _log(
+    session: Session,
+    thing: Sensor | AlarmRule,
+    action: str,
+    actor: orders.Actor,
+    before: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    area, target = ("sensor", thing.code) if isinstance(thing, Sensor) else ("alarm_rule", str(thing.id))
+    auditlog.record(
+        session, actor=actor, area=area, target=target, action=action, before=before, after=_facts(thing), reason=reason
+    )
+
+
+def create_sensor(session: Session, *, data: SensorCreate, actor: orders.Actor = orders.SYSTEM) -> Sensor:
     """Register a sensor; Conflict when its code is taken."""
     if get_sensor(session, code=data.code) is not None:
         raise Conflict(f"sensor code '{data.code}' is taken", details={"field": "code"})
@@ -142,6 +183,7 @@ def create_sensor(session: Session, *, data: SensorCreate) -> Sensor:
     _place_sensor(session, sensor, data.unit_code)
     session.add(sensor)
     session.flush()
+    _log(session, sensor, "create", actor)
     return sensor
 
 
@@ -156,6 +198,7 @@ def update_sensor(session: Session, *, code: str, data: SensorUpdate, actor: ord
         retire(session, code=code, actor=actor)
     elif active is True and not sensor.active:
         reactivate(session, code=code, actor=actor)
+    before = _facts(sensor)
     for name, value in changes.items():
         setattr(sensor, name, value)
     if (sensor.lat is None) != (sensor.lng is None):
@@ -163,6 +206,7 @@ def update_sensor(session: Session, *, code: str, data: SensorUpdate, actor: ord
     if unit_code is not None or {"lat", "lng", "address"} & changes.keys():
         _place_sensor(session, sensor, unit_code)
     session.flush()
+    _log(session, sensor, "update", actor, before)
     return sensor
 
 
@@ -203,6 +247,7 @@ def retire(
     sensor.active = False
     sensor.retired_at, sensor.retired_by, sensor.retired_reason = utcnow(), actor.name, reason
     session.flush()
+    _log(session, sensor, "retire", actor, {**_facts(sensor), "active": True}, reason=reason)
     return sensor
 
 
@@ -217,6 +262,7 @@ def reactivate(session: Session, *, code: str, actor: orders.Actor, scope: Colum
     sensor.active = True
     sensor.retired_at = sensor.retired_by = sensor.retired_reason = None
     session.flush()
+    _log(session, sensor, "reactivate", actor, {**_facts(sensor), "active": False})
     return sensor
 
 
@@ -275,7 +321,7 @@ def _check_category(session: Session, category: str | None) -> None:
             raise ValidationFailed(f"unknown category '{category}'", details={"field": "category"})
 
 
-def create_rule(session: Session, *, data: RuleCreate) -> AlarmRule:
+def create_rule(session: Session, *, data: RuleCreate, actor: orders.Actor = orders.SYSTEM) -> AlarmRule:
     """Add an alarm rule for a kind of sensor or for one sensor."""
     sensor = require_sensor(session, code=data.sensor_code) if data.sensor_code else None
     if sensor is not None and data.metric not in sensor.metrics:
@@ -293,6 +339,7 @@ def create_rule(session: Session, *, data: RuleCreate) -> AlarmRule:
     )
     session.add(rule)
     session.flush()
+    _log(session, rule, "create", actor)
     return rule
 
 
@@ -303,7 +350,7 @@ def require_rule(session: Session, *, rule_id: int) -> AlarmRule:
     return rule
 
 
-def update_rule(session: Session, *, rule_id: int, data: RuleUpdate) -> AlarmRule:
+def update_rule(session: Session, *, rule_id: int, data: RuleUpdate, actor: orders.Actor = orders.SYSTEM) -> AlarmRule:
     """Change a rule's limits, severity, order settings or active flag (its metric and target stay)."""
     rule = require_rule(session, rule_id=rule_id)
     changes = data.model_dump(exclude_unset=True, mode="json")
@@ -314,9 +361,11 @@ def update_rule(session: Session, *, rule_id: int, data: RuleUpdate) -> AlarmRul
         raise ValidationFailed(problem, details={"field": "clear_threshold"})
     if "category" in changes:
         _check_category(session, changes["category"])
+    before = _facts(rule)
     for name, value in changes.items():
         setattr(rule, name, value)
     session.flush()
+    _log(session, rule, "update", actor, before)
     return rule
 
 

@@ -114,9 +114,9 @@ def list_sensors(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SensorRead, dependencies=[MANAGE])
-def create_sensor(body: SensorCreate, db: DbSession) -> SensorRead:
+def create_sensor(body: SensorCreate, db: DbSession, actor: CurrentActor) -> SensorRead:
     """Register a sensor; its responsible unit defaults to the community (else street) where it stands."""
-    return SensorRead.model_validate(service.create_sensor(db, data=body))
+    return SensorRead.model_validate(service.create_sensor(db, data=body, actor=actor))
 
 
 def _visible_sensor(db: Any, principal: Principal, code: str) -> Any:
@@ -241,10 +241,10 @@ def list_rules(db: DbSession, active: bool | None = None) -> list[RuleRead]:
 
 
 @rules_router.post("", status_code=status.HTTP_201_CREATED, response_model=RuleRead, dependencies=[MANAGE])
-def create_rule(body: RuleCreate, db: DbSession) -> RuleRead:
+def create_rule(body: RuleCreate, db: DbSession, actor: CurrentActor) -> RuleRead:
     """A threshold rule for every sensor of a kind, or for one sensor (which then replaces its kind's rules on that
     metric)."""
-    return RuleRead.model_validate(service.create_rule(db, data=body))
+    return RuleRead.model_validate(service.create_rule(db, data=body, actor=actor))
 
 
 @rules_router.get("/{rule_id}", response_model=RuleRead, dependencies=[READ])
@@ -253,9 +253,10 @@ def get_rule(rule_id: int, db: DbSession) -> RuleRead:
 
 
 @rules_router.patch("/{rule_id}", response_model=RuleRead, dependencies=[MANAGE])
-def update_rule(rule_id: int, body: RuleUpdate, db: DbSession) -> RuleRead:
-    """Change limits, duration, severity, order settings or the active flag; applies from the next reading."""
-    return RuleRead.model_validate(service.update_rule(db, rule_id=rule_id, data=body))
+def update_rule(rule_id: int, body: RuleUpdate, db: DbSession, actor: CurrentActor) -> RuleRead:
+    """Change limits, duration, severity, order settings or the active flag; applies from the next reading (each
+    change is in the configuration log, ``GET /api/v1/admin/log``)."""
+    return RuleRead.model_validate(service.update_rule(db, rule_id=rule_id, data=body, actor=actor))
 
 
 # ----------------------------------------------------------------------------------------------------- alarms

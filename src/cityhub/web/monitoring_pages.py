@@ -328,7 +328,11 @@ def create_rule(request: Request, db: DbSession, form: FormBody) -> Response:
     principal = support.require_user(request, db, permissions.SENSORS_MANAGE, form=form)
     t = support.translator(request)
     rule, errors = saved(
-        db, t, lambda: service.create_rule(db, data=RuleCreate.model_validate(_rule_payload(form, new=True)))
+        db,
+        t,
+        lambda: service.create_rule(
+            db, data=RuleCreate.model_validate(_rule_payload(form, new=True)), actor=principal.actor
+        ),
     )
     if rule is None:
         return _rules_page(request, db, principal, values=form.values(RULE_FIELDS), errors=errors, status_code=422)
@@ -341,7 +345,9 @@ def update_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -
     principal = support.require_user(request, db, permissions.SENSORS_MANAGE, form=form)
     t = support.translator(request)
     try:
-        rule = service.update_rule(db, rule_id=rule_id, data=RuleUpdate.model_validate(_rule_payload(form, new=False)))
+        rule = service.update_rule(
+            db, rule_id=rule_id, data=RuleUpdate.model_validate(_rule_payload(form, new=False)), actor=principal.actor
+        )
         db.commit()
     except NotFound:
         raise PageError(404, "err.page_not_found") from None

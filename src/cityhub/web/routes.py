@@ -284,6 +284,33 @@ def admin_home(request: Request, db: DbSession) -> Response:
     return render(request, "admin.html", principal=principal, pages=pages)
 
 
+LOG_SHOWN = 100
+
+
+@router.get("/admin/log", response_class=HTMLResponse)
+def admin_log(request: Request, db: DbSession) -> Response:
+    """系统日志: who changed sensors and alarm rules, when, from what to what (:mod:`cityhub.auditlog`)."""
+    from cityhub import auditlog
+
+    principal = support.require_user(request, db, permissions.LOG_READ)
+    area = request.query_params.get("area") or ""
+    area = area if area in auditlog.AREAS else ""
+    target = (request.query_params.get("target") or "").replace("\x00", "").strip()[:120]
+    offset = forms.whole_number(request.query_params.get("offset") or "0") or 0
+    entries, more = auditlog.entries(db, area=area or None, target=target or None, limit=LOG_SHOWN, offset=offset)
+    return render(
+        request,
+        "admin_log.html",
+        principal=principal,
+        entries=entries,
+        more=more,
+        areas=auditlog.AREAS,
+        area=area,
+        target=target,
+        offset=offset,
+    )
+
+
 # ------------------------------------------------------------------------------------------------ account
 
 

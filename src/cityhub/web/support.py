@@ -166,6 +166,8 @@ def admin_pages(principal: Principal) -> list[NavItem]:
         pages.append(NavItem("nav.calendar", "/admin/calendar"))
     if permissions.allows(role, permissions.API_CLIENTS_MANAGE):
         pages.append(NavItem("nav.apiclients", "/admin/api-clients"))
+    if permissions.allows(role, permissions.LOG_READ):
+        pages.append(NavItem("nav.log", "/admin/log"))
     return pages
 
 
