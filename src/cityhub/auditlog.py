@@ -1,7 +1,8 @@
 """The configuration log (操作日志): who changed what the platform runs by, when, from what to what, and why.
 
 An order's own trail is its audit trail (``order_events``); an alarm's is ``alarm_events``. What decides how orders
-and alarms are handled — sensors and their places, alarm rules and their limits — changes too, and a supervisor
+and alarms are handled — sensors and their places, alarm rules and their limits, routing rules and automatic-dispatch
+thresholds — changes too, and a supervisor
 asking why a flood did not alarm needs to see that the limit was raised last week, and by whom. Each such change
 writes one :class:`LogEntry` in the caller's transaction (:func:`record`): the area and the thing changed, the action,
 the fields that changed as ``{field: [before, after]}`` (a creation: ``[null, value]``), the actor and a reason.
@@ -21,8 +22,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from cityhub.db import Base, utcnow
 
 # What the log covers, each named by how its things are named in ``target`` (a sensor's code, a rule's id).
-AREAS = ("sensor", "alarm_rule")
-ACTIONS = ("create", "update", "retire", "reactivate")
+AREAS = ("sensor", "alarm_rule", "dispatch_rule", "dispatch_threshold")
+ACTIONS = ("create", "update", "delete", "retire", "reactivate")
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -53,15 +54,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def changes_between(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """``{field: [before, after]}`` for every field of ``after`` whose value differs from ``before``'s (all of them
-    when there is no ``before``)."""
-    old = before or {}
-    return {
-        name: [_plain(old.get(name)), _plain(value)]
-        for name, value in after.items()
-        if before is None or _plain(old.get(name)) != _plain(value)
-    }
+def changes_between(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, list[Any]]:
+    """``{field: [before, after]}`` for every field whose value differs between the two (a creation, no ``before``:
+    every field of ``after``; a deletion, no ``after``: every field of ``before``)."""
+    old, new = before or {}, after or {}
+    names = list(new) + [name for name in old if name not in new]
+    pairs = {name: [_plain(old.get(name)), _plain(new.get(name))] for name in names}
+    if before is None or after is None:
+        return pairs
+    return {name: pair for name, pair in pairs.items() if pair[0] != pair[1]}
 
 
 def record(
@@ -77,7 +78,7 @@ def record(
 ) -> LogEntry | None:
     """Log one change of ``area``'s ``target`` by ``actor`` (a :class:`~cityhub.workorders.service.Actor`). An update
     that changed nothing is not logged (None)."""
-    changes = changes_between(before, after or {})
+    changes = changes_between(before, after)
     if action == "update" and not changes and not reason:
         return None
     entry = LogEntry(

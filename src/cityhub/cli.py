@@ -166,6 +166,28 @@ def jobs_list() -> None:
         typer.echo(f"{job.name}\tevery {job.interval()}s\t{job.description}")
 
 
+@app.command("admin-log")
+def admin_log(
+    area: Annotated[str | None, typer.Option(help="sensor, alarm_rule, dispatch_rule or dispatch_threshold")] = None,
+    target: Annotated[str | None, typer.Option(help="a sensor's code, a rule's id, a category's id")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="entries, newest first")] = 50,
+) -> None:
+    """The configuration log (操作日志): who changed sensors, alarm rules, routing rules and thresholds, from what to
+    what (tab-separated: time, actor, area, target, action, changes as JSON, reason)."""
+    import json
+
+    from cityhub import auditlog
+    from cityhub.db import session_scope
+
+    if area is not None and area not in auditlog.AREAS:
+        raise fail(f"--area: unknown area '{area}' (one of {', '.join(auditlog.AREAS)})")
+    with session_scope() as session:
+        rows, _ = auditlog.entries(session, area=area, target=target, limit=limit)
+        for e in rows:
+            changes = json.dumps(e.changes, ensure_ascii=False, sort_keys=True)
+            typer.echo(f"{e.at.isoformat()}\t{e.actor}\t{e.area}\t{e.target}\t{e.action}\t{changes}\t{e.reason or ''}")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",

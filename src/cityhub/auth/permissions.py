@@ -32,7 +32,8 @@ ALARMS_HANDLE = "alarms:handle"  # acknowledge and clear alarms in one's data sc
 # is to act on what it finds: leaders and supervisors (督办), and dispatchers, who route the district's orders and
 # see recurring problems first. The data itself is read within one's scope, as order:read reads it.
 BRAIN_READ = "brain:read"
-# The configuration log (操作日志, cityhub.auditlog): who changed sensors and alarm rules, from what to what.
+# The configuration log (操作日志, cityhub.auditlog): who changed sensors, alarm and routing rules, from what to what
+# (administrators).
 LOG_READ = "log:read"
 
 
@@ -90,7 +91,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     # 督办员: time limits, extensions, reply audit, callback and closing.
     Role.SUPERVISOR: frozenset(
-        {ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, REPLY_REVIEW, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ, LOG_READ}
+        {ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, REPLY_REVIEW, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
         | _acts(
             Action.URGE,
             Action.ESCALATE,

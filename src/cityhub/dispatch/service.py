@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cityhub import refdata
+from cityhub import auditlog, refdata
 from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.dispatch import rules as rulebook
@@ -797,7 +797,39 @@ def get_rule(session: Session, *, rule_id: int) -> DispatchRule:
     return rule
 
 
-def create_rule(session: Session, *, data: RuleCreate, seed_key: str | None = None) -> DispatchRule:
+# What the configuration log (cityhub.auditlog) keeps of a routing rule, before and after a change.
+_RULE_FACTS = (
+    "name",
+    "priority",
+    "active",
+    "category_id",
+    "place_unit_id",
+    "keywords",
+    "exclude_keywords",
+    "target_kind",
+    "target_unit_id",
+    "tier",
+    "valid_from",
+    "valid_until",
+)
+
+
+def _rule_facts(rule: DispatchRule) -> dict[str, Any]:
+    return {name: getattr(rule, name) for name in _RULE_FACTS}
+
+
+def _log_rule(
+    session: Session, rule: DispatchRule, action: str, actor: orders.Actor, before: dict[str, Any] | None = None
+) -> None:
+    after = None if action == "delete" else _rule_facts(rule)
+    auditlog.record(
+        session, actor=actor, area="dispatch_rule", target=str(rule.id), action=action, before=before, after=after
+    )
+
+
+def create_rule(
+    session: Session, *, data: RuleCreate, seed_key: str | None = None, actor: orders.Actor = orders.SYSTEM
+) -> DispatchRule:
     """Create a routing rule; the tier follows from the target when not given."""
     values = data.model_dump()
     tier_given = values["tier"] is not None
@@ -806,10 +838,13 @@ def create_rule(session: Session, *, data: RuleCreate, seed_key: str | None = No
     _check_rule(session, rule, tier_given=tier_given, tier_asked=data.tier)
     session.add(rule)
     session.flush()
+    _log_rule(session, rule, "create", actor)
     return rule
 
 
-def update_rule(session: Session, *, rule_id: int, data: RuleUpdate) -> DispatchRule:
+def update_rule(
+    session: Session, *, rule_id: int, data: RuleUpdate, actor: orders.Actor = orders.SYSTEM
+) -> DispatchRule:
     """Change the fields set in ``data``; ``tier`` set to null derives it from the target again."""
     rule = get_rule(session, rule_id=rule_id)
     changes = data.model_dump(exclude_unset=True)
@@ -817,6 +852,7 @@ def update_rule(session: Session, *, rule_id: int, data: RuleUpdate) -> Dispatch
         if name in changes and changes[name] is None:
             raise ValidationFailed(f"{name} cannot be empty", details={"field": name})
     derive_tier = "tier" in changes and changes.pop("tier") is None
+    before = _rule_facts(rule)
     if "tier" in data.model_fields_set and not derive_tier:
         rule.tier = data.tier  # type: ignore[assignment]
     with session.no_autoflush:  # checked before anything is written: an unknown id is a 422, not a foreign-key error
@@ -825,12 +861,15 @@ def update_rule(session: Session, *, rule_id: int, data: RuleUpdate) -> Dispatch
         asked = data.tier if "tier" in data.model_fields_set else None
         _check_rule(session, rule, tier_given=not derive_tier, tier_asked=asked)
     session.flush()
+    _log_rule(session, rule, "update", actor, before)
     return rule
 
 
-def delete_rule(session: Session, *, rule_id: int) -> None:
+def delete_rule(session: Session, *, rule_id: int, actor: orders.Actor = orders.SYSTEM) -> None:
     """Remove a rule (to keep it for later, set ``active`` false instead)."""
-    session.delete(get_rule(session, rule_id=rule_id))
+    rule = get_rule(session, rule_id=rule_id)
+    _log_rule(session, rule, "delete", actor, _rule_facts(rule))
+    session.delete(rule)
     session.flush()
 
 
@@ -839,25 +878,45 @@ def list_thresholds(session: Session) -> list[tuple[DispatchThreshold, Category]
     return [(t, c) for t, c in session.execute(stmt.order_by(Category.code))]
 
 
-def set_threshold(session: Session, *, category_id: int, threshold: float) -> DispatchThreshold:
+def set_threshold(
+    session: Session, *, category_id: int, threshold: float, actor: orders.Actor = orders.SYSTEM
+) -> DispatchThreshold:
     """Set the auto-dispatch threshold of a category (and, unless they have their own, its descendants)."""
     if not 0 < threshold <= 1:
         raise ValidationFailed("threshold must be in (0, 1]", details={"field": "threshold"})
     if session.get(Category, category_id) is None:
         raise NotFound(f"category {category_id} not found")
     row = session.get(DispatchThreshold, category_id)
+    before = None if row is None else {"threshold": row.threshold}
     if row is None:
         row = DispatchThreshold(category_id=category_id, threshold=threshold)
         session.add(row)
     row.threshold = threshold
     session.flush()
+    auditlog.record(
+        session,
+        actor=actor,
+        area="dispatch_threshold",
+        target=str(category_id),
+        action="create" if before is None else "update",
+        before=before,
+        after={"threshold": threshold},
+    )
     return row
 
 
-def delete_threshold(session: Session, *, category_id: int) -> None:
+def delete_threshold(session: Session, *, category_id: int, actor: orders.Actor = orders.SYSTEM) -> None:
     row = session.get(DispatchThreshold, category_id)
     if row is None:
         raise NotFound(f"no threshold for category {category_id}")
+    auditlog.record(
+        session,
+        actor=actor,
+        area="dispatch_threshold",
+        target=str(category_id),
+        action="delete",
+        before={"threshold": row.threshold},
+    )
     session.delete(row)
     session.flush()
 

@@ -117,7 +117,7 @@ def list_rules(db: DbSession, principal: Dispatcher) -> list[RuleRead]:
 
 @router.post("/rules", response_model=RuleRead, status_code=status.HTTP_201_CREATED)
 def create_rule(body: RuleCreate, db: DbSession, principal: Admin) -> RuleRead:
-    return RuleRead.model_validate(service.create_rule(db, data=body))
+    return RuleRead.model_validate(service.create_rule(db, data=body, actor=principal.actor))
 
 
 @router.get("/rules/{rule_id}", response_model=RuleRead)
@@ -127,12 +127,12 @@ def get_rule(rule_id: int, db: DbSession, principal: Dispatcher) -> RuleRead:
 
 @router.patch("/rules/{rule_id}", response_model=RuleRead)
 def update_rule(rule_id: int, body: RuleUpdate, db: DbSession, principal: Admin) -> RuleRead:
-    return RuleRead.model_validate(service.update_rule(db, rule_id=rule_id, data=body))
+    return RuleRead.model_validate(service.update_rule(db, rule_id=rule_id, data=body, actor=principal.actor))
 
 
 @router.delete("/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_rule(rule_id: int, db: DbSession, principal: Admin) -> None:
-    service.delete_rule(db, rule_id=rule_id)
+    service.delete_rule(db, rule_id=rule_id, actor=principal.actor)
 
 
 @router.get("/thresholds", response_model=list[ThresholdRead])
@@ -146,7 +146,7 @@ def list_thresholds(db: DbSession, principal: Dispatcher) -> list[ThresholdRead]
 
 @router.put("/thresholds/{category_id}", response_model=ThresholdRead)
 def set_threshold(category_id: int, body: ThresholdSet, db: DbSession, principal: Admin) -> ThresholdRead:
-    row = service.set_threshold(db, category_id=category_id, threshold=body.threshold)
+    row = service.set_threshold(db, category_id=category_id, threshold=body.threshold, actor=principal.actor)
     category = db.get(Category, row.category_id)  # set_threshold refused an unknown one
     return ThresholdRead(
         category_id=row.category_id, category_path=category.path if category else None, threshold=row.threshold
@@ -155,4 +155,4 @@ def set_threshold(category_id: int, body: ThresholdSet, db: DbSession, principal
 
 @router.delete("/thresholds/{category_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_threshold(category_id: int, db: DbSession, principal: Admin) -> None:
-    service.delete_threshold(db, category_id=category_id)
+    service.delete_threshold(db, category_id=category_id, actor=principal.actor)

@@ -144,7 +144,9 @@ def rules_page(request: Request, db: DbSession) -> Response:
 def create_rule(request: Request, db: DbSession, form: FormBody) -> Response:
     principal = _editor(request, db, form)
     t = support.translator(request)
-    rule, errors = saved(db, t, lambda: dispatch.create_rule(db, data=RuleCreate.model_validate(_payload(form))))
+    rule, errors = saved(
+        db, t, lambda: dispatch.create_rule(db, data=RuleCreate.model_validate(_payload(form)), actor=principal.actor)
+    )
     if rule is None:
         return _page(request, db, principal, values=form.values(RULE_FIELDS), errors=errors, status_code=422)
     return support.redirect("/rules", flash=("rules.created", {"id": rule.id, "name": rule.name}))
@@ -172,7 +174,7 @@ def update_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -
         values = {**form.values(RULE_FIELDS), "updated_at": rule.updated_at.isoformat()}
         return _page(request, db, principal, rule=rule, values=values, error=t("rules.stale"), status_code=409)
     try:
-        dispatch.update_rule(db, rule_id=rule_id, data=RuleUpdate.model_validate(_payload(form)))
+        dispatch.update_rule(db, rule_id=rule_id, data=RuleUpdate.model_validate(_payload(form)), actor=principal.actor)
         db.commit()
     except (ValidationError, CityhubError) as exc:
         db.rollback()
@@ -191,8 +193,8 @@ def update_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -
 
 @router.post("/rules/{rule_id:int}/delete", response_class=HTMLResponse)
 def delete_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -> Response:
-    _editor(request, db, form)
-    removed(db, lambda: dispatch.delete_rule(db, rule_id=rule_id))
+    principal = _editor(request, db, form)
+    removed(db, lambda: dispatch.delete_rule(db, rule_id=rule_id, actor=principal.actor))
     return support.redirect("/rules", flash=("rules.deleted", {"id": rule_id}))
 
 
@@ -212,7 +214,9 @@ def set_threshold(request: Request, db: DbSession, form: FormBody) -> Response:
         value = float(form.get("threshold"))
     except ValueError:
         return _page(request, db, principal, errors={"threshold": t("err.number")}, status_code=422)
-    row, errors = saved(db, t, lambda: dispatch.set_threshold(db, category_id=category_id, threshold=value))
+    row, errors = saved(
+        db, t, lambda: dispatch.set_threshold(db, category_id=category_id, threshold=value, actor=principal.actor)
+    )
     if row is None:
         return _page(request, db, principal, errors={"threshold": errors.popitem()[1]}, status_code=422)
     return support.redirect("/rules", flash=("rules.threshold_set", {"threshold": value}))
@@ -220,6 +224,6 @@ def set_threshold(request: Request, db: DbSession, form: FormBody) -> Response:
 
 @router.post("/rules/thresholds/{category_id}/delete", response_class=HTMLResponse)
 def delete_threshold(request: Request, db: DbSession, category_id: int, form: FormBody) -> Response:
-    _editor(request, db, form)
-    removed(db, lambda: dispatch.delete_threshold(db, category_id=category_id))
+    principal = _editor(request, db, form)
+    removed(db, lambda: dispatch.delete_threshold(db, category_id=category_id, actor=principal.actor))
     return support.redirect("/rules", flash=("rules.threshold_deleted", {}))
