@@ -161,7 +161,11 @@ def test_alarm_rules_are_read_by_the_monitors_readers_and_written_by_administrat
     row = re.search(
         rf'<tr data-testid="log-entry" data-area="alarm_rule" data-target="{kind_rule.id}">(.*?)</tr>', log.text, re.S
     )
-    assert row is not None and "修改" in row.group(1) and "<code>threshold</code>：20.0 → 25.0" in row.group(1)
+    assert (
+        row is not None
+        and "修改" in row.group(1)
+        and '<span title="threshold">报警限值</span>：20.0 → 25.0' in row.group(1)
+    )
     assert 'href="/admin/log"' in adm.get("/admin").text
     assert dsp.get("/admin/log").status_code == 403
 
