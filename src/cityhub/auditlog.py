@@ -1,8 +1,8 @@
 """The configuration log (操作日志): who changed what the platform runs by, when, from what to what, and why.
 
-An order's own trail is its audit trail (``order_events``); an alarm's is ``alarm_events``. What decides how orders
-and alarms are handled — sensors and their places, alarm rules and their limits, routing rules and automatic-dispatch
-thresholds — changes too, and a supervisor
+An order's own trail is its audit trail (``order_events``); an alarm's is ``alarm_events``. Who may do what, and what
+decides how orders and alarms are handled — accounts and their roles, sensors and their places, alarm rules and their
+limits, routing rules and automatic-dispatch thresholds — change too, and a supervisor
 asking why a flood did not alarm needs to see that the limit was raised last week, and by whom. Each such change
 writes one :class:`LogEntry` in the caller's transaction (:func:`record`): the area and the thing changed, the action,
 the fields that changed as ``{field: [before, after]}`` (a creation: ``[null, value]``), the actor and a reason.
@@ -22,8 +22,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from cityhub.db import Base, utcnow
 
 # What the log covers, each named by how its things are named in ``target`` (a sensor's code, a rule's id).
-AREAS = ("sensor", "alarm_rule", "dispatch_rule", "dispatch_threshold")
-ACTIONS = ("create", "update", "delete", "retire", "reactivate")
+AREAS = ("user", "sensor", "alarm_rule", "dispatch_rule", "dispatch_threshold")
+ACTIONS = ("create", "update", "delete", "retire", "reactivate", "reset_password", "lock", "unlock")
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -76,14 +76,14 @@ def record(
     after: Mapping[str, Any] | None = None,
     reason: str | None = None,
 ) -> LogEntry | None:
-    """Log one change of ``area``'s ``target`` by ``actor`` (a :class:`~cityhub.workorders.service.Actor`). An update
-    that changed nothing is not logged (None)."""
+    """Log one change of ``area``'s ``target`` by ``actor`` (a :class:`~cityhub.workorders.service.Actor`, None: the
+    system). An update that changed nothing is not logged (None)."""
     changes = changes_between(before, after)
     if action == "update" and not changes and not reason:
         return None
     entry = LogEntry(
-        actor=actor.name,
-        actor_user_id=actor.user_id,
+        actor=actor.name if actor is not None else "system",
+        actor_user_id=actor.user_id if actor is not None else None,
         area=area,
         target=target[:120],
         action=action,

@@ -44,11 +44,11 @@ def read_log(
     page: Paging,
     area: Annotated[str | None, Query(description=f"one of {', '.join(auditlog.AREAS)}")] = None,
     target: Annotated[
-        str | None, Query(max_length=120, pattern=NO_NUL, description="a sensor's code, an alarm rule's id")
+        str | None, Query(max_length=120, pattern=NO_NUL, description="a login name, a sensor's code, a rule's id")
     ] = None,
 ) -> LogPage:
-    """Who changed sensors and alarm rules, when, from what to what (``changes``: ``{field: [before, after]}``) and
-    why — newest first."""
+    """Who changed accounts, sensors, alarm and routing rules and thresholds, when, from what to what
+    (``changes``: ``{field: [before, after]}``) and why — newest first."""
     if area is not None and area not in auditlog.AREAS:
         raise ValidationFailed(f"unknown area '{area}' (one of {', '.join(auditlog.AREAS)})", details={"field": "area"})
     rows, more = auditlog.entries(db, area=area, target=target, limit=page.limit, offset=page.offset)

@@ -168,12 +168,16 @@ def jobs_list() -> None:
 
 @app.command("admin-log")
 def admin_log(
-    area: Annotated[str | None, typer.Option(help="sensor, alarm_rule, dispatch_rule or dispatch_threshold")] = None,
-    target: Annotated[str | None, typer.Option(help="a sensor's code, a rule's id, a category's id")] = None,
+    area: Annotated[
+        str | None, typer.Option(help="user, sensor, alarm_rule, dispatch_rule or dispatch_threshold")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="a login name, a sensor's code, a rule's id, a category's id")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="entries, newest first")] = 50,
 ) -> None:
-    """The configuration log (操作日志): who changed sensors, alarm rules, routing rules and thresholds, from what to
-    what (tab-separated: time, actor, area, target, action, changes as JSON, reason)."""
+    """The configuration log (操作日志): who changed accounts, sensors, alarm rules, routing rules and thresholds, from
+    what to what (tab-separated: time, actor, area, target, action, changes as JSON, reason)."""
     import json
 
     from cityhub import auditlog

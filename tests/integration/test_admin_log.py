@@ -153,3 +153,33 @@ def test_the_log_is_printed_by_the_command_line(app_db, cli_run) -> None:
     assert lines[0][5] == '{"threshold": [15.0, 20.0]}'
     code, _, err = cli_run("admin-log", "--area", "moon")
     assert code != 0 and "unknown area 'moon'" in err
+
+
+def test_accounts_are_logged_without_their_passwords(db_session) -> None:
+    from cityhub.auth import service as auth
+    from cityhub.org.models import Unit, UnitTier
+    from cityhub.org.schemas import UserCreate
+
+    unit = Unit(code="LOG-S1", name="稻香街道", tier=UnitTier.STREET)
+    db_session.add(unit)
+    db_session.flush()
+    data = UserCreate(username="log-hand", full_name="吴承办", role=Role.HANDLER, unit_id=unit.id)
+    user = auth.create_account(db_session, data=data, password="Correct-Horse-Battery-42", actor=ENGINEER)
+    auth.update_account(db_session, user=user, changes={"role": Role.DISPATCHER}, actor=ENGINEER)
+    auth.set_password(db_session, username="log-hand", password="Another-Long-Passphrase-7", actor=ENGINEER)
+    auth.lock_user(db_session, username="log-hand", minutes=30, actor=ENGINEER)
+    auth.unlock_user(db_session, username="log-hand", actor=ENGINEER)
+    db_session.commit()
+
+    log = list(db_session.scalars(select(auditlog.LogEntry).where(auditlog.LogEntry.area == "user")))
+    assert [(e.target, e.action) for e in log] == [
+        ("log-hand", "create"),
+        ("log-hand", "update"),
+        ("log-hand", "reset_password"),
+        ("log-hand", "lock"),
+        ("log-hand", "unlock"),
+    ]
+    assert _changes(log[1]) == {"role": ["handler", "dispatcher"]}
+    assert _changes(log[4])["locked_until"][1] is None and _changes(log[3])["locked_until"][1]
+    text = str([e.changes for e in log])
+    assert "Correct-Horse" not in text and "Another-Long" not in text and "password" not in text

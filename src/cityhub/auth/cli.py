@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from cityhub.clitools import cli_actor
 from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError
 from cityhub.org.models import Role
@@ -69,6 +70,7 @@ def create(
                     email=email,
                 ),
                 password=password,
+                actor=cli_actor(),
             )
             summary = f"created user {user.username} ({user.role.value}{', ' + unit if unit else ''})"
     except CityhubError as exc:
@@ -118,7 +120,7 @@ def set_password(
     password, generated = _password(password_stdin)
     try:
         with session_scope() as session:
-            done = service.set_password(session, username=username, password=password)
+            done = service.set_password(session, username=username, password=password, actor=cli_actor())
     except CityhubError as exc:
         raise _fail(exc.message) from None
     typer.echo(
@@ -143,7 +145,7 @@ def lock(
 
     try:
         with session_scope() as session:
-            user = service.lock_user(session, username=username, minutes=minutes)
+            user = service.lock_user(session, username=username, minutes=minutes, actor=cli_actor())
             until = user.locked_until
     except CityhubError as exc:
         raise _fail(exc.message) from None
@@ -158,7 +160,7 @@ def unlock(username: Annotated[str, typer.Argument(help="Login name.")]) -> None
 
     try:
         with session_scope() as session:
-            service.unlock_user(session, username=username)
+            service.unlock_user(session, username=username, actor=cli_actor())
     except CityhubError as exc:
         raise _fail(exc.message) from None
     typer.echo(f"{username} unlocked")

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, event, func, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, ORMExecuteState, Session
 
+from cityhub import auditlog
 from cityhub.auth import passwords
 from cityhub.auth.errors import AccountLocked, InvalidCredentials, TooManyAttempts, Unauthenticated
 from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt, LoginLockout
@@ -45,14 +46,38 @@ def digest(secret: str) -> str:
 # ------------------------------------------------------------------------------------------------ accounts
 
 
-def create_account(session: Session, *, data: UserCreate, password: str | None = None) -> User:
-    """Create a user, with a password hash when ``password`` is given."""
+# What the configuration log (cityhub.auditlog) keeps of an account, before and after a change (never a password).
+_ACCOUNT_FACTS = ("full_name", "role", "unit_id", "active", "email", "phone")
+
+
+def _account_facts(user: User) -> dict[str, Any]:
+    return {name: getattr(user, name) for name in _ACCOUNT_FACTS}
+
+
+def _log(
+    session: Session, user: User, action: str, actor: Any, before: dict[str, Any] | None = None, **after: Any
+) -> None:
+    auditlog.record(
+        session,
+        actor=actor,
+        area="user",
+        target=user.username,
+        action=action,
+        before=before,
+        after=after or _account_facts(user),
+    )
+
+
+def create_account(session: Session, *, data: UserCreate, password: str | None = None, actor: Any = None) -> User:
+    """Create a user, with a password hash when ``password`` is given. ``actor``: who did it, for the configuration
+    log (None: the system)."""
     if password is not None:
         passwords.check_strength(password, username=data.username, personal=(data.full_name, data.email, data.phone))
     user = org.create_user(session, data=data)
     if password is not None:
         user.password_hash = passwords.hash_password(password)
     session.flush()
+    _log(session, user, "create", actor)
     return user
 
 
@@ -70,7 +95,7 @@ class PasswordSet:
     tokens_revoked: int
 
 
-def set_password(session: Session, *, username: str, password: str) -> PasswordSet:
+def set_password(session: Session, *, username: str, password: str, actor: Any = None) -> PasswordSet:
     """An administrator's reset: set a new password, lift any lock, end the user's sessions and revoke their API
     tokens — whoever may have learnt the old password may have made a token with it."""
     user = require_user(session, username=username)
@@ -81,6 +106,7 @@ def set_password(session: Session, *, username: str, password: str) -> PasswordS
     ended = end_sessions(session, user_id=user.id)
     revoked = revoke_tokens(session, user_id=user.id)
     session.flush()
+    _log(session, user, "reset_password", actor, sessions_ended=ended, tokens_revoked=revoked)
     return PasswordSet(user=user, sessions_ended=ended, tokens_revoked=revoked)
 
 
@@ -140,7 +166,9 @@ def refuse_own(by_user_id: int | None, user: User, what: str) -> None:
         raise Conflict(f"you cannot {what} your own account; ask another administrator")
 
 
-def update_account(session: Session, *, user: User, changes: dict[str, Any], by_user_id: int | None = None) -> User:
+def update_account(
+    session: Session, *, user: User, changes: dict[str, Any], by_user_id: int | None = None, actor: Any = None
+) -> User:
     """Change role, unit, activity or contact fields of ``user`` (those in ``changes``); staff roles need a unit,
     citizens have none. A role change or deactivation ends the account's browser sessions — they would otherwise
     keep the old standing until they expire — and is refused on one's own account (``by_user_id``)."""
@@ -158,15 +186,17 @@ def update_account(session: Session, *, user: User, changes: dict[str, Any], by_
     if unit_id is not None and unit_id != user.unit_id and session.get(Unit, unit_id) is None:
         raise ValidationFailed(f"unit {unit_id} not found", details={"field": "unit_id"})
     role_changed = role != user.role
+    before = _account_facts(user)
     for field, value in changes.items():
         setattr(user, field, value)
     if changes.get("active") is False or role_changed:
         end_sessions(session, user_id=user.id)
     session.flush()
+    _log(session, user, "update", actor, before)
     return user
 
 
-def lock_user(session: Session, *, username: str, minutes: float | None = None) -> User:
+def lock_user(session: Session, *, username: str, minutes: float | None = None, actor: Any = None) -> User:
     """An administrator's lock (for ``minutes``, or until unlocked): ends the account's sessions, its tokens stop
     working and it cannot log in. Not the lockout after failed password logins (:class:`LoginLockout`)."""
     user = require_user(session, username=username)
@@ -174,15 +204,18 @@ def lock_user(session: Session, *, username: str, minutes: float | None = None) 
     user.locked_until = until
     end_sessions(session, user_id=user.id)
     session.flush()
+    _log(session, user, "lock", actor, locked_until=until)
     return user
 
 
-def unlock_user(session: Session, *, username: str) -> User:
+def unlock_user(session: Session, *, username: str, actor: Any = None) -> User:
     """Lift an administrator's lock and a password lockout, and forget the failed logins."""
     user = require_user(session, username=username)
+    before = user.locked_until
     user.locked_until = None
     clear_password_lockout(session, username=user.username)
     session.flush()
+    _log(session, user, "unlock", actor, {"locked_until": before}, locked_until=None)
     return user
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from cityhub.clitools import cli_actor
 from cityhub.clitools import fail as _fail
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
@@ -17,13 +18,6 @@ rules_app = typer.Typer(no_args_is_help=True, help="Routing rules: category × p
 thresholds_app = typer.Typer(no_args_is_help=True, help="Per-category auto-dispatch thresholds.")
 app.add_typer(rules_app, name="rules")
 app.add_typer(thresholds_app, name="thresholds")
-
-
-def _cli_actor() -> Any:
-    """Who the configuration log (cityhub.auditlog) names for a change made from the command line."""
-    from cityhub.workorders.service import Actor
-
-    return Actor(name="cli")
 
 
 def _unit_id(session: object, code: str | None) -> int | None:
@@ -111,7 +105,7 @@ def rules_add(
                     "tier": tier,
                 }
             )
-            rule = service.create_rule(session, data=data, actor=_cli_actor())
+            rule = service.create_rule(session, data=data, actor=cli_actor())
             typer.echo(f"rule {rule.id} added ({rule.tier.value}, priority {rule.priority})")
     except CityhubError as exc:
         raise _fail(exc.message) from None
@@ -126,7 +120,7 @@ def rules_remove(rule_id: Annotated[int, typer.Argument(help="Rule id.")]) -> No
 
     try:
         with session_scope() as session:
-            service.delete_rule(session, rule_id=rule_id, actor=_cli_actor())
+            service.delete_rule(session, rule_id=rule_id, actor=cli_actor())
     except CityhubError as exc:
         raise _fail(exc.message) from None
     typer.echo(f"rule {rule_id} removed")
@@ -166,7 +160,7 @@ def thresholds_set(
         with session_scope() as session:
             category_id = _category_id(session, category)
             assert category_id is not None
-            service.set_threshold(session, category_id=category_id, threshold=threshold, actor=_cli_actor())
+            service.set_threshold(session, category_id=category_id, threshold=threshold, actor=cli_actor())
     except CityhubError as exc:
         raise _fail(exc.message) from None
     typer.echo(f"threshold of {category} set to {threshold}")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cityhub.clitools import fail
+from cityhub.clitools import cli_actor, fail
 from cityhub.db import session_scope
 
 sensors_app = typer.Typer(
@@ -198,7 +198,6 @@ def rules_add_command(
 
     from cityhub.monitoring import service
     from cityhub.monitoring.schemas import RuleCreate
-    from cityhub.workorders.service import Actor
 
     values = {
         "name": name,
@@ -222,7 +221,7 @@ def rules_add_command(
         err = exc.errors()[0]
         raise fail(f"{'.'.join(str(p) for p in err['loc']) or 'rule'}: {err['msg']}") from None
     with session_scope() as session:
-        typer.echo(_rule_line(service.create_rule(session, data=data, actor=Actor(name="cli"))))
+        typer.echo(_rule_line(service.create_rule(session, data=data, actor=cli_actor())))
 
 
 @rules_app.command("set")
@@ -242,7 +241,6 @@ def rules_set_command(
 
     from cityhub.monitoring import service
     from cityhub.monitoring.schemas import RuleUpdate
-    from cityhub.workorders.service import Actor
 
     values = {
         "threshold": threshold,
@@ -258,7 +256,7 @@ def rules_set_command(
         err = exc.errors()[0]
         raise fail(f"{'.'.join(str(p) for p in err['loc']) or 'rule'}: {err['msg']}") from None
     with session_scope() as session:
-        typer.echo(_rule_line(service.update_rule(session, rule_id=rule_id, data=data, actor=Actor(name="cli"))))
+        typer.echo(_rule_line(service.update_rule(session, rule_id=rule_id, data=data, actor=cli_actor())))
 
 
 @alarms_app.command("list")

@@ -305,17 +305,21 @@ def get_user(user_id: IdPath, db: DbSession, principal: DirectoryReader) -> User
 
 
 @users_router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut)
-def create_user(body: UserCreateBody, db: DbSession, _principal: UserManager) -> UserOut:
+def create_user(body: UserCreateBody, db: DbSession, principal: UserManager) -> UserOut:
     """Create an account; the password, when given, is checked for strength and stored as an Argon2id hash."""
     data = UserCreate.model_validate(body.model_dump(exclude={"password"}))
-    return _one(db, auth.create_account(db, data=data, password=body.password))
+    return _one(db, auth.create_account(db, data=data, password=body.password, actor=principal.actor))
 
 
 @users_router.patch("/{user_id}", response_model=UserOut)
 def update_user(user_id: IdPath, body: UserUpdateBody, db: DbSession, principal: UserManager) -> UserOut:
     """Change role, unit, activity or contact fields; staff roles need a unit, citizens have none."""
     user = auth.update_account(
-        db, user=_user(db, user_id), changes=body.model_dump(exclude_unset=True), by_user_id=principal.user_id
+        db,
+        user=_user(db, user_id),
+        changes=body.model_dump(exclude_unset=True),
+        by_user_id=principal.user_id,
+        actor=principal.actor,
     )
     return _one(db, user)
 
@@ -325,14 +329,15 @@ def lock_user(user_id: IdPath, db: DbSession, principal: UserManager, body: Lock
     """Lock the account (for ``minutes``, or until unlocked): its sessions end and its API tokens stop working."""
     user = _user(db, user_id)
     auth.refuse_own(principal.user_id, user, "lock")
-    return _one(db, auth.lock_user(db, username=user.username, minutes=body.minutes if body else None))
+    minutes = body.minutes if body else None
+    return _one(db, auth.lock_user(db, username=user.username, minutes=minutes, actor=principal.actor))
 
 
 @users_router.post("/{user_id}/unlock", response_model=UserOut)
-def unlock_user(user_id: IdPath, db: DbSession, _principal: UserManager) -> UserOut:
+def unlock_user(user_id: IdPath, db: DbSession, principal: UserManager) -> UserOut:
     """Lift an administrator's lock and a password lockout, and forget the failed logins."""
     user = _user(db, user_id)
-    return _one(db, auth.unlock_user(db, username=user.username))
+    return _one(db, auth.unlock_user(db, username=user.username, actor=principal.actor))
 
 
 __all__ = ["MAX_ID", "NO_NUL", "IdPath", "IdQuery", "SearchText", "StorableText", "units_router", "users_router"]

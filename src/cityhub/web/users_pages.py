@@ -171,7 +171,9 @@ def create_user(request: Request, db: DbSession, form: FormBody) -> Response:
     typed = form.get("password")
     password = typed or passwords.generate_password()
     try:
-        user = auth.create_account(db, data=UserCreate.model_validate(_payload(form)), password=password)
+        user = auth.create_account(
+            db, data=UserCreate.model_validate(_payload(form)), password=password, actor=principal.actor
+        )
         db.commit()
     except (ValidationError, CityhubError) as exc:
         db.rollback()
@@ -198,7 +200,7 @@ def update_user(request: Request, db: DbSession, user_id: int, form: FormBody) -
     try:
         changes["role"] = Role(changes["role"])
         changes["unit_id"] = forms.whole_number(changes["unit_id"])
-        auth.update_account(db, user=user, changes=changes, by_user_id=principal.user_id)
+        auth.update_account(db, user=user, changes=changes, by_user_id=principal.user_id, actor=principal.actor)
         db.commit()
     except (ValueError, CityhubError) as exc:
         db.rollback()
@@ -214,7 +216,7 @@ def reset_password(request: Request, db: DbSession, user_id: int, form: FormBody
     principal = _admin(request, db, form)
     user = _user(db, user_id)
     password = passwords.generate_password()
-    auth.set_password(db, username=user.username, password=password)
+    auth.set_password(db, username=user.username, password=password, actor=principal.actor)
     db.commit()
     return _user_page(request, db, principal, user, shown_password=password)
 
@@ -229,7 +231,7 @@ def lock_user(request: Request, db: DbSession, user_id: int, form: FormBody) -> 
         auth.refuse_own(principal.user_id, user, "lock")
     except CityhubError as exc:
         return _user_page(request, db, principal, user, errors=_errors(t, exc), status_code=exc.http_status)
-    auth.lock_user(db, username=user.username)
+    auth.lock_user(db, username=user.username, actor=principal.actor)
     db.commit()
     return support.redirect(f"/admin/users/{user_id}", flash=("users.locked", {"username": user.username}))
 
@@ -237,8 +239,8 @@ def lock_user(request: Request, db: DbSession, user_id: int, form: FormBody) -> 
 @router.post("/admin/users/{user_id:int}/unlock", response_class=HTMLResponse)
 def unlock_user(request: Request, db: DbSession, user_id: int, form: FormBody) -> Response:
     """Lift an administrator's lock and a password lockout."""
-    _admin(request, db, form)
+    principal = _admin(request, db, form)
     user = _user(db, user_id)
-    auth.unlock_user(db, username=user.username)
+    auth.unlock_user(db, username=user.username, actor=principal.actor)
     db.commit()
     return support.redirect(f"/admin/users/{user_id}", flash=("users.unlocked", {"username": user.username}))

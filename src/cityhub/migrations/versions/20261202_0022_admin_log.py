@@ -1,12 +1,13 @@
-"""configuration log: who changed sensors, alarm and routing rules, thresholds, from what to what
+"""configuration log: who changed accounts, sensors, alarm and routing rules, thresholds, and how
 
 Revision ID: 0022_admin_log
 Revises: 0021_alarm_media
 Create Date: 2026-12-02 16:00:00.000000
 
-`admin_log` (`cityhub.auditlog`): one row per change of what the platform runs by — area (sensor, alarm_rule,
-dispatch_rule, dispatch_threshold),
-target (a sensor's code, a rule's id), action (create, update, retire, reactivate), the changed fields as
+`admin_log` (`cityhub.auditlog`): one row per change of what the platform runs by — area (user, sensor,
+alarm_rule, dispatch_rule, dispatch_threshold),
+target (a login name, a sensor's code, a rule's id), action (create, update, delete, retire, reactivate,
+reset_password, lock, unlock), the changed fields as
 `{field: [before, after]}`, actor and reason. A new table: existing rows untouched.
 """
 
