@@ -33,7 +33,7 @@ from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.dispatch import rules as rulebook
 from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchThreshold
-from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
+from cityhub.dispatch.schemas import RuleBase, RuleCreate, RuleUpdate
 from cityhub.errors import CityhubError, NotFound, ValidationFailed
 from cityhub.org.models import Unit, UnitTier
 from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, locate_appeal, place_of_unit, unit_gazetteer
@@ -797,21 +797,8 @@ def get_rule(session: Session, *, rule_id: int) -> DispatchRule:
     return rule
 
 
-# What the configuration log (cityhub.auditlog) keeps of a routing rule, before and after a change.
-_RULE_FACTS = (
-    "name",
-    "priority",
-    "active",
-    "category_id",
-    "place_unit_id",
-    "keywords",
-    "exclude_keywords",
-    "target_kind",
-    "target_unit_id",
-    "tier",
-    "valid_from",
-    "valid_until",
-)
+# What the configuration log (cityhub.auditlog) keeps of a routing rule, before and after a change: what can be set.
+_RULE_FACTS = tuple(RuleBase.model_fields)
 
 
 def _rule_facts(rule: DispatchRule) -> dict[str, Any]:
