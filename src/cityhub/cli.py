@@ -169,15 +169,17 @@ def jobs_list() -> None:
 @app.command("admin-log")
 def admin_log(
     area: Annotated[
-        str | None, typer.Option(help="user, sensor, alarm_rule, dispatch_rule or dispatch_threshold")
+        str | None,
+        typer.Option(help="user, sla_rule, calendar_day, sensor, alarm_rule, dispatch_rule or dispatch_threshold"),
     ] = None,
     target: Annotated[
-        str | None, typer.Option(help="a login name, a sensor's code, a rule's id, a category's id")
+        str | None, typer.Option(help="a login name, a rule's id, a day (2027-02-08), a sensor's code, a category's id")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="entries, newest first")] = 50,
 ) -> None:
-    """The configuration log (操作日志): who changed accounts, sensors, alarm rules, routing rules and thresholds, from
-    what to what (tab-separated: time, actor, area, target, action, changes as JSON, reason)."""
+    """The configuration log (操作日志): who changed accounts, time limits, the calendar, sensors, alarm and routing
+    rules and thresholds, from what to what (tab-separated: time, actor, area, target, action, changes as JSON,
+    reason)."""
     import json
 
     from cityhub import auditlog

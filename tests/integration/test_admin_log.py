@@ -183,3 +183,32 @@ def test_accounts_are_logged_without_their_passwords(db_session) -> None:
     assert _changes(log[4])["locked_until"][1] is None and _changes(log[3])["locked_until"][1]
     text = str([e.changes for e in log])
     assert "Correct-Horse" not in text and "Another-Long" not in text and "password" not in text
+
+
+def test_time_limit_rules_and_calendar_days_are_logged(db_session) -> None:
+    from datetime import date
+
+    from cityhub.workorders import recompute, sla
+
+    spec = sla.RuleSpec(category_id=None, urgency="urgent", accept_hours=2, finish_days=3)
+    rule, _ = recompute.set_sla_rule(db_session, spec=spec, actor=ENGINEER)
+    recompute.set_sla_rule(db_session, spec=sla.RuleSpec(None, "urgent", 2, 2), actor=ENGINEER)
+    recompute.delete_sla_rule(db_session, rule_id=rule.id, actor=ENGINEER)
+    recompute.set_calendar_day(db_session, day=date(2027, 2, 8), is_workday=False, name="春节", actor=ENGINEER)
+    recompute.set_calendar_day(db_session, day=date(2027, 2, 8), is_workday=False, name="春节假期", actor=ENGINEER)
+    recompute.delete_calendar_day(db_session, day=date(2027, 2, 8), actor=ENGINEER)
+    db_session.commit()
+
+    log = list(db_session.scalars(select(auditlog.LogEntry).order_by(auditlog.LogEntry.id)))
+    assert [(e.area, e.target, e.action) for e in log] == [
+        ("sla_rule", str(rule.id), "create"),
+        ("sla_rule", str(rule.id), "update"),
+        ("sla_rule", str(rule.id), "delete"),
+        ("calendar_day", "2027-02-08", "create"),
+        ("calendar_day", "2027-02-08", "update"),
+        ("calendar_day", "2027-02-08", "delete"),
+    ]
+    assert _changes(log[1]) == {"finish_days": [3.0, 2.0]}
+    assert _changes(log[2])["finish_days"] == [2.0, None] and _changes(log[2])["urgency"] == ["urgent", None]
+    assert _changes(log[4]) == {"name": ["春节", "春节假期"]}
+    assert _changes(log[5]) == {"is_workday": [False, None], "name": ["春节假期", None]}

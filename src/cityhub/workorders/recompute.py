@@ -42,6 +42,7 @@ from typing import Any
 from sqlalchemy import Table, and_, bindparam, false, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from cityhub import auditlog
 from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import NotFound
@@ -398,7 +399,7 @@ def set_calendar_day(
 ) -> tuple[CalendarDay, Recomputed]:
     """Create or replace a calendar override and (unless ``recompute`` is false) move running deadlines."""
     old_cal = workcal.load_calendar(session)
-    row = workcal.set_day(session, day=day, is_workday=is_workday, name=name)
+    row = _set_day(session, workcal.CalendarEntry(day=day, is_workday=is_workday, name=name), actor)
     if not recompute:
         return row, Recomputed()
     new_cal = workcal.load_calendar(session)
@@ -416,7 +417,7 @@ def import_calendar_days(
     """Create or replace the overrides of many days at once (a year's holidays) and move running deadlines once."""
     old_cal = workcal.load_calendar(session)
     for entry in entries:
-        workcal.set_day(session, day=entry.day, is_workday=entry.is_workday, name=entry.name)
+        _set_day(session, entry, actor)
     if not recompute or not entries:
         return Recomputed()
     new_cal = workcal.load_calendar(session)
@@ -429,12 +430,32 @@ def delete_calendar_day(
 ) -> Recomputed:
     """Remove a calendar override (NotFound if there is none) and move running deadlines unless told not to."""
     old_cal = workcal.load_calendar(session)
+    row = session.get(CalendarDay, day)
+    before = _day_facts(row) if row is not None else None
     if not workcal.delete_day(session, day=day):
         raise NotFound(f"no calendar override on {day.isoformat()}", details={"day": day.isoformat()})
+    auditlog.record(session, actor=actor, area="calendar_day", target=day.isoformat(), action="delete", before=before)
     if not recompute:
         return Recomputed()
     new_cal = workcal.load_calendar(session)
     return after_calendar_change(session, old_cal=old_cal, new_cal=new_cal, days=[day], actor=actor, now=now)
+
+
+def _day_facts(row: CalendarDay) -> dict[str, Any]:
+    return {"is_workday": row.is_workday, "name": row.name}
+
+
+def _set_day(session: Session, entry: workcal.CalendarEntry, actor: Actor) -> CalendarDay:
+    """:func:`calendar.set_day`, written into the configuration log (cityhub.auditlog)."""
+    known = session.get(CalendarDay, entry.day)
+    before = _day_facts(known) if known is not None else None
+    row = workcal.set_day(session, day=entry.day, is_workday=entry.is_workday, name=entry.name)
+    action = "create" if before is None else "update"
+    target = entry.day.isoformat()
+    auditlog.record(
+        session, actor=actor, area="calendar_day", target=target, action=action, before=before, after=_day_facts(row)
+    )
+    return row
 
 
 def _rule_ref(rule: SlaRule) -> dict[str, Any]:
@@ -448,6 +469,11 @@ def _rule_ref(rule: SlaRule) -> dict[str, Any]:
     }
 
 
+def _rule_facts(rule: SlaRule) -> dict[str, Any]:
+    """What the configuration log keeps of a time-limit rule: its reference without the id (the log's target)."""
+    return {name: value for name, value in _rule_ref(rule).items() if name != "id"}
+
+
 def set_sla_rule(
     session: Session,
     *,
@@ -458,7 +484,18 @@ def set_sla_rule(
 ) -> tuple[SlaRule, Recomputed]:
     """:func:`sla.set_rule` of ``spec``, then move the running clocks whose terms it changes (unless told not to)."""
     old_rules = sla.load_rules(session)
+    known = sla.find_rule(session, spec.category_id, spec.urgency)
+    before = _rule_facts(known) if known is not None else None
     rule = sla.set_rule(session, **dataclasses.asdict(spec))
+    auditlog.record(
+        session,
+        actor=actor,
+        area="sla_rule",
+        target=str(rule.id),
+        action="create" if before is None else "update",
+        before=before,
+        after=_rule_facts(rule),
+    )
     if not recompute:
         return rule, Recomputed()
     done = after_rule_change(
@@ -474,7 +511,9 @@ def delete_sla_rule(
     old_rules = sla.load_rules(session)
     rule = session.get(SlaRule, rule_id)
     ref = {**_rule_ref(rule), "deleted": True} if rule is not None else {}
+    before = _rule_facts(rule) if rule is not None else None
     sla.delete_rule(session, rule_id=rule_id)
+    auditlog.record(session, actor=actor, area="sla_rule", target=str(rule_id), action="delete", before=before)
     if not recompute:
         return Recomputed()
     return after_rule_change(

@@ -322,6 +322,15 @@ def seed_default_rules(session: Session) -> int:
     return added
 
 
+def find_rule(session: Session, category_id: int | None, urgency: Any) -> SlaRule | None:
+    """The rule of one category (None = default) × urgency (None = any), if there is one (an unknown urgency has
+    none)."""
+    key = _urgency_value(urgency)
+    if key is not None and key not in BUILTIN_TERMS:
+        return None
+    return _find_rule(session, category_id, key)
+
+
 def set_rule(
     session: Session,
     *,
