@@ -57,10 +57,10 @@ def test_create_masks_personal_data_and_is_idempotent(client):
 
 
 CALL = (
-    "本人李雪梅，身份证44010619850101123X，住三元里大道88号5栋1203室，手机１３９１２３４５６７８，"
+    "本人李雪梅，身份证44010619850101123X，住三元里大道88号5栋1907室，手机１３９１２３４５６７８，"
     "备用139.1234.5678，邻居（电话一三九八七六五四三二一）夜间装修噪音。"
 )
-CALL_SECRETS = ("李雪梅", "44010619850101123X", "88号", "5栋", "1203", "１３９", "139.1234", "一三九八", "13912345678")
+CALL_SECRETS = ("李雪梅", "44010619850101123X", "88号", "5栋", "1907", "１３９", "139.1234", "一三九八", "13912345678")
 
 
 def _unit_staff(client, code: str, tier: UnitTier, role: Role) -> tuple[int, dict[str, str]]:
@@ -90,7 +90,7 @@ def test_masked_views_scrub_what_the_citizen_typed_into_the_text(client):
         content=CALL,
         citizen_name="李雪梅",
         citizen_phone="13912345678",
-        address="白云区三元里街道三元里大道88号5栋1203室",
+        address="白云区三元里街道三元里大道88号5栋1907室",
         lat=23.16321,
         lng=113.26487,
     )
@@ -100,10 +100,10 @@ def test_masked_views_scrub_what_the_citizen_typed_into_the_text(client):
         ("dispatch", {"unit_id": client.unit_id}),
         ("add_assist", {"unit_id": helper_id}),
         ("accept", {}),
-        ("comment", {"text": "已电话联系李雪梅 139 1234 5678，约好到5栋1203室看现场"}),
+        ("comment", {"text": "已电话联系李雪梅 139 1234 5678，约好到5栋1907室看现场"}),
         ("assist_accept", {"unit_id": helper_id}),
-        ("assist_reply", {"unit_id": helper_id, "text": "已协助核查5栋1203室"}),
-        ("reply", {"text": "已到三元里大道88号5栋1203室核查并处理，李雪梅表示满意"}),
+        ("assist_reply", {"unit_id": helper_id, "text": "已协助核查5栋1907室"}),
+        ("reply", {"text": "已到三元里大道88号5栋1907室核查并处理，李雪梅表示满意"}),
     ):
         done = client.post(f"{url}/{action}", json=body)
         assert done.status_code == 200, done.text
@@ -127,20 +127,20 @@ def test_masked_views_scrub_what_the_citizen_typed_into_the_text(client):
         assert comment["payload"]["text"] == "已电话联系[已隐去] [电话]，约好到[门牌号]看现场"
 
     full = client.get(f"/api/v1/orders/{order['id']}").json()  # the administrator sees the citizen's data
-    assert full["content"] == CALL and full["address"] == "白云区三元里街道三元里大道88号5栋1203室"
+    assert full["content"] == CALL and full["address"] == "白云区三元里街道三元里大道88号5栋1907室"
     assert full["lat"] == 23.16321 and "李雪梅" in client.get(f"/api/v1/orders/{order['id']}/events").text
 
 
 def test_similar_orders_are_scrubbed_for_whoever_sees_orders_masked(client):
     """Another order's title and reply excerpt in the similar-orders answer are shown as that order's own page would
     show them: scrubbed for a leader, whole for the administrator."""
-    title = "李雪梅反映三元里大道88号5栋1203室楼上夜间装修噪音扰民"
+    title = "李雪梅反映三元里大道88号5栋1907室楼上夜间装修噪音扰民"
     first = _create(client, channel="hotline", title=title, content=CALL, citizen_name="李雪梅")
     url = f"/api/v1/orders/{first['id']}/actions"
     for action, body in (
         ("dispatch", {"unit_id": client.unit_id}),
         ("accept", {}),
-        ("reply", {"text": "已到三元里大道88号5栋1203室核查，已联系李雪梅说明处理情况"}),
+        ("reply", {"text": "已到三元里大道88号5栋1907室核查，已联系李雪梅说明处理情况"}),
     ):
         assert client.post(f"{url}/{action}", json=body).status_code == 200
     second = _create(client, content=CALL.replace("李雪梅", "赵六"), citizen_name="赵六")
@@ -149,7 +149,7 @@ def test_similar_orders_are_scrubbed_for_whoever_sees_orders_masked(client):
     assert led.status_code == 200, led.text
     shown = [c for c in led.json()["similar"] + led.json()["duplicates"] if c["order_id"] == first["id"]]
     assert shown, led.json()  # the first order is found, so the check below could fail
-    for secret in ("李雪梅", "88号", "5栋", "1203"):
+    for secret in ("李雪梅", "88号", "5栋", "1907"):
         assert secret not in led.text, secret
     assert all(c["title"].startswith("[已隐去]反映三元里大道[门牌号]") for c in shown)
 

@@ -113,19 +113,19 @@ def test_the_masked_export_shows_what_the_masked_order_views_show(db_session: Se
         [
             {
                 "external_id": "m1",
-                "title": "李雪梅反映5栋1203室楼上噪音",
-                "content": "本人李雪梅，住三元里大道88号5栋1203室，手机13912345678",
+                "title": "李雪梅反映5栋1907室楼上噪音",
+                "content": "本人李雪梅，住三元里大道88号5栋1907室，手机13912345678",
                 "appeal_type": "complaint",
                 "citizen_name": "李雪梅",
                 "citizen_phone": "13912345678",
-                "address": "白云区三元里街道三元里大道88号5栋1203室",
+                "address": "白云区三元里街道三元里大道88号5栋1907室",
                 "lat": 23.16321,
                 "lng": 113.26487,
                 "created_at": created,
                 "lead_unit_id": street.id,
                 "state": State.REPLIED,
                 "replied_at": created,
-                "reply_text": "已到5栋1203室核查，李雪梅表示满意",
+                "reply_text": "已到5栋1907室核查，李雪梅表示满意",
                 "events": [
                     {"action": "create", "to_state": "received", "at": created},
                     {
@@ -134,7 +134,7 @@ def test_the_masked_export_shows_what_the_masked_order_views_show(db_session: Se
                         "to_state": "replied",
                         "at": created,
                         "reason": "联系李雪梅 139 1234 5678",
-                        "payload": {"text": "已到5栋1203室核查，李雪梅表示满意", "note": "ok"},
+                        "payload": {"text": "已到5栋1907室核查，李雪梅表示满意", "note": "ok"},
                     },
                 ],
             }
@@ -144,7 +144,7 @@ def test_the_masked_export_shows_what_the_masked_order_views_show(db_session: Se
     out = tmp_path / "masked.csv"
     export_orders(db_session, out=out, fmt="csv")
     written = out.read_text(encoding="utf-8-sig") + events_path(out).read_text(encoding="utf-8-sig")
-    for secret in ("李雪梅", "13912345678", "1234 5678", "88号", "5栋", "1203", "23.16321"):
+    for secret in ("李雪梅", "13912345678", "1234 5678", "88号", "5栋", "1907", "23.16321"):
         assert secret not in written, secret
     with out.open(encoding="utf-8-sig", newline="") as fh:
         (order,) = csv.DictReader(fh)
@@ -157,7 +157,7 @@ def test_the_masked_export_shows_what_the_masked_order_views_show(db_session: Se
 
     export_orders(db_session, out=out, fmt="csv", unmasked=True)
     whole = out.read_text(encoding="utf-8-sig") + events_path(out).read_text(encoding="utf-8-sig")
-    assert all(secret in whole for secret in ("李雪梅", "13912345678", "1234 5678", "88号5栋1203室", "23.16321"))
+    assert all(secret in whole for secret in ("李雪梅", "13912345678", "1234 5678", "88号5栋1907室", "23.16321"))
 
 
 def test_xlsx_has_an_events_sheet(db_session: Session, tmp_path: Path) -> None:

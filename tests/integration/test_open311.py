@@ -340,7 +340,7 @@ def test_get_requests_filters_by_id_list_service_and_window(env: Env) -> None:
 # --- what the public reads ------------------------------------------------------------------------------------
 
 HOTLINE_CALL = (
-    "本人李雪梅，身份证44010619850101123X，住三元里大道88号5栋1203室，手机１３９１２３４５６７８，"
+    "本人李雪梅，身份证44010619850101123X，住三元里大道88号5栋1907室，手机１３９１２３４５６７８，"
     "备用139.1234.5678，邻居王大力（电话一三九八七六五四三二一）夜间装修噪音。"
 )
 HOTLINE_SECRETS = (
@@ -348,7 +348,7 @@ HOTLINE_SECRETS = (
     "44010619850101123X",
     "88号",
     "5栋",
-    "1203",
+    "1907",
     "１３９",
     "139.1234",
     "一三九八",
@@ -392,7 +392,7 @@ def _hotline_call(env: Env) -> str:
                 citizen_name="李雪梅",
                 citizen_phone="13912345678",
                 content=HOTLINE_CALL,
-                address="白云区三元里街道三元里大道88号5栋1203室",
+                address="白云区三元里街道三元里大道88号5栋1907室",
                 lat=23.16321,
                 lng=113.26487,
             ),
@@ -400,7 +400,7 @@ def _hotline_call(env: Env) -> str:
         for action, params in (
             (Action.DISPATCH, {"unit_id": env.unit_id}),
             (Action.ACCEPT, {}),
-            (Action.REPLY, {"text": "已到三元里大道88号5栋1203室核查，李雪梅已确认，可致电 138 7777 6666 反馈"}),
+            (Action.REPLY, {"text": "已到三元里大道88号5栋1907室核查，李雪梅已确认，可致电 138 7777 6666 反馈"}),
         ):
             orders.act(s, order_id=order.id, action=action, params=params)
         return order.number
