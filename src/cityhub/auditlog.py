@@ -1,12 +1,12 @@
 """The configuration log (操作日志): who changed what the platform runs by, when, from what to what, and why.
 
 An order's own trail is its audit trail (``order_events``); an alarm's is ``alarm_events``. Who may do what, and what
-decides how orders and alarms are handled — accounts and their roles, time-limit rules and the working calendar,
-sensors and their places, alarm rules and their limits, routing rules and automatic-dispatch thresholds — change
-too, and a supervisor asking why a flood did not alarm needs to see that the limit was raised last week, and by
-whom. Each such change writes one :class:`LogEntry` in the caller's transaction (:func:`record`): the area and the
-thing changed, the action, the fields that changed as ``{field: [before, after]}`` (a creation: ``[null, value]``,
-a deletion: ``[value, null]``), the actor and a reason.
+decides how orders and alarms are handled — accounts and their roles, API clients and their keys, time-limit rules
+and the working calendar, sensors and their places, alarm rules and their limits, routing rules and
+automatic-dispatch thresholds — change too, and a supervisor asking why a flood did not alarm needs to see that the
+limit was raised last week, and by whom. Each such change writes one :class:`LogEntry` in the caller's transaction
+(:func:`record`): the area and the thing changed, the action, the fields that changed as ``{field: [before,
+after]}`` (a creation: ``[null, value]``, a deletion: ``[value, null]``), the actor and a reason.
 
 Read by administrators: ``GET /api/v1/admin/log``, the page ``/admin/log`` (系统日志), ``cityhub admin-log``.
 """
@@ -23,8 +23,28 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from cityhub.db import Base, utcnow
 
 # What the log covers, each named by how its things are named in ``target`` (a sensor's code, a rule's id).
-AREAS = ("user", "sla_rule", "calendar_day", "sensor", "alarm_rule", "dispatch_rule", "dispatch_threshold")
-ACTIONS = ("create", "update", "delete", "retire", "reactivate", "reset_password", "lock", "unlock")
+AREAS = (
+    "user",
+    "api_client",
+    "sla_rule",
+    "calendar_day",
+    "sensor",
+    "alarm_rule",
+    "dispatch_rule",
+    "dispatch_threshold",
+)
+ACTIONS = (
+    "create",
+    "update",
+    "delete",
+    "retire",
+    "reactivate",
+    "reset_password",
+    "lock",
+    "unlock",
+    "issue_key",
+    "revoke_key",
+)
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 

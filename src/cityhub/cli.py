@@ -170,7 +170,9 @@ def jobs_list() -> None:
 def admin_log(
     area: Annotated[
         str | None,
-        typer.Option(help="user, sla_rule, calendar_day, sensor, alarm_rule, dispatch_rule or dispatch_threshold"),
+        typer.Option(
+            help="user, api_client, sla_rule, calendar_day, sensor, alarm_rule, dispatch_rule, dispatch_threshold"
+        ),
     ] = None,
     target: Annotated[
         str | None, typer.Option(help="a login name, a rule's id, a day (2027-02-08), a sensor's code, a category's id")

@@ -212,3 +212,35 @@ def test_time_limit_rules_and_calendar_days_are_logged(db_session) -> None:
     assert _changes(log[2])["finish_days"] == [2.0, None] and _changes(log[2])["urgency"] == ["urgent", None]
     assert _changes(log[4]) == {"name": ["春节", "春节假期"]}
     assert _changes(log[5]) == {"is_workday": [False, None], "name": ["春节假期", None]}
+
+
+def test_api_clients_and_their_keys_are_logged_by_prefix_never_by_key(db_session) -> None:
+    from cityhub.sharing import service as sharing
+
+    _, key = sharing.create_key(db_session, client_name="街道小程序", scopes="open311:write", actor=ENGINEER)
+    _, second = sharing.create_key(db_session, client_name="街道小程序", actor=ENGINEER)
+    sharing.set_scopes(db_session, client_name="街道小程序", scopes="open311:write,sharing:read", actor=ENGINEER)
+    sharing.set_rate_limit(db_session, client_name="街道小程序", rate_limit=120, actor=ENGINEER)
+    sharing.revoke(db_session, prefix=key[:12], actor=ENGINEER)
+    db_session.commit()
+
+    log = list(db_session.scalars(select(auditlog.LogEntry).where(auditlog.LogEntry.area == "api_client")))
+    assert [(e.target, e.action) for e in log] == [
+        ("街道小程序", "create"),
+        ("街道小程序", "issue_key"),
+        ("街道小程序", "issue_key"),
+        ("街道小程序", "update"),
+        ("街道小程序", "update"),
+        ("街道小程序", "revoke_key"),
+    ]
+    assert _changes(log[0])["scopes"] == [None, "open311:write"]
+    assert _changes(log[3]) == {"scopes": ["open311:write", "open311:write sharing:read"]}
+    assert _changes(log[4])["rate_limit"][1] == 120
+    prefixes = [_changes(e)["key"][1] for e in (log[1], log[2], log[5])]
+    assert (
+        [len(p) for p in prefixes] == [len(prefixes[0])] * 3
+        and prefixes[0] == prefixes[2]
+        and key.startswith(prefixes[0])
+    )
+    text = str([e.changes for e in log])
+    assert key not in text and second not in text

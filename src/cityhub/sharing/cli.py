@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from cityhub.clitools import cli_actor
 from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError
 
@@ -39,7 +40,9 @@ def create(
 
     try:
         with session_scope() as session:
-            api_client, key = service.create_key(session, client_name=client, scopes=scopes, rate_limit=rate_limit)
+            api_client, key = service.create_key(
+                session, client_name=client, scopes=scopes, rate_limit=rate_limit, actor=cli_actor()
+            )
             summary = f"client {api_client.name}: scopes {api_client.scopes}, {api_client.rate_limit_per_minute}/min"
     except CityhubError as exc:
         raise _fail(exc.message) from None
@@ -58,7 +61,7 @@ def scopes_command(
 
     try:
         with session_scope() as session:
-            api_client, before = service.set_scopes(session, client_name=client, scopes=scopes)
+            api_client, before = service.set_scopes(session, client_name=client, scopes=scopes, actor=cli_actor())
             keys = [f"{k.prefix}…" for k in api_client.keys if k.revoked_at is None]
             after = api_client.scopes
     except CityhubError as exc:
@@ -78,7 +81,9 @@ def limit_command(
 
     try:
         with session_scope() as session:
-            api_client, before = service.set_rate_limit(session, client_name=client, rate_limit=rate_limit)
+            api_client, before = service.set_rate_limit(
+                session, client_name=client, rate_limit=rate_limit, actor=cli_actor()
+            )
             keys = len([k for k in api_client.keys if k.revoked_at is None])
     except CityhubError as exc:
         raise _fail(exc.message) from None
@@ -111,7 +116,7 @@ def revoke(
 
     try:
         with session_scope() as session:
-            count = service.revoke(session, prefix=prefix, client_name=client)
+            count = service.revoke(session, prefix=prefix, client_name=client, actor=cli_actor())
     except CityhubError as exc:
         raise _fail(exc.message) from None
     typer.echo(f"revoked {count} key(s)")

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Date, and_, case, cast, delete, func, select
 from sqlalchemy.orm import Session
 
+from cityhub import auditlog
 from cityhub.config import get_settings
 from cityhub.db import upsert_insert, utcnow
 from cityhub.errors import CityhubError, NotFound, PermissionDenied, ValidationFailed
@@ -90,8 +91,22 @@ def get_client(session: Session, *, name: str) -> ApiClient | None:
     return session.scalars(select(ApiClient).where(ApiClient.name == name)).one_or_none()
 
 
+def _log(
+    session: Session, client: ApiClient, action: str, actor: Any, before: dict[str, Any] | None, **after: Any
+) -> None:
+    """One entry of the configuration log (cityhub.auditlog) for an API client (never a key, only its prefix)."""
+    auditlog.record(
+        session, actor=actor, area="api_client", target=client.name, action=action, before=before, after=after
+    )
+
+
 def create_key(
-    session: Session, *, client_name: str, scopes: str | Iterable[str] | None = None, rate_limit: int | None = None
+    session: Session,
+    *,
+    client_name: str,
+    scopes: str | Iterable[str] | None = None,
+    rate_limit: int | None = None,
+    actor: Any = None,
 ) -> tuple[ApiClient, str]:
     """Issue a new key for the client and return it. A new client is created with ``scopes`` (required) and the
     limit; an existing one keeps its scopes and limit — ``scopes`` and ``rate_limit`` must be omitted or equal them
@@ -104,6 +119,7 @@ def create_key(
         raise ValidationFailed("rate limit must be at least 1 call per minute", details={"field": "rate_limit"})
     scope_list = None if scopes is None else parse_scopes(scopes)
     client = get_client(session, name=name)
+    created = client is None
     if client is None:
         if scope_list is None:
             raise ValidationFailed(f"client {name!r} is new: give its scopes", details={"field": "scopes"})
@@ -134,10 +150,15 @@ def create_key(
     raw = KEY_PREFIX + secrets.token_urlsafe(30)
     session.add(ApiKey(client_id=client.id, prefix=raw[:DISPLAY_PREFIX_LEN], key_hash=hash_key(raw)))
     session.flush()
+    if created:
+        _log(session, client, "create", actor, None, scopes=client.scopes, rate_limit=client.rate_limit_per_minute)
+    _log(session, client, "issue_key", actor, None, key=raw[:DISPLAY_PREFIX_LEN])
     return client, raw
 
 
-def set_scopes(session: Session, *, client_name: str, scopes: str | Iterable[str]) -> tuple[ApiClient, list[str]]:
+def set_scopes(
+    session: Session, *, client_name: str, scopes: str | Iterable[str], actor: Any = None
+) -> tuple[ApiClient, list[str]]:
     """Give an existing client ``scopes``, for every key it holds; returns the client and its scopes before."""
     scope_list = parse_scopes(scopes)
     client = get_client(session, name=client_name.strip())
@@ -146,10 +167,11 @@ def set_scopes(session: Session, *, client_name: str, scopes: str | Iterable[str
     before = client.scopes.split()
     client.scopes = " ".join(scope_list)
     session.flush()
+    _log(session, client, "update", actor, {"scopes": " ".join(before)}, scopes=client.scopes)
     return client, before
 
 
-def set_rate_limit(session: Session, *, client_name: str, rate_limit: int) -> tuple[ApiClient, int]:
+def set_rate_limit(session: Session, *, client_name: str, rate_limit: int, actor: Any = None) -> tuple[ApiClient, int]:
     """Give an existing client a new limit of calls per minute, for every key it holds; returns the client and its
     limit before."""
     if rate_limit < 1:
@@ -160,6 +182,7 @@ def set_rate_limit(session: Session, *, client_name: str, rate_limit: int) -> tu
     before = client.rate_limit_per_minute
     client.rate_limit_per_minute = rate_limit
     session.flush()
+    _log(session, client, "update", actor, {"rate_limit": before}, rate_limit=rate_limit)
     return client, before
 
 
@@ -170,7 +193,7 @@ def list_clients(session: Session) -> Sequence[ApiClient]:
     return session.scalars(select(ApiClient).options(selectinload(ApiClient.keys)).order_by(ApiClient.name)).all()
 
 
-def revoke(session: Session, *, prefix: str | None = None, client_name: str | None = None) -> int:
+def revoke(session: Session, *, prefix: str | None = None, client_name: str | None = None, actor: Any = None) -> int:
     """Revoke the key(s) starting with ``prefix``, or every key of a client; return how many were revoked."""
     if bool(prefix) == bool(client_name):
         raise ValidationFailed("name either a key prefix or a client")
@@ -193,6 +216,9 @@ def revoke(session: Session, *, prefix: str | None = None, client_name: str | No
     for key in keys:
         key.revoked_at = now
     session.flush()
+    owners = {c.id: c for c in session.scalars(select(ApiClient).where(ApiClient.id.in_({k.client_id for k in keys})))}
+    for key in keys:
+        _log(session, owners[key.client_id], "revoke_key", actor, None, key=key.prefix)
     return len(keys)
 
 

@@ -98,6 +98,7 @@ def create_client(request: Request, db: DbSession, form: FormBody) -> Response:
             client_name=name,
             scopes=form.getlist("scopes"),
             rate_limit=forms.whole_number(form.get("rate_limit")) or -1,
+            actor=principal.actor,
         )
         db.commit()
     except CityhubError as exc:
@@ -112,7 +113,7 @@ def create_client(request: Request, db: DbSession, form: FormBody) -> Response:
 def new_key(request: Request, db: DbSession, client_id: int, form: FormBody) -> Response:
     """Another key for a client, with the client's scopes and limit (shown once)."""
     principal = _admin(request, db, form)
-    client, key = sharing.create_key(db, client_name=_client(db, client_id).name)
+    client, key = sharing.create_key(db, client_name=_client(db, client_id).name, actor=principal.actor)
     db.commit()
     return _page(request, db, principal, new_key=(client.name, key), status_code=201)
 
@@ -124,8 +125,9 @@ def change_client(request: Request, db: DbSession, client_id: int, form: FormBod
     t = support.translator(request)
     client = _client(db, client_id)
     try:
-        sharing.set_scopes(db, client_name=client.name, scopes=form.getlist("scopes"))
-        sharing.set_rate_limit(db, client_name=client.name, rate_limit=forms.whole_number(form.get("rate_limit")) or -1)
+        sharing.set_scopes(db, client_name=client.name, scopes=form.getlist("scopes"), actor=principal.actor)
+        limit = forms.whole_number(form.get("rate_limit")) or -1
+        sharing.set_rate_limit(db, client_name=client.name, rate_limit=limit, actor=principal.actor)
         db.commit()
     except CityhubError as exc:
         db.rollback()
@@ -137,9 +139,9 @@ def change_client(request: Request, db: DbSession, client_id: int, form: FormBod
 
 @router.post("/admin/api-clients/keys/{prefix}/revoke", response_class=HTMLResponse)
 def revoke_key(request: Request, db: DbSession, prefix: str, form: FormBody) -> Response:
-    _admin(request, db, form)
+    principal = _admin(request, db, form)
     try:
-        sharing.revoke(db, prefix=prefix)
+        sharing.revoke(db, prefix=prefix, actor=principal.actor)
     except (NotFound, CityhubError):
         raise PageError(404, "err.page_not_found") from None
     db.commit()
