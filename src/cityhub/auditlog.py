@@ -1,8 +1,8 @@
 """The configuration log (操作日志): who changed what the platform runs by, when, from what to what, and why.
 
 An order's own trail is its audit trail (``order_events``); an alarm's is ``alarm_events``. Who may do what, and what
-decides how orders and alarms are handled — accounts and their roles, API clients and their keys, time-limit rules
-and the working calendar, sensors and their places, alarm rules and their limits, routing rules and
+decides how orders and alarms are handled — units, accounts and their roles, API clients and their keys, categories,
+time-limit rules and the working calendar, sensors and their places, alarm rules and their limits, routing rules and
 automatic-dispatch thresholds — change too, and a supervisor asking why a flood did not alarm needs to see that the
 limit was raised last week, and by whom. Each such change writes one :class:`LogEntry` in the caller's transaction
 (:func:`record`): the area and the thing changed, the action, the fields that changed as ``{field: [before,
@@ -24,8 +24,10 @@ from cityhub.db import Base, utcnow
 
 # What the log covers, each named by how its things are named in ``target`` (a sensor's code, a rule's id).
 AREAS = (
+    "unit",
     "user",
     "api_client",
+    "category",
     "sla_rule",
     "calendar_day",
     "sensor",

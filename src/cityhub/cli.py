@@ -171,7 +171,8 @@ def admin_log(
     area: Annotated[
         str | None,
         typer.Option(
-            help="user, api_client, sla_rule, calendar_day, sensor, alarm_rule, dispatch_rule, dispatch_threshold"
+            help="unit, user, api_client, category, sla_rule, calendar_day, sensor, alarm_rule, dispatch_rule, "
+            "dispatch_threshold"
         ),
     ] = None,
     target: Annotated[

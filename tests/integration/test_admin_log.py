@@ -244,3 +244,32 @@ def test_api_clients_and_their_keys_are_logged_by_prefix_never_by_key(db_session
     )
     text = str([e.changes for e in log])
     assert key not in text and second not in text
+
+
+def test_units_and_categories_are_logged(db_session) -> None:
+    from cityhub.org import service as org
+    from cityhub.org.models import UnitTier
+    from cityhub.org.schemas import UnitCreate, UnitUpdate
+    from cityhub.workorders import categories
+
+    street = org.create_unit(
+        db_session, data=UnitCreate(code="LOG-JD", name="稻香街道", tier=UnitTier.STREET), actor=ENGINEER
+    )
+    org.update_unit(db_session, unit_id=street.id, data=UnitUpdate(duties="辖区城市管理"), actor=ENGINEER)
+    node = categories.create_category(db_session, name="共享单车", actor=ENGINEER)
+    categories.update_category(db_session, category_id=node.id, name="共享单车停放", actor=ENGINEER)
+    categories.update_category(db_session, category_id=node.id, active=False, actor=ENGINEER)
+    db_session.commit()
+
+    log = list(db_session.scalars(select(auditlog.LogEntry).order_by(auditlog.LogEntry.id)))
+    assert [(e.area, e.target, e.action) for e in log] == [
+        ("unit", "LOG-JD", "create"),
+        ("unit", "LOG-JD", "update"),
+        ("category", node.code, "create"),
+        ("category", node.code, "update"),
+        ("category", node.code, "update"),
+    ]
+    assert _changes(log[0])["name"] == [None, "稻香街道"] and _changes(log[0])["has_boundary"] == [None, False]
+    assert _changes(log[1]) == {"duties": [None, "辖区城市管理"]}
+    assert _changes(log[3]) == {"name": ["共享单车", "共享单车停放"], "path": ["共享单车", "共享单车停放"]}
+    assert _changes(log[4]) == {"active": [True, False]}

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from cityhub import refdata
+from cityhub import auditlog, refdata
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.schemas import (
@@ -464,7 +464,13 @@ def _valid_boundary(boundary: dict[str, Any] | None) -> dict[str, Any] | None:
         raise ValidationFailed(str(exc), details={"field": "boundary"}) from None
 
 
-def create_unit(session: Session, *, data: UnitCreate) -> Unit:
+def _unit_facts(unit: Unit) -> dict[str, Any]:
+    """What the configuration log (cityhub.auditlog) keeps of a unit: its settings, and whether it has a boundary."""
+    facts = {name: getattr(unit, name) for name in ("name", "short_name", "tier", "parent_id", "duties", "active")}
+    return {**facts, "contacts": unit.contacts, "has_boundary": unit.boundary is not None}
+
+
+def create_unit(session: Session, *, data: UnitCreate, actor: Any = None) -> Unit:
     """Create a unit; the short name is derived from the name when not given."""
     if get_unit_by_code(session, code=data.code) is not None:
         raise Conflict(f"unit code {data.code} already exists")
@@ -482,14 +488,16 @@ def create_unit(session: Session, *, data: UnitCreate) -> Unit:
     )
     session.add(unit)
     session.flush()
+    auditlog.record(session, actor=actor, area="unit", target=unit.code, action="create", after=_unit_facts(unit))
     return unit
 
 
-def update_unit(session: Session, *, unit_id: int, data: UnitUpdate) -> Unit:
+def update_unit(session: Session, *, unit_id: int, data: UnitUpdate, actor: Any = None) -> Unit:
     """Change the fields set in ``data``; moving a unit under its own subtree is refused."""
     unit = session.get(Unit, unit_id)
     if unit is None:
         raise NotFound(f"unit {unit_id} not found")
+    before = _unit_facts(unit)
     changes = data.model_dump(exclude_unset=True)
     if "parent_id" in changes:
         _check_parent(session, parent_id=changes["parent_id"], unit_id=unit_id)
@@ -504,6 +512,9 @@ def update_unit(session: Session, *, unit_id: int, data: UnitUpdate) -> Unit:
                 raise ValidationFailed(f"{field} cannot be empty", details={"field": field})
             setattr(unit, field, changes[field])
     session.flush()
+    auditlog.record(
+        session, actor=actor, area="unit", target=unit.code, action="update", before=before, after=_unit_facts(unit)
+    )
     return unit
 
 

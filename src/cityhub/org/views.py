@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from cityhub.api.deps import DbSession, Paging, get_principal, require
+from cityhub.api.deps import CurrentActor, DbSession, Paging, get_principal, require
 from cityhub.auth import permissions
 from cityhub.auth import service as auth
 from cityhub.auth.principal import Principal
@@ -246,15 +246,16 @@ def unit_children(unit_id: IdPath, db: DbSession) -> list[UnitOut]:
 
 
 @units_router.post("", status_code=status.HTTP_201_CREATED, response_model=UnitOut, dependencies=[UnitManager])
-def create_unit(body: UnitCreateBody, db: DbSession) -> UnitOut:
-    return UnitOut.model_validate(service.create_unit(db, data=UnitCreate.model_validate(body.model_dump())))
+def create_unit(body: UnitCreateBody, db: DbSession, actor: CurrentActor) -> UnitOut:
+    data = UnitCreate.model_validate(body.model_dump())
+    return UnitOut.model_validate(service.create_unit(db, data=data, actor=actor))
 
 
 @units_router.patch("/{unit_id}", response_model=UnitOut, dependencies=[UnitManager])
-def update_unit(unit_id: IdPath, body: UnitUpdateBody, db: DbSession) -> UnitOut:
+def update_unit(unit_id: IdPath, body: UnitUpdateBody, db: DbSession, actor: CurrentActor) -> UnitOut:
     """Change the fields sent; the code cannot change, and a unit cannot move under its own sub-units."""
     data = UnitUpdate.model_validate(body.model_dump(exclude_unset=True))
-    return UnitOut.model_validate(service.update_unit(db, unit_id=unit_id, data=data))
+    return UnitOut.model_validate(service.update_unit(db, unit_id=unit_id, data=data, actor=actor))
 
 
 def _user(db: Session, user_id: int) -> User:

@@ -159,7 +159,11 @@ def units_page(request: Request, db: DbSession) -> Response:
 def create_unit(request: Request, db: DbSession, form: FormBody) -> Response:
     principal = _admin(request, db, form)
     t = support.translator(request)
-    unit, errors = saved(db, t, lambda: org.create_unit(db, data=UnitCreate.model_validate(_payload(form, new=True))))
+    unit, errors = saved(
+        db,
+        t,
+        lambda: org.create_unit(db, data=UnitCreate.model_validate(_payload(form, new=True)), actor=principal.actor),
+    )
     if unit is None:
         return _list_page(request, db, principal, values=form.values(UNIT_FIELDS), errors=errors, status_code=422)
     return support.redirect(f"/admin/units/{unit.id}", flash=("units.created", {"name": unit.name}))
@@ -182,7 +186,9 @@ def update_unit(request: Request, db: DbSession, unit_id: int, form: FormBody) -
     if unit is None:
         raise PageError(404, "err.page_not_found")
     try:
-        org.update_unit(db, unit_id=unit_id, data=UnitUpdate.model_validate(_payload(form, new=False)))
+        org.update_unit(
+            db, unit_id=unit_id, data=UnitUpdate.model_validate(_payload(form, new=False)), actor=principal.actor
+        )
         db.commit()
     except (ValidationError, CityhubError) as exc:
         db.rollback()

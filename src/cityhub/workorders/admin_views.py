@@ -184,18 +184,19 @@ def get_category(category_id: IdPath, db: DbSession) -> CategoryOut:
 @categories_router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=CategoryOut, dependencies=CategoryManager
 )
-def create_category(body: CategoryCreate, db: DbSession) -> CategoryOut:
+def create_category(body: CategoryCreate, db: DbSession, actor: CurrentActor) -> CategoryOut:
     """Add a node; it takes the next free code under its parent (C16, C01.19, C01.03.008)."""
-    return CategoryOut.model_validate(categories.create_category(db, name=body.name, parent_id=body.parent_id))
+    node = categories.create_category(db, name=body.name, parent_id=body.parent_id, actor=actor)
+    return CategoryOut.model_validate(node)
 
 
 @categories_router.patch("/{category_id}", response_model=CategoryOut, dependencies=CategoryManager)
-def update_category(category_id: IdPath, body: CategoryUpdate, db: DbSession) -> CategoryOut:
+def update_category(category_id: IdPath, body: CategoryUpdate, db: DbSession, actor: CurrentActor) -> CategoryOut:
     """Rename and/or (de)activate a node."""
     changes = body.model_dump(exclude_unset=True)
     if (changes.get("name") is None and "name" in changes) or (changes.get("active") is None and "active" in changes):
         raise ValidationFailed("name and active cannot be empty")
-    node = categories.update_category(db, category_id=category_id, name=body.name, active=body.active)
+    node = categories.update_category(db, category_id=category_id, name=body.name, active=body.active, actor=actor)
     return CategoryOut.model_validate(node)
 
 

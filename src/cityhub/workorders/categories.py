@@ -12,14 +12,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cityhub import refdata
+from cityhub import auditlog, refdata
 from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError, Conflict, NotFound, ValidationFailed
 from cityhub.org.schemas import ImportReport
@@ -422,7 +422,12 @@ def _check_unique(tree: _Tree, parent: Category | None, name: str) -> None:
         raise Conflict(f"category {name!r} already exists under the same parent")
 
 
-def create_category(session: Session, *, name: str, parent_id: int | None = None) -> Category:
+def _category_facts(node: Category) -> dict[str, Any]:
+    """What the configuration log (cityhub.auditlog) keeps of a category node."""
+    return {"name": node.name, "path": node.path, "parent_id": node.parent_id, "active": node.active}
+
+
+def create_category(session: Session, *, name: str, parent_id: int | None = None, actor: Any = None) -> Category:
     """Add a node under ``parent_id`` (None = top level); it takes the next free code there (C16, C01.19, …)."""
     name = _required_name(name)
     parent = None
@@ -438,11 +443,19 @@ def create_category(session: Session, *, name: str, parent_id: int | None = None
         raise ValidationFailed(f"category path longer than {PATH_MAX} characters", details={"field": "name"})
     node = tree.add(session, name=name, parent=parent)
     session.flush()
+    auditlog.record(
+        session, actor=actor, area="category", target=node.code, action="create", after=_category_facts(node)
+    )
     return node
 
 
 def update_category(
-    session: Session, *, category_id: int, name: str | None = None, active: bool | None = None
+    session: Session,
+    *,
+    category_id: int,
+    name: str | None = None,
+    active: bool | None = None,
+    actor: Any = None,
 ) -> Category:
     """Rename a node (the paths of its subtree follow; codes never change) and/or (de)activate it.
 
@@ -454,6 +467,7 @@ def update_category(
         raise NotFound(f"category {category_id} not found")
     tree = _Tree.load(session)
     parent = tree.by_id.get(node.parent_id) if node.parent_id is not None else None
+    before = _category_facts(node)
     if name is not None and name.strip() != node.name:
         name = _required_name(name)
         _check_unique(tree, parent, name)
@@ -468,6 +482,10 @@ def update_category(
             raise ValidationFailed("reactivate the parent category first", details={"field": "active"})
         node.active = True
     session.flush()
+    after = _category_facts(node)
+    auditlog.record(
+        session, actor=actor, area="category", target=node.code, action="update", before=before, after=after
+    )
     return node
 
 

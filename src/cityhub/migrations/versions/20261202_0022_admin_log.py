@@ -4,8 +4,8 @@ Revision ID: 0022_admin_log
 Revises: 0021_alarm_media
 Create Date: 2026-12-02 16:00:00.000000
 
-`admin_log` (`cityhub.auditlog`): one row per change of what the platform runs by — area (user, api_client,
-sla_rule, calendar_day, sensor, alarm_rule, dispatch_rule, dispatch_threshold),
+`admin_log` (`cityhub.auditlog`): one row per change of what the platform runs by — area (unit, user,
+api_client, category, sla_rule, calendar_day, sensor, alarm_rule, dispatch_rule, dispatch_threshold),
 target (a login name, a rule's id, a day, a sensor's code), action (create, update, delete, retire, reactivate,
 reset_password, lock, unlock, issue_key, revoke_key), the changed fields as
 `{field: [before, after]}`, actor and reason. A new table: existing rows untouched.
