@@ -409,7 +409,9 @@ def test_training_export_picks_orders_a_dispatcher_corrected(db_session, org, tm
     assert rows[recategorised.number]["category"] == "环境保护"
     records, report = classifier.read_labelled_csv(out)
     assert {r.category for r in records} == {"城乡建设", "环境保护"} and report.skipped == []
-    event = s.scalars(select(OrderEvent).where(OrderEvent.order_id == recategorised.id)).all()[-1]
+    event = s.scalars(select(OrderEvent).where(OrderEvent.order_id == recategorised.id).order_by(OrderEvent.id)).all()[
+        -1
+    ]
     assert event.action == "comment" and event.payload["previous_category_id"] == org["cat_build"]
     assert event.reason == "分类错误" and event.actor_name == "派单员"
 

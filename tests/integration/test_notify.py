@@ -337,7 +337,9 @@ def test_an_urgency_raise_that_brings_the_deadline_forward_is_notified_as_a_dead
     due_normal = order.due_at
     _act(db_session, order, "escalate", MONDAY + timedelta(days=1), reason="市民多次来电", urgency="urgent")
     [message] = _messages(db_session)
-    event = db_session.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id)).all()[-1]
+    event = db_session.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)).all()[
+        -1
+    ]
     assert message.topic == Topic.DEADLINE and message.subscription_id == sub.id
     assert message.payload == {
         "action": "escalate",
