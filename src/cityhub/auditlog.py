@@ -13,7 +13,7 @@ Read by administrators: ``GET /api/v1/admin/log``, the page ``/admin/log`` (ç³»ç
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -35,18 +35,6 @@ AREAS = (
     "dispatch_rule",
     "dispatch_threshold",
 )
-ACTIONS = (
-    "create",
-    "update",
-    "delete",
-    "retire",
-    "reactivate",
-    "reset_password",
-    "lock",
-    "unlock",
-    "issue_key",
-    "revoke_key",
-)
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -64,6 +52,11 @@ class LogEntry(Base):
     action: Mapped[str] = mapped_column(String(20))
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     reason: Mapped[str | None] = mapped_column(String(500))
+
+
+def snapshot(thing: Any, names: Iterable[str]) -> dict[str, Any]:
+    """The attributes ``names`` of ``thing``: what the log compares before and after a change."""
+    return {name: getattr(thing, name) for name in names}
 
 
 def _plain(value: Any) -> Any:

@@ -51,7 +51,7 @@ _ACCOUNT_FACTS = ("full_name", "role", "unit_id", "active", "email", "phone")
 
 
 def _account_facts(user: User) -> dict[str, Any]:
-    return {name: getattr(user, name) for name in _ACCOUNT_FACTS}
+    return auditlog.snapshot(user, _ACCOUNT_FACTS)
 
 
 def _log(

@@ -802,7 +802,7 @@ _RULE_FACTS = tuple(RuleBase.model_fields)
 
 
 def _rule_facts(rule: DispatchRule) -> dict[str, Any]:
-    return {name: getattr(rule, name) for name in _RULE_FACTS}
+    return auditlog.snapshot(rule, _RULE_FACTS)
 
 
 def _log_rule(

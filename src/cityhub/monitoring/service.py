@@ -125,30 +125,14 @@ def require_sensor(session: Session, *, code: str) -> Sensor:
     return sensor
 
 
-# What the configuration log (cityhub.auditlog) keeps of a sensor and of an alarm rule, before and after a change.
+# What the configuration log (cityhub.auditlog) keeps of a sensor and of an alarm rule, before and after a change:
+# for a rule, what can be set (its sensor by id).
 _SENSOR_FACTS = ("name", "kind", "metrics", "lat", "lng", "address", "capacity", "unit_id", "active")
-_RULE_FACTS = (
-    "name",
-    "sensor_kind",
-    "sensor_id",
-    "metric",
-    "comparison",
-    "threshold",
-    "clear_threshold",
-    "of_capacity",
-    "duration_s",
-    "severity",
-    "opens_order",
-    "category",
-    "urgency",
-    "escalate_after_minutes",
-    "active",
-)
+_RULE_FACTS = (*(name for name in RuleCreate.model_fields if name != "sensor_code"), "sensor_id")
 
 
 def _facts(thing: Sensor | AlarmRule) -> dict[str, Any]:
-    names = _SENSOR_FACTS if isinstance(thing, Sensor) else _RULE_FACTS
-    return {name: getattr(thing, name) for name in names}
+    return auditlog.snapshot(thing, _SENSOR_FACTS if isinstance(thing, Sensor) else _RULE_FACTS)
 
 
 def _log(

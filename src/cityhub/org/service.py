@@ -466,8 +466,8 @@ def _valid_boundary(boundary: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _unit_facts(unit: Unit) -> dict[str, Any]:
     """What the configuration log (cityhub.auditlog) keeps of a unit: its settings, and whether it has a boundary."""
-    facts = {name: getattr(unit, name) for name in ("name", "short_name", "tier", "parent_id", "duties", "active")}
-    return {**facts, "contacts": unit.contacts, "has_boundary": unit.boundary is not None}
+    facts = auditlog.snapshot(unit, ("name", "short_name", "tier", "parent_id", "duties", "active", "contacts"))
+    return {**facts, "has_boundary": unit.boundary is not None}
 
 
 def create_unit(session: Session, *, data: UnitCreate, actor: Any = None) -> Unit:

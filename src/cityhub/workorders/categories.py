@@ -424,7 +424,7 @@ def _check_unique(tree: _Tree, parent: Category | None, name: str) -> None:
 
 def _category_facts(node: Category) -> dict[str, Any]:
     """What the configuration log (cityhub.auditlog) keeps of a category node."""
-    return {"name": node.name, "path": node.path, "parent_id": node.parent_id, "active": node.active}
+    return auditlog.snapshot(node, ("name", "path", "parent_id", "active"))
 
 
 def create_category(session: Session, *, name: str, parent_id: int | None = None, actor: Any = None) -> Category:
