@@ -21,6 +21,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, sel
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cityhub.db import Base, utcnow
+from cityhub.errors import ValidationFailed
 
 # What the log covers, each named by how its things are named in ``target`` (a sensor's code, a rule's id).
 AREAS = (
@@ -118,7 +119,10 @@ def entries(
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[LogEntry], bool]:
-    """The newest entries first (of one area, and one thing of it); and whether there are more."""
+    """The newest entries first (of one area, and one thing of it); and whether there are more. ValidationFailed for
+    an area the log does not cover."""
+    if area and area not in AREAS:
+        raise ValidationFailed(f"unknown area '{area}' (one of {', '.join(AREAS)})", details={"field": "area"})
     query = select(LogEntry).order_by(LogEntry.id.desc())
     if area:
         query = query.where(LogEntry.area == area)
