@@ -95,36 +95,32 @@ def fingerprint_text(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _jieba_cut() -> Any:
+def _rjieba() -> Any:
     import rjieba
 
-    return rjieba.cut
+    return rjieba
+
+
+def _segmented(how: str, text: str) -> Any:
+    """rjieba's ``how`` (``cut``, ``tag``) of ``text``. A lone surrogate (text decoded with ``surrogateescape``)
+    becomes U+FFFD: rjieba takes only what encodes as UTF-8."""
+    segment = getattr(_rjieba(), how)
+    try:
+        return segment(text)
+    except UnicodeEncodeError:
+        return segment(_SURROGATE.sub("\ufffd", text))
 
 
 def cut(text: str) -> list[str]:
-    """rjieba's segmentation of ``text``, every piece kept (punctuation and spaces too). A lone surrogate (text
-    decoded with ``surrogateescape``) becomes U+FFFD: rjieba takes only what encodes as UTF-8."""
-    try:
-        pieces: list[str] = _jieba_cut()(text)
-    except UnicodeEncodeError:
-        pieces = _jieba_cut()(_SURROGATE.sub("\ufffd", text))
+    """rjieba's segmentation of ``text``, every piece kept (punctuation and spaces too)."""
+    pieces: list[str] = _segmented("cut", text)
     return pieces
-
-
-@lru_cache(maxsize=1)
-def _jieba_tag() -> Any:
-    import rjieba
-
-    return rjieba.tag
 
 
 def tag(text: str) -> list[tuple[str, str]]:
     """rjieba's segmentation of ``text`` with each piece's part of speech (jieba's tags: ``nr`` a person's name,
     ``n`` a noun, ``c`` a conjunction, ``p`` a preposition, ``u…`` a particle …)."""
-    try:
-        pieces: list[tuple[str, str]] = _jieba_tag()(text)
-    except UnicodeEncodeError:
-        pieces = _jieba_tag()(_SURROGATE.sub("\ufffd", text))
+    pieces: list[tuple[str, str]] = _segmented("tag", text)
     return pieces
 
 
