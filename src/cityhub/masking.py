@@ -208,13 +208,18 @@ def names_a_person(text: str | None) -> bool:
     return any(pattern.search(form) for pattern, _label in _PERSON_PATTERNS)
 
 
+def _plainly_no_name(name: str) -> bool:
+    """A word of ``_NOT_NAMES``, or where someone is from (江西人, 石井人)."""
+    return name in _NOT_NAMES or name.endswith("人")
+
+
 def _reads_as_name(name: str, after: str) -> bool:
     """Whether ``name``, found after a word saying who someone is (业主, 村民 …) and followed by ``after``, is a
     person's name as the word segmenter reads it: not an ordinary word of two or more characters (安全, 房款 — a
     name it knows, 陈云, is tagged ``nr…``), no piece of it a part of speech names lack (和, 向, 的), not a title."""
     from cityhub.nlp.text import tag
 
-    if name in _NOT_NAMES or name.endswith(_TITLES) or name.endswith("人"):
+    if _plainly_no_name(name) or name.endswith(_TITLES):
         return False
     pieces = tag(name + after)
     first, first_tag = pieces[0]
@@ -252,8 +257,7 @@ def scrub_text(text: str | None, *, known: Iterable[str | None] = ()) -> str | N
                 take(at, at + len(needle), KNOWN)
                 at = form.find(needle, at + len(needle))
     for match in list(_NAMED.finditer(form)):
-        name = match.group("name")
-        if name not in _NOT_NAMES and not name.endswith("人"):  # 江西人, 石井人: where someone is from
+        if not _plainly_no_name(match.group("name")):
             take(match.start("name"), match.end("name"), KNOWN)
     for match in list(_ROLE_NAMED.finditer(form)):
         if _reads_as_name(match.group("name"), form[match.end("name") : match.end("name") + 1]):
