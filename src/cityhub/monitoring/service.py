@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlparse
 
 from sqlalchemy import ColumnElement, and_, false, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -56,7 +55,7 @@ from cityhub.monitoring.settings import get_monitoring_settings
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import Order
-from cityhub.workorders.schemas import web_address
+from cityhub.workorders.schemas import link_name, web_address
 
 log = logging.getLogger(__name__)
 
@@ -897,8 +896,8 @@ def _detection_text(alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> tuple[str,
 def _snapshot(url: str) -> dict[str, Any]:
     """The attachment of an alarm's order that links to its reading's picture or clip, named after the link's
     last path segment."""
-    name = urlparse(url).path.rsplit("/", 1)[-1] or "snapshot"
-    return {"filename": name[:255], "url": url, "content_type": mimetypes.guess_type(name)[0]}
+    name = link_name(url, "snapshot")
+    return {"filename": name, "url": url, "content_type": mimetypes.guess_type(name)[0]}
 
 
 def open_order(session: Session, *, alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> Order | None:

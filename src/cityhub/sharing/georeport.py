@@ -44,7 +44,7 @@ from cityhub.workorders.models import (
     Order,
     OrderEvent,
 )
-from cityhub.workorders.schemas import INTERNAL_EVENTS
+from cityhub.workorders.schemas import INTERNAL_EVENTS, link_name
 from cityhub.workorders.service import Actor
 
 DEFAULT_WINDOW = timedelta(days=90)
@@ -292,7 +292,7 @@ def create_request(session: Session, *, params: Mapping[str, str], caller: Calle
             raise ValidationFailed(
                 "media_url must be an http(s) URL of at most 500 characters", details={"field": "media_url"}
             )
-        attachments.append({"filename": parsed_url.path.rsplit("/", 1)[-1][:255] or "media", "url": media_url})
+        attachments.append({"filename": link_name(media_url, "media"), "url": media_url})
 
     token = secrets.token_urlsafe(16)
     extra = {k: params[k].strip() for k in ("email", "device_id", "account_id") if (params.get(k) or "").strip()}

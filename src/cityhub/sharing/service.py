@@ -216,9 +216,8 @@ def revoke(session: Session, *, prefix: str | None = None, client_name: str | No
     for key in keys:
         key.revoked_at = now
     session.flush()
-    owners = {c.id: c for c in session.scalars(select(ApiClient).where(ApiClient.id.in_({k.client_id for k in keys})))}
     for key in keys:
-        _log(session, owners[key.client_id], "revoke_key", actor, None, key=key.prefix)
+        _log(session, key.client, "revoke_key", actor, None, key=key.prefix)
     return len(keys)
 
 

@@ -132,6 +132,11 @@ def web_address(value: str, *, field: str = "url") -> str:
     return value
 
 
+def link_name(url: str, default: str) -> str:
+    """The file name an attachment given by its link goes by: the link's last path segment, else ``default``."""
+    return urlparse(url).path.rsplit("/", 1)[-1][:255] or default
+
+
 class AttachmentIn(BaseModel):
     """A photo, clip or document given with an appeal, by its link (cityhub stores the link, not the file)."""
 
