@@ -289,7 +289,8 @@ LOG_SHOWN = 100
 
 @router.get("/admin/log", response_class=HTMLResponse)
 def admin_log(request: Request, db: DbSession) -> Response:
-    """系统日志: who changed sensors and alarm rules, when, from what to what (:mod:`cityhub.auditlog`)."""
+    """系统日志: who changed the platform's settings, when, from what to what (:mod:`cityhub.auditlog`); an area it
+    does not cover shows every area."""
     from cityhub import auditlog
 
     principal = support.require_user(request, db, permissions.LOG_READ)

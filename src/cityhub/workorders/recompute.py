@@ -442,7 +442,7 @@ def delete_calendar_day(
 
 
 def _day_facts(row: CalendarDay) -> dict[str, Any]:
-    return {"is_workday": row.is_workday, "name": row.name}
+    return auditlog.snapshot(row, ("is_workday", "name"))
 
 
 def _set_day(session: Session, entry: workcal.CalendarEntry, actor: Actor) -> CalendarDay:

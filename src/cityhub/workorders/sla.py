@@ -356,7 +356,7 @@ def set_rule(
     if category_id is not None and session.get(Category, category_id) is None:
         raise NotFound(f"category {category_id} does not exist", details={"category_id": category_id})
     key = _urgency_value(urgency)
-    rule = _find_rule(session, category_id, key)
+    rule = find_rule(session, category_id, key)
     if rule is None:
         rule = SlaRule(category_id=category_id, urgency=None if key is None else Urgency(key))
         session.add(rule)
