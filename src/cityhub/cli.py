@@ -104,11 +104,17 @@ def db_compact() -> None:
 
 @db_app.command("backup")
 def db_backup(target: Annotated[Path, typer.Argument(help="File to write the copy to.")]) -> None:
-    """Take a consistent copy of the database while the service runs."""
+    """Take a consistent copy of the database while the service runs (the files attached to orders are not in it:
+    copy their directory too)."""
     from cityhub.backup import backup
+    from cityhub.workorders.files import get_file_settings
 
     info = backup(target)
     typer.echo(f"backup written to {target} ({info})")
+    files_dir = Path(get_file_settings().dir)
+    if files_dir.is_dir():
+        # Files are named by their content and never rewritten: a copy that skips existing files is complete.
+        typer.echo(f"files attached to orders are kept apart, in {files_dir.resolve()}: copy that directory too")
 
 
 @jobs_app.command("run")

@@ -337,12 +337,14 @@ def settings_classes() -> tuple[tuple[str, type[BaseSettings]], ...]:
     from cityhub.intake.dedupe import DedupeSettings
     from cityhub.monitoring.settings import MonitoringSettings
     from cityhub.notify.config import NotifySettings
+    from cityhub.workorders.files import FileSettings
 
     return (
         ("Core", Settings),
         ("Identity: sessions, logins, API tokens, OIDC", AuthSettings),
         ("HTTP admission control", GateSettings),
         ("Duplicates and similar cases at intake", DedupeSettings),
+        ("Files attached to orders", FileSettings),
         ("Notification delivery", NotifySettings),
         ("Monitoring: sensor readings and alarms", MonitoringSettings),
         ("Demo district", DemoSettings),

@@ -372,9 +372,11 @@ def _render_requests(session: Session, orders: Sequence[Order], *, client_id: in
     unit_ids = {o.lead_unit_id for o in orders if o.lead_unit_id is not None}
     units = dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(unit_ids))).all()) if unit_ids else {}
     media: dict[int, str] = {}
+    # Links only: a file kept in cityhub's own store (sha256 set) is served to staff who may read the order, never
+    # published.
     for order_id, url in session.execute(
         select(Attachment.order_id, Attachment.url)
-        .where(Attachment.order_id.in_([o.id for o in orders]))
+        .where(Attachment.order_id.in_([o.id for o in orders]), Attachment.sha256.is_(None))
         .order_by(Attachment.id.desc())
     ):
         media[order_id] = url  # descending ids: the first attachment wins

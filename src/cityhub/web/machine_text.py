@@ -1,9 +1,10 @@
 """The product's own machine-written explanations, in the user's language.
 
-The dispatcher's decisions and suggestions (``dispatch.rules``), automatic merges, place corrections and the
-placing job write their reasons in English, for the API, logs and the audit trail, in a fixed form. A page shows
-them through :func:`explain`: each ``;``-separated part that matches one of the forms below becomes its catalogue
-message (``why.*``), with unit ids as unit names; anything else is shown as written (a person's own reason).
+The dispatcher's decisions and suggestions (``dispatch.rules``), automatic merges, place corrections, the placing
+job and an upload of files without a note write their reasons in English, for the API, logs and the audit trail, in
+a fixed form. A page shows them through :func:`explain`: each ``;``-separated part that matches one of the forms
+below becomes its catalogue message (``why.*``), with unit ids as unit names; anything else is shown as written (a
+person's own reason).
 """
 
 from __future__ import annotations
@@ -145,6 +146,11 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         re.compile(r"place set to (.+?)( \(street only\))?"),
         "why.place_set",
         lambda m, n, t: {"place": m[1] + (t("why.street_only") if m[2] else "")},
+    ),
+    (
+        re.compile(r"attached (\d+) file\(s\)"),
+        "why.attached",
+        lambda m, n, t: {"count": m[1]},
     ),
     (
         re.compile(r"place found from the (\w+): (.+)"),

@@ -40,6 +40,7 @@ from cityhub.web import forms, support, vendor
 from cityhub.web.forms import field_message
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
 from cityhub.web.support import Form, FormBody, LoginRequired, PageError, render
+from cityhub.workorders import files
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import (
     ASSIST_STEPS,
@@ -757,6 +758,8 @@ def _event_rows(db: Session, order: Order, principal: Principal) -> list[dict[st
                 "by_unit": units.get(e.unit_id or 0) if e.unit_id != payload.get("unit_id") else None,
                 "text": payload.get("text") or payload.get("answer"),
                 "kb_entry_id": payload.get("kb_entry_id"),
+                # The files an upload added (``workorders.files.attach``): named in the trail, opened from the facts.
+                "files": [f.get("filename") for f in payload.get("attachments") or () if isinstance(f, dict)],
                 "auto": bool(payload.get("auto")),
                 # An extension's working days, asked for or granted: what the approver decides on.
                 "days": days if e.action in _EXTENSION_EVENTS and isinstance(days, int | float) else None,
@@ -862,6 +865,8 @@ def _detail_page(
         values=values or {},
         errors=errors or {},
         is_admin=principal.role == Role.ADMIN,
+        may_attach=permissions.allows(principal.role, permissions.act(Action.COMMENT)),
+        file_settings=files.get_file_settings(),
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
         reply_cut=WEAK_THRESHOLD,
     )
@@ -979,6 +984,56 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
     if not order_in_scope(db, scope_of(db, principal), order_id):
         back = "/orders"  # e.g. a street handler who returned the order no longer sees it
     return support.redirect(back, flash=flash)
+
+
+@router.post("/orders/{order_id}/attachments", response_class=HTMLResponse)
+def order_attach(order_id: int, request: Request, db: DbSession, body: support.UploadBody) -> Response:
+    """Attach files from the order page (上传附件): whoever may comment on the order; a refusal re-renders the page
+    naming the file and what is wrong with it, nothing attached."""
+    principal = support.require_user(request, db, permissions.act(Action.COMMENT), form=body.form)
+    t = support.translator(request)
+    try:
+        scoped_order(db, order_id, principal)
+    except NotFound:
+        raise PageError(404, "err.not_found") from None
+    note = body.form.text("note")
+    try:
+        if body.too_many:
+            limit = files.get_file_settings().max_count
+            raise ValidationFailed(
+                f"more than {limit} files given", details={"field": "files", "problem": "too_many", "max_count": limit}
+            )
+        # No version check: a file does not depend on what others did to the order meanwhile.
+        rows = files.attach(db, order_id=order_id, uploads=body.files, actor=principal.actor, note=note)
+        db.flush()
+    except (CityhubError, StaleDataError) as exc:
+        error, message, fields = _refusal(db, t, exc)
+        if error.details.get("field") == "files":
+            fields["files"] = _file_problem(t, error)
+        return _detail_page(
+            request,
+            db,
+            principal,
+            order_id,
+            error=message,
+            open_action="attach",
+            values={"note": note or ""},
+            errors=fields,
+            status_code=error.http_status,
+        )
+    return support.redirect(f"/orders/{order_id}", flash=("order.attached", {"count": len(rows)}))
+
+
+def _file_problem(t: Translator, error: CityhubError) -> str:
+    """What is wrong with an upload (``files.check``'s ``problem``), in the user's language."""
+    details = error.details
+    settings = files.get_file_settings()
+    return t(
+        f"files.{details.get('problem', 'none')}",
+        name=details.get("filename", ""),
+        mb=f"{settings.max_mb:g}",
+        count=details.get("max_count", settings.max_count),
+    )
 
 
 @router.post("/orders/{order_id}/place", response_class=HTMLResponse)

@@ -36,6 +36,7 @@ from cityhub.config import get_settings
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.web import forms, machine_text, vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate
+from cityhub.workorders.files import Upload
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Category
 
@@ -490,6 +491,47 @@ def duration_text(t: Translator, delta: timedelta) -> str:
 
 # A page route's parsed form (``form: FormBody``).
 FormBody = Annotated[Form, Depends(form_body)]
+
+
+@dataclass
+class UploadForm:
+    """A multipart POST (the order page's upload form): its fields, its files, and whether it carried more files
+    than one upload may (``too_many``: the files beyond are not read)."""
+
+    form: Form
+    files: list[Upload]
+    too_many: bool = False
+
+
+async def upload_body(request: Request) -> UploadForm:
+    """The fields and files of a multipart POST; an empty one for anything else. Each file is read up to one byte
+    past the largest size taken (:mod:`cityhub.workorders.files` refuses it by name); a file input left empty is
+    not a file."""
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException
+
+    from cityhub.workorders.files import get_file_settings
+
+    if request.method != "POST" or not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return UploadForm(Form(), [])
+    settings = get_file_settings()
+    pairs: list[tuple[str, str]] = []
+    uploads: list[Upload] = []
+    try:
+        async with request.form(max_files=settings.max_count, max_fields=20, max_part_size=MAX_FORM_BYTES) as parsed:
+            for key, value in parsed.multi_items():
+                if not isinstance(value, UploadFile):
+                    pairs.append((key, value))
+                elif value.filename or value.size:
+                    uploads.append(Upload(filename=value.filename, data=await value.read(settings.max_bytes + 1)))
+    except MultiPartException as exc:
+        if "files" in str(exc).lower():
+            return UploadForm(Form(pairs), uploads, too_many=True)
+        raise PageError(413, "err.validation") from None
+    return UploadForm(Form(pairs), uploads)
+
+
+UploadBody = Annotated[UploadForm, Depends(upload_body)]
 
 
 # --------------------------------------------------------------------------------------------- pickers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -161,6 +162,37 @@ def act_cmd(
             typer.echo(f"{order.number}: {action} → {order.state.value}")
     except CityhubError as exc:
         raise _fail(exc.message) from None
+
+
+@app.command("attach")
+def attach_cmd(
+    ref: Annotated[str, typer.Argument(help="Order number (BY…) or id.")],
+    paths: Annotated[list[Path], typer.Argument(help="Files to attach: photos, PDF, office documents, audio, video.")],
+    note: Annotated[str | None, typer.Option(help="What the files show (the comment in the audit trail).")] = None,
+    actor: Annotated[str, typer.Option(help="Name recorded in the audit trail.")] = "cli",
+) -> None:
+    """Attach files to an order (kept in CITYHUB_FILES_DIR), one audited comment naming them; prints one JSON line
+    per file. One bad file refuses them all, naming it."""
+    from cityhub.workorders import files, service
+    from cityhub.workorders.schemas import AttachmentRead
+
+    limit = files.get_file_settings().max_bytes
+    uploads = []
+    for path in paths:
+        try:
+            with path.open("rb") as handle:
+                uploads.append(files.Upload(filename=path.name, data=handle.read(limit + 1)))
+        except OSError as exc:
+            raise _fail(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        with session_scope() as session:
+            order = _find(session, ref)
+            rows = files.attach(session, order_id=order.id, uploads=uploads, actor=service.Actor(name=actor), note=note)
+            out = [AttachmentRead.model_validate(r).model_dump_json() for r in rows]
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    for line in out:
+        typer.echo(line)
 
 
 calendar_app = typer.Typer(no_args_is_help=True, help="Working calendar: holidays and make-up workdays (admin).")

@@ -315,8 +315,13 @@ class Attachment(Base):
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str | None] = mapped_column(String(100))
     size: Mapped[int | None] = mapped_column(BigInteger)
-    url: Mapped[str] = mapped_column(String(500))  # storage path or external media URL
+    # An http(s) link (given with the appeal, a camera's snapshot) or, for a file kept in cityhub's own store, the
+    # API path that serves it (cityhub.workorders.files.content_path).
+    url: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The content's SHA-256 for a file kept in the store (cityhub.workorders.files); None for a link.
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    uploaded_by: Mapped[str | None] = mapped_column(String(80))  # who attached it later; None: given with the appeal
 
     order: Mapped[Order] = relationship(back_populates="attachments")
 

@@ -156,10 +156,16 @@ class AttachmentRead(BaseModel):
 
     id: int
     filename: str
-    url: str
-    content_type: str | None
+    url: str = Field(
+        ...,
+        description="an http(s) link given with the appeal, or for a file kept by cityhub (sha256 set) the API path "
+        "serving it to whoever may read the order",
+    )
+    content_type: str | None = Field(None, description="for a file kept by cityhub, the type read from its content")
     size: int | None
     created_at: datetime
+    sha256: str | None = Field(None, description="the SHA-256 of a file kept by cityhub; null for a link")
+    uploaded_by: str | None = Field(None, description="who attached it after intake; null: given with the appeal")
 
 
 class EventRead(BaseModel):

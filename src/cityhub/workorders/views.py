@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile, status
+from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
 from cityhub.api.deps import CurrentPrincipal, DbSession, Paging, model_response, require
@@ -21,12 +22,13 @@ from cityhub.intake.dedupe import DedupeRead
 from cityhub.intake.service import filed_by_citizen, linked_citizen, submit
 from cityhub.org.models import Role
 from cityhub.org.places import PlaceSource
-from cityhub.workorders import service
+from cityhub.workorders import files, service
 from cityhub.workorders.lifecycle import ASSIST_STEPS, ROUTING_STEPS, Action, State, actions_for_unit
 from cityhub.workorders.models import AppealType, Channel, Order, SlaStatus, Urgency
 from cityhub.workorders.schemas import (
     Q_DESCRIPTION,
     ActionRequest,
+    AttachmentRead,
     EventRead,
     OrderCreate,
     OrderFilter,
@@ -43,6 +45,10 @@ Creator = Annotated[Principal, Depends(require(permissions.ORDER_CREATE))]
 
 def _read(order: Order, principal: Principal) -> OrderRead:
     read = OrderRead.model_validate(order)
+    if principal.role == Role.CITIZEN:
+        # What staff attached later (photos of the work, internal documents) is theirs: a citizen sees what came
+        # with the appeal.
+        read.attachments = [a for a in read.attachments if a.uploaded_by is None]
     return read if sees_personal_data(principal, order) else read.masked()
 
 
@@ -218,6 +224,60 @@ def order_action(
     )
     db.commit()  # in the worker thread that wrote, as in create_order
     return _read(order, principal)
+
+
+@router.post("/{order_id}/attachments", status_code=status.HTTP_201_CREATED, response_model=list[AttachmentRead])
+def upload_attachments(
+    order_id: int,
+    db: DbSession,
+    principal: Annotated[Principal, Depends(require(permissions.act(Action.COMMENT)))],
+    upload: Annotated[
+        list[UploadFile],
+        File(
+            alias="files",
+            description="the files (multipart field `files`, repeatable): photos, PDF, office documents, audio, video",
+        ),
+    ],
+    note: Annotated[str | None, Form(description="what the files show (the comment's text in the trail)")] = None,
+    version: Annotated[int | None, Form(description="the order's version, as returned in `version`")] = None,
+) -> list[AttachmentRead]:
+    """Attach files to the order (附件上传): the citizen's photos an operator received, a handler's photos of the
+    work done, a recording, a scanned letter — kept by cityhub (:mod:`cityhub.workorders.files`), audited as one
+    comment naming them. Whoever may comment on the order may attach. Each file is checked by its content, not its
+    name; one that is empty, too large or of a kind not taken refuses the upload (422 naming it), nothing attached."""
+    _order(db, order_id, principal)
+    limit = files.get_file_settings().max_bytes
+    received = [files.Upload(filename=u.filename, data=u.file.read(limit + 1)) for u in upload]
+    rows = files.attach(
+        db, order_id=order_id, uploads=received, actor=principal.actor, note=note, expected_version=version
+    )
+    read = [AttachmentRead.model_validate(r) for r in rows]
+    db.commit()  # in the worker thread that wrote, as in create_order
+    return read
+
+
+@router.get(
+    "/{order_id}/attachments/{attachment_id}/content",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "the file, with the type read"}},
+)
+def attachment_content(order_id: int, attachment_id: int, db: DbSession, principal: Reader) -> FileResponse:
+    """A file attached to the order and kept by cityhub, to whoever may read the order: photos, audio and video
+    shown in the browser, other kinds downloaded; served as a sandboxed document (no script runs in it). 404 for
+    an attachment given by its link (open the link), another order's, or a file missing from the store."""
+    _order(db, order_id, principal)
+    row, path = files.stored_file(db, order_id=order_id, attachment_id=attachment_id)
+    if principal.role == Role.CITIZEN:  # staff's files, as the citizen's read of the order leaves them out
+        raise NotFound(f"attachment {attachment_id} of order {order_id} not found")
+    return FileResponse(
+        path,
+        media_type=row.content_type or "application/octet-stream",
+        headers={
+            "Content-Disposition": files.disposition(row),
+            "Content-Security-Policy": files.CONTENT_POLICY,
+            "Cache-Control": "private, max-age=86400",  # the content never changes under its id
+        },
+    )
 
 
 @router.get("/{order_id}/similar", response_model=DedupeRead)

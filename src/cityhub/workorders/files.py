@@ -1,0 +1,273 @@
+"""Files attached to an order and kept by cityhub itself (附件上传): the citizen's photos an operator received, an
+inspector's photo from the street, a handler's photos of the work done, a call recording, a scanned letter.
+
+An attachment is either a link (given with the appeal, a camera's snapshot: :func:`cityhub.workorders.schemas.
+web_address`) or a file in this store. The store is a directory (``CITYHUB_FILES_DIR``) of files named by the
+SHA-256 of their content, ``<dir>/ab/cd/<sha256>``: the same photo attached twice is kept once, a file is written
+under a temporary name and renamed when complete (a crash leaves no half file under its final name), and nothing
+in it is ever rewritten. Back it up with the database (``cityhub backup`` copies only the database).
+
+What a file is, is read from its first bytes (``filetype``), never from its name or the type the client claims:
+only the kinds of :data:`KINDS` are taken — images, PDF, office documents, audio and video — and a file is served
+with the type read. Each upload is one audited ``comment`` event on the order naming the files it added; every file
+of an upload is checked before any is stored, and one bad file refuses the upload, naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import filetype
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.orm import Session
+
+from cityhub.errors import NotFound, ValidationFailed
+from cityhub.workorders.lifecycle import Action
+from cityhub.workorders.models import Attachment
+
+# The kinds taken, by the MIME type ``filetype`` reads from the content.
+IMAGES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/bmp"})
+KINDS: frozenset[str] = IMAGES | {
+    "image/heic",  # iPhones' photos; browsers do not show them: downloaded
+    "image/tiff",  # scanners
+    "application/pdf",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "audio/mpeg",
+    "audio/mp4",
+    "audio/x-wav",
+    "audio/amr",  # phones' voice notes and many call recorders
+    "audio/aac",
+    "audio/ogg",
+    "video/mp4",
+    "video/quicktime",
+    "video/3gpp",
+    "video/webm",
+}
+# Shown in the browser; every other kind is downloaded (a PDF too: it could carry scripts, and a sandboxed answer
+# cannot show it).
+INLINE: frozenset[str] = IMAGES | {"audio/mpeg", "audio/mp4", "audio/x-wav", "audio/ogg", "video/mp4", "video/webm"}
+# The answer serving a stored file is a document of its own: no script runs in it, whatever it holds.
+CONTENT_POLICY = "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'"
+NAME_MAX = 255
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+class FileSettings(BaseSettings):
+    """Files attached to orders (附件): where they are kept and how large they may be."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYHUB_FILES_", env_file=".env", extra="ignore")
+
+    dir: str = Field(
+        "data/files",
+        description="Directory of the files attached to orders (relative to the working directory, as the default "
+        "SQLite database); files are named by their content's SHA-256. Back it up with the database.",
+    )
+    max_mb: float = Field(20.0, gt=0, le=1024, description="Largest file accepted, in megabytes (MiB).")
+    max_count: int = Field(10, ge=1, le=100, description="Most files one upload may carry.")
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_mb * 1024 * 1024)
+
+
+def get_file_settings() -> FileSettings:
+    # Not cached: tests and a changed environment take effect at once.
+    return FileSettings()
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file as it arrived: the name the client gave and its bytes."""
+
+    filename: str | None
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Checked:
+    filename: str
+    content_type: str
+    data: bytes
+    sha256: str
+
+
+def clean_name(name: str | None, *, content_type: str, index: int) -> str:
+    """The name a file is shown by: the client's name without its folders and control characters, at most 255
+    characters keeping its extension; ``附件N.ext`` when it gave none."""
+    base = unicodedata.normalize("NFC", name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = _UNSAFE_NAME.sub("", base).strip().lstrip(".")
+    if not base:
+        kind = filetype.get_type(mime=content_type)
+        base = f"附件{index + 1}.{kind.extension if kind else 'bin'}"
+    if len(base) > NAME_MAX:
+        _stem, dot, ext = base.rpartition(".")
+        keep = ext if dot and len(ext) <= 10 else ""
+        base = base[: NAME_MAX - len(keep) - 1] + "." + keep if keep else base[:NAME_MAX]
+    return base
+
+
+def check(uploads: Sequence[Upload], settings: FileSettings | None = None) -> list[Checked]:
+    """Every file of an upload, checked; the first that is not acceptable raises ``ValidationFailed`` naming it
+    (field ``files``, its position and name). Nothing is stored here."""
+    settings = settings or get_file_settings()
+    if not uploads:
+        raise ValidationFailed("no file given", details={"field": "files", "problem": "none"})
+    if len(uploads) > settings.max_count:
+        raise ValidationFailed(
+            f"{len(uploads)} files given; at most {settings.max_count} per upload",
+            details={"field": "files", "problem": "too_many", "max_count": settings.max_count},
+        )
+    checked = []
+    for index, upload in enumerate(uploads):
+        shown = upload.filename or f"#{index + 1}"
+
+        def refuse(code: str, text: str, _index: int = index, _shown: str = shown) -> ValidationFailed:
+            return ValidationFailed(
+                f"file {_index + 1} ({_shown}): {text}",
+                details={"field": "files", "problem": code, "index": _index, "filename": _shown},
+            )
+
+        if not upload.data:
+            raise refuse("empty", "the file is empty")
+        if len(upload.data) > settings.max_bytes:
+            raise refuse("too_large", f"larger than {settings.max_mb:g} MB")
+        kind = filetype.guess_mime(upload.data)
+        if kind not in KINDS:
+            raise refuse(
+                "kind",
+                f"not a kind of file taken ({kind or 'unrecognised content'}); photos, PDF, office documents, "
+                "audio and video are",
+            )
+        checked.append(
+            Checked(
+                filename=clean_name(upload.filename, content_type=kind, index=index),
+                content_type=kind,
+                data=upload.data,
+                sha256=hashlib.sha256(upload.data).hexdigest(),
+            )
+        )
+    return checked
+
+
+def path_of(sha256: str, settings: FileSettings | None = None) -> Path:
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ValueError(f"not a SHA-256: {sha256!r}")
+    root = Path((settings or get_file_settings()).dir)
+    return root / sha256[:2] / sha256[2:4] / sha256
+
+
+def store(item: Checked, settings: FileSettings | None = None) -> Path:
+    """Write ``item`` to the store, once: a file already there under its hash is the same content."""
+    target = path_of(item.sha256, settings)
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(item.data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o640)  # citizens' photos: not for every account of the machine
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def content_path(attachment: Attachment) -> str:
+    """The API path that serves a stored file (to whoever may read its order)."""
+    return f"/api/v1/orders/{attachment.order_id}/attachments/{attachment.id}/content"
+
+
+def attach(
+    session: Session,
+    *,
+    order_id: int,
+    uploads: Sequence[Upload],
+    actor: Any,
+    note: str | None = None,
+    expected_version: int | None = None,
+) -> list[Attachment]:
+    """Check ``uploads``, keep them in the store and attach them to the order, in one audited ``comment`` event
+    (its text the note, else "attached N file(s)"; its payload the attachments' ids, names, types and sizes). Raises
+    ``ValidationFailed`` naming the first bad file (nothing is attached) and what ``act`` raises (a closed order
+    takes comments too; a stale ``expected_version`` is a ``Conflict``)."""
+    from cityhub.workorders import service
+
+    items = check(uploads)
+    note = (note or "").strip() or None
+    if note is not None and len(note) > 2000:
+        raise ValidationFailed("note is longer than 2000 characters", details={"field": "note"})
+    order = service.get_order(session, order_id=order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    for item in items:
+        store(item)
+    rows = [
+        Attachment(
+            order_id=order_id,
+            filename=item.filename,
+            content_type=item.content_type,
+            size=len(item.data),
+            url="",
+            sha256=item.sha256,
+            uploaded_by=actor.name,
+        )
+        for item in items
+    ]
+    session.add_all(rows)
+    session.flush()
+    for row in rows:
+        row.url = content_path(row)
+    service.act(
+        session,
+        order_id=order_id,
+        action=Action.COMMENT,
+        actor=actor,
+        params={
+            "text": note or f"attached {len(rows)} file(s)",  # the names are in the payload
+            "attachments": [
+                {"id": r.id, "filename": r.filename, "content_type": r.content_type, "size": r.size} for r in rows
+            ],
+        },
+        expected_version=expected_version,
+    )
+    return rows
+
+
+def stored_file(session: Session, *, order_id: int, attachment_id: int) -> tuple[Attachment, Path]:
+    """The stored attachment of the order and where its file is; ``NotFound`` for a link, another order's
+    attachment, or a file missing from the store (restored database without its files)."""
+    row = session.get(Attachment, attachment_id)
+    if row is None or row.order_id != order_id or row.sha256 is None:
+        raise NotFound(f"attachment {attachment_id} of order {order_id} not found")
+    path = path_of(row.sha256)
+    if not path.is_file():
+        raise NotFound(f"the file of attachment {attachment_id} is missing from the file store ({path.parent})")
+    return row, path
+
+
+def disposition(row: Attachment) -> str:
+    """``Content-Disposition`` for serving ``row``: shown when a browser shows it safely, else downloaded; the
+    name as RFC 6266 / 5987 give it (an ASCII fallback, the UTF-8 name)."""
+    from urllib.parse import quote
+
+    how = "inline" if row.content_type in INLINE else "attachment"
+    ascii_name = row.filename.encode("ascii", "ignore").decode().replace('"', "") or "file"
+    return f"{how}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(row.filename, safe='')}"

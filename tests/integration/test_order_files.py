@@ -1,0 +1,248 @@
+"""Files attached to orders and kept by cityhub (附件上传), on both backends: through the API, the order page and the
+CLI — checked by content, stored once, served to whoever may read the order, audited, never published."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from cityhub.auth.service import create_token
+from cityhub.db import session_scope
+from cityhub.intake.service import submit
+from cityhub.org.models import User
+from cityhub.workorders import files
+from cityhub.workorders.cli import app as cli_app
+from cityhub.workorders.models import Attachment, Order, OrderEvent
+from web_helpers import build_world, hidden, login
+
+
+def _png(colour: str = "red") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 6), colour).save(out, "PNG")
+    return out.getvalue()
+
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+HTML = b"<html><script>alert(1)</script></html>"
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "files"
+    monkeypatch.setenv("CITYHUB_FILES_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def world(app_db: str, store: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The web tests' district (one account per role) and one order in street A."""
+    monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "false")  # the test client speaks plain http
+    with session_scope() as s:
+        w = build_world(s)
+        order = submit(s, data={"channel": "hotline", "content": "小区门口井盖破损", "street_code": "W-JT"}).order
+        s.flush()
+        tokens = {}
+        for username in ("adm", "op", "hand_b", "cit", "lead"):
+            user = s.scalars(select(User).where(User.username == username)).one()
+            tokens[username] = {"Authorization": f"Bearer {create_token(s, user_id=user.id, name='t')[1]}"}
+        return {"order": order.id, "number": order.number, "street_a": w.street_a, "tokens": tokens}
+
+
+def _api(world: dict[str, Any]) -> Any:
+    from fastapi.testclient import TestClient
+
+    from cityhub.main import create_app
+
+    return TestClient(create_app(), raise_server_exceptions=False)
+
+
+def _upload(client: Any, world: dict[str, Any], parts: list[tuple[str, bytes, str]], who: str = "op", **form: Any):
+    return client.post(
+        f"/api/v1/orders/{world['order']}/attachments",
+        files=[("files", (name, data, claimed)) for name, data, claimed in parts],
+        data=form,
+        headers=world["tokens"][who],
+    )
+
+
+def _stored(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def test_files_are_checked_by_content_kept_once_served_and_audited(world, store) -> None:
+    client = _api(world)
+    photo = _png()
+    answer = _upload(
+        client,
+        world,
+        [("井盖.png", photo, "text/html"), ("../../材料.pdf", PDF, "image/png"), ("again.png", photo, "image/png")],
+        note="现场照片和市民来信",
+    )
+    assert answer.status_code == 201, answer.text
+    made = answer.json()
+    # The type is the content's, never the client's claim; the name loses its folders; the same photo kept once.
+    assert [(a["filename"], a["content_type"], a["size"]) for a in made] == [
+        ("井盖.png", "image/png", len(photo)),
+        ("材料.pdf", "application/pdf", len(PDF)),
+        ("again.png", "image/png", len(photo)),
+    ]
+    assert all(a["uploaded_by"] == "王话务" and len(a["sha256"]) == 64 for a in made)
+    assert len(_stored(store)) == 2
+    assert all(a["url"] == f"/api/v1/orders/{world['order']}/attachments/{a['id']}/content" for a in made)
+
+    read = client.get(f"/api/v1/orders/{world['order']}", headers=world["tokens"]["lead"]).json()
+    assert [a["id"] for a in read["attachments"]] == [a["id"] for a in made]
+
+    shown = client.get(made[0]["url"], headers=world["tokens"]["lead"])
+    assert shown.status_code == 200 and shown.content == photo
+    assert shown.headers["content-type"] == "image/png"
+    assert shown.headers["content-disposition"].startswith("inline;")
+    assert "filename*=UTF-8''%E4%BA%95%E7%9B%96.png" in shown.headers["content-disposition"]
+    assert shown.headers["content-security-policy"].startswith("sandbox;")
+    assert shown.headers["x-content-type-options"] == "nosniff"
+    pdf = client.get(made[1]["url"], headers=world["tokens"]["lead"])
+    assert pdf.content == PDF and pdf.headers["content-disposition"].startswith("attachment;")
+
+    with session_scope() as s:
+        trail = select(OrderEvent).where(OrderEvent.order_id == world["order"]).order_by(OrderEvent.id)
+        event = s.scalars(trail).all()[-1]
+        assert event.action == "comment" and event.actor_name == "王话务"
+        assert event.payload["text"] == "现场照片和市民来信"
+        assert [f["filename"] for f in event.payload["attachments"]] == ["井盖.png", "材料.pdf", "again.png"]
+
+
+@pytest.mark.parametrize(
+    ("parts", "env", "problem", "says"),
+    [
+        ([("ok.png", None, "image/png"), ("photo.jpg", HTML, "image/jpeg")], {}, "kind", "file 2 (photo.jpg)"),
+        ([("empty.png", b"", "image/png")], {}, "empty", "file 1 (empty.png): the file is empty"),
+        ([("big.pdf", PDF + b"x" * 2000, "application/pdf")], {"CITYHUB_FILES_MAX_MB": "0.001"}, "too_large", "1 MB"),
+        ([(f"{i}.png", None, "image/png") for i in range(3)], {"CITYHUB_FILES_MAX_COUNT": "2"}, "too_many", "most 2"),
+    ],
+)
+def test_one_bad_file_refuses_the_upload_by_name_and_attaches_nothing(
+    world, store, monkeypatch, parts, env, problem, says
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    client = _api(world)
+    answer = _upload(client, world, [(n, d if d is not None else _png(), c) for n, d, c in parts])
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert body["details"]["field"] == "files" and body["details"]["problem"] == problem
+    assert says in body["message"]
+    assert _stored(store) == []
+    with session_scope() as s:
+        assert s.scalars(select(Attachment).where(Attachment.order_id == world["order"])).all() == []
+        assert s.get(Order, world["order"]).version == 1  # no event either
+
+
+def test_who_may_attach_and_read_the_files(world, store) -> None:
+    client = _api(world)
+    made = _upload(client, world, [("a.png", _png(), "image/png")]).json()
+    url = made[0]["url"]
+    # A handler of another street does not see the order: 404, for the upload and the file alike.
+    assert _upload(client, world, [("b.png", _png(), "image/png")], who="hand_b").status_code == 404
+    assert client.get(url, headers=world["tokens"]["hand_b"]).status_code == 404
+    # A citizen may not attach (403, decided before the order is looked at).
+    assert _upload(client, world, [("b.png", _png(), "image/png")], who="cit").status_code == 403
+    # Another order's id in the path, or a link attachment, is not a stored file.
+    other = url.replace(f"/orders/{world['order']}/", f"/orders/{world['order'] + 999}/")
+    assert client.get(other, headers=world["tokens"]["adm"]).status_code == 404
+    # A file gone from the store (a database restored without its files): 404 saying so.
+    for path in _stored(store):
+        path.unlink()
+    gone = client.get(url, headers=world["tokens"]["adm"])
+    assert gone.status_code == 404 and "missing from the file store" in gone.json()["message"]
+    # A stale version is refused like any other action on the order.
+    stale = _upload(client, world, [("c.png", _png("blue"), "image/png")], version="1")
+    assert stale.status_code == 409
+
+
+def test_a_citizen_reads_what_came_with_the_appeal_not_the_staffs_files(world, store) -> None:
+    client = _api(world)
+    with session_scope() as s:
+        citizen = s.scalars(select(User).where(User.username == "cit")).one()
+        own = submit(
+            s,
+            data={
+                "channel": "web",
+                "content": "路灯不亮",
+                "citizen_user_id": citizen.id,
+                "attachments": [{"filename": "lamp.jpg", "url": "https://pics.example.org/lamp.jpg"}],
+            },
+        ).order
+        s.flush()
+        world = {**world, "order": own.id}
+    staff = _upload(client, world, [("work.png", _png(), "image/png")], who="adm").json()
+    read = client.get(f"/api/v1/orders/{own.id}", headers=world["tokens"]["cit"]).json()
+    assert [a["filename"] for a in read["attachments"]] == ["lamp.jpg"]
+    assert client.get(staff[0]["url"], headers=world["tokens"]["cit"]).status_code == 404
+
+
+def test_open311_never_publishes_a_stored_file(world, store) -> None:
+    client = _api(world)
+    _upload(client, world, [("a.png", _png(), "image/png")])
+    got = client.get(f"/open311/v2/requests/{world['number']}.json")
+    assert got.status_code == 200, got.text
+    assert got.json()[0]["media_url"] is None
+
+
+def test_the_cli_attaches_files_and_names_the_one_it_refuses(world, store, tmp_path) -> None:
+    photo = tmp_path / "现场.png"
+    photo.write_bytes(_png())
+    script = tmp_path / "run.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    runner = CliRunner()
+    done = runner.invoke(cli_app, ["attach", world["number"], str(photo), "--note", "整改后"])
+    assert done.exit_code == 0, done.output
+    line = json.loads(done.output.strip())
+    assert line["filename"] == "现场.png" and line["uploaded_by"] == "cli"
+    refused = runner.invoke(cli_app, ["attach", world["number"], str(photo), str(script)])
+    assert refused.exit_code != 0
+    assert "file 2 (run.sh): not a kind of file taken" in refused.output
+    missing = runner.invoke(cli_app, ["attach", world["number"], str(tmp_path / "nope.jpg")])
+    assert missing.exit_code != 0 and "cannot read" in missing.output
+    with session_scope() as s:
+        assert len(s.scalars(select(Attachment).where(Attachment.order_id == world["order"])).all()) == 1
+
+
+def test_the_order_page_uploads_files_and_names_a_refused_one(world, store) -> None:
+    client = login("op")
+    page = client.get(f"/orders/{world['order']}")
+    assert 'data-testid="action-attach"' in page.text and 'enctype="multipart/form-data"' in page.text
+    token = hidden(page.text)
+    refused = client.post(
+        f"/orders/{world['order']}/attachments",
+        data={"csrf_token": token, "note": "整改前"},
+        files=[("files", ("photo.jpg", HTML, "image/jpeg"))],
+    )
+    assert refused.status_code == 422
+    assert "文件“photo.jpg”不是可接收的类型" in refused.text and 'value="整改前"' in refused.text
+    done = client.post(
+        f"/orders/{world['order']}/attachments",
+        data={"csrf_token": token, "note": "整改前"},
+        files=[("files", ("井盖.png", _png(), "image/png")), ("files", ("", b"", "application/octet-stream"))],
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    shown = client.get(f"/orders/{world['order']}")
+    assert "已上传 1 个附件" in shown.text and "井盖.png" in shown.text and "附件：井盖.png" in shown.text
+    with session_scope() as s:
+        row = s.scalars(select(Attachment).where(Attachment.order_id == world["order"])).one()
+    assert f'href="{files.content_path(row)}"' in shown.text
+    assert client.get(files.content_path(row)).content == _png()  # the session cookie reads it, as the page links it
+    # Without the session's CSRF token nothing is attached.
+    forged = client.post(
+        f"/orders/{world['order']}/attachments",
+        data={"csrf_token": "forged"},
+        files=[("files", ("x.png", _png(), "image/png"))],
+    )
+    assert forged.status_code == 403
