@@ -8,6 +8,7 @@ database of the current backend.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
@@ -50,7 +52,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(app_db: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Seed the small world of ``web_helpers``, then run ``cityhub serve`` on a free loopback port against the test
     database."""
-    env = {"CITYHUB_DATABASE_URL": app_db, **world_env(model_dir)}
+    env = {"CITYHUB_DATABASE_URL": app_db, **world_env(model_dir), "CITYHUB_FILES_DIR": str(tmp_path / "files")}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     reset_engine()
@@ -180,6 +182,19 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     hand.click("[data-testid=action-accept] summary")
     hand.click("[data-testid=submit-accept]")
     expect(hand.locator("[data-testid=order-state]")).to_contain_text("已签收")
+    # A photo of the work done, from the order page (on a phone the file input offers the camera).
+    photo = io.BytesIO()
+    Image.new("RGB", (8, 6), "green").save(photo, "PNG")
+    hand.click("[data-testid=action-attach] summary")
+    hand.set_input_files("#attach-files", [{"name": "整改后.png", "mimeType": "image/png", "buffer": photo.getvalue()}])
+    hand.fill("#attach-note", "整改后现场")
+    hand.click("[data-testid=submit-attach]")
+    expect(hand.locator("[data-testid=flash]")).to_contain_text("已上传 1 个附件")
+    href = hand.locator("[data-testid=attachments] a", has_text="整改后.png").get_attribute("href")
+    shown = hand.context.new_page()
+    shown.goto(f"{base}{href}")  # the file itself, under the session that may read the order
+    assert shown.evaluate("document.images[0].naturalWidth") == 8
+    shown.close()
     hand.click("[data-testid=action-reply] summary")
     hand.click("[data-testid=submit-reply]")
     expect(hand.locator("[data-testid=field-error-text]")).to_contain_text("请填写「内容」")
@@ -190,12 +205,14 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     # The audit trail, as the operator sees it, names every step and person.
     op.goto(f"{base}{order_path}")
     rows = op.locator("[data-testid=audit] tbody tr")
-    expect(rows).to_have_count(4)
-    assert [rows.nth(i).get_attribute("data-action") for i in range(4)] == ["create", "dispatch", "accept", "reply"]
+    expect(rows).to_have_count(5)
+    actions = [rows.nth(i).get_attribute("data-action") for i in range(5)]
+    assert actions == ["create", "dispatch", "accept", "comment", "reply"]
+    expect(rows.nth(3)).to_contain_text("附件：整改后.png")
     expect(rows.nth(1)).to_contain_text("黄派单")
     expect(rows.nth(1)).to_contain_text(server["street"])
-    expect(rows.nth(3)).to_contain_text("李承办")
-    expect(rows.nth(3)).to_contain_text("已责令餐馆加装油烟净化器")
+    expect(rows.nth(4)).to_contain_text("李承办")
+    expect(rows.nth(4)).to_contain_text("已责令餐馆加装油烟净化器")
     with session_scope() as s:
         stored = s.query(Order).filter(Order.number == number).one()
         assert stored.reply_text == "已责令餐馆加装油烟净化器，经复查油烟已达标。"
