@@ -152,6 +152,11 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     op.fill("#f-title", "餐馆油烟扰民")
     op.fill("#f-content", "小区楼下餐馆油烟排放严重，噪音扰民，晚上无法休息")
     op.fill("#f-address", "景泰街道云景路1号")
+    citizen_photo = io.BytesIO()
+    Image.new("RGB", (12, 9), "grey").save(citizen_photo, "JPEG")
+    op.set_input_files(
+        "#f-files", [{"name": "市民照片.jpg", "mimeType": "image/jpeg", "buffer": citizen_photo.getvalue()}]
+    )
     expect(op.locator("[data-testid=similar]")).to_contain_text(server["past_number"])
     expect(op.locator("[data-testid=classify] li").first).to_contain_text("环境保护")  # runners-up at 0% are left out
     op.locator("[data-testid=classify] [data-pick-category]").first.click()
@@ -160,6 +165,7 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     expect(op.locator("[data-testid=flash]")).to_contain_text("已受理")
     expect(op.locator("[data-testid=order-state]")).to_contain_text("已受理")
     number = op.locator("h1").inner_text().split()[1]
+    expect(op.locator("[data-testid=attachments]")).to_contain_text("市民照片.jpg")  # given with the appeal
     order_path = op.url.removeprefix(base)
     expect(op.locator("[data-testid=candidates]")).to_contain_text(server["street"])
 
@@ -205,14 +211,15 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     # The audit trail, as the operator sees it, names every step and person.
     op.goto(f"{base}{order_path}")
     rows = op.locator("[data-testid=audit] tbody tr")
-    expect(rows).to_have_count(5)
-    actions = [rows.nth(i).get_attribute("data-action") for i in range(5)]
-    assert actions == ["create", "dispatch", "accept", "comment", "reply"]
-    expect(rows.nth(3)).to_contain_text("附件：整改后.png")
-    expect(rows.nth(1)).to_contain_text("黄派单")
-    expect(rows.nth(1)).to_contain_text(server["street"])
-    expect(rows.nth(4)).to_contain_text("李承办")
-    expect(rows.nth(4)).to_contain_text("已责令餐馆加装油烟净化器")
+    expect(rows).to_have_count(6)
+    actions = [rows.nth(i).get_attribute("data-action") for i in range(6)]
+    assert actions == ["create", "comment", "dispatch", "accept", "comment", "reply"]
+    expect(rows.nth(1)).to_contain_text("附件：市民照片.jpg")
+    expect(rows.nth(4)).to_contain_text("附件：整改后.png")
+    expect(rows.nth(2)).to_contain_text("黄派单")
+    expect(rows.nth(2)).to_contain_text(server["street"])
+    expect(rows.nth(5)).to_contain_text("李承办")
+    expect(rows.nth(5)).to_contain_text("已责令餐馆加装油烟净化器")
     with session_scope() as s:
         stored = s.query(Order).filter(Order.number == number).one()
         assert stored.reply_text == "已责令餐馆加装油烟净化器，经复查油烟已达标。"

@@ -246,3 +246,31 @@ def test_the_order_page_uploads_files_and_names_a_refused_one(world, store) -> N
         files=[("files", ("x.png", _png(), "image/png"))],
     )
     assert forged.status_code == 403
+
+
+def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_bad_one(world, store) -> None:
+    client = login("cit")
+    token = hidden(client.get("/intake").text)
+    appeal = {"csrf_token": token, "appeal_type": "complaint", "content": "小区门口路灯坏了一周"}
+    refused = client.post(
+        "/intake",
+        data=appeal,
+        files=[("files", ("路灯.png", _png(), "image/png")), ("files", ("说明.doc", HTML, "application/msword"))],
+    )
+    assert refused.status_code == 422
+    assert "文件“说明.doc”不是可接收的类型" in refused.text and "请重新选择要上传的文件" in refused.text
+    assert "小区门口路灯坏了一周" in refused.text  # what was typed stays in the form
+    with session_scope() as s:
+        assert s.scalars(select(Order).where(Order.content == appeal["content"])).all() == []
+    assert _stored(store) == []
+    done = client.post("/intake", data=appeal, files=[("files", ("路灯.png", _png(), "image/png"))])
+    assert done.status_code == 200 and "路灯.png" in done.text
+    with session_scope() as s:
+        order = s.scalars(select(Order).where(Order.content == appeal["content"])).one()
+        (row,) = order.attachments
+        assert row.uploaded_by is None  # the citizen's own, given with the appeal
+        order_id, url = order.id, row.url
+    # The citizen reads it with the appeal, and opens it.
+    read = _api(world).get(f"/api/v1/orders/{order_id}", headers=world["tokens"]["cit"]).json()
+    assert [a["filename"] for a in read["attachments"]] == ["路灯.png"]
+    assert client.get(url).content == _png()

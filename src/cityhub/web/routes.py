@@ -507,6 +507,7 @@ def _intake_page(
         urgencies=list(Urgency),
         categories=support.active_categories(db),
         can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
+        file_settings=files.get_file_settings(),
     )
 
 
@@ -531,11 +532,13 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
 
 
 @router.post("/intake", response_class=HTMLResponse)
-def intake_submit(request: Request, db: DbSession, form: FormBody) -> Response:
-    """Register the appeal (or, with a knowledge entry chosen, answer it instantly and close it)."""
+def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> Response:
+    """Register the appeal (or, with a knowledge entry chosen, answer it instantly and close it), with the files
+    given with it (the citizen's photos): one bad file refuses the whole appeal, naming it — nothing is kept."""
     from cityhub.intake.service import filed_by_citizen, parse, submit
     from cityhub.knowledge import service as kb
 
+    form = body.form
     principal = support.require_user(request, db, permissions.ORDER_CREATE, form=form)
     t = support.translator(request)
     values = form.values(INTAKE_FIELDS)
@@ -564,9 +567,15 @@ def intake_submit(request: Request, db: DbSession, form: FormBody) -> Response:
                 flash = ("intake.merged", {"master": master.number if master else "?"})
             else:
                 flash = ("intake.created", {"number": order.number})
+        if body.too_many:
+            raise _too_many_files()
+        if body.files:
+            files.attach(db, order_id=order.id, uploads=body.files, actor=principal.actor, with_appeal=True)
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, errors = _refusal(db, t, exc)
+        if error.details.get("field") == "files":
+            errors["files"] = _file_problem(t, error) + t("intake.files_again")
         if not form.get("title").strip() and not form.get("content").strip():
             # Pydantic skips the whole-appeal check when a field fails; say it anyway, so one round fixes all.
             errors.setdefault("content", t("err.need_text"))
@@ -999,10 +1008,7 @@ def order_attach(order_id: int, request: Request, db: DbSession, body: support.U
     note = body.form.text("note")
     try:
         if body.too_many:
-            limit = files.get_file_settings().max_count
-            raise ValidationFailed(
-                f"more than {limit} files given", details={"field": "files", "problem": "too_many", "max_count": limit}
-            )
+            raise _too_many_files()
         # No version check: a file does not depend on what others did to the order meanwhile.
         rows = files.attach(db, order_id=order_id, uploads=body.files, actor=principal.actor, note=note)
         db.flush()
@@ -1022,6 +1028,14 @@ def order_attach(order_id: int, request: Request, db: DbSession, body: support.U
             status_code=error.http_status,
         )
     return support.redirect(f"/orders/{order_id}", flash=("order.attached", {"count": len(rows)}))
+
+
+def _too_many_files() -> ValidationFailed:
+    """An upload form carried more files than one upload may (its files beyond were not read)."""
+    limit = files.get_file_settings().max_count
+    return ValidationFailed(
+        f"more than {limit} files given", details={"field": "files", "problem": "too_many", "max_count": limit}
+    )
 
 
 def _file_problem(t: Translator, error: CityhubError) -> str:

@@ -504,16 +504,16 @@ class UploadForm:
 
 
 async def upload_body(request: Request) -> UploadForm:
-    """The fields and files of a multipart POST; an empty one for anything else. Each file is read up to one byte
-    past the largest size taken (:mod:`cityhub.workorders.files` refuses it by name); a file input left empty is
-    not a file."""
+    """The fields and files of a multipart POST (an urlencoded one: its fields, no files). Each file is read up to
+    one byte past the largest size taken (:mod:`cityhub.workorders.files` refuses it by name); a file input left
+    empty is not a file."""
     from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException
 
     from cityhub.workorders.files import get_file_settings
 
     if request.method != "POST" or not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return UploadForm(Form(), [])
+        return UploadForm(await form_body(request), [])
     settings = get_file_settings()
     pairs: list[tuple[str, str]] = []
     uploads: list[Upload] = []

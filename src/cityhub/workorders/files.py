@@ -203,11 +203,14 @@ def attach(
     actor: Any,
     note: str | None = None,
     expected_version: int | None = None,
+    with_appeal: bool = False,
 ) -> list[Attachment]:
     """Check ``uploads``, keep them in the store and attach them to the order, in one audited ``comment`` event
     (its text the note, else "attached N file(s)"; its payload the attachments' ids, names, types and sizes). Raises
     ``ValidationFailed`` naming the first bad file (nothing is attached) and what ``act`` raises (a closed order
-    takes comments too; a stale ``expected_version`` is a ``Conflict``)."""
+    takes comments too; a stale ``expected_version`` is a ``Conflict``). ``with_appeal``: the files came with the
+    appeal, received in the same transaction (the intake form): they are the citizen's, as a link given with the
+    appeal is (``uploaded_by`` left empty; the event names who received them)."""
     from cityhub.workorders import service
 
     items = check(uploads)
@@ -227,7 +230,7 @@ def attach(
             size=len(item.data),
             url="",
             sha256=item.sha256,
-            uploaded_by=actor.name,
+            uploaded_by=None if with_appeal else actor.name,
         )
         for item in items
     ]

@@ -267,7 +267,7 @@ def attachment_content(order_id: int, attachment_id: int, db: DbSession, princip
     an attachment given by its link (open the link), another order's, or a file missing from the store."""
     _order(db, order_id, principal)
     row, path = files.stored_file(db, order_id=order_id, attachment_id=attachment_id)
-    if principal.role == Role.CITIZEN:  # staff's files, as the citizen's read of the order leaves them out
+    if principal.role == Role.CITIZEN and row.uploaded_by is not None:  # staff's files: left out of their read too
         raise NotFound(f"attachment {attachment_id} of order {order_id} not found")
     return FileResponse(
         path,
