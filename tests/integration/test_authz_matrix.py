@@ -22,7 +22,7 @@ from cityhub.auth.service import create_token
 from cityhub.db import reset_engine, session_scope
 from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
-from cityhub.workorders import service
+from cityhub.workorders import files, service
 from cityhub.workorders.schemas import OrderCreate
 
 CALLERS = "op dsp hdl hst hcm sup ldr adm cit"
@@ -63,6 +63,9 @@ TABLE = {
     "act:reopen":             ".  Y   .   .   .   Y   .   Y   .",
     "act:assign":             ".  .   .   .   .   .   Y   Y   .",
     "act:comment":            "Y  Y   Y   Y   Y   Y   Y   Y   .",
+    "files:attach":           "Y  Y   Y   Y   Y   Y   Y   Y   .",
+    "files:read":             "Y  Y   Y   Y   Y   Y   Y   Y   Y",
+    "files:remove":           ".  .   .   .   .   Y   .   Y   .",
 }
 # fmt: on
 SEES_ALL = {"op", "sup", "ldr", "adm"}  # district units, leader and admin: scope is the whole district
@@ -129,11 +132,14 @@ def _cases() -> Iterator[Any]:
 
 
 def expected_status(endpoint: str, caller: str, scope: str) -> int:
+    hidden = scope == "other" and caller not in SEES_ALL and endpoint != "read:list"
     if not _cells(TABLE[endpoint])[caller]:
-        return 403
-    if scope == "other" and caller not in SEES_ALL and endpoint != "read:list":
+        # Removing another's file is refused once the order is seen: whoever attached a file may remove it, so
+        # the attachment is looked at (the row's ``.``: a file someone else attached).
+        return 404 if endpoint == "files:remove" and hidden else 403
+    if hidden:
         return 404
-    return 201 if endpoint in ("create", "auth:tokens") else 200
+    return {"create": 201, "auth:tokens": 201, "files:attach": 201, "files:remove": 204}.get(endpoint, 200)
 
 
 @dataclass
@@ -145,7 +151,9 @@ class World:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def world(request: pytest.FixtureRequest, _backend_dbs: Any) -> Iterator[World]:
+def world(
+    request: pytest.FixtureRequest, _backend_dbs: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
     backend = request.param
     enabled = {b.strip() for b in os.environ.get("CITYHUB_TEST_BACKENDS", "").split(",") if b.strip()}
     if enabled and backend not in enabled:
@@ -153,6 +161,7 @@ def world(request: pytest.FixtureRequest, _backend_dbs: Any) -> Iterator[World]:
     url = _backend_dbs.get(backend)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CITYHUB_DATABASE_URL", url)
+        mp.setenv("CITYHUB_FILES_DIR", str(tmp_path_factory.mktemp("files")))
         reset_engine()
         try:
             with session_scope() as s:
@@ -265,12 +274,35 @@ def test_matrix(world: World, endpoint: str, caller: str, scope: str) -> None:
         order_id = _order(world, caller, scope, None)
         suffix = {"get": "", "events": "/events", "actions": "/actions"}[name]
         response = c.get(f"/api/v1/orders/{order_id}{suffix}", headers=headers)
+    elif kind == "files":
+        order_id = _order(world, caller, scope, None)
+        with session_scope() as s:  # a photo given with the appeal, received by the system
+            (row,) = files.attach(
+                s,
+                order_id=order_id,
+                uploads=[files.Upload("a.pdf", b"%PDF-1.4\n%%EOF\n")],
+                actor=service.SYSTEM,
+                with_appeal=True,
+            )
+            base = f"/api/v1/orders/{order_id}/attachments"
+            path = {"attach": base, "read": f"{base}/{row.id}/content", "remove": f"{base}/{row.id}"}[name]
+        if name == "attach":
+            response = c.post(
+                path, files=[("files", ("b.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf"))], headers=headers
+            )
+        elif name == "read":
+            response = c.get(path, headers=headers)
+        else:
+            response = c.delete(path, params={"reason": "传错"}, headers=headers)
     else:
         order_id = _order(world, caller, scope, name) if expected != 403 else _order(world, caller, scope, None)
         body = _action_body(world, caller, scope, name, order_id) if expected != 403 else dict(TEXT)
         response = c.post(f"/api/v1/orders/{order_id}/actions/{name}", json=body, headers=headers)
 
     assert response.status_code == expected, response.text
+    if endpoint == "files:read" and expected == 200:
+        assert response.content == b"%PDF-1.4\n%%EOF\n"
+        return
     payload = response.json() if response.content else None
     if expected >= 400:
         assert set(payload) == {"code", "message", "details"}

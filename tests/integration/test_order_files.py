@@ -274,3 +274,69 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     read = _api(world).get(f"/api/v1/orders/{order_id}", headers=world["tokens"]["cit"]).json()
     assert [a["filename"] for a in read["attachments"]] == ["路灯.png"]
     assert client.get(url).content == _png()
+
+
+def test_an_attachment_is_removed_by_its_uploader_or_a_supervisor_with_a_reason(world, store) -> None:
+    client = _api(world)
+    (mine,) = _upload(client, world, [("错传.png", _png(), "image/png")], who="op").json()
+    (kept,) = _upload(client, world, [("kept.png", _png("blue"), "image/png")], who="adm").json()
+    (twin,) = _upload(client, world, [("same.png", _png(), "image/png")], who="adm").json()  # the same bytes
+    base = f"/api/v1/orders/{world['order']}/attachments"
+    # Another's file: the operator may not; without a reason nobody may.
+    refused = client.delete(f"{base}/{kept['id']}", params={"reason": "不需要"}, headers=world["tokens"]["op"])
+    assert refused.status_code == 403
+    assert client.delete(f"{base}/{mine['id']}", headers=world["tokens"]["op"]).status_code == 422
+    # The uploader removes their own; the file stays while another attachment holds the same bytes.
+    done = client.delete(f"{base}/{mine['id']}", params={"reason": "传错了工单"}, headers=world["tokens"]["op"])
+    assert done.status_code == 204, done.text
+    assert files.path_of(mine["sha256"]).is_file()
+    assert client.get(mine["url"], headers=world["tokens"]["adm"]).status_code == 404
+    # An administrator removes the twin: now no attachment holds those bytes, and the file leaves the store.
+    gone = client.delete(f"{base}/{twin['id']}", params={"reason": "含身份证号"}, headers=world["tokens"]["adm"])
+    assert gone.status_code == 204
+    assert not files.path_of(mine["sha256"]).exists() and files.path_of(kept["sha256"]).is_file()
+    with session_scope() as s:
+        events = s.scalars(select(OrderEvent).where(OrderEvent.order_id == world["order"]).order_by(OrderEvent.id))
+        removals = [
+            (e.actor_name, e.reason, e.payload["removed_attachments"][0]["filename"])
+            for e in events
+            if e.payload and "removed_attachments" in e.payload
+        ]
+        assert [a.filename for a in s.scalars(select(Attachment).where(Attachment.order_id == world["order"]))] == [
+            "kept.png"
+        ]
+    assert removals == [("王话务", "传错了工单", "错传.png"), ("周管理", "含身份证号", "same.png")]
+
+
+def test_a_removal_that_rolls_back_keeps_the_file(world, store) -> None:
+    from cityhub.workorders.service import Actor
+
+    (row,) = _upload(_api(world), world, [("a.png", _png(), "image/png")], who="adm").json()
+    with session_scope() as s:
+        files.remove(
+            s, order_id=world["order"], attachment_id=row["id"], actor=Actor(name="x"), reason="r", may_remove_any=True
+        )
+        s.rollback()
+    assert files.path_of(row["sha256"]).is_file()
+    with session_scope() as s:  # a later commit of the same kind of session does not delete it either
+        s.get(Order, world["order"])
+    assert files.path_of(row["sha256"]).is_file()
+
+
+def test_the_order_page_removes_an_attachment_with_a_reason(world, store) -> None:
+    _upload(_api(world), world, [("wrong.png", _png(), "image/png")], who="op")
+    with session_scope() as s:
+        row_id = s.scalars(select(Attachment.id).where(Attachment.order_id == world["order"])).one()
+    lead = login("lead")  # a leader neither attached it nor may remove others' files: offered nothing
+    assert f'data-testid="remove-attachment-{row_id}"' not in lead.get(f"/orders/{world['order']}").text
+    client = login("sup")
+    page = client.get(f"/orders/{world['order']}")
+    assert f'data-testid="remove-attachment-{row_id}"' in page.text
+    token = hidden(page.text)
+    action = f"/orders/{world['order']}/attachments/{row_id}/remove"
+    missing = client.post(action, data={"csrf_token": token, "reason": " "})
+    assert missing.status_code == 422 and "请填写移除附件的原因" in missing.text
+    done = client.post(action, data={"csrf_token": token, "reason": "拍到了路人面部"})
+    assert done.status_code == 200 and "已移除附件：wrong.png" in done.text and "拍到了路人面部" in done.text
+    with session_scope() as s:
+        assert s.scalars(select(Attachment).where(Attachment.order_id == world["order"])).all() == []

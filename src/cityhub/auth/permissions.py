@@ -35,6 +35,9 @@ BRAIN_READ = "brain:read"
 # The configuration log (操作日志, cityhub.auditlog): who changed sensors, alarm and routing rules, from what to what
 # (administrators).
 LOG_READ = "log:read"
+# Remove any file or link attached to an order in one's scope (a wrong photo, a document with someone's ID card):
+# supervisors and administrators. Whoever attached a file may remove their own without it (workorders.files.remove).
+ATTACHMENTS_REMOVE = "attachments:remove"
 
 
 def act(action: Action | str) -> str:
@@ -49,7 +52,7 @@ def _acts(*actions: Action) -> set[str]:
 ALL_PERMISSIONS: frozenset[str] = frozenset(
     {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE, KB_MANAGE, REPLY_REVIEW}
     | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE, API_CLIENTS_MANAGE}
-    | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ, LOG_READ}
+    | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ, LOG_READ, ATTACHMENTS_REMOVE}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
@@ -92,6 +95,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     # 督办员: time limits, extensions, reply audit, callback and closing.
     Role.SUPERVISOR: frozenset(
         {ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, REPLY_REVIEW, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
+        | {ATTACHMENTS_REMOVE}
         | _acts(
             Action.URGE,
             Action.ESCALATE,

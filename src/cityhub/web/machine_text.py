@@ -147,6 +147,7 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         "why.place_set",
         lambda m, n, t: {"place": m[1] + (t("why.street_only") if m[2] else "")},
     ),
+    (re.compile(r"removed attachment (\d+)"), "why.removed_attachment", lambda m, n, t: {"id": m[1]}),
     (
         re.compile(r"attached (\d+) file\(s\)"),
         "why.attached",

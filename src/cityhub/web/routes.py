@@ -769,6 +769,7 @@ def _event_rows(db: Session, order: Order, principal: Principal) -> list[dict[st
                 "kb_entry_id": payload.get("kb_entry_id"),
                 # The files an upload added (``workorders.files.attach``): named in the trail, opened from the facts.
                 "files": [f.get("filename") for f in payload.get("attachments") or () if isinstance(f, dict)],
+                "removed": [f.get("filename") for f in payload.get("removed_attachments") or () if isinstance(f, dict)],
                 "auto": bool(payload.get("auto")),
                 # An extension's working days, asked for or granted: what the approver decides on.
                 "days": days if e.action in _EXTENSION_EVENTS and isinstance(days, int | float) else None,
@@ -875,6 +876,12 @@ def _detail_page(
         errors=errors or {},
         is_admin=principal.role == Role.ADMIN,
         may_attach=permissions.allows(principal.role, permissions.act(Action.COMMENT)),
+        removable={
+            a.id
+            for a in order.attachments
+            if permissions.allows(principal.role, permissions.ATTACHMENTS_REMOVE)
+            or (a.uploaded_by_id is not None and a.uploaded_by_id == principal.user_id)
+        },
         file_settings=files.get_file_settings(),
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
         reply_cut=WEAK_THRESHOLD,
@@ -1028,6 +1035,33 @@ def order_attach(order_id: int, request: Request, db: DbSession, body: support.U
             status_code=error.http_status,
         )
     return support.redirect(f"/orders/{order_id}", flash=("order.attached", {"count": len(rows)}))
+
+
+@router.post("/orders/{order_id}/attachments/{attachment_id}/remove", response_class=HTMLResponse)
+def order_detach(order_id: int, attachment_id: int, request: Request, db: DbSession, form: FormBody) -> Response:
+    """Remove an attachment from the order page, with the reason (``workorders.files.remove`` decides who may)."""
+    principal = support.require_user(request, db, permissions.ORDER_READ, form=form)
+    t = support.translator(request)
+    try:
+        scoped_order(db, order_id, principal)
+    except NotFound:
+        raise PageError(404, "err.not_found") from None
+    try:
+        row = files.remove(
+            db,
+            order_id=order_id,
+            attachment_id=attachment_id,
+            actor=principal.actor,
+            reason=form.text("reason"),
+            may_remove_any=permissions.allows(principal.role, permissions.ATTACHMENTS_REMOVE),
+        )
+        db.flush()
+    except (CityhubError, StaleDataError) as exc:
+        error, message, _ = _refusal(db, t, exc)
+        if error.details.get("field") == "reason":
+            message = t("order.remove_reason_needed")
+        return _detail_page(request, db, principal, order_id, error=message, status_code=error.http_status)
+    return support.redirect(f"/orders/{order_id}", flash=("order.attachment_removed", {"name": row.filename}))
 
 
 def _too_many_files() -> ValidationFailed:

@@ -195,6 +195,33 @@ def attach_cmd(
         typer.echo(line)
 
 
+@app.command("detach")
+def detach_cmd(
+    ref: Annotated[str, typer.Argument(help="Order number (BY…) or id.")],
+    attachment_id: Annotated[int, typer.Argument(help="The attachment's id (`orders show`).")],
+    reason: Annotated[str, typer.Option(help="Why it is removed (in the audit trail).")],
+    actor: Annotated[str, typer.Option(help="Name recorded in the audit trail.")] = "cli",
+) -> None:
+    """Remove an attachment from an order (its stored file too, when no other attachment holds it), audited."""
+    from cityhub.workorders import files, service
+
+    try:
+        with session_scope() as session:
+            order = _find(session, ref)
+            row = files.remove(
+                session,
+                order_id=order.id,
+                attachment_id=attachment_id,
+                actor=service.Actor(name=actor),
+                reason=reason,
+                may_remove_any=True,
+            )
+            name = row.filename
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(f"{ref}: attachment {attachment_id} ({name}) removed")
+
+
 calendar_app = typer.Typer(no_args_is_help=True, help="Working calendar: holidays and make-up workdays (admin).")
 sla_app = typer.Typer(no_args_is_help=True, help="Time-limit table: category × urgency (admin).")
 

@@ -28,6 +28,7 @@ from typing import Any
 import filetype
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from cityhub.errors import NotFound, ValidationFailed
@@ -231,6 +232,7 @@ def attach(
             url="",
             sha256=item.sha256,
             uploaded_by=None if with_appeal else actor.name,
+            uploaded_by_id=None if with_appeal else actor.user_id,
         )
         for item in items
     ]
@@ -252,6 +254,67 @@ def attach(
         expected_version=expected_version,
     )
     return rows
+
+
+def remove(
+    session: Session, *, order_id: int, attachment_id: int, actor: Any, reason: str | None, may_remove_any: bool
+) -> Attachment:
+    """Remove one attachment of the order (a wrong photo, a document showing someone's ID card): the row goes, with
+    one audited ``comment`` event naming what was removed (its name, type, size, hash, who attached it) and why; a
+    stored file no other attachment holds is deleted from the store once the transaction commits. Whoever attached
+    a file may remove it; anyone else needs ``may_remove_any`` (supervisors, administrators). A reason is required."""
+    from cityhub.errors import PermissionDenied
+    from cityhub.workorders import service
+
+    row = session.get(Attachment, attachment_id)
+    if row is None or row.order_id != order_id:
+        raise NotFound(f"attachment {attachment_id} of order {order_id} not found")
+    own = row.uploaded_by_id is not None and row.uploaded_by_id == actor.user_id
+    if not (own or may_remove_any):
+        raise PermissionDenied("only whoever attached a file, a supervisor or an administrator may remove it")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("reason is required: say why the attachment is removed", details={"field": "reason"})
+    removed = {
+        "id": row.id,
+        "filename": row.filename,
+        "content_type": row.content_type,
+        "size": row.size,
+        "sha256": row.sha256,
+        "uploaded_by": row.uploaded_by,
+    }
+    session.delete(row)
+    session.flush()
+    service.act(
+        session,
+        order_id=order_id,
+        action=Action.COMMENT,
+        actor=actor,
+        params={"text": f"removed attachment {removed['id']}", "reason": reason, "removed_attachments": [removed]},
+    )
+    sha = row.sha256
+    if sha is not None and not session.scalar(select(func.count()).where(Attachment.sha256 == sha)):
+        # After the commit: a rolled-back removal keeps its file. (The same bytes attached again by another request
+        # between this check and the commit would lose theirs — a 404 naming the missing file.)
+        path = path_of(sha)
+        _after_commit(session, lambda: path.unlink(missing_ok=True))
+    return row
+
+
+def _after_commit(session: Session, do: Any) -> None:
+    """Call ``do()`` once the session's transaction commits; never, if it rolls back first."""
+    armed = [True]
+
+    def committed(_session: Session) -> None:
+        if armed[0]:
+            armed[0] = False
+            do()
+
+    def rolled_back(_session: Session) -> None:
+        armed[0] = False
+
+    event.listen(session, "after_commit", committed, once=True)
+    event.listen(session, "after_rollback", rolled_back, once=True)
 
 
 def stored_file(session: Session, *, order_id: int, attachment_id: int) -> tuple[Attachment, Path]:

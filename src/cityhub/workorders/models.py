@@ -322,6 +322,7 @@ class Attachment(Base):
     # The content's SHA-256 for a file kept in the store (cityhub.workorders.files); None for a link.
     sha256: Mapped[str | None] = mapped_column(String(64))
     uploaded_by: Mapped[str | None] = mapped_column(String(80))  # who attached it later; None: given with the appeal
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     order: Mapped[Order] = relationship(back_populates="attachments")
 

@@ -256,6 +256,30 @@ def upload_attachments(
     return read
 
 
+@router.delete("/{order_id}/attachments/{attachment_id}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_attachment(
+    order_id: int,
+    attachment_id: int,
+    db: DbSession,
+    principal: Reader,
+    reason: Annotated[str, Query(min_length=1, max_length=500, description="why it is removed (in the trail)")],
+) -> Response:
+    """Remove an attachment (a wrong photo, a document showing someone's ID card): whoever attached the file, or a
+    role with ``attachments:remove`` (supervisors, administrators) in whose scope the order is. Audited as one
+    comment naming it and the reason; a stored file no other attachment holds leaves the store."""
+    _order(db, order_id, principal)
+    files.remove(
+        db,
+        order_id=order_id,
+        attachment_id=attachment_id,
+        actor=principal.actor,
+        reason=reason,
+        may_remove_any=permissions.allows(principal.role, permissions.ATTACHMENTS_REMOVE),
+    )
+    db.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.get(
     "/{order_id}/attachments/{attachment_id}/content",
     response_class=FileResponse,

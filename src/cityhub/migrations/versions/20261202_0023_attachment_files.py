@@ -6,7 +6,8 @@ Create Date: 2026-12-02 19:40:00.000000
 
 `attachments.sha256`: set for a file kept in cityhub's own file store (`cityhub.workorders.files`, under
 CITYHUB_FILES_DIR, by its content's SHA-256); null for an attachment given by its http(s) link.
-`attachments.uploaded_by`: who attached it (a person's name, "cli"), null for those given with the appeal.
+`attachments.uploaded_by` / `uploaded_by_id`: who attached it (a person's name, "cli"; their account, who may remove
+it again), null for those given with the appeal.
 Nullable columns only: no rewrite of existing rows.
 """
 
@@ -25,9 +26,15 @@ def upgrade() -> None:
     with op.batch_alter_table('attachments') as batch:
         batch.add_column(sa.Column('sha256', sa.String(length=64), nullable=True))
         batch.add_column(sa.Column('uploaded_by', sa.String(length=80), nullable=True))
+        batch.add_column(sa.Column('uploaded_by_id', sa.Integer(), nullable=True))
+        batch.create_foreign_key(
+            'fk_attachments_uploaded_by_id_users', 'users', ['uploaded_by_id'], ['id'], ondelete='SET NULL'
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table('attachments') as batch:
+        batch.drop_constraint('fk_attachments_uploaded_by_id_users', type_='foreignkey')
+        batch.drop_column('uploaded_by_id')
         batch.drop_column('uploaded_by')
         batch.drop_column('sha256')
