@@ -78,3 +78,10 @@ class Overloaded(CityhubError):
     def __init__(self, message: str, *, retry_after: int, details: dict[str, Any] | None = None) -> None:
         super().__init__(message, details={**(details or {}), "retry_after": retry_after})
         self.retry_after = retry_after
+
+
+class StorageUnavailable(CityhubError):
+    """The server could not keep what it was given (the file store cannot be written); nothing of it was kept."""
+
+    code = "storage_unavailable"
+    http_status = 503

@@ -28,6 +28,7 @@ from cityhub.config import get_settings
 from cityhub.db import database_key, session_scope, utcnow
 from cityhub.errors import CityhubError, Overloaded
 from cityhub.org.models import Unit
+from cityhub.workorders import files
 from cityhub.workorders.calendar import MIN_WEEKDAY_HOLIDAYS, weekday_holidays_entered, years_short_of_holidays
 from cityhub.workorders.models import JobRun, Order, SlaStatus
 
@@ -106,6 +107,8 @@ def status_summary() -> dict[str, Any]:
             # does not know, the weekday holidays entered so far.
             "calendar_years_without_holidays": years_short_of_holidays(holidays),
             "calendar_weekday_holidays_entered": {str(year): count for year, count in holidays.items()},
+            # Whether files attached to orders can be kept (CITYHUB_FILES_DIR): None, or why not.
+            "file_store_problem": files.store_problem(),
         }
 
 
@@ -144,6 +147,8 @@ def health_problems(summary: dict[str, Any]) -> list[str]:
             f"holidays entered, a year has at least {MIN_WEEKDAY_HOLIDAYS}); its deadlines count them as working "
             "days — enter them on the web UI's 工作日历 page (/admin/calendar) or with `cityhub calendar import FILE`"
         )
+    if summary.get("file_store_problem"):
+        problems.append(f"file store: {summary['file_store_problem']}; files attached to orders are refused (503)")
     model = summary.get("dispatch_model")
     if model == "reload failed":
         problems.append("dispatch classifier: a retrained model failed to load; the previous one keeps deciding")

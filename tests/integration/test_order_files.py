@@ -340,3 +340,19 @@ def test_the_order_page_removes_an_attachment_with_a_reason(world, store) -> Non
     assert done.status_code == 200 and "已移除附件：wrong.png" in done.text and "拍到了路人面部" in done.text
     with session_scope() as s:
         assert s.scalars(select(Attachment).where(Attachment.order_id == world["order"])).all() == []
+
+
+def test_a_store_that_cannot_be_written_refuses_uploads_and_degrades_health(world, tmp_path, monkeypatch) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    monkeypatch.setenv("CITYHUB_FILES_DIR", str(blocker / "files"))  # a file stands where a directory must be made
+    client = _api(world)
+    answer = _upload(client, world, [("a.png", _png(), "image/png")])
+    assert answer.status_code == 503
+    assert answer.json()["code"] == "storage_unavailable" and "nothing was attached" in answer.json()["message"]
+    with session_scope() as s:
+        assert s.scalars(select(Attachment).where(Attachment.order_id == world["order"])).all() == []
+    health = client.get("/healthz").json()
+    assert health["status"] == "degraded"
+    assert any(p.startswith("file store: its directory cannot be made") for p in health["problems"])
+    assert str(blocker) not in json.dumps(health)  # the public probe names no path

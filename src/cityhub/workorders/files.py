@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from cityhub.errors import NotFound, ValidationFailed
+from cityhub.errors import NotFound, StorageUnavailable, ValidationFailed
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Attachment
 
@@ -172,12 +172,18 @@ def path_of(sha256: str, settings: FileSettings | None = None) -> Path:
 
 
 def store(item: Checked, settings: FileSettings | None = None) -> Path:
-    """Write ``item`` to the store, once: a file already there under its hash is the same content."""
+    """Write ``item`` to the store, once: a file already there under its hash is the same content.
+    ``StorageUnavailable`` when the store cannot be written (a missing mount, no space, no permission)."""
     target = path_of(item.sha256, settings)
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+    except OSError as exc:
+        raise StorageUnavailable(
+            f"the file store cannot be written ({exc.strerror or exc}); nothing was attached — tell the administrators"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(item.data)
@@ -185,10 +191,31 @@ def store(item: Checked, settings: FileSettings | None = None) -> Path:
             os.fsync(out.fileno())
         os.chmod(tmp, 0o640)  # citizens' photos: not for every account of the machine
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # no space left, most often
+            raise StorageUnavailable(
+                f"the file store cannot be written ({exc.strerror or exc}); nothing was attached — tell the "
+                "administrators"
+            ) from None
         raise
     return target
+
+
+def store_problem(settings: FileSettings | None = None) -> str | None:
+    """Why the store cannot take files now, for ``/healthz`` (no path: the probe is public); None when it can. A
+    directory not made yet is fine where it can be made."""
+    root = Path((settings or get_file_settings()).dir)
+    probe = root
+    while not probe.exists():
+        if probe.parent == probe:
+            return "its directory cannot be made"
+        probe = probe.parent
+    if not probe.is_dir():
+        return "its directory cannot be made (a file is in the way)"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return "its directory is not writable"
+    return None
 
 
 def content_path(attachment: Attachment) -> str:
