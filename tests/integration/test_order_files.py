@@ -356,3 +356,33 @@ def test_a_store_that_cannot_be_written_refuses_uploads_and_degrades_health(worl
     assert health["status"] == "degraded"
     assert any(p.startswith("file store: its directory cannot be made") for p in health["problems"])
     assert str(blocker) not in json.dumps(health)  # the public probe names no path
+
+
+def test_a_photo_has_an_upright_thumbnail_and_a_broken_one_falls_back_to_the_file(world, store) -> None:
+    client = _api(world)
+    big = io.BytesIO()
+    image = Image.new("RGB", (1600, 900), "white")
+    exif = image.getexif()
+    exif[0x0112] = 6  # taken with the phone turned: to be shown rotated 90°
+    image.save(big, "JPEG", exif=exif)
+    broken = _png()[:40] + b"\x00" * 60  # a PNG's signature and header, then nothing that decodes
+    made = _upload(client, world, [("cam.jpg", big.getvalue(), "image/jpeg"), ("bad.png", broken, "image/png")])
+    assert made.status_code == 201, made.text
+    cam, bad = made.json()
+    thumb = client.get(cam["url"], params={"thumb": "true"}, headers=world["tokens"]["lead"])
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    small = Image.open(io.BytesIO(thumb.content))
+    assert small.size == (180, 320)  # upright: the 1600×900 landscape frame turned to portrait, 320 px long
+    assert len(thumb.content) < len(big.getvalue())
+    assert (store / "thumbs" / cam["sha256"][:2] / f"{cam['sha256']}.jpg").is_file()  # made once, kept
+    fallback = client.get(bad["url"], params={"thumb": "true"}, headers=world["tokens"]["lead"])
+    assert fallback.status_code == 200 and fallback.content == broken
+    # The order page shows the photos as thumbnails linking to the files.
+    page = login("op").get(f"/orders/{world['order']}").text
+    assert f'src="{cam["url"]}?thumb=1"' in page and f'src="{bad["url"]}?thumb=1"' in page
+    # Removing the photo takes its thumbnail too.
+    removed = client.delete(
+        f"{cam['url'].removesuffix('/content')}", params={"reason": "x"}, headers=world["tokens"]["adm"]
+    )
+    assert removed.status_code == 204
+    assert not (store / "thumbs" / cam["sha256"][:2] / f"{cam['sha256']}.jpg").exists()

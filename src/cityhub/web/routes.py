@@ -883,6 +883,7 @@ def _detail_page(
             or (a.uploaded_by_id is not None and a.uploaded_by_id == principal.user_id)
         },
         file_settings=files.get_file_settings(),
+        image_types=files.IMAGES,
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
         reply_cut=WEAK_THRESHOLD,
     )

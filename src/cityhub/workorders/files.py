@@ -218,6 +218,41 @@ def store_problem(settings: FileSettings | None = None) -> str | None:
     return None
 
 
+THUMB_PX = 320  # the longer side of a photo's thumbnail on the order page
+MAX_PIXELS = 60_000_000  # a larger image is not decoded for a thumbnail (decompression bombs): the file is served
+
+
+def thumbnail(row: Attachment, settings: FileSettings | None = None) -> Path | None:
+    """A small JPEG of a stored photo (the order page shows it; the file may be megabytes from a phone's camera),
+    turned upright by its EXIF orientation, made once and kept beside the store (``thumbs/``); None for what is not
+    a photo or cannot be decoded (then the file itself is served)."""
+    from PIL import Image, ImageOps
+
+    if row.sha256 is None or row.content_type not in IMAGES:
+        return None
+    settings = settings or get_file_settings()
+    target = Path(settings.dir) / "thumbs" / row.sha256[:2] / f"{row.sha256}.jpg"
+    if target.is_file():
+        return target
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(path_of(row.sha256, settings)) as image:
+            image.draft("RGB", (THUMB_PX * 2, THUMB_PX * 2))  # a JPEG decoded at a fraction of its size
+            small = ImageOps.exif_transpose(image).convert("RGB")
+        small.thumbnail((THUMB_PX, THUMB_PX))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".thumb-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                small.save(out, "JPEG", quality=80)
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return None
+    return target
+
+
 def content_path(attachment: Attachment) -> str:
     """The API path that serves a stored file (to whoever may read its order)."""
     return f"/api/v1/orders/{attachment.order_id}/attachments/{attachment.id}/content"
@@ -324,7 +359,13 @@ def remove(
         # After the commit: a rolled-back removal keeps its file. (The same bytes attached again by another request
         # between this check and the commit would lose theirs — a 404 naming the missing file.)
         path = path_of(sha)
-        _after_commit(session, lambda: path.unlink(missing_ok=True))
+        thumb = Path(get_file_settings().dir) / "thumbs" / sha[:2] / f"{sha}.jpg"
+
+        def delete() -> None:
+            path.unlink(missing_ok=True)
+            thumb.unlink(missing_ok=True)
+
+        _after_commit(session, delete)
     return row
 
 

@@ -285,17 +285,25 @@ def remove_attachment(
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}, "description": "the file, with the type read"}},
 )
-def attachment_content(order_id: int, attachment_id: int, db: DbSession, principal: Reader) -> FileResponse:
+def attachment_content(
+    order_id: int,
+    attachment_id: int,
+    db: DbSession,
+    principal: Reader,
+    thumb: Annotated[bool, Query(description="a photo's thumbnail (JPEG, 320 px), as the order page shows it")] = False,
+) -> FileResponse:
     """A file attached to the order and kept by cityhub, to whoever may read the order: photos, audio and video
     shown in the browser, other kinds downloaded; served as a sandboxed document (no script runs in it). 404 for
-    an attachment given by its link (open the link), another order's, or a file missing from the store."""
+    an attachment given by its link (open the link), another order's, or a file missing from the store. With
+    ``thumb``, a photo's thumbnail (the file itself when none can be made)."""
     _order(db, order_id, principal)
     row, path = files.stored_file(db, order_id=order_id, attachment_id=attachment_id)
     if principal.role == Role.CITIZEN and row.uploaded_by is not None:  # staff's files: left out of their read too
         raise NotFound(f"attachment {attachment_id} of order {order_id} not found")
+    small = files.thumbnail(row) if thumb else None
     return FileResponse(
-        path,
-        media_type=row.content_type or "application/octet-stream",
+        small or path,
+        media_type="image/jpeg" if small else row.content_type or "application/octet-stream",
         headers={
             "Content-Disposition": files.disposition(row),
             "Content-Security-Policy": files.CONTENT_POLICY,
