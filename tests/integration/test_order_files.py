@@ -386,3 +386,14 @@ def test_a_photo_has_an_upright_thumbnail_and_a_broken_one_falls_back_to_the_fil
     )
     assert removed.status_code == 204
     assert not (store / "thumbs" / cam["sha256"][:2] / f"{cam['sha256']}.jpg").exists()
+
+
+def test_a_webhook_receiver_learns_of_the_orders_files(world, store) -> None:
+    from cityhub.notify.service import order_snapshot
+
+    (made,) = _upload(_api(world), world, [("井盖.png", _png(), "image/png")]).json()
+    with session_scope() as s:
+        block = order_snapshot(s, world["order"])
+    (sent,) = block["attachments"]
+    assert sent == {k: made[k] for k in ("id", "filename", "content_type", "size", "url")}
+    assert sent["filename"] == "井盖.png" and sent["url"].endswith("/content")

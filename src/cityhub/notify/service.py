@@ -462,8 +462,9 @@ def _unit_ref(session: Session, unit_id: int | None) -> dict[str, Any] | None:
 
 
 def order_snapshot(session: Session, order_id: int | None) -> dict[str, Any] | None:
-    """The order as receivers see it: numbers, state, units, deadlines; no personal data of the citizen — the title
-    scrubbed and the address cut to its road or compound as the public sees them (:mod:`cityhub.masking`)."""
+    """The order as receivers see it: numbers, state, units, deadlines, attachments; no personal data of the
+    citizen — the title scrubbed and the address cut to its road or compound as the public sees them
+    (:mod:`cityhub.masking`)."""
     order = session.get(Order, order_id) if order_id is not None else None
     if order is None:
         return None
@@ -490,6 +491,12 @@ def order_snapshot(session: Session, order_id: int | None) -> dict[str, Any] | N
         "overdue_at": _iso(order.overdue_at),
         "replied_at": _iso(order.replied_at),
         "satisfied": order.satisfied,
+        # What the handling unit needs to see: a stored file's url is the API path, fetched with the receiver's
+        # own credentials (a link given with the appeal is passed on as it is).
+        "attachments": [
+            {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size, "url": a.url}
+            for a in order.attachments
+        ],
     }
 
 
