@@ -25,47 +25,47 @@ from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import files, service
 from cityhub.workorders.schemas import OrderCreate
 
-CALLERS = "op dsp hdl hst hcm sup ldr adm cit"
+CALLERS = "op dsp hdl hst hcm ins sup ldr adm cit"
 # fmt: off
 TABLE = {
-    # endpoint                 op dsp hdl hst hcm sup ldr adm cit
-    "read:list":              "Y  Y   Y   Y   Y   Y   Y   Y   Y",
-    "read:get":               "Y  Y   Y   Y   Y   Y   Y   Y   Y",
-    "read:events":            "Y  Y   Y   Y   Y   Y   Y   Y   Y",
-    "read:actions":           "Y  Y   Y   Y   Y   Y   Y   Y   Y",
-    "unmasked":               "Y  Y   Y   Y   Y   Y   .   Y   Y",
-    "create":                 "Y  Y   .   .   .   .   .   Y   Y",
-    "auth:me":                "Y  Y   Y   Y   Y   Y   Y   Y   Y",
-    "auth:tokens":            "Y  Y   Y   Y   Y   Y   Y   Y   Y",
-    "act:instant_answer":     "Y  .   .   .   .   .   .   Y   .",
-    "act:dispatch":           ".  Y   .   .   .   .   .   Y   .",
-    "act:transfer":           ".  Y   .   .   .   .   .   Y   .",
-    "act:add_assist":         ".  Y   .   .   .   .   .   Y   .",
-    "act:merge":              ".  Y   .   .   .   .   .   Y   .",
-    "act:cancel":             ".  Y   .   .   .   .   .   Y   .",
-    "act:accept":             ".  .   Y   Y   Y   .   .   Y   .",
-    "act:return":             ".  .   Y   Y   Y   .   .   Y   .",
-    "act:start":              ".  .   Y   Y   Y   .   .   Y   .",
-    "act:reply":              ".  .   Y   Y   Y   .   .   Y   .",
-    "act:request_extension":  ".  .   Y   Y   Y   .   .   Y   .",
-    "act:suspend":            ".  .   Y   Y   Y   .   .   Y   .",
-    "act:resume":             ".  .   Y   Y   Y   .   .   Y   .",
-    "act:assist_accept":      ".  .   Y   Y   Y   .   .   Y   .",
-    "act:assist_reply":       ".  .   Y   Y   Y   .   .   Y   .",
-    "act:assist_return":      ".  .   Y   Y   Y   .   .   Y   .",
-    "act:urge":               ".  .   .   .   .   Y   Y   Y   .",
-    "act:escalate":           ".  .   .   .   .   Y   Y   Y   .",
-    "act:approve_extension":  ".  .   .   .   .   Y   .   Y   .",
-    "act:reject_extension":   ".  .   .   .   .   Y   .   Y   .",
-    "act:reject_reply":       ".  .   .   .   .   Y   .   Y   .",
-    "act:callback":           ".  .   .   .   .   Y   .   Y   Y",
-    "act:close":              ".  .   .   .   .   Y   .   Y   .",
-    "act:reopen":             ".  Y   .   .   .   Y   .   Y   .",
-    "act:assign":             ".  .   .   .   .   .   Y   Y   .",
-    "act:comment":            "Y  Y   Y   Y   Y   Y   Y   Y   .",
-    "files:attach":           "Y  Y   Y   Y   Y   Y   Y   Y   .",
-    "files:read":             "Y  Y   Y   Y   Y   Y   Y   Y   Y",
-    "files:remove":           ".  .   .   .   .   Y   .   Y   .",
+    # endpoint                 op dsp hdl hst hcm ins sup ldr adm cit
+    "read:list":              "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    "read:get":               "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    "read:events":            "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    "read:actions":           "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    "unmasked":               "Y  Y   Y   Y   Y   Y   Y   .   Y   Y",
+    "create":                 "Y  Y   .   .   .   Y   .   .   Y   Y",
+    "auth:me":                "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    "auth:tokens":            "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    "act:instant_answer":     "Y  .   .   .   .   .   .   .   Y   .",
+    "act:dispatch":           ".  Y   .   .   .   .   .   .   Y   .",
+    "act:transfer":           ".  Y   .   .   .   .   .   .   Y   .",
+    "act:add_assist":         ".  Y   .   .   .   .   .   .   Y   .",
+    "act:merge":              ".  Y   .   .   .   .   .   .   Y   .",
+    "act:cancel":             ".  Y   .   .   .   .   .   .   Y   .",
+    "act:accept":             ".  .   Y   Y   Y   Y   .   .   Y   .",
+    "act:return":             ".  .   Y   Y   Y   Y   .   .   Y   .",
+    "act:start":              ".  .   Y   Y   Y   Y   .   .   Y   .",
+    "act:reply":              ".  .   Y   Y   Y   Y   .   .   Y   .",
+    "act:request_extension":  ".  .   Y   Y   Y   Y   .   .   Y   .",
+    "act:suspend":            ".  .   Y   Y   Y   Y   .   .   Y   .",
+    "act:resume":             ".  .   Y   Y   Y   Y   .   .   Y   .",
+    "act:assist_accept":      ".  .   Y   Y   Y   Y   .   .   Y   .",
+    "act:assist_reply":       ".  .   Y   Y   Y   Y   .   .   Y   .",
+    "act:assist_return":      ".  .   Y   Y   Y   Y   .   .   Y   .",
+    "act:urge":               ".  .   .   .   .   .   Y   Y   Y   .",
+    "act:escalate":           ".  .   .   .   .   .   Y   Y   Y   .",
+    "act:approve_extension":  ".  .   .   .   .   .   Y   .   Y   .",
+    "act:reject_extension":   ".  .   .   .   .   .   Y   .   Y   .",
+    "act:reject_reply":       ".  .   .   .   .   .   Y   .   Y   .",
+    "act:callback":           ".  .   .   .   .   .   Y   .   Y   Y",
+    "act:close":              ".  .   .   .   .   .   Y   .   Y   .",
+    "act:reopen":             ".  Y   .   .   .   .   Y   .   Y   .",
+    "act:assign":             ".  .   .   .   .   .   .   Y   Y   .",
+    "act:comment":            "Y  Y   Y   Y   Y   Y   Y   Y   Y   .",
+    "files:attach":           "Y  Y   Y   Y   Y   Y   Y   Y   Y   .",
+    "files:read":             "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
+    "files:remove":           ".  .   .   .   .   .   Y   .   Y   .",
 }
 # fmt: on
 SEES_ALL = {"op", "sup", "ldr", "adm"}  # district units, leader and admin: scope is the whole district
@@ -78,13 +78,17 @@ CALLER_UNITS = {
     "hdl": (Role.HANDLER, "P1"),
     "hst": (Role.HANDLER, "S1"),
     "hcm": (Role.HANDLER, "C1"),
+    "ins": (Role.INSPECTOR, "C1"),
     "sup": (Role.SUPERVISOR, "QU"),
     "ldr": (Role.LEADER, "QU"),
     "adm": (Role.ADMIN, "QU"),
     "cit": (Role.CITIZEN, ""),
 }
 # The unit an own order is led by: the caller's unit, or a department for district callers and citizens.
-OWN_LEAD = {"op": "P1", "dsp": "S1", "hdl": "P1", "hst": "S1", "hcm": "C1", "sup": "P1", "ldr": "P1", "adm": "P1"}
+OWN_LEAD = {
+    **{"op": "P1", "dsp": "S1", "hdl": "P1", "hst": "S1", "hcm": "C1", "ins": "C1"},
+    **{"sup": "P1", "ldr": "P1", "adm": "P1"},
+}
 
 # Steps from "received" to the state an action needs, and the action's parameters.
 SETUP: dict[str, list[str]] = {
@@ -208,7 +212,7 @@ def _order(world: World, caller: str, scope: str, action: str | None) -> int:
         # Co-handling: another unit leads, the caller's unit assists (its scope includes co-handled orders).
         lead = u["Q1"] if own else u["P2"]
         caller_unit = CALLER_UNITS[caller][1]
-        if own and CALLER_UNITS[caller][0] == Role.HANDLER:
+        if own and CALLER_UNITS[caller][0] in (Role.HANDLER, Role.INSPECTOR):
             assisting = u[caller_unit]
     with session_scope() as s:
         data = OrderCreate(

@@ -56,6 +56,24 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
+# 承办人: works the order of its unit, or its part of a co-handled one (a 网格员 too).
+_HANDLER: frozenset[str] = frozenset(
+    {ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE}
+    | _acts(
+        Action.ACCEPT,
+        Action.RETURN,
+        Action.START,
+        Action.REPLY,
+        Action.REQUEST_EXTENSION,
+        Action.SUSPEND,
+        Action.RESUME,
+        Action.ASSIST_ACCEPT,
+        Action.ASSIST_REPLY,
+        Action.ASSIST_RETURN,
+        Action.COMMENT,
+    )
+)
+
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     # 话务员: records appeals, answers consultations on the spot (秒回), reads in scope.
     Role.OPERATOR: frozenset(
@@ -75,23 +93,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             Action.COMMENT,
         )
     ),
-    # 承办人: works the order of its unit, or its part of a co-handled one.
-    Role.HANDLER: frozenset(
-        {ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE}
-        | _acts(
-            Action.ACCEPT,
-            Action.RETURN,
-            Action.START,
-            Action.REPLY,
-            Action.REQUEST_EXTENSION,
-            Action.SUSPEND,
-            Action.RESUME,
-            Action.ASSIST_ACCEPT,
-            Action.ASSIST_REPLY,
-            Action.ASSIST_RETURN,
-            Action.COMMENT,
-        )
-    ),
+    Role.HANDLER: _HANDLER,
+    # 网格员: a handler of their unit who also reports what they find on patrol (channel grid, from the intake form).
+    Role.INSPECTOR: _HANDLER | {ORDER_CREATE},
     # 督办员: time limits, extensions, reply audit, callback and closing.
     Role.SUPERVISOR: frozenset(
         {ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, REPLY_REVIEW, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
@@ -118,8 +122,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.CITIZEN: frozenset({ORDER_CREATE, ORDER_READ, TOKENS} | _acts(Action.CALLBACK)),
 }
 
-# Roles that see citizens' names and phone numbers unmasked on every order in their scope. A handler sees them
-# only on orders its own unit leads (it has to call the citizen); a citizen on their own orders.
+# Roles that work orders as their unit's staff: the lead unit's steps are theirs only on orders their unit holds,
+# and they see citizens' personal data only there.
+UNIT_STAFF_ROLES = frozenset({Role.HANDLER, Role.INSPECTOR})
+
+# Roles that see citizens' names and phone numbers unmasked on every order in their scope. A handler (or 网格员) sees
+# them only on orders its own unit leads (it has to call the citizen); a citizen on their own orders.
 UNMASKED_ROLES = frozenset({Role.OPERATOR, Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN})
 
 

@@ -131,7 +131,7 @@ def personal_search(principal: Principal, q: str | None) -> ColumnElement[bool] 
     orders its unit leads; a role that reads no personal data is refused (:class:`PermissionDenied`)."""
     if not names_a_person(q) or principal.role in permissions.UNMASKED_ROLES or principal.role == Role.CITIZEN:
         return None
-    if principal.role == Role.HANDLER and principal.unit_id is not None:
+    if principal.role in permissions.UNIT_STAFF_ROLES and principal.unit_id is not None:
         return Order.lead_unit_id == principal.unit_id
     raise PermissionDenied(
         "searching by a phone number, ID number or e-mail address needs a role that reads citizens' personal data "
@@ -157,6 +157,6 @@ def sees_personal_data_of(principal: Principal, *, citizen_user_id: int | None, 
         return True
     if principal.role == Role.CITIZEN:
         return citizen_user_id == principal.user_id
-    if principal.role == Role.HANDLER:
+    if principal.role in permissions.UNIT_STAFF_ROLES:
         return principal.unit_id is not None and lead_unit_id == principal.unit_id
     return False

@@ -14,6 +14,7 @@ from cityhub.config import get_settings
 from cityhub.dispatch import background
 from cityhub.errors import CityhubError, ValidationFailed
 from cityhub.intake import dedupe
+from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import OPEN_STATES, Action, State
 from cityhub.workorders.models import AppealType, Channel, Order, Urgency
@@ -76,6 +77,21 @@ def filed_by_citizen(data: OrderCreate, user_id: int) -> OrderCreate:
             "external_id": f"u{user_id}:{data.external_id}"[:128] if data.external_id else None,
         }
     )
+
+
+def filed_by_inspector(session: Session, data: OrderCreate, unit_id: int | None) -> OrderCreate:
+    """A 网格员's report from patrol (API or web form): channel grid whatever was sent; placed where they patrol —
+    their community or street — unless the report itself says where (an address, coordinates, a street or
+    community code)."""
+    update: dict[str, Any] = {"channel": Channel.GRID}
+    unit = session.get(Unit, unit_id) if unit_id is not None else None
+    says_where = data.address or data.lat is not None or data.street_code or data.community_code
+    if unit is not None and not says_where:
+        if unit.tier == UnitTier.COMMUNITY:
+            update["community_code"] = unit.code
+        elif unit.tier == UnitTier.STREET:
+            update["street_code"] = unit.code
+    return data.model_copy(update=update)
 
 
 def linked_citizen(session: Session, data: OrderCreate) -> None:

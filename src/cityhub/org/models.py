@@ -27,6 +27,9 @@ class Role(enum.StrEnum):
     OPERATOR = "operator"  # 话务员
     DISPATCHER = "dispatcher"  # 派单员
     HANDLER = "handler"  # 承办人
+    # 网格员: patrols the grid of a community (or street), reports what they find on the spot from a phone, with
+    # photos (channel grid), and works their unit's orders as its handlers do (小事不出村: 自处置).
+    INSPECTOR = "inspector"
     SUPERVISOR = "supervisor"  # 督办员
     LEADER = "leader"  # 领导
     ADMIN = "admin"

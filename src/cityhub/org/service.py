@@ -521,7 +521,7 @@ def update_unit(session: Session, *, unit_id: int, data: UnitUpdate, actor: Any 
 # --- Users -------------------------------------------------------------------------------------------------
 
 # Roles whose work happens inside a unit; citizens belong to none.
-UNIT_ROLES = frozenset({Role.OPERATOR, Role.DISPATCHER, Role.HANDLER, Role.SUPERVISOR, Role.LEADER})
+UNIT_ROLES = frozenset({Role.OPERATOR, Role.DISPATCHER, Role.HANDLER, Role.INSPECTOR, Role.SUPERVISOR, Role.LEADER})
 
 
 def create_user(session: Session, *, data: UserCreate) -> User:

@@ -499,6 +499,7 @@ def _intake_page(
         status_code=status_code,
         values=values or {"channel": Channel.HOTLINE.value, "appeal_type": AppealType.CONSULTATION.value},
         citizen=principal.role == Role.CITIZEN,
+        inspector=principal.role == Role.INSPECTOR,
         errors=errors or {},
         error=error,
         assistance=assistance,
@@ -535,7 +536,7 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
 def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> Response:
     """Register the appeal (or, with a knowledge entry chosen, answer it instantly and close it), with the files
     given with it (the citizen's photos): one bad file refuses the whole appeal, naming it — nothing is kept."""
-    from cityhub.intake.service import filed_by_citizen, parse, submit
+    from cityhub.intake.service import filed_by_citizen, filed_by_inspector, parse, submit
     from cityhub.knowledge import service as kb
 
     form = body.form
@@ -554,6 +555,8 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             if not data.citizen_name:
                 update["citizen_name"] = principal.full_name[:80]
             data = filed_by_citizen(data.model_copy(update=update), principal.user_id)
+        elif principal.role == Role.INSPECTOR:
+            data = filed_by_inspector(db, data, principal.unit_id)
         if entry_id is not None:
             if not permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)):
                 raise PermissionDenied("role may not answer instantly")

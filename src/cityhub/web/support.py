@@ -128,7 +128,8 @@ def navigation(principal: Principal | None) -> list[NavItem]:
     role = principal.role
     items = []
     if permissions.allows(role, permissions.ORDER_CREATE):
-        items.append(NavItem("nav.appeal" if role == Role.CITIZEN else "nav.intake", "/intake"))
+        key = {Role.CITIZEN: "nav.appeal", Role.INSPECTOR: "nav.report"}.get(role, "nav.intake")
+        items.append(NavItem(key, "/intake"))
     if permissions.allows(role, permissions.act(Action.DISPATCH)):
         items.append(NavItem("nav.queue", "/queue"))
         items.append(NavItem("nav.rules", "/rules"))
@@ -187,6 +188,7 @@ def home_of(principal: Principal) -> str:
     """Each role's workbench: where ``/`` takes a signed-in user."""
     return {
         Role.OPERATOR: "/intake",
+        Role.INSPECTOR: "/intake",  # 巡查上报 first: what they found on patrol
         Role.DISPATCHER: "/queue",
         Role.LEADER: "/dashboard",
     }.get(principal.role, "/orders")

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, insert, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from cityhub.auth.permissions import UNIT_STAFF_ROLES
 from cityhub.db import utcnow
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cityhub.nlp.text import nfkc
@@ -317,7 +318,7 @@ def act(
         _check_master(session, order, params.get("master_id"))
 
     outcome = apply(view_of(order), action, params)  # the state first: "cannot accept a received order"
-    if actor.role == Role.HANDLER.value and outcome.action in LEAD_STEPS and order.lead_unit_id != actor.unit_id:
+    if actor.role in UNIT_STAFF_ROLES and outcome.action in LEAD_STEPS and order.lead_unit_id != actor.unit_id:
         # Seeing an order (its street, an assist) is not holding it: only the lead unit's staff answer for it.
         raise PermissionDenied(
             f"only the lead unit's handlers may {outcome.action.value} order {order.number}",

@@ -19,7 +19,7 @@ from cityhub.auth.principal import Principal
 from cityhub.auth.scope import order_in_scope, scope_of, search_clause, sees_personal_data, sees_personal_data_of
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cityhub.intake.dedupe import DedupeRead
-from cityhub.intake.service import filed_by_citizen, linked_citizen, submit
+from cityhub.intake.service import filed_by_citizen, filed_by_inspector, linked_citizen, submit
 from cityhub.org.models import Role
 from cityhub.org.places import PlaceSource
 from cityhub.workorders import files, service
@@ -85,6 +85,8 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Respon
         data = filed_by_citizen(data, principal.user_id)
     elif data.citizen_user_id is not None:
         linked_citizen(db, data)
+    if principal.role == Role.INSPECTOR:
+        data = filed_by_inspector(db, data, principal.unit_id)
     # The answer is the order alone: similar past cases are not searched for here (GET /orders/{id}/similar), and
     # with the background dispatcher on, duplicates are looked for by it.
     result = submit(db, data=data, actor=principal.actor, similar=False, defer_duplicates=True)

@@ -1,0 +1,97 @@
+"""The grid inspector (网格员) on both backends: reports from patrol through the intake form and the API — channel
+grid, placed in their own grid unless the report says where, with photos — and works their unit's orders."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from cityhub.auth import service as auth
+from cityhub.auth.service import create_token
+from cityhub.db import session_scope
+from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.org.schemas import UserCreate
+from cityhub.workorders import service as orders
+from cityhub.workorders.models import Channel, Order
+from cityhub.workorders.schemas import OrderCreate
+from web_helpers import PASSWORD, build_world, hidden, login
+
+
+@pytest.fixture
+def world(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv("CITYHUB_FILES_DIR", str(tmp_path / "files"))
+    monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "false")
+    with session_scope() as s:
+        w = build_world(s)
+        grid = Unit(code="W-JT-01", name="云景社区", tier=UnitTier.COMMUNITY, parent_id=w.street_a)
+        s.add(grid)
+        s.flush()
+        user = auth.create_account(
+            s,
+            data=UserCreate(username="grid", full_name="邓网格", role=Role.INSPECTOR, unit_id=grid.id),
+            password=PASSWORD,
+        )
+        token = create_token(s, user_id=user.id, name="t")[1]
+        return {"grid": grid.id, "street": w.street_a, "other_street": w.street_b, "token": token, "user": user.id}
+
+
+def _photo() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (16, 12), "brown").save(out, "JPEG")
+    return out.getvalue()
+
+
+def test_an_inspector_reports_from_patrol_with_a_photo_placed_in_their_grid(world) -> None:
+    client = login("grid")
+    home = client.get("/")
+    assert home.url.path == "/intake" and "巡查上报" in home.text and 'id="f-channel"' not in home.text
+    done = client.post(
+        "/intake",
+        data={"csrf_token": hidden(home.text), "appeal_type": "complaint", "content": "路边垃圾堆放多日无人清运"},
+        files=[("files", ("现场.jpg", _photo(), "image/jpeg"))],
+    )
+    assert done.status_code == 200 and "现场.jpg" in done.text
+    with session_scope() as s:
+        order = s.scalars(select(Order).where(Order.content == "路边垃圾堆放多日无人清运")).one()
+        assert order.channel == Channel.GRID
+        assert (order.community_id, order.street_id) == (world["grid"], world["street"])
+        assert [(a.filename, a.uploaded_by) for a in order.attachments] == [("现场.jpg", None)]
+
+
+def test_the_api_files_an_inspectors_report_as_grid_and_keeps_a_place_it_names(world) -> None:
+    from fastapi.testclient import TestClient
+
+    from cityhub.main import create_app
+
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {world['token']}"}
+    mine = client.post("/api/v1/orders", json={"channel": "hotline", "content": "井盖缺失"}, headers=headers)
+    assert mine.status_code == 201, mine.text
+    assert mine.json()["channel"] == "grid" and mine.json()["community_id"] == world["grid"]
+    elsewhere = client.post(
+        "/api/v1/orders", json={"channel": "grid", "content": "路灯不亮", "street_code": "W-JX"}, headers=headers
+    )
+    assert elsewhere.status_code == 201, elsewhere.text
+    assert elsewhere.json()["street_id"] == world["other_street"] and elsewhere.json()["community_id"] is None
+
+
+def test_an_inspector_settles_what_comes_back_to_their_unit_and_nothing_else(world) -> None:
+    from cityhub.workorders.service import Actor
+
+    inspector = Actor(name="邓网格", user_id=world["user"], unit_id=world["grid"], role=Role.INSPECTOR.value)
+    with session_scope() as s:
+        found = OrderCreate(channel="grid", content="楼道堆放杂物", community_code="W-JT-01")
+        own = orders.create_order(s, data=found)[0]
+        street = orders.create_order(s, data=OrderCreate(channel="grid", content="路面坑洼", street_code="W-JT"))[0]
+        orders.act(s, order_id=own.id, action="dispatch", params={"unit_id": world["grid"]})
+        orders.act(s, order_id=street.id, action="dispatch", params={"unit_id": world["street"]})
+        orders.act(s, order_id=own.id, action="accept", actor=inspector)
+        orders.act(s, order_id=own.id, action="reply", actor=inspector, params={"text": "已现场清理完毕。"})
+        assert own.state.value == "replied"
+        with pytest.raises(Exception, match="only the lead unit"):
+            orders.act(s, order_id=street.id, action="accept", actor=inspector)
