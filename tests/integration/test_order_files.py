@@ -397,3 +397,25 @@ def test_a_webhook_receiver_learns_of_the_orders_files(world, store) -> None:
     (sent,) = block["attachments"]
     assert sent == {k: made[k] for k in ("id", "filename", "content_type", "size", "url")}
     assert sent["filename"] == "井盖.png" and sent["url"].endswith("/content")
+
+
+def test_an_appeal_merged_at_intake_takes_its_files_to_the_master_too(world, store) -> None:
+    text = "景泰街道云景路1号门口的井盖破损下陷，行人经过很危险，请尽快派人维修更换井盖"
+    with session_scope() as s:
+        master = submit(s, data={"channel": "hotline", "content": text, "address": "景泰街道云景路1号"}).order
+        s.flush()
+        master_id = master.id
+    client = login("op")
+    token = hidden(client.get("/intake").text)
+    form = {"csrf_token": token, "appeal_type": "complaint", "content": text, "address": "景泰街道云景路1号"}
+    done = client.post("/intake", data=form, files=[("files", ("井盖.png", _png(), "image/png"))])
+    assert done.status_code == 200, done.text
+    with session_scope() as s:
+        merged = s.scalars(select(Order).where(Order.content == text, Order.id != master_id)).one()
+        assert merged.state.value == "merged" and merged.master_order_id == master_id
+        assert [(a.filename, a.uploaded_by) for a in merged.attachments] == [("井盖.png", None)]
+        on_master = s.get(Order, master_id).attachments
+        assert [(a.filename, a.uploaded_by, a.sha256) for a in on_master] == [
+            ("井盖.png", "王话务", merged.attachments[0].sha256)
+        ]
+    assert len(_stored(store)) == 1

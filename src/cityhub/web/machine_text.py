@@ -148,6 +148,7 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         lambda m, n, t: {"place": m[1] + (t("why.street_only") if m[2] else "")},
     ),
     (re.compile(r"removed attachment (\d+)"), "why.removed_attachment", lambda m, n, t: {"id": m[1]}),
+    (re.compile(r"files of merged appeal (\S+)"), "why.merged_files", lambda m, n, t: {"number": m[1]}),
     (
         re.compile(r"attached (\d+) file\(s\)"),
         "why.attached",

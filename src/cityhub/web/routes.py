@@ -574,6 +574,16 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             raise _too_many_files()
         if body.files:
             files.attach(db, order_id=order.id, uploads=body.files, actor=principal.actor, with_appeal=True)
+            if order.state == State.MERGED and order.master_order_id is not None:
+                # The handlers work on the master: the photos go there too (kept once), as staff's — the master's
+                # own citizen does not see another citizen's files.
+                files.attach(
+                    db,
+                    order_id=order.master_order_id,
+                    uploads=body.files,
+                    actor=principal.actor,
+                    note=f"files of merged appeal {order.number}",
+                )
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, errors = _refusal(db, t, exc)
