@@ -10,6 +10,7 @@ gets a fresh order brought to the state its action needs.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from cityhub.auth.service import create_token
 from cityhub.db import reset_engine, session_scope
@@ -120,6 +122,15 @@ SETUP: dict[str, list[str]] = {
     "reopen": ["dispatch", "accept", "reply", "unsatisfied"],
 }
 TEXT = {"reason": "测试原因", "text": "已处理", "answer": "请携带身份证办理"}
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (4, 3), "red").save(out, "PNG")
+    return out.getvalue()
+
+
+PNG = _png()  # a photo given with an appeal
 
 
 def _cells(row: str) -> dict[str, bool]:
@@ -284,7 +295,7 @@ def test_matrix(world: World, endpoint: str, caller: str, scope: str) -> None:
             (row,) = files.attach(
                 s,
                 order_id=order_id,
-                uploads=[files.Upload("a.pdf", b"%PDF-1.4\n%%EOF\n")],
+                uploads=[files.Upload("a.png", PNG)],
                 actor=service.SYSTEM,
                 with_appeal=True,
             )
@@ -305,7 +316,10 @@ def test_matrix(world: World, endpoint: str, caller: str, scope: str) -> None:
 
     assert response.status_code == expected, response.text
     if endpoint == "files:read" and expected == 200:
-        assert response.content == b"%PDF-1.4\n%%EOF\n"
+        # The original to whoever reads the appeal's personal data; to the others an EXIF-free copy (JPEG).
+        unmasked = _cells(TABLE["unmasked"])[caller]
+        assert (response.content == PNG) == unmasked
+        assert response.headers["content-type"] == ("image/png" if unmasked else "image/jpeg")
         return
     payload = response.json() if response.content else None
     if expected >= 400:

@@ -100,14 +100,14 @@ def test_files_are_checked_by_content_kept_once_served_and_audited(world, store)
     read = client.get(f"/api/v1/orders/{world['order']}", headers=world["tokens"]["lead"]).json()
     assert [a["id"] for a in read["attachments"]] == [a["id"] for a in made]
 
-    shown = client.get(made[0]["url"], headers=world["tokens"]["lead"])
+    shown = client.get(made[0]["url"], headers=world["tokens"]["adm"])
     assert shown.status_code == 200 and shown.content == photo
     assert shown.headers["content-type"] == "image/png"
     assert shown.headers["content-disposition"].startswith("inline;")
     assert "filename*=UTF-8''%E4%BA%95%E7%9B%96.png" in shown.headers["content-disposition"]
     assert shown.headers["content-security-policy"].startswith("sandbox;")
     assert shown.headers["x-content-type-options"] == "nosniff"
-    pdf = client.get(made[1]["url"], headers=world["tokens"]["lead"])
+    pdf = client.get(made[1]["url"], headers=world["tokens"]["adm"])
     assert pdf.content == PDF and pdf.headers["content-disposition"].startswith("attachment;")
 
     with session_scope() as s:
@@ -375,8 +375,10 @@ def test_a_photo_has_an_upright_thumbnail_and_a_broken_one_falls_back_to_the_fil
     assert small.size == (180, 320)  # upright: the 1600×900 landscape frame turned to portrait, 320 px long
     assert len(thumb.content) < len(big.getvalue())
     assert (store / "thumbs" / cam["sha256"][:2] / f"{cam['sha256']}.jpg").is_file()  # made once, kept
-    fallback = client.get(bad["url"], params={"thumb": "true"}, headers=world["tokens"]["lead"])
+    fallback = client.get(bad["url"], params={"thumb": "true"}, headers=world["tokens"]["adm"])
     assert fallback.status_code == 200 and fallback.content == broken
+    # Who reads the order masked gets no copy of what cannot be decoded (and so cleaned of its EXIF).
+    assert client.get(bad["url"], params={"thumb": "true"}, headers=world["tokens"]["lead"]).status_code == 403
     # The order page shows the photos as thumbnails linking to the files.
     page = login("op").get(f"/orders/{world['order']}").text
     assert f'src="{cam["url"]}?thumb=1"' in page and f'src="{bad["url"]}?thumb=1"' in page
@@ -419,3 +421,31 @@ def test_an_appeal_merged_at_intake_takes_its_files_to_the_master_too(world, sto
             ("井盖.png", "王话务", merged.attachments[0].sha256)
         ]
     assert len(_stored(store)) == 1
+
+
+def test_a_masked_reader_opens_photos_without_their_exif_and_no_documents(world, store) -> None:
+    client = _api(world)
+    taken = io.BytesIO()
+    image = Image.new("RGB", (3000, 2000), "grey")
+    exif = image.getexif()
+    exif[0x0112] = 6  # turned
+    exif[0x010F] = "PhoneMaker"  # the device
+    exif[0x8825] = {1: "N", 2: (23.0, 10.0, 30.0), 3: "E", 4: (113.0, 16.0, 5.0)}  # where: the GPS block
+    image.save(taken, "JPEG", exif=exif)
+    parts = [("家门口.jpg", taken.getvalue(), "image/jpeg"), ("来信.pdf", PDF, "application/pdf")]
+    photo, letter = _upload(client, world, parts).json()
+    # Those who read the appeal's personal data open the original, EXIF and all.
+    original = client.get(photo["url"], headers=world["tokens"]["adm"])
+    assert original.content == taken.getvalue()
+    assert Image.open(io.BytesIO(original.content)).getexif().get_ifd(0x8825)
+    # A leader (masked) gets an upright copy without EXIF, at most 2048 px, and not the letter.
+    copy = client.get(photo["url"], headers=world["tokens"]["lead"])
+    assert copy.status_code == 200 and copy.headers["content-type"] == "image/jpeg"
+    shown = Image.open(io.BytesIO(copy.content))
+    assert shown.size == (1365, 2048) and not shown.getexif()
+    refused = client.get(letter["url"], headers=world["tokens"]["lead"])
+    assert refused.status_code == 403 and "personal data" in refused.json()["message"]
+    # The leader's page lists the letter without a link to it.
+    page = login("lead").get(f"/orders/{world['order']}").text
+    assert f'href="{letter["url"]}"' not in page and "来信.pdf" in page
+    assert f'href="{photo["url"]}"' in page

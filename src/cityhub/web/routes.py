@@ -26,7 +26,7 @@ from cityhub.auth import permissions
 from cityhub.auth import service as auth
 from cityhub.auth.errors import AccountLocked, TooManyAttempts, Unauthenticated
 from cityhub.auth.principal import Principal
-from cityhub.auth.scope import order_in_scope, scope_of, search_clause
+from cityhub.auth.scope import order_in_scope, scope_of, search_clause, sees_personal_data
 from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_cookies
 from cityhub.config import get_settings
 from cityhub.db import utcnow
@@ -897,6 +897,7 @@ def _detail_page(
         },
         file_settings=files.get_file_settings(),
         image_types=files.IMAGES,
+        unmasked=sees_personal_data(principal, order),
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
         reply_cut=WEAK_THRESHOLD,
     )

@@ -219,38 +219,67 @@ def store_problem(settings: FileSettings | None = None) -> str | None:
 
 
 THUMB_PX = 320  # the longer side of a photo's thumbnail on the order page
-MAX_PIXELS = 60_000_000  # a larger image is not decoded for a thumbnail (decompression bombs): the file is served
+PREVIEW_PX = 2048  # the longer side of the copy shown to whoever reads the order masked
+MAX_PIXELS = 60_000_000  # a larger image is not decoded (decompression bombs)
+# Renditions of a stored photo, by their longer side: the directory beside the store that keeps them.
+_RENDITIONS = {THUMB_PX: "thumbs", PREVIEW_PX: "previews"}
 
 
-def thumbnail(row: Attachment, settings: FileSettings | None = None) -> Path | None:
-    """A small JPEG of a stored photo (the order page shows it; the file may be megabytes from a phone's camera),
-    turned upright by its EXIF orientation, made once and kept beside the store (``thumbs/``); None for what is not
-    a photo or cannot be decoded (then the file itself is served)."""
+def rendition(row: Attachment, px: int, settings: FileSettings | None = None) -> Path | None:
+    """A JPEG of a stored photo at most ``px`` on its longer side (:data:`THUMB_PX` or :data:`PREVIEW_PX`), turned
+    upright by its EXIF orientation and carrying no EXIF (no GPS position, no device), made once and kept beside
+    the store; None for what is not a photo or cannot be decoded."""
     from PIL import Image, ImageOps
 
     if row.sha256 is None or row.content_type not in IMAGES:
         return None
     settings = settings or get_file_settings()
-    target = Path(settings.dir) / "thumbs" / row.sha256[:2] / f"{row.sha256}.jpg"
+    target = _rendition_path(row.sha256, px, settings)
     if target.is_file():
         return target
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with Image.open(path_of(row.sha256, settings)) as image:
-            image.draft("RGB", (THUMB_PX * 2, THUMB_PX * 2))  # a JPEG decoded at a fraction of its size
+            image.draft("RGB", (px * 2, px * 2))  # a JPEG decoded at a fraction of its size
             small = ImageOps.exif_transpose(image).convert("RGB")
-        small.thumbnail((THUMB_PX, THUMB_PX))
+        small.thumbnail((px, px))
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".thumb-")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".rendition-")
         try:
             with os.fdopen(fd, "wb") as out:
-                small.save(out, "JPEG", quality=80)
+                small.save(out, "JPEG", quality=80 if px <= THUMB_PX else 85)
             os.replace(tmp, target)
         finally:
             Path(tmp).unlink(missing_ok=True)
     except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None
     return target
+
+
+def _rendition_path(sha256: str, px: int, settings: FileSettings | None = None) -> Path:
+    root = Path((settings or get_file_settings()).dir)
+    return root / _RENDITIONS[px] / sha256[:2] / f"{sha256}.jpg"
+
+
+def thumbnail(row: Attachment, settings: FileSettings | None = None) -> Path | None:
+    """The order page's small picture of a stored photo (:func:`rendition` at :data:`THUMB_PX`)."""
+    return rendition(row, THUMB_PX, settings)
+
+
+def masked_copy(row: Attachment) -> Path:
+    """What whoever reads the order masked (:func:`cityhub.auth.scope.sees_personal_data` false) may open of a
+    stored file: a photo as an upright copy without its EXIF (where and with what it was taken) at most
+    :data:`PREVIEW_PX`; nothing else — a scanned letter, a call recording, a video may name or show who appealed —
+    ``PermissionDenied`` naming why."""
+    from cityhub.errors import PermissionDenied
+
+    copy = rendition(row, PREVIEW_PX)
+    if copy is None:
+        raise PermissionDenied(
+            "this file may show who appealed: it opens for those who read the appeal's personal data",
+            details={"masked": True},
+        )
+    return copy
 
 
 def content_path(attachment: Attachment) -> str:
@@ -358,12 +387,11 @@ def remove(
     if sha is not None and not session.scalar(select(func.count()).where(Attachment.sha256 == sha)):
         # After the commit: a rolled-back removal keeps its file. (The same bytes attached again by another request
         # between this check and the commit would lose theirs — a 404 naming the missing file.)
-        path = path_of(sha)
-        thumb = Path(get_file_settings().dir) / "thumbs" / sha[:2] / f"{sha}.jpg"
+        paths = [path_of(sha), *(_rendition_path(sha, px) for px in _RENDITIONS)]
 
         def delete() -> None:
-            path.unlink(missing_ok=True)
-            thumb.unlink(missing_ok=True)
+            for path in paths:
+                path.unlink(missing_ok=True)
 
         _after_commit(session, delete)
     return row

@@ -297,12 +297,15 @@ def attachment_content(
     """A file attached to the order and kept by cityhub, to whoever may read the order: photos, audio and video
     shown in the browser, other kinds downloaded; served as a sandboxed document (no script runs in it). 404 for
     an attachment given by its link (open the link), another order's, or a file missing from the store. With
-    ``thumb``, a photo's thumbnail (the file itself when none can be made)."""
-    _order(db, order_id, principal)
+    ``thumb``, a photo's thumbnail (no EXIF). Whoever reads the order masked (a leader, a unit that does not lead
+    it) opens a photo as an upright copy without its EXIF (no GPS position) and no other kind of file (403)."""
+    order = _order(db, order_id, principal)
     row, path = files.stored_file(db, order_id=order_id, attachment_id=attachment_id)
     if principal.role == Role.CITIZEN and row.uploaded_by is not None:  # staff's files: left out of their read too
         raise NotFound(f"attachment {attachment_id} of order {order_id} not found")
     small = files.thumbnail(row) if thumb else None
+    if small is None and not sees_personal_data(principal, order):
+        small = files.masked_copy(row)  # a photo without its EXIF, or 403 for a document, recording or video
     return FileResponse(
         small or path,
         media_type="image/jpeg" if small else row.content_type or "application/octet-stream",
