@@ -44,7 +44,7 @@ def _mount() -> None:
     from cityhub.sharing.cli import app as apikey_app
     from cityhub.workorders.categories import categories_app
     from cityhub.workorders.cli import app as orders_app
-    from cityhub.workorders.cli import calendar_app, sla_app
+    from cityhub.workorders.cli import calendar_app, files_app, sla_app
 
     app.add_typer(org_app, name="org")
     app.add_typer(users_app, name="users")
@@ -52,6 +52,7 @@ def _mount() -> None:
     app.add_typer(export_app, name="export")
     app.add_typer(demo_app, name="demo")
     app.add_typer(orders_app, name="orders")
+    app.add_typer(files_app, name="files")
     app.add_typer(nlp_app, name="nlp")
     app.add_typer(categories_app, name="categories")
     app.add_typer(calendar_app, name="calendar")

@@ -449,3 +449,39 @@ def test_a_masked_reader_opens_photos_without_their_exif_and_no_documents(world,
     page = login("lead").get(f"/orders/{world['order']}").text
     assert f'href="{letter["url"]}"' not in page and "来信.pdf" in page
     assert f'href="{photo["url"]}"' in page
+
+
+def test_pruning_deletes_only_what_no_attachment_holds_and_was_not_touched_lately(world, store) -> None:
+    import os
+    import time
+
+    client = _api(world)
+    (kept,) = _upload(client, world, [("kept.png", _png(), "image/png")]).json()
+    client.get(kept["url"], params={"thumb": "true"}, headers=world["tokens"]["adm"])  # a rendition of a held photo
+    orphan = files.path_of("f" * 64)  # a file whose upload's transaction failed
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"x" * 1000)
+    fresh = files.path_of("e" * 64)  # an upload in flight: written, not committed yet
+    fresh.parent.mkdir(parents=True, exist_ok=True)
+    fresh.write_bytes(b"y")
+    stale_copy = store / "previews" / "ff" / f"{'f' * 64}.jpg"
+    stale_copy.parent.mkdir(parents=True, exist_ok=True)
+    stale_copy.write_bytes(b"z" * 10)
+    partial = orphan.parent / ".upload-abc"
+    partial.write_bytes(b"w")
+    hour_ago = time.time() - 7200
+    for path in (orphan, stale_copy, partial, files.path_of(kept["sha256"])):
+        os.utime(path, (hour_ago, hour_ago))
+    from cityhub.cli import _mount, app
+
+    _mount()
+    runner = CliRunner()
+    counted = runner.invoke(app, ["files", "prune", "--dry-run"])
+    assert counted.exit_code == 0, counted.output
+    assert "would delete 1 file(s), 1 photo cop(ies), 1 interrupted write(s)" in counted.output
+    assert orphan.exists()
+    done = runner.invoke(app, ["files", "prune"])
+    assert done.exit_code == 0 and "deleted 1 file(s)" in done.output
+    assert not orphan.exists() and not stale_copy.exists() and not partial.exists()
+    assert fresh.exists() and files.path_of(kept["sha256"]).exists()
+    assert (store / "thumbs" / kept["sha256"][:2] / f"{kept['sha256']}.jpg").exists()

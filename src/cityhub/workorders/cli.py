@@ -222,6 +222,28 @@ def detach_cmd(
     typer.echo(f"{ref}: attachment {attachment_id} ({name}) removed")
 
 
+files_app = typer.Typer(no_args_is_help=True, help="The store of files attached to orders (CITYHUB_FILES_DIR).")
+
+
+@files_app.command("prune")
+def files_prune(
+    older_than_hours: Annotated[
+        float, typer.Option(min=0, help="Only what was not touched for this long (an upload in flight is younger).")
+    ] = 1.0,
+    dry_run: Annotated[bool, typer.Option(help="Count what would be deleted; delete nothing.")] = False,
+) -> None:
+    """Delete files, photo copies and interrupted writes that no attachment holds any more."""
+    from cityhub.workorders import files
+
+    with session_scope() as session:
+        pruned = files.prune(session, older_than_s=older_than_hours * 3600, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(
+        f"{verb} {pruned.files} file(s), {pruned.renditions} photo cop(ies), {pruned.partial} interrupted write(s): "
+        f"{pruned.bytes / 1e6:,.1f} MB"
+    )
+
+
 calendar_app = typer.Typer(no_args_is_help=True, help="Working calendar: holidays and make-up workdays (admin).")
 sla_app = typer.Typer(no_args_is_help=True, help="Time-limit table: category × urgency (admin).")
 

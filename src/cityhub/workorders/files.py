@@ -413,6 +413,56 @@ def _after_commit(session: Session, do: Any) -> None:
     event.listen(session, "after_rollback", rolled_back, once=True)
 
 
+@dataclass
+class Pruned:
+    files: int = 0
+    renditions: int = 0
+    partial: int = 0
+    bytes: int = 0
+
+
+def prune(session: Session, *, older_than_s: float = 3600.0, dry_run: bool = False) -> Pruned:
+    """Delete from the store what no attachment holds: files whose upload's transaction failed after they were
+    written, renditions of removed photos, temporary files of interrupted writes — only those not touched for
+    ``older_than_s`` (an upload in flight writes its file before its row commits). ``dry_run``: count only."""
+    import time
+
+    root = Path(get_file_settings().dir)
+    cutoff = time.time() - older_than_s
+    result = Pruned()
+
+    def drop(path: Path, field: str) -> None:
+        stat = path.stat()
+        if stat.st_mtime >= cutoff:
+            return
+        setattr(result, field, getattr(result, field) + 1)
+        result.bytes += stat.st_size
+        if not dry_run:
+            path.unlink(missing_ok=True)
+
+    candidates: list[tuple[str, Path, str]] = []
+    for path in root.glob("??/??/*"):
+        if path.name.startswith("."):
+            drop(path, "partial")
+        elif re.fullmatch(r"[0-9a-f]{64}", path.name):
+            candidates.append((path.name, path, "files"))
+    for folder in _RENDITIONS.values():
+        for path in (root / folder).glob("??/*"):
+            if path.name.startswith("."):
+                drop(path, "partial")
+            elif re.fullmatch(r"[0-9a-f]{64}\.jpg", path.name):
+                candidates.append((path.stem, path, "renditions"))
+    for start in range(0, len(candidates), 500):
+        batch = candidates[start : start + 500]
+        held = set(
+            session.scalars(select(Attachment.sha256).where(Attachment.sha256.in_({sha for sha, _, _ in batch})))
+        )
+        for sha, path, field in batch:
+            if sha not in held:
+                drop(path, field)
+    return result
+
+
 def stored_file(session: Session, *, order_id: int, attachment_id: int) -> tuple[Attachment, Path]:
     """The stored attachment of the order and where its file is; ``NotFound`` for a link, another order's
     attachment, or a file missing from the store (restored database without its files)."""

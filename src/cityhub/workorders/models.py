@@ -320,7 +320,7 @@ class Attachment(Base):
     url: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The content's SHA-256 for a file kept in the store (cityhub.workorders.files); None for a link.
-    sha256: Mapped[str | None] = mapped_column(String(64))
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     uploaded_by: Mapped[str | None] = mapped_column(String(80))  # who attached it later; None: given with the appeal
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 

@@ -30,10 +30,13 @@ def upgrade() -> None:
         batch.create_foreign_key(
             'fk_attachments_uploaded_by_id_users', 'users', ['uploaded_by_id'], ['id'], ondelete='SET NULL'
         )
+        # Whether another attachment holds the same bytes (a removal, the store's pruning).
+        batch.create_index('ix_attachments_sha256', ['sha256'])
 
 
 def downgrade() -> None:
     with op.batch_alter_table('attachments') as batch:
+        batch.drop_index('ix_attachments_sha256')
         batch.drop_constraint('fk_attachments_uploaded_by_id_users', type_='foreignkey')
         batch.drop_column('uploaded_by_id')
         batch.drop_column('uploaded_by')
