@@ -312,7 +312,9 @@ def attachment_content(
         headers={
             "Content-Disposition": files.disposition(row),
             "Content-Security-Policy": files.CONTENT_POLICY,
-            "Cache-Control": "private, max-age=86400",  # the content never changes under its id
+            # Never in a shared cache; in the browser's for a while, per signed-in reader (masked readers get copies).
+            "Cache-Control": "private, max-age=600",
+            "Vary": "Cookie, Authorization",
         },
     )
 
