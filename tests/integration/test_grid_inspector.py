@@ -95,3 +95,26 @@ def test_an_inspector_settles_what_comes_back_to_their_unit_and_nothing_else(wor
         assert own.state.value == "replied"
         with pytest.raises(Exception, match="only the lead unit"):
             orders.act(s, order_id=street.id, action="accept", actor=inspector)
+
+
+def test_an_inspector_reads_the_reports_of_their_own_grid_in_full(world) -> None:
+    from fastapi.testclient import TestClient
+
+    from cityhub.main import create_app
+
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {world['token']}"}
+    text = "12栋3单元门口堆放建筑垃圾，住户王大明（13912345678）反映多日无人清理"
+    made = client.post("/api/v1/orders", json={"channel": "grid", "content": text}, headers=headers).json()
+    # Their own words, unscrubbed, in the order and in the list — no unit leads the report yet.
+    assert client.get(f"/api/v1/orders/{made['id']}", headers=headers).json()["content"] == text
+    listed = client.get("/api/v1/orders", headers=headers).json()["items"]
+    assert [o["content"] for o in listed if o["id"] == made["id"]] == [text]
+    # Another channel's order in the same grid stays masked to them until their unit leads it.
+    with session_scope() as s:
+        call = orders.create_order(
+            s, data=OrderCreate(channel="hotline", content=text, community_code="W-JT-01", citizen_phone="13912345678")
+        )[0]
+        call_id = call.id
+    seen = client.get(f"/api/v1/orders/{call_id}", headers=headers).json()
+    assert seen["content"] != text and "13912345678" not in seen["content"]

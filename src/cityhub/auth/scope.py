@@ -27,7 +27,7 @@ from cityhub.auth.principal import Principal
 from cityhub.errors import PermissionDenied
 from cityhub.masking import names_a_person
 from cityhub.org.models import Role, Unit, UnitTier
-from cityhub.workorders.models import Order, OrderAssist
+from cityhub.workorders.models import Channel, Order, OrderAssist
 
 DISTRICT_TIERS = frozenset({UnitTier.DISTRICT, UnitTier.CITY})
 
@@ -148,15 +148,40 @@ def search_clause(session: Session, principal: Principal, q: str | None) -> Colu
 
 def sees_personal_data(principal: Principal, order: Order) -> bool:
     """Whether the citizen's name and phone on ``order`` are shown unmasked to ``principal``."""
-    return sees_personal_data_of(principal, citizen_user_id=order.citizen_user_id, lead_unit_id=order.lead_unit_id)
+    return sees_personal_data_of(
+        principal,
+        citizen_user_id=order.citizen_user_id,
+        lead_unit_id=order.lead_unit_id,
+        channel=order.channel,
+        street_id=order.street_id,
+        community_id=order.community_id,
+    )
 
 
-def sees_personal_data_of(principal: Principal, *, citizen_user_id: int | None, lead_unit_id: int | None) -> bool:
-    """:func:`sees_personal_data` for an order known by the two columns that decide it (lists read plain rows)."""
+def sees_personal_data_of(
+    principal: Principal,
+    *,
+    citizen_user_id: int | None,
+    lead_unit_id: int | None,
+    channel: str | None = None,
+    street_id: int | None = None,
+    community_id: int | None = None,
+) -> bool:
+    """:func:`sees_personal_data` for an order known by the columns that decide it (lists read plain rows). A 网格员
+    also reads the reports from patrol (channel grid) placed in their own grid — their unit's own words — before
+    any unit leads them; a reader that passes no channel (the map) decides on the lead unit alone."""
     if principal.role in permissions.UNMASKED_ROLES:
         return True
     if principal.role == Role.CITIZEN:
         return citizen_user_id == principal.user_id
     if principal.role in permissions.UNIT_STAFF_ROLES:
-        return principal.unit_id is not None and lead_unit_id == principal.unit_id
+        if principal.unit_id is None:
+            return False
+        if lead_unit_id == principal.unit_id:
+            return True
+        return (
+            principal.role == Role.INSPECTOR
+            and channel == Channel.GRID
+            and principal.unit_id in (street_id, community_id)
+        )
     return False

@@ -60,7 +60,14 @@ _LIST_COLUMNS = [name for name in OrderRead.model_fields if name not in _ONE_ORD
 
 def _read_row(row: dict[str, Any], principal: Principal) -> OrderRead:
     read = OrderRead.model_validate(row)
-    if sees_personal_data_of(principal, citizen_user_id=row["citizen_user_id"], lead_unit_id=row["lead_unit_id"]):
+    if sees_personal_data_of(
+        principal,
+        citizen_user_id=row["citizen_user_id"],
+        lead_unit_id=row["lead_unit_id"],
+        channel=row["channel"],
+        street_id=row["street_id"],
+        community_id=row["community_id"],
+    ):
         return read
     return read.masked()
 
