@@ -87,6 +87,14 @@ def _alarm_escalation(session: Session) -> dict[str, Any]:
     return alarm_escalation(session)
 
 
+def _files_prune(session: Session) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from cityhub.workorders.files import prune
+
+    return asdict(prune(session))
+
+
 def _alarm_escalation_interval() -> int:
     from cityhub.monitoring.scheduled import interval
 
@@ -130,6 +138,12 @@ JOBS: dict[str, Job] = {
         "mine the orders received since the last run into the hot topics (热点问题) and refresh their heat",
         _hot_topics,
         lambda: get_settings().hot_topics_interval,
+    ),
+    "files-prune": Job(
+        "files-prune",
+        "delete stored files, photo copies and interrupted writes no attachment holds (untouched for an hour)",
+        _files_prune,
+        lambda: 6 * 3600,
     ),
     "alarm-escalation": Job(
         "alarm-escalation",

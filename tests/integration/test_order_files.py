@@ -485,3 +485,17 @@ def test_pruning_deletes_only_what_no_attachment_holds_and_was_not_touched_latel
     assert not orphan.exists() and not stale_copy.exists() and not partial.exists()
     assert fresh.exists() and files.path_of(kept["sha256"]).exists()
     assert (store / "thumbs" / kept["sha256"][:2] / f"{kept['sha256']}.jpg").exists()
+
+
+def test_the_files_prune_job_runs_with_the_other_jobs(world, store) -> None:
+    import os
+    import time
+
+    from cityhub import jobs
+
+    orphan = files.path_of("d" * 64)
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"x" * 10)
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    assert jobs.run_job("files-prune") == {"files": 1, "renditions": 0, "partial": 0, "bytes": 10}
+    assert not orphan.exists()
