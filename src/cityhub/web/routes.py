@@ -571,16 +571,17 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             else:
                 flash = ("intake.created", {"number": order.number})
         if body.too_many:
-            raise _too_many_files()
+            raise files.too_many_files()
         if body.files:
-            files.attach(db, order_id=order.id, uploads=body.files, actor=principal.actor, with_appeal=True)
+            checked = files.check(body.files)
+            files.attach(db, order_id=order.id, uploads=checked, actor=principal.actor, with_appeal=True)
             if order.state == State.MERGED and order.master_order_id is not None:
                 # The handlers work on the master: the photos go there too (kept once), as staff's — the master's
                 # own citizen does not see another citizen's files.
                 files.attach(
                     db,
                     order_id=order.master_order_id,
-                    uploads=body.files,
+                    uploads=checked,
                     actor=principal.actor,
                     note=f"files of merged appeal {order.number}",
                 )
@@ -1030,7 +1031,7 @@ def order_attach(order_id: int, request: Request, db: DbSession, body: support.U
     note = body.form.text("note")
     try:
         if body.too_many:
-            raise _too_many_files()
+            raise files.too_many_files()
         # No version check: a file does not depend on what others did to the order meanwhile.
         rows = files.attach(db, order_id=order_id, uploads=body.files, actor=principal.actor, note=note)
         db.flush()
@@ -1077,14 +1078,6 @@ def order_detach(order_id: int, attachment_id: int, request: Request, db: DbSess
             message = t("order.remove_reason_needed")
         return _detail_page(request, db, principal, order_id, error=message, status_code=error.http_status)
     return support.redirect(f"/orders/{order_id}", flash=("order.attachment_removed", {"name": row.filename}))
-
-
-def _too_many_files() -> ValidationFailed:
-    """An upload form carried more files than one upload may (its files beyond were not read)."""
-    limit = files.get_file_settings().max_count
-    return ValidationFailed(
-        f"more than {limit} files given", details={"field": "files", "problem": "too_many", "max_count": limit}
-    )
 
 
 def _file_problem(t: Translator, error: CityhubError) -> str:

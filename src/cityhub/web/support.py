@@ -512,11 +512,12 @@ async def upload_body(request: Request) -> UploadForm:
     from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException
 
-    from cityhub.workorders.files import get_file_settings
+    from cityhub.workorders.files import get_file_settings, read_limit
 
     if request.method != "POST" or not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return UploadForm(await form_body(request), [])
     settings = get_file_settings()
+    limit = read_limit()
     pairs: list[tuple[str, str]] = []
     uploads: list[Upload] = []
     try:
@@ -525,7 +526,7 @@ async def upload_body(request: Request) -> UploadForm:
                 if not isinstance(value, UploadFile):
                     pairs.append((key, value))
                 elif value.filename or value.size:
-                    uploads.append(Upload(filename=value.filename, data=await value.read(settings.max_bytes + 1)))
+                    uploads.append(Upload(filename=value.filename, data=await value.read(limit)))
     except MultiPartException as exc:
         if "files" in str(exc).lower():
             return UploadForm(Form(pairs), uploads, too_many=True)

@@ -176,12 +176,12 @@ def attach_cmd(
     from cityhub.workorders import files, service
     from cityhub.workorders.schemas import AttachmentRead
 
-    limit = files.get_file_settings().max_bytes
+    limit = files.read_limit()
     uploads = []
     for path in paths:
         try:
             with path.open("rb") as handle:
-                uploads.append(files.Upload(filename=path.name, data=handle.read(limit + 1)))
+                uploads.append(files.Upload(filename=path.name, data=handle.read(limit)))
         except OSError as exc:
             raise _fail(f"cannot read {path}: {exc.strerror or exc}") from None
     try:

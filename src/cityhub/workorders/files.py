@@ -5,7 +5,7 @@ An attachment is either a link (given with the appeal, a camera's snapshot: :fun
 web_address`) or a file in this store. The store is a directory (``CITYHUB_FILES_DIR``) of files named by the
 SHA-256 of their content, ``<dir>/ab/cd/<sha256>``: the same photo attached twice is kept once, a file is written
 under a temporary name and renamed when complete (a crash leaves no half file under its final name), and nothing
-in it is ever rewritten. Back it up with the database (``cityhub backup`` copies only the database).
+in it is ever rewritten. Back it up with the database (``cityhub db backup`` copies only the database).
 
 What a file is, is read from its first bytes (``filetype``), never from its name or the type the client claims:
 only the kinds of :data:`KINDS` are taken — images, PDF, office documents, audio and video — and a file is served
@@ -20,10 +20,10 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import filetype
 from pydantic import Field
@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from cityhub.errors import NotFound, StorageUnavailable, ValidationFailed
+from cityhub.errors import NotFound, PermissionDenied, StorageUnavailable, ValidationFailed
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Attachment
 
@@ -65,6 +65,7 @@ INLINE: frozenset[str] = IMAGES | {"audio/mpeg", "audio/mp4", "audio/x-wav", "au
 CONTENT_POLICY = "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'"
 NAME_MAX = 255
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class FileSettings(BaseSettings):
@@ -88,6 +89,21 @@ class FileSettings(BaseSettings):
 def get_file_settings() -> FileSettings:
     # Not cached: tests and a changed environment take effect at once.
     return FileSettings()
+
+
+def read_limit() -> int:
+    """How much of an arriving file to read: one byte past the largest size taken, so that :func:`check` refuses a
+    larger one by name without the rest being read."""
+    return get_file_settings().max_bytes + 1
+
+
+def too_many_files(settings: FileSettings | None = None) -> ValidationFailed:
+    """The refusal of an upload of more files than one may carry."""
+    limit = (settings or get_file_settings()).max_count
+    return ValidationFailed(
+        f"more than {limit} files given; at most {limit} per upload",
+        details={"field": "files", "problem": "too_many", "max_count": limit},
+    )
 
 
 @dataclass(frozen=True)
@@ -128,10 +144,7 @@ def check(uploads: Sequence[Upload], settings: FileSettings | None = None) -> li
     if not uploads:
         raise ValidationFailed("no file given", details={"field": "files", "problem": "none"})
     if len(uploads) > settings.max_count:
-        raise ValidationFailed(
-            f"{len(uploads)} files given; at most {settings.max_count} per upload",
-            details={"field": "files", "problem": "too_many", "max_count": settings.max_count},
-        )
+        raise too_many_files(settings)
     checked = []
     for index, upload in enumerate(uploads):
         shown = upload.filename or f"#{index + 1}"
@@ -165,7 +178,7 @@ def check(uploads: Sequence[Upload], settings: FileSettings | None = None) -> li
 
 
 def path_of(sha256: str, settings: FileSettings | None = None) -> Path:
-    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+    if not _SHA256.fullmatch(sha256):
         raise ValueError(f"not a SHA-256: {sha256!r}")
     root = Path((settings or get_file_settings()).dir)
     return root / sha256[:2] / sha256[2:4] / sha256
@@ -178,28 +191,31 @@ def store(item: Checked, settings: FileSettings | None = None) -> Path:
     if target.exists():
         return target
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-    except OSError as exc:
+        _write_new(target, lambda out: out.write(item.data), durable=True)
+    except OSError as exc:  # a missing mount, no space left, no permission
         raise StorageUnavailable(
             f"the file store cannot be written ({exc.strerror or exc}); nothing was attached — tell the administrators"
         ) from None
+    return target
+
+
+def _write_new(target: Path, write: Callable[[IO[bytes]], object], *, durable: bool) -> None:
+    """Write ``target`` under a temporary name beside it (``.write-…``, what :func:`prune` clears when a write was
+    interrupted) and rename it into place: no half file ever carries the final name. Mode 0640 — citizens' photos
+    are not for every account of the machine; ``durable``: on disk before the rename (what a commit will refer
+    to)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".write-")
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(item.data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o640)  # citizens' photos: not for every account of the machine
+            write(out)
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
+        os.chmod(tmp, 0o640)
         os.replace(tmp, target)
-    except BaseException as exc:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):  # no space left, most often
-            raise StorageUnavailable(
-                f"the file store cannot be written ({exc.strerror or exc}); nothing was attached — tell the "
-                "administrators"
-            ) from None
-        raise
-    return target
 
 
 def store_problem(settings: FileSettings | None = None) -> str | None:
@@ -243,14 +259,7 @@ def rendition(row: Attachment, px: int, settings: FileSettings | None = None) ->
             image.draft("RGB", (px * 2, px * 2))  # a JPEG decoded at a fraction of its size
             small = ImageOps.exif_transpose(image).convert("RGB")
         small.thumbnail((px, px))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".rendition-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                small.save(out, "JPEG", quality=80 if px <= THUMB_PX else 85)
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        _write_new(target, lambda out: small.save(out, "JPEG", quality=80 if px <= THUMB_PX else 85), durable=False)
     except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None
     return target
@@ -271,8 +280,6 @@ def masked_copy(row: Attachment) -> Path:
     stored file: a photo as an upright copy without its EXIF (where and with what it was taken) at most
     :data:`PREVIEW_PX`; nothing else — a scanned letter, a call recording, a video may name or show who appealed —
     ``PermissionDenied`` naming why."""
-    from cityhub.errors import PermissionDenied
-
     copy = rendition(row, PREVIEW_PX)
     if copy is None:
         raise PermissionDenied(
@@ -291,7 +298,7 @@ def attach(
     session: Session,
     *,
     order_id: int,
-    uploads: Sequence[Upload],
+    uploads: Sequence[Upload] | Sequence[Checked],
     actor: Any,
     note: str | None = None,
     expected_version: int | None = None,
@@ -302,10 +309,14 @@ def attach(
     ``ValidationFailed`` naming the first bad file (nothing is attached) and what ``act`` raises (a closed order
     takes comments too; a stale ``expected_version`` is a ``Conflict``). ``with_appeal``: the files came with the
     appeal, received in the same transaction (the intake form): they are the citizen's, as a link given with the
-    appeal is (``uploaded_by`` left empty; the event names who received them)."""
+    appeal is (``uploaded_by`` left empty; the event names who received them). Files already through
+    :func:`check` (the same upload attached to two orders) are not checked again."""
     from cityhub.workorders import service
 
-    items = check(uploads)
+    if uploads and isinstance(uploads[0], Checked):
+        items = list(cast(Sequence[Checked], uploads))
+    else:
+        items = check(cast(Sequence[Upload], uploads))
     note = (note or "").strip() or None
     if note is not None and len(note) > 2000:
         raise ValidationFailed("note is longer than 2000 characters", details={"field": "note"})
@@ -354,7 +365,6 @@ def remove(
     one audited ``comment`` event naming what was removed (its name, type, size, hash, who attached it) and why; a
     stored file no other attachment holds is deleted from the store once the transaction commits. Whoever attached
     a file may remove it; anyone else needs ``may_remove_any`` (supervisors, administrators). A reason is required."""
-    from cityhub.errors import PermissionDenied
     from cityhub.workorders import service
 
     row = session.get(Attachment, attachment_id)
@@ -444,13 +454,13 @@ def prune(session: Session, *, older_than_s: float = 3600.0, dry_run: bool = Fal
     for path in root.glob("??/??/*"):
         if path.name.startswith("."):
             drop(path, "partial")
-        elif re.fullmatch(r"[0-9a-f]{64}", path.name):
+        elif _SHA256.fullmatch(path.name):
             candidates.append((path.name, path, "files"))
     for folder in _RENDITIONS.values():
         for path in (root / folder).glob("??/*"):
             if path.name.startswith("."):
                 drop(path, "partial")
-            elif re.fullmatch(r"[0-9a-f]{64}\.jpg", path.name):
+            elif path.suffix == ".jpg" and _SHA256.fullmatch(path.stem):
                 candidates.append((path.stem, path, "renditions"))
     for start in range(0, len(candidates), 500):
         batch = candidates[start : start + 500]

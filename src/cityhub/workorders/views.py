@@ -255,8 +255,8 @@ def upload_attachments(
     comment naming them. Whoever may comment on the order may attach. Each file is checked by its content, not its
     name; one that is empty, too large or of a kind not taken refuses the upload (422 naming it), nothing attached."""
     _order(db, order_id, principal)
-    limit = files.get_file_settings().max_bytes
-    received = [files.Upload(filename=u.filename, data=u.file.read(limit + 1)) for u in upload]
+    limit = files.read_limit()
+    received = [files.Upload(filename=u.filename, data=u.file.read(limit)) for u in upload]
     rows = files.attach(
         db, order_id=order_id, uploads=received, actor=principal.actor, note=note, expected_version=version
     )
