@@ -203,6 +203,26 @@ def test_check_reply_flags_weak_replies_for_the_supervisor(db_session):
     assert service.check_pending_replies(db_session) == {"checked": 0, "weak": 0}
 
 
+def test_api_lists_weak_replies_worst_first_a_page_at_a_time(client):
+    from cityhub.db import session_scope
+
+    with session_scope() as s:
+        weak = [_replied_order(s, "网友：您好！您反映的问题已转交相关单位调查处理。").id for _ in range(2)]
+        _replied_order(s, "经现场核查，该小区路灯线路老化，已于3月12日更换线路并修复，路灯恢复照明。")
+        assert service.check_pending_replies(s) == {"checked": 3, "weak": 2}
+    first = client.get("/api/v1/kb/weak-replies", params={"limit": 1}).json()
+    assert first["has_more"] is True and first["limit"] == 1 and len(first["items"]) == 1
+    second = client.get("/api/v1/kb/weak-replies", params={"limit": 1, "offset": 1}).json()
+    assert second["has_more"] is False
+    listed = [first["items"][0], second["items"][0]]
+    assert sorted(i["order_id"] for i in listed) == sorted(weak)
+    assert all(i["state"] == "replied" and i["quality"]["weak"] for i in listed)
+    assert listed[0]["quality"]["overall"] <= listed[1]["quality"]["overall"]
+    closed = client.get("/api/v1/kb/weak-replies", params={"state": "closed_resolved"}).json()
+    assert closed["items"] == [] and closed["has_more"] is False
+    assert client.get("/api/v1/kb/weak-replies", params={"state": "nonsense"}).status_code == 422
+
+
 def test_a_reply_changed_by_another_process_meanwhile_is_left_for_the_next_check(app_db, db_session, monkeypatch):
     """Another process (the placing job, a supervisor) moves one order's version between the listing and the
     check: that order is skipped and checked next time; the others are kept, not undone with it."""

@@ -169,6 +169,15 @@ class WeakReplyRead(BaseModel):
     quality: ReplyQualityRead
 
 
+class WeakReplyPage(BaseModel):
+    """A page of the supervisor's review list, worst first."""
+
+    items: list[WeakReplyRead]
+    limit: int
+    offset: int
+    has_more: bool
+
+
 class ImportResult(BaseModel):
     """Outcome of a knowledge-base import or seed run."""
 

@@ -23,6 +23,7 @@ from cityhub.knowledge.schemas import (
     ReplyQualityRead,
     SuggestionRead,
     SuggestRequest,
+    WeakReplyPage,
     WeakReplyRead,
 )
 from cityhub.workorders import service as orders
@@ -125,19 +126,20 @@ def deactivate_entry(entry_id: int, db: DbSession) -> EntryRead:
     return EntryRead.model_validate(service.deactivate_entry(db, entry_id=entry_id))
 
 
-@router.get("/weak-replies", response_model=list[WeakReplyRead])
+@router.get("/weak-replies", response_model=WeakReplyPage)
 def weak_replies(
     db: DbSession,
     page: Paging,
     principal: Annotated[object, Depends(require(permissions.REPLY_REVIEW))],
     state: Annotated[list[State] | None, Query(description="order states; default: replied")] = None,
-) -> list[WeakReplyRead]:
-    """The supervisor's review list: orders whose reply was scored weak, worst first."""
+) -> WeakReplyPage:
+    """The supervisor's review list: orders whose reply was scored weak, worst first (``has_more``: another page
+    follows)."""
     scope = scope_of(db, principal).clause()  # type: ignore[arg-type]
-    pairs, _ = service.weak_replies(
+    pairs, has_more = service.weak_replies(
         db, states=state or [State.REPLIED], scope=scope, limit=page.limit, offset=page.offset
     )
-    return [
+    items = [
         WeakReplyRead(
             order_id=o.id,
             number=o.number,
@@ -149,6 +151,7 @@ def weak_replies(
         )
         for o, c in pairs
     ]
+    return WeakReplyPage(items=items, limit=page.limit, offset=page.offset, has_more=has_more)
 
 
 def _quality(check: ReplyCheck) -> ReplyQualityRead:
