@@ -105,11 +105,20 @@ def test_an_inspector_reads_the_reports_of_their_own_grid_in_full(world) -> None
     client = TestClient(create_app(), raise_server_exceptions=False)
     headers = {"Authorization": f"Bearer {world['token']}"}
     text = "12栋3单元门口堆放建筑垃圾，住户王大明（13912345678）反映多日无人清理"
-    made = client.post("/api/v1/orders", json={"channel": "grid", "content": text}, headers=headers).json()
+    point = {"lat": 23.2012345, "lng": 113.3012345}
+    made = client.post("/api/v1/orders", json={"channel": "grid", "content": text, **point}, headers=headers).json()
+    # A phone's position where no boundaries are drawn places nothing: the report stays in their grid, at that point.
+    assert made["community_id"] == world["grid"] and made["place_source"] == "order"
     # Their own words, unscrubbed, in the order and in the list — no unit leads the report yet.
     assert client.get(f"/api/v1/orders/{made['id']}", headers=headers).json()["content"] == text
     listed = client.get("/api/v1/orders", headers=headers).json()["items"]
     assert [o["content"] for o in listed if o["id"] == made["id"]] == [text]
+    # And on the map: the title as they wrote it, at the exact point (others see a scrubbed title, coarsened).
+    view = {"zoom": 17, "bbox": "113.29,23.19,113.31,23.21"}
+    mapped = client.get("/api/v1/map/layers/orders", params=view, headers=headers).json()["features"]
+    mine = [f for f in mapped if f["properties"]["id"] == made["id"]]
+    assert [f["properties"]["title"] for f in mine] == [made["title"]] and "王大明" in made["title"]
+    assert mine[0]["geometry"]["coordinates"] == [point["lng"], point["lat"]]
     # Another channel's order in the same grid stays masked to them until their unit leads it.
     with session_scope() as s:
         call = orders.create_order(

@@ -169,7 +169,7 @@ def sees_personal_data_of(
 ) -> bool:
     """:func:`sees_personal_data` for an order known by the columns that decide it (lists read plain rows). A 网格员
     also reads the reports from patrol (channel grid) placed in their own grid — their unit's own words — before
-    any unit leads them; a reader that passes no channel (the map) decides on the lead unit alone."""
+    any unit leads them; a reader that passes no channel decides on the lead unit alone."""
     if principal.role in permissions.UNMASKED_ROLES:
         return True
     if principal.role == Role.CITIZEN:

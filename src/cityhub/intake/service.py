@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ from cityhub.dispatch import background
 from cityhub.errors import CityhubError, ValidationFailed
 from cityhub.intake import dedupe
 from cityhub.org.models import Unit, UnitTier
+from cityhub.org.places import locate_appeal
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import OPEN_STATES, Action, State
 from cityhub.workorders.models import AppealType, Channel, Order, Urgency
@@ -81,11 +83,15 @@ def filed_by_citizen(data: OrderCreate, user_id: int) -> OrderCreate:
 
 def filed_by_inspector(session: Session, data: OrderCreate, unit_id: int | None) -> OrderCreate:
     """A 网格员's report from patrol (API or web form): channel grid whatever was sent; placed where they patrol —
-    their community or street — unless the report itself says where (an address, coordinates, a street or
-    community code)."""
+    their community or street — unless the report itself says where (an address, a street or community code, or
+    coordinates inside a unit's boundary: a phone's position where no boundaries are drawn places nothing, so the
+    report stays in their grid at that point)."""
     update: dict[str, Any] = {"channel": Channel.GRID}
     unit = session.get(Unit, unit_id) if unit_id is not None else None
-    says_where = data.address or data.lat is not None or data.street_code or data.community_code
+    says_where = bool(data.address or data.street_code or data.community_code)
+    if not says_where and data.lat is not None and data.lng is not None:
+        at = locate_appeal(session, SimpleNamespace(title=None, content="", address=None, lat=data.lat, lng=data.lng))
+        says_where = at is not None and (at.street_id is not None or at.community_id is not None)
     if unit is not None and not says_where:
         if unit.tier == UnitTier.COMMUNITY:
             update["community_code"] = unit.code

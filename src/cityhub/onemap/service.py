@@ -362,6 +362,9 @@ def order_features(ctx: MapContext) -> FeatureCollection:
                     Order.citizen_phone,
                     Order.citizen_user_id,
                     Order.lead_unit_id,
+                    Order.channel,
+                    Order.street_id,
+                    Order.community_id,
                 )
                 .where(*where)
                 .order_by(Order.created_at.desc(), Order.id.desc())
@@ -376,7 +379,14 @@ def order_features(ctx: MapContext) -> FeatureCollection:
 
 
 def _order_feature(ctx: MapContext, r: Any) -> dict[str, Any]:
-    clear = sees_personal_data_of(ctx.principal, citizen_user_id=r["citizen_user_id"], lead_unit_id=r["lead_unit_id"])
+    clear = sees_personal_data_of(
+        ctx.principal,
+        citizen_user_id=r["citizen_user_id"],
+        lead_unit_id=r["lead_unit_id"],
+        channel=r["channel"],
+        street_id=r["street_id"],
+        community_id=r["community_id"],
+    )
     lat, lng, title = r["lat"], r["lng"], r["title"]
     if not clear:
         title = scrub_text(title, known=(r["citizen_name"], r["citizen_phone"]))
