@@ -358,6 +358,30 @@ def test_a_store_that_cannot_be_written_refuses_uploads_and_degrades_health(worl
     assert str(blocker) not in json.dumps(health)  # the public probe names no path
 
 
+def test_an_iphone_heic_photo_is_viewed_as_a_jpeg_copy_and_kept_as_sent(world, store) -> None:
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    client = _api(world)
+    heic = io.BytesIO()
+    Image.new("RGB", (1200, 800), "green").save(heic, "HEIF")
+    made = _upload(client, world, [("IMG_0001.HEIC", heic.getvalue(), "image/heic")])
+    assert made.status_code == 201, made.text
+    [photo] = made.json()
+    assert photo["content_type"] == "image/heic"
+    # Kept as sent and downloaded as such (browsers do not show HEIC) by whoever reads the order in full …
+    original = client.get(photo["url"], headers=world["tokens"]["adm"])
+    assert original.content == heic.getvalue() and original.headers["content-disposition"].startswith("attachment")
+    # … and looked at as JPEG copies: the thumbnail, the preview, and what a masked reader opens.
+    for params, token, longest in (({"thumb": "1"}, "adm", 320), ({"preview": "1"}, "adm", 1200), ({}, "lead", 1200)):
+        copy = client.get(photo["url"], params=params, headers=world["tokens"][token])
+        assert copy.status_code == 200 and copy.headers["content-type"] == "image/jpeg", (params, token)
+        assert max(Image.open(io.BytesIO(copy.content)).size) == longest
+        assert copy.headers["content-disposition"].startswith('inline; filename="IMG_0001.jpg"')
+    page = login("op").get(f"/orders/{world['order']}").text
+    assert f'href="{photo["url"]}?preview=1"' in page and f'src="{photo["url"]}?thumb=1"' in page
+
+
 def test_a_photo_has_an_upright_thumbnail_and_a_broken_one_falls_back_to_the_file(world, store) -> None:
     client = _api(world)
     big = io.BytesIO()

@@ -898,6 +898,7 @@ def _detail_page(
         },
         file_settings=files.get_file_settings(),
         image_types=files.IMAGES,
+        photo_types=files.PHOTOS,
         unmasked=sees_personal_data(principal, order),
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
         reply_cut=WEAK_THRESHOLD,

@@ -22,6 +22,7 @@ import tempfile
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -37,8 +38,10 @@ from cityhub.workorders.models import Attachment
 
 # The kinds taken, by the MIME type ``filetype`` reads from the content.
 IMAGES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/bmp"})
-KINDS: frozenset[str] = IMAGES | {
-    "image/heic",  # iPhones' photos; browsers do not show them: downloaded
+# Photos cityhub makes upright JPEG copies of without their EXIF (thumbnails, previews, what masked readers open):
+# the images above and iPhones' HEIC, which browsers do not show (its original is downloaded, its preview viewed).
+PHOTOS: frozenset[str] = IMAGES | {"image/heic"}
+KINDS: frozenset[str] = PHOTOS | {
     "image/tiff",  # scanners
     "application/pdf",
     "application/msword",
@@ -247,8 +250,10 @@ def rendition(row: Attachment, px: int, settings: FileSettings | None = None) ->
     the store; None for what is not a photo or cannot be decoded."""
     from PIL import Image, ImageOps
 
-    if row.sha256 is None or row.content_type not in IMAGES:
+    if row.sha256 is None or row.content_type not in PHOTOS:
         return None
+    if row.content_type == "image/heic":
+        _open_heif()
     settings = settings or get_file_settings()
     target = _rendition_path(row.sha256, px, settings)
     if target.is_file():
@@ -265,6 +270,14 @@ def rendition(row: Attachment, px: int, settings: FileSettings | None = None) ->
     return target
 
 
+@cache
+def _open_heif() -> None:
+    """Teach Pillow to read HEIC (pillow-heif), once per process."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+
+
 def _rendition_path(sha256: str, px: int, settings: FileSettings | None = None) -> Path:
     root = Path((settings or get_file_settings()).dir)
     return root / _RENDITIONS[px] / sha256[:2] / f"{sha256}.jpg"
@@ -275,12 +288,17 @@ def thumbnail(row: Attachment, settings: FileSettings | None = None) -> Path | N
     return rendition(row, THUMB_PX, settings)
 
 
+def preview(row: Attachment, settings: FileSettings | None = None) -> Path | None:
+    """A stored photo to look at in any browser (:func:`rendition` at :data:`PREVIEW_PX`): how a HEIC is viewed."""
+    return rendition(row, PREVIEW_PX, settings)
+
+
 def masked_copy(row: Attachment) -> Path:
     """What whoever reads the order masked (:func:`cityhub.auth.scope.sees_personal_data` false) may open of a
     stored file: a photo as an upright copy without its EXIF (where and with what it was taken) at most
     :data:`PREVIEW_PX`; nothing else — a scanned letter, a call recording, a video may name or show who appealed —
     ``PermissionDenied`` naming why."""
-    copy = rendition(row, PREVIEW_PX)
+    copy = preview(row)
     if copy is None:
         raise PermissionDenied(
             "this file may show who appealed: it opens for those who read the appeal's personal data",
@@ -485,11 +503,13 @@ def stored_file(session: Session, *, order_id: int, attachment_id: int) -> tuple
     return row, path
 
 
-def disposition(row: Attachment) -> str:
-    """``Content-Disposition`` for serving ``row``: shown when a browser shows it safely, else downloaded; the
-    name as RFC 6266 / 5987 give it (an ASCII fallback, the UTF-8 name)."""
+def disposition(row: Attachment, *, copy: bool = False) -> str:
+    """``Content-Disposition`` for serving ``row`` (or, ``copy``, a JPEG copy of it): shown when a browser shows it
+    safely, else downloaded; the name as RFC 6266 / 5987 give it (an ASCII fallback, the UTF-8 name; a copy's with
+    the .jpg it is)."""
     from urllib.parse import quote
 
-    how = "inline" if row.content_type in INLINE else "attachment"
-    ascii_name = row.filename.encode("ascii", "ignore").decode().replace('"', "") or "file"
-    return f"{how}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(row.filename, safe='')}"
+    how = "inline" if copy or row.content_type in INLINE else "attachment"
+    name = f"{Path(row.filename).stem or 'photo'}.jpg" if copy else row.filename
+    ascii_name = name.encode("ascii", "ignore").decode().replace('"', "") or "file"
+    return f"{how}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -300,24 +300,28 @@ def attachment_content(
     db: DbSession,
     principal: Reader,
     thumb: Annotated[bool, Query(description="a photo's thumbnail (JPEG, 320 px), as the order page shows it")] = False,
+    preview: Annotated[
+        bool, Query(description="a photo as a JPEG of at most 2,048 px without its EXIF: how a HEIC is viewed")
+    ] = False,
 ) -> FileResponse:
     """A file attached to the order and kept by cityhub, to whoever may read the order: photos, audio and video
     shown in the browser, other kinds downloaded; served as a sandboxed document (no script runs in it). 404 for
     an attachment given by its link (open the link), another order's, or a file missing from the store. With
-    ``thumb``, a photo's thumbnail (no EXIF). Whoever reads the order masked (a leader, a unit that does not lead
-    it) opens a photo as an upright copy without its EXIF (no GPS position) and no other kind of file (403)."""
+    ``thumb``, a photo's thumbnail, with ``preview`` a larger copy (both upright JPEGs without EXIF; the file itself
+    when it is no photo that decodes). Whoever reads the order masked (a leader, a unit that does not lead it)
+    opens a photo as that copy (no GPS position) and no other kind of file (403)."""
     order = _order(db, order_id, principal)
     row, path = files.stored_file(db, order_id=order_id, attachment_id=attachment_id)
     if principal.role == Role.CITIZEN and row.uploaded_by is not None:  # staff's files: left out of their read too
         raise NotFound(f"attachment {attachment_id} of order {order_id} not found")
-    small = files.thumbnail(row) if thumb else None
+    small = files.thumbnail(row) if thumb else files.preview(row) if preview else None
     if small is None and not sees_personal_data(principal, order):
         small = files.masked_copy(row)  # a photo without its EXIF, or 403 for a document, recording or video
     return FileResponse(
         small or path,
         media_type="image/jpeg" if small else row.content_type or "application/octet-stream",
         headers={
-            "Content-Disposition": files.disposition(row),
+            "Content-Disposition": files.disposition(row, copy=small is not None),
             "Content-Security-Policy": files.CONTENT_POLICY,
             # Never in a shared cache; in the browser's for a while, per signed-in reader (masked readers get copies).
             "Cache-Control": "private, max-age=600",
