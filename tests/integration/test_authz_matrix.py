@@ -65,7 +65,7 @@ TABLE = {
     "act:reopen":             ".  Y   .   .   .   .   Y   .   Y   .",
     "act:assign":             ".  .   .   .   .   .   .   Y   Y   .",
     "act:comment":            "Y  Y   Y   Y   Y   Y   Y   Y   Y   .",
-    "files:attach":           "Y  Y   Y   Y   Y   Y   Y   Y   Y   .",
+    "files:attach":           "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
     "files:read":             "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
     "files:remove":           ".  .   .   .   .   .   Y   .   Y   .",
 }

@@ -18,6 +18,7 @@ from cityhub.db import session_scope
 from cityhub.intake.service import submit
 from cityhub.org.models import User
 from cityhub.workorders import files
+from cityhub.workorders import service as orders
 from cityhub.workorders.cli import app as cli_app
 from cityhub.workorders.models import Attachment, Order, OrderEvent
 from web_helpers import build_world, hidden, login
@@ -151,8 +152,8 @@ def test_who_may_attach_and_read_the_files(world, store) -> None:
     # A handler of another street does not see the order: 404, for the upload and the file alike.
     assert _upload(client, world, [("b.png", _png(), "image/png")], who="hand_b").status_code == 404
     assert client.get(url, headers=world["tokens"]["hand_b"]).status_code == 404
-    # A citizen may not attach (403, decided before the order is looked at).
-    assert _upload(client, world, [("b.png", _png(), "image/png")], who="cit").status_code == 403
+    # A citizen adds files only to their own appeals: another's is not there for them.
+    assert _upload(client, world, [("b.png", _png(), "image/png")], who="cit").status_code == 404
     # Another order's id in the path, or a link attachment, is not a stored file.
     other = url.replace(f"/orders/{world['order']}/", f"/orders/{world['order'] + 999}/")
     assert client.get(other, headers=world["tokens"]["adm"]).status_code == 404
@@ -170,6 +171,7 @@ def test_a_citizen_reads_what_came_with_the_appeal_not_the_staffs_files(world, s
     client = _api(world)
     with session_scope() as s:
         citizen = s.scalars(select(User).where(User.username == "cit")).one()
+        citizen_id = citizen.id
         own = submit(
             s,
             data={
@@ -185,6 +187,27 @@ def test_a_citizen_reads_what_came_with_the_appeal_not_the_staffs_files(world, s
     read = client.get(f"/api/v1/orders/{own.id}", headers=world["tokens"]["cit"]).json()
     assert [a["filename"] for a in read["attachments"]] == ["lamp.jpg"]
     assert client.get(staff[0]["url"], headers=world["tokens"]["cit"]).status_code == 404
+    # 补充材料: the citizen adds a photo to their open appeal; it is theirs (shown to them, removable by them) …
+    added = _upload(client, world, [("more.png", _png("blue"), "image/png")], who="cit", note="夜里拍的")
+    assert added.status_code == 201, added.text
+    [more] = added.json()
+    assert more["uploaded_by"] is None
+    read = client.get(f"/api/v1/orders/{own.id}", headers=world["tokens"]["cit"]).json()
+    assert [a["filename"] for a in read["attachments"]] == ["lamp.jpg", "more.png"]
+    assert client.get(more["url"], headers=world["tokens"]["cit"]).status_code == 200
+    trail = client.get(f"/api/v1/orders/{own.id}/events", headers=world["tokens"]["adm"]).json()
+    comment = [e for e in trail if e["action"] == "comment"][-1]
+    assert comment["actor_id"] == citizen_id
+    assert comment["payload"]["text"] == "夜里拍的" and comment["payload"]["attachments"][0]["filename"] == "more.png"
+    removed = client.delete(
+        more["url"].removesuffix("/content"), params={"reason": "拍错了"}, headers=world["tokens"]["cit"]
+    )
+    assert removed.status_code == 204
+    # … until the appeal is closed.
+    with session_scope() as s:
+        orders.act(s, order_id=own.id, action="cancel", params={"reason": "重复"})
+    late = _upload(client, world, [("late.png", _png("red"), "image/png")], who="cit")
+    assert late.status_code == 409 and "can no longer be added" in late.json()["message"]
 
 
 def test_open311_never_publishes_a_stored_file(world, store) -> None:
@@ -274,6 +297,20 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     read = _api(world).get(f"/api/v1/orders/{order_id}", headers=world["tokens"]["cit"]).json()
     assert [a["filename"] for a in read["attachments"]] == ["路灯.png"]
     assert client.get(url).content == _png()
+    # From their appeal's page they add more (补充材料) while it is open; once closed the form is gone.
+    page = client.get(f"/orders/{order_id}").text
+    assert 'data-testid="action-attach"' in page
+    added = client.post(
+        f"/orders/{order_id}/attachments",
+        data={"csrf_token": hidden(page)},
+        files=[("files", ("晚上.png", _png("navy"), "image/png"))],
+        follow_redirects=False,
+    )
+    assert added.status_code == 303, added.text
+    assert "晚上.png" in client.get(f"/orders/{order_id}").text
+    with session_scope() as s:
+        orders.act(s, order_id=order_id, action="cancel", params={"reason": "重复"})
+    assert 'data-testid="action-attach"' not in client.get(f"/orders/{order_id}").text
 
 
 def test_an_attachment_is_removed_by_its_uploader_or_a_supervisor_with_a_reason(world, store) -> None:

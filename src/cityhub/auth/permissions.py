@@ -38,6 +38,9 @@ LOG_READ = "log:read"
 # Remove any file or link attached to an order in one's scope (a wrong photo, a document with someone's ID card):
 # supervisors and administrators. Whoever attached a file may remove their own without it (workorders.files.remove).
 ATTACHMENTS_REMOVE = "attachments:remove"
+# A citizen adds photos and documents to their own appeal while it is open (补充材料); staff attach with the
+# permission to comment (:func:`may_attach`).
+APPEAL_FILES = "appeal:files"
 
 
 def act(action: Action | str) -> str:
@@ -52,7 +55,7 @@ def _acts(*actions: Action) -> set[str]:
 ALL_PERMISSIONS: frozenset[str] = frozenset(
     {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE, KB_MANAGE, REPLY_REVIEW}
     | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE, API_CLIENTS_MANAGE}
-    | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ, LOG_READ, ATTACHMENTS_REMOVE}
+    | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ, LOG_READ, ATTACHMENTS_REMOVE, APPEAL_FILES}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
@@ -118,8 +121,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
         | _acts(Action.ASSIGN, Action.URGE, Action.ESCALATE, Action.COMMENT)
     ),
     Role.ADMIN: ALL_PERMISSIONS,
-    # 市民: submits and follows their own appeals and rates the answer (the callback of a replied order).
-    Role.CITIZEN: frozenset({ORDER_CREATE, ORDER_READ, TOKENS} | _acts(Action.CALLBACK)),
+    # 市民: submits and follows their own appeals, adds files to them while open, rates the answer (the callback of
+    # a replied order).
+    Role.CITIZEN: frozenset({ORDER_CREATE, ORDER_READ, TOKENS, APPEAL_FILES} | _acts(Action.CALLBACK)),
 }
 
 # Roles that work orders as their unit's staff: the lead unit's steps are theirs only on orders their unit holds,
@@ -133,6 +137,12 @@ UNMASKED_ROLES = frozenset({Role.OPERATOR, Role.DISPATCHER, Role.SUPERVISOR, Rol
 
 def allows(role: Role, permission: str) -> bool:
     return permission in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def may_attach(role: Role) -> bool:
+    """Whether the role attaches files to the orders it sees: whoever may comment on them; a citizen to their own
+    appeals, while open (:func:`cityhub.auth.scope.check_attach`)."""
+    return allows(role, act(Action.COMMENT)) or allows(role, APPEAL_FILES)
 
 
 def permissions_of(role: Role) -> list[str]:

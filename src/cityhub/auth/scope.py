@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, aliased
 
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
-from cityhub.errors import PermissionDenied
+from cityhub.errors import Conflict, PermissionDenied
 from cityhub.masking import names_a_person
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.workorders.models import Channel, Order, OrderAssist
@@ -144,6 +144,20 @@ def search_clause(session: Session, principal: Principal, q: str | None) -> Colu
     """The condition an order search by ``q`` runs under: ``principal``'s scope, and :func:`personal_search`."""
     clauses = [c for c in (scope_of(session, principal).clause(), personal_search(principal, q)) if c is not None]
     return None if not clauses else clauses[0] if len(clauses) == 1 else and_(*clauses)
+
+
+def check_attach(principal: Principal, order: Order) -> None:
+    """Whether ``principal`` (who :func:`permissions.may_attach`) may attach files to ``order``, which they see: staff
+    always (a closed order takes comments too); a citizen to their own appeal until it is closed — ``Conflict``
+    after."""
+    from cityhub.workorders.lifecycle import TERMINAL_STATES, Action
+
+    if permissions.allows(principal.role, permissions.act(Action.COMMENT)):
+        return
+    if order.citizen_user_id != principal.user_id:  # their scope holds only their own: defence in depth
+        raise PermissionDenied("only the citizen who made the appeal adds files to it")
+    if order.state in TERMINAL_STATES:
+        raise Conflict(f"order {order.number} is {order.state.value}: files can no longer be added to it")
 
 
 def sees_personal_data(principal: Principal, order: Order) -> bool:

@@ -26,7 +26,7 @@ from cityhub.auth import permissions
 from cityhub.auth import service as auth
 from cityhub.auth.errors import AccountLocked, TooManyAttempts, Unauthenticated
 from cityhub.auth.principal import Principal
-from cityhub.auth.scope import order_in_scope, scope_of, search_clause, sees_personal_data
+from cityhub.auth.scope import check_attach, order_in_scope, scope_of, search_clause, sees_personal_data
 from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_cookies
 from cityhub.config import get_settings
 from cityhub.db import utcnow
@@ -46,6 +46,7 @@ from cityhub.workorders.lifecycle import (
     ASSIST_STEPS,
     MAX_EXTENSION_DAYS,
     OPEN_STATES,
+    TERMINAL_STATES,
     URGENCY_RANK,
     Action,
     State,
@@ -889,7 +890,7 @@ def _detail_page(
         values=values or {},
         errors=errors or {},
         is_admin=principal.role == Role.ADMIN,
-        may_attach=permissions.allows(principal.role, permissions.act(Action.COMMENT)),
+        may_attach=permissions.may_attach(principal.role) and (staff or order.state not in TERMINAL_STATES),
         removable={
             a.id
             for a in order.attachments
@@ -1021,16 +1022,19 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
 
 @router.post("/orders/{order_id}/attachments", response_class=HTMLResponse)
 def order_attach(order_id: int, request: Request, db: DbSession, body: support.UploadBody) -> Response:
-    """Attach files from the order page (上传附件): whoever may comment on the order; a refusal re-renders the page
-    naming the file and what is wrong with it, nothing attached."""
-    principal = support.require_user(request, db, permissions.act(Action.COMMENT), form=body.form)
+    """Attach files from the order page (上传附件; a citizen's 补充材料 to their open appeal): whoever may comment on
+    the order; a refusal re-renders the page naming the file and what is wrong with it, nothing attached."""
+    principal = support.require_user(request, db, form=body.form)
+    if not permissions.may_attach(principal.role):
+        raise PageError(403, "err.forbidden")
     t = support.translator(request)
     try:
-        scoped_order(db, order_id, principal)
+        order = scoped_order(db, order_id, principal)
     except NotFound:
         raise PageError(404, "err.not_found") from None
     note = body.form.text("note")
     try:
+        check_attach(principal, order)
         if body.too_many:
             raise files.too_many_files()
         # No version check: a file does not depend on what others did to the order meanwhile.

@@ -33,6 +33,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from cityhub.errors import NotFound, PermissionDenied, StorageUnavailable, ValidationFailed
+from cityhub.org.models import Role
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Attachment
 
@@ -327,7 +328,8 @@ def attach(
     ``ValidationFailed`` naming the first bad file (nothing is attached) and what ``act`` raises (a closed order
     takes comments too; a stale ``expected_version`` is a ``Conflict``). ``with_appeal``: the files came with the
     appeal, received in the same transaction (the intake form): they are the citizen's, as a link given with the
-    appeal is (``uploaded_by`` left empty; the event names who received them). Files already through
+    appeal is (``uploaded_by`` left empty; the event names who received them); so are those a citizen adds to
+    their own appeal. Files already through
     :func:`check` (the same upload attached to two orders) are not checked again."""
     from cityhub.workorders import service
 
@@ -341,6 +343,9 @@ def attach(
     order = service.get_order(session, order_id=order_id)
     if order is None:
         raise NotFound(f"order {order_id} not found")
+    # The citizen's files (``uploaded_by`` empty, shown to them): the appeal's, or what they add to it themselves
+    # (补充材料: ``uploaded_by_id`` is theirs, so they may remove it).
+    citizens = with_appeal or actor.role == Role.CITIZEN
     for item in items:
         store(item)
     rows = [
@@ -351,7 +356,7 @@ def attach(
             size=len(item.data),
             url="",
             sha256=item.sha256,
-            uploaded_by=None if with_appeal else actor.name,
+            uploaded_by=None if citizens else actor.name,
             uploaded_by_id=None if with_appeal else actor.user_id,
         )
         for item in items

@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session
 from cityhub.api.deps import CurrentPrincipal, DbSession, Paging, model_response, require
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
-from cityhub.auth.scope import order_in_scope, scope_of, search_clause, sees_personal_data, sees_personal_data_of
+from cityhub.auth.scope import (
+    check_attach,
+    order_in_scope,
+    scope_of,
+    search_clause,
+    sees_personal_data,
+    sees_personal_data_of,
+)
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cityhub.intake.dedupe import DedupeRead
 from cityhub.intake.service import filed_by_citizen, filed_by_inspector, linked_citizen, submit
@@ -239,7 +246,7 @@ def order_action(
 def upload_attachments(
     order_id: int,
     db: DbSession,
-    principal: Annotated[Principal, Depends(require(permissions.act(Action.COMMENT)))],
+    principal: CurrentPrincipal,
     upload: Annotated[
         list[UploadFile],
         File(
@@ -252,9 +259,14 @@ def upload_attachments(
 ) -> list[AttachmentRead]:
     """Attach files to the order (附件上传): the citizen's photos an operator received, a handler's photos of the
     work done, a recording, a scanned letter — kept by cityhub (:mod:`cityhub.workorders.files`), audited as one
-    comment naming them. Whoever may comment on the order may attach. Each file is checked by its content, not its
-    name; one that is empty, too large or of a kind not taken refuses the upload (422 naming it), nothing attached."""
-    _order(db, order_id, principal)
+    comment naming them. Whoever may comment on the order may attach, and a citizen to their own appeal until it is
+    closed (补充材料: 409 after). Each file is checked by its content, not its name; one that is empty, too large or
+    of a kind not taken refuses the upload (422 naming it), nothing attached."""
+    if not permissions.may_attach(principal.role):
+        raise PermissionDenied(
+            f"role {principal.role.value} may not attach files", details={"permission": permissions.act(Action.COMMENT)}
+        )
+    check_attach(principal, _order(db, order_id, principal))
     limit = files.read_limit()
     received = [files.Upload(filename=u.filename, data=u.file.read(limit)) for u in upload]
     rows = files.attach(
