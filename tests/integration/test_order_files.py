@@ -199,6 +199,9 @@ def test_a_citizen_reads_what_came_with_the_appeal_not_the_staffs_files(world, s
     comment = [e for e in trail if e["action"] == "comment"][-1]
     assert comment["actor_id"] == citizen_id
     assert comment["payload"]["text"] == "夜里拍的" and comment["payload"]["attachments"][0]["filename"] == "more.png"
+    # Their own trail keeps it (staff's comments stay out of it).
+    theirs = client.get(f"/api/v1/orders/{own.id}/events", headers=world["tokens"]["cit"]).json()
+    assert [e["payload"]["attachments"][0]["filename"] for e in theirs if e["action"] == "comment"] == ["more.png"]
     removed = client.delete(
         more["url"].removesuffix("/content"), params={"reason": "拍错了"}, headers=world["tokens"]["cit"]
     )
@@ -299,7 +302,7 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     assert client.get(url).content == _png()
     # From their appeal's page they add more (补充材料) while it is open; once closed the form is gone.
     page = client.get(f"/orders/{order_id}").text
-    assert 'data-testid="action-attach"' in page
+    assert 'data-testid="action-attach"' in page and "补充材料" in page
     added = client.post(
         f"/orders/{order_id}/attachments",
         data={"csrf_token": hidden(page)},

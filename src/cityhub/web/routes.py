@@ -891,6 +891,7 @@ def _detail_page(
         errors=errors or {},
         is_admin=principal.role == Role.ADMIN,
         may_attach=permissions.may_attach(principal.role) and (staff or order.state not in TERMINAL_STATES),
+        citizen=not staff,
         removable={
             a.id
             for a in order.attachments

@@ -209,17 +209,20 @@ INTERNAL_EVENTS = frozenset(
 _CITIZEN_REASONS = frozenset({"cancel", "close", "suspend", "resume", "reopen", "callback", "instant_answer"})
 # What of a payload the citizen sees: the reply or answer, their rating, the unit it was sent to.
 _CITIZEN_PAYLOAD = frozenset({"text", "answer", "satisfied", "unit_id"})
+_OWN_FILES = frozenset({"attachments", "removed_attachments"})  # what a citizen added to or took off their appeal
 
 
 def citizen_trail(events: Sequence[EventRead], *, user_id: int | None) -> list[EventRead]:
     """The trail as the citizen who filed the order sees it: what happened to their appeal and what they were
-    told, not the units' internal steps and notes, and no staff names or units (their own steps keep their name)."""
+    told, not the units' internal steps and notes, and no staff names or units (their own steps keep their name,
+    and their own comments — the files they added — stay in it)."""
     out = []
     for e in events:
-        if e.action in INTERNAL_EVENTS:
-            continue
         own = user_id is not None and e.actor_id == user_id
-        payload = {k: v for k, v in (e.payload or {}).items() if k in _CITIZEN_PAYLOAD} or None
+        if e.action in INTERNAL_EVENTS and not (own and e.action == "comment"):
+            continue
+        keep = _CITIZEN_PAYLOAD | _OWN_FILES if own else _CITIZEN_PAYLOAD
+        payload = {k: v for k, v in (e.payload or {}).items() if k in keep} or None
         out.append(
             e.model_copy(
                 update={
