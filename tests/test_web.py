@@ -1165,6 +1165,16 @@ def test_routing_rules_and_thresholds_are_read_by_dispatchers_and_edited_by_admi
     assert 'data-testid="rule-form"' not in listed.text and 'href="/rules"' in listed.text  # read-only, in the menu
     assert re.search(r"都没有时为 0\.\d+。", listed.text)  # the default threshold
     assert disp.post("/rules", data={"csrf_token": csrf(disp), "name": "x"}).status_code == 403
+    # 派单成效: the last 30 days' first dispatches by default, an order sent by hand today among them.
+    assert "近 30 天" in listed.text and "该周期内没有首次派出的工单" in listed.text
+    sent = _order()
+    with session_scope() as s:
+        orders.act(s, order_id=sent.id, action="dispatch", params={"unit_id": org["street_a"]})
+    outcomes = disp.get("/rules").text
+    assert "首次派单 1 件，其中自动派单 0.0%" in outcomes and 'data-testid="outcomes-table"' in outcomes
+    odd = disp.get("/rules", params={"period": "someday"})
+    assert odd.status_code == 200 and "无法识别统计周期「someday」" in odd.text
+    assert "该周期内没有首次派出的工单" in disp.get("/rules", params={"period": "2020-01"}).text
 
     form = {
         "csrf_token": csrf(adm),
@@ -1351,6 +1361,17 @@ def test_the_overdue_tile_links_to_the_open_overdue_orders_it_counts(org) -> Non
     link = html_unescape(re.search(r'data-testid="tile-overdue"><a href="([^"]+)"', page).group(1))  # type: ignore[union-attr]
     listed = lead.get(link).text
     assert late.number in listed and done.number not in listed
+
+
+def test_the_dashboard_shows_how_much_went_out_automatically_and_how_much_stayed(org) -> None:
+    automatic, by_hand = _order(), _order()
+    with session_scope() as s:
+        orders.act(s, order_id=automatic.id, action="dispatch", params={"unit_id": org["street_a"], "auto": True})
+        orders.act(s, order_id=by_hand.id, action="dispatch", params={"unit_id": org["street_a"]})
+        orders.act(s, order_id=by_hand.id, action="return", params={"reason": "非本辖区"})
+    page = login("lead").get("/dashboard").text
+    assert 'data-testid="tile-auto-share">50.0%<' in page and "首次派单 2 件中自动派出 1 件" in page
+    assert 'data-testid="tile-auto-kept">100.0%<' in page and "人工派单 0.0%" in page
 
 
 # ------------------------------------------------------------------------------------ i18n and vendor files

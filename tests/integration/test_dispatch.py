@@ -7,6 +7,7 @@ measured in bench/bench_dispatch.py, not here).
 from __future__ import annotations
 
 import csv
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -1238,3 +1239,69 @@ def test_retrain_with_a_holdout_scores_both_models_on_the_same_rows(app_db, db_s
     empty.write_text("id,title,content,created_at,category\n", encoding="utf-8")
     refused = _retrain_cli("--data", str(base), "--model", str(live), "--holdout", str(empty))
     assert refused.exit_code == 1 and "no usable labelled rows to hold out" in refused.output
+
+
+def test_outcomes_count_automatic_and_hand_dispatches_and_what_the_first_unit_kept(db_session, org, model) -> None:
+    from cityhub.analytics.kpi import parse_period
+    from cityhub.dispatch.outcomes import outcomes
+
+    kept_auto = _order(db_session, "小区外墙脱落，物业不管")
+    back_auto = _order(db_session, "楼道墙皮掉落")
+    assert service.auto_dispatch(db_session, order=kept_auto).dispatched
+    assert service.auto_dispatch(db_session, order=back_auto).dispatched
+    orders.act(db_session, order_id=back_auto.id, action=Action.RETURN, params={"reason": "不属于我单位"})
+    orders.act(
+        db_session, order_id=back_auto.id, action=Action.DISPATCH, actor=DISPATCHER, params={"unit_id": org["env"]}
+    )
+    by_hand = _order(db_session, "河涌发臭", category_id=org["cat_env"])
+    orders.act(
+        db_session, order_id=by_hand.id, action=Action.DISPATCH, actor=DISPATCHER, params={"unit_id": org["env"]}
+    )
+    moved = _order(db_session, "路边垃圾堆放")
+    orders.act(
+        db_session, order_id=moved.id, action=Action.DISPATCH, actor=DISPATCHER, params={"unit_id": org["street"]}
+    )
+    orders.act(
+        db_session,
+        order_id=moved.id,
+        action=Action.TRANSFER,
+        actor=DISPATCHER,
+        params={"unit_id": org["env"], "reason": "属环保"},
+    )
+    _order(db_session, "还没派出的诉求")  # not dispatched: not counted
+    today = utcnow().astimezone(get_settings().tz).date()
+    result = outcomes(db_session, period=parse_period(today.isoformat())).as_dict()
+    assert result["dispatched"] == 4 and result["automatic_share"] == 0.5
+    assert result["automatic"] == {"dispatched": 2, "kept": 1, "kept_share": 0.5}  # the re-dispatch is not a first
+    assert result["manual"] == {"dispatched": 2, "kept": 1, "kept_share": 0.5}
+    by_category = {c["category"]: c for c in result["by_category"]}
+    assert by_category["城乡建设"]["automatic"]["dispatched"] == 2 and by_category["环境保护"]["manual"]["kept"] == 1
+    assert result["by_category"][-1]["category"] is None  # the one without a category comes last
+    # A period before any of it counts nothing.
+    assert outcomes(db_session, period=parse_period("2020-01")).as_dict()["automatic_share"] is None
+
+
+def test_outcomes_over_the_api_and_the_cli(client) -> None:
+    from typer.testing import CliRunner
+
+    from cityhub.dispatch.cli import app as dispatch_cli
+
+    made = client.post("/api/v1/orders", json={"channel": "hotline", "content": "小区外墙脱落"}).json()
+    sent = client.post(f"/api/v1/orders/{made['id']}/actions/dispatch", json={"unit_id": client.ids["unit"]})
+    assert sent.status_code == 200, sent.text
+    today = utcnow().astimezone(get_settings().tz).date().isoformat()
+    got = client.get("/api/v1/dispatch/outcomes", params={"period": today}, headers=client.as_dispatcher)
+    assert got.status_code == 200, got.text
+    assert got.json()["manual"] == {"dispatched": 1, "kept": 1, "kept_share": 1.0} and got.json()["period"] == today
+    assert (
+        client.get("/api/v1/dispatch/outcomes", params={"period": today}, headers=client.as_handler).status_code == 403
+    )
+    bad = client.get("/api/v1/dispatch/outcomes", params={"period": "2026-13"})
+    assert bad.status_code == 422 and bad.json()["details"]["field"] == "period"
+    shown = CliRunner().invoke(dispatch_cli, ["outcomes", "--period", today, "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["dispatched"] == 1
+    table = CliRunner().invoke(dispatch_cli, ["outcomes", "--period", today])
+    assert "1 orders first dispatched, 0.0% automatically" in table.output and "1/1 kept (100.0%)" in table.output
+    refused = CliRunner().invoke(dispatch_cli, ["outcomes", "--period", "last week"])
+    assert refused.exit_code != 0 and "bad period 'last week'" in str(refused.exception)  # main() prints it

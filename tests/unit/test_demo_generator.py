@@ -253,3 +253,27 @@ def test_csv_rows_follow_the_header() -> None:
         assert datetime.fromisoformat(row["created_at"]) == record["created_at"]
         assert row["scenario"] == record["attributes"]["scenario"]
         assert row["state"] == record["state"].value
+
+
+def test_machines_and_most_appeals_are_dispatched_automatically_within_minutes(
+    three_years: list[dict[str, Any]],
+) -> None:
+    from cityhub.workorders.models import MACHINE_CHANNELS
+
+    firsts = []
+    for r in three_years:
+        sends = [e for e in r["events"] if e["action"] in ("dispatch", "assign")]
+        if sends:
+            firsts.append((r, sends[0]))
+    automatic = [(r, e) for r, e in firsts if (e["payload"] or {}).get("auto")]
+    assert all(e["actor_name"] == "auto-dispatch" and 0.9 <= e["payload"]["probability"] < 1 for _, e in automatic)
+    machine = [(r, e) for r, e in firsts if r["channel"] in MACHINE_CHANNELS]
+    assert machine and all((e["payload"] or {}).get("auto") for _, e in machine)
+    people = [(r, e) for r, e in firsts if r["channel"] not in MACHINE_CHANNELS]
+    share = sum(bool((e["payload"] or {}).get("auto")) for _, e in people) / len(people)
+    assert 0.6 < share < 0.8  # P_AUTO = 0.7
+    assert all((e["at"] - r["events"][0]["at"]) <= timedelta(minutes=3) for r, e in automatic)
+    # The re-dispatch after a return is a dispatcher's, never automatic.
+    for r, first in firsts:
+        later = [e for e in r["events"] if e["action"] == "dispatch" and e is not first]
+        assert not any((e["payload"] or {}).get("auto") for e in later)

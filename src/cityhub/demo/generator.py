@@ -30,6 +30,7 @@ import chinese_calendar
 from cityhub.config import get_settings
 from cityhub.demo import corpus
 from cityhub.demo.corpus import Community, Scenario, Street
+from cityhub.dispatch.service import AUTO_ACTOR
 from cityhub.workorders import sla
 from cityhub.workorders.calendar import WorkCalendar, parse_working_hours, shared_calendar
 from cityhub.workorders.lifecycle import (
@@ -59,6 +60,9 @@ P_ASSIST = 0.2  # of scenarios that name an assisting unit
 P_SUSPEND = 0.03
 P_EXTENSION = 0.5  # of orders whose work runs long
 P_LEADER = 0.004
+# Of appeals from people (hotline, web, app …), the share the classifier sent out itself, its confidence above the
+# category's threshold (Baiyun's own system: about 80 %); orders from machines (sensors, video) all go that way.
+P_AUTO = 0.7
 P_ESCALATE = 0.15  # of overdue orders
 P_REJECT_REPLY = 0.03
 P_CALLBACK = 0.88
@@ -934,12 +938,20 @@ class DemoGenerator:
                 sim.act(Action.MERGE, merge_at, dispatcher, master_id=master[0], reason="重复诉求，并入主工单")
                 return
 
-        fast = urgency != Urgency.NORMAL or machine
-        at = sim.wall(rng.uniform(120, 1200)) if fast else sim.work(rng.expovariate(1 / (0.8 * hour)))
+        automatic = machine or rng.random() < P_AUTO
+        if automatic:  # within a minute or two of intake, day or night
+            at = sim.wall(rng.uniform(5, 120))
+        elif urgency != Urgency.NORMAL:
+            at = sim.wall(rng.uniform(120, 1200))
+        else:
+            at = sim.work(rng.expovariate(1 / (0.8 * hour)))
         misroute = rng.random() < P_MISROUTE
         transfer = not misroute and target.startswith("440111-") and rng.random() < P_TRANSFER
         first = street.code if transfer else (self._wrong_unit(rng, target, street, community) if misroute else target)
-        if rng.random() < P_LEADER:
+        if automatic:
+            confidence = round(rng.uniform(0.9, 0.995), 3)
+            sim.act(Action.DISPATCH, at, AUTO_ACTOR.name, unit_id=first, auto=True, probability=confidence)
+        elif rng.random() < P_LEADER:
             sim.act(Action.ASSIGN, at, rng.choice(corpus.LEADERS), unit_id=first, reason="领导交办重点诉求")
         else:
             sim.act(Action.DISPATCH, at, dispatcher, unit_id=first)

@@ -231,6 +231,38 @@ def run(
     typer.echo(f"orders {len(ids)}: dispatched {dispatched}, queued {queued}, failed {failed}")
 
 
+@app.command("outcomes")
+def outcomes_command(
+    period: Annotated[
+        str, typer.Option("--period", help="2026-10, 2026-W43, 2026-10-05, 2026-10-01..2026-10-15, 2026-Q4 or 2026.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of the table.")] = False,
+) -> None:
+    """How dispatch did (派单成效): of the orders first sent to a unit in PERIOD, the share sent automatically, and
+    how many of each kind the first unit kept (not returned or transferred), overall and per category."""
+    from cityhub.analytics.kpi import parse_period
+    from cityhub.dispatch.outcomes import outcomes
+
+    with session_scope() as session:
+        result = outcomes(session, period=parse_period(period))
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        return
+
+    def cell(t: object) -> str:
+        from cityhub.dispatch.outcomes import Tally
+
+        assert isinstance(t, Tally)
+        return "-" if not t.dispatched else f"{t.kept}/{t.dispatched} kept ({t.kept_share:.1%})"
+
+    share = "-" if result.automatic_share is None else f"{result.automatic_share:.1%}"
+    typer.echo(f"{result.period.label}: {result.dispatched} orders first dispatched, {share} automatically")
+    typer.echo(f"  automatic  {cell(result.automatic)}")
+    typer.echo(f"  by hand    {cell(result.manual)}")
+    for c in result.by_category:
+        typer.echo(f"  {c.category or '(no category)'}: automatic {cell(c.automatic)}; by hand {cell(c.manual)}")
+
+
 @app.command("export-training")
 def export_training(
     out: Annotated[Path, typer.Option("--out", help="CSV to write (id,title,content,created_at,category,…).")],

@@ -6,11 +6,11 @@ thresholds needs ``units:manage`` (administrators). Orders outside the caller's 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 
-from cityhub.api.deps import DbSession, Paging, require
+from cityhub.api.deps import CurrentPrincipal, DbSession, Paging, require
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import order_in_scope, scope_of
@@ -27,7 +27,7 @@ from cityhub.dispatch.schemas import (
     ThresholdRead,
     ThresholdSet,
 )
-from cityhub.errors import NotFound
+from cityhub.errors import NotFound, PermissionDenied
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Category, Order
@@ -35,6 +35,20 @@ from cityhub.workorders.models import Category, Order
 router = APIRouter(prefix="/dispatch", tags=["dispatch"])
 
 Dispatcher = Annotated[Principal, Depends(require(permissions.act(Action.DISPATCH)))]
+
+
+async def _outcomes_reader(principal: CurrentPrincipal) -> Principal:
+    """Dispatchers, and those who oversee the district's work (城市大脑's readers: leaders, supervisors)."""
+    if permissions.allows(principal.role, permissions.act(Action.DISPATCH)) or permissions.allows(
+        principal.role, permissions.BRAIN_READ
+    ):
+        return principal
+    raise PermissionDenied(
+        f"role {principal.role.value} may not read dispatch outcomes", details={"permission": permissions.BRAIN_READ}
+    )
+
+
+OutcomesReader = Annotated[Principal, Depends(_outcomes_reader)]
 Admin = Annotated[Principal, Depends(require(permissions.UNITS_MANAGE))]
 
 
@@ -70,6 +84,22 @@ def dispatch_queue(db: DbSession, principal: Dispatcher, page: Paging) -> QueueP
         offset=page.offset,
         has_more=has_more,
     )
+
+
+@router.get("/outcomes")
+def dispatch_outcomes(
+    db: DbSession,
+    principal: OutcomesReader,
+    period: Annotated[str, Query(description="2026-10, 2026-W43, 2026-10-05, 2026-10-01..2026-10-15, 2026-Q4 or 2026")],
+) -> dict[str, Any]:
+    """How dispatch did (派单成效): of the orders in the caller's scope first sent to a unit in the period, the share
+    sent automatically and, of each kind, how many the first unit kept (not returned or transferred: ``kept_share``,
+    the routing accuracy), overall and per top-level category. Orders sent near the period's end may still come
+    back."""
+    from cityhub.analytics.kpi import parse_period
+    from cityhub.dispatch.outcomes import outcomes
+
+    return outcomes(db, period=parse_period(period), scope=scope_of(db, principal).clause()).as_dict()
 
 
 @router.post("/{order_id}/suggest", response_model=DecisionRead)

@@ -27,6 +27,7 @@ from cityhub.errors import CityhubError, NotFound, PermissionDenied, ValidationF
 from cityhub.masking import coarsen_address, coarsen_coordinate, scrub_text
 from cityhub.org.models import Unit
 from cityhub.sharing.models import ApiCallStat, ApiClient, ApiKey, ApiRateWindow
+from cityhub.workorders.categories import ancestor_at
 from cityhub.workorders.lifecycle import TERMINAL_STATES, State
 from cityhub.workorders.models import Category, Order
 
@@ -374,9 +375,7 @@ def aggregate_orders(
         tree = {c.id: c for c in session.scalars(select(Category))}
         merged: dict[int | None, list[int]] = {}
         for category_id, n, c in result:
-            node = tree.get(category_id) if category_id is not None else None
-            while node is not None and node.level > category_level and node.parent_id is not None:
-                node = tree.get(node.parent_id)
+            node = ancestor_at(tree, category_id, category_level)
             key = node.id if node is not None else None
             acc = merged.setdefault(key, [0, 0])
             acc[0] += n

@@ -1184,9 +1184,6 @@ def reviews(request: Request, db: DbSession) -> Response:
 # ---------------------------------------------------------------------------------------------- dashboard
 
 
-RECENT_DAYS = 30  # what the dashboard shows when no period is asked for
-
-
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, db: DbSession) -> Response:
     """Leader dashboard: this period's counts by state, category and street, overdue, ranking and hot topics.
@@ -1195,21 +1192,14 @@ def dashboard(request: Request, db: DbSession) -> Response:
     hot topics of the analytics services.
     """
     from cityhub.analytics import kpi, reports, topics_store
+    from cityhub.dispatch.outcomes import outcomes
 
     principal = support.require_user(request, db, permissions.ORDER_READ)
     if principal.role not in support.OVERSEERS:
         raise PageError(403, "err.forbidden")
-    t = support.translator(request)
     today = utcnow().astimezone(get_settings().tz).date()
-    error = None
-    typed = request.query_params.get("period", "").strip()
-    # Without a period typed: the last 30 days, so the figures mean something on the 1st of a month as on the 30th.
-    recent = kpi.parse_period(f"{today - timedelta(days=RECENT_DAYS - 1)}..{today}")
-    try:
-        period = kpi.parse_period(typed) if typed else recent
-    except ValidationFailed:
-        error = t("dash.period_error", typed=typed)
-        period = recent
+    choice = support.period_choice(request)
+    period, typed, error = choice.period, choice.typed, choice.error
     scope = scope_of(db, principal).clause()
     where = [Order.created_at >= period.start, Order.created_at < period.end]
     if scope is not None:
@@ -1264,7 +1254,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
         ranking=ranking.ranked[:10],
         min_sample=ranking.min_sample,
         typed_period=period.label if typed and not error else typed,
-        recent_days=RECENT_DAYS if period is recent else None,
+        recent_days=choice.recent_days,
+        dispatch=outcomes(db, period=period, scope=scope),
         hot=hot,
         hot_fallback=hot_fallback,
         hot_mined_at=None if hot_fallback else topics_store.mined_at(db),

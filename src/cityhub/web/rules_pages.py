@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session
 from cityhub.api.deps import DbSession
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
+from cityhub.auth.scope import scope_of
 from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.dispatch import service as dispatch
+from cityhub.dispatch.outcomes import outcomes
 from cityhub.dispatch.rules import RuleTier, TargetKind
 from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
 from cityhub.errors import CityhubError, NotFound
@@ -87,6 +89,7 @@ def _page(
 ) -> Response:
     directory = unit_directory(db)
     categories = support.active_categories(db)
+    choice = support.period_choice(request) if rule is None else None  # the list page shows how dispatch did
     places = [u for u in sorted(directory.values(), key=lambda u: u.code) if u.tier in ("district", "street")]
     return render(
         request,
@@ -109,6 +112,8 @@ def _page(
         errors=errors or {},
         error=error,
         default_threshold=get_settings().dispatch_threshold,
+        outcomes_choice=choice,
+        outcomes=None if choice is None else outcomes(db, period=choice.period, scope=scope_of(db, principal).clause()),
     )
 
 

@@ -33,6 +33,8 @@ from cityhub.auth.errors import Unauthenticated
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
 from cityhub.config import get_settings
+from cityhub.db import utcnow
+from cityhub.errors import ValidationFailed
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.web import forms, machine_text, vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate
@@ -101,6 +103,7 @@ def _validity_state(t: Translator, active: bool, valid_from: Any, valid_until: A
 
 _env.globals["validity_state"] = _validity_state
 _env.filters["number"] = lambda value: f"{value:g}" if isinstance(value, int | float) else value  # 5.0 → 5
+_env.filters["percent"] = lambda share: "—" if share is None else f"{share * 100:.1f}%"  # 0.9123 → 91.2%
 
 
 def language(request: Request) -> str:
@@ -563,3 +566,32 @@ def unit_groups(db: Session, *, handlers: bool = False) -> list[tuple[UnitTier, 
 def active_categories(db: Session) -> list[Category]:
     """The active categories by path, as category pickers list them."""
     return list(db.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.path)))
+
+
+RECENT_DAYS = 30  # the period of the figures pages when none is asked for
+
+
+@dataclass(frozen=True)
+class PeriodChoice:
+    """The period a figures page (dashboard, dispatch outcomes) shows: the one typed in ``?period=``, else the
+    last ``RECENT_DAYS`` days (``recent_days`` set) — so the figures mean something on the 1st of a month as on the
+    30th; a period that does not read shows the recent days with ``error`` saying so."""
+
+    period: Any
+    typed: str
+    error: str | None
+    recent_days: int | None
+
+
+def period_choice(request: Request) -> PeriodChoice:
+    from cityhub.analytics import kpi
+
+    today = utcnow().astimezone(get_settings().tz).date()
+    typed = request.query_params.get("period", "").strip()
+    recent = kpi.parse_period(f"{today - timedelta(days=RECENT_DAYS - 1)}..{today}")
+    if not typed:
+        return PeriodChoice(recent, typed, None, RECENT_DAYS)
+    try:
+        return PeriodChoice(kpi.parse_period(typed), typed, None, None)
+    except ValidationFailed:
+        return PeriodChoice(recent, typed, translator(request)("dash.period_error", typed=typed), RECENT_DAYS)

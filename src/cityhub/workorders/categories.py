@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,6 +46,15 @@ class TaxonomyImportReport(ImportReport):
     """Counts are of category nodes (a node shared by many rows counts once)."""
 
     by_level: dict[int, int] = Field(default_factory=dict)
+
+
+def ancestor_at(tree: Mapping[int, Category], category_id: int | None, level: int) -> Category | None:
+    """The category of ``category_id`` rolled up to ``level`` (1: its top-level category) in ``tree`` (every
+    category by id: the taxonomy is small, so counts are rolled up in memory); None for no category."""
+    node = tree.get(category_id) if category_id is not None else None
+    while node is not None and node.level > level and node.parent_id is not None:
+        node = tree.get(node.parent_id)
+    return node
 
 
 def category_code(parent_code: str | None, index: int, level: int) -> str:
