@@ -98,3 +98,9 @@ def test_rank_orders_by_direction_and_lists_small_samples_apart():
     assert [e["code"] for e in by_score.ranked] == ["U3", "U2", "U1"]
     with pytest.raises(ValidationFailed):
         kpi.rank(rows, kpi="nope")
+
+
+def test_a_period_at_either_end_of_the_calendar_is_refused_not_failed() -> None:
+    for text in ("0001-01-01", "0001", "9999-12-31", "9999"):
+        with pytest.raises(ValidationFailed, match="bad period"):
+            kpi.parse_period(text)

@@ -274,6 +274,8 @@ def parse_period(text: str) -> Period:
         period = _read_period(text.strip())
         if period is not None and period.last >= date.max:  # its end, the start of the day after, does not exist
             raise ValueError("it reaches the end of the calendar")
+        if period is not None:
+            period.start  # noqa: B018 — year 1's local midnight is before the first UTC moment: OverflowError
     except (ValueError, OverflowError) as exc:
         raise ValidationFailed(f"bad period '{text}': {exc}", details={"field": "period"}) from None
     if period is None:
