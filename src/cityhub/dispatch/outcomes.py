@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from cityhub.analytics.kpi import Period
@@ -95,21 +95,18 @@ def outcomes(session: Session, *, period: Period, scope: Any = None) -> Dispatch
     """The orders whose first dispatch (or leader's assignment) falls in ``period``, within ``scope`` (a caller's data
     scope clause on orders; None: all), counted automatic or by hand, kept or sent back, overall and per top-level
     category (largest first; orders without a category last)."""
-    first_ids = (
-        select(func.min(OrderEvent.id).label("id"))
-        .where(OrderEvent.action.in_(FIRST_SENDS))
-        .group_by(OrderEvent.order_id)
-        .subquery()
+    earlier, later = aliased(OrderEvent), aliased(OrderEvent)
+    a_first_send = ~exists().where(
+        and_(earlier.order_id == OrderEvent.order_id, earlier.action.in_(FIRST_SENDS), earlier.id < OrderEvent.id)
     )
-    later = aliased(OrderEvent)
     sent_back = exists().where(
         and_(later.order_id == OrderEvent.order_id, later.action.in_(SENT_BACK), later.id > OrderEvent.id)
     )
     stmt = (
         select(OrderEvent.payload, Order.category_id, sent_back)
-        .join(first_ids, first_ids.c.id == OrderEvent.id)
         .join(Order, Order.id == OrderEvent.order_id)
-        .where(OrderEvent.at >= period.start, OrderEvent.at < period.end)
+        .where(OrderEvent.action.in_(FIRST_SENDS), OrderEvent.at >= period.start, OrderEvent.at < period.end)
+        .where(a_first_send)
     )
     if scope is not None:
         stmt = stmt.where(scope)
