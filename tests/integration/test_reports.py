@@ -53,6 +53,9 @@ def test_the_summary_counts_valid_orders_apart_from_merged_duplicates_and_cancel
 ):
     data = reports.build_report(db_session, period=MARCH, charts=False)
     assert (data.total, data.merged, data.cancelled, data.valid) == (7, 0, 0, 7)
+    # 派单成效: every March order was first sent by hand; o3 came back from the first unit.
+    assert data.dispatch is not None and data.dispatch.automatic.dispatched == 0
+    assert data.dispatch.manual.dispatched == 7 and data.dispatch.manual.kept == 6
     master, duplicate, invalid = (_new(db_session, T + 3 * D, f"1370000000{i}") for i in range(3))
     _act(db_session, duplicate, "merge", T + 3 * D, master_id=master)
     _act(db_session, invalid, "cancel", T + 3 * D, reason="无效来电")
@@ -61,6 +64,8 @@ def test_the_summary_counts_valid_orders_apart_from_merged_duplicates_and_cancel
     html = reports.generate(db_session, period=MARCH, out_dir=tmp_path, formats=("html",)).files["html"]
     card = re.search(r'<div class="card" id="valid">.*?</div>', html.read_text(encoding="utf-8"), re.S)
     assert card is not None and "<b>8</b>" in card.group(0) and "不含重复并单 1 件、作废 1 件" in card.group(0)
+    card = re.search(r'<div class="card" id="dispatch">.*?</div>', html.read_text(encoding="utf-8"), re.S)
+    assert card is not None and "<b>0.0%</b>" in card.group(0) and "人工派单 85.7%" in card.group(0)
 
 
 def test_findings_compare_with_the_previous_period(db_session, history):  # noqa: F811

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -34,6 +34,9 @@ from cityhub.config import get_settings
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Category, Order
+
+if TYPE_CHECKING:
+    from cityhub.dispatch.outcomes import DispatchOutcomes
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ LABELS: dict[str, dict[str, str]] = {
         "previous": "上期",
         "change": "环比",
         "daily_avg": "日均",
+        "auto_share": "自动派单率",
+        "auto_note": "首次派单 {total} 件；自动派单准确率 {auto}，人工派单 {manual}（首个承办单位未退回、未改派）",
         "under_way": (
             "本期尚未结束：统计至 {through}，日均按已过 {days} 天计，上期取同样天数（{first} 至 {last}）比较。"
         ),
@@ -144,6 +149,9 @@ class ReportData:
     # Of ``total``: duplicates merged into another order and calls cancelled as invalid (``NOT_A_PROBLEM_OF_ITS_OWN``).
     merged: int = 0
     cancelled: int = 0
+    # How dispatch did (派单成效, ``cityhub.dispatch.outcomes``): the period's first dispatches, the share sent
+    # automatically and what the first unit kept.
+    dispatch: DispatchOutcomes | None = None
 
     @property
     def valid(self) -> int:
@@ -299,6 +307,8 @@ def build_report(
         "department": kpi.rank(depts, min_sample=min_sample),
     }
     topics, fallback = hot_topics_for_period(session, period=period, k=top)
+    from cityhub.dispatch.outcomes import outcomes
+
     data = ReportData(
         period=period,
         previous=previous,
@@ -318,6 +328,7 @@ def build_report(
         through=through,
         merged=left["merged"],
         cancelled=left["cancelled"],
+        dispatch=outcomes(session, period=period),
     )
     if charts:
         data.charts = draw_charts(data, lang=lang)
