@@ -206,6 +206,34 @@ def test_only_notified_actions_and_matching_subscriptions_enqueue(db_session, un
     assert callback.payload["satisfied"] is False
 
 
+def test_files_a_citizen_adds_to_their_appeal_are_notified_to_the_units_working_it(
+    db_session, units, tmp_path, monkeypatch
+):
+    import io
+
+    from PIL import Image
+
+    from cityhub.workorders import files
+
+    monkeypatch.setenv("CITYHUB_FILES_DIR", str(tmp_path / "files"))
+    png = io.BytesIO()
+    Image.new("RGB", (4, 3), "navy").save(png, "PNG")
+    _subscribe(db_session, "http://127.0.0.1:9/hook", topics="material,dispatch", unit_code="N440111-D02")
+    order = _order(db_session)
+    _act(db_session, order, "dispatch", unit_id=units["dept2"].id)
+    photo = files.Upload("夜景.png", png.getvalue())
+    staff = orders.Actor(name="承办人", user_id=None, role="handler")
+    files.attach(db_session, order_id=order.id, uploads=[photo], actor=staff)  # staff's own files: no message
+    files.attach(db_session, order_id=order.id, uploads=[photo], actor=orders.SYSTEM, with_appeal=True)
+    citizen = orders.Actor(name="王芳", user_id=None, role="citizen")
+    files.attach(db_session, order_id=order.id, uploads=[photo], actor=citizen, note="晚上拍的")
+    sent = _messages(db_session)
+    assert [m.topic.value for m in sent] == ["dispatch", "material"]
+    payload = sent[1].payload
+    assert payload["actor"] == "王芳" and payload["text"] == "晚上拍的"
+    assert [a["filename"] for a in payload["attachments"]] == ["夜景.png"]
+
+
 def test_leader_assignment_notifies_only_when_it_dispatches(db_session, units):
     _subscribe(db_session, "http://127.0.0.1:9/hook", topics="dispatch")
     order = _order(db_session)

@@ -26,6 +26,7 @@ class Topic(enum.StrEnum):
     # 时限调整: a running deadline moved after a calendar or time-limit edit (sla_recompute) or an urgency raise
     DEADLINE = "deadline"
     ALARM = "alarm"  # 监测报警: a sensor's alarm was raised (monitoring), with its order when the rule opens one
+    MATERIAL = "material"  # 补充材料: the citizen added files to their open appeal
 
 
 class OutboxStatus(enum.StrEnum):

@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from cityhub.db import utcnow
 from cityhub.errors import NotFound, PermissionDenied, StorageUnavailable, ValidationFailed
 from cityhub.org.models import Role
 from cityhub.workorders.lifecycle import Action
@@ -365,19 +366,21 @@ def attach(
     session.flush()
     for row in rows:
         row.url = content_path(row)
+    listed = [{"id": r.id, "filename": r.filename, "content_type": r.content_type, "size": r.size} for r in rows]
     service.act(
         session,
         order_id=order_id,
         action=Action.COMMENT,
         actor=actor,
-        params={
-            "text": note or f"attached {len(rows)} file(s)",  # the names are in the payload
-            "attachments": [
-                {"id": r.id, "filename": r.filename, "content_type": r.content_type, "size": r.size} for r in rows
-            ],
-        },
+        params={"text": note or f"attached {len(rows)} file(s)", "attachments": listed},  # the names in the payload
         expected_version=expected_version,
     )
+    if citizens and not with_appeal:  # 补充材料: the units working the appeal hear of it
+        from cityhub.notify.models import Topic
+        from cityhub.notify.service import enqueue
+
+        payload = {"action": "comment", "actor": actor.name, "at": utcnow().isoformat(), "attachments": listed}
+        enqueue(session, topic=Topic.MATERIAL, order=order, payload={**payload, "text": note} if note else payload)
     return rows
 
 
