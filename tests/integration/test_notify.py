@@ -225,12 +225,13 @@ def test_files_a_citizen_adds_to_their_appeal_are_notified_to_the_units_working_
     staff = orders.Actor(name="承办人", user_id=None, role="handler")
     files.attach(db_session, order_id=order.id, uploads=[photo], actor=staff)  # staff's own files: no message
     files.attach(db_session, order_id=order.id, uploads=[photo], actor=orders.SYSTEM, with_appeal=True)
+    order.citizen_name = "王芳"
     citizen = orders.Actor(name="王芳", user_id=None, role="citizen")
-    files.attach(db_session, order_id=order.id, uploads=[photo], actor=citizen, note="晚上拍的")
+    files.attach(db_session, order_id=order.id, uploads=[photo], actor=citizen, note="晚上拍的，电话13912345678")
     sent = _messages(db_session)
     assert [m.topic.value for m in sent] == ["dispatch", "material"]
     payload = sent[1].payload
-    assert payload["actor"] == "王芳" and payload["text"] == "晚上拍的"
+    assert payload["actor"] == "citizen" and payload["text"] == "晚上拍的，电话[电话]"  # receivers get no personal data
     assert [a["filename"] for a in payload["attachments"]] == ["夜景.png"]
 
 

@@ -171,7 +171,7 @@ def test_a_citizen_reads_what_came_with_the_appeal_not_the_staffs_files(world, s
     client = _api(world)
     with session_scope() as s:
         citizen = s.scalars(select(User).where(User.username == "cit")).one()
-        citizen_id = citizen.id
+        citizen_id, citizen_name = citizen.id, citizen.full_name
         own = submit(
             s,
             data={
@@ -206,6 +206,10 @@ def test_a_citizen_reads_what_came_with_the_appeal_not_the_staffs_files(world, s
         more["url"].removesuffix("/content"), params={"reason": "拍错了"}, headers=world["tokens"]["cit"]
     )
     assert removed.status_code == 204
+    # Who reads the order masked sees that the citizen did it, not their name.
+    masked = client.get(f"/api/v1/orders/{own.id}/events", headers=world["tokens"]["lead"]).json()
+    assert {e["actor_name"] for e in masked if e["actor_id"] == citizen_id} == {"citizen"}
+    assert citizen_name not in json.dumps(masked, ensure_ascii=False)
     # … until the appeal is closed.
     with session_scope() as s:
         orders.act(s, order_id=own.id, action="cancel", params={"reason": "重复"})

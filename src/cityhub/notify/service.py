@@ -236,6 +236,15 @@ def topic_for(outcome: Outcome) -> Topic | None:
     return None
 
 
+def actor_shown(order: Order, actor_id: int | None, actor_name: str) -> str:
+    """Who acted, as receivers see it: the citizen's own steps (filing, rating, adding files) as ``"citizen"``, no
+    name — receivers get no personal data."""
+    from cityhub.workorders.schemas import CITIZEN_ACTOR
+
+    mine = actor_id is not None and actor_id == order.citizen_user_id
+    return CITIZEN_ACTOR if mine or (order.citizen_name and actor_name == order.citizen_name) else actor_name
+
+
 def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: OrderEvent) -> int:
     """Enqueue the notifications of one life-cycle action, in the caller's transaction; returns how many."""
     topic = topic_for(outcome)
@@ -249,12 +258,12 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
         "action": outcome.action.value,
         "from_state": event.from_state,
         "to_state": event.to_state,
-        "actor": event.actor_name,
+        "actor": actor_shown(order, event.actor_id, event.actor_name),
         "unit_id": event.unit_id,
         "at": event.at.isoformat() if event.at else None,
     }
     if event.reason:
-        payload["reason"] = event.reason
+        payload["reason"] = scrub_text(event.reason, known=(order.citizen_name, order.citizen_phone))
     if outcome.action == Action.CALLBACK:
         payload["satisfied"] = outcome.payload.get("satisfied")
     return enqueue(session, topic=topic, order=order, payload=payload, now=event.at)

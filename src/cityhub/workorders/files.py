@@ -375,12 +375,20 @@ def attach(
         params={"text": note or f"attached {len(rows)} file(s)", "attachments": listed},  # the names in the payload
         expected_version=expected_version,
     )
-    if citizens and not with_appeal:  # 补充材料: the units working the appeal hear of it
+    if citizens and not with_appeal:  # 补充材料: the units working the appeal hear of it (no personal data)
+        from cityhub.masking import scrub_text
         from cityhub.notify.models import Topic
-        from cityhub.notify.service import enqueue
+        from cityhub.notify.service import actor_shown, enqueue
 
-        payload = {"action": "comment", "actor": actor.name, "at": utcnow().isoformat(), "attachments": listed}
-        enqueue(session, topic=Topic.MATERIAL, order=order, payload={**payload, "text": note} if note else payload)
+        payload: dict[str, Any] = {
+            "action": "comment",
+            "actor": actor_shown(order, actor.user_id, actor.name),
+            "at": utcnow().isoformat(),
+            "attachments": listed,
+        }
+        if note:
+            payload["text"] = scrub_text(note, known=(order.citizen_name, order.citizen_phone))
+        enqueue(session, topic=Topic.MATERIAL, order=order, payload=payload)
     return rows
 
 

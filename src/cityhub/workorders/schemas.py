@@ -182,17 +182,27 @@ class EventRead(BaseModel):
     reason: str | None
     payload: dict[str, Any] | None
 
-    def masked(self, *, known: tuple[str | None, ...]) -> EventRead:
+    def masked(self, *, known: tuple[str | None, ...], citizen_user_id: int | None = None) -> EventRead:
         """A copy whose reason and written text (a reply, comment or answer) went through the scrubber, for whoever
-        sees the order masked; ``known``: the order's citizen name and phone."""
+        sees the order masked; ``known``: the order's citizen name and phone. What the citizen did themselves
+        (filed it, added files, rated the answer: ``citizen_user_id``'s steps, or steps under the citizen's name) is
+        shown as :data:`CITIZEN_ACTOR`'s, not by name."""
         payload = self.payload
         if payload and any(isinstance(payload.get(k), str) for k in EVENT_TEXTS):
             payload = {
                 k: scrub_text(v, known=known) if k in EVENT_TEXTS and isinstance(v, str) else v
                 for k, v in payload.items()
             }
-        return self.model_copy(update={"reason": scrub_text(self.reason, known=known), "payload": payload})
+        actor_name = self.actor_name
+        if (citizen_user_id is not None and self.actor_id == citizen_user_id) or (known and actor_name == known[0]):
+            actor_name = CITIZEN_ACTOR
+        return self.model_copy(
+            update={"reason": scrub_text(self.reason, known=known), "payload": payload, "actor_name": actor_name}
+        )
 
+
+# Who did a step of the trail, to a reader who does not see the citizen's name: the citizen themselves.
+CITIZEN_ACTOR = "citizen"
 
 # What people write into an event's payload: a reply, a comment, an assisting unit's reply (text), a 秒回 (answer).
 EVENT_TEXTS = ("text", "answer")

@@ -177,7 +177,8 @@ def trail_of(db: Session, order: Order, principal: Principal) -> list[EventRead]
         return citizen_trail(events, user_id=principal.user_id)
     if sees_personal_data(principal, order):
         return events
-    return [e.masked(known=(order.citizen_name, order.citizen_phone)) for e in events]
+    known = (order.citizen_name, order.citizen_phone)
+    return [e.masked(known=known, citizen_user_id=order.citizen_user_id) for e in events]
 
 
 @router.get("/{order_id}/events", response_model=list[EventRead])
