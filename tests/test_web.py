@@ -841,6 +841,21 @@ def test_a_phone_number_in_an_appeals_text_is_searched_only_by_those_who_read_it
     assert api.status_code == 403 and "phone number" in api.json()["message"] and api.json()["details"]["field"] == "q"
 
 
+def test_a_masked_reader_does_not_find_an_appeal_by_its_filers_name_in_the_text(org) -> None:
+    order = _order(content="我叫王小明，住在这里，小区门口井盖缺失", citizen_name="王小明", street="W-JT")
+    assert order.number in login("op").get("/orders?q=王小明").text
+    assert order.number not in login("lead").get("/orders?q=王小明").text  # the text holds it, scrubbed for them
+    assert order.number not in login("lead").get("/orders?q=小明 井盖").text
+    assert order.number in login("lead").get("/orders?q=井盖缺失").text
+    api = login("lead").get("/api/v1/orders", params={"q": "王小明"})
+    assert api.status_code == 200 and order.number not in api.text
+    handler = login("hand_a")
+    assert order.number not in handler.get("/orders?q=王小明").text  # on its street, but its unit does not lead it
+    with session_scope() as s:
+        orders.act(s, order_id=order.id, action=Action.DISPATCH, params={"unit_id": org["street_a"]})
+    assert order.number in handler.get("/orders?q=王小明").text
+
+
 def test_a_leader_sees_no_more_of_the_citizen_in_the_text_than_in_the_masked_fields(org) -> None:
     """List and detail: title, content, address and the audit trail's texts scrubbed, as in the API."""
     call = "本人李雪梅，住三元里大道88号5栋1907室，手机１３９１２３４５６７８，楼上夜间装修噪音"

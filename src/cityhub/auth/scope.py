@@ -124,20 +124,34 @@ def order_in_scope(session: Session, scope: Scope, order_id: int) -> bool:
 
 
 def personal_search(principal: Principal, q: str | None) -> ColumnElement[bool] | None:
-    """Where a search by ``q`` may look for ``principal`` beyond its scope's own limit, when ``q`` names a person (a
-    phone or ID number, an e-mail address: :func:`cityhub.masking.names_a_person`): the orders whose personal data
-    ``principal`` reads — else finding an order by a phone number would tell a masked reader who filed it. None: no
-    further limit (``q`` names nobody, or ``principal`` reads personal data in all its scope). A handler searches the
-    orders its unit leads; a role that reads no personal data is refused (:class:`PermissionDenied`)."""
-    if not names_a_person(q) or principal.role in permissions.UNMASKED_ROLES or principal.role == Role.CITIZEN:
+    """Where a search by ``q`` may look for ``principal`` beyond its scope's own limit, so that a search does not tell
+    a reader who sees the orders masked who filed them. When ``q`` names a person by a phone or ID number or an
+    e-mail address (:func:`cityhub.masking.names_a_person`): the orders whose personal data ``principal`` reads — a
+    handler the orders its unit leads; a role that reads no personal data is refused (:class:`PermissionDenied`).
+    Otherwise, for such a reader, the orders whose citizen's name holds a word of ``q`` (of two characters or more:
+    someone searching by the filer's name, which the text may repeat) only where it reads them unmasked. None: no
+    further limit (``principal`` reads personal data in all its scope, or ``q`` has nothing to limit)."""
+    if not q or principal.role in permissions.UNMASKED_ROLES or principal.role == Role.CITIZEN:
         return None
+    own: ColumnElement[bool] | None = None
     if principal.role in permissions.UNIT_STAFF_ROLES and principal.unit_id is not None:
-        return Order.lead_unit_id == principal.unit_id
-    raise PermissionDenied(
-        "searching by a phone number, ID number or e-mail address needs a role that reads citizens' personal data "
-        "(operator, dispatcher, supervisor, administrator); search by words of the appeal, its place or its number",
-        details={"field": "q", "personal_search": True},
+        own = Order.lead_unit_id == principal.unit_id
+    if names_a_person(q):
+        if own is not None:
+            return own
+        raise PermissionDenied(
+            "searching by a phone number, ID number or e-mail address needs a role that reads citizens' personal "
+            "data (operator, dispatcher, supervisor, administrator); search by words of the appeal, its place or its "
+            "number",
+            details={"field": "q", "personal_search": True},
+        )
+    words = [w for w in q.split() if len(w) >= 2]
+    if not words:
+        return None
+    not_the_filer = and_(
+        *(or_(Order.citizen_name.is_(None), ~Order.citizen_name.contains(w, autoescape=True)) for w in words)
     )
+    return not_the_filer if own is None else or_(own, not_the_filer)
 
 
 def search_clause(session: Session, principal: Principal, q: str | None) -> ColumnElement[bool] | None:
