@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +306,8 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     assert [a["filename"] for a in read["attachments"]] == ["路灯.png"]
     assert client.get(url).content == _png()
     # From their appeal's page they add more (补充材料) while it is open; once closed the form is gone.
+    staff = login("op")
+    assert 'data-testid="supplemented"' not in staff.get("/orders").text  # what came with the appeal is no addition
     page = client.get(f"/orders/{order_id}").text
     assert 'data-testid="action-attach"' in page and "补充材料" in page
     added = client.post(
@@ -315,6 +318,9 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     )
     assert added.status_code == 303, added.text
     assert "晚上.png" in client.get(f"/orders/{order_id}").text
+    listed = staff.get("/orders").text  # the staff's list marks the order
+    row = re.search(rf'<a href="/orders/{order_id}">.*?</tr>', listed, re.S)
+    assert row is not None and 'data-testid="supplemented"' in row.group(0)
     with session_scope() as s:
         orders.act(s, order_id=order_id, action="cancel", params={"reason": "重复"})
     assert 'data-testid="action-attach"' not in client.get(f"/orders/{order_id}").text

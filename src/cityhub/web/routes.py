@@ -682,6 +682,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         "orders.html",
         principal=principal,
         items=items,
+        supplemented=set() if citizen else files.with_supplements(db, [o.id for o in items]),
         unit_names=unit_names,
         category_names=category_names,
         page=page,

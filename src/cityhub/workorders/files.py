@@ -36,7 +36,7 @@ from cityhub.db import utcnow
 from cityhub.errors import NotFound, PermissionDenied, StorageUnavailable, ValidationFailed
 from cityhub.org.models import Role
 from cityhub.workorders.lifecycle import Action
-from cityhub.workorders.models import Attachment
+from cityhub.workorders.models import Attachment, Order, OrderEvent
 
 # The kinds taken, by the MIME type ``filetype`` reads from the content.
 IMAGES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/bmp"})
@@ -372,7 +372,12 @@ def attach(
         order_id=order_id,
         action=Action.COMMENT,
         actor=actor,
-        params={"text": note or f"attached {len(rows)} file(s)", "attachments": listed},  # the names in the payload
+        # The names in the payload; ``supplement``: the citizen added them to their appeal (补充材料).
+        params={
+            "text": note or f"attached {len(rows)} file(s)",
+            "attachments": listed,
+            **({"supplement": True} if citizens and not with_appeal else {}),
+        },
         expected_version=expected_version,
     )
     if citizens and not with_appeal:  # 补充材料: the units working the appeal hear of it (no personal data)
@@ -390,6 +395,23 @@ def attach(
             payload["text"] = scrub_text(note, known=(order.citizen_name, order.citizen_phone))
         enqueue(session, topic=Topic.MATERIAL, order=order, payload=payload)
     return rows
+
+
+def with_supplements(session: Session, order_ids: Sequence[int]) -> set[int]:
+    """Of ``order_ids``, the orders their citizen added files to after filing (补充材料: the ``supplement`` comments):
+    what the order lists mark, so a unit working one looks at what came in."""
+    if not order_ids:
+        return set()
+    rows = session.execute(
+        select(OrderEvent.order_id, OrderEvent.payload)
+        .join(Order, Order.id == OrderEvent.order_id)
+        .where(
+            OrderEvent.order_id.in_(list(order_ids)),
+            OrderEvent.action == Action.COMMENT.value,
+            OrderEvent.actor_id == Order.citizen_user_id,
+        )
+    )
+    return {order_id for order_id, payload in rows if (payload or {}).get("supplement")}
 
 
 def remove(
