@@ -92,6 +92,14 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path) -> None:
         waiting = {o.id: d for o, d in dispatch.queue(s, limit=100)[0]}
         assert {o.id for o in new} <= set(waiting)
         assert all(waiting[o.id].prediction is not None and waiting[o.id].candidates for o in new)
+    # The demo citizens have appeals of their own to follow: each one answered (theirs to rate), placed by intake.
+    assert "citizens' own appeals: 4 filed" in first.output
+    with session_scope() as s:
+        for username in ("citizen", "citizen2"):
+            user = s.scalar(select(User).where(User.username == username))
+            own = s.scalars(select(Order).where(Order.citizen_user_id == user.id)).all()
+            assert len(own) == 2 and all(o.street_id is not None for o in own), username
+            assert "replied" in {o.state.value for o in own}, username
     kb_rows = sum(1 for _ in read_csv_table(KB_CSV).rows)
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(KnowledgeEntry)) == kb_rows
@@ -106,6 +114,7 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path) -> None:
     assert "already seeded" in second.output and "0 set now" in second.output
     assert "0 entries imported" in second.output and "routing rules: already seeded" in second.output
     assert "monitoring: already seeded" in second.output and "new appeals" not in second.output
+    assert "citizens' own appeals" not in second.output
     assert "(already there)" in second.output and "(mined now)" not in second.output
     assert _snapshot(demo_env) == before
 

@@ -118,6 +118,8 @@ def _extras(*, new_orders: bool) -> None:
         typer.echo(f"  the app uses it with: export CITYHUB_DISPATCH_MODEL_PATH={r.model_path.resolve()}")
     if r.new_appeals:
         typer.echo(f"new appeals: {r.new_appeals} received, for the dispatcher (cityhub serve decides them)")
+    if r.citizen_appeals:
+        typer.echo(f"citizens' own appeals: {r.citizen_appeals} filed for citizen and citizen2 (to follow and rate)")
     if r.topics_skipped:
         typer.echo(f"hot topics: not mined, {r.topics_skipped}")
     else:

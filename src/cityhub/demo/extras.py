@@ -14,6 +14,8 @@ Every step is idempotent and cheap when already done, so a second ``make run`` c
 - **new appeals** — :func:`submit_new_appeals`: a dozen appeals of the last hours received through intake and left
   to the background dispatcher, so the dispatcher's queue and the automatic dispatch have something to show; a
   second run finds them received (channel + external id);
+- **the demo citizens' own appeals** — :func:`citizens_appeals`: ``citizen`` and ``citizen2`` each filed two, one
+  answered and waiting for their rating, one being worked or waiting for dispatch, only for an account without any;
 - **hot topics** — :func:`cityhub.analytics.topics_store.mine_database` once, and again only after new orders.
 
 All of it runs only with ``CITYHUB_ENVIRONMENT=demo``: known passwords never reach another environment.
@@ -90,6 +92,7 @@ class ExtrasReport:
     topics: int = 0
     sensors: SensorSeedReport | None = None  # None: sensors were there already
     new_appeals: int = 0  # appeals just received, left to the background dispatcher (0: submitted before)
+    citizen_appeals: int = 0  # the demo citizens' own appeals filed by this run (0: they had some)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -238,6 +241,72 @@ def submit_new_appeals(session: Session, *, count: int = NEW_APPEALS) -> int:
     return created
 
 
+# The demo citizens' appeals: (channel, type, content, how far it went, the unit's reply). Places are real Baiyun
+# streets, so intake places them and the first step goes to that street.
+CITIZEN_APPEALS: dict[str, list[tuple[str, str, str, str, str | None]]] = {
+    "citizen": [
+        (
+            "web",
+            "complaint",
+            "三元里街道松柏东街12号门口的路灯坏了一个多星期，晚上很黑，老人出门不方便，请尽快维修。",
+            "reply",
+            "经现场核查，该处路灯因线路老化不亮，已于今日更换线路并恢复照明。感谢您的反映。",
+        ),
+        (
+            "app",
+            "complaint",
+            "三元里街道三元里大道楼下餐馆每晚十点后仍在排放油烟，噪音也大，影响休息。",
+            "accept",
+            None,
+        ),
+    ],
+    "citizen2": [
+        (
+            "web",
+            "suggestion",
+            "建议在京溪街道云景路小学门口增设减速带和人行横道标线，上下学时段车速太快，孩子过马路不安全。",
+            "reply",
+            "您的建议已收悉。经与交警部门现场查勘，已在该路段施划人行横道标线，减速带将于本月内完成安装。",
+        ),
+        ("app", "complaint", "京溪街道云景路人行道地砖松动翘起，下雨天踩上去会溅水，老人容易摔倒。", "received", None),
+    ],
+}
+
+
+def citizens_appeals(session: Session) -> int:
+    """File :data:`CITIZEN_APPEALS` for the demo citizens who have none, through intake as their own, and take each
+    as far as it says (dispatched to the street it is placed in, accepted, replied) — so a citizen's login shows
+    appeals to follow, add files to and rate. Returns how many were filed."""
+    from cityhub.intake.service import filed_by_citizen, submit
+    from cityhub.org.models import Role, User
+    from cityhub.workorders import service as orders
+    from cityhub.workorders.lifecycle import Action
+    from cityhub.workorders.models import Order
+    from cityhub.workorders.schemas import OrderCreate
+
+    made = 0
+    for username, appeals in CITIZEN_APPEALS.items():
+        user = session.scalar(select(User).where(User.username == username, User.role == Role.CITIZEN))
+        mine = select(func.count()).select_from(Order).where(Order.citizen_user_id == (user.id if user else None))
+        if user is None or session.scalar(mine):
+            continue
+        citizen = orders.Actor(name=user.full_name, user_id=user.id, role=Role.CITIZEN.value)
+        for channel, appeal_type, content, reach, reply in appeals:
+            data = OrderCreate(channel=channel, appeal_type=appeal_type, content=content, citizen_name=user.full_name)
+            order = submit(session, data=filed_by_citizen(data, user.id), actor=citizen, similar=False).order
+            made += 1
+            if reach == "received" or order.street_id is None:
+                continue
+            street = order.street_id
+            handler = orders.Actor(name="街道承办人", unit_id=street, role=Role.HANDLER.value)
+            orders.act(session, order_id=order.id, action=Action.DISPATCH, params={"unit_id": street})
+            orders.act(session, order_id=order.id, action=Action.ACCEPT, actor=handler)
+            if reach == "reply":
+                orders.act(session, order_id=order.id, action=Action.REPLY, actor=handler, params={"text": reply})
+    session.commit()
+    return made
+
+
 def prepare_demo(
     factory: sessionmaker[Session],
     *,
@@ -313,6 +382,10 @@ def prepare_demo(
         t = time.perf_counter()
         report.new_appeals = submit_new_appeals(session)
         timed("new_appeals", t)
+
+        t = time.perf_counter()
+        report.citizen_appeals = citizens_appeals(session)
+        timed("citizen_appeals", t)
 
         t = time.perf_counter()
         if new_orders or not topics_store.stored_topic_count(session):
