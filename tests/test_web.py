@@ -613,6 +613,13 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     assert all(e["actor_name"] in ("", "张市民") for e in trail) and all(e["unit_id"] is None for e in trail)
     assert trail[1]["payload"] == {"unit_id": org["street_a"]} and trail[2]["reason"] is None
     assert len(sup.get(f"/api/v1/orders/{order_id}/events").json()) == 4  # staff see the whole trail
+    # Answered, the citizen rates it (评价答复), what staff call the callback (回访).
+    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order_id, "accept").status_code == 303
+    assert _act(hand, order_id, "reply", text="已修复").status_code == 303
+    page = client.get(f"/orders/{order_id}").text
+    assert 'data-testid="action-callback"' in page and "评价答复" in page and "回访" not in page
+    assert "回访" in sup.get(f"/orders/{order_id}").text
 
 
 def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:
