@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -274,10 +274,13 @@ CITIZEN_APPEALS: dict[str, list[tuple[str, str, str, str, str | None]]] = {
 
 
 def citizens_appeals(session: Session) -> int:
-    """File :data:`CITIZEN_APPEALS` for the demo citizens who have none, through intake as their own, and take each
-    as far as it says (dispatched to the street it is placed in, accepted, replied) — so a citizen's login shows
-    appeals to follow, add files to and rate. Returns how many were filed."""
-    from cityhub.intake.service import filed_by_citizen, submit
+    """File :data:`CITIZEN_APPEALS` for the demo citizens who have none, through intake as their own, two days ago,
+    and take each as far as it says (dispatched to the street it is placed in within the hour, accepted, replied
+    yesterday) — so a citizen's login shows appeals to follow, add files to and rate. Returns how many were filed."""
+    from datetime import timedelta
+
+    from cityhub.db import utcnow
+    from cityhub.intake.service import submit
     from cityhub.org.models import Role, User
     from cityhub.workorders import service as orders
     from cityhub.workorders.lifecycle import Action
@@ -291,18 +294,33 @@ def citizens_appeals(session: Session) -> int:
         if user is None or session.scalar(mine):
             continue
         citizen = orders.Actor(name=user.full_name, user_id=user.id, role=Role.CITIZEN.value)
-        for channel, appeal_type, content, reach, reply in appeals:
-            data = OrderCreate(channel=channel, appeal_type=appeal_type, content=content, citizen_name=user.full_name)
-            order = submit(session, data=filed_by_citizen(data, user.id), actor=citizen, similar=False).order
+        dispatcher = orders.Actor(
+            name=session.scalar(select(User.full_name).where(User.username == "dispatcher")) or "派单员"
+        )
+        for i, (channel, appeal_type, content, reach, reply) in enumerate(appeals):
+            filed = utcnow() - timedelta(days=2, hours=3 - i)
+            data = OrderCreate(
+                channel=channel,
+                appeal_type=appeal_type,
+                content=content,
+                citizen_name=user.full_name,
+                citizen_user_id=user.id,
+                created_at=filed,
+            )
+            order = submit(session, data=data, actor=citizen, similar=False).order
             made += 1
             if reach == "received" or order.street_id is None:
                 continue
             street = order.street_id
             handler = orders.Actor(name="街道承办人", unit_id=street, role=Role.HANDLER.value)
-            orders.act(session, order_id=order.id, action=Action.DISPATCH, params={"unit_id": street})
-            orders.act(session, order_id=order.id, action=Action.ACCEPT, actor=handler)
+            steps: list[tuple[Action, Any, dict[str, Any], Any]] = [
+                (Action.DISPATCH, dispatcher, {"unit_id": street}, filed + timedelta(minutes=20))
+            ]
+            steps.append((Action.ACCEPT, handler, {}, filed + timedelta(hours=2)))
             if reach == "reply":
-                orders.act(session, order_id=order.id, action=Action.REPLY, actor=handler, params={"text": reply})
+                steps.append((Action.REPLY, handler, {"text": reply}, utcnow() - timedelta(hours=20)))
+            for action, actor, params, at in steps:
+                orders.act(session, order_id=order.id, action=action, actor=actor, params=params, now=at)
     session.commit()
     return made
 
