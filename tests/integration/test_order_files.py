@@ -321,6 +321,9 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     listed = staff.get("/orders").text  # the staff's list marks the order
     row = re.search(rf'<a href="/orders/{order_id}">.*?</tr>', listed, re.S)
     assert row is not None and 'data-testid="supplemented"' in row.group(0)
+    queue = login("adm").get("/queue").text  # and the dispatcher's queue, while it waits there
+    entry = re.search(rf'<a href="/orders/{order_id}">.*?</strong>[^<]*(<span[^>]*>)?', queue, re.S)
+    assert entry is not None and 'data-testid="supplemented"' in entry.group(0)
     with session_scope() as s:
         orders.act(s, order_id=order_id, action="cancel", params={"reason": "重复"})
     assert 'data-testid="action-attach"' not in client.get(f"/orders/{order_id}").text

@@ -1151,6 +1151,7 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         principal=principal,
         rows=rows,
         dispatch_pending=background.waiting(db, (order.id for order, _ in rows)),
+        supplemented=files.with_supplements(db, [order.id for order, _ in rows]),
         pending_kind=_pending_kind(),
         auto_dispatch_on=get_settings().dispatch_auto,
         page=page,
