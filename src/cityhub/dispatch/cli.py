@@ -241,7 +241,7 @@ def outcomes_command(
     """How dispatch did (派单成效): of the orders first sent to a unit in PERIOD, the share sent automatically, and
     how many of each kind the first unit kept (not returned or transferred), overall and per category."""
     from cityhub.analytics.kpi import parse_period
-    from cityhub.dispatch.outcomes import outcomes
+    from cityhub.dispatch.outcomes import Tally, outcomes
 
     with session_scope() as session:
         result = outcomes(session, period=parse_period(period))
@@ -249,10 +249,7 @@ def outcomes_command(
         typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
         return
 
-    def cell(t: object) -> str:
-        from cityhub.dispatch.outcomes import Tally
-
-        assert isinstance(t, Tally)
+    def cell(t: Tally) -> str:
         return "-" if not t.dispatched else f"{t.kept}/{t.dispatched} kept ({t.kept_share:.1%})"
 
     share = "-" if result.automatic_share is None else f"{result.automatic_share:.1%}"

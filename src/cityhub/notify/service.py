@@ -237,12 +237,11 @@ def topic_for(outcome: Outcome) -> Topic | None:
 
 
 def actor_shown(order: Order, actor_id: int | None, actor_name: str) -> str:
-    """Who acted, as receivers see it: the citizen's own steps (filing, rating, adding files) as ``"citizen"``, no
-    name — receivers get no personal data."""
-    from cityhub.workorders.schemas import CITIZEN_ACTOR
+    """Who acted on ``order``, as receivers see it (they get no personal data): the citizen's own steps (filing,
+    rating, adding files) as ``"citizen"`` (:func:`cityhub.workorders.schemas.shown_actor`)."""
+    from cityhub.workorders.schemas import shown_actor
 
-    mine = actor_id is not None and actor_id == order.citizen_user_id
-    return CITIZEN_ACTOR if mine or (order.citizen_name and actor_name == order.citizen_name) else actor_name
+    return shown_actor(actor_id, actor_name, citizen_user_id=order.citizen_user_id, citizen_name=order.citizen_name)
 
 
 def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: OrderEvent) -> int:

@@ -46,7 +46,6 @@ from cityhub.workorders.lifecycle import (
     ASSIST_STEPS,
     MAX_EXTENSION_DAYS,
     OPEN_STATES,
-    TERMINAL_STATES,
     URGENCY_RANK,
     Action,
     State,
@@ -891,7 +890,7 @@ def _detail_page(
         values=values or {},
         errors=errors or {},
         is_admin=principal.role == Role.ADMIN,
-        may_attach=permissions.may_attach(principal.role) and (staff or order.state not in TERMINAL_STATES),
+        may_attach=permissions.may_attach(principal.role) and _attachable(principal, order),
         citizen=not staff,
         removable={
             a.id
@@ -1020,6 +1019,15 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
     if not order_in_scope(db, scope_of(db, principal), order_id):
         back = "/orders"  # e.g. a street handler who returned the order no longer sees it
     return support.redirect(back, flash=flash)
+
+
+def _attachable(principal: Principal, order: Order) -> bool:
+    """Whether the order page offers to attach files: what :func:`check_attach` lets through."""
+    try:
+        check_attach(principal, order)
+    except CityhubError:
+        return False
+    return True
 
 
 @router.post("/orders/{order_id}/attachments", response_class=HTMLResponse)

@@ -345,8 +345,9 @@ def attach(
     if order is None:
         raise NotFound(f"order {order_id} not found")
     # The citizen's files (``uploaded_by`` empty, shown to them): the appeal's, or what they add to it themselves
-    # (补充材料: ``uploaded_by_id`` is theirs, so they may remove it).
-    citizens = with_appeal or actor.role == Role.CITIZEN
+    # (补充材料, a ``supplement``: ``uploaded_by_id`` is theirs, so they may remove it).
+    supplement = not with_appeal and actor.role == Role.CITIZEN
+    citizens = with_appeal or supplement
     for item in items:
         store(item)
     rows = [
@@ -376,11 +377,11 @@ def attach(
         params={
             "text": note or f"attached {len(rows)} file(s)",
             "attachments": listed,
-            **({"supplement": True} if citizens and not with_appeal else {}),
+            **({"supplement": True} if supplement else {}),
         },
         expected_version=expected_version,
     )
-    if citizens and not with_appeal:  # 补充材料: the units working the appeal hear of it (no personal data)
+    if supplement:  # the units working the appeal hear of it (no personal data)
         from cityhub.masking import scrub_text
         from cityhub.notify.models import Topic
         from cityhub.notify.service import actor_shown, enqueue

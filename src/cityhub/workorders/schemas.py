@@ -193,9 +193,9 @@ class EventRead(BaseModel):
                 k: scrub_text(v, known=known) if k in EVENT_TEXTS and isinstance(v, str) else v
                 for k, v in payload.items()
             }
-        actor_name = self.actor_name
-        if (citizen_user_id is not None and self.actor_id == citizen_user_id) or (known and actor_name == known[0]):
-            actor_name = CITIZEN_ACTOR
+        actor_name = shown_actor(
+            self.actor_id, self.actor_name, citizen_user_id=citizen_user_id, citizen_name=known[0] if known else None
+        )
         return self.model_copy(
             update={"reason": scrub_text(self.reason, known=known), "payload": payload, "actor_name": actor_name}
         )
@@ -203,6 +203,14 @@ class EventRead(BaseModel):
 
 # Who did a step of the trail, to a reader who does not see the citizen's name: the citizen themselves.
 CITIZEN_ACTOR = "citizen"
+
+
+def shown_actor(actor_id: int | None, actor_name: str, *, citizen_user_id: int | None, citizen_name: str | None) -> str:
+    """Who acted, as whoever may not read the citizen's name sees it (a masked reader, a webhook receiver): the
+    citizen's own steps — by their account, or under their name — as :data:`CITIZEN_ACTOR`, others as they are."""
+    mine = actor_id is not None and actor_id == citizen_user_id
+    return CITIZEN_ACTOR if mine or (citizen_name and actor_name == citizen_name) else actor_name
+
 
 # What people write into an event's payload: a reply, a comment, an assisting unit's reply (text), a 秒回 (answer).
 EVENT_TEXTS = ("text", "answer")
