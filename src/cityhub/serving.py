@@ -15,6 +15,7 @@ SIGTERM. A process whose supervisor disappears (killed with SIGKILL, say) stops 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import os
@@ -59,8 +60,9 @@ def claim_port(host: str, port: int) -> int:
     start and split the connections with the first (old and new settings side by side). So, before anything binds,
     a connection attempt finds any server listening there (a wildcard address is tried on the loopback), and a lock
     file per port and user (``cityhub-serve-UID-PORT.lock`` in the temporary directory), held by the supervisor for
-    its life, refuses a second one starting at the same time, before either listens. The supervisor's own server
-    processes, and the replacement of one that died, bind without asking."""
+    its life (and removed when it ends: :func:`release_port`), refuses a second one starting at the same time, before
+    either listens. The supervisor's own server processes, and the replacement of one that died, bind without
+    asking."""
     import fcntl
     import tempfile
 
@@ -75,14 +77,45 @@ def claim_port(host: str, port: int) -> int:
         else:
             raise PortInUse(taken)
     path = os.path.join(tempfile.gettempdir(), f"cityhub-serve-{os.getuid()}-{port}.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise PortInUse(taken) from None
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise PortInUse(taken) from None
+        if _is_at(fd, path):
+            break
+        os.close(fd)  # the server that held it removed it as it stopped, after this opened it: lock the new one
     os.set_inheritable(fd, False)
+    _claims[fd] = (path, os.getpid())
+    atexit.register(release_port, fd)
     return fd
+
+
+_claims: dict[int, tuple[str, int]] = {}  # lock file descriptor → its path and the claiming process's id
+
+
+def _is_at(fd: int, path: str) -> bool:
+    """Whether the open file ``fd`` is still the file at ``path`` (not removed or replaced since it was opened)."""
+    try:
+        here = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (here.st_dev, here.st_ino)
+
+
+def release_port(fd: int) -> None:
+    """Give up a claim of :func:`claim_port`: its lock file is removed while still locked (a claim that opened it
+    meanwhile finds it gone and locks a new one), then closed. Runs when the claiming process exits, so stopped
+    servers leave no lock files behind; a process killed outright leaves its file, which the next claim reuses."""
+    path, pid = _claims.pop(fd, ("", 0))
+    if pid != os.getpid():
+        return  # released already, or a forked copy of the claimant ending: the claim is not its to give up
+    if _is_at(fd, path):
+        os.unlink(path)
+    os.close(fd)
 
 
 def stop_when_orphaned(supervisor: int) -> None:

@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
+from pathlib import Path
 
 import httpx
 import psutil
@@ -122,7 +124,7 @@ def test_a_second_serve_on_the_port_is_refused_and_the_first_serves_on(server, t
 
 
 def test_a_port_claimed_by_a_starting_supervisor_is_refused_before_anything_listens(tmp_path):
-    from cityhub.serving import PortInUse, claim_port
+    from cityhub.serving import PortInUse, claim_port, release_port
 
     migrate.upgrade(f"sqlite:///{tmp_path / 'serve.db'}")
     port = free_port()
@@ -133,14 +135,14 @@ def test_a_port_claimed_by_a_starting_supervisor_is_refused_before_anything_list
         second = _serve(port, tmp_path, "--workers", "2")
         assert second.returncode != 0 and f"port {port} on 127.0.0.1 is already in use" in second.stderr
     finally:
-        os.close(fd)
+        release_port(fd)
     # A foreign server with SO_REUSEPORT, which a bind would not refuse: found by connecting.
     with socket.socket() as other:
         other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         other.bind(("127.0.0.1", port))
         other.listen()
         with pytest.raises(PortInUse):
-            os.close(claim_port("127.0.0.1", port))
+            release_port(claim_port("127.0.0.1", port))
 
 
 def test_server_processes_stop_when_the_supervisor_is_killed(server):
@@ -153,14 +155,17 @@ def test_server_processes_stop_when_the_supervisor_is_killed(server):
     wait_until(lambda: not any(_alive(c) for c in children), timeout=30)
 
 
-def test_sigterm_stops_every_process(server):
-    proc, _port, _base, _log = server
+def test_sigterm_stops_every_process_and_the_port_s_lock_file_goes(server):
+    proc, port, _base, _log = server
     parent = psutil.Process(proc.pid)
     wait_until(lambda: len(_children(parent)) == 2)
     children = _children(parent)
+    lock_file = Path(tempfile.gettempdir()) / f"cityhub-serve-{os.getuid()}-{port}.lock"
+    assert lock_file.exists()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     wait_until(lambda: not any(_alive(c) for c in children), timeout=30)
+    assert not lock_file.exists()
 
 
 def test_each_server_process_logs_with_the_cli_format_and_level(server):
