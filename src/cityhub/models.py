@@ -20,6 +20,7 @@ from cityhub.workorders.models import (
     OrderEvent,
     OrderNumberCounter,
     OrderSearch,
+    OrderView,
     SlaRule,
 )
 
@@ -54,6 +55,7 @@ __all__ = [
     "OrderEvent",
     "OrderNumberCounter",
     "OrderSearch",
+    "OrderView",
     "OutboxMessage",
     "Reading",
     "ReplyCheck",

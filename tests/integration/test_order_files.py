@@ -324,6 +324,23 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     queue = login("adm").get("/queue").text  # and the dispatcher's queue, while it waits there
     entry = re.search(rf'<a href="/orders/{order_id}">.*?</strong>[^<]*(<span[^>]*>)?', queue, re.S)
     assert entry is not None and 'data-testid="supplemented"' in entry.group(0)
+
+    def marked(who, page: str = "/orders") -> bool:
+        row = re.search(rf'<a href="/orders/{order_id}">.*?</tr>', who.get(page).text, re.S)
+        return row is not None and 'data-testid="supplemented"' in row.group(0)
+
+    # Marked for each reader until they open the order: the operator has looked, the administrator not yet.
+    assert staff.get(f"/orders/{order_id}").status_code == 200
+    assert not marked(staff) and marked(login("adm"))
+    assert staff.get(f"/orders/{order_id}").status_code == 200  # looking again changes nothing
+    assert not marked(staff)
+    again = client.post(
+        f"/orders/{order_id}/attachments",
+        data={"csrf_token": hidden(client.get(f"/orders/{order_id}").text)},
+        files=[("files", ("第二天.png", _png("teal"), "image/png"))],
+        follow_redirects=False,
+    )
+    assert again.status_code == 303 and marked(staff)  # a later addition is new to them again
     with session_scope() as s:
         orders.act(s, order_id=order_id, action="cancel", params={"reason": "重复"})
     assert 'data-testid="action-attach"' not in client.get(f"/orders/{order_id}").text

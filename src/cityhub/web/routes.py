@@ -676,12 +676,13 @@ def order_list(request: Request, db: DbSession) -> Response:
     unit_names = support.names_of(db, Unit, {o.lead_unit_id for o in rows} | {o.street_id for o in rows})
     category_names = support.names_of(db, Category, {o.category_id for o in rows})
     base = [(k, v) for k, v in q.multi_items() if k != "page"]
+    supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
     return render(
         request,
         "orders.html",
         principal=principal,
         items=items,
-        supplemented=set() if citizen else files.with_supplements(db, [o.id for o in items]),
+        supplemented=supplemented,
         unit_names=unit_names,
         category_names=category_names,
         page=page,
@@ -911,9 +912,12 @@ def _detail_page(
 def order_detail(order_id: int, request: Request, db: DbSession) -> Response:
     principal = support.require_user(request, db, permissions.ORDER_READ)
     try:
-        return _detail_page(request, db, principal, order_id)
+        page = _detail_page(request, db, principal, order_id)
     except NotFound:
         raise PageError(404, "err.not_found") from None
+    if principal.role != Role.CITIZEN:
+        files.mark_seen(db, order_id=order_id, user_id=principal.user_id)  # its added files are no longer new to them
+    return page
 
 
 def _action_params(
@@ -1159,7 +1163,7 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         principal=principal,
         rows=rows,
         dispatch_pending=background.waiting(db, (order.id for order, _ in rows)),
-        supplemented=files.with_supplements(db, [order.id for order, _ in rows]),
+        supplemented=files.with_supplements(db, [order.id for order, _ in rows], reader_id=principal.user_id),
         pending_kind=_pending_kind(),
         auto_dispatch_on=get_settings().dispatch_auto,
         page=page,

@@ -29,14 +29,14 @@ from typing import IO, Any, cast
 import filetype
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session
 
-from cityhub.db import utcnow
+from cityhub.db import upsert_insert, utcnow
 from cityhub.errors import NotFound, PermissionDenied, StorageUnavailable, ValidationFailed
 from cityhub.org.models import Role
 from cityhub.workorders.lifecycle import Action
-from cityhub.workorders.models import Attachment, Order, OrderEvent
+from cityhub.workorders.models import Attachment, Order, OrderEvent, OrderView
 
 # The kinds taken, by the MIME type ``filetype`` reads from the content.
 IMAGES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/bmp"})
@@ -398,12 +398,13 @@ def attach(
     return rows
 
 
-def with_supplements(session: Session, order_ids: Sequence[int]) -> set[int]:
+def with_supplements(session: Session, order_ids: Sequence[int], *, reader_id: int | None = None) -> set[int]:
     """Of ``order_ids``, the orders their citizen added files to after filing (补充材料: the ``supplement`` comments):
-    what the order lists mark, so a unit working one looks at what came in."""
+    what the order lists mark, so a unit working one looks at what came in. With ``reader_id``, only additions
+    that user has not seen: made after they last opened the order's page (:func:`mark_seen`)."""
     if not order_ids:
         return set()
-    rows = session.execute(
+    query = (
         select(OrderEvent.order_id, OrderEvent.payload)
         .join(Order, Order.id == OrderEvent.order_id)
         .where(
@@ -412,7 +413,25 @@ def with_supplements(session: Session, order_ids: Sequence[int]) -> set[int]:
             OrderEvent.actor_id == Order.citizen_user_id,
         )
     )
-    return {order_id for order_id, payload in rows if (payload or {}).get("supplement")}
+    if reader_id is not None:
+        query = query.outerjoin(
+            OrderView, (OrderView.order_id == OrderEvent.order_id) & (OrderView.user_id == reader_id)
+        ).where(or_(OrderView.viewed_at.is_(None), OrderEvent.at > OrderView.viewed_at))
+    return {order_id for order_id, payload in session.execute(query) if (payload or {}).get("supplement")}
+
+
+def mark_seen(session: Session, *, order_id: int, user_id: int) -> None:
+    """Record that ``user_id`` opened the order's page now, when the citizen added files they had not seen yet: the
+    lists stop marking those for them (only such orders are recorded, so most page views write nothing)."""
+    if not with_supplements(session, [order_id], reader_id=user_id):
+        return
+    now = utcnow()
+    insert = upsert_insert(session.get_bind().dialect.name)
+    session.execute(
+        insert(OrderView)
+        .values(order_id=order_id, user_id=user_id, viewed_at=now)
+        .on_conflict_do_update(index_elements=["order_id", "user_id"], set_={"viewed_at": now})
+    )
 
 
 def remove(

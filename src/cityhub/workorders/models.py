@@ -290,6 +290,17 @@ class OrderEvent(Base):
     order: Mapped[Order] = relationship(back_populates="events")
 
 
+class OrderView(Base):
+    """When a user last opened an order's page, kept for the orders with something to mark as new to each reader
+    (the files a citizen added: :func:`cityhub.workorders.files.with_supplements`)."""
+
+    __tablename__ = "order_views"
+
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    viewed_at: Mapped[datetime]
+
+
 class OrderAssist(Base):
     """An assisting unit (协办单位) of a co-handled order, with its own status."""
 
