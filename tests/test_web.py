@@ -480,6 +480,39 @@ def test_form_posts_without_the_session_csrf_token_are_rejected(org) -> None:
     assert accepted.status_code == 303
 
 
+# ---------------------------------------------------------------------------------------------------- 拆单
+
+
+def test_an_operator_splits_a_second_problem_off_an_appeal_from_its_page(org) -> None:
+    smoke = "楼下新开的餐馆每天中午晚上油烟直排，熏得整栋楼没法开窗，投诉多次没人管"
+    order = _order(content=f"{smoke}。另外门口路灯坏了。", citizen_name="张三", address="景泰街道云苑新村3栋")
+    client = login("op")
+    page = client.get(f"/orders/{order.id}").text
+    assert 'data-testid="action-split"' in page and "由系统判断" in page
+    form = {"csrf_token": hidden(page), "version": str(order.version)}
+    empty = client.post(f"/orders/{order.id}/act/split", data={**form, "content": "  ", "title": "油烟"})
+    assert empty.status_code == 422 and 'value="油烟"' in empty.text  # what was typed stays
+    done = client.post(
+        f"/orders/{order.id}/act/split",
+        data={**form, "content": smoke, "category_id": str(org["cats"]["环境保护"])},
+    )
+    assert done.status_code == 200
+    with session_scope() as s:
+        part = s.scalars(select(Order).where(Order.split_from_id == order.id)).one()
+        assert part.category_id == org["cats"]["环境保护"] and part.citizen_name == "张三"
+        part_id, part_number = part.id, part.number
+    assert f"已拆分出新工单 {part_number}" in done.text
+    facts = re.search(r'data-testid="split">(.*?)</td>', done.text, re.S)
+    assert facts is not None and f'<a href="/orders/{part_id}">{part_number}</a>' in facts.group(1)
+    trail = re.search(r'<tr data-action="split">(.*?)</tr>', done.text, re.S)
+    assert trail is not None and part_number in trail.group(1) and "油烟直排" in trail.group(1)
+    back = client.get(f"/orders/{part_id}").text
+    assert re.search(rf'data-testid="split">拆分自 <a href="/orders/{order.id}">{order.number}</a>', back)
+    assert "疑似重复工单" not in back  # the appeal it came from says the same on purpose
+    # Splitting is the hotline's and the dispatchers' step, not a handling unit's.
+    assert 'data-testid="action-split"' not in login("hand_a").get(f"/orders/{order.id}").text
+
+
 # ----------------------------------------------------------------------------------------------------- intake
 
 

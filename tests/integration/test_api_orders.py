@@ -443,3 +443,27 @@ def test_a_streets_dispatcher_routes_what_its_street_holds_not_what_the_district
         ).status_code
         == 200
     )
+
+
+def test_an_appeal_raising_two_problems_is_split_through_the_actions_endpoint(client):
+    order = _create(client, content="小区路灯不亮已经一周；楼下餐馆油烟直排")
+    assert "split" in client.get(f"/api/v1/orders/{order['id']}/actions").json()
+    url = f"/api/v1/orders/{order['id']}/actions/split"
+    missing = client.post(url, json={"title": "油烟"})
+    assert missing.status_code == 422 and missing.json()["details"]["field"] == "content"
+    unknown = client.post(url, json={"content": "楼下餐馆油烟直排", "category_id": 10**9})
+    assert unknown.status_code == 422 and unknown.json()["details"]["field"] == "category_id"
+    words = "王五反映楼下餐馆油烟直排"
+    done = client.post(url, json={"content": words, "title": "餐馆油烟", "version": order["version"]})
+    assert done.status_code == 200, done.text
+    assert done.json()["state"] == "received" and done.json()["version"] == order["version"] + 1
+    trail = client.get(f"/api/v1/orders/{order['id']}/events").json()
+    split = trail[-1] if isinstance(trail, list) else trail["items"][-1]
+    assert split["action"] == "split" and split["payload"]["title"] == "餐馆油烟"
+    part = client.get(f"/api/v1/orders/{split['payload']['part_id']}").json()
+    assert part["split_from_id"] == order["id"] and part["number"] == split["payload"]["part_number"]
+    assert (part["title"], part["content"], part["citizen_phone"]) == ("餐馆油烟", words, "13812345678")
+    # A masked reader (the leader) reads the part's words in the trail through the scrubber, as the order's own text.
+    masked = client.get(f"/api/v1/orders/{order['id']}/events", headers=client.leader).json()
+    masked_split = masked[-1] if isinstance(masked, list) else masked["items"][-1]
+    assert "王五" not in masked_split["payload"]["content"] and "油烟直排" in masked_split["payload"]["content"]

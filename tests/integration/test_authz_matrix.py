@@ -44,6 +44,7 @@ TABLE = {
     "act:transfer":           ".  Y   .   .   .   .   .   .   Y   .",
     "act:add_assist":         ".  Y   .   .   .   .   .   .   Y   .",
     "act:merge":              ".  Y   .   .   .   .   .   .   Y   .",
+    "act:split":              "Y  Y   .   .   .   .   .   .   Y   .",
     "act:cancel":             ".  Y   .   .   .   .   .   .   Y   .",
     "act:accept":             ".  .   Y   Y   Y   Y   .   .   Y   .",
     "act:return":             ".  .   Y   Y   Y   Y   .   .   Y   .",
@@ -105,6 +106,7 @@ SETUP: dict[str, list[str]] = {
     "escalate": ["dispatch"],
     "assign": ["dispatch"],
     "merge": ["dispatch"],
+    "split": ["dispatch"],
     "comment": ["dispatch"],
     "assist_accept": ["dispatch", "add_assist"],
     "assist_reply": ["dispatch", "add_assist"],
@@ -265,6 +267,8 @@ def _action_body(world: World, caller: str, scope: str, action: str, order_id: i
         body["satisfied"] = True
     elif action == "merge":
         body["master_id"] = _order(world, caller, scope, "comment")
+    elif action == "split":
+        body["content"] = "另外楼下餐馆油烟直排"
     if action.startswith("assist_") and caller == "adm":
         body["unit_id"] = u["Q2"]
     return body

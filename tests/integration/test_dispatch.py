@@ -31,7 +31,7 @@ from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.places import Place
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action, State
-from cityhub.workorders.models import Category, JobRun, OrderEvent
+from cityhub.workorders.models import Category, JobRun, Order, OrderEvent
 from web_helpers import train_classifier
 
 DISPATCHER = orders.Actor(name="派单员")
@@ -754,6 +754,26 @@ def test_intake_leaves_the_decision_to_the_background_dispatcher(in_background, 
         assert service.latest_decision(s, order_id=order_id).dispatched
         assert background.status(s).as_dict()["orders"] == 0
     assert background.run_once() == {}  # decided once
+
+
+WALL = "小区3栋外墙瓷砖大面积脱落，砸坏了楼下停的车，物业一直不管，请尽快处理"
+
+
+def test_a_problem_split_off_an_appeal_is_decided_as_a_new_appeal(in_background, org, model) -> None:
+    """…at the appeal's place, and not held back as a "possible duplicate" of the appeal it came from."""
+    with session_scope() as s:
+        appeal = {"channel": "hotline", "address": "嘉禾街道望岗社区幸福路8号", "street_code": "T-JD"}
+        order_id = submit(s, data={**appeal, "content": f"{WALL}；另外门口路灯也坏了"}).order.id
+    assert background.run_once() == {"dispatched": 1}
+    with session_scope() as s:
+        orders.act(s, order_id=order_id, action=Action.SPLIT, params={"content": WALL})
+        part_id = s.scalars(select(Order.id).where(Order.split_from_id == order_id)).one()
+        assert background.status(s).orders == 1  # queued for the background dispatcher, as intake queues an appeal
+    assert background.run_once() == {"dispatched": 1}
+    with session_scope() as s:
+        part = orders.require_order(s, order_id=part_id)
+        assert part.state == State.DISPATCHED and part.lead_unit_id == org["housing"]
+        assert [e.action for e in orders.history(s, order_id=part_id)] == ["create", "comment", "dispatch"]
 
 
 def test_background_decision_below_the_threshold_waits_in_the_queue(in_background, org, model) -> None:

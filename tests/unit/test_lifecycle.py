@@ -88,6 +88,8 @@ SPEC: dict[Action, Spec] = {
     A.CLOSE: Spec(frozenset({S.REPLIED, S.CALLED_BACK}), S.CLOSED_RESOLVED),  # resolved=True given
     A.REOPEN: Spec(frozenset({S.CALLED_BACK, S.CLOSED_UNRESOLVED}), S.DISPATCHED, ("reason",), SlaEffect.START),
     A.MERGE: Spec(frozenset(_OPEN), S.MERGED, ("master_id",), SlaEffect.STOP),
+    # 拆单: the order keeps its state; the part becomes a new order (the service creates it).
+    A.SPLIT: Spec(frozenset(_OPEN), None, ("content",)),
     A.CANCEL: Spec(frozenset(_OPEN), S.CANCELLED, ("reason",), SlaEffect.STOP),
     A.COMMENT: Spec(frozenset(State), None, ("text",)),
 }
@@ -117,6 +119,7 @@ PARAMS: dict[Action, dict[str, Any]] = {
     A.CLOSE: {"resolved": True, "reason": "市民无法联系"},
     A.REOPEN: {"reason": "市民不满意"},
     A.MERGE: {"master_id": MASTER_ID},
+    A.SPLIT: {"content": "另外楼下餐馆油烟直排"},
     A.CANCEL: {"reason": "重复录入"},
     A.COMMENT: {"text": "备注"},
 }
@@ -185,6 +188,7 @@ def _expected_own_changes(action: Action, state: State) -> dict[str, Any]:
         A.CLOSE: {"resolved": True},
         A.REOPEN: {"reopen_count": "+1", "satisfied": None, "reply_text": None},
         A.MERGE: {"master_order_id": MASTER_ID},
+        A.SPLIT: {},
         A.CANCEL: {},
         A.COMMENT: {},
     }[action]

@@ -46,6 +46,7 @@ VALUE_ST: dict[str, st.SearchStrategy[Any]] = {
     "text": st.sampled_from(["已处理完毕", "已阅", "", None]),
     "answer": st.sampled_from(["请携带身份证到社区服务中心", "", None]),
     "master_id": st.sampled_from([42, 2, ORDER_ID, None]),
+    "content": st.sampled_from(["另外楼下餐馆油烟直排", "", None]),
 }
 # Any subset of the parameters, each possibly None or blank.
 params_st = st.fixed_dictionaries({}, optional=VALUE_ST)

@@ -78,10 +78,11 @@ _HANDLER: frozenset[str] = frozenset(
 )
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
-    # 话务员: records appeals, answers consultations on the spot (秒回), reads in scope.
+    # 话务员: records appeals, answers consultations on the spot (秒回), splits one that raises several problems
+    # (拆单) before it is sent out, reads in scope.
     Role.OPERATOR: frozenset(
         {ORDER_CREATE, ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, ALARMS_READ}
-        | _acts(Action.INSTANT_ANSWER, Action.COMMENT)
+        | _acts(Action.INSTANT_ANSWER, Action.SPLIT, Action.COMMENT)
     ),
     # 派单员: sends orders out and deals with what comes back (re-dispatch of returned orders is `dispatch`).
     Role.DISPATCHER: frozenset(
@@ -91,6 +92,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             Action.TRANSFER,
             Action.ADD_ASSIST,
             Action.MERGE,
+            Action.SPLIT,
             Action.CANCEL,
             Action.REOPEN,
             Action.COMMENT,

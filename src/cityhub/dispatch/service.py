@@ -607,11 +607,12 @@ def _open_duplicate(session: Session, order: Order, duplicates: Sequence[Any] | 
 
     if duplicates is None:
         duplicates = dedupe.check(session, order=order, similar=False, earlier_only=True).duplicates
+    kin = orders.split_kin(session, order) | {order.id}
     return next(
         (
             d
             for d in duplicates
-            if d.order.id != order.id and d.order.state in OPEN_STATES and d.place in dedupe.AGREEING
+            if d.order.id not in kin and d.order.state in OPEN_STATES and d.place in dedupe.AGREEING
         ),
         None,
     )

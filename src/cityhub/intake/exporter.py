@@ -82,6 +82,7 @@ ORDER_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("return_count", Order.return_count),
     ("reopen_count", Order.reopen_count),
     ("master_order_id", Order.master_order_id),
+    ("split_from_id", Order.split_from_id),
     ("attributes", Order.attributes),
 )
 EVENT_COLUMNS: tuple[tuple[str, Any], ...] = (
@@ -111,6 +112,7 @@ _INT_FIELDS = {
     "return_count",
     "reopen_count",
     "master_order_id",
+    "split_from_id",
 }
 _BOOL_FIELDS = {"satisfied", "resolved"}
 _JSON_FIELDS = {"attributes", "payload"}

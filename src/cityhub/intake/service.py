@@ -169,15 +169,25 @@ def submit(
             new_order=order,
         )
     found = merge_if_duplicate(session, order, found, actor)
-    if order.state == State.RECEIVED:
-        if deferred or background.decides():
-            # Checked for duplicates and/or decided by the background dispatcher once this commits.
-            background.enqueue(session, order, check_duplicates=deferred)
-        elif get_settings().dispatch_auto:
-            _auto_dispatch(session, order, found)
+    route_received(session, order, found, check_duplicates=deferred)
     return IntakeResult(
         order=order, created=created, duplicates=found.duplicates, similar=found.similar, dedupe_action=found.action
     )
+
+
+def route_received(
+    session: Session, order: Order, found: dedupe.DedupeResult | None = None, *, check_duplicates: bool = False
+) -> None:
+    """What happens to a new order still waiting to be sent out (received; not answered or merged at intake): with
+    the background dispatcher deciding (or ``check_duplicates``, the duplicate check left to it) it is queued for
+    it once this commits; else, with automatic dispatch on, dispatched now when the classifier is sure enough
+    (``found``: the duplicates intake found, which the decision considers); else it waits for a dispatcher."""
+    if order.state != State.RECEIVED:
+        return
+    if check_duplicates or background.decides():
+        background.enqueue(session, order, check_duplicates=check_duplicates)
+    elif get_settings().dispatch_auto:
+        _auto_dispatch(session, order, found or dedupe.DedupeResult())
 
 
 def merge_if_duplicate(

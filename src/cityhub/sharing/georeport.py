@@ -85,6 +85,7 @@ ACTION_LABELS = {
     Action.CLOSE: "已办结 closed",
     Action.REOPEN: "已重办 reopened",
     Action.MERGE: "已合并 merged into another request",
+    Action.SPLIT: "已拆单 another problem of it split off as a request of its own",
     Action.CANCEL: "已作废 cancelled",
 }
 # Actions not shown to the public (:data:`cityhub.workorders.schemas.INTERNAL_EVENTS`). Every action written to

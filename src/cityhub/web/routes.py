@@ -734,6 +734,13 @@ ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
     Action.CLOSE: (("resolved", "bool", False), ("reason", "reason", False)),
     Action.REOPEN: (("reason", "reason", True), ("unit_id", "unit", False)),
     Action.MERGE: (("master_id", "master", True), ("reason", "reason", False)),
+    # 拆单: the problem taken out, in the citizen's words, as a new order (its title and category, if known).
+    Action.SPLIT: (
+        ("content", "text", True),
+        ("title", "line", False),
+        ("category_id", "category", False),
+        ("reason", "reason", False),
+    ),
     Action.CANCEL: (("reason", "reason", True),),
     Action.COMMENT: (("text", "text", True),),
 }
@@ -781,7 +788,9 @@ def _event_rows(db: Session, order: Order, principal: Principal) -> list[dict[st
                 # 住建局 is not "退单 → 住建局".
                 "unit": units.get(payload.get("unit_id") or 0),
                 "by_unit": units.get(e.unit_id or 0) if e.unit_id != payload.get("unit_id") else None,
-                "text": payload.get("text") or payload.get("answer"),
+                "text": payload.get("text") or payload.get("answer") or payload.get("content"),
+                # 拆单: the order the split made (id, number), linked where the reader may open it.
+                "part": _part_of(db, principal, payload),
                 "kb_entry_id": payload.get("kb_entry_id"),
                 # The files an upload added (``workorders.files.attach``): named in the trail, opened from the facts.
                 "files": [f.get("filename") for f in payload.get("attachments") or () if isinstance(f, dict)],
@@ -795,6 +804,34 @@ def _event_rows(db: Session, order: Order, principal: Principal) -> list[dict[st
             }
         )
     return rows
+
+
+def _part_of(db: Session, principal: Principal, payload: dict[str, Any]) -> tuple[int | None, str] | None:
+    """A split event's new order: (id, number), the id None where ``principal`` may not open it."""
+    number, part_id = payload.get("part_number"), payload.get("part_id")
+    if not isinstance(number, str):
+        return None
+    visible = isinstance(part_id, int) and order_in_scope(db, scope_of(db, principal), part_id)
+    return (part_id if visible else None), number
+
+
+def _split_relations(db: Session, order: Order, principal: Principal) -> dict[str, list[tuple[int | None, str]]]:
+    """拆单: the order this one was split from, and those split from it, as (id, number) — the id None where the
+    reader may not open that order."""
+    scope = scope_of(db, principal)
+    rows = db.execute(
+        select(Order.id, Order.number, Order.split_from_id)
+        .where((Order.split_from_id == order.id) | (Order.id == order.split_from_id))
+        .order_by(Order.id)
+    ).all()
+
+    def shown(order_id: int, number: str) -> tuple[int | None, str]:
+        return (order_id if order_in_scope(db, scope, order_id) else None), number
+
+    return {
+        "from": [shown(i, n) for i, n, parent in rows if i == order.split_from_id],
+        "parts": [shown(i, n) for i, n, parent in rows if parent == order.id],
+    }
 
 
 def _raised_since_request(order: Order, rows: list[dict[str, Any]]) -> tuple[str, str] | None:
@@ -844,7 +881,10 @@ def _detail_page(
         dispatch_pending = order.id in background.waiting(db, [order.id])
         scope = scope_of(db, principal)
         found = dedupe.DedupeRead.of(dedupe.check(db, order=order), reader=principal)
-        found.duplicates = [d for d in found.duplicates if order_in_scope(db, scope, d.order_id)]
+        kin = orders.split_kin(db, order)  # 拆单: its appeal's other orders say the same on purpose
+        found.duplicates = [
+            d for d in found.duplicates if d.order_id not in kin and order_in_scope(db, scope, d.order_id)
+        ]
         found.similar = [c for c in found.similar if order_in_scope(db, scope, c.order_id)][:5]
         similar = found
         stored = dispatch.latest_decision(db, order_id=order.id)
@@ -863,6 +903,7 @@ def _detail_page(
     if decision is not None:
         ids |= {decision.place.street_id, decision.place.community_id}
     needs_units = any(kind == "unit" for a in actions for _, kind, _ in ACTION_FIELDS[a])
+    needs_categories = any(kind == "category" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     events = _event_rows(db, order, principal)
     return render(
         request,
@@ -879,6 +920,8 @@ def _detail_page(
         raised_since_request=_raised_since_request(order, events),
         actions=[(a, ACTION_FIELDS[a]) for a in actions],
         units=support.unit_groups(db, handlers=True) if needs_units else [],
+        categories=support.active_categories(db) if needs_categories else [],
+        split=_split_relations(db, order, principal),
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,
         decision=decision,
@@ -930,7 +973,7 @@ def _action_params(
         raw = form.get(name).strip()
         if not raw:
             continue
-        if kind == "unit":
+        if kind in ("unit", "category"):
             if forms.whole_number(raw) is None:
                 errors[name] = t("err.choice")
             else:
@@ -1018,6 +1061,9 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
     if back == "/queue" and action == Action.DISPATCH:
         unit = db.get(Unit, params.get("unit_id"))
         flash = ("queue.dispatched", {"number": order.number, "unit": unit.name if unit else "?"})
+    elif action == Action.SPLIT:
+        part = db.scalar(select(Order.number).where(Order.split_from_id == order_id).order_by(Order.id.desc()))
+        flash = ("order.split_done", {"number": part or "?"})
     else:
         flash = ("order.done", {"action": t.label("action", action)})
     if not order_in_scope(db, scope_of(db, principal), order_id):

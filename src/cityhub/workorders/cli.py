@@ -147,8 +147,12 @@ def act_cmd(
     reason: Annotated[str | None, typer.Option()] = None,
     actor: Annotated[str, typer.Option(help="Name recorded in the audit trail.")] = "cli",
 ) -> None:
-    """Apply one life-cycle action (dispatch, accept, return, reply, callback, close, …)."""
+    """Apply one life-cycle action (dispatch, accept, return, reply, callback, close, …); split (拆单) takes the
+    problem's words as -p content=… (and -p title=…, -p category_id=…) and names the new order."""
+    from sqlalchemy import select
+
     from cityhub.workorders import service
+    from cityhub.workorders.models import Order
 
     params = _parse_params(param or [])
     if reason:
@@ -160,6 +164,11 @@ def act_cmd(
                 session, order_id=order.id, action=action, params=params, actor=service.Actor(name=actor)
             )
             typer.echo(f"{order.number}: {action} → {order.state.value}")
+            if action == Action.SPLIT.value:  # 拆单: the new order the problem became
+                part = session.scalar(
+                    select(Order.number).where(Order.split_from_id == order.id).order_by(Order.id.desc())
+                )
+                typer.echo(f"{order.number}: split off as {part}")
     except CityhubError as exc:
         raise _fail(exc.message) from None
 

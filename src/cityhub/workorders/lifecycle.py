@@ -58,6 +58,7 @@ class Action(enum.StrEnum):
     CLOSE = "close"  # 办结
     REOPEN = "reopen"
     MERGE = "merge"
+    SPLIT = "split"  # 拆单: one problem of a many-problem appeal taken out as an order of its own
     CANCEL = "cancel"
     COMMENT = "comment"
 
@@ -306,6 +307,8 @@ TRANSITIONS: dict[Action, Rule] = {
         SlaEffect.START,
     ),
     Action.MERGE: Rule(OPEN_STATES, State.MERGED, ("master_id",), (_not_self,), SlaEffect.STOP),
+    # The order keeps its state and its other problems; the part (``content``) becomes a new order, received now.
+    Action.SPLIT: Rule(OPEN_STATES, None, ("content",)),
     Action.CANCEL: Rule(OPEN_STATES, State.CANCELLED, ("reason",), sla=SlaEffect.STOP),
     Action.COMMENT: Rule(frozenset(State), None, ("text",)),
 }
@@ -333,9 +336,11 @@ LEAD_STEPS = frozenset(
 )
 
 
-# The steps that send an order held by a unit somewhere else (转办, 协办, 合并, 作废, 重办): a dispatcher takes them
-# only for orders its own units hold (:func:`cityhub.auth.scope.routed_by`).
-ROUTING_STEPS = frozenset({Action.TRANSFER, Action.ADD_ASSIST, Action.MERGE, Action.CANCEL, Action.REOPEN})
+# The steps that send an order held by a unit somewhere else (转办, 协办, 合并, 拆单, 作废, 重办): a dispatcher takes
+# them only for orders its own units hold (:func:`cityhub.auth.scope.routed_by`).
+ROUTING_STEPS = frozenset(
+    {Action.TRANSFER, Action.ADD_ASSIST, Action.MERGE, Action.SPLIT, Action.CANCEL, Action.REOPEN}
+)
 
 
 def actions_for_unit(view: OrderView, unit_id: int | None) -> list[Action]:

@@ -159,6 +159,8 @@ class Order(Base):
     state: Mapped[State] = mapped_column(_enum(State, "order_state"), default=State.RECEIVED)
     lead_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
     master_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    # 拆单: the order this one was split from (one of the problems its appeal raised).
+    split_from_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)  # reception time
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -212,8 +212,9 @@ def shown_actor(actor_id: int | None, actor_name: str, *, citizen_user_id: int |
     return CITIZEN_ACTOR if mine or (citizen_name and actor_name == citizen_name) else actor_name
 
 
-# What people write into an event's payload: a reply, a comment, an assisting unit's reply (text), a 秒回 (answer).
-EVENT_TEXTS = ("text", "answer")
+# What people write into an event's payload: a reply, a comment, an assisting unit's reply (text), a 秒回 (answer),
+# the problem split off an appeal (its content and title: the citizen's words).
+EVENT_TEXTS = ("text", "answer", "content", "title")
 
 # Events internal to the handling units, shown neither to the public (Open311) nor to the citizen: comments, the
 # assisting units' own steps, and what the system writes about time limits (sweep marks; deadlines moved by a
@@ -282,6 +283,9 @@ class OrderRead(OrderBase):
     )
     lead_unit_id: int | None
     master_order_id: int | None
+    split_from_id: int | None = Field(
+        default=None, description="拆单: the order this one was split from (one of the problems its appeal raised)"
+    )
     created_at: datetime
     updated_at: datetime
     dispatched_at: datetime | None
@@ -408,6 +412,10 @@ class ActionRequest(BaseModel):
     satisfied: bool | None = None
     resolved: bool | None = None
     master_id: int | None = None
+    # 拆单 (split): the problem taken out as an order of its own — what the citizen said of it, a title, a category.
+    content: str | None = Field(None, max_length=20000)
+    title: str | None = Field(None, max_length=300)
+    category_id: int | None = None
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude={"version"}).items() if v is not None}

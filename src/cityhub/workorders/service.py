@@ -316,6 +316,8 @@ def act(
                 raise ValidationFailed(f"unknown or inactive unit {params[name]}", details={"field": name})
     if action in (Action.MERGE, Action.MERGE.value):
         _check_master(session, order, params.get("master_id"))
+    if action in (Action.SPLIT, Action.SPLIT.value):
+        params = _split_params(session, params)
 
     outcome = apply(view_of(order), action, params)  # the state first: "cannot accept a received order"
     if actor.role in UNIT_STAFF_ROLES and outcome.action in LEAD_STEPS and order.lead_unit_id != actor.unit_id:
@@ -336,6 +338,9 @@ def act(
     payload = _event_payload(order, outcome)
     if placed or moved:
         payload = {**(payload or {}), **placed, **moved}
+    part = _split_off(session, order, outcome.payload, actor, now) if outcome.action == Action.SPLIT else None
+    if part is not None:
+        payload = {**(payload or {}), "part_id": part.id, "part_number": part.number}
     event = OrderEvent(
         order_id=order.id,
         action=outcome.action.value,
@@ -353,6 +358,10 @@ def act(
     # After every change of the order: the outbox query autoflushes, and the version must move only once.
     notify_service.on_order_event(session, order=order, outcome=outcome, event=event)
     session.flush()
+    if part is not None:
+        from cityhub.intake.service import route_received
+
+        route_received(session, part)  # as any new appeal: dispatched automatically, or left to a dispatcher
     return order
 
 
@@ -399,6 +408,79 @@ def may_route(session: Session, order: Order, actor: Actor) -> bool:
         return True
     units = routed_by(session, actor.unit_id)
     return units is None or order.lead_unit_id in units
+
+
+# A split part without a title of its own is titled with the start of its text.
+SPLIT_TITLE_CHARS = 30
+
+
+def _split_params(session: Session, params: dict[str, Any]) -> dict[str, Any]:
+    """A split's part as it will be received: its text and title trimmed (no text is no part), a known category."""
+    content = str(params.get("content") or "").strip()
+    title = str(params.get("title") or "").strip()
+    if len(content) > 20000 or len(title) > 300:
+        field = "content" if len(content) > 20000 else "title"
+        raise ValidationFailed(f"{field} is too long", details={"field": field})
+    category_id = params.get("category_id")
+    if category_id is not None:
+        category = session.get(Category, category_id) if isinstance(category_id, int) else None
+        if category is None or not category.active:
+            raise ValidationFailed(f"unknown or retired category {category_id}", details={"field": "category_id"})
+    return {**params, "content": content or None, "title": title or None}
+
+
+def _split_off(session: Session, order: Order, part: Mapping[str, Any], actor: Actor, now: datetime) -> Order:
+    """拆单: one problem of ``order``'s appeal as an order of its own — what the citizen said of it (``content``, with
+    its ``title`` and ``category_id`` when given), from the same citizen, channel, place and urgency, received now
+    (its time limit runs from now), naming ``order`` as the one it was split from. The appeal's files go with it
+    (the same stored files, kept once)."""
+    content = part["content"]
+    data = OrderCreate(
+        channel=order.channel,
+        appeal_type=order.appeal_type,
+        title=part.get("title") or content[:SPLIT_TITLE_CHARS],
+        content=content,
+        citizen_name=order.citizen_name,
+        citizen_phone=order.citizen_phone,
+        citizen_user_id=order.citizen_user_id,
+        address=order.address,
+        lat=order.lat,
+        lng=order.lng,
+        urgency=order.urgency,
+        category_id=part.get("category_id"),
+        created_at=now,
+    )
+    where = Place(order.street_id, order.community_id, order.place_source) if order.place_source else None
+    new, _ = create_order(session, data=data, actor=actor, known_new=True, place=where)
+    new.split_from_id = order.id
+    files = session.scalars(select(Attachment).where(Attachment.order_id == order.id).order_by(Attachment.id))
+    copies = [
+        Attachment(
+            filename=a.filename,
+            content_type=a.content_type,
+            size=a.size,
+            url=a.url,
+            sha256=a.sha256,
+            uploaded_by=a.uploaded_by,
+            uploaded_by_id=a.uploaded_by_id,
+        )
+        for a in files
+    ]
+    new.attachments.extend(copies)
+    session.flush()
+    from cityhub.workorders.files import content_path
+
+    for copy in copies:
+        if copy.sha256:  # a stored file is served under the order that holds it; a link stays as given
+            copy.url = content_path(copy)
+    return new
+
+
+def split_kin(session: Session, order: Order) -> set[int]:
+    """拆单: the other orders of ``order``'s appeal — the one it was split from, and those split from either — which
+    say the same on purpose, so they are never offered as each other's duplicates."""
+    roots = {order.id} if order.split_from_id is None else {order.id, order.split_from_id}
+    return (roots | set(session.scalars(select(Order.id).where(Order.split_from_id.in_(roots))))) - {order.id}
 
 
 def _check_master(session: Session, order: Order, master_id: Any) -> None:
