@@ -8,10 +8,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from cityhub.analytics import kpi
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import service
+from cityhub.workorders.models import Order
 from cityhub.workorders.scheduled import sla_sweep
 from cityhub.workorders.schemas import OrderCreate
 
@@ -233,6 +235,19 @@ def test_repeat_window_is_configurable(db_session, history):
     rows = {r.code: r for r in kpi.compute(db_session, period=MARCH, kpis=["repeat_rate"], repeat_days=60)}
     # with 60 days, o6 (47 days after o0) repeats too
     assert (rows["K-D2"].rates["repeat_rate"].numerator, rows["K-D2"].rates["repeat_rate"].denominator) == (2, 3)
+
+
+def test_a_problem_split_off_an_appeal_is_no_repeat_complaint(db_session, history):
+    """o9 from o5's citizen (a repeat of o1, as o5 is) has its second problem split off: the split part, from the
+    same phone minutes later, counts as an order of its unit but not as the citizen appealing again."""
+    s = db_session
+    o9 = _new(s, T + 3 * D, "13800000001")
+    _act(s, o9, "split", T + 3 * D + H, content="另外门口井盖也缺了")
+    part = s.scalars(select(Order.id).where(Order.split_from_id == o9)).one()
+    _act(s, o9, "dispatch", T + 3 * D + 2 * H, unit_id=history["d"])
+    _act(s, part, "dispatch", T + 3 * D + 2 * H, unit_id=history["d"])
+    rate = {r.code: r for r in kpi.compute(s, period=MARCH, kpis=["repeat_rate"])}["K-D1"].rates["repeat_rate"]
+    assert (rate.numerator, rate.denominator) == (2, 6)  # o5 and o9 repeat; o1, o2, o3 and the part do not
 
 
 def test_earlier_episodes_are_timed_by_their_own_recorded_deadlines(db_session):

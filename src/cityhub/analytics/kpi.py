@@ -40,7 +40,8 @@ Definitions (one table, :data:`KPIS`; times are compared in UTC, periods are loc
   closed_resolved``. Instant answers (秒回) have no handling unit and are not counted.
 * ``repeat_rate`` 重复投诉率: orders created in P, attributed to the unit of their first assignment; numerator:
   orders with an earlier order created less than ``repeat_days`` (default 30) days before from the same citizen
-  phone, or at the same address (exact, trimmed) with the same category.
+  phone, or at the same address (exact, trimmed) with the same category. A problem split off an appeal (拆单) is
+  never a repeat: the citizen did not appeal again.
 * ``reopen_rate`` 重办率: reply events in P (as for completion); numerator: replies followed by a ``reopen``
   before the next reply.
 
@@ -525,14 +526,18 @@ def _repeat_facts(session: Session, period: Period, repeat_days: int) -> list[Fa
     """
     window = timedelta(days=repeat_days)
     rows = session.execute(
-        select(Order.id, Order.created_at, Order.citizen_phone, Order.address, Order.category_id)
+        select(Order.id, Order.created_at, Order.citizen_phone, Order.address, Order.category_id, Order.split_from_id)
         .where(Order.created_at >= period.start - window, Order.created_at < period.end)
         .order_by(Order.created_at, Order.id)
     ).all()
     last_by_phone: dict[str, datetime] = {}
     last_by_place: dict[tuple[str, int], datetime] = {}
     repeat: dict[int, bool] = {}
-    for oid, created, phone, address, category in rows:
+    for oid, created, phone, address, category, split_from in rows:
+        if split_from is not None:  # 拆单: part of an appeal already counted, not a new one
+            if period.start <= created < period.end:
+                repeat[oid] = False
+            continue
         previous: list[datetime] = []
         if phone:
             if phone in last_by_phone:
