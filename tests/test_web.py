@@ -494,12 +494,13 @@ def test_an_operator_splits_a_second_problem_off_an_appeal_from_its_page(org) ->
     assert empty.status_code == 422 and 'value="油烟"' in empty.text  # what was typed stays
     done = client.post(
         f"/orders/{order.id}/act/split",
-        data={**form, "content": smoke, "category_id": str(org["cats"]["环境保护"])},
+        data={**form, "content": smoke, "appeal_type": "complaint", "category_id": str(org["cats"]["环境保护"])},
     )
     assert done.status_code == 200
     with session_scope() as s:
         part = s.scalars(select(Order).where(Order.split_from_id == order.id)).one()
         assert part.category_id == org["cats"]["环境保护"] and part.citizen_name == "张三"
+        assert part.appeal_type == "complaint"
         part_id, part_number = part.id, part.number
     assert f"已拆分出新工单 {part_number}" in done.text
     facts = re.search(r'data-testid="split">(.*?)</td>', done.text, re.S)
@@ -509,6 +510,7 @@ def test_an_operator_splits_a_second_problem_off_an_appeal_from_its_page(org) ->
     back = client.get(f"/orders/{part_id}").text
     assert re.search(rf'data-testid="split">拆分自 <a href="/orders/{order.id}">{order.number}</a>', back)
     assert "疑似重复工单" not in back  # the appeal it came from says the same on purpose
+    assert f'<a href="/orders/{order.id}">{order.number}</a>' not in back.split('data-testid="similar"')[-1]
     # Splitting is the hotline's and the dispatchers' step, not a handling unit's.
     assert 'data-testid="action-split"' not in login("hand_a").get(f"/orders/{order.id}").text
 

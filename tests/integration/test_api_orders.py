@@ -453,8 +453,11 @@ def test_an_appeal_raising_two_problems_is_split_through_the_actions_endpoint(cl
     assert missing.status_code == 422 and missing.json()["details"]["field"] == "content"
     unknown = client.post(url, json={"content": "楼下餐馆油烟直排", "category_id": 10**9})
     assert unknown.status_code == 422 and unknown.json()["details"]["field"] == "category_id"
+    assert client.post(url, json={"content": "楼下餐馆油烟直排", "appeal_type": "rumour"}).status_code == 422
     words = "王五反映楼下餐馆油烟直排"
-    done = client.post(url, json={"content": words, "title": "餐馆油烟", "version": order["version"]})
+    done = client.post(
+        url, json={"content": words, "title": "餐馆油烟", "appeal_type": "complaint", "version": order["version"]}
+    )
     assert done.status_code == 200, done.text
     assert done.json()["state"] == "received" and done.json()["version"] == order["version"] + 1
     trail = client.get(f"/api/v1/orders/{order['id']}/events").json()
@@ -463,6 +466,7 @@ def test_an_appeal_raising_two_problems_is_split_through_the_actions_endpoint(cl
     part = client.get(f"/api/v1/orders/{split['payload']['part_id']}").json()
     assert part["split_from_id"] == order["id"] and part["number"] == split["payload"]["part_number"]
     assert (part["title"], part["content"], part["citizen_phone"]) == ("餐馆油烟", words, "13812345678")
+    assert part["appeal_type"] == "complaint" and order["appeal_type"] == "consultation"  # its own kind
     # A masked reader (the leader) reads the part's words in the trail through the scrubber, as the order's own text.
     masked = client.get(f"/api/v1/orders/{order['id']}/events", headers=client.leader).json()
     masked_split = masked[-1] if isinstance(masked, list) else masked["items"][-1]

@@ -422,7 +422,7 @@ def test_a_stored_file_goes_with_the_part_under_its_own_address(db_session, unit
     assert copy.url == f"/api/v1/orders/{part.id}/attachments/{copy.id}/content" and copy.uploaded_by is None
 
 
-def test_a_split_needs_the_part_s_text_and_a_known_category(db_session, units):
+def test_a_split_needs_the_part_s_text_a_known_category_and_kind(db_session, units):
     order = _appeal(db_session, units)
     with pytest.raises(MissingParameter):
         _split(db_session, order, content="   ")
@@ -430,6 +430,8 @@ def test_a_split_needs_the_part_s_text_and_a_known_category(db_session, units):
         _split(db_session, order, content="油烟直排", category_id=999_999)
     with pytest.raises(ValidationFailed, match="title"):
         _split(db_session, order, content="油烟直排", title="长" * 301)
+    with pytest.raises(ValidationFailed, match="appeal_type"):
+        _split(db_session, order, content="油烟直排", appeal_type="rumour")
     assert db_session.scalars(select(Order).where(Order.split_from_id == order.id)).all() == []
 
 

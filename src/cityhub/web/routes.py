@@ -738,6 +738,7 @@ ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
     Action.SPLIT: (
         ("content", "text", True),
         ("title", "line", False),
+        ("appeal_type", "appeal_type", False),
         ("category_id", "category", False),
         ("reason", "reason", False),
     ),
@@ -881,11 +882,13 @@ def _detail_page(
         dispatch_pending = order.id in background.waiting(db, [order.id])
         scope = scope_of(db, principal)
         found = dedupe.DedupeRead.of(dedupe.check(db, order=order), reader=principal)
-        kin = orders.split_kin(db, order)  # 拆单: its appeal's other orders say the same on purpose
+        # 拆单: its appeal's other orders say the same on purpose, and are linked from the facts already.
+        kin = orders.split_kin(db, order)
         found.duplicates = [
             d for d in found.duplicates if d.order_id not in kin and order_in_scope(db, scope, d.order_id)
         ]
-        found.similar = [c for c in found.similar if order_in_scope(db, scope, c.order_id)][:5]
+        found.similar = [c for c in found.similar if c.order_id not in kin and order_in_scope(db, scope, c.order_id)]
+        found.similar = found.similar[:5]
         similar = found
         stored = dispatch.latest_decision(db, order_id=order.id)
         decision = (
@@ -921,6 +924,7 @@ def _detail_page(
         actions=[(a, ACTION_FIELDS[a]) for a in actions],
         units=support.unit_groups(db, handlers=True) if needs_units else [],
         categories=support.active_categories(db) if needs_categories else [],
+        appeal_types=list(AppealType),
         split=_split_relations(db, order, principal),
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,

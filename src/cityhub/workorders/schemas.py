@@ -412,10 +412,12 @@ class ActionRequest(BaseModel):
     satisfied: bool | None = None
     resolved: bool | None = None
     master_id: int | None = None
-    # 拆单 (split): the problem taken out as an order of its own — what the citizen said of it, a title, a category.
+    # 拆单 (split): the problem taken out as an order of its own — what the citizen said of it, a title, a category,
+    # its kind (else the appeal's).
     content: str | None = Field(None, max_length=20000)
     title: str | None = Field(None, max_length=300)
     category_id: int | None = None
+    appeal_type: AppealType | None = None
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude={"version"}).items() if v is not None}

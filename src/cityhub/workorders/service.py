@@ -415,7 +415,8 @@ SPLIT_TITLE_CHARS = 30
 
 
 def _split_params(session: Session, params: dict[str, Any]) -> dict[str, Any]:
-    """A split's part as it will be received: its text and title trimmed (no text is no part), a known category."""
+    """A split's part as it will be received: its text and title trimmed (no text is no part), a known category and
+    kind of appeal."""
     content = str(params.get("content") or "").strip()
     title = str(params.get("title") or "").strip()
     if len(content) > 20000 or len(title) > 300:
@@ -426,18 +427,22 @@ def _split_params(session: Session, params: dict[str, Any]) -> dict[str, Any]:
         category = session.get(Category, category_id) if isinstance(category_id, int) else None
         if category is None or not category.active:
             raise ValidationFailed(f"unknown or retired category {category_id}", details={"field": "category_id"})
+    kind = params.get("appeal_type")
+    if kind is not None and kind not in set(AppealType):
+        raise ValidationFailed(f"unknown appeal_type {kind!r}", details={"field": "appeal_type"})
     return {**params, "content": content or None, "title": title or None}
 
 
 def _split_off(session: Session, order: Order, part: Mapping[str, Any], actor: Actor, now: datetime) -> Order:
     """拆单: one problem of ``order``'s appeal as an order of its own — what the citizen said of it (``content``, with
-    its ``title`` and ``category_id`` when given), from the same citizen, channel, place and urgency, received now
+    its ``title``, ``category_id`` and ``appeal_type`` when given), from the same citizen, channel, place and urgency,
+    received now
     (its time limit runs from now), naming ``order`` as the one it was split from. The appeal's files go with it
     (the same stored files, kept once)."""
     content = part["content"]
     data = OrderCreate(
         channel=order.channel,
-        appeal_type=order.appeal_type,
+        appeal_type=part.get("appeal_type") or order.appeal_type,
         title=part.get("title") or content[:SPLIT_TITLE_CHARS],
         content=content,
         citizen_name=order.citizen_name,
