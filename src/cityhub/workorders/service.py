@@ -436,9 +436,8 @@ def _split_params(session: Session, params: dict[str, Any]) -> dict[str, Any]:
 def _split_off(session: Session, order: Order, part: Mapping[str, Any], actor: Actor, now: datetime) -> Order:
     """拆单: one problem of ``order``'s appeal as an order of its own — what the citizen said of it (``content``, with
     its ``title``, ``category_id`` and ``appeal_type`` when given), from the same citizen, channel, place and urgency,
-    received now
-    (its time limit runs from now), naming ``order`` as the one it was split from. The appeal's files go with it
-    (the same stored files, kept once)."""
+    received now (its time limit runs from now), naming ``order`` as the one it was split from. The appeal's files
+    go with it (the same stored files, kept once)."""
     content = part["content"]
     data = OrderCreate(
         channel=order.channel,
