@@ -507,6 +507,8 @@ def test_an_operator_splits_a_second_problem_off_an_appeal_from_its_page(org) ->
     assert facts is not None and f'<a href="/orders/{part_id}">{part_number}</a>' in facts.group(1)
     trail = re.search(r'<tr data-action="split">(.*?)</tr>', done.text, re.S)
     assert trail is not None and part_number in trail.group(1) and "油烟直排" in trail.group(1)
+    queued = re.search(rf'data-number="{part_number}">(.*?)</header>', login("disp").get("/queue").text, re.S)
+    assert queued is not None and f"拆分自 {order.number}" in queued.group(1)  # the dispatcher sees where it came from
     back = client.get(f"/orders/{part_id}").text
     assert re.search(rf'data-testid="split">拆分自 <a href="/orders/{order.id}">{order.number}</a>', back)
     assert "疑似重复工单" not in back  # the appeal it came from says the same on purpose

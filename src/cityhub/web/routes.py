@@ -1207,6 +1207,9 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
     rows, has_more = dispatch.queue(
         db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, scope=scope_of(db, principal).clause()
     )
+    # 拆单: the appeal a waiting order was split from, by number.
+    parents = {order.split_from_id for order, _ in rows} - {None}
+    split_from = {i: n for i, n in db.execute(select(Order.id, Order.number).where(Order.id.in_(parents)))}
     return render(
         request,
         "queue.html",
@@ -1214,6 +1217,7 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         rows=rows,
         dispatch_pending=background.waiting(db, (order.id for order, _ in rows)),
         supplemented=files.with_supplements(db, [order.id for order, _ in rows], reader_id=principal.user_id),
+        split_from=split_from,
         pending_kind=_pending_kind(),
         auto_dispatch_on=get_settings().dispatch_auto,
         page=page,
