@@ -230,3 +230,21 @@ def test_the_hot_topics_job_fits_then_adds_new_orders(
     members = db_session.scalar(select(func.count()).select_from(HotTopicOrder))
     assert members == db_session.scalar(select(func.coalesce(func.sum(HotTopic.size), 0)))
     assert jobs.run_job("hot-topics")["orders"] == 0  # nothing new: heat and status refreshed only
+
+
+def test_an_appeal_is_mined_without_the_problems_split_off_it(db_session: Session) -> None:
+    """拆单: the split-off problem is an order of its own; mined in the appeal's text too, it would count twice."""
+    from cityhub.analytics.topics_store import iter_orders
+    from cityhub.workorders import service
+
+    smoke = "楼下餐馆油烟直排，熏得没法开窗"
+    appeal = submit(db_session, data={"channel": "hotline", "content": f"门口路灯坏了一周。{smoke}。"}).order
+    other = submit(db_session, data={"channel": "hotline", "content": f"{smoke}，已经反映过。"}).order
+    service.act(db_session, order_id=appeal.id, action="split", params={"content": f" {smoke} "})
+    service.act(db_session, order_id=other.id, action="split", params={"content": "油烟很大，请处理"})  # paraphrased
+    db_session.flush()
+    read = {oid: record.content for oid, record in iter_orders(db_session)}
+    assert smoke not in read[appeal.id] and "门口路灯坏了一周" in read[appeal.id]
+    assert smoke in read[other.id]  # not its words verbatim: left as it is
+    parts = db_session.scalars(select(Order).where(Order.split_from_id.is_not(None)).order_by(Order.id)).all()
+    assert [read[p.id] for p in parts] == [smoke, "油烟很大，请处理"]

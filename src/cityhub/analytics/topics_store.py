@@ -10,7 +10,7 @@ from __future__ import annotations
 import pickle
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,7 +59,11 @@ def load_file(path: Path) -> TopicModel:
 
 
 def iter_orders(session: Session, *, after_id: int = 0, upto: int | None = None) -> Iterator[tuple[int, OrderRecord]]:
-    """(database id, record) of every order with an id in ``(after_id, upto]``, in id order, read in chunks."""
+    """(database id, record) of every order with an id in ``(after_id, upto]``, in id order, read in chunks.
+
+    An appeal some problems were split off (拆单) is read without their words where they are its own verbatim: each
+    split-off problem is an order of its own, counted once there (a split made after the appeal was mined is not
+    taken back)."""
     street = aliased(Unit)
     community = aliased(Unit)
     last = after_id
@@ -87,7 +91,13 @@ def iter_orders(session: Session, *, after_id: int = 0, upto: int | None = None)
         rows = session.execute(query).all()
         if not rows:
             return
+        split_off: dict[int | None, list[str]] = {}
+        for parent, text in session.execute(
+            select(Order.split_from_id, Order.content).where(Order.split_from_id.in_([row[0] for row in rows]))
+        ):
+            split_off.setdefault(parent, []).append(text)
         for oid, title, content, created, likes, opposes, citizen, street_name, community_name in rows:
+            content = _without(content or "", split_off.get(oid, ()))
             places = tuple(p for p in (street_name, community_name) if p)
             yield (
                 oid,
@@ -103,6 +113,14 @@ def iter_orders(session: Session, *, after_id: int = 0, upto: int | None = None)
                 ),
             )
         last = rows[-1][0]
+
+
+def _without(content: str, parts: Iterable[str]) -> str:
+    """``content`` with each of ``parts`` that it holds verbatim taken out."""
+    for part in parts:
+        if part and part.strip() and part.strip() in content:
+            content = content.replace(part.strip(), " ", 1)
+    return content
 
 
 def mine_database(
