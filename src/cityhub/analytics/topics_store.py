@@ -118,8 +118,9 @@ def iter_orders(session: Session, *, after_id: int = 0, upto: int | None = None)
 def _without(content: str, parts: Iterable[str]) -> str:
     """``content`` with each of ``parts`` that it holds verbatim taken out."""
     for part in parts:
-        if part and part.strip() and part.strip() in content:
-            content = content.replace(part.strip(), " ", 1)
+        words = (part or "").strip()
+        if words and words in content:
+            content = content.replace(words, " ", 1)
     return content
 
 

@@ -607,15 +607,13 @@ def _open_duplicate(session: Session, order: Order, duplicates: Sequence[Any] | 
 
     if duplicates is None:
         duplicates = dedupe.check(session, order=order, similar=False, earlier_only=True).duplicates
-    kin = orders.split_kin(session, order) | {order.id}
-    return next(
-        (
-            d
-            for d in duplicates
-            if d.order.id not in kin and d.order.state in OPEN_STATES and d.place in dedupe.AGREEING
-        ),
-        None,
-    )
+    found = [
+        d for d in duplicates if d.order.id != order.id and d.order.state in OPEN_STATES and d.place in dedupe.AGREEING
+    ]
+    if not found:
+        return None
+    kin = {k.id for k in orders.split_family(session, order)}  # 拆单: its appeal's other orders are no duplicates
+    return next((d for d in found if d.order.id not in kin), None)
 
 
 def auto_dispatch(

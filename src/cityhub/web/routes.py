@@ -816,22 +816,19 @@ def _part_of(db: Session, principal: Principal, payload: dict[str, Any]) -> tupl
     return (part_id if visible else None), number
 
 
-def _split_relations(db: Session, order: Order, principal: Principal) -> dict[str, list[tuple[int | None, str]]]:
-    """拆单: the order this one was split from, and those split from it, as (id, number) — the id None where the
-    reader may not open that order."""
+def _split_relations(
+    db: Session, order: Order, principal: Principal, family: list[orders.SplitKin]
+) -> dict[str, list[tuple[int | None, str]]]:
+    """拆单: of the split ``family`` (``orders.split_family``), the order this one was split from and those split from
+    it, as (id, number) — the id None where the reader may not open that order."""
     scope = scope_of(db, principal)
-    rows = db.execute(
-        select(Order.id, Order.number, Order.split_from_id)
-        .where((Order.split_from_id == order.id) | (Order.id == order.split_from_id))
-        .order_by(Order.id)
-    ).all()
 
-    def shown(order_id: int, number: str) -> tuple[int | None, str]:
-        return (order_id if order_in_scope(db, scope, order_id) else None), number
+    def shown(kin: orders.SplitKin) -> tuple[int | None, str]:
+        return (kin.id if order_in_scope(db, scope, kin.id) else None), kin.number
 
     return {
-        "from": [shown(i, n) for i, n, parent in rows if i == order.split_from_id],
-        "parts": [shown(i, n) for i, n, parent in rows if parent == order.id],
+        "from": [shown(k) for k in family if k.id == order.split_from_id],
+        "parts": [shown(k) for k in family if k.split_from_id == order.id],
     }
 
 
@@ -874,6 +871,7 @@ def _detail_page(
     t = support.translator(request)
     order = scoped_order(db, order_id, principal)  # NotFound when missing or out of scope
     read: OrderRead = read_model(order, principal)
+    family = orders.split_family(db, order)
     actions = _my_actions(db, order, principal)
     staff = principal.role != Role.CITIZEN
     similar = decision = answers = None
@@ -883,7 +881,7 @@ def _detail_page(
         scope = scope_of(db, principal)
         found = dedupe.DedupeRead.of(dedupe.check(db, order=order), reader=principal)
         # 拆单: its appeal's other orders say the same on purpose, and are linked from the facts already.
-        kin = orders.split_kin(db, order)
+        kin = {k.id for k in family}
         found.duplicates = [
             d for d in found.duplicates if d.order_id not in kin and order_in_scope(db, scope, d.order_id)
         ]
@@ -925,7 +923,7 @@ def _detail_page(
         units=support.unit_groups(db, handlers=True) if needs_units else [],
         categories=support.active_categories(db) if needs_categories else [],
         appeal_types=list(AppealType),
-        split=_split_relations(db, order, principal),
+        split=_split_relations(db, order, principal, family),
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,
         decision=decision,
@@ -1066,8 +1064,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         unit = db.get(Unit, params.get("unit_id"))
         flash = ("queue.dispatched", {"number": order.number, "unit": unit.name if unit else "?"})
     elif action == Action.SPLIT:
-        part = db.scalar(select(Order.number).where(Order.split_from_id == order_id).order_by(Order.id.desc()))
-        flash = ("order.split_done", {"number": part or "?"})
+        flash = ("order.split_done", {"number": orders.newest_part(db, order_id) or "?"})
     else:
         flash = ("order.done", {"action": t.label("action", action)})
     if not order_in_scope(db, scope_of(db, principal), order_id):

@@ -149,10 +149,7 @@ def act_cmd(
 ) -> None:
     """Apply one life-cycle action (dispatch, accept, return, reply, callback, close, …); split (拆单) takes the
     problem's words as -p content=… (and -p title=…, -p category_id=…) and names the new order."""
-    from sqlalchemy import select
-
     from cityhub.workorders import service
-    from cityhub.workorders.models import Order
 
     params = _parse_params(param or [])
     if reason:
@@ -165,10 +162,7 @@ def act_cmd(
             )
             typer.echo(f"{order.number}: {action} → {order.state.value}")
             if action == Action.SPLIT.value:  # 拆单: the new order the problem became
-                part = session.scalar(
-                    select(Order.number).where(Order.split_from_id == order.id).order_by(Order.id.desc())
-                )
-                typer.echo(f"{order.number}: split off as {part}")
+                typer.echo(f"{order.number}: split off as {service.newest_part(session, order.id)}")
     except CityhubError as exc:
         raise _fail(exc.message) from None
 

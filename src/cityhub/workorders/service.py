@@ -480,11 +480,31 @@ def _split_off(session: Session, order: Order, part: Mapping[str, Any], actor: A
     return new
 
 
-def split_kin(session: Session, order: Order) -> set[int]:
-    """拆单: the other orders of ``order``'s appeal — the one it was split from, and those split from either — which
-    say the same on purpose, so they are never offered as each other's duplicates."""
+@dataclass(frozen=True)
+class SplitKin:
+    """One of the other orders of a split appeal (:func:`split_family`)."""
+
+    id: int
+    number: str
+    split_from_id: int | None
+
+
+def split_family(session: Session, order: Order) -> list[SplitKin]:
+    """拆单: the other orders of ``order``'s appeal, in id order — the one it was split from, those split from it,
+    and those split from the same appeal — which say the same on purpose, so they are never offered as each other's
+    duplicates."""
     roots = {order.id} if order.split_from_id is None else {order.id, order.split_from_id}
-    return (roots | set(session.scalars(select(Order.id).where(Order.split_from_id.in_(roots))))) - {order.id}
+    rows = session.execute(
+        select(Order.id, Order.number, Order.split_from_id)
+        .where(Order.id.in_(roots) | Order.split_from_id.in_(roots), Order.id != order.id)
+        .order_by(Order.id)
+    )
+    return [SplitKin(*row) for row in rows]
+
+
+def newest_part(session: Session, order_id: int) -> str | None:
+    """The number of the order most recently split off ``order_id`` (what a split just made), if any."""
+    return session.scalar(select(Order.number).where(Order.split_from_id == order_id).order_by(Order.id.desc()))
 
 
 def _check_master(session: Session, order: Order, master_id: Any) -> None:
