@@ -517,6 +517,74 @@ def test_an_operator_splits_a_second_problem_off_an_appeal_from_its_page(org) ->
     assert 'data-testid="action-split"' not in login("hand_a").get(f"/orders/{order.id}").text
 
 
+def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org) -> None:
+    """批量导入: the good rows imported under the operator's name, every refused row listed in Chinese by row and
+    field; the same file again adds nothing; a file that is not a table is refused; handlers have no such page."""
+    client = login("op")
+    intake = client.get("/intake").text
+    assert 'href="/orders/import"' in intake
+    page = client.get("/orders/import")
+    assert page.status_code == 200 and "反映内容" not in page.text and "留言详情" in page.text  # the known headers
+    sheet = (
+        "工单号,诉求标题,反映内容,来电时间,经度\n"
+        "M-1,路灯不亮,景泰街道云苑新村路灯连续三晚不亮,2026-11-20 09:10:00,\n"
+        "M-2,噪音扰民,夜间施工噪音严重,2026-11-21 23:10:00,113.3\n"
+        "M-3,,,2026-11-21 10:00:00,\n"
+        "M-4,垃圾未清运,小区门口垃圾堆放三天未清运,明天,\n"
+    ).encode()
+    form = {
+        "csrf_token": hidden(page.text),
+        "channel": "mailbox",
+        "column_content": "反映内容",
+        "column_title": "诉求标题",
+        "column_created_at": "来电时间",
+        "column_external_id": "工单号",
+    }
+
+    done = client.post("/orders/import", data=form, files={"file": ("信箱.csv", sheet, "text/csv")})
+
+    assert done.status_code == 200, done.text
+    counts = dict(re.findall(r'data-testid="import-(read|imported|skipped|rejected)">(\d+)<', done.text))
+    assert counts == {"read": "4", "imported": "1", "skipped": "0", "rejected": "3"}
+    issues = re.findall(
+        r'data-row="(\d+)" data-level="error">\s*<td>\d+</td>\s*<td>.*?</td>\s*<td>(.*?)</td>\s*'
+        r"<td>(.*?)</td>",
+        done.text,
+        re.S,
+    )
+    assert issues == [
+        ("3", "纬度", "经度和纬度须同时填写"),
+        ("4", "诉求内容", "标题和内容都是空的"),
+        ("5", "受理时间", "无法识别的日期时间“明天”"),
+    ]
+    assert 'value="反映内容"' in done.text  # the choices stay for the corrected file
+    with session_scope() as s:
+        order = s.scalars(select(Order).where(Order.external_id == "M-1")).one()
+        assert (order.channel, order.state, order.title) == (Channel.MAILBOX, State.RECEIVED, "路灯不亮")
+        trail = [(e.action, e.actor_name) for e in order.events]
+    assert trail == [("create", "王话务")]
+
+    again = client.post("/orders/import", data=form, files={"file": ("信箱.csv", sheet, "text/csv")})
+    assert (
+        re.search(r'data-testid="import-skipped">1<', again.text) and 'data-testid="import-imported">0<' in again.text
+    )
+    wrong = client.post("/orders/import", data=form, files={"file": ("信箱.pdf", b"%PDF-1.4", "application/pdf")})
+    assert wrong.status_code == 422 and "信箱.pdf：不是 CSV 或 Excel 文件" in wrong.text
+    missing = client.post(
+        "/orders/import", data={**form, "column_content": "内容栏"}, files={"file": ("信箱.csv", sheet, "text/csv")}
+    )
+    assert missing.status_code == 422 and "为“诉求内容”指定的列“内容栏”不在表头中" in missing.text
+    nothing = client.post("/orders/import", data=form)
+    assert nothing.status_code == 422 and "请选择要导入的文件" in nothing.text
+    without_token = client.post(
+        "/orders/import", data={**form, "csrf_token": "x"}, files={"file": ("b.csv", sheet, "text/csv")}
+    )
+    assert without_token.status_code == 403
+    handler = login("hand_a")
+    assert 'href="/orders/import"' not in handler.get("/orders").text
+    assert handler.get("/orders/import").status_code == 403
+
+
 # ----------------------------------------------------------------------------------------------------- intake
 
 

@@ -471,3 +471,40 @@ def test_an_appeal_raising_two_problems_is_split_through_the_actions_endpoint(cl
     masked = client.get(f"/api/v1/orders/{order['id']}/events", headers=client.leader).json()
     masked_split = masked[-1] if isinstance(masked, list) else masked["items"][-1]
     assert "王五" not in masked_split["payload"]["content"] and "油烟直排" in masked_split["payload"]["content"]
+
+
+def test_import_a_spreadsheet_through_the_api(client):
+    """``POST /orders/import``: counts and every refused row by row and field; column choices as repeated
+    ``column`` fields; a bad choice, a file that is not a table and one unreadable midway are 422, the last with
+    what was imported before it."""
+    sheet = "编号,反映内容,时间\nx1,人民路井盖缺失,2020-01-01 08:00\nx2,,2020-01-01\nx3,路灯不亮,去年\n".encode()
+    upload = {"file": ("list.csv", sheet, "text/csv")}
+    choices = {"column": ["content=反映内容", "external_id=编号", "created_at=时间"], "channel": "mailbox"}
+
+    done = client.post("/api/v1/orders/import", data=choices, files=upload)
+
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert {k: body[k] for k in ("file", "read", "imported", "skipped_existing", "rejected")} == {
+        "file": "list.csv",
+        "read": 3,
+        "imported": 1,
+        "skipped_existing": 0,
+        "rejected": 2,
+    }
+    assert [(i["row"], i["level"], i["field"]) for i in body["issues"]] == [
+        (3, "error", "content"),
+        (4, "error", "created_at"),
+    ]
+    assert body["issues_truncated"] is False
+    [order] = client.get("/api/v1/orders", params={"channel": "mailbox"}).json()["items"]
+    assert (order["external_id"], order["content"], order["title"]) == ("x1", "人民路井盖缺失", "人民路井盖缺失")
+
+    bad_choice = client.post("/api/v1/orders/import", data={"column": "body=反映内容"}, files=upload)
+    assert bad_choice.status_code == 422 and "unknown field 'body'" in bad_choice.json()["message"]
+    not_table = client.post("/api/v1/orders/import", files={"file": ("list.docx", sheet, "application/msword")})
+    assert not_table.status_code == 422 and not_table.json()["message"].startswith("list.docx: not a CSV or Excel")
+    broken = 'id,title,content\nb1,主题,内容\nb2,主题,"' + "长" * 140_000 + '"\n'
+    stopped = client.post("/api/v1/orders/import", files={"file": ("broken.csv", broken.encode(), "text/csv")})
+    assert stopped.status_code == 422 and stopped.json()["message"].startswith("broken.csv: malformed CSV")
+    assert stopped.json()["details"]["report"]["imported"] == 1

@@ -19,12 +19,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import select
 
 from cityhub.auth.service import create_token
 from cityhub.db import reset_engine, session_scope
 from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import files, service
+from cityhub.workorders.models import Order
 from cityhub.workorders.schemas import OrderCreate
 
 CALLERS = "op dsp hdl hst hcm ins sup ldr adm cit"
@@ -37,6 +39,7 @@ TABLE = {
     "read:actions":           "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
     "unmasked":               "Y  Y   Y   Y   Y   Y   Y   .   Y   Y",
     "create":                 "Y  Y   .   .   .   Y   .   .   Y   Y",
+    "import":                 "Y  Y   .   .   .   .   .   .   Y   .",
     "auth:me":                "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
     "auth:tokens":            "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
     "act:instant_answer":     "Y  .   .   .   .   .   .   .   Y   .",
@@ -72,7 +75,7 @@ TABLE = {
 }
 # fmt: on
 SEES_ALL = {"op", "sup", "ldr", "adm"}  # district units, leader and admin: scope is the whole district
-UNSCOPED = {"create", "auth:me", "auth:tokens"}  # no order involved: only "own" applies
+UNSCOPED = {"create", "import", "auth:me", "auth:tokens"}  # no order involved: only "own" applies
 
 # Who each caller is: role and unit code ("" = none).
 CALLER_UNITS = {
@@ -282,6 +285,9 @@ def test_matrix(world: World, endpoint: str, caller: str, scope: str) -> None:
     kind, _, name = endpoint.partition(":")
     if endpoint == "create":
         response = c.post("/api/v1/orders", json={"channel": "web", "content": "井盖缺失"}, headers=headers)
+    elif endpoint == "import":
+        sheet = f"id,title,content\nimp-{caller},井盖缺失,人民路井盖缺失\n".encode()
+        response = c.post("/api/v1/orders/import", files={"file": ("a.csv", sheet, "text/csv")}, headers=headers)
     elif endpoint == "auth:me":
         response = c.get("/api/v1/auth/me", headers=headers)
     elif endpoint == "auth:tokens":
@@ -345,6 +351,11 @@ def test_matrix(world: World, endpoint: str, caller: str, scope: str) -> None:
         admin = {"Authorization": f"Bearer {world.tokens['adm']}"}
         trail = c.get(f"/api/v1/orders/{order_id}/events", headers=admin).json()
         assert trail[-1]["action"] == name and trail[-1]["actor_id"] == world.users[caller]
+    if endpoint == "import":  # the audit trail names the caller
+        assert (payload["imported"], payload["rejected"]) == (1, 0)
+        with session_scope() as s:
+            imported = s.scalars(select(Order).where(Order.external_id == f"imp-{caller}")).one()
+            assert [(e.action, e.actor_id) for e in imported.events] == [("create", world.users[caller])]
     if endpoint == "create" and caller == "cit":  # filed as the citizen's own: they see it, another does not
         other = {"Authorization": f"Bearer {world.tokens['cit2']}"}
         assert c.get(f"/api/v1/orders/{payload['id']}", headers=headers).status_code == 200

@@ -767,3 +767,168 @@ def test_the_reply_check_job_leaves_imported_replies_alone(db_session: Session, 
     assert import_orders(db_session, path=path).imported == 1
     assert check_pending_replies(db_session) == {"checked": 0, "weak": 0}
     assert count(db_session, ReplyCheck) == 0
+
+
+# ------------------------------------------------------------------------------ columns chosen, uploads, the actor
+
+NYC_HEADER = ["unique_key", "created_date", "complaint_type", "descriptor", "incident_address", "title"]
+NYC_ROWS = [
+    ["61276295", "2024-05-27 02:08:51", "Street Condition", "Pothole", "QUEENS BOULEVARD", "kept as an attribute"],
+    ["61279486", "2024-05-27 01:27:34", "Noise - Residential", "Loud Music/Party", "", ""],
+]
+
+
+def test_columns_chosen_for_fields_under_other_headers(db_session: Session, tmp_path: Path) -> None:
+    """An export with its own headers (here a 311 system's): each chosen column feeds its field, a column the
+    aliases would have given that field is kept as an attribute instead, the rest are read as always."""
+    from cityhub.intake.importer import parse_column_choices
+
+    path = write_csv(tmp_path / "nyc.csv", NYC_ROWS, header=NYC_HEADER)
+    choices = parse_column_choices(
+        [
+            "title=complaint_type",
+            "content = Descriptor",  # spaces around, and the header's case, do not matter
+            "external_id=unique_key",
+            "created_at=created_date",
+            "address=incident_address",
+        ]
+    )
+
+    report = import_orders(db_session, path=path, columns=choices)
+
+    assert (report.imported, report.rejected) == (2, 0), report.issues
+    stored = {o.external_id: o for o in db_session.scalars(select(Order))}
+    first = stored["61276295"]
+    assert (first.title, first.content, first.address) == ("Street Condition", "Pothole", "QUEENS BOULEVARD")
+    assert first.attributes == {"title": "kept as an attribute"}
+    assert first.created_at.astimezone(timezone(timedelta(hours=8))).replace(tzinfo=None) == datetime(
+        2024, 5, 27, 2, 8, 51
+    )
+    assert stored["61279486"].content == "Loud Music/Party"
+
+
+def test_a_column_choice_that_does_not_fit_is_refused_by_name(db_session: Session, tmp_path: Path) -> None:
+    from cityhub.errors import ValidationFailed
+    from cityhub.intake.importer import parse_column_choices
+
+    with pytest.raises(ValidationFailed, match=r"unknown field 'body'.*known: external_id"):
+        parse_column_choices(["body=descriptor"])
+    with pytest.raises(ValidationFailed, match="'content' is not FIELD=HEADER"):
+        parse_column_choices(["content"])
+    path = write_csv(tmp_path / "nyc.csv", NYC_ROWS, header=NYC_HEADER)
+    with pytest.raises(UnreadableFile, match=r"column 'body' chosen for content is not in the header.*unique_key"):
+        import_orders(db_session, path=path, columns={"content": "body"})
+    assert count(db_session, Order) == 0
+
+
+def test_the_cli_takes_column_choices(app_db: str, tmp_path: Path) -> None:
+    from cityhub.cli import _mount, app
+
+    _mount()
+    path = write_csv(tmp_path / "nyc.csv", NYC_ROWS, header=NYC_HEADER)
+    runner = CliRunner()
+    refused = runner.invoke(app, ["import", "orders", str(path), "--column", "body=descriptor"])
+    assert refused.exit_code == 1
+    assert refused.stderr.strip().splitlines() == [
+        "error: unknown field 'body' in column choice 'body=descriptor' (known: "
+        + ", ".join(name for name, _ in __import__("cityhub.intake.importer").intake.importer.known_headers())
+        + ")"
+    ]
+    args = ["--column", "content=descriptor", "--column", "external_id=unique_key", "--json"]
+    result = runner.invoke(app, ["import", "orders", str(path), *args])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["imported"] == 2
+
+
+def test_an_import_names_the_person_in_every_event(db_session: Session, tmp_path: Path) -> None:
+    from cityhub.org.models import Role, User
+    from cityhub.workorders.service import Actor
+
+    clerk = User(username="import-clerk", full_name="话务员甲", role=Role.OPERATOR)
+    db_session.add(clerk)
+    db_session.commit()
+    path = write_csv(tmp_path / "history.csv", HISTORY_ROWS[:2], header=HISTORY_HEADER)
+    actor = Actor(name=clerk.full_name, user_id=clerk.id, role=clerk.role.value)
+
+    assert import_orders(db_session, path=path, as_history=True, actor=actor).imported == 2
+    path = write_csv(tmp_path / "new.csv", [["n1", "井盖缺失", "人民路井盖缺失", "2020-01-01 08:00:00", "", ""]])
+    assert import_orders(db_session, path=path, actor=actor).imported == 1  # one event: written by the fast path
+
+    events = db_session.execute(select(OrderEvent.action, OrderEvent.actor_name, OrderEvent.actor_id)).all()
+    assert sorted(a for a, _, _ in events) == ["close", "close", "create", "create", "create", "reply"]
+    assert {(name, user) for _, name, user in events} == {("话务员甲", clerk.id)}
+
+
+def test_an_upload_is_read_from_a_copy_and_refused_by_its_name(
+    db_session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from cityhub.errors import ValidationFailed
+    from cityhub.intake import importer
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the copies go, to see them removed
+    sheet = "id,title,content\nu1,井盖缺失,人民路井盖缺失\n".encode()
+    for name, data, message in [
+        ("a.exe", sheet, "a.exe: not a CSV or Excel file"),
+        ("a.csv", b"", "a.csv: the file is empty"),
+        ("../../etc/a.pdf", sheet, "a.pdf: not a CSV or Excel file"),
+    ]:
+        with pytest.raises(ValidationFailed, match=message):
+            importer.import_upload(db_session, filename=name, data=data)
+    monkeypatch.setattr(importer, "UPLOAD_MAX_BYTES", len(sheet) - 1)
+    with pytest.raises(ValidationFailed, match=r"a\.csv: larger than"):
+        importer.import_upload(db_session, filename="a.csv", data=sheet)
+    monkeypatch.setattr(importer, "UPLOAD_MAX_BYTES", 1 << 20)
+    with pytest.raises(UnreadableFile, match=r"^清单.csv is empty \(no header row\)"):
+        importer.import_upload(db_session, filename="清单.csv", data=b"\n\n")
+    broken = 'id,title,content\nb1,主题,内容\nb2,主题,"' + "长" * 140_000 + '"\n'
+    with pytest.raises(importer.ImportStopped, match=r"^broken.csv: malformed CSV") as stopped:
+        importer.import_upload(db_session, filename="C:\\x/broken.csv", data=broken.encode())
+    assert (stopped.value.report.file, stopped.value.report.imported) == ("broken.csv", 1)
+
+    report = importer.import_upload(db_session, filename="/home/someone/清单.csv", data=sheet)
+
+    assert (report.file, report.imported) == ("清单.csv", 1)
+    assert list(tmp_path.iterdir()) == []  # no copy left behind
+
+
+def test_every_kind_of_refused_row_is_said_in_chinese_on_the_import_page(db_session: Session, tmp_path: Path) -> None:
+    """Each of the importer's row messages has its catalogue form (``machine_text.import_issue``): none reaches the
+    page in English."""
+    from cityhub.web.i18n import Translator
+    from cityhub.web.machine_text import import_issue
+
+    header = ["id", "title", "content", "created_at", "reply_text", "replied_at", "likes", "lat", "lng", "诉求类型"]
+    header += ["一级分类", "街道"]
+    ok = ["标题", "内容", "2019-01-08 10:00:00", "", "", "", "", "", "", "", ""]
+    rows = [
+        ["r1", "长" * 400, *ok[1:]],
+        ["r2", "", "", *ok[2:]],
+        ["r3", *ok[:2], "2019/2/30 10:00", *ok[3:]],
+        ["r4", *ok[:2], "某天", *ok[3:]],
+        ["r5", *ok[:2], "2099-01-01 10:00:00", *ok[3:]],
+        ["r6", *ok[:2], "", *ok[3:]],
+        ["r7", *ok[:3], "答复", "2019-01-01 10:00:00", *ok[5:]],
+        ["r8", *ok[:3], "", "2019-01-09 10:00:00", *ok[5:]],
+        ["r9", *ok[:3], "答复", "", *ok[5:]],
+        ["r10", *ok[:5], "很多", *ok[6:]],
+        ["r11", *ok[:5], "-3", *ok[6:]],
+        ["r12", *ok[:6], "95", "113", *ok[8:]],
+        ["r13", *ok[:6], "23", "", *ok[8:]],
+        ["r14", *ok[:6], "北纬", "113", *ok[8:]],
+        ["r15", *ok[:8], "抱怨", *ok[9:]],
+        ["r16", *ok[:9], "没有这个分类", ""],
+        ["r17", *ok[:10], "没有这个街道"],
+        ["r18", *ok, "多余"],
+        ["r16", "另一条", *ok[1:]],
+    ]
+    path = write_csv(tmp_path / "bad.csv", rows, header=header)
+    report = import_orders(db_session, path=path, as_history=False)
+    assert report.rejected + report.warnings == 19 and "already holds a different message" in report.issues[-1].message
+    zh = Translator("zh-CN")
+    untranslated = [(i.row, i.message) for i in report.issues if import_issue(zh, i.message) == i.message]
+    assert untranslated == []
+    history = write_csv(tmp_path / "history.csv", [["h9", *ok[:2], "", *ok[3:]]], header=header)
+    [issue] = import_orders(db_session, path=history, as_history=True).issues
+    assert import_issue(zh, issue.message) == "作为历史工单导入，每行须有受理时间"

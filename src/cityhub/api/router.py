@@ -8,6 +8,7 @@ from cityhub.analytics.views import router as kpi_router
 from cityhub.auditlog_views import router as log_router
 from cityhub.auth.views import router as auth_router
 from cityhub.dispatch.views import router as dispatch_router
+from cityhub.intake.views import router as import_router
 from cityhub.knowledge.views import orders_router as kb_orders_router
 from cityhub.knowledge.views import router as kb_router
 from cityhub.monitoring.views import alarms_router, readings_router, rules_router
@@ -21,6 +22,7 @@ from cityhub.workorders.views import router as orders_router
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(auth_router)
+api_router.include_router(import_router)
 api_router.include_router(orders_router)
 api_router.include_router(tracking_router)
 api_router.include_router(sharing_router)

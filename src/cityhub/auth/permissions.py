@@ -41,6 +41,10 @@ ATTACHMENTS_REMOVE = "attachments:remove"
 # A citizen adds photos and documents to their own appeal while it is open (补充材料); staff attach with the
 # permission to comment (:func:`may_attach`).
 APPEAL_FILES = "appeal:files"
+# Bring a spreadsheet of appeals in at once (批量导入: a mailbox's export, another hotline's list) through the web UI or
+# the API — those who record or route appeals; the command line (`cityhub import orders`) is the operator of the
+# installation's.
+ORDERS_IMPORT = "orders:import"
 
 
 def act(action: Action | str) -> str:
@@ -56,6 +60,7 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
     {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE, KB_MANAGE, REPLY_REVIEW}
     | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE, API_CLIENTS_MANAGE}
     | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ, LOG_READ, ATTACHMENTS_REMOVE, APPEAL_FILES}
+    | {ORDERS_IMPORT}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
@@ -78,15 +83,15 @@ _HANDLER: frozenset[str] = frozenset(
 )
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
-    # 话务员: records appeals, answers consultations on the spot (秒回), splits one that raises several problems
-    # (拆单) before it is sent out, reads in scope.
+    # 话务员: records appeals (one by one, or a spreadsheet of them), answers consultations on the spot (秒回), splits
+    # one that raises several problems (拆单) before it is sent out, reads in scope.
     Role.OPERATOR: frozenset(
-        {ORDER_CREATE, ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, ALARMS_READ}
+        {ORDER_CREATE, ORDERS_IMPORT, ORDER_READ, ORG_READ, TOKENS, KB_MANAGE, ALARMS_READ}
         | _acts(Action.INSTANT_ANSWER, Action.SPLIT, Action.COMMENT)
     ),
     # 派单员: sends orders out and deals with what comes back (re-dispatch of returned orders is `dispatch`).
     Role.DISPATCHER: frozenset(
-        {ORDER_CREATE, ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
+        {ORDER_CREATE, ORDERS_IMPORT, ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
         | _acts(
             Action.DISPATCH,
             Action.TRANSFER,

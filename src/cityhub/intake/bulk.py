@@ -274,9 +274,16 @@ def _encoder(conn: Connection, table: Table) -> _Encoder:
 _ENUM_VALUES: dict[Any, Any] = {m: m.value for e in (Channel, State) for m in e}
 
 
-def write_orders(session: Session, records: Sequence[dict[str, Any]], *, prefix: str | None = None) -> WriteResult:
+def write_orders(
+    session: Session,
+    records: Sequence[dict[str, Any]],
+    *,
+    prefix: str | None = None,
+    by: Mapping[str, Any] | None = None,
+) -> WriteResult:
     """Insert new orders with their events and assists; skip a known (channel, external_id) holding the same
-    message, report one holding a different message in ``conflicts``; do not commit."""
+    message, report one holding a different message in ``conflicts``; do not commit. ``by``: the actor columns of the
+    ``create`` event written for a record that brings no events (default: ``actor_name`` ``import``)."""
     result = WriteResult()
     if not records:
         return result
@@ -328,7 +335,8 @@ def write_orders(session: Session, records: Sequence[dict[str, Any]], *, prefix:
     events = _encoder(conn, EVENTS)
     assists = _encoder(conn, ASSISTS)
     event_base = events.base(now)
-    event_base[events.position["actor_name"]] = IMPORT_ACTOR
+    for column, value in (by or {"actor_name": IMPORT_ACTOR}).items():
+        event_base[events.position[column]] = value
     ev_order, ev_at = events.position["order_id"], events.position["at"]
     ev_action, ev_to, ev_payload = events.position["action"], events.position["to_state"], events.position["payload"]
     create_action = Action.CREATE.value

@@ -55,13 +55,21 @@ def import_orders_cmd(
             "out of the queue, the SLA sweep and the reply check; every row needs created_at.",
         ),
     ] = False,
+    column: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--column",
+            help="FIELD=HEADER: the file's column for a field its header does not name (repeatable), e.g. "
+            "--column content=诉求内容 --column created_at=来电时间.",
+        ),
+    ] = None,
 ) -> None:
     """Import orders from a CSV or Excel file; re-running it adds nothing twice.
 
     Headers in Chinese or English (留言编号/id, 留言主题/title, 留言详情/content, 留言时间/created_at, 一级分类…,
     地址/address, lat, lng, 所属街道/street, 所属社区/community, 答复意见/reply_text, …); other columns are kept as
-    attributes. Rows without a street or community are placed afterwards by the place-orders job
-    (cityhub orders place).
+    attributes; --column names the column of a field under another header. Rows without a street or community are
+    placed afterwards by the place-orders job (cityhub orders place).
 
     The one-line summary (read, imported, already present, rejected) always ends the output on stderr, with --quiet
     too. Exit code 0 when the file was processed (rejected rows are listed, not fatal), 1 when it cannot be read; a
@@ -72,7 +80,13 @@ def import_orders_cmd(
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
     from cityhub.db import session_factory
-    from cityhub.intake.importer import ImportStopped, UnreadableFile, import_orders
+    from cityhub.errors import ValidationFailed
+    from cityhub.intake.importer import ImportStopped, UnreadableFile, import_orders, parse_column_choices
+
+    try:
+        columns = parse_column_choices(column or [])
+    except ValidationFailed as exc:
+        raise _fail(exc.message) from None
 
     console = Console(stderr=True, soft_wrap=True)
     progress = Progress(
@@ -109,6 +123,7 @@ def import_orders_cmd(
                 on_progress=on_progress,
                 on_batch=on_batch,
                 as_history=as_history,
+                columns=columns,
             )
     except ImportStopped as exc:
         stopped, report = exc, exc.report

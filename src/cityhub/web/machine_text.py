@@ -185,3 +185,56 @@ def _one(t: Translator, part: str, names: Names) -> str | None:
         if m := pattern.fullmatch(part):
             return t(key, **params(m, names, t))
     return None
+
+
+# The bulk import's messages (``cityhub.intake.importer``: a file refused, a row rejected or warned), by form.
+_IMPORT_FORMS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"(?P<name>.+): not a CSV or Excel file \(allowed: (?P<allowed>.+)\)"), "import.msg.not_table"),
+    (re.compile(r"(?P<name>.+): the file is empty"), "import.msg.empty_file"),
+    (re.compile(r"(?P<name>.+): larger than (?P<mb>\d+) MB .*"), "import.msg.too_large"),
+    (re.compile(r"(?P<name>.+) is empty \(no header row\)"), "import.msg.no_header"),
+    (re.compile(r"no title or content column found .*; header was: (?P<header>.*)"), "import.msg.no_text_column"),
+    (
+        re.compile(
+            r"column '(?P<column>.*)' chosen for (?P<field>\w+) is not in the header \(header was: (?P<header>.*)\)"
+        ),
+        "import.msg.column_missing",
+    ),
+    (re.compile(r"implausible date '(?P<value>.*)'"), "import.msg.bad_datetime"),
+    (re.compile(r"(?:invalid|unrecognised) date/time '(?P<value>.*?)'(?:: .*)?"), "import.msg.bad_datetime"),
+    (re.compile(r"not a number: '(?P<value>.*)'"), "import.msg.not_number"),
+    (re.compile(r"not a non-negative whole number: '(?P<value>.*)'"), "import.msg.not_count"),
+    (re.compile(r"out of range \(±(?P<limit>[\d.]+)\): '(?P<value>.*)'"), "import.msg.out_of_range"),
+    (re.compile(r"invalid value '(?P<value>.*)' \(allowed: (?P<allowed>.*)\)"), "import.msg.bad_choice"),
+    (re.compile(r"longer than (?P<n>\d+) characters(?: \(\d+\))?"), "import.msg.too_long"),
+    (re.compile(r"row has (?P<cells>\d+) cells, the header has (?P<width>\d+)"), "import.msg.cells"),
+    (re.compile(r"empty: a title or content is required"), "import.msg.no_text"),
+    (re.compile(r"given without a reply \(the reply column is empty\)"), "import.msg.replied_without_reply"),
+    (re.compile(r"missing in a row with a reply: .*"), "import.msg.created_for_reply"),
+    (re.compile(r"before created_at \((?P<replied>.*) < (?P<created>.*)\)"), "import.msg.reply_before_created"),
+    (re.compile(r"missing: an order imported as history needs .*"), "import.msg.created_for_history"),
+    (re.compile(r"missing: set to the import time"), "import.msg.created_now"),
+    (re.compile(r"lat and lng must be given together"), "import.msg.lat_lng"),
+    (re.compile(r"missing for a reply: set to created_at"), "import.msg.replied_at_created"),
+    (re.compile(r"in the future \((?P<at>.*)\)"), "import.msg.future"),
+    (re.compile(r"unknown place '(?P<place>.*)' \(.*\): kept in attributes, placed later"), "import.msg.unknown_place"),
+    (re.compile(r"unknown category '(?P<category>.*)': imported without a category"), "import.msg.unknown_category"),
+    (
+        re.compile(r"id (?P<id>.*) already holds a different message \((?P<kind>row|order) (?P<holder>.*)\)"),
+        "import.msg.id_conflict",
+    ),
+    (re.compile(r"bytes that are not (?P<encoding>\S+) \((?P<bytes>.*)\)"), "import.msg.bad_bytes"),
+]
+
+
+def import_issue(t: Translator, message: str) -> str:
+    """A message of the bulk import in the user's language (as written when it is none of the import's forms)."""
+    for pattern, key in _IMPORT_FORMS:
+        if m := pattern.fullmatch(message):
+            params = m.groupdict()
+            if "kind" in params:
+                params["kind"] = t(f"import.holder.{params.pop('kind')}", holder=params["holder"])
+            if "field" in params:
+                params["field"] = t(f"field.{params['field']}", params["field"])
+            return t(key, **params)
+    return message

@@ -508,6 +508,7 @@ def _intake_page(
         urgencies=list(Urgency),
         categories=support.active_categories(db),
         can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
+        can_import=permissions.allows(principal.role, permissions.ORDERS_IMPORT),
         file_settings=files.get_file_settings(),
     )
 
@@ -1347,6 +1348,7 @@ def install(app: FastAPI) -> None:
     from cityhub.web.api_clients_pages import router as api_clients_router
     from cityhub.web.brain_pages import router as brain_router
     from cityhub.web.calendar_pages import router as calendar_router
+    from cityhub.web.import_pages import router as import_router
     from cityhub.web.kb_pages import router as kb_router
     from cityhub.web.map_pages import router as map_router
     from cityhub.web.monitoring_pages import router as monitoring_router
@@ -1356,6 +1358,7 @@ def install(app: FastAPI) -> None:
     from cityhub.web.units_pages import router as units_router
     from cityhub.web.users_pages import router as users_router
 
+    app.include_router(import_router)  # before the pages' /orders/{order_id}
     app.include_router(router)
     app.include_router(rules_router)
     app.include_router(kb_router)

@@ -512,19 +512,22 @@ async def upload_body(request: Request) -> UploadForm:
     """The fields and files of a multipart POST (an urlencoded one: its fields, no files). Each file is read up to
     one byte past the largest size taken (:mod:`cityhub.workorders.files` refuses it by name); a file input left
     empty is not a file."""
+    from cityhub.workorders.files import get_file_settings, read_limit
+
+    return await read_uploads(request, limit=read_limit(), max_files=get_file_settings().max_count)
+
+
+async def read_uploads(request: Request, *, limit: int, max_files: int) -> UploadForm:
+    """:func:`upload_body` with its own limits: each file read up to ``limit`` bytes, at most ``max_files``."""
     from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException
 
-    from cityhub.workorders.files import get_file_settings, read_limit
-
     if request.method != "POST" or not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return UploadForm(await form_body(request), [])
-    settings = get_file_settings()
-    limit = read_limit()
     pairs: list[tuple[str, str]] = []
     uploads: list[Upload] = []
     try:
-        async with request.form(max_files=settings.max_count, max_fields=20, max_part_size=MAX_FORM_BYTES) as parsed:
+        async with request.form(max_files=max_files, max_fields=20, max_part_size=MAX_FORM_BYTES) as parsed:
             for key, value in parsed.multi_items():
                 if not isinstance(value, UploadFile):
                     pairs.append((key, value))

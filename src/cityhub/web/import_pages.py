@@ -1,0 +1,122 @@
+"""批量导入: a spreadsheet of appeals brought in at once from the web UI — a mailbox's export, another hotline's list —
+by those who record or route appeals (``orders:import``).
+
+The same service call as ``POST /api/v1/orders/import`` and ``cityhub import orders``
+(:func:`cityhub.intake.importer.import_upload`): every good row is imported and every rejected one listed by its
+row and field, in the user's language; importing the same file again adds nothing; the orders' audit trails name
+the person who uploaded the file.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from cityhub.api.deps import DbSession
+from cityhub.auth import permissions
+from cityhub.auth.principal import Principal
+from cityhub.errors import ValidationFailed
+from cityhub.intake import importer
+from cityhub.web import machine_text, support
+from cityhub.web.support import UploadForm, render
+from cityhub.workorders.models import Channel
+
+router = APIRouter(include_in_schema=False)
+
+# The fields a column may be chosen for, in the order the page lists them (the rest are rarely renamed).
+CHOOSABLE = ("title", "content", "created_at", "external_id", "citizen_name", "citizen_phone", "address", "category")
+
+
+async def _body(request: Request) -> UploadForm:
+    return await support.read_uploads(request, limit=importer.UPLOAD_MAX_BYTES + 1, max_files=1)
+
+
+ImportBody = Annotated[UploadForm, Depends(_body)]
+
+
+def _page(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    *,
+    values: dict[str, Any] | None = None,
+    error: str | None = None,
+    report: importer.ImportReport | None = None,
+    stopped: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    t = support.translator(request)
+    issues = []
+    if report is not None:
+        issues = [
+            {
+                "row": i.row,
+                "level": i.level,
+                "field": t(f"field.{i.field}", i.field),
+                "message": machine_text.import_issue(t, i.message),
+            }
+            for i in report.issues
+        ]
+    return render(
+        request,
+        "import.html",
+        principal=principal,
+        status_code=status_code,
+        channels=[c for c in Channel if c not in (Channel.SENSOR, Channel.VIDEO_AI)],
+        choosable=CHOOSABLE,
+        columns_open=any((values or {}).get(f"column_{name}") for name in CHOOSABLE),
+        headers=importer.known_headers(),
+        values=values or {},
+        error=error,
+        report=report,
+        issues=issues,
+        more_issues=(report.rejected + report.warnings - len(issues)) if report else 0,
+        stopped=machine_text.import_issue(t, stopped) if stopped else None,
+        max_mb=importer.UPLOAD_MAX_BYTES // (1024 * 1024),
+    )
+
+
+@router.get("/orders/import", response_class=HTMLResponse)
+def import_page(request: Request, db: DbSession) -> Response:
+    """The form: a file, its channel, whether it is history, and the columns of fields under other headers."""
+    principal = support.require_user(request, db, permissions.ORDERS_IMPORT)
+    return _page(request, db, principal)
+
+
+@router.post("/orders/import", response_class=HTMLResponse)
+def import_submit(request: Request, db: DbSession, body: ImportBody) -> Response:
+    """Import the file; the page then shows the counts and every rejected or warned row (the first thousand)."""
+    form = body.form
+    principal = support.require_user(request, db, permissions.ORDERS_IMPORT, form=form)
+    t = support.translator(request)
+    values = {
+        "channel": form.get("channel"),
+        "as_history": form.get("as_history") == "1",
+        **{f"column_{name}": form.text(f"column_{name}") or "" for name in CHOOSABLE},
+    }
+    if not body.files:
+        return _page(request, db, principal, values=values, error=t("import.no_file"), status_code=422)
+    choices = [f"{name}={header}" for name in CHOOSABLE if (header := values[f"column_{name}"])]
+    upload = body.files[0]
+    try:
+        report = importer.import_upload(
+            db,
+            filename=upload.filename or "",
+            data=upload.data,
+            channel=values["channel"] or None,
+            as_history=values["as_history"],
+            columns=importer.parse_column_choices(choices),
+            actor=principal.actor,
+        )
+    except importer.ImportStopped as exc:
+        db.commit()
+        return _page(request, db, principal, values=values, report=exc.report, stopped=exc.message, status_code=422)
+    except ValidationFailed as exc:
+        db.rollback()
+        message = machine_text.import_issue(t, exc.message)
+        return _page(request, db, principal, values=values, error=message, status_code=422)
+    db.commit()
+    return _page(request, db, principal, values=values, report=report)
