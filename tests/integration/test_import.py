@@ -211,6 +211,9 @@ def test_unreadable_file_is_one_error(db_session: Session, tmp_path: Path) -> No
 def test_excel_cells_of_every_type(db_session: Session, tmp_path: Path) -> None:
     from openpyxl import Workbook
 
+    from cityhub.web.i18n import Translator
+    from cityhub.web.machine_text import import_issue
+
     workbook = Workbook()
     sheet = workbook.active
     sheet.append(["留言编号", "留言主题", "留言时间", "留言详情", "点赞数", "lat", "lng"])
@@ -227,6 +230,13 @@ def test_excel_cells_of_every_type(db_session: Session, tmp_path: Path) -> None:
     order = db_session.execute(select(Order).where(Order.external_id == "301")).scalar_one()
     assert order.created_at == datetime(2019, 3, 1, 1, 30, tzinfo=UTC)
     assert (order.likes, order.lat, order.lng) == (5, 28.1, 112.5)
+    sheet.title = "信箱"
+    workbook.save(path)
+    with pytest.raises(UnreadableFile, match=r"^orders\.xlsx: no sheet named '来信' \(sheets: 信箱\)$") as refused:
+        import_orders(db_session, path=path, sheet="来信")
+    said = import_issue(Translator("zh-CN"), refused.value.message)
+    assert said == "orders.xlsx：没有名为“来信”的工作表（现有：信箱）"
+    assert import_orders(db_session, path=path, sheet="信箱").skipped == 2
 
 
 class Killed(Exception):

@@ -545,8 +545,14 @@ class ExcelReader:
         self.path = path
         try:
             workbook = CalamineWorkbook.from_path(str(path))
-            self.sheet = workbook.get_sheet_by_name(sheet) if sheet else workbook.get_sheet_by_index(0)
         except Exception as exc:  # calamine raises its own error types for every kind of bad file
+            raise UnreadableFile(f"{path.name}: cannot open as a workbook ({exc})") from None
+        if sheet and sheet not in workbook.sheet_names:
+            names = ", ".join(workbook.sheet_names)
+            raise UnreadableFile(f"{path.name}: no sheet named '{sheet}' (sheets: {names})")
+        try:
+            self.sheet = workbook.get_sheet_by_name(sheet) if sheet else workbook.get_sheet_by_index(0)
+        except Exception as exc:
             raise UnreadableFile(f"{path.name}: cannot open as a workbook ({exc})") from None
         self.total = int(self.sheet.height)
         self.done = 0

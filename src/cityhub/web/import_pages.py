@@ -95,6 +95,7 @@ def import_submit(request: Request, db: DbSession, body: ImportBody) -> Response
     values = {
         "channel": form.get("channel"),
         "as_history": form.get("as_history") == "1",
+        "sheet": form.text("sheet") or "",
         **{f"column_{name}": form.text(f"column_{name}") or "" for name in CHOOSABLE},
     }
     if not body.files:
@@ -107,6 +108,7 @@ def import_submit(request: Request, db: DbSession, body: ImportBody) -> Response
             filename=upload.filename or "",
             data=upload.data,
             channel=values["channel"] or None,
+            sheet=values["sheet"] or None,
             as_history=values["as_history"],
             columns=importer.parse_column_choices(choices),
             actor=principal.actor,

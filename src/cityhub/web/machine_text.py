@@ -193,6 +193,7 @@ _IMPORT_FORMS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?P<name>.+): the file is empty"), "import.msg.empty_file"),
     (re.compile(r"(?P<name>.+): larger than (?P<mb>\d+) MB .*"), "import.msg.too_large"),
     (re.compile(r"(?P<name>.+) is empty \(no header row\)"), "import.msg.no_header"),
+    (re.compile(r"(?P<name>.+): no sheet named '(?P<sheet>.*)' \(sheets: (?P<sheets>.*)\)"), "import.msg.no_sheet"),
     (re.compile(r"no title or content column found .*; header was: (?P<header>.*)"), "import.msg.no_text_column"),
     (
         re.compile(
