@@ -144,6 +144,36 @@ def test_load_refuses_other_format_version(model: classifier.Model, tmp_path: Pa
         classifier.load(tmp_path / "nowhere")
 
 
+def test_the_nb_weighted_svm_is_one_linear_svm_per_class_over_ratio_scaled_features() -> None:
+    """``NBLinearSVC`` keeps each class's SVM over ``x ∘ r_c`` as the one linear function ``x · (r_c ∘ w)``: its
+    scores are those SVMs' own, and a feature only one class uses gets that class's largest ratio."""
+    from scipy.sparse import csr_matrix, diags
+    from sklearn.linear_model import SGDClassifier
+
+    rng = np.random.default_rng(3)
+    x = csr_matrix(rng.random((60, 8)) * (rng.random((60, 8)) < 0.4))
+    y = np.repeat([0, 1, 2], 20)
+    x[y == 2, 7] = 1.0  # class 2's own feature
+    x[y != 2, 7] = 0.0
+    x.eliminate_zeros()
+    member = classifier.NBLinearSVC(c=0.5, alpha=1.0).fit(x, y)
+    present = (x > 0).astype(float)
+    for label in (0, 1, 2):
+        p = 1.0 + np.asarray(present[y == label].sum(axis=0)).ravel()
+        q = 1.0 + np.asarray(present[y != label].sum(axis=0)).ravel()
+        ratio = np.log((p / p.sum()) / (q / q.sum()))
+        svm = SGDClassifier(
+            loss="hinge", alpha=1 / (0.5 * 60), max_iter=30, tol=None, class_weight="balanced", random_state=0
+        )
+        svm.fit(x @ diags(ratio), (y == label).astype(int))
+        expected = svm.decision_function(x @ diags(ratio))
+        assert np.allclose(member.decision_function(x)[:, label], expected, atol=1e-9)
+        if label == 2:
+            assert ratio.argmax() == 7
+    assert (member.decision_function(x)[y == 2].argmax(axis=1) == 2).all()  # classes 0 and 1 are noise alike
+    assert member.coef_.flags.f_contiguous  # what the fast path reads without a copy
+
+
 def test_coverage_at_precision_hand_made() -> None:
     # Sorted by confidence: ✓ ✓ ✓ ✓ ✗ ✓ ✓ ✓ ✗ ✗  → precision after k: 1,1,1,1,.8,.833,.857,.875,.778,.7
     correct = [True, True, True, True, False, True, True, True, False, False]

@@ -64,7 +64,7 @@ def bigram_registered() -> Any:
 def test_encoder_block_trains_saves_and_loads(bigram_registered: None, tmp_path: Path) -> None:
     cfg = ClassifierConfig(folds=3, char_ngrams=(1, 2), min_df=1, encoder=BigramEncoder.name)
     model = classifier.train(_records(), config=cfg)
-    assert model.member_names == ("svm", "sgd", "cnb", "emb")
+    assert model.member_names == ("svm", "sgd", "cnb", "nbsvm", "emb")
     assert model.meta["feature_blocks"][-1] == "encoder:bigram-test"
     assert model.meta["encoder"]["name"] == "bigram-test"
     texts = ["公交车红绿灯出租车", "医院医生疫苗", "学校老师补课"]
