@@ -51,7 +51,7 @@ from cityhub.workorders.lifecycle import (
     State,
 )
 from cityhub.workorders.models import AppealType, Category, Channel, Order, SlaStatus, Urgency
-from cityhub.workorders.schemas import OrderFilter, OrderRead
+from cityhub.workorders.schemas import TEXT_MAX_CHARS, TITLE_MAX_CHARS, OrderFilter, OrderRead
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
 from cityhub.workorders.views import actions_of, trail_of
@@ -463,7 +463,13 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     except ValidationFailed:
         # Half-typed fields (a phone number in progress) must not hide the suggestions: look up the text alone.
         try:
-            data = parse({"channel": Channel.HOTLINE.value, "title": title[:300], "content": content[:20000]})
+            data = parse(
+                {
+                    "channel": Channel.HOTLINE.value,
+                    "title": title[:TITLE_MAX_CHARS],
+                    "content": content[:TEXT_MAX_CHARS],
+                }
+            )
         except ValidationFailed:
             return Assistance([], [], [], None, ready=False)
     scope = scope_of(db, principal)

@@ -37,11 +37,16 @@ def _no_nul(value: str | None) -> str | None:
     return value
 
 
+# The longest title and text an order (and a person's text in an action: a reply, a split-off problem) may have.
+TITLE_MAX_CHARS = 300
+TEXT_MAX_CHARS = 20000
+
+
 class OrderBase(BaseModel):
     channel: Channel
     appeal_type: AppealType = AppealType.CONSULTATION
-    title: str = Field("", max_length=300)
-    content: str = Field(..., max_length=20000)
+    title: str = Field("", max_length=TITLE_MAX_CHARS)
+    content: str = Field(..., max_length=TEXT_MAX_CHARS)
     citizen_name: str | None = Field(None, max_length=80)
     citizen_phone: str | None = Field(None, max_length=32)
     address: str | None = Field(None, max_length=300)
@@ -406,16 +411,16 @@ class ActionRequest(BaseModel):
     version: int | None = Field(None, ge=1)
     reason: str | None = Field(None, max_length=2000)
     unit_id: int | None = None
-    text: str | None = Field(None, max_length=20000)
-    answer: str | None = Field(None, max_length=20000)
+    text: str | None = Field(None, max_length=TEXT_MAX_CHARS)
+    answer: str | None = Field(None, max_length=TEXT_MAX_CHARS)
     days: float | None = Field(None, allow_inf_nan=False)
     satisfied: bool | None = None
     resolved: bool | None = None
     master_id: int | None = None
     # 拆单 (split): the problem taken out as an order of its own — what the citizen said of it, a title, a category,
     # its kind (else the appeal's).
-    content: str | None = Field(None, max_length=20000)
-    title: str | None = Field(None, max_length=300)
+    content: str | None = Field(None, max_length=TEXT_MAX_CHARS)
+    title: str | None = Field(None, max_length=TITLE_MAX_CHARS)
     category_id: int | None = None
     appeal_type: AppealType | None = None
 

@@ -49,7 +49,7 @@ from cityhub.workorders.models import (
     SlaStatus,
     Urgency,
 )
-from cityhub.workorders.schemas import OrderCreate, OrderFilter
+from cityhub.workorders.schemas import TEXT_MAX_CHARS, TITLE_MAX_CHARS, OrderCreate, OrderFilter
 
 
 @dataclass(frozen=True)
@@ -419,8 +419,8 @@ def _split_params(session: Session, params: dict[str, Any]) -> dict[str, Any]:
     kind of appeal."""
     content = str(params.get("content") or "").strip()
     title = str(params.get("title") or "").strip()
-    if len(content) > 20000 or len(title) > 300:
-        field = "content" if len(content) > 20000 else "title"
+    if len(content) > TEXT_MAX_CHARS or len(title) > TITLE_MAX_CHARS:
+        field = "content" if len(content) > TEXT_MAX_CHARS else "title"
         raise ValidationFailed(f"{field} is too long", details={"field": field})
     category_id = params.get("category_id")
     if category_id is not None:
