@@ -26,7 +26,14 @@ from cityhub.auth import permissions
 from cityhub.auth import service as auth
 from cityhub.auth.errors import AccountLocked, TooManyAttempts, Unauthenticated
 from cityhub.auth.principal import Principal
-from cityhub.auth.scope import check_attach, order_in_scope, scope_of, search_clause, sees_personal_data
+from cityhub.auth.scope import (
+    Scope,
+    check_attach,
+    order_in_scope,
+    scope_of,
+    search_clause,
+    sees_personal_data,
+)
 from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_cookies
 from cityhub.config import get_settings
 from cityhub.db import utcnow
@@ -781,8 +788,9 @@ def _sla_view(db: Session, t: Translator, order: Order) -> dict[str, Any]:
 _EXTENSION_EVENTS = frozenset({Action.REQUEST_EXTENSION.value, Action.APPROVE_EXTENSION.value})
 
 
-def _event_rows(db: Session, order: Order, principal: Principal) -> list[dict[str, Any]]:
-    """The audit trail's rows as the API gives them to ``principal`` (``workorders.views.trail_of``)."""
+def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -> list[dict[str, Any]]:
+    """The audit trail's rows as the API gives them to ``principal`` (``workorders.views.trail_of``); ``scope``:
+    theirs, for the orders the trail links."""
     events = trail_of(db, order, principal)
     units = support.names_of(db, Unit, {e.unit_id for e in events} | {(e.payload or {}).get("unit_id") for e in events})
     rows = []
@@ -798,7 +806,7 @@ def _event_rows(db: Session, order: Order, principal: Principal) -> list[dict[st
                 "by_unit": units.get(e.unit_id or 0) if e.unit_id != payload.get("unit_id") else None,
                 "text": payload.get("text") or payload.get("answer") or payload.get("content"),
                 # 拆单: the order the split made (id, number), linked where the reader may open it.
-                "part": _part_of(db, principal, payload),
+                "part": _part_of(db, scope, payload),
                 "kb_entry_id": payload.get("kb_entry_id"),
                 # The files an upload added (``workorders.files.attach``): named in the trail, opened from the facts.
                 "files": [f.get("filename") for f in payload.get("attachments") or () if isinstance(f, dict)],
@@ -814,21 +822,20 @@ def _event_rows(db: Session, order: Order, principal: Principal) -> list[dict[st
     return rows
 
 
-def _part_of(db: Session, principal: Principal, payload: dict[str, Any]) -> tuple[int | None, str] | None:
-    """A split event's new order: (id, number), the id None where ``principal`` may not open it."""
+def _part_of(db: Session, scope: Scope, payload: dict[str, Any]) -> tuple[int | None, str] | None:
+    """A split event's new order: (id, number), the id None where the reader (``scope``) may not open it."""
     number, part_id = payload.get("part_number"), payload.get("part_id")
     if not isinstance(number, str):
         return None
-    visible = isinstance(part_id, int) and order_in_scope(db, scope_of(db, principal), part_id)
+    visible = isinstance(part_id, int) and order_in_scope(db, scope, part_id)
     return (part_id if visible else None), number
 
 
 def _split_relations(
-    db: Session, order: Order, principal: Principal, family: list[orders.SplitKin]
+    db: Session, order: Order, scope: Scope, family: list[orders.SplitKin]
 ) -> dict[str, list[tuple[int | None, str]]]:
     """拆单: of the split ``family`` (``orders.split_family``), the order this one was split from and those split from
-    it, as (id, number) — the id None where the reader may not open that order."""
-    scope = scope_of(db, principal)
+    it, as (id, number) — the id None where the reader (``scope``) may not open that order."""
 
     def shown(kin: orders.SplitKin) -> tuple[int | None, str]:
         return (kin.id if order_in_scope(db, scope, kin.id) else None), kin.number
@@ -879,13 +886,13 @@ def _detail_page(
     order = scoped_order(db, order_id, principal)  # NotFound when missing or out of scope
     read: OrderRead = read_model(order, principal)
     family = orders.split_family(db, order)
+    scope = scope_of(db, principal)
     actions = _my_actions(db, order, principal)
     staff = principal.role != Role.CITIZEN
     similar = decision = answers = None
     dispatch_pending = False
     if staff and order.state in (State.RECEIVED, State.RETURNED):
         dispatch_pending = order.id in background.waiting(db, [order.id])
-        scope = scope_of(db, principal)
         found = dedupe.DedupeRead.of(dedupe.check(db, order=order), reader=principal)
         # 拆单: its appeal's other orders say the same on purpose, and are linked from the facts already.
         kin = {k.id for k in family}
@@ -912,7 +919,7 @@ def _detail_page(
         ids |= {decision.place.street_id, decision.place.community_id}
     needs_units = any(kind == "unit" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     needs_categories = any(kind == "category" for a in actions for _, kind, _ in ACTION_FIELDS[a])
-    events = _event_rows(db, order, principal)
+    events = _event_rows(db, order, principal, scope)
     return render(
         request,
         "order.html",
@@ -930,7 +937,7 @@ def _detail_page(
         units=support.unit_groups(db, handlers=True) if needs_units else [],
         categories=support.active_categories(db) if needs_categories else [],
         appeal_types=list(AppealType),
-        split=_split_relations(db, order, principal, family),
+        split=_split_relations(db, order, scope, family),
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,
         decision=decision,
