@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.orm import Session
 
 from cityhub.api.deps import DbSession
 from cityhub.auth import permissions
@@ -39,7 +38,6 @@ ImportBody = Annotated[UploadForm, Depends(_body)]
 
 def _page(
     request: Request,
-    db: Session,
     principal: Principal,
     *,
     values: dict[str, Any] | None = None,
@@ -83,7 +81,7 @@ def _page(
 def import_page(request: Request, db: DbSession) -> Response:
     """The form: a file, its channel, whether it is history, and the columns of fields under other headers."""
     principal = support.require_user(request, db, permissions.ORDERS_IMPORT)
-    return _page(request, db, principal)
+    return _page(request, principal)
 
 
 @router.post("/orders/import", response_class=HTMLResponse)
@@ -99,8 +97,7 @@ def import_submit(request: Request, db: DbSession, body: ImportBody) -> Response
         **{f"column_{name}": form.text(f"column_{name}") or "" for name in CHOOSABLE},
     }
     if not body.files:
-        return _page(request, db, principal, values=values, error=t("import.no_file"), status_code=422)
-    choices = [f"{name}={header}" for name in CHOOSABLE if (header := values[f"column_{name}"])]
+        return _page(request, principal, values=values, error=t("import.no_file"), status_code=422)
     upload = body.files[0]
     try:
         report = importer.import_upload(
@@ -110,15 +107,15 @@ def import_submit(request: Request, db: DbSession, body: ImportBody) -> Response
             channel=values["channel"] or None,
             sheet=values["sheet"] or None,
             as_history=values["as_history"],
-            columns=importer.parse_column_choices(choices),
+            columns={name: header for name in CHOOSABLE if (header := values[f"column_{name}"])},
             actor=principal.actor,
         )
     except importer.ImportStopped as exc:
         db.commit()
-        return _page(request, db, principal, values=values, report=exc.report, stopped=exc.message, status_code=422)
+        return _page(request, principal, values=values, report=exc.report, stopped=exc.message, status_code=422)
     except ValidationFailed as exc:
         db.rollback()
         message = machine_text.import_issue(t, exc.message)
-        return _page(request, db, principal, values=values, error=message, status_code=422)
+        return _page(request, principal, values=values, error=message, status_code=422)
     db.commit()
-    return _page(request, db, principal, values=values, report=report)
+    return _page(request, principal, values=values, report=report)
