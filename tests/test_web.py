@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from cityhub.auth.models import AuthSession
 from cityhub.config import get_settings
 from cityhub.db import reset_engine, session_scope, utcnow
+from cityhub.dispatch import background
 from cityhub.intake.dedupe import get_dedupe_settings
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
@@ -517,7 +518,7 @@ def test_an_operator_splits_a_second_problem_off_an_appeal_from_its_page(org) ->
     assert 'data-testid="action-split"' not in login("hand_a").get(f"/orders/{order.id}").text
 
 
-def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org) -> None:
+def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org, monkeypatch) -> None:
     """批量导入: the good rows imported under the operator's name, every refused row listed in Chinese by row and
     field; the same file again adds nothing; a file that is not a table is refused; handlers have no such page."""
     client = login("op")
@@ -525,6 +526,7 @@ def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org) 
     assert 'href="/orders/import"' in intake
     page = client.get("/orders/import")
     assert page.status_code == 200 and "反映内容" not in page.text and "留言详情" in page.text  # the known headers
+    assert 'name="dispatch" value="1" data-testid="import-dispatch" checked' in page.text  # on unless unticked
     sheet = (
         "工单号,诉求标题,反映内容,来电时间,经度\n"
         "M-1,路灯不亮,景泰街道云苑新村路灯连续三晚不亮,2026-11-20 09:10:00,\n"
@@ -558,6 +560,7 @@ def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org) 
         ("5", "受理时间", "无法识别的日期时间“明天”"),
     ]
     assert 'value="反映内容"' in done.text  # the choices stay for the corrected file
+    assert "新工单已进入待派单队列" in done.text  # the box left unticked: nothing handed to the dispatcher
     with session_scope() as s:
         order = s.scalars(select(Order).where(Order.external_id == "M-1")).one()
         assert (order.channel, order.state, order.title) == (Channel.MAILBOX, State.RECEIVED, "路灯不亮")
@@ -568,6 +571,19 @@ def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org) 
     assert (
         re.search(r'data-testid="import-skipped">1<', again.text) and 'data-testid="import-imported">0<' in again.text
     )
+    assert "本系统未开启自动派单" in done.text  # here it is off: the box says where the orders go
+    one_more = "工单号,诉求标题,反映内容,来电时间\nM-9,积水,桥下积水,2026-11-22 08:00:00\n".encode()
+    monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "1")  # decided by the background dispatcher
+    get_settings.cache_clear()
+    try:
+        ticked = client.post(
+            "/orders/import", data={**form, "dispatch": "1"}, files={"file": ("信箱2.csv", one_more, "text/csv")}
+        )
+    finally:
+        get_settings.cache_clear()
+    assert "1 件新工单已交由自动派单" in ticked.text
+    with session_scope() as s:
+        assert background.waiting(s, [s.scalars(select(Order.id).where(Order.external_id == "M-9")).one()])
     wrong = client.post("/orders/import", data=form, files={"file": ("信箱.pdf", b"%PDF-1.4", "application/pdf")})
     assert wrong.status_code == 422 and "信箱.pdf：不是 CSV 或 Excel 文件" in wrong.text
     missing = client.post(
@@ -729,7 +745,6 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
 
 def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:
     from cityhub.config import get_settings
-    from cityhub.dispatch import background
 
     monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "1")  # decided by the background dispatcher
     get_settings.cache_clear()
@@ -748,7 +763,6 @@ def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkey
 
 
 def test_without_automatic_dispatch_the_pages_say_the_order_waits_for_its_duplicate_check(org, monkeypatch) -> None:
-    from cityhub.dispatch import background
 
     monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "true")  # what the background check is for
     get_dedupe_settings.cache_clear()

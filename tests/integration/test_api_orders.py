@@ -485,12 +485,14 @@ def test_import_a_spreadsheet_through_the_api(client):
 
     assert done.status_code == 200, done.text
     body = done.json()
-    assert {k: body[k] for k in ("file", "read", "imported", "skipped_existing", "rejected")} == {
+    counted = ("file", "read", "imported", "skipped_existing", "rejected", "queued_for_dispatch")
+    assert {k: body[k] for k in counted} == {
         "file": "list.csv",
         "read": 3,
         "imported": 1,
         "skipped_existing": 0,
         "rejected": 2,
+        "queued_for_dispatch": 1,  # handed to the background dispatcher (here its duplicate check), as API appeals
     }
     assert [(i["row"], i["level"], i["field"]) for i in body["issues"]] == [
         (3, "error", "content"),
@@ -500,6 +502,9 @@ def test_import_a_spreadsheet_through_the_api(client):
     [order] = client.get("/api/v1/orders", params={"channel": "mailbox"}).json()["items"]
     assert (order["external_id"], order["content"], order["title"]) == ("x1", "人民路井盖缺失", "人民路井盖缺失")
 
+    held = {"file": ("held.csv", "id,content\nh1,桥下积水\n".encode(), "text/csv")}
+    unqueued = client.post("/api/v1/orders/import", data={"dispatch": "false"}, files=held)
+    assert unqueued.json()["queued_for_dispatch"] == 0
     bad_choice = client.post("/api/v1/orders/import", data={"column": "body=反映内容"}, files=upload)
     assert bad_choice.status_code == 422 and "unknown field 'body'" in bad_choice.json()["message"]
     not_table = client.post("/api/v1/orders/import", files={"file": ("list.docx", sheet, "application/msword")})

@@ -756,6 +756,41 @@ def test_intake_leaves_the_decision_to_the_background_dispatcher(in_background, 
     assert background.run_once() == {}  # decided once
 
 
+def test_an_imported_spreadsheet_goes_to_the_background_dispatcher(in_background, org, model, tmp_path) -> None:
+    """``dispatch``: the import's new received orders are decided like appeals from the API; replied rows, history
+    and an import without it are not queued."""
+    from cityhub.intake.importer import import_orders
+
+    sheet = tmp_path / "信箱.csv"
+    sheet.write_text(
+        "留言编号,留言主题,留言详情,留言时间,答复意见\n"
+        "m1,外墙脱落,小区3栋外墙瓷砖脱落，物业不管,2026-11-30 09:00:00,\n"
+        "m2,路灯,门口路灯坏了,2026-11-30 10:00:00,已修复\n",
+        encoding="utf-8",
+    )
+    with session_scope() as s:
+        report = import_orders(s, path=sheet, dispatch=True, actor=orders.Actor(name="operator"))
+        assert (report.imported, report.queued, report.summary()["queued_for_dispatch"]) == (2, 1, 1)
+        live = s.scalars(select(Order).where(Order.external_id == "m1")).one()
+        assert background.waiting(s, [live.id]) == {live.id}
+    assert background.run_once() == {"dispatched": 1}
+    with session_scope() as s:
+        order = orders.require_order(s, order_id=live.id)
+        assert order.state == State.DISPATCHED and order.lead_unit_id == org["housing"]
+        trail = orders.history(s, order_id=live.id)
+        assert [(e.action, e.actor_name) for e in trail] == [
+            ("create", "operator"),
+            ("comment", "auto-dispatch"),
+            ("dispatch", "auto-dispatch"),
+        ]
+    other = tmp_path / "other.csv"
+    other.write_text("留言编号,留言详情,留言时间\nm3,垃圾没人清,2026-11-30 11:00:00\n", encoding="utf-8")
+    with session_scope() as s:
+        assert import_orders(s, path=other).queued == 0  # without dispatch: waits for a dispatcher
+        assert import_orders(s, path=other, dispatch=True, channel="web", as_history=True).queued == 0
+        assert background.status(s).orders == 0
+
+
 WALL = "小区3栋外墙瓷砖大面积脱落，砸坏了楼下停的车，物业一直不管，请尽快处理"
 
 

@@ -701,6 +701,36 @@ def test_quiet_drops_the_rows_but_keeps_the_summary(app_db: str, tmp_path: Path)
     ]
 
 
+def test_cli_dispatch_hands_the_new_orders_to_the_background_dispatcher(
+    app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--dispatch``: the summary says how many were queued; a configuration where no background dispatcher runs is
+    named instead of queueing orders nobody would take."""
+    from cityhub.cli import _mount, app
+    from cityhub.db import session_factory
+    from cityhub.dispatch import background
+    from cityhub.intake.dedupe import get_dedupe_settings
+
+    _mount()
+    path = write_csv(tmp_path / "orders.csv", GOOD_ROWS)
+    result = CliRunner().invoke(app, ["import", "orders", str(path), "-q", "--dispatch"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines() == [
+        "orders.csv: read 3, imported 3, skipped 0 already present, rejected 0, queued 2 for dispatch"
+    ]  # row 102 came with its reply: replied, not waiting to be sent out
+    with session_factory()() as s:
+        assert background.status(s).orders == 2
+
+    # Automatic dispatch off, and no automatic merges: nothing runs in the background.
+    monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "false")
+    get_dedupe_settings.cache_clear()
+    other = write_csv(tmp_path / "more.csv", [["more-1", *GOOD_ROWS[0][1:]]])
+    result = CliRunner().invoke(app, ["import", "orders", str(other), "--dispatch"])
+    assert result.exit_code == 0, result.output
+    assert "warning: --dispatch: no background dispatcher runs with this configuration" in result.stderr
+    assert "queued" not in result.stderr.splitlines()[-1]
+
+
 HISTORY_HEADER = ["留言编号", "留言主题", "留言详情", "留言时间", "答复意见", "答复时间"]
 HISTORY_ROWS = [
     ["h1", "路灯不亮", "小区路灯坏了", "2010-03-01 09:00:00", "已修复。", "2010-03-05 10:00:00"],

@@ -36,13 +36,13 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -96,6 +96,18 @@ def enqueue(session: Session, order: Order, *, check_duplicates: bool = False) -
     """Record a new order for the dispatcher, in the transaction that creates it; ``check_duplicates``: intake left
     the search for an earlier duplicate to the dispatcher (see ``intake.service.submit``)."""
     session.add(DispatchBacklog(order_id=order.id, queued_at=utcnow(), check_duplicates=check_duplicates))
+
+
+def enqueue_many(session: Session, order_ids: Sequence[int], *, check_duplicates: bool = False) -> int:
+    """Record many new orders at once (a bulk import's batch, in the transaction that inserts them); returns how
+    many."""
+    if order_ids:
+        now = utcnow()
+        session.execute(
+            insert(DispatchBacklog),
+            [{"order_id": i, "queued_at": now, "check_duplicates": check_duplicates} for i in order_ids],
+        )
+    return len(order_ids)
 
 
 def waiting(session: Session, order_ids: Iterable[int]) -> set[int]:

@@ -86,6 +86,8 @@ class WriteResult:
     # Records whose (channel, external_id) already holds a different message: not written.
     conflicts: list[IdConflict] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
+    # Those of ``ids`` inserted as received: live orders waiting to be sent out.
+    received_ids: list[int] = field(default_factory=list)
 
 
 # Whitespace, and Excel's escapes of line breaks and tabs (``_x000D_``), which some conversions to CSV leave as text.
@@ -330,6 +332,10 @@ def write_orders(
     ids = _insert_orders(conn, orders, rows)
     result.ids = ids
     result.inserted = len(ids)
+    received = State.RECEIVED.value
+    result.received_ids = [
+        i for i, row in zip(ids, rows, strict=True) if _ENUM_VALUES.get(row[at_state], row[at_state]) == received
+    ]
     _insert_search_terms(conn, ids, rows, (at_number, at_title, at_content, pos["address"]))
 
     events = _encoder(conn, EVENTS)

@@ -55,6 +55,14 @@ def import_orders_cmd(
             "out of the queue, the SLA sweep and the reply check; every row needs created_at.",
         ),
     ] = False,
+    dispatch: Annotated[
+        bool,
+        typer.Option(
+            "--dispatch",
+            help="Hand the new received orders to the background dispatcher (automatic dispatch, duplicate merges), "
+            "as appeals created over the API; without it they wait for a dispatcher or `cityhub dispatch run`.",
+        ),
+    ] = False,
     column: Annotated[
         list[str] | None,
         typer.Option(
@@ -80,6 +88,7 @@ def import_orders_cmd(
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
     from cityhub.db import session_factory
+    from cityhub.dispatch import background
     from cityhub.errors import ValidationFailed
     from cityhub.intake.importer import ImportStopped, UnreadableFile, import_orders, parse_column_choices
 
@@ -108,6 +117,13 @@ def import_orders_cmd(
     def on_batch(report: object) -> None:
         state["imported"] = getattr(report, "imported", 0)
 
+    if dispatch and not as_history and not background.enabled():
+        console.print(
+            "warning: --dispatch: no background dispatcher runs with this configuration (CITYHUB_DISPATCH_AUTO off, "
+            "no duplicate check in the background): the new orders wait for a dispatcher or `cityhub dispatch run`",
+            markup=False,
+            highlight=False,
+        )
     errors_fh = errors.open("w", encoding="utf-8-sig", newline="") if errors else None
     session = session_factory()()
     stopped: ImportStopped | None = None
@@ -124,6 +140,7 @@ def import_orders_cmd(
                 on_batch=on_batch,
                 as_history=as_history,
                 columns=columns,
+                dispatch=dispatch,
             )
     except ImportStopped as exc:
         stopped, report = exc, exc.report
@@ -165,7 +182,8 @@ def _print_report(
         note += " — stopped by the error below: the rows after it were not read"
     console.print(
         f"{file.name}: read {report.read}, imported {report.imported}, "
-        f"skipped {report.skipped} already present, rejected {report.rejected}{note}",
+        f"skipped {report.skipped} already present, rejected {report.rejected}"
+        f"{f', queued {report.queued} for dispatch' if report.queued else ''}{note}",
         markup=False,
         highlight=False,
     )

@@ -29,6 +29,11 @@ audit trail is create, reply when there is one, and a ``close`` event by ``impor
 assessment does not count it; created_at is required (a row without it is rejected, not dated now). The rest of
 the import is the same (ids, re-runs, placing, categories).
 
+Live orders (``dispatch``; the web page and the API by default, ``--dispatch`` on the command line): the received
+orders of each batch are queued for the background dispatcher in the batch's transaction
+(:func:`cityhub.dispatch.background.enqueue_many`), so an imported appeal is checked for duplicates and dispatched
+automatically as one created over the API; without it they wait for a dispatcher or ``cityhub dispatch run``.
+
 Nothing is stored other than the file says: a row is rejected (its row number and field reported, the other rows
 imported) rather than cut or corrected — a title longer than the column (300 characters), a created_at or replied_at
 in the future (beyond the API's tolerance, ``FUTURE_SLACK``), a replied_at before created_at, a replied_at without a
@@ -58,6 +63,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
 from cityhub.db import utcnow
+from cityhub.dispatch import background
 from cityhub.errors import ValidationFailed
 from cityhub.intake.bulk import IMPORT_ACTOR, set_pragmas, tune_for_bulk, write_orders
 from cityhub.org.places import PlaceSource, unit_gazetteer
@@ -626,6 +632,9 @@ class ImportReport:
     rejected: int = 0
     warnings: int = 0
     batches: int = 0
+    # New received orders handed to the background dispatcher (``dispatch``): decided automatically as appeals from
+    # the API are, instead of waiting for a dispatcher.
+    queued: int = 0
     issues: list[RowIssue] = field(default_factory=list)
     warning_counts: Counter[str] = field(default_factory=Counter)
 
@@ -636,6 +645,7 @@ class ImportReport:
             "imported": self.imported,
             "skipped_existing": self.skipped,
             "rejected": self.rejected,
+            "queued_for_dispatch": self.queued,
             "warnings": self.warnings,
             "warning_kinds": dict(self.warning_counts.most_common()),
         }
@@ -851,17 +861,23 @@ def import_orders(
     as_history: bool = False,
     columns: Mapping[str, str] | None = None,
     actor: Actor | None = None,
+    dispatch: bool = False,
 ) -> ImportReport:
     """Import every row of ``path``, committing each batch; returns counts and the per-row issues.
 
     ``as_history`` stores every row as a closed order (see the module's documentation). ``columns``: field → header
     for columns whose headers are not among the aliases (:func:`parse_column_choices`). ``actor``: the person the
-    orders' audit trails name (default ``import``).
+    orders' audit trails name (default ``import``). ``dispatch``: hand the new received orders to the background
+    dispatcher, in the transaction of their batch, as intake does with an appeal created over the API — decided
+    automatically (with ``CITYHUB_DISPATCH_AUTO``) and first checked for an earlier duplicate to merge into (with the
+    duplicate check in the background); nothing is queued when neither runs in the background
+    (:func:`cityhub.dispatch.background.enabled`): the orders wait for a dispatcher or ``cityhub dispatch run``.
 
     ``channel`` forces the channel of every row (otherwise the file's channel column, default ``import``).
     ``issues_to`` receives every rejected/warned row as CSV (row, level, field, message).
     """
     report = ImportReport(file=str(path))
+    queue = _dispatch_queue() if dispatch and not as_history else None
     try:
         forced = _choice(channel, "channel", _CHANNEL, None) if channel else None
     except RowError as exc:
@@ -899,6 +915,7 @@ def import_orders(
                 prefix=prefix,
                 on_progress=on_progress,
                 on_batch=on_batch,
+                queue=queue,
             )
         finally:
             if restore:
@@ -907,6 +924,14 @@ def import_orders(
                     set_pragmas(session, restore)
                     session.commit()
     return report
+
+
+def _dispatch_queue() -> bool | None:
+    """How imported received orders go to the background dispatcher: None = they do not (it does not run), else
+    whether it first checks them for duplicates (the ``check_duplicates`` of their backlog rows)."""
+    if not background.enabled():
+        return None
+    return background.checks_duplicates()
 
 
 # The largest file the import page and ``POST /api/v1/orders/import`` take (about 60,000 rows of CSV, imported in
@@ -958,6 +983,7 @@ def _import_rows(
     prefix: str | None,
     on_progress: Callable[[int, int | None], None] | None,
     on_batch: Callable[[ImportReport], None] | None,
+    queue: bool | None = None,
 ) -> None:
     batch = _Batch()
 
@@ -981,7 +1007,7 @@ def _import_rows(
             batch.records.append(record)
             batch.numbers.append(number)
             if len(batch.records) >= batch_size:
-                _flush(session, batch, report, prefix, record_issue, converter.by)
+                _flush(session, batch, report, prefix, record_issue, converter.by, queue)
                 batch = _Batch()
                 if on_progress is not None:
                     on_progress(*table.progress())
@@ -989,10 +1015,10 @@ def _import_rows(
                     on_batch(report)
     except UnreadableFile as exc:
         # The rest of the file cannot be read: keep every row read before it, and say what was kept.
-        _flush(session, batch, report, prefix, record_issue, converter.by)
+        _flush(session, batch, report, prefix, record_issue, converter.by, queue)
         raise ImportStopped(f"{exc.message} (import stopped there)", report) from None
     if batch.records or batch.issues:
-        _flush(session, batch, report, prefix, record_issue, converter.by)
+        _flush(session, batch, report, prefix, record_issue, converter.by, queue)
         if on_batch is not None:
             on_batch(report)
     if on_progress is not None:
@@ -1016,14 +1042,18 @@ def _flush(
     prefix: str | None,
     record_issue: Callable[[RowIssue], None],
     by: dict[str, Any],
+    queue: bool | None = None,
 ) -> None:
-    """Write and commit the batch, then record its rows' issues in row order (a row whose id already holds a
+    """Write and commit the batch (its received orders queued for the background dispatcher unless ``queue`` is
+    None, see :func:`_dispatch_queue`), then record its rows' issues in row order (a row whose id already holds a
     different message is rejected here, and its warnings dropped)."""
     issues = batch.issues
     if batch.records:
         try:
             tune_for_bulk(session)
             result = write_orders(session, batch.records, prefix=prefix, by=by)
+            if queue is not None:
+                report.queued += background.enqueue_many(session, result.received_ids, check_duplicates=queue)
             session.commit()
         except BaseException:
             session.rollback()

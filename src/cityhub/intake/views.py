@@ -32,6 +32,10 @@ class ImportRead(BaseModel):
     imported: int
     skipped_existing: int = Field(description="rows already imported before (the same id and message)")
     rejected: int
+    queued_for_dispatch: int = Field(
+        description="new orders handed to the background dispatcher (dispatch=true): decided automatically, or first "
+        "checked for an earlier duplicate, as appeals created over the API are; 0 when it does not run"
+    )
     warnings: int
     warning_kinds: dict[str, int]
     issues: list[ImportIssueRead] = Field(description=f"rejected and warned rows, the first {importer.MAX_KEPT_ISSUES}")
@@ -60,11 +64,19 @@ def import_orders(
         list[str] | None,
         Form(description="FIELD=HEADER, repeatable: the column of a field its header does not name"),
     ] = None,
+    dispatch: Annotated[
+        bool,
+        Form(
+            description="hand the new received orders to automatic dispatch, as appeals created over the API "
+            "(false: they wait for a dispatcher)"
+        ),
+    ] = True,
 ) -> Any:
     """Import the orders of a CSV or Excel file (at most 20 MB; larger files with ``cityhub import orders``): every
     good row is imported, every rejected one listed by its row and field; importing the same file again adds nothing.
     Headers as the command line reads them (留言主题/title, 留言详情/content, 留言时间/created_at, 地址/address …).
-    New orders wait in the dispatcher's queue, as received; the audit trail names the caller. A file that cannot be
+    New received orders go to automatic dispatch as appeals created over the API do (``dispatch``, with the background
+    dispatcher running), else wait in the dispatcher's queue; the audit trail names the caller. A file that cannot be
     read at all is refused (422); one that becomes unreadable midway keeps the rows before that point and is
     refused with ``details.report`` saying what was imported."""
     options: dict[str, Any] = {
@@ -73,6 +85,7 @@ def import_orders(
         "as_history": as_history,
         "columns": importer.parse_column_choices(column or []),
         "actor": principal.actor,
+        "dispatch": dispatch,
     }
     data = upload.file.read(importer.UPLOAD_MAX_BYTES + 1)
     try:

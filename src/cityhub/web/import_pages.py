@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from cityhub.api.deps import DbSession
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
+from cityhub.dispatch import background
 from cityhub.errors import ValidationFailed
 from cityhub.intake import importer
 from cityhub.web import machine_text, support
@@ -74,14 +75,17 @@ def _page(
         more_issues=(report.rejected + report.warnings - len(issues)) if report else 0,
         stopped=machine_text.import_issue(t, stopped) if stopped else None,
         max_mb=importer.UPLOAD_MAX_BYTES // (1024 * 1024),
+        dispatch_runs=background.enabled(),
+        dispatch_decides=background.decides(),
     )
 
 
 @router.get("/orders/import", response_class=HTMLResponse)
 def import_page(request: Request, db: DbSession) -> Response:
-    """The form: a file, its channel, whether it is history, and the columns of fields under other headers."""
+    """The form: a file, its channel, whether it is history, whether its new orders go to automatic dispatch (on by
+    default), and the columns of fields under other headers."""
     principal = support.require_user(request, db, permissions.ORDERS_IMPORT)
-    return _page(request, principal)
+    return _page(request, principal, values={"dispatch": True})
 
 
 @router.post("/orders/import", response_class=HTMLResponse)
@@ -93,6 +97,7 @@ def import_submit(request: Request, db: DbSession, body: ImportBody) -> Response
     values = {
         "channel": form.get("channel"),
         "as_history": form.get("as_history") == "1",
+        "dispatch": form.get("dispatch") == "1",
         "sheet": form.text("sheet") or "",
         **{f"column_{name}": form.text(f"column_{name}") or "" for name in CHOOSABLE},
     }
@@ -109,6 +114,7 @@ def import_submit(request: Request, db: DbSession, body: ImportBody) -> Response
             as_history=values["as_history"],
             columns={name: header for name in CHOOSABLE if (header := values[f"column_{name}"])},
             actor=principal.actor,
+            dispatch=values["dispatch"],
         )
     except importer.ImportStopped as exc:
         db.commit()
