@@ -31,6 +31,11 @@ VARIANTS = {
     "chosen": replace(ClassifierConfig(), members=("svm", "sgd", "cnb")),  # the default before this sweep
     "nbsvm": replace(ClassifierConfig(), members=("svm", "sgd", "cnb", "nbsvm")),  # the default since
     "nbsvm-for-svm": replace(ClassifierConfig(), members=("nbsvm", "sgd", "cnb")),
+    # Sweep 16: a second NBSVM over one feature block (word n-grams: NBSVM's own setting), and the member's C.
+    "plus-nbsvm-word": replace(ClassifierConfig(), members=("svm", "sgd", "cnb", "nbsvm", "nbsvm:word")),
+    "plus-nbsvm-char": replace(ClassifierConfig(), members=("svm", "sgd", "cnb", "nbsvm", "nbsvm:char")),
+    "nbsvm-c1": replace(ClassifierConfig(), nbsvm_c=1.0),
+    "nbsvm-c025": replace(ClassifierConfig(), nbsvm_c=0.25),
 }
 
 
