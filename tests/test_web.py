@@ -601,6 +601,20 @@ def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org, 
     assert handler.get("/orders/import").status_code == 403
 
 
+def test_the_import_page_counts_every_kind_of_warning(org) -> None:
+    """Warned rows are imported; the page sums them up by kind (in Chinese, with the count and the first row)."""
+    client = login("op")
+    page = client.get("/orders/import")
+    sheet = "留言编号,留言详情\nW-1,路灯不亮\nW-2,井盖缺失\nW-3,垃圾未清运\n".encode()
+    done = client.post("/orders/import", data={"csrf_token": hidden(page.text)}, files={"file": ("w.csv", sheet)})
+    assert done.status_code == 200, done.text
+    kinds = re.findall(
+        r'data-testid="import-warning-kind"><td>(.*?)</td><td>(.*?)</td><td>(\d+)</td><td>(\d+)</td>', done.text
+    )
+    assert kinds == [("受理时间", "缺少受理时间：按导入时间记", "3", "2")]
+    assert 'data-testid="import-more"' not in done.text  # no rejected row left unlisted
+
+
 # ----------------------------------------------------------------------------------------------------- intake
 
 

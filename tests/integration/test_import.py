@@ -334,6 +334,28 @@ def test_write_orders_refuses_bad_values(db_session: Session) -> None:
         write_orders(db_session, [{**good, "no_such_column": 1}])
 
 
+def test_warnings_on_every_row_never_hide_a_rejected_row(db_session: Session, tmp_path: Path) -> None:
+    """A file without times warns on every row; the report still keeps every rejected row (up to its limit), a
+    bounded number of warnings, and all warnings counted by kind with their first row as the example."""
+    from cityhub.intake import importer
+
+    rows = [[f"w{i}", "", "", "", f"第{i}号路灯不亮", *[""] * 9] for i in range(1, 1301)]
+    for i in (1200, 1250):
+        rows[i - 1][10] = "28.2"  # lat without lng: rejected
+    path = write_csv(tmp_path / "no_times.csv", rows)
+
+    report = import_orders(db_session, path=path, batch_size=500)
+
+    assert (report.imported, report.rejected, report.warnings) == (1298, 2, 1298)  # a rejected row warns of nothing
+    errors = [(i.row, i.field) for i in report.issues if i.level == "error"]
+    assert errors == [(1201, "lng"), (1251, "lng")]  # the header is row 1
+    kept = [i for i in report.issues if i.level == "warning"]
+    assert len(kept) == importer.MAX_KEPT_WARNINGS and kept[0].row == 2
+    [(kind, count)] = report.warning_counts.items()
+    assert count == 1298 and report.warning_examples[kind].row == 2
+    assert [i.row for i in report.issues] == sorted(i.row for i in report.issues)
+
+
 def test_cli_summary_errors_file_and_exit_codes(app_db: str, tmp_path: Path) -> None:
     from cityhub.cli import _mount, app
 

@@ -81,8 +81,11 @@ TITLE_FROM_CONTENT = 30
 # The audit reason of the close event of an order imported as history (``as_history``).
 HISTORY_REASON = "imported as history"
 TITLE_MAX: int = Order.__table__.c.title.type.length  # type: ignore[attr-defined]
-# Rejected/warned rows kept in memory for the summary; all of them go to the --errors file.
+# Rejected/warned rows kept in memory for the summary; all of them go to the --errors file. Of these at most
+# MAX_KEPT_WARNINGS warnings, so that a warning on every row (a file without times) never hides a rejected row:
+# warnings are also counted by kind (``warning_counts``, with one example each).
 MAX_KEPT_ISSUES = 1000
+MAX_KEPT_WARNINGS = 100
 EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}
 
 
@@ -637,6 +640,9 @@ class ImportReport:
     queued: int = 0
     issues: list[RowIssue] = field(default_factory=list)
     warning_counts: Counter[str] = field(default_factory=Counter)
+    # The first warning of each kind of ``warning_counts`` (the page shows the kinds by an example).
+    warning_examples: dict[str, RowIssue] = field(default_factory=dict)
+    kept_warnings: int = 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -887,12 +893,17 @@ def import_orders(
         writer.writerow(ISSUE_COLUMNS)
 
     def record_issue(issue: RowIssue) -> None:
+        keep = len(report.issues) < MAX_KEPT_ISSUES
         if issue.level == "error":
             report.rejected += 1
         else:
             report.warnings += 1
-            report.warning_counts[f"{issue.field}: {_warning_kind(issue.message)}"] += 1
-        if len(report.issues) < MAX_KEPT_ISSUES:
+            kind = f"{issue.field}: {_warning_kind(issue.message)}"
+            report.warning_counts[kind] += 1
+            report.warning_examples.setdefault(kind, issue)
+            keep = keep and report.kept_warnings < MAX_KEPT_WARNINGS
+            report.kept_warnings += keep
+        if keep:
             report.issues.append(issue)
         if writer is not None:
             writer.writerow((issue.row, issue.level, issue.field, issue.message))

@@ -38,7 +38,10 @@ class ImportRead(BaseModel):
     )
     warnings: int
     warning_kinds: dict[str, int]
-    issues: list[ImportIssueRead] = Field(description=f"rejected and warned rows, the first {importer.MAX_KEPT_ISSUES}")
+    issues: list[ImportIssueRead] = Field(
+        description=f"rejected and warned rows in row order: the first {importer.MAX_KEPT_ISSUES}, of which at most "
+        f"{importer.MAX_KEPT_WARNINGS} warnings (warning_kinds counts them all)"
+    )
     issues_truncated: bool
 
 

@@ -48,17 +48,22 @@ def _page(
     status_code: int = 200,
 ) -> Response:
     t = support.translator(request)
-    issues = []
-    if report is not None:
-        issues = [
-            {
-                "row": i.row,
-                "level": i.level,
-                "field": t(f"field.{i.field}", i.field),
-                "message": machine_text.import_issue(t, i.message),
-            }
-            for i in report.issues
-        ]
+
+    def shown(issue: importer.RowIssue) -> dict[str, Any]:
+        return {
+            "row": issue.row,
+            "level": issue.level,
+            "field": t(f"field.{issue.field}", issue.field),
+            "message": machine_text.import_issue(t, issue.message),
+        }
+
+    issues = [shown(i) for i in report.issues] if report is not None else []
+    # Every kind of warning, counted, by its first row (the table lists only some of the warned rows).
+    warning_kinds = (
+        [{**shown(report.warning_examples[kind]), "count": n} for kind, n in report.warning_counts.most_common()]
+        if report is not None
+        else []
+    )
     return render(
         request,
         "import.html",
@@ -72,7 +77,9 @@ def _page(
         error=error,
         report=report,
         issues=issues,
-        more_issues=(report.rejected + report.warnings - len(issues)) if report else 0,
+        warning_kinds=warning_kinds,
+        # Rejected rows beyond the listed ones (the warnings are all counted in the summary by kind).
+        more_issues=(report.rejected - sum(i.level == "error" for i in report.issues)) if report else 0,
         stopped=machine_text.import_issue(t, stopped) if stopped else None,
         max_mb=importer.UPLOAD_MAX_BYTES // (1024 * 1024),
         dispatch_runs=background.enabled(),
@@ -90,7 +97,8 @@ def import_page(request: Request, db: DbSession) -> Response:
 
 @router.post("/orders/import", response_class=HTMLResponse)
 def import_submit(request: Request, db: DbSession, body: ImportBody) -> Response:
-    """Import the file; the page then shows the counts and every rejected or warned row (the first thousand)."""
+    """Import the file; the page then shows the counts, the warnings by kind, and the rejected and warned rows (the
+    first thousand, at most a hundred of them warned: a warning on every row hides no rejected row)."""
     form = body.form
     principal = support.require_user(request, db, permissions.ORDERS_IMPORT, form=form)
     t = support.translator(request)
