@@ -1229,6 +1229,50 @@ def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(or
     assert login("op").get("/queue").status_code == 403
 
 
+def test_the_dispatcher_sends_ticked_orders_to_their_first_suggestions_at_once(org) -> None:
+    """批量派单: the ticked orders go to the first suggestion shown, each audited under the dispatcher's name with the
+    suggestion's reason; one changed after the page was read is named and left in the queue; unticked ones stay."""
+    first = _order(category_id=org["cats"]["环境保护"])
+    second = _order("W-JX", category_id=org["cats"]["环境保护"])
+    changed = _order(category_id=org["cats"]["环境保护"])
+    kept = _order(category_id=org["cats"]["环境保护"])
+    disp = login("disp")
+    queue = disp.get("/queue").text
+    bulk = re.search(r'<form id="bulk-dispatch".*?</form>', queue, flags=re.S).group(0)  # type: ignore[union-attr]
+
+    def pick_of(number: str) -> str:
+        return re.search(rf'name="pick" value="([^"]+)" data-testid="pick-{number}"', queue).group(1)  # type: ignore[union-attr]
+
+    pick = {o.number: pick_of(o.number) for o in (first, second, changed, kept)}
+    assert pick[first.number].endswith(f":{org['street_a']}") and pick[second.number].endswith(f":{org['street_b']}")
+    reason = re.search(rf'name="reason_{first.id}" value="([^"]*)"', queue).group(1)  # type: ignore[union-attr]
+    with session_scope() as s:  # changed (its version) after the page was read
+        orders.act(s, order_id=changed.id, action=Action.COMMENT, params={"text": "市民来电补充：晚上更严重"})
+
+    form = {
+        "csrf_token": hidden(bulk),
+        "next": "/queue",
+        "pick": [pick[first.number], pick[second.number], pick[changed.number]],
+        f"reason_{first.id}": reason,
+    }
+    done = disp.post("/queue/dispatch", data=form, follow_redirects=True)
+
+    assert done.url.path == "/queue"
+    assert f"已派出 2 件；1 件未派出：{changed.number}" in done.text
+    assert (_state(first.id), _state(second.id), _state(changed.id), _state(kept.id)) == (
+        State.DISPATCHED,
+        State.DISPATCHED,
+        State.RECEIVED,
+        State.RECEIVED,
+    )
+    [dispatch_event] = [e for e in _events(first.id) if e.action == "dispatch"]
+    assert dispatch_event.actor_name == "黄派单" and dispatch_event.reason == reason and reason
+    assert disp.post("/queue/dispatch", data={"csrf_token": hidden(bulk)}, follow_redirects=True).text.count(
+        "请先勾选要派出的工单"
+    )
+    assert login("op").post("/queue/dispatch", data=form).status_code == 403
+
+
 def test_a_missing_classifier_leaves_the_queue_intake_and_status_page_working(org, monkeypatch, tmp_path) -> None:
     order = _order(category_id=org["cats"]["环境保护"])
     monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(tmp_path / "moved-away"))

@@ -375,6 +375,54 @@ def test_queue_rules_and_thresholds_over_the_api(client) -> None:
     assert client.get(f"/api/v1/dispatch/rules/{rule['id']}").status_code == 404
 
 
+def test_bulk_dispatch_over_the_api(client) -> None:
+    """``POST /dispatch/bulk``: each order dispatched or refused on its own, with the reason; the refused stay."""
+    ids = client.ids
+    made = [
+        client.post("/api/v1/orders", json={"channel": "web", "content": f"外墙瓷砖脱落{i}号楼"}).json()
+        for i in range(3)
+    ]
+    stale = made[2]
+    client.post(f"/api/v1/orders/{made[2]['id']}/actions/comment", json={"text": "补充"})  # changed since read
+    body = {
+        "items": [
+            {"order_id": made[0]["id"], "unit_id": ids["unit"], "version": made[0]["version"], "reason": "首条建议"},
+            {"order_id": made[1]["id"], "unit_id": ids["other"]},
+            {"order_id": stale["id"], "unit_id": ids["unit"], "version": stale["version"]},
+            {"order_id": 999999, "unit_id": ids["unit"]},
+        ]
+    }
+
+    done = client.post("/api/v1/dispatch/bulk", json=body, headers=client.as_dispatcher)
+
+    assert done.status_code == 200, done.text
+    result = done.json()
+    assert (result["dispatched"], result["refused"]) == (2, 2)
+    assert [(r["order_id"], r["dispatched"]) for r in result["results"]] == [
+        (made[0]["id"], True),
+        (made[1]["id"], True),
+        (stale["id"], False),
+        (999999, False),
+    ]
+    assert result["results"][2]["number"] == stale["number"] and result["results"][2]["error"]
+    assert result["results"][3] == {
+        "order_id": 999999,
+        "number": None,
+        "dispatched": False,
+        "error": "order 999999 not found",
+    }
+    first = client.get(f"/api/v1/orders/{made[0]['id']}").json()
+    assert first["state"] == "dispatched" and first["lead_unit_id"] == ids["unit"]
+    trail = client.get(f"/api/v1/orders/{made[0]['id']}/events").json()
+    events = trail if isinstance(trail, list) else trail["items"]
+    assert (events[-1]["action"], events[-1]["actor_name"], events[-1]["reason"]) == ("dispatch", "派单员", "首条建议")
+    assert client.get(f"/api/v1/orders/{stale['id']}").json()["state"] == "received"
+    twice = {"items": [body["items"][2], body["items"][2]]}
+    assert client.post("/api/v1/dispatch/bulk", json=twice, headers=client.as_dispatcher).status_code == 422
+    assert client.post("/api/v1/dispatch/bulk", json={"items": []}, headers=client.as_dispatcher).status_code == 422
+    assert client.post("/api/v1/dispatch/bulk", json=body, headers=client.as_handler).status_code == 403
+
+
 def _corrected_orders(s, org):  # type: ignore[no-untyped-def]
     """Two orders a dispatcher corrected: one returned and re-dispatched elsewhere, one re-categorised."""
     redirected = _order(s, "外墙脱落，物业不管", category="城乡建设")

@@ -176,3 +176,28 @@ class PlaceSet(BaseModel):
     unit_id: int = Field(description="a street, or a community (its street follows)")
     reason: str | None = Field(None, max_length=2000)
     version: int | None = Field(None, ge=1)
+
+
+class BulkItem(BaseModel):
+    order_id: int
+    unit_id: int = Field(description="the unit to send it to (e.g. the first of its suggestions in the queue)")
+    version: int | None = Field(None, description="the order's version as read: a changed order is not dispatched")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class BulkDispatch(BaseModel):
+    # The limit is the service's (``service.BULK_MAX``); checked there with a message naming it.
+    items: list[BulkItem] = Field(min_length=1)
+
+
+class BulkOutcomeRead(BaseModel):
+    order_id: int
+    number: str | None
+    dispatched: bool
+    error: str | None = Field(description="why it was not dispatched")
+
+
+class BulkRead(BaseModel):
+    dispatched: int
+    refused: int
+    results: list[BulkOutcomeRead]

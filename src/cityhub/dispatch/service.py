@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from cityhub import auditlog, refdata
 from cityhub.config import get_settings
@@ -725,6 +726,73 @@ def queue(
         else:
             out.append((order, suggest(session, order=order, store=False)))
     return out, len(rows) > limit
+
+
+# Orders one bulk dispatch takes at most (a queue page holds 50).
+BULK_MAX = 200
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One order of a bulk dispatch: the unit the dispatcher chose (a suggestion they saw), the order's version when
+    they saw it (a changed order is not dispatched blind), and the reason recorded."""
+
+    order_id: int
+    unit_id: int
+    version: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PickOutcome:
+    order_id: int
+    number: str | None
+    dispatched: bool
+    error: str | None = None  # why not: the order changed, was taken meanwhile, is not the caller's, …
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"order_id": self.order_id, "number": self.number, "dispatched": self.dispatched, "error": self.error}
+
+
+def dispatch_picked(
+    session: Session, picks: Sequence[Pick], *, actor: orders.Actor, scope: Any = None
+) -> list[PickOutcome]:
+    """Dispatch several waiting orders, each to its chosen unit (批量派单), each in a savepoint of the caller's
+    transaction: one refused — taken or changed since the dispatcher read the queue, out of the caller's ``scope``
+    (a clause as for :func:`queue`), not a unit that can take it — is reported with the reason and leaves the others
+    dispatched. Each dispatch is the audited action a single dispatch is, by ``actor``."""
+    if len(picks) > BULK_MAX:
+        raise ValidationFailed(f"at most {BULK_MAX} orders at once (got {len(picks)})", details={"field": "items"})
+    seen: set[int] = set()
+    out: list[PickOutcome] = []
+    for pick in picks:
+        if pick.order_id in seen:
+            raise ValidationFailed(f"order {pick.order_id} is listed twice", details={"field": "items"})
+        seen.add(pick.order_id)
+        query = select(Order.number).where(Order.id == pick.order_id)
+        number = session.scalar(query if scope is None else query.where(scope))
+        if number is None:
+            out.append(PickOutcome(pick.order_id, None, False, f"order {pick.order_id} not found"))
+            continue
+        params: dict[str, Any] = {"unit_id": pick.unit_id}
+        if pick.reason:
+            params["reason"] = pick.reason
+        try:
+            with session.begin_nested():
+                orders.act(
+                    session,
+                    order_id=pick.order_id,
+                    action=Action.DISPATCH,
+                    actor=actor,
+                    params=params,
+                    expected_version=pick.version,
+                )
+        except (CityhubError, StaleDataError) as exc:
+            message = exc.message if isinstance(exc, CityhubError) else "the order changed meanwhile"
+            out.append(PickOutcome(pick.order_id, number, False, message))
+            continue
+        out.append(PickOutcome(pick.order_id, number, True))
+    return out
 
 
 # --- rules and thresholds --------------------------------------------------------------------------------------

@@ -16,6 +16,9 @@ from cityhub.auth.principal import Principal
 from cityhub.auth.scope import order_in_scope, scope_of
 from cityhub.dispatch import service
 from cityhub.dispatch.schemas import (
+    BulkDispatch,
+    BulkOutcomeRead,
+    BulkRead,
     CategorySet,
     DecisionRead,
     PlaceSet,
@@ -83,6 +86,22 @@ def dispatch_queue(db: DbSession, principal: Dispatcher, page: Paging) -> QueueP
         limit=page.limit,
         offset=page.offset,
         has_more=has_more,
+    )
+
+
+@router.post("/bulk", response_model=BulkRead)
+def dispatch_bulk(body: BulkDispatch, db: DbSession, principal: Dispatcher) -> BulkRead:
+    """批量派单: send several waiting orders at once, each to its chosen unit (at most 200). Each order is dispatched
+    or refused on its own — taken or changed since ``version`` was read, outside the caller's scope (as not found), a
+    unit that cannot take it — with the reason in its result; the others are dispatched all the same (200)."""
+    picks = [service.Pick(i.order_id, i.unit_id, i.version, i.reason) for i in body.items]
+    outcomes = service.dispatch_picked(db, picks, actor=principal.actor, scope=scope_of(db, principal).clause())
+    db.commit()
+    done = sum(o.dispatched for o in outcomes)
+    return BulkRead(
+        dispatched=done,
+        refused=len(outcomes) - done,
+        results=[BulkOutcomeRead(**o.as_dict()) for o in outcomes],
     )
 
 

@@ -1229,6 +1229,13 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         dispatch_pending=background.waiting(db, (order.id for order, _ in rows)),
         supplemented=files.with_supplements(db, [order.id for order, _ in rows], reader_id=principal.user_id),
         split_from=split_from,
+        # The first suggestion shown for each order (a unit no reading of the category leads to is none): what the
+        # bulk dispatch sends it to.
+        firsts={
+            order.id: c
+            for order, d in rows
+            if (c := next((c for c in d.candidates[:3] if c.score is None or c.score >= 0.01), None)) is not None
+        },
         pending_kind=_pending_kind(),
         auto_dispatch_on=get_settings().dispatch_auto,
         page=page,
@@ -1237,6 +1244,38 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         unit_names=support.names_of(db, Unit, {i for _, d in rows for i in (d.place.street_id, d.place.community_id)}),
         directory=_directory(db),
     )
+
+
+@router.post("/queue/dispatch", response_class=HTMLResponse)
+def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Response:
+    """批量派单: the ticked orders of the queue, each to the first suggestion the dispatcher saw for it (its
+    ``pick`` "order:version:unit" and its ``reason_<order>``); those taken or changed meanwhile are named, not sent."""
+    from cityhub.dispatch import service as dispatch
+
+    principal = support.require_user(request, db, permissions.act(Action.DISPATCH), form=form)
+    back = support.safe_next(form.get("next"), "/queue")
+    picks = []
+    for raw in form.getlist("pick"):
+        parts = [forms.whole_number(p) for p in raw.split(":")]
+        if len(parts) != 3 or parts[0] is None or parts[2] is None:
+            raise PageError(422, "err.validation")
+        order_id, version, unit_id = parts
+        reason = form.get(f"reason_{order_id}").strip()[:2000] or None
+        picks.append(dispatch.Pick(order_id, unit_id, version, reason))
+    if not picks:
+        return support.redirect(back, flash=("queue.bulk_none", {}))
+    try:
+        outcomes = dispatch.dispatch_picked(db, picks, actor=principal.actor, scope=scope_of(db, principal).clause())
+    except ValidationFailed:
+        raise PageError(422, "err.validation") from None
+    db.commit()
+    done = sum(o.dispatched for o in outcomes)
+    refused = [o.number or str(o.order_id) for o in outcomes if not o.dispatched]
+    if refused:
+        return support.redirect(
+            back, flash=("queue.bulk_partial", {"n": done, "m": len(refused), "numbers": "、".join(refused)})
+        )
+    return support.redirect(back, flash=("queue.bulk_done", {"n": done}))
 
 
 @router.get("/reviews", response_class=HTMLResponse)
