@@ -20,6 +20,16 @@
   if (window.matchMedia && window.matchMedia("(min-width: 701px)").matches) {
     document.querySelectorAll("details[data-open-wide]").forEach(function (d) { d.open = true; });
   }
+  // Controls that need this file (data-js-only) are hidden until it runs.
+  document.querySelectorAll("[data-js-only]").forEach(function (el) { el.hidden = false; });
+  // A "tick all" box (data-check-all="NAME") ticks or clears every checkbox named NAME (the queue's bulk dispatch).
+  document.addEventListener("change", function (event) {
+    var name = event.target.getAttribute && event.target.getAttribute("data-check-all");
+    if (!name) { return; }
+    document.querySelectorAll('input[type="checkbox"][name="' + name + '"]').forEach(function (box) {
+      box.checked = event.target.checked;
+    });
+  });
   // A form marked data-confirm (deleting a rule) asks first.
   document.addEventListener("submit", function (event) {
     var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
