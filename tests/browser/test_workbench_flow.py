@@ -224,3 +224,34 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
         stored = s.query(Order).filter(Order.number == number).one()
         assert stored.reply_text == "已责令餐馆加装油烟净化器，经复查油烟已达标。"
     assert not refused, refused
+
+
+def test_the_dispatcher_ticks_all_and_dispatches_the_chosen_orders_at_once(
+    server: dict[str, Any], browser: Any
+) -> None:
+    """批量派单 in the browser: 全选本页 (the page's script) ticks every order that has a suggestion; the dispatcher
+    keeps two and sends them to their first suggestions in one submission."""
+    expect = sync_api.expect
+    expect.set_options(timeout=30_000)
+    numbers = []
+    with session_scope() as s:
+        for text in ("小区门口餐馆油烟直排，熏得没法开窗", "楼下烧烤店油烟很大，晚上还很吵"):
+            data = {"channel": "hotline", "content": text, "street_code": "W-JT"}
+            numbers.append(submit(s, data=data).order.number)
+    refused: list[str] = []
+    disp = _login(browser, server["base"], "disp", refused)
+    picks = disp.locator("input[name=pick]")
+    expect(disp.locator(f"[data-testid=pick-{numbers[0]}]")).to_have_count(1)
+    disp.check("[data-testid=pick-all]")
+    assert picks.count() >= 2 and disp.locator("input[name=pick]:checked").count() == picks.count()
+    disp.uncheck("[data-testid=pick-all]")
+    assert disp.locator("input[name=pick]:checked").count() == 0
+    for number in numbers:
+        disp.check(f"[data-testid=pick-{number}]")
+    disp.click("[data-testid=bulk-submit]")
+    expect(disp.locator("[data-testid=flash]")).to_contain_text("已按所选建议派出 2 件工单")
+    for number in numbers:
+        expect(disp.locator(f"[data-testid=queue-item][data-number='{number}']")).to_have_count(0)
+    with session_scope() as s:
+        states = {o.state.value for o in s.query(Order).filter(Order.number.in_(numbers))}
+    assert states == {"dispatched"} and not refused, refused
