@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from cityhub.auth.service import create_token
 from cityhub.config import get_settings
@@ -837,6 +837,24 @@ def test_an_imported_spreadsheet_goes_to_the_background_dispatcher(in_background
         assert import_orders(s, path=other).queued == 0  # without dispatch: waits for a dispatcher
         assert import_orders(s, path=other, dispatch=True, channel="web", as_history=True).queued == 0
         assert background.status(s).orders == 0
+
+
+def test_appeals_arriving_during_a_large_import_are_decided_before_its_rows(in_background, org, model, tmp_path):  # type: ignore[no-untyped-def]
+    """An import's orders queue behind intake's: a hotline appeal received after the import is decided first."""
+    from cityhub.intake.importer import import_orders
+
+    sheet = tmp_path / "many.csv"
+    rows = "".join(f"b{i},第{i}栋外墙瓷砖脱落,2026-11-30 09:00:00\n" for i in range(5))
+    sheet.write_text("留言编号,留言详情,留言时间\n" + rows, encoding="utf-8")
+    with session_scope() as s:
+        assert import_orders(s, path=sheet, dispatch=True).queued == 5
+    live = _submitted("小区外墙脱落，物业不管")  # queued after the import's rows
+
+    assert background.run_once(limit=1) == {"dispatched": 1}
+    with session_scope() as s:
+        assert orders.require_order(s, order_id=live).state == State.DISPATCHED
+        assert background.status(s).orders == 5
+        assert s.scalar(select(func.count()).where(DispatchBacklog.bulk)) == 5
 
 
 WALL = "小区3栋外墙瓷砖大面积脱落，砸坏了楼下停的车，物业一直不管，请尽快处理"

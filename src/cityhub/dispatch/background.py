@@ -5,13 +5,15 @@ dispatch) costs about as much server time as everything else a creation does tog
 request, it doubles what an operator or a citizen's app waits for, and under a burst of appeals every creation
 queues behind every other's decision. With ``CITYHUB_DISPATCH_IN_BACKGROUND`` on (the default), intake instead
 records each new order it leaves received in the ``dispatch_backlog`` table, in the transaction that creates the
-order, and answers. The dispatcher works through the backlog oldest first, one transaction per order: it decides
-with :func:`cityhub.dispatch.service.auto_dispatch` (the same decision, audit trail and stored suggestion as the
-inline path) and deletes the order's row in that same transaction, so an order is decided once and, whatever stops
-in between, never forgotten. An order that is no longer received when its turn comes (a dispatcher, an instant
-answer or a merge came first) loses its row without a decision; one the decision fails for (the classifier
-missing) stays in the dispatcher's queue, as on the inline path. An unexpected error (the database) leaves the row
-for a later round, tried again after 5 s, 10 s, 20 s … and given up to the dispatcher's queue after eight tries.
+order, and answers (a bulk import's rows are queued marked ``bulk``, and taken after every other waiting order: an
+import of thousands does not hold up the appeals arriving meanwhile). The dispatcher works through the backlog
+oldest first, one transaction per order: it decides with :func:`cityhub.dispatch.service.auto_dispatch` (the same
+decision, audit trail and stored suggestion as the inline path) and deletes the order's row in that same
+transaction, so an order is decided once and, whatever stops in between, never forgotten. An order that is no longer
+received when its turn comes (a dispatcher, an instant answer or a merge came first) loses its row without a
+decision; one the decision fails for (the classifier missing) stays in the dispatcher's queue, as on the inline
+path. An unexpected error (the database) leaves the row for a later round, tried again after 5 s, 10 s, 20 s … and
+given up to the dispatcher's queue after eight tries.
 
 Duplicates: an order created over the API or Open311 (whose answer shows no duplicates) is not searched for
 duplicates by the creating request when ``CITYHUB_DEDUPE_IN_BACKGROUND`` is on (the default, with automatic dispatch
@@ -99,13 +101,14 @@ def enqueue(session: Session, order: Order, *, check_duplicates: bool = False) -
 
 
 def enqueue_many(session: Session, order_ids: Sequence[int], *, check_duplicates: bool = False) -> int:
-    """Record many new orders at once (a bulk import's batch, in the transaction that inserts them); returns how
+    """Record a bulk import's batch of new orders (in the transaction that inserts them), to be decided after the
+    orders intake queues — the appeals arriving meanwhile do not wait behind thousands of imported rows; returns how
     many."""
     if order_ids:
         now = utcnow()
         session.execute(
             insert(DispatchBacklog),
-            [{"order_id": i, "queued_at": now, "check_duplicates": check_duplicates} for i in order_ids],
+            [{"order_id": i, "queued_at": now, "check_duplicates": check_duplicates, "bulk": True} for i in order_ids],
         )
     return len(order_ids)
 
@@ -258,14 +261,14 @@ def _predictions(order_ids: list[int]) -> dict[int, Any]:
 
 
 def run_once(*, limit: int | None = BATCH, pool: Executor | None = None) -> dict[str, int]:
-    """Decide for up to ``limit`` (None: all) waiting orders, oldest first, on ``pool``'s threads when given;
-    returns counts by outcome."""
+    """Decide for up to ``limit`` (None: all) waiting orders — those intake queued, then those of bulk imports, oldest
+    first within each — on ``pool``'s threads when given; returns counts by outcome."""
     with session_scope() as session:
         due = or_(DispatchBacklog.retry_at.is_(None), DispatchBacklog.retry_at <= utcnow())
         rows = session.execute(
             select(DispatchBacklog.order_id, DispatchBacklog.check_duplicates)
             .where(due)
-            .order_by(DispatchBacklog.queued_at, DispatchBacklog.order_id)
+            .order_by(DispatchBacklog.bulk, DispatchBacklog.queued_at, DispatchBacklog.order_id)
             .limit(limit)
         ).all()
         if any(row.check_duplicates for row in rows):

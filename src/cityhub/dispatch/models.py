@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, false
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhub.db import Base, utcnow
@@ -81,6 +81,8 @@ class DispatchBacklog(Base):
     """
 
     __tablename__ = "dispatch_backlog"
+    # The dispatcher's order: live appeals before bulk imports, oldest first within each.
+    __table_args__ = (Index("ix_dispatch_backlog_bulk_queued_at", "bulk", "queued_at"),)
 
     order_id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
@@ -92,3 +94,6 @@ class DispatchBacklog(Base):
     # Created over the API or Open311 with the duplicate check left to the dispatcher (CITYHUB_DEDUPE_IN_BACKGROUND):
     # it looks for an earlier duplicate to merge into before deciding.
     check_duplicates: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Queued by a bulk import (``cityhub.intake.importer``, ``dispatch``): decided after every order not so queued,
+    # so that an import of thousands of rows does not hold up the appeals that arrive while it is worked through.
+    bulk: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

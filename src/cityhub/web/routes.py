@@ -1257,9 +1257,11 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
     picks = []
     for raw in form.getlist("pick"):
         parts = [forms.whole_number(p) for p in raw.split(":")]
-        if len(parts) != 3 or parts[0] is None or parts[2] is None:
+        if len(parts) != 3:
             raise PageError(422, "err.validation")
         order_id, version, unit_id = parts
+        if order_id is None or unit_id is None:
+            raise PageError(422, "err.validation")
         reason = form.get(f"reason_{order_id}").strip()[:2000] or None
         picks.append(dispatch.Pick(order_id, unit_id, version, reason))
     if not picks:
