@@ -584,6 +584,8 @@ def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org, 
     assert "1 件新工单已交由自动派单" in ticked.text
     with session_scope() as s:
         assert background.waiting(s, [s.scalars(select(Order.id).where(Order.external_id == "M-9")).one()])
+    status_page = _client().get("/").text  # behind newly received appeals, and said so apart from them
+    assert "批量导入的工单 1 件待后台派单或查重" in status_page and 'data-testid="dispatch-backlog"' not in status_page
     wrong = client.post("/orders/import", data=form, files={"file": ("信箱.pdf", b"%PDF-1.4", "application/pdf")})
     assert wrong.status_code == 422 and "信箱.pdf：不是 CSV 或 Excel 文件" in wrong.text
     missing = client.post(

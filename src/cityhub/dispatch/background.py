@@ -124,19 +124,40 @@ def waiting(session: Session, order_ids: Iterable[int]) -> set[int]:
 
 @dataclass(frozen=True)
 class BacklogStatus:
+    """``orders``: all waiting; ``oldest_queued_at``: the oldest of those intake queued (what a rising wait alerts
+    on); the bulk imports' rows, taken after them, counted apart (``bulk_orders``, ``bulk_oldest_queued_at``)."""
+
     orders: int
     oldest_queued_at: datetime | None
+    bulk_orders: int = 0
+    bulk_oldest_queued_at: datetime | None = None
 
     def as_dict(self, now: datetime | None = None) -> dict[str, Any]:
         now = now or utcnow()
-        age = (now - self.oldest_queued_at).total_seconds() if self.oldest_queued_at is not None else None
-        return {"orders": self.orders, "oldest_wait_s": round(age, 3) if age is not None else None}
+
+        def age(at: datetime | None) -> float | None:
+            return round((now - at).total_seconds(), 3) if at is not None else None
+
+        return {
+            "orders": self.orders,
+            "oldest_wait_s": age(self.oldest_queued_at),
+            "bulk_orders": self.bulk_orders,
+            "bulk_oldest_wait_s": age(self.bulk_oldest_queued_at),
+        }
 
 
 def status(session: Session) -> BacklogStatus:
-    """How many orders wait for the dispatcher, and since when the oldest (for /healthz and the benchmarks)."""
-    count, oldest = session.execute(select(func.count(), func.min(DispatchBacklog.queued_at))).one()
-    return BacklogStatus(orders=count, oldest_queued_at=oldest)
+    """How many orders wait for the dispatcher, and since when the oldest (for /healthz and the benchmarks): those
+    intake queued and those of bulk imports apart."""
+    rows = session.execute(
+        select(DispatchBacklog.bulk, func.count(), func.min(DispatchBacklog.queued_at)).group_by(DispatchBacklog.bulk)
+    ).all()
+    by_kind = {bool(bulk): (int(n), oldest) for bulk, n, oldest in rows}
+    live, oldest = by_kind.get(False, (0, None))
+    bulk, bulk_oldest = by_kind.get(True, (0, None))
+    return BacklogStatus(
+        orders=live + bulk, oldest_queued_at=oldest, bulk_orders=bulk, bulk_oldest_queued_at=bulk_oldest
+    )
 
 
 def _decide(order_id: int, prediction: Any = None, check_duplicates: bool = False) -> str:
