@@ -1233,7 +1233,8 @@ def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(or
 
 def test_the_dispatcher_sends_ticked_orders_to_their_first_suggestions_at_once(org) -> None:
     """批量派单: the ticked orders go to the first suggestion shown, each audited under the dispatcher's name with the
-    suggestion's reason; one changed after the page was read is named and left in the queue; unticked ones stay."""
+    suggestion's reason; one changed after the page was read is named and left in the queue; unticked ones stay; or
+    all ticked go to one unit chosen in the bar, with its note."""
     first = _order(category_id=org["cats"]["环境保护"])
     second = _order("W-JX", category_id=org["cats"]["环境保护"])
     changed = _order(category_id=org["cats"]["环境保护"])
@@ -1242,12 +1243,17 @@ def test_the_dispatcher_sends_ticked_orders_to_their_first_suggestions_at_once(o
     queue = disp.get("/queue").text
     bulk = re.search(r'<form id="bulk-dispatch".*?</form>', queue, flags=re.S).group(0)  # type: ignore[union-attr]
 
+    def field(name: str) -> str:
+        return re.search(rf'name="{name}" value="([^"]*)"', queue).group(1)  # type: ignore[union-attr]
+
     def pick_of(number: str) -> str:
         return re.search(rf'name="pick" value="([^"]+)" data-testid="pick-{number}"', queue).group(1)  # type: ignore[union-attr]
 
     pick = {o.number: pick_of(o.number) for o in (first, second, changed, kept)}
-    assert pick[first.number].endswith(f":{org['street_a']}") and pick[second.number].endswith(f":{org['street_b']}")
-    reason = re.search(rf'name="reason_{first.id}" value="([^"]*)"', queue).group(1)  # type: ignore[union-attr]
+    assert pick[first.number] == f"{first.id}:{first.version}"
+    units = {o.id: field(f"unit_{o.id}") for o in (first, second, changed)}
+    assert (units[first.id], units[second.id]) == (str(org["street_a"]), str(org["street_b"]))
+    reason = field(f"reason_{first.id}")
     with session_scope() as s:  # changed (its version) after the page was read
         orders.act(s, order_id=changed.id, action=Action.COMMENT, params={"text": "市民来电补充：晚上更严重"})
 
@@ -1255,6 +1261,7 @@ def test_the_dispatcher_sends_ticked_orders_to_their_first_suggestions_at_once(o
         "csrf_token": hidden(bulk),
         "next": "/queue",
         "pick": [pick[first.number], pick[second.number], pick[changed.number]],
+        **{f"unit_{i}": u for i, u in units.items()},
         f"reason_{first.id}": reason,
     }
     done = disp.post("/queue/dispatch", data=form, follow_redirects=True)
@@ -1273,6 +1280,21 @@ def test_the_dispatcher_sends_ticked_orders_to_their_first_suggestions_at_once(o
         "请先勾选要派出的工单"
     )
     assert login("op").post("/queue/dispatch", data=form).status_code == 403
+
+    # One unit for all the ticked orders (here 京溪街道 for two 景泰 orders), with the bar's note.
+    again = disp.get("/queue").text
+    assert f'<option value="{org["street_b"]}">' in again
+    versions = {o.id: _version(o.id) for o in (changed, kept)}
+    to_one = {
+        "csrf_token": hidden(again),
+        "pick": [f"{i}:{v}" for i, v in versions.items()],
+        "bulk_unit": str(org["street_b"]),
+        "bulk_reason": "地址核实在京溪街道",
+    }
+    assert "已派出 2 件工单" in disp.post("/queue/dispatch", data=to_one, follow_redirects=True).text
+    for order_id in versions:
+        [event] = [e for e in _events(order_id) if e.action == "dispatch"]
+        assert (event.payload["unit_id"], event.reason) == (org["street_b"], "地址核实在京溪街道")
 
 
 def test_a_missing_classifier_leaves_the_queue_intake_and_status_page_working(org, monkeypatch, tmp_path) -> None:

@@ -249,7 +249,7 @@ def test_the_dispatcher_ticks_all_and_dispatches_the_chosen_orders_at_once(
     for number in numbers:
         disp.check(f"[data-testid=pick-{number}]")
     disp.click("[data-testid=bulk-submit]")
-    expect(disp.locator("[data-testid=flash]")).to_contain_text("已按所选建议派出 2 件工单")
+    expect(disp.locator("[data-testid=flash]")).to_contain_text("已派出 2 件工单")
     for number in numbers:
         expect(disp.locator(f"[data-testid=queue-item][data-number='{number}']")).to_have_count(0)
     with session_scope() as s:

@@ -1229,8 +1229,8 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         dispatch_pending=background.waiting(db, (order.id for order, _ in rows)),
         supplemented=files.with_supplements(db, [order.id for order, _ in rows], reader_id=principal.user_id),
         split_from=split_from,
-        # The first suggestion shown for each order (a unit no reading of the category leads to is none): what the
-        # bulk dispatch sends it to.
+        # The first suggestion shown for each order (a unit no reading of the category leads to is none): where the
+        # bulk dispatch sends it unless one unit is chosen for all.
         firsts={
             order.id: c
             for order, d in rows
@@ -1243,28 +1243,35 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         category_names=support.names_of(db, Category, {d.category_id for _, d in rows}),
         unit_names=support.names_of(db, Unit, {i for _, d in rows for i in (d.place.street_id, d.place.community_id)}),
         directory=_directory(db),
+        units=support.unit_groups(db, handlers=True) if rows else [],
     )
 
 
 @router.post("/queue/dispatch", response_class=HTMLResponse)
 def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Response:
-    """批量派单: the ticked orders of the queue, each to the first suggestion the dispatcher saw for it (its
-    ``pick`` "order:version:unit" and its ``reason_<order>``); those taken or changed meanwhile are named, not sent."""
+    """批量派单: the ticked orders of the queue (each ``pick`` "order:version", the version the page showed), each to
+    the first suggestion the dispatcher saw for it (``unit_<order>``, with its reason ``reason_<order>``) — or all to
+    the one unit chosen in the bar (``bulk_unit``, with ``bulk_reason``). Those taken or changed meanwhile, or with no
+    unit to go to, are named and stay in the queue."""
     from cityhub.dispatch import service as dispatch
 
     principal = support.require_user(request, db, permissions.act(Action.DISPATCH), form=form)
     back = support.safe_next(form.get("next"), "/queue")
-    picks = []
+    chosen = forms.whole_number(form.get("bulk_unit"))
+    picks: list[dispatch.Pick] = []
+    unsent: list[int] = []
     for raw in form.getlist("pick"):
-        parts = [forms.whole_number(p) for p in raw.split(":")]
-        if len(parts) != 3:
+        order_text, _, version_text = raw.partition(":")
+        order_id, version = forms.whole_number(order_text), forms.whole_number(version_text)
+        if order_id is None:
             raise PageError(422, "err.validation")
-        order_id, version, unit_id = parts
-        if order_id is None or unit_id is None:
-            raise PageError(422, "err.validation")
-        reason = form.get(f"reason_{order_id}").strip()[:2000] or None
-        picks.append(dispatch.Pick(order_id, unit_id, version, reason))
-    if not picks:
+        unit_id = chosen if chosen is not None else forms.whole_number(form.get(f"unit_{order_id}"))
+        reason = form.get("bulk_reason") if chosen is not None else form.get(f"reason_{order_id}")
+        if unit_id is None:
+            unsent.append(order_id)  # no suggestion, and no unit chosen for all
+            continue
+        picks.append(dispatch.Pick(order_id, unit_id, version, reason.strip()[:2000] or None))
+    if not picks and not unsent:
         return support.redirect(back, flash=("queue.bulk_none", {}))
     try:
         outcomes = dispatch.dispatch_picked(db, picks, actor=principal.actor, scope=scope_of(db, principal).clause())
@@ -1273,10 +1280,12 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
     db.commit()
     done = sum(o.dispatched for o in outcomes)
     refused = [o.number or str(o.order_id) for o in outcomes if not o.dispatched]
+    if unsent:
+        numbers = dict(db.execute(select(Order.id, Order.number).where(Order.id.in_(unsent))).tuples())
+        refused += [numbers.get(i, str(i)) for i in unsent]
     if refused:
-        return support.redirect(
-            back, flash=("queue.bulk_partial", {"n": done, "m": len(refused), "numbers": "、".join(refused)})
-        )
+        params = {"n": done, "m": len(refused), "numbers": "、".join(refused)}
+        return support.redirect(back, flash=("queue.bulk_partial", params))
     return support.redirect(back, flash=("queue.bulk_done", {"n": done}))
 
 
