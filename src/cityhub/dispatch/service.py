@@ -75,6 +75,10 @@ class Suggestion:
         }
 
 
+# A unit whose score is below this is led to by no reading of the category: no suggestion for a person.
+SHOWN_MIN_SCORE = 0.01
+
+
 @dataclass
 class DispatchDecision:
     order_id: int
@@ -90,6 +94,12 @@ class DispatchDecision:
     dispatched: bool = False
     decided_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shown(self) -> list[Suggestion]:
+        """The suggestions a person is offered (the queue, the order page, the bulk dispatch's first choice): the top
+        three, without those no reading of the category leads to."""
+        return [c for c in self.candidates[:3] if c.score is None or c.score >= SHOWN_MIN_SCORE]
 
     @property
     def probability(self) -> float | None:

@@ -1229,13 +1229,8 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         dispatch_pending=background.waiting(db, (order.id for order, _ in rows)),
         supplemented=files.with_supplements(db, [order.id for order, _ in rows], reader_id=principal.user_id),
         split_from=split_from,
-        # The first suggestion shown for each order (a unit no reading of the category leads to is none): where the
-        # bulk dispatch sends it unless one unit is chosen for all.
-        firsts={
-            order.id: c
-            for order, d in rows
-            if (c := next((c for c in d.candidates[:3] if c.score is None or c.score >= 0.01), None)) is not None
-        },
+        # The first suggestion shown for each order: where the bulk dispatch sends it unless one unit is chosen for all.
+        firsts={order.id: shown[0] for order, d in rows if (shown := d.shown)},
         pending_kind=_pending_kind(),
         auto_dispatch_on=get_settings().dispatch_auto,
         page=page,
