@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cityhub.dispatch.rules import RuleTier, TargetKind, split_keywords
 from cityhub.workorders.lifecycle import State
+from cityhub.workorders.schemas import REASON_MAX_CHARS
 
 
 def _keyword_list(value: Any) -> list[str] | None:
@@ -168,13 +169,13 @@ class QueuePage(BaseModel):
 
 class CategorySet(BaseModel):
     category_id: int
-    reason: str | None = Field(None, max_length=2000)
+    reason: str | None = Field(None, max_length=REASON_MAX_CHARS)
     version: int | None = Field(None, ge=1)
 
 
 class PlaceSet(BaseModel):
     unit_id: int = Field(description="a street, or a community (its street follows)")
-    reason: str | None = Field(None, max_length=2000)
+    reason: str | None = Field(None, max_length=REASON_MAX_CHARS)
     version: int | None = Field(None, ge=1)
 
 
@@ -182,7 +183,7 @@ class BulkItem(BaseModel):
     order_id: int
     unit_id: int = Field(description="the unit to send it to (e.g. the first of its suggestions in the queue)")
     version: int | None = Field(None, description="the order's version as read: a changed order is not dispatched")
-    reason: str | None = Field(None, max_length=2000)
+    reason: str | None = Field(None, max_length=REASON_MAX_CHARS)
 
 
 class BulkDispatch(BaseModel):

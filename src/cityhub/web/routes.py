@@ -58,7 +58,7 @@ from cityhub.workorders.lifecycle import (
     State,
 )
 from cityhub.workorders.models import AppealType, Category, Channel, Order, SlaStatus, Urgency
-from cityhub.workorders.schemas import TEXT_MAX_CHARS, TITLE_MAX_CHARS, OrderFilter, OrderRead
+from cityhub.workorders.schemas import REASON_MAX_CHARS, TEXT_MAX_CHARS, TITLE_MAX_CHARS, OrderFilter, OrderRead
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
 from cityhub.workorders.views import actions_of, trail_of
@@ -1265,7 +1265,7 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
         if unit_id is None:
             unsent.append(order_id)  # no suggestion, and no unit chosen for all
             continue
-        picks.append(dispatch.Pick(order_id, unit_id, version, reason.strip()[:2000] or None))
+        picks.append(dispatch.Pick(order_id, unit_id, version, reason.strip()[:REASON_MAX_CHARS] or None))
     if not picks and not unsent:
         return support.redirect(back, flash=("queue.bulk_none", {}))
     try:

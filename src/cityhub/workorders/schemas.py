@@ -37,9 +37,11 @@ def _no_nul(value: str | None) -> str | None:
     return value
 
 
-# The longest title and text an order (and a person's text in an action: a reply, a split-off problem) may have.
+# The longest title and text an order (and a person's text in an action: a reply, a split-off problem) may have, and
+# the longest reason given for an action (a dispatch, a return, a category or place set by a dispatcher).
 TITLE_MAX_CHARS = 300
 TEXT_MAX_CHARS = 20000
+REASON_MAX_CHARS = 2000
 
 
 class OrderBase(BaseModel):
@@ -409,7 +411,7 @@ class ActionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int | None = Field(None, ge=1)
-    reason: str | None = Field(None, max_length=2000)
+    reason: str | None = Field(None, max_length=REASON_MAX_CHARS)
     unit_id: int | None = None
     text: str | None = Field(None, max_length=TEXT_MAX_CHARS)
     answer: str | None = Field(None, max_length=TEXT_MAX_CHARS)
