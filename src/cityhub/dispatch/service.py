@@ -760,9 +760,6 @@ class PickOutcome:
     dispatched: bool
     error: str | None = None  # why not: the order changed, was taken meanwhile, is not the caller's, …
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"order_id": self.order_id, "number": self.number, "dispatched": self.dispatched, "error": self.error}
-
 
 def dispatch_picked(
     session: Session, picks: Sequence[Pick], *, actor: orders.Actor, scope: Any = None

@@ -101,7 +101,7 @@ def dispatch_bulk(body: BulkDispatch, db: DbSession, principal: Dispatcher) -> B
     return BulkRead(
         dispatched=done,
         refused=len(outcomes) - done,
-        results=[BulkOutcomeRead(**o.as_dict()) for o in outcomes],
+        results=[BulkOutcomeRead.model_validate(o, from_attributes=True) for o in outcomes],
     )
 
 
