@@ -404,8 +404,11 @@ def test_the_order_page_removes_an_attachment_with_a_reason(world, store) -> Non
     assert f'data-testid="remove-attachment-{row_id}"' in page.text
     token = hidden(page.text)
     action = f"/orders/{world['order']}/attachments/{row_id}/remove"
+    assert 'name="reason" maxlength="500" required' in page.text  # the service's limit, stopped in the browser
     missing = client.post(action, data={"csrf_token": token, "reason": " "})
     assert missing.status_code == 422 and "请填写移除附件的原因" in missing.text
+    too_long = client.post(action, data={"csrf_token": token, "reason": "拍" * 501})
+    assert too_long.status_code == 422 and "移除原因不能超过 500 个字" in too_long.text
     done = client.post(action, data={"csrf_token": token, "reason": "拍到了路人面部"})
     assert done.status_code == 200 and "已移除附件：wrong.png" in done.text and "拍到了路人面部" in done.text
     with session_scope() as s:

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cityhub.workorders.schemas import OrderCreate, OrderRead
 
+KB_TEXT_MAX_CHARS = 20000  # a question, an answer, an appeal looked up
+
 _KEYWORD_SPLIT = re.compile(r"[,，;；、|\s]+")
 
 
@@ -30,8 +32,8 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 class EntryBase(BaseModel):
-    question: str = Field(..., min_length=1, max_length=20000)
-    answer: str = Field(..., min_length=1, max_length=20000)
+    question: str = Field(..., min_length=1, max_length=KB_TEXT_MAX_CHARS)
+    answer: str = Field(..., min_length=1, max_length=KB_TEXT_MAX_CHARS)
     category_id: int | None = None
     keywords: list[str] = Field(default_factory=list, max_length=50)
     valid_from: datetime | None = None
@@ -75,8 +77,8 @@ class EntryCreate(EntryBase):
 class EntryUpdate(BaseModel):
     """Fields to change; ``version`` guards against overwriting someone else's edit."""
 
-    question: str | None = Field(None, min_length=1, max_length=20000)
-    answer: str | None = Field(None, min_length=1, max_length=20000)
+    question: str | None = Field(None, min_length=1, max_length=KB_TEXT_MAX_CHARS)
+    answer: str | None = Field(None, min_length=1, max_length=KB_TEXT_MAX_CHARS)
     category_id: int | None = None
     keywords: list[str] | None = None
     valid_from: datetime | None = None
@@ -120,7 +122,7 @@ class EntryPage(BaseModel):
 
 
 class SuggestRequest(BaseModel):
-    text: str = Field(..., min_length=1, max_length=20000)
+    text: str = Field(..., min_length=1, max_length=KB_TEXT_MAX_CHARS)
     category_id: int | None = None
     limit: int = Field(5, ge=1, le=50)
 
@@ -136,7 +138,9 @@ class InstantAnswerRequest(BaseModel):
 
     order: OrderCreate
     entry_id: int
-    answer: str | None = Field(None, max_length=20000, description="the answer as said; default: the entry's")
+    answer: str | None = Field(
+        None, max_length=KB_TEXT_MAX_CHARS, description="the answer as said; default: the entry's"
+    )
 
 
 class InstantAnswerResult(BaseModel):

@@ -1155,7 +1155,12 @@ def order_detach(order_id: int, attachment_id: int, request: Request, db: DbSess
     except (CityhubError, StaleDataError) as exc:
         error, message, _ = _refusal(db, t, exc)
         if error.details.get("field") == "reason":
-            message = t("order.remove_reason_needed")
+            too_long = len(form.text("reason") or "") > files.REMOVE_REASON_MAX_CHARS
+            message = (
+                t("order.remove_reason_too_long", max=files.REMOVE_REASON_MAX_CHARS)
+                if too_long
+                else t("order.remove_reason_needed")
+            )
         return _detail_page(request, db, principal, order_id, error=message, status_code=error.http_status)
     return support.redirect(f"/orders/{order_id}", flash=("order.attachment_removed", {"name": row.filename}))
 

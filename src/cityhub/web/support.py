@@ -35,12 +35,14 @@ from cityhub.auth.settings import get_auth_settings
 from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import ValidationFailed
+from cityhub.knowledge.schemas import KB_TEXT_MAX_CHARS
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.web import forms, machine_text, vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate
-from cityhub.workorders.files import Upload
+from cityhub.workorders.files import REMOVE_REASON_MAX_CHARS, Upload
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Category
+from cityhub.workorders.schemas import REASON_MAX_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,10 @@ _env = Environment(
 )
 _env.filters["localtime"] = _localtime
 _env.globals["explain"] = machine_text.explain
+# Text limits the forms share with the service layer and the API (the browser stops at the same length).
+_env.globals["reason_max"] = REASON_MAX_CHARS
+_env.globals["remove_reason_max"] = REMOVE_REASON_MAX_CHARS
+_env.globals["kb_text_max"] = KB_TEXT_MAX_CHARS
 _env.filters["first_day"] = lambda moment: forms.day_of(moment)
 _env.filters["last_day"] = lambda moment: forms.day_of(moment, end=True)  # a validity's exclusive end
 

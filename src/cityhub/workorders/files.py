@@ -37,6 +37,7 @@ from cityhub.errors import NotFound, PermissionDenied, StorageUnavailable, Valid
 from cityhub.org.models import Role
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Attachment, Order, OrderEvent, OrderView
+from cityhub.workorders.schemas import REASON_MAX_CHARS
 
 # The kinds taken, by the MIME type ``filetype`` reads from the content.
 IMAGES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/bmp"})
@@ -339,8 +340,8 @@ def attach(
     else:
         items = check(cast(Sequence[Upload], uploads))
     note = (note or "").strip() or None
-    if note is not None and len(note) > 2000:
-        raise ValidationFailed("note is longer than 2000 characters", details={"field": "note"})
+    if note is not None and len(note) > REASON_MAX_CHARS:
+        raise ValidationFailed(f"note is longer than {REASON_MAX_CHARS} characters", details={"field": "note"})
     order = service.get_order(session, order_id=order_id)
     if order is None:
         raise NotFound(f"order {order_id} not found")
@@ -434,6 +435,9 @@ def mark_seen(session: Session, *, order_id: int, user_id: int) -> None:
     )
 
 
+REMOVE_REASON_MAX_CHARS = 500  # the API takes it in the query string
+
+
 def remove(
     session: Session, *, order_id: int, attachment_id: int, actor: Any, reason: str | None, may_remove_any: bool
 ) -> Attachment:
@@ -452,6 +456,10 @@ def remove(
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed("reason is required: say why the attachment is removed", details={"field": "reason"})
+    if len(reason) > REMOVE_REASON_MAX_CHARS:
+        raise ValidationFailed(
+            f"reason is longer than {REMOVE_REASON_MAX_CHARS} characters", details={"field": "reason"}
+        )
     removed = {
         "id": row.id,
         "filename": row.filename,

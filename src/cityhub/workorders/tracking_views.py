@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from cityhub.api.deps import DbSession
 from cityhub.auth.views import _client_ip
 from cityhub.workorders import tracking
+from cityhub.workorders.schemas import REASON_MAX_CHARS
 
 router = APIRouter(prefix="/track", tags=["citizens"])
 
@@ -20,7 +21,9 @@ class TrackIn(BaseModel):
 
 class RateIn(TrackIn):
     satisfied: bool
-    reason: str | None = Field(None, max_length=2000, description="what is still wrong (needed when not satisfied)")
+    reason: str | None = Field(
+        None, max_length=REASON_MAX_CHARS, description="what is still wrong (needed when not satisfied)"
+    )
 
 
 @router.post("", response_model=tracking.TrackedOrder)

@@ -284,7 +284,10 @@ def remove_attachment(
     attachment_id: int,
     db: DbSession,
     principal: Reader,
-    reason: Annotated[str, Query(min_length=1, max_length=500, description="why it is removed (in the trail)")],
+    reason: Annotated[
+        str,
+        Query(min_length=1, max_length=files.REMOVE_REASON_MAX_CHARS, description="why it is removed (in the trail)"),
+    ],
 ) -> Response:
     """Remove an attachment (a wrong photo, a document showing someone's ID card): whoever attached the file, or a
     role with ``attachments:remove`` (supervisors, administrators) in whose scope the order is. Audited as one
