@@ -1231,10 +1231,27 @@ def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(or
     assert login("op").get("/queue").status_code == 403
 
 
-def test_the_dispatcher_sends_ticked_orders_to_their_first_suggestions_at_once(org) -> None:
-    """批量派单: the ticked orders go to the first suggestion shown, each audited under the dispatcher's name with the
-    suggestion's reason; one changed after the page was read is named and left in the queue; unticked ones stay; or
-    all ticked go to one unit chosen in the bar, with its note."""
+def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(org) -> None:
+    """批量派单: the ticked orders go to the suggestion chosen for each (the first shown unless another is), each
+    audited under the dispatcher's name with that suggestion's reason; one changed after the page was read is named
+    and left in the queue; unticked ones stay; or all ticked go to one unit chosen in the bar, with its note."""
+    from cityhub.dispatch import service as dispatch
+    from cityhub.dispatch.rules import TargetKind
+    from cityhub.dispatch.schemas import RuleCreate
+    from cityhub.org.models import UnitTier
+
+    with session_scope() as s:  # a second suggestion for environmental orders: the district's department
+        bureau = Unit(code="W-HB", name="区生态环境局", tier=UnitTier.DEPARTMENT)
+        s.add(bureau)
+        s.flush()
+        rule = RuleCreate(
+            name="环境保护 → 生态环境局",
+            priority=20,
+            category_id=org["cats"]["环境保护"],
+            target_kind=TargetKind.UNIT,
+            target_unit_id=bureau.id,
+        )
+        dispatch.create_rule(s, data=rule)
     first = _order(category_id=org["cats"]["环境保护"])
     second = _order("W-JX", category_id=org["cats"]["环境保护"])
     changed = _order(category_id=org["cats"]["环境保护"])
@@ -1249,11 +1266,19 @@ def test_the_dispatcher_sends_ticked_orders_to_their_first_suggestions_at_once(o
     def pick_of(number: str) -> str:
         return re.search(rf'name="pick" value="([^"]+)" data-testid="pick-{number}"', queue).group(1)  # type: ignore[union-attr]
 
+    def choices(order_id: int) -> list[str]:  # the suggestions' radio buttons, in order; the first one ticked
+        found = re.findall(rf'name="unit_{order_id}" value="(\d+)"( checked)?', queue)
+        assert [bool(ticked) for _, ticked in found] == [True] + [False] * (len(found) - 1)
+        return [unit for unit, _ in found]
+
     pick = {o.number: pick_of(o.number) for o in (first, second, changed, kept)}
     assert pick[first.number] == f"{first.id}:{first.version}"
-    units = {o.id: field(f"unit_{o.id}") for o in (first, second, changed)}
-    assert (units[first.id], units[second.id]) == (str(org["street_a"]), str(org["street_b"]))
-    reason = field(f"reason_{first.id}")
+    offered = {o.id: choices(o.id) for o in (first, second, changed)}
+    assert (offered[first.id][0], offered[second.id][0]) == (str(org["street_a"]), str(org["street_b"]))
+    assert len(offered[second.id]) >= 2  # the dispatcher sends this one to its second suggestion instead
+    units = {first.id: offered[first.id][0], second.id: offered[second.id][1], changed.id: offered[changed.id][0]}
+    reason = field(f"reason_{first.id}_{units[first.id]}")
+    second_reason = field(f"reason_{second.id}_{units[second.id]}")
     with session_scope() as s:  # changed (its version) after the page was read
         orders.act(s, order_id=changed.id, action=Action.COMMENT, params={"text": "市民来电补充：晚上更严重"})
 
@@ -1262,7 +1287,8 @@ def test_the_dispatcher_sends_ticked_orders_to_their_first_suggestions_at_once(o
         "next": "/queue",
         "pick": [pick[first.number], pick[second.number], pick[changed.number]],
         **{f"unit_{i}": u for i, u in units.items()},
-        f"reason_{first.id}": reason,
+        f"reason_{first.id}_{units[first.id]}": reason,
+        f"reason_{second.id}_{units[second.id]}": second_reason,
     }
     done = disp.post("/queue/dispatch", data=form, follow_redirects=True)
 
@@ -1276,6 +1302,9 @@ def test_the_dispatcher_sends_ticked_orders_to_their_first_suggestions_at_once(o
     )
     [dispatch_event] = [e for e in _events(first.id) if e.action == "dispatch"]
     assert dispatch_event.actor_name == "黄派单" and dispatch_event.reason == reason and reason
+    [to_second] = [e for e in _events(second.id) if e.action == "dispatch"]
+    assert (str(to_second.payload["unit_id"]), to_second.reason) == (units[second.id], second_reason)
+    assert second_reason and second_reason != field(f"reason_{second.id}_{offered[second.id][0]}")
     assert disp.post("/queue/dispatch", data={"csrf_token": hidden(bulk)}, follow_redirects=True).text.count(
         "请先勾选要派出的工单"
     )

@@ -1234,8 +1234,6 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         dispatch_pending=background.waiting(db, (order.id for order, _ in rows)),
         supplemented=files.with_supplements(db, [order.id for order, _ in rows], reader_id=principal.user_id),
         split_from=split_from,
-        # The first suggestion shown for each order: where the bulk dispatch sends it unless one unit is chosen for all.
-        firsts={order.id: shown[0] for order, d in rows if (shown := d.shown)},
         pending_kind=_pending_kind(),
         auto_dispatch_on=get_settings().dispatch_auto,
         page=page,
@@ -1250,9 +1248,9 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
 @router.post("/queue/dispatch", response_class=HTMLResponse)
 def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Response:
     """批量派单: the ticked orders of the queue (each ``pick`` "order:version", the version the page showed), each to
-    the first suggestion the dispatcher saw for it (``unit_<order>``, with its reason ``reason_<order>``) — or all to
-    the one unit chosen in the bar (``bulk_unit``, with ``bulk_reason``). Those taken or changed meanwhile, or with no
-    unit to go to, are named and stay in the queue."""
+    the suggestion chosen for it on the page (``unit_<order>``, the first unless the dispatcher chose another, with
+    that suggestion's reason ``reason_<order>_<unit>``) — or all to the one unit chosen in the bar (``bulk_unit``, with
+    ``bulk_reason``). Those taken or changed meanwhile, or with no unit to go to, are named and stay in the queue."""
     from cityhub.dispatch import service as dispatch
 
     principal = support.require_user(request, db, permissions.act(Action.DISPATCH), form=form)
@@ -1266,7 +1264,7 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
         if order_id is None:
             raise PageError(422, "err.validation")
         unit_id = chosen if chosen is not None else forms.whole_number(form.get(f"unit_{order_id}"))
-        reason = form.get("bulk_reason") if chosen is not None else form.get(f"reason_{order_id}")
+        reason = form.get("bulk_reason") if chosen is not None else form.get(f"reason_{order_id}_{unit_id}")
         if unit_id is None:
             unsent.append(order_id)  # no suggestion, and no unit chosen for all
             continue
