@@ -1216,8 +1216,8 @@ def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(or
     assert 'data-testid="confident"' not in item(returned.number)  # a returned order is always a person's call
     button = re.search(rf'data-testid="dispatch-{order.number}-1"', queue.text)
     assert button is not None
-    # Each suggestion's number says what it is (the category's probability), and how ties are ranked.
-    score = re.search(r'<small class="score" title="([^"]*)">分类概率 (\d\.\d\d)</small>', item(order.number))
+    # Each suggestion's number says what it is (the probability that the unit is the one), and how ties are ranked.
+    score = re.search(r'<small class="score" title="([^"]*)">单位概率 (\d\.\d\d)</small>', item(order.number))
     assert score is not None and "按派单规则的层级" in score.group(1) and 0 <= float(score.group(2)) <= 1
     form = re.search(
         rf'<form method="post" action="/orders/{order.id}/act/dispatch".*?</form>', queue.text, flags=re.S
