@@ -139,12 +139,6 @@ def window_label(day: date, granularity: Granularity) -> str:
     raise ValidationFailed(f"unknown window granularity '{granularity}': week, month or quarter")
 
 
-def current_period(granularity: Granularity = "quarter", *, today: date | None = None) -> Period:
-    """The week/month/quarter that holds today (local time)."""
-    day = today or datetime.now(get_settings().tz).date()
-    return parse_period(window_label(day, granularity))
-
-
 # --------------------------------------------------------------------------------------------- order facts
 
 

@@ -1144,12 +1144,6 @@ def heat_formula(params: Params | None = None) -> str:
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def analyse(records: Sequence[OrderRecord]) -> tuple[list[list[str]], list[list[str]]]:
-    """(tokens, places) of every record."""
-    pairs = _analyse_many([(r.title, r.content, r.places) for r in records])
-    return [t for t, _ in pairs], [p for _, p in pairs]
-
-
 def _item(r: OrderRecord) -> Item:
     return (r.title, r.content[:TEXT_CHARS], r.places)
 

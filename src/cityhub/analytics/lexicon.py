@@ -9,7 +9,6 @@ schools … ("丽发新城", "泉塘街道", "金鼎村") and the anonymised adm
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from cityhub.nlp.text import nfkc
 
@@ -293,11 +292,6 @@ def _normalise(text: str) -> str:
     return nfkc(text or "")
 
 
-def extract_admin_codes(text: str) -> list[str]:
-    """Anonymised administrative codes (A市, A1区, A7县 …) in order of first mention, no repeats."""
-    return _admin_codes(_normalise(text))
-
-
 def _admin_codes(normalised: str) -> list[str]:
     seen: dict[str, None] = {}
     for m in ADMIN_CODE_RE.finditer(normalised):
@@ -362,8 +356,3 @@ def extract_places(text: str, *, admin: bool = True) -> list[str]:
             continue
         seen.setdefault(mention, None)
     return list(seen)
-
-
-def specific_places(places: Iterable[str]) -> list[str]:
-    """The places of ``places`` below city level: administrative codes of a city (A市) are dropped."""
-    return [p for p in places if not (ADMIN_CODE_RE.fullmatch(p) and p.endswith("市"))]

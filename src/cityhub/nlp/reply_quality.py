@@ -162,11 +162,6 @@ def split_reply(reply: str | None) -> ReplyParts:
     return ReplyParts(substance="".join(kept).strip(), boilerplate=boiler, forwarding=forwarding)
 
 
-def clean_reply(reply: str | None) -> str:
-    """The substance of a reply (what a knowledge base should keep as the answer)."""
-    return split_reply(reply).substance
-
-
 # --- key terms --------------------------------------------------------------------------------------------------
 
 _STOPWORDS_TEXT = """

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -105,14 +104,6 @@ class UnitUpdate(BaseModel):
         return None if value is None else check_boundary(value)
 
 
-class UnitRead(UnitBase):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    code: str
-    created_at: datetime
-
-
 class UserBase(BaseModel):
     username: str = Field(min_length=2, max_length=64, pattern=USERNAME_PATTERN.pattern)
     full_name: str = Field(min_length=1, max_length=80)
@@ -125,13 +116,6 @@ class UserBase(BaseModel):
 
 class UserCreate(UserBase):
     pass
-
-
-class UserRead(UserBase):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    created_at: datetime
 
 
 class RowError(BaseModel):

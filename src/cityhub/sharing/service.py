@@ -28,7 +28,7 @@ from cityhub.masking import coarsen_address, coarsen_coordinate, scrub_text
 from cityhub.org.models import Unit
 from cityhub.sharing.models import ApiCallStat, ApiClient, ApiKey, ApiRateWindow
 from cityhub.workorders.categories import ancestor_at
-from cityhub.workorders.lifecycle import TERMINAL_STATES, State
+from cityhub.workorders.lifecycle import TERMINAL_STATES
 from cityhub.workorders.models import Category, Order
 
 SCOPES = {
@@ -461,7 +461,3 @@ def anonymised_orders(
             item["reply"] = scrub_text(o.reply_text, known=known)
         items.append(item)
     return {"items": items, "limit": limit, "offset": offset, "has_more": has_more}
-
-
-def state_is_closed(state: State) -> bool:
-    return state in TERMINAL_STATES
