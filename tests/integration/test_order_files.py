@@ -75,7 +75,8 @@ def _upload(client: Any, world: dict[str, Any], parts: list[tuple[str, bytes, st
 
 
 def _stored(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
+    """The files kept in the store (not its own: the lock, a write in progress)."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
 def test_files_are_checked_by_content_kept_once_served_and_audited(world, store) -> None:
@@ -376,6 +377,74 @@ def test_an_attachment_is_removed_by_its_uploader_or_a_supervisor_with_a_reason(
             "kept.png"
         ]
     assert removals == [("王话务", "传错了工单", "错传.png"), ("周管理", "含身份证号", "same.png")]
+
+
+def test_the_same_bytes_attached_while_their_other_attachment_is_removed_keep_their_file(
+    world, store, monkeypatch
+) -> None:
+    """The same photo attached to another order while its attachment to this one is removed: a removal that commits
+    between the upload's storing the file (here: finding it stored already) and the upload's commit deletes the file
+    as held by nothing committed; the upload, once committed, puts it back."""
+    from cityhub.workorders.service import Actor
+
+    client = _api(world)
+    with session_scope() as s:
+        appeal = {"channel": "hotline", "content": "公园门口路灯整晚不亮", "street_code": "W-JT"}
+        other = submit(s, data=appeal).order
+        s.flush()
+        other_id = other.id
+    (old,) = _upload(client, {**world, "order": other_id}, [("first.png", _png(), "image/png")], who="adm").json()
+    real_store = files.store
+    interleaved: list[bool] = []
+
+    def store_then_a_removal_commits(item: Any, settings: Any = None) -> Path:
+        path = real_store(item, settings)
+        if not interleaved:
+            interleaved.append(True)
+            with session_scope() as s:
+                files.remove(
+                    s,
+                    order_id=other_id,
+                    attachment_id=old["id"],
+                    actor=Actor(name="周管理"),
+                    reason="传错了",
+                    may_remove_any=True,
+                )
+            assert not path.exists()  # the removal deleted it: no committed attachment held those bytes
+        return path
+
+    monkeypatch.setattr(files, "store", store_then_a_removal_commits)
+    made = _upload(client, world, [("again.png", _png(), "image/png")], who="op")
+    assert made.status_code == 201, made.text
+    (new,) = made.json()
+    assert interleaved and new["sha256"] == old["sha256"]
+    assert files.path_of(new["sha256"]).is_file()
+    assert client.get(new["url"], headers=world["tokens"]["op"]).status_code == 200
+
+
+def test_a_removal_keeps_the_file_when_the_same_bytes_were_attached_before_it_committed(app_db, world, store) -> None:
+    """The other order of events: a removal finds no other attachment of its bytes, then another order's upload of
+    them commits, then the removal commits. Asked again after its commit, the removal keeps the file. (SQLite's
+    writers take turns: the upload could not commit inside the removal's transaction there.)"""
+    from cityhub.workorders.service import Actor
+
+    if app_db.startswith("sqlite"):
+        pytest.skip("SQLite runs one write transaction at a time")
+    client = _api(world)
+    (old,) = _upload(client, world, [("first.png", _png("olive"), "image/png")], who="adm").json()
+    with session_scope() as s:
+        other = submit(s, data={"channel": "hotline", "content": "公园门口路灯整晚不亮", "street_code": "W-JT"}).order
+        s.flush()
+        other_id = other.id
+    with session_scope() as s:
+        files.remove(
+            s, order_id=world["order"], attachment_id=old["id"], actor=Actor(name="x"), reason="r", may_remove_any=True
+        )
+        made = _upload(client, {**world, "order": other_id}, [("again.png", _png("olive"), "image/png")], who="adm")
+        assert made.status_code == 201, made.text
+    (new,) = made.json()
+    assert new["sha256"] == old["sha256"] and files.path_of(new["sha256"]).is_file()
+    assert client.get(new["url"], headers=world["tokens"]["adm"]).status_code == 200
 
 
 def test_a_removal_that_rolls_back_keeps_the_file(world, store) -> None:

@@ -15,12 +15,15 @@ of an upload is checked before any is stored, and one bad file refuses the uploa
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import logging
 import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -32,12 +35,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session
 
-from cityhub.db import upsert_insert, utcnow
+from cityhub.db import session_scope, upsert_insert, utcnow
 from cityhub.errors import NotFound, PermissionDenied, StorageUnavailable, ValidationFailed
 from cityhub.org.models import Role
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Attachment, Order, OrderEvent, OrderView
 from cityhub.workorders.schemas import REASON_MAX_CHARS
+
+log = logging.getLogger(__name__)
 
 # The kinds taken, by the MIME type ``filetype`` reads from the content.
 IMAGES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/bmp"})
@@ -205,6 +210,22 @@ def store(item: Checked, settings: FileSettings | None = None) -> Path:
     return target
 
 
+@contextlib.contextmanager
+def _store_lock() -> Iterator[None]:
+    """The file store's lock (``<store>/.lock``, a POSIX lock: the processes of one host): held while a removal
+    deletes a file no attachment holds any more, and while an upload that found its file already stored makes sure
+    it is still there once its attachment is committed. Between the two, the same bytes attached while another
+    attachment of them is removed keep their file (see :func:`remove`)."""
+    root = Path(get_file_settings().dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def _write_new(target: Path, write: Callable[[IO[bytes]], object], *, durable: bool) -> None:
     """Write ``target`` under a temporary name beside it (``.write-…``, what :func:`prune` clears when a write was
     interrupted) and rename it into place: no half file ever carries the final name. Mode 0640 — citizens' photos
@@ -351,6 +372,9 @@ def attach(
     citizens = with_appeal or supplement
     for item in items:
         store(item)
+    # A removal of another attachment of the same bytes may commit between this write (or this finding the file
+    # already there) and this commit, and delete the file as held by nothing: once committed, put it back if so.
+    _after_commit(session, lambda: _restore(items))
     rows = [
         Attachment(
             order_id=order_id,
@@ -479,16 +503,34 @@ def remove(
     )
     sha = row.sha256
     if sha is not None and not session.scalar(select(func.count()).where(Attachment.sha256 == sha)):
-        # After the commit: a rolled-back removal keeps its file. (The same bytes attached again by another request
-        # between this check and the commit would lose theirs — a 404 naming the missing file.)
-        paths = [path_of(sha), *(_rendition_path(sha, px) for px in _RENDITIONS)]
-
-        def delete() -> None:
-            for path in paths:
-                path.unlink(missing_ok=True)
-
-        _after_commit(session, delete)
+        # After the commit: a rolled-back removal keeps its file. Asked again then, under the store's lock: the same
+        # bytes attached by another request meanwhile keep the file (one still uncommitted puts it back itself).
+        _after_commit(session, lambda: _delete_unheld(sha))
     return row
+
+
+def _delete_unheld(sha: str) -> None:
+    """Delete the stored file ``sha`` and its renditions, unless a committed attachment holds it."""
+    try:
+        with _store_lock(), session_scope() as session:
+            if session.scalar(select(func.count()).where(Attachment.sha256 == sha)):
+                return
+            for path in (path_of(sha), *(_rendition_path(sha, px) for px in _RENDITIONS)):
+                path.unlink(missing_ok=True)
+    except Exception:  # the removal is committed; the files-prune job deletes what no attachment holds
+        log.exception("file %s of a removed attachment not deleted; the files-prune job will", sha)
+
+
+def _restore(items: Sequence[Checked]) -> None:
+    """After an upload's commit: write back any of ``items`` a concurrent removal deleted (see :func:`attach`)."""
+    try:
+        with _store_lock():
+            for item in items:
+                if not path_of(item.sha256).exists():
+                    log.info("file %s removed by a concurrent removal; written again", item.sha256)
+                    store(item)
+    except Exception:  # committed already: the attachment answers 404 naming its missing file
+        log.exception("files of a committed upload could not be checked in the store")
 
 
 def _after_commit(session: Session, do: Any) -> None:
