@@ -108,10 +108,20 @@ def test_a_text_naming_a_county_elsewhere_is_not_placed_by_a_shared_village_name
     """Many villages across the country share names: "湘北县桂花社区" is that county's, not ours; the same name
     without a county, or with our own district or a word such as 县城, still places the appeal."""
     s = db_session
-    for text in ("湘北县桂花社区门口的井盖松了", "J3县桂花社区门口的井盖松了"):
+    for text in (
+        "湘北县桂花社区门口的井盖松了",
+        "J3县桂花社区门口的井盖松了",
+        "K2区桂花社区门口的井盖松了",  # anonymised data's other districts and cities, by code
+        "A市A5区桂花社区门口的井盖松了",
+    ):
         elsewhere = _appeal(s, text)
         assert (elsewhere.street_id, elsewhere.community_id, elsewhere.place_source) == (None, None, "none"), text
-    for text in ("桂花社区门口的井盖松了", "青禾区桂花社区门口的井盖松了", "去县城的路上，桂花社区门口的井盖松了"):
+    for text in (
+        "桂花社区门口的井盖松了",
+        "青禾区桂花社区门口的井盖松了",
+        "去县城的路上，桂花社区门口的井盖松了",
+        "稻香街道桂花社区B2区3栋门口的井盖松了",  # a compound's zone, after our own names
+    ):
         ours = _appeal(s, text)
         assert (ours.community_id, ours.place_source) == (units["community"], "text"), text
     given = _appeal(s, "湘北县来的亲戚说井盖松了", address="稻香街道桂花社区3栋")  # the address field is ours

@@ -324,6 +324,11 @@ def test_normalise_converts_traditional_phrases_and_leaves_simplified_text_alone
         ("江门市蓬江区棠下镇185号", ["!江门市", "!蓬江区"]),
         ("贵州省贵阳市白云区", ["!贵州省", "!贵阳市"]),  # 贵阳 has a 白云区 too
         ("深圳南山区粤海街道", ["!南山区"]),
+        # Anonymised data names other cities' places by code (the Teddy Cup board's A市, K2区, E12市, J10 县).
+        ("A市A5区黎托乡大桥村", ["!A市", "!A5区"]),
+        ("K2区高塘村的脏乱差谁重视", ["!K2区"]),
+        ("E12市邓元泰镇周边", ["!E12市"]),
+        ("J10 县安平镇", ["!J10县"]),
     ],
 )
 def test_an_address_in_another_city_is_not_placed_by_a_namesake(text: str, elsewhere: list[str]) -> None:
@@ -339,6 +344,9 @@ def test_an_address_in_another_city_is_not_placed_by_a_namesake(text: str, elsew
         ("白云区石井街道，我老家深圳市", "石井街道"),  # a local name first
         ("深圳市民在白云区嘉禾街反映", "嘉禾街道"),  # a local district named
         ("中山市场旁边嘉禾街望南社区", "嘉禾街道"),  # a market, not 中山市
+        ("嘉禾街望南社区B2区3栋", "嘉禾街道"),  # a compound's zone after the local names
+        ("A区3栋，嘉禾街望南社区", "嘉禾街道"),  # a zone without a number is no place
+        ("嘉禾街A市场旁", "嘉禾街道"),
     ],
 )
 def test_another_citys_name_beside_local_ones_does_not_hide_them(text: str, street: str) -> None:

@@ -29,7 +29,8 @@ An address in another city (深圳市坪山区石井街道, 北京市朝阳区�
 town has a namesake here: a province, city or county-level area of another city named before the first local name,
 with no local city or district named, leaves the address unresolved (evidence ``!深圳市``). The names come from the
 country's divisions (``data/china_places.tsv``); a gazetteer whose districts do not carry national codes has no
-"elsewhere".
+"elsewhere" of that kind. Places named by code, as anonymised data names other cities' (A市, E12市, K2区, J3县), are
+another city's for any gazetteer (unless one of its own districts is named so).
 
 Roads and landmarks are not resolved on their own: there is no built-in landmark list.
 Coordinates of the packaged district outlines are GCJ-02 (as served by Aliyun DataV), the datum of Chinese web
@@ -136,6 +137,10 @@ COMMON_WORDS = frozenset(
         "广场",
     ]
 )
+# Divisions named by code, as anonymised data names other cities' places (A市, E12市, K2区, J3县): always another
+# place than the gazetteer's (unless one of its own districts is named so). Not a compound's zone without a number
+# (幸福花园A区), nor 市场; a zone with one (B2区) after a local name is weighed like any other city's name.
+_CODED_PLACE = re.compile(r"(?<![A-Za-z0-9])[A-Z](?:\d{1,2}[区县市]|市)(?!场)")
 # What may follow a bare core when it is the start of a road or landmark name rather than a division.
 _ROAD_SUFFIX_1 = frozenset("路巷桥站山涌苑园馆店楼厦场港湾岛")
 _ROAD_SUFFIX_2 = frozenset(
@@ -599,6 +604,7 @@ class Gazetteer:
         # The names of other cities' places and of the own city, found by their last character (市, 区, 县 …):
         # cheaper than another automaton pass over the text.
         self._places = _elsewhere_names(self.units.values(), index)
+        self._own_districts = {normalise(u.name) for u in self.units.values() if u.level == DISTRICT}
         lengths: dict[str, set[int]] = {}
         for name in self._places:
             lengths.setdefault(name[-1], set()).add(len(name))
@@ -724,6 +730,9 @@ class Gazetteer:
                     name = text[end - length : end]
                     if name in self._places:
                         scan.places.append((end - length, end, name, self._places[name]))
+        for hit in _CODED_PLACE.finditer(text):
+            if hit.group() not in self._own_districts:
+                scan.places.append((hit.start(), hit.end(), hit.group(), False))
         return scan
 
     def _fuzzy_mentions(
