@@ -213,9 +213,9 @@ def store(item: Checked, settings: FileSettings | None = None) -> Path:
 @contextlib.contextmanager
 def _store_lock() -> Iterator[None]:
     """The file store's lock (``<store>/.lock``, a POSIX lock: the processes of one host): held while a removal
-    deletes a file no attachment holds any more, and while an upload that found its file already stored makes sure
-    it is still there once its attachment is committed. Between the two, the same bytes attached while another
-    attachment of them is removed keep their file (see :func:`remove`)."""
+    deletes a file no attachment holds any more, and while an upload, once its attachments are committed, makes sure
+    their files are still there. Between the two, the same bytes attached while another attachment of them is removed
+    keep their file (see :func:`remove`)."""
     root = Path(get_file_settings().dir)
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".lock").open("a") as handle:
