@@ -215,6 +215,11 @@ def test_an_administrator_retires_and_reactivates_a_sensor_from_its_page(world: 
     dsp = login("mw-dsp")
     denied = dsp.post("/monitoring/sensors/WL-N/retire", data={"csrf_token": dsp.cookies["cityhub_csrf"]})
     assert denied.status_code == 403
+    page = admin.get("/monitoring/sensors/WL-N")
+    assert 'name="reason" maxlength="500"' in page.text  # the service's limit, stopped in the browser
+    too_long = admin.post("/monitoring/sensors/WL-N/retire", data={"csrf_token": token, "reason": "改" * 501})
+    assert too_long.status_code == 200 and "未保存：填写的内容超过 500 个字" in too_long.text
+    assert 'data-testid="retired"' not in admin.get("/monitoring/sensors/WL-N").text
     done = admin.post("/monitoring/sensors/WL-N/retire", data={"csrf_token": token, "reason": "隧道改造"})
     assert done.status_code == 200 and "监测点 WL-N 已停用" in done.text and 'data-testid="retired"' in done.text
     assert "隧道改造" in done.text and 'data-testid="reactivate-form"' in done.text

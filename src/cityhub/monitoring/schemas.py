@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from cityhub.monitoring.rules import AlarmState, Comparison, SensorKind, Severity, check_clear_threshold
 from cityhub.workorders.models import Urgency
 
+# A person's note on an alarm (确认 / 解除) and a sensor's reason for retiring (停用).
+NOTE_MAX_CHARS = 500
+
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 METRIC_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 
@@ -289,7 +292,7 @@ class AlarmEventRead(BaseModel):
 
 
 class AlarmAction(BaseModel):
-    note: str | None = Field(None, max_length=500)
+    note: str | None = Field(None, max_length=NOTE_MAX_CHARS)
 
     @field_validator("note")
     @classmethod
@@ -298,7 +301,7 @@ class AlarmAction(BaseModel):
 
 
 class SensorRetire(BaseModel):
-    reason: str | None = Field(None, max_length=500, description="why it was removed, e.g. 道路改造拆除")
+    reason: str | None = Field(None, max_length=NOTE_MAX_CHARS, description="why it was removed, e.g. 道路改造拆除")
 
     @field_validator("reason")
     @classmethod

@@ -43,6 +43,7 @@ from cityhub.monitoring.rules import (
     evaluate,
 )
 from cityhub.monitoring.schemas import (
+    NOTE_MAX_CHARS,
     IngestResult,
     RejectedReading,
     RuleCreate,
@@ -216,6 +217,7 @@ def retire(
     """Retire a sensor (停用: removed from the street). Its readings and alarms stay; its open alarms are cleared as
     a person clears them, with the reason in their trail and on their orders; it accepts no readings until
     reactivated. Conflict when it is retired already."""
+    reason = _note(reason, "reason")
     if scope is not None and not list_sensors(session, scope=scope, code=code, limit=1):
         raise NotFound(f"sensor '{code}' not found")
     sensor = _lock_sensor(session, code)
@@ -226,7 +228,7 @@ def retire(
         select(Alarm.id).where(Alarm.sensor_id == sensor.id, Alarm.open_key.is_not(None)).order_by(Alarm.id)
     ).all()
     for alarm_id in open_ids:
-        clear(session, alarm_id=alarm_id, actor=actor, note=note)
+        _clear(session, require_alarm(session, alarm_id=alarm_id), actor=actor, note=note)
     sensor.active = False
     sensor.retired_at, sensor.retired_by, sensor.retired_reason = utcnow(), actor.name, reason
     session.flush()
@@ -1074,6 +1076,7 @@ def acknowledge(
     scope: ColumnElement[bool] | None = None,
 ) -> Alarm:
     """A person has seen the alarm (确认); it stays open and keeps counting."""
+    note = _note(note, "note")
     alarm = require_alarm(session, alarm_id=alarm_id, scope=scope)
     if alarm.state != AlarmState.ACTIVE:
         raise InvalidTransition(state=alarm.state, action="acknowledge", reason="only an active alarm is acknowledged")
@@ -1095,7 +1098,19 @@ def clear(
 ) -> Alarm:
     """A person clears the alarm (解除). While the readings still breach, the rule raises again only after they
     have recovered once."""
-    alarm = require_alarm(session, alarm_id=alarm_id, scope=scope)
+    note = _note(note, "note")
+    return _clear(session, require_alarm(session, alarm_id=alarm_id, scope=scope), actor=actor, note=note)
+
+
+def _note(text: str | None, field: str) -> str | None:
+    """A person's note or reason as kept: trimmed, None when empty, refused beyond ``NOTE_MAX_CHARS``."""
+    text = (text or "").strip() or None
+    if text is not None and len(text) > NOTE_MAX_CHARS:
+        raise ValidationFailed(f"{field} is longer than {NOTE_MAX_CHARS} characters", details={"field": field})
+    return text
+
+
+def _clear(session: Session, alarm: Alarm, *, actor: orders.Actor, note: str | None) -> Alarm:
     if alarm.open_key is None:
         raise InvalidTransition(state=alarm.state, action="clear", reason="the alarm is already cleared")
     rule = require_rule(session, rule_id=alarm.rule_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import ValidationFailed
 from cityhub.knowledge.schemas import KB_TEXT_MAX_CHARS
+from cityhub.monitoring.schemas import NOTE_MAX_CHARS as MONITORING_NOTE_MAX_CHARS
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.web import forms, machine_text, vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate
@@ -92,6 +94,7 @@ _env.globals["explain"] = machine_text.explain
 _env.globals["reason_max"] = REASON_MAX_CHARS
 _env.globals["remove_reason_max"] = REMOVE_REASON_MAX_CHARS
 _env.globals["kb_text_max"] = KB_TEXT_MAX_CHARS
+_env.globals["monitoring_note_max"] = MONITORING_NOTE_MAX_CHARS
 _env.filters["first_day"] = lambda moment: forms.day_of(moment)
 _env.filters["last_day"] = lambda moment: forms.day_of(moment, end=True)  # a validity's exclusive end
 
@@ -434,7 +437,7 @@ def set_flash(response: Response, key: str, **params: Any) -> None:
 
 _FLASH_GROUPS = frozenset(
     {"intake", "order", "queue", "login", "rules", "kb", "mon", "account", "users", "calendar", "sla", "apiclients"}
-    | {"units", "brain"}
+    | {"units", "brain", "form"}
 )
 
 
@@ -487,6 +490,10 @@ def form_action(
     except refused_by:
         db.rollback()
         return redirect(back, flash=refused)
+    except ValidationFailed as exc:  # what the browser's own checks let through (a note too long)
+        db.rollback()
+        limit = re.search(r"longer than (\d+) characters", exc.message)
+        return redirect(back, flash=("form.too_long", {"n": limit.group(1)}) if limit else ("form.not_saved", {}))
     return redirect(back, flash=done)
 
 
