@@ -27,6 +27,13 @@ class ValidationFailed(CityhubError):
     http_status = 422
 
 
+def check_length(text: str | None, field: str, limit: int) -> None:
+    """Refuse a text longer than ``limit`` characters, naming ``field`` ("note is longer than 500 characters": the web
+    pages read the limit back from that wording, ``web.forms.limit_exceeded``)."""
+    if text is not None and len(text) > limit:
+        raise ValidationFailed(f"{field} is longer than {limit} characters", details={"field": field})
+
+
 class InvalidTransition(CityhubError):
     """An action that the life cycle does not allow in the order's current state."""
 

@@ -26,7 +26,7 @@ from cityhub import auditlog
 from cityhub.auth.scope import Scope
 from cityhub.config import get_settings
 from cityhub.db import upsert_insert, utcnow
-from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, ValidationFailed
+from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, ValidationFailed, check_length
 from cityhub.monitoring.models import Alarm, AlarmEvent, AlarmRule, Reading, RuleState, Sensor
 from cityhub.monitoring.rules import (
     DETECTIONS,
@@ -1105,8 +1105,7 @@ def clear(
 def _note(text: str | None, field: str) -> str | None:
     """A person's note or reason as kept: trimmed, None when empty, refused beyond ``NOTE_MAX_CHARS``."""
     text = (text or "").strip() or None
-    if text is not None and len(text) > NOTE_MAX_CHARS:
-        raise ValidationFailed(f"{field} is longer than {NOTE_MAX_CHARS} characters", details={"field": field})
+    check_length(text, field, NOTE_MAX_CHARS)
     return text
 
 

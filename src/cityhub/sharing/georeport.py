@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
 from cityhub.db import utcnow
-from cityhub.errors import NotFound, ValidationFailed
+from cityhub.errors import NotFound, ValidationFailed, check_length
 from cityhub.intake.service import parse, submit
 from cityhub.masking import coarsen_address, coarsen_coordinate, scrub_text
 from cityhub.org.models import Unit
@@ -276,15 +276,9 @@ def create_request(session: Session, *, params: Mapping[str, str], caller: Calle
         raise ValidationFailed("lat and long must be given together", details={"field": "lat"})
     if lat is None and address is None:
         raise ValidationFailed("a location is required: lat and long, or address_string", details={"field": "lat"})
-    if address is not None and len(address) > MAX_ADDRESS:
-        raise ValidationFailed(
-            f"address_string is longer than {MAX_ADDRESS} characters", details={"field": "address_string"}
-        )
+    check_length(address, "address_string", MAX_ADDRESS)
     description = (params.get("description") or "").strip()
-    if len(description) > MAX_DESCRIPTION:
-        raise ValidationFailed(
-            f"description is longer than {MAX_DESCRIPTION} characters", details={"field": "description"}
-        )
+    check_length(description, "description", MAX_DESCRIPTION)
     media_url = (params.get("media_url") or "").strip() or None
     attachments = []
     if media_url:

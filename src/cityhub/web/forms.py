@@ -47,6 +47,16 @@ def password_error(exc: CityhubError) -> str | None:
     return PASSWORD_REASONS.get(str(exc.details.get("reason")), "err.validation")
 
 
+# How the service layer refuses a text beyond its limit (``errors.check_length``).
+_LONGER_THAN = re.compile(r"is longer than (\d+) characters")
+
+
+def limit_exceeded(message: str) -> int | None:
+    """The limit a refusal of ``errors.check_length`` says a text went beyond; None for any other refusal."""
+    m = _LONGER_THAN.search(message)
+    return int(m.group(1)) if m else None
+
+
 _CLEAR_SIDE = re.compile(r"clear threshold (\S+) must not be (above|below) the threshold (\S+)")
 
 

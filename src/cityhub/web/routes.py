@@ -1155,12 +1155,8 @@ def order_detach(order_id: int, attachment_id: int, request: Request, db: DbSess
     except (CityhubError, StaleDataError) as exc:
         error, message, _ = _refusal(db, t, exc)
         if error.details.get("field") == "reason":
-            too_long = len(form.text("reason") or "") > files.REMOVE_REASON_MAX_CHARS
-            message = (
-                t("order.remove_reason_too_long", max=files.REMOVE_REASON_MAX_CHARS)
-                if too_long
-                else t("order.remove_reason_needed")
-            )
+            limit = forms.limit_exceeded(error.message)
+            message = t("order.remove_reason_too_long", max=limit) if limit else t("order.remove_reason_needed")
         return _detail_page(request, db, principal, order_id, error=message, status_code=error.http_status)
     return support.redirect(f"/orders/{order_id}", flash=("order.attachment_removed", {"name": row.filename}))
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -492,8 +491,8 @@ def form_action(
         return redirect(back, flash=refused)
     except ValidationFailed as exc:  # what the browser's own checks let through (a note too long)
         db.rollback()
-        limit = re.search(r"longer than (\d+) characters", exc.message)
-        return redirect(back, flash=("form.too_long", {"n": limit.group(1)}) if limit else ("form.not_saved", {}))
+        limit = forms.limit_exceeded(exc.message)
+        return redirect(back, flash=("form.too_long", {"n": limit}) if limit else ("form.not_saved", {}))
     return redirect(back, flash=done)
 
 

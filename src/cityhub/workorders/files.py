@@ -36,7 +36,7 @@ from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub.db import session_scope, upsert_insert, utcnow
-from cityhub.errors import NotFound, PermissionDenied, StorageUnavailable, ValidationFailed
+from cityhub.errors import NotFound, PermissionDenied, StorageUnavailable, ValidationFailed, check_length
 from cityhub.org.models import Role
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Attachment, Order, OrderEvent, OrderView
@@ -361,8 +361,7 @@ def attach(
     else:
         items = check(cast(Sequence[Upload], uploads))
     note = (note or "").strip() or None
-    if note is not None and len(note) > REASON_MAX_CHARS:
-        raise ValidationFailed(f"note is longer than {REASON_MAX_CHARS} characters", details={"field": "note"})
+    check_length(note, "note", REASON_MAX_CHARS)
     order = service.get_order(session, order_id=order_id)
     if order is None:
         raise NotFound(f"order {order_id} not found")
@@ -480,10 +479,7 @@ def remove(
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed("reason is required: say why the attachment is removed", details={"field": "reason"})
-    if len(reason) > REMOVE_REASON_MAX_CHARS:
-        raise ValidationFailed(
-            f"reason is longer than {REMOVE_REASON_MAX_CHARS} characters", details={"field": "reason"}
-        )
+    check_length(reason, "reason", REMOVE_REASON_MAX_CHARS)
     removed = {
         "id": row.id,
         "filename": row.filename,
