@@ -135,6 +135,19 @@ def train_or_load(train: list[Any], model_dir: Path, *, retrain: bool = False) -
     return classifier.load(target), target, seconds
 
 
+def seed_district() -> None:
+    """The Baiyun demo organisation, the taxonomy and the default routing rules, in the database in use."""
+    from cityhub.db import session_scope
+    from cityhub.dispatch.service import seed_default_rules
+    from cityhub.org.service import seed_baiyun
+    from cityhub.workorders.categories import seed_default_taxonomy
+
+    with session_scope() as s:
+        seed_baiyun(s)
+        seed_default_taxonomy(s)
+        seed_default_rules(s)
+
+
 def latency(url: str, model_path: Path, texts: list[tuple[str, str, str]], warmup: int) -> dict[str, Any]:
     import os
 
@@ -142,10 +155,8 @@ def latency(url: str, model_path: Path, texts: list[tuple[str, str, str]], warmu
 
     from cityhub.db import session_scope
     from cityhub.dispatch.models import DispatchSuggestion
-    from cityhub.dispatch.service import auto_dispatch, seed_default_rules
+    from cityhub.dispatch.service import auto_dispatch
     from cityhub.intake.service import submit
-    from cityhub.org.service import seed_baiyun
-    from cityhub.workorders.categories import seed_default_taxonomy
     from cityhub.workorders.lifecycle import State
     from cityhub.workorders.models import Order
 
@@ -153,10 +164,7 @@ def latency(url: str, model_path: Path, texts: list[tuple[str, str, str]], warmu
     # Intake calls auto_dispatch itself when CITYHUB_DISPATCH_AUTO=1; here the two steps are timed apart.
     os.environ["CITYHUB_DISPATCH_AUTO"] = "0"
     use_database(url)
-    with session_scope() as s:
-        seed_baiyun(s)
-        seed_default_taxonomy(s)
-        seed_default_rules(s)
+    seed_district()
     total: list[float] = []
     intake: list[float] = []
     dispatch: list[float] = []

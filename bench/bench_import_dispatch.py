@@ -42,7 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import RESULTS, fresh_sqlite_url, percentiles, reset_postgres, use_database, write_result
-from bench_dispatch import DATA, split, train_or_load
+from bench_dispatch import DATA, seed_district, split, train_or_load
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARD = Path("../shared/data/teddycup2020_c/csv")
@@ -51,16 +51,7 @@ POLL_S = 0.2
 DISPATCHER = "import os; from cityhub.dispatch.background import process_main; process_main(os.getppid())"
 
 
-def _seed() -> None:
-    from cityhub.db import session_scope
-    from cityhub.dispatch.service import seed_default_rules
-    from cityhub.org.service import seed_baiyun
-    from cityhub.workorders.categories import seed_default_taxonomy
-
-    with session_scope() as s:
-        seed_baiyun(s)
-        seed_default_taxonomy(s)
-        seed_default_rules(s)
+_SUMMARY_KEYS = ("read", "imported", "skipped_existing", "rejected", "queued_for_dispatch")
 
 
 def _import(files: list[Path], env: dict[str, str]) -> dict[str, Any]:
@@ -84,13 +75,10 @@ def _import(files: list[Path], env: dict[str, str]) -> dict[str, Any]:
     return {"files": summaries, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2)}
 
 
-_SUMMARY_KEYS = ("read", "imported", "skipped_existing", "rejected", "queued_for_dispatch")
-
-
-def _live_texts(n: int) -> list[tuple[str, str]]:
+def _live_texts(test: list[Any], n: int) -> list[tuple[str, str]]:
+    """The first ``n`` raw-form messages of the held-out part of ``bench_dispatch.split``."""
     from cityhub.nlp.text import looks_segmented
 
-    _, test, _ = split(1, 0.2)
     raw = [r for r in test if not looks_segmented(r.text)]
     return [(r.title, r.content) for r in raw[:n]]
 
@@ -124,7 +112,6 @@ def _drain(live_texts: list[tuple[str, str]], live_every: float, env: dict[str, 
     samples: list[tuple[float, int]] = []
     try:
         while True:
-            now = time.perf_counter()
             with session_scope() as s:
                 state = background.status(s)
                 pending = background.waiting(s, [i for i in live if i not in waits])
@@ -158,7 +145,10 @@ def _drain(live_texts: list[tuple[str, str]], live_every: float, env: dict[str, 
     assert first_decided is not None and drained is not None
     drain_s = drained - first_decided
     during = [w for i, w in waits.items() if live[i] <= drained]
-    ms = {k: (round(v * 1000) if k != "n" else v) for k, v in percentiles(list(waits.values())).items()}
+
+    def ms(seconds: list[float]) -> dict[str, float]:
+        return {k: (round(v * 1000) if k != "n" else v) for k, v in percentiles(seconds).items()}
+
     return {
         "bulk_orders_queued": initial.bulk_orders,
         "warm_up_s": round(first_decided - launched, 1),
@@ -169,12 +159,8 @@ def _drain(live_texts: list[tuple[str, str]], live_every: float, env: dict[str, 
         "dispatcher_exit_status": status,
         "live_appeals": len(live),
         "live_submitted_while_bulk_waited": len(during),
-        "live_wait_ms": ms,
-        "live_wait_ms_while_bulk_waited": (
-            {k: (round(v * 1000) if k != "n" else v) for k, v in percentiles(during).items()}
-            if len(during) >= 2
-            else None
-        ),
+        "live_wait_ms": ms(list(waits.values())),
+        "live_wait_ms_while_bulk_waited": ms(during) if len(during) >= 2 else None,
         "backlog_samples": samples[:: max(1, len(samples) // 60)],
     }
 
@@ -203,7 +189,7 @@ def run(url: str, model_path: Path, files: list[Path], live_texts: list[tuple[st
     }
     os.environ.update(env)
     use_database(url)  # also forgets the cached settings
-    _seed()
+    seed_district()
     imported = _import(files, env)
     drained = _drain(live_texts, live_every, env)
     return {"import": imported, "drain": drained, "orders_by_channel_and_state": _outcomes()}
@@ -250,11 +236,11 @@ def main() -> None:
     files = args.files or [BOARD / name for name in (FILES[1:] if args.quick else FILES)]
     live = 10 if args.quick else args.live
 
-    train, _, _ = split(1, 0.2)
+    train, test, _ = split(1, 0.2)
     _, model_path, seconds = train_or_load(train, args.model_dir)
     if seconds is not None:
         print(f"trained the model in {seconds:.1f} s", flush=True)
-    live_texts = _live_texts(live)
+    live_texts = _live_texts(test, live)
     result: dict[str, Any] = {
         "command": "python bench/bench_import_dispatch.py " + " ".join(sys.argv[1:]),
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
