@@ -346,6 +346,9 @@ def test_an_address_in_another_city_is_not_placed_by_a_namesake(text: str, elsew
         ("中山市场旁边嘉禾街望南社区", "嘉禾街道"),  # a market, not 中山市
         ("嘉禾街望南社区B2区3栋", "嘉禾街道"),  # a compound's zone after the local names
         ("A区3栋，嘉禾街望南社区", "嘉禾街道"),  # a zone without a number is no place
+        ("B2区3栋，嘉禾街望南社区", "嘉禾街道"),  # nor one with a building number after it
+        ("B2区 12号楼，嘉禾街望南社区", "嘉禾街道"),
+        ("幸福花园C3区，嘉禾街望南社区", "嘉禾街道"),  # nor one named after its compound
         ("嘉禾街A市场旁", "嘉禾街道"),
     ],
 )

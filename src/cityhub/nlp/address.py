@@ -138,9 +138,12 @@ COMMON_WORDS = frozenset(
     ]
 )
 # Divisions named by code, as anonymised data names other cities' places (A市, E12市, K2区, J3县): always another
-# place than the gazetteer's (unless one of its own districts is named so). Not a compound's zone without a number
-# (幸福花园A区), nor 市场; a zone with one (B2区) after a local name is weighed like any other city's name.
-_CODED_PLACE = re.compile(r"(?<![A-Za-z0-9])[A-Z](?:\d{1,2}[区县市]|市)(?!场)")
+# place than the gazetteer's (unless one of its own districts is named so). Not 市场, nor a compound's zone: one
+# without a number (幸福花园A区), one named after its compound (幸福花园B2区, 二期C3区) or followed by a building or
+# house number (B2区3栋, B2区-5号); any other zone (B2区) after a local name is weighed like any other city's name.
+_CODED_PLACE = re.compile(
+    r"(?<![A-Za-z0-9])(?<![园苑城期庭府居邸院湾])[A-Z](?:\d{1,2}(?:[县市]|区(?![\s\-－—]*[\d０-９一二三四五六七八九十]+\s*[栋座幢号楼单梯]))|市)(?!场)"
+)
 # What may follow a bare core when it is the start of a road or landmark name rather than a division.
 _ROAD_SUFFIX_1 = frozenset("路巷桥站山涌苑园馆店楼厦场港湾岛")
 _ROAD_SUFFIX_2 = frozenset(
