@@ -310,7 +310,9 @@ class _Features:
     def __init__(self, config: ClassifierConfig) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        self.char = TfidfVectorizer(
+        from cityhub.nlp.vectorizers import CharTfidfVectorizer
+
+        self.char = CharTfidfVectorizer(
             analyzer="char",
             ngram_range=config.char_ngrams,
             min_df=config.min_df,
@@ -334,7 +336,7 @@ class _Features:
         )
         self.title_weight = config.title_weight
         self.title = (
-            TfidfVectorizer(
+            CharTfidfVectorizer(
                 analyzer="char",
                 ngram_range=config.char_ngrams,
                 min_df=config.min_df,
@@ -722,7 +724,12 @@ class _FastBlock:
         """Whether ``vec`` is a fitted vectorizer whose transform this class reproduces."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        if type(vec) is not TfidfVectorizer or not isinstance(getattr(vec, "vocabulary_", None), dict):
+        from cityhub.nlp.vectorizers import CharTfidfVectorizer
+
+        # CharTfidfVectorizer differs in its fit only.
+        if type(vec) not in (TfidfVectorizer, CharTfidfVectorizer) or not isinstance(
+            getattr(vec, "vocabulary_", None), dict
+        ):
             return False
         plain = (
             vec.input == "content"

@@ -94,6 +94,117 @@ def fingerprint_text(text: str) -> str:
     return _NON_WORD.sub("", nfkc(text).lower())
 
 
+# scikit-learn's char analyzer squeezes each run of two or more white-space characters to one space.
+_SQUEEZE = re.compile(r"\s\s+")
+
+
+@dataclass(frozen=True)
+class CharNgrams:
+    """Texts' char n-gram counts: ``matrix`` (texts × n-grams, CSR with sorted indices, float32 counts), its columns
+    the n-grams in the order scikit-learn's count meets them (by the text of their first occurrence, then length, then
+    position), each named by its number in ``keys``: an n-gram of units u₁…uₙ is Σ uᵢ·base^(n-i), a unit being one of
+    ``units``' code points numbered from 1, so that n-grams of different lengths never share a number."""
+
+    matrix: Any
+    keys: np.ndarray
+    units: np.ndarray
+    max_n: int
+
+    def strings(self) -> list[str]:
+        """Each column's n-gram as a string. ``ValueError`` when a unit is U+0000 (NumPy's strings drop it)."""
+        if len(self.units) and self.units[0] == 0:
+            raise ValueError("a text holds U+0000")
+        base = len(self.units) + 1
+        length = np.ones(len(self.keys), dtype=np.int64)
+        for n in range(1, self.max_n):
+            length += self.keys >= base**n
+        points = np.zeros((len(self.keys), self.max_n), dtype=np.uint32)
+        for n in range(1, self.max_n + 1):
+            rows = np.flatnonzero(length == n)
+            rest = self.keys[rows]
+            for pos in range(n - 1, -1, -1):
+                points[rows, pos] = self.units[rest % base - 1]
+                rest = rest // base
+        return [str(g) for g in points.view(f"<U{self.max_n}").ravel().tolist()]
+
+
+def _run_starts(sorted_values: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of a sorted array starts."""
+    if not len(sorted_values):
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.concatenate([[True], sorted_values[1:] != sorted_values[:-1]]))
+
+
+def char_ngrams(
+    texts: Sequence[str], min_n: int, max_n: int, *, min_df: float = 1, max_df: float | None = None
+) -> CharNgrams:
+    """Count the char n-grams (``min_n`` … ``max_n`` characters) of ``texts`` as scikit-learn's char analyzer cuts
+    them (white-space runs squeezed to one space, n-grams within one text), keeping those in at least ``min_df`` and
+    at most ``max_df`` texts. The n-grams are numbered (see :class:`CharNgrams`) and counted by sorting the numbers in
+    NumPy: the same counts as ``CountVectorizer(analyzer="char")`` in the same column order, several times faster,
+    since no n-gram becomes a Python string. ``ValueError`` when the texts hold too many distinct characters for
+    64-bit numbers."""
+    from scipy.sparse import coo_matrix
+
+    squeezed = [_SQUEEZE.sub(" ", t) for t in texts]
+    n_texts = len(squeezed)
+    lengths = np.fromiter(map(len, squeezed), dtype=np.int64, count=n_texts)
+    points = np.frombuffer("".join(squeezed).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    present = np.zeros(int(points.max()) + 1 if len(points) else 1, dtype=bool)
+    present[points] = True
+    units = np.flatnonzero(present).astype(np.uint32)
+    ids = np.cumsum(present, dtype=np.int64)[points]  # each character's unit number, 1 … len(units)
+    base = len(units) + 1
+    if base**max_n * max(n_texts, 1) >= 2**62:
+        raise ValueError("too many distinct characters for integer n-gram numbers")
+    text_of = np.repeat(np.arange(n_texts, dtype=np.int64), lengths)
+    left = np.repeat(np.cumsum(lengths), lengths) - np.arange(len(ids))  # characters from here to the text's end
+    pairs, firsts = [], []
+    for n in range(min_n, max_n + 1):
+        width = len(ids) - n + 1
+        if width <= 0:
+            break
+        key = ids[:width].copy()
+        for k in range(1, n):
+            key *= base
+            key += ids[k : k + width]
+        at = np.flatnonzero(left[:width] >= n)  # where an n-gram starts inside one text
+        key = key[at]
+        # Where each n-gram is first met; the texts run in order, so the earliest start is the first text's.
+        grams, first = np.unique(key, return_index=True)
+        firsts.append((grams, at[first], n))
+        # One number per (n-gram, text): sorted, a run of equal numbers is the text's count of the n-gram.
+        key *= n_texts
+        key += text_of[at]
+        pairs.append(key)
+    pair = np.sort(np.concatenate(pairs)) if pairs else np.zeros(0, dtype=np.int64)
+    starts = _run_starts(pair)
+    counts = np.diff(np.append(starts, len(pair)))
+    key, text = np.divmod(pair[starts], max(n_texts, 1))
+    gram_starts = _run_starts(key)
+    df = np.diff(np.append(gram_starts, len(key)))  # texts per n-gram
+    keep = df >= min_df
+    if max_df is not None:
+        keep &= df <= max_df
+    gram_keys = key[gram_starts][keep]
+    # Each kept n-gram's first occurrence: its text, its length, its start (scikit-learn's numbering order).
+    first_start = np.zeros(len(gram_keys), dtype=np.int64)
+    length = np.zeros(len(gram_keys), dtype=np.int64)
+    for grams, start, n in firsts:  # the n-grams of length n have the numbers base^(n-1) … base^n - 1
+        lo, hi = np.searchsorted(gram_keys, [base ** (n - 1), base**n])
+        first_start[lo:hi], length[lo:hi] = start[np.searchsorted(grams, gram_keys[lo:hi])], n
+    order = np.lexsort((first_start, length, text_of[first_start]))
+    column = np.empty(len(gram_keys), dtype=np.int64)
+    column[order] = np.arange(len(gram_keys))
+    kept = np.repeat(keep, df)
+    gram_of_pair = np.repeat(np.cumsum(keep) - 1, df)
+    matrix = coo_matrix(
+        (counts[kept].astype(np.float32), (text[kept], column[gram_of_pair[kept]])), shape=(n_texts, len(gram_keys))
+    ).tocsr()
+    matrix.sort_indices()
+    return CharNgrams(matrix=matrix, keys=gram_keys[order], units=units, max_n=max_n)
+
+
 @lru_cache(maxsize=1)
 def _rjieba() -> Any:
     import rjieba
@@ -190,9 +301,6 @@ def near_duplicate_groups(texts: Sequence[str], *, threshold: float = 0.5, chunk
     nothing about identity. Containment (rather than Jaccard) links a segmented, stop-word-stripped copy
     of a message to its raw original, and a re-posting that adds or drops a sentence.
     """
-    from scipy.sparse import csr_matrix
-    from sklearn.feature_extraction.text import CountVectorizer
-
     n = len(texts)
     parent = np.arange(n)
 
@@ -210,29 +318,24 @@ def near_duplicate_groups(texts: Sequence[str], *, threshold: float = 0.5, chunk
         if j != i:
             parent[find(i)] = find(j)
     if n > 1:
-        max_df = 0.05 if n >= 200 else 1.0
-        vec = CountVectorizer(analyzer="char", ngram_range=(2, 2), binary=True, max_df=max_df, dtype=np.float32)
-        x: csr_matrix | None
-        try:
-            x = vec.fit_transform(prints).tocsr()
-        except ValueError:  # every text empty or every bigram too common
-            x = None
-        if x is not None:
-            sizes = np.asarray(x.sum(axis=1)).ravel()
-            xt = x.T.tocsc()
-            for start in range(0, n, chunk):
-                inter = (x[start : start + chunk] @ xt).toarray()
-                shorter = np.minimum(sizes[start : start + chunk, None], sizes[None, :])
-                share = inter / np.maximum(shorter, 1)
-                # Fewer than 3 distinctive bigrams is not enough evidence to link two texts.
-                share[shorter < 3] = 0.0
-                rows, cols = np.nonzero(share >= threshold)
-                for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-                    i = start + r
-                    if c > i:
-                        a, b = find(i), find(c)
-                        if a != b:
-                            parent[a] = b
+        x = char_ngrams(prints, 2, 2, max_df=0.05 * n if n >= 200 else None).matrix
+        x.data[:] = 1.0  # which bigrams a text has, not how often
+        sizes = np.asarray(x.sum(axis=1)).ravel()
+        xt = x.T.tocsc()
+        for start in range(0, n, chunk):
+            inter = (x[start : start + chunk] @ xt).tocoo()
+            rows, cols = inter.row + start, inter.col
+            later = cols > rows
+            rows, cols, shared = rows[later], cols[later], inter.data[later]
+            shorter = np.minimum(sizes[rows], sizes[cols])
+            # Fewer than 3 distinctive bigrams is not enough evidence to link two texts.
+            linked = (shorter >= 3) & (shared / np.maximum(shorter, 1) >= threshold)
+            rows, cols = rows[linked], cols[linked]
+            order = np.lexsort((cols, rows))  # row by row: the groups' numbers follow the union's order
+            for i, c in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
+                a, b = find(i), find(c)
+                if a != b:
+                    parent[a] = b
     roots = np.array([find(i) for i in range(n)])
     _, ids = np.unique(roots, return_inverse=True)
     return ids.astype(np.int64)
