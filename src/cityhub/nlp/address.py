@@ -607,7 +607,8 @@ class Gazetteer:
         # The names of other cities' places and of the own city, found by their last character (市, 区, 县 …):
         # cheaper than another automaton pass over the text.
         self._places = _elsewhere_names(self.units.values(), index)
-        self._own_districts = {normalise(u.name) for u in self.units.values() if u.level == DISTRICT}
+        self.district_names = tuple(u.name for u in self.units.values() if u.level == DISTRICT)
+        self._own_districts = {normalise(name) for name in self.district_names}
         lengths: dict[str, set[int]] = {}
         for name in self._places:
             lengths.setdefault(name[-1], set()).add(len(name))

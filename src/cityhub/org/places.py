@@ -121,8 +121,7 @@ _COUNTY = re.compile(r"([A-Za-z]\d{0,2}|[\u4e00-\u9fff]{2,3})县(?![城委级长
 def _names_a_county_elsewhere(gaz: Gazetteer, text: str) -> bool:
     """Whether the text names a county that is none of the gazetteer's divisions: its village and community names
     then more likely mean that county's places (many villages across China share a name) than ours."""
-    own = [d.name for d in gaz.units.values() if d.level == "district"]
-    return any(not any(m.group(1)[-2:] in name for name in own) for m in _COUNTY.finditer(text))
+    return any(not any(m.group(1)[-2:] in name for name in gaz.district_names) for m in _COUNTY.finditer(text))
 
 
 def _place(session: Session, source: str, loc: Location) -> Place:
