@@ -9,6 +9,7 @@ classifier is a real (tiny) model trained on synthetic messages, written as an a
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from html import unescape as html_unescape
@@ -1482,6 +1483,43 @@ def test_routing_rules_and_thresholds_are_read_by_dispatchers_and_edited_by_admi
     for url in ("/rules/thresholds/abc/delete", "/rules/abc/delete", "/kb/abc"):  # a form posted to a bad address
         gone = adm.post(url, data={"csrf_token": csrf(adm)}, headers=page)
         assert gone.status_code in (404, 405) and "页面不存在" in gone.text, url
+
+
+def test_the_rules_page_shows_what_the_thresholds_in_force_do_by_the_classifiers_cross_validation(
+    org, model_dir: Path
+) -> None:
+    meta = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
+    curves = meta["evaluation"]["all"]["at_threshold"]  # the tiny model's messages are of one form: "all"
+    grid = curves["thresholds"]
+
+    def row_of(page: str, label: str) -> str:
+        guide = page[page.index('data-testid="threshold-guide"') :]
+        found = re.search(rf"<tr><td>{label}</td>.*?</tr>", guide, re.S)
+        assert found, label
+        return found.group()
+
+    def percent(share: float | None) -> str:
+        return "—" if share is None else f"{share * 100:.1f}%"
+
+    disp, adm = login("disp"), login("adm")
+    page = disp.get("/rules").text
+    assert 'data-testid="threshold-guide"' in page and "全部训练留言" in page
+    default = grid.index(0.9)  # CITYHUB_DISPATCH_THRESHOLD's default
+    for label in TOPICS:
+        curve, row = curves["per_class"][label], row_of(page, label)
+        assert f'<td class="num">{curve["n"]}</td>' in row
+        assert percent(curve["share"][default]) in row and percent(curve["precision"][default]) in row
+    # A category's own threshold is read at that threshold; one between the grid's steps at the next step up.
+    category = str(org["cats"]["环境保护"])
+    adm.post("/rules/thresholds", data={"csrf_token": csrf(adm), "category_id": category, "threshold": "0.6"})
+    row = row_of(disp.get("/rules").text, "环境保护")
+    curve = curves["per_class"]["环境保护"]
+    assert '<td class="num">0.6</td>' in row and percent(curve["share"][grid.index(0.6)]) in row
+    adm.post("/rules/thresholds", data={"csrf_token": csrf(adm), "category_id": category, "threshold": "0.655"})
+    row = row_of(disp.get("/rules").text, "环境保护")
+    assert "(≈0.66)" in row and percent(curve["share"][grid.index(0.66)]) in row
+    total = sum(curves["per_class"][label]["n"] for label in TOPICS)
+    assert f'<td class="num">{total}</td>' in disp.get("/rules").text
 
 
 def test_the_knowledge_base_is_kept_from_its_page_and_feeds_the_instant_answers(org) -> None:

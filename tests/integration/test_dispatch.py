@@ -269,6 +269,66 @@ def test_intake_keeps_the_order_when_the_model_is_missing(app_db, monkeypatch, t
         get_settings.cache_clear()
 
 
+def test_the_threshold_guide_reads_the_classifiers_curves_at_the_thresholds_in_force(
+    db_session, org, monkeypatch, tmp_path
+) -> None:
+    grid = list(classifier.THRESHOLD_GRID)
+    steps = len(grid)
+
+    def curve(n: int, share: list[float], precision: list[float | None]) -> dict[str, object]:
+        return {"n": n, "share": share, "precision": precision}
+
+    curves = {
+        "thresholds": grid,
+        "all": curve(160, [1.0] * steps, [0.9] * steps),
+        "per_class": {
+            # share falls by 0.01 a step from 1.0 at 0.50; precision rises by 0.001 a step from 0.900
+            "城乡建设": curve(
+                100, [round(1 - i / 100, 2) for i in range(steps)], [0.9 + i / 1000 for i in range(steps)]
+            ),
+            "环境保护": curve(50, [0.5] * (steps - 1) + [0.0], [0.96] * (steps - 1) + [None]),
+            "旅游": curve(10, [1.0] * steps, [0.5] * steps),  # a label the taxonomy has not got
+        },
+    }
+    model_dir = tmp_path / "clf"
+    model_dir.mkdir()
+    meta = {"created_at": "2026-12-01T08:00:00+00:00", "evaluation": {"method": "grouped 3-fold CV"}}
+    meta["evaluation"]["all"] = {"at_threshold": {**curves, "per_class": {}}}  # type: ignore[index]
+    meta["evaluation"]["raw_text"] = {"at_threshold": curves}  # type: ignore[index]
+    (model_dir / classifier.META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(model_dir))
+    monkeypatch.setenv("CITYHUB_DISPATCH_THRESHOLD", "0.9")
+    get_settings.cache_clear()
+    try:
+        service.set_threshold(db_session, category_id=org["cat_build"], threshold=0.7)
+        service.set_threshold(db_session, category_id=org["cat_env"], threshold=0.995)  # above the grid: its last
+        guide = service.threshold_guide(db_session)
+        assert guide is not None and guide.view == "raw_text" and guide.model == "clf"
+        rows = {r.label: r for r in guide.rows}
+        build, env, tourism = rows["城乡建设"], rows["环境保护"], rows["旅游"]
+        assert (build.threshold, build.at, build.share, build.precision) == (0.7, 0.7, 0.8, 0.92)
+        assert build.category is not None and build.category.id == org["cat_build"]
+        assert (env.at, env.share, env.precision) == (0.99, 0.0, None)
+        assert tourism.category is None and (tourism.threshold, tourism.at, tourism.share) == (0.9, 0.9, 1.0)
+        # Overall: each category at its own threshold, weighted by how many it was predicted for.
+        assert guide.share == pytest.approx((100 * 0.8 + 0 + 10 * 1.0) / 160)
+        assert guide.precision == pytest.approx((80 * 0.92 + 10 * 0.5) / 90)
+        service.set_threshold(db_session, category_id=org["cat_build"], threshold=0.705)  # between steps: the next
+        build = next(r for r in service.threshold_guide(db_session).rows if r.label == "城乡建设")  # type: ignore[union-attr]
+        assert (build.at, build.share) == (0.71, 0.79)
+        # An artefact trained before its evaluation recorded the thresholds' effect, or none configured: no guide.
+        del meta["evaluation"]["raw_text"]
+        meta["evaluation"]["all"] = {}  # type: ignore[index]
+        (model_dir / classifier.META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+        os.utime(model_dir / classifier.META_FILE, (1, 1))  # another modification time: read again
+        assert service.threshold_guide(db_session) is None
+        monkeypatch.delenv("CITYHUB_DISPATCH_MODEL_PATH")
+        get_settings.cache_clear()
+        assert service.threshold_guide(db_session) is None
+    finally:
+        get_settings.cache_clear()
+
+
 @pytest.fixture
 def client(app_db, model):  # type: ignore[no-untyped-def]
     from cityhub.main import create_app

@@ -8,6 +8,7 @@ import json
 import pickle
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -186,6 +187,28 @@ def test_coverage_at_precision_hand_made() -> None:
     tied = coverage_at_precision([True, True, True, False], [0.9, 0.9, 0.9, 0.9])
     assert tied["coverage"]["0.85"] == 0.0 and tied["threshold"]["0.85"] is None
     assert coverage_at_precision([True, False], [0.9, 0.1])["coverage"]["0.97"] == 0.5
+
+
+def test_what_each_threshold_would_dispatch_hand_made() -> None:
+    labels = ["甲", "乙"]
+    # Predicted 甲 at 0.95 (right), 0.80 (right), 0.60 (wrong, truly 乙); predicted 乙 at 0.70 (right).
+    proba = np.array([[0.95, 0.05], [0.80, 0.20], [0.60, 0.40], [0.30, 0.70]])
+    y = np.array([0, 0, 1, 1])
+    curves = classifier.at_threshold(y, proba, labels)
+    grid = curves["thresholds"]
+    assert grid[0] == 0.5 and grid[-1] == 0.99 and len(grid) == 50
+
+    def at(curve: dict[str, Any], t: float) -> tuple[float, float | None]:
+        i = grid.index(t)
+        return curve["share"][i], curve["precision"][i]
+
+    first, second = curves["per_class"]["甲"], curves["per_class"]["乙"]
+    assert (first["n"], second["n"], curves["all"]["n"]) == (3, 1, 4)
+    assert at(first, 0.5) == (1.0, round(2 / 3, 4)) and at(first, 0.6) == (1.0, round(2 / 3, 4))
+    assert at(first, 0.61) == (round(2 / 3, 4), 1.0) and at(first, 0.95) == (round(1 / 3, 4), 1.0)
+    assert at(first, 0.96) == (0.0, None) and at(second, 0.7) == (1.0, 1.0) and at(second, 0.71) == (0.0, None)
+    assert at(curves["all"], 0.7) == (0.75, 1.0) and at(curves["all"], 0.5) == (1.0, 0.75)
+    assert classifier.at_threshold(np.zeros(0, dtype=int), np.zeros((0, 2)), labels)["all"]["share"][0] == 0.0
 
 
 def test_evaluate_report_keys(model: classifier.Model) -> None:

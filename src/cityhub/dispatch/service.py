@@ -16,6 +16,7 @@ Automatic dispatch is an ordinary DISPATCH through :func:`cityhub.workorders.ser
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import threading
 import time
@@ -937,6 +938,105 @@ def delete_rule(session: Session, *, rule_id: int, actor: orders.Actor = orders.
 def list_thresholds(session: Session) -> list[tuple[DispatchThreshold, Category]]:
     stmt = select(DispatchThreshold, Category).join(Category, Category.id == DispatchThreshold.category_id)
     return [(t, c) for t, c in session.execute(stmt.order_by(Category.code))]
+
+
+@dataclass(frozen=True)
+class ThresholdEffect:
+    """What a category's automatic-dispatch threshold does, by the classifier's own grouped cross-validation: of the
+    held-out messages it predicted to be of the category (``n``), the share whose confidence reaches the threshold
+    (dispatched automatically, as far as the classifier decides: the routing rules must still name one unit) and the
+    precision among them. ``at`` is the threshold of the evaluation's grid the figures are read at: the category's
+    own, or the grid's next one above it (0.01 apart: never more dispatched automatically than the threshold gives)."""
+
+    label: str
+    category: CategoryRef | None
+    threshold: float
+    at: float
+    n: int
+    share: float
+    precision: float | None
+
+
+@dataclass(frozen=True)
+class ThresholdGuide:
+    """The classifier's cross-validated effect of the thresholds in force, per category it knows and overall."""
+
+    model: str
+    created_at: str | None
+    method: str
+    view: str  # "raw_text" (messages as citizens typed them) or "all"
+    rows: list[ThresholdEffect]
+    share: float
+    precision: float | None
+
+
+# The configured classifier's metadata as last read, with the key (directory, modification time) it was read under.
+_guide_meta: tuple[tuple[str, float], dict[str, Any] | None] | None = None
+
+
+def _model_meta() -> dict[str, Any] | None:
+    """The configured classifier's metadata (its JSON only, not the model), read again when it is retrained."""
+    global _guide_meta
+    try:
+        key = _model_key()
+    except ValidationFailed:
+        return None
+    if key is None:
+        return None
+    cached = _guide_meta
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    from cityhub.nlp import classifier
+
+    try:
+        meta = json.loads((Path(key[0]) / classifier.META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = None
+    _guide_meta = (key, meta if isinstance(meta, dict) else None)
+    return _guide_meta[1]
+
+
+def threshold_guide(session: Session) -> ThresholdGuide | None:
+    """What the thresholds in force do, by the configured classifier's evaluation (None without a classifier, or
+    for an artefact trained before its evaluation recorded the thresholds' effect: retrain it to see)."""
+    meta = _model_meta()
+    evaluation = (meta or {}).get("evaluation") or {}
+    view = "raw_text" if "raw_text" in evaluation else "all"
+    curves = (evaluation.get(view) or {}).get("at_threshold")
+    if not curves:
+        return None
+    grid = [float(t) for t in curves["thresholds"]]
+    labels = list(curves["per_class"])
+    found = find_categories(session, names=labels)
+    rows: list[ThresholdEffect] = []
+    for label in labels:
+        curve = curves["per_class"][label]
+        category = found.get(label)
+        threshold = threshold_for(session, category_id=category.id if category else None)
+        i = next((k for k, t in enumerate(grid) if t >= threshold - 1e-9), len(grid) - 1)
+        rows.append(
+            ThresholdEffect(
+                label=label,
+                category=category,
+                threshold=threshold,
+                at=grid[i],
+                n=int(curve["n"]),
+                share=float(curve["share"][i]),
+                precision=curve["precision"][i],
+            )
+        )
+    total = sum(r.n for r in rows)
+    taken = sum(r.n * r.share for r in rows)
+    right = sum(r.n * r.share * r.precision for r in rows if r.precision is not None)
+    return ThresholdGuide(
+        model=Path(str(get_settings().dispatch_model_path)).name,
+        created_at=(meta or {}).get("created_at"),
+        method=str(evaluation.get("method", "")),
+        view=view,
+        rows=rows,
+        share=taken / total if total else 0.0,
+        precision=right / taken if taken else None,
+    )
 
 
 def set_threshold(

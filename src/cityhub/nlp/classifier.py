@@ -1728,8 +1728,39 @@ def coverage_at_precision(
     return {"coverage": cov, "threshold": thr}
 
 
+# The automatic-dispatch thresholds whose effect the evaluation reports (``at_threshold``): 0.50 … 0.99.
+THRESHOLD_GRID = tuple(round(t / 100, 2) for t in range(50, 100))
+
+
+def at_threshold(y: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """What each threshold of :data:`THRESHOLD_GRID` would do, overall and per predicted class: the share of the
+    orders whose confidence reaches it (those dispatched automatically at that threshold, as far as the classifier
+    decides) and the precision among them (None where none reaches it). Per class, of the orders predicted to be
+    of that class (``n``), since a category's threshold applies to the orders predicted to be of it."""
+    pred = proba.argmax(axis=1) if len(y) else np.zeros(0, dtype=int)
+    conf = proba.max(axis=1) if len(y) else np.zeros(0)
+    right = pred == y
+
+    def curve(rows: np.ndarray) -> dict[str, Any]:
+        n = int(rows.sum())
+        share, precision = [], []
+        for t in THRESHOLD_GRID:
+            taken = rows & (conf >= t - 1e-12)
+            k = int(taken.sum())
+            share.append(round(k / n, 4) if n else 0.0)
+            precision.append(round(float(right[taken].mean()), 4) if k else None)
+        return {"n": n, "share": share, "precision": precision}
+
+    return {
+        "thresholds": list(THRESHOLD_GRID),
+        "all": curve(np.ones(len(y), dtype=bool)),
+        "per_class": {label: curve(pred == i) for i, label in enumerate(labels)},
+    }
+
+
 def metrics(y: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict[str, Any]:
-    """Accuracy, macro F1, per-class scores, coverage at precision and confusion matrix."""
+    """Accuracy, macro F1, per-class scores, coverage at precision, what each dispatch threshold would do
+    (:func:`at_threshold`) and confusion matrix."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     pred = proba.argmax(axis=1)
@@ -1747,6 +1778,7 @@ def metrics(y: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict[str, An
         },
         "coverage_at_precision": cov["coverage"],
         "threshold_at_precision": cov["threshold"],
+        "at_threshold": at_threshold(y, proba, labels),
         "confusion_matrix": {"labels": labels, "matrix": confusion_matrix(y, pred, labels=idx).tolist()},
     }
 

@@ -220,6 +220,15 @@ def evaluate_cmd(
     for label, s in result["per_class"].items():
         typer.echo(f"  {label}\tP={s['precision']:.3f} R={s['recall']:.3f} F1={s['f1']:.3f} n={s['support']}")
     typer.echo("coverage at precision: " + " ".join(f"{k}:{v:.3f}" for k, v in result["coverage_at_precision"].items()))
+    curve = result["at_threshold"]
+    shown = [curve["thresholds"].index(t) for t in (0.8, 0.85, 0.9, 0.95) if t in curve["thresholds"]]
+    typer.echo(
+        "dispatched automatically at threshold (share, precision): "
+        + " ".join(
+            f"{curve['thresholds'][i]:.2f}:{curve['all']['share'][i]:.3f},{curve['all']['precision'][i] or 0:.3f}"
+            for i in shown
+        )
+    )
 
 
 @app.command("classify")

@@ -99,6 +99,7 @@ def _page(
         rules=dispatch.list_rules(db) if rule is None else [],
         rule=rule,
         thresholds=dispatch.list_thresholds(db) if rule is None else [],
+        guide=dispatch.threshold_guide(db) if rule is None else None,
         can_edit=permissions.allows(principal.role, permissions.UNITS_MANAGE),
         categories=categories,
         category_paths={c.id: c.path for c in categories},
