@@ -1520,6 +1520,20 @@ def test_the_rules_page_shows_what_the_thresholds_in_force_do_by_the_classifiers
     assert "(≈0.66)" in row and percent(curve["share"][grid.index(0.66)]) in row
     total = sum(curves["per_class"][label]["n"] for label in TOPICS)
     assert f'<td class="num">{total}</td>' in disp.get("/rules").text
+    # The same through the API and the CLI.
+    api = disp.get("/api/v1/dispatch/thresholds/effect")
+    assert api.status_code == 200, api.text
+    row = next(c for c in api.json()["categories"] if c["label"] == "环境保护")
+    assert (row["threshold"], row["read_at"], row["n"], row["category_path"]) == (0.655, 0.66, curve["n"], "环境保护")
+    assert login("hand_a").get("/api/v1/dispatch/thresholds/effect").status_code == 403
+    from typer.testing import CliRunner
+
+    from cityhub.cli import _mount, app
+
+    _mount()
+    printed = CliRunner().invoke(app, ["dispatch", "thresholds", "effect", "--json"])
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.output)["categories"] == api.json()["categories"]
 
 
 def test_the_knowledge_base_is_kept_from_its_page_and_feeds_the_instant_answers(org) -> None:

@@ -148,6 +148,36 @@ def thresholds_list() -> None:
     typer.echo(f"default {get_settings().dispatch_threshold:.3f}", err=True)
 
 
+@thresholds_app.command("effect")
+def thresholds_effect(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """What the thresholds in force do, by the configured classifier's grouped cross-validation: per category, the
+    share of its predicted held-out messages reaching the threshold (dispatched automatically) and their precision."""
+    import json
+
+    from cityhub.dispatch import service
+
+    with session_scope() as session:
+        guide = service.threshold_guide(session)
+    if guide is None:
+        raise _fail(
+            "no classifier evaluation with the thresholds' effect: "
+            "none configured (CITYHUB_DISPATCH_MODEL_PATH), or retrain it"
+        )
+    if as_json:
+        typer.echo(json.dumps(guide.as_dict(), ensure_ascii=False))
+        return
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value * 100:.1f}%"
+
+    typer.echo(f"model {guide.model} ({guide.created_at or 'unknown'}), {guide.method}, {guide.view}")
+    for r in guide.rows:
+        path = r.category.path if r.category else "(not in the taxonomy)"
+        figures = f"n={r.n}\t{pct(r.share)}\t{pct(r.precision)}"
+        typer.echo(f"{r.label}\t{path}\t{r.threshold:g} (read at {r.at:.2f})\t{figures}")
+    typer.echo(f"total\t\t\tn={sum(r.n for r in guide.rows)}\t{pct(guide.share)}\t{pct(guide.precision)}")
+
+
 @thresholds_app.command("set")
 def thresholds_set(
     category: Annotated[str, typer.Argument(help="Category name or path.")],

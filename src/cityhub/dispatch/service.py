@@ -969,6 +969,31 @@ class ThresholdGuide:
     share: float
     precision: float | None
 
+    def as_dict(self) -> dict[str, Any]:
+        """The guide as JSON: the model, then per category its label, taxonomy path, threshold in force, the grid's
+        threshold the figures are read at, messages predicted, share reaching the threshold and their precision."""
+        return {
+            "model": self.model,
+            "created_at": self.created_at,
+            "method": self.method,
+            "view": self.view,
+            "share": self.share,
+            "precision": self.precision,
+            "categories": [
+                {
+                    "label": r.label,
+                    "category_id": r.category.id if r.category else None,
+                    "category_path": r.category.path if r.category else None,
+                    "threshold": r.threshold,
+                    "read_at": r.at,
+                    "n": r.n,
+                    "share": r.share,
+                    "precision": r.precision,
+                }
+                for r in self.rows
+            ],
+        }
+
 
 # The configured classifier's metadata as last read, with the key (directory, modification time) it was read under.
 _guide_meta: tuple[tuple[str, float], dict[str, Any] | None] | None = None

@@ -193,6 +193,18 @@ def list_thresholds(db: DbSession, principal: Dispatcher) -> list[ThresholdRead]
     ]
 
 
+@router.get("/thresholds/effect")
+def threshold_effect(db: DbSession, principal: Dispatcher) -> dict[str, Any]:
+    """What the thresholds in force do, by the configured classifier's grouped cross-validation (阈值效果): per
+    category the model knows, the share of the held-out messages it predicted to be of it whose confidence reaches the
+    category's threshold (``share``, dispatched automatically as far as the classifier decides) and their precision,
+    and the total. 404 without a classifier, or for one trained before its evaluation recorded this (retrain it)."""
+    guide = service.threshold_guide(db)
+    if guide is None:
+        raise NotFound("no classifier evaluation with the thresholds' effect (none configured, or retrain it)")
+    return guide.as_dict()
+
+
 @router.put("/thresholds/{category_id}", response_model=ThresholdRead)
 def set_threshold(category_id: int, body: ThresholdSet, db: DbSession, principal: Admin) -> ThresholdRead:
     row = service.set_threshold(db, category_id=category_id, threshold=body.threshold, actor=principal.actor)
