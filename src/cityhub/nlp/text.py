@@ -299,8 +299,10 @@ def near_duplicate_groups(texts: Sequence[str], *, threshold: float = 0.5, chunk
     Two texts are linked when the share of character bigrams of the shorter one that also occur in the
     longer one reaches ``threshold``. Bigrams common to more than 5% of the texts are ignored: they say
     nothing about identity. Containment (rather than Jaccard) links a segmented, stop-word-stripped copy
-    of a message to its raw original, and a re-posting that adds or drops a sentence.
+    of a message to its raw original, and a re-posting that adds or drops a sentence. ``threshold`` in (0, 1].
     """
+    if not 0 < threshold <= 1:
+        raise ValueError(f"near-duplicate threshold {threshold} is not in (0, 1]")
     n = len(texts)
     parent = np.arange(n)
 
