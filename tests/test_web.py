@@ -1503,7 +1503,7 @@ def test_the_rules_page_shows_what_the_thresholds_in_force_do_by_the_classifiers
 
     disp, adm = login("disp"), login("adm")
     page = disp.get("/rules").text
-    assert 'data-testid="threshold-guide"' in page and "全部训练留言" in page
+    assert 'data-testid="threshold-guide"' in page and "全部训练留言" in page and "准确率≥97%的最低阈值" in page
     default = grid.index(0.9)  # CITYHUB_DISPATCH_THRESHOLD's default
     for label in TOPICS:
         curve, row = curves["per_class"][label], row_of(page, label)
@@ -1525,6 +1525,7 @@ def test_the_rules_page_shows_what_the_thresholds_in_force_do_by_the_classifiers
     assert api.status_code == 200, api.text
     row = next(c for c in api.json()["categories"] if c["label"] == "环境保护")
     assert (row["threshold"], row["read_at"], row["n"], row["category_path"]) == (0.655, 0.66, curve["n"], "环境保护")
+    assert set(row["lowest_threshold_for_precision"]) == {"0.95", "0.97"}
     assert login("hand_a").get("/api/v1/dispatch/thresholds/effect").status_code == 403
     from typer.testing import CliRunner
 

@@ -282,12 +282,13 @@ def test_the_threshold_guide_reads_the_classifiers_curves_at_the_thresholds_in_f
         "thresholds": grid,
         "all": curve(160, [1.0] * steps, [0.9] * steps),
         "per_class": {
-            # share falls by 0.01 a step from 1.0 at 0.50; precision rises by 0.001 a step from 0.900
+            # share falls by 0.01 a step from 1.0 at 0.50; precision rises by 0.002 a step from 0.900
             "城乡建设": curve(
-                100, [round(1 - i / 100, 2) for i in range(steps)], [0.9 + i / 1000 for i in range(steps)]
+                100, [round(1 - i / 100, 2) for i in range(steps)], [round(0.9 + i / 500, 3) for i in range(steps)]
             ),
             "环境保护": curve(50, [0.5] * (steps - 1) + [0.0], [0.96] * (steps - 1) + [None]),
-            "旅游": curve(10, [1.0] * steps, [0.5] * steps),  # a label the taxonomy has not got
+            # A label the taxonomy has not got; precise at the lowest thresholds only (curves need not be monotone).
+            "旅游": curve(10, [1.0] * steps, [0.96] * 10 + [0.5] * (steps - 10)),
         },
     }
     model_dir = tmp_path / "clf"
@@ -306,13 +307,16 @@ def test_the_threshold_guide_reads_the_classifiers_curves_at_the_thresholds_in_f
         assert guide is not None and guide.view == "raw_text" and guide.model == "clf"
         rows = {r.label: r for r in guide.rows}
         build, env, tourism = rows["城乡建设"], rows["环境保护"], rows["旅游"]
-        assert (build.threshold, build.at, build.share, build.precision) == (0.7, 0.7, 0.8, 0.92)
+        assert (build.threshold, build.at, build.share, build.precision) == (0.7, 0.7, 0.8, 0.94)
+        # Precision 0.95 from 0.75, 0.97 from 0.85; 环境保护 0.96 at every threshold that dispatches anything.
+        assert build.lowest_for == {"0.95": 0.75, "0.97": 0.85}
+        assert env.lowest_for == {"0.95": 0.5, "0.97": None} and tourism.lowest_for == {"0.95": 0.5, "0.97": None}
         assert build.category is not None and build.category.id == org["cat_build"]
         assert (env.at, env.share, env.precision) == (0.99, 0.0, None)
         assert tourism.category is None and (tourism.threshold, tourism.at, tourism.share) == (0.9, 0.9, 1.0)
         # Overall: each category at its own threshold, weighted by how many it was predicted for.
         assert guide.share == pytest.approx((100 * 0.8 + 0 + 10 * 1.0) / 160)
-        assert guide.precision == pytest.approx((80 * 0.92 + 10 * 0.5) / 90)
+        assert guide.precision == pytest.approx((80 * 0.94 + 10 * 0.5) / 90)
         service.set_threshold(db_session, category_id=org["cat_build"], threshold=0.705)  # between steps: the next
         build = next(r for r in service.threshold_guide(db_session).rows if r.label == "城乡建设")  # type: ignore[union-attr]
         assert (build.at, build.share) == (0.71, 0.79)

@@ -173,7 +173,8 @@ def thresholds_effect(as_json: Annotated[bool, typer.Option("--json", help="Prin
     typer.echo(f"model {guide.model} ({guide.created_at or 'unknown'}), {guide.method}, {guide.view}")
     for r in guide.rows:
         path = r.category.path if r.category else "(not in the taxonomy)"
-        figures = f"n={r.n}\t{pct(r.share)}\t{pct(r.precision)}"
+        lowest = " ".join(f"≥{level}:{'-' if t is None else f'{t:.2f}'}" for level, t in r.lowest_for.items())
+        figures = f"n={r.n}\t{pct(r.share)}\t{pct(r.precision)}\tlowest threshold for precision {lowest}"
         typer.echo(f"{r.label}\t{path}\t{r.threshold:g} (read at {r.at:.2f})\t{figures}")
     typer.echo(f"total\t\t\tn={sum(r.n for r in guide.rows)}\t{pct(guide.share)}\t{pct(guide.precision)}")
 

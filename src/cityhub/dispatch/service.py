@@ -955,6 +955,22 @@ class ThresholdEffect:
     n: int
     share: float
     precision: float | None
+    # The lowest threshold of the grid at which the precision is at least 0.95 / 0.97 (None: at none).
+    lowest_for: dict[str, float | None] = field(default_factory=dict)
+
+
+# The precisions the guide names the lowest threshold for (two of the evaluation's coverage-at-precision levels).
+GUIDE_PRECISIONS = ("0.95", "0.97")
+
+
+def _lowest_threshold(
+    grid: list[float], share: list[float], precision: list[float | None], level: float
+) -> float | None:
+    """The lowest threshold of ``grid`` whose automatic dispatches (every message at or above it) are at least
+    ``level`` correct: the most dispatched automatically at that precision, as ``coverage_at_precision`` counts it."""
+    return next(
+        (t for t, s, p in zip(grid, share, precision, strict=True) if s and p is not None and p >= level - 1e-12), None
+    )
 
 
 @dataclass(frozen=True)
@@ -989,6 +1005,7 @@ class ThresholdGuide:
                     "n": r.n,
                     "share": r.share,
                     "precision": r.precision,
+                    "lowest_threshold_for_precision": r.lowest_for,
                 }
                 for r in self.rows
             ],
@@ -1048,6 +1065,10 @@ def threshold_guide(session: Session) -> ThresholdGuide | None:
                 n=int(curve["n"]),
                 share=float(curve["share"][i]),
                 precision=curve["precision"][i],
+                lowest_for={
+                    level: _lowest_threshold(grid, curve["share"], curve["precision"], float(level))
+                    for level in GUIDE_PRECISIONS
+                },
             )
         )
     total = sum(r.n for r in rows)

@@ -100,6 +100,7 @@ def _page(
         rule=rule,
         thresholds=dispatch.list_thresholds(db) if rule is None else [],
         guide=dispatch.threshold_guide(db) if rule is None else None,
+        guide_levels=dispatch.GUIDE_PRECISIONS,
         can_edit=permissions.allows(principal.role, permissions.UNITS_MANAGE),
         categories=categories,
         category_paths={c.id: c.path for c in categories},
