@@ -272,6 +272,17 @@ def test_joined_form_learns_what_the_segmented_texts_lack() -> None:
     assert JoinedForm()("我们小区的路灯坏了，请尽快处理！") == normalize("我们小区的路灯坏了，请尽快处理！")
 
 
+def test_joined_form_keeps_a_word_the_segmented_texts_hold_inside_longer_words() -> None:
+    # 保险 is its own word in the raw texts and only inside 养老保险 in the segmented ones: cut differently, not
+    # dropped. 这样, in no segmented text at all, is dropped.
+    texts = [r.text for r in _mixed_records()]
+    raw = [t + "我买了保险，这样行吗" for t in texts if not looks_segmented(t)]
+    seg = [t + " 养老保险" for t in texts if looks_segmented(t)]
+    form = JoinedForm.learn(raw + seg)
+    assert "这样" in form.dropped and "保险" not in form.dropped
+    assert "保险" in JoinedForm.learn(raw + [t for t in texts if looks_segmented(t)]).dropped
+
+
 def test_model_applies_its_joined_form_and_keeps_it(tmp_path: Path) -> None:
     model = classifier.train(_mixed_records(), config=FAST)
     assert set(STOP_WORDS) <= model.form.dropped

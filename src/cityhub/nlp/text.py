@@ -282,15 +282,30 @@ class JoinedForm:
         candidates = [w for w, c in in_raw.items() if c >= min_share * n_raw and rare(in_seg[w], c / n_raw)]
         # A word of several characters that the segmented texts hold inside other words (保险 in 养老保险) was cut
         # differently, not dropped: keep it. (A single character is inside too many words for that test.)
-        return cls(
-            frozenset(w for w in candidates if len(w) == 1 or rare(sum(w in t for t in joined), in_raw[w] / n_raw))
-        )
+        inside = _texts_containing([w for w in candidates if len(w) > 1], joined)
+        return cls(frozenset(w for w in candidates if len(w) == 1 or rare(inside[w], in_raw[w] / n_raw)))
 
     def __call__(self, text: str) -> str:
         norm = normalize(text)
         if not self.dropped or looks_segmented(text):
             return norm
         return "".join(w for w in words(norm) if w not in self.dropped)
+
+
+def _texts_containing(needles: Sequence[str], texts: Sequence[str]) -> Counter[str]:
+    """For each needle, in how many of ``texts`` it occurs (as ``needle in text``), in one Aho-Corasick pass."""
+    import ahocorasick
+
+    found: Counter[str] = Counter()
+    if not needles:
+        return found
+    automaton = ahocorasick.Automaton()
+    for needle in needles:
+        automaton.add_word(needle, needle)
+    automaton.make_automaton()
+    for text in texts:
+        found.update({needle for _, needle in automaton.iter(text)})
+    return found
 
 
 def near_duplicate_groups(texts: Sequence[str], *, threshold: float = 0.5, chunk: int = 1000) -> np.ndarray:
