@@ -1,5 +1,5 @@
-"""Counting char n-grams in NumPy must give scikit-learn's counts, vocabulary and column order exactly, and the
-classifier's vectorizer built on it the same TF-IDF matrices, down to the order of each row's entries."""
+"""Counting char and word n-grams in NumPy must give scikit-learn's counts, vocabulary and column order exactly, and
+the classifier's vectorizers built on it the same TF-IDF matrices, down to the order of each row's entries."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
-from cityhub.nlp.text import char_ngrams
-from cityhub.nlp.vectorizers import CharTfidfVectorizer
+from cityhub.nlp.classifier import _word_analyzer_tokens
+from cityhub.nlp.text import char_ngrams, word_ngrams
+from cityhub.nlp.vectorizers import CharTfidfVectorizer, WordTfidfVectorizer
 
 DEV_RAW = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "teddycup2020_c" / "dev"
 DEV_RAW /= "messages_labeled_raw.csv"
@@ -123,3 +124,52 @@ def test_char_tfidf_vectorizer_refuses_as_scikit_learn(texts: list[str], min_df:
     for vectorizer in (TfidfVectorizer, CharTfidfVectorizer):
         with pytest.raises(ValueError, match=message):
             vectorizer(analyzer="char", min_df=min_df, lowercase=False).fit(texts)
+
+
+def _split(text: str) -> list[str]:
+    return text.split()
+
+
+@pytest.mark.parametrize(("ngrams", "min_df"), [((1, 2), 1), ((1, 2), 2), ((2, 3), 1), ((1, 1), 2)])
+def test_word_ngrams_count_as_scikit_learn(ngrams: tuple[int, int], min_df: int) -> None:
+    texts = [" ".join(_word_analyzer_tokens(t)) for t in _texts()] + ["", "路灯", "路灯 路灯 路灯"]
+    vec = CountVectorizer(tokenizer=_split, token_pattern=None, ngram_range=ngrams, lowercase=False, min_df=min_df)
+    reference = vec.fit_transform(texts).tocsc()
+    grams = word_ngrams([_split(t) for t in texts], *ngrams, min_df=min_df)
+    names = grams.strings()
+    assert names == [g for g in _insertion_order(vec, texts) if g in vec.vocabulary_]
+    assert (reference[:, [vec.vocabulary_[g] for g in names]].tocsr() != grams.matrix).nnz == 0
+
+
+def test_word_ngrams_refuse_a_word_with_a_space() -> None:
+    with pytest.raises(ValueError, match="space"):
+        word_ngrams([["路灯", "a b"]], 1, 2)
+
+
+@pytest.mark.parametrize("kwargs", [{"ngram_range": (1, 2), "min_df": 2}, {"ngram_range": (1, 3), "min_df": 0.01}])
+def test_word_tfidf_vectorizer_fits_as_scikit_learn(kwargs: dict[str, object]) -> None:
+    texts = _texts()
+    common = {
+        "tokenizer": _word_analyzer_tokens,
+        "token_pattern": None,
+        "sublinear_tf": True,
+        "lowercase": False,
+        "dtype": np.float32,
+        **kwargs,
+    }
+    reference, fast = TfidfVectorizer(**common), WordTfidfVectorizer(**common)
+    x_ref, x_fast = reference.fit_transform(texts), fast.fit_transform(texts)
+    assert fast.vocabulary_ == reference.vocabulary_ and np.array_equal(fast.idf_, reference.idf_)
+    for part in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(x_fast, part), getattr(x_ref, part)), part
+
+
+def test_word_tfidf_vectorizer_falls_back_for_words_with_spaces() -> None:
+    def pairs(text: str) -> list[str]:  # "a b" as one word could be the bigram of "a" and "b"
+        return [text[i : i + 3] for i in range(0, len(text), 3)]
+
+    texts = ["a b c a b", "b c a", "c a b c"]
+    common = {"tokenizer": pairs, "token_pattern": None, "ngram_range": (1, 2), "lowercase": False}
+    reference, fast = TfidfVectorizer(**common), WordTfidfVectorizer(**common)
+    assert (fast.fit_transform(texts) != reference.fit_transform(texts)).nnz == 0
+    assert fast.vocabulary_ == reference.vocabulary_

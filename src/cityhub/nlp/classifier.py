@@ -308,9 +308,8 @@ class _Features:
     """Char and word TF-IDF blocks over normalised text."""
 
     def __init__(self, config: ClassifierConfig) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
 
-        from cityhub.nlp.vectorizers import CharTfidfVectorizer
+        from cityhub.nlp.vectorizers import CharTfidfVectorizer, WordTfidfVectorizer
 
         self.char = CharTfidfVectorizer(
             analyzer="char",
@@ -322,7 +321,7 @@ class _Features:
             dtype=np.float32,
         )
         self.word = (
-            TfidfVectorizer(
+            WordTfidfVectorizer(
                 tokenizer=_word_analyzer_tokens,
                 token_pattern=None,
                 ngram_range=config.word_ngrams,
@@ -724,10 +723,10 @@ class _FastBlock:
         """Whether ``vec`` is a fitted vectorizer whose transform this class reproduces."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        from cityhub.nlp.vectorizers import CharTfidfVectorizer
+        from cityhub.nlp.vectorizers import CharTfidfVectorizer, WordTfidfVectorizer
 
-        # CharTfidfVectorizer differs in its fit only.
-        if type(vec) not in (TfidfVectorizer, CharTfidfVectorizer) or not isinstance(
+        # The NumPy-counting vectorizers differ in their fit only.
+        if type(vec) not in (TfidfVectorizer, CharTfidfVectorizer, WordTfidfVectorizer) or not isinstance(
             getattr(vec, "vocabulary_", None), dict
         ):
             return False

@@ -99,33 +99,40 @@ _SQUEEZE = re.compile(r"\s\s+")
 
 
 @dataclass(frozen=True)
-class CharNgrams:
-    """Texts' char n-gram counts: ``matrix`` (texts × n-grams, CSR with sorted indices, float32 counts), its columns
-    the n-grams in the order scikit-learn's count meets them (by the text of their first occurrence, then length, then
-    position), each named by its number in ``keys``: an n-gram of units u₁…uₙ is Σ uᵢ·base^(n-i), a unit being one of
-    ``units``' code points numbered from 1, so that n-grams of different lengths never share a number."""
+class Ngrams:
+    """Texts' n-gram counts: ``matrix`` (texts × n-grams, CSR with sorted indices, float32 counts), its columns the
+    n-grams in the order scikit-learn's count meets them (by the text of their first occurrence, then length, then
+    position), each named by its number in ``keys``: an n-gram of units u₁…uₙ (characters or words, numbered from 1
+    in the order of ``units``) is Σ uᵢ·base^(n-i), base = len(units) + 1, so that n-grams of different lengths never
+    share a number. ``sep`` joins an n-gram's units into its name ("" for characters, " " for words)."""
 
     matrix: Any
     keys: np.ndarray
-    units: np.ndarray
+    units: Sequence[str]
     max_n: int
+    sep: str
 
     def strings(self) -> list[str]:
-        """Each column's n-gram as a string. ``ValueError`` when a unit is U+0000 (NumPy's strings drop it)."""
-        if len(self.units) and self.units[0] == 0:
-            raise ValueError("a text holds U+0000")
+        """Each column's n-gram as a string (scikit-learn's name for it)."""
         base = len(self.units) + 1
         length = np.ones(len(self.keys), dtype=np.int64)
         for n in range(1, self.max_n):
             length += self.keys >= base**n
-        points = np.zeros((len(self.keys), self.max_n), dtype=np.uint32)
+        digits = np.zeros((len(self.keys), self.max_n), dtype=np.int64)  # unit numbers, left-aligned, 0 after
         for n in range(1, self.max_n + 1):
             rows = np.flatnonzero(length == n)
             rest = self.keys[rows]
             for pos in range(n - 1, -1, -1):
-                points[rows, pos] = self.units[rest % base - 1]
+                digits[rows, pos] = rest % base
                 rest = rest // base
-        return [str(g) for g in points.view(f"<U{self.max_n}").ravel().tolist()]
+        if self.sep == "" and all(len(u) == 1 and u != "\x00" for u in self.units):
+            # Characters: the code points as one NumPy string per row (NumPy drops the trailing zeros of padding).
+            points = np.zeros(len(self.units) + 1, dtype=np.uint32)
+            points[1:] = [ord(u) for u in self.units]
+            return [str(g) for g in points[digits].view(f"<U{self.max_n}").ravel().tolist()]
+        units = ["", *self.units]
+        named = zip(digits.tolist(), length.tolist(), strict=True)
+        return [self.sep.join(units[d] for d in row[:k]) for row, k in named]
 
 
 def _run_starts(sorted_values: np.ndarray) -> np.ndarray:
@@ -135,30 +142,19 @@ def _run_starts(sorted_values: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.concatenate([[True], sorted_values[1:] != sorted_values[:-1]]))
 
 
-def char_ngrams(
-    texts: Sequence[str], min_n: int, max_n: int, *, min_df: float = 1, max_df: float | None = None
-) -> CharNgrams:
-    """Count the char n-grams (``min_n`` … ``max_n`` characters) of ``texts`` as scikit-learn's char analyzer cuts
-    them (white-space runs squeezed to one space, n-grams within one text), keeping those in at least ``min_df`` and
-    at most ``max_df`` texts. The n-grams are numbered (see :class:`CharNgrams`) and counted by sorting the numbers in
-    NumPy: the same counts as ``CountVectorizer(analyzer="char")`` in the same column order, several times faster,
-    since no n-gram becomes a Python string. ``ValueError`` when the texts hold too many distinct characters for
-    64-bit numbers."""
+def _count_ngrams(
+    ids: np.ndarray, lengths: np.ndarray, base: int, min_n: int, max_n: int, min_df: float, max_df: float | None
+) -> tuple[Any, np.ndarray]:
+    """The counts of the n-grams of texts given as one array of unit numbers (1 … base - 1, the texts one after the
+    other, ``lengths`` units each): the matrix and keys of :class:`Ngrams`. ``ValueError`` when the numbers could
+    overflow 64 bits."""
     from scipy.sparse import coo_matrix
 
-    squeezed = [_SQUEEZE.sub(" ", t) for t in texts]
-    n_texts = len(squeezed)
-    lengths = np.fromiter(map(len, squeezed), dtype=np.int64, count=n_texts)
-    points = np.frombuffer("".join(squeezed).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    present = np.zeros(int(points.max()) + 1 if len(points) else 1, dtype=bool)
-    present[points] = True
-    units = np.flatnonzero(present).astype(np.uint32)
-    ids = np.cumsum(present, dtype=np.int64)[points]  # each character's unit number, 1 … len(units)
-    base = len(units) + 1
-    if base**max_n * max(n_texts, 1) >= 2**62:
-        raise ValueError("too many distinct characters for integer n-gram numbers")
+    n_texts = len(lengths)
+    if float(base) ** max_n * max(n_texts, 1) >= 2**62:
+        raise ValueError("too many distinct units for integer n-gram numbers")
     text_of = np.repeat(np.arange(n_texts, dtype=np.int64), lengths)
-    left = np.repeat(np.cumsum(lengths), lengths) - np.arange(len(ids))  # characters from here to the text's end
+    left = np.repeat(np.cumsum(lengths), lengths) - np.arange(len(ids))  # units from here to the text's end
     pairs, firsts = [], []
     for n in range(min_n, max_n + 1):
         width = len(ids) - n + 1
@@ -202,7 +198,41 @@ def char_ngrams(
         (counts[kept].astype(np.float32), (text[kept], column[gram_of_pair[kept]])), shape=(n_texts, len(gram_keys))
     ).tocsr()
     matrix.sort_indices()
-    return CharNgrams(matrix=matrix, keys=gram_keys[order], units=units, max_n=max_n)
+    return matrix, gram_keys[order]
+
+
+def char_ngrams(
+    texts: Sequence[str], min_n: int, max_n: int, *, min_df: float = 1, max_df: float | None = None
+) -> Ngrams:
+    """Count the char n-grams (``min_n`` … ``max_n`` characters) of ``texts`` as scikit-learn's char analyzer cuts
+    them (white-space runs squeezed to one space, n-grams within one text), keeping those in at least ``min_df`` and
+    at most ``max_df`` texts: the same counts as ``CountVectorizer(analyzer="char")`` in the same column order, several
+    times faster, since the n-grams are numbered and counted by sorting the numbers in NumPy, never made Python strings
+    but for the vocabulary. ``ValueError`` when the texts hold too many distinct characters for 64-bit numbers."""
+    squeezed = [_SQUEEZE.sub(" ", t) for t in texts]
+    lengths = np.fromiter(map(len, squeezed), dtype=np.int64, count=len(squeezed))
+    points = np.frombuffer("".join(squeezed).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    present = np.zeros(int(points.max()) + 1 if len(points) else 1, dtype=bool)
+    present[points] = True
+    ids = np.cumsum(present, dtype=np.int64)[points]  # each character's unit number, 1 … distinct characters
+    units = [chr(c) for c in np.flatnonzero(present).tolist()]
+    matrix, keys = _count_ngrams(ids, lengths, len(units) + 1, min_n, max_n, min_df, max_df)
+    return Ngrams(matrix=matrix, keys=keys, units=units, max_n=max_n, sep="")
+
+
+def word_ngrams(
+    token_lists: Sequence[Sequence[str]], min_n: int, max_n: int, *, min_df: float = 1, max_df: float | None = None
+) -> Ngrams:
+    """:func:`char_ngrams` for texts given as their words: the n-grams scikit-learn's word analyzer makes of them
+    (words joined by a space). ``ValueError`` for a word holding a space (its name could be an n-gram's)."""
+    number: dict[str, int] = {}
+    flat = [number.setdefault(w, len(number) + 1) for tokens in token_lists for w in tokens]
+    if any(" " in w for w in number):
+        raise ValueError("a word holds a space")
+    lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+    ids = np.asarray(flat, dtype=np.int64)
+    matrix, keys = _count_ngrams(ids, lengths, len(number) + 1, min_n, max_n, min_df, max_df)
+    return Ngrams(matrix=matrix, keys=keys, units=list(number), max_n=max_n, sep=" ")
 
 
 @lru_cache(maxsize=1)
