@@ -16,7 +16,6 @@ Automatic dispatch is an ordinary DISPATCH through :func:`cityhub.workorders.ser
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import threading
 import time
@@ -1030,12 +1029,13 @@ def _model_meta() -> dict[str, Any] | None:
         return cached[1]
     from cityhub.nlp import classifier
 
+    meta: dict[str, Any] | None
     try:
-        meta = json.loads((Path(key[0]) / classifier.META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = classifier.read_meta(key[0])
+    except (OSError, ValidationFailed):
         meta = None
-    _guide_meta = (key, meta if isinstance(meta, dict) else None)
-    return _guide_meta[1]
+    _guide_meta = (key, meta)
+    return meta
 
 
 def threshold_guide(session: Session) -> ThresholdGuide | None:

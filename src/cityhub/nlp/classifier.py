@@ -308,7 +308,6 @@ class _Features:
     """Char and word TF-IDF blocks over normalised text."""
 
     def __init__(self, config: ClassifierConfig) -> None:
-
         from cityhub.nlp.vectorizers import CharTfidfVectorizer, WordTfidfVectorizer
 
         self.char = CharTfidfVectorizer(
@@ -1265,19 +1264,27 @@ def read_fitted(path: Path) -> dict[str, Any]:
         return dict(pickle.load(fh))
 
 
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """An artefact's metadata (``model.json``: configuration, training summary, evaluation), without its model."""
+    meta_path = Path(path) / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"{meta_path}: unreadable ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValidationFailed(f"{meta_path}: unreadable (not a JSON object)")
+    return meta
+
+
 def load(path: str | Path) -> Model:
     """Load an artefact written by ``Model.save``; refuse other format versions with a clear error."""
     target = Path(path)
     if not target.exists():
         raise NotFound(f"{target}: model not found")
-    meta_path = target / META_FILE
     model_path = next((target / f for f in (MODEL_FILE, LEGACY_MODEL_FILE) if (target / f).is_file()), None)
-    if not meta_path.is_file() or model_path is None:
+    if not (target / META_FILE).is_file() or model_path is None:
         raise ValidationFailed(f"{target}: not a classifier model (needs {META_FILE} and {MODEL_FILE})")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"{meta_path}: unreadable ({exc})") from None
+    meta = read_meta(target)
     version = meta.get("format_version")
     if version not in READABLE_VERSIONS:
         raise ValidationFailed(
@@ -1736,8 +1743,7 @@ def at_threshold(y: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict[st
     orders whose confidence reaches it (those dispatched automatically at that threshold, as far as the classifier
     decides) and the precision among them (None where none reaches it). Per class, of the orders predicted to be
     of that class (``n``), since a category's threshold applies to the orders predicted to be of it."""
-    pred = proba.argmax(axis=1) if len(y) else np.zeros(0, dtype=int)
-    conf = proba.max(axis=1) if len(y) else np.zeros(0)
+    pred, conf = proba.argmax(axis=1), proba.max(axis=1)
     right = pred == y
 
     def curve(rows: np.ndarray) -> dict[str, Any]:

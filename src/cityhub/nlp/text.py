@@ -135,11 +135,12 @@ class Ngrams:
         return [self.sep.join(units[d] for d in row[:k]) for row, k in named]
 
 
-def _run_starts(sorted_values: np.ndarray) -> np.ndarray:
-    """Where each run of equal values of a sorted array starts."""
+def _runs(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each run of equal values of a sorted array starts, and how long it is."""
     if not len(sorted_values):
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(np.concatenate([[True], sorted_values[1:] != sorted_values[:-1]]))
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], sorted_values[1:] != sorted_values[:-1]]))
+    return starts, np.diff(np.append(starts, len(sorted_values)))
 
 
 def _count_ngrams(
@@ -174,11 +175,9 @@ def _count_ngrams(
         key += text_of[at]
         pairs.append(key)
     pair = np.sort(np.concatenate(pairs)) if pairs else np.zeros(0, dtype=np.int64)
-    starts = _run_starts(pair)
-    counts = np.diff(np.append(starts, len(pair)))
+    starts, counts = _runs(pair)
     key, text = np.divmod(pair[starts], max(n_texts, 1))
-    gram_starts = _run_starts(key)
-    df = np.diff(np.append(gram_starts, len(key)))  # texts per n-gram
+    gram_starts, df = _runs(key)  # df: texts per n-gram
     keep = df >= min_df
     if max_df is not None:
         keep &= df <= max_df
