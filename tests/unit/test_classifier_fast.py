@@ -110,6 +110,29 @@ def test_integer_ngram_keys_refuse_what_they_cannot_number() -> None:
     assert dict(zip(columns.tolist(), counts.tolist(), strict=True)) == {0: 2, 1: 1, 2: 1}
 
 
+def test_integer_ngram_keys_count_what_string_look_ups_count() -> None:
+    """Texts with characters the vocabulary has not got at the start, the end and side by side: every n-gram that
+    holds one is skipped, every other one counted, as a dictionary look-up of each n-gram's string counts them."""
+    rng = np.random.default_rng(7)
+    alphabet = "路灯坏了噪音扰民井盖"
+    vocabulary: dict[str, int] = {}
+    for n in (1, 2, 3):
+        for _ in range(40):
+            vocabulary.setdefault("".join(rng.choice(list(alphabet[:7]), size=n)), len(vocabulary))
+    keys = classifier._NgramKeys(vocabulary, 1, 3, char=True)
+    for _ in range(200):
+        text = "".join(rng.choice(list(alphabet), size=int(rng.integers(0, 12))))
+        expected: dict[int, int] = {}
+        for n in (1, 2, 3):
+            for i in range(len(text) - n + 1):
+                if text[i : i + n] in vocabulary:
+                    column = vocabulary[text[i : i + n]]
+                    expected[column] = expected.get(column, 0) + 1
+        columns, counts = keys.of_text(text)
+        assert dict(zip(columns.tolist(), counts.tolist(), strict=True)) == expected, text
+        assert columns.tolist() == sorted(columns.tolist())
+
+
 @pytest.mark.parametrize(
     "changes",
     [

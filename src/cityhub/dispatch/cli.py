@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cityhub.clitools import cli_actor
+from cityhub.clitools import cli_actor, percent
 from cityhub.clitools import fail as _fail
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
@@ -167,16 +167,13 @@ def thresholds_effect(as_json: Annotated[bool, typer.Option("--json", help="Prin
         typer.echo(json.dumps(guide.as_dict(), ensure_ascii=False))
         return
 
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value * 100:.1f}%"
-
     typer.echo(f"model {guide.model} ({guide.created_at or 'unknown'}), {guide.method}, {guide.view}")
     for r in guide.rows:
         path = r.category.path if r.category else "(not in the taxonomy)"
         lowest = " ".join(f"≥{level}:{'-' if t is None else f'{t:.2f}'}" for level, t in r.lowest_for.items())
-        figures = f"n={r.n}\t{pct(r.share)}\t{pct(r.precision)}\tlowest threshold for precision {lowest}"
+        figures = f"n={r.n}\t{percent(r.share)}\t{percent(r.precision)}\tlowest threshold for precision {lowest}"
         typer.echo(f"{r.label}\t{path}\t{r.threshold:g} (read at {r.at:.2f})\t{figures}")
-    typer.echo(f"total\t\t\tn={sum(r.n for r in guide.rows)}\t{pct(guide.share)}\t{pct(guide.precision)}")
+    typer.echo(f"total\t\t\tn={sum(r.n for r in guide.rows)}\t{percent(guide.share)}\t{percent(guide.precision)}")
 
 
 @thresholds_app.command("set")

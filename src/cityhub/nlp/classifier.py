@@ -54,7 +54,15 @@ from scipy.sparse import csr_matrix, hstack
 
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.nlp.finetune import TunedHead
-from cityhub.nlp.text import JoinedForm, looks_segmented, near_duplicate_groups, normalize, order_text, words
+from cityhub.nlp.text import (
+    JoinedForm,
+    looks_segmented,
+    near_duplicate_groups,
+    ngram_numbers,
+    normalize,
+    order_text,
+    words,
+)
 from cityhub.textfiles import read_text
 
 # 2: optional encoder block (``ClassifierConfig.encoder``); 3: per-class confidence calibration
@@ -857,15 +865,13 @@ class _NgramKeys:
     def of_units(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sorted columns of the n-grams of a sequence of unit numbers, and how often each occurs."""
         parts = []
+        # Units from each position to the next one the vocabulary has not got: an n-gram is known if it ends before.
+        positions = np.arange(len(ids))
+        next_absent = np.minimum.accumulate(np.where(ids == 0, positions, len(ids))[::-1])[::-1]
+        known_run = next_absent - positions
         for n in range(self.min_n, min(self.max_n, len(ids)) + 1):
-            width = len(ids) - n + 1
-            key = ids[:width].copy()
-            unknown = key == 0
-            for k in range(1, n):
-                nxt = ids[k : k + width]
-                key = key * self.base + nxt
-                unknown |= nxt == 0
-            parts.append(key[~unknown])
+            key = ngram_numbers(ids, n, self.base)
+            parts.append(key[known_run[: len(key)] >= n])
         if not parts or not len(self.keys):
             return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
         # Distinct n-grams first: fewer look-ups, in ascending order (a binary search that starts where the last ended).

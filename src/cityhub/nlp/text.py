@@ -143,6 +143,19 @@ def _runs(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, np.diff(np.append(starts, len(sorted_values)))
 
 
+def ngram_numbers(ids: np.ndarray, n: int, base: int) -> np.ndarray:
+    """The number Σ uᵢ·base^(n-i) of the n-gram of unit numbers starting at each position of ``ids`` that has n
+    units from it on (``len(ids) - n + 1`` numbers; none when ``ids`` is shorter than n)."""
+    width = len(ids) - n + 1
+    if width <= 0:
+        return np.zeros(0, dtype=np.int64)
+    key = ids[:width].astype(np.int64)
+    for k in range(1, n):
+        key *= base
+        key += ids[k : k + width]
+    return key
+
+
 def _count_ngrams(
     ids: np.ndarray, lengths: np.ndarray, base: int, min_n: int, max_n: int, min_df: float, max_df: float | None
 ) -> tuple[Any, np.ndarray]:
@@ -158,14 +171,10 @@ def _count_ngrams(
     left = np.repeat(np.cumsum(lengths), lengths) - np.arange(len(ids))  # units from here to the text's end
     pairs, firsts = [], []
     for n in range(min_n, max_n + 1):
-        width = len(ids) - n + 1
-        if width <= 0:
+        key = ngram_numbers(ids, n, base)
+        if not len(key):
             break
-        key = ids[:width].copy()
-        for k in range(1, n):
-            key *= base
-            key += ids[k : k + width]
-        at = np.flatnonzero(left[:width] >= n)  # where an n-gram starts inside one text
+        at = np.flatnonzero(left[: len(key)] >= n)  # where an n-gram starts inside one text
         key = key[at]
         # Where each n-gram is first met; the texts run in order, so the earliest start is the first text's.
         grams, first = np.unique(key, return_index=True)
