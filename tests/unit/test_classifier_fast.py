@@ -90,7 +90,7 @@ def test_fast_features_equal_the_vectorizers_exactly(real: tuple[classifier.Mode
         norm = normalize(text)
         reference = model.features.transform([norm])
         reference.sort_indices()
-        x = fast.matrices(fast.rows([norm]))[None]
+        x = fast.matrices(fast.features([norm]))[None]
         assert x.dtype == reference.dtype == np.float32
         assert np.array_equal(x.indices, reference.indices), text
         assert np.array_equal(x.data, reference.data), text  # bit for bit: counts, log, idf, L2 norm, block scale
@@ -99,15 +99,47 @@ def test_fast_features_equal_the_vectorizers_exactly(real: tuple[classifier.Mode
 def test_integer_ngram_keys_refuse_what_they_cannot_number() -> None:
     """A vocabulary entry that is not an n-gram of single units leaves that block to string look-ups."""
     keys = classifier._NgramKeys({"路灯": 0, "路": 1, "灯": 2, "坏": 3, "🚧": 4, "🚧路": 5}, 1, 2, char=True)
-    columns, counts = keys.of_text("路灯路灯坏🚧路😀")
-    assert dict(zip(columns.tolist(), counts.tolist(), strict=True)) == {0: 2, 1: 3, 2: 2, 3: 1, 4: 1, 5: 1}
+    assert _counted(keys, [keys.text_units("路灯路灯坏🚧路😀")]) == [{0: 2, 1: 3, 2: 2, 3: 1, 4: 1, 5: 1}]
     assert len(keys.table) <= 0x10000  # characters beyond the BMP are looked up apart
     with pytest.raises(ValueError):
         classifier._NgramKeys({"路灯 坏了 啊": 0}, 1, 2, char=False)  # three words in a (1, 2) vocabulary
     words = classifier._NgramKeys({"路灯": 0, "坏了": 1, "路灯 坏了": 2}, 1, 2, char=False)
-    assert words.of_words(["路灯 坏了"]) is None  # a token with a space: looked up by its string instead
-    columns, counts = words.of_words(["路灯", "坏了", "路灯"])  # type: ignore[misc]
-    assert dict(zip(columns.tolist(), counts.tolist(), strict=True)) == {0: 2, 1: 1, 2: 1}
+    assert words.word_units(["路灯 坏了"]) is None  # a token with a space: looked up by its string instead
+    units = words.word_units(["路灯", "坏了", "路灯"])
+    assert units is not None and _counted(words, [units]) == [{0: 2, 1: 1, 2: 1}]
+
+
+def test_integer_table_finds_every_key_and_no_other() -> None:
+    """The hash table behind the integer look-up: keys that share slots (a table half full, keys crowded into a few
+    hash values) are all found with their values, and keys it has not got (near, far, colliding) are -1."""
+    rng = np.random.default_rng(3)
+    keys = np.unique(rng.integers(1, 2**62, size=5_000))
+    crowded = np.arange(1, 2_001, dtype=np.int64) * 2**40  # multiples of a large power of two: a hash's worst case
+    for table_keys in (keys, crowded, np.array([7], dtype=np.int64), np.zeros(0, dtype=np.int64)):
+        values = rng.permutation(len(table_keys))
+        table = classifier._IntTable(table_keys, values)
+        assert table.get(table_keys).tolist() == values.tolist()
+        absent = np.setdiff1d(
+            np.concatenate([table_keys + 1, table_keys * 3, rng.integers(1, 2**62, size=500)]), table_keys
+        )
+        assert (table.get(absent) == -1).all()
+        both = rng.permutation(np.concatenate([table_keys, absent]))
+        expected = {int(k): int(v) for k, v in zip(table_keys, values, strict=True)}
+        assert table.get(both).tolist() == [expected.get(int(k), -1) for k in both]
+    with pytest.raises(ValueError):
+        classifier._IntTable(np.array([3, 0], dtype=np.int64), np.array([0, 1]))
+
+
+def _counted(keys: classifier._NgramKeys, texts: list[np.ndarray]) -> list[dict[int, int]]:
+    """``keys.count`` of the texts as a column → count dictionary per text (checking the columns ascend)."""
+    indptr, columns, counts = keys.count(texts)
+    assert len(indptr) == len(texts) + 1 and indptr[-1] == len(columns) == len(counts)
+    out = []
+    for i in range(len(texts)):
+        row = columns[indptr[i] : indptr[i + 1]].tolist()
+        assert row == sorted(row)
+        out.append(dict(zip(row, counts[indptr[i] : indptr[i + 1]].tolist(), strict=True)))
+    return out
 
 
 def test_integer_ngram_keys_count_what_string_look_ups_count() -> None:
@@ -120,17 +152,20 @@ def test_integer_ngram_keys_count_what_string_look_ups_count() -> None:
         for _ in range(40):
             vocabulary.setdefault("".join(rng.choice(list(alphabet[:7]), size=n)), len(vocabulary))
     keys = classifier._NgramKeys(vocabulary, 1, 3, char=True)
-    for _ in range(200):
-        text = "".join(rng.choice(list(alphabet), size=int(rng.integers(0, 12))))
-        expected: dict[int, int] = {}
+    texts = ["".join(rng.choice(list(alphabet), size=int(rng.integers(0, 12)))) for _ in range(200)]
+    expected: list[dict[int, int]] = []
+    for text in texts:
+        found: dict[int, int] = {}
         for n in (1, 2, 3):
             for i in range(len(text) - n + 1):
                 if text[i : i + n] in vocabulary:
                     column = vocabulary[text[i : i + n]]
-                    expected[column] = expected.get(column, 0) + 1
-        columns, counts = keys.of_text(text)
-        assert dict(zip(columns.tolist(), counts.tolist(), strict=True)) == expected, text
-        assert columns.tolist() == sorted(columns.tolist())
+                    found[column] = found.get(column, 0) + 1
+        expected.append(found)
+    units = [keys.text_units(t) for t in texts]
+    assert _counted(keys, units) == expected  # all at once: no n-gram runs from one text into the next
+    assert [_counted(keys, [u])[0] for u in units] == expected  # one by one
+    assert _counted(keys, []) == []
 
 
 @pytest.mark.parametrize(

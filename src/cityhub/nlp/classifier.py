@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -698,16 +699,17 @@ _FAST_CHUNK = 256
 
 
 class _FastBlock:
-    """One fitted ``TfidfVectorizer`` applied to one document, without scikit-learn's per-call overhead.
+    """One fitted ``TfidfVectorizer`` applied to a batch of documents, without scikit-learn's per-call overhead.
 
     The same steps as scikit-learn 1.9's ``TfidfVectorizer.transform`` for this module's configurations (no
     preprocessing, char n-grams over white-space-squeezed text or ``_word_analyzer_tokens`` word n-grams joined by a
     space, counts of in-vocabulary n-grams, ``1 + log(tf)``, × idf, row L2 norm with squares summed in double in
-    column order), then ``_Features._join``'s block scale. The result is the block's row: sorted column indices and
-    values in the vectorizer's dtype, equal to the reference's.
+    column order), then ``_Features._join``'s block scale. The result is the block's matrix: sorted column indices
+    and values in the vectorizer's dtype, equal to the reference's. The n-grams of all the batch's texts are looked
+    up together (``_NgramKeys.count``).
     """
 
-    def __init__(self, vec: Any, offset: int, scale: float | None) -> None:
+    def __init__(self, vec: Any, scale: float | None) -> None:
         self.char = vec.analyzer == "char"
         self.tokenizer = vec.tokenizer
         self.min_n, self.max_n = (int(n) for n in vec.ngram_range)
@@ -717,7 +719,6 @@ class _FastBlock:
         self.sublinear = bool(vec.sublinear_tf)
         self.dtype = np.dtype(vec.dtype)
         self.white_spaces = vec._white_spaces
-        self.offset = offset
         self.scale = scale
         # The n-grams looked up as integers (``_NgramKeys``); None: by their strings.
         try:
@@ -752,18 +753,36 @@ class _FastBlock:
         )
         return bool(plain and analyzer and (not vec.use_idf or isinstance(getattr(vec, "idf_", None), np.ndarray)))
 
-    def _counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """The sorted vocabulary columns of the text's n-grams and how often each occurs."""
-        if self.keys is not None:
-            if self.char:
-                return self.keys.of_text(self.white_spaces.sub(" ", text))
-            found = self.keys.of_words(self.tokenizer(text))
-            if found is not None:
-                return found
+    def _units(self, text: str) -> np.ndarray | None:
+        """The text's unit numbers for the integer look-up; None: look it up by its n-grams' strings."""
+        if self.keys is None:
+            return None
+        if self.char:
+            return self.keys.text_units(self.white_spaces.sub(" ", text))
+        return self.keys.word_units(self.tokenizer(text))
+
+    def _string_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted vocabulary columns of the text's n-grams and how often each occurs, by dictionary look-ups."""
         get = self.vocabulary.get
         return np.unique(
             np.asarray([j for g in self.grams(text) if (j := get(g)) is not None], dtype=np.intp), return_counts=True
         )
+
+    def counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The texts' n-gram counts as CSR parts: ``indptr`` over the texts, each text's vocabulary columns
+        (ascending) and how often each occurs."""
+        units = [self._units(t) for t in texts]
+        if self.keys is not None and all(u is not None for u in units):
+            return self.keys.count(units)  # type: ignore[arg-type]
+        parts = [
+            self._string_counts(t) if u is None else self.keys.count([u])[1:]  # type: ignore[union-attr]
+            for t, u in zip(texts, units, strict=True)
+        ]
+        indptr = np.zeros(len(parts) + 1, dtype=np.intp)
+        np.cumsum([len(idx) for idx, _ in parts], out=indptr[1:])
+        if not parts:
+            return indptr, np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        return indptr, np.concatenate([idx for idx, _ in parts]), np.concatenate([c for _, c in parts])
 
     def grams(self, text: str) -> list[str]:
         """The analyzer's n-grams (``_char_ngrams`` / ``_word_ngrams`` without stop words), in any order."""
@@ -785,22 +804,79 @@ class _FastBlock:
                 out += [join(seq[i : i + n]) for i in range(length - n + 1)]
         return out
 
-    def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        idx, counts = self._counts(text)
+    def matrix(self, texts: Sequence[str]) -> csr_matrix:
+        """The block's rows of the texts: sorted column indices and values in the vectorizer's dtype, equal to the
+        reference's."""
+        indptr, idx, counts = self.counts(texts)
         data = counts.astype(self.dtype)
         if self.sublinear:
             np.log(data, data)
             data += 1.0
         if self.idf is not None:
             data *= self.idf[idx]
-        # inplace_csr_row_normalize_l2: each square in the data's precision, summed in double in column order.
+        # inplace_csr_row_normalize_l2: each square in the data's precision, summed in double in column order —
+        # which is how a weighted bincount adds each row's entries up, one after the other.
         if len(data):
-            total = float(np.cumsum((data * data).astype(np.float64))[-1])
-            if total != 0.0:
-                data = (data.astype(np.float64) / np.sqrt(total)).astype(self.dtype)
+            entries = np.diff(indptr)
+            squares = (data * data).astype(np.float64)
+            totals = np.bincount(np.repeat(np.arange(len(texts)), entries), weights=squares, minlength=len(texts))
+            norms = np.sqrt(totals)
+            norms[totals == 0.0] = 1.0
+            data = (data.astype(np.float64) / np.repeat(norms, entries)).astype(self.dtype)
         if self.scale is not None:
             data = data * self.scale
-        return idx, data
+        return csr_matrix((data, idx, indptr), shape=(len(texts), self.width))
+
+
+class _IntTable:
+    """Positive integer keys → values, looked up many at a time in NumPy: an open-addressing hash table (Fibonacci
+    hashing, linear probing, at most half full), so that a look-up is about one memory access, independent of
+    the others, where a binary search over 200,000 sorted keys makes eighteen, each waiting for the last."""
+
+    _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+
+    def __init__(self, keys: np.ndarray, values: np.ndarray) -> None:
+        bits = max(4, int(np.ceil(np.log2(2 * max(len(keys), 1)))))
+        self.shift = np.uint64(64 - bits)
+        self.mask = (1 << bits) - 1
+        self.keys = np.zeros(1 << bits, dtype=np.int64)  # 0: an empty slot
+        self.values = np.full(1 << bits, -1, dtype=np.int32 if len(keys) < 2**31 else np.intp)
+        if len(keys) and (keys <= 0).any():
+            raise ValueError("keys must be positive")
+        slot = self._slots(keys)
+        pending = np.arange(len(keys))
+        while len(pending):
+            # Of the keys wanting an empty slot, the first one takes it; the others, and those that found the slot
+            # taken, try the next slot.
+            free = np.flatnonzero(self.keys[slot[pending]] == 0)
+            _, first = np.unique(slot[pending[free]], return_index=True)
+            placed = pending[free[first]]
+            self.keys[slot[placed]] = keys[placed]
+            self.values[slot[placed]] = values[placed]
+            waiting = np.ones(len(pending), dtype=bool)
+            waiting[free[first]] = False
+            pending = pending[waiting]
+            slot[pending] = (slot[pending] + 1) & self.mask
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        return ((keys.astype(np.uint64) * self._MULTIPLIER) >> self.shift).astype(np.intp)
+
+    def get(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's value; -1 for a key the table has not got."""
+        at = self._slots(keys)
+        found = self.keys[at]
+        out = np.where(found == keys, self.values[at], -1)
+        # A slot holding another key: the next one may hold this key (a few keys in a hundred go on).
+        pending = np.flatnonzero((found != keys) & (found != 0))
+        at = at[pending]
+        while len(pending):
+            at = (at + 1) & self.mask
+            found = self.keys[at]
+            hit = found == keys[pending]
+            out[pending[hit]] = self.values[at[hit]]
+            probing = ~hit & (found != 0)
+            pending, at = pending[probing], at[probing]
+        return out
 
 
 class _NgramKeys:
@@ -809,8 +885,8 @@ class _NgramKeys:
     Each unit (a character of a char vocabulary, a word of a word vocabulary) gets a number 1 … K-1, 0 being a unit
     the vocabulary has not got, so that no n-gram with it is in the vocabulary; an n-gram u₁…uₙ is the number
     Σ uᵢ·K^(n-i), and n-grams of different lengths never share a number (a longer one is at least K^(n-1)). A text's
-    n-grams are shifted sums over its units' numbers, found among the vocabulary's sorted numbers by binary search:
-    the same columns, as often, as the vectorizer's dictionary look-ups of the n-grams' strings.
+    n-grams are shifted sums over its units' numbers, found in a hash table of the vocabulary's numbers
+    (:class:`_IntTable`): the same columns, as often, as the vectorizer's dictionary look-ups of the n-grams' strings.
     ``ValueError`` for a vocabulary this cannot represent (an entry that does not split into 1 … max_n units).
     """
 
@@ -825,9 +901,8 @@ class _NgramKeys:
         self.min_n, self.max_n = min_n, max_n
         self.number = {u: i for i, u in enumerate(units, start=1)}
         keys = np.fromiter((self._key(parts) for parts in entries), dtype=np.int64, count=len(entries))
-        columns = np.fromiter(vocabulary.values(), dtype=np.intp, count=len(entries))
-        order = np.argsort(keys)
-        self.keys, self.columns_of = keys[order], columns[order]
+        self.size = len(entries)
+        self.columns = _IntTable(keys, np.fromiter(vocabulary.values(), dtype=np.intp, count=len(entries)))
         # Char blocks: code point → character number (0 for every character the vocabulary has not got), as an array
         # over the Basic Multilingual Plane and a dictionary beyond it (an emoji in the vocabulary would otherwise make
         # the array 9 MB).
@@ -843,8 +918,9 @@ class _NgramKeys:
             key = key * self.base + self.number[u]
         return key
 
-    def of_text(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """The columns of the char n-grams of ``text`` (white space already squeezed) and how often each occurs."""
+    def text_units(self, text: str) -> np.ndarray:
+        """The character numbers of ``text`` (white space already squeezed), 0 for a character not in the
+        vocabulary."""
         points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         ids = np.zeros(len(points), dtype=np.int64)
         inside = points < len(self.table)
@@ -852,36 +928,45 @@ class _NgramKeys:
         if self.beyond and not inside.all():
             for i in np.flatnonzero(points >= 0x10000):
                 ids[i] = self.beyond.get(int(points[i]), 0)
-        return self.of_units(ids)
+        return ids
 
-    def of_words(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
-        """The columns of the word n-grams of ``tokens`` and their counts; None when a token holds a space (its string
-        could match an n-gram entry of the vocabulary: the caller looks such a text up by strings)."""
+    def word_units(self, tokens: list[str]) -> np.ndarray | None:
+        """The word numbers of ``tokens``; None when a token holds a space (its string could match an n-gram entry of
+        the vocabulary: the caller looks such a text up by strings)."""
         if any(" " in t for t in tokens):
             return None
-        get = self.number.get
-        return self.of_units(np.fromiter((get(t, 0) for t in tokens), dtype=np.int64, count=len(tokens)))
+        return np.fromiter(map(self.number.get, tokens, repeat(0)), dtype=np.int64, count=len(tokens))
 
-    def of_units(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted columns of the n-grams of a sequence of unit numbers, and how often each occurs."""
-        parts = []
+    def count(self, texts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The n-grams of texts given as unit numbers, looked up all at once: CSR ``indptr`` over the texts, each
+        text's vocabulary columns (ascending) and how often each occurs."""
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        indptr = np.zeros(len(texts) + 1, dtype=np.intp)
+        if not self.size or not lengths.sum():
+            return indptr, np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        # The texts one after the other, a 0 after each, so that no n-gram runs from one text into the next.
+        ids = np.zeros(int(lengths.sum()) + len(texts), dtype=np.int64)
+        ends = np.cumsum(lengths + 1) - 1
+        for text, end, length in zip(texts, ends.tolist(), lengths.tolist(), strict=True):
+            ids[end - length : end] = text
+        text_of = np.repeat(np.arange(len(texts), dtype=np.int64), lengths + 1)
         # Units from each position to the next one the vocabulary has not got: an n-gram is known if it ends before.
         positions = np.arange(len(ids))
         next_absent = np.minimum.accumulate(np.where(ids == 0, positions, len(ids))[::-1])[::-1]
         known_run = next_absent - positions
-        for n in range(self.min_n, min(self.max_n, len(ids)) + 1):
+        keys, owners = [], []
+        for n in range(self.min_n, self.max_n + 1):
             key = ngram_numbers(ids, n, self.base)
-            parts.append(key[known_run[: len(key)] >= n])
-        if not parts or not len(self.keys):
-            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
-        # Distinct n-grams first: fewer look-ups, in ascending order (a binary search that starts where the last ended).
-        wanted, counts = np.unique(np.concatenate(parts), return_counts=True)
-        at = np.searchsorted(self.keys, wanted)
-        at[at == len(self.keys)] = 0
-        hit = self.keys[at] == wanted
-        columns, counts = self.columns_of[at[hit]], counts[hit]
-        order = np.argsort(columns)
-        return columns[order], counts[order]
+            known = known_run[: len(key)] >= n
+            keys.append(key[known])
+            owners.append(text_of[: len(key)][known])
+        column = self.columns.get(np.concatenate(keys))
+        hit = column >= 0
+        # One number per (text, column): sorted, a run of equal numbers is the text's count of the column.
+        pairs, counts = np.unique(np.concatenate(owners)[hit] * self.size + column[hit], return_counts=True)
+        owner, columns = np.divmod(pairs, self.size)
+        np.cumsum(np.bincount(owner, minlength=len(texts)), out=indptr[1:])
+        return indptr, columns.astype(np.intp), counts
 
 
 class _FastMember:
@@ -952,10 +1037,8 @@ class _FastPath:
         vectorizers = [features.char] + ([features.word] if features.word is not None else [])
         scales = _block_scales([1.0] * len(vectorizers)) if len(vectorizers) > 1 else [None]
         self.blocks: list[_FastBlock] = []
-        offset = 0
         for vec, scale in zip(vectorizers, scales, strict=True):
-            self.blocks.append(_FastBlock(vec, offset, scale))
-            offset += len(vec.vocabulary_)
+            self.blocks.append(_FastBlock(vec, scale))
         names = ["char", "word"]
         self.members = [
             _FastMember(m, names.index(name.partition(":")[2]) if name.partition(":")[2] else None)
@@ -1013,43 +1096,24 @@ class _FastPath:
         ]
         return ["".join(parts), parts[-1] + "。" + parts[0][:20]]
 
-    def rows(self, texts: Sequence[str]) -> list[list[tuple[np.ndarray, np.ndarray]]]:
-        """Per text, each block's (indices, values)."""
-        return [[b.row(t) for b in self.blocks] for t in texts]
+    def features(self, texts: Sequence[str]) -> list[csr_matrix]:
+        """Each block's rows of the texts."""
+        return [b.matrix(texts) for b in self.blocks]
 
-    def matrices(self, rows: list[list[tuple[np.ndarray, np.ndarray]]]) -> dict[int | None, csr_matrix]:
-        """The members' inputs from ``rows``: the joined features (key None) and, for members reading one block, that
-        block."""
-
-        def csr(parts: list[tuple[np.ndarray, np.ndarray]], width: int) -> csr_matrix:
-            indptr = np.zeros(len(parts) + 1, dtype=np.intp)
-            np.cumsum([len(idx) for idx, _ in parts], out=indptr[1:])
-            data = np.concatenate([val for _, val in parts])
-            return csr_matrix((data, np.concatenate([idx for idx, _ in parts]), indptr), shape=(len(parts), width))
-
+    def matrices(self, blocks: list[csr_matrix]) -> dict[int | None, csr_matrix]:
+        """The members' inputs from the blocks: the joined features (key None) and, for members reading one block,
+        that block."""
         out: dict[int | None, csr_matrix] = {}
         for member in self.members:
-            if member.block in out:
-                continue
-            if member.block is not None:
-                out[member.block] = csr([r[member.block] for r in rows], self.blocks[member.block].width)
-                continue
-            joined = [
-                (
-                    np.concatenate([idx + b.offset for (idx, _), b in zip(r, self.blocks, strict=True)]),
-                    np.concatenate([val for _, val in r]),
-                )
-                for r in rows
-            ]
-            out[None] = csr(joined, sum(b.width for b in self.blocks))
+            if member.block not in out:
+                out[member.block] = blocks[member.block] if member.block is not None else hstack(blocks, format="csr")
         return out
 
-    def stack(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """The stacker's ``predict_proba`` over the members' scores of normalised texts, and per text the char block's
-        columns it has (its known char n-grams)."""
-        rows = self.rows(texts)
-        known = [r[0][0] for r in rows]
-        inputs = self.matrices(rows)
+    def stack(self, texts: Sequence[str]) -> tuple[np.ndarray, csr_matrix]:
+        """The stacker's ``predict_proba`` over the members' scores of normalised texts, and their char block (their
+        known char n-grams)."""
+        blocks = self.features(texts)
+        inputs = self.matrices(blocks)
         scores = [member.scores(inputs[member.block], self.n_classes) for member in self.members]
         # LogisticRegression.predict_proba: expit of the one decision column, or softmax.
         decision = np.hstack(scores) @ self.comb_coef.T + self.comb_intercept
@@ -1057,11 +1121,11 @@ class _FastPath:
             from scipy.special import expit
 
             p = expit(decision.reshape(-1))
-            return np.stack([1 - p, p], axis=1), known
+            return np.stack([1 - p, p], axis=1), blocks[0]
         decision -= decision.max(axis=1).reshape(-1, 1)
         np.exp(decision, out=decision)
         decision /= decision.sum(axis=1).reshape(-1, 1)
-        return decision, known
+        return decision, blocks[0]
 
 
 class Model:
@@ -1137,7 +1201,7 @@ class Model:
         if self._fast is not None and not reference:
             chunks = [self._fast.stack(norm[i : i + _FAST_CHUNK]) for i in range(0, len(norm), _FAST_CHUNK)]
             proba = np.vstack([p for p, _ in chunks])
-            evidence = self._count_evidence([columns for _, known in chunks for columns in known])
+            evidence = np.concatenate([self._count_evidence(char) for _, char in chunks])
         else:
             proba, char = self._sklearn_stack(norm, texts)
             evidence = self._count_evidence(char)
@@ -1170,9 +1234,9 @@ class Model:
         # A char vocabulary without n-grams of two or more characters (char_ngrams=(1, 1)) cannot measure it.
         measured = bool(self._informative_columns().any())
         out: list[Prediction] = []
-        for row, known in zip(proba, evidence, strict=True):
-            order = np.argsort(-row, kind="stable")[:3]
-            top3 = [(self.labels[i], float(row[i])) for i in order]
+        best = np.argsort(-proba, axis=1, kind="stable")[:, :3]
+        for row, order, known in zip(proba.tolist(), best.tolist(), evidence.tolist(), strict=True):
+            top3 = [(self.labels[i], row[i]) for i in order]
             out.append(
                 Prediction(
                     label=top3[0][0], probability=top3[0][1], top3=top3, evidence=int(known) if measured else None
@@ -1204,11 +1268,9 @@ class Model:
             self._evidence_mask = mask
         return self._evidence_mask
 
-    def _count_evidence(self, known: csr_matrix | list[np.ndarray]) -> np.ndarray:
-        """Per row of the char block (a matrix, or each row's column indices), its informative columns."""
+    def _count_evidence(self, known: csr_matrix) -> np.ndarray:
+        """Per row of the char block, its informative columns."""
         mask = self._informative_columns()
-        if isinstance(known, list):
-            return np.asarray([np.count_nonzero(mask[columns]) for columns in known], dtype=np.int64)
         hits = np.concatenate([[0], np.cumsum(mask[known.indices], dtype=np.int64)])
         return hits[known.indptr[1:]] - hits[known.indptr[:-1]]
 

@@ -275,7 +275,7 @@ def tag(text: str) -> list[tuple[str, str]]:
 
 def words(text: str) -> list[str]:
     """Word tokens of a normalised text (rjieba), punctuation and whitespace dropped."""
-    return [w for w in cut(text) if not _NON_WORD.fullmatch(w)]
+    return [w for w in cut(text) if w.isalnum() or not _NON_WORD.fullmatch(w)]  # isalnum: the common case, sooner
 
 
 @dataclass(frozen=True)
