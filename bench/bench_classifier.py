@@ -65,6 +65,10 @@ def summary(m: dict[str, Any]) -> dict[str, Any]:
         "accuracy": round(m["accuracy"], 4),
         "macro_f1": round(m["macro_f1"], 4),
         "coverage_at_precision": {k: round(v, 4) for k, v in m["coverage_at_precision"].items()},
+        "calibration": {
+            k: None if m["calibration"][k] is None else round(m["calibration"][k], 4)
+            for k in ("ece", "brier", "log_loss")
+        },
     }
 
 
@@ -115,17 +119,19 @@ def dev_splits(data: DevData, folds: int = 5) -> list[tuple[np.ndarray, np.ndarr
 
 
 def cv_table(cv: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    """Markdown rows, per model and view: n, macro F1, accuracy, coverage at each precision level."""
+    """Markdown rows, per model and view: n, macro F1, accuracy, coverage at each precision level, calibration."""
     lines = [
-        "| model | view | n | macro F1 | accuracy | cov@0.85 | cov@0.90 | cov@0.95 | cov@0.97 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | view | n | macro F1 | accuracy | cov@0.85 | cov@0.90 | cov@0.95 | cov@0.97 | ECE | Brier |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, views in cv.items():
         for view, s in views.items():
-            c = s["coverage_at_precision"]
+            c, cal = s["coverage_at_precision"], s["calibration"]
             lines.append(
                 f"| {name} | {view} | {s['n']} | {s['macro_f1']:.4f} | {s['accuracy']:.4f} | "
-                f"{c['0.85']:.3f} | {c['0.90']:.3f} | {c['0.95']:.3f} | {c['0.97']:.3f} |"
+                f"{c['0.85']:.3f} | {c['0.90']:.3f} | {c['0.95']:.3f} | {c['0.97']:.3f} | "
+                + " | ".join("—" if cal[k] is None else f"{cal[k]:.3f}" for k in ("ece", "brier"))
+                + " |"
             )
     return lines
 
@@ -220,6 +226,8 @@ def main() -> int:
         for view, mask in views.items():
             proba = proba_title[name] if view == "title_only" else proba_text[name]
             cv[name][view] = metrics(y[mask], proba[mask], labels)
+            if name == "baseline":  # a softmax of SVM scores ranks, it does not claim probabilities
+                cv[name][view]["calibration"] = dict.fromkeys(("ece", "brier", "log_loss"))
 
     if UNLABELLED.is_file():
         _, pool = classifier.read_texts(UNLABELLED)

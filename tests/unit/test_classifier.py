@@ -211,6 +211,31 @@ def test_what_each_threshold_would_dispatch_hand_made() -> None:
     assert classifier.at_threshold(np.zeros(0, dtype=int), np.zeros((0, 2)), labels)["all"]["share"][0] == 0.0
 
 
+def test_calibration_hand_made() -> None:
+    # Top probabilities 0.95 (right), 0.92 (wrong), 0.55 (right), 0.51 (wrong): bins (0.9, 1.0] and (0.5, 0.6].
+    proba = np.array([[0.95, 0.05], [0.92, 0.08], [0.45, 0.55], [0.51, 0.49]])
+    y = np.array([0, 1, 1, 1])
+    cal = classifier.calibration(y, proba)
+    assert [(b["from"], b["to"], b["n"]) for b in cal["bins"]] == [(0.5, 0.6, 2), (0.9, 1.0, 2)]
+    assert cal["bins"][0]["confidence"] == pytest.approx(0.53) and cal["bins"][0]["accuracy"] == 0.5
+    assert cal["bins"][1]["confidence"] == pytest.approx(0.935) and cal["bins"][1]["accuracy"] == 0.5
+    assert cal["ece"] == pytest.approx(0.5 * 0.03 + 0.5 * 0.435)
+    truth = np.array([[1, 0], [0, 1], [0, 1], [0, 1]])
+    assert cal["brier"] == pytest.approx(((proba - truth) ** 2).sum(axis=1).mean())
+    assert cal["log_loss"] == pytest.approx(-np.mean(np.log([0.95, 0.08, 0.55, 0.49])))
+    # Certain and right: no error at all; a confidence of exactly 1.0 or 0.1 stays in the last or first bin.
+    perfect = classifier.calibration(np.array([0, 1]), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    assert perfect["ece"] == 0.0 and perfect["brier"] == 0.0 and perfect["bins"][0]["to"] == 1.0
+    tenths = np.full((1, 10), 0.1)
+    assert classifier.calibration(np.array([3]), tenths)["bins"][0]["to"] == pytest.approx(0.1)
+    assert classifier.calibration(np.zeros(0, dtype=int), np.zeros((0, 2))) == {
+        "ece": None,
+        "brier": None,
+        "log_loss": None,
+        "bins": [],
+    }
+
+
 def test_evaluate_report_keys(model: classifier.Model) -> None:
     test = _records(10, seed=7)
     rep = classifier.evaluate(model, test)
@@ -344,9 +369,12 @@ def test_cli_train_evaluate_classify(tmp_path: Path) -> None:
     res = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(test_csv), "--json"])
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
-    for key in ("n", "accuracy", "macro_f1", "per_class", "coverage_at_precision", "confusion_matrix"):
+    for key in ("n", "accuracy", "macro_f1", "per_class", "coverage_at_precision", "confusion_matrix", "calibration"):
         assert key in rep
     assert set(rep["coverage_at_precision"]) == {"0.85", "0.90", "0.95", "0.97"}
+    assert sum(b["n"] for b in rep["calibration"]["bins"]) == rep["n"] and 0 <= rep["calibration"]["ece"] <= 1
+    plain = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(test_csv)])
+    assert plain.exit_code == 0 and f"ECE={rep['calibration']['ece']:.3f}" in plain.stdout
 
     res = runner.invoke(app, ["classify", "--model", str(out), "--input", str(test_csv), "--json"])
     assert res.exit_code == 0, res.output

@@ -1831,9 +1831,54 @@ def at_threshold(y: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict[st
     }
 
 
+CALIBRATION_BINS = 10
+
+
+def calibration(y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
+    """How far the probabilities can be taken at their word.
+
+    ``bins``: the messages by the probability of their most likely category (ten bins of width 0.1, ``(from, to]``,
+    empty ones left out), each with ``n``, its mean ``confidence`` and its ``accuracy`` (how often that category was
+    right) — a calibrated model's are equal. ``ece`` (expected calibration error): the bins' distances
+    |accuracy − confidence| weighted by their share of messages. ``brier``: the mean over messages of
+    Σₖ (pₖ − [k is the label])², 0 for certain and right, 2 for certain and wrong. ``log_loss``: the mean of
+    −ln p(label), the label's probability floored at 1e-15. All None for no messages."""
+    if not len(y):
+        return {"ece": None, "brier": None, "log_loss": None, "bins": []}
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    # Rounded first, so that 0.3 (0.30000000000000004 × 10 in floating point) stays in (0.2, 0.3].
+    which = np.clip(np.ceil(np.round(confidence * CALIBRATION_BINS, 9)).astype(int) - 1, 0, CALIBRATION_BINS - 1)
+    bins, ece = [], 0.0
+    for b in range(CALIBRATION_BINS):
+        inside = which == b
+        n = int(inside.sum())
+        if not n:
+            continue
+        conf, acc = float(confidence[inside].mean()), float(correct[inside].mean())
+        ece += n / len(y) * abs(acc - conf)
+        bins.append(
+            {
+                "from": b / CALIBRATION_BINS,
+                "to": (b + 1) / CALIBRATION_BINS,
+                "n": n,
+                "confidence": conf,
+                "accuracy": acc,
+            }
+        )
+    truth = np.zeros_like(proba)
+    truth[np.arange(len(y)), y] = 1.0
+    return {
+        "ece": ece,
+        "brier": float(((proba - truth) ** 2).sum(axis=1).mean()),
+        "log_loss": float(-np.log(np.maximum(proba[np.arange(len(y)), y], 1e-15)).mean()),
+        "bins": bins,
+    }
+
+
 def metrics(y: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict[str, Any]:
     """Accuracy, macro F1, per-class scores, coverage at precision, what each dispatch threshold would do
-    (:func:`at_threshold`) and confusion matrix."""
+    (:func:`at_threshold`), calibration (:func:`calibration`) and confusion matrix."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     pred = proba.argmax(axis=1)
@@ -1852,6 +1897,7 @@ def metrics(y: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict[str, An
         "coverage_at_precision": cov["coverage"],
         "threshold_at_precision": cov["threshold"],
         "at_threshold": at_threshold(y, proba, labels),
+        "calibration": calibration(y, proba),
         "confusion_matrix": {"labels": labels, "matrix": confusion_matrix(y, pred, labels=idx).tolist()},
     }
 

@@ -137,7 +137,10 @@ def train_cmd(
         "joined_form": model.meta.get("joined_form"),
         "fine_tune": model.meta.get("fine_tune"),
         "evaluation": {
-            part: {key: rep[key] for key in ("n", "accuracy", "macro_f1", "coverage_at_precision")}
+            part: {
+                **{key: rep[key] for key in ("n", "accuracy", "macro_f1", "coverage_at_precision")},
+                "ece": (rep.get("calibration") or {}).get("ece"),
+            }
             for part, rep in model.meta.get("evaluation", {}).items()
             if isinstance(rep, dict)
         },
@@ -179,6 +182,7 @@ def train_cmd(
         typer.echo(
             f"{label} {part}: n={rep['n']} accuracy={rep['accuracy']:.4f} macro_f1={rep['macro_f1']:.4f} "
             + " ".join(f"cov@{k}={v:.3f}" for k, v in cov.items())
+            + ("" if rep["ece"] is None else f" ECE={rep['ece']:.3f}")
         )
 
 
@@ -191,7 +195,7 @@ def evaluate_cmd(
         None, "--embed-cache", help="Embedding cache directory, for models trained with --encoder."
     ),
 ) -> None:
-    """Score a model on labelled orders: accuracy, macro F1, per class, coverage at precision."""
+    """Score a model on labelled orders: accuracy, macro F1, per class, coverage at precision, calibration."""
     import json
 
     from cityhub.errors import CityhubError
@@ -220,6 +224,13 @@ def evaluate_cmd(
     for label, s in result["per_class"].items():
         typer.echo(f"  {label}\tP={s['precision']:.3f} R={s['recall']:.3f} F1={s['f1']:.3f} n={s['support']}")
     typer.echo("coverage at precision: " + " ".join(f"{k}:{v:.3f}" for k, v in result["coverage_at_precision"].items()))
+    cal = result["calibration"]
+    if cal["ece"] is not None:
+        typer.echo(
+            f"calibration: ECE={cal['ece']:.3f} Brier={cal['brier']:.3f} log loss={cal['log_loss']:.3f}; "
+            "by confidence (n, confidence, accuracy): "
+            + " ".join(f"≤{b['to']:.1f}:{b['n']},{b['confidence']:.2f},{b['accuracy']:.2f}" for b in cal["bins"])
+        )
     curve = result["at_threshold"]
     shown = [curve["thresholds"].index(t) for t in (0.8, 0.85, 0.9, 0.95) if t in curve["thresholds"]]
     typer.echo(
