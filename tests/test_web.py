@@ -1519,13 +1519,23 @@ def test_the_rules_page_shows_what_the_thresholds_in_force_do_by_the_classifiers
     row = row_of(disp.get("/rules").text, "环境保护")
     assert "(≈0.66)" in row and percent(curve["share"][grid.index(0.66)]) in row
     total = sum(curves["per_class"][label]["n"] for label in TOPICS)
-    assert f'<td class="num">{total}</td>' in disp.get("/rules").text
+    page = disp.get("/rules").text
+    assert f'<td class="num">{total}</td>' in page
+    # Under it, how the same held-out confidences matched how often they were right, highest bin first.
+    cal = meta["evaluation"]["all"]["calibration"]
+    table = page[page.index('data-testid="calibration"') :]
+    table = table[: table.index("</table>")]
+    assert "置信度校准" in page and f"加权平均差距（ECE）：{percent(cal['ece'])}" in page
+    cells = re.findall(r'<tr><td>[\d.]+–[\d.]+</td><td class="num">(\d+)</td><td class="num">([\d.]+%)</td>', table)
+    assert cells == [(str(b["n"]), percent(b["confidence"])) for b in reversed(cal["bins"])]
+    assert sum(b["n"] for b in cal["bins"]) == meta["evaluation"]["all"]["n"]
     # The same through the API and the CLI.
     api = disp.get("/api/v1/dispatch/thresholds/effect")
     assert api.status_code == 200, api.text
     row = next(c for c in api.json()["categories"] if c["label"] == "环境保护")
     assert (row["threshold"], row["read_at"], row["n"], row["category_path"]) == (0.655, 0.66, curve["n"], "环境保护")
     assert set(row["lowest_threshold_for_precision"]) == {"0.95", "0.97"}
+    assert api.json()["calibration"] == cal
     assert login("hand_a").get("/api/v1/dispatch/thresholds/effect").status_code == 403
     from typer.testing import CliRunner
 
@@ -1535,6 +1545,8 @@ def test_the_rules_page_shows_what_the_thresholds_in_force_do_by_the_classifiers
     printed = CliRunner().invoke(app, ["dispatch", "thresholds", "effect", "--json"])
     assert printed.exit_code == 0, printed.output
     assert json.loads(printed.output)["categories"] == api.json()["categories"]
+    plain = CliRunner().invoke(app, ["dispatch", "thresholds", "effect"])
+    assert plain.exit_code == 0 and f"calibration: ECE {percent(cal['ece'])}" in plain.output
 
 
 def test_the_knowledge_base_is_kept_from_its_page_and_feeds_the_instant_answers(org) -> None:

@@ -295,7 +295,9 @@ def test_the_threshold_guide_reads_the_classifiers_curves_at_the_thresholds_in_f
     model_dir.mkdir()
     meta = {"created_at": "2026-12-01T08:00:00+00:00", "evaluation": {"method": "grouped 3-fold CV"}}
     meta["evaluation"]["all"] = {"at_threshold": {**curves, "per_class": {}}}  # type: ignore[index]
-    meta["evaluation"]["raw_text"] = {"at_threshold": curves}  # type: ignore[index]
+    calibration = {"ece": 0.02, "brier": 0.1, "log_loss": 0.3, "bins": [{"from": 0.9, "to": 1.0, "n": 160}]}
+    meta["evaluation"]["all"]["calibration"] = {**calibration, "ece": 0.5}  # type: ignore[index]
+    meta["evaluation"]["raw_text"] = {"at_threshold": curves, "calibration": calibration}  # type: ignore[index]
     (model_dir / classifier.META_FILE).write_text(json.dumps(meta), encoding="utf-8")
     monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(model_dir))
     monkeypatch.setenv("CITYHUB_DISPATCH_THRESHOLD", "0.9")
@@ -305,6 +307,7 @@ def test_the_threshold_guide_reads_the_classifiers_curves_at_the_thresholds_in_f
         service.set_threshold(db_session, category_id=org["cat_env"], threshold=0.995)  # above the grid: its last
         guide = service.threshold_guide(db_session)
         assert guide is not None and guide.view == "raw_text" and guide.model == "clf"
+        assert guide.calibration == calibration and guide.as_dict()["calibration"] == calibration  # the same view's
         rows = {r.label: r for r in guide.rows}
         build, env, tourism = rows["城乡建设"], rows["环境保护"], rows["旅游"]
         assert (build.threshold, build.at, build.share, build.precision) == (0.7, 0.7, 0.8, 0.94)
@@ -320,6 +323,11 @@ def test_the_threshold_guide_reads_the_classifiers_curves_at_the_thresholds_in_f
         service.set_threshold(db_session, category_id=org["cat_build"], threshold=0.705)  # between steps: the next
         build = next(r for r in service.threshold_guide(db_session).rows if r.label == "城乡建设")  # type: ignore[union-attr]
         assert (build.at, build.share) == (0.71, 0.79)
+        # An artefact trained before its evaluation recorded calibration: the guide without it.
+        del meta["evaluation"]["raw_text"]["calibration"]  # type: ignore[index]
+        (model_dir / classifier.META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+        os.utime(model_dir / classifier.META_FILE, (2, 2))  # another modification time: read again
+        assert service.threshold_guide(db_session).calibration is None  # type: ignore[union-attr]
         # An artefact trained before its evaluation recorded the thresholds' effect, or none configured: no guide.
         del meta["evaluation"]["raw_text"]
         meta["evaluation"]["all"] = {}  # type: ignore[index]

@@ -174,6 +174,15 @@ def thresholds_effect(as_json: Annotated[bool, typer.Option("--json", help="Prin
         figures = f"n={r.n}\t{percent(r.share)}\t{percent(r.precision)}\tlowest threshold for precision {lowest}"
         typer.echo(f"{r.label}\t{path}\t{r.threshold:g} (read at {r.at:.2f})\t{figures}")
     typer.echo(f"total\t\t\tn={sum(r.n for r in guide.rows)}\t{percent(guide.share)}\t{percent(guide.precision)}")
+    cal = guide.calibration
+    if cal and cal.get("bins"):
+        typer.echo(
+            f"calibration: ECE {percent(cal['ece'])}; by confidence (messages, mean confidence, right): "
+            + " ".join(
+                f"{b['from']:.1f}-{b['to']:.1f}:{b['n']},{percent(b['confidence'])},{percent(b['accuracy'])}"
+                for b in cal["bins"]
+            )
+        )
 
 
 @thresholds_app.command("set")

@@ -983,10 +983,14 @@ class ThresholdGuide:
     rows: list[ThresholdEffect]
     share: float
     precision: float | None
+    # The same evaluation's calibration (``classifier.calibration``: ece, brier, log_loss, bins); None for an
+    # artefact trained before it was recorded.
+    calibration: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The guide as JSON: the model, then per category its label, taxonomy path, threshold in force, the grid's
-        threshold the figures are read at, messages predicted, share reaching the threshold and their precision."""
+        threshold the figures are read at, messages predicted, share reaching the threshold and their precision;
+        and how well the confidences match how often they are right (``calibration``)."""
         return {
             "model": self.model,
             "created_at": self.created_at,
@@ -994,6 +998,7 @@ class ThresholdGuide:
             "view": self.view,
             "share": self.share,
             "precision": self.precision,
+            "calibration": self.calibration,
             "categories": [
                 {
                     "label": r.label,
@@ -1082,6 +1087,7 @@ def threshold_guide(session: Session) -> ThresholdGuide | None:
         rows=rows,
         share=taken / total if total else 0.0,
         precision=right / taken if taken else None,
+        calibration=(evaluation.get(view) or {}).get("calibration"),
     )
 
 
