@@ -1,4 +1,4 @@
-"""What every ``cityhub`` sub-command shares: one way to fail, one name for who acted, one way to print a share."""
+"""What every ``cityhub`` sub-command shares: one way to fail, one name for who acted."""
 
 from __future__ import annotations
 
@@ -18,8 +18,3 @@ def cli_actor() -> Any:
     from cityhub.workorders.service import Actor
 
     return Actor(name="cli")
-
-
-def percent(share: float | None, digits: int = 1) -> str:
-    """A share as printed in a table: 0.9123 → ``91.2%``; None (nothing to count) → ``-``."""
-    return "-" if share is None else f"{share * 100:.{digits}f}%"

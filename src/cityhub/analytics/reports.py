@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.analytics import kpi
 from cityhub.config import get_settings
+from cityhub.formatting import percent
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Category, Order
@@ -415,10 +416,6 @@ def draw_charts(data: ReportData, *, lang: str = "zh") -> dict[str, str]:
 # --- rendering --------------------------------------------------------------------------------------------
 
 
-def _pct(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value * 100:.{digits}f}%"
-
-
 def title_of(data: ReportData, lang: str = "zh") -> str:
     lab = labels(lang)
     key = {"month": "title_month", "week": "title_week"}.get(data.period.kind, "title_other")
@@ -434,7 +431,7 @@ def finding_texts(data: ReportData, lang: str = "zh") -> list[str]:
             now=f["now"],
             before=f["before"],
             delta=f["delta"],
-            pct=lab["new"] if f["growth"] is None else "+" + _pct(f["growth"], 0),
+            pct=lab["new"] if f["growth"] is None else "+" + percent(f["growth"], 0),
         )
         for f in data.findings
     ]
@@ -444,7 +441,7 @@ def render_html(data: ReportData, *, lang: str = "zh") -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select_autoescape(["html", "j2"]))
-    env.filters["pct"] = _pct
+    env.filters["pct"] = percent
     env.filters["joined"] = _join
     env.filters["span"] = _span
     change = (data.total - data.previous_total) / data.previous_total if data.previous_total else None

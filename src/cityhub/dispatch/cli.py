@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
-from cityhub.clitools import cli_actor, percent
+from cityhub.clitools import cli_actor
 from cityhub.clitools import fail as _fail
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
+from cityhub.formatting import percent
 
 app = typer.Typer(no_args_is_help=True, help="Dispatch (派单): routing rules, suggestions, automatic dispatch.")
 rules_app = typer.Typer(no_args_is_help=True, help="Routing rules: category × place × keywords → unit.")

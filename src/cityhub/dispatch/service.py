@@ -1049,7 +1049,8 @@ def threshold_guide(session: Session) -> ThresholdGuide | None:
     meta = _model_meta()
     evaluation = (meta or {}).get("evaluation") or {}
     view = "raw_text" if "raw_text" in evaluation else "all"
-    curves = (evaluation.get(view) or {}).get("at_threshold")
+    report = evaluation.get(view) or {}
+    curves = report.get("at_threshold")
     if not curves:
         return None
     grid = [float(t) for t in curves["thresholds"]]
@@ -1087,7 +1088,7 @@ def threshold_guide(session: Session) -> ThresholdGuide | None:
         rows=rows,
         share=taken / total if total else 0.0,
         precision=right / taken if taken else None,
-        calibration=(evaluation.get(view) or {}).get("calibration"),
+        calibration=report.get("calibration"),
     )
 
 

@@ -35,6 +35,7 @@ from cityhub.auth.settings import get_auth_settings
 from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import ValidationFailed
+from cityhub.formatting import percent
 from cityhub.knowledge.schemas import KB_TEXT_MAX_CHARS
 from cityhub.monitoring.schemas import NOTE_MAX_CHARS as MONITORING_NOTE_MAX_CHARS
 from cityhub.org.models import Role, Unit, UnitTier
@@ -111,7 +112,7 @@ def _validity_state(t: Translator, active: bool, valid_from: Any, valid_until: A
 
 _env.globals["validity_state"] = _validity_state
 _env.filters["number"] = lambda value: f"{value:g}" if isinstance(value, int | float) else value  # 5.0 → 5
-_env.filters["percent"] = lambda share: "—" if share is None else f"{share * 100:.1f}%"  # 0.9123 → 91.2%
+_env.filters["percent"] = lambda share: percent(share, missing="—")  # 0.9123 → 91.2%
 
 
 def language(request: Request) -> str:
