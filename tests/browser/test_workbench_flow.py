@@ -255,3 +255,30 @@ def test_the_dispatcher_ticks_all_and_dispatches_the_chosen_orders_at_once(
     with session_scope() as s:
         states = {o.state.value for o in s.query(Order).filter(Order.number.in_(numbers))}
     assert states == {"dispatched"} and not refused, refused
+
+
+def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(server: dict[str, Any], browser: Any) -> None:
+    """工作台 on a phone (390 px wide): no page scrolls sideways — a wide table scrolls inside its own box — and the
+    order's trail is a list of short entries rather than five narrow columns."""
+    with session_scope() as s:
+        order_id = s.query(Order.id).filter(Order.number == server["past_number"]).scalar()
+    pages = {"op": ["/intake", "/orders", f"/orders/{order_id}"], "disp": ["/queue", f"/orders/{order_id}"]}
+    for username, paths in pages.items():
+        context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True)
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        page.goto(f"{server['base']}/login")
+        page.fill("#username", username)
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+        for path in paths:
+            page.goto(f"{server['base']}{path}")
+            width, viewport = page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+            assert width <= viewport, f"{username} {path}: {width} px wide on a {viewport} px screen"
+        trail = page.locator("[data-testid=audit] table")
+        assert trail.locator("thead").evaluate("e => getComputedStyle(e).display") == "none"
+        assert trail.locator("tbody tr").first.evaluate("e => getComputedStyle(e).display") == "block"
+        context.close()
