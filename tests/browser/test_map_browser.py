@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from cityhub.config import get_settings
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
 from cityhub.org.models import Unit
@@ -188,6 +190,32 @@ def test_the_map_draws_its_layers_and_a_popup_leads_to_the_order(server, browser
     assert page.locator("header.topbar").count() == 0
     assert page.locator('[data-testid="ind-value-open"]').inner_text() == str(len(POINTS))
     assert not errors, errors
+
+
+def test_the_big_screen_clock_keeps_the_district_time_on_a_screen_set_to_another_zone(server, browser) -> None:
+    """The big screen's clock and the map's "updated at" read in the district's zone, as the figures the server
+    writes beside them do — also on a wall screen whose own zone is UTC or New York."""
+    district = get_settings().tz
+    for zone in ("UTC", "America/New_York"):
+        context = browser.new_context(locale="zh-CN", timezone_id=zone, viewport={"width": 1920, "height": 1080})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(f"{server['base']}/login")
+        page.fill("input[name=username]", "lead")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{server['base']}/dashboard")
+        page.goto(f"{server['base']}/map?screen=1")
+        page.wait_for_selector("body.screen #map[data-loaded-orders]")
+        page.wait_for_function("/\\d+:\\d+:\\d+/.test(document.querySelector('#map-status').textContent)")
+        now = datetime.now(district)
+        y, mo, d, h, mi, sec = (int(x) for x in re.findall(r"\d+", page.inner_text("#screen-clock")))
+        shown = datetime(y, mo, d, h, mi, sec, tzinfo=district)
+        assert abs((shown - now).total_seconds()) < 120, (zone, shown, now)
+        h, mi, sec = (int(x) for x in re.search(r"(\d+):(\d+):(\d+)", page.inner_text("#map-status")).groups())
+        updated = now.replace(hour=h, minute=mi, second=sec)
+        assert min(abs((updated - now).total_seconds()), 86400 - abs((updated - now).total_seconds())) < 120, zone
+        context.close()
 
 
 def test_the_api_documentation_works_offline_under_the_policy(server, browser) -> None:

@@ -17,6 +17,7 @@ from cityhub.api.deps import DbSession
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import scope_of
+from cityhub.config import get_settings
 from cityhub.onemap import registry, service
 from cityhub.onemap.registry import MapQuery
 from cityhub.org.models import Role, Unit
@@ -93,6 +94,9 @@ def map_page(request: Request, db: DbSession) -> Response:
         "map_ready": all(support.vendor.available().get(name, False) for name in LEAFLET),
         "map_config": {
             "refresh": REFRESH_SECONDS,
+            # The district's time zone: the big screen's clock and "updated at" read as the server's times do, on a
+            # screen whose own zone is another (a browser set to UTC shows the same hour as the panel).
+            "timeZone": get_settings().timezone,
             "text": js_text,
             "states": states,
             "screen": screen,

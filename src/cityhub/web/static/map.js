@@ -22,10 +22,15 @@
     statusLine.textContent = message;
     statusLine.classList.toggle("bad", !!bad);
   }
-  function clock(date) {
-    function two(n) { return (n < 10 ? "0" : "") + n; }
-    return two(date.getHours()) + ":" + two(date.getMinutes()) + ":" + two(date.getSeconds());
+  // Times in the district's zone (cfg.timeZone), as the server writes them; the browser's own zone if it does not
+  // know that one.
+  function inZone(options) {
+    try { return new Intl.DateTimeFormat(document.documentElement.lang || "zh-CN", Object.assign({ timeZone: cfg.timeZone }, options)); }
+    catch (e) { return new Intl.DateTimeFormat(document.documentElement.lang || "zh-CN", options); }
   }
+  var hms = inZone({ hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+  var full = inZone({ year: "numeric", month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+  function clock(date) { return hms.format(date); }
   function sessionGone() {
     if (sessionEnded) { return; }
     sessionEnded = true;
@@ -59,7 +64,7 @@
 
   var clockElement = document.getElementById("screen-clock");
   if (clockElement) {
-    var tick = function () { clockElement.textContent = new Date().toLocaleString(document.documentElement.lang || "zh-CN"); };
+    var tick = function () { clockElement.textContent = full.format(new Date()); };
     tick();
     window.setInterval(tick, 1000);
   }
