@@ -662,6 +662,8 @@ def test_assistance_shows_where_the_appeal_will_be_placed(org) -> None:
     assert place_shown(title="路灯不亮", content="京溪街道云景路的路灯坏了") == "地点：京溪街道（按正文识别）"
     assert place_shown(title="路灯不亮", content="路灯坏了", address="景泰街道某小区") == "地点：景泰街道（按地址识别）"
     assert place_shown(title="路灯不亮", content="路灯坏了一个星期").startswith("地点：未识别")
+    client.get("/lang/en")  # the same line in English, with English punctuation around the Chinese names
+    assert place_shown(title="路灯不亮", content="京溪街道云景路的路灯坏了") == "Place: 京溪街道 (from the text)"
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 0  # looking up creates nothing
 
@@ -1794,6 +1796,19 @@ def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> N
     assert i18n.Translator("zh-CN")("no.such.key") == "no.such.key"
     assert i18n.negotiate("en", "zh-CN") == "en" and i18n.negotiate(None, None) == "zh-CN"
     assert i18n.negotiate("xx", "en;q=0, zh;q=0.1") == "zh-CN"
+
+
+def test_the_punctuation_around_names_and_lists_is_the_languages_own() -> None:
+    """Templates take the colon, the list separator and brackets from the catalogue (t.colon, t.sep, t.lp, t.rp):
+    "地点：甲、乙（街道）" in Chinese, "Place: A, B (street)" in English — never a Chinese mark in an English page."""
+    zh, en = i18n.Translator("zh-CN"), i18n.Translator("en")
+    assert (zh.colon, zh.sep, zh.lp, zh.rp) == ("：", "、", "（", "）")
+    assert (en.colon, en.sep, en.lp, en.rp) == (": ", ", ", " (", ")")
+    templates = Path(i18n.__file__).parent / "templates"
+    for path in sorted(templates.glob("*.html")):
+        text = re.sub(r"\{#.*?#\}", "", path.read_text(encoding="utf-8"), flags=re.S)
+        marks = sorted(set(re.findall("[：、（）]", text)))
+        assert not marks, f"{path.name}: {marks} written into the template"
 
 
 def test_pages_render_without_vendor_files_and_the_app_says_so(org, tmp_path, monkeypatch, caplog) -> None:

@@ -56,6 +56,24 @@ class Translator:
     def __call__(self, key: str, default: str | None = None, **params: Any) -> str:
         return translate(self.lang, key, default, **params)
 
+    # The language's punctuation around names and lists, for the templates (zh-CN "原因：…", "甲、乙", "单位（街道）";
+    # en "Reason: …", "A, B", "unit (street)"): t.colon, t.sep, t.lp and t.rp.
+    @property
+    def colon(self) -> str:
+        return translate(self.lang, "punct.colon")
+
+    @property
+    def sep(self) -> str:
+        return translate(self.lang, "punct.sep")
+
+    @property
+    def lp(self) -> str:
+        return translate(self.lang, "punct.lp")
+
+    @property
+    def rp(self) -> str:
+        return translate(self.lang, "punct.rp")
+
     def label(self, kind: str, value: Any) -> str:
         """``t.label("state", "received")`` → 已受理; an unknown value is shown as it is."""
         if value is None:

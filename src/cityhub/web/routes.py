@@ -1278,7 +1278,7 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
         numbers = dict(db.execute(select(Order.id, Order.number).where(Order.id.in_(unsent))).tuples())
         refused += [numbers.get(i, str(i)) for i in unsent]
     if refused:
-        params = {"n": done, "m": len(refused), "numbers": "、".join(refused)}
+        params = {"n": done, "m": len(refused), "numbers": support.translator(request).sep.join(refused)}
         return support.redirect(back, flash=("queue.bulk_partial", params))
     return support.redirect(back, flash=("queue.bulk_done", {"n": done}))
 
