@@ -1392,11 +1392,16 @@ def test_a_dispatcher_sets_the_place_on_the_order_page(org) -> None:
 
 
 def test_supervisors_review_weak_replies_from_their_list_and_the_order_page(org) -> None:
-    order = _order(title="路灯不亮", content="景泰街道云景路的路灯不亮三天了，请尽快维修并告知维修时间")
+    order = _order(
+        title="王小明反映路灯不亮，电话13912345678",
+        content="景泰街道云景路的路灯不亮三天了，请尽快维修并告知维修时间",
+        citizen_name="王小明",
+        citizen_phone="13912345678",
+    )
     disp, hand = login("disp"), login("hand_a")
     _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
     _act(hand, order.id, "accept")
-    assert _act(hand, order.id, "reply", text="您好，收悉，谢谢。").status_code == 303
+    assert _act(hand, order.id, "reply", text="您好，王小明，收悉，谢谢。").status_code == 303
     with session_scope() as s:
         check = kb.check_reply(s, order=s.get(Order, order.id))  # what the reply-check job does
         assert check.weak
@@ -1405,6 +1410,16 @@ def test_supervisors_review_weak_replies_from_their_list_and_the_order_page(org)
     listed = sup.get("/reviews")
     assert listed.status_code == 200 and f'data-number="{order.number}"' in listed.text
     assert "只有问候、收悉或致谢套话" in listed.text and "boilerplate_only" not in listed.text
+    # The supervisor reads the title and the reply itself as written; a leader (who reads orders masked) through
+    # the scrubber, here and in the API's list.
+    assert "王小明反映路灯不亮，电话13912345678" in listed.text and "答复：您好，王小明，收悉，谢谢。" in listed.text
+    leader = login("lead")
+    masked = leader.get("/reviews")
+    assert f'data-number="{order.number}"' in masked.text and "王小明" not in masked.text
+    assert "13912345678" not in masked.text and "路灯不亮" in masked.text
+    api = leader.get("/api/v1/kb/weak-replies").json()["items"]
+    assert [i["number"] for i in api] == [order.number] and "王小明" not in api[0]["title"]
+    assert "13912345678" not in api[0]["title"]
     page = sup.get(f"/orders/{order.id}").text
     assert 'data-testid="reply-check"' in page and "偏弱，待审核" in page
     assert "<td>答复质量检查</td>" in page and "<td>reply-check</td>" not in page  # the checker named in Chinese

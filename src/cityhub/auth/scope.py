@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, aliased
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.errors import Conflict, PermissionDenied
-from cityhub.masking import names_a_person
+from cityhub.masking import names_a_person, scrub_text
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.workorders.models import Channel, Order, OrderAssist
 
@@ -184,6 +184,15 @@ def sees_personal_data(principal: Principal, order: Order) -> bool:
         street_id=order.street_id,
         community_id=order.community_id,
     )
+
+
+def shown_text(principal: Principal, order: Order, text: str | None) -> str | None:
+    """One of ``order``'s texts (its title, its reply) as ``principal`` may read it: as written for whoever sees the
+    citizen's data, through the scrubber (the citizen's name and phone typed in it, other numbers) for the rest —
+    what ``OrderRead.masked`` does to the whole order, for a list that shows a text or two of each."""
+    if sees_personal_data(principal, order):
+        return text
+    return scrub_text(text, known=(order.citizen_name, order.citizen_phone))
 
 
 def sees_personal_data_of(

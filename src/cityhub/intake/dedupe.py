@@ -36,9 +36,8 @@ from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from cityhub.auth.principal import Principal
-from cityhub.auth.scope import sees_personal_data
+from cityhub.auth.scope import shown_text
 from cityhub.db import utcnow
-from cityhub.masking import scrub_text
 from cityhub.nlp import similar as sim
 from cityhub.org import places
 from cityhub.org.places import unit_gazetteer
@@ -607,9 +606,7 @@ class DedupeRead(BaseModel):
         CLI, without a reader, is the operator's own tool and shows them whole)."""
 
         def shown(order: Order, text: str | None) -> str | None:
-            if reader is None or text is None or sees_personal_data(reader, order):
-                return text
-            return scrub_text(text, known=(order.citizen_name, order.citizen_phone))
+            return text if reader is None else shown_text(reader, order, text)
 
         return cls(
             action=result.action,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, status
 from cityhub.api.deps import CurrentActor, CurrentPrincipal, DbSession, Paging, get_principal, require
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
-from cityhub.auth.scope import order_in_scope, scope_of
+from cityhub.auth.scope import order_in_scope, scope_of, shown_text
 from cityhub.errors import NotFound
 from cityhub.knowledge import service
 from cityhub.knowledge.models import ReplyCheck
@@ -130,12 +130,12 @@ def deactivate_entry(entry_id: int, db: DbSession) -> EntryRead:
 def weak_replies(
     db: DbSession,
     page: Paging,
-    principal: Annotated[object, Depends(require(permissions.REPLY_REVIEW))],
+    principal: Annotated[Principal, Depends(require(permissions.REPLY_REVIEW))],
     state: Annotated[list[State] | None, Query(description="order states; default: replied")] = None,
 ) -> WeakReplyPage:
     """The supervisor's review list: orders whose reply was scored weak, worst first (``has_more``: another page
     follows)."""
-    scope = scope_of(db, principal).clause()  # type: ignore[arg-type]
+    scope = scope_of(db, principal).clause()
     pairs, has_more = service.weak_replies(
         db, states=state or [State.REPLIED], scope=scope, limit=page.limit, offset=page.offset
     )
@@ -143,7 +143,7 @@ def weak_replies(
         WeakReplyRead(
             order_id=o.id,
             number=o.number,
-            title=o.title,
+            title=shown_text(principal, o, o.title) or "",  # a leader reads it masked
             state=o.state.value,
             replied_at=o.replied_at,
             lead_unit_id=o.lead_unit_id,

@@ -33,6 +33,7 @@ from cityhub.auth.scope import (
     scope_of,
     search_clause,
     sees_personal_data,
+    shown_text,
 )
 from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_cookies
 from cityhub.config import get_settings
@@ -1292,7 +1293,12 @@ def reviews(request: Request, db: DbSession) -> Response:
     principal = support.require_user(request, db, permissions.REPLY_REVIEW)
     page = max(1, forms.whole_number(request.query_params.get("page")) or 1)
     scope = scope_of(db, principal).clause()
-    rows, has_more = kb.weak_replies(db, scope=scope, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    pairs, has_more = kb.weak_replies(db, scope=scope, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    # What the supervisor judges: the appeal's title and the reply itself, as this reader may read them.
+    rows = [
+        (order, check, shown_text(principal, order, order.title), shown_text(principal, order, order.reply_text))
+        for order, check in pairs
+    ]
     return render(
         request,
         "reviews.html",
@@ -1300,7 +1306,7 @@ def reviews(request: Request, db: DbSession) -> Response:
         rows=rows,
         page=page,
         has_more=has_more,
-        unit_names=support.names_of(db, Unit, {o.lead_unit_id for o, _ in rows}),
+        unit_names=support.names_of(db, Unit, {o.lead_unit_id for o, _ in pairs}),
     )
 
 
