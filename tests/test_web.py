@@ -1806,6 +1806,10 @@ def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> N
     # The audit trail's events that are not life-cycle actions: the time-limit sweep's marks and recomputations.
     for event in ("sla_warning", "sla_overdue", "sla_accept_overdue", recompute.ACTION):
         assert f"action.{event}" in zh, event
+    from cityhub.monitoring.rules import DETECTIONS, MEASURES
+
+    # An alarm's order names its measure as the web UI does.
+    assert {k: zh[f"metric.{k}"] for k in {**MEASURES, **DETECTIONS}} == {**MEASURES, **DETECTIONS}
     t = i18n.Translator("en")
     assert t("intake.created", number="BY1") == "Received: order BY1."
     assert i18n.Translator("zh-CN")("no.such.key") == "no.such.key"

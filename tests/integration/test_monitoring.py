@@ -126,6 +126,7 @@ def test_a_storm_raises_one_alarm_and_one_order_and_recovery_clears_it(
     assert order is not None and order.channel == Channel.SENSOR
     assert order.external_id and order.external_id.startswith("alarm:WL-001:")
     assert "桂花路隧道积水监测点" in order.title and "35cm" in order.title and "20cm" in order.title
+    assert "积水深度 35cm" in order.title and "监测到积水深度为 35cm" in order.content  # the measure, by its name
     assert "桂花路隧道口" in order.content and order.urgency.value == "urgent"
     assert (order.street_id, order.community_id) == (units["street"], units["community"])
     # Nobody dispatched it automatically: it went to the sensor's responsible unit, audited.

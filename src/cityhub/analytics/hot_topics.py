@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from cityhub.analytics.lexicon import ADMIN_CODE_RE, extract_groups, extract_places
+from cityhub.analytics.lexicon import ADMIN_CODE_RE, extract_groups, extract_places, fold_place_variants
 from cityhub.config import get_settings
 from cityhub.nlp.text import cut
 
@@ -1044,6 +1044,7 @@ class TopicModel:
         else:
             topic.words.update(batch.terms.gather(rows).tolist())
         topic.places.update(self.places.counter(batch.places.gather(rows), skip=lambda p: p.endswith("市")))
+        fold_place_variants(topic.places)
         topic.groups.update(self.groups.counter(batch.groups.gather(rows)))
         topic.times.extend(c for c in (batch.created[i] for i in pick) if c is not None)
         keys = batch.citizens[rows]

@@ -9,6 +9,7 @@ schools … ("丽发新城", "泉塘街道", "金鼎村") and the anonymised adm
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from cityhub.nlp.text import nfkc
 
@@ -356,3 +357,26 @@ def extract_places(text: str, *, admin: bool = True) -> list[str]:
             continue
         seen.setdefault(mention, None)
     return list(seen)
+
+
+# A place name the extractor may have taken a few characters too many in front of: a counted place this long (or
+# longer) that ends another absorbs it (see fold_place_variants).
+FOLD_MIN_CHARS = 4
+FOLD_MAX_FRONT = 3
+
+
+def fold_place_variants(counts: Counter[str]) -> None:
+    """Fold, in place, the forms of one place that carry a few characters of the sentence in front of its name —
+    以后钟落潭二横路 and 八点钟落潭二横路 beside 钟落潭二横路, where a time or a word the stop lists do not know ran
+    into the name — into the shorter form: a counted place of at least ``FOLD_MIN_CHARS`` characters that ends the
+    longer one after at most ``FOLD_MAX_FRONT`` characters and is named at least as often. Longer forms fold first, so
+    a chain ends at the shortest; a short name (新村 in 飞鹅新村) or a rarer one (机场路 once beside 白云机场路 often)
+    is never the one kept."""
+    for place in sorted(counts, key=len, reverse=True):
+        n = counts[place]
+        for front in range(1, min(FOLD_MAX_FRONT, len(place) - FOLD_MIN_CHARS) + 1):
+            shorter = place[front:]
+            if counts.get(shorter, 0) >= n:
+                counts[shorter] += n
+                del counts[place]
+                break

@@ -28,6 +28,7 @@ from cityhub.analytics.hot_topics import (
     TopicModel,
     order_places,
 )
+from cityhub.analytics.lexicon import fold_place_variants
 from cityhub.analytics.models import HotTopic, HotTopicModelState, HotTopicOrder
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit
@@ -415,6 +416,8 @@ def _period_places(
     for topic_id, title, content, street_name, community_name in rows:
         known = tuple(p for p in (street_name, community_name) if p)
         counts.setdefault(topic_id, Counter()).update(order_places(title or "", content or "", known))
+    for places in counts.values():
+        fold_place_variants(places)
     return counts
 
 

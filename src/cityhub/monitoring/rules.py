@@ -50,6 +50,25 @@ DETECTIONS: dict[str, str] = {
 }
 
 
+# The measured quantities of the built-in sensor kinds, as an order raised by an alarm names them (积水深度 31.1cm,
+# not depth 31.1cm); a metric of another name is named as it is. The web UI's catalogue (metric.*) agrees.
+MEASURES: dict[str, str] = {
+    "depth": "积水深度",
+    "level": "水位",
+    "do": "溶解氧",
+    "ph": "pH",
+    "pm25": "PM2.5",
+    "aqi": "AQI",
+    "people": "人数",
+    "tpi": "交通运行指数",
+}
+
+
+def metric_name(metric: str) -> str:
+    """What a metric is called in an order's Chinese text: a measure's or a detection's name, else its key."""
+    return MEASURES.get(metric) or DETECTIONS.get(metric) or metric
+
+
 class SensorStatus(enum.StrEnum):
     """Which sensors a list shows: in service (the default), retired (停用), or both."""
 

@@ -41,6 +41,7 @@ from cityhub.monitoring.rules import (
     check_clear_threshold,
     cleared_by_person,
     evaluate,
+    metric_name,
 )
 from cityhub.monitoring.schemas import (
     NOTE_MAX_CHARS,
@@ -870,12 +871,13 @@ def order_text(alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> tuple[str, str]
     unit = sensor.metrics.get(alarm.metric, "")
     word = COMPARISON_WORDS.get(alarm.comparison, alarm.comparison)
     value, limit = f"{alarm.last_value:g}{unit}", f"{alarm.threshold:g}{unit}"
-    title = f"【{kind}报警】{sensor.name} {alarm.metric} {value}，{word}限值 {limit}"
+    measure = metric_name(alarm.metric)
+    title = f"【{kind}报警】{sensor.name} {measure} {value}，{word}限值 {limit}"
     where = f"，位于{sensor.address}" if sensor.address else ""
     held = _duration(rule.duration_s)
     lines = [
         f"监测点“{sensor.name}”（编号 {sensor.code}{where}）于 {_local(alarm.raised_at)} "
-        f"监测到 {alarm.metric} 为 {value}，{word}报警限值 {limit}" + (f"（持续 {held}以上）" if held else "") + "。",
+        f"监测到{measure}为 {value}，{word}报警限值 {limit}" + (f"（持续 {held}以上）" if held else "") + "。",
         f"报警规则：{rule.name}；级别：{SEVERITY_LABELS.get(alarm.severity, alarm.severity)}。",
         "请责任单位尽快到场核查处置，并在处置后答复。",
     ]
