@@ -165,6 +165,22 @@ def test_instant_answer_closes_the_order_and_records_the_entry(db_session):
         service.answer_instantly(db_session, data=_consultation(content="公积金"), entry_id=entry.id)
 
 
+def test_an_instant_answer_counts_under_its_entrys_category_unless_the_operator_chose_one(db_session):
+    from cityhub.workorders.models import Category
+
+    housing = Category(code="KB-C1", name="住房公积金", level=1, path="住房公积金")
+    labour = Category(code="KB-C2", name="劳动和社会保障", level=1, path="劳动和社会保障")
+    db_session.add_all([housing, labour])
+    db_session.flush()
+    entry = _entry(db_session, category_id=housing.id)
+    ask = "我离职了，公积金怎么取出来？"
+    assert service.answer_instantly(db_session, data=_consultation(content=ask), entry_id=entry.id).category_id == (
+        housing.id
+    )
+    chosen = _consultation(content=ask, category_id=labour.id)
+    assert service.answer_instantly(db_session, data=chosen, entry_id=entry.id).category_id == labour.id
+
+
 def _replied_order(session, reply: str):
     from cityhub.org.models import Unit, UnitTier
 

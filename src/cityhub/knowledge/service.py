@@ -461,6 +461,11 @@ def answer_instantly(
         raise ValidationFailed(f"knowledge entry {entry_id} is inactive or expired", details={"field": "entry_id"})
     if entry.valid_from is not None and entry.valid_from > now:
         raise ValidationFailed(f"knowledge entry {entry_id} is not valid yet", details={"field": "entry_id"})
+    if data.category_id is None and entry.category_id is not None:
+        # Counted where its answer belongs (the category statistics, assessment), unless the operator chose one.
+        category = session.get(Category, entry.category_id)
+        if category is not None and category.active:
+            data = data.model_copy(update={"category_id": category.id})
     result = submit(
         session,
         data=data,
