@@ -706,6 +706,7 @@ def test_a_citizen_files_an_appeal_on_the_web_and_follows_it_as_their_own(org) -
     client = login("cit")
     home = client.get("/orders")
     assert 'href="/intake"' in home.text and "我要反映" in home.text
+    assert "<h1>我的诉求</h1>" in home.text and "工单列表" not in home.text  # their appeals, not a work-order list
     assert 'id="unit_id"' not in home.text and 'name="overdue"' not in home.text  # the staff's filters
     assert 'id="unit_id"' in login("op").get("/orders").text
     form = client.get("/intake")

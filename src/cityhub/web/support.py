@@ -146,7 +146,7 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.queue", "/queue"))
         items.append(NavItem("nav.rules", "/rules"))
     if permissions.allows(role, permissions.ORDER_READ):
-        items.append(NavItem("nav.orders", "/orders"))
+        items.append(NavItem("nav.my_appeals" if role == Role.CITIZEN else "nav.orders", "/orders"))
     if permissions.allows(role, permissions.REPLY_REVIEW):
         items.append(NavItem("nav.reviews", "/reviews"))
     if permissions.allows(role, permissions.ALARMS_READ):
