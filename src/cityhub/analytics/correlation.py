@@ -37,7 +37,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from cityhub.analytics import kpi
-from cityhub.analytics.lexicon import extract_groups, extract_places
+from cityhub.analytics.lexicon import extract_groups, extract_places, place_folds
 from cityhub.config import get_settings
 from cityhub.db import database_key
 from cityhub.errors import NotFound, ValidationFailed
@@ -679,7 +679,15 @@ def build_graph(
         result.days.append(day)
         result.incidence.append(frozenset(nodes))
         node_count.update(nodes)
-        pair_count.update(combinations(sorted(nodes), 2))
+    # A place named with a few characters of the sentence in front (村福荫二横路, 点以后福荫二横路) is the place it ends
+    # with when that is counted at least as often: one node, with the orders of both.
+    places = {name: c for node, c in node_count.items() for kind, name in [split_node(node)] if kind == "place"}
+    folds = {node_id("place", a): node_id("place", b) for a, b in place_folds(places).items()}
+    if folds:
+        result.incidence = [frozenset(folds.get(x, x) for x in held) for held in result.incidence]
+        node_count = Counter(x for held in result.incidence for x in held)
+    for held in result.incidence:
+        pair_count.update(combinations(sorted(held), 2))
     n = len(result.incidence)
     g = result.graph
     g.graph.update(

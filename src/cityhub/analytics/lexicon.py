@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 
 from cityhub.nlp.text import nfkc
 
@@ -365,18 +366,34 @@ FOLD_MIN_CHARS = 4
 FOLD_MAX_FRONT = 3
 
 
-def fold_place_variants(counts: Counter[str]) -> None:
-    """Fold, in place, the forms of one place that carry a few characters of the sentence in front of its name —
+def place_folds(counts: Mapping[str, int]) -> dict[str, str]:
+    """Which counted places are forms of another that carry a few characters of the sentence in front of its name —
     以后钟落潭二横路 and 八点钟落潭二横路 beside 钟落潭二横路, where a time or a word the stop lists do not know ran
-    into the name — into the shorter form: a counted place of at least ``FOLD_MIN_CHARS`` characters that ends the
-    longer one after at most ``FOLD_MAX_FRONT`` characters and is named at least as often. Longer forms fold first, so
-    a chain ends at the shortest; a short name (新村 in 飞鹅新村) or a rarer one (机场路 once beside 白云机场路 often)
-    is never the one kept."""
-    for place in sorted(counts, key=len, reverse=True):
-        n = counts[place]
+    into the name — each mapped to the name it folds into: a counted place of at least ``FOLD_MIN_CHARS`` characters
+    that ends the longer one after at most ``FOLD_MAX_FRONT`` characters and is named at least as often. Longer forms
+    fold first, so a chain ends at the shortest; a short name (新村 in 飞鹅新村) or a rarer one (机场路 once beside
+    白云机场路 often) is never the one kept."""
+    work = dict(counts)
+    into: dict[str, str] = {}
+    for place in sorted(work, key=len, reverse=True):
+        n = work[place]
         for front in range(1, min(FOLD_MAX_FRONT, len(place) - FOLD_MIN_CHARS) + 1):
             shorter = place[front:]
-            if counts.get(shorter, 0) >= n:
-                counts[shorter] += n
-                del counts[place]
+            if work.get(shorter, 0) >= n:
+                work[shorter] += n
+                del work[place]
+                into[place] = shorter
                 break
+
+    def final(place: str) -> str:
+        while place in into:
+            place = into[place]
+        return place
+
+    return {place: final(place) for place in into}
+
+
+def fold_place_variants(counts: Counter[str]) -> None:
+    """Fold, in place, the counts of the forms :func:`place_folds` finds into the names they are forms of."""
+    for variant, name in place_folds(counts).items():
+        counts[name] += counts.pop(variant)

@@ -49,6 +49,7 @@ from cityhub.analytics.correlation import (
     places_of,
     short_division,
 )
+from cityhub.analytics.lexicon import fold_place_variants
 from cityhub.caching import TtlCache
 from cityhub.config import get_settings
 from cityhub.db import database_key
@@ -351,6 +352,7 @@ def recurring(
     for (community, category, members, reporters, expected, p), q in significant:
         readable = members if loaded is None else [replace(f, text=loaded.get(f.id, "")) for f in members]
         places = Counter(p for f in readable for p in places_of(f)[2:])
+        fold_place_variants(places)
         first = members[0]
         found.append(
             Finding(
