@@ -401,6 +401,19 @@ def test_graph_page_shows_the_four_dimensions_and_pivots(world) -> None:
     assert pivot.status_code == 200 and "「学生」：在 116 件诉求中出现" in pivot.text
     assert "噪音" in pivot.text.split('data-testid="graph-problems"')[1].split("</section>")[0]
 
+    # A hot topic is named by its representative title (scrubbed for a masked reader), its key words the hint.
+    with session_scope() as s:
+        topic = s.get(HotTopic, world["noise_topic"])
+        assert topic is not None
+        topic.representative_title, label = "工地噪音扰民请回电13912345678", topic.label
+    node = f"topic:T{world['noise_topic']} {label}"
+    for reader, shown_title in (("sup", "工地噪音扰民请回电13912345678"), ("lead", "工地噪音扰民请回电")):
+        text = login(reader).get("/brain/graph", params={"node": node, "period": PERIOD}).text
+        answer = text.split('data-testid="graph-answer"')[1].split("</p>")[0]
+        assert f"「{shown_title}" in answer and ("13912345678" in answer) == (reader == "sup"), answer
+    problems = client.get("/brain/graph", params={"node": "噪音", "period": PERIOD}).text
+    assert f'title="{label}">工地噪音扰民请回电13912345678</a>' in problems
+
     missing = client.get("/brain/graph", params={"node": "不存在的东西"})
     assert missing.status_code == 200 and "没有找到「不存在的东西」" in missing.text
     place = client.get("/brain/graph", params={"node": "噪音", "place": "火星街道"})

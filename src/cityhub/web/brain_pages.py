@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityhub.analytics import correlation, kpi, risk, topics_store
+from cityhub.analytics.models import HotTopic
 from cityhub.analytics.topic_views import period_or_recent, shown
 from cityhub.api.deps import DbSession
 from cityhub.auth import permissions
@@ -341,11 +342,25 @@ SECTIONS: tuple[tuple[str, tuple[str, ...], tuple[str, ...] | None], ...] = (
 )
 PICKABLE = ("topic", "category", "place", "group", "keyword")
 _TOPIC_ID = re.compile(r"^T\d+ ")
+_TOPIC_NODE = re.compile(r"^topic:T(\d+) ")
 
 
 def _shown(kind: str, name: str) -> str:
     """A node's name as the page shows it: a topic's without the id that keeps equal labels apart in the graph."""
     return _TOPIC_ID.sub("", name) if kind == "topic" else name
+
+
+def _topic_titles(db: Session, principal: Principal, nodes: list[str]) -> dict[str, str]:
+    """The topic nodes among ``nodes`` by their representative title (as the 热点诉求 page names a topic: its label of
+    key words alone — 正对着、对面、几台 — says little), scrubbed for whoever reads orders masked."""
+    ids = {int(m.group(1)): node for node in nodes if (m := _TOPIC_NODE.match(node))}
+    if not ids:
+        return {}
+    rows = db.execute(
+        select(HotTopic.id, HotTopic.representative_title, HotTopic.label).where(HotTopic.id.in_(list(ids)))
+    )
+    read = shown([{"id": i, "topic": title, "label": label} for i, title, label in rows], principal)
+    return {ids[r["id"]]: r["topic"] for r in read if r["topic"]}
 
 
 def _graph_choices(graph: correlation.CorrelationGraph) -> dict[str, list[tuple[str, str, int]]]:
@@ -400,19 +415,23 @@ def graph_page(request: Request, db: DbSession) -> Response:
                 for r in items
             ]
             sections.append({"key": key, "items": rows, "top": max((r.count for r in items), default=0)})
+    choices = _graph_choices(graph)
+    shown_nodes = [r["node"] for sec in sections for r in sec["items"]] + [n for n, _, _ in choices["topic"]]
+    titles = _topic_titles(db, principal, shown_nodes + (list(answer.query) if answer else []))
     return _page(
         request,
         "brain_graph.html",
         principal,
+        titles=titles,
         node=node,
         place=place,
         typed_period=typed,
         answer=answer,
-        query_names=[_shown(*correlation.split_node(n)) for n in answer.query] if answer else [],
+        query_names=[titles.get(n) or _shown(*correlation.split_node(n)) for n in answer.query] if answer else [],
         place_names=[correlation.split_node(n)[1] for n in answer.place] if answer else [],
         sections=sections,
         errors=errors,
-        choices=_graph_choices(graph),
+        choices=choices,
         orders=graph.graph.graph.get("orders", 0),
         period_query=[("period", period.label)] if period else [],
         place_query=[("place", place)] if place and answer is not None else [],
