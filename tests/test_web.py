@@ -848,6 +848,30 @@ def test_instant_answer_closes_the_order_as_answered(org) -> None:
     assert refused.status_code == 403 and "无权" in refused.text and "公积金提取</textarea>" in refused.text
 
 
+def test_a_retired_knowledge_entry_no_longer_answers_from_a_page_shown_before(org) -> None:
+    """An administrator retires an entry while an operator has it on screen: answering from it is refused with a
+    message saying why — at intake and on a received consultation's page — and nothing is closed."""
+    from cityhub.knowledge import service as kb
+
+    client = login("op")
+    waiting = _order(appeal_type="consultation", content="离职后住房公积金怎么提取？")
+    with session_scope() as s:
+        kb.deactivate_entry(s, entry_id=org["entry"])
+    answer = {"answer": "账户封存满6个月后凭身份证到公积金中心办理。", "kb_entry_id": str(org["entry"])}
+    page = _act(client, waiting.id, "instant_answer", **answer)
+    assert page.status_code == 422 and "这条知识库答复已停用" in page.text
+    assert _state(waiting.id) == State.RECEIVED
+    intake = client.post(
+        "/intake",
+        data=intake_form(
+            client, appeal_type="consultation", content="公积金怎么提取？", instant_entry_id=str(org["entry"])
+        ),
+    )
+    assert intake.status_code == 422 and "这条知识库答复已停用" in intake.text
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 1  # only the one waiting before
+
+
 # ------------------------------------------------------------------------------------------ list and detail
 
 

@@ -444,6 +444,18 @@ def instant_answer_candidates(
     return [s for s in found if names_the_matter(s)]
 
 
+def usable_entry(session: Session, *, entry_id: int) -> KnowledgeEntry:
+    """The entry an answer is about to be given from, if it may be: active and valid now (NotFound, ValidationFailed
+    naming ``entry_id`` — a page shown before an administrator retired the entry offers what is no longer said)."""
+    entry = require_entry(session, entry_id=entry_id)
+    now = utcnow()
+    if not entry.active or (entry.valid_until is not None and entry.valid_until <= now):
+        raise ValidationFailed(f"knowledge entry {entry_id} is inactive or expired", details={"field": "entry_id"})
+    if entry.valid_from is not None and entry.valid_from > now:
+        raise ValidationFailed(f"knowledge entry {entry_id} is not valid yet", details={"field": "entry_id"})
+    return entry
+
+
 def answer_instantly(
     session: Session,
     *,
@@ -455,12 +467,7 @@ def answer_instantly(
     """Receive a consultation and close it as answered instantly from a knowledge entry (recorded in the audit)."""
     from cityhub.intake.service import submit
 
-    entry = require_entry(session, entry_id=entry_id)
-    now = utcnow()
-    if not entry.active or (entry.valid_until is not None and entry.valid_until <= now):
-        raise ValidationFailed(f"knowledge entry {entry_id} is inactive or expired", details={"field": "entry_id"})
-    if entry.valid_from is not None and entry.valid_from > now:
-        raise ValidationFailed(f"knowledge entry {entry_id} is not valid yet", details={"field": "entry_id"})
+    entry = usable_entry(session, entry_id=entry_id)
     if data.category_id is None and entry.category_id is not None:
         # Counted where its answer belongs (the category statistics, assessment), unless the operator chose one.
         category = session.get(Category, entry.category_id)

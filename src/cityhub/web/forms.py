@@ -62,6 +62,8 @@ _CLEAR_SIDE = re.compile(r"clear threshold (\S+) must not be (above|below) the t
 
 def field_message(t: Translator, message: str) -> str:
     """A validation message of the service layer in the user's language."""
+    if "knowledge entry" in message and ("inactive or expired" in message or "not valid yet" in message):
+        return t("err.kb_entry_unusable")
     if "needs a title or content" in message:
         return t("err.need_text")
     if "phone must contain digits" in message:

@@ -603,6 +603,8 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, errors = _refusal(db, t, exc)
+        if "entry_id" in errors:  # the entry chosen is retired: the page's own message, not a field's
+            message = errors.pop("entry_id")
         if error.details.get("field") == "files":
             errors["files"] = _file_problem(t, error) + t("intake.files_again")
         if not form.get("title").strip() and not form.get("content").strip():
@@ -1052,6 +1054,10 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             status_code=422,
         )
     try:
+        if action == Action.INSTANT_ANSWER and params.get("kb_entry_id") is not None:
+            from cityhub.knowledge import service as kb
+
+            kb.usable_entry(db, entry_id=params["kb_entry_id"])  # as when answering at intake
         order = orders.act(
             db,
             order_id=order_id,
@@ -1063,6 +1069,8 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, field_errors = _refusal(db, t, exc)
+        if "entry_id" in field_errors:  # the entry offered is retired: the page's own message, not a field's
+            message = field_errors.pop("entry_id")
         return _detail_page(
             request,
             db,
