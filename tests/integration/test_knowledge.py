@@ -180,6 +180,18 @@ def test_an_instant_answer_counts_under_its_entrys_category_unless_the_operator_
     chosen = _consultation(content=ask, category_id=labour.id)
     assert service.answer_instantly(db_session, data=chosen, entry_id=entry.id).category_id == labour.id
 
+    # 秒回 later, from the page of a consultation received before: the same, the category set audited.
+    waiting, _ = orders.create_order(db_session, data=_consultation(content=ask))
+    answered = service.answer_order(db_session, order_id=waiting.id, entry_id=entry.id, answer=None)
+    assert answered.state == State.CLOSED_RESOLVED and answered.reply_text == entry.answer
+    assert answered.category_id == housing.id
+    trail = [(e.action, (e.payload or {}).get("category_id")) for e in orders.history(db_session, order_id=waiting.id)]
+    assert trail[-2:] == [("instant_answer", None), ("comment", housing.id)]
+    service.deactivate_entry(db_session, entry_id=entry.id)
+    other, _ = orders.create_order(db_session, data=_consultation(content=ask))
+    with pytest.raises(ValidationFailed):
+        service.answer_order(db_session, order_id=other.id, entry_id=entry.id)
+
 
 def _replied_order(session, reply: str):
     from cityhub.org.models import Unit, UnitTier

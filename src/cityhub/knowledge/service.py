@@ -456,6 +456,40 @@ def usable_entry(session: Session, *, entry_id: int) -> KnowledgeEntry:
     return entry
 
 
+def answer_order(
+    session: Session,
+    *,
+    order_id: int,
+    entry_id: int,
+    answer: str | None = None,
+    actor: orders.Actor = orders.SYSTEM,
+    expected_version: int | None = None,
+) -> Order:
+    """秒回 on a consultation received earlier (answered from its page): the entry checked as at intake
+    (:func:`usable_entry`), the order closed as answered instantly, and counted under the entry's category when it
+    has none yet (audited as a comment, as a dispatcher's category is)."""
+    entry = usable_entry(session, entry_id=entry_id)
+    params = {"answer": (answer or "").strip() or entry.answer, "kb_entry_id": entry.id}
+    order = orders.act(
+        session,
+        order_id=order_id,
+        action=Action.INSTANT_ANSWER,
+        actor=actor,
+        params=params,
+        expected_version=expected_version,
+    )
+    category = session.get(Category, entry.category_id) if entry.category_id is not None else None
+    if order.category_id is None and category is not None and category.active:
+        order = orders.amend(
+            session,
+            order=order,
+            changes={"category_id": category.id},
+            actor=actor,
+            text=f"category set to {category.path}",
+        )
+    return order
+
+
 def answer_instantly(
     session: Session,
     *,

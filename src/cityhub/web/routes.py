@@ -1054,18 +1054,22 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             status_code=422,
         )
     try:
+        version = forms.whole_number(form.get("version"))
         if action == Action.INSTANT_ANSWER and params.get("kb_entry_id") is not None:
             from cityhub.knowledge import service as kb
 
-            kb.usable_entry(db, entry_id=params["kb_entry_id"])  # as when answering at intake
-        order = orders.act(
-            db,
-            order_id=order_id,
-            action=action,
-            actor=principal.actor,
-            params=params,
-            expected_version=forms.whole_number(form.get("version")),
-        )
+            order = kb.answer_order(
+                db,
+                order_id=order_id,
+                entry_id=params["kb_entry_id"],
+                answer=params.get("answer"),
+                actor=principal.actor,
+                expected_version=version,
+            )
+        else:
+            order = orders.act(
+                db, order_id=order_id, action=action, actor=principal.actor, params=params, expected_version=version
+            )
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, field_errors = _refusal(db, t, exc)
