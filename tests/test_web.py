@@ -749,6 +749,7 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     for internal in ("内部备注", "13600009999", "内部分歧", "陈督办", "黄派单", "李承办"):
         assert internal not in page, internal
     assert "景泰街道" in page and "工作人员" in page  # where it went, and that staff acted
+    assert "催办/升级/延期/退单/重办" in staff_page and "催办/升级/延期/退单/重办" not in page  # supervision counts
     trail = client.get(f"/api/v1/orders/{order_id}/events").json()
     assert [e["action"] for e in trail] == ["create", "dispatch", "return"]
     assert all(e["actor_name"] in ("", "张市民") for e in trail) and all(e["unit_id"] is None for e in trail)
