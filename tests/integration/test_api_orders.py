@@ -6,6 +6,8 @@ checks masking, since leaders need not see citizens' personal data.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -60,6 +62,7 @@ CALL = (
     "本人李雪梅，身份证44010619850101123X，住三元里大道88号5栋1907室，手机１３９１２３４５６７８，"
     "备用139.1234.5678，邻居（电话一三九八七六五四三二一）夜间装修噪音。"
 )
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
 CALL_SECRETS = ("李雪梅", "44010619850101123X", "88号", "5栋", "1907", "１３９", "139.1234", "一三九八", "13912345678")
 
 
@@ -114,8 +117,10 @@ def test_masked_views_scrub_what_the_citizen_typed_into_the_text(client):
         trail = client.get(f"/api/v1/orders/{order['id']}/events", headers=headers)
         for response in (one, listed, trail):
             assert response.status_code == 200
+            # Times are left out of the search: a timestamp's microseconds may read 1907 too.
+            text = _TIMESTAMP.sub("", response.text)
             for secret in CALL_SECRETS:
-                assert secret not in response.text, (response.url, secret)
+                assert secret not in text, (response.url, secret)
         seen = one.json()
         assert seen["citizen_name"] == "李**" and seen["address"] == "白云区三元里街道三元里大道"
         assert seen["lat"] == 23.16 and seen["lng"] == 113.26
