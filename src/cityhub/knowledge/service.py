@@ -456,6 +456,12 @@ def usable_entry(session: Session, *, entry_id: int) -> KnowledgeEntry:
     return entry
 
 
+def _entry_category(session: Session, entry: KnowledgeEntry) -> Category | None:
+    """The category an order answered from ``entry`` is counted under: the entry's, while it is active."""
+    category = session.get(Category, entry.category_id) if entry.category_id is not None else None
+    return category if category is not None and category.active else None
+
+
 def answer_order(
     session: Session,
     *,
@@ -478,8 +484,8 @@ def answer_order(
         params=params,
         expected_version=expected_version,
     )
-    category = session.get(Category, entry.category_id) if entry.category_id is not None else None
-    if order.category_id is None and category is not None and category.active:
+    category = _entry_category(session, entry)
+    if order.category_id is None and category is not None:
         order = orders.amend(
             session,
             order=order,
@@ -502,11 +508,10 @@ def answer_instantly(
     from cityhub.intake.service import submit
 
     entry = usable_entry(session, entry_id=entry_id)
-    if data.category_id is None and entry.category_id is not None:
+    category = _entry_category(session, entry)
+    if data.category_id is None and category is not None:
         # Counted where its answer belongs (the category statistics, assessment), unless the operator chose one.
-        category = session.get(Category, entry.category_id)
-        if category is not None and category.active:
-            data = data.model_copy(update={"category_id": category.id})
+        data = data.model_copy(update={"category_id": category.id})
     result = submit(
         session,
         data=data,

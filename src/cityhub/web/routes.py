@@ -105,6 +105,8 @@ def _refusal(
     _fail(db)
     error = exc if isinstance(exc, CityhubError) else Conflict("stale")
     message, fields = error_text(t, error)
+    if "entry_id" in fields:  # a knowledge entry retired since the page was shown: the page's message, not a field's
+        message = fields.pop("entry_id")
     return error, message, fields
 
 
@@ -603,8 +605,6 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, errors = _refusal(db, t, exc)
-        if "entry_id" in errors:  # the entry chosen is retired: the page's own message, not a field's
-            message = errors.pop("entry_id")
         if error.details.get("field") == "files":
             errors["files"] = _file_problem(t, error) + t("intake.files_again")
         if not form.get("title").strip() and not form.get("content").strip():
@@ -1073,8 +1073,6 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, field_errors = _refusal(db, t, exc)
-        if "entry_id" in field_errors:  # the entry offered is retired: the page's own message, not a field's
-            message = field_errors.pop("entry_id")
         return _detail_page(
             request,
             db,
