@@ -316,6 +316,15 @@ def test_api_entries_suggest_instant_answer_and_reply_quality(client):
     closing = client.post(f"/api/v1/orders/{filed['id']}/actions/instant_answer", json={"answer": "已知悉"})
     assert closing.status_code == 409 and "only consultations are answered instantly" in closing.json()["message"]
     assert client.get(f"/api/v1/orders/{filed['id']}").json()["state"] == "received"
+    # The life-cycle action names the entry it answers from: its answer and category taken, the entry checked.
+    routed = client.post(f"/api/v1/orders/{filed['id']}/actions/urge", json={"kb_entry_id": entry["id"]})
+    assert routed.status_code == 422 and "only by instant_answer" in routed.json()["message"]
+    asked = client.post("/api/v1/orders", json={"channel": "web", "content": "离职后公积金怎么提取"}).json()
+    later = client.post(f"/api/v1/orders/{asked['id']}/actions/instant_answer", json={"kb_entry_id": entry["id"]})
+    assert later.status_code == 200, later.text
+    assert later.json()["state"] == "closed_resolved" and later.json()["reply_text"] == GJJ["answer"]
+    trail = client.get(f"/api/v1/orders/{asked['id']}/events").json()
+    assert [e["payload"].get("kb_entry_id") for e in trail if e["action"] == "instant_answer"] == [entry["id"]]
     quality = client.get(f"/api/v1/orders/{order['id']}/reply-quality")
     assert quality.status_code == 200 and 0 <= quality.json()["overall"] <= 1
     # Read again, the stored score comes back; POST scores the reply anew (a GET never writes one over).
@@ -327,6 +336,10 @@ def test_api_entries_suggest_instant_answer_and_reply_quality(client):
     assert client.post("/api/v1/orders/987654/reply-quality").status_code == 404
     assert client.get("/api/v1/kb/weak-replies").status_code == 200
     assert client.delete(f"/api/v1/kb/entries/{entry['id']}").json()["active"] is False
+    waiting = client.post("/api/v1/orders", json={"channel": "web", "content": "公积金提取要带什么"}).json()
+    retired = client.post(f"/api/v1/orders/{waiting['id']}/actions/instant_answer", json={"kb_entry_id": entry["id"]})
+    assert retired.status_code == 422 and "inactive or expired" in retired.json()["message"]
+    assert client.get(f"/api/v1/orders/{waiting['id']}").json()["state"] == "received"
     assert [e["id"] for e in client.get("/api/v1/kb/entries").json()["items"]] != [entry["id"]]
     assert client.get("/api/v1/kb/entries/987654").status_code == 404
     anonymous = client.post("/api/v1/kb/suggest", json={"text": "公积金"}, headers={"Authorization": ""})

@@ -465,3 +465,25 @@ def test_the_cli_splits_an_order_by_its_number_and_names_the_new_one(app_db, cli
         assert out.splitlines()[-1] == f"{number}: split off as {part.number}"
     code, _, err = cli_run("orders", "act", number, "split")
     assert code != 0 and len(err.strip().splitlines()) == 1 and "content" in err
+
+
+def test_the_cli_answers_a_consultation_from_a_knowledge_entry_and_refuses_a_retired_one(app_db, cli_run):
+    from cityhub.db import session_scope
+    from cityhub.knowledge import service as kb
+    from cityhub.knowledge.schemas import EntryCreate
+
+    with session_scope() as s:
+        entry = kb.create_entry(s, data=EntryCreate(question="居住证怎么续签", answer="到居住地派出所办理续签。"))
+        entry_id = entry.id
+        first = submit(s, data={"channel": "hotline", "content": "居住证到期了怎么续"}).order.number
+        second = submit(s, data={"channel": "hotline", "content": "居住证续签去哪里"}).order.number
+    code, out, err = cli_run("orders", "act", first, "instant_answer", "-p", f"kb_entry_id={entry_id}")
+    assert code == 0 and out.strip() == f"{first}: instant_answer → closed_resolved", err
+    with session_scope() as s:
+        order = s.scalars(select(Order).where(Order.number == first)).one()
+        assert order.instant_answered and order.reply_text == "到居住地派出所办理续签。"
+        kb.deactivate_entry(s, entry_id=entry_id)
+    code, _, err = cli_run("orders", "act", second, "instant_answer", "-p", f"kb_entry_id={entry_id}")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and f"knowledge entry {entry_id}" in err
+    code, _, err = cli_run("orders", "act", second, "urge", "-p", f"kb_entry_id={entry_id}")
+    assert code != 0 and "only by instant_answer" in err

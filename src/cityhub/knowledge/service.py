@@ -8,7 +8,7 @@ so several API workers never answer from a stale knowledge base for longer than 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -494,6 +494,41 @@ def answer_order(
             text=f"category set to {category.path}",
         )
     return order
+
+
+def act_on_order(
+    session: Session,
+    *,
+    order_id: int,
+    action: Action | str,
+    params: Mapping[str, Any] | None = None,
+    actor: orders.Actor = orders.SYSTEM,
+    expected_version: int | None = None,
+) -> Order:
+    """One life-cycle action, as ``orders.act``, except that an instant answer naming a knowledge entry
+    (``kb_entry_id``) goes through :func:`answer_order` — the entry checked, its answer the default, its category
+    taken — whoever asks: the order page, the API's action and the CLI's ``orders act``. ``kb_entry_id`` on any other
+    action is refused, not ignored."""
+    params = dict(params or {})
+    entry_id = params.pop("kb_entry_id", None)
+    if entry_id is None:
+        return orders.act(
+            session, order_id=order_id, action=action, actor=actor, params=params, expected_version=expected_version
+        )
+    if action != Action.INSTANT_ANSWER:
+        raise ValidationFailed(
+            f"kb_entry_id is taken only by instant_answer, not {action}", details={"field": "kb_entry_id"}
+        )
+    if isinstance(entry_id, bool) or not isinstance(entry_id, int):
+        raise ValidationFailed("kb_entry_id must be a whole number", details={"field": "kb_entry_id"})
+    return answer_order(
+        session,
+        order_id=order_id,
+        entry_id=entry_id,
+        answer=params.get("answer"),
+        actor=actor,
+        expected_version=expected_version,
+    )
 
 
 def answer_instantly(

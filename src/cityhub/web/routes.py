@@ -1055,21 +1055,11 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         )
     try:
         version = forms.whole_number(form.get("version"))
-        if action == Action.INSTANT_ANSWER and params.get("kb_entry_id") is not None:
-            from cityhub.knowledge import service as kb
+        from cityhub.knowledge import service as kb
 
-            order = kb.answer_order(
-                db,
-                order_id=order_id,
-                entry_id=params["kb_entry_id"],
-                answer=params.get("answer"),
-                actor=principal.actor,
-                expected_version=version,
-            )
-        else:
-            order = orders.act(
-                db, order_id=order_id, action=action, actor=principal.actor, params=params, expected_version=version
-            )
+        order = kb.act_on_order(
+            db, order_id=order_id, action=action, actor=principal.actor, params=params, expected_version=version
+        )
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, field_errors = _refusal(db, t, exc)

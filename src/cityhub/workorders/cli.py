@@ -148,7 +148,9 @@ def act_cmd(
     actor: Annotated[str, typer.Option(help="Name recorded in the audit trail.")] = "cli",
 ) -> None:
     """Apply one life-cycle action (dispatch, accept, return, reply, callback, close, …); split (拆单) takes the
-    problem's words as -p content=… (and -p title=…, -p category_id=…) and names the new order."""
+    problem's words as -p content=… (and -p title=…, -p category_id=…) and names the new order; instant_answer
+    takes -p answer=… or a knowledge entry, -p kb_entry_id=… (秒回 checked and counted as from the knowledge base)."""
+    from cityhub.knowledge import service as kb
     from cityhub.workorders import service
 
     params = _parse_params(param or [])
@@ -157,7 +159,7 @@ def act_cmd(
     try:
         with session_scope() as session:
             order = _find(session, ref)
-            order = service.act(
+            order = kb.act_on_order(
                 session, order_id=order.id, action=action, params=params, actor=service.Actor(name=actor)
             )
             typer.echo(f"{order.number}: {action} → {order.state.value}")

@@ -415,6 +415,7 @@ class ActionRequest(BaseModel):
     unit_id: int | None = None
     text: str | None = Field(None, max_length=TEXT_MAX_CHARS)
     answer: str | None = Field(None, max_length=TEXT_MAX_CHARS)
+    kb_entry_id: int | None = Field(None, description="instant_answer: the knowledge entry answered from (秒回)")
     days: float | None = Field(None, allow_inf_nan=False)
     satisfied: bool | None = None
     resolved: bool | None = None

@@ -218,7 +218,9 @@ def order_action(
     principal: CurrentPrincipal,
     if_match: Annotated[str | None, Header(description="the order's version, as returned in `version`")] = None,
 ) -> OrderRead:
-    """Apply one life-cycle action (dispatch, accept, return, reply, callback, close, urge, …)."""
+    """Apply one life-cycle action (dispatch, accept, return, reply, callback, close, urge, …). ``instant_answer``
+    with ``kb_entry_id`` answers from that knowledge entry: refused if it is retired, expired or not yet valid; its
+    answer unless ``answer`` is given; its category if the order has none."""
     version = body.version
     if version is None and if_match:
         version = int(if_match.strip('W/"')) if if_match.strip('W/"').isdigit() else None
@@ -236,7 +238,9 @@ def order_action(
         params.setdefault("unit_id", principal.unit_id)
         if params["unit_id"] != principal.unit_id:
             raise PermissionDenied("a unit may act only on its own part of a co-handled order")
-    order = service.act(
+    from cityhub.knowledge import service as kb  # an instant answer from a knowledge entry is checked there
+
+    order = kb.act_on_order(
         db, order_id=order_id, action=action, actor=principal.actor, params=params, expected_version=version
     )
     db.commit()  # in the worker thread that wrote, as in create_order
