@@ -12,7 +12,7 @@ from cityhub.clitools import cli_actor
 from cityhub.clitools import fail as _fail
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
-from cityhub.formatting import percent
+from cityhub.formatting import calibration_text, percent
 
 app = typer.Typer(no_args_is_help=True, help="Dispatch (派单): routing rules, suggestions, automatic dispatch.")
 rules_app = typer.Typer(no_args_is_help=True, help="Routing rules: category × place × keywords → unit.")
@@ -177,13 +177,7 @@ def thresholds_effect(as_json: Annotated[bool, typer.Option("--json", help="Prin
     typer.echo(f"total\t\t\tn={sum(r.n for r in guide.rows)}\t{percent(guide.share)}\t{percent(guide.precision)}")
     cal = guide.calibration
     if cal and cal.get("bins"):
-        typer.echo(
-            f"calibration: ECE {percent(cal['ece'])}; by confidence (messages, mean confidence, right): "
-            + " ".join(
-                f"{b['from']:.1f}-{b['to']:.1f}:{b['n']},{percent(b['confidence'])},{percent(b['accuracy'])}"
-                for b in cal["bins"]
-            )
-        )
+        typer.echo(calibration_text(cal))
 
 
 @thresholds_app.command("set")

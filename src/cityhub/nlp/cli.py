@@ -5,6 +5,7 @@ from pathlib import Path
 import typer
 
 from cityhub.clitools import fail as _fail
+from cityhub.formatting import calibration_text
 
 app = typer.Typer(no_args_is_help=True, help="Language tools: category classifier, address → jurisdiction.")
 
@@ -226,11 +227,7 @@ def evaluate_cmd(
     typer.echo("coverage at precision: " + " ".join(f"{k}:{v:.3f}" for k, v in result["coverage_at_precision"].items()))
     cal = result["calibration"]
     if cal["ece"] is not None:
-        typer.echo(
-            f"calibration: ECE={cal['ece']:.3f} Brier={cal['brier']:.3f} log loss={cal['log_loss']:.3f}; "
-            "by confidence (n, confidence, accuracy): "
-            + " ".join(f"≤{b['to']:.1f}:{b['n']},{b['confidence']:.2f},{b['accuracy']:.2f}" for b in cal["bins"])
-        )
+        typer.echo(calibration_text(cal))
     curve = result["at_threshold"]
     shown = [curve["thresholds"].index(t) for t in (0.8, 0.85, 0.9, 0.95) if t in curve["thresholds"]]
     typer.echo(
