@@ -299,9 +299,13 @@ def test_an_administrator_enters_a_year_of_holidays_on_the_calendar_page(org) ->
     enters its good rows and lists every bad one in Chinese; an entry is deleted again; only calendar:manage."""
     assert login("disp").get("/admin/calendar", follow_redirects=False).status_code == 403
     admin = login("adm")
-    year = 2090  # far beyond any built-in calendar
+    year = 2090  # far beyond any built-in calendar: its deadlines skip the holidays the law gives, computed
     page = admin.get("/admin/calendar", params={"year": year})
-    assert page.status_code == 200 and 'data-testid="calendar-missing"' in page.text
+    assert page.status_code == 200 and 'data-testid="calendar-by-law"' in page.text
+    statutory = workcal.statutory_holidays(year)
+    assert f"{year}-10-01" in page.text and "calendar-missing" not in page.text and len(statutory) >= 13
+    beyond = next(y for y in range(2100, 2300) if not workcal.statutory_holidays(y))  # past the lunar tables
+    assert 'data-testid="calendar-missing"' in admin.get("/admin/calendar", params={"year": beyond}).text
     assert 'data-testid="calendar-builtin"' in admin.get("/admin/calendar", params={"year": 2025}).text
 
     def post(path: str, **data: str) -> Any:
@@ -320,7 +324,7 @@ def test_an_administrator_enters_a_year_of_holidays_on_the_calendar_page(org) ->
     assert len(entered) == 11
     page = admin.get("/admin/calendar", params={"year": year})
     weekday_holidays = sum(1 for d in entered if d.day.weekday() < 5)
-    assert ('data-testid="calendar-missing"' in page.text) == (weekday_holidays < workcal.MIN_WEEKDAY_HOLIDAYS)
+    assert ('data-testid="calendar-by-law"' in page.text) == (weekday_holidays < workcal.MIN_WEEKDAY_HOLIDAYS)
 
     one = post("/admin/calendar/days", day=f"{year}-10-10", kind="workday", name="调休上班")
     assert one.status_code == 303 and one.headers["location"] == f"/admin/calendar?year={year}"

@@ -29,7 +29,12 @@ from cityhub.db import database_key, session_scope, utcnow
 from cityhub.errors import CityhubError, Overloaded
 from cityhub.org.models import Unit
 from cityhub.workorders import files
-from cityhub.workorders.calendar import MIN_WEEKDAY_HOLIDAYS, weekday_holidays_entered, years_short_of_holidays
+from cityhub.workorders.calendar import (
+    MIN_WEEKDAY_HOLIDAYS,
+    weekday_holidays_entered,
+    years_by_law,
+    years_short_of_holidays,
+)
 from cityhub.workorders.models import JobRun, Order, SlaStatus
 
 log = logging.getLogger(__name__)
@@ -102,10 +107,12 @@ def status_summary() -> dict[str, Any]:
             "dispatch_model": model_status(),  # of the process that answered, as the index
             # New orders waiting for the background dispatcher, and how long the oldest has waited.
             "dispatch_backlog": background.status(session).as_dict(),
-            # Years about to hold deadlines with no official holidays known (built in, or at least MIN_WEEKDAY_HOLIDAYS
-            # entered): see health_problems; and, of the years about to hold deadlines that the built-in calendar
-            # does not know, the weekday holidays entered so far.
+            # Years about to hold deadlines with no official holidays known (built in, computed by law, or at least
+            # MIN_WEEKDAY_HOLIDAYS entered): see health_problems; those whose deadlines skip only the holidays the
+            # law gives, the State Council's arrangement not entered yet: see health_notices; and, of the years about
+            # to hold deadlines that the built-in calendar does not know, the weekday holidays entered so far.
             "calendar_years_without_holidays": years_short_of_holidays(holidays),
+            "calendar_years_by_law": years_by_law(holidays),
             "calendar_weekday_holidays_entered": {str(year): count for year, count in holidays.items()},
             # Whether files attached to orders can be kept (CITYHUB_FILES_DIR): None, or why not.
             "file_store_problem": files.store_problem(),
@@ -158,6 +165,17 @@ def health_problems(summary: dict[str, Any]) -> list[str]:
             "new orders wait in the queue with rule suggestions"
         )
     return problems
+
+
+def health_notices(summary: dict[str, Any]) -> list[str]:
+    """What ``/healthz`` tells without calling the process ``degraded``: a year about to hold deadlines whose
+    holidays are the law's alone, computed, the State Council's arrangement for it not built in nor entered."""
+    return [
+        f"working calendar: {year} is not built in; its deadlines skip the holidays the law gives (computed), not "
+        "the State Council's arrangement (调休: bridges, weekends worked) — enter it once published on the web UI's "
+        "工作日历 page (/admin/calendar) or with `cityhub calendar import FILE`"
+        for year in summary.get("calendar_years_by_law", [])
+    ]
 
 
 def _warm_up_dispatch() -> None:
@@ -358,7 +376,12 @@ def create_app() -> FastAPI:
     def healthz() -> dict[str, Any]:
         summary = public_summary(status_summary())
         problems = health_problems(summary)
-        return {"status": "degraded" if problems else "ok", "problems": problems, **summary}
+        return {
+            "status": "degraded" if problems else "ok",
+            "problems": problems,
+            "notices": health_notices(summary),
+            **summary,
+        }
 
     # The web UI (workbenches, status page at /; labels in cityhub.web.i18n catalogues).
     from cityhub.web.routes import install as install_web

@@ -379,9 +379,12 @@ def test_calendar_round_trip(env: Env) -> None:
     assert env.get("/calendar/check/2026-10-01").json()["is_workday"] is False
     _error(env.send("DELETE", "/calendar/days/2026-10-01"), 404, "not_found")
 
-    # A year the built-in calendar does not know falls back to Monday-Friday (2100-01-04 is a Monday).
+    # A year the built-in calendar does not know falls back to Monday-Friday (2100-01-04 is a Monday) ...
     far = env.get("/calendar/check/2100-01-04").json()
     assert far["source"] == "weekday" and far["is_workday"] is True
+    # ... less the holidays the law gives, computed for such a year.
+    new_year = env.get("/calendar/check/2100-01-01").json()
+    assert new_year == {"day": "2100-01-01", "is_workday": False, "source": "statutory", "name": "元旦"}
     _error(env.get("/calendar/check/2026-02-30"), 422, "validation_failed")
     _error(env.send("PUT", "/calendar/days/2026-10-02", json={"name": "x"}), 422, "validation_failed")
     _error(env.send("PUT", "/calendar/days/1800-01-01", json={"is_workday": True}), 422, "validation_failed")

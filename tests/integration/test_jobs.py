@@ -161,16 +161,20 @@ def test_the_status_page_counts_each_hosts_dispatcher_heartbeat_and_only_operato
     )
 
 
-def test_a_year_of_deadlines_without_official_holidays_is_a_health_problem(app_db: str) -> None:
+def test_a_year_of_deadlines_on_the_laws_holidays_alone_is_a_notice_and_one_without_any_a_problem(
+    app_db: str,
+) -> None:
     from datetime import date, timedelta
 
     import chinese_calendar
 
-    from cityhub.main import health_problems
+    from cityhub.main import health_notices, health_problems
     from cityhub.workorders.calendar import (
         MIN_WEEKDAY_HOLIDAYS,
         set_day,
+        statutory_holidays,
         weekday_holidays_entered,
+        years_by_law,
         years_without_holidays,
     )
 
@@ -183,26 +187,20 @@ def test_a_year_of_deadlines_without_official_holidays_is_a_health_problem(app_d
 
     last = next(y for y in range(2026, 2100) if not known(y + 1))  # the built-in calendar's last year
     with session_scope() as s:
-        # Midyear the deadlines stay within a known year; in December they reach into the next, unknown one.
+        # Midyear the deadlines stay within a known year; in December they reach into the next, unknown one, whose
+        # holidays by law are computed: a notice (enter the State Council's arrangement), not a problem.
         assert years_without_holidays(s, today=date(last, 6, 1)) == []
-        unknown = years_without_holidays(s, today=date(last, 12, 1))
-        assert unknown == [last + 1]
-        summary = {"jobs": {}, "revision": None, "calendar_years_without_holidays": unknown}
-        [problem] = [p for p in health_problems(summary) if p.startswith("working calendar")]
-        assert f"no official holidays for {last + 1}" in problem
-        # One entry is no year of holidays: 元旦 alone leaves 春节 and the rest missing.
+        assert years_by_law(weekday_holidays_entered(s, today=date(last, 6, 1))) == []
+        assert years_without_holidays(s, today=date(last, 12, 1)) == []
+        assert years_by_law(weekday_holidays_entered(s, today=date(last, 12, 1))) == [last + 1]
+        summary = {"jobs": {}, "revision": None, "calendar_years_by_law": [last + 1]}
+        assert not [p for p in health_problems(summary) if p.startswith("working calendar")]
+        [notice] = health_notices(summary)
+        assert f"{last + 1} is not built in" in notice and "cityhub calendar import FILE" in notice
+        # One entry is no arrangement: 元旦 alone still leaves the year on the law's holidays.
         set_day(s, day=date(last + 1, 1, 1), is_workday=False, name="元旦")
-        assert years_without_holidays(s, today=date(last, 12, 1)) == [last + 1]
         assert weekday_holidays_entered(s, today=date(last, 12, 1)) == {last + 1: 1}
-        summary = {
-            "jobs": {},
-            "revision": None,
-            "calendar_years_without_holidays": [last + 1],
-            "calendar_weekday_holidays_entered": {str(last + 1): 1},
-        }
-        [problem] = [p for p in health_problems(summary) if p.startswith("working calendar")]
-        assert f"1 weekday holidays entered, a year has at least {MIN_WEEKDAY_HOLIDAYS}" in problem
-        assert "cityhub calendar import FILE" in problem
+        assert years_by_law(weekday_holidays_entered(s, today=date(last, 12, 1))) == [last + 1]
         # Holidays on weekends and make-up workdays do not count; weekday holidays do, up to a plausible year.
         weekdays = [date(last + 1, 2, 1) + timedelta(days=n) for n in range(40)]
         weekdays = [d for d in weekdays if d.weekday() < 5]
@@ -212,7 +210,21 @@ def test_a_year_of_deadlines_without_official_holidays_is_a_health_problem(app_d
         set_day(s, day=weekdays[-1], is_workday=True, name="调休上班")
         for day in weekdays[: MIN_WEEKDAY_HOLIDAYS - 2]:
             set_day(s, day=day, is_workday=False, name="春节")
-        assert years_without_holidays(s, today=date(last, 12, 1)) == [last + 1]  # 9 of 10
+        assert years_by_law(weekday_holidays_entered(s, today=date(last, 12, 1))) == [last + 1]  # 9 of 10
         set_day(s, day=weekdays[MIN_WEEKDAY_HOLIDAYS - 2], is_workday=False, name="春节")
-        assert years_without_holidays(s, today=date(last, 12, 1)) == []
+        assert years_by_law(weekday_holidays_entered(s, today=date(last, 12, 1))) == []
         assert weekday_holidays_entered(s, today=date(last, 12, 1)) == {last + 1: MIN_WEEKDAY_HOLIDAYS}
+
+        # A year whose holidays the law's calendar cannot compute (past the lunar tables) is a problem.
+        beyond = next(y for y in range(2100, 2300) if not statutory_holidays(y))
+        assert years_without_holidays(s, today=date(beyond - 1, 12, 1)) == [beyond]
+        assert years_by_law(weekday_holidays_entered(s, today=date(beyond - 1, 12, 1))) == [beyond - 1]
+        summary = {
+            "jobs": {},
+            "revision": None,
+            "calendar_years_without_holidays": [beyond],
+            "calendar_weekday_holidays_entered": {str(beyond): 0},
+        }
+        [problem] = [p for p in health_problems(summary) if p.startswith("working calendar")]
+        assert f"no official holidays for {beyond}" in problem
+        assert f"0 weekday holidays entered, a year has at least {MIN_WEEKDAY_HOLIDAYS}" in problem

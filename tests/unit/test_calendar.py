@@ -106,17 +106,22 @@ def test_overrides_are_read_only(cal: WorkCalendar) -> None:
         cal.overrides[date(2025, 1, 2)] = False  # type: ignore[index]
 
 
-def test_beyond_builtin_range_falls_back_to_weekends_and_warns_once(
+def test_beyond_builtin_range_skips_the_statutory_holidays_and_warns_once(
     cal: WorkCalendar, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger=calmod.__name__)
     assert cal.is_workday(date(2027, 1, 4))  # Monday
     assert not cal.is_workday(date(2027, 1, 9))  # Saturday
-    assert cal.is_workday(date(2031, 10, 1))  # Wednesday: National Day unknown without an override
-    # Arithmetic over those years works too, and builds whole years of the table.
+    # The law's holidays, computed: 国庆 on a Wednesday, 元旦 on a Friday, 春节's weekend days made up after it.
+    assert not cal.is_workday(date(2031, 10, 1)) and cal.is_workday(date(2031, 10, 8))
+    assert calmod.builtin_day(date(2031, 10, 2)) == (False, "国庆节", "statutory")
+    assert calmod.builtin_day(date(2027, 2, 9)) == (False, "春节（补假）", "statutory")
+    assert calmod.builtin_day(date(2027, 2, 11)) == (True, None, "weekday")
+    assert calmod.builtin_day(date(2026, 10, 1)) == (False, "国庆节", "official")  # built in: the arrangement
+    # Arithmetic over those years works too, and builds whole years of the table: 2032-01-01 is no working day.
     end = cal.add_work_days(sh(2031, 12, 30, 10), 3)
-    assert end.astimezone(SH) == sh(2032, 1, 2, 10)
-    assert cal.work_seconds_between(sh(2027, 1, 1), sh(2027, 1, 8)) == 5 * DAY
+    assert end.astimezone(SH) == sh(2032, 1, 5, 10)
+    assert cal.work_seconds_between(sh(2027, 1, 1), sh(2027, 1, 8)) == 4 * DAY
     other = WorkCalendar(SH, HOURS)
     other.add_work_days(sh(2027, 6, 1, 9), 1)
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -124,6 +129,18 @@ def test_beyond_builtin_range_falls_back_to_weekends_and_warns_once(
     for year in range(2027, 2033):
         assert sum(f"year {year} " in m for m in warned) == 1, (year, warned)
     assert len(warned) == 6
+
+
+def test_an_administrators_entry_overrides_a_statutory_holiday() -> None:
+    worked = WorkCalendar(SH, HOURS, {date(2027, 2, 10): True})  # 春节's day in lieu worked by an arrangement
+    assert worked.is_workday(date(2027, 2, 10)) and not worked.is_workday(date(2027, 2, 9))
+
+
+def test_a_year_the_law_cannot_be_computed_for_is_monday_to_friday() -> None:
+    year = next(y for y in range(2100, 2300) if not calmod.statutory_holidays(y))
+    assert calmod.statutory_holidays(year - 1)
+    new_year = date(year, 1, 1)
+    assert calmod.builtin_day(new_year) == (new_year.weekday() < 5, None, "weekday")
 
 
 def test_in_range_years_do_not_warn(cal: WorkCalendar, caplog: pytest.LogCaptureFixture) -> None:

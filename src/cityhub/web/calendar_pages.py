@@ -25,7 +25,7 @@ from cityhub.web import forms, support
 from cityhub.web.support import FormBody, PageError, render
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import recompute
-from cityhub.workorders.admin_views import MAX_YEAR, MIN_YEAR, holiday_name
+from cityhub.workorders.admin_views import MAX_YEAR, MIN_YEAR
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,7 +42,12 @@ def _official_holidays(year: int) -> list[tuple[date, str]] | None:
     except NotImplementedError:
         return None
     days = chinese_calendar.get_holidays(date(year, 1, 1), date(year, 12, 31))
-    return [(day, holiday_name(chinese_calendar.get_holiday_detail(day)[1]) or "") for day in days if day.weekday() < 5]
+    return [(day, workcal.builtin_day(day)[1] or "") for day in days if day.weekday() < 5]
+
+
+def _statutory_holidays(year: int) -> list[tuple[date, str]]:
+    """The holidays the law gives in ``year`` (computed: what deadlines skip in a year not built in), in order."""
+    return sorted(workcal.statutory_holidays(year).items())
 
 
 def _year_of(request: Request) -> int:
@@ -66,6 +71,7 @@ def _page(
 ) -> Response:
     entries = workcal.list_days(db, year=year)
     official = _official_holidays(year)
+    statutory = _statutory_holidays(year) if official is None else []
     weekday_holidays = sum(1 for d in entries if not d.is_workday and d.day.weekday() < 5)
     return render(
         request,
@@ -75,6 +81,8 @@ def _page(
         year=year,
         entries=entries,
         official=official,
+        statutory=statutory,
+        statutory_weekdays=sum(1 for day, _ in statutory if day.weekday() < 5),
         weekday_holidays=weekday_holidays,
         enough=workcal.MIN_WEEKDAY_HOLIDAYS,
         row_errors=errors or [],

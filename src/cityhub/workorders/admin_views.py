@@ -12,8 +12,6 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-import chinese_calendar
-from chinese_calendar.constants import Holiday
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -112,7 +110,8 @@ class CalendarCheck(BaseModel):
     is_workday: bool
     source: str = Field(
         description="override (an administrator's entry), official (the State Council's "
-        "calendar) or weekday (a year the built-in calendar does not know: Monday-Friday)"
+        "calendar), statutory (a holiday the law gives, in a year whose arrangement is not built in) or weekday "
+        "(otherwise, in such a year: Monday-Friday)"
     )
     name: str | None = Field(description="the holiday or make-up day, when known")
 
@@ -308,19 +307,5 @@ def check_day(day: DayPath, db: DbSession) -> CalendarCheck:
     override = db.get(CalendarDay, day)
     if override is not None:
         return CalendarCheck(day=day, is_workday=override.is_workday, source="override", name=override.name)
-    try:
-        is_workday = bool(chinese_calendar.is_workday(day))
-        _, holiday = chinese_calendar.get_holiday_detail(day)
-    except NotImplementedError:
-        return CalendarCheck(day=day, is_workday=day.weekday() < 5, source="weekday", name=None)
-    return CalendarCheck(day=day, is_workday=is_workday, source="official", name=holiday_name(holiday))
-
-
-def holiday_name(english: str | None) -> str | None:
-    """The Chinese name of a holiday the package names in English (National Day → 国庆节)."""
-    if english is None:
-        return None
-    try:
-        return str(Holiday(english).chinese)
-    except ValueError:
-        return english
+    is_workday, name, source = calendar.builtin_day(day)
+    return CalendarCheck(day=day, is_workday=is_workday, source=source, name=name)

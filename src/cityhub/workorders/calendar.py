@@ -4,8 +4,12 @@ A day is a workday when, in this order of precedence,
 
 1. an administrator said so in the ``calendar_days`` table (调休上班 make-up workday or extra holiday);
 2. the ``chinesecalendar`` package knows the year (official holidays and make-up days, 2004–2026 in 1.11);
-3. otherwise (a year outside the package's range): Monday–Friday. A WARNING naming the year is logged once per
-   process, because deadlines in that year ignore official holidays until an administrator enters them.
+3. otherwise (a year the package does not know yet): Monday–Friday less the holidays the law gives that year
+   (:func:`statutory_holidays`: 元旦, 春节, 清明, 劳动节, 端午, 中秋, 国庆, each day that falls on a weekend made up on
+   the next working day), computed by the ``holidays`` package from the lunar calendar and the solar terms. The
+   State Council's yearly arrangement (调休: the bridges and the weekends worked instead) is not law and is the
+   administrators' to enter; a WARNING naming the year is logged once per process, and ``/healthz`` names such a
+   year as a notice until it is entered.
 
 Working time is the union of the local working intervals (default 09:00–12:00 and 13:30–18:00) of every
 workday, in the district's time zone. To answer "when have N working seconds elapsed" for a million orders,
@@ -17,6 +21,7 @@ are built (and only those can trigger the out-of-range warning, when they enter 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from bisect import bisect_left, bisect_right
@@ -27,6 +32,7 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+from chinese_calendar.constants import Holiday
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -94,10 +100,48 @@ def _warn_outside(year: int) -> None:
             return
         _warned_years.add(year)
     log.warning(
-        "year %d is outside the built-in Chinese holiday calendar; treating Monday-Friday as workdays "
-        "(plus administrator overrides) - enter that year's official holidays in the calendar",
+        "year %d is outside the built-in Chinese holiday calendar; its workdays are Monday-Friday less the "
+        "statutory holidays the law gives (%d days, days in lieu included; plus administrator overrides) - enter "
+        "the State Council's arrangement (调休) for that year in the calendar",
         year,
+        len(statutory_holidays(year)),
     )
+
+
+@functools.lru_cache(maxsize=256)
+def statutory_holidays(year: int) -> Mapping[date, str]:
+    """The days off the law gives in ``year`` (全国年节及纪念日放假办法: 元旦 1 day, 春节 4 from 2025, 清明 1, 劳动节 2
+    from 2025, 端午 1, 中秋 1, 国庆 3; one falling on a Saturday or Sunday made up on a working day), with their
+    Chinese names, as the ``holidays`` package computes them from the lunar calendar and the solar terms — what a
+    year's deadlines skip before the State Council's arrangement for it is known. Empty for a year the package
+    cannot compute (before 1950, after its lunar tables end)."""
+    import holidays  # imported on first use: only a year the built-in calendar does not know needs it
+
+    return MappingProxyType(dict(holidays.China(years=year, language="zh_CN")))
+
+
+def builtin_day(d: date) -> tuple[bool, str | None, str]:
+    """``(is it a workday, the holiday's or make-up day's name, source)`` of ``d`` by the built-in calendars, no
+    administrator's entry considered: source ``official`` (the State Council's arrangement, ``chinesecalendar``),
+    ``statutory`` (a holiday of :func:`statutory_holidays` in a year the former does not know) or ``weekday``."""
+    try:
+        workday = bool(chinese_calendar.is_workday(d))
+    except NotImplementedError:
+        name = statutory_holidays(d.year).get(d)
+        if name is not None:
+            return False, name, "statutory"
+        return d.weekday() < 5, None, "weekday"
+    return workday, holiday_name(chinese_calendar.get_holiday_detail(d)[1]), "official"
+
+
+def holiday_name(english: str | None) -> str | None:
+    """The Chinese name of a holiday ``chinesecalendar`` names in English (National Day → 国庆节)."""
+    if english is None:
+        return None
+    try:
+        return str(Holiday(english).chinese)
+    except ValueError:
+        return english
 
 
 class WorkCalendar:
@@ -141,7 +185,7 @@ class WorkCalendar:
             return bool(chinese_calendar.is_workday(d))
         except NotImplementedError:
             _warn_outside(d.year)
-            return d.weekday() < 5
+            return d.weekday() < 5 and d not in statutory_holidays(d.year)
 
     @property
     def day_seconds(self) -> float:
@@ -368,14 +412,23 @@ def weekday_holidays_entered(session: Session, *, today: date) -> dict[int, int]
 
 
 def years_short_of_holidays(entered: Mapping[int, int]) -> list[int]:
-    """The years of :func:`weekday_holidays_entered` with fewer than ``MIN_WEEKDAY_HOLIDAYS`` entered."""
-    return [year for year, count in entered.items() if count < MIN_WEEKDAY_HOLIDAYS]
+    """The years of :func:`weekday_holidays_entered` with fewer than ``MIN_WEEKDAY_HOLIDAYS`` entered and no
+    statutory holidays to fall back on (:func:`statutory_holidays`): their deadlines count every holiday as a
+    working day."""
+    return [year for year, count in entered.items() if count < MIN_WEEKDAY_HOLIDAYS and not statutory_holidays(year)]
+
+
+def years_by_law(entered: Mapping[int, int]) -> list[int]:
+    """The years of :func:`weekday_holidays_entered` with fewer than ``MIN_WEEKDAY_HOLIDAYS`` entered whose deadlines
+    skip the holidays the law gives (:func:`statutory_holidays`) but not the State Council's arrangement for the
+    year (its bridges and the weekends worked instead), until an administrator enters it."""
+    return [year for year, count in entered.items() if count < MIN_WEEKDAY_HOLIDAYS and statutory_holidays(year)]
 
 
 def years_without_holidays(session: Session, *, today: date) -> list[int]:
-    """Years from ``today`` to ``CALENDAR_LOOKAHEAD`` ahead that neither the built-in calendar knows nor an
-    administrator has entered the official holidays of (``MIN_WEEKDAY_HOLIDAYS`` on weekdays): their deadlines count
-    official holidays as working days."""
+    """Years from ``today`` to ``CALENDAR_LOOKAHEAD`` ahead that neither the built-in calendar knows, nor the law's
+    holidays can be computed for, nor an administrator has entered the official holidays of
+    (``MIN_WEEKDAY_HOLIDAYS`` on weekdays): their deadlines count official holidays as working days."""
     return years_short_of_holidays(weekday_holidays_entered(session, today=today))
 
 
