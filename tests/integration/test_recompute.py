@@ -320,6 +320,26 @@ def test_cli_edits_recompute_unless_told_not_to(app_db):
         assert event.actor_name == "cli" and event.reason == recompute.RULE_REASON
 
 
+def test_cli_calendar_check_says_why_a_day_is_or_is_not_worked(app_db):
+    from cityhub.workorders.calendar import statutory_holidays
+
+    runner = CliRunner()
+    national = runner.invoke(calendar_app, ["check", "2026-10-01"])
+    assert national.exit_code == 0 and national.output.strip() == "2026-10-01: non-working day (official, 国庆节)"
+    beyond = next(y for y in range(2100, 2300) if not statutory_holidays(y))  # neither built in nor computable
+    monday = next(date(beyond, 1, d) for d in range(1, 8) if date(beyond, 1, d).weekday() == 0)
+    assert runner.invoke(calendar_app, ["check", monday.isoformat()]).output.strip() == f"{monday}: workday (weekday)"
+    # A year not built in: the law's holidays (here 元旦, computed), unless an administrator entered the day.
+    new_year = f"{beyond - 1}-01-01"
+    assert runner.invoke(calendar_app, ["check", new_year]).output.strip() == (
+        f"{new_year}: non-working day (statutory, 元旦)"
+    )
+    assert runner.invoke(calendar_app, ["set", new_year, "workday", "--name", "调休上班"]).exit_code == 0
+    assert runner.invoke(calendar_app, ["check", new_year]).output.strip() == (
+        f"{new_year}: workday (override, 调休上班)"
+    )
+
+
 def test_cli_calendar_import_enters_the_good_rows_once_and_names_every_bad_one(app_db, tmp_path):
     order_id, due, day = _seed_running_order()
     later = day + timedelta(days=400)

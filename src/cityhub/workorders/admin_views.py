@@ -22,7 +22,7 @@ from cityhub.auth import permissions
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.views import MAX_ID, IdPath, IdQuery, SearchText, StorableText
 from cityhub.workorders import calendar, categories, recompute, sla
-from cityhub.workorders.models import CalendarDay, Category, SlaRule, Urgency
+from cityhub.workorders.models import Category, SlaRule, Urgency
 from cityhub.workorders.service import Actor
 
 # The working-time tables are built for these years only (see calendar.WorkCalendar).
@@ -303,9 +303,7 @@ def delete_day(day: DayPath, db: DbSession, actor: CurrentActor, recompute_runni
 
 @calendar_router.get("/check/{day}", response_model=CalendarCheck)
 def check_day(day: DayPath, db: DbSession) -> CalendarCheck:
-    """Whether ``day`` is a working day, and why (override, official calendar, or plain weekday)."""
-    override = db.get(CalendarDay, day)
-    if override is not None:
-        return CalendarCheck(day=day, is_workday=override.is_workday, source="override", name=override.name)
-    is_workday, name, source = calendar.builtin_day(day)
+    """Whether ``day`` is a working day, and why (override, official calendar, the law's holidays, or plain
+    weekday)."""
+    is_workday, name, source = calendar.day_status(db, day)
     return CalendarCheck(day=day, is_workday=is_workday, source=source, name=name)

@@ -134,6 +134,14 @@ def builtin_day(d: date) -> tuple[bool, str | None, str]:
     return workday, holiday_name(chinese_calendar.get_holiday_detail(d)[1]), "official"
 
 
+def day_status(session: Session, d: date) -> tuple[bool, str | None, str]:
+    """:func:`builtin_day`, unless an administrator entered the day: then ``(its kind, its name, "override")``."""
+    entry = session.get(CalendarDay, d)
+    if entry is not None:
+        return entry.is_workday, entry.name, "override"
+    return builtin_day(d)
+
+
 def holiday_name(english: str | None) -> str | None:
     """The Chinese name of a holiday ``chinesecalendar`` names in English (National Day → 国庆节)."""
     if english is None:

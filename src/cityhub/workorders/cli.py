@@ -366,12 +366,15 @@ def calendar_delete(day: Annotated[str, typer.Argument(help="YYYY-MM-DD")], reco
 
 @calendar_app.command("check")
 def calendar_check(day: Annotated[str, typer.Argument(help="YYYY-MM-DD")]) -> None:
-    """Tell whether a day is a working day."""
-    from cityhub.workorders.calendar import load_calendar
+    """Tell whether a day is a working day, and why: an administrator's entry (override), the State Council's
+    arrangement (official), the law's holidays in a year whose arrangement is not built in (statutory), or the
+    weekday."""
+    from cityhub.workorders.calendar import day_status
 
     with session_scope() as session:
-        cal = load_calendar(session)
-        typer.echo(f"{day}: {'workday' if cal.is_workday(_date(day)) else 'non-working day'}")
+        is_workday, name, source = day_status(session, _date(day))
+    why = f"{source}, {name}" if name else source
+    typer.echo(f"{day}: {'workday' if is_workday else 'non-working day'} ({why})")
 
 
 @sla_app.command("list")
