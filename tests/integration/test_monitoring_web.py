@@ -166,6 +166,17 @@ def test_alarm_rules_are_read_by_the_monitors_readers_and_written_by_administrat
         and "修改" in row.group(1)
         and '<span title="threshold">报警限值</span>：20.0 → 25.0' in row.group(1)
     )
+    # Coded and yes/no values by their names, the time never broken inside its date.
+    rows = re.findall(
+        rf'<tr data-testid="log-entry" data-area="alarm_rule" data-target="{kind_rule.id}">(.*?)</tr>', log.text, re.S
+    )
+    created = rows[-1]  # newest first: the rule's creation, every field given
+    assert re.search(r'title="severity">级别</span>：(严重|预警|提示)</div>', created), created
+    assert re.search(r'title="urgency">紧急程度</span>：(一般|紧急|特急)</div>', created), created
+    assert '<span title="opens_order">生成工单</span>：是 → 否' in row.group(1)
+    assert re.match(
+        r'\s*<td><span class="nowrap">\d{4}-\d\d-\d\d</span> <span class="nowrap">\d\d:\d\d</span></td>', row.group(1)
+    )
     assert 'href="/admin/log"' in adm.get("/admin").text
     assert dsp.get("/admin/log").status_code == 403
 
