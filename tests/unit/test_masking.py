@@ -150,7 +150,13 @@ def test_scrub_text_hides_the_full_names_a_text_introduces(text: str, scrubbed: 
         # After a word saying who someone is, a name is what the segmenter does not read as words.
         ("锦绣家园业主高红晓（联系电话", "锦绣家园业主[已隐去]（联系电话"),
         ("毛垭组村民卢理映，L市铁塔公司", "毛垭组村民[已隐去]，L市铁塔公司"),
-        ("市民杨雄国，配偶唐忠红", "市民[已隐去]，配偶唐忠红"),
+        ("市民杨雄国，配偶唐忠红", "市民[已隐去]，配偶[已隐去]"),
+        # Third parties by their relation or role: family, neighbours, landlords, bosses, legal representatives.
+        ("邻居王小明，天天在楼道堆放杂物", "邻居[已隐去]，天天在楼道堆放杂物"),
+        ("请联系我老婆赵敏 13800138000", "请联系我老婆[已隐去] [电话]"),
+        ("我的孩子张子涵，今年6岁", "我的孩子[已隐去]，今年6岁"),
+        ("该公司法定代表人：吴辉雄，实际控制人", "该公司法定代表人：[已隐去]，实际控制人"),
+        ("转让给做铁棚老板李明明。", "转让给做铁棚老板[已隐去]。"),
         ("同鑫家园住户 刘永光。", "同鑫家园住户 [已隐去]。"),
         # … and ordinary words after the same cues stay: a word, a conjunction, a preposition, a title.
         ("堵住消防通道，影响居民安全，", "堵住消防通道，影响居民安全，"),
@@ -159,6 +165,9 @@ def test_scrub_text_hides_the_full_names_a_text_introduces(text: str, scrubbed: 
         ("已纳入了业主房款，", "已纳入了业主房款，"),
         ("天鑫城的业主王先生：我要投诉", "天鑫城的业主王先生：我要投诉"),
         ("从而引来市民游客投诉", "从而引来市民游客投诉"),
+        ("侵害妇女儿童", "侵害妇女儿童"),
+        ("找到老板肖总，", "找到老板肖总，"),
+        ("朋友圈都在传，", "朋友圈都在传，"),
     ],
 )
 def test_a_name_after_who_someone_is_is_hidden_an_ordinary_word_is_not(text: str, scrubbed: str) -> None:
