@@ -180,6 +180,12 @@ _NOT_NAMES = frozenset(
     }
 )
 # What identifies a person by itself (an ID number, an e-mail address, a phone number); a house number does not.
+# An account someone is reached by, where the text names it (微信号：abc_123, QQ 12345678): the account goes, the word
+# naming it stays. WeChat ids are 6–20 letters, digits, - and _ starting with a letter; QQ numbers 5–11 digits.
+_ACCOUNT = re.compile(
+    r"(?:微信号?|[vVwW][xX]|[qQ]{2}号?|Q号)\s*(?:是|为|[:：])?\s*"
+    r"(?P<account>(?<![-_A-Za-z0-9])(?:[A-Za-z][-_A-Za-z0-9]{5,19}|[0-9]{5,11}))(?![-_A-Za-z0-9])"
+)
 _PERSON_PATTERNS = (
     (_ID_NUMBER, "[身份证号]"),
     (_EMAIL, "[邮箱]"),
@@ -210,12 +216,12 @@ def _matching_form(text: str) -> tuple[str, list[int]]:
 
 
 def names_a_person(text: str | None) -> bool:
-    """Whether ``text`` holds an ID number, e-mail address or phone number as :func:`scrub_text` recognises them (a
-    search for one asks who filed which appeal)."""
+    """Whether ``text`` holds an ID number, e-mail address, phone number or a named WeChat/QQ account as
+    :func:`scrub_text` recognises them (a search for one asks who filed which appeal)."""
     if not text:
         return False
     form = _matching_form(text)[0]
-    return any(pattern.search(form) for pattern, _label in _PERSON_PATTERNS)
+    return any(pattern.search(form) for pattern, _label in _PERSON_PATTERNS) or bool(_ACCOUNT.search(form))
 
 
 def _plainly_no_name(name: str) -> bool:
@@ -272,6 +278,8 @@ def scrub_text(text: str | None, *, known: Iterable[str | None] = ()) -> str | N
     for match in list(_ROLE_NAMED.finditer(form)):
         if _reads_as_name(match.group("name"), form[match.end("name") : match.end("name") + 1]):
             take(match.start("name"), match.end("name"), KNOWN)
+    for match in list(_ACCOUNT.finditer(form)):
+        take(match.start("account"), match.end("account"), "[账号]")
     for pattern, label in _PATTERNS:
         for match in list(pattern.finditer(form)):
             take(match.start(), match.end(), label)

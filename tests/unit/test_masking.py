@@ -111,7 +111,9 @@ def test_the_longest_content_is_scrubbed_in_linear_time(text: str) -> None:
         ("020-86001234", True),
         ("44010619800101123X", True),
         ("zhang@example.com", True),
+        ("微信 wx_zhang2020", True),
         ("三元里大道88号", False),  # a house number is a place, not a person
+        ("微信公众号", False),
         ("路灯不亮", False),
         ("BY20261201-000003", False),
         ("", False),
@@ -174,4 +176,21 @@ def test_scrub_text_hides_the_full_names_a_text_introduces(text: str, scrubbed: 
     ],
 )
 def test_a_name_after_who_someone_is_is_hidden_an_ordinary_word_is_not(text: str, scrubbed: str) -> None:
+    assert scrub_text(text) == scrubbed
+
+
+@pytest.mark.parametrize(
+    ("text", "scrubbed"),
+    [
+        ("我的微信号是abc123，谢谢", "我的微信号是[账号]，谢谢"),
+        ("加我微信：wx_zhang2020", "加我微信：[账号]"),
+        ("QQ 12345678 联系", "QQ [账号] 联系"),
+        ("vx: liming_88", "vx: [账号]"),
+        # The word alone, or an account too short to be one, stays.
+        ("关注微信公众号白云发布", "关注微信公众号白云发布"),
+        ("加入QQ群反映", "加入QQ群反映"),
+        ("微信 abc", "微信 abc"),
+    ],
+)
+def test_a_named_wechat_or_qq_account_is_hidden_and_the_word_naming_it_stays(text: str, scrubbed: str) -> None:
     assert scrub_text(text) == scrubbed
