@@ -713,6 +713,8 @@ def test_a_citizen_files_an_appeal_on_the_web_and_follows_it_as_their_own(org) -
     assert "<h1>我的诉求</h1>" in home.text and "工单列表" not in home.text  # their appeals, not a work-order list
     assert 'id="unit_id"' not in home.text and 'name="overdue"' not in home.text  # the staff's filters
     assert 'id="unit_id"' in login("op").get("/orders").text
+    assert '<th class="opt">市民姓名</th>' not in home.text  # their own name in every row says nothing
+    assert '<th class="opt">市民姓名</th>' in login("op").get("/orders").text
     form = client.get("/intake")
     assert form.status_code == 200 and "我要反映" in form.text and 'name="channel"' not in form.text
     assert 'name="urgency"' not in form.text
