@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from html import unescape as html_unescape
 from pathlib import Path
 from typing import Any
@@ -335,6 +335,19 @@ def test_an_administrator_enters_a_year_of_holidays_on_the_calendar_page(org) ->
     assert post(f"/admin/calendar/days/{year}-10-11/delete").status_code == 404
     with session_scope() as s:
         assert all(d.day.isoformat() != f"{year}-10-10" for d in workcal.list_days(s, year=year))
+
+    # The State Council's notice pasted as published: its days off and workdays are entered, on the page of its year
+    # (a 2019 notice begins with 2018-12-29); an item that does not add up is listed, the rest entered.
+    from holiday_notices import NOTICES
+
+    pasted = post(f"/admin/calendar/import?year={year}", rows=NOTICES[2019])
+    assert pasted.status_code == 303 and pasted.headers["location"] == "/admin/calendar?year=2019"
+    assert "已录入 31 天" in admin.get(pasted.headers["location"]).text
+    wrong = post("/admin/calendar/import?year=2025", rows=NOTICES[2025].replace("共5天", "共4天"))
+    assert wrong.status_code == 422 and "第 6 行（劳动节）：“共N天”与所列日期不符，未录入" in wrong.text
+    with session_scope() as s:
+        days = {d.day: d.name for d in workcal.list_days(s, year=2025)}
+    assert days[date(2025, 1, 28)] == "春节" and date(2025, 5, 2) not in days
 
 
 def test_time_limits_are_read_by_supervisors_and_set_by_administrators(org) -> None:

@@ -340,6 +340,22 @@ def test_cli_calendar_check_says_why_a_day_is_or_is_not_worked(app_db):
     )
 
 
+def test_cli_calendar_import_reads_the_state_councils_notice_as_published(app_db, tmp_path):
+    from holiday_notices import NOTICES
+
+    notice = tmp_path / "通知.txt"
+    bad = NOTICES[2026].replace("放假调休，共9天", "放假调休，共8天")  # 春节's count no longer fits its dates
+    notice.write_text(bad, encoding="gb18030")
+    result = CliRunner().invoke(calendar_app, ["import", str(notice), "--no-recompute"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [f"error: {notice}: line 5 (春节): its 共N天 does not match its dates"]
+    assert result.stdout.startswith("28 days entered (24 holidays, 4 workdays), 1 rows refused")
+    with session_scope() as s:
+        entered = {d.day: (d.is_workday, d.name) for d in workcal.list_days(s, year=2026)}
+    assert entered[date(2026, 10, 1)] == (False, "国庆节") and entered[date(2026, 9, 20)] == (True, "调休上班")
+    assert date(2026, 2, 16) not in entered
+
+
 def test_cli_calendar_import_enters_the_good_rows_once_and_names_every_bad_one(app_db, tmp_path):
     order_id, due, day = _seed_running_order()
     later = day + timedelta(days=400)

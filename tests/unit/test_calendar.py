@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import chinese_calendar
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cityhub.workorders import calendar as calmod
 from cityhub.workorders.calendar import WorkCalendar, parse_working_hours
+from holiday_notices import NOTICES
 
 SH = ZoneInfo("Asia/Shanghai")
 HOURS = parse_working_hours("09:00-12:00,13:30-18:00")
@@ -344,3 +346,43 @@ def test_bisect_matches_the_slow_walk(start: datetime, seconds: float, gap: floa
     assert PROPERTY_CAL.work_seconds_between(start, other) == pytest.approx(
         reference_between(PROPERTY_CAL, start.astimezone(UTC), other.astimezone(UTC)), abs=1e-6
     )
+
+
+# --- the State Council's notice ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("year", sorted(NOTICES))
+def test_a_notice_as_published_gives_exactly_the_built_in_arrangement(year: int) -> None:
+    entries, errors = calmod.parse_calendar_text(NOTICES[year])
+    assert errors == []
+    # Every day it names agrees with chinesecalendar, and it names every weekday off and every weekend worked.
+    assert all(chinese_calendar.is_workday(e.day) == e.is_workday for e in entries)
+    named = {e.day for e in entries}
+    first, last = date(year, 1, 1), date(year, 12, 31)
+    off = [d for d in chinese_calendar.get_holidays(first, last) if d.weekday() < 5]
+    worked = [d for d in chinese_calendar.get_workdays(first, last) if d.weekday() >= 5]
+    assert set(off) | set(worked) <= named
+    assert {e.name for e in entries if e.is_workday} == {"调休上班"}
+
+
+def test_a_notices_items_name_their_days_and_a_date_may_name_another_year() -> None:
+    entries, _ = calmod.parse_notice(NOTICES[2019])
+    by_day = {e.day: e for e in entries}
+    assert by_day[date(2018, 12, 30)].name == "元旦" and by_day[date(2018, 12, 29)].is_workday
+    assert by_day[date(2019, 10, 7)].name == "国庆节" and by_day[date(2019, 10, 12)].is_workday
+    entries, _ = calmod.parse_notice(NOTICES[2017])
+    assert {e.day: e.name for e in entries}[date(2017, 1, 2)] == "元旦"  # 补休, the older form
+
+
+def test_a_notice_item_that_does_not_add_up_is_refused_and_the_others_are_read() -> None:
+    text = NOTICES[2026].replace("放假调休，共9天", "放假调休，共8天").replace("6月19日", "6月31日")
+    entries, errors = calmod.parse_calendar_text(text)
+    assert [(e.row, e.problem, e.value) for e in errors] == [(5, "notice_total", "春节"), (8, "notice_date", "端午节")]
+    assert "line 5 (春节)" in str(errors[0])
+    assert {e.name for e in entries} == {"元旦", "清明节", "劳动节", "中秋节", "国庆节", "调休上班"}
+    # No year in the text: the page's year, else refused.
+    items = "\n".join(line for line in text.splitlines() if line.startswith(("一、", "三、")))
+    assert calmod.parse_notice(items)[1][0].problem == "notice_year"
+    assert {e.day.year for e in calmod.parse_notice(items, year=2031)[0]} == {2031}
+    # Rows stay rows.
+    assert calmod.parse_calendar_text("2027-02-16,holiday,春节")[0][0].day == date(2027, 2, 16)

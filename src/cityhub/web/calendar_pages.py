@@ -8,6 +8,7 @@ how many. Reading needs ``calendar:manage`` too: the page is an administrator's 
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 
 import chinese_calendar
@@ -119,13 +120,15 @@ def set_day(request: Request, db: DbSession, form: FormBody) -> Response:
 
 @router.post("/admin/calendar/import", response_class=HTMLResponse)
 def import_days(request: Request, db: DbSession, form: FormBody) -> Response:
-    """Enter many days pasted as ``date,kind,name`` rows; the good rows are entered, every bad one is listed."""
+    """Enter many days pasted as ``date,kind,name`` rows or as the State Council's notice itself; the good rows (or
+    items) are entered, every bad one is listed."""
     principal = _admin(request, db, form)
     pasted = form.get("rows")
-    entries, errors = workcal.parse_calendar_rows(pasted)
+    entries, errors = workcal.parse_calendar_text(pasted, year=_year_of(request))
     done = recompute.import_calendar_days(db, entries=entries, actor=principal.actor) if entries else None
     db.commit()
-    year = entries[0].day.year if entries else _year_of(request)
+    # The page of the year most entries fall in (a notice for 2019 starts with 2018-12-29).
+    year = Counter(e.day.year for e in entries).most_common(1)[0][0] if entries else _year_of(request)
     if errors:
         # The refused rows stay in the box to be corrected; the entered ones are in the list already.
         return _page(request, db, principal, year, errors=errors, pasted=pasted, status_code=422)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
@@ -494,6 +495,14 @@ class CalendarRowError:
                 return f"row {self.row}: '{self.value}' is not a date (YYYY-MM-DD)"
             case "kind":
                 return f"row {self.row}: kind must be 'holiday' or 'workday', not '{self.value}'"
+            case "notice_year":
+                return f"line {self.row}: the notice names no year (…{self.value}…): its first line says 20XX年"
+            case "notice_total":
+                return f"line {self.row} ({self.value}): its 共N天 does not match its dates"
+            case "notice_date":
+                return f"line {self.row} ({self.value}): a date that does not exist"
+            case "notice_dates":
+                return f"line {self.row}: no dates found in '{self.value}'"
             case _:
                 return f"row {self.row}: {self.value} is already on row {self.first_row}"
 
@@ -528,6 +537,103 @@ def parse_calendar_rows(text: str) -> tuple[list[CalendarEntry], list[CalendarRo
         seen[day] = number
         entries.append(CalendarEntry(day=day, is_workday=CALENDAR_KINDS[kind], name=name or None))
     return entries, errors
+
+
+# The State Council's yearly notice (国务院办公厅关于20XX年部分节假日安排的通知), as published: one item a holiday,
+# "二、春节：2月15日（农历腊月二十八、周日）至23日（农历正月初七、周一）放假调休，共9天。2月14日（周六）、
+# 2月28日（周六）上班。" A day: [YYYY年][M月]D日, then what the notice puts in brackets after it.
+_NOTICE_YEAR = re.compile(r"(\d{4})\s*年(?:元旦|部分节假日|节假日)")
+_NOTICE_ITEM = re.compile(r"^\s*[一二三四五六七八九十]+\s*[、.．]\s*(?P<name>[^：:]{1,20})[：:](?P<body>.+)$")
+_NOTICE_DAY = (
+    r"(?:(?P<{p}y>\d{{4}})\s*年\s*)?(?:(?P<{p}m>\d{{1,2}})\s*月\s*)?(?P<{p}d>\d{{1,2}})\s*日"
+    r"(?:\s*[（(][^）)]*[）)])?"
+)
+_NOTICE_OFF = re.compile(
+    _NOTICE_DAY.format(p="a") + r"(?:\s*(?:至|—|-|～|~)\s*" + _NOTICE_DAY.format(p="b") + r")?\s*(?:放假|补休)"
+)
+_NOTICE_DATE = re.compile(_NOTICE_DAY.format(p="c"))
+_NOTICE_TOTAL = re.compile(r"共\s*(\d{1,2})\s*天")
+
+
+class _Mismatch(Exception):
+    """An item of the notice whose 共N天 is not the length of its range."""
+
+
+def looks_like_notice(text: str) -> bool:
+    """Whether pasted text is the State Council's notice rather than ``date,kind,name`` rows."""
+    return bool(re.search(r"\d{1,2}\s*月\s*\d{1,2}\s*日", text)) and ("放假" in text or "上班" in text)
+
+
+def parse_notice(text: str, *, year: int | None = None) -> tuple[list[CalendarEntry], list[CalendarRowError]]:
+    """Read the State Council's holiday notice as published (its items 一、元旦：… 七、国庆节：…) into
+    entries: every day of each 放假 range (and a 补休 day) a holiday named for its item, every day of a
+    sentence ending in 上班 a make-up workday (调休上班). The year is the notice's own (现将2027年元旦…),
+    else ``year``; a date may name another year (2018年12月30日). An item whose 共N天 disagrees with its
+    range, or that has no dates, is refused naming its line; the other items are read."""
+    from datetime import timedelta
+
+    found = _NOTICE_YEAR.search(text)
+    the_year = int(found.group(1)) if found else year
+    entries: list[CalendarEntry] = []
+    errors: list[CalendarRowError] = []
+    if the_year is None:
+        return entries, [CalendarRowError(1, "notice_year", text.strip()[:20])]
+    seen: dict[date, int] = {}
+
+    def day_of(match: re.Match[str], p: str, month: int | None = None) -> date:
+        m = match.group(f"{p}m")
+        y = match.group(f"{p}y")
+        return date(int(y) if y else the_year, int(m) if m else (month or 1), int(match.group(f"{p}d")))
+
+    def add(number: int, day: date, workday: bool, name: str) -> None:
+        if day in seen:
+            errors.append(CalendarRowError(number, "repeated", day.isoformat(), seen[day]))
+            return
+        seen[day] = number
+        entries.append(CalendarEntry(day=day, is_workday=workday, name=name))
+
+    for number, line in enumerate(text.splitlines(), start=1):
+        item = _NOTICE_ITEM.match(line.replace("\u3000", " "))
+        if item is None or not _NOTICE_DATE.search(item.group("body")):
+            if item is not None and ("放假" in item.group("body") or "上班" in item.group("body")):
+                errors.append(CalendarRowError(number, "notice_dates", item.group(0).strip()[:40]))
+            continue
+        name = re.sub(r"\s+", "", item.group("name"))
+        days: list[tuple[date, bool]] = []
+        try:
+            for sentence in re.split(r"[。；;]", item.group("body")):
+                for off in _NOTICE_OFF.finditer(sentence):
+                    first = day_of(off, "a")
+                    last = day_of(off, "b", first.month) if off.group("bd") else first
+                    if last < first:  # 12月31日至1月2日 without a year on the second date
+                        last = last.replace(year=last.year + 1)
+                    days += [(first + timedelta(days=n), False) for n in range((last - first).days + 1)]
+                    total = _NOTICE_TOTAL.search(sentence[off.end() :])
+                    if total and int(total.group(1)) != (last - first).days + 1 and "补休" not in off.group(0):
+                        raise _Mismatch
+                if "上班" in sentence and not _NOTICE_OFF.search(sentence):
+                    month = None
+                    for worked in _NOTICE_DATE.finditer(sentence):
+                        day = day_of(worked, "c", month)
+                        month = day.month
+                        days.append((day, True))
+        except _Mismatch:
+            errors.append(CalendarRowError(number, "notice_total", name))
+            continue
+        except ValueError:  # a date that does not exist (2月30日)
+            errors.append(CalendarRowError(number, "notice_date", name))
+            continue
+        for day, workday in days:
+            add(number, day, workday, "调休上班" if workday else name)
+    return entries, errors
+
+
+def parse_calendar_text(text: str, *, year: int | None = None) -> tuple[list[CalendarEntry], list[CalendarRowError]]:
+    """What an administrator pastes or imports: the State Council's notice as published (:func:`parse_notice`), or
+    ``date,kind,name`` rows (:func:`parse_calendar_rows`)."""
+    if looks_like_notice(text):
+        return parse_notice(text, year=year)
+    return parse_calendar_rows(text)
 
 
 def delete_day(session: Session, *, day: date) -> bool:

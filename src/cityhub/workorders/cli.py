@@ -318,7 +318,8 @@ def calendar_import(
         str,
         typer.Argument(
             help="CSV of date,kind,name rows (kind: holiday | workday; name optional; a header row date,kind,name "
-            "may come first), e.g. a year's official holidays and make-up workdays."
+            "may come first), e.g. a year's official holidays and make-up workdays; or the State Council's notice "
+            "itself (国务院办公厅关于20XX年部分节假日安排的通知) as text."
         ),
     ],
     recompute: RecomputeOption = True,
@@ -326,12 +327,12 @@ def calendar_import(
     """Enter many calendar days at once (as `calendar set` does for one). Every bad row is reported with its number
     (and the command exits 1); the good rows are entered."""
     from cityhub.textfiles import read_text
-    from cityhub.workorders.calendar import parse_calendar_rows
+    from cityhub.workorders.calendar import parse_calendar_text
     from cityhub.workorders.recompute import import_calendar_days
     from cityhub.workorders.service import Actor
 
     try:
-        entries, errors = parse_calendar_rows(read_text(file))
+        entries, errors = parse_calendar_text(read_text(file))
     except CityhubError as exc:
         raise _fail(exc.message) from None
     for error in errors:
