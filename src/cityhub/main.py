@@ -172,8 +172,8 @@ def health_notices(summary: dict[str, Any]) -> list[str]:
     holidays are the law's alone, computed, the State Council's arrangement for it not built in nor entered."""
     return [
         f"working calendar: {year} is not built in; its deadlines skip the holidays the law gives (computed), not "
-        "the State Council's arrangement (调休: bridges, weekends worked) — enter it once published on the web UI's "
-        "工作日历 page (/admin/calendar) or with `cityhub calendar import FILE`"
+        "the State Council's arrangement (调休: bridges, weekends worked) — once published, paste its notice on "
+        "the web UI's 工作日历 page (/admin/calendar) or give it to `cityhub calendar import FILE`"
         for year in summary.get("calendar_years_by_law", [])
     ]
 
