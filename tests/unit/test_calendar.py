@@ -384,5 +384,8 @@ def test_a_notice_item_that_does_not_add_up_is_refused_and_the_others_are_read()
     items = "\n".join(line for line in text.splitlines() if line.startswith(("一、", "三、")))
     assert calmod.parse_notice(items)[1][0].problem == "notice_year"
     assert {e.day.year for e in calmod.parse_notice(items, year=2031)[0]} == {2031}
+    # Full-width digits, as some copies have them.
+    wide = NOTICES[2026].translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    assert calmod.parse_calendar_text(wide) == calmod.parse_calendar_text(NOTICES[2026])
     # Rows stay rows.
     assert calmod.parse_calendar_text("2027-02-16,holiday,春节")[0][0].day == date(2027, 2, 16)

@@ -561,7 +561,8 @@ class _Mismatch(Exception):
 
 def looks_like_notice(text: str) -> bool:
     """Whether pasted text is the State Council's notice rather than ``date,kind,name`` rows."""
-    return bool(re.search(r"\d{1,2}\s*月\s*\d{1,2}\s*日", text)) and ("放假" in text or "上班" in text)
+    dated = re.search(r"\d{1,2}\s*月\s*\d{1,2}\s*日", text, re.ASCII) or re.search(r"[０-９]\s*月", text)
+    return bool(dated) and ("放假" in text or "上班" in text)
 
 
 def parse_notice(text: str, *, year: int | None = None) -> tuple[list[CalendarEntry], list[CalendarRowError]]:
@@ -570,8 +571,10 @@ def parse_notice(text: str, *, year: int | None = None) -> tuple[list[CalendarEn
     sentence ending in 上班 a make-up workday (调休上班). The year is the notice's own (现将2027年元旦…),
     else ``year``; a date may name another year (2018年12月30日). An item whose 共N天 disagrees with its
     range, or that has no dates, is refused naming its line; the other items are read."""
+    import unicodedata
     from datetime import timedelta
 
+    text = unicodedata.normalize("NFKC", text)  # full-width digits and brackets, as some copies have them
     found = _NOTICE_YEAR.search(text)
     the_year = int(found.group(1)) if found else year
     entries: list[CalendarEntry] = []
