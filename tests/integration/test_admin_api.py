@@ -145,6 +145,7 @@ def test_unit_errors(env: Env) -> None:
         ("DELETE", "/sla/rules/1", None),
         ("PUT", "/calendar/days/2026-10-10", {"is_workday": True}),
         ("DELETE", "/calendar/days/2026-10-10", None),
+        ("POST", "/calendar/import", {"text": "2026-10-10,workday,调休上班"}),
     ],
 )
 def test_writes_need_admin_and_login(env: Env, method: str, path: str, body: Any) -> None:
@@ -389,6 +390,29 @@ def test_calendar_round_trip(env: Env) -> None:
     _error(env.send("PUT", "/calendar/days/2026-10-02", json={"name": "x"}), 422, "validation_failed")
     _error(env.send("PUT", "/calendar/days/1800-01-01", json={"is_workday": True}), 422, "validation_failed")
     _error(env.get("/calendar/days", params={"year": 99999}), 422, "validation_failed")
+
+
+def test_calendar_import_takes_the_notice_as_published_and_lists_what_it_refuses(env: Env) -> None:
+    from holiday_notices import NOTICES
+
+    text = NOTICES[2025].replace("共5天", "共4天")  # 劳动节's count no longer fits its dates
+    done = env.send("POST", "/calendar/import", json={"text": text})
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert (body["entered"], body["holidays"], body["workdays"]) == (27, 23, 4)
+    assert body["refused"] == [
+        {
+            "row": 6,
+            "problem": "notice_total",
+            "value": "劳动节",
+            "message": "line 6 (劳动节): its 共N天 does not match its dates",
+        }
+    ]
+    assert env.get("/calendar/check/2025-01-28").json()["source"] == "override"
+    assert {d["day"] for d in env.get("/calendar/days", params={"year": 2025}).json()} >= {"2025-01-26", "2025-10-08"}
+    rows = env.send("POST", "/calendar/import", json={"text": "2031-02-03,holiday,春节\n2031-13-01,holiday,x"})
+    assert rows.json()["entered"] == 1 and rows.json()["refused"][0]["problem"] == "date"
+    _error(env.send("POST", "/calendar/import", json={"text": ""}), 422, "validation_failed")
 
 
 def test_values_the_database_cannot_hold_are_client_errors(env: Env, db_backend: str) -> None:

@@ -105,6 +105,37 @@ class CalendarDayPut(StorableText):
     name: str | None = Field(default=None, max_length=60, description="e.g. 国庆节")
 
 
+class CalendarImport(StorableText):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(
+        min_length=1,
+        max_length=20_000,
+        description="the State Council's notice as published (国务院办公厅关于20XX年部分节假日安排的通知), or "
+        "date,kind,name rows (kind holiday | workday)",
+    )
+    year: int | None = Field(
+        default=None, ge=MIN_YEAR, le=MAX_YEAR, description="the notice's year when its text does not name it"
+    )
+
+
+class CalendarRefused(BaseModel):
+    row: int = Field(description="the line of the text")
+    problem: str = Field(
+        description="fields, date, kind, repeated, notice_year, notice_total, notice_date or notice_dates"
+    )
+    value: str
+    message: str
+
+
+class CalendarImported(BaseModel):
+    entered: int
+    holidays: int
+    workdays: int
+    recomputed_orders: int = Field(description="running orders whose deadlines moved")
+    refused: list[CalendarRefused]
+
+
 class CalendarCheck(BaseModel):
     day: date
     is_workday: bool
@@ -299,6 +330,25 @@ def delete_day(day: DayPath, db: DbSession, actor: CurrentActor, recompute_runni
     """Remove the override: the day goes back to the official calendar (running clocks follow)."""
     recompute.delete_calendar_day(db, day=day, actor=actor, recompute=recompute_running)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@calendar_router.post("/import", response_model=CalendarImported, dependencies=CalendarManager)
+def import_days(
+    body: CalendarImport, db: DbSession, actor: CurrentActor, recompute_running: Recompute = True
+) -> CalendarImported:
+    """Enter a year's arrangement at once: the State Council's notice as published, or ``date,kind,name`` rows (as
+    ``cityhub calendar import``). Every good line is entered and every refused one listed; running clocks follow once
+    for the whole text."""
+    entries, errors = calendar.parse_calendar_text(body.text, year=body.year)
+    done = recompute.import_calendar_days(db, entries=entries, actor=actor, recompute=recompute_running)
+    holidays = sum(not e.is_workday for e in entries)
+    return CalendarImported(
+        entered=len(entries),
+        holidays=holidays,
+        workdays=len(entries) - holidays,
+        recomputed_orders=done.orders,
+        refused=[CalendarRefused(row=e.row, problem=e.problem, value=e.value, message=str(e)) for e in errors],
+    )
 
 
 @calendar_router.get("/check/{day}", response_model=CalendarCheck)
