@@ -1677,7 +1677,9 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     assert "不含重复并单 1、作废 1" in page.text
     # No period asked for: the last 30 days (a month just begun would show next to nothing).
     today = utcnow().astimezone(get_settings().tz).date()
-    assert f"当前显示：近 30 天（{today - timedelta(days=29)} 至 {today}）" in page.text
+    first, last = (f'<span class="nowrap">{day}</span>' for day in (today - timedelta(days=29), today))
+    shown = f"当前显示：近 30 天（{first} 至 {last}）"
+    assert shown in page.text  # each date kept whole on a phone
     # A state's count links to the orders behind it: of this period, not of all time.
     link = f'href="/orders?state=received&amp;created_from={today - timedelta(days=29)}&amp;created_to={today}"'
     assert link in page.text

@@ -103,6 +103,8 @@ def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> Markup | str:
 
 
 _env.filters["when"] = _when
+# Any short text kept on one line (a date a message names): markup, so a message keeps it as it is.
+_env.filters["whole"] = lambda text: Markup('<span class="nowrap">{}</span>').format(text)
 _env.globals["explain"] = machine_text.explain
 # Text limits the forms share with the service layer and the API (the browser stops at the same length).
 _env.globals["reason_max"] = REASON_MAX_CHARS
