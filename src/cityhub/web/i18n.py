@@ -42,6 +42,10 @@ def translate(lang: str, key: str, default: str | None = None, **params: Any) ->
     if text is None:
         text = default if default is not None else key
     if params:
+        if any(isinstance(value, Markup) for value in params.values()):
+            # A parameter that is markup already (a time kept whole by the `when` filter): the message is escaped,
+            # the markup kept.
+            text = Markup(escape(text))
         try:
             return text.format_map(params)
         except (KeyError, IndexError, ValueError):
@@ -56,15 +60,6 @@ class Translator:
         self.lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
 
     def __call__(self, key: str, default: str | None = None, **params: Any) -> str:
-        if any(isinstance(value, Markup) for value in params.values()):
-            # A parameter that is markup already (a time kept whole by the `when` filter): the message is escaped,
-            # the markup kept.
-            text = Markup(escape(translate(self.lang, key, default)))
-            try:
-                return text.format_map(params)
-            except (KeyError, IndexError, ValueError):
-                log.warning("message %r of %s does not fit its parameters %s", key, self.lang, sorted(params))
-                return text
         return translate(self.lang, key, default, **params)
 
     # The language's punctuation around names and lists, for the templates (zh-CN "原因：…", "甲、乙", "单位（街道）";

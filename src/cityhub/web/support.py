@@ -92,19 +92,22 @@ _env = Environment(
 _env.filters["localtime"] = _localtime
 
 
+def _whole(text: object) -> Markup:
+    """Short text kept on one line (a date a message names); markup, so a message keeps it as it is."""
+    return Markup('<span class="nowrap">{}</span>').format(text)
+
+
 def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> Markup | str:
-    """:func:`_localtime` as page text: each part kept whole (a narrow table column broke 2026-12-04 at its hyphens),
-    the line free to break between the date and the time. Not for attributes, nor for a message's parameters (``t``
-    escapes them): ``localtime`` there."""
+    """:func:`_localtime` as page text, also as a message's parameter: each part kept whole (a narrow table column
+    broke 2026-12-04 at its hyphens), the line free to break between the date and the time. Not for attributes:
+    ``localtime`` there."""
     if value is None:
         return "—"
-    parts = value.astimezone(get_settings().tz).strftime(fmt).split(" ")
-    return Markup(" ").join(Markup('<span class="nowrap">{}</span>').format(part) for part in parts)
+    return Markup(" ").join(_whole(part) for part in _localtime(value, fmt).split(" "))
 
 
 _env.filters["when"] = _when
-# Any short text kept on one line (a date a message names): markup, so a message keeps it as it is.
-_env.filters["whole"] = lambda text: Markup('<span class="nowrap">{}</span>').format(text)
+_env.filters["whole"] = _whole
 _env.globals["explain"] = machine_text.explain
 # Text limits the forms share with the service layer and the API (the browser stops at the same length).
 _env.globals["reason_max"] = REASON_MAX_CHARS

@@ -25,6 +25,7 @@ import functools
 import logging
 import re
 import threading
+import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -571,9 +572,6 @@ def parse_notice(text: str, *, year: int | None = None) -> tuple[list[CalendarEn
     sentence ending in 上班 a make-up workday (调休上班). The year is the notice's own (现将2027年元旦…),
     else ``year``; a date may name another year (2018年12月30日). An item whose 共N天 disagrees with its
     range, or that has no dates, is refused naming its line; the other items are read."""
-    import unicodedata
-    from datetime import timedelta
-
     text = unicodedata.normalize("NFKC", text)  # full-width digits and brackets, as some copies have them
     found = _NOTICE_YEAR.search(text)
     the_year = int(found.group(1)) if found else year
