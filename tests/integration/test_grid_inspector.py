@@ -50,6 +50,8 @@ def test_an_inspector_reports_from_patrol_with_a_photo_placed_in_their_grid(worl
     client = login("grid")
     home = client.get("/")
     assert home.url.path == "/intake" and "巡查上报" in home.text and 'id="f-channel"' not in home.text
+    # A patrol finds problems to deal with, not questions: the form opens on 求助.
+    assert '<option value="help" selected>' in home.text and '<option value="consultation">' in home.text
     done = client.post(
         "/intake",
         data={"csrf_token": hidden(home.text), "appeal_type": "complaint", "content": "路边垃圾堆放多日无人清运"},
@@ -73,6 +75,13 @@ def test_the_api_files_an_inspectors_report_as_grid_and_keeps_a_place_it_names(w
     mine = client.post("/api/v1/orders", json={"channel": "hotline", "content": "井盖缺失"}, headers=headers)
     assert mine.status_code == 201, mine.text
     assert mine.json()["channel"] == "grid" and mine.json()["community_id"] == world["grid"]
+    assert mine.json()["appeal_type"] == "help"  # saying no kind: a problem to deal with
+    asked = client.post(
+        "/api/v1/orders",
+        json={"channel": "grid", "content": "垃圾分类时间？", "appeal_type": "consultation"},
+        headers=headers,
+    )
+    assert asked.status_code == 201 and asked.json()["appeal_type"] == "consultation"
     elsewhere = client.post(
         "/api/v1/orders", json={"channel": "grid", "content": "路灯不亮", "street_code": "W-JX"}, headers=headers
     )

@@ -81,12 +81,19 @@ def filed_by_citizen(data: OrderCreate, user_id: int) -> OrderCreate:
     )
 
 
+# What a grid inspector's report is unless it says otherwise: a problem found on patrol, for a unit to deal with.
+INSPECTOR_APPEAL = AppealType.HELP
+
+
 def filed_by_inspector(session: Session, data: OrderCreate, unit_id: int | None) -> OrderCreate:
     """A 网格员's report from patrol (API or web form): channel grid whatever was sent; placed where they patrol —
     their community or street — unless the report itself says where (an address, a street or community code, or
     coordinates inside a unit's boundary: a phone's position where no boundaries are drawn places nothing, so the
-    report stays in their grid at that point)."""
+    report stays in their grid at that point). A report that does not say what kind of appeal it is is a
+    problem to be dealt with (:data:`INSPECTOR_APPEAL`), not a question."""
     update: dict[str, Any] = {"channel": Channel.GRID}
+    if "appeal_type" not in data.model_fields_set:
+        update["appeal_type"] = INSPECTOR_APPEAL
     unit = session.get(Unit, unit_id) if unit_id is not None else None
     says_where = bool(data.address or data.street_code or data.community_code)
     if not says_where and data.lat is not None and data.lng is not None:

@@ -508,14 +508,18 @@ def _intake_page(
     assistance: Assistance | None = None,
     status_code: int = 200,
 ) -> Response:
+    from cityhub.intake.service import INSPECTOR_APPEAL
+
+    inspector = principal.role == Role.INSPECTOR
+    kind = INSPECTOR_APPEAL if inspector else AppealType.CONSULTATION
     return render(
         request,
         "intake.html",
         principal=principal,
         status_code=status_code,
-        values=values or {"channel": Channel.HOTLINE.value, "appeal_type": AppealType.CONSULTATION.value},
+        values=values or {"channel": Channel.HOTLINE.value, "appeal_type": kind.value},
         citizen=principal.role == Role.CITIZEN,
-        inspector=principal.role == Role.INSPECTOR,
+        inspector=inspector,
         errors=errors or {},
         error=error,
         assistance=assistance,
