@@ -518,3 +518,19 @@ def test_import_a_spreadsheet_through_the_api(client):
     stopped = client.post("/api/v1/orders/import", files={"file": ("broken.csv", broken.encode(), "text/csv")})
     assert stopped.status_code == 422 and stopped.json()["message"].startswith("broken.csv: malformed CSV")
     assert stopped.json()["details"]["report"]["imported"] == 1
+
+
+def test_an_import_without_ids_keeps_two_citizens_appeals_in_the_same_words(client):
+    """Rows without an id are told apart by every cell: the same words from two phones are two orders, the same
+    file imported again is skipped row for row."""
+    sheet = (
+        "channel,content,citizen_phone,address\n"
+        "hotline,我家楼下路灯不亮了请处理,13811110001,白云区三元里大道1号\n"
+        "hotline,我家楼下路灯不亮了请处理,13922220002,白云区江高镇江村9号\n"
+    ).encode()
+    first = client.post("/api/v1/orders/import", files={"file": ("b.csv", sheet, "text/csv")}).json()
+    assert (first["imported"], first["skipped_existing"], first["rejected"]) == (2, 0, 0)
+    again = client.post("/api/v1/orders/import", files={"file": ("b.csv", sheet, "text/csv")}).json()
+    assert (again["imported"], again["skipped_existing"]) == (0, 2)
+    listed = client.get("/api/v1/orders", params={"q": "路灯不亮了请处理"}).json()["items"]
+    assert sorted(o["citizen_phone"] for o in listed) == ["13811110001", "13922220002"]

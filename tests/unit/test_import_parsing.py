@@ -100,12 +100,12 @@ def test_a_file_without_text_columns_is_unreadable() -> None:
         ColumnMap.from_header(["一级分类", "二级分类", "三级分类"])
 
 
-def test_stable_external_id_depends_on_every_part() -> None:
-    base = {"title": "t", "content": "c", "created_at": "2019-01-01T00:00:00+08:00", "citizen": "u1"}
-    first = stable_external_id(**base)
-    assert first == stable_external_id(**base)
-    for key in base:
-        assert stable_external_id(**{**base, key: base[key] + "x"}) != first
+def test_stable_external_id_depends_on_every_cell_of_the_row() -> None:
+    row = ["hotline", "我家楼下路灯不亮了请处理", "13811110001", "白云区三元里大道1号", ""]
+    first = stable_external_id(row)
+    assert first == stable_external_id(list(row)) == stable_external_id(row[:-1])  # padding is no cell
+    for index in range(4):  # another citizen's appeal in the same words is another order
+        assert stable_external_id([*row[:index], row[index] + "x", *row[index + 1 :]]) != first
     assert len(first) <= 128
 
 

@@ -50,7 +50,7 @@ import math
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -395,9 +395,14 @@ def _shown(at: datetime) -> str:
     return at.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def stable_external_id(*, title: str, content: str, created_at: str, citizen: str) -> str:
-    """The external id of a row without an id column: equal rows get equal ids on every run."""
-    digest = hashlib.sha1("\x1f".join((title, content, created_at, citizen)).encode("utf-8")).hexdigest()
+def stable_external_id(cells: Sequence[Any]) -> str:
+    """The external id of a row without an id column, from every cell of it: a row read again (the same file
+    imported twice) gets the same id, and is skipped as already there; two citizens' appeals in the same words —
+    another phone, address, time or any other cell — are two orders."""
+    texts = [cell_text(cell) for cell in cells]
+    while texts and not texts[-1]:
+        texts.pop()
+    digest = hashlib.sha1("\x1f".join(texts).encode("utf-8")).hexdigest()
     return f"h:{digest}"
 
 
@@ -734,12 +739,7 @@ class _RowConverter:
 
         external_id = _limited(cells[ix["external_id"]], "external_id", 128)
         if external_id is None:
-            external_id = stable_external_id(
-                title=title,
-                content=content,
-                created_at=created_at.isoformat() if created_at else "",
-                citizen=citizen or "",
-            )
+            external_id = stable_external_id(cells)
 
         lat = _coordinate(cells[ix["lat"]], "lat", 90)
         lng = _coordinate(cells[ix["lng"]], "lng", 180)
