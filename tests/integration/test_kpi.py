@@ -217,6 +217,35 @@ def test_a_street_answers_for_its_communities_and_the_holder_for_its_order(db_se
     assert [i["order_id"] for i in dd.denominator] == [oc]
 
 
+def test_a_reopen_naming_another_unit_hands_the_second_round_to_it(db_session, history):
+    """重办 by another unit: its accept, reply and the citizen's rating of its reply count for it, not for the unit
+    that had the first round; that unit keeps its own round."""
+    s = db_session
+    first, second = history["units"]["D"], history["units"]["D2"]
+    oid = _new(s, T, "13700000009")
+    _act(s, oid, "dispatch", T, unit_id=first.id)
+    _act(s, oid, "accept", T + H)
+    _act(s, oid, "reply", T + D, text="已处理")
+    _act(s, oid, "callback", T + 2 * D, satisfied=False)
+    _act(s, oid, "reopen", T + 2 * D + H, reason="不满意，转另一部门", unit_id=second.id)
+    _act(s, oid, "accept", T + 2 * D + 2 * H)
+    _act(s, oid, "reply", T + 3 * D, text="已由另一部门处理")
+    _act(s, oid, "callback", T + 4 * D, satisfied=True)
+    s.flush()
+
+    def mine(code: str, name: str) -> list[int]:
+        return [
+            i["ref_id"]
+            for i in kpi.drilldown(s, unit=code, kpi=name, period=MARCH).denominator
+            if i["order_id"] == oid
+        ]
+
+    for name in ("on_time_accept", "on_time_completion", "satisfaction", "return_rate"):
+        assert len(mine(first.code, name)) == 1 and len(mine(second.code, name)) == 1, name
+    satisfied = kpi.drilldown(s, unit=second.code, kpi="satisfaction", period=MARCH).numerator
+    assert oid in [i["order_id"] for i in satisfied]
+
+
 def test_ranking_needs_the_minimum_sample(db_session, history):
     r = kpi.ranking(db_session, period=MARCH, kpi="satisfaction", min_sample=2)
     assert [(e["code"], e["n"]) for e in r.ranked] == [("K-D1", 2)]

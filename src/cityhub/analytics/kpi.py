@@ -77,6 +77,7 @@ from sqlalchemy import (
     func,
     literal,
     not_,
+    or_,
     null,
     select,
     union_all,
@@ -320,7 +321,13 @@ def _is_clock_start(e: Any) -> Any:
 
 
 def _is_assignment(e: Any) -> Any:
-    return and_(e.c.action.in_(ASSIGN_ACTIONS), e.c.to_state == DISPATCHED)
+    """``e`` sent the order to a unit (the event's unit): a dispatch, transfer or assignment, or a reopen that named
+    a unit to do it again (重办 by another unit; a reopen naming none continues with the unit that had it)."""
+    return and_(
+        e.c.action.in_((*ASSIGN_ACTIONS, "reopen")),
+        e.c.to_state == DISPATCHED,
+        or_(e.c.action != "reopen", e.c.payload["unit_id"].as_integer().is_not(None)),
+    )
 
 
 def _exists(alias: Any, *conditions: Any) -> Any:
@@ -334,8 +341,8 @@ def _no_clock_start_between(order_id: Any, lo: Any, hi: Any) -> Any:
 
 
 def _episode_unit(e: Any) -> Any:
-    """The unit holding the order at ``e``: the one the latest assignment before it sent the order to (a reopen,
-    which sends it nowhere new, continues with that unit; the unit a reopen event records is the reopener's)."""
+    """The unit holding the order at ``e``: the one the latest assignment before it sent the order to (a reopen
+    naming no unit continues with that unit; the unit such a reopen event records is the reopener's)."""
     s = _ev("ep")
     return (
         select(s.c.unit_id)
@@ -350,8 +357,11 @@ def _last_reply_unit(e: Any) -> Any:
     """The unit that held the order when it was last replied to before ``e`` (whoever typed the reply)."""
     r, s = _ev("lr"), _ev("la")
     last_reply = (
-        select(func.max(r.c.id)).where(r.c.order_id == e.c.order_id, r.c.id < e.c.id, r.c.action == "reply")
-    ).scalar_subquery()
+        select(func.max(r.c.id))
+        .where(r.c.order_id == e.c.order_id, r.c.id < e.c.id, r.c.action == "reply")
+        .correlate_except(r)  # to ``e`` two levels up: auto-correlation reaches only the enclosing select
+        .scalar_subquery()
+    )
     return (
         select(s.c.unit_id)
         .where(s.c.order_id == e.c.order_id, s.c.id < last_reply, _is_assignment(s), s.c.unit_id.is_not(None))
