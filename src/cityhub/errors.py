@@ -64,6 +64,20 @@ class MissingParameter(InvalidTransition):
         self.details["field"] = field
 
 
+class UnexpectedParameter(InvalidTransition):
+    """An action given a parameter it does not take (a unit for an accept): refused rather than recorded as if it
+    meant something (422, naming the field)."""
+
+    code = "validation_failed"
+    http_status = 422
+
+    def __init__(self, *, state: str, action: str, field: str) -> None:
+        super().__init__(state=state, action=action, reason=f"'{field}' is not taken")
+        self.message = f"action '{action}' takes no '{field}'"
+        self.args = (self.message,)
+        self.details["field"] = field
+
+
 class PermissionDenied(CityhubError):
     code = "permission_denied"
     http_status = 403

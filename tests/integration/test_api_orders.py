@@ -352,6 +352,25 @@ def test_an_action_without_a_parameter_it_needs_is_422_naming_it(client):
     assert nested.status_code == 422 and nested.json()["details"]["errors"][0]["field"] == "params"
 
 
+def test_an_action_is_refused_a_unit_it_does_not_take_and_an_escalation_may_raise_the_urgency(client):
+    """The unit an event records is where the order went or whoever acted, never a unit the caller names for an
+    accept; an escalation over the API raises the urgency as the order page's does."""
+    order = _create(client)
+    url = f"/api/v1/orders/{order['id']}/actions"
+    assert client.post(f"{url}/dispatch", json={"unit_id": client.unit_id}).status_code == 200
+    forged = client.post(f"{url}/accept", json={"unit_id": client.district_id})
+    assert forged.status_code == 422 and forged.json()["details"]["field"] == "unit_id"
+    assert "takes no 'unit_id'" in forged.json()["message"]
+    raised = client.post(f"{url}/escalate", json={"reason": "市民多次来电", "urgency": "critical"})
+    assert raised.status_code == 200, raised.text
+    assert client.get(f"/api/v1/orders/{order['id']}").json()["urgency"] == "critical"
+    again = client.post(f"{url}/escalate", json={"reason": "再次升级", "urgency": "urgent"})
+    assert again.status_code == 409 and "already critical" in again.json()["message"]
+    events = client.get(f"/api/v1/orders/{order['id']}/events").json()
+    events = events if isinstance(events, list) else events["items"]
+    assert [e["action"] for e in events] == ["create", "dispatch", "escalate"]
+
+
 def test_malformed_json_is_said_so_without_a_field(client):
     response = client.post(
         "/api/v1/orders", content=b'{"channel": "web", "content": }', headers={"Content-Type": "application/json"}

@@ -235,9 +235,7 @@ def test_a_reopen_naming_another_unit_hands_the_second_round_to_it(db_session, h
 
     def mine(code: str, name: str) -> list[int]:
         return [
-            i["ref_id"]
-            for i in kpi.drilldown(s, unit=code, kpi=name, period=MARCH).denominator
-            if i["order_id"] == oid
+            i["ref_id"] for i in kpi.drilldown(s, unit=code, kpi=name, period=MARCH).denominator if i["order_id"] == oid
         ]
 
     for name in ("on_time_accept", "on_time_completion", "satisfaction", "return_rate"):

@@ -95,8 +95,8 @@ def admin(app_db: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
                 ),
             )
             for step in steps:
-                params: dict[str, Any] = {"unit_id": units["FZ-P1"].id, "text": "已修复路灯"}
-                service.act(s, order_id=order.id, action=step, params=params)
+                params: dict[str, Any] = {"dispatch": {"unit_id": units["FZ-P1"].id}, "reply": {"text": "已修复路灯"}}
+                service.act(s, order_id=order.id, action=step, params=params.get(step, {}))
         # A sensor with a rule and an open alarm, so that the monitoring routes reach past their 404s.
         monitoring.create_sensor(
             s,

@@ -77,8 +77,8 @@ from sqlalchemy import (
     func,
     literal,
     not_,
-    or_,
     null,
+    or_,
     select,
     union_all,
 )

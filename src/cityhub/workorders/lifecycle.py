@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cityhub.errors import InvalidTransition, MissingParameter
+from cityhub.errors import InvalidTransition, MissingParameter, UnexpectedParameter
 
 
 class State(enum.StrEnum):
@@ -355,6 +355,22 @@ def actions_for_unit(view: OrderView, unit_id: int | None) -> list[Action]:
     ]
 
 
+# The actions that take a unit (``unit_id``, the unit their event records): where the order goes, or which
+# assisting unit answers for its part. Any other action records the unit of whoever takes it.
+UNIT_ACTIONS = frozenset(
+    {
+        Action.DISPATCH,
+        Action.TRANSFER,
+        Action.ASSIGN,
+        Action.REOPEN,
+        Action.ADD_ASSIST,
+        Action.ASSIST_ACCEPT,
+        Action.ASSIST_REPLY,
+        Action.ASSIST_RETURN,
+    }
+)
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
@@ -374,6 +390,8 @@ def apply(view: OrderView, action: Action | str, params: Params | None = None) -
             raise MissingParameter(state=view.state.value, action=action.value, field=name)
     if action == Action.ASSIGN and view.state in _ASSIGN_NEEDS_UNIT and _missing(params.get("unit_id")):
         raise MissingParameter(state=view.state.value, action=action.value, field="unit_id")
+    if action not in UNIT_ACTIONS and not _missing(params.get("unit_id")):
+        raise UnexpectedParameter(state=view.state.value, action=action.value, field="unit_id")
     for guard in rule.guards:
         refusal = guard(view, params)
         if refusal:

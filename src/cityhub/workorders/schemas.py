@@ -426,6 +426,8 @@ class ActionRequest(BaseModel):
     title: str | None = Field(None, max_length=TITLE_MAX_CHARS)
     category_id: int | None = None
     appeal_type: AppealType | None = None
+    # 升级 (escalate): the higher urgency it raises the order to, if any.
+    urgency: Urgency | None = None
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude={"version"}).items() if v is not None}
