@@ -149,6 +149,30 @@ def test_only_entries_that_name_the_matter_are_offered_for_an_instant_answer(db_
     assert [s.entry.id for s in offered] == [card.id] and "社保卡" in offered[0].matched
 
 
+def test_a_one_click_answer_needs_the_appeal_to_name_the_entrys_matter_not_a_word_any_matter_has(db_session):
+    def entry(question: str, keywords: list[str]) -> int:
+        data = EntryCreate.model_validate({"question": question, "answer": "按规定办理。", "keywords": keywords})
+        return service.create_entry(db_session, data=data).id
+
+    permit = entry("居住证怎么办理？需要什么材料？", ["居住证", "办理", "居住登记"])
+    licence = entry("营业执照怎么办理？", ["营业执照", "注册公司", "个体户"])
+    estate = entry("小区物业不作为去哪里投诉？", ["物业", "投诉", "物业不作为"])
+
+    def offered(text: str) -> list[int]:
+        return [s.entry.id for s in service.instant_answer_candidates(db_session, data=_consultation(content=text))]
+
+    # Sharing 材料, 公司, 小区 or 投诉 says nothing of what the appeal is about: the search may list such an entry,
+    # the one-click answer does not offer it.
+    assert permit in [s.entry.id for s in service.suggest(db_session, text="社保断缴了怎么补缴？需要什么材料？")]
+    assert offered("社保断缴了怎么补缴？需要什么材料？") == []
+    assert offered("公司拖欠工资三个月了怎么办？") == []
+    assert offered("小区门口路灯不亮了，去哪里投诉？") == []
+    # Naming the matter in the entry's own words, even where the segmenter splits them (注册 / 公司), is enough.
+    assert offered("我想注册公司，要去哪里办？")[:1] == [licence]
+    assert offered("外地人办居住证要带什么？")[:1] == [permit]
+    assert offered("我们小区物业不作为，能去哪里反映？")[:1] == [estate]
+
+
 def test_instant_answer_closes_the_order_and_records_the_entry(db_session):
     entry = _entry(db_session)
     data = _consultation(content="我离职了，公积金怎么取出来？")

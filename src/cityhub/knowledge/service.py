@@ -25,6 +25,7 @@ from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyChe
 from cityhub.knowledge.retrieval import ASKING_WORDS, CACHE, Doc, KnowledgeIndex
 from cityhub.knowledge.schemas import EntryCreate, EntryUpdate, ImportResult, split_keywords
 from cityhub.nlp import reply_quality
+from cityhub.nlp.text import normalize
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import AppealType, Category, Order
@@ -44,9 +45,62 @@ class Suggestion:
     matched: tuple[str, ...] = ()
 
 
-def names_the_matter(suggestion: Suggestion) -> bool:
-    """Whether the appeal and the entry share a word that says what the matter is (社保卡, 居住证, 停水)."""
-    return any(len(w) >= 2 and w not in ASKING_WORDS for w in suggestion.matched)
+# Words an appeal shares with many entries without saying what its matter is: what it asks for (投诉, 办理 are in
+# ASKING_WORDS), the papers it takes, and the places and bodies it names (小区, 公司, 部门).
+GENERIC_WORDS = frozenset(
+    [
+        "投诉",
+        "举报",
+        "反映",
+        "处理",
+        "解决",
+        "申请",
+        "材料",
+        "手续",
+        "证明",
+        "相关",
+        "情况",
+        "部门",
+        "政府",
+        "单位",
+        "公司",
+        "小区",
+        "工作",
+        "服务",
+        "市民",
+        "居民",
+        "时间",
+        "地方",
+        "地址",
+        "电话",
+        "网上",
+        "窗口",
+        "现场",
+    ]
+)
+
+
+def _names_a_matter(word: str) -> bool:
+    return len(word) >= 2 and word not in ASKING_WORDS and word not in GENERIC_WORDS
+
+
+def names_the_matter(suggestion: Suggestion, text: str) -> bool:
+    """Whether the appeal (``text``) names the matter the entry is about: one of the entry's keywords — its author's
+    own words for it (社保卡, 居住证, 注册公司) — is in the appeal's text; for an entry without keywords, a word they
+    share. Words that name no matter (怎么办, 材料, 小区, 投诉) count for neither: a one-click answer offered on
+    them closes a question about 社保补缴 with the 居住证 answer."""
+    keywords = [k for k in (normalize(k) for k in suggestion.entry.keywords or []) if _names_a_matter(k)]
+    if keywords:
+        said = normalize(text)
+        return any(k in said for k in keywords)
+    return any(_names_a_matter(w) for w in suggestion.matched)
+
+
+def matter_answers(session: Session, *, text: str, category_id: int | None = None, limit: int = 5) -> list[Suggestion]:
+    """The entries an operator may answer the appeal ``text`` with in one click (秒回): those of the best
+    ``limit`` that name its matter (:func:`names_the_matter`)."""
+    found = suggest(session, text=text, category_id=category_id, limit=limit)
+    return [s for s in found if names_the_matter(s, text)]
 
 
 # --- revision -----------------------------------------------------------------------------------------------------
@@ -440,8 +494,7 @@ def instant_answer_candidates(
         return []
     from cityhub.nlp.text import order_text
 
-    found = suggest(session, text=order_text(data.title, data.content), category_id=data.category_id, limit=limit)
-    return [s for s in found if names_the_matter(s)]
+    return matter_answers(session, text=order_text(data.title, data.content), category_id=data.category_id, limit=limit)
 
 
 def usable_entry(session: Session, *, entry_id: int) -> KnowledgeEntry:

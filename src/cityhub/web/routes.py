@@ -918,8 +918,8 @@ def _detail_page(
         if Action.INSTANT_ANSWER in actions:  # the life cycle offers 秒回 for a consultation only
             from cityhub.nlp.text import order_text
 
-            found_answers = kb.suggest(db, text=order_text(order.title, order.content), category_id=order.category_id)
-            answers = [a for a in found_answers if kb.names_the_matter(a)][:3]
+            text = order_text(order.title, order.content)
+            answers = kb.matter_answers(db, text=text, category_id=order.category_id)[:3]
     ids = {order.lead_unit_id, order.street_id, order.community_id} | {a.unit_id for a in order.assists}
     may_place = decision is not None and permissions.allows(principal.role, permissions.act(Action.DISPATCH))
     if decision is not None:
