@@ -261,11 +261,19 @@ def test_legal_transition_accepts_the_action_as_a_string(action: Action, state: 
     assert apply(happy_view(action, state), action.value, PARAMS[action]).action == action
 
 
+@pytest.mark.parametrize("satisfied", [None, True, False], ids=["unrated", "satisfied", "unsatisfied"])
+@pytest.mark.parametrize("pending", [False, True], ids=["no-request", "request-pending"])
 @pytest.mark.parametrize("consultation", [True, False], ids=["consultation", "complaint"])
 @pytest.mark.parametrize("state", list(State), ids=lambda s: s.value)
-def test_allowed_actions_are_exactly_the_spec_sources(state: State, consultation: bool) -> None:
-    expected = {a for a, spec in SPEC.items() if state in spec.sources and (consultation or a != A.INSTANT_ANSWER)}
-    assert set(allowed_actions(OrderView(state=state, consultation=consultation))) == expected
+def test_allowed_actions_are_the_spec_sources_less_what_the_order_itself_rules_out(
+    state: State, consultation: bool, pending: bool, satisfied: bool | None
+) -> None:
+    ruled_out = set() if consultation else {A.INSTANT_ANSWER}
+    ruled_out |= {A.REQUEST_EXTENSION} if pending else {A.APPROVE_EXTENSION, A.REJECT_EXTENSION}
+    ruled_out |= set() if satisfied is False else {A.REOPEN}
+    expected = {a for a, spec in SPEC.items() if state in spec.sources} - ruled_out
+    view = OrderView(state=state, consultation=consultation, extension_pending=pending, satisfied=satisfied)
+    assert set(allowed_actions(view)) == expected
 
 
 # --- rejections -----------------------------------------------------------------------------------

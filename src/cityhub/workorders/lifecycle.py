@@ -317,13 +317,19 @@ TRANSITIONS: dict[Action, Rule] = {
 _ASSIGN_NEEDS_UNIT = _s(State.RECEIVED, State.RETURNED)
 
 
+# The guards that read the order alone, not what is asked of it: an action they refuse is not offered at all
+# (批准延期 with no request pending, 申请延期 with one pending, 重办 without an unsatisfied callback, 秒回 for what
+# is no consultation).
+ORDER_GUARDS = frozenset({_pending_extension, _no_pending_extension, _unsatisfied, _consultation})
+
+
 def allowed_actions(view: OrderView) -> list[Action]:
-    """Actions whose state precondition holds, and 秒回 only for a consultation (guards on parameters are not
-    evaluated)."""
+    """Actions whose state precondition holds and whose :data:`ORDER_GUARDS` let them (guards on parameters are
+    not evaluated)."""
     return [
         action
         for action, rule in TRANSITIONS.items()
-        if view.state in rule.sources and (action != Action.INSTANT_ANSWER or view.consultation)
+        if view.state in rule.sources and all(guard(view, {}) is None for guard in rule.guards if guard in ORDER_GUARDS)
     ]
 
 
