@@ -511,6 +511,12 @@ def test_an_operator_splits_a_second_problem_off_an_appeal_from_its_page(org) ->
     form = {"csrf_token": hidden(page), "version": str(order.version)}
     empty = client.post(f"/orders/{order.id}/act/split", data={**form, "content": "  ", "title": "油烟"})
     assert empty.status_code == 422 and 'value="油烟"' in empty.text  # what was typed stays
+    long = client.post(f"/orders/{order.id}/act/split", data={**form, "content": "油" * 20_001, "title": "油烟"})
+    assert long.status_code == 422 and "最多 20000 个字" in long.text and "too long" not in long.text
+    dispatcher = login("disp")
+    disp_form = {"csrf_token": hidden(dispatcher.get(f"/orders/{order.id}").text), "version": str(order.version)}
+    reason = dispatcher.post(f"/orders/{order.id}/act/cancel", data={**disp_form, "reason": "重" * 2_001})
+    assert reason.status_code == 422 and "最多 2000 个字" in reason.text  # the API's limit, on the page too
     done = client.post(
         f"/orders/{order.id}/act/split",
         data={**form, "content": smoke, "appeal_type": "complaint", "category_id": str(org["cats"]["环境保护"])},

@@ -70,7 +70,7 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.phone")
     if m := _PHONE_LENGTH.search(message):
         return t("err.phone_length", low=m.group(1), high=m.group(2))
-    if m := _TOO_LONG.search(message):
+    if m := _TOO_LONG.search(message) or _LONGER_THAN.search(message):
         return t("err.too_long", n=m.group(1))
     if "valid integer" in message or "valid number" in message:
         return t("err.number")

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cityhub.auth.permissions import UNIT_STAFF_ROLES
 from cityhub.db import utcnow
-from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, check_length
 from cityhub.nlp.text import nfkc
 from cityhub.notify import service as notify_service
 from cityhub.org.models import Role
@@ -49,7 +49,13 @@ from cityhub.workorders.models import (
     SlaStatus,
     Urgency,
 )
-from cityhub.workorders.schemas import TEXT_MAX_CHARS, TITLE_MAX_CHARS, OrderCreate, OrderFilter
+from cityhub.workorders.schemas import (
+    REASON_MAX_CHARS,
+    TEXT_MAX_CHARS,
+    TITLE_MAX_CHARS,
+    OrderCreate,
+    OrderFilter,
+)
 
 
 @dataclass(frozen=True)
@@ -300,6 +306,8 @@ def act(
     for name, value in params.items():  # a reply or reason is stored as typed: PostgreSQL cannot store NUL
         if isinstance(value, str) and "\x00" in value:
             raise ValidationFailed(f"{name} must not contain NUL characters", details={"field": name})
+        if isinstance(value, str):  # the API's schema says the same; the order page and the CLI come here only
+            check_length(value, name, _PARAM_LIMITS.get(name, REASON_MAX_CHARS))
     now = now or utcnow()
     order = new_order if new_order is not None and new_order.id == order_id else read_for_update(session, order_id)
     if order is None:
@@ -414,14 +422,15 @@ def may_route(session: Session, order: Order, actor: Actor) -> bool:
 SPLIT_TITLE_CHARS = 30
 
 
+# The longest text an action's parameter may hold (a reason or any other: REASON_MAX_CHARS).
+_PARAM_LIMITS = {"text": TEXT_MAX_CHARS, "answer": TEXT_MAX_CHARS, "content": TEXT_MAX_CHARS, "title": TITLE_MAX_CHARS}
+
+
 def _split_params(session: Session, params: dict[str, Any]) -> dict[str, Any]:
     """A split's part as it will be received: its text and title trimmed (no text is no part), a known category and
     kind of appeal."""
     content = str(params.get("content") or "").strip()
     title = str(params.get("title") or "").strip()
-    if len(content) > TEXT_MAX_CHARS or len(title) > TITLE_MAX_CHARS:
-        field = "content" if len(content) > TEXT_MAX_CHARS else "title"
-        raise ValidationFailed(f"{field} is too long", details={"field": field})
     category_id = params.get("category_id")
     if category_id is not None:
         category = session.get(Category, category_id) if isinstance(category_id, int) else None
