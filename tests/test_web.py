@@ -370,6 +370,7 @@ def test_time_limits_are_read_by_supervisors_and_set_by_administrators(org) -> N
         due_before = s.get(Order, order.id).due_at  # type: ignore[union-attr]
     bad = post("/sla", category_id=str(category or ""), urgency="", accept_hours="0", finish_days="x")
     assert bad.status_code == 422 and 'data-testid="field-error-accept_hours"' in bad.text
+    assert "须大于 0。" in bad.text and "请选择有效的选项" not in bad.text  # a number out of range, not a choice
     saved = post("/sla", category_id=str(category or ""), urgency="", accept_hours="1", finish_days="20")
     assert saved.status_code == 303
     assert "1 张在办工单的时限已重新计算" in admin.get("/sla").text

@@ -20,6 +20,7 @@ T = TypeVar("T")
 _TOO_LONG = re.compile(r"at most (\d+) character")
 _PHONE_LENGTH = re.compile(r"phone must have (\d+) to (\d+) digits")
 _BOUND = re.compile(r"Input should be (less|greater) than or equal to (-?[\d.]+)")
+_STRICT_BOUND = re.compile(r"Input should be (less|greater) than (-?[\d.]+)")
 _TIER_OF_TARGET = re.compile(r"target \w+ is at tier (\w+), not \w+")
 
 
@@ -76,6 +77,8 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.number")
     if m := _BOUND.search(message):
         return t("err.at_most" if m.group(1) == "less" else "err.at_least", n=m.group(2))
+    if m := _STRICT_BOUND.search(message):
+        return t("err.below" if m.group(1) == "less" else "err.above", n=m.group(2))
     if "valid_from must be before valid_until" in message or "valid_until must be after valid_from" in message:
         return t("err.dates_order")
     if "needs an existing target_unit_id" in message:
