@@ -329,8 +329,13 @@ def test_an_administrator_enters_a_year_of_holidays_on_the_calendar_page(org) ->
     one = post("/admin/calendar/days", day=f"{year}-10-10", kind="workday", name="调休上班")
     assert one.status_code == 303 and one.headers["location"] == f"/admin/calendar?year={year}"
     assert f"已录入 {year}-10-10" in admin.get(one.headers["location"]).text
-    bad = post("/admin/calendar/days", day="tomorrow", kind="holiday")
+    bad = post("/admin/calendar/days", day="tomorrow", kind="workday", name="补班")
     assert bad.status_code == 422 and "请输入有效日期" in bad.text
+    assert 'value="补班"' in bad.text and '<option value="workday" selected>' in bad.text  # what was typed stays
+    long = post("/admin/calendar/days", day=f"{year}-10-12", kind="holiday", name="节" * 61)
+    assert long.status_code == 422 and "最多 60 个字" in long.text
+    with_long = post(f"/admin/calendar/import?year={year}", rows=f"{year}-10-13,holiday,{'节' * 61}")
+    assert with_long.status_code == 422 and "第 1 行：名称超过 60 个字" in with_long.text
     assert post(f"/admin/calendar/days/{year}-10-10/delete").status_code == 303
     assert post(f"/admin/calendar/days/{year}-10-11/delete").status_code == 404
     with session_scope() as s:

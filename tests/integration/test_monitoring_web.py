@@ -148,6 +148,10 @@ def test_alarm_rules_are_read_by_the_monitors_readers_and_written_by_administrat
     edit |= {"severity": "warning", "urgency": "normal", "active": "1", "escalate_after_minutes": "-5"}
     negative = adm.post(f"/monitoring/rules/{kind_rule.id}", data=edit, follow_redirects=False)
     assert negative.status_code == 422
+    # What was typed stays in the rule's form; the rule's row still shows what is stored.
+    form = re.search(rf'<form method="post" action="/monitoring/rules/{kind_rule.id}".*?</form>', negative.text, re.S)
+    assert form is not None and 'value="积水超 25"' in form.group(0) and 'value="-5"' in form.group(0)
+    assert 'value="25"' in form.group(0) and ">积水超 20" in negative.text
     edit["escalate_after_minutes"] = "45"
     changed = adm.post(f"/monitoring/rules/{kind_rule.id}", data=edit, follow_redirects=False)
     assert changed.status_code == 303

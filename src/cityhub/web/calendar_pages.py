@@ -21,7 +21,7 @@ from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.config import get_settings
 from cityhub.db import utcnow
-from cityhub.errors import NotFound
+from cityhub.errors import NotFound, ValidationFailed
 from cityhub.web import forms, support
 from cityhub.web.support import FormBody, PageError, render
 from cityhub.workorders import calendar as workcal
@@ -68,8 +68,10 @@ def _page(
     errors: list[workcal.CalendarRowError] | None = None,
     field_errors: dict[str, str] | None = None,
     pasted: str = "",
+    typed: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
+    """The calendar page of ``year``; ``typed``: what was typed into the form entering one day."""
     entries = workcal.list_days(db, year=year)
     official = _official_holidays(year)
     statutory = _statutory_holidays(year) if official is None else []
@@ -89,6 +91,7 @@ def _page(
         row_errors=errors or [],
         errors=field_errors or {},
         pasted=pasted,
+        typed=typed or {},
     )
 
 
@@ -103,16 +106,24 @@ def set_day(request: Request, db: DbSession, form: FormBody) -> Response:
     """Enter one day (a holiday or a make-up workday); running deadlines follow."""
     principal = _admin(request, db, form)
     t = support.translator(request)
+    typed = form.values(("day", "kind", "name"))
+
+    def refused(year: int, field: str, message: str) -> Response:  # what was typed stays in the form
+        return _page(request, db, principal, year, field_errors={field: message}, typed=typed, status_code=422)
+
     try:
         day = date.fromisoformat(form.get("day").strip())
     except ValueError:
-        year = _year_of(request)
-        return _page(request, db, principal, year, field_errors={"day": t("err.date")}, status_code=422)
+        return refused(_year_of(request), "day", t("err.date"))
     if not MIN_YEAR <= day.year <= MAX_YEAR:
-        return _page(request, db, principal, day.year, field_errors={"day": t("err.date")}, status_code=422)
-    _, done = recompute.set_calendar_day(
-        db, day=day, is_workday=form.get("kind") == "workday", name=form.text("name"), actor=principal.actor
-    )
+        return refused(day.year, "day", t("err.date"))
+    try:
+        _, done = recompute.set_calendar_day(
+            db, day=day, is_workday=form.get("kind") == "workday", name=form.text("name"), actor=principal.actor
+        )
+    except ValidationFailed as exc:
+        db.rollback()
+        return refused(day.year, "name", forms.field_message(t, exc.message))
     db.commit()
     flash = ("calendar.saved", {"day": day.isoformat(), "orders": done.orders})
     return support.redirect(f"/admin/calendar?year={day.year}", flash=flash)

@@ -294,8 +294,10 @@ def _rules_page(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     editing: int | None = None,
+    typed: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
+    """The rules page; ``typed``: what was typed into the form of the rule being edited (``editing``)."""
     rules = service.list_rules(db)
     sensors = service.list_sensors(db, limit=SENSORS_SHOWN)
     return render(
@@ -313,6 +315,7 @@ def _rules_page(
         errors=errors or {},
         editing=editing,
         edit_values={r.id: _rule_values(r) for r in rules},
+        typed=typed or {},
         escalate_default=get_monitoring_settings().alarm_escalate_after_minutes,
     )
 
@@ -354,5 +357,7 @@ def update_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -
     except (ValidationError, CityhubError) as exc:
         db.rollback()
         errors = {f"{rule_id}:{k}": v for k, v in field_errors(t, exc).items()}
-        return _rules_page(request, db, principal, errors=errors, editing=rule_id, status_code=422)
+        # What was typed stays in the form (its metric and target are not in it: those of the rule).
+        typed = form.values([f for f in RULE_FIELDS if f not in ("target", "metric")])
+        return _rules_page(request, db, principal, errors=errors, editing=rule_id, typed=typed, status_code=422)
     return support.redirect("/monitoring/rules", flash=("mon.rule_updated", {"name": rule.name}))

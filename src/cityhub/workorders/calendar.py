@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from cityhub import refdata
 from cityhub.config import get_settings
+from cityhub.errors import check_length
 from cityhub.workorders.models import CalendarDay
 
 log = logging.getLogger(__name__)
@@ -453,8 +454,13 @@ def _read_overrides(session: Session) -> dict[date, bool]:
     return {row.day: row.is_workday for row in session.execute(select(CalendarDay.day, CalendarDay.is_workday))}
 
 
+# The longest name of a day (国庆节, 春节（补假）): what the calendar table holds.
+DAY_NAME_MAX_CHARS = 60
+
+
 def set_day(session: Session, *, day: date, is_workday: bool, name: str | None = None) -> CalendarDay:
     """Create or replace the override of one day (节假日 holiday or 调休上班 make-up workday)."""
+    check_length(name, "name", DAY_NAME_MAX_CHARS)
     row = session.get(CalendarDay, day)
     if row is None:
         row = CalendarDay(day=day, is_workday=is_workday, name=name)
@@ -480,8 +486,8 @@ class CalendarEntry:
 
 @dataclass(frozen=True)
 class CalendarRowError:
-    """A refused row of a calendar file: its number, what is wrong (``problem``: fields, date, kind, repeated) and
-    the value in question; ``str()`` is the CLI's English line, a page words it from ``problem``."""
+    """A refused row of a calendar file: its number, what is wrong (``problem``: fields, date, kind, name, repeated,
+    notice_…) and the value in question; ``str()`` is the CLI's English line, a page words it from ``problem``."""
 
     row: int
     problem: str
@@ -496,6 +502,8 @@ class CalendarRowError:
                 return f"row {self.row}: '{self.value}' is not a date (YYYY-MM-DD)"
             case "kind":
                 return f"row {self.row}: kind must be 'holiday' or 'workday', not '{self.value}'"
+            case "name":
+                return f"row {self.row}: the name is longer than {self.value} characters"
             case "notice_year":
                 return f"line {self.row}: the notice names no year (…{self.value}…): its first line says 20XX年"
             case "notice_total":
@@ -531,6 +539,9 @@ def parse_calendar_rows(text: str) -> tuple[list[CalendarEntry], list[CalendarRo
             continue
         if kind not in CALENDAR_KINDS:
             errors.append(CalendarRowError(number, "kind", cells[1]))
+            continue
+        if len(name) > DAY_NAME_MAX_CHARS:
+            errors.append(CalendarRowError(number, "name", str(DAY_NAME_MAX_CHARS)))
             continue
         if day in seen:
             errors.append(CalendarRowError(number, "repeated", day.isoformat(), seen[day]))
