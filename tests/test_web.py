@@ -677,6 +677,9 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     # Not a consultation: no instant answer is offered.
     complaint = client.post("/intake/assist", data={**form, "appeal_type": "complaint"})
     assert "离职后住房公积金怎么提取" not in complaint.text and "仅咨询类诉求可秒回" in complaint.text
+    # A phone number half typed is left out of the look-up, not the rest of what was typed: still a complaint.
+    typing = client.post("/intake/assist", data={**form, "appeal_type": "complaint", "citizen_phone": "138"})
+    assert "离职后住房公积金怎么提取" not in typing.text and "仅咨询类诉求可秒回" in typing.text
 
 
 def test_assistance_shows_where_the_appeal_will_be_placed(org) -> None:
@@ -691,6 +694,8 @@ def test_assistance_shows_where_the_appeal_will_be_placed(org) -> None:
     assert place_shown(title="路灯不亮", content="京溪街道云景路的路灯坏了") == "地点：京溪街道（按正文识别）"
     assert place_shown(title="路灯不亮", content="路灯坏了", address="景泰街道某小区") == "地点：景泰街道（按地址识别）"
     assert place_shown(title="路灯不亮", content="路灯坏了一个星期").startswith("地点：未识别")
+    typing = place_shown(title="路灯不亮", content="路灯坏了", address="景泰街道某小区", citizen_phone="13")
+    assert typing == "地点：景泰街道（按地址识别）"  # the address still counts while the phone is half typed
     client.get("/lang/en")  # the same line in English, with English punctuation around the Chinese names
     assert place_shown(title="路灯不亮", content="京溪街道云景路的路灯坏了") == "Place: 京溪街道 (from the text)"
     with session_scope() as s:

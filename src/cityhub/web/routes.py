@@ -59,7 +59,14 @@ from cityhub.workorders.lifecycle import (
     State,
 )
 from cityhub.workorders.models import AppealType, Category, Channel, Order, SlaStatus, Urgency
-from cityhub.workorders.schemas import REASON_MAX_CHARS, TEXT_MAX_CHARS, TITLE_MAX_CHARS, OrderFilter, OrderRead
+from cityhub.workorders.schemas import (
+    REASON_MAX_CHARS,
+    TEXT_MAX_CHARS,
+    TITLE_MAX_CHARS,
+    OrderCreate,
+    OrderFilter,
+    OrderRead,
+)
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
 from cityhub.workorders.views import actions_of, trail_of
@@ -452,13 +459,28 @@ def _classify(db: Session, title: str, content: str, assistance: Assistance) -> 
     assistance.classify_doubtful = reads_too_little(prediction.evidence, get_settings().dispatch_min_evidence)
 
 
+def _typed_so_far(payload: dict[str, Any]) -> OrderCreate | None:
+    """The appeal being typed, less the fields that are not well-formed yet (a phone number in progress): those
+    must not hide the suggestions, nor change what the rest says — its kind (no 秒回 for a complaint), its address."""
+    from cityhub.intake.service import parse
+
+    while True:
+        try:
+            return parse(payload)
+        except ValidationFailed as exc:
+            bad = {str(p.get("field", "")).split(".")[0] for p in exc.details.get("errors", [])}
+            bad &= payload.keys() - {"channel", "title", "content"}
+            if not bad:
+                return None
+            payload = {k: v for k, v in payload.items() if k not in bad}
+
+
 def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     """Instant answers, duplicates, similar past orders and category suggestions for the appeal being typed.
 
     Read-only: it never creates an order; orders outside the user's scope are left out, as in the API.
     """
     from cityhub.intake import dedupe
-    from cityhub.intake.service import parse
     from cityhub.knowledge import service as kb
 
     title, content = form.get("title").strip(), form.get("content").strip()
@@ -468,20 +490,10 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     chosen = forms.whole_number(form.get("category_id"))
     if chosen is None or db.get(Category, chosen) is None:
         payload.pop("category_id", None)  # half-typed or gone (deactivated while the form was open): the text alone
-    try:
-        data = parse(payload)
-    except ValidationFailed:
-        # Half-typed fields (a phone number in progress) must not hide the suggestions: look up the text alone.
-        try:
-            data = parse(
-                {
-                    "channel": Channel.HOTLINE.value,
-                    "title": title[:TITLE_MAX_CHARS],
-                    "content": content[:TEXT_MAX_CHARS],
-                }
-            )
-        except ValidationFailed:
-            return Assistance([], [], [], None, ready=False)
+    payload.update(title=title[:TITLE_MAX_CHARS], content=content[:TEXT_MAX_CHARS])
+    data = _typed_so_far(payload)
+    if data is None:
+        return Assistance([], [], [], None, ready=False)
     scope = scope_of(db, principal)
     place = orders.appeal_place(db, data)
     found = dedupe.check(db, data=data, placed=place)
