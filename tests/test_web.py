@@ -480,6 +480,15 @@ def test_an_administrator_keeps_the_units_on_the_organisation_pages(org) -> None
     assert cycle.status_code == 422 and "不能把单位移到它自己或它的下级单位之下" in cycle.text
     contacts = post(f"/admin/units/{unit_id}", **(fields | {"contacts": ",020-1"}))
     assert contacts.status_code == 422 and "联系人每行应为" in contacts.text
+    # A tier that does not fit the tree would widen or break what the unit's staff see: refused at its field.
+    district = post(f"/admin/units/{unit_id}", **(fields | {"tier": "district"}))
+    assert district.status_code == 422 and "区不能设在镇街之下" in district.text
+    orphan = post("/admin/units", **(fields | {"code": "W-C10", "parent_id": ""}))
+    assert orphan.status_code == 422 and "村社须有上级单位（镇街）" in orphan.text
+    emptied = post(f"/admin/units/{street_id}", name="景泰街道", tier="department", active="1")
+    assert emptied.status_code == 422 and "其下已有村社单位，不能改为职能部门" in emptied.text
+    with session_scope() as s:
+        assert s.get(Unit, unit_id).tier == "community" and s.get(Unit, street_id).tier == "street"  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------------------------------------------------- CSRF

@@ -444,6 +444,19 @@ def unit_subtree_ids(session: Session, *, unit_id: int) -> set[int]:
     return set(session.scalars(select(tree.c.id)))
 
 
+# The tiers a unit of each tier may sit under (None: at the top). A street office (镇街) is a district's, or a
+# city's where there are no districts (东莞, 中山); a community (村社) is always a street's: what a unit's staff see
+# and where orders are placed follow from it (auth.scope).
+PARENT_TIERS: dict[UnitTier, frozenset[UnitTier | None]] = {
+    UnitTier.CITY: frozenset({None}),
+    UnitTier.DISTRICT: frozenset({None, UnitTier.CITY}),
+    UnitTier.STREET: frozenset({None, UnitTier.CITY, UnitTier.DISTRICT}),
+    UnitTier.COMMUNITY: frozenset({UnitTier.STREET}),
+    UnitTier.DEPARTMENT: frozenset({None, UnitTier.CITY, UnitTier.DISTRICT, UnitTier.DEPARTMENT}),
+    UnitTier.SUBCENTRE: frozenset({None, UnitTier.CITY, UnitTier.DISTRICT, UnitTier.STREET, UnitTier.DEPARTMENT}),
+}
+
+
 def _check_parent(session: Session, *, parent_id: int | None, unit_id: int | None = None) -> None:
     if parent_id is None:
         return
@@ -453,6 +466,24 @@ def _check_parent(session: Session, *, parent_id: int | None, unit_id: int | Non
         raise ValidationFailed(
             "a unit cannot be moved under itself or its own sub-units", details={"field": "parent_id"}
         )
+
+
+def _check_tier(session: Session, *, tier: UnitTier, parent_id: int | None, unit_id: int | None = None) -> None:
+    """Refuse a tier that does not fit the unit's place in the tree: under its parent (a district under a street,
+    a community with no street) or above its sub-units (a street made a department while communities sit under it)."""
+    parent = session.get(Unit, parent_id) if parent_id is not None else None
+    parent_tier = UnitTier(parent.tier) if parent is not None else None
+    if parent_tier not in PARENT_TIERS[UnitTier(tier)]:
+        where = f"under a {parent_tier.value}" if parent_tier is not None else "without a parent unit"
+        raise ValidationFailed(f"a {UnitTier(tier).value} cannot sit {where}", details={"field": "tier"})
+    if unit_id is None:
+        return
+    for child_tier in session.scalars(select(Unit.tier).where(Unit.parent_id == unit_id).distinct()):
+        if UnitTier(tier) not in PARENT_TIERS[UnitTier(child_tier)]:
+            raise ValidationFailed(
+                f"a {UnitTier(tier).value} cannot hold the {UnitTier(child_tier).value} units under it",
+                details={"field": "tier"},
+            )
 
 
 def _valid_boundary(boundary: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -475,6 +506,7 @@ def create_unit(session: Session, *, data: UnitCreate, actor: Any = None) -> Uni
     if get_unit_by_code(session, code=data.code) is not None:
         raise Conflict(f"unit code {data.code} already exists")
     _check_parent(session, parent_id=data.parent_id)
+    _check_tier(session, tier=data.tier, parent_id=data.parent_id)
     unit = Unit(
         code=data.code,
         name=data.name,
@@ -511,6 +543,8 @@ def update_unit(session: Session, *, unit_id: int, data: UnitUpdate, actor: Any 
             if changes[field] is None and field in ("name", "tier", "active"):
                 raise ValidationFailed(f"{field} cannot be empty", details={"field": field})
             setattr(unit, field, changes[field])
+    if "tier" in changes or "parent_id" in changes:
+        _check_tier(session, tier=UnitTier(unit.tier), parent_id=unit.parent_id, unit_id=unit.id)
     session.flush()
     auditlog.record(
         session, actor=actor, area="unit", target=unit.code, action="update", before=before, after=_unit_facts(unit)

@@ -22,6 +22,10 @@ _PHONE_LENGTH = re.compile(r"phone must have (\d+) to (\d+) digits")
 _BOUND = re.compile(r"Input should be (less|greater) than or equal to (-?[\d.]+)")
 _STRICT_BOUND = re.compile(r"Input should be (less|greater) than (-?[\d.]+)")
 _TIER_OF_TARGET = re.compile(r"target \w+ is at tier (\w+), not \w+")
+# How the unit service refuses a tier that does not fit the tree (org.service.PARENT_TIERS).
+_TIER_UNDER = re.compile(r"^a (\w+) cannot sit under a (\w+)")
+_TIER_TOP = re.compile(r"^a (\w+) cannot sit without a parent unit")
+_TIER_CHILDREN = re.compile(r"^a (\w+) cannot hold the (\w+) units under it")
 
 
 def whole_number(value: str | None) -> int | None:
@@ -105,6 +109,16 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.boundary", detail=message)
     if message.startswith("contact line"):
         return t("err.contacts")
+    if m := _TIER_UNDER.search(message):
+        return t("err.tier_under", tier=t(f"tier.{m[1]}"), parent=t(f"tier.{m[2]}"))
+    if m := _TIER_TOP.search(message):
+        from cityhub.org.models import UnitTier
+        from cityhub.org.service import PARENT_TIERS
+
+        parents = "、".join(sorted(t(f"tier.{p.value}") for p in PARENT_TIERS[UnitTier(m[1])] if p is not None))
+        return t("err.tier_top", tier=t(f"tier.{m[1]}"), parents=parents)
+    if m := _TIER_CHILDREN.search(message):
+        return t("err.tier_children", tier=t(f"tier.{m[1]}"), child=t(f"tier.{m[2]}"))
     if "under its own" in message or "own sub-unit" in message:
         return t("err.unit_cycle")
     if "String should match pattern" in message:
