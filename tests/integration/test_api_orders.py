@@ -423,6 +423,16 @@ def test_a_citizen_files_through_a_citizens_channel_and_staff_link_only_the_call
         assert refused.status_code == 422 and refused.json()["details"]["field"] == field, refused.text
     own = client.post("/api/v1/orders", json={**body, "channel": "app"}, headers=citizen)
     assert own.status_code == 201
+    # Their app's ids, in their own namespace: two long ones that differ only at the end are two appeals, and each
+    # sent again is the same appeal.
+    stem = "x" * 124
+    first = client.post(
+        "/api/v1/orders", json={**body, "channel": "app", "external_id": stem + "AAAA"}, headers=citizen
+    )
+    other = {**body, "content": "井盖丢了", "channel": "app", "external_id": stem + "BBBB"}
+    second = client.post("/api/v1/orders", json=other, headers=citizen)
+    assert first.status_code == second.status_code == 201 and first.json()["id"] != second.json()["id"]
+    assert client.post("/api/v1/orders", json=other, headers=citizen).json()["id"] == second.json()["id"]
 
     planted = {**body, "channel": "hotline", "citizen_user_id": me_id, "citizen_phone": "13000000000"}
     refused = client.post("/api/v1/orders", json=planted)
@@ -431,7 +441,7 @@ def test_a_citizen_files_through_a_citizens_channel_and_staff_link_only_the_call
     assert not_a_citizen.status_code == 422 and f"unknown citizen_user_id {staff}" in not_a_citizen.text
     linked = client.post("/api/v1/orders", json={**planted, "citizen_phone": "13812345678"})
     assert linked.status_code == 201
-    assert len(client.get("/api/v1/orders", headers=citizen).json()["items"]) == 2  # theirs, and the linked call
+    assert len(client.get("/api/v1/orders", headers=citizen).json()["items"]) == 4  # theirs, and the linked call
 
 
 def test_a_streets_dispatcher_routes_what_its_street_holds_not_what_the_district_sent_a_department(client):

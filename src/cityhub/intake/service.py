@@ -3,6 +3,7 @@ the order and, for a consultation answered on the spot (秒回), closes it as an
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -20,7 +21,7 @@ from cityhub.org.places import locate_appeal
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import OPEN_STATES, Action, State
 from cityhub.workorders.models import AppealType, Channel, Order, Urgency
-from cityhub.workorders.schemas import OrderCreate
+from cityhub.workorders.schemas import EXTERNAL_ID_MAX_CHARS, OrderCreate
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,18 @@ def filed_by_citizen(data: OrderCreate, user_id: int) -> OrderCreate:
         update={
             "citizen_user_id": user_id,
             "created_at": None,
-            "external_id": f"u{user_id}:{data.external_id}"[:128] if data.external_id else None,
+            "external_id": _citizens_id(user_id, data.external_id) if data.external_id else None,
         }
     )
+
+
+def _citizens_id(user_id: int, external_id: str) -> str:
+    """``external_id`` in the citizen's own namespace, within the column's 128 characters: an id too long for the
+    prefix is kept as its digest (cutting it would make two ids that differ at the end one appeal)."""
+    namespaced = f"u{user_id}:{external_id}"
+    if len(namespaced) <= EXTERNAL_ID_MAX_CHARS:
+        return namespaced
+    return f"u{user_id}:sha1:{hashlib.sha1(external_id.encode('utf-8')).hexdigest()}"
 
 
 # What a grid inspector's report is unless it says otherwise: a problem found on patrol, for a unit to deal with.

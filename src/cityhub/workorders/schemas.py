@@ -40,6 +40,7 @@ def _no_nul(value: str | None) -> str | None:
 # The longest title and text an order (and a person's text in an action: a reply, a split-off problem) may have, and
 # the longest reason given for an action (a dispatch, a return, a category or place set by a dispatcher).
 TITLE_MAX_CHARS = 300
+EXTERNAL_ID_MAX_CHARS = 128  # what the orders table holds
 TEXT_MAX_CHARS = 20000
 REASON_MAX_CHARS = 2000
 
@@ -60,7 +61,7 @@ class OrderBase(BaseModel):
 class OrderCreate(OrderBase):
     """One appeal from any channel. ``external_id`` makes a re-sent appeal idempotent per channel."""
 
-    external_id: str | None = Field(None, max_length=128)
+    external_id: str | None = Field(None, max_length=EXTERNAL_ID_MAX_CHARS)
     category_id: int | None = None
     category: str | None = Field(None, description="category path or name, resolved when category_id is absent")
     street_code: str | None = None
