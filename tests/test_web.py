@@ -807,6 +807,9 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     page = client.get(f"/orders/{order_id}").text
     assert 'data-testid="action-callback"' in page and "评价答复" in page and "回访" not in page
     assert "回访" in sup.get(f"/orders/{order_id}").text
+    rated = _act(client, order_id, "callback", satisfied="true")
+    assert rated.status_code == 303
+    assert "已完成：评价答复" in client.get(rated.headers["location"]).text  # their word, not the staff's 回访
 
 
 def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:
@@ -1166,8 +1169,13 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     assert _state(unsatisfied.id) == State.DISPATCHED
 
     master, dup = _order(), _order()
-    assert _act(disp, dup.id, "merge", master_id=master.number).status_code == 303
+    assert _act(disp, dup.id, "merge", master_id=f" {master.number.lower()} ").status_code == 303
     assert _state(dup.id) == State.MERGED
+    # Each page says where the other is: the merged order its master, the master what was merged into it.
+    merged_page = disp.get(f"/orders/{dup.id}").text
+    assert re.search(rf'data-testid="merge">已并入 <a href="/orders/{master.id}">{master.number}</a>', merged_page)
+    master_page = disp.get(f"/orders/{master.id}").text
+    assert re.search(rf'data-testid="merge">并入本单的工单 <a href="/orders/{dup.id}">{dup.number}</a>', master_page)
     assert _act(disp, _order().id, "merge", master_id="BY00000000-999999").status_code == 422
 
 

@@ -865,6 +865,22 @@ def _split_relations(
     }
 
 
+def _merge_relations(db: Session, order: Order, scope: Scope, citizen: bool) -> dict[str, Any]:
+    """合并: the order this one was merged into and those merged into it (``orders.merge_family``), as (id, number)
+    — the id None where the reader (``scope``) may not open that order; a citizen is not shown others' appeals."""
+    kin = orders.merge_family(db, order)
+
+    def shown(pair: tuple[int, str]) -> tuple[int | None, str]:
+        return (pair[0] if order_in_scope(db, scope, pair[0]) else None), pair[1]
+
+    merged = [] if citizen else [shown(p) for p in kin.merged]
+    return {
+        "into": [shown(kin.master)] if kin.master else [],
+        "merged": merged,
+        "more": 0 if citizen else kin.merged_total - len(merged),
+    }
+
+
 def _raised_since_request(order: Order, rows: list[dict[str, Any]]) -> tuple[str, str] | None:
     """For a pending extension request: the urgency before and after it was raised since the request (an approval
     then extends the deadline the raise brought forward — what the approver should know), else None."""
@@ -957,6 +973,7 @@ def _detail_page(
         categories=support.active_categories(db) if needs_categories else [],
         appeal_types=list(AppealType),
         split=_split_relations(db, order, scope, family),
+        merge=_merge_relations(db, order, scope, not staff),
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,
         decision=decision,
@@ -1024,7 +1041,7 @@ def _action_params(
             else:
                 params[name] = raw == "true"
         elif kind == "master":
-            master = orders.get_order_by_number(db, number=raw)
+            master = orders.get_order_by_number(db, number=raw.upper())  # by20261204-000019 as typed on a phone
             if master is None or not order_in_scope(db, scope_of(db, principal), master.id):
                 errors[name] = t("err.unknown_order", number=raw)
             else:
@@ -1096,6 +1113,8 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         flash = ("queue.dispatched", {"number": order.number, "unit": unit.name if unit else "?"})
     elif action == Action.SPLIT:
         flash = ("order.split_done", {"number": orders.newest_part(db, order_id) or "?"})
+    elif action == Action.CALLBACK and principal.role == Role.CITIZEN:
+        flash = ("order.done", {"action": t("order.rate_reply")})  # their rating, as its button said
     else:
         flash = ("order.done", {"action": t.label("action", action)})
     if not order_in_scope(db, scope_of(db, principal), order_id):

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, insert, select
+from sqlalchemy import ColumnElement, bindparam, func, insert, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cityhub.auth.permissions import UNIT_STAFF_ROLES
@@ -509,6 +509,32 @@ def split_family(session: Session, order: Order) -> list[SplitKin]:
         .order_by(Order.id)
     )
     return [SplitKin(*row) for row in rows]
+
+
+# The appeals merged into one order that its page lists (the newest; the count says how many there are in all).
+MERGED_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class MergeKin:
+    """合并: the order ``order`` was merged into (``master``), and the newest of those merged into it, as
+    (id, number), with how many were merged into it in all."""
+
+    master: tuple[int, str] | None
+    merged: list[tuple[int, str]]
+    merged_total: int
+
+
+def merge_family(session: Session, order: Order) -> MergeKin:
+    """:class:`MergeKin` of ``order``."""
+    master = None
+    if order.master_order_id is not None:
+        number = session.scalar(select(Order.number).where(Order.id == order.master_order_id))
+        master = (order.master_order_id, number) if number is not None else None
+    into = Order.master_order_id == order.id
+    merged = session.execute(select(Order.id, Order.number).where(into).order_by(Order.id.desc()).limit(MERGED_SHOWN))
+    total = session.scalar(select(func.count()).select_from(Order).where(into)) or 0
+    return MergeKin(master, [(i, n) for i, n in merged], total)
 
 
 def newest_part(session: Session, order_id: int) -> str | None:
