@@ -246,6 +246,22 @@ def test_created_window_without_a_zone_is_local_time(client):
     assert client.get("/api/v1/orders", params={"created_from": "2026-13-40"}).status_code == 422
 
 
+def test_times_at_the_ends_of_the_calendar_are_refused_naming_them(client):
+    """Year 1 at +08:00 has no UTC time and 9999-12-31 at -08:00 is past the calendar's last UTC day: refused as the
+    request's mistake, never a server error."""
+    for name, value in [
+        ("created_from", "0001-01-01"),
+        ("created_to", "0001-01-01T00:00:00+08:00"),
+        ("created_from", "9999-12-31T23:59:59-08:00"),
+    ]:
+        response = client.get("/api/v1/orders", params={name: value})
+        assert response.status_code == 422, (name, value, response.text)
+        assert response.json()["details"]["errors"][0]["field"] == f"query.{name}"
+    body = {"channel": "hotline", "content": "路灯不亮", "created_at": "0001-01-01T00:00:00+08:00"}
+    response = client.post("/api/v1/orders", json=body)
+    assert response.status_code == 422 and response.json()["details"]["errors"][0]["field"] == "created_at"
+
+
 def test_healthz_reads_the_revision_over_its_own_session(client, monkeypatch):
     """A health probe every few seconds must not open (and throw away) a database connection of its own each time."""
     from cityhub import db, migrate

@@ -230,6 +230,21 @@ def test_a_batch_reports_every_rejected_reading_by_index_and_keeps_the_good_ones
     assert env.call("POST", "/sensors/readings", json={"readings": []}).json()["received"] == 0  # an admin person
 
 
+def test_times_at_the_ends_of_the_calendar_are_refused_naming_the_parameter(env: Env) -> None:
+    assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
+    for path, name, value in [
+        ("readings", "since", "0001-01-01T00:00:00+08:00"),
+        ("series", "to", "9999-12-31T23:59:59-08:00"),
+        ("series", "from", "0001-01-01T00:00:00+08:00"),
+    ]:
+        response = env.call("GET", f"/sensors/WL-API-1/{path}", params={name: value})
+        assert response.status_code == 422, (path, name, response.text)
+        assert response.json()["details"]["errors"][0]["field"] == f"query.{name}"
+    year_one = {"sensor_code": "WL-API-1", "measured_at": "0001-01-01T00:00:00+08:00", "value": 1}
+    result = env.call("POST", "/sensors/readings", "key", json={"readings": [year_one]}).json()
+    assert [(r["index"], r["field"]) for r in result["rejected"]] == [(0, "measured_at")]
+
+
 def test_batches_beyond_the_limit_are_refused_whole(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CITYHUB_READING_BATCH_MAX", "2")
     body = {"readings": [_reading(i, 1, sensor_code="X") for i in range(3)]}

@@ -55,6 +55,7 @@ from cityhub.monitoring.schemas import (
 from cityhub.monitoring.series import Series, downsample
 from cityhub.monitoring.settings import get_monitoring_settings
 from cityhub.org.models import Unit, UnitTier
+from cityhub.timerange import time_problem
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import Order
 from cityhub.workorders.schemas import link_name, web_address
@@ -414,10 +415,8 @@ def _parse_time(raw: Any) -> datetime:
         raise ValueError("missing; give an ISO 8601 time with time zone")
     if at.tzinfo is None:
         raise ValueError(f"{raw!s} has no time zone (add +08:00 or Z)")
-    try:
-        at.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"{raw!s} is out of range") from None
+    if problem := time_problem(at):
+        raise ValueError(f"{raw!s} is out of range: {problem}")
     return at
 
 

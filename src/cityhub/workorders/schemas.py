@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from cityhub.config import get_settings
 from cityhub.masking import coarsen_address, coarsen_coordinate, mask_name, mask_phone, scrub_text
 from cityhub.org.places import PlaceSource
+from cityhub.timerange import RequestTime
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency
 
@@ -66,7 +67,7 @@ class OrderCreate(OrderBase):
     street_code: str | None = None
     community_code: str | None = None
     citizen_user_id: int | None = None
-    created_at: datetime | None = None
+    created_at: RequestTime | None = None
     attributes: dict[str, Any] | None = None
     attachments: list[AttachmentIn] = Field(default_factory=list)
 
@@ -376,8 +377,8 @@ class OrderFilter(BaseModel):
     channel: list[Channel] | None = None
     appeal_type: AppealType | None = None
     urgency: Urgency | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
+    created_from: RequestTime | None = None
+    created_to: RequestTime | None = None
     overdue: bool | None = Field(None, description="only overdue (true) or only not overdue (false)")
     sla_status: SlaStatus | None = None
     q: str | None = Field(None, max_length=100, description=Q_DESCRIPTION)

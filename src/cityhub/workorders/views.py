@@ -6,7 +6,6 @@ be in the caller's data scope (404, the same answer as a missing order). See :mo
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile, status
@@ -29,6 +28,7 @@ from cityhub.intake.dedupe import DedupeRead
 from cityhub.intake.service import filed_by_citizen, filed_by_inspector, linked_citizen, submit
 from cityhub.org.models import Role
 from cityhub.org.places import PlaceSource
+from cityhub.timerange import RequestTime
 from cityhub.workorders import files, service
 from cityhub.workorders.lifecycle import ASSIST_STEPS, ROUTING_STEPS, Action, State, actions_for_unit
 from cityhub.workorders.models import AppealType, Channel, Order, SlaStatus, Urgency
@@ -123,8 +123,8 @@ def list_orders(
     channel: Annotated[list[Channel] | None, Query()] = None,
     appeal_type: AppealType | None = None,
     urgency: Urgency | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: RequestTime | None = None,
+    created_to: RequestTime | None = None,
     overdue: bool | None = None,
     sla_status: SlaStatus | None = None,
     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description=Q_DESCRIPTION)] = None,
