@@ -28,6 +28,15 @@ PHONE_DIGITS = (5, 16)
 _INVISIBLE = re.compile("[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\\s]+")
 # A creation time this far ahead of the clock is a mistake, not a clock skew: the order would head every list.
 FUTURE_SLACK = timedelta(minutes=10)
+# No appeal cityhub keeps was received before this: an earlier creation time (year 1, the Unix epoch) is a mistake
+# that would head the dispatcher's queue and give a malformed order number.
+EARLIEST_CREATED = datetime(1990, 1, 1, tzinfo=UTC)
+
+
+def created_problem(value: datetime) -> str | None:
+    """Why an (aware) creation time given with an appeal is refused (before 1990), else None: the API and the bulk
+    import say the same."""
+    return f"before {EARLIEST_CREATED:%Y-%m-%d}" if value < EARLIEST_CREATED else None
 # Channel-specific fields kept with an order (device ids, sensor readings …): not a document store.
 MAX_ATTRIBUTES_CHARS = 65_536
 
@@ -109,6 +118,8 @@ class OrderCreate(OrderBase):
             raise ValueError("created_at must carry a time zone")
         if value is not None and value > datetime.now(UTC) + FUTURE_SLACK:
             raise ValueError("created_at is in the future")
+        if value is not None and (problem := created_problem(value)):
+            raise ValueError(f"created_at is {problem}")
         return value
 
     @model_validator(mode="after")
