@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -32,6 +33,15 @@ def check_length(text: str | None, field: str, limit: int) -> None:
     pages read the limit back from that wording, ``web.forms.limit_exceeded``)."""
     if text is not None and len(text) > limit:
         raise ValidationFailed(f"{field} is longer than {limit} characters", details={"field": field})
+
+
+def refuse_nulls(changes: Mapping[str, Any], fields: Iterable[str]) -> None:
+    """Refuse an update (``changes``: the fields sent) that sets one of ``fields`` to null: they are never empty
+    (a name, a severity, a flag), and the database would refuse the row as an integrity error (a 500). Null keeps
+    its meaning, emptying the field, for the others."""
+    for field in fields:
+        if field in changes and changes[field] is None:
+            raise ValidationFailed(f"{field} cannot be null", details={"field": field})
 
 
 class InvalidTransition(CityhubError):

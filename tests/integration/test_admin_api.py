@@ -320,6 +320,8 @@ def test_category_round_trip(env: Env) -> None:
     _error(revive_leaf, 422, "validation_failed")
     assert env.send("PATCH", f"/categories/{mid['id']}", json={"active": True}).json()["active"] is True
     _error(env.get("/categories/987654"), 404, "not_found")
+    nameless = _error(env.send("PATCH", f"/categories/{mid['id']}", json={"name": None}), 422, "validation_failed")
+    assert nameless["details"]["field"] == "name" and "name cannot be null" in nameless["message"]
 
 
 # --- SLA rules ---------------------------------------------------------------------------------------------

@@ -288,6 +288,9 @@ def test_api_entries_suggest_instant_answer_and_reply_quality(client):
     entry = created.json()
     client.post("/api/v1/kb/entries", json=HUKOU)
     assert client.get(f"/api/v1/kb/entries/{entry['id']}").json()["question"] == GJJ["question"]
+    for field in ("keywords", "active", "question"):  # never empty: refused, not an integrity error
+        nulled = client.patch(f"/api/v1/kb/entries/{entry['id']}", json={field: None})
+        assert nulled.status_code == 422 and nulled.json()["details"]["field"] == field, nulled.text
     patched = client.patch(f"/api/v1/kb/entries/{entry['id']}", json={"keywords": "公积金、离职", "version": 1})
     assert patched.status_code == 200 and patched.json()["keywords"] == ["公积金", "离职"]
     stale = client.patch(f"/api/v1/kb/entries/{entry['id']}", json={"answer": "x", "version": 1})

@@ -230,6 +230,25 @@ def test_a_batch_reports_every_rejected_reading_by_index_and_keeps_the_good_ones
     assert env.call("POST", "/sensors/readings", json={"readings": []}).json()["received"] == 0  # an admin person
 
 
+def test_null_for_a_field_that_is_never_empty_is_refused_naming_it(env: Env) -> None:
+    """A sensor's name or a rule's severity set to null is the client's mistake (422), not an integrity error; null
+    still empties what may be empty (an address, a clear threshold)."""
+    assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
+    rule_id = env.call("POST", "/alarm-rules", json=RULE).json()["id"]
+    for path, field in [
+        ("/sensors/WL-API-1", "name"),
+        ("/sensors/WL-API-1", "active"),
+        (f"/alarm-rules/{rule_id}", "severity"),
+        (f"/alarm-rules/{rule_id}", "threshold"),
+        (f"/alarm-rules/{rule_id}", "opens_order"),
+    ]:
+        response = env.call("PATCH", path, json={field: None})
+        assert response.status_code == 422, (path, field, response.text)
+        assert response.json()["details"]["field"] == field and f"{field} cannot be null" in response.json()["message"]
+    assert env.call("PATCH", "/sensors/WL-API-1", json={"address": None}).json()["address"] is None
+    assert env.call("PATCH", f"/alarm-rules/{rule_id}", json={"clear_threshold": None}).status_code == 200
+
+
 def test_times_at_the_ends_of_the_calendar_are_refused_naming_the_parameter(env: Env) -> None:
     assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
     for path, name, value in [

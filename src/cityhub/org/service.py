@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from cityhub import auditlog, refdata
-from cityhub.errors import Conflict, NotFound, ValidationFailed
+from cityhub.errors import Conflict, NotFound, ValidationFailed, refuse_nulls
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.schemas import (
     USERNAME_PATTERN,
@@ -506,10 +506,9 @@ def update_unit(session: Session, *, unit_id: int, data: UnitUpdate, actor: Any 
         unit.boundary = _valid_boundary(changes["boundary"])
     if "contacts" in changes:
         unit.contacts = [c.model_dump(exclude_none=True) for c in data.contacts] if data.contacts is not None else None
+    refuse_nulls(changes, ("name", "tier", "active"))
     for field in ("name", "short_name", "tier", "duties", "active"):
         if field in changes:
-            if changes[field] is None and field in ("name", "tier", "active"):
-                raise ValidationFailed(f"{field} cannot be empty", details={"field": field})
             setattr(unit, field, changes[field])
     session.flush()
     auditlog.record(

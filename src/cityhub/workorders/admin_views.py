@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.api.deps import CurrentActor, DbSession, get_principal, require
 from cityhub.auth import permissions
-from cityhub.errors import NotFound, ValidationFailed
+from cityhub.errors import NotFound, ValidationFailed, refuse_nulls
 from cityhub.org.views import MAX_ID, IdPath, IdQuery, SearchText, StorableText
 from cityhub.workorders import calendar, categories, recompute, sla
 from cityhub.workorders.models import Category, SlaRule, Urgency
@@ -223,9 +223,7 @@ def create_category(body: CategoryCreate, db: DbSession, actor: CurrentActor) ->
 @categories_router.patch("/{category_id}", response_model=CategoryOut, dependencies=CategoryManager)
 def update_category(category_id: IdPath, body: CategoryUpdate, db: DbSession, actor: CurrentActor) -> CategoryOut:
     """Rename and/or (de)activate a node."""
-    changes = body.model_dump(exclude_unset=True)
-    if (changes.get("name") is None and "name" in changes) or (changes.get("active") is None and "active" in changes):
-        raise ValidationFailed("name and active cannot be empty")
+    refuse_nulls(body.model_dump(exclude_unset=True), ("name", "active"))
     node = categories.update_category(db, category_id=category_id, name=body.name, active=body.active, actor=actor)
     return CategoryOut.model_validate(node)
 

@@ -37,6 +37,8 @@ def created_problem(value: datetime) -> str | None:
     """Why an (aware) creation time given with an appeal is refused (before 1990), else None: the API and the bulk
     import say the same."""
     return f"before {EARLIEST_CREATED:%Y-%m-%d}" if value < EARLIEST_CREATED else None
+
+
 # Channel-specific fields kept with an order (device ids, sensor readings …): not a document store.
 MAX_ATTRIBUTES_CHARS = 65_536
 
