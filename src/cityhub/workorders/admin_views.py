@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from cityhub.api.deps import CurrentActor, DbSession, get_principal, require
 from cityhub.auth import permissions
 from cityhub.errors import NotFound, ValidationFailed, refuse_nulls
-from cityhub.org.views import MAX_ID, IdPath, IdQuery, SearchText, StorableText
+from cityhub.org.views import MAX_ID, IdPath, IdQuery, SearchText
 from cityhub.workorders import calendar, categories, recompute, sla
 from cityhub.workorders.models import Category, SlaRule, Urgency
 from cityhub.workorders.service import Actor
@@ -47,14 +47,14 @@ class CategoryNode(CategoryOut):
     children: list[CategoryNode] = Field(default_factory=list)
 
 
-class CategoryCreate(StorableText):
+class CategoryCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=categories.NAME_MAX, description="no '/' or '>' in a name")
     parent_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="none = a new top-level category")
 
 
-class CategoryUpdate(StorableText):
+class CategoryUpdate(BaseModel):
     """Rename (the paths of the whole subtree follow) or (de)activate; codes never change."""
 
     model_config = ConfigDict(extra="forbid")
@@ -98,14 +98,14 @@ class CalendarDayOut(BaseModel):
     name: str | None
 
 
-class CalendarDayPut(StorableText):
+class CalendarDayPut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     is_workday: bool = Field(description="true = make-up workday (调休上班), false = holiday")
     name: str | None = Field(default=None, max_length=60, description="e.g. 国庆节")
 
 
-class CalendarImport(StorableText):
+class CalendarImport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(
