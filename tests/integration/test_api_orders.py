@@ -262,6 +262,24 @@ def test_times_at_the_ends_of_the_calendar_are_refused_naming_them(client):
     assert response.status_code == 422 and response.json()["details"]["errors"][0]["field"] == "created_at"
 
 
+def test_a_reversed_creation_window_is_refused_not_answered_empty(client):
+    _create(client)
+    reversed_window = client.get("/api/v1/orders", params={"created_from": "2026-12-01", "created_to": "2026-01-01"})
+    assert reversed_window.status_code == 422 and reversed_window.json()["details"]["field"] == "created_from"
+    assert "created_from must be before created_to" in reversed_window.json()["message"]
+
+
+def test_a_rating_is_true_or_false_not_a_word_read_as_one(client):
+    order = _create(client)
+    url = f"/api/v1/orders/{order['id']}/actions"
+    for action, body in (("dispatch", {"unit_id": client.unit_id}), ("accept", {}), ("reply", {"text": "已修复"})):
+        assert client.post(f"{url}/{action}", json=body).status_code == 200
+    for vague in ("yes", 1, "false"):
+        answer = client.post(f"{url}/callback", json={"satisfied": vague})
+        assert answer.status_code == 422 and answer.json()["details"]["errors"][0]["field"] == "satisfied", vague
+    assert client.post(f"{url}/callback", json={"satisfied": True}).json()["satisfied"] is True
+
+
 def test_healthz_reads_the_revision_over_its_own_session(client, monkeypatch):
     """A health probe every few seconds must not open (and throw away) a database connection of its own each time."""
     from cityhub import db, migrate

@@ -149,6 +149,8 @@ def list_orders(
         q_citizen=principal.role in permissions.UNMASKED_ROLES,
         place_source=place_source,
     )
+    if filters.created_from and filters.created_to and filters.created_from > filters.created_to:
+        raise ValidationFailed("created_from must be before created_to", details={"field": "created_from"})
     rows, has_more, total = service.search_order_rows(
         db,
         filters=filters,
