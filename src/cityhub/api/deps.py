@@ -8,7 +8,6 @@ requests need no CSRF token, since browsers never attach them on their own.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
@@ -26,7 +25,7 @@ from cityhub.auth.errors import CsrfFailed, Unauthenticated
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
 from cityhub.db import rollback_after, session_factory
-from cityhub.errors import Conflict, PermissionDenied, ValidationFailed
+from cityhub.errors import Conflict, PermissionDenied, ValidationFailed, text_problem
 from cityhub.workorders.service import Actor
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -154,19 +153,6 @@ Paging = Annotated[Page, Depends(_page)]
 
 
 # --- storable text ---------------------------------------------------------------------------------------------
-
-# A lone surrogate (JSON's "\ud800" without its pair) is no character: UTF-8 cannot encode it, so neither database
-# can store it nor can the answer that would echo it be written.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def text_problem(text: str) -> str | None:
-    """Why ``text`` cannot be stored as text, else None: NUL (PostgreSQL cannot store it) or a lone surrogate."""
-    if "\x00" in text:
-        return "must not contain NUL characters"
-    if _LONE_SURROGATE.search(text):
-        return "must be valid Unicode (no lone surrogates)"
-    return None
 
 
 def unstorable_text(value: Any, path: str = "") -> tuple[str, str] | None:

@@ -262,7 +262,7 @@ def upload_attachments(
         ),
     ],
     note: Annotated[str | None, Form(description="what the files show (the comment's text in the trail)")] = None,
-    version: Annotated[int | None, Form(description="the order's version, as returned in `version`")] = None,
+    version: Annotated[int | None, Form(ge=1, description="the order's version, as returned in `version`")] = None,
 ) -> list[AttachmentRead]:
     """Attach files to the order (附件上传): the citizen's photos an operator received, a handler's photos of the
     work done, a recording, a scanned letter — kept by cityhub (:mod:`cityhub.workorders.files`), audited as one
