@@ -240,6 +240,17 @@ def test_user_validation(env: Env) -> None:
     assert _error(staff, 422, "validation_failed")["details"] == {"field": "unit_id"}
     dup = env.send("POST", "/users", json={"username": "ad-dsp", "full_name": "D", "role": "citizen"})
     _error(dup, 409, "conflict")
+    # Logins match names exactly: one differing only in case would pass for the other account.
+    alike = env.send("POST", "/users", json={"username": "AD-Dsp", "full_name": "D", "role": "citizen"})
+    assert "ad-dsp" in _error(alike, 409, "conflict")["message"]
+    for field, value in (("email", "notanemail"), ("email", "a b@x.org"), ("phone", "abc"), ("phone", "12")):
+        body = {"username": "contact", "full_name": "C", "role": "citizen", field: value}
+        assert field in _fields(_error(env.send("POST", "/users", json=body), 422, "validation_failed")), value
+        patched = env.send("PATCH", f"/users/{env.users['cit']}", json={field: value})
+        assert field in _fields(_error(patched, 422, "validation_failed")), value
+    body = {"username": "contact", "full_name": "C", "role": "citizen", "email": "c@x.org", "phone": "138-1234 5678"}
+    made = env.send("POST", "/users", json=body).json()
+    assert (made["email"], made["phone"]) == ("c@x.org", "13812345678")
     bad = env.send("POST", "/users", json={"username": "空 格", "full_name": "", "role": "king"})
     assert {"username", "full_name", "role"} <= _fields(_error(bad, 422, "validation_failed"))
     citizen_unit = env.send("PATCH", f"/users/{env.users['cit']}", json={"unit_id": env.units["AD-S1"]})

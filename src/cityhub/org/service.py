@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub import auditlog, refdata
@@ -529,6 +529,10 @@ def create_user(session: Session, *, data: UserCreate) -> User:
         raise ValidationFailed(f"invalid username {data.username!r}", details={"field": "username"})
     if get_user_by_username(session, username=data.username) is not None:
         raise Conflict(f"username {data.username} already exists")
+    # Logins match a name exactly: "Admin" beside "admin" would be a second account people take for the first.
+    alike = session.scalars(select(User.username).where(func.lower(User.username) == data.username.lower())).first()
+    if alike is not None:
+        raise Conflict(f"username {data.username} already exists as {alike} (names differing only in case are one)")
     if data.role == Role.CITIZEN and data.unit_id is not None:
         raise ValidationFailed("a citizen belongs to no unit", details={"field": "unit_id"})
     if data.role in UNIT_ROLES and data.unit_id is None:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,7 @@ from cityhub.auth.principal import Principal
 from cityhub.errors import NotFound
 from cityhub.org import service
 from cityhub.org.models import Role, Unit, UnitTier, User
-from cityhub.org.schemas import UnitCreate, UnitUpdate, UserBase, UserCreate
+from cityhub.org.schemas import UnitCreate, UnitUpdate, UserBase, UserCreate, email_address, phone_number
 
 # Primary keys are 32-bit INTEGER columns: a larger id can match nothing, and PostgreSQL would refuse to
 # compare with it (a 500), so the HTTP layer refuses it as a validation error.
@@ -151,6 +151,16 @@ class UserUpdateBody(BaseModel):
     phone: str | None = Field(default=None, max_length=32)
     email: str | None = Field(default=None, max_length=120)
     active: bool | None = None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return phone_number(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return email_address(value)
 
 
 class LockRequest(BaseModel):

@@ -14,14 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from cityhub.config import get_settings
 from cityhub.masking import coarsen_address, coarsen_coordinate, mask_name, mask_phone, scrub_text
 from cityhub.org.places import PlaceSource
+from cityhub.org.schemas import phone_number
 from cityhub.timerange import RequestTime
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency
-
-# Digits of a citizen's phone number: 12345 and 95598 are the shortest worth calling back; +86, area code, number and
-# extension the longest.
-PHONE_DIGITS = (5, 16)
-
 
 # Characters that show nothing: an appeal made only of these is empty. NUL is refused outright (PostgreSQL cannot
 # store it in text).
@@ -103,15 +99,7 @@ class OrderCreate(OrderBase):
     @field_validator("citizen_phone")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        cleaned = value.replace(" ", "").replace("-", "")
-        digits = cleaned.lstrip("+")
-        if cleaned and not digits.isdigit():
-            raise ValueError("phone must contain digits only (spaces and dashes allowed)")
-        if cleaned and not PHONE_DIGITS[0] <= len(digits) <= PHONE_DIGITS[1]:
-            raise ValueError(f"phone must have {PHONE_DIGITS[0]} to {PHONE_DIGITS[1]} digits")
-        return cleaned or None
+        return phone_number(value)
 
     @field_validator("created_at")
     @classmethod
@@ -431,8 +419,9 @@ class ActionRequest(BaseModel):
     answer: str | None = Field(None, max_length=TEXT_MAX_CHARS)
     kb_entry_id: int | None = Field(None, description="instant_answer: the knowledge entry answered from (秒回)")
     days: float | None = Field(None, allow_inf_nan=False)
-    satisfied: bool | None = None
-    resolved: bool | None = None
+    # Strict: "yes", 1 or "false" are no answer to whether the citizen was satisfied (the web form reads its own).
+    satisfied: bool | None = Field(None, strict=True)
+    resolved: bool | None = Field(None, strict=True)
     master_id: int | None = None
     # 拆单 (split): the problem taken out as an order of its own — what the citizen said of it, a title, a category,
     # its kind (else the appeal's).
