@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -32,6 +34,36 @@ def check_length(text: str | None, field: str, limit: int) -> None:
     pages read the limit back from that wording, ``web.forms.limit_exceeded``)."""
     if text is not None and len(text) > limit:
         raise ValidationFailed(f"{field} is longer than {limit} characters", details={"field": field})
+
+
+# A lone surrogate (JSON's "\ud800" without its pair) is no character: UTF-8 cannot encode it, so neither database
+# can store it nor can the answer that would echo it be written.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored as text, else None: NUL (PostgreSQL cannot store it) or a lone surrogate."""
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    if _LONE_SURROGATE.search(text):
+        return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
+def check_text(text: str | None, field: str) -> None:
+    """Refuse a text no database stores (:func:`text_problem`), naming ``field``: for text that comes in other than
+    as JSON (a form field), which ``api.deps.storable_body`` checks."""
+    if text is not None and (problem := text_problem(text)):
+        raise ValidationFailed(f"{field} {problem}", details={"field": field})
+
+
+def refuse_nulls(changes: Mapping[str, Any], fields: Iterable[str]) -> None:
+    """Refuse an update (``changes``: the fields sent) that sets one of ``fields`` to null: they are never empty
+    (a name, a severity, a flag), and the database would refuse the row as an integrity error (a 500). Null keeps
+    its meaning, emptying the field, for the others."""
+    for field in fields:
+        if field in changes and changes[field] is None:
+            raise ValidationFailed(f"{field} cannot be null", details={"field": field})
 
 
 class InvalidTransition(CityhubError):

@@ -240,6 +240,17 @@ def test_user_validation(env: Env) -> None:
     assert _error(staff, 422, "validation_failed")["details"] == {"field": "unit_id"}
     dup = env.send("POST", "/users", json={"username": "ad-dsp", "full_name": "D", "role": "citizen"})
     _error(dup, 409, "conflict")
+    # Logins match names exactly: one differing only in case would pass for the other account.
+    alike = env.send("POST", "/users", json={"username": "AD-Dsp", "full_name": "D", "role": "citizen"})
+    assert "ad-dsp" in _error(alike, 409, "conflict")["message"]
+    for field, value in (("email", "notanemail"), ("email", "a b@x.org"), ("phone", "abc"), ("phone", "12")):
+        body = {"username": "contact", "full_name": "C", "role": "citizen", field: value}
+        assert field in _fields(_error(env.send("POST", "/users", json=body), 422, "validation_failed")), value
+        patched = env.send("PATCH", f"/users/{env.users['cit']}", json={field: value})
+        assert field in _fields(_error(patched, 422, "validation_failed")), value
+    body = {"username": "contact", "full_name": "C", "role": "citizen", "email": "c@x.org", "phone": "138-1234 5678"}
+    made = env.send("POST", "/users", json=body).json()
+    assert (made["email"], made["phone"]) == ("c@x.org", "13812345678")
     bad = env.send("POST", "/users", json={"username": "空 格", "full_name": "", "role": "king"})
     assert {"username", "full_name", "role"} <= _fields(_error(bad, 422, "validation_failed"))
     citizen_unit = env.send("PATCH", f"/users/{env.users['cit']}", json={"unit_id": env.units["AD-S1"]})
@@ -320,6 +331,8 @@ def test_category_round_trip(env: Env) -> None:
     _error(revive_leaf, 422, "validation_failed")
     assert env.send("PATCH", f"/categories/{mid['id']}", json={"active": True}).json()["active"] is True
     _error(env.get("/categories/987654"), 404, "not_found")
+    nameless = _error(env.send("PATCH", f"/categories/{mid['id']}", json={"name": None}), 422, "validation_failed")
+    assert nameless["details"]["field"] == "name" and "name cannot be null" in nameless["message"]
 
 
 # --- SLA rules ---------------------------------------------------------------------------------------------
@@ -415,7 +428,7 @@ def test_calendar_import_takes_the_notice_as_published_and_lists_what_it_refuses
     _error(env.send("POST", "/calendar/import", json={"text": ""}), 422, "validation_failed")
 
 
-def test_values_the_database_cannot_hold_are_client_errors(env: Env, db_backend: str) -> None:
+def test_values_the_database_cannot_hold_are_client_errors(env: Env) -> None:
     # A coordinate beyond any float is a bad boundary, not a crash.
     ring = [[10**400, 0], [1, 1], [1, 0], [10**400, 0]]
     body = {"code": "AD-B", "name": "B", "tier": "street", "boundary": {"type": "Polygon", "coordinates": [ring]}}
@@ -424,9 +437,6 @@ def test_values_the_database_cannot_hold_are_client_errors(env: Env, db_backend:
     # Routes that leave ids unbounded: both databases refuse an integer beyond 64 bits, and the API says why.
     orders = env.get("/orders", params={"unit_id": 2**70})
     assert "out of range" in _error(orders, 422, "validation_failed")["message"]
-    # PostgreSQL text cannot hold NUL: the database refuses it and the API says the request was at fault.
-    token = env.send("POST", "/auth/tokens", json={"name": "a\x00b"})
-    if db_backend == "postgresql":
-        assert "NUL" in _error(token, 422, "validation_failed")["message"]
-    else:
-        assert token.status_code == 201
+    # PostgreSQL text cannot hold NUL: the API refuses it on either backend, naming the field.
+    token = _error(env.send("POST", "/auth/tokens", json={"name": "a\x00b"}), 422, "validation_failed")
+    assert "NUL" in token["message"] and token["details"]["field"] == "name"

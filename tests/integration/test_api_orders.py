@@ -246,6 +246,40 @@ def test_created_window_without_a_zone_is_local_time(client):
     assert client.get("/api/v1/orders", params={"created_from": "2026-13-40"}).status_code == 422
 
 
+def test_times_at_the_ends_of_the_calendar_are_refused_naming_them(client):
+    """Year 1 at +08:00 has no UTC time and 9999-12-31 at -08:00 is past the calendar's last UTC day: refused as the
+    request's mistake, never a server error."""
+    for name, value in [
+        ("created_from", "0001-01-01"),
+        ("created_to", "0001-01-01T00:00:00+08:00"),
+        ("created_from", "9999-12-31T23:59:59-08:00"),
+    ]:
+        response = client.get("/api/v1/orders", params={name: value})
+        assert response.status_code == 422, (name, value, response.text)
+        assert response.json()["details"]["errors"][0]["field"] == f"query.{name}"
+    body = {"channel": "hotline", "content": "路灯不亮", "created_at": "0001-01-01T00:00:00+08:00"}
+    response = client.post("/api/v1/orders", json=body)
+    assert response.status_code == 422 and response.json()["details"]["errors"][0]["field"] == "created_at"
+
+
+def test_a_reversed_creation_window_is_refused_not_answered_empty(client):
+    _create(client)
+    reversed_window = client.get("/api/v1/orders", params={"created_from": "2026-12-01", "created_to": "2026-01-01"})
+    assert reversed_window.status_code == 422 and reversed_window.json()["details"]["field"] == "created_from"
+    assert "created_from must be before created_to" in reversed_window.json()["message"]
+
+
+def test_a_rating_is_true_or_false_not_a_word_read_as_one(client):
+    order = _create(client)
+    url = f"/api/v1/orders/{order['id']}/actions"
+    for action, body in (("dispatch", {"unit_id": client.unit_id}), ("accept", {}), ("reply", {"text": "已修复"})):
+        assert client.post(f"{url}/{action}", json=body).status_code == 200
+    for vague in ("yes", 1, "false"):
+        answer = client.post(f"{url}/callback", json={"satisfied": vague})
+        assert answer.status_code == 422 and answer.json()["details"]["errors"][0]["field"] == "satisfied", vague
+    assert client.post(f"{url}/callback", json={"satisfied": True}).json()["satisfied"] is True
+
+
 def test_healthz_reads_the_revision_over_its_own_session(client, monkeypatch):
     """A health probe every few seconds must not open (and throw away) a database connection of its own each time."""
     from cityhub import db, migrate
@@ -323,6 +357,7 @@ def test_what_an_order_cannot_be_is_refused_naming_the_field(client):
         ({"content": "\u200b\u200b "}, "an order needs a title or content"),  # shows nothing
         ({"content": "路灯\x00不亮"}, "must not contain NUL characters"),  # PostgreSQL cannot store it
         ({"created_at": "2099-01-01T00:00:00+08:00"}, "created_at is in the future"),
+        ({"created_at": "1970-01-01T00:00:00+08:00"}, "created_at is before 1990-01-01"),  # heads the queue
         ({"attachments": [{"filename": "a", "url": "javascript:alert(1)"}]}, "url must be an http(s) URL"),
         ({"attachments": [{"filename": "a", "url": "https://x.org/a", "content_type": "x" * 101}]}, "at most 100"),
         ({"citizen_user_id": 987654}, "unknown citizen_user_id 987654"),

@@ -389,6 +389,15 @@ def test_queue_rules_and_thresholds_over_the_api(client) -> None:
     assert client.get("/api/v1/dispatch/queue", headers=client.as_handler).status_code == 403
     bad = client.post("/api/v1/dispatch/rules", json={"name": "no target"})
     assert bad.status_code == 422 and bad.json()["code"] == "validation_failed"
+    # Text no database stores, wherever it is in the body (a lone surrogate as JSON writes it: \ud800).
+    for body, field in (
+        ({"name": "x", "target_unit_id": ids["unit"], "keywords": ["\ud800"]}, "keywords.0"),
+        ({"name": "x\x00y", "target_unit_id": ids["unit"]}, "name"),
+        ({"name": "x", "target_unit_id": ids["unit"], "exclude_keywords": ["a", "b\x00"]}, "exclude_keywords.1"),
+    ):
+        raw = json.dumps(body)  # ASCII-escaped, so the lone surrogate is sent as JSON has it
+        refused = client.post("/api/v1/dispatch/rules", content=raw, headers={"Content-Type": "application/json"})
+        assert refused.status_code == 422 and refused.json()["details"]["field"] == field, refused.text
     # An edit is checked as a creation is: unknown ids and times without a zone are 422 naming the field.
     for change, words in (
         ({"category_id": 999999}, "unknown category 999999"),

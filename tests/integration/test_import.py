@@ -630,6 +630,17 @@ def test_rows_the_import_would_alter_are_rejected_by_field(db_session: Session, 
     assert sorted(stored) == ["g1", "g2", "g3"] and stored["g1"] == "长" * 300
 
 
+def test_a_row_received_before_1990_is_rejected_naming_created_at(db_session: Session, tmp_path: Path) -> None:
+    """The Unix epoch (an empty time some systems export) is no time an appeal came in, as the API says too."""
+    rows = [["e1", "主题", "内容", "1970-01-01 08:00:00"], ["g1", "主题", "内容", "1990-01-02 08:00:00"]]
+    report = import_orders(
+        db_session, path=write_csv(tmp_path / "epoch.csv", rows, header=["id", "title", "content", "created_at"])
+    )
+    assert (report.imported, report.rejected) == (1, 1)
+    [issue] = report.issues
+    assert (issue.row, issue.field) == (2, "created_at") and "before 1990-01-01" in issue.message
+
+
 def test_a_row_longer_than_the_header_is_rejected(db_session: Session, tmp_path: Path) -> None:
     path = tmp_path / "wide.csv"
     path.write_text(

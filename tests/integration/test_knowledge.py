@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -312,6 +313,19 @@ def test_api_entries_suggest_instant_answer_and_reply_quality(client):
     entry = created.json()
     client.post("/api/v1/kb/entries", json=HUKOU)
     assert client.get(f"/api/v1/kb/entries/{entry['id']}").json()["question"] == GJJ["question"]
+    for body, field in (  # text no database stores, wherever it is: 422 naming it, nothing kept
+        ({"question": "q1", "answer": "a", "keywords": ["\ud800"]}, "keywords.0"),
+        ({"question": "q1", "answer": "a", "keywords": ["公积金", "离\x00职"]}, "keywords.1"),
+        ({"question": "q1\x00", "answer": "a"}, "question"),
+        ({"question": "q1", "answer": "a\x00"}, "answer"),
+    ):
+        raw = json.dumps(body)  # ASCII-escaped: the lone surrogate is sent as JSON writes it
+        refused = client.post("/api/v1/kb/entries", content=raw, headers={"Content-Type": "application/json"})
+        assert refused.status_code == 422 and refused.json()["details"]["field"] == field, refused.text
+    assert not [e for e in client.get("/api/v1/kb/entries").json()["items"] if e["question"].startswith("q1")]
+    for field in ("keywords", "active", "question"):  # never empty: refused, not an integrity error
+        nulled = client.patch(f"/api/v1/kb/entries/{entry['id']}", json={field: None})
+        assert nulled.status_code == 422 and nulled.json()["details"]["field"] == field, nulled.text
     patched = client.patch(f"/api/v1/kb/entries/{entry['id']}", json={"keywords": "公积金、离职", "version": 1})
     assert patched.status_code == 200 and patched.json()["keywords"] == ["公积金", "离职"]
     stale = client.patch(f"/api/v1/kb/entries/{entry['id']}", json={"answer": "x", "version": 1})

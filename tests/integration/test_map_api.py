@@ -221,6 +221,10 @@ def test_orders_filter_by_view_category_state_and_time(client, world) -> None:
     assert ids(state="closed_resolved") == set() and ids(state="replied") == {world["closed"]}
     assert ids(since=(utcnow() + timedelta(hours=1)).isoformat()) == set()
     assert len(ids(since=(utcnow() - timedelta(hours=1)).isoformat())) == 9
+    beyond = client.get(
+        "/api/v1/map/layers/orders", params={"since": "0001-01-01T00:00:00+08:00"}, headers=world["heads"]["m-disp"]
+    )
+    assert beyond.status_code == 422 and beyond.json()["details"]["errors"][0]["field"] == "query.since"
 
 
 def test_orders_at_district_zoom_are_counted_per_grid_cell_in_sql(client, world, monkeypatch) -> None:

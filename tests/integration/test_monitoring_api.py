@@ -4,6 +4,7 @@ caller's area, acknowledged and cleared by permitted roles; 4xx with messages fo
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -228,6 +229,63 @@ def test_a_batch_reports_every_rejected_reading_by_index_and_keeps_the_good_ones
     assert [r["value"] for r in stored] == [4, 3]
     assert env.call("POST", "/sensors/readings", "key", json={"readings": "nope"}).status_code == 422
     assert env.call("POST", "/sensors/readings", json={"readings": []}).json()["received"] == 0  # an admin person
+
+
+def test_text_no_database_stores_is_refused_wherever_it_is_in_the_body(env: Env) -> None:
+    """A lone surrogate (JSON's \\ud800) in a metric's unit or a reading's sensor code: 422 naming the field, not
+    a 500 from the answer or the sensor lookup."""
+    assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
+    reading = {"sensor_code": "\ud800", "measured_at": T0.isoformat(), "value": 1}
+    for path, who, body, field in [
+        ("/sensors", "adm", {**SENSOR, "code": "WL-API-2", "metrics": {"depth": "\ud800"}}, "metrics.depth"),
+        ("/sensors", "adm", {**SENSOR, "code": "WL-API-2", "metrics": {"depth": "c\x00m"}}, "metrics.depth"),
+        (
+            "/sensors/readings",
+            "key",
+            {"readings": [_reading(0, 3, sensor_code="WL-API-1"), reading]},
+            "readings.1.sensor_code",
+        ),
+    ]:
+        raw = json.dumps(body)  # ASCII-escaped: the lone surrogate is sent as JSON writes it
+        headers = {**env.headers[who], "Content-Type": "application/json"}
+        response = env.client.post(API + path, content=raw, headers=headers)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["details"]["field"] == field
+    assert env.call("GET", "/sensors/WL-API-1/readings").json() == []  # the batch was refused whole
+
+
+def test_null_for_a_field_that_is_never_empty_is_refused_naming_it(env: Env) -> None:
+    """A sensor's name or a rule's severity set to null is the client's mistake (422), not an integrity error; null
+    still empties what may be empty (an address, a clear threshold)."""
+    assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
+    rule_id = env.call("POST", "/alarm-rules", json=RULE).json()["id"]
+    for path, field in [
+        ("/sensors/WL-API-1", "name"),
+        ("/sensors/WL-API-1", "active"),
+        (f"/alarm-rules/{rule_id}", "severity"),
+        (f"/alarm-rules/{rule_id}", "threshold"),
+        (f"/alarm-rules/{rule_id}", "opens_order"),
+    ]:
+        response = env.call("PATCH", path, json={field: None})
+        assert response.status_code == 422, (path, field, response.text)
+        assert response.json()["details"]["field"] == field and f"{field} cannot be null" in response.json()["message"]
+    assert env.call("PATCH", "/sensors/WL-API-1", json={"address": None}).json()["address"] is None
+    assert env.call("PATCH", f"/alarm-rules/{rule_id}", json={"clear_threshold": None}).status_code == 200
+
+
+def test_times_at_the_ends_of_the_calendar_are_refused_naming_the_parameter(env: Env) -> None:
+    assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
+    for path, name, value in [
+        ("readings", "since", "0001-01-01T00:00:00+08:00"),
+        ("series", "to", "9999-12-31T23:59:59-08:00"),
+        ("series", "from", "0001-01-01T00:00:00+08:00"),
+    ]:
+        response = env.call("GET", f"/sensors/WL-API-1/{path}", params={name: value})
+        assert response.status_code == 422, (path, name, response.text)
+        assert response.json()["details"]["errors"][0]["field"] == f"query.{name}"
+    year_one = {"sensor_code": "WL-API-1", "measured_at": "0001-01-01T00:00:00+08:00", "value": 1}
+    result = env.call("POST", "/sensors/readings", "key", json={"readings": [year_one]}).json()
+    assert [(r["index"], r["field"]) for r in result["rejected"]] == [(0, "measured_at")]
 
 
 def test_batches_beyond_the_limit_are_refused_whole(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -576,6 +576,20 @@ def test_get_errors_in_open311_format(env: Env, fmt: str) -> None:
     _json_error(env.http.get("/services.csv"), 400)
 
 
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_dates_at_the_ends_of_the_calendar_are_bad_arguments(env: Env, fmt: str) -> None:
+    """A date whose window or UTC time falls off the calendar (9999-12-31 plus 90 days, year 1 at +08:00) is the
+    caller's mistake, named, not a server error."""
+    error = _json_error if fmt == "json" else _xml_error
+    for path, field, value in [
+        ("requests", "start_date", "9999-12-31"),
+        ("requests", "start_date", "0001-01-01"),
+        ("requests", "end_date", "0001-01-01T00:00:00+08:00"),
+        ("servicerequestupdates", "start_date", "9999-12-31"),
+    ]:
+        assert field in error(env.http.get(f"/{path}.{fmt}", params={field: value}), 400), (path, value)
+
+
 # --- clients: rate limit and statistics -------------------------------------------------------------------
 
 

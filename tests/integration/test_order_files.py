@@ -147,6 +147,24 @@ def test_one_bad_file_refuses_the_upload_by_name_and_attaches_nothing(
         assert s.get(Order, world["order"]).version == 1  # no event either
 
 
+def test_an_uploads_note_and_version_are_checked_naming_them(world, store) -> None:
+    client = _api(world)
+    nul = _upload(client, world, [("a.png", _png(), "image/png")], note="整改\x00前")
+    assert nul.status_code == 422 and nul.json()["details"]["field"] == "note", nul.text
+    negative = _upload(client, world, [("a.png", _png(), "image/png")], version="-5")
+    assert negative.status_code == 422 and negative.json()["details"]["errors"][0]["field"] == "version", negative.text
+    assert _stored(store) == []
+
+
+def test_a_file_name_keeps_no_invisible_direction_controls(world, store) -> None:
+    """A right-to-left override shows "\u202egnp.exe" as "exe.png": the name is kept without it."""
+    answer = _upload(
+        _api(world), world, [("\u202egnp.exe", _png(), "image/png"), ("图\u2066片\u200f.png", _png(), "image/png")]
+    )
+    assert answer.status_code == 201, answer.text
+    assert [a["filename"] for a in answer.json()] == ["gnp.exe", "图片.png"]
+
+
 def test_who_may_attach_and_read_the_files(world, store) -> None:
     client = _api(world)
     made = _upload(client, world, [("a.png", _png(), "image/png")]).json()

@@ -294,6 +294,22 @@ def test_aggregate_period_must_be_aware(client: TestClient) -> None:
     assert response.status_code == 422 and response.json()["code"] == "validation_failed"
 
 
+def test_a_period_without_a_zone_names_the_parameter_given(client: TestClient) -> None:
+    response = client.get(
+        "/api/v1/sharing/orders", params={"end": "2026-12-31"}, headers={"X-API-Key": _key("sharing:read")}
+    )
+    assert response.status_code == 422 and response.json()["details"]["field"] == "end", response.text
+    assert "end must carry a time zone" in response.json()["message"]
+
+
+def test_a_period_at_the_ends_of_the_calendar_is_refused_naming_it(client: TestClient) -> None:
+    key = {"X-API-Key": _key("sharing:read")}
+    for name, value in [("start", "0001-01-01T00:00:00+08:00"), ("end", "9999-12-31T23:59:59-08:00")]:
+        response = client.get("/api/v1/sharing/orders", params={name: value}, headers=key)
+        assert response.status_code == 422, response.text
+        assert response.json()["details"]["errors"][0]["field"] == f"query.{name}"
+
+
 # --- anonymised orders ---------------------------------------------------------------------------------------
 
 

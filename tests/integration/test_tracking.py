@@ -85,6 +85,8 @@ def test_a_wrong_number_or_phone_answers_alike_and_failures_are_limited(world) -
 def test_the_citizen_rates_the_reply_once_audited_as_theirs(world) -> None:
     c = world["client"]
     who = {"number": world["number"], "phone": PHONE}
+    for vague in ("yes", 1, "false"):  # a rating is true or false, nothing read as one
+        assert c.post("/api/v1/track/rate", json={**who, "satisfied": vague}).status_code == 422, vague
     unexplained = c.post("/api/v1/track/rate", json={**who, "satisfied": False})
     assert unexplained.status_code == 422 and unexplained.json()["details"]["field"] == "reason"
     rated = c.post("/api/v1/track/rate", json={**who, "satisfied": False, "reason": "晚上还是不亮"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, Query, Request, Response
@@ -25,7 +25,7 @@ from cityhub.auth.errors import CsrfFailed, Unauthenticated
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
 from cityhub.db import rollback_after, session_factory
-from cityhub.errors import Conflict, PermissionDenied
+from cityhub.errors import Conflict, PermissionDenied, ValidationFailed, text_problem
 from cityhub.workorders.service import Actor
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -150,3 +150,42 @@ async def _page(
 
 
 Paging = Annotated[Page, Depends(_page)]
+
+
+# --- storable text ---------------------------------------------------------------------------------------------
+
+
+def unstorable_text(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The first string in the JSON ``value`` (keys included) that cannot be stored: its place, as the validation
+    errors name a field (``keywords.0``, ``readings.2.sensor_code``; ``(body)`` for the whole body), and why."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return (path or "(body)", problem) if problem else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if problem := text_problem(key):
+                return (path or "(body)", f"has a key that {problem}")
+            if found := unstorable_text(item, f"{path}.{key}" if path else key):
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := unstorable_text(item, f"{path}.{index}" if path else str(index)):
+                return found
+    return None
+
+
+async def storable_body(request: Request) -> None:
+    """Refuse a JSON body holding text no database stores — NUL, lone surrogates — wherever it is (a keyword in a
+    list, a metric's unit in an object, a reading in a batch), 422 naming the field. One check of the API's router
+    for every route, so that no field needs a validator of its own, and nothing such reaches a query, a row or the
+    answer that would echo it (a 500, which also drops a kept-alive connection)."""
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if not (content_type == "application/json" or content_type.endswith("+json")) or not await request.body():
+        return
+    try:
+        body = await request.json()  # parsed once: the route's own parsing reuses it
+    except ValueError:
+        return  # malformed JSON: the route's validation says where
+    if found := unstorable_text(body):
+        field, problem = found
+        raise ValidationFailed(f"{field} {problem}", details={"field": field})

@@ -29,7 +29,7 @@ from cityhub.auth.models import ApiToken, AuthSession, LoginAttempt, LoginLockou
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
 from cityhub.db import upsert_insert, utcnow
-from cityhub.errors import Conflict, NotFound, ValidationFailed
+from cityhub.errors import Conflict, NotFound, ValidationFailed, refuse_nulls
 from cityhub.org import service as org
 from cityhub.org.models import Role, Unit, User
 from cityhub.org.schemas import UserCreate
@@ -172,9 +172,7 @@ def update_account(
     """Change role, unit, activity or contact fields of ``user`` (those in ``changes``); staff roles need a unit,
     citizens have none. A role change or deactivation ends the account's browser sessions — they would otherwise
     keep the old standing until they expire — and is refused on one's own account (``by_user_id``)."""
-    for field in ("full_name", "role", "active"):
-        if field in changes and changes[field] is None:
-            raise ValidationFailed(f"{field} cannot be empty", details={"field": field})
+    refuse_nulls(changes, ("full_name", "role", "active"))
     if ("role" in changes and changes["role"] != user.role) or changes.get("active") is False:
         refuse_own(by_user_id, user, "change the role of or disable")
     role = changes.get("role", user.role)

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cityhub.dispatch.rules import RuleTier, TargetKind, split_keywords
+from cityhub.timerange import RequestTime
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.schemas import REASON_MAX_CHARS
 
@@ -42,8 +43,8 @@ class RuleBase(BaseModel):
     target_kind: TargetKind = TargetKind.UNIT
     target_unit_id: int | None = Field(None, description="the unit when target_kind is 'unit'")
     tier: RuleTier | None = Field(None, description="derived from the target when absent")
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: RequestTime | None = None
+    valid_until: RequestTime | None = None
 
     @field_validator("keywords", "exclude_keywords", mode="before")
     @classmethod
@@ -77,8 +78,8 @@ class RuleUpdate(BaseModel):
     target_kind: TargetKind | None = None
     target_unit_id: int | None = None
     tier: RuleTier | None = None
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: RequestTime | None = None
+    valid_until: RequestTime | None = None
 
     @field_validator("keywords", "exclude_keywords", mode="before")
     @classmethod

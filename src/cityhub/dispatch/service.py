@@ -35,7 +35,7 @@ from cityhub.db import utcnow
 from cityhub.dispatch import rules as rulebook
 from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchThreshold
 from cityhub.dispatch.schemas import RuleBase, RuleCreate, RuleUpdate
-from cityhub.errors import CityhubError, NotFound, ValidationFailed
+from cityhub.errors import CityhubError, NotFound, ValidationFailed, refuse_nulls
 from cityhub.org.models import Unit, UnitTier
 from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, locate_appeal, place_of_unit, unit_gazetteer
 from cityhub.org.service import unit_directory
@@ -909,9 +909,7 @@ def update_rule(
     """Change the fields set in ``data``; ``tier`` set to null derives it from the target again."""
     rule = get_rule(session, rule_id=rule_id)
     changes = data.model_dump(exclude_unset=True)
-    for name in ("name", "priority", "active", "target_kind"):
-        if name in changes and changes[name] is None:
-            raise ValidationFailed(f"{name} cannot be empty", details={"field": name})
+    refuse_nulls(changes, ("name", "priority", "active", "target_kind"))
     derive_tier = "tier" in changes and changes.pop("tier") is None
     before = _rule_facts(rule)
     if "tier" in data.model_fields_set and not derive_tier:

@@ -36,8 +36,9 @@ automatically as one created over the API; without it they wait for a dispatcher
 
 Nothing is stored other than the file says: a row is rejected (its row number and field reported, the other rows
 imported) rather than cut or corrected — a title longer than the column (300 characters), a created_at or replied_at
-in the future (beyond the API's tolerance, ``FUTURE_SLACK``), a replied_at before created_at, a replied_at without a
-reply, a reply without created_at, a value beyond the header's last column (empty trailing cells are no values).
+in the future (beyond the API's tolerance, ``FUTURE_SLACK``), a created_at before 1990 (as the API refuses it), a
+replied_at before created_at, a replied_at without a reply, a reply without created_at, a value beyond the header's
+last column (empty trailing cells are no values).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ from cityhub.org.service import unit_ids_by_code
 from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, detect_encoding
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import AppealType, Category, Channel, Order, Urgency
-from cityhub.workorders.schemas import FUTURE_SLACK
+from cityhub.workorders.schemas import FUTURE_SLACK, created_problem
 
 if TYPE_CHECKING:
     from cityhub.workorders.service import Actor
@@ -724,6 +725,8 @@ class _RowConverter:
         citizen = _limited(cells[ix["citizen_name"]], "citizen_name", 80)
 
         created_at = self._past(cells[ix["created_at"]], "created_at")
+        if created_at is not None and (problem := created_problem(created_at)):
+            raise RowError("created_at", f"{problem} ({_shown(created_at)})")
         reply = cell_text(cells[ix["reply_text"]])
         replied_at = self._past(cells[ix["replied_at"]], "replied_at")
         if replied_at is not None and not reply:

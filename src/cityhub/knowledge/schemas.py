@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cityhub.timerange import RequestTime
 from cityhub.workorders.schemas import OrderCreate, OrderRead
 
 KB_TEXT_MAX_CHARS = 20000  # a question, an answer, an appeal looked up
@@ -36,8 +37,8 @@ class EntryBase(BaseModel):
     answer: str = Field(..., min_length=1, max_length=KB_TEXT_MAX_CHARS)
     category_id: int | None = None
     keywords: list[str] = Field(default_factory=list, max_length=50)
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: RequestTime | None = None
+    valid_until: RequestTime | None = None
 
     @field_validator("question", "answer")
     @classmethod
@@ -81,8 +82,8 @@ class EntryUpdate(BaseModel):
     answer: str | None = Field(None, min_length=1, max_length=KB_TEXT_MAX_CHARS)
     category_id: int | None = None
     keywords: list[str] | None = None
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: RequestTime | None = None
+    valid_until: RequestTime | None = None
     active: bool | None = None
     version: int | None = Field(None, ge=1)
 

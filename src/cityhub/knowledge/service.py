@@ -20,7 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from cityhub.config import get_settings
 from cityhub.db import database_key, rowcount, utcnow
-from cityhub.errors import Conflict, NotFound, ValidationFailed
+from cityhub.errors import Conflict, NotFound, ValidationFailed, refuse_nulls
 from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
 from cityhub.knowledge.retrieval import ASKING_WORDS, CACHE, Doc, KnowledgeIndex
 from cityhub.knowledge.schemas import EntryCreate, EntryUpdate, ImportResult, split_keywords
@@ -172,8 +172,9 @@ def update_entry(session: Session, *, entry_id: int, data: EntryUpdate) -> Knowl
             details={"version": entry.version},
         )
     changes = data.model_dump(exclude_unset=True, exclude={"version"})
+    refuse_nulls(changes, ("question", "answer", "keywords", "active"))
     for name in ("question", "answer"):
-        if name in changes and (changes[name] is None or not str(changes[name]).strip()):
+        if name in changes and not str(changes[name]).strip():
             raise ValidationFailed(f"{name} must not be blank", details={"field": name})
     if "category_id" in changes:
         _check_category(session, changes["category_id"])

@@ -26,7 +26,15 @@ from cityhub import auditlog
 from cityhub.auth.scope import Scope
 from cityhub.config import get_settings
 from cityhub.db import upsert_insert, utcnow
-from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, ValidationFailed, check_length
+from cityhub.errors import (
+    CityhubError,
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+    check_length,
+    refuse_nulls,
+)
 from cityhub.monitoring.models import Alarm, AlarmEvent, AlarmRule, Reading, RuleState, Sensor
 from cityhub.monitoring.rules import (
     DETECTIONS,
@@ -55,6 +63,7 @@ from cityhub.monitoring.schemas import (
 from cityhub.monitoring.series import Series, downsample
 from cityhub.monitoring.settings import get_monitoring_settings
 from cityhub.org.models import Unit, UnitTier
+from cityhub.timerange import time_problem
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import Order
 from cityhub.workorders.schemas import link_name, web_address
@@ -177,6 +186,7 @@ def update_sensor(session: Session, *, code: str, data: SensorUpdate, actor: ord
     :func:`retire` and :func:`reactivate` do)."""
     sensor = require_sensor(session, code=code)
     changes = data.model_dump(exclude_unset=True)
+    refuse_nulls(changes, ("name", "active"))
     unit_code = changes.pop("unit_code", None)
     active = changes.pop("active", None)
     if active is False and sensor.active:
@@ -340,6 +350,7 @@ def update_rule(session: Session, *, rule_id: int, data: RuleUpdate, actor: orde
     """Change a rule's limits, severity, order settings or active flag (its metric and target stay)."""
     rule = require_rule(session, rule_id=rule_id)
     changes = data.model_dump(exclude_unset=True, mode="json")
+    refuse_nulls(changes, ("name", "threshold", "duration_s", "severity", "opens_order", "urgency", "active"))
     threshold = changes.get("threshold", rule.threshold)
     clear = changes.get("clear_threshold", rule.clear_threshold)
     problem = check_clear_threshold(rule.comparison, threshold, clear)
@@ -414,10 +425,8 @@ def _parse_time(raw: Any) -> datetime:
         raise ValueError("missing; give an ISO 8601 time with time zone")
     if at.tzinfo is None:
         raise ValueError(f"{raw!s} has no time zone (add +08:00 or Z)")
-    try:
-        at.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"{raw!s} is out of range") from None
+    if problem := time_problem(at):
+        raise ValueError(f"{raw!s} is out of range: {problem}")
     return at
 
 

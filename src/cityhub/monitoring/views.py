@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, status
@@ -37,6 +37,7 @@ from cityhub.monitoring.schemas import (
 )
 from cityhub.monitoring.settings import get_monitoring_settings
 from cityhub.sharing.http import MeteredDb, MeteredRoute, authorize
+from cityhub.timerange import RequestTime
 
 READ = Depends(require(permissions.ALARMS_READ))
 MANAGE = Depends(require(permissions.SENSORS_MANAGE))
@@ -163,8 +164,10 @@ def sensor_series(
     db: DbSession,
     principal: CurrentPrincipal,
     metric: Annotated[str | None, Query(max_length=40, description="default: the sensor's only metric")] = None,
-    from_: Annotated[datetime | None, Query(alias="from", description="ISO 8601 with zone; default: to − 24 h")] = None,
-    to: Annotated[datetime | None, Query(description="ISO 8601 with zone; default: now")] = None,
+    from_: Annotated[
+        RequestTime | None, Query(alias="from", description="ISO 8601 with zone; default: to − 24 h")
+    ] = None,
+    to: Annotated[RequestTime | None, Query(description="ISO 8601 with zone; default: now")] = None,
     buckets: Annotated[int, Query(ge=1, le=service.SERIES_MAX_BUCKETS)] = service.SERIES_BUCKETS,
 ) -> SeriesRead:
     """A metric's readings over a window for a chart: every reading when there are at most two per bucket, else each
@@ -203,7 +206,7 @@ def sensor_readings(
     db: DbSession,
     principal: CurrentPrincipal,
     metric: str | None = None,
-    since: datetime | None = None,
+    since: RequestTime | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[dict[str, Any]]:
     """The sensor's readings, newest first."""

@@ -21,6 +21,7 @@ from cityhub.errors import NotFound, PermissionDenied, ValidationFailed
 from cityhub.onemap import registry, service
 from cityhub.onemap.registry import MapQuery
 from cityhub.org.models import Role
+from cityhub.timerange import RequestTime
 from cityhub.workorders.lifecycle import State
 
 router = APIRouter(prefix="/map", tags=["one map"])
@@ -52,7 +53,7 @@ ZoomQ = Annotated[
         f"Default {service.DEFAULT_ZOOM}.",
     ),
 ]
-SinceQ = Annotated[datetime | None, Query(description="Only orders created at or after this time (ISO 8601).")]
+SinceQ = Annotated[RequestTime | None, Query(description="Only orders created at or after this time (ISO 8601).")]
 
 
 def _query(

@@ -12,6 +12,35 @@ from cityhub.org.models import Role, UnitTier
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
 
+# Digits of a phone number: 12345 and 95598 are the shortest worth calling back; +86, area code, number and
+# extension the longest.
+PHONE_DIGITS = (5, 16)
+# An e-mail address as far as a form can tell: a name, one @, a domain with a dot, no spaces.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def phone_number(value: str | None) -> str | None:
+    """A phone number without its spaces and dashes (None when nothing is left); ValueError unless it is digits
+    (after an optional +), as many as :data:`PHONE_DIGITS` allows. A citizen's phone on an appeal and a person's on
+    their account alike."""
+    if value is None:
+        return None
+    cleaned = value.replace(" ", "").replace("-", "")
+    digits = cleaned.lstrip("+")
+    if cleaned and not digits.isdigit():
+        raise ValueError("phone must contain digits only (spaces and dashes allowed)")
+    if cleaned and not PHONE_DIGITS[0] <= len(digits) <= PHONE_DIGITS[1]:
+        raise ValueError(f"phone must have {PHONE_DIGITS[0]} to {PHONE_DIGITS[1]} digits")
+    return cleaned or None
+
+
+def email_address(value: str | None) -> str | None:
+    """``value`` stripped (None when empty); ValueError unless it looks like an e-mail address."""
+    value = (value or "").strip()
+    if value and not _EMAIL.match(value):
+        raise ValueError("email must be an e-mail address (name@example.org)")
+    return value or None
+
 
 def check_boundary(geometry: dict[str, Any]) -> dict[str, Any]:
     """Return ``geometry`` if it is a well-formed GeoJSON Polygon or MultiPolygon, else raise ValueError."""
@@ -112,6 +141,16 @@ class UserBase(BaseModel):
     phone: str | None = Field(default=None, max_length=32)
     email: str | None = Field(default=None, max_length=120)
     active: bool = True
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return phone_number(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return email_address(value)
 
 
 class UserCreate(UserBase):

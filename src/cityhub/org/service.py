@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub import auditlog, refdata
-from cityhub.errors import Conflict, NotFound, ValidationFailed
+from cityhub.errors import Conflict, NotFound, ValidationFailed, refuse_nulls
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.schemas import (
     USERNAME_PATTERN,
@@ -538,10 +538,9 @@ def update_unit(session: Session, *, unit_id: int, data: UnitUpdate, actor: Any 
         unit.boundary = _valid_boundary(changes["boundary"])
     if "contacts" in changes:
         unit.contacts = [c.model_dump(exclude_none=True) for c in data.contacts] if data.contacts is not None else None
+    refuse_nulls(changes, ("name", "tier", "active"))
     for field in ("name", "short_name", "tier", "duties", "active"):
         if field in changes:
-            if changes[field] is None and field in ("name", "tier", "active"):
-                raise ValidationFailed(f"{field} cannot be empty", details={"field": field})
             setattr(unit, field, changes[field])
     if "tier" in changes or "parent_id" in changes:
         _check_tier(session, tier=UnitTier(unit.tier), parent_id=unit.parent_id, unit_id=unit.id)
@@ -564,6 +563,10 @@ def create_user(session: Session, *, data: UserCreate) -> User:
         raise ValidationFailed(f"invalid username {data.username!r}", details={"field": "username"})
     if get_user_by_username(session, username=data.username) is not None:
         raise Conflict(f"username {data.username} already exists")
+    # Logins match a name exactly: "Admin" beside "admin" would be a second account people take for the first.
+    alike = session.scalars(select(User.username).where(func.lower(User.username) == data.username.lower())).first()
+    if alike is not None:
+        raise Conflict(f"username {data.username} already exists as {alike} (names differing only in case are one)")
     if data.role == Role.CITIZEN and data.unit_id is not None:
         raise ValidationFailed("a citizen belongs to no unit", details={"field": "unit_id"})
     if data.role in UNIT_ROLES and data.unit_id is None:

@@ -9,10 +9,10 @@ hashes never leave the server: responses are built from :class:`UserOut`, which 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, status
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,7 @@ from cityhub.auth.principal import Principal
 from cityhub.errors import NotFound
 from cityhub.org import service
 from cityhub.org.models import Role, Unit, UnitTier, User
-from cityhub.org.schemas import UnitCreate, UnitUpdate, UserBase, UserCreate
+from cityhub.org.schemas import UnitCreate, UnitUpdate, UserBase, UserCreate, email_address, phone_number
 
 # Primary keys are 32-bit INTEGER columns: a larger id can match nothing, and PostgreSQL would refuse to
 # compare with it (a 500), so the HTTP layer refuses it as a validation error.
@@ -33,31 +33,6 @@ IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 # PostgreSQL text cannot hold NUL; refusing it here keeps a search string from turning into a 500.
 NO_NUL = r"^[^\x00]*$"
 SearchText = Annotated[str | None, Query(max_length=100, pattern=NO_NUL, description="Text to look for.")]
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
-    if isinstance(value, list | tuple):
-        return [s for v in value for s in _strings(v)]
-    return []
-
-
-class StorableText(BaseModel):
-    """Refuses text the databases cannot store: NUL characters and lone surrogates."""
-
-    @model_validator(mode="after")
-    def _storable(self) -> Self:
-        for text in _strings(self.model_dump()):
-            if "\x00" in text:
-                raise ValueError("text must not contain NUL characters")
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError("text must be valid Unicode (no lone surrogates)") from None
-        return self
 
 
 # --- units -------------------------------------------------------------------------------------------------
@@ -88,11 +63,11 @@ class UnitPage(BaseModel):
     has_more: bool
 
 
-class UnitCreateBody(UnitCreate, StorableText):
+class UnitCreateBody(UnitCreate):
     parent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
-class UnitUpdateBody(UnitUpdate, StorableText):
+class UnitUpdateBody(UnitUpdate):
     parent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
@@ -158,14 +133,14 @@ class UserPage(BaseModel):
     has_more: bool
 
 
-class UserCreateBody(UserBase, StorableText):
+class UserCreateBody(UserBase):
     unit_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     password: str | None = Field(
         default=None, min_length=1, max_length=1024, description="initial password; none = cannot log in yet"
     )
 
 
-class UserUpdateBody(StorableText):
+class UserUpdateBody(BaseModel):
     """Fields to change; the username is the account's stable identity and cannot be changed."""
 
     model_config = ConfigDict(extra="forbid")
@@ -176,6 +151,16 @@ class UserUpdateBody(StorableText):
     phone: str | None = Field(default=None, max_length=32)
     email: str | None = Field(default=None, max_length=120)
     active: bool | None = None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return phone_number(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return email_address(value)
 
 
 class LockRequest(BaseModel):
@@ -341,4 +326,4 @@ def unlock_user(user_id: IdPath, db: DbSession, principal: UserManager) -> UserO
     return _one(db, auth.unlock_user(db, username=user.username, actor=principal.actor))
 
 
-__all__ = ["MAX_ID", "NO_NUL", "IdPath", "IdQuery", "SearchText", "StorableText", "units_router", "users_router"]
+__all__ = ["MAX_ID", "NO_NUL", "IdPath", "IdQuery", "SearchText", "units_router", "users_router"]

@@ -34,6 +34,7 @@ from cityhub.masking import coarsen_address, coarsen_coordinate, scrub_text
 from cityhub.org.models import Unit
 from cityhub.sharing.models import Open311Token
 from cityhub.sharing.service import Caller
+from cityhub.timerange import check_time
 from cityhub.workorders.lifecycle import TERMINAL_STATES, Action, State
 from cityhub.workorders.models import (
     MACHINE_CHANNELS,
@@ -114,6 +115,7 @@ def parse_datetime(value: str | None, *, field: str) -> datetime | None:
         raise ValidationFailed(
             f"{field} is not a W3C date-time (e.g. 2026-11-22T00:00:00+08:00)", details={"field": field}
         ) from None
+    check_time(parsed, field)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=get_settings().tz)
 
 

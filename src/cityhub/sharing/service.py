@@ -319,11 +319,12 @@ def _local_day(session: Session, column: Any, at: datetime) -> Any:
 
 
 def _period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    # The times given are checked before the one left out is derived from them: it would inherit their fault.
+    for value, name in ((start, "start"), (end, "end")):
+        if value is not None and value.tzinfo is None:
+            raise ValidationFailed(f"{name} must carry a time zone (e.g. +08:00 or Z)", details={"field": name})
     end = end or utcnow()
     start = start or end - timedelta(days=30)
-    for value, name in ((start, "start"), (end, "end")):
-        if value.tzinfo is None:
-            raise ValidationFailed(f"{name} must carry a time zone (e.g. +08:00 or Z)", details={"field": name})
     if start >= end:
         raise ValidationFailed("start must be before end", details={"field": "start"})
     return start, end

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -10,11 +10,12 @@ from fastapi import APIRouter, Query
 from cityhub.api.deps import Paging
 from cityhub.sharing import service
 from cityhub.sharing.http import MeteredDb, MeteredRoute, SharingReader, StatsReader
+from cityhub.timerange import RequestTime
 
 router = APIRouter(prefix="/sharing", tags=["sharing"], route_class=MeteredRoute)
 
-Start = Annotated[datetime | None, Query(description="from (inclusive), with time zone; default end - 30 days")]
-End = Annotated[datetime | None, Query(description="to (exclusive), with time zone; default now")]
+Start = Annotated[RequestTime | None, Query(description="from (inclusive), with time zone; default end - 30 days")]
+End = Annotated[RequestTime | None, Query(description="to (exclusive), with time zone; default now")]
 Dimension = Literal["category", "unit", "street", "day", "state"]
 
 

@@ -73,6 +73,8 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.need_text")
     if "phone must contain digits" in message:
         return t("err.phone")
+    if "email must be an e-mail address" in message:
+        return t("err.email")
     if m := _PHONE_LENGTH.search(message):
         return t("err.phone_length", low=m.group(1), high=m.group(2))
     if m := _TOO_LONG.search(message) or _LONGER_THAN.search(message):

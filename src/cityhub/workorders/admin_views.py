@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from cityhub.api.deps import CurrentActor, DbSession, get_principal, require
 from cityhub.auth import permissions
-from cityhub.errors import NotFound, ValidationFailed
-from cityhub.org.views import MAX_ID, IdPath, IdQuery, SearchText, StorableText
+from cityhub.errors import NotFound, ValidationFailed, refuse_nulls
+from cityhub.org.views import MAX_ID, IdPath, IdQuery, SearchText
 from cityhub.workorders import calendar, categories, recompute, sla
 from cityhub.workorders.models import Category, SlaRule, Urgency
 from cityhub.workorders.service import Actor
@@ -47,14 +47,14 @@ class CategoryNode(CategoryOut):
     children: list[CategoryNode] = Field(default_factory=list)
 
 
-class CategoryCreate(StorableText):
+class CategoryCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=categories.NAME_MAX, description="no '/' or '>' in a name")
     parent_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="none = a new top-level category")
 
 
-class CategoryUpdate(StorableText):
+class CategoryUpdate(BaseModel):
     """Rename (the paths of the whole subtree follow) or (de)activate; codes never change."""
 
     model_config = ConfigDict(extra="forbid")
@@ -98,14 +98,14 @@ class CalendarDayOut(BaseModel):
     name: str | None
 
 
-class CalendarDayPut(StorableText):
+class CalendarDayPut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     is_workday: bool = Field(description="true = make-up workday (调休上班), false = holiday")
     name: str | None = Field(default=None, max_length=60, description="e.g. 国庆节")
 
 
-class CalendarImport(StorableText):
+class CalendarImport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(
@@ -223,9 +223,7 @@ def create_category(body: CategoryCreate, db: DbSession, actor: CurrentActor) ->
 @categories_router.patch("/{category_id}", response_model=CategoryOut, dependencies=CategoryManager)
 def update_category(category_id: IdPath, body: CategoryUpdate, db: DbSession, actor: CurrentActor) -> CategoryOut:
     """Rename and/or (de)activate a node."""
-    changes = body.model_dump(exclude_unset=True)
-    if (changes.get("name") is None and "name" in changes) or (changes.get("active") is None and "active" in changes):
-        raise ValidationFailed("name and active cannot be empty")
+    refuse_nulls(body.model_dump(exclude_unset=True), ("name", "active"))
     node = categories.update_category(db, category_id=category_id, name=body.name, active=body.active, actor=actor)
     return CategoryOut.model_validate(node)
 

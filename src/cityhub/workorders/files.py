@@ -36,7 +36,7 @@ from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub.db import session_scope, upsert_insert, utcnow
-from cityhub.errors import NotFound, PermissionDenied, StorageUnavailable, ValidationFailed, check_length
+from cityhub.errors import NotFound, PermissionDenied, StorageUnavailable, ValidationFailed, check_length, check_text
 from cityhub.org.models import Role
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Attachment, Order, OrderEvent, OrderView
@@ -134,10 +134,11 @@ class Checked:
 
 
 def clean_name(name: str | None, *, content_type: str, index: int) -> str:
-    """The name a file is shown by: the client's name without its folders and control characters, at most 255
-    characters keeping its extension; ``附件N.ext`` when it gave none."""
+    """The name a file is shown by: the client's name without its folders, control characters and invisible format
+    characters (a right-to-left override shows ``\u202egnp.exe`` as ``exe.png``), at most 255 characters keeping its
+    extension; ``附件N.ext`` when it gave none."""
     base = unicodedata.normalize("NFC", name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    base = _UNSAFE_NAME.sub("", base).strip().lstrip(".")
+    base = "".join(c for c in _UNSAFE_NAME.sub("", base) if unicodedata.category(c) != "Cf").strip().lstrip(".")
     if not base:
         kind = filetype.get_type(mime=content_type)
         base = f"附件{index + 1}.{kind.extension if kind else 'bin'}"
@@ -362,6 +363,7 @@ def attach(
         items = check(cast(Sequence[Upload], uploads))
     note = (note or "").strip() or None
     check_length(note, "note", REASON_MAX_CHARS)
+    check_text(note, "note")
     order = service.get_order(session, order_id=order_id)
     if order is None:
         raise NotFound(f"order {order_id} not found")

@@ -14,19 +14,27 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from cityhub.config import get_settings
 from cityhub.masking import coarsen_address, coarsen_coordinate, mask_name, mask_phone, scrub_text
 from cityhub.org.places import PlaceSource
+from cityhub.org.schemas import phone_number
+from cityhub.timerange import RequestTime
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency
-
-# Digits of a citizen's phone number: 12345 and 95598 are the shortest worth calling back; +86, area code, number and
-# extension the longest.
-PHONE_DIGITS = (5, 16)
-
 
 # Characters that show nothing: an appeal made only of these is empty. NUL is refused outright (PostgreSQL cannot
 # store it in text).
 _INVISIBLE = re.compile("[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\\s]+")
 # A creation time this far ahead of the clock is a mistake, not a clock skew: the order would head every list.
 FUTURE_SLACK = timedelta(minutes=10)
+# No appeal cityhub keeps was received before this: an earlier creation time (year 1, the Unix epoch) is a mistake
+# that would head the dispatcher's queue and give a malformed order number.
+EARLIEST_CREATED = datetime(1990, 1, 1, tzinfo=UTC)
+
+
+def created_problem(value: datetime) -> str | None:
+    """Why an (aware) creation time given with an appeal is refused (before 1990), else None: the API and the bulk
+    import say the same."""
+    return f"before {EARLIEST_CREATED:%Y-%m-%d}" if value < EARLIEST_CREATED else None
+
+
 # Channel-specific fields kept with an order (device ids, sensor readings …): not a document store.
 MAX_ATTRIBUTES_CHARS = 65_536
 
@@ -67,7 +75,7 @@ class OrderCreate(OrderBase):
     street_code: str | None = None
     community_code: str | None = None
     citizen_user_id: int | None = None
-    created_at: datetime | None = None
+    created_at: RequestTime | None = None
     attributes: dict[str, Any] | None = None
     attachments: list[AttachmentIn] = Field(default_factory=list)
 
@@ -92,15 +100,7 @@ class OrderCreate(OrderBase):
     @field_validator("citizen_phone")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        cleaned = value.replace(" ", "").replace("-", "")
-        digits = cleaned.lstrip("+")
-        if cleaned and not digits.isdigit():
-            raise ValueError("phone must contain digits only (spaces and dashes allowed)")
-        if cleaned and not PHONE_DIGITS[0] <= len(digits) <= PHONE_DIGITS[1]:
-            raise ValueError(f"phone must have {PHONE_DIGITS[0]} to {PHONE_DIGITS[1]} digits")
-        return cleaned or None
+        return phone_number(value)
 
     @field_validator("created_at")
     @classmethod
@@ -109,6 +109,8 @@ class OrderCreate(OrderBase):
             raise ValueError("created_at must carry a time zone")
         if value is not None and value > datetime.now(UTC) + FUTURE_SLACK:
             raise ValueError("created_at is in the future")
+        if value is not None and (problem := created_problem(value)):
+            raise ValueError(f"created_at is {problem}")
         return value
 
     @model_validator(mode="after")
@@ -377,8 +379,8 @@ class OrderFilter(BaseModel):
     channel: list[Channel] | None = None
     appeal_type: AppealType | None = None
     urgency: Urgency | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
+    created_from: RequestTime | None = None
+    created_to: RequestTime | None = None
     overdue: bool | None = Field(None, description="only overdue (true) or only not overdue (false)")
     sla_status: SlaStatus | None = None
     q: str | None = Field(None, max_length=100, description=Q_DESCRIPTION)
@@ -418,8 +420,9 @@ class ActionRequest(BaseModel):
     answer: str | None = Field(None, max_length=TEXT_MAX_CHARS)
     kb_entry_id: int | None = Field(None, description="instant_answer: the knowledge entry answered from (秒回)")
     days: float | None = Field(None, allow_inf_nan=False)
-    satisfied: bool | None = None
-    resolved: bool | None = None
+    # Strict: "yes", 1 or "false" are no answer to whether the citizen was satisfied (the web form reads its own).
+    satisfied: bool | None = Field(None, strict=True)
+    resolved: bool | None = Field(None, strict=True)
     master_id: int | None = None
     # 拆单 (split): the problem taken out as an order of its own — what the citizen said of it, a title, a category,
     # its kind (else the appeal's).

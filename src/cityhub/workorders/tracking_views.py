@@ -20,7 +20,7 @@ class TrackIn(BaseModel):
 
 
 class RateIn(TrackIn):
-    satisfied: bool
+    satisfied: bool = Field(..., strict=True, description='true or false (not "yes", 1 or "false")')
     reason: str | None = Field(
         None, max_length=REASON_MAX_CHARS, description="what is still wrong (needed when not satisfied)"
     )

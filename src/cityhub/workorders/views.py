@@ -6,7 +6,6 @@ be in the caller's data scope (404, the same answer as a missing order). See :mo
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile, status
@@ -29,6 +28,7 @@ from cityhub.intake.dedupe import DedupeRead
 from cityhub.intake.service import filed_by_citizen, filed_by_inspector, linked_citizen, submit
 from cityhub.org.models import Role
 from cityhub.org.places import PlaceSource
+from cityhub.timerange import RequestTime
 from cityhub.workorders import files, service
 from cityhub.workorders.lifecycle import ASSIST_STEPS, ROUTING_STEPS, Action, State, actions_for_unit
 from cityhub.workorders.models import AppealType, Channel, Order, SlaStatus, Urgency
@@ -123,8 +123,8 @@ def list_orders(
     channel: Annotated[list[Channel] | None, Query()] = None,
     appeal_type: AppealType | None = None,
     urgency: Urgency | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: RequestTime | None = None,
+    created_to: RequestTime | None = None,
     overdue: bool | None = None,
     sla_status: SlaStatus | None = None,
     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description=Q_DESCRIPTION)] = None,
@@ -149,6 +149,8 @@ def list_orders(
         q_citizen=principal.role in permissions.UNMASKED_ROLES,
         place_source=place_source,
     )
+    if filters.created_from and filters.created_to and filters.created_from > filters.created_to:
+        raise ValidationFailed("created_from must be before created_to", details={"field": "created_from"})
     rows, has_more, total = service.search_order_rows(
         db,
         filters=filters,
@@ -260,7 +262,7 @@ def upload_attachments(
         ),
     ],
     note: Annotated[str | None, Form(description="what the files show (the comment's text in the trail)")] = None,
-    version: Annotated[int | None, Form(description="the order's version, as returned in `version`")] = None,
+    version: Annotated[int | None, Form(ge=1, description="the order's version, as returned in `version`")] = None,
 ) -> list[AttachmentRead]:
     """Attach files to the order (附件上传): the citizen's photos an operator received, a handler's photos of the
     work done, a recording, a scanned letter — kept by cityhub (:mod:`cityhub.workorders.files`), audited as one
