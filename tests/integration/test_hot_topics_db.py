@@ -232,6 +232,28 @@ def test_the_hot_topics_job_fits_then_adds_new_orders(
     assert jobs.run_job("hot-topics")["orders"] == 0  # nothing new: heat and status refreshed only
 
 
+def test_orders_mined_before_are_not_counted_again_by_the_database_mining(db_session: Session, tmp_path: Path) -> None:
+    """The update reads the orders after the last one mined; were it to read earlier ones again (the stored position
+    lost), the model still counts each order once."""
+    from cityhub.analytics import topics_store
+
+    first = tmp_path / "first.csv"
+    _write(first, start=0, days=0, per_problem=4)
+    _import(db_session, first)
+    topics_store.mine_database(db_session)
+    sizes = {t.id: (t.size, t.heat) for t in db_session.scalars(select(HotTopic))}
+    _, summary = topics_store.mine_database(db_session)
+    assert summary["orders"] == 0
+    state = db_session.scalars(select(HotTopicModelState)).one()
+    seen = state.orders_seen
+    state.last_order_id = 0
+    _, summary = topics_store.mine_database(db_session)
+    assert summary["orders"] == 0 and summary["repeated"] == db_session.scalar(select(func.count(Order.id)))
+    db_session.expire_all()
+    assert {t.id: (t.size, t.heat) for t in db_session.scalars(select(HotTopic))} == sizes
+    assert db_session.scalars(select(HotTopicModelState)).one().orders_seen == seen
+
+
 def test_an_appeal_is_mined_without_the_problems_split_off_it(db_session: Session) -> None:
     """拆单: the split-off problem is an order of its own; mined in the appeal's text too, it would count twice."""
     from cityhub.analytics.topics_store import iter_orders

@@ -388,3 +388,53 @@ def test_a_short_names_typo_counts_when_the_text_names_the_unit_otherwise() -> N
     assert resolve("长舟街长洲大道166号").street == "长洲街道"
     assert resolve("长舟街166号").street is None
     assert resolve("嘉和街").street is None
+
+
+_PROSE = "楼下商铺夜间经营噪音很大，多次沟通无果，影响休息。"
+
+
+@pytest.mark.parametrize(
+    ("short", "long"),
+    [
+        # one address inside 50,000 characters of prose, its place named exactly or with a typo
+        ("白云区嘉禾街望南社区", _PROSE * 1000 + "白云区嘉禾街望南社区" + _PROSE * 1000),
+        ("白云区钟洛潭镇", _PROSE * 1000 + "地址在白云区钟洛潭镇。" + _PROSE * 1000),
+        # the same names thousands of times over (the audit: an order of 48,000 characters)
+        ("白云区嘉禾街", "白云区嘉禾街" * 8400),
+        ("贵州省贵阳市白云区", "贵州省贵阳市白云区" * 6000),
+        ("嘉禾街望南社区，深圳市", "嘉禾街望南社区，深圳市" * 5000),
+    ],
+)
+def test_a_long_text_resolves_as_the_short_address_it_holds(gaz: Gazetteer, short: str, long: str) -> None:
+    assert len(long) >= 50_000
+    expected, loc = gaz.resolve(short), gaz.resolve(long)
+    assert (loc.district_code, loc.street_code, loc.community_code, loc.ambiguous) == (
+        expected.district_code,
+        expected.street_code,
+        expected.community_code,
+        expected.ambiguous,
+    )
+
+
+def test_longest_first_keeps_what_comparing_every_pair_kept() -> None:
+    """The set of non-overlapping mentions is the one the pairwise definition gives, on random overlapping spans."""
+    import random
+
+    from cityhub.nlp.address import _longest_first, _Mention
+
+    def pairwise(found: list[_Mention]) -> list[_Mention]:
+        found = sorted(found, key=lambda m: (-(m.end - m.start), -max(w for _, w in m.cands), m.start))
+        taken: list[_Mention] = []
+        for m in found:
+            if all(m.end <= t.start or m.start >= t.end for t in taken):
+                taken.append(m)
+        return sorted(taken, key=lambda m: m.start)
+
+    rng = random.Random(7)
+    for _ in range(200):
+        found = []
+        for _ in range(rng.randrange(1, 40)):
+            start = rng.randrange(60)
+            weight = rng.choice([0.5, 1.0, 2.0])
+            found.append(_Mention(start, start + rng.randrange(1, 8), "x", (("c", weight),)))
+        assert _longest_first(list(found)) == pairwise(found)

@@ -258,6 +258,68 @@ def test_incremental_update_keeps_ids_and_adds_new_topics(tmp_path: Path) -> Non
     assert len(new_ids) == 1 and None not in new_ids and new_ids.isdisjoint(before)
 
 
+def _counted(model: ht.TopicModel) -> dict[int, tuple[list[str], float, int, str]]:
+    return {t.id: (list(t.order_ids), t.heat, t.likes, t.status) for t in model.topics.values()}
+
+
+def test_orders_read_before_are_not_counted_again(tmp_path: Path) -> None:
+    """An overlapping export given again (this month so far) adds only its new orders: sizes, heat and the number
+    of topics stay as they were for the orders read before, and no order is held twice."""
+    records, _ = corpus(seed=1)
+    model = ht.TopicModel()
+    model.fit(records)
+    before, pool = _counted(model), list(model.pool.ids)
+    path = tmp_path / "state.bin"
+    save_file(model, path)
+    model = load_file(path)
+    summary = model.update(records)
+    assert summary == {"orders": 0, "repeated": len(records), "joined": 0, "new_topics": 0}
+    assert _counted(model) == before and model.pool.ids == pool and model.orders_seen == len(records)
+    more, _ = corpus(seed=2, per_topic=3, noise=10, start=START + timedelta(days=90))
+    summary = model.update([*records[:40], *more, *more[:5]])  # the old, the new, and the new twice in one input
+    assert summary["orders"] == len(more) and summary["repeated"] == 45
+    held = [oid for t in model.topics.values() for oid in t.order_ids] + model.pool.ids
+    assert len(held) == len(set(held)) and model.orders_seen == len(records) + len(more)
+
+
+def test_an_order_given_twice_to_a_fit_is_counted_once() -> None:
+    records, _ = corpus(seed=3)
+    model = ht.TopicModel()
+    model.fit([*records, *records[:30]])
+    held = [oid for t in model.topics.values() for oid in t.order_ids] + model.pool.ids
+    assert len(held) == len(set(held)) and model.orders_seen == len(records)
+
+
+def test_a_model_stored_before_it_kept_what_it_read_still_skips_the_orders_it_holds() -> None:
+    import pickle
+
+    records, _ = corpus(seed=4)
+    model = ht.TopicModel()
+    model.fit(records)
+    before = _counted(model)
+    state = model.__dict__.copy()
+    del state["seen"]  # what a model stored by the previous version lacks
+    older = ht.TopicModel.__new__(ht.TopicModel)
+    older.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert older.update(records)["orders"] == 0 and _counted(older) == before
+
+
+def test_cli_run_again_with_the_same_file_and_state_changes_nothing(tmp_path: Path) -> None:
+    from cityhub.analytics.cli import app
+
+    records, _ = corpus(seed=6)
+    path, state = tmp_path / "orders.csv", tmp_path / "state.pkl"
+    _write_csv(path, records)
+    args = ["hot-topics", "--input", str(path), "--state", str(state), "--top", "1000", "--format", "json"]
+    runs = [CliRunner().invoke(app, args) for _ in range(3)]
+    assert all(r.exit_code == 0 for r in runs), [r.output for r in runs]
+    first, *again = (json.loads(r.stdout) for r in runs)
+    assert again == [first, first]
+    assert sum(t["size"] for t in first) == len({o for t in first for o in t["order_ids"]})
+    table = CliRunner().invoke(app, [*args[:-2], "--format", "table"])
+    assert f"0 orders added ({len(records)} more read before: not counted again)" in table.output
+
+
 def test_top_table_rows() -> None:
     records, _ = corpus()
     model = ht.TopicModel()

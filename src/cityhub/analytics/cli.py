@@ -299,8 +299,9 @@ def hot_topics_command(
     if fmt == "json":
         typer.echo(json.dumps([t.to_dict() for t in ranked], ensure_ascii=False, indent=2))
         return
+    repeated = f" ({summary['repeated']} more read before: not counted again)" if summary.get("repeated") else ""
     typer.echo(
-        f"{summary['orders']} orders read, {summary['joined']} joined existing topics, "
+        f"{summary['orders']} orders added{repeated}, {summary['joined']} joined existing topics, "
         f"{summary['new_topics']} new topics; {len(model.topics)} topics in all",
         err=True,
     )

@@ -474,17 +474,64 @@ class Batch:
         )
 
 
+def stable_key(text: str) -> int:
+    """A non-zero 63-bit key of a string, the same in every process (unlike ``hash``): it can be stored."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1 or 1
+
+
 def citizen_key(citizen: str | None) -> int:
-    """A stable non-zero 63-bit key of a submitter (0: unknown); stable across processes, unlike ``hash``."""
-    if not citizen:
-        return 0
-    return int.from_bytes(hashlib.blake2b(citizen.encode(), digest_size=8).digest(), "little") >> 1 or 1
+    """The key of a submitter (0: unknown)."""
+    return stable_key(citizen) if citizen else 0
+
+
+class SeenOrders:
+    """The ids of every order a model has read, as sorted :func:`stable_key` keys: 8 bytes an order.
+
+    An order is counted once however often it is given — again in an overlapping export, or twice in one file —
+    whether it is held in a topic, in the pool, or was dropped from the pool as too old: an order read again would
+    otherwise be counted again (its topic's size and heat grow, or it seeds a "new" topic with its own copy). Keys,
+    not the id strings: a set of a million ids costs 34 MB for its table alone, plus ~50 bytes a string for the
+    orders no longer held, where this costs 8 MB, pickled with the model. Two ids share a key with a chance of about
+    3e-8 for a million orders read against a million held (a later order with such an id would be taken for the
+    earlier)."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self, keys: np.ndarray | None = None) -> None:
+        self.keys = np.zeros(0, dtype=np.int64) if keys is None else np.unique(keys.astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def holds(self, keys: np.ndarray) -> np.ndarray:
+        """Whether each of ``keys`` is held (a boolean array)."""
+        if not len(self.keys):
+            return np.zeros(len(keys), dtype=bool)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.asarray(self.keys[at] == keys)
+
+    def add(self, keys: np.ndarray) -> None:
+        """Hold ``keys``, distinct and none of them held yet (an insertion: no re-sort of what is held)."""
+        keys = np.sort(keys.astype(np.int64))
+        self.keys = np.insert(self.keys, np.searchsorted(self.keys, keys), keys)
+
+    def __getstate__(self) -> np.ndarray:
+        return self.keys
+
+    def __setstate__(self, state: np.ndarray) -> None:
+        self.keys = state
 
 
 class _BatchBuilder:
-    """Collects the scalar columns of records as they stream by and the workers' encoded chunks."""
+    """Collects the scalar columns of records as they stream by and the workers' encoded chunks.
 
-    def __init__(self, dims: int, expected: int) -> None:
+    A record whose id the model has read (``seen``), or this input gave before, is left out and counted in
+    ``repeated``; the ids taken are collected in ``fresh``."""
+
+    def __init__(self, dims: int, expected: int, seen: SeenOrders) -> None:
+        self.seen = seen
+        self.fresh = SeenOrders()
+        self.repeated = 0
         self.x = np.empty((max(expected, 1), dims), dtype=np.float32)
         self.filled = 0
         self.ids: list[str] = []
@@ -499,6 +546,7 @@ class _BatchBuilder:
         self.groups: list[Ragged] = []
 
     def items(self, chunk: Sequence[OrderRecord]) -> list[Item]:
+        chunk = self._unseen(chunk)
         for r in chunk:
             self.ids.append(r.id)
             self.titles.append(r.title)
@@ -507,6 +555,16 @@ class _BatchBuilder:
             self.opposes.append(r.opposes)
             self.citizens.append(citizen_key(r.citizen))
         return [(r.title, r.content, r.places) for r in chunk]
+
+    def _unseen(self, chunk: Sequence[OrderRecord]) -> list[OrderRecord]:
+        """The records of ``chunk`` whose id was not read before (of several with one id, the first)."""
+        keys = np.fromiter((stable_key(r.id) for r in chunk), dtype=np.int64, count=len(chunk))
+        new = np.zeros(len(chunk), dtype=bool)
+        new[np.unique(keys, return_index=True)[1]] = True
+        new &= ~self.seen.holds(keys) & ~self.fresh.holds(keys)
+        self.fresh.add(keys[new])
+        self.repeated += len(chunk) - int(new.sum())
+        return [r for r, keep in zip(chunk, new.tolist(), strict=True) if keep]
 
     def add(self, enc: Encoded, places: PlaceIndex, groups: Interner) -> None:
         k = enc.x.shape[0]
@@ -870,6 +928,7 @@ class TopicModel:
         self.terms: list[str] = []  # vocabulary, for key phrases
         self.reference: datetime | None = None
         self.orders_seen = 0
+        self.seen = SeenOrders()  # every order read, so that none is counted twice
         # Unassigned orders kept for seeding new topics later.
         self.pool = Batch.empty(self.params.dims)
 
@@ -877,6 +936,13 @@ class TopicModel:
         if "pool" not in state or "groups" not in state:
             raise StaleModelState("the stored hot-topic model predates the columnar pool: fit it again")
         self.__dict__.update(state)
+        if "seen" not in state:
+            # Stored before the model kept what it read: what it holds (orders dropped from the pool are not known).
+            self.seen = SeenOrders(self._held_keys())
+
+    def _held_keys(self) -> np.ndarray:
+        ids = [oid for t in self.topics.values() for oid in t.order_ids] + list(self.pool.ids)
+        return np.fromiter((stable_key(oid) for oid in ids), dtype=np.int64, count=len(ids))
 
     # -------------------------------------------------------------- fit / update
 
@@ -900,10 +966,10 @@ class TopicModel:
         del sample
         self.terms = self.embedder.vocabulary
         self.topics, self.next_id = {}, 1
-        self.places, self.groups = PlaceIndex(), Interner()
+        self.places, self.groups, self.seen = PlaceIndex(), Interner(), SeenOrders()
         # One pool for encoding and clustering, forked now while this process holds no orders yet.
         with _workers(workers, self.embedder) as run:
-            batch = self._encode(records() if callable(records) else records, n, run)
+            batch, _ = self._encode(records() if callable(records) else records, n, run)
             named, district = self.places.matrices(batch.places)
             labels = cluster(batch.x, named, district, self.params, run=run)
         del named, district
@@ -920,12 +986,20 @@ class TopicModel:
         return self.ranked()
 
     def update(self, records: Sequence[OrderRecord], *, now: datetime | None = None) -> dict[str, int]:
-        """Add new orders: join existing topics (ids kept) or seed new topics with the pool of unassigned ones."""
+        """Add new orders: join existing topics (ids kept) or seed new topics with the pool of unassigned ones.
+
+        An order whose id the model has read before is not counted again (``repeated`` in the summary), even if
+        its text changed since: the model keeps each topic's sums (centroid, term counts), not each order's
+        vector, so it cannot take an order's earlier text out of its topic — a fit (``--rebuild``) reads the
+        current texts."""
         if self.embedder.svd is None:
             raise RuntimeError("the topic model is not fitted")
         workers = self.params.workers if len(records) >= self.params.parallel_min else 1
         with _workers(workers, self.embedder) as run:
-            batch = self._encode(records, len(records), run)
+            batch, repeated = self._encode(records, len(records), run)
+        if not len(batch):
+            self.refresh(now=now)
+            return {"orders": 0, "repeated": repeated, "joined": 0, "new_topics": 0}
         named, district = self.places.matrices(batch.places)
         joined = np.full(len(batch), -1, dtype=np.int64)
         topic_ids = list(self.topics)
@@ -965,7 +1039,7 @@ class TopicModel:
             self.pool = both.take(left)
         self.orders_seen += len(batch)
         self.refresh(now=now)
-        return {"orders": len(batch), "joined": len(hit), "new_topics": new_topics}
+        return {"orders": len(batch), "repeated": repeated, "joined": len(hit), "new_topics": new_topics}
 
     # -------------------------------------------------------------- internals
 
@@ -987,13 +1061,15 @@ class TopicModel:
                     sample[j] = _item(r)
         return sample, n
 
-    def _encode(self, records: Iterable[OrderRecord], expected: int, run: Mapper) -> Batch:
-        """Columns and SVD vectors of ``records``, read chunk by chunk (records are not kept)."""
-        builder = _BatchBuilder(self.embedder.svd.n_components, expected)
-        tasks = (builder.items(chunk) for chunk in _chunks(records, self.params.chunk))
+    def _encode(self, records: Iterable[OrderRecord], expected: int, run: Mapper) -> tuple[Batch, int]:
+        """Columns and SVD vectors of the orders of ``records`` not read before, read chunk by chunk (records are
+        not kept), and how many were left out as read before; the model now counts the others as read."""
+        builder = _BatchBuilder(self.embedder.svd.n_components, expected, self.seen)
+        tasks = (items for items in map(builder.items, _chunks(records, self.params.chunk)) if items)
         for enc in run(partial(_encode_items, self.embedder), _encode_task, tasks):
             builder.add(enc, self.places, self.groups)
-        return builder.build()
+        self.seen.add(builder.fresh.keys)
+        return builder.build(), builder.repeated
 
     def _build_topics(self, batch: Batch, labels: np.ndarray) -> None:
         member = np.flatnonzero(labels >= 0)

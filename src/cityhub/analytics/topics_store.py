@@ -143,11 +143,12 @@ def mine_database(
             model = None
     if state is not None and model is not None:
         records = [r for _, r in iter_orders(session, after_id=state.last_order_id, upto=upto)]
+        # Orders after the last one read: none was read before, and the model would not count it twice if it was.
         summary = model.update(records) if records else {"orders": 0, "joined": 0, "new_topics": 0}
         if not records:
             model.refresh()
         state.state = dumps(model)
-        state.orders_seen += len(records)
+        state.orders_seen += summary["orders"]
         state.last_order_id = max(upto, state.last_order_id)
         summary["mode"] = 0
     else:
