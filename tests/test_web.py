@@ -1048,8 +1048,14 @@ def test_a_phone_number_in_an_appeals_text_is_searched_only_by_those_who_read_it
     assert order.number in login("op").get("/orders?q=13912345678").text
     refused = login("lead").get("/orders?q=139 1234 5678")
     assert refused.status_code == 200 and order.number not in refused.text
-    assert "按电话、身份证号或邮箱检索需可查看市民个人信息的角色" in refused.text
+    assert "按电话、身份证号、邮箱或门牌号检索需可查看市民个人信息的角色" in refused.text
     assert order.number in login("lead").get("/orders?q=井盖缺失").text  # the words of the appeal still find it
+    # Nor a house number the leader reads as [门牌号]: it would confirm whose door it is one guess at a time.
+    door = _order(content="三元里大道123号1203房楼上漏水", street="W-JT")
+    assert door.number in login("op").get("/orders?q=1203房").text
+    for guess in ("1203房", "123号", "12栋"):
+        assert door.number not in login("lead").get(f"/orders?q={guess}").text, guess
+    assert door.number in login("lead").get("/orders?q=楼上漏水").text
     handler = login("hand_a")
     assert order.number in handler.get("/orders?q=井盖缺失").text  # on the handler's street: in its scope
     assert order.number not in handler.get("/orders?q=13912345678").text  # but its unit does not lead it

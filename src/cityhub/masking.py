@@ -224,6 +224,16 @@ def names_a_person(text: str | None) -> bool:
     return any(pattern.search(form) for pattern, _label in _PERSON_PATTERNS) or bool(_ACCOUNT.search(form))
 
 
+# A number of a building, entrance, flat or house (12栋, 3单元, 1203房, 123号; not a metro line, 3号线) in a search.
+_DOOR_IN_QUERY = re.compile(r"[0-9]+\s*(?:号(?!线)|栋|幢|座|单元|室|房)")
+
+
+def names_a_door(text: str | None) -> bool:
+    """Whether a search ``text`` holds a house, building or flat number: what :func:`scrub_text` hides as
+    ``[门牌号]`` (a search for one asks whose door it is)."""
+    return bool(text) and bool(_DOOR_IN_QUERY.search(_matching_form(text or "")[0]))
+
+
 def _plainly_no_name(name: str) -> bool:
     """A word of ``_NOT_NAMES``, or where someone is from (江西人, 石井人)."""
     return name in _NOT_NAMES or name.endswith("人")

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cityhub.masking import coarsen_address, coarsen_coordinate, names_a_person, scrub_text
+from cityhub.masking import coarsen_address, coarsen_coordinate, names_a_door, names_a_person, scrub_text
 
 REPRO = (
     "本人李雪梅，身份证44010619850101123X，住三元里大道88号5栋1203室，手机１３９１２３４５６７８，"
@@ -194,3 +194,23 @@ def test_a_name_after_who_someone_is_is_hidden_an_ordinary_word_is_not(text: str
 )
 def test_a_named_wechat_or_qq_account_is_hidden_and_the_word_naming_it_stays(text: str, scrubbed: str) -> None:
     assert scrub_text(text) == scrubbed
+
+
+@pytest.mark.parametrize(
+    ("query", "door"),
+    [
+        ("1203房", True),
+        ("123号", True),
+        ("12栋", True),
+        ("3单元", True),
+        ("二号楼", True),
+        ("地铁3号线", False),
+        ("3楼漏水", False),
+        ("G4高速", False),
+        ("2026年", False),
+        ("路灯不亮", False),
+        ("", False),
+    ],
+)
+def test_a_search_naming_a_house_number_is_told_apart(query: str, door: bool) -> None:
+    assert names_a_door(query) is door

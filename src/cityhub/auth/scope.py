@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, aliased
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.errors import Conflict, PermissionDenied
-from cityhub.masking import names_a_person, scrub_text
+from cityhub.masking import names_a_door, names_a_person, scrub_text
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.workorders.models import Channel, Order, OrderAssist
 
@@ -126,8 +126,9 @@ def order_in_scope(session: Session, scope: Scope, order_id: int) -> bool:
 def personal_search(principal: Principal, q: str | None) -> ColumnElement[bool] | None:
     """Where a search by ``q`` may look for ``principal`` beyond its scope's own limit, so that a search does not tell
     a reader who sees the orders masked who filed them. When ``q`` names a person by a phone or ID number or an
-    e-mail address (:func:`cityhub.masking.names_a_person`): the orders whose personal data ``principal`` reads — a
-    handler the orders its unit leads; a role that reads no personal data is refused (:class:`PermissionDenied`).
+    e-mail address (:func:`cityhub.masking.names_a_person`) or their door by a house number (``names_a_door``):
+    the orders whose personal data ``principal`` reads — a handler the orders its unit leads; a role that reads
+    no personal data is refused (:class:`PermissionDenied`).
     Otherwise, for such a reader, the orders whose citizen's name holds a word of ``q`` (of two characters or more:
     someone searching by the filer's name, which the text may repeat) only where it reads them unmasked. None: no
     further limit (``principal`` reads personal data in all its scope, or ``q`` has nothing to limit)."""
@@ -136,13 +137,13 @@ def personal_search(principal: Principal, q: str | None) -> ColumnElement[bool] 
     own: ColumnElement[bool] | None = None
     if principal.role in permissions.UNIT_STAFF_ROLES and principal.unit_id is not None:
         own = Order.lead_unit_id == principal.unit_id
-    if names_a_person(q):
+    if names_a_person(q) or names_a_door(q):
         if own is not None:
             return own
         raise PermissionDenied(
-            "searching by a phone number, ID number or e-mail address needs a role that reads citizens' personal "
-            "data (operator, dispatcher, supervisor, administrator); search by words of the appeal, its place or its "
-            "number",
+            "searching by a phone number, ID number, e-mail address or house number needs a role that reads "
+            "citizens' personal data (operator, dispatcher, supervisor, administrator); search by words of the "
+            "appeal, its place or its number",
             details={"field": "q", "personal_search": True},
         )
     words = [w for w in q.split() if len(w) >= 2]
