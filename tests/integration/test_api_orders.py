@@ -54,8 +54,12 @@ def test_create_masks_personal_data_and_is_idempotent(client):
     assert seen_by_leader["citizen_phone"] == "138****5678" and seen_by_leader["citizen_name"] == "王*"
     listed = client.get("/api/v1/orders", headers=client.leader).json()["items"]
     assert [(o["citizen_name"], o["citizen_phone"]) for o in listed] == [("王*", "138****5678")]
-    again = _create(client, external_id="web-1")
+    again = _create(client, external_id="web-1", content="小区路灯不亮 已经一周")  # the same words, spaced otherwise
     assert again["id"] == order["id"]
+    # The same id saying something else is no re-sent appeal: refused naming the order, its words not lost silently.
+    other = client.post("/api/v1/orders", json={"channel": "web", "external_id": "web-1", "content": "井盖丢了"})
+    assert other.status_code == 409 and order["number"] in other.json()["message"]
+    assert other.json()["details"]["field"] == "external_id"
 
 
 CALL = (

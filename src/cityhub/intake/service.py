@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
 from cityhub.dispatch import background
-from cityhub.errors import CityhubError, ValidationFailed
+from cityhub.errors import CityhubError, Conflict, ValidationFailed
 from cityhub.intake import dedupe
 from cityhub.org.models import Unit, UnitTier
 from cityhub.org.places import locate_appeal
@@ -146,6 +146,7 @@ def submit(
     instant_answer_entry_id: int | None = None,
     similar: bool = True,
     defer_duplicates: bool = False,
+    same_message: bool = False,
 ) -> IntakeResult:
     """Receive one appeal from any channel and return the (new or already known) order.
 
@@ -156,6 +157,10 @@ def submit(
     alone): with ``CITYHUB_DEDUPE_IN_BACKGROUND`` (and automatic merges) on, the background dispatcher looks for an
     earlier duplicate to merge the order into (before its decision, with automatic dispatch on; see
     :mod:`cityhub.dispatch.background`), and the request only creates the order.
+    ``same_message``: an appeal re-sent under a known (channel, external_id) must say the same (title and content,
+    whitespace aside) — one saying something else is refused (409 naming the order holding the id), as a bulk
+    import refuses such a row, instead of being answered with the earlier order while its words are lost. (Alarms
+    and findings, whose texts change as they are re-sent, keep the earlier order.)
 
     The search for duplicates and similar cases only reads, so it runs on the appeal as submitted, *before* the
     order is created: the writes (number, order, audit events, an automatic merge) then follow one another
@@ -168,6 +173,11 @@ def submit(
         raise ValidationFailed("only consultations are answered instantly", details={"field": "appeal_type"})
     known = orders.find_existing(session, data=data)
     if known is not None:
+        if same_message and _says_otherwise(known, data):
+            raise Conflict(
+                f"external_id {data.external_id} already holds another message (order {known.number})",
+                details={"field": "external_id", "order_id": known.id},
+            )
         return IntakeResult(order=known, created=False)
     deferred = defer_duplicates and not instant_answer and background.checks_duplicates()
     # Where the appeal is, looked for once: the duplicate search compares it and the order records it.
@@ -190,6 +200,13 @@ def submit(
     return IntakeResult(
         order=order, created=created, duplicates=found.duplicates, similar=found.similar, dedupe_action=found.action
     )
+
+
+def _says_otherwise(known: Order, data: OrderCreate) -> bool:
+    """Whether ``data`` is another message than the order ``known`` (its title compared only when it gives one)."""
+    from cityhub.intake.bulk import message_key
+
+    return message_key(known.title if data.title else "", known.content) != message_key(data.title, data.content)
 
 
 def route_received(

@@ -76,7 +76,7 @@ def create(
     }
     try:
         with session_scope() as session:
-            result = submit(session, data=payload, instant_answer=answer)
+            result = submit(session, data=payload, instant_answer=answer, same_message=True)
             out = _dump(result.order, unmasked=True) | {"created": result.created}
     except CityhubError as exc:
         raise _fail(exc.message) from None

@@ -103,9 +103,10 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Respon
         data = filed_by_inspector(db, data, principal.unit_id)
     # The answer is the order alone: similar past cases are not searched for here (GET /orders/{id}/similar), and
     # with the background dispatcher on, duplicates are looked for by it.
-    result = submit(db, data=data, actor=principal.actor, similar=False, defer_duplicates=True)
-    if not result.created and not order_in_scope(db, scope_of(db, principal), result.order.id):
+    known = service.find_existing(db, data=data)  # one the caller may not read is not named, nor compared
+    if known is not None and not order_in_scope(db, scope_of(db, principal), known.id):
         raise Conflict("an appeal with this channel and external_id was received before")
+    result = submit(db, data=data, actor=principal.actor, similar=False, defer_duplicates=True, same_message=True)
     db.commit()  # here, in the same worker thread as the writes: the write lock is not held while the answer waits
     return model_response(_read(result.order, principal), status.HTTP_201_CREATED)
 
