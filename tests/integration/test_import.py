@@ -994,3 +994,36 @@ def test_every_kind_of_refused_row_is_said_in_chinese_on_the_import_page(db_sess
     history = write_csv(tmp_path / "history.csv", [["h9", *ok[:2], "", *ok[3:]]], header=header)
     [issue] = import_orders(db_session, path=history, as_history=True).issues
     assert import_issue(zh, issue.message) == "作为历史工单导入，每行须有受理时间"
+
+
+def test_an_errors_file_that_is_the_input_is_refused_and_the_input_kept(
+    app_db: str, cli_run: Any, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "orders.csv", GOOD_ROWS + BAD_ROWS)
+    before = path.read_bytes()
+    for spelling in (path, tmp_path / "." / "orders.csv"):
+        code, _, err = cli_run("import", "orders", str(path), "--errors", str(spelling))
+        assert code == 1
+        assert err.strip().splitlines() == [
+            f"error: --errors {spelling} is the input file; give another name (it would be overwritten)"
+        ]
+    assert path.read_bytes() == before
+
+
+def test_the_errors_file_is_written_only_once_the_input_opened(app_db: str, cli_run: Any, tmp_path: Path) -> None:
+    errors = tmp_path / "errors.csv"
+    errors.write_text("an earlier run's report\n", encoding="utf-8")
+    code, _, err = cli_run("import", "orders", str(tmp_path / "missing.csv"), "--errors", str(errors))
+    assert code == 1 and "missing.csv: file not found" in err
+    assert errors.read_text(encoding="utf-8") == "an earlier run's report\n"
+    # A path that cannot be written is one line naming it, before anything is imported.
+    path = write_csv(tmp_path / "orders.csv", GOOD_ROWS)
+    for target, problem in (
+        (tmp_path, f"error: --errors {tmp_path} is a directory; give a file name"),
+        (path / "x.csv", f"error: --errors {path / 'x.csv'}: {path} is a file; give a directory for the file"),
+    ):
+        code, _, err = cli_run("import", "orders", str(path), "--errors", str(target))
+        assert (code, err.strip().splitlines()) == (1, [problem])
+    code, _, err = cli_run("import", "orders", str(path), "--errors", str(tmp_path / "new" / "errors.csv"), "-q")
+    assert code == 0, err
+    assert (tmp_path / "new" / "errors.csv").read_text(encoding="utf-8-sig").startswith("row,level,field,message")

@@ -861,7 +861,7 @@ def import_orders(
     channel: Channel | str | None = None,
     sheet: str | None = None,
     prefix: str | None = None,
-    issues_to: IO[str] | None = None,
+    issues_to: IO[str] | Callable[[], IO[str]] | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
     on_batch: Callable[[ImportReport], None] | None = None,
     as_history: bool = False,
@@ -880,7 +880,8 @@ def import_orders(
     (:func:`cityhub.dispatch.background.enabled`): the orders wait for a dispatcher or ``cityhub dispatch run``.
 
     ``channel`` forces the channel of every row (otherwise the file's channel column, default ``import``).
-    ``issues_to`` receives every rejected/warned row as CSV (row, level, field, message).
+    ``issues_to`` receives every rejected/warned row as CSV (row, level, field, message); given as a function, it
+    is called for the file once ``path`` has opened as a table (a file that cannot be read leaves it untouched).
     """
     report = ImportReport(file=str(path))
     queue = _dispatch_queue() if dispatch and not as_history else None
@@ -888,9 +889,7 @@ def import_orders(
         forced = _choice(channel, "channel", _CHANNEL, None) if channel else None
     except RowError as exc:
         raise ValidationFailed(exc.message, details={"field": "channel"}) from None
-    writer = csv.writer(issues_to) if issues_to is not None else None
-    if writer is not None:
-        writer.writerow(ISSUE_COLUMNS)
+    writer: Any = None
 
     def record_issue(issue: RowIssue) -> None:
         keep = len(report.issues) < MAX_KEPT_ISSUES
@@ -910,6 +909,9 @@ def import_orders(
 
     with open_table(path, sheet=sheet) as table:
         mapping = ColumnMap.from_header(table.header, columns)
+        if issues_to is not None:
+            writer = csv.writer(issues_to() if callable(issues_to) else issues_to)
+            writer.writerow(ISSUE_COLUMNS)
         places = PlaceIndex(session) if {"street", "community"} & mapping.fields.keys() else None
         converter = _RowConverter(mapping, CategoryIndex(session), forced, places, as_history=as_history, actor=actor)
         session.commit()  # end the read transaction: SQLite writers must not hold a stale snapshot
