@@ -23,7 +23,7 @@ from cityhub.db import database_key, rowcount, utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
 from cityhub.knowledge.retrieval import ASKING_WORDS, CACHE, Doc, KnowledgeIndex
-from cityhub.knowledge.schemas import EntryCreate, EntryUpdate, ImportResult, split_keywords
+from cityhub.knowledge.schemas import KB_TEXT_MAX_CHARS, EntryCreate, EntryUpdate, ImportResult, split_keywords
 from cityhub.nlp import reply_quality
 from cityhub.nlp.text import normalize
 from cityhub.workorders import service as orders
@@ -273,6 +273,7 @@ def import_entries(session: Session, *, path: Path) -> ImportResult:
         raise ValidationFailed(f"{path.name}: missing column(s) {', '.join(missing)}", details={"missing": missing})
     existing = {e.question: e for e in session.scalars(select(KnowledgeEntry).where(KnowledgeEntry.active.is_(True)))}
     report = ImportResult()
+    report.rows += table.reject_unread(report.reject)
     return _upsert_all(session, known=existing, items=_import_rows(session, table, report), report=report)
 
 
@@ -290,6 +291,11 @@ def _import_rows(session: Session, table: Any, report: ImportResult) -> Iterator
         answer = (values.get("answer") or "").strip()
         if not question or not answer:
             report.reject(row_no, "question" if not question else "answer", "empty")
+            continue
+        if too_long := next(
+            (n for n, t in (("question", question), ("answer", answer)) if len(t) > KB_TEXT_MAX_CHARS), None
+        ):
+            report.reject(row_no, too_long, f"longer than {KB_TEXT_MAX_CHARS} characters")  # as over the API
             continue
         category_id = None
         if (values.get("category") or "").strip():
