@@ -76,3 +76,22 @@ def test_an_unclosed_quote_and_a_long_field_reject_their_rows_only(app_db: str, 
     ]
     with session_scope() as s:
         assert list(s.scalars(select(KnowledgeEntry.question))) == ["如何办理护照"]
+
+
+def test_a_question_repeated_in_a_knowledge_file_rejects_the_later_row(
+    app_db: str, cli_run: Run, tmp_path: Path
+) -> None:
+    kb = tmp_path / "kb.csv"
+    kb.write_text(
+        "question,answer,keywords\n如何办理护照测试,携带身份证到街道办理,护照;办理\n如何办理护照测试,重复的第二个答案,\n",
+        encoding="utf-8",
+    )
+    for created in (1, 0):
+        code, out, err = cli_run("kb", "import", str(kb))
+        assert code == 0, err
+        report = json.loads(out)
+        assert (report["created"], report["updated"]) == (created, 0)
+        assert report["rejected"] == [{"row": 3, "field": "question", "reason": "already on row 2"}]
+    with session_scope() as s:
+        [entry] = s.scalars(select(KnowledgeEntry))
+        assert entry.answer == "携带身份证到街道办理"

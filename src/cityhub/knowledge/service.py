@@ -285,6 +285,7 @@ def _import_rows(session: Session, table: Any, report: ImportResult) -> Iterator
     """The (question, new-entry fields, updatable fields) of each good row; bad rows are rejected in ``report``."""
     from cityhub.workorders.categories import find_category
 
+    first_row: dict[str, int] = {}  # question → the row it was first read on
     for row_no, values in table.rows:
         report.rows += 1
         question = (values.get("question") or "").strip()
@@ -292,6 +293,10 @@ def _import_rows(session: Session, table: Any, report: ImportResult) -> Iterator
         if not question or not answer:
             report.reject(row_no, "question" if not question else "answer", "empty")
             continue
+        if question in first_row:  # the first row's entry stands; the later one would overwrite it unseen
+            report.reject(row_no, "question", f"already on row {first_row[question]}")
+            continue
+        first_row[question] = row_no
         if too_long := next(
             (n for n, t in (("question", question), ("answer", answer)) if len(t) > KB_TEXT_MAX_CHARS), None
         ):
