@@ -113,12 +113,18 @@ def read_text(path: str | Path) -> str:
         raise UnreadableFile(f"{p} is a directory, not a file") from None
     except OSError as exc:
         raise UnreadableFile(f"cannot read {p}: {exc.strerror or exc}") from None
-    encoding = detect_encoding(raw[:SAMPLE_BYTES], name=str(p))
+    return decode_text(raw, name=str(p))
+
+
+def decode_text(raw: bytes, *, name: str) -> str:
+    """The text of a user's file read as bytes (a file, standard input), decoded as :func:`read_text` decodes it:
+    UTF-8 without its BOM, or GB18030; ``UnreadableFile`` naming ``name`` otherwise."""
+    encoding = detect_encoding(raw[:SAMPLE_BYTES], name=name)
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise UnreadableFile(f"{p}: line {line}: bytes that are not {encoding} ({exc.reason})") from None
+        raise UnreadableFile(f"{name}: line {line}: bytes that are not {encoding} ({exc.reason})") from None
 
 
 # The longest CSV field read. The csv module's own limit (131,072 characters) ended the reading of a whole file at

@@ -79,6 +79,19 @@ def test_locate_reads_a_gbk_address_list(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["street_code"] == "440111012"
 
 
+def test_locate_reads_standard_input_as_it_reads_a_file() -> None:
+    for raw in ("白云区嘉禾街望南社区\n".encode("gbk"), "\ufeff白云区嘉禾街望南社区\n".encode()):
+        result = CliRunner().invoke(nlp_app, ["locate", "--input", "-", "--json"], input=raw)
+        assert result.exit_code == 0, result.output
+        answer = json.loads(result.stdout)
+        assert (answer["input"], answer["street_code"]) == ("白云区嘉禾街望南社区", "440111012")
+    result = CliRunner().invoke(nlp_app, ["locate", "--input", "-"], input="白云区".encode("utf-16"))
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: standard input is UTF-16 text; save it as UTF-8 (or GBK) and try again"
+    ]
+
+
 def test_locate_names_an_unreadable_file_in_one_line(tmp_path: Path) -> None:
     f = tmp_path / "addr.txt"
     f.write_bytes("白云区".encode("utf-16"))
