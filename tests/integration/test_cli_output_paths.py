@@ -73,3 +73,13 @@ def test_report_and_demo_csv_targets(app_db: str, cli_run: Any, tmp_path: Path) 
 def test_db_upgrade_to_an_unknown_revision_is_one_line(app_db: str, cli_run: Any) -> None:
     code, _, err = cli_run("db", "upgrade", "bogusrev")
     assert (code, _one_line(err)) == (1, "error: db upgrade bogusrev: Can't locate revision identified by 'bogusrev'")
+
+
+def test_hot_topics_of_a_file_without_orders_is_one_line(cli_run: Any, tmp_path: Path) -> None:
+    header_only = tmp_path / "header_only.csv"
+    header_only.write_text("id,title,content,created_at,category\n", encoding="utf-8")
+    code, _, err = cli_run("analytics", "hot-topics", "--input", str(header_only))
+    assert (code, _one_line(err)) == (
+        1,
+        f"error: {header_only}: no orders to mine (the file has no rows with a title or content)",
+    )

@@ -307,6 +307,11 @@ def hot_topics_command(
                 raise fail(exc.message) from None
             summary = model.update(ht.read_orders_file(input_path))
         else:
+            records = ht.iter_orders_file(input_path)
+            empty = next(records, None) is None
+            records.close()  # type: ignore[attr-defined]
+            if empty:
+                raise fail(f"{input_path}: no orders to mine (the file has no rows with a title or content)")
             model = ht.TopicModel(params)
             path = input_path
             model.fit(lambda: ht.iter_orders_file(path))  # streamed: the file is read twice, never held
