@@ -83,3 +83,18 @@ def test_hot_topics_of_a_file_without_orders_is_one_line(cli_run: Any, tmp_path:
         1,
         f"error: {header_only}: no orders to mine (the file has no rows with a title or content)",
     )
+
+
+def test_invalid_values_name_their_field_in_one_line(app_db: str, cli_run: Any, tmp_path: Path) -> None:
+    divisions = tmp_path / "divisions.csv"
+    divisions.write_text(
+        "code,name,level,parent_code\n440111,白云区,district,\n440111012,嘉禾街道,street,440111\n", encoding="utf-8"
+    )
+    assert cli_run("org", "import", str(divisions))[0] == 0
+    code, _, err = cli_run("dispatch", "rules", "add", "--name", "x", "--unit", "440111012", "--tier", "planet")
+    assert code == 1
+    assert _one_line(err) == "error: tier: Input should be 'community', 'street', 'department' or 'district'"
+    code, _, err = cli_run("dispatch", "rules", "add", "--name", "x", "--unit", "440111012", "--keywords", ",,,")
+    assert code == 1 and _one_line(err).startswith("error: keywords: keywords are all blank")
+    code, _, err = cli_run("users", "create", "--username", "a b", "--role", "admin")
+    assert code == 1 and _one_line(err) == "error: username: String should match pattern '^[A-Za-z0-9_.@-]{2,64}$'"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cityhub.clitools import cli_actor, fail
+from cityhub.clitools import cli_actor, fail, validation_problem
 from cityhub.db import session_scope
 
 if TYPE_CHECKING:
@@ -232,8 +232,7 @@ def rules_add_command(
     try:
         data = RuleCreate.model_validate(values)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise fail(f"{'.'.join(str(p) for p in err['loc']) or 'rule'}: {err['msg']}") from None
+        raise fail(validation_problem(exc, "rule")) from None
     with session_scope() as session:
         typer.echo(_rule_line(service.create_rule(session, data=data, actor=cli_actor())))
 
@@ -267,8 +266,7 @@ def rules_set_command(
     try:
         data = RuleUpdate.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise fail(f"{'.'.join(str(p) for p in err['loc']) or 'rule'}: {err['msg']}") from None
+        raise fail(validation_problem(exc, "rule")) from None
     with session_scope() as session:
         typer.echo(_rule_line(service.update_rule(session, rule_id=rule_id, data=data, actor=cli_actor())))
 

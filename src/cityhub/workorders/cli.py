@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from cityhub.clitools import fail as _fail
+from cityhub.clitools import validation_problem
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
 from cityhub.workorders.lifecycle import Action
@@ -110,7 +111,7 @@ def search_cmd(
     try:
         filters = OrderFilter(q=q, state=state or None)
     except ValidationError as exc:
-        raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        raise _fail(validation_problem(exc, "filter")) from None
     with session_scope() as session:
         rows, more, total = service.search_order_rows(
             session, filters=filters, columns=["id", "number", "state", "created_at", "title"], limit=limit, count=count
