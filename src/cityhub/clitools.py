@@ -26,6 +26,15 @@ def validation_problem(exc: ValidationError, what: str = "input") -> str:
     return "; ".join(parts) or f"invalid {what}"
 
 
+def named_actor(name: str) -> Any:
+    """The actor an ``--actor NAME`` option names; a blank name exits with one line (no audit event without who)."""
+    from cityhub.workorders.service import Actor
+
+    if not name.strip():
+        raise fail("--actor: empty; give the name the audit trail records")
+    return Actor(name=name.strip())
+
+
 def cli_actor() -> Any:
     """Who a change made from the command line was made by, in audit trails and the configuration log: ``cli``."""
     from cityhub.workorders.service import Actor

@@ -3,6 +3,7 @@ line naming it, said before the work; nothing is written over an input."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,18 @@ def test_invalid_values_name_their_field_in_one_line(app_db: str, cli_run: Any, 
     assert code == 1 and _one_line(err).startswith("error: keywords: keywords are all blank")
     code, _, err = cli_run("users", "create", "--username", "a b", "--role", "admin")
     assert code == 1 and _one_line(err) == "error: username: String should match pattern '^[A-Za-z0-9_.@-]{2,64}$'"
+
+
+def test_an_empty_actor_and_a_limit_below_one_are_refused(app_db: str, cli_run: Any, tmp_path: Path) -> None:
+    code, out, err = cli_run("orders", "create", "--content", "路灯不亮", "--channel", "hotline")
+    assert code == 0, err
+    number = json.loads(out)["number"]
+    code, _, err = cli_run("orders", "act", number, "accept", "--actor", " ")
+    assert (code, _one_line(err)) == (1, "error: --actor: empty; give the name the audit trail records")
+    code, out, _ = cli_run("orders", "show", number)
+    assert json.loads(out)["state"] == "received"
+    replies = tmp_path / "replies.csv"
+    replies.write_text("留言编号,留言主题,留言详情,答复意见\n1,路灯,路灯不亮,已修复\n", encoding="utf-8")
+    for limit in ("0", "-1"):
+        code, _, err = cli_run("kb", "seed-replies", str(replies), "--limit", limit)
+        assert code == 2 and "--limit" in err
