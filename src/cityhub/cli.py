@@ -79,9 +79,14 @@ def _mount() -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Migrate the database named by CITYHUB_DATABASE_URL (a new SQLite file is created)."""
+    from alembic.util import CommandError
+
     from cityhub import migrate
 
-    migrate.upgrade(revision=revision)
+    try:
+        migrate.upgrade(revision=revision)
+    except CommandError as exc:  # a revision the migrations do not have: alembic says which
+        raise fail(f"db upgrade {revision}: {str(exc).strip().splitlines()[0]}") from None
     typer.echo(f"database at revision {migrate.current()}")
 
 

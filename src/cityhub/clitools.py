@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one line naming the problem to stderr and return the exit to raise (``raise fail(...)``)."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+def validation_problem(exc: ValidationError, what: str = "input") -> str:
+    """A pydantic validation error as one line naming each field and its problem (``tier: Input should be …;
+    keywords: …``), without pydantic's header and links; ``what`` names a problem of the whole object."""
+    parts = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]) or what
+        parts.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts) or f"invalid {what}"
+
+
+def named_actor(name: str) -> Any:
+    """The actor an ``--actor NAME`` option names; a blank name exits with one line (no audit event without who)."""
+    from cityhub.workorders.service import Actor
+
+    if not name.strip():
+        raise fail("--actor: empty; give the name the audit trail records")
+    return Actor(name=name.strip())
 
 
 def cli_actor() -> Any:

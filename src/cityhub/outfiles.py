@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from cityhub.errors import ValidationFailed
 
@@ -90,3 +91,51 @@ def check_directory(path: Path, what: str, holding: str) -> None:
                 created.rmdir()
             except OSError:
                 break
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether paths ``a`` and ``b`` name the same file (links and relative spellings resolved)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def check_output(target: Path, what: str, *, inputs: Sequence[Path] = ()) -> None:
+    """ValidationFailed, one line naming ``target``, unless a file can be written there: not a directory, not one of
+    ``inputs`` (the files the command reads: writing one would destroy it before it is read), an existing file
+    writable, else its directory writable (missing directories can be created). Asked before the work; nothing is
+    changed (an existing file is not truncated, directories created only to ask are removed). ``what`` names the
+    file in messages (e.g. "--errors")."""
+    path = Path(target)
+    if path.is_dir():
+        raise ValidationFailed(f"{what} {path} is a directory; give a file name")
+    for source in inputs:
+        if same_file(path, Path(source)):
+            raise ValidationFailed(f"{what} {path} is the input file; give another name (it would be overwritten)")
+    if path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC))
+        except OSError as exc:
+            raise ValidationFailed(f"cannot write {what} {path}: {_why(exc)}") from None
+        return
+    check_directory(path.parent, f"{what} {path}:", "the file")
+
+
+def open_output(
+    target: Path,
+    what: str,
+    *,
+    inputs: Sequence[Path] = (),
+    encoding: str | None = "utf-8",
+    newline: str | None = None,
+) -> IO[str]:
+    """``target`` opened for writing text (missing directories created), after :func:`check_output`; an OSError is
+    ValidationFailed, one line naming the file. Open it once the inputs have been opened: the caller closes it."""
+    path = Path(target)
+    check_output(path, what, inputs=inputs)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("w", encoding=encoding, newline=newline)
+    except OSError as exc:
+        raise ValidationFailed(f"cannot write {what} {path}: {_why(exc)}") from None

@@ -8,7 +8,9 @@ training data, address lists — decodes it here, and says the same thing when i
 from __future__ import annotations
 
 import codecs
+import csv
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from cityhub.errors import NotFound, ValidationFailed
@@ -111,9 +113,66 @@ def read_text(path: str | Path) -> str:
         raise UnreadableFile(f"{p} is a directory, not a file") from None
     except OSError as exc:
         raise UnreadableFile(f"cannot read {p}: {exc.strerror or exc}") from None
-    encoding = detect_encoding(raw[:SAMPLE_BYTES], name=str(p))
+    return decode_text(raw, name=str(p))
+
+
+def decode_text(raw: bytes, *, name: str) -> str:
+    """The text of a user's file read as bytes (a file, standard input), decoded as :func:`read_text` decodes it:
+    UTF-8 without its BOM, or GB18030; ``UnreadableFile`` naming ``name`` otherwise."""
+    encoding = detect_encoding(raw[:SAMPLE_BYTES], name=name)
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise UnreadableFile(f"{p}: line {line}: bytes that are not {encoding} ({exc.reason})") from None
+        raise UnreadableFile(f"{name}: line {line}: bytes that are not {encoding} ({exc.reason})") from None
+
+
+# The longest CSV field read. The csv module's own limit (131,072 characters) ended the reading of a whole file at
+# one long text; a field this long is a row for its reader's own length checks. Beyond it the file is unreadable.
+CSV_FIELD_LIMIT = 16 * 1024 * 1024
+
+# Fed to the csv reader after the last line: a record of its own, unless a quoted field is still open.
+_END = "\ue000cityhub:end-of-file\ue000"
+_LINE_END = re.compile("\r\n|\r|\n")
+
+
+def csv_records(lines: Iterable[str], *, delimiter: str = ",") -> Iterator[tuple[list[str], str | None]]:
+    """Each record of CSV text ``lines`` (a file read with ``newline=""``) with None, or with what is wrong with it.
+
+    Every CSV reader of a user's file reads through here. A quoted field still open at the end of the text (a stray
+    or unbalanced quote) would take every later line into one field: its record comes with the problem (naming the
+    line the quote opened on, its cells cut there), and the lines after that one are read as records again, so the
+    rows the quote swallowed are kept. ``csv.Error`` (a field over :data:`CSV_FIELD_LIMIT`) is the caller's.
+    """
+    csv.field_size_limit(CSV_FIELD_LIMIT)
+    source: Iterator[str] = iter(lines)
+    first = 1  # the line number of the next record's first line
+    while True:
+        record: list[str] = []  # the lines of the record being read
+
+        def feed(src: Iterator[str] = source, record: list[str] = record) -> Iterator[str]:
+            for line in src:
+                record.append(line)
+                yield line
+            yield _END
+
+        for cells in csv.reader(feed(), delimiter=delimiter):
+            if cells and cells[-1].endswith(_END):
+                break
+            yield cells, None
+            first += len(record)
+            record.clear()
+        else:
+            return
+        if cells == [_END]:
+            return
+        tail = cells[-1][: -len(_END)]
+        spanned = len(_LINE_END.findall(tail)) + (0 if _LINE_END.search(tail[-1:] or "x") else 1)
+        opened = max(len(record) - spanned, 0)  # the index in ``record`` of the line the quote opened on
+        cut = [*cells[:-1], _LINE_END.split(tail, maxsplit=1)[0]]
+        yield cut, f"a quoted field opened on line {first + opened} is not closed before the end of the file"
+        rest = record[opened + 1 :]
+        if not rest:
+            return
+        first += opened + 1
+        source = iter(rest)

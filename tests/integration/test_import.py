@@ -698,14 +698,17 @@ def test_undecodable_bytes_reject_their_row_only(db_session: Session, tmp_path: 
     assert db_session.execute(select(Order.id).where(Order.external_id == "e2500")).first() is None
 
 
-def test_a_file_unreadable_midway_keeps_and_reports_the_rows_before(app_db: str, tmp_path: Path) -> None:
+def test_a_file_unreadable_midway_keeps_and_reports_the_rows_before(
+    app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cityhub.cli import _mount, app
     from cityhub.db import session_factory
 
     _mount()
+    monkeypatch.setattr("cityhub.textfiles.CSV_FIELD_LIMIT", 100_000)
     rows = [f"m{i},主题{i},内容{i},2019-01-08 10:00:00" for i in range(2, 12)]
     rows[7] = "m9,主题9,坏行,2019-01-08 10:00:00,多余"  # a rejected row before the error is reported too
-    rows.insert(8, 'm10,主题10,"' + "长" * 140_000 + '",2019-01-08 10:00:00')  # beyond the CSV module's field limit
+    rows.insert(8, 'm10,主题10,"' + "长" * 140_000 + '",2019-01-08 10:00:00')  # beyond the CSV field limit
     path = tmp_path / "broken.csv"
     path.write_text("id,title,content,created_at\n" + "\n".join(rows) + "\n", encoding="utf-8")
 
@@ -955,6 +958,7 @@ def test_an_upload_is_read_from_a_copy_and_refused_by_its_name(
     monkeypatch.setattr(importer, "UPLOAD_MAX_BYTES", 1 << 20)
     with pytest.raises(UnreadableFile, match=r"^清单.csv is empty \(no header row\)"):
         importer.import_upload(db_session, filename="清单.csv", data=b"\n\n")
+    monkeypatch.setattr("cityhub.textfiles.CSV_FIELD_LIMIT", 100_000)
     broken = 'id,title,content\nb1,主题,内容\nb2,主题,"' + "长" * 140_000 + '"\n'
     with pytest.raises(importer.ImportStopped, match=r"^broken.csv: malformed CSV") as stopped:
         importer.import_upload(db_session, filename="C:\\x/broken.csv", data=broken.encode())
@@ -1005,3 +1009,72 @@ def test_every_kind_of_refused_row_is_said_in_chinese_on_the_import_page(db_sess
     history = write_csv(tmp_path / "history.csv", [["h9", *ok[:2], "", *ok[3:]]], header=header)
     [issue] = import_orders(db_session, path=history, as_history=True).issues
     assert import_issue(zh, issue.message) == "作为历史工单导入，每行须有受理时间"
+
+
+def test_an_errors_file_that_is_the_input_is_refused_and_the_input_kept(
+    app_db: str, cli_run: Any, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "orders.csv", GOOD_ROWS + BAD_ROWS)
+    before = path.read_bytes()
+    for spelling in (path, tmp_path / "." / "orders.csv"):
+        code, _, err = cli_run("import", "orders", str(path), "--errors", str(spelling))
+        assert code == 1
+        assert err.strip().splitlines() == [
+            f"error: --errors {spelling} is the input file; give another name (it would be overwritten)"
+        ]
+    assert path.read_bytes() == before
+
+
+def test_the_errors_file_is_written_only_once_the_input_opened(app_db: str, cli_run: Any, tmp_path: Path) -> None:
+    errors = tmp_path / "errors.csv"
+    errors.write_text("an earlier run's report\n", encoding="utf-8")
+    code, _, err = cli_run("import", "orders", str(tmp_path / "missing.csv"), "--errors", str(errors))
+    assert code == 1 and "missing.csv: file not found" in err
+    assert errors.read_text(encoding="utf-8") == "an earlier run's report\n"
+    # A path that cannot be written is one line naming it, before anything is imported.
+    path = write_csv(tmp_path / "orders.csv", GOOD_ROWS)
+    for target, problem in (
+        (tmp_path, f"error: --errors {tmp_path} is a directory; give a file name"),
+        (path / "x.csv", f"error: --errors {path / 'x.csv'}: {path} is a file; give a directory for the file"),
+    ):
+        code, _, err = cli_run("import", "orders", str(path), "--errors", str(target))
+        assert (code, err.strip().splitlines()) == (1, [problem])
+    code, _, err = cli_run("import", "orders", str(path), "--errors", str(tmp_path / "new" / "errors.csv"), "-q")
+    assert code == 0, err
+    assert (tmp_path / "new" / "errors.csv").read_text(encoding="utf-8-sig").startswith("row,level,field,message")
+
+
+def test_a_long_field_rejects_its_row_only(app_db: str, cli_run: Any, tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text(
+        "id,title,content,created_at\n"
+        "L1,短,内容一,2024-05-01 10:00:00\n"
+        f"L2,长内容,{'长' * 200_000},2024-05-01 10:00:00\n"
+        "L3,之后,内容三,2024-05-01 10:00:00\n",
+        encoding="utf-8",
+    )
+    code, out, err = cli_run("import", "orders", str(path), "--json")
+    assert code == 0, err
+    assert "row 3: content: longer than 20000 characters (200000)" in err.splitlines()
+    assert json.loads(out)["imported"] == 2
+
+
+def test_an_unclosed_quote_rejects_its_row_and_keeps_the_rows_it_would_swallow(
+    app_db: str, cli_run: Any, tmp_path: Path
+) -> None:
+    from cityhub.db import session_factory
+
+    path = tmp_path / "badquote.csv"
+    path.write_text('id,title,content\nQ1,ok,"多行\n内容"\nQ2,bad,"unterminated\nQ3,after,x\nQ4,,y\n', encoding="utf-8")
+    code, out, err = cli_run("import", "orders", str(path), "--json")
+    assert code == 0, err
+    assert "row 3: quote: a quoted field opened on line 4 is not closed before the end of the file" in err.splitlines()
+    assert json.loads(out) | {"warning_kinds": None} == json.loads(out) | {
+        "read": 4,
+        "imported": 3,
+        "rejected": 1,
+        "warning_kinds": None,
+    }
+    with session_factory()() as session:
+        contents = dict(session.execute(select(Order.external_id, Order.content)).all())
+    assert contents == {"Q1": "多行\n内容", "Q3": "x", "Q4": "y"}

@@ -79,6 +79,19 @@ def test_locate_reads_a_gbk_address_list(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["street_code"] == "440111012"
 
 
+def test_locate_reads_standard_input_as_it_reads_a_file() -> None:
+    for raw in ("白云区嘉禾街望南社区\n".encode("gbk"), "\ufeff白云区嘉禾街望南社区\n".encode()):
+        result = CliRunner().invoke(nlp_app, ["locate", "--input", "-", "--json"], input=raw)
+        assert result.exit_code == 0, result.output
+        answer = json.loads(result.stdout)
+        assert (answer["input"], answer["street_code"]) == ("白云区嘉禾街望南社区", "440111012")
+    result = CliRunner().invoke(nlp_app, ["locate", "--input", "-"], input="白云区".encode("utf-16"))
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: standard input is UTF-16 text; save it as UTF-8 (or GBK) and try again"
+    ]
+
+
 def test_locate_names_an_unreadable_file_in_one_line(tmp_path: Path) -> None:
     f = tmp_path / "addr.txt"
     f.write_bytes("白云区".encode("utf-16"))
@@ -147,3 +160,24 @@ def test_bad_bytes_in_the_sample_name_their_line(tmp_path: Path) -> None:
     with pytest.raises(UnreadableFile) as info:
         read_text(f)
     assert "line 81: bytes that are not utf-8" in info.value.message
+
+
+def test_csv_records_read_long_fields_and_resume_after_an_unclosed_quote() -> None:
+    import io
+
+    from cityhub.textfiles import csv_records
+
+    text = 'a,b\r\n1,"' + "x" * 300_000 + '"\r\n2,"open\r\n3,three\r\n4,two lines\r\n'
+    records = list(csv_records(io.StringIO(text, newline="")))
+    assert [(cells[0], len(cells[1]), problem) for cells, problem in records] == [
+        ("a", 1, None),
+        ("1", 300_000, None),
+        ("2", 4, "a quoted field opened on line 3 is not closed before the end of the file"),
+        ("3", 5, None),
+        ("4", 9, None),
+    ]
+    # A quote opened at the very end: nothing is swallowed.
+    assert list(csv_records(["a,b\n", '1,"'])) == [
+        (["a", "b"], None),
+        (["1", ""], "a quoted field opened on line 2 is not closed before the end of the file"),
+    ]

@@ -142,8 +142,20 @@ def graph_build_command(
     """Build the graph and write it as GraphML or JSON."""
     from pathlib import Path
 
+    from cityhub.clitools import fail
+    from cityhub.errors import ValidationFailed
+    from cityhub.outfiles import check_output
+
+    inputs = [Path(input_path)] if input_path else []
+    try:
+        check_output(Path(out), "--out", inputs=inputs)
+    except ValidationFailed as exc:
+        raise fail(exc.message) from None
     graph = _graph_from(period, Path(input_path) if input_path else None, granularity)
-    graph.write(Path(out))
+    try:
+        graph.write(Path(out))
+    except OSError as exc:
+        raise fail(f"cannot write --out {out}: {exc.strerror or exc}") from None
     g = graph.graph
     typer.echo(f"{g.graph['orders']} orders, {g.number_of_nodes()} nodes, {g.number_of_edges()} edges → {out}")
 
@@ -230,8 +242,10 @@ def report_command(
     """Render the analysis report (专报) of a period: HTML and PDF with charts, tables to Excel."""
     from cityhub.analytics import kpi, reports
     from cityhub.db import session_scope
+    from cityhub.outfiles import check_directory
 
     p = kpi.parse_period(week or period)
+    check_directory(out, "--out:", "the report")
     wanted = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
     with session_scope() as session:
         result = reports.generate(session, period=p, out_dir=out, formats=wanted, min_sample=min_sample)
@@ -272,7 +286,15 @@ def hot_topics_command(
     summary: dict[str, int]
     if input_path is not None:
         from cityhub.analytics import topics_store
+        from cityhub.clitools import fail
+        from cityhub.errors import ValidationFailed
+        from cityhub.outfiles import check_output
 
+        if state is not None:
+            try:
+                check_output(state, "--state", inputs=[input_path])
+            except ValidationFailed as exc:
+                raise fail(exc.message) from None
         if state is not None and state.exists() and not rebuild:
             try:
                 model = topics_store.load_file(state)
@@ -281,14 +303,24 @@ def hot_topics_command(
                     f"{state} was written by an older version of the miner: run again with --rebuild",
                     param_hint="--state",
                 ) from None
+            except ValidationFailed as exc:
+                raise fail(exc.message) from None
             summary = model.update(ht.read_orders_file(input_path))
         else:
+            records = ht.iter_orders_file(input_path)
+            empty = next(records, None) is None
+            records.close()  # type: ignore[attr-defined]
+            if empty:
+                raise fail(f"{input_path}: no orders to mine (the file has no rows with a title or content)")
             model = ht.TopicModel(params)
             path = input_path
             model.fit(lambda: ht.iter_orders_file(path))  # streamed: the file is read twice, never held
             summary = {"orders": model.orders_seen, "joined": 0, "new_topics": len(model.topics)}
         if state is not None:
-            topics_store.save_file(model, state)
+            try:
+                topics_store.save_file(model, state)
+            except OSError as exc:
+                raise fail(f"cannot write --state {state}: {exc.strerror or exc}") from None
     else:
         from cityhub.analytics import topics_store
         from cityhub.db import session_scope

@@ -56,7 +56,18 @@ def save_file(model: TopicModel, path: Path) -> None:
 
 
 def load_file(path: Path) -> TopicModel:
-    return loads(path.read_bytes())
+    """The model :func:`save_file` wrote; :class:`ValidationFailed` naming the file when it cannot be read or holds
+    no topic model (another file given as the state), :class:`StaleModelState` when an older miner wrote it."""
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise ValidationFailed(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return loads(blob)
+    except StaleModelState:
+        raise
+    except Exception:  # not zlib, not a pickle, another object: not a state this command wrote
+        raise ValidationFailed(f"{path} is not a hot-topic state written by cityhub (give another file)") from None
 
 
 def iter_orders(session: Session, *, after_id: int = 0, upto: int | None = None) -> Iterator[tuple[int, OrderRecord]]:

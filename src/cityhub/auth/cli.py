@@ -10,8 +10,9 @@ import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from cityhub.clitools import cli_actor
+from cityhub.clitools import cli_actor, validation_problem
 from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError
 from cityhub.org.models import Role
@@ -75,8 +76,8 @@ def create(
             summary = f"created user {user.username} ({user.role.value}{', ' + unit if unit else ''})"
     except CityhubError as exc:
         raise _fail(exc.message) from None
-    except ValueError as exc:  # pydantic: a malformed username, name or e-mail
-        raise _fail(str(exc).splitlines()[0] if str(exc) else "invalid input") from None
+    except ValidationError as exc:  # pydantic: a malformed username, name or e-mail
+        raise _fail(validation_problem(exc, "user")) from None
     typer.echo(summary)
     if generated:
         typer.echo(f"password (shown once): {password}")

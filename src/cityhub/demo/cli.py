@@ -147,11 +147,14 @@ def csv_command(
     import sys
 
     from cityhub.demo.generator import generate, write_csv
+    from cityhub.outfiles import check_output, open_output
 
+    if str(target) != "-":
+        check_output(target, "target")
     records = generate(orders, seed, years=years, end=_parse_date(end))
     if str(target) == "-":
         write_csv(sys.stdout, records)
         return
-    with target.open("w", encoding="utf-8", newline="") as fh:
+    with open_output(target, "target", newline="") as fh:
         count = write_csv(fh, records)
     typer.echo(f"wrote {count} orders to {target}")

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from cityhub.clitools import cli_actor
+from cityhub.clitools import cli_actor, validation_problem
 from cityhub.clitools import fail as _fail
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
@@ -110,6 +111,8 @@ def rules_add(
             typer.echo(f"rule {rule.id} added ({rule.tier.value}, priority {rule.priority})")
     except CityhubError as exc:
         raise _fail(exc.message) from None
+    except ValidationError as exc:
+        raise _fail(validation_problem(exc, "rule")) from None
     except ValueError as exc:
         raise _fail(str(exc)) from None
 

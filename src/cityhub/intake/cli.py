@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
@@ -90,7 +90,8 @@ def import_orders_cmd(
     from cityhub.db import session_factory
     from cityhub.dispatch import background
     from cityhub.errors import ValidationFailed
-    from cityhub.intake.importer import ImportStopped, UnreadableFile, import_orders, parse_column_choices
+    from cityhub.intake.importer import ImportStopped, import_orders, parse_column_choices
+    from cityhub.outfiles import check_output, open_output
 
     try:
         columns = parse_column_choices(column or [])
@@ -124,7 +125,20 @@ def import_orders_cmd(
             markup=False,
             highlight=False,
         )
-    errors_fh = errors.open("w", encoding="utf-8-sig", newline="") if errors else None
+    if errors is not None:
+        try:
+            check_output(errors, "--errors", inputs=[file])
+        except ValidationFailed as exc:
+            raise _fail(exc.message) from None
+    errors_fh: IO[str] | None = None
+
+    def open_errors() -> IO[str]:
+        # Only once the input has opened: a file that cannot be read leaves the --errors file as it was.
+        nonlocal errors_fh
+        assert errors is not None
+        errors_fh = open_output(errors, "--errors", inputs=[file], encoding="utf-8-sig", newline="")
+        return errors_fh
+
     session = session_factory()()
     stopped: ImportStopped | None = None
     try:
@@ -135,7 +149,7 @@ def import_orders_cmd(
                 batch_size=batch_size,
                 channel=channel,
                 sheet=sheet,
-                issues_to=errors_fh,
+                issues_to=open_errors if errors is not None else None,
                 on_progress=on_progress,
                 on_batch=on_batch,
                 as_history=as_history,
@@ -144,7 +158,7 @@ def import_orders_cmd(
             )
     except ImportStopped as exc:
         stopped, report = exc, exc.report
-    except UnreadableFile as exc:
+    except ValidationFailed as exc:  # the file cannot be read, the --errors file cannot be written, a bad option
         raise _fail(exc.message) from None
     finally:
         session.close()

@@ -69,10 +69,10 @@ from cityhub.errors import ValidationFailed
 from cityhub.intake.bulk import IMPORT_ACTOR, set_pragmas, tune_for_bulk, write_orders
 from cityhub.org.places import PlaceSource, unit_gazetteer
 from cityhub.org.service import unit_ids_by_code
-from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, detect_encoding
+from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, csv_records, detect_encoding
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import AppealType, Category, Channel, Order, Urgency
-from cityhub.workorders.schemas import FUTURE_SLACK, created_problem
+from cityhub.workorders.schemas import FUTURE_SLACK, TEXT_MAX_CHARS, created_problem
 
 if TYPE_CHECKING:
     from cityhub.workorders.service import Actor
@@ -476,16 +476,18 @@ class PlaceIndex:
 
 # What a CSV row holds where its bytes were not text in the file's encoding (decoded with surrogateescape).
 _UNDECODED = re.compile("[\udc80-\udcff]+")
-BadBytes = Callable[[int, str], None]
+# (row, field, message) of a row that cannot be read as cells: "encoding" (bytes that are not text in the file's
+# encoding) or "quote" (a quoted field not closed before the end of the file).
+BadRow = Callable[[int, str, str], None]
 
 
 class TableReader(Protocol):
     header: list[Any]
 
-    def rows(self, on_bad_bytes: BadBytes | None = None) -> Iterator[tuple[int, list[Any]]]:
+    def rows(self, on_bad_row: BadRow | None = None) -> Iterator[tuple[int, list[Any]]]:
         """(spreadsheet row number, cells) of each data row; rows count from the file's first, blank ones too.
 
-        A row with bytes that are not text in the file's encoding is passed to ``on_bad_bytes(row, message)`` and
+        A row that cannot be read as cells (:data:`BadRow`) is passed to ``on_bad_row(row, field, message)`` and
         not yielded; without it, such a row ends the reading with :class:`UnreadableFile` naming the row.
         """
         ...
@@ -508,17 +510,19 @@ class CsvReader:
         self.text = io.TextIOWrapper(raw, encoding=self.encoding, errors="surrogateescape", newline="")
         first_line = sample.split(b"\n", 1)[0]
         delimiter = max((b",", b"\t", b";"), key=first_line.count).decode()
-        self.reader = csv.reader(self.text, delimiter=delimiter)
+        self.reader = csv_records(self.text, delimiter=delimiter)
         self.header_row = 0  # the header's row number: blank rows before it count, as in a spreadsheet
         self.header = self._read_header()
 
     def _read_header(self) -> list[Any]:
         try:
-            for cells in self.reader:
+            for cells, problem in self.reader:
                 self.header_row += 1
                 if any(c.strip() for c in cells):
                     if (bad := self._bad_bytes(cells)) is not None:
                         raise UnreadableFile(f"{self.path.name}: the header row has {bad}")
+                    if problem is not None:
+                        raise UnreadableFile(f"{self.path.name}: the header row: {problem}")
                     return list(cells)
         except csv.Error as exc:
             raise UnreadableFile(f"{self.path.name}: {exc}") from None
@@ -532,16 +536,16 @@ class CsvReader:
         shown = "".join(f"\\x{ord(ch) - 0xDC00:02x}" for ch in found.group()[:4])
         return f"bytes that are not {self.encoding} ({shown})"
 
-    def rows(self, on_bad_bytes: BadBytes | None = None) -> Iterator[tuple[int, list[Any]]]:
+    def rows(self, on_bad_row: BadRow | None = None) -> Iterator[tuple[int, list[Any]]]:
         number = self.header_row
         try:
-            for cells in self.reader:
+            for cells, problem in self.reader:
                 number += 1
-                bad = self._bad_bytes(cells)
+                kind, bad = ("quote", problem) if problem is not None else ("encoding", self._bad_bytes(cells))
                 if bad is None:
                     yield number, cells
-                elif on_bad_bytes is not None:
-                    on_bad_bytes(number, bad)
+                elif on_bad_row is not None:
+                    on_bad_row(number, kind, bad)
                 else:
                     raise UnreadableFile(f"{self.path.name}: row {number}: {bad}")
         except csv.Error as exc:
@@ -581,7 +585,7 @@ class ExcelReader:
                 return list(cells)
         raise UnreadableFile(f"{self.path.name}: the sheet is empty (no header row)")
 
-    def rows(self, on_bad_bytes: BadBytes | None = None) -> Iterator[tuple[int, list[Any]]]:
+    def rows(self, on_bad_row: BadRow | None = None) -> Iterator[tuple[int, list[Any]]]:
         # A workbook's cells are text already: there are no undecodable bytes to report.
         for cells in self._rows:
             self.done += 1
@@ -722,6 +726,8 @@ class _RowConverter:
         content = content or title
         if len(title) > TITLE_MAX:
             raise RowError("title", f"longer than {TITLE_MAX} characters ({len(title)})")
+        if len(content) > TEXT_MAX_CHARS:  # as an appeal over the API
+            raise RowError("content", f"longer than {TEXT_MAX_CHARS} characters ({len(content)})")
         citizen = _limited(cells[ix["citizen_name"]], "citizen_name", 80)
 
         created_at = self._past(cells[ix["created_at"]], "created_at")
@@ -864,7 +870,7 @@ def import_orders(
     channel: Channel | str | None = None,
     sheet: str | None = None,
     prefix: str | None = None,
-    issues_to: IO[str] | None = None,
+    issues_to: IO[str] | Callable[[], IO[str]] | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
     on_batch: Callable[[ImportReport], None] | None = None,
     as_history: bool = False,
@@ -883,7 +889,8 @@ def import_orders(
     (:func:`cityhub.dispatch.background.enabled`): the orders wait for a dispatcher or ``cityhub dispatch run``.
 
     ``channel`` forces the channel of every row (otherwise the file's channel column, default ``import``).
-    ``issues_to`` receives every rejected/warned row as CSV (row, level, field, message).
+    ``issues_to`` receives every rejected/warned row as CSV (row, level, field, message); given as a function, it
+    is called for the file once ``path`` has opened as a table (a file that cannot be read leaves it untouched).
     """
     report = ImportReport(file=str(path))
     queue = _dispatch_queue() if dispatch and not as_history else None
@@ -891,9 +898,7 @@ def import_orders(
         forced = _choice(channel, "channel", _CHANNEL, None) if channel else None
     except RowError as exc:
         raise ValidationFailed(exc.message, details={"field": "channel"}) from None
-    writer = csv.writer(issues_to) if issues_to is not None else None
-    if writer is not None:
-        writer.writerow(ISSUE_COLUMNS)
+    writer: Any = None
 
     def record_issue(issue: RowIssue) -> None:
         keep = len(report.issues) < MAX_KEPT_ISSUES
@@ -913,6 +918,9 @@ def import_orders(
 
     with open_table(path, sheet=sheet) as table:
         mapping = ColumnMap.from_header(table.header, columns)
+        if issues_to is not None:
+            writer = csv.writer(issues_to() if callable(issues_to) else issues_to)
+            writer.writerow(ISSUE_COLUMNS)
         places = PlaceIndex(session) if {"street", "community"} & mapping.fields.keys() else None
         converter = _RowConverter(mapping, CategoryIndex(session), forced, places, as_history=as_history, actor=actor)
         session.commit()  # end the read transaction: SQLite writers must not hold a stale snapshot
@@ -1001,12 +1009,12 @@ def _import_rows(
 ) -> None:
     batch = _Batch()
 
-    def bad_bytes(number: int, message: str) -> None:
+    def bad_row(number: int, field_name: str, message: str) -> None:
         report.read += 1
-        batch.issues.append(RowIssue(number, "encoding", message))
+        batch.issues.append(RowIssue(number, field_name, message))
 
     try:
-        for number, cells in table.rows(on_bad_bytes=bad_bytes):
+        for number, cells in table.rows(on_bad_row=bad_row):
             if not any(cell_text(c) for c in cells):
                 continue
             report.read += 1

@@ -41,7 +41,7 @@ def import_command(
 def seed_replies_command(
     path: Annotated[Path, typer.Argument(help="messages-with-replies CSV (留言编号, 留言主题, 留言详情, 答复意见)")],
     source_prefix: Annotated[str, typer.Option(help="entries' source is PREFIX:<留言编号>")] = "import:f4",
-    limit: Annotated[int | None, typer.Option(help="read only the first N rows")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="read only the first N rows")] = None,
 ) -> None:
     """Build entries from real messages and their official replies (boilerplate and forwarding notes stripped)."""
     from cityhub.knowledge import service

@@ -23,7 +23,7 @@ from cityhub.db import database_key, rowcount, utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed, refuse_nulls
 from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
 from cityhub.knowledge.retrieval import ASKING_WORDS, CACHE, Doc, KnowledgeIndex
-from cityhub.knowledge.schemas import EntryCreate, EntryUpdate, ImportResult, split_keywords
+from cityhub.knowledge.schemas import KB_TEXT_MAX_CHARS, EntryCreate, EntryUpdate, ImportResult, split_keywords
 from cityhub.nlp import reply_quality
 from cityhub.nlp.text import normalize
 from cityhub.workorders import service as orders
@@ -274,6 +274,7 @@ def import_entries(session: Session, *, path: Path) -> ImportResult:
         raise ValidationFailed(f"{path.name}: missing column(s) {', '.join(missing)}", details={"missing": missing})
     existing = {e.question: e for e in session.scalars(select(KnowledgeEntry).where(KnowledgeEntry.active.is_(True)))}
     report = ImportResult()
+    report.rows += table.reject_unread(report.reject)
     return _upsert_all(session, known=existing, items=_import_rows(session, table, report), report=report)
 
 
@@ -285,12 +286,22 @@ def _import_rows(session: Session, table: Any, report: ImportResult) -> Iterator
     """The (question, new-entry fields, updatable fields) of each good row; bad rows are rejected in ``report``."""
     from cityhub.workorders.categories import find_category
 
+    first_row: dict[str, int] = {}  # question → the row it was first read on
     for row_no, values in table.rows:
         report.rows += 1
         question = (values.get("question") or "").strip()
         answer = (values.get("answer") or "").strip()
         if not question or not answer:
             report.reject(row_no, "question" if not question else "answer", "empty")
+            continue
+        if question in first_row:  # the first row's entry stands; the later one would overwrite it unseen
+            report.reject(row_no, "question", f"already on row {first_row[question]}")
+            continue
+        first_row[question] = row_no
+        if too_long := next(
+            (n for n, t in (("question", question), ("answer", answer)) if len(t) > KB_TEXT_MAX_CHARS), None
+        ):
+            report.reject(row_no, too_long, f"longer than {KB_TEXT_MAX_CHARS} characters")  # as over the API
             continue
         category_id = None
         if (values.get("category") or "").strip():

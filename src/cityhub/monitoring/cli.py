@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cityhub.clitools import cli_actor, fail
+from cityhub.clitools import cli_actor, fail, validation_problem
 from cityhub.db import session_scope
+
+if TYPE_CHECKING:
+    from cityhub.org.service import CsvTable
 
 sensors_app = typer.Typer(
     no_args_is_help=True, help="Sensors (监测点): import, list, retire or reactivate, push readings from a file."
@@ -20,12 +23,23 @@ alarms_app = typer.Typer(no_args_is_help=True, help="Alarms (报警): list, ackn
 SHOWN = 20  # rejected rows listed on stderr
 
 
-def _rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+def _table(path: Path, required: tuple[str, ...]) -> CsvTable:
     from cityhub.org.service import read_table, require_headers
 
     table = read_table(path)
     require_headers(table, required, path=path)
-    return table.rows
+    return table
+
+
+def _with_unread(report: Any, table: CsvTable) -> Any:
+    """``report`` with the rows of ``table`` that could not be read as its header's cells rejected, in row order."""
+    from cityhub.monitoring.service import RowProblem
+
+    report.read += table.reject_unread(
+        lambda row, column, reason: report.rejected.append(RowProblem(row, column, reason))
+    )
+    report.rejected.sort(key=lambda problem: problem.row)
+    return report
 
 
 def _finish(report: Any, what: str, summary: str) -> None:
@@ -53,9 +67,9 @@ def import_command(
     """Register sensors (a known code is updated). Every bad row is rejected by number and field; the others kept."""
     from cityhub.monitoring import service
 
-    rows = _rows(path, service.SENSOR_HEADERS)
+    table = _table(path, service.SENSOR_HEADERS)
     with session_scope() as session:
-        report = service.import_sensors(session, rows=rows)
+        report = _with_unread(service.import_sensors(session, rows=table.rows), table)
     summary = f"read {report.read} rows: {report.created} sensors created, {report.updated} updated, " + (
         f"{len(report.rejected)} rejected"
     )
@@ -135,9 +149,9 @@ def readings_command(
     """Store readings from a file and evaluate them through the alarm rules, as pushed through the API."""
     from cityhub.monitoring import service
 
-    rows = _rows(path, service.READING_HEADERS)
+    table = _table(path, service.READING_HEADERS)
     with session_scope() as session:
-        report = service.import_readings(session, rows=rows)
+        report = _with_unread(service.import_readings(session, rows=table.rows), table)
     result = report.ingest
     assert result is not None
     summary = (
@@ -218,8 +232,7 @@ def rules_add_command(
     try:
         data = RuleCreate.model_validate(values)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise fail(f"{'.'.join(str(p) for p in err['loc']) or 'rule'}: {err['msg']}") from None
+        raise fail(validation_problem(exc, "rule")) from None
     with session_scope() as session:
         typer.echo(_rule_line(service.create_rule(session, data=data, actor=cli_actor())))
 
@@ -253,8 +266,7 @@ def rules_set_command(
     try:
         data = RuleUpdate.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise fail(f"{'.'.join(str(p) for p in err['loc']) or 'rule'}: {err['msg']}") from None
+        raise fail(validation_problem(exc, "rule")) from None
     with session_scope() as session:
         typer.echo(_rule_line(service.update_rule(session, rule_id=rule_id, data=data, actor=cli_actor())))
 

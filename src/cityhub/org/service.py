@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from cityhub.org.schemas import (
     UserCreate,
     check_boundary,
 )
-from cityhub.textfiles import read_text
+from cityhub.textfiles import csv_records, read_text
 
 DATA_DIR = Path(__file__).parent / "data"
 BAIYUN_DIVISIONS = DATA_DIR / "baiyun_divisions.csv"
@@ -111,28 +112,50 @@ class CsvTable:
     headers: list[str]
     # (row number counting the header as row 1, values by normalised header)
     rows: list[tuple[int, dict[str, str]]]
+    # (row number, field, reason) of the rows that cannot be read as the header's cells — a value beyond the
+    # header's columns (an unquoted comma in a name shifts the row), a quoted field not closed before the end of
+    # the file — for each import to reject (:meth:`reject_unread`); they are not in ``rows``.
+    unread: list[tuple[int, str, str]] = dataclasses.field(default_factory=list)
+
+    def reject_unread(self, reject: Callable[[int, str, str], None]) -> int:
+        """Pass each of ``unread`` to an import report's ``reject(row, field, reason)``; how many there were."""
+        for number, column, reason in self.unread:
+            reject(number, column, reason)
+        return len(self.unread)
+
+
+def _beyond_header(values: Sequence[str], headers: Sequence[str]) -> str | None:
+    """Why a row with values beyond the header's columns is refused (the order import's words), else None."""
+    filled = max((i + 1 for i, v in enumerate(values) if v.strip()), default=0)
+    return f"row has {filled} cells, the header has {len(headers)}" if filled > len(headers) else None
 
 
 def read_csv_table(path: Path) -> CsvTable:
     """Read a CSV file (UTF-8 with or without BOM, or GB18030: ``cityhub.textfiles``) with normalised headers."""
     text = read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    records = csv_records(io.StringIO(text, newline=""))
     try:
-        header_row = next(reader)
+        header_row, problem = next(records)
     except StopIteration:
         raise ValidationFailed(f"{path} is empty") from None
     except csv.Error as exc:
         raise ValidationFailed(f"{path} is not valid CSV: {exc}") from None
+    if problem is not None:
+        raise ValidationFailed(f"{path}: the header row: {problem}")
     headers = [h.strip().lower() for h in header_row]
     rows: list[tuple[int, dict[str, str]]] = []
+    unread: list[tuple[int, str, str]] = []
     try:
-        for index, values in enumerate(reader, start=2):
-            if not any(v.strip() for v in values):
-                continue
-            rows.append((index, {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(headers)}))
+        for index, (values, problem) in enumerate(records, start=2):
+            if problem is not None:
+                unread.append((index, "quote", problem))
+            elif (beyond := _beyond_header(values, headers)) is not None:
+                unread.append((index, "cells", beyond))
+            elif any(v.strip() for v in values):
+                rows.append((index, {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(headers)}))
     except csv.Error as exc:
         raise ValidationFailed(f"{path} is not valid CSV: {exc}") from None
-    return CsvTable(headers=headers, rows=rows)
+    return CsvTable(headers=headers, rows=rows, unread=unread)
 
 
 def read_table(path: Path) -> CsvTable:
@@ -145,11 +168,14 @@ def read_table(path: Path) -> CsvTable:
     with open_table(path) as table:
         headers = [normalize_header(h) for h in table.header]
         rows: list[tuple[int, dict[str, str]]] = []
+        unread: list[tuple[int, str, str]] = []
         for number, cells in table.rows():
             values = [cell_text(c) for c in cells]
-            if any(values):
+            if (beyond := _beyond_header(values, headers)) is not None:
+                unread.append((number, "cells", beyond))
+            elif any(values):
                 rows.append((number, {h: values[i] if i < len(values) else "" for i, h in enumerate(headers)}))
-    return CsvTable(headers=headers, rows=rows)
+    return CsvTable(headers=headers, rows=rows, unread=unread)
 
 
 def require_headers(table: CsvTable, required: Sequence[str], *, path: Path) -> None:
@@ -178,7 +204,9 @@ def import_divisions(session: Session, *, path: Path, root_code: str | None = No
     reported and skipped."""
     table = read_table(path)
     require_headers(table, DIVISION_HEADERS, path=path)
-    return import_division_rows(session, rows=table.rows, root_code=root_code)
+    report = import_division_rows(session, rows=table.rows, root_code=root_code)
+    report.rows += table.reject_unread(report.reject)
+    return report
 
 
 def import_division_rows(

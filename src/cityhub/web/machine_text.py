@@ -226,6 +226,10 @@ _IMPORT_FORMS: list[tuple[re.Pattern[str], str]] = [
         "import.msg.id_conflict",
     ),
     (re.compile(r"bytes that are not (?P<encoding>\S+) \((?P<bytes>.*)\)"), "import.msg.bad_bytes"),
+    (
+        re.compile(r"a quoted field opened on line (?P<line>\d+) is not closed before the end of the file"),
+        "import.msg.quote_open",
+    ),
 ]
 
 

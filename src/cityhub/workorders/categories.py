@@ -132,7 +132,9 @@ def import_taxonomy(session: Session, *, path: Path) -> TaxonomyImportReport:
     code,name,parent_code."""
     table = read_table(path)
     if all(h in table.headers for h in FLAT_HEADERS):
-        return _import_flat(session, table)
+        report = _import_flat(session, table)
+        report.rows += table.reject_unread(report.reject)
+        return report
     columns: list[str] = []
     for spellings in LEVEL_HEADERS:
         found = next((s for s in spellings if s in table.headers), None)
@@ -145,7 +147,9 @@ def import_taxonomy(session: Session, *, path: Path) -> TaxonomyImportReport:
             f"or code,name,parent_code)",
             details={"found": table.headers},
         )
-    return _import_levels(session, table, columns)
+    report = _import_levels(session, table, columns)
+    report.rows += table.reject_unread(report.reject)
+    return report
 
 
 def _import_levels(session: Session, table: CsvTable, columns: list[str]) -> TaxonomyImportReport:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from cityhub.clitools import fail as _fail
+from cityhub.clitools import named_actor, validation_problem
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
 from cityhub.workorders.lifecycle import Action
@@ -110,7 +111,7 @@ def search_cmd(
     try:
         filters = OrderFilter(q=q, state=state or None)
     except ValidationError as exc:
-        raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        raise _fail(validation_problem(exc, "filter")) from None
     with session_scope() as session:
         rows, more, total = service.search_order_rows(
             session, filters=filters, columns=["id", "number", "state", "created_at", "title"], limit=limit, count=count
@@ -159,9 +160,7 @@ def act_cmd(
     try:
         with session_scope() as session:
             order = _find(session, ref)
-            order = kb.act_on_order(
-                session, order_id=order.id, action=action, params=params, actor=service.Actor(name=actor)
-            )
+            order = kb.act_on_order(session, order_id=order.id, action=action, params=params, actor=named_actor(actor))
             typer.echo(f"{order.number}: {action} → {order.state.value}")
             if action == Action.SPLIT.value:  # 拆单: the new order the problem became
                 typer.echo(f"{order.number}: split off as {service.newest_part(session, order.id)}")
@@ -178,7 +177,7 @@ def attach_cmd(
 ) -> None:
     """Attach files to an order (kept in CITYHUB_FILES_DIR), one audited comment naming them; prints one JSON line
     per file. One bad file refuses them all, naming it."""
-    from cityhub.workorders import files, service
+    from cityhub.workorders import files
     from cityhub.workorders.schemas import AttachmentRead
 
     limit = files.read_limit()
@@ -192,7 +191,7 @@ def attach_cmd(
     try:
         with session_scope() as session:
             order = _find(session, ref)
-            rows = files.attach(session, order_id=order.id, uploads=uploads, actor=service.Actor(name=actor), note=note)
+            rows = files.attach(session, order_id=order.id, uploads=uploads, actor=named_actor(actor), note=note)
             out = [AttachmentRead.model_validate(r).model_dump_json() for r in rows]
     except CityhubError as exc:
         raise _fail(exc.message) from None
@@ -208,7 +207,7 @@ def detach_cmd(
     actor: Annotated[str, typer.Option(help="Name recorded in the audit trail.")] = "cli",
 ) -> None:
     """Remove an attachment from an order (its stored file too, when no other attachment holds it), audited."""
-    from cityhub.workorders import files, service
+    from cityhub.workorders import files
 
     try:
         with session_scope() as session:
@@ -217,7 +216,7 @@ def detach_cmd(
                 session,
                 order_id=order.id,
                 attachment_id=attachment_id,
-                actor=service.Actor(name=actor),
+                actor=named_actor(actor),
                 reason=reason,
                 may_remove_any=True,
             )
