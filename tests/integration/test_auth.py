@@ -291,9 +291,16 @@ def test_locking_ends_sessions_and_stops_tokens(client):
     csrf = _login(client).json()["csrf_token"]
     secret = client.post("/api/v1/auth/tokens", json={"name": "t"}, headers={"X-CSRF-Token": csrf}).json()["token"]
     with session_scope() as s:
-        auth.lock_user(s, username="disp")
+        auth.lock_user(s, username="disp", minutes=30)
+        auth.lock_user(s, username="disp")  # renewed for good: the log says what it replaced
     _error(client.get("/api/v1/auth/me"), 401, "unauthenticated")
     _error(client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {secret}"}), 401, "unauthenticated")
+    from cityhub.auditlog import LogEntry
+
+    with session_scope() as s:
+        first, renewed = s.scalars(select(LogEntry).where(LogEntry.action == "lock").order_by(LogEntry.id)).all()
+        assert first.changes["locked_until"][0] is None
+        assert renewed.changes["locked_until"][0] == first.changes["locked_until"][1]
 
 
 def test_users_cli_creates_lists_sets_passwords_and_locks(env):

@@ -384,6 +384,12 @@ def test_cli_train_evaluate_classify(tmp_path: Path) -> None:
 
     res = runner.invoke(app, ["classify", "--model", str(out), "--text", "医院医生护士", "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["label"] == "卫生计生"
+    # A row with no text gets no made-up category: it is answered as such, by its id, in its place.
+    holed = _write_csv(tmp_path / "holed.csv", _records(1, seed=4)[:1], [["T7", "", "", "", ""]])
+    res = runner.invoke(app, ["classify", "--model", str(out), "--input", str(holed), "--json"])
+    answered = [json.loads(line) for line in res.stdout.splitlines()]
+    assert res.exit_code == 0 and answered[-1] == {"id": "T7", "error": "no title or content"}
+    assert "label" in answered[0]
 
     # Plain lines are answered with their line numbers, blank ones skipped; bad input is refused in one line.
     lines_txt = tmp_path / "lines.txt"

@@ -198,11 +198,12 @@ def lock_user(session: Session, *, username: str, minutes: float | None = None, 
     """An administrator's lock (for ``minutes``, or until unlocked): ends the account's sessions, its tokens stop
     working and it cannot log in. Not the lockout after failed password logins (:class:`LoginLockout`)."""
     user = require_user(session, username=username)
+    before = user.locked_until  # the log says what the lock replaced (a lock renewed is no lock from nothing)
     until = utcnow() + timedelta(minutes=minutes) if minutes else datetime(9999, 12, 31, tzinfo=utcnow().tzinfo)
     user.locked_until = until
     end_sessions(session, user_id=user.id)
     session.flush()
-    _log(session, user, "lock", actor, locked_until=until)
+    _log(session, user, "lock", actor, {"locked_until": before}, locked_until=until)
     return user
 
 

@@ -268,11 +268,18 @@ def classify_cmd(
     except CityhubError as exc:
         raise _fail(exc.message) from None
     for i in range(0, len(texts), 1000):
-        for j, pred in enumerate(model.predict(texts[i : i + 1000]), start=i):
+        batch = texts[i : i + 1000]
+        said = [j for j, t in enumerate(batch) if t.strip()]
+        preds = dict(zip(said, model.predict([batch[j] for j in said]), strict=True)) if said else {}
+        for j in range(len(batch)):
             # A table's rows by their id, plain text by its line number (blank lines are skipped).
-            key = keys[j] if keys else None
+            key = keys[i + j] if keys else None
             named = {} if key is None else {"id": key} if isinstance(key, str) else {"line": key}
-            if as_json:
+            pred = preds.get(j)
+            if pred is None:  # a row with neither title nor content: nothing to classify, no made-up category
+                line = json.dumps({**named, "error": "no title or content"}, ensure_ascii=False) if as_json else None
+                typer.echo(line or f"{key}\t-\tno title or content")
+            elif as_json:
                 typer.echo(json.dumps({**named, **pred.as_dict()}, ensure_ascii=False))
             else:
                 typer.echo(f"{str(key) + chr(9) if key is not None else ''}{pred.label}\t{pred.probability:.3f}")
