@@ -152,6 +152,15 @@ def test_readings_with_an_api_key_raise_an_alarm_that_opens_an_order_and_staff_h
     # Sent again (a device retrying): nothing new.
     again = env.call("POST", "/sensors/WL-API-1/readings", "key", json=body).json()
     assert (again["stored"], again["duplicates"], again["alarms_raised"]) == (0, 3, 0)
+    # Another value for a time already read is no retry: refused by index, the stored value kept.
+    other = {"readings": [_reading(0, 5), _reading(5, 99), _reading(2, 7), _reading(2, 8)]}  # 2 min: late
+    told = env.call("POST", "/sensors/WL-API-1/readings", "key", json=other).json()
+    assert (told["stored"], told["duplicates"]) == (1, 1)
+    assert [(r["index"], r["field"]) for r in told["rejected"]] == [(1, "value"), (3, "value")]
+    assert (
+        "value 25 is stored" in told["rejected"][0]["message"]
+        and "reading 2 of this batch" in told["rejected"][1]["message"]
+    )
     # Each call of the client is counted, as the data-sharing API's are (the count once waited for the SQLite write
     # lock its own request still held, and was lost after 30 s).
     from cityhub.sharing import service as sharing
@@ -159,7 +168,7 @@ def test_readings_with_an_api_key_raise_an_alarm_that_opens_an_order_and_staff_h
     with session_scope() as s:
         counted = [r for r in sharing.call_stats(s) if r["endpoint"] == "POST /api/v1/sensors/{code}/readings"]
     by_client = {r["client"]: (r["calls"], r["errors"]) for r in counted}
-    assert sorted(by_client.values()) == [(1, 1), (3, 1)]  # the reader's 403; the writer's 404 and two pushes
+    assert sorted(by_client.values()) == [(1, 1), (4, 1)]  # the reader's 403; the writer's 404 and three pushes
 
     listed = env.call("GET", "/alarms?active=true", "dsp").json()["items"]
     assert len(listed) == 1 and listed[0]["sensor_code"] == "WL-API-1" and listed[0]["count"] == 2

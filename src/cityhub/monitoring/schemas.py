@@ -231,7 +231,7 @@ class RejectedReading(BaseModel):
 class IngestResult(BaseModel):
     received: int
     stored: int
-    duplicates: int = Field(description="readings already stored (same sensor, metric and time), or repeated")
+    duplicates: int = Field(description="readings already stored (same sensor, metric, time and value), or repeated")
     late: int = Field(description="stored, but not after the latest reading evaluated, so not evaluated")
     rejected: list[RejectedReading]
     alarms_raised: int

@@ -543,11 +543,13 @@ def ingest(
     """Store and evaluate readings (``sensor_code``: all of one sensor, the items need not name it).
 
     Every bad reading is reported by index and field, the good ones are kept. A reading already stored (same
-    sensor, metric and time) is counted as a duplicate and not evaluated again.
+    sensor, metric, time and value) is counted as a duplicate and not evaluated again; one saying another value
+    for a time already read is refused.
     """
     now = now or utcnow()
     good, bad = check_readings(session, items, sensor_code=sensor_code, now=now)
-    fresh, duplicates = _new_readings(session, good)
+    fresh, duplicates, conflicts = _new_readings(session, good)
+    bad = sorted([*bad, *conflicts], key=lambda r: r.index)
     if fresh:
         dialect = session.get_bind().dialect.name
         conflict_insert = upsert_insert(dialect)
@@ -575,29 +577,45 @@ def ingest(
     )
 
 
-def _new_readings(session: Session, good: list[_Good]) -> tuple[list[_Good], int]:
-    """The readings not stored yet, each once. Only a reading not after its metric's latest can have been stored
-    before, so only those are looked up."""
-    seen: set[tuple[int, str, datetime]] = set()
+def _new_readings(session: Session, good: list[_Good]) -> tuple[list[_Good], int, list[RejectedReading]]:
+    """The readings not stored yet, each once; how many were there already (the same value, sent again); and those
+    that say another value for a sensor, metric and time already read (in the batch or stored) — refused by index,
+    not dropped as repeats. Only a reading not after its metric's latest can have been stored before, so only those
+    are looked up."""
+    first: dict[tuple[int, str, datetime], _Good] = {}
     unique: list[_Good] = []
+    conflicts: list[RejectedReading] = []
     for g in good:
         key = (g.sensor.id, g.metric, g.at)
-        if key not in seen:
-            seen.add(key)
+        earlier = first.get(key)
+        if earlier is None:
+            first[key] = g
             unique.append(g)
+        elif earlier.value != g.value:
+            message = (
+                f"reading {earlier.index} of this batch has value {earlier.value:g} for this sensor, metric and time"
+            )
+            conflicts.append(RejectedReading(index=g.index, field="value", message=message))
     maybe_old = [g for g in unique if g.sensor.last_reading_at is not None and g.at <= g.sensor.last_reading_at]
-    stored: set[tuple[int, str, datetime]] = set()
+    stored: dict[tuple[int, str, datetime], float] = {}
     for start in range(0, len(maybe_old), CHUNK):
         chunk = maybe_old[start : start + CHUNK]
         keys = [(g.sensor.id, g.metric, g.at) for g in chunk]
         rows = session.execute(
-            select(Reading.sensor_id, Reading.metric, Reading.measured_at).where(
+            select(Reading.sensor_id, Reading.metric, Reading.measured_at, Reading.value).where(
                 tuple_(Reading.sensor_id, Reading.metric, Reading.measured_at).in_(keys)
             )
         )
-        stored.update((r.sensor_id, r.metric, r.measured_at) for r in rows)
-    fresh = [g for g in unique if (g.sensor.id, g.metric, g.at) not in stored]
-    return fresh, len(good) - len(fresh)
+        stored.update(((r.sensor_id, r.metric, r.measured_at), r.value) for r in rows)
+    fresh: list[_Good] = []
+    for g in unique:
+        value = stored.get((g.sensor.id, g.metric, g.at))
+        if value is None:
+            fresh.append(g)
+        elif value != g.value:
+            message = f"value {value:g} is stored for this sensor, metric and time"
+            conflicts.append(RejectedReading(index=g.index, field="value", message=message))
+    return fresh, len(good) - len(fresh) - len(conflicts), conflicts
 
 
 def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_orders: bool) -> tuple[_Tally, int]:
