@@ -205,7 +205,8 @@ def test_cli_export_and_bad_options(app_db: str, db_session: Session, tmp_path: 
     import pyarrow.parquet as pq
 
     assert pq.read_table(out).num_rows == 4
-    for bad in (["--format", "json"], ["--state", "nope"], ["--since", "yesterday"]):
+    reversed_range = ["--since", "2024-03-31", "--until", "2024-03-01"]
+    for bad in (["--format", "json"], ["--state", "nope"], ["--since", "yesterday"], reversed_range):
         result = runner.invoke(app, ["export", "orders", "--out", str(tmp_path / "y"), *bad])
         assert result.exit_code == 1, bad
         assert result.stderr.startswith("error:")

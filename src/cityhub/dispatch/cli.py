@@ -219,10 +219,12 @@ def suggest(
 ) -> None:
     """Show the units suggested for an order, the category prediction and whether it would go automatically."""
     from cityhub.dispatch import service
+    from cityhub.org.service import unit_directory
 
     try:
         with session_scope() as session:
             decision = service.suggest(session, order=_find_order(session, ref))  # type: ignore[arg-type]
+            units = unit_directory(session)
     except CityhubError as exc:
         raise _fail(exc.message) from None
     if as_json:
@@ -232,9 +234,8 @@ def suggest(
     if decision.prediction:
         top3 = ", ".join(f"{label} {p:.2f}" for label, p in decision.prediction["top3"])
         typer.echo(f"category prediction: {top3} (model {decision.model_version})")
-    typer.echo(
-        f"place: street {decision.place.street_id} community {decision.place.community_id} ({decision.place.source})"
-    )
+    named = [units[i].name for i in (decision.place.street_id, decision.place.community_id) if i in units]
+    typer.echo(f"place: {' / '.join(named)} ({decision.place.source})" if named else "place: not known")
     for i, c in enumerate(decision.candidates, 1):
         score = f"{c.score:.2f}" if c.score is not None else "-"
         typer.echo(f"{i}. {c.unit_name} [{c.unit_code}] score {score}")

@@ -228,6 +228,8 @@ def export_orders_cmd(
         flt = ExportFilter(since=_day(since, "--since"), until=_day(until, "--until"), states=parse_states(state or []))
     except ValidationFailed as exc:
         raise _fail(exc.message) from None
+    if flt.since is not None and flt.until is not None and flt.since > flt.until:
+        raise _fail(f"--since {since} is after --until {until}: no day is in between")
     console = Console(stderr=True, soft_wrap=True)
     progress = Progress(console=console, disable=quiet or not sys.stderr.isatty(), transient=True)
     task = progress.add_task("exporting", total=None)
