@@ -56,6 +56,11 @@ def test_create_masks_personal_data_and_is_idempotent(client):
     assert [(o["citizen_name"], o["citizen_phone"]) for o in listed] == [("王*", "138****5678")]
     again = _create(client, external_id="web-1", content="小区路灯不亮 已经一周")  # the same words, spaced otherwise
     assert again["id"] == order["id"]
+    # A field the API does not know is refused by name, not dropped with what it held.
+    typo = client.post(
+        "/api/v1/orders", json={"channel": "web", "content": "井盖丢了", "citizen_mobile": "13800000000"}
+    )
+    assert typo.status_code == 422 and "citizen_mobile" in typo.text
     # The same id saying something else is no re-sent appeal: refused naming the order, its words not lost silently.
     other = client.post("/api/v1/orders", json={"channel": "web", "external_id": "web-1", "content": "井盖丢了"})
     assert other.status_code == 409 and order["number"] in other.json()["message"]
@@ -546,7 +551,7 @@ def test_an_appeal_raising_two_problems_is_split_through_the_actions_endpoint(cl
     assert "王五" not in masked_split["payload"]["content"] and "油烟直排" in masked_split["payload"]["content"]
 
 
-def test_import_a_spreadsheet_through_the_api(client):
+def test_import_a_spreadsheet_through_the_api(client, monkeypatch):
     """``POST /orders/import``: counts and every refused row by row and field; column choices as repeated
     ``column`` fields; a bad choice, a file that is not a table and one unreadable midway are 422, the last with
     what was imported before it."""
@@ -582,6 +587,7 @@ def test_import_a_spreadsheet_through_the_api(client):
     assert bad_choice.status_code == 422 and "unknown field 'body'" in bad_choice.json()["message"]
     not_table = client.post("/api/v1/orders/import", files={"file": ("list.docx", sheet, "application/msword")})
     assert not_table.status_code == 422 and not_table.json()["message"].startswith("list.docx: not a CSV or Excel")
+    monkeypatch.setattr("cityhub.textfiles.CSV_FIELD_LIMIT", 100_000)  # a field the CSV reader gives up on
     broken = 'id,title,content\nb1,主题,内容\nb2,主题,"' + "长" * 140_000 + '"\n'
     stopped = client.post("/api/v1/orders/import", files={"file": ("broken.csv", broken.encode(), "text/csv")})
     assert stopped.status_code == 422 and stopped.json()["message"].startswith("broken.csv: malformed CSV")

@@ -67,7 +67,11 @@ class OrderBase(BaseModel):
 
 
 class OrderCreate(OrderBase):
-    """One appeal from any channel. ``external_id`` makes a re-sent appeal idempotent per channel."""
+    """One appeal from any channel. ``external_id`` makes a re-sent appeal idempotent per channel. A field it does
+    not know is refused, not dropped (``citizen_mobile`` for ``citizen_phone`` would lose the number unseen);
+    anything else a channel wants kept goes in ``attributes``."""
+
+    model_config = ConfigDict(extra="forbid")
 
     external_id: str | None = Field(None, max_length=EXTERNAL_ID_MAX_CHARS)
     category_id: int | None = None
