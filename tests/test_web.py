@@ -1577,6 +1577,8 @@ def test_routing_rules_and_thresholds_are_read_by_dispatchers_and_edited_by_admi
     category = str(org["cats"]["环境保护"])
     bad = adm.post("/rules/thresholds", data={"csrf_token": csrf(adm), "category_id": category, "threshold": "1.5"})
     assert bad.status_code == 422 and "阈值须大于 0、不超过 1" in bad.text
+    form = re.search(r'data-testid="threshold-form".*?</form>', bad.text, re.S).group(0)  # type: ignore[union-attr]
+    assert 'value="1.5"' in form and f'<option value="{category}" selected>' in form  # what was typed stays
     assert adm.get("/rules/thresholds", follow_redirects=False).headers["location"] == "/rules"  # reloading it
     adm.post("/rules/thresholds", data={"csrf_token": csrf(adm), "category_id": category, "threshold": "0.8"})
     with session_scope() as s:

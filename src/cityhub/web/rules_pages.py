@@ -85,6 +85,7 @@ def _page(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     error: str | None = None,
+    typed_threshold: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
     directory = unit_directory(db)
@@ -114,6 +115,7 @@ def _page(
         errors=errors or {},
         error=error,
         default_threshold=get_settings().dispatch_threshold,
+        typed_threshold=typed_threshold or {},
         outcomes_choice=choice,
         outcomes=None if choice is None else outcomes(db, period=choice.period, scope=scope_of(db, principal).clause()),
     )
@@ -216,16 +218,21 @@ def thresholds_page(request: Request, db: DbSession) -> Response:
 def set_threshold(request: Request, db: DbSession, form: FormBody) -> Response:
     principal = _editor(request, db, form)
     t = support.translator(request)
+    typed = form.values(("category_id", "threshold"))  # what was typed stays in the form on an error
+
+    def refused(message: str) -> Response:
+        return _page(request, db, principal, errors={"threshold": message}, typed_threshold=typed, status_code=422)
+
     try:
         category_id = int(form.get("category_id"))
         value = float(form.get("threshold"))
     except ValueError:
-        return _page(request, db, principal, errors={"threshold": t("err.number")}, status_code=422)
+        return refused(t("err.number"))
     row, errors = saved(
         db, t, lambda: dispatch.set_threshold(db, category_id=category_id, threshold=value, actor=principal.actor)
     )
     if row is None:
-        return _page(request, db, principal, errors={"threshold": errors.popitem()[1]}, status_code=422)
+        return refused(errors.popitem()[1])
     return support.redirect("/rules", flash=("rules.threshold_set", {"threshold": value}))
 
 
