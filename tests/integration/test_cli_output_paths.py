@@ -86,6 +86,18 @@ def test_hot_topics_of_a_file_without_orders_is_one_line(cli_run: Any, tmp_path:
     )
 
 
+def test_hot_topics_refuses_a_state_without_input_and_a_threshold_outside_0_1(cli_run: Any, tmp_path: Path) -> None:
+    """A state file is read and written only with --input: without one it was ignored unseen; a threshold of -1
+    put every order in one topic."""
+    code, _, err = cli_run("analytics", "hot-topics", "--state", str(tmp_path / "s.pkl"))
+    assert code == 2 and "a state file goes with --input" in err and not (tmp_path / "s.pkl").exists()
+    orders = tmp_path / "o.csv"
+    orders.write_text("id,title,content\n1,路灯,路灯不亮\n", encoding="utf-8")
+    for bad in ("-1", "0", "1.5"):
+        code, _, err = cli_run("analytics", "hot-topics", "--input", str(orders), "--threshold", bad)
+        assert code == 2 and "--threshold" in err, bad
+
+
 def test_invalid_values_name_their_field_in_one_line(app_db: str, cli_run: Any, tmp_path: Path) -> None:
     divisions = tmp_path / "divisions.csv"
     divisions.write_text(

@@ -267,7 +267,7 @@ def hot_topics_command(
         None, "--state", help="With --input: model file to continue from (incremental) and to write back."
     ),
     rebuild: bool = typer.Option(False, "--rebuild", help="Re-fit from scratch (new topic ids)."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Adjusted cosine needed inside a topic."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Adjusted cosine needed inside a topic (0–1]."),
 ) -> None:
     """Mine hot topics (热点问题): fine-grained clusters by meaning and place, ranked by heat.
 
@@ -282,6 +282,12 @@ def hot_topics_command(
 
     if fmt not in {"table", "json", "top5"}:
         raise typer.BadParameter(f"unknown format '{fmt}' (table, json, top5)")
+    if threshold is not None and not 0 < threshold <= 1:
+        raise typer.BadParameter(f"{threshold:g} is not in (0, 1]", param_hint="--threshold")
+    if state is not None and input_path is None:
+        raise typer.BadParameter(
+            "a state file goes with --input (the database's topics are kept in the database)", param_hint="--state"
+        )
     params = ht.Params() if threshold is None else replace(ht.Params(), threshold=threshold)
     summary: dict[str, int]
     if input_path is not None:
