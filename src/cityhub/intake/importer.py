@@ -897,7 +897,7 @@ def import_orders(
     try:
         forced = _choice(channel, "channel", _CHANNEL, None) if channel else None
     except RowError as exc:
-        raise ValidationFailed(exc.message, details={"field": "channel"}) from None
+        raise ValidationFailed(f"channel: {exc.message}", details={"field": "channel"}) from None
     writer: Any = None
 
     def record_issue(issue: RowIssue) -> None:
