@@ -280,6 +280,13 @@ def test_an_administrator_manages_accounts_on_the_users_pages(org) -> None:
     with session_scope() as s:
         assert s.get(User, user_id).role == Role.SUPERVISOR  # type: ignore[union-attr]
     assert newcomer.get("/orders", follow_redirects=False).status_code == 303  # the role change ended its session
+    # Changing an account is held to what creating one is: a name, a phone and an e-mail that are such.
+    for field, value in (("full_name", " "), ("full_name", "名" * 81), ("email", "notanemail"), ("phone", "abc")):
+        data = {"full_name": "孙新人", "role": "supervisor", "unit_id": str(street), "active": "1", field: value}
+        refused = post(f"/admin/users/{user_id}", **data)
+        assert refused.status_code == 422 and f'data-testid="field-error-{field}"' in refused.text, (field, value)
+    with session_scope() as s:
+        assert s.get(User, user_id).full_name == "孙新人"  # type: ignore[union-attr]
     reset = post(f"/admin/users/{user_id}/password")
     assert reset.status_code == 200 and '<code class="secret">' in reset.text
     assert post(f"/admin/users/{user_id}/lock").status_code == 303

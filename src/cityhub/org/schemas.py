@@ -133,7 +133,21 @@ class UnitUpdate(BaseModel):
         return None if value is None else check_boundary(value)
 
 
-class UserBase(BaseModel):
+class ContactChecks(BaseModel):
+    """A person's phone and e-mail (the fields of the account models it is mixed into), checked as such."""
+
+    @field_validator("phone", check_fields=False)
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return phone_number(value)
+
+    @field_validator("email", check_fields=False)
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return email_address(value)
+
+
+class UserBase(ContactChecks):
     username: str = Field(min_length=2, max_length=64, pattern=USERNAME_PATTERN.pattern)
     full_name: str = Field(min_length=1, max_length=80)
     role: Role
@@ -141,16 +155,6 @@ class UserBase(BaseModel):
     phone: str | None = Field(default=None, max_length=32)
     email: str | None = Field(default=None, max_length=120)
     active: bool = True
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return phone_number(value)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        return email_address(value)
 
 
 class UserCreate(UserBase):

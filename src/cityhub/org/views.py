@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,7 @@ from cityhub.auth.principal import Principal
 from cityhub.errors import NotFound
 from cityhub.org import service
 from cityhub.org.models import Role, Unit, UnitTier, User
-from cityhub.org.schemas import UnitCreate, UnitUpdate, UserBase, UserCreate, email_address, phone_number
+from cityhub.org.schemas import ContactChecks, UnitCreate, UnitUpdate, UserBase, UserCreate
 
 # Primary keys are 32-bit INTEGER columns: a larger id can match nothing, and PostgreSQL would refuse to
 # compare with it (a 500), so the HTTP layer refuses it as a validation error.
@@ -140,7 +140,7 @@ class UserCreateBody(UserBase):
     )
 
 
-class UserUpdateBody(BaseModel):
+class UserUpdateBody(ContactChecks):
     """Fields to change; the username is the account's stable identity and cannot be changed."""
 
     model_config = ConfigDict(extra="forbid")
@@ -151,16 +151,6 @@ class UserUpdateBody(BaseModel):
     phone: str | None = Field(default=None, max_length=32)
     email: str | None = Field(default=None, max_length=120)
     active: bool | None = None
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return phone_number(value)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        return email_address(value)
 
 
 class LockRequest(BaseModel):

@@ -196,15 +196,18 @@ def update_user(request: Request, db: DbSession, user_id: int, form: FormBody) -
     principal = _admin(request, db, form)
     t = support.translator(request)
     user = _user(db, user_id)
+    from cityhub.org.views import UserUpdateBody
+
     changes = {k: v for k, v in _payload(form).items() if k != "username"}
     try:
-        changes["role"] = Role(changes["role"])
         changes["unit_id"] = forms.whole_number(changes["unit_id"])
-        auth.update_account(db, user=user, changes=changes, by_user_id=principal.user_id, actor=principal.actor)
+        # The API's checks of what may change (a name 1–80 characters, a phone and an e-mail that are such).
+        checked = UserUpdateBody.model_validate(changes).model_dump(exclude_unset=True)
+        auth.update_account(db, user=user, changes=checked, by_user_id=principal.user_id, actor=principal.actor)
         db.commit()
-    except (ValueError, CityhubError) as exc:
+    except (ValidationError, CityhubError) as exc:
         db.rollback()
-        errors = _errors(t, exc) if isinstance(exc, CityhubError) else {"role": t("err.choice")}
+        errors = _errors(t, exc)
         values = form.values(USER_FIELDS)
         return _user_page(request, db, principal, _user(db, user_id), values=values, errors=errors, status_code=422)
     return support.redirect(f"/admin/users/{user_id}", flash=("users.updated", {"username": user.username}))
