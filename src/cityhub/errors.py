@@ -82,32 +82,35 @@ class InvalidTransition(CityhubError):
         self.reason = reason
 
 
-class MissingParameter(InvalidTransition):
-    """An action asked for without a parameter it needs: the request is incomplete, whatever the order's state
-    (422, naming the field)."""
+class ParameterProblem(InvalidTransition):
+    """What an action was given is wrong, whatever the order's state: 422 naming the field, the message saying
+    why (:class:`MissingParameter`, :class:`UnexpectedParameter`)."""
 
     code = "validation_failed"
     http_status = 422
 
-    def __init__(self, *, state: str, action: str, field: str) -> None:
-        super().__init__(state=state, action=action, reason=f"'{field}' is required")
-        self.message = f"action '{action}' needs '{field}' (order in state '{state}')"
-        self.args = (self.message,)
+    def __init__(self, *, state: str, action: str, field: str, reason: str, message: str) -> None:
+        super().__init__(state=state, action=action, reason=reason)
+        self.message = message
+        self.args = (message,)
         self.details["field"] = field
 
 
-class UnexpectedParameter(InvalidTransition):
+class MissingParameter(ParameterProblem):
+    """An action asked for without a parameter it needs: the request is incomplete."""
+
+    def __init__(self, *, state: str, action: str, field: str) -> None:
+        message = f"action '{action}' needs '{field}' (order in state '{state}')"
+        super().__init__(state=state, action=action, field=field, reason=f"'{field}' is required", message=message)
+
+
+class UnexpectedParameter(ParameterProblem):
     """An action given a parameter it does not take (a unit for an accept): refused rather than recorded as if it
-    meant something (422, naming the field)."""
-
-    code = "validation_failed"
-    http_status = 422
+    meant something."""
 
     def __init__(self, *, state: str, action: str, field: str) -> None:
-        super().__init__(state=state, action=action, reason=f"'{field}' is not taken")
-        self.message = f"action '{action}' takes no '{field}'"
-        self.args = (self.message,)
-        self.details["field"] = field
+        message = f"action '{action}' takes no '{field}'"
+        super().__init__(state=state, action=action, field=field, reason=f"'{field}' is not taken", message=message)
 
 
 class PermissionDenied(CityhubError):
