@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 from cityhub.config import get_settings, normalise_database_url
@@ -414,3 +415,10 @@ def rowcount(result: Any) -> int:
     """Rows an INSERT / UPDATE / DELETE touched (DML results are CursorResults at run time; the typed
     ``Session.execute`` only promises a Result)."""
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def contains_text(column: Any, text: str) -> ColumnElement[bool]:
+    """``column`` holds ``text``, Latin letters in either case on every backend (SQLite's ``LIKE`` ignores their
+    case, PostgreSQL's does not), with ``%``, ``_`` and the escape character taken as themselves."""
+    condition: ColumnElement[bool] = column.icontains(text, autoescape=True)
+    return condition

@@ -112,6 +112,10 @@ def test_unit_round_trip_and_tree(env: Env) -> None:
     listed = env.get("/units", params={"tier": "community", "active": "false"}).json()
     assert [u["code"] for u in listed["items"]] == ["AD-C2"]
     assert [u["code"] for u in env.get("/units", params={"q": "S1"}).json()["items"]] == ["AD-S1"]
+    # Latin letters in either case, on both backends; % and _ are characters, not wildcards.
+    assert [u["code"] for u in env.get("/units", params={"q": "ad-s1"}).json()["items"]] == ["AD-S1"]
+    assert env.get("/units", params={"q": "%"}).json()["items"] == []
+    assert env.get("/units", params={"q": "AD_S"}).json()["items"] == []
     page = env.get("/units", params={"limit": 2, "offset": 1}).json()
     assert len(page["items"]) == 2 and page["has_more"] and page["offset"] == 1
 
@@ -190,6 +194,8 @@ def test_the_staff_directory_lists_staff_and_only_admins_see_citizens(env: Env) 
         _error(env.get(f"/users/{citizen}", who), 404, "not_found")
         assert env.get(f"/users/{env.users['dsp']}", who).json()["username"] == "ad-dsp"
     assert [u["username"] for u in env.get("/users", params={"role": "citizen"}).json()["items"]] == ["ad-cit"]
+    assert [u["username"] for u in env.get("/users", params={"q": "AD-CIT"}).json()["items"]] == ["ad-cit"]
+    assert env.get("/users", params={"q": "ad_cit"}).json()["items"] == []
     assert env.get(f"/users/{citizen}").json()["username"] == "ad-cit"
 
 

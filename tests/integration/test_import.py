@@ -239,6 +239,23 @@ def test_excel_cells_of_every_type(db_session: Session, tmp_path: Path) -> None:
     assert import_orders(db_session, path=path, sheet="信箱").skipped == 2
 
 
+def test_a_count_beyond_the_column_rejects_its_row_only(db_session: Session, tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "留言编号,留言主题,留言时间,留言详情,点赞数,反对数\n"
+        "401,点赞太多,2019/3/1 9:30:00,详情一,3000000000,0\n"
+        "402,反对太多,2019/3/1 9:31:00,详情二,0,99999999999999999999\n"
+        "403,正常,2019/3/1 9:32:00,详情三,2147483647,1\n",
+        encoding="utf-8",
+    )
+    report = import_orders(db_session, path=path)
+    assert (report.imported, report.rejected) == (1, 2)
+    assert [(i.row, i.field) for i in report.issues] == [(2, "likes"), (3, "opposes")]
+    assert report.issues[0].message == "too large: '3000000000' (at most 2147483647)"
+    order = db_session.execute(select(Order).where(Order.external_id == "403")).scalar_one()
+    assert (order.likes, order.opposes) == (2147483647, 1)
+
+
 class Killed(Exception):
     pass
 

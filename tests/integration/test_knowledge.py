@@ -47,6 +47,15 @@ def test_crud_versions_and_deactivation(db_session):
         service.require_entry(db_session, entry_id=987654)
 
 
+def test_list_finds_every_word_latin_letters_in_either_case(db_session):
+    entry = _entry(db_session, question="ETC卡如何办理公积金提取", keywords=["公积金"])
+    _entry(db_session, **HUKOU)
+    for q in ("etc 公积金", "Etc卡", "提取 ETC"):
+        assert [e.id for e in service.list_entries(db_session, q=q)[0]] == [entry.id], q
+    assert service.list_entries(db_session, q="ETC 户口")[0] == []
+    assert service.list_entries(db_session, q="%")[0] == [] and service.list_entries(db_session, q="_")[0] == []
+
+
 def test_suggest_ranks_and_follows_changes_and_expiry(db_session):
     gjj = _entry(db_session)
     hukou = service.create_entry(db_session, data=EntryCreate.model_validate(HUKOU))

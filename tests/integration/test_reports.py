@@ -22,6 +22,10 @@ def test_report_has_every_section_and_sheet(db_session, history, tmp_path):  # n
     assert not re.search(r'(src|href)="https?://', html)
     # both departments have n = 4 assignments: below the minimum sample, listed apart
     assert "样本不足（少于5件）" in html
+    # Scores with one decimal, in the KPI table and the rankings alike.
+    rankings = html[html.index('id="kpis"') : html.index('id="hot-topics"')]
+    assert re.findall(r'<td class="num">(-|\d+\.\d)</td></tr>', rankings)
+    assert not re.search(r'<td class="num">\d+\.\d\d+</td></tr>', rankings)
     wb = load_workbook(result.files["xlsx"])
     assert wb.sheetnames == [
         "每日受理量",
@@ -115,3 +119,13 @@ def test_a_period_under_way_is_compared_like_for_like(db_session, tmp_path):
     ended = reports.build_report(db_session, period=before, charts=False)
     assert ended.through is None and len(ended.daily) == before.days and ended.previous_total == 0
     assert 'id="under-way"' not in reports.render_html(ended)
+
+
+def test_a_topic_row_spans_the_days_of_its_orders_in_the_period():
+    row = {
+        "time_span": ["2025-11-02T01:00:00+00:00", "2026-05-30T01:00:00+00:00"],
+        "period_span": ["2026-03-03T01:00:00+00:00", "2026-03-28T15:30:00+00:00"],
+    }
+    assert reports._span(row) == "2026-03-03 至 2026-03-28"
+    assert reports._span({"time_span": row["time_span"]}) == "2025-11-02 至 2026-05-30"
+    assert reports._score(None) == "-" and reports._score(87.349) == "87.3"

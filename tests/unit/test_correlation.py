@@ -145,6 +145,14 @@ def test_export_round_trip(tmp_path: Path, suffix: str) -> None:
     assert back.nodes[a]["kind"] == "keyword"
 
 
+def test_the_export_is_the_same_whichever_order_the_orders_come_in() -> None:
+    facts = _facts()
+    first = cg.build_graph(facts).to_json()
+    again = cg.build_graph(list(reversed(facts))).to_json()
+    assert first == again and first["links"]
+    assert all(link["source"] < link["target"] for link in first["links"])
+
+
 def test_facts_from_a_demo_csv(tmp_path: Path) -> None:
     from cityhub.demo.generator import generate, write_csv
 

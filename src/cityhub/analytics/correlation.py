@@ -696,15 +696,15 @@ def build_graph(
         min_support=min_support,
         period=period.label if period else "",
     )
-    for node, count in node_count.items():
+    # Nodes and links in sorted order: an export names each link's ends and lists the links in the same order
+    # whichever order the orders were read in.
+    for node, count in sorted(node_count.items()):
         kind, name = split_node(node)
         attrs: dict[str, Any] = {"kind": kind, "name": name, "count": count}
         if kind == "place":
             attrs["level"] = place_level(name)
         g.add_node(node, **attrs)
-    for (a, b), count in pair_count.items():
-        if count < min_support:
-            continue
+    for (a, b), count in sorted(item for item in pair_count.items() if item[1] >= min_support):
         lift, npmi = association(count, node_count[a], node_count[b], n)
         if npmi <= 0:
             continue

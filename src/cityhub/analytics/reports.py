@@ -91,7 +91,7 @@ LABELS: dict[str, dict[str, str]] = {
         "hot_fallback": "（尚未进行热点挖掘，以下为按标题聚合的简易统计；运行热点挖掘后显示热点问题）",
         "period_count": "本期件数",
         "size": "累计件数",
-        "span": "时间跨度",
+        "span": "本期起止",
         "groups": "涉及人群",
         "label": "关键词",
         "status": "状态",
@@ -269,10 +269,17 @@ def _join(value: Any) -> str:
     return value if isinstance(value, str) else "、".join(str(v) for v in value)
 
 
+def _score(value: float | None) -> str:
+    """A composite score as the report prints it: one decimal, '-' when there is none."""
+    return "-" if value is None else f"{value:.1f}"
+
+
 def _span(t: dict[str, Any]) -> str:
+    """The first and the last day of a topic's orders within the period (the topic's whole span when the row
+    has no period's)."""
     from cityhub.analytics import hot_topics
 
-    first, last = (t.get("time_span") or [None, None])[:2]
+    first, last = (t.get("period_span") or t.get("time_span") or [None, None])[:2]
     return f"{hot_topics.local_date(first)} 至 {hot_topics.local_date(last)}" if first or last else ""
 
 
@@ -444,6 +451,7 @@ def render_html(data: ReportData, *, lang: str = "zh") -> str:
     env.filters["pct"] = percent
     env.filters["joined"] = _join
     env.filters["span"] = _span
+    env.filters["score"] = _score
     change = (data.total - data.previous_total) / data.previous_total if data.previous_total else None
     return env.get_template(TEMPLATE).render(
         d=data,

@@ -423,6 +423,7 @@ def _period_places(
         .outerjoin(community, community.id == Order.community_id)
         .where(HotTopicOrder.topic_id.in_(topic_ids), Order.created_at >= start, Order.created_at < end)
         .where(*([] if where is None else [where]))
+        .order_by(Order.id)  # places as often named come in the order first named, the same on every backend
     )
     counts: dict[int, Counter[str]] = {}
     for topic_id, title, content, street_name, community_name in rows:

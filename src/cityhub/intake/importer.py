@@ -347,6 +347,10 @@ def cell_text(value: Any) -> str:
     return str(value).strip()
 
 
+# The largest count a row may carry: the columns are 32-bit integers on PostgreSQL.
+MAX_COUNT = 2**31 - 1
+
+
 def _count(value: Any, field: str) -> int:
     text = cell_text(value)
     if not text:
@@ -357,6 +361,8 @@ def _count(value: Any, field: str) -> int:
         raise RowError(field, f"not a number: '{text}'") from None
     if not math.isfinite(number) or number < 0 or not number.is_integer():
         raise RowError(field, f"not a non-negative whole number: '{text}'")
+    if number > MAX_COUNT:
+        raise RowError(field, f"too large: '{text}' (at most {MAX_COUNT})")
     return int(number)
 
 

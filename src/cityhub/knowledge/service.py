@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from cityhub.config import get_settings
-from cityhub.db import database_key, rowcount, utcnow
+from cityhub.db import contains_text, database_key, rowcount, utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed, refuse_nulls
 from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
 from cityhub.knowledge.retrieval import ASKING_WORDS, CACHE, Doc, KnowledgeIndex
@@ -225,10 +225,7 @@ def list_entries(
     if category_id is not None:
         stmt = stmt.where(KnowledgeEntry.category_id == category_id)
     for word in (q or "").split():
-        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(
-            or_(KnowledgeEntry.question.like(pattern, escape="\\"), KnowledgeEntry.answer.like(pattern, escape="\\"))
-        )
+        stmt = stmt.where(or_(contains_text(KnowledgeEntry.question, word), contains_text(KnowledgeEntry.answer, word)))
     if valid_at is not None:
         stmt = stmt.where(
             or_(KnowledgeEntry.valid_from.is_(None), KnowledgeEntry.valid_from <= valid_at),

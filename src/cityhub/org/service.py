@@ -15,6 +15,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub import auditlog, refdata
+from cityhub.db import contains_text
 from cityhub.errors import Conflict, NotFound, ValidationFailed, refuse_nulls
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.schemas import (
@@ -456,8 +457,8 @@ def list_units(
     if active is not None:
         stmt = stmt.where(Unit.active.is_(active))
     if q:
-        pattern = f"%{q.strip()}%"
-        stmt = stmt.where(or_(Unit.name.like(pattern), Unit.short_name.like(pattern), Unit.code.like(pattern)))
+        text = q.strip()
+        stmt = stmt.where(or_(*(contains_text(c, text) for c in (Unit.name, Unit.short_name, Unit.code))))
     if limit is not None:
         stmt = stmt.limit(limit)
     return list(session.scalars(stmt))
@@ -634,8 +635,8 @@ def list_users(
     if unit_id is not None:
         stmt = stmt.where(User.unit_id == unit_id)
     if q:
-        pattern = f"%{q.strip()}%"
-        stmt = stmt.where(or_(User.username.like(pattern), User.full_name.like(pattern)))
+        text = q.strip()
+        stmt = stmt.where(or_(contains_text(User.username, text), contains_text(User.full_name, text)))
     return list(session.scalars(stmt))
 
 

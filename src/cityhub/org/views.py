@@ -20,6 +20,7 @@ from cityhub.api.deps import CurrentActor, DbSession, Paging, get_principal, req
 from cityhub.auth import permissions
 from cityhub.auth import service as auth
 from cityhub.auth.principal import Principal
+from cityhub.db import contains_text
 from cityhub.errors import NotFound
 from cityhub.org import service
 from cityhub.org.models import Role, Unit, UnitTier, User
@@ -200,8 +201,8 @@ def list_units(
     if active is not None:
         stmt = stmt.where(Unit.active.is_(active))
     if q and q.strip():
-        pattern = f"%{q.strip()}%"
-        stmt = stmt.where(or_(Unit.name.like(pattern), Unit.short_name.like(pattern), Unit.code.like(pattern)))
+        text = q.strip()
+        stmt = stmt.where(or_(*(contains_text(c, text) for c in (Unit.name, Unit.short_name, Unit.code))))
     rows, has_more = _page(db, stmt, page.limit, page.offset)
     return UnitPage(
         items=[UnitOut.model_validate(u) for u in rows], limit=page.limit, offset=page.offset, has_more=has_more
@@ -266,8 +267,8 @@ def list_users(
     if active is not None:
         stmt = stmt.where(User.active.is_(active))
     if q and q.strip():
-        pattern = f"%{q.strip()}%"
-        stmt = stmt.where(or_(User.username.like(pattern), User.full_name.like(pattern)))
+        text = q.strip()
+        stmt = stmt.where(or_(contains_text(User.username, text), contains_text(User.full_name, text)))
     rows, has_more = _page(db, stmt, page.limit, page.offset)
     return UserPage(items=_out(db, rows), limit=page.limit, offset=page.offset, has_more=has_more)
 

@@ -21,7 +21,7 @@ from cityhub.auth import passwords, permissions
 from cityhub.auth import service as auth
 from cityhub.auth.models import ApiToken
 from cityhub.auth.principal import Principal
-from cityhub.db import utcnow
+from cityhub.db import contains_text, utcnow
 from cityhub.errors import CityhubError
 from cityhub.org.models import Role, Unit, User
 from cityhub.org.schemas import UserCreate
@@ -85,7 +85,7 @@ def _list_page(
     page = max(1, forms.whole_number(params.get("page")) or 1)
     stmt = select(User).order_by(User.username, User.id)
     if q:
-        stmt = stmt.where(or_(User.username.like(f"%{q}%"), User.full_name.like(f"%{q}%")))
+        stmt = stmt.where(or_(contains_text(User.username, q), contains_text(User.full_name, q)))
     if role in {r.value for r in Role}:
         stmt = stmt.where(User.role == role)
     rows = list(db.scalars(stmt.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)))

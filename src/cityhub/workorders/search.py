@@ -251,7 +251,10 @@ def text_condition(conn: Any, q: str, columns: Any, *, counting: bool = False) -
     parts = words(q)
     if not parts:
         return false()
-    likes = [or_(*(columns[name].like(_like_pattern(w), escape="\\") for name in SEARCHED)) for w in parts]
+    if conn.dialect.name == "postgresql":  # SQLite's LIKE already ignores the case of Latin letters; the index does
+        likes = [or_(*(columns[name].ilike(_like_pattern(w), escape="\\") for name in SEARCHED)) for w in parts]
+    else:
+        likes = [or_(*(columns[name].like(_like_pattern(w), escape="\\") for name in SEARCHED)) for w in parts]
     found = [t for t in (query_terms(w) for w in parts) if t]
     if not found:
         return and_(*likes)  # nothing the index can require: the scan, as before
