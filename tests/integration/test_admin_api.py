@@ -432,6 +432,9 @@ def test_calendar_import_takes_the_notice_as_published_and_lists_what_it_refuses
     rows = env.send("POST", "/calendar/import", json={"text": "2031-02-03,holiday,春节\n2031-13-01,holiday,x"})
     assert rows.json()["entered"] == 1 and rows.json()["refused"][0]["problem"] == "date"
     _error(env.send("POST", "/calendar/import", json={"text": ""}), 422, "validation_failed")
+    for text in ("  \n\n", "date,kind,name\n"):  # no day in it: refused, not "0 entered"
+        refused = _error(env.send("POST", "/calendar/import", json={"text": text}), 422, "validation_failed")
+        assert refused["details"] == {"field": "text"} and "no calendar days" in refused["message"]
 
 
 def test_values_the_database_cannot_hold_are_client_errors(env: Env) -> None:

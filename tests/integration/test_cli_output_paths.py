@@ -61,6 +61,11 @@ def test_report_and_demo_csv_targets(app_db: str, cli_run: Any, tmp_path: Path) 
     code, _, err = cli_run("report", "--period", "2026-11", "--out", str(a_file / "sub"), "--format", "html")
     assert code != 0
     assert _one_line(err) == f"error: --out: cannot write the report into {a_file / 'sub'}: Not a directory"
+    for given in (["--period", "2026-11", "--week", "2026-W43"], []):  # the week used to win silently
+        code, _, err = cli_run("report", *given, "--out", str(tmp_path), "--format", "html")
+        said = "both given" if given else "neither given"
+        assert code != 0 and f"give the period or the week, one of them ({said})" in _one_line(err)
+    assert not list(tmp_path.glob("*.html"))
     code, _, err = cli_run("demo", "csv", str(tmp_path), "-n", "2")
     assert code != 0 and _one_line(err) == f"error: target {tmp_path} is a directory; give a file name"
     code, _, err = cli_run("demo", "csv", str(a_file / "x.csv"), "-n", "2")

@@ -602,6 +602,17 @@ def test_cli_webhooks_and_outbox(app_db, db_session, units):
     assert listed.exit_code == 0 and "http://127.0.0.1:9/h" in listed.stdout and secret not in listed.stdout
     bad = runner.invoke(notify_cli, ["webhooks", "add", "--url", "http://x", "--events", "lunch"])
     assert bad.exit_code == 1 and "unknown topic 'lunch'" in bad.stderr
+    for url, said in [
+        ("http://", "a webhook URL needs a host: 'http://'"),
+        ("https://:8080/h", "a webhook URL needs a host"),
+        ("http://example.org:99999/h", "not a URL: Port out of range"),
+        ("http://example.org/a b", "has no spaces"),
+        ("ftp://example.org/h", "must start with http:// or https://"),
+        ("http://example.org/" + "x" * 500, "at most 500 characters"),
+    ]:
+        refused = runner.invoke(notify_cli, ["webhooks", "add", "--url", url, "--events", "dispatch"])
+        assert refused.exit_code == 1 and said in refused.stderr, (url, refused.output)
+    assert db_session.scalar(select(func.count()).select_from(Subscription)) == 1
 
     order = _order(db_session)
     _act(db_session, order, "dispatch", unit_id=units["dept"].id)

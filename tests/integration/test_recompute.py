@@ -320,6 +320,18 @@ def test_cli_edits_recompute_unless_told_not_to(app_db):
         assert event.actor_name == "cli" and event.reason == recompute.RULE_REASON
 
 
+def test_cli_calendar_import_of_a_file_without_days_fails(app_db, tmp_path):
+    runner = CliRunner()
+    for name, text in (("empty.csv", ""), ("header.csv", "date,kind,name\n")):
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        refused = runner.invoke(calendar_app, ["import", str(path)])
+        assert refused.exit_code == 1, refused.output
+        assert refused.output.strip().endswith(
+            f"{path}: no calendar days in it: neither date,kind,name rows nor the items of a notice"
+        )
+
+
 def test_cli_calendar_check_says_why_a_day_is_or_is_not_worked(app_db):
     from cityhub.workorders.calendar import statutory_holidays
 

@@ -233,7 +233,9 @@ def findings_open_command(
 
 
 def report_command(
-    period: str = typer.Option(..., "--period", help="Month 2026-10 (or a week 2026-W43 / range a..b)."),
+    period: str | None = typer.Option(
+        None, "--period", help="Month 2026-10 (or a week 2026-W43 / range a..b); this or --week."
+    ),
     week: str | None = typer.Option(None, "--week", help="A weekly report instead: ISO week, e.g. 2026-W43."),
     out: Path = typer.Option(Path("reports"), "--out", help="Directory to write the files to."),
     formats: str = typer.Option("html,pdf,xlsx", "--format", help="Comma-separated: html, pdf, xlsx."),
@@ -241,10 +243,14 @@ def report_command(
 ) -> None:
     """Render the analysis report (专报) of a period: HTML and PDF with charts, tables to Excel."""
     from cityhub.analytics import kpi, reports
+    from cityhub.clitools import fail
     from cityhub.db import session_scope
     from cityhub.outfiles import check_directory
 
-    p = kpi.parse_period(week or period)
+    if (period is None) == (week is None):
+        said = "both given" if period is not None else "neither given"
+        raise fail(f"--period / --week: give the period or the week, one of them ({said})")
+    p = kpi.parse_period(week or period or "")
     check_directory(out, "--out:", "the report")
     wanted = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
     with session_scope() as session:

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import and_, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
@@ -74,6 +75,26 @@ def normalize_topics(topics: Iterable[str]) -> str:
     return "," + ",".join(chosen) + ","
 
 
+TARGET_MAX_CHARS = 500  # the column's length
+
+
+def _check_webhook_url(url: str) -> None:
+    """A receiver the sender can reach: http(s), a host, no spaces, within the column."""
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port  # a port that is no number or out of range raises
+    except ValueError as exc:
+        raise ValidationFailed(f"not a URL: {exc}", details={"field": "url"}) from None
+    if parts.scheme not in ("http", "https"):
+        raise ValidationFailed("a webhook URL must start with http:// or https://", details={"field": "url"})
+    if not host:
+        raise ValidationFailed(f"a webhook URL needs a host: '{url}'", details={"field": "url"})
+    if any(c.isspace() for c in url) or len(url) > TARGET_MAX_CHARS:
+        raise ValidationFailed(
+            f"a webhook URL has no spaces and at most {TARGET_MAX_CHARS} characters", details={"field": "url"}
+        )
+
+
 def add_subscription(
     session: Session,
     *,
@@ -87,8 +108,10 @@ def add_subscription(
     if kind not in sender_kinds():
         raise ValidationFailed(f"unknown kind '{kind}' (known: {', '.join(sender_kinds())})", details={"field": "kind"})
     target = target.strip()
-    if kind == "webhook" and not target.startswith(("http://", "https://")):
-        raise ValidationFailed("a webhook URL must start with http:// or https://", details={"field": "url"})
+    if kind == "webhook":
+        _check_webhook_url(target)
+    elif not target or len(target) > TARGET_MAX_CHARS:
+        raise ValidationFailed(f"the target must be 1 to {TARGET_MAX_CHARS} characters", details={"field": "target"})
     unit_id = None
     if unit_code:
         unit_id = session.execute(select(Unit.id).where(Unit.code == unit_code)).scalar_one_or_none()

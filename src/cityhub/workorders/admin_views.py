@@ -338,6 +338,8 @@ def import_days(
     ``cityhub calendar import``). Every good line is entered and every refused one listed; running clocks follow once
     for the whole text."""
     entries, errors = calendar.parse_calendar_text(body.text, year=body.year)
+    if not entries and not errors:
+        raise ValidationFailed(f"text: {calendar.NO_DAYS}", details={"field": "text"})
     done = recompute.import_calendar_days(db, entries=entries, actor=actor, recompute=recompute_running)
     holidays = sum(not e.is_workday for e in entries)
     return CalendarImported(

@@ -640,9 +640,14 @@ def parse_notice(text: str, *, year: int | None = None) -> tuple[list[CalendarEn
     return entries, errors
 
 
+# What the CLI and the API say of a text with no day in it (blank, a header only): it is refused, not "0 days entered".
+NO_DAYS = "no calendar days in it: neither date,kind,name rows nor the items of a notice"
+
+
 def parse_calendar_text(text: str, *, year: int | None = None) -> tuple[list[CalendarEntry], list[CalendarRowError]]:
     """What an administrator pastes or imports: the State Council's notice as published (:func:`parse_notice`), or
-    ``date,kind,name`` rows (:func:`parse_calendar_rows`)."""
+    ``date,kind,name`` rows (:func:`parse_calendar_rows`). Neither entries nor errors: the text holds no day
+    (:data:`NO_DAYS`)."""
     if looks_like_notice(text):
         return parse_notice(text, year=year)
     return parse_calendar_rows(text)

@@ -326,7 +326,7 @@ def calendar_import(
     """Enter many calendar days at once (as `calendar set` does for one). Every bad row is reported with its number
     (and the command exits 1); the good rows are entered."""
     from cityhub.textfiles import read_text
-    from cityhub.workorders.calendar import parse_calendar_text
+    from cityhub.workorders.calendar import NO_DAYS, parse_calendar_text
     from cityhub.workorders.recompute import import_calendar_days
     from cityhub.workorders.service import Actor
 
@@ -334,6 +334,8 @@ def calendar_import(
         entries, errors = parse_calendar_text(read_text(file))
     except CityhubError as exc:
         raise _fail(exc.message) from None
+    if not entries and not errors:
+        raise _fail(f"{file}: {NO_DAYS}")
     for error in errors:
         typer.echo(f"error: {file}: {error}", err=True)
     done = None
