@@ -143,3 +143,26 @@ def test_rules_readings_and_alarms_from_the_shell(
     assert code == 2 and "already cleared" in err and len(err.strip().splitlines()) == 1
     code, out, _ = cli_run("sensors", "list")
     assert code == 0 and out.startswith("WL-1\twaterlogging\tactive\t桂花社区\t0\tdepth=6cm")
+
+
+def test_a_sensors_file_changing_a_sensors_metrics_is_in_the_configuration_log_by_the_command_line(
+    tmp_path: Path, district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
+) -> None:
+    """Re-importing a sensor with other metrics changed them before the log took its 'before': the change was not
+    logged at all (nothing else changed), and every import was logged as the system's, not the command line's."""
+    from cityhub import auditlog
+
+    path = tmp_path / "sensors.csv"
+    path.write_text("code,name,kind,metrics\nAQ-9,稻香空气站,air_quality,pm25:μg/m³\n", encoding="utf-8")
+    assert cli_run("sensors", "import", str(path))[0] == 0
+    path.write_text("code,name,kind,metrics\nAQ-9,稻香空气站,air_quality,pm25:μg/m³;pm10:μg/m³\n", encoding="utf-8")
+    code, out, _ = cli_run("sensors", "import", str(path))
+    assert code == 0 and "1 updated" in out
+    with session_scope() as s:
+        entries, _ = auditlog.entries(s, area="sensor", target="AQ-9")
+        assert [(e.action, e.actor) for e in entries] == [("update", "cli"), ("create", "cli")]
+        assert entries[0].changes == {"metrics": [{"pm25": "μg/m³"}, {"pm25": "μg/m³", "pm10": "μg/m³"}]}
+        assert s.scalars(select(Sensor.metrics).where(Sensor.code == "AQ-9")).one() == {
+            "pm25": "μg/m³",
+            "pm10": "μg/m³",
+        }

@@ -69,7 +69,7 @@ def import_command(
 
     table = _table(path, service.SENSOR_HEADERS)
     with session_scope() as session:
-        report = _with_unread(service.import_sensors(session, rows=table.rows), table)
+        report = _with_unread(service.import_sensors(session, rows=table.rows, actor=cli_actor()), table)
     summary = f"read {report.read} rows: {report.created} sensors created, {report.updated} updated, " + (
         f"{len(report.rejected)} rejected"
     )

@@ -181,9 +181,16 @@ def create_sensor(session: Session, *, data: SensorCreate, actor: orders.Actor =
     return sensor
 
 
-def update_sensor(session: Session, *, code: str, data: SensorUpdate, actor: orders.Actor = orders.SYSTEM) -> Sensor:
+def update_sensor(
+    session: Session,
+    *,
+    code: str,
+    data: SensorUpdate,
+    actor: orders.Actor = orders.SYSTEM,
+    metrics: Mapping[str, str] | None = None,
+) -> Sensor:
     """Change a sensor; a new position or unit places it again. ``active`` retires or reactivates it (as
-    :func:`retire` and :func:`reactivate` do)."""
+    :func:`retire` and :func:`reactivate` do). ``metrics`` (a sensors file's column) replaces what it reports."""
     sensor = require_sensor(session, code=code)
     changes = data.model_dump(exclude_unset=True)
     refuse_nulls(changes, ("name", "active"))
@@ -196,6 +203,8 @@ def update_sensor(session: Session, *, code: str, data: SensorUpdate, actor: ord
     before = _facts(sensor)
     for name, value in changes.items():
         setattr(sensor, name, value)
+    if metrics is not None and dict(metrics) != sensor.metrics:
+        sensor.metrics = dict(metrics)
     if (sensor.lat is None) != (sensor.lng is None):
         raise ValidationFailed("lat and lng must be given together", details={"field": "lat"})
     if unit_code is not None or {"lat", "lng", "address"} & changes.keys():
@@ -1388,9 +1397,11 @@ def _truth(text: str) -> bool:
     raise ValueError(f"not a yes/no value: {text!r}")
 
 
-def import_sensors(session: Session, *, rows: Sequence[tuple[int, Mapping[str, str]]]) -> FileReport:
-    """Register or update the sensors of a file's rows (by code). Each bad row is rejected by number and field,
-    the others kept."""
+def import_sensors(
+    session: Session, *, rows: Sequence[tuple[int, Mapping[str, str]]], actor: orders.Actor = orders.SYSTEM
+) -> FileReport:
+    """Register or update the sensors of a file's rows (by code), each change in the configuration log by
+    ``actor``. Each bad row is rejected by number and field, the others kept."""
     from pydantic import ValidationError
 
     report = FileReport(read=len(rows))
@@ -1417,17 +1428,18 @@ def import_sensors(session: Session, *, rows: Sequence[tuple[int, Mapping[str, s
         existing = get_sensor(session, code=data.code)
         try:
             if existing is None:
-                create_sensor(session, data=data)
+                create_sensor(session, data=data, actor=actor)
                 report.created += 1
             else:
                 if existing.kind != data.kind.value:
                     raise ValidationFailed(
                         f"sensor '{code}' is a {existing.kind} sensor, not {data.kind.value}", details={"field": "kind"}
                     )
-                existing.metrics = dict(data.metrics)
                 update_sensor(
                     session,
                     code=data.code,
+                    actor=actor,
+                    metrics=data.metrics,
                     # An empty active column leaves a known sensor as it is: re-importing an old file does not
                     # put a retired sensor back in service.
                     data=SensorUpdate.model_validate(
