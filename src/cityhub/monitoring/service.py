@@ -356,7 +356,9 @@ def require_rule(session: Session, *, rule_id: int) -> AlarmRule:
 
 
 def update_rule(session: Session, *, rule_id: int, data: RuleUpdate, actor: orders.Actor = orders.SYSTEM) -> AlarmRule:
-    """Change a rule's limits, severity, order settings or active flag (its metric and target stay)."""
+    """Change a rule's limits, severity, order settings or active flag (its metric and target stay). Deactivating it
+    clears its open alarms as a person clears them (报警规则停用 in their trail and on their orders): no reading
+    would clear them any more, and they would go on escalating."""
     rule = require_rule(session, rule_id=rule_id)
     changes = data.model_dump(exclude_unset=True, mode="json")
     refuse_nulls(changes, ("name", "threshold", "duration_s", "severity", "opens_order", "urgency", "active"))
@@ -368,6 +370,12 @@ def update_rule(session: Session, *, rule_id: int, data: RuleUpdate, actor: orde
     if "category" in changes:
         _check_category(session, changes["category"])
     before = _facts(rule)
+    if changes.get("active") is False and rule.active:
+        open_ids = session.scalars(
+            select(Alarm.id).where(Alarm.rule_id == rule.id, Alarm.open_key.is_not(None)).order_by(Alarm.id)
+        ).all()
+        for alarm_id in open_ids:
+            _clear(session, require_alarm(session, alarm_id=alarm_id), actor=actor, note=f"报警规则停用：{rule.name}")
     for name, value in changes.items():
         setattr(rule, name, value)
     session.flush()
