@@ -166,3 +166,25 @@ def test_a_sensors_file_changing_a_sensors_metrics_is_in_the_configuration_log_b
             "pm25": "μg/m³",
             "pm10": "μg/m³",
         }
+
+
+def test_an_empty_or_overlong_actor_is_refused_before_anything_changes(
+    tmp_path: Path, district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
+) -> None:
+    """--actor "" put a state change in the alarm's trail (and on the sensor) by nobody; a name over the trail's 80
+    characters was kept on SQLite and refused by PostgreSQL's column."""
+    sensors = tmp_path / "sensors.csv"
+    sensors.write_text("code,name,kind,metrics\nWL-7,桂花路隧道,waterlogging,depth:cm\n")
+    assert cli_run("sensors", "import", str(sensors))[0] == 0
+    code, _, err = cli_run("sensors", "retire", "WL-7", "--actor", " ")
+    assert code == 1 and err.strip() == "error: --actor: empty; give the name the audit trail records", err
+    code, _, err = cli_run("sensors", "retire", "WL-7", "--actor", "值" * 81)
+    assert code == 1 and err.strip() == "error: --actor: 81 characters; at most 80", err
+    with session_scope() as s:
+        assert s.scalars(select(Sensor.active).where(Sensor.code == "WL-7")).one() is True
+    code, _, err = cli_run("sensors", "retire", "WL-7", "--actor", " 值班员 ")
+    assert code == 0, err
+    with session_scope() as s:
+        assert s.scalars(select(Sensor.retired_by).where(Sensor.code == "WL-7")).one() == "值班员"
+    assert cli_run("sensors", "reactivate", "WL-7", "--actor", "")[0] == 1
+    assert cli_run("alarms", "ack", "1", "--actor", "")[0] == 1

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cityhub.clitools import cli_actor, fail, validation_problem
+from cityhub.clitools import cli_actor, fail, named_actor, validation_problem
 from cityhub.db import session_scope
 
 if TYPE_CHECKING:
@@ -112,11 +112,10 @@ def retire_command(
 ) -> None:
     """Retire a sensor removed from the street (停用): its open alarms are cleared, its readings refused."""
     from cityhub.monitoring import service
-    from cityhub.workorders.service import Actor
 
     with session_scope() as session:
         open_before = service.open_alarm_counts(session, [s.id for s in service.list_sensors(session, code=code)])
-        sensor = service.retire(session, code=code, actor=Actor(name=actor), reason=reason)
+        sensor = service.retire(session, code=code, actor=named_actor(actor), reason=reason)
         cleared = open_before.get(sensor.id, 0)
         typer.echo(f"sensor {sensor.code} retired; {cleared} open alarm{'s' if cleared != 1 else ''} cleared")
 
@@ -128,10 +127,9 @@ def reactivate_command(
 ) -> None:
     """Put a retired sensor back in service (启用): it accepts readings again."""
     from cityhub.monitoring import service
-    from cityhub.workorders.service import Actor
 
     with session_scope() as session:
-        sensor = service.reactivate(session, code=code, actor=Actor(name=actor))
+        sensor = service.reactivate(session, code=code, actor=named_actor(actor))
         typer.echo(f"sensor {sensor.code} back in service")
 
 
@@ -303,11 +301,10 @@ def alarms_list_command(
 
 def _act(alarm_id: int, note: str | None, actor: str, action: str) -> None:
     from cityhub.monitoring import service
-    from cityhub.workorders.service import Actor
 
     with session_scope() as session:
         handler = service.acknowledge if action == "acknowledge" else service.clear
-        alarm = handler(session, alarm_id=alarm_id, actor=Actor(name=actor), note=note)
+        alarm = handler(session, alarm_id=alarm_id, actor=named_actor(actor), note=note)
         typer.echo(json.dumps({"id": alarm.id, "state": alarm.state}, ensure_ascii=False))
 
 
