@@ -188,3 +188,14 @@ def test_an_empty_or_overlong_actor_is_refused_before_anything_changes(
         assert s.scalars(select(Sensor.retired_by).where(Sensor.code == "WL-7")).one() == "值班员"
     assert cli_run("sensors", "reactivate", "WL-7", "--actor", "")[0] == 1
     assert cli_run("alarms", "ack", "1", "--actor", "")[0] == 1
+
+
+def test_an_unknown_kind_to_list_is_refused_naming_the_kinds(
+    district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
+) -> None:
+    """--kind waterloging (a typo) listed nothing and exited 0, as if there were no such sensors or alarms."""
+    for command in (("sensors", "list"), ("alarms", "list")):
+        code, out, err = cli_run(*command, "--kind", "waterloging")
+        assert code == 1 and out == "", command
+        assert err.strip().startswith("error: --kind: 'waterloging' is not one of waterlogging, "), err
+        assert cli_run(*command, "--kind", "waterlogging")[0] == 0

@@ -42,6 +42,18 @@ def _with_unread(report: Any, table: CsvTable) -> Any:
     return report
 
 
+def _kind(kind: str | None) -> str | None:
+    """A ``--kind`` option as a sensor kind; one line naming the kinds for another value (it matched nothing)."""
+    from cityhub.monitoring.rules import SensorKind
+
+    if kind is None:
+        return None
+    try:
+        return SensorKind(kind).value
+    except ValueError:
+        raise fail(f"--kind: {kind!r} is not one of {', '.join(k.value for k in SensorKind)}") from None
+
+
 def _finish(report: Any, what: str, summary: str) -> None:
     """Rejected rows on stderr, then one summary line; exit 1 when any row was rejected (the good ones are kept)."""
     for problem in report.rejected[:SHOWN]:
@@ -91,6 +103,7 @@ def list_command(
         wanted = SensorStatus(status)
     except ValueError:
         raise fail(f"--status: {status!r} is not one of active, retired, all") from None
+    kind = _kind(kind)
     with session_scope() as session:
         sensors = service.list_sensors(session, kind=kind, active=wanted.active, limit=limit)
         units = unit_directory(session)
@@ -281,6 +294,7 @@ def alarms_list_command(
     from cityhub.monitoring import service
     from cityhub.monitoring.schemas import AlarmRead
 
+    kind = _kind(kind)
     with session_scope() as session:
         items, has_more = service.list_alarms(
             session, active=True if active else None, sensor_code=sensor, kind=kind, limit=limit
