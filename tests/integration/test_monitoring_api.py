@@ -299,6 +299,17 @@ def test_a_blank_name_is_refused_and_a_name_is_kept_trimmed(env: Env) -> None:
         assert env.call("PATCH", path, json={"name": " 新名称 "}).json()["name"] == "新名称"
 
 
+def test_readings_of_a_metric_the_sensor_does_not_report_are_refused_as_its_series_are(env: Env) -> None:
+    """GET /sensors/{code}/readings?metric=dpeth (a typo) answered an empty list, as if the sensor were silent."""
+    assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
+    for path in ("readings", "series"):
+        response = env.call("GET", f"/sensors/WL-API-1/{path}", params={"metric": "dpeth"})
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["message"] == "sensor 'WL-API-1' has no metric 'dpeth' (it has depth)"
+        assert response.json()["details"]["field"] == "metric"
+    assert env.call("GET", "/sensors/WL-API-1/readings", params={"metric": "depth"}).json() == []
+
+
 def test_times_at_the_ends_of_the_calendar_are_refused_naming_the_parameter(env: Env) -> None:
     assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
     for path, name, value in [

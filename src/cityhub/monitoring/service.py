@@ -1282,10 +1282,21 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
     return {"escalated": len(rows), "orders_escalated": escalated_orders}
 
 
+def _check_metric(sensor: Sensor, metric: str) -> None:
+    """ValidationFailed naming the metrics ``sensor`` reports unless ``metric`` is one of them."""
+    if metric not in sensor.metrics:
+        known = ", ".join(sensor.metrics)
+        raise ValidationFailed(
+            f"sensor '{sensor.code}' has no metric {metric!r} (it has {known})", details={"field": "metric"}
+        )
+
+
 def readings_of(
     session: Session, *, sensor: Sensor, metric: str | None = None, since: datetime | None = None, limit: int = 500
 ) -> list[Reading]:
-    """A sensor's readings, newest first."""
+    """A sensor's readings, newest first (of ``metric``, one it reports)."""
+    if metric:
+        _check_metric(sensor, metric)
     if since is not None and since.tzinfo is None:
         raise ValidationFailed("since must carry a time zone", details={"field": "since"})
     query = select(Reading).where(Reading.sensor_id == sensor.id).order_by(Reading.measured_at.desc()).limit(limit)
@@ -1307,11 +1318,7 @@ def series_of(
     session: Session, *, sensor: Sensor, metric: str, start: datetime, end: datetime, buckets: int = SERIES_BUCKETS
 ) -> Series:
     """A metric's readings in ``[start, end]``, downsampled to at most ``buckets`` buckets (min and max of each)."""
-    if metric not in sensor.metrics:
-        known = ", ".join(sensor.metrics)
-        raise ValidationFailed(
-            f"sensor '{sensor.code}' has no metric {metric!r} (it has {known})", details={"field": "metric"}
-        )
+    _check_metric(sensor, metric)
     for name, at in (("from", start), ("to", end)):
         if at.tzinfo is None:
             raise ValidationFailed(f"{name} must carry a time zone", details={"field": name})
