@@ -26,12 +26,19 @@ def validation_problem(exc: ValidationError, what: str = "input") -> str:
     return "; ".join(parts) or f"invalid {what}"
 
 
+# The audit trails keep an actor's name in 80 characters (order_events.actor_name, alarm_events.actor, …).
+ACTOR_MAX_CHARS = 80
+
+
 def named_actor(name: str) -> Any:
-    """The actor an ``--actor NAME`` option names; a blank name exits with one line (no audit event without who)."""
+    """The actor an ``--actor NAME`` option names; a blank or overlong name exits with one line (no audit event
+    without who; PostgreSQL refuses a longer name where SQLite would keep it)."""
     from cityhub.workorders.service import Actor
 
     if not name.strip():
         raise fail("--actor: empty; give the name the audit trail records")
+    if len(name.strip()) > ACTOR_MAX_CHARS:
+        raise fail(f"--actor: {len(name.strip())} characters; at most {ACTOR_MAX_CHARS}")
     return Actor(name=name.strip())
 
 

@@ -8,6 +8,7 @@ all, in clear), a handler of 景泰 (its street only) and a citizen.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -449,14 +450,19 @@ def test_sensors_alarms_and_the_monitors_figures_are_on_the_map_in_scope(client,
     }
     assert set(sensors) == {"WL-JT", "AQ-JT", "WQ-JX", "TR-JT", "TR-JX"}
     flooded = sensors["WL-JT"]["properties"]
-    assert (
-        flooded["alarm"] is True and flooded["summary"].startswith("depth 32 cm") and flooded["kind"] == "waterlogging"
-    )
+    # The popups' text in the reader's language: the metric by its name, no English words in a Chinese map.
+    assert flooded["alarm"] is True and flooded["kind"] == "waterlogging"
+    assert re.fullmatch(r"积水深度 32cm（\d\d-\d\d \d\d:\d\d）", flooded["summary"]), flooded["summary"]
     assert sensors["WL-JT"]["geometry"]["coordinates"] == [113.281, 23.181]
     (alarm,) = _collection(_get(client, world, "m-lead", "/api/v1/map/layers/alarms"))
     props = alarm["properties"]
     assert props["severity"] == "critical" and props["link"].startswith("/orders/") and props["link_kind"] == "order"
-    assert props["summary"].startswith("depth 32 > 20")
+    summary = props["summary"]
+    assert re.fullmatch(r"积水深度 32 > 20（峰值 32，共 2 次，\d\d-\d\d \d\d:\d\d 起）", summary), summary
+    client.cookies.set("cityhub_lang", "en")  # the page's language switch
+    english = _get(client, world, "m-lead", "/api/v1/map/layers/alarms")["features"][0]["properties"]
+    client.cookies.delete("cityhub_lang")
+    assert english["summary"].startswith("Water depth 32 > 20 (peak 32, ×2, since ")
     figures = {i["name"]: i for i in _get(client, world, "m-lead", "/api/v1/map/indicators")["indicators"]}
     assert figures["active_alarms"]["value"] == 1 and figures["active_alarms"]["level"] == "alert"
     assert figures["air_quality"]["value"] == 82.0 and figures["air_quality"]["level"] == "alert"  # above 75

@@ -282,6 +282,34 @@ def test_null_for_a_field_that_is_never_empty_is_refused_naming_it(env: Env) -> 
     assert env.call("PATCH", f"/alarm-rules/{rule_id}", json={"clear_threshold": None}).status_code == 200
 
 
+def test_a_blank_name_is_refused_and_a_name_is_kept_trimmed(env: Env) -> None:
+    """A sensor registered as "   " was kept with an empty name (and a PATCH kept "   "), as was a rule's: the lists,
+    the map's popups and the alarms' orders named nothing."""
+    for method, path, body in [
+        ("POST", "/sensors", SENSOR | {"name": "   "}),
+        ("POST", "/alarm-rules", RULE | {"name": " \t"}),
+    ]:
+        response = env.call(method, path, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["details"]["errors"][0]["field"] == "name" and "blank" in response.text
+    assert env.call("POST", "/sensors", json=SENSOR | {"name": " 桂花路隧道 "}).json()["name"] == "桂花路隧道"
+    rule_id = env.call("POST", "/alarm-rules", json=RULE).json()["id"]
+    for path in ("/sensors/WL-API-1", f"/alarm-rules/{rule_id}"):
+        assert env.call("PATCH", path, json={"name": "  "}).status_code == 422, path
+        assert env.call("PATCH", path, json={"name": " 新名称 "}).json()["name"] == "新名称"
+
+
+def test_readings_of_a_metric_the_sensor_does_not_report_are_refused_as_its_series_are(env: Env) -> None:
+    """GET /sensors/{code}/readings?metric=dpeth (a typo) answered an empty list, as if the sensor were silent."""
+    assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
+    for path in ("readings", "series"):
+        response = env.call("GET", f"/sensors/WL-API-1/{path}", params={"metric": "dpeth"})
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["message"] == "sensor 'WL-API-1' has no metric 'dpeth' (it has depth)"
+        assert response.json()["details"]["field"] == "metric"
+    assert env.call("GET", "/sensors/WL-API-1/readings", params={"metric": "depth"}).json() == []
+
+
 def test_times_at_the_ends_of_the_calendar_are_refused_naming_the_parameter(env: Env) -> None:
     assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
     for path, name, value in [

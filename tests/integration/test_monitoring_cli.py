@@ -143,3 +143,59 @@ def test_rules_readings_and_alarms_from_the_shell(
     assert code == 2 and "already cleared" in err and len(err.strip().splitlines()) == 1
     code, out, _ = cli_run("sensors", "list")
     assert code == 0 and out.startswith("WL-1\twaterlogging\tactive\t桂花社区\t0\tdepth=6cm")
+
+
+def test_a_sensors_file_changing_a_sensors_metrics_is_in_the_configuration_log_by_the_command_line(
+    tmp_path: Path, district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
+) -> None:
+    """Re-importing a sensor with other metrics changed them before the log took its 'before': the change was not
+    logged at all (nothing else changed), and every import was logged as the system's, not the command line's."""
+    from cityhub import auditlog
+
+    path = tmp_path / "sensors.csv"
+    path.write_text("code,name,kind,metrics\nAQ-9,稻香空气站,air_quality,pm25:μg/m³\n", encoding="utf-8")
+    assert cli_run("sensors", "import", str(path))[0] == 0
+    path.write_text("code,name,kind,metrics\nAQ-9,稻香空气站,air_quality,pm25:μg/m³;pm10:μg/m³\n", encoding="utf-8")
+    code, out, _ = cli_run("sensors", "import", str(path))
+    assert code == 0 and "1 updated" in out
+    with session_scope() as s:
+        entries, _ = auditlog.entries(s, area="sensor", target="AQ-9")
+        assert [(e.action, e.actor) for e in entries] == [("update", "cli"), ("create", "cli")]
+        assert entries[0].changes == {"metrics": [{"pm25": "μg/m³"}, {"pm25": "μg/m³", "pm10": "μg/m³"}]}
+        assert s.scalars(select(Sensor.metrics).where(Sensor.code == "AQ-9")).one() == {
+            "pm25": "μg/m³",
+            "pm10": "μg/m³",
+        }
+
+
+def test_an_empty_or_overlong_actor_is_refused_before_anything_changes(
+    tmp_path: Path, district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
+) -> None:
+    """--actor "" put a state change in the alarm's trail (and on the sensor) by nobody; a name over the trail's 80
+    characters was kept on SQLite and refused by PostgreSQL's column."""
+    sensors = tmp_path / "sensors.csv"
+    sensors.write_text("code,name,kind,metrics\nWL-7,桂花路隧道,waterlogging,depth:cm\n")
+    assert cli_run("sensors", "import", str(sensors))[0] == 0
+    code, _, err = cli_run("sensors", "retire", "WL-7", "--actor", " ")
+    assert code == 1 and err.strip() == "error: --actor: empty; give the name the audit trail records", err
+    code, _, err = cli_run("sensors", "retire", "WL-7", "--actor", "值" * 81)
+    assert code == 1 and err.strip() == "error: --actor: 81 characters; at most 80", err
+    with session_scope() as s:
+        assert s.scalars(select(Sensor.active).where(Sensor.code == "WL-7")).one() is True
+    code, _, err = cli_run("sensors", "retire", "WL-7", "--actor", " 值班员 ")
+    assert code == 0, err
+    with session_scope() as s:
+        assert s.scalars(select(Sensor.retired_by).where(Sensor.code == "WL-7")).one() == "值班员"
+    assert cli_run("sensors", "reactivate", "WL-7", "--actor", "")[0] == 1
+    assert cli_run("alarms", "ack", "1", "--actor", "")[0] == 1
+
+
+def test_an_unknown_kind_to_list_is_refused_naming_the_kinds(
+    district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
+) -> None:
+    """--kind waterloging (a typo) listed nothing and exited 0, as if there were no such sensors or alarms."""
+    for command in (("sensors", "list"), ("alarms", "list")):
+        code, out, err = cli_run(*command, "--kind", "waterloging")
+        assert code == 1 and out == "", command
+        assert err.strip().startswith("error: --kind: 'waterloging' is not one of waterlogging, "), err
+        assert cli_run(*command, "--kind", "waterlogging")[0] == 0

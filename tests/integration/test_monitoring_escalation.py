@@ -187,3 +187,32 @@ def test_retiring_a_sensor_clears_its_alarms_with_the_reason_and_refuses_its_rea
     # One concept: a PATCH of ``active`` is a retirement.
     service.update_sensor(db_session, code="WL-K", data=SensorUpdate(active=False), actor=PERSON)
     assert db_session.scalars(select(Sensor.retired_at).where(Sensor.code == "WL-K")).one() is not None
+
+
+def test_deactivating_a_rule_clears_its_open_alarms_which_then_neither_stay_open_nor_escalate(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """A rule switched off is no longer evaluated, so no reading could clear its open alarms: they stayed active on
+    the lists and the map for good and were escalated (their orders' urgency raised) half an hour later."""
+    _sensor(db_session, "WL-D")
+    rule_id = _rule(db_session, duration_s=0, escalate_after_minutes=30)
+    db_session.commit()
+    service.ingest(db_session, items=_series("WL-D", [30, 32]), now=T0)
+    db_session.commit()
+    alarm = _only_alarm(db_session, "WL-D")
+    service.update_rule(db_session, rule_id=rule_id, data=RuleUpdate(active=False), actor=PERSON)
+    db_session.commit()
+    db_session.refresh(alarm)
+    assert alarm.state == AlarmState.CLEARED and alarm.open_key is None and alarm.cleared_by == PERSON.name
+    cleared = db_session.scalars(
+        select(AlarmEvent).where(AlarmEvent.alarm_id == alarm.id, AlarmEvent.action == "cleared")
+    ).one()
+    assert cleared.note == "报警规则停用：积水深度超过 20 厘米" and cleared.actor == PERSON.name
+    comment = db_session.scalars(
+        select(OrderEvent).where(OrderEvent.order_id == alarm.order_id, OrderEvent.action == "comment")
+    ).one()
+    assert comment.payload is not None and "报警规则停用" in comment.payload["text"]
+    assert service.escalate_due(db_session, now=T0 + timedelta(hours=1)) == {"escalated": 0, "orders_escalated": 0}
+    # Deactivating it again, or changing an inactive rule, clears nothing more.
+    service.update_rule(db_session, rule_id=rule_id, data=RuleUpdate(active=False, threshold=25), actor=PERSON)
+    assert _events(db_session, alarm.id) == ["raised", "order_opened", "cleared"]

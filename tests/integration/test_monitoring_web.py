@@ -247,3 +247,21 @@ def test_an_administrator_retires_and_reactivates_a_sensor_from_its_page(world: 
     back = admin.post("/monitoring/sensors/WL-N/reactivate", data={"csrf_token": token})
     assert "监测点 WL-N 已重新启用" in back.text and 'data-testid="retire-form"' in back.text
     assert admin.post("/monitoring/sensors/NOPE/reactivate", data={"csrf_token": token}).status_code == 404
+
+
+def test_an_infinite_duration_typed_into_a_rule_form_is_refused_at_its_field(world: dict[str, Any]) -> None:
+    """Typed "inf" minutes is a float Python reads; turning it into seconds overflowed (500) on either form."""
+    adm = login("mw-adm")
+    token = adm.cookies["cityhub_csrf"]
+    fields = {"csrf_token": token, "name": "积水超 30", "target": "kind:waterlogging", "metric": "depth"}
+    fields |= {"comparison": ">", "threshold": "30", "duration_min": "inf", "severity": "warning", "urgency": "normal"}
+    made = adm.post("/monitoring/rules", data=fields, follow_redirects=False)
+    assert made.status_code == 422 and 'value="inf"' in made.text
+    with session_scope() as s:
+        rule = next(r for r in service.list_rules(s) if r.name == "积水超 20")
+        assert all(r.name != "积水超 30" for r in service.list_rules(s))
+    edit = {k: v for k, v in fields.items() if k not in ("target", "metric", "comparison")}
+    edited = adm.post(f"/monitoring/rules/{rule.id}", data=edit | {"duration_min": "-inf"}, follow_redirects=False)
+    assert edited.status_code == 422 and 'value="-inf"' in edited.text
+    with session_scope() as s:
+        assert service.require_rule(s, rule_id=rule.id).duration_s == 0

@@ -80,3 +80,19 @@ def test_the_chart_scales_into_its_box_breaks_at_gaps_and_marks_thresholds_and_a
     assert drawn.marks[0].escalated and drawn.marks[0].alarm_id == 7
     assert [t.label for t in drawn.x_ticks] == ["00:00", "06:00", "12:00", "18:00", "00:00"]
     assert chart.build([], start=T0, end=end, tz=UTC).empty
+
+
+def test_values_at_the_ends_of_the_float_range_are_drawn_at_the_charts_edge() -> None:
+    """A threshold of 1e308 beside a reading of -1e308 (both finite, both accepted) overflowed the scale: the sensor's
+    page answered 500 for as long as the reading was in its window."""
+    end = T0 + timedelta(hours=2)
+    drawn = chart.build(
+        [(T0, -1e308), (T0 + timedelta(hours=1), 3.0)],
+        start=T0,
+        end=end,
+        tz=UTC,
+        thresholds=[chart.Threshold(1e308, "limit")],
+    )
+    ys = [tick.pos for tick in drawn.y_ticks] + [line.y for line in drawn.lines]
+    assert ys and all(drawn.top <= y <= drawn.bottom for y in ys)
+    assert all(abs(v) < float("inf") for v in chart.nice_ticks(-1.7e308, 1.7e308))

@@ -75,10 +75,21 @@ class AlarmMark:
     alarm_id: int
 
 
+# Values beyond this magnitude are drawn at it: the scale's arithmetic (a span, a tick past the highest value) stays
+# finite for any two finite values — a threshold of 1e308 and a reading of -1e308 overflowed it.
+DRAWN_MAX = 1e300
+
+
+def _drawn(value: float) -> float:
+    return max(-DRAWN_MAX, min(DRAWN_MAX, value))
+
+
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round values (1, 2, 2.5 or 5 × 10ⁿ apart) covering ``[low, high]``, about ``count`` of them."""
+    """Round values (1, 2, 2.5 or 5 × 10ⁿ apart) covering ``[low, high]`` (within ±``DRAWN_MAX``), about ``count``
+    of them."""
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError("finite bounds only")
+    low, high = _drawn(low), _drawn(high)
     if high < low:
         low, high = high, low
     if high == low:
@@ -151,7 +162,7 @@ def build(
     low, high = ticks[0], ticks[-1]
 
     def y_of(value: float) -> float:
-        return round(bottom - (bottom - top) * (value - low) / (high - low), 1)
+        return round(bottom - (bottom - top) * (_drawn(value) - low) / (high - low), 1)
 
     segments: list[list[Point]] = []
     for point in points:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cityhub.clitools import cli_actor, fail, validation_problem
+from cityhub.clitools import cli_actor, fail, named_actor, validation_problem
 from cityhub.db import session_scope
 
 if TYPE_CHECKING:
@@ -42,6 +42,18 @@ def _with_unread(report: Any, table: CsvTable) -> Any:
     return report
 
 
+def _kind(kind: str | None) -> str | None:
+    """A ``--kind`` option as a sensor kind; one line naming the kinds for another value (it matched nothing)."""
+    from cityhub.monitoring.rules import SensorKind
+
+    if kind is None:
+        return None
+    try:
+        return SensorKind(kind).value
+    except ValueError:
+        raise fail(f"--kind: {kind!r} is not one of {', '.join(k.value for k in SensorKind)}") from None
+
+
 def _finish(report: Any, what: str, summary: str) -> None:
     """Rejected rows on stderr, then one summary line; exit 1 when any row was rejected (the good ones are kept)."""
     for problem in report.rejected[:SHOWN]:
@@ -69,7 +81,7 @@ def import_command(
 
     table = _table(path, service.SENSOR_HEADERS)
     with session_scope() as session:
-        report = _with_unread(service.import_sensors(session, rows=table.rows), table)
+        report = _with_unread(service.import_sensors(session, rows=table.rows, actor=cli_actor()), table)
     summary = f"read {report.read} rows: {report.created} sensors created, {report.updated} updated, " + (
         f"{len(report.rejected)} rejected"
     )
@@ -91,6 +103,7 @@ def list_command(
         wanted = SensorStatus(status)
     except ValueError:
         raise fail(f"--status: {status!r} is not one of active, retired, all") from None
+    kind = _kind(kind)
     with session_scope() as session:
         sensors = service.list_sensors(session, kind=kind, active=wanted.active, limit=limit)
         units = unit_directory(session)
@@ -112,11 +125,10 @@ def retire_command(
 ) -> None:
     """Retire a sensor removed from the street (停用): its open alarms are cleared, its readings refused."""
     from cityhub.monitoring import service
-    from cityhub.workorders.service import Actor
 
     with session_scope() as session:
         open_before = service.open_alarm_counts(session, [s.id for s in service.list_sensors(session, code=code)])
-        sensor = service.retire(session, code=code, actor=Actor(name=actor), reason=reason)
+        sensor = service.retire(session, code=code, actor=named_actor(actor), reason=reason)
         cleared = open_before.get(sensor.id, 0)
         typer.echo(f"sensor {sensor.code} retired; {cleared} open alarm{'s' if cleared != 1 else ''} cleared")
 
@@ -128,10 +140,9 @@ def reactivate_command(
 ) -> None:
     """Put a retired sensor back in service (启用): it accepts readings again."""
     from cityhub.monitoring import service
-    from cityhub.workorders.service import Actor
 
     with session_scope() as session:
-        sensor = service.reactivate(session, code=code, actor=Actor(name=actor))
+        sensor = service.reactivate(session, code=code, actor=named_actor(actor))
         typer.echo(f"sensor {sensor.code} back in service")
 
 
@@ -283,6 +294,7 @@ def alarms_list_command(
     from cityhub.monitoring import service
     from cityhub.monitoring.schemas import AlarmRead
 
+    kind = _kind(kind)
     with session_scope() as session:
         items, has_more = service.list_alarms(
             session, active=True if active else None, sensor_code=sensor, kind=kind, limit=limit
@@ -303,11 +315,10 @@ def alarms_list_command(
 
 def _act(alarm_id: int, note: str | None, actor: str, action: str) -> None:
     from cityhub.monitoring import service
-    from cityhub.workorders.service import Actor
 
     with session_scope() as session:
         handler = service.acknowledge if action == "acknowledge" else service.clear
-        alarm = handler(session, alarm_id=alarm_id, actor=Actor(name=actor), note=note)
+        alarm = handler(session, alarm_id=alarm_id, actor=named_actor(actor), note=note)
         typer.echo(json.dumps({"id": alarm.id, "state": alarm.state}, ensure_ascii=False))
 
 

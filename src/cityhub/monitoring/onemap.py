@@ -52,15 +52,17 @@ def _in_view(ctx: MapContext) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _latest_text(sensor: Sensor) -> str:
-    """The sensor's latest value of each metric with its unit and local time, e.g. ``depth 0.42 m (10:05)``."""
+def _latest_text(ctx: MapContext, sensor: Sensor) -> str:
+    """The sensor's latest value of each metric, named in the reader's language, with its unit and local time, e.g.
+    ``积水深度 42cm（12-04 10:05）``."""
     tz = get_settings().tz
     parts = []
     for metric, latest in sorted((sensor.latest or {}).items()):
         at = datetime.fromisoformat(latest["at"]).astimezone(tz).strftime("%m-%d %H:%M")
         unit = sensor.metrics.get(metric, "") if sensor.metrics else ""
-        parts.append(f"{metric} {latest['value']:g}{(' ' + unit) if unit else ''} ({at})")
-    return "; ".join(parts)
+        name = ctx.t.label("metric", metric)
+        parts.append(ctx.t("map.sensor.reading", metric=name, value=f"{latest['value']:g}", unit=unit, at=at))
+    return ctx.t("map.sensor.reading_sep").join(parts)
 
 
 def sensor_features(ctx: MapContext) -> FeatureCollection:
@@ -78,7 +80,7 @@ def sensor_features(ctx: MapContext) -> FeatureCollection:
                 "code": s.code,
                 "kind": s.kind,
                 "title": s.name,
-                "summary": _latest_text(s),
+                "summary": _latest_text(ctx, s),
                 "alarm": s.id in alarmed,
                 "link": f"/monitoring/sensors/{s.code}",
                 "link_kind": "monitoring",
@@ -114,9 +116,15 @@ def alarm_features(ctx: MapContext) -> FeatureCollection:
                 "properties": {
                     "id": alarm.id,
                     "title": f"{sensor.name} · {rule_name}",
-                    "summary": (
-                        f"{alarm.metric} {alarm.last_value:g} {alarm.comparison} {alarm.threshold:g} "
-                        f"(peak {alarm.peak_value:g}, ×{alarm.count}, {since})"
+                    "summary": ctx.t(
+                        "map.alarm.summary",
+                        metric=ctx.t.label("metric", alarm.metric),
+                        value=f"{alarm.last_value:g}",
+                        comparison=alarm.comparison,
+                        threshold=f"{alarm.threshold:g}",
+                        peak=f"{alarm.peak_value:g}",
+                        count=alarm.count,
+                        since=since,
                     ),
                     "severity": alarm.severity,
                     "state": alarm.state,

@@ -31,6 +31,16 @@ def _no_nul(value: str | None) -> str | None:
     return value
 
 
+def _name(value: str | None) -> str | None:
+    """A sensor's or rule's name as kept: trimmed, never blank (the lists, the map and the orders show it)."""
+    if value is None:
+        return None
+    value = (_no_nul(value) or "").strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
 class SensorBase(BaseModel):
     name: str = Field(..., min_length=1, max_length=120)
     lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
@@ -41,7 +51,12 @@ class SensorBase(BaseModel):
     )
     active: bool = True
 
-    @field_validator("name", "address")
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str) -> str | None:
+        return _name(value)
+
+    @field_validator("address")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
         return _no_nul(value)
@@ -83,7 +98,12 @@ class SensorUpdate(BaseModel):
     active: bool | None = None
     unit_code: str | None = Field(None, max_length=32)
 
-    @field_validator("name", "address", "unit_code")
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str | None) -> str | None:
+        return _name(value)
+
+    @field_validator("address", "unit_code")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
         return _no_nul(value)
@@ -136,7 +156,12 @@ class RuleBase(BaseModel):
     )
     active: bool = True
 
-    @field_validator("name", "category")
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str | None) -> str | None:
+        return _name(value)
+
+    @field_validator("category")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
         return _no_nul(value)
@@ -177,7 +202,12 @@ class RuleUpdate(BaseModel):
     escalate_after_minutes: int | None = Field(None, ge=0, le=7 * 24 * 60, description="null: the default")
     active: bool | None = None
 
-    @field_validator("name", "category")
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str | None) -> str | None:
+        return _name(value)
+
+    @field_validator("category")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
         return _no_nul(value)

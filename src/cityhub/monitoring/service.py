@@ -181,9 +181,16 @@ def create_sensor(session: Session, *, data: SensorCreate, actor: orders.Actor =
     return sensor
 
 
-def update_sensor(session: Session, *, code: str, data: SensorUpdate, actor: orders.Actor = orders.SYSTEM) -> Sensor:
+def update_sensor(
+    session: Session,
+    *,
+    code: str,
+    data: SensorUpdate,
+    actor: orders.Actor = orders.SYSTEM,
+    metrics: Mapping[str, str] | None = None,
+) -> Sensor:
     """Change a sensor; a new position or unit places it again. ``active`` retires or reactivates it (as
-    :func:`retire` and :func:`reactivate` do)."""
+    :func:`retire` and :func:`reactivate` do). ``metrics`` (a sensors file's column) replaces what it reports."""
     sensor = require_sensor(session, code=code)
     changes = data.model_dump(exclude_unset=True)
     refuse_nulls(changes, ("name", "active"))
@@ -196,6 +203,8 @@ def update_sensor(session: Session, *, code: str, data: SensorUpdate, actor: ord
     before = _facts(sensor)
     for name, value in changes.items():
         setattr(sensor, name, value)
+    if metrics is not None and dict(metrics) != sensor.metrics:
+        sensor.metrics = dict(metrics)
     if (sensor.lat is None) != (sensor.lng is None):
         raise ValidationFailed("lat and lng must be given together", details={"field": "lat"})
     if unit_code is not None or {"lat", "lng", "address"} & changes.keys():
@@ -347,7 +356,9 @@ def require_rule(session: Session, *, rule_id: int) -> AlarmRule:
 
 
 def update_rule(session: Session, *, rule_id: int, data: RuleUpdate, actor: orders.Actor = orders.SYSTEM) -> AlarmRule:
-    """Change a rule's limits, severity, order settings or active flag (its metric and target stay)."""
+    """Change a rule's limits, severity, order settings or active flag (its metric and target stay). Deactivating it
+    clears its open alarms as a person clears them (报警规则停用 in their trail and on their orders): no reading
+    would clear them any more, and they would go on escalating."""
     rule = require_rule(session, rule_id=rule_id)
     changes = data.model_dump(exclude_unset=True, mode="json")
     refuse_nulls(changes, ("name", "threshold", "duration_s", "severity", "opens_order", "urgency", "active"))
@@ -359,6 +370,12 @@ def update_rule(session: Session, *, rule_id: int, data: RuleUpdate, actor: orde
     if "category" in changes:
         _check_category(session, changes["category"])
     before = _facts(rule)
+    if changes.get("active") is False and rule.active:
+        open_ids = session.scalars(
+            select(Alarm.id).where(Alarm.rule_id == rule.id, Alarm.open_key.is_not(None)).order_by(Alarm.id)
+        ).all()
+        for alarm_id in open_ids:
+            _clear(session, require_alarm(session, alarm_id=alarm_id), actor=actor, note=f"报警规则停用：{rule.name}")
     for name, value in changes.items():
         setattr(rule, name, value)
     session.flush()
@@ -1265,10 +1282,21 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
     return {"escalated": len(rows), "orders_escalated": escalated_orders}
 
 
+def _check_metric(sensor: Sensor, metric: str) -> None:
+    """ValidationFailed naming the metrics ``sensor`` reports unless ``metric`` is one of them."""
+    if metric not in sensor.metrics:
+        known = ", ".join(sensor.metrics)
+        raise ValidationFailed(
+            f"sensor '{sensor.code}' has no metric {metric!r} (it has {known})", details={"field": "metric"}
+        )
+
+
 def readings_of(
     session: Session, *, sensor: Sensor, metric: str | None = None, since: datetime | None = None, limit: int = 500
 ) -> list[Reading]:
-    """A sensor's readings, newest first."""
+    """A sensor's readings, newest first (of ``metric``, one it reports)."""
+    if metric:
+        _check_metric(sensor, metric)
     if since is not None and since.tzinfo is None:
         raise ValidationFailed("since must carry a time zone", details={"field": "since"})
     query = select(Reading).where(Reading.sensor_id == sensor.id).order_by(Reading.measured_at.desc()).limit(limit)
@@ -1290,11 +1318,7 @@ def series_of(
     session: Session, *, sensor: Sensor, metric: str, start: datetime, end: datetime, buckets: int = SERIES_BUCKETS
 ) -> Series:
     """A metric's readings in ``[start, end]``, downsampled to at most ``buckets`` buckets (min and max of each)."""
-    if metric not in sensor.metrics:
-        known = ", ".join(sensor.metrics)
-        raise ValidationFailed(
-            f"sensor '{sensor.code}' has no metric {metric!r} (it has {known})", details={"field": "metric"}
-        )
+    _check_metric(sensor, metric)
     for name, at in (("from", start), ("to", end)):
         if at.tzinfo is None:
             raise ValidationFailed(f"{name} must carry a time zone", details={"field": name})
@@ -1388,9 +1412,11 @@ def _truth(text: str) -> bool:
     raise ValueError(f"not a yes/no value: {text!r}")
 
 
-def import_sensors(session: Session, *, rows: Sequence[tuple[int, Mapping[str, str]]]) -> FileReport:
-    """Register or update the sensors of a file's rows (by code). Each bad row is rejected by number and field,
-    the others kept."""
+def import_sensors(
+    session: Session, *, rows: Sequence[tuple[int, Mapping[str, str]]], actor: orders.Actor = orders.SYSTEM
+) -> FileReport:
+    """Register or update the sensors of a file's rows (by code), each change in the configuration log by
+    ``actor``. Each bad row is rejected by number and field, the others kept."""
     from pydantic import ValidationError
 
     report = FileReport(read=len(rows))
@@ -1417,17 +1443,18 @@ def import_sensors(session: Session, *, rows: Sequence[tuple[int, Mapping[str, s
         existing = get_sensor(session, code=data.code)
         try:
             if existing is None:
-                create_sensor(session, data=data)
+                create_sensor(session, data=data, actor=actor)
                 report.created += 1
             else:
                 if existing.kind != data.kind.value:
                     raise ValidationFailed(
                         f"sensor '{code}' is a {existing.kind} sensor, not {data.kind.value}", details={"field": "kind"}
                     )
-                existing.metrics = dict(data.metrics)
                 update_sensor(
                     session,
                     code=data.code,
+                    actor=actor,
+                    metrics=data.metrics,
                     # An empty active column leaves a known sensor as it is: re-importing an old file does not
                     # put a retired sensor back in service.
                     data=SensorUpdate.model_validate(

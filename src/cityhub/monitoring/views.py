@@ -258,7 +258,7 @@ def get_rule(rule_id: int, db: DbSession) -> RuleRead:
 @rules_router.patch("/{rule_id}", response_model=RuleRead, dependencies=[MANAGE])
 def update_rule(rule_id: int, body: RuleUpdate, db: DbSession, actor: CurrentActor) -> RuleRead:
     """Change limits, duration, severity, order settings or the active flag; applies from the next reading (each
-    change is in the configuration log, ``GET /api/v1/admin/log``)."""
+    change is in the configuration log, ``GET /api/v1/admin/log``). Deactivating a rule clears its open alarms."""
     return RuleRead.model_validate(service.update_rule(db, rule_id=rule_id, data=body, actor=actor))
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import Scope
+from cityhub.web.i18n import DEFAULT_LANGUAGE, Translator
 
 # Modules that register layers or indicators when imported, one entry each. A module that is not installed is
 # skipped; one that fails to import raises.
@@ -73,6 +74,13 @@ class MapContext:
     # Only what is at hand: a figure that would take seconds to compute (the risk findings, the on-time rate) is
     # answered as ``computing`` instead — the map page renders at once and fetches its panel again right away.
     quick: bool = False
+    # The reader's UI language (cityhub.web.i18n), for the text a layer's features carry (``summary``).
+    lang: str = DEFAULT_LANGUAGE
+
+    @property
+    def t(self) -> Translator:
+        """Messages and labels in the reader's language: ``ctx.t("map.…", …)``, ``ctx.t.label("metric", …)``."""
+        return Translator(self.lang)
 
     @property
     def clause(self) -> ColumnElement[bool] | None:

@@ -685,8 +685,24 @@ def compute_indicators(ctx: MapContext) -> list[dict[str, Any]]:
 
 
 def context(
-    session: Session, principal: Any, scope: Scope, query: Any, now: datetime | None = None, *, quick: bool = False
+    session: Session,
+    principal: Any,
+    scope: Scope,
+    query: Any,
+    now: datetime | None = None,
+    *,
+    quick: bool = False,
+    lang: str | None = None,
 ) -> MapContext:
     from cityhub.db import utcnow
+    from cityhub.web.i18n import DEFAULT_LANGUAGE
 
-    return MapContext(session=session, principal=principal, scope=scope, query=query, now=now or utcnow(), quick=quick)
+    return MapContext(
+        session=session,
+        principal=principal,
+        scope=scope,
+        query=query,
+        now=now or utcnow(),
+        quick=quick,
+        lang=lang or DEFAULT_LANGUAGE,
+    )

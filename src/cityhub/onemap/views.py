@@ -22,6 +22,7 @@ from cityhub.onemap import registry, service
 from cityhub.onemap.registry import MapQuery
 from cityhub.org.models import Role
 from cityhub.timerange import RequestTime
+from cityhub.web.support import language
 from cityhub.workorders.lifecycle import State
 
 router = APIRouter(prefix="/map", tags=["one map"])
@@ -105,7 +106,8 @@ def layer_features(
     if layer.features is None:
         raise NotFound(f"map layer '{name}' is not connected yet (provided by {layer.source})")
     query = _query(request, bbox, zoom, category_id, state, since)
-    ctx = service.context(db, principal, scope_of(db, principal), query)
+    # A feature's text (a sensor's readings, an alarm's summary) in the reader's language, as the page's.
+    ctx = service.context(db, principal, scope_of(db, principal), query, lang=language(request))
     data = layer.features(ctx)
     db.commit()
     return JSONResponse({**data, "layer": name}, media_type=GEOJSON)

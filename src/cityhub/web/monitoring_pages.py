@@ -262,7 +262,7 @@ def _rule_payload(form: Any, *, new: bool) -> dict[str, Any]:
     minutes = form.get("duration_min").strip()
     try:
         duration = round(float(minutes) * 60) if minutes else 0
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, NaN, or infinite
         duration = -1  # refused by the schema, at its field
     data: dict[str, Any] = {
         "name": form.get("name").strip(),
