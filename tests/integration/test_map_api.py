@@ -480,3 +480,19 @@ def test_sensors_alarms_and_the_monitors_figures_are_on_the_map_in_scope(client,
     assert (jx["congestion"]["value"], jx["congestion"]["level"]) == (2.3, "ok")
     far = _get(client, world, "m-lead", "/api/v1/map/layers/sensors", bbox="113.0,22.0,113.1,22.1")
     assert _collection(far) == []
+
+    # Worst first: a later, milder alarm (a jam's 提示) comes after the flooding's 严重 one.
+    with session_scope() as s:
+        monitoring.create_rule(
+            s,
+            data=RuleCreate(
+                name="拥堵", sensor_kind="traffic", metric="tpi", comparison=">", threshold=5, severity="info"
+            ),
+        )
+        later = (start + timedelta(minutes=40)).isoformat()
+        assert (
+            monitoring.ingest(s, items=[{"sensor_code": "TR-JT", "measured_at": later, "value": 7.5}]).alarms_raised
+            == 1
+        )
+    layer = _collection(_get(client, world, "m-lead", "/api/v1/map/layers/alarms"))
+    assert [f["properties"]["severity"] for f in layer] == ["critical", "info"]

@@ -127,6 +127,16 @@ def test_sensors_and_rules_are_managed_by_administrators_with_clear_errors(env: 
     assert env.call("PATCH", "/alarm-rules/999999", json={"duration_s": 1}).status_code == 404
     assert [r["name"] for r in env.call("GET", "/alarm-rules", "dsp").json()] == [RULE["name"]]
     assert env.call("GET", "/alarm-rules", "cit").status_code == 403
+    # A category path as long as a path may be (three names of 80 characters) is kept on both backends.
+    parent = None
+    for level in "甲乙丙":
+        made = env.call("POST", "/categories", json={"name": level * 80, "parent_id": parent})
+        assert made.status_code == 201, made.text
+        parent = made.json()["id"]
+    deep = "/".join(level * 80 for level in "甲乙丙")
+    long_rule = env.call("POST", "/alarm-rules", json={**RULE, "name": "长类别", "category": deep})
+    assert long_rule.status_code == 201, long_rule.text
+    assert long_rule.json()["category"] == deep
 
 
 def test_readings_with_an_api_key_raise_an_alarm_that_opens_an_order_and_staff_handle_it(env: Env) -> None:

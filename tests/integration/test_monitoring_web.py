@@ -265,3 +265,35 @@ def test_an_infinite_duration_typed_into_a_rule_form_is_refused_at_its_field(wor
     assert edited.status_code == 422 and 'value="-inf"' in edited.text
     with session_scope() as s:
         assert service.require_rule(s, rule_id=rule.id).duration_s == 0
+
+
+def test_the_critical_tile_counts_every_open_critical_alarm_and_actions_keep_the_filters(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cityhub.web import monitoring_pages
+
+    with session_scope() as s:
+        service.create_rule(
+            s,
+            data=RuleCreate(
+                name="积水超 35",
+                sensor_kind="waterlogging",
+                metric="depth",
+                comparison=">",
+                threshold=35,
+                severity="critical",
+            ),
+        )
+        items = [
+            {"sensor_code": code, "measured_at": (T0 + timedelta(minutes=5)).isoformat(), "value": 40}
+            for code in ("WL-N", "WL-F")
+        ]
+        assert service.ingest(s, items=items).alarms_raised == 2
+    monkeypatch.setattr(monitoring_pages, "ALARMS_SHOWN", 1)  # the list shows one; the tile counts them all
+    page = login("mw-adm").get("/monitoring", params={"status": "retired"})
+    assert page.status_code == 200 and page.text.count('data-testid="alarm-row"') == 1
+    tile = re.search(r"严重报警</span><strong>(\d+)</strong>", page.text)
+    assert tile is not None and tile.group(1) == "2"
+    assert 'name="next" value="/monitoring?kind=&amp;status=retired"' in page.text
+    near = login("mw-dsp").get("/monitoring")  # the tile is of the reader's area
+    assert re.search(r"严重报警</span><strong>(\d+)</strong>", near.text).group(1) == "1"  # type: ignore[union-attr]

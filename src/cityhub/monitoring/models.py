@@ -67,7 +67,7 @@ class AlarmRule(Base):
     duration_s: Mapped[int] = mapped_column(Integer, default=0)
     severity: Mapped[str] = mapped_column(String(10), default="warning")  # info, warning, critical
     opens_order: Mapped[bool] = mapped_column(Boolean, default=True)
-    category: Mapped[str | None] = mapped_column(String(200))  # category path or name of the order
+    category: Mapped[str | None] = mapped_column(String(300))  # category path (as long as categories.path) or name
     urgency: Mapped[str] = mapped_column(String(10), default="normal")
     # An alarm still active (not acknowledged) this long after it was raised is escalated; None: the setting
     # CITYHUB_ALARM_ESCALATE_AFTER_MINUTES, 0: never.

@@ -10,11 +10,12 @@ from datetime import datetime
 from statistics import mean
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, case, select
 
 from cityhub.config import get_settings
 from cityhub.monitoring.models import Alarm, AlarmRule, Sensor
-from cityhub.monitoring.service import sensor_scope
+from cityhub.monitoring.rules import Severity
+from cityhub.monitoring.service import open_alarm_severities, sensor_scope
 from cityhub.onemap.registry import (
     FeatureCollection,
     Indicator,
@@ -102,7 +103,7 @@ def alarm_features(ctx: MapContext) -> FeatureCollection:
         .join(AlarmRule, AlarmRule.id == Alarm.rule_id)
         .outerjoin(Order, Order.id == Alarm.order_id)
         .where(Alarm.open_key.is_not(None), *_where(ctx, *_in_view(ctx)))
-        .order_by(Alarm.raised_at.desc())
+        .order_by(case({s.value: -s.rank for s in Severity}, value=Alarm.severity, else_=0), Alarm.raised_at.desc())
         .limit(2000)
     )
     tz = get_settings().tz
@@ -139,13 +140,7 @@ def alarm_features(ctx: MapContext) -> FeatureCollection:
 
 def active_alarms(ctx: MapContext) -> IndicatorValue:
     """Open alarms in scope; ``alert`` when one is critical."""
-    rows = ctx.session.execute(
-        select(Alarm.severity, func.count())
-        .join(Sensor, Sensor.id == Alarm.sensor_id)
-        .where(Alarm.open_key.is_not(None), *_where(ctx))
-        .group_by(Alarm.severity)
-    ).all()
-    counts = dict(rows)
+    counts = open_alarm_severities(ctx.session, *_where(ctx))
     total = sum(counts.values())
     level: Level = "alert" if counts.get("critical") else "warn" if total else "ok"
     return IndicatorValue(total, level=level, link="/monitoring")

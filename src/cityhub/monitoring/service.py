@@ -1367,6 +1367,19 @@ def open_alarm_counts(session: Session, sensor_ids: Iterable[int]) -> dict[int, 
     return {sensor_id: n for sensor_id, n in rows}
 
 
+def open_alarm_severities(session: Session, *where: ColumnElement[bool]) -> dict[str, int]:
+    """How many alarms are open, by severity, of the sensors ``where`` selects (conditions on :class:`Sensor`)."""
+    from sqlalchemy import func
+
+    rows = session.execute(
+        select(Alarm.severity, func.count())
+        .join(Sensor, Sensor.id == Alarm.sensor_id)
+        .where(Alarm.open_key.is_not(None), *where)
+        .group_by(Alarm.severity)
+    )
+    return {severity: n for severity, n in rows}
+
+
 # ------------------------------------------------------------------------------------------------------ files
 
 SENSOR_HEADERS = ("code", "name", "kind", "metrics")

@@ -7,10 +7,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from cityhub.api.deps import DbSession
@@ -20,6 +22,7 @@ from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound
 from cityhub.monitoring import chart, service
+from cityhub.monitoring.models import Sensor
 from cityhub.monitoring.rules import SensorKind, SensorStatus
 from cityhub.monitoring.schemas import RuleCreate, RuleUpdate
 from cityhub.monitoring.settings import get_monitoring_settings
@@ -32,6 +35,11 @@ router = APIRouter(include_in_schema=False)
 
 ALARMS_SHOWN = 200
 SENSORS_SHOWN = 1000
+
+
+def _sensor_filter(kind: str | None, scope: ColumnElement[bool] | None) -> list[ColumnElement[bool]]:
+    """The page's choice of sensors as conditions on :class:`Sensor` (a kind, the reader's scope)."""
+    return [*([Sensor.kind == kind] if kind else []), *([] if scope is None else [scope])]
 
 
 @router.get("/monitoring", response_class=HTMLResponse)
@@ -64,7 +72,8 @@ def monitoring_page(request: Request, db: DbSession) -> Response:
         sensors=sensors,
         open_counts=open_counts,
         unit_names={u.id: u.name for u in units.values()},
-        critical=sum(1 for a in alarms if a["severity"] == "critical"),
+        critical=service.open_alarm_severities(db, *_sensor_filter(kind, scope)).get("critical", 0),
+        here=f"{request.url.path}?{urlencode({'kind': kind or '', 'status': status.value})}",
         can_handle=permissions.allows(principal.role, permissions.ALARMS_HANDLE),
     )
 
