@@ -120,6 +120,8 @@ def test_sensors_and_rules_are_managed_by_administrators_with_clear_errors(env: 
     )
     assert "clear threshold" in _error(env.call("POST", "/alarm-rules", json={**RULE, "clear_threshold": 30}), 422)
     assert "unknown category" in _error(env.call("POST", "/alarm-rules", json={**RULE, "category": "不存在"}), 422)
+    ghost = env.call("POST", "/alarm-rules", json={**RULE, "sensor_kind": None, "sensor_code": "GHOST"})
+    assert ghost.status_code == 422 and ghost.json()["details"] == {"field": "sensor_code"}, ghost.text
     rule = env.call("POST", "/alarm-rules", json=RULE)
     assert rule.status_code == 201, rule.text
     changed = env.call("PATCH", f"/alarm-rules/{rule.json()['id']}", json={"duration_s": 300})
@@ -137,6 +139,8 @@ def test_sensors_and_rules_are_managed_by_administrators_with_clear_errors(env: 
     long_rule = env.call("POST", "/alarm-rules", json={**RULE, "name": "长类别", "category": deep})
     assert long_rule.status_code == 201, long_rule.text
     assert long_rule.json()["category"] == deep
+    blank = env.call("POST", "/alarm-rules", json={**RULE, "name": "无类别", "category": "  "})
+    assert blank.status_code == 201 and blank.json()["category"] is None, blank.text  # blank: no category
 
 
 def test_readings_with_an_api_key_raise_an_alarm_that_opens_an_order_and_staff_handle_it(env: Env) -> None:

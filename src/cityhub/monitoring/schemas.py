@@ -31,6 +31,12 @@ def _no_nul(value: str | None) -> str | None:
     return value
 
 
+def _category(value: str | None) -> str | None:
+    """A rule's category as kept: trimmed, blank meaning none (the order it opens is classified as any other)."""
+    value = _no_nul(value)
+    return (value or "").strip() or None
+
+
 def _name(value: str | None) -> str | None:
     """A sensor's or rule's name as kept: trimmed, never blank (the lists, the map and the orders show it)."""
     if value is None:
@@ -164,7 +170,7 @@ class RuleBase(BaseModel):
     @field_validator("category")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
-        return _no_nul(value)
+        return _category(value)
 
     @field_validator("threshold", "clear_threshold")
     @classmethod
@@ -210,7 +216,7 @@ class RuleUpdate(BaseModel):
     @field_validator("category")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
-        return _no_nul(value)
+        return _category(value)
 
     @field_validator("threshold", "clear_threshold")
     @classmethod

@@ -328,7 +328,10 @@ def _check_category(session: Session, category: str | None) -> None:
 
 def create_rule(session: Session, *, data: RuleCreate, actor: orders.Actor = orders.SYSTEM) -> AlarmRule:
     """Add an alarm rule for a kind of sensor or for one sensor."""
-    sensor = require_sensor(session, code=data.sensor_code) if data.sensor_code else None
+    try:
+        sensor = require_sensor(session, code=data.sensor_code) if data.sensor_code else None
+    except NotFound as exc:  # a field of the rule, not the resource asked for
+        raise ValidationFailed(exc.message, details={"field": "sensor_code"}) from None
     if sensor is not None and data.metric not in sensor.metrics:
         raise ValidationFailed(
             f"sensor '{sensor.code}' has no metric '{data.metric}' (it has {', '.join(sensor.metrics)})",
