@@ -679,6 +679,55 @@ def test_rule_edits_count_from_the_next_decision(db_session, org) -> None:
     assert top_unit() != org["env"]
 
 
+def test_the_queue_shows_no_decision_made_before_the_rules_or_thresholds_changed(db_session, org, model) -> None:
+    """A stored decision is the queue's while nothing it was made from has changed: not only the order, but the
+    rules, the thresholds and the rules' validity windows too (a deactivated rule's unit must not stay suggested)."""
+    from datetime import timedelta
+
+    service.set_threshold(db_session, category_id=org["cat_build"], threshold=0.99)
+    order = _order(db_session, "我家停水三天了")
+    service.suggest(db_session, order=order)  # stored, as the dispatcher's page or the background dispatcher does
+    db_session.commit()
+
+    def shown() -> service.DispatchDecision:
+        rows, _ = service.queue(db_session)
+        return next(d for o, d in rows if o.id == order.id)
+
+    assert shown().candidates[0].unit_id == org["water"]
+    rule = db_session.scalars(select(DispatchRule).where(DispatchRule.name == "停水 → 供水")).one()
+    service.update_rule(db_session, rule_id=rule.id, data=RuleUpdate(active=False))
+    db_session.commit()
+    assert org["water"] not in [c.unit_id for c in shown().candidates]
+
+    service.suggest(db_session, order=order)
+    db_session.commit()
+    service.set_threshold(db_session, category_id=org["cat_build"], threshold=0.9)
+    db_session.commit()
+    assert shown().reason.startswith("category 城乡建设 p=0.95 ≥ threshold 0.90")
+    service.suggest(db_session, order=order)
+    db_session.commit()
+    service.set_threshold(db_session, category_id=org["cat_build"], threshold=0.98)
+    db_session.commit()
+    assert shown().reason == "category 城乡建设 p=0.95 < threshold 0.98"
+    service.suggest(db_session, order=order)
+    db_session.commit()
+    service.delete_threshold(db_session, category_id=org["cat_build"])  # back to the default, 0.90
+    db_session.commit()
+    assert shown().reason.startswith("category 城乡建设 p=0.95 ≥ threshold 0.90")
+
+    # A rule that starts to count after the decision was stored.
+    service.update_rule(
+        db_session, rule_id=rule.id, data=RuleUpdate(active=True, valid_from=utcnow() + timedelta(seconds=1))
+    )
+    db_session.commit()
+    service.suggest(db_session, order=order)
+    db_session.commit()
+    assert org["water"] not in [c.unit_id for c in shown().candidates]
+    later = utcnow() + timedelta(seconds=2)
+    rows, _ = service.queue(db_session, now=later)
+    assert next(d for o, d in rows if o.id == order.id).candidates[0].unit_id == org["water"]
+
+
 def test_model_status_and_warm_up(app_db, monkeypatch, tmp_path) -> None:
     assert service.model_status() == "off"
     monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(tmp_path / "no-model"))

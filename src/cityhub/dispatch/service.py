@@ -355,6 +355,51 @@ def _read_active_rules(session: Session) -> tuple[rulebook.Rule, ...]:
     return tuple(to_rule(r) for r in session.scalars(select(DispatchRule).where(DispatchRule.active.is_(True))))
 
 
+def _rules_changed_at(session: Session) -> datetime | None:
+    """When a routing rule or a threshold was last created, changed or deleted (a deletion leaves its configuration
+    log entry), from the process's cache while the tables are unchanged."""
+    return refdata.cached(
+        session, "dispatch.changed_at", ("dispatch_rules", "dispatch_thresholds"), _read_rules_changed_at
+    )
+
+
+def _read_rules_changed_at(session: Session) -> datetime | None:
+    times = (
+        session.scalar(select(func.max(DispatchRule.updated_at))),
+        session.scalar(select(func.max(DispatchThreshold.updated_at))),
+        session.scalar(
+            select(func.max(auditlog.LogEntry.at)).where(
+                auditlog.LogEntry.area.in_(("dispatch_rule", "dispatch_threshold"))
+            )
+        ),
+    )
+    return max((t for t in times if t is not None), default=None)
+
+
+def decision_is_current(
+    session: Session, *, order: Order, decision: DispatchDecision | DispatchSuggestion, now: datetime | None = None
+) -> bool:
+    """Whether a stored decision still says what deciding now would: made after the order's last change, the rules'
+    and thresholds' last edit and any rule's start or end since, by the classifier in use. Otherwise the dispatcher
+    would be shown — and a bulk dispatch would send the order to — a unit that a deactivated rule named."""
+    decided_at = decision.decided_at
+    if decided_at is None or decided_at < order.updated_at:
+        return False
+    changed = _rules_changed_at(session)
+    if changed is not None and decided_at < changed:
+        return False
+    now = now or utcnow()
+    for rule in _active_rules(session):
+        for edge in (rule.valid_from, rule.valid_until):
+            if edge is not None and decided_at < edge <= now:
+                return False
+    try:
+        loaded = load_model()
+    except CityhubError:
+        loaded = None
+    return decision.model_version == (loaded[1] if loaded else None)
+
+
 def suggest(
     session: Session,
     *,
@@ -710,12 +755,12 @@ def pending_order_ids(session: Session, *, limit: int | None = None) -> list[int
 
 
 def queue(
-    session: Session, *, limit: int = 50, offset: int = 0, scope: Any = None
+    session: Session, *, limit: int = 50, offset: int = 0, scope: Any = None, now: datetime | None = None
 ) -> tuple[list[tuple[Order, DispatchDecision]], bool]:
     """Orders waiting for a dispatcher (received or returned), oldest first, each with its suggestions.
 
-    A stored decision is reused while the order has not changed since; otherwise it is computed afresh (not
-    stored: reading the queue writes nothing).
+    A stored decision is reused while it is current (:func:`decision_is_current`); otherwise it is computed afresh
+    (not stored: reading the queue writes nothing).
     """
     stmt = select(Order).where(Order.state.in_(QUEUE_STATES))
     if scope is not None:
@@ -731,10 +776,14 @@ def queue(
     out: list[tuple[Order, DispatchDecision]] = []
     for order in page:
         record = stored.get(order.id)
-        if record is not None and record.decided_at >= order.updated_at and not record.dispatched:
+        if (
+            record is not None
+            and not record.dispatched
+            and decision_is_current(session, order=order, decision=record, now=now)
+        ):
             out.append((order, _from_record(record)))
         else:
-            out.append((order, suggest(session, order=order, store=False)))
+            out.append((order, suggest(session, order=order, now=now, store=False)))
     return out, len(rows) > limit
 
 
