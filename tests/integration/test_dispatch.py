@@ -530,7 +530,7 @@ def test_training_export_picks_orders_a_dispatcher_corrected(db_session, org, tm
 
     out = tmp_path / "training.csv"
     result = service.export_training(s, out=out)
-    assert result == {"corrected": 2, "written": 2, "skipped": 0}
+    assert result == {"corrected": 2, "written": 2, "skipped": 0, "model_category": 0}
     assert out.stat().st_mode & 0o777 == 0o600  # citizens' own words
     rows = {r["id"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
     assert set(rows) == {redirected.number, recategorised.number}
@@ -544,6 +544,28 @@ def test_training_export_picks_orders_a_dispatcher_corrected(db_session, org, tm
     ]
     assert event.action == "comment" and event.payload["previous_category_id"] == org["cat_build"]
     assert event.reason == "分类错误" and event.actor_name == "派单员"
+
+
+def test_training_export_leaves_out_a_category_only_the_classifier_gave(db_session, org, model, tmp_path) -> None:
+    """An order the classifier categorised and sent automatically, returned and sent elsewhere by a person: its
+    category is the classifier's own guess — on an order it likely got wrong — not a label to learn from. Once a
+    person corrects the category, the order is one."""
+    s = db_session
+    guessed = _order(s, "小区外墙脱落，物业不管")
+    confirmed = _order(s, "河涌发黑发臭，物业不管")
+    for order in (guessed, confirmed):
+        assert service.auto_dispatch(s, order=order).dispatched  # category 城乡建设 set by the classifier
+        orders.act(s, order_id=order.id, action="return", actor=DISPATCHER, params={"reason": "非本单位职责"})
+    service.set_category(s, order_id=confirmed.id, category_id=org["cat_env"], actor=DISPATCHER, reason="分类错误")
+    for order in (guessed, confirmed):
+        orders.act(s, order_id=order.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["env"]})
+    s.flush()
+
+    out = tmp_path / "training.csv"
+    assert service.export_training(s, out=out) == {"corrected": 2, "written": 1, "skipped": 0, "model_category": 1}
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [(r["id"], r["category"], r["corrected"]) for r in rows] == [(confirmed.number, "环境保护", "unit;category")]
+    assert [r.id for r in service.training_records(s)] == [confirmed.number]
 
 
 def test_category_changes_only_before_dispatch(db_session, org) -> None:

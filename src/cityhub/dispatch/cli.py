@@ -307,7 +307,8 @@ def export_training(
         result = service.export_training(session, out=out)
     typer.echo(
         f"corrected orders {result['corrected']}: written {result['written']}, "
-        f"skipped {result['skipped']} (no category, merged or cancelled) → {out}"
+        f"skipped {result['skipped']} (no category, merged or cancelled), "
+        f"left out {result['model_category']} (category only the classifier gave) → {out}"
     )
 
 

@@ -1324,6 +1324,8 @@ class Correction:
     order_id: int
     unit: bool  # returned and re-dispatched elsewhere, or transferred
     category: bool  # a person changed a category that had been set
+    # The category was last set by the classifier (automatic dispatch), no person set it since: its own guess.
+    model_category: bool = False
 
 
 def corrections(session: Session) -> Iterator[Correction]:
@@ -1337,16 +1339,16 @@ def corrections(session: Session) -> Iterator[Correction]:
     current: int | None = None
     holder: int | None = None
     returned: set[int] = set()
-    unit_fixed = category_fixed = False
+    unit_fixed = category_fixed = by_model = False
 
     def flush() -> Iterator[Correction]:
         if current is not None and (unit_fixed or category_fixed):
-            yield Correction(current, unit_fixed, category_fixed)
+            yield Correction(current, unit_fixed, category_fixed, by_model)
 
     for order_id, action, unit_id, actor_name, payload in session.execute(stmt.execution_options(yield_per=2000)):
         if order_id != current:
             yield from flush()
-            current, holder, returned, unit_fixed, category_fixed = order_id, None, set(), False, False
+            current, holder, returned, unit_fixed, category_fixed, by_model = order_id, None, set(), False, False, False
         if action == Action.RETURN:
             if holder is not None:
                 returned.add(holder)
@@ -1360,23 +1362,28 @@ def corrections(session: Session) -> Iterator[Correction]:
             holder = unit_id
         elif action == Action.COMMENT and payload and "category_id" in payload:
             previous = payload.get("previous_category_id")
-            if previous is not None and previous != payload["category_id"] and actor_name != AUTO_ACTOR.name:
+            by_model = actor_name == AUTO_ACTOR.name
+            if previous is not None and previous != payload["category_id"] and not by_model:
                 category_fixed = True
     yield from flush()
 
 
 def training_rows(session: Session) -> tuple[list[list[str]], dict[str, int]]:
     """The corrected orders as rows of ``TRAINING_COLUMNS`` (category = first level), and how many were corrected,
-    written and skipped (no category, merged or cancelled)."""
+    written, skipped (no category, merged or cancelled) and left out as ``model_category``: a category only the
+    classifier gave (automatic dispatch set it and no person since) is its own guess, not a label to learn from."""
     found = list(corrections(session))
     rows: list[list[str]] = []
-    skipped = 0
+    skipped = guessed = 0
     by_order = {c.order_id: c for c in found}
     for chunk in _chunks(list(by_order), 500):
         for order in session.scalars(select(Order).where(Order.id.in_(chunk)).order_by(Order.id)):
             c = by_order[order.id]
             if order.category is None or order.state in (State.MERGED, State.CANCELLED):
                 skipped += 1
+                continue
+            if c.model_category:
+                guessed += 1
                 continue
             unit = order.lead_unit
             rows.append(
@@ -1392,7 +1399,7 @@ def training_rows(session: Session) -> tuple[list[list[str]], dict[str, int]]:
                     ";".join(k for k, v in (("unit", c.unit), ("category", c.category)) if v),
                 ]
             )
-    return rows, {"corrected": len(found), "written": len(rows), "skipped": skipped}
+    return rows, {"corrected": len(found), "written": len(rows), "skipped": skipped, "model_category": guessed}
 
 
 def export_training(session: Session, *, out: Path) -> dict[str, int]:
