@@ -1579,3 +1579,49 @@ def test_outcomes_over_the_api_and_the_cli(client) -> None:
     assert "1 orders first dispatched, 0.0% automatically" in table.output and "1/1 kept (100.0%)" in table.output
     refused = CliRunner().invoke(dispatch_cli, ["outcomes", "--period", "last week"])
     assert refused.exit_code != 0 and "bad period 'last week'" in str(refused.exception)  # main() prints it
+
+
+def test_rules_and_thresholds_are_changed_and_removed_from_the_command_line(app_db, db_session, org, cli_run) -> None:
+    """``dispatch rules set`` changes only the options given, ``dispatch thresholds remove`` lets the ancestor's or
+    the default threshold apply again — both in the configuration log, as the API's and the page's edits are."""
+    from cityhub import auditlog
+
+    rule = db_session.scalars(select(DispatchRule).where(DispatchRule.name == "停水 → 供水")).one()
+    code, out, err = cli_run("dispatch", "rules", "set", str(rule.id), "--inactive", "--priority", "70")
+    assert (code, out) == (0, f"rule {rule.id} changed (department, priority 70, inactive)\n"), err
+    code, out, err = cli_run("dispatch", "rules", "set", str(rule.id), "--local", "street", "--keywords", "停水、断水")
+    assert code == 0, err
+    db_session.expire_all()
+    changed = db_session.get(DispatchRule, rule.id)
+    assert (changed.active, changed.priority, changed.target_kind, changed.target_unit_id, changed.tier) == (
+        False,
+        70,
+        TargetKind.LOCAL_STREET,
+        None,
+        RuleTier.STREET,
+    )
+    assert changed.keywords == ["停水", "断水"] and changed.name == "停水 → 供水"
+    for args, message in (
+        ([str(rule.id)], "error: nothing to change: give at least one option"),
+        (["999999", "--active"], "error: dispatch rule 999999 not found"),
+        ([str(rule.id), "--tier", "planet"], "error: tier: Input should be"),
+        ([str(rule.id), "--unit", "NOPE"], "error: unknown unit code NOPE"),
+    ):
+        code, out, err = cli_run("dispatch", "rules", "set", *args)
+        assert code != 0 and out == "" and err.startswith(message) and err.count("\n") == 1, (args, err)
+
+    assert cli_run("dispatch", "thresholds", "set", "城乡建设", "0.97")[0] == 0
+    code, out, err = cli_run("dispatch", "thresholds", "remove", "城乡建设")
+    assert (code, out) == (0, "threshold of 城乡建设 removed (0.900 applies)\n"), err
+    assert service.threshold_for(db_session, category_id=org["cat_build"]) == get_settings().dispatch_threshold
+    code, _, err = cli_run("dispatch", "thresholds", "remove", "城乡建设")
+    assert code != 0 and err.startswith("error: no threshold for category")
+    logged = [
+        (e.area, e.action)
+        for e in db_session.scalars(select(auditlog.LogEntry).order_by(auditlog.LogEntry.id))
+        if e.actor == "cli"
+    ]
+    assert logged == [("dispatch_rule", "update")] * 2 + [
+        ("dispatch_threshold", "create"),
+        ("dispatch_threshold", "delete"),
+    ]
