@@ -500,6 +500,14 @@ def test_bulk_dispatch_over_the_api(client) -> None:
     assert client.get(f"/api/v1/orders/{stale['id']}").json()["state"] == "received"
     twice = {"items": [body["items"][2], body["items"][2]]}
     assert client.post("/api/v1/dispatch/bulk", json=twice, headers=client.as_dispatcher).status_code == 422
+    # A refused request changes nothing, on SQLite as on PostgreSQL: the first of an order listed twice was dispatched
+    # in a savepoint whose release committed it on SQLite, and stayed dispatched behind the 422.
+    fresh = client.post("/api/v1/orders", json={"channel": "web", "content": "楼道灯不亮"}).json()
+    pick = {"order_id": fresh["id"], "unit_id": ids["unit"]}
+    refused = client.post("/api/v1/dispatch/bulk", json={"items": [pick, pick]}, headers=client.as_dispatcher)
+    assert refused.status_code == 422 and refused.json()["details"] == {"field": "items"}
+    assert client.get(f"/api/v1/orders/{fresh['id']}").json()["state"] == "received"
+    assert [e["action"] for e in client.get(f"/api/v1/orders/{fresh['id']}/events").json()] == ["create"]
     assert client.post("/api/v1/dispatch/bulk", json={"items": []}, headers=client.as_dispatcher).status_code == 422
     assert client.post("/api/v1/dispatch/bulk", json=body, headers=client.as_handler).status_code == 403
 
