@@ -206,6 +206,14 @@ def _is_write(statement: str) -> bool:
     return head.startswith("WITH") and any(f" {w} " in f" {statement.upper()} " for w in _WRITE_PREFIXES)
 
 
+def _is_savepoint(statement: str) -> bool:
+    """A SAVEPOINT opened outside a transaction would be the transaction itself (the sqlite3 module runs it as it
+    comes), its RELEASE a COMMIT: the writes of a ``begin_nested`` block before the transaction's first write would be
+    committed there, whatever the transaction does after. Such a savepoint begins the transaction, and takes the
+    write lock, as a first write does (a savepoint is opened to write in it)."""
+    return statement.lstrip()[:9].upper() == "SAVEPOINT"
+
+
 def sqlite_write_lock(database: str) -> SqliteWriterQueue:
     """The writer queue of one SQLite database file (one per file and process)."""
     key = str(Path(database).resolve())
@@ -232,7 +240,7 @@ def _install_sqlite_writer_queue(engine: Engine, database: str) -> None:
     def before_cursor_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         fairy = conn.connection
         dbapi = fairy.dbapi_connection
-        if dbapi is None or dbapi.in_transaction or not _is_write(statement):
+        if dbapi is None or dbapi.in_transaction or not (_is_write(statement) or _is_savepoint(statement)):
             return
         if not lock.acquire(timeout=SQLITE_LOCK_TIMEOUT_S):
             raise sqlite3.OperationalError("database is locked (other writers held it too long)")

@@ -500,6 +500,14 @@ def test_bulk_dispatch_over_the_api(client) -> None:
     assert client.get(f"/api/v1/orders/{stale['id']}").json()["state"] == "received"
     twice = {"items": [body["items"][2], body["items"][2]]}
     assert client.post("/api/v1/dispatch/bulk", json=twice, headers=client.as_dispatcher).status_code == 422
+    # A refused request changes nothing, on SQLite as on PostgreSQL: the first of an order listed twice was dispatched
+    # in a savepoint whose release committed it on SQLite, and stayed dispatched behind the 422.
+    fresh = client.post("/api/v1/orders", json={"channel": "web", "content": "楼道灯不亮"}).json()
+    pick = {"order_id": fresh["id"], "unit_id": ids["unit"]}
+    refused = client.post("/api/v1/dispatch/bulk", json={"items": [pick, pick]}, headers=client.as_dispatcher)
+    assert refused.status_code == 422 and refused.json()["details"] == {"field": "items"}
+    assert client.get(f"/api/v1/orders/{fresh['id']}").json()["state"] == "received"
+    assert [e["action"] for e in client.get(f"/api/v1/orders/{fresh['id']}/events").json()] == ["create"]
     assert client.post("/api/v1/dispatch/bulk", json={"items": []}, headers=client.as_dispatcher).status_code == 422
     assert client.post("/api/v1/dispatch/bulk", json=body, headers=client.as_handler).status_code == 403
 
@@ -530,7 +538,7 @@ def test_training_export_picks_orders_a_dispatcher_corrected(db_session, org, tm
 
     out = tmp_path / "training.csv"
     result = service.export_training(s, out=out)
-    assert result == {"corrected": 2, "written": 2, "skipped": 0}
+    assert result == {"corrected": 2, "written": 2, "skipped": 0, "model_category": 0}
     assert out.stat().st_mode & 0o777 == 0o600  # citizens' own words
     rows = {r["id"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
     assert set(rows) == {redirected.number, recategorised.number}
@@ -544,6 +552,28 @@ def test_training_export_picks_orders_a_dispatcher_corrected(db_session, org, tm
     ]
     assert event.action == "comment" and event.payload["previous_category_id"] == org["cat_build"]
     assert event.reason == "分类错误" and event.actor_name == "派单员"
+
+
+def test_training_export_leaves_out_a_category_only_the_classifier_gave(db_session, org, model, tmp_path) -> None:
+    """An order the classifier categorised and sent automatically, returned and sent elsewhere by a person: its
+    category is the classifier's own guess — on an order it likely got wrong — not a label to learn from. Once a
+    person corrects the category, the order is one."""
+    s = db_session
+    guessed = _order(s, "小区外墙脱落，物业不管")
+    confirmed = _order(s, "河涌发黑发臭，物业不管")
+    for order in (guessed, confirmed):
+        assert service.auto_dispatch(s, order=order).dispatched  # category 城乡建设 set by the classifier
+        orders.act(s, order_id=order.id, action="return", actor=DISPATCHER, params={"reason": "非本单位职责"})
+    service.set_category(s, order_id=confirmed.id, category_id=org["cat_env"], actor=DISPATCHER, reason="分类错误")
+    for order in (guessed, confirmed):
+        orders.act(s, order_id=order.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["env"]})
+    s.flush()
+
+    out = tmp_path / "training.csv"
+    assert service.export_training(s, out=out) == {"corrected": 2, "written": 1, "skipped": 0, "model_category": 1}
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [(r["id"], r["category"], r["corrected"]) for r in rows] == [(confirmed.number, "环境保护", "unit;category")]
+    assert [r.id for r in service.training_records(s)] == [confirmed.number]
 
 
 def test_category_changes_only_before_dispatch(db_session, org) -> None:
@@ -677,6 +707,55 @@ def test_rule_edits_count_from_the_next_decision(db_session, org) -> None:
     assert top_unit() == org["env"]
     service.delete_rule(db_session, rule_id=rule.id)
     assert top_unit() != org["env"]
+
+
+def test_the_queue_shows_no_decision_made_before_the_rules_or_thresholds_changed(db_session, org, model) -> None:
+    """A stored decision is the queue's while nothing it was made from has changed: not only the order, but the
+    rules, the thresholds and the rules' validity windows too (a deactivated rule's unit must not stay suggested)."""
+    from datetime import timedelta
+
+    service.set_threshold(db_session, category_id=org["cat_build"], threshold=0.99)
+    order = _order(db_session, "我家停水三天了")
+    service.suggest(db_session, order=order)  # stored, as the dispatcher's page or the background dispatcher does
+    db_session.commit()
+
+    def shown() -> service.DispatchDecision:
+        rows, _ = service.queue(db_session)
+        return next(d for o, d in rows if o.id == order.id)
+
+    assert shown().candidates[0].unit_id == org["water"]
+    rule = db_session.scalars(select(DispatchRule).where(DispatchRule.name == "停水 → 供水")).one()
+    service.update_rule(db_session, rule_id=rule.id, data=RuleUpdate(active=False))
+    db_session.commit()
+    assert org["water"] not in [c.unit_id for c in shown().candidates]
+
+    service.suggest(db_session, order=order)
+    db_session.commit()
+    service.set_threshold(db_session, category_id=org["cat_build"], threshold=0.9)
+    db_session.commit()
+    assert shown().reason.startswith("category 城乡建设 p=0.95 ≥ threshold 0.90")
+    service.suggest(db_session, order=order)
+    db_session.commit()
+    service.set_threshold(db_session, category_id=org["cat_build"], threshold=0.98)
+    db_session.commit()
+    assert shown().reason == "category 城乡建设 p=0.95 < threshold 0.98"
+    service.suggest(db_session, order=order)
+    db_session.commit()
+    service.delete_threshold(db_session, category_id=org["cat_build"])  # back to the default, 0.90
+    db_session.commit()
+    assert shown().reason.startswith("category 城乡建设 p=0.95 ≥ threshold 0.90")
+
+    # A rule that starts to count after the decision was stored.
+    service.update_rule(
+        db_session, rule_id=rule.id, data=RuleUpdate(active=True, valid_from=utcnow() + timedelta(seconds=1))
+    )
+    db_session.commit()
+    service.suggest(db_session, order=order)
+    db_session.commit()
+    assert org["water"] not in [c.unit_id for c in shown().candidates]
+    later = utcnow() + timedelta(seconds=2)
+    rows, _ = service.queue(db_session, now=later)
+    assert next(d for o, d in rows if o.id == order.id).candidates[0].unit_id == org["water"]
 
 
 def test_model_status_and_warm_up(app_db, monkeypatch, tmp_path) -> None:
@@ -1508,3 +1587,49 @@ def test_outcomes_over_the_api_and_the_cli(client) -> None:
     assert "1 orders first dispatched, 0.0% automatically" in table.output and "1/1 kept (100.0%)" in table.output
     refused = CliRunner().invoke(dispatch_cli, ["outcomes", "--period", "last week"])
     assert refused.exit_code != 0 and "bad period 'last week'" in str(refused.exception)  # main() prints it
+
+
+def test_rules_and_thresholds_are_changed_and_removed_from_the_command_line(app_db, db_session, org, cli_run) -> None:
+    """``dispatch rules set`` changes only the options given, ``dispatch thresholds remove`` lets the ancestor's or
+    the default threshold apply again — both in the configuration log, as the API's and the page's edits are."""
+    from cityhub import auditlog
+
+    rule = db_session.scalars(select(DispatchRule).where(DispatchRule.name == "停水 → 供水")).one()
+    code, out, err = cli_run("dispatch", "rules", "set", str(rule.id), "--inactive", "--priority", "70")
+    assert (code, out) == (0, f"rule {rule.id} changed (department, priority 70, inactive)\n"), err
+    code, out, err = cli_run("dispatch", "rules", "set", str(rule.id), "--local", "street", "--keywords", "停水、断水")
+    assert code == 0, err
+    db_session.expire_all()
+    changed = db_session.get(DispatchRule, rule.id)
+    assert (changed.active, changed.priority, changed.target_kind, changed.target_unit_id, changed.tier) == (
+        False,
+        70,
+        TargetKind.LOCAL_STREET,
+        None,
+        RuleTier.STREET,
+    )
+    assert changed.keywords == ["停水", "断水"] and changed.name == "停水 → 供水"
+    for args, message in (
+        ([str(rule.id)], "error: nothing to change: give at least one option"),
+        (["999999", "--active"], "error: dispatch rule 999999 not found"),
+        ([str(rule.id), "--tier", "planet"], "error: tier: Input should be"),
+        ([str(rule.id), "--unit", "NOPE"], "error: unknown unit code NOPE"),
+    ):
+        code, out, err = cli_run("dispatch", "rules", "set", *args)
+        assert code != 0 and out == "" and err.startswith(message) and err.count("\n") == 1, (args, err)
+
+    assert cli_run("dispatch", "thresholds", "set", "城乡建设", "0.97")[0] == 0
+    code, out, err = cli_run("dispatch", "thresholds", "remove", "城乡建设")
+    assert (code, out) == (0, "threshold of 城乡建设 removed (0.900 applies)\n"), err
+    assert service.threshold_for(db_session, category_id=org["cat_build"]) == get_settings().dispatch_threshold
+    code, _, err = cli_run("dispatch", "thresholds", "remove", "城乡建设")
+    assert code != 0 and err.startswith("error: no threshold for category")
+    logged = [
+        (e.area, e.action)
+        for e in db_session.scalars(select(auditlog.LogEntry).order_by(auditlog.LogEntry.id))
+        if e.actor == "cli"
+    ]
+    assert logged == [("dispatch_rule", "update")] * 2 + [
+        ("dispatch_threshold", "create"),
+        ("dispatch_threshold", "delete"),
+    ]

@@ -434,3 +434,17 @@ def test_deactivated_entries_are_seen_only_by_those_who_keep_the_knowledge_base(
     for keeper in (client, operator):
         assert listed(keeper, "?active=false") == [gone["id"]]
         assert keeper.get(f"/api/v1/kb/entries/{gone['id']}").json()["active"] is False
+
+
+def test_cli_add_refuses_a_bad_entry_with_one_line_naming_the_field(app_db, cli_run):
+    """``kb add`` with a blank question or an over-long answer: one line naming the field, no traceback."""
+    for args, field in (
+        (["--question", "", "--answer", "凭身份证办理"], "question"),
+        (["--question", "公积金怎么提取", "--answer", "   "], "answer"),
+        (["--question", "公积金怎么提取", "--answer", "长" * 20001], "answer"),
+    ):
+        code, out, err = cli_run("kb", "add", *args)
+        assert code != 0 and out == ""
+        assert err.startswith(f"error: {field}: ") and err.count("\n") == 1, err
+    code, out, err = cli_run("kb", "add", "--question", "公积金怎么提取", "--answer", "凭身份证办理")
+    assert code == 0 and json.loads(out)["version"] == 1, err

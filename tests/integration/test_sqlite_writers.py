@@ -82,6 +82,29 @@ def test_a_transaction_that_read_before_another_commit_can_still_write(engine):
         assert conn.execute(text("SELECT count(*) FROM items")).scalar_one() == 2
 
 
+def test_a_savepoint_before_any_write_is_part_of_the_transaction(engine):
+    """A savepoint opened before the transaction's first write (a bulk action's first item): releasing it must not
+    commit, as it did when the sqlite3 module ran SAVEPOINT outside a transaction — the outermost savepoint was then
+    the transaction, its RELEASE a COMMIT, and a rollback of the whole request kept the write. It takes the write
+    lock as a first write does."""
+    with Session(engine) as s:
+        assert s.execute(text("SELECT count(*) FROM items")).scalar_one() == 0
+        with s.begin_nested():
+            s.execute(text("INSERT INTO items (who) VALUES ('inside')"))
+        assert not _lock_is_free(engine)
+        s.rollback()
+    assert _lock_is_free(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM items")).scalar_one() == 0
+    with Session(engine) as s:
+        with s.begin_nested():
+            s.execute(text("INSERT INTO items (who) VALUES ('kept')"))
+        s.commit()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT who FROM items")).scalars().all() == ["kept"]
+    assert _lock_is_free(engine)
+
+
 @pytest.mark.parametrize("end", ["commit", "rollback", "close", "error"])
 def test_every_way_of_ending_a_write_gives_the_lock_back(engine, end):
     s = Session(engine)

@@ -117,6 +117,77 @@ def rules_add(
         raise _fail(str(exc)) from None
 
 
+@rules_app.command("set")
+def rules_set(
+    rule_id: Annotated[int, typer.Argument(help="Rule id.")],
+    name: Annotated[str | None, typer.Option("--name", help="What the rule is for.")] = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--inactive", help="Take part in decisions, or not (kept for later).")
+    ] = None,
+    unit: Annotated[str | None, typer.Option("--unit", help="Target unit code.")] = None,
+    local: Annotated[
+        str | None, typer.Option("--local", help="Target the order's own 'community' or 'street' instead of a unit.")
+    ] = None,
+    category: Annotated[
+        str | None, typer.Option("--category", help="Category name or path ('' for any category).")
+    ] = None,
+    place: Annotated[
+        str | None, typer.Option("--place", help="Street/community/district unit code ('' for anywhere).")
+    ] = None,
+    keywords: Annotated[
+        str | None, typer.Option("--keywords", help="Any of these (separated by 、 or commas; '' for no condition).")
+    ] = None,
+    exclude: Annotated[str | None, typer.Option("--exclude", help="None of these ('' for none).")] = None,
+    priority: Annotated[int | None, typer.Option("--priority", help="Higher wins within a tier.")] = None,
+    tier: Annotated[
+        str | None,
+        typer.Option("--tier", help="community | street | department | district ('' to derive it from the target)."),
+    ] = None,
+) -> None:
+    """Change a routing rule: only the options given (audited in the configuration log)."""
+    from cityhub.dispatch import service
+    from cityhub.dispatch.rules import TargetKind
+    from cityhub.dispatch.schemas import RuleUpdate
+
+    if unit is not None and local is not None:
+        raise _fail("give one of --unit CODE or --local community|street, not both")
+    if local is not None and local not in ("community", "street"):
+        raise _fail("--local is 'community' or 'street'")
+    try:
+        with session_scope() as session:
+            changes: dict[str, object] = {}
+            for field, value in (
+                ("name", name),
+                ("active", active),
+                ("priority", priority),
+                ("keywords", keywords),
+                ("exclude_keywords", exclude),
+            ):
+                if value is not None:
+                    changes[field] = value
+            if category is not None:
+                changes["category_id"] = _category_id(session, category) if category.strip() else None
+            if place is not None:
+                changes["place_unit_id"] = _unit_id(session, place) if place.strip() else None
+            if unit is not None:
+                changes["target_kind"], changes["target_unit_id"] = TargetKind.UNIT, _unit_id(session, unit)
+            if local is not None:
+                changes["target_kind"], changes["target_unit_id"] = TargetKind(f"local_{local}"), None
+            if tier is not None:
+                changes["tier"] = tier.strip() or None
+            if not changes:
+                raise _fail("nothing to change: give at least one option")
+            rule = service.update_rule(
+                session, rule_id=rule_id, data=RuleUpdate.model_validate(changes), actor=cli_actor()
+            )
+            flag = "" if rule.active else ", inactive"
+            typer.echo(f"rule {rule.id} changed ({rule.tier.value}, priority {rule.priority}{flag})")
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    except ValidationError as exc:
+        raise _fail(validation_problem(exc, "rule")) from None
+
+
 @rules_app.command("remove")
 def rules_remove(rule_id: Annotated[int, typer.Argument(help="Rule id.")]) -> None:
     """Remove a rule."""
@@ -199,6 +270,22 @@ def thresholds_set(
     except CityhubError as exc:
         raise _fail(exc.message) from None
     typer.echo(f"threshold of {category} set to {threshold}")
+
+
+@thresholds_app.command("remove")
+def thresholds_remove(category: Annotated[str, typer.Argument(help="Category name or path.")]) -> None:
+    """Remove a category's own threshold: its nearest ancestor's, else the default, applies again."""
+    from cityhub.dispatch import service
+
+    try:
+        with session_scope() as session:
+            category_id = _category_id(session, category)
+            assert category_id is not None
+            service.delete_threshold(session, category_id=category_id, actor=cli_actor())
+            applies = service.threshold_for(session, category_id=category_id)
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(f"threshold of {category} removed ({applies:.3f} applies)")
 
 
 def _find_order(session: object, ref: str) -> object:
@@ -307,7 +394,8 @@ def export_training(
         result = service.export_training(session, out=out)
     typer.echo(
         f"corrected orders {result['corrected']}: written {result['written']}, "
-        f"skipped {result['skipped']} (no category, merged or cancelled) → {out}"
+        f"skipped {result['skipped']} (no category, merged or cancelled), "
+        f"left out {result['model_category']} (category only the classifier gave) → {out}"
     )
 
 

@@ -355,6 +355,51 @@ def _read_active_rules(session: Session) -> tuple[rulebook.Rule, ...]:
     return tuple(to_rule(r) for r in session.scalars(select(DispatchRule).where(DispatchRule.active.is_(True))))
 
 
+def _rules_changed_at(session: Session) -> datetime | None:
+    """When a routing rule or a threshold was last created, changed or deleted (a deletion leaves its configuration
+    log entry), from the process's cache while the tables are unchanged."""
+    return refdata.cached(
+        session, "dispatch.changed_at", ("dispatch_rules", "dispatch_thresholds"), _read_rules_changed_at
+    )
+
+
+def _read_rules_changed_at(session: Session) -> datetime | None:
+    times = (
+        session.scalar(select(func.max(DispatchRule.updated_at))),
+        session.scalar(select(func.max(DispatchThreshold.updated_at))),
+        session.scalar(
+            select(func.max(auditlog.LogEntry.at)).where(
+                auditlog.LogEntry.area.in_(("dispatch_rule", "dispatch_threshold"))
+            )
+        ),
+    )
+    return max((t for t in times if t is not None), default=None)
+
+
+def decision_is_current(
+    session: Session, *, order: Order, decision: DispatchDecision | DispatchSuggestion, now: datetime | None = None
+) -> bool:
+    """Whether a stored decision still says what deciding now would: made after the order's last change, the rules'
+    and thresholds' last edit and any rule's start or end since, by the classifier in use. Otherwise the dispatcher
+    would be shown — and a bulk dispatch would send the order to — a unit that a deactivated rule named."""
+    decided_at = decision.decided_at
+    if decided_at is None or decided_at < order.updated_at:
+        return False
+    changed = _rules_changed_at(session)
+    if changed is not None and decided_at < changed:
+        return False
+    now = now or utcnow()
+    for rule in _active_rules(session):
+        for edge in (rule.valid_from, rule.valid_until):
+            if edge is not None and decided_at < edge <= now:
+                return False
+    try:
+        loaded = load_model()
+    except CityhubError:
+        loaded = None
+    return decision.model_version == (loaded[1] if loaded else None)
+
+
 def suggest(
     session: Session,
     *,
@@ -710,12 +755,12 @@ def pending_order_ids(session: Session, *, limit: int | None = None) -> list[int
 
 
 def queue(
-    session: Session, *, limit: int = 50, offset: int = 0, scope: Any = None
+    session: Session, *, limit: int = 50, offset: int = 0, scope: Any = None, now: datetime | None = None
 ) -> tuple[list[tuple[Order, DispatchDecision]], bool]:
     """Orders waiting for a dispatcher (received or returned), oldest first, each with its suggestions.
 
-    A stored decision is reused while the order has not changed since; otherwise it is computed afresh (not
-    stored: reading the queue writes nothing).
+    A stored decision is reused while it is current (:func:`decision_is_current`); otherwise it is computed afresh
+    (not stored: reading the queue writes nothing).
     """
     stmt = select(Order).where(Order.state.in_(QUEUE_STATES))
     if scope is not None:
@@ -731,10 +776,14 @@ def queue(
     out: list[tuple[Order, DispatchDecision]] = []
     for order in page:
         record = stored.get(order.id)
-        if record is not None and record.decided_at >= order.updated_at and not record.dispatched:
+        if (
+            record is not None
+            and not record.dispatched
+            and decision_is_current(session, order=order, decision=record, now=now)
+        ):
             out.append((order, _from_record(record)))
         else:
-            out.append((order, suggest(session, order=order, store=False)))
+            out.append((order, suggest(session, order=order, now=now, store=False)))
     return out, len(rows) > limit
 
 
@@ -1275,6 +1324,8 @@ class Correction:
     order_id: int
     unit: bool  # returned and re-dispatched elsewhere, or transferred
     category: bool  # a person changed a category that had been set
+    # The category was last set by the classifier (automatic dispatch), no person set it since: its own guess.
+    model_category: bool = False
 
 
 def corrections(session: Session) -> Iterator[Correction]:
@@ -1288,16 +1339,16 @@ def corrections(session: Session) -> Iterator[Correction]:
     current: int | None = None
     holder: int | None = None
     returned: set[int] = set()
-    unit_fixed = category_fixed = False
+    unit_fixed = category_fixed = by_model = False
 
     def flush() -> Iterator[Correction]:
         if current is not None and (unit_fixed or category_fixed):
-            yield Correction(current, unit_fixed, category_fixed)
+            yield Correction(current, unit_fixed, category_fixed, by_model)
 
     for order_id, action, unit_id, actor_name, payload in session.execute(stmt.execution_options(yield_per=2000)):
         if order_id != current:
             yield from flush()
-            current, holder, returned, unit_fixed, category_fixed = order_id, None, set(), False, False
+            current, holder, returned, unit_fixed, category_fixed, by_model = order_id, None, set(), False, False, False
         if action == Action.RETURN:
             if holder is not None:
                 returned.add(holder)
@@ -1311,23 +1362,28 @@ def corrections(session: Session) -> Iterator[Correction]:
             holder = unit_id
         elif action == Action.COMMENT and payload and "category_id" in payload:
             previous = payload.get("previous_category_id")
-            if previous is not None and previous != payload["category_id"] and actor_name != AUTO_ACTOR.name:
+            by_model = actor_name == AUTO_ACTOR.name
+            if previous is not None and previous != payload["category_id"] and not by_model:
                 category_fixed = True
     yield from flush()
 
 
 def training_rows(session: Session) -> tuple[list[list[str]], dict[str, int]]:
     """The corrected orders as rows of ``TRAINING_COLUMNS`` (category = first level), and how many were corrected,
-    written and skipped (no category, merged or cancelled)."""
+    written, skipped (no category, merged or cancelled) and left out as ``model_category``: a category only the
+    classifier gave (automatic dispatch set it and no person since) is its own guess, not a label to learn from."""
     found = list(corrections(session))
     rows: list[list[str]] = []
-    skipped = 0
+    skipped = guessed = 0
     by_order = {c.order_id: c for c in found}
     for chunk in _chunks(list(by_order), 500):
         for order in session.scalars(select(Order).where(Order.id.in_(chunk)).order_by(Order.id)):
             c = by_order[order.id]
             if order.category is None or order.state in (State.MERGED, State.CANCELLED):
                 skipped += 1
+                continue
+            if c.model_category:
+                guessed += 1
                 continue
             unit = order.lead_unit
             rows.append(
@@ -1343,7 +1399,7 @@ def training_rows(session: Session) -> tuple[list[list[str]], dict[str, int]]:
                     ";".join(k for k, v in (("unit", c.unit), ("category", c.category)) if v),
                 ]
             )
-    return rows, {"corrected": len(found), "written": len(rows), "skipped": skipped}
+    return rows, {"corrected": len(found), "written": len(rows), "skipped": skipped, "model_category": guessed}
 
 
 def export_training(session: Session, *, out: Path) -> dict[str, int]:

@@ -98,6 +98,9 @@ def add_command(
     valid_until: Annotated[str | None, typer.Option(help="YYYY-MM-DD (valid through that day) or ISO time")] = None,
 ) -> None:
     """Add one entry and print it."""
+    from pydantic import ValidationError
+
+    from cityhub.clitools import fail, validation_problem
     from cityhub.errors import ValidationFailed
     from cityhub.knowledge import service
     from cityhub.knowledge.schemas import EntryCreate
@@ -107,15 +110,18 @@ def add_command(
             until = service.parse_valid_until(valid_until or "")
         except ValueError as exc:
             raise ValidationFailed(str(exc)) from None
-        data = EntryCreate.model_validate(
-            {
-                "question": question,
-                "answer": answer,
-                "category_id": _category_id(session, category),
-                "keywords": keywords,  # the schema splits the string
-                "valid_until": until,
-            }
-        )
+        try:
+            data = EntryCreate.model_validate(
+                {
+                    "question": question,
+                    "answer": answer,
+                    "category_id": _category_id(session, category),
+                    "keywords": keywords,  # the schema splits the string
+                    "valid_until": until,
+                }
+            )
+        except ValidationError as exc:
+            raise fail(validation_problem(exc, "entry")) from None
         entry = service.create_entry(session, data=data)
         typer.echo(json.dumps({"id": entry.id, "version": entry.version}, ensure_ascii=False))
 

@@ -940,7 +940,7 @@ def _detail_page(
         stored = dispatch.latest_decision(db, order_id=order.id)
         decision = (
             stored
-            if stored is not None and stored.decided_at is not None and stored.decided_at >= order.updated_at
+            if stored is not None and dispatch.decision_is_current(db, order=order, decision=stored)
             else dispatch.suggest(db, order=order, store=False)
         )
         if Action.INSTANT_ANSWER in actions:  # the life cycle offers 秒回 for a consultation only
