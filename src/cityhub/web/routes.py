@@ -686,6 +686,8 @@ def order_list(request: Request, db: DbSession) -> Response:
             day = None
         criteria[name] = _local_midnight(day + timedelta(days=shift)) if day else None
     criteria["overdue"] = True if q.get("overdue") else None
+    # 待审批延期: the supervisors' extension requests to decide (a citizen's appeals have none of theirs to decide).
+    criteria["extension_pending"] = True if q.get("extension_pending") and not citizen else None
     text = q.get("q", "").replace("\x00", "").strip()
     if len(text) > 100:
         errors["q"] = t("err.too_long", n=100)
@@ -736,7 +738,16 @@ def order_list(request: Request, db: DbSession) -> Response:
     )
 
 
-_MORE_FILTERS = ("unit_id", "category_id", "channel", "place_source", "created_from", "created_to", "overdue")
+_MORE_FILTERS = (
+    "unit_id",
+    "category_id",
+    "channel",
+    "place_source",
+    "created_from",
+    "created_to",
+    "overdue",
+    "extension_pending",
+)
 
 
 # Fields the form of each action asks for: (name, kind, required). Kinds: unit, text (textarea), reason,
