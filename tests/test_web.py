@@ -1336,6 +1336,12 @@ def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(or
     # A confident decision in the queue says why the order is still here (automatic dispatch is off in this world).
     assert 'data-testid="confident"' in item(order.number) and "未开启自动派单" in item(order.number)
     assert 'data-testid="confident"' not in item(returned.number)  # a returned order is always a person's call
+    # Who sent it back and why, to choose the next unit by; an order never dispatched says nothing of the kind.
+    back = re.search(r'data-testid="returned-by"><small>(.*?)</small>', item(returned.number))
+    assert back is not None and re.fullmatch(
+        r"京溪街道 于 .* 退回：非本辖区", html_unescape(re.sub("<[^>]+>", "", back.group(1)))
+    )
+    assert 'data-testid="returned-by"' not in item(order.number)
     button = re.search(rf'data-testid="dispatch-{order.number}-1"', queue.text)
     assert button is not None
     # Each suggestion's number says what it is (the probability that the unit is the one), and how ties are ranked.

@@ -1269,6 +1269,8 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
     # 拆单: the appeal a waiting order was split from, by number.
     parents = {order.split_from_id for order, _ in rows} - {None}
     split_from = {i: n for i, n in db.execute(select(Order.id, Order.number).where(Order.id.in_(parents)))}
+    # A returned order says who sent it back and why: the next unit is chosen by it.
+    returns = dispatch.last_returns(db, [order.id for order, _ in rows if order.state == State.RETURNED])
     return render(
         request,
         "queue.html",
@@ -1282,7 +1284,13 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         page=page,
         has_more=has_more,
         category_names=support.names_of(db, Category, {d.category_id for _, d in rows}),
-        unit_names=support.names_of(db, Unit, {i for _, d in rows for i in (d.place.street_id, d.place.community_id)}),
+        returns=returns,
+        unit_names=support.names_of(
+            db,
+            Unit,
+            {i for _, d in rows for i in (d.place.street_id, d.place.community_id)}
+            | {e.unit_id for e in returns.values()},
+        ),
         directory=_directory(db),
         units=support.unit_groups(db, handlers=True) if rows else [],
     )
