@@ -1281,6 +1281,32 @@ def test_the_approver_is_told_when_the_urgency_was_raised_after_the_extension_re
     assert 'data-testid="raised-since-request"' not in sup.get(f"/orders/{order.id}").text
 
 
+def test_supervisors_list_the_extension_requests_waiting_for_their_decision(org) -> None:
+    """延期审批: a supervisor finds the orders whose extension request waits for them (the list's filter, the API's
+    ``extension_pending``), each marked; a decided one leaves the list."""
+    asked, other = _order(title="延期申请油烟"), _order(title="无延期油烟")
+    disp, sup, hand = login("disp"), login("sup"), login("hand_a")
+    for order in (asked, other):
+        _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+        _act(hand, order.id, "accept")
+    assert _act(hand, asked.id, "request_extension", days="3", reason="需协调多个部门").status_code == 303
+
+    def listed(client: TestClient) -> set[str]:
+        page = client.get("/orders?extension_pending=1")
+        assert page.status_code == 200
+        return {o.number for o in (asked, other) if o.number in page.text}
+
+    page = sup.get("/orders?extension_pending=1")
+    assert listed(sup) == {asked.number}
+    assert 'data-testid="extension-pending"' in page.text and "延期待审批" in page.text
+    assert re.search(r'name="extension_pending" value="1" checked', page.text)  # the filter stays set
+    assert 'data-testid="extension-pending"' in sup.get("/orders").text  # marked in the whole list too
+    api = sup.get("/api/v1/orders", params={"extension_pending": "true"}).json()
+    assert [item["number"] for item in api["items"]] == [asked.number]
+    assert _act(sup, asked.id, "approve_extension").status_code == 303
+    assert listed(sup) == set()
+
+
 # ---------------------------------------------------------------------------------------- queue, dashboard
 
 
@@ -1310,6 +1336,12 @@ def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(or
     # A confident decision in the queue says why the order is still here (automatic dispatch is off in this world).
     assert 'data-testid="confident"' in item(order.number) and "未开启自动派单" in item(order.number)
     assert 'data-testid="confident"' not in item(returned.number)  # a returned order is always a person's call
+    # Who sent it back and why, to choose the next unit by; an order never dispatched says nothing of the kind.
+    back = re.search(r'data-testid="returned-by"><small>(.*?)</small>', item(returned.number))
+    assert back is not None and re.fullmatch(
+        r"京溪街道 于 .* 退回：非本辖区", html_unescape(re.sub("<[^>]+>", "", back.group(1)))
+    )
+    assert 'data-testid="returned-by"' not in item(order.number)
     button = re.search(rf'data-testid="dispatch-{order.number}-1"', queue.text)
     assert button is not None
     # Each suggestion's number says what it is (the probability that the unit is the one), and how ties are ranked.

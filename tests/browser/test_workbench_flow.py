@@ -258,8 +258,9 @@ def test_the_dispatcher_ticks_all_and_dispatches_the_chosen_orders_at_once(
 
 
 def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(server: dict[str, Any], browser: Any) -> None:
-    """工作台 on a phone (390 px wide): no page scrolls sideways — a wide table scrolls inside its own box — and the
-    order's trail is a list of short entries rather than five narrow columns."""
+    """工作台 on a phone (390 px wide): no page scrolls sideways — a wide table scrolls inside its own box — the
+    order's actions come before its trail, and the trail is a list of short entries rather than five narrow
+    columns."""
     with session_scope() as s:
         order_id = s.query(Order.id).filter(Order.number == server["past_number"]).scalar()
     pages = {"op": ["/intake", "/orders", f"/orders/{order_id}"], "disp": ["/queue", f"/orders/{order_id}"]}
@@ -278,6 +279,13 @@ def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(server: dic
                 "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
             )
             assert width <= viewport, f"{username} {path}: {width} px wide on a {viewport} px screen"
+            if path.startswith("/orders/"):
+                # What can be done comes before the trail, which grows with every step of the order.
+                actions, trail = (
+                    page.locator(f"[data-testid={name}]").evaluate("e => e.getBoundingClientRect().top + scrollY")
+                    for name in ("actions", "audit")
+                )
+                assert actions < trail, f"{username} {path}: the actions under the audit trail on a phone"
         trail = page.locator("[data-testid=audit] table")
         assert trail.locator("thead").evaluate("e => getComputedStyle(e).display") == "none"
         assert trail.locator("tbody tr").first.evaluate("e => getComputedStyle(e).display") == "block"

@@ -312,6 +312,21 @@ def returned_units(session: Session, *, order_id: int) -> set[int]:
     return returned
 
 
+def last_returns(session: Session, order_ids: Sequence[int]) -> dict[int, OrderEvent]:
+    """The latest return (退单) of each of ``order_ids`` that has one, from the audit trail: which unit sent it back
+    (the event's ``unit_id``), who, when and why — what the dispatcher decides the next unit by."""
+    latest: dict[int, OrderEvent] = {}
+    if order_ids:
+        stmt = (
+            select(OrderEvent)
+            .where(OrderEvent.order_id.in_(list(order_ids)), OrderEvent.action == Action.RETURN.value)
+            .order_by(OrderEvent.at, OrderEvent.id)
+        )
+        for event in session.scalars(stmt):
+            latest[event.order_id] = event
+    return latest
+
+
 def threshold_for(session: Session, *, category_id: int | None) -> float:
     """The auto-dispatch threshold of a category: its own, else its nearest ancestor's, else the default."""
     if category_id is not None:

@@ -686,6 +686,8 @@ def order_list(request: Request, db: DbSession) -> Response:
             day = None
         criteria[name] = _local_midnight(day + timedelta(days=shift)) if day else None
     criteria["overdue"] = True if q.get("overdue") else None
+    # 待审批延期: the supervisors' extension requests to decide (a citizen's appeals have none of theirs to decide).
+    criteria["extension_pending"] = True if q.get("extension_pending") and not citizen else None
     text = q.get("q", "").replace("\x00", "").strip()
     if len(text) > 100:
         errors["q"] = t("err.too_long", n=100)
@@ -736,7 +738,16 @@ def order_list(request: Request, db: DbSession) -> Response:
     )
 
 
-_MORE_FILTERS = ("unit_id", "category_id", "channel", "place_source", "created_from", "created_to", "overdue")
+_MORE_FILTERS = (
+    "unit_id",
+    "category_id",
+    "channel",
+    "place_source",
+    "created_from",
+    "created_to",
+    "overdue",
+    "extension_pending",
+)
 
 
 # Fields the form of each action asks for: (name, kind, required). Kinds: unit, text (textarea), reason,
@@ -1258,6 +1269,8 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
     # 拆单: the appeal a waiting order was split from, by number.
     parents = {order.split_from_id for order, _ in rows} - {None}
     split_from = {i: n for i, n in db.execute(select(Order.id, Order.number).where(Order.id.in_(parents)))}
+    # A returned order says who sent it back and why: the next unit is chosen by it.
+    returns = dispatch.last_returns(db, [order.id for order, _ in rows if order.state == State.RETURNED])
     return render(
         request,
         "queue.html",
@@ -1271,7 +1284,13 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         page=page,
         has_more=has_more,
         category_names=support.names_of(db, Category, {d.category_id for _, d in rows}),
-        unit_names=support.names_of(db, Unit, {i for _, d in rows for i in (d.place.street_id, d.place.community_id)}),
+        returns=returns,
+        unit_names=support.names_of(
+            db,
+            Unit,
+            {i for _, d in rows for i in (d.place.street_id, d.place.community_id)}
+            | {e.unit_id for e in returns.values()},
+        ),
         directory=_directory(db),
         units=support.unit_groups(db, handlers=True) if rows else [],
     )

@@ -33,6 +33,9 @@ RUNNING_CLOCK_SQL = "state IN ({})".format(", ".join(f"'{s.value}'" for s in sor
 DISPATCHED_SQL = f"state = '{State.DISPATCHED.value}'"
 # Orders never looked for among the units (bulk import, orders from before placement at intake): the placing job's.
 UNPLACED_SQL = "place_source IS NULL AND street_id IS NULL AND community_id IS NULL"
+# Orders whose extension request waits for a supervisor (the order list's filter; SQLite stores booleans as 0/1).
+EXTENSION_PENDING_SQLITE = "extension_pending = 1"
+EXTENSION_PENDING_PG = "extension_pending"
 
 
 class Channel(enum.StrEnum):
@@ -130,6 +133,13 @@ class Order(Base):
         Index("ix_orders_community_created", "community_id", "created_at"),
         # Orders by where their place came from, newest first: the list's filter (migration 0015).
         Index("ix_orders_place_source_created", "place_source", "created_at"),
+        # The extension requests waiting for a decision, newest first: the list's filter (migration 0027).
+        Index(
+            "ix_orders_extension_pending",
+            "created_at",
+            sqlite_where=text(EXTENSION_PENDING_SQLITE),
+            postgresql_where=text(EXTENSION_PENDING_PG),
+        ),
         # The placing job's backlog (migration 0015); orders leave it as they are placed or found not placeable.
         Index("ix_orders_unplaced", "id", sqlite_where=text(UNPLACED_SQL), postgresql_where=text(UNPLACED_SQL)),
         # A returning caller's earlier appeals, found by the search's exact name or phone (migration 0018).

@@ -386,6 +386,9 @@ class OrderFilter(BaseModel):
     created_from: RequestTime | None = None
     created_to: RequestTime | None = None
     overdue: bool | None = Field(None, description="only overdue (true) or only not overdue (false)")
+    extension_pending: bool | None = Field(
+        None, description="only orders whose extension request waits for a decision (true), or only others (false)"
+    )
     sla_status: SlaStatus | None = None
     q: str | None = Field(None, max_length=100, description=Q_DESCRIPTION)
     # Whether ``q`` also finds the citizen's phone number (its digits) or name, exactly: for callers who see them

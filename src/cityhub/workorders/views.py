@@ -127,6 +127,9 @@ def list_orders(
     created_from: RequestTime | None = None,
     created_to: RequestTime | None = None,
     overdue: bool | None = None,
+    extension_pending: Annotated[
+        bool | None, Query(description="only orders whose extension request waits for a decision (true)")
+    ] = None,
     sla_status: SlaStatus | None = None,
     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description=Q_DESCRIPTION)] = None,
     place_source: Annotated[list[PlaceSource] | None, Query(description="where the place came from")] = None,
@@ -145,6 +148,7 @@ def list_orders(
         created_from=created_from,
         created_to=created_to,
         overdue=overdue,
+        extension_pending=extension_pending,
         sla_status=sla_status,
         q=q,
         q_citizen=principal.role in permissions.UNMASKED_ROLES,
