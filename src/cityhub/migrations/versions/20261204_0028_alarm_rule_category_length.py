@@ -1,7 +1,7 @@
 """alarm_rules.category: as long as a category path (300 characters)
 
-Revision ID: 0027_alarm_rule_category
-Revises: 0026_backlog_bulk
+Revision ID: 0028_alarm_rule_category
+Revises: 0027_extension_pending_index
 Create Date: 2026-12-04 14:00:00.000000
 
 A rule names the category of the order it opens by its path, which may be 300 characters (`categories.path`); the
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0027_alarm_rule_category'
-down_revision: str | None = '0026_backlog_bulk'
+revision: str = '0028_alarm_rule_category'
+down_revision: str | None = '0027_extension_pending_index'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
