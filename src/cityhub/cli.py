@@ -210,7 +210,7 @@ def admin_log(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8000,
     scheduler: Annotated[bool, typer.Option(help="Run scheduled jobs inside the server.")] = True,
     dispatcher: Annotated[
         bool,
@@ -231,13 +231,13 @@ def serve(
     import uvicorn
 
     from cityhub.dispatch import background
-    from cityhub.serving import PortInUse, claim_port
+    from cityhub.serving import CannotListen, claim_port
 
     _warn_unknown_variables()
     _require_current_schema()
     try:
         claim_port(host, port)  # held until this process ends
-    except PortInUse as exc:
+    except CannotListen as exc:
         raise fail(str(exc)) from None
     os.environ["CITYHUB_RUN_SCHEDULER"] = "1" if scheduler else "0"
     os.environ["CITYHUB_WARM_UP"] = "1"
