@@ -83,6 +83,9 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 
     from cityhub import migrate
 
+    now = migrate.current()
+    if not migrate.known(now):  # a newer release migrated it: alembic would only say it cannot locate the revision
+        raise fail(f"db upgrade: {migrate.schema_problem(revision=now)}; install that release or restore a backup")
     try:
         migrate.upgrade(revision=revision)
     except CommandError as exc:  # a revision the migrations do not have: alembic says which
