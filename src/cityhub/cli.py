@@ -237,6 +237,7 @@ def serve(
     from cityhub.serving import CannotListen, claim_port
 
     _warn_unknown_variables()
+    _require_valid_settings()
     _require_current_schema()
     try:
         claim_port(host, port)  # held until this process ends
@@ -273,6 +274,7 @@ def worker(
     from cityhub.dispatch import background
 
     _warn_unknown_variables()
+    _require_valid_settings()
     _require_current_schema()
     if once:
         jobs.run_worker(once=True)
@@ -359,6 +361,17 @@ def _warn_unknown_variables() -> None:
 
     for warning in unknown_variable_warnings():
         logging.getLogger("cityhub.config").warning("%s", warning)
+
+
+def _require_valid_settings() -> None:
+    """A server or worker does not start with an invalid setting, whichever settings class reads it: a package's
+    settings are read at their first use, so every request or job that uses one would fail (a 500 on each login)."""
+    from cityhub.config_cli import InvalidSettings, effective_settings
+
+    try:
+        effective_settings()
+    except InvalidSettings as exc:
+        raise fail(f"invalid settings: {exc}", 2) from None
 
 
 def _require_current_schema() -> None:
