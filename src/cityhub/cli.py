@@ -83,6 +83,9 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 
     from cityhub import migrate
 
+    now = migrate.current()
+    if not migrate.known(now):  # a newer release migrated it: alembic would only say it cannot locate the revision
+        raise fail(f"db upgrade: {migrate.schema_problem(revision=now)}; install that release or restore a backup")
     try:
         migrate.upgrade(revision=revision)
     except CommandError as exc:  # a revision the migrations do not have: alembic says which
@@ -210,7 +213,7 @@ def admin_log(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8000,
     scheduler: Annotated[bool, typer.Option(help="Run scheduled jobs inside the server.")] = True,
     dispatcher: Annotated[
         bool,
@@ -231,13 +234,14 @@ def serve(
     import uvicorn
 
     from cityhub.dispatch import background
-    from cityhub.serving import PortInUse, claim_port
+    from cityhub.serving import CannotListen, claim_port
 
     _warn_unknown_variables()
+    _require_valid_settings()
     _require_current_schema()
     try:
         claim_port(host, port)  # held until this process ends
-    except PortInUse as exc:
+    except CannotListen as exc:
         raise fail(str(exc)) from None
     os.environ["CITYHUB_RUN_SCHEDULER"] = "1" if scheduler else "0"
     os.environ["CITYHUB_WARM_UP"] = "1"
@@ -270,6 +274,7 @@ def worker(
     from cityhub.dispatch import background
 
     _warn_unknown_variables()
+    _require_valid_settings()
     _require_current_schema()
     if once:
         jobs.run_worker(once=True)
@@ -356,6 +361,17 @@ def _warn_unknown_variables() -> None:
 
     for warning in unknown_variable_warnings():
         logging.getLogger("cityhub.config").warning("%s", warning)
+
+
+def _require_valid_settings() -> None:
+    """A server or worker does not start with an invalid setting, whichever settings class reads it: a package's
+    settings are read at their first use, so every request or job that uses one would fail (a 500 on each login)."""
+    from cityhub.config_cli import InvalidSettings, effective_settings
+
+    try:
+        effective_settings()
+    except InvalidSettings as exc:
+        raise fail(f"invalid settings: {exc}", 2) from None
 
 
 def _require_current_schema() -> None:

@@ -53,6 +53,14 @@ def head() -> str:
     return str(scripts().get_current_head())
 
 
+def known(revision: str | None) -> bool:
+    """Whether this code's migrations hold ``revision`` (None, a database never migrated, counts as known)."""
+    try:
+        return revision is None or scripts().get_revision(revision) is not None
+    except CommandError:  # alembic: "No such revision"
+        return False
+
+
 def schema_problem(url: str | None = None, *, revision: str | Literal[False] | None = False) -> str | None:
     """One line saying how the database at ``url`` (default: the configured one) and this code disagree, or None.
 
@@ -63,11 +71,7 @@ def schema_problem(url: str | None = None, *, revision: str | Literal[False] | N
     latest = head()
     if now == latest:
         return None
-    try:
-        known = now is None or scripts().get_revision(now) is not None
-    except CommandError:  # alembic: "No such revision"
-        known = False
-    if not known:
+    if not known(now):
         return (
             f"the database is at migration {now}, which this version of cityhub does not know "
             "(a newer release migrated it)"

@@ -48,7 +48,12 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class PortInUse(Exception):
+class CannotListen(Exception):
+    """``cityhub serve`` cannot listen on the address it was asked for (a host that does not resolve or is not this
+    machine's, a port it may not bind)."""
+
+
+class PortInUse(CannotListen):
     """Another process serves on the port ``cityhub serve`` was asked for."""
 
 
@@ -62,11 +67,23 @@ def claim_port(host: str, port: int) -> int:
     file per port and user (``cityhub-serve-UID-PORT.lock`` in the temporary directory), held by the supervisor for
     its life (and removed when it ends: :func:`release_port`), refuses a second one starting at the same time, before
     either listens. The supervisor's own server processes, and the replacement of one that died, bind without
-    asking."""
+    asking. First of all a trial bind refuses, as ``CannotListen`` naming the address, what no server could listen
+    on: a host that does not resolve or is not this machine's, a port the user may not bind."""
+    import errno
     import fcntl
     import tempfile
 
     taken = f"port {port} on {host} is already in use by another server (a cityhub serve?): stop it or choose --port"
+    try:  # bound, never listening: a listening socket would take connections meant for a server already there
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as trial:
+            trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            trial.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(taken) from None
+        raise CannotListen(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
+    except (OverflowError, UnicodeError) as exc:  # a port beyond 65535, a host name that is not a name
+        raise CannotListen(f"cannot listen on {host} port {port}: {exc}") from None
     probe = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     with socket.socket(socket.AF_INET6 if ":" in probe else socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(1.0)

@@ -7,6 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
+from cityhub.db import make_engine
+
 ORDERS = (
     "id,title,content,created_at\n"
     "A1,路灯不亮,嘉禾街路灯坏了,2024-05-01 10:00:00\n"
@@ -79,6 +83,25 @@ def test_report_and_demo_csv_targets(app_db: str, cli_run: Any, tmp_path: Path) 
 def test_db_upgrade_to_an_unknown_revision_is_one_line(app_db: str, cli_run: Any) -> None:
     code, _, err = cli_run("db", "upgrade", "bogusrev")
     assert (code, _one_line(err)) == (1, "error: db upgrade bogusrev: Can't locate revision identified by 'bogusrev'")
+
+
+def test_db_upgrade_of_a_database_a_newer_release_migrated_says_so(app_db: str, cli_run: Any) -> None:
+    """Alembic only said it could not locate the revision, as if the database were broken."""
+    engine = make_engine(app_db)
+    try:
+        with engine.begin() as conn:
+            head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+        code, _, err = cli_run("db", "upgrade")
+        assert (code, _one_line(err)) == (
+            1,
+            "error: db upgrade: the database is at migration 9999_future, which this version of cityhub does not "
+            "know (a newer release migrated it); install that release or restore a backup",
+        )
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
+        engine.dispose()
 
 
 def test_hot_topics_of_a_file_without_orders_is_one_line(cli_run: Any, tmp_path: Path) -> None:

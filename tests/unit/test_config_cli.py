@@ -412,3 +412,32 @@ def test_serve_and_worker_warn_of_unknown_names_at_start(clean_env, monkeypatch,
         "CITYHUB_DISPATCH_AUTOO (in the environment) is not a cityhub setting and is ignored; "
         "did you mean CITYHUB_DISPATCH_AUTO?"
     ]
+
+
+@pytest.mark.parametrize("command", [["serve"], ["worker", "--once"]])
+@pytest.mark.parametrize(
+    ("env", "value"),
+    [("CITYHUB_LOGIN_MAX_FAILURES", "abc"), ("CITYHUB_FILES_MAX_MB", "abc"), ("CITYHUB_NOTIFY_INTERVAL", "x")],
+)
+def test_serve_and_worker_refuse_to_start_with_an_invalid_setting_of_any_area(
+    clean_env, monkeypatch, capsys, command, env, value
+) -> None:
+    """A package's settings are read at their first use: serve started, and every login (or upload, or delivery)
+    answered 500 with a traceback in the log."""
+    from cityhub import cli, config
+    from cityhub.db import reset_engine
+
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", f"sqlite:///{clean_env / 'empty.db'}")
+    monkeypatch.setenv(env, value)
+    monkeypatch.setattr("sys.argv", ["cityhub", *command])
+    reset_engine()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+    finally:
+        reset_engine()
+        config.get_settings.cache_clear()
+    assert exited.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: invalid settings: {env}: ") and f"(got '{value}' from the environment)" in line
+    assert not (clean_env / "empty.db").exists()  # refused before the database was touched

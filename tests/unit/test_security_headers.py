@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
 
 from cityhub.api.gate import RequestGate
-from cityhub.api.headers import POLICY, SecurityHeaders, with_security_headers
+from cityhub.api.headers import HSTS, POLICY, SecurityHeaders, with_security_headers
 from cityhub.errors import Overloaded
 
 EXPECTED = {
@@ -88,3 +88,20 @@ def test_the_app_puts_them_outside_the_gate():
     from cityhub.main import create_app
 
     assert [m.cls for m in create_app().user_middleware][:2] == [SecurityHeaders, RequestGate]
+
+
+def test_an_answer_over_https_tells_the_browser_to_stay_on_https_and_one_over_http_does_not():
+    """Behind the TLS proxy (X-Forwarded-Proto: https) no answer carried Strict-Transport-Security: a browser's
+    first request of a later visit, typed without https://, went out in clear with the session cookie's site."""
+    over_https = TestClient(_app(), base_url="https://cityhub.example").get("/plain")
+    assert over_https.headers["strict-transport-security"] == HSTS.decode()
+    assert (
+        TestClient(_app(), base_url="https://cityhub.example").get("/nowhere").headers["strict-transport-security"]
+        == HSTS.decode()
+    )
+    assert "strict-transport-security" not in TestClient(_app()).get("/plain").headers
+    own = [(b"Strict-Transport-Security", b"max-age=60")]
+    assert with_security_headers(own, https=True).count((b"Strict-Transport-Security", b"max-age=60")) == 1
+    assert not any(
+        name.lower() == b"strict-transport-security" for name, _ in with_security_headers(own, https=True)[1:]
+    )

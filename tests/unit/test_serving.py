@@ -15,6 +15,7 @@ from cityhub.serving import (
     RESTART_PAUSE_MAX_S,
     RESTART_PAUSE_S,
     SHORT_LIFE_S,
+    CannotListen,
     PortInUse,
     claim_port,
     release_port,
@@ -76,3 +77,19 @@ def test_a_claiming_process_removes_its_lock_file_when_it_exits() -> None:
     code = f"from cityhub.serving import claim_port; claim_port('127.0.0.1', {port}); print('claimed')"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "claimed" and not _lock_path(port).exists()
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("nohost.invalid", "cannot listen on nohost.invalid port"),  # does not resolve
+        ("999.1.1.1", "cannot listen on 999.1.1.1 port"),  # not an address
+        ("192.0.2.1", "cannot listen on 192.0.2.1 port"),  # an address, but not this machine's (TEST-NET-1)
+    ],
+)
+def test_an_address_no_server_could_listen_on_is_refused_in_one_line_before_any_claim(host: str, problem: str) -> None:
+    port = free_port()
+    with pytest.raises(CannotListen, match=problem) as refused:
+        claim_port(host, port)
+    assert not isinstance(refused.value, PortInUse) and "\n" not in str(refused.value)
+    assert not _lock_path(port).exists()

@@ -9,6 +9,11 @@ The policy (:data:`POLICY`): scripts, styles, fonts, images and requests from th
 scripts are files under ``/static/`` (its own and the npm ones copied at set-up), no page has an inline script or
 event handler, so an injected ``<script>`` or ``onerror=`` does not run. Inline *styles* stay allowed: Leaflet and
 htmx position and show elements through style attributes. ``data:`` images are pico's and Leaflet's icons.
+
+An answer to a request that came over HTTPS (uvicorn reads the scheme from ``X-Forwarded-Proto`` of a proxy in
+``FORWARDED_ALLOW_IPS``) also carries ``Strict-Transport-Security`` (:data:`HSTS`, a year): a browser that has seen
+the site once never again sends its session cookie's first request over plain HTTP, where it could be redirected or
+read. Answers over plain HTTP (a localhost demo) do not: there the header would mean nothing.
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ DEFAULTS: tuple[tuple[bytes, bytes], ...] = (
     (b"referrer-policy", b"same-origin"),
 )
 _CSP = b"content-security-policy"
+_HSTS = b"strict-transport-security"
+HSTS = b"max-age=31536000"
 
 
-def with_security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """``headers`` (raw ASGI pairs) with the security headers added."""
+def with_security_headers(headers: list[tuple[bytes, bytes]], *, https: bool = False) -> list[tuple[bytes, bytes]]:
+    """``headers`` (raw ASGI pairs) with the security headers added (``https``: the request came over HTTPS)."""
     names = {name.lower() for name, _ in headers}
     out: list[tuple[bytes, bytes]] = []
     for name, value in headers:
@@ -41,6 +48,8 @@ def with_security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[byte
     if _CSP not in names:
         out.append((_CSP, POLICY))
     out.extend((name, value) for name, value in DEFAULTS if name not in names)
+    if https and _HSTS not in names:
+        out.append((_HSTS, HSTS))
     return out
 
 
@@ -54,10 +63,12 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        https = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": with_security_headers(list(message.get("headers", ())))}
+                headers = with_security_headers(list(message.get("headers", ())), https=https)
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
