@@ -698,6 +698,22 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     assert "离职后住房公积金怎么提取" not in typing.text and "仅咨询类诉求可秒回" in typing.text
 
 
+def test_assistance_lists_no_unrelated_order_among_the_similar_cases(org) -> None:
+    """The street's recent orders are always scored; one that shares nothing with the appeal but a word is not shown
+    as a "most similar" case (with its reply beside it), while a close one still is."""
+    unrelated = _order(title="井盖松动", content="景泰街道小区门口井盖松动，车辆经过哐哐响")
+    close = _order(title="餐馆油烟扰民", content="景泰街道小区楼下餐馆油烟排放严重，噪音扰民")
+    client = login("op")
+    form = intake_form(client, content="小区楼下餐馆油烟排放严重，晚上噪音扰民", address="景泰街道云景路1号")
+    panel = client.post("/intake/assist", data=form)
+    assert panel.status_code == 200
+    similar = re.search(r'data-testid="similar">.*?</section>', panel.text, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert close.number in similar and unrelated.number not in similar
+    alone = client.post("/intake/assist", data={**form, "content": "请问身份证丢了在哪里补办"})
+    similar = re.search(r'data-testid="similar">.*?</section>', alone.text, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert unrelated.number not in similar and close.number not in similar and "相似" in similar
+
+
 def test_assistance_shows_where_the_appeal_will_be_placed(org) -> None:
     client = login("op")
 
