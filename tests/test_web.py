@@ -161,7 +161,8 @@ def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org
 
     assert login("disp").get("/").url.path == "/queue"
     assert login("lead").get("/").url.path == "/dashboard"
-    assert login("hand_a").get("/").url.path == "/orders"
+    handler_home = login("hand_a").get("/")
+    assert handler_home.url.path == "/orders" and handler_home.url.params.get_list("state") == ["open"]
     leader_menu = login("lead").get("/dashboard").text
     assert 'href="/dashboard"' in leader_menu and 'href="/intake"' not in leader_menu
 
@@ -968,6 +969,23 @@ def test_order_list_is_scoped_filtered_and_paginated(org) -> None:
     assert bad.status_code == 200 and "请输入有效日期" in bad.text and "请选择有效的选项" in bad.text
     assert 'value="2026-13-40"' in bad.text  # the typed filter stays in the form
     assert handler_a.get("/orders?created_from=2999-01-01").text.count('href="/orders/') == 0
+
+
+def test_a_handler_lands_on_the_open_orders_of_its_unit(org) -> None:
+    """在办: a handler's workbench lists what is still to do — not the closed orders that, newest first, buried an
+    order dispatched a while ago; the choice stays in the form, and 全部 lists everything again."""
+    waiting, done = _order(title="待办油烟"), _order(title="已办结油烟")
+    disp, hand = login("disp"), login("hand_a")
+    for order in (waiting, done):
+        _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    _act(hand, done.id, "accept")
+    _act(hand, done.id, "reply", text="已处理")
+    _act(login("sup"), done.id, "close", resolved="true", reason="已电话确认")
+    home = hand.get("/")
+    assert home.status_code == 200 and waiting.number in home.text and done.number not in home.text
+    assert re.search(r'<option value="open" selected>在办（未答复）</option>', home.text)
+    every = hand.get("/orders")
+    assert waiting.number in every.text and done.number in every.text
 
 
 def test_order_list_filters_by_where_the_place_came_from(org) -> None:
