@@ -988,6 +988,24 @@ def test_a_handler_lands_on_the_open_orders_of_its_unit(org) -> None:
     assert waiting.number in every.text and done.number in every.text
 
 
+def test_the_handlers_list_marks_what_supervisors_and_leaders_asked_of_its_orders(org) -> None:
+    """督办: an order urged (催办) or assigned by a leader (交办) says so in the unit's list, not only on its page."""
+    urged, assigned, plain = _order(title="催办油烟"), _order(title="交办油烟"), _order(title="普通油烟")
+    disp, hand = login("disp"), login("hand_a")
+    for order in (urged, assigned, plain):
+        _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    _act(login("sup"), urged.id, "urge", reason="市民再次来电")
+    _act(login("lead"), assigned.id, "assign", reason="请街道主要负责人牵头")
+    page = hand.get("/").text
+
+    def row(order: Order) -> str:
+        return re.search(rf"<tr>\s*<td><a href=\"/orders/{order.id}\">.*?</tr>", page, flags=re.S).group(0)  # type: ignore[union-attr]
+
+    assert 'data-testid="urged"' in row(urged) and "催办 1 次" in row(urged)
+    assert 'data-testid="leader-assigned"' in row(assigned) and "领导交办" in row(assigned)
+    assert 'data-testid="urged"' not in row(plain) and 'data-testid="leader-assigned"' not in row(plain)
+
+
 def test_order_list_filters_by_where_the_place_came_from(org) -> None:
     given = _order("W-JX", title="京溪油烟")
     by_text = _order(None, title="路灯", content="京溪街道云景路路灯不亮")

@@ -731,6 +731,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         query=q,
         errors=errors,
         states=list(State),
+        open_states=OPEN_STATES,
         channels=list(Channel),
         place_sources=list(PlaceSource),
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
