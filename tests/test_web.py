@@ -161,7 +161,8 @@ def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org
 
     assert login("disp").get("/").url.path == "/queue"
     assert login("lead").get("/").url.path == "/dashboard"
-    assert login("hand_a").get("/").url.path == "/orders"
+    handler_home = login("hand_a").get("/")
+    assert handler_home.url.path == "/orders" and handler_home.url.params.get_list("state") == ["open"]
     leader_menu = login("lead").get("/dashboard").text
     assert 'href="/dashboard"' in leader_menu and 'href="/intake"' not in leader_menu
 
@@ -698,6 +699,22 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     assert "离职后住房公积金怎么提取" not in typing.text and "仅咨询类诉求可秒回" in typing.text
 
 
+def test_assistance_lists_no_unrelated_order_among_the_similar_cases(org) -> None:
+    """The street's recent orders are always scored; one that shares nothing with the appeal but a word is not shown
+    as a "most similar" case (with its reply beside it), while a close one still is."""
+    unrelated = _order(title="井盖松动", content="景泰街道小区门口井盖松动，车辆经过哐哐响")
+    close = _order(title="餐馆油烟扰民", content="景泰街道小区楼下餐馆油烟排放严重，噪音扰民")
+    client = login("op")
+    form = intake_form(client, content="小区楼下餐馆油烟排放严重，晚上噪音扰民", address="景泰街道云景路1号")
+    panel = client.post("/intake/assist", data=form)
+    assert panel.status_code == 200
+    similar = re.search(r'data-testid="similar">.*?</section>', panel.text, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert close.number in similar and unrelated.number not in similar
+    alone = client.post("/intake/assist", data={**form, "content": "请问身份证丢了在哪里补办"})
+    similar = re.search(r'data-testid="similar">.*?</section>', alone.text, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert unrelated.number not in similar and close.number not in similar and "相似" in similar
+
+
 def test_assistance_shows_where_the_appeal_will_be_placed(org) -> None:
     client = login("op")
 
@@ -952,6 +969,41 @@ def test_order_list_is_scoped_filtered_and_paginated(org) -> None:
     assert bad.status_code == 200 and "请输入有效日期" in bad.text and "请选择有效的选项" in bad.text
     assert 'value="2026-13-40"' in bad.text  # the typed filter stays in the form
     assert handler_a.get("/orders?created_from=2999-01-01").text.count('href="/orders/') == 0
+
+
+def test_a_handler_lands_on_the_open_orders_of_its_unit(org) -> None:
+    """在办: a handler's workbench lists what is still to do — not the closed orders that, newest first, buried an
+    order dispatched a while ago; the choice stays in the form, and 全部 lists everything again."""
+    waiting, done = _order(title="待办油烟"), _order(title="已办结油烟")
+    disp, hand = login("disp"), login("hand_a")
+    for order in (waiting, done):
+        _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    _act(hand, done.id, "accept")
+    _act(hand, done.id, "reply", text="已处理")
+    _act(login("sup"), done.id, "close", resolved="true", reason="已电话确认")
+    home = hand.get("/")
+    assert home.status_code == 200 and waiting.number in home.text and done.number not in home.text
+    assert re.search(r'<option value="open" selected>在办（未答复）</option>', home.text)
+    every = hand.get("/orders")
+    assert waiting.number in every.text and done.number in every.text
+
+
+def test_the_handlers_list_marks_what_supervisors_and_leaders_asked_of_its_orders(org) -> None:
+    """督办: an order urged (催办) or assigned by a leader (交办) says so in the unit's list, not only on its page."""
+    urged, assigned, plain = _order(title="催办油烟"), _order(title="交办油烟"), _order(title="普通油烟")
+    disp, hand = login("disp"), login("hand_a")
+    for order in (urged, assigned, plain):
+        _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    _act(login("sup"), urged.id, "urge", reason="市民再次来电")
+    _act(login("lead"), assigned.id, "assign", reason="请街道主要负责人牵头")
+    page = hand.get("/").text
+
+    def row(order: Order) -> str:
+        return re.search(rf"<tr>\s*<td><a href=\"/orders/{order.id}\">.*?</tr>", page, flags=re.S).group(0)  # type: ignore[union-attr]
+
+    assert 'data-testid="urged"' in row(urged) and "催办 1 次" in row(urged)
+    assert 'data-testid="leader-assigned"' in row(assigned) and "领导交办" in row(assigned)
+    assert 'data-testid="urged"' not in row(plain) and 'data-testid="leader-assigned"' not in row(plain)
 
 
 def test_order_list_filters_by_where_the_place_came_from(org) -> None:

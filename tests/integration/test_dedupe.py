@@ -172,7 +172,9 @@ def _close(db_session, order, *, unit, reply, satisfied, at):
     db_session.commit()
 
 
-def test_similar_cases_are_ordered_by_score_and_say_how_they_were_handled(db_session, places):
+def test_similar_cases_are_ordered_by_score_and_say_how_they_were_handled(db_session, places, monkeypatch):
+    monkeypatch.setenv("CITYHUB_DEDUPE_SIMILAR_MIN_SCORE", "0")  # every case scored is listed, however unrelated
+    dedupe.get_dedupe_settings.cache_clear()
     texts = [
         "岗贝路旁边的路灯坏了一个月，晚上漆黑一片，行人容易摔倒，请尽快维修路灯。",
         "岗贝路12号门口垃圾堆积好几天没人清理，味道很大，附近居民意见很大，希望尽快清运。",
@@ -200,6 +202,11 @@ def test_similar_cases_are_ordered_by_score_and_say_how_they_were_handled(db_ses
     assert handled.number == past[2].number and handled.state == State.CLOSED_RESOLVED
     assert handled.lead_unit == "区城管局" and handled.satisfied is True and handled.closed_at is not None
     assert handled.reply_excerpt.startswith("已安排环卫工人清运") and len(handled.reply_excerpt) <= 121
+    # By default a case sharing no more than the road's name with the appeal is not listed as a similar one.
+    monkeypatch.delenv("CITYHUB_DEDUPE_SIMILAR_MIN_SCORE")
+    dedupe.get_dedupe_settings.cache_clear()
+    found = dedupe.check(db_session, order=new.order)
+    assert [c.order.id for c in found.similar] == [c.order.id for c in new.similar[:-1]]
 
 
 def test_check_before_creating_an_order(db_session, places):

@@ -81,6 +81,14 @@ class DedupeSettings(BaseSettings):
     )
     radius_m: float = Field(200.0, gt=0, description="Places whose coordinates lie within this many metres agree.")
     similar_count: int = Field(5, ge=0, le=50, description="Similar past cases listed at intake.")
+    # The most recent orders of the street are always scored (prefilter_limit): without a floor, orders sharing a
+    # word or two of the text (score 0.00–0.02) were listed as the "most similar" cases, their replies beside them.
+    similar_min_score: float = Field(
+        0.03,
+        ge=0,
+        le=1,
+        description="Text score a past order needs to be listed among the similar cases (0: any, however unrelated).",
+    )
     # A complaint re-posted by hundreds (a burst about one outage) would otherwise have every intake read and list all
     # the earlier copies.
     duplicate_count: int = Field(10, ge=1, le=200, description="Duplicates listed at most, best first.")
@@ -369,7 +377,7 @@ def check(
     best_duplicates = set([s.order_id for s in scored if s.duplicate][: cfg.duplicate_count])
     wanted = set(best_duplicates)
     if similar:
-        wanted |= {s.order_id for s in scored[: 3 * cfg.similar_count + 5]}
+        wanted |= {s.order_id for s in scored[: 3 * cfg.similar_count + 5] if s.score >= cfg.similar_min_score}
     if not wanted:
         return DedupeResult()
     # The lead unit is shown only with similar cases (how they were handled): not read for duplicates alone.
@@ -389,7 +397,7 @@ def check(
             best = duplicates.get(shown.id)
             if best is None or score > best.score:
                 duplicates[shown.id] = Duplicate(shown, score, match)
-        if similar and shown.created_at <= probe.created_at:
+        if similar and shown.created_at <= probe.created_at and s.score >= cfg.similar_min_score:
             prior = cases_by_id.get(shown.id)
             if prior is None or score > prior.score:
                 cases_by_id[shown.id] = SimilarCase(shown, score, HowHandled.of(shown))

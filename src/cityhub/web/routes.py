@@ -73,6 +73,8 @@ from cityhub.workorders.views import actions_of, trail_of
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
+# The order list's state choice standing for every open state (``lifecycle.OPEN_STATES``).
+OPEN_CHOICE = "open"
 INTAKE_FIELDS = (
     "channel",
     "appeal_type",
@@ -669,6 +671,9 @@ def order_list(request: Request, db: DbSession) -> Response:
     criteria: dict[str, Any] = {}
     for name, choices in (("state", State), ("channel", Channel), ("place_source", PlaceSource)):
         picked = [v for v in q.getlist(name) if v]
+        if name == "state" and OPEN_CHOICE in picked:
+            # 在办: every state before the reply — a handler's work to do (their workbench), the dashboard's open.
+            picked = [v for v in picked if v != OPEN_CHOICE] + sorted(OPEN_STATES)
         if any(v not in choices.__members__.values() for v in picked):
             errors[name] = t("err.choice")
             picked = [v for v in picked if v in choices.__members__.values()]
@@ -726,6 +731,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         query=q,
         errors=errors,
         states=list(State),
+        open_states=OPEN_STATES,
         channels=list(Channel),
         place_sources=list(PlaceSource),
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.

@@ -222,6 +222,8 @@ def home_of(principal: Principal) -> str:
         Role.INSPECTOR: "/intake",  # 巡查上报 first: what they found on patrol
         Role.DISPATCHER: "/queue",
         Role.LEADER: "/dashboard",
+        # 在办: what the handler's unit has to do, rather than years of closed orders newest first.
+        Role.HANDLER: "/orders?state=open",
     }.get(principal.role, "/orders")
 
 
