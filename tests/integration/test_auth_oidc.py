@@ -19,7 +19,9 @@ from fastapi.responses import RedirectResponse
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from sqlalchemy import select
 
+from cityhub.auditlog import LogEntry
 from cityhub.db import reset_engine, session_scope
 from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
@@ -160,6 +162,42 @@ def test_sign_on_matches_an_existing_account_and_opens_a_session(client, provide
     me = client.get("/api/v1/auth/me").json()
     assert me["username"] == "handler1" and me["role"] == "handler" and me["auth_method"] == "session"
     assert client.cookies.get("cityhub_csrf")
+
+
+def test_an_account_is_bound_to_the_identity_that_first_signed_on_as_it(client, provider):
+    from typer.testing import CliRunner
+
+    from cityhub.auth.cli import app as users_cli
+
+    first = _sign_in(client, provider, {"sub": "u-1", "preferred_username": "handler1"})
+    assert first.status_code == 303, first.text
+    with session_scope() as s:
+        bound = s.scalar(select(User.sso_identity).where(User.username == "handler1"))
+    assert bound == f"{provider.issuer} u-1"
+    client.cookies.clear()
+    # Another person of the provider renamed to handler1 is not handler1.
+    taken = _sign_in(client, provider, {"sub": "u-evil", "preferred_username": "handler1"})
+    assert taken.status_code == 403 and "bound to another sign-on identity" in taken.json()["message"]
+    assert client.get("/api/v1/auth/me").status_code == 401
+    # The bound person keeps the account whatever username the provider now sends.
+    renamed = _sign_in(client, provider, {"sub": "u-1", "preferred_username": "li.chengban"})
+    assert renamed.status_code == 303 and client.get("/api/v1/auth/me").json()["username"] == "handler1"
+    client.cookies.clear()
+    # An administrator releases the account (the person's provider account was replaced); the next sign-on binds it.
+    released = CliRunner().invoke(users_cli, ["unlink-sso", "handler1"])
+    assert released.exit_code == 0, released.output
+    again = CliRunner().invoke(users_cli, ["unlink-sso", "handler1"])
+    assert again.exit_code == 1 and "not bound to a sign-on identity" in again.output
+    assert _sign_in(client, provider, {"sub": "u-1b", "preferred_username": "handler1"}).status_code == 303
+    with session_scope() as s:
+        assert s.scalar(select(User.sso_identity).where(User.username == "handler1")) == f"{provider.issuer} u-1b"
+        actions = list(s.scalars(select(LogEntry.action).where(LogEntry.target == "handler1").order_by(LogEntry.id)))
+    assert actions == ["sso_bind", "sso_unbind", "sso_bind"]
+
+
+def test_an_identity_without_a_subject_is_refused(client, provider):
+    refused = _sign_in(client, provider, {"preferred_username": "handler1"})
+    assert refused.status_code == 401 and "'sub'" in refused.json()["message"]
 
 
 def test_unknown_identity_is_refused_without_signup(client, provider):

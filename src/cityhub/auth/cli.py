@@ -165,3 +165,18 @@ def unlock(username: Annotated[str, typer.Argument(help="Login name.")]) -> None
     except CityhubError as exc:
         raise _fail(exc.message) from None
     typer.echo(f"{username} unlocked")
+
+
+@app.command("unlink-sso")
+def unlink_sso(username: Annotated[str, typer.Argument(help="Login name.")]) -> None:
+    """Release an account from the single sign-on identity it was bound to at its first sign-on (the person's account
+    at the identity provider was replaced); the next sign-on with the account's username binds it again."""
+    from cityhub.auth import service
+    from cityhub.db import session_scope
+
+    try:
+        with session_scope() as session:
+            service.unbind_sso(session, username=username, actor=cli_actor())
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(f"{username} released from its sign-on identity")

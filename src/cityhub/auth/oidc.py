@@ -4,8 +4,10 @@ The provider is configured by ``CITYHUB_OIDC_ISSUER`` (discovery at ``<issuer>/.
 ``CITYHUB_OIDC_CLIENT_ID`` / ``_CLIENT_SECRET`` and optionally ``_REDIRECT_URI``. The authorization-code flow uses
 PKCE and a nonce; its short-lived state (state, nonce, code verifier) travels in a cookie signed with
 ``settings.secret_key`` (itsdangerous), so the app needs no session middleware and any process can finish a flow
-another one started. A signed-in identity is matched by a claim (``preferred_username`` by default) to an existing
-account; only citizens can be created on first sign-on, and only when ``CITYHUB_OIDC_ALLOW_CITIZEN_SIGNUP`` is on.
+another one started. An account is bound to the provider's issuer and the person's subject
+(``users.sso_identity``) at its first sign-on, where it is found by a claim (``preferred_username`` by default);
+later sign-ons find it by that binding alone, so a person renamed at the provider cannot take another's account.
+Only citizens can be created on first sign-on, and only when ``CITYHUB_OIDC_ALLOW_CITIZEN_SIGNUP`` is on.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import warnings
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cityhub import auditlog
 from cityhub.auth.errors import AccountLocked, Unauthenticated
 from cityhub.auth.service import is_locked
 from cityhub.auth.settings import AuthSettings, get_auth_settings
@@ -32,11 +36,26 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
     from authlib.integrations.starlette_client import OAuth, OAuthError
 
+from joserfc.errors import JoseError
+
+# What a failed exchange with the provider raises: its error answer, an ID token that does not verify or lacks a
+# required claim (Authlib checks it with joserfc), the network.
+SIGN_ON_ERRORS = (OAuthError, JoseError, OSError)
+
 CLIENT_NAME = "cityhub"
 STATE_COOKIE = "cityhub_oidc"
 STATE_MAX_AGE = 600
 
-__all__ = ["STATE_COOKIE", "STATE_MAX_AGE", "OAuthError", "client", "dump_state", "load_state", "match_user"]
+__all__ = [
+    "SIGN_ON_ERRORS",
+    "STATE_COOKIE",
+    "STATE_MAX_AGE",
+    "OAuthError",
+    "client",
+    "dump_state",
+    "load_state",
+    "match_user",
+]
 
 _registry: tuple[tuple[str, ...], Any] | None = None
 
@@ -81,13 +100,32 @@ def load_state(value: str | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def identity_of(claims: dict[str, Any], settings: AuthSettings) -> str:
+    """The stable identity of a signed-in person: the provider's issuer and the subject it gives them (``<iss>
+    <sub>``), which the provider never reassigns — unlike a username the person may be able to change."""
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > 255:
+        raise Unauthenticated("the identity provider sent no usable 'sub' claim")
+    issuer = claims.get("iss") if isinstance(claims.get("iss"), str) else settings.oidc_issuer
+    return f"{(issuer or '').rstrip('/')} {subject}"[:400]
+
+
 def match_user(session: Session, *, claims: dict[str, Any], settings: AuthSettings | None = None) -> User:
-    """The account for a signed-in identity; a citizen account is created only if the settings allow it."""
+    """The account for a signed-in identity: the one bound to it (:func:`identity_of`), else the account named by the
+    username claim, bound to it now unless it is bound to another identity already; a citizen account is created only
+    if the settings allow it."""
     s = settings or get_auth_settings()
+    identity = identity_of(claims, s)
+    user = session.scalar(select(User).where(User.sso_identity == identity))
+    if user is not None:
+        return _usable(user)
     username = claims.get(s.oidc_username_claim)
     if not isinstance(username, str) or not USERNAME_PATTERN.match(username):
         raise Unauthenticated(f"the identity provider sent no usable '{s.oidc_username_claim}' claim")
     user = org.get_user_by_username(session, username=username)
+    if user is not None and user.sso_identity is not None:
+        # Another person of the provider now goes by this username (a rename): not this account's owner.
+        raise PermissionDenied(f"account '{username}' is bound to another sign-on identity; ask an administrator")
     if user is None:
         if not s.oidc_allow_citizen_signup:
             raise PermissionDenied(f"no cityhub account for '{username}'; ask an administrator")
@@ -103,8 +141,16 @@ def match_user(session: Session, *, claims: dict[str, Any], settings: AuthSettin
                 email=str(claims["email"])[:120] if claims.get("email") else None,
             ),
         )
+    _usable(user)
+    user.sso_identity = identity
+    auditlog.record(session, actor=None, area="user", target=user.username, action="sso_bind", after={"sso": identity})
+    session.flush()
+    return user
+
+
+def _usable(user: User) -> User:
     if not user.active:
-        raise PermissionDenied(f"account '{username}' is disabled")
+        raise PermissionDenied(f"account '{user.username}' is disabled")
     if is_locked(user):
         raise AccountLocked("account locked; try again later")
     return user

@@ -218,6 +218,21 @@ def unlock_user(session: Session, *, username: str, actor: Any = None) -> User:
     return user
 
 
+def unbind_sso(session: Session, *, username: str, actor: Any = None) -> User:
+    """Release an account from the single sign-on identity it is bound to (the person's provider account was
+    replaced): its next sign-on binds it again, found by the username claim."""
+    user = require_user(session, username=username)
+    if user.sso_identity is None:
+        raise ValidationFailed(
+            f"account '{username}' is not bound to a sign-on identity", details={"field": "username"}
+        )
+    before = user.sso_identity
+    user.sso_identity = None
+    session.flush()
+    _log(session, user, "sso_unbind", actor, {"sso": before}, sso=None)
+    return user
+
+
 def is_locked(user: User, now: datetime | None = None) -> bool:
     """Whether an administrator's lock holds (``user``: a User or a row with ``locked_until``)."""
     return user.locked_until is not None and user.locked_until > (now or utcnow())

@@ -198,7 +198,7 @@ async def oidc_callback(request: Request, db: DbSession) -> Response:
         claims = dict(token.get("userinfo") or {})
         if not claims:
             claims = dict(await provider.userinfo(token=token))
-    except (oidc.OAuthError, OSError) as exc:
+    except oidc.SIGN_ON_ERRORS as exc:
         raise Unauthenticated(f"single sign-on failed: {exc}") from None
     user = oidc.match_user(db, claims=claims)
     result = auth.open_session(

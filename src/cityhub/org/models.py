@@ -83,6 +83,10 @@ class User(Base):
     # An administrator's lock (cityhub users lock): no login, session or API token while it lasts. A lockout after
     # failed password logins is another thing, kept per login name in auth.models.LoginLockout.
     locked_until: Mapped[datetime | None] = mapped_column()
+    # The single sign-on identity this account is bound to: the provider's issuer and the person's subject
+    # ("<iss> <sub>", auth.oidc.identity_of), set at its first sign-on; from then on only that identity signs on as
+    # the account, whatever username the provider sends. None: not bound yet (cityhub users unlink-sso clears it).
+    sso_identity: Mapped[str | None] = mapped_column(String(400), index=True, unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     unit: Mapped[Unit | None] = relationship()
