@@ -1359,6 +1359,30 @@ def test_supervisors_list_the_extension_requests_waiting_for_their_decision(org)
     assert listed(sup) == set()
 
 
+def test_supervisors_list_the_orders_not_accepted_in_time(org) -> None:
+    """签收超时: the orders the sweep found not accepted within the time allowed — the list's filter, the API's
+    ``accept_overdue`` — late or still waiting; the others stay out."""
+    from cityhub.workorders.scheduled import sla_sweep
+
+    late, prompt = _order(title="签收超时油烟"), _order(title="按时签收油烟")
+    disp, sup, hand = login("disp"), login("sup"), login("hand_a")
+    for order in (late, prompt):
+        _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    _act(hand, prompt.id, "accept")
+    with session_scope() as s:
+        sla_sweep(s, now=utcnow() + timedelta(days=5))  # the accept limit long past for the one not accepted
+
+    page = sup.get("/orders?accept_overdue=1")
+    assert page.status_code == 200 and late.number in page.text and prompt.number not in page.text
+    assert re.search(r'name="accept_overdue" value="1" checked', page.text)  # the filter stays set
+    api = sup.get("/api/v1/orders", params={"accept_overdue": "true"}).json()
+    assert [item["number"] for item in api["items"]] == [late.number]
+    others = sup.get("/api/v1/orders", params={"accept_overdue": "false"}).json()
+    assert prompt.number in {item["number"] for item in others["items"]}
+    assert _act(hand, late.id, "accept").status_code == 303  # accepted late: still counted as not in time
+    assert late.number in sup.get("/orders?accept_overdue=1").text
+
+
 # ---------------------------------------------------------------------------------------- queue, dashboard
 
 

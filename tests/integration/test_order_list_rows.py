@@ -60,6 +60,8 @@ def test_list_items_equal_single_reads_for_every_caller(client):
         ({"unit_id": 1}, "ix_orders_lead_created"),
         ({"community_id": 1}, "ix_orders_community_created"),
         ({"state": ["received"]}, "ix_orders_state_created"),
+        ({"extension_pending": True}, "ix_orders_extension_pending"),
+        ({"accept_overdue": True}, "ix_orders_accept_overdue"),
     ],
 )
 def test_each_list_filter_reads_its_index(db_session, db_backend, filters, index):

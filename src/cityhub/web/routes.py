@@ -693,6 +693,8 @@ def order_list(request: Request, db: DbSession) -> Response:
     criteria["overdue"] = True if q.get("overdue") else None
     # 待审批延期: the supervisors' extension requests to decide (a citizen's appeals have none of theirs to decide).
     criteria["extension_pending"] = True if q.get("extension_pending") and not citizen else None
+    # 签收超时: orders a unit did not accept in the time allowed (late acceptance included), for supervisors.
+    criteria["accept_overdue"] = True if q.get("accept_overdue") and not citizen else None
     text = q.get("q", "").replace("\x00", "").strip()
     if len(text) > 100:
         errors["q"] = t("err.too_long", n=100)
@@ -753,6 +755,7 @@ _MORE_FILTERS = (
     "created_to",
     "overdue",
     "extension_pending",
+    "accept_overdue",
 )
 
 

@@ -36,6 +36,9 @@ UNPLACED_SQL = "place_source IS NULL AND street_id IS NULL AND community_id IS N
 # Orders whose extension request waits for a supervisor (the order list's filter; SQLite stores booleans as 0/1).
 EXTENSION_PENDING_SQLITE = "extension_pending = 1"
 EXTENSION_PENDING_PG = "extension_pending"
+# The orders not accepted within the time allowed (签收超时), as the list's filter reads them (migration 0030).
+ACCEPT_OVERDUE_SQLITE = "accept_overdue = 1"
+ACCEPT_OVERDUE_PG = "accept_overdue"
 
 
 class Channel(enum.StrEnum):
@@ -139,6 +142,13 @@ class Order(Base):
             "created_at",
             sqlite_where=text(EXTENSION_PENDING_SQLITE),
             postgresql_where=text(EXTENSION_PENDING_PG),
+        ),
+        # The orders not accepted in time, newest first: the list's filter 签收超时 (migration 0030).
+        Index(
+            "ix_orders_accept_overdue",
+            "created_at",
+            sqlite_where=text(ACCEPT_OVERDUE_SQLITE),
+            postgresql_where=text(ACCEPT_OVERDUE_PG),
         ),
         # The placing job's backlog (migration 0015); orders leave it as they are placed or found not placeable.
         Index("ix_orders_unplaced", "id", sqlite_where=text(UNPLACED_SQL), postgresql_where=text(UNPLACED_SQL)),

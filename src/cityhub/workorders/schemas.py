@@ -389,6 +389,9 @@ class OrderFilter(BaseModel):
     extension_pending: bool | None = Field(
         None, description="only orders whose extension request waits for a decision (true), or only others (false)"
     )
+    accept_overdue: bool | None = Field(
+        None, description="only orders not accepted within the time allowed, 签收超时 (true), or only others (false)"
+    )
     sla_status: SlaStatus | None = None
     q: str | None = Field(None, max_length=100, description=Q_DESCRIPTION)
     # Whether ``q`` also finds the citizen's phone number (its digits) or name, exactly: for callers who see them

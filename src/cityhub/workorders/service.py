@@ -743,6 +743,9 @@ def _search_conditions(
         conditions.append(Order.sla_status == SlaStatus.OVERDUE)
     elif f.overdue is False:
         conditions.append(Order.sla_status != SlaStatus.OVERDUE)
+    if f.accept_overdue is not None:
+        # The bare column, as the partial index ix_orders_accept_overdue's predicate is written.
+        conditions.append(Order.accept_overdue if f.accept_overdue else ~Order.accept_overdue)
     if f.extension_pending is not None:
         # The bare column, as the partial index ix_orders_extension_pending's predicate is written.
         conditions.append(Order.extension_pending if f.extension_pending else ~Order.extension_pending)

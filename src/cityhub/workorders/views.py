@@ -130,6 +130,9 @@ def list_orders(
     extension_pending: Annotated[
         bool | None, Query(description="only orders whose extension request waits for a decision (true)")
     ] = None,
+    accept_overdue: Annotated[
+        bool | None, Query(description="only orders not accepted within the time allowed, 签收超时 (true)")
+    ] = None,
     sla_status: SlaStatus | None = None,
     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description=Q_DESCRIPTION)] = None,
     place_source: Annotated[list[PlaceSource] | None, Query(description="where the place came from")] = None,
@@ -149,6 +152,7 @@ def list_orders(
         created_to=created_to,
         overdue=overdue,
         extension_pending=extension_pending,
+        accept_overdue=accept_overdue,
         sla_status=sla_status,
         q=q,
         q_citizen=principal.role in permissions.UNMASKED_ROLES,
