@@ -88,6 +88,27 @@ def test_apikey_list_and_revoke(app_db: str) -> None:
     assert unknown_scope.exit_code == 1
 
 
+def test_a_key_prefix_beginning_several_keys_revokes_none(app_db: str) -> None:
+    from sqlalchemy import update
+
+    from cityhub.sharing.models import ApiKey
+
+    runner = CliRunner()
+    mine, theirs = _key("sharing:read", name="dashboard"), _key("sharing:read", name="other-bureau")
+    with session_scope() as s:  # two keys whose first eight characters agree (4 random ones: it happens)
+        s.execute(update(ApiKey).where(ApiKey.prefix == theirs[:12]).values(prefix=mine[:8] + "zzzz"))
+    refused = runner.invoke(apikey_cli, ["revoke", mine[:8]])
+    assert refused.exit_code == 1 and "2 active keys begin with" in refused.output and "other-bureau" in refused.output
+    with session_scope() as s:
+        for key in (mine, theirs):
+            sharing.authenticate(s, raw_key=key)  # both still work
+    assert runner.invoke(apikey_cli, ["revoke", mine[:12]]).exit_code == 0
+    with session_scope() as s:
+        assert sharing.authenticate(s, raw_key=theirs).client_name == "other-bureau"
+        with pytest.raises(sharing.PermissionDenied):
+            sharing.authenticate(s, raw_key=mine)
+
+
 def test_another_key_for_a_client_never_changes_its_scopes(app_db: str) -> None:
     runner = CliRunner()
     first = runner.invoke(apikey_cli, ["create", "--client", "hotline-app", "--scopes", "open311:write,sharing:read"])

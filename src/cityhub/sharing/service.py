@@ -213,6 +213,13 @@ def revoke(session: Session, *, prefix: str | None = None, client_name: str | No
     keys = list(session.scalars(query))
     if not keys:
         raise NotFound("no active key matches")
+    if prefix and len(keys) > 1:
+        # A short prefix may begin several keys, of other clients too: revoke one key only when it is the one meant.
+        shown = ", ".join(f"{k.prefix}… ({k.client.name})" for k in keys[:5])
+        raise ValidationFailed(
+            f"{len(keys)} active keys begin with {prefix[:DISPLAY_PREFIX_LEN]!r}: {shown}; give more of the key",
+            details={"field": "prefix"},
+        )
     now = utcnow()
     for key in keys:
         key.revoked_at = now
