@@ -92,6 +92,22 @@ def test_login_sets_a_server_side_httponly_session_and_logout_ends_it(client):
     _error(client.get("/api/v1/auth/me"), 401, "unauthenticated")
 
 
+def test_logging_in_again_on_a_browser_ends_the_session_it_held(client):
+    assert _login(client).status_code == 200
+    first = client.cookies["cityhub_session"]
+    assert _login(client).status_code == 200  # the same browser, its cookie sent along
+    second = client.cookies["cityhub_session"]
+    assert second != first
+    with session_scope() as s:
+        assert s.scalars(select(AuthSession.token_hash)).all() == [auth.digest(second)]
+    with TestClient(create_app(), raise_server_exceptions=False) as other:
+        # The replaced cookie, kept by someone: no longer a session.
+        _error(other.get("/api/v1/auth/me", headers={"Cookie": f"cityhub_session={first}"}), 401, "unauthenticated")
+        assert _login(other).status_code == 200  # another browser: its own session, the first one's untouched
+    with session_scope() as s:
+        assert len(s.scalars(select(AuthSession)).all()) == 2
+
+
 def test_cookie_is_secure_unless_configured_otherwise(env, monkeypatch):
     monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "true")
     reset_engine()

@@ -301,8 +301,9 @@ def login(
     client_ip: str,
     user_agent: str | None = None,
     now: datetime | None = None,
+    replacing: str | None = None,
 ) -> LoginResult:
-    """Check a password login and open a session.
+    """Check a password login and open a session (``replacing``: see :func:`open_session`).
 
     A login name that exists and one that does not answer alike: the same password-hash work, the same failure
     counting, the same lockout after ``login_max_failures`` failures in a row (423 for ``lockout_minutes``). That
@@ -350,7 +351,9 @@ def login(
         user.password_hash = passwords.hash_password(password)
     clear_password_lockout(session, username=name)
     session.add(LoginAttempt(username=name, client_ip=client_ip[:64], at=now, success=True))
-    return open_session(session, user=user, method="password", client_ip=client_ip, user_agent=user_agent, now=now)
+    return open_session(
+        session, user=user, method="password", client_ip=client_ip, user_agent=user_agent, now=now, replacing=replacing
+    )
 
 
 def _count_failure(session: Session, *, name: str, now: datetime) -> datetime | None:
@@ -383,8 +386,13 @@ def open_session(
     client_ip: str | None = None,
     user_agent: str | None = None,
     now: datetime | None = None,
+    replacing: str | None = None,
 ) -> LoginResult:
-    """Start a browser session for ``user`` (after a password or OIDC login)."""
+    """Start a browser session for ``user`` (after a password or OIDC login). ``replacing``: the session token the
+    browser held, whose session ends — its cookie is replaced, and a session nobody holds should not stay valid on
+    the server until it expires (another account logging in on the same browser)."""
+    if replacing:
+        session.execute(delete(AuthSession).where(AuthSession.token_hash == digest(replacing)))
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)

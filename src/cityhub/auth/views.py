@@ -100,6 +100,7 @@ def login(body: LoginRequest, request: Request, response: Response, db: DbSessio
         password=body.password,
         client_ip=_client_ip(request),
         user_agent=request.headers.get("user-agent"),
+        replacing=request.cookies.get(get_auth_settings().session_cookie_name),
     )
     _set_session_cookies(response, result)
     return LoginResponse(
@@ -202,7 +203,12 @@ async def oidc_callback(request: Request, db: DbSession) -> Response:
         raise Unauthenticated(f"single sign-on failed: {exc}") from None
     user = oidc.match_user(db, claims=claims)
     result = auth.open_session(
-        db, user=user, method="oidc", client_ip=_client_ip(request), user_agent=request.headers.get("user-agent")
+        db,
+        user=user,
+        method="oidc",
+        client_ip=_client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        replacing=request.cookies.get(get_auth_settings().session_cookie_name),
     )
     response = RedirectResponse(get_auth_settings().oidc_after_login, status_code=status.HTTP_303_SEE_OTHER)
     _set_session_cookies(response, result)

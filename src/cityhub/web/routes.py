@@ -35,6 +35,7 @@ from cityhub.auth.scope import (
     sees_personal_data,
     shown_text,
 )
+from cityhub.auth.settings import get_auth_settings
 from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_cookies
 from cityhub.config import get_settings
 from cityhub.db import utcnow
@@ -257,6 +258,7 @@ def login(request: Request, db: DbSession, form: FormBody) -> Response:
             password=form.get("password"),
             client_ip=_client_ip(request),
             user_agent=request.headers.get("user-agent"),
+            replacing=request.cookies.get(get_auth_settings().session_cookie_name),
         )
         db.flush()
     except CityhubError as exc:
