@@ -176,6 +176,10 @@ def test_extension_moves_the_deadline(db_session, units):
     _act(db_session, order, "approve_extension", MONDAY + timedelta(hours=3))
     assert not order.extension_pending and order.extension_count == 1
     assert order.due_at == due_before + timedelta(days=7)  # 5 working days = one calendar week here
+    approval = db_session.scalars(
+        select(OrderEvent).where(OrderEvent.order_id == order.id, OrderEvent.action == "approve_extension")
+    ).one()
+    assert approval.payload["days"] == 5  # what the approval gave, in its own entry
 
 
 def test_unsatisfied_callback_reopens(db_session, units):

@@ -632,7 +632,9 @@ def _set_deadlines(order: Order, deadlines: sla.Deadlines) -> None:
 
 def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) -> dict[str, Any]:
     """Move the order's clock as the action's SLA effect says. Returns, for an urgency raise that brought deadlines
-    forward, what moved as ``{"from": {...}, "to": {...}}`` (as a recompute's event records it), else nothing."""
+    forward, what moved as ``{"from": {...}, "to": {...}}`` (as a recompute's event records it); for an approved
+    extension the working days granted (``{"days": n}``, the request's, so the approval's entry says what it gave);
+    else nothing."""
     effect = outcome.sla
     if effect is None or effect == SlaEffect.ACCEPTED:
         return {}
@@ -664,6 +666,8 @@ def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) 
             _set_deadlines(order, sla.extend(cal, _deadlines(order), days, warning_share=share))
             _refresh_status(order, now)
         order.extension_days_requested = None
+        if days:
+            return {"days": int(days) if days.is_integer() else days}
     elif effect == SlaEffect.TIGHTEN and order.state in HANDLING_STATES:
         # Only a running (or paused) clock tightens: an order not yet dispatched starts its clock with the raised
         # urgency's terms anyway, and a replied one's unit is done.
