@@ -1359,6 +1359,25 @@ def test_supervisors_list_the_extension_requests_waiting_for_their_decision(org)
     assert listed(sup) == set()
 
 
+def test_the_rule_form_offers_communities_under_their_streets() -> None:
+    """小事不出村: a rule may name a community as its place (the API took one; the form offered districts and streets
+    only), listed under its street."""
+    from cityhub.org.models import UnitTier
+    from cityhub.org.service import UnitRef
+    from cityhub.web.rules_pages import _place_choices
+
+    district, street, community = UnitTier.DISTRICT, UnitTier.STREET, UnitTier.COMMUNITY
+    units = [
+        UnitRef(1, "440111", "白云区", district, None, True),
+        UnitRef(2, "440111002", "松洲街道", street, 1, True),
+        UnitRef(3, "440111001", "景泰街道", street, 1, True),
+        UnitRef(4, "440111001003", "广园社区", community, 3, True),
+        UnitRef(5, "440111002001", "松洲社区", community, 2, True),
+        UnitRef(6, "D-CG", "城管局", UnitTier.DEPARTMENT, 1, True),
+    ]
+    assert [u.name for u in _place_choices(units)] == ["白云区", "景泰街道", "广园社区", "松洲街道", "松洲社区"]
+
+
 def test_supervisors_list_the_orders_not_accepted_in_time(org) -> None:
     """签收超时: the orders the sweep found not accepted within the time allowed — the list's filter, the API's
     ``accept_overdue`` — late or still waiting; the others stay out."""

@@ -76,6 +76,20 @@ def _payload(form: Any) -> dict[str, Any]:
     }
 
 
+def _place_choices(units: Any) -> list[Any]:
+    """The places a rule may name, as the API takes them: districts, then each street followed by its communities
+    (a community's own rule — 小事不出村 — was only possible through the API)."""
+    ordered = sorted(units, key=lambda u: u.code)
+    communities: dict[int, list[Any]] = {}
+    for u in ordered:
+        if u.tier == "community" and u.parent_id is not None:
+            communities.setdefault(u.parent_id, []).append(u)
+    places = [u for u in ordered if u.tier == "district"]
+    for street in (u for u in ordered if u.tier == "street"):
+        places += [street, *communities.get(street.id, [])]
+    return places
+
+
 def _page(
     request: Request,
     db: Session,
@@ -91,7 +105,7 @@ def _page(
     directory = unit_directory(db)
     categories = support.active_categories(db)
     choice = support.period_choice(request) if rule is None else None  # the list page shows how dispatch did
-    places = [u for u in sorted(directory.values(), key=lambda u: u.code) if u.tier in ("district", "street")]
+    places = _place_choices(directory.values())
     return render(
         request,
         "rules.html",
