@@ -8,11 +8,13 @@ import io
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
-from test_kpi import EXPECTED, history  # noqa: F401  (the fixture)
+from test_kpi import EXPECTED, H, T, history  # noqa: F401  (the fixture)
 
 from cityhub.auth.service import create_token
 from cityhub.main import create_app
 from cityhub.org.models import Role, User
+from cityhub.workorders import service
+from cityhub.workorders.schemas import OrderCreate
 
 
 @pytest.fixture
@@ -90,3 +92,26 @@ def test_a_drilldown_lists_orders_only_to_whoever_sees_them(people, history):  #
     assert refused.status_code == 404 and str(history["d"]) in refused.json()["message"]
     own = client.get(url, params=street, headers=headers["street_supervisor"])
     assert own.status_code == 200 and own.json()["denominator"] == []
+
+
+def test_the_report_shows_leaders_the_appeals_of_its_hot_topics_masked(people, db_session):
+    """The report's hot topics are titled by someone's appeal (here, before any mining, a title three appeals share):
+    a leader reads orders masked and reads the door number in it scrubbed, as the dashboard shows it; a supervisor
+    reads it as written."""
+    client, headers = people
+    for i in range(3):
+        data = OrderCreate(channel="hotline", title="怡景南路5号附近刺鼻气味", content="气味很重", created_at=T + i * H)
+        service.create_order(db_session, data=data, actor=service.Actor(name="op"))
+    db_session.commit()
+    params = {"period": "2026-03"}
+    leader = client.get("/api/v1/kpi/report", params=params, headers=headers["leader"])
+    assert leader.status_code == 200
+    hot = leader.text[leader.text.index('id="hot-topics"') :]
+    assert "怡景南路" in hot and "怡景南路5号" not in hot
+    workbook = client.get("/api/v1/kpi/report", params={**params, "format": "xlsx"}, headers=headers["leader"])
+    topics = [
+        row[2] for row in load_workbook(io.BytesIO(workbook.content))["热点问题"].iter_rows(min_row=2, values_only=True)
+    ]
+    assert any(t and "怡景南路" in t for t in topics) and not any(t and "怡景南路5号" in t for t in topics)
+    supervisor = client.get("/api/v1/kpi/report", params=params, headers=headers["street_supervisor"])
+    assert "怡景南路5号" in supervisor.text[supervisor.text.index('id="hot-topics"') :]

@@ -104,7 +104,7 @@ def drilldown(
 @router.get("/report", response_class=Response)
 def report(
     db: DbSession,
-    _principal: Overseer,
+    principal: Overseer,
     period: PeriodQ,
     fmt: Annotated[str, Query(alias="format", description="html, pdf or xlsx")] = "html",
     min_sample: Annotated[int, Query(ge=0, le=10_000, description="minimum sample for rankings")] = 30,
@@ -112,7 +112,9 @@ def report(
     """The analysis report (专报) of a period as a file: HTML and PDF with charts, the tables as Excel."""
     from cityhub.analytics import reports
 
-    made = reports.download(db, period=kpi.parse_period(period), fmt=fmt.lower(), min_sample=min_sample)
+    made = reports.download(
+        db, period=kpi.parse_period(period), fmt=fmt.lower(), reader=principal, min_sample=min_sample
+    )
     disposition = "inline" if fmt.lower() == "html" else "attachment"
     headers = {"Content-Disposition": f'{disposition}; filename="{made.filename}"'}
     return Response(made.content, media_type=made.media_type, headers=headers)
