@@ -479,3 +479,15 @@ def test_a_leaders_instruction_on_a_held_order_neither_assigns_it_nor_restarts_i
     # Its accept an hour after the 交办 (within the 2 working hours the 交办 gave it) and its reply.
     assert theirs["on_time_accept"] == (1, 1) and theirs["on_time_completion"] == (1, 1)
     assert theirs["return_rate"] == (0, 1) and rows[other.code].sample == 1
+
+
+def test_a_citizen_calling_again_with_the_country_code_is_a_repeat_complaint(db_session, history):
+    """o1's citizen (13800000001) appeals again two days later, the number given as +86 138-0000-0001: a repeat of
+    o1, as o5 (the same number as written) is."""
+    s = db_session
+    again = _new(s, T + 2 * D, "+86 138-0000-0001")
+    _act(s, again, "dispatch", T + 2 * D + H, unit_id=history["d"])
+    rate = {r.code: r for r in kpi.compute(s, period=MARCH, kpis=["repeat_rate"])}["K-D1"].rates["repeat_rate"]
+    assert (rate.numerator, rate.denominator) == (2, 5)  # o5 and this one; o1, o2, o3 are first appeals
+    drill = kpi.drilldown(s, unit="K-D1", kpi="repeat_rate", period=MARCH)
+    assert again in [i["order_id"] for i in drill.numerator]

@@ -43,8 +43,9 @@ Definitions (one table, :data:`KPIS`; times are compared in UTC, periods are loc
   closed_resolved``. Instant answers (秒回) have no handling unit and are not counted.
 * ``repeat_rate`` 重复投诉率: orders created in P, attributed to the unit of their first assignment; numerator:
   orders with an earlier order created less than ``repeat_days`` (default 30) days before from the same citizen
-  phone, or at the same address (exact, trimmed) with the same category. A problem split off an appeal (拆单) is
-  never a repeat: the citizen did not appeal again.
+  phone (its digits without China's country code, as the progress lookup compares them), or at the same address
+  (exact, trimmed) with the same category. A problem split off an appeal (拆单) is never a repeat: the citizen did
+  not appeal again.
 * ``reopen_rate`` 重办率: reply events in P (as for completion); numerator: replies followed by a ``reopen``
   before the next reply.
 
@@ -552,6 +553,8 @@ def _repeat_facts(session: Session, period: Period, repeat_days: int) -> list[Fa
     Reads only the orders created in ``[start - repeat_days, end)`` (index on created_at), then matches them by
     phone and by (address, category) in dictionaries: linear in the size of the window.
     """
+    from cityhub.workorders.tracking import phone_digits
+
     window = timedelta(days=repeat_days)
     rows = session.execute(
         select(Order.id, Order.created_at, Order.citizen_phone, Order.address, Order.category_id, Order.split_from_id)
@@ -567,6 +570,7 @@ def _repeat_facts(session: Session, period: Period, repeat_days: int) -> list[Fa
                 repeat[oid] = False
             continue
         previous: list[datetime] = []
+        phone = phone_digits(phone)  # +86 138…, 138 0000 0001 and 13800000001 are one citizen's number
         if phone:
             if phone in last_by_phone:
                 previous.append(last_by_phone[phone])
