@@ -447,3 +447,47 @@ def test_an_accept_limit_passed_counts_even_if_the_order_is_transferred_before_a
 
     assert _rate(s, first, "on_time_accept") == (0, 1)
     assert _rate(s, second, "on_time_accept") == (1, 1)
+
+
+def test_a_leaders_instruction_on_a_held_order_neither_assigns_it_nor_restarts_its_round(db_session):
+    """交办 of an order its unit holds and has not accepted yet (no unit named, or that unit again) keeps the unit and
+    the clock: the unit's missed accept limit, its accept and reply stay its own, counted once each, and the leader's
+    unit is credited nothing. 交办 to another unit sends the order there, a round of that unit's."""
+    s = db_session
+    unit, other = _unit(s, "K2"), _unit(s, "K1")
+    leader = service.Actor(name="lead", unit_id=unit.parent_id, role="leader")
+    no_unit, same_unit, elsewhere = (_new(s, T, f"1310000000{i}") for i in range(3))
+    for oid in (no_unit, same_unit, elsewhere):
+        _act(s, oid, "dispatch", T, unit_id=unit.id)
+    sla_sweep(s, now=T + 3 * H)  # all three past the 2 working hours to accept: marked
+    for oid, params in ((no_unit, {}), (same_unit, {"unit_id": unit.id}), (elsewhere, {"unit_id": other.id})):
+        service.act(
+            s, order_id=oid, action="assign", actor=leader, params={"reason": "重点关注", **params}, now=T + 4 * H
+        )
+    for oid in (no_unit, same_unit, elsewhere):
+        _act(s, oid, "accept", T + 5 * H)
+        _act(s, oid, "reply", T + D, text="已处理")
+    s.flush()
+
+    rows = {r.code: r for r in kpi.compute(s, period=MARCH)}
+    assert set(rows) == {unit.code, other.code}  # not the district of the leader
+    mine = {n: (r.numerator, r.denominator) for n, r in rows[unit.code].rates.items()}
+    # Three rounds of the unit: three missed accept limits; two replies (on time) of its own.
+    assert mine["on_time_accept"] == (0, 3) and mine["on_time_completion"] == (2, 2)
+    assert mine["return_rate"] == (0, 3) and rows[unit.code].sample == 3
+    theirs = {n: (r.numerator, r.denominator) for n, r in rows[other.code].rates.items()}
+    # Its accept an hour after the 交办 (within the 2 working hours the 交办 gave it) and its reply.
+    assert theirs["on_time_accept"] == (1, 1) and theirs["on_time_completion"] == (1, 1)
+    assert theirs["return_rate"] == (0, 1) and rows[other.code].sample == 1
+
+
+def test_a_citizen_calling_again_with_the_country_code_is_a_repeat_complaint(db_session, history):
+    """o1's citizen (13800000001) appeals again two days later, the number given as +86 138-0000-0001: a repeat of
+    o1, as o5 (the same number as written) is."""
+    s = db_session
+    again = _new(s, T + 2 * D, "+86 138-0000-0001")
+    _act(s, again, "dispatch", T + 2 * D + H, unit_id=history["d"])
+    rate = {r.code: r for r in kpi.compute(s, period=MARCH, kpis=["repeat_rate"])}["K-D1"].rates["repeat_rate"]
+    assert (rate.numerator, rate.denominator) == (2, 5)  # o5 and this one; o1, o2, o3 are first appeals
+    drill = kpi.drilldown(s, unit="K-D1", kpi="repeat_rate", period=MARCH)
+    assert again in [i["order_id"] for i in drill.numerator]

@@ -8,20 +8,26 @@ import io
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
-from test_kpi import EXPECTED, history  # noqa: F401  (the fixture)
+from test_kpi import EXPECTED, H, T, history  # noqa: F401  (the fixture)
 
 from cityhub.auth.service import create_token
 from cityhub.main import create_app
 from cityhub.org.models import Role, User
+from cityhub.workorders import service
+from cityhub.workorders.schemas import OrderCreate
 
 
 @pytest.fixture
 def people(app_db, db_session, history):  # noqa: F811
-    """Bearer headers of a leader (the district), the handler of department D, and a citizen."""
+    """Bearer headers of a leader (the district), the handler of department D, the supervisor of street S, and a
+    citizen."""
     district = history["units"]["S"].parent_id
     users = {
         "leader": User(username="k-lead", full_name="领导", role=Role.LEADER, unit_id=district),
         "handler": User(username="k-hand", full_name="承办", role=Role.HANDLER, unit_id=history["d"]),
+        "street_supervisor": User(
+            username="k-sup", full_name="街道督办", role=Role.SUPERVISOR, unit_id=history["units"]["S"].id
+        ),
         "citizen": User(username="k-cit", full_name="市民", role=Role.CITIZEN),
     }
     db_session.add_all(users.values())
@@ -68,3 +74,44 @@ def test_the_analysis_report_downloads_as_html_or_excel_for_overseers(people):
     wrong = client.get(url, params={"period": "2026-03", "format": "doc"}, headers=headers["leader"])
     assert wrong.status_code == 422 and "html, pdf, xlsx" in wrong.json()["message"]
     assert client.get(url, params={"period": "2026-03"}, headers=headers["handler"]).status_code == 403
+
+
+def test_a_drilldown_lists_orders_only_to_whoever_sees_them(people, history):  # noqa: F811
+    """A drill-down names the orders behind a figure: a street's supervisor drills into its street, not into a
+    department's orders it does not see (404, as a missing unit); the district's leader into any unit, a handler into
+    its own."""
+    client, headers = people
+    url = "/api/v1/kpi/drilldown"
+    d1 = {"period": "2026-03", "unit_id": history["d"], "kpi": "return_rate"}
+    street = {**d1, "unit_id": history["units"]["S"].id}
+    leader = client.get(url, params=d1, headers=headers["leader"])
+    assert leader.status_code == 200 and leader.json()["denominator_count"] == EXPECTED["D"]["return_rate"][1]
+    assert client.get(url, params=d1, headers=headers["handler"]).status_code == 200
+    assert client.get(url, params={**d1, "unit_id": history["d2"]}, headers=headers["handler"]).status_code == 404
+    refused = client.get(url, params=d1, headers=headers["street_supervisor"])
+    assert refused.status_code == 404 and str(history["d"]) in refused.json()["message"]
+    own = client.get(url, params=street, headers=headers["street_supervisor"])
+    assert own.status_code == 200 and own.json()["denominator"] == []
+
+
+def test_the_report_shows_leaders_the_appeals_of_its_hot_topics_masked(people, db_session):
+    """The report's hot topics are titled by someone's appeal (here, before any mining, a title three appeals share):
+    a leader reads orders masked and reads the door number in it scrubbed, as the dashboard shows it; a supervisor
+    reads it as written."""
+    client, headers = people
+    for i in range(3):
+        data = OrderCreate(channel="hotline", title="怡景南路5号附近刺鼻气味", content="气味很重", created_at=T + i * H)
+        service.create_order(db_session, data=data, actor=service.Actor(name="op"))
+    db_session.commit()
+    params = {"period": "2026-03"}
+    leader = client.get("/api/v1/kpi/report", params=params, headers=headers["leader"])
+    assert leader.status_code == 200
+    hot = leader.text[leader.text.index('id="hot-topics"') :]
+    assert "怡景南路" in hot and "怡景南路5号" not in hot
+    workbook = client.get("/api/v1/kpi/report", params={**params, "format": "xlsx"}, headers=headers["leader"])
+    topics = [
+        row[2] for row in load_workbook(io.BytesIO(workbook.content))["热点问题"].iter_rows(min_row=2, values_only=True)
+    ]
+    assert any(t and "怡景南路" in t for t in topics) and not any(t and "怡景南路5号" in t for t in topics)
+    supervisor = client.get("/api/v1/kpi/report", params=params, headers=headers["street_supervisor"])
+    assert "怡景南路5号" in supervisor.text[supervisor.text.index('id="hot-topics"') :]

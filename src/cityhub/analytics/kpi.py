@@ -8,7 +8,10 @@ Definitions (one table, :data:`KPIS`; times are compared in UTC, periods are loc
 ``settings.tz``; "in P" means the event's ``at`` lies in ``[start, end)`` of the period):
 
 * **Assignment** (派单): an event ``dispatch`` / ``transfer`` / ``assign`` whose ``to_state`` is ``dispatched``;
-  its ``unit_id`` is the unit that received the order. A **clock start** is an assignment or a ``reopen``.
+  its ``unit_id`` is the unit that received the order. A leader's ``assign`` counts only when it sent the order to
+  a unit (a unit named, and for an order waiting to be accepted the deadlines it restarted recorded): an instruction
+  on an order its unit already holds is neither an assignment nor a clock start, whatever unit its event records.
+  A **clock start** is an assignment or a ``reopen``.
   An **episode** of an order runs from one clock start to the next (events are ordered by id).
 * ``on_time_accept`` 按时签收率: accept events in P, attributed to the unit holding the order: the one the latest
   assignment before the accept sent it to (a reopen continues with it), whoever acted (an administrator accepting
@@ -40,8 +43,9 @@ Definitions (one table, :data:`KPIS`; times are compared in UTC, periods are loc
   closed_resolved``. Instant answers (秒回) have no handling unit and are not counted.
 * ``repeat_rate`` 重复投诉率: orders created in P, attributed to the unit of their first assignment; numerator:
   orders with an earlier order created less than ``repeat_days`` (default 30) days before from the same citizen
-  phone, or at the same address (exact, trimmed) with the same category. A problem split off an appeal (拆单) is
-  never a repeat: the citizen did not appeal again.
+  phone (its digits without China's country code, as the progress lookup compares them), or at the same address
+  (exact, trimmed) with the same category. A problem split off an appeal (拆单) is never a repeat: the citizen did
+  not appeal again.
 * ``reopen_rate`` 重办率: reply events in P (as for completion); numerator: replies followed by a ``reopen``
   before the next reply.
 
@@ -316,16 +320,31 @@ def _ev(name: str) -> Any:
     return OrderEvent.__table__.alias(name)
 
 
+def _sent_by_leader(e: Any) -> Any:
+    """Unless ``e`` is a leader's 交办 (``assign``), true; for one, whether it sent the order to a unit and so started
+    its clock: a unit named (an order received or returned, or one held by another unit: its event records the new
+    deadlines). An instruction on an order its unit already holds — no unit named, or that unit again — keeps the
+    holder and the clock; its event still ends in ``dispatched`` while the order waits to be accepted, and without a
+    unit named records the leader's own unit."""
+    return or_(
+        e.c.action != "assign",
+        and_(
+            e.c.payload["unit_id"].as_integer().is_not(None),
+            or_(e.c.from_state != DISPATCHED, e.c.payload["due_at"].as_string().is_not(None)),
+        ),
+    )
+
+
 def _is_clock_start(e: Any) -> Any:
-    return and_(e.c.action.in_(CLOCK_START_ACTIONS), e.c.to_state == DISPATCHED)
+    return and_(e.c.action.in_(CLOCK_START_ACTIONS), e.c.to_state == DISPATCHED, _sent_by_leader(e))
 
 
 def _is_assignment(e: Any) -> Any:
-    """``e`` sent the order to a unit (the event's unit): a dispatch, transfer or assignment, or a reopen that named
-    a unit to do it again (重办 by another unit; a reopen naming none continues with the unit that had it)."""
+    """``e`` sent the order to a unit (the event's unit): a dispatch, transfer or a leader's assignment that sent it
+    (:func:`_sent_by_leader`), or a reopen that named a unit to do it again (重办 by another unit; a reopen naming
+    none continues with the unit that had it)."""
     return and_(
-        e.c.action.in_((*ASSIGN_ACTIONS, "reopen")),
-        e.c.to_state == DISPATCHED,
+        _is_clock_start(e),
         or_(e.c.action != "reopen", e.c.payload["unit_id"].as_integer().is_not(None)),
     )
 
@@ -534,6 +553,8 @@ def _repeat_facts(session: Session, period: Period, repeat_days: int) -> list[Fa
     Reads only the orders created in ``[start - repeat_days, end)`` (index on created_at), then matches them by
     phone and by (address, category) in dictionaries: linear in the size of the window.
     """
+    from cityhub.workorders.tracking import phone_digits
+
     window = timedelta(days=repeat_days)
     rows = session.execute(
         select(Order.id, Order.created_at, Order.citizen_phone, Order.address, Order.category_id, Order.split_from_id)
@@ -549,6 +570,7 @@ def _repeat_facts(session: Session, period: Period, repeat_days: int) -> list[Fa
                 repeat[oid] = False
             continue
         previous: list[datetime] = []
+        phone = phone_digits(phone)  # +86 138…, 138 0000 0001 and 13800000001 are one citizen's number
         if phone:
             if phone in last_by_phone:
                 previous.append(last_by_phone[phone])

@@ -37,6 +37,7 @@ from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Category, Order
 
 if TYPE_CHECKING:
+    from cityhub.auth.principal import Principal
     from cityhub.dispatch.outcomes import DispatchOutcomes
 
 log = logging.getLogger(__name__)
@@ -291,7 +292,10 @@ def build_report(
     top: int = 10,
     charts: bool = True,
     lang: str = "zh",
+    reader: Principal | None = None,
 ) -> ReportData:
+    """The figures of ``period``; ``reader``: who will read it (None: the CLI's operator) — a hot topic's
+    representative title is someone's appeal, shown to whoever reads orders masked as the topics' pages show it."""
     generated_at = datetime.now(UTC)
     today = generated_at.astimezone(get_settings().tz).date()
     previous, counted, through = period.previous(), period, None
@@ -315,6 +319,10 @@ def build_report(
         "department": kpi.rank(depts, min_sample=min_sample),
     }
     topics, fallback = hot_topics_for_period(session, period=period, k=top)
+    if reader is not None:
+        from cityhub.analytics.topic_views import shown
+
+        topics = shown(topics, reader)
     from cityhub.dispatch.outcomes import outcomes
 
     data = ReportData(
@@ -602,8 +610,10 @@ def generate(
     formats: tuple[str, ...] = FORMATS,
     min_sample: int = kpi.DEFAULT_MIN_SAMPLE,
     lang: str = "zh",
+    reader: Principal | None = None,
 ) -> ReportFiles:
-    """Build the report of ``period`` and write it in ``formats`` to ``out_dir`` (report-<period>.<ext>)."""
+    """Build the report of ``period`` (for ``reader``, :func:`build_report`) and write it in ``formats`` to
+    ``out_dir`` (report-<period>.<ext>)."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         from cityhub.errors import ValidationFailed
@@ -612,7 +622,8 @@ def generate(
             f"unknown format(s) {unknown} (known: {', '.join(FORMATS)})", details={"field": "format"}
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = build_report(session, period=period, min_sample=min_sample, charts="html" in formats or "pdf" in formats)
+    charts = "html" in formats or "pdf" in formats
+    data = build_report(session, period=period, min_sample=min_sample, charts=charts, reader=reader)
     stem = out_dir / f"report-{period.label.replace('..', '_')}"
     files: dict[str, Path] = {}
     notes: list[str] = []
@@ -648,10 +659,16 @@ class ReportDownload:
 
 
 def download(
-    session: Session, *, period: kpi.Period, fmt: str, min_sample: int = kpi.DEFAULT_MIN_SAMPLE, lang: str = "zh"
+    session: Session,
+    *,
+    period: kpi.Period,
+    fmt: str,
+    reader: Principal,
+    min_sample: int = kpi.DEFAULT_MIN_SAMPLE,
+    lang: str = "zh",
 ) -> ReportDownload:
-    """The report of ``period`` in one format, as bytes for an HTTP answer (:func:`generate` into a temporary
-    directory); ValidationFailed for an unknown format or a PDF this machine cannot print."""
+    """The report of ``period`` in one format for ``reader``, as bytes for an HTTP answer (:func:`generate` into a
+    temporary directory); ValidationFailed for an unknown format or a PDF this machine cannot print."""
     import tempfile
 
     from cityhub.errors import ValidationFailed
@@ -660,7 +677,13 @@ def download(
         raise ValidationFailed(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}", details={"field": "format"})
     with tempfile.TemporaryDirectory(prefix="cityhub-report-") as folder:
         result = generate(
-            session, period=period, out_dir=Path(folder), formats=(fmt,), min_sample=min_sample, lang=lang
+            session,
+            period=period,
+            out_dir=Path(folder),
+            formats=(fmt,),
+            min_sample=min_sample,
+            lang=lang,
+            reader=reader,
         )
         if fmt not in result.files:
             raise ValidationFailed(f"the {fmt} report cannot be made here: {'; '.join(result.warnings)}")

@@ -1,8 +1,10 @@
 """HTTP routes of assessment (考核): KPIs per unit, rankings and drill-down.
 
-Access (kept simple, on top of the permission table): roles that see the whole district — leaders, supervisors,
-admins (:data:`OVERSEERS`) — see every unit, rankings and any drill-down. Other staff with a unit (dispatchers,
-handlers, operators) see only their own unit's figures and drill-down, and no rankings; citizens get 403.
+Access (kept simple, on top of the permission table): leaders, supervisors and admins (:data:`OVERSEERS`) see
+every unit's figures and the rankings. Other staff with a unit (dispatchers, handlers, operators) see only their own
+unit's figures, and no rankings; citizens get 403. A drill-down lists orders, so it follows the data scope: a reader
+who sees the whole district drills into any unit, any other into the units of their scope (a street's supervisor or
+handler into the street and its communities) — another unit is 404, as a missing one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from cityhub.analytics import kpi
 from cityhub.api.deps import CurrentPrincipal, DbSession
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
+from cityhub.auth.scope import scope_of
 from cityhub.errors import NotFound, PermissionDenied
 from cityhub.org.models import Role
 
@@ -91,7 +94,8 @@ def drilldown(
     repeat_days: RepeatQ = 30,
 ) -> dict[str, Any]:
     """The orders behind one unit's figure: all counted (denominator) and those in the numerator."""
-    if principal.role not in OVERSEERS and unit_id != principal.unit_id:
+    scope = scope_of(db, principal)
+    if not scope.everything and unit_id not in scope.units:
         raise NotFound(f"unit {unit_id} not found")  # like out-of-scope orders: reveal nothing
     p = kpi.parse_period(period)
     return kpi.drilldown(db, unit=unit_id, kpi=kpi_name, period=p, repeat_days=repeat_days).as_dict()
@@ -100,7 +104,7 @@ def drilldown(
 @router.get("/report", response_class=Response)
 def report(
     db: DbSession,
-    _principal: Overseer,
+    principal: Overseer,
     period: PeriodQ,
     fmt: Annotated[str, Query(alias="format", description="html, pdf or xlsx")] = "html",
     min_sample: Annotated[int, Query(ge=0, le=10_000, description="minimum sample for rankings")] = 30,
@@ -108,7 +112,9 @@ def report(
     """The analysis report (专报) of a period as a file: HTML and PDF with charts, the tables as Excel."""
     from cityhub.analytics import reports
 
-    made = reports.download(db, period=kpi.parse_period(period), fmt=fmt.lower(), min_sample=min_sample)
+    made = reports.download(
+        db, period=kpi.parse_period(period), fmt=fmt.lower(), reader=principal, min_sample=min_sample
+    )
     disposition = "inline" if fmt.lower() == "html" else "attachment"
     headers = {"Content-Disposition": f'{disposition}; filename="{made.filename}"'}
     return Response(made.content, media_type=made.media_type, headers=headers)
