@@ -127,6 +127,16 @@ def decode_text(raw: bytes, *, name: str) -> str:
         raise UnreadableFile(f"{name}: line {line}: bytes that are not {encoding} ({exc.reason})") from None
 
 
+def text_lines(text: str) -> list[str]:
+    """The lines of a user's text as an editor numbers them: ended by LF, CR LF or CR only. ``str.splitlines`` also
+    ends a line at U+2028, U+0085, a form feed …, which a pasted text may hold inside a line: its answers would no
+    longer match the input's lines, nor its line numbers the file's."""
+    lines = _LINE_END.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()  # the end of the last line, not a line
+    return lines
+
+
 # The longest CSV field read. The csv module's own limit (131,072 characters) ended the reading of a whole file at
 # one long text; a field this long is a row for its reader's own length checks. Beyond it the file is unreadable.
 CSV_FIELD_LIMIT = 16 * 1024 * 1024

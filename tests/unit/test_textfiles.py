@@ -92,6 +92,23 @@ def test_locate_reads_standard_input_as_it_reads_a_file() -> None:
     ]
 
 
+def test_lines_end_where_an_editor_ends_them() -> None:
+    from cityhub.textfiles import text_lines
+
+    assert text_lines("a\u2028b\x0cc\x85d\r\ne\rf\ng\n") == ["a\u2028b\x0cc\x85d", "e", "f", "g"]
+    assert text_lines("") == [] and text_lines("\n") == [""] and text_lines("x") == ["x"]
+
+
+def test_locate_answers_each_line_once_even_with_a_line_separator_inside(tmp_path: Path) -> None:
+    f = tmp_path / "addr.txt"
+    f.write_text("白云区嘉禾街\u2028望南社区\n京溪街南方医院附近\n", encoding="utf-8")
+    result = CliRunner().invoke(nlp_app, ["locate", "--input", str(f), "--json"])
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line) for line in result.stdout.split("\n") if line]  # JSON lines end at LF only
+    assert [a["input"] for a in answers] == ["白云区嘉禾街\u2028望南社区", "京溪街南方医院附近"]
+    assert answers[0]["street_code"] == "440111012"
+
+
 def test_locate_names_an_unreadable_file_in_one_line(tmp_path: Path) -> None:
     f = tmp_path / "addr.txt"
     f.write_bytes("白云区".encode("utf-16"))

@@ -64,7 +64,7 @@ from cityhub.nlp.text import (
     order_text,
     words,
 )
-from cityhub.textfiles import read_text
+from cityhub.textfiles import read_text, text_lines
 
 # 2: optional encoder block (``ClassifierConfig.encoder``); 3: per-class confidence calibration
 # (``ClassConfidence``); 4: the learned joined form of raw texts (``JoinedForm``). Versions 1 and 2 still load and
@@ -289,7 +289,7 @@ def read_texts(path: str | Path) -> tuple[list[str | int], list[str]]:
                 keys.append(cell("external_id") or str(row_no))
                 texts.append(order_text(cell("title"), cell("content")))
             return keys, texts
-    for number, line in enumerate(read_text(p).splitlines(), start=1):
+    for number, line in enumerate(text_lines(read_text(p)), start=1):
         if line.strip():
             keys.append(number)
             texts.append(line.strip())

@@ -24,14 +24,14 @@ def locate(
 
     from cityhub.errors import CityhubError
     from cityhub.nlp.address import default_gazetteer
-    from cityhub.textfiles import decode_text, read_text
+    from cityhub.textfiles import decode_text, read_text, text_lines
 
     try:
         if input_path == "-":  # the bytes, decoded as a file's are (GBK, a BOM), not in the locale's encoding
             text = decode_text(sys.stdin.buffer.read(), name="standard input")
         else:
             text = read_text(input_path)
-        lines = text.splitlines()
+        lines = text_lines(text)
     except CityhubError as exc:
         raise _fail(exc.message) from None
     gazetteer = default_gazetteer()

@@ -25,6 +25,7 @@ from cityhub.errors import CityhubError, ValidationFailed
 from cityhub.org import service as org
 from cityhub.org.models import Unit, UnitTier, User
 from cityhub.org.schemas import UnitCreate, UnitUpdate
+from cityhub.textfiles import text_lines
 from cityhub.web import support
 from cityhub.web.forms import field_errors, saved
 from cityhub.web.support import FormBody, PageError, render
@@ -41,7 +42,7 @@ def _admin(request: Request, db: Session, form: FormBody | None = None) -> Princ
 def parse_contacts(text: str) -> list[dict[str, str]]:
     """Contacts typed one per line as ``名称,电话,邮箱,职务`` (the last three optional)."""
     contacts = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text_lines(text), start=1):
         cells = [c.strip() for c in line.replace("，", ",").split(",")]
         if not any(cells):
             continue

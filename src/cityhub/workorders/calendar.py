@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from cityhub import refdata
 from cityhub.config import get_settings
 from cityhub.errors import check_length
+from cityhub.textfiles import text_lines
 from cityhub.workorders.models import CalendarDay
 
 log = logging.getLogger(__name__)
@@ -524,7 +525,7 @@ def parse_calendar_rows(text: str) -> tuple[list[CalendarEntry], list[CalendarRo
     entries: list[CalendarEntry] = []
     errors: list[CalendarRowError] = []
     seen: dict[date, int] = {}
-    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+    for number, row in enumerate(csv.reader(text_lines(text)), start=1):
         cells = [cell.strip() for cell in row]
         if not any(cells) or (number == 1 and cells[0].lower() == "date"):
             continue
@@ -604,7 +605,7 @@ def parse_notice(text: str, *, year: int | None = None) -> tuple[list[CalendarEn
         seen[day] = number
         entries.append(CalendarEntry(day=day, is_workday=workday, name=name))
 
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text_lines(text), start=1):
         item = _NOTICE_ITEM.match(line.replace("\u3000", " "))
         if item is None or not _NOTICE_DATE.search(item.group("body")):
             if item is not None and ("放假" in item.group("body") or "上班" in item.group("body")):
