@@ -56,6 +56,10 @@ def test_create_masks_personal_data_and_is_idempotent(client):
     assert [(o["citizen_name"], o["citizen_phone"]) for o in listed] == [("王*", "138****5678")]
     again = _create(client, external_id="web-1", content="小区路灯不亮 已经一周")  # the same words, spaced otherwise
     assert again["id"] == order["id"]
+    # The id as another system writes it (padded, a line end kept) is the same appeal, as in the bulk import.
+    padded = _create(client, external_id=" web-1\n")
+    assert padded["id"] == order["id"] and padded["external_id"] == "web-1"
+    assert _create(client, external_id="  ")["external_id"] is None
     # A field the API does not know is refused by name, not dropped with what it held.
     typo = client.post(
         "/api/v1/orders", json={"channel": "web", "content": "井盖丢了", "citizen_mobile": "13800000000"}

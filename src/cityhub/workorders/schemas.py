@@ -96,10 +96,17 @@ class OrderCreate(OrderBase):
             raise ValueError(f"attributes are longer than {MAX_ATTRIBUTES_CHARS} characters as JSON")
         return value
 
-    @field_validator("citizen_name", "address", "external_id", "category")
+    @field_validator("citizen_name", "address", "category")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
         return _no_nul(value)
+
+    @field_validator("external_id")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        """Trimmed, as the bulk import reads it: a re-sent appeal whose id gained or lost a space or line end is
+        the same appeal, not a second order; an id of only blanks is no id."""
+        return _no_nul(value.strip()) or None if value is not None else None
 
     @field_validator("citizen_phone")
     @classmethod
