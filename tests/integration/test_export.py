@@ -126,8 +126,12 @@ def test_the_masked_export_shows_what_the_masked_order_views_show(db_session: Se
                 "state": State.REPLIED,
                 "replied_at": created,
                 "reply_text": "已到5栋1907室核查，李雪梅表示满意",
+                "attributes": {
+                    "open311": {"client": "随手拍", "email": "lxm1907@example.com"},
+                    "联系方式": "13912345678",
+                },
                 "events": [
-                    {"action": "create", "to_state": "received", "at": created},
+                    {"action": "create", "to_state": "received", "at": created, "actor_name": "李雪梅"},
                     {
                         "action": "reply",
                         "from_state": "received",
@@ -144,7 +148,9 @@ def test_the_masked_export_shows_what_the_masked_order_views_show(db_session: Se
     out = tmp_path / "masked.csv"
     export_orders(db_session, out=out, fmt="csv")
     written = out.read_text(encoding="utf-8-sig") + events_path(out).read_text(encoding="utf-8-sig")
-    for secret in ("李雪梅", "13912345678", "1234 5678", "88号", "5栋", "1907", "23.16321"):
+    # Nor in the channel's attributes (an Open311 client's e-mail, an imported file's extra columns), nor as who did
+    # the citizen's own steps.
+    for secret in ("李雪梅", "13912345678", "1234 5678", "88号", "5栋", "1907", "23.16321", "lxm1907@example.com"):
         assert secret not in written, secret
     with out.open(encoding="utf-8-sig", newline="") as fh:
         (order,) = csv.DictReader(fh)
@@ -154,10 +160,14 @@ def test_the_masked_export_shows_what_the_masked_order_views_show(db_session: Se
     with events_path(out).open(encoding="utf-8-sig", newline="") as fh:
         reply = next(e for e in csv.DictReader(fh) if e["action"] == "reply")
     assert json.loads(reply["payload"]) == {"text": "已到[门牌号]核查，[已隐去]表示满意", "note": "ok"}
+    assert json.loads(order["attributes"])["open311"]["client"] == "随手拍"
+    with events_path(out).open(encoding="utf-8-sig", newline="") as fh:
+        assert next(e for e in csv.DictReader(fh) if e["action"] == "create")["actor_name"] == "citizen"
 
     export_orders(db_session, out=out, fmt="csv", unmasked=True)
     whole = out.read_text(encoding="utf-8-sig") + events_path(out).read_text(encoding="utf-8-sig")
-    assert all(secret in whole for secret in ("李雪梅", "13912345678", "1234 5678", "88号5栋1907室", "23.16321"))
+    secrets = ("李雪梅", "13912345678", "1234 5678", "88号5栋1907室", "23.16321", "lxm1907@example.com")
+    assert all(secret in whole for secret in secrets)
 
 
 def test_xlsx_has_an_events_sheet(db_session: Session, tmp_path: Path) -> None:
