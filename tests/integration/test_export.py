@@ -187,6 +187,28 @@ def test_xlsx_has_an_events_sheet(db_session: Session, tmp_path: Path) -> None:
     assert events[0][:3] == ("order_number", "order_id", "id")
 
 
+def test_xlsx_writes_a_text_starting_with_an_equals_sign_as_text(db_session: Session, tmp_path: Path) -> None:
+    """A citizen's message beginning ``=`` is their words, not a formula Excel would run (and whose value, never
+    computed, a reader of the file would not see)."""
+    from openpyxl import load_workbook
+
+    words = '=HYPERLINK("http://example.com/x","点击查看处理结果")'
+    created = datetime(2020, 1, 1, 2, 0, tzinfo=UTC)
+    write_orders(
+        db_session,
+        [{"external_id": "f1", "title": "=1+1", "content": words, "created_at": created, "appeal_type": "complaint"}],
+    )
+    db_session.commit()
+    out = tmp_path / "orders.xlsx"
+    export_orders(db_session, out=out, fmt="xlsx", unmasked=True)
+    sheet = load_workbook(out)["orders"]
+    header = [c.value for c in sheet[1]]
+    cells = {name: sheet.cell(row=2, column=header.index(name) + 1) for name in ("title", "content")}
+    assert [(c.value, c.data_type) for c in cells.values()] == [("=1+1", "s"), (words, "s")]
+    values = next(load_workbook(out, read_only=True, data_only=True)["orders"].iter_rows(min_row=2, values_only=True))
+    assert words in values
+
+
 def test_parquet_nests_the_events(db_session: Session, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 

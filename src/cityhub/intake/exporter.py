@@ -336,6 +336,24 @@ def _excel_value(name: str, value: Any) -> Any:
     return value
 
 
+def _as_text(sheet: Any, values: list[Any]) -> list[Any]:
+    """A row whose texts starting with ``=`` are written as text: openpyxl writes such a string as a formula, so a
+    citizen's message (or title, name, address) beginning ``=`` became one — lost to whoever reads the values (it
+    has no result) and run by Excel when the file is opened (``=HYPERLINK(…)``)."""
+    from openpyxl.cell import WriteOnlyCell
+
+    if not any(isinstance(v, str) and v.startswith("=") for v in values):
+        return values
+    row = []
+    for value in values:
+        if isinstance(value, str) and value.startswith("="):
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type = "s"
+            value = cell
+        row.append(value)
+    return row
+
+
 def _write_xlsx(files: list[Path], chunks: Iterator[list[dict[str, Any]]]) -> None:
     from openpyxl import Workbook
 
@@ -346,9 +364,10 @@ def _write_xlsx(files: list[Path], chunks: Iterator[list[dict[str, Any]]]) -> No
     events_ws.append(list(EVENT_FIELDS))
     for orders in chunks:
         for order in orders:
-            orders_ws.append([_excel_value(name, order[name]) for name in ORDER_FIELDS])
+            orders_ws.append(_as_text(orders_ws, [_excel_value(name, order[name]) for name in ORDER_FIELDS]))
             for event in order["events"]:
-                events_ws.append([order["number"], *(_excel_value(name, event[name]) for name, _ in EVENT_COLUMNS)])
+                values = [order["number"], *(_excel_value(name, event[name]) for name, _ in EVENT_COLUMNS)]
+                events_ws.append(_as_text(events_ws, values))
     workbook.save(files[0])
 
 
