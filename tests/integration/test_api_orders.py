@@ -216,6 +216,22 @@ def test_illegal_action_is_409_naming_state_and_action(client):
     assert response.json()["details"] == {"state": "received", "action": "close", "reason": ""}
 
 
+def test_a_machine_detection_that_names_no_appeal_type_is_a_report(client):
+    """A camera's detection (with its snapshot) or a sensor's alarm posted without a type is a problem found, as the
+    monitoring package files its alarms — not a consultation, the default of a person's appeal, which 秒回 would
+    answer and close."""
+    snapshot = {"filename": "frame.jpg", "url": "https://video.example.org/snap/881.jpg", "content_type": "image/jpeg"}
+    body = {"channel": "video_ai", "content": "占道经营：识别置信度 0.93", "external_id": "cam-7:881"}
+    detection = client.post("/api/v1/orders", json={**body, "attachments": [snapshot], "lat": 23.18, "lng": 113.27})
+    assert detection.status_code == 201, detection.text
+    assert detection.json()["appeal_type"] == "report"
+    assert [a["url"] for a in detection.json()["attachments"]] == [snapshot["url"]]
+    alarm = _create(client, channel="sensor", content="积水深度 35 cm，超过 20 cm")
+    said = _create(client, channel="sensor", content="水质传感器离线", appeal_type="help")
+    call = _create(client, channel="hotline", content="咨询社保卡补办流程")
+    assert [alarm["appeal_type"], said["appeal_type"], call["appeal_type"]] == ["report", "help", "consultation"]
+
+
 def test_search_filters(client):
     first = _create(client, content="垃圾堆积无人清理", appeal_type="complaint")
     _create(client, content="咨询社保卡补办流程", appeal_type="consultation", channel="hotline")

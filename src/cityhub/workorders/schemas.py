@@ -17,7 +17,7 @@ from cityhub.org.places import PlaceSource
 from cityhub.org.schemas import phone_number
 from cityhub.timerange import RequestTime
 from cityhub.workorders.lifecycle import State
-from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency
+from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency, default_appeal_type
 
 # Characters that show nothing: an appeal made only of these is empty. NUL is refused outright (PostgreSQL cannot
 # store it in text).
@@ -126,6 +126,10 @@ class OrderCreate(OrderBase):
 
     @model_validator(mode="after")
     def _text(self) -> OrderCreate:
+        if "appeal_type" not in self.model_fields_set and self.appeal_type != default_appeal_type(self.channel):
+            # (assigned only when it changes: an assignment counts as given, and an inspector's report that says no
+            # type gets its own default, intake.service.filed_by_inspector)
+            self.appeal_type = default_appeal_type(self.channel)
         if not self.content and not self.title:
             raise ValueError("an order needs a title or content")
         if not self.content:
