@@ -487,6 +487,12 @@ def test_a_citizen_files_through_a_citizens_channel_and_staff_link_only_the_call
         assert refused.status_code == 422 and refused.json()["details"]["field"] == field, refused.text
     own = client.post("/api/v1/orders", json={**body, "channel": "app"}, headers=citizen)
     assert own.status_code == 201
+    # Under their account's name and phone (the unit calls back on it, /track asks for it), as the web form files it,
+    # unless they give others.
+    assert (own.json()["citizen_name"], own.json()["citizen_phone"]) == ("市民甲", "13812345678")
+    contact = {**body, "channel": "web", "citizen_name": "甲先生", "citizen_phone": "020-81234567"}
+    given = client.post("/api/v1/orders", json=contact, headers=citizen).json()
+    assert (given["citizen_name"], given["citizen_phone"]) == ("甲先生", "02081234567")
     # Their app's ids, in their own namespace: two long ones that differ only at the end are two appeals, and each
     # sent again is the same appeal.
     stem = "x" * 124
@@ -505,7 +511,7 @@ def test_a_citizen_files_through_a_citizens_channel_and_staff_link_only_the_call
     assert not_a_citizen.status_code == 422 and f"unknown citizen_user_id {staff}" in not_a_citizen.text
     linked = client.post("/api/v1/orders", json={**planted, "citizen_phone": "13812345678"})
     assert linked.status_code == 201
-    assert len(client.get("/api/v1/orders", headers=citizen).json()["items"]) == 4  # theirs, and the linked call
+    assert len(client.get("/api/v1/orders", headers=citizen).json()["items"]) == 5  # theirs, and the linked call
 
 
 def test_a_streets_dispatcher_routes_what_its_street_holds_not_what_the_district_sent_a_department(client):

@@ -3,6 +3,7 @@ the order and, for a consultation answered on the spot (秒回), closes it as an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from cityhub.errors import CityhubError, Conflict, ValidationFailed
 from cityhub.intake import dedupe
 from cityhub.org.models import Unit, UnitTier
 from cityhub.org.places import Place, locate_appeal
+from cityhub.org.schemas import phone_number
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import OPEN_STATES, Action, State
 from cityhub.workorders.models import AppealType, Channel, Order, Urgency
@@ -63,10 +65,14 @@ def _auto_dispatch(session: Session, order: Order, found: dedupe.DedupeResult) -
 CITIZEN_CHANNELS = frozenset({Channel.WEB, Channel.APP, Channel.MAILBOX})
 
 
-def filed_by_citizen(data: OrderCreate, user_id: int) -> OrderCreate:
+def filed_by_citizen(session: Session, data: OrderCreate, user_id: int) -> OrderCreate:
     """A citizen's own appeal (API or web form): theirs to follow and rate, received now, and their external ids in
     their own namespace, so that a guessed id can never return someone else's order. The channel is one a citizen
-    uses and the urgency is for the hotline's staff to judge (refused, not changed: the caller said otherwise)."""
+    uses and the urgency is for the hotline's staff to judge (refused, not changed: the caller said otherwise).
+    Under their account's name and phone unless they gave others: the unit calls them back on it, the progress
+    lookup (/track) asks for it, and masking hides what it knows of them."""
+    from cityhub.org.models import User
+
     if data.channel not in CITIZEN_CHANNELS:
         raise ValidationFailed(
             f"a citizen files through {', '.join(sorted(c.value for c in CITIZEN_CHANNELS))}, not {data.channel.value}",
@@ -74,13 +80,18 @@ def filed_by_citizen(data: OrderCreate, user_id: int) -> OrderCreate:
         )
     if data.urgency != Urgency.NORMAL:
         raise ValidationFailed("urgency is judged by the hotline's staff", details={"field": "urgency"})
-    return data.model_copy(
-        update={
-            "citizen_user_id": user_id,
-            "created_at": None,
-            "external_id": _citizens_id(user_id, data.external_id) if data.external_id else None,
-        }
-    )
+    update: dict[str, Any] = {
+        "citizen_user_id": user_id,
+        "created_at": None,
+        "external_id": _citizens_id(user_id, data.external_id) if data.external_id else None,
+    }
+    account = session.get(User, user_id)
+    if account is not None and not data.citizen_name:
+        update["citizen_name"] = account.full_name[:80] or None
+    if account is not None and not data.citizen_phone and account.phone:
+        with contextlib.suppress(ValueError):  # an account's number stored before it was checked: none then
+            update["citizen_phone"] = phone_number(account.phone)
+    return data.model_copy(update=update)
 
 
 def _citizens_id(user_id: int, external_id: str) -> str:
