@@ -10,6 +10,7 @@ feed and the data-sharing API.
   (一三九…, 幺, 〇/零) — so ``１３９１２３４５６７８``, ``139.1234.5678`` and ``一三九八七六五四三二一`` are all phone
   numbers; what is replaced is cut from the text as written, so the rest keeps its own characters. Road names and
   street names stay, so the text still says where.
+- :func:`scrub_values`: every string of a JSON value (an order's ``attributes``) through :func:`scrub_text`.
 - :func:`coarsen_address`: an address down to its road or compound; :func:`coarsen_coordinate`: two decimals.
 """
 
@@ -19,6 +20,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -312,6 +314,18 @@ def scrub_text(text: str | None, *, known: Iterable[str | None] = ()) -> str | N
 # An address is cut before its first house-number-like digits (12号, 3栋, 501室 …).
 _HOUSE_NUMBER = re.compile(r"[\d０-９一二三四五六七八九十百]+\s*(?:号|栋|幢|座|单元|室|楼|层|弄|巷|#|-|之)|\d")
 COORDINATE_DECIMALS = 2  # about 1 km: enough for maps of districts, not to find a door
+
+
+def scrub_values(value: Any, *, known: Iterable[str | None] = ()) -> Any:
+    """A JSON value (an order's channel ``attributes``: an Open311 client's e-mail, an imported file's extra
+    columns) with every string in it through :func:`scrub_text`."""
+    if isinstance(value, str):
+        return scrub_text(value, known=known)
+    if isinstance(value, dict):
+        return {k: scrub_values(v, known=known) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_values(v, known=known) for v in value]
+    return value
 
 
 def coarsen_address(address: str | None) -> str | None:

@@ -56,6 +56,10 @@ def test_create_masks_personal_data_and_is_idempotent(client):
     assert [(o["citizen_name"], o["citizen_phone"]) for o in listed] == [("王*", "138****5678")]
     again = _create(client, external_id="web-1", content="小区路灯不亮 已经一周")  # the same words, spaced otherwise
     assert again["id"] == order["id"]
+    # The id as another system writes it (padded, a line end kept) is the same appeal, as in the bulk import.
+    padded = _create(client, external_id=" web-1\n")
+    assert padded["id"] == order["id"] and padded["external_id"] == "web-1"
+    assert _create(client, external_id="  ")["external_id"] is None
     # A field the API does not know is refused by name, not dropped with what it held.
     typo = client.post(
         "/api/v1/orders", json={"channel": "web", "content": "井盖丢了", "citizen_mobile": "13800000000"}
@@ -210,6 +214,22 @@ def test_illegal_action_is_409_naming_state_and_action(client):
     response = client.post(f"/api/v1/orders/{order['id']}/actions/close", json={})
     assert response.status_code == 409
     assert response.json()["details"] == {"state": "received", "action": "close", "reason": ""}
+
+
+def test_a_machine_detection_that_names_no_appeal_type_is_a_report(client):
+    """A camera's detection (with its snapshot) or a sensor's alarm posted without a type is a problem found, as the
+    monitoring package files its alarms — not a consultation, the default of a person's appeal, which 秒回 would
+    answer and close."""
+    snapshot = {"filename": "frame.jpg", "url": "https://video.example.org/snap/881.jpg", "content_type": "image/jpeg"}
+    body = {"channel": "video_ai", "content": "占道经营：识别置信度 0.93", "external_id": "cam-7:881"}
+    detection = client.post("/api/v1/orders", json={**body, "attachments": [snapshot], "lat": 23.18, "lng": 113.27})
+    assert detection.status_code == 201, detection.text
+    assert detection.json()["appeal_type"] == "report"
+    assert [a["url"] for a in detection.json()["attachments"]] == [snapshot["url"]]
+    alarm = _create(client, channel="sensor", content="积水深度 35 cm，超过 20 cm")
+    said = _create(client, channel="sensor", content="水质传感器离线", appeal_type="help")
+    call = _create(client, channel="hotline", content="咨询社保卡补办流程")
+    assert [alarm["appeal_type"], said["appeal_type"], call["appeal_type"]] == ["report", "help", "consultation"]
 
 
 def test_search_filters(client):
@@ -467,6 +487,12 @@ def test_a_citizen_files_through_a_citizens_channel_and_staff_link_only_the_call
         assert refused.status_code == 422 and refused.json()["details"]["field"] == field, refused.text
     own = client.post("/api/v1/orders", json={**body, "channel": "app"}, headers=citizen)
     assert own.status_code == 201
+    # Under their account's name and phone (the unit calls back on it, /track asks for it), as the web form files it,
+    # unless they give others.
+    assert (own.json()["citizen_name"], own.json()["citizen_phone"]) == ("市民甲", "13812345678")
+    contact = {**body, "channel": "web", "citizen_name": "甲先生", "citizen_phone": "020-81234567"}
+    given = client.post("/api/v1/orders", json=contact, headers=citizen).json()
+    assert (given["citizen_name"], given["citizen_phone"]) == ("甲先生", "02081234567")
     # Their app's ids, in their own namespace: two long ones that differ only at the end are two appeals, and each
     # sent again is the same appeal.
     stem = "x" * 124
@@ -485,7 +511,7 @@ def test_a_citizen_files_through_a_citizens_channel_and_staff_link_only_the_call
     assert not_a_citizen.status_code == 422 and f"unknown citizen_user_id {staff}" in not_a_citizen.text
     linked = client.post("/api/v1/orders", json={**planted, "citizen_phone": "13812345678"})
     assert linked.status_code == 201
-    assert len(client.get("/api/v1/orders", headers=citizen).json()["items"]) == 4  # theirs, and the linked call
+    assert len(client.get("/api/v1/orders", headers=citizen).json()["items"]) == 5  # theirs, and the linked call
 
 
 def test_a_streets_dispatcher_routes_what_its_street_holds_not_what_the_district_sent_a_department(client):

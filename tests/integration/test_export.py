@@ -126,8 +126,12 @@ def test_the_masked_export_shows_what_the_masked_order_views_show(db_session: Se
                 "state": State.REPLIED,
                 "replied_at": created,
                 "reply_text": "已到5栋1907室核查，李雪梅表示满意",
+                "attributes": {
+                    "open311": {"client": "随手拍", "email": "lxm1907@example.com"},
+                    "联系方式": "13912345678",
+                },
                 "events": [
-                    {"action": "create", "to_state": "received", "at": created},
+                    {"action": "create", "to_state": "received", "at": created, "actor_name": "李雪梅"},
                     {
                         "action": "reply",
                         "from_state": "received",
@@ -144,7 +148,9 @@ def test_the_masked_export_shows_what_the_masked_order_views_show(db_session: Se
     out = tmp_path / "masked.csv"
     export_orders(db_session, out=out, fmt="csv")
     written = out.read_text(encoding="utf-8-sig") + events_path(out).read_text(encoding="utf-8-sig")
-    for secret in ("李雪梅", "13912345678", "1234 5678", "88号", "5栋", "1907", "23.16321"):
+    # Nor in the channel's attributes (an Open311 client's e-mail, an imported file's extra columns), nor as who did
+    # the citizen's own steps.
+    for secret in ("李雪梅", "13912345678", "1234 5678", "88号", "5栋", "1907", "23.16321", "lxm1907@example.com"):
         assert secret not in written, secret
     with out.open(encoding="utf-8-sig", newline="") as fh:
         (order,) = csv.DictReader(fh)
@@ -154,10 +160,14 @@ def test_the_masked_export_shows_what_the_masked_order_views_show(db_session: Se
     with events_path(out).open(encoding="utf-8-sig", newline="") as fh:
         reply = next(e for e in csv.DictReader(fh) if e["action"] == "reply")
     assert json.loads(reply["payload"]) == {"text": "已到[门牌号]核查，[已隐去]表示满意", "note": "ok"}
+    assert json.loads(order["attributes"])["open311"]["client"] == "随手拍"
+    with events_path(out).open(encoding="utf-8-sig", newline="") as fh:
+        assert next(e for e in csv.DictReader(fh) if e["action"] == "create")["actor_name"] == "citizen"
 
     export_orders(db_session, out=out, fmt="csv", unmasked=True)
     whole = out.read_text(encoding="utf-8-sig") + events_path(out).read_text(encoding="utf-8-sig")
-    assert all(secret in whole for secret in ("李雪梅", "13912345678", "1234 5678", "88号5栋1907室", "23.16321"))
+    secrets = ("李雪梅", "13912345678", "1234 5678", "88号5栋1907室", "23.16321", "lxm1907@example.com")
+    assert all(secret in whole for secret in secrets)
 
 
 def test_xlsx_has_an_events_sheet(db_session: Session, tmp_path: Path) -> None:
@@ -175,6 +185,28 @@ def test_xlsx_has_an_events_sheet(db_session: Session, tmp_path: Path) -> None:
     assert row["citizen_phone"] == "138****5678"
     assert row["created_at"] == datetime(2020, 1, 1, 10, 0)  # local wall-clock time in Excel
     assert events[0][:3] == ("order_number", "order_id", "id")
+
+
+def test_xlsx_writes_a_text_starting_with_an_equals_sign_as_text(db_session: Session, tmp_path: Path) -> None:
+    """A citizen's message beginning ``=`` is their words, not a formula Excel would run (and whose value, never
+    computed, a reader of the file would not see)."""
+    from openpyxl import load_workbook
+
+    words = '=HYPERLINK("http://example.com/x","点击查看处理结果")'
+    created = datetime(2020, 1, 1, 2, 0, tzinfo=UTC)
+    write_orders(
+        db_session,
+        [{"external_id": "f1", "title": "=1+1", "content": words, "created_at": created, "appeal_type": "complaint"}],
+    )
+    db_session.commit()
+    out = tmp_path / "orders.xlsx"
+    export_orders(db_session, out=out, fmt="xlsx", unmasked=True)
+    sheet = load_workbook(out)["orders"]
+    header = [c.value for c in sheet[1]]
+    cells = {name: sheet.cell(row=2, column=header.index(name) + 1) for name in ("title", "content")}
+    assert [(c.value, c.data_type) for c in cells.values()] == [("=1+1", "s"), (words, "s")]
+    values = next(load_workbook(out, read_only=True, data_only=True)["orders"].iter_rows(min_row=2, values_only=True))
+    assert words in values
 
 
 def test_parquet_nests_the_events(db_session: Session, tmp_path: Path) -> None:

@@ -658,6 +658,16 @@ def test_a_row_received_before_1990_is_rejected_naming_created_at(db_session: Se
     assert (issue.row, issue.field) == (2, "created_at") and "before 1990-01-01" in issue.message
 
 
+def test_a_machine_channels_row_without_a_type_is_a_report(db_session: Session, tmp_path: Path) -> None:
+    """As over the API: a camera's or sensor's detection is a problem found, a person's appeal a consultation."""
+    rows = [["v1", "占道经营", "视频", ""], ["s1", "积水超限", "sensor", ""], ["h1", "咨询社保", "热线", ""]]
+    rows.append(["v2", "表扬", "视频", "表扬"])
+    path = write_csv(tmp_path / "machines.csv", rows, header=["id", "content", "channel", "诉求类型"])
+    assert import_orders(db_session, path=path).imported == 4
+    kinds = dict(db_session.execute(select(Order.external_id, Order.appeal_type)).all())
+    assert kinds == {"v1": "report", "s1": "report", "h1": "consultation", "v2": "praise"}
+
+
 def test_a_row_longer_than_the_header_is_rejected(db_session: Session, tmp_path: Path) -> None:
     path = tmp_path / "wide.csv"
     path.write_text(

@@ -84,3 +84,35 @@ def test_a_resubmission_is_answered_without_searching_or_writing(db_session, com
     assert not again.created and again.order.id == first.order.id
     assert again.duplicates == [] and again.dedupe_action == dedupe.DedupeAction.NONE
     assert not db_session.new and not db_session.dirty
+
+
+@pytest.mark.parametrize("content", [TEXT, "人民路井盖丢了"], ids=["same", "another"])
+def test_an_appeal_sent_twice_at_once_is_one_order(db_engine, community, monkeypatch, content):
+    """An integrator re-sends a request that timed out while the first is still being received: the second intake
+    finds no order with the id, and the first commits before the second inserts. The second is answered with the
+    first's order (or, saying something else, refused by name), not the unique constraint's error."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from cityhub.errors import Conflict
+    from cityhub.workorders.models import Order
+
+    data = {**_data(TEXT, T0, community), "external_id": "call-9"}
+    with Session(bind=db_engine) as first, Session(bind=db_engine) as second:
+        received = intake.submit(first, data=data, similar=False)
+        looked_up = orders.appeal_place
+
+        def first_commits_meanwhile(session, appeal):  # after the second's look-up, before its insert
+            first.commit()
+            return looked_up(session, appeal)
+
+        monkeypatch.setattr(orders, "appeal_place", first_commits_meanwhile)
+        again = {**data, "content": content}
+        if content == TEXT:
+            result = intake.submit(second, data=again, similar=False, same_message=True)
+            assert not result.created and result.order.id == received.order.id
+        else:
+            with pytest.raises(Conflict, match="call-9 already holds another message"):
+                intake.submit(second, data=again, similar=False, same_message=True)
+        second.commit()
+        assert second.scalar(select(func.count()).select_from(Order)) == 1

@@ -2,8 +2,9 @@
 
 One row per order — main fields, street/community/lead unit codes and names, category path — plus every event of
 its trail, masked unless asked otherwise as the masked order views are (:mod:`cityhub.masking`: the citizen's name
-and phone masked, title, content, reply and the events' reasons and written texts scrubbed, the address cut to its
-road or compound, the point to about a kilometre): for CSV a second file
+and phone masked, title, content, reply, the channel's attributes and the events' reasons and written texts
+scrubbed, the citizen's own steps by ``citizen`` rather than their name, the address cut to its road or compound,
+the point to about a kilometre): for CSV a second file
 ``<stem>.events.csv`` beside the output, for Excel a second sheet ``events``, for Parquet a nested list
 column ``events``. Orders are read in id-ordered chunks (keyset pagination), so memory stays flat for
 millions of orders.
@@ -27,12 +28,12 @@ from sqlalchemy.orm import Session, aliased
 
 from cityhub.config import get_settings
 from cityhub.errors import ValidationFailed
-from cityhub.masking import coarsen_address, coarsen_coordinate, mask_name, mask_phone, scrub_text
+from cityhub.masking import coarsen_address, coarsen_coordinate, mask_name, mask_phone, scrub_text, scrub_values
 from cityhub.org.models import Unit
 from cityhub.outfiles import private_files
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Category, Order, OrderEvent
-from cityhub.workorders.schemas import EVENT_TEXTS
+from cityhub.workorders.schemas import EVENT_TEXTS, shown_actor
 
 FORMATS = ("csv", "xlsx", "parquet")
 CHUNK = 2000
@@ -138,9 +139,14 @@ def _local_midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=get_settings().tz)
 
 
+# Read beside the exported columns for masking, not written: whose steps of the trail were the citizen's own.
+_CITIZEN_USER = "_citizen_user_id"
+_ACTOR_ID = "_actor_id"
+
+
 def _orders_query(flt: ExportFilter) -> Select[Any]:
     stmt = (
-        select(*(col.label(name) for name, col in ORDER_COLUMNS))
+        select(*(col.label(name) for name, col in ORDER_COLUMNS), Order.citizen_user_id.label(_CITIZEN_USER))
         .outerjoin(_Street, _Street.id == Order.street_id)
         .outerjoin(_Community, _Community.id == Order.community_id)
         .outerjoin(_Lead, _Lead.id == Order.lead_unit_id)
@@ -178,12 +184,17 @@ def _mask_order(order: dict[str, Any], known: tuple[str | None, str | None]) -> 
     order["citizen_phone"] = mask_phone(order["citizen_phone"])
     for name in ("title", "content", "reply_text"):
         order[name] = scrub_text(order[name], known=known)
+    order["attributes"] = scrub_values(order["attributes"], known=known)
     order["address"] = coarsen_address(order["address"])
     order["lat"], order["lng"] = coarsen_coordinate(order["lat"]), coarsen_coordinate(order["lng"])
 
 
-def _mask_event(event: dict[str, Any], known: tuple[str | None, str | None]) -> None:
-    """``event`` as :meth:`cityhub.workorders.schemas.EventRead.masked` shows it."""
+def _mask_event(event: dict[str, Any], known: tuple[str | None, str | None], citizen_user_id: int | None) -> None:
+    """``event`` as :meth:`cityhub.workorders.schemas.EventRead.masked` shows it (the citizen's own steps by
+    :data:`cityhub.workorders.schemas.CITIZEN_ACTOR`, not by their name)."""
+    event["actor_name"] = shown_actor(
+        event[_ACTOR_ID], event["actor_name"], citizen_user_id=citizen_user_id, citizen_name=known[0]
+    )
     event["reason"] = scrub_text(event["reason"], known=known)
     payload = event["payload"]
     if isinstance(payload, dict):
@@ -204,13 +215,14 @@ def iter_chunks(
             return
         orders = [_plain(dict(row)) for row in rows]
         known = {o["id"]: (o["citizen_name"], o["citizen_phone"]) for o in orders}
+        citizens = {o["id"]: o.pop(_CITIZEN_USER) for o in orders}
         if not unmasked:
             for order in orders:
                 _mask_order(order, known[order["id"]])
         ids = [order["id"] for order in orders]
         by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
         events = session.execute(
-            select(*(col.label(name) for name, col in EVENT_COLUMNS))
+            select(*(col.label(name) for name, col in EVENT_COLUMNS), OrderEvent.actor_id.label(_ACTOR_ID))
             .outerjoin(_EventUnit, _EventUnit.id == OrderEvent.unit_id)
             .where(OrderEvent.order_id.in_(ids))
             .order_by(OrderEvent.order_id, OrderEvent.at, OrderEvent.id)
@@ -218,7 +230,8 @@ def iter_chunks(
         for event in events:
             row = _plain(dict(event))
             if not unmasked:
-                _mask_event(row, known[row["order_id"]])
+                _mask_event(row, known[row["order_id"]], citizens[row["order_id"]])
+            del row[_ACTOR_ID]
             by_order[event["order_id"]].append(row)
         for order in orders:
             order["events"] = by_order.get(order["id"], [])
@@ -323,6 +336,24 @@ def _excel_value(name: str, value: Any) -> Any:
     return value
 
 
+def _as_text(sheet: Any, values: list[Any]) -> list[Any]:
+    """A row whose texts starting with ``=`` are written as text: openpyxl writes such a string as a formula, so a
+    citizen's message (or title, name, address) beginning ``=`` became one — lost to whoever reads the values (it
+    has no result) and run by Excel when the file is opened (``=HYPERLINK(…)``)."""
+    from openpyxl.cell import WriteOnlyCell
+
+    if not any(isinstance(v, str) and v.startswith("=") for v in values):
+        return values
+    row = []
+    for value in values:
+        if isinstance(value, str) and value.startswith("="):
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type = "s"
+            value = cell
+        row.append(value)
+    return row
+
+
 def _write_xlsx(files: list[Path], chunks: Iterator[list[dict[str, Any]]]) -> None:
     from openpyxl import Workbook
 
@@ -333,9 +364,10 @@ def _write_xlsx(files: list[Path], chunks: Iterator[list[dict[str, Any]]]) -> No
     events_ws.append(list(EVENT_FIELDS))
     for orders in chunks:
         for order in orders:
-            orders_ws.append([_excel_value(name, order[name]) for name in ORDER_FIELDS])
+            orders_ws.append(_as_text(orders_ws, [_excel_value(name, order[name]) for name in ORDER_FIELDS]))
             for event in order["events"]:
-                events_ws.append([order["number"], *(_excel_value(name, event[name]) for name, _ in EVENT_COLUMNS)])
+                values = [order["number"], *(_excel_value(name, event[name]) for name, _ in EVENT_COLUMNS)]
+                events_ws.append(_as_text(events_ws, values))
     workbook.save(files[0])
 
 

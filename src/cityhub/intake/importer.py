@@ -71,7 +71,7 @@ from cityhub.org.places import PlaceSource, unit_gazetteer
 from cityhub.org.service import unit_ids_by_code
 from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, csv_records, detect_encoding
 from cityhub.workorders.lifecycle import Action, State
-from cityhub.workorders.models import AppealType, Category, Channel, Order, Urgency
+from cityhub.workorders.models import AppealType, Category, Channel, Order, Urgency, default_appeal_type
 from cityhub.workorders.schemas import FUTURE_SLACK, TEXT_MAX_CHARS, created_problem
 
 if TYPE_CHECKING:
@@ -761,10 +761,11 @@ class _RowConverter:
         if (lat is None) != (lng is None):
             raise RowError("lat" if lat is None else "lng", "lat and lng must be given together")
 
+        channel = self.channel or _choice(cells[ix["channel"]], "channel", _CHANNEL, Channel.IMPORT)
         record: dict[str, Any] = {
             "external_id": external_id,
-            "channel": self.channel or _choice(cells[ix["channel"]], "channel", _CHANNEL, Channel.IMPORT),
-            "appeal_type": _choice(cells[ix["appeal_type"]], "appeal_type", _APPEAL, AppealType.CONSULTATION),
+            "channel": channel,
+            "appeal_type": _choice(cells[ix["appeal_type"]], "appeal_type", _APPEAL, default_appeal_type(channel)),
             "urgency": _choice(cells[ix["urgency"]], "urgency", _URGENCY, Urgency.NORMAL),
             "title": title,
             "content": content,

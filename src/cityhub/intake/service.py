@@ -3,6 +3,7 @@ the order and, for a consultation answered on the spot (秒回), closes it as an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
@@ -17,7 +19,8 @@ from cityhub.dispatch import background
 from cityhub.errors import CityhubError, Conflict, ValidationFailed
 from cityhub.intake import dedupe
 from cityhub.org.models import Unit, UnitTier
-from cityhub.org.places import locate_appeal
+from cityhub.org.places import Place, locate_appeal
+from cityhub.org.schemas import phone_number
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import OPEN_STATES, Action, State
 from cityhub.workorders.models import AppealType, Channel, Order, Urgency
@@ -62,10 +65,14 @@ def _auto_dispatch(session: Session, order: Order, found: dedupe.DedupeResult) -
 CITIZEN_CHANNELS = frozenset({Channel.WEB, Channel.APP, Channel.MAILBOX})
 
 
-def filed_by_citizen(data: OrderCreate, user_id: int) -> OrderCreate:
+def filed_by_citizen(session: Session, data: OrderCreate, user_id: int) -> OrderCreate:
     """A citizen's own appeal (API or web form): theirs to follow and rate, received now, and their external ids in
     their own namespace, so that a guessed id can never return someone else's order. The channel is one a citizen
-    uses and the urgency is for the hotline's staff to judge (refused, not changed: the caller said otherwise)."""
+    uses and the urgency is for the hotline's staff to judge (refused, not changed: the caller said otherwise).
+    Under their account's name and phone unless they gave others: the unit calls them back on it, the progress
+    lookup (/track) asks for it, and masking hides what it knows of them."""
+    from cityhub.org.models import User
+
     if data.channel not in CITIZEN_CHANNELS:
         raise ValidationFailed(
             f"a citizen files through {', '.join(sorted(c.value for c in CITIZEN_CHANNELS))}, not {data.channel.value}",
@@ -73,13 +80,18 @@ def filed_by_citizen(data: OrderCreate, user_id: int) -> OrderCreate:
         )
     if data.urgency != Urgency.NORMAL:
         raise ValidationFailed("urgency is judged by the hotline's staff", details={"field": "urgency"})
-    return data.model_copy(
-        update={
-            "citizen_user_id": user_id,
-            "created_at": None,
-            "external_id": _citizens_id(user_id, data.external_id) if data.external_id else None,
-        }
-    )
+    update: dict[str, Any] = {
+        "citizen_user_id": user_id,
+        "created_at": None,
+        "external_id": _citizens_id(user_id, data.external_id) if data.external_id else None,
+    }
+    account = session.get(User, user_id)
+    if account is not None and not data.citizen_name:
+        update["citizen_name"] = account.full_name[:80] or None
+    if account is not None and not data.citizen_phone and account.phone:
+        with contextlib.suppress(ValueError):  # an account's number stored before it was checked: none then
+            update["citizen_phone"] = phone_number(account.phone)
+    return data.model_copy(update=update)
 
 
 def _citizens_id(user_id: int, external_id: str) -> str:
@@ -173,19 +185,14 @@ def submit(
         raise ValidationFailed("only consultations are answered instantly", details={"field": "appeal_type"})
     known = orders.find_existing(session, data=data)
     if known is not None:
-        if same_message and _says_otherwise(known, data):
-            raise Conflict(
-                f"external_id {data.external_id} already holds another message (order {known.number})",
-                details={"field": "external_id", "order_id": known.id},
-            )
-        return IntakeResult(order=known, created=False)
+        return _received_before(known, data, same_message=same_message)
     deferred = defer_duplicates and not instant_answer and background.checks_duplicates()
     # Where the appeal is, looked for once: the duplicate search compares it and the order records it.
     place = orders.appeal_place(session, data)
     found = dedupe.DedupeResult() if deferred else dedupe.check(session, data=data, similar=similar, placed=place)
-    order, created = orders.create_order(session, data=data, actor=actor, known_new=True, place=place)
+    order, created = _create(session, data, actor, place)
     if not created:
-        return IntakeResult(order=order, created=created)
+        return _received_before(order, data, same_message=same_message)
     if instant_answer:
         orders.act(
             session,
@@ -200,6 +207,34 @@ def submit(
     return IntakeResult(
         order=order, created=created, duplicates=found.duplicates, similar=found.similar, dedupe_action=found.action
     )
+
+
+def _received_before(known: Order, data: OrderCreate, *, same_message: bool) -> IntakeResult:
+    """The answer to an appeal re-sent under the (channel, external_id) of ``known`` (see :func:`submit`)."""
+    if same_message and _says_otherwise(known, data):
+        raise Conflict(
+            f"external_id {data.external_id} already holds another message (order {known.number})",
+            details={"field": "external_id", "order_id": known.id},
+        )
+    return IntakeResult(order=known, created=False)
+
+
+def _create(session: Session, data: OrderCreate, actor: orders.Actor, place: Place | None) -> tuple[Order, bool]:
+    """Create the order: (order, True). An appeal with an external id may be sent twice at once (an integrator
+    re-sending a request that timed out): the other intake, which found nothing either, may commit the same
+    (channel, external_id) first. Its order is then the answer, (order, False), as if this one had come a moment
+    later — not the unique constraint's error, a 500 — so the insert runs in a savepoint (only for an appeal with
+    an id)."""
+    if not data.external_id:
+        return orders.create_order(session, data=data, actor=actor, known_new=True, place=place)
+    try:
+        with session.begin_nested():
+            return orders.create_order(session, data=data, actor=actor, known_new=True, place=place)
+    except IntegrityError:
+        known = orders.find_existing(session, data=data)
+        if known is None:
+            raise
+        return known, False
 
 
 def _says_otherwise(known: Order, data: OrderCreate) -> bool:

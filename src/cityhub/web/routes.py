@@ -589,9 +589,7 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
         if citizen:
             # Their own appeal, through the web form: theirs to follow and rate, under their name unless they gave one.
             update: dict[str, Any] = {"channel": Channel.WEB, "urgency": Urgency.NORMAL}
-            if not data.citizen_name:
-                update["citizen_name"] = principal.full_name[:80]
-            data = filed_by_citizen(data.model_copy(update=update), principal.user_id)
+            data = filed_by_citizen(db, data.model_copy(update=update), principal.user_id)
         elif principal.role == Role.INSPECTOR:
             data = filed_by_inspector(db, data, principal.unit_id)
         if entry_id is not None:

@@ -68,6 +68,13 @@ class AppealType(enum.StrEnum):
     PRAISE = "praise"  # 表扬
 
 
+def default_appeal_type(channel: Channel) -> AppealType:
+    """What an appeal that does not say its type is: a machine's detection (a sensor's alarm, a camera's) is a
+    report of a problem found, as the monitoring package files its alarms — never a question to answer on the
+    spot — and a person's appeal a consultation (咨询) until someone judges otherwise."""
+    return AppealType.REPORT if channel in MACHINE_CHANNELS else AppealType.CONSULTATION
+
+
 class Urgency(enum.StrEnum):
     NORMAL = "normal"
     URGENT = "urgent"  # 紧急

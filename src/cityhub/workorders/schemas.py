@@ -17,7 +17,7 @@ from cityhub.org.places import PlaceSource
 from cityhub.org.schemas import phone_number
 from cityhub.timerange import RequestTime
 from cityhub.workorders.lifecycle import State
-from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency
+from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency, default_appeal_type
 
 # Characters that show nothing: an appeal made only of these is empty. NUL is refused outright (PostgreSQL cannot
 # store it in text).
@@ -96,10 +96,17 @@ class OrderCreate(OrderBase):
             raise ValueError(f"attributes are longer than {MAX_ATTRIBUTES_CHARS} characters as JSON")
         return value
 
-    @field_validator("citizen_name", "address", "external_id", "category")
+    @field_validator("citizen_name", "address", "category")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
         return _no_nul(value)
+
+    @field_validator("external_id")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        """Trimmed, as the bulk import reads it: a re-sent appeal whose id gained or lost a space or line end is
+        the same appeal, not a second order; an id of only blanks is no id."""
+        return _no_nul(value.strip()) or None if value is not None else None
 
     @field_validator("citizen_phone")
     @classmethod
@@ -119,6 +126,10 @@ class OrderCreate(OrderBase):
 
     @model_validator(mode="after")
     def _text(self) -> OrderCreate:
+        if "appeal_type" not in self.model_fields_set and self.appeal_type != default_appeal_type(self.channel):
+            # (assigned only when it changes: an assignment counts as given, and an inspector's report that says no
+            # type gets its own default, intake.service.filed_by_inspector)
+            self.appeal_type = default_appeal_type(self.channel)
         if not self.content and not self.title:
             raise ValueError("an order needs a title or content")
         if not self.content:

@@ -96,7 +96,7 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Respon
     (``GET`` it again).
     """
     if principal.role == Role.CITIZEN:
-        data = filed_by_citizen(data, principal.user_id)
+        data = filed_by_citizen(db, data, principal.user_id)
     elif data.citizen_user_id is not None:
         linked_citizen(db, data)
     if principal.role == Role.INSPECTOR:
