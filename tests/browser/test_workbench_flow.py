@@ -226,6 +226,30 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     assert not refused, refused
 
 
+def test_the_intake_form_is_sent_once_however_often_it_is_submitted(server: dict[str, Any], browser: Any) -> None:
+    """A double click on 受理 (or a second tap while the answer is on its way) would register the appeal twice: the
+    form's second submission is cancelled; coming back to the page from the history lets it be sent again."""
+    refused: list[str] = []
+    op = _login(browser, server["base"], "op", refused)
+    # Listened to on the window (after the page's own handler): what the page decided, then no navigation here.
+    outcomes = op.evaluate(
+        """() => {
+            const seen = [];
+            window.addEventListener("submit", (e) => { seen.push(e.defaultPrevented); e.preventDefault(); });
+            const form = document.getElementById("intake-form");
+            form.requestSubmit();
+            form.requestSubmit();
+            form.requestSubmit();
+            window.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true }));
+            form.requestSubmit();
+            return seen;
+        }"""
+    )
+    assert outcomes == [False, True, True, False]
+    assert refused == []
+    op.context.close()
+
+
 def test_the_dispatcher_ticks_all_and_dispatches_the_chosen_orders_at_once(
     server: dict[str, Any], browser: Any
 ) -> None:

@@ -35,4 +35,16 @@
     var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
     if (message && !window.confirm(message)) { event.preventDefault(); }
   });
+  // A form marked data-submit-once (the intake form: every post is a new order) is sent once: a double click or a
+  // second tap while the answer is on its way would register the appeal twice. Its buttons stay enabled (a disabled
+  // button's name and value would not be sent); the page coming back from the history lets it be sent again.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || !form.hasAttribute || !form.hasAttribute("data-submit-once")) { return; }
+    if (form.getAttribute("data-submitting") === "1") { event.preventDefault(); return; }
+    form.setAttribute("data-submitting", "1");
+  });
+  window.addEventListener("pageshow", function () {
+    document.querySelectorAll("form[data-submitting]").forEach(function (f) { f.removeAttribute("data-submitting"); });
+  });
 })();
