@@ -250,6 +250,24 @@ def test_the_intake_form_is_sent_once_however_often_it_is_submitted(server: dict
     op.context.close()
 
 
+def test_a_citizen_on_a_phone_shares_their_position_with_the_appeal(server: dict[str, Any], browser: Any) -> None:
+    """使用当前位置: the device's position (here the browser's granted geolocation) fills the form's lat/lng."""
+    context = browser.new_context(
+        locale="zh-CN", geolocation={"latitude": 23.1812, "longitude": 113.2815}, permissions=["geolocation"]
+    )
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.goto(f"{server['base']}/login")
+    page.fill("#username", "cit")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{server['base']}/intake")
+    page.click("[data-testid=locate-me]")
+    sync_api.expect(page.locator("[data-testid=locate-status]")).to_contain_text("23.181200, 113.281500")
+    assert (page.input_value("#f-lat"), page.input_value("#f-lng")) == ("23.181200", "113.281500")
+    context.close()
+
+
 def test_the_dispatcher_ticks_all_and_dispatches_the_chosen_orders_at_once(
     server: dict[str, Any], browser: Any
 ) -> None:

@@ -65,6 +65,26 @@ def test_an_inspector_reports_from_patrol_with_a_photo_placed_in_their_grid(worl
         assert [(a.filename, a.uploaded_by) for a in order.attachments] == [("现场.jpg", None)]
 
 
+def test_the_patrol_form_keeps_the_phones_position(world) -> None:
+    client = login("grid")
+    home = client.get("/intake")
+    assert 'data-testid="locate-me"' in home.text and 'name="lat"' in home.text  # 使用当前位置
+    done = client.post(
+        "/intake",
+        data={"csrf_token": hidden(home.text), "content": "井盖缺失有人踩空", "lat": "23.181234", "lng": "113.281234"},
+    )
+    assert done.status_code == 200, done.text
+    with session_scope() as s:
+        order = s.scalars(select(Order).where(Order.content == "井盖缺失有人踩空")).one()
+        assert (order.lat, order.lng) == (23.181234, 113.281234)
+        assert order.community_id == world["grid"]  # no boundary drawn there: still in their grid
+    wrong = client.post(
+        "/intake", data={"csrf_token": hidden(home.text), "content": "路灯不亮", "lat": "123", "lng": "113.28"}
+    )
+    assert wrong.status_code == 422 and 'data-testid="field-error-lat"' in wrong.text
+    assert 'name="lat" value="123"' in wrong.text  # what was sent stays in the form
+
+
 def test_the_api_files_an_inspectors_report_as_grid_and_keeps_a_place_it_names(world) -> None:
     from fastapi.testclient import TestClient
 

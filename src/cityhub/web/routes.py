@@ -84,6 +84,8 @@ INTAKE_FIELDS = (
     "title",
     "content",
     "address",
+    "lat",
+    "lng",
     "category_id",
     "urgency",
 )
@@ -434,6 +436,9 @@ def _intake_payload(form: Form) -> dict[str, Any]:
     }
     for name in ("citizen_name", "citizen_phone", "address"):
         payload[name] = form.text(name)
+    for name in ("lat", "lng"):  # the phone's position, when the reporter shared it (pydantic checks the range)
+        if form.text(name):
+            payload[name] = form.text(name)
     category = form.get("category_id").strip()
     if category:
         payload["category_id"] = category  # pydantic reports a non-number as a field error

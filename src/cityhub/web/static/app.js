@@ -44,6 +44,21 @@
     if (form.getAttribute("data-submitting") === "1") { event.preventDefault(); return; }
     form.setAttribute("data-submitting", "1");
   });
+  // 使用当前位置 (the patrol and the citizen's form on a phone): the device's position into the form's lat/lng.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-locate]");
+    if (!button || !navigator.geolocation) { return; }
+    var form = button.form, status = form.querySelector("[data-locate-status]");
+    status.textContent = button.getAttribute("data-locating");
+    navigator.geolocation.getCurrentPosition(function (position) {
+      var lat = position.coords.latitude.toFixed(6), lng = position.coords.longitude.toFixed(6);
+      form.querySelector('input[name="lat"]').value = lat;
+      form.querySelector('input[name="lng"]').value = lng;
+      status.textContent = button.getAttribute("data-located") + " " + lat + ", " + lng;
+    }, function () {
+      status.textContent = button.getAttribute("data-unlocated");
+    }, { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
+  });
   window.addEventListener("pageshow", function () {
     document.querySelectorAll("form[data-submitting]").forEach(function (f) { f.removeAttribute("data-submitting"); });
   });
