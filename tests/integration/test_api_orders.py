@@ -392,6 +392,7 @@ def test_what_an_order_cannot_be_is_refused_naming_the_field(client):
         ({"citizen_user_id": 987654}, "unknown citizen_user_id 987654"),
         ({"attributes": {"reading": "9" * 70_000}}, "attributes are longer than 65536 characters"),
         ({"street_code": "API-SA", "community_code": "API-SB-1"}, "community_code 'API-SB-1' is not in street_code"),
+        ({"lat": "NaN", "lng": 113.2}, "finite number"),  # it said "less than or equal to 90"
     ]
     for extra, words in cases:
         response = client.post("/api/v1/orders", json={**base, **extra})

@@ -555,6 +555,8 @@ def test_post_errors_in_open311_format(env: Env, fmt: str) -> None:
     assert "service_code" in error(_post(env, fmt=fmt, service_code="C99.99"), 400)
     assert "location" in error(_post(env, fmt=fmt, lat=None, long=None), 400)
     assert "long" in error(_post(env, fmt=fmt, long="east"), 400)
+    assert "lat must be a number in WGS84 degrees" in error(_post(env, fmt=fmt, lat="nan"), 400)
+    assert "long must be a number in WGS84 degrees" in error(_post(env, fmt=fmt, long="-inf"), 400)
     assert "address_string is longer than 300" in error(_post(env, fmt=fmt, address_string="路" * 301), 400)
     with session_scope() as s:
         _, reader_key = sharing.create_key(s, client_name="reader", scopes="sharing:read")

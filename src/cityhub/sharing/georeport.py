@@ -15,6 +15,7 @@ client reading with its own key the requests it posted: those it gets as it sent
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -238,9 +239,12 @@ def _float(params: Mapping[str, str], name: str) -> float | None:
     if not raw:
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        raise ValidationFailed(f"{name} must be a number in WGS84 degrees", details={"field": name}) from None
+        value = math.nan
+    if not math.isfinite(value):  # nan and inf are floats to Python, no place to anyone
+        raise ValidationFailed(f"{name} must be a number in WGS84 degrees", details={"field": name})
+    return value
 
 
 def create_request(session: Session, *, params: Mapping[str, str], caller: Caller) -> dict[str, Any]:

@@ -61,8 +61,8 @@ class OrderBase(BaseModel):
     citizen_name: str | None = Field(None, max_length=80)
     citizen_phone: str | None = Field(None, max_length=32)
     address: str | None = Field(None, max_length=300)
-    lat: float | None = Field(None, ge=-90, le=90)
-    lng: float | None = Field(None, ge=-180, le=180)
+    lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
+    lng: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
     urgency: Urgency = Urgency.NORMAL
 
 
