@@ -1100,6 +1100,19 @@ def test_citizen_data_is_masked_for_leaders_like_in_the_api(org) -> None:
         assert order.number not in login("lead").get(f"/orders?q={query}").text, query  # masking is not bypassed
 
 
+def test_the_order_page_shows_what_the_channel_sent_masked_for_masked_readers(org) -> None:
+    """渠道信息: the appeal's channel fields (an enterprise's credit code, a contact's e-mail) were kept and shown
+    nowhere; staff read them, a leader without the e-mail, a citizen not at all."""
+    attributes = {"企业统一信用代码": "91440111MA59ABCD1X", "联系人邮箱": "li@example.cn", "设备": {"id": "CAM-7"}}
+    order = _order(channel="enterprise", attributes=attributes, citizen_name="李企业")
+    page = login("disp").get(f"/orders/{order.id}").text
+    details = re.search(r'data-testid="channel-details">(.*?)</td>', page, re.S).group(1)  # type: ignore[union-attr]
+    assert "91440111MA59ABCD1X" in details and "li@example.cn" in details and "CAM-7" in details
+    leader = login("lead").get(f"/orders/{order.id}").text
+    shown = re.search(r'data-testid="channel-details">(.*?)</td>', leader, re.S).group(1)  # type: ignore[union-attr]
+    assert "企业统一信用代码" in shown and "li@example.cn" not in shown
+
+
 def test_a_phone_number_in_an_appeals_text_is_searched_only_by_those_who_read_it(org) -> None:
     """Finding an order by a phone number in its text would tell a masked reader who filed it: a leader is told why
     not, a handler finds it among the orders its unit leads (whose personal data it reads), an operator anywhere."""

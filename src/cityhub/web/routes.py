@@ -9,6 +9,7 @@ scope clause, and citizen data is masked by the API's read model.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -1023,9 +1024,29 @@ def _detail_page(
         image_types=files.IMAGES,
         photo_types=files.PHOTOS,
         unmasked=sees_personal_data(principal, order),
+        channel_details=_channel_details(order, principal) if staff else [],
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
         reply_cut=WEAK_THRESHOLD,
     )
+
+
+CHANNEL_DETAIL_CHARS = 300  # a value shown longer than this is cut (a sensor's whole reading list, say)
+
+
+def _channel_details(order: Order, principal: Principal) -> list[tuple[str, str]]:
+    """What the channel sent beside the appeal (``attributes``: an enterprise's id, a device, an imported file's extra
+    columns), as (name, text) rows — scrubbed of personal data for a reader who sees the order masked."""
+    from cityhub.masking import scrub_values
+
+    attributes = order.attributes or {}
+    if not sees_personal_data(principal, order):
+        attributes = scrub_values(attributes, known=(order.citizen_name, order.citizen_phone))
+    rows = []
+    for key, value in attributes.items():
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        cut = text if len(text) <= CHANNEL_DETAIL_CHARS else text[:CHANNEL_DETAIL_CHARS] + "…"
+        rows.append((str(key), cut))
+    return rows
 
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
