@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from cityhub.db import session_scope
@@ -367,3 +368,76 @@ def test_anonymised_orders_carry_no_personal_data(client: TestClient) -> None:
     assert not {"citizen_name", "citizen_phone", "address"} & set(item)
     rest = client.get("/api/v1/sharing/orders", params={"offset": 2}, headers={"X-API-Key": key}).json()
     assert len(rest["items"]) == 1 and rest["has_more"] is False and "content" not in rest["items"][0]
+
+
+def _received(s: Session, text: str, at: datetime) -> str:
+    order, _ = orders.create_order(s, data=OrderCreate(channel=Channel.HOTLINE, content=text, created_at=at))
+    return order.number
+
+
+def test_the_cursor_feed_gives_every_order_once_though_older_ones_arrive_meanwhile(client: TestClient) -> None:
+    key = {"X-API-Key": _key("sharing:read")}
+    now = datetime.now(SHANGHAI)
+    with session_scope() as s:
+        first = [_received(s, f"路灯不亮{i}", now - timedelta(days=2, hours=i)) for i in range(3)]
+    page = client.get("/api/v1/sharing/orders", params={"cursor": "*", "limit": 2}, headers=key).json()
+    seen = [item["number"] for item in page["items"]]
+    assert seen == first[:2] and page["has_more"] is True
+    with session_scope() as s:  # an import of past orders: received before everything harvested so far
+        late = _received(s, "补录的旧工单", now - timedelta(days=20))
+    while True:
+        page = client.get(
+            "/api/v1/sharing/orders", params={"cursor": page["next_cursor"], "limit": 2}, headers=key
+        ).json()
+        seen += [item["number"] for item in page["items"]]
+        if not page["has_more"]:
+            break
+    assert seen == [*first, late]  # each once, in the order stored
+    # The offset pages of the same moment shift: the late order sorts first and the second page repeats one.
+    by_offset = [
+        item["number"]
+        for offset in (0, 2)
+        for item in client.get("/api/v1/sharing/orders", params={"offset": offset, "limit": 2}, headers=key).json()[
+            "items"
+        ]
+    ]
+    assert by_offset[0] == late and by_offset.count(first[1]) == 1
+    # The last cursor, kept, is where the next run begins: only what was stored since.
+    kept = page["next_cursor"]
+    assert client.get("/api/v1/sharing/orders", params={"cursor": kept}, headers=key).json()["items"] == []
+    assert client.get("/api/v1/sharing/orders", params={"cursor": kept}, headers=key).json()["next_cursor"] == kept
+    with session_scope() as s:
+        newest = _received(s, "新来的工单", now - timedelta(days=90))  # outside the offset pages' default window
+    again = client.get("/api/v1/sharing/orders", params={"cursor": kept}, headers=key).json()
+    assert [item["number"] for item in again["items"]] == [newest] and again["next_cursor"] != kept
+
+
+def test_the_changes_feed_gives_orders_changed_since(client: TestClient) -> None:
+    key = {"X-API-Key": _key("sharing:read")}
+    now = datetime.now(SHANGHAI)
+    with session_scope() as s:
+        numbers = [_received(s, f"井盖缺失{i}", now - timedelta(days=3)) for i in range(3)]
+    since = datetime.now(SHANGHAI).isoformat()
+    with session_scope() as s:
+        changed = orders.get_order_by_number(s, number=numbers[1])
+        assert changed is not None
+        orders.act(s, order_id=changed.id, action=Action.CANCEL, params={"reason": "重复"})
+    for params in ({"cursor": "*", "updated_since": since}, {"updated_since": since}):
+        page = client.get("/api/v1/sharing/orders", params=params, headers=key).json()
+        assert [(i["number"], i["state"]) for i in page["items"]] == [(numbers[1], "cancelled")], params
+        assert datetime.fromisoformat(page["items"][0]["updated_at"]) >= datetime.fromisoformat(since).replace(
+            microsecond=0
+        )
+
+
+def test_a_cursor_no_answer_gave_is_refused_naming_it(client: TestClient) -> None:
+    key = {"X-API-Key": _key("sharing:read")}
+    for bad in ("12", "bm9wZQ", "%%%"):
+        response = client.get("/api/v1/sharing/orders", params={"cursor": bad}, headers=key)
+        assert response.status_code == 422 and response.json()["details"]["field"] == "cursor", response.text
+        assert "is not a cursor this API gave" in response.json()["message"]
+    both = client.get("/api/v1/sharing/orders", params={"cursor": "*", "offset": 5}, headers=key)
+    assert both.status_code == 422 and both.json()["details"]["field"] == "offset"
+    assert "offset cannot be combined with cursor" in both.json()["message"]
+    naive = client.get("/api/v1/sharing/orders", params={"updated_since": "2026-03-01T00:00:00"}, headers=key)
+    assert naive.status_code == 422 and naive.json()["details"]["field"] == "updated_since"

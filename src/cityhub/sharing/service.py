@@ -8,6 +8,7 @@ shares the same counts.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 import re
@@ -325,11 +326,15 @@ def _local_day(session: Session, column: Any, at: datetime) -> Any:
     return func.date(column, f"{int(offset.total_seconds() // 60):+d} minutes")
 
 
-def _period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    # The times given are checked before the one left out is derived from them: it would inherit their fault.
+def _check_aware(start: datetime | None, end: datetime | None) -> None:
     for value, name in ((start, "start"), (end, "end")):
         if value is not None and value.tzinfo is None:
             raise ValidationFailed(f"{name} must carry a time zone (e.g. +08:00 or Z)", details={"field": name})
+
+
+def _period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    # The times given are checked before the one left out is derived from them: it would inherit their fault.
+    _check_aware(start, end)
     end = end or utcnow()
     start = start or end - timedelta(days=30)
     if start >= end:
@@ -411,6 +416,33 @@ def aggregate_orders(
 # --- anonymised orders -------------------------------------------------------------------------------------
 
 
+CURSOR_START = "*"
+_CURSOR_FORM = re.compile(r"o1\.([0-9]{1,18})")
+
+
+def encode_cursor(order_id: int) -> str:
+    """The opaque cursor of the feed's position just after the order ``order_id``."""
+    return base64.urlsafe_b64encode(f"o1.{order_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The order id a cursor stands after (0 for ``*``, the feed's beginning); ValidationFailed naming ``cursor``
+    for a value no answer gave."""
+    if cursor == CURSOR_START:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        text = ""
+    match = _CURSOR_FORM.fullmatch(text)
+    if match is None:
+        raise ValidationFailed(
+            f"cursor {cursor[:40]!r} is not a cursor this API gave (start a feed with cursor={CURSOR_START})",
+            details={"field": "cursor"},
+        )
+    return int(match.group(1))
+
+
 def anonymised_orders(
     session: Session,
     *,
@@ -419,18 +451,43 @@ def anonymised_orders(
     limit: int = 100,
     offset: int = 0,
     include_text: bool = False,
+    cursor: str | None = None,
+    updated_since: datetime | None = None,
 ) -> dict[str, Any]:
-    """A page of orders received in [start, end) with no personal data, oldest first."""
-    start, end = _period(start, end)
-    orders = list(
-        session.scalars(
-            select(Order)
-            .where(Order.created_at >= start, Order.created_at < end)
-            .order_by(Order.created_at, Order.id)
-            .limit(limit + 1)
-            .offset(offset)
+    """A page of orders with no personal data.
+
+    Without ``cursor``: the orders received in [start, end) (default: the last 30 days), oldest first, paged by
+    ``offset`` — an order imported later with an older reception time shifts the pages after it. With ``cursor``
+    (``*`` to begin): every order once, in the order cityhub stored them (the order id, which only grows), after
+    the cursor's position, ``start``/``end`` filtering the reception time only when given; ``next_cursor`` is the
+    position after the page, to be sent back for the next page or, at the end, on the harvester's next run for the
+    orders stored since. ``updated_since`` keeps the orders changed (or received) at or after that time.
+    """
+    if updated_since is not None and updated_since.tzinfo is None:
+        raise ValidationFailed(
+            "updated_since must carry a time zone (e.g. +08:00 or Z)", details={"field": "updated_since"}
         )
-    )
+    query = select(Order)
+    if updated_since is not None:
+        query = query.where(Order.updated_at >= updated_since)
+    after: int | None = None
+    if cursor is None:
+        start, end = _period(start, end)
+        query = query.where(Order.created_at >= start, Order.created_at < end)
+        query = query.order_by(Order.created_at, Order.id).offset(offset)
+    else:
+        if offset:
+            raise ValidationFailed("offset cannot be combined with cursor", details={"field": "offset"})
+        after = decode_cursor(cursor)
+        _check_aware(start, end)
+        if start is not None and end is not None and start >= end:
+            raise ValidationFailed("start must be before end", details={"field": "start"})
+        if start is not None:
+            query = query.where(Order.created_at >= start)
+        if end is not None:
+            query = query.where(Order.created_at < end)
+        query = query.where(Order.id > after).order_by(Order.id)
+    orders = list(session.scalars(query.limit(limit + 1)))
     has_more = len(orders) > limit
     orders = orders[:limit]
     unit_ids = {i for o in orders for i in (o.street_id, o.community_id, o.lead_unit_id) if i is not None}
@@ -456,6 +513,7 @@ def anonymised_orders(
             "long": coarsen_coordinate(o.lng),
             "lead_unit": units[o.lead_unit_id].name if o.lead_unit_id in units else None,
             "created_at": o.created_at.astimezone(tz).isoformat(timespec="seconds"),
+            "updated_at": o.updated_at.astimezone(tz).isoformat(timespec="seconds"),
             "closed_at": o.closed_at.astimezone(tz).isoformat(timespec="seconds") if o.closed_at else None,
             "due_at": o.due_at.astimezone(tz).isoformat(timespec="seconds") if o.due_at else None,
             "sla_status": o.sla_status.value,
@@ -468,4 +526,7 @@ def anonymised_orders(
             item["content"] = scrub_text(o.content, known=known)
             item["reply"] = scrub_text(o.reply_text, known=known)
         items.append(item)
-    return {"items": items, "limit": limit, "offset": offset, "has_more": has_more}
+    next_cursor = None
+    if after is not None:  # the cursor's position moves past the page; an empty page keeps it
+        next_cursor = encode_cursor(orders[-1].id if orders else after)
+    return {"items": items, "limit": limit, "offset": offset, "has_more": has_more, "next_cursor": next_cursor}

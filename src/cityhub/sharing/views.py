@@ -32,7 +32,27 @@ def aggregates(
     return service.aggregate_orders(db, dimension=dimension, start=start, end=end, category_level=category_level)
 
 
-@router.get("/orders")
+ORDERS_FEED = """Orders without personal data (no names or phones; addresses cut to road or compound).
+
+Two ways to page:
+
+* **offset** (no `cursor`): the orders received in [`start`, `end`) (default: the last 30 days), oldest reception
+  first, `offset` rows skipped. An order stored later with an older reception time (an import of past orders)
+  shifts the pages after it: a harvester paging this way can miss orders or get some twice. `next_cursor` is null.
+* **cursor** (`cursor=*` to begin): every order exactly once, in the order cityhub stored them (by a key that only
+  grows), `start`/`end` filtering the reception time only when given. Send `next_cursor` back as `cursor` for the
+  next page; once `has_more` is false keep it, and the next run's first call gets the orders stored since.
+  `next_cursor` is never null in this mode. `offset` cannot be combined with it.
+
+`updated_since` (either way) keeps only the orders changed since that time (`updated_at`: each life-cycle step,
+amendment and time-limit mark; an imported order's is its reception time, so it is found by the cursor, not by
+this). A harvester keeping a copy runs two feeds: new orders by its stored cursor, and the changes by
+`cursor=*&updated_since=` a minute or so before its previous run began (a change committed while it was reading
+carries a slightly earlier time), taking each order by `number` as its latest state.
+"""
+
+
+@router.get("/orders", description=ORDERS_FEED)
 def anonymised_orders(
     db: MeteredDb,
     _caller: SharingReader,
@@ -42,10 +62,24 @@ def anonymised_orders(
     include_text: Annotated[bool, Query(description="add title, content and reply, scrubbed of phone/ID numbers")] = (
         False
     ),
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, description="`*` to begin, else a `next_cursor` of an earlier answer: keyset paging"),
+    ] = None,
+    updated_since: Annotated[
+        RequestTime | None, Query(description="only orders changed at or after this time, with time zone")
+    ] = None,
 ) -> dict[str, Any]:
-    """Orders of the period without personal data (no names or phones; addresses cut to road or compound)."""
+    """Orders without personal data, paged by offset or by cursor."""
     return service.anonymised_orders(
-        db, start=start, end=end, limit=page.limit, offset=page.offset, include_text=include_text
+        db,
+        start=start,
+        end=end,
+        limit=page.limit,
+        offset=page.offset,
+        include_text=include_text,
+        cursor=cursor,
+        updated_since=updated_since,
     )
 
 
