@@ -59,6 +59,20 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012
 
 
+def _held_in_utc(target: Any, value: Any, oldvalue: Any, initiator: Any) -> Any:
+    del target, oldvalue, initiator
+    return value.astimezone(UTC) if isinstance(value, datetime) and value.tzinfo is not None else value
+
+
+@event.listens_for(Base, "mapper_configured", propagate=True)
+def _hold_times_in_utc(mapper: Any, class_: type) -> None:
+    """An attribute of a ``UTCDateTime`` column set to an aware time holds it in UTC, as a loaded one does: an
+    object answered right after it was written (``POST`` → 201) reads as it will once read back (``GET``)."""
+    for prop in mapper.column_attrs:
+        if any(isinstance(column.type, UTCDateTime) for column in prop.columns):
+            event.listen(getattr(class_, prop.key), "set", _held_in_utc, retval=True)
+
+
 POOL_SIZE = 32
 POOL_MAX_OVERFLOW = 32
 

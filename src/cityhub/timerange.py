@@ -1,5 +1,6 @@
 """The times cityhub takes from a request — a query's window (``since``, ``created_from``, Open311's ``start_date``),
-a body's time (an order's ``created_at``, a rule's ``valid_until``) — are checked here, once, before any arithmetic.
+a body's time (an order's ``created_at``, a rule's ``valid_until``) — are checked here, once, before any arithmetic;
+the times the API answers are written by ``answer_time`` where a response model does not write them.
 
 Python's calendar ends at the years 1 and 9999: 0001-01-01 at +08:00 has no UTC time, and 9999-12-31 plus a default
 window has no date at all, so such a time would end as a 500 wherever it is converted or moved. No time cityhub
@@ -11,10 +12,11 @@ request's fault (422 naming the parameter or field). Within them, any offset and
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, TypeAdapter
 
 from cityhub.errors import ValidationFailed
 
@@ -45,3 +47,28 @@ def _in_range(value: datetime) -> datetime:
 
 # A datetime of a query parameter or a body field: refused by validation, naming it, outside the years above.
 RequestTime = Annotated[datetime, AfterValidator(_in_range)]
+
+
+_INSTANT = TypeAdapter(datetime)
+
+
+def answer_time(value: datetime) -> str:
+    """An instant as every answer of the API (``/api/v1``) gives it: RFC 3339 in UTC with ``Z`` (fractional seconds
+    only when there are), as the response models write the times the database holds in UTC — for answers built by
+    hand. Open311 keeps its own format (``sharing.georeport``)."""
+    return str(_INSTANT.dump_python(value.astimezone(UTC), mode="json"))
+
+
+_STORED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)")
+
+
+def answer_times(value: Any) -> Any:
+    """A JSON value (an audit event's payload, written with ``isoformat``) with every date-time string in it, one
+    with its offset, as :func:`answer_time` writes it; other values as they are."""
+    if isinstance(value, str):
+        return answer_time(datetime.fromisoformat(value)) if _STORED_TIME.fullmatch(value) else value
+    if isinstance(value, dict):
+        return {k: answer_times(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [answer_times(v) for v in value]
+    return value

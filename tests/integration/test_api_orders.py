@@ -635,3 +635,53 @@ def test_an_import_without_ids_keeps_two_citizens_appeals_in_the_same_words(clie
     assert (again["imported"], again["skipped_existing"]) == (0, 2)
     listed = client.get("/api/v1/orders", params={"q": "路灯不亮了请处理"}).json()["items"]
     assert sorted(o["citizen_phone"] for o in listed) == ["13811110001", "13922220002"]
+
+
+def _times(value, path=""):
+    """Every (place, text) in a JSON answer that is a date-time."""
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _times(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [t for i, v in enumerate(value) for t in _times(v, f"{path}.{i}")]
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", value):
+        return [(path, value)]
+    return []
+
+
+def test_every_answer_gives_times_in_utc_as_the_order_is_read_back(client):
+    from cityhub.sharing import service as sharing
+
+    sent = "2026-03-02T09:30:00+08:00"
+    created = _create(
+        client,
+        created_at=sent,
+        address="白云区同和街云景路12号",
+        lat=23.2,
+        lng=113.3,
+        attachments=[{"filename": "a.jpg", "url": "https://example.org/a.jpg"}],
+    )
+    order_id = created["id"]
+    assert created["created_at"] == "2026-03-02T01:30:00Z"
+    read = client.get(f"/api/v1/orders/{order_id}").json()
+    assert read["created_at"] == created["created_at"] and read["updated_at"] == created["updated_at"]
+    acted = client.post(
+        f"/api/v1/orders/{order_id}/actions/dispatch", json={"unit_id": client.unit_id, "version": read["version"]}
+    )
+    assert acted.status_code == 200, acted.text
+    with session_scope() as s:
+        key = sharing.create_key(s, client_name="times", scopes="sharing:read")[1]
+    answers = {
+        "create": created,
+        "action": acted.json(),
+        "read": client.get(f"/api/v1/orders/{order_id}").json(),
+        "list": client.get("/api/v1/orders").json(),
+        "events": client.get(f"/api/v1/orders/{order_id}/events").json(),
+        "map": client.get("/api/v1/map/layers/orders", params={"zoom": 18}).json(),
+        "indicators": client.get("/api/v1/map/indicators").json(),
+        "sharing": client.get("/api/v1/sharing/orders", params={"cursor": "*"}, headers={"X-API-Key": key}).json(),
+        "aggregates": client.get("/api/v1/sharing/aggregates/day", headers={"X-API-Key": key}).json(),
+    }
+    times = [(name, *t) for name, answer in answers.items() for t in _times(answer)]
+    assert {name for name, *_ in times} >= {"create", "action", "read", "list", "events", "sharing", "aggregates"}
+    assert [t for t in times if not t[2].endswith("Z")] == []
+    assert answers["sharing"]["items"][0]["created_at"] == "2026-03-02T01:30:00Z"

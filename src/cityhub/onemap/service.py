@@ -44,6 +44,7 @@ from cityhub.onemap.registry import (
     register_layer,
 )
 from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.timerange import answer_time
 from cityhub.workorders.lifecycle import OPEN_STATES, State
 from cityhub.workorders.models import Order, SlaStatus
 
@@ -403,7 +404,7 @@ def _order_feature(ctx: MapContext, r: Any) -> dict[str, Any]:
             "title": title,
             "state": State(r["state"]).value,
             "overdue": r["sla_status"] == SlaStatus.OVERDUE,
-            "created_at": created.isoformat() if created else None,
+            "created_at": answer_time(created) if created else None,
             "category_id": r["category_id"],
             "masked": not clear,
             "link": f"/orders/{r['id']}",

@@ -21,7 +21,7 @@ from cityhub.errors import NotFound, PermissionDenied, ValidationFailed
 from cityhub.onemap import registry, service
 from cityhub.onemap.registry import MapQuery
 from cityhub.org.models import Role
-from cityhub.timerange import RequestTime
+from cityhub.timerange import RequestTime, answer_time
 from cityhub.web.support import language
 from cityhub.workorders.lifecycle import State
 
@@ -122,4 +122,4 @@ def indicators(db: DbSession, principal: Staff) -> dict[str, Any]:
     ctx = service.context(db, principal, scope_of(db, principal), MapQuery())
     values = service.compute_indicators(ctx)
     db.commit()
-    return {"as_of": ctx.now.isoformat(), "scoped": not ctx.scope.everything, "indicators": values}
+    return {"as_of": answer_time(ctx.now), "scoped": not ctx.scope.everything, "indicators": values}

@@ -28,6 +28,7 @@ from cityhub.errors import CityhubError, NotFound, PermissionDenied, ValidationF
 from cityhub.masking import coarsen_address, coarsen_coordinate, scrub_text
 from cityhub.org.models import Unit
 from cityhub.sharing.models import ApiCallStat, ApiClient, ApiKey, ApiRateWindow
+from cityhub.timerange import answer_time
 from cityhub.workorders.categories import ancestor_at
 from cityhub.workorders.lifecycle import TERMINAL_STATES
 from cityhub.workorders.models import Category, Order
@@ -406,8 +407,8 @@ def aggregate_orders(
         rows.sort(key=lambda r: (-r["orders"], r["key"] or ""))
     return {
         "dimension": dimension,
-        "start": start.isoformat(),
-        "end": end.isoformat(),
+        "start": answer_time(start),
+        "end": answer_time(end),
         "total": sum(r["orders"] for r in rows),
         "rows": rows,
     }
@@ -493,7 +494,6 @@ def anonymised_orders(
     unit_ids = {i for o in orders for i in (o.street_id, o.community_id, o.lead_unit_id) if i is not None}
     units = {u.id: u for u in session.scalars(select(Unit).where(Unit.id.in_(unit_ids)))} if unit_ids else {}
     categories = {c.id: c for c in session.scalars(select(Category))} if orders else {}
-    tz = get_settings().tz
     items = []
     for o in orders:
         category = categories.get(o.category_id) if o.category_id is not None else None
@@ -512,10 +512,10 @@ def anonymised_orders(
             "lat": coarsen_coordinate(o.lat),
             "long": coarsen_coordinate(o.lng),
             "lead_unit": units[o.lead_unit_id].name if o.lead_unit_id in units else None,
-            "created_at": o.created_at.astimezone(tz).isoformat(timespec="seconds"),
-            "updated_at": o.updated_at.astimezone(tz).isoformat(timespec="seconds"),
-            "closed_at": o.closed_at.astimezone(tz).isoformat(timespec="seconds") if o.closed_at else None,
-            "due_at": o.due_at.astimezone(tz).isoformat(timespec="seconds") if o.due_at else None,
+            "created_at": answer_time(o.created_at),
+            "updated_at": answer_time(o.updated_at),
+            "closed_at": answer_time(o.closed_at) if o.closed_at else None,
+            "due_at": answer_time(o.due_at) if o.due_at else None,
             "sla_status": o.sla_status.value,
             "satisfied": o.satisfied,
             "resolved": o.resolved,

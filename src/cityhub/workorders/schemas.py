@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from cityhub.config import get_settings
 from cityhub.masking import coarsen_address, coarsen_coordinate, mask_name, mask_phone, scrub_text
 from cityhub.org.places import PlaceSource
 from cityhub.org.schemas import phone_number
-from cityhub.timerange import RequestTime
+from cityhub.timerange import RequestTime, answer_times
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency, default_appeal_type
 
@@ -206,6 +206,10 @@ class EventRead(BaseModel):
     at: datetime
     reason: str | None
     payload: dict[str, Any] | None
+
+    @field_serializer("payload", when_used="json")
+    def _payload_times(self, payload: dict[str, Any] | None) -> dict[str, Any] | None:
+        return answer_times(payload)  # deadlines and times of the payload, as the event's own ``at``
 
     def masked(self, *, known: tuple[str | None, ...], citizen_user_id: int | None = None) -> EventRead:
         """A copy whose reason and written text (a reply, comment or answer) went through the scrubber, for whoever
