@@ -33,7 +33,7 @@ def client(admin_client):
     return admin_client
 
 
-def _create(client, **extra):
+def _create(client, status=201, **extra):
     body = {
         "channel": "web",
         "content": "小区路灯不亮已经一周",
@@ -42,7 +42,9 @@ def _create(client, **extra):
         **extra,
     }
     response = client.post("/api/v1/orders", json=body)
-    assert response.status_code == 201, response.text
+    assert response.status_code == status, response.text
+    assert response.headers["location"] == f"/api/v1/orders/{response.json()['id']}"
+    assert response.headers.get("x-cityhub-replay") == (None if status == 201 else "true")
     return response.json()
 
 
@@ -54,10 +56,13 @@ def test_create_masks_personal_data_and_is_idempotent(client):
     assert seen_by_leader["citizen_phone"] == "138****5678" and seen_by_leader["citizen_name"] == "王*"
     listed = client.get("/api/v1/orders", headers=client.leader).json()["items"]
     assert [(o["citizen_name"], o["citizen_phone"]) for o in listed] == [("王*", "138****5678")]
-    again = _create(client, external_id="web-1", content="小区路灯不亮 已经一周")  # the same words, spaced otherwise
+    # Sent again (a retry after a timeout): nothing new, 200 and the header say so, the body is the order's as a
+    # GET gives it.
+    again = _create(client, 200, external_id="web-1", content="小区路灯不亮 已经一周")  # the words spaced otherwise
+    assert again == client.get(f"/api/v1/orders/{order['id']}").json()
     assert again["id"] == order["id"]
     # The id as another system writes it (padded, a line end kept) is the same appeal, as in the bulk import.
-    padded = _create(client, external_id=" web-1\n")
+    padded = _create(client, 200, external_id=" web-1\n")
     assert padded["id"] == order["id"] and padded["external_id"] == "web-1"
     assert _create(client, external_id="  ")["external_id"] is None
     # A field the API does not know is refused by name, not dropped with what it held.
@@ -503,7 +508,9 @@ def test_a_citizen_files_through_a_citizens_channel_and_staff_link_only_the_call
     other = {**body, "content": "井盖丢了", "channel": "app", "external_id": stem + "BBBB"}
     second = client.post("/api/v1/orders", json=other, headers=citizen)
     assert first.status_code == second.status_code == 201 and first.json()["id"] != second.json()["id"]
-    assert client.post("/api/v1/orders", json=other, headers=citizen).json()["id"] == second.json()["id"]
+    replayed = client.post("/api/v1/orders", json=other, headers=citizen)
+    assert replayed.status_code == 200 and replayed.headers["x-cityhub-replay"] == "true"
+    assert replayed.json()["id"] == second.json()["id"]
 
     planted = {**body, "channel": "hotline", "citizen_user_id": me_id, "citizen_phone": "13000000000"}
     refused = client.post("/api/v1/orders", json=planted)

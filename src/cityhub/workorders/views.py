@@ -87,9 +87,28 @@ def _order(db: DbSession, order_id: int, principal: Principal) -> Order:
     return order
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderRead)
+REPLAY_HEADER = "X-Cityhub-Replay"
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderRead,
+    responses={
+        200: {
+            "model": OrderRead,
+            "description": f"A replay: the appeal's (channel, external_id) was received before, saying the same; "
+            f"the body is that order as it is now, `{REPLAY_HEADER}: true`",
+        },
+    },
+)
 def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Response:
     """Receive one appeal from any channel (idempotent per channel + external_id).
+
+    A new order answers 201. An appeal re-sent under a known (channel, external_id) with the same title and content
+    (a retry after a timeout) creates nothing and answers 200 with the same body — that order as it is now — and
+    the header ``X-Cityhub-Replay: true``; saying something else, 409 naming the order. Both carry ``Location``, the
+    order's address.
 
     With the background dispatcher on (the default), the order is answered as received; the dispatcher then merges
     it into an earlier duplicate or, with automatic dispatch, decides where it goes, usually within a second
@@ -108,7 +127,13 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Respon
         raise Conflict("an appeal with this channel and external_id was received before")
     result = submit(db, data=data, actor=principal.actor, similar=False, defer_duplicates=True, same_message=True)
     db.commit()  # here, in the same worker thread as the writes: the write lock is not held while the answer waits
-    return model_response(_read(result.order, principal), status.HTTP_201_CREATED)
+    answer = model_response(
+        _read(result.order, principal), status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+    )
+    answer.headers["Location"] = f"/api/v1/orders/{result.order.id}"
+    if not result.created:
+        answer.headers[REPLAY_HEADER] = "true"
+    return answer
 
 
 @router.get("", response_model=OrderPage)
