@@ -568,6 +568,7 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
     return render(
         request,
         "_assistance.html",
+        fragment=True,
         citizen=principal.role == Role.CITIZEN,
         principal=principal,
         assistance=_assistance(db, principal, form),

@@ -59,6 +59,21 @@
       status.textContent = button.getAttribute("data-unlocated");
     }, { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
   });
+  // A table wider than the screen scrolls sideways inside its .table-wrap: such a wrapper takes the keyboard focus,
+  // so the arrow keys scroll it too (on a phone, or a wide table in a narrow column); the others stay out of the
+  // tab order.
+  function keyboardScrollers() {
+    document.querySelectorAll(".table-wrap").forEach(function (wrap) {
+      if (wrap.scrollWidth > wrap.clientWidth + 1) {
+        wrap.setAttribute("tabindex", "0");
+      } else if (wrap.getAttribute("tabindex") === "0") {
+        wrap.removeAttribute("tabindex");
+      }
+    });
+  }
+  keyboardScrollers();
+  window.addEventListener("resize", keyboardScrollers);
+  document.addEventListener("htmx:afterSettle", keyboardScrollers);
   window.addEventListener("pageshow", function () {
     document.querySelectorAll("form[data-submitting]").forEach(function (f) { f.removeAttribute("data-submitting"); });
   });
