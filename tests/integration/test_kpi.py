@@ -447,3 +447,39 @@ def test_an_accept_limit_passed_counts_even_if_the_order_is_transferred_before_a
 
     assert _rate(s, first, "on_time_accept") == (0, 1)
     assert _rate(s, second, "on_time_accept") == (1, 1)
+
+
+@pytest.mark.parametrize("name", [k.name for k in kpi.KPIS if k.name != "repeat_rate"])
+def test_each_fact_query_reads_the_events_of_its_period_through_action_and_time(db_session, db_backend, name):
+    """Each KPI's facts are the events of one action in the period: read through ``ix_order_events_action_at``
+    (action, then the time range), not every event of that action in all the years (with ``action`` alone indexed
+    a month's figures cost as much as three years' of them: 3.2 s at 200,000 orders, 0.4 s through the index)."""
+    from sqlalchemy import event, text
+
+    statements: list[tuple[str, object]] = []
+    engine = db_session.get_bind()
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "order_events" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        kpi.compute(db_session, period=MARCH, kpis=[name])
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert statements
+    conn = db_session.connection()
+    for statement, parameters in statements:
+        if db_backend == "sqlite":
+            plan = [str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+            # The outermost reads of the events (``e``, the facts); the correlated lookups go by order.
+            outer = [p for p in plan if p.startswith("SEARCH e ") or p.startswith("SCAN e")]
+            assert outer, plan
+            assert all("ix_order_events_action_at (action=? AND at>? AND at<?)" in p for p in outer), plan
+        else:  # an empty table is read whichever way is cheapest: ask for a plan that does not scan it
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = [row[0] for row in conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)]
+            assert not any("Seq Scan on order_events" in p for p in plan), plan
+            assert any("ix_order_events_action_at" in p for p in plan), plan
+    db_session.rollback()
