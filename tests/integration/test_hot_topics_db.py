@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -171,7 +172,7 @@ def test_topics_for_period_feed_the_report(app_db: str, db_session: Session, tmp
 
 
 def test_mined_topics_become_graph_nodes_and_remining_refreshes_the_cached_graph(
-    app_db: str, db_session: Session, tmp_path: Path
+    app_db: str, db_session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from cityhub.analytics import correlation, topics_store
 
@@ -191,6 +192,10 @@ def test_mined_topics_become_graph_nodes_and_remining_refreshes_the_cached_graph
     assert members and {oid: labels[oid] for oid, _ in members} == {
         oid: [f"T{tid} {db_session.get(HotTopic, tid).label}"] for oid, tid in members
     }
+    # Asked for many orders, the labels are read by id range: the same, and only for the orders asked for.
+    asked = sorted(labels)[1:-1:2]
+    monkeypatch.setattr(topics_store, "LABELS_BY_RANGE", 0)
+    assert topics_store.order_topic_labels(db_session, asked) == {oid: labels[oid] for oid in asked}
     topic_nodes = {n for n in after.graph.nodes if n.startswith("topic:")}
     assert topic_nodes == {correlation.node_id("topic", v[0]) for v in labels.values()}
     # A topic node is tied to what its orders mention: a topic about one estate is linked to that estate's place.

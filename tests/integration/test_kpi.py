@@ -491,3 +491,67 @@ def test_a_citizen_calling_again_with_the_country_code_is_a_repeat_complaint(db_
     assert (rate.numerator, rate.denominator) == (2, 5)  # o5 and this one; o1, o2, o3 are first appeals
     drill = kpi.drilldown(s, unit="K-D1", kpi="repeat_rate", period=MARCH)
     assert again in [i["order_id"] for i in drill.numerator]
+
+
+@pytest.mark.parametrize("name", [k.name for k in kpi.KPIS if k.name != "repeat_rate"])
+def test_each_fact_query_reads_the_events_of_its_period_through_action_and_time(db_session, db_backend, name):
+    """Each KPI's facts are the events of one action in the period: read through ``ix_order_events_action_at``
+    (action, then the time range), not every event of that action in all the years (with ``action`` alone indexed
+    a month's figures cost as much as three years' of them: 3.2 s at 200,000 orders, 0.4 s through the index)."""
+    from sqlalchemy import event, text
+
+    statements: list[tuple[str, object]] = []
+    engine = db_session.get_bind()
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "order_events" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        kpi.compute(db_session, period=MARCH, kpis=[name])
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert statements
+    conn = db_session.connection()
+    for statement, parameters in statements:
+        if db_backend == "sqlite":
+            plan = [str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+            # The outermost reads of the events (``e``, the facts); the correlated lookups go by order.
+            outer = [p for p in plan if p.startswith("SEARCH e ") or p.startswith("SCAN e")]
+            assert outer, plan
+            assert all("ix_order_events_action_at (action=? AND at>? AND at<?)" in p for p in outer), plan
+        else:  # an empty table is read whichever way is cheapest: ask for a plan that does not scan it
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = [row[0] for row in conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)]
+            assert not any("Seq Scan on order_events" in p for p in plan), plan
+            assert any("ix_order_events_action_at" in p for p in plan), plan
+    db_session.rollback()
+
+
+def test_the_first_assignment_of_each_order_is_looked_up_once_per_order(db_session, db_backend, history):
+    """The repeat rate's unit is that of each order's first assignment: one look-up per order of the period, then
+    that event by its key — not the order's trail read again for each of its events (2.5 times the work at ~8
+    events an order)."""
+    from sqlalchemy import event
+
+    if db_backend != "sqlite":
+        pytest.skip("the plan is SQLite's; PostgreSQL's answer is checked by the hand counts above")
+    statements: list[tuple[str, object]] = []
+    engine = db_session.get_bind()
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "order_events" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        first = kpi._first_assignments(db_session, MARCH)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert first  # the history's March orders were dispatched
+    [(statement, parameters)] = statements
+    plan = [str(r[-1]) for r in db_session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+    assert any(p.startswith("SEARCH orders USING COVERING INDEX ix_orders_created") for p in plan), plan
+    assert any(p.startswith("SEARCH e USING INTEGER PRIMARY KEY") for p in plan), plan
+    assert sum("ix_order_events_order_id" in p for p in plan) == 1, plan  # the look-up of the first assignment

@@ -164,3 +164,37 @@ def test_facts_from_a_demo_csv(tmp_path: Path) -> None:
     assert all(f.street and f.street.endswith(("街道", "镇")) and f.category for f in facts)
     assert all(f.created_at.tzinfo is not None for f in facts)
     assert any((f.attributes or {}).get("scenario") for f in facts)
+
+
+def test_pairs_are_counted_as_every_pair_of_every_order_would_count_them() -> None:
+    """The sparse product counts what a Counter over each order's pairs counts, above the minimum support."""
+    import random
+    from collections import Counter
+    from itertools import combinations
+
+    rng = random.Random(7)
+    words = ["噪音", "积水", "垃圾", "路灯", "停车", "施工", "油烟", "漏水", "电梯", "物业", "学校", "公交"]
+    nodes = [f"keyword:{w}" for w in words]
+    incidence = [frozenset(rng.sample(nodes, rng.randint(0, 7))) for _ in range(400)]
+    node_count = Counter(x for held in incidence for x in held)
+    pairs = Counter(p for held in incidence for p in combinations(sorted(held), 2))
+    for min_support in (1, 3, 40, 100, 1000):
+        expected = sorted((p, c) for p, c in pairs.items() if c >= min_support)
+        assert cg._pair_counts(incidence, node_count, min_support) == expected
+    assert cg._pair_counts([], Counter(), 3) == []
+
+
+def test_an_orders_text_nodes_are_read_again_when_its_text_or_places_change() -> None:
+    """Kept between builds by the order's id, never answered for another text, street or community."""
+    first = _fact(9_000_001, "丽发新城工地夜间施工噪音扰民", "环境保护/环境污染/噪音污染", "石井街道", 8)
+    nodes = cg.text_nodes(first)
+    assert {"keyword:噪音", "place:丽发新城", "place:石井街道"} <= nodes
+    assert cg.text_nodes(first) is nodes  # read once
+    edited = cg.OrderFact(**{**{f: getattr(first, f) for f in first.__slots__}, "text": "嘉禾望岗路灯不亮"})
+    assert "keyword:噪音" not in cg.text_nodes(edited) and "keyword:路灯" in cg.text_nodes(edited)
+    moved = cg.OrderFact(**{**{f: getattr(edited, f) for f in edited.__slots__}, "street": "江高镇"})
+    assert "place:江高镇" in cg.text_nodes(moved) and "place:石井街道" not in cg.text_nodes(moved)
+    # A rebuilt graph counts the edited text, not the one read before.
+    graph = cg.build_graph([first] * 3, min_support=1).graph
+    assert "keyword:噪音" in graph
+    assert "keyword:噪音" not in cg.build_graph([edited] * 3, min_support=1).graph

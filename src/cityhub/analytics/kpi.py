@@ -593,16 +593,21 @@ def _first_assignments(session: Session, period: Period) -> dict[int, tuple[int,
     """order id → (event id, unit id) of the first assignment, for orders created in the period."""
     e = _ev("e")
     f = _ev("f")
-    first_id = select(func.min(f.c.id)).where(f.c.order_id == e.c.order_id, _is_assignment(f)).scalar_subquery()
-    rows = session.execute(
-        select(e.c.order_id, e.c.id, e.c.unit_id)
-        .select_from(e.join(Order.__table__, Order.__table__.c.id == e.c.order_id))
-        .where(
-            Order.__table__.c.created_at >= period.start,
-            Order.__table__.c.created_at < period.end,
-            e.c.id == first_id,
-            e.c.unit_id.is_not(None),
+    o = Order.__table__
+    # One look-up of the first assignment per order of the period (per event of its trail, the trail was read
+    # once for each of its events: 1–2 s for a year at 200,000 orders), then that event by its key.
+    first = (
+        select(
+            o.c.id.label("order_id"),
+            select(func.min(f.c.id)).where(f.c.order_id == o.c.id, _is_assignment(f)).scalar_subquery().label("id"),
         )
+        .where(o.c.created_at >= period.start, o.c.created_at < period.end)
+        .subquery()
+    )
+    rows = session.execute(
+        select(first.c.order_id, e.c.id, e.c.unit_id)
+        .select_from(first.join(e, e.c.id == first.c.id))
+        .where(e.c.unit_id.is_not(None))
     ).all()
     return {oid: (eid, uid) for oid, eid, uid in rows}
 
