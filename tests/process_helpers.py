@@ -1,12 +1,15 @@
-"""Helpers of the tests that start real processes on loopback: the CLI next to the interpreter, a free port, and
-waiting for a condition with a deadline."""
+"""Helpers of the tests that start real processes on loopback: the CLI next to the interpreter, a free port,
+waiting for a condition with a deadline, and a served app."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 CLI = Path(sys.executable).with_name("cityhub")
@@ -25,3 +28,53 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, pause: floa
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(pause)
+
+
+@contextmanager
+def served_app(env: Mapping[str, str], log_path: Path, *, ready: tuple[int, ...] = (200,)) -> Iterator[str]:
+    """``cityhub serve`` (no scheduler) on a free loopback port with ``env`` over this process's environment, its
+    output in ``log_path``; yields the base URL once ``/healthz`` answers one of ``ready``, and stops the server
+    after. A server that exits or does not answer within 60 s fails the test with the end of its log."""
+    import httpx
+    import pytest
+
+    port = free_port()
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cityhub.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-scheduler",
+            ],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"cityhub serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code in ready:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"cityhub serve did not answer within 60 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)

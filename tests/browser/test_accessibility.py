@@ -12,16 +12,11 @@ otherwise. The pages do not depend on the database backend: SQLite only.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from cityhub.db import reset_engine, session_scope, utcnow
@@ -29,7 +24,7 @@ from cityhub.intake.service import submit
 from cityhub.monitoring import service as monitoring
 from cityhub.monitoring.schemas import RuleCreate, SensorCreate
 from cityhub.workorders.service import act
-from process_helpers import free_port
+from process_helpers import served_app
 from web_helpers import PASSWORD, build_world, world_env
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -110,47 +105,9 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
             for i, v in enumerate([12, 31, 33, 35, 15, 10])
         ]
         monitoring.ingest(s, items=items)
-    port = free_port()
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cityhub.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-scheduler",
-            ],
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"cityhub serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"cityhub serve did not answer within 60 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with served_app(env, log_path) as base:
         yield {"base": base, "order": order_id}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,12 @@ in ``web/static/vendor`` (``make install``); skipped with the reason otherwise. 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import update
 
@@ -27,7 +22,7 @@ from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
 from cityhub.org.models import Unit
 from cityhub.web import vendor
-from process_helpers import free_port
+from process_helpers import served_app
 from web_helpers import PASSWORD, build_world, world_env
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -75,47 +70,9 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
                 "lng": lng,
             }
             ids.append(submit(s, data=data, similar=False, defer_duplicates=True).order.id)
-    port = free_port()
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cityhub.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-scheduler",
-            ],
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"cityhub serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code in (200, 503):
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"cityhub serve did not answer within 60 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with served_app(env, log_path, ready=(200, 503)) as base:
         yield {"base": base, "ids": ids}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

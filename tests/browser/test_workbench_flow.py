@@ -9,22 +9,17 @@ database of the current backend.
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from PIL import Image
 
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
 from cityhub.workorders.models import Order
-from process_helpers import free_port
+from process_helpers import served_app
 from web_helpers import PASSWORD, STREETS, build_world, train_classifier, world_env
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -68,47 +63,9 @@ def server(app_db: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.Mon
             },
         ).order
         past_number = past.number
-    port = free_port()
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cityhub.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-scheduler",
-            ],
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"cityhub serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"cityhub serve did not answer within 60 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with served_app(env, log_path) as base:
         yield {"base": base, "past_number": past_number, "street": STREETS["W-JT"], "log": log_path}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from cityhub.workorders import service
 from cityhub.workorders.models import Order
 from cityhub.workorders.scheduled import sla_sweep
 from cityhub.workorders.schemas import OrderCreate
+from sql_helpers import selects_naming
 
 # Monday 2026-03-02 10:00 in Shanghai, a plain working day; default limits: accept 2 working hours, finish 5 days.
 T = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
@@ -498,20 +499,10 @@ def test_each_fact_query_reads_the_events_of_its_period_through_action_and_time(
     """Each KPI's facts are the events of one action in the period: read through ``ix_order_events_action_at``
     (action, then the time range), not every event of that action in all the years (with ``action`` alone indexed
     a month's figures cost as much as three years' of them: 3.2 s at 200,000 orders, 0.4 s through the index)."""
-    from sqlalchemy import event, text
+    from sqlalchemy import text
 
-    statements: list[tuple[str, object]] = []
-    engine = db_session.get_bind()
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "order_events" in statement:
-            statements.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with selects_naming(db_session.get_bind(), "order_events") as statements:
         kpi.compute(db_session, period=MARCH, kpis=[name])
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
     assert statements
     conn = db_session.connection()
     for statement, parameters in statements:
@@ -533,22 +524,11 @@ def test_the_first_assignment_of_each_order_is_looked_up_once_per_order(db_sessi
     """The repeat rate's unit is that of each order's first assignment: one look-up per order of the period, then
     that event by its key — not the order's trail read again for each of its events (2.5 times the work at ~8
     events an order)."""
-    from sqlalchemy import event
 
     if db_backend != "sqlite":
         pytest.skip("the plan is SQLite's; PostgreSQL's answer is checked by the hand counts above")
-    statements: list[tuple[str, object]] = []
-    engine = db_session.get_bind()
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "order_events" in statement:
-            statements.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with selects_naming(db_session.get_bind(), "order_events") as statements:
         first = kpi._first_assignments(db_session, MARCH)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
     assert first  # the history's March orders were dispatched
     [(statement, parameters)] = statements
     plan = [str(r[-1]) for r in db_session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]

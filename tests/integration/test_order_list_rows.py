@@ -12,6 +12,7 @@ from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import service
 from cityhub.workorders.models import Order
 from cityhub.workorders.schemas import OrderFilter
+from sql_helpers import selects_naming
 
 
 @pytest.fixture
@@ -66,20 +67,8 @@ def test_list_items_equal_single_reads_for_every_caller(client):
 )
 def test_each_list_filter_reads_its_index(db_session, db_backend, filters, index):
     """Without such an index a page by channel sorted a million rows (15 s on SQLite at 1,000,000 orders)."""
-    statements: list[tuple[str, object]] = []
-    from sqlalchemy import event
-
-    engine = db_session.get_bind()
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "FROM orders" in statement:
-            statements.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with selects_naming(db_session.get_bind(), "FROM orders") as statements:
         service.search_order_rows(db_session, filters=OrderFilter(**filters), columns=["id", "created_at"], limit=20)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
     statement, parameters = statements[0]
     conn = db_session.connection()
     if db_backend == "sqlite":

@@ -17,6 +17,7 @@ from cityhub.intake.bulk import write_orders
 from cityhub.workorders import search, service
 from cityhub.workorders.models import Order
 from cityhub.workorders.schemas import OrderCreate, OrderFilter
+from sql_helpers import selects_naming
 
 
 def _create(session: Session, title: str, content: str, address: str | None = None, **extra: Any) -> Order:
@@ -50,20 +51,8 @@ def _check_index(session: Session, backend: str) -> None:
 
 
 def _uses_index(session: Session, backend: str, q: str) -> bool:
-    statements: list[tuple[str, Any]] = []
-    from sqlalchemy import event
-
-    engine = session.get_bind()
-
-    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if "FROM orders" in statement and statement.lstrip().upper().startswith("SELECT"):
-            statements.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with selects_naming(session.get_bind(), "FROM orders") as statements:
         _found(session, q)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
     statement, parameters = statements[0]
     conn = session.connection()
     if backend == "sqlite":
