@@ -120,6 +120,11 @@ def _extras(*, new_orders: bool) -> None:
         typer.echo(f"new appeals: {r.new_appeals} received, for the dispatcher (cityhub serve decides them)")
     if r.citizen_appeals:
         typer.echo(f"citizens' own appeals: {r.citizen_appeals} filed for citizen and citizen2 (to follow and rate)")
+    if r.staff_work:
+        typer.echo(
+            f"staff's work in hand: {r.staff_work} appeals (to accept, being worked, near or past their time limit, "
+            "an extension to decide; one for street_dispatcher's queue)"
+        )
     if r.topics_skipped:
         typer.echo(f"hot topics: not mined, {r.topics_skipped}")
     else:
@@ -133,6 +138,9 @@ def _extras(*, new_orders: bool) -> None:
         typer.echo(f"  {login.username:<{width}}  {login.role:<10}  {login.full_name}  {login.unit}")
     if r.unit_handlers:
         typer.echo(f"  … and {r.unit_handlers} unit handler accounts h<unit code>, e.g. h440111-d02, h440111002")
+    if r.track_example:
+        number, phone = r.track_example
+        typer.echo(f"progress lookup without a login (/track): order {number} with phone {phone}")
 
 
 @app.command("csv")
