@@ -32,6 +32,9 @@ class Job:
     interval: Callable[[], int]
     # May a run start while another (in any process) has not ended? Only for a job that claims its own work items.
     overlap: bool = False
+    # Keys of its result that carry its state to the next run (a position, a token), not counts of work done: a round
+    # whose counts are all zero is logged at DEBUG whatever these hold.
+    state_keys: frozenset[str] = frozenset()
 
 
 # A run that started this long ago (or three intervals, if longer) without ending is taken for dead — its process
@@ -132,6 +135,7 @@ JOBS: dict[str, Job] = {
         "place imported and older orders without a street among the units (coordinates, address, text), audited",
         _place_orders,
         lambda: 60,
+        state_keys=frozenset({"last_id", "units_token", "retry_from"}),
     ),
     "hot-topics": Job(
         "hot-topics",
@@ -221,6 +225,15 @@ def _finish(session: Session, name: str, started: datetime, result: dict[str, An
     )
 
 
+def is_busy(job: Job, result: dict[str, Any]) -> bool:
+    """Whether a run did something worth an INFO line: a positive count in its result (its state keys aside)."""
+    return any(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+        for k, v in result.items()
+        if k not in job.state_keys
+    )
+
+
 def run_due_jobs() -> dict[str, dict[str, Any]]:
     """Run every job whose interval has passed; returns the results of those that ran."""
     ran: dict[str, dict[str, Any]] = {}
@@ -235,7 +248,7 @@ def run_due_jobs() -> dict[str, dict[str, Any]]:
                 _finish(session, job.name, now, result)
             ran[job.name] = result
             # Quiet rounds (nothing marked, nothing sent) would drown the log every few seconds.
-            busy = any(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in result.values())
+            busy = is_busy(job, result)
             log.log(logging.INFO if busy else logging.DEBUG, "job %s: %s", job.name, result)
         except Exception as exc:
             log.exception("job %s failed; it will be retried at its next interval", job.name)
