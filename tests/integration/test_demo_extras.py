@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from cityhub.demo.extras import (
     DEFAULT_DEMO_PASSWORD,
     KB_CSV,
     STAFF_WORK,
+    citizens_appeals,
     prepare_demo,
     set_demo_passwords,
     staff_work,
@@ -40,8 +42,9 @@ from cityhub.knowledge.models import KnowledgeEntry
 from cityhub.main import create_app
 from cityhub.org.models import Unit, User
 from cityhub.org.service import BAIYUN_USERS, read_csv_table
+from cityhub.workorders import calendar as workcal
 from cityhub.workorders.categories import find_category
-from cityhub.workorders.models import Order
+from cityhub.workorders.models import Order, OrderEvent
 from web_helpers import hidden, intake_form
 
 SEED = ["demo", "seed", "--orders", "300", "--seed", "3", "--years", "1", "--end", "2025-03-31"]
@@ -268,3 +271,26 @@ def test_the_demo_staff_have_work_in_hand(demo_env: Path) -> None:
         number, phone = example
         found = client.post("/api/v1/track", json={"number": number, "phone": phone})
         assert found.status_code == 200 and found.json()["can_rate"] is True
+
+
+def test_the_demo_staff_act_in_working_time(demo_env: Path) -> None:
+    """The citizens' appeals were dispatched and accepted in the evening and replied at night (a fixed number of
+    hours back from whenever the seed ran); every staff step now falls in working time."""
+    assert _cli(*SEED, "--no-extras").exit_code == 0
+    with session_scope() as s:
+        assert citizens_appeals(s) == 4 and staff_work(s) == len(STAFF_WORK)
+        cal = workcal.load_calendar(s)
+        staff_steps = s.scalars(
+            select(OrderEvent)
+            .join(Order, Order.id == OrderEvent.order_id)
+            .where(
+                Order.citizen_user_id.is_not(None) | Order.external_id.like("demo-staff-%"),
+                OrderEvent.action.in_(["dispatch", "accept", "start", "reply", "request_extension"]),
+            )
+        ).all()
+        assert len(staff_steps) >= 4 + len(STAFF_WORK)
+
+        def working(at: datetime) -> bool:  # in working time, or at its end (18:00 sharp)
+            return cal.is_work_time(at) or cal.is_work_time(at - timedelta(seconds=1))
+
+        assert not [(e.action, e.at) for e in staff_steps if not working(e.at)]

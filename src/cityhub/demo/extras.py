@@ -280,19 +280,22 @@ CITIZEN_APPEALS: dict[str, list[tuple[str, str, str, str, str | None]]] = {
 
 
 def citizens_appeals(session: Session) -> int:
-    """File :data:`CITIZEN_APPEALS` for the demo citizens who have none, through intake as their own, two days ago,
-    and take each as far as it says (dispatched to the street it is placed in within the hour, accepted, replied
-    yesterday) — so a citizen's login shows appeals to follow, add files to and rate. Returns how many were filed."""
-    from datetime import timedelta
+    """File :data:`CITIZEN_APPEALS` for the demo citizens who have none, through intake as their own, two working days
+    ago, and take each as far as it says (dispatched to the street it is placed in within the working hour, accepted,
+    replied a few working hours ago) — so a citizen's login shows appeals to follow, add files to and rate. Returns
+    how many were filed. Every step is in working time: a reply stamped 02:30 would not convince anyone."""
 
     from cityhub.db import utcnow
     from cityhub.intake.service import submit
     from cityhub.org.models import Role, User
+    from cityhub.workorders import calendar as workcal
     from cityhub.workorders import service as orders
     from cityhub.workorders.lifecycle import Action
     from cityhub.workorders.models import Order
     from cityhub.workorders.schemas import OrderCreate
 
+    now = utcnow()
+    cal = workcal.load_calendar(session)
     made = 0
     for username, appeals in CITIZEN_APPEALS.items():
         user = session.scalar(select(User).where(User.username == username, User.role == Role.CITIZEN))
@@ -304,7 +307,7 @@ def citizens_appeals(session: Session) -> int:
             name=session.scalar(select(User.full_name).where(User.username == "dispatcher")) or "派单员"
         )
         for i, (channel, appeal_type, content, reach, reply) in enumerate(appeals):
-            filed = utcnow() - timedelta(days=2, hours=3 - i)
+            filed = _worked_back(cal, now, 2 * cal.day_seconds + (3 - i) * 3600.0)
             data = OrderCreate(
                 channel=channel,
                 appeal_type=appeal_type,
@@ -320,11 +323,11 @@ def citizens_appeals(session: Session) -> int:
             street = order.street_id
             handler = orders.Actor(name="街道承办人", unit_id=street, role=Role.HANDLER.value)
             steps: list[tuple[Action, Any, dict[str, Any], Any]] = [
-                (Action.DISPATCH, dispatcher, {"unit_id": street}, filed + timedelta(minutes=20))
+                (Action.DISPATCH, dispatcher, {"unit_id": street}, cal.add_work_seconds(filed, 20 * 60.0))
             ]
-            steps.append((Action.ACCEPT, handler, {}, filed + timedelta(hours=2)))
+            steps.append((Action.ACCEPT, handler, {}, cal.add_work_seconds(filed, 2 * 3600.0)))
             if reach == "reply":
-                steps.append((Action.REPLY, handler, {"text": reply}, utcnow() - timedelta(hours=20)))
+                steps.append((Action.REPLY, handler, {"text": reply}, _worked_back(cal, now, 3 * 3600.0)))
             for action, actor, params, at in steps:
                 orders.act(session, order_id=order.id, action=action, actor=actor, params=params, now=at)
     session.commit()
