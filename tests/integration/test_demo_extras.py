@@ -95,7 +95,7 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path) -> None:
     assert re.search(monitoring, first.output)
     # A dozen appeals just received through intake wait in the dispatcher's queue (automatic dispatch is off by
     # default), placed from their addresses, each with the classifier's prediction and suggested units.
-    assert "new appeals: 12 received" in first.output
+    assert "new appeals: 12 received, waiting in the dispatcher's queue" in first.output
     with session_scope() as s:
         new = s.scalars(select(Order).where(Order.external_id.like("demo-new-%"))).all()
         assert len(new) == 12 and {o.state.value for o in new} == {"received"}
