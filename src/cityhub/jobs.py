@@ -32,8 +32,8 @@ class Job:
     interval: Callable[[], int]
     # May a run start while another (in any process) has not ended? Only for a job that claims its own work items.
     overlap: bool = False
-    # Keys of its result that carry its state to the next run (a position, a token), not counts of work done: a round
-    # whose counts are all zero is logged at DEBUG whatever these hold.
+    # Keys of its result that are no count of work this run did — its position or token for the next run, a setting
+    # it applied, a total — so a round whose counts are all zero is logged at DEBUG whatever these hold.
     state_keys: frozenset[str] = frozenset()
 
 
@@ -123,6 +123,7 @@ JOBS: dict[str, Job] = {
         "delete notifications delivered more than CITYHUB_NOTIFY_KEEP_SENT_DAYS ago",
         _notify_prune,
         lambda: 3600,
+        state_keys=frozenset({"keep_sent_days"}),
     ),
     "reply-check": Job(
         "reply-check",
@@ -142,6 +143,7 @@ JOBS: dict[str, Job] = {
         "mine the orders received since the last run into the hot topics (热点问题) and refresh their heat",
         _hot_topics,
         lambda: get_settings().hot_topics_interval,
+        state_keys=frozenset({"topics"}),
     ),
     "files-prune": Job(
         "files-prune",

@@ -242,6 +242,12 @@ def test_an_idle_round_of_placing_orders_is_not_logged_at_info(
     assert not jobs.is_busy(job, idle)
     assert jobs.is_busy(job, {**idle, "looked": 3, "placed": 2, "last_id": 41})
     assert jobs.is_busy(jobs.JOBS["sla-sweep"], {"overdue": 1, "warning": 0})
+    # Likewise a setting applied and a total kept: the hourly rounds that did nothing are quiet too.
+    assert not jobs.is_busy(jobs.JOBS["notify-prune"], {"deleted": 0, "keep_sent_days": 30})
+    assert not jobs.is_busy(
+        jobs.JOBS["hot-topics"], {"orders": 0, "joined": 0, "new_topics": 0, "mode": 0, "topics": 640}
+    )
+    assert jobs.is_busy(jobs.JOBS["hot-topics"], {"orders": 12, "joined": 9, "new_topics": 1, "mode": 0, "topics": 641})
     monkeypatch.setattr(jobs, "JOBS", {"place-orders": dataclasses.replace(job, func=lambda session: idle)})
     with caplog.at_level(logging.INFO, logger="cityhub.jobs"):
         assert jobs.run_due_jobs() == {"place-orders": idle}
