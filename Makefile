@@ -71,9 +71,12 @@ fmt: $(PY_STAMP)
 	$(RUFF) format .
 
 # Smoke run of every benchmark that has a --quick mode; the others (and the full sizes) are run by hand as
-# bench/README.md describes.
+# bench/README.md describes. Its figures go to a throw-away directory (CITYHUB_BENCH_RESULTS), never over the
+# measured ones in bench/results/.
 bench: $(PY_STAMP)
-	@found=0; for f in bench/*.py; do \
+	@export CITYHUB_BENCH_RESULTS="$${CITYHUB_BENCH_RESULTS:-$$(mktemp -d "$${TMPDIR:-/tmp}/cityhub-bench.XXXXXX")}"; \
+	echo "==> smoke figures go to $$CITYHUB_BENCH_RESULTS"; \
+	found=0; for f in bench/*.py; do \
 	  [ -e "$$f" ] || continue; case "$$(basename $$f)" in _*) continue;; esac; \
 	  if ! grep -q -- '--quick' "$$f"; then echo "==> skip $$f (no --quick mode; see bench/README.md)"; continue; fi; \
 	  found=1; echo "==> $(PY) $$f --quick"; $(PY) "$$f" --quick || exit 1; \

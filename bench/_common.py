@@ -10,7 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+# Where the figures go: bench/results/ (committed), or CITYHUB_BENCH_RESULTS — `make bench` points it at a
+# throw-away directory, so its smoke runs never overwrite the measured figures.
+RESULTS = Path(os.environ.get("CITYHUB_BENCH_RESULTS") or Path(__file__).parent / "results")
 
 
 def fresh_sqlite_url(name: str) -> str:

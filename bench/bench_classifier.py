@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "teddycup2020_c"
 FILES = [DATA / "dev" / "messages_labeled_raw.csv", DATA / "dev" / "messages_labeled_segmented.csv"]
 UNLABELLED = DATA / "csv" / "f2_final_testset_unlabeled_2801.csv"
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(os.environ.get("CITYHUB_BENCH_RESULTS") or ROOT / "bench" / "results")  # as bench/_common.py
 
 
 def baseline_scores(train: list[LabelledOrder], test_texts: list[str], n_labels: list[str]) -> np.ndarray:

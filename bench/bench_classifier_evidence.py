@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,9 @@ from cityhub.nlp import classifier
 from cityhub.nlp.text import near_duplicate_groups, order_text
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "teddycup2020_c"
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(
+    os.environ.get("CITYHUB_BENCH_RESULTS") or Path(__file__).resolve().parent / "results"
+)  # as bench/_common.py
 THRESHOLDS = (1, 2, 3, 4, 5, 6)
 
 OFF_DOMAIN: dict[str, list[str]] = {

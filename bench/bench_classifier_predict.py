@@ -38,7 +38,9 @@ from cityhub.nlp import classifier
 from cityhub.nlp.text import order_text
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "teddycup2020_c"
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(
+    os.environ.get("CITYHUB_BENCH_RESULTS") or Path(__file__).resolve().parent / "results"
+)  # as bench/_common.py
 MODEL_CACHE = Path(os.environ.get("TMPDIR", tempfile.gettempdir())) / "cityhub-bench-predict-model"
 
 

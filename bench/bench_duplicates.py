@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import sys
 import time
@@ -38,7 +39,7 @@ import numpy as np
 from cityhub.nlp import similar as sim
 
 DATA = Path("../shared/data/teddycup2020_c")
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(os.environ.get("CITYHUB_BENCH_RESULTS") or Path(__file__).parent / "results")  # as bench/_common.py
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9)
 RUN = 50
 

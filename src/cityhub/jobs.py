@@ -32,6 +32,9 @@ class Job:
     interval: Callable[[], int]
     # May a run start while another (in any process) has not ended? Only for a job that claims its own work items.
     overlap: bool = False
+    # Keys of its result that are no count of work this run did — its position or token for the next run, a setting
+    # it applied, a total — so a round whose counts are all zero is logged at DEBUG whatever these hold.
+    state_keys: frozenset[str] = frozenset()
 
 
 # A run that started this long ago (or three intervals, if longer) without ending is taken for dead — its process
@@ -120,6 +123,7 @@ JOBS: dict[str, Job] = {
         "delete notifications delivered more than CITYHUB_NOTIFY_KEEP_SENT_DAYS ago",
         _notify_prune,
         lambda: 3600,
+        state_keys=frozenset({"keep_sent_days"}),
     ),
     "reply-check": Job(
         "reply-check",
@@ -132,12 +136,14 @@ JOBS: dict[str, Job] = {
         "place imported and older orders without a street among the units (coordinates, address, text), audited",
         _place_orders,
         lambda: 60,
+        state_keys=frozenset({"last_id", "units_token", "retry_from"}),
     ),
     "hot-topics": Job(
         "hot-topics",
         "mine the orders received since the last run into the hot topics (热点问题) and refresh their heat",
         _hot_topics,
         lambda: get_settings().hot_topics_interval,
+        state_keys=frozenset({"topics"}),
     ),
     "files-prune": Job(
         "files-prune",
@@ -221,6 +227,15 @@ def _finish(session: Session, name: str, started: datetime, result: dict[str, An
     )
 
 
+def is_busy(job: Job, result: dict[str, Any]) -> bool:
+    """Whether a run did something worth an INFO line: a positive count in its result (its state keys aside)."""
+    return any(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+        for k, v in result.items()
+        if k not in job.state_keys
+    )
+
+
 def run_due_jobs() -> dict[str, dict[str, Any]]:
     """Run every job whose interval has passed; returns the results of those that ran."""
     ran: dict[str, dict[str, Any]] = {}
@@ -235,7 +250,7 @@ def run_due_jobs() -> dict[str, dict[str, Any]]:
                 _finish(session, job.name, now, result)
             ran[job.name] = result
             # Quiet rounds (nothing marked, nothing sent) would drown the log every few seconds.
-            busy = any(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in result.values())
+            busy = is_busy(job, result)
             log.log(logging.INFO if busy else logging.DEBUG, "job %s: %s", job.name, result)
         except Exception as exc:
             log.exception("job %s failed; it will be retried at its next interval", job.name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,27 @@ from cityhub.auth import passwords
 from cityhub.auth import service as auth
 from cityhub.db import reset_engine, session_factory, session_scope
 from cityhub.demo.cli import app as demo_app
-from cityhub.demo.extras import DEFAULT_DEMO_PASSWORD, KB_CSV, prepare_demo, set_demo_passwords
+from cityhub.demo.extras import (
+    DEFAULT_DEMO_PASSWORD,
+    KB_CSV,
+    STAFF_WORK,
+    citizens_appeals,
+    prepare_demo,
+    set_demo_passwords,
+    staff_work,
+    track_example,
+)
 from cityhub.demo.sensors import RULES
 from cityhub.dispatch import service as dispatch
 from cityhub.dispatch.models import DispatchRule
 from cityhub.errors import PermissionDenied
 from cityhub.knowledge.models import KnowledgeEntry
 from cityhub.main import create_app
-from cityhub.org.models import User
+from cityhub.org.models import Unit, User
 from cityhub.org.service import BAIYUN_USERS, read_csv_table
+from cityhub.workorders import calendar as workcal
 from cityhub.workorders.categories import find_category
-from cityhub.workorders.models import Order
+from cityhub.workorders.models import Order, OrderEvent
 from web_helpers import hidden, intake_form
 
 SEED = ["demo", "seed", "--orders", "300", "--seed", "3", "--years", "1", "--end", "2025-03-31"]
@@ -84,7 +95,7 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path) -> None:
     assert re.search(monitoring, first.output)
     # A dozen appeals just received through intake wait in the dispatcher's queue (automatic dispatch is off by
     # default), placed from their addresses, each with the classifier's prediction and suggested units.
-    assert "new appeals: 12 received" in first.output
+    assert "new appeals: 12 received, waiting in the dispatcher's queue" in first.output
     with session_scope() as s:
         new = s.scalars(select(Order).where(Order.external_id.like("demo-new-%"))).all()
         assert len(new) == 12 and {o.state.value for o in new} == {"received"}
@@ -100,6 +111,7 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path) -> None:
             own = s.scalars(select(Order).where(Order.citizen_user_id == user.id)).all()
             assert len(own) == 2 and all(o.street_id is not None for o in own), username
             assert "replied" in {o.state.value for o in own}, username
+    assert f"staff's work in hand: {len(STAFF_WORK)} appeals" in first.output
     kb_rows = sum(1 for _ in read_csv_table(KB_CSV).rows)
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(KnowledgeEntry)) == kb_rows
@@ -114,7 +126,7 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path) -> None:
     assert "already seeded" in second.output and "0 set now" in second.output
     assert "0 entries imported" in second.output and "routing rules: already seeded" in second.output
     assert "monitoring: already seeded" in second.output and "new appeals" not in second.output
-    assert "citizens' own appeals" not in second.output
+    assert "citizens' own appeals" not in second.output and "staff's work in hand" not in second.output
     assert "(already there)" in second.output and "(mined now)" not in second.output
     assert _snapshot(demo_env) == before
 
@@ -213,3 +225,72 @@ def test_a_demo_user_logs_in_and_intake_gets_suggestions_and_an_instant_answer(d
     complaint = {"appeal_type": "complaint", "title": "工地夜间施工噪音", "content": "楼下工地半夜还在施工，噪音很大"}
     noise = client.post("/intake/assist", data={**form, **complaint})
     assert re.findall(r"<li>(\S+) <small>\d+%</small>", noise.text)[0] == "环境保护/环境污染/噪音污染"
+
+
+def test_the_demo_staff_have_work_in_hand(demo_env: Path) -> None:
+    """The generated history leaves few open orders, scattered over ~450 units: without the staff's own cases the
+    named handlers' first page (their open orders) was empty and the supervisor had nothing overdue to urge."""
+    assert _cli(*SEED, "--no-extras").exit_code == 0
+    with session_scope() as s:
+        assert staff_work(s) == len(STAFF_WORK)
+        assert staff_work(s) == 0  # once
+        set_demo_passwords(s, password=DEFAULT_DEMO_PASSWORD)
+        cases = {o.external_id: o for o in s.scalars(select(Order).where(Order.external_id.like("demo-staff-%"))).all()}
+        assert len(cases) == len(STAFF_WORK)
+        units = {u.code: u.id for u in s.scalars(select(Unit))}
+        for case in STAFF_WORK:
+            order = cases[f"demo-staff-{case.key}"]
+            assert order.category_id is not None and order.street_id is not None, case.key
+            if case.reach == "received":
+                assert order.state.value == "received" and order.street_id == units["440111002"]
+                continue
+            assert order.lead_unit_id == units[case.unit], case.key
+        by_key = {key.removeprefix("demo-staff-"): o for key, o in cases.items()}
+        # What the supervisor's filters find: not accepted in time, near the deadline, overdue, an extension to decide.
+        assert by_key["vendors"].state.value == "dispatched" and not by_key["vendors"].accept_overdue
+        assert by_key["shed"].state.value == "dispatched" and by_key["shed"].accept_overdue
+        assert by_key["bbq"].sla_status.value == "warning"
+        assert by_key["billboard"].sla_status.value == "overdue"
+        assert by_key["rooftop"].extension_pending and by_key["rooftop"].sla_status.value == "ok"
+        # 三元里街道's own dispatcher finds the appeal placed in the street.
+        street_scope = Order.street_id == units["440111002"]
+        assert by_key["stairwell"].id in {o.id for o, _ in dispatch.queue(s, limit=100, scope=street_scope)[0]}
+        example = track_example(s)
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    for username, expected in (("handler", 5), ("dept_handler", 2), ("enterprise_handler", 1)):
+        page = client.get("/login")
+        login = client.post(
+            "/login",
+            data={"csrf_token": hidden(page.text), "username": username, "password": DEFAULT_DEMO_PASSWORD},
+        )
+        assert login.status_code == 200 and "/orders" in str(login.url), username
+        numbers = set(re.findall(r"BY\d{8}-\d{6}", login.text))
+        assert len(numbers) == expected, (username, numbers)
+        client.cookies.clear()
+    if example is not None:  # a replied order with a phone: the progress lookup shows it and lets the caller rate
+        number, phone = example
+        found = client.post("/api/v1/track", json={"number": number, "phone": phone})
+        assert found.status_code == 200 and found.json()["can_rate"] is True
+
+
+def test_the_demo_staff_act_in_working_time(demo_env: Path) -> None:
+    """The citizens' appeals were dispatched and accepted in the evening and replied at night (a fixed number of
+    hours back from whenever the seed ran); every staff step now falls in working time."""
+    assert _cli(*SEED, "--no-extras").exit_code == 0
+    with session_scope() as s:
+        assert citizens_appeals(s) == 4 and staff_work(s) == len(STAFF_WORK)
+        cal = workcal.load_calendar(s)
+        staff_steps = s.scalars(
+            select(OrderEvent)
+            .join(Order, Order.id == OrderEvent.order_id)
+            .where(
+                Order.citizen_user_id.is_not(None) | Order.external_id.like("demo-staff-%"),
+                OrderEvent.action.in_(["dispatch", "accept", "start", "reply", "request_extension"]),
+            )
+        ).all()
+        assert len(staff_steps) >= 4 + len(STAFF_WORK)
+
+        def working(at: datetime) -> bool:  # in working time, or at its end (18:00 sharp)
+            return cal.is_work_time(at) or cal.is_work_time(at - timedelta(seconds=1))
+
+        assert not [(e.action, e.at) for e in staff_steps if not working(e.at)]

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -228,3 +230,25 @@ def test_a_year_of_deadlines_on_the_laws_holidays_alone_is_a_notice_and_one_with
         [problem] = [p for p in health_problems(summary) if p.startswith("working calendar")]
         assert f"no official holidays for {beyond}" in problem
         assert f"0 weekday holidays entered, a year has at least {MIN_WEEKDAY_HOLIDAYS}" in problem
+
+
+def test_an_idle_round_of_placing_orders_is_not_logged_at_info(
+    app_db: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """place-orders' result carries its position and the units' token to the next run: an idle round logged a line
+    at INFO every minute of `make run` because the token is a positive number."""
+    job = jobs.JOBS["place-orders"]
+    idle = {"looked": 0, "placed": 0, "unplaced": 0, "done": True, "last_id": None, "units_token": 6828130897129598108}
+    assert not jobs.is_busy(job, idle)
+    assert jobs.is_busy(job, {**idle, "looked": 3, "placed": 2, "last_id": 41})
+    assert jobs.is_busy(jobs.JOBS["sla-sweep"], {"overdue": 1, "warning": 0})
+    # Likewise a setting applied and a total kept: the hourly rounds that did nothing are quiet too.
+    assert not jobs.is_busy(jobs.JOBS["notify-prune"], {"deleted": 0, "keep_sent_days": 30})
+    assert not jobs.is_busy(
+        jobs.JOBS["hot-topics"], {"orders": 0, "joined": 0, "new_topics": 0, "mode": 0, "topics": 640}
+    )
+    assert jobs.is_busy(jobs.JOBS["hot-topics"], {"orders": 12, "joined": 9, "new_topics": 1, "mode": 0, "topics": 641})
+    monkeypatch.setattr(jobs, "JOBS", {"place-orders": dataclasses.replace(job, func=lambda session: idle)})
+    with caplog.at_level(logging.INFO, logger="cityhub.jobs"):
+        assert jobs.run_due_jobs() == {"place-orders": idle}
+    assert not [r for r in caplog.records if "place-orders" in r.getMessage()]

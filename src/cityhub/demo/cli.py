@@ -93,6 +93,7 @@ def seed_command(
 
 def _extras(*, new_orders: bool) -> None:
     """Run :func:`cityhub.demo.extras.prepare_demo` and say what it did, ending with the demo logins."""
+    from cityhub.config import get_settings
     from cityhub.db import session_factory
     from cityhub.demo.extras import DEFAULT_DEMO_PASSWORD, prepare_demo
 
@@ -117,9 +118,18 @@ def _extras(*, new_orders: bool) -> None:
     if r.model_path is not None and not r.model_skipped and not r.model_in_use:
         typer.echo(f"  the app uses it with: export CITYHUB_DISPATCH_MODEL_PATH={r.model_path.resolve()}")
     if r.new_appeals:
-        typer.echo(f"new appeals: {r.new_appeals} received, for the dispatcher (cityhub serve decides them)")
+        if get_settings().dispatch_auto:
+            fate = "cityhub serve sends the confident ones out, the others wait in the dispatcher's queue"
+        else:
+            fate = "waiting in the dispatcher's queue (待派单; CITYHUB_DISPATCH_AUTO=true sends the confident ones out)"
+        typer.echo(f"new appeals: {r.new_appeals} received, {fate}")
     if r.citizen_appeals:
         typer.echo(f"citizens' own appeals: {r.citizen_appeals} filed for citizen and citizen2 (to follow and rate)")
+    if r.staff_work:
+        typer.echo(
+            f"staff's work in hand: {r.staff_work} appeals (to accept, being worked, near or past their time limit, "
+            "an extension to decide; one for street_dispatcher's queue)"
+        )
     if r.topics_skipped:
         typer.echo(f"hot topics: not mined, {r.topics_skipped}")
     else:
@@ -133,6 +143,9 @@ def _extras(*, new_orders: bool) -> None:
         typer.echo(f"  {login.username:<{width}}  {login.role:<10}  {login.full_name}  {login.unit}")
     if r.unit_handlers:
         typer.echo(f"  … and {r.unit_handlers} unit handler accounts h<unit code>, e.g. h440111-d02, h440111002")
+    if r.track_example:
+        number, phone = r.track_example
+        typer.echo(f"progress lookup without a login (/track): order {number} with phone {phone}")
 
 
 @app.command("csv")

@@ -16,6 +16,9 @@ Every step is idempotent and cheap when already done, so a second ``make run`` c
   second run finds them received (channel + external id);
 - **the demo citizens' own appeals** — :func:`citizens_appeals`: ``citizen`` and ``citizen2`` each filed two, one
   answered and waiting for their rating, one being worked or waiting for dispatch, only for an account without any;
+- **the staff's work in hand** — :func:`staff_work`: :data:`STAFF_WORK`, appeals dispatched to the named handlers'
+  units and taken as far as a supervisor needs to see (to accept, past the accept limit, near or past the deadline,
+  an extension asked for) and one left for 三元里街道's dispatcher, timed back from now in working hours; only once;
 - **hot topics** — :func:`cityhub.analytics.topics_store.mine_database` once, and again only after new orders.
 
 All of it runs only with ``CITYHUB_ENVIRONMENT=demo``: known passwords never reach another environment.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +97,8 @@ class ExtrasReport:
     sensors: SensorSeedReport | None = None  # None: sensors were there already
     new_appeals: int = 0  # appeals just received, left to the background dispatcher (0: submitted before)
     citizen_appeals: int = 0  # the demo citizens' own appeals filed by this run (0: they had some)
+    staff_work: int = 0  # appeals put in the demo staff's hands by this run (0: received before)
+    track_example: tuple[str, str] | None = None  # (order number, phone) of a reply to look up on /track
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -274,19 +280,22 @@ CITIZEN_APPEALS: dict[str, list[tuple[str, str, str, str, str | None]]] = {
 
 
 def citizens_appeals(session: Session) -> int:
-    """File :data:`CITIZEN_APPEALS` for the demo citizens who have none, through intake as their own, two days ago,
-    and take each as far as it says (dispatched to the street it is placed in within the hour, accepted, replied
-    yesterday) — so a citizen's login shows appeals to follow, add files to and rate. Returns how many were filed."""
-    from datetime import timedelta
+    """File :data:`CITIZEN_APPEALS` for the demo citizens who have none, through intake as their own, two working days
+    ago, and take each as far as it says (dispatched to the street it is placed in within the working hour, accepted,
+    replied a few working hours ago) — so a citizen's login shows appeals to follow, add files to and rate. Returns
+    how many were filed. Every step is in working time: a reply stamped 02:30 would not convince anyone."""
 
     from cityhub.db import utcnow
     from cityhub.intake.service import submit
     from cityhub.org.models import Role, User
+    from cityhub.workorders import calendar as workcal
     from cityhub.workorders import service as orders
     from cityhub.workorders.lifecycle import Action
     from cityhub.workorders.models import Order
     from cityhub.workorders.schemas import OrderCreate
 
+    now = utcnow()
+    cal = workcal.load_calendar(session)
     made = 0
     for username, appeals in CITIZEN_APPEALS.items():
         user = session.scalar(select(User).where(User.username == username, User.role == Role.CITIZEN))
@@ -298,7 +307,7 @@ def citizens_appeals(session: Session) -> int:
             name=session.scalar(select(User.full_name).where(User.username == "dispatcher")) or "派单员"
         )
         for i, (channel, appeal_type, content, reach, reply) in enumerate(appeals):
-            filed = utcnow() - timedelta(days=2, hours=3 - i)
+            filed = _worked_back(cal, now, 2 * cal.day_seconds + (3 - i) * 3600.0)
             data = OrderCreate(
                 channel=channel,
                 appeal_type=appeal_type,
@@ -314,15 +323,274 @@ def citizens_appeals(session: Session) -> int:
             street = order.street_id
             handler = orders.Actor(name="街道承办人", unit_id=street, role=Role.HANDLER.value)
             steps: list[tuple[Action, Any, dict[str, Any], Any]] = [
-                (Action.DISPATCH, dispatcher, {"unit_id": street}, filed + timedelta(minutes=20))
+                (Action.DISPATCH, dispatcher, {"unit_id": street}, cal.add_work_seconds(filed, 20 * 60.0))
             ]
-            steps.append((Action.ACCEPT, handler, {}, filed + timedelta(hours=2)))
+            steps.append((Action.ACCEPT, handler, {}, cal.add_work_seconds(filed, 2 * 3600.0)))
             if reach == "reply":
-                steps.append((Action.REPLY, handler, {"text": reply}, utcnow() - timedelta(hours=20)))
+                steps.append((Action.REPLY, handler, {"text": reply}, _worked_back(cal, now, 3 * 3600.0)))
             for action, actor, params, at in steps:
                 orders.act(session, order_id=order.id, action=action, actor=actor, params=params, now=at)
     session.commit()
     return made
+
+
+@dataclass(frozen=True)
+class StaffCase:
+    """One appeal in a demo staff member's hands: received through intake, taken by the staff as far as ``reach``.
+
+    ``used``: the share of its time limit gone at seed time — of the accept limit (签收) while ``reach`` is
+    ``dispatched``, else of the finishing limit (办结) — so 0.9 is a warning (预警) and 1.2 overdue (超期) whenever
+    ``demo seed`` runs. ``reach``: ``received`` (waiting in the dispatcher's queue), ``dispatched`` (waiting to be
+    accepted), ``in_progress`` (accepted and being worked), ``extension`` (being worked, more days asked for).
+    """
+
+    key: str  # external id suffix: a second run finds the appeal received
+    unit: str  # code of the unit that takes it; "" for an appeal still waiting for dispatch
+    handler: str  # demo username acting for the unit
+    channel: str
+    appeal_type: str
+    category: str
+    title: str
+    content: str
+    address: str
+    reach: str
+    used: float
+
+
+# The demo staff's work in hand (the generated history's open orders are few and scattered over ~450 units): the
+# named handlers' units each have an order to accept and one being worked, the supervisor an order not accepted in
+# time, one near its deadline, one overdue and an extension to decide, and 三元里街道's own dispatcher an appeal.
+STAFF_WORK: tuple[StaffCase, ...] = (
+    StaffCase(
+        "vendors",
+        "440111-D02",
+        "handler",
+        "hotline",
+        "complaint",
+        "城乡建设/城市建设和市政管理/城管执法",
+        "三元里大道菜市场路口流动摊贩占道经营",
+        "每天傍晚五点以后，三元里大道菜市场路口有十几个流动摊贩占用人行道摆卖，行人只能走机动车道，很危险，请城管处理。",
+        "白云区三元里大道菜市场路口",
+        "dispatched",
+        0.4,
+    ),
+    StaffCase(
+        "shed",
+        "440111-D02",
+        "handler",
+        "web",
+        "report",
+        "城乡建设/城乡规划/违章建筑",
+        "松洲街道螺涌北路商铺在人行道上搭建铁皮棚",
+        "螺涌北路一家汽修店在门口人行道上搭了铁皮棚，把整段人行道围起来修车，已经一个多月了。",
+        "白云区松洲街道螺涌北路",
+        "dispatched",
+        1.5,
+    ),
+    StaffCase(
+        "bbq",
+        "440111-D02",
+        "handler",
+        "hotline",
+        "complaint",
+        "城乡建设/城市建设和市政管理/城管执法",
+        "西槎路夜宵档露天烧烤油烟扰民",
+        "同德街道西槎路几家夜宵档每晚在店外露天烧烤到凌晨两点，油烟和吵闹声直冲楼上住户，投诉过几次仍未改善。",
+        "白云区同德街道西槎路",
+        "in_progress",
+        0.9,
+    ),
+    StaffCase(
+        "billboard",
+        "440111-D02",
+        "handler",
+        "grid",
+        "report",
+        "城乡建设/城市建设和市政管理/城管执法",
+        "广园中路沿街商铺广告牌松动",
+        "巡查发现广园中路景泰段沿街商铺一块大型广告牌支架锈蚀松动，刮风时晃动，下方是公交站，存在坠落隐患。",
+        "白云区景泰街道广园中路",
+        "in_progress",
+        1.2,
+    ),
+    StaffCase(
+        "rooftop",
+        "440111-D02",
+        "handler",
+        "hotline",
+        "report",
+        "城乡建设/城乡规划/违章建筑",
+        "云景路住宅楼顶加建违章建筑",
+        "京溪街道云景路一栋住宅楼顶层住户在天台加建两层砖房，施工时掉落砖块，邻居担心楼板承重安全。",
+        "白云区京溪街道云景路",
+        "extension",
+        0.7,
+    ),
+    StaffCase(
+        "night-works",
+        "440111-D01",
+        "dept_handler",
+        "app",
+        "complaint",
+        "环境保护/环境污染/噪音污染",
+        "东平村在建工地夜间施工噪音",
+        "永平街道东平村旁边的在建楼盘工地连续一周晚上十一点后还在打桩，噪音很大，小孩没法睡觉。",
+        "白云区永平街道东平村",
+        "dispatched",
+        0.3,
+    ),
+    StaffCase(
+        "hoarding",
+        "440111-D01",
+        "dept_handler",
+        "hotline",
+        "complaint",
+        "城乡建设/建筑市场/勘察设计和施工监管",
+        "望岗旧改工地围挡破损泥沙外溢",
+        "嘉禾街道望岗旧改工地的围挡倒了一段，泥沙和积水流到马路上，车辆经过溅得行人一身泥。",
+        "白云区嘉禾街道望岗",
+        "in_progress",
+        0.4,
+    ),
+    StaffCase(
+        "outages",
+        "440111-E01",
+        "enterprise_handler",
+        "hotline",
+        "complaint",
+        "城乡建设/城市建设和市政管理/电力供应",
+        "方石村一周内三次停电",
+        "人和镇方石村这一周停了三次电，每次两三个小时，没有任何通知，家里冰箱的东西都坏了，请供电部门查明原因。",
+        "白云区人和镇方石村",
+        "dispatched",
+        0.5,
+    ),
+    StaffCase(
+        "stairwell",
+        "",
+        "street_dispatcher",
+        "hotline",
+        "complaint",
+        "城乡建设/城市建设和市政管理/城管执法",
+        "松柏东街居民楼楼道堆放杂物",
+        "三元里街道松柏东街一栋居民楼的楼道里堆满了纸箱和旧家具，堵住了消防通道，跟物业说了也没人管。",
+        "白云区三元里街道松柏东街",
+        "received",
+        0.0,
+    ),
+)
+STAFF_WORK_PREFIX = "demo-staff-"
+
+
+def _worked_back(cal: Any, now: datetime, seconds: float) -> datetime:
+    """The instant from which ``seconds`` of working time have passed by ``now`` (the latest such instant)."""
+    if seconds <= 0:
+        return now
+    lo, hi = now - timedelta(days=60), now
+    for _ in range(60):  # bisection to well under a second: the working time since t falls as t rises
+        mid = lo + (hi - lo) / 2
+        if cal.work_seconds_between(mid, now) > seconds:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def staff_work(session: Session, *, now: datetime | None = None) -> int:
+    """Receive :data:`STAFF_WORK` through intake (categorised, as an operator does) and take each case as far as it
+    says, in working time, so that at seed time each named handler's open orders, the supervisor's filters (签收超时,
+    预警, 超期, 待审批延期) and 三元里街道's dispatch queue hold something. Only when none was received before; marks
+    the time limits at once (the SLA sweep's job). Returns how many were received."""
+    from cityhub.db import utcnow
+    from cityhub.intake.service import submit
+    from cityhub.org.models import Unit, User
+    from cityhub.workorders import calendar as workcal
+    from cityhub.workorders import service as orders
+    from cityhub.workorders import sla
+    from cityhub.workorders.categories import find_category
+    from cityhub.workorders.lifecycle import Action, State
+    from cityhub.workorders.models import Order
+    from cityhub.workorders.scheduled import sla_sweep
+    from cityhub.workorders.schemas import OrderCreate
+
+    now = now or utcnow()
+    done = select(func.count()).select_from(Order).where(Order.external_id.like(f"{STAFF_WORK_PREFIX}%"))
+    if session.scalar(done):
+        return 0
+    users = {
+        u.username: u
+        for u in session.scalars(
+            select(User).where(User.username.in_(["dispatcher", "operator"] + [case.handler for case in STAFF_WORK]))
+        )
+    }
+    units = {code: unit_id for code, unit_id in session.execute(select(Unit.code, Unit.id))}
+    if "dispatcher" not in users or "operator" not in users:
+        return 0
+    cal = workcal.load_calendar(session)
+
+    def actor(username: str) -> orders.Actor:
+        user = users[username]
+        return orders.Actor(name=user.full_name, user_id=user.id, unit_id=user.unit_id, role=user.role.value)
+
+    made = 0
+    for case in STAFF_WORK:
+        unit_id = units.get(case.unit) if case.unit else None
+        if case.unit and (unit_id is None or case.handler not in users):
+            continue
+        category = find_category(session, name_or_path=case.category)
+        terms = sla.terms_for(session, category_id=category.id if category else None, urgency="normal")
+        if case.reach == "dispatched":
+            dispatched = _worked_back(cal, now, case.used * terms.accept_hours * 3600.0)
+        else:
+            dispatched = _worked_back(cal, now, case.used * terms.finish_days * cal.day_seconds)
+        received = dispatched - timedelta(minutes=25) if case.reach != "received" else now - timedelta(minutes=40)
+        data = OrderCreate(
+            channel=case.channel,
+            external_id=STAFF_WORK_PREFIX + case.key,
+            appeal_type=case.appeal_type,
+            title=case.title,
+            content=case.content,
+            address=case.address,
+            category=case.category,
+            created_at=received,
+        )
+        result = submit(session, data=data, actor=actor("operator"), similar=False)
+        made += int(result.created)
+        order = result.order
+        if not result.created or case.reach == "received" or order.state != State.RECEIVED:
+            continue
+        handler = actor(case.handler)
+        working = cal.work_seconds_between(dispatched, now)
+        steps: list[tuple[Action, orders.Actor, dict[str, Any], datetime]] = [
+            (Action.DISPATCH, actor("dispatcher"), {"unit_id": unit_id}, dispatched)
+        ]
+        if case.reach in ("in_progress", "extension"):
+            steps.append((Action.ACCEPT, handler, {}, cal.add_work_seconds(dispatched, min(3600.0, working * 0.1))))
+            steps.append((Action.START, handler, {}, cal.add_work_seconds(dispatched, min(2 * 3600.0, working * 0.2))))
+        if case.reach == "extension":
+            reason = "涉及业主拆除协商和安全鉴定，需协调街道、住建部门联合执法，申请延期。"
+            asked = cal.add_work_seconds(dispatched, working * 0.9)
+            steps.append((Action.REQUEST_EXTENSION, handler, {"days": 5, "reason": reason}, asked))
+        for action, who, params, at in steps:
+            orders.act(session, order_id=order.id, action=action, actor=who, params=params, now=min(at, now))
+    sla_sweep(session, now=now)
+    session.commit()
+    return made
+
+
+def track_example(session: Session) -> tuple[str, str] | None:
+    """(number, phone) of the latest replied order with a phone and no rating yet: what a caller types on the
+    progress lookup (办理进度查询, ``/track``) to see the reply and rate it."""
+    from cityhub.workorders.lifecycle import State
+    from cityhub.workorders.models import Order
+
+    row = session.execute(
+        select(Order.number, Order.citizen_phone)
+        .where(Order.state == State.REPLIED, Order.citizen_phone.is_not(None), Order.satisfied.is_(None))
+        .order_by(Order.replied_at.desc(), Order.id.desc())
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row is not None and row[1] else None
 
 
 def prepare_demo(
@@ -404,6 +672,11 @@ def prepare_demo(
         t = time.perf_counter()
         report.citizen_appeals = citizens_appeals(session)
         timed("citizen_appeals", t)
+
+        t = time.perf_counter()
+        report.staff_work = staff_work(session)
+        report.track_example = track_example(session)
+        timed("staff_work", t)
 
         t = time.perf_counter()
         if new_orders or not topics_store.stored_topic_count(session):
