@@ -13,6 +13,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 CLI = Path(sys.executable).with_name("cityhub")
+# The browser tests' Chromium: Debian's (``.ci/run`` installs it), never one downloaded; the flags keep it off the
+# network it cannot reach here.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:

@@ -24,11 +24,9 @@ from cityhub.intake.service import submit
 from cityhub.monitoring import service as monitoring
 from cityhub.monitoring.schemas import RuleCreate, SensorCreate
 from cityhub.workorders.service import act
-from process_helpers import served_app
+from process_helpers import CHROMIUM, served_app
 from web_helpers import PASSWORD, build_world, world_env
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync"]
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
@@ -108,16 +106,6 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     log_path = tmp_path / "serve.log"
     with served_app(env, log_path) as base:
         yield {"base": base, "order": order_id}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def _page(browser: Any, base: str, username: str | None, lang: str, **context: Any) -> Any:

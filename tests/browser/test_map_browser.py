@@ -22,11 +22,9 @@ from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
 from cityhub.org.models import Unit
 from cityhub.web import vendor
-from process_helpers import served_app
+from process_helpers import CHROMIUM, served_app
 from web_helpers import PASSWORD, build_world, world_env
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync"]
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
     pytest.mark.skipif(
@@ -73,16 +71,6 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     log_path = tmp_path / "serve.log"
     with served_app(env, log_path, ready=(200, 503)) as base:
         yield {"base": base, "ids": ids}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_the_map_draws_its_layers_and_a_popup_leads_to_the_order(server, browser) -> None:

@@ -19,18 +19,9 @@ from PIL import Image
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
 from cityhub.workorders.models import Order
-from process_helpers import served_app
+from process_helpers import CHROMIUM, served_app
 from web_helpers import PASSWORD, STREETS, build_world, train_classifier, world_env
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
 )
@@ -66,16 +57,6 @@ def server(app_db: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.Mon
     log_path = tmp_path / "serve.log"
     with served_app(env, log_path) as base:
         yield {"base": base, "past_number": past_number, "street": STREETS["W-JT"], "log": log_path}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def _login(browser: Any, base: str, username: str, refused: list[str]) -> Any:
