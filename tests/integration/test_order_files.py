@@ -341,7 +341,7 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     row = re.search(rf'<a href="/orders/{order_id}">.*?</tr>', listed, re.S)
     assert row is not None and 'data-testid="supplemented"' in row.group(0)
     queue = login("adm").get("/queue").text  # and the dispatcher's queue, while it waits there
-    entry = re.search(rf'<a href="/orders/{order_id}">.*?</strong>[^<]*(<span[^>]*>)?', queue, re.S)
+    entry = re.search(rf'<a href="/orders/{order_id}">.*?</h2>[^<]*(<span[^>]*>)?', queue, re.S)  # the title's heading
     assert entry is not None and 'data-testid="supplemented"' in entry.group(0)
 
     def marked(who, page: str = "/orders") -> bool:
