@@ -19,9 +19,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cityhub import auditlog
 from cityhub.auth.errors import AccountLocked, Unauthenticated
-from cityhub.auth.service import is_locked
+from cityhub.auth.service import bind_sso, is_locked
 from cityhub.auth.settings import AuthSettings, get_auth_settings
 from cityhub.config import get_settings
 from cityhub.errors import NotFound, PermissionDenied
@@ -142,9 +141,7 @@ def match_user(session: Session, *, claims: dict[str, Any], settings: AuthSettin
             ),
         )
     _usable(user)
-    user.sso_identity = identity
-    auditlog.record(session, actor=None, area="user", target=user.username, action="sso_bind", after={"sso": identity})
-    session.flush()
+    bind_sso(session, user=user, identity=identity)
     return user
 
 

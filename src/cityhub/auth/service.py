@@ -218,6 +218,14 @@ def unlock_user(session: Session, *, username: str, actor: Any = None) -> User:
     return user
 
 
+def bind_sso(session: Session, *, user: User, identity: str) -> None:
+    """Bind ``user`` to the single sign-on ``identity`` that first signed on as it (``auth.oidc.identity_of``), in the
+    configuration log; :func:`unbind_sso` releases it."""
+    user.sso_identity = identity
+    session.flush()
+    _log(session, user, "sso_bind", None, None, sso=identity)
+
+
 def unbind_sso(session: Session, *, username: str, actor: Any = None) -> User:
     """Release an account from the single sign-on identity it is bound to (the person's provider account was
     replaced): its next sign-on binds it again, found by the username claim."""

@@ -982,6 +982,7 @@ def _detail_page(
     needs_units = any(kind == "unit" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     needs_categories = any(kind == "category" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     events = _event_rows(db, order, principal, scope)
+    unmasked = sees_personal_data(principal, order)
     return render(
         request,
         "order.html",
@@ -1024,8 +1025,8 @@ def _detail_page(
         file_settings=files.get_file_settings(),
         image_types=files.IMAGES,
         photo_types=files.PHOTOS,
-        unmasked=sees_personal_data(principal, order),
-        channel_details=_channel_details(order, principal) if staff else [],
+        unmasked=unmasked,
+        channel_details=_channel_details(order, unmasked=unmasked) if staff else [],
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
         reply_cut=WEAK_THRESHOLD,
     )
@@ -1034,13 +1035,13 @@ def _detail_page(
 CHANNEL_DETAIL_CHARS = 300  # a value shown longer than this is cut (a sensor's whole reading list, say)
 
 
-def _channel_details(order: Order, principal: Principal) -> list[tuple[str, str]]:
+def _channel_details(order: Order, *, unmasked: bool) -> list[tuple[str, str]]:
     """What the channel sent beside the appeal (``attributes``: an enterprise's id, a device, an imported file's extra
-    columns), as (name, text) rows — scrubbed of personal data for a reader who sees the order masked."""
+    columns), as (name, text) rows — scrubbed of personal data unless the reader sees the order ``unmasked``."""
     from cityhub.masking import scrub_values
 
     attributes = order.attributes or {}
-    if not sees_personal_data(principal, order):
+    if not unmasked:
         attributes = scrub_values(attributes, known=(order.citizen_name, order.citizen_phone))
     rows = []
     for key, value in attributes.items():
