@@ -149,6 +149,32 @@ def test_api_tokens_are_shown_once_stored_hashed_and_revocable(client):
     _error(bearer.get("/api/v1/auth/me"), 401, "unauthenticated")
 
 
+def test_an_api_token_makes_no_token_without_the_accounts_password(client):
+    """A token that could make tokens would renew itself for ever: each one minting the next before it expires, and
+    surviving the revocation of the one it came from. A bearer request must give the account's password."""
+    csrf = _login(client).json()["csrf_token"]
+    made = client.post("/api/v1/auth/tokens", json={"name": "short", "days": 1}, headers={"X-CSRF-Token": csrf})
+    assert made.status_code == 201, made.text  # a signed-in session makes tokens as before
+    bearer = TestClient(client.app, raise_server_exceptions=False)
+    bearer.headers["Authorization"] = f"Bearer {made.json()['token']}"
+
+    refused = _error(
+        bearer.post("/api/v1/auth/tokens", json={"name": "next", "days": 365}), 403, "reauthentication_required"
+    )
+    assert "cannot create API tokens on its own" in refused["message"] and refused["details"]["field"] == "password"
+    wrong = _error(
+        bearer.post("/api/v1/auth/tokens", json={"name": "next", "password": "guess"}), 422, "validation_failed"
+    )
+    assert wrong["details"]["field"] == "password" and "password is wrong" in wrong["message"]
+    with session_scope() as s:  # the wrong password counts towards the account's lockout, as a failed login
+        assert s.get(LoginLockout, "disp").failures == 1
+        assert [t.name for t in s.scalars(select(ApiToken))] == ["short"]
+
+    given = bearer.post("/api/v1/auth/tokens", json={"name": "next", "password": PASSWORD})
+    assert given.status_code == 201, given.text
+    assert bearer.get("/api/v1/auth/tokens").json()[-1]["name"] == "next"
+
+
 def test_a_user_changes_their_own_password(client):
     """The current password is required, the new one must be strong; the user's other sessions end, the one making
     the change stays, and API tokens are revoked only when asked."""

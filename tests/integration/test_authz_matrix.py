@@ -21,7 +21,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
 
-from cityhub.auth.service import create_token
+from cityhub.auth.service import create_token, open_session
+from cityhub.auth.settings import get_auth_settings
 from cityhub.db import reset_engine, session_scope
 from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
@@ -291,7 +292,15 @@ def test_matrix(world: World, endpoint: str, caller: str, scope: str) -> None:
     elif endpoint == "auth:me":
         response = c.get("/api/v1/auth/me", headers=headers)
     elif endpoint == "auth:tokens":
-        response = c.post("/api/v1/auth/tokens", json={"name": "x"}, headers=headers)
+        # Tokens are made signed in: a bearer token makes none without the account's password (test_auth.py).
+        with session_scope() as s:
+            user = s.get(User, world.users[caller])
+            assert user is not None
+            signed_in = open_session(s, user=user, method="password", client_ip="testclient", user_agent=None)
+        cookies = {get_auth_settings().session_cookie_name: signed_in.session_token}
+        response = TestClient(c.app, raise_server_exceptions=False, cookies=cookies).post(
+            "/api/v1/auth/tokens", json={"name": "x"}, headers={"X-CSRF-Token": signed_in.csrf_token}
+        )
     elif endpoint == "read:list":
         order_id = _order(world, caller, scope, None)
         response = c.get("/api/v1/orders", headers=headers)

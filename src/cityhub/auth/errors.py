@@ -26,3 +26,10 @@ class TooManyAttempts(CityhubError):
 
 class CsrfFailed(PermissionDenied):
     code = "csrf_failed"
+
+
+class ReauthenticationRequired(PermissionDenied):
+    """A credential that may not do this on its own: a personal API token creating tokens (which could otherwise
+    renew itself for ever) must be backed by the account's password."""
+
+    code = "reauthentication_required"

@@ -37,6 +37,13 @@ class TokenCreate(BaseModel):
     days: int | None = Field(
         None, ge=1, le=MAX_TOKEN_DAYS, description="lifetime in days (default CITYHUB_API_TOKEN_DAYS, at most 365)"
     )
+    password: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1024,
+        description="the account's password: required when the request is authenticated with an API token (a token "
+        "cannot make tokens on its own); not needed from a signed-in browser session",
+    )
 
 
 class TokenRead(BaseModel):

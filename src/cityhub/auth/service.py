@@ -125,27 +125,7 @@ def change_password(
     API tokens are revoked when asked (scripts that use them would stop). An account that signs in through single
     sign-on only has no password to change."""
     now = now or utcnow()
-    user = session.get(User, principal.user_id)
-    if user is None or not user.active:
-        raise InvalidCredentials("this account is not active")
-    if user.password_hash is None:
-        raise ValidationFailed(
-            "this account signs in through single sign-on and has no password here", details={"field": "password"}
-        )
-    locked_until = password_lockouts(session, usernames=[user.username], now=now).get(user.username)
-    if locked_until is not None:
-        raise AccountLocked(
-            "too many failed logins: password changes locked; try again later",
-            details={"locked_until": locked_until.isoformat()},
-        )
-    if not passwords.verify_password(user.password_hash, current):
-        locked_until = _count_failure(session, name=user.username, now=now)
-        session.commit()  # the failure counts although the request fails
-        if locked_until is not None:
-            raise AccountLocked(
-                "too many failed logins: password login locked", details={"locked_until": locked_until.isoformat()}
-            )
-        raise ValidationFailed("the current password is wrong", details={"field": "current_password"})
+    user = confirm_password(session, user_id=principal.user_id, password=current, field="current_password", now=now)
     if new == current:
         raise ValidationFailed("the new password is the current one", details={"field": "password"})
     passwords.check_strength(new, username=user.username, personal=(user.full_name, user.email, user.phone))
@@ -158,6 +138,37 @@ def change_password(
     revoked = revoke_tokens(session, user_id=user.id) if revoke_api_tokens else 0
     session.flush()
     return PasswordSet(user=user, sessions_ended=ended, tokens_revoked=revoked)
+
+
+def confirm_password(session: Session, *, user_id: int, password: str, field: str, now: datetime | None = None) -> User:
+    """The signed-in user's account once they have given its password again (a password change, a token made with
+    another token): a wrong one counts as a failed login of the account, towards its lockout (committed although
+    the request fails), and is refused naming ``field``. An account that signs in through single sign-on only has no
+    password to give."""
+    now = now or utcnow()
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        raise InvalidCredentials("this account is not active")
+    if user.password_hash is None:
+        raise ValidationFailed(
+            "this account signs in through single sign-on and has no password here", details={"field": field}
+        )
+    locked_until = password_lockouts(session, usernames=[user.username], now=now).get(user.username)
+    if locked_until is not None:
+        raise AccountLocked(
+            "too many failed logins: password checks locked; try again later",
+            details={"locked_until": locked_until.isoformat()},
+        )
+    if not passwords.verify_password(user.password_hash, password):
+        locked_until = _count_failure(session, name=user.username, now=now)
+        session.commit()  # the failure counts although the request fails
+        if locked_until is not None:
+            raise AccountLocked(
+                "too many failed logins: password login locked", details={"locked_until": locked_until.isoformat()}
+            )
+        wrong = "the current password is wrong" if field == "current_password" else "the account's password is wrong"
+        raise ValidationFailed(wrong, details={"field": field})
+    return user
 
 
 def refuse_own(by_user_id: int | None, user: User, what: str) -> None:

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from cityhub.api.deps import CurrentPrincipal, DbSession, require
 from cityhub.auth import oidc, permissions
 from cityhub.auth import service as auth
-from cityhub.auth.errors import Unauthenticated
+from cityhub.auth.errors import ReauthenticationRequired, Unauthenticated
 from cityhub.auth.principal import Principal
 from cityhub.auth.schemas import (
     LoginRequest,
@@ -140,7 +140,20 @@ def change_password(body: PasswordChange, principal: CurrentPrincipal, db: DbSes
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
 def create_token(body: TokenCreate, principal: TokenOwner, db: DbSession) -> TokenCreated:
-    """Create a personal API token for `Authorization: Bearer …`; the secret is returned only here."""
+    """Create a personal API token for `Authorization: Bearer …`; the secret is returned only here.
+
+    From a signed-in session (password or single sign-on) as before. A request authenticated with an API token must
+    also give the account's `password` (403 `reauthentication_required` without it; a wrong one is refused naming
+    `password` and counts towards the account's lockout): a token that could make tokens would outlive its own
+    expiry and any revocation of it, minting its successor before it ends."""
+    if principal.method == "token":
+        if body.password is None:
+            raise ReauthenticationRequired(
+                "an API token cannot create API tokens on its own: give the account's password in 'password', or "
+                "create the token signed in (the account page)",
+                details={"field": "password"},
+            )
+        auth.confirm_password(db, user_id=principal.user_id, password=body.password, field="password")
     row, secret = auth.create_token(db, user_id=principal.user_id, name=body.name, days=body.days)
     return TokenCreated(**TokenRead.model_validate(row).model_dump(), token=secret)
 
