@@ -25,7 +25,7 @@ from cityhub.auth.errors import CsrfFailed, Unauthenticated
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
 from cityhub.db import rollback_after, session_factory
-from cityhub.errors import Conflict, PermissionDenied, ValidationFailed, text_problem
+from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, text_problem
 from cityhub.workorders.service import Actor
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -134,6 +134,59 @@ def require(permission: str) -> Callable[[Principal], Awaitable[Principal]]:
         return principal
 
     return check
+
+
+# --- ids in paths ---------------------------------------------------------------------------------------------
+
+# The largest key a table holds: INTEGER keys are 32-bit on PostgreSQL; orders' keys are BIGINT there, and SQLite's
+# INTEGER is 64-bit everywhere.
+MAX_ID = 2_147_483_647
+MAX_BIG_ID = 9_223_372_036_854_775_807
+
+# Each id a path of the API or the web pages carries: what it names (as the routes' own "not found" say it) and the
+# largest key of its table.
+_PATH_IDS: dict[str, tuple[str, int]] = {
+    "order_id": ("order", MAX_BIG_ID),
+    "attachment_id": ("attachment", MAX_ID),
+    "token_id": ("token", MAX_ID),
+    "entry_id": ("knowledge entry", MAX_ID),
+    "category_id": ("category", MAX_ID),
+    "topic_id": ("hot topic", MAX_ID),
+    "unit_id": ("unit", MAX_ID),
+    "user_id": ("user", MAX_ID),
+    "alarm_id": ("alarm", MAX_ID),
+    "client_id": ("API client", MAX_ID),
+    "rule_id": ("dispatch rule", MAX_ID),
+}
+
+
+def _rule_kind(path: str) -> str:
+    if "/alarm-rules/" in path or "/monitoring/rules/" in path:
+        return "alarm rule"
+    return "time-limit rule" if "/sla/" in path else "dispatch rule"
+
+
+async def known_path_ids(request: Request) -> None:
+    """An id in the path beyond what its table's key can hold names nothing: 404 naming the thing, as for any id
+    no row has, before any query. One check for every route of the API and the web pages: PostgreSQL refused to
+    compare such an id with a 32-bit key (an "integer out of range", answered 422) where SQLite looked and found
+    nothing (404), and some routes bounded their ids themselves (422)."""
+    for name, raw in request.path_params.items():
+        known = _PATH_IDS.get(name)
+        if known is None:
+            continue
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            continue  # not a number: the route's validation names it
+        noun, limit = known
+        if value <= limit:
+            continue
+        if name == "rule_id":
+            noun = _rule_kind(request.url.path)
+        elif name == "attachment_id" and "order_id" in request.path_params:
+            raise NotFound(f"attachment {value} of order {request.path_params['order_id']} not found")
+        raise NotFound(f"{noun} {value} not found")
 
 
 class Page:

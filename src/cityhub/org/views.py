@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from cityhub.api.deps import CurrentActor, DbSession, Paging, get_principal, require
+from cityhub.api.deps import MAX_ID, CurrentActor, DbSession, Paging, get_principal, require
 from cityhub.auth import permissions
 from cityhub.auth import service as auth
 from cityhub.auth.principal import Principal
@@ -26,10 +26,9 @@ from cityhub.org import service
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.schemas import ContactChecks, UnitCreate, UnitUpdate, UserBase, UserCreate
 
-# Primary keys are 32-bit INTEGER columns: a larger id can match nothing, and PostgreSQL would refuse to
-# compare with it (a 500), so the HTTP layer refuses it as a validation error.
-MAX_ID = 2_147_483_647
-IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+# Primary keys are 32-bit INTEGER columns: a larger id can match nothing, and PostgreSQL would refuse to compare
+# with it. In a query or a body that is a validation error; in a path, a thing not found (api.deps.known_path_ids).
+IdPath = Annotated[int, Path(ge=1)]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 # PostgreSQL text cannot hold NUL; refusing it here keeps a search string from turning into a 500.
 NO_NUL = r"^[^\x00]*$"

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import false, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from cityhub.api.deps import DbSession
+from cityhub.api.deps import DbSession, known_path_ids
 from cityhub.auth import permissions
 from cityhub.auth import service as auth
 from cityhub.auth.errors import AccountLocked, TooManyAttempts, Unauthenticated
@@ -1512,18 +1512,23 @@ def install(app: FastAPI) -> None:
     from cityhub.web.units_pages import router as units_router
     from cityhub.web.users_pages import router as users_router
 
-    app.include_router(import_router)  # before the pages' /orders/{order_id}
-    app.include_router(router)
-    app.include_router(rules_router)
-    app.include_router(kb_router)
-    app.include_router(map_router)
-    app.include_router(users_router)
-    app.include_router(calendar_router)
-    app.include_router(sla_router)
-    app.include_router(api_clients_router)
-    app.include_router(units_router)
-    app.include_router(monitoring_router)
-    app.include_router(track_router)
-    app.include_router(brain_router)
+    # An id in a page's path that no table can hold is a page not found, as an id no row has (api.deps).
+    ids = [Depends(known_path_ids)]
+    app.include_router(import_router, dependencies=ids)  # before the pages' /orders/{order_id}
+    for pages in (
+        router,
+        rules_router,
+        kb_router,
+        map_router,
+        users_router,
+        calendar_router,
+        sla_router,
+        api_clients_router,
+        units_router,
+        monitoring_router,
+        track_router,
+        brain_router,
+    ):
+        app.include_router(pages, dependencies=ids)
     app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
     vendor.warn_if_missing()
