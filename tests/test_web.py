@@ -435,6 +435,42 @@ def test_an_administrator_manages_api_clients_on_the_data_sharing_page(org) -> N
     assert post("/admin/api-clients/keys/chk_nothere1/revoke").status_code == 404
 
 
+def test_an_api_key_gets_an_expiry_on_the_data_sharing_page(org) -> None:
+    """A key issued for some days shows until when it works; an expired one says so and is refused with 401; its
+    expiry is moved on (or taken away) at its row; bad days are told at the field."""
+    from sqlalchemy import update
+
+    from cityhub.sharing.models import ApiKey
+
+    admin = login("adm")
+
+    def post(path: str, **data: Any) -> Any:
+        return admin.post(path, data={"csrf_token": csrf(admin), **data}, follow_redirects=False)
+
+    bad = post("/admin/api-clients", name="grid-app", scopes=["sharing:read"], rate_limit="30", expires_in_days="x")
+    assert bad.status_code == 422 and "有效天数须为不小于 1 的整数" in bad.text
+    made = post("/admin/api-clients", name="grid-app", scopes=["sharing:read"], rate_limit="30", expires_in_days="7")
+    assert made.status_code == 201
+    key = re.search(r'<code class="secret">([^<]+)</code>', made.text).group(1)  # type: ignore[union-attr]
+    row = re.search(rf'data-prefix="{re.escape(key[:12])}">.*?</tr>', made.text, re.S).group(0)  # type: ignore[union-attr]
+    assert "<td data-testid=\"key-expiry\">至 " in row
+    api = _client()
+    assert api.get("/api/v1/sharing/orders", headers={"X-API-Key": key}).status_code == 200
+    with session_scope() as s:
+        s.execute(update(ApiKey).where(ApiKey.prefix == key[:12]).values(expires_at=utcnow() - timedelta(hours=1)))
+    refused = api.get("/api/v1/sharing/orders", headers={"X-API-Key": key})
+    assert refused.status_code == 401 and refused.json()["code"] == "key_expired"
+    page = admin.get("/admin/api-clients").text
+    assert "过期" in re.search(rf'data-prefix="{re.escape(key[:12])}">.*?</tr>', page, re.S).group(0)  # type: ignore[union-attr]
+    wrong = post(f"/admin/api-clients/keys/{key[:12]}/expiry", expires_in_days="0")
+    assert wrong.status_code == 422 and "有效天数须为不小于 1 的整数" in wrong.text
+    assert post(f"/admin/api-clients/keys/{key[:12]}/expiry", expires_in_days="30").status_code == 303
+    assert api.get("/api/v1/sharing/orders", headers={"X-API-Key": key}).status_code == 200
+    assert post(f"/admin/api-clients/keys/{key[:12]}/expiry", expires_in_days="").status_code == 303
+    with session_scope() as s:
+        assert s.scalars(select(ApiKey.expires_at).where(ApiKey.prefix == key[:12])).one() is None
+
+
 def test_the_order_list_folds_the_further_criteria_until_one_is_set(org) -> None:
     client = login("hand_a")
     plain = client.get("/orders")

@@ -89,6 +89,54 @@ def test_apikey_list_and_revoke(app_db: str) -> None:
     assert unknown_scope.exit_code == 1
 
 
+def test_a_key_with_an_expiry_is_refused_once_past_it_saying_when(client: TestClient) -> None:
+    """`apikey create --expires-in/--expires` gives a key an end, shown by `apikey list`; past it every call answers
+    401 key_expired saying when; `apikey expiry` moves it on (or --never takes it away); a key without one (those
+    issued before) keeps working."""
+    from sqlalchemy import update
+
+    runner = CliRunner()
+    plain = _key("sharing:read", name="old-bureau")
+    made = runner.invoke(apikey_cli, ["create", "--client", "grid", "--scopes", "sharing:read", "--expires-in", "30"])
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip().splitlines()[-1]
+    last_day = (datetime.now(SHANGHAI) + timedelta(days=3)).date()
+    until = runner.invoke(apikey_cli, ["create", "--client", "grid", "--expires", last_day.isoformat()])
+    assert until.exit_code == 0, until.output
+    listed = runner.invoke(apikey_cli, ["list"]).output
+    assert f"active, expires {last_day + timedelta(days=1)}T00:00:00+08:00" in listed
+    assert re.search(rf"{re.escape(key[:12])}….*active, expires ", listed)
+
+    for args, problem in (
+        (["--expires-in", "0"], "lasts 1 to 36,500 days"),
+        (["--expires", "2020-01-01"], "the last day 2020-01-01 is past"),
+        (["--expires", "tomorrow"], "is not a date"),
+        (["--expires-in", "3", "--expires", last_day.isoformat()], "not both"),
+    ):
+        refused = runner.invoke(apikey_cli, ["create", "--client", "grid", *args])
+        assert refused.exit_code == 1 and problem in refused.output, (args, refused.output)
+
+    headers = {"X-API-Key": key}
+    assert client.get("/api/v1/sharing/orders", headers=headers).status_code == 200
+    past = datetime(2026, 3, 1, 4, 0, tzinfo=SHANGHAI)
+    with session_scope() as s:
+        s.execute(update(ApiKey).where(ApiKey.prefix == key[:12]).values(expires_at=past))
+    refused = client.get("/api/v1/sharing/orders", headers=headers)
+    assert refused.status_code == 401 and refused.json()["code"] == "key_expired", refused.text
+    assert f"API key {key[:12]}… expired at 2026-02-28T20:00:00Z" in refused.json()["message"]
+    assert refused.json()["details"] == {"expired_at": "2026-02-28T20:00:00Z"}
+    assert "expired 2026-03-01T04:00:00+08:00" in runner.invoke(apikey_cli, ["list"]).output
+    assert client.get("/api/v1/sharing/orders", headers={"X-API-Key": plain}).status_code == 200
+
+    moved = runner.invoke(apikey_cli, ["expiry", key[:12], "--expires-in", "10"])
+    assert moved.exit_code == 0 and "expires" in moved.output, moved.output
+    assert client.get("/api/v1/sharing/orders", headers=headers).status_code == 200
+    assert runner.invoke(apikey_cli, ["expiry", key[:12], "--never"]).output.strip().endswith("no expiry")
+    assert runner.invoke(apikey_cli, ["expiry", key[:12]]).exit_code == 1
+    with session_scope() as s:
+        assert s.scalars(select(ApiKey.expires_at).where(ApiKey.prefix == key[:12])).one() is None
+
+
 def test_a_key_prefix_beginning_several_keys_revokes_none(app_db: str) -> None:
     from sqlalchemy import update
 

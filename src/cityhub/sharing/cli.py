@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated
 
 import typer
@@ -11,6 +12,38 @@ from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError
 
 app = typer.Typer(no_args_is_help=True, help="API clients of Open311 and the data-sharing API, and their keys.")
+
+ExpiresIn = Annotated[
+    int | None, typer.Option("--expires-in", metavar="DAYS", help="The key stops working DAYS days from now.")
+]
+Expires = Annotated[
+    str | None,
+    typer.Option(
+        "--expires", metavar="DATE", help="The key works through this day (YYYY-MM-DD, the district's time zone)."
+    ),
+]
+
+
+def _expiry(days: int | None, last_day: str | None) -> datetime | None:
+    """The expiry the options give (None: none), or the CLI's one-line error naming the option."""
+    from cityhub.sharing import service
+
+    until = None
+    if last_day is not None:
+        try:
+            until = date.fromisoformat(last_day.strip())
+        except ValueError:
+            raise _fail(f"--expires {last_day!r} is not a date (YYYY-MM-DD)") from None
+    try:
+        return service.expiry(days=days, until=until)
+    except CityhubError as exc:
+        raise _fail(f"--expires-in/--expires: {exc.message}") from None
+
+
+def _when(value: datetime) -> str:
+    from cityhub.config import get_settings
+
+    return value.astimezone(get_settings().tz).isoformat(timespec="seconds")
 
 
 @app.command("create")
@@ -32,22 +65,55 @@ def create(
             "`apikey limit` changes it.",
         ),
     ] = None,
+    expires_in: ExpiresIn = None,
+    expires: Expires = None,
 ) -> None:
     """Issue a new key for CLIENT and print only the key (store it now: it is not kept). A new client gets SCOPES
-    and the limit; an existing one keeps its own."""
+    and the limit; an existing one keeps its own. Without --expires-in or --expires the key works until revoked."""
     from cityhub.db import session_scope
     from cityhub.sharing import service
 
+    expires_at = _expiry(expires_in, expires)
     try:
         with session_scope() as session:
             api_client, key = service.create_key(
-                session, client_name=client, scopes=scopes, rate_limit=rate_limit, actor=cli_actor()
+                session,
+                client_name=client,
+                scopes=scopes,
+                rate_limit=rate_limit,
+                expires_at=expires_at,
+                actor=cli_actor(),
             )
             summary = f"client {api_client.name}: scopes {api_client.scopes}, {api_client.rate_limit_per_minute}/min"
     except CityhubError as exc:
         raise _fail(exc.message) from None
+    if expires_at is not None:
+        summary += f"; the key expires {_when(expires_at)}"
     typer.echo(summary, err=True)
     typer.echo(key)
+
+
+@app.command("expiry")
+def expiry_command(
+    prefix: Annotated[str, typer.Argument(help="The key, or at least its first 8 characters.")],
+    expires_in: ExpiresIn = None,
+    expires: Expires = None,
+    never: Annotated[bool, typer.Option("--never", help="The key works until revoked.")] = False,
+) -> None:
+    """Set, extend or remove the expiry of one key (an expired key works again once its expiry is moved on)."""
+    from cityhub.db import session_scope
+    from cityhub.sharing import service
+
+    if never == (expires_in is not None or expires is not None):
+        raise _fail("give --expires-in DAYS, --expires DATE or --never")
+    expires_at = None if never else _expiry(expires_in, expires)
+    try:
+        with session_scope() as session:
+            key = service.set_expiry(session, prefix=prefix, expires_at=expires_at, actor=cli_actor())
+            shown = f"{key.prefix}… ({key.client.name})"
+    except CityhubError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(f"key {shown}: {'expires ' + _when(expires_at) if expires_at else 'no expiry'}")
 
 
 @app.command("scopes")
@@ -92,16 +158,19 @@ def limit_command(
 
 @app.command("list")
 def list_command() -> None:
-    """List clients and their keys (prefix, created, revoked)."""
-    from cityhub.db import session_scope
+    """List clients and their keys (prefix, created, revoked or active, expiry)."""
+    from cityhub.db import session_scope, utcnow
     from cityhub.sharing import service
 
+    now = utcnow()
     with session_scope() as session:
         for c in service.list_clients(session):
             state = "active" if c.active else "inactive"
             typer.echo(f"{c.name}\t{state}\t{c.rate_limit_per_minute}/min\t{c.scopes}")
             for k in c.keys:
                 revoked = f"revoked {k.revoked_at.isoformat(timespec='seconds')}" if k.revoked_at else "active"
+                if k.revoked_at is None and k.expires_at is not None:
+                    revoked = f"{'expired' if k.expires_at <= now else 'active, expires'} {_when(k.expires_at)}"
                 typer.echo(f"  {k.prefix}…\tcreated {k.created_at.isoformat(timespec='seconds')}\t{revoked}")
 
 

@@ -42,6 +42,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
+    # When the key stops working (refused with 401 saying so); None: it works until revoked (migration 0034).
+    expires_at: Mapped[datetime | None] = mapped_column()
 
     client: Mapped[ApiClient] = relationship(back_populates="keys")
 

@@ -57,6 +57,20 @@ class RateLimited(CityhubError):
         self.retry_after = retry_after
 
 
+class KeyExpired(CityhubError):
+    """An API key past its expiry (``api_keys.expires_at``): the client must be given a new one."""
+
+    code = "key_expired"
+    http_status = 401
+
+    def __init__(self, *, prefix: str, expired_at: datetime) -> None:
+        at = answer_time(expired_at)
+        super().__init__(
+            f"API key {prefix}… expired at {at}; ask the platform's administrator for a new key",
+            details={"expired_at": at},
+        )
+
+
 @dataclass(frozen=True)
 class Caller:
     """An authenticated API client, as the HTTP layer needs it (no ORM object outlives its session)."""
@@ -109,12 +123,14 @@ def create_key(
     client_name: str,
     scopes: str | Iterable[str] | None = None,
     rate_limit: int | None = None,
+    expires_at: datetime | None = None,
     actor: Any = None,
 ) -> tuple[ApiClient, str]:
     """Issue a new key for the client and return it. A new client is created with ``scopes`` (required) and the
     limit; an existing one keeps its scopes and limit — ``scopes`` and ``rate_limit`` must be omitted or equal them
     (ValidationFailed otherwise: its other keys hold the same, and :func:`set_scopes` and :func:`set_rate_limit`
-    change them deliberately)."""
+    change them deliberately). ``expires_at`` (see :func:`expiry`): when the key stops working; None: never."""
+    _check_expiry(expires_at)
     name = client_name.strip()
     if not name or len(name) > 80:
         raise ValidationFailed("client name must have 1 to 80 characters", details={"field": "client"})
@@ -151,12 +167,88 @@ def create_key(
     client.active = True
     session.flush()
     raw = KEY_PREFIX + secrets.token_urlsafe(30)
-    session.add(ApiKey(client_id=client.id, prefix=raw[:DISPLAY_PREFIX_LEN], key_hash=hash_key(raw)))
+    session.add(
+        ApiKey(client_id=client.id, prefix=raw[:DISPLAY_PREFIX_LEN], key_hash=hash_key(raw), expires_at=expires_at)
+    )
     session.flush()
     if created:
         _log(session, client, "create", actor, None, scopes=client.scopes, rate_limit=client.rate_limit_per_minute)
-    _log(session, client, "issue_key", actor, None, key=raw[:DISPLAY_PREFIX_LEN])
+    issued: dict[str, Any] = {"key": raw[:DISPLAY_PREFIX_LEN]}
+    if expires_at is not None:
+        issued["expires_at"] = answer_time(expires_at)
+    _log(session, client, "issue_key", actor, None, **issued)
     return client, raw
+
+
+def expiry(*, days: int | None = None, until: date | None = None, now: datetime | None = None) -> datetime | None:
+    """When a key given ``days`` (counted from now) or ``until`` a local day (it works through that day, to the
+    district's midnight after it) expires; None when neither is given (no expiry). ValidationFailed naming ``expires``
+    for both, for fewer than one day or for a day already past."""
+    if days is not None and until is not None:
+        raise ValidationFailed("give either a number of days or a last day, not both", details={"field": "expires"})
+    now = now or utcnow()
+    if days is not None:
+        if days < 1 or days > 36_500:
+            raise ValidationFailed("a key lasts 1 to 36,500 days", details={"field": "expires"})
+        return now + timedelta(days=days)
+    if until is None:
+        return None
+    tz = get_settings().tz
+    end = datetime.combine(until + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+    if end <= now:
+        raise ValidationFailed(f"the last day {until.isoformat()} is past", details={"field": "expires"})
+    return end
+
+
+def _check_expiry(expires_at: datetime | None) -> None:
+    if expires_at is not None and expires_at <= utcnow():
+        raise ValidationFailed("a key's expiry must be in the future", details={"field": "expires"})
+
+
+def _one_key(session: Session, prefix: str) -> ApiKey:
+    """The one active key beginning with ``prefix`` (at least 8 characters); NotFound or ValidationFailed else."""
+    if len(prefix) < 8:
+        raise ValidationFailed("give at least 8 characters of the key prefix", details={"field": "prefix"})
+    # A prefix shorter than the stored one narrows by LIKE; a whole key matches by its stored head.
+    keys = list(
+        session.scalars(
+            select(ApiKey).where(
+                ApiKey.revoked_at.is_(None),
+                ApiKey.prefix.startswith(prefix[:DISPLAY_PREFIX_LEN], autoescape=True),
+            )
+        )
+    )
+    if not keys:
+        raise NotFound("no active key matches")
+    if len(keys) > 1:
+        # A short prefix may begin several keys, of other clients too: act on one key only when it is the one meant.
+        shown = ", ".join(f"{k.prefix}… ({k.client.name})" for k in keys[:5])
+        raise ValidationFailed(
+            f"{len(keys)} active keys begin with {prefix[:DISPLAY_PREFIX_LEN]!r}: {shown}; give more of the key",
+            details={"field": "prefix"},
+        )
+    return keys[0]
+
+
+def set_expiry(session: Session, *, prefix: str, expires_at: datetime | None, actor: Any = None) -> ApiKey:
+    """Give the active key beginning with ``prefix`` a new expiry (later, earlier, or None: never) — an expired key
+    too, which works again once its expiry is moved past now."""
+    _check_expiry(expires_at)
+    key = _one_key(session, prefix)
+    before = answer_time(key.expires_at) if key.expires_at else None
+    key.expires_at = expires_at
+    session.flush()
+    after = answer_time(expires_at) if expires_at else None
+    auditlog.record(
+        session,
+        actor=actor,
+        area="api_client",
+        target=key.client.name,
+        action="key_expiry",
+        before={"key": key.prefix, "expires_at": before},
+        after={"key": key.prefix, "expires_at": after},
+    )
+    return key
 
 
 def set_scopes(
@@ -206,22 +298,9 @@ def revoke(session: Session, *, prefix: str | None = None, client_name: str | No
         if client is None:
             raise NotFound(f"no API client named {client_name!r}")
         query = query.where(ApiKey.client_id == client.id)
-    else:
-        assert prefix is not None
-        if len(prefix) < 8:
-            raise ValidationFailed("give at least 8 characters of the key prefix")
-        # A prefix shorter than the stored one narrows by LIKE; a whole key matches by its stored head.
-        query = query.where(ApiKey.prefix.startswith(prefix[:DISPLAY_PREFIX_LEN], autoescape=True))
-    keys = list(session.scalars(query))
+    keys = list(session.scalars(query)) if client_name else [_one_key(session, prefix or "")]
     if not keys:
         raise NotFound("no active key matches")
-    if prefix and len(keys) > 1:
-        # A short prefix may begin several keys, of other clients too: revoke one key only when it is the one meant.
-        shown = ", ".join(f"{k.prefix}… ({k.client.name})" for k in keys[:5])
-        raise ValidationFailed(
-            f"{len(keys)} active keys begin with {prefix[:DISPLAY_PREFIX_LEN]!r}: {shown}; give more of the key",
-            details={"field": "prefix"},
-        )
     now = utcnow()
     for key in keys:
         key.revoked_at = now
@@ -232,17 +311,28 @@ def revoke(session: Session, *, prefix: str | None = None, client_name: str | No
 
 
 def authenticate(session: Session, *, raw_key: str | None) -> Caller:
-    """Return the client owning this active key; PermissionDenied when it is missing, unknown or revoked."""
+    """Return the client owning this active key; PermissionDenied when it is missing, unknown or revoked,
+    KeyExpired (401, saying when) past its expiry."""
     if not raw_key:
         raise PermissionDenied("an API key is required (api_key parameter or X-API-Key header)")
     row = session.execute(
-        select(ApiKey.id, ApiClient.id, ApiClient.name, ApiClient.scopes, ApiClient.rate_limit_per_minute)
+        select(
+            ApiKey.id,
+            ApiClient.id,
+            ApiClient.name,
+            ApiClient.scopes,
+            ApiClient.rate_limit_per_minute,
+            ApiKey.prefix,
+            ApiKey.expires_at,
+        )
         .join(ApiClient, ApiClient.id == ApiKey.client_id)
         .where(ApiKey.key_hash == hash_key(raw_key.strip()), ApiKey.revoked_at.is_(None), ApiClient.active)
     ).one_or_none()
     if row is None:
         raise PermissionDenied("invalid or revoked API key")
-    key_id, client_id, name, scopes, limit = row
+    key_id, client_id, name, scopes, limit, prefix, expires_at = row
+    if expires_at is not None and expires_at <= utcnow():
+        raise KeyExpired(prefix=prefix, expired_at=expires_at)
     return Caller(
         client_id=client_id, client_name=name, key_id=key_id, scopes=frozenset(scopes.split()), rate_limit=limit
     )

@@ -9,7 +9,7 @@ answers the form, never in a cookie or a redirect.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,7 +21,7 @@ from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.config import get_settings
 from cityhub.db import utcnow
-from cityhub.errors import CityhubError, NotFound
+from cityhub.errors import CityhubError, NotFound, ValidationFailed
 from cityhub.sharing import service as sharing
 from cityhub.sharing.models import ApiClient
 from cityhub.web import forms, support
@@ -65,9 +65,21 @@ def _page(
         endpoints=sorted(by_endpoint.items(), key=lambda item: (item[0][0], -item[1][0])),
         days=STATS_DAYS,
         new_key=new_key,
+        now=utcnow(),
         errors=errors or {},
         values=values or {"rate_limit": str(sharing.DEFAULT_RATE_LIMIT)},
     )
+
+
+def _expiry(form: Any) -> datetime | None:
+    """The expiry the form's ``expires_in_days`` gives (empty: none); ValidationFailed naming ``expires`` else."""
+    raw = (form.get("expires_in_days") or "").strip()
+    if not raw:
+        return None
+    days = forms.whole_number(raw)
+    if days is None:
+        raise ValidationFailed("the number of days is not a whole number", details={"field": "expires"})
+    return sharing.expiry(days=days)
 
 
 def _client(db: Session, client_id: int) -> ApiClient:
@@ -89,7 +101,12 @@ def create_client(request: Request, db: DbSession, form: FormBody) -> Response:
     principal = _admin(request, db, form)
     t = support.translator(request)
     name = form.get("name").strip()
-    values = {"name": name, "scopes": form.getlist("scopes"), "rate_limit": form.get("rate_limit")}
+    values = {
+        "name": name,
+        "scopes": form.getlist("scopes"),
+        "rate_limit": form.get("rate_limit"),
+        "expires_in_days": form.get("expires_in_days"),
+    }
     if sharing.get_client(db, name=name) is not None:
         return _page(request, db, principal, errors={"name": t("apiclients.taken")}, values=values, status_code=409)
     try:
@@ -98,24 +115,49 @@ def create_client(request: Request, db: DbSession, form: FormBody) -> Response:
             client_name=name,
             scopes=form.getlist("scopes"),
             rate_limit=forms.whole_number(form.get("rate_limit")) or -1,
+            expires_at=_expiry(form),
             actor=principal.actor,
         )
         db.commit()
     except CityhubError as exc:
         db.rollback()
         field = str(exc.details.get("field", "_form"))
-        message = t(f"apiclients.bad_{field}") if field in ("client", "scopes", "rate_limit") else exc.message
+        known = ("client", "scopes", "rate_limit", "expires")
+        message = t(f"apiclients.bad_{field}") if field in known else exc.message
         return _page(request, db, principal, errors={field: message}, values=values, status_code=422)
     return _page(request, db, principal, new_key=(client.name, key), status_code=201)
 
 
 @router.post("/admin/api-clients/{client_id:int}/keys", response_class=HTMLResponse)
 def new_key(request: Request, db: DbSession, client_id: int, form: FormBody) -> Response:
-    """Another key for a client, with the client's scopes and limit (shown once)."""
+    """Another key for a client, with the client's scopes and limit (shown once), valid for the days asked."""
     principal = _admin(request, db, form)
-    client, key = sharing.create_key(db, client_name=_client(db, client_id).name, actor=principal.actor)
+    name = _client(db, client_id).name
+    try:
+        client, key = sharing.create_key(db, client_name=name, expires_at=_expiry(form), actor=principal.actor)
+    except ValidationFailed:
+        db.rollback()
+        errors = {f"{client_id}:expires": support.translator(request)("apiclients.bad_expires")}
+        return _page(request, db, principal, errors=errors, status_code=422)
     db.commit()
     return _page(request, db, principal, new_key=(client.name, key), status_code=201)
+
+
+@router.post("/admin/api-clients/keys/{prefix}/expiry", response_class=HTMLResponse)
+def key_expiry(request: Request, db: DbSession, prefix: str, form: FormBody) -> Response:
+    """Set, extend or remove (empty days) the expiry of one key; an expired key works again once moved on."""
+    principal = _admin(request, db, form)
+    try:
+        expires_at = _expiry(form)
+    except ValidationFailed:
+        errors = {f"key:{prefix}": support.translator(request)("apiclients.bad_expires")}
+        return _page(request, db, principal, errors=errors, status_code=422)
+    try:
+        sharing.set_expiry(db, prefix=prefix, expires_at=expires_at, actor=principal.actor)
+    except (NotFound, CityhubError):
+        raise PageError(404, "err.page_not_found") from None
+    db.commit()
+    return support.redirect("/admin/api-clients", flash=("apiclients.expiry_set", {"prefix": prefix}))
 
 
 @router.post("/admin/api-clients/{client_id:int}", response_class=HTMLResponse)
