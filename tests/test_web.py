@@ -453,7 +453,7 @@ def test_an_api_key_gets_an_expiry_on_the_data_sharing_page(org) -> None:
     assert made.status_code == 201
     key = re.search(r'<code class="secret">([^<]+)</code>', made.text).group(1)  # type: ignore[union-attr]
     row = re.search(rf'data-prefix="{re.escape(key[:12])}">.*?</tr>', made.text, re.S).group(0)  # type: ignore[union-attr]
-    assert "<td data-testid=\"key-expiry\">至 " in row
+    assert '<td data-testid="key-expiry">至 ' in row
     api = _client()
     assert api.get("/api/v1/sharing/orders", headers={"X-API-Key": key}).status_code == 200
     with session_scope() as s:

@@ -478,6 +478,42 @@ def test_the_changes_feed_gives_orders_changed_since(client: TestClient) -> None
         )
 
 
+@pytest.mark.parametrize("kept", [False, True])  # from the beginning (cursor=*), and from a kept cursor
+def test_the_changes_feed_reads_the_orders_changed_since_through_their_index(
+    db_session: Session, db_backend: str, kept: bool
+) -> None:
+    """`updated_since` had no index: at 200,000 orders every harvest of the changes scanned the table. A few orders
+    changed since among thousands are now read through ``ix_orders_updated``, on both backends."""
+    from sqlalchemy import insert, text
+
+    from cityhub.workorders.models import Order
+    from sql_helpers import selects_naming
+
+    made, _ = orders.create_order(db_session, data=OrderCreate(channel=Channel.HOTLINE, content="井盖缺失"))
+    db_session.flush()
+    row = {c.key: getattr(made, c.key) for c in Order.__table__.columns if c.key != "id"}
+    old = datetime(2024, 1, 1, tzinfo=SHANGHAI)
+    db_session.execute(
+        insert(Order),
+        [
+            {**row, "number": f"T{n:07d}", "external_id": None, "created_at": old, "updated_at": old}
+            for n in range(3000)
+        ],
+    )
+    conn = db_session.connection()
+    conn.execute(text("ANALYZE"))
+    cursor = sharing.encode_cursor(made.id - 1) if kept else "*"
+    since = datetime.now(SHANGHAI) - timedelta(hours=1)
+    with selects_naming(db_session.get_bind(), "FROM orders") as statements:
+        page = sharing.anonymised_orders(db_session, cursor=cursor, updated_since=since, limit=20)
+    assert [item["number"] for item in page["items"]] == [made.number]
+    statement, parameters = statements[0]
+    explain = "EXPLAIN QUERY PLAN" if db_backend == "sqlite" else "EXPLAIN"
+    plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"{explain} {statement}", parameters))
+    assert "ix_orders_updated" in plan, plan
+    db_session.rollback()
+
+
 def test_a_cursor_no_answer_gave_is_refused_naming_it(client: TestClient) -> None:
     key = {"X-API-Key": _key("sharing:read")}
     for bad in ("12", "bm9wZQ", "%%%"):

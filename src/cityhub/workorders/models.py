@@ -134,6 +134,9 @@ class Order(Base):
         ),
         Index("ix_orders_lead_state", "lead_unit_id", "state"),
         Index("ix_orders_created", "created_at"),
+        # The data-sharing feed's changes (``updated_since``): the orders changed since a harvester's last run are a
+        # few among all, read through this instead of a scan of the table (migration 0033).
+        Index("ix_orders_updated", "updated_at"),
         Index("ix_orders_street_created", "street_id", "created_at"),
         Index("ix_orders_category_created", "category_id", "created_at"),
         # The order list's filters, newest first (migration 0010).

@@ -1,7 +1,7 @@
 """api_keys: an optional expiry
 
 Revision ID: 0034_api_key_expiry
-Revises: 0031_perf_event_action_at
+Revises: 0033_order_updated_index
 Create Date: 2026-12-04 16:00:00.000000
 
 `api_keys.expires_at`: when a key of the data-sharing API and Open311 stops working (`cityhub apikey create
@@ -17,7 +17,7 @@ from alembic import op
 import cityhub.db
 
 revision: str = '0034_api_key_expiry'
-down_revision: str | None = '0031_perf_event_action_at'
+down_revision: str | None = '0033_order_updated_index'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
