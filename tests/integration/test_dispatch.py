@@ -538,7 +538,7 @@ def test_training_export_picks_orders_a_dispatcher_corrected(db_session, org, tm
 
     out = tmp_path / "training.csv"
     result = service.export_training(s, out=out)
-    assert result == {"corrected": 2, "written": 2, "skipped": 0, "model_category": 0}
+    assert result == {"corrected": 2, "written": 2, "skipped": 0, "model_category": 0, "confirmed": 0}
     assert out.stat().st_mode & 0o777 == 0o600  # citizens' own words
     rows = {r["id"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
     assert set(rows) == {redirected.number, recategorised.number}
@@ -570,10 +570,55 @@ def test_training_export_leaves_out_a_category_only_the_classifier_gave(db_sessi
     s.flush()
 
     out = tmp_path / "training.csv"
-    assert service.export_training(s, out=out) == {"corrected": 2, "written": 1, "skipped": 0, "model_category": 1}
+    counts = {"corrected": 2, "written": 1, "skipped": 0, "model_category": 1, "confirmed": 0}
+    assert service.export_training(s, out=out) == counts
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert [(r["id"], r["category"], r["corrected"]) for r in rows] == [(confirmed.number, "环境保护", "unit;category")]
     assert [r.id for r in service.training_records(s)] == [confirmed.number]
+
+
+def test_a_hand_dispatch_keeps_the_classifiers_reading_and_a_disagreeing_category_is_a_correction(
+    db_session, org, model, tmp_path: Path
+) -> None:
+    """A dispatcher dispatching by hand from the queue: the dispatch event keeps what the classifier predicted (its
+    label, probability, top 3, version, the first suggestion), so the training export tells the dispatcher's
+    correction of the classifier (another category: written) from a confirmation (the predicted one: counted)."""
+    s = db_session
+    corrected = _order(s, "河涌发黑发臭")  # the stub says 城乡建设 for every text
+    confirmed = _order(s, "小区外墙脱落")
+    shown = _order(s, "路面塌陷")
+    service.set_category(s, order_id=corrected.id, category_id=org["cat_env"], actor=DISPATCHER)
+    service.set_category(s, order_id=confirmed.id, category_id=org["cat_water"], actor=DISPATCHER)  # 城乡建设/供水
+    decision = service.suggest(s, order=shown)  # stored, as the queue shows it
+    picks = [service.Pick(corrected.id, org["env"]), service.Pick(confirmed.id, org["water"])]
+    assert all(o.dispatched for o in service.dispatch_picked(s, picks, actor=DISPATCHER))
+    orders.act(s, order_id=shown.id, action="dispatch", actor=DISPATCHER, params={"unit_id": org["env"]})
+    s.flush()
+
+    def dispatch_event(order: Order) -> OrderEvent:
+        return s.scalars(
+            select(OrderEvent).where(OrderEvent.order_id == order.id, OrderEvent.action == "dispatch")
+        ).one()
+
+    payload = dispatch_event(corrected).payload
+    assert payload["prediction"]["label"] == "城乡建设" and payload["prediction"]["probability"] == 0.95
+    assert [label for label, _ in payload["prediction"]["top3"]] == ["城乡建设", "环境保护", "交通运输"]
+    assert payload["model_version"] == "stub@1" and not payload.get("auto")
+    assert dispatch_event(shown).payload["suggested_unit_id"] == decision.shown[0].unit_id == org["housing"]
+    assert dispatch_event(shown).payload["prediction"] == decision.prediction
+
+    out = tmp_path / "training.csv"
+    counts = service.export_training(s, out=out)
+    assert counts == {"corrected": 1, "written": 1, "skipped": 0, "model_category": 0, "confirmed": 1}
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [(r["id"], r["category"], r["corrected"], r["predicted_category"]) for r in rows] == [
+        (corrected.number, "环境保护", "category", "城乡建设")
+    ]
+    assert float(rows[0]["predicted_probability"]) == 0.95
+    # The system's own dispatches (an alarm's order to its sensor's unit) are no person's: nothing recorded.
+    system = _order(s, "水浸街")
+    orders.act(s, order_id=system.id, action="dispatch", actor=orders.SYSTEM, params={"unit_id": org["water"]})
+    assert "prediction" not in (dispatch_event(system).payload or {})
 
 
 def test_category_changes_only_before_dispatch(db_session, org) -> None:

@@ -70,6 +70,28 @@ def test_conflicting_street_lowers_confidence(gaz: Gazetteer) -> None:
     assert conflict.confidence < clean.confidence
 
 
+@pytest.mark.parametrize(
+    ("text", "district"),
+    [
+        ("嘉禾街道握山社区", "白云区"),  # 握山社区 is 同和街道's
+        ("白云区嘉禾街蟾蜍石社区居委会附近", "白云区"),  # 蟾蜍石 too
+        ("同和街长湴社区", "白云区"),  # 长湴 is 嘉禾街道's
+        ("太和镇握山社区", "白云区"),  # a town, but 握山 is a community of a street, not one of its villages
+        ("天河区握山社区", None),  # a district that holds no 握山
+        ("天河区嘉禾街", None),
+    ],
+)
+def test_a_street_or_district_named_with_a_community_of_another_is_ambiguous(
+    gaz: Gazetteer, text: str, district: str | None
+) -> None:
+    """Two places named in full, nothing telling which is meant: ambiguous, answering what both readings agree on,
+    each of them a candidate, with the confidence of an ambiguous answer — not the community's street."""
+    loc = gaz.resolve(text)
+    assert (loc.district, loc.street_code, loc.community_code, loc.ambiguous) == (district, None, None, True)
+    assert len(loc.candidates) == 2 and loc.confidence < 0.3
+    assert loc.to_record()["ambiguous"] is True
+
+
 def test_xintang_is_ambiguous_without_context(gaz: Gazetteer) -> None:
     loc = gaz.resolve("新塘")
     assert loc.ambiguous

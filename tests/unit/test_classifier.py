@@ -471,6 +471,41 @@ def test_cli_bad_csv_names_row(tmp_path: Path) -> None:
     assert res.exit_code != 0
 
 
+def test_rows_that_cannot_be_read_are_skipped_by_number_and_the_rest_kept(tmp_path: Path) -> None:
+    """A labelled file from elsewhere with a damaged row (bytes not in its encoding) and a quote never closed: training,
+    scoring and classifying name those rows and go on with the others, as the order import does."""
+    runner = CliRunner()
+    train_csv = _write_csv(tmp_path / "train.csv", _records())
+    lines = train_csv.read_bytes().splitlines(keepends=True)
+    damaged = [*lines[:5], b"x1,\xff\xfe\xb3,c,,\xe4\xba\xa4\xe9\x80\x9a\xe8\xbf\x90\xe8\xbe\x93\n", *lines[5:]]
+    damaged += ['x2,"公交车出租车,红绿灯,,交通运输\n'.encode(), *lines[1:4]]
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"".join(damaged))
+    records, report = classifier.read_labelled_csv(bad)
+    assert len(records) == len(_records()) + 3 and report.rows == len(records) + 2
+    assert [(s["row"], s["reason"].split(" (")[0]) for s in report.skipped] == [
+        (6, "bytes that are not utf-8-sig"),
+        (len(lines) + 2, f"a quoted field opened on line {len(lines) + 2} is not closed before the end of the file"),
+    ]
+    out = tmp_path / "m"
+    res = runner.invoke(app, ["train", "--data", str(bad), "--out", str(out), "--cv", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1])["training_data"]["files"][0]["skipped"] == 2
+    assert "skipped" in res.stderr and "row 6" in res.stderr
+    res = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(bad), "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["n"] == len(records) and [s["row"] for s in rep["skipped"]] == [6, len(lines) + 2]
+    assert f"skipped {bad}: row 6 (id ): bytes that are not utf-8-sig" in res.stderr
+    res = runner.invoke(app, ["classify", "--model", str(out), "--input", str(bad), "--json"])
+    assert res.exit_code == 0, res.output
+    answers = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(answers) == len(records) + 2 and answers[4] == {"row": 6, "error": answers[4]["error"]}
+    assert answers[4]["error"].startswith("bytes that are not utf-8")
+    assert answers[-4]["row"] == len(lines) + 2 and "not closed" in answers[-4]["error"]
+    assert all("label" in a for i, a in enumerate(answers) if i not in (4, len(answers) - 4))
+
+
 # --------------------------------------------------------------------------- per-class confidence
 
 

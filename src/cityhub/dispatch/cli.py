@@ -395,7 +395,8 @@ def export_training(
     typer.echo(
         f"corrected orders {result['corrected']}: written {result['written']}, "
         f"skipped {result['skipped']} (no category, merged or cancelled), "
-        f"left out {result['model_category']} (category only the classifier gave) → {out}"
+        f"left out {result['model_category']} (category only the classifier gave); "
+        f"confirmed {result['confirmed']} (dispatched by hand in the category the classifier predicted) → {out}"
     )
 
 

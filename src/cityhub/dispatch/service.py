@@ -587,6 +587,34 @@ def latest_decision(session: Session, *, order_id: int) -> DispatchDecision | No
 # --- acting ----------------------------------------------------------------------------------------------------
 
 
+def hand_dispatch_reading(session: Session, *, order: Order) -> dict[str, Any]:
+    """What the classifier said of an order a person dispatches (by hand from the queue or the order page, in bulk,
+    over the API or the command line), for the dispatch event's payload: ``prediction`` (label, probability, top 3),
+    ``model_version`` and ``suggested_unit_id`` (the first suggestion shown). Kept so that the training export can
+    tell the person's correction of the classifier from a confirmation (:func:`training_rows`).
+
+    The order's stored decision — what its queue entry and page showed — when it holds a prediction, else the
+    configured classifier's reading now; nothing without a classifier (or one that cannot be read)."""
+    row = session.get(DispatchSuggestion, order.id)
+    if row is not None and row.prediction:
+        facts: dict[str, Any] = {"prediction": row.prediction, "model_version": row.model_version}
+        shown = _from_record(row).shown
+        if shown:
+            facts["suggested_unit_id"] = shown[0].unit_id
+        return facts
+    try:
+        loaded = load_model()
+    except CityhubError as exc:
+        _warn_unavailable(exc.message)
+        return {}
+    if loaded is None:
+        return {}
+    from cityhub.nlp.text import order_text
+
+    prediction = loaded[0].predict([order_text(order.title, order.content)])[0]
+    return {"prediction": prediction.as_dict(), "model_version": loaded[1]}
+
+
 def _waiting_order(session: Session, order_id: int, expected_version: int | None, what: str) -> Order:
     """The order, at the version the caller saw, while it waits for dispatch (received or returned): what a
     dispatcher's correction of its ``what`` (category, place) needs."""
@@ -1331,6 +1359,9 @@ TRAINING_COLUMNS = (
     "unit_code",
     "unit_name",
     "corrected",
+    # The classifier's reading when a person dispatched the order (empty: none recorded).
+    "predicted_category",
+    "predicted_probability",
 )
 
 
@@ -1341,10 +1372,13 @@ class Correction:
     category: bool  # a person changed a category that had been set
     # The category was last set by the classifier (automatic dispatch), no person set it since: its own guess.
     model_category: bool = False
+    # The classifier's reading ({label, probability, top3}) at the last dispatch by a person, if one was recorded.
+    prediction: dict[str, Any] | None = None
 
 
 def corrections(session: Session) -> Iterator[Correction]:
-    """Orders whose lead unit or category a person corrected, read from the audit trail."""
+    """Orders whose lead unit or category a person corrected, and orders a person dispatched with the classifier's
+    reading recorded (whose category may correct it: :func:`training_rows` compares them), from the audit trail."""
     actions = (Action.DISPATCH, Action.TRANSFER, Action.ASSIGN, Action.RETURN, Action.COMMENT)
     stmt = (
         select(OrderEvent.order_id, OrderEvent.action, OrderEvent.unit_id, OrderEvent.actor_name, OrderEvent.payload)
@@ -1355,15 +1389,17 @@ def corrections(session: Session) -> Iterator[Correction]:
     holder: int | None = None
     returned: set[int] = set()
     unit_fixed = category_fixed = by_model = False
+    reading: dict[str, Any] | None = None
 
     def flush() -> Iterator[Correction]:
-        if current is not None and (unit_fixed or category_fixed):
-            yield Correction(current, unit_fixed, category_fixed, by_model)
+        if current is not None and (unit_fixed or category_fixed or reading):
+            yield Correction(current, unit_fixed, category_fixed, by_model, reading)
 
     for order_id, action, unit_id, actor_name, payload in session.execute(stmt.execution_options(yield_per=2000)):
         if order_id != current:
             yield from flush()
             current, holder, returned, unit_fixed, category_fixed, by_model = order_id, None, set(), False, False, False
+            reading = None
         if action == Action.RETURN:
             if holder is not None:
                 returned.add(holder)
@@ -1372,6 +1408,8 @@ def corrections(session: Session) -> Iterator[Correction]:
             if returned and unit_id not in returned:
                 unit_fixed = True
             holder = unit_id
+            if action == Action.DISPATCH and payload and not payload.get("auto") and payload.get("prediction"):
+                reading = payload["prediction"]
         elif action == Action.TRANSFER and unit_id is not None:
             unit_fixed = unit_fixed or (holder is not None and unit_id != holder)
             holder = unit_id
@@ -1383,17 +1421,37 @@ def corrections(session: Session) -> Iterator[Correction]:
     yield from flush()
 
 
+def _first_level(session: Session, label: Any) -> str | None:
+    """The first-level category a classifier's label stands for (a name or path of the taxonomy, else its first
+    segment, as the training export writes categories)."""
+    if not isinstance(label, str) or not label:
+        return None
+    found = find_categories(session, names=[label])[label]
+    return (found.path if found is not None else label).split("/")[0]
+
+
 def training_rows(session: Session) -> tuple[list[list[str]], dict[str, int]]:
     """The corrected orders as rows of ``TRAINING_COLUMNS`` (category = first level), and how many were corrected,
-    written, skipped (no category, merged or cancelled) and left out as ``model_category``: a category only the
-    classifier gave (automatic dispatch set it and no person since) is its own guess, not a label to learn from."""
+    written, skipped (no category, merged or cancelled), left out as ``model_category`` — a category only the
+    classifier gave (automatic dispatch set it and no person since) is its own guess, not a label to learn from —
+    and ``confirmed``: dispatched by a person with the classifier's reading recorded, the order's category the one
+    it predicted (not written: nothing to correct). A person's dispatch whose order's category is another than the
+    classifier predicted then is a category correction."""
     found = list(corrections(session))
     rows: list[list[str]] = []
-    skipped = guessed = 0
+    corrected = skipped = guessed = confirmed = 0
     by_order = {c.order_id: c for c in found}
     for chunk in _chunks(list(by_order), 500):
         for order in session.scalars(select(Order).where(Order.id.in_(chunk)).order_by(Order.id)):
             c = by_order[order.id]
+            predicted = _first_level(session, (c.prediction or {}).get("label"))
+            category = order.category.path.split("/")[0] if order.category is not None else None
+            if predicted is not None and category is not None and predicted != category:
+                c = replace(c, category=True)
+            if not (c.unit or c.category):
+                confirmed += predicted is not None and predicted == category
+                continue
+            corrected += 1
             if order.category is None or order.state in (State.MERGED, State.CANCELLED):
                 skipped += 1
                 continue
@@ -1412,9 +1470,12 @@ def training_rows(session: Session) -> tuple[list[list[str]], dict[str, int]]:
                     unit.code if unit else "",
                     unit.name if unit else "",
                     ";".join(k for k, v in (("unit", c.unit), ("category", c.category)) if v),
+                    predicted or "",
+                    "" if c.prediction is None else str(c.prediction.get("probability", "")),
                 ]
             )
-    return rows, {"corrected": len(found), "written": len(rows), "skipped": skipped, "model_category": guessed}
+    counts = {"corrected": corrected, "written": len(rows), "skipped": skipped, "model_category": guessed}
+    return rows, {**counts, "confirmed": confirmed}
 
 
 def export_training(session: Session, *, out: Path) -> dict[str, int]:

@@ -21,9 +21,12 @@ How text is resolved:
    its own supports it; a weak (road-embedded) mention supports a level only under an otherwise supported
    parent (蟾蜍石东路 inside 同和街 → 蟾蜍石社区; 幸福路 alone → nothing).
 5. The best chain wins; on a tie between chains of equal depth the result is ``ambiguous`` with the common
-   ancestor only and the tied chains as candidates. A tie between a named street and a named community that
-   lies in another street (太和镇大源村: 大源村 moved to 大源街道) goes to the more specific community, with
-   reduced confidence.
+   ancestor only and the tied chains as candidates. So is a contradiction: a street or district named in full
+   (嘉禾街道, 天河区) with a community that lies in another one (握山社区, of 同和街道) — the text says two places,
+   nothing in it tells which is meant; the answer is what the two readings agree on (白云区), both readings the
+   candidates. Except a town named with a village that now belongs to a street of the same district
+   (太和镇大源村: 大源街道 was set up from 太和镇's land, 撤镇设街, and the old address lives on): the village's
+   reading, with reduced confidence.
 
 An address in another city (深圳市坪山区石井街道, 北京市朝阳区望京街道) is not placed in this one because its street or
 town has a namesake here: a province, city or county-level area of another city named before the first local name,
@@ -951,6 +954,14 @@ class Gazetteer:
             loc.candidates = [self._candidate(c, best_score) for c in tied]
             loc.confidence = round(0.3 * strength, 3)
             return loc
+        contradicted = self._contradiction(best, mentions)
+        if contradicted is not None:
+            # Two places named, each in full: report both, answer only what they agree on.
+            self._fill(loc, _common_prefix(best, contradicted))
+            loc.ambiguous = True
+            loc.candidates = [self._candidate(c, s) for s, c, _ in chains if c in (best, contradicted)]
+            loc.confidence = round(0.3 * strength, 3)
+            return loc
         self._fill(loc, best)
         confidence = strength * (1.0 - 0.5 * min(1.0, rival / best_score))
         if soft:
@@ -959,6 +970,45 @@ class Gazetteer:
             confidence *= 0.85
         loc.confidence = round(max(0.0, min(1.0, confidence)), 3)
         return loc
+
+    def _contradiction(
+        self, best: tuple[str | None, str | None, str | None], mentions: list[_Mention]
+    ) -> tuple[str | None, str | None, str | None] | None:
+        """The chain of a district or street the text names in full (exactly, not inside a road's name) that the
+        best chain — deeper, led by a community or street of another one — contradicts; None when none does.
+
+        A town named with a village now under a street of the same district is not a contradiction: streets are
+        set up from towns' land (撤镇设街), and the villages' old addresses live on (太和镇大源村 → 大源街道)."""
+        depth = _depth(best)
+        for m in mentions:
+            if m.weak or m.fuzzy or any(code in best for code, _ in m.cands):
+                continue
+            for code, weight in m.cands:
+                unit = self.units[code]
+                level = _LEVEL_DEPTH[unit.level]
+                if level >= depth - 1 or weight < (W_DISTRICT_FULL if level == 0 else W_STREET_FULL):
+                    continue
+                chain = self.chain_of(code)
+                if self._former_town(unit, chain, best):
+                    continue
+                return chain
+        return None
+
+    def _former_town(
+        self, unit: Division, chain: tuple[str | None, str | None, str | None], best: tuple[str | None, ...]
+    ) -> bool:
+        """Whether ``unit`` is a town of ``best``'s district and ``best`` ends at a village of a street."""
+        if unit.level != STREET or split_street(normalise(unit.name))[1] != "town" or best[2] is None:
+            return False
+        village = self.units.get(best[2])
+        street = self.units.get(best[1]) if best[1] is not None else None
+        return (
+            chain[0] == best[0]
+            and village is not None
+            and split_community(normalise(village.name))[1] == "village"
+            and street is not None
+            and split_street(normalise(street.name))[1] == "street"
+        )
 
     def _fill(self, loc: Location, chain: tuple[str | None, str | None, str | None]) -> None:
         loc.district_code, loc.street_code, loc.community_code = chain

@@ -207,9 +207,11 @@ def read_labelled_csv(path: str | Path) -> tuple[list[LabelledOrder], CsvReport]
     The file is read with the order importer's readers and header aliases (``cityhub.intake.importer``): CSV in
     UTF-8 or GBK, comma, tab or semicolon separated, or an Excel workbook; Chinese headers as a 12345 export or
     the message-board data have them (留言编号, 留言主题, 留言详情, 留言时间, 一级标签/一级分类 — the label is
-    ``category``, else the first-level category). Rows without a category or without any text, and CSV rows with
-    another number of fields than the header, are skipped and listed in the report; a missing file, a header
-    without a label or text column, or undecodable bytes raise a ``CityhubError`` naming the file (and row).
+    ``category``, else the first-level category). Rows without a category or without any text, CSV rows with
+    another number of fields than the header, rows holding bytes that are not text in the file's encoding and a
+    row whose quoted field is not closed before the end of the file (the lines after it are read again as rows)
+    are skipped and listed in the report; a missing file, or a header without a label or text column, or one that
+    cannot be read, raise a ``CityhubError`` naming the file.
     """
     from cityhub.intake.importer import ColumnMap, CsvReader, UnreadableFile, cell_text, open_table
 
@@ -230,7 +232,12 @@ def read_labelled_csv(path: str | Path) -> tuple[list[LabelledOrder], CsvReport]
             )
         width = len(reader.header)
         strict = isinstance(reader, CsvReader)
-        for row_no, cells in reader.rows():
+
+        def unreadable(row_no: int, kind: str, message: str) -> None:
+            report.rows += 1
+            report.skipped.append({"row": row_no, "id": "", "reason": message})
+
+        for row_no, cells in reader.rows(on_bad_row=unreadable):
             values = [cell_text(c) for c in cells]
             if not any(values):
                 continue
@@ -256,11 +263,17 @@ def read_labelled_csv(path: str | Path) -> tuple[list[LabelledOrder], CsvReport]
     return records, report
 
 
-def read_texts(path: str | Path) -> tuple[list[str | int], list[str]]:
+def read_texts(
+    path: str | Path, *, problems: dict[int, tuple[int, str]] | None = None
+) -> tuple[list[str | int], list[str]]:
     """Order texts to classify, each with what names it: an order file with title/content columns (as
     :func:`read_labelled_csv` reads them, labels not needed) gives each row's id; plain text, one order per line,
     gives each non-blank line's number (from 1). A ``.csv``/``.tsv`` or Excel file without a title or content column
-    is refused, naming its header (its header would otherwise be classified as an order)."""
+    is refused, naming its header (its header would otherwise be classified as an order).
+
+    A table's row that cannot be read (bytes not in the file's encoding, a quote not closed) ends the reading with
+    ``UnreadableFile`` naming the row — or, given ``problems``, takes its place as an empty text, with its row number
+    and what is wrong under its index in ``problems``, and the reading goes on."""
     from cityhub.intake.importer import EXCEL_SUFFIXES, ColumnMap, UnreadableFile, cell_text, open_table
 
     p = Path(path)
@@ -277,7 +290,15 @@ def read_texts(path: str | Path) -> tuple[list[str | int], list[str]]:
                 ) from None
             f = {}
         if f:
-            for row_no, cells in reader.rows():
+
+            def unreadable(row_no: int, kind: str, message: str) -> None:
+                if problems is None:
+                    raise UnreadableFile(f"{p.name}: row {row_no}: {message}")
+                problems[len(texts)] = (row_no, message)
+                keys.append("")
+                texts.append("")
+
+            for row_no, cells in reader.rows(on_bad_row=unreadable):
                 values = [cell_text(c) for c in cells]
                 if not any(values):
                     continue

@@ -213,6 +213,8 @@ def evaluate_cmd(
 
             model.encoder = CachedEncoder(model.encoder, embed_cache)
         records, report = classifier.read_labelled_csv(data)
+        for skip in report.skipped:  # on stderr, as training lists them: the report on stdout stays one object
+            typer.echo(f"skipped {data}: row {skip['row']} (id {skip['id']}): {skip['reason']}", err=True)
         if not records:
             raise _fail(f"{data}: no labelled rows to score ({len(report.skipped)} skipped)")
         result = classifier.evaluate(model, records)
@@ -262,9 +264,10 @@ def classify_cmd(
         raise _fail("give exactly one of --text or --input")
     if text is not None and not text.strip():
         raise _fail("--text is empty: give the order's title and content")
+    problems: dict[int, tuple[int, str]] = {}  # rows that could not be read, answered as such in their place
     try:
         model = classifier.load(model_path)
-        keys, texts = classifier.read_texts(input_path) if input_path else ([], [text or ""])
+        keys, texts = classifier.read_texts(input_path, problems=problems) if input_path else ([], [text or ""])
     except CityhubError as exc:
         raise _fail(exc.message) from None
     for i in range(0, len(texts), 1000):
@@ -276,9 +279,13 @@ def classify_cmd(
             key = keys[i + j] if keys else None
             named = {} if key is None else {"id": key} if isinstance(key, str) else {"line": key}
             pred = preds.get(j)
+            error = "no title or content"
+            if i + j in problems:  # a row that could not be read: named by its row number, with what is wrong
+                row_no, error = problems[i + j]
+                named, key = {"row": row_no}, f"row {row_no}"
             if pred is None:  # a row with neither title nor content: nothing to classify, no made-up category
-                line = json.dumps({**named, "error": "no title or content"}, ensure_ascii=False) if as_json else None
-                typer.echo(line or f"{key}\t-\tno title or content")
+                line = json.dumps({**named, "error": error}, ensure_ascii=False) if as_json else None
+                typer.echo(line or f"{key}\t-\t{error}")
             elif as_json:
                 typer.echo(json.dumps({**named, **pred.as_dict()}, ensure_ascii=False))
             else:

@@ -339,13 +339,19 @@ def act(
             f"order {order.number} is held by a unit outside yours: the district's dispatchers route it",
             details={"lead_unit_id": order.lead_unit_id, "routing": True},
         )
+    reading: dict[str, Any] = {}
+    if outcome.action == Action.DISPATCH and not params.get("auto") and actor.name != SYSTEM.name:
+        from cityhub.dispatch.service import hand_dispatch_reading
+
+        # A person's dispatch keeps what the classifier said: the training export tells a correction from it.
+        reading = hand_dispatch_reading(session, order=order)
     with session.no_autoflush:  # one UPDATE per action, so the version moves by exactly one
         _apply_changes(order, outcome, params, now)
         moved = _apply_sla(session, order, outcome, now)
         placed = _place_from_lead(session, order, outcome)
     payload = _event_payload(order, outcome)
-    if placed or moved:
-        payload = {**(payload or {}), **placed, **moved}
+    if placed or moved or reading:
+        payload = {**(payload or {}), **placed, **moved, **reading}
     part = _split_off(session, order, outcome.payload, actor, now) if outcome.action == Action.SPLIT else None
     if part is not None:
         payload = {**(payload or {}), "part_id": part.id, "part_number": part.number}
