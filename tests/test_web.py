@@ -1934,6 +1934,44 @@ def test_the_overdue_tile_links_to_the_open_overdue_orders_it_counts(org) -> Non
     assert late.number in listed and done.number not in listed
 
 
+def test_overdue_lists_the_open_orders_late_now_and_ever_overdue_the_closed_ones_too(org) -> None:
+    """只看超期 is what a supervisor chases — open orders past their limit now — not every order that once was
+    (a closed order keeps its last status); 曾超期 lists those for the assessment's review. The API's ``overdue``
+    and ``ever_overdue`` answer the same."""
+    late, closed_late, extended, in_time = (
+        _order(title=t) for t in ("超期在办", "超期已办结", "超期后已延期", "按时在办")
+    )
+    with session_scope() as s:
+        now = utcnow()
+        for o in (late, closed_late, extended, in_time):
+            row = s.get(Order, o.id)
+            row.state, row.sla_status, row.due_at = State.IN_PROGRESS, SlaStatus.OK, now + timedelta(days=3)  # type: ignore[union-attr]
+        for o in (late, closed_late, extended):
+            row = s.get(Order, o.id)
+            row.sla_status, row.overdue_at = SlaStatus.OVERDUE, now - timedelta(days=1)  # type: ignore[union-attr]
+        s.get(Order, closed_late.id).state = State.CLOSED_RESOLVED  # type: ignore[union-attr]
+        s.get(Order, extended.id).sla_status = SlaStatus.OK  # type: ignore[union-attr]  # an approved extension
+    sup = login("sup")
+
+    def listed(query: str) -> set[str]:
+        page = sup.get(f"/orders?{query}")
+        assert page.status_code == 200
+        return {o.number for o in (late, closed_late, extended, in_time) if o.number in page.text}
+
+    assert listed("overdue=1") == {late.number}
+    assert listed("ever_overdue=1") == {late.number, closed_late.number, extended.number}
+    assert re.search(r'name="ever_overdue" value="1" checked', sup.get("/orders?ever_overdue=1").text)
+
+    def api(**params: str) -> set[str]:
+        return {i["number"] for i in sup.get("/api/v1/orders", params=params).json()["items"]}
+
+    assert api(overdue="true") == {late.number}
+    assert api(overdue="false") == {closed_late.number, extended.number, in_time.number}
+    assert api(ever_overdue="true") == {late.number, closed_late.number, extended.number}
+    assert api(ever_overdue="false") == {in_time.number}
+    assert api(sla_status="overdue") == {late.number, closed_late.number}  # the stored status, as before
+
+
 def test_the_dashboard_shows_how_much_went_out_automatically_and_how_much_stayed(org) -> None:
     automatic, by_hand = _order(), _order()
     with session_scope() as s:

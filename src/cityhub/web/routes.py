@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import false, func, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -60,7 +61,7 @@ from cityhub.workorders.lifecycle import (
     Action,
     State,
 )
-from cityhub.workorders.models import AppealType, Category, Channel, Order, SlaStatus, Urgency
+from cityhub.workorders.models import OVERDUE_NOW_SQL, AppealType, Category, Channel, Order, Urgency
 from cityhub.workorders.schemas import (
     REASON_MAX_CHARS,
     TEXT_MAX_CHARS,
@@ -697,7 +698,9 @@ def order_list(request: Request, db: DbSession) -> Response:
             errors[name] = t("err.date")
             day = None
         criteria[name] = _local_midnight(day + timedelta(days=shift)) if day else None
-    criteria["overdue"] = True if q.get("overdue") else None
+    # 只看超期: the open orders past their limit now; 曾超期: every order whose limit ran out (assessment review).
+    criteria["overdue"] = True if q.get("overdue") and not citizen else None
+    criteria["ever_overdue"] = True if q.get("ever_overdue") and not citizen else None
     # 待审批延期: the supervisors' extension requests to decide (a citizen's appeals have none of theirs to decide).
     criteria["extension_pending"] = True if q.get("extension_pending") and not citizen else None
     # 签收超时: orders a unit did not accept in the time allowed (late acceptance included), for supervisors.
@@ -761,6 +764,7 @@ _MORE_FILTERS = (
     "created_from",
     "created_to",
     "overdue",
+    "ever_overdue",
     "extension_pending",
     "accept_overdue",
 )
@@ -1441,10 +1445,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
     by_category, by_street = top(by_category, category_names), top(by_street, street_names)
     open_where = [Order.state.in_(sorted(OPEN_STATES))] + ([scope] if scope is not None else [])
     open_count = db.scalar(select(func.count()).select_from(Order).where(*open_where)) or 0
-    overdue = (
-        db.scalar(select(func.count()).select_from(Order).where(*open_where, Order.sla_status == SlaStatus.OVERDUE))
-        or 0
-    )
+    overdue_where = [sql_text(OVERDUE_NOW_SQL)] + ([scope] if scope is not None else [])
+    overdue = db.scalar(select(func.count()).select_from(Order).where(*overdue_where)) or 0
     today_where = [Order.created_at >= _local_midnight(today)] + ([scope] if scope is not None else [])
     received_today = db.scalar(select(func.count()).select_from(Order).where(*today_where)) or 0
     ranking = kpi.ranking(db, period=period, tier=UnitTier.STREET.value)
@@ -1468,8 +1470,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
         left_out=left_out,
         open_count=open_count,
         overdue=overdue,
-        # The tile counts open orders past their limit: its link lists those, not every order once marked overdue.
-        overdue_link="/orders?overdue=1&" + "&".join(f"state={s.value}" for s in sorted(OPEN_STATES)),
+        # The tile counts open orders past their limit: the list's 超期 is the same orders.
+        overdue_link="/orders?overdue=1",
         received_today=received_today,
         ranking=ranking.ranked[:10],
         min_sample=ranking.min_sample,

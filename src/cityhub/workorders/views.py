@@ -33,6 +33,8 @@ from cityhub.workorders import files, service
 from cityhub.workorders.lifecycle import ASSIST_STEPS, ROUTING_STEPS, Action, State, actions_for_unit
 from cityhub.workorders.models import AppealType, Channel, Order, SlaStatus, Urgency
 from cityhub.workorders.schemas import (
+    EVER_OVERDUE_DESCRIPTION,
+    OVERDUE_DESCRIPTION,
     Q_DESCRIPTION,
     ActionRequest,
     AttachmentRead,
@@ -151,7 +153,8 @@ def list_orders(
     urgency: Urgency | None = None,
     created_from: RequestTime | None = None,
     created_to: RequestTime | None = None,
-    overdue: bool | None = None,
+    overdue: Annotated[bool | None, Query(description=OVERDUE_DESCRIPTION)] = None,
+    ever_overdue: Annotated[bool | None, Query(description=EVER_OVERDUE_DESCRIPTION)] = None,
     extension_pending: Annotated[
         bool | None, Query(description="only orders whose extension request waits for a decision (true)")
     ] = None,
@@ -176,6 +179,7 @@ def list_orders(
         created_from=created_from,
         created_to=created_to,
         overdue=overdue,
+        ever_overdue=ever_overdue,
         extension_pending=extension_pending,
         accept_overdue=accept_overdue,
         sla_status=sla_status,
