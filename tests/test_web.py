@@ -1208,6 +1208,35 @@ def test_each_role_drives_the_life_cycle_from_its_forms_and_the_audit_trail_reco
     assert page.count("<tr data-action=") == len(steps) + 1 and "已责令餐馆加装油烟净化器" in page
 
 
+def test_the_lead_unit_is_not_offered_the_reply_while_assisting_units_have_not_answered(org) -> None:
+    """The lead unit wrote a reply the life cycle then refused (its assisting units had not answered): the page
+    offers no 答复 meanwhile and names the units awaited, with their contacts; once they answer, 答复 is back."""
+    with session_scope() as s:
+        s.get(Unit, org["street_a"]).contacts = [{"name": "李主任", "phone": "020-86000001"}]  # type: ignore[union-attr]
+    disp, lead, helper = login("disp"), login("hand_b"), login("hand_a")
+    order = _order(street="W-JX")
+    assert _act(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
+    assert _act(lead, order.id, "accept").status_code == 303
+    assert _act(disp, order.id, "add_assist", unit_id=str(org["street_a"])).status_code == 303
+
+    page = lead.get(f"/orders/{order.id}").text
+    assert 'data-testid="action-reply"' not in page
+    awaited = re.search(r'data-testid="reply-awaits">(.*?)</div>', page, flags=re.S).group(1)  # type: ignore[union-attr]
+    assert "景泰街道" in awaited and "待签收" in awaited and "李主任 020-86000001" in awaited
+    assert 'data-testid="action-request_extension"' in page  # the lead's other steps stay
+    api = lead.get(f"/api/v1/orders/{order.id}/actions").json()
+    assert "reply" not in api and "request_extension" in api
+    # The assisting unit itself, and a supervisor, are not the ones waiting to reply: no such notice for them.
+    assert 'data-testid="reply-awaits"' not in helper.get(f"/orders/{order.id}").text
+    assert 'data-testid="reply-awaits"' not in login("sup").get(f"/orders/{order.id}").text
+
+    assert _act(helper, order.id, "assist_reply", text="已配合清理").status_code == 303
+    page = lead.get(f"/orders/{order.id}").text
+    assert 'data-testid="action-reply"' in page and 'data-testid="reply-awaits"' not in page
+    assert _act(lead, order.id, "reply", text="已处理完毕").status_code == 303
+    assert _state(order.id) == State.REPLIED
+
+
 def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     disp, hand, sup = login("disp"), login("hand_a"), login("sup")
     order = _order()

@@ -72,7 +72,7 @@ from cityhub.workorders.schemas import (
 )
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
-from cityhub.workorders.views import actions_of, trail_of
+from cityhub.workorders.views import actions_of, reply_awaits, trail_of
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
@@ -1001,6 +1001,11 @@ def _detail_page(
         events=events,
         raised_since_request=_raised_since_request(order, events),
         actions=[(a, ACTION_FIELDS[a]) for a in actions],
+        # 答复 is not offered while assisting units have not answered: who they are, how to reach them.
+        awaited=[
+            {"name": a.unit.name, "status": a.status, "since": a.updated_at, "contacts": _contact_lines(a.unit)}
+            for a in reply_awaits(order, principal)
+        ],
         units=support.unit_groups(db, handlers=True) if needs_units else [],
         categories=support.active_categories(db) if needs_categories else [],
         appeal_types=list(AppealType),
@@ -1034,6 +1039,17 @@ def _detail_page(
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
         reply_cut=WEAK_THRESHOLD,
     )
+
+
+def _contact_lines(unit: Unit) -> list[str]:
+    """A unit's contacts as the order page names them: name, role and phone of each."""
+    lines = []
+    for c in unit.contacts or ():
+        if isinstance(c, dict):
+            line = " ".join(str(c[k]) for k in ("name", "role", "phone") if c.get(k))
+            if line:
+                lines.append(line)
+    return lines
 
 
 CHANNEL_DETAIL_CHARS = 300  # a value shown longer than this is cut (a sensor's whole reading list, say)
