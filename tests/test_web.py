@@ -1244,6 +1244,35 @@ def test_each_role_drives_the_life_cycle_from_its_forms_and_the_audit_trail_reco
     assert page.count("<tr data-action=") == len(steps) + 1 and "已责令餐馆加装油烟净化器" in page
 
 
+def test_the_lead_unit_is_not_offered_the_reply_while_assisting_units_have_not_answered(org) -> None:
+    """The lead unit wrote a reply the life cycle then refused (its assisting units had not answered): the page
+    offers no 答复 meanwhile and names the units awaited, with their contacts; once they answer, 答复 is back."""
+    with session_scope() as s:
+        s.get(Unit, org["street_a"]).contacts = [{"name": "李主任", "phone": "020-86000001"}]  # type: ignore[union-attr]
+    disp, lead, helper = login("disp"), login("hand_b"), login("hand_a")
+    order = _order(street="W-JX")
+    assert _act(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
+    assert _act(lead, order.id, "accept").status_code == 303
+    assert _act(disp, order.id, "add_assist", unit_id=str(org["street_a"])).status_code == 303
+
+    page = lead.get(f"/orders/{order.id}").text
+    assert 'data-testid="action-reply"' not in page
+    awaited = re.search(r'data-testid="reply-awaits">(.*?)</div>', page, flags=re.S).group(1)  # type: ignore[union-attr]
+    assert "景泰街道" in awaited and "待签收" in awaited and "李主任 020-86000001" in awaited
+    assert 'data-testid="action-request_extension"' in page  # the lead's other steps stay
+    api = lead.get(f"/api/v1/orders/{order.id}/actions").json()
+    assert "reply" not in api and "request_extension" in api
+    # The assisting unit itself, and a supervisor, are not the ones waiting to reply: no such notice for them.
+    assert 'data-testid="reply-awaits"' not in helper.get(f"/orders/{order.id}").text
+    assert 'data-testid="reply-awaits"' not in login("sup").get(f"/orders/{order.id}").text
+
+    assert _act(helper, order.id, "assist_reply", text="已配合清理").status_code == 303
+    page = lead.get(f"/orders/{order.id}").text
+    assert 'data-testid="action-reply"' in page and 'data-testid="reply-awaits"' not in page
+    assert _act(lead, order.id, "reply", text="已处理完毕").status_code == 303
+    assert _state(order.id) == State.REPLIED
+
+
 def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     disp, hand, sup = login("disp"), login("hand_a"), login("sup")
     order = _order()
@@ -1968,6 +1997,44 @@ def test_the_overdue_tile_links_to_the_open_overdue_orders_it_counts(org) -> Non
     link = html_unescape(re.search(r'data-testid="tile-overdue"><a href="([^"]+)"', page).group(1))  # type: ignore[union-attr]
     listed = lead.get(link).text
     assert late.number in listed and done.number not in listed
+
+
+def test_overdue_lists_the_open_orders_late_now_and_ever_overdue_the_closed_ones_too(org) -> None:
+    """只看超期 is what a supervisor chases — open orders past their limit now — not every order that once was
+    (a closed order keeps its last status); 曾超期 lists those for the assessment's review. The API's ``overdue``
+    and ``ever_overdue`` answer the same."""
+    late, closed_late, extended, in_time = (
+        _order(title=t) for t in ("超期在办", "超期已办结", "超期后已延期", "按时在办")
+    )
+    with session_scope() as s:
+        now = utcnow()
+        for o in (late, closed_late, extended, in_time):
+            row = s.get(Order, o.id)
+            row.state, row.sla_status, row.due_at = State.IN_PROGRESS, SlaStatus.OK, now + timedelta(days=3)  # type: ignore[union-attr]
+        for o in (late, closed_late, extended):
+            row = s.get(Order, o.id)
+            row.sla_status, row.overdue_at = SlaStatus.OVERDUE, now - timedelta(days=1)  # type: ignore[union-attr]
+        s.get(Order, closed_late.id).state = State.CLOSED_RESOLVED  # type: ignore[union-attr]
+        s.get(Order, extended.id).sla_status = SlaStatus.OK  # type: ignore[union-attr]  # an approved extension
+    sup = login("sup")
+
+    def listed(query: str) -> set[str]:
+        page = sup.get(f"/orders?{query}")
+        assert page.status_code == 200
+        return {o.number for o in (late, closed_late, extended, in_time) if o.number in page.text}
+
+    assert listed("overdue=1") == {late.number}
+    assert listed("ever_overdue=1") == {late.number, closed_late.number, extended.number}
+    assert re.search(r'name="ever_overdue" value="1" checked', sup.get("/orders?ever_overdue=1").text)
+
+    def api(**params: str) -> set[str]:
+        return {i["number"] for i in sup.get("/api/v1/orders", params=params).json()["items"]}
+
+    assert api(overdue="true") == {late.number}
+    assert api(overdue="false") == {closed_late.number, extended.number, in_time.number}
+    assert api(ever_overdue="true") == {late.number, closed_late.number, extended.number}
+    assert api(ever_overdue="false") == {in_time.number}
+    assert api(sla_status="overdue") == {late.number, closed_late.number}  # the stored status, as before
 
 
 def test_the_dashboard_shows_how_much_went_out_automatically_and_how_much_stayed(org) -> None:

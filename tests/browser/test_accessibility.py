@@ -37,13 +37,13 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need
 # Below serious, but fixed here and kept fixed: every navigation landmark named, headings in order, every table
 # header named.
 ALSO_FAILING = {"landmark-unique", "heading-order", "empty-table-header"}
-ORDER = "{order}"  # the order page of the world's dispatched order, in a path below
+ORDER = "{order}"  # the order page of the world's accepted order, in a path below
 # role → the pages it works on (each run in zh-CN; ENGLISH in en too)
 PAGES: dict[str | None, list[str]] = {
     None: ["/", "/login", "/track"],
     "op": ["/intake", "/orders", ORDER, "/orders/import", "/kb", "/account"],
     "disp": ["/queue", ORDER, "/rules"],
-    "hand_a": ["/orders?state=open", ORDER],
+    "hand_a": ["/orders?state=open", ORDER],  # the lead unit's: its reply awaits an assisting unit
     "sup": ["/dashboard", "/reviews", "/sla"],
     "lead": ["/brain/findings", "/brain/topics", "/brain/graph", "/map"],
     "adm": [
@@ -88,6 +88,9 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
             submit(s, data={"channel": "hotline", "content": content, "street_code": "W-JX"})
         if order.state.value == "received":
             act(s, order_id=order.id, action="dispatch", params={"unit_id": world.street_a})
+        # Accepted, with an assisting unit yet to answer: the lead unit's page names it where 答复 would be.
+        act(s, order_id=order.id, action="accept")
+        act(s, order_id=order.id, action="add_assist", params={"unit_id": world.street_b})
         order_id = order.id
         monitoring.create_sensor(
             s,
@@ -158,6 +161,8 @@ def test_every_page_passes_axe_for_each_role_in_chinese_and_english(server: dict
             assert page.locator("html").get_attribute("lang") == lang
             for path in wanted:
                 problems += _audit(page, base, path, order)
+                if username == "hand_a" and path == ORDER:  # audited with the notice that stands for 答复
+                    assert page.locator('[data-testid="reply-awaits"]').count() == 1
             page.context.close()
     assert not problems, "\n".join(problems)
 

@@ -181,3 +181,56 @@ def test_the_api_documentation_works_offline_under_the_policy(server, browser) -
     assert "/api/v1/orders" in paths and "/open311/v2/requests.{fmt}" in paths
     assert hosts == {base.split("/")[2]}, hosts
     assert not problems, problems
+
+
+def test_a_keyboard_reaches_the_maps_orders_through_its_list_and_opens_one(server, browser) -> None:
+    """The map's points are drawn on a canvas and take no focus: the list beside the map holds what it shows — areas
+    far away (a button zooms the map to one), orders up close (links) — and follows the map's filters."""
+    base = server["base"]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(60_000)
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", "lead")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/dashboard")
+    page.goto(f"{base}/map")
+    page.wait_for_selector('#map[data-mode-orders="cells"]')
+    listing = page.locator('[data-testid="map-orders-list"]')
+    assert "6 件在办工单" in page.inner_text('[data-testid="map-orders-note"]')
+    assert listing.locator("button[data-zoom]").count() == 3
+
+    def tab_into_list() -> str:
+        for _ in range(150):
+            page.keyboard.press("Tab")
+            inside = page.evaluate(
+                "() => document.querySelector('#map-orders-list').contains(document.activeElement) &&"
+                " document.activeElement.tagName"
+            )
+            if inside:
+                return str(inside)
+        raise AssertionError("Tab never reached the map's list")
+
+    # The largest area first: Enter on its button zooms the map to it, where its orders are listed one by one.
+    assert tab_into_list() == "BUTTON"
+    assert "4 件" in page.evaluate("document.activeElement.textContent")
+    page.keyboard.press("Enter")
+    page.wait_for_selector('#map[data-mode-orders="points"]')
+    page.wait_for_function("document.querySelectorAll('#map-orders-list a').length === 4")
+    # The button zoomed away from is gone: the focus waits on the list's heading, not lost to the page's top.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'map-orders-title'")
+    assert tab_into_list() == "A"
+    focused = page.evaluate("document.activeElement.getAttribute('href')")
+    assert "已脱敏" in listing.inner_text() and NAME not in listing.inner_text()  # the leader's view is masked
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/orders/\d+$"))
+    assert page.url.endswith(focused) and int(page.url.rsplit("/", 1)[1]) in server["ids"][:4]
+    # The list follows the map's filters: the layer off, it says so; the order list's link keeps the category.
+    page.go_back()
+    page.wait_for_selector("#map[data-loaded-orders]")
+    page.uncheck('input[data-layer="orders"]')
+    page.wait_for_function("document.querySelector('#map-orders-note').textContent.includes('工单图层已关闭')")
+    assert listing.locator("li").count() == 0
+    page.select_option('[data-testid="map-category"]', index=1)
+    link = page.get_attribute('[data-testid="map-orders-all"]', "href")
+    assert link is not None and "state=open" in link and "category_id=" in link

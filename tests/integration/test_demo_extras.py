@@ -23,6 +23,7 @@ from cityhub.analytics.models import HotTopic, HotTopicModelState
 from cityhub.auth import passwords
 from cityhub.auth import service as auth
 from cityhub.db import reset_engine, session_factory, session_scope
+from cityhub.demo import corpus
 from cityhub.demo.cli import app as demo_app
 from cityhub.demo.extras import (
     DEFAULT_DEMO_PASSWORD,
@@ -44,6 +45,7 @@ from cityhub.org.models import Unit, User
 from cityhub.org.service import BAIYUN_USERS, read_csv_table
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders.categories import find_category
+from cityhub.workorders.lifecycle import OPEN_STATES
 from cityhub.workorders.models import Order, OrderEvent
 from web_helpers import hidden, intake_form
 
@@ -112,6 +114,25 @@ def test_seed_twice_sets_everything_up_once(demo_env: Path) -> None:
             assert len(own) == 2 and all(o.street_id is not None for o in own), username
             assert "replied" in {o.state.value for o in own}, username
     assert f"staff's work in hand: {len(STAFF_WORK)} appeals" in first.output
+    # Every open order placed in a street or community has a point there: the one map showed half of them nowhere.
+    with session_scope() as s:
+        codes = dict(s.execute(select(Unit.id, Unit.code)).all())
+        placed = s.scalars(
+            select(Order).where(Order.state.in_(sorted(OPEN_STATES)), Order.street_id.is_not(None))
+        ).all()
+        assert len(placed) >= 20
+        for o in placed:
+            assert o.lat is not None and o.lng is not None, (o.external_id, o.title)
+            if o.channel.value in ("sensor", "video_ai"):
+                continue  # at the sensor or camera that saw it
+            street, community = corpus.places_by_code()[codes[o.community_id or o.street_id]]
+            at, spread = (
+                ((community.lat, community.lng), corpus.COMMUNITY_SPREAD)
+                if community is not None
+                else ((street.lat, street.lng), corpus.STREET_SPREAD)
+            )
+            reach = 2 * spread * street.radius + 0.002
+            assert abs(o.lat - at[0]) <= reach and abs(o.lng - at[1]) <= reach, (o.external_id, o.title)
     kb_rows = sum(1 for _ in read_csv_table(KB_CSV).rows)
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(KnowledgeEntry)) == kb_rows

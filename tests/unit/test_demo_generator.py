@@ -220,6 +220,33 @@ def test_places_are_real_baiyun_streets_and_communities(three_years: list[dict[s
     assert len({r["street_code"] for r in three_years}) == 24
 
 
+def test_each_point_lies_in_its_community_and_street(three_years: list[dict[str, Any]]) -> None:
+    """A generated point strays from its community's demo point by at most two sigmas (a hotspot's a little more):
+    the one map shows an order where its text says it is, not in the next street."""
+    places = corpus.places_by_code()
+    for r in three_years:
+        street, community = places[r["community_code"]]
+        assert community is not None and street.code == r["street_code"]
+        reach = 2 * corpus.COMMUNITY_SPREAD * street.radius + 0.002
+        assert abs(r["lat"] - community.lat) <= reach and abs(r["lng"] - community.lng) <= reach, r["external_id"]
+
+
+def test_an_estate_is_named_in_one_community_only(three_years: list[dict[str, Any]]) -> None:
+    """The same 小区 in two streets looked fake and sent the address resolver's demo astray."""
+    where: dict[str, set[str]] = defaultdict(set)
+    for r in three_years:
+        street, community = corpus.places_by_code()[r["community_code"]]
+        assert community is not None
+        head = f"白云区{street.short}{community.short}"
+        if r["address"].endswith("栋"):  # an estate's address: head, the estate, its building
+            estate = r["address"].removeprefix(head).rstrip("栋").rstrip("0123456789")
+            where[estate].add(r["community_code"])
+            assert estate in corpus.estates()[r["community_code"]], r["address"]
+    assert len(where) > 200 and all(len(codes) == 1 for codes in where.values())
+    every = [name for names in corpus.estates().values() for name in names]
+    assert len(every) == len(set(every)) and all(corpus.estates().values())
+
+
 def test_scenarios_use_real_taxonomy_paths_and_known_units() -> None:
     with DEFAULT_TAXONOMY.open(encoding="utf-8-sig") as fh:
         paths = {"/".join(v for v in row if v) for row in list(csv.reader(fh))[1:]}

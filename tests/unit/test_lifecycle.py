@@ -28,6 +28,7 @@ from cityhub.workorders.lifecycle import (
     actions_for_unit,
     allowed_actions,
     apply,
+    awaited_assists,
     evolve,
 )
 
@@ -405,7 +406,7 @@ def test_a_units_co_handling_steps_are_listed_only_where_they_apply() -> None:
     }
     assert set(actions_for_unit(view, LEAD)) == set(allowed_actions(view)) - steps
     # The lead unit's steps are the lead unit's: an assisting unit, or one that only sees the order, gets none.
-    lead_steps = {A.REPLY, A.REQUEST_EXTENSION, A.SUSPEND}
+    lead_steps = {A.REQUEST_EXTENSION, A.SUSPEND}  # 答复 waits for the assisting units (below)
     assert lead_steps <= set(allowed_actions(view))
     for unit in (ASSISTANT, 77):
         assert not set(actions_for_unit(view, unit)) & lead_steps, unit
@@ -423,6 +424,16 @@ def test_reply_waits_for_assisting_units(status: AssistStatus) -> None:
 def test_reply_allowed_once_assisting_units_replied_or_returned(status: AssistStatus) -> None:
     outcome = apply(_held(assists={ASSISTANT: status}), A.REPLY, {"text": "done"})
     assert outcome.to_state == S.REPLIED
+    assert A.REPLY in actions_for_unit(_held(assists={ASSISTANT: status, 3: AssistStatus.REPLIED}), LEAD)
+
+
+@pytest.mark.parametrize("status", [AssistStatus.DISPATCHED, AssistStatus.ACCEPTED])
+def test_reply_is_not_offered_while_assisting_units_have_not_answered(status: AssistStatus) -> None:
+    """The lead unit was offered 答复 and wrote a reply the table then refused."""
+    view = _held(assists={ASSISTANT: status, 3: AssistStatus.REPLIED, 11: AssistStatus.RETURNED})
+    assert awaited_assists(view) == [ASSISTANT]
+    assert A.REPLY not in allowed_actions(view) and A.REPLY not in actions_for_unit(view, LEAD)
+    assert A.REQUEST_EXTENSION in actions_for_unit(view, LEAD)  # the lead's other steps stay
 
 
 def test_reopen_after_satisfied_callback_is_rejected() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
+from random import Random
 
 from cityhub.org.service import BAIYUN_DIVISIONS, BAIYUN_UNITS, derive_short_name, read_csv_table
 from cityhub.workorders.models import AppealType as A
@@ -185,6 +186,86 @@ def baiyun_streets() -> tuple[Street, ...]:
         )
         for code, row in sorted(streets.items())
     )
+
+
+@lru_cache(maxsize=1)
+def places_by_code() -> dict[str, tuple[Street, Community | None]]:
+    """Each street's and community's code → (its street, the community or None): where a unit is on the demo's map."""
+    found: dict[str, tuple[Street, Community | None]] = {}
+    for street in baiyun_streets():
+        found[street.code] = (street, None)
+        for community in street.communities:
+            found[community.code] = (street, community)
+    return found
+
+
+# How far a point strays from its community's point (at most twice this share of its street's radius, on each axis)
+# and from its street's centre when no community is known.
+COMMUNITY_SPREAD = 0.25
+STREET_SPREAD = 0.35
+
+
+def bounded_gauss(rng: Random, sigma: float) -> float:
+    """A normal draw of ``sigma``, cut at two sigmas: a point near a place stays near it (one draw, as ``gauss``)."""
+    return max(-2 * sigma, min(2 * sigma, rng.gauss(0, sigma)))
+
+
+def point_near(
+    rng: Random, street: Street, community: Community | None, *, share: float | None = None
+) -> tuple[float, float]:
+    """(lat, lng) of a place in ``community`` of ``street`` (in the street when no community is known): around the
+    community's point, within ``2·share·radius`` of it on each axis (default :data:`COMMUNITY_SPREAD`), or around
+    the street's centre (:data:`STREET_SPREAD`); inside the district's box, to six decimals."""
+    if community is not None:
+        at, sigma = (community.lat, community.lng), street.radius * (COMMUNITY_SPREAD if share is None else share)
+    else:
+        at, sigma = (street.lat, street.lng), street.radius * (STREET_SPREAD if share is None else share)
+    lat = _clamp(at[0] + bounded_gauss(rng, sigma), LAT_RANGE)
+    lng = _clamp(at[1] + bounded_gauss(rng, sigma), LNG_RANGE)
+    return round(lat, 6), round(lng, 6)
+
+
+ESTATES_PER_COMMUNITY = 4
+
+
+@lru_cache(maxsize=1)
+def estates() -> dict[str, tuple[str, ...]]:
+    """Each community's estates (小区), by community code: :data:`ESTATES_PER_COMMUNITY` names, no name in two
+    communities of the district — half after the community (棠溪花园), half from :data:`NAME_WORDS` (锦绣雅苑)
+    while such names last. Stable: a hash of the community's code orders its candidates, no RNG."""
+    communities = [c for street in baiyun_streets() for c in street.communities]
+    taken: set[str] = set()
+    found: dict[str, list[str]] = {c.code: [] for c in communities}
+
+    def take(community: Community, pool: list[str], upto: int) -> None:
+        names = found[community.code]
+        for name in pool:
+            if len(names) >= upto:
+                return
+            if name not in taken and name != community.short:
+                names.append(name)
+                taken.add(name)
+
+    def shuffled(code: str, names: list[str], salt: int) -> list[str]:
+        return sorted(names, key=lambda name: _spread(code + name, salt))
+
+    own = {c.code: shuffled(c.code, [community_stem(c) + s for s in ESTATE_SUFFIX], 3) for c in communities}
+    words = [w + suffix for w in NAME_WORDS for suffix in ESTATE_SUFFIX]
+    # Every community's own names first (a 明珠社区 keeps 明珠花园 though 明珠 is a word of the others' names too).
+    for c in communities:
+        take(c, own[c.code], ESTATES_PER_COMMUNITY // 2)
+    for c in communities:
+        take(c, shuffled(c.code, words, 4), ESTATES_PER_COMMUNITY)
+        take(c, own[c.code], ESTATES_PER_COMMUNITY)
+    return {code: tuple(names) for code, names in found.items()}
+
+
+def community_stem(community: Community) -> str:
+    """The community's name without 社区 / 村 (棠溪南社区 → 棠溪南), as the texts name places after it."""
+    for suffix in ("社区", "村"):
+        if community.short.endswith(suffix) and len(community.short) > len(suffix):
+            return community.short[: -len(suffix)]
+    return community.short
 
 
 # --- scenarios --------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ All of it runs only with ``CITYHUB_ENVIRONMENT=demo``: known passwords never rea
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,6 +44,7 @@ from cityhub.errors import PermissionDenied, ValidationFailed
 
 if TYPE_CHECKING:
     from cityhub.nlp.classifier import LabelledOrder
+    from cityhub.workorders.schemas import OrderCreate
 
 DATA_DIR = Path(__file__).parent / "data"
 KB_CSV = DATA_DIR / "kb_demo.csv"
@@ -232,6 +234,28 @@ def train_demo_model(session: Session, *, target: Path, cap: int = TRAIN_CAP) ->
 # --- the whole preparation -----------------------------------------------------------------------------------
 
 
+def with_point(session: Session, data: OrderCreate | dict[str, Any]) -> OrderCreate:
+    """A demo appeal with a point on the map where intake will place it (``workorders.service.appeal_place``): near
+    its community's demo point, else its street's (``corpus.point_near``, the generated orders' rule), as an app's
+    position or the operator's map gives one — so the one map shows what the texts name. One that names no place,
+    or already has a point, as it is. The point is stable for the appeal (its external id, else its content)."""
+    from cityhub.demo import corpus
+    from cityhub.org.service import unit_directory
+    from cityhub.workorders.schemas import OrderCreate
+    from cityhub.workorders.service import appeal_place
+
+    appeal = data if isinstance(data, OrderCreate) else OrderCreate.model_validate(data)
+    place = appeal_place(session, appeal) if appeal.lat is None else None
+    if place is None or not place.placed:
+        return appeal
+    unit = unit_directory(session).get(place.community_id or place.street_id or 0)
+    found = corpus.places_by_code().get(unit.code) if unit is not None else None
+    if found is None:
+        return appeal
+    lat, lng = corpus.point_near(random.Random(f"cityhub-demo-point:{appeal.external_id or appeal.content}"), *found)
+    return appeal.model_copy(update={"lat": lat, "lng": lng})
+
+
 def submit_new_appeals(session: Session, *, count: int = NEW_APPEALS) -> int:
     """Receive :data:`NEW_APPEALS` appeals of the last hours through intake, as calls and messages arrive (see
     :meth:`DemoGenerator.new_appeals`): the background dispatcher of ``cityhub serve`` then decides each — sent to
@@ -242,7 +266,7 @@ def submit_new_appeals(session: Session, *, count: int = NEW_APPEALS) -> int:
 
     created = 0
     for data in DemoGenerator(0).new_appeals(count):
-        created += submit(session, data=data, similar=False, defer_duplicates=True).created
+        created += submit(session, data=with_point(session, data), similar=False, defer_duplicates=True).created
     session.commit()
     return created
 
@@ -316,7 +340,7 @@ def citizens_appeals(session: Session) -> int:
                 citizen_user_id=user.id,
                 created_at=filed,
             )
-            order = submit(session, data=data, actor=citizen, similar=False).order
+            order = submit(session, data=with_point(session, data), actor=citizen, similar=False).order
             made += 1
             if reach == "received" or order.street_id is None:
                 continue
@@ -554,7 +578,7 @@ def staff_work(session: Session, *, now: datetime | None = None) -> int:
             category=case.category,
             created_at=received,
         )
-        result = submit(session, data=data, actor=actor("operator"), similar=False)
+        result = submit(session, data=with_point(session, data), actor=actor("operator"), similar=False)
         made += int(result.created)
         order = result.order
         if not result.created or case.reach == "received" or order.state != State.RECEIVED:

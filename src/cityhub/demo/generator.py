@@ -118,13 +118,6 @@ class Hotspot:
 # --- slot filling -----------------------------------------------------------------------------------------
 
 
-def _stem(community: Community) -> str:
-    for suffix in ("社区", "村"):
-        if community.short.endswith(suffix) and len(community.short) > len(suffix):
-            return community.short[: -len(suffix)]
-    return community.short
-
-
 class _Slots(dict[str, str]):
     """Template slots filled on first use, so title, content and reply of one order agree."""
 
@@ -133,7 +126,7 @@ class _Slots(dict[str, str]):
         self.rng = rng
         self.street = street
         self.community = community
-        self.stem = _stem(community)
+        self.stem = corpus.community_stem(community)
 
     def __missing__(self, key: str) -> str:
         value = self._make(key)
@@ -148,9 +141,8 @@ class _Slots(dict[str, str]):
         if key == "road":
             base = stem if rng.random() < 0.55 else rng.choice(corpus.NAME_WORDS)
             return base + rng.choice(corpus.ROAD_SUFFIX)
-        if key == "estate":
-            base = stem if rng.random() < 0.4 else rng.choice(corpus.NAME_WORDS)
-            return base + rng.choice(corpus.ESTATE_SUFFIX)
+        if key == "estate":  # one of the community's own: an estate's name is in no other street
+            return rng.choice(corpus.estates()[self.community.code])
         if key == "village":
             return self.community.short if self.community.is_village else stem + "村"
         if key == "place":
@@ -642,8 +634,7 @@ class DemoGenerator:
                 "corner",
             ):
                 slots[key]  # fills the slot
-            lat = community.lat + rng.gauss(0, street.radius * 0.2)
-            lng = community.lng + rng.gauss(0, street.radius * 0.2)
+            lat, lng = corpus.point_near(rng, street, community, share=0.2)
             spots.append(
                 Hotspot(
                     id=i + 1,
@@ -654,8 +645,8 @@ class DemoGenerator:
                     stop=stop,
                     weight=rng.uniform(0.5, 2.0),
                     slots=dict(slots),
-                    lat=_clamp(lat, corpus.LAT_RANGE),
-                    lng=_clamp(lng, corpus.LNG_RANGE),
+                    lat=lat,
+                    lng=lng,
                 )
             )
         return spots
@@ -764,13 +755,12 @@ class DemoGenerator:
         if hotspot is not None:
             street, community = hotspot.street, hotspot.community
             slots = _Slots(rng, street, community, dict(hotspot.slots))
-            lat = hotspot.lat + rng.gauss(0, 0.0004)
-            lng = hotspot.lng + rng.gauss(0, 0.0004)
+            lat = hotspot.lat + corpus.bounded_gauss(rng, 0.0004)
+            lng = hotspot.lng + corpus.bounded_gauss(rng, 0.0004)
         else:
             street, community = self._place(rng, scenario)
             slots = _Slots(rng, street, community, {})
-            lat = community.lat + rng.gauss(0, street.radius * 0.25)
-            lng = community.lng + rng.gauss(0, street.radius * 0.25)
+            lat, lng = corpus.point_near(rng, street, community)
         channel: Channel = _weighted(rng, scenario.channels or corpus.CITIZEN_CHANNELS)
         appeal: AppealType = _weighted(rng, scenario.appeal)
         if channel in MACHINE_CHANNELS:

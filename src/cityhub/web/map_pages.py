@@ -86,6 +86,12 @@ def map_page(request: Request, db: DbSession) -> Response:
             "order_count",
             "street",
             "community",
+            "list_points",
+            "list_more",
+            "list_cells",
+            "cell_item",
+            "list_none",
+            "list_off",
         )
     }
     context = {

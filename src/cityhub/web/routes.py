@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import false, func, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -60,7 +61,7 @@ from cityhub.workorders.lifecycle import (
     Action,
     State,
 )
-from cityhub.workorders.models import AppealType, Category, Channel, Order, SlaStatus, Urgency
+from cityhub.workorders.models import OVERDUE_NOW_SQL, AppealType, Category, Channel, Order, Urgency
 from cityhub.workorders.schemas import (
     REASON_MAX_CHARS,
     TEXT_MAX_CHARS,
@@ -71,7 +72,7 @@ from cityhub.workorders.schemas import (
 )
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
-from cityhub.workorders.views import actions_of, trail_of
+from cityhub.workorders.views import actions_of, reply_awaits, trail_of
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
@@ -697,7 +698,9 @@ def order_list(request: Request, db: DbSession) -> Response:
             errors[name] = t("err.date")
             day = None
         criteria[name] = _local_midnight(day + timedelta(days=shift)) if day else None
-    criteria["overdue"] = True if q.get("overdue") else None
+    # 只看超期: the open orders past their limit now; 曾超期: every order whose limit ran out (assessment review).
+    criteria["overdue"] = True if q.get("overdue") and not citizen else None
+    criteria["ever_overdue"] = True if q.get("ever_overdue") and not citizen else None
     # 待审批延期: the supervisors' extension requests to decide (a citizen's appeals have none of theirs to decide).
     criteria["extension_pending"] = True if q.get("extension_pending") and not citizen else None
     # 签收超时: orders a unit did not accept in the time allowed (late acceptance included), for supervisors.
@@ -761,6 +764,7 @@ _MORE_FILTERS = (
     "created_from",
     "created_to",
     "overdue",
+    "ever_overdue",
     "extension_pending",
     "accept_overdue",
 )
@@ -997,6 +1001,11 @@ def _detail_page(
         events=events,
         raised_since_request=_raised_since_request(order, events),
         actions=[(a, ACTION_FIELDS[a]) for a in actions],
+        # 答复 is not offered while assisting units have not answered: who they are, how to reach them.
+        awaited=[
+            {"name": a.unit.name, "status": a.status, "since": a.updated_at, "contacts": _contact_lines(a.unit)}
+            for a in reply_awaits(order, principal)
+        ],
         units=support.unit_groups(db, handlers=True) if needs_units else [],
         categories=support.active_categories(db) if needs_categories else [],
         appeal_types=list(AppealType),
@@ -1030,6 +1039,17 @@ def _detail_page(
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
         reply_cut=WEAK_THRESHOLD,
     )
+
+
+def _contact_lines(unit: Unit) -> list[str]:
+    """A unit's contacts as the order page names them: name, role and phone of each."""
+    lines = []
+    for c in unit.contacts or ():
+        if isinstance(c, dict):
+            line = " ".join(str(c[k]) for k in ("name", "role", "phone") if c.get(k))
+            if line:
+                lines.append(line)
+    return lines
 
 
 CHANNEL_DETAIL_CHARS = 300  # a value shown longer than this is cut (a sensor's whole reading list, say)
@@ -1441,10 +1461,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
     by_category, by_street = top(by_category, category_names), top(by_street, street_names)
     open_where = [Order.state.in_(sorted(OPEN_STATES))] + ([scope] if scope is not None else [])
     open_count = db.scalar(select(func.count()).select_from(Order).where(*open_where)) or 0
-    overdue = (
-        db.scalar(select(func.count()).select_from(Order).where(*open_where, Order.sla_status == SlaStatus.OVERDUE))
-        or 0
-    )
+    overdue_where = [sql_text(OVERDUE_NOW_SQL)] + ([scope] if scope is not None else [])
+    overdue = db.scalar(select(func.count()).select_from(Order).where(*overdue_where)) or 0
     today_where = [Order.created_at >= _local_midnight(today)] + ([scope] if scope is not None else [])
     received_today = db.scalar(select(func.count()).select_from(Order).where(*today_where)) or 0
     ranking = kpi.ranking(db, period=period, tier=UnitTier.STREET.value)
@@ -1468,8 +1486,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
         left_out=left_out,
         open_count=open_count,
         overdue=overdue,
-        # The tile counts open orders past their limit: its link lists those, not every order once marked overdue.
-        overdue_link="/orders?overdue=1&" + "&".join(f"state={s.value}" for s in sorted(OPEN_STATES)),
+        # The tile counts open orders past their limit: the list's 超期 is the same orders.
+        overdue_link="/orders?overdue=1",
         received_today=received_today,
         ranking=ranking.ranked[:10],
         min_sample=ranking.min_sample,

@@ -168,8 +168,14 @@ def _positive_days(_view: OrderView, params: Params) -> str | None:
     return None
 
 
+def awaited_assists(view: OrderView) -> list[int]:
+    """The assisting units (协办) whose answer the lead unit's reply waits for (sent or accepted, not yet answered
+    nor returned), by id."""
+    return sorted(u for u, s in view.assists.items() if s in (AssistStatus.DISPATCHED, AssistStatus.ACCEPTED))
+
+
 def _assists_done(view: OrderView, _params: Params) -> str | None:
-    waiting = sorted(u for u, s in view.assists.items() if s in (AssistStatus.DISPATCHED, AssistStatus.ACCEPTED))
+    waiting = awaited_assists(view)
     if waiting:
         return f"assisting units {waiting} have not replied yet"
     return None
@@ -319,8 +325,8 @@ _ASSIGN_NEEDS_UNIT = _s(State.RECEIVED, State.RETURNED)
 
 # The guards that read the order alone, not what is asked of it: an action they refuse is not offered at all
 # (批准延期 with no request pending, 申请延期 with one pending, 重办 without an unsatisfied callback, 秒回 for what
-# is no consultation).
-ORDER_GUARDS = frozenset({_pending_extension, _no_pending_extension, _unsatisfied, _consultation})
+# is no consultation, 答复 while assisting units have not answered).
+ORDER_GUARDS = frozenset({_pending_extension, _no_pending_extension, _unsatisfied, _consultation, _assists_done})
 
 
 def allowed_actions(view: OrderView) -> list[Action]:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cityhub.db import Base, utcnow
 from cityhub.org.models import Unit, _enum
-from cityhub.workorders.lifecycle import HANDLING_STATES, AssistStatus, State
+from cityhub.workorders.lifecycle import HANDLING_STATES, OPEN_STATES, AssistStatus, State
 
 # Orders whose clock runs, as literal SQL: the partial indexes below and the SLA sweep share this exact text, which
 # is what lets SQLite use a partial index (its predicate must appear in the query as written).
@@ -39,6 +39,15 @@ EXTENSION_PENDING_PG = "extension_pending"
 # The orders not accepted within the time allowed (签收超时), as the list's filter reads them (migration 0030).
 ACCEPT_OVERDUE_SQLITE = "accept_overdue = 1"
 ACCEPT_OVERDUE_PG = "accept_overdue"
+# The open orders (``lifecycle.OPEN_STATES``) as literal SQL, the predicate of the partial index
+# ix_orders_open_sla (migration 0036).
+OPEN_SQL = "state IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(OPEN_STATES)))
+# 超期 as a supervisor means it: the open orders past their time limit now (the dashboard's and the one map's
+# overdue count, the order list's ``overdue``). A closed order keeps its last status, so ``sla_status`` alone also
+# holds every order ever closed late. Written so that SQLite reads ix_orders_open_sla (an index of the open orders
+# only) rather than ix_orders_sla_created, whose overdue entries are mostly closed orders.
+OVERDUE_NOW_SQL = f"sla_status = 'overdue' AND {OPEN_SQL}"
+EVER_OVERDUE_SQL = "overdue_at IS NOT NULL"
 
 
 class Channel(enum.StrEnum):
@@ -159,6 +168,20 @@ class Order(Base):
             "created_at",
             sqlite_where=text(ACCEPT_OVERDUE_SQLITE),
             postgresql_where=text(ACCEPT_OVERDUE_PG),
+        ),
+        # The order list's 超期 (open orders past their limit now) and 曾超期 (migration 0036), newest first.
+        Index(
+            "ix_orders_open_sla",
+            "sla_status",
+            "created_at",
+            sqlite_where=text(OPEN_SQL),
+            postgresql_where=text(OPEN_SQL),
+        ),
+        Index(
+            "ix_orders_ever_overdue",
+            "created_at",
+            sqlite_where=text(EVER_OVERDUE_SQL),
+            postgresql_where=text(EVER_OVERDUE_SQL),
         ),
         # The placing job's backlog (migration 0015); orders leave it as they are placed or found not placeable.
         Index("ix_orders_unplaced", "id", sqlite_where=text(UNPLACED_SQL), postgresql_where=text(UNPLACED_SQL)),

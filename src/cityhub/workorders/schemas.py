@@ -387,6 +387,16 @@ Q_DESCRIPTION = (
 )
 
 
+OVERDUE_DESCRIPTION = (
+    "超期: only the open orders past their time limit now (true), or only the others (false); an order closed, "
+    "merged or cancelled after its limit ran out is not overdue now (ever_overdue finds it)"
+)
+EVER_OVERDUE_DESCRIPTION = (
+    "曾超期: only the orders whose current time limit ran out at some time, open or closed, extended since or not "
+    "(true), or only the others (false); a new dispatch, transfer or reopening starts a new limit"
+)
+
+
 class OrderFilter(BaseModel):
     """Search criteria of the order list (all optional, combined with AND)."""
 
@@ -400,7 +410,8 @@ class OrderFilter(BaseModel):
     urgency: Urgency | None = None
     created_from: RequestTime | None = None
     created_to: RequestTime | None = None
-    overdue: bool | None = Field(None, description="only overdue (true) or only not overdue (false)")
+    overdue: bool | None = Field(None, description=OVERDUE_DESCRIPTION)
+    ever_overdue: bool | None = Field(None, description=EVER_OVERDUE_DESCRIPTION)
     extension_pending: bool | None = Field(
         None, description="only orders whose extension request waits for a decision (true), or only others (false)"
     )

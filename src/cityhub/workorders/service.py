@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, select
+from sqlalchemy import ColumnElement, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cityhub.auth.permissions import UNIT_STAFF_ROLES
@@ -40,6 +40,8 @@ from cityhub.workorders.lifecycle import (
     apply,
 )
 from cityhub.workorders.models import (
+    EVER_OVERDUE_SQL,
+    OVERDUE_NOW_SQL,
     AppealType,
     Attachment,
     Category,
@@ -749,10 +751,11 @@ def _search_conditions(
         conditions.append(Order.created_at >= f.created_from)
     if f.created_to is not None:
         conditions.append(Order.created_at < f.created_to)
-    if f.overdue is True:
-        conditions.append(Order.sla_status == SlaStatus.OVERDUE)
-    elif f.overdue is False:
-        conditions.append(Order.sla_status != SlaStatus.OVERDUE)
+    if f.overdue is not None:
+        # Open and past the limit now; the literal text, as the partial index ix_orders_overdue_now is written.
+        conditions.append(text(OVERDUE_NOW_SQL if f.overdue else f"NOT ({OVERDUE_NOW_SQL})"))
+    if f.ever_overdue is not None:
+        conditions.append(text(EVER_OVERDUE_SQL if f.ever_overdue else f"NOT ({EVER_OVERDUE_SQL})"))
     if f.accept_overdue is not None:
         # The bare column, as the partial index ix_orders_accept_overdue's predicate is written.
         conditions.append(Order.accept_overdue if f.accept_overdue else ~Order.accept_overdue)

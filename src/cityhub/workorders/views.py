@@ -6,6 +6,7 @@ be in the caller's data scope (404, the same answer as a missing order). See :mo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile, status
@@ -30,9 +31,18 @@ from cityhub.org.models import Role
 from cityhub.org.places import PlaceSource
 from cityhub.timerange import RequestTime
 from cityhub.workorders import files, service
-from cityhub.workorders.lifecycle import ASSIST_STEPS, ROUTING_STEPS, Action, State, actions_for_unit
-from cityhub.workorders.models import AppealType, Channel, Order, SlaStatus, Urgency
+from cityhub.workorders.lifecycle import (
+    ASSIST_STEPS,
+    ROUTING_STEPS,
+    Action,
+    State,
+    actions_for_unit,
+    awaited_assists,
+)
+from cityhub.workorders.models import AppealType, Channel, Order, OrderAssist, SlaStatus, Urgency
 from cityhub.workorders.schemas import (
+    EVER_OVERDUE_DESCRIPTION,
+    OVERDUE_DESCRIPTION,
     Q_DESCRIPTION,
     ActionRequest,
     AttachmentRead,
@@ -151,7 +161,8 @@ def list_orders(
     urgency: Urgency | None = None,
     created_from: RequestTime | None = None,
     created_to: RequestTime | None = None,
-    overdue: bool | None = None,
+    overdue: Annotated[bool | None, Query(description=OVERDUE_DESCRIPTION)] = None,
+    ever_overdue: Annotated[bool | None, Query(description=EVER_OVERDUE_DESCRIPTION)] = None,
     extension_pending: Annotated[
         bool | None, Query(description="only orders whose extension request waits for a decision (true)")
     ] = None,
@@ -176,6 +187,7 @@ def list_orders(
         created_from=created_from,
         created_to=created_to,
         overdue=overdue,
+        ever_overdue=ever_overdue,
         extension_pending=extension_pending,
         accept_overdue=accept_overdue,
         sla_status=sla_status,
@@ -237,6 +249,20 @@ def actions_of(db: Session, order: Order, principal: Principal) -> list[Action]:
     if principal.role == Role.DISPATCHER and not service.may_route(db, order, principal.actor):
         allowed = [a for a in allowed if a not in ROUTING_STEPS]
     return allowed
+
+
+def reply_awaits(order: Order, principal: Principal) -> list[OrderAssist]:
+    """The assisting units (协办) the caller's 答复 waits for: those that have not answered yet, where the caller would
+    be offered the reply once they have (the lead unit's staff, an administrator); else none. :func:`actions_of`
+    leaves 答复 out meanwhile (``lifecycle.awaited_assists``)."""
+    view = service.view_of(order)
+    waiting = awaited_assists(view)
+    if not waiting or not permissions.allows(principal.role, permissions.act(Action.REPLY)):
+        return []
+    unit_id = None if principal.role == Role.ADMIN else principal.unit_id
+    if Action.REPLY not in actions_for_unit(replace(view, assists={}), unit_id):
+        return []
+    return sorted((a for a in order.assists if a.unit_id in waiting), key=lambda a: a.unit_id)
 
 
 @router.get("/{order_id}/actions", response_model=list[str])

@@ -73,8 +73,82 @@
   var panel = document.getElementById("map-panel");
   if (panel && panel.getAttribute("data-partial")) { refreshPanel(); }
 
+  // --- the orders as a list: what the map shows, reachable by keyboard and screen readers ------------------
+  // A point on the canvas takes no focus; this list holds the same orders (or areas, far away) as links and
+  // buttons, and follows the map: its view, the layer's toggle, the filters and every refresh.
+  var LIST_LIMIT = 200;
+  var listNote = document.getElementById("map-orders-note");
+  var listElement = document.getElementById("map-orders-list");
+  var listMore = document.getElementById("map-orders-more");
+  var listAll = document.getElementById("map-orders-all");
+  var listTitle = document.getElementById("map-orders-title");
+  var listShown = null;
+  var dayFormat = (function () {
+    var options = { year: "numeric", month: "2-digit", day: "2-digit" };
+    try { return new Intl.DateTimeFormat("en-CA", Object.assign({ timeZone: cfg.timeZone }, options)); }
+    catch (e) { return new Intl.DateTimeFormat("en-CA", options); }
+  })();
+
+  function renderList(data) {  // data: the orders layer's answer; null when the layer is off
+    if (!listElement) { return; }
+    var note, items = [], more = "";
+    if (!data) {
+      note = T.list_off;
+    } else if (data.mode === "cells") {
+      var total = data.total != null ? data.total : data.features.reduce(function (n, f) { return n + f.properties.count; }, 0);
+      note = total ? format(T.list_cells, { n: total, cells: data.features.length }) : T.list_none;
+      data.features.slice(0, LIST_LIMIT).forEach(function (feature, i) {
+        var p = feature.properties, bbox = p.bbox.join(",");
+        items.push('<li><button type="button" class="linkish" data-zoom="' + bbox + '" data-key="cell:' + bbox + '">' +
+          escapeHtml(format(T.cell_item, { i: i + 1, n: p.count, overdue: p.overdue })) + "</button></li>");
+      });
+    } else {
+      note = data.features.length ? format(T.list_points, { n: data.features.length }) : T.list_none;
+      data.features.slice(0, LIST_LIMIT).forEach(function (feature) {
+        var p = feature.properties;
+        items.push('<li data-testid="map-order-item"><a href="' + escapeHtml(p.link) + '" data-key="' + escapeHtml(p.link) + '">' +
+          escapeHtml(p.number) + " " + escapeHtml(p.title) + "</a> <small>" + escapeHtml(cfg.states[p.state] || p.state) +
+          (p.masked ? " · " + escapeHtml(T.masked) : "") + "</small>" +
+          (p.overdue ? ' <span class="badge sla-overdue">' + escapeHtml(T.overdue) + "</span>" : "") + "</li>");
+      });
+    }
+    if (data && data.features.length > LIST_LIMIT) { more = format(T.list_more, { shown: LIST_LIMIT }); }
+    var shown = note + "\u0000" + items.join("") + "\u0000" + more;
+    if (shown === listShown) { return; }  // a refresh that changed nothing leaves the list (and the focus) alone
+    listShown = shown;
+    var active = document.activeElement;
+    var focusedKey = active && listElement.contains(active) ? active.getAttribute("data-key") : null;
+    listNote.textContent = note;
+    listElement.innerHTML = items.join("");
+    listMore.textContent = more;
+    listMore.hidden = !more;
+    if (focusedKey !== null) {
+      // The focused order is still listed: focus stays on it; else on the list's heading, not lost to the page.
+      var again = Array.prototype.filter.call(listElement.querySelectorAll("[data-key]"), function (el) {
+        return el.getAttribute("data-key") === focusedKey;
+      })[0];
+      (again || listTitle).focus();
+    }
+  }
+
+  // The order list with the map's filters (not its view): every open order, those without a point too.
+  function updateListLink() {
+    if (!listAll) { return; }
+    var params = new URLSearchParams();
+    params.set("state", "open");
+    var category = document.getElementById("map-category");
+    if (category && category.value) { params.set("category_id", category.value); }
+    var since = document.getElementById("map-since");
+    if (since && since.value !== "") {
+      params.set("created_from", dayFormat.format(new Date(Date.now() - Number(since.value) * 86400000)));
+    }
+    listAll.setAttribute("href", "/orders?" + params.toString());
+  }
+  updateListLink();
+
   var mapElement = document.getElementById("map");
   if (!window.L || !mapElement) {
+    if (listNote) { listNote.textContent = T.no_leaflet; }
     var notice = document.getElementById("map-unavailable");
     if (notice) { notice.hidden = false; }
     if (mapElement) { mapElement.hidden = true; }
@@ -157,6 +231,7 @@
       // What is drawn, for the browser tests and for whoever inspects the page.
       mapElement.setAttribute("data-loaded-" + name, String(data.features.length));
       if (data.mode) { mapElement.setAttribute("data-mode-" + name, data.mode); }
+      if (name === "orders") { renderList(data); }
     });
   }
 
@@ -331,17 +406,24 @@
     if (box) {
       var name = box.getAttribute("data-layer");
       if (box.checked) { loadAll([name]); } else if (groups[name]) { map.removeLayer(groups[name]); }
+      if (name === "orders" && !box.checked) { sequence.orders++; renderList(null); }  // an answer on its way is dropped
       return;
     }
-    if (event.target.id === "map-category" || event.target.id === "map-since") { loadAll(["orders"]); }
+    if (event.target.id === "map-category" || event.target.id === "map-since") {
+      updateListLink();
+      loadAll(["orders"]);
+    }
   });
-  mapElement.addEventListener("click", function (event) {
+  function zoomTo(event) {
     var button = event.target.closest && event.target.closest("[data-zoom]");
     if (!button) { return; }
     var b = button.getAttribute("data-zoom").split(",").map(Number);
     map.closePopup();
     map.fitBounds([[b[1], b[0]], [b[3], b[2]]]);
-  });
+  }
+  mapElement.addEventListener("click", zoomTo);
+  if (listElement) { listElement.addEventListener("click", zoomTo); }
+  if (!enabled("orders")) { renderList(null); }
   var moveTimer = null;
   map.on("moveend", function () {
     showCommunities();
