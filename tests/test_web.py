@@ -363,6 +363,23 @@ def test_an_administrator_enters_a_year_of_holidays_on_the_calendar_page(org) ->
     assert days[date(2025, 1, 28)] == "春节" and date(2025, 5, 2) not in days
 
 
+def test_the_calendar_page_refuses_a_paste_without_days(org) -> None:
+    """A blank box or a header alone was taken as "0 days entered" (the command line and the API refused it; the
+    service now does, for every caller): it is said beside the box, which keeps what was pasted."""
+    admin = login("adm")
+    for pasted in ("", "date,kind,name\n", "  \n"):
+        page = admin.post(
+            "/admin/calendar/import?year=2031",
+            data={"csrf_token": csrf(admin), "rows": pasted},
+            follow_redirects=False,
+        )
+        assert page.status_code == 422, pasted
+        assert 'data-testid="field-error-rows"' in page.text and "没有可录入的日期" in page.text
+        assert f'aria-describedby="err-rows">{pasted}</textarea>' in page.text  # what was pasted stays in the box
+    with session_scope() as s:
+        assert workcal.list_days(s, year=2031) == []
+
+
 def test_time_limits_are_read_by_supervisors_and_set_by_administrators(org) -> None:
     """办理时限: the table and the built-in terms for a supervisor (no form); an administrator sets a category's rule
     (a running order under it gets its deadline recomputed), gets bad values told at their field, deletes it."""

@@ -107,6 +107,9 @@ def db_compact() -> None:
     table while it works: run it in a quiet hour."""
     from cityhub import migrate
 
+    missing = migrate.missing_file()
+    if missing is not None:
+        raise fail(missing, 2)
     before, after = migrate.compact()
     typer.echo(f"database compacted: {before / 1e6:,.1f} MB → {after / 1e6:,.1f} MB")
 
@@ -308,10 +311,13 @@ def main() -> None:
     import sqlalchemy.exc
     from pydantic import ValidationError
 
+    from cityhub.db import checked_before_open
+
     configure_logging()
     _mount()
     try:
-        app()
+        with checked_before_open(_refuse_unusable_database):
+            app()
     except CityhubError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
@@ -375,12 +381,24 @@ def _require_valid_settings() -> None:
 
 
 def _require_current_schema() -> None:
-    """A server or worker does not start on a database its code was not written for."""
+    """A server or worker does not start on a database its code was not written for (nor on a missing SQLite file:
+    it would create an empty one)."""
     from cityhub import migrate
 
-    problem = migrate.schema_problem()
+    problem = migrate.open_problem() or migrate.schema_problem()
     if problem is not None:
         raise fail(problem, 2)
+
+
+def _refuse_unusable_database(url: str) -> None:
+    """Before a command first opens the database: refuse, in one line, a SQLite file that is not there and a database
+    a newer release migrated, as the server does (``migrate.open_problem``); nothing is read or written. Exits by
+    SystemExit, which a job runner's or a retry loop's ``except Exception`` does not take for a failure of its own."""
+    from cityhub import migrate
+
+    problem = migrate.open_problem(url)
+    if problem is not None:
+        raise SystemExit(fail(problem, 2).exit_code)
 
 
 if __name__ == "__main__":

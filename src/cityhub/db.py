@@ -8,7 +8,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -384,11 +384,27 @@ os.register_at_fork(after_in_child=_forget_side_engines)
 
 _engine: Engine | None = None
 _factory: sessionmaker[Session] | None = None
+# Run with the configured database's URL before the process's engine is made; it raises to refuse the database
+# (the command line's check, cityhub.cli.main: no command works on a missing SQLite file or a newer release's schema).
+_before_open: Callable[[str], None] | None = None
+
+
+@contextmanager
+def checked_before_open(check: Callable[[str], None]) -> Iterator[None]:
+    """Within the block, :func:`get_engine` runs ``check`` with the database's URL before it makes the engine."""
+    global _before_open
+    previous, _before_open = _before_open, check
+    try:
+        yield
+    finally:
+        _before_open = previous
 
 
 def get_engine() -> Engine:
     global _engine, _factory
     if _engine is None:
+        if _before_open is not None:
+            _before_open(get_settings().database_url)
         _engine = make_engine()
         _factory = sessionmaker(bind=_engine, expire_on_commit=False)
     return _engine

@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
+from cityhub.jsonvalues import map_strings
+
 
 def mask_phone(phone: str | None) -> str | None:
     """138****5678 for mobile numbers; keep only the last 4 digits of anything else."""
@@ -319,13 +321,7 @@ COORDINATE_DECIMALS = 2  # about 1 km: enough for maps of districts, not to find
 def scrub_values(value: Any, *, known: Iterable[str | None] = ()) -> Any:
     """A JSON value (an order's channel ``attributes``: an Open311 client's e-mail, an imported file's extra
     columns) with every string in it through :func:`scrub_text`."""
-    if isinstance(value, str):
-        return scrub_text(value, known=known)
-    if isinstance(value, dict):
-        return {k: scrub_values(v, known=known) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub_values(v, known=known) for v in value]
-    return value
+    return map_strings(value, lambda text: scrub_text(text, known=known))
 
 
 def coarsen_address(address: str | None) -> str | None:

@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
+from sqlalchemy.engine import make_url
 
 from cityhub.config import get_settings
 
@@ -82,10 +83,41 @@ def schema_problem(url: str | None = None, *, revision: str | Literal[False] | N
     )
 
 
+def missing_file(url: str | None = None) -> str | None:
+    """One line naming the SQLite file ``url`` (default: the configured database) names, when there is no such file:
+    opening it would create an empty one (and its folders), and a wrong path would become a database whose tables a
+    command then misses or, worse, reads as empty. None for a file that is there, an in-memory database and
+    PostgreSQL."""
+    parsed = make_url(url or get_settings().database_url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if Path(str(parsed.database)).exists():
+        return None
+    return (
+        f"there is no database file {parsed.database}: check CITYHUB_DATABASE_URL, or create it with "
+        "`cityhub db upgrade`"
+    )
+
+
+def open_problem(url: str | None = None) -> str | None:
+    """One line saying why a command must not work on the database at ``url`` (default: the configured one), or
+    None: a SQLite file that is not there (:func:`missing_file`), or a schema a newer release migrated (this code
+    would write what that release does not expect). A schema behind the code is left to the command: its first
+    query that misses a table or column names it (cityhub.cli)."""
+    missing = missing_file(url)
+    if missing is not None:
+        return missing
+    now = current(url)
+    return None if known(now) else schema_problem(url, revision=now)
+
+
 def current(url: str | None = None) -> str | None:
-    """The Alembic revision of the database at ``url`` (default: the configured one), over a connection of its own."""
+    """The Alembic revision of the database at ``url`` (default: the configured one), over a connection of its own;
+    None for a database never migrated, and for a SQLite file that is not there (not created by asking)."""
     from cityhub.db import make_engine
 
+    if missing_file(url) is not None:
+        return None
     engine = make_engine(url or get_settings().database_url)
     try:
         with engine.connect() as conn:

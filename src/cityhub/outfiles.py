@@ -3,18 +3,21 @@
 Their targets are checked before the work starts, so a bad path is one line naming it (not a traceback after the
 work, nor a half-written file). Backups and exports hold citizens' personal data: they are created private (mode
 0600, whatever the umask allows of it) under a temporary name beside the target (``<name>.partial``) and moved into
-place once complete; a failure removes the temporary files.
+place once complete; a failure removes the temporary files. A CSV written for people to open in a spreadsheet is
+written by :class:`SpreadsheetCsv`, so that no cell of it runs as a formula.
 """
 
 from __future__ import annotations
 
+import csv
 import errno
 import os
+import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from cityhub.errors import ValidationFailed
 
@@ -139,3 +142,35 @@ def open_output(
         return path.open("w", encoding=encoding, newline=newline)
     except OSError as exc:
         raise ValidationFailed(f"cannot write {what} {path}: {_why(exc)}") from None
+
+
+# How a cell starts that a spreadsheet (Excel, WPS, LibreOffice) opening a CSV runs as a formula: OWASP's list for
+# "CSV injection". A citizen's message beginning =HYPERLINK(…) or =cmd|… would run on the operator's machine.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """``value`` as a CSV cell people open in a spreadsheet: a text starting as a formula does (:data:`FORMULA_STARTS`)
+    gets a ``'`` in front, as OWASP advises, so the spreadsheet takes it for text; a number (``-3.5``, also written
+    as text), the lone ``-`` that stands for no value, and every other value are left as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and value != "-" and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+class SpreadsheetCsv:
+    """The CSV writer of a file written for people (order exports, import error lists, KPI tables): a ``csv.writer``
+    whose every cell goes through :func:`spreadsheet_cell`, so that none runs as a formula when the file is opened in
+    a spreadsheet. Files written for cityhub to read back (``dispatch export-training``, ``demo csv``) use the plain
+    ``csv.writer``: the ``'`` would become part of the text read."""
+
+    def __init__(self, fh: IO[str]) -> None:
+        self._writer = csv.writer(fh)
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow([spreadsheet_cell(value) for value in row])
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)

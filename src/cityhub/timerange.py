@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, TypeAdapter
 
 from cityhub.errors import ValidationFailed
+from cityhub.jsonvalues import map_strings
 
 FIRST_YEAR = 1900
 LAST_YEAR = 9998
@@ -65,10 +66,8 @@ _STORED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\
 def answer_times(value: Any) -> Any:
     """A JSON value (an audit event's payload, written with ``isoformat``) with every date-time string in it, one
     with its offset, as :func:`answer_time` writes it; other values as they are."""
-    if isinstance(value, str):
-        return answer_time(datetime.fromisoformat(value)) if _STORED_TIME.fullmatch(value) else value
-    if isinstance(value, dict):
-        return {k: answer_times(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [answer_times(v) for v in value]
-    return value
+    return map_strings(value, _answer_text)
+
+
+def _answer_text(text: str) -> str:
+    return answer_time(datetime.fromisoformat(text)) if _STORED_TIME.fullmatch(text) else text

@@ -393,6 +393,7 @@ def test_what_an_order_cannot_be_is_refused_naming_the_field(client):
         ({"created_at": "2099-01-01T00:00:00+08:00"}, "created_at is in the future"),
         ({"created_at": "1970-01-01T00:00:00+08:00"}, "created_at is before 1990-01-01"),  # heads the queue
         ({"attachments": [{"filename": "a", "url": "javascript:alert(1)"}]}, "url must be an http(s) URL"),
+        ({"attachments": [{"filename": "a", "url": "http://:80/a.jpg"}]}, "url must be an http(s) URL"),  # no host
         ({"attachments": [{"filename": "a", "url": "https://x.org/a", "content_type": "x" * 101}]}, "at most 100"),
         ({"citizen_user_id": 987654}, "unknown citizen_user_id 987654"),
         ({"attributes": {"reading": "9" * 70_000}}, "attributes are longer than 65536 characters"),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from alembic import command
 from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, StatementError
 from sqlalchemy.orm import Session, selectinload
 
@@ -220,6 +222,8 @@ def test_cli_on_a_database_behind_the_code_says_to_upgrade(
     empty_db_url: str, monkeypatch: pytest.MonkeyPatch, cli_run: CliRun
 ) -> None:
     head = _head()
+    if empty_db_url.startswith("sqlite"):  # an empty file (no file at all is refused by name: the test below)
+        Path(make_url(empty_db_url).database or "").touch()
     err = _cli_error(empty_db_url, monkeypatch, cli_run, "jobs", "status")
     assert f"at migration (none), this version of cityhub needs {head}: run `cityhub db upgrade`" in err
     for argv in (["serve"], ["worker", "--once"]):  # neither starts on a database it was not written for
@@ -260,6 +264,70 @@ def test_compact_gives_the_space_of_deleted_rows_back(
     code, out, _ = _cli(empty_db_url, monkeypatch, cli_run, "db", "compact")
     assert code == 0
     assert out.startswith("database compacted: ")
+
+
+def _rows(url: str, *tables: str) -> dict[str, int]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables}
+    finally:
+        engine.dispose()
+
+
+def test_cli_refuses_a_database_a_newer_release_migrated_as_serve_does(
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch, cli_run: CliRun, tmp_path: Path
+) -> None:
+    """Only serve and worker checked: every other command read and wrote a schema it was not written for (a newer
+    release's), with the columns it knows of."""
+    migrate.upgrade(empty_db_url)
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    finally:
+        engine.dispose()
+    said = _cli_error(empty_db_url, monkeypatch, cli_run, "serve")
+    assert "9999_future" in said and "a newer release migrated it" in said
+    for argv in (
+        ["orders", "create", "--content", "楼道灯坏了"],
+        ["calendar", "set", "2030-01-02", "holiday"],
+        ["jobs", "run", "sla-sweep"],
+        ["jobs", "status"],
+    ):
+        assert _cli_error(empty_db_url, monkeypatch, cli_run, *argv) == said, argv
+    assert _rows(empty_db_url, "orders", "calendar_days", "admin_log", "job_runs") == dict.fromkeys(
+        ("orders", "calendar_days", "admin_log", "job_runs"), 0
+    )
+    # What an operator needs to see and get out of it keeps working.
+    assert _cli(empty_db_url, monkeypatch, cli_run, "db", "current")[:2] == (0, "9999_future\n")
+    if empty_db_url.startswith("sqlite"):
+        code, out, _ = _cli(empty_db_url, monkeypatch, cli_run, "db", "backup", str(tmp_path / "copy.db"))
+        assert code == 0 and out.startswith("backup written to ")
+    code, _, err = _cli(empty_db_url, monkeypatch, cli_run, "db", "upgrade")
+    assert code == 1 and err.strip().endswith("a newer release migrated it); install that release or restore a backup")
+
+
+def test_cli_on_a_missing_sqlite_file_names_it_and_creates_nothing(
+    monkeypatch: pytest.MonkeyPatch, cli_run: CliRun, tmp_path: Path
+) -> None:
+    """A wrong path became an empty database file (and its folders): a listing then failed on a missing table, or
+    answered nothing as if the district had no data."""
+    path = tmp_path / "typo" / "cityhub.db"
+    url = f"sqlite:///{path}"
+    says = (
+        f"error: there is no database file {path}: check CITYHUB_DATABASE_URL, or create it with `cityhub db upgrade`"
+    )
+    for argv in (["org", "list"], ["jobs", "status"], ["admin-log"], ["orders", "create", "--content", "x"]):
+        assert _cli_error(url, monkeypatch, cli_run, *argv) == says, argv
+    for argv in (["serve"], ["worker", "--once"], ["db", "compact"]):
+        assert _cli_error(url, monkeypatch, cli_run, *argv) == says, argv
+    assert _cli(url, monkeypatch, cli_run, "db", "current")[:2] == (0, "(empty)\n")  # asking does not create it
+    assert not path.parent.exists()
+
+    assert _cli(url, monkeypatch, cli_run, "db", "upgrade")[0] == 0  # what creates a database
+    code, _, err = _cli(url, monkeypatch, cli_run, "org", "list")
+    assert (code, err) == (0, "0 units\n")
 
 
 def test_healthz_and_status_page_name_a_schema_the_code_was_not_written_for(app_db: str) -> None:

@@ -554,6 +554,20 @@ def test_training_export_picks_orders_a_dispatcher_corrected(db_session, org, tm
     assert event.reason == "分类错误" and event.actor_name == "派单员"
 
 
+def test_training_export_keeps_the_texts_as_nlp_train_reads_them(db_session, org, tmp_path: Path) -> None:
+    """The training export is for cityhub to read back (`nlp train`, `dispatch retrain`), not a report: a message
+    beginning "-" or "=" is written as it is — the ' the CSVs for people put in front would be learned with it."""
+    s = db_session
+    order = _order(s, "=河涌发黑发臭，@环保局", title="-河涌发臭", category="城乡建设")
+    service.set_category(s, order_id=order.id, category_id=org["cat_env"], actor=DISPATCHER, reason="分类错误")
+    s.flush()
+    out = tmp_path / "training.csv"
+    assert service.export_training(s, out=out)["written"] == 1
+    [record], report = classifier.read_labelled_csv(out)
+    assert (record.title, record.content, record.category) == ("-河涌发臭", "=河涌发黑发臭，@环保局", "环境保护")
+    assert report.skipped == []
+
+
 def test_training_export_leaves_out_a_category_only_the_classifier_gave(db_session, org, model, tmp_path) -> None:
     """An order the classifier categorised and sent automatically, returned and sent elsewhere by a person: its
     category is the classifier's own guess — on an order it likely got wrong — not a label to learn from. Once a

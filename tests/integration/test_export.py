@@ -209,6 +209,36 @@ def test_xlsx_writes_a_text_starting_with_an_equals_sign_as_text(db_session: Ses
     assert words in values
 
 
+def test_csv_writes_a_text_a_spreadsheet_would_run_as_text(db_session: Session, tmp_path: Path) -> None:
+    """CSV injection: a citizen's message beginning =, +, -, @ (or a tab, a carriage return) ran as a formula when an
+    operator opened the export in Excel or WPS. Such a text gets a ' in front (OWASP); numbers stay numbers."""
+    words = '=HYPERLINK("http://example.com/x","点击查看处理结果")'
+    created = datetime(2020, 1, 1, 2, 0, tzinfo=UTC)
+    record = {
+        "external_id": "f1",
+        "title": "+1 路灯不亮",
+        "content": words,
+        "citizen_name": "@某人",
+        "address": "-3.5",
+        "lat": -33.9,
+        "lng": 151.2,
+        "created_at": created,
+        "appeal_type": "complaint",
+        "events": [{"action": "create", "to_state": "received", "at": created, "reason": "=cmd|' /C calc'!A0"}],
+    }
+    write_orders(db_session, [record])
+    db_session.commit()
+    out = tmp_path / "orders.csv"
+    export_orders(db_session, out=out, fmt="csv", unmasked=True)
+    with out.open(encoding="utf-8-sig", newline="") as fh:
+        (order,) = csv.DictReader(fh)
+    assert (order["title"], order["content"], order["citizen_name"]) == ("'+1 路灯不亮", "'" + words, "'@某人")
+    assert (order["address"], order["lat"], order["lng"]) == ("-3.5", "-33.9", "151.2")
+    with events_path(out).open(encoding="utf-8-sig", newline="") as fh:
+        (event,) = csv.DictReader(fh)
+    assert (event["action"], event["reason"]) == ("create", "'=cmd|' /C calc'!A0")
+
+
 def test_parquet_nests_the_events(db_session: Session, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 

@@ -535,3 +535,22 @@ def test_the_first_assignment_of_each_order_is_looked_up_once_per_order(db_sessi
     assert any(p.startswith("SEARCH orders USING COVERING INDEX ix_orders_created") for p in plan), plan
     assert any(p.startswith("SEARCH e USING INTEGER PRIMARY KEY") for p in plan), plan
     assert sum("ix_order_events_order_id" in p for p in plan) == 1, plan  # the look-up of the first assignment
+
+
+def test_the_kpi_csv_writes_a_name_a_spreadsheet_would_run_as_text(app_db, db_session, history):
+    """`analytics kpi --format csv` is opened in Excel or WPS: a unit's name beginning "=" ran as a formula there."""
+    import csv
+    import io
+
+    from typer.testing import CliRunner
+
+    from cityhub.analytics.cli import app
+
+    name = '=HYPERLINK("http://example.com/x","城管局")'
+    history["units"]["D"].name = name
+    db_session.commit()
+    result = CliRunner().invoke(app, ["kpi", "--period", "2026-03", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = {r["code"]: r for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert rows["K-D1"]["name"] == "'" + name and rows["K-D2"]["name"] == "住建局"
+    assert (rows["K-D1"]["return_rate"], rows["K-D1"]["n"]) == ("0.25", "4")  # figures as they are

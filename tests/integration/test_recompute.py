@@ -332,6 +332,21 @@ def test_cli_calendar_import_of_a_file_without_days_fails(app_db, tmp_path):
         )
 
 
+def test_the_calendar_import_service_refuses_a_text_without_days(db_session):
+    """The check lived in the command line and the API only: any other caller (the web page) entered "0 days"."""
+    from cityhub.errors import ValidationFailed
+
+    for text in ("", "date,kind,name\n", "\n\n"):
+        with pytest.raises(ValidationFailed) as refused:
+            recompute.import_calendar_text(db_session, text=text)
+        assert refused.value.message == workcal.NO_DAYS and refused.value.details == {"field": "text"}
+    only_bad = recompute.import_calendar_text(db_session, text="2031-13-01,holiday,x\n")  # a day, refused: said so
+    assert (only_bad.entries, [e.row for e in only_bad.errors]) == ([], [1])
+    done = recompute.import_calendar_text(db_session, text="2031-02-03,holiday,春节\n2031-02-08,workday,\n")
+    assert (len(done.entries), done.holidays, done.errors) == (2, 1, [])
+    assert {d.day for d in workcal.list_days(db_session, year=2031)} == {date(2031, 2, 3), date(2031, 2, 8)}
+
+
 def test_cli_calendar_check_says_why_a_day_is_or_is_not_worked(app_db):
     from cityhub.workorders.calendar import statutory_holidays
 

@@ -14,16 +14,17 @@ app = typer.Typer(no_args_is_help=True, help="Analytics: hot topics, assessment 
 
 
 def _kpi_emit(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> None:
-    import csv
     import json
     import sys
 
+    from cityhub.outfiles import SpreadsheetCsv
+
     if fmt == "json":
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
-    elif fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    elif fmt == "csv":  # for people: opened in a spreadsheet, a unit's name must not run as a formula
+        writer = SpreadsheetCsv(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows([r.get(c, "") for c in columns] for r in rows)
     elif fmt == "table":
         widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) if rows else len(c) for c in columns}
         typer.echo("  ".join(c.ljust(widths[c]) for c in columns))

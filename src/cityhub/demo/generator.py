@@ -1231,7 +1231,8 @@ def csv_row(record: dict[str, Any]) -> list[str]:
 
 
 def write_csv(out: IO[str], records: Iterator[dict[str, Any]]) -> int:
-    """Write records as CSV (header first), streaming; returns the number of rows."""
+    """Write records as CSV (header first), streaming; returns the number of rows. For ``cityhub import orders`` to
+    read: the plain ``csv.writer``, not :class:`cityhub.outfiles.SpreadsheetCsv` (a ``'`` would be imported)."""
     writer = csv.writer(out)
     writer.writerow(CSV_FIELDS)
     count = 0

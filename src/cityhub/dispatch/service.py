@@ -1486,6 +1486,8 @@ def export_training(session: Session, *, out: Path) -> dict[str, int]:
     with private_files([out], "training export") as (part,):
         rows, counts = training_rows(session)
         with part.open("w", encoding="utf-8", newline="") as fh:
+            # Read back by `nlp train` and `dispatch retrain`: the texts as they are, not outfiles.SpreadsheetCsv's
+            # (a ' before a message beginning "-" or "=" would be learned as part of it).
             writer = csv.writer(fh)
             writer.writerow(TRAINING_COLUMNS)
             writer.writerows(rows)

@@ -6,13 +6,13 @@ and phone masked, title, content, reply, the channel's attributes and the events
 scrubbed, the citizen's own steps by ``citizen`` rather than their name, the address cut to its road or compound,
 the point to about a kilometre): for CSV a second file
 ``<stem>.events.csv`` beside the output, for Excel a second sheet ``events``, for Parquet a nested list
-column ``events``. Orders are read in id-ordered chunks (keyset pagination), so memory stays flat for
-millions of orders.
+column ``events``. A text that a spreadsheet would run as a formula is written as text: in CSV with a ``'`` in
+front (:class:`cityhub.outfiles.SpreadsheetCsv`), in Excel as a text cell. Orders are read in id-ordered chunks
+(keyset pagination), so memory stays flat for millions of orders.
 """
 
 from __future__ import annotations
 
-import csv
 import enum
 import json
 import re
@@ -30,7 +30,7 @@ from cityhub.config import get_settings
 from cityhub.errors import ValidationFailed
 from cityhub.masking import coarsen_address, coarsen_coordinate, mask_name, mask_phone, scrub_text, scrub_values
 from cityhub.org.models import Unit
-from cityhub.outfiles import private_files
+from cityhub.outfiles import SpreadsheetCsv, private_files
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Category, Order, OrderEvent
 from cityhub.workorders.schemas import EVENT_TEXTS, shown_actor
@@ -314,7 +314,7 @@ def _write_csv(files: list[Path], chunks: Iterator[list[dict[str, Any]]]) -> Non
         out.open("w", encoding="utf-8-sig", newline="") as orders_fh,
         events_file.open("w", encoding="utf-8-sig", newline="") as events_fh,
     ):
-        orders_csv, events_csv = csv.writer(orders_fh), csv.writer(events_fh)
+        orders_csv, events_csv = SpreadsheetCsv(orders_fh), SpreadsheetCsv(events_fh)
         orders_csv.writerow(ORDER_FIELDS)
         events_csv.writerow(EVENT_FIELDS)
         for orders in chunks:

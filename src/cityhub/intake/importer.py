@@ -69,6 +69,7 @@ from cityhub.errors import ValidationFailed
 from cityhub.intake.bulk import IMPORT_ACTOR, set_pragmas, tune_for_bulk, write_orders
 from cityhub.org.places import PlaceSource, unit_gazetteer
 from cityhub.org.service import unit_ids_by_code
+from cityhub.outfiles import SpreadsheetCsv
 from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, csv_records, detect_encoding
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import AppealType, Category, Channel, Order, Urgency, default_appeal_type
@@ -896,7 +897,8 @@ def import_orders(
     (:func:`cityhub.dispatch.background.enabled`): the orders wait for a dispatcher or ``cityhub dispatch run``.
 
     ``channel`` forces the channel of every row (otherwise the file's channel column, default ``import``).
-    ``issues_to`` receives every rejected/warned row as CSV (row, level, field, message); given as a function, it
+    ``issues_to`` receives every rejected/warned row as CSV (row, level, field, message; a list for people, its
+    cells safe to open in a spreadsheet: :class:`cityhub.outfiles.SpreadsheetCsv`); given as a function, it
     is called for the file once ``path`` has opened as a table (a file that cannot be read leaves it untouched).
     """
     report = ImportReport(file=str(path))
@@ -926,7 +928,7 @@ def import_orders(
     with open_table(path, sheet=sheet) as table:
         mapping = ColumnMap.from_header(table.header, columns)
         if issues_to is not None:
-            writer = csv.writer(issues_to() if callable(issues_to) else issues_to)
+            writer = SpreadsheetCsv(issues_to() if callable(issues_to) else issues_to)
             writer.writerow(ISSUE_COLUMNS)
         places = PlaceIndex(session) if {"street", "community"} & mapping.fields.keys() else None
         converter = _RowConverter(mapping, CategoryIndex(session), forced, places, as_history=as_history, actor=actor)

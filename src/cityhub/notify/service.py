@@ -45,6 +45,7 @@ from cityhub.notify.senders import DeliveryFailed, Envelope, NotConfigured, get_
 from cityhub.org.models import Unit
 from cityhub.workorders.lifecycle import Action, Outcome, SlaEffect, State
 from cityhub.workorders.models import Category, Order, OrderEvent
+from cityhub.workorders.schemas import MEDIA_URL_MAX, NotWebAddress, web_address
 
 log = logging.getLogger(__name__)
 
@@ -78,21 +79,26 @@ def normalize_topics(topics: Iterable[str]) -> str:
 TARGET_MAX_CHARS = 500  # the column's length
 
 
+# What a webhook's receiver is told for each reason schemas.web_address refuses an address.
+_WEBHOOK_URL_PROBLEMS = {
+    "scheme": "a webhook URL must start with http:// or https://",
+    "host": "a webhook URL needs a host: '{url}'",
+    "length": f"a webhook URL has no spaces and at most {MEDIA_URL_MAX} characters",
+}
+
+
 def _check_webhook_url(url: str) -> None:
-    """A receiver the sender can reach: http(s), a host, no spaces, within the column."""
+    """A receiver the sender can reach: a web address as an attachment's link must be (``schemas.web_address``:
+    http(s), a host, within the column), with a port the sender can use and no spaces."""
     try:
-        parts = urlsplit(url)
-        host, _port = parts.hostname, parts.port  # a port that is no number or out of range raises
+        _port = urlsplit(url).port  # a port that is no number or out of range raises
+        web_address(url)
+    except NotWebAddress as exc:
+        raise ValidationFailed(_WEBHOOK_URL_PROBLEMS[exc.reason].format(url=url), details={"field": "url"}) from None
     except ValueError as exc:
         raise ValidationFailed(f"not a URL: {exc}", details={"field": "url"}) from None
-    if parts.scheme not in ("http", "https"):
-        raise ValidationFailed("a webhook URL must start with http:// or https://", details={"field": "url"})
-    if not host:
-        raise ValidationFailed(f"a webhook URL needs a host: '{url}'", details={"field": "url"})
-    if any(c.isspace() for c in url) or len(url) > TARGET_MAX_CHARS:
-        raise ValidationFailed(
-            f"a webhook URL has no spaces and at most {TARGET_MAX_CHARS} characters", details={"field": "url"}
-        )
+    if any(c.isspace() for c in url):
+        raise ValidationFailed(_WEBHOOK_URL_PROBLEMS["length"], details={"field": "url"})
 
 
 def add_subscription(

@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlparse
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -46,7 +45,7 @@ from cityhub.workorders.models import (
     Order,
     OrderEvent,
 )
-from cityhub.workorders.schemas import INTERNAL_EVENTS, link_name
+from cityhub.workorders.schemas import INTERNAL_EVENTS, MEDIA_URL_MAX, link_name, web_address
 from cityhub.workorders.service import Actor
 
 DEFAULT_WINDOW = timedelta(days=90)
@@ -288,11 +287,11 @@ def create_request(session: Session, *, params: Mapping[str, str], caller: Calle
     media_url = (params.get("media_url") or "").strip() or None
     attachments = []
     if media_url:
-        parsed_url = urlparse(media_url)
-        if parsed_url.scheme not in ("http", "https") or not parsed_url.netloc or len(media_url) > 500:
-            raise ValidationFailed(
-                "media_url must be an http(s) URL of at most 500 characters", details={"field": "media_url"}
-            )
+        try:
+            web_address(media_url)
+        except ValueError:
+            says = f"media_url must be an http(s) URL of at most {MEDIA_URL_MAX} characters"
+            raise ValidationFailed(says, details={"field": "media_url"}) from None
         attachments.append({"filename": link_name(media_url, "media"), "url": media_url})
 
     token = secrets.token_urlsafe(16)

@@ -135,15 +135,20 @@ def import_days(request: Request, db: DbSession, form: FormBody) -> Response:
     items) are entered, every bad one is listed."""
     principal = _admin(request, db, form)
     pasted = form.get("rows")
-    entries, errors = workcal.parse_calendar_text(pasted, year=_year_of(request))
-    done = recompute.import_calendar_days(db, entries=entries, actor=principal.actor) if entries else None
+    try:
+        done = recompute.import_calendar_text(db, text=pasted, year=_year_of(request), actor=principal.actor)
+    except ValidationFailed:  # no day in it: said beside the box, nothing entered
+        db.rollback()
+        no_days = {"rows": support.translator(request)("calendar.no_days")}
+        return _page(request, db, principal, _year_of(request), field_errors=no_days, pasted=pasted, status_code=422)
     db.commit()
     # The page of the year most entries fall in (a notice for 2019 starts with 2018-12-29).
+    entries = done.entries
     year = Counter(e.day.year for e in entries).most_common(1)[0][0] if entries else _year_of(request)
-    if errors:
+    if done.errors:
         # The refused rows stay in the box to be corrected; the entered ones are in the list already.
-        return _page(request, db, principal, year, errors=errors, pasted=pasted, status_code=422)
-    params = {"days": len(entries), "orders": done.orders if done else 0}
+        return _page(request, db, principal, year, errors=done.errors, pasted=pasted, status_code=422)
+    params = {"days": len(entries), "orders": done.recomputed.orders}
     return support.redirect(f"/admin/calendar?year={year}", flash=("calendar.imported", params))
 
 

@@ -337,17 +337,18 @@ def import_days(
     """Enter a year's arrangement at once: the State Council's notice as published, or ``date,kind,name`` rows (as
     ``cityhub calendar import``). Every good line is entered and every refused one listed; running clocks follow once
     for the whole text."""
-    entries, errors = calendar.parse_calendar_text(body.text, year=body.year)
-    if not entries and not errors:
-        raise ValidationFailed(f"text: {calendar.NO_DAYS}", details={"field": "text"})
-    done = recompute.import_calendar_days(db, entries=entries, actor=actor, recompute=recompute_running)
-    holidays = sum(not e.is_workday for e in entries)
+    try:
+        done = recompute.import_calendar_text(
+            db, text=body.text, year=body.year, actor=actor, recompute=recompute_running
+        )
+    except ValidationFailed as exc:  # no day in it
+        raise ValidationFailed(f"text: {exc.message}", details=exc.details) from None
     return CalendarImported(
-        entered=len(entries),
-        holidays=holidays,
-        workdays=len(entries) - holidays,
-        recomputed_orders=done.orders,
-        refused=[CalendarRefused(row=e.row, problem=e.problem, value=e.value, message=str(e)) for e in errors],
+        entered=len(done.entries),
+        holidays=done.holidays,
+        workdays=len(done.entries) - done.holidays,
+        recomputed_orders=done.recomputed.orders,
+        refused=[CalendarRefused(row=e.row, problem=e.problem, value=e.value, message=str(e)) for e in done.errors],
     )
 
 

@@ -641,7 +641,7 @@ def parse_notice(text: str, *, year: int | None = None) -> tuple[list[CalendarEn
     return entries, errors
 
 
-# What the CLI and the API say of a text with no day in it (blank, a header only): it is refused, not "0 days entered".
+# Why a text with no day in it (blank, a header only) is refused, not "0 days entered" (recompute.import_calendar_text).
 NO_DAYS = "no calendar days in it: neither date,kind,name rows nor the items of a notice"
 
 

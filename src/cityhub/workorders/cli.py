@@ -11,7 +11,7 @@ import typer
 from cityhub.clitools import fail as _fail
 from cityhub.clitools import named_actor, validation_problem
 from cityhub.db import session_scope
-from cityhub.errors import CityhubError
+from cityhub.errors import CityhubError, ValidationFailed
 from cityhub.workorders.lifecycle import Action
 
 app = typer.Typer(no_args_is_help=True, help="Work orders: create, show, search, act, history.")
@@ -326,29 +326,27 @@ def calendar_import(
     """Enter many calendar days at once (as `calendar set` does for one). Every bad row is reported with its number
     (and the command exits 1); the good rows are entered."""
     from cityhub.textfiles import read_text
-    from cityhub.workorders.calendar import NO_DAYS, parse_calendar_text
-    from cityhub.workorders.recompute import import_calendar_days
+    from cityhub.workorders.recompute import import_calendar_text
     from cityhub.workorders.service import Actor
 
     try:
-        entries, errors = parse_calendar_text(read_text(file))
+        text = read_text(file)
     except CityhubError as exc:
         raise _fail(exc.message) from None
-    if not entries and not errors:
-        raise _fail(f"{file}: {NO_DAYS}")
-    for error in errors:
-        typer.echo(f"error: {file}: {error}", err=True)
-    done = None
-    if entries:
+    try:
         with session_scope() as session:
-            done = import_calendar_days(session, entries=entries, actor=Actor(CLI_ACTOR), recompute=recompute)
-    holidays = sum(not e.is_workday for e in entries)
-    moved = _recomputed(done.orders, recompute) if done is not None else ""
+            done = import_calendar_text(session, text=text, actor=Actor(CLI_ACTOR), recompute=recompute)
+    except ValidationFailed as exc:  # no day in it
+        raise _fail(f"{file}: {exc.message}") from None
+    for error in done.errors:
+        typer.echo(f"error: {file}: {error}", err=True)
+    entries, holidays = len(done.entries), done.holidays
+    moved = _recomputed(done.recomputed.orders, recompute) if entries else ""
     typer.echo(
-        f"{len(entries)} days entered ({holidays} holidays, {len(entries) - holidays} workdays), "
-        f"{len(errors)} rows refused{moved}"
+        f"{entries} days entered ({holidays} holidays, {entries - holidays} workdays), "
+        f"{len(done.errors)} rows refused{moved}"
     )
-    if errors:
+    if done.errors:
         raise typer.Exit(1)
 
 

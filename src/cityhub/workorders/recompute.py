@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 from cityhub import auditlog
 from cityhub.config import get_settings
 from cityhub.db import utcnow
-from cityhub.errors import NotFound
+from cityhub.errors import NotFound, ValidationFailed
 from cityhub.notify import service as notify_service
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import sla
@@ -423,6 +423,34 @@ def import_calendar_days(
     new_cal = workcal.load_calendar(session)
     days = [entry.day for entry in entries]
     return after_calendar_change(session, old_cal=old_cal, new_cal=new_cal, days=days, actor=actor, now=now)
+
+
+@dataclass(frozen=True)
+class CalendarImport:
+    """What :func:`import_calendar_text` did: the days entered, the rows (or notice items) refused, and the running
+    deadlines that moved."""
+
+    entries: list[workcal.CalendarEntry]
+    errors: list[workcal.CalendarRowError]
+    recomputed: Recomputed
+
+    @property
+    def holidays(self) -> int:
+        return sum(not e.is_workday for e in self.entries)
+
+
+def import_calendar_text(
+    session: Session, *, text: str, year: int | None = None, actor: Actor = SYSTEM, recompute: bool = True
+) -> CalendarImport:
+    """Enter the days of what an administrator imports or pastes (:func:`calendar.parse_calendar_text`: the State
+    Council's notice, or ``date,kind,name`` rows): every good one is entered, every bad one returned, running
+    deadlines move once. A text with no day in it at all (blank, a header only) is refused, ValidationFailed
+    :data:`calendar.NO_DAYS`: whatever the caller (command line, API, web page), not "0 days entered"."""
+    entries, errors = workcal.parse_calendar_text(text, year=year)
+    if not entries and not errors:
+        raise ValidationFailed(workcal.NO_DAYS, details={"field": "text"})
+    done = import_calendar_days(session, entries=entries, actor=actor, recompute=recompute)
+    return CalendarImport(entries=entries, errors=errors, recomputed=done)
 
 
 def delete_calendar_day(

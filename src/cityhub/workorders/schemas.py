@@ -144,16 +144,27 @@ class OrderCreate(OrderBase):
 MEDIA_URL_MAX = 500
 
 
+class NotWebAddress(ValueError):
+    """What :func:`web_address` refuses, with its ``reason``: ``scheme`` (not http or https), ``host`` (none) or
+    ``length`` (over :data:`MEDIA_URL_MAX`), for a caller that words its own message (a webhook's receiver)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def web_address(value: str, *, field: str = "url") -> str:
-    """``value`` stripped, if it is an http(s) address of at most 500 characters; else ValueError naming ``field``.
-    What an attachment's link must be: staff open it from the order page and Open311 publishes it as ``media_url``
-    (never a ``javascript:`` or ``data:`` link)."""
+    """``value`` stripped, if it is an http(s) address with a host, of at most 500 characters; else NotWebAddress (a
+    ValueError) naming ``field``. What an attachment's link must be: staff open it from the order page and Open311
+    publishes it as ``media_url`` (never a ``javascript:`` or ``data:`` link); a webhook's receiver too."""
     value = value.strip()
     parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError(f"{field} must be an http(s) URL")
+    if parsed.scheme not in ("http", "https"):
+        raise NotWebAddress(f"{field} must be an http(s) URL", "scheme")
+    if not parsed.hostname:  # not just a netloc: "http://:80/" or "http://user@/" names no host
+        raise NotWebAddress(f"{field} must be an http(s) URL", "host")
     if len(value) > MEDIA_URL_MAX:
-        raise ValueError(f"{field} is longer than {MEDIA_URL_MAX} characters")
+        raise NotWebAddress(f"{field} is longer than {MEDIA_URL_MAX} characters", "length")
     return value
 
 
