@@ -432,19 +432,23 @@ def admin_client(app_db: str) -> Iterator[object]:
 
 @pytest.fixture(autouse=True)
 def _no_similar_orders_index_outlives_a_test() -> Iterator[None]:
-    """The similar-orders index, the reference tables' caches and the status counts are per-process caches keyed by
+    """The similar-orders index, the reference tables' caches, the status counts and the correlation graphs (which
+    answer the last graph built while the next is built) are per-process caches keyed by
     database URL; tables are emptied between tests and SQLite hands ids out again, so every test starts and ends
     without them."""
     from cityhub import main, refdata
+    from cityhub.analytics import correlation
     from cityhub.nlp.similar import reset_indexes
 
     reset_indexes()
     refdata.clear()
     main.forget_order_counts()
+    correlation.clear_cache()
     yield
     reset_indexes()
     refdata.clear()
     main.forget_order_counts()
+    correlation.clear_cache()
 
 
 @pytest.fixture(autouse=True)
