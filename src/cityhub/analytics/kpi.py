@@ -556,9 +556,10 @@ def _repeat_facts(session: Session, period: Period, repeat_days: int) -> list[Fa
     from cityhub.workorders.tracking import phone_digits
 
     window = timedelta(days=repeat_days)
+    start, end = period.start, period.end  # computed from the local days: once, not per order
     rows = session.execute(
         select(Order.id, Order.created_at, Order.citizen_phone, Order.address, Order.category_id, Order.split_from_id)
-        .where(Order.created_at >= period.start - window, Order.created_at < period.end)
+        .where(Order.created_at >= start - window, Order.created_at < end)
         .order_by(Order.created_at, Order.id)
     ).all()
     last_by_phone: dict[str, datetime] = {}
@@ -566,7 +567,7 @@ def _repeat_facts(session: Session, period: Period, repeat_days: int) -> list[Fa
     repeat: dict[int, bool] = {}
     for oid, created, phone, address, category, split_from in rows:
         if split_from is not None:  # 拆单: part of an appeal already counted, not a new one
-            if period.start <= created < period.end:
+            if start <= created < end:
                 repeat[oid] = False
             continue
         previous: list[datetime] = []
@@ -581,7 +582,7 @@ def _repeat_facts(session: Session, period: Period, repeat_days: int) -> list[Fa
             if key in last_by_place:
                 previous.append(last_by_place[key])
             last_by_place[key] = created
-        if period.start <= created < period.end:
+        if start <= created < end:
             repeat[oid] = any(created - p < window for p in previous)
     if not repeat:
         return []
