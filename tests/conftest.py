@@ -432,19 +432,25 @@ def admin_client(app_db: str) -> Iterator[object]:
 
 @pytest.fixture(autouse=True)
 def _no_similar_orders_index_outlives_a_test() -> Iterator[None]:
-    """The similar-orders index, the reference tables' caches and the status counts are per-process caches keyed by
-    database URL; tables are emptied between tests and SQLite hands ids out again, so every test starts and ends
-    without them."""
+    """The similar-orders index, the reference tables' caches, the status counts, the risk findings and the
+    correlation graphs (both answer the last value computed while the next is computed) are per-process caches keyed
+    by database URL; tables are emptied between tests and SQLite hands ids out again, so every test starts and ends
+    without them (the findings of test_web_brain's world were answered to test_risk_api's first request)."""
     from cityhub import main, refdata
+    from cityhub.analytics import correlation, risk
     from cityhub.nlp.similar import reset_indexes
 
     reset_indexes()
     refdata.clear()
     main.forget_order_counts()
+    correlation.clear_cache()
+    risk.clear_cache()
     yield
     reset_indexes()
     refdata.clear()
     main.forget_order_counts()
+    correlation.clear_cache()
+    risk.clear_cache()
 
 
 @pytest.fixture(autouse=True)

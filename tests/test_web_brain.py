@@ -388,6 +388,10 @@ def test_graph_page_shows_the_four_dimensions_and_pivots(world) -> None:
     page = client.get("/brain/graph", params={"node": "噪音", "period": PERIOD})
     assert page.status_code == 200
     assert "「噪音」：在 116 件诉求中出现 8 件" in page.text
+    # How fresh the graph is: when its orders were read (a later order is counted in the background).
+    as_of = page.text.split('data-testid="graph-as-of">')[1].split("</p>")[0]
+    when = r'<span class="nowrap">\d{4}-\d\d-\d\d</span> <span class="nowrap">\d\d:\d\d</span>'
+    assert re.match("数据截至 " + when, as_of), as_of
     for section in ("problems", "time", "space", "distribution", "population"):
         assert f'data-testid="graph-{section}"' in page.text, section
     population = page.text.split('data-testid="graph-population"')[1].split("</section>")[0]
@@ -418,6 +422,8 @@ def test_graph_page_shows_the_four_dimensions_and_pivots(world) -> None:
     assert missing.status_code == 200 and "没有找到「不存在的东西」" in missing.text
     place = client.get("/brain/graph", params={"node": "噪音", "place": "火星街道"})
     assert place.status_code == 200 and "没有找到地点「火星街道」" in place.text
+    english = client.get("/lang/en?next=/brain/graph", follow_redirects=True)
+    assert 'data-testid="graph-as-of">Data as of ' in english.text
 
 
 def test_pages_carry_no_inline_script(world) -> None:

@@ -125,6 +125,9 @@ def test_graph_related_and_export(client) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["matched"] == 8 and body["universe"] == 48
+    # When the graph's orders were read, as the API's other times: UTC with Z.
+    built = datetime.fromisoformat(body["built_at"])
+    assert body["built_at"].endswith("Z") and datetime.now(UTC) - timedelta(minutes=10) < built <= datetime.now(UTC)
     assert "学生" in [i["name"] for i in body["items"]]
     assert client.get("/api/v1/graph/related", params={"node": "地铁"}).status_code == 404
 
@@ -132,8 +135,10 @@ def test_graph_related_and_export(client) -> None:
     assert exported.status_code == 200
     data = exported.json()
     assert {"nodes", "links"} <= data.keys() and any(n["id"] == "keyword:噪音" for n in data["nodes"])
+    assert data["graph"]["built_at"].endswith("Z")
     graphml = client.get("/api/v1/graph/export", params={"format": "graphml", "period": "2026-06"})
     assert graphml.status_code == 200 and "<graphml" in graphml.text
+    assert 'attr.name="built_at"' in graphml.text
     assert client.get("/api/v1/graph/export", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 

@@ -130,7 +130,8 @@ def _graph_from(period: str | None, input_path: Any, granularity: str) -> Any:
     from cityhub.db import session_scope
 
     with session_scope() as session:
-        return correlation.graph_from_db(session, period=p, granularity=granularity)  # type: ignore[arg-type]
+        # Computed afresh: a command run to look at the data now does not want a server's last graph (nor has one).
+        return correlation.graph_from_db(session, period=p, granularity=granularity, cache=None)  # type: ignore[arg-type]
 
 
 @graph_app.command("build")

@@ -21,14 +21,12 @@ import hashlib
 import json
 import math
 import re
-import threading
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
-from time import monotonic
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -40,10 +38,12 @@ from sqlalchemy.orm import Session, aliased
 
 from cityhub.analytics import kpi
 from cityhub.analytics.lexicon import extract_groups, extract_places, place_folds
+from cityhub.caching import TtlCache
 from cityhub.config import get_settings
 from cityhub.db import database_key
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit
+from cityhub.timerange import answer_time
 from cityhub.workorders.models import Category, Order
 
 Granularity = Literal["week", "month", "quarter"]
@@ -446,7 +446,7 @@ def extract_keywords(text: str) -> list[str]:
 
 
 # Each order's text nodes between builds: order id → (digest of what they were read from, the nodes). A graph is
-# rebuilt whenever an order of its period changes or every ten minutes (:class:`GraphCache`); reading places out of
+# rebuilt whenever an order of its period changes or every ten minutes (:func:`graph_from_db`); reading places out of
 # every text again was two thirds of a rebuild (at 200,000 orders ~9 of 14 s). Bounded: emptied when full.
 _TEXT_NODES: dict[int | str, tuple[bytes, frozenset[str]]] = {}
 TEXT_NODES_SIZE = 2_000_000
@@ -549,6 +549,7 @@ class RelatedAnswer:
     universe: int  # orders in the place and period
     matched: int  # of those, orders with the query
     items: list[Related]
+    built_at: datetime | None = None  # when the graph's orders were read (None: a graph of a file)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -558,6 +559,7 @@ class RelatedAnswer:
             "universe": self.universe,
             "matched": self.matched,
             "items": [r.to_dict() for r in self.items],
+            "built_at": answer_time(self.built_at) if self.built_at is not None else None,
         }
 
 
@@ -569,6 +571,7 @@ class CorrelationGraph:
     order_ids: list[int | str] = field(default_factory=list)
     days: list[date] = field(default_factory=list)
     incidence: list[frozenset[str]] = field(default_factory=list)
+    built_at: datetime | None = None  # when the orders were read (a graph of the database: how fresh it is)
 
     # queries ----------------------------------------------------------------------------------------------
 
@@ -654,6 +657,7 @@ class CorrelationGraph:
             universe=n,
             matched=n_a,
             items=items,
+            built_at=self.built_at,
         )
 
     def groups_of(self, topic: str, *, period: str | Period | None = None, top: int = 10) -> RelatedAnswer:
@@ -774,58 +778,22 @@ def _pair_counts(
     )
 
 
-@dataclass
-class _Cached:
+# Built graphs per (database, data scope, period, granularity, min_support). A graph holds every order's node set,
+# so it is as large as its universe: a few are kept, the one stored longest ago out first.
+GRAPH_CACHE_SECONDS = 600.0  # renamed units or categories are not orders: a graph is built again after this
+GRAPH_CACHE_SIZE = 8
+GRAPH_CACHE = TtlCache(GRAPH_CACHE_SECONDS, size=GRAPH_CACHE_SIZE)
+
+
+@dataclass(frozen=True)
+class _Built:
     graph: CorrelationGraph
-    fingerprint: tuple[Any, ...]
-    built_at: float
+    fingerprint: tuple[Any, ...]  # of the orders (and mined topics) it was counted from, read before them
 
 
-class GraphCache:
-    """Built graphs per (database, data scope, period, granularity, min_support), reused while the orders they
-    were counted from are unchanged.
-
-    Validity is checked on every use with one aggregate query over the same orders (same period and scope):
-    ``(count, max id, max updated_at)``. A new order raises the count and the id, a deleted one lowers the
-    count, and any change of an order (category, places, state … every write bumps ``updated_at``) moves the
-    latest update time — each rebuilds the graph on the next request. Renamed units or categories are not
-    orders: an entry is also rebuilt after ``ttl`` seconds. At most ``size`` graphs are kept (least recently
-    used out): a graph holds every order's node set, so it is as large as its universe.
-    """
-
-    def __init__(self, size: int = 8, ttl: float = 600.0) -> None:
-        self.size = size
-        self.ttl = ttl
-        self._entries: OrderedDict[tuple[Any, ...], _Cached] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.builds = 0
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def get_or_build(
-        self, key: tuple[Any, ...], fingerprint: tuple[Any, ...], build: Callable[[], CorrelationGraph]
-    ) -> CorrelationGraph:
-        now = monotonic()
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry.fingerprint == fingerprint and now - entry.built_at < self.ttl:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return entry.graph
-        graph = build()  # outside the lock: a slow build does not hold up other keys' hits
-        with self._lock:
-            self.builds += 1
-            self._entries[key] = _Cached(graph, fingerprint, now)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-        return graph
-
-
-GRAPH_CACHE = GraphCache()
+def clear_cache() -> None:
+    """Forget the built graphs (tests; after a reseed)."""
+    GRAPH_CACHE.clear()
 
 
 def _clause_key(clause: ColumnElement[bool] | None) -> tuple[str, str] | None:
@@ -857,27 +825,44 @@ def graph_from_db(
     scope: ColumnElement[bool] | None = None,
     granularity: Granularity = "month",
     min_support: int = 3,
-    cache: GraphCache | None = GRAPH_CACHE,
+    cache: TtlCache | None = GRAPH_CACHE,
 ) -> CorrelationGraph:
-    """The graph of the orders of ``period`` (all orders when None) within ``scope``; reused from ``cache``
-    while those orders are unchanged (``cache=None`` always builds)."""
+    """The graph of the orders of ``period`` (all orders when None) within ``scope``, as last built.
+
+    Built once per process and key (database, scope clause, period, granularity, min_support) — only that first
+    build waits. Each request checks the fingerprint of the same orders with one aggregate query
+    (:func:`orders_fingerprint`, with :func:`~cityhub.analytics.topics_store.topics_version`): when an order was
+    added, changed or deleted, or the topics were mined again, or ``GRAPH_CACHE_SECONDS`` passed, the graph at hand
+    is answered while one background thread (on a session of its own) builds the next — at district scale a build
+    takes seconds and new orders arrive every minute, so a request waiting for it would wait at almost every visit.
+    The graph's ``built_at`` says how fresh it is. ``cache=None`` builds afresh (the CLI)."""
     start, end = period.bounds() if period else (None, None)
 
     from cityhub.analytics import topics_store  # the mined hot topics (heavy imports: only when a graph is built)
 
-    def build() -> CorrelationGraph:
-        facts = load_facts(session, start=start, end=end, scope=scope)
-        topics = topics_store.order_topic_labels(session, [f.id for f in facts if isinstance(f.id, int)])
-        return build_graph(
+    def fingerprint(s: Session) -> tuple[Any, ...]:
+        # Re-mined topics change the graph's topic nodes without touching any order.
+        return (*orders_fingerprint(s, start=start, end=end, scope=scope), topics_store.topics_version(s))
+
+    def build(s: Session, seen: tuple[Any, ...] | None = None) -> _Built:
+        built_at = datetime.now(UTC)
+        # Read before the orders: an order written meanwhile moves the fingerprint, and the next request builds again.
+        moved = seen if seen is not None else fingerprint(s)
+        facts = load_facts(s, start=start, end=end, scope=scope)
+        topics = topics_store.order_topic_labels(s, [f.id for f in facts if isinstance(f.id, int)])
+        graph = build_graph(
             facts,
             granularity=granularity,
             topics=topics or None,
             min_support=min_support,
             period=period,
         )
+        graph.built_at = built_at
+        graph.graph.graph["built_at"] = answer_time(built_at)
+        return _Built(graph, moved)
 
     if cache is None:
-        return build()
+        return build(session).graph
     key = (
         database_key(session),
         _clause_key(scope),
@@ -885,7 +870,11 @@ def graph_from_db(
         granularity,
         min_support,
     )
-    # Re-mined topics change the graph's topic nodes without touching any order.
-    orders = orders_fingerprint(session, start=start, end=end, scope=scope)
-    fingerprint = (*orders, topics_store.topics_version(session))
-    return cache.get_or_build(key, fingerprint, build)
+    now = fingerprint(session)
+
+    def refresh() -> _Built:
+        with Session(bind=session.get_bind().engine) as own:
+            return build(own)
+
+    built = cache.get(key, lambda: build(session, now), refresh, current=lambda b: b.fingerprint == now)
+    return built.graph

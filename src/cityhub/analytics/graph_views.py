@@ -4,7 +4,9 @@ Reading needs ``order:read``; the graph and the findings are computed over the c
 street office sees correlations and findings of its own orders. The findings come from the one per-process cache
 (:func:`cityhub.analytics.risk.cached_findings`, five minutes per scope and period, refreshed in the background), as
 the city brain's pages and the one map read them: a display polling the list costs a lookup, not seconds of
-computation each time. Opening a proactive order from a finding needs
+computation each time. The graph likewise is the last one built for the scope and period
+(:func:`cityhub.analytics.correlation.graph_from_db`: built again in the background once its orders moved), and every
+answer says when its orders were read (``built_at``). Opening a proactive order from a finding needs
 the right to urge (督办: leaders, supervisors, administrators) — the roles that act on risk warnings.
 """
 
@@ -52,7 +54,8 @@ def related(
     kind: Annotated[str | None, Query(description="category, topic, keyword, place or group")] = None,
     top: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
-    """What goes with ``node`` among the orders of ``place`` in ``period``, ranked by NPMI (with lift, p)."""
+    """What goes with ``node`` among the orders of ``place`` in ``period``, ranked by NPMI (with lift, p); ``built_at``
+    is when the graph's orders were read."""
     graph = _graph(db, principal, period, "month")
     return graph.related(node, kind=kind, place=place, top=top).to_dict()
 
@@ -65,7 +68,7 @@ def export(
     format: Annotated[str, Query(pattern="^(json|graphml)$")] = "json",
     granularity: Annotated[str, Query(pattern="^(week|month|quarter)$")] = "month",
 ) -> Response:
-    """The graph as node-link JSON or GraphML."""
+    """The graph as node-link JSON or GraphML; its graph attribute ``built_at`` is when its orders were read."""
     graph = _graph(db, principal, period, granularity)
     if format == "graphml":
         return Response(graph.graphml(), media_type="application/graphml+xml")

@@ -3,7 +3,8 @@
 Roles holding ``brain:read`` (leaders, supervisors, dispatchers, administrators) see them, every figure over their
 own data scope exactly as the API computes it: findings through ``risk.cached_findings`` (the one per-process cache
 the one map's hotspots read too), topics through ``topics_store.list_topics``/``get_topic`` (as ``/api/v1/topics``),
-the graph through ``correlation.graph_from_db`` (as ``/api/v1/graph/related``). Opening a proactive order from a
+the graph through ``correlation.graph_from_db`` (as ``/api/v1/graph/related``: the last graph built, with the time
+its orders were read — 数据截至 —, while a newer one is built in the background). Opening a proactive order from a
 finding needs the permission the API's open route asks (督办, ``order:act:urge``) and goes through
 ``risk.open_proactive_order`` (intake, audited, idempotent per finding). Orders are listed within the reader's
 scope and masked as the order list masks them.
@@ -433,6 +434,7 @@ def graph_page(request: Request, db: DbSession) -> Response:
         errors=errors,
         choices=choices,
         orders=graph.graph.graph.get("orders", 0),
+        built_at=graph.built_at,
         period_query=[("period", period.label)] if period else [],
         place_query=[("place", place)] if place and answer is not None else [],
     )
