@@ -73,6 +73,15 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         yield {"base": base, "ids": ids}
 
 
+def _sign_in_as_lead(page: Any, base: str) -> None:
+    """Sign the page in as the district's leader: the map's and the big screen's reader."""
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", "lead")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/dashboard")
+
+
 def test_the_map_draws_its_layers_and_a_popup_leads_to_the_order(server, browser) -> None:
     base = server["base"]
     page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -80,11 +89,7 @@ def test_the_map_draws_its_layers_and_a_popup_leads_to_the_order(server, browser
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", "lead")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/dashboard")
+    _sign_in_as_lead(page, base)
     page.click('nav a[href="/map"]')
     page.wait_for_url(f"{base}/map")
     # The base outline, the two streets and the orders, in cells at district zoom.
@@ -145,11 +150,7 @@ def test_the_big_screen_clock_keeps_the_district_time_on_a_screen_set_to_another
         context = browser.new_context(locale="zh-CN", timezone_id=zone, viewport={"width": 1920, "height": 1080})
         page = context.new_page()
         page.set_default_timeout(60_000)
-        page.goto(f"{server['base']}/login")
-        page.fill("input[name=username]", "lead")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{server['base']}/dashboard")
+        _sign_in_as_lead(page, server["base"])
         page.goto(f"{server['base']}/map?screen=1")
         page.wait_for_selector("body.screen #map[data-loaded-orders]")
         page.wait_for_function("/\\d+:\\d+:\\d+/.test(document.querySelector('#map-status').textContent)")
@@ -189,11 +190,7 @@ def test_a_keyboard_reaches_the_maps_orders_through_its_list_and_opens_one(serve
     base = server["base"]
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.set_default_timeout(60_000)
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", "lead")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/dashboard")
+    _sign_in_as_lead(page, base)
     page.goto(f"{base}/map")
     page.wait_for_selector('#map[data-mode-orders="cells"]')
     listing = page.locator('[data-testid="map-orders-list"]')
