@@ -2057,7 +2057,9 @@ def test_overdue_lists_the_open_orders_late_now_and_ever_overdue_the_closed_ones
 def test_the_dashboard_shows_how_much_went_out_automatically_and_how_much_stayed(org) -> None:
     automatic, by_hand = _order(), _order()
     with session_scope() as s:
-        orders.act(s, order_id=automatic.id, action="dispatch", params={"unit_id": org["street_a"], "auto": True})
+        engine = orders.Actor(name=orders.AUTO_DISPATCHER)
+        params = {"unit_id": org["street_a"], "auto": True}
+        orders.act(s, order_id=automatic.id, action="dispatch", actor=engine, params=params)
         orders.act(s, order_id=by_hand.id, action="dispatch", params={"unit_id": org["street_a"]})
         orders.act(s, order_id=by_hand.id, action="return", params={"reason": "非本辖区"})
     page = login("lead").get("/dashboard").text

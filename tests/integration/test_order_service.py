@@ -261,6 +261,24 @@ def test_bad_intake_names_the_field(db_session):
     assert "lat" in str(err.value)
 
 
+def test_only_the_dispatch_engine_marks_a_dispatch_automatic(db_session, units):
+    """A person (or an operator's ``orders act --param auto=true``) cannot make a dispatch count as the engine's."""
+    order = _new(db_session)
+    with pytest.raises(ValidationFailed) as err:
+        _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id, auto=True)
+    assert err.value.details == {"field": "auto"}
+    assert db_session.get(type(order), order.id).state == "received"
+    engine = service.Actor(name=service.AUTO_DISPATCHER)
+    done = service.act(
+        db_session,
+        order_id=order.id,
+        action="dispatch",
+        actor=engine,
+        params={"unit_id": units["dept"].id, "auto": True},
+    )
+    assert done.state == "dispatched" and done.events[-1].payload["auto"] is True
+
+
 def test_stale_version_conflicts(db_session, units):
     order = _new(db_session)
     with pytest.raises(Conflict):

@@ -46,7 +46,7 @@ from cityhub.workorders.models import Category, Order, OrderEvent
 
 log = logging.getLogger(__name__)
 
-AUTO_ACTOR = orders.Actor(name="auto-dispatch")
+AUTO_ACTOR = orders.Actor(name=orders.AUTO_DISPATCHER)
 QUEUE_STATES = (State.RECEIVED, State.RETURNED)
 
 

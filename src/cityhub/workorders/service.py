@@ -71,6 +71,8 @@ class Actor:
 
 
 SYSTEM = Actor(name="system")
+# The automatic dispatcher's name (``dispatch.service.AUTO_ACTOR``): only its dispatches are marked ``auto``.
+AUTO_DISPATCHER = "auto-dispatch"
 
 # Parameters that name a unit: they are checked to exist before the table is consulted.
 _UNIT_PARAMS = ("unit_id",)
@@ -310,6 +312,12 @@ def act(
             raise ValidationFailed(f"{name} must not contain NUL characters", details={"field": name})
         if isinstance(value, str):  # the API's schema says the same; the order page and the CLI come here only
             check_length(value, name, _PARAM_LIMITS.get(name, REASON_MAX_CHARS))
+    if params.get("auto") and actor.name != AUTO_DISPATCHER:
+        # The dispatch outcome figures count a dispatch marked so as the engine's: a person cannot claim it.
+        raise ValidationFailed(
+            f"auto marks the dispatch engine's own dispatches; {actor.name} cannot set it",
+            details={"field": "auto"},
+        )
     now = now or utcnow()
     order = new_order if new_order is not None and new_order.id == order_id else read_for_update(session, order_id)
     if order is None:
