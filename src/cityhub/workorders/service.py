@@ -760,7 +760,7 @@ def _search_conditions(
     if f.created_to is not None:
         conditions.append(Order.created_at < f.created_to)
     if f.overdue is not None:
-        # Open and past the limit now; the literal text, as the partial index ix_orders_overdue_now is written.
+        # Open and past the limit now: the literal text the partial index ix_orders_open_sla is read with.
         conditions.append(text(OVERDUE_NOW_SQL if f.overdue else f"NOT ({OVERDUE_NOW_SQL})"))
     if f.ever_overdue is not None:
         conditions.append(text(EVER_OVERDUE_SQL if f.ever_overdue else f"NOT ({EVER_OVERDUE_SQL})"))
