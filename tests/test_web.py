@@ -2031,6 +2031,7 @@ def test_overdue_lists_the_open_orders_late_now_and_ever_overdue_the_closed_ones
         for o in (late, closed_late, extended):
             row = s.get(Order, o.id)
             row.sla_status, row.overdue_at = SlaStatus.OVERDUE, now - timedelta(days=1)  # type: ignore[union-attr]
+            row.first_overdue_at = row.overdue_at  # type: ignore[union-attr]
         s.get(Order, closed_late.id).state = State.CLOSED_RESOLVED  # type: ignore[union-attr]
         s.get(Order, extended.id).sla_status = SlaStatus.OK  # type: ignore[union-attr]  # an approved extension
     sup = login("sup")

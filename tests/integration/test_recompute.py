@@ -22,6 +22,7 @@ from cityhub.workorders import recompute, service, sla
 from cityhub.workorders.cli import calendar_app, sla_app
 from cityhub.workorders.models import Category, Order, OrderEvent, SlaStatus
 from cityhub.workorders.scheduled import sla_sweep
+from cityhub.workorders.schemas import OrderFilter
 
 # Monday 2026-03-02 10:00 in Shanghai: a plain working week with no official holiday.
 MONDAY = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
@@ -159,6 +160,7 @@ def test_a_retroactive_holiday_lifts_an_overdue_mark_and_a_lost_holiday_makes_on
     sla_sweep(db_session, now=late)
     order = _fresh(db_session, order)
     assert order.sla_status == SlaStatus.OVERDUE and order.overdue_at is not None and order.accept_overdue
+    assert order.first_overdue_at == order.overdue_at
 
     # Tuesday was a typhoon day off after all: the deadline moves to Thursday, after "now".
     _, done = recompute.set_calendar_day(db_session, day=date(2026, 3, 3), is_workday=False, actor=ADMIN, now=late)
@@ -166,6 +168,7 @@ def test_a_retroactive_holiday_lifts_an_overdue_mark_and_a_lost_holiday_makes_on
     assert done.orders == 1 and done.lifted == 1
     assert order.due_at > late and order.sla_status in (SlaStatus.OK, SlaStatus.WARNING)
     assert order.overdue_at is None
+    assert order.first_overdue_at is None  # the only limit it ran out of did not run out: 曾超期 no more
     assert order.accept_overdue is True  # the accept deadline (Monday 11:00) lies before the holiday
     [event] = _events(db_session, order)
     assert event.payload["from"]["sla_status"] == "overdue" and event.payload["to"]["sla_status"] == "ok"
@@ -173,9 +176,35 @@ def test_a_retroactive_holiday_lifts_an_overdue_mark_and_a_lost_holiday_makes_on
     # Back to a workday: the deadline returns to Wednesday 10:00, in the past, and the sweep marks it again.
     done = recompute.delete_calendar_day(db_session, day=date(2026, 3, 3), actor=ADMIN, now=late)
     order = _fresh(db_session, order)
-    assert order.sla_status == SlaStatus.OVERDUE and order.overdue_at == order.due_at
+    assert order.sla_status == SlaStatus.OVERDUE and order.overdue_at == order.due_at == order.first_overdue_at
     assert done.sweep["overdue"] == 1
     assert [e.action for e in _events(db_session, order, "sla_overdue")] == ["sla_overdue", "sla_overdue"]
+
+
+def test_a_lifted_overdue_mark_keeps_the_lateness_of_an_earlier_limit(db_session, unit):
+    """Late at its first unit, transferred, late again, then a holiday moves the second limit ahead: the second mark
+    is lifted, the order stays 曾超期 for the first limit's lateness."""
+    order = _dispatched(db_session, unit, urgency="urgent")  # due Wednesday 10:00
+    first_due = order.due_at
+    sla_sweep(db_session, now=first_due + timedelta(hours=1))
+    other = Unit(code="RC-D02", name="测试住建局", tier=UnitTier.DEPARTMENT)
+    db_session.add(other)
+    db_session.flush()
+    order = _fresh(db_session, order)
+    _act(db_session, order, "transfer", first_due + timedelta(hours=2), unit_id=other.id, reason="职责不符")
+    order = _fresh(db_session, order)
+    assert order.overdue_at is None and order.first_overdue_at == first_due  # a new limit; the lateness kept
+    late = order.due_at + timedelta(hours=1)
+    sla_sweep(db_session, now=late)
+    order = _fresh(db_session, order)
+    assert order.overdue_at == order.due_at and order.first_overdue_at == first_due
+    holiday = (order.due_at + timedelta(hours=8)).date() - timedelta(days=1)  # the working day before it was due
+    _, done = recompute.set_calendar_day(db_session, day=holiday, is_workday=False, actor=ADMIN, now=late)
+    order = _fresh(db_session, order)
+    assert done.lifted == 1 and order.overdue_at is None
+    assert order.first_overdue_at == first_due
+    listed, _, _ = service.search_orders(db_session, filters=OrderFilter(ever_overdue=True))
+    assert [o.id for o in listed] == [order.id]
 
 
 def test_a_rule_edit_moves_clocks_under_it_only(db_session, unit, category):

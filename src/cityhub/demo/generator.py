@@ -261,6 +261,7 @@ class _Sim:
             "sla_status": SlaStatus.NONE,
             "accept_overdue": False,
             "overdue_at": None,
+            "first_overdue_at": None,
             "sla_paused_at": None,
             "sla_remaining": None,
             "suspended_from": None,
@@ -389,6 +390,7 @@ class _Sim:
         status = sla.status_at(at, warn_at=f["warn_at"], due_at=f["due_at"], paused=f["sla_paused_at"] is not None)
         if status == SlaStatus.OVERDUE and f["overdue_at"] is None:
             f["overdue_at"] = f["due_at"]
+            f["first_overdue_at"] = f["first_overdue_at"] or f["due_at"]
         f["sla_status"] = status
 
     def _apply_sla(self, effect: SlaEffect | None, at: datetime) -> None:
@@ -439,7 +441,8 @@ class _Sim:
         if running and f["sla_status"] != SlaStatus.OVERDUE:
             at = max(f["due_at"], self.now) + lag
             if at < until:
-                marks.append((at, "sla_overdue", {"sla_status": SlaStatus.OVERDUE, "overdue_at": f["due_at"]}))
+                late = {"overdue_at": f["due_at"], "first_overdue_at": f["first_overdue_at"] or f["due_at"]}
+                marks.append((at, "sla_overdue", {"sla_status": SlaStatus.OVERDUE, **late}))
         if state == State.DISPATCHED and not f["accept_overdue"] and f["accept_due_at"] is not None:
             at = max(f["accept_due_at"], self.now) + lag
             if at < until:

@@ -47,7 +47,8 @@ OPEN_SQL = "state IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(OPEN_
 # holds every order ever closed late. Written so that SQLite reads ix_orders_open_sla (an index of the open orders
 # only) rather than ix_orders_sla_created, whose overdue entries are mostly closed orders.
 OVERDUE_NOW_SQL = f"sla_status = 'overdue' AND {OPEN_SQL}"
-EVER_OVERDUE_SQL = "overdue_at IS NOT NULL"
+# 曾超期: every order that ran out of a time limit, whichever unit held it then (``first_overdue_at``, migration 0039).
+EVER_OVERDUE_SQL = "first_overdue_at IS NOT NULL"
 
 
 class Channel(enum.StrEnum):
@@ -228,7 +229,10 @@ class Order(Base):
     warn_at: Mapped[datetime | None] = mapped_column()
     sla_status: Mapped[SlaStatus] = mapped_column(_enum(SlaStatus, "sla_status"), default=SlaStatus.NONE)
     accept_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
-    overdue_at: Mapped[datetime | None] = mapped_column()
+    overdue_at: Mapped[datetime | None] = mapped_column()  # the current limit's: a new limit clears it
+    # When the order first ran out of a limit: kept when a re-dispatch, transfer or reopening starts a new one; only a
+    # recompute showing that the limit it marked had not run out lifts it.
+    first_overdue_at: Mapped[datetime | None] = mapped_column()
     sla_paused_at: Mapped[datetime | None] = mapped_column()
     # Working seconds left until due_at / warn_at / accept_due_at while paused.
     sla_remaining: Mapped[dict[str, int] | None] = mapped_column(JSON)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, false, func, insert, or_, select, text, update
+from sqlalchemy import Table, and_, bindparam, case, false, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from cityhub import auditlog
@@ -281,7 +281,12 @@ def _write(session: Session, changes: list[_Change], events: list[dict[str, Any]
         return bindparam(f"b_{name}", type_=table.c[name].type)
 
     moved = by_id(**{k: param(k) for k in _KEYS}, version=table.c.version + 1, updated_at=now)
-    status = by_id(sla_status=param("sla_status"), overdue_at=None)  # a lifted status is never "overdue"
+    # A lifted status is never "overdue"; nor is the order ever overdue when this limit was its first to run out.
+    status = by_id(
+        sla_status=param("sla_status"),
+        overdue_at=None,
+        first_overdue_at=case((table.c.first_overdue_at == table.c.overdue_at, None), else_=table.c.first_overdue_at),
+    )
     accept = by_id(accept_overdue=False)
     remaining = by_id(sla_remaining=param("sla_remaining"))
     events_table: Table = OrderEvent.__table__  # type: ignore[assignment]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, literal, select, text, update
+from sqlalchemy import and_, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from cityhub.db import rowcount, utcnow
@@ -66,7 +66,11 @@ def sla_sweep(session: Session, *, now: datetime | None = None) -> dict[str, Any
         session,
         condition=and_(running, Order.sla_status.in_([SlaStatus.OK, SlaStatus.WARNING]), Order.due_at < now),
         action="sla_overdue",
-        values={"sla_status": SlaStatus.OVERDUE, "overdue_at": Order.due_at},
+        values={
+            "sla_status": SlaStatus.OVERDUE,
+            "overdue_at": Order.due_at,
+            "first_overdue_at": func.coalesce(Order.first_overdue_at, Order.due_at),
+        },
         now=now,
         payload={"mark": "overdue"},
         topic=Topic.OVERDUE,

@@ -337,7 +337,10 @@ class OrderRead(OrderBase):
     due_at: datetime | None
     sla_status: SlaStatus
     accept_overdue: bool
-    overdue_at: datetime | None
+    overdue_at: datetime | None = Field(description="when the current time limit ran out; a new limit clears it")
+    first_overdue_at: datetime | None = Field(
+        description="when the order first ran out of a time limit (曾超期), kept when a new limit starts"
+    )
     sla_paused_at: datetime | None
     extension_pending: bool
     extension_count: int
@@ -403,8 +406,8 @@ OVERDUE_DESCRIPTION = (
     "merged or cancelled after its limit ran out is not overdue now (ever_overdue finds it)"
 )
 EVER_OVERDUE_DESCRIPTION = (
-    "曾超期: only the orders whose current time limit ran out at some time, open or closed, extended since or not "
-    "(true), or only the others (false); a new dispatch, transfer or reopening starts a new limit"
+    "曾超期: only the orders that ran out of a time limit at some time, open or closed, extended, re-dispatched, "
+    "transferred or reopened since or not (true), or only the others (false)"
 )
 
 

@@ -711,6 +711,8 @@ def _refresh_status(order: Order, now: datetime) -> None:
     status = sla.status_at(now, warn_at=order.warn_at, due_at=order.due_at, paused=order.sla_paused_at is not None)
     if status == SlaStatus.OVERDUE and order.overdue_at is None:
         order.overdue_at = order.due_at
+        if order.first_overdue_at is None:
+            order.first_overdue_at = order.due_at
     order.sla_status = status
 
 
