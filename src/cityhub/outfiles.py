@@ -145,8 +145,9 @@ def open_output(
 
 
 # How a cell starts that a spreadsheet (Excel, WPS, LibreOffice) opening a CSV runs as a formula: OWASP's list for
-# "CSV injection". A citizen's message beginning =HYPERLINK(…) or =cmd|… would run on the operator's machine.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# "CSV injection". A citizen's message beginning =HYPERLINK(…) or =cmd|… would run on the operator's machine. The
+# full-width forms a Chinese input method types (＝ ＋ － ＠) too: some spreadsheet versions read ＝ as =.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 

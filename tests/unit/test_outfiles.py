@@ -22,6 +22,10 @@ from cityhub.outfiles import SpreadsheetCsv, spreadsheet_cell
         ("\r=1+1", "'\r=1+1"),
         ("-2+3", "'-2+3"),
         ("-inf", "'-inf"),
+        ('＝HYPERLINK("http://example.com/x")', '\'＝HYPERLINK("http://example.com/x")'),  # full-width, as typed
+        ("＋1+1", "'＋1+1"),
+        ("－1", "'－1"),
+        ("＠SUM(A1)", "'＠SUM(A1)"),
         # Numbers stay numbers, whichever way they come; the lone "-" of no value; texts that start otherwise.
         ("-3.5", "-3.5"),
         ("+12", "+12"),
