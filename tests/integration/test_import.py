@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from cityhub.db import session_scope
 from cityhub.intake.bulk import write_orders
 from cityhub.intake.importer import ImportReport, UnreadableFile, import_orders
 from cityhub.org.models import Unit, UnitTier
@@ -941,6 +942,23 @@ def test_the_cli_takes_column_choices(app_db: str, tmp_path: Path) -> None:
     result = runner.invoke(app, ["import", "orders", str(path), *args])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["imported"] == 2
+
+
+def test_a_file_naming_a_column_twice_is_refused_whole_naming_both(app_db: str, tmp_path: Path) -> None:
+    """Two 留言详情 columns: which is the content was a guess, so nothing is imported and the line says why."""
+    from cityhub.cli import _mount, app
+
+    _mount()
+    path = tmp_path / "twice.csv"
+    path.write_text("留言编号,留言主题,留言详情,留言详情\n1,路灯,嘉禾街路灯不亮,望岗社区\n", encoding="utf-8")
+    refused = CliRunner().invoke(app, ["import", "orders", str(path)])
+    assert refused.exit_code == 1
+    assert refused.stderr.strip().splitlines() == [
+        "error: the header row: columns 3 and 4 are both named '留言详情': rename one so that each column has its "
+        "own name"
+    ]
+    with session_scope() as s:
+        assert count(s, Order) == 0
 
 
 def test_an_import_names_the_person_in_every_event(db_session: Session, tmp_path: Path) -> None:

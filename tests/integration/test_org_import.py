@@ -317,5 +317,10 @@ def test_cli_import_failures(app_db, tmp_path):
     headers = runner.invoke(org_app, ["import", str(_write(tmp_path, "a,b\n1,2\n"))])
     assert headers.exit_code != 0 and "wrong headers" in headers.stderr
 
+    twice = _write(tmp_path, "code,name,level,parent_code,name\n440111,白云区,district,,云区\n", "twice.csv")
+    repeated = runner.invoke(org_app, ["import", str(twice)])
+    assert repeated.exit_code != 0 and len(repeated.stderr.strip().splitlines()) == 1
+    assert "columns 2 and 5 are both named 'name'" in repeated.stderr
+
     all_bad = runner.invoke(org_app, ["import", str(_write(tmp_path, "code,name,level,parent_code\n1,,x,\n", "b.csv"))])
     assert all_bad.exit_code != 0

@@ -95,6 +95,16 @@ def test_external_id_column_wins_over_id() -> None:
     assert ("id", 0) in cmap.extras
 
 
+def test_a_header_naming_a_column_twice_is_unreadable_naming_both() -> None:
+    """Which 留言详情 is the content was a guess (the first), and the second column of an unknown name overwrote the
+    first's values in the attributes. Case and spaces aside the names are the same; unnamed columns are not."""
+    with pytest.raises(UnreadableFile, match="columns 2 and 4 are both named '留言详情'"):
+        ColumnMap.from_header(["留言主题", "留言详情", "备注", " 留言详情 "])
+    with pytest.raises(UnreadableFile, match="columns 3 and 4 are both named 'note'"):
+        ColumnMap.from_header(["title", "content", "Note", "NOTE"])
+    assert ColumnMap.from_header(["title", "", "content", "", "x"]).fields == {"title": 0, "content": 2}
+
+
 def test_a_file_without_text_columns_is_unreadable() -> None:
     with pytest.raises(UnreadableFile):
         ColumnMap.from_header(["一级分类", "二级分类", "三级分类"])

@@ -149,6 +149,17 @@ def test_labelled_file_without_a_label_column_is_refused_by_name(tmp_path: Path)
         classifier.read_labelled_csv(f)
 
 
+def test_a_labelled_file_naming_a_column_twice_is_refused_naming_both(tmp_path: Path) -> None:
+    """Two 一级分类 columns (a spreadsheet's copied column): which holds the label was a silent guess (the first)."""
+    f = tmp_path / "train.csv"
+    f.write_text("编号,主题,详情,一级分类,一级分类\n7,停水,京溪街停水三天,城乡建设,环境保护\n", encoding="utf-8")
+    with pytest.raises(ValidationFailed, match="columns 4 and 5 are both named '一级分类'"):
+        classifier.read_labelled_csv(f)
+    result = CliRunner().invoke(nlp_app, ["train", "--data", str(f), "--out", str(tmp_path / "m")])
+    assert result.exit_code != 0 and "columns 4 and 5 are both named '一级分类'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+
+
 def test_texts_to_classify_from_a_chinese_headed_file_or_plain_lines(tmp_path: Path) -> None:
     table = tmp_path / "new.csv"
     table.write_text("留言编号,留言主题,留言详情\n9,路灯坏了,嘉禾街路灯不亮\n", encoding="utf-8")

@@ -130,6 +130,26 @@ def normalize_header(raw: Any) -> str:
     return str(raw if raw is not None else "").replace("\ufeff", "").strip().lower()
 
 
+class RepeatedColumn(UnreadableFile):
+    """A header naming one column twice (:func:`repeated_header`)."""
+
+
+def repeated_header(names: Sequence[str]) -> str | None:
+    """Why a header naming one column twice (after :func:`normalize_header`) cannot be read, else None: which of the
+    two holds the field is a guess, and a column kept by its name would overwrite the other's values."""
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if not name:
+            continue
+        if name in seen:
+            return (
+                f"columns {seen[name] + 1} and {index + 1} are both named '{name}': rename one so that each column "
+                "has its own name"
+            )
+        seen[name] = index
+    return None
+
+
 @dataclass(frozen=True)
 class ColumnMap:
     """Which cell index feeds which field; unknown headers go to ``attributes`` under their own name."""
@@ -146,6 +166,8 @@ class ColumnMap:
         extras: list[tuple[str, int]] = []
         unnamed: list[int] = []
         names = [normalize_header(raw) for raw in header]
+        if (repeated := repeated_header(names)) is not None:
+            raise RepeatedColumn(f"the header row: {repeated}")
         for field_name, wanted in (chosen or {}).items():
             if normalize_header(wanted) not in names:
                 raise UnreadableFile(

@@ -213,7 +213,7 @@ def read_labelled_csv(path: str | Path) -> tuple[list[LabelledOrder], CsvReport]
     are skipped and listed in the report; a missing file, or a header without a label or text column, or one that
     cannot be read, raise a ``CityhubError`` naming the file.
     """
-    from cityhub.intake.importer import ColumnMap, CsvReader, UnreadableFile, cell_text, open_table
+    from cityhub.intake.importer import ColumnMap, CsvReader, RepeatedColumn, UnreadableFile, cell_text, open_table
 
     p = Path(path)
     report = CsvReport(path=str(p), sha256=_sha256(p) if p.is_file() else "")
@@ -221,6 +221,8 @@ def read_labelled_csv(path: str | Path) -> tuple[list[LabelledOrder], CsvReport]
     with open_table(p) as reader:
         try:
             columns = ColumnMap.from_header(reader.header)
+        except RepeatedColumn as exc:
+            raise ValidationFailed(f"{p}: {exc.message}") from None
         except UnreadableFile as exc:
             raise ValidationFailed(f"{p}: header lacks a title or content column ({exc.message})") from None
         f = columns.fields
@@ -274,7 +276,14 @@ def read_texts(
     A table's row that cannot be read (bytes not in the file's encoding, a quote not closed) ends the reading with
     ``UnreadableFile`` naming the row — or, given ``problems``, takes its place as an empty text, with its row number
     and what is wrong under its index in ``problems``, and the reading goes on."""
-    from cityhub.intake.importer import EXCEL_SUFFIXES, ColumnMap, UnreadableFile, cell_text, open_table
+    from cityhub.intake.importer import (
+        EXCEL_SUFFIXES,
+        ColumnMap,
+        RepeatedColumn,
+        UnreadableFile,
+        cell_text,
+        open_table,
+    )
 
     p = Path(path)
     keys: list[str | int] = []
@@ -284,6 +293,8 @@ def read_texts(
             f = ColumnMap.from_header(reader.header).fields
         except UnreadableFile as exc:
             if p.suffix.lower() in {".csv", ".tsv", *EXCEL_SUFFIXES}:
+                if isinstance(exc, RepeatedColumn):
+                    raise ValidationFailed(f"{p}: {exc.message}") from None
                 header = ", ".join(str(h) for h in reader.header)
                 raise ValidationFailed(
                     f"{p}: header lacks a title or content column ({exc.message}); header was: {header}"

@@ -131,6 +131,13 @@ def _beyond_header(values: Sequence[str], headers: Sequence[str]) -> str | None:
     return f"row has {filled} cells, the header has {len(headers)}" if filled > len(headers) else None
 
 
+def _refuse_repeated(headers: Sequence[str], path: Path) -> None:
+    from cityhub.intake.importer import repeated_header
+
+    if (repeated := repeated_header(headers)) is not None:
+        raise ValidationFailed(f"{path}: the header row: {repeated}")
+
+
 def read_csv_table(path: Path) -> CsvTable:
     """Read a CSV file (UTF-8 with or without BOM, or GB18030: ``cityhub.textfiles``) with normalised headers."""
     text = read_text(path)
@@ -144,6 +151,7 @@ def read_csv_table(path: Path) -> CsvTable:
     if problem is not None:
         raise ValidationFailed(f"{path}: the header row: {problem}")
     headers = [h.strip().lower() for h in header_row]
+    _refuse_repeated(headers, path)
     rows: list[tuple[int, dict[str, str]]] = []
     unread: list[tuple[int, str, str]] = []
     try:
@@ -168,6 +176,7 @@ def read_table(path: Path) -> CsvTable:
         return read_csv_table(path)
     with open_table(path) as table:
         headers = [normalize_header(h) for h in table.header]
+        _refuse_repeated(headers, path)
         rows: list[tuple[int, dict[str, str]]] = []
         unread: list[tuple[int, str, str]] = []
         for number, cells in table.rows():
