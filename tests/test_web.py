@@ -2055,6 +2055,24 @@ def test_overdue_lists_the_open_orders_late_now_and_ever_overdue_the_closed_ones
     assert api(sla_status="overdue") == {late.number, closed_late.number}  # the stored status, as before
 
 
+def test_the_order_page_says_an_earlier_limit_ran_out(org) -> None:
+    """A transfer started a new limit of an order late at its first unit: 超期 is gone from its status, and the page
+    says when it was late, to staff only."""
+    order = _order(title="转办前已超期")
+    first_late = utcnow() - timedelta(days=2)
+    with session_scope() as s:
+        row = s.get(Order, order.id)
+        row.state, row.sla_status, row.due_at = State.IN_PROGRESS, SlaStatus.OK, utcnow() + timedelta(days=3)  # type: ignore[union-attr]
+        row.first_overdue_at = first_late  # type: ignore[union-attr]
+    page = login("sup").get(f"/orders/{order.id}")
+    assert page.status_code == 200
+    shown = re.search(r'data-testid="was-overdue">([^<]*)<', page.text)
+    assert shown and "曾超期" in shown.group(1), page.text
+    with session_scope() as s:
+        s.get(Order, order.id).overdue_at = first_late  # type: ignore[union-attr]  # late now, by that same limit
+    assert 'data-testid="was-overdue"' not in login("sup").get(f"/orders/{order.id}").text
+
+
 def test_the_dashboard_shows_how_much_went_out_automatically_and_how_much_stayed(org) -> None:
     automatic, by_hand = _order(), _order()
     with session_scope() as s:
