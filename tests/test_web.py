@@ -1166,6 +1166,34 @@ def test_the_order_page_shows_what_the_channel_sent_masked_for_masked_readers(or
     assert "企业统一信用代码" in shown and "li@example.cn" not in shown
 
 
+def test_a_sensor_alarms_order_names_its_reading_in_chinese_and_links_the_sensor(org) -> None:
+    """An alarm's order showed its attributes as the monitoring code wrote them (sensor_kind waterlogging, severity
+    critical): now by their labels, the sensor and its alarm as links to the sensor's page, a finding's orders as
+    links; another system's column keeps its own name."""
+    attributes = {
+        "source": "monitoring",
+        "alarm_id": 9,
+        "sensor_code": "BY-WL-001",
+        "sensor_kind": "waterlogging",
+        "metric": "depth",
+        "value": 31.1,
+        "severity": "critical",
+        "order_ids": [3, 5],
+        "备注": "waterlogging",
+    }
+    order = _order(attributes=attributes)
+    page = login("sup").get(f"/orders/{order.id}").text
+    details = re.search(r'data-testid="channel-details">(.*?)</td>', page, re.S).group(1)  # type: ignore[union-attr]
+    rows = dict(re.findall(r'<div data-key="([^"]+)"><small>[^<]*</small> (.*?)</div>', details))
+    assert rows["source"] == "物联感知告警" and rows["sensor_kind"] == "内涝" and rows["metric"] == "积水深度"
+    assert rows["severity"] == "严重" and rows["value"] == "31.1"
+    assert rows["sensor_code"] == '<a href="/monitoring/sensors/BY-WL-001">BY-WL-001</a>'
+    assert rows["alarm_id"] == '<a href="/monitoring/sensors/BY-WL-001#alarm-9">9</a>'
+    assert rows["order_ids"] == '<a href="/orders/3">#3</a> <a href="/orders/5">#5</a>'
+    assert rows["备注"] == "waterlogging"  # another system's column: its name and its text as they came
+    assert "<small>监测点</small>" in details and "<small>备注</small>" in details
+
+
 def test_a_phone_number_in_an_appeals_text_is_searched_only_by_those_who_read_it(org) -> None:
     """Finding an order by a phone number in its text would tell a masked reader who filed it: a leader is told why
     not, a handler finds it among the orders its unit leads (whose personal data it reads), an operator anywhere."""
@@ -2188,6 +2216,14 @@ def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> N
 
     # An alarm's order names its measure as the web UI does.
     assert {k: zh[f"metric.{k}"] for k in {**MEASURES, **DETECTIONS}} == {**MEASURES, **DETECTIONS}
+    from cityhub.analytics.correlation import PROACTIVE_SOURCE
+
+    # The channel details cityhub writes itself: an alarm's order, a proactive finding's, an Open311 request's.
+    written = ("source", "alarm_id", "sensor_code", "sensor_kind", "rule_id", "metric", "value", "threshold")
+    for key in (*written, "comparison", "severity", "proactive", "finding", "order_ids", "open311"):
+        assert f"attr.{key}" in zh, key
+    for source in ("monitoring", PROACTIVE_SOURCE):
+        assert f"source.{source}" in zh, source
     t = i18n.Translator("en")
     assert t("intake.created", number="BY1") == "Received: order BY1."
     assert i18n.Translator("zh-CN")("no.such.key") == "no.such.key"

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
@@ -1035,7 +1036,13 @@ def _detail_page(
         image_types=files.IMAGES,
         photo_types=files.PHOTOS,
         unmasked=unmasked,
-        channel_details=_channel_details(order, unmasked=unmasked) if staff else [],
+        channel_details=(
+            _channel_details(
+                order, unmasked=unmasked, monitoring=permissions.allows(principal.role, permissions.ALARMS_READ)
+            )
+            if staff
+            else []
+        ),
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
         reply_cut=WEAK_THRESHOLD,
     )
@@ -1055,19 +1062,46 @@ def _contact_lines(unit: Unit) -> list[str]:
 CHANNEL_DETAIL_CHARS = 300  # a value shown longer than this is cut (a sensor's whole reading list, say)
 
 
-def _channel_details(order: Order, *, unmasked: bool) -> list[tuple[str, str]]:
+# The values of attributes cityhub itself writes (a sensor alarm's order, a proactive finding's) shown by their
+# label kind: ``t.label(kind, value)``, as the monitoring pages show them.
+_CHANNEL_VALUE_KINDS = {"sensor_kind": "sensor_kind", "metric": "metric", "severity": "severity", "source": "source"}
+
+
+@dataclass(frozen=True)
+class ChannelDetail:
+    """One thing the channel sent beside the appeal, as the order page shows it: the attribute's name (its label
+    ``attr.<key>``, the name itself for another system's column), its text, the label kind of the text, and the
+    pages it names (a sensor and its alarm, the orders a finding is about)."""
+
+    key: str
+    text: str
+    kind: str | None = None
+    links: tuple[tuple[str, str], ...] = ()
+
+
+def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[ChannelDetail]:
     """What the channel sent beside the appeal (``attributes``: an enterprise's id, a device, an imported file's extra
-    columns), as (name, text) rows — scrubbed of personal data unless the reader sees the order ``unmasked``."""
+    columns, a sensor alarm's reading) — scrubbed of personal data unless the reader sees the order ``unmasked``.
+    ``monitoring``: the reader may open the sensor pages, so a sensor's code and its alarm are links there."""
     from cityhub.masking import scrub_values
 
     attributes = order.attributes or {}
     if not unmasked:
         attributes = scrub_values(attributes, known=(order.citizen_name, order.citizen_phone))
+    sensor = attributes.get("sensor_code") if isinstance(attributes.get("sensor_code"), str) else None
     rows = []
     for key, value in attributes.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         cut = text if len(text) <= CHANNEL_DETAIL_CHARS else text[:CHANNEL_DETAIL_CHARS] + "…"
-        rows.append((str(key), cut))
+        links: tuple[tuple[str, str], ...] = ()
+        if monitoring and sensor and key == "sensor_code":
+            links = ((f"/monitoring/sensors/{quote(sensor, safe='')}", sensor),)
+        elif monitoring and sensor and key == "alarm_id" and isinstance(value, int):
+            links = ((f"/monitoring/sensors/{quote(sensor, safe='')}#alarm-{value}", str(value)),)
+        elif key == "order_ids" and isinstance(value, list) and all(isinstance(i, int) for i in value):
+            links = tuple((f"/orders/{i}", f"#{i}") for i in value)
+        kind = _CHANNEL_VALUE_KINDS.get(str(key)) if isinstance(value, str) else None
+        rows.append(ChannelDetail(str(key), cut, kind, links))
     return rows
 
 
