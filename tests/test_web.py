@@ -1179,6 +1179,7 @@ def test_a_sensor_alarms_order_names_its_reading_in_chinese_and_links_the_sensor
         "value": 31.1,
         "severity": "critical",
         "order_ids": [3, 5],
+        "finding": {"id": "f1", "summary": "嘉禾街道 近7天 路灯故障 异常增多", "z": 4.2},
         "备注": "waterlogging",
     }
     order = _order(attributes=attributes)
@@ -1190,6 +1191,7 @@ def test_a_sensor_alarms_order_names_its_reading_in_chinese_and_links_the_sensor
     assert rows["sensor_code"] == '<a href="/monitoring/sensors/BY-WL-001">BY-WL-001</a>'
     assert rows["alarm_id"] == '<a href="/monitoring/sensors/BY-WL-001#alarm-9">9</a>'
     assert rows["order_ids"] == '<a href="/orders/3">#3</a> <a href="/orders/5">#5</a>'
+    assert rows["finding"] == "嘉禾街道 近7天 路灯故障 异常增多"  # what was found, not its statistics
     assert rows["备注"] == "waterlogging"  # another system's column: its name and its text as they came
     assert "<small>监测点</small>" in details and "<small>备注</small>" in details
 

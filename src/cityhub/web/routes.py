@@ -1091,6 +1091,8 @@ def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[
     sensor = attributes.get("sensor_code") if isinstance(attributes.get("sensor_code"), str) else None
     rows = []
     for key, value in attributes.items():
+        if key == "finding" and isinstance(value, dict) and isinstance(value.get("summary"), str):
+            value = value["summary"]  # a proactive finding: what it found, not its statistics' JSON
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         cut = text if len(text) <= CHANNEL_DETAIL_CHARS else text[:CHANNEL_DETAIL_CHARS] + "…"
         links: tuple[tuple[str, str], ...] = ()
