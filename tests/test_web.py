@@ -1181,6 +1181,7 @@ def test_a_sensor_alarms_order_names_its_reading_in_chinese_and_links_the_sensor
         "order_ids": [3, 5],
         "finding": {"id": "f1", "summary": "嘉禾街道 近7天 路灯故障 异常增多", "z": 4.2},
         "备注": "waterlogging",
+        "proactive": True,
     }
     order = _order(attributes=attributes)
     page = login("sup").get(f"/orders/{order.id}").text
@@ -1192,6 +1193,7 @@ def test_a_sensor_alarms_order_names_its_reading_in_chinese_and_links_the_sensor
     assert rows["alarm_id"] == '<a href="/monitoring/sensors/BY-WL-001#alarm-9">9</a>'
     assert rows["order_ids"] == '<a href="/orders/3">#3</a> <a href="/orders/5">#5</a>'
     assert rows["finding"] == "嘉禾街道 近7天 路灯故障 异常增多"  # what was found, not its statistics
+    assert rows["proactive"] == "是"
     assert rows["备注"] == "waterlogging"  # another system's column: its name and its text as they came
     assert "<small>监测点</small>" in details and "<small>备注</small>" in details
 

@@ -1103,6 +1103,8 @@ def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[
         elif key == "order_ids" and isinstance(value, list) and all(isinstance(i, int) for i in value):
             links = tuple((f"/orders/{i}", f"#{i}") for i in value)
         kind = _CHANNEL_VALUE_KINDS.get(str(key)) if isinstance(value, str) else None
+        if isinstance(value, bool):  # 是 / 否, not JSON's true / false
+            cut, kind = ("yes" if value else "no"), "common"
         rows.append(ChannelDetail(str(key), cut, kind, links))
     return rows
 
