@@ -3,9 +3,9 @@
 Seeds N demo orders (``cityhub demo seed --no-extras``, default 1,000,000 over 3 years; ``--quick``: 20,000 over
 1 year) into a fresh SQLite file, or into the PostgreSQL database ``--seed-into URL`` (its schema is dropped
 first) — or reuses a database with ``--db URL`` (nothing is written to it) — then times, for the last full
-month of the history: all eight KPIs of every unit (``kpi.compute``), the composite ranking, one drill-down of
-the busiest unit, and the report (HTML + xlsx; PDF too unless ``--no-pdf``). Results go to
-``bench/results/kpi_<backend>_<N|db>.json``.
+month of the history: all eight KPIs of every unit (``kpi.compute``), the composite ranking, the drill-downs of
+the busiest unit (each KPI's) and of the busiest street, that unit's own row of every KPI, and the report (HTML +
+xlsx; PDF too unless ``--no-pdf``). Results go to ``bench/results/kpi_<backend>_<N|db>.json``.
 
 The KPIs read the events of the period (index on ``order_events.at``) and correlated look-ups per order, so
 their cost follows the month's volume; ``--years`` sets how many months the N orders spread over.
@@ -84,6 +84,8 @@ def main() -> None:
     from cityhub.workorders.models import Order, OrderEvent
 
     reset_engine()
+    # The machine's load when the run starts and ends (a shared machine: the wall times follow the others' load).
+    result["load_start"] = [round(x, 2) for x in os.getloadavg()]
     period = kpi.parse_period(args.period or f"{END:%Y-%m}")  # END is the last day of a month
     timings: dict[str, float] = {}
     with session_scope() as s:
@@ -108,9 +110,37 @@ def main() -> None:
         ranking = kpi.rank(rows, min_sample=kpi.DEFAULT_MIN_SAMPLE)
         timings["ranking_s"] = time.perf_counter() - t
         busiest = max(rows, key=lambda r: r.sample)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         dd = kpi.drilldown(s, unit=busiest.unit_id, kpi="on_time_completion", period=period)
         timings["drilldown_s"] = time.perf_counter() - t
+        timings["drilldown_cpu_s"] = time.process_time() - cpu
+        # Each KPI's drill-down of the busiest unit, and the completion drill-down of the busiest unit of each tier (a
+        # street's counts its communities' facts with its own): what `cityhub analytics drilldown` and
+        # `GET /api/v1/kpi/drilldown` answer. One unit's row of every KPI is what its staff get from `GET /api/v1/kpi`.
+        drill_per_kpi, drill_per_kpi_cpu = {}, {}
+        for k in kpi.KPIS:
+            t, cpu = time.perf_counter(), time.process_time()
+            kpi.drilldown(s, unit=busiest.unit_id, kpi=k.name, period=period)
+            drill_per_kpi[k.name] = round(time.perf_counter() - t, 3)
+            drill_per_kpi_cpu[k.name] = round(time.process_time() - cpu, 3)
+        drill_by_tier: dict[str, dict[str, Any]] = {}
+        for tier in ("street", "community", "department"):
+            of_tier = [r for r in rows if r.tier == tier]
+            if not of_tier:
+                continue
+            unit = max(of_tier, key=lambda r: r.sample)
+            t, cpu = time.perf_counter(), time.process_time()
+            drilled = kpi.drilldown(s, unit=unit.unit_id, kpi="on_time_completion", period=period)
+            drill_by_tier[tier] = {
+                "unit": unit.code,
+                "rows": len(drilled.denominator),
+                "s": round(time.perf_counter() - t, 3),
+                "cpu_s": round(time.process_time() - cpu, 3),
+            }
+        t, cpu = time.perf_counter(), time.process_time()
+        kpi.compute(s, period=period, unit_ids=[busiest.unit_id])
+        timings["compute_one_unit_s"] = time.perf_counter() - t
+        timings["compute_one_unit_cpu_s"] = time.process_time() - cpu
         formats = ("html", "xlsx") if args.no_pdf else ("html", "pdf", "xlsx")
         out = Path(tempfile.mkdtemp(prefix="bench-kpi-report-"))
         t = time.perf_counter()
@@ -122,6 +152,10 @@ def main() -> None:
         ranked=len(ranking.ranked),
         insufficient=len(ranking.insufficient),
         drilldown_rows=len(dd.denominator),
+        drilldown_unit=busiest.code,
+        drilldown_per_kpi_s=drill_per_kpi,
+        drilldown_per_kpi_cpu_s=drill_per_kpi_cpu,
+        drilldown_busiest_of_tier=drill_by_tier,
         per_kpi_s=per_kpi,
         report_files={k: str(v) for k, v in files.files.items()},
         **{k: round(v, 3) for k, v in timings.items()},
@@ -130,6 +164,7 @@ def main() -> None:
     result["backend"] = backend
     result["peak_rss_mb"] = round(peak_rss_mb())
     result["years"] = args.years
+    result["load_end"] = [round(x, 2) for x in os.getloadavg()]
     path = write_result(f"kpi_{backend}_{label}", result)
     for key, value in result.items():
         print(f"{key}: {value}")

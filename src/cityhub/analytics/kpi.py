@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -77,9 +77,11 @@ from sqlalchemy import (
     case,
     func,
     literal,
+    literal_column,
     or_,
     select,
     type_coerce,
+    union,
 )
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.types import NullType
@@ -390,6 +392,31 @@ WALKED_KPIS = tuple(_FACT_ACTIONS)
 _WALKED_ACTIONS = tuple(
     sorted({*CLOCK_START_ACTIONS, *DEADLINE_ACTIONS, *(a for acts in _FACT_ACTIONS.values() for a in acts), "return"})
 )
+# The events whose unit a walk can credit with a fact: an assignment (a clock start naming its unit) makes its unit
+# the holder of what follows, and an accept or reply of a trail without an assignment before it counts for its own.
+_HOLDING_ACTIONS = (*CLOCK_START_ACTIONS, "accept", "reply")
+
+
+def _can_hold(order_id: Any, units: Collection[int]) -> Any:
+    """``order_id`` is one of the orders that can hold a fact of ``units`` (a superset of them): the walk credits a
+    fact to the unit holding the order — the unit of an assignment event (:data:`_HOLDING_ACTIONS`), else the accept's
+    or reply's own — and a callback or close to the unit holding it at the last reply, else the order's lead unit. So
+    an order none of whose events of those actions names one of ``units`` and whose lead unit is none of them holds
+    no fact of theirs, in any period; a walk of the trails of the others (each read whole) finds every fact of
+    ``units`` that the walk of all the period's orders finds.
+
+    The set is read once, from ``ix_order_events_unit_action`` alone and the lead unit's index of ``orders``, and the
+    period's orders, read through the period's index as for the whole district, are looked up in it: ``+ 0`` keeps
+    SQLite from reading it the other way round, every order the units ever held by its key (a busy street's orders of
+    all the years: 2 s for a month's figure)."""
+    g = _ev("g")
+    o = Order.__table__
+    ids = sorted(set(units))
+    held = union(
+        select(g.c.order_id).where(g.c.unit_id.in_(ids), g.c.action.in_(_HOLDING_ACTIONS)),
+        select(o.c.id).where(o.c.lead_unit_id.in_(ids)),
+    )
+    return (order_id + literal_column("0")).in_(held)
 
 
 def _recorded(e: Any, key: str) -> Any:
@@ -401,16 +428,21 @@ def _recorded(e: Any, key: str) -> Any:
     )
 
 
-def _trail_rows(session: Session, period: Period, kpis: Sequence[str]) -> Iterable[Any]:
-    """The walked events of every order with an event of the ``kpis``' counted actions in the period, by order and
-    id: (id, order_id, action, to_state, unit_id, in the period, clock start, assignment, recorded accept_due_at,
-    recorded due_at, lifts the accept mark, lifts the overdue mark, and for the counted events of the period what
-    judging them needs: an act's time and the order's current deadline, a callback's verdict, the order's lead unit
-    for a callback or close)."""
+def _trail_rows(
+    session: Session, period: Period, kpis: Sequence[str], units: Collection[int] | None = None
+) -> Iterable[Any]:
+    """The walked events of every order with an event of the ``kpis``' counted actions in the period (with
+    ``units``, of those of them that can hold a fact of ``units``: :func:`_can_hold`), by order and id: (id,
+    order_id, action, to_state, unit_id, in the period, clock start, assignment, recorded accept_due_at, recorded
+    due_at, lifts the accept mark, lifts the overdue mark, and for the counted events of the period what judging them
+    needs: an act's time and the order's current deadline, a callback's verdict, the order's lead unit for a callback
+    or close)."""
     e, f = _ev("e"), _ev("f")
     o = Order.__table__
     counted = sorted({a for k in kpis for a in _FACT_ACTIONS[k]})
     orders = select(f.c.order_id).where(f.c.action.in_(counted), _in(f, period))
+    if units is not None:  # one unit's figures: not the trails of every order of the period
+        orders = orders.where(_can_hold(f.c.order_id, units))
     in_period = _in(e, period)
 
     def of_order(column: Any) -> Any:  # read for the few events that need it, not joined to every event
@@ -462,9 +494,12 @@ class _Counted:
         self.lifted = False
 
 
-def _walked_facts(session: Session, period: Period, kpis: Sequence[str]) -> dict[str, list[_Counted]]:
+def _walked_facts(
+    session: Session, period: Period, kpis: Sequence[str], units: Collection[int] | None = None
+) -> dict[str, list[_Counted]]:
     """The facts of each of ``kpis`` (of :data:`WALKED_KPIS`) in the period, in trail order (:func:`_as_facts` makes
-    them :class:`Fact` rows); rows without a unit and lifted marks left out.
+    them :class:`Fact` rows); rows without a unit and lifted marks left out. With ``units``, only the trails of the
+    orders that can hold a fact of theirs are walked: every fact of ``units`` is there, other units' maybe only some.
 
     Per trail, in id order, an event is first judged by what came before it, then moves the state:
     the unit holding the order (the latest assignment naming one), the unit it was held by at the last reply, the
@@ -508,7 +543,7 @@ def _walked_facts(session: Session, period: Period, kpis: Sequence[str]) -> dict
         order_due,
         satisfied,
         lead,
-    ) in _trail_rows(session, period, kpis):
+    ) in _trail_rows(session, period, kpis, units):
         if oid != trail_order:  # a new trail
             trail_order, last_unit, replied_unit, reply = oid, None, None, None
             standing, pending = {ACCEPT_MARK: False, COMPLETION_MARK: False}, {ACCEPT_MARK: [], COMPLETION_MARK: []}
@@ -602,11 +637,14 @@ class Fact:
     event: str | None = None
 
 
-def _repeat_facts(session: Session, period: Period, repeat_days: int) -> list[Fact]:
+def _repeat_facts(
+    session: Session, period: Period, repeat_days: int, units: Collection[int] | None = None
+) -> list[Fact]:
     """Repeat complaints: the window comparison is done here because date arithmetic is not portable SQL.
 
     Reads only the orders created in ``[start - repeat_days, end)`` (index on created_at), then matches them by
-    phone and by (address, category) in dictionaries: linear in the size of the window.
+    phone and by (address, category) in dictionaries: linear in the size of the window. With ``units``, the first
+    assignments are looked up only for the orders that can hold a fact of theirs (every fact of ``units`` is there).
     """
     from cityhub.workorders.tracking import phone_digits
 
@@ -641,25 +679,27 @@ def _repeat_facts(session: Session, period: Period, repeat_days: int) -> list[Fa
             repeat[oid] = any(created - p < window for p in previous)
     if not repeat:
         return []
-    first = _first_assignments(session, period)
+    first = _first_assignments(session, period, units)
     return [Fact(oid, oid, first[oid][1], hit) for oid, hit in repeat.items() if oid in first]
 
 
-def _first_assignments(session: Session, period: Period) -> dict[int, tuple[int, int]]:
-    """order id → (event id, unit id) of the first assignment, for orders created in the period."""
+def _first_assignments(
+    session: Session, period: Period, units: Collection[int] | None = None
+) -> dict[int, tuple[int, int]]:
+    """order id → (event id, unit id) of the first assignment, for orders created in the period (with ``units``, for
+    those of them that can hold a fact of ``units``: :func:`_can_hold`; an assignment names its unit)."""
     e = _ev("e")
     f = _ev("f")
     o = Order.__table__
     # One look-up of the first assignment per order of the period (per event of its trail, the trail was read
     # once for each of its events: 1–2 s for a year at 200,000 orders), then that event by its key.
-    first = (
-        select(
-            o.c.id.label("order_id"),
-            select(func.min(f.c.id)).where(f.c.order_id == o.c.id, _is_assignment(f)).scalar_subquery().label("id"),
-        )
-        .where(o.c.created_at >= period.start, o.c.created_at < period.end)
-        .subquery()
-    )
+    orders = select(
+        o.c.id.label("order_id"),
+        select(func.min(f.c.id)).where(f.c.order_id == o.c.id, _is_assignment(f)).scalar_subquery().label("id"),
+    ).where(o.c.created_at >= period.start, o.c.created_at < period.end)
+    if units is not None:
+        orders = orders.where(_can_hold(o.c.id, units))
+    first = orders.subquery()
     rows = session.execute(
         select(first.c.order_id, e.c.id, e.c.unit_id)
         .select_from(first.join(e, e.c.id == first.c.id))
@@ -681,14 +721,15 @@ def _parse_due(text: str | None) -> datetime | None:
 def facts(
     session: Session, *, kpi: str, period: Period, unit_id: int | None = None, repeat_days: int = DEFAULT_REPEAT_DAYS
 ) -> list[Fact]:
-    """The counted rows of one KPI (optionally of one unit: of a street, its communities' rows too)."""
+    """The counted rows of one KPI (optionally of one unit: of a street, its communities' rows too; only the trails
+    of the orders that can hold a fact of theirs are read then, :func:`_can_hold`)."""
     if kpi not in KPI_BY_NAME:
         raise ValidationFailed(f"unknown kpi '{kpi}' (known: {', '.join(KPI_BY_NAME)})", details={"field": "kpi"})
     units = None if unit_id is None else set(jurisdiction(session, unit_id))
     rows = (
-        _repeat_facts(session, period, repeat_days)
+        _repeat_facts(session, period, repeat_days, units)
         if kpi == "repeat_rate"
-        else _as_facts(kpi, _walked_facts(session, period, [kpi])[kpi])
+        else _as_facts(kpi, _walked_facts(session, period, [kpi], units)[kpi])
     )
     return [f for f in rows if units is None or f.unit_id in units]
 
@@ -721,13 +762,16 @@ def _roll_up(counts: dict[int, tuple[int, int]], streets: dict[int, int]) -> dic
 
 
 def _aggregate(
-    session: Session, kpis: Sequence[str], period: Period, repeat_days: int
+    session: Session, kpis: Sequence[str], period: Period, repeat_days: int, units: Collection[int] | None = None
 ) -> dict[str, dict[int, tuple[int, int]]]:
-    """KPI name → unit id → (numerator, denominator); the trails are walked once for all of ``kpis``."""
+    """KPI name → unit id → (numerator, denominator); the trails are walked once for all of ``kpis``. With ``units``,
+    only the orders that can hold a fact of theirs are read: their counts are exact, other units' maybe partial."""
     walked = [k for k in kpis if k in WALKED_KPIS]
-    counted: dict[str, Sequence[_Counted | Fact]] = dict(_walked_facts(session, period, walked)) if walked else {}
+    counted: dict[str, Sequence[_Counted | Fact]] = (
+        dict(_walked_facts(session, period, walked, units)) if walked else {}
+    )
     if "repeat_rate" in kpis:
-        counted["repeat_rate"] = _repeat_facts(session, period, repeat_days)
+        counted["repeat_rate"] = _repeat_facts(session, period, repeat_days, units)
     out: dict[str, dict[int, tuple[int, int]]] = {}
     for name, rows in counted.items():
         hits: Counter[int | None] = Counter(f.unit_id for f in rows if f.hit)
@@ -801,7 +845,8 @@ def compute(
     repeat_days: int = DEFAULT_REPEAT_DAYS,
 ) -> list[UnitKpis]:
     """Every KPI of every unit (of ``tier`` / among ``unit_ids``) that has a count in the period; a street's
-    include its communities' (:func:`jurisdiction`)."""
+    include its communities' (:func:`jurisdiction`). Among ``unit_ids``, only the orders that can hold a fact of
+    theirs or their communities' are read (a unit's staff asking for their own row do not pay for the district)."""
     names = list(kpis or KPI_BY_NAME)
     for n in names:
         if n not in KPI_BY_NAME:
@@ -809,8 +854,12 @@ def compute(
     if tier is not None and tier not in {t.value for t in UnitTier}:
         raise ValidationFailed(f"unknown tier '{tier}'", details={"field": "tier"})
     streets = _streets_of_communities(session)
+    wanted = None if unit_ids is None else set(unit_ids)
+    # Each wanted unit's counts and those of the communities rolled up into it are exact when the walk reads only
+    # the orders that can hold their facts; other units' counts may then be partial, and are not shown.
+    units = None if wanted is None else {u for uid in wanted for u in jurisdiction(session, uid)}
     # The sample (工单量) is the return rate's denominator: the assignments of the period.
-    aggregated = _aggregate(session, list(dict.fromkeys([*names, "return_rate"])), period, repeat_days)
+    aggregated = _aggregate(session, list(dict.fromkeys([*names, "return_rate"])), period, repeat_days, units)
     counts = {n: _roll_up(aggregated[n], streets) for n in names}
     sample = _roll_up(aggregated["return_rate"], streets)
     # Units with assignments but nothing counted for a KPI still appear (0/0), so rankings can list them apart.
@@ -818,7 +867,6 @@ def compute(
     query = select(Unit.id, Unit.code, Unit.name, Unit.tier).where(Unit.id.in_(sorted(ids)))
     if tier is not None:
         query = query.where(Unit.tier == UnitTier(tier))
-    wanted = None if unit_ids is None else set(unit_ids)
     out: list[UnitKpis] = []
     for uid, code, name, utier in session.execute(query.order_by(Unit.code)):
         if wanted is not None and uid not in wanted:

@@ -334,8 +334,13 @@ class OrderEvent(Base):
 
     __tablename__ = "order_events"
     # The assessment's facts (``analytics.kpi``) are the events of one action in a period: without ``at`` beside
-    # ``action`` a month's figures walked every such event of all the years (migration 0031).
-    __table_args__ = (Index("ix_order_events_action_at", "action", "at"),)
+    # ``action`` a month's figures walked every such event of all the years (migration 0031). One unit's figures
+    # read only the orders whose events name it (``kpi._can_hold``: the order ids beside the unit and action, read
+    # from the index alone), not the trails of the whole period (migration 0038).
+    __table_args__ = (
+        Index("ix_order_events_action_at", "action", "at"),
+        Index("ix_order_events_unit_action", "unit_id", "action", "order_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
