@@ -19,7 +19,7 @@ from cityhub.workorders.scheduled import sla_sweep
 
 MONDAY = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, a plain working week
 ADMIN = service.Actor(name="管理员", role="admin")
-BEFORE = "0036_overdue_indexes"
+BEFORE = "0038_event_unit_index"
 
 
 def _act(session: Session, order_id: int, action: str, at: datetime, **params: object) -> None:
@@ -67,7 +67,7 @@ def test_a_transfer_keeps_the_lateness_of_the_first_limit_and_a_lifted_one_is_no
 
 
 def test_the_migration_fills_the_lateness_of_orders_from_before(empty_db_url: str) -> None:
-    """The orders of the scenario, their column dropped (downgrade to 0036) and filled again by 0039: from
+    """The orders of the scenario, their column dropped (downgrade to 0038) and filled again by 0039: from
     ``overdue_at`` where it is set, else from the trail's first overdue mark not lifted (the sweep's time)."""
     migrate.upgrade(empty_db_url)
     engine = make_engine(empty_db_url)

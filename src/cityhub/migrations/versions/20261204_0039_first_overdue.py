@@ -16,7 +16,7 @@ from alembic import op
 import cityhub.db
 
 revision: str = '0039_first_overdue'
-down_revision: str | None = '0036_overdue_indexes'
+down_revision: str | None = '0038_event_unit_index'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
