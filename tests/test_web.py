@@ -2011,6 +2011,43 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     assert 'data-testid="hot-mined-at"' in login("lead").get("/dashboard").text  # when the topics shown were mined
 
 
+def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org) -> None:
+    """单位考核: the dashboard ranked the streets by a score with nothing behind it on the web; a unit's page shows
+    its eight rates of the period, and each rate the orders counted in it — for overseers, and for the unit's own
+    staff, not another unit's."""
+    street = org["street_a"]
+    accepted, waiting = _order(title="路灯不亮"), _order(title="井盖缺失")
+    with session_scope() as s:
+        for o in (accepted, waiting):
+            orders.act(s, order_id=o.id, action="dispatch", params={"unit_id": street})
+        orders.act(s, order_id=accepted.id, action="accept")
+    lead = login("lead")
+    page = lead.get(f"/assessment/{street}")
+    assert page.status_code == 200 and "单位考核：景泰街道" in page.text
+    cells = r'<tr data-kpi="([a-z_]+)"[^>]*>.*?</td>\s*<td class="num">(\d+)</td><td class="num">(\d+)</td>'
+    rows = {name: (int(n), int(d)) for name, n, d in re.findall(cells, page.text, re.S)}
+    assert len(rows) == 8 and rows["return_rate"] == (0, 2)  # two assignments, none returned
+    drill = lead.get(f"/assessment/{street}", params={"kpi": "on_time_accept"})
+    assert drill.status_code == 200 and 'data-testid="drill"' in drill.text
+    counted = dict(re.findall(r'<tr data-order="(\d+)" data-hit="(\d)">', drill.text))
+    assert counted == {str(accepted.id): "1"}  # accepted in time; the other's limit has not passed yet
+    assert f'href="/orders/{accepted.id}"' in drill.text and 'aria-current="true"' in drill.text
+    assert login("hand_a").get(f"/assessment/{street}").status_code == 200  # its own unit
+    assert login("hand_b").get(f"/assessment/{street}").status_code == 404  # another street's
+    from cityhub.auth import service as auth
+    from cityhub.org.models import Role
+    from cityhub.org.schemas import UserCreate
+
+    with session_scope() as s:
+        data = UserCreate(username="jx_sup2", full_name="街道督办", role=Role.SUPERVISOR, unit_id=org["street_b"])
+        auth.create_account(s, data=data, password=PASSWORD)
+    other = login("jx_sup2").get(f"/assessment/{street}", params={"kpi": "on_time_accept"})
+    assert other.status_code == 200 and "按时签收率" in other.text  # a district-wide ranking's unit: its rates
+    assert 'data-testid="drill"' not in other.text and "?period=" not in other.text  # not its orders
+    assert lead.get("/assessment/987654").status_code == 404
+    assert lead.get(f"/assessment/{street}", params={"kpi": "no_such"}).status_code == 200  # no drill-down, no error
+
+
 def test_a_street_overseer_sees_the_hot_topics_of_its_street_and_knows_the_ranking_is_the_districts(org) -> None:
     for _ in range(3):
         _order(title="餐馆油烟扰民")  # 景泰街道

@@ -1556,6 +1556,7 @@ def install(app: FastAPI) -> None:
         return support.error_page(request, exc.status, exc.message_key, principal)
 
     from cityhub.web.api_clients_pages import router as api_clients_router
+    from cityhub.web.assessment_pages import router as assessment_router
     from cityhub.web.brain_pages import router as brain_router
     from cityhub.web.calendar_pages import router as calendar_router
     from cityhub.web.import_pages import router as import_router
@@ -1584,6 +1585,7 @@ def install(app: FastAPI) -> None:
         monitoring_router,
         track_router,
         brain_router,
+        assessment_router,
     ):
         app.include_router(pages, dependencies=ids)
     app.mount("/static", StaticFiles(directory=vendor.STATIC_DIR), name="static")
