@@ -1,8 +1,10 @@
-"""axe-core in a real browser over the web UI's pages, for each role, in Chinese and in English: no serious or critical
-violation, and none of the lesser ones this suite was written to fix (unnamed landmarks, skipped heading levels,
-nameless table headers). Also what axe cannot see alone: the pages keep their contrast under a dark system theme, a
-phone's narrow screen, an action form unfolded, an intake refused with its field errors, and the intake
-assistance announces a one-line summary instead of re-reading the whole panel while the operator types.
+"""axe-core in a real browser over the web UI's pages, for each role, in Chinese and in English, in the light theme and
+in the dark one (a dark system's, which the pages follow until the user chooses): no serious or critical violation —
+the contrast of app.css's colour roles in either theme among them — and none of the lesser ones this suite was
+written to fix (unnamed landmarks, skipped heading levels, nameless table headers). Also what axe cannot see alone:
+the user's theme chosen against the system's, a phone's narrow screen, an action form unfolded, an intake refused
+with its field errors, and the intake assistance announces a one-line summary instead of re-reading the whole panel
+while the operator types.
 
 axe-core comes from npm (``package.json`` devDependencies, ``npm ci``) and is read from ``node_modules``; it is
 evaluated in the page by Playwright, so the app's content security policy stays on. No rule is excluded.
@@ -12,6 +14,7 @@ otherwise. The pages do not depend on the database backend: SQLite only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -125,20 +128,34 @@ def _page(browser: Any, base: str, username: str | None, lang: str, **context: A
 
 
 def _violations(page: Any) -> list[str]:
-    """axe's findings on the page as it is now (folded sections unfolded): serious and critical ones, and those of
+    """axe's findings on the page as it is now (folded sections unfolded, folded again after: an open dropdown — the
+    theme switch — covers the page to close at the next click): serious and critical ones, and those of
     ALSO_FAILING, each as 'rule (impact): the first elements'."""
-    page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    page.evaluate(
+        "document.querySelectorAll('details:not([open])').forEach(d => { d.open = true; d.dataset.unfolded = '1'; })"
+    )
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.evaluate(AXE.read_text(encoding="utf-8"))
     found = page.evaluate(
         """async () => (await axe.run(document, {resultTypes: ['violations']})).violations.map(v => ({
             id: v.id, impact: v.impact, targets: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))"""
     )
+    page.evaluate("document.querySelectorAll('details[data-unfolded]').forEach(d => { d.open = false; })")
     return [
         f"{v['id']} ({v['impact']}): {', '.join(v['targets'])}"
         for v in found
         if v["impact"] in ("serious", "critical") or v["id"] in ALSO_FAILING
     ]
+
+
+def _background(page: Any) -> tuple[float, ...]:
+    """The page's background colour as drawn (Pico's on <html>), red, green and blue."""
+    colour = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
+    return tuple(float(x) for x in re.findall(r"[\d.]+", colour)[:3])
+
+
+def _is_dark(page: Any) -> bool:
+    return max(_background(page)) < 60
 
 
 def _audit(page: Any, base: str, path: str, order: int) -> list[str]:
@@ -149,7 +166,11 @@ def _audit(page: Any, base: str, path: str, order: int) -> list[str]:
     return [f"{page.url}: {v}" for v in _violations(page)]
 
 
-def test_every_page_passes_axe_for_each_role_in_chinese_and_english(server: dict[str, Any], browser: Any) -> None:
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_passes_axe_for_each_role_in_chinese_and_english(
+    server: dict[str, Any], browser: Any, scheme: str
+) -> None:
+    """Every page in both themes: the system's, which the pages follow (跟随系统, no choice made)."""
     base, order = server["base"], server["order"]
     problems: list[str] = []
     for lang in ("zh-CN", "en"):
@@ -157,8 +178,9 @@ def test_every_page_passes_axe_for_each_role_in_chinese_and_english(server: dict
             wanted = paths if lang == "zh-CN" else [p for p in paths if p in ENGLISH]
             if not wanted:
                 continue
-            page = _page(browser, base, username, lang)
+            page = _page(browser, base, username, lang, color_scheme=scheme)
             assert page.locator("html").get_attribute("lang") == lang
+            assert _is_dark(page) == (scheme == "dark"), _background(page)
             for path in wanted:
                 problems += _audit(page, base, path, order)
                 if username == "hand_a" and path == ORDER:  # audited with the notice that stands for 答复
@@ -167,15 +189,26 @@ def test_every_page_passes_axe_for_each_role_in_chinese_and_english(server: dict
     assert not problems, "\n".join(problems)
 
 
-def test_a_dark_system_theme_and_a_phone_keep_the_contrast_and_the_keyboard(
+def test_the_users_theme_over_the_systems_and_a_phone_keep_the_contrast_and_the_keyboard(
     server: dict[str, Any], browser: Any
 ) -> None:
     base, order = server["base"], server["order"]
-    # Under a dark system theme the pages stay in the light theme their colours are chosen for.
-    dark = _page(browser, base, "disp", "zh-CN", color_scheme="dark")
-    problems = [v for path in ("/queue", ORDER) for v in _audit(dark, base, path, order)]
-    assert dark.evaluate("getComputedStyle(document.documentElement).backgroundColor") == "rgb(255, 255, 255)"
-    dark.context.close()
+    # 浅色 chosen under a dark system theme: the page is light from the first paint (the server writes it), and
+    # so are the form controls (color-scheme); 深色 under a light system the other way round.
+    problems: list[str] = []
+    for system, chosen, path in (("dark", "light", "/queue"), ("light", "dark", ORDER)):
+        page = _page(browser, base, "disp", "zh-CN", color_scheme=system)
+        page.goto(f"{base}/theme/{chosen}?next=/orders")
+        assert page.locator("html").get_attribute("data-theme") == chosen
+        problems += _audit(page, base, path, order)
+        assert _is_dark(page) == (chosen == "dark"), _background(page)
+        assert page.evaluate("getComputedStyle(document.documentElement).colorScheme") == chosen
+        # The switch goes back to the system's.
+        page.locator('[data-testid="theme-switch"] summary').click()
+        page.locator('[data-testid="theme-system"]').click()
+        page.wait_for_load_state()
+        assert page.locator("html").get_attribute("data-theme") is None and _is_dark(page) == (system == "dark")
+        page.context.close()
     # On a phone a wide table scrolls sideways inside its wrapper, which the keyboard can reach to scroll it.
     phone = _page(browser, base, "sup", "zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True)
     problems += _audit(phone, base, "/sla", order)

@@ -142,6 +142,34 @@ def test_the_map_draws_its_layers_and_a_popup_leads_to_the_order(server, browser
     assert not errors, errors
 
 
+def test_the_map_draws_its_layers_in_the_colours_of_the_pages_theme(server, browser) -> None:
+    """map.js takes its colours from app.css's roles: the dark theme's under a dark system (the user's 跟随系统), the
+    light theme's once the system turns light with the page open — its layers drawn again — the map's background
+    with them."""
+    context = browser.new_context(color_scheme="dark", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    _sign_in_as_lead(page, server["base"])
+    page.goto(f"{server['base']}/map")
+    page.wait_for_selector('#map[data-loaded-base="1"][data-loaded-units]')
+    drawn = """() => { const seen = new Set(); window.cityhubMap.eachLayer(l => {
+        if (l.options && l.options.color) { seen.add(l.options.color); seen.add(l.options.fillColor); } });
+        return [...seen]; }"""
+    background = "getComputedStyle(document.querySelector('#map')).backgroundColor"
+    dark = set(page.evaluate(drawn))
+    assert {"#4fc3f7", "#0f2a44", "#9be7c4"} <= dark and "#5b6b7f" not in dark, dark  # outline, district, streets
+    assert page.evaluate(background) == "rgb(10, 26, 43)"
+    page.emulate_media(color_scheme="light")
+    for _attempt in range(240):  # the layers are fetched and drawn again: on a loaded machine, a while
+        light = set(page.evaluate(drawn))
+        if "#4fc3f7" not in light and "#5b6b7f" in light:
+            break
+        page.wait_for_timeout(250)
+    assert {"#5b6b7f", "#eef3f8", "#2f7d5b"} <= light and "#4fc3f7" not in light, light
+    assert page.evaluate(background) == "rgb(223, 231, 239)"
+    context.close()
+
+
 def test_the_big_screen_clock_keeps_the_district_time_on_a_screen_set_to_another_zone(server, browser) -> None:
     """The big screen's clock and the map's "updated at" read in the district's zone, as the figures the server
     writes beside them do — also on a wall screen whose own zone is UTC or New York."""

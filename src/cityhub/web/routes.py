@@ -48,7 +48,7 @@ from cityhub.nlp.reply_quality import WEAK_THRESHOLD
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.places import Place, PlaceSource
 from cityhub.org.service import UnitRef, unit_directory
-from cityhub.web import forms, support, vendor
+from cityhub.web import forms, support, theme, vendor
 from cityhub.web.forms import field_message
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
 from cityhub.web.support import Form, FormBody, LoginRequired, PageError, render
@@ -222,6 +222,26 @@ def set_language(code: str, request: Request) -> Response:
     response = support.redirect(back)
     if code in LANGUAGES:
         response.set_cookie(LANGUAGE_COOKIE, code, max_age=365 * 86400, samesite="lax", path="/")
+    return response
+
+
+@router.get("/theme/{choice}")
+def set_theme(choice: str, request: Request) -> Response:
+    """Remember the chosen colour theme (``web.theme``) and go back to the page the user came from; 跟随系统 forgets
+    any earlier choice."""
+    if choice not in theme.THEMES:
+        return render(
+            request,
+            "error.html",
+            status_code=404,
+            message_key="theme.unknown",
+            message_params={"choice": choice, "choices": ", ".join(theme.THEMES)},
+        )
+    response = support.redirect(support.safe_next(request.query_params.get("next"), "/"))
+    if choice == theme.SYSTEM:
+        response.delete_cookie(theme.THEME_COOKIE, path="/")
+    else:
+        response.set_cookie(theme.THEME_COOKIE, choice, max_age=365 * 86400, samesite="lax", path="/")
     return response
 
 

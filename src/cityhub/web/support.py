@@ -40,7 +40,7 @@ from cityhub.formatting import percent
 from cityhub.knowledge.schemas import KB_TEXT_MAX_CHARS
 from cityhub.monitoring.schemas import NOTE_MAX_CHARS as MONITORING_NOTE_MAX_CHARS
 from cityhub.org.models import Role, Unit, UnitTier
-from cityhub.web import forms, machine_text, vendor
+from cityhub.web import forms, machine_text, theme, vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate
 from cityhub.workorders.files import REMOVE_REASON_MAX_CHARS, Upload
 from cityhub.workorders.lifecycle import Action
@@ -144,6 +144,17 @@ def language(request: Request) -> str:
 
 def translator(request: Request) -> Translator:
     return Translator(language(request))
+
+
+def theme_of(request: Request) -> str:
+    """The colour theme the user chose (``web.theme``): system, light or dark."""
+    return theme.chosen(request.cookies.get(theme.THEME_COOKIE))
+
+
+def current_url(request: Request) -> str:
+    """The page's own local address with its query, for a switch that comes back to it (the theme's)."""
+    query = request.url.query
+    return request.url.path + ("?" + query if query else "")
 
 
 @dataclass(frozen=True)
@@ -254,6 +265,9 @@ def render(
         t=t,
         lang=t.lang,
         languages=LANGUAGES,
+        theme=theme_of(request),
+        themes=theme.THEMES,
+        current_url=current_url(request),
         user=principal,
         nav=navigation(principal),
         csrf_token=principal.csrf_token if principal else None,

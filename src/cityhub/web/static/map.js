@@ -158,7 +158,17 @@
 
   // --- the map ----------------------------------------------------------------------------------------------
   var L = window.L;
-  var dark = !!cfg.screen;
+  // The colours are the stylesheet's (app.css: --ch-layer-NAME and the marks' roles, in the page's theme); a layer
+  // without its own is drawn in the colour of its registration. Read again when the system's theme changes.
+  var dark = false;
+  var style = null;
+  function readTheme() {
+    style = window.getComputedStyle(mapElement);
+    dark = !!cfg.screen || style.colorScheme === "dark";
+  }
+  function colour(role, fallback) { return style.getPropertyValue("--ch-" + role).trim() || fallback; }
+  function colourOf(layer) { return colour("layer-" + layer.name, layer.color); }
+  readTheme();
   var map = L.map(mapElement, {
     attributionControl: false,
     preferCanvas: true,
@@ -248,13 +258,13 @@
   // --- renderers ----------------------------------------------------------------------------------------------
   function popupLink(href, text) { return href ? '<a href="' + escapeHtml(href) + '">' + escapeHtml(text) + "</a>" : ""; }
 
-  function renderBase(data, group) {
+  function renderBase(data, group, layer) {
     var shape = L.geoJSON(data, {
       interactive: false,
       style: {
-        color: dark ? "#4fc3f7" : "#5b6b7f",
+        color: colourOf(layer),
         weight: dark ? 2.5 : 2,
-        fillColor: dark ? "#0f2a44" : "#eef3f8",
+        fillColor: colour("layer-base-fill", colourOf(layer)),
         fillOpacity: dark ? 0.55 : 0.8
       }
     }).addTo(group);
@@ -280,9 +290,9 @@
         points.push(at);
         shape = L.circleMarker(at, {
           radius: street ? 6 : 3.5,
-          color: p.overdue > 0 ? "#d1453b" : layer.color,
+          color: p.overdue > 0 ? colour("layer-overdue", colourOf(layer)) : colourOf(layer),
           weight: street ? 2 : 1,
-          fillColor: dark ? "#9be7c4" : layer.color,
+          fillColor: colour("layer-units-fill", colourOf(layer)),
           fillOpacity: street ? 0.9 : 0.6
         });
         if (street) {
@@ -292,7 +302,7 @@
         }
       } else if (feature.geometry) {
         shape = L.geoJSON(feature, {
-          style: { color: layer.color, weight: street ? 1.5 : 0.8, fillOpacity: 0.05, dashArray: street ? null : "3" }
+          style: { color: colourOf(layer), weight: street ? 1.5 : 0.8, fillOpacity: 0.05, dashArray: street ? null : "3" }
         });
         var bounds = shape.getBounds();
         if (bounds.isValid()) { points.push(bounds.getCenter()); }
@@ -342,9 +352,9 @@
       var at = [feature.geometry.coordinates[1], feature.geometry.coordinates[0]];
       var marker = L.circleMarker(at, {
         radius: 6,
-        color: "#fff",
+        color: colour("map-halo", colourOf(layer)),
         weight: 1.5,
-        fillColor: p.overdue ? "#d1453b" : layer.color,
+        fillColor: p.overdue ? colour("layer-overdue", colourOf(layer)) : colourOf(layer),
         fillOpacity: 0.95
       });
       marker.bindPopup(
@@ -366,9 +376,9 @@
       var kind = topic ? T.hot_topic : p.kind === "rising" ? T.finding_rising : T.finding_recurring;
       var marker = L.circleMarker(at, {
         radius: Math.min(30, 9 + 4 * Math.log2(1 + heat)),
-        color: topic ? "#e8910c" : layer.color,
+        color: topic ? colour("layer-topics", colourOf(layer)) : colourOf(layer),
         weight: 2,
-        fillColor: topic ? "#f5b041" : layer.color,
+        fillColor: topic ? colour("layer-topics-fill", colourOf(layer)) : colourOf(layer),
         fillOpacity: dark ? 0.45 : 0.3,
         className: "hotspot"
       });
@@ -384,11 +394,12 @@
 
   // A layer another package registers (sensors, alarms …) is drawn as points in its colour with its title.
   function renderGeneric(data, group, layer) {
+    var ink = colourOf(layer);
     L.geoJSON(data, {
       pointToLayer: function (feature, at) {
-        return L.circleMarker(at, { radius: 7, color: layer.color, fillColor: layer.color, fillOpacity: 0.7, weight: 1 });
+        return L.circleMarker(at, { radius: 7, color: ink, fillColor: ink, fillOpacity: 0.7, weight: 1 });
       },
-      style: { color: layer.color, weight: 2 },
+      style: { color: ink, weight: 2 },
       onEachFeature: function (feature, shape) {
         var p = feature.properties || {};
         var linkText = p.link_kind === "order" ? T.view_order : p.link_kind === "monitoring" ? T.view_monitoring : T.view_orders;
@@ -438,6 +449,15 @@
   loadAll(["base"]).then(function () {
     return loadAll(cfg.layers.filter(function (l) { return l.name !== "base"; }).map(function (l) { return l.name; }));
   });
+  // The system's theme changed (the page follows it when the user chose 跟随系统): the layers in its colours.
+  if (window.matchMedia) {
+    var scheme = window.matchMedia("(prefers-color-scheme: dark)");
+    var redraw = function () {
+      readTheme();
+      loadAll(cfg.layers.map(function (l) { return l.name; }));
+    };
+    if (scheme.addEventListener) { scheme.addEventListener("change", redraw); } else if (scheme.addListener) { scheme.addListener(redraw); }
+  }
   window.setInterval(function () {
     if (sessionEnded) { return; }
     refreshPanel();
