@@ -41,13 +41,14 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need
 # header named.
 ALSO_FAILING = {"landmark-unique", "heading-order", "empty-table-header"}
 ORDER = "{order}"  # the order page of the world's accepted order, in a path below
+ASSESSMENT = "{assessment}"  # the assessment page of that order's street, with a rate's orders (its drill-down)
 # role → the pages it works on (each run in zh-CN; ENGLISH in en too)
 PAGES: dict[str | None, list[str]] = {
     None: ["/", "/login", "/track"],
     "op": ["/intake", "/orders", ORDER, "/orders/import", "/kb", "/account"],
     "disp": ["/queue", ORDER, "/rules"],
     "hand_a": ["/orders?state=open", ORDER],  # the lead unit's: its reply awaits an assisting unit
-    "sup": ["/dashboard", "/reviews", "/sla"],
+    "sup": ["/dashboard", "/reviews", "/sla", ASSESSMENT],
     "lead": ["/brain/findings", "/brain/topics", "/brain/graph", "/map"],
     "adm": [
         "/admin",
@@ -111,7 +112,7 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         monitoring.ingest(s, items=items)
     log_path = tmp_path / "serve.log"
     with served_app(env, log_path) as base:
-        yield {"base": base, "order": order_id}
+        yield {"base": base, "order": order_id, "unit": world.street_a}
 
 
 def _page(browser: Any, base: str, username: str | None, lang: str, **context: Any) -> Any:
@@ -158,8 +159,8 @@ def _is_dark(page: Any) -> bool:
     return max(_background(page)) < 60
 
 
-def _audit(page: Any, base: str, path: str, order: int) -> list[str]:
-    url = base + path.replace(ORDER, f"/orders/{order}")
+def _audit(page: Any, base: str, path: str, order: int, unit: int | None = None) -> list[str]:
+    url = base + path.replace(ORDER, f"/orders/{order}").replace(ASSESSMENT, f"/assessment/{unit}?kpi=on_time_accept")
     response = page.goto(url)
     assert response.status == 200, url
     page.wait_for_load_state("networkidle")
@@ -182,7 +183,7 @@ def test_every_page_passes_axe_for_each_role_in_chinese_and_english(
             assert page.locator("html").get_attribute("lang") == lang
             assert _is_dark(page) == (scheme == "dark"), _background(page)
             for path in wanted:
-                problems += _audit(page, base, path, order)
+                problems += _audit(page, base, path, order, server["unit"])
                 if username == "hand_a" and path == ORDER:  # audited with the notice that stands for 答复
                     assert page.locator('[data-testid="reply-awaits"]').count() == 1
             page.context.close()
