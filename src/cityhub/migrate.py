@@ -30,11 +30,13 @@ def alembic_config(url: str | None = None) -> Config:
 
 def include_name(name: str | None, type_: str, _parent: object) -> bool:
     """Whether Alembic's autogenerate compares a database object with the models: not the full-text search's index
-    (SQLite's FTS5 table and the tables behind it, PostgreSQL's expression index), which the models do not hold."""
+    (SQLite's FTS5 table and the tables behind it, PostgreSQL's expression index), nor SQLite's counter of order
+    changes (cityhub.workorders.changes), which the models do not hold."""
+    from cityhub.workorders.changes import is_counter_table
     from cityhub.workorders.search import PG_INDEX, is_index_table
 
     if type_ == "table" and name is not None:
-        return not is_index_table(name)
+        return not is_index_table(name) and not is_counter_table(name)
     return not (type_ == "index" and name == PG_INDEX)
 
 

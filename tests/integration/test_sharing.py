@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -516,7 +517,8 @@ def test_the_changes_feed_reads_the_orders_changed_since_through_their_index(
 
 def test_a_cursor_no_answer_gave_is_refused_naming_it(client: TestClient) -> None:
     key = {"X-API-Key": _key("sharing:read")}
-    for bad in ("12", "bm9wZQ", "%%%"):
+    too_far = sharing.encode_changes_cursor(2**63, 1)  # beyond any transaction's number
+    for bad in ("12", "bm9wZQ", "%%%", too_far):
         response = client.get("/api/v1/sharing/orders", params={"cursor": bad}, headers=key)
         assert response.status_code == 422 and response.json()["details"]["field"] == "cursor", response.text
         assert "is not a cursor this API gave" in response.json()["message"]
@@ -525,3 +527,195 @@ def test_a_cursor_no_answer_gave_is_refused_naming_it(client: TestClient) -> Non
     assert "offset cannot be combined with cursor" in both.json()["message"]
     naive = client.get("/api/v1/sharing/orders", params={"updated_since": "2026-03-01T00:00:00"}, headers=key)
     assert naive.status_code == 422 and naive.json()["details"]["field"] == "updated_since"
+
+
+# --- the feed of changes -------------------------------------------------------------------------------------
+
+
+def _harvest(client: TestClient, key: dict[str, str], cursor: str, **first: str) -> tuple[list[tuple[str, str]], str]:
+    """Page a cursor feed from ``cursor`` to its end, two orders a page (``first``: parameters of the first call
+    only): the (number, state) of every item in order, and the cursor a harvester keeps for its next run."""
+    got: list[tuple[str, str]] = []
+    params: dict[str, str | int] = {**first}
+    while True:
+        response = client.get("/api/v1/sharing/orders", params={**params, "cursor": cursor, "limit": 2}, headers=key)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        got += [(item["number"], item["state"]) for item in page["items"]]
+        cursor = page["next_cursor"]
+        params = {}
+        if not page["has_more"]:
+            return got, cursor
+
+
+def test_the_feed_of_changes_hands_out_every_import_act_amendment_and_mark_once(
+    client: TestClient, tmp_path: Path
+) -> None:
+    """Each way an order is stored or changed — intake, the bulk import, a life-cycle step, an amendment, the SLA
+    sweep's marks (a set-based UPDATE) — moves it to the end of the feed of changes: a harvester's next run from its
+    kept cursor gets exactly the orders touched since, as they are now."""
+    from cityhub.cli import _mount, app
+    from cityhub.workorders.scheduled import sla_sweep
+
+    key = {"X-API-Key": _key("sharing:read")}
+    now = datetime.now(SHANGHAI)
+    with session_scope() as s:
+        first, second = (_received(s, f"路灯不亮{i}", now - timedelta(days=2, hours=i)) for i in range(2))
+    everything, kept = _harvest(client, key, "*", feed="changes")
+    assert everything == [(first, "received"), (second, "received")]
+    assert _harvest(client, key, kept) == ([], kept)  # nothing since: the kept cursor stays
+
+    csv_path = tmp_path / "past.csv"  # past orders imported: received long before everything harvested so far
+    csv_path.write_text("留言编号,留言用户,留言主题,留言时间,留言详情\n9001,U1,旧工单,2019/1/8 10:20:30,补录的旧工单\n")
+    _mount()
+    imported = CliRunner().invoke(app, ["import", "orders", str(csv_path), "--json"])
+    assert imported.exit_code == 0, imported.output
+    got, kept = _harvest(client, key, kept)
+    assert len(got) == 1 and got[0][0] not in (first, second), got
+    past = got[0][0]
+
+    with session_scope() as s:  # a life-cycle step (the ORM's UPDATE)
+        order = orders.get_order_by_number(s, number=first)
+        assert order is not None
+        unit = Unit(code="FEED-1", name="城管科", tier=UnitTier.DEPARTMENT)
+        s.add(unit)
+        s.flush()
+        orders.act(s, order_id=order.id, action=Action.DISPATCH, params={"unit_id": unit.id})
+    got, kept = _harvest(client, key, kept)
+    assert got == [(first, "dispatched")]
+
+    with session_scope() as s:  # an amendment
+        order = orders.get_order_by_number(s, number=past)
+        assert order is not None
+        orders.amend(s, order=order, changes={"address": "白云区同和街云景路"}, actor=orders.SYSTEM, text="补地址")
+    got, kept = _harvest(client, key, kept)
+    assert got == [(past, "received")]
+
+    with session_scope() as s:  # the sweep's marks: one UPDATE … WHERE for every order they fall on
+        marked = sla_sweep(s, now=datetime.now(SHANGHAI) + timedelta(days=400))
+    assert marked["overdue"] + marked["accept_overdue"] >= 1, marked
+    got, kept = _harvest(client, key, kept)
+    assert got == [(first, "dispatched")]
+    item = client.get("/api/v1/sharing/orders", params={"cursor": "*", "feed": "changes"}, headers=key).json()
+    assert [i["number"] for i in item["items"]] == [second, past, first]  # each once, by its last change
+    assert _harvest(client, key, kept) == ([], kept)
+
+
+@pytest.mark.parametrize("change", ["store", "update"])
+def test_the_feed_of_changes_never_passes_an_order_whose_transaction_commits_late(
+    client: TestClient, db_backend: str, change: str
+) -> None:
+    """PostgreSQL: one transaction stores (or changes) an order and stays open while a second stores (changes)
+    another and commits. A reader paging meanwhile must not pass the first: by the order id (the feed of new orders)
+    it handed out the second, kept a cursor beyond the first, and never gave the first once it committed; by the
+    time of the change (``updated_since``) a change committed more than the harvester's overlap after it was stamped
+    was missed. The feed of changes hands out what settled before the open transaction, holds the rest back, and
+    gives both once the first commits."""
+    if db_backend == "sqlite":
+        pytest.skip("SQLite has one writer at a time: no transaction commits while an earlier one is open")
+    from cityhub.db import session_factory
+
+    key = {"X-API-Key": _key("sharing:read")}
+    now = datetime.now(SHANGHAI)
+    with session_scope() as s:  # on different days: each order's number from another day's counter
+        known = [_received(s, f"井盖缺失{i}", now - timedelta(days=10 + i)) for i in range(2)]
+    harvested, kept = _harvest(client, key, "*", feed="changes")
+    assert harvested == [(n, "received") for n in known]
+    with session_scope() as s:  # settled before the open transaction below: handed out while it is open
+        between = _received(s, "路面塌陷", now - timedelta(days=20))
+
+    def touch(s: Session, number: str | None, text: str, days: int) -> str:
+        if number is None:
+            return _received(s, text, now - timedelta(days=days))
+        order = orders.get_order_by_number(s, number=number)
+        assert order is not None
+        orders.act(s, order_id=order.id, action=Action.CANCEL, params={"reason": text})
+        return number
+
+    early_target, late_target = (None, None) if change == "store" else (known[0], known[1])
+    state = "received" if change == "store" else "cancelled"
+    early = session_factory()()
+    try:
+        first = touch(early, early_target, "早开的事务", 30)
+        early.flush()  # its id and its transaction taken, not committed
+        with session_scope() as s:
+            second = touch(s, late_target, "后开先提交", 40)
+        while_open, after = _harvest(client, key, kept)
+        assert while_open == [(between, "received")]  # not the second: it would pass the first
+        assert _harvest(client, key, after) == ([], after)  # still held back, the position kept
+        early.commit()
+    finally:
+        early.close()
+    settled, last = _harvest(client, key, after)
+    assert settled == [(first, state), (second, state)]
+    assert _harvest(client, key, last) == ([], last)
+
+
+@pytest.mark.parametrize("kept", [False, True])  # from the beginning (cursor=*), and from a kept cursor
+def test_the_feed_of_changes_reads_the_orders_through_its_index(
+    db_session: Session, db_backend: str, kept: bool
+) -> None:
+    """A page of the feed of changes is read in ``(changed_xid, id)`` order through ``ix_orders_changed`` from the
+    cursor's position, on both backends, not by sorting every order changed since."""
+    from sqlalchemy import insert, text
+
+    from cityhub.workorders.models import Order
+    from sql_helpers import selects_naming
+
+    made, _ = orders.create_order(db_session, data=OrderCreate(channel=Channel.HOTLINE, content="井盖缺失"))
+    db_session.flush()
+    row = {c.key: getattr(made, c.key) for c in Order.__table__.columns if c.key not in ("id", "changed_xid")}
+    old = datetime(2024, 1, 1, tzinfo=SHANGHAI)
+    for batch in range(3):  # three transactions: the orders at three positions of the feed
+        db_session.execute(
+            insert(Order),
+            [
+                {**row, "number": f"T{batch}{n:06d}", "external_id": None, "created_at": old, "updated_at": old}
+                for n in range(1000)
+            ],
+        )
+        db_session.commit()
+    conn = db_session.connection()
+    conn.execute(text("ANALYZE"))
+    cursor = "*"
+    if kept:
+        changed_xid, order_id = db_session.execute(
+            select(Order.changed_xid, Order.id).order_by(Order.changed_xid.desc(), Order.id.desc()).offset(20)
+        ).first() or (0, 0)
+        cursor = sharing.encode_changes_cursor(changed_xid, order_id)
+    with selects_naming(db_session.get_bind(), "FROM orders") as statements:
+        page = sharing.anonymised_orders(db_session, cursor=cursor, feed="changes", limit=20)
+    assert len(page["items"]) == 20 and page["has_more"] is (not kept)
+    if not kept:
+        assert page["items"][0]["number"] == made.number  # stored first
+    statement, parameters = statements[0]
+    explain = "EXPLAIN QUERY PLAN" if db_backend == "sqlite" else "EXPLAIN"
+    plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"{explain} {statement}", parameters))
+    assert "ix_orders_changed" in plan and "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+    db_session.rollback()
+
+
+def test_a_cursor_of_one_feed_is_refused_with_the_other_naming_feed(client: TestClient) -> None:
+    key = {"X-API-Key": _key("sharing:read")}
+    with session_scope() as s:
+        _received(s, "路灯不亮", datetime.now(SHANGHAI))
+    by_id = client.get("/api/v1/sharing/orders", params={"cursor": "*"}, headers=key).json()["next_cursor"]
+    by_change = client.get("/api/v1/sharing/orders", params={"cursor": "*", "feed": "changes"}, headers=key).json()
+    for cursor, feed in ((by_id, "changes"), (by_change["next_cursor"], "new")):
+        response = client.get("/api/v1/sharing/orders", params={"cursor": cursor, "feed": feed}, headers=key)
+        assert response.status_code == 422 and response.json()["details"]["field"] == "feed", response.text
+        assert "is a position in the feed of" in response.json()["message"]
+    # A cursor says its feed: the feed of changes' goes on without feed=changes, the old ones as they always did.
+    for cursor in (by_id, by_change["next_cursor"]):
+        again = client.get("/api/v1/sharing/orders", params={"cursor": cursor}, headers=key).json()
+        assert again["items"] == [] and again["next_cursor"] == cursor
+    # A position no transaction of this database has reached: a cursor kept across a restore into another server.
+    ahead = sharing.encode_changes_cursor(2**62, 1)
+    response = client.get("/api/v1/sharing/orders", params={"cursor": ahead}, headers=key)
+    assert response.status_code == 422 and response.json()["details"]["field"] == "cursor", response.text
+    assert "is ahead of every change this database holds" in response.json()["message"]
+    alone = client.get("/api/v1/sharing/orders", params={"feed": "changes"}, headers=key)
+    assert alone.status_code == 422 and alone.json()["details"]["field"] == "cursor"
+    assert "begin it with cursor=*" in alone.json()["message"]
+    unknown = client.get("/api/v1/sharing/orders", params={"cursor": "*", "feed": "all"}, headers=key)
+    assert unknown.status_code == 422 and "feed" in unknown.text

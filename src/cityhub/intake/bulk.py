@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from cityhub.config import get_settings
 from cityhub.db import UTCDateTime, utcnow
 from cityhub.errors import ValidationFailed
-from cityhub.workorders import numbering
+from cityhub.workorders import changes, numbering
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import Channel, Order, OrderAssist, OrderEvent, OrderSearch
 from cityhub.workorders.search import indexed_afterwards, order_search_terms
@@ -294,6 +294,8 @@ def write_orders(
     orders = _encoder(conn, ORDERS)
     base = orders.base(now)
     pos = orders.position
+    at_changed = pos["changed_xid"]
+    base[at_changed] = 0  # the database's to write (cityhub.workorders.changes), see below
     at_channel, at_ext, at_state, at_number = pos["channel"], pos["external_id"], pos["state"], pos["number"]
     at_title, at_content = pos["title"], pos["content"]
     at_created, at_updated = pos["created_at"], pos["updated_at"]
@@ -329,6 +331,12 @@ def write_orders(
         children = [children[i] for i in keep]
 
     _assign_numbers(session, rows, created, at_number, prefix)
+    # The transaction's number for the feed of changes: on SQLite drawn here for the whole batch, in the order of the
+    # ids (the trigger would write each row a second time to stamp it); PostgreSQL's trigger stamps every row anyway.
+    first = changes.draw(conn, len(rows))
+    if first is not None:
+        for i, row in enumerate(rows):
+            row[at_changed] = first + i
     ids = _insert_orders(conn, orders, rows)
     result.ids = ids
     result.inserted = len(ids)

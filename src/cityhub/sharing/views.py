@@ -17,6 +17,7 @@ router = APIRouter(prefix="/sharing", tags=["sharing"], route_class=MeteredRoute
 Start = Annotated[RequestTime | None, Query(description="from (inclusive), with time zone; default end - 30 days")]
 End = Annotated[RequestTime | None, Query(description="to (exclusive), with time zone; default now")]
 Dimension = Literal["category", "unit", "street", "day", "state"]
+Feed = Literal["new", "changes"]
 
 
 @router.get("/aggregates/{dimension}")
@@ -34,21 +35,27 @@ def aggregates(
 
 ORDERS_FEED = """Orders without personal data (no names or phones; addresses cut to road or compound).
 
-Two ways to page:
+Three ways to page:
 
 * **offset** (no `cursor`): the orders received in [`start`, `end`) (default: the last 30 days), oldest reception
   first, `offset` rows skipped. An order stored later with an older reception time (an import of past orders)
   shifts the pages after it: a harvester paging this way can miss orders or get some twice. `next_cursor` is null.
-* **cursor** (`cursor=*` to begin): every order exactly once, in the order cityhub stored them (by a key that only
-  grows), `start`/`end` filtering the reception time only when given. Send `next_cursor` back as `cursor` for the
-  next page; once `has_more` is false keep it, and the next run's first call gets the orders stored since.
-  `next_cursor` is never null in this mode. `offset` cannot be combined with it.
+* **changes** (`cursor=*&feed=changes` to begin): every order after each time it was stored or changed (intake,
+  imports, each life-cycle step, amendment and time-limit mark), in the order of the database transactions that did
+  it, once that transaction has settled: an order stored or changed by a transaction still open waits for a later
+  page and is never passed. Send `next_cursor` back as `cursor` (the cursor says its feed; `feed` may be left out)
+  for the next page; once `has_more` is false keep it, and the next run's first call gets everything stored or
+  changed since. A harvester keeping a copy needs this feed alone, taking each order by `number` as its latest
+  state. `next_cursor` is never null in this mode.
+* **new orders** (`cursor=*` to begin, or `feed=new`): every order once, in the order cityhub stored them (by a key
+  that only grows), its state when read. On PostgreSQL an order stored by a transaction that commits after a later
+  one may be passed: the feed of changes does not. Send `next_cursor` back as `cursor` as above.
 
-`updated_since` (either way) keeps only the orders changed since that time (`updated_at`: each life-cycle step,
-amendment and time-limit mark; an imported order's is its reception time, so it is found by the cursor, not by
-this). A harvester keeping a copy runs two feeds: new orders by its stored cursor, and the changes by
-`cursor=*&updated_since=` a minute or so before its previous run began (a change committed while it was reading
-carries a slightly earlier time), taking each order by `number` as its latest state.
+`start`/`end` filter the reception time in the cursor modes only when given; `offset` cannot be combined with a
+cursor. `updated_since` (any mode) keeps only the orders changed since that time (`updated_at`: each life-cycle
+step, amendment and time-limit mark; an imported order's is its reception time). Before the feed of changes a
+harvester ran two feeds — new orders by its stored cursor, and the changes by `cursor=*&updated_since=` a minute or
+so before its previous run began — which misses a change committed more than that minute after its time.
 """
 
 
@@ -69,8 +76,12 @@ def anonymised_orders(
     updated_since: Annotated[
         RequestTime | None, Query(description="only orders changed at or after this time, with time zone")
     ] = None,
+    feed: Annotated[
+        Feed | None,
+        Query(description="the feed a cursor walks: `changes` (every store and change, settled) or `new` (default)"),
+    ] = None,
 ) -> dict[str, Any]:
-    """Orders without personal data, paged by offset or by cursor."""
+    """Orders without personal data, paged by offset or by cursor (new orders, or every change)."""
     return service.anonymised_orders(
         db,
         start=start,
@@ -80,6 +91,7 @@ def anonymised_orders(
         include_text=include_text,
         cursor=cursor,
         updated_since=updated_since,
+        feed=feed,
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
+    FetchedValue,
     Float,
     ForeignKey,
     Index,
@@ -147,6 +148,9 @@ class Order(Base):
         # The data-sharing feed's changes (``updated_since``): the orders changed since a harvester's last run are a
         # few among all, read through this instead of a scan of the table (migration 0033).
         Index("ix_orders_updated", "updated_at"),
+        # The data-sharing feed of changes (``feed=changes``): the orders by the transaction that last stored or
+        # changed them, from a harvester's position on (migration 0037; cityhub.workorders.changes).
+        Index("ix_orders_changed", "changed_xid", "id"),
         Index("ix_orders_street_created", "street_id", "created_at"),
         Index("ix_orders_category_created", "category_id", "created_at"),
         # The order list's filters, newest first (migration 0010).
@@ -255,7 +259,11 @@ class Order(Base):
     opposes: Mapped[int] = mapped_column(Integer, default=0)
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+    # The transaction that last stored or changed the order (cityhub.workorders.changes): written by the database's
+    # triggers on every insert and update, never by cityhub's code. Not fetched back after a flush (SQLite's
+    # RETURNING would give the value before its AFTER trigger): expired, read again when asked for.
+    changed_xid: Mapped[int] = mapped_column(BigInteger, server_default=text("0"), server_onupdate=FetchedValue())
+    __mapper_args__ = {"version_id_col": version, "eager_defaults": False}  # noqa: RUF012
 
     lead_unit: Mapped[Unit | None] = relationship(foreign_keys=[lead_unit_id])
     street: Mapped[Unit | None] = relationship(foreign_keys=[street_id])
@@ -312,6 +320,22 @@ def _search_terms_of_changed_order(_mapper: Any, conn: Any, order: Order) -> Non
     state = inspect(order)
     if any(state.attrs[name].history.has_changes() for name in SEARCHED):
         conn.execute(update(OrderSearch).where(OrderSearch.order_id == order.id).values(terms=_terms_of(order)))
+
+
+@sa_event.listens_for(Order.__table__, "after_create")
+def _create_change_triggers(_table: Any, conn: Any, **_kw: Any) -> None:
+    """A schema made from the metadata (``create_all``) gets the triggers that write ``changed_xid``, as the
+    migrations make them."""
+    from cityhub.workorders.changes import install
+
+    install(conn)
+
+
+@sa_event.listens_for(Order.__table__, "before_drop")
+def _drop_change_triggers(_table: Any, conn: Any, **_kw: Any) -> None:
+    from cityhub.workorders.changes import drop
+
+    drop(conn)
 
 
 @sa_event.listens_for(OrderSearch.__table__, "after_create")

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from cityhub.db import rowcount, utcnow
 from cityhub.notify import service as notify_service
 from cityhub.notify.models import Topic
+from cityhub.workorders import changes
 from cityhub.workorders.models import DISPATCHED_SQL, RUNNING_CLOCK_SQL, Order, OrderEvent, SlaStatus
 
 
@@ -48,11 +49,12 @@ def _mark(
         notify_service.enqueue_for_orders(
             session, condition=condition, topic=topic, payload={**payload, "at": now.isoformat()}, now=now
         )
-    # Bumping version keeps optimistic locking honest: a client holding the old version must re-read.
+    # Bumping version keeps optimistic locking honest: a client holding the old version must re-read. The marks move
+    # the orders in the data-sharing feed of changes (stamped by this statement on SQLite, not row by row).
     result = session.execute(
         update(Order)
         .where(condition)
-        .values(**values, version=Order.version + 1, updated_at=now)
+        .values(**values, version=Order.version + 1, updated_at=now, **changes.stamped(session))
         .execution_options(synchronize_session=False)
     )
     return rowcount(result)
