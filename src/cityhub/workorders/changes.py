@@ -21,7 +21,7 @@ wrote the row (the ORM, a Core ``UPDATE`` such as the SLA sweep's or the placing
   the SLA sweep's UPDATE), and the triggers leave a row it stamped alone. The counter's row, if deleted, starts again
   above the highest number an order holds.
 
-Rows stored before this column existed (migration 0037) hold 0: settled, ordered by their id.
+Rows stored before this column existed (migration 0040) hold 0: settled, ordered by their id.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ COUNTER_TABLE = "order_change_counter"
 PG_FUNCTION = "orders_stamp_changed_xid"
 PG_TRIGGER = "orders_changed_xid"
 
-# The DDL as the migration 0037 writes it (a schema made from the models gets the same through :func:`install`).
+# The DDL as the migration 0040 writes it (a schema made from the models gets the same through :func:`install`).
 PG_DDL = (
     f"CREATE FUNCTION {PG_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
     "NEW.changed_xid := pg_current_xact_id()::text::bigint; RETURN NEW; END $$",
@@ -101,7 +101,7 @@ def beyond_every_transaction(session: Session, changed_xid: int) -> bool:
 
 
 def install(conn: Any) -> None:
-    """Create the triggers (and SQLite's counter) on a schema made from the models (the migration 0037 makes them on a
+    """Create the triggers (and SQLite's counter) on a schema made from the models (the migration 0040 makes them on a
     migrated one)."""
     for statement in SQLITE_DDL if conn.dialect.name == "sqlite" else PG_DDL:
         conn.exec_driver_sql(statement)

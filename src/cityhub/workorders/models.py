@@ -149,7 +149,7 @@ class Order(Base):
         # few among all, read through this instead of a scan of the table (migration 0033).
         Index("ix_orders_updated", "updated_at"),
         # The data-sharing feed of changes (``feed=changes``): the orders by the transaction that last stored or
-        # changed them, from a harvester's position on (migration 0037; cityhub.workorders.changes).
+        # changed them, from a harvester's position on (migration 0040; cityhub.workorders.changes).
         Index("ix_orders_changed", "changed_xid", "id"),
         Index("ix_orders_street_created", "street_id", "created_at"),
         Index("ix_orders_category_created", "category_id", "created_at"),

@@ -1,7 +1,7 @@
 """orders: the transaction that last stored or changed each order, for the data-sharing feed of changes
 
-Revision ID: 0037_order_changed_xid
-Revises: 0036_overdue_indexes
+Revision ID: 0040_order_changed_xid
+Revises: 0039_first_overdue
 Create Date: 2026-12-04 19:00:00.000000
 
 `orders.changed_xid` (BIGINT, 0 for every order stored before: settled, in the order of their ids) is written by the
@@ -18,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0037_order_changed_xid'
-down_revision: str | None = '0036_overdue_indexes'
+revision: str = '0040_order_changed_xid'
+down_revision: str | None = '0039_first_overdue'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
