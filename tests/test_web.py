@@ -587,6 +587,15 @@ def test_an_operator_splits_a_second_problem_off_an_appeal_from_its_page(org) ->
     form = {"csrf_token": hidden(page), "version": str(order.version)}
     empty = client.post(f"/orders/{order.id}/act/split", data={**form, "content": "  ", "title": "油烟"})
     assert empty.status_code == 422 and 'value="油烟"' in empty.text  # what was typed stays
+    # The refused form's page is the answer to a POST: its language and theme switches go back to the order's page
+    # (the form's, by its Referer), not to a GET of the action's address.
+    referred = client.post(
+        f"/orders/{order.id}/act/split",
+        data={**form, "content": "  ", "title": "油烟"},
+        headers={"Referer": f"http://testserver/orders/{order.id}"},
+    )
+    assert f'href="/lang/en?next=/orders/{order.id}"' in referred.text.replace("%2F", "/")
+    assert 'href="/lang/en?next=/"' in empty.text.replace("%2F", "/")  # no Referer: the home page
     long = client.post(f"/orders/{order.id}/act/split", data={**form, "content": "油" * 20_001, "title": "油烟"})
     assert long.status_code == 422 and "最多 20000 个字" in long.text and "too long" not in long.text
     dispatcher = login("disp")
@@ -2167,6 +2176,13 @@ def test_chinese_first_then_the_users_switch(org) -> None:
     assert switched.headers["location"] == "/login" and client.cookies["cityhub_lang"] == "en"
     assert "Password" in client.get("/login").text or "password" in client.get("/login").text
     assert client.get("/lang/en?next=https://evil.example", follow_redirects=False).headers["location"] == "/"
+    # The switch on a filtered list comes back to the same list: its filters were dropped.
+    sup = login("sup")
+    listed = sup.get("/orders?state=open&overdue=1").text
+    link = re.search(r'<a href="(/lang/en\?next=[^"]+)" lang="en"', listed)
+    assert link, listed
+    back = sup.get(link.group(1).replace("&amp;", "&"), follow_redirects=False).headers["location"]
+    assert back == "/orders?state=open&overdue=1"
 
 
 def test_browser_language_negotiation_when_enabled() -> None:

@@ -152,7 +152,14 @@ def theme_of(request: Request) -> str:
 
 
 def current_url(request: Request) -> str:
-    """The page's own local address with its query, for a switch that comes back to it (the theme's)."""
+    """The page's own local address with its query, for a switch that comes back to it (language, theme). A page
+    answering a form's POST (a refused action shown again) has no address to come back to by GET: the page the
+    form was on (its Referer, when it is this site's), else the home page."""
+    if request.method not in ("GET", "HEAD"):
+        referer = urlsplit(request.headers.get("referer", ""))
+        if referer.netloc and referer.netloc == request.url.netloc and referer.path.startswith("/"):
+            return referer.path + ("?" + referer.query if referer.query else "")
+        return "/"
     query = request.url.query
     return request.url.path + ("?" + query if query else "")
 
