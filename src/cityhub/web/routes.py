@@ -1082,9 +1082,9 @@ def _contact_lines(unit: Unit) -> list[str]:
 CHANNEL_DETAIL_CHARS = 300  # a value shown longer than this is cut (a sensor's whole reading list, say)
 
 
-# The values of attributes cityhub itself writes (a sensor alarm's order, a proactive finding's) shown by their
-# label kind: ``t.label(kind, value)``, as the monitoring pages show them.
-_CHANNEL_VALUE_KINDS = {"sensor_kind": "sensor_kind", "metric": "metric", "severity": "severity", "source": "source"}
+# The attributes cityhub itself writes (a sensor alarm's order, a proactive finding's) whose values are shown by
+# their label of the same kind, ``t.label(key, value)``, as the monitoring pages show them.
+_LABELLED_CHANNEL_VALUES = frozenset({"sensor_kind", "metric", "severity", "source"})
 
 
 @dataclass(frozen=True)
@@ -1122,7 +1122,7 @@ def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[
             links = ((f"/monitoring/sensors/{quote(sensor, safe='')}#alarm-{value}", str(value)),)
         elif key == "order_ids" and isinstance(value, list) and all(isinstance(i, int) for i in value):
             links = tuple((f"/orders/{i}", f"#{i}") for i in value)
-        kind = _CHANNEL_VALUE_KINDS.get(str(key)) if isinstance(value, str) else None
+        kind = str(key) if isinstance(value, str) and key in _LABELLED_CHANNEL_VALUES else None
         if isinstance(value, bool):  # 是 / 否, not JSON's true / false
             cut, kind = ("yes" if value else "no"), "common"
         rows.append(ChannelDetail(str(key), cut, kind, links))
