@@ -378,6 +378,21 @@ def test_topics_pages_and_the_dashboard_link_to_a_topic(world) -> None:
     assert linked and [int(i) for i in linked] == [t["id"] for t in api]
 
 
+def test_topics_page_says_which_period_it_shows_and_refuses_one_it_cannot_read(world) -> None:
+    """The hot topics' period as the dashboard's: the one typed, else the recent days, and a typed one that does not
+    read is named in an alert over the recent days' topics."""
+    client = login("lead")
+    chosen = client.get("/brain/topics", params={"period": PERIOD}).text
+    assert "当前显示：2026-06" in chosen.split('data-testid="period-shown">')[1].split("</p>")[0]
+    assert f'name="period" value="{PERIOD}"' in chosen
+    refused = client.get("/brain/topics", params={"period": "2026-13"})
+    assert refused.status_code == 200
+    alert = refused.text.split('role="alert"')[1].split("</p>")[0]
+    assert "2026-13" in alert and "近 30 天" in alert
+    shown = refused.text.split('data-testid="period-shown">')[1].split("</p>")[0]
+    assert "近 30 天" in shown
+
+
 # ------------------------------------------------------------------------------------------------- graph
 
 

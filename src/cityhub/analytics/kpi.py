@@ -87,7 +87,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.types import NullType
 
 from cityhub.config import get_settings
-from cityhub.db import UTCDateTime
+from cityhub.db import UTCDateTime, utcnow
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders.models import Order, OrderEvent
@@ -289,6 +289,19 @@ def parse_period(text: str) -> Period:
             details={"field": "period"},
         )
     return period
+
+
+RECENT_DAYS = 30  # the period the figures (dashboard, hot topics, dispatch outcomes) show when none is asked for
+
+
+def period_or_recent(text: str | None) -> Period:
+    """The period typed (any ``parse_period`` form; ValidationFailed naming the field), else the last
+    ``RECENT_DAYS`` days to today in the district's time zone — so the figures mean something on the 1st of a month
+    as on the 30th."""
+    if text and text.strip():
+        return parse_period(text)
+    today = utcnow().astimezone(get_settings().tz).date()
+    return parse_period(f"{today - timedelta(days=RECENT_DAYS - 1)}..{today}")
 
 
 def _read_period(raw: str) -> Period | None:

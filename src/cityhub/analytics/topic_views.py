@@ -10,7 +10,6 @@ orders only (``topics_store.list_topics``). A topic without any order in the rea
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -21,8 +20,6 @@ from cityhub.api.deps import CurrentPrincipal, DbSession, require
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import scope_of
-from cityhub.config import get_settings
-from cityhub.db import utcnow
 from cityhub.errors import PermissionDenied
 from cityhub.masking import scrub_text
 from cityhub.org.models import Role
@@ -41,7 +38,6 @@ router = APIRouter(
     dependencies=[Depends(require(permissions.ORDER_READ)), Depends(_staff)],
 )
 
-RECENT_DAYS = 30
 PeriodQuery = Annotated[
     str | None,
     Query(max_length=40, description="2026-11, 2026-Q4, 2026, 2026-W47, 2026-11-05 or a..b; default the last 30 days"),
@@ -55,15 +51,6 @@ def shown(rows: list[dict[str, Any]], principal: Principal) -> list[dict[str, An
     return [{**r, "topic": scrub_text(r["topic"]) or r.get("label") or ""} for r in rows]
 
 
-def period_or_recent(text: str | None) -> kpi.Period:
-    """The period typed (any ``kpi.parse_period`` form; ValidationFailed naming the field), else the last 30 days
-    to today, as the dashboard."""
-    if text and text.strip():
-        return kpi.parse_period(text)
-    today = utcnow().astimezone(get_settings().tz).date()
-    return kpi.parse_period(f"{today - timedelta(days=RECENT_DAYS - 1)}..{today}")
-
-
 @router.get("", response_model=TopicPage)
 def list_topics(
     db: DbSession,
@@ -73,7 +60,7 @@ def list_topics(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> TopicPage:
     """The hot topics with orders in ``period`` within the caller's scope, most such orders first (then heat)."""
-    span = period_or_recent(period)
+    span = kpi.period_or_recent(period)
     rows, total = topics_store.list_topics(
         db, start=span.start, end=span.end, where=scope_of(db, principal).clause(), limit=limit, offset=offset
     )
@@ -100,7 +87,7 @@ def get_topic(
 ) -> TopicDetail:
     """One topic (its figures of ``period``) with its orders of the period in the caller's scope, masked as the
     order list masks them."""
-    span = period_or_recent(period)
+    span = kpi.period_or_recent(period)
     where = scope_of(db, principal).clause()
     [row] = shown(
         [topics_store.get_topic(db, topic_id=topic_id, start=span.start, end=span.end, where=where)], principal

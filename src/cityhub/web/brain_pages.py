@@ -22,9 +22,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cityhub.analytics import correlation, kpi, risk, topics_store
+from cityhub.analytics import correlation, risk, topics_store
 from cityhub.analytics.models import HotTopic
-from cityhub.analytics.topic_views import period_or_recent, shown
+from cityhub.analytics.topic_views import shown
 from cityhub.api.deps import DbSession
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
@@ -249,13 +249,6 @@ def finding_open(finding_id: str, request: Request, db: DbSession, form: FormBod
 # ------------------------------------------------------------------------------------------------ topics
 
 
-def _topic_period(t: Translator, typed: str) -> tuple[kpi.Period, str | None]:
-    try:
-        return period_or_recent(typed), None
-    except ValidationFailed:
-        return period_or_recent(None), t("brain.topics_period_error", typed=typed)
-
-
 def _day(iso: str | None) -> str:
     return iso[:10] if iso else "—"
 
@@ -264,10 +257,9 @@ def _day(iso: str | None) -> str:
 def topics_page(request: Request, db: DbSession) -> Response:
     """热点诉求: the stored hot topics of the period in the reader's scope (as ``GET /api/v1/topics``)."""
     principal = _reader(request, db)
-    t = support.translator(request)
     q = request.query_params
-    typed = q.get("period", "").strip()[:40]
-    period, error = _topic_period(t, typed)
+    choice = support.period_choice(request)
+    period, typed, error = choice.period, choice.typed, choice.error
     page = max(1, min(forms.whole_number(q.get("page")) or 1, 1000))
     clause = scope_of(db, principal).clause()
     rows, total = topics_store.list_topics(
@@ -286,7 +278,7 @@ def topics_page(request: Request, db: DbSession) -> Response:
         has_more=page * TOPICS_PAGE < total,
         period=period,
         typed_period=typed if not error else "",
-        recent=not typed or bool(error),
+        recent_days=choice.recent_days,
         error=error,
         mined_at=topics_store.mined_at(db),
         stored=topics_store.stored_topic_count(db),
@@ -299,9 +291,8 @@ def topics_page(request: Request, db: DbSession) -> Response:
 def topic_page(topic_id: int, request: Request, db: DbSession) -> Response:
     """One hot topic: its figures of the period and its orders of the period in the reader's scope."""
     principal = _reader(request, db)
-    t = support.translator(request)
-    typed = request.query_params.get("period", "").strip()[:40]
-    period, error = _topic_period(t, typed)
+    choice = support.period_choice(request)
+    period, error = choice.period, choice.error
     clause = scope_of(db, principal).clause()
     try:
         [row] = shown(
@@ -323,7 +314,7 @@ def topic_page(topic_id: int, request: Request, db: DbSession) -> Response:
         category_names=support.names_of(db, Category, column=Category.name, ids={o.category_id for o in items}),
         unit_names=support.names_of(db, Unit, ids={o.community_id for o in items} | {o.street_id for o in items}),
         period=period,
-        recent=not typed or bool(error),
+        recent=choice.recent_days is not None,
         error=error,
         day=_day,
         graph_node=f"topic:T{row['id']} {row['label']}",

@@ -34,7 +34,6 @@ from cityhub.auth.errors import Unauthenticated
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
 from cityhub.config import get_settings
-from cityhub.db import utcnow
 from cityhub.errors import ValidationFailed
 from cityhub.formatting import percent
 from cityhub.knowledge.schemas import KB_TEXT_MAX_CHARS
@@ -626,14 +625,11 @@ def active_categories(db: Session) -> list[Category]:
     return list(db.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.path)))
 
 
-RECENT_DAYS = 30  # the period of the figures pages when none is asked for
-
-
 @dataclass(frozen=True)
 class PeriodChoice:
-    """The period a figures page (dashboard, dispatch outcomes) shows: the one typed in ``?period=``, else the
-    last ``RECENT_DAYS`` days (``recent_days`` set) — so the figures mean something on the 1st of a month as on the
-    30th; a period that does not read shows the recent days with ``error`` saying so."""
+    """The period a figures page (dashboard, assessment, hot topics, dispatch outcomes) shows: the one typed in
+    ``?period=``, else the last ``kpi.RECENT_DAYS`` days (``recent_days`` set); a period that does not read shows the
+    recent days with ``error`` saying so."""
 
     period: Any
     typed: str
@@ -644,12 +640,11 @@ class PeriodChoice:
 def period_choice(request: Request) -> PeriodChoice:
     from cityhub.analytics import kpi
 
-    today = utcnow().astimezone(get_settings().tz).date()
-    typed = request.query_params.get("period", "").strip()
-    recent = kpi.parse_period(f"{today - timedelta(days=RECENT_DAYS - 1)}..{today}")
+    typed = request.query_params.get("period", "").strip()[:40]
     if not typed:
-        return PeriodChoice(recent, typed, None, RECENT_DAYS)
+        return PeriodChoice(kpi.period_or_recent(None), typed, None, kpi.RECENT_DAYS)
     try:
         return PeriodChoice(kpi.parse_period(typed), typed, None, None)
     except ValidationFailed:
-        return PeriodChoice(recent, typed, translator(request)("dash.period_error", typed=typed), RECENT_DAYS)
+        error = translator(request)("dash.period_error", typed=typed)
+        return PeriodChoice(kpi.period_or_recent(None), typed, error, kpi.RECENT_DAYS)
