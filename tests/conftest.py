@@ -59,6 +59,12 @@ from cityhub.db import make_engine, reset_engine
 from cityhub.workorders.search import is_index_table
 from process_helpers import free_port
 
+# Every password hash of the tests at Argon2id's cheapest cost (the settings' defaults, RFC 9106's low-memory profile,
+# cost ~0.1 s a hash, and each test's district creates eight accounts); subprocesses inherit it. Hashing and
+# verifying are the same code at any cost; the defaults themselves are the settings' (config tests).
+os.environ.setdefault("CITYHUB_ARGON2_TIME_COST", "1")
+os.environ.setdefault("CITYHUB_ARGON2_MEMORY_KIB", "64")
+
 BACKENDS = ("sqlite", "postgresql")
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 # Under pytest-xdist (`make test` runs one worker per core) each worker has its own database on a shared server.
@@ -324,6 +330,9 @@ def db_url(request: pytest.FixtureRequest, _backend_dbs: _BackendDatabases) -> I
     backend: str = request.param
     if backend not in _enabled_backends():
         pytest.skip(f"backend {backend} disabled by CITYHUB_TEST_BACKENDS")
+    only = request.node.get_closest_marker("sqlite_only")
+    if only is not None and backend != "sqlite":
+        pytest.skip(only.args[0] if only.args else "the test does not depend on the database backend: SQLite only")
     url = _backend_dbs.get(backend)
     try:
         yield url

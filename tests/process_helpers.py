@@ -16,6 +16,10 @@ CLI = Path(sys.executable).with_name("cityhub")
 # The browser tests' Chromium: Debian's (``.ci/run`` installs it), never one downloaded; the flags keep it off the
 # network it cannot reach here.
 CHROMIUM = Path("/usr/bin/chromium")
+# The reason of a browser test marked ``sqlite_only``: its subject is what the browser does, which does not depend
+# on the database backend — the API it calls is tested on both backends, and the first test of each browser module
+# (the order workbench end to end, the map) runs on both.
+BROWSER_SIDE = "what the browser does does not depend on the database backend: SQLite only"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

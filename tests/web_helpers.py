@@ -72,11 +72,10 @@ def train_classifier(directory: Path, *, seed: int = 7) -> Path:
 
 
 def world_env(model_dir: Path) -> dict[str, str]:
-    """Settings of a test run in the world: cheap Argon2, plain-http cookies, the tiny classifier, and no
-    automatic merging of duplicates (the test orders share their text; merging is tested in test_dedupe)."""
+    """Settings of a test run in the world: plain-http cookies, the tiny classifier, and no automatic merging of
+    duplicates (the test orders share their text; merging is tested in test_dedupe). Argon2 is cheap in every test
+    (conftest)."""
     return {
-        "CITYHUB_ARGON2_TIME_COST": "1",
-        "CITYHUB_ARGON2_MEMORY_KIB": "64",
         "CITYHUB_SESSION_COOKIE_SECURE": "false",
         "CITYHUB_DISPATCH_MODEL_PATH": str(model_dir),
         "CITYHUB_DEDUPE_AUTO_MERGE": "false",

@@ -32,6 +32,7 @@ from web_helpers import PASSWORD, build_world, world_env
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 pytestmark = [
+    pytest.mark.sqlite_only("the pages' markup does not depend on the database backend: run on SQLite only"),
     pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
     pytest.mark.skipif(not AXE.exists(), reason="axe-core is missing from node_modules (npm ci)"),
 ]
@@ -69,8 +70,6 @@ ENGLISH = {"/login", "/intake", ORDER, "/queue", "/dashboard", "/admin/users", "
 
 @pytest.fixture
 def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    if not app_db.startswith("sqlite"):
-        pytest.skip("the pages' markup does not depend on the database backend: run on SQLite only")
     env = {"CITYHUB_DATABASE_URL": app_db, **world_env(tmp_path / "no-model"), "CITYHUB_FILES_DIR": str(tmp_path)}
     for key, value in env.items():
         monkeypatch.setenv(key, value)

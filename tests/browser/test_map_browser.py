@@ -22,7 +22,7 @@ from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
 from cityhub.org.models import Unit
 from cityhub.web import vendor
-from process_helpers import CHROMIUM, served_app
+from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
 from web_helpers import PASSWORD, build_world, world_env
 
 pytestmark = [
@@ -142,6 +142,7 @@ def test_the_map_draws_its_layers_and_a_popup_leads_to_the_order(server, browser
     assert not errors, errors
 
 
+@pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_the_map_draws_its_layers_in_the_colours_of_the_pages_theme(server, browser) -> None:
     """map.js takes its colours from app.css's roles: the dark theme's under a dark system (the user's 跟随系统), the
     light theme's once the system turns light with the page open — its layers drawn again — the map's background
@@ -171,6 +172,7 @@ def test_the_map_draws_its_layers_in_the_colours_of_the_pages_theme(server, brow
     context.close()
 
 
+@pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_the_big_screen_clock_keeps_the_district_time_on_a_screen_set_to_another_zone(server, browser) -> None:
     """The big screen's clock and the map's "updated at" read in the district's zone, as the figures the server
     writes beside them do — also on a wall screen whose own zone is UTC or New York."""
@@ -193,6 +195,7 @@ def test_the_big_screen_clock_keeps_the_district_time_on_a_screen_set_to_another
         context.close()
 
 
+@pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_the_api_documentation_works_offline_under_the_policy(server, browser) -> None:
     """/docs: Swagger UI from the server's own vendored files lists the API's operations; the page asks no other
     host for anything and the content security policy refuses nothing."""
@@ -213,6 +216,7 @@ def test_the_api_documentation_works_offline_under_the_policy(server, browser) -
     assert not problems, problems
 
 
+@pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_a_keyboard_reaches_the_maps_orders_through_its_list_and_opens_one(server, browser) -> None:
     """The map's points are drawn on a canvas and take no focus: the list beside the map holds what it shows — areas
     far away (a button zooms the map to one), orders up close (links) — and follows the map's filters."""

@@ -19,7 +19,7 @@ from PIL import Image
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
 from cityhub.workorders.models import Order
-from process_helpers import CHROMIUM, served_app
+from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
 from web_helpers import PASSWORD, STREETS, build_world, train_classifier, world_env
 
 pytestmark = pytest.mark.skipif(
@@ -164,6 +164,7 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     assert not refused, refused
 
 
+@pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_the_intake_form_is_sent_once_however_often_it_is_submitted(server: dict[str, Any], browser: Any) -> None:
     """A double click on 受理 (or a second tap while the answer is on its way) would register the appeal twice: the
     form's second submission is cancelled; coming back to the page from the history lets it be sent again."""
@@ -188,6 +189,7 @@ def test_the_intake_form_is_sent_once_however_often_it_is_submitted(server: dict
     op.context.close()
 
 
+@pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_a_citizen_on_a_phone_shares_their_position_with_the_appeal(server: dict[str, Any], browser: Any) -> None:
     """使用当前位置: the device's position (here the browser's granted geolocation) fills the form's lat/lng."""
     context = browser.new_context(
@@ -206,6 +208,7 @@ def test_a_citizen_on_a_phone_shares_their_position_with_the_appeal(server: dict
     context.close()
 
 
+@pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_the_dispatcher_ticks_all_and_dispatches_the_chosen_orders_at_once(
     server: dict[str, Any], browser: Any
 ) -> None:
@@ -237,6 +240,7 @@ def test_the_dispatcher_ticks_all_and_dispatches_the_chosen_orders_at_once(
     assert states == {"dispatched"} and not refused, refused
 
 
+@pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(server: dict[str, Any], browser: Any) -> None:
     """工作台 on a phone (390 px wide): no page scrolls sideways — a wide table scrolls inside its own box — the
     order's actions come before its trail, and the trail is a list of short entries rather than five narrow

@@ -38,8 +38,6 @@ class Env:
 
 @pytest.fixture
 def env(app_db: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("CITYHUB_ARGON2_TIME_COST", "1")
-    monkeypatch.setenv("CITYHUB_ARGON2_MEMORY_KIB", "64")
     reset_engine()
     with session_scope() as s:
         units: dict[str, int] = {}

@@ -24,9 +24,6 @@ PASSWORD = "correct-horse-battery"
 
 @pytest.fixture
 def env(app_db, monkeypatch):
-    # Cheap Argon2 parameters keep the suite fast; production uses the library defaults.
-    monkeypatch.setenv("CITYHUB_ARGON2_TIME_COST", "1")
-    monkeypatch.setenv("CITYHUB_ARGON2_MEMORY_KIB", "64")
     monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "false")  # the test client speaks plain http
     monkeypatch.setenv("CITYHUB_LOGIN_MAX_FAILURES", "3")
     monkeypatch.setenv("CITYHUB_LOGIN_MAX_PER_USERNAME", "5")

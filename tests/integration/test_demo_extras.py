@@ -60,8 +60,6 @@ def demo_env(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setenv("CITYHUB_ENVIRONMENT", "demo")
     monkeypatch.delenv("CITYHUB_DEMO_PASSWORD", raising=False)
     monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", str(model))
-    monkeypatch.setenv("CITYHUB_ARGON2_TIME_COST", "1")
-    monkeypatch.setenv("CITYHUB_ARGON2_MEMORY_KIB", "64")
     monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "false")  # the test client speaks plain http
     reset_engine()
     yield model

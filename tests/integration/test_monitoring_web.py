@@ -22,8 +22,6 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 @pytest.fixture
 def world(app_db: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.setenv("CITYHUB_ARGON2_TIME_COST", "1")
-    monkeypatch.setenv("CITYHUB_ARGON2_MEMORY_KIB", "64")
     monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "false")
     reset_engine()
     with session_scope() as s:

@@ -57,8 +57,6 @@ def admin(app_db: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     if make_url(app_db).get_backend_name() != "sqlite" and os.environ.get("CITYHUB_FUZZ_ALL_BACKENDS") != "1":
         # About 3.5 minutes on PostgreSQL against 2 on SQLite: opt in with CITYHUB_FUZZ_ALL_BACKENDS=1.
         pytest.skip("fuzzing runs on SQLite unless CITYHUB_FUZZ_ALL_BACKENDS=1")
-    monkeypatch.setenv("CITYHUB_ARGON2_TIME_COST", "1")
-    monkeypatch.setenv("CITYHUB_ARGON2_MEMORY_KIB", "64")
     with session_scope() as s:
         units: dict[str, Unit] = {}
         for code, tier, parent in [

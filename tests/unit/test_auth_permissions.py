@@ -14,17 +14,6 @@ from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Order
 
 
-@pytest.fixture(autouse=True)
-def _cheap_argon2(monkeypatch):
-    monkeypatch.setenv("CITYHUB_ARGON2_TIME_COST", "1")
-    monkeypatch.setenv("CITYHUB_ARGON2_MEMORY_KIB", "64")
-    from cityhub.config import get_settings
-
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
 def test_argon2_hash_verifies_only_the_right_password():
     digest = passwords.hash_password("long-enough-secret")
     assert digest.startswith("$argon2id$") and "long-enough-secret" not in digest
