@@ -421,9 +421,9 @@ def admin_client(app_db: str) -> Iterator[object]:
     """A TestClient on the app, authenticated as a district administrator with a bearer token."""
     from fastapi.testclient import TestClient
 
+    from app_helpers import shared_app
     from cityhub.auth.service import create_token
     from cityhub.db import session_scope
-    from cityhub.main import create_app
     from cityhub.org.models import Role, Unit, UnitTier, User
 
     with session_scope() as s:
@@ -434,7 +434,7 @@ def admin_client(app_db: str) -> Iterator[object]:
         s.add(admin)
         s.flush()
         _, token = create_token(s, user_id=admin.id, name="test")
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
+    with TestClient(shared_app(), raise_server_exceptions=False) as c:
         c.headers["Authorization"] = f"Bearer {token}"
         yield c
 

@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app_helpers import shared_app
 from cityhub.auth.models import AuthSession
 from cityhub.config import get_settings
 from cityhub.db import reset_engine, session_scope, utcnow
@@ -68,7 +69,7 @@ def org(
 
 
 def _client() -> TestClient:
-    return TestClient(create_app(), raise_server_exceptions=False)
+    return TestClient(shared_app(), raise_server_exceptions=False)
 
 
 def csrf(client: TestClient) -> str:
@@ -2314,7 +2315,7 @@ def test_a_message_keeps_a_markup_parameter_and_escapes_the_rest() -> None:
 def test_pages_render_without_vendor_files_and_the_app_says_so(org, tmp_path, monkeypatch, caplog) -> None:
     monkeypatch.setattr(vendor, "VENDOR_DIR", tmp_path / "absent")
     with caplog.at_level("WARNING", logger="cityhub.web.vendor"):
-        client = _client()
+        client = TestClient(create_app(), raise_server_exceptions=False)  # a new application warns as it starts
     assert any("vendor files missing" in r.getMessage() for r in caplog.records)
     page = client.get("/login")
     assert page.status_code == 200 and "htmx.min.js" not in page.text and "pico.min.css" not in page.text
@@ -2385,7 +2386,7 @@ def test_an_overloaded_server_refuses_pages_and_api_calls_with_503_and_retry_aft
     monkeypatch.setenv("CITYHUB_HTTP_QUEUE_TIMEOUT_MS", "20")
     get_gate_settings.cache_clear()
     try:
-        with TestClient(create_app()) as client:
+        with TestClient(shared_app()) as client:
             assert client.get("/login").status_code == 200  # builds the middleware stack and the gate's lanes
             gate = client.app.middleware_stack  # type: ignore[attr-defined]
             while not isinstance(gate, RequestGate):

@@ -19,12 +19,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app_helpers import shared_app
 from cityhub.analytics import risk, topics_store
 from cityhub.analytics.models import HotTopic, HotTopicOrder
 from cityhub.auth import service as auth
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
-from cityhub.main import create_app
 from cityhub.onemap import service as onemap
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.org.schemas import UserCreate
@@ -342,7 +342,7 @@ def test_topics_api_lists_pages_and_details_within_the_scope(world) -> None:
     assert client.get("/api/v1/topics", params={"period": "2026-13"}).status_code == 422
     assert client.get("/api/v1/topics", params={"limit": 0}).status_code == 422
     assert client.get("/api/v1/topics/999999").status_code == 404
-    assert TestClient(create_app()).get("/api/v1/topics").status_code == 401
+    assert TestClient(shared_app()).get("/api/v1/topics").status_code == 401
     assert login("cit").get("/api/v1/topics", params={"period": PERIOD}).status_code == 403  # staff only
 
     # A representative title is one person's appeal: a masked reader (the leader) reads it scrubbed.

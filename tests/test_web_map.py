@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app_helpers import shared_app
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
-from cityhub.main import create_app
 from cityhub.onemap import registry, service
 from cityhub.web import vendor
 from web_helpers import ACCOUNTS, build_world, login, world_env
@@ -66,7 +66,7 @@ def test_staff_have_the_map_in_their_menu_and_citizens_neither_menu_nor_page(org
             assert 'href="/map"' in menu, username
             page = client.get("/map")
             assert page.status_code == 200 and 'aria-current="page">一张图' in page.text, username
-    anonymous = TestClient(create_app(), raise_server_exceptions=False)
+    anonymous = TestClient(shared_app(), raise_server_exceptions=False)
     response = anonymous.get("/map?screen=1", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/login?next=%2Fmap")
 

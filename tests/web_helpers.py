@@ -171,9 +171,9 @@ def login(username: str, password: str = PASSWORD) -> Any:
     """A TestClient on a new app, signed in through the login form as ``username``."""
     from fastapi.testclient import TestClient
 
-    from cityhub.main import create_app
+    from app_helpers import shared_app
 
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(shared_app(), raise_server_exceptions=False)
     page = client.get("/login")
     response = client.post(
         "/login",

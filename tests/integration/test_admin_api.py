@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app_helpers import shared_app
 from cityhub.auth import passwords
 from cityhub.auth.service import create_token
 from cityhub.db import reset_engine, session_scope
-from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
 
 API = "/api/v1"
@@ -70,7 +70,7 @@ def env(app_db: str, monkeypatch: pytest.MonkeyPatch) -> Any:
             s.flush()
             users[name] = user.id
             headers[name] = {"Authorization": f"Bearer {create_token(s, user_id=user.id, name='t')[1]}"}
-    with TestClient(create_app(), raise_server_exceptions=False) as client:
+    with TestClient(shared_app(), raise_server_exceptions=False) as client:
         yield Env(client, units, users, headers)
 
 

@@ -10,12 +10,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from app_helpers import shared_app
 from cityhub.auth import passwords
 from cityhub.auth import service as auth
 from cityhub.auth.cli import app as users_cli
 from cityhub.auth.models import ApiToken, AuthSession, LoginLockout
 from cityhub.db import get_engine, reset_engine, session_scope, utcnow
-from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.schemas import UserCreate
 
@@ -43,7 +43,7 @@ def env(app_db, monkeypatch):
 
 @pytest.fixture
 def client(env):
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
+    with TestClient(shared_app(), raise_server_exceptions=False) as c:
         yield c
 
 
@@ -97,7 +97,7 @@ def test_logging_in_again_on_a_browser_ends_the_session_it_held(client):
     assert second != first
     with session_scope() as s:
         assert s.scalars(select(AuthSession.token_hash)).all() == [auth.digest(second)]
-    with TestClient(create_app(), raise_server_exceptions=False) as other:
+    with TestClient(shared_app(), raise_server_exceptions=False) as other:
         # The replaced cookie, kept by someone: no longer a session.
         _error(other.get("/api/v1/auth/me", headers={"Cookie": f"cityhub_session={first}"}), 401, "unauthenticated")
         assert _login(other).status_code == 200  # another browser: its own session, the first one's untouched
@@ -108,7 +108,7 @@ def test_logging_in_again_on_a_browser_ends_the_session_it_held(client):
 def test_cookie_is_secure_unless_configured_otherwise(env, monkeypatch):
     monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "true")
     reset_engine()
-    with TestClient(create_app(), raise_server_exceptions=False, base_url="https://testserver") as c:
+    with TestClient(shared_app(), raise_server_exceptions=False, base_url="https://testserver") as c:
         response = _login(c)
         assert response.status_code == 200
         assert all("Secure" in h for h in response.headers.get_list("set-cookie"))
@@ -315,7 +315,7 @@ def test_an_administrator_s_lock_is_told_only_to_whoever_knows_the_password(clie
 def test_rate_limits_per_username_and_per_ip_are_429(env, monkeypatch):
     monkeypatch.setenv("CITYHUB_LOGIN_MAX_FAILURES", "10")  # the per-name limit before the lockout
     reset_engine()
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(shared_app(), raise_server_exceptions=False)
     for _ in range(5):
         _error(_login(client, username="ghost"), 401, "invalid_credentials")
     body = _error(_login(client, username="ghost"), 429, "too_many_attempts")
@@ -350,7 +350,7 @@ def test_users_cli_creates_lists_sets_passwords_and_locks(env):
     )
     assert made.exit_code == 0, made.output
     generated = made.output.split("password (shown once): ")[1].strip()
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
+    with TestClient(shared_app(), raise_server_exceptions=False) as c:
         assert _login(c, "op1", generated).status_code == 200
 
     piped = runner.invoke(
@@ -376,7 +376,7 @@ def test_users_cli_creates_lists_sets_passwords_and_locks(env):
     rows = {line.split("\t")[0]: line.split("\t") for line in listing}
     assert rows["cit1"][3] == "locked" and rows["op1"][1:4] == ["operator", "AUTH-S1", "active"]
     assert runner.invoke(users_cli, ["unlock", "cit1"]).exit_code == 0
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
+    with TestClient(shared_app(), raise_server_exceptions=False) as c:
         assert _login(c, "op1", generated).status_code == 401
         assert _login(c, "op1", "another-long-pass").status_code == 200
         assert _login(c, "cit1", "a-citizen-password").status_code == 200

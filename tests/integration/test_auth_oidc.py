@@ -21,9 +21,9 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
+from app_helpers import shared_app
 from cityhub.auditlog import LogEntry
 from cityhub.db import reset_engine, session_scope
-from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
 from process_helpers import free_port
 
@@ -139,7 +139,7 @@ def client(app_db, provider, monkeypatch):
         s.add(street)
         s.flush()
         s.add(User(username="handler1", full_name="李承办", role=Role.HANDLER, unit_id=street.id))
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
+    with TestClient(shared_app(), raise_server_exceptions=False) as c:
         yield c
 
 

@@ -21,10 +21,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
 
+from app_helpers import shared_app
 from cityhub.auth.service import create_token, open_session
 from cityhub.auth.settings import get_auth_settings
 from cityhub.db import reset_engine, session_scope
-from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import files, service
 from cityhub.workorders.models import Order
@@ -210,7 +210,7 @@ def world(
                     s.flush()
                     users[caller] = user.id
                     tokens[caller] = create_token(s, user_id=user.id, name="matrix")[1]
-            with TestClient(create_app(), raise_server_exceptions=False) as client:
+            with TestClient(shared_app(), raise_server_exceptions=False) as client:
                 yield World(client, units, users, tokens)
         finally:
             reset_engine()

@@ -333,7 +333,7 @@ def test_cli_on_a_missing_sqlite_file_names_it_and_creates_nothing(
 def test_healthz_and_status_page_name_a_schema_the_code_was_not_written_for(app_db: str) -> None:
     from fastapi.testclient import TestClient
 
-    from cityhub.main import create_app
+    from app_helpers import shared_app
 
     head = _head()
     previous = _previous()
@@ -345,7 +345,7 @@ def test_healthz_and_status_page_name_a_schema_the_code_was_not_written_for(app_
 
     enter_holidays_ahead()
     try:
-        with TestClient(create_app()) as client:
+        with TestClient(shared_app()) as client:
             assert client.get("/healthz").json()["status"] == "ok"
             for revision, says in ((previous, "run `cityhub db upgrade`"), ("9999_future", "a newer release")):
                 stamp(revision)
@@ -418,10 +418,10 @@ def test_a_transaction_whose_connection_the_server_dropped_fails_with_its_own_er
         pytest.skip("SQLite has no server to drop connections")
     from fastapi.testclient import TestClient
 
+    from app_helpers import shared_app
     from cityhub import refdata
     from cityhub.config import get_settings
     from cityhub.db import reset_engine, session_scope
-    from cityhub.main import create_app
 
     monkeypatch.setenv("CITYHUB_DB_PING_IDLE_SECONDS", "3600")  # the dropped connection is handed out untested
     reset_engine()
@@ -443,7 +443,7 @@ def test_a_transaction_whose_connection_the_server_dropped_fails_with_its_own_er
         with session_scope() as s:  # the pool replaced it
             assert s.execute(text("SELECT 1")).scalar_one() == 1
 
-        with TestClient(create_app(), raise_server_exceptions=False) as client:
+        with TestClient(shared_app(), raise_server_exceptions=False) as client:
             drop_the_pooled_connections()
             answer = client.get("/healthz")
             assert answer.status_code == 500

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from app_helpers import shared_app
 from cityhub.analytics.models import HotTopic, HotTopicModelState
 from cityhub.auth import passwords
 from cityhub.auth import service as auth
@@ -40,7 +41,6 @@ from cityhub.dispatch import service as dispatch
 from cityhub.dispatch.models import DispatchRule
 from cityhub.errors import PermissionDenied
 from cityhub.knowledge.models import KnowledgeEntry
-from cityhub.main import create_app
 from cityhub.org.models import Unit, User
 from cityhub.org.service import BAIYUN_USERS, read_csv_table
 from cityhub.workorders import calendar as workcal
@@ -211,7 +211,7 @@ def test_demo_passwords_only_for_users_without_one_and_only_in_demo(
 
 def test_a_demo_user_logs_in_and_intake_gets_suggestions_and_an_instant_answer(demo_env: Path) -> None:
     assert _cli(*SEED).exit_code == 0
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(shared_app(), raise_server_exceptions=False)
     page = client.get("/login")
     wrong = client.post(
         "/login", data={"csrf_token": hidden(page.text), "username": "operator", "password": "not-the-demo-one"}
@@ -275,7 +275,7 @@ def test_the_demo_staff_have_work_in_hand(demo_env: Path) -> None:
         street_scope = Order.street_id == units["440111002"]
         assert by_key["stairwell"].id in {o.id for o, _ in dispatch.queue(s, limit=100, scope=street_scope)[0]}
         example = track_example(s)
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(shared_app(), raise_server_exceptions=False)
     for username, expected in (("handler", 5), ("dept_handler", 2), ("enterprise_handler", 1)):
         page = client.get("/login")
         login = client.post(

@@ -343,7 +343,7 @@ def test_the_threshold_guide_reads_the_classifiers_curves_at_the_thresholds_in_f
 
 @pytest.fixture
 def client(app_db, model):  # type: ignore[no-untyped-def]
-    from cityhub.main import create_app
+    from app_helpers import shared_app
 
     with session_scope() as s:
         district = Unit(code="A-QU", name="白云区", tier=UnitTier.DISTRICT)
@@ -362,7 +362,7 @@ def client(app_db, model):  # type: ignore[no-untyped-def]
         s.flush()
         ids = {"unit": unit.id, "other": other.id, "cat": cat.id, "street": street.id}
         tokens = {u.username: create_token(s, user_id=u.id, name="t")[1] for u in (admin, dispatcher, handler)}
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
+    with TestClient(shared_app(), raise_server_exceptions=False) as c:
         c.headers["Authorization"] = f"Bearer {tokens['d-admin']}"
         c.ids = ids  # type: ignore[attr-defined]
         c.as_dispatcher = {"Authorization": f"Bearer {tokens['d-disp']}"}  # type: ignore[attr-defined]
@@ -824,9 +824,9 @@ def test_model_status_and_warm_up(app_db, monkeypatch, tmp_path) -> None:
     try:
         assert service.model_status() == "missing"
         service.warm_up()  # logs and goes on: the server still starts
-        from cityhub.main import create_app
+        from app_helpers import shared_app
 
-        with TestClient(create_app()) as c:
+        with TestClient(shared_app()) as c:
             health = c.get("/healthz").json()
             assert health["dispatch_model"] == "missing" and health["status"] == "degraded"
             assert any("configured model is not found" in p for p in health["problems"])
@@ -1326,14 +1326,14 @@ def test_duplicates_are_checked_at_once_when_not_left_to_the_dispatcher(in_backg
 
 
 def test_an_order_created_over_the_api_is_merged_by_the_dispatcher(in_background, org, model) -> None:
-    from cityhub.main import create_app
+    from app_helpers import shared_app
 
     with session_scope() as s:
         admin = User(username="bg-admin", full_name="管理员", role=Role.ADMIN, unit_id=org["district"])
         s.add(admin)
         s.flush()
         token = create_token(s, user_id=admin.id, name="t")[1]
-    with TestClient(create_app(), raise_server_exceptions=False) as client:
+    with TestClient(shared_app(), raise_server_exceptions=False) as client:
         client.headers["Authorization"] = f"Bearer {token}"
         _api_copies_are_merged(client)
 
@@ -1391,9 +1391,9 @@ def test_the_dispatcher_records_its_heartbeat_among_the_jobs(in_background, org,
     # The public probe and status page say that a dispatcher beats, not on which machine or in which process.
     from fastapi.testclient import TestClient
 
-    from cityhub.main import create_app
+    from app_helpers import shared_app
 
-    with TestClient(create_app()) as client:
+    with TestClient(shared_app()) as client:
         probe = client.get("/healthz")
         page = client.get("/", headers={"Accept": "text/html"}).text
     public = probe.json()["jobs"]

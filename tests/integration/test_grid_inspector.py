@@ -88,9 +88,9 @@ def test_the_patrol_form_keeps_the_phones_position(world) -> None:
 def test_the_api_files_an_inspectors_report_as_grid_and_keeps_a_place_it_names(world) -> None:
     from fastapi.testclient import TestClient
 
-    from cityhub.main import create_app
+    from app_helpers import shared_app
 
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(shared_app(), raise_server_exceptions=False)
     headers = {"Authorization": f"Bearer {world['token']}"}
     mine = client.post("/api/v1/orders", json={"channel": "hotline", "content": "井盖缺失"}, headers=headers)
     assert mine.status_code == 201, mine.text
@@ -129,9 +129,9 @@ def test_an_inspector_settles_what_comes_back_to_their_unit_and_nothing_else(wor
 def test_an_inspector_reads_the_reports_of_their_own_grid_in_full(world) -> None:
     from fastapi.testclient import TestClient
 
-    from cityhub.main import create_app
+    from app_helpers import shared_app
 
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(shared_app(), raise_server_exceptions=False)
     headers = {"Authorization": f"Bearer {world['token']}"}
     text = "12栋3单元门口堆放建筑垃圾，住户王大明（13912345678）反映多日无人清理"
     point = {"lat": 23.2012345, "lng": 113.3012345}

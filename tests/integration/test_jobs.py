@@ -65,13 +65,14 @@ def test_run_on_demand_records_its_failure_and_raises(flaky_job: dict[str, Any])
 def test_failing_job_shows_on_healthz_status_page_and_cli(flaky_job: dict[str, Any]) -> None:
     from fastapi.testclient import TestClient
 
-    from cityhub.main import create_app, forget_order_counts
+    from app_helpers import shared_app
+    from cityhub.main import forget_order_counts
 
     enter_holidays_ahead()
     jobs.run_due_jobs()
     jobs.run_due_jobs()
     forget_order_counts()
-    with TestClient(create_app()) as client:
+    with TestClient(shared_app()) as client:
         health = client.get("/healthz")
         assert health.status_code == 200  # the process serves; the probe says what is wrong
         body = health.json()
@@ -89,7 +90,7 @@ def test_failing_job_shows_on_healthz_status_page_and_cli(flaky_job: dict[str, A
 
     flaky_job["fail"] = False
     jobs.run_due_jobs()
-    with TestClient(create_app()) as client:
+    with TestClient(shared_app()) as client:
         body = client.get("/healthz").json()
         assert body["status"] == "ok" and body["problems"] == []
         assert "运行失败" not in client.get("/", headers={"Accept": "text/html"}).text
@@ -139,16 +140,16 @@ def test_the_status_page_counts_each_hosts_dispatcher_heartbeat_and_only_operato
     operators (``cityhub jobs status``)."""
     from fastapi.testclient import TestClient
 
+    from app_helpers import shared_app
     from cityhub.db import utcnow
     from cityhub.dispatch import background
-    from cityhub.main import create_app
 
     with session_scope() as session:
         for host in ("web-b", "web-a"):
             jobs.record(
                 session, f"{background.JOB_NAME}@{host}", started=utcnow(), result={"host": host, "pid": 4242, "ok": 1}
             )
-    with TestClient(create_app()) as client:
+    with TestClient(shared_app()) as client:
         page = client.get("/", headers={"Accept": "text/html"}).text
         probe = client.get("/healthz")
     assert "后台派单（心跳） @1" in page and "后台派单（心跳） @2" in page

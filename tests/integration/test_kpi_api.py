@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from test_kpi import EXPECTED, H, T, history  # noqa: F401  (the fixture)
 
+from app_helpers import shared_app
 from cityhub.auth.service import create_token
-from cityhub.main import create_app
 from cityhub.org.models import Role, User
 from cityhub.workorders import service
 from cityhub.workorders.schemas import OrderCreate
@@ -37,7 +37,7 @@ def people(app_db, db_session, history):  # noqa: F811
         for name, u in users.items()
     }
     db_session.commit()  # the app reads over its own connections
-    with TestClient(create_app(), raise_server_exceptions=False) as client:
+    with TestClient(shared_app(), raise_server_exceptions=False) as client:
         yield client, headers
 
 

@@ -16,10 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from app_helpers import shared_app
 from cityhub.auth.service import create_token
 from cityhub.db import reset_engine, session_scope, utcnow
 from cityhub.intake.service import submit
-from cityhub.main import create_app
 from cityhub.onemap import registry, service
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import service as orders
@@ -122,7 +122,7 @@ def world(app_db: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 @pytest.fixture
 def client(world: dict[str, Any]) -> TestClient:
-    return TestClient(create_app(), raise_server_exceptions=False)
+    return TestClient(shared_app(), raise_server_exceptions=False)
 
 
 def _get(client: TestClient, world: dict[str, Any], who: str, path: str, **params: Any) -> Any:

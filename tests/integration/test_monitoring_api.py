@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app_helpers import shared_app
 from cityhub.auth.service import create_token
 from cityhub.db import reset_engine, session_scope
-from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.sharing import service as sharing
 from cityhub.workorders import service as orders
@@ -66,7 +66,7 @@ def env(app_db: str) -> Any:
             headers[name] = {"Authorization": f"Bearer {create_token(s, user_id=user.id, name='t')[1]}"}
         headers["key"] = {"X-API-Key": sharing.create_key(s, client_name="iot-platform", scopes="sensors:write")[1]}
         headers["reader"] = {"X-API-Key": sharing.create_key(s, client_name="dashboard", scopes="sharing:read")[1]}
-    with TestClient(create_app(), raise_server_exceptions=False) as client:
+    with TestClient(shared_app(), raise_server_exceptions=False) as client:
         yield Env(client, units, headers)
 
 

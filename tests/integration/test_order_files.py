@@ -60,9 +60,9 @@ def world(app_db: str, store: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str
 def _api(world: dict[str, Any]) -> Any:
     from fastapi.testclient import TestClient
 
-    from cityhub.main import create_app
+    from app_helpers import shared_app
 
-    return TestClient(create_app(), raise_server_exceptions=False)
+    return TestClient(shared_app(), raise_server_exceptions=False)
 
 
 def _upload(client: Any, world: dict[str, Any], parts: list[tuple[str, bytes, str]], who: str = "op", **form: Any):

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from app_helpers import shared_app
 from cityhub.db import session_scope
-from cityhub.main import create_app
 from cityhub.org.models import Unit, UnitTier
 from cityhub.sharing import service as sharing
 from cityhub.sharing.cli import app as apikey_cli
@@ -35,7 +35,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 @pytest.fixture
 def client(app_db: str) -> Iterator[TestClient]:
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
+    with TestClient(shared_app(), raise_server_exceptions=False) as c:
         yield c
 
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app_helpers import shared_app
 from cityhub.db import session_scope
-from cityhub.main import create_app
 from cityhub.org.models import Unit
 from cityhub.workorders.models import OrderEvent
 
@@ -46,7 +46,7 @@ def world(limits, admin_client) -> dict[str, Any]:
     ):
         answer = c.post(f"/api/v1/orders/{oid}/actions/{action}", json=body)
         assert answer.status_code == 200, (action, answer.text)
-    anonymous = TestClient(create_app(), raise_server_exceptions=False)
+    anonymous = TestClient(shared_app(), raise_server_exceptions=False)
     return {"id": oid, "number": order["number"], "unit": unit_name, "client": anonymous, "admin": c}
 
 
