@@ -52,7 +52,7 @@ def unit_assessment(unit_id: int, request: Request, db: DbSession) -> Response:
         kpis=kpi.KPIS,
         period=period,
         error=choice.error,
-        typed_period=period.label if choice.typed and not choice.error else choice.typed,
+        typed_period=choice.box,
         recent_days=choice.recent_days,
         chosen=chosen if drill is not None else None,
         drill=drill,

@@ -1497,7 +1497,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         raise PageError(403, "err.forbidden")
     today = utcnow().astimezone(get_settings().tz).date()
     choice = support.period_choice(request)
-    period, typed, error = choice.period, choice.typed, choice.error
+    period = choice.period
     scope = scope_of(db, principal).clause()
     where = [Order.created_at >= period.start, Order.created_at < period.end]
     if scope is not None:
@@ -1533,7 +1533,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         "dashboard.html",
         principal=principal,
         period=period,
-        error=error,
+        error=choice.error,
         by_state=by_state,
         by_category=by_category,
         by_street=by_street,
@@ -1549,7 +1549,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         received_today=received_today,
         ranking=ranking.ranked[:10],
         min_sample=ranking.min_sample,
-        typed_period=period.label if typed and not error else typed,
+        typed_period=choice.box,
         recent_days=choice.recent_days,
         dispatch=outcomes(db, period=period, scope=scope),
         hot=hot,

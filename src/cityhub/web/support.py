@@ -636,6 +636,12 @@ class PeriodChoice:
     error: str | None
     recent_days: int | None
 
+    @property
+    def box(self) -> str:
+        """What the period box shows again: a period that read by its own label (``2026-q4`` as 2026-Q4), else what
+        was typed."""
+        return self.period.label if self.typed and not self.error else self.typed
+
 
 def period_choice(request: Request) -> PeriodChoice:
     from cityhub.analytics import kpi
