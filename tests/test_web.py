@@ -1802,6 +1802,9 @@ def test_routing_rules_and_thresholds_are_read_by_dispatchers_and_edited_by_admi
     odd = disp.get("/rules", params={"period": "someday"})
     assert odd.status_code == 200 and "无法识别统计周期「someday」" in odd.text
     assert "该周期内没有首次派出的工单" in disp.get("/rules", params={"period": "2020-01"}).text
+    # The period box shows a period that read by its own label, one that did not as typed, to correct.
+    assert 'name="period" value="2020-Q1"' in disp.get("/rules", params={"period": "2020-q1"}).text
+    assert 'name="period" value="someday"' in odd.text
 
     form = {
         "csrf_token": csrf(adm),

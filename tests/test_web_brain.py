@@ -389,6 +389,7 @@ def test_topics_page_says_which_period_it_shows_and_refuses_one_it_cannot_read(w
     assert refused.status_code == 200
     alert = refused.text.split('role="alert"')[1].split("</p>")[0]
     assert "2026-13" in alert and "近 30 天" in alert
+    assert 'name="period" value="2026-13"' in refused.text  # kept to correct, as the dashboard keeps it
     shown = refused.text.split('data-testid="period-shown">')[1].split("</p>")[0]
     assert "近 30 天" in shown
 

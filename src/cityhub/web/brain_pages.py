@@ -277,7 +277,7 @@ def topics_page(request: Request, db: DbSession) -> Response:
         page=page,
         has_more=page * TOPICS_PAGE < total,
         period=period,
-        typed_period=typed if not error else "",
+        typed_period=choice.box,
         recent_days=choice.recent_days,
         error=error,
         mined_at=topics_store.mined_at(db),
