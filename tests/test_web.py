@@ -2315,6 +2315,42 @@ def test_a_message_keeps_a_markup_parameter_and_escapes_the_rest() -> None:
     assert "&lt;b&gt;" in Markup.escape(zh("users.locked_until", until="<b>"))  # plain: escaped by the page
 
 
+def test_a_warmed_up_application_leaves_its_first_requests_nothing_to_analyse_or_compile(org, monkeypatch) -> None:
+    """``cityhub serve`` warms a new process up in the background: each route's dependencies analysed and each page
+    template compiled before the first request that reaches it would (a second or more of a first user's wait)."""
+    import fastapi.routing
+
+    from cityhub.main import warm_up_pages
+    from cityhub.web import support
+
+    analysed: list[str] = []
+    real_analysis = fastapi.routing.get_dependant
+
+    def analysis(**kwargs: Any) -> Any:
+        analysed.append(kwargs["path"])
+        return real_analysis(**kwargs)
+
+    def compilation(*args: Any) -> Any:
+        raise AssertionError(f"template compiled at a request: {args[-1]}")
+
+    monkeypatch.setattr(fastapi.routing, "get_dependant", analysis)
+    paths = ("/login", "/track", "/api/v1/categories", "/open311/v2/services.json", "/no-such-page")
+    cold = TestClient(create_app(), raise_server_exceptions=False)
+    for path in paths:
+        cold.get(path, headers={"Accept": "text/html"})
+    assert analysed  # a new application analyses its routes as requests reach them
+    analysed.clear()
+    app = create_app()
+    support._env.cache.clear()
+    warm_up_pages(app)
+    assert analysed
+    analysed.clear()
+    monkeypatch.setattr(support._env.loader, "get_source", compilation)
+    warm = TestClient(app, raise_server_exceptions=False)
+    answers = [warm.get(path, headers={"Accept": "text/html"}).status_code for path in paths]
+    assert answers == [200, 200, 401, 200, 404] and analysed == []
+
+
 def test_pages_render_without_vendor_files_and_the_app_says_so(org, tmp_path, monkeypatch, caplog) -> None:
     monkeypatch.setattr(vendor, "VENDOR_DIR", tmp_path / "absent")
     with caplog.at_level("WARNING", logger="cityhub.web.vendor"):

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import Any
 
@@ -205,13 +205,30 @@ def _warm_up_findings() -> None:
         log.exception("findings warm-up failed")
 
 
-def _warm_up_in_background() -> None:
+def warm_up_pages(app: FastAPI) -> None:
+    """What the first request that reaches each route would otherwise do: FastAPI analyses the routes of an included
+    router (their dependencies and models, ~0.7 s for all of cityhub's) on the first request matched against them,
+    and Jinja compiles a page's template on its first render."""
+    from starlette.routing import NoMatchFound
+
+    from cityhub.web.support import load_templates
+
+    with suppress(NoMatchFound):  # a name no route has: the search walks, so analyses, every route
+        app.url_path_for("cityhub warm-up")
+    load_templates()
+
+
+def _warm_up_in_background(app: FastAPI) -> None:
+    try:
+        warm_up_pages(app)
+    except Exception:  # the first requests do it instead
+        log.exception("page warm-up failed")
     _warm_up_dispatch()
     _warm_up_findings()
 
 
 @asynccontextmanager
-async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(get_settings().server_switch_interval_ms / 1000)
     stop = checkpoints = None
@@ -227,7 +244,7 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
         checkpoints = start_sqlite_checkpointer(settings.database_url, settings.sqlite_checkpoint_seconds)
         gc.freeze()  # the application's own objects live as long as the process: no collection need walk them
         warm_up()  # intake's index and gazetteer load in the background, not in the first appeals' requests
-        threading.Thread(target=_warm_up_in_background, name="cityhub-warm-up", daemon=True).start()
+        threading.Thread(target=_warm_up_in_background, args=(app,), name="cityhub-warm-up", daemon=True).start()
     yield
     sys.setswitchinterval(switch_interval)
     if stop is not None:

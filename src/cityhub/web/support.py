@@ -91,6 +91,15 @@ _env = Environment(
 _env.filters["localtime"] = _localtime
 
 
+def load_templates() -> int:
+    """Compile every page template now (Jinja compiles one on its first render and keeps it), so no page's first
+    request waits for it; the number loaded."""
+    names = _env.list_templates(extensions=["html"])
+    for name in names:
+        _env.get_template(name)
+    return len(names)
+
+
 def _whole(text: object) -> Markup:
     """Short text kept on one line (a date a message names); markup, so a message keeps it as it is."""
     return Markup('<span class="nowrap">{}</span>').format(text)
