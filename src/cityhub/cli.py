@@ -90,6 +90,14 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
         migrate.upgrade(revision=revision)
     except CommandError as exc:  # a revision the migrations do not have: alembic says which
         raise fail(f"db upgrade {revision}: {str(exc).strip().splitlines()[0]}") from None
+    if migrate.current() == migrate.head():  # the orders' change numbers are there (migration 0040)
+        from cityhub.db import session_scope
+        from cityhub.workorders import changes
+
+        with session_scope() as session:
+            renumbered = changes.renumber_restored(session)
+        if renumbered:
+            typer.echo(f"{renumbered} orders restored from another server numbered again for the feed of changes")
     typer.echo(f"database at revision {migrate.current()}")
 
 

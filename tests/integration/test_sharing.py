@@ -719,3 +719,44 @@ def test_a_cursor_of_one_feed_is_refused_with_the_other_naming_feed(client: Test
     assert "begin it with cursor=*" in alone.json()["message"]
     unknown = client.get("/api/v1/sharing/orders", params={"cursor": "*", "feed": "all"}, headers=key)
     assert unknown.status_code == 422 and "feed" in unknown.text
+
+
+def test_db_upgrade_brings_orders_restored_from_another_server_back_into_the_feed_of_changes(
+    client: TestClient, cli_run
+) -> None:
+    """Orders restored (``pg_restore``) into another server keep their old change numbers, which that server's
+    transactions have not reached: on PostgreSQL they wait out of the feed until the ids catch up, on SQLite (a
+    counter made again lower) the next changes are numbered below them and a harvester past them misses those.
+    ``cityhub db upgrade``, a step of every restore, numbers them again; a second run finds nothing to do."""
+    from sqlalchemy import text
+
+    from cityhub.workorders import changes
+    from cityhub.workorders.models import Order
+
+    key = {"X-API-Key": _key("sharing:read")}
+    now = datetime.now(SHANGHAI)
+    with session_scope() as s:
+        restored = _received(s, "小区路灯不亮", now - timedelta(days=1))
+        _received(s, "井盖缺失", now - timedelta(hours=2))
+    with session_scope() as s:  # as a dump from a server with higher transaction ids leaves it
+        if s.get_bind().dialect.name == "sqlite":
+            s.execute(text(f"UPDATE orders SET changed_xid = changed_xid + 1000000 WHERE number = '{restored}'"))
+        else:
+            s.execute(text(f"ALTER TABLE orders DISABLE TRIGGER {changes.PG_TRIGGER}"))
+            s.execute(text(f"UPDATE orders SET changed_xid = changed_xid + 1000000 WHERE number = '{restored}'"))
+            s.execute(text(f"ALTER TABLE orders ENABLE TRIGGER {changes.PG_TRIGGER}"))
+    with session_scope() as s:
+        assert changes.beyond_every_transaction(s, s.scalar(select(Order.changed_xid).where(Order.number == restored)))
+    code, out, err = cli_run("db", "upgrade")
+    assert code == 0 and "1 orders restored from another server numbered again" in out, err
+    with session_scope() as s:
+        assert not changes.beyond_every_transaction(
+            s, s.scalar(select(Order.changed_xid).where(Order.number == restored))
+        )
+        later = _received(s, "路面塌陷", now)
+    got, _ = _harvest(client, key, "*", feed="changes")
+    numbers = [number for number, _ in got]
+    assert sorted(numbers) == sorted(set(numbers)) and restored in numbers and later in numbers
+    assert numbers.index(restored) < numbers.index(later)  # the next change comes after it, none below it
+    code, out, _ = cli_run("db", "upgrade")
+    assert code == 0 and "numbered again" not in out

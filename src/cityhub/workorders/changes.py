@@ -31,6 +31,8 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Text, cast, func, text
 from sqlalchemy.orm import Session
 
+from cityhub.db import rowcount
+
 COUNTER_TABLE = "order_change_counter"
 PG_FUNCTION = "orders_stamp_changed_xid"
 PG_TRIGGER = "orders_changed_xid"
@@ -61,6 +63,8 @@ SQLITE_DROP = (
     f"DROP TABLE IF EXISTS {COUNTER_TABLE}",
 )
 
+# The next transaction id PostgreSQL will give (the current snapshot's xmax): no transaction has reached it yet.
+_PG_NEXT_XID = "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 
 _SQLITE_DRAW = text(
     f"INSERT INTO {COUNTER_TABLE} (id, last) VALUES (1, (SELECT coalesce(max(changed_xid), 0) FROM orders) + :n) "
@@ -96,8 +100,26 @@ def beyond_every_transaction(session: Session, changed_xid: int) -> bool:
             text(f"SELECT coalesce((SELECT last FROM {COUNTER_TABLE} WHERE id = 1), max(changed_xid), 0) FROM orders")
         ).scalar_one()
         return changed_xid > int(last)
-    xmax = session.execute(text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")).scalar_one()
+    xmax = session.execute(text(f"SELECT {_PG_NEXT_XID}")).scalar_one()
     return changed_xid >= int(xmax)
+
+
+def renumber_restored(session: Session) -> int:
+    """Bring orders whose ``changed_xid`` no transaction of this database has reached back within reach, as after a
+    ``pg_restore`` into another server (whose transaction ids start again lower): such orders would wait out of the
+    feed of changes until the ids caught up. PostgreSQL: each is stamped again by its trigger with this transaction
+    (the feed gives them again, after every order settled before); SQLite: the counter is raised to the orders'
+    highest number (a counter made again lower). The number of orders beyond (0: nothing to do)."""
+    if session.get_bind().dialect.name == "sqlite":
+        beyond = session.execute(
+            text(f"SELECT count(*) FROM orders WHERE changed_xid > (SELECT last FROM {COUNTER_TABLE} WHERE id = 1)")
+        ).scalar_one()
+        if beyond:
+            session.execute(
+                text(f"UPDATE {COUNTER_TABLE} SET last = (SELECT max(changed_xid) FROM orders) WHERE id = 1")
+            )
+        return int(beyond)
+    return rowcount(session.execute(text(f"UPDATE orders SET changed_xid = 0 WHERE changed_xid >= {_PG_NEXT_XID}")))
 
 
 def install(conn: Any) -> None:
