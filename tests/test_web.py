@@ -1179,7 +1179,7 @@ def test_the_order_page_shows_what_the_channel_sent_masked_for_masked_readers(or
 def test_a_sensor_alarms_order_names_its_reading_in_chinese_and_links_the_sensor(org) -> None:
     """An alarm's order showed its attributes as the monitoring code wrote them (sensor_kind waterlogging, severity
     critical): now by their labels, the sensor and its alarm as links to the sensor's page, a finding's orders as
-    links; another system's column keeps its own name."""
+    links; another system's column keeps its own name; a null is a dash."""
     attributes = {
         "source": "monitoring",
         "alarm_id": 9,
@@ -1192,6 +1192,7 @@ def test_a_sensor_alarms_order_names_its_reading_in_chinese_and_links_the_sensor
         "finding": {"id": "f1", "summary": "嘉禾街道 近7天 路灯故障 异常增多", "z": 4.2},
         "备注": "waterlogging",
         "proactive": True,
+        "hotspot": None,
     }
     order = _order(attributes=attributes)
     page = login("sup").get(f"/orders/{order.id}").text
@@ -1203,7 +1204,7 @@ def test_a_sensor_alarms_order_names_its_reading_in_chinese_and_links_the_sensor
     assert rows["alarm_id"] == '<a href="/monitoring/sensors/BY-WL-001#alarm-9">9</a>'
     assert rows["order_ids"] == '<a href="/orders/3">#3</a> <a href="/orders/5">#5</a>'
     assert rows["finding"] == "嘉禾街道 近7天 路灯故障 异常增多"  # what was found, not its statistics
-    assert rows["proactive"] == "是"
+    assert rows["proactive"] == "是" and rows["hotspot"] == "—"  # a null sent: nothing, not JSON's null
     assert rows["备注"] == "waterlogging"  # another system's column: its name and its text as they came
     assert "<small>监测点</small>" in details and "<small>备注</small>" in details
 

@@ -1125,6 +1125,8 @@ def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[
         kind = str(key) if isinstance(value, str) and key in _LABELLED_CHANNEL_VALUES else None
         if isinstance(value, bool):  # 是 / 否, not JSON's true / false
             cut, kind = ("yes" if value else "no"), "common"
+        elif value is None:  # nothing sent: a dash, as the page shows any empty field, not JSON's null
+            cut = "—"
         rows.append(ChannelDetail(str(key), cut, kind, links))
     return rows
 
