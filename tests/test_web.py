@@ -2236,6 +2236,51 @@ def test_every_refusal_of_the_life_cycle_is_said_in_chinese() -> None:
     assert seen <= guarded
 
 
+def test_the_configuration_log_says_its_values_in_words_not_codes_ids_or_python(org) -> None:
+    """系统日志 showed 操作人 system, 派往 local_street, 分类 7, 关键词 ['油烟', '噪音'] and 监测指标 {'depth': 'cm'}:
+    now 系统, 工单所在街道, the category's and the unit's names, 油烟、噪音 and 积水深度（cm）."""
+    from cityhub.dispatch import service as dispatch
+    from cityhub.dispatch.rules import TargetKind
+    from cityhub.dispatch.schemas import RuleCreate
+    from cityhub.monitoring import service as monitoring
+    from cityhub.monitoring.schemas import SensorCreate
+
+    with session_scope() as s:
+        rule = dispatch.create_rule(
+            s,
+            data=RuleCreate(
+                name="油烟 → 本街道",
+                category_id=org["cats"]["环境保护"],
+                keywords=["油烟", "噪音"],
+                target_kind=TargetKind.LOCAL_STREET,
+            ),
+        )
+        rule_id = rule.id
+        monitoring.create_sensor(
+            s,
+            data=SensorCreate(
+                code="LOG-WL", name="积水点", kind="waterlogging", metrics={"depth": "cm"}, unit_code="W-JT"
+            ),
+        )
+    page = login("adm").get("/admin/log").text
+
+    def entry(area: str, target: str) -> str:
+        found = re.search(rf'data-area="{area}" data-target="{target}">(.*?)</tr>', page, re.S)
+        assert found is not None, (area, target)
+        return found.group(1)
+
+    def value(row: str, field: str) -> str:
+        found = re.search(rf'<span title="{field}">[^<]*</span>：(.*?)</div>', row)
+        assert found is not None, field
+        return found.group(1)
+
+    rule_row, sensor_row = entry("dispatch_rule", str(rule_id)), entry("sensor", "LOG-WL")
+    assert "<td>系统</td>" in rule_row and "system" not in rule_row
+    assert value(rule_row, "target_kind") == "工单所在街道" and value(rule_row, "category_id") == "环境保护"
+    assert value(rule_row, "keywords") == "油烟、噪音" and value(rule_row, "exclude_keywords") == "—"
+    assert value(sensor_row, "metrics") == "积水深度（cm）" and value(sensor_row, "unit_id") == "景泰街道"
+
+
 def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> None:
     from cityhub.monitoring.rules import AlarmState, SensorKind, Severity
     from cityhub.org.models import Role as R

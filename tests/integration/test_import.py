@@ -1079,10 +1079,10 @@ def test_a_choice_is_read_as_the_pages_name_it_and_a_refused_one_lists_those_nam
     assert channels == {"c1": "grid", "c2": "app"}
     [refused] = report.issues
     assert refused.field == "urgency"
-    assert import_issue(Translator("zh-CN"), refused.message, refused.field) == "无效的值“超急”（可用：一般、紧急、特急）"
-    assert import_issue(Translator("en"), refused.message, refused.field) == (
-        "Invalid value '超急' (allowed: Normal, Urgent, Critical)"
-    )
+    said = import_issue(Translator("zh-CN"), refused.message, refused.field)
+    assert said == "无效的值“超急”（可用：一般、紧急、特急）"
+    said = import_issue(Translator("en"), refused.message, refused.field)
+    assert said == "Invalid value '超急' (allowed: Normal, Urgent, Critical)"
 
 
 def test_an_errors_file_that_is_the_input_is_refused_and_the_input_kept(
