@@ -1107,6 +1107,10 @@ def test_malformed_page_addresses_and_dates_get_the_error_page_not_json(org) -> 
     for url in ("/orders/abc", "/orders/99999999999999999999", "/no-such-page", "/queue?page=99999999999999999999"):
         page = disp.get(url, headers=html)
         assert page.status_code == 404 and "页面不存在" in page.text and "<html" in page.text, url
+        # Still signed in: their name, menu and 退出登录, not a 登录 link as if the dead link had signed them out.
+        assert "黄派单" in page.text and 'data-testid="logout"' in page.text and 'href="/queue"' in page.text, url
+        assert 'href="/login"' not in page.text, url
+    assert 'href="/login"' in _client().get("/no-such-page", headers=html).text  # no session: the login link
     for query in ("created_from=0001-01-01", "created_to=9999-12-31"):
         page = disp.get(f"/orders?{query}", headers=html)
         assert page.status_code == 200 and "请输入有效日期" in page.text, query
