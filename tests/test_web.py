@@ -2048,7 +2048,8 @@ def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org)
     assert counted == {str(accepted.id): "1"}  # accepted in time; the other's limit has not passed yet
     assert f'href="/orders/{accepted.id}"' in drill.text and 'aria-current="true"' in drill.text
     assert login("hand_a").get(f"/assessment/{street}").status_code == 200  # its own unit
-    assert login("hand_b").get(f"/assessment/{street}").status_code == 404  # another street's
+    refused = login("hand_b").get(f"/assessment/{street}")
+    assert refused.status_code == 404 and "没有找到该单位" in refused.text  # another street's (a unit, not 该工单)
     from cityhub.auth import service as auth
     from cityhub.org.models import Role
     from cityhub.org.schemas import UserCreate
