@@ -1107,6 +1107,10 @@ def test_malformed_page_addresses_and_dates_get_the_error_page_not_json(org) -> 
     for url in ("/orders/abc", "/orders/99999999999999999999", "/no-such-page", "/queue?page=99999999999999999999"):
         page = disp.get(url, headers=html)
         assert page.status_code == 404 and "页面不存在" in page.text and "<html" in page.text, url
+        # Still signed in: their name, menu and 退出登录, not a 登录 link as if the dead link had signed them out.
+        assert "黄派单" in page.text and 'data-testid="logout"' in page.text and 'href="/queue"' in page.text, url
+        assert 'href="/login"' not in page.text, url
+    assert 'href="/login"' in _client().get("/no-such-page", headers=html).text  # no session: the login link
     for query in ("created_from=0001-01-01", "created_to=9999-12-31"):
         page = disp.get(f"/orders?{query}", headers=html)
         assert page.status_code == 200 and "请输入有效日期" in page.text, query
@@ -1179,7 +1183,7 @@ def test_the_order_page_shows_what_the_channel_sent_masked_for_masked_readers(or
 def test_a_sensor_alarms_order_names_its_reading_in_chinese_and_links_the_sensor(org) -> None:
     """An alarm's order showed its attributes as the monitoring code wrote them (sensor_kind waterlogging, severity
     critical): now by their labels, the sensor and its alarm as links to the sensor's page, a finding's orders as
-    links; another system's column keeps its own name."""
+    links; another system's column keeps its own name; a null is a dash."""
     attributes = {
         "source": "monitoring",
         "alarm_id": 9,
@@ -1192,6 +1196,7 @@ def test_a_sensor_alarms_order_names_its_reading_in_chinese_and_links_the_sensor
         "finding": {"id": "f1", "summary": "嘉禾街道 近7天 路灯故障 异常增多", "z": 4.2},
         "备注": "waterlogging",
         "proactive": True,
+        "hotspot": None,
     }
     order = _order(attributes=attributes)
     page = login("sup").get(f"/orders/{order.id}").text
@@ -1203,7 +1208,7 @@ def test_a_sensor_alarms_order_names_its_reading_in_chinese_and_links_the_sensor
     assert rows["alarm_id"] == '<a href="/monitoring/sensors/BY-WL-001#alarm-9">9</a>'
     assert rows["order_ids"] == '<a href="/orders/3">#3</a> <a href="/orders/5">#5</a>'
     assert rows["finding"] == "嘉禾街道 近7天 路灯故障 异常增多"  # what was found, not its statistics
-    assert rows["proactive"] == "是"
+    assert rows["proactive"] == "是" and rows["hotspot"] == "—"  # a null sent: nothing, not JSON's null
     assert rows["备注"] == "waterlogging"  # another system's column: its name and its text as they came
     assert "<small>监测点</small>" in details and "<small>备注</small>" in details
 
@@ -2046,7 +2051,8 @@ def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org)
     assert counted == {str(accepted.id): "1"}  # accepted in time; the other's limit has not passed yet
     assert f'href="/orders/{accepted.id}"' in drill.text and 'aria-current="true"' in drill.text
     assert login("hand_a").get(f"/assessment/{street}").status_code == 200  # its own unit
-    assert login("hand_b").get(f"/assessment/{street}").status_code == 404  # another street's
+    refused = login("hand_b").get(f"/assessment/{street}")
+    assert refused.status_code == 404 and "没有找到该单位" in refused.text  # another street's (a unit, not 该工单)
     from cityhub.auth import service as auth
     from cityhub.org.models import Role
     from cityhub.org.schemas import UserCreate
@@ -2236,6 +2242,51 @@ def test_every_refusal_of_the_life_cycle_is_said_in_chinese() -> None:
                 if isinstance(const, str) and const == const.strip() and len(const.split()) > 3:
                     assert f"reason.{const}" in i18n.catalogue("zh-CN"), const
     assert seen <= guarded
+
+
+def test_the_configuration_log_says_its_values_in_words_not_codes_ids_or_python(org) -> None:
+    """系统日志 showed 操作人 system, 派往 local_street, 分类 7, 关键词 ['油烟', '噪音'] and 监测指标 {'depth': 'cm'}:
+    now 系统, 工单所在街道, the category's and the unit's names, 油烟、噪音 and 积水深度（cm）."""
+    from cityhub.dispatch import service as dispatch
+    from cityhub.dispatch.rules import TargetKind
+    from cityhub.dispatch.schemas import RuleCreate
+    from cityhub.monitoring import service as monitoring
+    from cityhub.monitoring.schemas import SensorCreate
+
+    with session_scope() as s:
+        rule = dispatch.create_rule(
+            s,
+            data=RuleCreate(
+                name="油烟 → 本街道",
+                category_id=org["cats"]["环境保护"],
+                keywords=["油烟", "噪音"],
+                target_kind=TargetKind.LOCAL_STREET,
+            ),
+        )
+        rule_id = rule.id
+        monitoring.create_sensor(
+            s,
+            data=SensorCreate(
+                code="LOG-WL", name="积水点", kind="waterlogging", metrics={"depth": "cm"}, unit_code="W-JT"
+            ),
+        )
+    page = login("adm").get("/admin/log").text
+
+    def entry(area: str, target: str) -> str:
+        found = re.search(rf'data-area="{area}" data-target="{target}">(.*?)</tr>', page, re.S)
+        assert found is not None, (area, target)
+        return found.group(1)
+
+    def value(row: str, field: str) -> str:
+        found = re.search(rf'<span title="{field}">[^<]*</span>：(.*?)</div>', row)
+        assert found is not None, field
+        return found.group(1)
+
+    rule_row, sensor_row = entry("dispatch_rule", str(rule_id)), entry("sensor", "LOG-WL")
+    assert "<td>系统</td>" in rule_row and "system" not in rule_row
+    assert value(rule_row, "target_kind") == "工单所在街道" and value(rule_row, "category_id") == "环境保护"
+    assert value(rule_row, "keywords") == "油烟、噪音" and value(rule_row, "exclude_keywords") == "—"
+    assert value(sensor_row, "metrics") == "积水深度（cm）" and value(sensor_row, "unit_id") == "景泰街道"
 
 
 def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> None:

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -271,10 +271,26 @@ def _browser_page(request: Request) -> bool:
 
 
 def _error_page(request: Request, status: int, message_key: str) -> Response:
-    """The web UI's error page (Chinese first, with the user's menu when the route had signed them in)."""
+    """The web UI's error page (Chinese first, with the user's menu when they are signed in)."""
     from cityhub.web.support import error_page
 
-    return error_page(request, status, message_key, getattr(request.state, "principal", None))
+    return error_page(request, status, message_key, _page_user(request, status))
+
+
+def _page_user(request: Request, status: int) -> Any:
+    """Whom an error page is for: the user the route signed in, else — an address no route serves, a malformed one —
+    the session cookie's, so that a signed-in user following a dead link keeps their menu and is not shown 登录 as if
+    signed out. Not looked up for a server error (the database may be what failed) or when the database cannot say."""
+    from cityhub.web.support import principal_of
+
+    principal = getattr(request.state, "principal", None)
+    if principal is not None or status >= 500:
+        return principal
+    try:
+        with session_scope() as db:
+            return principal_of(request, db)
+    except SQLAlchemyError:
+        return None
 
 
 # What a page says for a refusal its route let through, by status; anything else: the link was bad.

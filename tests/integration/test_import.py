@@ -1057,6 +1057,34 @@ def test_every_kind_of_refused_row_is_said_in_chinese_on_the_import_page(db_sess
     assert import_issue(zh, issue.message) == "作为历史工单导入，每行须有受理时间"
 
 
+def test_a_choice_is_read_as_the_pages_name_it_and_a_refused_one_lists_those_names(
+    db_session: Session, tmp_path: Path
+) -> None:
+    """A 渠道 column may say 网格上报 or 移动端 (as the intake and import forms name the channels); a refused 紧急程度
+    lists the values a clerk would write (一般、紧急、特急), not the codes."""
+    from cityhub.web.i18n import Translator
+    from cityhub.web.machine_text import import_issue
+
+    header = ["id", "title", "content", "created_at", "渠道", "紧急程度"]
+    when = "2026-12-01 09:00:00"
+    rows = [
+        ["c1", "路灯不亮", "云景路路灯坏了", when, "网格上报", "紧急"],
+        ["c2", "井盖缺失", "路口井盖丢失", when, "移动端", "特急"],
+        ["c3", "垃圾堆放", "门口垃圾无人清运", when, "批量导入", "超急"],
+    ]
+    report = import_orders(db_session, path=write_csv(tmp_path / "choices.csv", rows, header=header))
+
+    assert report.imported == 2
+    channels = dict(db_session.execute(select(Order.external_id, Order.channel)).tuples().all())
+    assert channels == {"c1": "grid", "c2": "app"}
+    [refused] = report.issues
+    assert refused.field == "urgency"
+    said = import_issue(Translator("zh-CN"), refused.message, refused.field)
+    assert said == "无效的值“超急”（可用：一般、紧急、特急）"
+    said = import_issue(Translator("en"), refused.message, refused.field)
+    assert said == "Invalid value '超急' (allowed: Normal, Urgent, Critical)"
+
+
 def test_an_errors_file_that_is_the_input_is_refused_and_the_input_kept(
     app_db: str, cli_run: Any, tmp_path: Path
 ) -> None:

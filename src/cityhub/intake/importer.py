@@ -255,15 +255,19 @@ _CHANNEL_LABELS = {
     "区长信箱": Channel.MAILBOX,
     "网格": Channel.GRID,
     "网格员": Channel.GRID,
+    "网格上报": Channel.GRID,
     "企业": Channel.ENTERPRISE,
     "企业呼": Channel.ENTERPRISE,
     "舆情": Channel.OPINION,
     "网络舆情": Channel.OPINION,
     "传感器": Channel.SENSOR,
+    "物联感知": Channel.SENSOR,
     "物联网": Channel.SENSOR,
     "视频": Channel.VIDEO_AI,
     "视频ai": Channel.VIDEO_AI,
     "导入": Channel.IMPORT,
+    "批量导入": Channel.IMPORT,
+    "移动端": Channel.APP,
 }
 
 

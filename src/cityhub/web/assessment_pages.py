@@ -34,7 +34,7 @@ def unit_assessment(unit_id: int, request: Request, db: DbSession) -> Response:
     unit = db.get(Unit, unit_id)
     in_scope = scope.everything or unit_id in scope.units
     if unit is None or not (in_scope or principal.role in support.OVERSEERS):
-        raise PageError(404, "err.not_found")  # out of scope: as if it did not exist, as the API answers
+        raise PageError(404, "err.unit_not_found")  # out of scope: as if it did not exist, as the API answers
     choice = support.period_choice(request)
     period = choice.period
     rows = kpi.compute(db, period=period, unit_ids=[unit_id])

@@ -54,7 +54,7 @@ def _page(
             "row": issue.row,
             "level": issue.level,
             "field": t(f"field.{issue.field}", issue.field),
-            "message": machine_text.import_issue(t, issue.message),
+            "message": machine_text.import_issue(t, issue.message, issue.field),
         }
 
     issues = [shown(i) for i in report.issues] if report is not None else []

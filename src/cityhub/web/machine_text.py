@@ -9,11 +9,13 @@ person's own reason).
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Callable, Mapping
 
 from cityhub.dispatch.rules import MODEL_UNAVAILABLE
 from cityhub.web.i18n import Translator
+from cityhub.workorders.models import AppealType, Channel, Urgency
 
 Names = Mapping[int, str]
 _Params = Callable[[re.Match[str], Names, Translator], dict[str, str]]
@@ -233,11 +235,26 @@ _IMPORT_FORMS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
-def import_issue(t: Translator, message: str) -> str:
-    """A message of the bulk import in the user's language (as written when it is none of the import's forms)."""
+# The fields whose refused value names the values allowed (``importer._choice``): their labels' kind and their
+# values in the order the pages list them.
+_CHOICE_LABELS: dict[str, tuple[str, type[enum.StrEnum]]] = {
+    "urgency": ("urgency", Urgency),
+    "appeal_type": ("appeal", AppealType),
+    "channel": ("channel", Channel),
+}
+
+
+def import_issue(t: Translator, message: str, field: str | None = None) -> str:
+    """A message of the bulk import in the user's language (as written when it is none of the import's forms);
+    ``field``, the row's field the message is about, lets a refused value's allowed ones be said as the pages
+    name them (一般、紧急、特急 rather than the codes, which the importer accepts too)."""
     for pattern, key in _IMPORT_FORMS:
         if m := pattern.fullmatch(message):
             params = m.groupdict()
+            if "allowed" in params and field in _CHOICE_LABELS:
+                kind, values = _CHOICE_LABELS[field]
+                codes = set(params["allowed"].split(", "))
+                params["allowed"] = t.sep.join(t.label(kind, v) for v in values if v.value in codes)
             if "kind" in params:
                 params["kind"] = t(f"import.holder.{params.pop('kind')}", holder=params["holder"])
             if "field" in params:

@@ -332,6 +332,18 @@ def admin_home(request: Request, db: DbSession) -> Response:
 
 
 LOG_SHOWN = 100
+# The configuration log's fields that hold a unit's or a category's id, shown by its name (a unit's parent is a
+# unit, a category's a category).
+_LOG_UNIT_FIELDS = frozenset({"unit_id", "target_unit_id", "place_unit_id"})
+
+
+def _log_reference(area: str, field: str) -> str | None:
+    """What a configuration log entry's ``field`` refers to by id: "unit", "category" or nothing."""
+    if field in _LOG_UNIT_FIELDS or (field == "parent_id" and area == "unit"):
+        return "unit"
+    if field == "category_id" or (field == "parent_id" and area == "category"):
+        return "category"
+    return None
 
 
 @router.get("/admin/log", response_class=HTMLResponse)
@@ -346,11 +358,21 @@ def admin_log(request: Request, db: DbSession) -> Response:
     target = (request.query_params.get("target") or "").replace("\x00", "").strip()[:120]
     offset = forms.whole_number(request.query_params.get("offset") or "0") or 0
     entries, more = auditlog.entries(db, area=area or None, target=target or None, limit=LOG_SHOWN, offset=offset)
+    ids: dict[str, set[int]] = {"unit": set(), "category": set()}
+    for e in entries:
+        for name, pair in e.changes.items():
+            if kind := _log_reference(e.area, name):
+                ids[kind].update(v for v in pair if isinstance(v, int) and not isinstance(v, bool))
     return render(
         request,
         "admin_log.html",
         principal=principal,
         entries=entries,
+        reference=_log_reference,
+        names={
+            "unit": support.names_of(db, Unit, ids["unit"]),
+            "category": support.names_of(db, Category, ids["category"]),
+        },
         more=more,
         areas=auditlog.AREAS,
         area=area,
@@ -1125,6 +1147,8 @@ def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[
         kind = str(key) if isinstance(value, str) and key in _LABELLED_CHANNEL_VALUES else None
         if isinstance(value, bool):  # 是 / 否, not JSON's true / false
             cut, kind = ("yes" if value else "no"), "common"
+        elif value is None:  # nothing sent: a dash, as the page shows any empty field, not JSON's null
+            cut = "—"
         rows.append(ChannelDetail(str(key), cut, kind, links))
     return rows
 
