@@ -133,7 +133,7 @@ def test_an_inspector_reads_the_reports_of_their_own_grid_in_full(world) -> None
 
     client = TestClient(shared_app(), raise_server_exceptions=False)
     headers = {"Authorization": f"Bearer {world['token']}"}
-    text = "12栋3单元门口堆放建筑垃圾，住户王大明（13912345678）反映多日无人清理"
+    text = "住户王大明（13912345678）反映12栋3单元门口堆放建筑垃圾，多日无人清理"
     point = {"lat": 23.2012345, "lng": 113.3012345}
     made = client.post("/api/v1/orders", json={"channel": "grid", "content": text, **point}, headers=headers).json()
     # A phone's position where no boundaries are drawn places nothing: the report stays in their grid, at that point.

@@ -408,9 +408,7 @@ def test_a_split_part_is_a_new_order_of_the_same_citizen_and_place_received_now(
     assert order.state == State.RECEIVED and order.version == version + 1  # the appeal keeps its state
     part = db_session.scalars(select(Order).where(Order.split_from_id == order.id)).one()
     assert part.id != order.id and part.number != order.number and part.state == State.RECEIVED
-    assert (
-        part.content == "楼下餐馆油烟直排，熏得没法开窗。" and part.title == part.content[: service.SPLIT_TITLE_CHARS]
-    )
+    assert part.content == "楼下餐馆油烟直排，熏得没法开窗。" and part.title == "楼下餐馆油烟直排，熏得没法开窗"
     assert (part.channel, part.appeal_type, part.urgency) == (order.channel, order.appeal_type, order.urgency)
     assert (part.citizen_name, part.citizen_phone, part.address) == ("张三", "13812345678", "测试街道幸福路8号")
     assert (part.street_id, part.place_source) == (units["street"].id, order.place_source)

@@ -55,6 +55,7 @@ from scipy import sparse
 from cityhub.analytics.lexicon import ADMIN_CODE_RE, extract_groups, extract_places, fold_place_variants
 from cityhub.config import get_settings
 from cityhub.nlp.text import cut
+from cityhub.workorders.schemas import title_from_content
 
 # ------------------------------------------------------------------------------------------ parameters
 
@@ -1329,7 +1330,7 @@ def iter_orders_file(path: Any) -> Iterator[OrderRecord]:
                 created = None
             yield OrderRecord(
                 id=cell(cells, "external_id") or str(number - 1),
-                title=title or content[:30],
+                title=title or title_from_content(content),
                 content=content,
                 created_at=created,
                 likes=_int(cell(cells, "likes")),

@@ -73,13 +73,12 @@ from cityhub.outfiles import SpreadsheetCsv
 from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, csv_records, detect_encoding
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import AppealType, Category, Channel, Order, Urgency, default_appeal_type
-from cityhub.workorders.schemas import FUTURE_SLACK, TEXT_MAX_CHARS, created_problem
+from cityhub.workorders.schemas import FUTURE_SLACK, TEXT_MAX_CHARS, created_problem, title_from_content
 
 if TYPE_CHECKING:
     from cityhub.workorders.service import Actor
 
 DEFAULT_BATCH = 5000
-TITLE_FROM_CONTENT = 30
 # The audit reason of the close event of an order imported as history (``as_history``).
 HISTORY_REASON = "imported as history"
 TITLE_MAX: int = Order.__table__.c.title.type.length  # type: ignore[attr-defined]
@@ -755,7 +754,7 @@ class _RowConverter:
         if not content and not title:
             raise RowError("content", "empty: a title or content is required")
         if not title:
-            title = " ".join(content.split())[:TITLE_FROM_CONTENT]
+            title = title_from_content(content)
         content = content or title
         if len(title) > TITLE_MAX:
             raise RowError("title", f"longer than {TITLE_MAX} characters ({len(title)})")

@@ -51,6 +51,25 @@ TITLE_MAX_CHARS = 300
 EXTERNAL_ID_MAX_CHARS = 128  # what the orders table holds
 TEXT_MAX_CHARS = 20000
 REASON_MAX_CHARS = 2000
+# How long a title taken from an appeal's content may be (an appeal, an import row or a split-off part without one).
+TITLE_FROM_CONTENT_CHARS = 30
+_SENTENCE_ENDS = "。！？；!?;"
+_CLAUSE_ENDS = "，、,：:"
+
+
+def title_from_content(content: str) -> str:
+    """The title of an appeal that gives none: its content on one line, whole if it is short, else cut where a
+    sentence ends within the first ``TITLE_FROM_CONTENT_CHARS`` characters — or a clause, else mid-phrase with … —
+    never leaving a fragment shorter than a third of them ("…施工时掉", "…晚上很黑，" read as cut off)."""
+    text = " ".join(content.split())
+    if len(text) > TITLE_FROM_CONTENT_CHARS:
+        head = text[: TITLE_FROM_CONTENT_CHARS + 1]  # a stop just after the limit ends a whole sentence too
+        for ends in (_SENTENCE_ENDS, _CLAUSE_ENDS):
+            cut = max(head.rfind(mark) for mark in ends)
+            if cut >= TITLE_FROM_CONTENT_CHARS // 3:
+                return text[:cut]
+        return text[:TITLE_FROM_CONTENT_CHARS] + "…"
+    return text.rstrip(_SENTENCE_ENDS + _CLAUSE_ENDS) or text
 
 
 class OrderBase(BaseModel):
@@ -135,7 +154,7 @@ class OrderCreate(OrderBase):
         if not self.content:
             self.content = self.title
         if not self.title:
-            self.title = self.content[:30]
+            self.title = title_from_content(self.content)
         if (self.lat is None) != (self.lng is None):
             raise ValueError("lat and lng must be given together")
         return self

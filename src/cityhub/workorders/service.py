@@ -434,10 +434,6 @@ def may_route(session: Session, order: Order, actor: Actor) -> bool:
     return units is None or order.lead_unit_id in units
 
 
-# A split part without a title of its own is titled with the start of its text.
-SPLIT_TITLE_CHARS = 30
-
-
 # The longest text an action's parameter may hold (a reason or any other: REASON_MAX_CHARS).
 _PARAM_LIMITS = {"text": TEXT_MAX_CHARS, "answer": TEXT_MAX_CHARS, "content": TEXT_MAX_CHARS, "title": TITLE_MAX_CHARS}
 
@@ -467,7 +463,7 @@ def _split_off(session: Session, order: Order, part: Mapping[str, Any], actor: A
     data = OrderCreate(
         channel=order.channel,
         appeal_type=part.get("appeal_type") or order.appeal_type,
-        title=part.get("title") or content[:SPLIT_TITLE_CHARS],
+        title=part.get("title") or "",  # else titled from its text, as any appeal
         content=content,
         citizen_name=order.citizen_name,
         citizen_phone=order.citizen_phone,
