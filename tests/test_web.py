@@ -572,7 +572,9 @@ def test_form_posts_without_the_session_csrf_token_are_rejected(org) -> None:
     disp = login("disp")
     refused = disp.post(f"/orders/{order.id}/act/cancel", data={"reason": "重复"}, follow_redirects=False)
     assert refused.status_code == 403 and _state(order.id) == State.RECEIVED
-    accepted = client.post("/intake", data={**appeal, "csrf_token": csrf(client)}, follow_redirects=False)
+    accepted = client.post(
+        "/intake", data={**appeal, "appeal_type": "help", "csrf_token": csrf(client)}, follow_redirects=False
+    )
     assert accepted.status_code == 303
 
 
@@ -952,6 +954,15 @@ def test_intake_errors_show_per_field_and_keep_everything_typed(org) -> None:
     # A category gone while the form was open (deactivated, deleted): a field error, the appeal kept.
     gone = client.post("/intake", data={**typed, "citizen_phone": "", "content": "路灯不亮", "category_id": "999999"})
     assert gone.status_code == 422 and "分类不存在" in gone.text and "路灯不亮</textarea>" in gone.text
+    # No kind of appeal chosen: the operator is asked for it (a report is not filed as a 咨询 by default).
+    blank = client.get("/intake").text
+    assert '<option value="" selected disabled>请选择诉求类型</option>' in blank
+    unsaid = client.post("/intake", data={**typed, "appeal_type": "", "citizen_phone": "", "content": "路灯坏了一周"})
+    assert (
+        unsaid.status_code == 422 and "请选择「诉求类型」" in unsaid.text and "路灯坏了一周</textarea>" in unsaid.text
+    )
+    both = client.post("/intake", data={**typed, "appeal_type": ""})  # said with the other problems, in one round
+    assert "请选择「诉求类型」" in both.text and "电话号码只能包含数字" in both.text
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 0
 
@@ -969,11 +980,17 @@ def test_instant_answer_closes_the_order_as_answered(org) -> None:
         ),
     )
     assert response.status_code == 200 and "已秒回并办结" in response.text
+    # Answered on the spot with no kind chosen: a consultation, as the suggestions took it.
+    untyped = intake_form(client, appeal_type="", content="公积金怎么提取？", instant_entry_id=str(org["entry"]))
+    assert "已秒回并办结" in client.post("/intake", data=untyped).text
     with session_scope() as s:
-        order = s.scalars(select(Order)).one()
+        order, other = s.scalars(select(Order).order_by(Order.id)).all()
+        assert other.appeal_type.value == "consultation" and other.instant_answered
         assert order.state == State.CLOSED_RESOLVED and order.instant_answered
         assert order.reply_text == "账户封存满6个月后凭身份证到公积金中心办理。"
-        event = s.scalars(select(OrderEvent).where(OrderEvent.action == "instant_answer")).one()
+        event = s.scalars(
+            select(OrderEvent).where(OrderEvent.action == "instant_answer", OrderEvent.order_id == order.id)
+        ).one()
         assert event.payload["kb_entry_id"] == org["entry"] and event.actor_name == "王话务"
     # A dispatcher may register but not answer instantly.
     disp = login("disp")

@@ -577,13 +577,14 @@ def _intake_page(
     from cityhub.intake.service import INSPECTOR_APPEAL
 
     inspector = principal.role == Role.INSPECTOR
-    kind = INSPECTOR_APPEAL if inspector else AppealType.CONSULTATION
+    # An inspector files reports; an operator or a citizen says which kind of appeal it is (no kind chosen for them).
+    kind = INSPECTOR_APPEAL.value if inspector else ""
     return render(
         request,
         "intake.html",
         principal=principal,
         status_code=status_code,
-        values=values or {"channel": Channel.HOTLINE.value, "appeal_type": kind.value},
+        values=values or {"channel": Channel.HOTLINE.value, "appeal_type": kind},
         citizen=principal.role == Role.CITIZEN,
         inspector=inspector,
         errors=errors or {},
@@ -635,8 +636,13 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
         return _intake_page(request, db, principal, values=values, assistance=_assistance(db, principal, form))
     entry_id = forms.whole_number(form.get("instant_entry_id"))
     citizen = principal.role == Role.CITIZEN
+    # The kind of appeal is the operator's or citizen's to say (an inspector's reports have theirs); answered on the
+    # spot from the knowledge base, it was a consultation (as the form's suggestions take it).
+    unsaid = not form.get("appeal_type") and entry_id is None and principal.role != Role.INSPECTOR
     try:
         data = parse(_intake_payload(form))
+        if unsaid:
+            raise ValidationFailed("appeal_type: choose one", details={"field": "appeal_type"})
         if citizen:
             # Their own appeal, through the web form: theirs to follow and rate, under their name unless they gave one.
             update: dict[str, Any] = {"channel": Channel.WEB, "urgency": Urgency.NORMAL}
@@ -679,6 +685,8 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
         if not form.get("title").strip() and not form.get("content").strip():
             # Pydantic skips the whole-appeal check when a field fails; say it anyway, so one round fixes all.
             errors.setdefault("content", t("err.need_text"))
+        if unsaid:
+            errors["appeal_type"] = t("err.choose", field=t("field.appeal_type"))
         return _intake_page(
             request,
             db,
