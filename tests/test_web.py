@@ -2022,6 +2022,8 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     link = f'href="/orders?state=received&amp;created_from={today - timedelta(days=29)}&amp;created_to={today}"'
     assert link in page.text
     assert "景泰街道" in page.text and "京溪街道" in page.text
+    # A street's count there is of the orders that happened in it (the ranking's 承办量: those assigned to it).
+    assert "<h2>镇街工单量</h2>" in page.text and "本期受理、发生在该镇街的工单" in page.text
     assert "餐馆油烟扰民" in page.text  # a hot topic of the period
     # A topic's title is someone's appeal: the leader (who reads orders masked) does not read a phone in it.
     for _ in range(3):
