@@ -1228,6 +1228,11 @@ def test_a_sensor_alarms_order_names_its_reading_in_chinese_and_links_the_sensor
     assert rows["proactive"] == "是" and rows["hotspot"] == "—"  # a null sent: nothing, not JSON's null
     assert rows["备注"] == "waterlogging"  # another system's column: its name and its text as they came
     assert "<small>监测点</small>" in details and "<small>备注</small>" in details
+    # A demo order says it is one; the generator's bookkeeping (its scenario's code, its hotspot) is not shown.
+    demo = _order(attributes={"demo": True, "scenario": "consumer", "hotspot": None})
+    page = login("sup").get(f"/orders/{demo.id}").text
+    details = re.search(r'data-testid="channel-details">(.*?)</td>', page, re.S).group(1)  # type: ignore[union-attr]
+    assert re.findall(r'<div data-key="([^"]+)"><small>([^<]*)</small>', details) == [("demo", "演示数据")]
 
 
 def test_a_phone_number_in_an_appeals_text_is_searched_only_by_those_who_read_it(org) -> None:

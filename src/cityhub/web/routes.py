@@ -1115,6 +1115,9 @@ CHANNEL_DETAIL_CHARS = 300  # a value shown longer than this is cut (a sensor's 
 # The attributes cityhub itself writes (a sensor alarm's order, a proactive finding's) whose values are shown by
 # their label of the same kind, ``t.label(key, value)``, as the monitoring pages show them.
 _LABELLED_CHANNEL_VALUES = frozenset({"sensor_kind", "metric", "severity", "source"})
+# The demo generator's own bookkeeping on a demo order (its scenario's code, its planted hotspot: the benchmarks'
+# ground truth), not something a channel sent: the page says only 演示数据.
+_DEMO_BOOKKEEPING = frozenset({"scenario", "hotspot"})
 
 
 @dataclass(frozen=True)
@@ -1140,7 +1143,10 @@ def _channel_details(order: Order, *, unmasked: bool, monitoring: bool) -> list[
         attributes = scrub_values(attributes, known=(order.citizen_name, order.citizen_phone))
     sensor = attributes.get("sensor_code") if isinstance(attributes.get("sensor_code"), str) else None
     rows = []
+    demo = attributes.get("demo") is True
     for key, value in attributes.items():
+        if demo and key in _DEMO_BOOKKEEPING:
+            continue
         if key == "finding" and isinstance(value, dict) and isinstance(value.get("summary"), str):
             value = value["summary"]  # a proactive finding: what it found, not its statistics' JSON
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
