@@ -377,9 +377,10 @@
       var marker = L.circleMarker(at, {
         radius: Math.min(30, 9 + 4 * Math.log2(1 + heat)),
         color: topic ? colour("layer-topics", colourOf(layer)) : colourOf(layer),
-        weight: 2,
+        // On the dark map a warm fill over the navy reads as brown: a topic is a bright ring, barely filled, there.
+        weight: topic && dark ? 3 : 2,
         fillColor: topic ? colour("layer-topics-fill", colourOf(layer)) : colourOf(layer),
-        fillOpacity: dark ? 0.45 : 0.3,
+        fillOpacity: dark ? (topic ? 0.06 : 0.45) : 0.3,
         className: "hotspot"
       });
       marker.bindPopup(
