@@ -143,11 +143,20 @@ class PgServer:
     def url_for(self, name: str) -> str:
         return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, *, template: str = "template0") -> str:
+        """A new database ``name`` (dropped first if it exists): empty, or a copy of the database ``template`` (which
+        nobody may be connected to)."""
         with self._admin().connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"))
+            conn.execute(text(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE "{template}"'))
         return self.url_for(name)
+
+    def disconnect(self, name: str) -> None:
+        """End every session on the database ``name`` (to copy it: the process's side engines keep connections)."""
+        with self._admin().connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"), {"name": name}
+            )
 
     def drop_database(self, name: str) -> None:
         with self._admin().connect() as conn:
