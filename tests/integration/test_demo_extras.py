@@ -124,8 +124,6 @@ class _SeededDemos:
                     result = _cli(*SEED)
                 finally:
                     reset_engine()
-            if backend == "postgresql":
-                self.pg().disconnect(make_url(url).database)  # PostgreSQL copies only a database nobody is on
             self._seeded[backend] = Seeded(result.exit_code, result.output, url, root / "model")
         return self._seeded[backend]
 
@@ -158,7 +156,7 @@ def seeded_demo(
             original.close()
     else:
         copy_name = f"{PG_PREFIX}_{next(_copies)}"
-        url = _seeded_demos.pg().create_database(copy_name, template=make_url(seeded.url).database or "")
+        url = _seeded_demos.pg().copy_database(copy_name, make_url(seeded.url).database or "")
     if seeded.model.exists():
         shutil.copytree(seeded.model, demo_env)  # modification times kept, as the seed left them
     monkeypatch.setenv("CITYHUB_DATABASE_URL", url)
