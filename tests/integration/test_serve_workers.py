@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -42,8 +44,10 @@ def _children(parent: psutil.Process) -> list[psutil.Process]:
     return alive
 
 
-@pytest.fixture
-def server(tmp_path):
+@contextmanager
+def _serving(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, str, Path]]:
+    """`cityhub serve --workers 2` over a migrated SQLite database in ``tmp_path``, answering /healthz: (its process,
+    port, base URL, log file); killed with all its processes after."""
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     migrate.upgrade(url)
     port = free_port()
@@ -75,6 +79,20 @@ def server(tmp_path):
                 child.kill()
             proc.kill()
             proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A server of the test's own: for the tests that kill its processes."""
+    with _serving(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    """One server for the tests that only look at it (starting one takes 10-30 s: three processes import the app)."""
+    with _serving(tmp_path_factory.mktemp("serve")) as running:
+        yield running
 
 
 def test_connections_spread_over_both_processes_and_a_dead_one_is_replaced(server):
@@ -114,12 +132,12 @@ def _serve(port: int, tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_a_second_serve_on_the_port_is_refused_and_the_first_serves_on(server, tmp_path):
-    proc, port, base, _log = server
+def test_a_second_serve_on_the_port_is_refused_and_the_first_serves_on(shared_server):
+    proc, port, base, log = shared_server
     parent = psutil.Process(proc.pid)
     wait_until(lambda: len(_children(parent)) == 2)
     for args in (["--workers", "2"], []):  # the supervisor, and a single uvicorn
-        second = _serve(port, tmp_path, *args)
+        second = _serve(port, log.parent, *args)  # over the first one's database
         assert second.returncode != 0
         (line,) = second.stderr.splitlines()
         assert line.startswith("error: ") and f"port {port} on 127.0.0.1 is already in use" in line
@@ -173,10 +191,10 @@ def test_sigterm_stops_every_process_and_the_port_s_lock_file_goes(server):
     assert not lock_file.exists()
 
 
-def test_each_server_process_logs_with_the_cli_format_and_level(server):
+def test_each_server_process_logs_with_the_cli_format_and_level(shared_server):
     """Server processes start with ``spawn``: without their own logging set-up cityhub's INFO lines (job results, a
     reloaded classifier) were dropped and its warnings printed bare."""
-    proc, _port, _base, log_file = server
+    proc, _port, _base, log_file = shared_server
     parent = psutil.Process(proc.pid)
     wait_until(lambda: len(_children(parent)) == 2)
     pids = {c.pid for c in _children(parent)}
