@@ -628,6 +628,37 @@ def test_an_operator_splits_a_second_problem_off_an_appeal_from_its_page(org) ->
     assert 'data-testid="action-split"' not in login("hand_a").get(f"/orders/{order.id}").text
 
 
+def test_importing_a_hotline_export_again_shows_no_warned_rows_and_a_bad_phone_is_named(org) -> None:
+    """A hotline export (来话时间, 联系电话) is read without column choices; a 联系电话 that is no number is a warning
+    naming the field; the same file again imports nothing, and its warnings tile says 0, not the first import's."""
+    client = login("op")
+    page = client.get("/orders/import")
+    sheet = (
+        "工单编号,标题,内容,来话时间,联系电话\n"
+        "R-1,路灯不亮,云苑新村路灯连续三晚不亮,2026-11-20 09:10:00,abc\n"
+        "R-2,噪音扰民,夜间施工噪音严重,2026-11-21 23:10:00,13812345678\n"
+    ).encode()
+    form = {"csrf_token": hidden(page.text)}
+
+    def tiles(text: str) -> dict[str, str]:
+        return dict(re.findall(r'data-testid="import-(imported|skipped|warnings)">(\d+)<', text))
+
+    done = client.post("/orders/import", data=form, files={"file": ("热线.csv", sheet, "text/csv")})
+    assert done.status_code == 200, done.text
+    assert tiles(done.text) == {"imported": "2", "skipped": "0", "warnings": "1"}
+    assert "按导入时间记" not in done.text  # 来话时间 is the time of receipt
+    warned = re.findall(
+        r'data-row="(\d+)" data-level="warning">\s*<td>\d+</td>\s*<td>.*?</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>',
+        done.text,
+        re.S,
+    )
+    assert warned == [("2", "联系电话", "不是电话号码：“abc”，作为附加信息保存，未设联系电话")]
+
+    again = client.post("/orders/import", data=form, files={"file": ("热线.csv", sheet, "text/csv")})
+    assert tiles(again.text) == {"imported": "0", "skipped": "2", "warnings": "0"}
+    assert 'data-testid="import-warning-kinds"' not in again.text
+
+
 def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org, monkeypatch) -> None:
     """批量导入: the good rows imported under the operator's name, every refused row listed in Chinese by row and
     field; the same file again adds nothing; a file that is not a table is refused; handlers have no such page."""
