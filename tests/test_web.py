@@ -320,17 +320,23 @@ def test_an_administrator_enters_a_year_of_holidays_on_the_calendar_page(org) ->
     def post(path: str, **data: str) -> Any:
         return admin.post(path, data={"csrf_token": csrf(admin), **data}, follow_redirects=False)
 
-    holidays = [f"{year}-10-{d:02d},holiday,国庆节" for d in range(1, 8)] + [
-        f"{year}-01-0{d},holiday,元旦" for d in (2, 3, 4, 5)
+    # The kinds as an administrator writes them (放假/休, 上班/班), the codes too; the hint names the words first.
+    assert "类型写“放假”或“休”，调休上班写“上班”或“班”" in page.text
+    holidays = [f"{year}-10-{d:02d},{('放假', '休', 'holiday')[d % 3]},国庆节" for d in range(1, 8)] + [
+        f"{year}-01-0{d},放假,元旦" for d in (2, 3, 4, 5)
     ]
-    rows = "\n".join(["date,kind,name", *holidays, f"{year}-13-01,holiday,x", f"{year}-10-09,rest,y"])
+    workdays = [f"{year}-09-29,上班,调休上班", f"{year}-10-14,班,"]
+    rows = "\n".join(["日期,类型,名称", *holidays, *workdays, f"{year}-13-01,放假,x", f"{year}-10-09,rest,y"])
     imported = post(f"/admin/calendar/import?year={year}", rows=rows)
     assert imported.status_code == 422
     assert "以下 2 行未录入" in imported.text and f"“{year}-13-01”不是有效日期" in imported.text
-    assert "类型应为 holiday 或 workday，而不是“rest”" in imported.text
+    assert "类型应为“放假”（或“休”）或“上班”（或“班”），而不是“rest”" in imported.text
     with session_scope() as s:
         entered = [d for d in workcal.list_days(s, year=year) if not d.is_workday]
-    assert len(entered) == 11
+        worked = [d.day.isoformat() for d in workcal.list_days(s, year=year) if d.is_workday]
+    assert len(entered) == 11 and worked == [f"{year}-09-29", f"{year}-10-14"]
+    for day in worked:
+        assert post(f"/admin/calendar/days/{day}/delete").status_code == 303
     page = admin.get("/admin/calendar", params={"year": year})
     weekday_holidays = sum(1 for d in entered if d.day.weekday() < 5)
     assert ('data-testid="calendar-by-law"' in page.text) == (weekday_holidays < workcal.MIN_WEEKDAY_HOLIDAYS)
