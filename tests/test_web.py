@@ -780,7 +780,7 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     assert panel.status_code == 200
     assert "离职后住房公积金怎么提取" in panel.text and f'value="{org["entry"]}"' in panel.text  # 秒回
     assert past.number in panel.text  # the similar past order
-    top3 = re.findall(r"<li>(\S+) <small>(\d+)%</small>", panel.text)
+    top3 = re.findall(r"<li><span>(\S+) <small>(\d+)%</small>", panel.text)
     assert top3[0][0] == "环境保护" and {label for label, _ in top3} <= set(TOPICS)  # the classifier's best first
     assert all(int(p) >= 1 for _, p in top3)  # a runner-up at 0% is left out
     assert f'data-pick-category="{org["cats"]["环境保护"]}"' in panel.text
@@ -836,6 +836,7 @@ def test_assistance_shows_where_the_appeal_will_be_placed(org) -> None:
 
 
 def test_register_an_appeal_and_land_on_its_detail_with_suggestions(org) -> None:
+    _order(title="餐馆油烟噪音扰民", content="楼下餐馆油烟排放严重，噪音扰民")  # a similar past appeal
     client = login("op")
     response = client.post(
         "/intake",
@@ -865,6 +866,10 @@ def test_register_an_appeal_and_land_on_its_detail_with_suggestions(org) -> None
     assert f"已受理：工单 {number}" in detail.text and "13800138000" in detail.text
     assert 'data-testid="decision"' in detail.text and 'data-testid="similar"' in detail.text
     assert 'data-testid="decision-place"><small>地点：景泰街道（按地址识别）</small>' in detail.text
+    # Each score of the similar orders is labelled as at intake (相似度 0.84), not a bare 0.84.
+    similar = re.search(r'data-testid="similar">.*?</section>', detail.text, flags=re.S).group(0)  # type: ignore[union-attr]
+    scores = re.findall(r"(\S+) \d\.\d\d\b", similar)
+    assert scores and set(scores) == {"相似度"}, scores
     assert "cityhub_flash" not in detail.cookies or not detail.cookies["cityhub_flash"]
     assert f"已受理：工单 {number}" not in client.get(f"/orders/{order_id}").text  # the flash shows once
 
@@ -926,6 +931,18 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     assert len(sup.get(f"/api/v1/orders/{order_id}/events").json()) == 4  # staff see the whole trail
     # Answered, the citizen rates it (评价答复), what staff call the callback (回访).
     assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    # The limit promised them (办结时限), not the steps inside it: when the unit must sign for it (签收时限, 签收超期)
+    # and when its supervisors are warned (预警时间, the 预警 status) — which staff read as before.
+    with session_scope() as s:
+        held = s.get(Order, order_id)
+        assert held is not None and held.accept_due_at and held.warn_at and held.due_at
+        held.sla_status, held.accept_overdue = SlaStatus.WARNING, True
+    page, staff_page = client.get(f"/orders/{order_id}").text, sup.get(f"/orders/{order_id}").text
+    sla = re.search(r'data-testid="sla">.*?</section>', page, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert "办结时限" in sla and 'data-testid="due-at"><span' in sla
+    for internal in ("签收时限", "预警时间", "预警", "签收超期"):
+        assert internal not in sla and internal in staff_page, internal
+    assert "sla-warning" not in client.get("/orders").text and "sla-warning" in sup.get("/orders").text
     assert _act(hand, order_id, "accept").status_code == 303
     assert _act(hand, order_id, "reply", text="已修复").status_code == 303
     page = client.get(f"/orders/{order_id}").text
