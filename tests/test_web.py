@@ -320,17 +320,23 @@ def test_an_administrator_enters_a_year_of_holidays_on_the_calendar_page(org) ->
     def post(path: str, **data: str) -> Any:
         return admin.post(path, data={"csrf_token": csrf(admin), **data}, follow_redirects=False)
 
-    holidays = [f"{year}-10-{d:02d},holiday,国庆节" for d in range(1, 8)] + [
-        f"{year}-01-0{d},holiday,元旦" for d in (2, 3, 4, 5)
+    # The kinds as an administrator writes them (放假/休, 上班/班), the codes too; the hint names the words first.
+    assert "类型写“放假”或“休”，调休上班写“上班”或“班”" in page.text
+    holidays = [f"{year}-10-{d:02d},{('放假', '休', 'holiday')[d % 3]},国庆节" for d in range(1, 8)] + [
+        f"{year}-01-0{d},放假,元旦" for d in (2, 3, 4, 5)
     ]
-    rows = "\n".join(["date,kind,name", *holidays, f"{year}-13-01,holiday,x", f"{year}-10-09,rest,y"])
+    workdays = [f"{year}-09-29,上班,调休上班", f"{year}-10-14,班,"]
+    rows = "\n".join(["日期,类型,名称", *holidays, *workdays, f"{year}-13-01,放假,x", f"{year}-10-09,rest,y"])
     imported = post(f"/admin/calendar/import?year={year}", rows=rows)
     assert imported.status_code == 422
     assert "以下 2 行未录入" in imported.text and f"“{year}-13-01”不是有效日期" in imported.text
-    assert "类型应为 holiday 或 workday，而不是“rest”" in imported.text
+    assert "类型应为“放假”（或“休”）或“上班”（或“班”），而不是“rest”" in imported.text
     with session_scope() as s:
         entered = [d for d in workcal.list_days(s, year=year) if not d.is_workday]
-    assert len(entered) == 11
+        worked = [d.day.isoformat() for d in workcal.list_days(s, year=year) if d.is_workday]
+    assert len(entered) == 11 and worked == [f"{year}-09-29", f"{year}-10-14"]
+    for day in worked:
+        assert post(f"/admin/calendar/days/{day}/delete").status_code == 303
     page = admin.get("/admin/calendar", params={"year": year})
     weekday_holidays = sum(1 for d in entered if d.day.weekday() < 5)
     assert ('data-testid="calendar-by-law"' in page.text) == (weekday_holidays < workcal.MIN_WEEKDAY_HOLIDAYS)
@@ -630,6 +636,37 @@ def test_an_operator_splits_a_second_problem_off_an_appeal_from_its_page(org) ->
     assert 'data-testid="action-split"' not in login("hand_a").get(f"/orders/{order.id}").text
 
 
+def test_importing_a_hotline_export_again_shows_no_warned_rows_and_a_bad_phone_is_named(org) -> None:
+    """A hotline export (来话时间, 联系电话) is read without column choices; a 联系电话 that is no number is a warning
+    naming the field; the same file again imports nothing, and its warnings tile says 0, not the first import's."""
+    client = login("op")
+    page = client.get("/orders/import")
+    sheet = (
+        "工单编号,标题,内容,来话时间,联系电话\n"
+        "R-1,路灯不亮,云苑新村路灯连续三晚不亮,2026-11-20 09:10:00,abc\n"
+        "R-2,噪音扰民,夜间施工噪音严重,2026-11-21 23:10:00,13812345678\n"
+    ).encode()
+    form = {"csrf_token": hidden(page.text)}
+
+    def tiles(text: str) -> dict[str, str]:
+        return dict(re.findall(r'data-testid="import-(imported|skipped|warnings)">(\d+)<', text))
+
+    done = client.post("/orders/import", data=form, files={"file": ("热线.csv", sheet, "text/csv")})
+    assert done.status_code == 200, done.text
+    assert tiles(done.text) == {"imported": "2", "skipped": "0", "warnings": "1"}
+    assert "按导入时间记" not in done.text  # 来话时间 is the time of receipt
+    warned = re.findall(
+        r'data-row="(\d+)" data-level="warning">\s*<td>\d+</td>\s*<td>.*?</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>',
+        done.text,
+        re.S,
+    )
+    assert warned == [("2", "联系电话", "不是电话号码：“abc”，作为附加信息保存，未设联系电话")]
+
+    again = client.post("/orders/import", data=form, files={"file": ("热线.csv", sheet, "text/csv")})
+    assert tiles(again.text) == {"imported": "0", "skipped": "2", "warnings": "0"}
+    assert 'data-testid="import-warning-kinds"' not in again.text
+
+
 def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org, monkeypatch) -> None:
     """批量导入: the good rows imported under the operator's name, every refused row listed in Chinese by row and
     field; the same file again adds nothing; a file that is not a table is refused; handlers have no such page."""
@@ -745,7 +782,7 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     assert panel.status_code == 200
     assert "离职后住房公积金怎么提取" in panel.text and f'value="{org["entry"]}"' in panel.text  # 秒回
     assert past.number in panel.text  # the similar past order
-    top3 = re.findall(r"<li>(\S+) <small>(\d+)%</small>", panel.text)
+    top3 = re.findall(r"<li><span>(\S+) <small>(\d+)%</small>", panel.text)
     assert top3[0][0] == "环境保护" and {label for label, _ in top3} <= set(TOPICS)  # the classifier's best first
     assert all(int(p) >= 1 for _, p in top3)  # a runner-up at 0% is left out
     assert f'data-pick-category="{org["cats"]["环境保护"]}"' in panel.text
@@ -801,6 +838,7 @@ def test_assistance_shows_where_the_appeal_will_be_placed(org) -> None:
 
 
 def test_register_an_appeal_and_land_on_its_detail_with_suggestions(org) -> None:
+    _order(title="餐馆油烟噪音扰民", content="楼下餐馆油烟排放严重，噪音扰民")  # a similar past appeal
     client = login("op")
     response = client.post(
         "/intake",
@@ -830,6 +868,10 @@ def test_register_an_appeal_and_land_on_its_detail_with_suggestions(org) -> None
     assert f"已受理：工单 {number}" in detail.text and "13800138000" in detail.text
     assert 'data-testid="decision"' in detail.text and 'data-testid="similar"' in detail.text
     assert 'data-testid="decision-place"><small>地点：景泰街道（按地址识别）</small>' in detail.text
+    # Each score of the similar orders is labelled as at intake (相似度 0.84), not a bare 0.84.
+    similar = re.search(r'data-testid="similar">.*?</section>', detail.text, flags=re.S).group(0)  # type: ignore[union-attr]
+    scores = re.findall(r"(\S+) \d\.\d\d\b", similar)
+    assert scores and set(scores) == {"相似度"}, scores
     assert "cityhub_flash" not in detail.cookies or not detail.cookies["cityhub_flash"]
     assert f"已受理：工单 {number}" not in client.get(f"/orders/{order_id}").text  # the flash shows once
 
@@ -891,6 +933,18 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     assert len(sup.get(f"/api/v1/orders/{order_id}/events").json()) == 4  # staff see the whole trail
     # Answered, the citizen rates it (评价答复), what staff call the callback (回访).
     assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    # The limit promised them (办结时限), not the steps inside it: when the unit must sign for it (签收时限, 签收超期)
+    # and when its supervisors are warned (预警时间, the 预警 status) — which staff read as before.
+    with session_scope() as s:
+        held = s.get(Order, order_id)
+        assert held is not None and held.accept_due_at and held.warn_at and held.due_at
+        held.sla_status, held.accept_overdue = SlaStatus.WARNING, True
+    page, staff_page = client.get(f"/orders/{order_id}").text, sup.get(f"/orders/{order_id}").text
+    sla = re.search(r'data-testid="sla">.*?</section>', page, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert "办结时限" in sla and 'data-testid="due-at"><span' in sla
+    for internal in ("签收时限", "预警时间", "预警", "签收超期"):
+        assert internal not in sla and internal in staff_page, internal
+    assert "sla-warning" not in client.get("/orders").text and "sla-warning" in sup.get("/orders").text
     assert _act(hand, order_id, "accept").status_code == 303
     assert _act(hand, order_id, "reply", text="已修复").status_code == 303
     page = client.get(f"/orders/{order_id}").text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,6 +10,21 @@ from typing import Any
 def percent(share: float | None, digits: int = 1, missing: str = "-") -> str:
     """A share as a percentage: 0.9123 → ``91.2%``; None (nothing to count) → ``missing``."""
     return missing if share is None else f"{share * 100:.{digits}f}%"
+
+
+def significant(value: float, figures: int = 2, decimals: int = 1) -> str:
+    """A figure with ``decimals`` decimals, or as many more as it takes to show ``figures`` significant digits of a
+    small one (trailing zeros beyond ``decimals`` dropped): 12.34 → ``12.3``, 0.53 → ``0.53``, 0.0213 → ``0.021``,
+    0.02 → ``0.02``, 0 → ``0.0`` — an expectation near zero is not shown as 0.0 beside a count 100 times it."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:.{decimals}f}"
+    places = max(decimals, figures - 1 - math.floor(math.log10(abs(value))))
+    text = f"{value:.{places}f}"
+    if places > decimals:
+        text = text.rstrip("0")
+        whole, _, fraction = text.partition(".")
+        text = f"{whole}.{fraction.ljust(decimals, '0')}" if decimals else text.rstrip(".")
+    return text
 
 
 def calibration_text(cal: Mapping[str, Any]) -> str:

@@ -274,3 +274,69 @@ def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(server: dic
         assert trail.locator("thead").evaluate("e => getComputedStyle(e).display") == "none"
         assert trail.locator("tbody tr").first.evaluate("e => getComputedStyle(e).display") == "block"
         context.close()
+
+
+@pytest.mark.sqlite_only(BROWSER_SIDE)
+def test_the_menu_the_queue_and_the_intake_suggestions_keep_their_layout(server: dict[str, Any], browser: Any) -> None:
+    """At 1440 px an administrator's menu is one line, every entry still there, and a phone's 390 px still shows it
+    all without scrolling sideways; in each queued order 推荐单位（前三）is a label, no larger than the order's title
+    line; the classifier's 选用 buttons stand in one column, each on its suggestion's line, however long its label."""
+    expect = sync_api.expect
+    expect.set_options(timeout=30_000)
+    refused: list[str] = []
+    adm = _login(browser, server["base"], "adm", refused)
+    for width in (1440, 390):
+        adm.set_viewport_size({"width": width, "height": 900})
+        adm.goto(f"{server['base']}/orders")
+        links = adm.locator(".topbar nav > ul:first-child a")
+        hrefs = links.evaluate_all("links => links.map(a => a.getAttribute('href'))")
+        assert hrefs == [
+            "/",
+            "/intake",
+            "/queue",
+            "/rules",
+            "/orders",
+            "/reviews",
+            "/monitoring",
+            "/kb",
+            "/dashboard",
+            "/brain",
+            "/map",
+            "/admin",
+        ]
+        tops = set(links.evaluate_all("links => links.map(a => Math.round(a.getBoundingClientRect().top))"))
+        if width == 1440:
+            assert len(tops) == 1, f"the menu takes {len(tops)} lines at 1440 px"
+        scroll, viewport = adm.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert scroll <= viewport, f"{scroll} px wide on a {viewport} px screen"
+
+    with session_scope() as s:
+        data = {"channel": "hotline", "content": "小区门口餐馆油烟直排，熏得没法开窗", "street_code": "W-JT"}
+        number = submit(s, data=data).order.number
+    disp = _login(browser, server["base"], "disp", refused)
+    disp.set_viewport_size({"width": 1440, "height": 900})
+    item = disp.locator(f"[data-testid=queue-item][data-number='{number}']")
+    heading, title = (
+        float(item.locator(selector).evaluate("e => parseFloat(getComputedStyle(e).fontSize)"))
+        for selector in ("h3", ".item-title")
+    )
+    assert heading <= title, f"推荐单位 drawn at {heading} px over the order's title at {title} px"
+
+    op = _login(browser, server["base"], "op", refused)
+    op.set_viewport_size({"width": 1440, "height": 900})
+    op.fill("#f-content", "小区楼下餐馆油烟排放严重，噪音扰民，晚上无法休息")
+    suggestions = op.locator("[data-testid=classify] li")
+    expect(suggestions.first).to_contain_text("环境保护")
+    # A long category path on the first line, as a district's deeper taxonomy has them.
+    suggestions.first.evaluate(
+        "li => li.querySelector('small').before('/城市建设和市政管理/城市公共设施/路灯/照明设施维护管理 ')"
+    )
+    boxes = suggestions.evaluate_all(
+        """items => items.map(li => {
+            const b = li.querySelector('button').getBoundingClientRect(), l = li.getBoundingClientRect();
+            return [Math.round(b.left), b.top + b.height / 2 - (l.top + l.height / 2), b.bottom <= l.bottom + 1];
+        })"""
+    )
+    assert len({left for left, _, _ in boxes}) == 1, boxes  # one column of buttons
+    assert all(abs(off) <= 2 and inside for _, off, inside in boxes), boxes  # each beside its label, not under it
+    assert not refused, refused

@@ -1152,3 +1152,77 @@ def test_an_unclosed_quote_rejects_its_row_and_keeps_the_rows_it_would_swallow(
     with session_factory()() as session:
         contents = dict(session.execute(select(Order.external_id, Order.content)).all())
     assert contents == {"Q1": "多行\n内容", "Q3": "x", "Q4": "y"}
+
+
+def test_importing_a_file_again_warns_of_nothing_and_the_cli_says_so(app_db: str, tmp_path: Path) -> None:
+    """A second import of the same file imports nothing, so it warns of nothing: the warnings (and the rows they are
+    counted by) are of the rows imported now, not of rows already present, which their first import warned of."""
+    from cityhub.cli import _mount, app
+    from cityhub.db import session_factory
+
+    _mount()
+    rows = [[f"t{i}", "", f"路灯{i}", "", f"第{i}号路灯不亮", *[""] * 9] for i in range(1, 4)]  # no times
+    path = write_csv(tmp_path / "no_times.csv", rows)
+    with session_factory()() as session:
+        first = import_orders(session, path=path)
+        assert (first.imported, first.warnings, first.warned_rows) == (3, 3, 3)
+        again = import_orders(session, path=path)
+    assert (again.imported, again.skipped, again.warnings, again.warned_rows) == (0, 3, 0, 0)
+    assert not again.warning_counts and not again.issues
+
+    result = CliRunner().invoke(app, ["import", "orders", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert not [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["imported"], summary["skipped_existing"], summary["warnings"], summary["warned_rows"]) == (
+        0,
+        3,
+        0,
+        0,
+    )
+
+
+def test_a_row_with_two_warnings_is_one_warned_row(db_session: Session, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "two.csv", [["w1", "", "主题", "", "内容", "", "不存在的分类", *[""] * 7]])
+    report = import_orders(db_session, path=path)
+    assert (report.imported, report.warnings, report.warned_rows) == (1, 2, 1)
+
+
+@pytest.mark.parametrize("header", ["来话时间", "来电时间", "登记时间"])
+def test_a_hotline_exports_time_of_call_is_the_time_of_receipt(
+    db_session: Session, tmp_path: Path, header: str
+) -> None:
+    path = write_csv(
+        tmp_path / "hotline.csv", [["H-1", "路灯不亮", "2026-11-20 09:10:00"]], header=["工单编号", "内容", header]
+    )
+    report = import_orders(db_session, path=path)
+    assert (report.imported, report.warnings) == (1, 0), report.issues
+    stored = db_session.scalars(select(Order)).one()
+    assert stored.created_at.astimezone(timezone(timedelta(hours=8))).replace(tzinfo=None) == datetime(
+        2026, 11, 20, 9, 10
+    )
+
+
+def test_a_phone_that_is_no_number_is_a_warning_naming_the_field_and_the_row_is_kept(
+    db_session: Session, tmp_path: Path
+) -> None:
+    """联系电话 ``abc``: the appeal is imported without a phone (the API refuses such a phone), the text kept among
+    its attributes, and a warning names the field; a number written with spaces and dashes is stored as the API
+    stores it."""
+    path = write_csv(
+        tmp_path / "phones.csv",
+        [
+            [f"P-{i}", "路灯不亮", "2026-11-20 09:10:00", phone]
+            for i, phone in enumerate(("abc", "138-1234 5678", ""), 1)
+        ],
+        header=["工单编号", "内容", "来话时间", "联系电话"],
+    )
+    report = import_orders(db_session, path=path)
+    assert (report.imported, report.rejected, report.warned_rows) == (3, 0, 1)
+    [warning] = report.issues
+    assert (warning.row, warning.level, warning.field) == (2, "warning", "citizen_phone")
+    assert "'abc'" in warning.message
+    stored = {o.external_id: o for o in db_session.scalars(select(Order))}
+    assert (stored["P-1"].citizen_phone, stored["P-1"].attributes) == (None, {"citizen_phone": "abc"})
+    assert stored["P-2"].citizen_phone == "13812345678"
+    assert stored["P-3"].citizen_phone is None and not stored["P-3"].attributes

@@ -120,6 +120,9 @@ def test_alarm_rules_are_read_by_the_monitors_readers_and_written_by_administrat
     dsp = login("mw-dsp")
     listed = dsp.get("/monitoring/rules")
     assert listed.status_code == 200 and "积水超 20" in listed.text and 'data-testid="rule-form"' not in listed.text
+    # The condition names the metric as the sensor pages do (its code as the tooltip), not in code.
+    conditions = re.findall(r'data-testid="rule-condition">(.*?)</td>', listed.text)
+    assert conditions and all(c.startswith('<span title="depth">积水深度</span> ') for c in conditions), conditions
     assert 'href="/monitoring/rules"' in dsp.get("/monitoring").text
     refused = dsp.post("/monitoring/rules", data={"csrf_token": dsp.cookies["cityhub_csrf"]}, follow_redirects=False)
     assert refused.status_code == 403

@@ -390,7 +390,14 @@ def test_cli_calendar_check_says_why_a_day_is_or_is_not_worked(app_db):
     assert runner.invoke(calendar_app, ["check", new_year]).output.strip() == (
         f"{new_year}: non-working day (statutory, 元旦)"
     )
-    assert runner.invoke(calendar_app, ["set", new_year, "workday", "--name", "调休上班"]).exit_code == 0
+    assert runner.invoke(calendar_app, ["set", new_year, "班", "--name", "调休上班"]).output.startswith(
+        f"{new_year}: workday"
+    )
+    assert (
+        runner.invoke(calendar_app, ["set", new_year, "rest"])
+        .output.strip()
+        .endswith("kind must be 放假 (休, holiday) or 上班 (班, workday), not 'rest'")
+    )
     assert runner.invoke(calendar_app, ["check", new_year]).output.strip() == (
         f"{new_year}: workday (override, 调休上班)"
     )
@@ -420,18 +427,18 @@ def test_cli_calendar_import_enters_the_good_rows_once_and_names_every_bad_one(a
         "date,kind,name\n"
         f"{day},holiday,台风停工\n"
         "2027-13-01,holiday,元旦\n"
-        f"{later},workday,调休上班\n"
+        f"{later},上班,调休上班\n"  # the kinds as a calendar writes them, or the codes
         "\n"
         f"{later + timedelta(days=1)},day off,\n"
         f"{day},workday,again\n"
-        f"{later + timedelta(days=2)},holiday\n",
+        f"{later + timedelta(days=2)},休\n",
         encoding="gb18030",  # what Excel writes for Chinese names
     )
     result = CliRunner().invoke(calendar_app, ["import", str(data)])
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"error: {data}: row 3: '2027-13-01' is not a date (YYYY-MM-DD)",
-        f"error: {data}: row 6: kind must be 'holiday' or 'workday', not 'day off'",
+        f"error: {data}: row 6: kind must be 放假 (休, holiday) or 上班 (班, workday), not 'day off'",
         f"error: {data}: row 7: {day} is already on row 2",
     ]
     assert (

@@ -389,3 +389,21 @@ def test_a_notice_item_that_does_not_add_up_is_refused_and_the_others_are_read()
     assert calmod.parse_calendar_text(wide) == calmod.parse_calendar_text(NOTICES[2026])
     # Rows stay rows.
     assert calmod.parse_calendar_text("2027-02-16,holiday,春节")[0][0].day == date(2027, 2, 16)
+
+
+def test_calendar_rows_take_the_kinds_as_a_calendar_writes_them() -> None:
+    """放假/休 and 上班/班 (and the codes, in any case); a name holding a date does not make the rows a notice."""
+    text = "日期,类型,名称\n2027-02-16,放假,春节\n2027-02-17,休,\n2027-02-20,上班,调休上班\n2027-02-21,班,\n"
+    text += "2027-02-22,HOLIDAY,\n2027-10-01,放假,10月1日国庆节\n2027-02-23,调休,\n"
+    entries, errors = calmod.parse_calendar_text(text)
+    assert [(e.day.day, e.is_workday) for e in entries] == [
+        (16, False),
+        (17, False),
+        (20, True),
+        (21, True),
+        (22, False),
+        (1, False),
+    ]
+    assert [(e.row, e.problem, e.value) for e in errors] == [(8, "kind", "调休")]  # both a day off and a day worked
+    assert calmod.calendar_kind(" 补班 ") is True and calmod.calendar_kind("workday") is True
+    assert calmod.calendar_kind("rest") is None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cityhub.formatting import calibration_text, percent
+from cityhub.formatting import calibration_text, percent, significant
 
 
 def test_percent_writes_a_share_and_a_missing_one():
@@ -28,3 +28,43 @@ def test_calibration_text_writes_every_bin_and_the_scores_it_has():
     assert calibration_text({"ece": 0.05, "bins": cal["bins"][:1]}) == (
         "calibration: ECE 5.0%; by confidence (messages, mean confidence, right): (0.5,0.6]:12,55.3%,50.0%"
     )
+
+
+def test_significant_shows_a_small_figure_by_its_leading_digits_not_as_zero():
+    """风险预警's expectations: 约 0.02 人次, not 约 0.0 人次 beside 108.5 倍."""
+    assert [significant(v) for v in (0.0213, 0.02, 0.0187, 0.53, 0.05, 0.0999)] == [
+        "0.021",
+        "0.02",
+        "0.019",
+        "0.53",
+        "0.05",
+        "0.1",
+    ]
+    assert [significant(v) for v in (12.34, 3.0, 108.46, 0.0, -0.004)] == ["12.3", "3.0", "108.5", "0.0", "-0.004"]
+    assert significant(0.000123, figures=1) == "0.0001" and significant(7.0, decimals=0) == "7"
+
+
+def test_a_findings_card_and_summary_show_a_near_zero_expectation_by_its_digits():
+    from datetime import date
+
+    from cityhub.analytics.risk import Finding
+    from cityhub.web.brain_pages import _finding_view
+    from cityhub.web.i18n import Translator
+
+    finding = Finding(
+        kind="recurring",
+        place="望岗社区",
+        place_level="community",
+        category="城乡建设/物业管理",
+        window_start=date(2026, 11, 1),
+        window_end=date(2026, 12, 1),
+        statistic="poisson",
+        value=0.0,
+        count=2,
+        expected=0.0184,
+        effect=108.5,
+    )
+    assert _finding_view(Translator("zh-CN"), finding)["count_text"] == (
+        "2 人次反映，按各社区常态预期约 0.018 人次（108.5 倍）"
+    )
+    assert finding.summary().endswith("2人次反映（预期0.018）")

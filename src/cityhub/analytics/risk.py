@@ -54,6 +54,7 @@ from cityhub.caching import TtlCache
 from cityhub.config import get_settings
 from cityhub.db import database_key
 from cityhub.errors import NotFound, ValidationFailed
+from cityhub.formatting import significant
 
 FindingKind = Literal["recurring", "rising", "anomaly"]
 FINDING_KINDS: tuple[str, ...] = ("recurring", "rising", "anomaly")
@@ -98,7 +99,7 @@ class Finding:
         what = self.category_leaf or "诉求总量"
         span = f"{self.window_start:%Y-%m-%d}至{self.window_end - timedelta(days=1):%Y-%m-%d}"
         if self.kind == "recurring":
-            return f"{where}{span}反复出现「{what}」问题：{self.count}人次反映（预期{self.expected:.1f}）"
+            return f"{where}{span}反复出现「{what}」问题：{self.count}人次反映（预期{significant(self.expected)}）"
         if self.kind == "rising":
             return f"{where}「{what}」诉求上升：近期{self.count}件，为基线水平的{self.effect:.1f}倍"
         return (

@@ -83,6 +83,8 @@ class WriteResult:
     inserted: int = 0
     # Records whose (channel, external_id) already holds the same message: already present.
     skipped_external_ids: list[str] = field(default_factory=list)
+    # Their indexes among the records written (a report counts their rows as already present, not as imported).
+    skipped_indexes: list[int] = field(default_factory=list)
     # Records whose (channel, external_id) already holds a different message: not written.
     conflicts: list[IdConflict] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
@@ -445,6 +447,7 @@ def _new_indexes(
             keep.append(index)
         elif holder[0] == message:
             result.skipped_external_ids.append(ext)
+            result.skipped_indexes.append(index)
         else:
             result.conflicts.append(IdConflict(index, ext, number=holder[1], earlier_index=holder[2]))
     return keep

@@ -9,10 +9,12 @@ earlier row of the file — is rejected, naming the id.
 
 Columns are matched by header, in Chinese or English (case and surrounding whitespace ignored), e.g.
 留言编号/id → external_id, 留言用户 → citizen_name, 留言主题 → title, 留言详情 → content,
-留言时间 → created_at, 点赞数 → likes, 反对数 → opposes, 答复意见 → reply_text, 答复时间 → replied_at,
+留言时间 (来话时间, 来电时间, 登记时间 …) → created_at, 联系电话 → citizen_phone, 点赞数 → likes,
+反对数 → opposes, 答复意见 → reply_text, 答复时间 → replied_at,
 一级/二级/三级分类 (or 标签) → category (the deepest level that resolves), 街道/所属街道 and 社区/所属社区 →
 street and community (a unit code, or a name in any form the units' gazetteer reads: 嘉禾街, 望岗社区, 大源村; an
-unknown one is a warning, its text kept in ``attributes`` and the order left to the ``place-orders`` job). Unknown
+unknown one is a warning, its text kept in ``attributes`` and the order left to the ``place-orders`` job; so is a
+phone that is no phone number — the API's rule, digits with spaces and dashes — the row imported without one). Unknown
 columns are kept in ``attributes``, and so is a column without a header between named ones, as 第N列.
 
 Defaults: channel ``import``; appeal type ``consultation`` (咨询) when the file has no appeal-type column
@@ -68,6 +70,7 @@ from cityhub.dispatch import background
 from cityhub.errors import ValidationFailed
 from cityhub.intake.bulk import IMPORT_ACTOR, set_pragmas, tune_for_bulk, write_orders
 from cityhub.org.places import PlaceSource, unit_gazetteer
+from cityhub.org.schemas import phone_number
 from cityhub.org.service import unit_ids_by_code
 from cityhub.outfiles import SpreadsheetCsv
 from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, csv_records, detect_encoding
@@ -95,10 +98,22 @@ EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}
 _FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "external_id": ("留言编号", "编号", "工单编号", "id", "external_id"),
     "citizen_name": ("留言用户", "用户", "姓名", "name", "citizen", "citizen_name"),
-    "citizen_phone": ("电话", "联系电话", "手机", "手机号", "phone", "citizen_phone"),
+    "citizen_phone": ("电话", "联系电话", "来电号码", "手机", "手机号", "phone", "citizen_phone"),
     "title": ("留言主题", "主题", "标题", "title"),
     "content": ("留言详情", "详情", "内容", "content"),
-    "created_at": ("留言时间", "时间", "受理时间", "created_at"),
+    # When the appeal came in, as the channels' exports call it: a message board's, a hotline's call (来话/来电),
+    # a mailbox's letter, an operator's entry (登记).
+    "created_at": (
+        "留言时间",
+        "时间",
+        "受理时间",
+        "来话时间",
+        "来电时间",
+        "来信时间",
+        "登记时间",
+        "反映时间",
+        "created_at",
+    ),
     "likes": ("点赞数", "likes"),
     "opposes": ("反对数", "opposes"),
     "reply_text": ("答复意见", "回复意见", "reply", "reply_text"),
@@ -423,6 +438,18 @@ def _limited(value: Any, field: str, limit: int) -> str | None:
     return text or None
 
 
+def _phone(value: Any, warnings: list[tuple[str, str]]) -> str | None:
+    """The row's phone number as the API stores one (:func:`cityhub.org.schemas.phone_number`: digits, without spaces
+    and dashes); text that is no phone number is a warning — the row is imported without a phone, the text kept in
+    its attributes (as an unknown place is), since the appeal itself is good."""
+    text = cell_text(value)
+    try:
+        return phone_number(text)
+    except ValueError:
+        warnings.append(("citizen_phone", f"not a phone number '{text}': kept in attributes, no phone set"))
+        return None
+
+
 def _shown(at: datetime) -> str:
     """A time of a row as the district reads it, in a message."""
     return at.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M:%S")
@@ -675,7 +702,10 @@ class ImportReport:
     imported: int = 0
     skipped: int = 0
     rejected: int = 0
+    # Warnings (one row may have several) and the rows imported with at least one (the page's tile): both of rows
+    # imported now, not of rows already present.
     warnings: int = 0
+    warned_rows: int = 0
     batches: int = 0
     # New received orders handed to the background dispatcher (``dispatch``): decided automatically as appeals from
     # the API are, instead of waiting for a dispatcher.
@@ -695,6 +725,7 @@ class ImportReport:
             "rejected": self.rejected,
             "queued_for_dispatch": self.queued,
             "warnings": self.warnings,
+            "warned_rows": self.warned_rows,
             "warning_kinds": dict(self.warning_counts.most_common()),
         }
 
@@ -796,7 +827,7 @@ class _RowConverter:
             "title": title,
             "content": content,
             "citizen_name": citizen,
-            "citizen_phone": _limited(cells[ix["citizen_phone"]], "citizen_phone", 32),
+            "citizen_phone": _phone(cells[ix["citizen_phone"]], warnings),
             "address": _limited(cells[ix["address"]], "address", 300),
             "lat": lat,
             "lng": lng,
@@ -806,6 +837,8 @@ class _RowConverter:
             "category_id": self._category(cells, warnings),
         }
         attributes = {name: text for name, i in self.columns.extras if (text := cell_text(cells[i]))}
+        if record["citizen_phone"] is None and (phone := cell_text(cells[ix["citizen_phone"]])):
+            attributes["citizen_phone"] = phone  # not a number to call back on (_phone): the text is kept
         self._place(cells, record, attributes, warnings)
         if attributes:
             record["attributes"] = attributes
@@ -1102,7 +1135,8 @@ def _flush(
 ) -> None:
     """Write and commit the batch (its received orders queued for the background dispatcher unless ``queue`` is
     None, see :func:`_dispatch_queue`), then record its rows' issues in row order (a row whose id already holds a
-    different message is rejected here, and its warnings dropped)."""
+    different message is rejected here, and its warnings dropped; a row already present keeps no warning either: the
+    warnings count rows imported now, and the import that stored it warned of them)."""
     issues = batch.issues
     if batch.records:
         try:
@@ -1117,6 +1151,9 @@ def _flush(
         report.imported += result.inserted
         report.skipped += len(result.skipped_external_ids)
         report.batches += 1
+        if result.skipped_indexes:
+            present = {batch.numbers[index] for index in result.skipped_indexes}
+            issues = [i for i in issues if i.row not in present]
         if result.conflicts:
             refused = {batch.numbers[c.index] for c in result.conflicts}
             issues = [i for i in issues if i.row not in refused]
@@ -1128,6 +1165,7 @@ def _flush(
                 message = f"id {conflict.external_id} already holds a different message ({holder})"
                 issues.append(RowIssue(batch.numbers[conflict.index], "external_id", message))
             issues.sort(key=lambda issue: issue.row)
+    report.warned_rows += len({issue.row for issue in issues if issue.level == "warning"})
     for issue in issues:
         record_issue(issue)
 

@@ -36,7 +36,8 @@ class ImportRead(BaseModel):
         description="new orders handed to the background dispatcher (dispatch=true): decided automatically, or first "
         "checked for an earlier duplicate, as appeals created over the API are; 0 when it does not run"
     )
-    warnings: int
+    warnings: int = Field(description="warnings of the rows imported now (a row may have several)")
+    warned_rows: int = Field(description="rows imported now with at least one warning")
     warning_kinds: dict[str, int]
     issues: list[ImportIssueRead] = Field(
         description=f"rejected and warned rows in row order: the first {importer.MAX_KEPT_ISSUES}, of which at most "

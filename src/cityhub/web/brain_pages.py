@@ -30,6 +30,7 @@ from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import scope_of
 from cityhub.errors import CityhubError, NotFound, ValidationFailed
+from cityhub.formatting import significant
 from cityhub.org.models import Unit
 from cityhub.web import forms, support
 from cityhub.web.i18n import Translator
@@ -106,7 +107,9 @@ def _finding_view(t: Translator, f: risk.Finding) -> dict[str, Any]:
         "span": t("brain.span_day", day=f.window_start)
         if f.kind == "anomaly"
         else t("brain.span", first=f.window_start, last=last),
-        "count_text": t(f"brain.count.{f.kind}", count=f.count, expected=f"{f.expected:.1f}", ratio=f"{f.effect:.1f}"),
+        "count_text": t(
+            f"brain.count.{f.kind}", count=f.count, expected=significant(f.expected), ratio=f"{f.effect:.1f}"
+        ),
         "significance": sig,
         "strength": round(100 * strength),
         "top_places": f.detail.get("top_places") or [],

@@ -223,6 +223,7 @@ _IMPORT_FORMS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"in the future \((?P<at>.*)\)"), "import.msg.future"),
     (re.compile(r"unknown place '(?P<place>.*)' \(.*\): kept in attributes, placed later"), "import.msg.unknown_place"),
     (re.compile(r"unknown category '(?P<category>.*)': imported without a category"), "import.msg.unknown_category"),
+    (re.compile(r"not a phone number '(?P<value>.*)': kept in attributes, no phone set"), "import.msg.bad_phone"),
     (
         re.compile(r"id (?P<id>.*) already holds a different message \((?P<kind>row|order) (?P<holder>.*)\)"),
         "import.msg.id_conflict",

@@ -473,7 +473,24 @@ def set_day(session: Session, *, day: date, is_workday: bool, name: str | None =
     return row
 
 
-CALENDAR_KINDS = {"holiday": False, "workday": True}  # kind → is_workday, as `cityhub calendar set` takes them
+CALENDAR_KINDS = {"holiday": False, "workday": True}  # kind → is_workday: the codes (`cityhub calendar list`, forms)
+# The words an administrator writes for the kinds (a pasted row, `cityhub calendar set`/`import`), as a calendar
+# marks days: 放假/休 and 上班/班 (调休上班, 补班). Not 调休 alone: it names both the day off and the day worked.
+KIND_WORDS: dict[str, bool] = {
+    **dict.fromkeys(("放假", "休", "假", "休息", "节假日", "补休"), False),
+    **dict.fromkeys(("上班", "班", "调休上班", "补班", "工作日"), True),
+}
+
+
+def calendar_kind(text: str) -> bool | None:
+    """Whether ``text`` names a make-up workday (True) or a holiday (False) — a Chinese word of :data:`KIND_WORDS` or
+    a code of :data:`CALENDAR_KINDS`, any case, surrounding spaces aside — else None."""
+    word = text.strip().lower()
+    return KIND_WORDS.get(word, CALENDAR_KINDS.get(word))
+
+
+# What a refused kind is told it may be (the CLI's messages).
+KIND_CHOICES = "放假 (休, holiday) or 上班 (班, workday)"
 
 
 @dataclass(frozen=True)
@@ -502,7 +519,7 @@ class CalendarRowError:
             case "date":
                 return f"row {self.row}: '{self.value}' is not a date (YYYY-MM-DD)"
             case "kind":
-                return f"row {self.row}: kind must be 'holiday' or 'workday', not '{self.value}'"
+                return f"row {self.row}: kind must be {KIND_CHOICES}, not '{self.value}'"
             case "name":
                 return f"row {self.row}: the name is longer than {self.value} characters"
             case "notice_year":
@@ -518,8 +535,9 @@ class CalendarRowError:
 
 
 def parse_calendar_rows(text: str) -> tuple[list[CalendarEntry], list[CalendarRowError]]:
-    """Read CSV rows ``date,kind,name`` (kind ``holiday`` or ``workday``, name optional; a first row ``date,…`` is a
-    header; blank lines are skipped) into entries, and every bad row into an error naming its row number."""
+    """Read CSV rows ``date,kind,name`` (kind 放假/休 or 上班/班, or ``holiday``/``workday`` — :func:`calendar_kind`;
+    name optional; a first row ``date,…`` or ``日期,…`` is a header; blank lines are skipped) into entries, and every
+    bad row into an error naming its row number."""
     import csv
 
     entries: list[CalendarEntry] = []
@@ -527,18 +545,19 @@ def parse_calendar_rows(text: str) -> tuple[list[CalendarEntry], list[CalendarRo
     seen: dict[date, int] = {}
     for number, row in enumerate(csv.reader(text_lines(text)), start=1):
         cells = [cell.strip() for cell in row]
-        if not any(cells) or (number == 1 and cells[0].lower() == "date"):
+        if not any(cells) or (number == 1 and cells[0].lower() in ("date", "日期")):
             continue
         if len(cells) < 2 or len(cells) > 3:
             errors.append(CalendarRowError(number, "fields", str(len(cells))))
             continue
-        text_day, kind, name = cells[0], cells[1].lower(), (cells[2] if len(cells) == 3 else "")
+        text_day, name = cells[0], (cells[2] if len(cells) == 3 else "")
         try:
             day = date.fromisoformat(text_day)
         except ValueError:
             errors.append(CalendarRowError(number, "date", text_day))
             continue
-        if kind not in CALENDAR_KINDS:
+        is_workday = calendar_kind(cells[1])
+        if is_workday is None:
             errors.append(CalendarRowError(number, "kind", cells[1]))
             continue
         if len(name) > DAY_NAME_MAX_CHARS:
@@ -548,7 +567,7 @@ def parse_calendar_rows(text: str) -> tuple[list[CalendarEntry], list[CalendarRo
             errors.append(CalendarRowError(number, "repeated", day.isoformat(), seen[day]))
             continue
         seen[day] = number
-        entries.append(CalendarEntry(day=day, is_workday=CALENDAR_KINDS[kind], name=name or None))
+        entries.append(CalendarEntry(day=day, is_workday=is_workday, name=name or None))
     return entries, errors
 
 
@@ -572,8 +591,16 @@ class _Mismatch(Exception):
     """An item of the notice whose 共N天 is not the length of its range."""
 
 
+# The first line of ``date,kind,name`` rows: the header, or a row's ISO date and its comma.
+_ROW_START = re.compile(r"\s*(?:date|日期|\d{4}-\d{1,2}-\d{1,2})\s*,", re.IGNORECASE)
+
+
 def looks_like_notice(text: str) -> bool:
-    """Whether pasted text is the State Council's notice rather than ``date,kind,name`` rows."""
+    """Whether pasted text is the State Council's notice rather than ``date,kind,name`` rows (whose first line is
+    a header or a dated row, and whose kinds and names may say 放假 and 10月1日 too)."""
+    first = next((line for line in text_lines(text) if line.strip()), "")
+    if _ROW_START.match(first):
+        return False
     dated = re.search(r"\d{1,2}\s*月\s*\d{1,2}\s*日", text, re.ASCII) or re.search(r"[０-９]\s*月", text)
     return bool(dated) and ("放假" in text or "上班" in text)
 

@@ -289,21 +289,24 @@ def _recomputed(count: int, recompute: bool) -> str:
 @calendar_app.command("set")
 def calendar_set(
     day: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
-    kind: Annotated[str, typer.Argument(help="holiday | workday (调休上班)")],
+    kind: Annotated[str, typer.Argument(help="放假 (休, holiday) | 上班 (班, 调休上班, workday)")],
     name: Annotated[str | None, typer.Option(help="e.g. 国庆节")] = None,
     recompute: RecomputeOption = True,
 ) -> None:
     """Mark a day as a holiday or a make-up workday (overrides the built-in calendar)."""
+    from cityhub.workorders.calendar import KIND_CHOICES, calendar_kind
     from cityhub.workorders.recompute import set_calendar_day
     from cityhub.workorders.service import Actor
 
-    if kind not in ("holiday", "workday"):
-        raise _fail(f"kind must be 'holiday' or 'workday', not '{kind}'")
+    is_workday = calendar_kind(kind)
+    if is_workday is None:
+        raise _fail(f"kind must be {KIND_CHOICES}, not '{kind}'")
+    kind = "workday" if is_workday else "holiday"
     with session_scope() as session:
         _, done = set_calendar_day(
             session,
             day=_date(day),
-            is_workday=kind == "workday",
+            is_workday=is_workday,
             name=name,
             actor=Actor(CLI_ACTOR),
             recompute=recompute,
@@ -316,7 +319,8 @@ def calendar_import(
     file: Annotated[
         str,
         typer.Argument(
-            help="CSV of date,kind,name rows (kind: holiday | workday; name optional; a header row date,kind,name "
+            help="CSV of date,kind,name rows (kind: 放假 or 休 | 上班 or 班 — or holiday | workday; name optional; a "
+            "header row date,kind,name "
             "may come first), e.g. a year's official holidays and make-up workdays; or the State Council's notice "
             "itself (国务院办公厅关于20XX年部分节假日安排的通知) as text."
         ),
