@@ -333,7 +333,7 @@ def test_a_demo_user_logs_in_and_intake_gets_suggestions_and_an_instant_answer(s
     panel = client.post("/intake/assist", data=form)
     assert panel.status_code == 200
     assert "社保卡丢失了怎么补办？" in panel.text  # the demo knowledge base's entry, offered for 秒回
-    top3 = re.findall(r"<li>(\S+) <small>\d+%</small>", panel.text)
+    top3 = re.findall(r"<li><span>(\S+) <small>\d+%</small>", panel.text)
     assert len(top3) == 3  # the demo classifier's suggestions
     with session_scope() as s:
         assert all(find_category(s, name_or_path=label) is not None for label in top3)
@@ -342,7 +342,7 @@ def test_a_demo_user_logs_in_and_intake_gets_suggestions_and_an_instant_answer(s
     # A complaint the demo's orders are about is classified into its category.
     complaint = {"appeal_type": "complaint", "title": "工地夜间施工噪音", "content": "楼下工地半夜还在施工，噪音很大"}
     noise = client.post("/intake/assist", data={**form, **complaint})
-    assert re.findall(r"<li>(\S+) <small>\d+%</small>", noise.text)[0] == "环境保护/环境污染/噪音污染"
+    assert re.findall(r"<li><span>(\S+) <small>\d+%</small>", noise.text)[0] == "环境保护/环境污染/噪音污染"
 
 
 def test_the_demo_staff_have_work_in_hand(demo_env: Path) -> None:

@@ -425,6 +425,7 @@ def test_the_order_block_carries_no_personal_data(db_session, units):
     _subscribe(db_session, "http://127.0.0.1:9/hook")
     order = _order(
         db_session,
+        title="本人李四，电话１３９ ０００１ １１１１，住云景路12号3栋501",  # as an operator might type it
         content="本人李四，电话１３９ ０００１ １１１１，住云景路12号3栋501，楼道灯坏了一周",
         address="白云区同和街云景路12号3栋501",
         lat=23.21234,
