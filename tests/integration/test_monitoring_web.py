@@ -17,13 +17,15 @@ from cityhub.org.models import Role, Unit, UnitTier, User
 from web_helpers import login
 
 PASSWORD = "correct-horse-battery"
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 
 @pytest.fixture
 def world(app_db: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "false")
     reset_engine()
+    # An hour before the test runs, not before the module was collected: escalation is counted from when the readings
+    # arrived, and on a slow run a test may start long after collection.
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     with session_scope() as s:
         district = Unit(code="MW-QU", name="青禾区", tier=UnitTier.DISTRICT)
         s.add(district)
@@ -60,12 +62,12 @@ def world(app_db: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             data=RuleCreate(name="积水超 20", sensor_kind="waterlogging", metric="depth", comparison=">", threshold=20),
         )
         items = [
-            {"sensor_code": code, "measured_at": (T0 + timedelta(minutes=i)).isoformat(), "value": v}
+            {"sensor_code": code, "measured_at": (t0 + timedelta(minutes=i)).isoformat(), "value": v}
             for code in ("WL-N", "WL-F")
             for i, v in enumerate([12, 31, 33])
         ]
         assert service.ingest(s, items=items).alarms_raised == 2
-    return {}
+    return {"t0": t0}
 
 
 def test_the_monitoring_page_shows_the_users_area_and_lets_handlers_ack_and_clear(world: dict[str, Any]) -> None:
@@ -219,7 +221,7 @@ def test_a_sensors_page_charts_its_readings_with_limits_and_alarms_within_the_us
     assert login("mw-cit").get("/monitoring/sensors/WL-N").status_code == 403
 
     with session_scope() as s:
-        assert service.escalate_due(s, now=T0 + timedelta(hours=2))["escalated"] == 2
+        assert service.escalate_due(s, now=world["t0"] + timedelta(hours=2))["escalated"] == 2
     assert 'data-testid="escalated"' in dsp.get("/monitoring/sensors/WL-N").text
     assert dsp.get("/monitoring").text.count('data-testid="escalated"') == 1
 
@@ -286,7 +288,7 @@ def test_the_critical_tile_counts_every_open_critical_alarm_and_actions_keep_the
             ),
         )
         items = [
-            {"sensor_code": code, "measured_at": (T0 + timedelta(minutes=5)).isoformat(), "value": 40}
+            {"sensor_code": code, "measured_at": (world["t0"] + timedelta(minutes=5)).isoformat(), "value": 40}
             for code in ("WL-N", "WL-F")
         ]
         assert service.ingest(s, items=items).alarms_raised == 2
