@@ -945,6 +945,23 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     for internal in ("签收时限", "预警时间", "预警", "签收超期"):
         assert internal not in sla and internal in staff_page, internal
     assert "sla-warning" not in client.get("/orders").text and "sla-warning" in sup.get("/orders").text
+    assert "sla-warning" not in page and "sla-warning" in staff_page  # the heading's badge too
+    # Their API says the same (an app of theirs shows no more); staff read every deadline.
+    internal = {"accept_due_at": None, "warn_at": None, "accept_overdue": False, "sla_status": "ok"}
+    theirs = client.get(f"/api/v1/orders/{order_id}").json()
+    listed = next(o for o in client.get("/api/v1/orders").json()["items"] if o["id"] == order_id)
+    assert {k: theirs[k] for k in internal} == {k: listed[k] for k in internal} == internal
+    assert theirs["due_at"] is not None
+    staff = sup.get(f"/api/v1/orders/{order_id}").json()
+    assert (
+        staff["accept_due_at"]
+        and staff["warn_at"]
+        and (staff["sla_status"], staff["accept_overdue"])
+        == (
+            "warning",
+            True,
+        )
+    )
     assert _act(hand, order_id, "accept").status_code == 303
     assert _act(hand, order_id, "reply", text="已修复").status_code == 303
     page = client.get(f"/orders/{order_id}").text

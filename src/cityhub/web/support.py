@@ -43,7 +43,7 @@ from cityhub.web import forms, machine_text, theme, vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate
 from cityhub.workorders.files import REMOVE_REASON_MAX_CHARS, Upload
 from cityhub.workorders.lifecycle import Action
-from cityhub.workorders.models import Category
+from cityhub.workorders.models import Category, SlaStatus
 from cityhub.workorders.schemas import REASON_MAX_CHARS
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,8 @@ def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> Markup | str:
 
 
 _env.filters["when"] = _when
+# An order's 办理状态 as its citizen reads it (预警 is the units'), of a list row's text too.
+_env.filters["citizen_sla"] = lambda status: SlaStatus(status).as_citizen_reads()
 _env.filters["whole"] = _whole
 _env.globals["explain"] = machine_text.explain
 # Text limits the forms share with the service layer and the API (the browser stops at the same length).

@@ -98,6 +98,11 @@ class SlaStatus(enum.StrEnum):
     WARNING = "warning"  # 预警
     OVERDUE = "overdue"  # 超期
 
+    def as_citizen_reads(self) -> SlaStatus:
+        """The status as the citizen who appealed is told it: 预警 (the warning time) is a step inside the limit for
+        the handling unit and its supervisors, so to the citizen the order is within its limit until it is overdue."""
+        return SlaStatus.OK if self is SlaStatus.WARNING else self
+
 
 class Category(Base):
     """One node of the hierarchical category taxonomy (e.g. 城乡建设 / 住房保障 / 保障房)."""

@@ -382,6 +382,20 @@ class OrderRead(OrderBase):
         "video-AI detection); one order only: an order list leaves them (and assists) empty",
     )
 
+    def as_citizen_reads(self) -> OrderRead:
+        """A copy for the citizen who appealed: the limit promised them (``due_at``) and whether it is kept, not the
+        steps inside it that are the handling units' business — when the unit must sign for it (``accept_due_at``,
+        ``accept_overdue``) and when its supervisors are warned (``warn_at``; ``sla_status`` ``warning`` reads
+        ``ok``). The citizen's order page shows the same."""
+        return self.model_copy(
+            update={
+                "accept_due_at": None,
+                "warn_at": None,
+                "accept_overdue": False,
+                "sla_status": self.sla_status.as_citizen_reads(),
+            }
+        )
+
     def masked(self) -> OrderRead:
         """A copy for whoever need not see who appealed (:mod:`cityhub.masking`): the citizen's name and phone
         masked, title, content and replies through the scrubber (the same name and phone typed in them, other

@@ -66,6 +66,7 @@ def _read(order: Order, principal: Principal) -> OrderRead:
         # What staff attached later (photos of the work, internal documents) is theirs: a citizen sees what came
         # with the appeal.
         read.attachments = [a for a in read.attachments if a.uploaded_by is None]
+        read = read.as_citizen_reads()
     return read if sees_personal_data(principal, order) else read.masked()
 
 
@@ -77,6 +78,8 @@ _LIST_COLUMNS = [name for name in OrderRead.model_fields if name not in _ONE_ORD
 
 def _read_row(row: dict[str, Any], principal: Principal) -> OrderRead:
     read = OrderRead.model_validate(row)
+    if principal.role == Role.CITIZEN:
+        read = read.as_citizen_reads()
     if sees_personal_data_of(
         principal,
         citizen_user_id=row["citizen_user_id"],
