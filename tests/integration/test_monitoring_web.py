@@ -300,3 +300,26 @@ def test_the_critical_tile_counts_every_open_critical_alarm_and_actions_keep_the
     assert 'name="next" value="/monitoring?kind=&amp;status=retired"' in page.text
     near = login("mw-dsp").get("/monitoring")  # the tile is of the reader's area
     assert re.search(r"严重报警</span><strong>(\d+)</strong>", near.text).group(1) == "1"  # type: ignore[union-attr]
+
+
+def test_a_rule_form_offers_metrics_by_name_and_conditions_read_as_signs(world: dict[str, Any]) -> None:
+    """The metric field offers the named metrics and the sensors' own (code the value, name shown) and reads a name
+    typed as its code; ≥ and ≤ are shown as signs, not as the `>=` typed in code."""
+    adm = login("mw-adm")
+    page = adm.get("/monitoring/rules").text
+    offered = re.search(r'<datalist id="n-metrics">(.*?)</datalist>', page, re.S)
+    assert offered is not None and '<option value="depth">积水深度</option>' in offered.group(1)
+    assert '<option value="garbage_exposed">暴露垃圾</option>' in offered.group(1)
+    assert 'list="n-metrics"' in page and "&gt;=</option>" not in page and ">≥</option>" in page
+    fields = {"csrf_token": adm.cookies["cityhub_csrf"], "name": "积水不低于 40", "target": "kind:waterlogging"}
+    fields |= {"metric": "积水深度", "comparison": ">=", "threshold": "40", "duration_min": "0"}
+    fields |= {"severity": "warning", "urgency": "normal", "active": "1"}
+    assert adm.post("/monitoring/rules", data=fields, follow_redirects=False).status_code == 303
+    with session_scope() as s:
+        rule = next(r for r in service.list_rules(s) if r.name == "积水不低于 40")
+        assert (rule.metric, rule.comparison) == ("depth", ">=")
+    listed = adm.get("/monitoring/rules").text
+    row = re.search(rf'data-id="{rule.id}">.*?data-testid="rule-condition">(.*?)</td>', listed, re.S)
+    assert row is not None and row.group(1) == '<span title="depth">积水深度</span> ≥ 40'
+    unknown = adm.post("/monitoring/rules", data=fields | {"name": "水深", "metric": "水深"}, follow_redirects=False)
+    assert unknown.status_code == 422 and 'value="水深"' in unknown.text  # not a name of any metric: kept, refused

@@ -87,6 +87,13 @@ class Translator:
         raw = getattr(value, "value", value)
         return translate(self.lang, f"{kind}.{raw}", str(raw))
 
+    def named(self, kind: str) -> dict[str, str]:
+        """Every value of ``kind`` the catalogues name, with its name in this language (``metric`` → {"depth":
+        "积水深度", …}): for a field that takes codes beyond an enum's, offered by name."""
+        prefix = f"{kind}."
+        codes = {k[len(prefix) :] for k in catalogue(DEFAULT_LANGUAGE) if k.startswith(prefix)}
+        return {code: self.label(kind, code) for code in sorted(codes)}
+
 
 def negotiate(cookie: str | None, accept_language: str | None, *, from_browser: bool = True) -> str:
     """The UI language: the cookie's choice, else (``from_browser``) the best Accept-Language match, else zh-CN."""

@@ -29,6 +29,7 @@ from cityhub.monitoring.settings import get_monitoring_settings
 from cityhub.org.service import unit_directory
 from cityhub.web import support
 from cityhub.web.forms import field_errors, saved
+from cityhub.web.i18n import LANGUAGES, Translator
 from cityhub.web.support import FormBody, PageError, render
 
 router = APIRouter(include_in_schema=False)
@@ -266,6 +267,16 @@ def _rule_values(rule: Any) -> dict[str, str]:
     }
 
 
+def _metric_code(typed: str) -> str:
+    """The metric a rule form names: its code, or its name in either language (积水深度 → depth) as the form offers
+    them; anything else as typed (a sensor's own code), for the service to check."""
+    for lang in LANGUAGES:
+        for code, name in Translator(lang).named("metric").items():
+            if typed.casefold() == name.casefold() and typed != code:
+                return code
+    return typed
+
+
 def _rule_payload(form: Any, *, new: bool) -> dict[str, Any]:
     """A rule form as the service's input; the duration is typed in minutes."""
     minutes = form.get("duration_min").strip()
@@ -290,7 +301,7 @@ def _rule_payload(form: Any, *, new: bool) -> dict[str, Any]:
         target = form.get("target")
         kind, _, code = target.partition(":")
         data |= {"sensor_kind": code if kind == "kind" else None, "sensor_code": code if kind == "sensor" else None}
-        data |= {"metric": form.get("metric").strip(), "comparison": form.get("comparison")}
+        data |= {"metric": _metric_code(form.get("metric").strip()), "comparison": form.get("comparison")}
         data["of_capacity"] = form.get("of_capacity") == "1"
     return data
 
@@ -318,6 +329,8 @@ def _rules_page(
         sensor_names={s.id: f"{s.name}（{s.code}）" for s in sensors},
         sensors=sensors,
         kinds=[k.value for k in SensorKind],
+        # Offered to the metric field by name (its code the value): those the catalogues name and the sensors'.
+        metrics=sorted(set(Translator(support.language(request)).named("metric")).union(*(s.metrics for s in sensors))),
         can_edit=permissions.allows(principal.role, permissions.SENSORS_MANAGE),
         values=values
         or {"severity": "warning", "urgency": "normal", "opens_order": "1", "active": "1", "comparison": ">"},
