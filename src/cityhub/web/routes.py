@@ -62,7 +62,7 @@ from cityhub.workorders.lifecycle import (
     Action,
     State,
 )
-from cityhub.workorders.models import OVERDUE_NOW_SQL, AppealType, Category, Channel, Order, Urgency
+from cityhub.workorders.models import OVERDUE_NOW_SQL, AppealType, Category, Channel, Order, SlaStatus, Urgency
 from cityhub.workorders.schemas import (
     REASON_MAX_CHARS,
     TEXT_MAX_CHARS,
@@ -749,6 +749,12 @@ def order_list(request: Request, db: DbSession) -> Response:
             errors[name] = t("err.date")
             day = None
         criteria[name] = _local_midnight(day + timedelta(days=shift)) if day else None
+    # 时限状态: 预警 — the supervisors' warning list (with 在办: the open orders near their limit) — 正常, 超期; not a
+    # citizen's criterion (their list shows no 预警).
+    sla_status = q.get("sla_status", "").strip()
+    if sla_status and sla_status not in SLA_CHOICES:
+        errors["sla_status"] = t("err.choice")
+    criteria["sla_status"] = sla_status if sla_status in SLA_CHOICES and not citizen else None
     # 只看超期: the open orders past their limit now; 曾超期: every order whose limit ran out (assessment review).
     criteria["overdue"] = True if q.get("overdue") and not citizen else None
     criteria["ever_overdue"] = True if q.get("ever_overdue") and not citizen else None
@@ -797,6 +803,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         open_states=OPEN_STATES,
         channels=list(Channel),
         place_sources=list(PlaceSource),
+        sla_choices=SLA_CHOICES,
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
         citizen=citizen,
         units=[] if citizen else support.unit_groups(db),
@@ -807,11 +814,15 @@ def order_list(request: Request, db: DbSession) -> Response:
     )
 
 
+# The time-limit statuses the list filters by (none, "no clock running", is nobody's question).
+SLA_CHOICES = (SlaStatus.OK.value, SlaStatus.WARNING.value, SlaStatus.OVERDUE.value)
+
 _MORE_FILTERS = (
     "unit_id",
     "category_id",
     "channel",
     "place_source",
+    "sla_status",
     "created_from",
     "created_to",
     "overdue",
