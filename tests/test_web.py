@@ -1450,6 +1450,11 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     assert 'data-testid="satisfied">不满意<' in sup.get(f"/orders/{unsatisfied.id}").text  # what the callback heard
     assert _act(disp, unsatisfied.id, "reopen", reason="市民不满意").status_code == 303
     assert _state(unsatisfied.id) == State.DISPATCHED
+    # The reopen cleared the verdict from the facts; the trail keeps what the callback heard.
+    reopened = sup.get(f"/orders/{unsatisfied.id}").text
+    assert 'data-testid="satisfied"' not in reopened
+    called = re.search(r'<tr data-action="callback">.*?</tr>', reopened, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert '<div data-testid="event-satisfied"><strong>不满意</strong></div>' in called
 
     master, dup = _order(), _order()
     assert _act(disp, dup.id, "merge", master_id=f" {master.number.lower()} ").status_code == 303

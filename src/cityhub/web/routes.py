@@ -929,6 +929,9 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
                 # An escalation that raised the urgency: from what, to what, and the due date it brought forward.
                 "urgency": (payload.get("previous_urgency"), payload["urgency"]) if payload.get("urgency") else None,
                 "due_forward": _moved_due(payload) if e.action == Action.ESCALATE.value else None,
+                # 回访: the citizen's verdict — the facts show only the latest one, and a reopen clears it, so without
+                # this the 不满意 that led to a 重办 was on the page nowhere.
+                "satisfied": payload.get("satisfied") if e.action == Action.CALLBACK.value else None,
             }
         )
     return rows
