@@ -2169,6 +2169,34 @@ def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org)
     assert lead.get(f"/assessment/{street}", params={"kpi": "no_such"}).status_code == 200  # no drill-down, no error
 
 
+def test_the_dashboard_ranks_streets_and_departments_and_links_every_unit_below_the_sample(org) -> None:
+    """考核排名: the dashboard ranked streets only and dropped every unit under the minimum sample, so a month's
+    ranking was usually empty and a department's 单位考核 was reachable from nowhere; now streets and departments are
+    ranked apart, and the units with too few orders are listed after, unranked, each linked to its page."""
+    from cityhub.org.models import UnitTier
+
+    with session_scope() as s:
+        district = s.scalars(select(Unit).where(Unit.tier == UnitTier.DISTRICT)).one()
+        department = Unit(code="W-CG", name="区城管局", tier=UnitTier.DEPARTMENT, parent_id=district.id)
+        s.add(department)
+        s.flush()
+        dept_id = department.id
+    for unit in (org["street_a"], dept_id):
+        order = _order(title="占道经营")
+        with session_scope() as s:
+            orders.act(s, order_id=order.id, action="dispatch", params={"unit_id": unit})
+    page = login("lead").get("/dashboard").text
+    streets = re.search(r'data-testid="ranking-street">.*?</div>', page, re.S).group(0)  # type: ignore[union-attr]
+    departments = re.search(r'data-testid="ranking-department">.*?</div>', page, re.S).group(0)  # type: ignore[union-attr]
+    assert "<h3>镇街</h3>" in streets and "<h3>职能部门</h3>" in departments
+    assert "本期没有样本达到 30 件的单位，暂无排名" in streets
+    short = r'<summary>样本不足 30 件、未排名的单位（1 个）</summary>'
+    assert re.search(short, streets) and re.search(short, departments)
+    assert re.search(rf'href="/assessment/{org["street_a"]}\?period=[^"]+"[^>]*>景泰街道</a></td><td class="num">1<', streets)
+    assert re.search(rf'href="/assessment/{dept_id}\?period=[^"]+"[^>]*>区城管局</a></td><td class="num">1<', departments)
+    assert "区城管局" not in streets and "景泰街道" not in departments
+
+
 def test_a_street_overseer_sees_the_hot_topics_of_its_street_and_knows_the_ranking_is_the_districts(org) -> None:
     for _ in range(3):
         _order(title="餐馆油烟扰民")  # 景泰街道

@@ -1575,7 +1575,14 @@ def dashboard(request: Request, db: DbSession) -> Response:
     overdue = db.scalar(select(func.count()).select_from(Order).where(*overdue_where)) or 0
     today_where = [Order.created_at >= _local_midnight(today)] + ([scope] if scope is not None else [])
     received_today = db.scalar(select(func.count()).select_from(Order).where(*today_where)) or 0
-    ranking = kpi.ranking(db, period=period, tier=UnitTier.STREET.value)
+    # 考核排名: the streets and the departments (which hold most orders), each ranked apart — a street's figures
+    # include its communities' — with the units below the minimum sample listed after, unranked, so that every
+    # unit's 单位考核 is a click away (a month's ranking was often empty, and the departments were never shown).
+    assessed = kpi.compute(db, period=period)
+    rankings = [
+        (tier, kpi.rank([row for row in assessed if row.tier == tier.value]))
+        for tier in (UnitTier.STREET, UnitTier.DEPARTMENT)
+    ]
     hot, hot_fallback = reports.hot_topics_for_period(db, period=period, k=10, where=scope)
     from cityhub.analytics.topic_views import shown
 
@@ -1599,8 +1606,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
         # The tile counts open orders past their limit: the list's 超期 is the same orders.
         overdue_link="/orders?overdue=1",
         received_today=received_today,
-        ranking=ranking.ranked[:10],
-        min_sample=ranking.min_sample,
+        rankings=rankings,
+        min_sample=kpi.DEFAULT_MIN_SAMPLE,
         typed_period=choice.box,
         recent_days=choice.recent_days,
         dispatch=outcomes(db, period=period, scope=scope),
