@@ -164,6 +164,12 @@ def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org
     assert login("lead").get("/").url.path == "/dashboard"
     handler_home = login("hand_a").get("/")
     assert handler_home.url.path == "/orders" and handler_home.url.params.get_list("state") == ["open"]
+    # Their menu's 工单 is that workbench too (it led to every order ever, closed ones first in number), marked as the
+    # page shown on any order list.
+    assert '<a href="/orders?state=open" aria-current="page">工单</a>' in handler_home.text
+    handler_menu = handler_home.text.split("<nav", 1)[1].split("</nav>", 1)[0]
+    assert 'href="/orders"' not in handler_menu
+    assert '<a href="/orders" aria-current="page">工单</a>' in login("sup").get("/orders").text
     leader_menu = login("lead").get("/dashboard").text
     assert 'href="/dashboard"' in leader_menu and 'href="/intake"' not in leader_menu
 
