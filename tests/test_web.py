@@ -1488,7 +1488,8 @@ def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
     disp, hand, op = login("disp"), login("hand_a"), login("op")
 
     missing = _act(disp, order.id, "dispatch")
-    assert missing.status_code == 422 and "请填写「单位」" in missing.text  # the form's fault, not the state's
+    # The form's fault, not the state's; a unit is picked from the list, not typed ("请填写" asked to type it).
+    assert missing.status_code == 422 and "请选择「单位」" in missing.text and "请填写「单位」" not in missing.text
     assert re.search(r'<details open data-testid="action-dispatch">', missing.text)
 
     wrong_state = _act(hand, order.id, "accept")

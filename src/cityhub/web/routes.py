@@ -146,7 +146,8 @@ def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
     if isinstance(exc, InvalidTransition):
         if m := _REQUIRED.fullmatch(exc.reason or ""):
             name = m.group(1)
-            fields[name] = t("err.required", field=t(f"field.{name}"))
+            # A list left at "—" (是否满意, 单位) is chosen from, not filled in.
+            fields[name] = t("err.choose" if name in _CHOSEN_FIELDS else "err.required", field=t(f"field.{name}"))
             return t("err.validation"), fields
         if field_name := _INPUT_REASONS.get(exc.reason or ""):
             # What was typed is wrong, not the order's state: say it at the field.
@@ -871,6 +872,11 @@ ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
     Action.CANCEL: (("reason", "reason", True),),
     Action.COMMENT: (("text", "text", True),),
 }
+
+
+# The action forms' fields picked from a list: a missing one is asked for as a choice.
+_CHOICE_KINDS = frozenset({"unit", "bool", "urgency", "category", "appeal_type"})
+_CHOSEN_FIELDS = frozenset(name for fields in ACTION_FIELDS.values() for name, kind, _ in fields if kind in _CHOICE_KINDS)
 
 
 def _my_actions(db: Session, order: Order, principal: Principal) -> list[Action]:
