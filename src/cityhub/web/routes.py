@@ -876,7 +876,9 @@ ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
 
 # The action forms' fields picked from a list: a missing one is asked for as a choice.
 _CHOICE_KINDS = frozenset({"unit", "bool", "urgency", "category", "appeal_type"})
-_CHOSEN_FIELDS = frozenset(name for fields in ACTION_FIELDS.values() for name, kind, _ in fields if kind in _CHOICE_KINDS)
+_CHOSEN_FIELDS = frozenset(
+    name for fields in ACTION_FIELDS.values() for name, kind, _ in fields if kind in _CHOICE_KINDS
+)
 
 
 def _my_actions(db: Session, order: Order, principal: Principal) -> list[Action]:
