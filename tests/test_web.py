@@ -164,6 +164,12 @@ def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org
     assert login("lead").get("/").url.path == "/dashboard"
     handler_home = login("hand_a").get("/")
     assert handler_home.url.path == "/orders" and handler_home.url.params.get_list("state") == ["open"]
+    # Their menu's 工单 is that workbench too (it led to every order ever, closed ones first in number), marked as the
+    # page shown on any order list.
+    assert '<a href="/orders?state=open" aria-current="page">工单</a>' in handler_home.text
+    handler_menu = handler_home.text.split("<nav", 1)[1].split("</nav>", 1)[0]
+    assert 'href="/orders"' not in handler_menu
+    assert '<a href="/orders" aria-current="page">工单</a>' in login("sup").get("/orders").text
     leader_menu = login("lead").get("/dashboard").text
     assert 'href="/dashboard"' in leader_menu and 'href="/intake"' not in leader_menu
 
@@ -1467,6 +1473,11 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     assert 'data-testid="satisfied">不满意<' in sup.get(f"/orders/{unsatisfied.id}").text  # what the callback heard
     assert _act(disp, unsatisfied.id, "reopen", reason="市民不满意").status_code == 303
     assert _state(unsatisfied.id) == State.DISPATCHED
+    # The reopen cleared the verdict from the facts; the trail keeps what the callback heard.
+    reopened = sup.get(f"/orders/{unsatisfied.id}").text
+    assert 'data-testid="satisfied"' not in reopened
+    called = re.search(r'<tr data-action="callback">.*?</tr>', reopened, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert '<div data-testid="event-satisfied"><strong>不满意</strong></div>' in called
 
     master, dup = _order(), _order()
     assert _act(disp, dup.id, "merge", master_id=f" {master.number.lower()} ").status_code == 303
@@ -1494,7 +1505,8 @@ def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
     disp, hand, op = login("disp"), login("hand_a"), login("op")
 
     missing = _act(disp, order.id, "dispatch")
-    assert missing.status_code == 422 and "请填写「单位」" in missing.text  # the form's fault, not the state's
+    # The form's fault, not the state's; a unit is picked from the list, not typed ("请填写" asked to type it).
+    assert missing.status_code == 422 and "请选择「单位」" in missing.text and "请填写「单位」" not in missing.text
     assert re.search(r'<details open data-testid="action-dispatch">', missing.text)
 
     wrong_state = _act(hand, order.id, "accept")
@@ -1635,6 +1647,26 @@ def test_supervisors_list_the_orders_not_accepted_in_time(org) -> None:
     assert prompt.number in {item["number"] for item in others["items"]}
     assert _act(hand, late.id, "accept").status_code == 303  # accepted late: still counted as not in time
     assert late.number in sup.get("/orders?accept_overdue=1").text
+
+
+def test_supervisors_list_the_orders_in_warning(org) -> None:
+    """预警: the supervisors' list of the orders near their limit (the list showed 预警 badges but could only filter
+    超期); a status the list does not know is said at the field, and a citizen's list has no such filter."""
+    warned, calm = _order(title="预警油烟"), _order(title="正常油烟")
+    disp, sup = login("disp"), login("sup")
+    for order in (warned, calm):
+        _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    with session_scope() as s:
+        s.get(Order, warned.id).sla_status = SlaStatus.WARNING  # type: ignore[union-attr]
+
+    page = sup.get("/orders?state=open&sla_status=warning")
+    assert page.status_code == 200 and warned.number in page.text and calm.number not in page.text
+    assert re.search(r'<option value="warning" selected>预警</option>', page.text)  # the filter stays set
+    assert calm.number in sup.get("/orders?sla_status=ok").text
+    bad = sup.get("/orders?sla_status=late")
+    assert bad.status_code == 200 and "请选择有效的选项" in bad.text
+    assert 'id="sla_status" name="sla_status" aria-invalid' in bad.text
+    assert 'name="sla_status"' not in login("cit").get("/orders").text
 
 
 # ---------------------------------------------------------------------------------------- queue, dashboard
@@ -2160,6 +2192,35 @@ def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org)
     assert 'data-testid="drill"' not in other.text and "?period=" not in other.text  # not its orders
     assert lead.get("/assessment/987654").status_code == 404
     assert lead.get(f"/assessment/{street}", params={"kpi": "no_such"}).status_code == 200  # no drill-down, no error
+
+
+def test_the_dashboard_ranks_streets_and_departments_and_links_every_unit_below_the_sample(org) -> None:
+    """考核排名: the dashboard ranked streets only and dropped every unit under the minimum sample, so a month's
+    ranking was usually empty and a department's 单位考核 was reachable from nowhere; now streets and departments are
+    ranked apart, and the units with too few orders are listed after, unranked, each linked to its page."""
+    from cityhub.org.models import UnitTier
+
+    with session_scope() as s:
+        district = s.scalars(select(Unit).where(Unit.tier == UnitTier.DISTRICT)).one()
+        department = Unit(code="W-CG", name="区城管局", tier=UnitTier.DEPARTMENT, parent_id=district.id)
+        s.add(department)
+        s.flush()
+        dept_id = department.id
+    for unit in (org["street_a"], dept_id):
+        order = _order(title="占道经营")
+        with session_scope() as s:
+            orders.act(s, order_id=order.id, action="dispatch", params={"unit_id": unit})
+    page = login("lead").get("/dashboard").text
+    streets = re.search(r'data-testid="ranking-street">.*?</div>', page, re.S).group(0)  # type: ignore[union-attr]
+    departments = re.search(r'data-testid="ranking-department">.*?</div>', page, re.S).group(0)  # type: ignore[union-attr]
+    assert "<h3>镇街</h3>" in streets and "<h3>职能部门</h3>" in departments
+    assert "本期没有样本达到 30 件的单位，暂无排名" in streets
+    short = r"<summary>样本不足 30 件、未排名的单位（1 个）</summary>"
+    assert re.search(short, streets) and re.search(short, departments)
+    linked = r'\?period=[^"]+"[^>]*>{}</a></td><td class="num">1<'
+    assert re.search(rf'href="/assessment/{org["street_a"]}' + linked.format("景泰街道"), streets)
+    assert re.search(rf'href="/assessment/{dept_id}' + linked.format("区城管局"), departments)
+    assert "区城管局" not in streets and "景泰街道" not in departments
 
 
 def test_a_street_overseer_sees_the_hot_topics_of_its_street_and_knows_the_ranking_is_the_districts(org) -> None:

@@ -62,7 +62,7 @@ from cityhub.workorders.lifecycle import (
     Action,
     State,
 )
-from cityhub.workorders.models import OVERDUE_NOW_SQL, AppealType, Category, Channel, Order, Urgency
+from cityhub.workorders.models import OVERDUE_NOW_SQL, AppealType, Category, Channel, Order, SlaStatus, Urgency
 from cityhub.workorders.schemas import (
     REASON_MAX_CHARS,
     TEXT_MAX_CHARS,
@@ -146,7 +146,8 @@ def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
     if isinstance(exc, InvalidTransition):
         if m := _REQUIRED.fullmatch(exc.reason or ""):
             name = m.group(1)
-            fields[name] = t("err.required", field=t(f"field.{name}"))
+            # A list left at "—" (是否满意, 单位) is chosen from, not filled in.
+            fields[name] = t("err.choose" if name in _CHOSEN_FIELDS else "err.required", field=t(f"field.{name}"))
             return t("err.validation"), fields
         if field_name := _INPUT_REASONS.get(exc.reason or ""):
             # What was typed is wrong, not the order's state: say it at the field.
@@ -749,6 +750,12 @@ def order_list(request: Request, db: DbSession) -> Response:
             errors[name] = t("err.date")
             day = None
         criteria[name] = _local_midnight(day + timedelta(days=shift)) if day else None
+    # 时限状态: 预警 — the supervisors' warning list (with 在办: the open orders near their limit) — 正常, 超期; not a
+    # citizen's criterion (their list shows no 预警).
+    sla_status = q.get("sla_status", "").strip()
+    if sla_status and sla_status not in SLA_CHOICES:
+        errors["sla_status"] = t("err.choice")
+    criteria["sla_status"] = sla_status if sla_status in SLA_CHOICES and not citizen else None
     # 只看超期: the open orders past their limit now; 曾超期: every order whose limit ran out (assessment review).
     criteria["overdue"] = True if q.get("overdue") and not citizen else None
     criteria["ever_overdue"] = True if q.get("ever_overdue") and not citizen else None
@@ -797,6 +804,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         open_states=OPEN_STATES,
         channels=list(Channel),
         place_sources=list(PlaceSource),
+        sla_choices=SLA_CHOICES,
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
         citizen=citizen,
         units=[] if citizen else support.unit_groups(db),
@@ -807,11 +815,15 @@ def order_list(request: Request, db: DbSession) -> Response:
     )
 
 
+# The time-limit statuses the list filters by (none, "no clock running", is nobody's question).
+SLA_CHOICES = (SlaStatus.OK.value, SlaStatus.WARNING.value, SlaStatus.OVERDUE.value)
+
 _MORE_FILTERS = (
     "unit_id",
     "category_id",
     "channel",
     "place_source",
+    "sla_status",
     "created_from",
     "created_to",
     "overdue",
@@ -860,6 +872,13 @@ ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
     Action.CANCEL: (("reason", "reason", True),),
     Action.COMMENT: (("text", "text", True),),
 }
+
+
+# The action forms' fields picked from a list: a missing one is asked for as a choice.
+_CHOICE_KINDS = frozenset({"unit", "bool", "urgency", "category", "appeal_type"})
+_CHOSEN_FIELDS = frozenset(
+    name for fields in ACTION_FIELDS.values() for name, kind, _ in fields if kind in _CHOICE_KINDS
+)
 
 
 def _my_actions(db: Session, order: Order, principal: Principal) -> list[Action]:
@@ -918,6 +937,9 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
                 # An escalation that raised the urgency: from what, to what, and the due date it brought forward.
                 "urgency": (payload.get("previous_urgency"), payload["urgency"]) if payload.get("urgency") else None,
                 "due_forward": _moved_due(payload) if e.action == Action.ESCALATE.value else None,
+                # 回访: the citizen's verdict — the facts show only the latest one, and a reopen clears it, so without
+                # this the 不满意 that led to a 重办 was on the page nowhere.
+                "satisfied": payload.get("satisfied") if e.action == Action.CALLBACK.value else None,
             }
         )
     return rows
@@ -1561,7 +1583,14 @@ def dashboard(request: Request, db: DbSession) -> Response:
     overdue = db.scalar(select(func.count()).select_from(Order).where(*overdue_where)) or 0
     today_where = [Order.created_at >= _local_midnight(today)] + ([scope] if scope is not None else [])
     received_today = db.scalar(select(func.count()).select_from(Order).where(*today_where)) or 0
-    ranking = kpi.ranking(db, period=period, tier=UnitTier.STREET.value)
+    # 考核排名: the streets and the departments (which hold most orders), each ranked apart — a street's figures
+    # include its communities' — with the units below the minimum sample listed after, unranked, so that every
+    # unit's 单位考核 is a click away (a month's ranking was often empty, and the departments were never shown).
+    assessed = kpi.compute(db, period=period)
+    rankings = [
+        (tier, kpi.rank([row for row in assessed if row.tier == tier.value]))
+        for tier in (UnitTier.STREET, UnitTier.DEPARTMENT)
+    ]
     hot, hot_fallback = reports.hot_topics_for_period(db, period=period, k=10, where=scope)
     from cityhub.analytics.topic_views import shown
 
@@ -1585,8 +1614,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
         # The tile counts open orders past their limit: the list's 超期 is the same orders.
         overdue_link="/orders?overdue=1",
         received_today=received_today,
-        ranking=ranking.ranked[:10],
-        min_sample=ranking.min_sample,
+        rankings=rankings,
+        min_sample=kpi.DEFAULT_MIN_SAMPLE,
         typed_period=choice.box,
         recent_days=choice.recent_days,
         dispatch=outcomes(db, period=period, scope=scope),

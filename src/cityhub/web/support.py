@@ -179,6 +179,15 @@ class NavItem:
     key: str
     href: str
 
+    @property
+    def page(self) -> str:
+        """The path the item leads to, without its query: the menu marks the item of the page shown by it."""
+        return self.href.split("?", 1)[0]
+
+
+# 在办: what the handler's unit has to do, rather than years of closed orders newest first — their home and menu.
+HANDLER_WORKBENCH = "/orders?state=open"
+
 
 def navigation(principal: Principal | None) -> list[NavItem]:
     """The menu of the signed-in user's role: only pages the role can use."""
@@ -193,7 +202,9 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.queue", "/queue"))
         items.append(NavItem("nav.rules", "/rules"))
     if permissions.allows(role, permissions.ORDER_READ):
-        items.append(NavItem("nav.my_appeals" if role == Role.CITIZEN else "nav.orders", "/orders"))
+        # A handler's 工单 is their workbench (在办), as their home is: back from an order, not years of closed ones.
+        listing = HANDLER_WORKBENCH if role == Role.HANDLER else "/orders"
+        items.append(NavItem("nav.my_appeals" if role == Role.CITIZEN else "nav.orders", listing))
     if permissions.allows(role, permissions.REPLY_REVIEW):
         items.append(NavItem("nav.reviews", "/reviews"))
     if permissions.allows(role, permissions.ALARMS_READ):
@@ -250,8 +261,7 @@ def home_of(principal: Principal) -> str:
         Role.INSPECTOR: "/intake",  # 巡查上报 first: what they found on patrol
         Role.DISPATCHER: "/queue",
         Role.LEADER: "/dashboard",
-        # 在办: what the handler's unit has to do, rather than years of closed orders newest first.
-        Role.HANDLER: "/orders?state=open",
+        Role.HANDLER: HANDLER_WORKBENCH,
     }.get(principal.role, "/orders")
 
 
