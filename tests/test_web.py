@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from html import unescape as html_unescape
 from pathlib import Path
 from typing import Any
@@ -164,9 +164,10 @@ def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org
     assert login("lead").get("/").url.path == "/dashboard"
     handler_home = login("hand_a").get("/")
     assert handler_home.url.path == "/orders" and handler_home.url.params.get_list("state") == ["open"]
+    assert handler_home.url.params.get("sort") == "due"  # the time limit nearest first
     # Their menu's 工单 is that workbench too (it led to every order ever, closed ones first in number), marked as the
     # page shown on any order list.
-    assert '<a href="/orders?state=open" aria-current="page">工单</a>' in handler_home.text
+    assert '<a href="/orders?state=open&amp;sort=due" aria-current="page">工单</a>' in handler_home.text
     handler_menu = handler_home.text.split("<nav", 1)[1].split("</nav>", 1)[0]
     assert 'href="/orders"' not in handler_menu
     assert '<a href="/orders" aria-current="page">工单</a>' in login("sup").get("/orders").text
@@ -1667,6 +1668,38 @@ def test_supervisors_list_the_orders_in_warning(org) -> None:
     assert bad.status_code == 200 and "请选择有效的选项" in bad.text
     assert 'id="sla_status" name="sla_status" aria-invalid' in bad.text
     assert 'name="sla_status"' not in login("cit").get("/orders").text
+
+
+def test_order_lists_sort_by_the_nearest_time_limit_or_the_longest_wait(org) -> None:
+    """排序: 时限最近在前 (a handler's 在办 opens so: their list came in order of arrival, the order due today below
+    those due next week), 等待最久在前 (a queue worked in turn); orders without a running limit last, on the page and
+    through the API alike; a sort the list does not know is said at the field."""
+    soon, later, none = _order(title="明天到期"), _order(title="下周到期"), _order(title="无时限")
+    disp, hand = login("disp"), login("hand_a")
+    for order in (later, soon, none):
+        _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    now = datetime.now(UTC)
+    with session_scope() as s:
+        s.get(Order, soon.id).due_at = now + timedelta(days=1)  # type: ignore[union-attr]
+        s.get(Order, later.id).due_at = now + timedelta(days=7)  # type: ignore[union-attr]
+        s.get(Order, none.id).due_at = None  # type: ignore[union-attr]
+    numbers = (soon.number, later.number, none.number)
+
+    def listed(text: str) -> list[str]:
+        return sorted(numbers, key=lambda n: text.index(n))
+
+    workbench = hand.get("/")
+    assert listed(workbench.text) == [soon.number, later.number, none.number]
+    assert '<option value="due" selected>时限最近在前</option>' in workbench.text
+    assert listed(hand.get("/orders?state=open&sort=oldest").text) == [soon.number, later.number, none.number]
+    assert listed(hand.get("/orders?state=open").text) == [none.number, later.number, soon.number]  # newest first
+    bad = hand.get("/orders?state=open&sort=priority")
+    assert bad.status_code == 200 and 'id="sort" name="sort" aria-invalid' in bad.text
+    assert "请选择有效的选项" in bad.text
+    api = hand.get("/api/v1/orders", params={"state": "dispatched", "sort": "due"}).json()["items"]
+    assert [o["number"] for o in api if o["number"] in numbers] == [soon.number, later.number, none.number]
+    refused = hand.get("/api/v1/orders", params={"sort": "priority"})
+    assert refused.status_code == 422 and "sort" in refused.text
 
 
 # ---------------------------------------------------------------------------------------- queue, dashboard

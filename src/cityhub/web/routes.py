@@ -70,6 +70,7 @@ from cityhub.workorders.schemas import (
     OrderCreate,
     OrderFilter,
     OrderRead,
+    OrderSort,
 )
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
@@ -770,6 +771,9 @@ def order_list(request: Request, db: DbSession) -> Response:
     criteria["q"] = text or None
     criteria["q_citizen"] = principal.role in permissions.UNMASKED_ROLES  # a returning caller's earlier appeals
     page = max(1, forms.whole_number(q.get("page")) or 1)
+    sort = q.get("sort", "").strip() or OrderSort.NEWEST.value
+    if sort not in OrderSort.__members__.values():
+        errors["sort"], sort = t("err.choice"), OrderSort.NEWEST.value
     try:
         scope = search_clause(db, principal, text)
     except PermissionDenied:  # a phone or ID number searched by a role that reads no personal data: said at the field
@@ -781,6 +785,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         limit=PAGE_SIZE,
         offset=(page - 1) * PAGE_SIZE,
         scope=scope,
+        sort=OrderSort(sort),
     )
     items = [read_model(o, principal) for o in rows]
     unit_names = support.names_of(db, Unit, {o.lead_unit_id for o in rows} | {o.street_id for o in rows})
@@ -805,6 +810,8 @@ def order_list(request: Request, db: DbSession) -> Response:
         channels=list(Channel),
         place_sources=list(PlaceSource),
         sla_choices=SLA_CHOICES,
+        sorts=list(OrderSort),
+        sort=sort,
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
         citizen=citizen,
         units=[] if citizen else support.unit_groups(db),

@@ -186,7 +186,7 @@ class NavItem:
 
 
 # 在办: what the handler's unit has to do, rather than years of closed orders newest first — their home and menu.
-HANDLER_WORKBENCH = "/orders?state=open"
+HANDLER_WORKBENCH = "/orders?state=open&sort=due"  # the time limit nearest first
 
 
 def navigation(principal: Principal | None) -> list[NavItem]:

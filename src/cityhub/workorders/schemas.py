@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlparse
 
@@ -441,6 +442,21 @@ OVERDUE_DESCRIPTION = (
 EVER_OVERDUE_DESCRIPTION = (
     "曾超期: only the orders that ran out of a time limit at some time, open or closed, extended, re-dispatched, "
     "transferred or reopened since or not (true), or only the others (false)"
+)
+
+
+class OrderSort(StrEnum):
+    """The order of an order list; within equal keys the newer order (higher id) first for ``newest``, else the
+    older."""
+
+    NEWEST = "newest"  # received last first: the intake's and overseers' view
+    OLDEST = "oldest"  # waiting longest first: a queue worked in turn (the replies awaiting a callback)
+    DUE = "due"  # the time limit nearest first, orders without a running limit last: a handler's 在办
+
+
+SORT_DESCRIPTION = (
+    "newest (received last first, the default), oldest (received first first) or due (the time limit nearest "
+    "first — overdue ones before those still in time — orders without a running limit last)"
 )
 
 

@@ -57,6 +57,7 @@ from cityhub.workorders.schemas import (
     TITLE_MAX_CHARS,
     OrderCreate,
     OrderFilter,
+    OrderSort,
 )
 
 
@@ -798,6 +799,16 @@ def _count(session: Session, filters: OrderFilter, scope: Any, *, text_index: bo
     return int(session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0)
 
 
+def _sorted_by(sort: OrderSort) -> tuple[Any, ...]:
+    """The ORDER BY of an order list (:class:`OrderSort`), the id breaking ties so that pages never overlap."""
+    if sort is OrderSort.OLDEST:
+        return (Order.created_at.asc(), Order.id.asc())
+    if sort is OrderSort.DUE:
+        # NULL last on both databases (SQLite sorts it first, PostgreSQL last, by default).
+        return (Order.due_at.is_(None), Order.due_at.asc(), Order.id.asc())
+    return (Order.created_at.desc(), Order.id.desc())
+
+
 def search_orders(
     session: Session,
     *,
@@ -807,8 +818,9 @@ def search_orders(
     count: bool = False,
     scope: Any = None,
     text_index: bool = True,
+    sort: OrderSort = OrderSort.NEWEST,
 ) -> tuple[Sequence[Order], bool, int | None]:
-    """Orders matching ``filters`` (and the caller's data ``scope`` clause), newest first.
+    """Orders matching ``filters`` (and the caller's data ``scope`` clause), newest first or as ``sort`` says.
 
     Returns (page, has_more, total); the total is counted only when asked, since counting a multi-million row
     table for every page costs more than the page itself. ``text_index``: see :func:`_search_conditions`.
@@ -818,7 +830,7 @@ def search_orders(
         select(Order)
         .where(*conditions)
         .options(selectinload(Order.assists))
-        .order_by(Order.created_at.desc(), Order.id.desc())
+        .order_by(*_sorted_by(sort))
         .limit(limit + 1)
         .offset(offset)
     )
@@ -837,6 +849,7 @@ def search_order_rows(
     count: bool = False,
     scope: Any = None,
     text_index: bool = True,
+    sort: OrderSort = OrderSort.NEWEST,
 ) -> tuple[list[dict[str, Any]], bool, int | None]:
     """:func:`search_orders` for read-only lists: plain rows of ``columns`` (each with its ``assists`` as dicts)
     rather than ORM objects, which at a page of 50 cost several times the query itself."""
@@ -845,7 +858,7 @@ def search_order_rows(
     query = (
         select(*(table.c[name] for name in columns))
         .where(*conditions)
-        .order_by(Order.created_at.desc(), Order.id.desc())
+        .order_by(*_sorted_by(sort))
         .limit(limit + 1)
         .offset(offset)
     )

@@ -44,6 +44,7 @@ from cityhub.workorders.schemas import (
     EVER_OVERDUE_DESCRIPTION,
     OVERDUE_DESCRIPTION,
     Q_DESCRIPTION,
+    SORT_DESCRIPTION,
     ActionRequest,
     AttachmentRead,
     EventRead,
@@ -51,6 +52,7 @@ from cityhub.workorders.schemas import (
     OrderFilter,
     OrderPage,
     OrderRead,
+    OrderSort,
     citizen_trail,
 )
 
@@ -176,8 +178,9 @@ def list_orders(
     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description=Q_DESCRIPTION)] = None,
     place_source: Annotated[list[PlaceSource] | None, Query(description="where the place came from")] = None,
     count: Annotated[bool, Query(description="also count all matches")] = False,
+    sort: Annotated[OrderSort, Query(description=SORT_DESCRIPTION)] = OrderSort.NEWEST,
 ) -> Response:
-    """Search and filter orders, newest first."""
+    """Search and filter orders, newest first (or as ``sort`` says)."""
     filters = OrderFilter(
         state=state,
         unit_id=unit_id,
@@ -208,6 +211,7 @@ def list_orders(
         offset=page.offset,
         count=count,
         scope=search_clause(db, principal, q),
+        sort=sort,
     )
     db.commit()  # ends the read transaction in this thread; the session then closes without another one
     items = [_read_row(r, principal) for r in rows]
