@@ -1922,13 +1922,17 @@ def test_supervisors_review_weak_replies_from_their_list_and_the_order_page(org)
     _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
     _act(hand, order.id, "accept")
     assert _act(hand, order.id, "reply", text="您好，王小明，收悉，谢谢。").status_code == 303
+    sup = login("sup")
+    # Until the reply-check job has scored it, the list says that a reply awaits (its empty list read as no weak one).
+    waiting = sup.get("/reviews").text
+    assert "另有 1 条答复等待质量检查" in waiting and f'data-number="{order.number}"' not in waiting
     with session_scope() as s:
         check = kb.check_reply(s, order=s.get(Order, order.id))  # what the reply-check job does
         assert check.weak
-    sup = login("sup")
     assert 'href="/reviews"' in sup.get("/orders").text
     listed = sup.get("/reviews")
     assert listed.status_code == 200 and f'data-number="{order.number}"' in listed.text
+    assert 'data-testid="unchecked"' not in listed.text
     assert "只有问候、收悉或致谢套话" in listed.text and "boilerplate_only" not in listed.text
     # The supervisor reads the title and the reply itself as written; a leader (who reads orders masked) through
     # the scrubber, here and in the API's list.

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -688,6 +688,23 @@ def check_reply(session: Session, *, order: Order, force: bool = False) -> Reply
     return check
 
 
+def _unchecked_replies(stmt: Any) -> Any:
+    """``stmt`` over the replied orders whose reply awaits its check (see :func:`check_pending_replies`)."""
+    return stmt.outerjoin(ReplyCheck, ReplyCheck.order_id == Order.id).where(
+        Order.state == State.REPLIED,
+        Order.reply_text.is_not(None),
+        Order.lead_unit_id.is_not(None),
+        ReplyCheck.order_id.is_(None),
+    )
+
+
+def unchecked_replies(session: Session, *, scope: Any = None) -> int:
+    """How many replies within ``scope`` the reply check has not scored yet (the ``reply-check`` job's backlog): the
+    review list says them, so that an empty list is not read as no weak reply while replies wait."""
+    stmt = _unchecked_replies(select(func.count()).select_from(Order))
+    return int(session.scalar(stmt.where(scope) if scope is not None else stmt) or 0)
+
+
 def check_pending_replies(session: Session, *, limit: int = 500) -> dict[str, int]:
     """Check replied orders whose reply has not been scored yet (a job, and ``cityhub kb check-replies``).
 
@@ -698,18 +715,7 @@ def check_pending_replies(session: Session, *, limit: int = 500) -> dict[str, in
 
     Each order is committed on its own: one changed meanwhile by another process (its version moved: a placing
     job, a supervisor) is left for the next run instead of undoing the whole batch."""
-    ids = session.scalars(
-        select(Order.id)
-        .outerjoin(ReplyCheck, ReplyCheck.order_id == Order.id)
-        .where(
-            Order.state == State.REPLIED,
-            Order.reply_text.is_not(None),
-            Order.lead_unit_id.is_not(None),
-            ReplyCheck.order_id.is_(None),
-        )
-        .order_by(Order.replied_at)
-        .limit(limit)
-    ).all()
+    ids = session.scalars(_unchecked_replies(select(Order.id)).order_by(Order.replied_at).limit(limit)).all()
     session.commit()
     checked = weak = skipped = 0
     for order_id in ids:

@@ -1543,6 +1543,7 @@ def reviews(request: Request, db: DbSession) -> Response:
         page=page,
         has_more=has_more,
         unit_names=support.names_of(db, Unit, {o.lead_unit_id for o, _ in pairs}),
+        unchecked=kb.unchecked_replies(db, scope=scope),
     )
 
 
