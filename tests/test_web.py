@@ -974,6 +974,12 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     page = client.get(f"/orders/{order_id}").text
     assert 'data-testid="action-callback"' in page and "评价答复" in page and "回访" not in page
     assert "回访" in sup.get(f"/orders/{order_id}").text
+    # The remark of a 回访 is its record to staff, the citizen's comments to them (it read 理由).
+    form = re.search(r'data-testid="action-callback".*?</form>', page, flags=re.S).group(0)  # type: ignore[union-attr]
+    staff_form = re.search(  # type: ignore[union-attr]
+        r'data-testid="action-callback".*?</form>', sup.get(f"/orders/{order_id}").text, flags=re.S
+    ).group(0)
+    assert "意见和建议" in form and "理由" not in form and "回访记录" in staff_form and "理由" not in staff_form
     rated = _act(client, order_id, "callback", satisfied="true")
     assert rated.status_code == 303
     assert "已完成：评价答复" in client.get(rated.headers["location"]).text  # their word, not the staff's 回访
