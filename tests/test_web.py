@@ -1485,6 +1485,9 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     assert 'data-testid="satisfied"' not in reopened
     called = re.search(r'<tr data-action="callback">.*?</tr>', reopened, flags=re.S).group(0)  # type: ignore[union-attr]
     assert '<div data-testid="event-satisfied"><strong>不满意</strong></div>' in called
+    # A 重办 naming no unit goes back to the unit that answered: the trail says so (its event names none).
+    again = re.search(r'<tr data-action="reopen">.*?</tr>', reopened, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert "重办 → 景泰街道" in again
 
     master, dup = _order(), _order()
     assert _act(disp, dup.id, "merge", master_id=f" {master.number.lower()} ").status_code == 303

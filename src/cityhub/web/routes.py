@@ -913,6 +913,8 @@ def _sla_view(db: Session, t: Translator, order: Order) -> dict[str, Any]:
 
 
 _EXTENSION_EVENTS = frozenset({Action.REQUEST_EXTENSION.value, Action.APPROVE_EXTENSION.value})
+# The steps that send the order to the unit their payload names (its lead from then on).
+_SENDING_EVENTS = frozenset(a.value for a in (Action.DISPATCH, Action.TRANSFER, Action.ASSIGN, Action.REOPEN))
 
 
 def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -> list[dict[str, Any]]:
@@ -921,16 +923,21 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
     events = trail_of(db, order, principal)
     units = support.names_of(db, Unit, {e.unit_id for e in events} | {(e.payload or {}).get("unit_id") for e in events})
     rows = []
+    holder = None  # the unit the order was last sent to: a 重办 naming none goes back to it
     for e in events:
         payload = e.payload or {}
         days = payload.get("days")
+        sent_to = payload.get("unit_id") if e.action in _SENDING_EVENTS else None
+        if e.action == Action.REOPEN.value and sent_to is None:
+            sent_to = holder
+        holder = sent_to or holder
         rows.append(
             {
                 "event": e,
                 # The unit the action sends the order to (派单, 转办, 协办 …), and the unit of whoever acted: 退单 by
                 # 住建局 is not "退单 → 住建局".
-                "unit": units.get(payload.get("unit_id") or 0),
-                "by_unit": units.get(e.unit_id or 0) if e.unit_id != payload.get("unit_id") else None,
+                "unit": units.get(sent_to or payload.get("unit_id") or 0),
+                "by_unit": units.get(e.unit_id or 0) if e.unit_id != (sent_to or payload.get("unit_id")) else None,
                 "text": payload.get("text") or payload.get("answer") or payload.get("content"),
                 # 拆单: the order the split made (id, number), linked where the reader may open it.
                 "part": _part_of(db, scope, payload),
