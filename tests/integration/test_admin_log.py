@@ -279,7 +279,12 @@ def test_a_time_among_the_changes_is_answered_in_utc_as_every_other(admin_client
     """docs/api.md: every instant of an answer is RFC 3339 in UTC with Z. A routing rule's ``valid_until`` in the
     log's ``changes`` came as the database wrote it (``2026-12-31T16:00:00+00:00``)."""
     unit_id = admin_client.get("/api/v1/auth/me").json()["unit_id"]
-    body = {"name": "限期规则", "keywords": ["路灯"], "target_unit_id": unit_id, "valid_until": "2027-01-01T00:00:00+08:00"}
+    body = {
+        "name": "限期规则",
+        "keywords": ["路灯"],
+        "target_unit_id": unit_id,
+        "valid_until": "2027-01-01T00:00:00+08:00",
+    }
     created = admin_client.post("/api/v1/dispatch/rules", json=body)
     assert created.status_code == 201, created.text
     assert created.json()["valid_until"] == "2026-12-31T16:00:00Z"

@@ -24,7 +24,7 @@ from cityhub.auth import service as auth
 from cityhub.auth.errors import CsrfFailed, Unauthenticated
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
-from cityhub.db import rollback_after, session_factory
+from cityhub.db import MAX_BIG_ID, MAX_ID, rollback_after, session_factory
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, text_problem
 from cityhub.workorders.service import Actor
 
@@ -137,11 +137,6 @@ def require(permission: str) -> Callable[[Principal], Awaitable[Principal]]:
 
 
 # --- ids in paths ---------------------------------------------------------------------------------------------
-
-# The largest key a table holds: INTEGER keys are 32-bit on PostgreSQL; orders' keys are BIGINT there, and SQLite's
-# INTEGER is 64-bit everywhere.
-MAX_ID = 2_147_483_647
-MAX_BIG_ID = 9_223_372_036_854_775_807
 
 # Each id a path of the API or the web pages carries: what it names (as the routes' own "not found" say it) and the
 # largest key of its table.
