@@ -693,3 +693,37 @@ def test_every_answer_gives_times_in_utc_as_the_order_is_read_back(client):
     assert {name for name, *_ in times} >= {"create", "action", "read", "list", "events", "sharing", "aggregates"}
     assert [t for t in times if not t[2].endswith("Z")] == []
     assert answers["sharing"]["items"][0]["created_at"] == "2026-03-02T01:30:00Z"
+
+
+def test_every_json_body_of_the_api_refuses_a_field_it_does_not_take_naming_it(client):
+    """A misspelt field (``priorty``), one the route cannot change (a sensor's ``metrics`` on PATCH) or one of a
+    list's items was dropped with what it held by most write routes — 200, nothing changed, nothing said — while
+    ``POST /orders`` and the life-cycle actions refused it. Now every route of /api/v1 taking JSON does."""
+    spec = client.get("/openapi.json").json()
+    taking_json = [
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if path.startswith("/api/v1/") and "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+    assert len(taking_json) > 30
+    for method, path in taking_json:
+        url = re.sub(r"\{(\w+)\}", lambda m: "2026-12-01" if m.group(1) == "day" else "1", path)
+        answer = client.request(method, url, json={"zz_not_a_field": 1})
+        assert answer.status_code == 422, (method, path, answer.text)
+        errors = answer.json()["details"]["errors"]
+        assert errors == [{"field": "zz_not_a_field", "message": "Extra inputs are not permitted"}], (method, path)
+    # In a list's items and in an object inside the body, too, and named by their place.
+    order = _create(client)
+    bulk = client.post("/api/v1/dispatch/bulk", json={"items": [{"order_id": order["id"], "unit": client.unit_id}]})
+    assert bulk.status_code == 422 and bulk.json()["details"]["errors"][0]["field"] == "items.0.unit", bulk.text
+    rule = client.post("/api/v1/dispatch/rules", json={"name": "规则", "target_unit_id": client.unit_id}).json()
+    typo = client.patch(f"/api/v1/dispatch/rules/{rule['id']}", json={"priorty": 90})
+    assert typo.status_code == 422 and "priorty" in typo.json()["message"]
+    assert client.get(f"/api/v1/dispatch/rules/{rule['id']}").json()["priority"] == rule["priority"]
+    contact = {"contacts": [{"name": "值班室", "phone": "020-1", "fax": "020-2"}]}
+    refused = client.patch(f"/api/v1/units/{client.unit_id}", json=contact)
+    assert refused.status_code == 422 and refused.json()["details"]["errors"][0]["field"] == "contacts.0.fax"
+    # What a body holds as data — a sensor's metrics, a unit's boundary — is not taken for fields.
+    sensor = {"code": "S-1", "name": "积水点", "kind": "waterlogging", "metrics": {"depth": "cm", "flow": "m3/s"}}
+    assert client.post("/api/v1/sensors", json=sensor).status_code == 201
