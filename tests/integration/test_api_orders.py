@@ -727,3 +727,50 @@ def test_every_json_body_of_the_api_refuses_a_field_it_does_not_take_naming_it(c
     # What a body holds as data — a sensor's metrics, a unit's boundary — is not taken for fields.
     sensor = {"code": "S-1", "name": "积水点", "kind": "waterlogging", "metrics": {"depth": "cm", "flow": "m3/s"}}
     assert client.post("/api/v1/sensors", json=sensor).status_code == 201
+
+
+def test_the_openapi_description_gives_the_error_bodies_the_api_answers(client):
+    """/openapi.json described every 422 as FastAPI's ``{"detail": [{"loc", "msg", "type"}]}``, which no route
+    answers, and no other refusal; a client generated from it could not read one error."""
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas and "HTTPValidationError" not in str(spec)
+    error = schemas["Error"]
+    api = [op for path, ops in spec["paths"].items() if path.startswith("/api/v1/") for op in ops.values()]
+    assert api and all(
+        op["responses"][status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+        for op in api
+        for status in ("422", "4XX")
+    )
+    # The bodies as the API gives them hold what the schema requires, and nothing it does not name.
+    invalid = client.get("/api/v1/orders", params={"limit": 0}).json()
+    missing = client.get("/api/v1/orders/99999").json()
+    refused = client.get("/api/v1/orders", headers={"Authorization": "Bearer nope"}).json()
+    for body in (invalid, missing, refused):
+        assert set(body) == set(error["required"]) == set(error["properties"]), body
+    assert set(invalid["details"]["errors"][0]) == set(
+        error["properties"]["details"]["properties"]["errors"]["items"]["required"]
+    )
+    # Open311's routes answer GeoReport's own list.
+    for path, ops in spec["paths"].items():
+        if path.startswith("/open311/"):
+            for op in ops.values():
+                assert "422" not in op["responses"]
+                assert op["responses"]["4XX"]["content"]["application/json"]["schema"]["$ref"].endswith("Open311Errors")
+    unknown = client.get("/open311/v2/requests/NOPE.json").json()
+    assert set(unknown[0]) == set(schemas["Open311Errors"]["items"]["required"])
+
+
+def test_the_order_lists_window_without_an_offset_is_the_districts_local_time(client):
+    """docs/api.md: requests must give a time's offset — but the order list's created_from/created_to, which take a
+    date or a time without one as the district's local time (Asia/Shanghai here), as the pages' links do."""
+    order = _create(client, created_at="2026-03-02T09:30:00+08:00")  # 01:30 UTC
+
+    def listed(**window: str) -> bool:
+        answer = client.get("/api/v1/orders", params=window)
+        assert answer.status_code == 200, answer.text
+        return order["id"] in [o["id"] for o in answer.json()["items"]]
+
+    assert listed(created_from="2026-03-02T09:00:00") and not listed(created_from="2026-03-02T10:00:00")
+    assert listed(created_from="2026-03-02", created_to="2026-03-03") and not listed(created_to="2026-03-02")
+    assert listed(created_from="2026-03-02T01:00:00Z") and not listed(created_from="2026-03-02T02:00:00Z")
