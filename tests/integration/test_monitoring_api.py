@@ -343,6 +343,10 @@ def test_batches_beyond_the_limit_are_refused_whole(env: Env, monkeypatch: pytes
     monkeypatch.setenv("CITYHUB_READING_BATCH_MAX", "2")
     body = {"readings": [_reading(i, 1, sensor_code="X") for i in range(3)]}
     assert "at most 2" in _error(env.call("POST", "/sensors/readings", "key", json=body), 422)
+    from cityhub.monitoring.settings import MonitoringSettings
+
+    described = MonitoringSettings.model_fields["reading_batch_max"].description or ""  # docs/configuration.md
+    assert "422" in described and "413" not in described
 
 
 def test_the_times_inside_a_sensors_latest_readings_and_an_alarms_trail_are_in_utc(env: Env) -> None:
