@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_serializer
 
 from cityhub import auditlog
 from cityhub.api.deps import DbSession, Paging, require
 from cityhub.auth import permissions
 from cityhub.org.views import NO_NUL
+from cityhub.timerange import answer_times
 
 router = APIRouter(prefix="/admin", tags=["configuration log"], dependencies=[Depends(require(permissions.LOG_READ))])
 
@@ -28,6 +29,10 @@ class LogEntryRead(BaseModel):
     action: str
     changes: dict[str, list[Any]]
     reason: str | None
+
+    @field_serializer("changes", when_used="json")
+    def _changes_times(self, changes: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        return answer_times(changes)  # a time before and after (a rule's valid_until): in UTC, as ``at``
 
 
 class LogPage(BaseModel):

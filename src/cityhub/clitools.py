@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -14,6 +15,25 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one line naming the problem to stderr and return the exit to raise (``raise fail(...)``)."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+def id_argument(noun: str, help: str, *, code: int = 1) -> Any:
+    """A row's id as a command's argument (``alarms ack ALARM_ID``). An id beyond what a key can hold names nothing:
+    the command says ``NOUN N not found`` (exit ``code``, the command's own for an unknown id) before any query,
+    as the API answers such an id in a path, not a driver's traceback (SQLite cannot bind it, PostgreSQL refuses it
+    as out of range)."""
+    return typer.Argument(help=help, callback=_known_id(noun, code))
+
+
+def _known_id(noun: str, code: int) -> Callable[[int], int]:
+    def check(value: int) -> int:
+        from cityhub.db import MAX_ID
+
+        if value > MAX_ID:
+            raise fail(f"{noun} {value} not found", code)
+        return value
+
+    return check
 
 
 def validation_problem(exc: ValidationError, what: str = "input") -> str:

@@ -86,6 +86,14 @@ def upsert_insert(dialect: str) -> Any:
     return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
+# The largest key a table holds: INTEGER keys are 32-bit on PostgreSQL; orders' keys are BIGINT there, and SQLite's
+# INTEGER is 64-bit everywhere. A larger id names no row, and neither database can be asked about it (SQLite cannot
+# bind it, PostgreSQL refuses it as out of range): the API's paths (``api.deps.known_path_ids``) and the command
+# line's id arguments (``clitools.id_argument``) answer "not found" before any query.
+MAX_ID = 2_147_483_647
+MAX_BIG_ID = 9_223_372_036_854_775_807
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

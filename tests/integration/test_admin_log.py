@@ -273,3 +273,20 @@ def test_units_and_categories_are_logged(db_session) -> None:
     assert _changes(log[1]) == {"duties": [None, "辖区城市管理"]}
     assert _changes(log[3]) == {"name": ["共享单车", "共享单车停放"], "path": ["共享单车", "共享单车停放"]}
     assert _changes(log[4]) == {"active": [True, False]}
+
+
+def test_a_time_among_the_changes_is_answered_in_utc_as_every_other(admin_client) -> None:
+    """docs/api.md: every instant of an answer is RFC 3339 in UTC with Z. A routing rule's ``valid_until`` in the
+    log's ``changes`` came as the database wrote it (``2026-12-31T16:00:00+00:00``)."""
+    unit_id = admin_client.get("/api/v1/auth/me").json()["unit_id"]
+    body = {
+        "name": "限期规则",
+        "keywords": ["路灯"],
+        "target_unit_id": unit_id,
+        "valid_until": "2027-01-01T00:00:00+08:00",
+    }
+    created = admin_client.post("/api/v1/dispatch/rules", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["valid_until"] == "2026-12-31T16:00:00Z"
+    entry = admin_client.get("/api/v1/admin/log", params={"area": "dispatch_rule"}).json()["items"][0]
+    assert entry["changes"]["valid_until"] == [None, "2026-12-31T16:00:00Z"]

@@ -693,3 +693,84 @@ def test_every_answer_gives_times_in_utc_as_the_order_is_read_back(client):
     assert {name for name, *_ in times} >= {"create", "action", "read", "list", "events", "sharing", "aggregates"}
     assert [t for t in times if not t[2].endswith("Z")] == []
     assert answers["sharing"]["items"][0]["created_at"] == "2026-03-02T01:30:00Z"
+
+
+def test_every_json_body_of_the_api_refuses_a_field_it_does_not_take_naming_it(client):
+    """A misspelt field (``priorty``), one the route cannot change (a sensor's ``metrics`` on PATCH) or one of a
+    list's items was dropped with what it held by most write routes — 200, nothing changed, nothing said — while
+    ``POST /orders`` and the life-cycle actions refused it. Now every route of /api/v1 taking JSON does."""
+    spec = client.get("/openapi.json").json()
+    taking_json = [
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if path.startswith("/api/v1/") and "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+    assert len(taking_json) > 30
+    for method, path in taking_json:
+        url = re.sub(r"\{(\w+)\}", lambda m: "2026-12-01" if m.group(1) == "day" else "1", path)
+        answer = client.request(method, url, json={"zz_not_a_field": 1})
+        assert answer.status_code == 422, (method, path, answer.text)
+        errors = answer.json()["details"]["errors"]
+        assert errors == [{"field": "zz_not_a_field", "message": "Extra inputs are not permitted"}], (method, path)
+    # In a list's items and in an object inside the body, too, and named by their place.
+    order = _create(client)
+    bulk = client.post("/api/v1/dispatch/bulk", json={"items": [{"order_id": order["id"], "unit": client.unit_id}]})
+    assert bulk.status_code == 422 and bulk.json()["details"]["errors"][0]["field"] == "items.0.unit", bulk.text
+    rule = client.post("/api/v1/dispatch/rules", json={"name": "规则", "target_unit_id": client.unit_id}).json()
+    typo = client.patch(f"/api/v1/dispatch/rules/{rule['id']}", json={"priorty": 90})
+    assert typo.status_code == 422 and "priorty" in typo.json()["message"]
+    assert client.get(f"/api/v1/dispatch/rules/{rule['id']}").json()["priority"] == rule["priority"]
+    contact = {"contacts": [{"name": "值班室", "phone": "020-1", "fax": "020-2"}]}
+    refused = client.patch(f"/api/v1/units/{client.unit_id}", json=contact)
+    assert refused.status_code == 422 and refused.json()["details"]["errors"][0]["field"] == "contacts.0.fax"
+    # What a body holds as data — a sensor's metrics, a unit's boundary — is not taken for fields.
+    sensor = {"code": "S-1", "name": "积水点", "kind": "waterlogging", "metrics": {"depth": "cm", "flow": "m3/s"}}
+    assert client.post("/api/v1/sensors", json=sensor).status_code == 201
+
+
+def test_the_openapi_description_gives_the_error_bodies_the_api_answers(client):
+    """/openapi.json described every 422 as FastAPI's ``{"detail": [{"loc", "msg", "type"}]}``, which no route
+    answers, and no other refusal; a client generated from it could not read one error."""
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas and "HTTPValidationError" not in str(spec)
+    error = schemas["Error"]
+    api = [op for path, ops in spec["paths"].items() if path.startswith("/api/v1/") for op in ops.values()]
+    assert api and all(
+        op["responses"][status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+        for op in api
+        for status in ("422", "4XX")
+    )
+    # The bodies as the API gives them hold what the schema requires, and nothing it does not name.
+    invalid = client.get("/api/v1/orders", params={"limit": 0}).json()
+    missing = client.get("/api/v1/orders/99999").json()
+    refused = client.get("/api/v1/orders", headers={"Authorization": "Bearer nope"}).json()
+    for body in (invalid, missing, refused):
+        assert set(body) == set(error["required"]) == set(error["properties"]), body
+    assert set(invalid["details"]["errors"][0]) == set(
+        error["properties"]["details"]["properties"]["errors"]["items"]["required"]
+    )
+    # Open311's routes answer GeoReport's own list.
+    for path, ops in spec["paths"].items():
+        if path.startswith("/open311/"):
+            for op in ops.values():
+                assert "422" not in op["responses"]
+                assert op["responses"]["4XX"]["content"]["application/json"]["schema"]["$ref"].endswith("Open311Errors")
+    unknown = client.get("/open311/v2/requests/NOPE.json").json()
+    assert set(unknown[0]) == set(schemas["Open311Errors"]["items"]["required"])
+
+
+def test_the_order_lists_window_without_an_offset_is_the_districts_local_time(client):
+    """docs/api.md: requests must give a time's offset — but the order list's created_from/created_to, which take a
+    date or a time without one as the district's local time (Asia/Shanghai here), as the pages' links do."""
+    order = _create(client, created_at="2026-03-02T09:30:00+08:00")  # 01:30 UTC
+
+    def listed(**window: str) -> bool:
+        answer = client.get("/api/v1/orders", params=window)
+        assert answer.status_code == 200, answer.text
+        return order["id"] in [o["id"] for o in answer.json()["items"]]
+
+    assert listed(created_from="2026-03-02T09:00:00") and not listed(created_from="2026-03-02T10:00:00")
+    assert listed(created_from="2026-03-02", created_to="2026-03-03") and not listed(created_to="2026-03-02")
+    assert listed(created_from="2026-03-02T01:00:00Z") and not listed(created_from="2026-03-02T02:00:00Z")

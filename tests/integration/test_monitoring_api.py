@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -343,3 +343,28 @@ def test_batches_beyond_the_limit_are_refused_whole(env: Env, monkeypatch: pytes
     monkeypatch.setenv("CITYHUB_READING_BATCH_MAX", "2")
     body = {"readings": [_reading(i, 1, sensor_code="X") for i in range(3)]}
     assert "at most 2" in _error(env.call("POST", "/sensors/readings", "key", json=body), 422)
+    from cityhub.monitoring.settings import MonitoringSettings
+
+    described = MonitoringSettings.model_fields["reading_batch_max"].description or ""  # docs/configuration.md
+    assert "422" in described and "413" not in described
+
+
+def test_the_times_inside_a_sensors_latest_readings_and_an_alarms_trail_are_in_utc(env: Env) -> None:
+    """docs/api.md: every answer gives an instant in UTC with Z, the times inside an event's payload too. A sensor's
+    ``latest`` kept each reading's time as it was sent (``…+08:00``) and an alarm's ``raised`` event its ``since`` in
+    the district's time, beside ``at`` and ``last_reading_at`` in UTC."""
+    assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
+    assert env.call("POST", "/alarm-rules", json={**RULE, "duration_s": 0}).status_code == 201
+    local = timezone(timedelta(hours=8))
+    sent = [(T0 + timedelta(minutes=m)).astimezone(local) for m in (0, 5)]
+    body = {"readings": [{"measured_at": t.isoformat(), "value": v} for t, v in zip(sent, (25, 30), strict=True)]}
+    assert env.call("POST", "/sensors/WL-API-1/readings", "key", json=body).json()["alarms_raised"] == 1
+    sensor = env.call("GET", "/sensors/WL-API-1").json()
+    assert sensor["latest"]["depth"] == {"value": 30, "at": sent[1].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    assert env.call("GET", "/sensors").json()[0]["latest"] == sensor["latest"]
+    alarm = env.call("GET", "/alarms").json()["items"][0]
+    trail = env.call("GET", f"/alarms/{alarm['id']}/events").json()
+    raised = next(e for e in trail if e["action"] == "raised")
+    assert raised["payload"]["since"] == sent[0].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), raised
+    texts = json.dumps([sensor, trail])
+    assert "+08:00" not in texts and "+00:00" not in texts

@@ -110,3 +110,62 @@ def test_every_id_in_a_page_path_beyond_its_key_is_page_not_found(admin_client) 
             page = admin_client.request(method, url, headers={"Accept": "text/html"}, data=form)
             assert page.status_code == 404, (method, url, page.status_code, page.text[:200])
             assert "text/html" in page.headers["content-type"], (method, url)
+
+
+def _commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    for name, command in getattr(group, "commands", {}).items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+# Every id or order reference the command line takes as an argument: the command, with what else it needs, then
+# the id, and what the one line says.
+CLI_IDS: dict[tuple[str, ...], tuple[list[str], str]] = {
+    ("orders", "show"): ([str(BEYOND_64)], "order"),
+    ("orders", "history"): ([str(BEYOND_64)], "order"),
+    ("orders", "act"): ([str(BEYOND_64), "accept"], "order"),
+    ("orders", "attach"): ([str(BEYOND_64), "{file}"], "order"),
+    ("orders", "detach"): ([str(BEYOND_64), "1", "--reason", "错传"], "order"),
+    ("orders", "similar"): ([str(BEYOND_64)], "order"),
+    ("dispatch", "suggest"): ([str(BEYOND_64)], "order"),
+    ("alarms", "ack"): ([str(BEYOND_32)], "alarm"),
+    ("alarms", "clear"): ([str(BEYOND_32)], "alarm"),
+    ("alarm-rules", "set"): ([str(BEYOND_32), "--threshold", "3"], "alarm rule"),
+    ("dispatch", "rules", "set"): ([str(BEYOND_32), "--priority", "3"], "dispatch rule"),
+    ("dispatch", "rules", "remove"): ([str(BEYOND_32)], "dispatch rule"),
+    ("kb", "deactivate"): ([str(BEYOND_32)], "knowledge entry"),
+    ("notify", "webhooks", "remove"): ([str(BEYOND_32)], "subscription"),
+    ("notify", "outbox", "retry"): ([str(BEYOND_32)], "outbox message"),
+}
+
+
+def test_every_id_given_to_the_command_line_beyond_its_key_is_not_found_in_one_line(
+    admin_client, cli_run, tmp_path
+) -> None:
+    """`cityhub alarms ack 99999999999999999999`, `orders show …` and every other command taking an id printed a
+    traceback: SQLite's driver cannot bind such a number (OverflowError), PostgreSQL refuses it as out of range."""
+    import typer
+
+    from cityhub import cli
+
+    cli._mount()
+    taking_ids = {
+        path
+        for path, command in _commands(typer.main.get_command(cli.app))
+        for p in command.params
+        if p.param_type_name == "argument" and (p.name == "ref" or (p.name.endswith("_id") and p.bare_type() == "int"))
+    }
+    assert taking_ids == set(CLI_IDS)  # a new command taking an id belongs in the table
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 not much of a photo")
+    detached = f"attachment {BEYOND_32} not found"
+    code, _, err = cli_run("orders", "detach", "1", str(BEYOND_32), "--reason", "错传")
+    assert code != 0 and err.strip() == f"error: {detached}", err
+    for path, (args, noun) in CLI_IDS.items():
+        args = [a.replace("{file}", str(photo)) for a in args]
+        code, _, err = cli_run(*path, *args)
+        value = args[0]
+        assert code != 0 and len(err.strip().splitlines()) == 1, (path, err)
+        assert re.fullmatch(rf"error: {noun} '?{value}'? not found", err.strip()), (path, err)

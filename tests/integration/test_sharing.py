@@ -760,3 +760,14 @@ def test_db_upgrade_brings_orders_restored_from_another_server_back_into_the_fee
     assert numbers.index(restored) < numbers.index(later)  # the next change comes after it, none below it
     code, out, _ = cli_run("db", "upgrade")
     assert code == 0 and "numbered again" not in out
+
+
+def test_the_scopes_option_names_every_scope_a_key_may_have() -> None:
+    """`apikey create --help` listed open311:write, sharing:read and admin; sensors:write, which the monitoring
+    readings need (README), was missing, so an operator could not learn it from the command line."""
+    import typer
+
+    commands = typer.main.get_command(apikey_cli).commands  # type: ignore[attr-defined]
+    for name in ("create", "scopes"):
+        (option,) = [p for p in commands[name].params if p.name == "scopes"]
+        assert all(scope in (option.help or "") for scope in sharing.SCOPES), (name, option.help)

@@ -9,11 +9,12 @@ requests need no CSRF token, since browsers never attach them on their own.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Annotated, Any, get_args, get_origin
 
 import anyio
 from fastapi import Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -24,7 +25,7 @@ from cityhub.auth import service as auth
 from cityhub.auth.errors import CsrfFailed, Unauthenticated
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
-from cityhub.db import rollback_after, session_factory
+from cityhub.db import MAX_BIG_ID, MAX_ID, rollback_after, session_factory
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, text_problem
 from cityhub.workorders.service import Actor
 
@@ -138,11 +139,6 @@ def require(permission: str) -> Callable[[Principal], Awaitable[Principal]]:
 
 # --- ids in paths ---------------------------------------------------------------------------------------------
 
-# The largest key a table holds: INTEGER keys are 32-bit on PostgreSQL; orders' keys are BIGINT there, and SQLite's
-# INTEGER is 64-bit everywhere.
-MAX_ID = 2_147_483_647
-MAX_BIG_ID = 9_223_372_036_854_775_807
-
 # Each id a path of the API or the web pages carries: what it names (as the routes' own "not found" say it) and the
 # largest key of its table.
 _PATH_IDS: dict[str, tuple[str, int]] = {
@@ -242,3 +238,63 @@ async def storable_body(request: Request) -> None:
     if found := unstorable_text(body):
         field, problem = found
         raise ValidationFailed(f"{field} {problem}", details={"field": field})
+
+
+# --- fields a body does not have ----------------------------------------------------------------------------------
+
+
+def _body_models(annotation: Any) -> list[type[BaseModel]]:
+    """The models a body field's annotation holds: itself, of an optional or a union, of a list's items (a dict's
+    keys are data, not fields: not looked into)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if get_origin(annotation) in (dict, Mapping):
+        return []
+    return [model for arg in get_args(annotation) for model in _body_models(arg)]
+
+
+def unknown_field(models: list[type[BaseModel]], value: Any, path: str = "") -> str | None:
+    """The place (``priorty``, ``items.2.unit``) of the first key of the JSON ``value`` that the model it is sent to
+    has no field for, at any depth; None when every key is known (or the model takes any, ``extra="allow"``)."""
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := unknown_field(models, item, f"{path}.{index}" if path else str(index)):
+                return found
+        return None
+    if not isinstance(value, dict) or len(models) != 1 or models[0].model_config.get("extra") == "allow":
+        return None  # one of several models (a union): which one the value is for is the validation's to say
+    model = models[0]
+    fields = {(field.alias or name): field for name, field in model.model_fields.items()}
+    for key, item in value.items():
+        place = f"{path}.{key}" if path else key
+        field = fields.get(key)
+        if field is None:
+            return place
+        if (inner := _body_models(field.annotation)) and (found := unknown_field(inner, item, place)):
+            return found
+    return None
+
+
+async def known_body_fields(request: Request) -> None:
+    """Refuse a JSON body that names a field its route does not take, 422 naming it — as pydantic's own ``extra``
+    check words it, so that one form reaches the client — rather than drop it with what it held (``priorty`` for
+    ``priority`` changed nothing and answered 200; ``citizen_mobile`` for ``citizen_phone`` lost the number). One
+    check of the API's router for every route, whatever each body model says of extra fields (the web pages and
+    the command line fill the same models from forms and files, and may carry more)."""
+    route = request.scope.get("route")
+    params = getattr(getattr(route, "dependant", None), "body_params", None)
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if not params or not (content_type == "application/json" or content_type.endswith("+json")):
+        return
+    if not await request.body():
+        return
+    try:
+        body = await request.json()
+    except ValueError:
+        return  # malformed JSON: the route's validation says where
+    models = [m for param in params for m in _body_models(param.field_info.annotation)]
+    if len(params) != 1 or not models:
+        return  # several body parameters (embedded) or no model: the route's validation is the check
+    if found := unknown_field(models, body):
+        error = {"type": "extra_forbidden", "loc": ("body", *found.split(".")), "msg": "Extra inputs are not permitted"}
+        raise RequestValidationError([error])

@@ -11,6 +11,7 @@ run) it says where the OpenAPI description is instead.
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -56,3 +57,91 @@ def docs() -> HTMLResponse:
 def favicon() -> RedirectResponse:
     """Browsers ask for /favicon.ico on answers that name no icon (JSON opened in a tab): the web UI's icon."""
     return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
+# --- the errors, as /openapi.json describes them -------------------------------------------------------------------
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "description": "The one error body of /api/v1 (main._error): every 4xx and 5xx answer has it.",
+    "required": ["code", "message", "details"],
+    "properties": {
+        "code": {
+            "type": "string",
+            "description": "stable machine-readable kind: validation_failed, unreadable_file, unauthenticated, "
+            "invalid_credentials, key_expired, csrf_failed, permission_denied, reauthentication_required, "
+            "not_found, conflict, invalid_transition, account_locked, too_many_attempts, rate_limited, "
+            "http_error, overloaded, storage_unavailable, internal_error",
+        },
+        "message": {"type": "string", "description": "what is wrong, naming the field or the thing"},
+        "details": {
+            "type": "object",
+            "additionalProperties": True,
+            "description": "validation_failed: `errors` (every field refused by the request's schema) or `field` "
+            "(the one a rule refused); others as the code says (`permission`, `retry_after`, `expired_at`, …)",
+            "properties": {
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "message"],
+                        "properties": {
+                            "field": {"type": "string", "description": "`title`, `items.0.unit_id`, `query.limit`"},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+                "field": {"type": "string"},
+            },
+        },
+    },
+}
+OPEN311_ERRORS_SCHEMA: dict[str, Any] = {
+    "title": "Open311Errors",
+    "type": "array",
+    "description": "GeoReport v2's error list (the XML format: <errors><error><code/><description/></error></errors>)",
+    "items": {
+        "type": "object",
+        "required": ["code", "description"],
+        "properties": {"code": {"type": "integer"}, "description": {"type": "string"}},
+    },
+}
+
+
+def _answer(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": schema}}}}
+
+
+def describe_errors(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` (FastAPI's OpenAPI description, changed in place) with the errors cityhub answers: FastAPI describes
+    every 422 as its own ``HTTPValidationError`` (``{"detail": [{"loc", "msg", "type"}]}``), a body no route of
+    cityhub gives, and no other refusal. /api/v1's operations answer :data:`ERROR_SCHEMA` for a 422 and any other
+    4xx, and 503 when the server is overloaded; Open311's its own error list, as 400, 403 or 404."""
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Error"] = ERROR_SCHEMA
+    schemas["Open311Errors"] = OPEN311_ERRORS_SCHEMA
+    error, open311 = "#/components/schemas/Error", "#/components/schemas/Open311Errors"
+    for path, operations in spec.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            if path.startswith("/open311/"):
+                responses["4XX"] = _answer("refused: 400 bad input, 403 no or a wrong API key, 404 unknown", open311)
+                continue
+            if not path.startswith("/api/"):
+                continue
+            responses["422"] = _answer(
+                "validation failed (code validation_failed): `details.errors` names each field, or `details.field` "
+                "the one refused",
+                error,
+            )
+            responses["4XX"] = _answer(
+                "refused: 401 unauthenticated, 403 permission_denied, 404 not_found (naming the thing), "
+                "409 conflict or invalid_transition, 423 account_locked, 429 too_many_attempts or rate_limited",
+                error,
+            )
+            responses["503"] = _answer("overloaded: nothing ran; retry after `Retry-After` seconds", error)
+    return spec

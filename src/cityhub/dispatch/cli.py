@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from cityhub.clitools import cli_actor, validation_problem
+from cityhub.clitools import cli_actor, id_argument, validation_problem
 from cityhub.clitools import fail as _fail
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
@@ -119,7 +119,7 @@ def rules_add(
 
 @rules_app.command("set")
 def rules_set(
-    rule_id: Annotated[int, typer.Argument(help="Rule id.")],
+    rule_id: Annotated[int, id_argument("dispatch rule", "Rule id.")],
     name: Annotated[str | None, typer.Option("--name", help="What the rule is for.")] = None,
     active: Annotated[
         bool | None, typer.Option("--active/--inactive", help="Take part in decisions, or not (kept for later).")
@@ -189,7 +189,7 @@ def rules_set(
 
 
 @rules_app.command("remove")
-def rules_remove(rule_id: Annotated[int, typer.Argument(help="Rule id.")]) -> None:
+def rules_remove(rule_id: Annotated[int, id_argument("dispatch rule", "Rule id.")]) -> None:
     """Remove a rule."""
     from cityhub.dispatch import service
 
@@ -291,9 +291,7 @@ def thresholds_remove(category: Annotated[str, typer.Argument(help="Category nam
 def _find_order(session: object, ref: str) -> object:
     from cityhub.workorders import service as orders
 
-    order = orders.get_order_by_number(session, number=ref)  # type: ignore[arg-type]
-    if order is None and ref.isdigit():
-        order = orders.get_order(session, order_id=int(ref))  # type: ignore[arg-type]
+    order = orders.find_order(session, ref=ref)  # type: ignore[arg-type]
     if order is None:
         raise _fail(f"order {ref} not found")
     return order

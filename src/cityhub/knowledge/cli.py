@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from cityhub.clitools import id_argument
 from cityhub.db import session_scope
 
 app = typer.Typer(no_args_is_help=True, help="Knowledge base (知识库) and instant answers (秒回).")
@@ -127,7 +128,7 @@ def add_command(
 
 
 @app.command("deactivate")
-def deactivate_command(entry_id: Annotated[int, typer.Argument(help="entry id")]) -> None:
+def deactivate_command(entry_id: Annotated[int, id_argument("knowledge entry", "entry id", code=2)]) -> None:
     """Take an entry out of the suggestions."""
     from cityhub.knowledge import service
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cityhub.clitools import cli_actor, fail, named_actor, validation_problem
+from cityhub.clitools import cli_actor, fail, id_argument, named_actor, validation_problem
 from cityhub.db import session_scope
 
 if TYPE_CHECKING:
@@ -250,7 +250,7 @@ def rules_add_command(
 
 @rules_app.command("set")
 def rules_set_command(
-    rule_id: Annotated[int, typer.Argument(help="rule id")],
+    rule_id: Annotated[int, id_argument("alarm rule", "rule id", code=2)],
     threshold: Annotated[float | None, typer.Option()] = None,
     clear: Annotated[float | None, typer.Option(help="clear threshold")] = None,
     duration: Annotated[int | None, typer.Option(help="seconds")] = None,
@@ -324,7 +324,7 @@ def _act(alarm_id: int, note: str | None, actor: str, action: str) -> None:
 
 @alarms_app.command("ack")
 def ack_command(
-    alarm_id: Annotated[int, typer.Argument()],
+    alarm_id: Annotated[int, id_argument("alarm", "alarm id", code=2)],
     note: Annotated[str | None, typer.Option()] = None,
     actor: Annotated[str, typer.Option(help="name recorded in the alarm's trail")] = "cli",
 ) -> None:
@@ -334,7 +334,7 @@ def ack_command(
 
 @alarms_app.command("clear")
 def clear_command(
-    alarm_id: Annotated[int, typer.Argument()],
+    alarm_id: Annotated[int, id_argument("alarm", "alarm id", code=2)],
     note: Annotated[str | None, typer.Option()] = None,
     actor: Annotated[str, typer.Option(help="name recorded in the alarm's trail and on its order")] = "cli",
 ) -> None:

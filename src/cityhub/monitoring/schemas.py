@@ -7,9 +7,10 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from cityhub.monitoring.rules import AlarmState, Comparison, SensorKind, Severity, check_clear_threshold
+from cityhub.timerange import answer_times
 from cityhub.workorders.models import Urgency
 
 # A person's note on an alarm (确认 / 解除) and a sensor's reason for retiring (停用).
@@ -137,6 +138,10 @@ class SensorRead(BaseModel):
     latest: dict[str, Any] | None
     last_reading_at: datetime | None
     created_at: datetime
+
+    @field_serializer("latest", when_used="json")
+    def _latest_times(self, latest: dict[str, Any] | None) -> dict[str, Any] | None:
+        return answer_times(latest)  # each metric's reading time (kept as it came), in UTC as every answer's times
 
 
 class RuleBase(BaseModel):
@@ -325,6 +330,10 @@ class AlarmEventRead(BaseModel):
     at: datetime
     note: str | None
     payload: dict[str, Any] | None
+
+    @field_serializer("payload", when_used="json")
+    def _payload_times(self, payload: dict[str, Any] | None) -> dict[str, Any] | None:
+        return answer_times(payload)  # since when a condition held, …: in UTC, as the event's own ``at``
 
 
 class AlarmAction(BaseModel):

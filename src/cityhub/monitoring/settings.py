@@ -28,8 +28,8 @@ class MonitoringSettings(BaseSettings):
     reading_batch_max: int = Field(
         50_000,
         ge=1,
-        description="Most readings one API request may carry (a larger batch is refused whole, 413); files through "
-        "the CLI are read in batches of this size.",
+        description="Most readings one API request may carry (a larger batch is refused whole, 422 naming "
+        "readings); files through the CLI are read in batches of this size.",
     )
     alarm_escalate_after_minutes: int = Field(
         30,

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from cityhub.clitools import fail as _fail
+from cityhub.clitools import id_argument
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
 from cityhub.notify.models import OutboxStatus, Topic
@@ -60,7 +61,7 @@ def webhooks_list(
 
 
 @webhooks_app.command("remove")
-def webhooks_remove(subscription_id: Annotated[int, typer.Argument(help="Subscription id.")]) -> None:
+def webhooks_remove(subscription_id: Annotated[int, id_argument("subscription", "Subscription id.")]) -> None:
     """Remove a subscription; its undelivered messages become dead."""
     from cityhub.notify import service
 
@@ -90,7 +91,7 @@ def outbox_list(
 
 
 @outbox_app.command("retry")
-def outbox_retry(message_id: Annotated[int, typer.Argument(help="Outbox message id.")]) -> None:
+def outbox_retry(message_id: Annotated[int, id_argument("outbox message", "Outbox message id.")]) -> None:
     """Make a dead or failed message due now, with a fresh budget of attempts."""
     from cityhub.notify import service
 

@@ -10,6 +10,7 @@ import typer
 from cityhub.clitools import cli_actor
 from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError
+from cityhub.sharing.scopes import SCOPES
 
 app = typer.Typer(no_args_is_help=True, help="API clients of Open311 and the data-sharing API, and their keys.")
 
@@ -53,8 +54,8 @@ def create(
         str | None,
         typer.Option(
             "--scopes",
-            help="Comma/space separated: open311:write, sharing:read, admin. Required for a new client; for an "
-            "existing one omit it (or repeat its scopes): `apikey scopes` changes them.",
+            help=f"Comma/space separated: {', '.join(SCOPES)}. Required for a new client; for an existing one omit "
+            "it (or repeat its scopes): `apikey scopes` changes them.",
         ),
     ] = None,
     rate_limit: Annotated[
@@ -119,7 +120,7 @@ def expiry_command(
 @app.command("scopes")
 def scopes_command(
     client: Annotated[str, typer.Option("--client", help="An existing client.")],
-    scopes: Annotated[str, typer.Option("--scopes", help="Its new scopes: open311:write, sharing:read, admin.")],
+    scopes: Annotated[str, typer.Option("--scopes", help=f"Its new scopes: {', '.join(SCOPES)}.")],
 ) -> None:
     """Change the scopes of CLIENT: every key it holds gets them at once."""
     from cityhub.db import session_scope

@@ -28,18 +28,13 @@ from cityhub.errors import CityhubError, NotFound, PermissionDenied, ValidationF
 from cityhub.masking import coarsen_address, coarsen_coordinate, scrub_text
 from cityhub.org.models import Unit
 from cityhub.sharing.models import ApiCallStat, ApiClient, ApiKey, ApiRateWindow
+from cityhub.sharing.scopes import SCOPES
 from cityhub.timerange import answer_time
 from cityhub.workorders import changes
 from cityhub.workorders.categories import ancestor_at
 from cityhub.workorders.lifecycle import TERMINAL_STATES
 from cityhub.workorders.models import Category, Order
 
-SCOPES = {
-    "open311:write": "post Open311 service requests",
-    "sharing:read": "read aggregates and anonymised orders of the data-sharing API",
-    "sensors:write": "push sensor readings (monitoring)",
-    "admin": "read call statistics of every client",
-}
 KEY_PREFIX = "chk_"
 DISPLAY_PREFIX_LEN = 12
 DEFAULT_RATE_LIMIT = 60

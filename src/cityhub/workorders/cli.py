@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from cityhub.clitools import fail as _fail
-from cityhub.clitools import named_actor, validation_problem
+from cityhub.clitools import id_argument, named_actor, validation_problem
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError, ValidationFailed
 from cityhub.workorders.lifecycle import Action
@@ -20,9 +20,7 @@ app = typer.Typer(no_args_is_help=True, help="Work orders: create, show, search,
 def _find(session: Any, ref: str) -> Any:
     from cityhub.workorders import service
 
-    order = service.get_order_by_number(session, number=ref)
-    if order is None and ref.isdigit():
-        order = service.get_order(session, order_id=int(ref))
+    order = service.find_order(session, ref=ref)
     if order is None:
         raise _fail(f"order '{ref}' not found")
     return order
@@ -202,7 +200,7 @@ def attach_cmd(
 @app.command("detach")
 def detach_cmd(
     ref: Annotated[str, typer.Argument(help="Order number (BY…) or id.")],
-    attachment_id: Annotated[int, typer.Argument(help="The attachment's id (`orders show`).")],
+    attachment_id: Annotated[int, id_argument("attachment", "The attachment's id (`orders show`).")],
     reason: Annotated[str, typer.Option(help="Why it is removed (in the audit trail).")],
     actor: Annotated[str, typer.Option(help="Name recorded in the audit trail.")] = "cli",
 ) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cityhub.auth.permissions import UNIT_STAFF_ROLES
-from cityhub.db import utcnow
+from cityhub.db import MAX_BIG_ID, utcnow
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, check_length
 from cityhub.nlp.text import nfkc
 from cityhub.notify import service as notify_service
@@ -249,6 +249,15 @@ def get_order(session: Session, *, order_id: int) -> Order | None:
 
 def get_order_by_number(session: Session, *, number: str) -> Order | None:
     return session.execute(select(Order).where(Order.number == number)).scalar_one_or_none()
+
+
+def find_order(session: Session, *, ref: str) -> Order | None:
+    """The order a person names on the command line: its number (``BY20261122-000001``) or its id; None when none
+    is. An id beyond what the key holds names none, unasked (neither database can be asked about it)."""
+    order = get_order_by_number(session, number=ref)
+    if order is None and ref.isdigit() and int(ref) <= MAX_BIG_ID:
+        order = get_order(session, order_id=int(ref))
+    return order
 
 
 def require_order(session: Session, *, order_id: int) -> Order:
