@@ -144,15 +144,6 @@ class Settings(BaseSettings):
         description="Milliseconds a server thread may hold Python's interpreter lock before another thread gets a "
         "turn (Python's default is 5); shorter turns keep write transactions short.",
     )
-    kpi_warm_minutes: float = Field(
-        10.0,
-        ge=0,
-        le=1440,
-        description="In `cityhub serve`: how often a background thread brings the district's assessment figures of "
-        "the last 30 days, this month, last month and this year up to date where something they read changed (so "
-        "the dashboard's ranking, 单位考核 and the report answer from the cache); 0: never, each is computed when "
-        "first asked after a change.",
-    )
     sqlite_checkpoint_seconds: float = Field(
         1.0,
         ge=0,

@@ -218,23 +218,25 @@ def warm_up_pages(app: FastAPI) -> None:
     load_templates()
 
 
+KPI_WARM_SECONDS = 600.0
+
+
 def _keep_kpis_warm(stop: threading.Event) -> None:
     """The district's assessment figures of the periods leaders open most (the last 30 days, this month, last month,
     this year: ``kpi.keep_warm``) kept current in this server's cache: computed in the background where something
-    they read has changed since, every ``CITYHUB_KPI_WARM_MINUTES``, so the dashboard's ranking, 单位考核 and the report
+    they read has changed since, every ``KPI_WARM_SECONDS``, so the dashboard's ranking, 单位考核 and the report
     answer at once when nothing has moved since the last round. The first round after the other warm-ups."""
     from cityhub.analytics import kpi
     from cityhub.db import session_scope
 
-    every = get_settings().kpi_warm_minutes * 60
-    while every and not stop.is_set():
+    while not stop.is_set():
         try:
             with session_scope() as session:
                 done = kpi.keep_warm(session)
             log.log(logging.INFO if done["computed"] else logging.DEBUG, "kpi figures kept warm: %s", done)
         except Exception:  # the next asker computes them instead
             log.exception("kpi warm-up failed")
-        stop.wait(every)
+        stop.wait(KPI_WARM_SECONDS)
 
 
 def _warm_up_in_background(app: FastAPI, stop: threading.Event) -> None:
