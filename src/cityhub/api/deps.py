@@ -223,18 +223,24 @@ def unstorable_text(value: Any, path: str = "") -> tuple[str, str] | None:
     return None
 
 
+async def _json_body(request: Request) -> Any:
+    """The request's JSON body for the router's checks of it; None when it has none, or is not JSON, or is malformed
+    (the route's validation says where). Parsed once: the route's own parsing and the other checks reuse it."""
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if not (content_type == "application/json" or content_type.endswith("+json")) or not await request.body():
+        return None
+    try:
+        return await request.json()
+    except ValueError:
+        return None
+
+
 async def storable_body(request: Request) -> None:
     """Refuse a JSON body holding text no database stores — NUL, lone surrogates — wherever it is (a keyword in a
     list, a metric's unit in an object, a reading in a batch), 422 naming the field. One check of the API's router
     for every route, so that no field needs a validator of its own, and nothing such reaches a query, a row or the
     answer that would echo it (a 500, which also drops a kept-alive connection)."""
-    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if not (content_type == "application/json" or content_type.endswith("+json")) or not await request.body():
-        return
-    try:
-        body = await request.json()  # parsed once: the route's own parsing reuses it
-    except ValueError:
-        return  # malformed JSON: the route's validation says where
+    body = await _json_body(request)
     if found := unstorable_text(body):
         field, problem = found
         raise ValidationFailed(f"{field} {problem}", details={"field": field})
@@ -283,15 +289,8 @@ async def known_body_fields(request: Request) -> None:
     the command line fill the same models from forms and files, and may carry more)."""
     route = request.scope.get("route")
     params = getattr(getattr(route, "dependant", None), "body_params", None)
-    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if not params or not (content_type == "application/json" or content_type.endswith("+json")):
+    if not params or (body := await _json_body(request)) is None:
         return
-    if not await request.body():
-        return
-    try:
-        body = await request.json()
-    except ValueError:
-        return  # malformed JSON: the route's validation says where
     models = [m for param in params for m in _body_models(param.field_info.annotation)]
     if len(params) != 1 or not models:
         return  # several body parameters (embedded) or no model: the route's validation is the check

@@ -272,7 +272,7 @@ def _metric_code(typed: str) -> str:
     them; anything else as typed (a sensor's own code), for the service to check."""
     for lang in LANGUAGES:
         for code, name in Translator(lang).named("metric").items():
-            if typed.casefold() == name.casefold() and typed != code:
+            if typed.casefold() == name.casefold():
                 return code
     return typed
 

@@ -931,13 +931,14 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
         if e.action == Action.REOPEN.value and sent_to is None:
             sent_to = holder
         holder = sent_to or holder
+        unit_id = sent_to or payload.get("unit_id")
         rows.append(
             {
                 "event": e,
                 # The unit the action sends the order to (派单, 转办, 协办 …), and the unit of whoever acted: 退单 by
                 # 住建局 is not "退单 → 住建局".
-                "unit": units.get(sent_to or payload.get("unit_id") or 0),
-                "by_unit": units.get(e.unit_id or 0) if e.unit_id != (sent_to or payload.get("unit_id")) else None,
+                "unit": units.get(unit_id or 0),
+                "by_unit": units.get(e.unit_id or 0) if e.unit_id != unit_id else None,
                 "text": payload.get("text") or payload.get("answer") or payload.get("content"),
                 # 拆单: the order the split made (id, number), linked where the reader may open it.
                 "part": _part_of(db, scope, payload),
