@@ -1711,6 +1711,36 @@ def test_order_lists_sort_by_the_nearest_time_limit_or_the_longest_wait(org) -> 
     assert refused.status_code == 422 and "sort" in refused.text
 
 
+def test_the_order_list_offers_each_role_the_lists_it_works_through(org) -> None:
+    """常用视图: a handler's 在办 / 预警 / 超期, a supervisor's also 待审批延期 and 待回访 (oldest first: called back in
+    turn); each an ordinary set of criteria, marked while shown; none for a citizen; 清除条件 keeps the sort."""
+    first, second = _order(title="先答复的"), _order(title="后答复的")
+    with session_scope() as s:
+        for order in (first, second):
+            s.get(Order, order.id).state = State.REPLIED  # type: ignore[union-attr]
+
+    def views(text: str) -> dict[str, str]:
+        return dict(
+            (label, href.replace("&amp;", "&"))
+            for href, label in re.findall(r'<a href="([^"]*)" data-testid="quick-view"[^>]*>([^<]*)</a>', text)
+        )
+
+    handler = views(login("hand_a").get("/orders").text)
+    assert list(handler) == ["在办", "预警", "超期"]
+    supervisor = login("sup")
+    offered = views(supervisor.get("/orders").text)
+    assert list(offered) == ["预警", "超期", "待审批延期", "待回访"]
+    assert offered["预警"] == "/orders?state=open&sla_status=warning&sort=due"
+    callback = supervisor.get(offered["待回访"])
+    assert (
+        '<a href="/orders?state=replied&amp;sort=oldest" data-testid="quick-view" aria-current="page">' in callback.text
+    )
+    assert callback.text.index(first.number) < callback.text.index(second.number)
+    assert 'href="/orders?sort=oldest" role="button" class="secondary" data-testid="reset-filters"' in callback.text
+    assert 'aria-current="page">待回访' not in supervisor.get("/orders?state=replied").text
+    assert 'data-testid="quick-views"' not in login("cit").get("/orders").text
+
+
 # ---------------------------------------------------------------------------------------- queue, dashboard
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -753,10 +754,8 @@ def order_list(request: Request, db: DbSession) -> Response:
         criteria[name] = _local_midnight(day + timedelta(days=shift)) if day else None
     # 时限状态: 预警 — the supervisors' warning list (with 在办: the open orders near their limit) — 正常, 超期; not a
     # citizen's criterion (their list shows no 预警).
-    sla_status = q.get("sla_status", "").strip()
-    if sla_status and sla_status not in SLA_CHOICES:
-        errors["sla_status"] = t("err.choice")
-    criteria["sla_status"] = sla_status if sla_status in SLA_CHOICES and not citizen else None
+    sla_status = _one_of(q, "sla_status", SLA_CHOICES, errors, t)
+    criteria["sla_status"] = sla_status if not citizen else None
     # 只看超期: the open orders past their limit now; 曾超期: every order whose limit ran out (assessment review).
     criteria["overdue"] = True if q.get("overdue") and not citizen else None
     criteria["ever_overdue"] = True if q.get("ever_overdue") and not citizen else None
@@ -771,9 +770,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     criteria["q"] = text or None
     criteria["q_citizen"] = principal.role in permissions.UNMASKED_ROLES  # a returning caller's earlier appeals
     page = max(1, forms.whole_number(q.get("page")) or 1)
-    sort = q.get("sort", "").strip() or OrderSort.NEWEST.value
-    if sort not in OrderSort.__members__.values():
-        errors["sort"], sort = t("err.choice"), OrderSort.NEWEST.value
+    sort = _one_of(q, "sort", OrderSort.__members__.values(), errors, t) or OrderSort.NEWEST.value
     try:
         scope = search_clause(db, principal, text)
     except PermissionDenied:  # a phone or ID number searched by a role that reads no personal data: said at the field
@@ -812,6 +809,8 @@ def order_list(request: Request, db: DbSession) -> Response:
         sla_choices=SLA_CHOICES,
         sorts=list(OrderSort),
         sort=sort,
+        views=support.quick_views(principal),
+        shown=sorted(q.multi_items()),
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
         citizen=citizen,
         units=[] if citizen else support.unit_groups(db),
@@ -820,6 +819,15 @@ def order_list(request: Request, db: DbSession) -> Response:
         more_filters=any(q.get(name) for name in _MORE_FILTERS) or bool(set(errors) & set(_MORE_FILTERS)),
         now=utcnow(),
     )
+
+
+def _one_of(q: Any, name: str, choices: Collection[str], errors: dict[str, str], t: Translator) -> str | None:
+    """The value of a single-choice criterion when it is one of ``choices``; anything else is an error at the field
+    (and no criterion), nothing chosen is None."""
+    value = q.get(name, "").strip()
+    if value and value not in choices:
+        errors[name] = t("err.choice")
+    return value if value in choices else None
 
 
 # The time-limit statuses the list filters by (none, "no clock running", is nobody's question).

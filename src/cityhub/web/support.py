@@ -184,9 +184,37 @@ class NavItem:
         """The path the item leads to, without its query: the menu marks the item of the page shown by it."""
         return self.href.split("?", 1)[0]
 
+    @property
+    def criteria(self) -> list[tuple[str, str]]:
+        """The query the item leads to, as sorted (name, value) pairs: a list shows which preset it is showing."""
+        return sorted(parse_qsl(urlsplit(self.href).query))
+
 
 # 在办: what the handler's unit has to do, rather than years of closed orders newest first — their home and menu.
 HANDLER_WORKBENCH = "/orders?state=open&sort=due"  # the time limit nearest first
+
+
+# 常用视图: the lists each role works through, one click away on the order list (each an ordinary set of criteria,
+# so the filters below show what it is and change it). Oldest first where the work is to be done in order of arrival
+# (回访, extensions to decide), the time limit nearest first where the clock decides.
+_QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
+    ("orders.view.open", HANDLER_WORKBENCH, permissions.act(Action.REPLY)),
+    ("orders.view.warning", "/orders?state=open&sla_status=warning&sort=due", None),
+    ("orders.view.overdue", "/orders?overdue=1&sort=due", None),
+    ("orders.view.extensions", "/orders?extension_pending=1&sort=oldest", permissions.act(Action.APPROVE_EXTENSION)),
+    ("orders.view.callback", "/orders?state=replied&sort=oldest", permissions.act(Action.CALLBACK)),
+)
+
+
+def quick_views(principal: Principal) -> list[NavItem]:
+    """The preset lists of the order list for the user's role (none for a citizen: their list is their appeals)."""
+    if principal.role == Role.CITIZEN:
+        return []
+    return [
+        NavItem(key, href)
+        for key, href, permission in _QUICK_VIEWS
+        if permission is None or permissions.allows(principal.role, permission)
+    ]
 
 
 def navigation(principal: Principal | None) -> list[NavItem]:
