@@ -1412,6 +1412,10 @@ def test_each_role_drives_the_life_cycle_from_its_forms_and_the_audit_trail_reco
     assert [e.actor_name for e in trail[1:4]] == ["黄派单", "李承办", "李承办"]
     page = sup.get(f"/orders/{order.id}").text
     assert page.count("<tr data-action=") == len(steps) + 1 and "已责令餐馆加装油烟净化器" in page
+    # A step that changed no state (催办, 备注) shows the state it left the order in, not "办理中 → 办理中".
+    urged = re.search(r'<tr data-action="urge">.*?</tr>', page, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert "<td>办理中</td>" in urged and "→ 办理中" not in urged
+    assert "<td>已答复 → 已回访</td>" in re.search(r'<tr data-action="callback">.*?</tr>', page, flags=re.S).group(0)  # type: ignore[union-attr]
 
 
 def test_the_lead_unit_is_not_offered_the_reply_while_assisting_units_have_not_answered(org) -> None:
