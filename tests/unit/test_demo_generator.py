@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cityhub.demo import corpus
-from cityhub.demo.generator import generate
+from cityhub.demo.generator import SUBCENTRE_CODE, generate
 from cityhub.workorders.categories import DEFAULT_TAXONOMY
 from cityhub.workorders.lifecycle import OPEN_STATES, Action, OrderView, State, apply, evolve
 from cityhub.workorders.models import AppealType
@@ -77,6 +77,20 @@ def test_every_history_replays_through_the_life_cycle(sample: str, request: pyte
         view = _replay(record)
         assert view.state == record["state"]
         assert view.lead_unit_id == record["lead_unit_code"]
+
+
+def test_the_subcentre_acts_as_itself_and_the_units_as_themselves(three_years: list[dict[str, Any]]) -> None:
+    """督办 and 回访 (extensions decided, urges, replies sent back, callbacks, closing) are the 12345 sub-centre's
+    steps, recorded under it as the product records an actor's unit — not under the unit handling the order (the
+    trail read 督办员 above the lead unit's name)."""
+    staff = set(corpus.SUPERVISORS) | set(corpus.CALLBACK_AGENTS)
+    checked: Counter[str] = Counter()
+    for r in three_years:
+        for e in r["events"]:
+            if e["actor_name"] in staff:
+                assert e["unit_code"] == SUBCENTRE_CODE, e
+                checked[e["action"]] += 1
+    assert {"approve_extension", "urge", "callback", "close"} <= set(checked)
 
 
 def test_final_columns_agree_with_the_history(three_years: list[dict[str, Any]]) -> None:

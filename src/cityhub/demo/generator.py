@@ -46,6 +46,7 @@ from cityhub.workorders.lifecycle import (
 )
 from cityhub.workorders.models import MACHINE_CHANNELS, AppealType, Channel, SlaStatus, Urgency
 
+# The 12345 sub-centre (区12345分中心): its supervisors and callback agents act as it, as the demo logins do.
 SUBCENTRE_CODE = "440111-S01"
 TermsFor = Callable[[str, Urgency], sla.SlaTerms]
 
@@ -1060,21 +1061,21 @@ class DemoGenerator:
                         Action.APPROVE_EXTENSION,
                         sim.work(rng.uniform(0.5, 6) * hour),
                         rng.choice(corpus.SUPERVISORS),
-                        unit=lead,
+                        unit=SUBCENTRE_CODE,
                     )
                 else:
                     sim.act(
                         Action.REJECT_EXTENSION,
                         sim.work(rng.uniform(0.5, 6) * hour),
                         rng.choice(corpus.SUPERVISORS),
-                        unit=lead,
+                        unit=SUBCENTRE_CODE,
                         reason="理由不充分，请按时办结",
                     )
         due, warn = sim.f["due_at"], sim.f["warn_at"]
         if warn is not None and reply_at > warn and rng.random() < 0.5:
             urge_at = self.cal.add_work_seconds(max(warn, sim.now), rng.uniform(0.5, 4) * hour)
             if urge_at < reply_at:
-                sim.act(Action.URGE, urge_at, rng.choice(corpus.SUPERVISORS), unit=lead)
+                sim.act(Action.URGE, urge_at, rng.choice(corpus.SUPERVISORS), unit=SUBCENTRE_CODE)
         if due is not None and reply_at > due and rng.random() < 0.7:
             urge_at = self.cal.add_work_seconds(max(due, sim.now), rng.uniform(1, 8) * hour)
             if urge_at < reply_at:
@@ -1082,7 +1083,7 @@ class DemoGenerator:
                     Action.URGE,
                     urge_at,
                     rng.choice(corpus.SUPERVISORS),
-                    unit=lead,
+                    unit=SUBCENTRE_CODE,
                     reason="已超期，请尽快办结",
                 )
                 if rng.random() < P_ESCALATE:
@@ -1090,7 +1091,7 @@ class DemoGenerator:
                         Action.ESCALATE,
                         sim.work(rng.uniform(1, 8) * hour),
                         rng.choice(corpus.SUPERVISORS),
-                        unit=lead,
+                        unit=SUBCENTRE_CODE,
                         reason="超期未办结，升级督办",
                     )
                     if rng.random() < 0.3:
@@ -1107,7 +1108,7 @@ class DemoGenerator:
                 Action.REJECT_REPLY,
                 sim.work(rng.uniform(1, 6) * hour),
                 rng.choice(corpus.SUPERVISORS),
-                unit=lead,
+                unit=SUBCENTRE_CODE,
                 reason="答复未说明处理依据，请补充",
             )
             sim.act(
@@ -1129,15 +1130,17 @@ class DemoGenerator:
                     Action.CLOSE,
                     sim.work(rng.uniform(1, 3) * day),
                     agent,
-                    unit=lead,
+                    unit=SUBCENTRE_CODE,
                     reason="多次回访未接通，按已办结处理",
                     resolved=True,
                 )
                 return
             satisfied = rng.random() < (P_SATISFIED if attempt == 0 else 0.75)
-            sim.act(Action.CALLBACK, sim.work(rng.uniform(0.2, 2.5) * day), agent, unit=lead, satisfied=satisfied)
+            sim.act(
+                Action.CALLBACK, sim.work(rng.uniform(0.2, 2.5) * day), agent, unit=SUBCENTRE_CODE, satisfied=satisfied
+            )
             if satisfied:
-                sim.act(Action.CLOSE, sim.wall(rng.uniform(60, 1800)), agent, unit=lead, resolved=True)
+                sim.act(Action.CLOSE, sim.wall(rng.uniform(60, 1800)), agent, unit=SUBCENTRE_CODE, resolved=True)
                 return
             if rng.random() < P_REOPEN and attempt < 2:
                 sim.act(
@@ -1152,7 +1155,7 @@ class DemoGenerator:
                     Action.CLOSE,
                     sim.wall(rng.uniform(60, 3600)),
                     agent,
-                    unit=lead,
+                    unit=SUBCENTRE_CODE,
                     resolved=rng.random() < 0.3,
                 )
                 if sim.f["state"] != State.CLOSED_UNRESOLVED or rng.random() > 0.1:
