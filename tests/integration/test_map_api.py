@@ -239,6 +239,17 @@ def test_orders_at_district_zoom_are_counted_per_grid_cell_in_sql(client, world,
         assert west <= lng <= east and south <= lat <= north and cell["properties"]["cell"] is True
     finer = _collection(_get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=13))
     assert len(finer) >= len(cells) and sum(c["properties"]["count"] for c in finer) == 9
+    # Each cell is named by the street most of its orders are in (the list reads 景泰街道一带, not 第 2 片).
+    by_street: dict[str, int] = {}
+    for cell in finer:
+        assert cell["properties"]["streets"] == 1
+        by_street[cell["properties"]["street"]] = (
+            by_street.get(cell["properties"]["street"], 0) + cell["properties"]["count"]
+        )
+    assert by_street == {"景泰街道": 6, "京溪街道": 3}
+    (whole,) = _collection(_get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=5))
+    assert whole["properties"]["count"] == 9 and whole["properties"]["overdue"] == 1
+    assert (whole["properties"]["street"], whole["properties"]["streets"]) == ("景泰街道", 2)
     # Too many orders in view even up close: cells again rather than thousands of markers.
     monkeypatch.setattr(service, "MAX_POINTS", 3)
     crowded = _get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=17)

@@ -44,6 +44,7 @@ from cityhub.onemap.registry import (
     register_layer,
 )
 from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.org.service import unit_directory
 from cityhub.timerange import answer_time
 from cityhub.workorders.lifecycle import OPEN_STATES, State
 from cityhub.workorders.models import Order, SlaStatus
@@ -421,18 +422,21 @@ def _cells(ctx: MapContext, where: list[Any], zoom: int) -> FeatureCollection:
     gy = _grid_index(ctx.session, Order.lat, 90.0, size).label("gy")
 
     def compute() -> list[Any]:
+        # Per cell and street: a cell is named by the street most of its orders are in (the list's 景泰街道 等 2 个街道,
+        # not 第 3 片); the sums and the mean point are the cell's own once its streets' rows are added up.
         return list(
             ctx.session.execute(
                 select(
                     gx,
                     gy,
+                    Order.street_id,
                     func.count(),
                     func.sum(case((Order.sla_status == SlaStatus.OVERDUE, 1), else_=0)),
-                    func.avg(cast(Order.lng, Float)),
-                    func.avg(cast(Order.lat, Float)),
+                    func.sum(cast(Order.lng, Float)),
+                    func.sum(cast(Order.lat, Float)),
                 )
                 .where(*where)
-                .group_by(literal_column("gx"), literal_column("gy"))
+                .group_by(literal_column("gx"), literal_column("gy"), Order.street_id)
             ).all()
         )
 
@@ -445,25 +449,58 @@ def _cells(ctx: MapContext, where: list[Any], zoom: int) -> FeatureCollection:
     # A cell's point is the mean of its orders' points: for a caller who sees orders masked, to two decimals like the
     # point of each masked order (a cell of one order would otherwise give its exact place away).
     digits = 4 if sees_all_clear(ctx.principal) else 2
+    cells: dict[tuple[int, int], _Cell] = {}
+    for x, y, street_id, n, overdue, lng, lat in rows:
+        cell = cells.setdefault((int(x), int(y)), _Cell())
+        cell.add(street_id, int(n), int(overdue or 0), float(lng), float(lat))
+    units = unit_directory(ctx.session)
     features: list[dict[str, Any]] = []
     total = 0
-    for x, y, n, overdue, lng, lat in rows:
-        total += int(n)
-        west, south = int(x) * size - 180.0, int(y) * size - 90.0
+    for (x, y), cell in cells.items():
+        total += cell.count
+        west, south = x * size - 180.0, y * size - 90.0
         features.append(
             {
                 "type": "Feature",
-                "geometry": _point(round(float(lng), digits), round(float(lat), digits)),
+                "geometry": _point(round(cell.lng / cell.count, digits), round(cell.lat / cell.count, digits)),
                 "properties": {
                     "cell": True,
-                    "count": int(n),
-                    "overdue": int(overdue or 0),
+                    "count": cell.count,
+                    "overdue": cell.overdue,
                     "bbox": [round(west, 6), round(south, 6), round(west + size, 6), round(south + size, 6)],
+                    # The street most of the cell's orders are in (null: none placed in a street), and how many
+                    # streets' orders the cell holds.
+                    "street": units[cell.street_id].name if cell.street_id in units else None,
+                    "streets": sum(1 for street in cell.streets if street is not None),
                 },
             }
         )
     features.sort(key=lambda f: -f["properties"]["count"])
     return collection(features, mode="cells", zoom=zoom, cell_degrees=round(size, 6), total=total)
+
+
+class _Cell:
+    """One grid cell's orders, added up from its rows per street."""
+
+    __slots__ = ("count", "lat", "lng", "overdue", "streets")
+
+    def __init__(self) -> None:
+        self.count = self.overdue = 0
+        self.lng = self.lat = 0.0
+        self.streets: dict[int | None, int] = {}
+
+    def add(self, street_id: int | None, n: int, overdue: int, lng: float, lat: float) -> None:
+        self.count += n
+        self.overdue += overdue
+        self.lng += lng
+        self.lat += lat
+        self.streets[street_id] = self.streets.get(street_id, 0) + n
+
+    @property
+    def street_id(self) -> int | None:
+        """The street most of the cell's orders are in (the lowest id of a tie, so the name stays put)."""
+        placed = [(-n, street) for street, n in self.streets.items() if street is not None]
+        return min(placed)[1] if placed else None
 
 
 # -------------------------------------------------------------------------------------------------- hotspots

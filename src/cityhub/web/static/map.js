@@ -89,6 +89,12 @@
     catch (e) { return new Intl.DateTimeFormat("en-CA", options); }
   })();
 
+  // A cell named by the street most of its orders are in ("景泰街道等 2 个街道一带"), else by its rank in the list.
+  function cellText(p, template, i) {
+    var place = p.street ? format(p.streets > 1 ? T.cell_streets : T.cell_street, { street: p.street, k: p.streets }) : null;
+    return format(template, { i: i + 1, n: p.count, overdue: p.overdue, place: place || format(T.cell_rank, { i: i + 1 }) });
+  }
+
   function renderList(data) {  // data: the orders layer's answer; null when the layer is off
     if (!listElement) { return; }
     var note, items = [], more = "";
@@ -100,7 +106,7 @@
       data.features.slice(0, LIST_LIMIT).forEach(function (feature, i) {
         var p = feature.properties, bbox = p.bbox.join(",");
         items.push('<li><button type="button" class="linkish" data-zoom="' + bbox + '" data-key="cell:' + bbox + '">' +
-          escapeHtml(format(T.cell_item, { i: i + 1, n: p.count, overdue: p.overdue })) + "</button></li>");
+          escapeHtml(cellText(p, T.cell_item, i)) + "</button></li>");
       });
     } else {
       note = data.features.length ? format(T.list_points, { n: data.features.length }) : T.list_none;
@@ -341,7 +347,7 @@
         var at = [feature.geometry.coordinates[1], feature.geometry.coordinates[0]];
         var marker = L.marker(at, { icon: icon, keyboard: false });
         var bbox = p.bbox;
-        marker.bindPopup(format(T.orders_in_cell, { n: p.count, overdue: p.overdue }) +
+        marker.bindPopup(escapeHtml(cellText(p, T.orders_in_cell, 0)) +
           '<br><button type="button" class="linkish" data-zoom="' + bbox.join(",") + '">' + escapeHtml(T.zoom_in) + "</button>");
         group.addLayer(marker);
       });
