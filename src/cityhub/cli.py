@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cityhub.clitools import fail
+from cityhub.clitools import CANNOT_RUN, exit_code, fail
 from cityhub.config import configure_logging, log_level
 from cityhub.errors import CityhubError
 
@@ -117,7 +117,7 @@ def db_compact() -> None:
 
     missing = migrate.missing_file()
     if missing is not None:
-        raise fail(missing, 2)
+        raise fail(missing, CANNOT_RUN)
     before, after = migrate.compact()
     typer.echo(f"database compacted: {before / 1e6:,.1f} MB → {after / 1e6:,.1f} MB")
 
@@ -328,16 +328,16 @@ def main() -> None:
             app()
     except CityhubError as exc:
         typer.echo(f"error: {exc.message}", err=True)
-        sys.exit(2)
+        sys.exit(exit_code(exc))
     except ValidationError as exc:
         problem = _settings_problem(exc)
         if problem is None:
             raise
         typer.echo(f"error: {problem}", err=True)
-        sys.exit(2)
+        sys.exit(CANNOT_RUN)
     except sqlalchemy.exc.DBAPIError as exc:
         typer.echo(f"error: {_database_problem(exc)}", err=True)
-        sys.exit(2)
+        sys.exit(CANNOT_RUN)
 
 
 def _settings_problem(exc: Exception) -> str | None:
@@ -385,7 +385,7 @@ def _require_valid_settings() -> None:
     try:
         effective_settings()
     except InvalidSettings as exc:
-        raise fail(f"invalid settings: {exc}", 2) from None
+        raise fail(f"invalid settings: {exc}", CANNOT_RUN) from None
 
 
 def _require_current_schema() -> None:
@@ -395,7 +395,7 @@ def _require_current_schema() -> None:
 
     problem = migrate.open_problem() or migrate.schema_problem()
     if problem is not None:
-        raise fail(problem, 2)
+        raise fail(problem, CANNOT_RUN)
 
 
 def _refuse_unusable_database(url: str) -> None:
@@ -406,7 +406,7 @@ def _refuse_unusable_database(url: str) -> None:
 
     problem = migrate.open_problem(url)
     if problem is not None:
-        raise SystemExit(fail(problem, 2).exit_code)
+        raise SystemExit(fail(problem, CANNOT_RUN).exit_code)
 
 
 if __name__ == "__main__":
