@@ -153,19 +153,21 @@ def jobs_run(name: Annotated[str, typer.Argument(help="Job name, e.g. sla-sweep.
 
 @jobs_app.command("status")
 def jobs_status(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per job.")] = False) -> None:
-    """Each recorded job's last run: started, finished, failures in a row since the last success and the last error
-    (also the runs recorded outside the schedule: the background dispatcher's heartbeat, classifier retraining)."""
+    """Each job's last run: started, finished, failures in a row since the last success and the last error (also the
+    runs recorded outside the schedule: the background dispatcher's heartbeat, classifier retraining); a scheduled
+    job that has not run yet says so, with its interval."""
     import json
 
     from sqlalchemy import select
 
     from cityhub.db import session_scope
+    from cityhub.jobs import JOBS
     from cityhub.workorders.models import JobRun
 
     with session_scope() as session:
         rows = session.execute(select(JobRun).order_by(JobRun.name)).scalars().all()
-        records = [
-            {
+        records = {
+            r.name: {
                 "name": r.name,
                 "last_started_at": r.last_started_at,
                 "last_finished_at": r.last_finished_at,
@@ -174,13 +176,17 @@ def jobs_status(as_json: Annotated[bool, typer.Option("--json", help="One JSON o
                 "last_error": r.last_error,
             }
             for r in rows
-        ]
-    for rec in records:
+        }
+    never = dict.fromkeys(("last_started_at", "last_finished_at", "failures", "last_failed_at", "last_error"))
+    for name in sorted(records.keys() | JOBS.keys()):
+        rec = records.get(name) or {"name": name, **never, "failures": 0}
         if as_json:
             typer.echo(json.dumps(rec, ensure_ascii=False, default=str))
-            continue
-        state = f"FAILING ({rec['failures']} in a row): {rec['last_error']}" if rec["failures"] else "ok"
-        typer.echo(f"{rec['name']}\tlast finished {rec['last_finished_at'] or '-'}\t{state}")
+        elif rec["last_started_at"] is None and name in JOBS:
+            typer.echo(f"{name}\tnever run\tevery {JOBS[name].interval()} s")
+        else:
+            state = f"FAILING ({rec['failures']} in a row): {rec['last_error']}" if rec["failures"] else "ok"
+            typer.echo(f"{name}\tlast finished {rec['last_finished_at'] or '-'}\t{state}")
 
 
 @jobs_app.command("list")

@@ -89,3 +89,18 @@ def test_an_import_that_took_none_of_its_rows_exits_1_and_one_that_kept_some_0(
     assert code == 1 and json.loads(out)["rejected"]  # was 0
     assert err.strip() == "error: kb.csv: nothing imported: all 1 rows read were rejected"
 
+
+def test_jobs_status_names_the_jobs_that_have_not_run_yet(app_db: str, cli_run: CliRun) -> None:
+    """Before any job had run, ``jobs status`` printed nothing at all — as if there were no jobs."""
+    from cityhub import jobs
+
+    code, out, _ = cli_run("jobs", "status")
+    lines = out.splitlines()
+    assert code == 0 and [line.split("\t")[0] for line in lines] == sorted(jobs.JOBS)
+    assert "sla-sweep\tnever run\tevery " in out and all("\tnever run\tevery " in line for line in lines)
+    as_json = [json.loads(line) for line in cli_run("jobs", "status", "--json")[1].splitlines()]
+    assert [r["name"] for r in as_json] == sorted(jobs.JOBS)
+    assert all(r["last_started_at"] is None and r["failures"] == 0 for r in as_json)
+    jobs.run_job("files-prune")
+    out = cli_run("jobs", "status")[1]
+    assert "files-prune\tlast finished 20" in out and "\tok" in out and "sla-sweep\tnever run" in out
