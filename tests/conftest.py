@@ -420,7 +420,7 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def cli_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
-    """``cityhub ARGS`` as the shell runs it (``cli.main``: domain errors are one line and exit 2): exit code,
+    """``cityhub ARGS`` as the shell runs it (``cli.main``: domain errors are one line and exit 1): exit code,
     stdout, stderr. The database is the environment's (``app_db`` sets it)."""
     from cityhub import cli
 

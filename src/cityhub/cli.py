@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cityhub.clitools import fail
+from cityhub.clitools import CANNOT_RUN, exit_code, fail
 from cityhub.config import configure_logging, log_level
 from cityhub.errors import CityhubError
 
@@ -117,7 +117,7 @@ def db_compact() -> None:
 
     missing = migrate.missing_file()
     if missing is not None:
-        raise fail(missing, 2)
+        raise fail(missing, CANNOT_RUN)
     before, after = migrate.compact()
     typer.echo(f"database compacted: {before / 1e6:,.1f} MB → {after / 1e6:,.1f} MB")
 
@@ -153,19 +153,21 @@ def jobs_run(name: Annotated[str, typer.Argument(help="Job name, e.g. sla-sweep.
 
 @jobs_app.command("status")
 def jobs_status(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per job.")] = False) -> None:
-    """Each recorded job's last run: started, finished, failures in a row since the last success and the last error
-    (also the runs recorded outside the schedule: the background dispatcher's heartbeat, classifier retraining)."""
+    """Each job's last run: started, finished, failures in a row since the last success and the last error (also the
+    runs recorded outside the schedule: the background dispatcher's heartbeat, classifier retraining); a scheduled
+    job that has not run yet says so, with its interval."""
     import json
 
     from sqlalchemy import select
 
     from cityhub.db import session_scope
+    from cityhub.jobs import JOBS
     from cityhub.workorders.models import JobRun
 
     with session_scope() as session:
         rows = session.execute(select(JobRun).order_by(JobRun.name)).scalars().all()
-        records = [
-            {
+        records = {
+            r.name: {
                 "name": r.name,
                 "last_started_at": r.last_started_at,
                 "last_finished_at": r.last_finished_at,
@@ -174,13 +176,17 @@ def jobs_status(as_json: Annotated[bool, typer.Option("--json", help="One JSON o
                 "last_error": r.last_error,
             }
             for r in rows
-        ]
-    for rec in records:
+        }
+    never = dict.fromkeys(("last_started_at", "last_finished_at", "failures", "last_failed_at", "last_error"))
+    for name in sorted(records.keys() | JOBS.keys()):
+        rec = records.get(name) or {"name": name, **never, "failures": 0}
         if as_json:
             typer.echo(json.dumps(rec, ensure_ascii=False, default=str))
-            continue
-        state = f"FAILING ({rec['failures']} in a row): {rec['last_error']}" if rec["failures"] else "ok"
-        typer.echo(f"{rec['name']}\tlast finished {rec['last_finished_at'] or '-'}\t{state}")
+        elif rec["last_started_at"] is None and name in JOBS:
+            typer.echo(f"{name}\tnever run\tevery {JOBS[name].interval()} s")
+        else:
+            state = f"FAILING ({rec['failures']} in a row): {rec['last_error']}" if rec["failures"] else "ok"
+            typer.echo(f"{name}\tlast finished {rec['last_finished_at'] or '-'}\t{state}")
 
 
 @jobs_app.command("list")
@@ -328,16 +334,16 @@ def main() -> None:
             app()
     except CityhubError as exc:
         typer.echo(f"error: {exc.message}", err=True)
-        sys.exit(2)
+        sys.exit(exit_code(exc))
     except ValidationError as exc:
         problem = _settings_problem(exc)
         if problem is None:
             raise
         typer.echo(f"error: {problem}", err=True)
-        sys.exit(2)
+        sys.exit(CANNOT_RUN)
     except sqlalchemy.exc.DBAPIError as exc:
         typer.echo(f"error: {_database_problem(exc)}", err=True)
-        sys.exit(2)
+        sys.exit(CANNOT_RUN)
 
 
 def _settings_problem(exc: Exception) -> str | None:
@@ -385,7 +391,7 @@ def _require_valid_settings() -> None:
     try:
         effective_settings()
     except InvalidSettings as exc:
-        raise fail(f"invalid settings: {exc}", 2) from None
+        raise fail(f"invalid settings: {exc}", CANNOT_RUN) from None
 
 
 def _require_current_schema() -> None:
@@ -395,7 +401,7 @@ def _require_current_schema() -> None:
 
     problem = migrate.open_problem() or migrate.schema_problem()
     if problem is not None:
-        raise fail(problem, 2)
+        raise fail(problem, CANNOT_RUN)
 
 
 def _refuse_unusable_database(url: str) -> None:
@@ -406,7 +412,7 @@ def _refuse_unusable_database(url: str) -> None:
 
     problem = migrate.open_problem(url)
     if problem is not None:
-        raise SystemExit(fail(problem, 2).exit_code)
+        raise SystemExit(fail(problem, CANNOT_RUN).exit_code)
 
 
 if __name__ == "__main__":

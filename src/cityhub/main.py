@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from cityhub import __version__, migrate
+from cityhub.api.deps import access_answers_first
 from cityhub.config import get_settings
 from cityhub.db import database_key, session_scope, utcnow
 from cityhub.errors import CityhubError, Overloaded
@@ -306,6 +307,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if request.url.path.startswith("/api/") and any(e.get("type") == "json_invalid" for e in exc.errors()):
+            # FastAPI refuses a malformed JSON body before any dependency: who may call answers first all the same.
+            try:
+                await access_answers_first(request)
+            except CityhubError as refused:
+                return await _domain_error(request, refused)
         errors = [
             # Malformed JSON is located by its character offset, which is no field.
             {"field": "(body)", "message": f"malformed JSON at character {e['loc'][-1]}: {e['msg']}"}

@@ -695,20 +695,26 @@ def test_every_answer_gives_times_in_utc_as_the_order_is_read_back(client):
     assert answers["sharing"]["items"][0]["created_at"] == "2026-03-02T01:30:00Z"
 
 
+def _api_operations(client, *, taking_json=False):
+    """Every operation of /api/v1 as (method, path template, a URL for it: ids 1, days 2026-12-01), or those taking
+    a JSON body."""
+    spec = client.get("/openapi.json").json()
+    return [
+        (method.upper(), path, re.sub(r"\{(\w+)\}", lambda m: "2026-12-01" if m.group(1) == "day" else "1", path))
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if path.startswith("/api/v1/")
+        and (not taking_json or "application/json" in operation.get("requestBody", {}).get("content", {}))
+    ]
+
+
 def test_every_json_body_of_the_api_refuses_a_field_it_does_not_take_naming_it(client):
     """A misspelt field (``priorty``), one the route cannot change (a sensor's ``metrics`` on PATCH) or one of a
     list's items was dropped with what it held by most write routes — 200, nothing changed, nothing said — while
     ``POST /orders`` and the life-cycle actions refused it. Now every route of /api/v1 taking JSON does."""
-    spec = client.get("/openapi.json").json()
-    taking_json = [
-        (method.upper(), path)
-        for path, operations in spec["paths"].items()
-        for method, operation in operations.items()
-        if path.startswith("/api/v1/") and "application/json" in operation.get("requestBody", {}).get("content", {})
-    ]
+    taking_json = _api_operations(client, taking_json=True)
     assert len(taking_json) > 30
-    for method, path in taking_json:
-        url = re.sub(r"\{(\w+)\}", lambda m: "2026-12-01" if m.group(1) == "day" else "1", path)
+    for method, path, url in taking_json:
         answer = client.request(method, url, json={"zz_not_a_field": 1})
         assert answer.status_code == 422, (method, path, answer.text)
         errors = answer.json()["details"]["errors"]
@@ -727,6 +733,87 @@ def test_every_json_body_of_the_api_refuses_a_field_it_does_not_take_naming_it(c
     # What a body holds as data — a sensor's metrics, a unit's boundary — is not taken for fields.
     sensor = {"code": "S-1", "name": "积水点", "kind": "waterlogging", "metrics": {"depth": "cm", "flow": "m3/s"}}
     assert client.post("/api/v1/sensors", json=sensor).status_code == 201
+
+
+# The routes of /api/v1 anyone may call: signing in, a citizen following their appeal.
+PUBLIC_JSON_ROUTES = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/track"), ("POST", "/api/v1/track/rate")}
+JSON = {"content-type": "application/json"}
+
+
+def test_who_may_call_answers_before_what_the_request_holds(client):
+    """The router's checks of a request's body ran before authentication: a caller with no credential, or a wrong
+    one, sending a field a route does not take (or a malformed body) got a 422 describing the route's schema instead
+    of 401, and one whose role may not call the route a 422 instead of 403. Now who may call answers first, on every
+    route taking JSON."""
+    taking_json = _api_operations(client, taking_json=True)
+    token = client.headers.pop("Authorization")
+    try:
+        for method, path, url in taking_json:
+            public = (method, path) in PUBLIC_JSON_ROUTES
+            for body in ({"json": {"zz_not_a_field": 1}}, {"content": b'{"title": ', "headers": JSON}):
+                answer = client.request(method, url, **body)
+                expected = (422, "validation_failed") if public else (401, "unauthenticated")
+                assert (answer.status_code, answer.json()["code"]) == expected, (method, path, answer.text)
+        assert {(m, p) for m, p, _ in taking_json} >= PUBLIC_JSON_ROUTES
+        # A wrong token, text no database stores, an id no table holds, a wrong API key: the credential first.
+        wrong = {"Authorization": "Bearer not-a-token"}
+        assert client.post("/api/v1/orders", json={"zz": 1}, headers=wrong).status_code == 401
+        assert client.post("/api/v1/orders", json={"content": "\u0000"}, headers=wrong).status_code == 401
+        assert client.get("/api/v1/orders/99999999999999999999", headers=wrong).status_code == 401
+        readings = client.post("/api/v1/sensors/readings", json={"zz": 1}, headers={"X-API-Key": "chk_nope"})
+        assert readings.status_code == 403 and readings.json()["code"] == "permission_denied", readings.text
+    finally:
+        client.headers["Authorization"] = token
+    # A caller signed in whose role may not call the route: 403, whatever the body holds.
+    for method, url in (("POST", "/api/v1/dispatch/rules"), ("PATCH", f"/api/v1/units/{client.unit_id}")):
+        for body in ({"json": {"zz_not_a_field": 1}}, {"content": b"{", "headers": JSON}):
+            refused = client.request(method, url, **{**body, "headers": {**body.get("headers", {}), **client.leader}})
+            assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied"), (url, refused.text)
+    # Once let through, the request's problems are answered as before.
+    typo = client.post("/api/v1/orders", json={"channel": "web", "content": "井盖丢了", "priorty": "high"})
+    assert typo.status_code == 422 and typo.json()["details"]["errors"][0]["field"] == "priorty"
+    broken = client.post("/api/v1/orders", content=b'{"title": ', headers=JSON)
+    assert broken.status_code == 422 and broken.json()["details"]["errors"][0]["field"] == "(body)"
+    assert client.get("/api/v1/orders/99999999999999999999").status_code == 404
+
+
+def test_a_query_parameter_a_route_does_not_take_is_refused_naming_it(client):
+    """``GET /api/v1/orders?stat=open`` (for ``state``) listed every order as if no filter had been asked for. Now a
+    query parameter a route does not take is a 422 naming it, on every route of /api/v1, and the ones it takes."""
+    order = _create(client)
+    answer = client.get("/api/v1/orders", params={"stat": "open"})
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert body["code"] == "validation_failed" and "stat" in body["message"]
+    [error] = body["details"]["errors"]
+    assert error["field"] == "query.stat" and "state" in error["message"] and "limit" in error["message"]
+    # What a route and its dependencies declare passes: its filters, paging, an API key given as a parameter.
+    listed = client.get("/api/v1/orders", params={"state": "received", "limit": 5, "offset": 0, "count": "true"})
+    assert listed.status_code == 200 and [o["id"] for o in listed.json()["items"]] == [order["id"]]
+    with session_scope() as s:
+        from cityhub.sharing import service as sharing
+
+        key = sharing.create_key(s, client_name="params", scopes="sharing:read admin sensors:write")[1]
+    shared = client.get("/api/v1/sharing/orders", params={"api_key": key, "cursor": "*"})
+    assert shared.status_code == 200, shared.text
+    # The one map's layers hand what they do not know to plug-in layers.
+    assert client.get("/api/v1/map/layers/orders", params={"zoom": 18, "plugin_option": "x"}).status_code == 200
+    # Who may call answers first.
+    token = client.headers.pop("Authorization")
+    try:
+        assert client.get("/api/v1/orders", params={"stat": "open"}).status_code == 401
+    finally:
+        client.headers["Authorization"] = token
+    # Every route, whatever its method; nothing is done (a POST refused before it runs).
+    operations = _api_operations(client)
+    assert len(operations) > 80
+    for method, path, url in operations:
+        if path in ("/api/v1/map/layers/{name}", "/api/v1/auth/oidc/callback"):  # they pass the others on
+            continue
+        refused = client.request(method, url, params={"zz_not_a_param": "1"}, headers={"X-API-Key": key})
+        assert refused.status_code == 422, (method, path, refused.text)
+        assert [e["field"] for e in refused.json()["details"]["errors"]] == ["query.zz_not_a_param"], (method, path)
+    assert client.get("/api/v1/orders", params={"count": "true"}).json()["total"] == 1
 
 
 def test_the_openapi_description_gives_the_error_bodies_the_api_answers(client):

@@ -50,14 +50,13 @@ def test_sensors_import_rejects_bad_rows_by_number_and_field_and_keeps_the_good_
         encoding="utf-8",
     )
     code, out, err = cli_run("sensors", "import", str(path))
-    assert code == 1
+    assert code == 0  # the good rows were kept (docs/operations.md, Exit codes)
     assert "read 6 rows: 2 sensors created, 0 updated, 4 rejected" in out
     assert "rejected: row 4, field kind:" in err
     assert "rejected: row 5, field code: 'WL-1' already on row 2" in err
     assert "rejected: row 6, field unit_code: unknown unit code 'NOPE'" in err
     assert "rejected: row 7, field lat:" in err
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("error: 4 of 6 rows rejected (first: row 4, field kind:")
+    assert "error:" not in err
     with session_scope() as s:
         sensors = {x.code: x for x in s.scalars(select(Sensor))}
         assert set(sensors) == {"WL-1", "AQ-1"}
@@ -128,7 +127,7 @@ def test_rules_readings_and_alarms_from_the_shell(
     lines += ["WL-1,2026-11-30T09:00:00+08:00,depth,abc", "WL-9,2026-11-30T09:00:00+08:00,depth,1"]
     readings.write_text("\n".join(lines) + "\n")
     code, out, err = cli_run("sensors", "readings", str(readings))
-    assert code == 1
+    assert code == 0
     assert "read 14 readings: stored 12" in out and "alarms raised 1, repeated 3, cleared 1; orders opened 1" in out
     assert "rejected: row 14, field value: not a number: 'abc'" in err
     assert "rejected: row 15, field sensor_code: unknown sensor 'WL-9'" in err
@@ -140,7 +139,7 @@ def test_rules_readings_and_alarms_from_the_shell(
     assert code == 0 and f"{alarm_id}\tcleared\twarning\tWL-1" in out and "×4" in out
     assert cli_run("alarms", "list", "--active")[1] == ""
     code, _, err = cli_run("alarms", "clear", str(alarm_id))
-    assert code == 2 and "already cleared" in err and len(err.strip().splitlines()) == 1
+    assert code == 1 and "already cleared" in err and len(err.strip().splitlines()) == 1
     code, out, _ = cli_run("sensors", "list")
     assert code == 0 and out.startswith("WL-1\twaterlogging\tactive\t桂花社区\t0\tdepth=6cm")
 

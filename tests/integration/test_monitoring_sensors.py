@@ -130,7 +130,7 @@ def test_the_cli_retires_and_reactivates_a_sensor(
         note = s.scalars(select(AlarmEvent.note).where(AlarmEvent.action == "cleared")).one()
         assert note == "监测点停用：设备拆除" and s.scalars(select(Alarm.state)).one() == "cleared"
     code, _, err = cli_run("sensors", "retire", "WL-1")
-    assert code == 2 and "retired already" in err
+    assert code == 1 and "retired already" in err
     assert cli_run("sensors", "import", str(sensors))[0] == 0  # the old file again: no active column, still retired
     assert cli_run("sensors", "list")[1] == ""
     assert cli_run("sensors", "list", "--status", "retired")[1].startswith("WL-1\twaterlogging\tretired\t")

@@ -145,6 +145,17 @@ def test_export_round_trip(tmp_path: Path, suffix: str) -> None:
     assert back.nodes[a]["kind"] == "keyword"
 
 
+def test_the_export_says_no_period_as_null() -> None:
+    """An export of a graph built without a period said ``"period": ""`` — a period with an empty name — where
+    JSON has null; GraphML, which has no null, leaves the attribute out."""
+    whole = cg.build_graph(_facts())
+    assert "period" in whole.to_json()["graph"] and whole.to_json()["graph"]["period"] is None
+    assert 'attr.name="period"' not in whole.graphml() and 'attr.name="orders"' in whole.graphml()
+    assert whole.graph.graph["period"] is None  # the graph itself keeps its attribute
+    quarter = cg.build_graph(_facts(), period=cg.parse_period("2026-Q3"))
+    assert quarter.to_json()["graph"]["period"] == "2026-Q3" and 'attr.name="period"' in quarter.graphml()
+
+
 def test_the_export_is_the_same_whichever_order_the_orders_come_in() -> None:
     facts = _facts()
     first = cg.build_graph(facts).to_json()

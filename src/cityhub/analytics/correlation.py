@@ -672,12 +672,19 @@ class CorrelationGraph:
     def write(self, path: Path) -> None:
         """GraphML for ``.graphml``/``.xml``, node-link JSON otherwise."""
         if path.suffix.lower() in (".graphml", ".xml"):
-            nx.write_graphml(self.graph, str(path))
+            nx.write_graphml(self._graphml_view(), str(path))
         else:
             path.write_text(json.dumps(self.to_json(), ensure_ascii=False, indent=1), encoding="utf-8")
 
     def graphml(self) -> str:
-        return "\n".join(nx.generate_graphml(self.graph))
+        return "\n".join(nx.generate_graphml(self._graphml_view()))
+
+    def _graphml_view(self) -> nx.Graph:
+        """The graph as GraphML can hold it: without the graph attributes that are null (``period`` when none was
+        asked), which it has no value for."""
+        view = self.graph.copy(as_view=True)
+        view.graph = {key: value for key, value in self.graph.graph.items() if value is not None}
+        return view
 
 
 def read_graph(path: Path) -> nx.Graph:
@@ -730,7 +737,7 @@ def build_graph(
         orders=n,
         granularity=granularity,
         min_support=min_support,
-        period=period.label if period else "",
+        period=period.label if period else None,  # JSON null when no period was asked; GraphML leaves it out
     )
     # Nodes and links in sorted order: an export names each link's ends and lists the links in the same order
     # whichever order the orders were read in.

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
 from typing import Annotated, Any, get_args, get_origin
 
 import anyio
 from fastapi import Depends, Query, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import solve_dependencies
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -26,7 +29,7 @@ from cityhub.auth.errors import CsrfFailed, Unauthenticated
 from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
 from cityhub.db import MAX_BIG_ID, MAX_ID, rollback_after, session_factory
-from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, text_problem
+from cityhub.errors import CityhubError, Conflict, NotFound, PermissionDenied, ValidationFailed, text_problem
 from cityhub.workorders.service import Actor
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -297,3 +300,106 @@ async def known_body_fields(request: Request) -> None:
     if found := unknown_field(models, body):
         error = {"type": "extra_forbidden", "loc": ("body", *found.split(".")), "msg": "Extra inputs are not permitted"}
         raise RequestValidationError([error])
+
+
+# --- query parameters a route does not take -------------------------------------------------------------------
+
+
+async def other_query_parameters() -> None:
+    """Declared (``dependencies=[Depends(other_query_parameters)]``) by a route that reads query parameters beyond
+    its signature — the one map's layers hand them to plug-in layers — so that :func:`known_query_params` lets them
+    through."""
+
+
+def _query_names(dependant: Dependant) -> frozenset[str] | None:
+    """The names of the query parameters the route and its dependencies declare (a query model's fields
+    included); None when the route takes others too (:func:`other_query_parameters`)."""
+    names: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        if current.call is other_query_parameters:
+            return None
+        for param in current.query_params:
+            annotation = param.field_info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                names.update(field.alias or name for name, field in annotation.model_fields.items())
+            else:
+                names.add(param.alias)
+        pending.extend(current.dependencies)
+    return frozenset(names)
+
+
+_QUERY_NAMES: dict[int, tuple[Dependant, frozenset[str] | None]] = {}
+
+
+async def known_query_params(request: Request) -> None:
+    """Refuse a query parameter the route does not take, 422 naming it and the ones it does (``?stat=open`` listed
+    every order, as if no filter had been asked for). One check of the API's router for every route, built from each
+    route's declared parameters (its dependencies' too: paging's ``limit``/``offset``, an API key's ``api_key``)."""
+    dependant: Dependant | None = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    known = _QUERY_NAMES.get(id(dependant))
+    if known is None or known[0] is not dependant:
+        known = _QUERY_NAMES[id(dependant)] = (dependant, _query_names(dependant))
+    names = known[1]
+    if names is None:
+        return
+    unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in names]
+    if unknown:
+        takes = f"this route takes {', '.join(sorted(names))}" if names else "this route takes no query parameters"
+        said = f"unknown parameter ({takes})"
+        raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", q), "msg": said} for q in unknown])
+
+
+# --- who may call first -----------------------------------------------------------------------------------------
+
+
+async def access_answers_first(request: Request) -> None:
+    """Let the route's own dependencies — the caller's authentication, the permission its route asks for — answer
+    a request the router found a problem with, before that problem is answered: an unknown caller gets 401 (a caller
+    without the permission 403) whatever their request holds, never a 422 describing the route's body or query.
+
+    Run only once a problem is found (:func:`checked_request`, and the application's answer to a malformed JSON
+    body, which FastAPI refuses before any dependency), so it costs an ordinary request nothing. The dependencies
+    are solved on a stack of their own, closed here: a session one opened is given back before the problem is
+    answered. Their own parameters' errors are left to the problem's answer."""
+    route = request.scope.get("route")
+    dependant: Dependant | None = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    gates = [sub for sub in dependant.dependencies if sub.call not in _REQUEST_CHECKS]
+    if not gates:
+        return
+    stacks = ("fastapi_inner_astack", "fastapi_function_astack")
+    saved = {key: request.scope.get(key) for key in stacks}
+    try:
+        async with AsyncExitStack() as stack:
+            request.scope.update(dict.fromkeys(stacks, stack))
+            await solve_dependencies(
+                request=request,
+                dependant=Dependant(dependencies=gates, path=dependant.path),
+                dependency_overrides_provider=getattr(route, "dependency_overrides_provider", None),
+                async_exit_stack=stack,
+                embed_body_fields=False,
+            )
+    finally:
+        request.scope.update(saved)
+
+
+async def checked_request(request: Request) -> None:
+    """The API router's checks of every request: an id in its path no table can hold (404), a query parameter or
+    a body field the route does not take, text no database stores (422) — each answered only after the route's
+    authentication and permission have let the caller through (:func:`access_answers_first`)."""
+    try:
+        await known_path_ids(request)
+        await known_query_params(request)
+        await storable_body(request)
+        await known_body_fields(request)
+    except (CityhubError, RequestValidationError):
+        await access_answers_first(request)
+        raise
+
+
+_REQUEST_CHECKS = frozenset({checked_request, known_path_ids, known_query_params, storable_body, known_body_fields})

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from cityhub.api.deps import CurrentPrincipal, DbSession, require
+from cityhub.api.deps import CurrentPrincipal, DbSession, other_query_parameters, require
 from cityhub.auth import oidc, permissions
 from cityhub.auth import service as auth
 from cityhub.auth.errors import ReauthenticationRequired, Unauthenticated
@@ -202,7 +202,9 @@ async def oidc_login(request: Request) -> Response:
     return response
 
 
-@router.get("/oidc/callback", name="oidc_callback")
+# The identity provider's redirect carries what it chooses (code, state, iss, session_state, error, …), read by
+# authlib from the request: no parameter of it is refused.
+@router.get("/oidc/callback", name="oidc_callback", dependencies=[Depends(other_query_parameters)])
 async def oidc_callback(request: Request, db: DbSession) -> Response:
     """Finish single sign-on: exchange the code, verify the ID token, open a session, go to the app."""
     provider = oidc.client()

@@ -11,6 +11,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 import typer
 
 from cityhub.clitools import fail as _fail
+from cityhub.clitools import import_refused
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -80,9 +81,10 @@ def import_orders_cmd(
     placed afterwards by the place-orders job (cityhub orders place).
 
     The one-line summary (read, imported, already present, rejected) always ends the output on stderr, with --quiet
-    too. Exit code 0 when the file was processed (rejected rows are listed, not fatal), 1 when it cannot be read; a
-    file that becomes unreadable midway (malformed CSV) keeps the rows before it, prints the summary of them and
-    exits 1. Bytes that are not text in the file's encoding reject their row only.
+    too. Exit code 0 when the file was processed (rejected rows are listed, not fatal), 1 when it cannot be read or
+    every row read was rejected (nothing imported, nothing already present); a file that becomes unreadable midway
+    (malformed CSV) keeps the rows before it, prints the summary of them and exits 1. Bytes that are not text in the
+    file's encoding reject their row only.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
@@ -170,6 +172,8 @@ def import_orders_cmd(
         typer.echo(json.dumps(report.summary() | ({"stopped": stopped.message} if stopped else {}), ensure_ascii=False))
     if stopped is not None:
         raise _fail(stopped.message)
+    if import_refused(report.imported + report.skipped, report.rejected):
+        raise _fail(f"{file.name}: nothing imported: all {report.rejected} rows read were rejected")
 
 
 def _print_report(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cityhub.clitools import id_argument
+from cityhub.clitools import fail, id_argument, import_refused
 from cityhub.db import session_scope
 
 app = typer.Typer(no_args_is_help=True, help="Knowledge base (知识库) and instant answers (秒回).")
@@ -30,12 +30,15 @@ def _category_id(session: object, name: str | None) -> int | None:
 def import_command(
     path: Annotated[Path, typer.Argument(help="CSV or Excel: question,answer[,category,keywords,valid_until]")],
 ) -> None:
-    """Import entries from a CSV or Excel file (re-importing updates entries with the same question)."""
+    """Import entries from a CSV or Excel file (re-importing updates entries with the same question); exit 1 when
+    every row was rejected."""
     from cityhub.knowledge import service
 
     with session_scope() as session:
         report = service.import_entries(session, path=path)
     typer.echo(report.model_dump_json())
+    if import_refused(report.created + report.updated + report.unchanged, len(report.rejected)):
+        raise fail(f"{path.name}: nothing imported: all {len(report.rejected)} rows read were rejected")
 
 
 @app.command("seed-replies")
@@ -128,7 +131,7 @@ def add_command(
 
 
 @app.command("deactivate")
-def deactivate_command(entry_id: Annotated[int, id_argument("knowledge entry", "entry id", code=2)]) -> None:
+def deactivate_command(entry_id: Annotated[int, id_argument("knowledge entry", "entry id")]) -> None:
     """Take an entry out of the suggestions."""
     from cityhub.knowledge import service
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cityhub.clitools import cli_actor, fail, id_argument, named_actor, validation_problem
+from cityhub.clitools import cli_actor, fail, id_argument, import_refused, named_actor, validation_problem
 from cityhub.db import session_scope
 
 if TYPE_CHECKING:
@@ -54,16 +54,17 @@ def _kind(kind: str | None) -> str | None:
         raise fail(f"--kind: {kind!r} is not one of {', '.join(k.value for k in SensorKind)}") from None
 
 
-def _finish(report: Any, what: str, summary: str) -> None:
-    """Rejected rows on stderr, then one summary line; exit 1 when any row was rejected (the good ones are kept)."""
+def _finish(report: Any, what: str, summary: str, *, taken: int) -> None:
+    """Rejected rows on stderr, then one summary line; exit 1 when every row was rejected (none of the ``taken``),
+    0 when the good ones were kept beside the rejected (``clitools.import_refused``)."""
     for problem in report.rejected[:SHOWN]:
         typer.echo(f"rejected: {problem}", err=True)
     if len(report.rejected) > SHOWN:
         typer.echo(f"… and {len(report.rejected) - SHOWN} more rejected rows", err=True)
     typer.echo(summary)
-    if report.rejected:
+    if import_refused(taken, len(report.rejected)):
         first = report.rejected[0]
-        raise fail(f"{len(report.rejected)} of {report.read} {what} rejected (first: {first}); the others were kept")
+        raise fail(f"{len(report.rejected)} of {report.read} {what} rejected (first: {first})")
 
 
 @sensors_app.command("import")
@@ -85,7 +86,7 @@ def import_command(
     summary = f"read {report.read} rows: {report.created} sensors created, {report.updated} updated, " + (
         f"{len(report.rejected)} rejected"
     )
-    _finish(report, "rows", summary)
+    _finish(report, "rows", summary, taken=report.created + report.updated)
 
 
 @sensors_app.command("list")
@@ -170,7 +171,7 @@ def readings_command(
         f"rejected {len(report.rejected)}; alarms raised {result.alarms_raised}, repeated {result.alarms_repeated}, "
         f"cleared {result.alarms_cleared}; orders opened {result.orders_opened}"
     )
-    _finish(report, "readings", summary)
+    _finish(report, "readings", summary, taken=result.stored + result.duplicates)
 
 
 def _rule_line(rule: Any) -> str:
@@ -250,7 +251,7 @@ def rules_add_command(
 
 @rules_app.command("set")
 def rules_set_command(
-    rule_id: Annotated[int, id_argument("alarm rule", "rule id", code=2)],
+    rule_id: Annotated[int, id_argument("alarm rule", "rule id")],
     threshold: Annotated[float | None, typer.Option()] = None,
     clear: Annotated[float | None, typer.Option(help="clear threshold")] = None,
     duration: Annotated[int | None, typer.Option(help="seconds")] = None,
@@ -324,7 +325,7 @@ def _act(alarm_id: int, note: str | None, actor: str, action: str) -> None:
 
 @alarms_app.command("ack")
 def ack_command(
-    alarm_id: Annotated[int, id_argument("alarm", "alarm id", code=2)],
+    alarm_id: Annotated[int, id_argument("alarm", "alarm id")],
     note: Annotated[str | None, typer.Option()] = None,
     actor: Annotated[str, typer.Option(help="name recorded in the alarm's trail")] = "cli",
 ) -> None:
@@ -334,7 +335,7 @@ def ack_command(
 
 @alarms_app.command("clear")
 def clear_command(
-    alarm_id: Annotated[int, id_argument("alarm", "alarm id", code=2)],
+    alarm_id: Annotated[int, id_argument("alarm", "alarm id")],
     note: Annotated[str | None, typer.Option()] = None,
     actor: Annotated[str, typer.Option(help="name recorded in the alarm's trail and on its order")] = "cli",
 ) -> None:

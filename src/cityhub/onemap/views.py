@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from cityhub.api.deps import CurrentPrincipal, DbSession
+from cityhub.api.deps import CurrentPrincipal, DbSession, other_query_parameters
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import scope_of
@@ -85,7 +85,8 @@ def list_layers(_principal: Staff) -> dict[str, Any]:
     return {"layers": [layer.describe() for layer in registry.layers()]}
 
 
-@router.get("/layers/{name}", response_class=JSONResponse)
+# The query parameters beyond the signature go to plug-in layers (MapQuery.extra).
+@router.get("/layers/{name}", response_class=JSONResponse, dependencies=[Depends(other_query_parameters)])
 def layer_features(
     name: str,
     request: Request,

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from cityhub.clitools import REFUSED, id_argument, import_refused, named_actor, validation_problem
 from cityhub.clitools import fail as _fail
-from cityhub.clitools import id_argument, named_actor, validation_problem
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError, ValidationFailed
 from cityhub.workorders.lifecycle import Action
@@ -325,8 +325,8 @@ def calendar_import(
     ],
     recompute: RecomputeOption = True,
 ) -> None:
-    """Enter many calendar days at once (as `calendar set` does for one). Every bad row is reported with its number
-    (and the command exits 1); the good rows are entered."""
+    """Enter many calendar days at once (as `calendar set` does for one). Every bad row is reported with its number;
+    the good rows are entered (exit 1 when no row was)."""
     from cityhub.textfiles import read_text
     from cityhub.workorders.recompute import import_calendar_text
     from cityhub.workorders.service import Actor
@@ -348,8 +348,8 @@ def calendar_import(
         f"{entries} days entered ({holidays} holidays, {entries - holidays} workdays), "
         f"{len(done.errors)} rows refused{moved}"
     )
-    if done.errors:
-        raise typer.Exit(1)
+    if import_refused(entries, len(done.errors)):
+        raise typer.Exit(REFUSED)
 
 
 @calendar_app.command("delete")
