@@ -777,6 +777,21 @@ def test_who_may_call_answers_before_what_the_request_holds(client):
     assert client.get("/api/v1/orders/99999999999999999999").status_code == 404
 
 
+def test_with_a_fastapi_whose_dependency_solver_differs_the_problem_is_answered_not_a_server_error(client, monkeypatch):
+    """Running a route's dependencies ahead of the request checks uses FastAPI's own ``solve_dependencies``: with a
+    release that calls it otherwise (checked at import), a request's problem is answered as before, never a 500."""
+    from cityhub.api import deps
+
+    monkeypatch.setattr(deps, "_SOLVER_FITS", False)
+    token = client.headers.pop("Authorization")
+    try:
+        answer = client.post("/api/v1/orders", json={"zz_not_a_field": 1})
+        assert (answer.status_code, answer.json()["code"]) == (422, "validation_failed"), answer.text
+        assert client.get("/api/v1/orders").status_code == 401
+    finally:
+        client.headers["Authorization"] = token
+
+
 def test_a_query_parameter_a_route_does_not_take_is_refused_naming_it(client):
     """``GET /api/v1/orders?stat=open`` (for ``state``) listed every order as if no filter had been asked for. Now a
     query parameter a route does not take is a 422 naming it, on every route of /api/v1, and the ones it takes."""
