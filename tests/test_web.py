@@ -959,6 +959,15 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     listed = next(o for o in client.get("/api/v1/orders").json()["items"] if o["id"] == order_id)
     assert {k: theirs[k] for k in internal} == {k: listed[k] for k in internal} == internal
     assert theirs["due_at"] is not None
+
+    def theirs_listed(**criteria: str) -> bool:
+        return order_id in [o["id"] for o in client.get("/api/v1/orders", params=criteria).json()["items"]]
+
+    # Their filters read the status as they are told it: in 正常, in neither 预警 nor 签收超时 — staff's as stored.
+    assert theirs_listed(sla_status="ok") and theirs_listed(accept_overdue="false")
+    assert not theirs_listed(sla_status="warning") and not theirs_listed(accept_overdue="true")
+    assert order_id in [o["id"] for o in sup.get("/api/v1/orders", params={"sla_status": "warning"}).json()["items"]]
+    assert order_id not in [o["id"] for o in sup.get("/api/v1/orders", params={"sla_status": "ok"}).json()["items"]]
     staff = sup.get(f"/api/v1/orders/{order_id}").json()
     assert (
         staff["accept_due_at"]

@@ -487,6 +487,9 @@ class OrderFilter(BaseModel):
     # unmasked (a returning caller's earlier appeals); others would learn from the hits what masking hides.
     q_citizen: bool = False
     citizen_user_id: int | None = None
+    # Whether the time-limit criteria are the appealing citizen's (``SlaStatus.as_citizen_reads``): their 正常 holds
+    # the orders the units see in 预警, none is in 预警 or 签收超时 to them.
+    as_citizen: bool = False
     place_source: list[PlaceSource] | None = Field(
         None, description="where street and community came from; none: looked for and not found"
     )

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, select, text
+from sqlalchemy import ColumnElement, bindparam, false, func, insert, select, text
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cityhub.auth.permissions import UNIT_STAFF_ROLES
@@ -752,11 +752,16 @@ def _search_conditions(
         (Order.community_id, f.community_id),
         (Order.appeal_type, f.appeal_type),
         (Order.urgency, f.urgency),
-        (Order.sla_status, f.sla_status),
+        (Order.sla_status, None if f.as_citizen else f.sla_status),
         (Order.citizen_user_id, f.citizen_user_id),
     ):
         if value is not None:
             conditions.append(column == value)
+    if f.as_citizen and f.sla_status is not None:
+        # As the citizen reads the status: 预警 is 正常 to them (as_citizen_reads), so their 正常 is both and no order
+        # is in 预警.
+        told = [s for s in SlaStatus if s.as_citizen_reads() == f.sla_status]
+        conditions.append(Order.sla_status.in_(told) if told else false())
     if f.category_id is not None:
         conditions.append(Order.category_id.in_(_category_subtree(session, f.category_id)))
     if f.channel:
@@ -772,7 +777,11 @@ def _search_conditions(
         conditions.append(text(OVERDUE_NOW_SQL if f.overdue else f"NOT ({OVERDUE_NOW_SQL})"))
     if f.ever_overdue is not None:
         conditions.append(text(EVER_OVERDUE_SQL if f.ever_overdue else f"NOT ({EVER_OVERDUE_SQL})"))
-    if f.accept_overdue is not None:
+    if f.accept_overdue is not None and f.as_citizen:
+        # A unit's late acceptance is a step inside the limit: to the citizen no order is 签收超时.
+        if f.accept_overdue:
+            conditions.append(false())
+    elif f.accept_overdue is not None:
         # The bare column, as the partial index ix_orders_accept_overdue's predicate is written.
         conditions.append(Order.accept_overdue if f.accept_overdue else ~Order.accept_overdue)
     if f.extension_pending is not None:

@@ -200,6 +200,7 @@ def list_orders(
         q=q,
         q_citizen=principal.role in permissions.UNMASKED_ROLES,
         place_source=place_source,
+        as_citizen=principal.role == Role.CITIZEN,
     )
     if filters.created_from and filters.created_to and filters.created_from > filters.created_to:
         raise ValidationFailed("created_from must be before created_to", details={"field": "created_from"})
