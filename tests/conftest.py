@@ -463,12 +463,12 @@ def admin_client(app_db: str) -> Iterator[object]:
 
 @pytest.fixture(autouse=True)
 def _no_similar_orders_index_outlives_a_test() -> Iterator[None]:
-    """The similar-orders index, the reference tables' caches, the status counts, the risk findings and the
-    correlation graphs (both answer the last value computed while the next is computed) are per-process caches keyed
-    by database URL; tables are emptied between tests and SQLite hands ids out again, so every test starts and ends
-    without them (the findings of test_web_brain's world were answered to test_risk_api's first request)."""
+    """The similar-orders index, the reference tables' caches, the status counts, the KPI figures, the risk findings
+    and the correlation graphs (both answer the last value computed while the next is computed) are per-process caches
+    keyed by database URL; tables are emptied between tests and SQLite hands ids out again, so every test starts and
+    ends without them (the findings of test_web_brain's world were answered to test_risk_api's first request)."""
     from cityhub import main, refdata
-    from cityhub.analytics import correlation, risk
+    from cityhub.analytics import correlation, kpi, risk
     from cityhub.nlp.similar import reset_indexes
 
     reset_indexes()
@@ -476,12 +476,14 @@ def _no_similar_orders_index_outlives_a_test() -> Iterator[None]:
     main.forget_order_counts()
     correlation.clear_cache()
     risk.clear_cache()
+    kpi.clear_cache()
     yield
     reset_indexes()
     refdata.clear()
     main.forget_order_counts()
     correlation.clear_cache()
     risk.clear_cache()
+    kpi.clear_cache()
 
 
 @pytest.fixture(autouse=True)
