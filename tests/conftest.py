@@ -27,7 +27,9 @@ A throw-away cluster is started once per session — per worker under pytest-xdi
 ``pg_ctl start`` on 127.0.0.1 with a free port, unix sockets in the temp dir, fsync off) and deleted at the end. As
 root, the server runs as the ``postgres`` OS user. ``CITYHUB_TEST_PG_URL`` points at an existing server instead: its
 role must be allowed to CREATE DATABASE; the tests create and drop databases named ``cityhub_test*`` there (one
-``cityhub_test_gwN`` per xdist worker).
+``cityhub_test_gwN`` per xdist worker). Autovacuum runs there, woken by the rows each cleaning deletes, and analyses
+a table without the rows of a test's open transaction: a test that reads thousands of rows it holds uncommitted
+calls ``sql_helpers.weigh_as_held`` once they are written, lest they be planned as an empty table.
 Without PostgreSQL the ``[postgresql]`` variants skip — except with ``CI=true``, where they fail: CI must test
 both backends. ``CITYHUB_TEST_BACKENDS=sqlite`` limits a local run to SQLite.
 
