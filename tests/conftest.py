@@ -27,7 +27,9 @@ A throw-away cluster is started once per session — per worker under pytest-xdi
 ``pg_ctl start`` on 127.0.0.1 with a free port, unix sockets in the temp dir, fsync off) and deleted at the end. As
 root, the server runs as the ``postgres`` OS user. ``CITYHUB_TEST_PG_URL`` points at an existing server instead: its
 role must be allowed to CREATE DATABASE; the tests create and drop databases named ``cityhub_test*`` there (one
-``cityhub_test_gwN`` per xdist worker).
+``cityhub_test_gwN`` per xdist worker). Autovacuum runs there, woken by the rows each cleaning deletes, and analyses
+a table without the rows of a test's open transaction: a test that reads thousands of rows it holds uncommitted
+calls ``sql_helpers.weigh_as_held`` once they are written, lest they be planned as an empty table.
 Without PostgreSQL the ``[postgresql]`` variants skip — except with ``CI=true``, where they fail: CI must test
 both backends. ``CITYHUB_TEST_BACKENDS=sqlite`` limits a local run to SQLite.
 
@@ -463,12 +465,12 @@ def admin_client(app_db: str) -> Iterator[object]:
 
 @pytest.fixture(autouse=True)
 def _no_similar_orders_index_outlives_a_test() -> Iterator[None]:
-    """The similar-orders index, the reference tables' caches, the status counts, the risk findings and the
-    correlation graphs (both answer the last value computed while the next is computed) are per-process caches keyed
-    by database URL; tables are emptied between tests and SQLite hands ids out again, so every test starts and ends
-    without them (the findings of test_web_brain's world were answered to test_risk_api's first request)."""
+    """The similar-orders index, the reference tables' caches, the status counts, the KPI figures, the risk findings
+    and the correlation graphs (both answer the last value computed while the next is computed) are per-process caches
+    keyed by database URL; tables are emptied between tests and SQLite hands ids out again, so every test starts and
+    ends without them (the findings of test_web_brain's world were answered to test_risk_api's first request)."""
     from cityhub import main, refdata
-    from cityhub.analytics import correlation, risk
+    from cityhub.analytics import correlation, kpi, risk
     from cityhub.nlp.similar import reset_indexes
 
     reset_indexes()
@@ -476,12 +478,14 @@ def _no_similar_orders_index_outlives_a_test() -> Iterator[None]:
     main.forget_order_counts()
     correlation.clear_cache()
     risk.clear_cache()
+    kpi.clear_cache()
     yield
     reset_indexes()
     refdata.clear()
     main.forget_order_counts()
     correlation.clear_cache()
     risk.clear_cache()
+    kpi.clear_cache()
 
 
 @pytest.fixture(autouse=True)

@@ -219,20 +219,42 @@ def warm_up_pages(app: FastAPI) -> None:
     load_templates()
 
 
-def _warm_up_in_background(app: FastAPI) -> None:
+KPI_WARM_SECONDS = 600.0
+
+
+def _keep_kpis_warm(stop: threading.Event) -> None:
+    """The district's assessment figures of the periods leaders open most (the last 30 days, this month, last month,
+    this year: ``kpi.keep_warm``) kept current in this server's cache: computed in the background where something
+    they read has changed since, every ``KPI_WARM_SECONDS``, so the dashboard's ranking, 单位考核 and the report
+    answer at once when nothing has moved since the last round. The first round after the other warm-ups."""
+    from cityhub.analytics import kpi
+    from cityhub.db import session_scope
+
+    while not stop.is_set():
+        try:
+            with session_scope() as session:
+                done = kpi.keep_warm(session)
+            log.log(logging.INFO if done["computed"] else logging.DEBUG, "kpi figures kept warm: %s", done)
+        except Exception:  # the next asker computes them instead
+            log.exception("kpi warm-up failed")
+        stop.wait(KPI_WARM_SECONDS)
+
+
+def _warm_up_in_background(app: FastAPI, stop: threading.Event) -> None:
     try:
         warm_up_pages(app)
     except Exception:  # the first requests do it instead
         log.exception("page warm-up failed")
     _warm_up_dispatch()
     _warm_up_findings()
+    _keep_kpis_warm(stop)
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(get_settings().server_switch_interval_ms / 1000)
-    stop = checkpoints = None
+    stop = checkpoints = warming = None
     if os.environ.get("CITYHUB_RUN_SCHEDULER") == "1":
         from cityhub.jobs import start_background_scheduler
 
@@ -245,13 +267,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         checkpoints = start_sqlite_checkpointer(settings.database_url, settings.sqlite_checkpoint_seconds)
         gc.freeze()  # the application's own objects live as long as the process: no collection need walk them
         warm_up()  # intake's index and gazetteer load in the background, not in the first appeals' requests
-        threading.Thread(target=_warm_up_in_background, args=(app,), name="cityhub-warm-up", daemon=True).start()
+        warming = threading.Event()
+        threading.Thread(
+            target=_warm_up_in_background, args=(app, warming), name="cityhub-warm-up", daemon=True
+        ).start()
     yield
     sys.setswitchinterval(switch_interval)
     if stop is not None:
         stop.set()
     if checkpoints is not None:
         checkpoints.set()
+    if warming is not None:
+        warming.set()
 
 
 def _error(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:

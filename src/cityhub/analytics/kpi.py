@@ -66,6 +66,7 @@ sample ``n`` is the unit's number of assignments in the period (工单量).
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -87,9 +88,10 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.types import NullType
 
 from cityhub.config import get_settings
-from cityhub.db import UTCDateTime, utcnow
+from cityhub.db import UTCDateTime, database_key, utcnow
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit, UnitTier
+from cityhub.workorders import changes
 from cityhub.workorders.models import Order, OrderEvent
 
 Direction = Literal["higher", "lower"]
@@ -859,27 +861,52 @@ def compute(
 ) -> list[UnitKpis]:
     """Every KPI of every unit (of ``tier`` / among ``unit_ids``) that has a count in the period; a street's
     include its communities' (:func:`jurisdiction`). Among ``unit_ids``, only the orders that can hold a fact of
-    theirs or their communities' are read (a unit's staff asking for their own row do not pay for the district)."""
+    theirs or their communities' are read (a unit's staff asking for their own row do not pay for the district).
+
+    Answered from the per-process cache of the period's figures when nothing they were computed from has changed
+    since (:func:`_figures`); ``tier`` and ``kpis`` select from the figures of every unit and KPI, which are computed
+    (and kept) together, so the dashboard's ranking of streets, the report's and the API's figures of one period are
+    one computation."""
     names = list(kpis or KPI_BY_NAME)
     for n in names:
         if n not in KPI_BY_NAME:
             raise ValidationFailed(f"unknown kpi '{n}'", details={"field": "kpi"})
     if tier is not None and tier not in {t.value for t in UnitTier}:
         raise ValidationFailed(f"unknown tier '{tier}'", details={"field": "tier"})
+    wanted = None if unit_ids is None else frozenset(unit_ids)
+    out: list[UnitKpis] = []
+    for row in _figures(session, period, wanted, repeat_days):
+        if (tier is not None and row.tier != tier) or (wanted is not None and row.unit_id not in wanted):
+            continue
+        rates = {n: row.rates[n] for n in names}
+        # A unit is listed for the KPIs asked when it has a count in one of them or assignments (its sample).
+        if row.sample or any(r.denominator for r in rates.values()):
+            score = row.score if rates.keys() == KPI_BY_NAME.keys() else composite_score(rates)
+            out.append(UnitKpis(row.unit_id, row.code, row.name, row.tier, rates, row.sample, score))
+    return out
+
+
+computations = 0  # fresh computations of a period's figures in this process (:func:`_compute`; read by tests)
+
+
+def _compute(
+    session: Session, period: Period, wanted: Collection[int] | None, repeat_days: int
+) -> tuple[UnitKpis, ...]:
+    """Every KPI of every unit (among ``wanted``) with a count in the period, computed from the trails."""
+    global computations
+    computations += 1
+    names = list(KPI_BY_NAME)
     streets = _streets_of_communities(session)
-    wanted = None if unit_ids is None else set(unit_ids)
     # Each wanted unit's counts and those of the communities rolled up into it are exact when the walk reads only
     # the orders that can hold their facts; other units' counts may then be partial, and are not shown.
     units = None if wanted is None else {u for uid in wanted for u in jurisdiction(session, uid)}
-    # The sample (工单量) is the return rate's denominator: the assignments of the period.
-    aggregated = _aggregate(session, list(dict.fromkeys([*names, "return_rate"])), period, repeat_days, units)
+    aggregated = _aggregate(session, names, period, repeat_days, units)
     counts = {n: _roll_up(aggregated[n], streets) for n in names}
-    sample = _roll_up(aggregated["return_rate"], streets)
+    # The sample (工单量) is the return rate's denominator: the assignments of the period.
+    sample = counts["return_rate"]
     # Units with assignments but nothing counted for a KPI still appear (0/0), so rankings can list them apart.
     ids = set(sample).union(*(c.keys() for c in counts.values()))
     query = select(Unit.id, Unit.code, Unit.name, Unit.tier).where(Unit.id.in_(sorted(ids)))
-    if tier is not None:
-        query = query.where(Unit.tier == UnitTier(tier))
     out: list[UnitKpis] = []
     for uid, code, name, utier in session.execute(query.order_by(Unit.code)):
         if wanted is not None and uid not in wanted:
@@ -891,7 +918,134 @@ def compute(
         row.sample = sample.get(uid, (0, 0))[1]
         row.score = composite_score(row.rates)
         out.append(row)
-    return out
+    return tuple(out)
+
+
+# --- the figures kept -------------------------------------------------------------------------------------
+#
+# A period's figures (every KPI of every unit, or of the units one asked for) are kept per process with what they
+# were computed from, and answered again while none of it has changed. What :func:`_compute` reads:
+#
+# * the events of the orders with an event of a counted action in ``[start, end)`` — their whole trails, before and
+#   after the period (what held the order, the deadline in force, a return, extension, reopen or lifting recompute
+#   after it) — and of those orders ``accept_due_at``, ``due_at`` and ``lead_unit_id`` (and, for one unit's figures,
+#   the events naming the unit: ``_can_hold``);
+# * the orders created in ``[start - repeat_days, end)`` (phone, address, category, split, creation time) and the
+#   first assignment of those created in the period (the repeat rate);
+# * the units: their hierarchy (a street's communities), tier, code and name.
+#
+# Order events are only ever added, never changed or deleted, and every writer of one writes its order in the same
+# transaction (``workorders.service.act`` and ``create``, the SLA sweep's marks, ``workorders.recompute``, the bulk
+# writer), so an order whose figures may have moved — an event added or backdated into the period, an act after it
+# on an order of the period, a time-limit recompute, an order received in the window — is an order whose
+# ``changed_xid`` moved (``workorders.changes.horizon``). The figures stand while no order changed since their
+# horizon has an event in ``[start, end)`` or was created in ``[start - repeat_days, end)``, and the units read the
+# same (a unit moved to another street, renamed, made another tier). A change elsewhere (another period's orders)
+# leaves them standing; each check reads only the orders changed since the last one, then moves the horizon.
+# A session with writes of its own not yet committed computes afresh and keeps nothing: what it reads may never be.
+
+FIGURES_KEPT = 32  # periods × units asked, per process (a year's figures of every unit: ~500 rows)
+
+
+@dataclass
+class _Kept:
+    rows: tuple[UnitKpis, ...]
+    horizon: int  # workorders.changes.horizon before the computation (moved on by each check that finds them true)
+    units: tuple[Any, ...]  # the units as read before it (:func:`_units_read`)
+
+
+_kept: dict[tuple[Any, ...], _Kept] = {}
+_kept_lock = threading.Lock()
+_computing: dict[tuple[Any, ...], threading.Lock] = {}
+
+
+def clear_cache() -> None:
+    """Forget the kept figures (tests: tables are emptied between them and ids handed out again)."""
+    with _kept_lock:
+        _kept.clear()
+
+
+def _units_read(session: Session) -> tuple[Any, ...]:
+    """What the figures read of the units (a few hundred rows): hierarchy, tier, code, name."""
+    rows = session.execute(select(Unit.id, Unit.parent_id, Unit.tier, Unit.code, Unit.name).order_by(Unit.id))
+    return tuple(tuple(r) for r in rows)
+
+
+def _writes_pending(session: Session) -> bool:
+    """Whether the session's transaction has written (or holds ORM changes it will flush) what is not committed."""
+    if session.new or session.dirty or session.deleted:
+        return True
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":  # reads run outside a transaction: one is open only once a write began it
+        return bool(conn.connection.dbapi_connection.in_transaction)  # type: ignore[union-attr]
+    return session.execute(select(func.pg_current_xact_id_if_assigned())).scalar() is not None
+
+
+def _still_true(session: Session, kept: _Kept, key: tuple[Any, ...], units: tuple[Any, ...], now: int) -> bool:
+    """Whether nothing ``kept`` was computed from has changed (see above); if so its horizon moves to ``now``."""
+    if kept.units != units or now < kept.horizon:  # a unit changed; numbers gone back: another database restored
+        return False
+    _db, start, end, repeat_days, _wanted = key
+    o, e = Order.__table__, _ev("e")
+    in_period = select(literal(1)).where(e.c.order_id == o.c.id, e.c.at >= start, e.c.at < end).exists()
+    created = and_(o.c.created_at >= start - timedelta(days=repeat_days), o.c.created_at < end)
+    moved = session.execute(
+        select(o.c.id).where(o.c.changed_xid >= kept.horizon, or_(created, in_period)).limit(1)
+    ).first()
+    if moved is not None:
+        return False
+    kept.horizon = max(kept.horizon, now)
+    return True
+
+
+def _figures(session: Session, period: Period, wanted: frozenset[int] | None, repeat_days: int) -> tuple[UnitKpis, ...]:
+    """Every KPI of every unit (among ``wanted``) in the period: kept ones still true (the district's serve any
+    units asked), else computed and kept."""
+    if _writes_pending(session):
+        return _compute(session, period, wanted, repeat_days)
+    base = (database_key(session), period.start, period.end, repeat_days)
+    keys = [(*base, None)] if wanted is None else [(*base, None), (*base, wanted)]
+    units, now = _units_read(session), changes.horizon(session)
+    for key in keys:
+        with _kept_lock:
+            kept = _kept.get(key)
+        if kept is not None and _still_true(session, kept, key, units, now):
+            return kept.rows
+    key = keys[-1]
+    with _kept_lock:
+        computing = _computing.setdefault(key, threading.Lock())
+    with computing:  # one computation of a period at a time: a second asker waits for it, then reads it
+        with _kept_lock:
+            kept = _kept.get(key)
+        if kept is not None and _still_true(session, kept, key, _units_read(session), changes.horizon(session)):
+            return kept.rows
+        horizon, units = changes.horizon(session), _units_read(session)  # before the computation reads anything
+        rows = _compute(session, period, wanted, repeat_days)
+        with _kept_lock:
+            _kept.pop(key, None)
+            _kept[key] = _Kept(rows, horizon, units)
+            while len(_kept) > FIGURES_KEPT:  # the least recently computed first
+                _kept.pop(next(iter(_kept)))
+        return rows
+
+
+def common_periods(today: date) -> list[Period]:
+    """The periods leaders ask for most: the last ``RECENT_DAYS`` days (every figures page's default), this month,
+    last month and this year."""
+    recent = parse_period(f"{today - timedelta(days=RECENT_DAYS - 1)}..{today}")
+    this_month = month_period(today.year, today.month)
+    return [recent, this_month, this_month.previous(), year_period(today.year)]
+
+
+def keep_warm(session: Session, *, today: date | None = None) -> dict[str, int]:
+    """The district's figures of :func:`common_periods` made current (computed where something they read changed):
+    how many were computed and how many still stood."""
+    day = today or utcnow().astimezone(get_settings().tz).date()
+    before, periods = computations, common_periods(day)
+    for period in periods:
+        _figures(session, period, None, DEFAULT_REPEAT_DAYS)
+    computed = computations - before
+    return {"computed": computed, "current": len(periods) - computed}
 
 
 @dataclass

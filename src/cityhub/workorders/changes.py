@@ -104,6 +104,22 @@ def beyond_every_transaction(session: Session, changed_xid: int) -> bool:
     return changed_xid >= int(xmax)
 
 
+def horizon(session: Session) -> int:
+    """A number that every order written after this call, or by a transaction still open at it, will hold or exceed
+    in ``changed_xid`` — PostgreSQL: the ``xmin`` of the current snapshot (every transaction below it has ended, so a
+    statement run after this one sees its writes); SQLite: the number the next writer will draw (the counter's last,
+    committed, plus one; a writer holding the lock has drawn it and not committed). So what a statement run after this
+    call reads is the state of every order whose ``changed_xid`` is below it, and an order changed since holds one at
+    or above it: ``changed_xid >= horizon`` finds, through ``ix_orders_changed``, every order that may have changed
+    since (:func:`cityhub.analytics.kpi.compute`'s cache asks it)."""
+    if session.get_bind().dialect.name == "sqlite":
+        last = session.execute(
+            text(f"SELECT coalesce((SELECT last FROM {COUNTER_TABLE} WHERE id = 1), max(changed_xid), 0) FROM orders")
+        ).scalar_one()
+        return int(last) + 1
+    return int(session.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")).scalar_one())
+
+
 def renumber_restored(session: Session) -> int:
     """Bring orders whose ``changed_xid`` no transaction of this database has reached back within reach, as after a
     ``pg_restore`` into another server (whose transaction ids start again lower): such orders would wait out of the
