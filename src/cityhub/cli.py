@@ -321,6 +321,36 @@ def worker(
             dispatcher.set()
 
 
+def _run_app() -> None:
+    """Run the command line as Typer would, but say a usage error (a missing argument, an unknown command or option, a
+    bad value) in one line like every other error — ``error: Missing argument 'REF'. Try 'cityhub orders show --help'
+    for help.`` (exit 2) — instead of a usage block and a boxed message."""
+    # click's exceptions as this Typer raises them (its own copy of click from 0.2x, click's before).
+    errors = sys.modules[typer.BadParameter.__module__]
+    help_asked = getattr(errors, "NoArgsIsHelpError", ())
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(prog_name="cityhub", standalone_mode=False)
+    except help_asked as asked:  # a group run without a command: its help, as the group's --help shows it
+        typer.echo(asked.ctx.get_help() if asked.ctx is not None else asked.format_message())
+        sys.exit(CANNOT_RUN)
+    except errors.UsageError as wrong:
+        said = wrong.format_message().rstrip()
+        if wrong.ctx is not None:
+            said = f"{said}{'' if said.endswith('.') else '.'} Try '{wrong.ctx.command_path} --help' for help."
+        typer.echo(f"error: {said}", err=True)
+        sys.exit(wrong.exit_code)
+    except errors.ClickException as failed:
+        typer.echo(f"error: {failed.format_message()}", err=True)
+        sys.exit(failed.exit_code)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(1)
+    # Outside standalone mode a command's typer.Exit comes back as its code (a command itself returns None).
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
 def main() -> None:
     import sqlalchemy.exc
     from pydantic import ValidationError
@@ -331,7 +361,7 @@ def main() -> None:
     _mount()
     try:
         with checked_before_open(_refuse_unusable_database):
-            app()
+            _run_app()
     except CityhubError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         sys.exit(exit_code(exc))

@@ -44,9 +44,20 @@ def test_a_refusal_exits_1_and_a_command_that_could_not_run_2(district: int, cli
     created = json.loads(cli_run("orders", "create", "--content", "小区路灯不亮已经一周")[1])
     code, _, err = cli_run("orders", "act", created["number"], "close")
     assert code == 1 and len(err.strip().splitlines()) == 1 and "close" in err
-    # The command line itself: click's usage errors, 2 as before.
-    assert cli_run("orders", "show")[0] == 2
-    assert cli_run("orders", "show", "1", "--no-such-option")[0] == 2
+    # The command line itself: click's usage errors, 2 as before — in one line like every other error (they were a
+    # usage block and a boxed message), with where to read how the command is used.
+    usage = {
+        ("orders", "show"): "error: Missing argument 'ref'. Try 'cityhub orders show --help' for help.",
+        ("orders", "show", "1", "--no-such-option"): "error: No such option: --no-such-option",
+        ("orders", "lst"): "error: No such command 'lst'. Try 'cityhub orders --help' for help.",
+        ("alarms", "list", "--limit", "x"): "error: Invalid value for '--limit': Input should be a valid integer",
+    }
+    for args, said in usage.items():
+        code, out, err = cli_run(*args)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and err.startswith(said), (args, err)
+    # A group without its command shows the group's help, as before.
+    code, out, _ = cli_run("orders")
+    assert code == 2 and "Usage: cityhub orders" in out and "show" in out
     # A database it cannot use, invalid settings: 2 as before (test_db_backends, test_config_cli).
 
 
