@@ -132,3 +132,36 @@ def test_without_times_timeliness_is_unknown_and_scores_stay_in_range():
     for value in (q.relevance, q.completeness, q.basis, q.overall):
         assert 0.0 <= value <= 1.0
     assert not q.weak
+
+
+LAMP_TITLE = "松柏东街路灯坏了一个多星期没人修"
+LAMP_APPEAL = "松柏东街的路灯坏了一个多星期了，每天晚上一片漆黑，请尽快维修。"
+
+
+def test_places_and_times_of_the_appeal_are_context_not_terms_the_reply_must_repeat():
+    ctx = rq.context_terms(f"{LAMP_TITLE}\n{LAMP_APPEAL}")
+    assert {"松柏", "东街", "一个多", "星期", "每天晚上"} <= ctx
+    assert "路灯" not in ctx and "维修" not in ctx
+    # the reply refers to the street as 该处 and does not restate how long the lamp was out
+    q = rq.score_reply(LAMP_TITLE, LAMP_APPEAL, "经核查，该处路灯已于今日修复，恢复正常照明。")
+    assert not q.weak, q.reasons
+    assert q.relevance >= rq.LOW_RELEVANCE and q.completeness == 1.0
+    assert not any(r.startswith(("low_relevance", "incomplete", "unrelated")) for r in q.reasons)
+    # repeating the place still counts for the reply
+    named = rq.score_reply(LAMP_TITLE, LAMP_APPEAL, "经核查，松柏东街路灯已于今日修复，恢复正常照明。")
+    assert named.relevance > q.relevance
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "您好，感谢来信。",  # boilerplate only
+        "您好，您反映的问题经核实，已安排工作人员处理完毕。",  # names neither the matter nor the place
+        "经核实，该小区物业已于3月5日完成电梯年检，并张贴检验合格证。",  # another matter, referred to as 该小区
+        "经核实，学校食堂已整改到位，收费标准已在校内公示。",  # another matter
+    ],
+)
+def test_a_reply_that_does_not_take_up_the_matter_stays_weak(reply):
+    q = rq.score_reply(LAMP_TITLE, LAMP_APPEAL, reply)
+    assert q.weak, q
+    assert q.reasons[0].split(":")[0] in {"boilerplate_only", "unrelated", "low_overall"}

@@ -8,6 +8,11 @@ A pure, rule-based scorer with no trained weights, so that it carries over to re
   does not show that the matter was dealt with.
 - **completeness** (完整性): the appeal is split into its points (questions, 是否/能否/怎么/何时/多少…,
   requests, enumerated items); each point counts as addressed when its own key terms recur in the reply.
+
+In both, the appeal's *context* — where and when (places: the lexicon's place mentions and rjieba's ``ns``;
+times and durations: 一个多星期, 三天, 每天晚上, rjieba's ``t`` and ``m``) — counts when the reply repeats it and is
+never demanded: a reply that refers back to it (该处路灯已修复, 该路段, 上述问题) answers the matter as well as one
+restating 松柏东街 and 一个多星期.
 - **basis** (可解释性): citations of policy and law (《…》, 第X条, 根据/依据/按照…规定, 〔2019〕12号) and facts
   (figures with units, dates, named departments, actions taken such as 经核实 / 已责令 / 已完成).
 - **timeliness** (及时性): working days between the appeal and the reply, on the Chinese working calendar.
@@ -27,7 +32,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from cityhub.nlp.text import cut
+from cityhub.analytics.lexicon import extract_places
+from cityhub.nlp.text import cut, tag
 from cityhub.workorders.calendar import WorkCalendar
 
 # --- thresholds (documented in bench/results/reply_quality.md) ------------------------------------------------
@@ -200,6 +206,31 @@ def places(text: str) -> set[str]:
     return {m.group(0) for m in _PLACE.finditer(text)}
 
 
+# A time or duration written out (一个多星期, 三天, 每天晚上, 半个月, 近两年): when the matter happens,
+# not the matter itself.
+_TIME_TERM = re.compile(
+    r"^(?:每|整|近|这|前|上|下|最近|[\d一二两三四五六七八九十百千几半多来个余]+)*"
+    r"(?:天|日|晚|夜|周|星期|礼拜|月|年|小时|钟头|分钟|点|早上|晚上|早晨|凌晨|夜里|夜间|深夜|半夜|上午|下午|中午|白天|傍晚)+"
+    r"(?:[\d一二两三四五六七八九十半多来个余]+|左右|以来|之久|以上)*$"
+)
+_CONTEXT_TAGS = frozenset({"ns", "t", "m"})
+
+
+def context_terms(text: str) -> frozenset[str]:
+    """The key terms of ``text`` that say where or when rather than what: words inside a place mention
+    (:func:`cityhub.analytics.lexicon.extract_places`), place names, time words, numerals and durations (rjieba's
+    ``ns``, ``t``, ``m``; 一个多星期, 每天晚上). A reply need not repeat them."""
+    mentions = extract_places(text)
+    found: set[str] = set()
+    for w, pos in tag(text):
+        w = w.strip()
+        if not _TERM_OK.match(w):
+            continue
+        if pos in _CONTEXT_TAGS or _TIME_TERM.match(w) or any(w in m for m in mentions):
+            found.add(w)
+    return frozenset(found)
+
+
 def _bigrams(text: str) -> set[str]:
     return {text[i : i + 2] for i in range(len(text) - 1)}
 
@@ -215,11 +246,19 @@ def _term_hit(term: str, reply: str, reply_bigrams: set[str]) -> float:
     return 0.5 * share if share >= 0.5 else 0.0
 
 
-def _coverage(terms: dict[str, float], reply: str, reply_bigrams: set[str]) -> float:
-    total = sum(terms.values())
-    if total <= 0:
-        return 0.0
-    return sum(w * _term_hit(t, reply, reply_bigrams) for t, w in terms.items()) / total
+def _coverage(
+    terms: dict[str, float], reply: str, reply_bigrams: set[str], context: frozenset[str] = frozenset()
+) -> float:
+    """Weighted share of ``terms`` the reply takes up; a ``context`` term counts when the reply repeats it, never
+    against it (half-repeated is left out too, so that a shorter reply never covers more)."""
+    total = hit = 0.0
+    for t, w in terms.items():
+        h = _term_hit(t, reply, reply_bigrams)
+        if t in context and h < 1.0:
+            continue
+        total += w
+        hit += w * h
+    return hit / total if total > 0 else 0.0
 
 
 # --- appeal points ------------------------------------------------------------------------------------------------
@@ -381,28 +420,38 @@ class ReplyQuality:
         return data
 
 
-def relevance_score(title: str, content: str, substance: str) -> float:
-    """Share of the appeal's weighted key terms (title counted twice) and places taken up by the reply."""
+def relevance_score(title: str, content: str, substance: str, context: frozenset[str] | None = None) -> float:
+    """Share of the appeal's weighted key terms (title counted twice) and places taken up by the reply; the
+    appeal's places and times (``context``, :func:`context_terms` when not given) raise it when repeated and
+    never lower it when not."""
     if not substance:
         return 0.0
+    if context is None:
+        context = context_terms(f"{title}\n{content}")
     terms = key_terms(content)
     for t, w in key_terms(title).items():
         terms[t] = terms.get(t, 0.0) + 2.0 * w
     top = dict(sorted(terms.items(), key=lambda kv: -kv[1])[:30])
     grams = _bigrams(substance)
-    cov = _coverage(top, substance, grams)
+    cov = _coverage(top, substance, grams, context)
+    alone = min(1.0, cov * 1.6)
     appeal_places = places(f"{title}\n{content}")
     if not appeal_places:
-        return min(1.0, cov * 1.6)
+        return alone
     place_share = sum(_term_hit(p, substance, grams) for p in appeal_places) / len(appeal_places)
-    return min(1.0, 0.75 * cov * 1.6 + 0.25 * place_share)
+    return max(alone, min(1.0, 0.75 * cov * 1.6 + 0.25 * place_share))
 
 
-def completeness_score(title: str, content: str, substance: str) -> tuple[float, int, float]:
-    """(score, number of points, points addressed) — each point addressed, half-addressed or not."""
+def completeness_score(
+    title: str, content: str, substance: str, context: frozenset[str] | None = None
+) -> tuple[float, int, float]:
+    """(score, number of points, points addressed) — each point addressed, half-addressed or not; a point's places
+    and times (``context``) are not asked of the reply."""
     points = appeal_points(title, content)
     if not points:
         return (1.0 if substance else 0.0), 0, 0.0
+    if context is None:
+        context = context_terms(f"{title}\n{content}")
     grams = _bigrams(substance)
     addressed = 0.0
     counted = 0
@@ -411,7 +460,7 @@ def completeness_score(title: str, content: str, substance: str) -> tuple[float,
         if not terms:
             continue
         counted += 1
-        share = _coverage(terms, substance, grams)
+        share = _coverage(terms, substance, grams, context)
         addressed += 1.0 if share >= POINT_ADDRESSED else 0.5 if share >= POINT_PARTIAL else 0.0
     if counted == 0:
         return (1.0 if substance else 0.0), 0, 0.0
@@ -467,8 +516,9 @@ def score_reply(
         reasons.append("copied: 答复大段照抄诉求内容，未说明处理情况")
         hard_fail = True
 
-    relevance = relevance_score(title, content, substance)
-    completeness, n_points, addressed = completeness_score(title, content, substance)
+    context = context_terms(f"{title}\n{content}")
+    relevance = relevance_score(title, content, substance, context)
+    completeness, n_points, addressed = completeness_score(title, content, substance, context)
     basis = basis_score(parts.substance)
     days: float | None = None
     timeliness: float | None = None
