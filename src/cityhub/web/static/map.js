@@ -89,7 +89,7 @@
     catch (e) { return new Intl.DateTimeFormat("en-CA", options); }
   })();
 
-  // A cell named by the street most of its orders are in ("景泰街道等 2 个街道一带"), else by its rank in the list.
+  // A cell named by the street most of its orders are in ("景泰街道等 2 个镇街一带"), else by its rank in the list.
   function cellText(p, template, i) {
     var place = p.street ? format(p.streets > 1 ? T.cell_streets : T.cell_street, { street: p.street, k: p.streets }) : null;
     return format(template, { i: i + 1, n: p.count, overdue: p.overdue, place: place || format(T.cell_rank, { i: i + 1 }) });
