@@ -422,7 +422,7 @@ def _cells(ctx: MapContext, where: list[Any], zoom: int) -> FeatureCollection:
     gy = _grid_index(ctx.session, Order.lat, 90.0, size).label("gy")
 
     def compute() -> list[Any]:
-        # Per cell and street: a cell is named by the street most of its orders are in (the list's 景泰街道 等 2 个街道,
+        # Per cell and street: a cell is named by the street most of its orders are in (the list's 景泰街道等 2 个镇街,
         # not 第 3 片); the sums and the mean point are the cell's own once its streets' rows are added up.
         return list(
             ctx.session.execute(
