@@ -103,7 +103,7 @@ def test_the_map_draws_its_layers_and_a_popup_leads_to_the_order(server, browser
     page.locator(".leaflet-marker-icon.cell-icon", has_text="4").click()
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for()
-    assert "此区域在办工单 4 件" in popup.inner_text()
+    assert "景泰街道一带在办工单 4 件" in popup.inner_text()  # the cell named by its orders' street
     popup.locator("[data-zoom]").click()
     page.wait_for_selector('#map[data-mode-orders="points"]')
     page.wait_for_function("document.querySelector('#map').getAttribute('data-loaded-orders') === '4'")

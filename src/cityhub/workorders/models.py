@@ -278,7 +278,10 @@ class Order(Base):
         back_populates="order", order_by="OrderEvent.id", cascade="all, delete-orphan"
     )
     assists: Mapped[list[OrderAssist]] = relationship(back_populates="order", cascade="all, delete-orphan")
-    attachments: Mapped[list[Attachment]] = relationship(back_populates="order", cascade="all, delete-orphan")
+    # In the order they were added (PostgreSQL returns rows in no set order: a row rewritten moves behind the others).
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="Attachment.id"
+    )
 
 
 class OrderSearch(Base):
