@@ -177,7 +177,7 @@ def jobs_status(as_json: Annotated[bool, typer.Option("--json", help="One JSON o
             }
             for r in rows
         }
-    never = dict.fromkeys(("last_started_at", "last_finished_at", "failures", "last_failed_at", "last_error"))
+    never = dict.fromkeys(("last_started_at", "last_finished_at", "last_failed_at", "last_error"))
     for name in sorted(records.keys() | JOBS.keys()):
         rec = records.get(name) or {"name": name, **never, "failures": 0}
         if as_json:

@@ -40,6 +40,12 @@ def import_refused(taken: int, rejected: int) -> bool:
     return rejected > 0 and taken == 0
 
 
+def refuse_if_nothing_imported(source: str, taken: int, rejected: int) -> None:
+    """Exit REFUSED, naming ``source``, when an import rejected every row it read (:func:`import_refused`)."""
+    if import_refused(taken, rejected):
+        raise fail(f"{source}: nothing imported: all {rejected} rows read were rejected")
+
+
 def id_argument(noun: str, help: str) -> Any:
     """A row's id as a command's argument (``alarms ack ALARM_ID``). An id beyond what a key can hold names nothing:
     the command says ``NOUN N not found`` (exit REFUSED, as for any unknown id) before any query, as the API answers

@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 import typer
 
 from cityhub.clitools import fail as _fail
-from cityhub.clitools import import_refused
+from cityhub.clitools import refuse_if_nothing_imported
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -172,8 +172,7 @@ def import_orders_cmd(
         typer.echo(json.dumps(report.summary() | ({"stopped": stopped.message} if stopped else {}), ensure_ascii=False))
     if stopped is not None:
         raise _fail(stopped.message)
-    if import_refused(report.imported + report.skipped, report.rejected):
-        raise _fail(f"{file.name}: nothing imported: all {report.rejected} rows read were rejected")
+    refuse_if_nothing_imported(file.name, report.imported + report.skipped, report.rejected)
 
 
 def _print_report(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cityhub.clitools import fail, id_argument, import_refused
+from cityhub.clitools import id_argument, refuse_if_nothing_imported
 from cityhub.db import session_scope
 
 app = typer.Typer(no_args_is_help=True, help="Knowledge base (知识库) and instant answers (秒回).")
@@ -37,8 +37,7 @@ def import_command(
     with session_scope() as session:
         report = service.import_entries(session, path=path)
     typer.echo(report.model_dump_json())
-    if import_refused(report.created + report.updated + report.unchanged, len(report.rejected)):
-        raise fail(f"{path.name}: nothing imported: all {len(report.rejected)} rows read were rejected")
+    refuse_if_nothing_imported(path.name, report.created + report.updated + report.unchanged, len(report.rejected))
 
 
 @app.command("seed-replies")
