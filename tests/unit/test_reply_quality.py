@@ -152,6 +152,16 @@ def test_places_and_times_of_the_appeal_are_context_not_terms_the_reply_must_rep
     assert named.relevance > q.relevance
 
 
+def test_the_appeals_places_are_the_lexicons_place_mentions():
+    # 东风路路灯 is the road 东风路 and its lamps, 小区门口路灯 no road at all: a reply naming 东风路 names the place
+    assert rq.places("东风路路灯不亮，金石街路灯也不亮") == {"东风路", "金石街"}
+    assert rq.places("小区门口路灯坏了一个多星期") == set()
+    title, appeal = "东风路路灯不亮", "东风路路灯不亮已经一个月了，晚上出行很不方便，请尽快维修"
+    named = rq.relevance_score(title, appeal, "经核查，东风路的路灯线路老化，已于今日更换并恢复照明。")
+    other = rq.relevance_score(title, appeal, "经核查，中山路的路灯线路老化，已于今日更换并恢复照明。")
+    assert named > other
+
+
 @pytest.mark.parametrize(
     "reply",
     [

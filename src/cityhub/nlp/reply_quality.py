@@ -183,11 +183,6 @@ _STOPWORDS_TEXT = """
 以上 如下
 """
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
-# A place name: up to five characters before a place suffix, not reaching back over a function word.
-_PLACE = re.compile(
-    r"[A-Z]\d{0,2}(?:市|县|区)|[^\W的在了是和到从对向与及把被往给旁位于有个这那_]{2,5}"
-    r"(?:路|街|大道|小区|社区|村|镇|乡|街道|学校|中学|小学|幼儿园|医院|公司|花园|广场|公园|大厦|市场|车站|高速|家园|新城|工业园)"
-)
 _TERM_OK = re.compile(rf"^[{_CJK}A-Za-z0-9]{{2,}}$")
 
 
@@ -203,7 +198,9 @@ def key_terms(text: str) -> dict[str, float]:
 
 
 def places(text: str) -> set[str]:
-    return {m.group(0) for m in _PLACE.finditer(text)}
+    """The place mentions of ``text`` (:func:`cityhub.analytics.lexicon.extract_places`, administrative codes
+    included): the places a relevant reply may name again."""
+    return set(extract_places(text))
 
 
 # A time or duration written out (一个多星期, 三天, 每天晚上, 半个月, 近两年): when the matter happens,
