@@ -135,6 +135,18 @@ def release_port(fd: int) -> None:
     os.close(fd)
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM ends this process as a normal exit (status 0, ``atexit`` handlers run: the port's lock file goes),
+    as the supervisor of ``--workers 2`` ends. Uvicorn, serving in this process, finishes the requests in flight on
+    SIGTERM and then raises the signal again under the handler it found — without this one the default, which ends
+    the process at once and left ``cityhub-serve-UID-PORT.lock`` behind at every stop."""
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def stop_when_orphaned(supervisor: int) -> None:
     """End this process (as SIGTERM would: requests in flight finish) once its supervisor is gone, even when
     the supervisor was killed and could not stop it: an orphan would keep the port and serve on, unsupervised."""

@@ -45,15 +45,15 @@ def _children(parent: psutil.Process) -> list[psutil.Process]:
 
 
 @contextmanager
-def _serving(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, str, Path]]:
-    """`cityhub serve --workers 2` over a migrated SQLite database in ``tmp_path``, answering /healthz: (its process,
-    port, base URL, log file); killed with all its processes after."""
+def _serving(tmp_path: Path, *options: str) -> Iterator[tuple[subprocess.Popen[bytes], int, str, Path]]:
+    """`cityhub serve --workers 2` (or with ``options`` instead) over a migrated SQLite database in ``tmp_path``,
+    answering /healthz: (its process, port, base URL, log file); killed with all its processes after."""
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     migrate.upgrade(url)
     port = free_port()
     env = {**os.environ, "CITYHUB_DATABASE_URL": url}
     proc = subprocess.Popen(
-        [str(CLI), "serve", "--no-scheduler", "--port", str(port), "--workers", "2"],
+        [str(CLI), "serve", "--no-scheduler", "--port", str(port), *(options or ("--workers", "2"))],
         env=env,
         stdout=open(tmp_path / "serve.log", "w"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
@@ -189,6 +189,18 @@ def test_sigterm_stops_every_process_and_the_port_s_lock_file_goes(server):
     assert proc.wait(timeout=60) == 0
     wait_until(lambda: not any(_alive(c) for c in children), timeout=30)
     assert not lock_file.exists()
+
+
+def test_sigterm_stops_a_one_process_server_and_the_port_s_lock_file_goes(tmp_path):
+    """One process serving (no dispatcher beside it): uvicorn raises SIGTERM again once it has stopped; the process
+    still ends as an exit (status 0) that removes the lock file, not killed by the signal with the file left."""
+    with _serving(tmp_path, "--workers", "1", "--no-dispatcher") as (proc, port, _base, _log):
+        assert psutil.Process(proc.pid).children() == []  # served in this very process
+        lock_file = Path(tempfile.gettempdir()) / f"cityhub-serve-{os.getuid()}-{port}.lock"
+        assert lock_file.exists()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not lock_file.exists()
 
 
 def test_each_server_process_logs_with_the_cli_format_and_level(shared_server):
