@@ -265,6 +265,29 @@ def test_check_reply_flags_weak_replies_for_the_supervisor(db_session):
     assert service.check_pending_replies(db_session) == {"checked": 0, "weak": 0}
 
 
+def test_a_score_of_an_earlier_scorer_is_scored_again_and_a_weak_reply_flagged_once(db_session, monkeypatch):
+    from cityhub.nlp import reply_quality
+
+    weak = _replied_order(db_session, "网友：您好！您反映的问题已转交相关单位调查处理。")
+    good = _replied_order(db_session, "经现场核查，该小区路灯线路老化，已于3月12日更换线路并修复，路灯恢复照明。")
+    assert service.check_pending_replies(db_session) == {"checked": 2, "weak": 1}
+    # stored by the scorer before (an older release's rows have no version at all)
+    db_session.get(ReplyCheck, good.id).scorer = None
+    db_session.get(ReplyCheck, good.id).overall = 0.0
+    db_session.commit()
+    assert service.unchecked_replies(db_session) == 1
+    assert service.check_pending_replies(db_session) == {"checked": 1, "weak": 0}
+    assert db_session.get(ReplyCheck, good.id).overall > reply_quality.WEAK_THRESHOLD
+    # an upgrade of the scorer scores every reply under review again; the weak one is not flagged a second time
+    monkeypatch.setattr(reply_quality, "SCORER_VERSION", reply_quality.SCORER_VERSION + 1)
+    assert service.unchecked_replies(db_session) == 2
+    assert service.check_pending_replies(db_session) == {"checked": 2, "weak": 1}
+    assert {c.scorer for c in db_session.scalars(select(ReplyCheck))} == {reply_quality.SCORER_VERSION}
+    comments = [e for e in orders.history(db_session, order_id=weak.id) if e.action == "comment"]
+    assert len(comments) == 1
+    assert service.check_pending_replies(db_session) == {"checked": 0, "weak": 0}
+
+
 def test_api_lists_weak_replies_worst_first_a_page_at_a_time(client):
     from cityhub.db import session_scope
 

@@ -141,7 +141,8 @@ def deactivate_command(entry_id: Annotated[int, id_argument("knowledge entry", "
 
 @app.command("check-replies")
 def check_replies_command(limit: Annotated[int, typer.Option(min=1)] = 500) -> None:
-    """Score replied orders not checked yet; weak replies get an audit comment and join the review list."""
+    """Score replied orders not checked yet (or checked by an earlier version of the scorer); weak replies get an audit
+    comment and join the review list."""
     from cityhub.knowledge import service
 
     with session_scope() as session:

@@ -52,6 +52,8 @@ class ReplyCheck(Base):
     )
     checked_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     reply_digest: Mapped[str] = mapped_column(String(64))  # the reply scored; a new reply is re-checked
+    # reply_quality.SCORER_VERSION of the score; null: scored before versions were kept. Another is scored again.
+    scorer: Mapped[int | None] = mapped_column(Integer)
     relevance: Mapped[float] = mapped_column(Float)
     completeness: Mapped[float] = mapped_column(Float)
     basis: Mapped[float] = mapped_column(Float)

@@ -633,13 +633,19 @@ def _digest(text: str | None) -> str:
 
 
 def check_reply(session: Session, *, order: Order, force: bool = False) -> ReplyCheck:
-    """Score the order's reply, keep the latest score, and flag a weak reply in the audit trail (督办 review)."""
+    """Score the order's reply, keep the latest score, and flag a weak reply in the audit trail (督办 review).
+
+    A stored score of the same reply by this scorer (``reply_quality.SCORER_VERSION``) is returned as it is unless
+    ``force``. Scored again, a reply already flagged weak is not flagged a second time."""
     if not order.reply_text:
         raise ValidationFailed(f"order {order.number} has no reply to check", details={"state": order.state.value})
     digest = _digest(order.reply_text)
     check = session.get(ReplyCheck, order.id)
-    if check is not None and check.reply_digest == digest and not force:
+    current = check is not None and check.reply_digest == digest and check.scorer == reply_quality.SCORER_VERSION
+    if current and not force:
+        assert check is not None
         return check
+    flagged_before = check is not None and check.reply_digest == digest and check.weak
     from cityhub.workorders.calendar import load_calendar
 
     replied_at = order.replied_at or order.closed_at
@@ -655,6 +661,7 @@ def check_reply(session: Session, *, order: Order, force: bool = False) -> Reply
     values = {
         "checked_at": utcnow(),
         "reply_digest": digest,
+        "scorer": reply_quality.SCORER_VERSION,
         "relevance": quality.relevance,
         "completeness": quality.completeness,
         "basis": quality.basis,
@@ -671,7 +678,7 @@ def check_reply(session: Session, *, order: Order, force: bool = False) -> Reply
         for k, v in values.items():
             setattr(check, k, v)
     session.flush()
-    if quality.weak:
+    if quality.weak and not flagged_before:
         orders.act(
             session,
             order_id=order.id,
@@ -689,12 +696,13 @@ def check_reply(session: Session, *, order: Order, force: bool = False) -> Reply
 
 
 def _unchecked_replies(stmt: Any) -> Any:
-    """``stmt`` over the replied orders whose reply awaits its check (see :func:`check_pending_replies`)."""
+    """``stmt`` over the replied orders whose reply awaits its check (see :func:`check_pending_replies`): never
+    scored, or scored by an earlier version of the scorer while still under review."""
     return stmt.outerjoin(ReplyCheck, ReplyCheck.order_id == Order.id).where(
         Order.state == State.REPLIED,
         Order.reply_text.is_not(None),
         Order.lead_unit_id.is_not(None),
-        ReplyCheck.order_id.is_(None),
+        or_(ReplyCheck.order_id.is_(None), ReplyCheck.scorer.is_distinct_from(reply_quality.SCORER_VERSION)),
     )
 
 
@@ -706,7 +714,8 @@ def unchecked_replies(session: Session, *, scope: Any = None) -> int:
 
 
 def check_pending_replies(session: Session, *, limit: int = 500) -> dict[str, int]:
-    """Check replied orders whose reply has not been scored yet (a job, and ``cityhub kb check-replies``).
+    """Check replied orders whose reply has not been scored yet, or was scored by an earlier version of the scorer
+    (a job, and ``cityhub kb check-replies``).
 
     Only replies a unit wrote here: an order replied without a unit ever holding it is a bulk import's, whose reply
     was written before the import and was never pending review (``GET /api/v1/orders/{id}/reply-quality`` still

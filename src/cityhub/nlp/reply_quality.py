@@ -38,6 +38,10 @@ from cityhub.workorders.calendar import WorkCalendar
 
 # --- thresholds (documented in bench/results/reply_quality.md) ------------------------------------------------
 
+# The scorer's version, stored with each check: bumped whenever a change to this module can change a score, so the
+# stored checks of replies still under review are scored again by the reply-check job after an upgrade.
+# 2: the appeal's places and times are context (2026-12-05); 3: places are the lexicon's place mentions.
+SCORER_VERSION = 3
 WEIGHTS = {"relevance": 0.35, "completeness": 0.25, "basis": 0.25, "timeliness": 0.15}
 WEAK_THRESHOLD = 0.35
 MIN_RELEVANCE = 0.05  # below this the reply is about something else (hard rule)
