@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -390,6 +390,23 @@ def _figure_uri(fig: Any) -> str:
 
 
 def draw_charts(data: ReportData, *, lang: str = "zh") -> dict[str, str]:
+    """The report's three charts as PNG data URIs. Drawing takes a second or more (matplotlib); the same figures
+    asked again — the report of a period nothing changed in, opened again or in another format — are drawn once
+    (the last :data:`CHARTS_KEPT` sets of figures are kept in this process)."""
+    ranked = tuple(tuple((r["name"], r["count"]) for r in rows) for rows in (data.categories, data.streets))
+    return dict(_charts(lang, tuple(data.daily), *ranked))
+
+
+CHARTS_KEPT = 16  # sets of charts drawn kept in memory: ~100-200 KB each
+
+
+@lru_cache(maxsize=CHARTS_KEPT)
+def _charts(
+    lang: str,
+    daily: tuple[tuple[str, int], ...],
+    categories: tuple[tuple[str, int], ...],
+    streets: tuple[tuple[str, int], ...],
+) -> tuple[tuple[str, str], ...]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -406,9 +423,9 @@ def draw_charts(data: ReportData, *, lang: str = "zh") -> dict[str, str]:
     with plt.rc_context(style), warnings.catch_warnings():  # type: ignore[arg-type]
         warnings.simplefilter("ignore")  # missing glyphs without a CJK font: already logged once
         fig, ax = plt.subplots(figsize=(7.5, 2.6))
-        days = [d[5:] for d, _ in data.daily]
-        ax.plot(days, [n for _, n in data.daily], marker="o", markersize=3, color="#1f5fa8")
-        ax.fill_between(days, [n for _, n in data.daily], alpha=0.15, color="#1f5fa8")
+        days = [d[5:] for d, _ in daily]
+        ax.plot(days, [n for _, n in daily], marker="o", markersize=3, color="#1f5fa8")
+        ax.fill_between(days, [n for _, n in daily], alpha=0.15, color="#1f5fa8")
         ax.set_ylabel(lab["count"])
         ax.set_title(lab["volumes"])
         step = max(1, len(days) // 12)
@@ -416,16 +433,16 @@ def draw_charts(data: ReportData, *, lang: str = "zh") -> dict[str, str]:
         ax.grid(alpha=0.3)
         out["daily"] = _figure_uri(fig)
         plt.close(fig)
-        for key, rows, color in (("categories", data.categories, "#d9822b"), ("streets", data.streets, "#2b8a3e")):
+        for key, rows, color in (("categories", categories, "#d9822b"), ("streets", streets, "#2b8a3e")):
             fig, ax = plt.subplots(figsize=(7.5, 0.3 * max(len(rows), 3) + 0.8))
-            names = [r["name"].split("/")[-1] for r in rows][::-1]
-            ax.barh(names, [r["count"] for r in rows][::-1], color=color)
+            names = [name.split("/")[-1] for name, _ in rows][::-1]
+            ax.barh(names, [count for _, count in rows][::-1], color=color)
             ax.set_title(lab[key])
             ax.set_xlabel(lab["count"])
             ax.grid(axis="x", alpha=0.3)
             out[key] = _figure_uri(fig)
             plt.close(fig)
-    return out
+    return tuple(out.items())
 
 
 # --- rendering --------------------------------------------------------------------------------------------

@@ -1,0 +1,33 @@
+"""The report's charts: drawn once per set of figures, drawn again when a figure changes."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from cityhub.analytics import reports
+
+
+def _data(today: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        daily=[("2026-03-01", 4), ("2026-03-02", today)],
+        categories=[{"name": "城乡建设/路灯", "count": 5, "share": 0.5}],
+        streets=[{"name": "景泰街道", "count": 3, "share": 0.3}],
+    )
+
+
+def test_the_same_figures_are_drawn_once_and_a_changed_figure_again(monkeypatch):
+    drawn: list[object] = []
+    real = reports._figure_uri
+
+    def counting(fig):
+        drawn.append(fig)
+        return real(fig)
+
+    monkeypatch.setattr(reports, "_figure_uri", counting)
+    reports._charts.cache_clear()
+    first = reports.draw_charts(_data(2))  # type: ignore[arg-type]
+    assert set(first) == {"daily", "categories", "streets"} and len(drawn) == 3
+    assert all(uri.startswith("data:image/png;base64,") for uri in first.values())
+    assert reports.draw_charts(_data(2)) == first and len(drawn) == 3  # type: ignore[arg-type]
+    changed = reports.draw_charts(_data(3))  # type: ignore[arg-type]  # an order received today since
+    assert len(drawn) == 6 and changed["daily"] != first["daily"] and changed["streets"] == first["streets"]
