@@ -57,7 +57,9 @@ def _paged_like_the_whole(client: Any, path: str, whole: list[Any], headers: dic
     assert got == whole and pages == (n + 1) // 2
 
     rest = client.get(f"{API}{path}{sep}offset={n - 1}", headers=headers)  # no limit: the rest of the list
-    assert rest.json() == whole[-1:] and rest.headers["x-total-count"] == str(n) and "link" not in rest.headers
+    assert rest.json() == whole[-1:] and rest.headers["x-total-count"] == str(n)
+    # (a list paged by default, /sensors, links the page before it)
+    assert set(rest.links) == ({"prev"} if path.startswith("/sensors") else set())
     beyond = client.get(f"{API}{path}{sep}limit=2&offset={n + 5}", headers=headers)
     assert beyond.status_code == 200 and beyond.json() == [] and beyond.headers["x-total-count"] == str(n)
     assert set(beyond.links) == {"prev"}
@@ -166,6 +168,11 @@ def test_sensors_alarm_rules_and_an_alarms_trail(client: Any) -> None:
     assert [x["code"] for x in listed] == ["RV-01", "WL-01", "WL-02", "WL-03", "WL-04", "WL-05"]
     _paged_like_the_whole(client, "/sensors", listed)
     _paged_like_the_whole(client, "/sensors?kind=waterlogging", listed[1:])
+    with session_scope() as s:  # more than a page: without a limit, the sensors come 50 at a time, as they always did
+        s.add_all(Sensor(code=f"ZZ-{i:02d}", name=f"监测点{i}", kind="waterlogging", metrics={}) for i in range(50))
+    first = client.get(f"{API}/sensors")
+    assert len(first.json()) == 50 and first.headers["X-Total-Count"] == "56"
+    assert 'rel="next"' in first.headers["Link"] and "offset=50" in first.headers["Link"]
 
     alarm_rules = client.get(f"{API}/alarm-rules").json()
     assert [r["id"] for r in alarm_rules] == sorted(r["id"] for r in alarm_rules)

@@ -293,8 +293,19 @@ async def _list_page(
     return ListPage(request, response, limit, offset)
 
 
+async def _list_page_of_50(
+    request: Request,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=LIMIT_MAX, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX, description="Rows to skip.")] = 0,
+) -> ListPage:
+    return ListPage(request, response, limit, offset)
+
+
 # A route answering a plain array: optional ``limit``/``offset``, ``X-Total-Count`` and ``Link`` (:class:`ListPage`).
 ListPaging = Annotated[ListPage, Depends(_list_page)]
+# The same for a route that always answered a page of 50 by default (``GET /sensors``): it keeps that default.
+ListPagingOf50 = Annotated[ListPage, Depends(_list_page_of_50)]
 
 
 # --- storable text ---------------------------------------------------------------------------------------------

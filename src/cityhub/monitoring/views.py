@@ -9,7 +9,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from cityhub.api.deps import CurrentActor, CurrentPrincipal, DbSession, ListPaging, Paging, get_principal, require
+from cityhub.api.deps import (
+    CurrentActor,
+    CurrentPrincipal,
+    DbSession,
+    ListPaging,
+    ListPagingOf50,
+    Paging,
+    get_principal,
+    require,
+)
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import scope_of
@@ -92,7 +101,7 @@ def _check_size(body: ReadingsIn) -> None:
 def list_sensors(
     db: DbSession,
     principal: CurrentPrincipal,
-    page: ListPaging,
+    page: ListPagingOf50,
     kind: SensorKind | None = None,
     status_: Annotated[
         SensorStatus, Query(alias="status", description="in service (default), retired (停用), or all")
@@ -102,8 +111,8 @@ def list_sensors(
     ] = None,
 ) -> list[SensorRead]:
     """Sensors in the caller's area (a street: its own and its communities'), by code, with their latest reading;
-    those in service unless ``status`` (or the earlier ``active``) says otherwise. Optionally paged: without
-    ``limit``, every one."""
+    those in service unless ``status`` (or the earlier ``active``) says otherwise; 50 unless ``limit`` says more,
+    the count in ``X-Total-Count`` and the next page in ``Link``."""
     query = service.sensors_query(
         kind=kind, active=status_.active if active is None else active, scope=_scope(db, principal)
     )
