@@ -337,6 +337,28 @@ def test_get_requests_filters_by_id_list_service_and_window(env: Env) -> None:
     assert {first, second} == by_service
 
 
+def test_get_requests_pages_with_page_and_page_size_an_extension(env: Env) -> None:
+    """``page`` (from 1) and ``page_size`` page the list, newest first; without them every request of the window (up
+    to 1,000) comes as before; a bad one is GeoReport's 400 naming it."""
+    numbers = [_post(env).json()[0]["service_request_id"] for _ in range(5)]
+    whole = [r["service_request_id"] for r in env.http.get("/requests.json").json()]
+    assert whole == list(reversed(numbers))
+    pages = [
+        [r["service_request_id"] for r in env.http.get("/requests.json", params={"page": p, "page_size": 2}).json()]
+        for p in (1, 2, 3, 4)
+    ]
+    assert pages == [whole[0:2], whole[2:4], whole[4:], []]
+    assert [r["service_request_id"] for r in env.http.get("/requests.json", params={"page_size": 3}).json()] == whole[
+        :3
+    ]
+    by_ids = env.http.get("/requests.json", params={"service_request_id": ",".join(numbers), "page_size": 2, "page": 2})
+    assert [r["service_request_id"] for r in by_ids.json()] == whole[2:4]
+    xml = _xml(env.http.get("/requests.xml", params={"page": 3, "page_size": 2}), "service_requests")
+    assert [r.findtext("service_request_id") for r in xml] == whole[4:]
+    for bad in ({"page": "0"}, {"page_size": "1001"}, {"page_size": "x"}):
+        assert next(iter(bad)) in _json_error(env.http.get("/requests.json", params=bad), 400), bad
+
+
 # --- what the public reads ------------------------------------------------------------------------------------
 
 HOTLINE_CALL = (

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from cityhub.analytics import correlation, risk
-from cityhub.api.deps import CurrentActor, CurrentPrincipal, DbSession, require
+from cityhub.api.deps import CurrentActor, CurrentPrincipal, DbSession, ListPaging, require
 from cityhub.auth import permissions
 from cityhub.auth.scope import scope_of
 from cityhub.errors import ValidationFailed
@@ -81,15 +81,17 @@ def export(
 def list_findings(
     db: DbSession,
     principal: CurrentPrincipal,
+    page: ListPaging,
     period: PeriodQuery = None,
     kind: Annotated[list[str] | None, Query(description="recurring, rising, anomaly")] = None,
     with_orders: bool = False,
 ) -> list[dict[str, Any]]:
     """Recurring problems, rising trends and daily anomalies at the end of ``period`` (default: today; computed at
-    most five minutes ago)."""
+    most five minutes ago), in that order, each kind most significant first; optionally paged (the pages of one
+    computation: a list computed again meanwhile may have moved)."""
     wanted = risk.checked_kinds(kind or risk.FINDING_KINDS)
     found = risk.cached_findings(db, scope=scope_of(db, principal), period=_period(period))
-    return [f.to_dict(with_orders=with_orders) for f in found if f.kind in wanted]
+    return [f.to_dict(with_orders=with_orders) for f in page.of([f for f in found if f.kind in wanted])]
 
 
 @router.post(

@@ -11,9 +11,9 @@ from __future__ import annotations
 import inspect
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, TypeVar, TypeVarTuple, get_args, get_origin
 
 import anyio
 from fastapi import Depends, Query, Request, Response
@@ -21,6 +21,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import solve_dependencies
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 def _finish(session: Session) -> None:
@@ -192,6 +195,11 @@ async def known_path_ids(request: Request) -> None:
         raise NotFound(f"{noun} {value} not found")
 
 
+# The largest page and offset of every paged route, a *Page body's or a plain array's.
+LIMIT_MAX = 500
+OFFSET_MAX = 10_000_000
+
+
 class Page:
     def __init__(self, limit: int = 50, offset: int = 0) -> None:
         self.limit = limit
@@ -199,13 +207,105 @@ class Page:
 
 
 async def _page(
-    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=LIMIT_MAX, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX, description="Rows to skip.")] = 0,
 ) -> Page:
     return Page(limit, offset)
 
 
 Paging = Annotated[Page, Depends(_page)]
+
+
+# --- optional paging of the routes that answer a whole list ---------------------------------------------------
+
+TOTAL_COUNT_HEADER = "X-Total-Count"
+
+
+class ListPage:
+    """An optional page of a route whose body is a plain JSON array (categories, rules, an order's trail, …): the
+    array stays the body, so a client that sends neither ``limit`` nor ``offset`` gets the whole list as before.
+    ``limit`` cuts it (and turns on the links), ``offset`` skips rows. Every answer says the full count in
+    ``X-Total-Count``; a page with rows beyond it or before it links them (RFC 8288 ``Link``, rel ``next`` and
+    ``prev``: the request's own address with ``limit`` and ``offset`` set, its other parameters kept).
+
+    Applied in SQL to a route's query (:meth:`scalars`, :meth:`rows`: ``LIMIT``/``OFFSET``, and a count only when
+    the page does not tell it), or to a list the route computes in Python (:meth:`of`). The query's ``ORDER BY``
+    must end on a unique key, so that the pages neither repeat nor skip a row."""
+
+    def __init__(self, request: Request, response: Response, limit: int | None = None, offset: int = 0) -> None:
+        self.request = request
+        self.response = response
+        self.limit = limit
+        self.offset = offset
+
+    def scalars(self, db: Session, stmt: Select[T]) -> list[T]:
+        """The page of ``stmt``'s first column (ORM objects of ``select(Model)``)."""
+        rows = list(db.scalars(self._cut(stmt)))
+        self._answer(self._total(db, stmt, len(rows)))
+        return rows
+
+    def rows(self, db: Session, stmt: Select[*Ts]) -> list[Row[*Ts]]:
+        """The page of ``stmt``'s rows (several columns or models each)."""
+        rows = list(db.execute(self._cut(stmt)))
+        self._answer(self._total(db, stmt, len(rows)))
+        return rows
+
+    def of(self, items: Sequence[T]) -> list[T]:
+        """The page of a list computed in Python."""
+        stop = None if self.limit is None else self.offset + self.limit
+        self._answer(len(items))
+        return list(items[self.offset : stop])
+
+    def _cut(self, stmt: Select[*Ts]) -> Select[*Ts]:
+        if self.limit is not None:
+            stmt = stmt.limit(self.limit)
+        return stmt.offset(self.offset) if self.offset else stmt
+
+    def _total(self, db: Session, stmt: Select[*Ts], got: int) -> int:
+        if (got and (self.limit is None or got < self.limit)) or (not got and not self.offset):
+            return self.offset + got  # the page ends the list: it tells the count
+        return int(db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+
+    def _answer(self, total: int) -> None:
+        self.response.headers[TOTAL_COUNT_HEADER] = str(total)
+        if self.limit is None:
+            return
+        links = []
+        if self.offset + self.limit < total:
+            links.append((self.offset + self.limit, "next"))
+        if self.offset > 0:
+            links.append((max(0, self.offset - self.limit), "prev"))
+        if links:
+            url = self.request.url
+            self.response.headers["Link"] = ", ".join(
+                f'<{url.include_query_params(limit=self.limit, offset=offset)}>; rel="{rel}"' for offset, rel in links
+            )
+
+
+async def _list_page(
+    request: Request,
+    response: Response,
+    limit: Annotated[
+        int | None, Query(ge=1, le=LIMIT_MAX, description="Page size; without it, the whole list.")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX, description="Rows to skip.")] = 0,
+) -> ListPage:
+    return ListPage(request, response, limit, offset)
+
+
+async def _list_page_of_50(
+    request: Request,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=LIMIT_MAX, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX, description="Rows to skip.")] = 0,
+) -> ListPage:
+    return ListPage(request, response, limit, offset)
+
+
+# A route answering a plain array: optional ``limit``/``offset``, ``X-Total-Count`` and ``Link`` (:class:`ListPage`).
+ListPaging = Annotated[ListPage, Depends(_list_page)]
+# The same for a route that always answered a page of 50 by default (``GET /sensors``): it keeps that default.
+ListPagingOf50 = Annotated[ListPage, Depends(_list_page_of_50)]
 
 
 # --- storable text ---------------------------------------------------------------------------------------------

@@ -188,8 +188,13 @@ def get_requests(
     end_date: str | None = None,
     status: str | None = None,
     jurisdiction_id: str | None = None,
+    page: Annotated[int | None, Query(ge=1, le=1_000_000, description="extension: the page, from 1")] = None,
+    page_size: Annotated[
+        int | None, Query(ge=1, le=georeport.MAX_REQUESTS, description="extension: requests a page (default 1000)")
+    ] = None,
 ) -> Response:
-    """Requests by id list, or by service, status and date window (default: last 90 days, at most 1,000)."""
+    """Requests by id list, or by service, status and date window (default: last 90 days, at most 1,000), newest
+    first; ``page`` and ``page_size`` (an extension, as many GeoReport servers have) page them."""
     check_format(fmt)
     items = georeport.list_requests(
         db,
@@ -199,6 +204,8 @@ def get_requests(
         end_date=end_date,
         status=status,
         client_id=caller.client_id if caller else None,
+        page=page,
+        page_size=page_size,
     )
     return render(fmt, "service_requests", items)
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, event, func, or_, select, update
+from sqlalchemy import Select, bindparam, delete, event, func, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, ORMExecuteState, Session
 
 from cityhub import auditlog
@@ -629,7 +629,12 @@ def create_token(
 
 
 def list_tokens(session: Session, *, user_id: int) -> list[ApiToken]:
-    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)))
+    return list(session.scalars(tokens_query(user_id=user_id)))
+
+
+def tokens_query(*, user_id: int) -> Select[ApiToken]:
+    """The user's API tokens, oldest first (by id), for :func:`list_tokens` and a caller that pages them."""
+    return select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
 
 
 def revoke_token(session: Session, *, user_id: int, token_id: int) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from cityhub.api.deps import CurrentPrincipal, DbSession, other_query_parameters, require
+from cityhub.api.deps import CurrentPrincipal, DbSession, ListPaging, other_query_parameters, require
 from cityhub.auth import oidc, permissions
 from cityhub.auth import service as auth
 from cityhub.auth.errors import ReauthenticationRequired, Unauthenticated
@@ -159,8 +159,9 @@ def create_token(body: TokenCreate, principal: TokenOwner, db: DbSession) -> Tok
 
 
 @router.get("/tokens", response_model=list[TokenRead])
-def list_tokens(principal: TokenOwner, db: DbSession) -> list[TokenRead]:
-    return [TokenRead.model_validate(t) for t in auth.list_tokens(db, user_id=principal.user_id)]
+def list_tokens(principal: TokenOwner, db: DbSession, page: ListPaging) -> list[TokenRead]:
+    """The caller's API tokens, oldest first (revoked and expired ones too); optionally paged."""
+    return [TokenRead.model_validate(t) for t in page.scalars(db, auth.tokens_query(user_id=principal.user_id))]
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)

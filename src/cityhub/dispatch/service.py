@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -949,11 +949,16 @@ def _check_rule(
 
 def list_rules(session: Session, *, include_inactive: bool = True) -> list[DispatchRule]:
     """Rules in ranking order: tier, then priority (highest first), then id."""
-    stmt = select(DispatchRule)
+    return list(session.scalars(rules_query(include_inactive=include_inactive)))
+
+
+def rules_query(*, include_inactive: bool = True) -> Select[DispatchRule]:
+    """The query of :func:`list_rules`, ranked in SQL (``rulebook.TIER_ORDER``), for a caller that pages it."""
+    tier = case({t: rank for t, rank in rulebook.TIER_ORDER.items()}, value=DispatchRule.tier)
+    stmt = select(DispatchRule).order_by(tier, DispatchRule.priority.desc(), DispatchRule.id)
     if not include_inactive:
         stmt = stmt.where(DispatchRule.active.is_(True))
-    found = list(session.scalars(stmt))
-    return sorted(found, key=lambda r: (rulebook.TIER_ORDER[r.tier], -r.priority, r.id))
+    return stmt
 
 
 def get_rule(session: Session, *, rule_id: int) -> DispatchRule:
@@ -1025,8 +1030,13 @@ def delete_rule(session: Session, *, rule_id: int, actor: orders.Actor = orders.
 
 
 def list_thresholds(session: Session) -> list[tuple[DispatchThreshold, Category]]:
+    return [(t, c) for t, c in session.execute(thresholds_query())]
+
+
+def thresholds_query() -> Select[DispatchThreshold, Category]:
+    """Each threshold with its category, by the category's code (unique, one threshold each)."""
     stmt = select(DispatchThreshold, Category).join(Category, Category.id == DispatchThreshold.category_id)
-    return [(t, c) for t, c in session.execute(stmt.order_by(Category.code))]
+    return stmt.order_by(Category.code)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
 
-from cityhub.api.deps import CurrentPrincipal, DbSession, Paging, require
+from cityhub.api.deps import CurrentPrincipal, DbSession, ListPaging, Paging, require
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import order_in_scope, scope_of
@@ -159,9 +159,10 @@ def set_place(order_id: int, body: PlaceSet, db: DbSession, principal: Dispatche
 
 
 @router.get("/rules", response_model=list[RuleRead])
-def list_rules(db: DbSession, principal: Dispatcher) -> list[RuleRead]:
-    """Routing rules in ranking order (tier, then priority)."""
-    return [RuleRead.model_validate(r) for r in service.list_rules(db)]
+def list_rules(db: DbSession, principal: Dispatcher, page: ListPaging) -> list[RuleRead]:
+    """Routing rules in ranking order (tier: community, street, department and district; then priority, highest
+    first; then id); optionally paged."""
+    return [RuleRead.model_validate(r) for r in page.scalars(db, service.rules_query())]
 
 
 @router.post("/rules", response_model=RuleRead, status_code=status.HTTP_201_CREATED)
@@ -185,11 +186,12 @@ def delete_rule(rule_id: int, db: DbSession, principal: Admin) -> None:
 
 
 @router.get("/thresholds", response_model=list[ThresholdRead])
-def list_thresholds(db: DbSession, principal: Dispatcher) -> list[ThresholdRead]:
-    """Per-category thresholds; categories without one use their ancestor's or the default setting."""
+def list_thresholds(db: DbSession, principal: Dispatcher, page: ListPaging) -> list[ThresholdRead]:
+    """Per-category thresholds, by the category's code; categories without one use their ancestor's or the default
+    setting. Optionally paged."""
     return [
         ThresholdRead(category_id=t.category_id, category_path=c.path, threshold=t.threshold)
-        for t, c in service.list_thresholds(db)
+        for t, c in page.rows(db, service.thresholds_query())
     ]
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, insert, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, false, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -303,7 +303,19 @@ def list_sensors(
     offset: int = 0,
 ) -> list[Sensor]:
     """Sensors by code."""
-    query = select(Sensor).order_by(Sensor.code).limit(limit).offset(offset)
+    query = sensors_query(kind=kind, active=active, scope=scope, code=code).limit(limit).offset(offset)
+    return list(session.scalars(query))
+
+
+def sensors_query(
+    *,
+    kind: str | None = None,
+    active: bool | None = None,
+    scope: ColumnElement[bool] | None = None,
+    code: str | None = None,
+) -> Select[Sensor]:
+    """The query of :func:`list_sensors` (by code, unique), for a caller that pages it."""
+    query = select(Sensor).order_by(Sensor.code)
     if code is not None:
         query = query.where(Sensor.code == code)
     if kind:
@@ -312,7 +324,7 @@ def list_sensors(
         query = query.where(Sensor.active == active)
     if scope is not None:
         query = query.where(scope)
-    return list(session.scalars(query))
+    return query
 
 
 # -------------------------------------------------------------------------------------------------------- rules
@@ -387,10 +399,15 @@ def update_rule(session: Session, *, rule_id: int, data: RuleUpdate, actor: orde
 
 
 def list_rules(session: Session, *, active: bool | None = None) -> list[AlarmRule]:
+    return list(session.scalars(rules_query(active=active)))
+
+
+def rules_query(*, active: bool | None = None) -> Select[AlarmRule]:
+    """The alarm rules by id, for :func:`list_rules` and a caller that pages them."""
     query = select(AlarmRule).order_by(AlarmRule.id)
     if active is not None:
         query = query.where(AlarmRule.active == active)
-    return list(session.scalars(query))
+    return query
 
 
 def _spec(rule: AlarmRule, sensor: Sensor) -> RuleSpec | None:
@@ -1113,7 +1130,12 @@ def describe_alarm(session: Session, alarm: Alarm) -> dict[str, Any]:
 
 
 def alarm_events(session: Session, *, alarm_id: int) -> list[AlarmEvent]:
-    return list(session.scalars(select(AlarmEvent).where(AlarmEvent.alarm_id == alarm_id).order_by(AlarmEvent.id)))
+    return list(session.scalars(alarm_events_query(alarm_id=alarm_id)))
+
+
+def alarm_events_query(*, alarm_id: int) -> Select[AlarmEvent]:
+    """The alarm's trail, oldest first (by id), for :func:`alarm_events` and a caller that pages it."""
+    return select(AlarmEvent).where(AlarmEvent.alarm_id == alarm_id).order_by(AlarmEvent.id)
 
 
 def acknowledge(

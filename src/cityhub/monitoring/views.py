@@ -9,7 +9,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from cityhub.api.deps import CurrentActor, CurrentPrincipal, DbSession, Paging, get_principal, require
+from cityhub.api.deps import (
+    CurrentActor,
+    CurrentPrincipal,
+    DbSession,
+    ListPaging,
+    ListPagingOf50,
+    Paging,
+    get_principal,
+    require,
+)
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import scope_of
@@ -92,7 +101,7 @@ def _check_size(body: ReadingsIn) -> None:
 def list_sensors(
     db: DbSession,
     principal: CurrentPrincipal,
-    page: Paging,
+    page: ListPagingOf50,
     kind: SensorKind | None = None,
     status_: Annotated[
         SensorStatus, Query(alias="status", description="in service (default), retired (停用), or all")
@@ -102,16 +111,12 @@ def list_sensors(
     ] = None,
 ) -> list[SensorRead]:
     """Sensors in the caller's area (a street: its own and its communities'), by code, with their latest reading;
-    those in service unless ``status`` (or the earlier ``active``) says otherwise."""
-    rows = service.list_sensors(
-        db,
-        kind=kind,
-        active=status_.active if active is None else active,
-        scope=_scope(db, principal),
-        limit=page.limit,
-        offset=page.offset,
+    those in service unless ``status`` (or the earlier ``active``) says otherwise; 50 unless ``limit`` says more,
+    the count in ``X-Total-Count`` and the next page in ``Link``."""
+    query = service.sensors_query(
+        kind=kind, active=status_.active if active is None else active, scope=_scope(db, principal)
     )
-    return [SensorRead.model_validate(s) for s in rows]
+    return [SensorRead.model_validate(s) for s in page.scalars(db, query)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SensorRead, dependencies=[MANAGE])
@@ -239,8 +244,9 @@ def push_readings(code: str, body: ReadingsIn, db: MeteredDb, _writer: Writer) -
 
 
 @rules_router.get("", response_model=list[RuleRead], dependencies=[READ])
-def list_rules(db: DbSession, active: bool | None = None) -> list[RuleRead]:
-    return [RuleRead.model_validate(r) for r in service.list_rules(db, active=active)]
+def list_rules(db: DbSession, page: ListPaging, active: bool | None = None) -> list[RuleRead]:
+    """Alarm rules by id; optionally paged."""
+    return [RuleRead.model_validate(r) for r in page.scalars(db, service.rules_query(active=active))]
 
 
 @rules_router.post("", status_code=status.HTTP_201_CREATED, response_model=RuleRead, dependencies=[MANAGE])
@@ -300,10 +306,11 @@ def get_alarm(alarm_id: int, db: DbSession, principal: CurrentPrincipal) -> Alar
 
 
 @alarms_router.get("/{alarm_id}/events", response_model=list[AlarmEventRead], dependencies=[READ])
-def alarm_events(alarm_id: int, db: DbSession, principal: CurrentPrincipal) -> list[AlarmEventRead]:
-    """The alarm's trail: raised, order opened, acknowledged, cleared — by whom and when."""
+def alarm_events(alarm_id: int, db: DbSession, principal: CurrentPrincipal, page: ListPaging) -> list[AlarmEventRead]:
+    """The alarm's trail, oldest first: raised, order opened, acknowledged, cleared — by whom and when. Optionally
+    paged."""
     service.require_alarm(db, alarm_id=alarm_id, scope=_scope(db, principal))
-    return [AlarmEventRead.model_validate(e) for e in service.alarm_events(db, alarm_id=alarm_id)]
+    return [AlarmEventRead.model_validate(e) for e in page.scalars(db, service.alarm_events_query(alarm_id=alarm_id))]
 
 
 @alarms_router.post("/{alarm_id}/acknowledge", response_model=AlarmRead, dependencies=[HANDLE])

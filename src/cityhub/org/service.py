@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub import auditlog, refdata
@@ -458,6 +458,20 @@ def list_units(
     limit: int | None = None,
 ) -> list[Unit]:
     """List units by code, filtered by tier, parent, activity and a text in code, name or short name."""
+    stmt = units_query(tier=tier, parent_id=parent_id, q=q, active=active)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.scalars(stmt))
+
+
+def units_query(
+    *,
+    tier: UnitTier | str | None = None,
+    parent_id: int | None = None,
+    q: str | None = None,
+    active: bool | None = None,
+) -> Select[Unit]:
+    """The query of :func:`list_units`: by code (unique), filtered, for a caller that pages it."""
     stmt = select(Unit).order_by(Unit.code)
     if tier is not None:
         stmt = stmt.where(Unit.tier == UnitTier(tier))
@@ -468,9 +482,7 @@ def list_units(
     if q:
         text = q.strip()
         stmt = stmt.where(or_(*(contains_text(c, text) for c in (Unit.name, Unit.short_name, Unit.code))))
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return list(session.scalars(stmt))
+    return stmt
 
 
 def unit_subtree_ids(session: Session, *, unit_id: int) -> set[int]:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from cityhub.api.deps import MAX_ID, CurrentActor, DbSession, Paging, get_principal, require
+from cityhub.api.deps import MAX_ID, CurrentActor, DbSession, ListPaging, Paging, get_principal, require
 from cityhub.auth import permissions
 from cityhub.auth import service as auth
 from cityhub.auth.principal import Principal
@@ -214,10 +214,10 @@ def get_unit(unit_id: IdPath, db: DbSession) -> UnitOut:
 
 
 @units_router.get("/{unit_id}/children", response_model=list[UnitOut], dependencies=[OrgReader])
-def unit_children(unit_id: IdPath, db: DbSession) -> list[UnitOut]:
-    """The units directly below this one, by code."""
+def unit_children(unit_id: IdPath, db: DbSession, page: ListPaging) -> list[UnitOut]:
+    """The units directly below this one, by code; optionally paged."""
     _unit(db, unit_id)
-    return [UnitOut.model_validate(u) for u in service.list_units(db, parent_id=unit_id)]
+    return [UnitOut.model_validate(u) for u in page.scalars(db, service.units_query(parent_id=unit_id))]
 
 
 @units_router.post("", status_code=status.HTTP_201_CREATED, response_model=UnitOut, dependencies=[UnitManager])

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cityhub.api.deps import CurrentActor, DbSession, get_principal, require
+from cityhub.api.deps import CurrentActor, DbSession, ListPaging, get_principal, require
 from cityhub.auth import permissions
 from cityhub.errors import NotFound, ValidationFailed, refuse_nulls
 from cityhub.org.views import MAX_ID, IdPath, IdQuery, SearchText
@@ -179,16 +179,15 @@ def _category(db: Session, category_id: int) -> Category:
 @categories_router.get("", response_model=list[CategoryOut])
 def list_categories(
     db: DbSession,
+    page: ListPaging,
     level: Annotated[int | None, Query(ge=1, le=20)] = None,
     parent_id: IdQuery = None,
     q: SearchText = None,
     include_inactive: bool = False,
 ) -> list[CategoryOut]:
-    """Categories by code (flat), filtered by level, parent and a text in the path."""
-    nodes = categories.list_categories(
-        db, level=level, parent_id=parent_id, q=q or None, include_inactive=include_inactive
-    )
-    return [CategoryOut.model_validate(n) for n in nodes]
+    """Categories by code (flat), filtered by level, parent and a text in the path; optionally paged."""
+    stmt = categories.categories_query(level=level, parent_id=parent_id, q=q or None, include_inactive=include_inactive)
+    return [CategoryOut.model_validate(n) for n in page.scalars(db, stmt)]
 
 
 @categories_router.get("/tree", response_model=list[CategoryNode])
@@ -269,9 +268,11 @@ def save_rule(
 
 
 @sla_router.get("/rules", response_model=list[SlaRuleOut])
-def list_rules(db: DbSession) -> list[SlaRuleOut]:
-    """The time-limit table: default rules first, then per category; within each, any-urgency first."""
-    return rule_table(db)
+def list_rules(db: DbSession, page: ListPaging) -> list[SlaRuleOut]:
+    """The time-limit table: default rules first, then per category; within each, any-urgency first; optionally
+    paged."""
+    # Ordered in Python, by the categories' paths as code points: the same on every database, whatever its collation.
+    return page.of(rule_table(db))
 
 
 @sla_router.put("/rules", response_model=SlaRuleOut, dependencies=SlaManager)
@@ -298,10 +299,11 @@ def _check_year(day: date) -> None:
 
 @calendar_router.get("/days", response_model=list[CalendarDayOut])
 def list_days(
-    db: DbSession, year: Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)] = None
+    db: DbSession, page: ListPaging, year: Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)] = None
 ) -> list[CalendarDayOut]:
-    """The administrators' overrides (holidays and make-up workdays) in date order, optionally of one year."""
-    return [CalendarDayOut.model_validate(d) for d in calendar.list_days(db, year=year)]
+    """The administrators' overrides (holidays and make-up workdays) in date order, optionally of one year; optionally
+    paged."""
+    return [CalendarDayOut.model_validate(d) for d in page.scalars(db, calendar.days_query(year=year))]
 
 
 @calendar_router.put("/days/{day}", response_model=CalendarDayOut, dependencies=CalendarManager)

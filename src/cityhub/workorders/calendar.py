@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 from chinese_calendar.constants import Holiday
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from cityhub import refdata
@@ -693,7 +693,12 @@ def delete_day(session: Session, *, day: date) -> bool:
 
 def list_days(session: Session, *, year: int | None = None) -> list[CalendarDay]:
     """Override days in date order, optionally of one year."""
+    return list(session.scalars(days_query(year=year)))
+
+
+def days_query(*, year: int | None = None) -> Select[CalendarDay]:
+    """The query of :func:`list_days` (by day, the key), for a caller that pages it."""
     query = select(CalendarDay).order_by(CalendarDay.day)
     if year is not None:
         query = query.where(CalendarDay.day >= date(year, 1, 1), CalendarDay.day < date(year + 1, 1, 1))
-    return list(session.scalars(query))
+    return query

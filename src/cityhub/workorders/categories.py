@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from cityhub import auditlog, refdata
@@ -523,6 +523,14 @@ def list_categories(
     include_inactive: bool = False,
 ) -> list[Category]:
     """List categories by code, filtered by level, parent and a text in the path."""
+    stmt = categories_query(level=level, parent_id=parent_id, q=q, include_inactive=include_inactive)
+    return list(session.scalars(stmt))
+
+
+def categories_query(
+    *, level: int | None = None, parent_id: int | None = None, q: str | None = None, include_inactive: bool = False
+) -> Select[Category]:
+    """The query of :func:`list_categories` (by code, unique), for a caller that pages it."""
     stmt = select(Category).order_by(Category.code)
     if level is not None:
         stmt = stmt.where(Category.level == level)
@@ -532,7 +540,7 @@ def list_categories(
         stmt = stmt.where(Category.path.contains(q.strip(), autoescape=True))
     if not include_inactive:
         stmt = stmt.where(Category.active.is_(True))
-    return list(session.scalars(stmt))
+    return stmt
 
 
 # --- ``cityhub categories …`` ------------------------------------------------------------------------------

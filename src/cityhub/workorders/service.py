@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, false, func, insert, select, text
+from sqlalchemy import ColumnElement, Select, bindparam, false, func, insert, select, text
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cityhub.auth.permissions import UNIT_STAFF_ROLES
@@ -269,11 +269,12 @@ def require_order(session: Session, *, order_id: int) -> Order:
 
 def history(session: Session, *, order_id: int) -> Sequence[OrderEvent]:
     """The order's audit trail, oldest first."""
-    return (
-        session.execute(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id))
-        .scalars()
-        .all()
-    )
+    return session.scalars(history_query(order_id=order_id)).all()
+
+
+def history_query(*, order_id: int) -> Select[OrderEvent]:
+    """The query of :func:`history`: oldest first, by id (the order the events were written in)."""
+    return select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
 
 
 def view_of(order: Order) -> OrderView:

@@ -11,9 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile, status
 from fastapi.responses import FileResponse
+from sqlalchemy import ColumnElement, and_, not_, or_
 from sqlalchemy.orm import Session
 
-from cityhub.api.deps import CurrentPrincipal, DbSession, Paging, model_response, require
+from cityhub.api.deps import CurrentPrincipal, DbSession, ListPage, ListPaging, Paging, model_response, require
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import (
@@ -39,9 +40,10 @@ from cityhub.workorders.lifecycle import (
     actions_for_unit,
     awaited_assists,
 )
-from cityhub.workorders.models import AppealType, Channel, Order, OrderAssist, SlaStatus, Urgency
+from cityhub.workorders.models import AppealType, Channel, Order, OrderAssist, OrderEvent, SlaStatus, Urgency
 from cityhub.workorders.schemas import (
     EVER_OVERDUE_DESCRIPTION,
+    INTERNAL_EVENTS,
     OVERDUE_DESCRIPTION,
     Q_DESCRIPTION,
     SORT_DESCRIPTION,
@@ -225,10 +227,24 @@ def get_order(order_id: int, db: DbSession, principal: Reader) -> OrderRead:
     return _read(_order(db, order_id, principal), principal)
 
 
-def trail_of(db: Session, order: Order, principal: Principal) -> list[EventRead]:
-    """The order's audit trail as ``principal`` reads it, oldest first: a citizen's view (:func:`citizen_trail`), or
-    for whoever sees the order masked, its written texts and reasons scrubbed. What the API and the order page show."""
-    events = [EventRead.model_validate(e) for e in service.history(db, order_id=order.id)]
+def _citizen_reads(user_id: int | None) -> ColumnElement[bool]:
+    """The events :func:`citizen_trail` keeps, said in SQL — not the internal steps, but for the citizen's own
+    comments — so that a page of a citizen's trail is a page of what they read."""
+    shown = not_(OrderEvent.action.in_(INTERNAL_EVENTS))
+    if user_id is None:
+        return shown
+    return or_(shown, and_(OrderEvent.actor_id == user_id, OrderEvent.action == "comment"))
+
+
+def trail_of(db: Session, order: Order, principal: Principal, page: ListPage | None = None) -> list[EventRead]:
+    """The order's audit trail as ``principal`` reads it, oldest first (by id): a citizen's view
+    (:func:`citizen_trail`), or for whoever sees the order masked, its written texts and reasons scrubbed; ``page``
+    of it, or all. What the API and the order page show."""
+    query = service.history_query(order_id=order.id)
+    if principal.role == Role.CITIZEN:
+        query = query.where(_citizen_reads(principal.user_id))
+    rows = page.scalars(db, query) if page is not None else db.scalars(query).all()
+    events = [EventRead.model_validate(e) for e in rows]
     if principal.role == Role.CITIZEN:
         return citizen_trail(events, user_id=principal.user_id)
     if sees_personal_data(principal, order):
@@ -238,9 +254,9 @@ def trail_of(db: Session, order: Order, principal: Principal) -> list[EventRead]
 
 
 @router.get("/{order_id}/events", response_model=list[EventRead])
-def order_events(order_id: int, db: DbSession, principal: Reader) -> list[EventRead]:
-    """The order's audit trail, oldest first, as the caller may read it (:func:`trail_of`)."""
-    return trail_of(db, _order(db, order_id, principal), principal)
+def order_events(order_id: int, db: DbSession, principal: Reader, page: ListPaging) -> list[EventRead]:
+    """The order's audit trail, oldest first, as the caller may read it (:func:`trail_of`); optionally paged."""
+    return trail_of(db, _order(db, order_id, principal), principal, page)
 
 
 def actions_of(db: Session, order: Order, principal: Principal) -> list[Action]:
