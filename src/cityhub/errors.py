@@ -139,6 +139,7 @@ class Overloaded(CityhubError):
 
     code = "overloaded"
     http_status = 503
+    retry_after: int
 
     def __init__(self, message: str, *, retry_after: int, details: dict[str, Any] | None = None) -> None:
         super().__init__(message, details={**(details or {}), "retry_after": retry_after})
