@@ -130,7 +130,7 @@ def test_rules_readings_and_alarms_from_the_shell(
     assert code == 0
     assert "read 14 readings: stored 12" in out and "alarms raised 1, repeated 3, cleared 1; orders opened 1" in out
     assert "rejected: readings.csv: row 14: value: not a number: 'abc'" in err
-    assert "rejected: row 15, field sensor_code: unknown sensor 'WL-9'" in err
+    assert "rejected: readings.csv: row 15: sensor_code: unknown sensor 'WL-9'" in err
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Reading)) == 12
         assert s.scalar(select(func.count()).select_from(Order)) == 1
