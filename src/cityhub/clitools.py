@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import typer
 
@@ -34,16 +34,50 @@ def fail(message: str, code: int = REFUSED) -> typer.Exit:
     return typer.Exit(code)
 
 
-def import_refused(taken: int, rejected: int) -> bool:
-    """Whether an import exits REFUSED: it rejected rows and took none (imported, updated or already there) — a
-    script must not read that as done. Rows rejected beside rows taken are listed and counted, exit 0."""
-    return rejected > 0 and taken == 0
+def fail_with(error: CityhubError, context: str = "") -> typer.Exit:
+    """:func:`fail` for a service's error a command catches itself: its message (after ``context``, when the
+    command names what it was doing), exiting as :func:`exit_code` says — REFUSED for what was asked, CANNOT_RUN for
+    a file store, a channel or another service the command needs failing, as if the error had reached ``cli.main``."""
+    return fail(f"{context}{error.message}", exit_code(error))
+
+
+class RejectedRow(NamedTuple):
+    """A row an import rejected: its number as the file shows it (the header being row 1), the field at fault
+    (None: the row as a whole) and the problem in the importer's words; ``unit`` is ``line`` for a text read line by
+    line (a State Council notice), not as a table's rows."""
+
+    row: int
+    field: str | None
+    problem: str
+    unit: str = "row"
+
+
+def print_rejected(
+    source: str, rows: Sequence[RejectedRow], *, shown: int | None = None, total: int | None = None, rest: str = ""
+) -> None:
+    """Every import's lines for its rejected rows, on stderr, in one form — ``rejected: FILE: row N: field:
+    problem`` — before its summary line; beyond the first ``shown`` rows one line counts the others of the ``total``
+    rejected (default: all of ``rows``; ``rest`` says where they all are, e.g. `` (all in errors.csv)``). A rejected
+    row is the row's problem, not the command's: no ``error:`` unless the import then refuses
+    (:func:`refuse_if_nothing_imported`)."""
+    for row in rows[:shown]:
+        field = "" if row.field is None else f"{row.field}: "
+        typer.echo(f"rejected: {source}: {row.unit} {row.row}: {field}{row.problem}", err=True)
+    listed = min(len(rows), len(rows) if shown is None else shown)
+    more = (len(rows) if total is None else total) - listed
+    if more > 0:
+        typer.echo(f"… and {more} more rejected rows{rest}", err=True)
 
 
 def refuse_if_nothing_imported(source: str, taken: int, rejected: int) -> None:
-    """Exit REFUSED, naming ``source``, when an import rejected every row it read (:func:`import_refused`)."""
-    if import_refused(taken, rejected):
+    """Exit REFUSED with one line naming ``source`` when an import took no row (imported, updated or already
+    there): it rejected every row it read, or the table had none (a header only) — a script must not read that as
+    done. Rows rejected beside rows taken are listed (:func:`print_rejected`) and counted, exit 0."""
+    if taken:
+        return
+    if rejected:
         raise fail(f"{source}: nothing imported: all {rejected} rows read were rejected")
+    raise fail(f"{source}: nothing imported: no rows in it, only a header")
 
 
 def id_argument(noun: str, help: str) -> Any:

@@ -12,11 +12,20 @@ class CityhubError(Exception):
 
     code = "error"
     http_status = 400
+    # Seconds after which the same request may pass: a refusal for now (a rate limit, failed attempts, a busy server)
+    # says so, and every HTTP answer of it carries them as Retry-After (:attr:`http_headers`).
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
+
+    @property
+    def http_headers(self) -> dict[str, str]:
+        """The headers of every HTTP answer of this error, whoever builds it (the API's JSON body, Open311's, a web
+        page): ``Retry-After`` when it says when to retry — every 429 and 503."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 class NotFound(CityhubError):
@@ -130,6 +139,7 @@ class Overloaded(CityhubError):
 
     code = "overloaded"
     http_status = 503
+    retry_after: int
 
     def __init__(self, message: str, *, retry_after: int, details: dict[str, Any] | None = None) -> None:
         super().__init__(message, details={**(details or {}), "retry_after": retry_after})

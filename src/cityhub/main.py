@@ -281,9 +281,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         warming.set()
 
 
-def _error(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:
+def _error(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """The one error body of the HTTP layer: {"code", "message", "details"}."""
-    return JSONResponse(status_code=status, content={"code": code, "message": message, "details": details or {}})
+    content = {"code": code, "message": message, "details": details or {}}
+    return JSONResponse(status_code=status, content=content, headers=headers)
 
 
 # Paths that answer machines, never with the web UI's pages: the API, Open311, the health check, the API's docs.
@@ -329,8 +332,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CityhubError)
     async def _domain_error(request: Request, exc: CityhubError) -> Response:
         if _browser_page(request):  # a page route that let a refusal through
-            return _error_page(request, exc.http_status, _PAGE_MESSAGES.get(exc.http_status, "err.bad_link"))
-        return _error(exc.http_status, exc.code, exc.message, exc.details)
+            page = _error_page(request, exc.http_status, _PAGE_MESSAGES.get(exc.http_status, "err.bad_link"))
+            page.headers.update(exc.http_headers)
+            return page
+        # Retry-After for every refusal that says when (a rate-limited key's malformed body answered here, too).
+        return _error(exc.http_status, exc.code, exc.message, exc.details, exc.http_headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:

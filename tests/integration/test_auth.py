@@ -318,8 +318,11 @@ def test_rate_limits_per_username_and_per_ip_are_429(env, monkeypatch):
     client = TestClient(shared_app(), raise_server_exceptions=False)
     for _ in range(5):
         _error(_login(client, username="ghost"), 401, "invalid_credentials")
-    body = _error(_login(client, username="ghost"), 429, "too_many_attempts")
+    throttled = _login(client, username="ghost")
+    body = _error(throttled, 429, "too_many_attempts")
     assert body["details"]["retry_after_seconds"] > 0
+    # Every 429 says when to try again in the header HTTP clients read (it had none: only the body said it).
+    assert throttled.headers["Retry-After"] == str(body["details"]["retry_after_seconds"])
     for name in ("ghost2", "ghost3", "ghost4"):
         _login(client, username=name)
     # 8 failures from this address now: even a right password for another account waits.

@@ -52,7 +52,7 @@ def test_cells_beyond_the_header_reject_their_row(app_db: str, cli_run: Run, tmp
     )
     code, out, err = cli_run("sensors", "import", str(sensors))
     assert code == 0 and "read 2 rows: 1 sensors created" in out  # the good row kept (docs/operations.md)
-    assert "rejected: row 3, field cells: row has 5 cells, the header has 4" in err
+    assert "rejected: sensors.csv: row 3: cells: row has 5 cells, the header has 4" in err
     with session_scope() as s:
         assert set(s.scalars(select(Sensor.code))) == {"WL-1"}
 

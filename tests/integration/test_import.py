@@ -746,7 +746,7 @@ def test_a_file_unreadable_midway_keeps_and_reports_the_rows_before(
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: broken.csv: malformed CSV") and "import stopped" in lines[-1]
-    assert "row 9: cells: row has 5 cells, the header has 4" in lines
+    assert "rejected: broken.csv: row 9: cells: row has 5 cells, the header has 4" in lines
     assert any(line.startswith("broken.csv: read 8, imported 7,") for line in lines)
     assert json.loads(result.stdout)["imported"] == 7
     with session_factory()() as session:
@@ -1129,7 +1129,7 @@ def test_a_long_field_rejects_its_row_only(app_db: str, cli_run: Any, tmp_path: 
     )
     code, out, err = cli_run("import", "orders", str(path), "--json")
     assert code == 0, err
-    assert "row 3: content: longer than 20000 characters (200000)" in err.splitlines()
+    assert "rejected: long.csv: row 3: content: longer than 20000 characters (200000)" in err.splitlines()
     assert json.loads(out)["imported"] == 2
 
 
@@ -1142,7 +1142,8 @@ def test_an_unclosed_quote_rejects_its_row_and_keeps_the_rows_it_would_swallow(
     path.write_text('id,title,content\nQ1,ok,"多行\n内容"\nQ2,bad,"unterminated\nQ3,after,x\nQ4,,y\n', encoding="utf-8")
     code, out, err = cli_run("import", "orders", str(path), "--json")
     assert code == 0, err
-    assert "row 3: quote: a quoted field opened on line 4 is not closed before the end of the file" in err.splitlines()
+    said = "row 3: quote: a quoted field opened on line 4 is not closed before the end of the file"
+    assert f"rejected: badquote.csv: {said}" in err.splitlines()
     assert json.loads(out) | {"warning_kinds": None} == json.loads(out) | {
         "read": 4,
         "imported": 3,

@@ -52,10 +52,10 @@ def test_sensors_import_rejects_bad_rows_by_number_and_field_and_keeps_the_good_
     code, out, err = cli_run("sensors", "import", str(path))
     assert code == 0  # the good rows were kept (docs/operations.md, Exit codes)
     assert "read 6 rows: 2 sensors created, 0 updated, 4 rejected" in out
-    assert "rejected: row 4, field kind:" in err
-    assert "rejected: row 5, field code: 'WL-1' already on row 2" in err
-    assert "rejected: row 6, field unit_code: unknown unit code 'NOPE'" in err
-    assert "rejected: row 7, field lat:" in err
+    assert "rejected: sensors.csv: row 4: kind: " in err
+    assert "rejected: sensors.csv: row 5: code: 'WL-1' already on row 2" in err
+    assert "rejected: sensors.csv: row 6: unit_code: unknown unit code 'NOPE'" in err
+    assert "rejected: sensors.csv: row 7: lat: " in err
     assert "error:" not in err
     with session_scope() as s:
         sensors = {x.code: x for x in s.scalars(select(Sensor))}
@@ -129,8 +129,8 @@ def test_rules_readings_and_alarms_from_the_shell(
     code, out, err = cli_run("sensors", "readings", str(readings))
     assert code == 0
     assert "read 14 readings: stored 12" in out and "alarms raised 1, repeated 3, cleared 1; orders opened 1" in out
-    assert "rejected: row 14, field value: not a number: 'abc'" in err
-    assert "rejected: row 15, field sensor_code: unknown sensor 'WL-9'" in err
+    assert "rejected: readings.csv: row 14: value: not a number: 'abc'" in err
+    assert "rejected: readings.csv: row 15: sensor_code: unknown sensor 'WL-9'" in err
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Reading)) == 12
         assert s.scalar(select(func.count()).select_from(Order)) == 1

@@ -137,7 +137,7 @@ def test_the_cli_retires_and_reactivates_a_sensor(
     assert "not one of" in cli_run("sensors", "list", "--status", "gone")[2]
     readings.write_text("sensor_code,measured_at,metric,value\nWL-1,2026-11-30T10:00:00+08:00,depth,3\n")
     code, _, err = cli_run("sensors", "readings", str(readings))
-    assert code == 1 and "row 2, field sensor_code: sensor 'WL-1' is retired" in err
+    assert code == 1 and "rejected: readings.csv: row 2: sensor_code: sensor 'WL-1' is retired" in err
     code, out, _ = cli_run("sensors", "reactivate", "WL-1")
     assert code == 0 and out.strip() == "sensor WL-1 back in service"
     assert cli_run("sensors", "readings", str(readings))[0] == 0

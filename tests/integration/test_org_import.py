@@ -270,7 +270,7 @@ def test_cli_import_list_and_seed(app_db, tmp_path):
     assert result.exit_code == 0, result.output
     assert "created 6" in result.stdout
     problems = result.stderr.strip().splitlines()
-    assert len(problems) == 5 and problems[0].startswith("row 7: parent_code")
+    assert len(problems) == 5 and problems[0].startswith(f"rejected: {path.name}: row 7: parent_code: ")
 
     listed = runner.invoke(org_app, ["list", "--parent", "900001", "--tier", "street"])
     assert listed.exit_code == 0

@@ -411,8 +411,9 @@ def test_cli_calendar_import_reads_the_state_councils_notice_as_published(app_db
     notice.write_text(bad, encoding="gb18030")
     result = CliRunner().invoke(calendar_app, ["import", str(notice), "--no-recompute"])
     assert result.exit_code == 0  # the good rows entered: exit 1 only when none was (docs/operations.md)
-    assert result.stderr.splitlines() == [f"error: {notice}: line 5 (春节): its 共N天 does not match its dates"]
-    assert result.stdout.startswith("28 days entered (24 holidays, 4 workdays), 1 rows refused")
+    # A rejected item is the item's problem, not the command's: no "error:" when the others were entered.
+    assert result.stderr.splitlines() == ["rejected: 通知.txt: line 5: 春节: its 共N天 does not match its dates"]
+    assert result.stdout.startswith("28 days entered (24 holidays, 4 workdays), 1 rows rejected")
     with session_scope() as s:
         entered = {d.day: (d.is_workday, d.name) for d in workcal.list_days(s, year=2026)}
     assert entered[date(2026, 10, 1)] == (False, "国庆节") and entered[date(2026, 9, 20)] == (True, "调休上班")
@@ -437,12 +438,12 @@ def test_cli_calendar_import_enters_the_good_rows_once_and_names_every_bad_one(a
     result = CliRunner().invoke(calendar_app, ["import", str(data)])
     assert result.exit_code == 0  # the good rows entered: exit 1 only when none was (docs/operations.md)
     assert result.stderr.splitlines() == [
-        f"error: {data}: row 3: '2027-13-01' is not a date (YYYY-MM-DD)",
-        f"error: {data}: row 6: kind must be 放假 (休, holiday) or 上班 (班, workday), not 'day off'",
-        f"error: {data}: row 7: {day} is already on row 2",
+        "rejected: holidays.csv: row 3: date: '2027-13-01' is not a date (YYYY-MM-DD)",
+        "rejected: holidays.csv: row 6: kind: must be 放假 (休, holiday) or 上班 (班, workday), not 'day off'",
+        f"rejected: holidays.csv: row 7: date: {day} is already on row 2",
     ]
     assert (
-        "3 days entered (2 holidays, 1 workdays), 3 rows refused (1 running orders' deadlines moved)" in result.stdout
+        "3 days entered (2 holidays, 1 workdays), 3 rows rejected (1 running orders' deadlines moved)" in result.stdout
     )
     assert _due(order_id) > due
     with session_scope() as s:

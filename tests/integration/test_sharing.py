@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -23,6 +24,7 @@ from cityhub.db import session_scope
 from cityhub.org.models import Unit, UnitTier
 from cityhub.sharing import service as sharing
 from cityhub.sharing.cli import app as apikey_cli
+from cityhub.sharing.http import SharingReader
 from cityhub.sharing.models import ApiKey
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import seed_default_taxonomy
@@ -273,6 +275,42 @@ def test_rate_limit_holds_across_requests(client: TestClient) -> None:
     refused = next(r for r in calls if r.status_code == 429)
     assert refused.json()["code"] == "rate_limited"
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+class _ProbeBody(BaseModel):
+    dimension: str
+
+
+def _probe(body: _ProbeBody, _caller: SharingReader) -> dict[str, str]:
+    return {"dimension": body.dimension}
+
+
+def test_a_rate_limited_key_s_malformed_body_gets_429_with_retry_after(app_db: str) -> None:
+    """A key over its rate limit sending a body FastAPI cannot parse: the application's answer to the malformed JSON
+    lets the key's check answer first (429) — without the Retry-After every other 429 of the key carries, as only
+    the metered route's own answer set it. A route taking a body behind a key, as the API's router serves it."""
+    from fastapi import APIRouter, Depends, FastAPI
+
+    from cityhub.api.deps import checked_request
+    from cityhub.main import _install_error_handlers
+    from cityhub.sharing.http import MeteredRoute
+
+    router = APIRouter(prefix="/api/v1", dependencies=[Depends(checked_request)], route_class=MeteredRoute)
+    router.add_api_route("/sharing/probe", _probe, methods=["POST"])
+
+    app = FastAPI()
+    _install_error_handlers(app)
+    app.include_router(router)
+    key = _key("sharing:read", rate_limit=1)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        headers = {"X-API-Key": key, "Content-Type": "application/json"}
+        calls = [c.post("/api/v1/sharing/probe", headers=headers, content=b'{"dimension": "state"}') for _ in range(3)]
+        assert calls[0].status_code == 200 and 429 in [r.status_code for r in calls], calls[0].text
+        malformed = c.post("/api/v1/sharing/probe", headers=headers, content=b'{"dimension": ')
+        unknown_field = c.post("/api/v1/sharing/probe", headers=headers, content=b'{"dimension": "state", "x": 1}')
+    for refused in (malformed, unknown_field):
+        assert refused.status_code == 429 and refused.json()["code"] == "rate_limited", refused.text
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
 
 
 def test_stats_count_calls_and_errors_per_endpoint(client: TestClient) -> None:

@@ -80,6 +80,7 @@ def test_a_wrong_number_or_phone_answers_alike_and_failures_are_limited(world) -
         c.post("/api/v1/track", json={"number": f"BY20000101-00000{i + 2}", "phone": PHONE})
     elsewhere = c.post("/api/v1/track", json={"number": "BY20000101-000009", "phone": PHONE})
     assert elsewhere.status_code == 429 and "this address" in elsewhere.json()["message"]
+    assert int(limited.headers["Retry-After"]) > 0 and int(elsewhere.headers["Retry-After"]) > 0  # had none
 
 
 def test_the_citizen_rates_the_reply_once_audited_as_theirs(world) -> None:

@@ -255,7 +255,7 @@ class RequestGate:
         if response is None:
             body = {"code": refused.code, "message": refused.message, "details": refused.details}
             response = Response(json.dumps(body), status_code=refused.http_status, media_type="application/json")
-        response.headers["Retry-After"] = str(retry_after)
+        response.headers.update(refused.http_headers)
         response.headers["Connection"] = "close"  # the body may be unread; a next request may find another process
         response.headers["Server-Timing"] = f"gate;dur={(time.perf_counter() - arrived) * 1000:.1f}, app;dur=0.0"
         await response(scope, _nothing_to_receive, send)

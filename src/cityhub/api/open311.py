@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cityhub.errors import CityhubError, ValidationFailed
 from cityhub.sharing import georeport
 from cityhub.sharing.http import MeteredDb, MeteredRoute, authorize
-from cityhub.sharing.service import Caller, RateLimited
+from cityhub.sharing.service import Caller
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,7 @@ _STATUS = {422: 400}  # Open311 reports every invalid argument as 400
 def error_response(fmt: str, exc: BaseException) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, CityhubError):
-        status, description = exc.http_status, exc.message
-        if isinstance(exc, RateLimited):
-            headers["Retry-After"] = str(exc.retry_after)
+        status, description, headers = exc.http_status, exc.message, exc.http_headers
     elif isinstance(exc, RequestValidationError):
         problems = [f"{'.'.join(str(p) for p in e['loc'] if p != 'query')}: {e['msg']}" for e in exc.errors()]
         status, description = 400, "; ".join(problems) or "invalid request"

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from cityhub.clitools import cli_actor, validation_problem
+from cityhub.clitools import cli_actor, fail_with, validation_problem
 from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError
 from cityhub.org.models import Role
@@ -75,7 +75,7 @@ def create(
             )
             summary = f"created user {user.username} ({user.role.value}{', ' + unit if unit else ''})"
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     except ValidationError as exc:  # pydantic: a malformed username, name or e-mail
         raise _fail(validation_problem(exc, "user")) from None
     typer.echo(summary)
@@ -123,7 +123,7 @@ def set_password(
         with session_scope() as session:
             done = service.set_password(session, username=username, password=password, actor=cli_actor())
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(
         f"password of {username} changed; {done.sessions_ended} session(s) ended, "
         f"{done.tokens_revoked} API token(s) revoked"
@@ -149,7 +149,7 @@ def lock(
             user = service.lock_user(session, username=username, minutes=minutes, actor=cli_actor())
             until = user.locked_until
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(f"{username} locked until {until.isoformat() if until else '-'}")
 
 
@@ -163,7 +163,7 @@ def unlock(username: Annotated[str, typer.Argument(help="Login name.")]) -> None
         with session_scope() as session:
             service.unlock_user(session, username=username, actor=cli_actor())
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(f"{username} unlocked")
 
 
@@ -178,5 +178,5 @@ def unlink_sso(username: Annotated[str, typer.Argument(help="Login name.")]) -> 
         with session_scope() as session:
             service.unbind_sso(session, username=username, actor=cli_actor())
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(f"{username} released from its sign-on identity")

@@ -23,6 +23,10 @@ class TooManyAttempts(CityhubError):
     code = "too_many_attempts"
     http_status = 429
 
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after_seconds": retry_after})
+        self.retry_after = retry_after
+
 
 class CsrfFailed(PermissionDenied):
     code = "csrf_failed"

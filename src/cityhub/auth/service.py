@@ -298,11 +298,11 @@ def check_attempts(
     logins use it with the login name; the public progress lookup with ``track:<order number>``."""
     settings = get_auth_settings()
     since = now - timedelta(seconds=settings.login_window_seconds)
-    window = {"retry_after_seconds": settings.login_window_seconds}
+    window = settings.login_window_seconds  # the oldest failure counted leaves the window by then at the latest
     if _recent_failures(session, LoginAttempt.client_ip, client_ip, since) >= settings.login_max_per_ip:
-        raise TooManyAttempts(f"too many failed {what} from this address; try again later", details=window)
+        raise TooManyAttempts(f"too many failed {what} from this address; try again later", retry_after=window)
     if _recent_failures(session, LoginAttempt.username, key[:64], since) >= settings.login_max_per_username:
-        raise TooManyAttempts(f"too many failed {what} for {of}; try again later", details=window)
+        raise TooManyAttempts(f"too many failed {what} for {of}; try again later", retry_after=window)
 
 
 def record_failed_attempt(session: Session, *, key: str, client_ip: str, now: datetime) -> None:

@@ -44,7 +44,7 @@ def seed_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cityhub.clitools import fail
+    from cityhub.clitools import fail_with
     from cityhub.db import session_factory
     from cityhub.demo.extras import require_demo_environment
     from cityhub.demo.service import seed_demo
@@ -53,7 +53,7 @@ def seed_command(
     try:
         require_demo_environment()
     except CityhubError as exc:
-        raise fail(exc.message) from None
+        raise fail_with(exc) from None
     last_day = _parse_date(end)
     started = datetime.now()
     with Progress(

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from cityhub.clitools import cli_actor, id_argument, validation_problem
+from cityhub.clitools import cli_actor, fail_with, id_argument, validation_problem
 from cityhub.clitools import fail as _fail
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
@@ -110,7 +110,7 @@ def rules_add(
             rule = service.create_rule(session, data=data, actor=cli_actor())
             typer.echo(f"rule {rule.id} added ({rule.tier.value}, priority {rule.priority})")
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     except ValidationError as exc:
         raise _fail(validation_problem(exc, "rule")) from None
     except ValueError as exc:
@@ -183,7 +183,7 @@ def rules_set(
             flag = "" if rule.active else ", inactive"
             typer.echo(f"rule {rule.id} changed ({rule.tier.value}, priority {rule.priority}{flag})")
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     except ValidationError as exc:
         raise _fail(validation_problem(exc, "rule")) from None
 
@@ -197,7 +197,7 @@ def rules_remove(rule_id: Annotated[int, id_argument("dispatch rule", "Rule id."
         with session_scope() as session:
             service.delete_rule(session, rule_id=rule_id, actor=cli_actor())
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(f"rule {rule_id} removed")
 
 
@@ -268,7 +268,7 @@ def thresholds_set(
             assert category_id is not None
             service.set_threshold(session, category_id=category_id, threshold=threshold, actor=cli_actor())
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(f"threshold of {category} set to {threshold}")
 
 
@@ -284,7 +284,7 @@ def thresholds_remove(category: Annotated[str, typer.Argument(help="Category nam
             service.delete_threshold(session, category_id=category_id, actor=cli_actor())
             applies = service.threshold_for(session, category_id=category_id)
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(f"threshold of {category} removed ({applies:.3f} applies)")
 
 
@@ -311,7 +311,7 @@ def suggest(
             decision = service.suggest(session, order=_find_order(session, ref))  # type: ignore[arg-type]
             units = unit_directory(session)
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     if as_json:
         typer.echo(json.dumps(decision.as_dict(), ensure_ascii=False, default=str))
         return
@@ -458,7 +458,7 @@ def retrain(
         )
     except CityhubError as exc:
         jobs.record_failure(JOB_NAME, error=exc.message)  # a failing weekly retrain shows on the status page
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     with session_scope() as session:
         summary = {k: v for k, v in result.as_dict().items() if k != "skipped_rows"}
         jobs.record(session, JOB_NAME, started=started, result={**summary, "skipped_rows": len(result.skipped_rows)})

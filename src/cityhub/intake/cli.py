@@ -10,8 +10,8 @@ from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
+from cityhub.clitools import RejectedRow, print_rejected, refuse_if_nothing_imported
 from cityhub.clitools import fail as _fail
-from cityhub.clitools import refuse_if_nothing_imported
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -180,13 +180,9 @@ def _print_report(
 ) -> None:
     """The rejected rows and kinds of warnings (``rows``), then always the one-line summary, on stderr."""
     if rows:
-        rejected = [i for i in report.issues if i.level == "error"]
-        for issue in rejected[:SHOWN_ISSUES]:
-            console.print(f"row {issue.row}: {issue.field}: {issue.message}", markup=False, highlight=False)
-        if report.rejected > SHOWN_ISSUES:
-            more = report.rejected - SHOWN_ISSUES
-            hint = f" (all in {errors})" if errors else " (use --errors FILE for all of them)"
-            console.print(f"… and {more} more rejected rows{hint}", markup=False, highlight=False)
+        rejected = [RejectedRow(i.row, i.field, i.message) for i in report.issues if i.level == "error"]
+        hint = f" (all in {errors})" if errors else " (use --errors FILE for all of them)"
+        print_rejected(file.name, rejected, shown=SHOWN_ISSUES, total=report.rejected, rest=hint)
         for kind, count in report.warning_counts.most_common():
             console.print(f"warning: {kind} ({count} rows)", markup=False, highlight=False)
     if not report.rejected:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cityhub.clitools import id_argument, refuse_if_nothing_imported
+from cityhub.clitools import RejectedRow, fail, id_argument, print_rejected, refuse_if_nothing_imported
 from cityhub.db import session_scope
 
 app = typer.Typer(no_args_is_help=True, help="Knowledge base (知识库) and instant answers (秒回).")
@@ -21,8 +21,7 @@ def _category_id(session: object, name: str | None) -> int | None:
 
     found = find_category(session, name_or_path=name)  # type: ignore[arg-type]
     if found is None:
-        typer.echo(f"error: unknown or ambiguous category '{name}'", err=True)
-        raise typer.Exit(1)
+        raise fail(f"unknown or ambiguous category '{name}'")
     return found.id
 
 
@@ -30,13 +29,20 @@ def _category_id(session: object, name: str | None) -> int | None:
 def import_command(
     path: Annotated[Path, typer.Argument(help="CSV or Excel: question,answer[,category,keywords,valid_until]")],
 ) -> None:
-    """Import entries from a CSV or Excel file (re-importing updates entries with the same question); exit 1 when
-    every row was rejected."""
+    """Import entries from a CSV or Excel file (re-importing updates entries with the same question): the outcome
+    as JSON on stdout, each rejected row and a summary line on stderr; exit 1 when no row was taken (every row
+    rejected, or none in the file)."""
     from cityhub.knowledge import service
 
     with session_scope() as session:
         report = service.import_entries(session, path=path)
     typer.echo(report.model_dump_json())
+    print_rejected(path.name, [RejectedRow(r["row"], r["field"], r["reason"]) for r in report.rejected])
+    typer.echo(
+        f"{path.name}: rows {report.rows}: created {report.created}, updated {report.updated}, "
+        f"unchanged {report.unchanged}, rejected {len(report.rejected)}",
+        err=True,
+    )
     refuse_if_nothing_imported(path.name, report.created + report.updated + report.unchanged, len(report.rejected))
 
 
@@ -103,7 +109,7 @@ def add_command(
     """Add one entry and print it."""
     from pydantic import ValidationError
 
-    from cityhub.clitools import fail, validation_problem
+    from cityhub.clitools import validation_problem
     from cityhub.errors import ValidationFailed
     from cityhub.knowledge import service
     from cityhub.knowledge.schemas import EntryCreate

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cityhub.clitools import cli_actor, fail, id_argument, import_refused, named_actor, validation_problem
+from cityhub.clitools import (
+    RejectedRow,
+    cli_actor,
+    fail,
+    id_argument,
+    named_actor,
+    print_rejected,
+    refuse_if_nothing_imported,
+    validation_problem,
+)
 from cityhub.db import session_scope
 
 if TYPE_CHECKING:
@@ -54,17 +63,13 @@ def _kind(kind: str | None) -> str | None:
         raise fail(f"--kind: {kind!r} is not one of {', '.join(k.value for k in SensorKind)}") from None
 
 
-def _finish(report: Any, what: str, summary: str, *, taken: int) -> None:
-    """Rejected rows on stderr, then one summary line; exit 1 when every row was rejected (none of the ``taken``),
-    0 when the good ones were kept beside the rejected (``clitools.import_refused``)."""
-    for problem in report.rejected[:SHOWN]:
-        typer.echo(f"rejected: {problem}", err=True)
-    if len(report.rejected) > SHOWN:
-        typer.echo(f"… and {len(report.rejected) - SHOWN} more rejected rows", err=True)
+def _finish(report: Any, path: Path, summary: str, *, taken: int) -> None:
+    """Rejected rows on stderr, then one summary line; exit 1 when no row was taken (every row rejected, or none in
+    the file), 0 when the good ones were kept beside the rejected (``clitools.refuse_if_nothing_imported``)."""
+    rows = [RejectedRow(problem.row, problem.field, problem.message) for problem in report.rejected]
+    print_rejected(path.name, rows, shown=SHOWN)
     typer.echo(summary)
-    if import_refused(taken, len(report.rejected)):
-        first = report.rejected[0]
-        raise fail(f"{len(report.rejected)} of {report.read} {what} rejected (first: {first})")
+    refuse_if_nothing_imported(path.name, taken, len(report.rejected))
 
 
 @sensors_app.command("import")
@@ -86,7 +91,7 @@ def import_command(
     summary = f"read {report.read} rows: {report.created} sensors created, {report.updated} updated, " + (
         f"{len(report.rejected)} rejected"
     )
-    _finish(report, "rows", summary, taken=report.created + report.updated)
+    _finish(report, path, summary, taken=report.created + report.updated)
 
 
 @sensors_app.command("list")
@@ -171,7 +176,7 @@ def readings_command(
         f"rejected {len(report.rejected)}; alarms raised {result.alarms_raised}, repeated {result.alarms_repeated}, "
         f"cleared {result.alarms_cleared}; orders opened {result.orders_opened}"
     )
-    _finish(report, "readings", summary, taken=result.stored + result.duplicates)
+    _finish(report, path, summary, taken=result.stored + result.duplicates)
 
 
 def _rule_line(rule: Any) -> str:

@@ -1419,7 +1419,7 @@ class RowProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"row {self.row}, field {self.field}: {self.message}"
+        return f"row {self.row}: {self.field}: {self.message}"
 
 
 @dataclass

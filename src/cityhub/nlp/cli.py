@@ -5,6 +5,7 @@ from pathlib import Path
 import typer
 
 from cityhub.clitools import fail as _fail
+from cityhub.clitools import fail_with
 from cityhub.formatting import calibration_text
 
 app = typer.Typer(no_args_is_help=True, help="Language tools: category classifier, address → jurisdiction.")
@@ -33,7 +34,7 @@ def locate(
             text = read_text(input_path)
         lines = text_lines(text)
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     gazetteer = default_gazetteer()
     if district_hint is not None and gazetteer.district_code(district_hint) is None:
         raise _fail(f"--district: unknown district {district_hint!r} (give a Guangzhou district's name or code)")
@@ -132,7 +133,7 @@ def train_cmd(
         model = classifier.train(records, config=config, sources=reports, encoder=text_encoder)
         target = model.save(out)
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     summary: dict[str, Any] = {
         "model": str(target),
         "feature_blocks": model.meta.get("feature_blocks"),
@@ -219,7 +220,7 @@ def evaluate_cmd(
             raise _fail(f"{data}: no labelled rows to score ({len(report.skipped)} skipped)")
         result = classifier.evaluate(model, records)
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     result["skipped"] = report.skipped
     result["feature_blocks"] = model.meta.get("feature_blocks") or classifier.feature_blocks(model.config)
     if as_json:
@@ -269,7 +270,7 @@ def classify_cmd(
         model = classifier.load(model_path)
         keys, texts = classifier.read_texts(input_path, problems=problems) if input_path else ([], [text or ""])
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     for i in range(0, len(texts), 1000):
         batch = texts[i : i + 1000]
         said = [j for j, t in enumerate(batch) if t.strip()]

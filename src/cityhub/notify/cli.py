@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cityhub.clitools import fail as _fail
-from cityhub.clitools import id_argument
+from cityhub.clitools import fail_with, id_argument
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
 from cityhub.notify.models import OutboxStatus, Topic
@@ -40,7 +39,7 @@ def webhooks_add(
             )
             sub_id, topics = sub.id, ",".join(sub.topics)
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(f"webhook {sub_id} → {url} [{topics}]")
     typer.echo(f"secret: {secret}")
     typer.echo("Keep the secret now: it is not shown again. Receivers verify X-Cityhub-Signature with it.")
@@ -69,7 +68,7 @@ def webhooks_remove(subscription_id: Annotated[int, id_argument("subscription", 
         with session_scope() as session:
             dropped = service.remove_subscription(session, subscription_id=subscription_id)
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(f"subscription {subscription_id} removed ({dropped} undelivered messages dead-lettered)")
 
 
@@ -99,5 +98,5 @@ def outbox_retry(message_id: Annotated[int, id_argument("outbox message", "Outbo
         with session_scope() as session:
             service.retry(session, message_id=message_id)
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(f"message {message_id} is pending again")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cityhub.clitools import RejectedRow, fail_with, print_rejected, refuse_if_nothing_imported
 from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError
 from cityhub.org.models import Role, UnitTier
@@ -29,9 +30,8 @@ def import_command(
         with session_scope() as session:
             report = import_divisions(session, path=file, root_code=root)
     except CityhubError as exc:
-        raise _fail(exc.message) from None
-    for error in report.rejected:
-        typer.echo(str(error), err=True)
+        raise fail_with(exc) from None
+    print_rejected(file.name, [RejectedRow(e.row, e.field, e.reason) for e in report.rejected])
     tiers = ", ".join(f"{tier} {count}" for tier, count in sorted(report.by_tier.items()))
     typer.echo(
         f"rows {report.rows}: created {report.created}, updated {report.updated}, "
@@ -39,8 +39,10 @@ def import_command(
         + (f", outside root {report.outside_root}" if root else "")
         + (f" ({tiers})" if tiers else "")
     )
-    if report.imported == 0:
-        raise _fail("nothing imported")
+    if report.imported == 0 and report.outside_root:
+        rejected = f"{len(report.rejected)} rows rejected, " if report.rejected else ""
+        raise _fail(f"{file.name}: nothing imported: {rejected}{report.outside_root} rows outside --root {root}")
+    refuse_if_nothing_imported(file.name, report.imported, len(report.rejected))
 
 
 @app.command("list")
@@ -110,6 +112,6 @@ def seed_baiyun_command(
             counts: dict[UnitTier, int] = {tier: count for tier, count in rows}
             users = session.scalar(select(func.count()).select_from(User))
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     summary = ", ".join(f"{tier.value} {counts[tier]}" for tier in UnitTier if tier in counts)
     typer.echo(f"Baiyun organisation ready: {summary}; users {users}")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cityhub.clitools import cli_actor
+from cityhub.clitools import cli_actor, fail_with
 from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError
 from cityhub.sharing.scopes import SCOPES
@@ -38,7 +38,7 @@ def _expiry(days: int | None, last_day: str | None) -> datetime | None:
     try:
         return service.expiry(days=days, until=until)
     except CityhubError as exc:
-        raise _fail(f"--expires-in/--expires: {exc.message}") from None
+        raise fail_with(exc, "--expires-in/--expires: ") from None
 
 
 def _when(value: datetime) -> str:
@@ -87,7 +87,7 @@ def create(
             )
             summary = f"client {api_client.name}: scopes {api_client.scopes}, {api_client.rate_limit_per_minute}/min"
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     if expires_at is not None:
         summary += f"; the key expires {_when(expires_at)}"
     typer.echo(summary, err=True)
@@ -113,7 +113,7 @@ def expiry_command(
             key = service.set_expiry(session, prefix=prefix, expires_at=expires_at, actor=cli_actor())
             shown = f"{key.prefix}… ({key.client.name})"
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(f"key {shown}: {'expires ' + _when(expires_at) if expires_at else 'no expiry'}")
 
 
@@ -132,7 +132,7 @@ def scopes_command(
             keys = [f"{k.prefix}…" for k in api_client.keys if k.revoked_at is None]
             after = api_client.scopes
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     affected = f"{len(keys)} active key(s){': ' + ', '.join(keys) if keys else ''}"
     typer.echo(f"client {client}: scopes {' '.join(before)} -> {after}; affects {affected}")
 
@@ -153,7 +153,7 @@ def limit_command(
             )
             keys = len([k for k in api_client.keys if k.revoked_at is None])
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(f"client {client}: {before}/min -> {rate_limit}/min; affects {keys} active key(s)")
 
 
@@ -188,5 +188,5 @@ def revoke(
         with session_scope() as session:
             count = service.revoke(session, prefix=prefix, client_name=client, actor=cli_actor())
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(f"revoked {count} key(s)")

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -129,15 +128,9 @@ class MeteredRoute(APIRoute):
         return url_path[: -len(concrete)] + self.path if url_path.endswith(concrete) else self.path
 
     def render_error(self, request: Request, exc: Exception) -> Response | None:
-        """The error answer for ``exc``, or None to leave it to the application's handlers."""
-        del request
-        if isinstance(exc, RateLimited):
-            # Same body as every other error; the application handlers cannot add the Retry-After header.
-            return JSONResponse(
-                status_code=429,
-                content={"code": exc.code, "message": exc.message, "details": exc.details},
-                headers={"Retry-After": str(exc.retry_after)},
-            )
+        """The error answer for ``exc``, or None to leave it to the application's handlers (a rate limit's 429
+        with its Retry-After too: ``CityhubError.http_headers``)."""
+        del request, exc
         return None
 
 

@@ -300,7 +300,9 @@ def login(request: Request, db: DbSession, form: FormBody) -> Response:
             if isinstance(exc, Unauthenticated)
             else "err.validation"
         )
-        return _login_page(request, username=username, error=key, status_code=exc.http_status)
+        page = _login_page(request, username=username, error=key, status_code=exc.http_status)
+        page.headers.update(exc.http_headers)  # a throttled login says when to try again
+        return page
     target = support.safe_next(form.get("next"), "")
     if not target:
         target = support.home_of(auth.authenticate_session(db, token=result.session_token))

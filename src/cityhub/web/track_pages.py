@@ -35,7 +35,9 @@ def _page(request: Request, *, status_code: int = 200, **context: Any) -> Respon
 
 def _failure(request: Request, exc: Exception, number: str) -> Response:
     if isinstance(exc, TooManyAttempts):
-        return _page(request, status_code=429, error="track.too_many", number=number)
+        page = _page(request, status_code=429, error="track.too_many", number=number)
+        page.headers.update(exc.http_headers)
+        return page
     if isinstance(exc, ValidationFailed):
         field = (exc.details or {}).get("field", "")
         return _page(request, status_code=422, error=f"track.missing_{field}", number=number)

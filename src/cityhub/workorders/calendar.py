@@ -514,24 +514,56 @@ class CalendarRowError:
 
     def __str__(self) -> str:
         match self.problem:
-            case "fields":
-                return f"row {self.row}: expected date,kind,name, got {self.value} field(s)"
-            case "date":
-                return f"row {self.row}: '{self.value}' is not a date (YYYY-MM-DD)"
             case "kind":
-                return f"row {self.row}: kind must be {KIND_CHOICES}, not '{self.value}'"
+                return f"row {self.row}: kind {self.reason}"
             case "name":
-                return f"row {self.row}: the name is longer than {self.value} characters"
-            case "notice_year":
-                return f"line {self.row}: the notice names no year (…{self.value}…): its first line says 20XX年"
-            case "notice_total":
-                return f"line {self.row} ({self.value}): its 共N天 does not match its dates"
-            case "notice_date":
-                return f"line {self.row} ({self.value}): a date that does not exist"
-            case "notice_dates":
-                return f"line {self.row}: no dates found in '{self.value}'"
+                return f"row {self.row}: the name is {self.reason}"
+            case "notice_total" | "notice_date":
+                return f"line {self.row} ({self.value}): {self.reason}"
             case _:
-                return f"row {self.row}: {self.value} is already on row {self.first_row}"
+                return f"{self.unit} {self.row}: {self.reason}"
+
+    @property
+    def unit(self) -> str:
+        """``line`` for a notice's (its text read line by line), ``row`` for a CSV's."""
+        return "line" if self.problem.startswith("notice_") else "row"
+
+    @property
+    def field(self) -> str | None:
+        """What is at fault, for the command line's ``rejected: FILE: row N: field: …``: a CSV row's date, kind or
+        name; the holiday a notice's item names; None for the row or line as a whole."""
+        match self.problem:
+            case "date" | "kind" | "name":
+                return self.problem
+            case "repeated":
+                return "date"
+            case "notice_total" | "notice_date":
+                return self.value
+            case _:
+                return None
+
+    @property
+    def reason(self) -> str:
+        """What is wrong, without where (``str()`` says both)."""
+        match self.problem:
+            case "fields":
+                return f"expected date,kind,name, got {self.value} field(s)"
+            case "date":
+                return f"'{self.value}' is not a date (YYYY-MM-DD)"
+            case "kind":
+                return f"must be {KIND_CHOICES}, not '{self.value}'"
+            case "name":
+                return f"longer than {self.value} characters"
+            case "notice_year":
+                return f"the notice names no year (…{self.value}…): its first line says 20XX年"
+            case "notice_total":
+                return "its 共N天 does not match its dates"
+            case "notice_date":
+                return "a date that does not exist"
+            case "notice_dates":
+                return f"no dates found in '{self.value}'"
+            case _:
+                return f"{self.value} is already on row {self.first_row}"
 
 
 def parse_calendar_rows(text: str) -> tuple[list[CalendarEntry], list[CalendarRowError]]:

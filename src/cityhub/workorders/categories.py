@@ -20,7 +20,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from cityhub import auditlog, refdata
-from cityhub.clitools import fail as _fail
+from cityhub.clitools import RejectedRow, fail_with, print_rejected, refuse_if_nothing_imported
 from cityhub.errors import CityhubError, Conflict, NotFound, ValidationFailed
 from cityhub.org.schemas import ImportReport
 from cityhub.org.service import CODE_PATTERN, CsvTable, read_table
@@ -548,9 +548,8 @@ def categories_query(
 categories_app = typer.Typer(no_args_is_help=True, help="The hierarchical category taxonomy.")
 
 
-def _print_report(report: TaxonomyImportReport) -> None:
-    for error in report.rejected:
-        typer.echo(str(error), err=True)
+def _print_report(report: TaxonomyImportReport, source: str) -> None:
+    print_rejected(source, [RejectedRow(e.row, e.field, e.reason) for e in report.rejected])
     levels = ", ".join(f"level {level} {count}" for level, count in sorted(report.by_level.items()))
     typer.echo(
         f"rows {report.rows}: created {report.created}, updated {report.updated}, "
@@ -572,10 +571,9 @@ def import_command(
         with session_scope() as session:
             report = import_taxonomy(session, path=file)
     except CityhubError as exc:
-        raise _fail(exc.message) from None
-    _print_report(report)
-    if report.imported == 0:
-        raise _fail("nothing imported")
+        raise fail_with(exc) from None
+    _print_report(report, file.name)
+    refuse_if_nothing_imported(file.name, report.imported, len(report.rejected))
 
 
 @categories_app.command("list")
@@ -602,5 +600,5 @@ def seed_command() -> None:
         with session_scope() as session:
             report = seed_default_taxonomy(session)
     except CityhubError as exc:
-        raise _fail(exc.message) from None
-    _print_report(report)
+        raise fail_with(exc) from None
+    _print_report(report, "the bundled taxonomy")

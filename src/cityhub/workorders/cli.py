@@ -8,10 +8,18 @@ from typing import Annotated, Any
 
 import typer
 
-from cityhub.clitools import REFUSED, id_argument, import_refused, named_actor, validation_problem
+from cityhub.clitools import (
+    RejectedRow,
+    fail_with,
+    id_argument,
+    named_actor,
+    print_rejected,
+    refuse_if_nothing_imported,
+    validation_problem,
+)
 from cityhub.clitools import fail as _fail
 from cityhub.db import session_scope
-from cityhub.errors import CityhubError, ValidationFailed
+from cityhub.errors import CityhubError, NotFound, ValidationFailed
 from cityhub.workorders.lifecycle import Action
 
 app = typer.Typer(no_args_is_help=True, help="Work orders: create, show, search, act, history.")
@@ -78,7 +86,7 @@ def create(
             result = submit(session, data=payload, instant_answer=answer, same_message=True)
             out = _dump(result.order, unmasked=True) | {"created": result.created}
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(json.dumps(out, ensure_ascii=False))
 
 
@@ -163,7 +171,7 @@ def act_cmd(
             if action == Action.SPLIT.value:  # 拆单: the new order the problem became
                 typer.echo(f"{order.number}: split off as {service.newest_part(session, order.id)}")
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
 
 
 @app.command("attach")
@@ -192,7 +200,7 @@ def attach_cmd(
             rows = files.attach(session, order_id=order.id, uploads=uploads, actor=named_actor(actor), note=note)
             out = [AttachmentRead.model_validate(r).model_dump_json() for r in rows]
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     for line in out:
         typer.echo(line)
 
@@ -220,7 +228,7 @@ def detach_cmd(
             )
             name = row.filename
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(f"{ref}: attachment {attachment_id} ({name}) removed")
 
 
@@ -334,22 +342,21 @@ def calendar_import(
     try:
         text = read_text(file)
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     try:
         with session_scope() as session:
             done = import_calendar_text(session, text=text, actor=Actor(CLI_ACTOR), recompute=recompute)
     except ValidationFailed as exc:  # no day in it
         raise _fail(f"{file}: {exc.message}") from None
-    for error in done.errors:
-        typer.echo(f"error: {file}: {error}", err=True)
+    source = Path(file).name
+    print_rejected(source, [RejectedRow(e.row, e.field, e.reason, e.unit) for e in done.errors])
     entries, holidays = len(done.entries), done.holidays
     moved = _recomputed(done.recomputed.orders, recompute) if entries else ""
     typer.echo(
         f"{entries} days entered ({holidays} holidays, {entries - holidays} workdays), "
-        f"{len(done.errors)} rows refused{moved}"
+        f"{len(done.errors)} rows rejected{moved}"
     )
-    if import_refused(entries, len(done.errors)):
-        raise typer.Exit(REFUSED)
+    refuse_if_nothing_imported(source, entries, len(done.errors))
 
 
 @calendar_app.command("delete")
@@ -361,8 +368,10 @@ def calendar_delete(day: Annotated[str, typer.Argument(help="YYYY-MM-DD")], reco
     try:
         with session_scope() as session:
             done = delete_calendar_day(session, day=_date(day), actor=Actor(CLI_ACTOR), recompute=recompute)
-    except CityhubError:
+    except NotFound:
         raise _fail(f"no calendar entry on {day}") from None
+    except CityhubError as exc:
+        raise fail_with(exc) from None
     typer.echo(f"{day}: removed{_recomputed(done.orders, recompute)}")
 
 
@@ -429,7 +438,7 @@ def sla_set(
             spec = RuleSpec(category_id, urgency, accept_hours, finish_days, warning_share)
             _, done = set_sla_rule(session, spec=spec, actor=Actor(CLI_ACTOR), recompute=recompute)
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
     typer.echo(f"rule saved{_recomputed(done.orders, recompute)}")
 
 
@@ -453,7 +462,7 @@ def similar(ref: Annotated[str, typer.Argument(help="Order number or id.")]) -> 
             found = dedupe.check(session, order=_find(session, ref))
             typer.echo(dedupe.DedupeRead.of(found).model_dump_json(indent=2))
     except CityhubError as exc:
-        raise _fail(exc.message) from None
+        raise fail_with(exc) from None
 
 
 @app.command("place")
