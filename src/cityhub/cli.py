@@ -85,7 +85,9 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 
     now = migrate.current()
     if not migrate.known(now):  # a newer release migrated it: alembic would only say it cannot locate the revision
-        raise fail(f"db upgrade: {migrate.schema_problem(revision=now)}; install that release or restore a backup")
+        raise fail(
+            f"db upgrade: {migrate.schema_problem(revision=now)}; install that release or restore a backup", CANNOT_RUN
+        )
     try:
         migrate.upgrade(revision=revision)
     except CommandError as exc:  # a revision the migrations do not have: alembic says which
@@ -258,8 +260,8 @@ def serve(
     _require_current_schema()
     try:
         claim_port(host, port)  # held until this process ends
-    except CannotListen as exc:
-        raise fail(str(exc)) from None
+    except CannotListen as exc:  # the port taken, or an address not this machine's: it cannot run
+        raise fail(str(exc), CANNOT_RUN) from None
     os.environ["CITYHUB_RUN_SCHEDULER"] = "1" if scheduler else "0"
     os.environ["CITYHUB_WARM_UP"] = "1"
     dispatcher = dispatcher and background.enabled()

@@ -305,7 +305,7 @@ def test_cli_refuses_a_database_a_newer_release_migrated_as_serve_does(
         code, out, _ = _cli(empty_db_url, monkeypatch, cli_run, "db", "backup", str(tmp_path / "copy.db"))
         assert code == 0 and out.startswith("backup written to ")
     code, _, err = _cli(empty_db_url, monkeypatch, cli_run, "db", "upgrade")
-    assert code == 1 and err.strip().endswith("a newer release migrated it); install that release or restore a backup")
+    assert code == 2 and err.strip().endswith("a newer release migrated it); install that release or restore a backup")
 
 
 def test_cli_on_a_missing_sqlite_file_names_it_and_creates_nothing(
