@@ -107,3 +107,27 @@ def test_the_report_and_the_api_docs_follow_the_theme_and_the_report_prints_ligh
         assert _docs_is_dark(page)
         page.context.close()
 
+
+def _menu_lines(page: Any) -> int:
+    """How many lines the top bar's first list (the role's pages) takes."""
+    tops = page.evaluate("[...document.querySelectorAll('header nav > ul:first-child > li')].map(li => li.offsetTop)")
+    return len(set(tops))
+
+
+def test_an_administrators_english_menu_fits_one_line_at_1440_and_a_phone_keeps_its_width(
+    server: str, browser: Any
+) -> None:
+    for lang in ("en", "zh-CN"):
+        wide = _signed_in(browser, server, "adm", lang, viewport={"width": 1440, "height": 900})
+        assert wide.locator("header nav > ul:first-child > li").count() == 12  # cityhub and eleven pages
+        assert _menu_lines(wide) == 1, lang
+        # The account's links stay on the menu's line.
+        menu = wide.locator("header nav > ul:first-child").bounding_box()
+        account = wide.locator("header nav > ul:last-child").bounding_box()
+        assert menu and account and abs(menu["y"] - account["y"]) < 2
+        wide.context.close()
+        phone = _signed_in(browser, server, "adm", lang, viewport={"width": 390, "height": 844}, is_mobile=True)
+        for path in ("/orders", "/admin", "/dashboard"):
+            phone.goto(server + path)
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 390, (lang, path)
+        phone.context.close()
