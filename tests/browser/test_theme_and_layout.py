@@ -125,6 +125,13 @@ def test_an_administrators_english_menu_fits_one_line_at_1440_and_a_phone_keeps_
         menu = wide.locator("header nav > ul:first-child").bounding_box()
         account = wide.locator("header nav > ul:last-child").bounding_box()
         assert menu and account and abs(menu["y"] - account["y"]) < 2
+        # The dashboard's three lists share the page's width (they kept to its left half beside two empty tracks).
+        wide.goto(server + "/dashboard")
+        main = wide.locator("main").bounding_box()
+        lists = [
+            wide.locator(f'[data-testid="{name}"]').bounding_box() for name in ("by-state", "by-category", "by-street")
+        ]
+        assert main and all(lists) and lists[2]["x"] + lists[2]["width"] > main["x"] + 0.9 * main["width"], lists
         wide.context.close()
         phone = _signed_in(browser, server, "adm", lang, viewport={"width": 390, "height": 844}, is_mobile=True)
         for path in ("/orders", "/admin", "/dashboard"):
