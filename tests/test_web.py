@@ -2611,12 +2611,19 @@ def test_english_counts_agree_with_their_nouns() -> None:
 
 
 def test_the_order_lists_english_badges_read_as_labels_and_say_what_they_mean() -> None:
-    """The badges beside an order's title in the list are labels like its state's (Dispatched, In progress): they
-    read "accepted late", "extension requested", "more files", "urged 2×" in lower case — and 签收超期 marks an
-    order not accepted in time, which a dispatched one still waiting for acceptance is: not "accepted" at all."""
+    """Badges are labels like an order's state's (Dispatched, In progress): the list's read "accepted late", "extension
+    requested", "more files", "urged 2×", the queue's "being checked for duplicates", others "retired", "new" in
+    lower case — and 签收超期 marks an order not accepted in time, which a dispatched one still waiting for acceptance
+    is: not "accepted" at all."""
     en = i18n.catalogue("en")
-    badges = ("order.accept_overdue", "orders.extension_pending", "orders.supplemented", "orders.urged", "orders.page")
-    assert all(en[key][0].isupper() for key in badges), {key: en[key] for key in badges}
+    templates = Path(i18n.__file__).parent / "templates"
+    badges = {"orders.page", "queue.dispatch_pending", "queue.duplicate_check_pending"}  # the last two named in parts
+    for template in templates.glob("*.html"):
+        text = template.read_text(encoding="utf-8")
+        badges |= set(re.findall(r"<span class=\"badge[^\"]*\"[^>]*>\s*\{\{ t\('([\w.]+\w)'\W", text))
+    assert {"order.accept_overdue", "orders.urged", "mon.retired", "brain.topics.new"} <= badges
+    lower = {key: en[key] for key in sorted(badges) if not en[key][0].isupper()}
+    assert lower == {}, lower
     assert "accepted" not in en["order.accept_overdue"].lower()
 
 
