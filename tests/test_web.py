@@ -2621,7 +2621,9 @@ def test_the_order_lists_english_badges_read_as_labels_and_say_what_they_mean() 
     for template in templates.glob("*.html"):
         text = template.read_text(encoding="utf-8")
         badges |= set(re.findall(r"<span class=\"badge[^\"]*\"[^>]*>\s*\{\{ t\('([\w.]+\w)'\W", text))
-    assert {"order.accept_overdue", "orders.urged", "mon.retired", "brain.topics.new"} <= badges
+        # A table's column names too (the trail's read "time, by, action, state, note"; the ranking's "rank, unit").
+        badges |= set(re.findall(r"<th[^>]*>\s*\{\{ t\('([\w.]+\w)'\W", text))
+    assert {"order.accept_overdue", "orders.urged", "mon.retired", "brain.topics.new", "order.actor"} <= badges
     lower = {key: en[key] for key in sorted(badges) if not en[key][0].isupper()}
     assert lower == {}, lower
     assert "accepted" not in en["order.accept_overdue"].lower()
