@@ -2221,6 +2221,9 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     assert "景泰街道" in page.text and "京溪街道" in page.text
     # A street's count there is of the orders that happened in it (the ranking's 承办量: those assigned to it).
     assert "<h2>镇街工单量</h2>" in page.text and "本期受理、发生在该镇街的工单" in page.text
+    # Orders nobody has categorised yet are said to be so (the row read 未归属, "unassigned", as for a street).
+    categories = re.search(r'data-testid="by-category">.*?</section>', page.text, re.S)
+    assert categories and "<td>未分类</td>" in categories.group(0) and "未归属" not in page.text
     assert "餐馆油烟扰民" in page.text  # a hot topic of the period
     # A topic's title is someone's appeal: the leader (who reads orders masked) does not read a phone in it.
     for _ in range(3):
@@ -2586,6 +2589,44 @@ def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> N
     assert i18n.Translator("zh-CN")("no.such.key") == "no.such.key"
     assert i18n.negotiate("en", "zh-CN") == "en" and i18n.negotiate(None, None) == "zh-CN"
     assert i18n.negotiate("xx", "en;q=0, zh;q=0.1") == "zh-CN"
+
+
+def test_english_counts_agree_with_their_nouns() -> None:
+    """ "1 orders (0 overdue)" read the one map's list in English: a count's noun is written {n|order|orders} and the
+    word agrees, in the pages (i18n.translate) and in the map's script (map.js's format reads the same form). Every
+    English message counting with a parameter of these names says its noun so; Chinese has no plural."""
+    t = i18n.Translator("en")
+    assert t("map.js.orders_in_cell", place="A", n=1, overdue=0) == "A: 1 open order (0 overdue)"
+    assert t("map.js.orders_in_cell", place="A", n=2, overdue=1) == "A: 2 open orders (1 overdue)"
+    assert t("calendar.rows_refused", n=1).startswith("1 row was not entered")
+    assert i18n.Translator("zh-CN")("queue.bulk_done", n=1) == i18n.catalogue("zh-CN")["queue.bulk_done"].format(n=1)
+    counts = "n|count|total|calls|errors|days|kb|duplicates|similar|merged|cells"
+    bare = re.compile(
+        rf"\{{({counts})\}} (?:(?:open|new|more|imported|working|first|instant|possible|similar) )?[a-z]+s\b"
+    )
+    script = (Path(i18n.__file__).parent / "static" / "map.js").read_text(encoding="utf-8")
+    assert "[^{}|]*" in script  # map.js's format reads {name|one|other}
+    wrong = {k: v for k, v in i18n.catalogue("en").items() if bare.search(v) and "|" not in v}
+    assert wrong == {}, wrong
+
+
+def test_the_order_lists_english_badges_read_as_labels_and_say_what_they_mean() -> None:
+    """Badges are labels like an order's state's (Dispatched, In progress): the list's read "accepted late", "extension
+    requested", "more files", "urged 2×", the queue's "being checked for duplicates", others "retired", "new" in
+    lower case — and 签收超期 marks an order not accepted in time, which a dispatched one still waiting for acceptance
+    is: not "accepted" at all."""
+    en = i18n.catalogue("en")
+    templates = Path(i18n.__file__).parent / "templates"
+    badges = {"orders.page", "queue.dispatch_pending", "queue.duplicate_check_pending"}  # the last two named in parts
+    for template in templates.glob("*.html"):
+        text = template.read_text(encoding="utf-8")
+        badges |= set(re.findall(r"<span class=\"badge[^\"]*\"[^>]*>\s*\{\{ t\('([\w.]+\w)'\W", text))
+        # A table's column names too (the trail's read "time, by, action, state, note"; the ranking's "rank, unit").
+        badges |= set(re.findall(r"<th[^>]*>\s*\{\{ t\('([\w.]+\w)'\W", text))
+    assert {"order.accept_overdue", "orders.urged", "mon.retired", "brain.topics.new", "order.actor"} <= badges
+    lower = {key: en[key] for key in sorted(badges) if not en[key][0].isupper()}
+    assert lower == {}, lower
+    assert "accepted" not in en["order.accept_overdue"].lower()
 
 
 def test_the_punctuation_around_names_and_lists_is_the_languages_own() -> None:

@@ -147,3 +147,18 @@ def _with_vendor_files(tmp_path: Path) -> str:
         (node_modules / rel).write_text("/* stub */")
     vendor.copy(node_modules, tmp_path / "absent")
     return login("lead").get("/map").text
+
+
+def test_a_units_counts_link_to_the_orders_they_count(org) -> None:
+    """A street's 在办 on the map counts the open orders placed in it, whoever leads them (here nobody yet: they wait
+    for dispatch); its link lists those orders — it listed the orders the street's own office leads, none of these —
+    and the list's 镇街 filter shows as chosen."""
+    client = login("lead")
+    units = client.get("/api/v1/map/layers/units").json()["features"]
+    street = next(f["properties"] for f in units if f["properties"]["unit_id"] == org["street_a"])
+    assert street["open"] == 2
+    listed = client.get(street["link"])
+    assert listed.status_code == 200
+    numbers = re.findall(r'<td><a href="/orders/\d+">([^<]+)</a></td>', listed.text)
+    assert len(numbers) == street["open"]
+    assert re.search(rf'<option value="{org["street_a"]}" selected>', listed.text)

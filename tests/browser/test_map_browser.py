@@ -229,6 +229,8 @@ def test_a_keyboard_reaches_the_maps_orders_through_its_list_and_opens_one(serve
     listing = page.locator('[data-testid="map-orders-list"]')
     assert "6 件在办工单" in page.inner_text('[data-testid="map-orders-note"]')
     assert listing.locator("button[data-zoom]").count() == 3
+    # An area's button reads as a link: its lines start beside the bullet (a button centres them, away on a phone).
+    assert listing.locator("button[data-zoom]").first.evaluate("b => getComputedStyle(b).textAlign") == "start"
 
     def tab_into_list() -> str:
         for _ in range(150):

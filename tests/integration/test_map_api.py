@@ -507,3 +507,45 @@ def test_sensors_alarms_and_the_monitors_figures_are_on_the_map_in_scope(client,
         )
     layer = _collection(_get(client, world, "m-lead", "/api/v1/map/layers/alarms"))
     assert [f["properties"]["severity"] for f in layer] == ["critical", "info"]
+
+
+def test_the_map_counts_as_overdue_exactly_the_orders_the_lists_overdue_criterion_lists(client, world) -> None:
+    """超期 is one definition (``models.OVERDUE_NOW_SQL``): open and past the limit now. An order returned (退单)
+    after its limit ran out is still open and late: on the map's counts, cells and points as in ``/orders?overdue=1``;
+    one replied after its limit, closed late, is on neither, even when the map is asked for replied orders."""
+    from cityhub.workorders.scheduled import sla_sweep
+
+    with session_scope() as s:
+        late_return, late_reply = world["jx_orders"][1], world["closed"]
+        orders.act(s, order_id=late_return, action=Action.DISPATCH, params={"unit_id": world["jx"]})
+        s.execute(update(Order).where(Order.id == late_return).values(due_at=utcnow() - timedelta(hours=1)))
+        assert sla_sweep(s)  # the sweep marks it overdue, as it would at its limit
+        orders.act(s, order_id=late_return, action=Action.RETURN, params={"reason": "不属于本单位职责"})
+        # Replied after its limit: the status it was closed with stays 超期 (the review's 曾超期).
+        s.execute(update(Order).where(Order.id == late_reply).values(sla_status=SlaStatus.OVERDUE))
+    listed = client.get(
+        "/api/v1/orders", params={"overdue": "true", "limit": 100}, headers=world["heads"]["m-disp"]
+    ).json()
+    listed_ids = {o["id"] for o in listed["items"]}
+    assert listed_ids == {world["jx_orders"][0], late_return}
+    service.clear_caches()
+    figures = {i["name"]: i for i in _get(client, world, "m-disp", "/api/v1/map/indicators")["indicators"]}
+    assert figures["overdue"]["value"] == len(listed_ids)
+    units = {
+        f["properties"]["unit_id"]: f["properties"]
+        for f in _collection(_get(client, world, "m-disp", "/api/v1/map/layers/units"))
+    }
+    assert units[world["jx"]]["overdue"] == 2
+    points = _collection(_get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=16))
+    assert {f["properties"]["id"] for f in points if f["properties"]["overdue"]} == listed_ids
+    cells = _collection(_get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=10))
+    assert sum(c["properties"]["overdue"] for c in cells) == 2
+    # Asked for the replied orders, the map shows the late-replied one, not as overdue now, as the list does.
+    replied = _get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=16, state="replied")
+    assert [(f["properties"]["id"], f["properties"]["overdue"]) for f in _collection(replied)] == [(late_reply, False)]
+    far = _collection(_get(client, world, "m-disp", "/api/v1/map/layers/orders", zoom=10, state="replied"))
+    assert sum(c["properties"]["overdue"] for c in far) == 0
+    none = client.get(
+        "/api/v1/orders", params={"overdue": "true", "state": "replied"}, headers=world["heads"]["m-disp"]
+    ).json()
+    assert none["items"] == []

@@ -68,3 +68,35 @@ def test_a_findings_card_and_summary_show_a_near_zero_expectation_by_its_digits(
         "2 人次反映，按各社区常态预期约 0.018 人次（108.5 倍）"
     )
     assert finding.summary().endswith("2人次反映（预期0.018）")
+
+
+def test_a_finding_against_an_expectation_of_nothing_says_none_rather_than_an_infinite_ratio():
+    """A day with orders where comparable days have none (median 0) has no ratio: the card read "约 0.0 件（inf 倍）",
+    "about 0.0 (inf×)"."""
+    import math
+    from datetime import date
+
+    from cityhub.analytics.risk import Finding
+    from cityhub.web.brain_pages import _finding_view
+    from cityhub.web.i18n import Translator
+
+    day = date(2026, 12, 5)
+    finding = Finding(
+        kind="anomaly",
+        place=None,
+        place_level="district",
+        category=None,
+        window_start=day,
+        window_end=day,
+        statistic="robust_z",
+        value=16.0,
+        count=16,
+        expected=0.0,
+        effect=math.inf,
+    )
+    assert _finding_view(Translator("zh-CN"), finding)["count_text"] == "当天 16 件，同类日子常态为 0 件"
+    assert (
+        _finding_view(Translator("en"), finding)["count_text"] == "16 orders that day, where a comparable day has none"
+    )
+    finding.count = 1
+    assert _finding_view(Translator("en"), finding)["count_text"].startswith("1 order that day")

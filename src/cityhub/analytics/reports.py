@@ -469,7 +469,10 @@ def finding_texts(data: ReportData, lang: str = "zh") -> list[str]:
     ]
 
 
-def render_html(data: ReportData, *, lang: str = "zh") -> str:
+def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") -> str:
+    """The report as one HTML file. ``theme`` is the web UI's (``web.theme``: the reader's choice, light or dark,
+    else the system's, which the page follows by ``prefers-color-scheme``) and colours the screen only: printed, and
+    as the PDF, the report is light."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select_autoescape(["html", "j2"]))
@@ -486,6 +489,7 @@ def render_html(data: ReportData, *, lang: str = "zh") -> str:
         change=change,
         findings=finding_texts(data, lang),
         font=find_cjk_font() or "sans-serif",
+        theme=theme,
     )
 
 
@@ -628,9 +632,10 @@ def generate(
     min_sample: int = kpi.DEFAULT_MIN_SAMPLE,
     lang: str = "zh",
     reader: Principal | None = None,
+    theme: str = "system",
 ) -> ReportFiles:
     """Build the report of ``period`` (for ``reader``, :func:`build_report`) and write it in ``formats`` to
-    ``out_dir`` (report-<period>.<ext>)."""
+    ``out_dir`` (report-<period>.<ext>); the HTML file in ``theme`` on screen (:func:`render_html`)."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         from cityhub.errors import ValidationFailed
@@ -646,14 +651,13 @@ def generate(
     notes: list[str] = []
     if find_cjk_font() is None:
         notes.append("no CJK font found: install fonts-noto-cjk or fonts-wqy-zenhei")
-    html = render_html(data, lang=lang) if ("html" in formats or "pdf" in formats) else ""
     if "html" in formats:
         files["html"] = stem.with_suffix(".html")
-        files["html"].write_text(html, encoding="utf-8")
+        files["html"].write_text(render_html(data, lang=lang, theme=theme), encoding="utf-8")
     if "pdf" in formats:
         ok, why = pdf_available()
         if ok:
-            files["pdf"] = render_pdf(html, stem.with_suffix(".pdf"))
+            files["pdf"] = render_pdf(render_html(data, lang=lang), stem.with_suffix(".pdf"))
         else:
             notes.append(why)
     if "xlsx" in formats:
@@ -683,6 +687,7 @@ def download(
     reader: Principal,
     min_sample: int = kpi.DEFAULT_MIN_SAMPLE,
     lang: str = "zh",
+    theme: str = "system",
 ) -> ReportDownload:
     """The report of ``period`` in one format for ``reader``, as bytes for an HTTP answer (:func:`generate` into a
     temporary directory); ValidationFailed for an unknown format or a PDF this machine cannot print."""
@@ -701,6 +706,7 @@ def download(
             min_sample=min_sample,
             lang=lang,
             reader=reader,
+            theme=theme,
         )
         if fmt not in result.files:
             raise ValidationFailed(f"the {fmt} report cannot be made here: {'; '.join(result.warnings)}")

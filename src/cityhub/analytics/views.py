@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from cityhub.analytics import kpi
 from cityhub.api.deps import CurrentPrincipal, DbSession
@@ -103,6 +103,7 @@ def drilldown(
 
 @router.get("/report", response_class=Response)
 def report(
+    request: Request,
     db: DbSession,
     principal: Overseer,
     period: PeriodQ,
@@ -111,9 +112,16 @@ def report(
 ) -> Response:
     """The analysis report (专报) of a period as a file: HTML and PDF with charts, the tables as Excel."""
     from cityhub.analytics import reports
+    from cityhub.web import theme
 
     made = reports.download(
-        db, period=kpi.parse_period(period), fmt=fmt.lower(), reader=principal, min_sample=min_sample
+        db,
+        period=kpi.parse_period(period),
+        fmt=fmt.lower(),
+        reader=principal,
+        min_sample=min_sample,
+        # Opened from the dashboard in a tab of its own: in the reader's theme of the web UI (light when printed).
+        theme=theme.chosen(request.cookies.get(theme.THEME_COOKIE)),
     )
     disposition = "inline" if fmt.lower() == "html" else "attachment"
     headers = {"Content-Disposition": f'{disposition}; filename="{made.filename}"'}

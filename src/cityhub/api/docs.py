@@ -13,44 +13,63 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from cityhub.web import vendor
+from cityhub.web import theme, vendor
 
 router = APIRouter(include_in_schema=False)
 
 SWAGGER_FILES = ("swagger-ui/swagger-ui-bundle.js", "swagger-ui/swagger-ui.css")
 
 
-def page(title: str, openapi_url: str) -> str:
-    """The HTML of the documentation page (the degraded form when the vendor files are missing)."""
+def _html_tag(chosen: str) -> str:
+    """<html> in the web UI's theme (``web.theme``): the user's choice written by the server — ``dark-mode`` is
+    Swagger UI's own dark stylesheet's class — none for the system's, which ``static/api-docs.js`` follows."""
+    if chosen == "dark":
+        return '<html lang="en" data-theme="dark" class="dark-mode">'
+    if chosen == "light":
+        return '<html lang="en" data-theme="light">'
+    return '<html lang="en">'
+
+
+def page(title: str, openapi_url: str, *, chosen: str = theme.SYSTEM) -> str:
+    """The HTML of the documentation page in the theme ``chosen`` (the degraded form when the vendor files are
+    missing)."""
     title, url = escape(title), escape(openapi_url)
+    # The browser's own colours (the degraded page, scroll bars, form controls) follow the theme too.
+    scheme = {"dark": "dark", "light": "light"}.get(chosen, "light dark")
+    head = (
+        f'<!DOCTYPE html>{_html_tag(chosen)}<head><meta charset="utf-8"><meta name="color-scheme" content="{scheme}">'
+    )
     present = vendor.available()
     if not all(present.get(name) for name in SWAGGER_FILES):
         return (
-            f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title} API</title></head><body>'
+            f"{head}<title>{title} API</title></head><body>"
             f"<h1>{title} API</h1><p>The interactive documentation is not installed on this server (run "
             f"<code>make install</code>, which copies Swagger UI from npm). The OpenAPI description is at "
             f'<a href="{url}">{url}</a>.</p></body></html>'
         )
     return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"{head}"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title} API</title>"
         '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
-        '<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css"></head><body>'
+        '<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css">'
+        # In the head, so the system's dark theme is in place before the first paint; it starts Swagger UI once
+        # the page (and the bundle below) is read.
+        '<script src="/static/api-docs.js"></script></head><body>'
         f'<div id="swagger-ui" data-openapi-url="{url}"></div>'
-        '<script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>'
-        '<script src="/static/api-docs.js"></script></body></html>'
+        '<script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script></body></html>'
     )
 
 
 @router.get("/docs", response_class=HTMLResponse)
-def docs() -> HTMLResponse:
+def docs(request: Request) -> HTMLResponse:
     from cityhub import __version__
 
-    return HTMLResponse(page(f"cityhub {__version__}", "/openapi.json"))
+    chosen = theme.chosen(request.cookies.get(theme.THEME_COOKIE))
+    return HTMLResponse(page(f"cityhub {__version__}", "/openapi.json", chosen=chosen))
 
 
 @router.get("/favicon.ico")

@@ -107,9 +107,12 @@ def _finding_view(t: Translator, f: risk.Finding) -> dict[str, Any]:
         "span": t("brain.span_day", day=f.window_start)
         if f.kind == "anomaly"
         else t("brain.span", first=f.window_start, last=last),
+        # Against an expectation of nothing there is no ratio (it read "about 0.0 (inf×)"): the text says none.
         "count_text": t(
             f"brain.count.{f.kind}", count=f.count, expected=significant(f.expected), ratio=f"{f.effect:.1f}"
-        ),
+        )
+        if math.isfinite(f.effect)
+        else t(f"brain.count.{f.kind}_none", count=f.count),
         "significance": sig,
         "strength": round(100 * strength),
         "top_places": f.detail.get("top_places") or [],

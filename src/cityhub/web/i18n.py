@@ -1,6 +1,8 @@
 """Message catalogues of the web UI (zh-CN first, en) and the ``t()`` the templates call.
 
-Catalogues are flat JSON files in ``locales/`` (``key → text`` with ``{name}`` placeholders). A key missing from
+Catalogues are flat JSON files in ``locales/`` (``key → text`` with ``{name}`` placeholders; ``{name|one|other}`` is
+the word that agrees with the count ``name`` — ``{n} {n|order|orders}`` reads "1 order", "2 orders", as English
+needs and Chinese does not; ``static/map.js`` reads the same form). A key missing from
 a catalogue falls back to zh-CN, then to the key itself, so a forgotten translation shows up on the page instead
 of breaking it. The language comes from the ``cityhub_lang`` cookie (the user's switch), else zh-CN — or, when
 ``CITYHUB_UI_LANGUAGE_FROM_BROWSER`` is on, the browser's Accept-Language before the zh-CN default.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 DEFAULT_LANGUAGE = "zh-CN"
 LANGUAGES = ("zh-CN", "en")
 LANGUAGE_COOKIE = "cityhub_lang"
+# {name|one|other}: the word agreeing with the count ``name`` (one for 1, other for any other number).
+PLURAL = re.compile(r"\{(\w+)\|([^{}|]*)\|([^{}|]*)\}")
 _LOCALES = Path(__file__).parent / "locales"
 
 
@@ -42,6 +47,7 @@ def translate(lang: str, key: str, default: str | None = None, **params: Any) ->
     if text is None:
         text = default if default is not None else key
     if params:
+        text = agreeing(text, params)
         if any(isinstance(value, Markup) for value in params.values()):
             # A parameter that is markup already (a time kept whole by the `when` filter): the message is escaped,
             # the markup kept.
@@ -51,6 +57,16 @@ def translate(lang: str, key: str, default: str | None = None, **params: Any) ->
         except (KeyError, IndexError, ValueError):
             log.warning("message %r of %s does not fit its parameters %s", key, lang, sorted(params))
     return text
+
+
+def agreeing(text: str, params: Mapping[str, Any]) -> str:
+    """``text`` with each ``{name|one|other}`` replaced by the word agreeing with ``params[name]``."""
+
+    def word(match: re.Match[str]) -> str:
+        name, one, other = match.groups()
+        return one if str(params.get(name)) == "1" else other
+
+    return PLURAL.sub(word, text) if "|" in text else text
 
 
 class Translator:

@@ -742,7 +742,8 @@ def order_list(request: Request, db: DbSession) -> Response:
             errors[name] = t("err.choice")
             picked = [v for v in picked if v in choices.__members__.values()]
         criteria[name] = picked or None
-    for name in ("unit_id", "category_id"):
+    # 承办单位 (the lead unit); 镇街 / 村社, where the order is (the one map's street and community counts link here).
+    for name in ("unit_id", "street_id", "community_id", "category_id"):
         raw = q.get(name, "").strip()
         if raw and forms.whole_number(raw) is None:
             errors[name] = t("err.number")
@@ -791,6 +792,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     category_names = support.names_of(db, Category, {o.category_id for o in rows})
     base = [(k, v) for k, v in q.multi_items() if k != "page"]
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
+    units = [] if citizen else support.unit_groups(db)
     return render(
         request,
         "orders.html",
@@ -815,7 +817,8 @@ def order_list(request: Request, db: DbSession) -> Response:
         shown=sorted(q.multi_items()),
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
         citizen=citizen,
-        units=[] if citizen else support.unit_groups(db),
+        units=units,
+        places=[(tier, group) for tier, group in units if tier in (UnitTier.STREET, UnitTier.COMMUNITY)],
         categories=support.active_categories(db),
         # The folded criteria open when one of them is set (or an error is about one of them).
         more_filters=any(q.get(name) for name in _MORE_FILTERS) or bool(set(errors) & set(_MORE_FILTERS)),
@@ -837,6 +840,8 @@ SLA_CHOICES = (SlaStatus.OK.value, SlaStatus.WARNING.value, SlaStatus.OVERDUE.va
 
 _MORE_FILTERS = (
     "unit_id",
+    "street_id",
+    "community_id",
     "category_id",
     "channel",
     "place_source",

@@ -14,8 +14,12 @@
       return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
     });
   }
+  // {name} is the parameter; {name|one|other} the word agreeing with it ("1 order", "2 orders"), as web/i18n.py.
   function format(text, params) {
-    return text.replace(/\{(\w+)\}/g, function (_, key) { return params[key] == null ? "" : params[key]; });
+    return text.replace(/\{(\w+)(?:\|([^{}|]*)\|([^{}|]*))?\}/g, function (_, key, one, other) {
+      if (one !== undefined) { return Number(params[key]) === 1 ? one : other; }
+      return params[key] == null ? "" : params[key];
+    });
   }
   function say(message, bad) {
     if (!statusLine) { return; }

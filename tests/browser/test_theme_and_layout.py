@@ -1,0 +1,148 @@
+"""What the pages outside the workbenches' template and the top bar look like in a real browser: the analysis report
+(专报, opened from the dashboard) and the API documentation (/docs) in the web UI's theme — the user's choice, else
+the system's — the report light again when printed; and an administrator's menu on one line at 1440 px in English,
+with nothing wider than a 390-px phone.
+
+Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
+otherwise. The pages do not depend on the database backend: SQLite only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityhub.db import reset_engine, session_scope
+from cityhub.intake.service import submit
+from cityhub.web import vendor
+from process_helpers import CHROMIUM, served_app
+from web_helpers import PASSWORD, build_world, world_env
+
+pytestmark = [
+    pytest.mark.sqlite_only("the pages do not depend on the database backend: run on SQLite only"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+
+REPORT = "/api/v1/kpi/report?period=2026-Q4&format=html"
+
+
+@pytest.fixture
+def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    env = {"CITYHUB_DATABASE_URL": app_db, **world_env(tmp_path / "no-model"), "CITYHUB_FILES_DIR": str(tmp_path)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_engine()
+    with session_scope() as s:
+        build_world(s)
+        submit(s, data={"channel": "hotline", "content": "路灯不亮，晚上出行不便", "street_code": "W-JX"})
+    with served_app(env, tmp_path / "serve.log") as base:
+        yield base
+
+
+def _signed_in(browser: Any, base: str, username: str, lang: str = "zh-CN", **context: Any) -> Any:
+    page = browser.new_context(locale=lang, **context).new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{base}/lang/{lang}?next=/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    return page
+
+
+def _lightness(page: Any, element: str, prop: str) -> float:
+    """The largest of red, green and blue of an element's computed colour ``prop`` (a transparent background: the
+    canvas's white)."""
+    colour = page.evaluate(f"getComputedStyle(document.querySelector('{element}'))['{prop}']")
+    parts = [float(x) for x in re.findall(r"[\d.]+", colour)]
+    return 255.0 if len(parts) == 4 and parts[3] == 0 else max(parts[:3])
+
+
+def _report_is_dark(page: Any) -> bool:
+    dark = _lightness(page, "body", "backgroundColor") < 60
+    assert (_lightness(page, "h2", "color") > 128) == dark  # headings readable on either background
+    return dark
+
+
+def _docs_is_dark(page: Any) -> bool:
+    page.wait_for_selector(".swagger-ui .info .title")
+    dark = _lightness(page, ".swagger-ui .info .title", "color") > 128  # light text: Swagger UI's dark stylesheet
+    # …on its dark background (none in the light one: the page's white)
+    assert (_lightness(page, "html", "backgroundColor") < 60) == dark
+    return dark
+
+
+def test_the_report_and_the_api_docs_follow_the_theme_and_the_report_prints_light(server: str, browser: Any) -> None:
+    docs_installed = not vendor.missing()
+    for system, choice, dark in (
+        ("dark", None, True),  # 跟随系统 under a dark system
+        ("light", None, False),
+        ("dark", "light", False),  # 浅色 chosen under a dark system
+        ("light", "dark", True),
+    ):
+        page = _signed_in(browser, server, "lead", color_scheme=system)
+        if choice:
+            page.goto(f"{server}/theme/{choice}?next=/dashboard")
+        assert page.goto(server + REPORT).status == 200
+        assert _report_is_dark(page) == dark, (system, choice)
+        if dark:  # on paper (and as the PDF) the report is light whatever the screen's theme
+            page.emulate_media(media="print")
+            assert not _report_is_dark(page)
+            page.emulate_media(media="screen")
+        if docs_installed:
+            page.goto(server + "/docs")
+            assert _docs_is_dark(page) == dark, (system, choice)
+        page.context.close()
+    if docs_installed:
+        # Following the system, /docs changes with it while open, as the web UI's pages do.
+        page = _signed_in(browser, server, "lead", color_scheme="light")
+        page.goto(server + "/docs")
+        assert not _docs_is_dark(page)
+        page.emulate_media(color_scheme="dark")
+        assert _docs_is_dark(page)
+        page.context.close()
+
+
+def _menu_lines(page: Any) -> int:
+    """How many lines the top bar's first list (the role's pages) takes."""
+    tops = page.evaluate("[...document.querySelectorAll('header nav > ul:first-child > li')].map(li => li.offsetTop)")
+    return len(set(tops))
+
+
+def test_an_administrators_english_menu_fits_one_line_at_1440_and_a_phone_keeps_its_width(
+    server: str, browser: Any
+) -> None:
+    for lang in ("en", "zh-CN"):
+        wide = _signed_in(browser, server, "adm", lang, viewport={"width": 1440, "height": 900})
+        assert wide.locator("header nav > ul:first-child > li").count() == 12  # cityhub and eleven pages
+        assert _menu_lines(wide) == 1, lang
+        # The account's links stay on the menu's line.
+        menu = wide.locator("header nav > ul:first-child").bounding_box()
+        account = wide.locator("header nav > ul:last-child").bounding_box()
+        assert menu and account and abs(menu["y"] - account["y"]) < 2
+        # The dashboard's three lists share the page's width (they kept to its left half beside two empty tracks).
+        wide.goto(server + "/dashboard")
+        main = wide.locator("main").bounding_box()
+        lists = [
+            wide.locator(f'[data-testid="{name}"]').bounding_box() for name in ("by-state", "by-category", "by-street")
+        ]
+        assert main and all(lists) and lists[2]["x"] + lists[2]["width"] > main["x"] + 0.9 * main["width"], lists
+        # 系统管理's cards name their pages in whole words ("Configuration log" broke as "Configurat|ion log").
+        wide.goto(server + "/admin")
+        cut = wide.evaluate(
+            """[...document.querySelectorAll('[data-testid="admin-pages"] h2')].filter(h => {
+                h.style.overflowWrap = 'normal'; h.style.wordBreak = 'normal';
+                return h.scrollWidth > h.clientWidth; }).map(h => h.textContent)"""
+        )
+        assert cut == [], (lang, cut)
+        wide.context.close()
+        phone = _signed_in(browser, server, "adm", lang, viewport={"width": 390, "height": 844}, is_mobile=True)
+        for path in ("/orders", "/admin", "/dashboard"):
+            phone.goto(server + path)
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 390, (lang, path)
+        phone.context.close()
