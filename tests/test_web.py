@@ -2623,8 +2623,11 @@ def test_the_order_lists_english_badges_read_as_labels_and_say_what_they_mean() 
         badges |= set(re.findall(r"<span class=\"badge[^\"]*\"[^>]*>\s*\{\{ t\('([\w.]+\w)'\W", text))
         # A table's column names too (the trail's read "time, by, action, state, note"; the ranking's "rank, unit").
         badges |= set(re.findall(r"<th[^>]*>\s*\{\{ t\('([\w.]+\w)'\W", text))
+        # A cell's or a choice's value alone ("any category", "anywhere", "yes", "satisfied", "every … sensor").
+        badges |= set(re.findall(r"<(?:td|option)[^>]*>\s*\{\{ t\('([\w.]+\w)'\W", text))
     assert {"order.accept_overdue", "orders.urged", "mon.retired", "brain.topics.new", "order.actor"} <= badges
-    lower = {key: en[key] for key in sorted(badges) if not en[key][0].isupper()}
+    assert {"rules.any_category", "common.yes", "mon.rule.every", "order.satisfied_yes"} <= badges
+    lower = {key: en[key] for key in sorted(badges) if not en[key][0].isupper() and not en[key].startswith("{")}
     assert lower == {}, lower
     assert "accepted" not in en["order.accept_overdue"].lower()
 
