@@ -9,7 +9,9 @@ MYPY    := $(VENV)/bin/mypy
 PYTEST  := $(VENV)/bin/pytest
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
-ORDERS  ?= 5000
+ORDERS  ?= 20000
+# a year of history: ~55 orders a day, so today's lists, the 30-day street ranking and the overdue views have content
+YEARS   ?= 1
 # pytest-xdist workers: one per core, at most 4 (each starts its own throw-away PostgreSQL cluster); 0 = no xdist.
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 
@@ -45,7 +47,7 @@ $(VENDOR_STAMP): $(NODE_STAMP) $(PY_STAMP) src/cityhub/web/vendor.py
 
 run: install
 	$(CITYHUB) db upgrade
-	$(CITYHUB) demo seed --orders $(ORDERS)
+	$(CITYHUB) demo seed --orders $(ORDERS) --years $(YEARS)
 	$(CITYHUB) serve --host $(HOST) --port $(PORT)
 
 # Every check runs even when an earlier one fails, so one CI run reports all problems; the exit code
