@@ -293,13 +293,13 @@ _OWN_FILES = frozenset({"attachments", "removed_attachments"})  # what a citizen
 
 def citizen_trail(events: Sequence[EventRead], *, user_id: int | None) -> list[EventRead]:
     """The trail as the citizen who filed the order sees it: what happened to their appeal and what they were
-    told, not the units' internal steps and notes, and no staff names or units (their own steps keep their name,
-    and their own comments — the files they added — stay in it)."""
+    told, without staff names or units (their own steps keep their name, and their own comments the files they
+    added). ``events`` are those the citizen reads — not the units' internal steps and notes — as the query
+    chooses them (``workorders.views.citizen_reads``, in SQL so that a page of the trail is a page of what they
+    read); this shapes each one."""
     out = []
     for e in events:
         own = user_id is not None and e.actor_id == user_id
-        if e.action in INTERNAL_EVENTS and not (own and e.action == "comment"):
-            continue
         keep = _CITIZEN_PAYLOAD | _OWN_FILES if own else _CITIZEN_PAYLOAD
         payload = {k: v for k, v in (e.payload or {}).items() if k in keep} or None
         out.append(

@@ -227,9 +227,10 @@ def get_order(order_id: int, db: DbSession, principal: Reader) -> OrderRead:
     return _read(_order(db, order_id, principal), principal)
 
 
-def _citizen_reads(user_id: int | None) -> ColumnElement[bool]:
-    """The events :func:`citizen_trail` keeps, said in SQL — not the internal steps, but for the citizen's own
-    comments — so that a page of a citizen's trail is a page of what they read."""
+def citizen_reads(user_id: int | None) -> ColumnElement[bool]:
+    """The events of an order's trail its citizen reads (:func:`citizen_trail` shapes them): not the units'
+    internal steps and notes, but for the citizen's own comments. In SQL, so that a page of a citizen's trail is a
+    page of what they read."""
     shown = not_(OrderEvent.action.in_(INTERNAL_EVENTS))
     if user_id is None:
         return shown
@@ -242,7 +243,7 @@ def trail_of(db: Session, order: Order, principal: Principal, page: ListPage | N
     of it, or all. What the API and the order page show."""
     query = service.history_query(order_id=order.id)
     if principal.role == Role.CITIZEN:
-        query = query.where(_citizen_reads(principal.user_id))
+        query = query.where(citizen_reads(principal.user_id))
     rows = page.scalars(db, query) if page is not None else db.scalars(query).all()
     events = [EventRead.model_validate(e) for e in rows]
     if principal.role == Role.CITIZEN:
