@@ -94,7 +94,7 @@ def test_db_upgrade_of_a_database_a_newer_release_migrated_says_so(app_db: str, 
             conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
         code, _, err = cli_run("db", "upgrade")
         assert (code, _one_line(err)) == (
-            1,
+            2,  # could not run (docs/operations.md, Exit codes)
             "error: db upgrade: the database is at migration 9999_future, which this version of cityhub does not "
             "know (a newer release migrated it); install that release or restore a backup",
         )
