@@ -182,3 +182,13 @@ def login(username: str, password: str = PASSWORD) -> Any:
     )
     assert response.status_code == 303, response.text
     return client
+
+
+def sign_in(page: Any, login_url: str, username: str, password: str = PASSWORD) -> Any:
+    """A browser page (Playwright) signed in through the login form at ``login_url``; returns the page."""
+    page.goto(login_url)
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    return page

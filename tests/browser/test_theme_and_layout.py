@@ -20,7 +20,7 @@ from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
 from cityhub.web import vendor
 from process_helpers import CHROMIUM, served_app
-from web_helpers import PASSWORD, build_world, world_env
+from web_helpers import build_world, sign_in, world_env
 
 pytestmark = [
     pytest.mark.sqlite_only("the pages do not depend on the database backend: run on SQLite only"),
@@ -47,12 +47,7 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 def _signed_in(browser: Any, base: str, username: str, lang: str = "zh-CN", **context: Any) -> Any:
     page = browser.new_context(locale=lang, **context).new_page()
     page.set_default_timeout(20_000)
-    page.goto(f"{base}/lang/{lang}?next=/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    return page
+    return sign_in(page, f"{base}/lang/{lang}?next=/login", username)
 
 
 def _lightness(page: Any, element: str, prop: str) -> float:

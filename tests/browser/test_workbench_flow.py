@@ -21,7 +21,7 @@ from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
 from cityhub.workorders.models import Order
 from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
-from web_helpers import PASSWORD, STREETS, build_world, train_classifier, world_env
+from web_helpers import PASSWORD, STREETS, build_world, sign_in, train_classifier, world_env
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
@@ -66,12 +66,7 @@ def _login(browser: Any, base: str, username: str, refused: list[str]) -> Any:
     context.set_default_timeout(20_000)
     page = context.new_page()
     page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
-    page.goto(f"{base}/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    return page
+    return sign_in(page, f"{base}/login", username)
 
 
 def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[str, Any], browser: Any) -> None:
