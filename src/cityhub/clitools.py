@@ -60,11 +60,11 @@ def print_rejected(
     rejected (default: all of ``rows``; ``rest`` says where they all are, e.g. `` (all in errors.csv)``). A rejected
     row is the row's problem, not the command's: no ``error:`` unless the import then refuses
     (:func:`refuse_if_nothing_imported`)."""
-    for row in rows[:shown]:
+    listed = rows[:shown]
+    for row in listed:
         field = "" if row.field is None else f"{row.field}: "
         typer.echo(f"rejected: {source}: {row.unit} {row.row}: {field}{row.problem}", err=True)
-    listed = min(len(rows), len(rows) if shown is None else shown)
-    more = (len(rows) if total is None else total) - listed
+    more = (len(rows) if total is None else total) - len(listed)
     if more > 0:
         typer.echo(f"… and {more} more rejected rows{rest}", err=True)
 

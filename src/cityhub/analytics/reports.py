@@ -33,6 +33,7 @@ from cityhub.analytics import kpi
 from cityhub.config import get_settings
 from cityhub.formatting import percent
 from cityhub.org.models import Unit, UnitTier
+from cityhub.web.theme import color_scheme
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Category, Order
 
@@ -490,6 +491,7 @@ def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") ->
         findings=finding_texts(data, lang),
         font=find_cjk_font() or "sans-serif",
         theme=theme,
+        color_scheme=color_scheme(theme),
     )
 
 
@@ -651,13 +653,15 @@ def generate(
     notes: list[str] = []
     if find_cjk_font() is None:
         notes.append("no CJK font found: install fonts-noto-cjk or fonts-wqy-zenhei")
+    # One HTML for both: its theme colours the screen only, so the PDF (printed) is light whatever the theme.
+    html = render_html(data, lang=lang, theme=theme) if charts else ""
     if "html" in formats:
         files["html"] = stem.with_suffix(".html")
-        files["html"].write_text(render_html(data, lang=lang, theme=theme), encoding="utf-8")
+        files["html"].write_text(html, encoding="utf-8")
     if "pdf" in formats:
         ok, why = pdf_available()
         if ok:
-            files["pdf"] = render_pdf(render_html(data, lang=lang), stem.with_suffix(".pdf"))
+            files["pdf"] = render_pdf(html, stem.with_suffix(".pdf"))
         else:
             notes.append(why)
     if "xlsx" in formats:

@@ -38,7 +38,7 @@ def page(title: str, openapi_url: str, *, chosen: str = theme.SYSTEM) -> str:
     missing)."""
     title, url = escape(title), escape(openapi_url)
     # The browser's own colours (the degraded page, scroll bars, form controls) follow the theme too.
-    scheme = {"dark": "dark", "light": "light"}.get(chosen, "light dark")
+    scheme = theme.color_scheme(chosen)
     head = (
         f'<!DOCTYPE html>{_html_tag(chosen)}<head><meta charset="utf-8"><meta name="color-scheme" content="{scheme}">'
     )

@@ -954,7 +954,7 @@ def list_rules(session: Session, *, include_inactive: bool = True) -> list[Dispa
 
 def rules_query(*, include_inactive: bool = True) -> Select[DispatchRule]:
     """The query of :func:`list_rules`, ranked in SQL (``rulebook.TIER_ORDER``), for a caller that pages it."""
-    tier = case({t: rank for t, rank in rulebook.TIER_ORDER.items()}, value=DispatchRule.tier)
+    tier = case(rulebook.TIER_ORDER, value=DispatchRule.tier)
     stmt = select(DispatchRule).order_by(tier, DispatchRule.priority.desc(), DispatchRule.id)
     if not include_inactive:
         stmt = stmt.where(DispatchRule.active.is_(True))

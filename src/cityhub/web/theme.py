@@ -16,3 +16,9 @@ THEMES = (SYSTEM, "light", "dark")
 def chosen(cookie: str | None) -> str:
     """The theme a request is drawn in: the cookie's choice, else the system's."""
     return cookie if cookie in THEMES else SYSTEM
+
+
+def color_scheme(theme: str) -> str:
+    """The ``<meta name="color-scheme">`` of a page drawn in ``theme``: the browser's own colours (scroll bars, form
+    controls, an unstyled page) follow the chosen theme, or either one with the system's."""
+    return theme if theme in ("light", "dark") else "light dark"
