@@ -1692,3 +1692,41 @@ def test_rules_and_thresholds_are_changed_and_removed_from_the_command_line(app_
         ("dispatch_threshold", "create"),
         ("dispatch_threshold", "delete"),
     ]
+
+
+def test_dispatch_run_decides_the_others_and_exits_by_the_worst_failure(
+    app_db, db_session, org, model, cli_run, monkeypatch
+) -> None:
+    """``dispatch run`` decides every received order in its own transaction: one whose decision fails stays received
+    and is named on stderr, the others are decided, and the command exits non-zero — 2 when a service it needs failed,
+    1 when an order refused — with the counts on stdout."""
+    from cityhub.errors import StorageUnavailable
+
+    made = [_order(db_session, text) for text in ("小区外墙脱落，物业不管", "外墙瓷砖掉落", "楼道外墙开裂")]
+    db_session.commit()
+    numbers = [o.number for o in made]
+    real = service.auto_dispatch
+    failing: dict[str, Exception] = {numbers[1]: StorageUnavailable("the file store cannot be written")}
+
+    def auto_dispatch(session, *, order, **kw):  # type: ignore[no-untyped-def]
+        if order.number in failing:
+            raise failing[order.number]
+        return real(session, order=order, **kw)
+
+    monkeypatch.setattr(service, "auto_dispatch", auto_dispatch)
+    code, out, err = cli_run("dispatch", "run")
+    assert (code, out) == (2, "orders 3: dispatched 2, queued 0, failed 1\n"), err
+    assert err.splitlines() == [
+        f"order {numbers[1]}: the file store cannot be written",
+        "error: 1 of 3 orders not decided (each named above); they stay received",
+    ]
+    db_session.expire_all()
+    states = [db_session.get(Order, o.id).state for o in made]
+    assert states == [State.DISPATCHED, State.RECEIVED, State.DISPATCHED]
+
+    failing[numbers[1]] = ValidationFailed("unknown or inactive unit 7")  # a refusal, not a service failing
+    code, out, err = cli_run("dispatch", "run")
+    assert (code, out) == (1, "orders 1: dispatched 0, queued 0, failed 1\n"), err
+    del failing[numbers[1]]
+    code, out, err = cli_run("dispatch", "run")
+    assert (code, out, err) == (0, "orders 1: dispatched 1, queued 0, failed 0\n", "")

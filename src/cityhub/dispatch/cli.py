@@ -332,24 +332,36 @@ def suggest(
 def run(
     limit: Annotated[int | None, typer.Option("--limit", help="At most this many orders.")] = None,
 ) -> None:
-    """Decide for every received order, dispatching automatically where allowed (one transaction per order)."""
+    """Decide for every received order, dispatching automatically where allowed (one transaction per order).
+
+    An order whose decision fails is left as it was and named on stderr; the others are decided all the same. The
+    command then exits by the rule (docs/operations.md, *Exit codes*) for the worst of the failures: 2 when a service
+    it needs failed, 1 when an order refused — never 0 with orders left undecided."""
+    from cityhub.clitools import exit_code
     from cityhub.dispatch import service
     from cityhub.workorders import service as orders
 
     with session_scope() as session:
         ids = service.pending_order_ids(session, limit=limit)
-    dispatched = queued = failed = 0
+    dispatched = queued = 0
+    failures: list[CityhubError] = []
     for order_id in ids:
+        number: str | int = order_id
         try:
             with session_scope() as session:
-                decision = service.auto_dispatch(session, order=orders.require_order(session, order_id=order_id))
+                order = orders.require_order(session, order_id=order_id)
+                number = order.number
+                decision = service.auto_dispatch(session, order=order)
         except CityhubError as exc:
-            failed += 1
-            typer.echo(f"order {order_id}: {exc.message}", err=True)
+            failures.append(exc)
+            typer.echo(f"order {number}: {exc.message}", err=True)
             continue
         dispatched += decision.dispatched
         queued += not decision.dispatched
-    typer.echo(f"orders {len(ids)}: dispatched {dispatched}, queued {queued}, failed {failed}")
+    typer.echo(f"orders {len(ids)}: dispatched {dispatched}, queued {queued}, failed {len(failures)}")
+    if failures:
+        code = max(exit_code(e) for e in failures)
+        raise _fail(f"{len(failures)} of {len(ids)} orders not decided (each named above); they stay received", code)
 
 
 @app.command("outcomes")
