@@ -65,7 +65,7 @@ def test_a_findings_card_and_summary_show_a_near_zero_expectation_by_its_digits(
         effect=108.5,
     )
     assert _finding_view(Translator("zh-CN"), finding)["count_text"] == (
-        "2 人次反映，按各社区常态预期约 0.018 人次（108.5 倍）"
+        "2 人次反映，按各社区常态预期约 0.018 人次（108.7 倍）"
     )
     assert finding.summary().endswith("2人次反映（预期0.018）")
 
@@ -100,3 +100,39 @@ def test_a_finding_against_an_expectation_of_nothing_says_none_rather_than_an_in
     )
     finding.count = 1
     assert _finding_view(Translator("en"), finding)["count_text"].startswith("1 order that day")
+
+
+def test_a_rising_findings_ratio_is_its_count_over_the_expectation_shown_beside_it():
+    """A rising finding's ``effect`` is a rate ratio with half an event added to its baseline: a problem new in the
+    last four weeks read "expected about 0.0 (24.0×)", and one with a baseline a multiple the two figures beside it
+    did not give. The card and the summary show the count over the expectation, or say the half year had none."""
+    from datetime import date
+
+    from cityhub.analytics.risk import Finding, rate_ratio
+    from cityhub.web.brain_pages import _finding_view
+    from cityhub.web.i18n import Translator
+
+    def rising(count: int, baseline: int) -> Finding:
+        return Finding(
+            kind="rising",
+            place="嘉禾街道",
+            place_level="street",
+            category="城乡建设/物业管理",
+            window_start=date(2026, 11, 7),
+            window_end=date(2026, 12, 5),
+            statistic="rate_ratio",
+            value=0.0,
+            count=count,
+            expected=baseline * 28 / 182,
+            effect=rate_ratio(count, baseline, recent_exposure=28, baseline_exposure=182),
+        )
+
+    new = rising(12, 0)
+    assert new.effect > 1  # finite, for ranking
+    assert _finding_view(Translator("zh-CN"), new)["count_text"] == "近 4 周 12 件，此前半年没有"
+    assert new.summary() == "嘉禾街道「物业管理」诉求上升：近期12件，此前半年没有"
+    grown = rising(12, 13)  # expected 2.0: 6.0 times, where the smoothed rate ratio is 5.8
+    assert _finding_view(Translator("zh-CN"), grown)["count_text"] == (
+        "近 4 周 12 件，按此前半年的水平预期约 2.0 件（6.0 倍）"
+    )
+    assert grown.summary().endswith("近期12件，为基线水平的6.0倍") and round(grown.effect, 1) == 5.8

@@ -93,6 +93,13 @@ class Finding:
     def category_leaf(self) -> str | None:
         return self.category.rsplit("/", 1)[-1] if self.category else None
 
+    @property
+    def ratio(self) -> float | None:
+        """The count over its expectation, as a reader checks it from the two figures shown beside it; None against
+        an expectation of nothing. Not ``effect``: a rising finding's rate ratio adds half an event to its baseline
+        (so a new problem ranks finitely), and read beside "expected about 0.0" it was a multiple of nothing."""
+        return self.count / self.expected if self.expected > 0 else None
+
     def summary(self) -> str:
         """One line in Chinese for the proactive order and the table view."""
         where = self.place or "全区"
@@ -101,7 +108,9 @@ class Finding:
         if self.kind == "recurring":
             return f"{where}{span}反复出现「{what}」问题：{self.count}人次反映（预期{significant(self.expected)}）"
         if self.kind == "rising":
-            return f"{where}「{what}」诉求上升：近期{self.count}件，为基线水平的{self.effect:.1f}倍"
+            if self.ratio is None:
+                return f"{where}「{what}」诉求上升：近期{self.count}件，此前半年没有"
+            return f"{where}「{what}」诉求上升：近期{self.count}件，为基线水平的{self.ratio:.1f}倍"
         return (
             f"{where}{self.window_start:%Y-%m-%d}「{what}」单日诉求异常：{self.count}件（常态约{self.expected:.0f}件）"
         )

@@ -108,10 +108,8 @@ def _finding_view(t: Translator, f: risk.Finding) -> dict[str, Any]:
         if f.kind == "anomaly"
         else t("brain.span", first=f.window_start, last=last),
         # Against an expectation of nothing there is no ratio (it read "about 0.0 (inf×)"): the text says none.
-        "count_text": t(
-            f"brain.count.{f.kind}", count=f.count, expected=significant(f.expected), ratio=f"{f.effect:.1f}"
-        )
-        if math.isfinite(f.effect)
+        "count_text": t(f"brain.count.{f.kind}", count=f.count, expected=significant(f.expected), ratio=f"{ratio:.1f}")
+        if (ratio := f.ratio) is not None
         else t(f"brain.count.{f.kind}_none", count=f.count),
         "significance": sig,
         "strength": round(100 * strength),
