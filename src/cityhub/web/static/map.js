@@ -255,6 +255,7 @@
     });
   }
 
+  var settled = 0;
   function loadAll(names) {
     return Promise.all(names.map(function (name) {
       return load(name).catch(function (error) { if (!sessionEnded) { throw error; } });
@@ -262,6 +263,9 @@
       if (!sessionEnded) { say(format(T.updated, { at: clock(new Date()) }), false); }
     }).catch(function (error) {
       if (!sessionEnded) { say(T.load_failed + " " + (error && error.message ? error.message : ""), true); }
+    }).then(function () {
+      // Every layer asked for has answered (drawn or failed): for the browser tests, as data-loaded-* per layer.
+      mapElement.setAttribute("data-settled", String(++settled));
     });
   }
 
