@@ -8,12 +8,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -461,6 +461,17 @@ def rowcount(result: Any) -> int:
     """Rows an INSERT / UPDATE / DELETE touched (DML results are CursorResults at run time; the typed
     ``Session.execute`` only promises a Result)."""
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+_T = TypeVar("_T")
+# Values bound in one IN (…) or one executemany at most: far below SQLite's and PostgreSQL's limits on parameters.
+IN_BATCH = 500
+
+
+def in_batches(items: Sequence[_T], size: int = IN_BATCH) -> Iterator[list[_T]]:
+    """``items`` in consecutive lists of at most ``size``: for an IN (…) list or a bulk write of unbounded length."""
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
 
 
 def contains_text(column: Any, text: str) -> ColumnElement[bool]:

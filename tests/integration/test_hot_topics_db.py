@@ -282,3 +282,49 @@ def test_an_appeal_is_mined_without_the_problems_split_off_it(db_session: Sessio
     assert smoke in read[other.id]  # not its words verbatim: left as it is
     parts = db_session.scalars(select(Order).where(Order.split_from_id.is_not(None)).order_by(Order.id)).all()
     assert [read[p.id] for p in parts] == [smoke, "油烟很大，请处理"]
+
+
+def test_storing_topics_writes_only_what_changed_and_keeps_what_a_full_rewrite_would(
+    db_session: Session, tmp_path: Path
+) -> None:
+    """The job's refresh stores the topics again every run: only the rows that differ are written (rewriting every
+    topic and membership held the write lock for seconds), and the stored rows are what the model holds."""
+    from dataclasses import replace
+
+    from cityhub.analytics import topics_store
+
+    first = tmp_path / "first.csv"
+    _write(first, start=0, days=0, per_problem=4)
+    _import(db_session, first)
+    model, _ = topics_store.mine_database(db_session)
+    nothing = dict.fromkeys(
+        ("topics_added", "topics_changed", "topics_removed", "members_added", "members_moved", "members_removed"), 0
+    )
+    assert topics_store.store_topics(db_session, model.ranked()) == nothing
+
+    a, b, c, *rest = model.ranked()
+    moved = a.order_ids[0]
+    new = replace(c, id=max(t.id for t in model.ranked()) + 1, order_ids=c.order_ids[:1])
+    changed = [
+        replace(a, order_ids=a.order_ids[1:], heat=a.heat + 1.0),  # loses an order, heats up
+        replace(b, order_ids=[*b.order_ids, moved], status="rising"),  # takes it
+        new,  # c gone, one of its orders in a new topic
+        *rest,
+    ]
+    written = topics_store.store_topics(db_session, changed)
+    assert written == {
+        "topics_added": 1,
+        "topics_changed": 2,
+        "topics_removed": 1,
+        "members_added": 0,
+        "members_moved": 2,  # a's order to b, c's first to the new topic
+        "members_removed": len(c.order_ids) - 1,
+    }
+    db_session.expire_all()
+    stored = {t.id: t for t in db_session.scalars(select(HotTopic))}
+    assert set(stored) == {t.id for t in changed}
+    for t in changed:
+        row = stored[t.id]
+        assert (row.size, row.heat, row.status, row.label) == (t.size, t.heat, t.status, t.label[:300])
+    members = dict(db_session.execute(select(HotTopicOrder.order_id, HotTopicOrder.topic_id)).all())
+    assert members == {int(o): t.id for t in changed for o in t.order_ids}

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from cityhub.analytics.hot_topics import (
@@ -30,6 +30,7 @@ from cityhub.analytics.hot_topics import (
 )
 from cityhub.analytics.lexicon import fold_place_variants
 from cityhub.analytics.models import HotTopic, HotTopicModelState, HotTopicOrder
+from cityhub.db import in_batches, utcnow
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit
 from cityhub.workorders.models import Order
@@ -181,31 +182,91 @@ def mine_database(
     return model, summary
 
 
-def store_topics(session: Session, topics: Sequence[Topic]) -> None:
-    """Replace the stored topic rows and memberships with ``topics`` (ids are the model's own)."""
-    session.execute(delete(HotTopicOrder))
-    session.execute(delete(HotTopic))
-    for t in topics:
-        session.add(
-            HotTopic(
-                id=t.id,
-                label=t.label[:300],
-                representative_title=t.representative[:300],
-                key_phrases=t.key_phrases,
-                size=t.size,
-                heat=t.heat,
-                status=t.status,
-                first_at=min(t.times) if t.times else None,
-                last_at=max(t.times) if t.times else None,
-                places=[p for p, _ in t.places.most_common(5)],
-                groups=[g for g, _ in t.groups.most_common(5)],
-                likes=t.likes,
-                opposes=t.opposes,
-            )
-        )
+_TOPIC_COLUMNS = (
+    "label",
+    "representative_title",
+    "key_phrases",
+    "size",
+    "heat",
+    "status",
+    "first_at",
+    "last_at",
+    "places",
+    "groups",
+    "likes",
+    "opposes",
+)
+
+
+def _topic_values(t: Topic) -> dict[str, Any]:
+    """A topic as its stored row's columns."""
+    return {
+        "label": t.label[:300],
+        "representative_title": t.representative[:300],
+        "key_phrases": list(t.key_phrases),
+        "size": t.size,
+        "heat": t.heat,
+        "status": t.status,
+        "first_at": _aware(min(t.times)) if t.times else None,
+        "last_at": _aware(max(t.times)) if t.times else None,
+        "places": [p for p, _ in t.places.most_common(5)],
+        "groups": [g for g, _ in t.groups.most_common(5)],
+        "likes": t.likes,
+        "opposes": t.opposes,
+    }
+
+
+def store_topics(session: Session, topics: Sequence[Topic]) -> dict[str, int]:
+    """Make the stored topic rows and memberships those of ``topics`` (ids are the model's own), writing only what
+    changed: the job's hourly refresh moves heats and statuses and adds an hour's orders, and rewriting every topic
+    and every membership (20,000 rows for the demo's year) held the database's write lock for seconds — on SQLite
+    every login and every intake waited. Everything is read and compared first, then written in few statements.
+    Returns the rows written by kind."""
+    with session.no_autoflush:
+        held = {
+            row.id: {c: getattr(row, c) for c in _TOPIC_COLUMNS}
+            for row in session.execute(select(HotTopic.id, *(getattr(HotTopic, c) for c in _TOPIC_COLUMNS)))
+        }
+        held_members: dict[int, int] = {
+            int(o): int(t) for o, t in session.execute(select(HotTopicOrder.order_id, HotTopicOrder.topic_id))
+        }
+    wanted = {t.id: _topic_values(t) for t in topics}
+    members = {int(oid): t.id for t in topics for oid in t.order_ids}
+    for values in held.values():
+        values["first_at"], values["last_at"] = _aware(values["first_at"]), _aware(values["last_at"])
+    now = utcnow()
+    new_topics = [{"id": i, **v, "updated_at": now} for i, v in wanted.items() if i not in held]
+    changed = [{"id": i, **v, "updated_at": now} for i, v in wanted.items() if i in held and held[i] != v]
+    gone_topics = [i for i in held if i not in wanted]
+    added = [{"order_id": o, "topic_id": t} for o, t in members.items() if o not in held_members]
+    moved = [{"order_id": o, "topic_id": t} for o, t in members.items() if held_members.get(o, t) != t]
+    gone_members = [o for o in held_members if o not in members]
+    # New topics before the memberships that name them; the memberships of a topic gone before the topic.
+    for batch in in_batches(new_topics):
+        session.execute(insert(HotTopic), batch)
+    for batch in in_batches(changed):
+        session.execute(update(HotTopic), batch)
+    for batch in in_batches(moved):
+        session.execute(update(HotTopicOrder), batch)
+    for batch in in_batches(added):
+        session.execute(insert(HotTopicOrder), batch)
+    for ids in in_batches(gone_members):
+        session.execute(delete(HotTopicOrder).where(HotTopicOrder.order_id.in_(ids)))
+    for ids in in_batches(gone_topics):
+        session.execute(delete(HotTopic).where(HotTopic.id.in_(ids)))
     session.flush()
-    session.add_all(HotTopicOrder(order_id=int(oid), topic_id=t.id) for t in topics for oid in t.order_ids)
-    session.flush()
+    # Written by statements, not through the objects: rows the session holds are read again when next used.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, HotTopic | HotTopicOrder):
+            session.expire(obj)
+    return {
+        "topics_added": len(new_topics),
+        "topics_changed": len(changed),
+        "topics_removed": len(gone_topics),
+        "members_added": len(added),
+        "members_moved": len(moved),
+        "members_removed": len(gone_members),
+    }
 
 
 # A first fit over more orders than this is left to `cityhub analytics hot-topics` (minutes of a core and a GB or

@@ -31,7 +31,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from cityhub import auditlog, refdata
 from cityhub.config import get_settings
-from cityhub.db import utcnow
+from cityhub.db import in_batches, utcnow
 from cityhub.dispatch import rules as rulebook
 from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchThreshold
 from cityhub.dispatch.schemas import RuleBase, RuleCreate, RuleUpdate
@@ -1451,7 +1451,7 @@ def training_rows(session: Session) -> tuple[list[list[str]], dict[str, int]]:
     rows: list[list[str]] = []
     corrected = skipped = guessed = confirmed = 0
     by_order = {c.order_id: c for c in found}
-    for chunk in _chunks(list(by_order), 500):
+    for chunk in in_batches(list(by_order)):
         for order in session.scalars(select(Order).where(Order.id.in_(chunk)).order_by(Order.id)):
             c = by_order[order.id]
             predicted = _first_level(session, (c.prediction or {}).get("label"))
@@ -1512,8 +1512,3 @@ def training_records(session: Session) -> list[Any]:
     return [
         LabelledOrder(id=row[0], title=row[1], content=row[2], category=row[4], source="corrections") for row in rows
     ]
-
-
-def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
-    for i in range(0, len(items), size):
-        yield list(items[i : i + size])
