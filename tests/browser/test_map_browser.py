@@ -246,8 +246,10 @@ def test_a_keyboard_reaches_the_maps_orders_through_its_list_and_opens_one(serve
     # The largest area first: Enter on its button zooms the map to it, where its orders are listed one by one.
     assert tab_into_list() == "BUTTON"
     assert "4 件" in page.evaluate("document.activeElement.textContent")
-    # Named by the street its orders are in, not by its rank (第 1 片).
-    assert page.evaluate("document.activeElement.textContent").startswith("景泰街道一带：4 件")
+    # Named by the street its orders are in; the street's three areas told apart by their rank in the list.
+    assert page.evaluate("document.activeElement.textContent").startswith("景泰街道一带 第 1 片：4 件")
+    names = [text.split("：")[0] for text in listing.locator("button[data-zoom]").all_inner_texts()]
+    assert names == ["景泰街道一带 第 1 片", "景泰街道一带 第 2 片", "景泰街道一带 第 3 片"]
     page.keyboard.press("Enter")
     page.wait_for_selector('#map[data-mode-orders="points"]')
     page.wait_for_function("document.querySelectorAll('#map-orders-list a').length === 4")

@@ -71,6 +71,7 @@ def map_page(request: Request, db: DbSession) -> Response:
             "cell_street",
             "cell_streets",
             "cell_rank",
+            "cell_part",
             "zoom_in",
             "view_orders",
             "view_order",

@@ -94,9 +94,25 @@
   })();
 
   // A cell named by the street most of its orders are in ("景泰街道等 2 个镇街一带"), else by its rank in the list.
-  function cellText(p, template, i) {
-    var place = p.street ? format(p.streets > 1 ? T.cell_streets : T.cell_street, { street: p.street, k: p.streets }) : null;
-    return format(template, { i: i + 1, n: p.count, overdue: p.overdue, place: place || format(T.cell_rank, { i: i + 1 }) });
+  function cellPlace(p, i) {
+    if (!p.street) { return format(T.cell_rank, { i: i + 1 }); }
+    return format(p.streets > 1 ? T.cell_streets : T.cell_street, { street: p.street, k: p.streets });
+  }
+
+  function cellText(p, template, i, place) {
+    return format(template, { i: i + 1, n: p.count, overdue: p.overdue, place: place || cellPlace(p, i) });
+  }
+
+  // The list's areas by their streets; areas of one street told apart by their rank in the list (the largest first):
+  // "嘉禾街道一带 第 1 片", "嘉禾街道一带 第 2 片" — two items of one name were two buttons no reader could tell apart.
+  function listedPlaces(features) {
+    var names = features.map(cellPlace), seen = {}, counts = {};
+    names.forEach(function (name) { counts[name] = (counts[name] || 0) + 1; });
+    return names.map(function (name) {
+      if (counts[name] < 2) { return name; }
+      seen[name] = (seen[name] || 0) + 1;
+      return format(T.cell_part, { place: name, k: seen[name] });
+    });
   }
 
   function renderList(data) {  // data: the orders layer's answer; null when the layer is off
@@ -107,10 +123,12 @@
     } else if (data.mode === "cells") {
       var total = data.total != null ? data.total : data.features.reduce(function (n, f) { return n + f.properties.count; }, 0);
       note = total ? format(T.list_cells, { n: total, cells: data.features.length }) : T.list_none;
-      data.features.slice(0, LIST_LIMIT).forEach(function (feature, i) {
+      var listed = data.features.slice(0, LIST_LIMIT);
+      var places = listedPlaces(listed.map(function (feature) { return feature.properties; }));
+      listed.forEach(function (feature, i) {
         var p = feature.properties, bbox = p.bbox.join(",");
         items.push('<li><button type="button" class="linkish" data-zoom="' + bbox + '" data-key="cell:' + bbox + '">' +
-          escapeHtml(cellText(p, T.cell_item, i)) + "</button></li>");
+          escapeHtml(cellText(p, T.cell_item, i, places[i])) + "</button></li>");
       });
     } else {
       note = data.features.length ? format(T.list_points, { n: data.features.length }) : T.list_none;
