@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
+from cityhub.analytics.risk import Finding
 from cityhub.formatting import calibration_text, percent, significant
+
+
+def _finding(kind: str, count: int, expected: float, effect: float, **given: Any) -> Finding:
+    """A finding of ``kind`` with what its card shows; the rest any finding's."""
+    fields: dict[str, Any] = {
+        "place": "望岗社区",
+        "place_level": "community",
+        "category": "城乡建设/物业管理",
+        "window_start": date(2026, 11, 1),
+        "window_end": date(2026, 12, 1),
+        "statistic": "poisson",
+        "value": 0.0,
+    }
+    return Finding(kind=kind, count=count, expected=expected, effect=effect, **{**fields, **given})
 
 
 def test_percent_writes_a_share_and_a_missing_one():
@@ -45,25 +63,10 @@ def test_significant_shows_a_small_figure_by_its_leading_digits_not_as_zero():
 
 
 def test_a_findings_card_and_summary_show_a_near_zero_expectation_by_its_digits():
-    from datetime import date
-
-    from cityhub.analytics.risk import Finding
     from cityhub.web.brain_pages import _finding_view
     from cityhub.web.i18n import Translator
 
-    finding = Finding(
-        kind="recurring",
-        place="望岗社区",
-        place_level="community",
-        category="城乡建设/物业管理",
-        window_start=date(2026, 11, 1),
-        window_end=date(2026, 12, 1),
-        statistic="poisson",
-        value=0.0,
-        count=2,
-        expected=0.0184,
-        effect=108.5,
-    )
+    finding = _finding("recurring", count=2, expected=0.0184, effect=108.5)
     assert _finding_view(Translator("zh-CN"), finding)["count_text"] == (
         "2 人次反映，按各社区常态预期约 0.018 人次（108.7 倍）"
     )
@@ -74,15 +77,16 @@ def test_a_finding_against_an_expectation_of_nothing_says_none_rather_than_an_in
     """A day with orders where comparable days have none (median 0) has no ratio: the card read "约 0.0 件（inf 倍）",
     "about 0.0 (inf×)"."""
     import math
-    from datetime import date
 
-    from cityhub.analytics.risk import Finding
     from cityhub.web.brain_pages import _finding_view
     from cityhub.web.i18n import Translator
 
     day = date(2026, 12, 5)
-    finding = Finding(
-        kind="anomaly",
+    finding = _finding(
+        "anomaly",
+        count=16,
+        expected=0.0,
+        effect=math.inf,
         place=None,
         place_level="district",
         category=None,
@@ -90,9 +94,6 @@ def test_a_finding_against_an_expectation_of_nothing_says_none_rather_than_an_in
         window_end=day,
         statistic="robust_z",
         value=16.0,
-        count=16,
-        expected=0.0,
-        effect=math.inf,
     )
     assert _finding_view(Translator("zh-CN"), finding)["count_text"] == "当天 16 件，同类日子常态为 0 件"
     assert (
@@ -106,25 +107,21 @@ def test_a_rising_findings_ratio_is_its_count_over_the_expectation_shown_beside_
     """A rising finding's ``effect`` is a rate ratio with half an event added to its baseline: a problem new in the
     last four weeks read "expected about 0.0 (24.0×)", and one with a baseline a multiple the two figures beside it
     did not give. The card and the summary show the count over the expectation, or say the half year had none."""
-    from datetime import date
-
-    from cityhub.analytics.risk import Finding, rate_ratio
+    from cityhub.analytics.risk import rate_ratio
     from cityhub.web.brain_pages import _finding_view
     from cityhub.web.i18n import Translator
 
     def rising(count: int, baseline: int) -> Finding:
-        return Finding(
-            kind="rising",
-            place="嘉禾街道",
-            place_level="street",
-            category="城乡建设/物业管理",
-            window_start=date(2026, 11, 7),
-            window_end=date(2026, 12, 5),
-            statistic="rate_ratio",
-            value=0.0,
+        return _finding(
+            "rising",
             count=count,
             expected=baseline * 28 / 182,
             effect=rate_ratio(count, baseline, recent_exposure=28, baseline_exposure=182),
+            place="嘉禾街道",
+            place_level="street",
+            window_start=date(2026, 11, 7),
+            window_end=date(2026, 12, 5),
+            statistic="rate_ratio",
         )
 
     new = rising(12, 0)
