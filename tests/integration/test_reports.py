@@ -248,3 +248,16 @@ def test_the_report_in_english_has_english_words_and_no_chinese_but_the_datas(db
     assert _stray_chinese(html, topic_data) == []
     assert _stray_chinese("\n".join(_workbook_texts(tmp_path / "en.xlsx")), topic_data) == []
 
+
+@pytest.mark.sqlite_only("the command's language option does not depend on the database backend")
+def test_the_command_writes_the_report_in_the_language_asked(app_db, db_session, history, cli_run, tmp_path):  # noqa: F811
+    db_session.commit()  # the command reads over its own connection
+    code, out, err = cli_run(
+        "report", "--period", "2026-03", "--lang", "en", "--format", "xlsx", "--out", str(tmp_path)
+    )
+    assert code == 0 and out == f"xlsx\t{tmp_path / 'report-2026-03.xlsx'}\n"
+    assert load_workbook(tmp_path / "report-2026-03.xlsx").sheetnames[0] == "Orders received per day"
+    code, out, err = cli_run("report", "--period", "2026-03", "--lang", "fr", "--out", str(tmp_path / "fr"))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "Invalid value for '--lang'" in err and "must be zh or en" in err
+    assert not (tmp_path / "fr").exists()
