@@ -2236,11 +2236,20 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     assert "当前显示：近 30 天" in bad.text
     quarter = login("lead").get("/dashboard?period=2026-Q4")
     assert quarter.status_code == 200 and "当前显示：2026-Q4" in quarter.text and "无法识别" not in quarter.text
-    # The period's analysis report (专报), in each format, from the assessment API the page's session may call.
-    assert 'href="/api/v1/kpi/report?period=2026-Q4&amp;format=xlsx"' in quarter.text
+    # The period's analysis report (专报), in each format and the reader's language, from the assessment API the
+    # page's session may call.
+    assert 'href="/api/v1/kpi/report?period=2026-Q4&amp;format=xlsx&amp;lang=zh-CN"' in quarter.text
     leader = login("lead")
     report = leader.get("/api/v1/kpi/report", params={"period": "2026-Q4", "format": "html"})
     assert report.status_code == 200 and "专报（2026-Q4）" in report.text
+    assert "<td>1 个镇街</td>" in quarter.text  # the title grouping's topic: in how many streets its orders are
+    # A reader of the English UI opens it in English; the grouped topic's streets are counted in English too.
+    english = leader.get("/lang/en", params={"next": "/dashboard?period=2026-Q4"})
+    link = re.search(r'href="(/api/v1/kpi/report\?[^"]*format=html[^"]*)"', english.text)
+    assert link and link.group(1).endswith("&amp;lang=en"), english.text
+    report = leader.get(link.group(1).replace("&amp;", "&"))
+    assert report.status_code == 200 and '<html lang="en"' in report.text and ": report (2026-Q4)" in report.text
+    assert "<td>1 street or town</td>" in english.text and "个镇街" not in english.text
     assert 'data-testid="hot-mined-at"' not in page.text  # grouped by title: nothing mined yet
     from cityhub import jobs
 

@@ -115,3 +115,38 @@ def test_the_report_shows_leaders_the_appeals_of_its_hot_topics_masked(people, d
     assert any(t and "怡景南路" in t for t in topics) and not any(t and "怡景南路5号" in t for t in topics)
     supervisor = client.get("/api/v1/kpi/report", params=params, headers=headers["street_supervisor"])
     assert "怡景南路5号" in supervisor.text[supervisor.text.index('id="hot-topics"') :]
+
+
+def test_the_report_is_in_the_language_asked_else_in_the_readers_web_ui_language(people, monkeypatch):
+    """``lang`` says the report's language (zh, en, the web UI's zh-CN); without it, the web UI's language of the
+    reader decides — the language switch's cookie, else Accept-Language where the UI follows the browser's."""
+    from cityhub.config import get_settings
+
+    client, headers = people
+    url, leader = "/api/v1/kpi/report", headers["leader"]
+    english = client.get(url, params={"period": "2026-03", "lang": "en"}, headers=leader)
+    assert english.status_code == 200 and '<html lang="en"' in english.text
+    assert "monthly report (2026-03)" in english.text and "月度专报" not in english.text
+    assert 'filename="report-2026-03.html"' in english.headers["content-disposition"]
+    chinese = client.get(url, params={"period": "2026-03", "lang": "zh-CN"}, headers=leader)
+    assert chinese.status_code == 200 and '<html lang="zh-CN"' in chinese.text and "月度专报（2026-03）" in chinese.text
+    refused = client.get(url, params={"period": "2026-03", "lang": "fr"}, headers=leader)
+    assert refused.status_code == 422 and refused.json()["details"] == {"field": "lang"}
+    assert refused.json()["message"] == "the report's language must be zh or en (zh-CN is zh), not 'fr'"
+
+    def sheets(extra: dict[str, str]) -> list[str]:
+        answer = client.get(url, params={"period": "2026-03", "format": "xlsx"}, headers={**leader, **extra})
+        assert answer.status_code == 200, answer.text
+        return load_workbook(io.BytesIO(answer.content)).sheetnames[:1]
+
+    assert sheets({}) == ["每日受理量"]
+    assert sheets({"Cookie": "cityhub_lang=en"}) == ["Orders received per day"]
+    browser = {"Accept-Language": "en-US,en;q=0.9"}
+    assert sheets(browser) == ["每日受理量"]  # the web UI is in Chinese until its user switches
+    monkeypatch.setenv("CITYHUB_UI_LANGUAGE_FROM_BROWSER", "true")
+    get_settings.cache_clear()
+    try:
+        assert sheets(browser) == ["Orders received per day"]
+        assert sheets({**browser, "Cookie": "cityhub_lang=zh-CN"}) == ["每日受理量"]  # the user's switch first
+    finally:
+        get_settings.cache_clear()

@@ -129,3 +129,135 @@ def test_a_topic_row_spans_the_days_of_its_orders_in_the_period():
     assert reports._span(row) == "2026-03-03 至 2026-03-28"
     assert reports._span({"time_span": row["time_span"]}) == "2025-11-02 至 2026-05-30"
     assert reports._score(None) == "-" and reports._score(87.349) == "87.3"
+
+
+# Chinese characters and the full-width punctuation that goes with them (、：（）「」，　 …).
+CJK = re.compile(r"[\u2e80-\u303f\u3400-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]")
+IN_ENGLISH = "the report's language does not depend on the database backend"
+
+
+def _data_strings(session, *more: str) -> list[str]:
+    """What the data holds and the report shows as it is: units', categories' names (and their path's parts),
+    orders' titles (the title grouping's topics), longest first."""
+    from sqlalchemy import select
+
+    from cityhub.org.models import Unit
+    from cityhub.workorders.models import Category, Order
+
+    names = set(more) | set(session.scalars(select(Unit.name))) | set(session.scalars(select(Order.title)))
+    for path in session.scalars(select(Category.path)):
+        names |= {path, *path.split("/")}
+    return sorted((n for n in names if n), key=len, reverse=True)
+
+
+def _stray_chinese(text: str, data: list[str]) -> list[str]:
+    """The Chinese left in ``text`` once the data's strings are taken out, each with what surrounds it."""
+    for name in data:
+        text = text.replace(name, "")
+    return [text[max(0, m.start() - 30) : m.end() + 30] for m in CJK.finditer(text)]
+
+
+def _workbook_texts(path) -> list[str]:
+    wb = load_workbook(path)
+    return [ws.title for ws in wb.worksheets] + [
+        str(value) for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for value in row if value
+    ]
+
+
+@pytest.mark.sqlite_only(IN_ENGLISH)
+def test_the_report_in_english_has_english_words_and_no_chinese_but_the_datas(db_session, history, tmp_path):  # noqa: F811
+    result = reports.generate(
+        db_session, period=MARCH, out_dir=tmp_path, formats=("html", "xlsx"), min_sample=5, lang="en"
+    )
+    html = result.files["html"].read_text(encoding="utf-8")
+    assert '<html lang="en"' in html
+    assert "<h1>测试区 12345 hotline and city operations: monthly report (2026-03)</h1>" in html  # the name is data
+    assert "<h2>1. Overview</h2>" in html and "<h2>8. Findings</h2>" in html
+    assert "<th>On-time acceptance</th>" in html and "Return rate 10 (lower is better)" in html
+    assert "Sample too small (fewer than 5 orders)" in html and "excluding 0 merged duplicates" in html
+    assert re.search(r"Period: 2026-03-01 — 2026-03-31 · Generated: \d{4}-\d\d-\d\d \d\d:\d\d CST", html)
+    data = _data_strings(db_session)
+    assert _stray_chinese(html, data) == []
+    wb = load_workbook(result.files["xlsx"])
+    assert wb.sheetnames == [
+        "Orders received per day",
+        "Top categories of appeal",
+        "Appeals by street and town",
+        "Assessment (streets and towns)",
+        "Overall ranking",
+        "Hot topics",
+        "Findings",
+    ]
+    ranking = list(wb["Overall ranking"].iter_rows(min_row=2, values_only=True))
+    assert {(r[0], r[1], r[2], r[3]) for r in ranking} == {
+        ("Department", "Sample too small (fewer than 5 orders)", "城管局", 4),
+        ("Department", "Sample too small (fewer than 5 orders)", "住建局", 4),
+    }
+    kpis = next(wb["Assessment (streets and towns)"].iter_rows(max_row=1, values_only=True))
+    assert "Satisfaction" in kpis and "Satisfaction (satisfaction) numerator/denominator" in kpis
+    assert _stray_chinese("\n".join(_workbook_texts(result.files["xlsx"])), data) == []
+
+    # What March's history does not show: a period under way, mined hot topics, findings.
+    built = reports.build_report(db_session, period=MARCH, charts=False, lang="en")
+    built.through = MARCH.first.replace(day=3)
+    built.daily = built.daily[:3]
+    built.hot_topics_fallback = False
+    built.hot_topics = [
+        {
+            "id": 7,
+            "topic": "小区夜间施工噪音扰民",
+            "label": "施工 噪音",
+            "count": 1,
+            "size": 9,
+            "heat": 12.5,
+            "status": "rising",
+            "new": True,
+            "period_span": ["2026-03-03T01:00:00+00:00", "2026-03-28T15:30:00+00:00"],
+            "period_places": ["景泰街", "京溪路"],
+            "groups": ["老年人", "儿童"],
+        }
+    ]
+    built.findings = [
+        {
+            "category": "路灯",
+            "category_path": "城乡建设/路灯",
+            "street": "测试街道",
+            "now": 1,
+            "before": 0,
+            "delta": 1,
+            "growth": None,
+        }
+    ]
+    html = reports.render_html(built, lang="en")
+    assert "counted through 2026-03-03; the daily average is over the 3 days gone" in html
+    assert '<span class="tag">new</span>' in html and "2026-03-03 to 2026-03-28" in html and "景泰街, 京溪路" in html
+    assert "<li>测试街道, 路灯: 1 appeal, up 1 from 0 in the previous period (new).</li>" in html
+    reports.write_xlsx(built, tmp_path / "en.xlsx", lang="en")
+    [row] = load_workbook(tmp_path / "en.xlsx")["Hot topics"].iter_rows(min_row=2, values_only=True)
+    assert row[7:9] == ("rising", "2026-03-03 to 2026-03-28")
+    topic = built.hot_topics[0]
+    topic_data = [
+        *data,
+        topic["topic"],
+        topic["label"],
+        *topic["period_places"],
+        *topic["groups"],
+        "城乡建设/路灯",
+        "路灯",
+    ]
+    assert _stray_chinese(html, topic_data) == []
+    assert _stray_chinese("\n".join(_workbook_texts(tmp_path / "en.xlsx")), topic_data) == []
+
+
+@pytest.mark.sqlite_only("the command's language option does not depend on the database backend")
+def test_the_command_writes_the_report_in_the_language_asked(app_db, db_session, history, cli_run, tmp_path):  # noqa: F811
+    db_session.commit()  # the command reads over its own connection
+    code, out, err = cli_run(
+        "report", "--period", "2026-03", "--lang", "en", "--format", "xlsx", "--out", str(tmp_path)
+    )
+    assert code == 0 and out == f"xlsx\t{tmp_path / 'report-2026-03.xlsx'}\n"
+    assert load_workbook(tmp_path / "report-2026-03.xlsx").sheetnames[0] == "Orders received per day"
+    code, out, err = cli_run("report", "--period", "2026-03", "--lang", "fr", "--out", str(tmp_path / "fr"))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "Invalid value for '--lang'" in err and "must be zh or en" in err
+    assert not (tmp_path / "fr").exists()

@@ -31,3 +31,27 @@ def test_the_same_figures_are_drawn_once_and_a_changed_figure_again(monkeypatch)
     assert reports.draw_charts(_data(2)) == first and len(drawn) == 3  # type: ignore[arg-type]
     changed = reports.draw_charts(_data(3))  # type: ignore[arg-type]  # an order received today since
     assert len(drawn) == 6 and changed["daily"] != first["daily"] and changed["streets"] == first["streets"]
+
+
+def test_the_charts_are_titled_in_the_reports_language_and_kept_apart_per_language(monkeypatch):
+    drawn: list[object] = []
+    real = reports._figure_uri
+
+    def counting(fig):
+        drawn.append(fig)
+        return real(fig)
+
+    monkeypatch.setattr(reports, "_figure_uri", counting)
+    reports._charts.cache_clear()
+    chinese = reports.draw_charts(_data(2))  # type: ignore[arg-type]
+    english = reports.draw_charts(_data(2), lang="en")  # type: ignore[arg-type]
+    assert len(drawn) == 6 and english["daily"] != chinese["daily"]  # the same figures, drawn again in English
+    titles = [(fig.axes[0].get_title(), fig.axes[0].get_xlabel()) for fig in drawn]  # type: ignore[attr-defined]
+    assert titles[:3] == [("二、每日受理量", ""), ("三、诉求类别排行", "件数"), ("四、镇街诉求量排行", "件数")]
+    assert titles[3:] == [
+        ("2. Orders received per day", ""),
+        ("3. Top categories of appeal", "Orders"),
+        ("4. Appeals by street and town", "Orders"),
+    ]
+    assert drawn[3].axes[0].get_ylabel() == "Orders"  # type: ignore[attr-defined]
+    assert reports.draw_charts(_data(2), lang="en") == english and len(drawn) == 6  # type: ignore[arg-type]

@@ -234,6 +234,17 @@ def findings_open_command(
         typer.echo(f"{order.number} (order {order.id}) for finding {finding_id}: {finding.summary()}")
 
 
+def _report_language(value: str) -> str:
+    """``--lang`` as the report names its languages; another value is a usage error (exit 2)."""
+    from cityhub.analytics import reports
+    from cityhub.errors import ValidationFailed
+
+    try:
+        return reports.report_language(value)
+    except ValidationFailed as wrong:
+        raise typer.BadParameter(wrong.message) from None
+
+
 def report_command(
     period: str | None = typer.Option(
         None, "--period", help="Month 2026-10 (or a week 2026-W43 / range a..b); this or --week."
@@ -242,6 +253,9 @@ def report_command(
     out: Path = typer.Option(Path("reports"), "--out", help="Directory to write the files to."),
     formats: str = typer.Option("html,pdf,xlsx", "--format", help="Comma-separated: html, pdf, xlsx."),
     min_sample: int = typer.Option(30, "--min-sample", min=0, help="Minimum sample for rankings."),
+    lang: str = typer.Option(
+        "zh", "--lang", metavar="zh|en", callback=_report_language, help="Language: zh (Simplified Chinese) or en."
+    ),
 ) -> None:
     """Render the analysis report (专报) of a period: HTML and PDF with charts, tables to Excel."""
     from cityhub.analytics import kpi, reports
@@ -256,7 +270,7 @@ def report_command(
     check_directory(out, "--out:", "the report")
     wanted = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
     with session_scope() as session:
-        result = reports.generate(session, period=p, out_dir=out, formats=wanted, min_sample=min_sample)
+        result = reports.generate(session, period=p, out_dir=out, formats=wanted, min_sample=min_sample, lang=lang)
     for note in result.warnings:
         typer.echo(f"warning: {note}", err=True)
     for fmt, path in result.files.items():

@@ -110,6 +110,10 @@ class KpiDef:
     direction: Direction
     weight: float  # share of the composite score (the weights sum to 100)
 
+    def label(self, lang: str = "zh") -> str:
+        """The KPI's name in ``lang``, as the analysis report names its languages (``zh``, ``en``)."""
+        return self.label_en if lang == "en" else self.label_zh
+
 
 KPIS: tuple[KpiDef, ...] = (
     KpiDef(

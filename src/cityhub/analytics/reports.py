@@ -4,8 +4,15 @@
 rankings from :mod:`cityhub.analytics.kpi`, hot topics, findings against the previous period);
 :func:`render_html` fills the Jinja2 template ``templates/report.html.j2`` (self-contained: charts are
 embedded as base64 PNG, no external resources); :func:`render_pdf` prints that HTML with WeasyPrint;
-:func:`write_xlsx` writes the tables with openpyxl. Every visible label comes from :data:`LABELS` (one catalogue
-per language, Simplified Chinese first), so a translation is one more dictionary.
+:func:`write_xlsx` writes the tables with openpyxl.
+
+The report is written in Simplified Chinese (``zh``, the default) or English (``en``, :data:`LANGUAGES`;
+:func:`report_language` reads a language as the command line and the API are given it, the web UI's ``zh-CN``
+too). Every visible word of the HTML/PDF, the charts and the workbook comes from :data:`LABELS` (one catalogue per
+language; ``{n|one|other}`` is the word agreeing with the count ``n``, as in the web UI's catalogues), except the
+names the product keeps in one place of their own: a KPI's (``kpi.KpiDef.label``) and a unit tier's (the web UI's
+catalogue, ``tier.*``). What the data holds — the district's, units' and categories' names, a hot topic's title,
+key phrases, places and groups — is shown as it is.
 
 Charts are drawn locally with matplotlib. Chinese needs a CJK font: :func:`find_cjk_font` looks for Noto
 Sans/Serif CJK, WenQuanYi or Source Han (Debian: ``fonts-noto-cjk`` or ``fonts-wqy-zenhei``); without one the
@@ -33,6 +40,7 @@ from cityhub.analytics import kpi
 from cityhub.config import get_settings
 from cityhub.formatting import percent
 from cityhub.org.models import Unit, UnitTier
+from cityhub.web.i18n import agreeing, translate
 from cityhub.web.theme import color_scheme
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Category, Order
@@ -47,14 +55,30 @@ TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE = "report.html.j2"
 FORMATS = ("html", "pdf", "xlsx")
 
+LANGUAGES = ("zh", "en")
+# The web UI's language of each report language (``cityhub.web.i18n.LANGUAGES``): the HTML's ``lang``, the
+# catalogue the report borrows a unit tier's name from, and how a UI language names the report's.
+UI_LANGUAGES = {"zh": "zh-CN", "en": "en"}
+# The report's sections in their order, numbered as the language numbers them (``numerals``, ``numbered``).
+SECTIONS = ("summary", "volumes", "categories", "streets", "kpis", "rankings", "hot_topics", "findings")
+
 LABELS: dict[str, dict[str, str]] = {
     "zh": {
         "title_month": "{district}12345热线及城市运行月度专报（{period}）",
         "title_week": "{district}12345热线及城市运行周报（{period}）",
         "title_other": "{district}12345热线及城市运行专报（{period}）",
+        "numerals": "一二三四五六七八",
+        "numbered": "{n}、{title}",
+        "colon": "：",
+        "sep": "、",
+        "list_sep": "，",
+        "gap": "　",
+        "pieces": "件",
+        "to": "至",
+        "lower_better": "（越低越好）",
         "generated": "生成时间",
         "period": "统计周期",
-        "summary": "一、总体情况",
+        "summary": "总体情况",
         "total": "受理工单",
         "valid": "有效工单",
         "valid_note": "不含重复并单 {merged} 件、作废 {cancelled} 件",
@@ -66,13 +90,13 @@ LABELS: dict[str, dict[str, str]] = {
         "under_way": (
             "本期尚未结束：统计至 {through}，日均按已过 {days} 天计，上期取同样天数（{first} 至 {last}）比较。"
         ),
-        "volumes": "二、每日受理量",
-        "categories": "三、诉求类别排行",
-        "streets": "四、镇街诉求量排行",
-        "kpis": "五、考核指标（镇街）",
-        "rankings": "六、综合考核排名",
-        "hot_topics": "七、热点问题",
-        "findings": "八、分析发现",
+        "volumes": "每日受理量",
+        "categories": "诉求类别排行",
+        "streets": "镇街诉求量排行",
+        "kpis": "考核指标（镇街）",
+        "rankings": "综合考核排名",
+        "hot_topics": "热点问题",
+        "findings": "分析发现",
         "rank": "排名",
         "category": "类别",
         "street": "镇街",
@@ -86,6 +110,7 @@ LABELS: dict[str, dict[str, str]] = {
         "topic": "热点问题",
         "heat": "热度",
         "places": "涉及地点",
+        "streets_count": "{n} 个镇街",
         "no_topics": "本期无热点问题数据。",
         "finding": "{street}「{category}」类诉求 {now} 件，较上期 {before} 件增加 {delta} 件（{pct}）。",
         "no_findings": "本期各镇街、各类别诉求量无明显增长。",
@@ -97,21 +122,144 @@ LABELS: dict[str, dict[str, str]] = {
         "groups": "涉及人群",
         "label": "关键词",
         "status": "状态",
+        "status_active": "活跃",
+        "status_rising": "上升",
+        "status_dormant": "沉寂",
+        "status_new": "新",
         "new_topic": "新",
         "weights": "综合得分权重",
         "new": "新增",
         "tier": "层级",
         "topic_id": "热点编号",
         "delta": "增加件数",
-    }
+        "fraction": "{kpi}({name})分子/分母",
+    },
+    "en": {
+        "title_month": "{district} 12345 hotline and city operations: monthly report ({period})",
+        "title_week": "{district} 12345 hotline and city operations: weekly report ({period})",
+        "title_other": "{district} 12345 hotline and city operations: report ({period})",
+        "numerals": "12345678",
+        "numbered": "{n}. {title}",
+        "colon": ": ",
+        "sep": ", ",
+        "list_sep": ", ",
+        "gap": " · ",
+        "pieces": "",
+        "to": "to",
+        "lower_better": " (lower is better)",
+        "generated": "Generated",
+        "period": "Period",
+        "summary": "Overview",
+        "total": "Orders received",
+        "valid": "Valid orders",
+        "valid_note": (
+            "excluding {merged} merged {merged|duplicate|duplicates} and {cancelled} cancelled {cancelled|call|calls}"
+        ),
+        "previous": "Previous period",
+        "change": "Change",
+        "daily_avg": "Daily average",
+        "auto_share": "Dispatched automatically",
+        "auto_note": (
+            "{total} first {total|dispatch|dispatches}; kept by the first unit (not returned, not re-dispatched): "
+            "{auto} of the automatic, {manual} of the manual"
+        ),
+        "under_way": (
+            "The period is not over: counted through {through}; the daily average is over the {days} "
+            "{days|day|days} gone, compared with as many days of the previous period ({first} to {last})."
+        ),
+        "volumes": "Orders received per day",
+        "categories": "Top categories of appeal",
+        "streets": "Appeals by street and town",
+        "kpis": "Assessment (streets and towns)",
+        "rankings": "Overall ranking",
+        "hot_topics": "Hot topics",
+        "findings": "Findings",
+        "rank": "Rank",
+        "category": "Category",
+        "street": "Street/town",
+        "unit": "Unit",
+        "count": "Orders",
+        "share": "Share",
+        "day": "Date",
+        "n": "Sample",
+        "score": "Score",
+        "insufficient": "Sample too small (fewer than {min} {min|order|orders})",
+        "topic": "Hot topic",
+        "heat": "Heat",
+        "places": "Places",
+        "streets_count": "{n} {n|street or town|streets and towns}",
+        "no_topics": "No hot topics this period.",
+        "finding": (
+            "{street}, {category}: {now} {now|appeal|appeals}, up {delta} from {before} in the previous period ({pct})."
+        ),
+        "no_findings": "No category of appeal grew markedly in any street or town this period.",
+        "method": (
+            "Note: the assessment figures are computed from the audit trail, as the cityhub analytics documentation "
+            "defines them; a unit is ranked on a sample of at least {min} {min|order|orders}."
+        ),
+        "hot_fallback": (
+            "(Hot topics have not been mined yet: below, orders grouped by identical title; the hot topics show "
+            "once they are mined.)"
+        ),
+        "period_count": "Orders this period",
+        "size": "Orders in all",
+        "span": "First and last day",
+        "groups": "Groups affected",
+        "label": "Key phrases",
+        "status": "Status",
+        "status_active": "active",
+        "status_rising": "rising",
+        "status_dormant": "dormant",
+        "status_new": "new",
+        "new_topic": "new",
+        "weights": "Weights of the score",
+        "new": "new",
+        "tier": "Tier",
+        "topic_id": "Topic no.",
+        "delta": "Increase",
+        "fraction": "{kpi} ({name}) numerator/denominator",
+    },
 }
-# How the workbook names what the data holds as codes.
-_TIER_NAMES = {"street": "镇街", "department": "职能部门", "community": "村社", "district": "区"}
-_TOPIC_STATUS = {"active": "活跃", "rising": "上升", "dormant": "沉寂", "new": "新"}
+
+
+def report_language(value: str) -> str:
+    """The report's language (:data:`LANGUAGES`) that ``value`` names: ``zh`` or ``en``, or a web UI language
+    (``zh-CN``, :data:`UI_LANGUAGES`); ValidationFailed naming the field ``lang`` otherwise."""
+    named = {code.lower(): lang for lang, code in UI_LANGUAGES.items()} | {lang: lang for lang in LANGUAGES}
+    lang = named.get(value.strip().lower())
+    if lang is None:
+        from cityhub.errors import ValidationFailed
+
+        raise ValidationFailed(
+            f"the report's language must be zh or en (zh-CN is zh), not {value!r}", details={"field": "lang"}
+        )
+    return lang
 
 
 def labels(lang: str = "zh") -> dict[str, str]:
+    """The catalogue of ``lang`` (zh for a language without one)."""
     return LABELS.get(lang, LABELS["zh"])
+
+
+def say(lang: str, key: str, **params: Any) -> str:
+    """The label ``key`` of ``lang`` with ``params`` filled in, its words agreeing with their counts."""
+    return agreeing(labels(lang)[key], params).format(**params)
+
+
+def headings(lang: str = "zh") -> dict[str, str]:
+    """Each section's heading, numbered (一、总体情况 / 1. Overview)."""
+    lab = labels(lang)
+    return {key: lab["numbered"].format(n=lab["numerals"][i], title=lab[key]) for i, key in enumerate(SECTIONS)}
+
+
+def tier_name(tier: str, lang: str = "zh") -> str:
+    """A unit tier as the web UI names it in ``lang`` (镇街, Street/town)."""
+    return translate(UI_LANGUAGES.get(lang, "zh-CN"), f"tier.{tier}", tier)
+
+
+def topic_status(status: Any, lang: str = "zh") -> Any:
+    """A hot topic's status (active, rising, dormant, new) in ``lang``; another value as it is."""
+    return labels(lang).get(f"status_{status}", status)
 
 
 # Orders received that are not a problem of their own: a duplicate merged into another order (重复件) and a call
@@ -244,7 +392,8 @@ def hot_topics_for_period(
     (:func:`cityhub.analytics.hot_topics.topics_for_period`: label, representative title, orders in the period,
     size, heat, places — of all the topic's orders and of the period's, which the dashboard and the report show —
     time span). Before any mining, orders are grouped by identical title — a crude stand-in,
-    clearly marked in the report, that still surfaces repeated problems.
+    clearly marked in the report, that still surfaces repeated problems; such a row says in how many streets its
+    orders are (``streets``) instead of its places.
     """
     from cityhub.analytics import hot_topics, topics_store
 
@@ -258,17 +407,23 @@ def hot_topics_for_period(
         .order_by(func.count().desc(), Order.title)
         .limit(k)
     ).all()
-    return [
-        {"topic": t, "count": n, "heat": None, "places": f"{s} 个镇街", "period_places": f"{s} 个镇街"}
-        for t, n, s in rows
-    ], True
+    return [{"topic": t, "count": n, "heat": None, "streets": s} for t, n, s in rows], True
 
 
-def _join(value: Any) -> str:
-    """Places/groups of a topic row for a table cell: lists joined with 、, text as it is."""
+def _join(value: Any, lang: str = "zh") -> str:
+    """Places/groups of a topic row for a table cell: lists joined as the language lists (、, comma), text as it
+    is."""
     if value is None:
         return ""
-    return value if isinstance(value, str) else "、".join(str(v) for v in value)
+    return value if isinstance(value, str) else labels(lang)["sep"].join(str(v) for v in value)
+
+
+def _places(t: dict[str, Any], lang: str = "zh") -> str:
+    """Where a topic row's orders of the period are: its places, or (a row of the title grouping) in how many
+    streets."""
+    if "streets" in t:
+        return say(lang, "streets_count", n=t["streets"])
+    return _join(t.get("period_places"), lang)
 
 
 def _score(value: float | None) -> str:
@@ -276,13 +431,14 @@ def _score(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def _span(t: dict[str, Any]) -> str:
+def _span(t: dict[str, Any], lang: str = "zh") -> str:
     """The first and the last day of a topic's orders within the period (the topic's whole span when the row
     has no period's)."""
     from cityhub.analytics import hot_topics
 
     first, last = (t.get("period_span") or t.get("time_span") or [None, None])[:2]
-    return f"{hot_topics.local_date(first)} 至 {hot_topics.local_date(last)}" if first or last else ""
+    to = labels(lang)["to"]
+    return f"{hot_topics.local_date(first)} {to} {hot_topics.local_date(last)}" if first or last else ""
 
 
 def build_report(
@@ -391,9 +547,9 @@ def _figure_uri(fig: Any) -> str:
 
 
 def draw_charts(data: ReportData, *, lang: str = "zh") -> dict[str, str]:
-    """The report's three charts as PNG data URIs. Drawing takes a second or more (matplotlib); the same figures
-    asked again — the report of a period nothing changed in, opened again or in another format — are drawn once
-    (the last :data:`CHARTS_KEPT` sets of figures are kept in this process)."""
+    """The report's three charts as PNG data URIs, titled in ``lang``. Drawing takes a second or more (matplotlib);
+    the same figures asked again in the same language — the report of a period nothing changed in, opened again or
+    in another format — are drawn once (the last :data:`CHARTS_KEPT` sets of figures are kept in this process)."""
     ranked = tuple(tuple((r["name"], r["count"]) for r in rows) for rows in (data.categories, data.streets))
     return dict(_charts(lang, tuple(data.daily), *ranked))
 
@@ -416,7 +572,7 @@ def _charts(
     font = find_cjk_font()
     # matplotlib logs a line per chart when a CJK font has only a "medium" weight; the font is fine.
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
-    lab = labels(lang)
+    lab, heading = labels(lang), headings(lang)
     style: dict[str, Any] = {"font.size": 9, "axes.unicode_minus": False}
     if font:
         style["font.family"] = [font, "DejaVu Sans"]
@@ -428,7 +584,7 @@ def _charts(
         ax.plot(days, [n for _, n in daily], marker="o", markersize=3, color="#1f5fa8")
         ax.fill_between(days, [n for _, n in daily], alpha=0.15, color="#1f5fa8")
         ax.set_ylabel(lab["count"])
-        ax.set_title(lab["volumes"])
+        ax.set_title(heading["volumes"])
         step = max(1, len(days) // 12)
         ax.set_xticks(range(0, len(days), step), [days[i] for i in range(0, len(days), step)])
         ax.grid(alpha=0.3)
@@ -438,7 +594,7 @@ def _charts(
             fig, ax = plt.subplots(figsize=(7.5, 0.3 * max(len(rows), 3) + 0.8))
             names = [name.split("/")[-1] for name, _ in rows][::-1]
             ax.barh(names, [count for _, count in rows][::-1], color=color)
-            ax.set_title(lab[key])
+            ax.set_title(heading[key])
             ax.set_xlabel(lab["count"])
             ax.grid(axis="x", alpha=0.3)
             out[key] = _figure_uri(fig)
@@ -450,15 +606,16 @@ def _charts(
 
 
 def title_of(data: ReportData, lang: str = "zh") -> str:
-    lab = labels(lang)
     key = {"month": "title_month", "week": "title_week"}.get(data.period.kind, "title_other")
-    return lab[key].format(district=data.district, period=data.period.label)
+    return say(lang, key, district=data.district, period=data.period.label).strip()
 
 
 def finding_texts(data: ReportData, lang: str = "zh") -> list[str]:
     lab = labels(lang)
     return [
-        lab["finding"].format(
+        say(
+            lang,
+            "finding",
             street=f["street"],
             category=f["category"],
             now=f["now"],
@@ -478,15 +635,19 @@ def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") ->
 
     env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select_autoescape(["html", "j2"]))
     env.filters["pct"] = percent
-    env.filters["joined"] = _join
-    env.filters["span"] = _span
+    env.filters["joined"] = lambda value: _join(value, lang)
+    env.filters["places"] = lambda row: _places(row, lang)
+    env.filters["span"] = lambda row: _span(row, lang)
     env.filters["score"] = _score
     change = (data.total - data.previous_total) / data.previous_total if data.previous_total else None
     return env.get_template(TEMPLATE).render(
         d=data,
         L=labels(lang),
+        H=headings(lang),
+        say=lambda key, **params: say(lang, key, **params),
+        html_lang=UI_LANGUAGES.get(lang, "zh-CN"),
         title=title_of(data, lang),
-        kpi_defs=kpi.KPIS,
+        kpi_defs=[(k, k.label(lang)) for k in kpi.KPIS],
         change=change,
         findings=finding_texts(data, lang),
         font=find_cjk_font() or "sans-serif",
@@ -519,22 +680,22 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
     lab = labels(lang)
     wb = Workbook()
     sheets: list[tuple[str, list[str], list[list[Any]]]] = [
-        (lab["volumes"][2:], [lab["day"], lab["count"]], [[d, n] for d, n in data.daily]),
+        (lab["volumes"], [lab["day"], lab["count"]], [[d, n] for d, n in data.daily]),
         (
-            lab["categories"][2:],
+            lab["categories"],
             [lab["rank"], lab["category"], lab["count"], lab["share"]],
             [[r["rank"], r["name"], r["count"], round(r["share"], 4)] for r in data.categories],
         ),
         (
-            lab["streets"][2:],
+            lab["streets"],
             [lab["rank"], lab["street"], lab["count"], lab["share"]],
             [[r["rank"], r["name"], r["count"], round(r["share"], 4)] for r in data.streets],
         ),
         (
-            lab["kpis"][2:],
+            lab["kpis"],
             [lab["unit"], lab["n"], lab["score"]]
-            + [f"{k.label_zh}" for k in kpi.KPIS]
-            + [f"{k.label_zh}({k.name})分子/分母" for k in kpi.KPIS],
+            + [k.label(lang) for k in kpi.KPIS]
+            + [lab["fraction"].format(kpi=k.label(lang), name=k.name) for k in kpi.KPIS],
             [
                 [u.name, u.sample, None if u.score is None else round(u.score, 2)]
                 + [None if u.rates[k.name].value is None else round(u.rates[k.name].value or 0, 4) for k in kpi.KPIS]
@@ -543,17 +704,17 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
             ],
         ),
         (
-            lab["rankings"][2:],
+            lab["rankings"],
             [lab["tier"], lab["rank"], lab["unit"], lab["n"], lab["score"]],
             [
-                [_TIER_NAMES.get(tier, tier), r["rank"], r["name"], r["n"], r["value"]]
+                [tier_name(tier, lang), r["rank"], r["name"], r["n"], r["value"]]
                 for tier, ranking in data.rankings.items()
                 for r in ranking.ranked
             ]
             + [
                 [
-                    _TIER_NAMES.get(tier, tier),
-                    lab["insufficient"].format(min=data.min_sample),
+                    tier_name(tier, lang),
+                    say(lang, "insufficient", min=data.min_sample),
                     r["name"],
                     r["n"],
                     r["value"],
@@ -563,7 +724,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
             ],
         ),
         (
-            lab["hot_topics"][2:],
+            lab["hot_topics"],
             [
                 lab["rank"],
                 lab["topic_id"],
@@ -586,16 +747,16 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
                     t.get("count"),
                     t.get("size"),
                     t.get("heat"),
-                    _TOPIC_STATUS.get(str(t.get("status")), t.get("status")),
-                    _span(t),
-                    _join(t.get("period_places")),
-                    _join(t.get("groups")),
+                    topic_status(t.get("status"), lang),
+                    _span(t, lang),
+                    _places(t, lang),
+                    _join(t.get("groups"), lang),
                 ]
                 for i, t in enumerate(data.hot_topics, start=1)
             ],
         ),
         (
-            lab["findings"][2:],
+            lab["findings"],
             [lab["street"], lab["category"], lab["count"], lab["previous"], lab["delta"]],
             [[f["street"], f["category_path"], f["now"], f["before"], f["delta"]] for f in data.findings],
         ),
@@ -637,7 +798,8 @@ def generate(
     theme: str = "system",
 ) -> ReportFiles:
     """Build the report of ``period`` (for ``reader``, :func:`build_report`) and write it in ``formats`` to
-    ``out_dir`` (report-<period>.<ext>); the HTML file in ``theme`` on screen (:func:`render_html`)."""
+    ``out_dir`` (report-<period>.<ext>) in ``lang`` (:func:`report_language`); the HTML file in ``theme`` on screen
+    (:func:`render_html`)."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         from cityhub.errors import ValidationFailed
@@ -647,7 +809,8 @@ def generate(
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     charts = "html" in formats or "pdf" in formats
-    data = build_report(session, period=period, min_sample=min_sample, charts=charts, reader=reader)
+    lang = report_language(lang)
+    data = build_report(session, period=period, min_sample=min_sample, charts=charts, lang=lang, reader=reader)
     stem = out_dir / f"report-{period.label.replace('..', '_')}"
     files: dict[str, Path] = {}
     notes: list[str] = []

@@ -109,10 +109,16 @@ def report(
     period: PeriodQ,
     fmt: Annotated[str, Query(alias="format", description="html, pdf or xlsx")] = "html",
     min_sample: Annotated[int, Query(ge=0, le=10_000, description="minimum sample for rankings")] = 30,
+    lang: Annotated[
+        str | None,
+        Query(description="The report's language: zh or en (zh-CN is zh); without it, the reader's web UI language."),
+    ] = None,
 ) -> Response:
-    """The analysis report (专报) of a period as a file: HTML and PDF with charts, the tables as Excel."""
+    """The analysis report (专报) of a period as a file: HTML and PDF with charts, the tables as Excel; in
+    Simplified Chinese or English (``lang``), by default in the language the reader's web UI is in (its language
+    cookie, or Accept-Language where the UI follows the browser's)."""
     from cityhub.analytics import reports
-    from cityhub.web import theme
+    from cityhub.web import support, theme
 
     made = reports.download(
         db,
@@ -120,6 +126,7 @@ def report(
         fmt=fmt.lower(),
         reader=principal,
         min_sample=min_sample,
+        lang=reports.report_language(support.language(request) if lang is None else lang),
         # Opened from the dashboard in a tab of its own: in the reader's theme of the web UI (light when printed).
         theme=theme.chosen(request.cookies.get(theme.THEME_COOKIE)),
     )
