@@ -234,7 +234,7 @@ def test_the_report_in_english_has_english_words_and_no_chinese_but_the_datas(db
     assert "<li>测试街道, 路灯: 1 appeal, up 1 from 0 in the previous period (new).</li>" in html
     reports.write_xlsx(built, tmp_path / "en.xlsx", lang="en")
     [row] = load_workbook(tmp_path / "en.xlsx")["Hot topics"].iter_rows(min_row=2, values_only=True)
-    assert row[7:9] == ("rising", "2026-03-03 to 2026-03-28")
+    assert row[7:9] == ("Rising", "2026-03-03 to 2026-03-28")
     topic = built.hot_topics[0]
     topic_data = [
         *data,

@@ -122,10 +122,6 @@ LABELS: dict[str, dict[str, str]] = {
         "groups": "涉及人群",
         "label": "关键词",
         "status": "状态",
-        "status_active": "活跃",
-        "status_rising": "上升",
-        "status_dormant": "沉寂",
-        "status_new": "新",
         "new_topic": "新",
         "weights": "综合得分权重",
         "new": "新增",
@@ -207,10 +203,6 @@ LABELS: dict[str, dict[str, str]] = {
         "groups": "Groups affected",
         "label": "Key phrases",
         "status": "Status",
-        "status_active": "active",
-        "status_rising": "rising",
-        "status_dormant": "dormant",
-        "status_new": "new",
         "new_topic": "new",
         "weights": "Weights of the score",
         "new": "new",
@@ -258,8 +250,9 @@ def tier_name(tier: str, lang: str = "zh") -> str:
 
 
 def topic_status(status: Any, lang: str = "zh") -> Any:
-    """A hot topic's status (active, rising, dormant, new) in ``lang``; another value as it is."""
-    return labels(lang).get(f"status_{status}", status)
+    """A hot topic's status (active, rising, dormant, new) as the web UI's topic pages name it in ``lang`` (持续,
+    Rising); another value as it is."""
+    return translate(UI_LANGUAGES.get(lang, "zh-CN"), f"brain.topics.status.{status}", status)
 
 
 # Orders received that are not a problem of their own: a duplicate merged into another order (重复件) and a call
