@@ -2643,6 +2643,9 @@ def test_the_punctuation_around_names_and_lists_is_the_languages_own() -> None:
         text = re.sub(r"\{#.*?#\}", "", path.read_text(encoding="utf-8"), flags=re.S)
         marks = sorted(set(re.findall("[：、（）]", text)))
         assert not marks, f"{path.name}: {marks} written into the template"
+        # Nor Latin brackets around a message: "说明 (选填)", "派单 (自动派单)" on a Chinese page.
+        bracketed = re.findall(r"\(\{\{ t[.(][^}]*\}\}\)", text)
+        assert not bracketed, f"{path.name}: {bracketed}"
 
 
 def test_a_message_keeps_a_markup_parameter_and_escapes_the_rest() -> None:
