@@ -1550,7 +1550,9 @@ def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
     # The supervisor sees how many working days were asked for, in the time-limit line and the audit trail.
     assert _act(hand, order.id, "request_extension", days="5", reason="需要协调").status_code == 303
     sup_page = login("sup").get(f"/orders/{order.id}").text
-    assert "延期申请待审批（申请 5 个工作日）" in sup_page and "5 个工作日；需要协调" in sup_page
+    assert "延期申请待审批（申请 5 个工作日）" in sup_page
+    asked = re.search(r'<tr data-action="request_extension">.*?</tr>', sup_page, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert '<div data-testid="event-days">5 个工作日</div>需要协调' in asked
 
     stale = hand.post(
         f"/orders/{order.id}/act/reply",
@@ -1627,6 +1629,10 @@ def test_supervisors_list_the_extension_requests_waiting_for_their_decision(org)
     assert [item["number"] for item in api["items"]] == [asked.number]
     assert _act(sup, asked.id, "approve_extension").status_code == 303
     assert listed(sup) == set()
+    # Approved without a reason: the trail says the days granted, nothing dangling after them ("3 个工作日；").
+    trail = sup.get(f"/orders/{asked.id}").text
+    approved = re.search(r'<tr data-action="approve_extension">.*?</tr>', trail, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert re.search(r'<div data-testid="event-days">3 个工作日</div></td>', approved), approved
 
 
 def test_the_rule_form_offers_communities_under_their_streets() -> None:
