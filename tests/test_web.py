@@ -894,6 +894,8 @@ def test_a_citizen_files_an_appeal_on_the_web_and_follows_it_as_their_own(org) -
     assert '<th class="opt">市民姓名</th>' in login("op").get("/orders").text
     form = client.get("/intake")
     assert form.status_code == 200 and "我要反映" in form.text and 'name="channel"' not in form.text
+    # The hint sends them to their menu's 我的诉求 (it said 「工单」, a menu only the staff have), to rate a reply.
+    assert "提交后可在「我的诉求」中查看办理进度，收到答复后请评价" in form.text
     assert 'name="urgency"' not in form.text
     response = client.post(
         "/intake",
