@@ -1469,6 +1469,13 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     assert left is not None and 0 < float(left.group(1)) <= 15
     assert _act(hand, order.id, "return", reason="不属于本街道").status_code == 303
     assert _state(order.id) == State.RETURNED
+    # Returning an order placed in another street takes it out of the handler's sight: back to their list (在办, not
+    # every order newest first), told which order it was.
+    elsewhere = _order(street="W-JX")
+    _act(disp, elsewhere.id, "dispatch", unit_id=str(org["street_a"]))
+    left = _act(hand, elsewhere.id, "return", reason="不在本街道")
+    assert left.status_code == 303 and left.headers["location"] == "/orders?state=open&sort=due"
+    assert f"工单 {elsewhere.number}：已完成退单。" in hand.get(left.headers["location"]).text
     assert _act(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
     assert _act(disp, order.id, "add_assist", unit_id=str(org["street_a"])).status_code == 303
     assert _act(hand, order.id, "assist_accept").status_code == 303
