@@ -1728,6 +1728,13 @@ def test_order_lists_sort_by_the_nearest_time_limit_or_the_longest_wait(org) -> 
     workbench = hand.get("/")
     assert listed(workbench.text) == [soon.number, later.number, none.number]
     assert '<option value="due" selected>时限最近在前</option>' in workbench.text
+    # Each row says the time it is sorted by (办结时限), not only 正常 / 预警 beside the time it was received.
+    assert "<th>办结时限</th>" in workbench.text
+    due = dict(
+        re.findall(r'<a href="/orders/\d+">([^<]+)</a>.*?<td data-testid="due"[^>]*>(.*?)</td>', workbench.text, re.S)
+    )
+    soon_due = (now + timedelta(days=1)).astimezone(get_settings().tz).strftime("%Y-%m-%d")
+    assert soon_due in due[soon.number] and due[none.number] == "—"
     assert listed(hand.get("/orders?state=open&sort=oldest").text) == [soon.number, later.number, none.number]
     assert listed(hand.get("/orders?state=open").text) == [none.number, later.number, soon.number]  # newest first
     bad = hand.get("/orders?state=open&sort=priority")
