@@ -2652,6 +2652,8 @@ def test_the_order_lists_english_badges_read_as_labels_and_say_what_they_mean() 
     lower = {key: en[key] for key in sorted(badges) if not en[key][0].isupper() and not en[key].startswith("{")}
     assert lower == {}, lower
     assert "accepted" not in en["order.accept_overdue"].lower()
+    # The order page's channel details are labels too (they read "demo data Yes", "sensor type Water level").
+    assert {key: v for key, v in en.items() if key.startswith("attr.") and not v[0].isupper()} == {}
 
 
 def test_the_punctuation_around_names_and_lists_is_the_languages_own() -> None:
