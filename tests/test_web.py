@@ -894,6 +894,8 @@ def test_a_citizen_files_an_appeal_on_the_web_and_follows_it_as_their_own(org) -
     assert '<th class="opt">市民姓名</th>' in login("op").get("/orders").text
     form = client.get("/intake")
     assert form.status_code == 200 and "我要反映" in form.text and 'name="channel"' not in form.text
+    # The hint sends them to their menu's 我的诉求 (it said 「工单」, a menu only the staff have), to rate a reply.
+    assert "提交后可在「我的诉求」中查看办理进度，收到答复后请评价" in form.text
     assert 'name="urgency"' not in form.text
     response = client.post(
         "/intake",
@@ -989,6 +991,11 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
         r'data-testid="action-callback".*?</form>', sup.get(f"/orders/{order_id}").text, flags=re.S
     ).group(0)
     assert "意见和建议" in form and "理由" not in form and "回访记录" in staff_form and "理由" not in staff_form
+    # Asked as the progress lookup asks (满意 / 不满意, not 是 / 否); 不满意 says what is still wrong, as there.
+    assert "您对答复满意吗？" in form and '<option value="false">不满意</option>' in form
+    unexplained = _act(client, order_id, "callback", satisfied="false")
+    assert unexplained.status_code == 422 and "选择“不满意”时，请说明仍未解决的问题。" in unexplained.text
+    assert '<option value="false" selected>不满意</option>' in unexplained.text and _state(order_id) == State.REPLIED
     rated = _act(client, order_id, "callback", satisfied="true")
     assert rated.status_code == 303
     assert "已完成：评价答复" in client.get(rated.headers["location"]).text  # their word, not the staff's 回访
@@ -1467,6 +1474,13 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     assert left is not None and 0 < float(left.group(1)) <= 15
     assert _act(hand, order.id, "return", reason="不属于本街道").status_code == 303
     assert _state(order.id) == State.RETURNED
+    # Returning an order placed in another street takes it out of the handler's sight: back to their list (在办, not
+    # every order newest first), told which order it was.
+    elsewhere = _order(street="W-JX")
+    _act(disp, elsewhere.id, "dispatch", unit_id=str(org["street_a"]))
+    left = _act(hand, elsewhere.id, "return", reason="不在本街道")
+    assert left.status_code == 303 and left.headers["location"] == "/orders?state=open&sort=due"
+    assert f"工单 {elsewhere.number}：已完成退单。" in hand.get(left.headers["location"]).text
     assert _act(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
     assert _act(disp, order.id, "add_assist", unit_id=str(org["street_a"])).status_code == 303
     assert _act(hand, order.id, "assist_accept").status_code == 303
@@ -1550,7 +1564,9 @@ def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
     # The supervisor sees how many working days were asked for, in the time-limit line and the audit trail.
     assert _act(hand, order.id, "request_extension", days="5", reason="需要协调").status_code == 303
     sup_page = login("sup").get(f"/orders/{order.id}").text
-    assert "延期申请待审批（申请 5 个工作日）" in sup_page and "5 个工作日；需要协调" in sup_page
+    assert "延期申请待审批（申请 5 个工作日）" in sup_page
+    asked = re.search(r'<tr data-action="request_extension">.*?</tr>', sup_page, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert '<div data-testid="event-days">5 个工作日</div>需要协调' in asked
 
     stale = hand.post(
         f"/orders/{order.id}/act/reply",
@@ -1627,6 +1643,10 @@ def test_supervisors_list_the_extension_requests_waiting_for_their_decision(org)
     assert [item["number"] for item in api["items"]] == [asked.number]
     assert _act(sup, asked.id, "approve_extension").status_code == 303
     assert listed(sup) == set()
+    # Approved without a reason: the trail says the days granted, nothing dangling after them ("3 个工作日；").
+    trail = sup.get(f"/orders/{asked.id}").text
+    approved = re.search(r'<tr data-action="approve_extension">.*?</tr>', trail, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert re.search(r'<div data-testid="event-days">3 个工作日</div></td>', approved), approved
 
 
 def test_the_rule_form_offers_communities_under_their_streets() -> None:
@@ -1713,6 +1733,13 @@ def test_order_lists_sort_by_the_nearest_time_limit_or_the_longest_wait(org) -> 
     workbench = hand.get("/")
     assert listed(workbench.text) == [soon.number, later.number, none.number]
     assert '<option value="due" selected>时限最近在前</option>' in workbench.text
+    # Each row says the time it is sorted by (办结时限), not only 正常 / 预警 beside the time it was received.
+    assert "<th>办结时限</th>" in workbench.text
+    due = dict(
+        re.findall(r'<a href="/orders/\d+">([^<]+)</a>.*?<td data-testid="due"[^>]*>(.*?)</td>', workbench.text, re.S)
+    )
+    soon_due = (now + timedelta(days=1)).astimezone(get_settings().tz).strftime("%Y-%m-%d")
+    assert soon_due in due[soon.number] and due[none.number] == "—"
     assert listed(hand.get("/orders?state=open&sort=oldest").text) == [soon.number, later.number, none.number]
     assert listed(hand.get("/orders?state=open").text) == [none.number, later.number, soon.number]  # newest first
     bad = hand.get("/orders?state=open&sort=priority")
@@ -2639,6 +2666,8 @@ def test_the_order_lists_english_badges_read_as_labels_and_say_what_they_mean() 
     lower = {key: en[key] for key in sorted(badges) if not en[key][0].isupper() and not en[key].startswith("{")}
     assert lower == {}, lower
     assert "accepted" not in en["order.accept_overdue"].lower()
+    # The order page's channel details are labels too (they read "demo data Yes", "sensor type Water level").
+    assert {key: v for key, v in en.items() if key.startswith("attr.") and not v[0].isupper()} == {}
 
 
 def test_the_punctuation_around_names_and_lists_is_the_languages_own() -> None:
@@ -2652,6 +2681,9 @@ def test_the_punctuation_around_names_and_lists_is_the_languages_own() -> None:
         text = re.sub(r"\{#.*?#\}", "", path.read_text(encoding="utf-8"), flags=re.S)
         marks = sorted(set(re.findall("[：、（）]", text)))
         assert not marks, f"{path.name}: {marks} written into the template"
+        # Nor Latin brackets around a message: "说明 (选填)", "派单 (自动派单)" on a Chinese page.
+        bracketed = re.findall(r"\(\{\{ t[.(][^}]*\}\}\)", text)
+        assert not bracketed, f"{path.name}: {bracketed}"
 
 
 def test_a_message_keeps_a_markup_parameter_and_escapes_the_rest() -> None:

@@ -18,7 +18,9 @@ import pytest
 
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
+from cityhub.knowledge import service as kb
 from cityhub.web import vendor
+from cityhub.workorders import service as orders
 from process_helpers import CHROMIUM, served_app
 from web_helpers import build_world, sign_in, world_env
 
@@ -38,8 +40,19 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         monkeypatch.setenv(key, value)
     reset_engine()
     with session_scope() as s:
-        build_world(s)
+        world = build_world(s)
         submit(s, data={"channel": "hotline", "content": "路灯不亮，晚上出行不便", "street_code": "W-JX"})
+        # A reply the reply check finds weak: a row of 答复审核.
+        weak = submit(
+            s, data={"channel": "hotline", "content": "云景路的路灯不亮三天了，请尽快维修", "street_code": "W-JT"}
+        )
+        for action, params in (
+            ("dispatch", {"unit_id": world.street_a}),
+            ("accept", {}),
+            ("reply", {"text": "收悉，谢谢。"}),
+        ):
+            orders.act(s, order_id=weak.order.id, action=action, params=params)
+        kb.check_reply(s, order=weak.order)
     with served_app(env, tmp_path / "serve.log") as base:
         yield base
 
@@ -135,9 +148,23 @@ def test_an_administrators_english_menu_fits_one_line_at_1440_and_a_phone_keeps_
                 return h.scrollWidth > h.clientWidth; }).map(h => h.textContent)"""
         )
         assert cut == [], (lang, cut)
+        # The order list's criteria leave room for its orders on the first screen, 筛选 and 清除条件 side by side at
+        # their own width (筛选 spanned the page, 清除条件 on a line below it, the first order below the fold).
+        wide.goto(server + "/orders?overdue=1")
+        submit_button = wide.locator('form.filters button[type="submit"]').bounding_box()
+        reset = wide.locator('[data-testid="reset-filters"]').bounding_box()
+        assert submit_button and reset and submit_button["width"] < 300 and abs(submit_button["y"] - reset["y"]) < 2
+        wide.goto(server + "/orders")
+        first_row = wide.locator('[data-testid="order-table"] tbody tr').first.bounding_box()
+        assert first_row and first_row["y"] + first_row["height"] < 900, first_row
         wide.context.close()
         phone = _signed_in(browser, server, "adm", lang, viewport={"width": 390, "height": 844}, is_mobile=True)
         for path in ("/orders", "/admin", "/dashboard"):
             phone.goto(server + path)
             assert phone.evaluate("document.documentElement.scrollWidth") <= 390, (lang, path)
+        # 答复审核 on a phone: each reply a card like the order list's, its title across the card (a six-column
+        # table squeezed the title into a column two characters wide).
+        phone.goto(server + "/reviews")
+        title = phone.locator('[data-testid="review-row"] td').nth(1).bounding_box()
+        assert title and title["width"] > 300, title
         phone.context.close()

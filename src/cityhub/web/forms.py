@@ -69,6 +69,8 @@ def field_message(t: Translator, message: str) -> str:
     """A validation message of the service layer in the user's language."""
     if "knowledge entry" in message and ("inactive or expired" in message or "not valid yet" in message):
         return t("err.kb_entry_unusable")
+    if "say what is still wrong" in message:  # a citizen's 不满意 without a word of why
+        return t("track.reason_needed")
     if "needs a title or content" in message:
         return t("err.need_text")
     if "phone must contain digits" in message:

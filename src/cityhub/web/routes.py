@@ -1334,7 +1334,9 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
     else:
         flash = ("order.done", {"action": t.label("action", action)})
     if not order_in_scope(db, scope_of(db, principal), order_id):
-        back = "/orders"  # e.g. a street handler who returned the order no longer sees it
+        # E.g. a street handler who returned the order no longer sees it: their list, saying which order it was.
+        back = support.order_list_of(principal)
+        flash = ("order.done_elsewhere", {"action": t.label("action", action), "number": order.number})
     return support.redirect(back, flash=flash)
 
 

@@ -206,6 +206,12 @@ _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
 )
 
 
+def order_list_of(principal: Principal) -> str:
+    """The user's order list: the menu's 工单, and where an action that took an order out of their sight leads. A
+    handler's is their workbench (在办), as their home is: not years of closed orders newest first."""
+    return HANDLER_WORKBENCH if principal.role == Role.HANDLER else "/orders"
+
+
 def quick_views(principal: Principal) -> list[NavItem]:
     """The preset lists of the order list for the user's role (none for a citizen: their list is their appeals)."""
     if principal.role == Role.CITIZEN:
@@ -230,9 +236,7 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.queue", "/queue"))
         items.append(NavItem("nav.rules", "/rules"))
     if permissions.allows(role, permissions.ORDER_READ):
-        # A handler's 工单 is their workbench (在办), as their home is: back from an order, not years of closed ones.
-        listing = HANDLER_WORKBENCH if role == Role.HANDLER else "/orders"
-        items.append(NavItem("nav.my_appeals" if role == Role.CITIZEN else "nav.orders", listing))
+        items.append(NavItem("nav.my_appeals" if role == Role.CITIZEN else "nav.orders", order_list_of(principal)))
     if permissions.allows(role, permissions.REPLY_REVIEW):
         items.append(NavItem("nav.reviews", "/reviews"))
     if permissions.allows(role, permissions.ALARMS_READ):

@@ -301,6 +301,11 @@ def read_for_update(session: Session, order_id: int) -> Order | None:
     return session.execute(query).unique().scalar_one_or_none()
 
 
+def _unexplained(params: Mapping[str, Any]) -> bool:
+    """A rating of 不满意 without a word of what is still wrong."""
+    return params.get("satisfied") is False and not str(params.get("reason") or "").strip()
+
+
 def act(
     session: Session,
     *,
@@ -355,6 +360,10 @@ def act(
             f"only the lead unit's handlers may {outcome.action.value} order {order.number}",
             details={"lead_unit_id": order.lead_unit_id},
         )
+    if outcome.action == Action.CALLBACK and actor.role == Role.CITIZEN.value and _unexplained(params):
+        # A citizen's 不满意 says what is still wrong: it is all the unit hears of it, whether rated on the order page,
+        # through the API or the progress lookup (a hotline operator's callback record may stay brief).
+        raise ValidationFailed("say what is still wrong (reason)", details={"field": "reason"})
     if actor.role == Role.DISPATCHER.value and outcome.action in ROUTING_STEPS and not may_route(session, order, actor):
         raise PermissionDenied(
             f"order {order.number} is held by a unit outside yours: the district's dispatchers route it",

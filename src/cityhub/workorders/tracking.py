@@ -119,9 +119,7 @@ def rate(
     """The citizen's rating of the reply: the callback action (回访), audited as theirs. Only a replied order that
     has not been rated can be rated (:class:`InvalidTransition` otherwise); an unsatisfied rating needs a reason."""
     order = _find(session, number=number, phone=phone, client_ip=client_ip, now=now or utcnow())
-    reason = (reason or "").strip() or None
-    if not satisfied and reason is None:
-        raise ValidationFailed("say what is still wrong (reason)", details={"field": "reason"})
+    reason = (reason or "").strip() or None  # 不满意 without one: refused by the callback (workorders.service.act)
     actor = orders.Actor(name=f"市民（尾号{phone_digits(order.citizen_phone)[-4:]}）", role="citizen")
     params: dict[str, Any] = {"satisfied": satisfied}
     if reason:
