@@ -4,7 +4,24 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from cityhub.analytics import reports
+
+
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every figure drawn from here on (none kept from before: the charts' cache emptied)."""
+    figures: list[object] = []
+    real = reports._figure_uri
+
+    def counting(fig):  # type: ignore[no-untyped-def]
+        figures.append(fig)
+        return real(fig)
+
+    monkeypatch.setattr(reports, "_figure_uri", counting)
+    reports._charts.cache_clear()
+    return figures
 
 
 def _data(today: int) -> SimpleNamespace:
@@ -15,16 +32,7 @@ def _data(today: int) -> SimpleNamespace:
     )
 
 
-def test_the_same_figures_are_drawn_once_and_a_changed_figure_again(monkeypatch):
-    drawn: list[object] = []
-    real = reports._figure_uri
-
-    def counting(fig):
-        drawn.append(fig)
-        return real(fig)
-
-    monkeypatch.setattr(reports, "_figure_uri", counting)
-    reports._charts.cache_clear()
+def test_the_same_figures_are_drawn_once_and_a_changed_figure_again(drawn):
     first = reports.draw_charts(_data(2))  # type: ignore[arg-type]
     assert set(first) == {"daily", "categories", "streets"} and len(drawn) == 3
     assert all(uri.startswith("data:image/png;base64,") for uri in first.values())
@@ -33,16 +41,7 @@ def test_the_same_figures_are_drawn_once_and_a_changed_figure_again(monkeypatch)
     assert len(drawn) == 6 and changed["daily"] != first["daily"] and changed["streets"] == first["streets"]
 
 
-def test_the_charts_are_titled_in_the_reports_language_and_kept_apart_per_language(monkeypatch):
-    drawn: list[object] = []
-    real = reports._figure_uri
-
-    def counting(fig):
-        drawn.append(fig)
-        return real(fig)
-
-    monkeypatch.setattr(reports, "_figure_uri", counting)
-    reports._charts.cache_clear()
+def test_the_charts_are_titled_in_the_reports_language_and_kept_apart_per_language(drawn):
     chinese = reports.draw_charts(_data(2))  # type: ignore[arg-type]
     english = reports.draw_charts(_data(2), lang="en")  # type: ignore[arg-type]
     assert len(drawn) == 6 and english["daily"] != chinese["daily"]  # the same figures, drawn again in English
