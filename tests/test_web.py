@@ -1578,6 +1578,12 @@ def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
     forbidden = _act(op, order.id, "dispatch", unit_id=str(org["street_b"]))
     assert forbidden.status_code == 403 and "无权" in forbidden.text
     assert _act(hand, order.id, "not_an_action").status_code == 404
+    # Replied with the extension request still pending: the request ends undecided, and the reply's entry says so.
+    assert _act(hand, order.id, "reply", text="已协调施工单位处理完毕").status_code == 303
+    page = login("sup").get(f"/orders/{order.id}").text
+    replied = re.search(r'<tr data-action="reply">.*?</tr>', page, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert '<div data-testid="event-extension-withdrawn"><small>待审批的延期申请随之撤销</small></div>' in replied
+    assert "延期申请待审批" not in page and page.count('data-testid="event-extension-withdrawn"') == 1
 
 
 def test_a_supervisor_escalates_with_a_higher_urgency_and_the_time_limit_comes_forward(org) -> None:

@@ -182,6 +182,36 @@ def test_extension_moves_the_deadline(db_session, units):
     assert approval.payload["days"] == 5  # what the approval gave, in its own entry
 
 
+def test_a_reply_ends_a_pending_extension_request_and_the_trail_says_so(db_session, units):
+    """延期申请 pending when the unit replies (or returns the order): the request ends undecided, and its reply's entry
+    says so — the trail showed the request standing open, and no decision ever came."""
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    _act(db_session, order, "accept", MONDAY)
+    _act(db_session, order, "request_extension", MONDAY + timedelta(hours=1), days=3, reason="需要协调施工单位")
+    _act(db_session, order, "reply", MONDAY + timedelta(hours=2), text="已处理完毕")
+    assert not order.extension_pending and order.extension_count == 0
+    events = db_session.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id))
+    withdrawn = {e.action: bool((e.payload or {}).get("extension_withdrawn")) for e in events}
+    assert withdrawn == {
+        "create": False,
+        "dispatch": False,
+        "accept": False,
+        "request_extension": False,
+        "reply": True,
+    }
+    # A decision is no withdrawal.
+    other = _new(db_session)
+    _act(db_session, other, "dispatch", MONDAY, unit_id=units["dept"].id)
+    _act(db_session, other, "accept", MONDAY)
+    _act(db_session, other, "request_extension", MONDAY + timedelta(hours=1), days=3, reason="需要协调")
+    _act(db_session, other, "reject_extension", MONDAY + timedelta(hours=2), reason="可按期办结")
+    rejected = db_session.scalars(
+        select(OrderEvent).where(OrderEvent.order_id == other.id, OrderEvent.action == "reject_extension")
+    ).one()
+    assert "extension_withdrawn" not in (rejected.payload or {})
+
+
 def test_unsatisfied_callback_reopens(db_session, units):
     order = _new(db_session)
     _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)

@@ -970,6 +970,8 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
                 # 回访: the citizen's verdict — the facts show only the latest one, and a reopen clears it, so without
                 # this the 不满意 that led to a 重办 was on the page nowhere.
                 "satisfied": payload.get("satisfied") if e.action == Action.CALLBACK.value else None,
+                # The unit's extension request this step ended undecided (its reply, return, a transfer).
+                "extension_withdrawn": bool(payload.get("extension_withdrawn")),
             }
         )
     return rows

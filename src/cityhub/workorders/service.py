@@ -440,7 +440,14 @@ def _event_payload(order: Order, outcome: Outcome) -> dict[str, Any] | None:
     """The action's parameters, plus the deadlines an action set, so assessment can judge each round exactly."""
     payload = {k: v for k, v in outcome.payload.items() if k != "reason"}
     payload.update(sla.event_deadlines(outcome.sla, order.due_at, order.accept_due_at))
+    if outcome.changes.get("extension_pending") is False and outcome.action not in _EXTENSION_DECISIONS:
+        # A reply, return or transfer ends the unit's pending extension request without a decision: said in the
+        # trail, where the request stands open otherwise.
+        payload["extension_withdrawn"] = True
     return payload or None
+
+
+_EXTENSION_DECISIONS = frozenset({Action.APPROVE_EXTENSION, Action.REJECT_EXTENSION})
 
 
 def may_route(session: Session, order: Order, actor: Actor) -> bool:
