@@ -13,6 +13,7 @@ import pytest
 
 from cityhub.dispatch import rules
 from cityhub.dispatch.rules import RuleTier, TargetKind
+from cityhub.nlp.reply_quality import FINDING_FIGURES
 from cityhub.web.i18n import Translator
 from cityhub.web.machine_text import explain
 
@@ -119,6 +120,43 @@ def test_intake_and_placing_reasons_and_a_persons_own_words() -> None:
     assert quality.reasons and any("_" in r.split(":")[0] for r in quality.reasons)
     finding = explain(ZH, "答复质量偏弱，请督办员审核：" + "; ".join(quality.reasons))
     assert finding.startswith("答复质量偏弱，请督办员审核：") and not re.search(r"[a-z]_[a-z]|\bempty\b", finding)
+    # Every finding in the reader's language, its figures in it, in the language's own brackets.
+    stored = [
+        "low_overall: 综合得分 0.31 低于 0.45",
+        "unrelated: 答复与诉求关联度低 (0.08)",
+        "incomplete: 诉求 3 个要点中约 1.5 个得到回应",
+        "no_basis: 未说明政策依据或核查事实",
+        "late: 答复用时 12.5 个工作日",
+    ]
+    note = "答复质量偏弱，请督办员审核：" + "; ".join(stored)
+    assert explain(ZH, note) == (
+        "答复质量偏弱，请督办员审核：综合得分 0.31 低于 0.45；答复与诉求关联度低（0.08）；"
+        "诉求 3 个要点中约 1.5 个得到回应；未说明政策依据或核查事实；答复用时 12.5 个工作日"
+    )
+    english = explain(Translator("en"), note)
+    assert english.startswith("Weak reply, for a supervisor to review: Overall score 0.31, below 0.45")
+    assert (
+        "The reply has little to do with the appeal (0.08)" in english
+        and "About 1.5 of the appeal's 3 points" in english
+    )
+    assert not re.search(r"[\u4e00-\u9fff]", english)
+    # What every code the scorer writes says, in both languages (a code without a message would show its key).
+    for code in FINDING_FIGURES:
+        for lang in ("zh-CN", "en"):
+            assert (
+                Translator(lang)(
+                    f"why.reply.{code}",
+                    score="0.1",
+                    points="2",
+                    addressed="1",
+                    days="9",
+                    overall="0.2",
+                    threshold="0.4",
+                )
+                != f"why.reply.{code}"
+            )
+    # A finding whose figures cannot be read back (an older wording) is shown as it was stored.
+    assert explain(ZH, "late: 答复很慢") == "答复很慢"
     # A person's reason is shown as written, its punctuation too.
     assert explain(ZH, "来电核实; 市民已确认地址") == "来电核实; 市民已确认地址"
     assert explain(ZH, None) == "" and explain(ZH, "") == ""

@@ -685,7 +685,7 @@ def check_reply(session: Session, *, order: Order, force: bool = False) -> Reply
             action=Action.COMMENT,
             actor=REPLY_CHECKER,
             params={
-                "text": "答复质量偏弱，请督办员审核：" + "; ".join(quality.reasons),
+                "text": reply_quality.WEAK_REPLY_NOTE + "; ".join(quality.reasons),
                 "reply_quality": {
                     k: details[k] for k in ("relevance", "completeness", "basis", "timeliness", "overall")
                 },

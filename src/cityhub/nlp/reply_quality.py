@@ -564,5 +564,23 @@ def score_reply(
     )
 
 
+# The note a weak reply's check leaves in the order's trail for the supervisors, before its findings.
+WEAK_REPLY_NOTE = "答复质量偏弱，请督办员审核："
+# Each finding is stored as "code: explanation" (the explanation in Chinese, its figures in it); the web UI words it in
+# the reader's language from the code and the figures these patterns read back (``web.machine_text``).
+FINDING_FIGURES: dict[str, tuple[tuple[str, ...], re.Pattern[str] | None]] = {
+    "empty": ((), None),
+    "forwarding_only": ((), None),
+    "boilerplate_only": ((), None),
+    "copied": ((), None),
+    "unrelated": (("score",), re.compile(r"\(([\d.]+)\)$")),
+    "low_relevance": (("score",), re.compile(r"\(([\d.]+)\)$")),
+    "incomplete": (("points", "addressed"), re.compile(r"(\d+) 个要点中约 ([\d.]+) 个")),
+    "no_basis": ((), None),
+    "late": (("days",), re.compile(r"用时 ([\d.]+) 个工作日")),
+    "low_overall": (("overall", "threshold"), re.compile(r"综合得分 ([\d.]+) 低于 ([\d.]+)")),
+}
+
+
 def _clip(x: float) -> float:
     return 0.0 if x < 0 else 1.0 if x > 1 else float(x)

@@ -14,11 +14,26 @@ import re
 from collections.abc import Callable, Mapping
 
 from cityhub.dispatch.rules import MODEL_UNAVAILABLE
+from cityhub.nlp.reply_quality import FINDING_FIGURES, WEAK_REPLY_NOTE
 from cityhub.web.i18n import Translator
 from cityhub.workorders.models import AppealType, Channel, Urgency
 
 Names = Mapping[int, str]
 _Params = Callable[[re.Match[str], Names, Translator], dict[str, str]]
+
+
+def _reply_finding(t: Translator, before: str, code: str, said: str) -> dict[str, str]:
+    """A reply check's finding in the reader's language (``why.reply.<code>``, its figures read back from what was
+    stored); as stored when its figures cannot be read (a finding of an older scorer's wording). The note a weak
+    reply's check leaves in the trail before its findings, translated too."""
+    names, pattern = FINDING_FIGURES[code]
+    if pattern is None:
+        finding = t(f"why.reply.{code}")
+    elif found := pattern.search(said):
+        finding = t(f"why.reply.{code}", **dict(zip(names, found.groups(), strict=True)))
+    else:
+        finding = said
+    return {"before": t("why.reply_weak_note") if before == WEAK_REPLY_NOTE else before, "finding": finding}
 
 
 def _unit(names: Names, raw: str) -> str:
@@ -128,12 +143,9 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
     (re.compile(r"category (.+)"), "why.category", lambda m, n, t: {"category": m[1]}),
     (
         # The reply check's findings: a code, then its explanation (written in Chinese by ``nlp.reply_quality``).
-        re.compile(
-            r"(.*?)\b(?:empty|forwarding_only|boilerplate_only|copied|unrelated|low_relevance|incomplete|no_basis|late"
-            r"|low_overall): (.+)"
-        ),
+        re.compile(rf"(.*?)\b({'|'.join(FINDING_FIGURES)}): (.+)"),
         "why.reply_check",
-        lambda m, n, t: {"before": m[1], "finding": m[2]},
+        lambda m, n, t: _reply_finding(t, m[1], m[2], m[3]),
     ),
     (
         re.compile(r"monitoring: responsible unit of sensor (\S+)"),
