@@ -2306,7 +2306,10 @@ def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org)
     cells = r'<tr data-kpi="([a-z_]+)"[^>]*>.*?</td>\s*<td class="num">(\d+)</td><td class="num">(\d+)</td>'
     rows = {name: (int(n), int(d)) for name, n, d in re.findall(cells, page.text, re.S)}
     assert len(rows) == 8 and rows["return_rate"] == (0, 2)  # two assignments, none returned
+    # A rate's link keeps the period as the reader chose it: the recent days, not their dates typed into the picker.
+    assert f'href="/assessment/{street}?period=&amp;kpi=on_time_accept#drill"' in page.text
     drill = lead.get(f"/assessment/{street}", params={"kpi": "on_time_accept"})
+    assert 'name="period" value=""' in drill.text and "当前显示：近 30 天" in drill.text
     assert drill.status_code == 200 and 'data-testid="drill"' in drill.text
     counted = dict(re.findall(r'<tr data-order="(\d+)" data-hit="(\d)">', drill.text))
     assert counted == {str(accepted.id): "1"}  # accepted in time; the other's limit has not passed yet
@@ -2351,7 +2354,8 @@ def test_the_dashboard_ranks_streets_and_departments_and_links_every_unit_below_
     assert "本期没有样本达到 30 件的单位，暂无排名" in streets
     short = r"<summary>样本不足 30 件、未排名的单位（1 个）</summary>"
     assert re.search(short, streets) and re.search(short, departments)
-    linked = r'\?period=[^"]+"[^>]*>{}</a></td><td class="num">1<'
+    # The period as the reader chose it (here the recent days: none typed), for the unit's page to show the same.
+    linked = r'\?period="[^>]*>{}</a></td><td class="num">1<'
     assert re.search(rf'href="/assessment/{org["street_a"]}' + linked.format("景泰街道"), streets)
     assert re.search(rf'href="/assessment/{dept_id}' + linked.format("区城管局"), departments)
     assert "区城管局" not in streets and "景泰街道" not in departments
