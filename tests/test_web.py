@@ -999,6 +999,15 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     rated = _act(client, order_id, "callback", satisfied="true")
     assert rated.status_code == 303
     assert "已完成：评价答复" in client.get(rated.headers["location"]).text  # their word, not the staff's 回访
+    # Their trail too names it as they did it; staff's keeps 回访.
+    rating = r'<tr data-action="callback">.*?</tr>'
+    theirs_row = re.search(rating, client.get(f"/orders/{order_id}").text, flags=re.S).group(0)  # type: ignore[union-attr]
+    staff_row = re.search(rating, sup.get(f"/orders/{order_id}").text, flags=re.S).group(0)  # type: ignore[union-attr]
+
+    def action_cell(row: str) -> str:  # the trail's third column: what was done
+        return str(re.findall(r"<td>(.*?)</td>", row, flags=re.S)[2])
+
+    assert action_cell(theirs_row) == "评价答复" and action_cell(staff_row) == "回访"
 
 
 def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:
