@@ -167,7 +167,7 @@ def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org
     assert handler_home.url.params.get("sort") == "due"  # the time limit nearest first
     # Their menu's 工单 is that workbench too (it led to every order ever, closed ones first in number), marked as the
     # page shown on any order list.
-    assert '<a href="/orders?state=open&amp;sort=due" aria-current="page">工单</a>' in handler_home.text
+    assert '<a href="/orders?state=open&amp;held=1&amp;sort=due" aria-current="page">工单</a>' in handler_home.text
     handler_menu = handler_home.text.split("<nav", 1)[1].split("</nav>", 1)[0]
     assert 'href="/orders"' not in handler_menu
     assert '<a href="/orders" aria-current="page">工单</a>' in login("sup").get("/orders").text
@@ -1488,7 +1488,7 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     elsewhere = _order(street="W-JX")
     _act(disp, elsewhere.id, "dispatch", unit_id=str(org["street_a"]))
     left = _act(hand, elsewhere.id, "return", reason="不在本街道")
-    assert left.status_code == 303 and left.headers["location"] == "/orders?state=open&sort=due"
+    assert left.status_code == 303 and left.headers["location"] == "/orders?state=open&held=1&sort=due"
     assert f"工单 {elsewhere.number}：已完成退单。" in hand.get(left.headers["location"]).text
     assert _act(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
     assert _act(disp, order.id, "add_assist", unit_id=str(org["street_a"])).status_code == 303
@@ -1593,6 +1593,37 @@ def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
     replied = re.search(r'<tr data-action="reply">.*?</tr>', page, flags=re.S).group(0)  # type: ignore[union-attr]
     assert '<div data-testid="event-extension-withdrawn"><small>待审批的延期申请随之撤销</small></div>' in replied
     assert "延期申请待审批" not in page and page.count('data-testid="event-extension-withdrawn"') == 1
+
+
+def test_a_handlers_workbench_lists_what_their_unit_holds_not_every_order_in_its_street(org) -> None:
+    """在办 (their home and menu): the orders their unit leads or assists in — not those they read only because they
+    lie in their street while another unit holds them, which they cannot act on. The list's 只看本单位承办 and the
+    API's ``held`` choose the same; for the district's staff (every order is theirs to oversee) nothing narrows."""
+    mine, elsewhere, assisting = _order(title="路灯不亮"), _order(title="井盖缺失"), _order(title="树木倒伏")
+    with session_scope() as s:
+        orders.act(s, order_id=mine.id, action="dispatch", params={"unit_id": org["street_a"]})
+        for o in (elsewhere, assisting):
+            orders.act(s, order_id=o.id, action="dispatch", params={"unit_id": org["street_b"]})
+        orders.act(s, order_id=assisting.id, action="add_assist", params={"unit_id": org["street_a"]})
+    hand = login("hand_a")
+
+    def listed(client: TestClient, url: str) -> set[int]:
+        return {int(i) for i in re.findall(r'<a href="/orders/(\d+)">', client.get(url).text)}
+
+    everything = listed(hand, "/orders?state=open")
+    assert {mine.id, elsewhere.id, assisting.id} <= everything  # all lie in 景泰街道: its staff read them
+    workbench = hand.get("/").url
+    assert workbench.params.get("held") == "1"
+    assert listed(hand, str(workbench)) == {mine.id, assisting.id}
+    page = hand.get("/orders?state=open&held=1").text
+    assert '<input type="checkbox" name="held" value="1" checked data-testid="filter-held"> 只看本单位承办' in page
+    api = hand.get("/api/v1/orders", params={"state": ["dispatched"], "held": "true"}).json()["items"]
+    assert {o["id"] for o in api} == {mine.id, assisting.id}
+    # The district's supervisor oversees every order: no such choice, and held narrows nothing.
+    sup = login("sup")
+    assert 'name="held"' not in sup.get("/orders").text
+    assert listed(sup, "/orders?state=open&held=1") == listed(sup, "/orders?state=open")
+    assert len(sup.get("/api/v1/orders", params={"held": "true"}).json()["items"]) >= 3
 
 
 def test_a_supervisor_escalates_with_a_higher_urgency_and_the_time_limit_comes_forward(org) -> None:

@@ -115,7 +115,8 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
 
     # Handler of the street: accept, then reply; a reply without text is refused with a readable message.
     hand = _login(browser, base, "hand_a", refused)  # the handler of 景泰街道
-    expect(hand).to_have_url(f"{base}/orders?state=open&sort=due")  # 在办: what its unit has to do, nearest limit first
+    # 在办: what its unit has to do (holds), the nearest limit first.
+    expect(hand).to_have_url(f"{base}/orders?state=open&held=1&sort=due")
     hand.click(f"text={number}")
     expect(hand.locator("[data-testid=order-state]")).to_contain_text("已派单")
     expect(hand.locator("[data-testid=citizen-phone]")).to_have_text("13800138000")  # its own unit leads it

@@ -16,6 +16,7 @@ what a direct read would refuse. Out-of-scope single orders answer 404 exactly l
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,16 +49,34 @@ class Scope:
             return Order.citizen_user_id == self.citizen_user_id
         if not self.units:
             return false()
-        units = sorted(self.units)
-        conditions: list[ColumnElement[bool]] = [
-            Order.lead_unit_id.in_(units),
-            exists(select(OrderAssist.id).where(OrderAssist.order_id == Order.id, OrderAssist.unit_id.in_(units))),
-        ]
+        conditions: list[ColumnElement[bool]] = [held_by(self.units)]
         if self.streets:
             conditions.append(Order.street_id.in_(sorted(self.streets)))
         if self.communities:
             conditions.append(Order.community_id.in_(sorted(self.communities)))
         return or_(*conditions)
+
+
+def held_by(units: Iterable[int]) -> ColumnElement[bool]:
+    """The orders ``units`` hold: one of them leads it (承办) or assists in it (协办)."""
+    chosen = sorted(units)
+    if not chosen:
+        return false()
+    return or_(
+        Order.lead_unit_id.in_(chosen),
+        exists(select(OrderAssist.id).where(OrderAssist.order_id == Order.id, OrderAssist.unit_id.in_(chosen))),
+    )
+
+
+def own_units(session: Session, principal: Principal) -> frozenset[int] | None:
+    """The units whose orders are ``principal``'s unit's work (只看本单位承办, a handler's 在办): those of its data
+    scope (a street's: its own and its communities'; a department's: its own and its sub-centres'), not the orders it
+    sees only because they lie on its street. None where nothing narrows it: an account whose unit sees every order
+    (the district's: all of them are its work), or of no unit, or a citizen's (their list is their appeals)."""
+    if principal.role == Role.CITIZEN or principal.unit_id is None or principal.unit_tier is None:
+        return None
+    scope = unit_scope(session, principal.unit_id, principal.unit_tier)
+    return None if scope.everything else scope.units
 
 
 def _children(session: Session, unit_ids: set[int], tiers: set[UnitTier] | None = None) -> set[int]:

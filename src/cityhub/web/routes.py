@@ -34,6 +34,7 @@ from cityhub.auth.scope import (
     Scope,
     check_attach,
     order_in_scope,
+    own_units,
     scope_of,
     search_clause,
     sees_personal_data,
@@ -766,6 +767,9 @@ def order_list(request: Request, db: DbSession) -> Response:
     criteria["extension_pending"] = True if q.get("extension_pending") and not citizen else None
     # 签收超时: orders a unit did not accept in the time allowed (late acceptance included), for supervisors.
     criteria["accept_overdue"] = True if q.get("accept_overdue") and not citizen else None
+    # 只看本单位承办: what the reader's unit holds, not every order lying in its street (a handler's 在办).
+    own = own_units(db, principal)  # None: nothing narrows the reader's list to their unit's (no such choice)
+    criteria["held_by"] = sorted(own) if own is not None and q.get("held") else None
     text = q.get("q", "").replace("\x00", "").strip()
     if len(text) > 100:
         errors["q"] = t("err.too_long", n=100)
@@ -817,6 +821,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         shown=sorted(q.multi_items()),
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
         citizen=citizen,
+        held_choice=own is not None,  # 只看本单位承办 narrows the list: the reader's unit does not read every order
         units=units,
         places=[(tier, group) for tier, group in units if tier in (UnitTier.STREET, UnitTier.COMMUNITY)],
         categories=support.active_categories(db),
@@ -852,6 +857,7 @@ _MORE_FILTERS = (
     "ever_overdue",
     "extension_pending",
     "accept_overdue",
+    "held",
 )
 
 

@@ -191,7 +191,8 @@ class NavItem:
 
 
 # 在办: what the handler's unit has to do, rather than years of closed orders newest first — their home and menu.
-HANDLER_WORKBENCH = "/orders?state=open&sort=due"  # the time limit nearest first
+# What their unit holds (leads or assists in), not every order lying in its street; the time limit nearest first.
+HANDLER_WORKBENCH = "/orders?state=open&held=1&sort=due"
 
 
 # 常用视图: the lists each role works through, one click away on the order list (each an ordinary set of criteria,

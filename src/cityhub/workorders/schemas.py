@@ -439,6 +439,11 @@ OVERDUE_DESCRIPTION = (
     "超期: only the open orders past their time limit now (true), or only the others (false); an order closed, "
     "merged or cancelled after its limit ran out is not overdue now (ever_overdue finds it)"
 )
+HELD_DESCRIPTION = (
+    "只看本单位承办: only the orders the caller's unit holds, leading or assisting (a street office's: its "
+    "communities' too; a department's: its sub-centres' too), not those it reads only because they lie in its "
+    "street; no narrowing for a caller whose unit reads every order (the district's) or of no unit"
+)
 EVER_OVERDUE_DESCRIPTION = (
     "曾超期: only the orders that ran out of a time limit at some time, open or closed, extended, re-dispatched, "
     "transferred or reopened since or not (true), or only the others (false)"
@@ -487,6 +492,9 @@ class OrderFilter(BaseModel):
     # unmasked (a returning caller's earlier appeals); others would learn from the hits what masking hides.
     q_citizen: bool = False
     citizen_user_id: int | None = None
+    # Only the orders these units hold, lead or assisting (``auth.scope.held_by``): the caller's own units' work,
+    # chosen by the API's and the page's ``held`` (``auth.scope.own_units``); an empty list holds none.
+    held_by: list[int] | None = None
     # Whether the time-limit criteria are the appealing citizen's (``SlaStatus.as_citizen_reads``): their 正常 holds
     # the orders the units see in 预警, none is in 预警 or 签收超时 to them.
     as_citizen: bool = False

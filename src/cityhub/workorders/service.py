@@ -779,6 +779,10 @@ def _search_conditions(
         # is in 预警.
         told = [s for s in SlaStatus if s.as_citizen_reads() == f.sla_status]
         conditions.append(Order.sla_status.in_(told) if told else false())
+    if f.held_by is not None:
+        from cityhub.auth.scope import held_by
+
+        conditions.append(held_by(f.held_by))
     if f.category_id is not None:
         conditions.append(Order.category_id.in_(_category_subtree(session, f.category_id)))
     if f.channel:

@@ -20,6 +20,7 @@ from cityhub.auth.principal import Principal
 from cityhub.auth.scope import (
     check_attach,
     order_in_scope,
+    own_units,
     scope_of,
     search_clause,
     sees_personal_data,
@@ -43,6 +44,7 @@ from cityhub.workorders.lifecycle import (
 from cityhub.workorders.models import AppealType, Channel, Order, OrderAssist, OrderEvent, SlaStatus, Urgency
 from cityhub.workorders.schemas import (
     EVER_OVERDUE_DESCRIPTION,
+    HELD_DESCRIPTION,
     INTERNAL_EVENTS,
     OVERDUE_DESCRIPTION,
     Q_DESCRIPTION,
@@ -179,6 +181,7 @@ def list_orders(
     sla_status: SlaStatus | None = None,
     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description=Q_DESCRIPTION)] = None,
     place_source: Annotated[list[PlaceSource] | None, Query(description="where the place came from")] = None,
+    held: Annotated[bool | None, Query(description=HELD_DESCRIPTION)] = None,
     count: Annotated[bool, Query(description="also count all matches")] = False,
     sort: Annotated[OrderSort, Query(description=SORT_DESCRIPTION)] = OrderSort.NEWEST,
 ) -> Response:
@@ -203,6 +206,7 @@ def list_orders(
         q_citizen=principal.role in permissions.UNMASKED_ROLES,
         place_source=place_source,
         as_citizen=principal.role == Role.CITIZEN,
+        held_by=sorted(units) if held and (units := own_units(db, principal)) is not None else None,
     )
     if filters.created_from and filters.created_to and filters.created_from > filters.created_to:
         raise ValidationFailed("created_from must be before created_to", details={"field": "created_from"})
