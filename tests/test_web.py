@@ -1687,6 +1687,14 @@ def test_supervisors_list_the_extension_requests_waiting_for_their_decision(org)
     assert 'data-testid="extension-pending"' in sup.get("/orders").text  # marked in the whole list too
     api = sup.get("/api/v1/orders", params={"extension_pending": "true"}).json()
     assert [item["number"] for item in api["items"]] == [asked.number]
+    # The approval may grant fewer days than asked: its form says how many were asked, and refuses more at the field.
+    form = re.search(  # type: ignore[union-attr]
+        r'data-testid="action-approve_extension".*?</form>', sup.get(f"/orders/{asked.id}").text, flags=re.S
+    ).group(0)
+    assert 'name="days" inputmode="decimal" value="" placeholder="3"' in form and "可少于申请" in form
+    more = _act(sup, asked.id, "approve_extension", days="9")
+    assert more.status_code == 409 and 'data-testid="field-error-days"' in more.text
+    assert "批准的延期不能多于申请的 3 个工作日。" in more.text and listed(sup) == {asked.number}
     assert _act(sup, asked.id, "approve_extension").status_code == 303
     assert listed(sup) == set()
     # Approved without a reason: the trail says the days granted, nothing dangling after them ("3 个工作日；").
@@ -2558,6 +2566,11 @@ def test_every_refusal_of_the_life_cycle_is_said_in_chinese() -> None:
             {"unit_id": 2, "text": "x"},
         ),
         (OrderView(state=State.ACCEPTED, lead_unit_id=1), Action.REQUEST_EXTENSION, {"days": 99, "reason": "x"}),
+        (
+            OrderView(state=State.ACCEPTED, lead_unit_id=1, extension_pending=True, extension_days=3),
+            Action.APPROVE_EXTENSION,
+            {"days": 9},
+        ),
         (OrderView(state=State.ACCEPTED, lead_unit_id=1), Action.ADD_ASSIST, {"unit_id": 1}),
     ]
     seen = set()

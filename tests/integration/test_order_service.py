@@ -182,6 +182,26 @@ def test_extension_moves_the_deadline(db_session, units):
     assert approval.payload["days"] == 5  # what the approval gave, in its own entry
 
 
+def test_an_approval_may_grant_fewer_days_than_asked_never_more(db_session, units):
+    """批准延期 grants the days asked for, or fewer (``days``): the deadline moves by what was granted, and the
+    approval's entry says so; more than asked is refused and the request stays pending."""
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    _act(db_session, order, "accept", MONDAY)
+    due_before = order.due_at
+    _act(db_session, order, "request_extension", MONDAY + timedelta(hours=1), days=5, reason="需要协调施工单位")
+    with pytest.raises(InvalidTransition, match="at most the 5 asked for"):
+        _act(db_session, order, "approve_extension", MONDAY + timedelta(hours=2), days=6)
+    assert order.extension_pending
+    _act(db_session, order, "approve_extension", MONDAY + timedelta(hours=3), days=2, reason="先给两天")
+    assert not order.extension_pending and order.extension_count == 1
+    assert order.due_at == due_before + timedelta(days=2)  # Monday's limit two working days on, not five
+    approval = db_session.scalars(
+        select(OrderEvent).where(OrderEvent.order_id == order.id, OrderEvent.action == "approve_extension")
+    ).one()
+    assert approval.payload["days"] == 2
+
+
 def test_a_reply_ends_a_pending_extension_request_and_the_trail_says_so(db_session, units):
     """延期申请 pending when the unit replies (or returns the order): the request ends undecided, and its reply's entry
     says so — the trail showed the request standing open, and no decision ever came."""

@@ -130,6 +130,7 @@ def _refusal(
 
 _ASSISTS_WAITING = re.compile(r"assisting units \[.*\] have not replied yet")
 _NOT_ASSISTING = re.compile(r"assisting unit \S+ is (not assisting|\w+)")
+_MORE_THAN_ASKED = re.compile(r"days must be at most the ([\d.]+) asked for")  # 批准延期 grants no more than asked
 
 
 def _reason_text(t: Translator, reason: str) -> str:
@@ -140,6 +141,8 @@ def _reason_text(t: Translator, reason: str) -> str:
         if m.group(1) == "not assisting":
             return t("reason.not_an_assist")
         return t("reason.not_assisting", status=t.label("assist", m.group(1)))
+    if m := _MORE_THAN_ASKED.fullmatch(reason):
+        return t("reason.more_than_asked", asked=m.group(1))
     return t(f"reason.{reason}", reason)
 
 
@@ -152,7 +155,10 @@ def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
             # A list left at "—" (是否满意, 单位) is chosen from, not filled in.
             fields[name] = t("err.choose" if name in _CHOSEN_FIELDS else "err.required", field=t(f"field.{name}"))
             return t("err.validation"), fields
-        if field_name := _INPUT_REASONS.get(exc.reason or ""):
+        typed = _INPUT_REASONS.get(exc.reason or "") or (
+            "days" if _MORE_THAN_ASKED.fullmatch(exc.reason or "") else None
+        )
+        if field_name := typed:
             # What was typed is wrong, not the order's state: say it at the field.
             fields[field_name] = _reason_text(t, exc.reason or "")
             return t("err.validation"), fields
@@ -876,7 +882,7 @@ ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
     Action.ASSIST_REPLY: (("text", "text", True),),
     Action.ASSIST_RETURN: (("reason", "reason", True),),
     Action.REQUEST_EXTENSION: (("days", "days", True), ("reason", "reason", True)),
-    Action.APPROVE_EXTENSION: (("reason", "reason", False),),
+    Action.APPROVE_EXTENSION: (("days", "days", False), ("reason", "reason", False)),  # days: fewer than asked
     Action.REJECT_EXTENSION: (("reason", "reason", True),),
     Action.URGE: (("reason", "reason", False),),
     Action.ESCALATE: (("reason", "reason", True), ("urgency", "urgency", False)),

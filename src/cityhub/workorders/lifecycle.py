@@ -104,6 +104,7 @@ class OrderView:
     order_id: int | None = None
     consultation: bool = False  # a consultation (咨询): the only appeal answered instantly (秒回)
     urgency: str | None = None  # normal, urgent (紧急), critical (特急)
+    extension_days: float | None = None  # the working days the pending extension request asks for
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,18 @@ def _positive_days(_view: OrderView, params: Params) -> str | None:
         return "days must be a positive number"  # NaN compares false with everything: refused here by name
     if days > MAX_EXTENSION_DAYS:
         return f"days must be at most {MAX_EXTENSION_DAYS}"
+    return None
+
+
+# 批准延期 grants the days asked for, or fewer (``days``): never more than the request asked.
+def _granted_days(view: OrderView, params: Params) -> str | None:
+    if params.get("days") is None:
+        return None
+    if problem := _positive_days(view, params):
+        return problem
+    asked = view.extension_days
+    if asked is not None and params["days"] > asked:
+        return f"days must be at most the {asked:g} asked for"
     return None
 
 
@@ -292,7 +305,7 @@ TRANSITIONS: dict[Action, Rule] = {
     ),
     Action.REQUEST_EXTENSION: Rule(WORKING_STATES, None, ("days", "reason"), (_no_pending_extension, _positive_days)),
     Action.APPROVE_EXTENSION: Rule(
-        WORKING_STATES | {State.SUSPENDED}, None, (), (_pending_extension,), SlaEffect.EXTEND
+        WORKING_STATES | {State.SUSPENDED}, None, (), (_pending_extension, _granted_days), SlaEffect.EXTEND
     ),
     Action.REJECT_EXTENSION: Rule(WORKING_STATES | {State.SUSPENDED}, None, ("reason",), (_pending_extension,)),
     Action.URGE: Rule(_OPEN_NOT_RECEIVED, None),

@@ -529,7 +529,12 @@ class ActionRequest(BaseModel):
     text: str | None = Field(None, max_length=TEXT_MAX_CHARS)
     answer: str | None = Field(None, max_length=TEXT_MAX_CHARS)
     kb_entry_id: int | None = Field(None, description="instant_answer: the knowledge entry answered from (秒回)")
-    days: float | None = Field(None, allow_inf_nan=False)
+    days: float | None = Field(
+        None,
+        allow_inf_nan=False,
+        description="request_extension: the working days asked for (at most 30); approve_extension: the days "
+        "granted, at most those asked for (default: all of them)",
+    )
     # Strict: "yes", 1 or "false" are no answer to whether the citizen was satisfied (the web form reads its own).
     satisfied: bool | None = Field(None, strict=True)
     resolved: bool | None = Field(None, strict=True)

@@ -288,6 +288,7 @@ def view_of(order: Order) -> OrderView:
         order_id=order.id,
         consultation=order.appeal_type == AppealType.CONSULTATION,
         urgency=Urgency(order.urgency).value if order.urgency is not None else None,
+        extension_days=order.extension_days_requested if order.extension_pending else None,
     )
 
 
@@ -672,7 +673,8 @@ def _set_deadlines(order: Order, deadlines: sla.Deadlines) -> None:
 def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) -> dict[str, Any]:
     """Move the order's clock as the action's SLA effect says. Returns, for an urgency raise that brought deadlines
     forward, what moved as ``{"from": {...}, "to": {...}}`` (as a recompute's event records it); for an approved
-    extension the working days granted (``{"days": n}``, the request's, so the approval's entry says what it gave);
+    extension the working days granted (``{"days": n}``, the approval's or the request's, so the approval's entry says
+    what it gave);
     else nothing."""
     effect = outcome.sla
     if effect is None or effect == SlaEffect.ACCEPTED:
@@ -696,7 +698,8 @@ def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) 
             order.sla_remaining = None
             _refresh_status(order, now)
     elif effect == SlaEffect.EXTEND:
-        days = float(order.extension_days_requested or outcome.payload.get("days") or 0)
+        # The days the approval grants (as many as asked, or fewer: ``days``), else the request's.
+        days = float(outcome.payload.get("days") or order.extension_days_requested or 0)
         share = sla.terms_for(session, category_id=order.category_id, urgency=order.urgency.value).warning_share
         if days and order.sla_paused_at is not None and order.sla_remaining is not None:
             # Suspended: extend what is left, so that resuming rebuilds the extended deadlines.
