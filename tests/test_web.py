@@ -897,6 +897,9 @@ def test_a_citizen_files_an_appeal_on_the_web_and_follows_it_as_their_own(org) -
     # The hint sends them to their menu's 我的诉求 (it said 「工单」, a menu only the staff have), to rate a reply.
     assert "提交后可在「我的诉求」中查看办理进度，收到答复后请评价" in form.text
     assert 'name="urgency"' not in form.text
+    # Their appeal goes under their account's name unless they change it: the form shows it, not an empty field.
+    assert 'name="citizen_name" maxlength="80" value="张市民"' in form.text
+    assert login("op").get("/intake").text.count('name="citizen_name" maxlength="80" value=""') == 1  # a caller's
     response = client.post(
         "/intake",
         data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),

@@ -589,15 +589,22 @@ def _intake_page(
     from cityhub.intake.service import INSPECTOR_APPEAL
 
     inspector = principal.role == Role.INSPECTOR
+    citizen = principal.role == Role.CITIZEN
     # An inspector files reports; an operator or a citizen says which kind of appeal it is (no kind chosen for them).
     kind = INSPECTOR_APPEAL.value if inspector else ""
+    if values is None:
+        values = {"channel": Channel.HOTLINE.value, "appeal_type": kind}
+        account = db.get(User, principal.user_id) if citizen and principal.user_id is not None else None
+        if account is not None:
+            # Their appeal goes under their account's name and phone unless they change them: shown, not left blank.
+            values |= {"citizen_name": account.full_name or "", "citizen_phone": account.phone or ""}
     return render(
         request,
         "intake.html",
         principal=principal,
         status_code=status_code,
-        values=values or {"channel": Channel.HOTLINE.value, "appeal_type": kind},
-        citizen=principal.role == Role.CITIZEN,
+        values=values,
+        citizen=citizen,
         inspector=inspector,
         errors=errors or {},
         error=error,
