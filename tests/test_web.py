@@ -1403,6 +1403,12 @@ def test_a_leader_sees_no_more_of_the_citizen_in_the_text_than_in_the_masked_fie
             assert secret not in page, secret
     assert "本人[已隐去]，住三元里大道[门牌号]，手机[已隐去]" in detail and "三元里街道三元里大道<" in detail
     assert "已联系[已隐去] [电话]" in detail and order.number in listing
+    # In English the marks read in English, the appeal's words (data) as written; the API keeps the marks as stored.
+    leader.get("/lang/en")
+    english = html_unescape(leader.get(f"/orders/{order.id}").text)
+    assert "本人[withheld]，住三元里大道[house number]，手机[withheld]" in english and "[电话]" not in english
+    assert "已联系[withheld] [phone]" in english
+    assert "[门牌号]" in leader.get(f"/api/v1/orders/{order.id}").json()["content"]
     seen_in_full = html_unescape(login("disp").get(f"/orders/{order.id}").text)
     assert call in seen_in_full and "已联系李雪梅 139 1234 5678" in seen_in_full
 

@@ -199,6 +199,16 @@ _PERSON_PATTERNS = (
 )
 _PATTERNS = (*_PERSON_PATTERNS, (_HOUSE, "[门牌号]"))
 KNOWN = "[已隐去]"
+# Every mark the scrubbing writes in place of what it hides, by the name the web UI's catalogue words it under
+# (``mask.<name>``): the stored and API text keeps the marks as written; a page shows them in the reader's language.
+MARKS = {
+    "[身份证号]": "id_number",
+    "[邮箱]": "email",
+    "[电话]": "phone",
+    "[门牌号]": "house_number",
+    KNOWN: "withheld",
+    "[账号]": "account",
+}
 
 
 @lru_cache(maxsize=8192)

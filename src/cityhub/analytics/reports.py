@@ -40,7 +40,7 @@ from cityhub.analytics import kpi
 from cityhub.config import get_settings
 from cityhub.formatting import percent
 from cityhub.org.models import Unit, UnitTier
-from cityhub.web.i18n import agreeing, translate
+from cityhub.web.i18n import agreeing, translate, word_marks
 from cityhub.web.theme import color_scheme
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Category, Order
@@ -626,7 +626,11 @@ def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") ->
     as the PDF, the report is light."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select_autoescape(["html", "j2"]))
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=select_autoescape(["html", "j2"]),
+        finalize=lambda value: word_marks(UI_LANGUAGES.get(lang, "zh-CN"), value),  # a masked title's [电话] …
+    )
     env.filters["pct"] = percent
     env.filters["joined"] = lambda value: _join(value, lang)
     env.filters["places"] = lambda row: _places(row, lang)
@@ -735,7 +739,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
                 [
                     i,
                     t.get("id"),
-                    t.get("topic"),
+                    word_marks(UI_LANGUAGES.get(lang, "zh-CN"), t.get("topic")),
                     t.get("label"),
                     t.get("count"),
                     t.get("size"),

@@ -20,6 +20,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from cityhub.masking import MARKS
+
 log = logging.getLogger(__name__)
 
 DEFAULT_LANGUAGE = "zh-CN"
@@ -67,6 +69,19 @@ def agreeing(text: str, params: Mapping[str, Any]) -> str:
         return one if str(params.get(name)) == "1" else other
 
     return PLURAL.sub(word, text) if "|" in text else text
+
+
+_MASK_MARK = re.compile("|".join(re.escape(mark) for mark in MARKS))
+
+
+def word_marks(lang: str, value: Any) -> Any:
+    """``value`` with the marks masking wrote in place of what it hides ([电话], [门牌号] …) worded in ``lang``
+    (``mask.*``): scrubbed text keeps them as written in the database and the API; a page or a report shows them in
+    its reader's language. Anything but text as it is."""
+    if not isinstance(value, str) or "[" not in value or lang == DEFAULT_LANGUAGE:
+        return value
+    worded = _MASK_MARK.sub(lambda m: translate(lang, f"mask.{MARKS[m.group(0)]}"), value)
+    return Markup(worded) if isinstance(value, Markup) else worded
 
 
 class Translator:

@@ -21,7 +21,8 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -40,7 +41,7 @@ from cityhub.knowledge.schemas import KB_TEXT_MAX_CHARS
 from cityhub.monitoring.schemas import NOTE_MAX_CHARS as MONITORING_NOTE_MAX_CHARS
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.web import forms, machine_text, theme, vendor
-from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate
+from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate, word_marks
 from cityhub.workorders.files import REMOVE_REASON_MAX_CHARS, Upload
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Category, SlaStatus
@@ -82,11 +83,20 @@ def _localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(get_settings().tz).strftime(fmt)
 
 
+@pass_context
+def _shown(context: Context, value: Any) -> Any:
+    """Every value a page prints: scrubbed text's marks in the reader's language (``i18n.word_marks``) — in a title,
+    an appeal, a reply or the trail alike."""
+    t = context.get("t")
+    return word_marks(t.lang, value) if t is not None else value
+
+
 _env = Environment(
     loader=FileSystemLoader(TEMPLATES_DIR),
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
+    finalize=_shown,
 )
 _env.filters["localtime"] = _localtime
 
