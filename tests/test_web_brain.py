@@ -376,6 +376,11 @@ def test_topics_pages_and_the_dashboard_link_to_a_topic(world) -> None:
     api = client.get("/api/v1/topics", params={"period": PERIOD, "limit": 10}).json()["items"]
     linked = re.findall(r'href="/brain/topics/(\d+)\?period=2026-06">', dash)
     assert linked and [int(i) for i in linked] == [t["id"] for t in api]
+    # The groups a topic concerns, named in the reader's language (老人 in the river's appeals: 老年人).
+    river = client.get(f"/brain/topics/{world['river_topic']}", params={"period": PERIOD}).text
+    client.get("/lang/en")
+    english = client.get(f"/brain/topics/{world['river_topic']}", params={"period": PERIOD}).text
+    assert "<td>老年人</td>" in river and "<td>Older people</td>" in english
 
 
 def test_topics_page_says_which_period_it_shows_and_refuses_one_it_cannot_read(world) -> None:

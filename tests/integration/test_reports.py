@@ -232,16 +232,16 @@ def test_the_report_in_english_has_english_words_and_no_chinese_but_the_datas(db
     assert "counted through 2026-03-03; the daily average is over the 3 days gone" in html
     assert '<span class="tag">new</span>' in html and "2026-03-03 to 2026-03-28" in html and "景泰街, 京溪路" in html
     assert "<li>测试街道, 路灯: 1 appeal, up 1 from 0 in the previous period (new).</li>" in html
+    assert "<small>Older people, Children</small>" in html  # the groups as the product names them, not data
     reports.write_xlsx(built, tmp_path / "en.xlsx", lang="en")
     [row] = load_workbook(tmp_path / "en.xlsx")["Hot topics"].iter_rows(min_row=2, values_only=True)
-    assert row[7:9] == ("Rising", "2026-03-03 to 2026-03-28")
+    assert row[7:9] == ("Rising", "2026-03-03 to 2026-03-28") and row[10] == "Older people, Children"
     topic = built.hot_topics[0]
     topic_data = [
         *data,
         topic["topic"],
         topic["label"],
         *topic["period_places"],
-        *topic["groups"],
         "城乡建设/路灯",
         "路灯",
     ]

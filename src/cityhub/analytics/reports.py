@@ -403,6 +403,14 @@ def hot_topics_for_period(
     return [{"topic": t, "count": n, "heat": None, "streets": s} for t, n, s in rows], True
 
 
+def group_names(groups: Any, lang: str = "zh") -> Any:
+    """A topic's population groups (老年人 …) as the web UI names them in ``lang`` (``group.*``); text as it is."""
+    if not isinstance(groups, list | tuple):
+        return groups
+    ui = UI_LANGUAGES.get(lang, "zh-CN")
+    return [translate(ui, f"group.{g}", str(g)) for g in groups]
+
+
 def _join(value: Any, lang: str = "zh") -> str:
     """Places/groups of a topic row for a table cell: lists joined as the language lists (、, comma), text as it
     is."""
@@ -633,6 +641,7 @@ def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") ->
     )
     env.filters["pct"] = percent
     env.filters["joined"] = lambda value: _join(value, lang)
+    env.filters["groups"] = lambda value: _join(group_names(value, lang), lang)
     env.filters["places"] = lambda row: _places(row, lang)
     env.filters["span"] = lambda row: _span(row, lang)
     env.filters["score"] = _score
@@ -747,7 +756,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
                     topic_status(t.get("status"), lang),
                     _span(t, lang),
                     _places(t, lang),
-                    _join(t.get("groups"), lang),
+                    _join(group_names(t.get("groups"), lang), lang),
                 ]
                 for i, t in enumerate(data.hot_topics, start=1)
             ],
