@@ -173,6 +173,14 @@ def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org
     assert '<a href="/orders" aria-current="page">工单</a>' in login("sup").get("/orders").text
     leader_menu = login("lead").get("/dashboard").text
     assert 'href="/dashboard"' in leader_menu and 'href="/intake"' not in leader_menu
+    # 领导驾驶舱 is the leader's; a supervisor reads the same figures as 运行总览, in the menu and the page.
+    assert (
+        '<a href="/dashboard" aria-current="page">领导驾驶舱</a>' in leader_menu
+        and "<h1>领导驾驶舱</h1>" in leader_menu
+    )
+    overview = login("sup").get("/dashboard").text
+    assert '<a href="/dashboard" aria-current="page">运行总览</a>' in overview and "<h1>运行总览</h1>" in overview
+    assert "领导驾驶舱" not in overview
 
 
 def test_login_honours_next_but_never_leaves_the_site(org) -> None:

@@ -255,7 +255,8 @@ def navigation(principal: Principal | None) -> list[NavItem]:
     if permissions.allows(role, permissions.KB_MANAGE):
         items.append(NavItem("nav.kb", "/kb"))
     if role in OVERSEERS:
-        items.append(NavItem("nav.dashboard", "/dashboard"))
+        # 领导驾驶舱 is the leader's; the supervisors and administrators see the same figures as 运行总览.
+        items.append(NavItem("nav.dashboard" if role == Role.LEADER else "nav.overview", "/dashboard"))
     if brain_pages(principal):
         items.append(NavItem("nav.brain", "/brain"))  # 城市大脑: risk findings, hot topics, correlation graph
     if role != Role.CITIZEN and permissions.allows(role, permissions.ORDER_READ):
