@@ -239,7 +239,8 @@ def test_the_dispatcher_ticks_all_and_dispatches_the_chosen_orders_at_once(
 
 @pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(server: dict[str, Any], browser: Any) -> None:
-    """工作台 on a phone (390 px wide): no page scrolls sideways — a wide table scrolls inside its own box — the
+    """工作台 on a small phone (360 px wide): no page scrolls sideways — a wide table scrolls inside its own box, an
+    order's number in its page's heading keeps whole on a line of its own — the
     order's actions come before its trail, and the trail is a list of short entries rather than five narrow
     columns."""
     with session_scope() as s:
@@ -251,7 +252,7 @@ def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(server: dic
         "disp": ["/queue", f"/orders/{order_id}"],
     }
     for username, paths in pages.items():
-        context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True)
+        context = browser.new_context(locale="zh-CN", viewport={"width": 360, "height": 780}, is_mobile=True)
         context.set_default_timeout(20_000)
         page = context.new_page()
         page.goto(f"{server['base']}/login")
@@ -265,7 +266,7 @@ def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(server: dic
                 "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
             )
             # Laid out for the phone's width (a page without a viewport tag is drawn 980 px wide and shrunk to fit).
-            assert viewport == 390, f"{username} {path}: laid out {viewport} px wide on a 390 px screen"
+            assert viewport == 360, f"{username} {path}: laid out {viewport} px wide on a 360 px screen"
             assert width <= viewport, f"{username} {path}: {width} px wide on a {viewport} px screen"
             if path.startswith("/orders/"):
                 # What can be done comes before the trail, which grows with every step of the order.
