@@ -1534,6 +1534,9 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     # Each page says where the other is: the merged order its master, the master what was merged into it.
     merged_page = disp.get(f"/orders/{dup.id}").text
     assert re.search(rf'data-testid="merge">已并入 <a href="/orders/{master.id}">{master.number}</a>', merged_page)
+    # So does the merge's step in the trail: 合并 → the master, as 拆单 names its new order.
+    merged_step = re.search(r'<tr data-action="merge">.*?</tr>', merged_page, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert f'合并 → <a href="/orders/{master.id}">{master.number}</a>' in merged_step
     master_page = disp.get(f"/orders/{master.id}").text
     assert re.search(rf'data-testid="merge">并入本单的工单 <a href="/orders/{dup.id}">{dup.number}</a>', master_page)
     assert _act(disp, _order().id, "merge", master_id="BY00000000-999999").status_code == 422

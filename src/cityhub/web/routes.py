@@ -974,8 +974,9 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
                 "unit": units.get(unit_id or 0),
                 "by_unit": units.get(e.unit_id or 0) if e.unit_id != unit_id else None,
                 "text": payload.get("text") or payload.get("answer") or payload.get("content"),
-                # 拆单: the order the split made (id, number), linked where the reader may open it.
-                "part": _part_of(db, scope, payload),
+                # 拆单: the order the split made; 合并: the order this one was merged into — (id, number), linked
+                # where the reader may open it.
+                "part": _linked_order(db, scope, e.action, payload),
                 "kb_entry_id": payload.get("kb_entry_id"),
                 # The files an upload added (``workorders.files.attach``): named in the trail, opened from the facts.
                 "files": [f.get("filename") for f in payload.get("attachments") or () if isinstance(f, dict)],
@@ -996,9 +997,12 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
     return rows
 
 
-def _part_of(db: Session, scope: Scope, payload: dict[str, Any]) -> tuple[int | None, str] | None:
-    """A split event's new order: (id, number), the id None where the reader (``scope``) may not open it."""
+def _linked_order(db: Session, scope: Scope, action: str, payload: dict[str, Any]) -> tuple[int | None, str] | None:
+    """The other order an event names: a split's new order, a merge's master (its trail said 合并 and not into
+    which order) — (id, number), the id None where the reader (``scope``) may not open it."""
     number, part_id = payload.get("part_number"), payload.get("part_id")
+    if action == Action.MERGE.value and isinstance(master_id := payload.get("master_id"), int):
+        part_id, number = master_id, db.scalar(select(Order.number).where(Order.id == master_id))
     if not isinstance(number, str):
         return None
     visible = isinstance(part_id, int) and order_in_scope(db, scope, part_id)
