@@ -86,6 +86,9 @@ def test_the_patrol_form_keeps_the_phones_position(world) -> None:
     )
     assert wrong.status_code == 422 and 'data-testid="field-error-lat"' in wrong.text
     assert 'name="lat" value="123"' in wrong.text  # what was sent stays in the form
+    # and the position said as the language writes it: 已定位：lat, lng (no space after the full-width colon)
+    assert 'data-testid="locate-status">已定位：123, 113.28</span>' in wrong.text
+    assert 'data-located="已定位：{position}"' in wrong.text
 
 
 def test_the_api_files_an_inspectors_report_as_grid_and_keeps_a_place_it_names(world) -> None:

@@ -54,7 +54,7 @@
       var lat = position.coords.latitude.toFixed(6), lng = position.coords.longitude.toFixed(6);
       form.querySelector('input[name="lat"]').value = lat;
       form.querySelector('input[name="lng"]').value = lng;
-      status.textContent = button.getAttribute("data-located") + " " + lat + ", " + lng;
+      status.textContent = button.getAttribute("data-located").replace("{position}", lat + ", " + lng);
     }, function () {
       status.textContent = button.getAttribute("data-unlocated");
     }, { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
