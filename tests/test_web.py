@@ -1800,6 +1800,10 @@ def test_order_lists_sort_by_the_nearest_time_limit_or_the_longest_wait(org) -> 
     )
     soon_due = (now + timedelta(days=1)).astimezone(get_settings().tz).strftime("%Y-%m-%d")
     assert soon_due in due[soon.number] and due[none.number] == "—"
+    # An order no unit holds yet: its unit cell is one the phone's card leaves out (no lone — after 办结时限：—).
+    waiting = _order(title="待派")
+    row = re.search(rf"{waiting.number}</a>.*?</tr>", disp.get("/orders").text, re.S).group(0)  # type: ignore[union-attr]
+    assert re.search(r'<td data-testid="due"[^>]*>—</td>\s*<td class="opt">—</td>', row), row
     assert listed(hand.get("/orders?state=open&sort=oldest").text) == [soon.number, later.number, none.number]
     assert listed(hand.get("/orders?state=open").text) == [none.number, later.number, soon.number]  # newest first
     bad = hand.get("/orders?state=open&sort=priority")
