@@ -2761,6 +2761,20 @@ def test_the_punctuation_around_names_and_lists_is_the_languages_own() -> None:
         assert not bracketed, f"{path.name}: {bracketed}"
 
 
+def test_every_form_that_deletes_or_revokes_asks_first() -> None:
+    """A deletion or a revocation cannot be undone (a time-limit rule's or a calendar day's moves the deadlines of the
+    open orders, a revoked key stops a system at once): its form asks before it is sent (data-confirm), as deleting
+    a routing rule did — the others went at one click on a small button beside the row."""
+    templates = Path(i18n.__file__).parent / "templates"
+    forms = []
+    for path in sorted(templates.glob("*.html")):
+        for form in re.findall(r"<form [^>]*>", path.read_text(encoding="utf-8")):
+            if re.search(r'action="[^"]*/(delete|revoke)"', form):
+                forms.append((path.name, form))
+    assert len(forms) >= 6
+    assert [f for f in forms if "data-confirm=" not in f[1]] == []
+
+
 def test_a_message_keeps_a_markup_parameter_and_escapes_the_rest() -> None:
     """A time kept whole by the `when` filter stays markup inside a message; a plain parameter is escaped as ever."""
     from markupsafe import Markup

@@ -30,7 +30,7 @@
       box.checked = event.target.checked;
     });
   });
-  // A form marked data-confirm (deleting a rule) asks first.
+  // A form marked data-confirm (what cannot be undone: deleting a rule or a time limit, revoking a key) asks first.
   document.addEventListener("submit", function (event) {
     var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
     if (message && !window.confirm(message)) { event.preventDefault(); }
