@@ -2736,8 +2736,11 @@ def test_the_order_lists_english_badges_read_as_labels_and_say_what_they_mean() 
         badges |= set(re.findall(r"<(?:td|option)[^>]*>\s*\{\{ t\('([\w.]+\w)'\W", text))
         # A label before its colon ("why: returned order …", "reply: …" began their lines in lower case).
         badges |= set(re.findall(r"\{\{ t\('([\w.]+\w)'\) \}\}\{\{ t\.colon \}\}", text))
+        # A check box's label ("include inactive" beside 知识库's search).
+        badges |= set(re.findall(r"<label><input type=\"checkbox\"[^>]*> \{\{ t\('([\w.]+\w)'\W", text))
     assert {"order.accept_overdue", "orders.urged", "mon.retired", "brain.topics.new", "order.actor"} <= badges
     assert {"rules.any_category", "common.yes", "mon.rule.every", "order.satisfied_yes", "queue.reason"} <= badges
+    assert "kb.show_inactive" in badges
     lower = {key: en[key] for key in sorted(badges) if not en[key][0].isupper() and not en[key].startswith("{")}
     assert lower == {}, lower
     assert "accepted" not in en["order.accept_overdue"].lower()
