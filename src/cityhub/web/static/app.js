@@ -6,6 +6,12 @@
   document.addEventListener("htmx:configRequest", function (event) {
     if (meta) { event.detail.headers["X-CSRF-Token"] = meta.getAttribute("content"); }
   });
+  // A form sent back with a problem: the first field it marks takes the focus, so that a keyboard user types the
+  // missing 理由 at once (the page came back with the focus at its top, the field below the menu, facts and trail).
+  document.addEventListener("DOMContentLoaded", function () {
+    var first = document.querySelector('main [aria-invalid="true"]');
+    if (first && !document.querySelector("[autofocus]")) { first.focus(); }
+  });
   // "Use" beside a suggested category fills the intake form's category select.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-pick-category]");
