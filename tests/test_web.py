@@ -808,6 +808,26 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     assert "离职后住房公积金怎么提取" not in typing.text and "仅咨询类诉求可秒回" in typing.text
 
 
+def test_the_intake_form_lists_a_returning_callers_earlier_appeals(org) -> None:
+    """来电历史: typing the caller's phone lists the appeals made from it before, newest first, with a link to them all
+    — an operator registering a repeat caller's complaint had to leave the form to search the order list."""
+    first = _order(title="油烟扰民", citizen_phone="13800138000")
+    second = _order(title="噪音又来了", citizen_phone="13800138000")
+    _order(title="别人的诉求", citizen_phone="13900139000")
+    client = login("op")
+    assert 'hx-post="/intake/caller"' in client.get("/intake").text
+    form = intake_form(client, citizen_phone="138-0013 8000")
+    found = client.post("/intake/caller", data=form)
+    assert "该号码以往的诉求（共 2 件）" in found.text and 'href="/orders?q=13800138000"' in found.text
+    assert found.text.index(second.number) < found.text.index(first.number) and "别人的诉求" not in found.text
+    assert "该号码没有以往的诉求" in client.post("/intake/caller", data={**form, "citizen_phone": "13700137000"}).text
+    assert client.post("/intake/caller", data={**form, "citizen_phone": "138"}).text == ""  # still being typed
+    # A citizen's own form looks up no one's history.
+    citizen = login("cit")
+    assert "/intake/caller" not in citizen.get("/intake").text
+    assert citizen.post("/intake/caller", data=intake_form(citizen, citizen_phone="13800138000")).text == ""
+
+
 def test_assistance_lists_no_unrelated_order_among_the_similar_cases(org) -> None:
     """The street's recent orders are always scored; one that shares nothing with the appeal but a word is not shown
     as a "most similar" case (with its reply beside it), while a close one still is."""

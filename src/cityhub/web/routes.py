@@ -615,6 +615,7 @@ def _intake_page(
         categories=support.active_categories(db),
         can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
         can_import=permissions.allows(principal.role, permissions.ORDERS_IMPORT),
+        can_see_callers=principal.role in permissions.UNMASKED_ROLES,
         file_settings=files.get_file_settings(),
     )
 
@@ -638,6 +639,31 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
         assistance=_assistance(db, principal, form),
         can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
     )
+
+
+# 来电历史: a returning caller's appeals, newest first, as many as the intake form lists beside the phone typed.
+CALLER_HISTORY = 5
+
+
+@router.post("/intake/caller", response_class=HTMLResponse)
+def intake_caller(request: Request, db: DbSession, form: FormBody) -> Response:
+    """The appeals earlier made from the phone typed in the intake form (来电历史), as an htmx fragment: an operator
+    registering a repeat caller's complaint sees the caller's earlier orders without leaving the form. Only for the
+    roles that read citizens' personal data in their scope (an empty fragment for the others)."""
+    principal = support.require_user(request, db, permissions.ORDER_CREATE, form=form)
+    phone = re.sub(r"[\s-]", "", form.get("citizen_phone"))
+    if principal.role not in permissions.UNMASKED_ROLES or not re.fullmatch(r"\+?\d{7,20}", phone):
+        return HTMLResponse("")
+    conditions = [Order.citizen_phone == phone]
+    if (clause := scope_of(db, principal).clause()) is not None:
+        conditions.append(clause)
+    earlier = db.scalars(
+        select(Order).where(*conditions).order_by(Order.created_at.desc(), Order.id.desc()).limit(CALLER_HISTORY)
+    ).all()
+    total = len(earlier)
+    if total == CALLER_HISTORY:  # as many as listed: there may be more
+        total = db.scalar(select(func.count(Order.id)).where(*conditions)) or 0
+    return render(request, "_caller.html", phone=phone, earlier=earlier, total=total)
 
 
 @router.post("/intake", response_class=HTMLResponse)
