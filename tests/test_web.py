@@ -1517,6 +1517,10 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     assert _act(disp, order.id, "add_assist", unit_id=str(org["street_a"])).status_code == 303
     assert _act(hand, order.id, "assist_accept").status_code == 303
     assert _act(hand, order.id, "assist_reply", text="已配合巡查").status_code == 303
+    # 转派 to the unit that holds it: said at the unit chosen, not as a step the order's state forbids.
+    same = _act(disp, order.id, "transfer", unit_id=str(org["street_b"]), reason="属地调整")
+    assert same.status_code == 409 and "不能执行" not in same.text
+    assert re.search(r'data-testid="field-error-unit_id">工单已在该单位。<', same.text), same.text
     assert _act(disp, order.id, "transfer", unit_id=str(org["street_a"]), reason="属地调整").status_code == 303
     with session_scope() as s:
         o = s.get(Order, order.id)
