@@ -1515,6 +1515,8 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     assert f"工单 {elsewhere.number}：已完成退单。" in hand.get(left.headers["location"]).text
     assert _act(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
     assert _act(disp, order.id, "add_assist", unit_id=str(org["street_a"])).status_code == 303
+    again = _act(disp, order.id, "add_assist", unit_id=str(org["street_a"]))
+    assert re.search(r'data-testid="field-error-unit_id">该单位已在协办。<', again.text), again.text
     assert _act(hand, order.id, "assist_accept").status_code == 303
     assert _act(hand, order.id, "assist_reply", text="已配合巡查").status_code == 303
     # 转派 to the unit that holds it: said at the unit chosen, not as a step the order's state forbids.

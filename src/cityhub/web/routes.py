@@ -101,7 +101,10 @@ _INPUT_REASONS = {
     "days must be a positive number": "days",
     f"days must be at most {MAX_EXTENSION_DAYS}": "days",
     "an order cannot be merged into itself": "master_id",
-    "the order is already with this unit": "unit_id",  # 转派 to the unit holding it: the unit chosen, not the state
+    # 转派 to the unit holding it, 增加协办 of the lead or of a unit assisting already: the unit chosen, not the state
+    "the order is already with this unit": "unit_id",
+    "the lead unit cannot assist itself": "unit_id",
+    "this unit is already assisting": "unit_id",
     "satisfied must be true or false": "satisfied",
     "closing without a callback needs a reason": "reason",
     "closing without a callback needs resolved=true|false": "resolved",
