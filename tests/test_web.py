@@ -815,7 +815,10 @@ def test_the_intake_form_lists_a_returning_callers_earlier_appeals(org) -> None:
     second = _order(title="噪音又来了", citizen_phone="13800138000")
     _order(title="别人的诉求", citizen_phone="13900139000")
     client = login("op")
-    assert 'hx-post="/intake/caller"' in client.get("/intake").text
+    form_page = client.get("/intake").text
+    assert 'hx-post="/intake/caller"' in form_page
+    # Beside the form, not inside it: its links are no tab stops between the phone and the title.
+    assert form_page.index('id="caller-history"') > form_page.index("</form>")
     form = intake_form(client, citizen_phone="138-0013 8000")
     found = client.post("/intake/caller", data=form)
     assert "该号码以往的诉求（共 2 件）" in found.text and 'href="/orders?q=13800138000"' in found.text
