@@ -816,6 +816,29 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     assert "离职后住房公积金怎么提取" not in typing.text and "仅咨询类诉求可秒回" in typing.text
 
 
+def test_the_intake_form_lists_a_returning_callers_earlier_appeals(org) -> None:
+    """来电历史: typing the caller's phone lists the appeals made from it before, newest first, with a link to them all
+    — an operator registering a repeat caller's complaint had to leave the form to search the order list."""
+    first = _order(title="油烟扰民", citizen_phone="13800138000")
+    second = _order(title="噪音又来了", citizen_phone="13800138000")
+    _order(title="别人的诉求", citizen_phone="13900139000")
+    client = login("op")
+    form_page = client.get("/intake").text
+    assert 'hx-post="/intake/caller"' in form_page
+    # Beside the form, not inside it: its links are no tab stops between the phone and the title.
+    assert form_page.index('id="caller-history"') > form_page.index("</form>")
+    form = intake_form(client, citizen_phone="138-0013 8000")
+    found = client.post("/intake/caller", data=form)
+    assert "该号码以往的诉求（共 2 件）" in found.text and 'href="/orders?q=13800138000"' in found.text
+    assert found.text.index(second.number) < found.text.index(first.number) and "别人的诉求" not in found.text
+    assert "该号码没有以往的诉求" in client.post("/intake/caller", data={**form, "citizen_phone": "13700137000"}).text
+    assert client.post("/intake/caller", data={**form, "citizen_phone": "138"}).text == ""  # still being typed
+    # A citizen's own form looks up no one's history.
+    citizen = login("cit")
+    assert "/intake/caller" not in citizen.get("/intake").text
+    assert citizen.post("/intake/caller", data=intake_form(citizen, citizen_phone="13800138000")).text == ""
+
+
 def test_assistance_lists_no_unrelated_order_among_the_similar_cases(org) -> None:
     """The street's recent orders are always scored; one that shares nothing with the appeal but a word is not shown
     as a "most similar" case (with its reply beside it), while a close one still is."""
@@ -1509,8 +1532,14 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     assert f"工单 {elsewhere.number}：已完成退单。" in hand.get(left.headers["location"]).text
     assert _act(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
     assert _act(disp, order.id, "add_assist", unit_id=str(org["street_a"])).status_code == 303
+    again = _act(disp, order.id, "add_assist", unit_id=str(org["street_a"]))
+    assert re.search(r'data-testid="field-error-unit_id">该单位已在协办。<', again.text), again.text
     assert _act(hand, order.id, "assist_accept").status_code == 303
     assert _act(hand, order.id, "assist_reply", text="已配合巡查").status_code == 303
+    # 转派 to the unit that holds it: said at the unit chosen, not as a step the order's state forbids.
+    same = _act(disp, order.id, "transfer", unit_id=str(org["street_b"]), reason="属地调整")
+    assert same.status_code == 409 and "不能执行" not in same.text
+    assert re.search(r'data-testid="field-error-unit_id">工单已在该单位。<', same.text), same.text
     assert _act(disp, order.id, "transfer", unit_id=str(org["street_a"]), reason="属地调整").status_code == 303
     with session_scope() as s:
         o = s.get(Order, order.id)
@@ -1548,6 +1577,9 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     # Each page says where the other is: the merged order its master, the master what was merged into it.
     merged_page = disp.get(f"/orders/{dup.id}").text
     assert re.search(rf'data-testid="merge">已并入 <a href="/orders/{master.id}">{master.number}</a>', merged_page)
+    # So does the merge's step in the trail: 合并 → the master, as 拆单 names its new order.
+    merged_step = re.search(r'<tr data-action="merge">.*?</tr>', merged_page, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert f'合并 → <a href="/orders/{master.id}">{master.number}</a>' in merged_step
     master_page = disp.get(f"/orders/{master.id}").text
     assert re.search(rf'data-testid="merge">并入本单的工单 <a href="/orders/{dup.id}">{dup.number}</a>', master_page)
     assert _act(disp, _order().id, "merge", master_id="BY00000000-999999").status_code == 422
@@ -1811,6 +1843,10 @@ def test_order_lists_sort_by_the_nearest_time_limit_or_the_longest_wait(org) -> 
     )
     soon_due = (now + timedelta(days=1)).astimezone(get_settings().tz).strftime("%Y-%m-%d")
     assert soon_due in due[soon.number] and due[none.number] == "—"
+    # An order no unit holds yet: its unit cell is one the phone's card leaves out (no lone — after 办结时限：—).
+    waiting = _order(title="待派")
+    row = re.search(rf"{waiting.number}</a>.*?</tr>", disp.get("/orders").text, re.S).group(0)  # type: ignore[union-attr]
+    assert re.search(r'<td data-testid="due"[^>]*>—</td>\s*<td class="opt">—</td>', row), row
     assert listed(hand.get("/orders?state=open&sort=oldest").text) == [soon.number, later.number, none.number]
     assert listed(hand.get("/orders?state=open").text) == [none.number, later.number, soon.number]  # newest first
     bad = hand.get("/orders?state=open&sort=priority")
@@ -2741,8 +2777,13 @@ def test_the_order_lists_english_badges_read_as_labels_and_say_what_they_mean() 
         badges |= set(re.findall(r"<th[^>]*>\s*\{\{ t\('([\w.]+\w)'\W", text))
         # A cell's or a choice's value alone ("any category", "anywhere", "yes", "satisfied", "every … sensor").
         badges |= set(re.findall(r"<(?:td|option)[^>]*>\s*\{\{ t\('([\w.]+\w)'\W", text))
+        # A label before its colon ("why: returned order …", "reply: …" began their lines in lower case).
+        badges |= set(re.findall(r"\{\{ t\('([\w.]+\w)'\) \}\}\{\{ t\.colon \}\}", text))
+        # A check box's label ("include inactive" beside 知识库's search).
+        badges |= set(re.findall(r"<label><input type=\"checkbox\"[^>]*> \{\{ t\('([\w.]+\w)'\W", text))
     assert {"order.accept_overdue", "orders.urged", "mon.retired", "brain.topics.new", "order.actor"} <= badges
-    assert {"rules.any_category", "common.yes", "mon.rule.every", "order.satisfied_yes"} <= badges
+    assert {"rules.any_category", "common.yes", "mon.rule.every", "order.satisfied_yes", "queue.reason"} <= badges
+    assert "kb.show_inactive" in badges
     lower = {key: en[key] for key in sorted(badges) if not en[key][0].isupper() and not en[key].startswith("{")}
     assert lower == {}, lower
     assert "accepted" not in en["order.accept_overdue"].lower()
@@ -2764,6 +2805,20 @@ def test_the_punctuation_around_names_and_lists_is_the_languages_own() -> None:
         # Nor Latin brackets around a message: "说明 (选填)", "派单 (自动派单)" on a Chinese page.
         bracketed = re.findall(r"\(\{\{ t[.(][^}]*\}\}\)", text)
         assert not bracketed, f"{path.name}: {bracketed}"
+
+
+def test_every_form_that_deletes_or_revokes_asks_first() -> None:
+    """A deletion or a revocation cannot be undone (a time-limit rule's or a calendar day's moves the deadlines of the
+    open orders, a revoked key stops a system at once): its form asks before it is sent (data-confirm), as deleting
+    a routing rule did — the others went at one click on a small button beside the row."""
+    templates = Path(i18n.__file__).parent / "templates"
+    forms = []
+    for path in sorted(templates.glob("*.html")):
+        for form in re.findall(r"<form [^>]*>", path.read_text(encoding="utf-8")):
+            if re.search(r'action="[^"]*/(delete|revoke)"', form):
+                forms.append((path.name, form))
+    assert len(forms) >= 6
+    assert [f for f in forms if "data-confirm=" not in f[1]] == []
 
 
 def test_a_message_keeps_a_markup_parameter_and_escapes_the_rest() -> None:

@@ -234,6 +234,8 @@ def test_leader_opens_the_proactive_order_once_through_intake_audited(world) -> 
     [order_id] = _proactive(noise.id)
     after = client.get(opened.headers["location"])
     assert f'href="/orders/{order_id}"' in after.text and "已生成主动工单" in after.text
+    # no space after the full-width colon
+    assert f'已为这条预警生成主动工单：<a href="/orders/{order_id}">' in after.text
     assert 'data-testid="open-button"' not in after.text
     with session_scope() as s:
         order = s.get(Order, order_id)

@@ -139,6 +139,7 @@ def test_operator_dispatcher_and_handler_work_an_appeal_end_to_end(server: dict[
     hand.click("[data-testid=action-reply] summary")
     hand.click("[data-testid=submit-reply]")
     expect(hand.locator("[data-testid=field-error-text]")).to_contain_text("请填写「内容」")
+    expect(hand.locator("#reply-text")).to_be_focused()  # the field to fill, not the top of the page
     hand.fill("#reply-text", "已责令餐馆加装油烟净化器，经复查油烟已达标。")
     hand.click("[data-testid=submit-reply]")
     expect(hand.locator("[data-testid=order-state]")).to_contain_text("已答复")
@@ -200,7 +201,7 @@ def test_a_citizen_on_a_phone_shares_their_position_with_the_appeal(server: dict
     page.click("button[type=submit]")
     page.goto(f"{server['base']}/intake")
     page.click("[data-testid=locate-me]")
-    sync_api.expect(page.locator("[data-testid=locate-status]")).to_contain_text("23.181200, 113.281500")
+    sync_api.expect(page.locator("[data-testid=locate-status]")).to_have_text("已定位：23.181200, 113.281500")
     assert (page.input_value("#f-lat"), page.input_value("#f-lng")) == ("23.181200", "113.281500")
     context.close()
 

@@ -77,6 +77,7 @@ def test_the_patrol_form_keeps_the_phones_position(world) -> None:
         data={"csrf_token": hidden(home.text), "content": "井盖缺失有人踩空", "lat": "23.181234", "lng": "113.281234"},
     )
     assert done.status_code == 200, done.text
+    assert 'data-testid="position">23.181234, 113.281234</td>' in done.text  # the order page says where it is
     with session_scope() as s:
         order = s.scalars(select(Order).where(Order.content == "井盖缺失有人踩空")).one()
         assert (order.lat, order.lng) == (23.181234, 113.281234)
@@ -86,6 +87,9 @@ def test_the_patrol_form_keeps_the_phones_position(world) -> None:
     )
     assert wrong.status_code == 422 and 'data-testid="field-error-lat"' in wrong.text
     assert 'name="lat" value="123"' in wrong.text  # what was sent stays in the form
+    # and the position said as the language writes it: 已定位：lat, lng (no space after the full-width colon)
+    assert 'data-testid="locate-status">已定位：123, 113.28</span>' in wrong.text
+    assert 'data-located="已定位：{position}"' in wrong.text
 
 
 def test_the_api_files_an_inspectors_report_as_grid_and_keeps_a_place_it_names(world) -> None:

@@ -11,10 +11,12 @@ from cityhub.intake.importer import (
     CategoryIndex,
     ColumnMap,
     RowError,
+    known_headers,
     parse_datetime,
     stable_external_id,
 )
 from cityhub.textfiles import UnreadableFile, detect_encoding
+from cityhub.web.i18n import catalogue
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -87,6 +89,16 @@ def test_headers_in_chinese_and_english() -> None:
     cmap = ColumnMap.from_header(["\ufeff留言编号", " 留言主题 ", "Content", "CREATED_AT", "一级分类", "备注"])
     assert cmap.fields == {"external_id": 0, "title": 1, "content": 2, "created_at": 3, "category1": 4}
     assert cmap.extras == [("备注", 5)]
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_file_headed_with_the_pages_field_names_is_read_by_them(lang: str) -> None:
+    # The import page lists the headers it reads under each field's name (诉求内容, 来源渠道 …): a file headed with
+    # those names had its content and channel kept as unknown columns, the orders filed under the title alone.
+    names = {field: catalogue(lang)[f"field.{field}"] for field, _ in known_headers()}
+    cmap = ColumnMap.from_header(list(names.values()))
+    assert cmap.fields == {field: index for index, field in enumerate(names)}
+    assert cmap.extras == []
 
 
 def test_external_id_column_wins_over_id() -> None:

@@ -58,6 +58,9 @@ def test_every_suggestion_reason_is_explained_with_unit_names() -> None:
     assert "关键词：路灯" in by_unit[432] and "另有规则 #3「路灯 → 城管」" in by_unit[432]
     assert "若分类为「环境保护」（概率 0.30）" in by_unit[432]  # a unit of the second reading only
     assert by_unit[7].startswith("规则 #2「城乡建设 → 本街道」→ 工单所在街道（镇街，中事不出镇，优先级 50）；属地：#1")
+    # In English the tier is named as the English rules page names it, without the Chinese motto beside it.
+    english = explain(Translator("en"), "; ".join(_candidates()[0].reasons), NAMES)
+    assert english.startswith("rule #2 “城乡建设 → 本街道” → the order's own street (Street/town, priority 50)")
 
 
 @pytest.mark.parametrize(

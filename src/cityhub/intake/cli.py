@@ -69,7 +69,7 @@ def import_orders_cmd(
         typer.Option(
             "--column",
             help="FIELD=HEADER: the file's column for a field its header does not name (repeatable), e.g. "
-            "--column content=诉求内容 --column title=诉求标题.",
+            "--column content=来信内容 --column title=诉求标题.",
         ),
     ] = None,
 ) -> None:

@@ -95,12 +95,14 @@ EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}
 
 # ------------------------------------------------------------------------------------------ header mapping
 
+# Besides the exports' headers, each field's own name on the web pages (zh-CN and en: 诉求内容, 来源渠道, 市民姓名 …),
+# which the import page lists the aliases under — a file headed as the product names its fields is read as such.
 _FIELD_ALIASES: dict[str, tuple[str, ...]] = {
-    "external_id": ("留言编号", "编号", "工单编号", "id", "external_id"),
-    "citizen_name": ("留言用户", "用户", "姓名", "name", "citizen", "citizen_name"),
+    "external_id": ("留言编号", "编号", "工单编号", "原编号", "id", "original id", "external_id"),
+    "citizen_name": ("留言用户", "用户", "姓名", "市民姓名", "name", "citizen", "citizen name", "citizen_name"),
     "citizen_phone": ("电话", "联系电话", "来电号码", "手机", "手机号", "phone", "citizen_phone"),
     "title": ("留言主题", "主题", "标题", "title"),
-    "content": ("留言详情", "详情", "内容", "content"),
+    "content": ("留言详情", "详情", "内容", "诉求内容", "content"),
     # When the appeal came in, as the channels' exports call it: a message board's, a hotline's call (来话/来电),
     # a mailbox's letter, an operator's entry (登记).
     "created_at": (
@@ -112,23 +114,24 @@ _FIELD_ALIASES: dict[str, tuple[str, ...]] = {
         "来信时间",
         "登记时间",
         "反映时间",
+        "received at",
         "created_at",
     ),
     "likes": ("点赞数", "likes"),
     "opposes": ("反对数", "opposes"),
-    "reply_text": ("答复意见", "回复意见", "reply", "reply_text"),
-    "replied_at": ("答复时间", "回复时间", "replied_at"),
-    "category1": ("一级标签", "一级分类", "category1", "category_1"),
-    "category2": ("二级标签", "二级分类", "category2", "category_2"),
-    "category3": ("三级标签", "三级分类", "category3", "category_3"),
+    "reply_text": ("答复意见", "回复意见", "答复", "reply", "reply_text"),
+    "replied_at": ("答复时间", "回复时间", "reply time", "replied_at"),
+    "category1": ("一级标签", "一级分类", "category1", "category_1", "category, level 1"),
+    "category2": ("二级标签", "二级分类", "category2", "category_2", "category, level 2"),
+    "category3": ("三级标签", "三级分类", "category3", "category_3", "category, level 3"),
     "category": ("分类", "类别", "标签", "category", "category_path"),
     "address": ("地址", "address"),
     "street": ("街道", "所属街道", "镇街", "街镇", "street", "street_code"),
-    "community": ("社区", "所属社区", "村居", "村社区", "community", "community_code"),
+    "community": ("社区", "所属社区", "村居", "村社", "村社区", "community", "community_code"),
     "lat": ("纬度", "lat", "latitude"),
     "lng": ("经度", "lng", "lon", "longitude"),
-    "channel": ("渠道", "来源", "channel"),
-    "appeal_type": ("诉求类型", "类型", "appeal_type"),
+    "channel": ("渠道", "来源", "来源渠道", "channel"),
+    "appeal_type": ("诉求类型", "类型", "appeal type", "appeal_type"),
     "urgency": ("紧急程度", "urgency"),
 }
 _ALIAS_TO_FIELD = {alias: name for name, aliases in _FIELD_ALIASES.items() for alias in aliases}
@@ -232,7 +235,7 @@ def parse_column_choices(values: Iterable[str]) -> dict[str, str]:
     for value in values:
         field_name, sep, header = (part.strip() for part in value.partition("="))
         if not sep or not field_name or not header:
-            raise ValidationFailed(f"column choice '{value}' is not FIELD=HEADER (e.g. content=诉求内容)")
+            raise ValidationFailed(f"column choice '{value}' is not FIELD=HEADER (e.g. content=来信内容)")
         if field_name not in _FIELD_ALIASES:
             known = ", ".join(_FIELD_ALIASES)
             raise ValidationFailed(f"unknown field '{field_name}' in column choice '{value}' (known: {known})")

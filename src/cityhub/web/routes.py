@@ -101,6 +101,10 @@ _INPUT_REASONS = {
     "days must be a positive number": "days",
     f"days must be at most {MAX_EXTENSION_DAYS}": "days",
     "an order cannot be merged into itself": "master_id",
+    # 转派 to the unit holding it, 增加协办 of the lead or of a unit assisting already: the unit chosen, not the state
+    "the order is already with this unit": "unit_id",
+    "the lead unit cannot assist itself": "unit_id",
+    "this unit is already assisting": "unit_id",
     "satisfied must be true or false": "satisfied",
     "closing without a callback needs a reason": "reason",
     "closing without a callback needs resolved=true|false": "resolved",
@@ -615,6 +619,7 @@ def _intake_page(
         categories=support.active_categories(db),
         can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
         can_import=permissions.allows(principal.role, permissions.ORDERS_IMPORT),
+        can_see_callers=principal.role in permissions.UNMASKED_ROLES,
         file_settings=files.get_file_settings(),
     )
 
@@ -638,6 +643,31 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
         assistance=_assistance(db, principal, form),
         can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
     )
+
+
+# 来电历史: a returning caller's appeals, newest first, as many as the intake form lists beside the phone typed.
+CALLER_HISTORY = 5
+
+
+@router.post("/intake/caller", response_class=HTMLResponse)
+def intake_caller(request: Request, db: DbSession, form: FormBody) -> Response:
+    """The appeals earlier made from the phone typed in the intake form (来电历史), as an htmx fragment: an operator
+    registering a repeat caller's complaint sees the caller's earlier orders without leaving the form. Only for the
+    roles that read citizens' personal data in their scope (an empty fragment for the others)."""
+    principal = support.require_user(request, db, permissions.ORDER_CREATE, form=form)
+    phone = re.sub(r"[\s-]", "", form.get("citizen_phone"))
+    if principal.role not in permissions.UNMASKED_ROLES or not re.fullmatch(r"\+?\d{7,20}", phone):
+        return HTMLResponse("")
+    conditions = [Order.citizen_phone == phone]
+    if (clause := scope_of(db, principal).clause()) is not None:
+        conditions.append(clause)
+    earlier = db.scalars(
+        select(Order).where(*conditions).order_by(Order.created_at.desc(), Order.id.desc()).limit(CALLER_HISTORY)
+    ).all()
+    total = len(earlier)
+    if total == CALLER_HISTORY:  # as many as listed: there may be more
+        total = db.scalar(select(func.count(Order.id)).where(*conditions)) or 0
+    return render(request, "_caller.html", phone=phone, earlier=earlier, total=total)
 
 
 @router.post("/intake", response_class=HTMLResponse)
@@ -974,8 +1004,9 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
                 "unit": units.get(unit_id or 0),
                 "by_unit": units.get(e.unit_id or 0) if e.unit_id != unit_id else None,
                 "text": payload.get("text") or payload.get("answer") or payload.get("content"),
-                # 拆单: the order the split made (id, number), linked where the reader may open it.
-                "part": _part_of(db, scope, payload),
+                # 拆单: the order the split made; 合并: the order this one was merged into — (id, number), linked
+                # where the reader may open it.
+                "part": _linked_order(db, scope, e.action, payload),
                 "kb_entry_id": payload.get("kb_entry_id"),
                 # The files an upload added (``workorders.files.attach``): named in the trail, opened from the facts.
                 "files": [f.get("filename") for f in payload.get("attachments") or () if isinstance(f, dict)],
@@ -996,9 +1027,12 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
     return rows
 
 
-def _part_of(db: Session, scope: Scope, payload: dict[str, Any]) -> tuple[int | None, str] | None:
-    """A split event's new order: (id, number), the id None where the reader (``scope``) may not open it."""
+def _linked_order(db: Session, scope: Scope, action: str, payload: dict[str, Any]) -> tuple[int | None, str] | None:
+    """The other order an event names: a split's new order, a merge's master (its trail said 合并 and not into
+    which order) — (id, number), the id None where the reader (``scope``) may not open it."""
     number, part_id = payload.get("part_number"), payload.get("part_id")
+    if action == Action.MERGE.value and isinstance(master_id := payload.get("master_id"), int):
+        part_id, number = master_id, db.scalar(select(Order.number).where(Order.id == master_id))
     if not isinstance(number, str):
         return None
     visible = isinstance(part_id, int) and order_in_scope(db, scope, part_id)

@@ -6,6 +6,12 @@
   document.addEventListener("htmx:configRequest", function (event) {
     if (meta) { event.detail.headers["X-CSRF-Token"] = meta.getAttribute("content"); }
   });
+  // A form sent back with a problem: the first field it marks takes the focus, so that a keyboard user types the
+  // missing 理由 at once (the page came back with the focus at its top, the field below the menu, facts and trail).
+  document.addEventListener("DOMContentLoaded", function () {
+    var first = document.querySelector('main [aria-invalid="true"]');
+    if (first && !document.querySelector("[autofocus]")) { first.focus(); }
+  });
   // "Use" beside a suggested category fills the intake form's category select.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-pick-category]");
@@ -30,7 +36,7 @@
       box.checked = event.target.checked;
     });
   });
-  // A form marked data-confirm (deleting a rule) asks first.
+  // A form marked data-confirm (what cannot be undone: deleting a rule or a time limit, revoking a key) asks first.
   document.addEventListener("submit", function (event) {
     var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
     if (message && !window.confirm(message)) { event.preventDefault(); }
@@ -54,7 +60,7 @@
       var lat = position.coords.latitude.toFixed(6), lng = position.coords.longitude.toFixed(6);
       form.querySelector('input[name="lat"]').value = lat;
       form.querySelector('input[name="lng"]').value = lng;
-      status.textContent = button.getAttribute("data-located") + " " + lat + ", " + lng;
+      status.textContent = button.getAttribute("data-located").replace("{position}", lat + ", " + lng);
     }, function () {
       status.textContent = button.getAttribute("data-unlocated");
     }, { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
