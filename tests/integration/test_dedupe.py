@@ -489,3 +489,16 @@ def test_healthz_tells_the_state_of_the_similar_orders_index(client, places):
     assert created.status_code == 201
     assert client.get(f"/api/v1/orders/{created.json()['id']}/similar").status_code == 200  # searches the index
     assert client.get("/healthz").json()["similar_orders_index"] == {"state": "ready", "orders": 1}
+
+
+def test_a_case_in_other_words_is_found_by_the_appeals_rarest_words(db_session, places):
+    """An appeal whose place is unknown, worded unlike any earlier one: the MinHash index finds no text sharing much of
+    its own, the place prefilter has no place to look in — the similar cases were what happened to collide. The
+    appeal's rarest character pairs (油烟, held by one order here) find the earlier order about the same matter
+    through the full-text index; the pairs most orders hold (小区, 噪音) are no clue and are not looked up."""
+    for i in range(40):
+        _intake(db_session, f"小区{i}号楼下水道堵塞污水外溢，噪音扰民，请尽快处理", at=T0 - timedelta(days=30, hours=i))
+    fumes = _intake(db_session, "隔壁饭店排放油烟熏得没法开窗", at=T0 - timedelta(days=3)).order
+    new = _intake(db_session, "餐馆油烟很大，噪音扰民")
+    assert new.order.street_id is None  # no place: nothing for the prefilter
+    assert fumes.id in [c.order.id for c in new.similar], [(c.order.content, c.score) for c in new.similar]

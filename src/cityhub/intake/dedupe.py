@@ -14,8 +14,10 @@ the merge).
 ``index_days``), each with how it was handled: number, state, lead unit, reply excerpt, closed time and
 satisfaction. Orders merged into another one are represented by their master.
 
-Candidates come from the LSH index and from the database (the most recent orders of the same community or
-street), so an intake never scans the table. Settings come from the environment, prefix
+Candidates come from the LSH index (texts sharing much of the appeal's), from the database (the most recent orders
+of the same community or street) and, for the similar cases, from the full-text index (the newest orders holding
+the appeal's rarest character pairs: the same matter in other words — :func:`_rare_word_candidates`), so an intake
+never scans the table. Settings come from the environment, prefix
 ``CITYHUB_DEDUPE_`` (e.g. ``CITYHUB_DEDUPE_AUTO_MERGE=false``).
 """
 
@@ -41,6 +43,7 @@ from cityhub.db import utcnow
 from cityhub.nlp import similar as sim
 from cityhub.org import places
 from cityhub.org.places import unit_gazetteer
+from cityhub.workorders import search
 from cityhub.workorders.lifecycle import OPEN_STATES, State
 from cityhub.workorders.lifecycle import Action as LifecycleAction
 from cityhub.workorders.models import Order
@@ -366,13 +369,18 @@ def check(
             )
         )
     ids.update(dict.fromkeys(_prefiltered(session, probe, place, cfg)))
+    # Scored whatever their estimated Jaccard (a new wording's is low, and at low values the estimate is noise).
+    rare = _rare_word_candidates(session, index, probe.text) if similar and index.built else []
+    ids.update(dict.fromkeys(rare))
     ids.pop(probe.order_id, None)  # type: ignore[arg-type]
     if earlier_only and probe.order_id is not None:
         ids = {i: None for i in ids if i < probe.order_id}
     if not ids:
         return DedupeResult()
 
-    scored = _score(session, index, probe, place, _screened(index, sketch, list(ids), cfg, similar=similar), cfg)
+    screened = _screened(index, sketch, list(ids), cfg, similar=similar)
+    screened += [i for i in rare if i in ids and i not in set(screened)]
+    scored = _score(session, index, probe, place, screened, cfg)
     # Only what can be shown is read as orders: the best possible duplicates and the best few similar cases.
     best_duplicates = set([s.order_id for s in scored if s.duplicate][: cfg.duplicate_count])
     wanted = set(best_duplicates)
@@ -497,6 +505,29 @@ def _wanted_orders(with_lead_unit: bool) -> Any:
     similar cases."""
     query = select(Order).where(Order.id.in_(bindparam("ids", expanding=True)))
     return query.options(selectinload(Order.lead_unit)) if with_lead_unit else query
+
+
+# Similar cases worded otherwise. The MinHash index finds the texts sharing much of the appeal's, the prefilter the
+# orders at its place; an appeal in new words about a common matter, its place unknown, matched neither, and its
+# "most similar cases" were chance collisions (餐馆油烟…噪音扰民 beside 有人焚烧垃圾 at 0.07). Its rarest character
+# pairs — held by few of the indexed orders — looked up in the full-text index find the orders about the same matter.
+RARE_PAIRS = 4
+# A pair more of the indexed orders hold than this (投诉, 小区, 噪音) says little of the matter.
+RARE_PAIR_SHARE = 0.01
+RARE_PAIR_CANDIDATES = 50
+
+
+def _rare_word_candidates(session: Session, index: sim.OrderIndex, text: str) -> list[int]:
+    """The newest orders holding any of the appeal's :data:`RARE_PAIRS` rarest character pairs (none held by more
+    than :data:`RARE_PAIR_SHARE` of the indexed orders, nor by none of them)."""
+    counts, indexed = index.pair_counts(t for t in search.terms(text) if len(t) == 2)
+    most = max(2.0, RARE_PAIR_SHARE * indexed)
+    rare = sorted((n, pair) for pair, n in counts.items() if 1 <= n <= most)[:RARE_PAIRS]
+    if not rare:
+        return []
+    if session.autoflush:
+        session.flush()  # as an ORM query would: pending orders of this session count
+    return search.orders_holding_any(session.connection(), [pair for _, pair in rare], limit=RARE_PAIR_CANDIDATES)
 
 
 def _prefiltered(session: Session, probe: _Probe, place: Place, cfg: DedupeSettings) -> list[int]:

@@ -1078,6 +1078,16 @@ class OrderIndex:
         with self.lock:
             return self.index.estimate_jaccard(text, order_ids)
 
+    def pair_counts(self, pairs: Iterable[str]) -> tuple[dict[str, int], int]:
+        """How many indexed orders hold each two-character string of ``pairs`` (from the hashed document frequencies:
+        never fewer than the truth; a string that is not two letters or digits is left out), and how many orders the
+        index holds."""
+        keyed = {p: keys[0] for p in pairs if len(keys := shingle_keys(normalize(p))) == 1}
+        with self.lock:
+            idf = self.index.idf
+            counts = idf.df[df_buckets(np.array(list(keyed.values()), dtype=U64))] if keyed else []
+            return {p: int(c) for p, c in zip(keyed, counts, strict=True)}, idf.n_docs
+
 
 def _reader_engine(session: Session) -> Engine:
     """An engine of its own on the session's database for the index's reads, with one kept connection.
