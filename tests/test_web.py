@@ -2143,6 +2143,9 @@ def test_routing_rules_and_thresholds_are_read_by_dispatchers_and_edited_by_admi
     listed = disp.get("/rules")
     assert listed.status_code == 200 and "环境保护 → 本街道" in listed.text and "工单所在街道" in listed.text
     assert 'data-testid="rule-form"' not in listed.text and 'href="/rules"' in listed.text  # read-only, in the menu
+    # …and it says who may change them, as a rule's own page does.
+    assert '<p class="hint" data-testid="rules-read-only">只有系统管理员可以修改规则。</p>' in listed.text
+    assert 'data-testid="rules-read-only"' not in adm.get("/rules").text
     assert re.search(r"都没有时为 0\.\d+。", listed.text)  # the default threshold
     assert disp.post("/rules", data={"csrf_token": csrf(disp), "name": "x"}).status_code == 403
     # 派单成效: the last 30 days' first dispatches by default, an order sent by hand today among them.
