@@ -214,6 +214,11 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
+def ui_language(lang: str) -> str:
+    """The web UI's language of the report's ``lang`` (zh-CN for one it does not know)."""
+    return UI_LANGUAGES.get(lang, "zh-CN")
+
+
 def report_language(value: str) -> str:
     """The report's language (:data:`LANGUAGES`) that ``value`` names: ``zh`` or ``en``, or a web UI language
     (``zh-CN``, :data:`UI_LANGUAGES`); ValidationFailed naming the field ``lang`` otherwise."""
@@ -246,13 +251,13 @@ def headings(lang: str = "zh") -> dict[str, str]:
 
 def tier_name(tier: str, lang: str = "zh") -> str:
     """A unit tier as the web UI names it in ``lang`` (镇街, Street/town)."""
-    return translate(UI_LANGUAGES.get(lang, "zh-CN"), f"tier.{tier}", tier)
+    return translate(ui_language(lang), f"tier.{tier}", tier)
 
 
 def topic_status(status: Any, lang: str = "zh") -> Any:
     """A hot topic's status (active, rising, dormant, new) as the web UI's topic pages name it in ``lang`` (持续,
     Rising); another value as it is."""
-    return translate(UI_LANGUAGES.get(lang, "zh-CN"), f"brain.topics.status.{status}", status)
+    return translate(ui_language(lang), f"brain.topics.status.{status}", status)
 
 
 # Orders received that are not a problem of their own: a duplicate merged into another order (重复件) and a call
@@ -407,7 +412,7 @@ def group_names(groups: Any, lang: str = "zh") -> Any:
     """A topic's population groups (老年人 …) as the web UI names them in ``lang`` (``group.*``); text as it is."""
     if not isinstance(groups, list | tuple):
         return groups
-    ui = UI_LANGUAGES.get(lang, "zh-CN")
+    ui = ui_language(lang)
     return [translate(ui, f"group.{g}", str(g)) for g in groups]
 
 
@@ -637,7 +642,7 @@ def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") ->
     env = Environment(
         loader=FileSystemLoader(TEMPLATE_DIR),
         autoescape=select_autoescape(["html", "j2"]),
-        finalize=lambda value: word_marks(UI_LANGUAGES.get(lang, "zh-CN"), value),  # a masked title's [电话] …
+        finalize=lambda value: word_marks(ui_language(lang), value),  # a masked title's [电话] …
     )
     env.filters["pct"] = percent
     env.filters["joined"] = lambda value: _join(value, lang)
@@ -651,7 +656,7 @@ def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") ->
         L=labels(lang),
         H=headings(lang),
         say=lambda key, **params: say(lang, key, **params),
-        html_lang=UI_LANGUAGES.get(lang, "zh-CN"),
+        html_lang=ui_language(lang),
         title=title_of(data, lang),
         kpi_defs=[(k, k.label(lang)) for k in kpi.KPIS],
         change=change,
@@ -748,7 +753,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
                 [
                     i,
                     t.get("id"),
-                    word_marks(UI_LANGUAGES.get(lang, "zh-CN"), t.get("topic")),
+                    word_marks(ui_language(lang), t.get("topic")),
                     t.get("label"),
                     t.get("count"),
                     t.get("size"),

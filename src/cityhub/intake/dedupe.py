@@ -379,7 +379,8 @@ def check(
         return DedupeResult()
 
     screened = _screened(index, sketch, list(ids), cfg, similar=similar)
-    screened += [i for i in rare if i in ids and i not in set(screened)]
+    kept = set(screened)
+    screened += [i for i in rare if i in ids and i not in kept]
     scored = _score(session, index, probe, place, screened, cfg)
     # Only what can be shown is read as orders: the best possible duplicates and the best few similar cases.
     best_duplicates = set([s.order_id for s in scored if s.duplicate][: cfg.duplicate_count])

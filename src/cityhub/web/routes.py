@@ -137,6 +137,11 @@ _NOT_ASSISTING = re.compile(r"assisting unit \S+ is (not assisting|\w+)")
 _MORE_THAN_ASKED = re.compile(r"days must be at most the ([\d.]+) asked for")  # 批准延期 grants no more than asked
 
 
+def _typed_field(reason: str) -> str | None:
+    """The form's field a refusal is about when what was typed is wrong, not the order's state."""
+    return _INPUT_REASONS.get(reason) or ("days" if _MORE_THAN_ASKED.fullmatch(reason) else None)
+
+
 def _reason_text(t: Translator, reason: str) -> str:
     """A life-cycle guard's refusal in the user's language (``reason.*``; those naming units or states by pattern)."""
     if _ASSISTS_WAITING.fullmatch(reason):
@@ -159,10 +164,7 @@ def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
             # A list left at "—" (是否满意, 单位) is chosen from, not filled in.
             fields[name] = t("err.choose" if name in _CHOSEN_FIELDS else "err.required", field=t(f"field.{name}"))
             return t("err.validation"), fields
-        typed = _INPUT_REASONS.get(exc.reason or "") or (
-            "days" if _MORE_THAN_ASKED.fullmatch(exc.reason or "") else None
-        )
-        if field_name := typed:
+        if field_name := _typed_field(exc.reason or ""):
             # What was typed is wrong, not the order's state: say it at the field.
             fields[field_name] = _reason_text(t, exc.reason or "")
             return t("err.validation"), fields
@@ -1687,6 +1689,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         request,
         "dashboard.html",
         principal=principal,
+        title_key=support.dashboard_names(principal)[1],
         period=period,
         error=choice.error,
         by_state=by_state,

@@ -223,6 +223,14 @@ def order_list_of(principal: Principal) -> str:
     return HANDLER_WORKBENCH if principal.role == Role.HANDLER else "/orders"
 
 
+def dashboard_names(principal: Principal) -> tuple[str, str]:
+    """The dashboard's name in the menu and its page's title (catalogue keys): 领导驾驶舱 is the leader's; the
+    supervisors and administrators read the same figures as 运行总览."""
+    if principal.role == Role.LEADER:
+        return "nav.dashboard", "dash.title"
+    return "nav.overview", "dash.overview_title"
+
+
 def quick_views(principal: Principal) -> list[NavItem]:
     """The preset lists of the order list for the user's role (none for a citizen: their list is their appeals)."""
     if principal.role == Role.CITIZEN:
@@ -255,8 +263,7 @@ def navigation(principal: Principal | None) -> list[NavItem]:
     if permissions.allows(role, permissions.KB_MANAGE):
         items.append(NavItem("nav.kb", "/kb"))
     if role in OVERSEERS:
-        # 领导驾驶舱 is the leader's; the supervisors and administrators see the same figures as 运行总览.
-        items.append(NavItem("nav.dashboard" if role == Role.LEADER else "nav.overview", "/dashboard"))
+        items.append(NavItem(dashboard_names(principal)[0], "/dashboard"))
     if brain_pages(principal):
         items.append(NavItem("nav.brain", "/brain"))  # 城市大脑: risk findings, hot topics, correlation graph
     if role != Role.CITIZEN and permissions.allows(role, permissions.ORDER_READ):

@@ -226,6 +226,10 @@ def _fts_string(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
 
+def _pg_string(term: str) -> str:
+    return "'" + term.replace("'", "''") + "'"
+
+
 def fts_expression(found: Iterable[QueryTerms]) -> str:
     """The FTS5 MATCH expression requiring every term (``"term"``, a prefix ``"term"*``)."""
     parts: list[str] = []
@@ -239,8 +243,8 @@ def pg_tsquery(found: Iterable[QueryTerms]) -> str:
     """The ``to_tsquery('simple', …)`` text requiring every term (a prefix ``'term':*``)."""
     parts: list[str] = []
     for t in found:
-        parts += ["'" + w.replace("'", "''") + "'" for w in t.whole]
-        parts += ["'" + p.replace("'", "''") + "':*" for p in t.prefixes]
+        parts += [_pg_string(w) for w in t.whole]
+        parts += [_pg_string(p) + ":*" for p in t.prefixes]
     return " & ".join(dict.fromkeys(parts))
 
 
@@ -260,7 +264,7 @@ def orders_holding_any(conn: Any, found: Iterable[str], *, limit: int) -> list[i
             f"SELECT order_id FROM (SELECT order_id FROM {TERMS_TABLE} WHERE {PG_TSVECTOR} @@ "
             "to_tsquery('simple', :q) OFFSET 0) AS held ORDER BY order_id DESC LIMIT :n"
         )
-        expression = " | ".join("'" + t.replace("'", "''") + "'" for t in wanted)
+        expression = " | ".join(_pg_string(t) for t in wanted)
     return [int(i) for i in conn.execute(text(query), {"q": expression, "n": limit}).scalars()]
 
 
