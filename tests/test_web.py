@@ -1595,6 +1595,28 @@ def test_the_unit_picker_groups_units_by_tier_and_leaves_out_the_district(org) -
     assert re.search(r'<optgroup label="区">.*?白云区', listing, re.S)
 
 
+def test_an_urge_without_a_message_is_refused_at_its_field(org) -> None:
+    """催办 asks what to tell the unit (催办内容, not 选填): a blank one is refused at the field, in the form's own
+    words, and nothing is recorded."""
+    order = _order()
+    sup = login("sup")
+    assert _act(login("disp"), order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    form = re.search(r'<details[^>]*data-testid="action-urge">.*?</details>', sup.get(f"/orders/{order.id}").text, re.S)
+    assert form and '<label for="urge-reason">催办内容</label>' in form.group(0), form
+    blank = _act(sup, order.id, "urge", reason=" \u3000 ")
+    assert blank.status_code == 422 and re.search(r'<details open data-testid="action-urge">', blank.text)
+    assert re.search(r'data-testid="field-error-reason">请填写「催办内容」。<', blank.text), blank.text
+    with session_scope() as s:
+        assert s.get(Order, order.id).urge_count == 0  # type: ignore[union-attr]
+    english = sup.get("/lang/en", params={"next": f"/orders/{order.id}"})
+    assert '<label for="urge-reason">Message to the unit</label>' in english.text
+    refused = _act(sup, order.id, "urge")
+    said = re.search(r'data-testid="field-error-reason">([^<]*)<', refused.text)
+    assert said and html_unescape(said.group(1)) == "Please fill in 'Message to the unit'.", refused.text
+    assert _act(sup, order.id, "urge", reason="市民再次来电").status_code == 303
+    assert [(e.action, e.reason) for e in _events(order.id)][-1] == ("urge", "市民再次来电")
+
+
 def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
     order = _order()
     disp, hand, op = login("disp"), login("hand_a"), login("op")

@@ -423,6 +423,24 @@ def test_an_action_without_a_parameter_it_needs_is_422_naming_it(client):
     assert nested.status_code == 422 and nested.json()["details"]["errors"][0]["field"] == "params"
 
 
+def test_an_urge_says_what_it_urges_or_is_422_naming_reason(client):
+    """催办 without a message (none, or only blanks) was taken and told the unit nothing: now it is refused as a
+    return without a reason is, nothing recorded; with one, the trail keeps the message."""
+    order = _create(client)
+    url = f"/api/v1/orders/{order['id']}/actions"
+    assert client.post(f"{url}/dispatch", json={"unit_id": client.unit_id}).status_code == 200
+    for body in ({}, {"reason": ""}, {"reason": " \u3000\n"}):
+        refused = client.post(f"{url}/urge", json=body)
+        assert refused.status_code == 422, (body, refused.text)
+        assert refused.json()["code"] == "validation_failed" and refused.json()["details"]["field"] == "reason"
+        assert "needs 'reason'" in refused.json()["message"]
+    assert client.get(f"/api/v1/orders/{order['id']}").json()["urge_count"] == 0
+    urged = client.post(f"{url}/urge", json={"reason": "市民再次来电，请今天内联系"})
+    assert urged.status_code == 200 and urged.json()["urge_count"] == 1
+    events = client.get(f"/api/v1/orders/{order['id']}/events").json()
+    assert [(e["action"], e["reason"]) for e in events][-1] == ("urge", "市民再次来电，请今天内联系")
+
+
 def test_an_action_is_refused_a_unit_it_does_not_take_and_an_escalation_may_raise_the_urgency(client):
     """The unit an event records is where the order went or whoever acted, never a unit the caller names for an
     accept; an escalation over the API raises the urgency as the order page's does."""

@@ -53,7 +53,9 @@ def test_same_version_at_once_gives_one_success_and_one_conflict(server, rounds)
                 c: httpx.Client, order_id: int = order_id, version: int = version, barrier=barrier, results=results
             ) -> None:
                 barrier.wait()
-                results.append(c.post(f"/api/v1/orders/{order_id}/actions/urge", json={"version": version}))
+                results.append(
+                    c.post(f"/api/v1/orders/{order_id}/actions/urge", json={"version": version, "reason": "请尽快处理"})
+                )
 
             threads = [threading.Thread(target=urge, args=(c,)) for c in clients]
             for t in threads:

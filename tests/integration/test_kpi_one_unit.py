@@ -93,6 +93,8 @@ def _params(rng: random.Random, action: str, order: Order, view: Any, holders: l
         return {"satisfied": rng.random() < 0.4}
     if action == "request_extension":
         return {"days": rng.randint(1, 3), "reason": "需协调"}
+    if action == "urge":
+        return {"reason": "请尽快办结"}
     if action == "escalate":
         return {"reason": "市民多次来电", **({"urgency": "urgent"} if order.urgency == "normal" else {})}
     if action == "add_assist":

@@ -190,7 +190,7 @@ def test_only_notified_actions_and_matching_subscriptions_enqueue(db_session, un
     _act(db_session, order, "transfer", unit_id=units["dept2"].id, reason="职责不符")
     _act(db_session, order, "accept")
     _act(db_session, order, "start")
-    _act(db_session, order, "urge")
+    _act(db_session, order, "urge", reason="市民再次来电")
     _act(db_session, order, "reply", text="已修复")
     _act(db_session, order, "callback", satisfied=False)
     _act(db_session, order, "reopen", reason="仍不亮")

@@ -557,3 +557,29 @@ def test_the_cli_answers_a_consultation_from_a_knowledge_entry_and_refuses_a_ret
     assert code != 0 and len(err.strip().splitlines()) == 1 and f"knowledge entry {entry_id}" in err
     code, _, err = cli_run("orders", "act", second, "urge", "-p", f"kb_entry_id={entry_id}")
     assert code != 0 and "only by instant_answer" in err
+
+
+def test_an_urge_needs_its_message_in_the_service_and_on_the_command_line(app_db, cli_run):
+    """催办 without a message (none, or blanks) is refused naming ``reason``: exit 1, one line; with one, recorded."""
+    from cityhub.db import session_scope
+
+    with session_scope() as s:
+        unit = Unit(code="U440111-D01", name="催办城管局", tier=UnitTier.DEPARTMENT)
+        s.add(unit)
+        s.flush()
+        order = submit(s, data={"channel": "hotline", "content": "路灯不亮"}).order
+        service.act(s, order_id=order.id, action="dispatch", actor=ALICE, params={"unit_id": unit.id})
+        number = order.number
+        with pytest.raises(MissingParameter) as refused:
+            service.act(s, order_id=order.id, action="urge", actor=ALICE, params={"reason": "  \n"})
+        assert refused.value.details["field"] == "reason" and refused.value.http_status == 422
+    for extra in ([], ["--reason", "   "]):
+        code, out, err = cli_run("orders", "act", number, "urge", *extra)
+        lines = err.strip().splitlines()
+        assert code == 1 and out == "" and len(lines) == 1 and "'reason'" in lines[0], (extra, out, err)
+    code, out, err = cli_run("orders", "act", number, "urge", "--reason", "市民再次来电")
+    assert code == 0 and out.strip() == f"{number}: urge → dispatched", err
+    with session_scope() as s:
+        urged = s.scalars(select(Order).where(Order.number == number)).one()
+        events = s.scalars(select(OrderEvent).where(OrderEvent.order_id == urged.id).order_by(OrderEvent.id)).all()
+        assert urged.urge_count == 1 and [(e.action, e.reason) for e in events][-1] == ("urge", "市民再次来电")

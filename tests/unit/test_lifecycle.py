@@ -76,7 +76,7 @@ SPEC: dict[Action, Spec] = {
     A.REQUEST_EXTENSION: Spec(frozenset(_WORKING), None, ("days", "reason")),
     A.APPROVE_EXTENSION: Spec(frozenset(_WORKING | {S.SUSPENDED}), None, (), SlaEffect.EXTEND),
     A.REJECT_EXTENSION: Spec(frozenset(_WORKING | {S.SUSPENDED}), None, ("reason",)),
-    A.URGE: Spec(frozenset(_OPEN - {S.RECEIVED}), None),
+    A.URGE: Spec(frozenset(_OPEN - {S.RECEIVED}), None, ("reason",)),
     A.ESCALATE: Spec(frozenset(_OPEN), None, ("reason",)),
     # Happy path: a leader assigns to a unit other than the current lead, so the order goes to that unit.
     A.ASSIGN: Spec(frozenset(_OPEN), S.DISPATCHED, (), SlaEffect.START),
@@ -109,7 +109,7 @@ PARAMS: dict[Action, dict[str, Any]] = {
     A.REQUEST_EXTENSION: {"days": 3, "reason": "需协调施工单位"},
     A.APPROVE_EXTENSION: {},
     A.REJECT_EXTENSION: {"reason": "时限充足"},
-    A.URGE: {},
+    A.URGE: {"reason": "已超期，请尽快办结"},
     A.ESCALATE: {"reason": "多次催办未果"},
     A.ASSIGN: {"unit_id": OTHER},
     A.SUSPEND: {"reason": "等待市民补充材料"},
@@ -564,8 +564,8 @@ def test_apply_does_not_mutate_the_params_or_view() -> None:
 
 
 def test_payload_drops_blank_optional_params() -> None:
-    outcome = apply(_held(), A.URGE, {"note": "  ", "by": "supervisor", "x": None})
-    assert outcome.payload == {"by": "supervisor"}
+    outcome = apply(_held(), A.URGE, {"reason": "尽快", "note": "  ", "by": "supervisor", "x": None})
+    assert outcome.payload == {"reason": "尽快", "by": "supervisor"}
 
 
 # --- main paths end to end ------------------------------------------------------------------------

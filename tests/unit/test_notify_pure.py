@@ -58,7 +58,7 @@ def test_signature_round_trip_and_tampering():
         (State.IN_PROGRESS, 1, "reply", {"text": "done"}, Topic.REPLY),
         (State.REPLIED, 1, "callback", {"satisfied": True}, Topic.CALLBACK),
         (State.DISPATCHED, 1, "accept", {}, None),
-        (State.IN_PROGRESS, 1, "urge", {}, None),
+        (State.IN_PROGRESS, 1, "urge", {"reason": "请尽快处理"}, None),
         (State.REPLIED, 1, "close", {"reason": "r", "resolved": True}, None),
     ],
 )

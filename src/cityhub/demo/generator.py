@@ -1075,7 +1075,13 @@ class DemoGenerator:
         if warn is not None and reply_at > warn and rng.random() < 0.5:
             urge_at = self.cal.add_work_seconds(max(warn, sim.now), rng.uniform(0.5, 4) * hour)
             if urge_at < reply_at:
-                sim.act(Action.URGE, urge_at, rng.choice(corpus.SUPERVISORS), unit=SUBCENTRE_CODE)
+                sim.act(
+                    Action.URGE,
+                    urge_at,
+                    rng.choice(corpus.SUPERVISORS),
+                    unit=SUBCENTRE_CODE,
+                    reason="即将超时，请抓紧办理",
+                )
         if due is not None and reply_at > due and rng.random() < 0.7:
             urge_at = self.cal.add_work_seconds(max(due, sim.now), rng.uniform(1, 8) * hour)
             if urge_at < reply_at:

@@ -161,8 +161,10 @@ def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
     if isinstance(exc, InvalidTransition):
         if m := _REQUIRED.fullmatch(exc.reason or ""):
             name = m.group(1)
-            # A list left at "—" (是否满意, 单位) is chosen from, not filled in.
-            fields[name] = t("err.choose" if name in _CHOSEN_FIELDS else "err.required", field=t(f"field.{name}"))
+            # Named as the action's form labels it (催办's reason is its 催办内容), else by its general name; a list
+            # left at "—" (是否满意, 单位) is chosen from, not filled in.
+            label = t(f"field.{exc.action}.{name}", t(f"field.{name}"))
+            fields[name] = t("err.choose" if name in _CHOSEN_FIELDS else "err.required", field=label)
             return t("err.validation"), fields
         if field_name := _typed_field(exc.reason or ""):
             # What was typed is wrong, not the order's state: say it at the field.
@@ -923,7 +925,7 @@ ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
     Action.REQUEST_EXTENSION: (("days", "days", True), ("reason", "reason", True)),
     Action.APPROVE_EXTENSION: (("days", "days", False), ("reason", "reason", False)),  # days: fewer than asked
     Action.REJECT_EXTENSION: (("reason", "reason", True),),
-    Action.URGE: (("reason", "reason", False),),
+    Action.URGE: (("reason", "reason", True),),
     Action.ESCALATE: (("reason", "reason", True), ("urgency", "urgency", False)),
     Action.ASSIGN: (("unit_id", "unit", False), ("reason", "reason", False)),
     Action.SUSPEND: (("reason", "reason", True),),

@@ -308,7 +308,8 @@ TRANSITIONS: dict[Action, Rule] = {
         WORKING_STATES | {State.SUSPENDED}, None, (), (_pending_extension, _granted_days), SlaEffect.EXTEND
     ),
     Action.REJECT_EXTENSION: Rule(WORKING_STATES | {State.SUSPENDED}, None, ("reason",), (_pending_extension,)),
-    Action.URGE: Rule(_OPEN_NOT_RECEIVED, None),
+    # 催办: what the supervisor tells the unit (``reason``) is the point of it — an urge without a word says nothing.
+    Action.URGE: Rule(_OPEN_NOT_RECEIVED, None, ("reason",)),
     # 升级: one level up, optionally with a higher urgency (a monitoring alarm left unacknowledged).
     Action.ESCALATE: Rule(OPEN_STATES, None, ("reason",), (_raises_urgency,)),
     Action.ASSIGN: Rule(OPEN_STATES, _assign_target, (), (), SlaEffect.START),
