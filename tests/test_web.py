@@ -25,7 +25,7 @@ from cityhub.auth.models import AuthSession
 from cityhub.config import get_settings
 from cityhub.db import reset_engine, session_scope, utcnow
 from cityhub.dispatch import background
-from cityhub.intake.dedupe import get_dedupe_settings
+from cityhub.intake.dedupe import auto_merge_params, get_dedupe_settings
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate
@@ -1582,7 +1582,24 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     assert f'合并 → <a href="/orders/{master.id}">{master.number}</a>' in merged_step
     master_page = disp.get(f"/orders/{master.id}").text
     assert re.search(rf'data-testid="merge">并入本单的工单 <a href="/orders/{dup.id}">{dup.number}</a>', master_page)
+    # The master's trail tells its handler too: who merged which appeal into it, when (by hand: no 自动).
+    joined = re.search(r'<tr data-action="merged_in">.*?</tr>', master_page, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert f'<td>并入诉求 ← <a href="/orders/{dup.id}">{dup.number}</a></td>' in joined and "黄派单" in joined
     assert _act(disp, _order().id, "merge", master_id="BY00000000-999999").status_code == 422
+    # Merged by the duplicate check (as intake does): 自动, in either language.
+    again = _order()
+    with session_scope() as s:
+        master_row = s.get(Order, master.id)
+        orders.act(s, order_id=again.id, action="merge", params=auto_merge_params(master_row, 0.97))  # type: ignore[arg-type]
+    master_page = disp.get(f"/orders/{master.id}").text
+    auto = re.findall(r'<tr data-action="merged_in">.*?</tr>', master_page, flags=re.S)[-1]
+    assert f'<td>并入诉求（自动） ← <a href="/orders/{again.id}">{again.number}</a></td>' in auto
+    merged_step = re.search(r'<tr data-action="merge">.*?</tr>', disp.get(f"/orders/{again.id}").text, flags=re.S)
+    assert merged_step and f'<td>合并（自动） → <a href="/orders/{master.id}">' in merged_step.group(0)
+    english = disp.get("/lang/en", params={"next": f"/orders/{master.id}"}).text
+    rows = re.findall(r'<tr data-action="merged_in">.*?</tr>', english, flags=re.S)
+    assert f'<td>Appeal merged in ← <a href="/orders/{dup.id}">{dup.number}</a></td>' in rows[0]
+    assert f'<td>Appeal merged in (automatic) ← <a href="/orders/{again.id}">{again.number}</a></td>' in rows[1]
 
 
 def test_the_unit_picker_groups_units_by_tier_and_leaves_out_the_district(org) -> None:
@@ -2745,9 +2762,11 @@ def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> N
     for job in (*JOBS, background.JOB_NAME, retrain.JOB_NAME):  # the status page names every job run
         assert f"job.{job}" in zh, job
     from cityhub.workorders import recompute
+    from cityhub.workorders.models import MERGED_IN
 
-    # The audit trail's events that are not life-cycle actions: the time-limit sweep's marks and recomputations.
-    for event in ("sla_warning", "sla_overdue", "sla_accept_overdue", recompute.ACTION):
+    # The audit trail's events that are not life-cycle actions: the time-limit sweep's marks and recomputations, an
+    # appeal merged into the order.
+    for event in ("sla_warning", "sla_overdue", "sla_accept_overdue", recompute.ACTION, MERGED_IN):
         assert f"action.{event}" in zh, event
     from cityhub.monitoring.rules import DETECTIONS, MEASURES
 

@@ -15,6 +15,7 @@ from cityhub.intake import dedupe
 from cityhub.intake.service import submit
 from cityhub.org.models import Unit, UnitTier
 from cityhub.org.places import Place as OrgPlace
+from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Order, OrderEvent
 from cityhub.workorders.schemas import OrderCreate
@@ -49,9 +50,9 @@ def places(db_session):
     return {"s1": s1, "s2": s2, "c1": c1, "c2": c2, "dept": dept}
 
 
-def _intake(db_session, content, *, at=T0, **extra):
+def _intake(db_session, content, *, at=T0, actor=orders.SYSTEM, **extra):
     data = {"channel": "hotline", "appeal_type": "complaint", "content": content, "created_at": at, **extra}
-    result = submit(db_session, data=data)
+    result = submit(db_session, data=data, actor=actor)
     db_session.commit()  # the index sees committed orders only
     return result
 
@@ -59,7 +60,11 @@ def _intake(db_session, content, *, at=T0, **extra):
 def test_near_identical_appeal_at_the_same_place_is_auto_merged_and_audited(db_session, places):
     first = _intake(db_session, GARBAGE, community_code="DD440111001001")
     assert first.dedupe_action == dedupe.DedupeAction.NONE and first.duplicates == []
-    again = _intake(db_session, GARBAGE_AGAIN, at=T0 + timedelta(hours=3), community_code="DD440111001001")
+    version = first.order.version
+    operator = orders.Actor(name="话务员小王", role="operator")
+    again = _intake(
+        db_session, GARBAGE_AGAIN, at=T0 + timedelta(hours=3), community_code="DD440111001001", actor=operator
+    )
     assert again.dedupe_action == dedupe.DedupeAction.AUTO_MERGE
     assert [d.order.id for d in again.duplicates] == [first.order.id]
     assert again.duplicates[0].place == dedupe.PlaceMatch.SAME
@@ -68,9 +73,17 @@ def test_near_identical_appeal_at_the_same_place_is_auto_merged_and_audited(db_s
     event = db_session.scalars(
         select(OrderEvent).where(OrderEvent.order_id == merged.id).order_by(OrderEvent.id.desc())
     ).first()
-    assert event.action == "merge" and event.to_state == State.MERGED.value
+    assert event.action == "merge" and event.to_state == State.MERGED.value and event.payload["auto"] is True
     assert event.reason.startswith(f"auto-merge: duplicate of {first.order.number}, score 0.")
-    assert db_session.get(Order, first.order.id).state == State.RECEIVED
+    master = db_session.get(Order, first.order.id)
+    assert master.state == State.RECEIVED
+    # The master's trail says so too: which order joined it, that the duplicate check merged it, who received it,
+    # when. The master itself is not changed (its version stays: whoever works on it is not refused meanwhile).
+    joined = orders.history(db_session, order_id=master.id)[-1]
+    assert (joined.action, joined.actor_name, joined.at, joined.reason) == ("merged_in", "话务员小王", event.at, None)
+    assert joined.payload == {"merged_id": merged.id, "merged_number": merged.number, "auto": True}
+    assert joined.to_state == State.RECEIVED.value and joined.id > event.id
+    assert master.version == version
 
 
 def test_a_third_report_is_merged_into_the_open_master_not_into_the_merged_copy(db_session, places):
@@ -285,6 +298,12 @@ def test_api_creation_leaves_the_duplicate_check_to_the_background_dispatcher(ad
     assert background.run_once() == {"checked": 1, "merged": 1}
     merged = admin_client.get(f"/api/v1/orders/{again.json()['id']}").json()
     assert merged["state"] == State.MERGED.value and merged["master_order_id"] == first.json()["id"]
+    # The master's trail (the API's event list) names the order the background dispatcher merged into it.
+    trail = admin_client.get(f"/api/v1/orders/{first.json()['id']}/events").json()
+    assert [e["action"] for e in trail] == ["create", "merged_in"]
+    assert trail[-1]["actor_name"] == "auto-merge"
+    assert trail[-1]["payload"] == {"merged_id": merged["id"], "merged_number": merged["number"], "auto": True}
+    assert admin_client.get(f"/api/v1/orders/{first.json()['id']}").json()["version"] == first.json()["version"]
 
 
 def test_api_creation_merges_a_duplicate_at_once_when_told_to(admin_client, db_session, places, monkeypatch):

@@ -30,7 +30,7 @@ from cityhub.workorders import recompute
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import seed_default_taxonomy
 from cityhub.workorders.lifecycle import Action, State
-from cityhub.workorders.models import Category, Channel, Order
+from cityhub.workorders.models import MERGED_IN, Category, Channel, Order
 from cityhub.workorders.scheduled import sla_sweep
 from cityhub.workorders.schemas import OrderCreate
 
@@ -547,10 +547,13 @@ def test_internal_audit_events_are_not_public_updates(db_session) -> None:
     ):
         at += timedelta(minutes=10)
         orders.act(s, order_id=order.id, action=action, params=params, now=at)
+    # Another citizen's appeal merged into it: an entry on its trail for the units, not for the public.
+    dup, _ = orders.create_order(s, data=OrderCreate(channel=Channel.WEB, content="路灯还是不亮", created_at=at))
+    orders.act(s, order_id=dup.id, action=Action.MERGE, params={"master_id": order.id}, now=at + timedelta(minutes=5))
     s.flush()
 
     trail = {e.action: e for e in orders.history(s, order_id=order.id)}
-    internal = {"sla_accept_overdue", "sla_recompute", "comment", "assist_accept", "assist_reply"}
+    internal = {"sla_accept_overdue", "sla_recompute", "comment", "assist_accept", "assist_reply", MERGED_IN}
     assert internal <= set(trail)
     assert set(trail) <= {a.value for a in georeport.ACTION_LABELS} | georeport.INTERNAL_ACTIONS
     updates = georeport.list_updates(s, service_request_id=order.number, now=monday + timedelta(days=1))
@@ -563,7 +566,7 @@ def test_every_life_cycle_action_is_either_labelled_or_internal() -> None:
     labelled = {a.value for a in georeport.ACTION_LABELS}
     assert not labelled & georeport.INTERNAL_ACTIONS
     assert {a.value for a in Action} <= labelled | georeport.INTERNAL_ACTIONS
-    assert recompute.ACTION in georeport.INTERNAL_ACTIONS
+    assert recompute.ACTION in georeport.INTERNAL_ACTIONS and MERGED_IN in georeport.INTERNAL_ACTIONS
 
 
 # --- errors ------------------------------------------------------------------------------------------------

@@ -295,6 +295,64 @@ def test_merge_and_instant_answer(db_session, units):
     assert answered.state == State.CLOSED_RESOLVED and answered.instant_answered
 
 
+def test_a_merge_is_told_on_the_masters_trail_and_does_not_refuse_its_handler(db_engine, db_session, units):
+    """合并 said so on the merged order's trail only: the master's handler never learnt that another appeal joined
+    it. Now the master's trail names it — who merged it, when, its number, by hand — while the master itself is not
+    changed: its handler, in the middle of an action or acting later on the version they read before the merge, is
+    not refused as if someone had changed the order. Two connections, as two requests."""
+    import concurrent.futures
+
+    from sqlalchemy.orm import Session
+
+    master = _new(db_session, external_id="mm-1")
+    dup = _new(db_session, external_id="mm-2", citizen_name="李四", citizen_phone="13900002222")
+    _act(db_session, master, "dispatch", MONDAY, unit_id=units["dept"].id)
+    db_session.commit()
+    read = master.version
+    lead = service.Actor(name="城管局承办人", role="handler", unit_id=units["dept"].id)
+    merger = service.Actor(name="区派单员", role="dispatcher", unit_id=units["district"].id)
+    merged_at = MONDAY + timedelta(hours=1)
+
+    def merge() -> None:
+        with Session(bind=db_engine) as other:
+            params = {"master_id": master.id, "reason": "同一路段路灯"}
+            service.act(other, order_id=dup.id, action="merge", actor=merger, params=params, now=merged_at)
+            other.commit()
+
+    with Session(bind=db_engine) as handler:
+        # The handler's accept holds the master (PostgreSQL: its row; SQLite: the write lock) while the merge runs.
+        service.act(handler, order_id=master.id, action="accept", actor=lead, expected_version=read, now=MONDAY)
+        handler.flush()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            merging = pool.submit(merge)
+            handler.commit()
+            merging.result(timeout=60)
+        # Acting again with the version the accept left, after the merge committed: not refused.
+        after = service.act(
+            handler, order_id=master.id, action="start", actor=lead, expected_version=read + 1, now=MONDAY
+        )
+        handler.commit()
+        assert after.version == read + 2 and after.state == State.IN_PROGRESS
+
+    db_session.expire_all()
+    trail = service.history(db_session, order_id=master.id)
+    assert [e.action for e in trail] == ["create", "dispatch", "accept", "merged_in", "start"]
+    joined = trail[3]
+    assert (joined.actor_name, joined.unit_id, joined.at, joined.reason) == (
+        "区派单员",
+        units["district"].id,
+        merged_at,
+        None,
+    )
+    assert joined.payload == {"merged_id": dup.id, "merged_number": dup.number, "auto": False}
+    # The state the merge found the master in (before or after the accept committed): the merge did not move it.
+    assert joined.from_state is None and joined.to_state in (State.DISPATCHED.value, State.ACCEPTED.value)
+    assert db_session.get(Order, dup.id).state == State.MERGED
+    # Read through the API's schema, as staff and as a masked reader: the other appeal's number, nothing personal.
+    shown = EventRead.model_validate(joined).masked(known=(master.citizen_name, master.citizen_phone))
+    assert shown.payload == joined.payload and "李四" not in shown.model_dump_json()
+
+
 def test_intake_is_idempotent_per_channel(db_session, units):
     first = _new(db_session, external_id="ext-1")
     again = submit(db_session, data={"channel": "hotline", "content": "x", "external_id": "ext-1"}).order

@@ -138,3 +138,31 @@ def test_an_order_without_a_phone_cannot_be_looked_up(world) -> None:
     made = world["admin"].post("/api/v1/orders", json={"channel": "web", "content": "匿名反映占道经营"}).json()
     answer = world["client"].post("/api/v1/track", json={"number": made["number"], "phone": PHONE})
     assert answer.status_code == 404
+
+
+def test_another_appeal_merged_in_is_not_shown_to_the_citizen(world) -> None:
+    """A second citizen's appeal merged into this one leaves an entry on this order's trail for the units; the
+    citizen looking up their appeal is not shown it, nor the other appeal's number, name or phone."""
+    admin = world["admin"]
+    other = admin.post(
+        "/api/v1/orders",
+        json={
+            "channel": "hotline",
+            "content": "云景路3号路灯不亮",
+            "citizen_name": "李四",
+            "citizen_phone": "13900002222",
+        },
+    ).json()
+    merged = admin.post(f"/api/v1/orders/{other['id']}/actions/merge", json={"master_id": world["id"]})
+    assert merged.status_code == 200, merged.text
+    staff = admin.get(f"/api/v1/orders/{world['id']}/events").json()
+    assert staff[-1]["action"] == "merged_in" and staff[-1]["payload"]["merged_number"] == other["number"]
+    c = world["client"]
+    found = c.post("/api/v1/track", json={"number": world["number"], "phone": PHONE})
+    assert [m["action"] for m in found.json()["milestones"]] == ["create", "dispatch", "accept", "reply"]
+    page = c.post(
+        "/track", data={"number": world["number"], "phone": PHONE, "csrf_token": _token(c.get("/track").text)}
+    )
+    assert page.status_code == 200 and 'data-testid="track-order"' in page.text
+    for answer in (found.text, page.text):
+        assert other["number"] not in answer and "李四" not in answer and "13900002222" not in answer

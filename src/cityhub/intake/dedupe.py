@@ -143,6 +143,17 @@ class DedupeAction(enum.StrEnum):
     AUTO_MERGE = "auto_merge"
 
 
+def auto_merge_params(master: Order, score: float) -> dict[str, Any]:
+    """The MERGE action's parameters when the duplicate check merges an appeal into ``master`` on its own: the
+    reason in the form the pages translate (``web.machine_text``: 自动合并), marked ``auto`` — in the merged order's
+    event and the master's (:data:`cityhub.workorders.models.MERGED_IN`)."""
+    return {
+        "master_id": master.id,
+        "reason": f"auto-merge: duplicate of {master.number}, score {score:.2f}",
+        "auto": True,
+    }
+
+
 class PlaceMatch(enum.StrEnum):
     SAME = "same"  # same community, coordinates within the radius, or one address contains the other
     SAME_STREET = "same_street"  # same street, community unknown on one side
@@ -605,10 +616,7 @@ def process(
             order_id=order.id,
             action=LifecycleAction.MERGE,
             actor=actor or orders.SYSTEM,
-            params={
-                "master_id": result.master.id,
-                "reason": f"auto-merge: duplicate of {result.master.number}, score {score:.2f}",
-            },
+            params=auto_merge_params(result.master, score),
         )
     return result
 

@@ -283,7 +283,7 @@ def merge_if_duplicate(
             order_id=order.id,
             action=Action.MERGE,
             actor=actor,
-            params={"master_id": master.id, "reason": f"auto-merge: duplicate of {master.number}, score {score:.2f}"},
+            params=dedupe.auto_merge_params(master, score),
             new_order=order,
         )
     except CityhubError as exc:

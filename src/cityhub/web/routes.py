@@ -64,7 +64,16 @@ from cityhub.workorders.lifecycle import (
     Action,
     State,
 )
-from cityhub.workorders.models import OVERDUE_NOW_SQL, AppealType, Category, Channel, Order, SlaStatus, Urgency
+from cityhub.workorders.models import (
+    MERGED_IN,
+    OVERDUE_NOW_SQL,
+    AppealType,
+    Category,
+    Channel,
+    Order,
+    SlaStatus,
+    Urgency,
+)
 from cityhub.workorders.schemas import (
     REASON_MAX_CHARS,
     TEXT_MAX_CHARS,
@@ -1008,8 +1017,8 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
                 "unit": units.get(unit_id or 0),
                 "by_unit": units.get(e.unit_id or 0) if e.unit_id != unit_id else None,
                 "text": payload.get("text") or payload.get("answer") or payload.get("content"),
-                # 拆单: the order the split made; 合并: the order this one was merged into — (id, number), linked
-                # where the reader may open it.
+                # 拆单: the order the split made; 合并: the order this one was merged into, and on that master the
+                # order merged into it — (id, number), linked where the reader may open it.
                 "part": _linked_order(db, scope, e.action, payload),
                 "kb_entry_id": payload.get("kb_entry_id"),
                 # The files an upload added (``workorders.files.attach``): named in the trail, opened from the facts.
@@ -1033,10 +1042,13 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
 
 def _linked_order(db: Session, scope: Scope, action: str, payload: dict[str, Any]) -> tuple[int | None, str] | None:
     """The other order an event names: a split's new order, a merge's master (its trail said 合并 and not into
-    which order) — (id, number), the id None where the reader (``scope``) may not open it."""
+    which order), on the master the order merged into it — (id, number), the id None where the reader (``scope``)
+    may not open it."""
     number, part_id = payload.get("part_number"), payload.get("part_id")
     if action == Action.MERGE.value and isinstance(master_id := payload.get("master_id"), int):
         part_id, number = master_id, db.scalar(select(Order.number).where(Order.id == master_id))
+    if action == MERGED_IN:
+        part_id, number = payload.get("merged_id"), payload.get("merged_number")
     if not isinstance(number, str):
         return None
     visible = isinstance(part_id, int) and order_in_scope(db, scope, part_id)

@@ -361,6 +361,12 @@ def _drop_search_index(_table: Any, conn: Any, **_kw: Any) -> None:
     drop_index(conn)
 
 
+# 合并, seen from the master: the event on the order another was merged into, naming that order (``merged_id``,
+# ``merged_number``) and whether intake's duplicate check merged it (``auto``). No life-cycle action — the master's
+# state, fields and version stay as they are (``workorders.service.act`` writes it with the merge).
+MERGED_IN = "merged_in"
+
+
 class OrderEvent(Base):
     """One entry of an order's audit trail: who did what, when, from which state to which, and why."""
 

@@ -18,7 +18,7 @@ from cityhub.org.places import PlaceSource
 from cityhub.org.schemas import phone_number
 from cityhub.timerange import RequestTime, answer_times
 from cityhub.workorders.lifecycle import State
-from cityhub.workorders.models import AppealType, Channel, SlaStatus, Urgency, default_appeal_type
+from cityhub.workorders.models import MERGED_IN, AppealType, Channel, SlaStatus, Urgency, default_appeal_type
 
 # Characters that show nothing: an appeal made only of these is empty. NUL is refused outright (PostgreSQL cannot
 # store it in text).
@@ -277,11 +277,12 @@ def shown_actor(actor_id: int | None, actor_name: str, *, citizen_user_id: int |
 EVENT_TEXTS = ("text", "answer", "content", "title")
 
 # Events internal to the handling units, shown neither to the public (Open311) nor to the citizen: comments, the
-# assisting units' own steps, and what the system writes about time limits (sweep marks; deadlines moved by a
-# calendar or time-limit edit, :mod:`cityhub.workorders.recompute`).
+# assisting units' own steps, what the system writes about time limits (sweep marks; deadlines moved by a
+# calendar or time-limit edit, :mod:`cityhub.workorders.recompute`), and another citizen's appeal merged into the
+# order (:data:`MERGED_IN`: that appeal is not this citizen's business).
 INTERNAL_EVENTS = frozenset(
     {"comment", "assist_accept", "assist_reply", "assist_return", "sla_warning", "sla_overdue"}
-    | {"sla_accept_overdue", "sla_recompute"}
+    | {"sla_accept_overdue", "sla_recompute", MERGED_IN}
 )
 # Steps whose reason is written to the citizen (why it was closed, cancelled, paused, reopened); other reasons
 # (why a unit returned it, why an extension was asked for or a reply rejected) are between the units.

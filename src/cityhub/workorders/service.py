@@ -41,6 +41,7 @@ from cityhub.workorders.lifecycle import (
 )
 from cityhub.workorders.models import (
     EVER_OVERDUE_SQL,
+    MERGED_IN,
     OVERDUE_NOW_SQL,
     AppealType,
     Attachment,
@@ -329,8 +330,11 @@ def act(
             raise ValidationFailed(f"{name} must not contain NUL characters", details={"field": name})
         if isinstance(value, str):  # the API's schema says the same; the order page and the CLI come here only
             check_length(value, name, _PARAM_LIMITS.get(name, REASON_MAX_CHARS))
-    if params.get("auto") and actor.name != AUTO_DISPATCHER:
-        # The dispatch outcome figures count a dispatch marked so as the engine's: a person cannot claim it.
+    if params.get("auto") and actor.name != AUTO_DISPATCHER and action not in (Action.MERGE, Action.MERGE.value):
+        # ``auto`` marks the engine's own steps: the automatic dispatcher's dispatches — the dispatch outcome figures
+        # count a dispatch marked so as the engine's, a person cannot claim it — and intake's automatic merges
+        # (``intake.dedupe.auto_merge_params``; whoever received the appeal acts). The API's and the pages' action
+        # forms cannot send it.
         raise ValidationFailed(
             f"auto marks the dispatch engine's own dispatches; {actor.name} cannot set it",
             details={"field": "auto"},
@@ -349,8 +353,7 @@ def act(
             unit = unit_directory(session).get(params[name])
             if unit is None or not unit.active:
                 raise ValidationFailed(f"unknown or inactive unit {params[name]}", details={"field": name})
-    if action in (Action.MERGE, Action.MERGE.value):
-        _check_master(session, order, params.get("master_id"))
+    master = _check_master(session, params.get("master_id")) if action in (Action.MERGE, Action.MERGE.value) else None
     if action in (Action.SPLIT, Action.SPLIT.value):
         params = _split_params(session, params)
 
@@ -403,6 +406,8 @@ def act(
     # After every change of the order: the outbox query autoflushes, and the version must move only once.
     notify_service.on_order_event(session, order=order, outcome=outcome, event=event)
     session.flush()
+    if outcome.action == Action.MERGE and master is not None:
+        _note_merged_in(session, master=master, merged=order, actor=actor, now=now, auto=bool(params.get("auto")))
     if part is not None:
         from cityhub.intake.service import route_received
 
@@ -582,9 +587,10 @@ def newest_part(session: Session, order_id: int) -> str | None:
     return session.scalar(select(Order.number).where(Order.split_from_id == order_id).order_by(Order.id.desc()))
 
 
-def _check_master(session: Session, order: Order, master_id: Any) -> None:
+def _check_master(session: Session, master_id: Any) -> Order | None:
+    """The open order a merge names as its master (None when it names none: the table refuses the merge)."""
     if master_id is None:
-        return
+        return None
     master = session.get(Order, master_id)
     if master is None:
         raise ValidationFailed(f"master order {master_id} not found", details={"field": "master_id"})
@@ -593,6 +599,32 @@ def _check_master(session: Session, order: Order, master_id: Any) -> None:
             f"master order {master.number} is {master.state.value}; merge into an open order",
             details={"field": "master_id"},
         )
+    return master
+
+
+def _note_merged_in(session: Session, *, master: Order, merged: Order, actor: Actor, now: datetime, auto: bool) -> None:
+    """合并, the master's side: an entry in the master's trail (:data:`MERGED_IN`) naming the order merged into it
+    — who merged it, when, its number, whether intake's duplicate check did — so the master's handler learns that
+    another appeal joined it. The master itself is not changed: the entry is a row of the trail alone and the
+    master's version stays, so a handler acting on the master meanwhile with the version they read is not refused as
+    if someone had changed the order (on PostgreSQL the insert's foreign-key check waits for the lock such an action
+    holds on the master's row until it commits; then both stand). Internal to the units
+    (``schemas.INTERNAL_EVENTS``): the master's citizen is not shown another citizen's appeal."""
+    session.connection().execute(
+        _insert_event(),
+        {
+            "order_id": master.id,
+            "action": MERGED_IN,
+            "from_state": None,
+            "to_state": master.state.value,
+            "actor_id": actor.user_id,
+            "actor_name": actor.name,
+            "unit_id": actor.unit_id,
+            "at": now,
+            "reason": None,
+            "payload": {"merged_id": merged.id, "merged_number": merged.number, "auto": auto},
+        },
+    )
 
 
 _TIMESTAMP_ON_ENTRY = {
