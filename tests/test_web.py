@@ -2372,6 +2372,52 @@ def test_the_knowledge_base_is_kept_from_its_page_and_feeds_the_instant_answers(
     assert "社保卡丢失补办" not in sup.get("/kb").text and "社保卡丢失补办" in sup.get("/kb?inactive=1").text
 
 
+def test_knowledge_base_edits_read_in_the_configuration_log_in_either_language(org, tmp_path) -> None:
+    """An entry made and edited on the 知识库 page, and one imported, are in 系统日志: by whom, which entry (linked),
+    its fields by their names, the expiry in local time, the import's file — in Chinese and in English."""
+    from cityhub.knowledge.models import KnowledgeEntry
+
+    sup = login("sup")
+    form = {
+        "csrf_token": csrf(sup),
+        "question": "社保卡丢了怎么补办？",
+        "answer": "到社保网点补办。",
+        "keywords": "社保卡",
+    }
+    assert sup.post("/kb", data=form, follow_redirects=False).status_code == 303
+    with session_scope() as s:
+        entry = s.scalars(select(KnowledgeEntry).where(KnowledgeEntry.question == "社保卡丢了怎么补办？")).one()
+        entry_id, version = entry.id, entry.version
+    edit = {**form, "answer": "携带身份证到社保网点补办。", "valid_until": "2030-12-31", "version": str(version)}
+    assert sup.post(f"/kb/{entry_id}", data={**edit, "active": "1"}, follow_redirects=False).status_code == 303
+    path = tmp_path / "kb.csv"
+    path.write_text("question,answer\n公租房申请条件,连续缴纳社保满1年\n", encoding="utf-8")
+    with session_scope() as s:
+        kb.import_entries(s, path=path, actor=orders.Actor(name="周管理"))
+        imported = s.scalars(select(KnowledgeEntry.id).where(KnowledgeEntry.question == "公租房申请条件")).one()
+
+    adm = login("adm")
+    page = adm.get("/admin/log", params={"area": "kb_entry"}).text
+    rows = re.findall(r'<tr data-testid="log-entry" data-area="kb_entry" data-target="(\d+)">(.*?)</tr>', page, re.S)
+    # Newest first (the world's own entry, made before, last).
+    assert [target for target, _ in rows][:3] == [str(imported), str(entry_id), str(entry_id)]
+    text = [re.sub(r"<[^>]+>", "", row) for _, row in rows[:3]]
+    import_row, edit_row, create_row = text
+    assert f'<a href="/kb/{entry_id}">#{entry_id}</a>' in rows[1][1] and "知识库条目" in edit_row
+    assert "陈督办" in create_row and "新建" in create_row and "问题：社保卡丢了怎么补办？" in create_row
+    assert "修改" in edit_row and "答复：到社保网点补办。 → 携带身份证到社保网点补办。" in edit_row
+    assert "失效时间：— → 2031-01-01 00:00" in edit_row  # the end of 2030-12-31, local time, not UTC text
+    assert "周管理" in import_row and "由 kb.csv 导入" in import_row
+    english = adm.get("/lang/en", params={"next": "/admin/log?area=kb_entry"}).text
+    rows = re.findall(r'data-area="kb_entry" data-target="\d+">(.*?)</tr>', english, re.S)
+    import_row, edit_row, create_row = (html_unescape(re.sub(r"<[^>]+>", "", row)) for row in rows[:3])
+    assert (
+        "Knowledge entry" in create_row and "created" in create_row and "question: 社保卡丢了怎么补办？" in create_row
+    )
+    assert "changed" in edit_row and "valid until: — → 2031-01-01 00:00" in edit_row
+    assert "imported from kb.csv" in import_row
+
+
 def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     first, second, _ = (_order(title="餐馆油烟扰民") for _ in range(3))
     lamp = _order("W-JX", title="京溪路灯不亮")

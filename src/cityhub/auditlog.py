@@ -1,12 +1,13 @@
 """The configuration log (操作日志): who changed what the platform runs by, when, from what to what, and why.
 
-An order's own trail is its audit trail (``order_events``); an alarm's is ``alarm_events``. Who may do what, and what
-decides how orders and alarms are handled — units, accounts and their roles, API clients and their keys, categories,
-time-limit rules and the working calendar, sensors and their places, alarm rules and their limits, routing rules and
-automatic-dispatch thresholds — change too, and a supervisor asking why a flood did not alarm needs to see that the
-limit was raised last week, and by whom. Each such change writes one :class:`LogEntry` in the caller's transaction
-(:func:`record`): the area and the thing changed, the action, the fields that changed as ``{field: [before,
-after]}`` (a creation: ``[null, value]``, a deletion: ``[value, null]``), the actor and a reason.
+An order's own trail is its audit trail (``order_events``); an alarm's is ``alarm_events``. Who may do what, and
+what decides how orders and alarms are handled — units, accounts and their roles, API clients and their keys,
+categories, time-limit rules and the working calendar, sensors and their places, alarm rules and their limits,
+routing rules and automatic-dispatch thresholds, the knowledge base's entries that 秒回 answers citizens from — change
+too, and a supervisor asking why a flood did not alarm needs to see that the limit was raised last week, and by
+whom. Each such change writes one :class:`LogEntry` in the caller's transaction (:func:`record`): the area and the
+thing changed, the action, the fields that changed as ``{field: [before, after]}`` (a creation: ``[null, value]``, a
+deletion: ``[value, null]``), the actor and a reason.
 
 Read by administrators: ``GET /api/v1/admin/log``, the page ``/admin/log`` (系统日志), ``cityhub admin-log``.
 """
@@ -35,6 +36,7 @@ AREAS = (
     "alarm_rule",
     "dispatch_rule",
     "dispatch_threshold",
+    "kb_entry",
 )
 
 BigId = BigInteger().with_variant(Integer, "sqlite")

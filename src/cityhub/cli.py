@@ -206,17 +206,21 @@ def admin_log(
         str | None,
         typer.Option(
             help="unit, user, api_client, category, sla_rule, calendar_day, sensor, alarm_rule, dispatch_rule, "
-            "dispatch_threshold"
+            "dispatch_threshold, kb_entry"
         ),
     ] = None,
     target: Annotated[
-        str | None, typer.Option(help="a login name, a rule's id, a day (2027-02-08), a sensor's code, a category's id")
+        str | None,
+        typer.Option(
+            help="a login name, a rule's id, a day (2027-02-08), a sensor's code, a category's id, a knowledge "
+            "entry's id"
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="entries, newest first")] = 50,
 ) -> None:
     """The configuration log (操作日志): who changed accounts, time limits, the calendar, sensors, alarm and routing
-    rules and thresholds, from what to what (tab-separated: time, actor, area, target, action, changes as JSON,
-    reason)."""
+    rules and thresholds, knowledge entries, from what to what (tab-separated: time, actor, area, target, action,
+    changes as JSON, reason)."""
     import json
 
     from cityhub import auditlog

@@ -4,6 +4,8 @@ administrators, refused to others."""
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select
 
 from cityhub import auditlog
@@ -290,3 +292,113 @@ def test_a_time_among_the_changes_is_answered_in_utc_as_every_other(admin_client
     assert created.json()["valid_until"] == "2026-12-31T16:00:00Z"
     entry = admin_client.get("/api/v1/admin/log", params={"area": "dispatch_rule"}).json()["items"][0]
     assert entry["changes"]["valid_until"] == [None, "2026-12-31T16:00:00Z"]
+
+
+def test_knowledge_entries_are_logged_created_changed_retired_and_imported(db_session, tmp_path) -> None:
+    """知识库 edits were in no log: who changed the answer 秒回 gives citizens, and from what, was nowhere. Each
+    change through the service is one entry (area ``kb_entry``, the entry's id) with before and after; an import's
+    entries name the file."""
+    from datetime import UTC, datetime
+
+    from cityhub.knowledge import service as kb
+    from cityhub.knowledge.schemas import EntryCreate, EntryUpdate
+
+    keeper = Actor(name="督办员 陈", role="supervisor")
+    entry = kb.create_entry(
+        db_session,
+        data=EntryCreate(question="居住证怎么办理", answer="到社区服务中心办理。", keywords=["居住证"]),
+        actor=keeper,
+    )
+    until = datetime(2030, 12, 31, 16, 0, tzinfo=UTC)
+    kb.update_entry(
+        db_session,
+        entry_id=entry.id,
+        data=EntryUpdate(answer="携带身份证到社区服务中心办理。", valid_until=until),
+        actor=keeper,
+    )
+    kb.update_entry(
+        db_session, entry_id=entry.id, data=EntryUpdate(answer="携带身份证到社区服务中心办理。"), actor=keeper
+    )
+    kb.deactivate_entry(db_session, entry_id=entry.id, actor=ENGINEER)
+    kb.deactivate_entry(db_session, entry_id=entry.id, actor=ENGINEER)  # already retired: nothing changed
+    path = tmp_path / "kb.csv"
+    path.write_text("question,answer,keywords\n公租房申请条件,连续缴纳社保满1年,公租房\n", encoding="utf-8")
+    kb.import_entries(db_session, path=path, actor=ENGINEER)
+    path.write_text("question,answer\n公租房申请条件,连续缴纳社保满2年\n", encoding="utf-8")
+    kb.import_entries(db_session, path=path, actor=ENGINEER)
+    kb.import_entries(db_session, path=path, actor=ENGINEER)  # the same file again: nothing changed
+    seed = tmp_path / "f4.csv"
+    seed.write_text(
+        "留言编号,留言主题,留言详情,答复意见\n"
+        "101,咨询公积金提取,离职后公积金怎么提取？,离职后账户封存满6个月可申请提取，携带身份证到公积金中心办理。\n",
+        encoding="utf-8",
+    )
+    kb.seed_from_replies(db_session, path=seed)
+    db_session.commit()
+
+    log = list(db_session.scalars(select(auditlog.LogEntry).order_by(auditlog.LogEntry.id)))
+    housing = kb.list_entries(db_session, q="公租房")[0][0]
+    seeded = kb.get_entry_by_source(db_session, source="import:f4:101")
+    assert housing is not None and seeded is not None
+    assert [(e.area, e.target, e.action, e.actor, e.reason) for e in log] == [
+        ("kb_entry", str(entry.id), "create", "督办员 陈", None),
+        ("kb_entry", str(entry.id), "update", "督办员 陈", None),
+        ("kb_entry", str(entry.id), "retire", "运维 张工", None),
+        ("kb_entry", str(housing.id), "create", "运维 张工", "imported from kb.csv"),
+        ("kb_entry", str(housing.id), "update", "运维 张工", "imported from kb.csv"),
+        ("kb_entry", str(seeded.id), "create", "system", "imported from f4.csv"),
+    ]
+    created, changed, retired, imported, reimported, _ = log
+    assert _changes(created) == {
+        "question": [None, "居住证怎么办理"],
+        "answer": [None, "到社区服务中心办理。"],
+        "category_id": [None, None],
+        "keywords": [None, ["居住证"]],
+        "valid_from": [None, None],
+        "valid_until": [None, None],
+        "active": [None, True],
+        "source": [None, None],
+    }
+    assert _changes(changed) == {
+        "answer": ["到社区服务中心办理。", "携带身份证到社区服务中心办理。"],
+        "valid_until": [None, until.isoformat()],
+    }
+    assert _changes(retired) == {"active": [True, False]}
+    assert _changes(imported)["answer"] == [None, "连续缴纳社保满1年"]
+    assert _changes(reimported) == {"answer": ["连续缴纳社保满1年", "连续缴纳社保满2年"], "keywords": [["公租房"], []]}
+
+
+def test_knowledge_entries_changed_over_the_api_and_the_command_line_are_logged(
+    admin_client, app_db, cli_run, tmp_path
+):
+    client = admin_client
+    made = client.post("/api/v1/kb/entries", json={"question": "老年卡怎么办", "answer": "到社区办理。"})
+    assert made.status_code == 201, made.text
+    entry_id = made.json()["id"]
+    patched = client.patch(f"/api/v1/kb/entries/{entry_id}", json={"answer": "带身份证到社区办理。", "version": 1})
+    assert patched.status_code == 200, patched.text
+    assert client.delete(f"/api/v1/kb/entries/{entry_id}").status_code == 200
+    items = client.get("/api/v1/admin/log", params={"area": "kb_entry", "target": str(entry_id)}).json()["items"]
+    assert [(i["action"], i["actor"]) for i in items] == [
+        ("retire", "管理员"),
+        ("update", "管理员"),
+        ("create", "管理员"),
+    ]
+    assert all(i["actor_user_id"] for i in items)
+    assert items[1]["changes"] == {"answer": ["到社区办理。", "带身份证到社区办理。"]}
+
+    code, out, err = cli_run("kb", "add", "--question", "医保怎么转移", "--answer", "到医保窗口办理转移。")
+    assert code == 0, err
+    cli_id = json.loads(out)["id"]
+    assert cli_run("kb", "deactivate", str(cli_id))[0] == 0
+    path = tmp_path / "entries.csv"
+    path.write_text("question,answer\n社保卡补办,到社保网点补办。\n", encoding="utf-8")
+    assert cli_run("kb", "import", str(path))[0] == 0
+    code, out, _ = cli_run("admin-log", "--area", "kb_entry", "--limit", "3")
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert code == 0 and [(f[1], f[4], f[6]) for f in lines] == [
+        ("cli", "create", "imported from entries.csv"),
+        ("cli", "retire", ""),
+        ("cli", "create", ""),
+    ]
+    assert lines[1][3] == lines[2][3] == str(cli_id)

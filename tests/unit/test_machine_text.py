@@ -113,6 +113,12 @@ def test_intake_and_placing_reasons_and_a_persons_own_words() -> None:
         "按分类模型补填分类：城乡建设/物业服务；按地址识别：嘉禾街道"
     )
     assert explain(ZH, "place set to 石井街道 (street only)") == "属地更正为 石井街道（仅街道）"
+    # A knowledge entry an import created or changed, as the configuration log keeps its reason.
+    from cityhub.knowledge.service import IMPORTED_FROM
+
+    imported = IMPORTED_FROM.format(name="知识库 2026.csv")
+    assert explain(ZH, imported) == "由 知识库 2026.csv 导入"
+    assert explain(Translator("en"), imported) == "imported from 知识库 2026.csv"
     # A category a dispatcher (or an instant answer's knowledge entry) set, as the services write it.
     assert explain(ZH, "category set to 城乡建设/供水") == "分类更正为 城乡建设/供水"
     assert explain(ZH, "place found from the text: 稻香街道 / 桂花社区") == "按正文识别：稻香街道 / 桂花社区"

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cityhub.clitools import RejectedRow, fail, id_argument, print_rejected, refuse_if_nothing_imported
+from cityhub.clitools import RejectedRow, cli_actor, fail, id_argument, print_rejected, refuse_if_nothing_imported
 from cityhub.db import session_scope
 
 app = typer.Typer(no_args_is_help=True, help="Knowledge base (知识库) and instant answers (秒回).")
@@ -35,7 +35,7 @@ def import_command(
     from cityhub.knowledge import service
 
     with session_scope() as session:
-        report = service.import_entries(session, path=path)
+        report = service.import_entries(session, path=path, actor=cli_actor())
     typer.echo(report.model_dump_json())
     print_rejected(path.name, [RejectedRow(r["row"], r["field"], r["reason"]) for r in report.rejected])
     typer.echo(
@@ -56,7 +56,9 @@ def seed_replies_command(
     from cityhub.knowledge import service
 
     with session_scope() as session:
-        report = service.seed_from_replies(session, path=path, source_prefix=source_prefix, limit=limit)
+        report = service.seed_from_replies(
+            session, path=path, source_prefix=source_prefix, limit=limit, actor=cli_actor()
+        )
     typer.echo(report.model_dump_json())
 
 
@@ -131,7 +133,7 @@ def add_command(
             )
         except ValidationError as exc:
             raise fail(validation_problem(exc, "entry")) from None
-        entry = service.create_entry(session, data=data)
+        entry = service.create_entry(session, data=data, actor=cli_actor())
         typer.echo(json.dumps({"id": entry.id, "version": entry.version}, ensure_ascii=False))
 
 
@@ -141,7 +143,7 @@ def deactivate_command(entry_id: Annotated[int, id_argument("knowledge entry", "
     from cityhub.knowledge import service
 
     with session_scope() as session:
-        entry = service.deactivate_entry(session, entry_id=entry_id)
+        entry = service.deactivate_entry(session, entry_id=entry_id, actor=cli_actor())
         typer.echo(f"entry {entry.id} deactivated")
 
 

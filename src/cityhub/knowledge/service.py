@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from cityhub import auditlog
 from cityhub.config import get_settings
 from cityhub.db import contains_text, database_key, rowcount, utcnow
 from cityhub.errors import Conflict, NotFound, ValidationFailed, refuse_nulls
@@ -135,8 +136,39 @@ def _check_category(session: Session, category_id: int | None) -> None:
         raise ValidationFailed(f"unknown category_id {category_id}", details={"field": "category_id"})
 
 
-def create_entry(session: Session, *, data: EntryCreate) -> KnowledgeEntry:
-    """Add an entry to the knowledge base."""
+# What the configuration log (cityhub.auditlog) keeps of a knowledge entry, before and after a change: what can be
+# set, whether it is active, and where it came from.
+_ENTRY_FACTS = ("question", "answer", "category_id", "keywords", "valid_from", "valid_until", "active", "source")
+# The reason of the log's entries an import writes (the pages translate it: ``web.machine_text``, why.imported_from).
+IMPORTED_FROM = "imported from {name}"
+
+
+def _entry_facts(entry: KnowledgeEntry) -> dict[str, Any]:
+    return auditlog.snapshot(entry, _ENTRY_FACTS)
+
+
+def _log_entry(
+    session: Session,
+    entry: KnowledgeEntry,
+    action: str,
+    actor: orders.Actor,
+    before: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    auditlog.record(
+        session,
+        actor=actor,
+        area="kb_entry",
+        target=str(entry.id),
+        action=action,
+        before=before,
+        after=_entry_facts(entry),
+        reason=reason,
+    )
+
+
+def create_entry(session: Session, *, data: EntryCreate, actor: orders.Actor = orders.SYSTEM) -> KnowledgeEntry:
+    """Add an entry to the knowledge base (written into the configuration log)."""
     _check_category(session, data.category_id)
     if data.source and get_entry_by_source(session, source=data.source) is not None:
         raise Conflict(f"an entry from source '{data.source}' exists already", details={"field": "source"})
@@ -144,6 +176,7 @@ def create_entry(session: Session, *, data: EntryCreate) -> KnowledgeEntry:
     entry = KnowledgeEntry(**data.model_dump(), active=True, created_at=now, updated_at=now)
     session.add(entry)
     session.flush()
+    _log_entry(session, entry, "create", actor)
     bump_revision(session)
     return entry
 
@@ -163,8 +196,11 @@ def require_entry(session: Session, *, entry_id: int) -> KnowledgeEntry:
     return entry
 
 
-def update_entry(session: Session, *, entry_id: int, data: EntryUpdate) -> KnowledgeEntry:
-    """Change an entry; a stale ``data.version`` raises Conflict."""
+def update_entry(
+    session: Session, *, entry_id: int, data: EntryUpdate, actor: orders.Actor = orders.SYSTEM
+) -> KnowledgeEntry:
+    """Change an entry (what changed written into the configuration log); a stale ``data.version`` raises
+    Conflict."""
     entry = require_entry(session, entry_id=entry_id)
     if data.version is not None and data.version != entry.version:
         raise Conflict(
@@ -182,6 +218,7 @@ def update_entry(session: Session, *, entry_id: int, data: EntryUpdate) -> Knowl
     valid_until = changes.get("valid_until", entry.valid_until)
     if valid_from and valid_until and valid_until <= valid_from:
         raise ValidationFailed("valid_until must be after valid_from", details={"field": "valid_until"})
+    before = _entry_facts(entry)
     changed = False
     for name, value in changes.items():
         if isinstance(value, str):
@@ -192,17 +229,21 @@ def update_entry(session: Session, *, entry_id: int, data: EntryUpdate) -> Knowl
     if changed:
         entry.updated_at = utcnow()
         session.flush()
+        _log_entry(session, entry, "update", actor, before)
         bump_revision(session)
     return entry
 
 
-def deactivate_entry(session: Session, *, entry_id: int) -> KnowledgeEntry:
-    """Take an entry out of the suggestions (it stays for the audit trail of the orders it answered)."""
+def deactivate_entry(session: Session, *, entry_id: int, actor: orders.Actor = orders.SYSTEM) -> KnowledgeEntry:
+    """Take an entry out of the suggestions (it stays for the audit trail of the orders it answered), written into
+    the configuration log as retired."""
     entry = require_entry(session, entry_id=entry_id)
     if entry.active:
+        before = _entry_facts(entry)
         entry.active = False
         entry.updated_at = utcnow()
         session.flush()
+        _log_entry(session, entry, "retire", actor, before)
         bump_revision(session)
     return entry
 
@@ -257,11 +298,12 @@ def parse_valid_until(text: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=tz)
 
 
-def import_entries(session: Session, *, path: Path) -> ImportResult:
+def import_entries(session: Session, *, path: Path, actor: orders.Actor = orders.SYSTEM) -> ImportResult:
     """Import entries from a table (CSV or Excel) with columns question, answer[, category, keywords, valid_until].
 
     Rows are matched to active entries by their question text, so that re-importing a corrected file updates
-    its entries instead of duplicating them.
+    its entries instead of duplicating them. Each entry created or changed is written into the configuration log,
+    by ``actor``, naming the file.
     """
     from cityhub.org.service import read_table
 
@@ -272,7 +314,8 @@ def import_entries(session: Session, *, path: Path) -> ImportResult:
     existing = {e.question: e for e in session.scalars(select(KnowledgeEntry).where(KnowledgeEntry.active.is_(True)))}
     report = ImportResult()
     report.rows += table.reject_unread(report.reject)
-    return _upsert_all(session, known=existing, items=_import_rows(session, table, report), report=report)
+    items = _import_rows(session, table, report)
+    return _upsert_all(session, known=existing, items=items, report=report, actor=actor, source=path.name)
 
 
 # (key, fields of a new entry only, fields compared and updated)
@@ -322,11 +365,19 @@ def _import_rows(session: Session, table: Any, report: ImportResult) -> Iterator
 
 
 def _upsert_all(
-    session: Session, *, known: dict[str, KnowledgeEntry], items: Iterable[_Item], report: ImportResult
+    session: Session,
+    *,
+    known: dict[str, KnowledgeEntry],
+    items: Iterable[_Item],
+    report: ImportResult,
+    actor: orders.Actor,
+    source: str,
 ) -> ImportResult:
-    """Create the entries of ``items`` whose key is not ``known``, update those whose fields differ; count each."""
-    changed = False
+    """Create the entries of ``items`` whose key is not ``known``, update those whose fields differ; count each, and
+    write each created or changed entry into the configuration log (by ``actor``, the reason naming the file
+    ``source``)."""
     now = utcnow()
+    logged: list[tuple[KnowledgeEntry, dict[str, Any] | None]] = []  # (entry, its facts before; None: new)
     for key, fixed, fields in items:
         entry = known.get(key)
         if entry is None:
@@ -334,17 +385,20 @@ def _upsert_all(
             session.add(entry)
             known[key] = entry
             report.created += 1
-            changed = True
+            logged.append((entry, None))
         elif any(getattr(entry, k) != v for k, v in fields.items()):
+            logged.append((entry, _entry_facts(entry)))
             for k, v in fields.items():
                 setattr(entry, k, v)
             entry.updated_at = now
             report.updated += 1
-            changed = True
         else:
             report.unchanged += 1
-    if changed:
-        session.flush()
+    if logged:
+        session.flush()  # the new entries' ids, which the log names
+        reason = IMPORTED_FROM.format(name=source)
+        for entry, before in logged:
+            _log_entry(session, entry, "create" if before is None else "update", actor, before, reason)
         bump_revision(session)
     return report
 
@@ -367,13 +421,19 @@ def reply_to_entry(title: str, detail: str, reply: str) -> tuple[str, str, list[
 
 
 def seed_from_replies(
-    session: Session, *, path: Path, source_prefix: str = "import:f4", limit: int | None = None
+    session: Session,
+    *,
+    path: Path,
+    source_prefix: str = "import:f4",
+    limit: int | None = None,
+    actor: orders.Actor = orders.SYSTEM,
 ) -> ImportResult:
     """Build entries from a messages-with-replies CSV (留言编号, 留言主题, 留言详情, 答复意见).
 
     The reply's greetings, acknowledgements, forwarding notes, sign-offs and dates are stripped; replies that
     are only a forwarding note or boilerplate are skipped. Each entry's source is ``<prefix>:<留言编号>``, so
-    running the seed again updates instead of duplicating.
+    running the seed again updates instead of duplicating. Each entry created or changed is written into the
+    configuration log as an import's (by ``actor``, naming the file).
     """
     from cityhub.org.service import read_table
 
@@ -414,7 +474,7 @@ def seed_from_replies(
             source = f"{source_prefix}:{message_id}"
             yield source, {"source": source}, {"question": question, "answer": answer, "keywords": keywords}
 
-    return _upsert_all(session, known=known, items=items(), report=report)
+    return _upsert_all(session, known=known, items=items(), report=report, actor=actor, source=path.name)
 
 
 # --- retrieval ----------------------------------------------------------------------------------------------------

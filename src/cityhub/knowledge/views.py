@@ -93,8 +93,9 @@ def list_entries(
     response_model=EntryRead,
     dependencies=[Depends(require(permissions.KB_MANAGE))],
 )
-def create_entry(body: EntryCreate, db: DbSession) -> EntryRead:
-    return EntryRead.model_validate(service.create_entry(db, data=body))
+def create_entry(body: EntryCreate, db: DbSession, actor: CurrentActor) -> EntryRead:
+    """Add an entry (written into the configuration log, as every change of the entries)."""
+    return EntryRead.model_validate(service.create_entry(db, data=body, actor=actor))
 
 
 @router.get("/entries/{entry_id}", response_model=EntryRead)
@@ -111,9 +112,9 @@ def get_entry(entry_id: int, db: DbSession, principal: CurrentPrincipal) -> Entr
     response_model=EntryRead,
     dependencies=[Depends(require(permissions.KB_MANAGE))],
 )
-def update_entry(entry_id: int, body: EntryUpdate, db: DbSession) -> EntryRead:
+def update_entry(entry_id: int, body: EntryUpdate, db: DbSession, actor: CurrentActor) -> EntryRead:
     """Change an entry; send its ``version`` to refuse overwriting someone else's edit."""
-    return EntryRead.model_validate(service.update_entry(db, entry_id=entry_id, data=body))
+    return EntryRead.model_validate(service.update_entry(db, entry_id=entry_id, data=body, actor=actor))
 
 
 @router.delete(
@@ -121,9 +122,9 @@ def update_entry(entry_id: int, body: EntryUpdate, db: DbSession) -> EntryRead:
     response_model=EntryRead,
     dependencies=[Depends(require(permissions.KB_MANAGE))],
 )
-def deactivate_entry(entry_id: int, db: DbSession) -> EntryRead:
+def deactivate_entry(entry_id: int, db: DbSession, actor: CurrentActor) -> EntryRead:
     """Deactivate an entry (kept for the audit trail of the orders it answered)."""
-    return EntryRead.model_validate(service.deactivate_entry(db, entry_id=entry_id))
+    return EntryRead.model_validate(service.deactivate_entry(db, entry_id=entry_id, actor=actor))
 
 
 @router.get("/weak-replies", response_model=WeakReplyPage)

@@ -4,7 +4,7 @@ administrators).
 The same service calls as ``/api/v1/kb/entries`` (``cityhub.knowledge.service``): an entry is a question, its answer,
 an optional category, keywords and a validity; an edit carries the version it was made on, so two people editing
 the same entry cannot overwrite each other; a deactivated entry leaves the suggestions but stays for the orders it
-answered.
+answered. Every change is written into the configuration log (系统日志) under the keeper's name.
 """
 
 from __future__ import annotations
@@ -119,7 +119,9 @@ def kb_page(request: Request, db: DbSession) -> Response:
 def create_entry(request: Request, db: DbSession, form: FormBody) -> Response:
     principal = _keeper(request, db, form)
     t = support.translator(request)
-    entry, errors = saved(db, t, lambda: kb.create_entry(db, data=EntryCreate.model_validate(_payload(form))))
+    entry, errors = saved(
+        db, t, lambda: kb.create_entry(db, data=EntryCreate.model_validate(_payload(form)), actor=principal.actor)
+    )
     if entry is None:
         return _page(request, db, principal, values=form.values(ENTRY_FIELDS), errors=errors, status_code=422)
     return support.redirect("/kb", flash=("kb.created", {"id": entry.id}))
@@ -140,7 +142,7 @@ def update_entry(request: Request, db: DbSession, entry_id: int, form: FormBody)
     t = support.translator(request)
     try:
         changes = {**_payload(form), "version": form.text("version"), "active": form.get("active") == "1"}
-        kb.update_entry(db, entry_id=entry_id, data=EntryUpdate.model_validate(changes))
+        kb.update_entry(db, entry_id=entry_id, data=EntryUpdate.model_validate(changes), actor=principal.actor)
         db.commit()
     except NotFound:
         raise PageError(404, "err.page_not_found") from None

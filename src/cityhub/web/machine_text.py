@@ -1,10 +1,10 @@
 """The product's own machine-written explanations, in the user's language.
 
 The dispatcher's decisions and suggestions (``dispatch.rules``), automatic merges, place corrections, the placing
-job and an upload of files without a note write their reasons in English, for the API, logs and the audit trail, in
-a fixed form. A page shows them through :func:`explain`: each ``;``-separated part that matches one of the forms
-below becomes its catalogue message (``why.*``), with unit ids as unit names; anything else is shown as written (a
-person's own reason).
+job, an upload of files without a note and an import of knowledge entries write their reasons in English, for the
+API, logs and the audit trail, in a fixed form. A page shows them through :func:`explain`: each ``;``-separated part
+that matches one of the forms below becomes its catalogue message (``why.*``), with unit ids as unit names; anything
+else is shown as written (a person's own reason).
 """
 
 from __future__ import annotations
@@ -164,6 +164,8 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
     ),
     (re.compile(r"removed attachment (\d+)"), "why.removed_attachment", lambda m, n, t: {"id": m[1]}),
     (re.compile(r"files of merged appeal (\S+)"), "why.merged_files", lambda m, n, t: {"number": m[1]}),
+    # A knowledge entry an import created or changed (``knowledge.service.IMPORTED_FROM``, the configuration log).
+    (re.compile(r"imported from (.+)"), "why.imported_from", lambda m, n, t: {"name": m[1]}),
     (
         re.compile(r"attached (\d+) file\(s\)"),
         "why.attached",

@@ -125,6 +125,20 @@ def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> Markup | str:
 
 
 _env.filters["when"] = _when
+
+
+def _when_stored(value: object) -> Markup | str:
+    """A time kept as ISO 8601 text (the configuration log's ``changes``, ``auditlog``), as :func:`_when` shows one;
+    anything else as it is."""
+    if isinstance(value, datetime):
+        return _when(value)
+    try:
+        return _when(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return str(value)
+
+
+_env.filters["when_stored"] = _when_stored
 # An order's 办理状态 as its citizen reads it (预警 is the units'), of a list row's text too.
 _env.filters["citizen_sla"] = lambda status: SlaStatus(status).as_citizen_reads()
 _env.filters["whole"] = _whole
