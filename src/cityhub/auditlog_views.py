@@ -51,7 +51,7 @@ def read_log(
         str | None, Query(max_length=120, pattern=NO_NUL, description="a login name, a sensor's code, a rule's id")
     ] = None,
 ) -> LogPage:
-    """Who changed accounts, sensors, alarm and routing rules and thresholds, when, from what to what
+    """Who changed accounts, sensors, alarm and routing rules and thresholds, knowledge entries, when, from what to what
     (``changes``: ``{field: [before, after]}``) and why — newest first."""
     rows, more = auditlog.entries(db, area=area, target=target, limit=page.limit, offset=page.offset)
     return LogPage(
