@@ -774,6 +774,7 @@ def _search_conditions(
         (Order.urgency, f.urgency),
         (Order.sla_status, None if f.as_citizen else f.sla_status),
         (Order.citizen_user_id, f.citizen_user_id),
+        (Order.import_batch_id, f.import_batch_id),
     ):
         if value is not None:
             conditions.append(column == value)
