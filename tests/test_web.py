@@ -767,6 +767,51 @@ def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org, 
     assert handler.get("/orders/import").status_code == 403
 
 
+def test_the_import_pages_link_lists_exactly_the_orders_that_import_created(org) -> None:
+    """查看导入的工单 lists the orders the import created — not the channel's older orders, nor the rows it found
+    imported already — under a chip naming the file, when, who and how many, whose ✕ lists every order again; the
+    list's other criteria keep it; a street's handler sees those of its street, without the import's count."""
+    client = login("op")
+    form = {"csrf_token": hidden(client.get("/orders/import").text), "channel": "mailbox"}
+    older = "编号,内容,街道\nA-1,上个月的诉求：路灯不亮,W-JT\n".encode()
+    assert client.post("/orders/import", data=form, files={"file": ("十月.csv", older)}).status_code == 200
+    sheet = "编号,内容,街道\nA-1,上个月的诉求：路灯不亮,W-JT\nB-1,井盖缺失,W-JT\nB-2,噪音扰民,W-JX\n".encode()
+    done = client.post("/orders/import", data=form, files={"file": ("十一月.csv", sheet)})
+    assert done.status_code == 200, done.text
+    link = re.search(r'<a href="(/orders\?import_batch_id=\d+)" data-testid="import-see-orders">查看导入的工单</a>', done.text)
+    assert link is not None, done.text
+    with session_scope() as s:
+        numbers = {ext: number for ext, number in s.execute(select(Order.external_id, Order.number))}
+
+    def listed(page: str) -> set[str]:
+        return set(re.findall(r'<a href="/orders/\d+">([^<]+)</a>', page)) & set(numbers.values())
+
+    page = client.get(link.group(1)).text
+    assert listed(page) == {numbers["B-1"], numbers["B-2"]}  # the channel holds A-1 too
+    chip = re.search(r'data-testid="batch-chip">(.*?)</p>', page, re.S)
+    assert chip is not None
+    assert "导入批次：" in chip.group(1) and "<strong" in chip.group(1) and "十一月.csv</strong>" in chip.group(1)
+    assert "王话务" in chip.group(1) and 'data-testid="batch-count">导入 2 件<' in chip.group(1)
+    assert 'data-testid="batch-remove"' in chip.group(1) and 'href="/orders"' in chip.group(1)
+    batch = link.group(1).split("=")[1]
+    assert f'name="import_batch_id" value="{batch}"' in page  # the filter form keeps it
+    narrowed = client.get("/orders", params={"import_batch_id": batch, "street_id": str(org["street_a"])}).text
+    assert listed(narrowed) == {numbers["B-1"]}
+    assert f'href="/orders?street_id={org["street_a"]}"' in narrowed  # the ✕ keeps the other criteria
+    assert listed(client.get("/orders").text) >= set(numbers.values())
+    handler = login("hand_a").get(link.group(1)).text
+    assert listed(handler) == {numbers["B-1"]}  # 景泰街道's handler: its street's order of the import
+    assert "十一月.csv" in handler and 'data-testid="batch-count"' not in handler  # not the others' number
+    for unknown_id in ("999999", "99999999999"):  # the latter beyond the key's range
+        unknown = client.get("/orders", params={"import_batch_id": unknown_id})
+        assert unknown.status_code == 200 and f"没有编号为 {unknown_id} 的导入批次" in unknown.text
+        assert not listed(unknown.text)
+    assert "请输入数字" in client.get("/orders", params={"import_batch_id": "x"}).text
+    client.get("/lang/en")
+    english = client.get(link.group(1)).text
+    assert 'data-testid="batch-count">2 orders imported<' in english and "Import: <strong" in english
+
+
 def test_the_import_page_counts_every_kind_of_warning(org) -> None:
     """Warned rows are imported; the page sums them up by kind (in Chinese, with the count and the first row)."""
     client = login("op")

@@ -43,8 +43,9 @@ from cityhub.auth.scope import (
 from cityhub.auth.settings import get_auth_settings
 from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_cookies
 from cityhub.config import get_settings
-from cityhub.db import utcnow
+from cityhub.db import MAX_ID, utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from cityhub.intake.bulk import IMPORT_ACTOR
 from cityhub.knowledge.models import ReplyCheck
 from cityhub.nlp.reply_quality import WEAK_THRESHOLD
 from cityhub.org.models import Role, Unit, UnitTier, User
@@ -64,7 +65,16 @@ from cityhub.workorders.lifecycle import (
     Action,
     State,
 )
-from cityhub.workorders.models import OVERDUE_NOW_SQL, AppealType, Category, Channel, Order, SlaStatus, Urgency
+from cityhub.workorders.models import (
+    OVERDUE_NOW_SQL,
+    AppealType,
+    Category,
+    Channel,
+    ImportBatch,
+    Order,
+    SlaStatus,
+    Urgency,
+)
 from cityhub.workorders.schemas import (
     REASON_MAX_CHARS,
     TEXT_MAX_CHARS,
@@ -815,6 +825,9 @@ def order_list(request: Request, db: DbSession) -> Response:
     # 只看本单位承办: what the reader's unit holds, not every order lying in its street (a handler's 在办).
     own = own_units(db, principal)  # None: nothing narrows the reader's list to their unit's (no such choice)
     criteria["held_by"] = sorted(own) if own is not None and q.get("held") else None
+    # 查看导入的工单: the orders one import created (the import page's link), named by the batch's chip.
+    raw_batch = "" if citizen else q.get("import_batch_id", "").strip()
+    criteria["import_batch_id"], batch = _import_batch(db, principal, raw_batch, errors, t)
     text = q.get("q", "").replace("\x00", "").strip()
     if len(text) > 100:
         errors["q"] = t("err.too_long", n=100)
@@ -872,8 +885,50 @@ def order_list(request: Request, db: DbSession) -> Response:
         categories=support.active_categories(db),
         # The folded criteria open when one of them is set (or an error is about one of them).
         more_filters=any(q.get(name) for name in _MORE_FILTERS) or bool(set(errors) & set(_MORE_FILTERS)),
+        batch=batch,
+        # The chip's ✕: the same list without the batch.
+        without_batch=[(k, v) for k, v in base if k != "import_batch_id"],
         now=utcnow(),
     )
+
+
+@dataclass(frozen=True)
+class BatchChip:
+    """The import an order list is narrowed to, as its chip names it: file, when, who (None: the command line),
+    and how many orders it created — None for a reader who sees only some of them and did not import it (the list
+    shows those they may read; the count would speak of the others)."""
+
+    id: int
+    file_name: str
+    created_at: datetime
+    actor_name: str | None
+    imported: int | None
+
+
+def _import_batch(
+    db: Session, principal: Principal, raw: str, errors: dict[str, str], t: Translator
+) -> tuple[int | None, BatchChip | None]:
+    """The list's ``import_batch_id`` criterion and its batch's chip. An id no batch has is said where the chip would
+    be and still narrows the list (to nothing); one that is not a number is an error and no criterion."""
+    if not raw:
+        return None, None
+    batch_id = forms.whole_number(raw)
+    if batch_id is None:
+        errors["import_batch_id"] = t("err.number")
+        return None, None
+    batch = db.get(ImportBatch, batch_id) if 0 < batch_id <= MAX_ID else None  # beyond the key: none
+    if batch is None:
+        errors["import_batch_id"] = t("orders.batch_unknown", id=batch_id)
+        return batch_id, None
+    whole = batch.actor_id == principal.user_id or scope_of(db, principal).everything
+    chip = BatchChip(
+        id=batch.id,
+        file_name=batch.file_name,
+        created_at=batch.created_at,
+        actor_name=None if batch.actor_id is None and batch.actor_name == IMPORT_ACTOR else batch.actor_name,
+        imported=batch.imported if whole else None,
+    )
+    return batch.id, chip
 
 
 def _one_of(q: Any, name: str, choices: Collection[str], errors: dict[str, str], t: Translator) -> str | None:
