@@ -2047,7 +2047,22 @@ def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(
     done = disp.post("/queue/dispatch", data=form, follow_redirects=True)
 
     assert done.url.path == "/queue"
-    assert f"已派出 2 件；1 件未派出：{changed.number}" in done.text
+    assert "已派出 2 件；1 件未派出，仍在待派单队列（原因见下）。" in done.text
+    # Which order went where, and why the refused one stayed (what it is now beside it).
+    with session_scope() as s:
+        names = {u.id: u.name for u in s.scalars(select(Unit))}
+    sent = re.search(r'data-testid="bulk-sent" open>(.*?)</details>', done.text, re.S)
+    assert sent is not None  # two orders: listed open
+    for order_id, number in ((first.id, first.number), (second.id, second.number)):
+        group = re.search(rf"<strong>{names[int(units[order_id])]}</strong>（\d）：(.*?)</li>", sent.group(1))
+        assert group is not None and f'<a href="/orders/{order_id}">{number}</a>' in group.group(1)
+    refused = re.search(r'data-testid="bulk-refused">(.*?)</ul>', done.text, re.S)
+    assert refused is not None
+    assert re.search(
+        rf'<a href="/orders/{changed.id}">{changed.number}</a>：页面打开后已被他人处理或有变更，请查看后重新派单（当前已受理）',
+        refused.group(1),
+    )
+    assert 'data-testid="bulk-result"' not in disp.get("/queue").text  # said once
     assert (_state(first.id), _state(second.id), _state(changed.id), _state(kept.id)) == (
         State.DISPATCHED,
         State.DISPATCHED,
@@ -2078,6 +2093,61 @@ def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(
     for order_id in versions:
         [event] = [e for e in _events(order_id) if e.action == "dispatch"]
         assert (event.payload["unit_id"], event.reason) == (org["street_b"], "地址核实在京溪街道")
+
+
+def test_a_bulk_dispatch_of_many_says_how_many_went_where_and_folds_the_order_by_order_list(org, monkeypatch) -> None:
+    """Seven orders to two streets and one with no unit: the counts by unit first, the refused one with why, each
+    dispatched order's number under its unit in a folded list; when the flash has no room for every number the counts
+    stay whole and the page says how many it does not name; in English too."""
+    from cityhub.web import routes
+
+    to_a = [_order(category_id=org["cats"]["环境保护"]) for _ in range(4)]
+    to_b = [_order(category_id=org["cats"]["环境保护"]) for _ in range(3)]
+    orphan = _order(category_id=org["cats"]["环境保护"])
+    disp = login("disp")
+    queue = disp.get("/queue").text
+    form: dict[str, Any] = {
+        "csrf_token": hidden(queue),
+        "pick": [f"{o.id}:{o.version}" for o in (*to_a, *to_b, orphan)],
+        **{f"unit_{o.id}": str(org["street_a"]) for o in to_a},
+        **{f"unit_{o.id}": str(org["street_b"]) for o in to_b},  # the orphan: no unit (no suggestion ticked)
+    }
+
+    done = disp.post("/queue/dispatch", data=form, follow_redirects=True).text
+
+    assert "已派出 7 件；1 件未派出" in done
+    assert re.search(r'data-testid="bulk-by-unit">派至：景泰街道 4 件、京溪街道 3 件</p>', done)
+    sent = re.search(r'<details data-testid="bulk-sent">\s*<summary>逐件查看已派出的 7 件</summary>(.*?)</details>', done, re.S)
+    assert sent is not None  # folded: seven numbers do not push the queue away
+    rows = dict(re.findall(r"<li><strong>(\S+)</strong>（\d）：(.*?)</li>", sent.group(1)))
+    assert set(re.findall(r">(BY[^<]+)</a>", rows["景泰街道"])) == {o.number for o in to_a}
+    assert set(re.findall(r">(BY[^<]+)</a>", rows["京溪街道"])) == {o.number for o in to_b}
+    assert f"{orphan.number}</a>：没有推荐单位，也未在上方选定派至的单位（当前已受理）" in done
+    assert 'data-testid="bulk-unlisted"' not in done
+    assert _state(orphan.id) == State.RECEIVED and {_state(o.id) for o in (*to_a, *to_b)} == {State.DISPATCHED}
+
+    # Room for a few ids only: the refused one named first (still to do), the counts whole, the rest said.
+    monkeypatch.setattr(routes, "BULK_DETAIL_MAX", 30)
+    more = [_order(category_id=org["cats"]["环境保护"]) for _ in range(6)]
+    queue = disp.get("/queue").text
+    form = {
+        "csrf_token": hidden(queue),
+        "pick": [f"{o.id}:{o.version}" for o in (orphan, *more)],
+        "bulk_unit": str(org["street_b"]),
+    }
+    with session_scope() as s:  # changed (its version) after the page was read
+        orders.act(s, order_id=orphan.id, action=Action.COMMENT, params={"text": "市民来电补充"})
+    disp.get("/lang/en")
+    cut = disp.post("/queue/dispatch", data=form, follow_redirects=True).text
+    assert "Dispatched 6; 1 not dispatched, still in the queue (why below)." in cut
+    assert re.search(r'data-testid="bulk-by-unit">Sent to: 京溪街道 \(6\)</p>', cut)
+    assert f"{orphan.number}</a>: taken or changed by someone else since the page was opened" in cut
+    sent = re.search(r'data-testid="bulk-sent">(.*?)</details>', cut, re.S)
+    assert sent is not None and "Each of the 6 orders dispatched" in sent.group(1)
+    named = re.findall(r'<a href="/orders/\d+">', sent.group(1))
+    assert len(named) < 6
+    unlisted = re.search(r'data-testid="bulk-unlisted">(\d) more (orders are|order is) not listed one by one', cut)
+    assert unlisted is not None and int(unlisted.group(1)) == 6 - len(named)
 
 
 def test_a_missing_classifier_leaves_the_queue_intake_and_status_page_working(org, monkeypatch, tmp_path) -> None:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -87,6 +87,9 @@ from cityhub.workorders.schemas import (
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
 from cityhub.workorders.views import actions_of, reply_awaits, trail_of
+
+if TYPE_CHECKING:
+    from cityhub.dispatch.service import PickOutcome
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
@@ -1612,6 +1615,7 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         ),
         directory=_directory(db),
         units=support.unit_groups(db, handlers=True) if rows else [],
+        bulk=_bulk_result(db, principal, support.read_flash(request), support.translator(request)),
     )
 
 
@@ -1627,7 +1631,7 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
     back = support.safe_next(form.get("next"), "/queue")
     chosen = forms.whole_number(form.get("bulk_unit"))
     picks: list[dispatch.Pick] = []
-    unsent: list[int] = []
+    unsent: list[dispatch.PickOutcome] = []
     for raw in form.getlist("pick"):
         order_text, _, version_text = raw.partition(":")
         order_id, version = forms.whole_number(order_text), forms.whole_number(version_text)
@@ -1635,8 +1639,8 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
             raise PageError(422, "err.validation")
         unit_id = chosen if chosen is not None else forms.whole_number(form.get(f"unit_{order_id}"))
         reason = form.get("bulk_reason") if chosen is not None else form.get(f"reason_{order_id}_{unit_id}")
-        if unit_id is None:
-            unsent.append(order_id)  # no suggestion, and no unit chosen for all
+        if unit_id is None:  # no suggestion, and no unit chosen for all
+            unsent.append(dispatch.PickOutcome(order_id, None, False, refusal=dispatch.Refusal.NO_UNIT))
             continue
         picks.append(dispatch.Pick(order_id, unit_id, version, reason.strip()[:REASON_MAX_CHARS] or None))
     if not picks and not unsent:
@@ -1646,15 +1650,127 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
     except ValidationFailed:
         raise PageError(422, "err.validation") from None
     db.commit()
-    done = sum(o.dispatched for o in outcomes)
-    refused = [o.number or str(o.order_id) for o in outcomes if not o.dispatched]
-    if unsent:
-        numbers = dict(db.execute(select(Order.id, Order.number).where(Order.id.in_(unsent))).tuples())
-        refused += [numbers.get(i, str(i)) for i in unsent]
-    if refused:
-        params = {"n": done, "m": len(refused), "numbers": support.translator(request).sep.join(refused)}
-        return support.redirect(back, flash=("queue.bulk_partial", params))
-    return support.redirect(back, flash=("queue.bulk_done", {"n": done}))
+    return support.redirect(back, flash=_bulk_flash([*outcomes, *unsent]))
+
+
+# 批量派单's result rides to the queue page in the flash cookie, which holds about 4 KB: orders by id, those dispatched
+# grouped by unit with each unit's count, the refused with their reason's code (``Refusal``). Beyond BULK_DETAIL_MAX
+# characters of ids the list is cut — the refused kept first, they are still to do — and the page says how many it
+# does not name; the counts are always whole. (A queue page holds 20 orders: about 200 characters.)
+BULK_DETAIL_MAX = 2400
+_BULK_FLASHES = ("queue.bulk_done", "queue.bulk_partial")
+# The list of each order dispatched opens by itself up to this many; beyond, it is folded under the counts by unit.
+BULK_LIST_OPEN = 5
+
+
+def _bulk_flash(outcomes: list[PickOutcome]) -> support.Flash:
+    """The flash of a bulk dispatch's ``outcomes`` (``dispatch.PickOutcome``): counts, and the orders as
+    :func:`_bulk_result` reads them back."""
+    from cityhub.dispatch.service import Refusal
+
+    sent: dict[int, list[int]] = {}
+    refused: list[str] = []
+    budget = BULK_DETAIL_MAX
+    for o in outcomes:
+        if o.dispatched:
+            sent.setdefault(o.unit_id or 0, []).append(o.order_id)  # a dispatched order names its unit
+        elif len(entry := f"{o.order_id}:{(o.refusal or Refusal.OTHER).value}") < budget:
+            refused.append(entry)
+            budget -= len(entry) + 1
+    groups = sorted(sent.items(), key=lambda group: -len(group[1]))  # the unit that got the most first
+    budget -= sum(len(f"{unit}:{len(ids)}:;") for unit, ids in groups)
+    listed: list[str] = []
+    for unit, ids in groups:
+        shown = []
+        for order_id in ids:
+            if len(str(order_id)) >= budget:
+                break
+            shown.append(str(order_id))
+            budget -= len(shown[-1]) + 1
+        listed.append(f"{unit}:{len(ids)}:{'.'.join(shown)}")
+    done = sum(len(ids) for ids in sent.values())
+    m = len(outcomes) - done
+    params = {"n": done, "m": m, "sent": ";".join(listed), "refused": ";".join(refused)}
+    return ("queue.bulk_partial" if m else "queue.bulk_done", params)
+
+
+@dataclass(frozen=True)
+class BulkUnit:
+    """Where a bulk dispatch sent orders: the unit, how many, and those of them the result names (id, number)."""
+
+    name: str
+    count: int
+    orders: list[tuple[int, str]]
+
+
+@dataclass(frozen=True)
+class BulkRefused:
+    """An order a bulk dispatch did not send: why, and what it is now (its state, the unit holding it) when the reader
+    may read it."""
+
+    id: int
+    number: str | None
+    reason: str
+    state: str | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    dispatched: int
+    units: list[BulkUnit]
+    refused: list[BulkRefused]
+    unlisted: int  # orders the result does not name one by one (beyond the flash's room)
+
+    @property
+    def open(self) -> bool:
+        return self.dispatched <= BULK_LIST_OPEN
+
+
+def _bulk_result(db: Session, principal: Principal, flash: dict[str, Any] | None, t: Translator) -> BulkResult | None:
+    """The queue page's account of the bulk dispatch just made (its flash, :func:`_bulk_flash`): each order's number
+    by the unit it went to, the refused with their reasons. Numbers are read within the reader's data scope (the
+    cookie is the browser's to send); a flash that does not read as one gives none."""
+    from cityhub.db import MAX_BIG_ID
+    from cityhub.dispatch.service import Refusal
+
+    if flash is None or flash["key"] not in _BULK_FLASHES:
+        return None
+    params = flash["params"]
+    try:
+        done, refused_count = int(params["n"]), int(params["m"])
+        groups = [
+            (int(unit), int(count), [int(i) for i in ids.split(".") if i])
+            for unit, count, ids in (group.split(":") for group in params["sent"].split(";") if group)
+        ]
+        refused = [
+            (int(order_id), Refusal(code))
+            for order_id, code in (entry.split(":") for entry in params["refused"].split(";") if entry)
+        ]
+    except (KeyError, ValueError):
+        return None
+    wanted = {i for _, _, ids in groups for i in ids} | {i for i, _ in refused}
+    query = select(Order.id, Order.number, Order.state, Order.lead_unit_id).where(
+        Order.id.in_(sorted(i for i in wanted if 0 < i <= MAX_BIG_ID))
+    )
+    scope = scope_of(db, principal).clause()
+    found = {row.id: row for row in db.execute(query if scope is None else query.where(scope))}
+    names = _directory(db)
+    units = [
+        BulkUnit(names.get(unit, str(unit)), count, [(i, found[i].number) for i in ids if i in found])
+        for unit, count, ids in groups
+    ]
+    rows: list[BulkRefused] = []
+    for order_id, refusal in refused:
+        reason = t(f"queue.refusal.{refusal.value}")
+        now = found.get(order_id)
+        if now is None:
+            rows.append(BulkRefused(order_id, None, reason))
+            continue
+        holder = names.get(now.lead_unit_id) if now.lead_unit_id is not None else None
+        rows.append(BulkRefused(order_id, now.number, reason, t.label("state", now.state), holder))
+    named = sum(len(u.orders) for u in units) + len(rows)
+    return BulkResult(done, units, rows, max(0, done + refused_count - named))
 
 
 @router.get("/reviews", response_class=HTMLResponse)
