@@ -778,7 +778,9 @@ def test_the_import_pages_link_lists_exactly_the_orders_that_import_created(org)
     sheet = "编号,内容,街道\nA-1,上个月的诉求：路灯不亮,W-JT\nB-1,井盖缺失,W-JT\nB-2,噪音扰民,W-JX\n".encode()
     done = client.post("/orders/import", data=form, files={"file": ("十一月.csv", sheet)})
     assert done.status_code == 200, done.text
-    link = re.search(r'<a href="(/orders\?import_batch_id=\d+)" data-testid="import-see-orders">查看导入的工单</a>', done.text)
+    link = re.search(
+        r'<a href="(/orders\?import_batch_id=\d+)" data-testid="import-see-orders">查看导入的工单</a>', done.text
+    )
     assert link is not None, done.text
     with session_scope() as s:
         numbers = {ext: number for ext, number in s.execute(select(Order.external_id, Order.number))}
@@ -2117,7 +2119,9 @@ def test_a_bulk_dispatch_of_many_says_how_many_went_where_and_folds_the_order_by
 
     assert "已派出 7 件；1 件未派出" in done
     assert re.search(r'data-testid="bulk-by-unit">派至：景泰街道 4 件、京溪街道 3 件</p>', done)
-    sent = re.search(r'<details data-testid="bulk-sent">\s*<summary>逐件查看已派出的 7 件</summary>(.*?)</details>', done, re.S)
+    sent = re.search(
+        r'<details data-testid="bulk-sent">\s*<summary>逐件查看已派出的 7 件</summary>(.*?)</details>', done, re.S
+    )
     assert sent is not None  # folded: seven numbers do not push the queue away
     rows = dict(re.findall(r"<li><strong>(\S+)</strong>（\d）：(.*?)</li>", sent.group(1)))
     assert set(re.findall(r">(BY[^<]+)</a>", rows["景泰街道"])) == {o.number for o in to_a}
@@ -2148,6 +2152,31 @@ def test_a_bulk_dispatch_of_many_says_how_many_went_where_and_folds_the_order_by
     assert len(named) < 6
     unlisted = re.search(r'data-testid="bulk-unlisted">(\d) more (orders are|order is) not listed one by one', cut)
     assert unlisted is not None and int(unlisted.group(1)) == 6 - len(named)
+
+
+def test_the_result_of_the_largest_bulk_dispatch_fits_its_cookie() -> None:
+    """200 orders (the most one bulk dispatch takes) with ids as long as the keys allow, some refused and the rest sent
+    to as many units as there are: the flash still fits a browser's 4 KB cookie (refused numbers joined overflowed it,
+    and the browser dropped the message), its counts whole."""
+    from fastapi import Response
+
+    from cityhub.dispatch.service import BULK_MAX, PickOutcome, Refusal
+    from cityhub.web import routes, support
+
+    big = 2_000_000_000
+    outcomes = [
+        PickOutcome(big + i, None, False, refusal=Refusal.CHANGED)
+        if i % 2
+        else PickOutcome(big + i, None, True, unit_id=big + i)
+        for i in range(BULK_MAX)
+    ]
+    key, params = routes._bulk_flash(outcomes)
+    response = Response()
+    support.set_flash(response, key, **params)
+    cookie = response.headers["set-cookie"].split(";")[0]
+    assert len(cookie.encode()) < 4096
+    assert (key, params["n"], params["m"]) == ("queue.bulk_partial", 100, 100)
+    assert params["sent"].count(";") == 99 and all(g.split(":")[1] == "1" for g in params["sent"].split(";"))
 
 
 def test_a_missing_classifier_leaves_the_queue_intake_and_status_page_working(org, monkeypatch, tmp_path) -> None:

@@ -1669,16 +1669,16 @@ def _bulk_flash(outcomes: list[PickOutcome]) -> support.Flash:
     from cityhub.dispatch.service import Refusal
 
     sent: dict[int, list[int]] = {}
-    refused: list[str] = []
-    budget = BULK_DETAIL_MAX
     for o in outcomes:
         if o.dispatched:
             sent.setdefault(o.unit_id or 0, []).append(o.order_id)  # a dispatched order names its unit
-        elif len(entry := f"{o.order_id}:{(o.refusal or Refusal.OTHER).value}") < budget:
+    groups = sorted(sent.items(), key=lambda group: -len(group[1]))  # the unit that got the most first
+    budget = BULK_DETAIL_MAX - sum(len(f"{unit}:{len(ids)}:;") for unit, ids in groups)  # the counts, always
+    refused: list[str] = []
+    for o in outcomes:
+        if not o.dispatched and len(entry := f"{o.order_id}:{(o.refusal or Refusal.OTHER).value}") < budget:
             refused.append(entry)
             budget -= len(entry) + 1
-    groups = sorted(sent.items(), key=lambda group: -len(group[1]))  # the unit that got the most first
-    budget -= sum(len(f"{unit}:{len(ids)}:;") for unit, ids in groups)
     listed: list[str] = []
     for unit, ids in groups:
         shown = []
