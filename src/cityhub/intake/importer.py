@@ -1208,7 +1208,7 @@ def _flush(
 def _open_batch(session: Session, target: _Target) -> int:
     """A new import batch (``import_batches``) in the session's transaction: its id."""
     batch = ImportBatch(
-        file_name=target.file_name[: _FILE_NAME_MAX],
+        file_name=target.file_name[:_FILE_NAME_MAX],
         actor_name=target.by["actor_name"],
         actor_id=target.by.get("actor_id"),
         imported=0,
