@@ -767,6 +767,53 @@ def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org, 
     assert handler.get("/orders/import").status_code == 403
 
 
+def test_the_import_pages_link_lists_exactly_the_orders_that_import_created(org) -> None:
+    """查看导入的工单 lists the orders the import created — not the channel's older orders, nor the rows it found
+    imported already — under a chip naming the file, when, who and how many, whose ✕ lists every order again; the
+    list's other criteria keep it; a street's handler sees those of its street, without the import's count."""
+    client = login("op")
+    form = {"csrf_token": hidden(client.get("/orders/import").text), "channel": "mailbox"}
+    older = "编号,内容,街道\nA-1,上个月的诉求：路灯不亮,W-JT\n".encode()
+    assert client.post("/orders/import", data=form, files={"file": ("十月.csv", older)}).status_code == 200
+    sheet = "编号,内容,街道\nA-1,上个月的诉求：路灯不亮,W-JT\nB-1,井盖缺失,W-JT\nB-2,噪音扰民,W-JX\n".encode()
+    done = client.post("/orders/import", data=form, files={"file": ("十一月.csv", sheet)})
+    assert done.status_code == 200, done.text
+    link = re.search(
+        r'<a href="(/orders\?import_batch_id=\d+)" data-testid="import-see-orders">查看导入的工单</a>', done.text
+    )
+    assert link is not None, done.text
+    with session_scope() as s:
+        numbers = {ext: number for ext, number in s.execute(select(Order.external_id, Order.number))}
+
+    def listed(page: str) -> set[str]:
+        return set(re.findall(r'<a href="/orders/\d+">([^<]+)</a>', page)) & set(numbers.values())
+
+    page = client.get(link.group(1)).text
+    assert listed(page) == {numbers["B-1"], numbers["B-2"]}  # the channel holds A-1 too
+    chip = re.search(r'data-testid="batch-chip">(.*?)</p>', page, re.S)
+    assert chip is not None
+    assert "导入批次：" in chip.group(1) and "<strong" in chip.group(1) and "十一月.csv</strong>" in chip.group(1)
+    assert "王话务" in chip.group(1) and 'data-testid="batch-count">导入 2 件<' in chip.group(1)
+    assert 'data-testid="batch-remove"' in chip.group(1) and 'href="/orders"' in chip.group(1)
+    batch = link.group(1).split("=")[1]
+    assert f'name="import_batch_id" value="{batch}"' in page  # the filter form keeps it
+    narrowed = client.get("/orders", params={"import_batch_id": batch, "street_id": str(org["street_a"])}).text
+    assert listed(narrowed) == {numbers["B-1"]}
+    assert f'href="/orders?street_id={org["street_a"]}"' in narrowed  # the ✕ keeps the other criteria
+    assert listed(client.get("/orders").text) >= set(numbers.values())
+    handler = login("hand_a").get(link.group(1)).text
+    assert listed(handler) == {numbers["B-1"]}  # 景泰街道's handler: its street's order of the import
+    assert "十一月.csv" in handler and 'data-testid="batch-count"' not in handler  # not the others' number
+    for unknown_id in ("999999", "99999999999"):  # the latter beyond the key's range
+        unknown = client.get("/orders", params={"import_batch_id": unknown_id})
+        assert unknown.status_code == 200 and f"没有编号为 {unknown_id} 的导入批次" in unknown.text
+        assert not listed(unknown.text)
+    assert "请输入数字" in client.get("/orders", params={"import_batch_id": "x"}).text
+    client.get("/lang/en")
+    english = client.get(link.group(1)).text
+    assert 'data-testid="batch-count">2 orders imported<' in english and "Import: <strong" in english
+
+
 def test_the_import_page_counts_every_kind_of_warning(org) -> None:
     """Warned rows are imported; the page sums them up by kind (in Chinese, with the count and the first row)."""
     client = login("op")
@@ -2041,7 +2088,20 @@ def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(
     done = disp.post("/queue/dispatch", data=form, follow_redirects=True)
 
     assert done.url.path == "/queue"
-    assert f"已派出 2 件；1 件未派出：{changed.number}" in done.text
+    assert "已派出 2 件；1 件未派出，仍在待派单队列（原因见下）。" in done.text
+    # Which order went where, and why the refused one stayed (what it is now beside it).
+    with session_scope() as s:
+        names = {u.id: u.name for u in s.scalars(select(Unit))}
+    sent = re.search(r'data-testid="bulk-sent" open>(.*?)</details>', done.text, re.S)
+    assert sent is not None  # two orders: listed open
+    for order_id, number in ((first.id, first.number), (second.id, second.number)):
+        group = re.search(rf"<strong>{names[int(units[order_id])]}</strong>（\d）：(.*?)</li>", sent.group(1))
+        assert group is not None and f'<a href="/orders/{order_id}">{number}</a>' in group.group(1)
+    refused = re.search(r'data-testid="bulk-refused">(.*?)</ul>', done.text, re.S)
+    assert refused is not None
+    why = "页面打开后已被他人处理或有变更，请查看后重新派单（当前已受理）"
+    assert f'<a href="/orders/{changed.id}">{changed.number}</a>：{why}' in refused.group(1)
+    assert 'data-testid="bulk-result"' not in disp.get("/queue").text  # said once
     assert (_state(first.id), _state(second.id), _state(changed.id), _state(kept.id)) == (
         State.DISPATCHED,
         State.DISPATCHED,
@@ -2072,6 +2132,88 @@ def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(
     for order_id in versions:
         [event] = [e for e in _events(order_id) if e.action == "dispatch"]
         assert (event.payload["unit_id"], event.reason) == (org["street_b"], "地址核实在京溪街道")
+
+
+def test_a_bulk_dispatch_of_many_says_how_many_went_where_and_folds_the_order_by_order_list(org, monkeypatch) -> None:
+    """Seven orders to two streets and one with no unit: the counts by unit first, the refused one with why, each
+    dispatched order's number under its unit in a folded list; when the flash has no room for every number the counts
+    stay whole and the page says how many it does not name; in English too."""
+    from cityhub.web import routes
+
+    to_a = [_order(category_id=org["cats"]["环境保护"]) for _ in range(4)]
+    to_b = [_order(category_id=org["cats"]["环境保护"]) for _ in range(3)]
+    orphan = _order(category_id=org["cats"]["环境保护"])
+    disp = login("disp")
+    queue = disp.get("/queue").text
+    form: dict[str, Any] = {
+        "csrf_token": hidden(queue),
+        "pick": [f"{o.id}:{o.version}" for o in (*to_a, *to_b, orphan)],
+        **{f"unit_{o.id}": str(org["street_a"]) for o in to_a},
+        **{f"unit_{o.id}": str(org["street_b"]) for o in to_b},  # the orphan: no unit (no suggestion ticked)
+    }
+
+    done = disp.post("/queue/dispatch", data=form, follow_redirects=True).text
+
+    assert "已派出 7 件；1 件未派出" in done
+    assert re.search(r'data-testid="bulk-by-unit">派至：景泰街道 4 件、京溪街道 3 件</p>', done)
+    sent = re.search(
+        r'<details data-testid="bulk-sent">\s*<summary>逐件查看已派出的 7 件</summary>(.*?)</details>', done, re.S
+    )
+    assert sent is not None  # folded: seven numbers do not push the queue away
+    rows = dict(re.findall(r"<li><strong>(\S+)</strong>（\d）：(.*?)</li>", sent.group(1)))
+    assert set(re.findall(r">(BY[^<]+)</a>", rows["景泰街道"])) == {o.number for o in to_a}
+    assert set(re.findall(r">(BY[^<]+)</a>", rows["京溪街道"])) == {o.number for o in to_b}
+    assert f"{orphan.number}</a>：没有推荐单位，也未在上方选定派至的单位（当前已受理）" in done
+    assert 'data-testid="bulk-unlisted"' not in done
+    assert _state(orphan.id) == State.RECEIVED and {_state(o.id) for o in (*to_a, *to_b)} == {State.DISPATCHED}
+
+    # Room for a few ids only: the refused one named first (still to do), the counts whole, the rest said.
+    monkeypatch.setattr(routes, "BULK_DETAIL_MAX", 30)
+    more = [_order(category_id=org["cats"]["环境保护"]) for _ in range(6)]
+    queue = disp.get("/queue").text
+    form = {
+        "csrf_token": hidden(queue),
+        "pick": [f"{o.id}:{o.version}" for o in (orphan, *more)],
+        "bulk_unit": str(org["street_b"]),
+    }
+    with session_scope() as s:  # changed (its version) after the page was read
+        orders.act(s, order_id=orphan.id, action=Action.COMMENT, params={"text": "市民来电补充"})
+    disp.get("/lang/en")
+    cut = disp.post("/queue/dispatch", data=form, follow_redirects=True).text
+    assert "Dispatched 6; 1 not dispatched, still in the queue (why below)." in cut
+    assert re.search(r'data-testid="bulk-by-unit">Sent to: 京溪街道 \(6\)</p>', cut)
+    assert f"{orphan.number}</a>: taken or changed by someone else since the page was opened" in cut
+    sent = re.search(r'data-testid="bulk-sent">(.*?)</details>', cut, re.S)
+    assert sent is not None and "Each of the 6 orders dispatched" in sent.group(1)
+    named = re.findall(r'<a href="/orders/\d+">', sent.group(1))
+    assert len(named) < 6
+    unlisted = re.search(r'data-testid="bulk-unlisted">(\d) more (orders are|order is) not listed one by one', cut)
+    assert unlisted is not None and int(unlisted.group(1)) == 6 - len(named)
+
+
+def test_the_result_of_the_largest_bulk_dispatch_fits_its_cookie() -> None:
+    """200 orders (the most one bulk dispatch takes) with ids as long as the keys allow, some refused and the rest sent
+    to as many units as there are: the flash still fits a browser's 4 KB cookie (refused numbers joined overflowed it,
+    and the browser dropped the message), its counts whole."""
+    from fastapi import Response
+
+    from cityhub.dispatch.service import BULK_MAX, PickOutcome, Refusal
+    from cityhub.web import routes, support
+
+    big = 2_000_000_000
+    outcomes = [
+        PickOutcome(big + i, None, False, refusal=Refusal.CHANGED)
+        if i % 2
+        else PickOutcome(big + i, None, True, unit_id=big + i)
+        for i in range(BULK_MAX)
+    ]
+    key, params = routes._bulk_flash(outcomes)
+    response = Response()
+    support.set_flash(response, key, **params)
+    cookie = response.headers["set-cookie"].split(";")[0]
+    assert len(cookie.encode()) < 4096
+    assert (key, params["n"], params["m"]) == ("queue.bulk_partial", 100, 100)
+    assert params["sent"].count(";") == 99 and all(g.split(":")[1] == "1" for g in params["sent"].split(";"))
 
 
 def test_a_missing_classifier_leaves_the_queue_intake_and_status_page_working(org, monkeypatch, tmp_path) -> None:

@@ -647,6 +647,34 @@ def test_import_a_spreadsheet_through_the_api(client, monkeypatch):
     assert stopped.json()["details"]["report"]["imported"] == 1
 
 
+def test_the_orders_one_import_created_are_listed_by_its_batch_within_the_readers_scope(client):
+    """``import_batch_id`` (as the import answers it) lists the orders that import created — not the channel's older
+    ones — and, for a street's handler, only those of them on the street."""
+    street_id, street_handler = _unit_staff(client, "API-S01", UnitTier.STREET, Role.HANDLER)
+    _unit_staff(client, "API-S02", UnitTier.STREET, Role.HANDLER)
+    older = {"file": ("old.csv", "编号,内容\no1,去年的诉求\n".encode(), "text/csv")}
+    assert client.post("/api/v1/orders/import", data={"channel": "mailbox"}, files=older).json()["imported"] == 1
+    sheet = "编号,内容,街道\nm1,路灯不亮,API-S01\nm2,井盖缺失,API-S02\nm3,噪音扰民,\n".encode()
+    done = client.post("/api/v1/orders/import", data={"channel": "mailbox"}, files={"file": ("新.csv", sheet)})
+    assert done.status_code == 200, done.text
+    batch = done.json()["import_batch_id"]
+    assert isinstance(batch, int)
+
+    def listed(headers=None, **params):
+        answer = client.get("/api/v1/orders", params={"count": "true", **params}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return {o["external_id"] for o in answer.json()["items"]}, answer.json()["total"]
+
+    assert listed(import_batch_id=batch) == ({"m1", "m2", "m3"}, 3)
+    assert listed(channel="mailbox")[1] == 4  # what the import page's link listed before
+    assert listed(street_handler, import_batch_id=batch) == ({"m1"}, 1)
+    assert listed(import_batch_id=batch, street_id=street_id) == ({"m1"}, 1)  # with the other filters
+    assert listed(import_batch_id=batch + 1) == listed(import_batch_id=2**40) == (set(), 0)
+    again = client.post("/api/v1/orders/import", data={"channel": "mailbox"}, files={"file": ("新.csv", sheet)})
+    assert (again.json()["imported"], again.json()["import_batch_id"]) == (0, None)  # nothing created: no batch
+    assert client.get("/api/v1/orders", params={"import_batch_id": "x"}).status_code == 422
+
+
 def test_an_import_without_ids_keeps_two_citizens_appeals_in_the_same_words(client):
     """Rows without an id are told apart by every cell: the same words from two phones are two orders, the same
     file imported again is skipped row for row."""

@@ -479,17 +479,18 @@ def test_bulk_dispatch_over_the_api(client) -> None:
     assert done.status_code == 200, done.text
     result = done.json()
     assert (result["dispatched"], result["refused"]) == (2, 2)
-    assert [(r["order_id"], r["dispatched"]) for r in result["results"]] == [
-        (made[0]["id"], True),
-        (made[1]["id"], True),
-        (stale["id"], False),
-        (999999, False),
+    assert [(r["order_id"], r["dispatched"], r["unit_id"]) for r in result["results"]] == [
+        (made[0]["id"], True, ids["unit"]),  # which order went where
+        (made[1]["id"], True, ids["other"]),
+        (stale["id"], False, ids["unit"]),
+        (999999, False, ids["unit"]),
     ]
     assert result["results"][2]["number"] == stale["number"] and result["results"][2]["error"]
     assert result["results"][3] == {
         "order_id": 999999,
         "number": None,
         "dispatched": False,
+        "unit_id": ids["unit"],
         "error": "order 999999 not found",
     }
     first = client.get(f"/api/v1/orders/{made[0]['id']}").json()

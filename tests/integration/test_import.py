@@ -1227,3 +1227,96 @@ def test_a_phone_that_is_no_number_is_a_warning_naming_the_field_and_the_row_is_
     assert (stored["P-1"].citizen_phone, stored["P-1"].attributes) == (None, {"citizen_phone": "abc"})
     assert stored["P-2"].citizen_phone == "13812345678"
     assert stored["P-3"].citizen_phone is None and not stored["P-3"].attributes
+
+
+def _batch_orders(session: Session, batch_id: int | None) -> set[str]:
+    """The external ids of the orders the order list's batch filter lists for ``batch_id``."""
+    from cityhub.workorders.schemas import OrderFilter
+    from cityhub.workorders.service import search_order_rows
+
+    rows, _, _ = search_order_rows(
+        session, filters=OrderFilter(import_batch_id=batch_id), columns=["id", "external_id"], limit=100
+    )
+    return {r["external_id"] for r in rows}
+
+
+def test_an_import_batch_names_exactly_the_orders_the_import_created(db_session: Session, tmp_path: Path) -> None:
+    """Each import is one batch — its file, when, who and how many it created — and only the orders it created name
+    it: not the rows it found already imported (they stay in the batch that created them), not the channel's other
+    orders; an import that created nothing leaves no batch."""
+    from cityhub.org.models import Role, User
+    from cityhub.workorders.models import ImportBatch
+    from cityhub.workorders.service import Actor
+
+    clerk = User(username="batch-clerk", full_name="话务员乙", role=Role.OPERATOR)
+    db_session.add(clerk)
+    db_session.commit()
+    actor = Actor(name=clerk.full_name, user_id=clerk.id, role=clerk.role.value)
+    header = ["留言编号", "留言详情", "留言时间"]
+    rows = [[f"b{i}", f"第{i}件诉求", f"2026-11-0{i} 09:00:00"] for i in range(1, 6)]
+    first = import_orders(db_session, path=write_csv(tmp_path / "十一月.csv", rows[:3], header=header), actor=actor)
+    # The second file repeats b3 (its first batch of one row creates nothing) and brings b4, b5.
+    second = import_orders(
+        db_session, path=write_csv(tmp_path / "补录.csv", rows[2:], header=header), batch_size=1, actor=actor
+    )
+    again = import_orders(db_session, path=write_csv(tmp_path / "十一月.csv", rows[:3], header=header))
+
+    assert (first.imported, second.imported, second.skipped, again.imported) == (3, 2, 1, 0)
+    assert first.batch_id is not None and second.batch_id is not None and first.batch_id != second.batch_id
+    assert again.batch_id is None and count(db_session, ImportBatch) == 2
+    assert second.summary()["import_batch_id"] == second.batch_id
+    assert _batch_orders(db_session, first.batch_id) == {"b1", "b2", "b3"}
+    assert _batch_orders(db_session, second.batch_id) == {"b4", "b5"}  # the channel holds five
+    batch = db_session.get(ImportBatch, second.batch_id)
+    assert batch is not None
+    assert (batch.file_name, batch.actor_name, batch.actor_id, batch.imported) == ("补录.csv", "话务员乙", clerk.id, 2)
+    assert abs(batch.created_at - datetime.now(UTC)) < timedelta(minutes=1)
+    assert _batch_orders(db_session, second.batch_id + 100) == set()
+
+
+def test_an_import_killed_midway_counts_what_its_batch_created(db_session: Session, tmp_path: Path) -> None:
+    """The batch's count moves with each committed batch of rows; the command line's import names no account."""
+    from cityhub.workorders.models import ImportBatch
+
+    rows = [[f"k{i}", f"内容{i}", "2020-05-01 08:00:00"] for i in range(12)]
+    path = write_csv(tmp_path / "orders.csv", rows, header=["留言编号", "留言详情", "留言时间"])
+
+    def die_after_two(report: ImportReport) -> None:
+        if report.batches == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        import_orders(db_session, path=path, batch_size=5, on_batch=die_after_two)
+    db_session.rollback()
+    [killed] = db_session.scalars(select(ImportBatch)).all()
+    assert (killed.imported, killed.actor_name, killed.actor_id) == (10, "import", None)
+    assert len(_batch_orders(db_session, killed.id)) == 10
+    rerun = import_orders(db_session, path=path, batch_size=5)
+    assert (rerun.imported, len(_batch_orders(db_session, rerun.batch_id))) == (2, 2)
+
+
+def test_migration_0042_leaves_the_orders_imported_before_in_no_batch(empty_db_url: str, tmp_path: Path) -> None:
+    """Orders imported before 0042 (their column dropped by a downgrade to 0041, added again by 0042) name no batch —
+    nothing kept tells which import made them — and an import after it lists its own orders only."""
+    from alembic import command
+
+    from cityhub import migrate
+    from cityhub.db import make_engine
+
+    migrate.upgrade(empty_db_url)
+    header = ["留言编号", "留言详情", "留言时间"]
+    engine = make_engine(empty_db_url)
+    try:
+        with Session(engine) as session:
+            old = write_csv(tmp_path / "old.csv", [["o1", "旧诉求", "2026-10-01 09:00:00"]], header=header)
+            assert import_orders(session, path=old).imported == 1
+        engine.dispose()
+        command.downgrade(migrate.alembic_config(empty_db_url), "0041_reply_check_scorer")
+        migrate.upgrade(empty_db_url)
+        with Session(engine) as session:
+            assert session.scalars(select(Order.import_batch_id)).all() == [None]
+            new = write_csv(tmp_path / "new.csv", [["n1", "新诉求", "2026-11-01 09:00:00"]], header=header)
+            report = import_orders(session, path=new)
+            assert (report.imported, _batch_orders(session, report.batch_id)) == (1, {"n1"})
+    finally:
+        engine.dispose()

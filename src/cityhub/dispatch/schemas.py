@@ -196,6 +196,7 @@ class BulkOutcomeRead(BaseModel):
     order_id: int
     number: str | None
     dispatched: bool
+    unit_id: int = Field(description="the unit it was sent to (dispatched) or was to go to (refused)")
     error: str | None = Field(description="why it was not dispatched")
 
 

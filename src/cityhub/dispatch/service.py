@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,16 @@ from cityhub.db import in_batches, utcnow
 from cityhub.dispatch import rules as rulebook
 from cityhub.dispatch.models import DispatchRule, DispatchSuggestion, DispatchThreshold
 from cityhub.dispatch.schemas import RuleBase, RuleCreate, RuleUpdate
-from cityhub.errors import CityhubError, NotFound, ValidationFailed, refuse_nulls
+from cityhub.errors import (
+    CityhubError,
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    ParameterProblem,
+    PermissionDenied,
+    ValidationFailed,
+    refuse_nulls,
+)
 from cityhub.org.models import Unit, UnitTier
 from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, locate_appeal, place_of_unit, unit_gazetteer
 from cityhub.org.service import unit_directory
@@ -845,12 +855,40 @@ class Pick:
     reason: str | None = None
 
 
+class Refusal(StrEnum):
+    """Why an order of a bulk dispatch was not dispatched, as a page says it in its reader's language."""
+
+    GONE = "gone"  # no such order, or not in the caller's data scope
+    CHANGED = "changed"  # changed since the dispatcher read it (its version): taken by another, a file added, …
+    STATE = "state"  # its state takes no dispatch (no longer waiting)
+    UNIT = "unit"  # the unit chosen is unknown or inactive
+    ROUTING = "routing"  # held by a unit outside the dispatcher's: the district's dispatchers route it
+    NO_UNIT = "no_unit"  # no unit chosen for it (the queue page: no suggestion, and no unit chosen for all)
+    OTHER = "other"
+
+
 @dataclass(frozen=True)
 class PickOutcome:
     order_id: int
     number: str | None
     dispatched: bool
     error: str | None = None  # why not: the order changed, was taken meanwhile, is not the caller's, …
+    unit_id: int | None = None  # where it went (or was to go)
+    refusal: Refusal | None = None  # ``error``'s kind
+
+
+def _refusal(exc: Exception) -> Refusal:
+    if isinstance(exc, StaleDataError | Conflict):
+        return Refusal.CHANGED
+    if isinstance(exc, InvalidTransition) and not isinstance(exc, ParameterProblem):
+        return Refusal.STATE
+    if isinstance(exc, NotFound):
+        return Refusal.GONE
+    if isinstance(exc, PermissionDenied) and exc.details.get("routing"):
+        return Refusal.ROUTING
+    if isinstance(exc, ValidationFailed) and exc.details.get("field") == "unit_id":
+        return Refusal.UNIT
+    return Refusal.OTHER
 
 
 def dispatch_picked(
@@ -871,7 +909,8 @@ def dispatch_picked(
         query = select(Order.number).where(Order.id == pick.order_id)
         number = session.scalar(query if scope is None else query.where(scope))
         if number is None:
-            out.append(PickOutcome(pick.order_id, None, False, f"order {pick.order_id} not found"))
+            message = f"order {pick.order_id} not found"
+            out.append(PickOutcome(pick.order_id, None, False, message, pick.unit_id, Refusal.GONE))
             continue
         params: dict[str, Any] = {"unit_id": pick.unit_id}
         if pick.reason:
@@ -888,9 +927,9 @@ def dispatch_picked(
                 )
         except (CityhubError, StaleDataError) as exc:
             message = exc.message if isinstance(exc, CityhubError) else "the order changed meanwhile"
-            out.append(PickOutcome(pick.order_id, number, False, message))
+            out.append(PickOutcome(pick.order_id, number, False, message, pick.unit_id, _refusal(exc)))
             continue
-        out.append(PickOutcome(pick.order_id, number, True))
+        out.append(PickOutcome(pick.order_id, number, True, unit_id=pick.unit_id))
     return out
 
 

@@ -284,10 +284,12 @@ def write_orders(
     *,
     prefix: str | None = None,
     by: Mapping[str, Any] | None = None,
+    import_batch_id: int | None = None,
 ) -> WriteResult:
     """Insert new orders with their events and assists; skip a known (channel, external_id) holding the same
     message, report one holding a different message in ``conflicts``; do not commit. ``by``: the actor columns of the
-    ``create`` event written for a record that brings no events (default: ``actor_name`` ``import``)."""
+    ``create`` event written for a record that brings no events (default: ``actor_name`` ``import``).
+    ``import_batch_id``: the import (``import_batches``) every order written is one of."""
     result = WriteResult()
     if not records:
         return result
@@ -298,6 +300,7 @@ def write_orders(
     pos = orders.position
     at_changed = pos["changed_xid"]
     base[at_changed] = 0  # the database's to write (cityhub.workorders.changes), see below
+    base[pos["import_batch_id"]] = import_batch_id
     at_channel, at_ext, at_state, at_number = pos["channel"], pos["external_id"], pos["state"], pos["number"]
     at_title, at_content = pos["title"], pos["content"]
     at_created, at_updated = pos["created_at"], pos["updated_at"]

@@ -36,6 +36,11 @@ orders of each batch are queued for the background dispatcher in the batch's tra
 (:func:`cityhub.dispatch.background.enqueue_many`), so an imported appeal is checked for duplicates and dispatched
 automatically as one created over the API; without it they wait for a dispatcher or ``cityhub dispatch run``.
 
+The import's batch (``import_batches``: the file's name, when, who, how many orders it created) is made by its first
+write that creates an order, and every order it creates names it (``orders.import_batch_id``): the order list's
+``import_batch_id`` lists exactly those orders (the page's 查看导入的工单), not the channel's older ones. Rows already
+present stay in the batch that created them; an import that created no order leaves no batch.
+
 Nothing is stored other than the file says: a row is rejected (its row number and field reported, the other rows
 imported) rather than cut or corrected — a title longer than the column (300 characters), a created_at or replied_at
 in the future (beyond the API's tolerance, ``FUTURE_SLACK``), a created_at before 1990 (as the API refuses it), a
@@ -60,7 +65,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -75,7 +80,15 @@ from cityhub.org.service import unit_ids_by_code
 from cityhub.outfiles import SpreadsheetCsv
 from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, csv_records, detect_encoding
 from cityhub.workorders.lifecycle import Action, State
-from cityhub.workorders.models import AppealType, Category, Channel, Order, Urgency, default_appeal_type
+from cityhub.workorders.models import (
+    AppealType,
+    Category,
+    Channel,
+    ImportBatch,
+    Order,
+    Urgency,
+    default_appeal_type,
+)
 from cityhub.workorders.schemas import FUTURE_SLACK, TEXT_MAX_CHARS, created_problem, title_from_content
 
 if TYPE_CHECKING:
@@ -85,6 +98,7 @@ DEFAULT_BATCH = 5000
 # The audit reason of the close event of an order imported as history (``as_history``).
 HISTORY_REASON = "imported as history"
 TITLE_MAX: int = Order.__table__.c.title.type.length  # type: ignore[attr-defined]
+_FILE_NAME_MAX: int = ImportBatch.__table__.c.file_name.type.length  # type: ignore[attr-defined]
 # Rejected/warned rows kept in memory for the summary; all of them go to the --errors file. Of these at most
 # MAX_KEPT_WARNINGS warnings, so that a warning on every row (a file without times) never hides a rejected row:
 # warnings are also counted by kind (``warning_counts``, with one example each).
@@ -713,6 +727,8 @@ class ImportReport:
     # New received orders handed to the background dispatcher (``dispatch``): decided automatically as appeals from
     # the API are, instead of waiting for a dispatcher.
     queued: int = 0
+    # The import's batch (``import_batches``), which every order it created names: None until one is created.
+    batch_id: int | None = None
     issues: list[RowIssue] = field(default_factory=list)
     warning_counts: Counter[str] = field(default_factory=Counter)
     # The first warning of each kind of ``warning_counts`` (the page shows the kinds by an example).
@@ -727,6 +743,7 @@ class ImportReport:
             "skipped_existing": self.skipped,
             "rejected": self.rejected,
             "queued_for_dispatch": self.queued,
+            "import_batch_id": self.batch_id,
             "warnings": self.warnings,
             "warned_rows": self.warned_rows,
             "warning_kinds": dict(self.warning_counts.most_common()),
@@ -1004,10 +1021,9 @@ def import_orders(
                 report=report,
                 record_issue=record_issue,
                 batch_size=batch_size,
-                prefix=prefix,
+                target=_Target(prefix=prefix, by=converter.by, queue=queue, file_name=path.name),
                 on_progress=on_progress,
                 on_batch=on_batch,
-                queue=queue,
             )
         finally:
             if restore:
@@ -1072,10 +1088,9 @@ def _import_rows(
     report: ImportReport,
     record_issue: Callable[[RowIssue], None],
     batch_size: int,
-    prefix: str | None,
+    target: _Target,
     on_progress: Callable[[int, int | None], None] | None,
     on_batch: Callable[[ImportReport], None] | None,
-    queue: bool | None = None,
 ) -> None:
     batch = _Batch()
 
@@ -1099,7 +1114,7 @@ def _import_rows(
             batch.records.append(record)
             batch.numbers.append(number)
             if len(batch.records) >= batch_size:
-                _flush(session, batch, report, prefix, record_issue, converter.by, queue)
+                _flush(session, batch, report, record_issue, target)
                 batch = _Batch()
                 if on_progress is not None:
                     on_progress(*table.progress())
@@ -1107,15 +1122,27 @@ def _import_rows(
                     on_batch(report)
     except UnreadableFile as exc:
         # The rest of the file cannot be read: keep every row read before it, and say what was kept.
-        _flush(session, batch, report, prefix, record_issue, converter.by, queue)
+        _flush(session, batch, report, record_issue, target)
         raise ImportStopped(f"{exc.message} (import stopped there)", report) from None
     if batch.records or batch.issues:
-        _flush(session, batch, report, prefix, record_issue, converter.by, queue)
+        _flush(session, batch, report, record_issue, target)
         if on_batch is not None:
             on_batch(report)
     if on_progress is not None:
         done, total = table.progress()
         on_progress(total or done, total)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """How an import's rows are written: their numbers' ``prefix``, the actor their trails name (``by``), whether
+    their received orders go to the background dispatcher (``queue``, :func:`_dispatch_queue`), and the name of the
+    file their import batch (``import_batches``) names."""
+
+    prefix: str | None
+    by: dict[str, Any]
+    queue: bool | None
+    file_name: str
 
 
 @dataclass
@@ -1128,29 +1155,34 @@ class _Batch:
 
 
 def _flush(
-    session: Session,
-    batch: _Batch,
-    report: ImportReport,
-    prefix: str | None,
-    record_issue: Callable[[RowIssue], None],
-    by: dict[str, Any],
-    queue: bool | None = None,
+    session: Session, batch: _Batch, report: ImportReport, record_issue: Callable[[RowIssue], None], target: _Target
 ) -> None:
-    """Write and commit the batch (its received orders queued for the background dispatcher unless ``queue`` is
-    None, see :func:`_dispatch_queue`), then record its rows' issues in row order (a row whose id already holds a
-    different message is rejected here, and its warnings dropped; a row already present keeps no warning either: the
-    warnings count rows imported now, and the import that stored it warned of them)."""
+    """Write and commit the batch (its received orders queued for the background dispatcher unless ``target.queue``
+    is None, see :func:`_dispatch_queue`; each naming the import's batch, made by the first write that creates an
+    order, and counted in it), then record its rows' issues in row order (a row whose id already holds a different
+    message is rejected here, and its warnings dropped; a row already present keeps no warning either: the warnings
+    count rows imported now, and the import that stored it warned of them)."""
     issues = batch.issues
     if batch.records:
+        opened = report.batch_id is None
         try:
             tune_for_bulk(session)
-            result = write_orders(session, batch.records, prefix=prefix, by=by)
-            if queue is not None:
-                report.queued += background.enqueue_many(session, result.received_ids, check_duplicates=queue)
+            if opened:
+                report.batch_id = _open_batch(session, target)
+            result = write_orders(
+                session, batch.records, prefix=target.prefix, by=target.by, import_batch_id=report.batch_id
+            )
+            if target.queue is not None:
+                report.queued += background.enqueue_many(session, result.received_ids, check_duplicates=target.queue)
+            _count_in_batch(session, report.batch_id, result.inserted, opened=opened)
             session.commit()
         except BaseException:
             session.rollback()
+            if opened:
+                report.batch_id = None
             raise
+        if opened and not result.inserted:
+            report.batch_id = None  # nothing created: the batch was not kept
         report.imported += result.inserted
         report.skipped += len(result.skipped_external_ids)
         report.batches += 1
@@ -1171,6 +1203,32 @@ def _flush(
     report.warned_rows += len({issue.row for issue in issues if issue.level == "warning"})
     for issue in issues:
         record_issue(issue)
+
+
+def _open_batch(session: Session, target: _Target) -> int:
+    """A new import batch (``import_batches``) in the session's transaction: its id."""
+    batch = ImportBatch(
+        file_name=target.file_name[:_FILE_NAME_MAX],
+        actor_name=target.by["actor_name"],
+        actor_id=target.by.get("actor_id"),
+        imported=0,
+    )
+    session.add(batch)
+    session.flush()
+    return batch.id
+
+
+def _count_in_batch(session: Session, batch_id: int | None, inserted: int, *, opened: bool) -> None:
+    """Add the orders a write created to its batch's count; a batch opened for a write that created none (every row
+    already imported) is not kept."""
+    if batch_id is None:
+        return
+    if inserted:
+        session.execute(
+            update(ImportBatch).where(ImportBatch.id == batch_id).values(imported=ImportBatch.imported + inserted)
+        )
+    elif opened:
+        session.execute(delete(ImportBatch).where(ImportBatch.id == batch_id))
 
 
 def _warning_kind(message: str) -> str:

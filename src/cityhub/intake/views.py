@@ -36,6 +36,10 @@ class ImportRead(BaseModel):
         description="new orders handed to the background dispatcher (dispatch=true): decided automatically, or first "
         "checked for an earlier duplicate, as appeals created over the API are; 0 when it does not run"
     )
+    import_batch_id: int | None = Field(
+        description="the import's batch, which every order it created names: `GET /api/v1/orders?import_batch_id=` "
+        "lists them (null when it created none)"
+    )
     warnings: int = Field(description="warnings of the rows imported now (a row may have several)")
     warned_rows: int = Field(description="rows imported now with at least one warning")
     warning_kinds: dict[str, int]

@@ -14,7 +14,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -43,8 +43,9 @@ from cityhub.auth.scope import (
 from cityhub.auth.settings import get_auth_settings
 from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_cookies
 from cityhub.config import get_settings
-from cityhub.db import utcnow
+from cityhub.db import MAX_ID, utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from cityhub.intake.bulk import IMPORT_ACTOR
 from cityhub.knowledge.models import ReplyCheck
 from cityhub.nlp.reply_quality import WEAK_THRESHOLD
 from cityhub.org.models import Role, Unit, UnitTier, User
@@ -70,6 +71,7 @@ from cityhub.workorders.models import (
     AppealType,
     Category,
     Channel,
+    ImportBatch,
     Order,
     SlaStatus,
     Urgency,
@@ -86,6 +88,9 @@ from cityhub.workorders.schemas import (
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
 from cityhub.workorders.views import actions_of, reply_awaits, trail_of
+
+if TYPE_CHECKING:
+    from cityhub.dispatch.service import PickOutcome
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
@@ -826,6 +831,9 @@ def order_list(request: Request, db: DbSession) -> Response:
     # 只看本单位承办: what the reader's unit holds, not every order lying in its street (a handler's 在办).
     own = own_units(db, principal)  # None: nothing narrows the reader's list to their unit's (no such choice)
     criteria["held_by"] = sorted(own) if own is not None and q.get("held") else None
+    # 查看导入的工单: the orders one import created (the import page's link), named by the batch's chip.
+    raw_batch = "" if citizen else q.get("import_batch_id", "").strip()
+    criteria["import_batch_id"], batch = _import_batch(db, principal, raw_batch, errors, t)
     text = q.get("q", "").replace("\x00", "").strip()
     if len(text) > 100:
         errors["q"] = t("err.too_long", n=100)
@@ -883,8 +891,50 @@ def order_list(request: Request, db: DbSession) -> Response:
         categories=support.active_categories(db),
         # The folded criteria open when one of them is set (or an error is about one of them).
         more_filters=any(q.get(name) for name in _MORE_FILTERS) or bool(set(errors) & set(_MORE_FILTERS)),
+        batch=batch,
+        # The chip's ✕: the same list without the batch.
+        without_batch=[(k, v) for k, v in base if k != "import_batch_id"],
         now=utcnow(),
     )
+
+
+@dataclass(frozen=True)
+class BatchChip:
+    """The import an order list is narrowed to, as its chip names it: file, when, who (None: the command line),
+    and how many orders it created — None for a reader who sees only some of them and did not import it (the list
+    shows those they may read; the count would speak of the others)."""
+
+    id: int
+    file_name: str
+    created_at: datetime
+    actor_name: str | None
+    imported: int | None
+
+
+def _import_batch(
+    db: Session, principal: Principal, raw: str, errors: dict[str, str], t: Translator
+) -> tuple[int | None, BatchChip | None]:
+    """The list's ``import_batch_id`` criterion and its batch's chip. An id no batch has is said where the chip would
+    be and still narrows the list (to nothing); one that is not a number is an error and no criterion."""
+    if not raw:
+        return None, None
+    batch_id = forms.whole_number(raw)
+    if batch_id is None:
+        errors["import_batch_id"] = t("err.number")
+        return None, None
+    batch = db.get(ImportBatch, batch_id) if 0 < batch_id <= MAX_ID else None  # beyond the key: none
+    if batch is None:
+        errors["import_batch_id"] = t("orders.batch_unknown", id=batch_id)
+        return batch_id, None
+    whole = batch.actor_id == principal.user_id or scope_of(db, principal).everything
+    chip = BatchChip(
+        id=batch.id,
+        file_name=batch.file_name,
+        created_at=batch.created_at,
+        actor_name=None if batch.actor_id is None and batch.actor_name == IMPORT_ACTOR else batch.actor_name,
+        imported=batch.imported if whole else None,
+    )
+    return batch.id, chip
 
 
 def _one_of(q: Any, name: str, choices: Collection[str], errors: dict[str, str], t: Translator) -> str | None:
@@ -1571,6 +1621,7 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         ),
         directory=_directory(db),
         units=support.unit_groups(db, handlers=True) if rows else [],
+        bulk=_bulk_result(db, principal, support.read_flash(request), support.translator(request)),
     )
 
 
@@ -1586,7 +1637,7 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
     back = support.safe_next(form.get("next"), "/queue")
     chosen = forms.whole_number(form.get("bulk_unit"))
     picks: list[dispatch.Pick] = []
-    unsent: list[int] = []
+    unsent: list[dispatch.PickOutcome] = []
     for raw in form.getlist("pick"):
         order_text, _, version_text = raw.partition(":")
         order_id, version = forms.whole_number(order_text), forms.whole_number(version_text)
@@ -1594,8 +1645,8 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
             raise PageError(422, "err.validation")
         unit_id = chosen if chosen is not None else forms.whole_number(form.get(f"unit_{order_id}"))
         reason = form.get("bulk_reason") if chosen is not None else form.get(f"reason_{order_id}_{unit_id}")
-        if unit_id is None:
-            unsent.append(order_id)  # no suggestion, and no unit chosen for all
+        if unit_id is None:  # no suggestion, and no unit chosen for all
+            unsent.append(dispatch.PickOutcome(order_id, None, False, refusal=dispatch.Refusal.NO_UNIT))
             continue
         picks.append(dispatch.Pick(order_id, unit_id, version, reason.strip()[:REASON_MAX_CHARS] or None))
     if not picks and not unsent:
@@ -1605,15 +1656,127 @@ def queue_bulk_dispatch(request: Request, db: DbSession, form: FormBody) -> Resp
     except ValidationFailed:
         raise PageError(422, "err.validation") from None
     db.commit()
-    done = sum(o.dispatched for o in outcomes)
-    refused = [o.number or str(o.order_id) for o in outcomes if not o.dispatched]
-    if unsent:
-        numbers = dict(db.execute(select(Order.id, Order.number).where(Order.id.in_(unsent))).tuples())
-        refused += [numbers.get(i, str(i)) for i in unsent]
-    if refused:
-        params = {"n": done, "m": len(refused), "numbers": support.translator(request).sep.join(refused)}
-        return support.redirect(back, flash=("queue.bulk_partial", params))
-    return support.redirect(back, flash=("queue.bulk_done", {"n": done}))
+    return support.redirect(back, flash=_bulk_flash([*outcomes, *unsent]))
+
+
+# 批量派单's result rides to the queue page in the flash cookie, which holds about 4 KB: orders by id, those dispatched
+# grouped by unit with each unit's count, the refused with their reason's code (``Refusal``). Beyond BULK_DETAIL_MAX
+# characters of ids the list is cut — the refused kept first, they are still to do — and the page says how many it
+# does not name; the counts are always whole. (A queue page holds 20 orders: about 200 characters.)
+BULK_DETAIL_MAX = 2400
+_BULK_FLASHES = ("queue.bulk_done", "queue.bulk_partial")
+# The list of each order dispatched opens by itself up to this many; beyond, it is folded under the counts by unit.
+BULK_LIST_OPEN = 5
+
+
+def _bulk_flash(outcomes: list[PickOutcome]) -> support.Flash:
+    """The flash of a bulk dispatch's ``outcomes`` (``dispatch.PickOutcome``): counts, and the orders as
+    :func:`_bulk_result` reads them back."""
+    from cityhub.dispatch.service import Refusal
+
+    sent: dict[int, list[int]] = {}
+    for o in outcomes:
+        if o.dispatched:
+            sent.setdefault(o.unit_id or 0, []).append(o.order_id)  # a dispatched order names its unit
+    groups = sorted(sent.items(), key=lambda group: -len(group[1]))  # the unit that got the most first
+    budget = BULK_DETAIL_MAX - sum(len(f"{unit}:{len(ids)}:;") for unit, ids in groups)  # the counts, always
+    refused: list[str] = []
+    for o in outcomes:
+        if not o.dispatched and len(entry := f"{o.order_id}:{(o.refusal or Refusal.OTHER).value}") < budget:
+            refused.append(entry)
+            budget -= len(entry) + 1
+    listed: list[str] = []
+    for unit, ids in groups:
+        shown = []
+        for order_id in ids:
+            if len(str(order_id)) >= budget:
+                break
+            shown.append(str(order_id))
+            budget -= len(shown[-1]) + 1
+        listed.append(f"{unit}:{len(ids)}:{'.'.join(shown)}")
+    done = sum(len(ids) for ids in sent.values())
+    m = len(outcomes) - done
+    params = {"n": done, "m": m, "sent": ";".join(listed), "refused": ";".join(refused)}
+    return ("queue.bulk_partial" if m else "queue.bulk_done", params)
+
+
+@dataclass(frozen=True)
+class BulkUnit:
+    """Where a bulk dispatch sent orders: the unit, how many, and those of them the result names (id, number)."""
+
+    name: str
+    count: int
+    orders: list[tuple[int, str]]
+
+
+@dataclass(frozen=True)
+class BulkRefused:
+    """An order a bulk dispatch did not send: why, and what it is now (its state, the unit holding it) when the reader
+    may read it."""
+
+    id: int
+    number: str | None
+    reason: str
+    state: str | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    dispatched: int
+    units: list[BulkUnit]
+    refused: list[BulkRefused]
+    unlisted: int  # orders the result does not name one by one (beyond the flash's room)
+
+    @property
+    def open(self) -> bool:
+        return self.dispatched <= BULK_LIST_OPEN
+
+
+def _bulk_result(db: Session, principal: Principal, flash: dict[str, Any] | None, t: Translator) -> BulkResult | None:
+    """The queue page's account of the bulk dispatch just made (its flash, :func:`_bulk_flash`): each order's number
+    by the unit it went to, the refused with their reasons. Numbers are read within the reader's data scope (the
+    cookie is the browser's to send); a flash that does not read as one gives none."""
+    from cityhub.db import MAX_BIG_ID
+    from cityhub.dispatch.service import Refusal
+
+    if flash is None or flash["key"] not in _BULK_FLASHES:
+        return None
+    params = flash["params"]
+    try:
+        done, refused_count = int(params["n"]), int(params["m"])
+        groups = [
+            (int(unit), int(count), [int(i) for i in ids.split(".") if i])
+            for unit, count, ids in (group.split(":") for group in params["sent"].split(";") if group)
+        ]
+        refused = [
+            (int(order_id), Refusal(code))
+            for order_id, code in (entry.split(":") for entry in params["refused"].split(";") if entry)
+        ]
+    except (KeyError, ValueError):
+        return None
+    wanted = {i for _, _, ids in groups for i in ids} | {i for i, _ in refused}
+    query = select(Order.id, Order.number, Order.state, Order.lead_unit_id).where(
+        Order.id.in_(sorted(i for i in wanted if 0 < i <= MAX_BIG_ID))
+    )
+    scope = scope_of(db, principal).clause()
+    found = {row.id: row for row in db.execute(query if scope is None else query.where(scope))}
+    names = _directory(db)
+    units = [
+        BulkUnit(names.get(unit, str(unit)), count, [(i, found[i].number) for i in ids if i in found])
+        for unit, count, ids in groups
+    ]
+    rows: list[BulkRefused] = []
+    for order_id, refusal in refused:
+        reason = t(f"queue.refusal.{refusal.value}")
+        now = found.get(order_id)
+        if now is None:
+            rows.append(BulkRefused(order_id, None, reason))
+            continue
+        holder = names.get(now.lead_unit_id) if now.lead_unit_id is not None else None
+        rows.append(BulkRefused(order_id, now.number, reason, t.label("state", now.state), holder))
+    named = sum(len(u.orders) for u in units) + len(rows)
+    return BulkResult(done, units, rows, max(0, done + refused_count - named))
 
 
 @router.get("/reviews", response_class=HTMLResponse)

@@ -50,6 +50,9 @@ OPEN_SQL = "state IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(OPEN_
 OVERDUE_NOW_SQL = f"sla_status = 'overdue' AND {OPEN_SQL}"
 # 曾超期: every order that ran out of a time limit, whichever unit held it then (``first_overdue_at``, migration 0039).
 EVER_OVERDUE_SQL = "first_overdue_at IS NOT NULL"
+# The orders an import created (``import_batch_id``, migration 0042): the predicate of the partial index the order
+# list's batch filter reads (orders received one by one are not in it).
+IMPORTED_SQL = "import_batch_id IS NOT NULL"
 
 
 class Channel(enum.StrEnum):
@@ -119,6 +122,26 @@ class Category(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     parent: Mapped[Category | None] = relationship(remote_side=[id])
+
+
+class ImportBatch(Base):
+    """One import of a file of appeals (批量导入: the web page, ``POST /api/v1/orders/import``, ``cityhub import
+    orders``): the file, when, by whom, and how many orders it created — each of them names it in
+    ``orders.import_batch_id``, so the orders of one import are listed apart from older ones of the same channel
+    (the order list's ``import_batch_id``). Made by the import's first write of an order; an import that created
+    none leaves no batch. Orders imported before migration 0042 name none."""
+
+    __tablename__ = "import_batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    # When the import began writing (its first order's batch).
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Who imported it: the person who uploaded the file, or "import" (the command line) without an account.
+    actor_name: Mapped[str] = mapped_column(String(80))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The orders it created (not the rows it found already imported): added to by each committed batch of rows.
+    imported: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Order(Base):
@@ -193,6 +216,14 @@ class Order(Base):
             sqlite_where=text(EVER_OVERDUE_SQL),
             postgresql_where=text(EVER_OVERDUE_SQL),
         ),
+        # The orders of one import, newest first: the list's batch filter (migration 0042; only imported orders).
+        Index(
+            "ix_orders_import_batch_created",
+            "import_batch_id",
+            "created_at",
+            sqlite_where=text(IMPORTED_SQL),
+            postgresql_where=text(IMPORTED_SQL),
+        ),
         # The placing job's backlog (migration 0015); orders leave it as they are placed or found not placeable.
         Index("ix_orders_unplaced", "id", sqlite_where=text(UNPLACED_SQL), postgresql_where=text(UNPLACED_SQL)),
         # A returning caller's earlier appeals, found by the search's exact name or phone (migration 0018).
@@ -224,6 +255,8 @@ class Order(Base):
     master_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
     # 拆单: the order this one was split from (one of the problems its appeal raised).
     split_from_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    # The import that created it (ix_orders_import_batch_created); None: received otherwise, or imported before 0042.
+    import_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id"))
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)  # reception time
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

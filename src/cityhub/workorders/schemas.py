@@ -449,6 +449,11 @@ EVER_OVERDUE_DESCRIPTION = (
     "曾超期: only the orders that ran out of a time limit at some time, open or closed, extended, re-dispatched, "
     "transferred or reopened since or not (true), or only the others (false)"
 )
+IMPORT_BATCH_DESCRIPTION = (
+    "批量导入: only the orders one import created (its `import_batch_id`, as `POST /api/v1/orders/import` answers "
+    "it), not the rows it found already imported, nor other orders of the channel; orders imported before the import "
+    "kept its batch belong to none"
+)
 
 
 class OrderSort(StrEnum):
@@ -502,6 +507,7 @@ class OrderFilter(BaseModel):
     place_source: list[PlaceSource] | None = Field(
         None, description="where street and community came from; none: looked for and not found"
     )
+    import_batch_id: int | None = Field(None, description=IMPORT_BATCH_DESCRIPTION)
 
     @field_validator("q")
     @classmethod

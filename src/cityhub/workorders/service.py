@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, false, func, insert, se
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cityhub.auth.permissions import UNIT_STAFF_ROLES
-from cityhub.db import MAX_BIG_ID, utcnow
+from cityhub.db import MAX_BIG_ID, MAX_ID, utcnow
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, check_length
 from cityhub.nlp.text import nfkc
 from cityhub.notify import service as notify_service
@@ -814,6 +814,10 @@ def _search_conditions(
         # is in 预警.
         told = [s for s in SlaStatus if s.as_citizen_reads() == f.sla_status]
         conditions.append(Order.sla_status.in_(told) if told else false())
+    if f.import_batch_id is not None:
+        # An id beyond the key names no batch: nothing, on both backends (PostgreSQL would refuse to compare it).
+        batch = f.import_batch_id
+        conditions.append(Order.import_batch_id == batch if 0 < batch <= MAX_ID else false())
     if f.held_by is not None:
         from cityhub.auth.scope import held_by
 

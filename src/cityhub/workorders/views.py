@@ -45,6 +45,7 @@ from cityhub.workorders.models import AppealType, Channel, Order, OrderAssist, O
 from cityhub.workorders.schemas import (
     EVER_OVERDUE_DESCRIPTION,
     HELD_DESCRIPTION,
+    IMPORT_BATCH_DESCRIPTION,
     INTERNAL_EVENTS,
     OVERDUE_DESCRIPTION,
     Q_DESCRIPTION,
@@ -182,6 +183,7 @@ def list_orders(
     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description=Q_DESCRIPTION)] = None,
     place_source: Annotated[list[PlaceSource] | None, Query(description="where the place came from")] = None,
     held: Annotated[bool | None, Query(description=HELD_DESCRIPTION)] = None,
+    import_batch_id: Annotated[int | None, Query(description=IMPORT_BATCH_DESCRIPTION)] = None,
     count: Annotated[bool, Query(description="also count all matches")] = False,
     sort: Annotated[OrderSort, Query(description=SORT_DESCRIPTION)] = OrderSort.NEWEST,
 ) -> Response:
@@ -207,6 +209,7 @@ def list_orders(
         place_source=place_source,
         as_citizen=principal.role == Role.CITIZEN,
         held_by=sorted(units) if held and (units := own_units(db, principal)) is not None else None,
+        import_batch_id=import_batch_id,
     )
     if filters.created_from and filters.created_to and filters.created_from > filters.created_to:
         raise ValidationFailed("created_from must be before created_to", details={"field": "created_from"})
