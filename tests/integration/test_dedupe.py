@@ -510,10 +510,10 @@ def test_healthz_tells_the_state_of_the_similar_orders_index(client, places):
     assert client.get("/healthz").json()["similar_orders_index"] == {"state": "ready", "orders": 1}
 
 
-def test_a_case_in_other_words_is_found_by_the_appeals_rarest_words(db_session, places):
+def test_a_case_in_other_words_is_found_by_the_appeals_telling_words(db_session, places):
     """An appeal whose place is unknown, worded unlike any earlier one: the MinHash index finds no text sharing much of
     its own, the place prefilter has no place to look in — the similar cases were what happened to collide. The
-    appeal's rarest character pairs (油烟, held by one order here) find the earlier order about the same matter
+    appeal's telling character pairs (油烟, held by one order here) find the earlier order about the same matter
     through the full-text index; the pairs most orders hold (小区, 噪音) are no clue and are not looked up."""
     for i in range(40):
         _intake(db_session, f"小区{i}号楼下水道堵塞污水外溢，噪音扰民，请尽快处理", at=T0 - timedelta(days=30, hours=i))
@@ -521,3 +521,45 @@ def test_a_case_in_other_words_is_found_by_the_appeals_rarest_words(db_session, 
     new = _intake(db_session, "餐馆油烟很大，噪音扰民")
     assert new.order.street_id is None  # no place: nothing for the prefilter
     assert fumes.id in [c.order.id for c in new.similar], [(c.order.content, c.score) for c in new.similar]
+
+
+# Names of people and places, each two characters no other text here holds: an appeal's rarest pairs, not its matter.
+NAMES = [
+    "甲乙",
+    "丙丁",
+    "戊己",
+    "庚辛",
+    "壬癸",
+    "子丑",
+    "寅卯",
+    "辰巳",
+    "午未",
+    "申酉",
+    "戌亥",
+    "乾坤",
+    "震巽",
+    "坎离",
+    "艮兑",
+    "琴瑟",
+    "笙箫",
+    "鼓钹",
+    "钟磬",
+    "埙篪",
+]
+
+
+def test_the_matter_an_appeal_repeats_counts_over_its_rarest_pairs(db_session, places):
+    """A long appeal holds many pairs no other order holds — names, word boundaries, slips of the keyboard — and few
+    that say its matter. The matter's words (油烟, said three times, held by two earlier orders) are looked up before
+    the rarest pairs (each name, held by one newer order): the 50 newest holders of the four rarest pairs missed the
+    earlier order about the same matter."""
+    fumes = _intake(db_session, "楼下油烟，油烟呛人", at=T0 - timedelta(days=20)).order
+    _intake(db_session, "油烟机维修收费不合理", at=T0 - timedelta(days=19))
+    for i, name in enumerate(NAMES):
+        _intake(db_session, f"{name}路口井盖缺失", at=T0 - timedelta(days=10, hours=i))
+    appeal = "油烟直冲窗户，油烟熏人，油烟很大。" + "、".join(NAMES)
+    index = dedupe.sim.index_for(db_session, index_days=180)
+    assert index.ensure(db_session)
+    assert fumes.id in dedupe._telling_word_candidates(db_session, index, appeal)
+    found = dedupe.check(db_session, data={"channel": "web", "content": appeal, "created_at": T0})
+    assert fumes.id in [c.order.id for c in found.similar], [(c.order.content, c.score) for c in found.similar]

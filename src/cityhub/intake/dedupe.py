@@ -16,7 +16,8 @@ satisfaction. Orders merged into another one are represented by their master.
 
 Candidates come from the LSH index (texts sharing much of the appeal's), from the database (the most recent orders
 of the same community or street) and, for the similar cases, from the full-text index (the newest orders holding
-the appeal's rarest character pairs: the same matter in other words — :func:`_rare_word_candidates`), so an intake
+the orders holding most of the appeal's telling character pairs: the same matter in other words —
+:func:`_telling_word_candidates`), so an intake
 never scans the table. Settings come from the environment, prefix
 ``CITYHUB_DEDUPE_`` (e.g. ``CITYHUB_DEDUPE_AUTO_MERGE=false``).
 """
@@ -27,6 +28,7 @@ import enum
 import gc
 import math
 import threading
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -381,7 +383,7 @@ def check(
         )
     ids.update(dict.fromkeys(_prefiltered(session, probe, place, cfg)))
     # Scored whatever their estimated Jaccard (a new wording's is low, and at low values the estimate is noise).
-    rare = _rare_word_candidates(session, index, probe.text) if similar and index.built else []
+    rare = _telling_word_candidates(session, index, probe.text) if similar and index.built else []
     ids.update(dict.fromkeys(rare))
     ids.pop(probe.order_id, None)  # type: ignore[arg-type]
     if earlier_only and probe.order_id is not None:
@@ -521,25 +523,39 @@ def _wanted_orders(with_lead_unit: bool) -> Any:
 
 # Similar cases worded otherwise. The MinHash index finds the texts sharing much of the appeal's, the prefilter the
 # orders at its place; an appeal in new words about a common matter, its place unknown, matched neither, and its
-# "most similar cases" were chance collisions (餐馆油烟…噪音扰民 beside 有人焚烧垃圾 at 0.07). Its rarest character
-# pairs — held by few of the indexed orders — looked up in the full-text index find the orders about the same matter.
-RARE_PAIRS = 4
+# "most similar cases" were chance collisions (餐馆油烟…噪音扰民 beside 有人焚烧垃圾 at 0.07). Its telling character
+# pairs, looked up in the full-text index, find the orders about the same matter: those holding most of them, the
+# rarer weighing more — the part of the score's TF-IDF product that the telling pairs make. The rarest pairs alone
+# (an earlier choice) are mostly word boundaries and typing slips no other order holds (对砍, 编与); the pairs the
+# appeal repeats and few orders hold are its matter (bench/results/similar_cases.md).
+TELLING_PAIRS = 16
 # A pair more of the indexed orders hold than this (投诉, 小区, 噪音) says little of the matter.
-RARE_PAIR_SHARE = 0.01
-RARE_PAIR_CANDIDATES = 50
+TELLING_PAIR_SHARE = 0.02
+TELLING_PAIR_HOLDERS = 100  # the newest orders read for each pair
+TELLING_PAIR_CANDIDATES = 50
 
 
-def _rare_word_candidates(session: Session, index: sim.OrderIndex, text: str) -> list[int]:
-    """The newest orders holding any of the appeal's :data:`RARE_PAIRS` rarest character pairs (none held by more
-    than :data:`RARE_PAIR_SHARE` of the indexed orders, nor by none of them)."""
-    counts, indexed = index.pair_counts(t for t in search.terms(text) if len(t) == 2)
-    most = max(2.0, RARE_PAIR_SHARE * indexed)
-    rare = sorted((n, pair) for pair, n in counts.items() if 1 <= n <= most)[:RARE_PAIRS]
-    if not rare:
+def _telling_word_candidates(session: Session, index: sim.OrderIndex, text: str) -> list[int]:
+    """The :data:`TELLING_PAIR_CANDIDATES` orders holding the most of the appeal's telling character pairs.
+
+    The appeal's pairs held by at least one and at most :data:`TELLING_PAIR_SHARE` of the indexed orders are ranked by
+    how often the appeal uses them times their inverse document frequency (``log(n / df)``); for each of the best
+    :data:`TELLING_PAIRS`, the newest :data:`TELLING_PAIR_HOLDERS` orders holding it count ``idf²``, and the orders
+    are taken by their sums (ties: the newest)."""
+    used = Counter(t for t in search.terms(text) if len(t) == 2)
+    counts, indexed = index.pair_counts(used)
+    most = max(2.0, TELLING_PAIR_SHARE * indexed)
+    idf = {pair: math.log((indexed + 1) / n) for pair, n in counts.items() if 1 <= n <= most}
+    telling = sorted(idf, key=lambda pair: (-used[pair] * idf[pair], pair))[:TELLING_PAIRS]
+    if not telling:
         return []
     if session.autoflush:
         session.flush()  # as an ORM query would: pending orders of this session count
-    return search.orders_holding_any(session.connection(), [pair for _, pair in rare], limit=RARE_PAIR_CANDIDATES)
+    weight: dict[int, float] = {}
+    for pair, holders in search.newest_holders(session.connection(), telling, limit=TELLING_PAIR_HOLDERS).items():
+        for order_id in holders:
+            weight[order_id] = weight.get(order_id, 0.0) + idf[pair] ** 2
+    return sorted(weight, key=lambda i: (-weight[i], -i))[:TELLING_PAIR_CANDIDATES]
 
 
 def _prefiltered(session: Session, probe: _Probe, place: Place, cfg: DedupeSettings) -> list[int]:

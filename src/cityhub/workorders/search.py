@@ -248,15 +248,16 @@ def pg_tsquery(found: Iterable[QueryTerms]) -> str:
     return " & ".join(dict.fromkeys(parts))
 
 
-def orders_holding_any(conn: Any, found: Iterable[str], *, limit: int) -> list[int]:
-    """Ids of the ``limit`` newest orders whose index terms hold any of ``found`` (whole terms), newest first: the
-    index alone, no ``LIKE`` (a lookup of candidates, e.g. the similar cases' rarest words, not a search's answer)."""
+def newest_holders(conn: Any, found: Iterable[str], *, limit: int) -> dict[str, list[int]]:
+    """For each term of ``found``, the ids of the ``limit`` newest orders whose index terms hold it (a whole term),
+    newest first: the index alone, no ``LIKE`` (a lookup of candidates, e.g. the similar cases' telling words, not a
+    search's answer)."""
     wanted = list(dict.fromkeys(found))
     if not wanted or limit < 1:
-        return []
+        return {}
     if conn.dialect.name == "sqlite":
         query = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q ORDER BY rowid DESC LIMIT :n"
-        expression = " OR ".join(_fts_string(t) for t in wanted)
+        quoted = _fts_string
     else:
         # The matches first (the GIN index), then the newest of them: OFFSET 0 keeps the planner from walking the
         # whole table newest first in search of them.
@@ -264,8 +265,9 @@ def orders_holding_any(conn: Any, found: Iterable[str], *, limit: int) -> list[i
             f"SELECT order_id FROM (SELECT order_id FROM {TERMS_TABLE} WHERE {PG_TSVECTOR} @@ "
             "to_tsquery('simple', :q) OFFSET 0) AS held ORDER BY order_id DESC LIMIT :n"
         )
-        expression = " | ".join(_pg_string(t) for t in wanted)
-    return [int(i) for i in conn.execute(text(query), {"q": expression, "n": limit}).scalars()]
+        quoted = _pg_string
+    statement = text(query)
+    return {t: [int(i) for i in conn.execute(statement, {"q": quoted(t), "n": limit}).scalars()] for t in wanted}
 
 
 def text_condition(conn: Any, q: str, columns: Any, *, counting: bool = False) -> ColumnElement[bool]:
