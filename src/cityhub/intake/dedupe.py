@@ -552,7 +552,10 @@ def _telling_word_candidates(session: Session, index: sim.OrderIndex, text: str)
     if session.autoflush:
         session.flush()  # as an ORM query would: pending orders of this session count
     weight: dict[int, float] = {}
-    for pair, holders in search.newest_holders(session.connection(), telling, limit=TELLING_PAIR_HOLDERS).items():
+    # Within the index's window: PostgreSQL reads every holder of a pair before it knows the newest, years of them.
+    since = index.lowest_id() or 0
+    held = search.newest_holders(session.connection(), telling, limit=TELLING_PAIR_HOLDERS, since_id=since)
+    for pair, holders in held.items():
         for order_id in holders:
             weight[order_id] = weight.get(order_id, 0.0) + idf[pair] ** 2
     return sorted(weight, key=lambda i: (-weight[i], -i))[:TELLING_PAIR_CANDIDATES]

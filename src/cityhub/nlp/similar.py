@@ -1088,6 +1088,15 @@ class OrderIndex:
             counts = idf.df[df_buckets(np.array(list(keyed.values()), dtype=U64))] if keyed else []
             return {p: int(c) for p, c in zip(keyed, counts, strict=True)}, idf.n_docs
 
+    def lowest_id(self) -> int | None:
+        """The smallest id of the orders the index holds (created within its ``index_days``); None when it holds none.
+        Every order the index holds has at least this id."""
+        cutoff = (utcnow() - timedelta(days=self.index_days)).timestamp()
+        with self.lock:
+            index = self.index
+            held = index.ids[: index.size][index.created[: index.size] >= cutoff]
+            return int(held.min()) if len(held) else None
+
 
 def _reader_engine(session: Session) -> Engine:
     """An engine of its own on the session's database for the index's reads, with one kept connection.

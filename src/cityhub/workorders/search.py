@@ -248,26 +248,31 @@ def pg_tsquery(found: Iterable[QueryTerms]) -> str:
     return " & ".join(dict.fromkeys(parts))
 
 
-def newest_holders(conn: Any, found: Iterable[str], *, limit: int) -> dict[str, list[int]]:
-    """For each term of ``found``, the ids of the ``limit`` newest orders whose index terms hold it (a whole term),
-    newest first: the index alone, no ``LIKE`` (a lookup of candidates, e.g. the similar cases' telling words, not a
-    search's answer)."""
+def newest_holders(conn: Any, found: Iterable[str], *, limit: int, since_id: int = 0) -> dict[str, list[int]]:
+    """For each term of ``found``, the ids (at least ``since_id``) of the ``limit`` newest orders whose index terms
+    hold it (a whole term), newest first: the index alone, no ``LIKE`` (a lookup of candidates, e.g. the similar
+    cases' telling words, not a search's answer)."""
     wanted = list(dict.fromkeys(found))
     if not wanted or limit < 1:
         return {}
     if conn.dialect.name == "sqlite":
-        query = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q ORDER BY rowid DESC LIMIT :n"
+        query = (
+            f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q AND rowid >= :since ORDER BY rowid DESC LIMIT :n"
+        )
         quoted = _fts_string
     else:
-        # The matches first (the GIN index), then the newest of them: OFFSET 0 keeps the planner from walking the
-        # whole table newest first in search of them.
+        # The matches first (the GIN index, within the ids wanted), then the newest of them: OFFSET 0 keeps the
+        # planner from walking the whole table newest first in search of them.
         query = (
             f"SELECT order_id FROM (SELECT order_id FROM {TERMS_TABLE} WHERE {PG_TSVECTOR} @@ "
-            "to_tsquery('simple', :q) OFFSET 0) AS held ORDER BY order_id DESC LIMIT :n"
+            "to_tsquery('simple', :q) AND order_id >= :since OFFSET 0) AS held ORDER BY order_id DESC LIMIT :n"
         )
         quoted = _pg_string
     statement = text(query)
-    return {t: [int(i) for i in conn.execute(statement, {"q": quoted(t), "n": limit}).scalars()] for t in wanted}
+    return {
+        t: [int(i) for i in conn.execute(statement, {"q": quoted(t), "n": limit, "since": since_id}).scalars()]
+        for t in wanted
+    }
 
 
 def text_condition(conn: Any, q: str, columns: Any, *, counting: bool = False) -> ColumnElement[bool]:
