@@ -206,6 +206,21 @@ def _warm_up_findings() -> None:
         log.exception("findings warm-up failed")
 
 
+def _warm_up_graph() -> None:
+    """The district's correlation graph over all its orders — what 关联分析 and ``/api/v1/graph/related`` answer the
+    district's staff when no period is chosen — built once in the background (``correlation.graph_from_db``'s cache),
+    so the first look after a start does not wait for it: 12.6 s at 200,000 orders. A narrower scope or a chosen
+    period is built on its first request."""
+    from cityhub.analytics import correlation
+    from cityhub.db import session_scope
+
+    try:
+        with session_scope() as session:
+            correlation.graph_from_db(session)
+    except Exception:  # the first request builds it instead
+        log.exception("correlation graph warm-up failed")
+
+
 def warm_up_pages(app: FastAPI) -> None:
     """What the first request that reaches each route would otherwise do: FastAPI analyses the routes of an included
     router (their dependencies and models, ~0.7 s for all of cityhub's) on the first request matched against them,
@@ -247,6 +262,7 @@ def _warm_up_in_background(app: FastAPI, stop: threading.Event) -> None:
         log.exception("page warm-up failed")
     _warm_up_dispatch()
     _warm_up_findings()
+    _warm_up_graph()
     _keep_kpis_warm(stop)
 
 

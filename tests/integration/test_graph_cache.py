@@ -194,3 +194,24 @@ def test_the_cli_computes_the_graph_afresh(app_db: str, cli_run) -> None:
     assert code == 0, err
     answer = json.loads(out)
     assert answer["universe"] == 2 and answer["built_at"].endswith("Z")
+
+
+def test_a_serving_process_builds_the_district_s_graph_before_anyone_asks(
+    app_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cityhub serve`` builds the district's graph over all its orders in the background (main._warm_up_graph):
+    关联分析's first look without a period — a district-wide reader's — is answered from the cache, not built."""
+    from cityhub import main
+
+    correlation.clear_cache()
+    with session_scope() as s:
+        streets = _streets(s)
+        for i in range(4):
+            _order(s, streets[i % 2], f"工地夜间施工噪音扰民{i}", START + timedelta(days=i))
+    builds = Builds(monkeypatch)
+    main._warm_up_graph()
+    assert builds.in_place == 1
+    with session_scope() as s:
+        graph = graph_from_db(s)
+    assert builds.in_place == 1 and graph.graph.graph["orders"] == 4
+    correlation.clear_cache()
