@@ -81,6 +81,8 @@ def test_find_category_prefers_exact_path_then_shallowest_unique_name(db_session
     assert categories.find_category(db_session, name_or_path="公路/其他").path == "交通运输/公路/其他"
     assert categories.find_category(db_session, name_or_path="物业管理").path == "城乡建设/住房保障与房地产/物业管理"
     assert categories.find_category(db_session, name_or_path="不存在") is None
+    # Widths do not matter: a half-width slash or bracket as a file or a classifier's label has it.
+    assert categories.find_category(db_session, name_or_path="公路／其他").path == "交通运输/公路/其他"
     with pytest.raises(ValidationFailed, match="unknown category_id"):  # an id a request carried
         categories.category_chain(db_session, category_id=10**9)
     # Several at once: the same answers as one by one, exact paths or not.
@@ -217,3 +219,14 @@ def test_cli_imports_an_excel_taxonomy(app_db, tmp_path):
     result = runner.invoke(categories.categories_app, ["import", str(path)])
     assert result.exit_code == 0, result.output
     assert "created 3" in result.stdout
+
+
+def test_a_category_is_found_whatever_the_width_of_its_brackets(db_session, tmp_path):
+    """A taxonomy names 交通运输（公交） with full-width brackets; a file, a form or the classifier (which learns every
+    label in one form) may say 交通运输(公交): the same category."""
+    categories.import_taxonomy(db_session, path=_write(tmp_path, "level1,level2\n交通运输（公交）,线路调整\n"))
+    found = categories.find_category(db_session, name_or_path="交通运输(公交)")
+    assert found is not None and found.name == "交通运输（公交）"
+    assert categories.find_category(db_session, name_or_path="交通运输(公交)/线路调整").name == "线路调整"
+    names = categories.find_categories(db_session, names=["交通运输(公交)", "交通运输（公交）"])
+    assert names["交通运输(公交)"] == names["交通运输（公交）"] is not None

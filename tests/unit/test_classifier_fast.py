@@ -257,3 +257,19 @@ def test_unknown_member_types_fall_back_to_sklearn(real: tuple[classifier.Model,
         expected = model.confidence.transform(full)
         np.testing.assert_allclose(mixed.predict_proba(sample), expected, rtol=0, atol=1e-12)
         assert not np.allclose(expected, model.predict_proba(sample), atol=1e-6)  # the new member does count
+
+
+def test_a_label_typed_in_two_widths_is_one_class(tmp_path):
+    """交通运输（公交） and 交通运输(公交), or a path with spaces around its slash, name one category: one class
+    to learn and to evaluate, not two that split its examples."""
+    path = tmp_path / "labelled.csv"
+    path.write_text(
+        "id,title,content,created_at,category\n"
+        "1,公交线路,12路公交车班次太少,,交通运输（公交）\n"
+        "2,公交站台,站台没有遮雨棚,,交通运输(公交)\n"
+        "3,公交司机,司机态度差,,交通运输 / 公交\n"
+        "4,公交司机,司机开车太猛,,交通运输/公交\n",
+        encoding="utf-8",
+    )
+    records, _ = classifier.read_labelled_csv(path)
+    assert [r.category for r in records] == ["交通运输(公交)", "交通运输(公交)", "交通运输/公交", "交通运输/公交"]

@@ -65,6 +65,7 @@ from cityhub.nlp.text import (
     words,
 )
 from cityhub.textfiles import read_text, text_lines
+from cityhub.workorders.categories import category_form
 
 # 2: optional encoder block (``ClassifierConfig.encoder``); 3: per-class confidence calibration
 # (``ClassConfidence``); 4: the learned joined form of raw texts (``JoinedForm``). Versions 1 and 2 still load and
@@ -93,6 +94,10 @@ class LabelledOrder:
     content: str
     category: str
     source: str = ""
+
+    def __post_init__(self) -> None:
+        # One class per category however a file typed it ("交通运输(公交)" is "交通运输（公交）").
+        object.__setattr__(self, "category", category_form(self.category))
 
     @property
     def text(self) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from cityhub import auditlog, refdata
 from cityhub.clitools import RejectedRow, fail_with, print_rejected, refuse_if_nothing_imported
 from cityhub.errors import CityhubError, Conflict, NotFound, ValidationFailed
+from cityhub.nlp.text import nfkc
 from cityhub.org.schemas import ImportReport
 from cityhub.org.service import CODE_PATTERN, CsvTable, read_table
 from cityhub.workorders.models import Category
@@ -67,6 +68,12 @@ def category_code(parent_code: str | None, index: int, level: int) -> str:
 def normalise_path(text: str) -> str:
     """``城乡建设 / 住房保障 > 保障房`` → ``城乡建设/住房保障/保障房``."""
     return SEPARATOR.join(p for p in _PATH_SEPARATORS.split(text.strip()) if p)
+
+
+def category_form(text: str) -> str:
+    """The form a category's name or path is looked up and learnt in: :func:`normalise_path` of its NFKC form, so
+    that widths do not matter — "交通运输(公交)" (as a file or a classifier's label has it) finds "交通运输（公交）"."""
+    return normalise_path(nfkc(text))
 
 
 @dataclass
@@ -348,22 +355,23 @@ class Taxonomy:
 
     def __init__(self, refs: Sequence[CategoryRef]) -> None:
         self.by_id = {c.id: c for c in refs}
-        self._by_path = {c.path: c for c in refs if c.active}
+        self._by_path = {category_form(c.path): c for c in refs if c.active}
         # Active categories by name ("保障房") and by every path tail of two parts or more ("住房保障/保障房"),
         # shallowest level first. Names hold no separator, so the two kinds of key never meet.
         self._by_name_or_tail: dict[str, list[CategoryRef]] = defaultdict(list)
         for c in sorted(refs, key=lambda c: (c.level, c.code)):
             if not c.active:
                 continue
-            self._by_name_or_tail[c.name].append(c)
-            parts = c.path.split(SEPARATOR)
+            self._by_name_or_tail[category_form(c.name)].append(c)
+            parts = category_form(c.path).split(SEPARATOR)
             for start in range(1, len(parts) - 1):
                 self._by_name_or_tail[SEPARATOR.join(parts[start:])].append(c)
 
     def find(self, name_or_path: str) -> CategoryRef | None:
         """The active category with this exact path, else the one with this name (or path tail, such as
-        ``住房保障/保障房``) at the shallowest level; None when there is none, or more than one there."""
-        text = normalise_path(name_or_path)
+        ``住房保障/保障房``) at the shallowest level; None when there is none, or more than one there. Widths do not
+        matter (:func:`category_form`)."""
+        text = category_form(name_or_path)
         if not text:
             return None
         exact = self._by_path.get(text)
