@@ -798,14 +798,20 @@ def _search_conditions(
     conditions: list[Any] = []
     if f.state:
         conditions.append(Order.state.in_(f.state))
+    # An id beyond the keys names nothing: no order, on both backends (PostgreSQL would refuse to compare it).
     for column, value in (
         (Order.lead_unit_id, f.unit_id),
         (Order.street_id, f.street_id),
         (Order.community_id, f.community_id),
+        (Order.citizen_user_id, f.citizen_user_id),
+        (Order.import_batch_id, f.import_batch_id),
+    ):
+        if value is not None:
+            conditions.append(column == value if 0 < value <= MAX_ID else false())
+    for column, value in (
         (Order.appeal_type, f.appeal_type),
         (Order.urgency, f.urgency),
         (Order.sla_status, None if f.as_citizen else f.sla_status),
-        (Order.citizen_user_id, f.citizen_user_id),
     ):
         if value is not None:
             conditions.append(column == value)
@@ -814,16 +820,13 @@ def _search_conditions(
         # is in 预警.
         told = [s for s in SlaStatus if s.as_citizen_reads() == f.sla_status]
         conditions.append(Order.sla_status.in_(told) if told else false())
-    if f.import_batch_id is not None:
-        # An id beyond the key names no batch: nothing, on both backends (PostgreSQL would refuse to compare it).
-        batch = f.import_batch_id
-        conditions.append(Order.import_batch_id == batch if 0 < batch <= MAX_ID else false())
     if f.held_by is not None:
         from cityhub.auth.scope import held_by
 
         conditions.append(held_by(f.held_by))
     if f.category_id is not None:
-        conditions.append(Order.category_id.in_(_category_subtree(session, f.category_id)))
+        known = 0 < f.category_id <= MAX_ID
+        conditions.append(Order.category_id.in_(_category_subtree(session, f.category_id)) if known else false())
     if f.channel:
         conditions.append(Order.channel.in_(f.channel))
     if f.place_source:
