@@ -261,13 +261,8 @@ class Killed(Exception):
     pass
 
 
-def test_a_run_killed_midway_is_completed_by_rerunning(db_session: Session, tmp_path: Path) -> None:
-    base = datetime(2020, 5, 1, 8, 0)
-    rows = [
-        [f"k{i}", f"U{i}", f"主题{i}", (base + timedelta(hours=i)).strftime("%Y/%m/%d %H:%M:%S"), f"内容{i}"]
-        for i in range(23)
-    ]
-    path = write_csv(tmp_path / "orders.csv", rows, header=HEADER[:5])
+def _import_killed_after_two_batches(db_session, path) -> None:
+    """Import ``path`` in batches of 5, the process killed after the second batch's commit."""
 
     def die_after_two(report: ImportReport) -> None:
         if report.batches == 2:
@@ -276,6 +271,16 @@ def test_a_run_killed_midway_is_completed_by_rerunning(db_session: Session, tmp_
     with pytest.raises(Killed):
         import_orders(db_session, path=path, batch_size=5, on_batch=die_after_two)
     db_session.rollback()
+
+
+def test_a_run_killed_midway_is_completed_by_rerunning(db_session: Session, tmp_path: Path) -> None:
+    base = datetime(2020, 5, 1, 8, 0)
+    rows = [
+        [f"k{i}", f"U{i}", f"主题{i}", (base + timedelta(hours=i)).strftime("%Y/%m/%d %H:%M:%S"), f"内容{i}"]
+        for i in range(23)
+    ]
+    path = write_csv(tmp_path / "orders.csv", rows, header=HEADER[:5])
+    _import_killed_after_two_batches(db_session, path)
     assert count(db_session, Order) == 10  # two committed batches survive the crash
 
     report = import_orders(db_session, path=path, batch_size=5)
@@ -1280,14 +1285,7 @@ def test_an_import_killed_midway_counts_what_its_batch_created(db_session: Sessi
 
     rows = [[f"k{i}", f"内容{i}", "2020-05-01 08:00:00"] for i in range(12)]
     path = write_csv(tmp_path / "orders.csv", rows, header=["留言编号", "留言详情", "留言时间"])
-
-    def die_after_two(report: ImportReport) -> None:
-        if report.batches == 2:
-            raise Killed
-
-    with pytest.raises(Killed):
-        import_orders(db_session, path=path, batch_size=5, on_batch=die_after_two)
-    db_session.rollback()
+    _import_killed_after_two_batches(db_session, path)
     [killed] = db_session.scalars(select(ImportBatch)).all()
     assert (killed.imported, killed.actor_name, killed.actor_id) == (10, "import", None)
     assert len(_batch_orders(db_session, killed.id)) == 10
