@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import Any
@@ -237,11 +237,12 @@ def warm_up_pages(app: FastAPI) -> None:
 KPI_WARM_SECONDS = 600.0
 
 
-def _keep_kpis_warm(stop: threading.Event) -> None:
+def _keep_kpis_warm(stop: threading.Event, *, after_first: Callable[[], None] | None = None) -> None:
     """The district's assessment figures of the periods leaders open most (the last 30 days, this month, last month,
     this year: ``kpi.keep_warm``) kept current in this server's cache: computed in the background where something
     they read has changed since, every ``KPI_WARM_SECONDS``, so the dashboard's ranking, 单位考核 and the report
-    answer at once when nothing has moved since the last round. The first round after the other warm-ups."""
+    answer at once when nothing has moved since the last round. The first round after the other warm-ups, then
+    ``after_first`` (a warm-up less often needed than the dashboard's figures)."""
     from cityhub.analytics import kpi
     from cityhub.db import session_scope
 
@@ -252,6 +253,9 @@ def _keep_kpis_warm(stop: threading.Event) -> None:
             log.log(logging.INFO if done["computed"] else logging.DEBUG, "kpi figures kept warm: %s", done)
         except Exception:  # the next asker computes them instead
             log.exception("kpi warm-up failed")
+        if after_first is not None:
+            after_first()
+            after_first = None
         stop.wait(KPI_WARM_SECONDS)
 
 
@@ -262,8 +266,7 @@ def _warm_up_in_background(app: FastAPI, stop: threading.Event) -> None:
         log.exception("page warm-up failed")
     _warm_up_dispatch()
     _warm_up_findings()
-    _warm_up_graph()
-    _keep_kpis_warm(stop)
+    _keep_kpis_warm(stop, after_first=_warm_up_graph)  # the dashboard's figures before the graph
 
 
 @asynccontextmanager

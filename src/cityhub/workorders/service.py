@@ -808,13 +808,14 @@ def _search_conditions(
     ):
         if value is not None:
             conditions.append(column == value if 0 < value <= MAX_ID else false())
-    for column, value in (
+    choices: tuple[tuple[Any, Any], ...] = (
         (Order.appeal_type, f.appeal_type),
         (Order.urgency, f.urgency),
         (Order.sla_status, None if f.as_citizen else f.sla_status),
-    ):
-        if value is not None:
-            conditions.append(column == value)
+    )
+    for column, choice in choices:
+        if choice is not None:
+            conditions.append(column == choice)
     if f.as_citizen and f.sla_status is not None:
         # As the citizen reads the status: 预警 is 正常 to them (as_citizen_reads), so their 正常 is both and no order
         # is in 预警.
