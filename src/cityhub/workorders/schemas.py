@@ -224,6 +224,11 @@ class AttachmentRead(BaseModel):
     uploaded_by: str | None = Field(None, description="who attached it after intake; null: given with the appeal")
 
 
+def batch_orders_path(batch_id: int) -> str:
+    """The web order list narrowed to the orders one import created (the list's ``import_batch_id``)."""
+    return f"/orders?import_batch_id={batch_id}"
+
+
 class EventRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
