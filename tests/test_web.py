@@ -814,6 +814,35 @@ def test_the_import_pages_link_lists_exactly_the_orders_that_import_created(org)
     assert 'data-testid="batch-count">2 orders imported<' in english and "Import: <strong" in english
 
 
+def test_an_imported_orders_page_names_its_import_and_links_the_orders_of_it(org) -> None:
+    """导入来源 on an imported order's page: the file, when, who, and 查看同批导入的工单 — the order list of that
+    import — for staff, in either language; not for the citizen whose appeal it is, nor on an order received
+    otherwise."""
+    client = login("op")
+    form = {"csrf_token": hidden(client.get("/orders/import").text), "channel": "mailbox"}
+    sheet = "编号,内容,街道\nC-1,路灯不亮,W-JT\n".encode()
+    assert client.post("/orders/import", data=form, files={"file": ("十二月.csv", sheet)}).status_code == 200
+    with session_scope() as s:
+        order_id, batch = s.execute(select(Order.id, Order.import_batch_id).where(Order.external_id == "C-1")).one()
+        me = s.scalars(select(User.id).where(User.username == "cit")).one()
+    page = client.get(f"/orders/{order_id}").text
+    row = re.search(r'<tr><th>导入来源</th><td data-testid="import-batch">(.*?)</td></tr>', page, re.S)
+    assert row is not None, page
+    assert row.group(1).startswith("十二月.csv · ") and " · 王话务 · " in row.group(1)
+    link = f'<a href="/orders?import_batch_id={batch}" data-testid="import-batch-orders">查看同批导入的工单</a>'
+    assert link in row.group(1)
+    assert 'data-testid="import-batch"' in login("hand_a").get(f"/orders/{order_id}").text  # its street's handler
+    client.get("/lang/en")
+    english = client.get(f"/orders/{order_id}").text
+    assert "<tr><th>Imported from</th>" in english and ">Orders of this import</a>" in english
+    with session_scope() as s:
+        other = submit(s, data={"channel": "hotline", "appeal_type": "complaint", "content": "井盖缺失"}).order.id
+        s.get(Order, order_id).citizen_user_id = me  # the imported appeal linked to its citizen's account
+    assert 'data-testid="import-batch"' not in client.get(f"/orders/{other}").text
+    mine = login("cit").get(f"/orders/{order_id}")
+    assert mine.status_code == 200 and 'data-testid="import-batch"' not in mine.text
+
+
 def test_the_import_page_counts_every_kind_of_warning(org) -> None:
     """Warned rows are imported; the page sums them up by kind (in Chinese, with the count and the first row)."""
     client = login("op")

@@ -686,6 +686,44 @@ def test_the_orders_one_import_created_are_listed_by_its_batch_within_the_reader
     assert client.get("/api/v1/orders", params={"import_batch_id": "x"}).status_code == 422
 
 
+def test_an_orders_detail_names_the_import_it_came_from_for_staff(client):
+    """``import_batch`` of ``GET /orders/{id}``: the file, when, who and (for a reader who sees every order) how many
+    the import created; null for an order received otherwise, for its citizen, and in a list."""
+    from cityhub.workorders.models import Order
+
+    _, street_handler = _unit_staff(client, "API-S11", UnitTier.STREET, Role.HANDLER)
+    sheet = "编号,内容,街道\nk1,路灯不亮,API-S11\nk2,井盖缺失,\n".encode()
+    done = client.post("/api/v1/orders/import", data={"channel": "mailbox"}, files={"file": ("十二月.csv", sheet)})
+    assert done.status_code == 200, done.text
+    batch = done.json()["import_batch_id"]
+    listed = client.get("/api/v1/orders", params={"import_batch_id": batch}).json()["items"]
+    assert {o["import_batch"] for o in listed} == {None}  # one order only, as its attachments
+    k1 = next(o["id"] for o in listed if o["external_id"] == "k1")
+    detail = client.get(f"/api/v1/orders/{k1}").json()["import_batch"]
+    assert {k: v for k, v in detail.items() if k != "created_at"} == {
+        "id": batch,
+        "file_name": "十二月.csv",
+        "actor_name": "管理员",
+        "imported": 2,
+    }
+    assert detail["created_at"].endswith("Z")
+    # The street's handler reads the import's order on its street, not how many others the import made.
+    assert client.get(f"/api/v1/orders/{k1}", headers=street_handler).json()["import_batch"] == {
+        **detail,
+        "imported": None,
+    }
+    assert _create(client)["import_batch"] is None
+    assert client.get(f"/api/v1/orders/{_create(client)['id']}").json()["import_batch"] is None
+    with session_scope() as s:  # the imported appeal linked to its citizen's account: they read it, not who imported
+        me = User(username="api-cit-k1", full_name="市民乙", role=Role.CITIZEN)
+        s.add(me)
+        s.flush()
+        s.get(Order, k1).citizen_user_id = me.id
+        _, token = create_token(s, user_id=me.id, name="test")
+    mine = client.get(f"/api/v1/orders/{k1}", headers={"Authorization": f"Bearer {token}"})
+    assert mine.status_code == 200 and mine.json()["import_batch"] is None
+
+
 def test_an_import_without_ids_keeps_two_citizens_appeals_in_the_same_words(client):
     """Rows without an id are told apart by every cell: the same words from two phones are two orders, the same
     file imported again is skipped row for row."""

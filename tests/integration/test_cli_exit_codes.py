@@ -75,7 +75,9 @@ def test_an_import_that_took_none_of_its_rows_exits_1_and_one_that_kept_some_0(
     assert err.strip().splitlines()[-1] == "error: orders.csv: nothing imported: all 2 rows read were rejected"
     orders.write_text("id,title,content,created_at\nx1,路灯,路灯不亮,2019-01-08\nx2,井盖,井盖丢了,2999-01-08\n")
     code, _, err = cli_run("import", "orders", str(orders))
-    assert code == 0 and "imported 1, skipped 0 already present, rejected 1" in err
+    assert code == 0, err
+    kept = r"imported 1 as import batch (\d+) \(/orders\?import_batch_id=\1\), skipped 0 already present, rejected 1"
+    assert re.search(kept, err), err
     code, _, err = cli_run("import", "orders", str(orders))  # again: the good row already there, taken
     assert code == 0 and "imported 0, skipped 1 already present, rejected 1" in err
 

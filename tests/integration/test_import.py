@@ -752,7 +752,7 @@ def test_a_file_unreadable_midway_keeps_and_reports_the_rows_before(
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: broken.csv: malformed CSV") and "import stopped" in lines[-1]
     assert "rejected: broken.csv: row 9: cells: row has 5 cells, the header has 4" in lines
-    assert any(line.startswith("broken.csv: read 8, imported 7,") for line in lines)
+    assert any(line.startswith("broken.csv: read 8, imported 7 as import batch ") for line in lines)
     assert json.loads(result.stdout)["imported"] == 7
     with session_factory()() as session:
         assert count(session, Order) == 7
@@ -765,10 +765,23 @@ def test_quiet_drops_the_rows_but_keeps_the_summary(app_db: str, tmp_path: Path)
     path = write_csv(tmp_path / "orders.csv", GOOD_ROWS + BAD_ROWS)
     result = CliRunner().invoke(app, ["import", "orders", str(path), "-q"])
     assert result.exit_code == 0  # rejected rows are reported, not fatal (the documented convention)
+    batch = _batch_of_the_import()
     assert result.stderr.strip().splitlines() == [
-        "orders.csv: read 7, imported 3, skipped 0 already present, rejected 4"
-        " — rejected rows were not imported (--errors FILE lists them)"
+        f"orders.csv: read 7, imported 3 as import batch {batch} (/orders?import_batch_id={batch}), skipped 0 already"
+        " present, rejected 4 — rejected rows were not imported (--errors FILE lists them)"
     ]
+    # Again: nothing imported, no batch to name.
+    again = CliRunner().invoke(app, ["import", "orders", str(path), "-q"])
+    assert again.stderr.strip().splitlines()[0].startswith("orders.csv: read 7, imported 0, skipped 3 already present,")
+
+
+def _batch_of_the_import() -> int:
+    """The one import batch the test's import made."""
+    from cityhub.workorders.models import ImportBatch
+
+    with session_scope() as s:
+        [batch] = s.scalars(select(ImportBatch.id)).all()
+        return batch
 
 
 def test_cli_dispatch_hands_the_new_orders_to_the_background_dispatcher(
@@ -785,8 +798,10 @@ def test_cli_dispatch_hands_the_new_orders_to_the_background_dispatcher(
     path = write_csv(tmp_path / "orders.csv", GOOD_ROWS)
     result = CliRunner().invoke(app, ["import", "orders", str(path), "-q", "--dispatch"])
     assert result.exit_code == 0, result.output
+    batch = _batch_of_the_import()
     assert result.stderr.strip().splitlines() == [
-        "orders.csv: read 3, imported 3, skipped 0 already present, rejected 0, queued 2 for dispatch"
+        f"orders.csv: read 3, imported 3 as import batch {batch} (/orders?import_batch_id={batch}), skipped 0 already"
+        " present, rejected 0, queued 2 for dispatch"
     ]  # row 102 came with its reply: replied, not waiting to be sent out
     with session_factory()() as s:
         assert background.status(s).orders == 2

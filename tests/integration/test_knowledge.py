@@ -94,6 +94,48 @@ def test_import_csv_creates_updates_and_rejects(db_session, tmp_path):
     assert service.require_entry(db_session, entry_id=entry.id).answer == "连续缴纳社保满2年"
 
 
+def test_reimporting_a_file_without_an_optional_column_keeps_that_field_an_empty_cell_clears_it(db_session, tmp_path):
+    """A file of questions and answers alone cleared the keywords, category and validity of every entry it updated:
+    a column the file lacks now leaves its field as it is; an empty cell in a column it has still clears it."""
+    from cityhub.workorders.models import Category
+
+    db_session.add(Category(code="KB-H1", name="住房保障", level=1, path="住房保障"))
+    db_session.flush()
+    path = tmp_path / "kb.csv"
+    path.write_text(
+        "question,answer,category,keywords,valid_until\n"
+        "公租房申请条件,连续缴纳社保满1年,住房保障,公租房、申请,2030-12-31\n"
+        "老年卡怎么办,到社区办理,住房保障,老年卡,2030-12-31\n",
+        encoding="utf-8",
+    )
+    assert service.import_entries(db_session, path=path).created == 2
+    before = {e.question: (e.category_id, e.keywords, e.valid_until) for e in service.list_entries(db_session)[0]}
+    assert all(category is not None and keywords and until for category, keywords, until in before.values())
+
+    path.write_text("question,answer\n公租房申请条件,连续缴纳社保满2年\n老年卡怎么办,到社区办理\n", encoding="utf-8")
+    again = service.import_entries(db_session, path=path)
+    assert (again.created, again.updated, again.unchanged) == (0, 1, 1)
+    after = {e.question: (e.category_id, e.keywords, e.valid_until) for e in service.list_entries(db_session)[0]}
+    assert after == before
+    assert {e.answer for e in service.list_entries(db_session)[0]} == {"连续缴纳社保满2年", "到社区办理"}
+
+    # Only the keywords column, its cell empty on one row: that row's keywords cleared, the rest kept.
+    path.write_text(
+        "question,answer,keywords\n公租房申请条件,连续缴纳社保满2年,\n老年卡怎么办,到社区办理,老年卡、优待\n",
+        encoding="utf-8",
+    )
+    assert service.import_entries(db_session, path=path).updated == 2
+    entries = {e.question: e for e in service.list_entries(db_session)[0]}
+    assert entries["公租房申请条件"].keywords == [] and entries["老年卡怎么办"].keywords == ["老年卡", "优待"]
+    assert all((e.category_id, e.valid_until) == before[q][0::2] for q, e in entries.items())
+
+    # A new entry from such a file has none of them.
+    path.write_text("question,answer\n居住证如何办理,到派出所办理\n", encoding="utf-8")
+    assert service.import_entries(db_session, path=path).created == 1
+    new = next(e for e in service.list_entries(db_session)[0] if e.question == "居住证如何办理")
+    assert (new.category_id, new.keywords, new.valid_until) == (None, [], None)
+
+
 def test_import_reads_an_excel_workbook(db_session, tmp_path):
     """Entries from a workbook: a date cell for valid_until, a bad row reported by its sheet row."""
     from datetime import datetime
@@ -135,6 +177,17 @@ def test_seed_from_replies_strips_boilerplate_and_skips_forwarding(db_session, t
     assert entry.answer == "离职后账户封存满6个月可申请提取。"
     assert entry.question.startswith("咨询公积金提取")
     assert service.seed_from_replies(db_session, path=path).unchanged == 1  # idempotent
+
+    # The same messages without their detail: the entry keeps the question its subject and detail made.
+    path.write_text(
+        "留言编号,留言主题,答复意见\n"
+        "101,咨询公积金提取,网友：您好！离职后账户封存满6个月可申请提取，到公积金中心办理。2019年4月8日\n",
+        encoding="utf-8",
+    )
+    assert service.seed_from_replies(db_session, path=path).updated == 1
+    [again] = service.list_entries(db_session)[0]
+    assert again.question == entry.question and "离职后公积金怎么提取" in again.question
+    assert again.answer.startswith("离职后账户封存满6个月可申请提取，到公积金中心办理")
 
 
 def _consultation(**extra):

@@ -167,6 +167,36 @@ def test_a_sensors_file_changing_a_sensors_metrics_is_in_the_configuration_log_b
         }
 
 
+def test_a_sensors_file_without_some_columns_leaves_those_fields_of_a_known_sensor_as_they_are(
+    tmp_path: Path, district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
+) -> None:
+    """A file of code, name, kind and metrics alone cleared the position, address and capacity of every sensor it
+    updated: a column the file lacks now leaves its field as it is; an empty cell of a column it has clears it."""
+    path = tmp_path / "sensors.csv"
+    path.write_text(
+        "code,name,kind,metrics,lat,lng,address,capacity\nCR-1,桂花广场,crowd_count,people:人,23.05,113.05,桂花广场东门,800\n",
+        encoding="utf-8",
+    )
+    assert cli_run("sensors", "import", str(path))[0] == 0
+
+    def facts() -> tuple[object, ...]:
+        with session_scope() as s:
+            sensor = s.scalars(select(Sensor).where(Sensor.code == "CR-1")).one()
+            return sensor.name, sensor.lat, sensor.lng, sensor.address, sensor.capacity, sensor.unit_id
+
+    assert facts() == ("桂花广场", 23.05, 113.05, "桂花广场东门", 800, district["community"])
+    path.write_text("code,name,kind,metrics\nCR-1,桂花广场北,crowd_count,people:人\n", encoding="utf-8")
+    code, out, _ = cli_run("sensors", "import", str(path))
+    assert code == 0 and "1 updated" in out
+    assert facts() == ("桂花广场北", 23.05, 113.05, "桂花广场东门", 800, district["community"])
+
+    path.write_text(
+        "code,name,kind,metrics,address,capacity\nCR-1,桂花广场北,crowd_count,people:人,,\n", encoding="utf-8"
+    )
+    assert cli_run("sensors", "import", str(path))[0] == 0
+    assert facts() == ("桂花广场北", 23.05, 113.05, None, None, district["community"])
+
+
 def test_an_empty_or_overlong_actor_is_refused_before_anything_changes(
     tmp_path: Path, district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
 ) -> None:

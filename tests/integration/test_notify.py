@@ -235,6 +235,46 @@ def test_files_a_citizen_adds_to_their_appeal_are_notified_to_the_units_working_
     assert [a["filename"] for a in payload["attachments"]] == ["夜景.png"]
 
 
+def test_a_duplicate_merged_into_an_order_is_notified_to_the_units_working_it(db_session, units):
+    """A ``merged_in`` on the master's trail told nobody: the units subscribed to ``merged`` for the master's units
+    now hear of it — which order joined it, who merged it, whether intake's duplicate check did — with the master's
+    order block, and no personal data of the appeal merged (its own citizen's step reads ``citizen``)."""
+    from cityhub.intake.dedupe import auto_merge_params
+
+    lead, _ = _subscribe(db_session, "http://127.0.0.1:9/lead", topics="merged,dispatch", unit_code="N440111-D02")
+    _subscribe(db_session, "http://127.0.0.1:9/other", topics="merged", unit_code="N440111-D01")  # not the master's
+    _subscribe(db_session, "http://127.0.0.1:9/dispatch")  # not subscribed to merges
+    master = _order(db_session)
+    _act(db_session, master, "dispatch", unit_id=units["dept2"].id)
+    duplicate = _order(db_session, content="路灯不亮一周了还没人修", citizen_name="王芳", citizen_phone="13912345678")
+    _act(db_session, duplicate, "merge", master_id=master.id, reason="同一路灯")
+    merged = [m for m in _messages(db_session) if m.topic == Topic.MERGED]
+    assert [(m.subscription_id, m.order_id) for m in merged] == [(lead.id, master.id)]
+    assert merged[0].payload == {
+        "action": "merged_in",
+        "from_state": None,
+        "to_state": "dispatched",
+        "actor": "alice",
+        "unit_id": None,
+        "at": MONDAY.isoformat(),
+        "merged_id": duplicate.id,
+        "merged_number": duplicate.number,
+        "auto": False,
+    }
+    body = json.loads(service.render_body(db_session, merged[0]))
+    assert body["topic"] == "merged" and body["order"]["number"] == master.number
+    assert "王芳" not in json.dumps(body, ensure_ascii=False) and "13912345678" not in json.dumps(body)
+
+    # Merged by intake's duplicate check as the citizen filed it: their name is not told.
+    again = _order(db_session, content="路灯坏了", citizen_name="王芳", citizen_phone="13912345678")
+    citizen = orders.Actor(name="王芳", user_id=None, role="citizen")
+    orders.act(db_session, order_id=again.id, action="merge", actor=citizen, params=auto_merge_params(master, 0.9))
+    last = [m for m in _messages(db_session) if m.topic == Topic.MERGED][-1]
+    assert (last.payload["actor"], last.payload["auto"], last.payload["merged_id"]) == ("citizen", True, again.id)
+    db_session.rollback()
+    assert _messages(db_session) == []  # written with the merge, gone with it
+
+
 def test_leader_assignment_notifies_only_when_it_dispatches(db_session, units):
     _subscribe(db_session, "http://127.0.0.1:9/hook", topics="dispatch")
     order = _order(db_session)

@@ -135,6 +135,22 @@ def test_opt_out_and_unaffected_clocks_keep_their_deadlines(db_session, unit):
     assert done.orders == 0
 
 
+def test_rows_without_a_name_leave_the_names_of_days_entered_before(db_session):
+    """Importing ``date,kind`` rows for days entered before with their names cleared the names: a row without a name
+    cell now leaves a known day's name as it is; an empty name cell clears it; a new day has none."""
+    named = "date,kind,name\n2027-10-01,放假,国庆节\n2027-10-02,放假,国庆节\n2027-10-09,上班,国庆节调休\n"
+    recompute.import_calendar_text(db_session, text=named, actor=ADMIN, recompute=False)
+    again = "date,kind\n2027-10-01,放假\n2027-10-02,放假,\n2027-10-09,上班\n2027-10-10,上班\n"
+    recompute.import_calendar_text(db_session, text=again, actor=ADMIN, recompute=False)
+    days = {d.day.isoformat(): (d.is_workday, d.name) for d in workcal.list_days(db_session)}
+    assert days == {
+        "2027-10-01": (False, "国庆节"),
+        "2027-10-02": (False, None),
+        "2027-10-09": (True, "国庆节调休"),
+        "2027-10-10": (True, None),
+    }
+
+
 def test_a_resumed_clock_keeps_the_time_it_had_left(db_session, unit):
     order = _dispatched(db_session, unit)
     _act(db_session, order, "accept", MONDAY)

@@ -178,7 +178,10 @@ def import_orders_cmd(
 def _print_report(
     console: Console, report: ImportReport, *, file: Path, errors: Path | None, stopped: bool, rows: bool
 ) -> None:
-    """The rejected rows and kinds of warnings (``rows``), then always the one-line summary, on stderr."""
+    """The rejected rows and kinds of warnings (``rows``), then always the one-line summary, on stderr: the counts,
+    and the batch the imported orders are, with the web path listing them."""
+    from cityhub.workorders.schemas import batch_orders_path
+
     if rows:
         rejected = [RejectedRow(i.row, i.field, i.message) for i in report.issues if i.level == "error"]
         hint = f" (all in {errors})" if errors else " (use --errors FILE for all of them)"
@@ -193,8 +196,10 @@ def _print_report(
         note = " — rejected rows were not imported" + (f", see {errors}" if errors else " (--errors FILE lists them)")
     if stopped:
         note += " — stopped by the error below: the rows after it were not read"
+    # The orders it created are one batch: the order list (web, API) lists exactly them.
+    batch = f" as import batch {report.batch_id} ({batch_orders_path(report.batch_id)})" if report.batch_id else ""
     console.print(
-        f"{file.name}: read {report.read}, imported {report.imported}, "
+        f"{file.name}: read {report.read}, imported {report.imported}{batch}, "
         f"skipped {report.skipped} already present, rejected {report.rejected}"
         f"{f', queued {report.queued} for dispatch' if report.queued else ''}{note}",
         markup=False,

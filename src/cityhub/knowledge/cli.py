@@ -29,7 +29,8 @@ def _category_id(session: object, name: str | None) -> int | None:
 def import_command(
     path: Annotated[Path, typer.Argument(help="CSV or Excel: question,answer[,category,keywords,valid_until]")],
 ) -> None:
-    """Import entries from a CSV or Excel file (re-importing updates entries with the same question): the outcome
+    """Import entries from a CSV or Excel file (re-importing updates entries with the same question; an optional
+    column the file does not have leaves that field of the entries as it is, an empty cell clears it): the outcome
     as JSON on stdout, each rejected row and a summary line on stderr; exit 1 when no row was taken (every row
     rejected, or none in the file)."""
     from cityhub.knowledge import service

@@ -302,8 +302,10 @@ def import_entries(session: Session, *, path: Path, actor: orders.Actor = orders
     """Import entries from a table (CSV or Excel) with columns question, answer[, category, keywords, valid_until].
 
     Rows are matched to active entries by their question text, so that re-importing a corrected file updates
-    its entries instead of duplicating them. Each entry created or changed is written into the configuration log,
-    by ``actor``, naming the file.
+    its entries instead of duplicating them. An optional column the file does not have leaves that field of the
+    entries it updates as it is (a file of questions and answers keeps their categories, keywords and validity);
+    an empty cell of a column it has clears the field. Each entry created or changed is written into the
+    configuration log, by ``actor``, naming the file.
     """
     from cityhub.org.service import read_table
 
@@ -318,12 +320,16 @@ def import_entries(session: Session, *, path: Path, actor: orders.Actor = orders
     return _upsert_all(session, known=existing, items=items, report=report, actor=actor, source=path.name)
 
 
-# (key, fields of a new entry only, fields compared and updated)
+# (key, fields of a new entry only, fields compared and updated): a field the file does not give — its column is not
+# in the file — is a new entry's only, so an entry the file updates keeps its own.
 _Item = tuple[str, dict[str, Any], dict[str, Any]]
+# The optional columns of an import (:func:`import_entries`).
+_OPTIONAL_COLUMNS = ("category", "keywords", "valid_until")
 
 
 def _import_rows(session: Session, table: Any, report: ImportResult) -> Iterator[_Item]:
     """The (question, new-entry fields, updatable fields) of each good row; bad rows are rejected in ``report``."""
+    from cityhub.org.service import given_cells
     from cityhub.workorders.categories import find_category
 
     first_row: dict[str, int] = {}  # question → the row it was first read on
@@ -343,25 +349,27 @@ def _import_rows(session: Session, table: Any, report: ImportResult) -> Iterator
         ):
             report.reject(row_no, too_long, f"longer than {KB_TEXT_MAX_CHARS} characters")  # as over the API
             continue
-        category_id = None
-        if (values.get("category") or "").strip():
-            found = find_category(session, name_or_path=values["category"])
-            if found is None:
-                report.reject(row_no, "category", f"unknown category '{values['category'].strip()}'")
+        cells = given_cells(values, _OPTIONAL_COLUMNS)
+        given: dict[str, Any] = {}  # the optional fields of the columns the file has
+        if "category" in cells:
+            given["category_id"] = None
+            if name := cells["category"].strip():
+                found = find_category(session, name_or_path=name)
+                if found is None:
+                    report.reject(row_no, "category", f"unknown category '{name}'")
+                    continue
+                given["category_id"] = found.id
+        if "keywords" in cells:
+            given["keywords"] = split_keywords(cells["keywords"])
+        if "valid_until" in cells:
+            try:
+                given["valid_until"] = parse_valid_until(cells["valid_until"])
+            except ValueError as exc:
+                report.reject(row_no, "valid_until", str(exc))
                 continue
-            category_id = found.id
-        try:
-            valid_until = parse_valid_until(values.get("valid_until") or "")
-        except ValueError as exc:
-            report.reject(row_no, "valid_until", str(exc))
-            continue
-        fields = {
-            "answer": answer,
-            "category_id": category_id,
-            "keywords": split_keywords(values.get("keywords")),
-            "valid_until": valid_until,
-        }
-        yield question, {"question": question, "source": None}, fields
+        unset: dict[str, Any] = {"category_id": None, "keywords": [], "valid_until": None}
+        new_only = {"question": question, "source": None} | {k: v for k, v in unset.items() if k not in given}
+        yield question, new_only, {"answer": answer, **given}
 
 
 def _upsert_all(
@@ -432,7 +440,8 @@ def seed_from_replies(
 
     The reply's greetings, acknowledgements, forwarding notes, sign-offs and dates are stripped; replies that
     are only a forwarding note or boilerplate are skipped. Each entry's source is ``<prefix>:<留言编号>``, so
-    running the seed again updates instead of duplicating. Each entry created or changed is written into the
+    running the seed again updates instead of duplicating — but for the question of a known entry when the file has
+    no 留言详情 column (the question is subject and detail). Each entry created or changed is written into the
     configuration log as an import's (by ``actor``, naming the file).
     """
     from cityhub.org.service import read_table
@@ -472,7 +481,10 @@ def seed_from_replies(
                 continue
             question, answer, keywords = made
             source = f"{source_prefix}:{message_id}"
-            yield source, {"source": source}, {"question": question, "answer": answer, "keywords": keywords}
+            new_only, fields = {"source": source}, {"answer": answer, "keywords": keywords}
+            # The question is the message's subject and detail: without the detail column, a known entry keeps its.
+            (fields if columns["detail"] else new_only)["question"] = question
+            yield source, new_only, fields
 
     return _upsert_all(session, known=known, items=items(), report=report, actor=actor, source=path.name)
 

@@ -1454,8 +1454,12 @@ def import_sensors(
     session: Session, *, rows: Sequence[tuple[int, Mapping[str, str]]], actor: orders.Actor = orders.SYSTEM
 ) -> FileReport:
     """Register or update the sensors of a file's rows (by code), each change in the configuration log by
-    ``actor``. Each bad row is rejected by number and field, the others kept."""
+    ``actor``. Each bad row is rejected by number and field, the others kept. A known sensor keeps what the columns
+    the file does not have would say (``org.service.given_cells``: a file without lat and lng leaves its position);
+    an empty cell clears its field, but for ``active``."""
     from pydantic import ValidationError
+
+    from cityhub.org.service import given_cells
 
     report = FileReport(read=len(rows))
     seen: dict[str, int] = {}
@@ -1464,10 +1468,12 @@ def import_sensors(
         if code in seen:
             report.rejected.append(RowProblem(number, "code", f"'{code}' already on row {seen[code]}"))
             continue
-        values: dict[str, Any] = {k: (raw.get(k) or "").strip() or None for k in (*SENSOR_HEADERS, *SENSOR_OPTIONAL)}
+        cells = given_cells(raw, (*SENSOR_HEADERS, *SENSOR_OPTIONAL))
+        values: dict[str, Any] = {k: (v or "").strip() or None for k, v in cells.items()}
         try:
-            values["metrics"] = parse_metrics(values["metrics"] or "")
-            values["active"] = _truth(values["active"] or "")
+            values["metrics"] = parse_metrics(values.get("metrics") or "")
+            if "active" in values:
+                values["active"] = _truth(values["active"] or "")
         except ValueError as exc:
             report.rejected.append(RowProblem(number, "active", str(exc)))
             continue
@@ -1497,8 +1503,9 @@ def import_sensors(
                     # put a retired sensor back in service.
                     data=SensorUpdate.model_validate(
                         data.model_dump(
+                            exclude_unset=True,
                             exclude={"code", "kind", "metrics"}
-                            | (set() if raw.get("active", "").strip() else {"active"})
+                            | (set() if (raw.get("active") or "").strip() else {"active"}),
                         )
                     ),
                 )

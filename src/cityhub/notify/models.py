@@ -27,6 +27,7 @@ class Topic(enum.StrEnum):
     DEADLINE = "deadline"
     ALARM = "alarm"  # 监测报警: a sensor's alarm was raised (monitoring), with its order when the rule opens one
     MATERIAL = "material"  # 补充材料: the citizen added files to their open appeal
+    MERGED = "merged"  # 并入诉求: another appeal, a duplicate, was merged into the order (its ``merged_in`` event)
 
 
 class OutboxStatus(enum.StrEnum):

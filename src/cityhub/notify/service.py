@@ -44,7 +44,7 @@ from cityhub.notify.models import OutboxMessage, OutboxStatus, Subscription, Top
 from cityhub.notify.senders import DeliveryFailed, Envelope, NotConfigured, get_sender, sender_kinds
 from cityhub.org.models import Unit
 from cityhub.workorders.lifecycle import Action, Outcome, SlaEffect, State
-from cityhub.workorders.models import Category, Order, OrderEvent
+from cityhub.workorders.models import MERGED_IN, Category, Order, OrderEvent
 from cityhub.workorders.schemas import MEDIA_URL_MAX, NotWebAddress, web_address
 
 log = logging.getLogger(__name__)
@@ -295,6 +295,36 @@ def on_order_event(session: Session, *, order: Order, outcome: Outcome, event: O
     if outcome.action == Action.CALLBACK:
         payload["satisfied"] = outcome.payload.get("satisfied")
     return enqueue(session, topic=topic, order=order, payload=payload, now=event.at)
+
+
+def on_merged_in(
+    session: Session,
+    *,
+    master: Order,
+    merged: Order,
+    actor_id: int | None,
+    actor_name: str,
+    unit_id: int | None,
+    at: datetime,
+    auto: bool,
+) -> int:
+    """Enqueue the ``merged`` notifications of a duplicate merged into ``master`` — its ``merged_in`` event
+    (``workorders.service``) — in the caller's transaction, as :func:`enqueue` does for every topic: the units working
+    the master hear that another appeal joined it. Who merged it (the merged appeal's own citizen, whose appeal intake
+    merged, as ``citizen``), when, which order, whether intake's duplicate check did; not the appeal's words, which a
+    receiver reads with its own credentials. Returns how many."""
+    payload: dict[str, Any] = {
+        "action": MERGED_IN,
+        "from_state": None,
+        "to_state": master.state.value,
+        "actor": actor_shown(merged, actor_id, actor_name),
+        "unit_id": unit_id,
+        "at": at.isoformat(),
+        "merged_id": merged.id,
+        "merged_number": merged.number,
+        "auto": auto,
+    }
+    return enqueue(session, topic=Topic.MERGED, order=master, payload=payload, now=at)
 
 
 def _urgency_raise(event: OrderEvent) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import csv
 import dataclasses
 import io
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,8 @@ def tier_for_level(level: str) -> UnitTier | None:
 @dataclass(frozen=True)
 class CsvTable:
     headers: list[str]
-    # (row number counting the header as row 1, values by normalised header)
+    # (row number counting the header as row 1, values by normalised header): a key for each of the file's columns,
+    # none for a column it does not have (:func:`given_cells`)
     rows: list[tuple[int, dict[str, str]]]
     # (row number, field, reason) of the rows that cannot be read as the header's cells — a value beyond the
     # header's columns (an unquoted comma in a name shifts the row), a quoted field not closed before the end of
@@ -123,6 +124,14 @@ class CsvTable:
         for number, column, reason in self.unread:
             reject(number, column, reason)
         return len(self.unread)
+
+
+def given_cells(values: Mapping[str, str], columns: Iterable[str]) -> dict[str, str]:
+    """Of ``columns``, the cells a row of a table (:class:`CsvTable`) has, by column: a column the file does not have
+    is not among them, where an empty cell of one it has is ``""``. What an import that updates the records it knows
+    sets of them: the fields of the columns the file lacks stay as they are — a partial file loses nothing — while an
+    empty cell says the field is empty."""
+    return {column: values[column] for column in columns if column in values}
 
 
 def _beyond_header(values: Sequence[str], headers: Sequence[str]) -> str | None:

@@ -45,7 +45,6 @@ from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_
 from cityhub.config import get_settings
 from cityhub.db import MAX_ID, utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
-from cityhub.intake.bulk import IMPORT_ACTOR
 from cityhub.knowledge.models import ReplyCheck
 from cityhub.nlp.reply_quality import WEAK_THRESHOLD
 from cityhub.org.models import Role, Unit, UnitTier, User
@@ -80,6 +79,7 @@ from cityhub.workorders.schemas import (
     REASON_MAX_CHARS,
     TEXT_MAX_CHARS,
     TITLE_MAX_CHARS,
+    ImportBatchRead,
     OrderCreate,
     OrderFilter,
     OrderRead,
@@ -87,7 +87,7 @@ from cityhub.workorders.schemas import (
 )
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
-from cityhub.workorders.views import actions_of, reply_awaits, trail_of
+from cityhub.workorders.views import actions_of, import_batch_read, order_import_batch, reply_awaits, trail_of
 
 if TYPE_CHECKING:
     from cityhub.dispatch.service import PickOutcome
@@ -898,24 +898,12 @@ def order_list(request: Request, db: DbSession) -> Response:
     )
 
 
-@dataclass(frozen=True)
-class BatchChip:
-    """The import an order list is narrowed to, as its chip names it: file, when, who (None: the command line),
-    and how many orders it created — None for a reader who sees only some of them and did not import it (the list
-    shows those they may read; the count would speak of the others)."""
-
-    id: int
-    file_name: str
-    created_at: datetime
-    actor_name: str | None
-    imported: int | None
-
-
 def _import_batch(
     db: Session, principal: Principal, raw: str, errors: dict[str, str], t: Translator
-) -> tuple[int | None, BatchChip | None]:
-    """The list's ``import_batch_id`` criterion and its batch's chip. An id no batch has is said where the chip would
-    be and still narrows the list (to nothing); one that is not a number is an error and no criterion."""
+) -> tuple[int | None, ImportBatchRead | None]:
+    """The list's ``import_batch_id`` criterion and its batch's chip (file, when, who, and how many orders it created
+    when the reader may know: ``import_batch_read``). An id no batch has is said where the chip would be and still
+    narrows the list (to nothing); one that is not a number is an error and no criterion."""
     if not raw:
         return None, None
     batch_id = forms.whole_number(raw)
@@ -926,15 +914,7 @@ def _import_batch(
     if batch is None:
         errors["import_batch_id"] = t("orders.batch_unknown", id=batch_id)
         return batch_id, None
-    whole = batch.actor_id == principal.user_id or scope_of(db, principal).everything
-    chip = BatchChip(
-        id=batch.id,
-        file_name=batch.file_name,
-        created_at=batch.created_at,
-        actor_name=None if batch.actor_id is None and batch.actor_name == IMPORT_ACTOR else batch.actor_name,
-        imported=batch.imported if whole else None,
-    )
-    return batch.id, chip
+    return batch.id, import_batch_read(db, principal, batch)
 
 
 def _one_of(q: Any, name: str, choices: Collection[str], errors: dict[str, str], t: Translator) -> str | None:
@@ -1268,6 +1248,7 @@ def _detail_page(
         ),
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
         reply_cut=WEAK_THRESHOLD,
+        import_batch=order_import_batch(db, order, principal),
     )
 
 

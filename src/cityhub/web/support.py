@@ -45,7 +45,7 @@ from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate, 
 from cityhub.workorders.files import REMOVE_REASON_MAX_CHARS, Upload
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Category, SlaStatus
-from cityhub.workorders.schemas import REASON_MAX_CHARS
+from cityhub.workorders.schemas import REASON_MAX_CHARS, batch_orders_path
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,7 @@ _env.globals["reason_max"] = REASON_MAX_CHARS
 _env.globals["remove_reason_max"] = REMOVE_REASON_MAX_CHARS
 _env.globals["kb_text_max"] = KB_TEXT_MAX_CHARS
 _env.globals["monitoring_note_max"] = MONITORING_NOTE_MAX_CHARS
+_env.globals["batch_orders"] = batch_orders_path  # the order list of one import's orders
 _env.filters["first_day"] = lambda moment: forms.day_of(moment)
 _env.filters["last_day"] = lambda moment: forms.day_of(moment, end=True)  # a validity's exclusive end
 

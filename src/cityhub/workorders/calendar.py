@@ -495,11 +495,14 @@ KIND_CHOICES = "放假 (休, holiday) or 上班 (班, workday)"
 
 @dataclass(frozen=True)
 class CalendarEntry:
-    """One day of a calendar file: a holiday (节假日) or a make-up workday (调休上班)."""
+    """One day of a calendar file: a holiday (节假日) or a make-up workday (调休上班). ``named``: whether the file
+    says the day's name — a row ``date,kind`` without a name cell does not, and leaves the name of a day entered
+    before as it is (an empty cell clears it), as the other imports leave what a file has no column for."""
 
     day: date
     is_workday: bool
     name: str | None
+    named: bool = True
 
 
 @dataclass(frozen=True)
@@ -568,8 +571,9 @@ class CalendarRowError:
 
 def parse_calendar_rows(text: str) -> tuple[list[CalendarEntry], list[CalendarRowError]]:
     """Read CSV rows ``date,kind,name`` (kind 放假/休 or 上班/班, or ``holiday``/``workday`` — :func:`calendar_kind`;
-    name optional; a first row ``date,…`` or ``日期,…`` is a header; blank lines are skipped) into entries, and every
-    bad row into an error naming its row number."""
+    name optional: a row without it leaves a known day's name, :attr:`CalendarEntry.named`; a first row ``date,…`` or
+    ``日期,…`` is a header; blank lines are skipped) into entries, and every bad row into an error naming its row
+    number."""
     import csv
 
     entries: list[CalendarEntry] = []
@@ -599,7 +603,7 @@ def parse_calendar_rows(text: str) -> tuple[list[CalendarEntry], list[CalendarRo
             errors.append(CalendarRowError(number, "repeated", day.isoformat(), seen[day]))
             continue
         seen[day] = number
-        entries.append(CalendarEntry(day=day, is_workday=is_workday, name=name or None))
+        entries.append(CalendarEntry(day=day, is_workday=is_workday, name=name or None, named=len(cells) == 3))
     return entries, errors
 
 

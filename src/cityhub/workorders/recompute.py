@@ -479,10 +479,12 @@ def _day_facts(row: CalendarDay) -> dict[str, Any]:
 
 
 def _set_day(session: Session, entry: workcal.CalendarEntry, actor: Actor) -> CalendarDay:
-    """:func:`calendar.set_day`, written into the configuration log (cityhub.auditlog)."""
+    """:func:`calendar.set_day`, written into the configuration log (cityhub.auditlog); a known day keeps its name
+    when the entry does not say one (``named``)."""
     known = session.get(CalendarDay, entry.day)
     before = _day_facts(known) if known is not None else None
-    row = workcal.set_day(session, day=entry.day, is_workday=entry.is_workday, name=entry.name)
+    name = entry.name if entry.named or known is None else known.name
+    row = workcal.set_day(session, day=entry.day, is_workday=entry.is_workday, name=name)
     action = "create" if before is None else "update"
     target = entry.day.isoformat()
     auditlog.record(

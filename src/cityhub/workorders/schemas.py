@@ -224,6 +224,23 @@ class AttachmentRead(BaseModel):
     uploaded_by: str | None = Field(None, description="who attached it after intake; null: given with the appeal")
 
 
+class ImportBatchRead(BaseModel):
+    """The import of a file an order came from (批量导入: ``import_batches``), as staff reading orders see it."""
+
+    id: int = Field(description="the batch: `GET /api/v1/orders?import_batch_id=` lists the orders it created")
+    file_name: str
+    created_at: datetime = Field(description="when the import began writing")
+    actor_name: str | None = Field(description="who imported the file; null: the command line (`import orders`)")
+    imported: int | None = Field(
+        description="how many orders it created; null for a reader who sees only some of them and did not import it"
+    )
+
+
+def batch_orders_path(batch_id: int) -> str:
+    """The web order list narrowed to the orders one import created (the list's ``import_batch_id``)."""
+    return f"/orders?import_batch_id={batch_id}"
+
+
 class EventRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -382,6 +399,11 @@ class OrderRead(OrderBase):
         default_factory=list,
         description="links to the photos, clips and documents given with the appeal (a camera's snapshot for a "
         "video-AI detection); one order only: an order list leaves them (and assists) empty",
+    )
+    import_batch: ImportBatchRead | None = Field(
+        default=None,
+        description="批量导入: the import the order came from, for staff; null for an order received otherwise (or "
+        "imported before imports were kept), for a citizen, and in an order list",
     )
 
     def as_citizen_reads(self) -> OrderRead:

@@ -609,7 +609,8 @@ def _note_merged_in(session: Session, *, master: Order, merged: Order, actor: Ac
     master's version stays, so a handler acting on the master meanwhile with the version they read is not refused as
     if someone had changed the order (on PostgreSQL the insert's foreign-key check waits for the lock such an action
     holds on the master's row until it commits; then both stand). Internal to the units
-    (``schemas.INTERNAL_EVENTS``): the master's citizen is not shown another citizen's appeal."""
+    (``schemas.INTERNAL_EVENTS``): the master's citizen is not shown another citizen's appeal. The units working the
+    master are notified as of the master's other events (topic ``merged``, :func:`notify.service.on_merged_in`)."""
     session.connection().execute(
         _insert_event(),
         {
@@ -624,6 +625,16 @@ def _note_merged_in(session: Session, *, master: Order, merged: Order, actor: Ac
             "reason": None,
             "payload": {"merged_id": merged.id, "merged_number": merged.number, "auto": auto},
         },
+    )
+    notify_service.on_merged_in(
+        session,
+        master=master,
+        merged=merged,
+        actor_id=actor.user_id,
+        actor_name=actor.name,
+        unit_id=actor.unit_id,
+        at=now,
+        auto=auto,
     )
 
 

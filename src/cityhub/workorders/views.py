@@ -27,6 +27,7 @@ from cityhub.auth.scope import (
     sees_personal_data_of,
 )
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from cityhub.intake.bulk import IMPORT_ACTOR
 from cityhub.intake.dedupe import DedupeRead
 from cityhub.intake.service import filed_by_citizen, filed_by_inspector, linked_citizen, submit
 from cityhub.org.models import Role
@@ -41,7 +42,16 @@ from cityhub.workorders.lifecycle import (
     actions_for_unit,
     awaited_assists,
 )
-from cityhub.workorders.models import AppealType, Channel, Order, OrderAssist, OrderEvent, SlaStatus, Urgency
+from cityhub.workorders.models import (
+    AppealType,
+    Channel,
+    ImportBatch,
+    Order,
+    OrderAssist,
+    OrderEvent,
+    SlaStatus,
+    Urgency,
+)
 from cityhub.workorders.schemas import (
     EVER_OVERDUE_DESCRIPTION,
     HELD_DESCRIPTION,
@@ -53,6 +63,7 @@ from cityhub.workorders.schemas import (
     ActionRequest,
     AttachmentRead,
     EventRead,
+    ImportBatchRead,
     OrderCreate,
     OrderFilter,
     OrderPage,
@@ -77,9 +88,33 @@ def _read(order: Order, principal: Principal) -> OrderRead:
     return read if sees_personal_data(principal, order) else read.masked()
 
 
+def import_batch_read(db: Session, principal: Principal, batch: ImportBatch) -> ImportBatchRead:
+    """An import batch as ``principal`` reads it: who imported it (None: the command line), and how many orders it
+    created only for a reader who sees every order or imported it (the others read those of its orders they may;
+    the count would speak of the rest)."""
+    whole = batch.actor_id == principal.user_id or scope_of(db, principal).everything
+    return ImportBatchRead(
+        id=batch.id,
+        file_name=batch.file_name,
+        created_at=batch.created_at,
+        actor_name=None if batch.actor_id is None and batch.actor_name == IMPORT_ACTOR else batch.actor_name,
+        imported=batch.imported if whole else None,
+    )
+
+
+def order_import_batch(db: Session, order: Order, principal: Principal) -> ImportBatchRead | None:
+    """The import ``order`` came from, for the staff reading it — those who may read the order list and narrow it
+    to an import; a citizen, whose list has no such criterion, is not told who imported their appeal. None for an
+    order received otherwise."""
+    if order.import_batch_id is None or principal.role == Role.CITIZEN:
+        return None
+    batch = db.get(ImportBatch, order.import_batch_id)
+    return import_batch_read(db, principal, batch) if batch is not None else None
+
+
 # The columns an order list reads: those of OrderRead but its lists (one order's only), and the citizen's account for
 # the masking decision.
-_ONE_ORDER_ONLY = ("assists", "attachments")
+_ONE_ORDER_ONLY = ("assists", "attachments", "import_batch")
 _LIST_COLUMNS = [name for name in OrderRead.model_fields if name not in _ONE_ORDER_ONLY] + ["citizen_user_id"]
 
 
@@ -231,7 +266,10 @@ def list_orders(
 
 @router.get("/{order_id}", response_model=OrderRead)
 def get_order(order_id: int, db: DbSession, principal: Reader) -> OrderRead:
-    return _read(_order(db, order_id, principal), principal)
+    order = _order(db, order_id, principal)
+    read = _read(order, principal)
+    read.import_batch = order_import_batch(db, order, principal)
+    return read
 
 
 def citizen_reads(user_id: int | None) -> ColumnElement[bool]:
