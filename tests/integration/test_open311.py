@@ -359,6 +359,38 @@ def test_get_requests_pages_with_page_and_page_size_an_extension(env: Env) -> No
         assert next(iter(bad)) in _json_error(env.http.get("/requests.json", params=bad), 400), bad
 
 
+def test_updates_page_with_page_and_page_size_like_the_requests(env: Env) -> None:
+    """servicerequestupdates answered at most the window's 1,000 oldest updates, and nothing led to the others (a bulk
+    import's thousand receptions in one second held a poller advancing ``start_date`` there for ever): ``page`` and
+    ``page_size`` page them too, oldest first, every update once."""
+    numbers = [_post(env).json()[0]["service_request_id"] for _ in range(3)]
+    with session_scope() as s:
+        for number in numbers:
+            order_id = s.scalars(select(Order.id).where(Order.number == number)).one()
+            orders.act(s, order_id=order_id, action=Action.DISPATCH, params={"unit_id": env.unit_id})
+    start = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    whole = [u["update_id"] for u in env.http.get("/servicerequestupdates.json", params={"start_date": start}).json()]
+    assert len(whole) == 6 and len(set(whole)) == 6
+    pages = [
+        [
+            u["update_id"]
+            for u in env.http.get(
+                "/servicerequestupdates.json", params={"start_date": start, "page": p, "page_size": 4}
+            ).json()
+        ]
+        for p in (1, 2, 3)
+    ]
+    assert pages == [whole[:4], whole[4:], []]
+    xml = _xml(
+        env.http.get("/servicerequestupdates.xml", params={"start_date": start, "page": 2, "page_size": 4}),
+        "service_request_updates",
+    )
+    assert [u.findtext("update_id") for u in xml] == whole[4:]
+    for bad in ({"page": "0"}, {"page_size": "1001"}, {"page_size": "x"}):
+        response = env.http.get("/servicerequestupdates.json", params=bad)
+        assert next(iter(bad)) in _json_error(response, 400), bad
+
+
 # --- what the public reads ------------------------------------------------------------------------------------
 
 HOTLINE_CALL = (

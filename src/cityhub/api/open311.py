@@ -236,8 +236,14 @@ def get_updates(
     end_date: str | None = None,
     service_request_id: str | None = None,
     jurisdiction_id: str | None = None,
+    page: Annotated[int | None, Query(ge=1, le=1_000_000, description="extension: the page, from 1")] = None,
+    page_size: Annotated[
+        int | None, Query(ge=1, le=georeport.MAX_REQUESTS, description="extension: updates a page (default 1000)")
+    ] = None,
 ) -> Response:
-    """Public changes of requests from the audit trail, oldest first (default: last 90 days, at most 1,000)."""
+    """Public changes of requests from the audit trail, oldest first (default: last 90 days, at most 1,000);
+    ``page`` and ``page_size`` (as for the requests) page them — give ``start_date`` too, so that the window does not
+    move between the pages."""
     check_format(fmt)
     items = georeport.list_updates(
         db,
@@ -245,5 +251,7 @@ def get_updates(
         end_date=end_date,
         service_request_id=service_request_id,
         client_id=caller.client_id if caller else None,
+        page=page,
+        page_size=page_size,
     )
     return render(fmt, "service_request_updates", items)
