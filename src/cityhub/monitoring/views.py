@@ -225,7 +225,7 @@ def push_batch(body: ReadingsIn, db: MeteredDb, _writer: Writer) -> IngestResult
     """Readings of many sensors, each naming its ``sensor_code``. Bad readings are reported by index and field in
     ``rejected``; the good ones are stored and evaluated (200 even when some were rejected)."""
     _check_size(body)
-    return service.ingest(db, items=body.readings)
+    return service.ingest(db, items=body.readings, known_fields_only=True)
 
 
 @readings_router.post("/{code}/readings", response_model=IngestResult)
@@ -237,7 +237,7 @@ def push_readings(code: str, body: ReadingsIn, db: MeteredDb, _writer: Writer) -
         raise NotFound(f"sensor '{code}' not found")
     if not sensor.active:
         raise Conflict(service.retired_message(sensor), details={"field": "code", "sensor_code": code})
-    return service.ingest(db, items=body.readings, sensor_code=code)
+    return service.ingest(db, items=body.readings, sensor_code=code, known_fields_only=True)
 
 
 # ------------------------------------------------------------------------------------------------------ rules
