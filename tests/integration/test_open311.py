@@ -551,6 +551,22 @@ def test_a_client_reads_the_requests_it_posted_as_it_sent_them(env: Env) -> None
     assert public_elsewhere == public
 
 
+def test_the_key_may_come_in_the_x_api_key_header_as_the_refusal_says(env: Env) -> None:
+    """A POST with its key in ``X-API-Key`` (as the data-sharing API and the sensor readings take it) was refused
+    "an API key is required (api_key parameter or X-API-Key header)": the header the message named was never read.
+    The GETs read it too, showing the client its own request as sent."""
+    code, _ = _service_with_children()
+    form = {"service_code": code, "lat": "23.21234", "long": "113.27891", "description": "井盖缺失，住云景路12号"}
+    posted = env.http.post("/requests.json", data=form, headers={"X-API-Key": env.key})
+    assert posted.status_code == 201, posted.text
+    number = posted.json()[0]["service_request_id"]
+    [own] = env.http.get(f"/requests/{number}.json", headers={"X-API-Key": env.key}).json()
+    assert own["description"] == form["description"] and own["lat"] == pytest.approx(23.21234)
+    [public] = env.http.get(f"/requests/{number}.json").json()
+    assert public["lat"] == 23.21
+    assert "invalid" in _json_error(env.http.post("/requests.json", data=form, headers={"X-API-Key": "chk_x"}), 403)
+
+
 def test_internal_audit_events_are_not_public_updates(db_session) -> None:
     """Sweep marks, a deadline moved by a calendar edit (sla_recompute), a comment and an assisting unit's steps
     stay internal: servicerequestupdates lists only the labelled life-cycle steps, each with its label."""

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -141,9 +141,14 @@ async def form_params(request: Request) -> dict[str, str]:
     return params
 
 
-def optional_caller(request: Request, api_key: Annotated[str | None, Query()] = None) -> Caller | None:
+def optional_caller(
+    request: Request,
+    api_key: Annotated[str | None, Query()] = None,
+    x_api_key: Annotated[str | None, Header(description="API key, as the api_key parameter")] = None,
+) -> Caller | None:
     """A key given with a public GET identifies (and rate-limits and counts) its client."""
-    return authorize(request, raw_key=api_key, scope=None) if api_key else None
+    raw_key = api_key or x_api_key
+    return authorize(request, raw_key=raw_key, scope=None) if raw_key else None
 
 
 OptionalCaller = Annotated[Caller | None, Depends(optional_caller)]
@@ -168,9 +173,11 @@ def service_definition(
 def post_request(
     fmt: str, request: Request, db: MeteredDb, params: Annotated[dict[str, str], Depends(form_params)]
 ) -> Response:
-    """Create a service request (an order of channel app) and return its id and token."""
+    """Create a service request (an order of channel app) and return its id and token. The key comes as GeoReport
+    has it, ``api_key`` (form field, JSON key or query parameter), or in ``X-API-Key`` as on the data-sharing API."""
     check_format(fmt)
-    caller = authorize(request, raw_key=params.get("api_key"), scope="open311:write")
+    raw_key = params.get("api_key") or request.headers.get("x-api-key")
+    caller = authorize(request, raw_key=raw_key, scope="open311:write")
     receipt = georeport.create_request(db, params=params, caller=caller)
     return render(fmt, "service_requests", [receipt], status=201)
 
