@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cityhub.errors import CityhubError, ValidationFailed
+from cityhub.errors import CityhubError, ValidationFailed, schema_message
 from cityhub.sharing import georeport
 from cityhub.sharing.http import MeteredDb, MeteredRoute, authorize
 from cityhub.sharing.service import Caller
@@ -91,7 +91,9 @@ def error_response(fmt: str, exc: BaseException) -> Response:
     if isinstance(exc, CityhubError):
         status, description, headers = exc.http_status, exc.message, exc.http_headers
     elif isinstance(exc, RequestValidationError):
-        problems = [f"{'.'.join(str(p) for p in e['loc'] if p != 'query')}: {e['msg']}" for e in exc.errors()]
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'query')}: {schema_message(e['msg'])}" for e in exc.errors()
+        ]
         status, description = 400, "; ".join(problems) or "invalid request"
     elif isinstance(exc, StarletteHTTPException):
         status, description = exc.status_code, str(exc.detail)
