@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import typer
 
+from cityhub.errors import schema_message
+
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
@@ -105,7 +107,7 @@ def validation_problem(exc: ValidationError, what: str = "input") -> str:
     parts = []
     for err in exc.errors():
         name = ".".join(str(p) for p in err["loc"]) or what
-        parts.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+        parts.append(f"{name}: {schema_message(err['msg'])}")
     return "; ".join(parts) or f"invalid {what}"
 
 

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, DotEnvSettingsSource, EnvSettingsSou
 
 from cityhub.clitools import fail
 from cityhub.config import SettingField, settings_classes, settings_fields, unknown_variable_warnings
+from cityhub.errors import schema_message
 
 app = typer.Typer(no_args_is_help=True, help="Settings: effective values and the reference of every variable.")
 
@@ -180,7 +181,7 @@ def _source_of(name: str, sources: dict[str, dict[str, Any]]) -> str:
 def _validation_problem(
     cls: type[BaseSettings], own: dict[str, SettingField], error: Any, sources: dict[str, dict[str, Any]]
 ) -> str:
-    message = str(error["msg"]).removeprefix("Value error, ")
+    message = schema_message(str(error["msg"]))
     name = str(error["loc"][0]) if error["loc"] else ""
     f = own.get(name)
     if f is None:  # a check across fields (e.g. the demo secret in production)

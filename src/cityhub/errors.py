@@ -38,6 +38,13 @@ class ValidationFailed(CityhubError):
     http_status = 422
 
 
+def schema_message(message: str) -> str:
+    """A pydantic error's message as said to whoever sent the value: without the ``Value error, `` (or ``Assertion
+    failed, ``) pydantic puts before what a validator of ours raised — the API's 422, Open311's 400 and the command
+    line say the validator's own words."""
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
 def check_length(text: str | None, field: str, limit: int) -> None:
     """Refuse a text longer than ``limit`` characters, naming ``field`` ("note is longer than 500 characters": the web
     pages read the limit back from that wording, ``web.forms.limit_exceeded``)."""

@@ -27,7 +27,7 @@ from cityhub import __version__, migrate
 from cityhub.api.deps import access_answers_first
 from cityhub.config import get_settings
 from cityhub.db import database_key, session_scope, utcnow
-from cityhub.errors import CityhubError, Overloaded
+from cityhub.errors import CityhubError, Overloaded, schema_message
 from cityhub.org.models import Unit
 from cityhub.workorders import files
 from cityhub.workorders.calendar import (
@@ -369,7 +369,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             # Malformed JSON is located by its character offset, which is no field.
             {"field": "(body)", "message": f"malformed JSON at character {e['loc'][-1]}: {e['msg']}"}
             if e.get("type") == "json_invalid"
-            else {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "(body)", "message": e["msg"]}
+            else {
+                "field": ".".join(str(p) for p in e["loc"] if p != "body") or "(body)",
+                "message": schema_message(e["msg"]),
+            }
             for e in exc.errors()
         ]
         if _browser_page(request):

@@ -971,3 +971,17 @@ def test_the_order_lists_window_without_an_offset_is_the_districts_local_time(cl
     assert listed(created_from="2026-03-02T09:00:00") and not listed(created_from="2026-03-02T10:00:00")
     assert listed(created_from="2026-03-02", created_to="2026-03-03") and not listed(created_to="2026-03-02")
     assert listed(created_from="2026-03-02T01:00:00Z") and not listed(created_from="2026-03-02T02:00:00Z")
+
+
+def test_a_validators_refusal_is_said_in_its_own_words(client):
+    """A field a validator of cityhub refused was answered with pydantic's "Value error, " in front of the reason
+    (``created_at: Value error, created_at must carry a time zone``), in the message and in ``details.errors``, as the
+    command line had long stopped saying it."""
+    late = {"channel": "web", "content": "路灯不亮", "created_at": "2026-03-02T09:30"}
+    answer = client.post("/api/v1/orders", json=late)
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert body["details"]["errors"] == [{"field": "created_at", "message": "created_at must carry a time zone"}]
+    assert body["message"] == "invalid request: created_at: created_at must carry a time zone"
+    pair = client.post("/api/v1/orders", json={"channel": "web", "content": "路灯不亮", "lat": 23.1}).json()
+    assert pair["details"]["errors"][0]["message"] == "lat and lng must be given together"

@@ -323,6 +323,8 @@ def test_rate_limits_per_username_and_per_ip_are_429(env, monkeypatch):
     assert body["details"]["retry_after_seconds"] > 0
     # Every 429 says when to try again in the header HTTP clients read (it had none: only the body said it).
     assert throttled.headers["Retry-After"] == str(body["details"]["retry_after_seconds"])
+    # In the key every other 429 and 503 names it by (rate_limited, overloaded), the first name kept.
+    assert body["details"]["retry_after"] == body["details"]["retry_after_seconds"]
     for name in ("ghost2", "ghost3", "ghost4"):
         _login(client, username=name)
     # 8 failures from this address now: even a right password for another account waits.

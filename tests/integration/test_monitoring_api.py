@@ -254,6 +254,36 @@ def test_a_batch_reports_every_rejected_reading_by_index_and_keeps_the_good_ones
     assert env.call("POST", "/sensors/readings", json={"readings": []}).json()["received"] == 0  # an admin person
 
 
+def test_a_reading_naming_a_field_no_reading_has_or_another_sensor_is_rejected_naming_it(env: Env) -> None:
+    """A gateway's ``media_ur`` (for ``media_url``) was dropped and the reading stored without its snapshot, and a
+    reading naming sensor B sent to A's route was stored as A's; each is now rejected by index, naming the field, the
+    others kept. A missing metric of a sensor measuring several says so, not "has no metric None"."""
+    assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
+    assert env.call("POST", "/sensors", json={**SENSOR, "code": "WL-API-2"}).status_code == 201
+    two = {**SENSOR, "code": "AQ-API-1", "kind": "air_quality", "metrics": {"pm25": "μg/m³", "aqi": ""}}
+    assert env.call("POST", "/sensors", json=two).status_code == 201
+    body = {
+        "readings": [
+            _reading(0, 3, sensor_code="WL-API-1", media_ur="https://cam.example/1.jpg"),
+            _reading(1, 4, sensor_code="WL-API-1", media_url="https://cam.example/2.jpg"),
+            _reading(2, 5, sensor_code="AQ-API-1"),
+        ]
+    }
+    data = env.call("POST", "/sensors/readings", "key", json=body).json()
+    assert data["stored"] == 1
+    assert [(r["index"], r["field"]) for r in data["rejected"]] == [(0, "media_ur"), (2, "metric")]
+    assert "not a field of a reading" in data["rejected"][0]["message"]
+    assert data["rejected"][1]["message"] == "missing: sensor 'AQ-API-1' measures pm25, aqi; name one"
+
+    own = {"readings": [_reading(3, 6, sensor_code="WL-API-2"), _reading(4, 7, sensor_code="WL-API-1"), _reading(5, 8)]}
+    data = env.call("POST", "/sensors/WL-API-1/readings", "key", json=own).json()
+    assert data["stored"] == 2
+    assert [(r["index"], r["field"]) for r in data["rejected"]] == [(0, "sensor_code")]
+    assert "'WL-API-2'" in data["rejected"][0]["message"]
+    assert [r["value"] for r in env.call("GET", "/sensors/WL-API-1/readings").json()] == [8, 7, 4]
+    assert env.call("GET", "/sensors/WL-API-2/readings").json() == []
+
+
 def test_text_no_database_stores_is_refused_wherever_it_is_in_the_body(env: Env) -> None:
     """A lone surrogate (JSON's \\ud800) in a metric's unit or a reading's sensor code: 422 naming the field, not
     a 500 from the answer or the sensor lookup."""

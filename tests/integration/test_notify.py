@@ -29,6 +29,7 @@ from cityhub.notify.config import NotifySettings
 from cityhub.notify.models import OutboxMessage, OutboxStatus, Subscription, Topic
 from cityhub.notify.senders import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, TOPIC_HEADER, verify
 from cityhub.org.models import Unit, UnitTier
+from cityhub.timerange import answer_time
 from cityhub.workorders import service as orders
 from cityhub.workorders.scheduled import sla_sweep
 
@@ -389,7 +390,7 @@ def test_a_moved_running_deadline_is_notified_with_before_and_after(db_session, 
     _assert_signed(request, secret)
     assert request["headers"][TOPIC_HEADER] == "deadline"
     body = json.loads(request["body"])
-    due_at = db_session.get(Order, first.id).due_at.isoformat()
+    due_at = answer_time(db_session.get(Order, first.id).due_at)
     assert body["event"]["to"]["due_at"] == body["order"]["due_at"] == due_at
 
 
@@ -453,7 +454,9 @@ def test_delivery_is_signed_and_carries_the_order(db_session, units, receiver):
         assert body["id"] == str(message.id) and body["topic"] == message.topic.value
         assert body["order"]["number"] == order.number
         assert body["order"]["lead_unit"]["code"] == "N440111-D01"
-        assert body["order"]["due_at"] == order.due_at.isoformat()
+        # Every instant as the API gives it (UTC, Z): what GET /api/v1/orders/{id} answers (it read +00:00 here).
+        assert body["order"]["due_at"] == answer_time(order.due_at) and body["order"]["due_at"].endswith("Z")
+        assert body["created_at"].endswith("Z") and body["event"]["at"].endswith("Z")
         assert "citizen_phone" not in body["order"] and "13900001111" not in request["body"].decode()
     assert service.deliver_due(db_session, settings=_settings())["claimed"] == 0
     assert receiver.count() == 2

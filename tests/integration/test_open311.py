@@ -359,6 +359,38 @@ def test_get_requests_pages_with_page_and_page_size_an_extension(env: Env) -> No
         assert next(iter(bad)) in _json_error(env.http.get("/requests.json", params=bad), 400), bad
 
 
+def test_updates_page_with_page_and_page_size_like_the_requests(env: Env) -> None:
+    """servicerequestupdates answered at most the window's 1,000 oldest updates, and nothing led to the others (a bulk
+    import's thousand receptions in one second held a poller advancing ``start_date`` there for ever): ``page`` and
+    ``page_size`` page them too, oldest first, every update once."""
+    numbers = [_post(env).json()[0]["service_request_id"] for _ in range(3)]
+    with session_scope() as s:
+        for number in numbers:
+            order_id = s.scalars(select(Order.id).where(Order.number == number)).one()
+            orders.act(s, order_id=order_id, action=Action.DISPATCH, params={"unit_id": env.unit_id})
+    start = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    whole = [u["update_id"] for u in env.http.get("/servicerequestupdates.json", params={"start_date": start}).json()]
+    assert len(whole) == 6 and len(set(whole)) == 6
+    pages = [
+        [
+            u["update_id"]
+            for u in env.http.get(
+                "/servicerequestupdates.json", params={"start_date": start, "page": p, "page_size": 4}
+            ).json()
+        ]
+        for p in (1, 2, 3)
+    ]
+    assert pages == [whole[:4], whole[4:], []]
+    xml = _xml(
+        env.http.get("/servicerequestupdates.xml", params={"start_date": start, "page": 2, "page_size": 4}),
+        "service_request_updates",
+    )
+    assert [u.findtext("update_id") for u in xml] == whole[4:]
+    for bad in ({"page": "0"}, {"page_size": "1001"}, {"page_size": "x"}):
+        response = env.http.get("/servicerequestupdates.json", params=bad)
+        assert next(iter(bad)) in _json_error(response, 400), bad
+
+
 # --- what the public reads ------------------------------------------------------------------------------------
 
 HOTLINE_CALL = (
@@ -517,6 +549,22 @@ def test_a_client_reads_the_requests_it_posted_as_it_sent_them(env: Env) -> None
     assert "13966665555" not in public["status_notes"]
     [public_elsewhere] = env.http.get(f"/requests/{number}.json", params={"api_key": _key_of("another-app")}).json()
     assert public_elsewhere == public
+
+
+def test_the_key_may_come_in_the_x_api_key_header_as_the_refusal_says(env: Env) -> None:
+    """A POST with its key in ``X-API-Key`` (as the data-sharing API and the sensor readings take it) was refused
+    "an API key is required (api_key parameter or X-API-Key header)": the header the message named was never read.
+    The GETs read it too, showing the client its own request as sent."""
+    code, _ = _service_with_children()
+    form = {"service_code": code, "lat": "23.21234", "long": "113.27891", "description": "井盖缺失，住云景路12号"}
+    posted = env.http.post("/requests.json", data=form, headers={"X-API-Key": env.key})
+    assert posted.status_code == 201, posted.text
+    number = posted.json()[0]["service_request_id"]
+    [own] = env.http.get(f"/requests/{number}.json", headers={"X-API-Key": env.key}).json()
+    assert own["description"] == form["description"] and own["lat"] == pytest.approx(23.21234)
+    [public] = env.http.get(f"/requests/{number}.json").json()
+    assert public["lat"] == 23.21
+    assert "invalid" in _json_error(env.http.post("/requests.json", data=form, headers={"X-API-Key": "chk_x"}), 403)
 
 
 def test_internal_audit_events_are_not_public_updates(db_session) -> None:

@@ -238,6 +238,44 @@ def test_sharing_needs_a_key_with_the_scope(client: TestClient) -> None:
     assert client.get("/api/v1/sharing/stats", headers={"X-API-Key": _key("admin", name="ops")}).status_code == 200
 
 
+def test_a_key_sent_where_a_token_is_needed_and_a_token_where_a_key_is_are_told_so(client: TestClient) -> None:
+    """An integrator holding an API key who calls the orders API with it was told "log in or send an API token", as
+    if it had sent nothing (a key in ``Authorization: Bearer``: "invalid, expired or revoked API token"), and a
+    person's token sent to the data-sharing API "an API key is required": each answer now says which credential the
+    route takes and what the one sent is for."""
+    from cityhub.auth.service import create_token
+    from cityhub.org.models import Role, User
+
+    key = _key("sharing:read,sensors:write")
+    with session_scope() as s:
+        district = Unit(code="SH-K", name="测试区", tier=UnitTier.DISTRICT)
+        s.add(district)
+        s.flush()
+        user = User(username="p-operator", full_name="某人", role=Role.OPERATOR, unit_id=district.id)
+        s.add(user)
+        s.flush()
+        token = create_token(s, user_id=user.id, name="t")[1]
+    for response in (
+        client.get("/api/v1/orders", headers={"X-API-Key": key}),
+        client.get("/api/v1/orders", params={"api_key": key}),
+    ):
+        assert response.status_code == 401 and response.json()["code"] == "unauthenticated", response.text
+        message = response.json()["message"]
+        assert "does not take an API key" in message and "Authorization: Bearer chub_" in message, message
+    in_bearer = client.get("/api/v1/orders", headers={"Authorization": f"Bearer {key}"})
+    assert in_bearer.status_code == 401 and "is an API key" in in_bearer.json()["message"], in_bearer.text
+    nothing = client.get("/api/v1/orders").json()["message"]
+    assert "personal API token" in nothing and "does not take" not in nothing
+    readings = client.post("/api/v1/sensors/readings", json={"readings": []})
+    assert readings.status_code == 401 and "X-API-Key" in readings.json()["message"], readings.text
+
+    person = client.get("/api/v1/sharing/orders", headers={"Authorization": f"Bearer {token}"})
+    assert person.status_code == 403 and person.json()["code"] == "permission_denied"
+    assert "does not take a personal API token" in person.json()["message"], person.text
+    assert client.get("/api/v1/sharing/orders", headers={"X-API-Key": key}).status_code == 200
+    assert client.get("/api/v1/orders", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
 def test_an_administrator_reads_the_call_statistics_with_their_own_login(client: TestClient) -> None:
     """A person whose role manages the API clients reads /sharing/stats with their token, no client key; a person
     without that permission does not."""

@@ -820,3 +820,25 @@ def test_an_escalation_may_raise_the_urgency_never_lower_it() -> None:
         apply(replace(view, urgency="critical"), A.ESCALATE, {"reason": "r", "urgency": "normal"})
     with pytest.raises(InvalidTransition, match="unknown urgency"):
         apply(view, A.ESCALATE, {"reason": "r", "urgency": "asap"})
+
+
+def test_the_integrators_table_of_actions_is_the_life_cycle_table() -> None:
+    """docs/api.md lists every action, the states it is taken in and the parameters it needs, for integrators who
+    cannot read ``TRANSITIONS`` (it named three actions and pointed at this module): the table must say what the code
+    does, action for action."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
+    section = text.split("## Life-cycle actions", 1)[1].split("\n## ", 1)[0]
+    documented: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or not cells[0].startswith("`"):
+            continue
+        states = frozenset(s.value for s in State) if cells[1] == "any state" else frozenset(cells[1].split(", "))
+        needs = () if cells[2] == "—" else tuple(n.strip().strip("`") for n in cells[2].split(","))
+        documented[cells[0].strip("`")] = (states, needs)
+    expected = {
+        action.value: (frozenset(s.value for s in rule.sources), rule.required) for action, rule in TRANSITIONS.items()
+    }
+    assert documented == expected

@@ -33,6 +33,7 @@ from cityhub.auth.principal import Principal
 from cityhub.auth.settings import get_auth_settings
 from cityhub.db import MAX_BIG_ID, MAX_ID, rollback_after, session_factory
 from cityhub.errors import CityhubError, Conflict, NotFound, PermissionDenied, ValidationFailed, text_problem
+from cityhub.sharing.service import KEY_PREFIX
 from cityhub.workorders.service import Actor
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,21 @@ async def get_db() -> AsyncIterator[Session]:
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
 
 
+# Where an API key goes instead: said to a client that sends one where a person's credential is needed.
+KEY_ROUTES = "API keys (X-API-Key) are for the data-sharing API, Open311 and the sensor readings only"
+
+
+def missing_credential(request: Request, *, takes: str = "") -> Unauthenticated:
+    """The 401 of a request carrying no person's credential, saying what the route takes (``takes``: what else it
+    does, such as an API key) — and, to a client that sent an API key the route does not take, that it does not."""
+    wanted = f"a personal API token (Authorization: Bearer {auth.TOKEN_PREFIX}…) or a signed-in session{takes}"
+    if not takes and (request.headers.get("x-api-key") or request.query_params.get("api_key")):
+        return Unauthenticated(
+            f"authentication required: this route does not take an API key; send {wanted}. {KEY_ROUTES}"
+        )
+    return Unauthenticated(f"authentication required: send {wanted}")
+
+
 async def get_principal(request: Request, db: DbSession) -> Principal:
     """The authenticated caller, or 401 in the one error body.
 
@@ -103,11 +119,16 @@ async def get_principal(request: Request, db: DbSession) -> Principal:
         if scheme.lower() != "bearer" or not credentials.strip():
             raise Unauthenticated("unsupported Authorization header; use 'Bearer <token>'")
         token = credentials.strip()
+        if token.startswith(KEY_PREFIX):
+            raise Unauthenticated(
+                f"the bearer token is an API key ({KEY_PREFIX}…), which this route does not take: it takes a personal "
+                f"API token ({auth.TOKEN_PREFIX}…, POST /api/v1/auth/tokens); {KEY_ROUTES}"
+            )
         known = auth.recent_token_owner(token)
         return known if known is not None else await run_in_threadpool(auth.authenticate_token, db, token=token)
     cookie = request.cookies.get(get_auth_settings().session_cookie_name)
     if not cookie:
-        raise Unauthenticated("authentication required: log in or send an API token")
+        raise missing_credential(request)
     principal = await run_in_threadpool(auth.authenticate_session, db, token=cookie)
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")

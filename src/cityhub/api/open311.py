@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cityhub.errors import CityhubError, ValidationFailed
+from cityhub.errors import CityhubError, ValidationFailed, schema_message
 from cityhub.sharing import georeport
 from cityhub.sharing.http import MeteredDb, MeteredRoute, authorize
 from cityhub.sharing.service import Caller
@@ -91,7 +91,9 @@ def error_response(fmt: str, exc: BaseException) -> Response:
     if isinstance(exc, CityhubError):
         status, description, headers = exc.http_status, exc.message, exc.http_headers
     elif isinstance(exc, RequestValidationError):
-        problems = [f"{'.'.join(str(p) for p in e['loc'] if p != 'query')}: {e['msg']}" for e in exc.errors()]
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'query')}: {schema_message(e['msg'])}" for e in exc.errors()
+        ]
         status, description = 400, "; ".join(problems) or "invalid request"
     elif isinstance(exc, StarletteHTTPException):
         status, description = exc.status_code, str(exc.detail)
@@ -141,9 +143,14 @@ async def form_params(request: Request) -> dict[str, str]:
     return params
 
 
-def optional_caller(request: Request, api_key: Annotated[str | None, Query()] = None) -> Caller | None:
+def optional_caller(
+    request: Request,
+    api_key: Annotated[str | None, Query()] = None,
+    x_api_key: Annotated[str | None, Header(description="API key, as the api_key parameter")] = None,
+) -> Caller | None:
     """A key given with a public GET identifies (and rate-limits and counts) its client."""
-    return authorize(request, raw_key=api_key, scope=None) if api_key else None
+    raw_key = api_key or x_api_key
+    return authorize(request, raw_key=raw_key, scope=None) if raw_key else None
 
 
 OptionalCaller = Annotated[Caller | None, Depends(optional_caller)]
@@ -168,9 +175,11 @@ def service_definition(
 def post_request(
     fmt: str, request: Request, db: MeteredDb, params: Annotated[dict[str, str], Depends(form_params)]
 ) -> Response:
-    """Create a service request (an order of channel app) and return its id and token."""
+    """Create a service request (an order of channel app) and return its id and token. The key comes as GeoReport
+    has it, ``api_key`` (form field, JSON key or query parameter), or in ``X-API-Key`` as on the data-sharing API."""
     check_format(fmt)
-    caller = authorize(request, raw_key=params.get("api_key"), scope="open311:write")
+    raw_key = params.get("api_key") or request.headers.get("x-api-key")
+    caller = authorize(request, raw_key=raw_key, scope="open311:write")
     receipt = georeport.create_request(db, params=params, caller=caller)
     return render(fmt, "service_requests", [receipt], status=201)
 
@@ -236,8 +245,14 @@ def get_updates(
     end_date: str | None = None,
     service_request_id: str | None = None,
     jurisdiction_id: str | None = None,
+    page: Annotated[int | None, Query(ge=1, le=1_000_000, description="extension: the page, from 1")] = None,
+    page_size: Annotated[
+        int | None, Query(ge=1, le=georeport.MAX_REQUESTS, description="extension: updates a page (default 1000)")
+    ] = None,
 ) -> Response:
-    """Public changes of requests from the audit trail, oldest first (default: last 90 days, at most 1,000)."""
+    """Public changes of requests from the audit trail, oldest first (default: last 90 days, at most 1,000);
+    ``page`` and ``page_size`` (as for the requests) page them — give ``start_date`` too, so that the window does not
+    move between the pages."""
     check_format(fmt)
     items = georeport.list_updates(
         db,
@@ -245,5 +260,7 @@ def get_updates(
         end_date=end_date,
         service_request_id=service_request_id,
         client_id=caller.client_id if caller else None,
+        page=page,
+        page_size=page_size,
     )
     return render(fmt, "service_request_updates", items)

@@ -24,7 +24,9 @@ class TooManyAttempts(CityhubError):
     http_status = 429
 
     def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message, details={"retry_after_seconds": retry_after})
+        # ``retry_after`` as every other refusal for now says it (rate_limited, overloaded); ``retry_after_seconds``,
+        # its first name here, kept for the clients that read it.
+        super().__init__(message, details={"retry_after": retry_after, "retry_after_seconds": retry_after})
         self.retry_after = retry_after
 
 

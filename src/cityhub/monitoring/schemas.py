@@ -259,7 +259,8 @@ class ReadingsIn(BaseModel):
         ...,
         description="each {sensor_code (batch only), metric (optional when the sensor has one), measured_at "
         "(ISO 8601 with time zone), value (number), media_url (optional: an http(s) link to what the reading is "
-        "about, such as a camera's snapshot; an alarm it raises and the order that opens carry it)}",
+        "about, such as a camera's snapshot; an alarm it raises and the order that opens carry it)}; a reading "
+        "naming another field is rejected, naming it",
     )
 
 

@@ -84,6 +84,9 @@ COMPARISON_WORDS = {">": "超过", ">=": "达到", "<": "低于", "<=": "不高�
 SEVERITY_LABELS = {"info": "提示", "warning": "预警", "critical": "严重"}
 # Readings looked up / written per statement (SQLite's bound-parameter limit).
 CHUNK = 500
+# The fields of a reading pushed over the API (``ReadingsIn``); any other is refused, naming it, as a field a JSON body
+# does not take is everywhere in the API (``media_ur`` would lose the snapshot unseen).
+READING_FIELDS = ("sensor_code", "metric", "measured_at", "value", "media_url")
 
 
 # ------------------------------------------------------------------------------------------------------ sensors
@@ -496,10 +499,24 @@ def _parse_media_url(raw: Any) -> str | None:
     return web_address(raw, field="media_url")
 
 
+def _unknown_field(item: Mapping[Any, Any]) -> str | None:
+    """The first key of ``item`` that is no field of a reading, else None."""
+    return next((str(key) for key in item if key not in READING_FIELDS), None)
+
+
 def check_readings(
-    session: Session, items: Sequence[Any], *, sensor_code: str | None = None, now: datetime | None = None
+    session: Session,
+    items: Sequence[Any],
+    *,
+    sensor_code: str | None = None,
+    now: datetime | None = None,
+    known_fields_only: bool = False,
 ) -> tuple[list[_Good], list[RejectedReading]]:
-    """Split raw readings into good ones and rejections naming index, field and problem."""
+    """Split raw readings into good ones and rejections naming index, field and problem.
+
+    ``known_fields_only`` (the API's JSON readings) rejects a reading naming a field a reading does not have; a file's
+    rows may carry other columns. A reading of one sensor's route (``sensor_code``) naming another sensor is
+    rejected, not stored as the route's."""
     now = now or utcnow()
     latest_allowed = now + timedelta(seconds=get_monitoring_settings().reading_future_seconds)
     codes = [sensor_code] if sensor_code else [i.get("sensor_code") for i in items if isinstance(i, Mapping)]
@@ -519,7 +536,19 @@ def check_readings(
         if not isinstance(item, Mapping):
             bad.append(RejectedReading(index=index, field="(reading)", message="not an object"))
             continue
-        code = sensor_code or item.get("sensor_code")
+        if known_fields_only and (unknown := _unknown_field(item)) is not None:
+            message = f"not a field of a reading (those are {', '.join(READING_FIELDS)})"
+            bad.append(RejectedReading(index=index, field=unknown, message=message))
+            continue
+        named = item.get("sensor_code")
+        if sensor_code and named not in (None, "", sensor_code):
+            message = (
+                f"names sensor {named!r}, not this route's '{sensor_code}' (readings of several sensors: "
+                "POST /api/v1/sensors/readings)"
+            )
+            bad.append(RejectedReading(index=index, field="sensor_code", message=message))
+            continue
+        code = sensor_code or named
         if not isinstance(code, str) or not code:
             bad.append(RejectedReading(index=index, field="sensor_code", message="missing"))
             continue
@@ -535,11 +564,11 @@ def check_readings(
             metric = next(iter(sensor.metrics))
         if not isinstance(metric, str) or metric not in sensor.metrics:
             known = ", ".join(sensor.metrics)
-            bad.append(
-                RejectedReading(
-                    index=index, field="metric", message=f"sensor '{code}' has no metric {metric!r} (it has {known})"
-                )
-            )
+            if metric in (None, ""):
+                message = f"missing: sensor '{code}' measures {known}; name one"
+            else:
+                message = f"sensor '{code}' has no metric {metric!r} (it has {known})"
+            bad.append(RejectedReading(index=index, field="metric", message=message))
             continue
         try:
             at = _parse_time(item.get("measured_at"))
@@ -576,15 +605,16 @@ def ingest(
     sensor_code: str | None = None,
     now: datetime | None = None,
     open_orders: bool = True,
+    known_fields_only: bool = False,
 ) -> IngestResult:
     """Store and evaluate readings (``sensor_code``: all of one sensor, the items need not name it).
 
     Every bad reading is reported by index and field, the good ones are kept. A reading already stored (same
     sensor, metric, time and value) is counted as a duplicate and not evaluated again; one saying another value
-    for a time already read is refused.
+    for a time already read is refused. ``known_fields_only``: as :func:`check_readings`.
     """
     now = now or utcnow()
-    good, bad = check_readings(session, items, sensor_code=sensor_code, now=now)
+    good, bad = check_readings(session, items, sensor_code=sensor_code, now=now, known_fields_only=known_fields_only)
     fresh, duplicates, conflicts = _new_readings(session, good)
     bad = sorted([*bad, *conflicts], key=lambda r: r.index)
     if fresh:

@@ -17,11 +17,13 @@ from cityhub.api.deps import (
     ListPagingOf50,
     Paging,
     get_principal,
+    missing_credential,
     require,
 )
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import scope_of
+from cityhub.auth.settings import get_auth_settings
 from cityhub.db import utcnow
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cityhub.monitoring import service
@@ -74,6 +76,8 @@ async def reading_writer(
     if x_api_key:
         caller = await run_in_threadpool(authorize, request, raw_key=x_api_key, scope="sensors:write")
         return f"client:{caller.client_name}"
+    if not request.headers.get("authorization") and not request.cookies.get(get_auth_settings().session_cookie_name):
+        raise missing_credential(request, takes=", or an API key of scope sensors:write in X-API-Key")
     principal = await get_principal(request, db)
     if not permissions.allows(principal.role, permissions.SENSORS_MANAGE):
         raise PermissionDenied(
@@ -225,7 +229,7 @@ def push_batch(body: ReadingsIn, db: MeteredDb, _writer: Writer) -> IngestResult
     """Readings of many sensors, each naming its ``sensor_code``. Bad readings are reported by index and field in
     ``rejected``; the good ones are stored and evaluated (200 even when some were rejected)."""
     _check_size(body)
-    return service.ingest(db, items=body.readings)
+    return service.ingest(db, items=body.readings, known_fields_only=True)
 
 
 @readings_router.post("/{code}/readings", response_model=IngestResult)
@@ -237,7 +241,7 @@ def push_readings(code: str, body: ReadingsIn, db: MeteredDb, _writer: Writer) -
         raise NotFound(f"sensor '{code}' not found")
     if not sensor.active:
         raise Conflict(service.retired_message(sensor), details={"field": "code", "sensor_code": code})
-    return service.ingest(db, items=body.readings, sensor_code=code)
+    return service.ingest(db, items=body.readings, sensor_code=code, known_fields_only=True)
 
 
 # ------------------------------------------------------------------------------------------------------ rules

@@ -43,6 +43,7 @@ from cityhub.notify.config import NotifySettings, get_notify_settings
 from cityhub.notify.models import OutboxMessage, OutboxStatus, Subscription, Topic
 from cityhub.notify.senders import DeliveryFailed, Envelope, NotConfigured, get_sender, sender_kinds
 from cityhub.org.models import Unit
+from cityhub.timerange import answer_time, answer_times
 from cityhub.workorders.lifecycle import Action, Outcome, SlaEffect, State
 from cityhub.workorders.models import MERGED_IN, Category, Order, OrderEvent
 from cityhub.workorders.schemas import MEDIA_URL_MAX, NotWebAddress, web_address
@@ -518,7 +519,9 @@ def claim(
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    """An instant of the body as the API answers it (``timerange.answer_time``: UTC, ``Z``), so that a receiver
+    comparing a webhook's ``due_at`` with what ``GET /api/v1/orders/{id}`` says compares like with like."""
+    return answer_time(value) if value is not None else None
 
 
 def _unit_ref(session: Session, unit_id: int | None) -> dict[str, Any] | None:
@@ -568,13 +571,14 @@ def order_snapshot(session: Session, order_id: int | None) -> dict[str, Any] | N
 
 
 def render_body(session: Session, message: OutboxMessage) -> bytes:
-    """The JSON document sent for ``message``: the event as of the change, the order as of now."""
+    """The JSON document sent for ``message``: the event as of the change, the order as of now; every instant in
+    the API's one form (the event's, stored with ``isoformat``, through ``timerange.answer_times``)."""
     document = {
         "id": str(message.id),
         "topic": message.topic.value,
         "created_at": _iso(message.created_at),
         "attempt": message.attempts,
-        "event": message.payload or {},
+        "event": answer_times(message.payload or {}),
         "order": order_snapshot(session, message.order_id),
     }
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str).encode()

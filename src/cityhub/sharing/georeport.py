@@ -511,9 +511,15 @@ def list_updates(
     service_request_id: str | None = None,
     now: datetime | None = None,
     client_id: int | None = None,
+    page: int | None = None,
+    page_size: int | None = None,
 ) -> list[dict[str, Any]]:
-    """servicerequestupdates: the public part of the audit trail, oldest first (default 90 days, 1,000); replies
-    scrubbed but on the requests ``client_id`` posted."""
+    """servicerequestupdates: the public part of the audit trail, oldest first (default 90 days, 1,000 oldest); replies
+    scrubbed but on the requests ``client_id`` posted. ``page`` (from 1) and ``page_size`` (at most 1,000, the
+    default), the extension :func:`list_requests` has: that page of the list, oldest first (then by the event's id) —
+    without them a window holding more than 1,000 updates answered its oldest 1,000 and no way to the rest."""
+    size = page_size or MAX_REQUESTS
+    skip = ((page or 1) - 1) * size
     start = parse_datetime(start_date, field="start_date")
     end = parse_datetime(end_date, field="end_date")
     if end is None:
@@ -527,7 +533,8 @@ def list_updates(
         .join(Order, Order.id == OrderEvent.order_id)
         .where(OrderEvent.at >= start, OrderEvent.at <= end, OrderEvent.action.not_in(INTERNAL_ACTIONS))
         .order_by(OrderEvent.at, OrderEvent.id)
-        .limit(MAX_REQUESTS)
+        .limit(size)
+        .offset(skip)
     )
     ids = _split(service_request_id)
     if ids:

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cityhub.db import rollback_after, session_factory, session_scope
-from cityhub.errors import CityhubError
+from cityhub.errors import CityhubError, PermissionDenied
 from cityhub.sharing import service
 from cityhub.sharing.service import Caller, RateLimited
 
@@ -33,6 +33,11 @@ def authorize(request: Request, *, raw_key: str | None, scope: str | None) -> Ca
     The rate counter is committed in its own short transaction before the request's work starts, so a call
     that is refused or fails still counts, and every server process sees the same counter.
     """
+    if not raw_key and scope != "admin" and request.headers.get("authorization", "").lower().startswith("bearer "):
+        raise PermissionDenied(
+            "an API key is required (api_key parameter or X-API-Key header): this route does not take a personal API "
+            "token (Authorization: Bearer); an administrator issues keys with `cityhub apikey create` or on 数据共享"
+        )
     with session_scope() as session:
         caller = service.authenticate(session, raw_key=raw_key)
         request.state.api_caller = caller  # counted in the statistics even when refused below
