@@ -984,4 +984,7 @@ def test_a_validators_refusal_is_said_in_its_own_words(client):
     assert body["details"]["errors"] == [{"field": "created_at", "message": "created_at must carry a time zone"}]
     assert body["message"] == "invalid request: created_at: created_at must carry a time zone"
     pair = client.post("/api/v1/orders", json={"channel": "web", "content": "路灯不亮", "lat": 23.1}).json()
-    assert pair["details"]["errors"][0]["message"] == "lat and lng must be given together"
+    # … at the field that is missing (it said "(body)"), both ways round.
+    assert pair["details"]["errors"] == [{"field": "lng", "message": "lat and lng must be given together"}]
+    alone = client.post("/api/v1/orders", json={"channel": "web", "content": "路灯不亮", "lng": 113.2}).json()
+    assert alone["details"]["errors"] == [{"field": "lng", "message": "lat and lng must be given together"}]

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer, field_validator, model_validator
 
 from cityhub.config import get_settings
 from cityhub.masking import coarsen_address, coarsen_coordinate, mask_name, mask_phone, scrub_text
@@ -82,7 +82,8 @@ class OrderBase(BaseModel):
     citizen_phone: str | None = Field(None, max_length=32)
     address: str | None = Field(None, max_length=300)
     lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
-    lng: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
+    # Checked even when not given: a latitude without it is refused at this field (lat and lng must come together).
+    lng: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False, validate_default=True)
     urgency: Urgency = Urgency.NORMAL
 
 
@@ -108,6 +109,14 @@ class OrderCreate(OrderBase):
     def _strip(cls, value: str) -> str:
         _no_nul(value)
         return value.strip() if _INVISIBLE.sub("", value) else ""
+
+    @field_validator("lng")
+    @classmethod
+    def _with_lat(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # A latitude refused on its own (out of range) is not in ``info.data``: that error says it all.
+        if "lat" in info.data and (info.data["lat"] is None) != (value is None):
+            raise ValueError("lat and lng must be given together")
+        return value
 
     @field_validator("attributes")
     @classmethod
@@ -156,8 +165,6 @@ class OrderCreate(OrderBase):
             self.content = self.title
         if not self.title:
             self.title = title_from_content(self.content)
-        if (self.lat is None) != (self.lng is None):
-            raise ValueError("lat and lng must be given together")
         return self
 
 
