@@ -261,3 +261,39 @@ def test_a_phone_reads_a_bulk_dispatch_an_imports_chip_and_the_configuration_log
         wide.goto(server + "/admin/log?area=kb_entry")
         assert _one_line(wide, '[data-testid="log-entry"] td:nth-child(2), [data-testid="log-entry"] .log-area') == []
         wide.context.close()
+
+
+_UNDER_THE_BAR = """() => {
+    const focused = document.activeElement, bar = document.querySelector('[data-testid="bulk-dispatch"]');
+    if (!focused || focused === document.body || bar.contains(focused)) return null;
+    const f = focused.getBoundingClientRect(), b = bar.getBoundingClientRect();
+    return b.top <= 1 && f.top < b.bottom && f.bottom > b.top ? (focused.textContent || focused.value).trim() : '';
+}"""
+
+
+def test_the_queues_bulk_bar_hides_nothing_the_keyboard_focuses(server: str, browser: Any) -> None:
+    """批量派单's bar stays at the top of a wide screen while the queue scrolls: going back through the queue with
+    Shift+Tab, every step stays in sight below it (one in twenty hid under it, its explanation's two lines in it). On
+    a 360-px phone the bar stays where it is (stuck, it took 40 % of the screen, half the steps under it)."""
+    with session_scope() as s:
+        for n in range(8):
+            submit(
+                s,
+                data={"channel": "hotline", "content": f"第{n}号楼下餐馆油烟扰民，夜间噪音很大", "street_code": "W-JT"},
+            )
+    for lang in ("zh-CN", "en"):
+        for viewport, sticks in (({"width": 1440, "height": 900}, True), ({"width": 360, "height": 740}, False)):
+            page = _signed_in(browser, server, "disp", lang, viewport=viewport, is_mobile=not sticks)
+            page.goto(server + "/queue")
+            assert page.locator('[data-testid="queue-item"]').count() >= 8
+            bar = page.locator('[data-testid="bulk-dispatch"]')
+            assert (bar.evaluate("b => getComputedStyle(b).position") == "sticky") == sticks, (lang, viewport)
+            for _ in range(80):  # to the end of the page…
+                page.keyboard.press("Tab")
+            hidden = []
+            for _ in range(60):  # …and back up through the orders
+                page.keyboard.press("Shift+Tab")
+                if under := page.evaluate(_UNDER_THE_BAR):
+                    hidden.append(under)
+            assert hidden == [], (lang, viewport, hidden)
+            page.context.close()
