@@ -1,7 +1,8 @@
 """What the pages outside the workbenches' template and the top bar look like in a real browser: the analysis report
 (专报, opened from the dashboard) and the API documentation (/docs) in the web UI's theme — the user's choice, else
 the system's — the report light again when printed; and an administrator's menu on one line at 1440 px in English,
-with nothing wider than a 390-px phone.
+with nothing wider than a 390-px phone; and at 360 px a bulk dispatch's result, an import's chip and the
+configuration log as cards.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
 otherwise. The pages do not depend on the database backend: SQLite only.
@@ -19,6 +20,7 @@ import pytest
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
+from cityhub.knowledge.schemas import EntryCreate, EntryUpdate
 from cityhub.web import vendor
 from cityhub.workorders import service as orders
 from process_helpers import CHROMIUM, served_app
@@ -177,3 +179,121 @@ def test_an_administrators_english_menu_fits_one_line_at_1440_and_a_phone_keeps_
         title = phone.locator('[data-testid="review-row"] td').nth(1).bounding_box()
         assert title and title["width"] > 300, title
         phone.context.close()
+
+
+def _one_line(page: Any, selector: str) -> list[str]:
+    """The texts of the elements ``selector`` finds that the browser broke over more than one line."""
+    return list(
+        page.evaluate(
+            f"[...document.querySelectorAll('{selector}')].filter(e => e.getClientRects().length > 1)"
+            ".map(e => e.textContent)"
+        )
+    )
+
+
+def test_a_phone_reads_a_bulk_dispatch_an_imports_chip_and_the_configuration_log_without_sideways_scrolling(
+    server: str, browser: Any, tmp_path: Path
+) -> None:
+    """At 360 px: a bulk dispatch's result names each order whole (BY20261205-|000003 broke at its hyphen); the chip
+    of one import's orders keeps its ✕ beside its words (it took a line of its own); 系统日志 is a card per entry
+    with the changes at the card's width (six columns scrolled sideways, the changes a column of five characters,
+    the page tens of thousands of pixels tall). At 1440 px the log keeps who and the item's kind whole (系统管|理员)."""
+    with session_scope() as s:
+        appeals = ("景泰街道夜间施工噪音扰民", "小区垃圾站臭味很大", "河道有污水排放", "工地扬尘严重", "餐馆油烟扰民")
+        for text in appeals:
+            submit(s, data={"channel": "hotline", "content": text, "street_code": "W-JT"})
+        entry = kb.create_entry(
+            s,
+            data=EntryCreate(question="社保卡丢了怎么补办？", answer="到社保网点补办。", keywords=["社保卡"]),
+            actor=orders.Actor(name="周管理"),
+        )
+        kb.update_entry(s, entry_id=entry.id, data=EntryUpdate(answer="携带身份证到社保网点补办。"))
+        table = tmp_path / "kb.csv"
+        # A long answer: the changes take the row's room, as a real answer's do.
+        answer = "申请人须在本区连续缴纳社会保险满一年，家庭人均可支配收入和人均住房面积均低于当年公布的标准，" * 3
+        table.write_text(f"question,answer\n公租房申请条件,{answer}\n", encoding="utf-8")
+        kb.import_entries(s, path=table, actor=orders.Actor(name="区数据管理员"))
+    phone = {"viewport": {"width": 360, "height": 740}, "is_mobile": True}
+
+    page = _signed_in(browser, server, "disp", **phone)
+    page.goto(server + "/queue")
+    page.locator('[data-testid="pick-all"]').check()
+    page.select_option('[data-testid="bulk-unit"]', label="京溪街道")
+    page.click('[data-testid="bulk-submit"]')
+    page.wait_for_load_state()
+    sent = page.locator('[data-testid="bulk-sent"]')
+    if sent.get_attribute("open") is None:
+        sent.locator("summary").click()
+    assert page.locator('[data-testid="bulk-sent"] a').count() == 6
+    assert _one_line(page, '[data-testid="bulk-result"] a') == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.context.close()
+
+    page = _signed_in(browser, server, "op", **phone)
+    page.goto(server + "/orders/import")
+    upload = tmp_path / "orders.csv"
+    rows = "留言主题,留言详情\n路灯不亮,京溪路路灯不亮一周\n井盖缺失,景泰路井盖丢失很危险\n"
+    upload.write_text(rows, encoding="utf-8")
+    page.set_input_files("#i-file", str(upload))
+    page.click('[data-testid="import-submit"]')
+    page.click('[data-testid="import-see-orders"]')
+    page.wait_for_load_state()
+    words = page.locator('[data-testid="batch-chip"] > span').bounding_box()
+    remove = page.locator('[data-testid="batch-remove"]').bounding_box()
+    assert words and remove and remove["y"] < words["y"] + words["height"] and remove["x"] > words["x"], (words, remove)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.context.close()
+
+    for lang in ("zh-CN", "en"):
+        page = _signed_in(browser, server, "adm", lang, **phone)
+        page.goto(server + "/admin/log?area=kb_entry")
+        wrap = page.evaluate("(w => [w.scrollWidth, w.clientWidth])(document.querySelector('.table-wrap'))")
+        assert wrap[0] <= wrap[1], (lang, wrap)
+        changes = page.locator('[data-testid="log-entry"] td.log-changes').first.bounding_box()
+        assert changes and changes["width"] > 300, (lang, changes)
+        reason = page.locator('[data-testid="log-entry"] td:nth-child(6)').first
+        label = reason.evaluate("td => getComputedStyle(td, '::before').content")
+        said = (reason.inner_text(), label)
+        wanted = ("由 kb.csv 导入", '"原因："') if lang == "zh-CN" else ("imported from kb.csv", '"Reason: "')
+        assert said == wanted, said
+        page.context.close()
+        wide = _signed_in(browser, server, "adm", lang, viewport={"width": 1440, "height": 900})
+        wide.goto(server + "/admin/log?area=kb_entry")
+        assert _one_line(wide, '[data-testid="log-entry"] td:nth-child(2), [data-testid="log-entry"] .log-area') == []
+        wide.context.close()
+
+
+_UNDER_THE_BAR = """() => {
+    const focused = document.activeElement, bar = document.querySelector('[data-testid="bulk-dispatch"]');
+    if (!focused || focused === document.body || bar.contains(focused)) return null;
+    const f = focused.getBoundingClientRect(), b = bar.getBoundingClientRect();
+    return b.top <= 1 && f.top < b.bottom && f.bottom > b.top ? (focused.textContent || focused.value).trim() : '';
+}"""
+
+
+def test_the_queues_bulk_bar_hides_nothing_the_keyboard_focuses(server: str, browser: Any) -> None:
+    """批量派单's bar stays at the top of a wide screen while the queue scrolls: going back through the queue with
+    Shift+Tab, every step stays in sight below it (one in twenty hid under it, its explanation's two lines in it). On
+    a 360-px phone the bar stays where it is (stuck, it took 40 % of the screen, half the steps under it)."""
+    with session_scope() as s:
+        for n in range(8):
+            submit(
+                s,
+                data={"channel": "hotline", "content": f"第{n}号楼下餐馆油烟扰民，夜间噪音很大", "street_code": "W-JT"},
+            )
+    for lang in ("zh-CN", "en"):
+        for viewport, sticks in (({"width": 1440, "height": 900}, True), ({"width": 360, "height": 740}, False)):
+            page = _signed_in(browser, server, "disp", lang, viewport=viewport, is_mobile=not sticks)
+            page.goto(server + "/queue")
+            assert page.locator('[data-testid="queue-item"]').count() >= 8
+            bar = page.locator('[data-testid="bulk-dispatch"]')
+            assert (bar.evaluate("b => getComputedStyle(b).position") == "sticky") == sticks, (lang, viewport)
+            for _ in range(80):  # to the end of the page…
+                page.keyboard.press("Tab")
+            hidden = []
+            for _ in range(60):  # …and back up through the orders
+                page.keyboard.press("Shift+Tab")
+                if under := page.evaluate(_UNDER_THE_BAR):
+                    hidden.append(under)
+            assert hidden == [], (lang, viewport, hidden)
+            page.context.close()

@@ -79,6 +79,17 @@
   }
   keyboardScrollers();
   window.addEventListener("resize", keyboardScrollers);
+  // A bar stuck at the top of the page (the queue's bulk dispatch, .bulk-bar) keeps what the keyboard focuses clear of
+  // it: the page's scroll padding is the bar's height while it sticks (Shift+Tab hid every other step under it).
+  var stuck = document.querySelector(".bulk-bar");
+  function clearOfStuckBar() {
+    var sticks = stuck && window.getComputedStyle(stuck).position === "sticky";
+    document.documentElement.style.scrollPaddingTop = sticks ? stuck.offsetHeight + 8 + "px" : "";
+  }
+  if (stuck) {
+    clearOfStuckBar();
+    window.addEventListener("resize", clearOfStuckBar);
+  }
   document.addEventListener("htmx:afterSettle", keyboardScrollers);
   window.addEventListener("pageshow", function () {
     document.querySelectorAll("form[data-submitting]").forEach(function (f) { f.removeAttribute("data-submitting"); });
