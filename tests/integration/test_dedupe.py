@@ -514,7 +514,7 @@ def test_a_case_in_other_words_is_found_by_the_appeals_telling_words(db_session,
     """An appeal whose place is unknown, worded unlike any earlier one: the MinHash index finds no text sharing much of
     its own, the place prefilter has no place to look in — the similar cases were what happened to collide. The
     appeal's telling character pairs (油烟, held by one order here) find the earlier order about the same matter
-    through the full-text index; the pairs most orders hold (小区, 噪音) are no clue and are not looked up."""
+    through the full-text index; the pairs most orders hold (小区, 噪音) are no clue and weigh next to nothing."""
     for i in range(40):
         _intake(db_session, f"小区{i}号楼下水道堵塞污水外溢，噪音扰民，请尽快处理", at=T0 - timedelta(days=30, hours=i))
     fumes = _intake(db_session, "隔壁饭店排放油烟熏得没法开窗", at=T0 - timedelta(days=3)).order
@@ -563,3 +563,17 @@ def test_the_matter_an_appeal_repeats_counts_over_its_rarest_pairs(db_session, p
     assert fumes.id in dedupe._telling_word_candidates(db_session, index, appeal)
     found = dedupe.check(db_session, data={"channel": "web", "content": appeal, "created_at": T0})
     assert fumes.id in [c.order.id for c in found.similar], [(c.order.content, c.score) for c in found.similar]
+
+
+def test_a_complaint_posted_again_word_for_word_is_one_similar_case(db_session, places):
+    """Four postings of one text (closed long ago, so not duplicates) fill no list: the operator sees it once, the
+    newest, and the other cases after it."""
+    for days in (90, 80, 70, 60):
+        _intake(db_session, "横滘望江村有人焚烧垃圾，浓烟很大", at=T0 - timedelta(days=days))
+    other = _intake(db_session, "望江村有人焚烧垃圾，烟味呛人", at=T0 - timedelta(days=50)).order
+    found = dedupe.check(
+        db_session, data={"channel": "web", "content": "望江村有人焚烧垃圾，浓烟很大", "created_at": T0}
+    )
+    texts = [c.order.content for c in found.similar]
+    assert texts.count("横滘望江村有人焚烧垃圾，浓烟很大") == 1, texts
+    assert other.id in [c.order.id for c in found.similar]
