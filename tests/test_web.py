@@ -31,7 +31,7 @@ from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate
 from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, User
-from cityhub.web import i18n, vendor
+from cityhub.web import i18n, import_pages, vendor
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action, State
@@ -690,7 +690,14 @@ def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org, 
     assert 'href="/orders/import"' in intake
     page = client.get("/orders/import")
     assert page.status_code == 200 and "反映内容" not in page.text and "留言详情" in page.text  # the known headers
-    assert 'name="dispatch" value="1" data-testid="import-dispatch" checked' in page.text  # on unless unticked
+    # Nothing dispatches in the background here: the choice does nothing, so it is off and cannot be ticked, as its
+    # hint says (it was ticked beside 本系统未开启自动派单) …
+    assert 'data-testid="import-dispatch" disabled>' in page.text and "本系统未开启自动派单" in page.text
+    # … where something does, it is on unless unticked.
+    with monkeypatch.context() as patched:
+        patched.setattr(import_pages.background, "enabled", lambda: True)
+        on = client.get("/orders/import").text
+    assert 'name="dispatch" value="1" data-testid="import-dispatch" checked' in on
     sheet = (
         "工单号,诉求标题,反映内容,来电时间,经度\n"
         "M-1,路灯不亮,景泰街道云苑新村路灯连续三晚不亮,2026-11-20 09:10:00,\n"
