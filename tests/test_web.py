@@ -2220,7 +2220,7 @@ def test_a_bulk_dispatch_of_many_says_how_many_went_where_and_folds_the_order_by
     assert re.search(r'data-testid="bulk-by-unit">Sent to: 京溪街道 \(6\)</p>', cut)
     assert f"{orphan.number}</a>: taken or changed by someone else since the page was opened" in cut
     sent = re.search(r'data-testid="bulk-sent">(.*?)</details>', cut, re.S)
-    assert sent is not None and "Each of the 6 orders dispatched" in sent.group(1)
+    assert sent is not None and "See each of the 6 orders dispatched" in sent.group(1)
     named = re.findall(r'<a href="/orders/\d+">', sent.group(1))
     assert len(named) < 6
     unlisted = re.search(r'data-testid="bulk-unlisted">(\d) more (orders are|order is) not listed one by one', cut)
