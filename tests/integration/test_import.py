@@ -773,6 +773,11 @@ def test_quiet_drops_the_rows_but_keeps_the_summary(app_db: str, tmp_path: Path)
     # Again: nothing imported, no batch to name.
     again = CliRunner().invoke(app, ["import", "orders", str(path), "-q"])
     assert again.stderr.strip().splitlines()[0].startswith("orders.csv: read 7, imported 0, skipped 3 already present,")
+    # An imported order, shown at the command line, names its import as the API tells staff (it said null).
+    with session_scope() as s:
+        number = s.scalars(select(Order.number).where(Order.import_batch_id == batch)).first()
+    shown = json.loads(CliRunner().invoke(app, ["orders", "show", number]).stdout)
+    assert shown["import_batch"] == {**shown["import_batch"], "id": batch, "file_name": "orders.csv", "imported": 3}
 
 
 def _batch_of_the_import() -> int:

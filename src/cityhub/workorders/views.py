@@ -88,11 +88,11 @@ def _read(order: Order, principal: Principal) -> OrderRead:
     return read if sees_personal_data(principal, order) else read.masked()
 
 
-def import_batch_read(db: Session, principal: Principal, batch: ImportBatch) -> ImportBatchRead:
-    """An import batch as ``principal`` reads it: who imported it (None: the command line), and how many orders it
-    created only for a reader who sees every order or imported it (the others read those of its orders they may;
-    the count would speak of the rest)."""
-    whole = batch.actor_id == principal.user_id or scope_of(db, principal).everything
+def import_batch_read(db: Session, principal: Principal | None, batch: ImportBatch) -> ImportBatchRead:
+    """An import batch as ``principal`` reads it (None: the command line, which reads everything): who imported it
+    (None: the command line), and how many orders it created only for a reader who sees every order or imported it
+    (the others read those of its orders they may; the count would speak of the rest)."""
+    whole = principal is None or batch.actor_id == principal.user_id or scope_of(db, principal).everything
     return ImportBatchRead(
         id=batch.id,
         file_name=batch.file_name,
