@@ -15,10 +15,9 @@ the merge).
 satisfaction. Orders merged into another one are represented by their master.
 
 Candidates come from the LSH index (texts sharing much of the appeal's), from the database (the most recent orders
-of the same community or street) and, for the similar cases, from the full-text index (the newest orders holding
-the orders holding most of the appeal's telling character pairs: the same matter in other words —
-:func:`_telling_word_candidates`), so an intake
-never scans the table. Settings come from the environment, prefix
+of the same community or street) and, for the similar cases, from the full-text index (the orders holding most of
+the appeal's telling character pairs: the same matter in other words — :func:`_telling_word_candidates`), so an
+intake never scans the table. Settings come from the environment, prefix
 ``CITYHUB_DEDUPE_`` (e.g. ``CITYHUB_DEDUPE_AUTO_MERGE=false``).
 """
 
@@ -383,8 +382,8 @@ def check(
         )
     ids.update(dict.fromkeys(_prefiltered(session, probe, place, cfg)))
     # Scored whatever their estimated Jaccard (a new wording's is low, and at low values the estimate is noise).
-    rare = _telling_word_candidates(session, index, probe.text) if similar and index.built else []
-    ids.update(dict.fromkeys(rare))
+    telling = _telling_word_candidates(session, index, probe.text) if similar and index.built else []
+    ids.update(dict.fromkeys(telling))
     ids.pop(probe.order_id, None)  # type: ignore[arg-type]
     if earlier_only and probe.order_id is not None:
         ids = {i: None for i in ids if i < probe.order_id}
@@ -393,7 +392,7 @@ def check(
 
     screened = _screened(index, sketch, list(ids), cfg, similar=similar)
     kept = set(screened)
-    screened += [i for i in rare if i in ids and i not in kept]
+    screened += [i for i in telling if i in ids and i not in kept]
     scored = _score(session, index, probe, place, screened, cfg)
     # Only what can be shown is read as orders: the best possible duplicates and the best few similar cases.
     best_duplicates = set([s.order_id for s in scored if s.duplicate][: cfg.duplicate_count])

@@ -50,15 +50,13 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
 def _dump(order: Any, *, unmasked: bool) -> dict[str, Any]:
     from sqlalchemy.orm import object_session
 
-    from cityhub.workorders.models import ImportBatch
     from cityhub.workorders.schemas import OrderRead
-    from cityhub.workorders.views import import_batch_read
+    from cityhub.workorders.views import order_import_batch
 
     read = OrderRead.model_validate(order)
     session = object_session(order)
-    if order.import_batch_id is not None and session is not None:  # the import it came from, as the API tells staff
-        batch = session.get(ImportBatch, order.import_batch_id)
-        read.import_batch = import_batch_read(session, None, batch) if batch is not None else None
+    if session is not None:  # the import it came from, as the API tells staff
+        read.import_batch = order_import_batch(session, order, None)
     return (read if unmasked else read.masked()).model_dump(mode="json")
 
 

@@ -102,11 +102,11 @@ def import_batch_read(db: Session, principal: Principal | None, batch: ImportBat
     )
 
 
-def order_import_batch(db: Session, order: Order, principal: Principal) -> ImportBatchRead | None:
+def order_import_batch(db: Session, order: Order, principal: Principal | None) -> ImportBatchRead | None:
     """The import ``order`` came from, for the staff reading it — those who may read the order list and narrow it
-    to an import; a citizen, whose list has no such criterion, is not told who imported their appeal. None for an
-    order received otherwise."""
-    if order.import_batch_id is None or principal.role == Role.CITIZEN:
+    to an import, or the command line (``principal`` None); a citizen, whose list has no such criterion, is not told
+    who imported their appeal. None for an order received otherwise."""
+    if order.import_batch_id is None or (principal is not None and principal.role == Role.CITIZEN):
         return None
     batch = db.get(ImportBatch, order.import_batch_id)
     return import_batch_read(db, principal, batch) if batch is not None else None
