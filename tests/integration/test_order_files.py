@@ -590,7 +590,7 @@ def test_an_appeal_merged_at_intake_takes_its_files_to_the_master_too(world, sto
     with session_scope() as s:
         master = submit(s, data={"channel": "hotline", "content": text, "address": "景泰街道云景路1号"}).order
         s.flush()
-        master_id = master.id
+        master_id, version, updated = master.id, master.version, master.updated_at
     client = login("op")
     token = hidden(client.get("/intake").text)
     form = {"csrf_token": token, "appeal_type": "complaint", "content": text, "address": "景泰街道云景路1号"}
@@ -604,6 +604,19 @@ def test_an_appeal_merged_at_intake_takes_its_files_to_the_master_too(world, sto
         assert [(a.filename, a.uploaded_by, a.sha256) for a in on_master] == [
             ("井盖.png", "王话务", merged.attachments[0].sha256)
         ]
+        # Beside the master: a handler acting on it with the version they read is not refused for this.
+        kept = s.get(Order, master_id)
+        assert (kept.version, kept.updated_at) == (version, updated)
+        events = s.scalars(select(OrderEvent).where(OrderEvent.order_id == master_id).order_by(OrderEvent.id)).all()
+        note = events[-1]
+        assert (note.action, note.from_state, note.to_state, note.actor_name) == (
+            "comment",
+            kept.state.value,
+            kept.state.value,
+            "王话务",
+        )
+        assert note.payload["text"] == f"files of merged appeal {merged.number}"
+        assert [a["filename"] for a in note.payload["attachments"]] == ["井盖.png"]
     assert len(_stored(store)) == 1
 
 

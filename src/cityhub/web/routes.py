@@ -736,13 +736,14 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             files.attach(db, order_id=order.id, uploads=checked, actor=principal.actor, with_appeal=True)
             if order.state == State.MERGED and order.master_order_id is not None:
                 # The handlers work on the master: the photos go there too (kept once), as staff's — the master's
-                # own citizen does not see another citizen's files.
+                # own citizen does not see another citizen's files —, beside it: a handler's action meanwhile stands.
                 files.attach(
                     db,
                     order_id=order.master_order_id,
                     uploads=checked,
                     actor=principal.actor,
                     note=f"files of merged appeal {order.number}",
+                    beside=True,
                 )
         db.flush()
     except (CityhubError, StaleDataError) as exc:

@@ -346,6 +346,7 @@ def attach(
     note: str | None = None,
     expected_version: int | None = None,
     with_appeal: bool = False,
+    beside: bool = False,
 ) -> list[Attachment]:
     """Check ``uploads``, keep them in the store and attach them to the order, in one audited ``comment`` event
     (its text the note, else "attached N file(s)"; its payload the attachments' ids, names, types and sizes). Raises
@@ -354,7 +355,9 @@ def attach(
     appeal, received in the same transaction (the intake form): they are the citizen's, as a link given with the
     appeal is (``uploaded_by`` left empty; the event names who received them); so are those a citizen adds to
     their own appeal. Files already through
-    :func:`check` (the same upload attached to two orders) are not checked again."""
+    :func:`check` (the same upload attached to two orders) are not checked again. ``beside``: the event is written
+    beside the order (:func:`service.note_beside`), which keeps its version — a merged appeal's files reaching its
+    master, where a handler acting meanwhile must not be refused as if someone had changed the order."""
     from cityhub.workorders import service
 
     if uploads and isinstance(uploads[0], Checked):
@@ -394,19 +397,32 @@ def attach(
     for row in rows:
         row.url = content_path(row)
     listed = [{"id": r.id, "filename": r.filename, "content_type": r.content_type, "size": r.size} for r in rows]
-    service.act(
-        session,
-        order_id=order_id,
-        action=Action.COMMENT,
-        actor=actor,
-        # The names in the payload; ``supplement``: the citizen added them to their appeal (补充材料).
-        params={
-            "text": note or f"attached {len(rows)} file(s)",
-            "attachments": listed,
-            **({"supplement": True} if supplement else {}),
-        },
-        expected_version=expected_version,
-    )
+    # The names in the payload; ``supplement``: the citizen added them to their appeal (补充材料).
+    params = {
+        "text": note or f"attached {len(rows)} file(s)",
+        "attachments": listed,
+        **({"supplement": True} if supplement else {}),
+    }
+    if beside:
+        state = order.state.value
+        service.note_beside(
+            session,
+            order=order,
+            action=Action.COMMENT.value,
+            actor=actor,
+            at=utcnow(),
+            payload=params,
+            from_state=state,
+        )
+    else:
+        service.act(
+            session,
+            order_id=order_id,
+            action=Action.COMMENT,
+            actor=actor,
+            params=params,
+            expected_version=expected_version,
+        )
     if supplement:  # the units working the appeal hear of it (no personal data)
         from cityhub.masking import scrub_text
         from cityhub.notify.models import Topic

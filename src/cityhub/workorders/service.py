@@ -602,29 +602,52 @@ def _check_master(session: Session, master_id: Any) -> Order | None:
     return master
 
 
-def _note_merged_in(session: Session, *, master: Order, merged: Order, actor: Actor, now: datetime, auto: bool) -> None:
-    """合并, the master's side: an entry in the master's trail (:data:`MERGED_IN`) naming the order merged into it
-    — who merged it, when, its number, whether intake's duplicate check did — so the master's handler learns that
-    another appeal joined it. The master itself is not changed: the entry is a row of the trail alone and the
-    master's version stays, so a handler acting on the master meanwhile with the version they read is not refused as
-    if someone had changed the order (on PostgreSQL the insert's foreign-key check waits for the lock such an action
-    holds on the master's row until it commits; then both stand). Internal to the units
-    (``schemas.INTERNAL_EVENTS``): the master's citizen is not shown another citizen's appeal. The units working the
-    master are notified as of the master's other events (topic ``merged``, :func:`notify.service.on_merged_in`)."""
+def note_beside(
+    session: Session,
+    *,
+    order: Order,
+    action: str,
+    actor: Actor,
+    at: datetime,
+    payload: dict[str, Any],
+    from_state: str | None,
+) -> None:
+    """An entry in the order's trail that changes nothing of the order: its state, version and ``updated_at`` stay,
+    so a handler acting on it meanwhile with the version they read is not refused as if someone had changed it (on
+    PostgreSQL the insert's foreign-key check waits for the lock such an action holds on the order's row until it
+    commits; then both stand). What another order's merge brings to its master: the merge itself
+    (:func:`_note_merged_in`) and the merged appeal's files (``files.attach(beside=True)``)."""
     session.connection().execute(
         _insert_event(),
         {
-            "order_id": master.id,
-            "action": MERGED_IN,
-            "from_state": None,
-            "to_state": master.state.value,
+            "order_id": order.id,
+            "action": action,
+            "from_state": from_state,
+            "to_state": order.state.value,
             "actor_id": actor.user_id,
             "actor_name": actor.name,
             "unit_id": actor.unit_id,
-            "at": now,
+            "at": at,
             "reason": None,
-            "payload": {"merged_id": merged.id, "merged_number": merged.number, "auto": auto},
+            "payload": payload,
         },
+    )
+
+
+def _note_merged_in(session: Session, *, master: Order, merged: Order, actor: Actor, now: datetime, auto: bool) -> None:
+    """合并, the master's side: an entry in the master's trail (:data:`MERGED_IN`) naming the order merged into it
+    — who merged it, when, its number, whether intake's duplicate check did — so the master's handler learns that
+    another appeal joined it, written beside the master (:func:`note_beside`). Internal to the units
+    (``schemas.INTERNAL_EVENTS``): the master's citizen is not shown another citizen's appeal. The units working the
+    master are notified as of the master's other events (topic ``merged``, :func:`notify.service.on_merged_in`)."""
+    note_beside(
+        session,
+        order=master,
+        action=MERGED_IN,
+        actor=actor,
+        at=now,
+        payload={"merged_id": merged.id, "merged_number": merged.number, "auto": auto},
+        from_state=None,
     )
     notify_service.on_merged_in(
         session,
