@@ -365,6 +365,24 @@ def test_cli_edits_recompute_unless_told_not_to(app_db):
         assert event.actor_name == "cli" and event.reason == recompute.RULE_REASON
 
 
+def test_cli_calendar_set_without_a_name_keeps_the_days_name(app_db):
+    """``cityhub calendar set DAY KIND`` without ``--name`` cleared the name of a day entered before (turning 国庆节
+    into a nameless holiday); it keeps it now, as an import row without a name cell does; ``--name ""`` clears it."""
+    runner = CliRunner()
+    day = "2031-10-02"
+
+    def name() -> str | None:
+        with session_scope() as s:
+            return {d.day.isoformat(): d.name for d in workcal.list_days(s)}[day]
+
+    assert runner.invoke(calendar_app, ["set", day, "放假", "--name", " 国庆节 ", "--no-recompute"]).exit_code == 0
+    assert name() == "国庆节"
+    assert runner.invoke(calendar_app, ["set", day, "上班", "--no-recompute"]).exit_code == 0
+    assert name() == "国庆节"
+    assert runner.invoke(calendar_app, ["set", day, "放假", "--name", "", "--no-recompute"]).exit_code == 0
+    assert name() is None
+
+
 def test_cli_calendar_import_of_a_file_without_days_fails(app_db, tmp_path):
     runner = CliRunner()
     for name, text in (("empty.csv", ""), ("header.csv", "date,kind,name\n")):

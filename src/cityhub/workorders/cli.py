@@ -302,7 +302,9 @@ def _recomputed(count: int, recompute: bool) -> str:
 def calendar_set(
     day: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
     kind: Annotated[str, typer.Argument(help="放假 (休, holiday) | 上班 (班, 调休上班, workday)")],
-    name: Annotated[str | None, typer.Option(help="e.g. 国庆节")] = None,
+    name: Annotated[
+        str | None, typer.Option(help='e.g. 国庆节; without it a day entered before keeps its name; "" clears it')
+    ] = None,
     recompute: RecomputeOption = True,
 ) -> None:
     """Mark a day as a holiday or a make-up workday (overrides the built-in calendar)."""
@@ -319,7 +321,8 @@ def calendar_set(
             session,
             day=_date(day),
             is_workday=is_workday,
-            name=name,
+            name=(name or "").strip() or None,
+            named=name is not None,
             actor=Actor(CLI_ACTOR),
             recompute=recompute,
         )

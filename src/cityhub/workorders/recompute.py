@@ -401,10 +401,13 @@ def set_calendar_day(
     actor: Actor = SYSTEM,
     recompute: bool = True,
     now: datetime | None = None,
+    named: bool = True,
 ) -> tuple[CalendarDay, Recomputed]:
-    """Create or replace a calendar override and (unless ``recompute`` is false) move running deadlines."""
+    """Create or replace a calendar override and (unless ``recompute`` is false) move running deadlines. ``named``
+    false: a day entered before keeps its name (``cityhub calendar set`` without ``--name``)."""
     old_cal = workcal.load_calendar(session)
-    row = _set_day(session, workcal.CalendarEntry(day=day, is_workday=is_workday, name=name), actor)
+    entry = workcal.CalendarEntry(day=day, is_workday=is_workday, name=name, named=named)
+    row = _set_day(session, entry, actor)
     if not recompute:
         return row, Recomputed()
     new_cal = workcal.load_calendar(session)
