@@ -28,7 +28,7 @@ from cityhub.dispatch import background
 from cityhub.intake.dedupe import auto_merge_params, get_dedupe_settings
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
-from cityhub.knowledge.schemas import EntryCreate
+from cityhub.knowledge.schemas import EntryCreate, EntryUpdate
 from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, User
 from cityhub.web import i18n, import_pages, vendor
@@ -2574,26 +2574,31 @@ def test_knowledge_base_edits_read_in_the_configuration_log_in_either_language(o
     with session_scope() as s:
         kb.import_entries(s, path=path, actor=orders.Actor(name="周管理"))
         imported = s.scalars(select(KnowledgeEntry.id).where(KnowledgeEntry.question == "公租房申请条件")).one()
+        # An end the API or the command line set at another hour than midnight reads as that time.
+        noon = datetime(2031, 6, 30, 4, 0, tzinfo=UTC)  # 12:00 in the district
+        kb.update_entry(s, entry_id=imported, data=EntryUpdate(valid_until=noon), actor=orders.Actor(name="周管理"))
 
     adm = login("adm")
     page = adm.get("/admin/log", params={"area": "kb_entry"}).text
     rows = re.findall(r'<tr data-testid="log-entry" data-area="kb_entry" data-target="(\d+)">(.*?)</tr>', page, re.S)
     # Newest first (the world's own entry, made before, last).
-    assert [target for target, _ in rows][:3] == [str(imported), str(entry_id), str(entry_id)]
-    text = [re.sub(r"<[^>]+>", "", row) for _, row in rows[:3]]
-    import_row, edit_row, create_row = text
-    assert f'<a href="/kb/{entry_id}">#{entry_id}</a>' in rows[1][1] and "知识库条目" in edit_row
+    assert [target for target, _ in rows][:4] == [str(imported), str(imported), str(entry_id), str(entry_id)]
+    text = [re.sub(r"<[^>]+>", "", row) for _, row in rows[:4]]
+    assert "有效至：— → 2031-06-30 12:00" in text[0]
+    import_row, edit_row, create_row = text[1:]
+    assert f'<a href="/kb/{entry_id}">#{entry_id}</a>' in rows[2][1] and "知识库条目" in edit_row
     assert "陈督办" in create_row and "新建" in create_row and "问题：社保卡丢了怎么补办？" in create_row
     assert "修改" in edit_row and "答复：到社保网点补办。 → 携带身份证到社保网点补办。" in edit_row
-    assert "失效时间：— → 2031-01-01 00:00" in edit_row  # the end of 2030-12-31, local time, not UTC text
+    # The last day it is valid, as the form took it and the 知识库 page shows it (stored: the next local midnight).
+    assert "有效至：— → 2030-12-31" in edit_row and "2031-01-01" not in edit_row
     assert "周管理" in import_row and "由 kb.csv 导入" in import_row
     english = adm.get("/lang/en", params={"next": "/admin/log?area=kb_entry"}).text
     rows = re.findall(r'data-area="kb_entry" data-target="\d+">(.*?)</tr>', english, re.S)
-    import_row, edit_row, create_row = (html_unescape(re.sub(r"<[^>]+>", "", row)) for row in rows[:3])
+    import_row, edit_row, create_row = (html_unescape(re.sub(r"<[^>]+>", "", row)) for row in rows[1:4])
     assert (
         "Knowledge entry" in create_row and "created" in create_row and "question: 社保卡丢了怎么补办？" in create_row
     )
-    assert "changed" in edit_row and "valid until: — → 2031-01-01 00:00" in edit_row
+    assert "changed" in edit_row and "valid until: — → 2030-12-31" in edit_row
     assert "imported from kb.csv" in import_row
 
 

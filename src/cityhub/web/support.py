@@ -14,7 +14,7 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -149,8 +149,25 @@ _env.globals["remove_reason_max"] = REMOVE_REASON_MAX_CHARS
 _env.globals["kb_text_max"] = KB_TEXT_MAX_CHARS
 _env.globals["monitoring_note_max"] = MONITORING_NOTE_MAX_CHARS
 _env.globals["batch_orders"] = batch_orders_path  # the order list of one import's orders
-_env.filters["first_day"] = lambda moment: forms.day_of(moment)
-_env.filters["last_day"] = lambda moment: forms.day_of(moment, end=True)  # a validity's exclusive end
+
+
+def _validity_bound(value: object, *, end: bool = False) -> Markup | str:
+    """A validity's start or (``end``) exclusive end — a routing rule's, a knowledge entry's; a datetime or ISO 8601
+    text (the configuration log's) — as the forms enter it: a local midnight as its day (an end as the last day it
+    includes, as 有效至 reads), any other instant (one the API or the command line set) as the time it is."""
+    moment = value if isinstance(value, datetime) else None
+    if moment is None:
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            return str(value)
+    if moment.tzinfo is not None and moment.astimezone(get_settings().tz).time() != time(0):
+        return _when(moment)
+    return forms.day_of(moment, end=end)
+
+
+_env.filters["first_day"] = _validity_bound
+_env.filters["last_day"] = lambda moment: _validity_bound(moment, end=True)
 
 
 def _validity_state(t: Translator, active: bool, valid_from: Any, valid_until: Any, now: Any) -> str:
