@@ -355,15 +355,17 @@ class Taxonomy:
 
     def __init__(self, refs: Sequence[CategoryRef]) -> None:
         self.by_id = {c.id: c for c in refs}
-        self._by_path = {category_form(c.path): c for c in refs if c.active}
+        self._by_path: dict[str, CategoryRef] = {}
         # Active categories by name ("保障房") and by every path tail of two parts or more ("住房保障/保障房"),
         # shallowest level first. Names hold no separator, so the two kinds of key never meet.
         self._by_name_or_tail: dict[str, list[CategoryRef]] = defaultdict(list)
         for c in sorted(refs, key=lambda c: (c.level, c.code)):
             if not c.active:
                 continue
+            path = category_form(c.path)
+            self._by_path[path] = c
             self._by_name_or_tail[category_form(c.name)].append(c)
-            parts = category_form(c.path).split(SEPARATOR)
+            parts = path.split(SEPARATOR)
             for start in range(1, len(parts) - 1):
                 self._by_name_or_tail[SEPARATOR.join(parts[start:])].append(c)
 
