@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from cityhub import auditlog, refdata
 from cityhub.db import rowcount, utcnow
-from cityhub.errors import Conflict, NotFound, ValidationFailed
+from cityhub.errors import Conflict, NotFound, ValidationFailed, check_text
 from cityhub.masking import coarsen_address, scrub_text
 from cityhub.notify.config import NotifySettings, get_notify_settings
 from cityhub.notify.models import OutboxMessage, OutboxStatus, Subscription, Topic
@@ -134,6 +134,12 @@ def add_subscription(
     web address the sender can reach (``_check_webhook_url``), the topics known ones, the unit a unit's code."""
     if kind not in sender_kinds():
         raise ValidationFailed(f"unknown kind '{kind}' (known: {', '.join(sender_kinds())})", details={"field": "kind"})
+    for text, field in (
+        (target, "url" if kind == "webhook" else "target"),
+        (unit_code, "unit"),
+        (description, "description"),
+    ):
+        check_text(text, field)  # a form's or the command line's text PostgreSQL cannot store (NUL)
     target = target.strip()
     if kind == "webhook":
         _check_webhook_url(target)
