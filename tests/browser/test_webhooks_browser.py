@@ -78,6 +78,7 @@ def test_an_administrator_manages_webhooks_in_the_browser(server: dict[str, Any]
     page.get_by_role("link", name="推送订阅").click()
     page.wait_for_url(f"{base}/admin/webhooks")
     assert page.locator('[data-testid="webhook"]').count() == 1
+    assert "系统" in page.locator('[data-testid="webhook"]').inner_text()  # added by cityhub itself (code), named so
     assert _axe(page) == []
 
     # The failed delivery, sent again.
