@@ -37,6 +37,7 @@ AREAS = (
     "dispatch_rule",
     "dispatch_threshold",
     "kb_entry",
+    "webhook",
 )
 
 BigId = BigInteger().with_variant(Integer, "sqlite")

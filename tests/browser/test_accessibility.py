@@ -57,6 +57,7 @@ PAGES: dict[str | None, list[str]] = {
         "/admin/units",
         "/admin/calendar",
         "/admin/api-clients",
+        "/admin/webhooks",
         "/admin/log",
         "/monitoring",
         "/monitoring/sensors/A11Y-WL",

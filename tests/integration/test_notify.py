@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from cityhub import auditlog
 from cityhub.intake.service import submit
 from cityhub.notify import service
 from cityhub.notify.cli import app as notify_cli
@@ -641,6 +642,8 @@ def test_cli_webhooks_and_outbox(app_db, db_session, units):
     secret = next(line.split(": ", 1)[1] for line in added.stdout.splitlines() if line.startswith("secret: "))
     sub = db_session.scalars(select(Subscription)).one()
     assert sub.secret == secret and sub.topics == ["dispatch", "reply"] and sub.unit_id == units["dept"].id
+    [logged] = auditlog.entries(db_session, area="webhook")[0]  # as the page's and the API's changes are
+    assert (logged.action, logged.actor, logged.target) == ("create", "cli", str(sub.id))
 
     listed = runner.invoke(notify_cli, ["webhooks", "list"])
     assert listed.exit_code == 0 and "http://127.0.0.1:9/h" in listed.stdout and secret not in listed.stdout
@@ -675,6 +678,8 @@ def test_cli_webhooks_and_outbox(app_db, db_session, units):
 
     removed = runner.invoke(notify_cli, ["webhooks", "remove", str(sub.id)])
     assert removed.exit_code == 0 and "1 undelivered" in removed.stdout
+    logged_actions = [(e.action, e.actor) for e in auditlog.entries(db_session, area="webhook")[0]]
+    assert logged_actions == [("delete", "cli"), ("retry", "cli"), ("create", "cli")]
     assert runner.invoke(notify_cli, ["webhooks", "list"]).stdout == ""
 
 

@@ -184,6 +184,8 @@ _PATH_IDS: dict[str, tuple[str, int]] = {
     "alarm_id": ("alarm", MAX_ID),
     "client_id": ("API client", MAX_ID),
     "rule_id": ("dispatch rule", MAX_ID),
+    "subscription_id": ("subscription", MAX_ID),
+    "message_id": ("outbox message", MAX_BIG_ID),
 }
 
 

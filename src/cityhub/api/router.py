@@ -14,6 +14,7 @@ from cityhub.knowledge.views import orders_router as kb_orders_router
 from cityhub.knowledge.views import router as kb_router
 from cityhub.monitoring.views import alarms_router, readings_router, rules_router
 from cityhub.monitoring.views import router as sensors_router
+from cityhub.notify.views import router as notify_router
 from cityhub.onemap.views import router as map_router
 from cityhub.org.views import units_router, users_router
 from cityhub.sharing.views import router as sharing_router
@@ -47,3 +48,4 @@ api_router.include_router(sensors_router)
 api_router.include_router(rules_router)
 api_router.include_router(alarms_router)
 api_router.include_router(log_router)
+api_router.include_router(notify_router)

@@ -25,6 +25,9 @@ CATEGORIES_MANAGE = "categories:manage"  # add, rename, move and deactivate cate
 SLA_MANAGE = "sla:manage"  # edit the time-limit rules table
 CALENDAR_MANAGE = "calendar:manage"  # enter holidays and make-up workdays
 API_CLIENTS_MANAGE = "apiclients:manage"  # the data-sharing API's clients, keys, scopes, limits and call statistics
+# The webhook subscriptions (推送订阅) and their outbox: add, remove, see failed deliveries and retry them
+# (administrators).
+WEBHOOKS_MANAGE = "webhooks:manage"
 SENSORS_MANAGE = "sensors:manage"  # register sensors, write alarm rules, push readings as a person
 ALARMS_READ = "alarms:read"  # see sensors, readings and alarms (监测预警) in one's data scope
 ALARMS_HANDLE = "alarms:handle"  # acknowledge and clear alarms in one's data scope
@@ -60,7 +63,7 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
     {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE, KB_MANAGE, REPLY_REVIEW}
     | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE, API_CLIENTS_MANAGE}
     | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ, LOG_READ, ATTACHMENTS_REMOVE, APPEAL_FILES}
-    | {ORDERS_IMPORT}
+    | {ORDERS_IMPORT, WEBHOOKS_MANAGE}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cityhub.clitools import fail_with, id_argument
+from cityhub.clitools import cli_actor, fail_with, id_argument
 from cityhub.db import session_scope
 from cityhub.errors import CityhubError
 from cityhub.notify.models import OutboxStatus, Topic
@@ -35,7 +35,12 @@ def webhooks_add(
     try:
         with session_scope() as session:
             sub, secret = service.add_subscription(
-                session, target=url, topics=events.split(","), unit_code=unit, description=description
+                session,
+                target=url,
+                topics=events.split(","),
+                unit_code=unit,
+                description=description,
+                actor=cli_actor(),
             )
             sub_id, topics = sub.id, ",".join(sub.topics)
     except CityhubError as exc:
@@ -66,7 +71,7 @@ def webhooks_remove(subscription_id: Annotated[int, id_argument("subscription", 
 
     try:
         with session_scope() as session:
-            dropped = service.remove_subscription(session, subscription_id=subscription_id)
+            dropped = service.remove_subscription(session, subscription_id=subscription_id, actor=cli_actor())
     except CityhubError as exc:
         raise fail_with(exc) from None
     typer.echo(f"subscription {subscription_id} removed ({dropped} undelivered messages dead-lettered)")
@@ -96,7 +101,7 @@ def outbox_retry(message_id: Annotated[int, id_argument("outbox message", "Outbo
 
     try:
         with session_scope() as session:
-            service.retry(session, message_id=message_id)
+            service.retry(session, message_id=message_id, actor=cli_actor())
     except CityhubError as exc:
         raise fail_with(exc) from None
     typer.echo(f"message {message_id} is pending again")

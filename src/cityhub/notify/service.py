@@ -32,12 +32,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, insert, literal, or_, select, update
+from sqlalchemy import and_, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from cityhub import refdata
+from cityhub import auditlog, refdata
 from cityhub.db import rowcount, utcnow
-from cityhub.errors import NotFound, ValidationFailed
+from cityhub.errors import Conflict, NotFound, ValidationFailed, check_text
 from cityhub.masking import coarsen_address, scrub_text
 from cityhub.notify.config import NotifySettings, get_notify_settings
 from cityhub.notify.models import OutboxMessage, OutboxStatus, Subscription, Topic
@@ -102,6 +102,21 @@ def _check_webhook_url(url: str) -> None:
         raise ValidationFailed(_WEBHOOK_URL_PROBLEMS["length"], details={"field": "url"})
 
 
+# The configuration log's area of webhook subscriptions (``auditlog.AREAS``), each named by its id.
+LOG_AREA = "webhook"
+DESCRIPTION_MAX_CHARS = 200  # the column's length
+
+
+def _facts(sub: Subscription) -> dict[str, Any]:
+    """What the configuration log keeps of a subscription (never its secret)."""
+    return {
+        "url": sub.target,
+        "events": ",".join(sub.topics),
+        "unit": sub.unit.code if sub.unit is not None else None,
+        "description": sub.description,
+    }
+
+
 def add_subscription(
     session: Session,
     *,
@@ -110,33 +125,53 @@ def add_subscription(
     unit_code: str | None = None,
     kind: str = "webhook",
     description: str | None = None,
+    actor: Any = None,
 ) -> tuple[Subscription, str]:
-    """Create a subscription; returns it with its signing secret (stored, but shown to the caller only now)."""
+    """Create a subscription (logged in the configuration log as ``actor``'s); returns it with its signing secret
+    (stored, but shown to the caller only now).
+
+    The one check of what a subscription may hold, for the command line, the API and the page alike: the receiver a
+    web address the sender can reach (``_check_webhook_url``), the topics known ones, the unit a unit's code."""
     if kind not in sender_kinds():
         raise ValidationFailed(f"unknown kind '{kind}' (known: {', '.join(sender_kinds())})", details={"field": "kind"})
+    for text, field in (
+        (target, "url" if kind == "webhook" else "target"),
+        (unit_code, "unit"),
+        (description, "description"),
+    ):
+        check_text(text, field)  # a form's or the command line's text PostgreSQL cannot store (NUL)
     target = target.strip()
     if kind == "webhook":
         _check_webhook_url(target)
     elif not target or len(target) > TARGET_MAX_CHARS:
         raise ValidationFailed(f"the target must be 1 to {TARGET_MAX_CHARS} characters", details={"field": "target"})
-    unit_id = None
-    if unit_code:
-        unit_id = session.execute(select(Unit.id).where(Unit.code == unit_code)).scalar_one_or_none()
-        if unit_id is None:
-            raise ValidationFailed(f"unknown unit code '{unit_code}'", details={"field": "unit"})
+    events = normalize_topics(topics)
+    unit = None
+    if unit_code and unit_code.strip():
+        unit = session.scalars(select(Unit).where(Unit.code == unit_code.strip())).one_or_none()
+        if unit is None:
+            raise ValidationFailed(f"unknown unit code '{unit_code.strip()}'", details={"field": "unit"})
+    description = (description or "").strip() or None
+    if description is not None and len(description) > DESCRIPTION_MAX_CHARS:
+        raise ValidationFailed(
+            f"the description has {len(description)} characters; at most {DESCRIPTION_MAX_CHARS}",
+            details={"field": "description"},
+        )
     secret = secrets.token_urlsafe(32)
     sub = Subscription(
         kind=kind,
         target=target,
         secret=secret,
-        events=normalize_topics(topics),
-        unit_id=unit_id,
+        events=events,
+        unit_id=unit.id if unit is not None else None,
+        unit=unit,
         active=True,
         description=description,
         created_at=utcnow(),
     )
     session.add(sub)
     session.flush()
+    auditlog.record(session, actor=actor, area=LOG_AREA, target=str(sub.id), action="create", after=_facts(sub))
     return sub, secret
 
 
@@ -147,14 +182,22 @@ def list_subscriptions(session: Session, *, include_inactive: bool = False) -> S
     return session.scalars(query).all()
 
 
-def remove_subscription(session: Session, *, subscription_id: int) -> int:
-    """Deactivate a subscription and dead-letter its undelivered messages; returns how many were dropped.
-
-    The row stays so that the outbox keeps saying where its past messages went.
-    """
+def get_subscription(session: Session, *, subscription_id: int) -> Subscription:
+    """An active subscription; NotFound for one never made or removed."""
     sub = session.get(Subscription, subscription_id)
     if sub is None or not sub.active:
         raise NotFound(f"subscription {subscription_id} not found")
+    return sub
+
+
+def remove_subscription(session: Session, *, subscription_id: int, actor: Any = None) -> int:
+    """Deactivate a subscription and dead-letter its undelivered messages; returns how many were dropped. Logged in
+    the configuration log as ``actor``'s deletion.
+
+    The row stays so that the outbox keeps saying where its past messages went.
+    """
+    sub = get_subscription(session, subscription_id=subscription_id)
+    auditlog.record(session, actor=actor, area=LOG_AREA, target=str(sub.id), action="delete", before=_facts(sub))
     sub.active = False
     result = session.execute(
         update(OutboxMessage)
@@ -163,6 +206,88 @@ def remove_subscription(session: Session, *, subscription_id: int) -> int:
         .execution_options(synchronize_session=False)
     )
     return rowcount(result)
+
+
+# What the outbox holds that has not gone through: waiting for its first attempt (or being sent now), failed and
+# waiting for the next, given up on.
+WAITING = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+UNDELIVERED = (OutboxStatus.FAILED, OutboxStatus.DEAD)
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    """How a subscription's deliveries go, from what the outbox holds (delivered messages are pruned after
+    ``keep_sent_days``): its last delivery, its newest message that did not go through, and the counts of what is
+    waiting, failing (to be tried again) and dead."""
+
+    last_sent_at: datetime | None = None
+    last_failure: OutboxMessage | None = None
+    pending: int = 0
+    failed: int = 0
+    dead: int = 0
+
+
+@dataclass(frozen=True)
+class SubscriptionOverview:
+    subscription: Subscription
+    created_by: str | None  # the actor of its creation in the configuration log (None: made before it was logged)
+    delivery: DeliveryState
+
+
+def subscriptions_overview(
+    session: Session, *, include_inactive: bool = False, subscription_id: int | None = None
+) -> list[SubscriptionOverview]:
+    """Every (active) subscription — or the one of ``subscription_id`` — with who made it and how its deliveries go,
+    by id: a fixed number of queries, whatever the number of subscriptions."""
+    subs = list(list_subscriptions(session, include_inactive=include_inactive))
+    if subscription_id is not None:
+        subs = [s for s in subs if s.id == subscription_id]
+    if not subs:
+        return []
+    ids = [s.id for s in subs]
+    counts: dict[int, Counter[OutboxStatus]] = {i: Counter() for i in ids}
+    last_sent: dict[int, datetime] = {}
+    for sub_id, state, n, sent in session.execute(
+        select(OutboxMessage.subscription_id, OutboxMessage.status, func.count(), func.max(OutboxMessage.sent_at))
+        .where(OutboxMessage.subscription_id.in_(ids))
+        .group_by(OutboxMessage.subscription_id, OutboxMessage.status)
+    ):
+        counts[sub_id][OutboxStatus(state)] += n
+        if state == OutboxStatus.SENT and sent is not None:
+            last_sent[sub_id] = sent
+    newest_failures = (
+        select(func.max(OutboxMessage.id))
+        .where(OutboxMessage.subscription_id.in_(ids), OutboxMessage.status.in_(UNDELIVERED))
+        .group_by(OutboxMessage.subscription_id)
+    )
+    failures = {
+        m.subscription_id: m
+        for m in session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(newest_failures)))
+    }
+    creators = {
+        target: actor
+        for target, actor in session.execute(
+            select(auditlog.LogEntry.target, auditlog.LogEntry.actor).where(
+                auditlog.LogEntry.area == LOG_AREA,
+                auditlog.LogEntry.action == "create",
+                auditlog.LogEntry.target.in_([str(i) for i in ids]),
+            )
+        )
+    }
+    return [
+        SubscriptionOverview(
+            subscription=sub,
+            created_by=creators.get(str(sub.id)),
+            delivery=DeliveryState(
+                last_sent_at=last_sent.get(sub.id),
+                last_failure=failures.get(sub.id),
+                pending=sum(counts[sub.id][s] for s in WAITING),
+                failed=counts[sub.id][OutboxStatus.FAILED],
+                dead=counts[sub.id][OutboxStatus.DEAD],
+            ),
+        )
+        for sub in subs
+    ]
 
 
 # ------------------------------------------------------------------------------------------------- enqueue
@@ -684,26 +809,49 @@ def deliver_due(
 # --------------------------------------------------------------------------------------------------- admin
 
 
+def messages_query(
+    *, statuses: Iterable[OutboxStatus] = (), subscription_id: int | None = None, active_only: bool = False
+) -> Any:
+    """The outbox's messages, newest first, optionally of some statuses, of one subscription, of active ones only."""
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc())
+    wanted = list(statuses)
+    if wanted:
+        query = query.where(OutboxMessage.status.in_(wanted))
+    if subscription_id is not None:
+        query = query.where(OutboxMessage.subscription_id == subscription_id)
+    if active_only:
+        active = select(Subscription.id).where(Subscription.active.is_(True))
+        query = query.where(OutboxMessage.subscription_id.in_(active))
+    return query
+
+
 def list_messages(session: Session, *, status: OutboxStatus | None = None, limit: int = 50) -> Sequence[OutboxMessage]:
     """Newest messages first, optionally of one status."""
-    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
-    if status is not None:
-        query = query.where(OutboxMessage.status == status)
-    return session.scalars(query).all()
+    return session.scalars(messages_query(statuses=[status] if status else []).limit(limit)).all()
 
 
-def retry(session: Session, *, message_id: int) -> OutboxMessage:
-    """Revive a dead (or waiting failed) message: due now, with a full budget of attempts."""
+def retry(session: Session, *, message_id: int, actor: Any = None) -> OutboxMessage:
+    """Revive a dead (or waiting failed) message: due now, with a full budget of attempts. Logged in the configuration
+    log as ``actor``'s, under the message's subscription."""
     message = session.get(OutboxMessage, message_id)
     if message is None:
         raise NotFound(f"outbox message {message_id} not found")
     if message.status not in (OutboxStatus.DEAD, OutboxStatus.FAILED):
-        raise ValidationFailed(
+        raise Conflict(
             f"message {message_id} is {message.status.value}; only dead or failed messages can be retried",
             details={"status": message.status.value},
         )
     if not message.subscription.active:
-        raise ValidationFailed(f"the subscription of message {message_id} was removed")
+        raise Conflict(f"the subscription of message {message_id} was removed", details={"status": "removed"})
+    auditlog.record(
+        session,
+        actor=actor,
+        area=LOG_AREA,
+        target=str(message.subscription_id),
+        action="retry",
+        before={"status": message.status.value},
+        after={"message": message.id, "status": OutboxStatus.PENDING.value},
+    )
     message.status = OutboxStatus.PENDING
     message.attempts = 0
     message.next_attempt_at = utcnow()

@@ -1905,6 +1905,7 @@ def install(app: FastAPI) -> None:
     from cityhub.web.track_pages import router as track_router
     from cityhub.web.units_pages import router as units_router
     from cityhub.web.users_pages import router as users_router
+    from cityhub.web.webhooks_pages import router as webhooks_router
 
     # An id in a page's path that no table can hold is a page not found, as an id no row has (api.deps).
     ids = [Depends(known_path_ids)]
@@ -1918,6 +1919,7 @@ def install(app: FastAPI) -> None:
         calendar_router,
         sla_router,
         api_clients_router,
+        webhooks_router,
         units_router,
         monitoring_router,
         track_router,

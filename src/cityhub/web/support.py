@@ -321,6 +321,8 @@ def admin_pages(principal: Principal) -> list[NavItem]:
         pages.append(NavItem("nav.calendar", "/admin/calendar"))
     if permissions.allows(role, permissions.API_CLIENTS_MANAGE):
         pages.append(NavItem("nav.apiclients", "/admin/api-clients"))
+    if permissions.allows(role, permissions.WEBHOOKS_MANAGE):
+        pages.append(NavItem("nav.webhooks", "/admin/webhooks"))
     if permissions.allows(role, permissions.LOG_READ):
         pages.append(NavItem("nav.log", "/admin/log"))
     return pages
@@ -582,7 +584,7 @@ def set_flash(response: Response, key: str, **params: Any) -> None:
 
 _FLASH_GROUPS = frozenset(
     {"intake", "order", "queue", "login", "rules", "kb", "mon", "account", "users", "calendar", "sla", "apiclients"}
-    | {"units", "brain", "form"}
+    | {"units", "brain", "form", "webhooks"}
 )
 
 
