@@ -463,15 +463,17 @@ def create_app() -> FastAPI:
     from cityhub.api.open311 import router as open311_router
 
     app.include_router(open311_router)
+    from cityhub.api.credentials import describe_security
     from cityhub.api.docs import describe_errors
     from cityhub.api.docs import router as docs_router
 
     app.include_router(docs_router)
     described = app.openapi
 
-    def openapi() -> dict[str, Any]:  # FastAPI's description, built once, with the errors cityhub answers
+    def openapi() -> dict[str, Any]:
+        """FastAPI's description, built once, with the errors cityhub answers and the credentials it takes."""
         if app.openapi_schema is None:
-            app.openapi_schema = describe_errors(described())
+            app.openapi_schema = describe_security(describe_errors(described()), app.routes)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

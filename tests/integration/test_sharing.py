@@ -26,6 +26,7 @@ from cityhub.sharing import service as sharing
 from cityhub.sharing.cli import app as apikey_cli
 from cityhub.sharing.http import SharingReader
 from cityhub.sharing.models import ApiKey
+from cityhub.workorders import feeds
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import seed_default_taxonomy
 from cityhub.workorders.lifecycle import TERMINAL_STATES, Action
@@ -579,7 +580,7 @@ def test_the_changes_feed_reads_the_orders_changed_since_through_their_index(
     )
     conn = db_session.connection()
     conn.execute(text("ANALYZE"))
-    cursor = sharing.encode_cursor(made.id - 1) if kept else "*"
+    cursor = feeds.encode_cursor(made.id - 1) if kept else "*"
     since = datetime.now(SHANGHAI) - timedelta(hours=1)
     with selects_naming(db_session.get_bind(), "FROM orders") as statements:
         page = sharing.anonymised_orders(db_session, cursor=cursor, updated_since=since, limit=20)
@@ -593,7 +594,7 @@ def test_the_changes_feed_reads_the_orders_changed_since_through_their_index(
 
 def test_a_cursor_no_answer_gave_is_refused_naming_it(client: TestClient) -> None:
     key = {"X-API-Key": _key("sharing:read")}
-    too_far = sharing.encode_changes_cursor(2**63, 1)  # beyond any transaction's number
+    too_far = feeds.encode_changes_cursor(2**63, 1)  # beyond any transaction's number
     for bad in ("12", "bm9wZQ", "%%%", too_far):
         response = client.get("/api/v1/sharing/orders", params={"cursor": bad}, headers=key)
         assert response.status_code == 422 and response.json()["details"]["field"] == "cursor", response.text
@@ -758,7 +759,7 @@ def test_the_feed_of_changes_reads_the_orders_through_its_index(
         changed_xid, order_id = db_session.execute(
             select(Order.changed_xid, Order.id).order_by(Order.changed_xid.desc(), Order.id.desc()).offset(20)
         ).first() or (0, 0)
-        cursor = sharing.encode_changes_cursor(changed_xid, order_id)
+        cursor = feeds.encode_changes_cursor(changed_xid, order_id)
     with selects_naming(db_session.get_bind(), "FROM orders") as statements:
         page = sharing.anonymised_orders(db_session, cursor=cursor, feed="changes", limit=20)
     assert len(page["items"]) == 20 and page["has_more"] is (not kept)
@@ -786,7 +787,7 @@ def test_a_cursor_of_one_feed_is_refused_with_the_other_naming_feed(client: Test
         again = client.get("/api/v1/sharing/orders", params={"cursor": cursor}, headers=key).json()
         assert again["items"] == [] and again["next_cursor"] == cursor
     # A position no transaction of this database has reached: a cursor kept across a restore into another server.
-    ahead = sharing.encode_changes_cursor(2**62, 1)
+    ahead = feeds.encode_changes_cursor(2**62, 1)
     response = client.get("/api/v1/sharing/orders", params={"cursor": ahead}, headers=key)
     assert response.status_code == 422 and response.json()["details"]["field"] == "cursor", response.text
     assert "is ahead of every change this database holds" in response.json()["message"]

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.concurrency import run_in_threadpool
 
+from cityhub.api.credentials import BEARER, takes
 from cityhub.auth import permissions
 from cityhub.auth import service as auth
 from cityhub.auth.errors import CsrfFailed, Unauthenticated
@@ -107,6 +108,7 @@ def missing_credential(request: Request, *, takes: str = "") -> Unauthenticated:
     return Unauthenticated(f"authentication required: send {wanted}")
 
 
+@takes(BEARER)
 async def get_principal(request: Request, db: DbSession) -> Principal:
     """The authenticated caller, or 401 in the one error body.
 

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cityhub.api.credentials import API_KEY, takes
 from cityhub.errors import CityhubError, ValidationFailed, schema_message
 from cityhub.sharing import georeport
 from cityhub.sharing.http import MeteredDb, MeteredRoute, authorize
@@ -143,6 +144,7 @@ async def form_params(request: Request) -> dict[str, str]:
     return params
 
 
+@takes(API_KEY, optional=True)
 def optional_caller(
     request: Request,
     api_key: Annotated[str | None, Query()] = None,
@@ -172,6 +174,7 @@ def service_definition(
 
 
 @router.post("/requests.{fmt}", summary="POST Service Request", status_code=201)
+@takes(API_KEY)  # read from the form, the JSON body, the query or X-API-Key below
 def post_request(
     fmt: str, request: Request, db: MeteredDb, params: Annotated[dict[str, str], Depends(form_params)]
 ) -> Response:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
+from cityhub.api.credentials import API_KEY, BEARER, takes
 from cityhub.api.deps import (
     CurrentActor,
     CurrentPrincipal,
@@ -67,6 +68,7 @@ def _scope(db: Any, principal: Principal) -> Any:
     return service.sensor_scope(scope_of(db, principal))
 
 
+@takes(BEARER, API_KEY)
 async def reading_writer(
     request: Request,
     db: MeteredDb,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cityhub.api.credentials import API_KEY, BEARER, takes
 from cityhub.db import rollback_after, session_factory, session_scope
 from cityhub.errors import CityhubError, PermissionDenied
 from cityhub.sharing import service
@@ -159,6 +160,7 @@ MeteredDb = Annotated[Session, Depends(get_session)]
 def require_key(scope: str) -> Callable[..., Caller]:
     """Dependency: the client of the ``X-API-Key`` header (or ``api_key`` query parameter) holding ``scope``."""
 
+    @takes(API_KEY)
     def dependency(
         request: Request,
         x_api_key: Annotated[str | None, Header(description="API key of the client")] = None,
@@ -169,6 +171,7 @@ def require_key(scope: str) -> Callable[..., Caller]:
     return dependency
 
 
+@takes(BEARER, API_KEY)
 def require_admin(
     request: Request,
     x_api_key: Annotated[str | None, Header(description="API key with the admin scope")] = None,

@@ -8,7 +8,6 @@ shares the same counts.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import math
 import re
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, and_, case, cast, delete, func, literal, select, tuple_
+from sqlalchemy import Date, and_, case, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from cityhub import auditlog
@@ -30,7 +29,7 @@ from cityhub.org.models import Unit
 from cityhub.sharing.models import ApiCallStat, ApiClient, ApiKey, ApiRateWindow
 from cityhub.sharing.scopes import SCOPES
 from cityhub.timerange import answer_time
-from cityhub.workorders import changes
+from cityhub.workorders import feeds
 from cityhub.workorders.categories import ancestor_at
 from cityhub.workorders.lifecycle import TERMINAL_STATES
 from cityhub.workorders.models import Category, Order
@@ -503,82 +502,6 @@ def aggregate_orders(
 # --- anonymised orders -------------------------------------------------------------------------------------
 
 
-CURSOR_START = "*"
-_CURSOR_FORM = re.compile(r"o1\.([0-9]{1,18})")
-_CHANGES_CURSOR_FORM = re.compile(r"c1\.([0-9]{1,19})\.([0-9]{1,18})")
-# The two feeds a cursor walks: ``new`` every order once by its id (the cursor of ``cursor=*`` alone), ``changes``
-# every order after each insert or update whose transaction has settled (cityhub.workorders.changes).
-FEEDS = ("new", "changes")
-_BIGINT_MAX = 2**63 - 1
-
-
-def encode_cursor(order_id: int) -> str:
-    """The opaque cursor of the feed of new orders' position just after the order ``order_id``."""
-    return base64.urlsafe_b64encode(f"o1.{order_id}".encode()).decode().rstrip("=")
-
-
-def encode_changes_cursor(changed_xid: int, order_id: int) -> str:
-    """The opaque cursor of the feed of changes' position just after the order ``order_id`` as the transaction
-    ``changed_xid`` left it."""
-    return base64.urlsafe_b64encode(f"c1.{changed_xid}.{order_id}".encode()).decode().rstrip("=")
-
-
-def _cursor_text(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (ValueError, UnicodeDecodeError):
-        return ""
-
-
-def _not_a_cursor(cursor: str) -> ValidationFailed:
-    return ValidationFailed(
-        f"cursor {cursor[:40]!r} is not a cursor this API gave (start a feed with cursor={CURSOR_START})",
-        details={"field": "cursor"},
-    )
-
-
-def decode_cursor(cursor: str) -> int:
-    """The order id a cursor of the feed of new orders stands after (0 for ``*``, the feed's beginning);
-    ValidationFailed naming ``cursor`` for a value no answer gave."""
-    if cursor == CURSOR_START:
-        return 0
-    match = _CURSOR_FORM.fullmatch(_cursor_text(cursor))
-    if match is None:
-        raise _not_a_cursor(cursor)
-    return int(match.group(1))
-
-
-def decode_position(cursor: str, feed: str | None = None) -> tuple[str, int, int]:
-    """The feed a cursor walks and its position in it, ``(feed, changed_xid, order_id)`` (the feed of new orders'
-    ``changed_xid`` is 0). ``*`` begins ``feed`` (default ``new``); another cursor says its own feed, and ``feed``,
-    when given, must be it (ValidationFailed naming ``feed``); a value no answer gave is refused naming ``cursor``."""
-    if feed is not None and feed not in FEEDS:
-        raise ValidationFailed(f"unknown feed {feed!r} (known: {', '.join(FEEDS)})", details={"field": "feed"})
-    if cursor == CURSOR_START:
-        return feed or "new", 0, 0
-    text = _cursor_text(cursor)
-    match = _CHANGES_CURSOR_FORM.fullmatch(text)
-    if match is not None:
-        if feed == "new":
-            raise ValidationFailed(
-                f"cursor {cursor[:40]!r} is a position in the feed of changes, not of new orders: send it with "
-                "feed=changes or without feed",
-                details={"field": "feed"},
-            )
-        changed_xid, order_id = int(match.group(1)), int(match.group(2))
-        if changed_xid > _BIGINT_MAX:
-            raise _not_a_cursor(cursor)
-        return "changes", changed_xid, order_id
-    after = decode_cursor(cursor)
-    if feed == "changes":
-        raise ValidationFailed(
-            f"cursor {cursor[:40]!r} is a position in the feed of new orders, not of changes: the feed of changes "
-            f"begins with cursor={CURSOR_START}&feed=changes",
-            details={"field": "feed"},
-        )
-    return "new", 0, after
-
-
 def anonymised_orders(
     session: Session,
     *,
@@ -604,26 +527,16 @@ def anonymised_orders(
     be sent back for the next page or, at the end, on the harvester's next run for the orders stored (and, in the
     feed of changes, changed) since. ``updated_since`` keeps the orders changed (or received) at or after that time.
     """
-    if updated_since is not None and updated_since.tzinfo is None:
-        raise ValidationFailed(
-            "updated_since must carry a time zone (e.g. +08:00 or Z)", details={"field": "updated_since"}
-        )
+    feeds.check_updated_since(updated_since)
     query = select(Order, Order.changed_xid)
     if updated_since is not None:
-        query = query.where(Order.updated_at >= updated_since)
-    position: tuple[str, int, int] | None = None
-    if cursor is None:
-        if feed is not None:
-            raise ValidationFailed(
-                f"feed={feed} pages by cursor: begin it with cursor={CURSOR_START}", details={"field": "cursor"}
-            )
+        query = query.where(feeds.changed_since(updated_since))
+    position = feeds.position_of(cursor, feed, offset=offset)
+    if position is None:
         start, end = _period(start, end)
         query = query.where(Order.created_at >= start, Order.created_at < end)
         query = query.order_by(Order.created_at, Order.id).offset(offset)
     else:
-        if offset:
-            raise ValidationFailed("offset cannot be combined with cursor", details={"field": "offset"})
-        position = decode_position(cursor, feed)
         _check_aware(start, end)
         if start is not None and end is not None and start >= end:
             raise ValidationFailed("start must be before end", details={"field": "start"})
@@ -631,29 +544,10 @@ def anonymised_orders(
             query = query.where(Order.created_at >= start)
         if end is not None:
             query = query.where(Order.created_at < end)
-        # The changes since a moment are a few orders among all: read through ix_orders_updated, then sorted. By the
-        # feed's key SQLite, which cannot tell how few (no histogram), walked every order from the cursor on in its
-        # key's order; ``column + 0`` is the same number in the same order, but no key's.
-        by_id = Order.id + 0 if updated_since is not None else Order.id
-        if position[0] == "changes":
-            # The feed of changes reads ix_orders_changed: (changed_xid, id) after the cursor's, settled ones only.
-            by_change = Order.changed_xid + 0 if updated_since is not None else Order.changed_xid
-            query = query.where(
-                tuple_(by_change, by_id) > tuple_(literal(position[1], BigInteger), literal(position[2], BigInteger))
-            )
-            settled = changes.settled(session.get_bind().dialect.name, Order.changed_xid)
-            if settled is not None:
-                query = query.where(settled)
-            query = query.order_by(by_change, by_id)
-        else:
-            query = query.where(by_id > position[2]).order_by(by_id)
+        query = feeds.walk(query, session, position, by_updated=updated_since is not None)
     rows = session.execute(query.limit(limit + 1)).all()
-    if not rows and position is not None and position[1] and changes.beyond_every_transaction(session, position[1]):
-        raise ValidationFailed(
-            f"cursor {cursor!r} is ahead of every change this database holds (restored from a backup into another "
-            f"server?): begin the feed of changes again with cursor={CURSOR_START}&feed=changes",
-            details={"field": "cursor"},
-        )
+    if not rows and position is not None and cursor is not None:
+        feeds.refuse_if_ahead(session, position, cursor)
     has_more = len(rows) > limit
     rows = rows[:limit]
     orders = [row[0] for row in rows]
@@ -694,9 +588,5 @@ def anonymised_orders(
         items.append(item)
     next_cursor = None
     if position is not None:  # the cursor's position moves past the page; an empty page keeps it
-        kind, changed_xid, after = position
-        if rows:
-            # The row's own changed_xid: an object of the session may hold one older than its last flush.
-            changed_xid, after = rows[-1][1], rows[-1][0].id
-        next_cursor = encode_cursor(after) if kind == "new" else encode_changes_cursor(changed_xid, after)
+        next_cursor = feeds.next_cursor(position, (rows[-1][1], rows[-1][0].id) if rows else None)
     return {"items": items, "limit": limit, "offset": offset, "has_more": has_more, "next_cursor": next_cursor}

@@ -1,6 +1,6 @@
 """Which transaction last stored or changed each order, and which of those transactions are settled: the ground of
-the data-sharing API's feed of changes (``GET /api/v1/sharing/orders?feed=changes``,
-:func:`cityhub.sharing.service.anonymised_orders`).
+the feed of changes (:mod:`cityhub.workorders.feeds`: ``GET /api/v1/sharing/orders?feed=changes``,
+``GET /api/v1/orders?cursor=*``).
 
 ``orders.changed_xid`` holds a number of the transaction that last inserted or updated the row, written whatever
 wrote the row (the ORM, a Core ``UPDATE`` such as the SLA sweep's or the placing job's, the bulk writer's ``COPY`` or

@@ -483,6 +483,17 @@ IMPORT_BATCH_DESCRIPTION = (
     "it), not the rows it found already imported, nor other orders of the channel; orders imported before the import "
     "kept its batch belong to none"
 )
+UPDATED_SINCE_DESCRIPTION = (
+    "only the orders stored or changed at or after this time, with time zone (`updated_at`: every life-cycle step, "
+    "amendment and time-limit mark moves it; an imported order's is its reception time)"
+)
+CURSOR_DESCRIPTION = (
+    "the feed of changes: `*` to begin, else the `next_cursor` of an earlier answer (of this list or of the "
+    "data-sharing API's feed of changes). Every order of the caller's scope matching the other filters, after each "
+    "transaction that stored or changed it, in the order of those transactions, once settled — an order changed "
+    "while a client pages is handed out later, never passed; `sort`, `offset` and `count` do not apply"
+)
+FEED_DESCRIPTION = "the feed a cursor walks: `changes`, the one this list has (as the data-sharing API names it)"
 
 
 class OrderSort(StrEnum):
@@ -537,6 +548,7 @@ class OrderFilter(BaseModel):
         None, description="where street and community came from; none: looked for and not found"
     )
     import_batch_id: int | None = Field(None, description=IMPORT_BATCH_DESCRIPTION)
+    updated_since: RequestTime | None = Field(None, description=UPDATED_SINCE_DESCRIPTION)
 
     @field_validator("q")
     @classmethod
@@ -594,3 +606,9 @@ class OrderPage(BaseModel):
     offset: int
     has_more: bool
     total: int | None = None
+    next_cursor: str | None = Field(
+        None,
+        description="with `cursor`: the position after this page, sent back as `cursor` for the next page — and, once "
+        "`has_more` is false, kept for the next poll, whose first call gets everything changed since; null without "
+        "`cursor`",
+    )

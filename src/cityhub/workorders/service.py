@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, false, func, insert, select, text
+from sqlalchemy import ColumnElement, Select, bindparam, false, func, insert, literal_column, select, text
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cityhub.auth.permissions import UNIT_STAFF_ROLES
@@ -25,7 +25,7 @@ from cityhub.org.models import Role
 from cityhub.org.places import Place, PlaceSource, locate_appeal, place_of_unit
 from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders import calendar as workcal
-from cityhub.workorders import numbering, search, sla
+from cityhub.workorders import feeds, numbering, search, sla
 from cityhub.workorders.lifecycle import (
     HANDLING_STATES,
     LEAD_STEPS,
@@ -870,6 +870,8 @@ def _search_conditions(
         conditions.append(Order.created_at >= f.created_from)
     if f.created_to is not None:
         conditions.append(Order.created_at < f.created_to)
+    if f.updated_since is not None:
+        conditions.append(feeds.changed_since(f.updated_since))
     if f.overdue is not None:
         # Open and past the limit now: the literal text the partial index ix_orders_open_sla is read with.
         conditions.append(text(OVERDUE_NOW_SQL if f.overdue else f"NOT ({OVERDUE_NOW_SQL})"))
@@ -915,14 +917,18 @@ def _count(session: Session, filters: OrderFilter, scope: Any, *, text_index: bo
     return int(session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0)
 
 
-def _sorted_by(sort: OrderSort) -> tuple[Any, ...]:
-    """The ORDER BY of an order list (:class:`OrderSort`), the id breaking ties so that pages never overlap."""
+def _sorted_by(sort: OrderSort, *, unindexed: bool = False) -> tuple[Any, ...]:
+    """The ORDER BY of an order list (:class:`OrderSort`), the id breaking ties so that pages never overlap.
+    ``unindexed``: the same order by ``+created_at``, which no index gives — SQLite, for a list of the few orders
+    changed since a time (``updated_since``), read through ``ix_orders_updated`` and sorted: by ``ix_orders_created``
+    SQLite, which cannot tell how few (no histogram), walked every order newest first to find them."""
+    created = literal_column(f"+{Order.__tablename__}.created_at") if unindexed else Order.created_at
     if sort is OrderSort.OLDEST:
-        return (Order.created_at.asc(), Order.id.asc())
+        return (created.asc(), Order.id.asc())
     if sort is OrderSort.DUE:
         # NULL last on both databases (SQLite sorts it first, PostgreSQL last, by default).
         return (Order.due_at.is_(None), Order.due_at.asc(), Order.id.asc())
-    return (Order.created_at.desc(), Order.id.desc())
+    return (created.desc(), Order.id.desc())
 
 
 def search_orders(
@@ -966,18 +972,21 @@ def search_order_rows(
     scope: Any = None,
     text_index: bool = True,
     sort: OrderSort = OrderSort.NEWEST,
+    position: feeds.Position | None = None,
 ) -> tuple[list[dict[str, Any]], bool, int | None]:
     """:func:`search_orders` for read-only lists: plain rows of ``columns`` (each with its ``assists`` as dicts)
-    rather than ORM objects, which at a page of 50 cost several times the query itself."""
+    rather than ORM objects, which at a page of 50 cost several times the query itself. ``position``: instead of
+    ``sort`` and ``offset``, the page after that position of a cursor feed (:mod:`cityhub.workorders.feeds`), in the
+    feed's order."""
     conditions = _search_conditions(session, filters, scope, text_index=text_index)
     table = Order.__table__
-    query = (
-        select(*(table.c[name] for name in columns))
-        .where(*conditions)
-        .order_by(*_sorted_by(sort))
-        .limit(limit + 1)
-        .offset(offset)
-    )
+    query = select(*(table.c[name] for name in columns)).where(*conditions)
+    if position is None:
+        unindexed = filters.updated_since is not None and session.get_bind().dialect.name == "sqlite"
+        query = query.order_by(*_sorted_by(sort, unindexed=unindexed)).offset(offset)
+    else:
+        query = feeds.walk(query, session, position, by_updated=filters.updated_since is not None)
+    query = query.limit(limit + 1)
     rows = [dict(r) for r in session.execute(query).mappings()]
     has_more = len(rows) > limit
     rows = rows[:limit]

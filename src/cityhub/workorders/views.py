@@ -7,9 +7,9 @@ be in the caller's data scope (404, the same answer as a missing order). See :mo
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse
 from sqlalchemy import ColumnElement, and_, not_, or_
 from sqlalchemy.orm import Session
@@ -33,7 +33,7 @@ from cityhub.intake.service import filed_by_citizen, filed_by_inspector, linked_
 from cityhub.org.models import Role
 from cityhub.org.places import PlaceSource
 from cityhub.timerange import RequestTime
-from cityhub.workorders import files, service
+from cityhub.workorders import feeds, files, service
 from cityhub.workorders.lifecycle import (
     ASSIST_STEPS,
     ROUTING_STEPS,
@@ -53,13 +53,16 @@ from cityhub.workorders.models import (
     Urgency,
 )
 from cityhub.workorders.schemas import (
+    CURSOR_DESCRIPTION,
     EVER_OVERDUE_DESCRIPTION,
+    FEED_DESCRIPTION,
     HELD_DESCRIPTION,
     IMPORT_BATCH_DESCRIPTION,
     INTERNAL_EVENTS,
     OVERDUE_DESCRIPTION,
     Q_DESCRIPTION,
     SORT_DESCRIPTION,
+    UPDATED_SINCE_DESCRIPTION,
     ActionRequest,
     AttachmentRead,
     EventRead,
@@ -193,6 +196,7 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Respon
 
 @router.get("", response_model=OrderPage)
 def list_orders(
+    request: Request,
     db: DbSession,
     principal: Reader,
     page: Paging,
@@ -221,8 +225,16 @@ def list_orders(
     import_batch_id: Annotated[int | None, Query(description=IMPORT_BATCH_DESCRIPTION)] = None,
     count: Annotated[bool, Query(description="also count all matches")] = False,
     sort: Annotated[OrderSort, Query(description=SORT_DESCRIPTION)] = OrderSort.NEWEST,
+    updated_since: Annotated[RequestTime | None, Query(description=UPDATED_SINCE_DESCRIPTION)] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description=CURSOR_DESCRIPTION)] = None,
+    feed: Annotated[Literal["changes"] | None, Query(description=FEED_DESCRIPTION)] = None,
 ) -> Response:
-    """Search and filter orders, newest first (or as ``sort`` says)."""
+    """Search and filter orders, newest first (or as ``sort`` says); with ``cursor``, the feed of changes: every
+    order changed since a client's last poll, none passed (docs/api.md, *Polling the orders for changes*)."""
+    feeds.check_updated_since(updated_since)
+    position = feeds.position_of(cursor, feed, offset=page.offset, begins=feeds.CHANGES)
+    if position is not None:
+        _check_feed_position(request, position, cursor or "", count=count)
     filters = OrderFilter(
         state=state,
         unit_id=unit_id,
@@ -245,23 +257,51 @@ def list_orders(
         as_citizen=principal.role == Role.CITIZEN,
         held_by=sorted(units) if held and (units := own_units(db, principal)) is not None else None,
         import_batch_id=import_batch_id,
+        updated_since=updated_since,
     )
     if filters.created_from and filters.created_to and filters.created_from > filters.created_to:
         raise ValidationFailed("created_from must be before created_to", details={"field": "created_from"})
     rows, has_more, total = service.search_order_rows(
         db,
         filters=filters,
-        columns=_LIST_COLUMNS,
+        columns=_LIST_COLUMNS if position is None else [*_LIST_COLUMNS, "changed_xid"],
         limit=page.limit,
         offset=page.offset,
         count=count,
         scope=search_clause(db, principal, q),
         sort=sort,
+        position=position,
     )
+    next_cursor = None
+    if position is not None:  # the cursor's position moves past the page; an empty page keeps it
+        if not rows:
+            feeds.refuse_if_ahead(db, position, cursor or "")
+        next_cursor = feeds.next_cursor(position, (rows[-1]["changed_xid"], rows[-1]["id"]) if rows else None)
     db.commit()  # ends the read transaction in this thread; the session then closes without another one
     items = [_read_row(r, principal) for r in rows]
-    page_read = OrderPage(items=items, limit=page.limit, offset=page.offset, has_more=has_more, total=total)
+    page_read = OrderPage(
+        items=items, limit=page.limit, offset=page.offset, has_more=has_more, total=total, next_cursor=next_cursor
+    )
     return model_response(page_read)
+
+
+def _check_feed_position(request: Request, position: feeds.Position, cursor: str, *, count: bool) -> None:
+    """The order list walks the feed of changes alone (the data-sharing API's feed of new orders can pass an order,
+    :mod:`cityhub.workorders.feeds`), in the feed's order, without a count: ValidationFailed naming what does not
+    fit."""
+    if position[0] != feeds.CHANGES:
+        raise ValidationFailed(
+            f"cursor {cursor[:40]!r} is a position in the data-sharing API's feed of new orders; the order list walks "
+            f"the feed of changes: begin it with cursor={feeds.CURSOR_START}",
+            details={"field": "cursor"},
+        )
+    if "sort" in request.query_params:
+        raise ValidationFailed(
+            "sort cannot be combined with cursor: the feed of changes is in the order of the changes",
+            details={"field": "sort"},
+        )
+    if count:
+        raise ValidationFailed("count cannot be combined with cursor", details={"field": "count"})
 
 
 @router.get("/{order_id}", response_model=OrderRead)
