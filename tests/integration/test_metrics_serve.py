@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -70,6 +71,7 @@ def test_every_process_answers_a_scrape_with_both_processes_figures(tmp_path: Pa
     log = tmp_path / "serve.log"
     proc = subprocess.Popen(argv, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     parent = psutil.Process(proc.pid)
+    directory: Path | None = None
     try:
 
         def both_up() -> bool:
@@ -137,3 +139,5 @@ def test_every_process_answers_a_scrape_with_both_processes_figures(tmp_path: Pa
                 child.kill()
             proc.kill()
             proc.wait(timeout=30)
+        if directory is not None:  # a supervisor killed outright leaves it
+            shutil.rmtree(directory, ignore_errors=True)
