@@ -5,7 +5,9 @@ both backends."""
 from __future__ import annotations
 
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -270,3 +272,24 @@ def test_http_answers_are_counted_by_route_template_not_by_path(metrics_on: str)
     assert "/api/v1/orders/{order_id}" in routes
     assert not [route for route in routes if re.search(r"/\d+(/|$)", route)]  # no path with an id in it
     assert not any(number in text for number in numbers)
+
+
+def test_a_database_that_cannot_be_read_gives_database_up_0_and_the_http_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cityhub.db import reset_engine
+
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()  # a database without cityhub's tables: every read of the state fails
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", f"sqlite:///{empty}")
+    monkeypatch.setenv("CITYHUB_METRICS_ENABLED", "true")
+    reset_engine()
+    try:
+        with TestClient(shared_app(), client=LOOPBACK) as client:
+            client.get("/no/such/page")
+            m = _scrape(client)
+    finally:
+        reset_engine()
+    assert value(m, "cityhub_database_up") == 0
+    assert not [name for name, _ in m if name.startswith(("cityhub_orders", "cityhub_job_", "cityhub_notify"))]
+    assert (value(m, "cityhub_http_requests_total", method="GET", route="(unmatched)", status="4xx") or 0) >= 1
