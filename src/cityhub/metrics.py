@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -227,7 +228,7 @@ class _Routes:
     plain: tuple[tuple[re.Pattern[str], str], ...]  # Starlette's own routes and mounts: not put on the scope
 
 
-_ROUTES: dict[int, _Routes] = {}  # by id(app)
+_ROUTES: weakref.WeakKeyDictionary[Any, _Routes] = weakref.WeakKeyDictionary()  # by application
 
 
 def _routes_of(app: Any) -> _Routes:
@@ -235,7 +236,9 @@ def _routes_of(app: Any) -> _Routes:
     path (``/orders/{order_id}``: the API's and the web UI's alike) and puts that route on the scope, so the prefix
     (``/api/v1``) is found here as FastAPI's own OpenAPI description finds it (``iter_route_contexts``); the routes
     that are Starlette's (``/openapi.json``, the ``/static`` mount) are not put on the scope, and are matched here."""
-    known = _ROUTES.get(id(app))
+    if app is None:
+        return _Routes({}, ())
+    known = _ROUTES.get(app)
     if known is not None:
         return known
     from starlette.routing import Mount, Route
@@ -256,7 +259,7 @@ def _routes_of(app: Any) -> _Routes:
         for route in routes
         if isinstance(route, Route | Mount) and (APIRoute is None or not isinstance(route, APIRoute))
     )
-    known = _ROUTES[id(app)] = _Routes(templates, plain)
+    known = _ROUTES[app] = _Routes(templates, plain)
     return known
 
 
