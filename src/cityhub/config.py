@@ -329,12 +329,20 @@ SECRET_WORDS = ("secret", "password")
 MASK = "***"
 
 
+def is_secret(name: str) -> bool:
+    """Whether a setting's value is hidden whole: a secret, a password, a bearer token (``metrics_token``; not
+    ``api_token_days``)."""
+    name = name.lower()
+    return any(word in name for word in SECRET_WORDS) or name.endswith("_token")
+
+
 def settings_classes() -> tuple[tuple[str, type[BaseSettings]], ...]:
     """(area title, class) of every settings class, in reference order; imported here to avoid import cycles."""
     from cityhub.api.gate import GateSettings
     from cityhub.auth.settings import AuthSettings
     from cityhub.demo.extras import DemoSettings
     from cityhub.intake.dedupe import DedupeSettings
+    from cityhub.metrics import MetricsSettings
     from cityhub.monitoring.settings import MonitoringSettings
     from cityhub.notify.config import NotifySettings
     from cityhub.workorders.files import FileSettings
@@ -343,6 +351,7 @@ def settings_classes() -> tuple[tuple[str, type[BaseSettings]], ...]:
         ("Core", Settings),
         ("Identity: sessions, logins, API tokens, OIDC", AuthSettings),
         ("HTTP admission control", GateSettings),
+        ("Prometheus metrics", MetricsSettings),
         ("Duplicates and similar cases at intake", DedupeSettings),
         ("Files attached to orders", FileSettings),
         ("Notification delivery", NotifySettings),
@@ -391,7 +400,7 @@ def settings_fields() -> Iterator[SettingField]:
                 constraints=tuple(c for c in map(_constraint, info.metadata) if c),
                 default=None if info.default is PydanticUndefined else info.default,
                 description=info.description or "",
-                secret=any(word in name.lower() for word in SECRET_WORDS),
+                secret=is_secret(name),
                 url_password=name.endswith("_url"),
             )
 

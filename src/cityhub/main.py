@@ -41,29 +41,25 @@ from cityhub.workorders.models import JobRun, Order, SlaStatus
 log = logging.getLogger(__name__)
 
 
-_COUNTS: dict[str, tuple[float, dict[Any, int], dict[Any, int], datetime]] = {}
+_COUNTS: dict[str, tuple[float, dict[tuple[Any, Any], int], datetime]] = {}
 _COUNTS_LOCK = threading.Lock()
 
 
-def _order_counts(session: Session) -> tuple[dict[Any, int], dict[Any, int], datetime]:
-    """Orders by state and by time-limit mark, and when they were counted: one pass over the table, reused by this
-    process for ``CITYHUB_STATUS_COUNTS_SECONDS`` (health probes and anonymous visits to the status page must not
-    each walk a million rows)."""
+def _order_counts(session: Session) -> tuple[dict[tuple[Any, Any], int], datetime]:
+    """Orders by (state, time-limit mark), and when they were counted: one pass over the table, reused by this
+    process for ``CITYHUB_STATUS_COUNTS_SECONDS`` (health probes, anonymous visits to the status page and metrics
+    scrapes must not each walk a million rows)."""
     ttl = get_settings().status_counts_seconds
     key = database_key(session)
     with _COUNTS_LOCK:  # one count at a time: probes arriving meanwhile wait for it and share it
         cached = _COUNTS.get(key)
         if cached is not None and time.monotonic() - cached[0] < ttl:
-            return cached[1], cached[2], cached[3]
-        by_state: dict[Any, int] = {}
-        by_sla: dict[Any, int] = {}
+            return cached[1], cached[2]
         query = select(Order.state, Order.sla_status, func.count()).group_by(Order.state, Order.sla_status)
-        for state, sla, count in session.execute(query):
-            by_state[state] = by_state.get(state, 0) + count
-            by_sla[sla] = by_sla.get(sla, 0) + count
+        by_pair: dict[tuple[Any, Any], int] = {(state, sla): count for state, sla, count in session.execute(query)}
         counted_at = utcnow()
-        _COUNTS[key] = (time.monotonic(), by_state, by_sla, counted_at)
-        return by_state, by_sla, counted_at
+        _COUNTS[key] = (time.monotonic(), by_pair, counted_at)
+        return by_pair, counted_at
 
 
 def forget_order_counts() -> None:
@@ -72,19 +68,28 @@ def forget_order_counts() -> None:
         _COUNTS.clear()
 
 
-def status_summary() -> dict[str, Any]:
+def status_summary(*, with_pairs: bool = False) -> dict[str, Any]:
     """Figures for the status page and /healthz: revision, units, orders by state, SLA marks, job runs, and the state
-    of this process's similar-orders index and dispatch classifier, and the background dispatcher's backlog."""
+    of this process's similar-orders index and dispatch classifier, and the background dispatcher's backlog.
+    ``with_pairs``: also the orders by (state, time-limit mark), ``orders_by_state_and_mark`` (for the metrics, from
+    the same count)."""
     from cityhub.dispatch import background
     from cityhub.dispatch.service import model_status
     from cityhub.intake.dedupe import index_status
 
     with session_scope() as session:
-        by_state, by_sla, counted_at = _order_counts(session)
+        by_pair, counted_at = _order_counts(session)
+        by_state: dict[Any, int] = {}
+        by_sla: dict[Any, int] = {}
+        for (state, sla), count in by_pair.items():
+            by_state[state] = by_state.get(state, 0) + count
+            by_sla[sla] = by_sla.get(sla, 0) + count
         units = dict(session.execute(select(Unit.tier, func.count()).group_by(Unit.tier)).all())
         jobs = session.execute(select(JobRun)).scalars().all()
         holidays = weekday_holidays_entered(session, today=utcnow().astimezone(get_settings().tz).date())
+        pairs = {"orders_by_state_and_mark": dict(by_pair)} if with_pairs else {}
         return {
+            **pairs,
             "version": __version__,
             "revision": migrate.revision(session.connection()),  # over the session's connection, not a new one
             "schema_head": migrate.head(),  # the revision this code needs; ``revision`` differs: see health_problems
@@ -274,6 +279,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(get_settings().server_switch_interval_ms / 1000)
     stop = checkpoints = warming = None
+    from cityhub.metrics import server_started
+
+    server_started()
     if os.environ.get("CITYHUB_RUN_SCHEDULER") == "1":
         from cityhub.jobs import start_background_scheduler
 
@@ -309,7 +317,7 @@ def _error(
 
 
 # Paths that answer machines, never with the web UI's pages: the API, Open311, the health check, the API's docs.
-_MACHINE_PATHS = ("/api/", "/open311/", "/healthz", "/docs", "/openapi.json")
+_MACHINE_PATHS = ("/api/", "/open311/", "/healthz", "/metrics", "/docs", "/openapi.json")
 
 
 def _browser_page(request: Request) -> bool:
@@ -453,6 +461,9 @@ def create_app() -> FastAPI:
     from cityhub.api.gate import RequestGate
 
     app.add_middleware(RequestGate, refusal=_refusal)  # admission control: see api/gate.py
+    from cityhub.metrics import HttpMetrics
+
+    app.add_middleware(HttpMetrics)  # outside the gate: its refusals and waits are counted and timed too
     from cityhub.api.headers import SecurityHeaders
 
     app.add_middleware(SecurityHeaders)  # added last, so outermost: the gate's refusals carry the headers too
@@ -488,6 +499,16 @@ def create_app() -> FastAPI:
             "notices": health_notices(summary),
             **summary,
         }
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        """Prometheus metrics (see cityhub.metrics): off unless CITYHUB_METRICS_ENABLED, then only to the allowed
+        networks and, with CITYHUB_METRICS_TOKEN, its bearer."""
+        from cityhub import metrics
+
+        client = request.client.host if request.client is not None else None
+        metrics.check_access(metrics.get_metrics_settings(), client, request.headers.get("authorization"))
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     # The web UI (workbenches, status page at /; labels in cityhub.web.i18n catalogues).
     from cityhub.web.routes import install as install_web

@@ -19,6 +19,7 @@ import atexit
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -214,6 +215,21 @@ def serve_reuseport(*, host: str, port: int, workers: int, dispatcher: bool = Fa
     """Run ``workers`` server processes on (host, port), and with ``dispatcher`` the background dispatcher's
     process (:mod:`cityhub.dispatch.background`), until SIGINT or SIGTERM."""
     listening_socket(host, port).close()  # fail here, in one line, when the address is taken or not ours
+    from cityhub.metrics import metrics_directory
+
+    # With metrics on, the processes' metric files go to a new directory of this supervisor's (named in their
+    # PROMETHEUS_MULTIPROC_DIR), so that any of them answers a scrape with every process's HTTP figures summed.
+    metrics_dir = metrics_directory(port)
+    try:
+        _supervise(host=host, port=port, workers=workers, dispatcher=dispatcher, metrics_dir=metrics_dir)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(*, host: str, port: int, workers: int, dispatcher: bool, metrics_dir: str | None) -> None:
+    from cityhub.metrics import process_ended
+
     ctx = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -248,6 +264,8 @@ def serve_reuseport(*, host: str, port: int, workers: int, dispatcher: bool = Fa
             if stopping or slot.process.is_alive():
                 continue
             if slot.restart_at is None:
+                if metrics_dir is not None:  # its live gauges go (its counts stay in the totals)
+                    process_ended(slot.process.pid, metrics_dir)
                 slot.pause = restart_pause(slot.pause, now - slot.started)
                 slot.restart_at = now + slot.pause
                 log.warning(

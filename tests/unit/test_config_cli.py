@@ -90,6 +90,7 @@ def test_every_setting_has_a_description_and_its_own_variable() -> None:
         "CITYHUB_SECRET_KEY",
         "CITYHUB_OIDC_CLIENT_SECRET",
         "CITYHUB_DEMO_PASSWORD",
+        "CITYHUB_METRICS_TOKEN",  # a bearer token (``_token``), not CITYHUB_API_TOKEN_DAYS or *_TOKEN_CACHE_SECONDS
     }
     assert by_env["CITYHUB_DATABASE_URL"].url_password
 

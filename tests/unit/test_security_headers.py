@@ -86,8 +86,10 @@ def test_the_gate_s_refusals_carry_them_too():
 
 def test_the_app_puts_them_outside_the_gate():
     from cityhub.main import create_app
+    from cityhub.metrics import HttpMetrics
 
-    assert [m.cls for m in create_app().user_middleware][:2] == [SecurityHeaders, RequestGate]
+    # The metrics count and time the gate's refusals too, so they sit between the two.
+    assert [m.cls for m in create_app().user_middleware][:3] == [SecurityHeaders, HttpMetrics, RequestGate]
 
 
 def test_an_answer_over_https_tells_the_browser_to_stay_on_https_and_one_over_http_does_not():

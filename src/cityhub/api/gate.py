@@ -45,7 +45,7 @@ from cityhub.errors import Overloaded
 HEAVY_PREFIXES = ("/api/v1/kpi", "/api/v1/graph", "/api/v1/findings", "/dashboard", "/brain/findings", "/brain/graph")
 # Health probes wait in a small lane of their own: behind a thousand reads, a busy but healthy process would answer
 # its load balancer's probe 503 (or late) and be taken out of service just when it is needed most.
-PROBE_PATHS = ("/healthz",)
+PROBE_PATHS = ("/healthz", "/metrics")  # and Prometheus's scrapes (cityhub.metrics)
 PROBE_PLACES = 2
 
 
@@ -245,6 +245,9 @@ class RequestGate:
 
     async def _refuse(self, scope: Scope, send: Send, lane: _Lane, arrived: float, why: str) -> None:
         """Answer 503 without running the request."""
+        from cityhub.metrics import gate_refused
+
+        gate_refused(scope, lane.name)
         retry_after = lane.retry_after()
         refused = Overloaded(
             f"the server is busy ({why}); nothing was done, retry after {retry_after} s",

@@ -1,0 +1,143 @@
+"""`cityhub serve --workers 2` with metrics on: whichever server process answers a scrape, its HTTP figures are the
+sum of both processes' (prometheus-client's multiprocess mode, in a directory the supervisor makes and removes); a
+process that dies leaves its counts in the totals and drops out of ``cityhub_server_processes``. Real processes on a
+loopback port, over SQLite (the figures summed here are not the database's)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from cityhub import migrate
+from process_helpers import CLI, free_port, wait_until
+
+pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
+
+ROUTE = "/api/v1/orders/{order_id}"
+CONNECTIONS = 40
+
+
+def _servers(parent: psutil.Process) -> list[psutil.Process]:
+    """The supervisor's server processes alive (not multiprocessing's resource tracker)."""
+    alive = []
+    for child in parent.children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                alive.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """One scrape on a connection of its own (the kernel hands it to either process)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", "/metrics")
+        answer = connection.getresponse()
+        text = answer.read().decode()
+    finally:
+        connection.close()
+    assert answer.status == 200, text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _answered(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> float | None:
+    labels = frozenset({"method": "GET", "route": ROUTE, "status": "4xx"}.items())
+    return samples.get(("cityhub_http_requests_total", labels))
+
+
+def test_every_process_answers_a_scrape_with_both_processes_figures(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    migrate.upgrade(url)
+    port = free_port()
+    env = {**os.environ, "CITYHUB_DATABASE_URL": url, "CITYHUB_METRICS_ENABLED": "true"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    argv = [str(CLI), "serve", "--no-scheduler", "--no-dispatcher", "--port", str(port), "--workers", "2"]
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen(argv, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    parent = psutil.Process(proc.pid)
+    directory: Path | None = None
+    try:
+
+        def both_up() -> bool:
+            try:
+                up = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+            return up and len(_servers(parent)) == 2
+
+        wait_until(both_up)
+        servers = _servers(parent)
+        directory = Path(servers[0].environ()["PROMETHEUS_MULTIPROC_DIR"])
+        assert {Path(p.environ()["PROMETHEUS_MULTIPROC_DIR"]) for p in servers} == {directory}
+        assert directory.is_dir() and directory.name.startswith(f"cityhub-metrics-{port}-")
+
+        # 40 connections of their own, each asking once and kept open so that each can be found on its process.
+        held = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(CONNECTIONS)]
+        try:
+            for n, connection in enumerate(held, start=1):
+                connection.request("GET", f"/api/v1/orders/{n}")  # signed out: 401, on the route
+                answer = connection.getresponse()
+                answer.read()
+                assert answer.status == 401
+            per_process = {}
+            for server in _servers(parent):
+                mine = [c for c in server.net_connections(kind="tcp") if c.laddr.port == port and c.raddr]
+                per_process[server.pid] = len(mine)
+        finally:
+            for connection in held:
+                connection.close()
+        # Both processes answered some (all on one: 2 chances in 2^40), unless a very slow machine closed a few
+        # idle connections before they were counted.
+        assert len(per_process) == 2 and all(n > 0 for n in per_process.values()), per_process
+
+        # Scrapes land on either process; each says all 40, and that two processes serve.
+        for _ in range(6):
+            samples = _scrape(port)
+            assert _answered(samples) == CONNECTIONS
+            assert samples[("cityhub_server_processes", frozenset())] == 2
+            assert samples[("cityhub_database_up", frozenset())] == 1
+
+        # A process killed outright: its answers stay counted, and it no longer counts as serving once replaced.
+        victim = next(iter(per_process))
+        assert list(directory.glob(f"gauge_livesum_{victim}.db")) and list(directory.glob(f"counter_{victim}.db"))
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(_servers(parent)) == 2 and victim not in {p.pid for p in _servers(parent)})
+        wait_until(lambda: log.read_text().count("Application startup complete") == 3)  # the replacement serves
+        assert not list(directory.glob(f"gauge_livesum_{victim}.db"))  # removed by the supervisor
+        assert list(directory.glob(f"counter_{victim}.db"))  # kept: the totals never go down
+        for _ in range(4):
+            samples = _scrape(port)
+            assert _answered(samples) == CONNECTIONS
+            assert samples[("cityhub_server_processes", frozenset())] == 2  # not 3: the dead one is out
+
+        # Stopped: the supervisor removes the directory it made.
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not directory.exists()
+    except AssertionError:
+        print(log.read_text())
+        raise
+    finally:
+        if proc.poll() is None:
+            for child in parent.children(recursive=True):
+                child.kill()
+            proc.kill()
+            proc.wait(timeout=30)
+        if directory is not None:  # a supervisor killed outright leaves it
+            shutil.rmtree(directory, ignore_errors=True)
