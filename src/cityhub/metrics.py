@@ -241,23 +241,21 @@ def _routes_of(app: Any) -> _Routes:
     known = _ROUTES.get(app)
     if known is not None:
         return known
+    from fastapi.routing import APIRoute
     from starlette.routing import Mount, Route
+
+    from cityhub.api.routing import route_contexts
 
     routes = list(getattr(app, "routes", []))
     templates: dict[int, str] = {}
-    try:
-        from fastapi.routing import APIRoute, iter_route_contexts
-    except ImportError:  # an older FastAPI: included routes carry their whole path, and the route is on the scope
-        APIRoute = None  # type: ignore[misc,assignment]
-    else:
-        for context in iter_route_contexts(routes):
-            template = context.path_format or context.path
-            if template:
-                templates.setdefault(id(context.original_route), template)
+    for context in route_contexts(routes):
+        template = getattr(context, "path_format", None) or getattr(context, "path", None)
+        if template:
+            templates.setdefault(id(getattr(context, "original_route", context)), template)
     plain = tuple(
         (route.path_regex, route.path_format)
         for route in routes
-        if isinstance(route, Route | Mount) and (APIRoute is None or not isinstance(route, APIRoute))
+        if isinstance(route, Route | Mount) and not isinstance(route, APIRoute)
     )
     known = _ROUTES[app] = _Routes(templates, plain)
     return known

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from cityhub.api.routing import route_contexts
+
 BEARER = "bearerToken"
 API_KEY = "apiKey"
 SCHEMES: dict[str, dict[str, Any]] = {
@@ -77,23 +79,13 @@ def requirement(dependant: Any) -> list[dict[str, list[str]]] | None:
     return [*alternatives, {}] if optional else alternatives
 
 
-def _route_contexts(routes: Iterable[Any]) -> Iterator[Any]:
-    """Every route of the application with its full path and its routers' dependencies: FastAPI's own walk of its
-    nested routers (as its OpenAPI description is made), or the routes themselves where they are flat."""
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # a FastAPI whose included routers are copied into the application's, with full paths
-        return iter(routes)
-    return iter_route_contexts(list(routes))
-
-
 def describe_security(spec: dict[str, Any], routes: Iterable[Any]) -> dict[str, Any]:
     """``spec`` (FastAPI's OpenAPI description, changed in place) with cityhub's credentials: the schemes in
     ``components.securitySchemes``, and each operation's ``security`` from the route's dependencies
     (:func:`requirement`); a public operation has none."""
     spec.setdefault("components", {})["securitySchemes"] = SCHEMES
     paths = spec.get("paths", {})
-    for route in _route_contexts(routes):
+    for route in route_contexts(routes):
         dependant = getattr(route, "dependant", None)
         if not getattr(route, "include_in_schema", True):
             continue
