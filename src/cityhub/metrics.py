@@ -331,24 +331,12 @@ def _timestamp(at: datetime | None) -> float | None:
 
 
 def outbox_counts() -> dict[str, int]:
-    """Undelivered notifications by status (pending, sending, failed, dead): one grouped count over the
-    ``ix_notify_outbox_status_next`` entries of those statuses (delivered messages are not walked)."""
-    from sqlalchemy import func, select
-
+    """Undelivered notifications by status (:func:`cityhub.notify.service.undelivered_counts`)."""
     from cityhub.db import session_scope
-    from cityhub.notify.models import OutboxMessage, OutboxStatus
+    from cityhub.notify.service import undelivered_counts
 
-    undelivered = [s for s in OutboxStatus if s is not OutboxStatus.SENT]
-    counts = {str(s.value): 0 for s in undelivered}
-    query = (
-        select(OutboxMessage.status, func.count())
-        .where(OutboxMessage.status.in_(undelivered))
-        .group_by(OutboxMessage.status)
-    )
     with session_scope() as session:
-        for status, count in session.execute(query):
-            counts[str(status.value)] = count
-    return counts
+        return undelivered_counts(session)
 
 
 def state_metrics() -> list[Metric]:

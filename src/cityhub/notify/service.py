@@ -825,6 +825,22 @@ def messages_query(
     return query
 
 
+def undelivered_counts(session: Session) -> dict[str, int]:
+    """Undelivered messages by status (pending, sending, failed, dead; 0 for none): one grouped count over the
+    ``ix_notify_outbox_status_next`` entries of those statuses — delivered messages are not walked. What
+    ``/metrics`` reports."""
+    undelivered = [s for s in OutboxStatus if s is not OutboxStatus.SENT]
+    counts = {str(s.value): 0 for s in undelivered}
+    query = (
+        select(OutboxMessage.status, func.count())
+        .where(OutboxMessage.status.in_(undelivered))
+        .group_by(OutboxMessage.status)
+    )
+    for status, count in session.execute(query):
+        counts[str(status.value)] = count
+    return counts
+
+
 def list_messages(session: Session, *, status: OutboxStatus | None = None, limit: int = 50) -> Sequence[OutboxMessage]:
     """Newest messages first, optionally of one status."""
     return session.scalars(messages_query(statuses=[status] if status else []).limit(limit)).all()
