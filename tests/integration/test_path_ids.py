@@ -40,6 +40,8 @@ NOUNS = {
     "user_id": "user",
     "alarm_id": "alarm",
     "client_id": "API client",
+    "subscription_id": "subscription",
+    "message_id": "outbox message",
 }
 
 
