@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import search_clause
 from cityhub.auth.service import create_token
-from cityhub.db import session_factory, session_scope
+from cityhub.db import session_scope
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import feeds
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Channel, Order
 from cityhub.workorders.schemas import OrderCreate, OrderFilter
+from feed_helpers import check_late_commit_is_held_back
 from sql_helpers import selects_naming
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -200,36 +201,17 @@ def test_the_feed_of_changes_never_passes_an_order_whose_transaction_commits_lat
     holds both back while the first is open and hands both out once it commits."""
     if db_backend == "sqlite":
         pytest.skip("SQLite has one writer at a time: no transaction commits while an earlier one is open")
-    with session_scope() as s:  # on different days: each order's number from another day's counter
-        known = [_received(s, f"井盖缺失{i}", days_ago=10 + i) for i in range(2)]
-    polled, kept = _poll(client, "*")
-    assert _states(polled) == [(n, "received") for n in known]
-    with session_scope() as s:  # settled before the open transaction below: handed out while it is open
-        between = _received(s, "路面塌陷", days_ago=20)
 
-    def touch(s: Session, number: str | None, content: str, days: int) -> str:
-        if number is None:
-            return _received(s, content, days_ago=days)
-        _act(s, number, Action.CANCEL, reason=content)
-        return number
+    def poll(cursor: str) -> tuple[list[tuple[str, str]], str]:
+        items, after = _poll(client, cursor)
+        return _states(items), after
 
-    early_target, late_target = (None, None) if change == "store" else (known[0], known[1])
-    state = "received" if change == "store" else "cancelled"
-    early = session_factory()()
-    try:
-        first = touch(early, early_target, "早开的事务", 30)
-        early.flush()  # its id and its transaction taken, not committed
-        with session_scope() as s:
-            second = touch(s, late_target, "后开先提交", 40)
-        while_open, after = _poll(client, kept)
-        assert _states(while_open) == [(between, "received")]  # not the second: it would pass the first
-        assert _poll(client, after) == ([], after)  # still held back, the position kept
-        early.commit()
-    finally:
-        early.close()
-    settled, last = _poll(client, after)
-    assert _states(settled) == [(first, state), (second, state)]
-    assert _poll(client, last) == ([], last)
+    check_late_commit_is_held_back(
+        change=change,
+        begin=lambda: poll("*"),
+        poll=poll,
+        received=lambda s, text, days: _received(s, text, days_ago=days),
+    )
 
 
 def test_what_the_feed_of_changes_cannot_be_combined_with_is_refused_naming_it(client: TestClient) -> None:

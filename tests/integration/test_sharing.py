@@ -32,6 +32,7 @@ from cityhub.workorders.categories import seed_default_taxonomy
 from cityhub.workorders.lifecycle import TERMINAL_STATES, Action
 from cityhub.workorders.models import Category, Channel
 from cityhub.workorders.schemas import OrderCreate
+from feed_helpers import check_late_commit_is_held_back
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -690,42 +691,14 @@ def test_the_feed_of_changes_never_passes_an_order_whose_transaction_commits_lat
     gives both once the first commits."""
     if db_backend == "sqlite":
         pytest.skip("SQLite has one writer at a time: no transaction commits while an earlier one is open")
-    from cityhub.db import session_factory
-
     key = {"X-API-Key": _key("sharing:read")}
     now = datetime.now(SHANGHAI)
-    with session_scope() as s:  # on different days: each order's number from another day's counter
-        known = [_received(s, f"井盖缺失{i}", now - timedelta(days=10 + i)) for i in range(2)]
-    harvested, kept = _harvest(client, key, "*", feed="changes")
-    assert harvested == [(n, "received") for n in known]
-    with session_scope() as s:  # settled before the open transaction below: handed out while it is open
-        between = _received(s, "路面塌陷", now - timedelta(days=20))
-
-    def touch(s: Session, number: str | None, text: str, days: int) -> str:
-        if number is None:
-            return _received(s, text, now - timedelta(days=days))
-        order = orders.get_order_by_number(s, number=number)
-        assert order is not None
-        orders.act(s, order_id=order.id, action=Action.CANCEL, params={"reason": text})
-        return number
-
-    early_target, late_target = (None, None) if change == "store" else (known[0], known[1])
-    state = "received" if change == "store" else "cancelled"
-    early = session_factory()()
-    try:
-        first = touch(early, early_target, "早开的事务", 30)
-        early.flush()  # its id and its transaction taken, not committed
-        with session_scope() as s:
-            second = touch(s, late_target, "后开先提交", 40)
-        while_open, after = _harvest(client, key, kept)
-        assert while_open == [(between, "received")]  # not the second: it would pass the first
-        assert _harvest(client, key, after) == ([], after)  # still held back, the position kept
-        early.commit()
-    finally:
-        early.close()
-    settled, last = _harvest(client, key, after)
-    assert settled == [(first, state), (second, state)]
-    assert _harvest(client, key, last) == ([], last)
+    check_late_commit_is_held_back(
+        change=change,
+        begin=lambda: _harvest(client, key, "*", feed="changes"),
+        poll=lambda cursor: _harvest(client, key, cursor),
+        received=lambda s, text, days: _received(s, text, now - timedelta(days=days)),
+    )
 
 
 @pytest.mark.parametrize("kept", [False, True])  # from the beginning (cursor=*), and from a kept cursor
