@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 from app_helpers import shared_app
 from cityhub.db import make_engine, reset_engine, session_scope, utcnow
 from cityhub.workorders.models import JobRun
+from process_helpers import served_app, wait_until
 from web_helpers import enter_holidays_ahead
 
 CliRun = Callable[..., tuple[int, str, str]]
@@ -370,12 +371,42 @@ sys.stdin.read()
 """
 
 
+def _refused_as_in_use(url: str, copy: Path) -> str:
+    done = _cityhub(url, "db", "restore", str(copy), "--yes")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("error: database in use: ") and done.stderr.count("\n") == 1, done.stderr
+    return done.stderr
+
+
+def _no_other_sessions(url: str) -> bool:
+    """PostgreSQL: whether the sessions of processes that ended are gone from the server (a backend leaves once it
+    has seen its client's connection close)."""
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            query = (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            )
+            return conn.execute(text(query)).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
 def test_restore_refuses_a_database_another_process_has_open(district: str, tmp_path: Path) -> None:
     backend = make_url(district).get_backend_name()
     _need_client_tools(backend, "pg_dump", "pg_restore", "psql")
     copy = tmp_path / f"copy.{SUFFIX[backend]}"
     _ok(_cityhub(district, "db", "backup", str(copy)))
     _import(district, tmp_path, "x3")
+
+    with served_app({"CITYHUB_DATABASE_URL": district}, tmp_path / "serve.log"):  # the server left running
+        _refused_as_in_use(district, copy)
+    assert _external_ids(district) == ["x1", "x2", "x3"]  # nothing changed
+    if backend == "postgresql":
+        wait_until(lambda: _no_other_sessions(district))
+
+    # Any process with the database open, one that only read once and waits too.
     parsed = make_url(district)
     if backend == "sqlite":
         script, target = HOLD_SQLITE, str(parsed.database)
@@ -386,17 +417,17 @@ def test_restore_refuses_a_database_another_process_has_open(district: str, tmp_
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
-        done = _cityhub(district, "db", "restore", str(copy), "--yes")
-        assert done.returncode == 1 and done.stdout == ""
-        assert done.stderr.startswith("error: database in use: ") and done.stderr.count("\n") == 1, done.stderr
+        said = _refused_as_in_use(district, copy)
         if backend == "postgresql":
-            assert "1 other session(s)" in done.stderr and "cityhub-serve" in done.stderr
+            assert "1 other session(s) connected to" in said and "(cityhub-serve)" in said
     finally:
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(timeout=60)
-    assert _external_ids(district) == ["x1", "x2", "x3"]  # nothing changed
-    _ok(_cityhub(district, "db", "restore", str(copy), "--yes"))  # the holder gone, the same restore goes through
+    assert _external_ids(district) == ["x1", "x2", "x3"]
+    if backend == "postgresql":
+        wait_until(lambda: _no_other_sessions(district))
+    _ok(_cityhub(district, "db", "restore", str(copy), "--yes"))  # nobody on it: the same restore goes through
     assert _external_ids(district) == ["x1", "x2"]
 
 
