@@ -2986,10 +2986,11 @@ def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> N
     ):
         for member in enum:
             assert f"{kind}.{member.value}" in zh, f"{kind}.{member.value}"
+    from cityhub import backup
     from cityhub.dispatch import background, retrain
     from cityhub.jobs import JOBS
 
-    for job in (*JOBS, background.JOB_NAME, retrain.JOB_NAME):  # the status page names every job run
+    for job in (*JOBS, background.JOB_NAME, retrain.JOB_NAME, backup.JOB_NAME):  # the status page names every job run
         assert f"job.{job}" in zh, job
     from cityhub.workorders import recompute
     from cityhub.workorders.models import MERGED_IN

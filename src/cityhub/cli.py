@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -125,18 +126,120 @@ def db_compact() -> None:
 
 
 @db_app.command("backup")
-def db_backup(target: Annotated[Path, typer.Argument(help="File to write the copy to.")]) -> None:
+def db_backup(
+    target: Annotated[Path | None, typer.Argument(help="File to write the copy to (or give --dir).")] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Write a new file named for the backend and the local time into this directory "
+            "(cityhub-sqlite-20261206-021500.db, cityhub-postgresql-….dump) instead of FILE.",
+        ),
+    ] = None,
+    keep: Annotated[
+        int | None,
+        typer.Option(
+            "--keep",
+            min=1,
+            help="With --dir: then remove the oldest backups this command made there beyond the newest N (files "
+            "named as --dir names them, of this backend; nothing else is touched).",
+        ),
+    ] = None,
+) -> None:
     """Take a consistent copy of the database while the service runs (the files attached to orders are not in it:
-    copy their directory too)."""
-    from cityhub.backup import backup
+    copy their directory too). Each run is recorded as the job db-backup (/healthz, the status page, /metrics)."""
+    from cityhub.backup import backup, backup_into
+    from cityhub.db import utcnow
     from cityhub.workorders.files import get_file_settings
 
-    info = backup(target)
-    typer.echo(f"backup written to {target} ({info})")
+    if (target is None) == (directory is None):
+        raise fail("db backup: give a FILE or --dir DIR (one of them)", CANNOT_RUN)
+    if keep is not None and directory is None:
+        raise fail("db backup: --keep applies to --dir DIR", CANNOT_RUN)
+    started = utcnow()
+    try:
+        if directory is not None:
+            rotation = backup_into(directory, keep=keep)
+            written, info = rotation.written, rotation.description
+        else:
+            assert target is not None
+            written, info = target, backup(target)
+    except CityhubError as exc:
+        _record_backup(started, failure=exc.message)
+        raise
+    typer.echo(f"backup written to {written} ({info})")
+    result: dict[str, object] = {"file": written.name, "bytes": written.stat().st_size}
+    if directory is not None:
+        for path in rotation.removed:
+            typer.echo(f"removed old backup {path}")
+        result.update(removed=len(rotation.removed), kept=rotation.kept)
+    _record_backup(started, result=result)
     files_dir = Path(get_file_settings().dir)
     if files_dir.is_dir():
         # Files are named by their content and never rewritten: a copy that skips existing files is complete.
         typer.echo(f"files attached to orders are kept apart, in {files_dir.resolve()}: copy that directory too")
+
+
+def _record_backup(started: datetime, *, result: dict[str, object] | None = None, failure: str | None = None) -> None:
+    """Record a ``db backup`` run as the job ``db-backup`` (a success with ``result``, else the ``failure``), when the
+    database can take it: not a SQLite file that is not there, nor a schema this code was not written for (a backup
+    works on those). A backup is not undone by a record that could not be written: a success says so on stderr."""
+    from cityhub import jobs, migrate
+    from cityhub.backup import JOB_NAME
+    from cityhub.db import session_scope
+
+    try:
+        problem = migrate.open_problem() or migrate.schema_problem()
+        if problem is None:
+            if failure is not None:
+                jobs.record_failure(JOB_NAME, error=failure)
+                return
+            assert result is not None
+            with session_scope() as session:
+                jobs.record(session, JOB_NAME, started=started, result=result)
+            return
+    except Exception as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if failure is None:
+        typer.echo(f"warning: the backup is not recorded among the jobs ({JOB_NAME}): {problem}", err=True)
+
+
+@db_app.command("restore")
+def db_restore(
+    source: Annotated[Path, typer.Argument(help="A file `cityhub db backup` wrote (of this backend).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    upgrade: Annotated[
+        bool, typer.Option("--upgrade", help="Then migrate the restored database as `cityhub db upgrade` does.")
+    ] = False,
+) -> None:
+    """Replace the database named by CITYHUB_DATABASE_URL with a backup, with every cityhub process stopped (refused
+    while another process has the database open). SQLite keeps the database it replaces beside it
+    (<file>.before-restore-<time>); PostgreSQL restores in one transaction (a failure changes nothing)."""
+    from cityhub import migrate
+    from cityhub.backup import check_restore, restore
+
+    plan = check_restore(source)
+    if not yes:
+        typer.confirm(
+            f"Replace the database {plan.database} with the backup {source} (migration {plan.revision})? Everything "
+            "written since that backup is lost",
+            abort=True,
+        )
+    done = restore(plan)
+    typer.echo(f"restored {source} into {plan.database} (migration {plan.revision})")
+    if done.kept_aside is not None:
+        typer.echo(f"the database as it was before is kept as {done.kept_aside}")
+    elif plan.backend == "sqlite" and not done.had_database:
+        typer.echo(f"there was no database at {plan.database}: the backup is now in its place")
+    head = migrate.head()
+    if upgrade or plan.revision == head:
+        # At the code's migration too: orders restored from another server are numbered again for the changes feed.
+        db_upgrade("head")
+    else:
+        typer.echo(
+            f"the backup is at migration {plan.revision}, this version of cityhub needs {head}: run `cityhub db "
+            "upgrade` before starting cityhub (or restore with --upgrade)"
+        )
 
 
 @jobs_app.command("run")

@@ -340,6 +340,7 @@ def settings_classes() -> tuple[tuple[str, type[BaseSettings]], ...]:
     """(area title, class) of every settings class, in reference order; imported here to avoid import cycles."""
     from cityhub.api.gate import GateSettings
     from cityhub.auth.settings import AuthSettings
+    from cityhub.backup import BackupSettings
     from cityhub.demo.extras import DemoSettings
     from cityhub.intake.dedupe import DedupeSettings
     from cityhub.metrics import MetricsSettings
@@ -354,6 +355,7 @@ def settings_classes() -> tuple[tuple[str, type[BaseSettings]], ...]:
         ("Prometheus metrics", MetricsSettings),
         ("Duplicates and similar cases at intake", DedupeSettings),
         ("Files attached to orders", FileSettings),
+        ("Database backups", BackupSettings),
         ("Notification delivery", NotifySettings),
         ("Monitoring: sensor readings and alarms", MonitoringSettings),
         ("Demo district", DemoSettings),

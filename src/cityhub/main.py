@@ -23,7 +23,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
-from cityhub import __version__, migrate
+from cityhub import __version__, backup, migrate
 from cityhub.api.deps import access_answers_first
 from cityhub.config import get_settings
 from cityhub.db import database_key, session_scope, utcnow
@@ -146,8 +146,9 @@ def public_summary(summary: dict[str, Any]) -> dict[str, Any]:
 
 def health_problems(summary: dict[str, Any]) -> list[str]:
     """What ``/healthz`` reports as ``degraded`` (still HTTP 200: the process serves): a database schema this code
-    was not written for, jobs whose last run failed, a configured classifier that is not there and a retrained one
-    this process could not load. Error texts stay out (the probe is public)."""
+    was not written for, jobs whose last run failed, no database backup within ``CITYHUB_BACKUP_MAX_AGE_HOURS`` (when
+    set), a configured classifier that is not there and a retrained one this process could not load. Error texts stay
+    out (the probe is public)."""
     jobs = summary["jobs"].items()
     problems = [f"job {name}: last {info['failures']} run(s) failed" for name, info in jobs if info["failures"]]
     schema = migrate.schema_problem(revision=summary["revision"])
@@ -160,6 +161,9 @@ def health_problems(summary: dict[str, Any]) -> list[str]:
             f"holidays entered, a year has at least {MIN_WEEKDAY_HOLIDAYS}); its deadlines count them as working "
             "days — enter them on the web UI's 工作日历 page (/admin/calendar) or with `cityhub calendar import FILE`"
         )
+    stale_backup = backup.stale_backup_problem(summary["jobs"].get(backup.JOB_NAME), utcnow())
+    if stale_backup is not None:  # CITYHUB_BACKUP_MAX_AGE_HOURS set, and no backup that recent
+        problems.append(stale_backup)
     if summary.get("file_store_problem"):
         problems.append(f"file store: {summary['file_store_problem']}; files attached to orders are refused (503)")
     model = summary.get("dispatch_model")
