@@ -259,6 +259,24 @@ def test_what_the_feed_of_changes_cannot_be_combined_with_is_refused_naming_it(c
     assert page["next_cursor"] is None and page["total"] is None
 
 
+def test_a_client_sending_every_default_the_schema_declares_walks_the_feed(client: TestClient) -> None:
+    """Swagger UI's "Try it out" (and generated clients) send each query parameter's declared default beside the
+    ones filled in: the feed of changes must take them. Until December 2026 ``sort`` declared ``newest``, which a
+    cursor refused (422 naming ``sort``), so ``cursor=*`` from ``/docs`` never worked."""
+    with session_scope() as s:
+        number = _received(s, "路灯不亮")
+    parameters = client.get("/openapi.json").json()["paths"]["/api/v1/orders"]["get"]["parameters"]
+    defaults = {p["name"]: p["schema"]["default"] for p in parameters if "default" in p["schema"]}
+    sent = {name: str(value).lower() if isinstance(value, bool) else value for name, value in defaults.items()}
+    answer = client.get("/api/v1/orders", params={**sent, "cursor": "*"})
+    assert answer.status_code == 200, (sent, answer.text)
+    assert _states(answer.json()["items"]) == [(number, "received")]
+    # Without a cursor no sort is newest first, as before.
+    with session_scope() as s:
+        newer = _received(s, "井盖缺失", days_ago=1)
+    assert [o["number"] for o in client.get("/api/v1/orders").json()["items"]] == [newer, number]
+
+
 # --- how they are read -----------------------------------------------------------------------------------------
 
 
