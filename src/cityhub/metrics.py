@@ -331,7 +331,7 @@ def _timestamp(at: datetime | None) -> float | None:
 
 
 def outbox_counts() -> dict[str, int]:
-    """Undelivered notifications by status (:func:`cityhub.notify.service.undelivered_counts`)."""
+    """Undelivered notifications of the subscriptions in force by status (:func:`cityhub.notify.service.undelivered_counts`)."""
     from cityhub.db import session_scope
     from cityhub.notify.service import undelivered_counts
 
@@ -412,7 +412,8 @@ def state_metrics() -> list[Metric]:
 
     messages = GaugeMetricFamily(
         "cityhub_notify_outbox_messages",
-        "Undelivered notifications by status: pending, sending, failed (retried later), dead (given up).",
+        "Undelivered notifications of the subscriptions in force by status: pending, sending, failed (retried "
+        "later), dead (given up).",
         labels=["status"],
     )
     for status, count in outbox.items():
