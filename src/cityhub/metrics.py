@@ -293,9 +293,15 @@ class HttpMetrics:
 
 
 def server_started() -> None:
-    """A server process counts itself in ``cityhub_server_processes`` (at its start, with metrics on)."""
+    """A server process counts itself in ``cityhub_server_processes`` (at its start, with metrics on), and shows each
+    lane's refusals from 0: a counter first seen at 1 is missed by ``rate()`` and ``increase()``, and an alert on a
+    series that is not there cannot be told from one that found nothing."""
+    from cityhub.api.gate import LANES
+
     if get_metrics_settings().metrics_enabled:
         SERVER_PROCESSES.set(1)
+        for lane in LANES:
+            REFUSED.labels(lane)
 
 
 def metrics_directory(port: int) -> str | None:
