@@ -337,7 +337,8 @@ def _timestamp(at: datetime | None) -> float | None:
 
 
 def outbox_counts() -> dict[str, int]:
-    """Undelivered notifications of the subscriptions in force by status (:func:`cityhub.notify.service.undelivered_counts`)."""
+    """Undelivered notifications of the subscriptions in force by status
+    (:func:`cityhub.notify.service.undelivered_counts`)."""
     from cityhub.db import session_scope
     from cityhub.notify.service import undelivered_counts
 
