@@ -234,8 +234,10 @@ def list_orders(
     order changed since a client's last poll, none passed (docs/api.md, *Polling the orders for changes*)."""
     feeds.check_updated_since(updated_since)
     position = feeds.position_of(cursor, feed, offset=page.offset, begins=feeds.CHANGES)
+    settled_below = None
     if position is not None:
         _check_feed_position(position, cursor or "", sort=sort, count=count)
+        settled_below = feeds.settled_before(db, position)
     filters = OrderFilter(
         state=state,
         unit_id=unit_id,
@@ -274,10 +276,11 @@ def list_orders(
         position=position,
     )
     next_cursor = None
-    if position is not None:  # the cursor's position moves past the page; an empty page keeps it
+    if position is not None:  # the cursor's position moves past the page (the last page: past what it passed over)
         if not rows:
             feeds.refuse_if_ahead(db, position, cursor or "")
-        next_cursor = feeds.next_cursor(position, (rows[-1]["changed_xid"], rows[-1]["id"]) if rows else None)
+        last = (rows[-1]["changed_xid"], rows[-1]["id"]) if rows else None
+        next_cursor = feeds.next_cursor(position, last, settled_below=settled_below, has_more=has_more)
     db.commit()  # ends the read transaction in this thread; the session then closes without another one
     items = [_read_row(r, principal) for r in rows]
     page_read = OrderPage(
