@@ -427,3 +427,17 @@ def test_a_page_of_the_order_lists_feed_of_changes_is_read_through_its_index(
     plan = _plan(db_session, db_backend, *statements[0])
     assert "ix_orders_changed" in plan and "TEMP B-TREE" not in plan and "Sort" not in plan, plan
     db_session.rollback()
+
+
+def test_a_time_zone_whose_plus_a_query_string_made_a_space_is_refused_saying_so(client: TestClient) -> None:
+    """``updated_since=2026-12-06T05:30:00+08:00`` typed into a URL as it is arrives as ``…05:30:00 08:00`` (a
+    query string's ``+`` is a space): refused naming the parameter, and saying to send ``%2B`` — not only "unexpected
+    extra characters at the end of the input" as before. Sent as ``%2B08:00`` it is taken."""
+    for parameter in ("updated_since", "created_from"):
+        answer = client.get(f"/api/v1/orders?{parameter}=2026-12-06T05:30:00+08:00")
+        assert answer.status_code == 422, answer.text
+        [error] = answer.json()["details"]["errors"]
+        assert error["field"] == f"query.{parameter}" and "%2B08:00" in error["message"], error
+        assert client.get(f"/api/v1/orders?{parameter}=2026-12-06T05:30:00%2B08:00").status_code == 200
+    # A time written with a space for the T, as the parser takes it, is not mistaken for one.
+    assert client.get("/api/v1/orders?updated_since=2026-12-06 05:30:00Z").status_code == 200
