@@ -293,9 +293,15 @@ class HttpMetrics:
 
 
 def server_started() -> None:
-    """A server process counts itself in ``cityhub_server_processes`` (at its start, with metrics on)."""
+    """A server process counts itself in ``cityhub_server_processes`` (at its start, with metrics on), and shows each
+    lane's refusals from 0: a counter first seen at 1 is missed by ``rate()`` and ``increase()``, and an alert on a
+    series that is not there cannot be told from one that found nothing."""
+    from cityhub.api.gate import LANES
+
     if get_metrics_settings().metrics_enabled:
         SERVER_PROCESSES.set(1)
+        for lane in LANES:
+            REFUSED.labels(lane)
 
 
 def metrics_directory(port: int) -> str | None:
@@ -331,7 +337,8 @@ def _timestamp(at: datetime | None) -> float | None:
 
 
 def outbox_counts() -> dict[str, int]:
-    """Undelivered notifications by status (:func:`cityhub.notify.service.undelivered_counts`)."""
+    """Undelivered notifications of the subscriptions in force by status
+    (:func:`cityhub.notify.service.undelivered_counts`)."""
     from cityhub.db import session_scope
     from cityhub.notify.service import undelivered_counts
 
@@ -412,7 +419,8 @@ def state_metrics() -> list[Metric]:
 
     messages = GaugeMetricFamily(
         "cityhub_notify_outbox_messages",
-        "Undelivered notifications by status: pending, sending, failed (retried later), dead (given up).",
+        "Undelivered notifications of the subscriptions in force by status: pending, sending, failed (retried "
+        "later), dead (given up).",
         labels=["status"],
     )
     for status, count in outbox.items():

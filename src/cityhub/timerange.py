@@ -16,7 +16,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, TypeAdapter
+from pydantic import AfterValidator, BeforeValidator, TypeAdapter
 
 from cityhub.errors import ValidationFailed
 from cityhub.jsonvalues import map_strings
@@ -40,14 +40,30 @@ def check_time(value: datetime | None, field: str) -> datetime | None:
     return value
 
 
+# A time whose offset lost its sign: ``…T05:30:00+08:00`` written into a query string as it is, whose ``+`` then reads
+# as a space (``…T05:30:00 08:00``), which the parser only calls "unexpected extra characters".
+_PLUS_READ_AS_SPACE = re.compile(r"\d\d:\d\d(:\d\d(\.\d+)?)? (\d\d(:?\d\d)?)$")
+
+
+def _sign_kept(value: Any) -> Any:
+    if isinstance(value, str) and (lost := _PLUS_READ_AS_SPACE.search(value)):
+        offset = lost.group(3)
+        raise ValueError(
+            f"the time zone reads ' {offset}': a '+' in a query string is read as a space, so send +{offset} as "
+            f"%2B{offset}"
+        )
+    return value
+
+
 def _in_range(value: datetime) -> datetime:
     if problem := time_problem(value):
         raise ValueError(problem)
     return value
 
 
-# A datetime of a query parameter or a body field: refused by validation, naming it, outside the years above.
-RequestTime = Annotated[datetime, AfterValidator(_in_range)]
+# A datetime of a query parameter or a body field: refused by validation, naming it, outside the years above (and,
+# with a hint, one whose offset's "+" a query string turned into a space).
+RequestTime = Annotated[datetime, BeforeValidator(_sign_kept), AfterValidator(_in_range)]
 
 
 _INSTANT = TypeAdapter(datetime)

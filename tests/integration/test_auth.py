@@ -470,3 +470,20 @@ def test_pages_and_api_answers_forbid_framing(client):
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
         assert response.headers["x-content-type-options"] == "nosniff", path
         assert response.headers["referrer-policy"] == "same-origin", path
+
+
+def test_the_bearer_scheme_tells_swagger_ui_what_a_signed_in_browsers_cookie_does(client):
+    """``/openapi.json``'s ``bearerToken`` says how to make a token and what a browser signed in to cityhub gets from
+    ``/docs``, which sends its cookie: reads, but a change with the cookie alone is refused ``csrf_failed``; a token
+    from the Authorize button is taken before the cookie. (Until December 2026 it said the cookie "works too".)"""
+    description = client.get("/openapi.json").json()["components"]["securitySchemes"]["bearerToken"]["description"]
+    assert "X-CSRF-Token" in description and "csrf_failed" in description
+    csrf = _login(client).json()["csrf_token"]
+    assert client.get("/api/v1/auth/me").json()["auth_method"] == "session"  # the cookie reads
+    _error(client.post("/api/v1/auth/tokens", json={"name": "docs"}), 403, "csrf_failed")
+    made = client.post("/api/v1/auth/tokens", json={"name": "docs"}, headers={"X-CSRF-Token": csrf})
+    assert made.status_code == 201, made.text
+    bearer = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert client.get("/api/v1/auth/me", headers=bearer).json()["auth_method"] == "token"  # the cookie sent too
+    again = client.post("/api/v1/auth/tokens", json={"name": "docs2", "password": PASSWORD}, headers=bearer)
+    assert again.status_code == 201, again.text  # a change without the CSRF header: the token is taken

@@ -19,6 +19,7 @@ from cityhub import migrate
 from cityhub.db import session_scope, utcnow
 from cityhub.dispatch.models import DispatchBacklog
 from cityhub.intake.service import submit
+from cityhub.notify import service as notify
 from cityhub.notify.models import OutboxMessage, OutboxStatus, Subscription, Topic
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import service
@@ -159,7 +160,8 @@ def _orders() -> dict[str, int]:
 
 
 def _outbox_and_jobs() -> dict[str, datetime]:
-    """Outbox: 2 pending, 1 failed, 3 dead, 4 sent; jobs: sla-sweep succeeded, flaky failed 3 times in a row."""
+    """Outbox: 2 pending, 1 failed, 3 dead, 4 sent, and a removed subscription's 2 messages (dead on removal);
+    jobs: sla-sweep succeeded, flaky failed 3 times in a row."""
     succeeded = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
     failed = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
     with session_scope() as session:
@@ -175,6 +177,13 @@ def _outbox_and_jobs() -> dict[str, datetime]:
         for status, n in counts.items():
             for _ in range(n):
                 session.add(OutboxMessage(topic=Topic.DISPATCH, subscription_id=sub.id, payload={}, status=status))
+        removed = Subscription(kind="webhook", target="https://gone.example/hook", events=",dispatch,")
+        session.add(removed)
+        session.flush()
+        for status in (OutboxStatus.PENDING, OutboxStatus.FAILED):
+            session.add(OutboxMessage(topic=Topic.DISPATCH, subscription_id=removed.id, payload={}, status=status))
+        session.flush()
+        assert notify.remove_subscription(session, subscription_id=removed.id) == 2
         session.add(JobRun(name="sla-sweep", last_finished_at=succeeded, last_result={"at": "x"}, failures=0))
         session.add(JobRun(name="flaky", last_failed_at=failed, last_error="RuntimeError: 502", failures=3))
     return {"succeeded": succeeded, "failed": failed}
@@ -207,6 +216,7 @@ def test_the_exposition_says_the_orders_outbox_jobs_backlog_and_revision(metrics
 
     assert value(m, "cityhub_notify_outbox_messages", status="pending") == 2
     assert value(m, "cityhub_notify_outbox_messages", status="failed") == 1
+    # Not the removed subscription's, dead on purpose and never retried (the 推送订阅 page does not list them).
     assert value(m, "cityhub_notify_outbox_messages", status="dead") == 3
     assert value(m, "cityhub_notify_outbox_messages", status="sending") == 0
     assert value(m, "cityhub_notify_outbox_messages", status="sent") is None  # delivered ones are not counted

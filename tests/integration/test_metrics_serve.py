@@ -19,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cityhub import migrate
+from cityhub.api.gate import LANES
 from process_helpers import CLI, free_port, wait_until
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
@@ -112,6 +113,9 @@ def test_every_process_answers_a_scrape_with_both_processes_figures(tmp_path: Pa
             assert _answered(samples) == CONNECTIONS
             assert samples[("cityhub_server_processes", frozenset())] == 2
             assert samples[("cityhub_database_up", frozenset())] == 1
+            # The gate refused nothing, and says so for each lane (a series first seen at 1 escapes rate()).
+            for lane in LANES:
+                assert samples[("cityhub_http_refused_total", frozenset({("lane", lane)}))] == 0
 
         # A process killed outright: its answers stay counted, and it no longer counts as serving once replaced.
         victim = next(iter(per_process))

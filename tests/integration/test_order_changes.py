@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import search_clause
 from cityhub.auth.service import create_token
-from cityhub.db import session_scope
+from cityhub.db import session_factory, session_scope
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import feeds
 from cityhub.workorders import service as orders
@@ -143,7 +143,8 @@ def test_the_feed_of_changes_hands_each_change_to_each_caller_within_their_scope
     everything, kept = _poll(client, "*")
     assert _states(everything) == [(first, "received"), (second, "received"), (own, "received")]  # as stored
     assert everything[0]["citizen_phone"] == "13812345678"  # the administrator reads the staff's data
-    assert _poll(client, kept) == ([], kept)  # nothing since: the kept cursor stays
+    nothing, kept = _poll(client, kept)
+    assert nothing == []  # nothing since
     _, leader_kept = _poll(client, "*", staff.headers["leader"], feed="changes")
     handled, handler_kept = _poll(client, "*", staff.headers["handler"])
     assert handled == []  # the department holds nothing yet
@@ -214,6 +215,50 @@ def test_the_feed_of_changes_never_passes_an_order_whose_transaction_commits_lat
     )
 
 
+def test_a_poll_finding_none_of_the_callers_orders_moves_past_the_others_not_past_its_own_to_come(
+    client: TestClient, db_backend: str
+) -> None:
+    """A unit's handler reads a few of the orders. Its last page's cursor moves past the changes of the others it
+    passed over, so the next poll does not read them again (until December 2026 it stayed at the handler's own last
+    order: every poll read every change of the others since) — but not past an order of its own that a transaction
+    still open when it polled is changing: that comes once the transaction commits."""
+    staff = Staff(client)
+    handler = staff.headers["handler"]
+    with session_scope() as s:
+        mine = _received(s, "占道经营", days_ago=9)
+        _act(s, mine, Action.DISPATCH, unit_id=staff.unit_id)
+    with session_scope() as s:
+        others = [_received(s, f"噪音扰民{i}", days_ago=3 + i) for i in range(3)]
+    got, kept = _poll(client, "*", handler)
+    assert _states(got) == [(mine, "dispatched")]
+    with session_scope() as s:  # the others' changes: none of the handler's
+        for number in others:
+            _act(s, number, Action.CANCEL, reason="重复")
+    nothing, moved = _poll(client, kept, handler)
+    assert nothing == []
+    _, changed_xid, after = feeds.decode_position(moved)
+    with session_scope() as s:
+        passed = s.execute(select(Order.changed_xid, Order.id).where(Order.number.in_(others))).all()
+    assert all(tuple(p) < (changed_xid, after) for p in passed), (passed, changed_xid, after)
+
+    early = session_factory()()
+    try:
+        _act(early, mine, Action.ACCEPT)
+        early.flush()  # the handler's order changed by a transaction still open
+        if db_backend != "sqlite":  # SQLite has one writer at a time
+            with session_scope() as s:
+                later = _received(s, "后开先提交", days_ago=1)
+                _act(s, later, Action.DISPATCH, unit_id=staff.unit_id)
+        held, moved = _poll(client, moved, handler)
+        assert held == []  # held back, and the cursor answered does not pass it
+        early.commit()
+    finally:
+        early.close()
+    got, _ = _poll(client, moved, handler)
+    expected = [(mine, "accepted")] if db_backend == "sqlite" else [(mine, "accepted"), (later, "dispatched")]
+    assert sorted(_states(got)) == sorted(expected)
+
+
 def test_what_the_feed_of_changes_cannot_be_combined_with_is_refused_naming_it(client: TestClient) -> None:
     with session_scope() as s:
         _received(s, "路灯不亮")
@@ -239,6 +284,24 @@ def test_what_the_feed_of_changes_cannot_be_combined_with_is_refused_naming_it(c
     page = client.get("/api/v1/orders").json()
     assert set(page) == {"items", "limit", "offset", "has_more", "total", "next_cursor"}
     assert page["next_cursor"] is None and page["total"] is None
+
+
+def test_a_client_sending_every_default_the_schema_declares_walks_the_feed(client: TestClient) -> None:
+    """Swagger UI's "Try it out" (and generated clients) send each query parameter's declared default beside the
+    ones filled in: the feed of changes must take them. Until December 2026 ``sort`` declared ``newest``, which a
+    cursor refused (422 naming ``sort``), so ``cursor=*`` from ``/docs`` never worked."""
+    with session_scope() as s:
+        number = _received(s, "路灯不亮")
+    parameters = client.get("/openapi.json").json()["paths"]["/api/v1/orders"]["get"]["parameters"]
+    defaults = {p["name"]: p["schema"]["default"] for p in parameters if "default" in p["schema"]}
+    sent = {name: str(value).lower() if isinstance(value, bool) else value for name, value in defaults.items()}
+    answer = client.get("/api/v1/orders", params={**sent, "cursor": "*"})
+    assert answer.status_code == 200, (sent, answer.text)
+    assert _states(answer.json()["items"]) == [(number, "received")]
+    # Without a cursor no sort is newest first, as before.
+    with session_scope() as s:
+        newer = _received(s, "井盖缺失", days_ago=1)
+    assert [o["number"] for o in client.get("/api/v1/orders").json()["items"]] == [newer, number]
 
 
 # --- how they are read -----------------------------------------------------------------------------------------
@@ -345,3 +408,17 @@ def test_a_page_of_the_order_lists_feed_of_changes_is_read_through_its_index(
     plan = _plan(db_session, db_backend, *statements[0])
     assert "ix_orders_changed" in plan and "TEMP B-TREE" not in plan and "Sort" not in plan, plan
     db_session.rollback()
+
+
+def test_a_time_zone_whose_plus_a_query_string_made_a_space_is_refused_saying_so(client: TestClient) -> None:
+    """``updated_since=2026-12-06T05:30:00+08:00`` typed into a URL as it is arrives as ``…05:30:00 08:00`` (a
+    query string's ``+`` is a space): refused naming the parameter, and saying to send ``%2B`` — not only "unexpected
+    extra characters at the end of the input" as before. Sent as ``%2B08:00`` it is taken."""
+    for parameter in ("updated_since", "created_from"):
+        answer = client.get(f"/api/v1/orders?{parameter}=2026-12-06T05:30:00+08:00")
+        assert answer.status_code == 422, answer.text
+        [error] = answer.json()["details"]["errors"]
+        assert error["field"] == f"query.{parameter}" and "%2B08:00" in error["message"], error
+        assert client.get(f"/api/v1/orders?{parameter}=2026-12-06T05:30:00%2B08:00").status_code == 200
+    # A time written with a space for the T, as the parser takes it, is not mistaken for one.
+    assert client.get("/api/v1/orders?updated_since=2026-12-06 05:30:00Z").status_code == 200

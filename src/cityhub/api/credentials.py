@@ -22,8 +22,11 @@ SCHEMES: dict[str, dict[str, Any]] = {
     BEARER: {
         "type": "http",
         "scheme": "bearer",
-        "description": "a personal API token (`chub_…`) of a user account, with the account's role and unit: "
-        "`POST /api/v1/auth/tokens` from a signed-in session (a browser's session cookie works too)",
+        "description": "a personal API token (`chub_…`) of a user account, with the account's role and unit, made "
+        "with `POST /api/v1/auth/tokens` from a signed-in session (`POST /api/v1/auth/login`, then its answer's "
+        "`csrf_token` as the `X-CSRF-Token` header). A browser signed in to cityhub also sends its session cookie "
+        "from here: enough to read, but a change (POST, PUT, PATCH, DELETE) with the cookie alone is refused "
+        "(403 `csrf_failed`) — authorize with a token, which is taken before the cookie",
     },
     API_KEY: {
         "type": "apiKey",

@@ -47,6 +47,8 @@ HEAVY_PREFIXES = ("/api/v1/kpi", "/api/v1/graph", "/api/v1/findings", "/dashboar
 # its load balancer's probe 503 (or late) and be taken out of service just when it is needed most.
 PROBE_PATHS = ("/healthz", "/metrics")  # and Prometheus's scrapes (cityhub.metrics)
 PROBE_PLACES = 2
+# The lanes a request waits in, by name: what a 503's ``details.lane`` says and ``cityhub_http_refused_total`` counts.
+LANES = ("write", "read", "heavy", "probe")
 
 
 class GateSettings(BaseSettings):
@@ -185,12 +187,8 @@ class RequestGate:
 
     def _lane(self, scope: Scope) -> _Lane:
         if self._lanes is None:
-            self._lanes = {
-                "write": _Lane("write", self.limit),
-                "read": _Lane("read", self.read_limit),
-                "heavy": _Lane("heavy", self.heavy_limit),
-                "probe": _Lane("probe", PROBE_PLACES),
-            }
+            places_of = (self.limit, self.read_limit, self.heavy_limit, PROBE_PLACES)
+            self._lanes = {name: _Lane(name, n) for name, n in zip(LANES, places_of, strict=True)}
             # Every admitted request must find a worker thread for its next step, with room to spare for the
             # threads that commit and for other callers of the pool.
             limiter = to_thread.current_default_thread_limiter()

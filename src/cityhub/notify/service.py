@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from cityhub import auditlog, refdata
@@ -820,20 +820,27 @@ def messages_query(
     if subscription_id is not None:
         query = query.where(OutboxMessage.subscription_id == subscription_id)
     if active_only:
-        active = select(Subscription.id).where(Subscription.active.is_(True))
-        query = query.where(OutboxMessage.subscription_id.in_(active))
+        query = query.where(_of_active_subscriptions())
     return query
 
 
+def _of_active_subscriptions() -> ColumnElement[bool]:
+    """The messages of subscriptions in force: not those of a removed one, dead-lettered on purpose and never
+    retried (:func:`remove_subscription`, :func:`retry`)."""
+    return OutboxMessage.subscription_id.in_(select(Subscription.id).where(Subscription.active.is_(True)))
+
+
 def undelivered_counts(session: Session) -> dict[str, int]:
-    """Undelivered messages by status (pending, sending, failed, dead; 0 for none): one grouped count over the
-    ``ix_notify_outbox_status_next`` entries of those statuses — delivered messages are not walked. What
-    ``/metrics`` reports."""
+    """Undelivered messages of the subscriptions in force by status (pending, sending, failed, dead; 0 for none), as
+    the 推送订阅 page lists them: one grouped count over the ``ix_notify_outbox_status_next`` entries of those
+    statuses — delivered messages are not walked. What ``/metrics`` reports. A removed subscription's messages are
+    left out: dead on purpose, not to be retried, they would otherwise raise an alert on dead messages that nothing
+    can repair."""
     undelivered = [s for s in OutboxStatus if s is not OutboxStatus.SENT]
     counts = {str(s.value): 0 for s in undelivered}
     query = (
         select(OutboxMessage.status, func.count())
-        .where(OutboxMessage.status.in_(undelivered))
+        .where(OutboxMessage.status.in_(undelivered), _of_active_subscriptions())
         .group_by(OutboxMessage.status)
     )
     for status, count in session.execute(query):

@@ -545,6 +545,7 @@ def anonymised_orders(
         if end is not None:
             query = query.where(Order.created_at < end)
         query = feeds.walk(query, session, position, by_updated=updated_since is not None)
+    settled_below = feeds.settled_before(session, position) if position is not None else None
     rows = session.execute(query.limit(limit + 1)).all()
     if not rows and position is not None and cursor is not None:
         feeds.refuse_if_ahead(session, position, cursor)
@@ -587,6 +588,7 @@ def anonymised_orders(
             item["reply"] = scrub_text(o.reply_text, known=known)
         items.append(item)
     next_cursor = None
-    if position is not None:  # the cursor's position moves past the page; an empty page keeps it
-        next_cursor = feeds.next_cursor(position, (rows[-1][1], rows[-1][0].id) if rows else None)
+    if position is not None:  # the cursor's position moves past the page (the last page: past what it passed over)
+        last = (rows[-1][1], rows[-1][0].id) if rows else None
+        next_cursor = feeds.next_cursor(position, last, settled_below=settled_below, has_more=has_more)
     return {"items": items, "limit": limit, "offset": offset, "has_more": has_more, "next_cursor": next_cursor}

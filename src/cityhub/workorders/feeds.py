@@ -38,6 +38,7 @@ FEEDS = (NEW, CHANGES)
 _CURSOR_FORM = re.compile(r"o1\.([0-9]{1,18})")
 _CHANGES_CURSOR_FORM = re.compile(r"c1\.([0-9]{1,19})\.([0-9]{1,18})")
 _BIGINT_MAX = 2**63 - 1
+_PAST_EVERY_ID = 10**18 - 1  # an order id no order reaches, the most a cursor holds: after every order of a change
 Ts = TypeVarTuple("Ts")
 
 # A position in a feed: (feed, changed_xid, order_id); the feed of new orders' changed_xid is 0.
@@ -172,11 +173,29 @@ def refuse_if_ahead(session: Session, position: Position, cursor: str) -> None:
         )
 
 
-def next_cursor(position: Position, last: tuple[int, int] | None) -> str:
+def settled_before(session: Session, position: Position) -> int | None:
+    """For a page of the feed of changes, asked before its query: :func:`changes.horizon`, below which every change
+    has settled and is seen by the page's query (None for the feed of new orders). See :func:`next_cursor`."""
+    return changes.horizon(session) if position[0] == CHANGES else None
+
+
+def next_cursor(
+    position: Position, last: tuple[int, int] | None, *, settled_below: int | None = None, has_more: bool = True
+) -> str:
     """The cursor of the position after a page: past ``last``, the page's last order as ``(changed_xid, id)`` — the
     row's own ``changed_xid``, as read with it (an object of the session may hold one older than its last flush) —
-    or, for an empty page, the same position."""
+    or, for an empty page, the same position (but see below).
+
+    The feed of changes' last page (``has_more`` false) moves on to past every change below ``settled_below`` (the
+    :func:`settled_before` asked before the page's query), when that is further: the query saw every such change and
+    handed out all that the caller reads, so the orders it passed over — other units', other filters' — are not read
+    again by the next poll. A caller reading a few of the orders polled from its own last order, and so read every
+    change of the others since, poll after poll."""
     feed, changed_xid, after = position
     if last is not None:
         changed_xid, after = last
-    return encode_cursor(after) if feed == NEW else encode_changes_cursor(changed_xid, after)
+    if feed == NEW:
+        return encode_cursor(after)
+    if not has_more and settled_below is not None and (settled_below - 1, _PAST_EVERY_ID) > (changed_xid, after):
+        changed_xid, after = settled_below - 1, _PAST_EVERY_ID
+    return encode_changes_cursor(changed_xid, after)

@@ -507,7 +507,8 @@ class OrderSort(StrEnum):
 
 SORT_DESCRIPTION = (
     "newest (received last first, the default), oldest (received first first) or due (the time limit nearest "
-    "first — overdue ones before those still in time — orders without a running limit last)"
+    "first — overdue ones before those still in time — orders without a running limit last); not with `cursor`, "
+    "whose feed is in the order of the changes"
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile, status
 from fastapi.responses import FileResponse
 from sqlalchemy import ColumnElement, and_, not_, or_
 from sqlalchemy.orm import Session
@@ -196,7 +196,6 @@ def create_order(data: OrderCreate, db: DbSession, principal: Creator) -> Respon
 
 @router.get("", response_model=OrderPage)
 def list_orders(
-    request: Request,
     db: DbSession,
     principal: Reader,
     page: Paging,
@@ -224,7 +223,9 @@ def list_orders(
     held: Annotated[bool | None, Query(description=HELD_DESCRIPTION)] = None,
     import_batch_id: Annotated[int | None, Query(description=IMPORT_BATCH_DESCRIPTION)] = None,
     count: Annotated[bool, Query(description="also count all matches")] = False,
-    sort: Annotated[OrderSort, Query(description=SORT_DESCRIPTION)] = OrderSort.NEWEST,
+    # No default in the schema (None is newest): Swagger UI and generated clients send a declared default, and the
+    # feed of changes refuses any sort given.
+    sort: Annotated[OrderSort | None, Query(description=SORT_DESCRIPTION)] = None,
     updated_since: Annotated[RequestTime | None, Query(description=UPDATED_SINCE_DESCRIPTION)] = None,
     cursor: Annotated[str | None, Query(max_length=200, description=CURSOR_DESCRIPTION)] = None,
     feed: Annotated[Literal["changes"] | None, Query(description=FEED_DESCRIPTION)] = None,
@@ -233,8 +234,10 @@ def list_orders(
     order changed since a client's last poll, none passed (docs/api.md, *Polling the orders for changes*)."""
     feeds.check_updated_since(updated_since)
     position = feeds.position_of(cursor, feed, offset=page.offset, begins=feeds.CHANGES)
+    settled_below = None
     if position is not None:
-        _check_feed_position(request, position, cursor or "", count=count)
+        _check_feed_position(position, cursor or "", sort=sort, count=count)
+        settled_below = feeds.settled_before(db, position)
     filters = OrderFilter(
         state=state,
         unit_id=unit_id,
@@ -269,14 +272,15 @@ def list_orders(
         offset=page.offset,
         count=count,
         scope=search_clause(db, principal, q),
-        sort=sort,
+        sort=sort or OrderSort.NEWEST,
         position=position,
     )
     next_cursor = None
-    if position is not None:  # the cursor's position moves past the page; an empty page keeps it
+    if position is not None:  # the cursor's position moves past the page (the last page: past what it passed over)
         if not rows:
             feeds.refuse_if_ahead(db, position, cursor or "")
-        next_cursor = feeds.next_cursor(position, (rows[-1]["changed_xid"], rows[-1]["id"]) if rows else None)
+        last = (rows[-1]["changed_xid"], rows[-1]["id"]) if rows else None
+        next_cursor = feeds.next_cursor(position, last, settled_below=settled_below, has_more=has_more)
     db.commit()  # ends the read transaction in this thread; the session then closes without another one
     items = [_read_row(r, principal) for r in rows]
     page_read = OrderPage(
@@ -285,7 +289,7 @@ def list_orders(
     return model_response(page_read)
 
 
-def _check_feed_position(request: Request, position: feeds.Position, cursor: str, *, count: bool) -> None:
+def _check_feed_position(position: feeds.Position, cursor: str, *, sort: OrderSort | None, count: bool) -> None:
     """The order list walks the feed of changes alone (the data-sharing API's feed of new orders can pass an order,
     :mod:`cityhub.workorders.feeds`), in the feed's order, without a count: ValidationFailed naming what does not
     fit."""
@@ -295,7 +299,7 @@ def _check_feed_position(request: Request, position: feeds.Position, cursor: str
             f"the feed of changes: begin it with cursor={feeds.CURSOR_START}",
             details={"field": "cursor"},
         )
-    if "sort" in request.query_params:
+    if sort is not None:
         raise ValidationFailed(
             "sort cannot be combined with cursor: the feed of changes is in the order of the changes",
             details={"field": "sort"},
