@@ -24,6 +24,7 @@ from cityhub.notify import service
 from cityhub.notify.models import OutboxMessage, OutboxStatus, Subscription
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.workorders import service as orders
+from cityhub.workorders.models import Order
 from web_helpers import login
 
 API = "/api/v1/notify"
@@ -258,6 +259,9 @@ def test_the_webhooks_page_adds_shows_removes_and_retries(world: World) -> None:
         message = s.scalars(select(OutboxMessage)).one()
         message.status, message.attempts, message.last_error = OutboxStatus.FAILED, 3, "HTTP 502 from receiver"
         message_id = message.id
+        order = s.get(Order, message.order_id)
+        assert order is not None
+        order_id, number = order.id, order.number
     page = admin.get("/admin/webhooks").text
     assert "待发 0 · 重试中 1 · 已停止 0" in page and f"最近失败：#{message_id} HTTP 502 from receiver" in page
     failed = re.search(rf'data-testid="failed-delivery" data-id="{message_id}">.*?</tr>', page, re.S).group(0)  # type: ignore[union-attr]
@@ -265,6 +269,7 @@ def test_the_webhooks_page_adds_shows_removes_and_retries(world: World) -> None:
         "重试中" in failed
         and "已尝试 3 次" in failed
         and f'action="/admin/webhooks/outbox/{message_id}/retry"' in failed
+        and f'<a href="/orders/{order_id}">{number}</a>' in failed  # the order by its number, as everywhere
     )
 
     retried = post(f"/admin/webhooks/outbox/{message_id}/retry")

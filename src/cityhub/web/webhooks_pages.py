@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityhub.api.deps import DbSession
@@ -22,6 +23,7 @@ from cityhub.notify import service
 from cityhub.notify.models import Topic
 from cityhub.web import support
 from cityhub.web.support import FormBody, PageError, render
+from cityhub.workorders.models import Order
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,6 +49,8 @@ def _page(
     failed = db.scalars(
         service.messages_query(statuses=service.UNDELIVERED, active_only=True).limit(FAILED_SHOWN)
     ).all()
+    ids = {m.order_id for m in failed if m.order_id is not None}
+    numbers = {i: n for i, n in db.execute(select(Order.id, Order.number).where(Order.id.in_(ids)))} if ids else {}
     return render(
         request,
         "webhooks.html",
@@ -54,6 +58,7 @@ def _page(
         status_code=status_code,
         subscriptions=service.subscriptions_overview(db),
         failed=failed,
+        order_numbers=numbers,
         failed_shown=FAILED_SHOWN,
         topics=[t.value for t in Topic],
         units=support.unit_groups(db),
