@@ -1100,7 +1100,7 @@ def test_a_choice_is_read_as_the_pages_name_it_and_a_refused_one_lists_those_nam
     report = import_orders(db_session, path=write_csv(tmp_path / "choices.csv", rows, header=header))
 
     assert report.imported == 2
-    channels = dict(db_session.execute(select(Order.external_id, Order.channel)).tuples().all())
+    channels = {e: c for e, c in db_session.execute(select(Order.external_id, Order.channel))}
     assert channels == {"c1": "grid", "c2": "app"}
     [refused] = report.issues
     assert refused.field == "urgency"
