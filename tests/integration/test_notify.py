@@ -647,6 +647,14 @@ def test_cli_webhooks_and_outbox(app_db, db_session, units):
 
     listed = runner.invoke(notify_cli, ["webhooks", "list"])
     assert listed.exit_code == 0 and "http://127.0.0.1:9/h" in listed.stdout and secret not in listed.stdout
+    # Who added it and how its deliveries go, as the page shows them.
+    assert listed.stdout.rstrip("\n").split("\t")[5:] == [
+        "by=cli",
+        "pending=0",
+        "failed=0",
+        "dead=0",
+        "last_sent=never",
+    ]
     bad = runner.invoke(notify_cli, ["webhooks", "add", "--url", "http://x", "--events", "lunch"])
     assert bad.exit_code == 1 and "unknown topic 'lunch'" in bad.stderr
     for url, said in [
@@ -667,6 +675,7 @@ def test_cli_webhooks_and_outbox(app_db, db_session, units):
     [message] = _messages(db_session)
     message.status = OutboxStatus.DEAD
     db_session.commit()
+    assert "\tdead=1\t" in runner.invoke(notify_cli, ["webhooks", "list"]).stdout
     dead = runner.invoke(notify_cli, ["outbox", "list", "--status", "dead"])
     assert dead.exit_code == 0 and dead.stdout.split("\t")[0] == str(message.id)
     assert runner.invoke(notify_cli, ["outbox", "list", "--status", "sent"]).stdout == ""

@@ -54,14 +54,21 @@ def webhooks_add(
 def webhooks_list(
     all_: Annotated[bool, typer.Option("--all", help="Include removed subscriptions.")] = False,
 ) -> None:
-    """List subscriptions (secrets are never printed)."""
+    """List subscriptions, one per line: id, kind, address, topics, unit, then who added it and how its deliveries
+    go (pending, failed and dead messages, the last delivery) as the 推送订阅 page shows them. Secrets are never
+    printed."""
     from cityhub.notify import service
 
     with session_scope() as session:
-        for sub in service.list_subscriptions(session, include_inactive=all_):
+        for row in service.subscriptions_overview(session, include_inactive=all_):
+            sub, d = row.subscription, row.delivery
             unit = sub.unit.code if sub.unit else "*"
             state = "" if sub.active else "\tremoved"
-            typer.echo(f"{sub.id}\t{sub.kind}\t{sub.target}\t{','.join(sub.topics)}\tunit={unit}{state}")
+            sent = d.last_sent_at.isoformat() if d.last_sent_at else "never"
+            typer.echo(
+                f"{sub.id}\t{sub.kind}\t{sub.target}\t{','.join(sub.topics)}\tunit={unit}{state}"
+                f"\tby={row.created_by or '?'}\tpending={d.pending}\tfailed={d.failed}\tdead={d.dead}\tlast_sent={sent}"
+            )
 
 
 @webhooks_app.command("remove")
