@@ -138,8 +138,10 @@ def test_the_service_logs_every_change_and_tells_how_deliveries_go(world: World)
     assert removed.changes["url"] == ["https://receiver.example/hook", None]
     with session_scope() as s:
         assert [o.subscription.id for o in service.subscriptions_overview(s)] == [other_id]
-        with pytest.raises(Conflict, match="was removed"):
+        with pytest.raises(Conflict, match="was removed") as refused:
             service.retry(s, message_id=dead_id)
+        # details.status is the message's, as for a message in another state
+        assert refused.value.details == {"status": "dead", "subscription_removed": True}
 
 
 def test_administrators_manage_webhooks_through_the_api(world: World) -> None:

@@ -865,7 +865,10 @@ def retry(session: Session, *, message_id: int, actor: Any = None) -> OutboxMess
             details={"status": message.status.value},
         )
     if not message.subscription.active:
-        raise Conflict(f"the subscription of message {message_id} was removed", details={"status": "removed"})
+        raise Conflict(
+            f"the subscription of message {message_id} was removed",
+            details={"status": message.status.value, "subscription_removed": True},
+        )
     auditlog.record(
         session,
         actor=actor,
