@@ -382,10 +382,11 @@ def serve(
             "warning: no SO_REUSEPORT here; run `cityhub worker` beside the server for the background dispatcher",
             err=True,
         )
-    from cityhub.serving import exit_on_sigterm, limit_native_threads
+    from cityhub.serving import exit_on_sigterm, ignore_reload_signal, limit_native_threads
 
     limit_native_threads()
     exit_on_sigterm()
+    ignore_reload_signal()  # with --workers 2 or more (no SO_REUSEPORT) uvicorn's supervisor has its own
     uvicorn.run(
         "cityhub.main:create_app", factory=True, host=host, port=port, log_level=log_level().lower(), workers=workers
     )

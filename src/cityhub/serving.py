@@ -11,11 +11,20 @@ addresses, so two processes share 50 connections about evenly whatever their tim
 The parent process only supervises: it starts ``workers`` processes (and, with automatic dispatch in the background,
 the dispatcher's process), starts a new one in place of one that dies unexpectedly, and stops them all on SIGINT or
 SIGTERM. A process whose supervisor disappears (killed with SIGKILL, say) stops itself within a second.
+
+On SIGHUP it replaces them one after the other without refusing a connection (:class:`_Reload`): each server process
+is replaced by a new one — new code and settings — that takes over its listening socket, the old one stopping only
+once the new one says it is ready, the dispatcher last. The supervisor binds each server process's socket and keeps
+it (the process gets a copy, and listens on it): a socket closed with connections in its queue not yet accepted
+resets them, so the replaced process and its replacement share the one socket, and its queue is never dropped. The
+socket of a process that died is closed (new connections then go to the others) and its replacement gets a new one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -25,7 +34,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -34,17 +44,21 @@ RESTART_PAUSE_S = 1.0  # between the unexpected end of a process and its replace
 RESTART_PAUSE_MAX_S = 30.0  # … doubled up to this while replacements keep dying young (a start-up error)
 SHORT_LIFE_S = 10.0  # a process that ended sooner than this after its start "died young"
 STOP_TIMEOUT_S = 30.0  # for all processes together to stop on SIGTERM before they are killed
+READY_TIMEOUT_S = 120.0  # for a reload's new process to say it is ready before it is killed and the old one kept
+ACCEPTED_GRACE_S = 0.5  # a stopping server process waits this long for the request of a connection it accepted last
 ORPHAN_CHECK_S = 1.0  # how often a server process checks that its supervisor is still there
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on (host, port) that other processes may bind too (``SO_REUSEPORT``)."""
+def server_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port), which other processes may bind too (``SO_REUSEPORT``), not listening yet:
+    the server process's uvicorn listens on it as it starts accepting. The kernel gives a socket new connections
+    from the moment it listens, so one made by the supervisor and listening at once would hold those it was given
+    for as long as its process takes to start (seconds)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
     sock.setblocking(False)
     return sock
 
@@ -67,9 +81,9 @@ def claim_port(host: str, port: int) -> int:
     a connection attempt finds any server listening there (a wildcard address is tried on the loopback), and a lock
     file per port and user (``cityhub-serve-UID-PORT.lock`` in the temporary directory), held by the supervisor for
     its life (and removed when it ends: :func:`release_port`), refuses a second one starting at the same time, before
-    either listens. The supervisor's own server processes, and the replacement of one that died, bind without
-    asking. First of all a trial bind refuses, as ``CannotListen`` naming the address, what no server could listen
-    on: a host that does not resolve or is not this machine's, a port the user may not bind."""
+    either listens. The supervisor binds its server processes' sockets, and a new one for the replacement of one
+    that died, without asking. First of all a trial bind refuses, as ``CannotListen`` naming the address, what no
+    server could listen on: a host that does not resolve or is not this machine's, a port the user may not bind."""
     import errno
     import fcntl
     import tempfile
@@ -148,6 +162,22 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+def ignore_reload_signal() -> None:
+    """``cityhub serve`` running uvicorn itself, without the supervisor (one process and no dispatcher beside it, or
+    a platform without ``SO_REUSEPORT``): nothing could replace the process, so SIGHUP — whose default would end the
+    server at once — is logged and ignored."""
+    if not hasattr(signal, "SIGHUP"):
+        return
+
+    def hangup(_signum: int, _frame: Any) -> None:
+        log.warning(
+            "SIGHUP ignored: no reload without the supervisor, which runs with --workers 2 or more or the background "
+            "dispatcher, where the platform has SO_REUSEPORT; restart the server to load new code or settings"
+        )
+
+    signal.signal(signal.SIGHUP, hangup)
+
+
 def stop_when_orphaned(supervisor: int) -> None:
     """End this process (as SIGTERM would: requests in flight finish) once its supervisor is gone, even when
     the supervisor was killed and could not stop it: an orphan would keep the port and serve on, unsupervised."""
@@ -182,39 +212,219 @@ def limit_native_threads() -> None:
     threadpool_limits(limits=1)
 
 
-def _run_worker(host: str, port: int, supervisor: int) -> None:
-    import uvicorn
+def start_problem() -> str | None:
+    """Why a server process must not start here, in one line (None: it may): an invalid setting (``.env`` is read
+    anew by each process), a database its code was not written for. ``cityhub serve`` asks before it starts anything;
+    each process it starts asks again, so that a reload with a broken setting or before ``cityhub db upgrade`` ends
+    the new process at once, saying why, and leaves the old one serving."""
+    from cityhub import migrate
+    from cityhub.config_cli import InvalidSettings, effective_settings
 
-    from cityhub.config import configure_logging, log_level
+    try:
+        effective_settings()
+    except InvalidSettings as exc:
+        return f"invalid settings: {exc}"
+    return migrate.open_problem() or migrate.schema_problem()
+
+
+def _start_or_exit(what: str) -> None:
+    """The start of every supervised process: logging, SIGHUP left to the supervisor, and :func:`start_problem`
+    (logged, exit status 2, as ``cityhub serve`` itself refuses)."""
+    from cityhub.config import configure_logging
 
     configure_logging()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's (a reload), even sent to the process group
+    problem = start_problem()
+    if problem is not None:
+        log.error("%s %s cannot start: %s", what, os.getpid(), problem)
+        raise SystemExit(2)
+
+
+def _run_worker(host: str, port: int, supervisor: int, sock: socket.socket, ready: Connection) -> None:
+    import uvicorn
+
+    from cityhub.config import log_level
+
+    _start_or_exit("server process")
     limit_native_threads()
     stop_when_orphaned(supervisor)
     log.info("server process %s serving on %s:%s", os.getpid(), host, port)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and not self.should_exit:  # the application started, the socket is being accepted on
+                _say_ready(ready)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # uvicorn stops accepting and at once closes every connection that has not sent a request yet: one it
+            # accepted a moment ago, whose request is on its way, would end unanswered. Accept no more, then give
+            # those their time (a reload's replacement, accepting on the same socket, takes the new ones).
+            for server in self.servers:
+                server.close()
+            for sock in sockets or []:
+                sock.close()
+            await asyncio.sleep(ACCEPTED_GRACE_S)
+            await super().shutdown(sockets=sockets)
+
     config = uvicorn.Config("cityhub.main:create_app", factory=True, log_level=log_level().lower())
-    server = uvicorn.Server(config)
-    server.run(sockets=[listening_socket(host, port)])
+    Server(config).run(sockets=[sock])
+
+
+def _run_dispatcher(supervisor: int, ready: Connection) -> None:
+    from cityhub.dispatch.background import process_main
+
+    _start_or_exit("dispatcher")
+    process_main(supervisor, ready=lambda: _say_ready(ready))
+
+
+def _say_ready(ready: Connection) -> None:
+    """Tell the supervisor this process is ready (heard only when a reload waits for it)."""
+    with contextlib.suppress(OSError):  # a start not waited for: the supervisor closed its end
+        ready.send(os.getpid())
+    ready.close()
 
 
 @dataclass
 class _Slot:
-    """One supervised process: what makes it, the process running now, and when a dead one is replaced."""
+    """One supervised process: what makes it, the process running now, and when a dead one is replaced. A server
+    process's slot keeps its listening socket (``listen``: the address) across replacements by a reload."""
 
-    make: Callable[[], Any]
+    make: Callable[[socket.socket | None, Connection], Any]
+    listen: tuple[str, int] | None = None
+    sock: socket.socket | None = None
     process: Any = None
     started: float = 0.0  # monotonic time of the current process's start
     pause: float | None = None  # the last replacement's pause (``restart_pause``)
     restart_at: float | None = None  # set while the process is dead: when its replacement starts
 
+    def launch(self) -> tuple[Any, Connection]:
+        """A new process of this slot, started (the current one, if any, left as it is), and the pipe on which it
+        says it is ready (or ends: EOF)."""
+        if self.listen is not None and self.sock is None:
+            self.sock = server_socket(*self.listen)
+        reader, writer = multiprocessing.get_context("spawn").Pipe(duplex=False)
+        process = self.make(self.sock, writer)
+        process.start()
+        writer.close()  # the new process's copy is the only one: its end is EOF here
+        return process, reader
+
     def start(self, now: float) -> None:
-        self.process, self.started, self.restart_at = self.make(), now, None
-        self.process.start()
+        self.process, ready = self.launch()
+        ready.close()  # a replacement after a death is not waited for
+        self.started, self.restart_at = now, None
+
+    def died(self) -> None:
+        """Its process ended unexpectedly: new connections go to the others' sockets until the replacement's."""
+        if self.sock is not None:
+            self.sock.close()  # connections waiting in its queue are reset, as when the process closed it itself
+            self.sock = None
+
+
+def _name(process: Any) -> str:
+    return f"{process.name} {process.pid}"
+
+
+@dataclass
+class _Reload:
+    """A reload on SIGHUP, one process at a time, advanced by :meth:`step` in the supervisor's loop (which goes on
+    watching the others and stopping on SIGTERM): start the slot's new process; once it says it is ready, stop the
+    old one gracefully (SIGTERM: its requests in flight finish) and wait for it to end; then the next slot. A new
+    process that ends or is not ready within ``READY_TIMEOUT_S`` is killed and the reload stops there, the old
+    process serving on."""
+
+    todo: list[_Slot]
+    metrics_dir: str | None
+    slot: _Slot | None = None  # the slot whose new process is starting
+    new: Any = None
+    ready: Connection | None = None
+    ready_by: float = 0.0
+    old: Any = None  # the replaced process, stopping
+    stopped_by: float = 0.0
+    done: list[str] = field(default_factory=list)  # the new processes that took over
+
+    def processes(self) -> list[Any]:
+        return [p for p in (self.new, self.old) if p is not None]
+
+    def starting(self, slot: _Slot) -> bool:
+        return slot is self.slot
+
+    def step(self, now: float) -> bool:
+        """Advance; False once the reload has ended (done or stopped)."""
+        from cityhub.metrics import process_ended
+
+        if self.old is not None:
+            if self.old.is_alive() and now < self.stopped_by:
+                return True
+            if self.old.is_alive():
+                self.old.kill()
+                log.warning("reload: %s did not stop within %.0f s; killed", _name(self.old), STOP_TIMEOUT_S)
+            self.old.join()
+            if self.metrics_dir is not None:
+                process_ended(self.old.pid, self.metrics_dir)
+            log.info("reload: %s stopped", _name(self.old))
+            self.old = None
+        if self.slot is not None:
+            return self._starting(now)
+        if not self.todo:
+            log.info("reload done: every process replaced (now %s)", ", ".join(self.done))
+            return False
+        self.slot = self.todo.pop(0)
+        try:
+            self.new, self.ready = self.slot.launch()
+        except OSError as exc:  # no socket or no process to be had
+            self.slot = None
+            log.error("reload stopped: cannot start a new process (%s); the processes serve on as they were", exc)
+            return False
+        self.ready_by = now + READY_TIMEOUT_S
+        log.info("reload: started %s to replace %s", _name(self.new), self.slot.process.pid)
+        return True
+
+    def _starting(self, now: float) -> bool:
+        assert self.slot is not None and self.ready is not None
+        slot, new, old = self.slot, self.new, self.slot.process
+        said = self.ready.poll()
+        ready = False
+        if said:
+            try:
+                self.ready.recv()
+                ready = True
+            except EOFError:  # it ended before it was ready
+                pass
+        if not ready and not said and now < self.ready_by:
+            return True
+        self.ready.close()
+        self.slot = self.new = self.ready = None
+        if not ready:
+            if said:  # its end of the pipe closed as it exits: its own exit code, not the kill's
+                new.join(timeout=5.0)
+            new.kill()
+            new.join()
+            why = (
+                f"ended (exit code {new.exitcode}) before it was ready"
+                if said
+                else f"was not ready within {READY_TIMEOUT_S:.0f} s (killed)"
+            )
+            log.error(
+                "reload stopped: the new %s %s; %s serves on, and the processes after it as they were (the lines "
+                "above say why; mend it and send SIGHUP again)",
+                _name(new),
+                why,
+                old.pid,
+            )
+            return False
+        slot.process, slot.started, slot.pause, slot.restart_at = new, now, None, None
+        self.old, self.stopped_by = old, now + STOP_TIMEOUT_S
+        old.terminate()  # uvicorn finishes the requests in flight; the dispatcher its round
+        log.info("reload: %s is ready; stopping %s", _name(new), old.pid)
+        self.done.append(_name(new))
+        return True
 
 
 def serve_reuseport(*, host: str, port: int, workers: int, dispatcher: bool = False) -> None:
     """Run ``workers`` server processes on (host, port), and with ``dispatcher`` the background dispatcher's
-    process (:mod:`cityhub.dispatch.background`), until SIGINT or SIGTERM."""
-    listening_socket(host, port).close()  # fail here, in one line, when the address is taken or not ours
+    process (:mod:`cityhub.dispatch.background`), until SIGINT or SIGTERM; SIGHUP replaces them (:class:`_Reload`)."""
+    server_socket(host, port).close()  # fail here, in one line, when the address is taken or not ours
     from cityhub.metrics import metrics_directory
 
     # With metrics on, the processes' metric files go to a new directory of this supervisor's (named in their
@@ -231,39 +441,64 @@ def _supervise(*, host: str, port: int, workers: int, dispatcher: bool, metrics_
     from cityhub.metrics import process_ended
 
     ctx = multiprocessing.get_context("spawn")
-    stopping = False
+    stopping, hangups = False, 0
+    supervisor = os.getpid()
 
-    def server() -> Any:
-        return ctx.Process(target=_run_worker, args=(host, port, os.getpid()), name="cityhub-server")
+    def server(sock: socket.socket | None, ready: Connection) -> Any:
+        args = (host, port, supervisor, sock, ready)
+        return ctx.Process(target=_run_worker, args=args, name="cityhub-server")
 
-    def dispatch() -> Any:
-        from cityhub.dispatch.background import process_main
-
-        return ctx.Process(target=process_main, args=(os.getpid(),), name="cityhub-dispatcher")
+    def dispatch(_sock: socket.socket | None, ready: Connection) -> Any:
+        return ctx.Process(target=_run_dispatcher, args=(supervisor, ready), name="cityhub-dispatcher")
 
     def stop(_signum: int, _frame: Any) -> None:
         nonlocal stopping
         stopping = True
 
+    def hangup(_signum: int, _frame: Any) -> None:
+        nonlocal hangups
+        hangups += 1
+
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    slots = [_Slot(kind) for kind in [server] * workers + ([dispatch] if dispatcher else [])]
+    signal.signal(signal.SIGHUP, hangup)
+    slots = [_Slot(server, (host, port)) for _ in range(workers)] + ([_Slot(dispatch)] if dispatcher else [])
     for slot in slots:
         slot.start(time.monotonic())
     log.info(
-        "serving on %s:%d with %d processes (one listening socket each)%s",
+        "serving on %s:%d with %d processes (one listening socket each)%s; SIGHUP replaces them one by one",
         host,
         port,
         workers,
         " and a background dispatcher" if dispatcher else "",
     )
+    reload: _Reload | None = None
+    queued = False
     while not stopping:
         time.sleep(0.2)
         now = time.monotonic()
+        if hangups:
+            hangups = 0
+            if reload is None:
+                queued = True
+            elif not queued:
+                queued = True
+                log.info("SIGHUP during a reload: another reload follows this one")
+        if reload is None and queued:
+            queued = False
+            log.info(
+                "SIGHUP: replacing the %d processes one by one%s",
+                len(slots),
+                ", the dispatcher last" if dispatcher else "",
+            )
+            reload = _Reload(list(slots), metrics_dir)
+        if reload is not None and not reload.step(now):
+            reload = None
         for slot in slots:
-            if stopping or slot.process.is_alive():
-                continue
+            if stopping or slot.process.is_alive() or (reload is not None and reload.starting(slot)):
+                continue  # a slot whose new process is starting: that process takes over, or the reload stops
             if slot.restart_at is None:
+                slot.died()
                 if metrics_dir is not None:  # its live gauges go (its counts stay in the totals)
                     process_ended(slot.process.pid, metrics_dir)
                 slot.pause = restart_pause(slot.pause, now - slot.started)
@@ -276,11 +511,24 @@ def _supervise(*, host: str, port: int, workers: int, dispatcher: bool, metrics_
                     slot.pause,
                 )
             elif now >= slot.restart_at:  # the other slots are watched meanwhile, and a stop is not delayed
-                slot.start(now)
+                try:
+                    slot.start(now)
+                except OSError as exc:  # no socket or no process to be had
+                    slot.restart_at = now + RESTART_PAUSE_MAX_S
+                    log.error(
+                        "cannot start another %s (%s); trying again in %.0f s",
+                        slot.process.name,
+                        exc,
+                        RESTART_PAUSE_MAX_S,
+                    )
+    processes = [slot.process for slot in slots] + (reload.processes() if reload is not None else [])
+    for process in processes:
+        process.terminate()  # uvicorn finishes the requests in flight on SIGTERM; the dispatcher its round
     for slot in slots:
-        slot.process.terminate()  # uvicorn finishes the requests in flight on SIGTERM; the dispatcher its round
+        if slot.sock is not None:
+            slot.sock.close()  # once the processes have closed theirs, connections are refused
     deadline = time.monotonic() + STOP_TIMEOUT_S  # one wait for all, not one per process
-    for slot in slots:
-        slot.process.join(timeout=max(0.0, deadline - time.monotonic()))
-        if slot.process.is_alive():
-            slot.process.kill()
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()

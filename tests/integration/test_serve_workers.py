@@ -1,5 +1,6 @@
 """`cityhub serve --workers 2`: one listening socket per process, so new connections spread over both processes;
-a process that dies is replaced; SIGTERM stops them all. Real processes on a loopback port."""
+a process that dies is replaced; SIGHUP replaces them all without a failed request; SIGTERM stops them all. Real
+processes on a loopback port."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,16 +47,22 @@ def _children(parent: psutil.Process) -> list[psutil.Process]:
 
 
 @contextmanager
-def _serving(tmp_path: Path, *options: str) -> Iterator[tuple[subprocess.Popen[bytes], int, str, Path]]:
+def _serving(
+    tmp_path: Path, *options: str, cwd: Path | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], int, str, Path]]:
     """`cityhub serve --workers 2` (or with ``options`` instead) over a migrated SQLite database in ``tmp_path``,
-    answering /healthz: (its process, port, base URL, log file); killed with all its processes after."""
+    answering /healthz: (its process, port, base URL, log file); killed with all its processes after. ``cwd``: the
+    working directory, whose ``.env`` the processes read."""
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     migrate.upgrade(url)
     port = free_port()
     env = {**os.environ, "CITYHUB_DATABASE_URL": url}
+    if env.get("PYTHONPATH"):  # the code under test (PYTHONPATH=src) wherever the server's working directory is
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep))
     proc = subprocess.Popen(
         [str(CLI), "serve", "--no-scheduler", "--port", str(port), *(options or ("--workers", "2"))],
         env=env,
+        cwd=cwd,
         stdout=open(tmp_path / "serve.log", "w"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
     )
@@ -216,3 +224,120 @@ def test_each_server_process_logs_with_the_cli_format_and_level(shared_server):
         return {int(ln.split("server process ")[1].split()[0]) for ln in lines}
 
     wait_until(lambda: pids <= started())
+
+
+def _dispatcher(parent: psutil.Process) -> int | None:
+    """The background dispatcher's process (niced, see _children), alive."""
+    for child in parent.children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()) and child.nice() > 0 and _alive(child):
+                return child.pid
+        except psutil.NoSuchProcess:
+            pass
+    return None
+
+
+class _Client:
+    """A client asking without a pause, each request on a new connection (as a reverse proxy asks by default),
+    for /healthz and the login page in turn, in a thread, until stopped: what it got other than a 200."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.answered = port, 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            path = "/login" if self.answered % 2 else "/healthz"
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            try:
+                connection.request("GET", path)
+                answer = connection.getresponse()
+                answer.read()
+                if answer.status != 200:
+                    self.failures.append(f"{path}: {answer.status}")
+                self.answered += 1
+            except OSError as exc:  # refused, reset, closed without an answer, timed out
+                self.failures.append(f"{path}: {exc!r}")
+            finally:
+                connection.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=120)
+
+
+def _lines(log: Path, text: str) -> list[str]:
+    return [line for line in log.read_text().splitlines() if text in line]
+
+
+def test_sighup_replaces_every_process_one_by_one_without_a_failed_request(tmp_path):
+    with _serving(tmp_path, cwd=tmp_path) as (proc, port, _base, log):
+        parent = psutil.Process(proc.pid)
+        wait_until(lambda: len(_children(parent)) == 2 and _dispatcher(parent) is not None)
+        servers, dispatcher = {c.pid for c in _children(parent)}, _dispatcher(parent)
+        client = _Client(port)
+        try:
+            wait_until(lambda: client.answered > 20)
+            before = client.answered
+            proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: _lines(log, "reload done"), timeout=300)
+            during = client.answered - before
+            wait_until(lambda: client.answered > before + during + 20)  # and after it, by the new processes only
+        finally:
+            client.stop()
+        assert client.failures == [] and during > 0
+        assert proc.poll() is None  # the supervisor serves on
+        now = {c.pid for c in _children(parent)}
+        assert len(now) == 2 and not now & servers, (servers, now)  # every server process replaced
+        assert _dispatcher(parent) not in (None, dispatcher)
+        (done,) = _lines(log, "reload done")
+        assert (
+            all(f"cityhub-server {pid}" in done for pid in now) and f"cityhub-dispatcher {_dispatcher(parent)}" in done
+        )
+        for pid in servers:  # each old one stopped gracefully, after its replacement said it was ready
+            (ready,) = _lines(log, f"is ready; stopping {pid}")
+            assert log.read_text().index(ready) < log.read_text().index(f"reload: cityhub-server {pid} stopped")
+        assert not _lines(log, "did not stop")
+
+
+def test_a_replacement_that_cannot_start_leaves_the_old_processes_serving(tmp_path):
+    with _serving(tmp_path, cwd=tmp_path) as (proc, port, base, log):
+        parent = psutil.Process(proc.pid)
+        wait_until(lambda: len(_children(parent)) == 2 and _dispatcher(parent) is not None)
+        servers, dispatcher = {c.pid for c in _children(parent)}, _dispatcher(parent)
+        (tmp_path / ".env").write_text("CITYHUB_WORKING_HOURS=9-18\n")  # read by every new process
+        client = _Client(port)
+        try:
+            proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: _lines(log, "SIGHUP: replacing"))
+            proc.send_signal(signal.SIGHUP)  # during the reload: another one follows it
+            wait_until(lambda: len(_lines(log, "reload stopped")) == 2, timeout=300)
+            answered = client.answered
+            wait_until(lambda: client.answered > answered + 20)
+        finally:
+            client.stop()
+        assert client.failures == [] and proc.poll() is None
+        assert len(_lines(log, "SIGHUP during a reload: another reload follows this one")) == 1
+        refused = _lines(log, "cannot start: invalid settings: CITYHUB_WORKING_HOURS")
+        assert len(refused) == 2 and all("from .env" in line for line in refused)
+        for stopped in _lines(log, "reload stopped"):
+            assert "ended (exit code 2) before it was ready" in stopped and "serves on" in stopped
+        assert {c.pid for c in _children(parent)} == servers and _dispatcher(parent) == dispatcher  # none replaced
+        assert not _lines(log, "reload done")
+
+        (tmp_path / ".env").unlink()  # mended: the next SIGHUP replaces them all
+        proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: _lines(log, "reload done"), timeout=300)
+        assert not {c.pid for c in _children(parent)} & servers and _dispatcher(parent) != dispatcher
+        assert httpx.get(f"{base}/healthz", timeout=30).status_code == 200
+
+
+def test_sighup_to_a_one_process_server_is_logged_and_it_serves_on(tmp_path):
+    """Without the supervisor nothing could replace the process: SIGHUP (whose default would end it) is refused."""
+    with _serving(tmp_path, "--workers", "1", "--no-dispatcher") as (proc, _port, base, log):
+        proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: _lines(log, "SIGHUP ignored: no reload without the supervisor"))
+        assert proc.poll() is None and httpx.get(f"{base}/healthz", timeout=30).status_code == 200

@@ -38,7 +38,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -388,8 +388,9 @@ def start_thread() -> tuple[threading.Thread, threading.Event]:
     return thread, stop
 
 
-def process_main(supervisor: int) -> None:
-    """Entry point of the dispatcher process ``cityhub serve`` starts (see :mod:`cityhub.serving`)."""
+def process_main(supervisor: int, ready: Callable[[], None] | None = None) -> None:
+    """Entry point of the dispatcher process ``cityhub serve`` starts (see :mod:`cityhub.serving`); ``ready`` is
+    called once it has warmed up, as it starts deciding (a reload stops the process it replaces then)."""
     from cityhub.config import configure_logging
     from cityhub.dispatch.service import warm_up
     from cityhub.serving import limit_native_threads, stop_when_orphaned
@@ -413,4 +414,6 @@ def process_main(supervisor: int) -> None:
         from cityhub.intake import dedupe
 
         dedupe.warm_up()  # the similar-orders index, for the duplicate checks intake leaves to the dispatcher
+    if ready is not None:
+        ready()
     run(stop)
