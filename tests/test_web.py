@@ -2551,6 +2551,23 @@ def test_the_knowledge_base_is_kept_from_its_page_and_feeds_the_instant_answers(
     assert "社保卡丢失补办" not in sup.get("/kb").text and "社保卡丢失补办" in sup.get("/kb?inactive=1").text
 
 
+def test_a_form_holding_a_character_no_database_stores_gets_a_page_saying_so(org, db_backend) -> None:
+    """A text with NUL typed into a form whose page does not check it reached PostgreSQL, which refused it; the
+    browser got 页面不存在 (as for an id beyond every key in a page's address). It says what is wrong now."""
+    if db_backend == "sqlite":
+        pytest.skip("SQLite stores NUL in text")
+    sup = login("sup")
+    form = {
+        "csrf_token": csrf(sup),
+        "question": "社保卡\x00丢了怎么办？",
+        "answer": "到社保网点补办。",
+        "keywords": "社保卡",
+    }
+    refused = sup.post("/kb", data=form, headers={"Accept": "text/html"}, follow_redirects=False)
+    assert refused.status_code == 400 and refused.headers["content-type"].startswith("text/html")
+    assert "无法保存的值" in refused.text and "页面不存在" not in refused.text
+
+
 def test_knowledge_base_edits_read_in_the_configuration_log_in_either_language(org, tmp_path) -> None:
     """An entry made and edited on the 知识库 page, and one imported, are in 系统日志: by whom, which entry (linked),
     its fields by their names, the expiry in local time, the import's file — in Chinese and in English."""

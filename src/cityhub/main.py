@@ -418,7 +418,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _unstorable(request: Request, exc: DataError) -> Response:
         # SQLSTATE class 22: a value the database cannot hold or compare (an id beyond INTEGER, NUL in text).
         # The request carried it, so it is the client's error; ids and texts are not bounded one route at a time.
+        # A page's address holding such an id is no page; a form holding such a text says so (it was "not found").
         if _browser_page(request):
+            if request.method == "POST":
+                return _error_page(request, 400, "err.unstorable")
             return _error_page(request, 404, "err.page_not_found")
         reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
         return _error(422, "validation_failed", f"invalid value: {reason}", {"errors": []})
