@@ -93,6 +93,7 @@ from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import changes
 from cityhub.workorders.models import Order, OrderEvent
+from cityhub.workorders.service import order_numbers
 
 Direction = Literal["higher", "lower"]
 
@@ -1164,13 +1165,7 @@ def drilldown(
     """
     u = resolve_unit(session, unit=unit)
     rows = facts(session, kpi=kpi, period=period, unit_id=u.id, repeat_days=repeat_days)
-    ids = sorted({f.order_id for f in rows})
-    numbers: dict[int, str] = {}
-    for chunk in range(0, len(ids), 5000):  # bounded IN lists on every backend
-        part = ids[chunk : chunk + 5000]
-        numbers.update(
-            (oid, num) for oid, num in session.execute(select(Order.id, Order.number).where(Order.id.in_(part)))
-        )
+    numbers = order_numbers(session, (f.order_id for f in rows))
     items = [
         {"ref_id": f.ref_id, "order_id": f.order_id, "number": numbers.get(f.order_id), "hit": f.hit}
         | ({"event": f.event} if f.event is not None else {})  # an act, or the sweep's mark of a missed limit

@@ -1577,8 +1577,7 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, scope=scope_of(db, principal).clause()
     )
     # 拆单: the appeal a waiting order was split from, by number.
-    parents = {order.split_from_id for order, _ in rows} - {None}
-    split_from = {i: n for i, n in db.execute(select(Order.id, Order.number).where(Order.id.in_(parents)))}
+    split_from = orders.order_numbers(db, (order.split_from_id for order, _ in rows))
     # A returned order says who sent it back and why: the next unit is chosen by it.
     returns = dispatch.last_returns(db, [order.id for order, _ in rows if order.state == State.RETURNED])
     return render(

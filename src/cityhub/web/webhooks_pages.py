@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityhub.api.deps import DbSession
@@ -23,7 +22,7 @@ from cityhub.notify import service
 from cityhub.notify.models import Topic
 from cityhub.web import support
 from cityhub.web.support import FormBody, PageError, render
-from cityhub.workorders.models import Order
+from cityhub.workorders.service import order_numbers
 
 router = APIRouter(include_in_schema=False)
 
@@ -49,8 +48,6 @@ def _page(
     failed = db.scalars(
         service.messages_query(statuses=service.UNDELIVERED, active_only=True).limit(FAILED_SHOWN)
     ).all()
-    ids = {m.order_id for m in failed if m.order_id is not None}
-    numbers = {i: n for i, n in db.execute(select(Order.id, Order.number).where(Order.id.in_(ids)))} if ids else {}
     return render(
         request,
         "webhooks.html",
@@ -58,7 +55,7 @@ def _page(
         status_code=status_code,
         subscriptions=service.subscriptions_overview(db),
         failed=failed,
-        order_numbers=numbers,
+        order_numbers=order_numbers(db, (m.order_id for m in failed)),
         failed_shown=FAILED_SHOWN,
         topics=[t.value for t in Topic],
         units=support.unit_groups(db),

@@ -7,7 +7,7 @@ audit event in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -246,6 +246,20 @@ def get_order(session: Session, *, order_id: int) -> Order | None:
     return session.execute(
         select(Order).where(Order.id == order_id).options(selectinload(Order.assists))
     ).scalar_one_or_none()
+
+
+_NUMBERS_CHUNK = 5000  # bounded IN lists on every backend
+
+
+def order_numbers(session: Session, order_ids: Iterable[int | None]) -> dict[int, str]:
+    """The numbers of the orders ``order_ids`` (``None`` among them ignored), by id: what a list naming other orders
+    shows (the order a queued one was split from, a failed webhook delivery's, an assessment fact's)."""
+    ids = sorted({i for i in order_ids if i is not None})
+    numbers: dict[int, str] = {}
+    for start in range(0, len(ids), _NUMBERS_CHUNK):
+        part = ids[start : start + _NUMBERS_CHUNK]
+        numbers.update({i: n for i, n in session.execute(select(Order.id, Order.number).where(Order.id.in_(part)))})
+    return numbers
 
 
 def get_order_by_number(session: Session, *, number: str) -> Order | None:
