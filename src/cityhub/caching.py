@@ -24,13 +24,16 @@ class TtlCache:
     while one background thread per key computes the next: a wall display's 30-second poll never waits seconds for
     the risk findings again, only the first request of a process (or of a new scope) does. ``current`` (a predicate
     on the value at hand) expires a value before its time when what it was computed from has moved (the correlation
-    graph's orders): answered once more, refreshed likewise."""
+    graph's orders): answered once more, refreshed likewise. A value computed in place is computed once per key at a
+    time: a request arriving while another (or a server's warm-up) computes it waits for that value rather than
+    computing it a second time beside it."""
 
     def __init__(self, seconds: float, size: int = 64) -> None:
         self.seconds = seconds
         self.size = size
         self._items: dict[Hashable, tuple[float, Any]] = {}
         self._refreshing: set[Hashable] = set()
+        self._computing: dict[Hashable, threading.Event] = {}  # keys computed in place now, set when stored or failed
         self._generation = 0  # moved by clear(): a refresh started before it does not store what it computed
         self._lock = threading.Lock()
 
@@ -56,9 +59,33 @@ class TtlCache:
                     target=self._refresh, args=(key, refresh, generation), daemon=True, name="cache-refresh"
                 ).start()
             return hit[1]
-        value = compute()
-        self._put(key, value)
-        return value
+        return self._compute_once(key, compute, current)
+
+    def _compute_once(self, key: Hashable, compute: Callable[[], T], current: Callable[[T], bool] | None) -> T:
+        """``compute()`` stored under ``key``, unless a computation of it is under way: then its value, once stored
+        (computed here after all when that one failed or what it stored is no longer current)."""
+        while True:
+            asked = _time.monotonic()
+            with self._lock:
+                running = self._computing.get(key)
+                if running is None:
+                    mine = self._computing[key] = threading.Event()
+            if running is None:
+                break
+            running.wait()
+            with self._lock:
+                hit = self._items.get(key)
+            fresh = hit is not None and (hit[0] >= asked or _time.monotonic() - hit[0] < self.seconds)
+            if hit is not None and fresh and (current is None or current(hit[1])):
+                return hit[1]
+        try:
+            value = compute()
+            self._put(key, value)
+            return value
+        finally:
+            with self._lock:
+                self._computing.pop(key, None)
+            mine.set()
 
     def _put(self, key: Hashable, value: Any, generation: int | None = None) -> None:
         with self._lock:

@@ -56,3 +56,39 @@ def test_the_monitoring_package_fills_the_layers_and_figures_listed_for_it() -> 
     assert not [n for n, i in figures.items() if i.pending]  # the monitoring package connects all it lists
     assert {"air_quality", "water_quality", "active_alarms", "congestion"} <= set(figures)
     assert not figures["on_time_rate"].pending and figures["on_time_rate"].fmt == "percent"
+
+
+def test_a_value_being_computed_is_waited_for_not_computed_again_beside_it() -> None:
+    cache = service._TtlCache(seconds=60.0)
+    started, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def slow() -> int:
+        calls.append("first")
+        started.set()
+        release.wait(5)
+        return 1
+
+    answers: dict[str, int] = {}
+    first = threading.Thread(target=lambda: answers.setdefault("first", cache.get("k", slow)))
+    first.start()
+    assert started.wait(5)
+    second = threading.Thread(
+        target=lambda: answers.setdefault("second", cache.get("k", lambda: calls.append("x") or 2))
+    )
+    second.start()
+    second.join(0.2)
+    assert second.is_alive()  # waiting for the first computation, not computing its own
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert answers == {"first": 1, "second": 1} and calls == ["first"]
+    # Another key is not held up by it; a computation that fails leaves the next caller to compute.
+    assert cache.get("other", lambda: 3) == 3
+
+    def failing() -> int:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        cache.get("bad", failing)
+    assert cache.get("bad", lambda: 4) == 4
