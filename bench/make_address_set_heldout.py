@@ -101,6 +101,18 @@ ALL_CORES = (
     | {s.core for s in STREETS.values() if len(s.core) >= 2}
     | {c.core for c in COMMUNITIES.values() if len(c.core) >= 2}
 )
+
+
+def _other_meanings() -> set[str]:
+    names = {d.core for d in DISTRICTS.values()}
+    for path in (CN_CITIES, ROOT.parent / "shared/data/china_admin_divisions/raw/modood/provinces.csv"):
+        with path.open(encoding="utf-8") as f:
+            names |= {re.sub(r"(市|省|自治区|壮族|回族|维吾尔)+$", "", r["name"]) for r in csv.DictReader(f)}
+    return names
+
+
+# Bare names a reader takes for a district or a city before a street of the same name.
+OTHER_MEANINGS = _other_meanings()
 # Targets: real 街道/镇 (not the two reservoirs/forest farms) and communities with a usable core name.
 TARGET_STREETS = {d: [s for s in STREETS_OF[d] if s.kind != "other"] for d in DISTRICTS}
 DISTRICT_ORDER = sorted(DISTRICTS)
@@ -124,6 +136,7 @@ class Label:
     community_code: str
     ambiguous: bool
     candidates: list[str]
+    truth: tuple[str, str] = ("", "")
 
 
 def label(
@@ -157,7 +170,13 @@ def label(
         if len(pairs) > 1:  # one street, two communities of that name: not a clean sample
             return None
         return Label(truth[0], truth[1], False, [])
-    return Label("", "", True, streets)
+    return Label("", "", True, streets, truth)
+
+
+def written_kind(text: str, code: str) -> bool:
+    """True when ``text`` names street ``code`` with its own kind (XX街/XX街道 for a 街道, XX镇 for a 镇)."""
+    s = STREETS[code]
+    return s.core + ("镇" if s.kind == "镇" else "街") in text
 
 
 # ---------------------------------------------------------------- text pieces
@@ -211,8 +230,17 @@ def to_fullwidth(text: str) -> str:
 
 def street_mention(rng: random.Random, s: Street) -> str:
     if s.kind == "镇":
-        return rng.choice([s.name, s.name, s.core])
-    return rng.choice([s.name, s.core + "街", s.core + "街", s.core])
+        said = rng.choice([s.name, s.name, s.core])
+    else:
+        said = rng.choice([s.name, s.core + "街", s.core + "街", s.core])
+    return bare_street(s) if said == s.core else said
+
+
+def bare_street(s: Street) -> str:
+    """A street's name without 街/镇, unless that bare name is a district's or a city's (白云, 南沙, 北京)."""
+    if s.core in OTHER_MEANINGS:
+        return s.core + ("镇" if s.kind == "镇" else "街")
+    return s.core
 
 
 def community_mention(rng: random.Random, c: Community) -> str:
@@ -253,6 +281,10 @@ Row = dict[str, str]
 
 
 def row(form: str, text: str, lab: Label) -> Row:
+    if lab.ambiguous:  # 新塘街 is the 街道, 新塘镇 the 镇: a written kind that only the truth has decides
+        kept = [code for code in lab.candidates if written_kind(text, code)]
+        if kept == [lab.truth[0]]:
+            lab = Label(lab.truth[0], lab.truth[1], False, [])
     return {
         "form": form,
         "text": text,
@@ -319,7 +351,7 @@ def f_spoken(rng: random.Random, i: int) -> Row | None:
             "{c}，位置大概在{d}{s}{p}附近",
         ]
     )
-    text = tmpl.format(d=d, s=p.street.core, p=place, c=rng.choice(COMPLAINTS))
+    text = tmpl.format(d=d, s=bare_street(p.street), p=place, c=rng.choice(COMPLAINTS))
     lab = label(
         p.district.code if with_district else None,
         p.street.core,
@@ -334,7 +366,7 @@ NICKNAMES = [
     # (nickname, district code, street name) — places every Guangzhou citizen names this way
     ("大学城", "440113", "小谷围街道"),
     ("广州大学城", "440113", "小谷围街道"),
-    ("二沙岛", "440104", "大东街道"),
+    ("二沙岛", "440104", "白云街道"),
     ("生物岛", "440105", "官洲街道"),
     ("中新知识城", "440112", "九佛街道"),
     ("北京路步行街", "440104", "北京街道"),
@@ -352,6 +384,9 @@ def f_abbreviation(rng: random.Random, i: int) -> Row | None:
         text = rng.choice(["{n}{h}", "{d}{n}{h}", "{n}那边{c}"]).format(
             n=nick, d=d.core, h=house_number(rng), c=rng.choice(COMPLAINTS)
         )
+        named = [c for c in COMMUNITIES.values() if c.core == nick]  # the data wins over a nickname (二沙岛)
+        if len(named) == 1:
+            return row("abbreviation_nickname", text, Label(named[0].street, named[0].code, False, []))
         return row("abbreviation_nickname", text, Label(s.code, "", False, []))
     p = pick(rng, i)
     assert p.community
