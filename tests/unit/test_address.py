@@ -412,6 +412,15 @@ def test_a_short_names_typo_counts_when_the_text_names_the_unit_otherwise() -> N
     assert resolve("嘉和街").street is None
 
 
+def test_a_typo_does_not_cut_a_name_the_answer_rests_on() -> None:
+    # 市桥大街: the road of 市桥街道, not 桥南街 with 南 mistyped as 大 (a typo reading across 市桥's end).
+    loc = resolve("番禺区市桥大街13巷17号")
+    assert (loc.street, loc.ambiguous, loc.evidence) == ("市桥街道", False, ["番禺区", "市桥"])
+    # Where no exact name is cut, the typo reading stands.
+    assert resolve("白云区钟洛潭镇").street == "钟落潭镇"
+    assert resolve("番禺区桥大街13巷").street == "桥南街道"
+
+
 _PROSE = "楼下商铺夜间经营噪音很大，多次沟通无果，影响休息。"
 
 

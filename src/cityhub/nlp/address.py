@@ -756,6 +756,13 @@ class Gazetteer:
             covered.claim(m.start, m.end)
         # Units the text mentions in any way, a road's name included (长洲大道 → 长洲街道).
         mentioned = {code for m in taken for code, _ in m.cands}
+        # Names the exact reading rests on, even inside a road's name: a typo may extend one (嘉和街 → 嘉禾街) but
+        # not cut one in two (市桥大街 is 市桥's road, not 桥南街 misspelt).
+        relied = [(m.start, m.end) for m in taken if any(code in context for code, _ in m.cands)]
+
+        def cuts(start: int, end: int) -> bool:
+            return any(a < end and start < b and not (start <= a and b <= end) for a, b in relied)
+
         # (start, length) → candidate code → weight, and whether a candidate came from a 2-character core.
         spans: dict[tuple[int, int], dict[str, float]] = {}
         core2: set[tuple[int, int]] = set()
@@ -782,6 +789,8 @@ class Gazetteer:
         layers = sorted(context, key=len, reverse=True)
         hits: list[_Mention] = []
         for (start, length), cands in spans.items():
+            if cuts(start, start + length):
+                continue
             codes = list(cands)
             if layers:
                 for ctx in layers:
