@@ -421,6 +421,17 @@ def test_a_typo_does_not_cut_a_name_the_answer_rests_on() -> None:
     assert resolve("番禺区桥大街13巷").street == "桥南街道"
 
 
+def test_a_bare_district_against_a_bare_street_of_another_is_ambiguous() -> None:
+    # 黄埔中新知识城: 黄埔 said, 中新 a town of 增城区; nothing says which is meant (it is neither: no landmark list).
+    loc = resolve("黄埔中新知识城3队118号")
+    assert (loc.district, loc.street, loc.ambiguous) == (None, None, True)
+    assert {c.district for c in loc.candidates} == {"黄埔区", "增城区"}
+    # Bare names that agree, or a street named in full, are no contradiction.
+    assert (resolve("白云嘉禾").street, resolve("白云嘉禾").ambiguous) == ("嘉禾街道", False)
+    assert resolve("越秀白云街").street == "白云街道"
+    assert resolve("黄埔中新镇").street == "中新镇"
+
+
 _PROSE = "楼下商铺夜间经营噪音很大，多次沟通无果，影响休息。"
 
 

@@ -24,7 +24,8 @@ How text is resolved:
    ancestor only and the tied chains as candidates. So is a contradiction: a street or district named in full
    (嘉禾街道, 天河区) with a community that lies in another one (握山社区, of 同和街道) — the text says two places,
    nothing in it tells which is meant; the answer is what the two readings agree on (白云区), both readings the
-   candidates. Except a town named with a village that now belongs to a street of the same district
+   candidates. An answer resting on bare names only is contradicted by a bare district name as well (黄埔中新知识城:
+   中新 is 增城区's). Except a town named with a village that now belongs to a street of the same district
    (太和镇大源村: 大源街道 was set up from 太和镇's land, 撤镇设街, and the old address lives on): the village's
    reading, with reduced confidence.
 
@@ -989,13 +990,19 @@ class Gazetteer:
         A town named with a village now under a street of the same district is not a contradiction: streets are
         set up from towns' land (撤镇设街), and the villages' old addresses live on (太和镇大源村 → 大源街道)."""
         depth = _depth(best)
+        # A best chain that rests on bare names only is contradicted by a bare district name too (黄埔中新知识城:
+        # 黄埔 said, 中新 a town of 增城区).
+        bare_best = all(
+            w < W_DISTRICT_FULL for m in mentions for code, w in m.cands if code in best and not (m.weak or m.fuzzy)
+        )
         for m in mentions:
             if m.weak or m.fuzzy or any(code in best for code, _ in m.cands):
                 continue
             for code, weight in m.cands:
                 unit = self.units[code]
                 level = _LEVEL_DEPTH[unit.level]
-                if level >= depth - 1 or weight < (W_DISTRICT_FULL if level == 0 else W_STREET_FULL):
+                floor = (W_DISTRICT_BARE if bare_best else W_DISTRICT_FULL) if level == 0 else W_STREET_FULL
+                if level >= depth - 1 or weight < floor:
                     continue
                 chain = self.chain_of(code)
                 if self._former_town(unit, chain, best):
