@@ -432,6 +432,17 @@ def test_a_bare_district_against_a_bare_street_of_another_is_ambiguous() -> None
     assert resolve("黄埔中新镇").street == "中新镇"
 
 
+def test_a_typo_in_a_long_bare_community_name_counts_inside_the_named_street() -> None:
+    # No 社区/村 after the name, as citizens write a compound's name: 加拿大花元 for 加拿大花园, 金碧亲城 for 金碧新城.
+    loc = resolve("天河区棠下街加拿大花元135号之3")
+    assert (loc.street, loc.community, loc.ambiguous) == ("棠下街道", "加拿大花园社区居委会", False)
+    assert loc.evidence[-1] == "~加拿大花元" and loc.confidence < resolve("天河区棠下街加拿大花园").confidence
+    assert resolve("白云区石井街道金碧亲城16号").community == "金碧新城社区居委会"
+    # Without the street named, a bare name's typo is no evidence.
+    assert resolve("天河区加拿大花元").community is None
+    assert resolve("加拿大花元").district is None
+
+
 _PROSE = "楼下商铺夜间经营噪音很大，多次沟通无果，影响休息。"
 
 

@@ -12,7 +12,8 @@ How text is resolved:
    bare cores (嘉禾, 望岗, 太和). Bare cores are weak evidence; bare cores followed by a road or
    landmark suffix (京溪路, 海珠广场) are weaker still, and common words (人民, 建设, 珠江 …) weaker again.
 3. If a level is still missing, one-character typos of names are looked up: a substituted character (core ≥ 2
-   characters, alias ≥ 3) or a dropped one (core ≥ 3). A typo'd name must lie within what the text names exactly
+   characters, alias ≥ 3) or a dropped one (core ≥ 3); a community's bare name of three characters or more
+   (加拿大花元 for 加拿大花园) only among the communities of the street the text names. A typo'd name must lie within what the text names exactly
    (a community in the named street, else the named district); a name with a 2-character core needs that context,
    or another mention of the same unit in the text (长舟街长洲大道: 长洲 in the road's name). A typo hit lowers
    confidence; one that fits several names makes the result ambiguous among them.
@@ -569,6 +570,7 @@ class Gazetteer:
         self._fuzzy: dict[str, dict[str, float]] = {}
         self._fuzzy_core2: set[str] = set()  # fuzzy keys coming from a 2-character core: need context
         deletions: dict[str, dict[str, float]] = {}
+        bare_keys: set[str] = set()
         # The names each street's communities go by (core, and a village's 村 form: 人和村委会 is 人和村), so that a
         # community's former-village alias does not take a name its neighbour bears.
         names: dict[str | None, dict[str, set[str]]] = {}
@@ -590,12 +592,22 @@ class Gazetteer:
                         fb[u.code] = max(weight, fb.get(u.code, 0.0))
                         if len(core) == 2:
                             self._fuzzy_core2.add(key)
+                elif not core and u.level == COMMUNITY and len(alias) >= 3:
+                    # A community's bare name of three characters or more, mistyped (昌岗冬 for 昌岗东): only inside
+                    # the street the text names.
+                    for i in range(len(alias)):
+                        key = alias[:i] + "?" + alias[i + 1 :]
+                        fb = self._fuzzy.setdefault(key, {})
+                        fb[u.code] = max(weight, fb.get(u.code, 0.0))
+                        bare_keys.add(key)
                 if core and len(core) >= 3 and alias.startswith(core):
                     for i in range(len(core)):
                         dropped = alias[:i] + alias[i + 1 :]
                         db = deletions.setdefault(dropped, {})
                         db[u.code] = max(weight, db.get(u.code, 0.0))
         self._aliases = index
+        # Fuzzy keys that only a bare community name gives (no suffixed form of any unit has them).
+        self._fuzzy_bare = frozenset(bare_keys)
         # One automaton finds, in one pass, the aliases and the names with one character dropped (江中街道 for
         # 江南中街道) that are not names themselves.
         entries: dict[str, tuple[_Cands, _Cands]] = {
@@ -767,6 +779,7 @@ class Gazetteer:
         # (start, length) → candidate code → weight, and whether a candidate came from a 2-character core.
         spans: dict[tuple[int, int], dict[str, float]] = {}
         core2: set[tuple[int, int]] = set()
+        suffixed: set[tuple[int, int]] = set()  # spans some suffixed name's typo fits (not only a bare name's)
         starts = self._fuzzy_anchors.window_starts(text)
         for length in self._fuzzy_lengths:
             for start in sorted(starts.get(length, ())):
@@ -780,10 +793,13 @@ class Gazetteer:
                         cands[code] = max(weight, cands.get(code, 0.0))
                         if key in self._fuzzy_core2:
                             core2.add((start, length))
+                        if key not in self._fuzzy_bare:
+                            suffixed.add((start, length))
         for start, end, found in dropped:
             if not covered.free(start, end):
                 continue
             cands = spans.setdefault((start, end - start), {})
+            suffixed.add((start, end - start))
             for code, weight in found:
                 cands[code] = max(weight, cands.get(code, 0.0))
         # Deepest context first: a typo'd community must lie in the named street, else in the named district.
@@ -793,6 +809,12 @@ class Gazetteer:
             if cuts(start, start + length):
                 continue
             codes = list(cands)
+            if (start, length) not in suffixed:
+                # A bare name's typo counts only among the communities of the street the text names.
+                named = [c for c in context if self.units[c].level == STREET]
+                codes = [c for c in codes if named and self.chain_of(c)[1] == named[0]]
+                if not codes:
+                    continue
             if layers:
                 for ctx in layers:
                     inside = [c for c in codes if ctx in self.chain_of(c)]
