@@ -13,10 +13,11 @@ How text is resolved:
    landmark suffix (京溪路, 海珠广场) are weaker still, and common words (人民, 建设, 珠江 …) weaker again.
 3. If a level is still missing, one-character typos of names are looked up: a substituted character (core ≥ 2
    characters, alias ≥ 3) or a dropped one (core ≥ 3); a community's bare name of three characters or more
-   (加拿大花元 for 加拿大花园) only among the communities of the street the text names. A typo'd name must lie within what the text names exactly
-   (a community in the named street, else the named district); a name with a 2-character core needs that context,
-   or another mention of the same unit in the text (长舟街长洲大道: 长洲 in the road's name). A typo hit lowers
-   confidence; one that fits several names makes the result ambiguous among them.
+   (加拿大花元 for 加拿大花园) only among the communities of the street the text names. A typo'd name must lie
+   within what the text names exactly (a community in the named street, else the named district); a name with a
+   2-character core needs that context, or another mention of the same unit in the text (长舟街长洲大道: 长洲 in the
+   road's name); it may not cut in two a name the exact reading rests on (市桥大街 is not 桥南街 misspelt). A typo
+   hit lowers confidence; one that fits several names makes the result ambiguous among them.
 4. Every mention's candidate units give a chain (district, street, community); each chain is scored by the
    mentions it explains (a community implies its street and district). A level counts only when a mention of
    its own supports it; a weak (road-embedded) mention supports a level only under an otherwise supported
