@@ -1,6 +1,7 @@
 """Address → jurisdiction accuracy and throughput on bench/data/addresses_labelled.csv.
 
     .venv/bin/python bench/bench_address.py [--repeat 3] [--messages CSV]
+    .venv/bin/python bench/bench_address.py --set bench/data/addresses_heldout.csv
 
 Also scores the second set (``bench/data/addresses_independent.csv`` and ``addresses_negative.csv``, built by
 ``bench/make_address_set_independent.py``): accuracy per form, and false positives on lines with no Guangzhou place.
@@ -88,11 +89,19 @@ def _second_set(gaz: Any) -> dict[str, Any] | None:
     Guangzhou place that get a street anyway (false positives)."""
     if not SECOND.exists():
         return None
+    return _score_set(gaz, SECOND, list(csv.DictReader(NEGATIVE.open(encoding="utf-8"))))
+
+
+def _score_set(gaz: Any, path: Path, negative_rows: list[dict[str, str]]) -> dict[str, Any]:
+    """The second set's scoring for any file of its columns; ``negative_rows`` have no Guangzhou place."""
     street: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     community: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     errors: list[dict[str, Any]] = []
-    for r in csv.DictReader(SECOND.open(encoding="utf-8")):
+    said_ambiguous = 0
+    rows = [r for r in csv.DictReader(path.open(encoding="utf-8")) if not r["form"].startswith("negative")]
+    for r in rows:
         loc = gaz.resolve(r["text"])
+        said_ambiguous += loc.ambiguous
         if r["ambiguous"] == "1":
             street_ok, community_ok = loc.ambiguous, None
         else:
@@ -116,43 +125,60 @@ def _second_set(gaz: Any) -> dict[str, Any] | None:
                 }
             )
     negatives: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for r in csv.DictReader(NEGATIVE.open(encoding="utf-8")):
-        placed = bool(gaz.resolve(r["text"]).street_code)
+    placed_negatives: list[dict[str, Any]] = []
+    for r in negative_rows:
+        loc = gaz.resolve(r["text"])
+        placed = bool(loc.street_code)
         for key in (r["form"], "overall"):
             negatives[key][0] += placed
             negatives[key][1] += 1
+        if placed:
+            placed_negatives.append({"form": r["form"], "text": r["text"], "street": loc.street_code})
 
     def share(c: list[int]) -> dict[str, Any]:
         return {"n": c[1], "correct": c[0], "accuracy": round(c[0] / c[1], 4) if c[1] else None}
 
+    try:
+        shown = str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        shown = str(path)
     return {
-        "dataset": str(SECOND.relative_to(ROOT)),
+        "dataset": shown,
+        "ambiguous_rate": round(said_ambiguous / len(rows), 4) if rows else None,
+        "ambiguous_expected": sum(r["ambiguous"] == "1" for r in rows),
         "street": {k: share(v) for k, v in sorted(street.items())},
         "community": {k: share(v) for k, v in sorted(community.items())},
         "false_positives": {
             k: {"n": v[1], "placed": v[0], "rate": round(v[0] / v[1], 4)} for k, v in sorted(negatives.items())
         },
         "errors": errors,
+        "placed_negatives": placed_negatives,
     }
 
 
-def _second_set_lines(second: dict[str, Any] | None) -> list[str]:
+SECOND_ABOUT = (
+    "Written by a separate session as an independent check (all eleven districts, complaint sentences, deletion "
+    "and homophone typos, communities shared by several streets); the resolver was improved with its failures "
+    "in view, so it is a development set now. A row without a single right answer counts only when the "
+    "resolver says ambiguous."
+)
+
+
+def _second_set_lines(second: dict[str, Any] | None, title: str = "Second set", about: str = SECOND_ABOUT) -> list[str]:
     if not second:
         return []
     s, c, neg = second["street"], second["community"], second["false_positives"]
     lines = [
         "",
-        f"## Second set (`{second['dataset']}`)",
+        f"## {title} (`{second['dataset']}`)",
         "",
-        "Written by a separate session as an independent check (all eleven districts, complaint sentences, deletion "
-        "and homophone typos, communities shared by several streets); the resolver was improved with its failures "
-        "in view, so it is a development set now. A row without a single right answer counts only when the "
-        "resolver says ambiguous.",
+        about,
         "",
         f"Street {s['overall']['correct']}/{s['overall']['n']} = **{s['overall']['accuracy']}**, community "
         f"{c['overall']['correct']}/{c['overall']['n']} = **{c['overall']['accuracy']}**; lines with no Guangzhou "
         f"place given a street anyway: {neg['overall']['placed']}/{neg['overall']['n']} "
-        f"(**{neg['overall']['rate']}**).",
+        f"(**{neg['overall']['rate']}**). Said ambiguous on {second['ambiguous_rate']} of the placeable rows "
+        f"({second['ambiguous_expected']} rows have no single right answer).",
         "",
         "| form | n | street acc | community acc |",
         "|---|---|---|---|",
@@ -168,7 +194,25 @@ def _second_set_lines(second: dict[str, Any] | None) -> list[str]:
             f"- [{e['form']}] {e['text']}: expected {e['expected']} → {e['street'] or '∅'} / "
             f"{e['community'] or '∅'}{' (ambiguous)' if e['ambiguous'] else ''}"
         )
+    if second["placed_negatives"]:
+        lines += ["", f"Placed negatives: {len(second['placed_negatives'])}", ""]
+        lines += [f"- [{e['form']}] {e['text']} → {e['street']}" for e in second["placed_negatives"]]
     return lines
+
+
+def _score_one_set(path: Path) -> None:
+    gaz = default_gazetteer()
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    report = _score_set(gaz, path, [r for r in rows if r["form"].startswith("negative")])
+    name = path.stem.removeprefix("addresses_")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"address_{name}.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    lines = [
+        "# Address → jurisdiction benchmark, one set",
+        *_second_set_lines(report, "Set", "Scored as the second set."),
+    ]
+    (OUT / f"address_{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -180,7 +224,16 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--messages", type=Path, default=MESSAGES, help="CSV with title and content columns")
     ap.add_argument("--message-rows", type=int, default=3000)
+    ap.add_argument(
+        "--set",
+        type=Path,
+        help="score only this file (the second set's columns; rows whose form starts with 'negative' name no "
+        "Guangzhou place) and write bench/results/address_<name>.json and .md",
+    )
     args = ap.parse_args()
+    if args.set:
+        _score_one_set(args.set)
+        return
     rows = list(csv.DictReader(DATA.open(encoding="utf-8")))
     t0 = time.perf_counter()
     gaz = default_gazetteer()

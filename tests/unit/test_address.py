@@ -412,6 +412,37 @@ def test_a_short_names_typo_counts_when_the_text_names_the_unit_otherwise() -> N
     assert resolve("嘉和街").street is None
 
 
+def test_a_typo_does_not_cut_a_name_the_answer_rests_on() -> None:
+    # 市桥大街: the road of 市桥街道, not 桥南街 with 南 mistyped as 大 (a typo reading across 市桥's end).
+    loc = resolve("番禺区市桥大街13巷17号")
+    assert (loc.street, loc.ambiguous, loc.evidence) == ("市桥街道", False, ["番禺区", "市桥"])
+    # Where no exact name is cut, the typo reading stands.
+    assert resolve("白云区钟洛潭镇").street == "钟落潭镇"
+    assert resolve("番禺区桥大街13巷").street == "桥南街道"
+
+
+def test_a_bare_district_against_a_bare_street_of_another_is_ambiguous() -> None:
+    # 黄埔中新知识城: 黄埔 said, 中新 a town of 增城区; nothing says which is meant (it is neither: no landmark list).
+    loc = resolve("黄埔中新知识城3队118号")
+    assert (loc.district, loc.street, loc.ambiguous) == (None, None, True)
+    assert {c.district for c in loc.candidates} == {"黄埔区", "增城区"}
+    # Bare names that agree, or a street named in full, are no contradiction.
+    assert (resolve("白云嘉禾").street, resolve("白云嘉禾").ambiguous) == ("嘉禾街道", False)
+    assert resolve("越秀白云街").street == "白云街道"
+    assert resolve("黄埔中新镇").street == "中新镇"
+
+
+def test_a_typo_in_a_long_bare_community_name_counts_inside_the_named_street() -> None:
+    # No 社区/村 after the name, as citizens write a compound's name: 加拿大花元 for 加拿大花园, 金碧亲城 for 金碧新城.
+    loc = resolve("天河区棠下街加拿大花元135号之3")
+    assert (loc.street, loc.community, loc.ambiguous) == ("棠下街道", "加拿大花园社区居委会", False)
+    assert loc.evidence[-1] == "~加拿大花元" and loc.confidence < resolve("天河区棠下街加拿大花园").confidence
+    assert resolve("白云区石井街道金碧亲城16号").community == "金碧新城社区居委会"
+    # Without the street named, a bare name's typo is no evidence.
+    assert resolve("天河区加拿大花元").community is None
+    assert resolve("加拿大花元").district is None
+
+
 _PROSE = "楼下商铺夜间经营噪音很大，多次沟通无果，影响休息。"
 
 

@@ -12,10 +12,12 @@ How text is resolved:
    bare cores (嘉禾, 望岗, 太和). Bare cores are weak evidence; bare cores followed by a road or
    landmark suffix (京溪路, 海珠广场) are weaker still, and common words (人民, 建设, 珠江 …) weaker again.
 3. If a level is still missing, one-character typos of names are looked up: a substituted character (core ≥ 2
-   characters, alias ≥ 3) or a dropped one (core ≥ 3). A typo'd name must lie within what the text names exactly
-   (a community in the named street, else the named district); a name with a 2-character core needs that context,
-   or another mention of the same unit in the text (长舟街长洲大道: 长洲 in the road's name). A typo hit lowers
-   confidence; one that fits several names makes the result ambiguous among them.
+   characters, alias ≥ 3) or a dropped one (core ≥ 3); a community's bare name of three characters or more
+   (加拿大花元 for 加拿大花园) only among the communities of the street the text names. A typo'd name must lie
+   within what the text names exactly (a community in the named street, else the named district); a name with a
+   2-character core needs that context, or another mention of the same unit in the text (长舟街长洲大道: 长洲 in the
+   road's name); it may not cut in two a name the exact reading rests on (市桥大街 is not 桥南街 misspelt). A typo
+   hit lowers confidence; one that fits several names makes the result ambiguous among them.
 4. Every mention's candidate units give a chain (district, street, community); each chain is scored by the
    mentions it explains (a community implies its street and district). A level counts only when a mention of
    its own supports it; a weak (road-embedded) mention supports a level only under an otherwise supported
@@ -24,7 +26,8 @@ How text is resolved:
    ancestor only and the tied chains as candidates. So is a contradiction: a street or district named in full
    (嘉禾街道, 天河区) with a community that lies in another one (握山社区, of 同和街道) — the text says two places,
    nothing in it tells which is meant; the answer is what the two readings agree on (白云区), both readings the
-   candidates. Except a town named with a village that now belongs to a street of the same district
+   candidates. An answer resting on bare names only is contradicted by a bare district name as well (黄埔中新知识城:
+   中新 is 增城区's). Except a town named with a village that now belongs to a street of the same district
    (太和镇大源村: 大源街道 was set up from 太和镇's land, 撤镇设街, and the old address lives on): the village's
    reading, with reduced confidence.
 
@@ -568,6 +571,7 @@ class Gazetteer:
         self._fuzzy: dict[str, dict[str, float]] = {}
         self._fuzzy_core2: set[str] = set()  # fuzzy keys coming from a 2-character core: need context
         deletions: dict[str, dict[str, float]] = {}
+        bare_keys: set[str] = set()
         # The names each street's communities go by (core, and a village's 村 form: 人和村委会 is 人和村), so that a
         # community's former-village alias does not take a name its neighbour bears.
         names: dict[str | None, dict[str, set[str]]] = {}
@@ -589,12 +593,22 @@ class Gazetteer:
                         fb[u.code] = max(weight, fb.get(u.code, 0.0))
                         if len(core) == 2:
                             self._fuzzy_core2.add(key)
+                elif not core and u.level == COMMUNITY and len(alias) >= 3:
+                    # A community's bare name of three characters or more, mistyped (昌岗冬 for 昌岗东): only inside
+                    # the street the text names.
+                    for i in range(len(alias)):
+                        key = alias[:i] + "?" + alias[i + 1 :]
+                        fb = self._fuzzy.setdefault(key, {})
+                        fb[u.code] = max(weight, fb.get(u.code, 0.0))
+                        bare_keys.add(key)
                 if core and len(core) >= 3 and alias.startswith(core):
                     for i in range(len(core)):
                         dropped = alias[:i] + alias[i + 1 :]
                         db = deletions.setdefault(dropped, {})
                         db[u.code] = max(weight, db.get(u.code, 0.0))
         self._aliases = index
+        # Fuzzy keys that only a bare community name gives (no suffixed form of any unit has them).
+        self._fuzzy_bare = frozenset(bare_keys)
         # One automaton finds, in one pass, the aliases and the names with one character dropped (江中街道 for
         # 江南中街道) that are not names themselves.
         entries: dict[str, tuple[_Cands, _Cands]] = {
@@ -756,9 +770,17 @@ class Gazetteer:
             covered.claim(m.start, m.end)
         # Units the text mentions in any way, a road's name included (长洲大道 → 长洲街道).
         mentioned = {code for m in taken for code, _ in m.cands}
+        # Names the exact reading rests on, even inside a road's name: a typo may extend one (嘉和街 → 嘉禾街) but
+        # not cut one in two (市桥大街 is 市桥's road, not 桥南街 misspelt).
+        relied = [(m.start, m.end) for m in taken if any(code in context for code, _ in m.cands)]
+
+        def cuts(start: int, end: int) -> bool:
+            return any(a < end and start < b and not (start <= a and b <= end) for a, b in relied)
+
         # (start, length) → candidate code → weight, and whether a candidate came from a 2-character core.
         spans: dict[tuple[int, int], dict[str, float]] = {}
         core2: set[tuple[int, int]] = set()
+        suffixed: set[tuple[int, int]] = set()  # spans some suffixed name's typo fits (not only a bare name's)
         starts = self._fuzzy_anchors.window_starts(text)
         for length in self._fuzzy_lengths:
             for start in sorted(starts.get(length, ())):
@@ -772,17 +794,28 @@ class Gazetteer:
                         cands[code] = max(weight, cands.get(code, 0.0))
                         if key in self._fuzzy_core2:
                             core2.add((start, length))
+                        if key not in self._fuzzy_bare:
+                            suffixed.add((start, length))
         for start, end, found in dropped:
             if not covered.free(start, end):
                 continue
             cands = spans.setdefault((start, end - start), {})
+            suffixed.add((start, end - start))
             for code, weight in found:
                 cands[code] = max(weight, cands.get(code, 0.0))
         # Deepest context first: a typo'd community must lie in the named street, else in the named district.
         layers = sorted(context, key=len, reverse=True)
         hits: list[_Mention] = []
         for (start, length), cands in spans.items():
+            if cuts(start, start + length):
+                continue
             codes = list(cands)
+            if (start, length) not in suffixed:
+                # A bare name's typo counts only among the communities of the street the text names.
+                named = [c for c in context if self.units[c].level == STREET]
+                codes = [c for c in codes if named and self.chain_of(c)[1] == named[0]]
+                if not codes:
+                    continue
             if layers:
                 for ctx in layers:
                     inside = [c for c in codes if ctx in self.chain_of(c)]
@@ -980,13 +1013,19 @@ class Gazetteer:
         A town named with a village now under a street of the same district is not a contradiction: streets are
         set up from towns' land (撤镇设街), and the villages' old addresses live on (太和镇大源村 → 大源街道)."""
         depth = _depth(best)
+        # A best chain that rests on bare names only is contradicted by a bare district name too (黄埔中新知识城:
+        # 黄埔 said, 中新 a town of 增城区).
+        bare_best = all(
+            w < W_DISTRICT_FULL for m in mentions for code, w in m.cands if code in best and not (m.weak or m.fuzzy)
+        )
         for m in mentions:
             if m.weak or m.fuzzy or any(code in best for code, _ in m.cands):
                 continue
             for code, weight in m.cands:
                 unit = self.units[code]
                 level = _LEVEL_DEPTH[unit.level]
-                if level >= depth - 1 or weight < (W_DISTRICT_FULL if level == 0 else W_STREET_FULL):
+                floor = (W_DISTRICT_BARE if bare_best else W_DISTRICT_FULL) if level == 0 else W_STREET_FULL
+                if level >= depth - 1 or weight < floor:
                     continue
                 chain = self.chain_of(code)
                 if self._former_town(unit, chain, best):
