@@ -888,6 +888,8 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     # A text the classifier knows next to nothing of: its guesses are shown as guesses.
     doubtful = client.post("/intake/assist", data={**form, "title": "qwerty", "content": "asdfgh 1234"})
     assert 'data-testid="classify-doubtful"' in doubtful.text and "仅供参考" in doubtful.text
+    guesses = doubtful.text.split('data-testid="classify-top3"')[1].split("</ol>")[0]
+    assert "<li><span>" in guesses and "%</small>" not in guesses  # guesses, with no confidence to read into them
     # No order is created by looking things up.
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 1
