@@ -356,6 +356,18 @@ def test_crowd_rules_compare_with_a_share_of_capacity_and_a_sensor_rule_replaces
     assert cleared.alarms_cleared == 1
 
 
+def test_a_kind_rule_on_a_metric_no_sensor_of_the_kind_reports_is_refused_naming_theirs(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """A rule for every water-logging sensor on ``depht`` would never fire: refused, naming what they report. A kind
+    without sensors yet takes any metric (its rules may come before its devices)."""
+    _sensor(db_session)
+    with pytest.raises(ValidationFailed, match=r"no waterlogging sensor reports metric 'depht' \(they report depth\)"):
+        _rule(db_session, metric="depht")
+    assert _rule(db_session, metric="depth")
+    assert _rule(db_session, sensor_kind="river_level", metric="level")
+
+
 def test_the_alarms_order_is_opened_once_per_alarm(db_session: Session, units: dict[str, int]) -> None:
     _sensor(db_session)
     _rule(db_session, duration_s=0)

@@ -352,6 +352,8 @@ def create_rule(session: Session, *, data: RuleCreate, actor: orders.Actor = ord
             f"sensor '{sensor.code}' has no metric '{data.metric}' (it has {', '.join(sensor.metrics)})",
             details={"field": "metric"},
         )
+    if sensor is None and data.sensor_kind is not None:
+        _check_kind_metric(session, data.sensor_kind.value, data.metric)
     if sensor is not None and data.of_capacity and sensor.capacity is None:
         raise ValidationFailed(f"sensor '{sensor.code}' has no capacity", details={"field": "of_capacity"})
     _check_category(session, data.category)
@@ -364,6 +366,19 @@ def create_rule(session: Session, *, data: RuleCreate, actor: orders.Actor = ord
     session.flush()
     _log(session, rule, "create", actor)
     return rule
+
+
+def _check_kind_metric(session: Session, kind: str, metric: str) -> None:
+    """ValidationFailed naming what the sensors of ``kind`` report when none of them reports ``metric`` (a rule on a
+    misspelt metric, ``depht``, would never fire); a kind without sensors yet takes any metric."""
+    reported: set[str] = set()
+    for metrics in session.scalars(select(Sensor.metrics).where(Sensor.kind == kind)):
+        reported.update(metrics or {})
+    if reported and metric not in reported:
+        raise ValidationFailed(
+            f"no {kind} sensor reports metric '{metric}' (they report {', '.join(sorted(reported))})",
+            details={"field": "metric"},
+        )
 
 
 def require_rule(session: Session, *, rule_id: int) -> AlarmRule:
