@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,11 @@ from sqlalchemy import update
 from cityhub.config import get_settings
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
+from cityhub.monitoring import service as monitoring
+from cityhub.monitoring.schemas import SensorCreate
 from cityhub.org.models import Unit
 from cityhub.web import vendor
+from cityhub.web.i18n import LANGUAGE_COOKIE
 from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
 from web_helpers import PASSWORD, build_world, world_env
 
@@ -270,3 +273,52 @@ def test_a_keyboard_reaches_the_maps_orders_through_its_list_and_opens_one(serve
     page.select_option('[data-testid="map-category"]', index=1)
     link = page.get_attribute('[data-testid="map-orders-all"]', "href")
     assert link is not None and "state=open" in link and "category_id=" in link
+
+
+@pytest.mark.sqlite_only(BROWSER_SIDE)
+def test_the_big_screen_fits_a_1440_screen_and_a_phone_in_both_languages(server, browser) -> None:
+    """The big screen's figures stay inside their panel at 1440×900 — an air-quality figure with its unit (60.5
+    µg/m³) widened its column and pushed the other past the panel's edge, cut off — and on a phone (390 px) the page
+    does not run wider than the screen and the title reads on a line or two (it stood one character a line in the
+    wall display's two columns, the exit link past the screen's edge)."""
+    with session_scope() as s:
+        monitoring.create_sensor(
+            s,
+            data=SensorCreate(
+                code="AQ-W1", name="景泰空气站", kind="air_quality", metrics={"pm25": "µg/m³"}, lat=23.19, lng=113.28
+            ),
+        )
+        at = datetime.now(UTC).replace(microsecond=0).isoformat()
+        monitoring.ingest(s, items=[{"metric": "pm25", "measured_at": at, "value": 60.5}], sensor_code="AQ-W1")
+    for lang in ("zh-CN", "en"):
+        for width, height in ((1440, 900), (390, 844)):
+            context = browser.new_context(viewport={"width": width, "height": height})
+            context.add_cookies([{"name": LANGUAGE_COOKIE, "value": lang, "url": server["base"]}])
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            _sign_in_as_lead(page, server["base"])
+            page.goto(f"{server['base']}/map?screen=1")
+            page.wait_for_selector('body.screen #map[data-loaded-base="1"]')
+            assert "60.5" in page.inner_text('[data-testid="ind-value-air_quality"]')
+            fit = page.evaluate(
+                """() => {
+                    const side = document.querySelector('.screen-side'), box = side.getBoundingClientRect();
+                    const cut = [...document.querySelectorAll('.ind')]
+                        .filter(e => e.getBoundingClientRect().right > box.right + 0.5)
+                        .map(e => e.textContent.trim().split(/\\s+/)[0]);
+                    const h1 = document.querySelector('.screen-head h1'), style = getComputedStyle(h1);
+                    const exit = document.querySelector('[data-testid="screen-exit"]').getBoundingClientRect();
+                    return {
+                        cut,
+                        sideScrolls: side.scrollWidth > side.clientWidth,
+                        pageWidth: document.documentElement.scrollWidth,
+                        titleEms: h1.getBoundingClientRect().height / parseFloat(style.fontSize),
+                        exitRight: exit.right,
+                    };
+                }"""
+            )
+            where = (lang, width)
+            assert fit["cut"] == [] and not fit["sideScrolls"], (where, fit)
+            assert fit["pageWidth"] <= width and fit["exitRight"] <= width, (where, fit)
+            assert fit["titleEms"] < 3, (where, fit)  # two lines at most
+            context.close()

@@ -148,15 +148,35 @@ def test_a_storm_raises_one_alarm_and_one_order_and_recovery_clears_it(
     assert done.alarms_cleared == 1 and alarm.state == AlarmState.CLEARED and alarm.open_key is None
     assert alarm.cleared_by == "system" and alarm.clear_value == 8
     trail = orders.history(db_session, order_id=order.id)
-    assert trail[-1].action == "comment" and "监测报警已解除" in (trail[-1].payload or {}).get("text", str(trail[-1]))
+    said = (trail[-1].payload or {}).get("text", "")
+    assert trail[-1].action == "comment" and f"监测报警 #{alarm.id} 已解除" in said
     actions = list(db_session.scalars(select(AlarmEvent.action).where(AlarmEvent.alarm_id == alarm.id)))
     assert actions == ["raised", "order_opened", "cleared"]
 
-    # A new storm later: a new alarm and a new order.
+    # A new storm later, while the unit still works the order: a new alarm, which joins that order (the same
+    # problem at the same place) — told on its trail — instead of opening a second one.
     again = service.ingest(db_session, items=_series("WL-001", [30, 31, 32], start=T0 + timedelta(hours=3)))
     db_session.commit()
-    assert again.alarms_raised == 1 and again.orders_opened == 1
-    assert len(_alarms(db_session)) == 2 and db_session.scalar(select(func.count()).select_from(Order)) == 2
+    assert again.alarms_raised == 1 and again.orders_opened == 0
+    second = _alarms(db_session)[-1]
+    assert second.id != alarm.id and second.order_id == order.id
+    assert db_session.scalar(select(func.count()).select_from(Order)) == 1
+    joined = list(db_session.scalars(select(AlarmEvent.action).where(AlarmEvent.alarm_id == second.id)))
+    assert joined == ["raised", "order_joined"]
+    note = orders.history(db_session, order_id=order.id)[-1]
+    text = (note.payload or {}).get("text", "")
+    assert note.action == "comment" and f"再次报警（监测报警 #{second.id}）" in text and "积水深度 32cm" in text
+
+    # Once the unit has replied, the next storm is a new problem: a new order.
+    service.ingest(db_session, items=_series("WL-001", [5], start=T0 + timedelta(hours=4)))
+    orders.act(db_session, order_id=order.id, action="accept", actor=PERSON)
+    orders.act(db_session, order_id=order.id, action="reply", actor=PERSON, params={"text": "已疏通排水口，积水已退"})
+    db_session.commit()
+    later = service.ingest(db_session, items=_series("WL-001", [30, 31, 32], start=T0 + timedelta(hours=6)))
+    db_session.commit()
+    assert later.alarms_raised == 1 and later.orders_opened == 1
+    assert _alarms(db_session)[-1].order_id not in (None, order.id)
+    assert db_session.scalar(select(func.count()).select_from(Order)) == 2
 
 
 def test_bad_readings_are_rejected_by_index_and_field_and_the_good_ones_kept(
@@ -252,6 +272,28 @@ def test_acknowledge_keeps_counting_and_a_persons_clear_waits_for_recovery(
     ]
 
 
+def test_acknowledging_and_clearing_an_alarm_are_told_on_its_orders_trail(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """The unit working the alarm's order reads there that the duty officer has seen the alarm (确认, with the note),
+    as it reads the clear: an acknowledgement was only in the alarm's own trail."""
+    _sensor(db_session)
+    _rule(db_session, duration_s=0)
+    db_session.commit()
+    service.ingest(db_session, items=_series("WL-001", [25]))
+    [alarm] = _alarms(db_session)
+    service.acknowledge(db_session, alarm_id=alarm.id, actor=PERSON, note="已通知桂花社区到场")
+    service.clear(db_session, alarm_id=alarm.id, actor=PERSON, note="水泵已抽干")
+    db_session.commit()
+    trail = orders.history(db_session, order_id=alarm.order_id)
+    said = [(e.action, e.actor_name, (e.payload or {}).get("text", "")) for e in trail]
+    assert [a for a, _, _ in said] == ["create", "dispatch", "comment", "comment"]
+    (_, ack_by, ack), (_, clear_by, cleared) = said[2], said[3]
+    assert ack_by == clear_by == "值班员"
+    assert f"监测报警 #{alarm.id} 已确认：值班员" in ack and ack.endswith("。说明：已通知桂花社区到场")
+    assert f"监测报警 #{alarm.id} 已解除：值班员" in cleared and cleared.endswith("。说明：水泵已抽干")
+
+
 def test_crowd_rules_compare_with_a_share_of_capacity_and_a_sensor_rule_replaces_its_kinds(
     db_session: Session, units: dict[str, int]
 ) -> None:
@@ -312,6 +354,18 @@ def test_crowd_rules_compare_with_a_share_of_capacity_and_a_sensor_rule_replaces
         items=[{"sensor_code": "CR-2", "measured_at": (T0 + timedelta(minutes=1)).isoformat(), "value": 4000}],
     )
     assert cleared.alarms_cleared == 1
+
+
+def test_a_kind_rule_on_a_metric_no_sensor_of_the_kind_reports_is_refused_naming_theirs(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    """A rule for every water-logging sensor on ``depht`` would never fire: refused, naming what they report. A kind
+    without sensors yet takes any metric (its rules may come before its devices)."""
+    _sensor(db_session)
+    with pytest.raises(ValidationFailed, match=r"no waterlogging sensor reports metric 'depht' \(they report depth\)"):
+        _rule(db_session, metric="depht")
+    assert _rule(db_session, metric="depth")
+    assert _rule(db_session, sensor_kind="river_level", metric="level")
 
 
 def test_the_alarms_order_is_opened_once_per_alarm(db_session: Session, units: dict[str, int]) -> None:

@@ -352,6 +352,8 @@ def create_rule(session: Session, *, data: RuleCreate, actor: orders.Actor = ord
             f"sensor '{sensor.code}' has no metric '{data.metric}' (it has {', '.join(sensor.metrics)})",
             details={"field": "metric"},
         )
+    if sensor is None and data.sensor_kind is not None:
+        _check_kind_metric(session, data.sensor_kind.value, data.metric)
     if sensor is not None and data.of_capacity and sensor.capacity is None:
         raise ValidationFailed(f"sensor '{sensor.code}' has no capacity", details={"field": "of_capacity"})
     _check_category(session, data.category)
@@ -364,6 +366,19 @@ def create_rule(session: Session, *, data: RuleCreate, actor: orders.Actor = ord
     session.flush()
     _log(session, rule, "create", actor)
     return rule
+
+
+def _check_kind_metric(session: Session, kind: str, metric: str) -> None:
+    """ValidationFailed naming what the sensors of ``kind`` report when none of them reports ``metric`` (a rule on a
+    misspelt metric, ``depht``, would never fire); a kind without sensors yet takes any metric."""
+    reported: set[str] = set()
+    for metrics in session.scalars(select(Sensor.metrics).where(Sensor.kind == kind)):
+        reported.update(metrics or {})
+    if reported and metric not in reported:
+        raise ValidationFailed(
+            f"no {kind} sensor reports metric '{metric}' (they report {', '.join(sorted(reported))})",
+            details={"field": "metric"},
+        )
 
 
 def require_rule(session: Session, *, rule_id: int) -> AlarmRule:
@@ -859,8 +874,11 @@ def _apply(
         session.flush()
         _event(session, alarm, "raised", actor=orders.SYSTEM, at=at, value=value, since=_iso(transition.since))
         tally.raised += 1
-        if open_orders and opens_order(rule) and open_order(session, alarm=alarm, sensor=sensor, rule=rule):
-            tally.orders += 1
+        # The sensor's earlier alarm of this metric still has its order open (the same problem being handled): the
+        # alarm joins it; else it opens its own.
+        wanted = open_orders and opens_order(rule)
+        if wanted and _join_open_order(session, alarm=alarm, sensor=sensor) is None:
+            tally.orders += open_order(session, alarm=alarm, sensor=sensor, rule=rule) is not None
         _notify_raised(session, alarm, sensor, rule)
         return alarm
     if alarm is None:  # a repeat or clear always follows a raise or an open alarm
@@ -925,13 +943,20 @@ def _close(
     # Before any new alarm of the same sensor and rule is inserted: the open key is unique.
     session.flush()
     _event(session, alarm, "cleared", actor=actor, at=at, note=note, value=value)
-    if alarm.order_id is not None:
-        # An automatic clear carries the reading that recovered; a person's (or a tool's, or a retirement's) none.
-        who = "系统（监测值已恢复）" if value is not None else actor.name
-        text = f"监测报警已解除：{who}，{_local(at)}" + (f"，当前值 {value:g}" if value is not None else "")
-        if note and value is None:
-            text += f"。说明：{note}"
-        orders.act(session, order_id=alarm.order_id, action="comment", actor=actor, params={"text": text})
+    # An automatic clear carries the reading that recovered; a person's (or a tool's, or a retirement's) none.
+    who = "系统（监测值已恢复）" if value is not None else actor.name
+    text = f"监测报警 #{alarm.id} 已解除：{who}，{_local(at)}" + (f"，当前值 {value:g}" if value is not None else "")
+    _tell_order(session, alarm, actor=actor, text=text, note=note if value is None else None)
+
+
+def _tell_order(session: Session, alarm: Alarm, *, actor: orders.Actor, text: str, note: str | None = None) -> None:
+    """What happened to ``alarm`` on its order's trail, as a comment by whoever did it (the units handling the order
+    read it there): acknowledged, cleared, raised again while the order is open."""
+    if alarm.order_id is None:
+        return
+    if note:
+        text += f"。说明：{note}"
+    orders.act(session, order_id=alarm.order_id, action="comment", actor=actor, params={"text": text})
 
 
 # ------------------------------------------------------------------------------------------------------- orders
@@ -1055,6 +1080,39 @@ def open_order(session: Session, *, alarm: Alarm, sensor: Sensor, rule: AlarmRul
                 actor=orders.SYSTEM,
                 params={"unit_id": unit.id, "reason": f"monitoring: responsible unit of sensor {sensor.code}"},
             )
+    return order
+
+
+def _join_open_order(session: Session, *, alarm: Alarm, sensor: Sensor) -> Order | None:
+    """The open order of an earlier alarm of the same sensor and metric — the same problem at the same place, still
+    being handled (not yet replied) — which ``alarm`` joins instead of opening another: kept on the alarm, its
+    ``order_joined`` event, and a comment on the order saying the sensor alarmed again. None when there is none."""
+    from cityhub.workorders.lifecycle import OPEN_STATES
+
+    order = session.scalars(
+        select(Order)
+        .join(Alarm, Alarm.order_id == Order.id)
+        .where(
+            Alarm.sensor_id == sensor.id,
+            Alarm.metric == alarm.metric,
+            Alarm.id != alarm.id,
+            Order.state.in_([s.value for s in OPEN_STATES]),
+        )
+        .order_by(Alarm.id.desc())
+        .limit(1)
+    ).first()
+    if order is None:
+        return None
+    alarm.order_id = order.id
+    _event(session, alarm, "order_joined", actor=orders.SYSTEM, at=utcnow(), order_id=order.id, number=order.number)
+    unit = sensor.metrics.get(alarm.metric, "")
+    word = COMPARISON_WORDS.get(alarm.comparison, alarm.comparison)
+    text = (
+        f"监测点“{sensor.name}”再次报警（监测报警 #{alarm.id}）：{_local(alarm.raised_at)} "
+        f"{metric_name(alarm.metric)} {alarm.first_value:g}{unit}，{word}限值 {alarm.threshold:g}{unit}。"
+        "本工单尚在办理，不另立工单" + (f"。抓拍：{alarm.media_url}" if alarm.media_url else "")
+    )
+    _tell_order(session, alarm, actor=orders.SYSTEM, text=text)
     return order
 
 
@@ -1185,6 +1243,8 @@ def acknowledge(
     alarm.state = AlarmState.ACKNOWLEDGED.value
     alarm.acknowledged_at, alarm.acknowledged_by = now, actor.name
     _event(session, alarm, "acknowledged", actor=actor, at=now, note=note)
+    seen = f"监测报警 #{alarm.id} 已确认：{actor.name}，{_local(now)}"
+    _tell_order(session, alarm, actor=actor, text=seen, note=note)
     session.flush()
     return alarm
 
