@@ -777,6 +777,13 @@ def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) 
             order.sla_paused_at = None
             order.sla_remaining = None
             _refresh_status(order, now)
+        elif outcome.action == Action.REJECT_REPLY and order.replied_at is not None and order.due_at is not None:
+            # 退回答复: the unit gets back the working time it had left when it replied — the time its reply waited
+            # for review is not the unit's. Accepted long since, its accept deadline stays as it was.
+            left = sla.pause(cal, order.replied_at, sla.Deadlines(None, order.warn_at, order.due_at))
+            rebuilt = sla.resume(cal, now, left)
+            order.warn_at, order.due_at = rebuilt.warn_at, rebuilt.due_at
+            _refresh_status(order, now)
     elif effect == SlaEffect.EXTEND:
         # The days the approval grants (as many as asked, or fewer: ``days``), else the request's.
         days = float(outcome.payload.get("days") or order.extension_days_requested or 0)
