@@ -908,6 +908,10 @@ def _search_conditions(
     if f.extension_pending is not None:
         # The bare column, as the partial index ix_orders_extension_pending's predicate is written.
         conditions.append(Order.extension_pending if f.extension_pending else ~Order.extension_pending)
+    if f.escalated is not None:
+        conditions.append(Order.escalation_level > 0 if f.escalated else Order.escalation_level == 0)
+    if f.leader_assigned is not None:
+        conditions.append(Order.leader_assigned if f.leader_assigned else ~Order.leader_assigned)
     if f.q and f.q.strip():
         table = Order.__table__.c
         found: list[ColumnElement[bool]]
