@@ -1982,6 +1982,44 @@ def test_order_lists_sort_by_the_nearest_time_limit_or_the_longest_wait(org) -> 
     assert refused.status_code == 422 and "sort" in refused.text
 
 
+def test_a_leader_finds_what_was_escalated_to_them_and_follows_what_they_assigned(org) -> None:
+    """已升级 / 领导交办: the leader's quick views list the open orders a supervisor escalated and those a leader
+    assigned (交办), the time limit nearest first; each filter stays set, the rows say so, and the API's ``escalated``
+    and ``leader_assigned`` answer the same orders."""
+    escalated, assigned, plain = _order(title="升级的油烟"), _order(title="交办的油烟"), _order(title="普通的油烟")
+    disp, sup, lead = login("disp"), login("sup"), login("lead")
+    for order in (escalated, assigned, plain):
+        _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    assert _act(sup, escalated.id, "escalate", reason="媒体关注，升级处理").status_code == 303
+    assert (
+        _act(lead, assigned.id, "assign", unit_id=str(org["street_b"]), reason="请街道主要负责人牵头").status_code
+        == 303
+    )
+
+    def listed(path: str) -> set[str]:
+        page = lead.get(path)
+        assert page.status_code == 200
+        return {o.number for o in (escalated, assigned, plain) if o.number in page.text}
+
+    views = dict(
+        (label, href.replace("&amp;", "&"))
+        for href, label in re.findall(
+            r'<a href="([^"]*)" data-testid="quick-view"[^>]*>([^<]*)</a>', lead.get("/orders").text
+        )
+    )
+    assert views["已升级"] == "/orders?state=open&escalated=1&sort=due"
+    assert views["领导交办"] == "/orders?state=open&leader_assigned=1&sort=due"
+    assert listed(views["已升级"]) == {escalated.number}
+    assert listed(views["领导交办"]) == {assigned.number}
+    page = lead.get(views["已升级"]).text
+    assert re.search(r'name="escalated" value="1" checked', page) and 'data-testid="escalated"' in page
+    for name, order in (("escalated", escalated), ("leader_assigned", assigned)):
+        api = lead.get("/api/v1/orders", params={name: "true"}).json()["items"]
+        assert order.number in {o["number"] for o in api} and plain.number not in {o["number"] for o in api}
+    # A handler has no such views: they are the leaders'.
+    assert "领导交办</a>" not in login("hand_a").get("/orders").text
+
+
 def test_the_order_list_offers_each_role_the_lists_it_works_through(org) -> None:
     """常用视图: a handler's 在办 / 预警 / 超期, a supervisor's also 待审批延期 and 待回访 (oldest first: called back in
     turn); each an ordinary set of criteria, marked while shown; none for a citizen; 清除条件 keeps the sort."""

@@ -403,6 +403,23 @@ def test_completion_is_judged_against_the_deadline_an_urgency_raise_put_in_force
     assert [i["ref_id"] for i in drill.numerator] == [max(i["ref_id"] for i in drill.denominator)]
 
 
+def test_a_reply_sent_back_is_judged_against_the_time_given_back(db_session):
+    """A reply on time, sent back a week later (past the old due date): the unit's second reply, within the working
+    time it had left at the first, is on time too — the review's week is not the unit's."""
+    s = db_session
+    unit = _unit(s, "K11")
+    oid = _new(s, T, "13400000009")
+    _act(s, oid, "dispatch", T, unit_id=unit.id)
+    _act(s, oid, "accept", T + H)
+    _act(s, oid, "reply", T + 3 * D, text="已处理")  # Thursday, two working days before the limit
+    _act(s, oid, "reject_reply", T + 9 * D, reason="答复未回应诉求")  # the Wednesday after the limit
+    sla_sweep(s, now=T + 9 * D + H)
+    _act(s, oid, "reply", T + 10 * D, text="已补充处理结果和依据")  # Thursday: within the two days given back
+    s.flush()
+
+    assert _rate(s, unit, "on_time_completion") == (2, 2)
+
+
 def test_a_limit_passed_unanswered_counts_in_its_period_whether_or_when_the_order_is_answered(db_session):
     """Two orders of one unit pass their limits in March, marked overdue by the sweep: one is never answered, one is
     answered in April. March counts both as missed (a unit cannot keep its rate by not replying); April does not

@@ -126,6 +126,42 @@ def test_suspend_pauses_the_clock(db_session, units):
     assert order.due_at == due_before + timedelta(days=7)
 
 
+def test_a_reply_sent_back_gives_the_unit_the_time_it_had_left_when_it_replied(db_session, units):
+    """退回答复 a week after the reply, past the old due date: the unit gets back the two working days it had left
+    when it replied (the time its reply waited for review is not the unit's), the status says so at once, the trail
+    records the deadlines in force, and the sweep marks nothing."""
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    _act(db_session, order, "accept", MONDAY + timedelta(minutes=30))
+    accept_due = order.accept_due_at
+    assert order.due_at == MONDAY + timedelta(days=7)  # the next Monday
+    _act(db_session, order, "reply", MONDAY + timedelta(days=3), text="已处理")  # Thursday: Thursday and Friday left
+    rejected_at = MONDAY + timedelta(days=9)  # the Wednesday after the old due date
+    _act(db_session, order, "reject_reply", rejected_at, reason="答复未回应诉求")
+    assert order.state == State.IN_PROGRESS
+    assert order.due_at == MONDAY + timedelta(days=11)  # Wednesday + two working days: Friday
+    assert rejected_at < order.warn_at < order.due_at and order.sla_status == SlaStatus.OK
+    assert order.accept_due_at == accept_due
+    step = service.history(db_session, order_id=order.id)[-1]
+    assert step.action == "reject_reply" and step.payload["due_at"] == order.due_at.isoformat()
+    sla_sweep(db_session, now=rejected_at + timedelta(hours=1))
+    db_session.refresh(order)
+    assert order.sla_status == SlaStatus.OK and order.overdue_at is None
+
+
+def test_a_late_reply_sent_back_is_overdue_at_once(db_session, units):
+    """A reply given after the limit ran out leaves nothing to give back: sent back, the order is overdue at once,
+    overdue since its old due date."""
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    _act(db_session, order, "accept", MONDAY + timedelta(minutes=30))
+    due = order.due_at
+    _act(db_session, order, "reply", due + timedelta(days=1), text="已处理")
+    _act(db_session, order, "reject_reply", due + timedelta(days=3), reason="答复未回应诉求")
+    assert order.sla_status == SlaStatus.OVERDUE and order.overdue_at == due
+    assert order.due_at == due + timedelta(days=3)
+
+
 def test_raising_the_urgency_tightens_a_running_time_limit_and_the_trail_records_it(db_session, units):
     """升级 to 紧急 on a normal order: no deadline later than the urgent terms (2 working days) from the escalation."""
     order = _new(db_session)

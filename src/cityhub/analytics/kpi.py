@@ -24,8 +24,9 @@ Definitions (one table, :data:`KPIS`; times are compared in UTC, periods are loc
   the rate of the period its limit passed in, accepted or not. An accept without such a mark is on time unless
   it is later than the accept deadline *in force*: the
   ``accept_due_at`` recorded by the latest deadline event before it in the episode (clock start, approved
-  extension, resume or an escalation that raised the urgency — :func:`cityhub.workorders.service.act` writes the
-  deadlines in the payload — or an ``sla_recompute`` that moved it after a calendar or time-limit edit, in
+  extension, resume, a reply sent back or an escalation that raised the urgency —
+  :func:`cityhub.workorders.service.act` writes the deadlines in the payload — or an ``sla_recompute`` that moved
+  it after a calendar or time-limit edit, in
   ``payload.to``), else the order's current ``accept_due_at`` (histories written without recorded deadlines; exact
   for the current episode only).
 * ``on_time_completion`` 按时办结率: reply events in P and the sweep's ``sla_overdue`` marks in P, attributed like
@@ -196,8 +197,9 @@ ASSIGN_ACTIONS = ("dispatch", "transfer", "assign")
 CLOCK_START_ACTIONS = (*ASSIGN_ACTIONS, "reopen")
 RECOMPUTE = "sla_recompute"  # cityhub.workorders.recompute.ACTION: payload {"from": {...}, "to": {...}}
 # Events whose payload holds deadlines: at the top level, or under "to" for a recompute (only those it moved); an
-# escalation that raised the urgency records the deadlines it tightened.
-DEADLINE_ACTIONS = (*CLOCK_START_ACTIONS, "approve_extension", "resume", "escalate", RECOMPUTE)
+# escalation that raised the urgency records the deadlines it tightened, a reply sent back (reject_reply) the
+# deadlines it gave the unit back.
+DEADLINE_ACTIONS = (*CLOCK_START_ACTIONS, "approve_extension", "resume", "reject_reply", "escalate", RECOMPUTE)
 ACCEPT_MARK = "sla_accept_overdue"
 OVERDUE = "overdue"
 TIMED_KPIS = ("on_time_accept", "on_time_completion")

@@ -829,6 +829,9 @@ def order_list(request: Request, db: DbSession) -> Response:
     criteria["extension_pending"] = True if q.get("extension_pending") and not citizen else None
     # 签收超时: orders a unit did not accept in the time allowed (late acceptance included), for supervisors.
     criteria["accept_overdue"] = True if q.get("accept_overdue") and not citizen else None
+    # 已升级 / 领导交办: the orders escalated, the orders a leader assigned — what a leader follows.
+    criteria["escalated"] = True if q.get("escalated") and not citizen else None
+    criteria["leader_assigned"] = True if q.get("leader_assigned") and not citizen else None
     # 只看本单位承办: what the reader's unit holds, not every order lying in its street (a handler's 在办).
     own = own_units(db, principal)  # None: nothing narrows the reader's list to their unit's (no such choice)
     criteria["held_by"] = sorted(own) if own is not None and q.get("held") else None
@@ -944,6 +947,8 @@ _MORE_FILTERS = (
     "ever_overdue",
     "extension_pending",
     "accept_overdue",
+    "escalated",
+    "leader_assigned",
     "held",
 )
 

@@ -478,6 +478,14 @@ EVER_OVERDUE_DESCRIPTION = (
     "曾超期: only the orders that ran out of a time limit at some time, open or closed, extended, re-dispatched, "
     "transferred or reopened since or not (true), or only the others (false)"
 )
+ESCALATED_DESCRIPTION = (
+    "已升级: only the orders a supervisor, a leader or an unacknowledged alarm escalated (升级) at least once "
+    "(`escalation_level` above 0; true), or only the others (false)"
+)
+LEADER_ASSIGNED_DESCRIPTION = (
+    "领导交办: only the orders a leader assigned (交办) — sent to a unit or instructed — at some time (true), or only "
+    "the others (false)"
+)
 IMPORT_BATCH_DESCRIPTION = (
     "批量导入: only the orders one import created (its `import_batch_id`, as `POST /api/v1/orders/import` answers "
     "it), not the rows it found already imported, nor other orders of the channel; orders imported before the import "
@@ -533,6 +541,8 @@ class OrderFilter(BaseModel):
     accept_overdue: bool | None = Field(
         None, description="only orders not accepted within the time allowed, 签收超时 (true), or only others (false)"
     )
+    escalated: bool | None = Field(None, description=ESCALATED_DESCRIPTION)
+    leader_assigned: bool | None = Field(None, description=LEADER_ASSIGNED_DESCRIPTION)
     sla_status: SlaStatus | None = None
     q: str | None = Field(None, max_length=100, description=Q_DESCRIPTION)
     # Whether ``q`` also finds the citizen's phone number (its digits) or name, exactly: for callers who see them

@@ -777,6 +777,13 @@ def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) 
             order.sla_paused_at = None
             order.sla_remaining = None
             _refresh_status(order, now)
+        elif outcome.action == Action.REJECT_REPLY and order.replied_at is not None and order.due_at is not None:
+            # 退回答复: the unit gets back the working time it had left when it replied — the time its reply waited
+            # for review is not the unit's. Accepted long since, its accept deadline stays as it was.
+            left = sla.pause(cal, order.replied_at, sla.Deadlines(None, order.warn_at, order.due_at))
+            rebuilt = sla.resume(cal, now, left)
+            order.warn_at, order.due_at = rebuilt.warn_at, rebuilt.due_at
+            _refresh_status(order, now)
     elif effect == SlaEffect.EXTEND:
         # The days the approval grants (as many as asked, or fewer: ``days``), else the request's.
         days = float(outcome.payload.get("days") or order.extension_days_requested or 0)
@@ -901,6 +908,10 @@ def _search_conditions(
     if f.extension_pending is not None:
         # The bare column, as the partial index ix_orders_extension_pending's predicate is written.
         conditions.append(Order.extension_pending if f.extension_pending else ~Order.extension_pending)
+    if f.escalated is not None:
+        conditions.append(Order.escalation_level > 0 if f.escalated else Order.escalation_level == 0)
+    if f.leader_assigned is not None:
+        conditions.append(Order.leader_assigned if f.leader_assigned else ~Order.leader_assigned)
     if f.q and f.q.strip():
         table = Order.__table__.c
         found: list[ColumnElement[bool]]

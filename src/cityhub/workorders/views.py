@@ -54,11 +54,13 @@ from cityhub.workorders.models import (
 )
 from cityhub.workorders.schemas import (
     CURSOR_DESCRIPTION,
+    ESCALATED_DESCRIPTION,
     EVER_OVERDUE_DESCRIPTION,
     FEED_DESCRIPTION,
     HELD_DESCRIPTION,
     IMPORT_BATCH_DESCRIPTION,
     INTERNAL_EVENTS,
+    LEADER_ASSIGNED_DESCRIPTION,
     OVERDUE_DESCRIPTION,
     Q_DESCRIPTION,
     SORT_DESCRIPTION,
@@ -217,6 +219,8 @@ def list_orders(
     accept_overdue: Annotated[
         bool | None, Query(description="only orders not accepted within the time allowed, 签收超时 (true)")
     ] = None,
+    escalated: Annotated[bool | None, Query(description=ESCALATED_DESCRIPTION)] = None,
+    leader_assigned: Annotated[bool | None, Query(description=LEADER_ASSIGNED_DESCRIPTION)] = None,
     sla_status: SlaStatus | None = None,
     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description=Q_DESCRIPTION)] = None,
     place_source: Annotated[list[PlaceSource] | None, Query(description="where the place came from")] = None,
@@ -253,6 +257,8 @@ def list_orders(
         ever_overdue=ever_overdue,
         extension_pending=extension_pending,
         accept_overdue=accept_overdue,
+        escalated=escalated,
+        leader_assigned=leader_assigned,
         sla_status=sla_status,
         q=q,
         q_citizen=principal.role in permissions.UNMASKED_ROLES,
