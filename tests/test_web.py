@@ -431,6 +431,26 @@ def test_time_limits_are_read_by_supervisors_and_set_by_administrators(org) -> N
         rule_id = s.scalars(select(SlaRule.id).where(SlaRule.finish_days == 20)).one()
     assert post(f"/sla/{rule_id}/delete").status_code == 303
     assert post(f"/sla/{rule_id}/delete").status_code == 404
+    # A rule that runs round the clock (全天候): ticked on the form, said in its row, kept when the form is refused.
+    rtc = post("/sla", category_id="", urgency="critical", accept_hours="x", finish_days="1", round_the_clock="1")
+    assert (
+        rtc.status_code == 422
+        and 'name="round_the_clock" value="1" data-testid="sla-round-the-clock" checked' in rtc.text
+    )
+    assert (
+        post(
+            "/sla", category_id="", urgency="critical", accept_hours="0.5", finish_days="1", round_the_clock="1"
+        ).status_code
+        == 303
+    )
+    page = admin.get("/sla")
+    [row] = [r for r in page.text.split('data-testid="sla-rule"')[1:] if "特急" in r.split("</tr>")[0]]
+    assert '<td data-testid="sla-clock">全天候</td>' in row
+    assert (
+        "1 小时内签收" not in page.text and "0.5 小时内签收，1 天内办结（全天候计时）" in page.text
+    )  # the built-in terms
+    with session_scope() as s:
+        assert s.scalars(select(SlaRule.round_the_clock).where(SlaRule.urgency == "critical")).one() is True
 
 
 def test_an_administrator_manages_api_clients_on_the_data_sharing_page(org) -> None:

@@ -7,6 +7,7 @@ same arithmetic a clock started after the edit would get.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -487,3 +488,107 @@ def test_cli_calendar_import_enters_the_good_rows_once_and_names_every_bad_one(a
     assert event.payload["days"] == sorted(d.isoformat() for d in (day, later, later + timedelta(days=2)))
     missing = CliRunner().invoke(calendar_app, ["import", str(tmp_path / "nope.csv")])
     assert missing.exit_code == 1 and missing.stderr == f"error: {tmp_path / 'nope.csv'}: file not found\n"
+
+
+# --- round the clock (全天候) ----------------------------------------------------------------------------------
+
+# Saturday 2026-03-07 23:00 in Shanghai: no working time until Monday 09:00.
+SATURDAY_NIGHT = datetime(2026, 3, 7, 15, 0, tzinfo=UTC)
+
+
+def test_a_critical_order_counts_round_the_clock_and_a_normal_one_working_time(db_session, unit):
+    sla.seed_default_rules(db_session)
+    flood = _dispatched(db_session, unit, at=SATURDAY_NIGHT, urgency="critical", content="隧道积水很深，车辆被困")
+    lamp = _dispatched(db_session, unit, at=SATURDAY_NIGHT)
+    assert _terms(db_session, flood).round_the_clock and not _terms(db_session, lamp).round_the_clock
+    assert flood.accept_due_at == SATURDAY_NIGHT + timedelta(minutes=30)  # not Monday 09:30
+    assert flood.due_at == SATURDAY_NIGHT + timedelta(days=1)
+    cal = workcal.load_calendar(db_session)
+    assert lamp.accept_due_at == cal.add_work_seconds(SATURDAY_NIGHT, 2 * 3600)
+    assert lamp.accept_due_at.astimezone(get_settings().tz).weekday() == 0  # Monday
+
+    # Suspended for two hours on Sunday, it gets back the natural time it had left; an extension adds whole days.
+    _act(db_session, flood, "accept", SATURDAY_NIGHT + timedelta(minutes=10))
+    _act(db_session, flood, "suspend", SATURDAY_NIGHT + timedelta(hours=3), reason="等待抽水车")
+    _act(db_session, flood, "resume", SATURDAY_NIGHT + timedelta(hours=5))
+    flood = _fresh(db_session, flood)
+    assert flood.due_at == SATURDAY_NIGHT + timedelta(days=1, hours=2)
+    _act(db_session, flood, "request_extension", SATURDAY_NIGHT + timedelta(hours=6), days=1, reason="排水泵站抢修")
+    _act(db_session, flood, "approve_extension", SATURDAY_NIGHT + timedelta(hours=7))
+    assert _fresh(db_session, flood).due_at == SATURDAY_NIGHT + timedelta(days=2, hours=2)
+
+    # A holiday entered in the calendar moves the working-time clock and leaves the round-the-clock one alone.
+    before, lamp_due = _fresh(db_session, flood).due_at, lamp.due_at
+    _, done = recompute.set_calendar_day(
+        db_session, day=date(2026, 3, 9), is_workday=False, name="台风停工", actor=ADMIN, now=SATURDAY_NIGHT
+    )
+    assert done.orders == 1 and _events(db_session, flood) == [] and _fresh(db_session, flood).due_at == before
+    assert _fresh(db_session, lamp).due_at > lamp_due
+
+
+def test_a_rule_turned_round_the_clock_moves_running_clocks_as_if_started_so(db_session, unit, category):
+    mine, _ = category
+    sla.seed_default_rules(db_session)
+    running = _dispatched(db_session, unit, category_id=mine.id)  # Monday 10:00, 5 working days
+    paused = _dispatched(db_session, unit, category_id=mine.id)
+    _act(db_session, paused, "accept", MONDAY)
+    _act(db_session, paused, "suspend", MONDAY + timedelta(hours=1), reason="等待")
+    left = dict(paused.sla_remaining)
+    cal = workcal.load_calendar(db_session)
+    now = MONDAY + timedelta(hours=1)
+
+    spec = sla.RuleSpec(mine.id, None, accept_hours=2, finish_days=5, round_the_clock=True)
+    rule, done = recompute.set_sla_rule(db_session, spec=spec, actor=ADMIN, now=now)
+    assert done.orders == 2 and rule.round_the_clock
+    fresh = sla.compute_deadlines(sla.ROUND_THE_CLOCK, MONDAY, _terms(db_session, running))
+    running, paused = _fresh(db_session, running), _fresh(db_session, paused)
+    assert (running.warn_at, running.due_at) == (fresh.warn_at, fresh.due_at)
+    assert running.due_at == MONDAY + timedelta(days=5)
+    assert running.accept_due_at == MONDAY + timedelta(hours=2)  # two hours are two hours on either clock
+    # The paused clock's working time left becomes as many whole days' time.
+    scale = sla.ROUND_THE_CLOCK.day_seconds / cal.day_seconds
+    assert paused.sla_remaining[sla.DUE_KEY] == math.ceil(left[sla.DUE_KEY] * scale)
+    [event] = _events(db_session, running)
+    assert event.payload["rule"]["round_the_clock"] is True
+
+    # Back to working time: the deadlines are those of a working-time clock started Monday again.
+    done = recompute.delete_sla_rule(db_session, rule_id=rule.id, actor=ADMIN, now=now)
+    assert done.orders == 2
+    assert _fresh(db_session, running).due_at == cal.add_work_days(MONDAY, 5)
+
+
+def test_round_the_clock_rules_through_the_api_and_the_cli(admin_client, app_db):
+    with session_scope() as s:
+        node = Category(code="RT01", name="防汛排涝", level=1, parent_id=None, path="防汛排涝")
+        s.add(node)
+        s.flush()
+        category_id = node.id
+    saved = admin_client.put(
+        f"{API}/sla/rules",
+        json={
+            "category_id": category_id,
+            "urgency": "urgent",
+            "accept_hours": 1,
+            "finish_days": 1,
+            "round_the_clock": True,
+        },
+    )
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["round_the_clock"] is True
+    listed = {r["id"]: r for r in admin_client.get(f"{API}/sla/rules").json()}
+    assert listed[saved.json()["id"]]["round_the_clock"] is True
+    wrong = admin_client.put(f"{API}/sla/rules", json={"accept_hours": 1, "finish_days": 1, "round_the_clock": "yes"})
+    assert wrong.status_code == 422 and "round_the_clock" in wrong.text
+
+    runner = CliRunner()
+    out = runner.invoke(sla_app, ["set", "--accept-hours", "1", "--finish-days", "1", "--category", "防汛排涝"])
+    assert out.exit_code == 0, out.output
+    listing = runner.invoke(sla_app, ["list"])
+    lines = [line for line in listing.output.splitlines() if line.startswith("防汛排涝")]
+    assert sorted(line.split("\t")[-1] for line in lines) == ["round the clock", "working time"]
+    out = runner.invoke(
+        sla_app, ["set", "--accept-hours", "1", "--finish-days", "1", "--category", "防汛排涝", "--round-the-clock"]
+    )
+    assert out.exit_code == 0, out.output
+    lines = [line for line in runner.invoke(sla_app, ["list"]).output.splitlines() if line.startswith("防汛排涝")]
+    assert [line.split("\t")[-1] for line in lines] == ["round the clock", "round the clock"]

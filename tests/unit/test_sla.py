@@ -72,7 +72,7 @@ def test_builtin_defaults_when_no_rule_matches() -> None:
 
     assert empty("normal") == SlaTerms(2, 5, 0.7)
     assert empty("urgent") == SlaTerms(1, 2, 0.7)
-    assert empty("critical") == SlaTerms(0.5, 1, 0.7)
+    assert empty("critical") == SlaTerms(0.5, 1, 0.7, round_the_clock=True)  # an emergency waits for no workday
 
 
 # --- deadlines ------------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def test_db_helpers(session: Session) -> None:
     assert sla.seed_default_rules(session) == 4
     assert sla.seed_default_rules(session) == 0
     share = get_settings().sla_warning_share
-    assert sla.terms_for(session, category_id=None, urgency="critical") == SlaTerms(0.5, 1, share)
+    assert sla.terms_for(session, category_id=None, urgency="critical") == SlaTerms(0.5, 1, share, round_the_clock=True)
 
     root = Category(code="01", name="城乡建设", level=1, path="城乡建设")
     session.add(root)

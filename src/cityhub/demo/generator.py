@@ -398,8 +398,9 @@ class _Sim:
         f = self.f
         if effect is None or effect == SlaEffect.ACCEPTED:
             return
+        cal = sla.clock_of(self.cal, self.terms)  # working time, or round the clock (the critical terms)
         if effect == SlaEffect.START:
-            self._set(sla.compute_deadlines(self.cal, at, self.terms))
+            self._set(sla.compute_deadlines(cal, at, self.terms))
             f.update(
                 sla_status=SlaStatus.OK,
                 accept_overdue=False,
@@ -408,17 +409,17 @@ class _Sim:
                 sla_remaining=None,
             )
         elif effect == SlaEffect.PAUSE:
-            f["sla_remaining"] = sla.pause(self.cal, at, self._deadlines())
+            f["sla_remaining"] = sla.pause(cal, at, self._deadlines())
             f["sla_paused_at"] = at
         elif effect == SlaEffect.RESUME:
             if f["sla_paused_at"] is not None and f["sla_remaining"] is not None:
-                self._set(sla.resume(self.cal, at, f["sla_remaining"]))
+                self._set(sla.resume(cal, at, f["sla_remaining"]))
                 f.update(sla_paused_at=None, sla_remaining=None)
                 self._refresh(at)
         elif effect == SlaEffect.EXTEND:
             days = f["extension_days_requested"] or 0
             if f["due_at"] is not None and days:
-                self._set(sla.extend(self.cal, self._deadlines(), float(days)))
+                self._set(sla.extend(cal, self._deadlines(), float(days)))
                 self._refresh(at)
             f["extension_days_requested"] = None
         elif effect == SlaEffect.STOP and f["sla_status"] != SlaStatus.NONE:

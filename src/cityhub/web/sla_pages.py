@@ -25,7 +25,7 @@ from cityhub.workorders.models import Urgency
 
 router = APIRouter(include_in_schema=False)
 
-RULE_FIELDS = ("category_id", "urgency", "accept_hours", "finish_days", "warning_share")
+RULE_FIELDS = ("category_id", "urgency", "accept_hours", "finish_days", "warning_share", "round_the_clock")
 
 
 def _reader(request: Request, db: Session) -> Principal:
@@ -51,7 +51,7 @@ def _page(
         principal=principal,
         status_code=status_code,
         rules=rule_table(db),
-        builtin=[(Urgency(u), *terms) for u, terms in sla.BUILTIN_TERMS.items()],
+        builtin=[(Urgency(u), *terms, u in sla.BUILTIN_ROUND_THE_CLOCK) for u, terms in sla.BUILTIN_TERMS.items()],
         default_share=share,
         can_edit=permissions.allows(principal.role, permissions.SLA_MANAGE),
         categories=support.active_categories(db),
@@ -68,6 +68,7 @@ def _payload(form: Any) -> dict[str, Any]:
         "accept_hours": form.get("accept_hours").strip(),
         "finish_days": form.get("finish_days").strip(),
         "warning_share": form.text("warning_share"),
+        "round_the_clock": form.get("round_the_clock") == "1",
     }
 
 

@@ -73,6 +73,7 @@ class SlaRuleOut(BaseModel):
     accept_hours: float
     finish_days: float
     warning_share: float | None
+    round_the_clock: bool
 
 
 class SlaRulePut(BaseModel):
@@ -87,6 +88,11 @@ class SlaRulePut(BaseModel):
     finish_days: float = Field(gt=0, le=365, allow_inf_nan=False, description="finish within N working days")
     warning_share: float | None = Field(
         default=None, gt=0, lt=1, allow_inf_nan=False, description="warn after this share; none = global setting"
+    )
+    round_the_clock: bool = Field(
+        default=False,
+        strict=True,
+        description="count the hours and days around the clock, every day (全天候: emergencies), not in working time",
     )
 
 
@@ -236,6 +242,7 @@ def _rule_out(rule: SlaRule, paths: dict[int, str]) -> SlaRuleOut:
         accept_hours=rule.accept_hours,
         finish_days=rule.finish_days,
         warning_share=rule.warning_share,
+        round_the_clock=rule.round_the_clock,
     )
 
 

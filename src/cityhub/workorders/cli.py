@@ -404,12 +404,13 @@ def sla_list() -> None:
 
     with session_scope() as session:
         paths = {c.id: c.path for c in session.scalars(_category_query())}
-        typer.echo("category\turgency\taccept_hours\tfinish_days\twarning_share")
+        typer.echo("category\turgency\taccept_hours\tfinish_days\twarning_share\tclock")
         for r in load_rules(session):
             category = paths.get(r.category_id, "(default)") if r.category_id else "(default)"
             typer.echo(
                 f"{category}\t{r.urgency or '(any)'}\t{r.accept_hours:g}\t{r.finish_days:g}\t"
-                f"{'' if r.warning_share is None else r.warning_share}"
+                f"{'' if r.warning_share is None else r.warning_share}\t"
+                f"{'round the clock' if r.round_the_clock else 'working time'}"
             )
 
 
@@ -428,6 +429,13 @@ def sla_set(
     category: Annotated[str | None, typer.Option(help="Category path or name; omit for the default.")] = None,
     urgency: Annotated[str | None, typer.Option(help="normal | urgent | critical; omit for any.")] = None,
     warning_share: Annotated[float | None, typer.Option(help="Warn after this share of the limit.")] = None,
+    round_the_clock: Annotated[
+        bool,
+        typer.Option(
+            "--round-the-clock/--working-time",
+            help="Count the hours and days around the clock, every day (全天候: emergencies), or in working time.",
+        ),
+    ] = False,
     recompute: RecomputeOption = True,
 ) -> None:
     """Create or replace one rule of the time-limit table."""
@@ -444,7 +452,7 @@ def sla_set(
                 if found is None:
                     raise _fail(f"unknown category '{category}'")
                 category_id = found.id
-            spec = RuleSpec(category_id, urgency, accept_hours, finish_days, warning_share)
+            spec = RuleSpec(category_id, urgency, accept_hours, finish_days, warning_share, round_the_clock)
             _, done = set_sla_rule(session, spec=spec, actor=Actor(CLI_ACTOR), recompute=recompute)
     except CityhubError as exc:
         raise fail_with(exc) from None

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy import event as sa_event
@@ -488,6 +489,8 @@ class SlaRule(Base):
     accept_hours: Mapped[float] = mapped_column(Float)  # accept within N working hours
     finish_days: Mapped[float] = mapped_column(Float)  # finish within N working days
     warning_share: Mapped[float | None] = mapped_column(Float)  # overrides the global setting
+    # Counted in natural hours and days (全天候: an emergency), not working time.
+    round_the_clock: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class CalendarDay(Base):

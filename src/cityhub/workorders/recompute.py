@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -114,28 +114,39 @@ class _Change:
 
 
 def moved_deadline(
-    old_cal: workcal.WorkCalendar,
-    new_cal: workcal.WorkCalendar,
+    old_cal: sla.Clock,
+    new_cal: sla.Clock,
     anchor: datetime,
     at: datetime | None,
     delta: float = 0.0,
+    scale: float = 1.0,
 ) -> datetime | None:
-    """``at``, a deadline counted from ``anchor`` under ``old_cal``, re-counted under ``new_cal`` plus ``delta`` s."""
+    """``at``, a deadline counted from ``anchor`` under ``old_cal``, re-counted under ``new_cal`` plus ``delta`` s;
+    the time counted ``scale`` times over first (a rule that now runs round the clock: a working day's seconds become
+    a whole day's)."""
     if at is None or at <= anchor:
         return at
-    budget = old_cal.work_seconds_between(anchor, at) + delta
+    budget = old_cal.work_seconds_between(anchor, at) * scale + delta
     if budget <= 0:
         return anchor
     return new_cal.add_work_seconds(anchor, budget)
 
 
 def term_deltas(old: sla.SlaTerms, new: sla.SlaTerms, day_seconds: float) -> dict[str, float]:
-    """Working seconds each deadline moves when an order's terms change from ``old`` to ``new``."""
+    """Working seconds each deadline moves when an order's terms change from ``old`` to ``new`` (``day_seconds``: a
+    day of the clock the new terms count on)."""
     return {
         sla.ACCEPT_KEY: (new.accept_hours - old.accept_hours) * 3600.0,
         sla.WARN_KEY: (new.warning_share * new.finish_days - old.warning_share * old.finish_days) * day_seconds,
         sla.DUE_KEY: (new.finish_days - old.finish_days) * day_seconds,
     }
+
+
+def clock_scales(old_clock: sla.Clock, new_clock: sla.Clock) -> dict[str, float]:
+    """How the time a deadline is counted in converts when an order's terms move to another clock (working time ↔
+    round the clock): the accept deadline's hours stay hours, the finishing days stay days (5 working days → 5 days)."""
+    days = new_clock.day_seconds / old_clock.day_seconds
+    return {sla.ACCEPT_KEY: 1.0, sla.WARN_KEY: days, sla.DUE_KEY: days}
 
 
 # --- database ------------------------------------------------------------------------------------------
@@ -189,18 +200,20 @@ def _recompute(
     session: Session,
     clocks: Sequence[tuple[_Clock, dict[str, float]]],
     *,
-    old_cal: workcal.WorkCalendar,
-    new_cal: workcal.WorkCalendar,
+    old_cal: sla.Clock,
+    new_cal: sla.Clock,
     actor: Actor,
     reason: str,
     cause: dict[str, Any],
     now: datetime,
+    scale: dict[str, float] | None = None,
 ) -> Recomputed:
-    """Move the deadlines of ``clocks`` (each with its per-deadline delta), audit each moved order, then sweep."""
+    """Move the deadlines of ``clocks`` (each with its per-deadline delta; ``scale``: :func:`clock_scales`), audit
+    each moved order, then sweep."""
     changes = [
         change
         for clock, delta in clocks
-        if (change := _changed(clock, delta, old_cal=old_cal, new_cal=new_cal, now=now)) is not None
+        if (change := _changed(clock, delta, old_cal=old_cal, new_cal=new_cal, now=now, scale=scale)) is not None
     ]
     event = {
         "action": ACTION,
@@ -232,17 +245,19 @@ def _changed(
     clock: _Clock,
     delta: dict[str, float],
     *,
-    old_cal: workcal.WorkCalendar,
-    new_cal: workcal.WorkCalendar,
+    old_cal: sla.Clock,
+    new_cal: sla.Clock,
     now: datetime,
+    scale: dict[str, float] | None = None,
 ) -> _Change | None:
     """What moves for one clock, with the changed values before and after for the audit; None if nothing."""
     change = _Change(clock.id, dict(clock.deadlines))
+    scale = scale or {}
     if clock.paused:
         if clock.remaining is not None:
             # What had run out stays run out; the accept part is kept (a paused order was accepted already).
             remaining = {
-                k: v if k == sla.ACCEPT_KEY or v <= 0 else max(0, v + math.ceil(delta.get(k, 0.0)))
+                k: v if k == sla.ACCEPT_KEY or v <= 0 else max(0, math.ceil(v * scale.get(k, 1.0) + delta.get(k, 0.0)))
                 for k, v in clock.remaining.items()
             }
             if remaining != clock.remaining:
@@ -254,7 +269,9 @@ def _changed(
         if key == sla.ACCEPT_KEY and clock.state != State.DISPATCHED:
             continue
         old = deadlines[key]
-        deadlines[key] = new = moved_deadline(old_cal, new_cal, clock.anchor, old, delta.get(key, 0.0))
+        deadlines[key] = new = moved_deadline(
+            old_cal, new_cal, clock.anchor, old, delta.get(key, 0.0), scale.get(key, 1.0)
+        )
         if new != old:
             change.before[key], change.after[key] = sla.iso(old), sla.iso(new)
     if not change.after:
@@ -326,11 +343,16 @@ def after_calendar_change(
         Order.warn_at >= first,
         and_(Order.state == State.DISPATCHED, Order.accept_due_at >= first),
     )
-    clocks: list[tuple[_Clock, dict[str, float]]] = [
-        (clock, {})
-        for clock, _ in _clocks(session, and_(Order.sla_paused_at.is_(None), reaches), paused=False)
-        if clock.anchor < last  # a stretch that began after the edited days does not contain them
-    ]
+    rules, terms_under = sla.load_rules(session), _terms_resolver(session)
+    round_the_clock: dict[tuple[int | None, str], bool] = {}
+    clocks: list[tuple[_Clock, dict[str, float]]] = []
+    for clock, key in _clocks(session, and_(Order.sla_paused_at.is_(None), reaches), paused=False):
+        if key not in round_the_clock:
+            round_the_clock[key] = terms_under(rules, key).round_the_clock
+        # A stretch that began after the edited days does not contain them; a clock running round the clock
+        # (全天候) counts no working days.
+        if clock.anchor < last and not round_the_clock[key]:
+            clocks.append((clock, {}))
     cause = {"cause": "calendar", "days": sorted(d.isoformat() for d in days)}
     return _recompute(
         session, clocks, old_cal=old_cal, new_cal=new_cal, actor=actor, reason=CALENDAR_REASON, cause=cause, now=now
@@ -349,6 +371,55 @@ def after_rule_change(
     """Move the deadlines (or paused remaining time) of running clocks whose terms differ under ``new_rules``."""
     now = now or utcnow()
     cal = workcal.load_calendar(session)
+    terms_under = _terms_resolver(session)
+    groups = session.execute(select(Order.category_id, Order.urgency).where(text(RUNNING_CLOCK_SQL)).distinct())
+    # Per (category, urgency): the clocks the old and the new terms count on (working time, or round the clock),
+    # and what each deadline moves by, in the new clock's time.
+    moves: dict[tuple[int | None, str], tuple[bool, bool, dict[str, float]]] = {}
+    for category_id, urgency in groups:
+        key = (category_id, Urgency(urgency).value)
+        old, new = terms_under(old_rules, key), terms_under(new_rules, key)
+        if old != new:
+            day = sla.clock_of(cal, new).day_seconds
+            moves[key] = (old.round_the_clock, new.round_the_clock, term_deltas(old, new, day))
+    if not moves:
+        return Recomputed()
+    categories = {c for c, _ in moves}
+    condition = or_(
+        Order.category_id.in_(sorted(c for c in categories if c is not None)),
+        Order.category_id.is_(None) if None in categories else false(),
+    )
+    by_clocks: dict[tuple[bool, bool], list[tuple[_Clock, dict[str, float]]]] = {}
+    for clock, key in _clocks(session, condition, paused=True):
+        if key in moves:
+            was, now_round, delta = moves[key]
+            by_clocks.setdefault((was, now_round), []).append((clock, delta))
+    done = [Recomputed()]
+    for (was, now_round), clocks in sorted(by_clocks.items()):
+        old_clock = sla.ROUND_THE_CLOCK if was else cal
+        new_clock = sla.ROUND_THE_CLOCK if now_round else cal
+        done.append(
+            _recompute(
+                session,
+                clocks,
+                old_cal=old_clock,
+                new_cal=new_clock,
+                actor=actor,
+                reason=RULE_REASON,
+                cause={"cause": "sla_rule", "rule": rule or {}},
+                now=now,
+                scale=clock_scales(old_clock, new_clock),
+            )
+        )
+    return Recomputed(
+        orders=sum(d.orders for d in done),
+        lifted=sum(d.lifted for d in done),
+        sweep=next((d.sweep for d in reversed(done) if d.sweep), {}),
+    )
+
+
+def _terms_resolver(session: Session) -> Callable[[Sequence[sla.RuleSpec], tuple[int | None, str]], sla.SlaTerms]:
+    """The terms ``rules`` give one (category, urgency) of this database's categories (read once)."""
     share = get_settings().sla_warning_share
     parents: dict[int, int | None] = {c: p for c, p in session.execute(select(Category.id, Category.parent_id))}
 
@@ -359,34 +430,10 @@ def after_rule_change(
             category_id = parents.get(category_id)
         return found or [None]
 
-    groups = session.execute(select(Order.category_id, Order.urgency).where(text(RUNNING_CLOCK_SQL)).distinct())
-    deltas: dict[tuple[int | None, str], dict[str, float]] = {}
-    for category_id, urgency in groups:
-        key = (category_id, Urgency(urgency).value)
-        old, new = (
-            sla.resolve_terms(rules, category_chain=chain(category_id), urgency=key[1], default_warning_share=share)
-            for rules in (old_rules, new_rules)
-        )
-        if old != new:
-            deltas[key] = term_deltas(old, new, cal.day_seconds)
-    if not deltas:
-        return Recomputed()
-    categories = {c for c, _ in deltas}
-    condition = or_(
-        Order.category_id.in_(sorted(c for c in categories if c is not None)),
-        Order.category_id.is_(None) if None in categories else false(),
-    )
-    clocks = [(clock, deltas[key]) for clock, key in _clocks(session, condition, paused=True) if key in deltas]
-    return _recompute(
-        session,
-        clocks,
-        old_cal=cal,
-        new_cal=cal,
-        actor=actor,
-        reason=RULE_REASON,
-        cause={"cause": "sla_rule", "rule": rule or {}},
-        now=now,
-    )
+    def terms(rules: Sequence[sla.RuleSpec], key: tuple[int | None, str]) -> sla.SlaTerms:
+        return sla.resolve_terms(rules, category_chain=chain(key[0]), urgency=key[1], default_warning_share=share)
+
+    return terms
 
 
 # --- edits that recompute ----------------------------------------------------------------------------------
@@ -504,6 +551,7 @@ def _rule_ref(rule: SlaRule) -> dict[str, Any]:
         "accept_hours": rule.accept_hours,
         "finish_days": rule.finish_days,
         "warning_share": rule.warning_share,
+        "round_the_clock": rule.round_the_clock,
     }
 
 

@@ -759,9 +759,16 @@ def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) 
     effect = outcome.sla
     if effect is None or effect == SlaEffect.ACCEPTED:
         return {}
-    cal = workcal.load_calendar(session)
+    if effect == SlaEffect.STOP:
+        if order.sla_status != SlaStatus.NONE:
+            _refresh_status(order, now)
+            order.sla_paused_at = None
+            order.sla_remaining = None
+        return {}
+    # The order's terms say how long and on which clock: working time, or round the clock (全天候).
+    terms = sla.terms_for(session, category_id=order.category_id, urgency=order.urgency.value)
+    cal = sla.clock_of(workcal.load_calendar(session), terms)
     if effect == SlaEffect.START:
-        terms = sla.terms_for(session, category_id=order.category_id, urgency=order.urgency.value)
         _set_deadlines(order, sla.compute_deadlines(cal, now, terms))
         order.sla_status = SlaStatus.OK
         order.accept_overdue = False
@@ -787,7 +794,7 @@ def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) 
     elif effect == SlaEffect.EXTEND:
         # The days the approval grants (as many as asked, or fewer: ``days``), else the request's.
         days = float(outcome.payload.get("days") or order.extension_days_requested or 0)
-        share = sla.terms_for(session, category_id=order.category_id, urgency=order.urgency.value).warning_share
+        share = terms.warning_share
         if days and order.sla_paused_at is not None and order.sla_remaining is not None:
             # Suspended: extend what is left, so that resuming rebuilds the extended deadlines.
             order.sla_remaining = sla.extend_remaining(cal, order.sla_remaining, days, warning_share=share)
@@ -800,7 +807,6 @@ def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) 
     elif effect == SlaEffect.TIGHTEN and order.state in HANDLING_STATES:
         # Only a running (or paused) clock tightens: an order not yet dispatched starts its clock with the raised
         # urgency's terms anyway, and a replied one's unit is done.
-        terms = sla.terms_for(session, category_id=order.category_id, urgency=order.urgency.value)
         if order.sla_paused_at is not None and order.sla_remaining is not None:
             before_left = dict(order.sla_remaining)
             order.sla_remaining = sla.tighten_remaining(cal, before_left, terms)
@@ -812,10 +818,6 @@ def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) 
             _set_deadlines(order, sla.tighten(cal, now, before, terms, accepting=accepting))
             _refresh_status(order, now)
             return sla.moved_deadlines(before, _deadlines(order))
-    elif effect == SlaEffect.STOP and order.sla_status != SlaStatus.NONE:
-        _refresh_status(order, now)
-        order.sla_paused_at = None
-        order.sla_remaining = None
     return {}
 
 

@@ -13,8 +13,14 @@ urgency       accept within         finish within
 ============  ====================  ===================
 normal        2 working hours       5 working days
 urgent 紧急   1 working hour        2 working days
-critical 特急 0.5 working hour      1 working day
+critical 特急 0.5 hour              1 day, round the clock
 ============  ====================  ===================
+
+A rule may run **round the clock** (全天候, ``round_the_clock``): its hours and days are natural ones, every day,
+day and night (:class:`RoundTheClock`) — an emergency such as a flooded underpass is due within the hour at 23:00 on
+a Saturday, not on Monday morning. The built-in critical terms do; an approved extension of such an order adds
+natural days. Which clock an order's deadlines run on is its terms' (:func:`clock_of`), read again at each step
+that moves them.
 """
 
 from __future__ import annotations
@@ -22,8 +28,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -46,6 +52,45 @@ class SlaTerms:
     accept_hours: float  # accept (签收) within N working hours
     finish_days: float  # finish (办结) within N working days
     warning_share: float  # warn (预警) after this share of the finishing time
+    round_the_clock: bool = False  # natural hours and days (全天候), not working time
+
+
+class Clock(Protocol):
+    """What deadlines are counted on: the working calendar (:class:`WorkCalendar`) or :class:`RoundTheClock`."""
+
+    @property
+    def day_seconds(self) -> float: ...
+
+    def add_work_seconds(self, start: datetime, seconds: float) -> datetime: ...
+
+    def work_seconds_between(self, a: datetime, b: datetime) -> float: ...
+
+
+class RoundTheClock:
+    """A clock that runs every day, day and night (全天候): an hour is an hour, a day 24 of them."""
+
+    day_seconds = 86_400.0
+
+    def add_work_seconds(self, start: datetime, seconds: float) -> datetime:
+        if seconds < 0:
+            raise ValueError(f"cannot add a negative time ({seconds} s)")
+        if start.tzinfo is None:
+            raise ValueError(f"naive datetime {start!r}: deadlines need timezone-aware times")
+        return (start + timedelta(seconds=seconds)).astimezone(UTC)
+
+    def work_seconds_between(self, a: datetime, b: datetime) -> float:
+        return max(0.0, (b - a).total_seconds())
+
+    def __repr__(self) -> str:
+        return "RoundTheClock()"
+
+
+ROUND_THE_CLOCK = RoundTheClock()
+
+
+def clock_of(cal: WorkCalendar, terms: SlaTerms) -> Clock:
+    """The clock ``terms`` count on: ``cal`` (working time) or, round the clock, natural time."""
+    return ROUND_THE_CLOCK if terms.round_the_clock else cal
 
 
 @dataclass(frozen=True)
@@ -57,6 +102,7 @@ class RuleSpec:
     accept_hours: float
     finish_days: float
     warning_share: float | None = None
+    round_the_clock: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,10 +120,12 @@ BUILTIN_TERMS: dict[str, tuple[float, float]] = {
     Urgency.URGENT.value: (1.0, 2.0),
     Urgency.CRITICAL.value: (0.5, 1.0),
 }
+# The urgencies whose built-in terms run round the clock (an emergency waits for no working day).
+BUILTIN_ROUND_THE_CLOCK = frozenset({Urgency.CRITICAL.value})
 
 
-def _field(rule: Any, name: str) -> Any:
-    return rule[name] if isinstance(rule, Mapping) else getattr(rule, name)
+def _field(rule: Any, name: str, default: Any = None) -> Any:
+    return rule.get(name, default) if isinstance(rule, Mapping) else getattr(rule, name, default)
 
 
 def _urgency_value(urgency: Any) -> str | None:
@@ -87,8 +135,9 @@ def _urgency_value(urgency: Any) -> str | None:
 
 
 def builtin_terms(urgency: str, default_warning_share: float) -> SlaTerms:
-    accept, finish = BUILTIN_TERMS.get(_urgency_value(urgency) or "", BUILTIN_TERMS[Urgency.NORMAL.value])
-    return SlaTerms(accept, finish, default_warning_share)
+    key = _urgency_value(urgency) or ""
+    accept, finish = BUILTIN_TERMS.get(key, BUILTIN_TERMS[Urgency.NORMAL.value])
+    return SlaTerms(accept, finish, default_warning_share, key in BUILTIN_ROUND_THE_CLOCK)
 
 
 def resolve_terms(
@@ -101,7 +150,8 @@ def resolve_terms(
     """The terms of the most specific rule for an order.
 
     ``rules`` are objects or mappings with ``category_id`` (None = default rule), ``urgency`` (None = any),
-    ``accept_hours``, ``finish_days`` and ``warning_share`` (None = ``default_warning_share``).
+    ``accept_hours``, ``finish_days``, ``warning_share`` (None = ``default_warning_share``) and optionally
+    ``round_the_clock``.
     ``category_chain`` runs from the order's own category up to its root. Walking it and then the default
     level, the first level that has a rule decides; within a level a rule for the exact urgency beats one for
     any urgency. So a category's any-urgency rule beats the default level's per-urgency rules.
@@ -121,12 +171,14 @@ def resolve_terms(
                 float(_field(rule, "accept_hours")),
                 float(_field(rule, "finish_days")),
                 default_warning_share if share is None else float(share),
+                bool(_field(rule, "round_the_clock", False)),
             )
     return builtin_terms(urgency, default_warning_share)
 
 
-def compute_deadlines(cal: WorkCalendar, start: datetime, terms: SlaTerms) -> Deadlines:
-    """Deadlines of a clock started at ``start`` (dispatch); all counted in working time from ``start``."""
+def compute_deadlines(cal: Clock, start: datetime, terms: SlaTerms) -> Deadlines:
+    """Deadlines of a clock started at ``start`` (dispatch); all counted on ``cal`` from ``start`` (working time, or
+    natural time: :func:`clock_of`)."""
     finish_seconds = terms.finish_days * cal.day_seconds
     return Deadlines(
         accept_due_at=cal.add_work_seconds(start, terms.accept_hours * 3600.0),
@@ -139,7 +191,7 @@ def _as_dict(deadlines: Deadlines) -> dict[str, datetime | None]:
     return {ACCEPT_KEY: deadlines.accept_due_at, WARN_KEY: deadlines.warn_at, DUE_KEY: deadlines.due_at}
 
 
-def pause(cal: WorkCalendar, now: datetime, deadlines: Deadlines) -> dict[str, int]:
+def pause(cal: Clock, now: datetime, deadlines: Deadlines) -> dict[str, int]:
     """Working seconds left until each running deadline when the clock stops at ``now`` (挂起).
 
     A deadline already reached keeps 0 remaining (it stays overdue after :func:`resume`). Seconds are rounded
@@ -152,7 +204,7 @@ def pause(cal: WorkCalendar, now: datetime, deadlines: Deadlines) -> dict[str, i
     return remaining
 
 
-def resume(cal: WorkCalendar, now: datetime, remaining: Mapping[str, float]) -> Deadlines:
+def resume(cal: Clock, now: datetime, remaining: Mapping[str, float]) -> Deadlines:
     """Deadlines rebuilt from ``now`` with the working time that was left at :func:`pause`.
 
     A deadline with nothing left is due at ``now`` itself, so an order overdue before the pause is still
@@ -168,7 +220,7 @@ def resume(cal: WorkCalendar, now: datetime, remaining: Mapping[str, float]) -> 
     return Deadlines(rebuilt(ACCEPT_KEY), rebuilt(WARN_KEY), rebuilt(DUE_KEY))
 
 
-def extend(cal: WorkCalendar, deadlines: Deadlines, days: float, *, warning_share: float | None = None) -> Deadlines:
+def extend(cal: Clock, deadlines: Deadlines, days: float, *, warning_share: float | None = None) -> Deadlines:
     """An approved extension (延期) of ``days`` working days; the accept deadline is unchanged.
 
     ``due_at`` moves by ``days`` working days. With the order's ``warning_share``, ``warn_at`` moves by
@@ -190,7 +242,7 @@ def extend(cal: WorkCalendar, deadlines: Deadlines, days: float, *, warning_shar
 
 
 def extend_remaining(
-    cal: WorkCalendar, remaining: Mapping[str, int], days: float, *, warning_share: float | None = None
+    cal: Clock, remaining: Mapping[str, int], days: float, *, warning_share: float | None = None
 ) -> dict[str, int]:
     """:func:`extend` for a paused clock (an extension approved while the order is suspended)."""
     if days <= 0:
@@ -205,7 +257,7 @@ def extend_remaining(
     return result
 
 
-def tighten(cal: WorkCalendar, now: datetime, deadlines: Deadlines, terms: SlaTerms, *, accepting: bool) -> Deadlines:
+def tighten(cal: Clock, now: datetime, deadlines: Deadlines, terms: SlaTerms, *, accepting: bool) -> Deadlines:
     """The deadlines after an urgency was raised at ``now`` (升级 with 紧急/特急): each no later than the new
     urgency's terms counted from ``now``, never later than it was. The accept deadline only while the order waits to
     be accepted (``accepting``); an unset deadline stays unset."""
@@ -236,7 +288,7 @@ def moved_deadlines(before: Deadlines, after: Deadlines) -> dict[str, dict[str, 
     return {"from": {k: iso(old[k]) for k in keys}, "to": {k: iso(new[k]) for k in keys}}
 
 
-def tighten_remaining(cal: WorkCalendar, remaining: Mapping[str, int], terms: SlaTerms) -> dict[str, int]:
+def tighten_remaining(cal: Clock, remaining: Mapping[str, int], terms: SlaTerms) -> dict[str, int]:
     """:func:`tighten` for a paused clock: the working time left is capped at the new urgency's (a suspended order
     has been accepted, so its accept time is left as it is)."""
     finish = terms.finish_days * cal.day_seconds
@@ -267,7 +319,9 @@ def load_rules(session: Session) -> list[RuleSpec]:
 
 def _read_rules(session: Session) -> tuple[RuleSpec, ...]:
     return tuple(
-        RuleSpec(r.category_id, _urgency_value(r.urgency), r.accept_hours, r.finish_days, r.warning_share)
+        RuleSpec(
+            r.category_id, _urgency_value(r.urgency), r.accept_hours, r.finish_days, r.warning_share, r.round_the_clock
+        )
         for r in session.scalars(select(SlaRule))
     )
 
@@ -301,8 +355,8 @@ def _find_rule(session: Session, category_id: int | None, urgency: str | None) -
 
 
 def seed_default_rules(session: Session) -> int:
-    """Insert the built-in defaults as category-less rules (an any-urgency row plus one per urgency) where
-    missing; existing rows are kept. Returns the number of rows added."""
+    """Insert the built-in defaults as category-less rules (an any-urgency row plus one per urgency, the critical one
+    round the clock) where missing; existing rows are kept. Returns the number of rows added."""
     added = 0
     rows: list[tuple[str | None, tuple[float, float]]] = [(None, BUILTIN_TERMS[Urgency.NORMAL.value])]
     rows += list(BUILTIN_TERMS.items())
@@ -315,6 +369,7 @@ def seed_default_rules(session: Session) -> int:
                     accept_hours=accept_hours,
                     finish_days=finish_days,
                     warning_share=None,
+                    round_the_clock=urgency in BUILTIN_ROUND_THE_CLOCK,
                 )
             )
             added += 1
@@ -339,8 +394,10 @@ def set_rule(
     accept_hours: float,
     finish_days: float,
     warning_share: float | None = None,
+    round_the_clock: bool = False,
 ) -> SlaRule:
-    """Create or replace the rule of one category (None = default) × urgency (None = any)."""
+    """Create or replace the rule of one category (None = default) × urgency (None = any); ``round_the_clock``: its
+    hours and days are natural ones (全天候)."""
     problems: dict[str, str] = {}
     for name, value in (("accept_hours", accept_hours), ("finish_days", finish_days)):
         if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
@@ -363,6 +420,7 @@ def set_rule(
     rule.accept_hours = float(accept_hours)
     rule.finish_days = float(finish_days)
     rule.warning_share = None if warning_share is None else float(warning_share)
+    rule.round_the_clock = bool(round_the_clock)
     session.flush()
     return rule
 
