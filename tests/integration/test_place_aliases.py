@@ -339,3 +339,17 @@ def test_the_units_page_of_a_street_keeps_its_aliases(api: Api, units: dict[str,
         follow_redirects=False,
     )
     assert refused.status_code == 403
+
+
+def test_the_demo_district_gets_a_few_aliases_once(app_db: str) -> None:
+    from cityhub.demo.service import seed_reference_data
+
+    with session_scope() as s:
+        seed_reference_data(s)
+    with session_scope() as s:
+        seed_reference_data(s)  # again: nothing added twice
+        rows = [(a.alias, a.unit.code, a.kind) for a in aliases.list_aliases(s)]
+        assert rows == [("三元古庙", "440111002", "landmark"), ("金沙洲", "440111015", "landmark")]
+        ids = dict(s.execute(select(Unit.code, Unit.id).where(Unit.code.in_(["440111002", "440111015"]))).all())
+    assert _appeal("三元古庙门口垃圾没人清").street_id == ids["440111002"]
+    assert _appeal("金沙洲那边的公交站台坏了").street_id == ids["440111015"]
