@@ -136,7 +136,7 @@ JOBS: dict[str, Job] = {
         "place imported and older orders without a street among the units (coordinates, address, text), audited",
         _place_orders,
         lambda: 60,
-        state_keys=frozenset({"last_id", "units_token", "retry_from"}),
+        state_keys=frozenset({"last_id", "units_token", "aliases_token", "retry_from"}),
     ),
     "hot-topics": Job(
         "hot-topics",

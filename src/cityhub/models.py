@@ -7,7 +7,7 @@ from cityhub.dispatch.models import DispatchBacklog, DispatchRule, DispatchSugge
 from cityhub.knowledge.models import KnowledgeEntry, KnowledgeRevision, ReplyCheck
 from cityhub.monitoring.models import Alarm, AlarmEvent, AlarmRule, Reading, RuleState, Sensor
 from cityhub.notify.models import OutboxMessage, Subscription
-from cityhub.org.models import Unit, User
+from cityhub.org.models import Unit, UnitAlias, User
 from cityhub.refdata import reference_versions
 from cityhub.sharing.models import ApiCallStat, ApiClient, ApiKey, ApiRateWindow, Open311Token
 from cityhub.workorders.models import (
@@ -66,6 +66,7 @@ __all__ = [
     "SlaRule",
     "Subscription",
     "Unit",
+    "UnitAlias",
     "User",
     "reference_versions",
 ]

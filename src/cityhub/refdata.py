@@ -36,9 +36,10 @@ from cityhub.db import Base, database_key
 
 T = TypeVar("T")
 
-# The tables whose contents are cached per process somewhere; each has a trigger (migration 0011).
+# The tables whose contents are cached per process somewhere; each has a trigger (migration 0011; unit_aliases: 0043).
 TABLES = (
     "units",
+    "unit_aliases",
     "categories",
     "dispatch_rules",
     "dispatch_thresholds",

@@ -265,7 +265,7 @@ def test_restore_puts_the_backup_back(district: str, tmp_path: Path) -> None:
     assert _external_ids(district) == ["x1", "x2", "x3"]
 
     out = _ok(_cityhub(district, "db", "restore", str(copy), stdin="y\n"))
-    assert f"restored {copy} into " in out and "database at revision 0042_import_batches" in out
+    assert f"restored {copy} into " in out and "database at revision 0043_unit_aliases" in out
     assert _external_ids(district) == ["x1", "x2"]  # the data of the backup, x3 gone with the database it was in
     if backend == "sqlite":
         live = Path(str(make_url(district).database))
@@ -442,15 +442,15 @@ def test_restore_of_an_older_backup_says_to_upgrade_or_upgrades(empty_db_url: st
 
     out = _ok(_cityhub(empty_db_url, "db", "restore", str(copy), "--yes"))
     assert (
-        "the backup is at migration 0041_reply_check_scorer, this version of cityhub needs 0042_import_batches: run "
+        "the backup is at migration 0041_reply_check_scorer, this version of cityhub needs 0043_unit_aliases: run "
         "`cityhub db upgrade` before starting cityhub (or restore with --upgrade)"
     ) in out
     assert _ok(_cityhub(empty_db_url, "db", "current")).strip() == "0041_reply_check_scorer"
     # What the newer migration made is gone with the rest (PostgreSQL: not left beside the restored tables).
-    assert "database at revision 0042_import_batches" in _ok(_cityhub(empty_db_url, "db", "upgrade"))
+    assert "database at revision 0043_unit_aliases" in _ok(_cityhub(empty_db_url, "db", "upgrade"))
     assert _external_ids(empty_db_url) == []
 
     _import(empty_db_url, tmp_path, "x2")
     out = _ok(_cityhub(empty_db_url, "db", "restore", str(copy), "--yes", "--upgrade"))
-    assert "database at revision 0042_import_batches" in out and "run `cityhub db upgrade`" not in out
+    assert "database at revision 0043_unit_aliases" in out and "run `cityhub db upgrade`" not in out
     assert _external_ids(empty_db_url) == []

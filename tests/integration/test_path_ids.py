@@ -37,6 +37,7 @@ NOUNS = {
     "category_id": "category",
     "topic_id": "hot topic",
     "unit_id": "unit",
+    "alias_id": "place alias",
     "user_id": "user",
     "alarm_id": "alarm",
     "client_id": "API client",

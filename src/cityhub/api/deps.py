@@ -182,6 +182,7 @@ _PATH_IDS: dict[str, tuple[str, int]] = {
     "category_id": ("category", MAX_ID),
     "topic_id": ("hot topic", MAX_ID),
     "unit_id": ("unit", MAX_ID),
+    "alias_id": ("place alias", MAX_ID),
     "user_id": ("user", MAX_ID),
     "alarm_id": ("alarm", MAX_ID),
     "client_id": ("API client", MAX_ID),

@@ -18,6 +18,7 @@ from cityhub.demo import corpus
 from cityhub.demo.generator import demo_external_id, generate
 from cityhub.errors import ValidationFailed
 from cityhub.intake.bulk import EVENTS, ORDERS, write_orders
+from cityhub.org.aliases import seed_baiyun_aliases
 from cityhub.org.models import Unit
 from cityhub.org.service import seed_baiyun
 from cityhub.workorders import sla
@@ -43,8 +44,10 @@ class SeedReport:
 
 
 def seed_reference_data(session: Session) -> None:
-    """Create the Baiyun organisation, the default taxonomy and the default time limits (idempotent)."""
+    """Create the Baiyun organisation with its place aliases, the default taxonomy and the default time limits
+    (idempotent)."""
     seed_baiyun(session)
+    seed_baiyun_aliases(session)
     seed_default_taxonomy(session)
     sla.seed_default_rules(session)
     session.flush()

@@ -38,7 +38,9 @@ country's divisions (``data/china_places.tsv``); a gazetteer whose districts do 
 "elsewhere" of that kind. Places named by code, as anonymised data names other cities' (A市, E12市, K2区, J3县), are
 another city's for any gazetteer (unless one of its own districts is named so).
 
-Roads and landmarks are not resolved on their own: there is no built-in landmark list.
+Roads and landmarks are not resolved on their own: there is no built-in landmark list. A district's own address
+library (地名别名, ``cityhub.org.aliases``) adds names to the database's gazetteer (``extra_names``): each a name of
+its street or community in full (石井大道 → 石井街道, 石井大道88号 included; 大学城 → 小谷围街道).
 Coordinates of the packaged district outlines are GCJ-02 (as served by Aliyun DataV), the datum of Chinese web
 maps; raw GPS (WGS-84) points differ by a few hundred metres, which matters only near a boundary.
 """
@@ -555,9 +557,15 @@ class _FuzzyAnchors:
 
 
 class Gazetteer:
-    """Divisions with their aliases, a multi-pattern matcher and (optional) boundaries."""
+    """Divisions with their aliases, a multi-pattern matcher and (optional) boundaries.
 
-    def __init__(self, divisions: Iterable[Division]) -> None:
+    ``extra_names``: (name, unit code) pairs a district's address library (地名别名: landmarks, roads, old names) adds
+    to the names its divisions go by. Each is a name of that unit in full (the weight of a street's or community's
+    full name, not a bare core: a road word after it does not weaken it; no typo of it is looked for); one given for
+    two units is ambiguous between them, as any name two units share. Names of units not in the gazetteer are
+    ignored."""
+
+    def __init__(self, divisions: Iterable[Division], extra_names: Iterable[tuple[str, str]] = ()) -> None:
         self.units: dict[str, Division] = {}
         for d in divisions:
             if d.level in _LEVEL_DEPTH:
@@ -606,7 +614,18 @@ class Gazetteer:
                         dropped = alias[:i] + alias[i + 1 :]
                         db = deletions.setdefault(dropped, {})
                         db[u.code] = max(weight, db.get(u.code, 0.0))
+        self.extra_names = tuple(sorted({(normalise(name), code) for name, code in extra_names if code in self.units}))
+        holders: dict[str, int] = {}
+        for name, code in self.extra_names:
+            if name:
+                holders[name] = holders.get(name, 0) + 1
+                bucket = index.setdefault(name, {})
+                weight = W_STREET_FULL if self.units[code].level == STREET else W_COMMUNITY_FULL
+                bucket[code] = max(weight, bucket.get(code, 0.0))
         self._aliases = index
+        # Extra names given for several units: ambiguous between them whatever their levels (a community's landmark
+        # that also names another street), not decided for the deeper one as a name two units happen to share.
+        self._shared_extra = frozenset(name for name, count in holders.items() if count > 1)
         # Fuzzy keys that only a bare community name gives (no suffixed form of any unit has them).
         self._fuzzy_bare = frozenset(bare_keys)
         # One automaton finds, in one pass, the aliases and the names with one character dropped (江中街道 for
@@ -663,8 +682,9 @@ class Gazetteer:
         return gaz
 
     @classmethod
-    def from_units(cls, units: Iterable[Any]) -> Gazetteer:
-        """Build from ``org.models.Unit`` rows (anything with id, code, name, tier, parent_id, boundary).
+    def from_units(cls, units: Iterable[Any], extra_names: Iterable[tuple[str, str]] = ()) -> Gazetteer:
+        """Build from ``org.models.Unit`` rows (anything with id, code, name, tier, parent_id, boundary), with the
+        address library's ``extra_names`` ((name, unit code) pairs).
 
         Only district / street / community tiers are used; a unit's parent is looked up among the given units.
         """
@@ -677,7 +697,7 @@ class Gazetteer:
                 continue
             parent = code_by_id.get(u.parent_id) if u.parent_id is not None else None
             divisions.append(Division(u.code, u.name, tier, parent, getattr(u, "boundary", None)))
-        return cls(divisions)
+        return cls(divisions, extra_names)
 
     def with_boundaries(self, geojson: Mapping[str, Any]) -> Gazetteer:
         """A copy whose units take a FeatureCollection's boundaries (matched by code, adcode or name)."""
@@ -688,8 +708,11 @@ class Gazetteer:
                 if key is not None:
                     by_key[str(key)] = f["geometry"]
         return Gazetteer(
-            Division(u.code, u.name, u.level, u.parent_code, by_key.get(u.code) or by_key.get(u.name) or u.boundary)
-            for u in self.units.values()
+            (
+                Division(u.code, u.name, u.level, u.parent_code, by_key.get(u.code) or by_key.get(u.name) or u.boundary)
+                for u in self.units.values()
+            ),
+            self.extra_names,
         )
 
     # lookup helpers --------------------------------------------------------------------------------------
@@ -706,6 +729,11 @@ class Gazetteer:
 
     def _name(self, code: str | None) -> str | None:
         return self.units[code].name if code is not None and code in self.units else None
+
+    def units_named(self, name: str) -> dict[str, float]:
+        """The units a name (normalised here) stands for exactly, by code, with its weight as evidence of each: a
+        full name, a short form, a bare core or an address library's name; empty for a name of none."""
+        return dict(self._aliases.get(normalise(name), {}))
 
     def district_code(self, hint: str) -> str | None:
         if hint in self.units and self.units[hint].level == DISTRICT:
@@ -975,6 +1003,12 @@ class Gazetteer:
         best_score, best, soft = chains[0]
         depth = _depth(best)
         tied = [c for s, c, _ in chains if abs(s - best_score) < 1e-9 and _depth(c) == depth]
+        if len(tied) == 1 and any(m.text in self._shared_extra for m in mentions):
+            tied += [
+                c
+                for s, c, _ in chains
+                if abs(s - best_score) < 1e-9 and not _is_prefix(c, best) and not _is_prefix(best, c)
+            ]
         rivals = [s for s, c, _ in chains if c != best and not _is_prefix(c, best)]
         rival = max(rivals, default=0.0)
         strength = 1.0 - math.exp(-best_score / 3.0)

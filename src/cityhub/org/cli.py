@@ -115,3 +115,110 @@ def seed_baiyun_command(
         raise fail_with(exc) from None
     summary = ", ".join(f"{tier.value} {counts[tier]}" for tier in UnitTier if tier in counts)
     typer.echo(f"Baiyun organisation ready: {summary}; users {users}")
+
+
+aliases_app = typer.Typer(
+    no_args_is_help=True,
+    help="Place aliases (地名别名): landmarks, roads and old names the gazetteer reads as names of a street or "
+    "community.",
+)
+app.add_typer(aliases_app, name="aliases")
+
+KIND_HELP = "landmark (地标), road (道路), old_name (旧称) or other (其他)."
+
+
+@aliases_app.command("list")
+def aliases_list_command(
+    unit: Annotated[str | None, typer.Option("--unit", help="Only this unit's aliases (its code).")] = None,
+) -> None:
+    """List the address library: alias, unit code, unit name, kind, added by, added at."""
+    from cityhub.db import session_scope
+    from cityhub.org.aliases import list_aliases
+    from cityhub.org.service import get_unit_by_code
+
+    with session_scope() as session:
+        unit_id = None
+        if unit is not None:
+            found = get_unit_by_code(session, code=unit)
+            if found is None:
+                raise _fail(f"no unit with code {unit}")
+            unit_id = found.id
+        rows = list_aliases(session, unit_id=unit_id)
+        for row in rows:
+            typer.echo(
+                f"{row.alias}\t{row.unit.code}\t{row.unit.name}\t{row.kind.value}\t{row.created_by}\t"
+                f"{row.created_at.isoformat(timespec='seconds')}"
+            )
+    typer.echo(f"{len(rows)} aliases", err=True)
+
+
+@aliases_app.command("add")
+def aliases_add_command(
+    alias: Annotated[str, typer.Argument(help="The name as addresses give it (石井大道, 大学城).")],
+    unit: Annotated[str, typer.Option("--unit", help="Code of the street or community it names.")],
+    kind: Annotated[str, typer.Option("--kind", help=KIND_HELP)] = "other",
+    also_ambiguous: Annotated[
+        bool,
+        typer.Option(
+            "--also-ambiguous", help="Add it although it names another unit: it is then ambiguous between them."
+        ),
+    ] = False,
+) -> None:
+    """Give a street or community a further name; new orders naming it are placed there."""
+    from cityhub.clitools import cli_actor
+    from cityhub.db import session_scope
+    from cityhub.org.aliases import add_alias
+
+    try:
+        with session_scope() as session:
+            row = add_alias(
+                session, alias=alias, unit_code=unit, kind=kind, also_ambiguous=also_ambiguous, actor=cli_actor()
+            )
+            typer.echo(f"added {row.alias} → {row.unit.code} {row.unit.name} ({row.kind.value})")
+    except CityhubError as exc:
+        raise fail_with(exc) from None
+
+
+@aliases_app.command("remove")
+def aliases_remove_command(
+    alias: Annotated[str, typer.Argument(help="The alias to remove.")],
+    unit: Annotated[
+        str | None, typer.Option("--unit", help="Of this unit (its code); needed when the alias names several.")
+    ] = None,
+) -> None:
+    """Remove an alias: orders naming it are no longer placed by it (those placed before stay as they are)."""
+    from cityhub.clitools import cli_actor
+    from cityhub.db import session_scope
+    from cityhub.org.aliases import remove_alias
+
+    try:
+        with session_scope() as session:
+            row = remove_alias(session, alias=alias, unit_code=unit, actor=cli_actor())
+            typer.echo(f"removed {row.alias} → {row.unit.code} {row.unit.name}")
+    except CityhubError as exc:
+        raise fail_with(exc) from None
+
+
+@aliases_app.command("import")
+def aliases_import_command(
+    file: Annotated[Path, typer.Argument(help="Table alias,unit_code[,kind] (CSV in UTF-8 or GB18030, or Excel).")],
+    also_ambiguous: Annotated[
+        bool, typer.Option("--also-ambiguous", help="Keep rows whose alias names another unit too (ambiguous).")
+    ] = False,
+) -> None:
+    """Add the aliases of a file: the good rows are kept, each rejected one listed on stderr with its row and reason
+    (exit 0 as for every import, 1 when no row was taken)."""
+    from cityhub.clitools import cli_actor
+    from cityhub.db import session_scope
+    from cityhub.org.aliases import import_aliases
+
+    try:
+        with session_scope() as session:
+            report = import_aliases(session, path=file, also_ambiguous=also_ambiguous, actor=cli_actor())
+    except CityhubError as exc:
+        raise fail_with(exc) from None
+    print_rejected(file.name, [RejectedRow(e.row, e.field, e.reason) for e in report.rejected])
+    typer.echo(
+        f"rows {report.rows}: added {report.added}, unchanged {report.unchanged}, rejected {len(report.rejected)}"
+    )
+    refuse_if_nothing_imported(file.name, report.added + report.unchanged, len(report.rejected))

@@ -93,3 +93,35 @@ class User(Base):
 
     def __repr__(self) -> str:
         return f"<User {self.username} {self.role.value}>"
+
+
+class AliasKind(enum.StrEnum):
+    """What a place alias (地名别名) names."""
+
+    LANDMARK = "landmark"  # 地标: 大学城, 生物岛, 南方医院
+    ROAD = "road"  # 道路: 石井大道 (石井大道88号)
+    OLD_NAME = "old_name"  # 旧称: a former name still in use
+    OTHER = "other"  # 其他
+
+
+class UnitAlias(Base):
+    """A name the district's address library (地名库) gives a street or community besides its official ones: the
+    database's gazetteer reads it as a name of that unit (:mod:`cityhub.org.aliases`). One alias may name several
+    units only where an administrator said so: it is then ambiguous between them."""
+
+    __tablename__ = "unit_aliases"
+    __table_args__ = (UniqueConstraint("alias", "unit_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # As the resolver matches names (cityhub.nlp.address.normalise: NFKC, simplified, no whitespace).
+    alias: Mapped[str] = mapped_column(String(60), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[AliasKind] = mapped_column(_enum(AliasKind, "alias_kind"))
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    unit: Mapped[Unit] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<UnitAlias {self.alias} → {self.unit_id} {self.kind.value}>"

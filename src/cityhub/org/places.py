@@ -2,10 +2,11 @@
 its text.
 
 One gazetteer per process, built from the database's district / street / community units (names, short forms and
-boundaries) and rebuilt when the units change (:mod:`cityhub.refdata`). Dispatch uses it to choose the community or
-street office responsible, intake's duplicate search to compare an appeal's place with earlier ones. The packaged
-Guangzhou gazetteer (``cityhub.nlp.address.default_gazetteer``) answers ``cityhub nlp locate`` and offline analyses
-of files; an order is placed only among the units of the database it lives in.
+boundaries) and the district's address library (地名别名, :mod:`cityhub.org.aliases`: landmarks, roads, old names of its
+streets and communities), and rebuilt when either changes (:mod:`cityhub.refdata`). Dispatch uses it to choose the
+community or street office responsible, intake's duplicate search to compare an appeal's place with earlier ones. The
+packaged Guangzhou gazetteer (``cityhub.nlp.address.default_gazetteer``) answers ``cityhub nlp locate`` and offline
+analyses of files; an order is placed only among the units of the database it lives in.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ from sqlalchemy.orm import Session
 
 from cityhub import refdata
 from cityhub.errors import ValidationFailed
-from cityhub.org.models import Unit, UnitTier
+from cityhub.org.models import Unit, UnitAlias, UnitTier
 from cityhub.org.service import UnitRef, unit_ids_by_code
 
 if TYPE_CHECKING:
     from cityhub.nlp.address import Gazetteer, Location
 
 PLACE_TIERS = (UnitTier.DISTRICT, UnitTier.STREET, UnitTier.COMMUNITY)
+# The reference tables the gazetteer is built from: a change of either builds it again, and makes the place-orders
+# job look again at the orders it found not placeable (cityhub.workorders.placing).
+GAZETTEER_TABLES = ("units", "unit_aliases")
 
 
 class PlaceSource(enum.StrEnum):
@@ -74,17 +78,26 @@ class Appeal(Protocol):
 def unit_gazetteer(session: Session) -> Gazetteer | None:
     """The gazetteer of the database's own divisions, from the process's cache while the units are unchanged;
     None without any (or when their names cannot make one)."""
-    return refdata.cached(session, "org.gazetteer", ("units",), _build_gazetteer)
+    return refdata.cached(session, "org.gazetteer", GAZETTEER_TABLES, _build_gazetteer)
 
 
-def _build_gazetteer(session: Session) -> Gazetteer | None:
+def official_gazetteer(session: Session) -> Gazetteer | None:
+    """The gazetteer of the units' own names only, without the address library: what an alias must not repeat
+    unless the administrator means it (:mod:`cityhub.org.aliases`)."""
+    return refdata.cached(session, "org.gazetteer.official", ("units",), lambda s: _build_gazetteer(s, aliases=False))
+
+
+def _build_gazetteer(session: Session, *, aliases: bool = True) -> Gazetteer | None:
     from cityhub.nlp.address import Gazetteer
 
     units = list(session.scalars(select(Unit).where(Unit.tier.in_(PLACE_TIERS))))
     if not units:
         return None
+    names: list[tuple[str, str]] = []
+    if aliases:
+        names = [(a, c) for a, c in session.execute(select(UnitAlias.alias, Unit.code).join(Unit))]
     try:
-        return Gazetteer.from_units(units)
+        return Gazetteer.from_units(units, names)
     except ValidationFailed:
         return None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
@@ -22,8 +22,8 @@ from cityhub.auth import service as auth
 from cityhub.auth.principal import Principal
 from cityhub.db import contains_text
 from cityhub.errors import NotFound
-from cityhub.org import service
-from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.org import aliases, service
+from cityhub.org.models import AliasKind, Role, Unit, UnitAlias, UnitTier, User
 from cityhub.org.schemas import ContactChecks, UnitCreate, UnitUpdate, UserBase, UserCreate
 
 # Primary keys are 32-bit INTEGER columns: a larger id can match nothing, and PostgreSQL would refuse to compare
@@ -69,6 +69,40 @@ class UnitCreateBody(UnitCreate):
 
 class UnitUpdateBody(UnitUpdate):
     parent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
+class AliasOut(BaseModel):
+    """A place alias (地名别名): a further name of a street or community, as the gazetteer matches it."""
+
+    id: int
+    alias: str = Field(description="as the address resolver matches names (NFKC, simplified, no whitespace)")
+    unit_id: int
+    unit_code: str
+    kind: AliasKind
+    created_by: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: UnitAlias) -> AliasOut:
+        return cls(
+            id=row.id,
+            alias=row.alias,
+            unit_id=row.unit_id,
+            unit_code=row.unit.code,
+            kind=row.kind,
+            created_by=row.created_by,
+            created_at=row.created_at,
+        )
+
+
+class AliasCreateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str = Field(min_length=1, max_length=200, description="a landmark, road or old name (石井大道, 大学城)")
+    kind: AliasKind = AliasKind.OTHER
+    also_ambiguous: bool = Field(
+        default=False, description="add it although it names another unit: it is then ambiguous between them"
+    )
 
 
 # --- users -------------------------------------------------------------------------------------------------
@@ -231,6 +265,39 @@ def update_unit(unit_id: IdPath, body: UnitUpdateBody, db: DbSession, actor: Cur
     """Change the fields sent; the code cannot change, and a unit cannot move under its own sub-units."""
     data = UnitUpdate.model_validate(body.model_dump(exclude_unset=True))
     return UnitOut.model_validate(service.update_unit(db, unit_id=unit_id, data=data, actor=actor))
+
+
+AliasIdPath = Annotated[int, Path(ge=1)]
+
+
+@units_router.get("/{unit_id}/aliases", response_model=list[AliasOut], dependencies=[OrgReader])
+def list_unit_aliases(unit_id: IdPath, db: DbSession) -> list[AliasOut]:
+    """The unit's place aliases (地名别名), by alias."""
+    _unit(db, unit_id)
+    return [AliasOut.of(row) for row in aliases.list_aliases(db, unit_id=unit_id)]
+
+
+@units_router.post(
+    "/{unit_id}/aliases", status_code=status.HTTP_201_CREATED, response_model=AliasOut, dependencies=[UnitManager]
+)
+def create_unit_alias(unit_id: IdPath, body: AliasCreateBody, db: DbSession, actor: CurrentActor) -> AliasOut:
+    """Give a street or community a further name (a landmark, road or old name): new orders naming it are placed
+    there. 422 for a unit of another tier or an alias too short; 409 for one the unit has, or one naming another unit
+    without ``also_ambiguous``."""
+    row = aliases.add_alias(
+        db, alias=body.alias, unit_id=unit_id, kind=body.kind, also_ambiguous=body.also_ambiguous, actor=actor
+    )
+    return AliasOut.of(row)
+
+
+@units_router.delete(
+    "/{unit_id}/aliases/{alias_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[UnitManager]
+)
+def delete_unit_alias(unit_id: IdPath, alias_id: AliasIdPath, db: DbSession, actor: CurrentActor) -> Response:
+    """Remove one of the unit's aliases; orders placed by it before stay where they are."""
+    _unit(db, unit_id)
+    aliases.remove_alias(db, alias_id=alias_id, unit_id=unit_id, actor=actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 def _user(db: Session, user_id: int) -> User:

@@ -3,7 +3,8 @@ they are, their contacts and duties, their people — created and changed by ``u
 
 The same service calls as ``/api/v1/units`` and ``cityhub org`` (``cityhub.org.service``): a unit's code is its
 stable identity and never changes; a unit cannot move under its own sub-units; a boundary is GeoJSON (a Polygon or
-MultiPolygon), which places orders by their coordinates.
+MultiPolygon), which places orders by their coordinates. A street's or community's page keeps its place aliases too
+(地名别名, ``cityhub.org.aliases``): the landmarks, roads and old names that place orders there.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from cityhub.api.deps import DbSession
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.errors import CityhubError, ValidationFailed
+from cityhub.org import aliases as place_aliases
 from cityhub.org import service as org
-from cityhub.org.models import Unit, UnitTier, User
+from cityhub.org.models import AliasKind, Unit, UnitTier, User
 from cityhub.org.schemas import UnitCreate, UnitUpdate
 from cityhub.textfiles import text_lines
 from cityhub.web import support
-from cityhub.web.forms import field_errors, saved
+from cityhub.web.forms import field_errors, removed, saved
 from cityhub.web.support import FormBody, PageError, render
 
 router = APIRouter(include_in_schema=False)
@@ -132,11 +134,19 @@ def _unit_page(
     *,
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
+    alias_values: dict[str, str] | None = None,
+    alias_errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
+    keeps_aliases = unit.tier in place_aliases.ALIAS_TIERS
     return render(
         request,
         "unit.html",
+        keeps_aliases=keeps_aliases,
+        aliases=place_aliases.list_aliases(db, unit_id=unit.id) if keeps_aliases else [],
+        alias_kinds=list(AliasKind),
+        alias_values=alias_values or {"kind": AliasKind.LANDMARK.value},
+        alias_errors=alias_errors or {},
         principal=principal,
         status_code=status_code,
         unit=unit,
@@ -199,3 +209,76 @@ def update_unit(request: Request, db: DbSession, unit_id: int, form: FormBody) -
         errors = field_errors(t, exc)
         return _unit_page(request, db, principal, unit, values=values, errors=errors, status_code=422)
     return support.redirect(f"/admin/units/{unit_id}", flash=("units.updated", {"name": unit.name}))
+
+
+# --- place aliases (地名别名) ------------------------------------------------------------------------------------
+
+ALIAS_FIELDS = ("alias", "kind", "also_ambiguous")
+# Why the service refuses an alias (``details.reason``) → what the page says.
+ALIAS_REASONS = {
+    "short": "aliases.err_short",
+    "long": "aliases.err_long",
+    "number": "aliases.err_number",
+    "taken": "aliases.err_taken",
+    "own_name": "aliases.err_own_name",
+    "ambiguous": "aliases.err_ambiguous",
+    "kind": "aliases.err_kind",
+    "tier": "aliases.err_tier",
+}
+
+
+def _alias_errors(t: Any, exc: CityhubError) -> dict[str, str]:
+    key = ALIAS_REASONS.get(str(exc.details.get("reason")))
+    if key is None:
+        return field_errors(t, exc)
+    units = t.sep.join(exc.details.get("units") or [])
+    return {str(exc.details.get("field", "_form")): t(key, units=units)}
+
+
+@router.post("/admin/units/{unit_id:int}/aliases", response_class=HTMLResponse)
+def add_alias(request: Request, db: DbSession, unit_id: int, form: FormBody) -> Response:
+    """Add a place alias to a street or community; refused, the page again with the reason at the field."""
+    principal = _admin(request, db, form)
+    t = support.translator(request)
+    unit = db.get(Unit, unit_id)
+    if unit is None:
+        raise PageError(404, "err.page_not_found")
+    try:
+        row = place_aliases.add_alias(
+            db,
+            alias=form.get("alias"),
+            unit_id=unit_id,
+            kind=form.get("kind"),
+            also_ambiguous=form.get("also_ambiguous") == "1",
+            actor=principal.actor,
+        )
+        alias = row.alias
+        db.commit()
+    except CityhubError as exc:
+        db.rollback()
+        unit = db.get(Unit, unit_id)
+        assert unit is not None
+        return _unit_page(
+            request,
+            db,
+            principal,
+            unit,
+            alias_values=form.values(ALIAS_FIELDS),
+            alias_errors=_alias_errors(t, exc),
+            status_code=422,
+        )
+    return support.redirect(f"/admin/units/{unit_id}#aliases", flash=("units.alias_added", {"alias": alias}))
+
+
+@router.post("/admin/units/{unit_id:int}/aliases/{alias_id:int}/delete", response_class=HTMLResponse)
+def remove_alias(request: Request, db: DbSession, unit_id: int, alias_id: int, form: FormBody) -> Response:
+    principal = _admin(request, db, form)
+    row = None
+
+    def remove() -> None:
+        nonlocal row
+        row = place_aliases.remove_alias(db, alias_id=alias_id, unit_id=unit_id, actor=principal.actor)
+
+    removed(db, remove)
+    assert row is not None
+    return support.redirect(f"/admin/units/{unit_id}#aliases", flash=("units.alias_removed", {"alias": row.alias}))

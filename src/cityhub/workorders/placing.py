@@ -5,9 +5,10 @@ Intake places each appeal as it is received (:func:`cityhub.workorders.service.c
 job (and ``cityhub orders place``) works through the rest, oldest first, through a partial index of the orders never
 looked for (``ix_orders_unplaced``): each one placed gets its street, community and source in one audited comment
 (the state is untouched, whatever it is); one that names no unit is marked ``none`` so that it leaves the backlog.
-Once the units change, the job looks at those again (``retry``; ``cityhub orders place --retry`` at once). Without
-any divisions in the database nothing is marked: the orders wait for them. An order given to a street or community
-office while unplaced takes that office's place in the same action (``workorders.service.act``).
+Once the units or the address library (place aliases, ``cityhub.org.aliases``) change, the job looks at those again
+(``retry``; ``cityhub orders place --retry`` at once); orders already placed are never placed again. Without any
+divisions in the database nothing is marked: the orders wait for them. An order given to a street or community office
+while unplaced takes that office's place in the same action (``workorders.service.act``).
 """
 
 from __future__ import annotations
@@ -126,17 +127,23 @@ def place_backlog(
 
 
 def place_scheduled(session: Session, *, name: str = "place-orders", budget_s: float | None = None) -> dict[str, Any]:
-    """One run of the ``place-orders`` job: the orders never looked for; and, once the units have changed since the
-    last run (their version token in ``reference_versions``), those found not placeable again — resumed run after
-    run from where the last one stopped. What to resume is kept in the job's own ``last_result``."""
+    """One run of the ``place-orders`` job: the orders never looked for; and, once the units or the address
+    library have changed since the last run (their version tokens in ``reference_versions``), those found not
+    placeable again — resumed run after run from where the last one stopped. What to resume is kept in the job's own
+    ``last_result``. Orders already placed are never placed again."""
     budget_s = JOB_BUDGET_S if budget_s is None else budget_s
     started = time.monotonic()
-    units = refdata.tokens(session).get("units")
+    current = refdata.tokens(session)
+    units, aliases = current.get("units"), current.get("unit_aliases")
     row = session.get(JobRun, name)
     last = (row.last_result if row is not None else None) or {}
     retry_from = last.get("retry_from")
-    if last.get("units_token") is not None and last.get("units_token") != units:
-        retry_from = 0  # the units changed: every order found not placeable may be placeable now
+    # A token the last run recorded as missing counts as changed when it is there now (an alias was added to an
+    # empty library); a last run from before the library recorded none for it.
+    if (last.get("units_token") is not None and last.get("units_token") != units) or (
+        "aliases_token" in last and last["aliases_token"] != aliases
+    ):
+        retry_from = 0  # the gazetteer changed: every order found not placeable may be placeable now
     result = place_backlog(session, budget_s=budget_s)
     if "skipped" in result:
         return result
@@ -147,5 +154,5 @@ def place_scheduled(session: Session, *, name: str = "place-orders", budget_s: f
             result[key] += again[key]
         result["looked_again"] = again["looked"]
         retry_from = None if again["done"] else again["last_id"]
-    result.update(units_token=units, retry_from=retry_from)
+    result.update(units_token=units, aliases_token=aliases, retry_from=retry_from)
     return result
