@@ -1,7 +1,7 @@
 """sla_rules.round_the_clock: a time limit counted in natural hours and days (全天候), not working time
 
 Revision ID: 0045_sla_round_the_clock
-Revises: 0042_import_batches
+Revises: 0043_unit_aliases
 Create Date: 2026-12-06 00:30:00.000000
 
 `sla_rules.round_the_clock` (BOOLEAN, not null, false): the rule's accept hours and finish days run around the clock
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0045_sla_round_the_clock'
-down_revision: str | None = '0042_import_batches'
+down_revision: str | None = '0043_unit_aliases'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
