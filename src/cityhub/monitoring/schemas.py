@@ -7,7 +7,15 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from cityhub.monitoring.rules import AlarmState, Comparison, SensorKind, Severity, check_clear_threshold
 from cityhub.timerange import answer_times
@@ -177,17 +185,23 @@ class RuleBase(BaseModel):
     def _printable(cls, value: str | None) -> str | None:
         return _category(value)
 
-    @field_validator("threshold", "clear_threshold")
+    @field_validator("threshold")
     @classmethod
-    def _finite_numbers(cls, value: float | None) -> float | None:
+    def _finite_threshold(cls, value: float) -> float | None:
         return _finite(value)
 
-    @model_validator(mode="after")
-    def _hysteresis(self) -> RuleBase:
-        problem = check_clear_threshold(self.comparison, self.threshold, self.clear_threshold)
-        if problem:
-            raise ValueError(problem)
-        return self
+    @field_validator("clear_threshold")
+    @classmethod
+    def _hysteresis(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """On the safe side of the threshold, refused naming ``clear_threshold`` (as ``PATCH`` does), not the body;
+        checked when the comparison and threshold before it are valid (else they are refused themselves)."""
+        value = _finite(value)
+        comparison, threshold = info.data.get("comparison"), info.data.get("threshold")
+        if comparison is not None and threshold is not None:
+            problem = check_clear_threshold(comparison, threshold, value)
+            if problem:
+                raise ValueError(problem)
+        return value
 
 
 class RuleCreate(RuleBase):
