@@ -64,6 +64,31 @@ MEASURES: dict[str, str] = {
 }
 
 
+# What each known metric can physically read, whatever unit a sensor reports it in (a depth in cm or mm, a river
+# level in m above the local datum) — so the bounds are generous: a value outside is a broken probe or a mis-scaled
+# gateway, not a measurement, and is refused at ingestion naming the reading and ``value`` (a depth of 1e300 was
+# stored and shown as "1e+300cm" on the list and the map). A metric not named here need only be a finite number.
+PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "depth": (-50.0, 10_000.0),  # standing water: a probe's offset reads a little below a dry road; 10 m in mm
+    "level": (-500.0, 9_000.0),  # a water level above (or below) its gauge's datum, in m
+    "do": (0.0, 50.0),  # dissolved oxygen, mg/L (supersaturated water stays below 20)
+    "ph": (0.0, 14.0),
+    "pm25": (0.0, 5_000.0),  # µg/m³: a dust storm's hourly PM2.5 stays below 2,000
+    "aqi": (0.0, 1_000.0),  # HJ 633-2012 grades up to 500; a platform may report beyond
+    "people": (0.0, 10_000_000.0),
+    "tpi": (0.0, 10.0),  # the traffic performance index (交通运行指数) is 0–10 by definition
+    **{code: (0.0, 1.0) for code in DETECTIONS},  # a video detector's confidence
+}
+
+
+def implausible(metric: str, value: float) -> str | None:
+    """Why ``value`` cannot be a reading of ``metric`` (outside :data:`PLAUSIBLE`), or None."""
+    bounds = PLAUSIBLE.get(metric)
+    if bounds is None or bounds[0] <= value <= bounds[1]:
+        return None
+    return f"{value:g} is outside what {metric} can read ({bounds[0]:g} to {bounds[1]:g}): a faulty device or scale?"
+
+
 def metric_name(metric: str) -> str:
     """What a metric is called in an order's Chinese text: a measure's or a detection's name, else its key."""
     return MEASURES.get(metric) or DETECTIONS.get(metric) or metric

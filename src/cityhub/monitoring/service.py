@@ -49,6 +49,7 @@ from cityhub.monitoring.rules import (
     check_clear_threshold,
     cleared_by_person,
     evaluate,
+    implausible,
     metric_name,
 )
 from cityhub.monitoring.schemas import (
@@ -603,6 +604,9 @@ def check_readings(
             value = _parse_value(item.get("value"))
         except ValueError as exc:
             bad.append(RejectedReading(index=index, field="value", message=str(exc)))
+            continue
+        if problem := implausible(metric, value):
+            bad.append(RejectedReading(index=index, field="value", message=problem))
             continue
         try:
             media_url = _parse_media_url(item.get("media_url"))
