@@ -106,6 +106,45 @@ class SensorStatus(enum.StrEnum):
         return None if self == SensorStatus.ALL else self == SensorStatus.ACTIVE
 
 
+class SensorState(enum.StrEnum):
+    """What a sensor's status says (the lists, its page, the map, ``status`` in the API): retired (停用), silent
+    (离线: no reading for longer than it may stay quiet — what it last said is no longer known to hold), alarming (an
+    alarm of a threshold rule open), else normal (正常)."""
+
+    NORMAL = "normal"
+    ALARMING = "alarming"
+    SILENT = "silent"
+    RETIRED = "retired"
+
+
+class RuleKind(enum.StrEnum):
+    THRESHOLD = "threshold"  # a reading's value against a limit (the rules people write)
+    SILENCE = "silence"  # the one built-in rule: no reading for too long (监测点离线)
+
+
+# The silence rule's "metric": its alarms' values are the minutes the sensor had been quiet when they were raised,
+# their threshold the minutes it may be quiet.
+SILENCE_METRIC = "silent_minutes"
+
+
+def silent_since(
+    *, last_reading_at: datetime | None, registered_at: datetime, after_minutes: int | None, now: datetime
+) -> datetime | None:
+    """When a sensor became silent — its last reading (or its registration, never having reported) plus the minutes
+    it may stay quiet — if that is not after ``now``; None while it is not silent or when ``after_minutes`` is None
+    (never)."""
+    if after_minutes is None:
+        return None
+    since = (last_reading_at or registered_at) + timedelta(minutes=after_minutes)
+    return since if since <= now else None
+
+
+def silent_after(own_minutes: int | None, default: int) -> int | None:
+    """Minutes a sensor may stay quiet: its own, else the default; None: never silent (0)."""
+    minutes = default if own_minutes is None else own_minutes
+    return minutes if minutes > 0 else None
+
+
 class Comparison(enum.StrEnum):
     GT = ">"
     GE = ">="
