@@ -27,10 +27,10 @@ SILENCE = "kind = 'silence'"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('sensors') as batch:
-        batch.add_column(sa.Column('silent_after_minutes', sa.Integer(), nullable=True))
-    with op.batch_alter_table('alarm_rules') as batch:
-        batch.add_column(sa.Column('kind', sa.String(length=12), server_default='threshold', nullable=False))
+    # In place on both backends (SQLite's ALTER TABLE … ADD COLUMN), not by copying the tables: on SQLite a copy drops
+    # the old table, whose foreign-key cascade would delete every alarm of its rules.
+    op.add_column('sensors', sa.Column('silent_after_minutes', sa.Integer(), nullable=True))
+    op.add_column('alarm_rules', sa.Column('kind', sa.String(length=12), server_default='threshold', nullable=False))
     op.create_index(
         'uq_alarm_rules_silence',
         'alarm_rules',
@@ -49,7 +49,9 @@ def downgrade() -> None:
     op.execute(f"DELETE FROM alarm_rule_states WHERE rule_id IN ({rule})")
     op.execute(f"DELETE FROM alarms WHERE rule_id IN ({rule})")
     op.execute("DELETE FROM alarm_rules WHERE kind = 'silence'")
-    with op.batch_alter_table('alarm_rules') as batch:
-        batch.drop_column('kind')
-    with op.batch_alter_table('sensors') as batch:
-        batch.drop_column('silent_after_minutes')
+    if op.get_bind().dialect.name == 'sqlite':  # SQLite ≥ 3.35, in place (a copy of alarm_rules would cascade)
+        op.execute('ALTER TABLE alarm_rules DROP COLUMN kind')
+        op.execute('ALTER TABLE sensors DROP COLUMN silent_after_minutes')
+    else:
+        op.drop_column('alarm_rules', 'kind')
+        op.drop_column('sensors', 'silent_after_minutes')
