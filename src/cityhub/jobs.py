@@ -90,6 +90,12 @@ def _alarm_escalation(session: Session) -> dict[str, Any]:
     return alarm_escalation(session)
 
 
+def _sensor_silence(session: Session) -> dict[str, Any]:
+    from cityhub.monitoring.scheduled import sensor_silence
+
+    return sensor_silence(session)
+
+
 def _files_prune(session: Session) -> dict[str, Any]:
     from dataclasses import asdict
 
@@ -156,6 +162,13 @@ JOBS: dict[str, Job] = {
         "escalate sensor alarms still unacknowledged past their rule's time: event, notification, order urgency",
         _alarm_escalation,
         _alarm_escalation_interval,
+    ),
+    "sensor-silence": Job(
+        "sensor-silence",
+        "raise the silence alarm (离线) of sensors quiet longer than they may be; clear it when they report again",
+        _sensor_silence,
+        lambda: 60,  # silence is counted in minutes: a sensor is found within a minute of its time
+        state_keys=frozenset({"silent"}),
     ),
 }
 

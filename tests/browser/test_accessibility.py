@@ -98,7 +98,15 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         order_id = order.id
         monitoring.create_sensor(
             s,
-            data=SensorCreate(code="A11Y-WL", name="景泰隧道积水点", kind="waterlogging", metrics={"depth": "cm"}),
+            # Its last reading over an hour old and half an hour its time: silent (离线), so the pages' silent badge
+            # and muted values are checked too.
+            data=SensorCreate(
+                code="A11Y-WL",
+                name="景泰隧道积水点",
+                kind="waterlogging",
+                metrics={"depth": "cm"},
+                silent_after_minutes=30,
+            ),
         )
         monitoring.create_rule(
             s,

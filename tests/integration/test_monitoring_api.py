@@ -118,7 +118,10 @@ def test_sensors_and_rules_are_managed_by_administrators_with_clear_errors(env: 
     assert "exactly one of sensor_kind and sensor_code" in _error(
         env.call("POST", "/alarm-rules", json={**RULE, "sensor_code": "WL-API-1"}), 422
     )
-    assert "clear threshold" in _error(env.call("POST", "/alarm-rules", json={**RULE, "clear_threshold": 30}), 422)
+    wrong_side = env.call("POST", "/alarm-rules", json={**RULE, "clear_threshold": 30})
+    assert "clear threshold" in _error(wrong_side, 422)
+    # Named as PATCH names it (it said "(body)"), whatever the rule's target.
+    assert [e["field"] for e in wrong_side.json()["details"]["errors"]] == ["clear_threshold"]
     assert "unknown category" in _error(env.call("POST", "/alarm-rules", json={**RULE, "category": "不存在"}), 422)
     ghost = env.call("POST", "/alarm-rules", json={**RULE, "sensor_kind": None, "sensor_code": "GHOST"})
     assert ghost.status_code == 422 and ghost.json()["details"] == {"field": "sensor_code"}, ghost.text
@@ -252,6 +255,40 @@ def test_a_batch_reports_every_rejected_reading_by_index_and_keeps_the_good_ones
     assert [r["value"] for r in stored] == [4, 3]
     assert env.call("POST", "/sensors/readings", "key", json={"readings": "nope"}).status_code == 422
     assert env.call("POST", "/sensors/readings", json={"readings": []}).json()["received"] == 0  # an admin person
+
+
+def test_a_value_no_device_can_read_is_rejected_by_index_and_the_good_readings_are_kept(env: Env) -> None:
+    """A depth of 1e300 was stored and shown as "1e+300cm" on the list and the map: a known metric's value outside
+    what it can physically read is refused naming the reading and ``value``, as a non-finite one is; the batch's good
+    readings are stored and a metric the catalogue does not know takes any finite number."""
+    assert env.call("POST", "/sensors", json=SENSOR).status_code == 201
+    cam = {**SENSOR, "code": "CAM-API-1", "kind": "video_ai", "metrics": {"street_vending": "", "smoke": ""}}
+    assert env.call("POST", "/sensors", json=cam).status_code == 201
+    body = {
+        "readings": [
+            _reading(0, 1e300, sensor_code="WL-API-1"),
+            _reading(1, 12.5, sensor_code="WL-API-1"),
+            _reading(2, -4000, sensor_code="WL-API-1"),
+            _reading(3, "nan", sensor_code="WL-API-1"),
+            _reading(4, 1.5, sensor_code="CAM-API-1", metric="street_vending"),
+            _reading(5, 0.9, sensor_code="CAM-API-1", metric="street_vending"),
+            _reading(6, 1e300, sensor_code="CAM-API-1", metric="smoke"),  # no bounds known: finite is enough
+            _reading(7, 14, sensor_code="WL-API-1"),
+        ]
+    }
+    result = env.call("POST", "/sensors/readings", "key", json=body)
+    assert result.status_code == 200, result.text
+    data = result.json()
+    assert (data["received"], data["stored"]) == (8, 4)
+    assert [(r["index"], r["field"]) for r in data["rejected"]] == [(i, "value") for i in (0, 2, 3, 4)]
+    assert "1e+300 is outside what depth can read (-50 to 10000)" in data["rejected"][0]["message"]
+    assert "not a finite number" in data["rejected"][2]["message"]
+    assert "outside what street_vending can read (0 to 1)" in data["rejected"][3]["message"]
+    assert [r["value"] for r in env.call("GET", "/sensors/WL-API-1/readings").json()] == [14, 12.5]
+    assert env.call("GET", "/sensors/WL-API-1").json()["latest"]["depth"]["value"] == 14
+    # One sensor's route answers alike.
+    one = env.call("POST", "/sensors/WL-API-1/readings", "key", json={"readings": [_reading(8, 1e6), _reading(9, 3)]})
+    assert [(r["index"], r["field"]) for r in one.json()["rejected"]] == [(0, "value")] and one.json()["stored"] == 1
 
 
 def test_a_reading_naming_a_field_no_reading_has_or_another_sensor_is_rejected_naming_it(env: Env) -> None:

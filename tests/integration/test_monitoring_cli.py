@@ -141,7 +141,8 @@ def test_rules_readings_and_alarms_from_the_shell(
     code, _, err = cli_run("alarms", "clear", str(alarm_id))
     assert code == 1 and "already cleared" in err and len(err.strip().splitlines()) == 1
     code, out, _ = cli_run("sensors", "list")
-    assert code == 0 and out.startswith("WL-1\twaterlogging\tactive\t桂花社区\t0\tdepth=6cm")
+    # Its last reading is of 2026-11-30: in service, but silent (离线) for days — what it last said no longer holds.
+    assert code == 0 and out.startswith("WL-1\twaterlogging\tsilent\t桂花社区\t0\tdepth=6cm")
 
 
 def test_a_sensors_file_changing_a_sensors_metrics_is_in_the_configuration_log_by_the_command_line(
@@ -228,3 +229,23 @@ def test_an_unknown_kind_to_list_is_refused_naming_the_kinds(
         assert code == 1 and out == "", command
         assert err.strip().startswith("error: --kind: 'waterloging' is not one of waterlogging, "), err
         assert cli_run(*command, "--kind", "waterlogging")[0] == 0
+
+
+def test_a_sensors_file_sets_and_clears_how_long_a_sensor_may_stay_quiet(
+    tmp_path: Path, district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
+) -> None:
+    path = tmp_path / "sensors.csv"
+    path.write_text("code,name,kind,metrics,silent_after_minutes\nWL-Q,桂花路隧道,waterlogging,depth:cm,15\n")
+    assert cli_run("sensors", "import", str(path))[0] == 0
+
+    def quiet() -> int | None:
+        with session_scope() as s:
+            return s.scalars(select(Sensor.silent_after_minutes).where(Sensor.code == "WL-Q")).one()
+
+    assert quiet() == 15
+    path.write_text("code,name,kind,metrics,silent_after_minutes\nWL-Q,桂花路隧道,waterlogging,depth:cm,-5\n")
+    _, _, err = cli_run("sensors", "import", str(path))
+    assert "row 2: silent_after_minutes" in err and quiet() == 15  # refused by row and field, the sensor unchanged
+    path.write_text("code,name,kind,metrics,silent_after_minutes\nWL-Q,桂花路隧道,waterlogging,depth:cm,\n")
+    assert cli_run("sensors", "import", str(path))[0] == 0
+    assert quiet() is None  # empty: the setting's default

@@ -12,7 +12,7 @@ import pytest
 from cityhub.auth import passwords
 from cityhub.db import reset_engine, session_scope
 from cityhub.monitoring import service
-from cityhub.monitoring.schemas import RuleCreate, SensorCreate
+from cityhub.monitoring.schemas import RuleCreate, SensorCreate, SensorUpdate
 from cityhub.org.models import Role, Unit, UnitTier, User
 from web_helpers import login
 
@@ -323,3 +323,73 @@ def test_a_rule_form_offers_metrics_by_name_and_conditions_read_as_signs(world: 
     assert row is not None and row.group(1) == '<span title="depth">积水深度</span> ≥ 40'
     unknown = adm.post("/monitoring/rules", data=fields | {"name": "水深", "metric": "水深"}, follow_redirects=False)
     assert unknown.status_code == 422 and 'value="水深"' in unknown.text  # not a name of any metric: kept, refused
+
+
+def test_a_silent_sensor_says_so_on_the_list_its_page_the_map_and_the_api(world: dict[str, Any]) -> None:
+    """A water-logging sensor that dies in a storm looked like a dry road (正常): quiet longer than its time, it is
+    离线 wherever its status shows — with since when and its last reading — and its stale value leaves the map's
+    figures. The silence rule is on the rules page with no limit of its own to edit."""
+    with session_scope() as s:  # WL-N last reported an hour ago; half an hour is its time
+        service.update_sensor(s, code="WL-N", data=SensorUpdate(silent_after_minutes=30, lat=23.1, lng=113.2))
+        service.update_sensor(s, code="WL-F", data=SensorUpdate(lat=23.2, lng=113.3))
+        service.detect_silence(s)
+    adm = login("mw-adm")
+    page = adm.get("/monitoring").text
+    rows = dict(re.findall(r'data-code="(WL-[NF])">.*?data-status="(\w+)"', page, re.S))
+    assert rows == {"WL-N": "silent", "WL-F": "alarming"}
+    assert 'data-testid="mon-silent">1<' in page and "起无数据" in page
+    sensor_page = adm.get("/monitoring/sensors/WL-N").text
+    assert 'data-testid="silent"' in sensor_page and 'data-status="silent"' in sensor_page
+    assert re.search(r'data-testid="sensor-silent-after">30 分钟<', sensor_page)
+    assert "监测点离线" in sensor_page  # its silence alarm, with its trail
+    assert "120 分钟" in adm.get("/monitoring/sensors/WL-F").text and "默认" in adm.get("/monitoring/sensors/WL-F").text
+
+    api = adm.get("/api/v1/sensors/WL-N").json()
+    assert (api["status"], api["silent_after_minutes"]) == ("silent", 30)
+    assert api["last_reading_at"] == (world["t0"] + timedelta(minutes=2)).isoformat().replace("+00:00", "Z")
+    assert datetime.fromisoformat(api["silent_since"]) == world["t0"] + timedelta(minutes=32)
+    listed = {s["code"]: (s["status"], s["silent_since"]) for s in adm.get("/api/v1/sensors").json()}
+    assert listed["WL-F"] == ("alarming", None) and listed["WL-N"][0] == "silent"
+    alarms = adm.get("/api/v1/alarms", params={"sensor": "WL-N", "active": "true"}).json()["items"]
+    assert {a["kind"] for a in alarms} == {"threshold", "silence"}
+
+    layer = adm.get("/api/v1/map/layers/sensors").json()["features"]
+    props = {f["properties"]["code"]: f["properties"] for f in layer}
+    assert props["WL-N"]["status"] == "silent" and props["WL-N"]["summary"].startswith("离线")
+    assert props["WL-F"]["status"] == "alarming" and props["WL-F"]["silent_since"] is None
+    figures = {i["name"]: i for i in adm.get("/api/v1/map/indicators").json()["indicators"]}
+    assert (figures["silent_sensors"]["value"], figures["silent_sensors"]["level"]) == (1, "warn")
+    assert 'class="dot dot-silent"' in adm.get("/map").text
+
+    rules = adm.get("/monitoring/rules").text
+    assert "所有在用监测点" in rules and "默认 120 分钟" in rules
+    silence = _silence_rule_id()
+    form = re.search(rf'action="/monitoring/rules/{silence}".*?</form>', rules, re.S)
+    assert form is not None and 'name="threshold"' not in form.group(0)  # no limit of its own to type
+    saved = adm.post(
+        f"/monitoring/rules/{silence}",
+        data={
+            "csrf_token": re.findall(r'name="csrf_token" value="([^"]+)"', rules)[0],
+            "name": "监测点离线",
+            "severity": "critical",
+            "urgency": "normal",
+            "escalate_after_minutes": "",
+            "active": "1",
+        },
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303, saved.text
+    with session_scope() as s:
+        rule = service.silence_rule(s)
+        assert (rule.severity, rule.threshold, rule.opens_order) == ("critical", 0, False)
+
+    # It reports again: normal at once, its alarm cleared.
+    with session_scope() as s:
+        now = datetime.now(UTC)
+        service.ingest(s, items=[{"sensor_code": "WL-N", "measured_at": now.isoformat(), "value": 3}], now=now)
+    assert adm.get("/api/v1/sensors/WL-N").json()["status"] == "normal"
+
+
+def _silence_rule_id() -> int:
+    with session_scope() as s:
+        return service.silence_rule(s).id

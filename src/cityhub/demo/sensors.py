@@ -1,8 +1,9 @@
 """Monitoring in the demo district: sensors across Baiyun's streets and three days of readings, with a rainstorm
 that floods several low points (de-duplicated alarms that open orders), a river that rises after it, a polluted
-hour at an air station, a marathon segment over capacity and video-AI cameras that see street vendors, a garbage
-heap, a parked car and riders without helmets. Seeded once (only when there are no sensors), through
-the same ingestion as the API, so every alarm and order is made the way a real one is."""
+hour at an air station, a marathon segment over capacity, video-AI cameras that see street vendors, a garbage
+heap, a parked car and riders without helmets, and a water-logging probe that went silent (离线) six hours ago. Seeded
+once (only when there are no sensors), through the same ingestion as the API, so every alarm and order is made the
+way a real one is."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ SEED = 20261202
 SNAPSHOTS = "http://video-platform.baiyun.invalid/snapshots"
 # A camera frame at this confidence or more comes with its snapshot, as a platform sends one with each detection.
 SNAPSHOT_FROM = 0.5
+# A sensor that stops reporting this many hours into the three days — its probe lost power after the storm — so the
+# demo shows a silent one (离线) as soon as it is seeded, and the sensor-silence job its alarm.
+SILENT_AFTER_HOURS = {"BY-WL-008": DAYS * 24 - 6}
 
 
 @dataclass(frozen=True)
@@ -637,6 +641,8 @@ def seed_sensors(session: Session, *, now: datetime | None = None) -> SensorSeed
                     value = _traffic(spec.code, at)
                 else:
                     value = _value(spec, metric, hours, at.hour + at.minute / 60, rng, index)
+                if hours > SILENT_AFTER_HOURS.get(spec.code, hours):
+                    continue  # drawn all the same: the other sensors' readings stay as they were
                 item = {"sensor_code": spec.code, "metric": metric, "measured_at": at, "value": value}
                 if spec.kind == "video_ai" and value >= SNAPSHOT_FROM:
                     item["media_url"] = f"{SNAPSHOTS}/{spec.code}/{at:%Y%m%d-%H%M}-{metric}.jpg"

@@ -100,9 +100,10 @@ def list_command(
     status: Annotated[str, typer.Option(help="active (in service), retired, or all")] = "active",
     limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
 ) -> None:
-    """Sensors by code (tab-separated: code, kind, active/retired, unit, open alarms, latest readings, name)."""
+    """Sensors by code (tab-separated: code, kind, active/silent/retired — silent: in service, no reading for longer
+    than it may stay quiet — unit, open alarms, latest readings, name)."""
     from cityhub.monitoring import service
-    from cityhub.monitoring.rules import SensorStatus
+    from cityhub.monitoring.rules import SensorState, SensorStatus
     from cityhub.org.service import unit_directory
 
     try:
@@ -113,12 +114,15 @@ def list_command(
     with session_scope() as session:
         sensors = service.list_sensors(session, kind=kind, active=wanted.active, limit=limit)
         units = unit_directory(session)
-        open_counts = service.open_alarm_counts(session, [s.id for s in sensors])
+        open_counts = service.open_alarm_counts(session, [s.id for s in sensors], silence=True)
+        conditions = service.sensor_conditions(session, sensors)
         for s in sensors:
             unit = units.get(s.unit_id) if s.unit_id else None
             latest = ", ".join(f"{m}={v['value']:g}{s.metrics.get(m, '')}" for m, v in (s.latest or {}).items())
+            state = conditions[s.id].state
+            shown = state.value if state in (SensorState.SILENT, SensorState.RETIRED) else "active"
             typer.echo(
-                f"{s.code}\t{s.kind}\t{'active' if s.active else 'retired'}\t{unit.name if unit else '-'}\t"
+                f"{s.code}\t{s.kind}\t{shown}\t{unit.name if unit else '-'}\t"
                 f"{open_counts.get(s.id, 0)}\t{latest or '-'}\t{s.name}"
             )
 
@@ -133,7 +137,9 @@ def retire_command(
     from cityhub.monitoring import service
 
     with session_scope() as session:
-        open_before = service.open_alarm_counts(session, [s.id for s in service.list_sensors(session, code=code)])
+        open_before = service.open_alarm_counts(
+            session, [s.id for s in service.list_sensors(session, code=code)], silence=True
+        )
         sensor = service.retire(session, code=code, actor=named_actor(actor), reason=reason)
         cleared = open_before.get(sensor.id, 0)
         typer.echo(f"sensor {sensor.code} retired; {cleared} open alarm{'s' if cleared != 1 else ''} cleared")
@@ -180,15 +186,19 @@ def readings_command(
 
 
 def _rule_line(rule: Any) -> str:
-    target = f"kind={rule.sensor_kind}" if rule.sensor_kind else f"sensor_id={rule.sensor_id}"
-    clear = "" if rule.clear_threshold is None else f" clear {rule.clear_threshold:g}"
-    share = " ×capacity" if rule.of_capacity else ""
     order = f"order({rule.category or '-'}, {rule.urgency})" if rule.opens_order else "no order"
     minutes = rule.escalate_after_minutes
     escalate = "escalate default" if minutes is None else ("never escalate" if minutes == 0 else f"escalate {minutes}m")
+    if rule.kind == "silence":  # no target, no limit of its own
+        target, condition = "every sensor", "no reading for longer than the sensor's silent_after_minutes"
+    else:
+        target = f"kind={rule.sensor_kind}" if rule.sensor_kind else f"sensor_id={rule.sensor_id}"
+        clear = "" if rule.clear_threshold is None else f" clear {rule.clear_threshold:g}"
+        share = " ×capacity" if rule.of_capacity else ""
+        condition = f"{rule.metric} {rule.comparison} {rule.threshold:g}{clear}{share} for {rule.duration_s}s"
     return (
-        f"{rule.id}\t{'active' if rule.active else 'inactive'}\t{target}\t{rule.metric} {rule.comparison} "
-        f"{rule.threshold:g}{clear}{share} for {rule.duration_s}s\t{rule.severity}\t{order}\t{escalate}\t{rule.name}"
+        f"{rule.id}\t{'active' if rule.active else 'inactive'}\t{target}\t{condition}\t{rule.severity}\t{order}\t"
+        f"{escalate}\t{rule.name}"
     )
 
 

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhub.db import Base, utcnow
@@ -44,15 +56,36 @@ class Sensor(Base):
     # The latest reading per metric: {"depth": {"value": 12.0, "at": "2026-12-01T08:00:00+00:00"}}.
     latest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     last_reading_at: Mapped[datetime | None] = mapped_column()
+    # How long it may stay quiet (no reading since its last, or since it was registered) before it is silent (离线)
+    # and the sensor-silence job raises the silence rule's alarm; None: CITYHUB_SENSOR_SILENT_AFTER_MINUTES, 0: never
+    # (a device that reports only when it sees something).
+    silent_after_minutes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# The one silence rule (rules.RuleKind.SILENCE) is unique: the job creating it on two workers at once makes one.
+SILENCE_RULE_SQL = "kind = 'silence'"
+
+
 class AlarmRule(Base):
-    """A threshold on one metric, for every sensor of a kind or for one sensor (报警规则)."""
+    """A threshold on one metric, for every sensor of a kind or for one sensor (报警规则); or the one built-in rule
+    whose alarms say a sensor went silent (``kind`` silence: no target, no threshold of its own — each sensor's
+    ``silent_after_minutes`` or the setting — made by the sensor-silence job)."""
 
     __tablename__ = "alarm_rules"
+    __table_args__ = (
+        Index(
+            "uq_alarm_rules_silence",
+            "kind",
+            unique=True,
+            sqlite_where=text(SILENCE_RULE_SQL),
+            postgresql_where=text(SILENCE_RULE_SQL),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # threshold (a reading's value against a limit) or silence (no reading for too long); rules.RuleKind.
+    kind: Mapped[str] = mapped_column(String(12), default="threshold", server_default="threshold")
     name: Mapped[str] = mapped_column(String(120))
     sensor_kind: Mapped[str | None] = mapped_column(String(20), index=True)
     sensor_id: Mapped[int | None] = mapped_column(ForeignKey("sensors.id", ondelete="CASCADE"), index=True)

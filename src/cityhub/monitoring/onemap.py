@@ -14,8 +14,8 @@ from sqlalchemy import ColumnElement, case, select
 
 from cityhub.config import get_settings
 from cityhub.monitoring.models import Alarm, AlarmRule, Sensor
-from cityhub.monitoring.rules import Severity
-from cityhub.monitoring.service import open_alarm_severities, sensor_scope
+from cityhub.monitoring.rules import SensorState, Severity
+from cityhub.monitoring.service import open_alarm_counts, open_alarm_severities, sensor_conditions, sensor_scope
 from cityhub.onemap.registry import (
     FeatureCollection,
     Indicator,
@@ -66,29 +66,51 @@ def _latest_text(ctx: MapContext, sensor: Sensor) -> str:
     return ctx.t("map.sensor.reading_sep").join(parts)
 
 
+def _silent_text(ctx: MapContext, sensor: Sensor, since: datetime) -> str:
+    """Why a silent sensor's values are not to be read as the place's: since when it has said nothing."""
+    if sensor.last_reading_at is None:
+        return ctx.t("map.sensor.never")
+    tz = get_settings().tz
+    return ctx.t(
+        "map.sensor.silent",
+        since=since.astimezone(tz).strftime("%m-%d %H:%M"),
+        last=sensor.last_reading_at.astimezone(tz).strftime("%m-%d %H:%M"),
+    )
+
+
 def sensor_features(ctx: MapContext) -> FeatureCollection:
-    """Active sensors with a position in the view, each with its latest readings and whether an alarm is open."""
-    alarmed = {
-        sensor_id
-        for (sensor_id,) in ctx.session.execute(select(Alarm.sensor_id).where(Alarm.open_key.is_not(None)).distinct())
-    }
-    rows = ctx.session.scalars(select(Sensor).where(*_where(ctx, *_in_view(ctx))).order_by(Sensor.code).limit(5000))
-    features = [
-        {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [s.lng, s.lat]},
-            "properties": {
-                "code": s.code,
-                "kind": s.kind,
-                "title": s.name,
-                "summary": _latest_text(ctx, s),
-                "alarm": s.id in alarmed,
-                "link": f"/monitoring/sensors/{s.code}",
-                "link_kind": "monitoring",
-            },
-        }
-        for s in rows
-    ]
+    """Active sensors with a position in the view, each with its latest readings, its status (``silent``: drawn as
+    a dashed grey ring, the popup saying since when) and whether an alarm is open."""
+    sensors = list(
+        ctx.session.scalars(select(Sensor).where(*_where(ctx, *_in_view(ctx))).order_by(Sensor.code).limit(5000))
+    )
+    conditions = sensor_conditions(ctx.session, sensors)
+    open_any = open_alarm_counts(ctx.session, [s.id for s in sensors], silence=True)
+    features = []
+    for s in sensors:
+        condition = conditions[s.id]
+        summary = _latest_text(ctx, s)
+        if condition.silent_since is not None:
+            parts = (_silent_text(ctx, s, condition.silent_since), summary)
+            summary = ctx.t("map.sensor.reading_sep").join(p for p in parts if p)
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [s.lng, s.lat]},
+                "properties": {
+                    "code": s.code,
+                    "kind": s.kind,
+                    "title": s.name,
+                    "summary": summary,
+                    "alarm": s.id in open_any,
+                    "status": condition.state.value,
+                    "silent_since": condition.silent_since.isoformat() if condition.silent_since else None,
+                    "last_reading_at": s.last_reading_at.isoformat() if s.last_reading_at else None,
+                    "link": f"/monitoring/sensors/{s.code}",
+                    "link_kind": "monitoring",
+                },
+            }
+        )
     return collection(features)
 
 
@@ -146,11 +168,22 @@ def active_alarms(ctx: MapContext) -> IndicatorValue:
     return IndicatorValue(total, level=level, link="/monitoring")
 
 
+def silent_sensors(ctx: MapContext) -> IndicatorValue:
+    """Sensors in service and in scope that went silent (离线): their places are not watched; ``warn`` when one is."""
+    sensors = list(ctx.session.scalars(select(Sensor).where(*_where(ctx))))
+    silent = sum(c.state == SensorState.SILENT for c in sensor_conditions(ctx.session, sensors).values())
+    return IndicatorValue(silent, detail=f"/ {len(sensors)}", level="warn" if silent else "ok", link="/monitoring")
+
+
 def _latest_mean(ctx: MapContext, kind: str, metric: str) -> tuple[float | None, int]:
+    """The mean of the sensors' latest ``metric`` — of those still reporting: a silent station's last value is no
+    longer the air or water there."""
+    sensors = list(ctx.session.scalars(select(Sensor).where(*_where(ctx, Sensor.kind == kind))))
+    conditions = sensor_conditions(ctx.session, sensors)
     values = [
         float(s.latest[metric]["value"])
-        for s in ctx.session.scalars(select(Sensor).where(*_where(ctx, Sensor.kind == kind)))
-        if s.latest and metric in s.latest
+        for s in sensors
+        if s.latest and metric in s.latest and conditions[s.id].state != SensorState.SILENT
     ]
     return (round(mean(values), 1) if values else None), len(values)
 
@@ -192,4 +225,5 @@ register_indicator(
 register_indicator(
     Indicator("water_quality", "map.ind.water_quality", water_quality, fmt="number", unit="mg/L", source="monitoring")
 )
+register_indicator(Indicator("silent_sensors", "map.ind.silent_sensors", silent_sensors, source="monitoring"))
 register_indicator(Indicator("congestion", "map.ind.congestion", congestion, fmt="number", source="monitoring"))

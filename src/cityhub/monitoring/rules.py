@@ -64,6 +64,31 @@ MEASURES: dict[str, str] = {
 }
 
 
+# What each known metric can physically read, whatever unit a sensor reports it in (a depth in cm or mm, a river
+# level in m above the local datum) — so the bounds are generous: a value outside is a broken probe or a mis-scaled
+# gateway, not a measurement, and is refused at ingestion naming the reading and ``value`` (a depth of 1e300 was
+# stored and shown as "1e+300cm" on the list and the map). A metric not named here need only be a finite number.
+PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "depth": (-50.0, 10_000.0),  # standing water: a probe's offset reads a little below a dry road; 10 m in mm
+    "level": (-500.0, 9_000.0),  # a water level above (or below) its gauge's datum, in m
+    "do": (0.0, 50.0),  # dissolved oxygen, mg/L (supersaturated water stays below 20)
+    "ph": (0.0, 14.0),
+    "pm25": (0.0, 5_000.0),  # µg/m³: a dust storm's hourly PM2.5 stays below 2,000
+    "aqi": (0.0, 1_000.0),  # HJ 633-2012 grades up to 500; a platform may report beyond
+    "people": (0.0, 10_000_000.0),
+    "tpi": (0.0, 10.0),  # the traffic performance index (交通运行指数) is 0–10 by definition
+    **{code: (0.0, 1.0) for code in DETECTIONS},  # a video detector's confidence
+}
+
+
+def implausible(metric: str, value: float) -> str | None:
+    """Why ``value`` cannot be a reading of ``metric`` (outside :data:`PLAUSIBLE`), or None."""
+    bounds = PLAUSIBLE.get(metric)
+    if bounds is None or bounds[0] <= value <= bounds[1]:
+        return None
+    return f"{value:g} is outside what {metric} can read ({bounds[0]:g} to {bounds[1]:g}): a faulty device or scale?"
+
+
 def metric_name(metric: str) -> str:
     """What a metric is called in an order's Chinese text: a measure's or a detection's name, else its key."""
     return MEASURES.get(metric) or DETECTIONS.get(metric) or metric
@@ -79,6 +104,45 @@ class SensorStatus(enum.StrEnum):
     @property
     def active(self) -> bool | None:
         return None if self == SensorStatus.ALL else self == SensorStatus.ACTIVE
+
+
+class SensorState(enum.StrEnum):
+    """What a sensor's status says (the lists, its page, the map, ``status`` in the API): retired (停用), silent
+    (离线: no reading for longer than it may stay quiet — what it last said is no longer known to hold), alarming (an
+    alarm of a threshold rule open), else normal (正常)."""
+
+    NORMAL = "normal"
+    ALARMING = "alarming"
+    SILENT = "silent"
+    RETIRED = "retired"
+
+
+class RuleKind(enum.StrEnum):
+    THRESHOLD = "threshold"  # a reading's value against a limit (the rules people write)
+    SILENCE = "silence"  # the one built-in rule: no reading for too long (监测点离线)
+
+
+# The silence rule's "metric": its alarms' values are the minutes the sensor had been quiet when they were raised,
+# their threshold the minutes it may be quiet.
+SILENCE_METRIC = "silent_minutes"
+
+
+def silent_since(
+    *, last_reading_at: datetime | None, registered_at: datetime, after_minutes: int | None, now: datetime
+) -> datetime | None:
+    """When a sensor became silent — its last reading (or its registration, never having reported) plus the minutes
+    it may stay quiet — if that is not after ``now``; None while it is not silent or when ``after_minutes`` is None
+    (never)."""
+    if after_minutes is None:
+        return None
+    since = (last_reading_at or registered_at) + timedelta(minutes=after_minutes)
+    return since if since <= now else None
+
+
+def silent_after(own_minutes: int | None, default: int) -> int | None:
+    """Minutes a sensor may stay quiet: its own, else the default; None: never silent (0)."""
+    minutes = default if own_minutes is None else own_minutes
+    return minutes if minutes > 0 else None
 
 
 class Comparison(enum.StrEnum):

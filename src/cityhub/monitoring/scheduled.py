@@ -1,5 +1,7 @@
-"""The monitoring job, registered in :mod:`cityhub.jobs`: ``alarm-escalation`` escalates the alarms left
-unacknowledged past their rule's time (:func:`cityhub.monitoring.service.escalate_due`)."""
+"""The monitoring jobs, registered in :mod:`cityhub.jobs`: ``alarm-escalation`` escalates the alarms left
+unacknowledged past their rule's time (:func:`cityhub.monitoring.service.escalate_due`); ``sensor-silence`` raises
+the silence alarm of each sensor quiet for longer than it may be and clears those of sensors no longer silent
+(:func:`cityhub.monitoring.service.detect_silence`)."""
 
 from __future__ import annotations
 
@@ -18,3 +20,9 @@ def alarm_escalation(session: Session) -> dict[str, Any]:
 
 def interval() -> int:
     return get_monitoring_settings().alarm_escalation_interval
+
+
+def sensor_silence(session: Session) -> dict[str, Any]:
+    from cityhub.monitoring.service import detect_silence
+
+    return dict(detect_silence(session))

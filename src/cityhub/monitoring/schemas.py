@@ -7,9 +7,25 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
-from cityhub.monitoring.rules import AlarmState, Comparison, SensorKind, Severity, check_clear_threshold
+from cityhub.monitoring.rules import (
+    AlarmState,
+    Comparison,
+    RuleKind,
+    SensorKind,
+    SensorState,
+    Severity,
+    check_clear_threshold,
+)
 from cityhub.timerange import answer_times
 from cityhub.workorders.models import Urgency
 
@@ -57,6 +73,13 @@ class SensorBase(BaseModel):
         None, gt=0, lt=1e9, allow_inf_nan=False, description="crowd counts: people the place holds"
     )
     active: bool = True
+    silent_after_minutes: int | None = Field(
+        None,
+        ge=0,
+        le=7 * 24 * 60,
+        description="minutes it may go without a reading before it is silent (离线); "
+        "null: CITYHUB_SENSOR_SILENT_AFTER_MINUTES, 0: never",
+    )
 
     @field_validator("name")
     @classmethod
@@ -104,6 +127,7 @@ class SensorUpdate(BaseModel):
     capacity: float | None = Field(None, gt=0, lt=1e9, allow_inf_nan=False)
     active: bool | None = None
     unit_code: str | None = Field(None, max_length=32)
+    silent_after_minutes: int | None = Field(None, ge=0, le=7 * 24 * 60, description="null: the default")
 
     @field_validator("name")
     @classmethod
@@ -136,7 +160,18 @@ class SensorRead(BaseModel):
     retired_by: str | None
     retired_reason: str | None
     latest: dict[str, Any] | None
-    last_reading_at: datetime | None
+    last_reading_at: datetime | None = Field(description="its latest reading's time; null: it never reported")
+    silent_after_minutes: int | None = Field(
+        None, description="its own time to go silent; null: CITYHUB_SENSOR_SILENT_AFTER_MINUTES, 0: never"
+    )
+    status: SensorState = Field(
+        SensorState.NORMAL,
+        description="retired (停用), silent (离线: no reading for longer than it may stay quiet — what it last said "
+        "no longer holds), alarming (an alarm of a threshold rule open) or normal",
+    )
+    silent_since: datetime | None = Field(
+        None, description="when it became silent (its last reading, or registration, plus its time); null unless silent"
+    )
     created_at: datetime
 
     @field_serializer("latest", when_used="json")
@@ -177,17 +212,23 @@ class RuleBase(BaseModel):
     def _printable(cls, value: str | None) -> str | None:
         return _category(value)
 
-    @field_validator("threshold", "clear_threshold")
+    @field_validator("threshold")
     @classmethod
-    def _finite_numbers(cls, value: float | None) -> float | None:
+    def _finite_threshold(cls, value: float) -> float | None:
         return _finite(value)
 
-    @model_validator(mode="after")
-    def _hysteresis(self) -> RuleBase:
-        problem = check_clear_threshold(self.comparison, self.threshold, self.clear_threshold)
-        if problem:
-            raise ValueError(problem)
-        return self
+    @field_validator("clear_threshold")
+    @classmethod
+    def _hysteresis(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """On the safe side of the threshold, refused naming ``clear_threshold`` (as ``PATCH`` does), not the body;
+        checked when the comparison and threshold before it are valid (else they are refused themselves)."""
+        value = _finite(value)
+        comparison, threshold = info.data.get("comparison"), info.data.get("threshold")
+        if comparison is not None and threshold is not None:
+            problem = check_clear_threshold(comparison, threshold, value)
+            if problem:
+                raise ValueError(problem)
+        return value
 
 
 class RuleCreate(RuleBase):
@@ -233,6 +274,11 @@ class RuleRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+    kind: RuleKind = Field(
+        RuleKind.THRESHOLD,
+        description="threshold, or silence: the one built-in rule raising an alarm when a sensor stops reporting "
+        "(its threshold unused: each sensor's silent_after_minutes, else the setting)",
+    )
     name: str
     sensor_kind: str | None
     sensor_id: int | None
@@ -292,6 +338,11 @@ class AlarmRead(BaseModel):
     sensor_kind: str
     rule_id: int
     rule_name: str
+    kind: RuleKind = Field(
+        RuleKind.THRESHOLD,
+        description="threshold, or silence: the sensor stopped reporting (metric silent_minutes: value the minutes "
+        "it had been quiet, threshold the minutes it may be)",
+    )
     state: AlarmState
     severity: str
     metric: str

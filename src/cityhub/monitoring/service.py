@@ -38,18 +38,24 @@ from cityhub.errors import (
 from cityhub.monitoring.models import Alarm, AlarmEvent, AlarmRule, Reading, RuleState, Sensor
 from cityhub.monitoring.rules import (
     DETECTIONS,
+    SILENCE_METRIC,
     AlarmState,
     Change,
     Comparison,
     EvalState,
+    RuleKind,
     RuleSpec,
     SensorKind,
+    SensorState,
     Severity,
     Transition,
     check_clear_threshold,
     cleared_by_person,
     evaluate,
+    implausible,
     metric_name,
+    silent_after,
+    silent_since,
 )
 from cityhub.monitoring.schemas import (
     NOTE_MAX_CHARS,
@@ -140,8 +146,19 @@ def require_sensor(session: Session, *, code: str) -> Sensor:
 
 # What the configuration log (cityhub.auditlog) keeps of a sensor and of an alarm rule, before and after a change:
 # for a rule, what can be set (its sensor by id).
-_SENSOR_FACTS = ("name", "kind", "metrics", "lat", "lng", "address", "capacity", "unit_id", "active")
-_RULE_FACTS = (*(name for name in RuleCreate.model_fields if name != "sensor_code"), "sensor_id")
+_SENSOR_FACTS = (
+    "name",
+    "kind",
+    "metrics",
+    "lat",
+    "lng",
+    "address",
+    "capacity",
+    "unit_id",
+    "active",
+    "silent_after_minutes",
+)
+_RULE_FACTS = (*(name for name in RuleCreate.model_fields if name != "sensor_code"), "sensor_id", "kind")
 
 
 def _facts(thing: Sensor | AlarmRule) -> dict[str, Any]:
@@ -176,6 +193,7 @@ def create_sensor(session: Session, *, data: SensorCreate, actor: orders.Actor =
         address=data.address,
         capacity=data.capacity,
         active=data.active,
+        silent_after_minutes=data.silent_after_minutes,
     )
     _place_sensor(session, sensor, data.unit_code)
     session.add(sensor)
@@ -295,6 +313,43 @@ def sensor_scope(scope: Scope) -> ColumnElement[bool] | None:
     return or_(*conditions)
 
 
+@dataclass(frozen=True)
+class SensorCondition:
+    """Where a sensor stands now: its :class:`SensorState`, since when it has been silent, how long it may stay quiet
+    (minutes; None: never silent) and how many alarms of threshold rules it has open."""
+
+    state: SensorState
+    silent_since: datetime | None
+    silent_after: int | None
+    alarms: int
+
+
+def sensor_conditions(
+    session: Session, sensors: Sequence[Sensor], *, now: datetime | None = None
+) -> dict[int, SensorCondition]:
+    """Each sensor's condition (by id): retired, silent (by the clock: no reading for longer than it may stay quiet —
+    whether or not the sensor-silence job has raised its alarm yet), alarming or normal. One query for the open
+    alarms."""
+    now = now or utcnow()
+    default = get_monitoring_settings().sensor_silent_after_minutes
+    counts = open_alarm_counts(session, [s.id for s in sensors])
+    found: dict[int, SensorCondition] = {}
+    for sensor in sensors:
+        after = silent_after(sensor.silent_after_minutes, default)
+        since = silent_since(
+            last_reading_at=sensor.last_reading_at, registered_at=sensor.created_at, after_minutes=after, now=now
+        )
+        alarms = counts.get(sensor.id, 0)
+        if not sensor.active:
+            state, since = SensorState.RETIRED, None
+        elif since is not None:
+            state = SensorState.SILENT
+        else:
+            state = SensorState.ALARMING if alarms else SensorState.NORMAL
+        found[sensor.id] = SensorCondition(state, since, after, alarms)
+    return found
+
+
 def list_sensors(
     session: Session,
     *,
@@ -395,6 +450,14 @@ def update_rule(session: Session, *, rule_id: int, data: RuleUpdate, actor: orde
     rule = require_rule(session, rule_id=rule_id)
     changes = data.model_dump(exclude_unset=True, mode="json")
     refuse_nulls(changes, ("name", "threshold", "duration_s", "severity", "opens_order", "urgency", "active"))
+    if rule.kind == RuleKind.SILENCE:
+        for name in ("threshold", "clear_threshold", "duration_s"):
+            if name in changes and changes[name] != getattr(rule, name):
+                raise ValidationFailed(
+                    "the silence rule has no threshold of its own: a sensor is silent after its own "
+                    "silent_after_minutes, else CITYHUB_SENSOR_SILENT_AFTER_MINUTES",
+                    details={"field": name},
+                )
     threshold = changes.get("threshold", rule.threshold)
     clear = changes.get("clear_threshold", rule.clear_threshold)
     problem = check_clear_threshold(rule.comparison, threshold, clear)
@@ -604,6 +667,9 @@ def check_readings(
         except ValueError as exc:
             bad.append(RejectedReading(index=index, field="value", message=str(exc)))
             continue
+        if problem := implausible(metric, value):
+            bad.append(RejectedReading(index=index, field="value", message=problem))
+            continue
         try:
             media_url = _parse_media_url(item.get("media_url"))
         except ValueError as exc:
@@ -784,6 +850,20 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
             else:
                 alarms.pop(key, None)
         late += series_late
+    silence = {r.id for r in rules if r.kind == RuleKind.SILENCE}
+    if silence:
+        default = get_monitoring_settings().sensor_silent_after_minutes
+        for (sensor_id, rule_id), alarm in sorted(alarms.items()):
+            sensor = sensors[sensor_id]
+            quiet = silent_since(
+                last_reading_at=sensor.last_reading_at,
+                registered_at=sensor.created_at,
+                after_minutes=silent_after(sensor.silent_after_minutes, default),
+                now=now,
+            )
+            if rule_id in silence and quiet is None:  # the sensor reports again (late readings alone do not do)
+                _resume(session, alarm, sensor)
+                tally.cleared += 1
     if changed:
         session.execute(update(RuleState), changed)  # by primary key (sensor_id, rule_id), executemany
     if added:
@@ -907,6 +987,7 @@ def _alarm_payload(alarm: Alarm, sensor: Sensor, rule: AlarmRule, action: str) -
         "alarm_id": alarm.id,
         "sensor": {"code": sensor.code, "name": sensor.name, "kind": sensor.kind, "address": sensor.address},
         "rule": {"id": rule.id, "name": rule.name},
+        "kind": rule.kind,  # threshold, or silence (the sensor stopped reporting: value and threshold in minutes)
         "severity": alarm.severity,
         "metric": alarm.metric,
         "value": alarm.first_value,
@@ -984,6 +1065,8 @@ def alarm_external_id(alarm: Alarm, sensor: Sensor) -> str:
 def order_text(alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> tuple[str, str]:
     """The order's title and content, in Chinese, naming sensor, place, value and limit (for a camera's detection:
     what was seen, and how sure its analytics were)."""
+    if rule.kind == RuleKind.SILENCE:
+        return _silence_text(alarm, sensor, rule)
     if sensor.kind == SensorKind.VIDEO_AI:
         return _detection_text(alarm, sensor, rule)
     kind = KIND_LABELS.get(sensor.kind, "监测")
@@ -1001,6 +1084,21 @@ def order_text(alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> tuple[str, str]
         "请责任单位尽快到场核查处置，并在处置后答复。",
     ]
     return title[:300], "\n".join(lines)
+
+
+def _silence_text(alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> tuple[str, str]:
+    """A silent sensor's order (when the silence rule opens orders): the device to be checked, not a problem on the
+    street."""
+    kind = KIND_LABELS.get(sensor.kind, "监测")
+    where = f"，位于{sensor.address}" if sensor.address else ""
+    last = f"最后一次数据为 {_local(sensor.last_reading_at)}" if sensor.last_reading_at else "登记后从未上报数据"
+    lines = [
+        f"{kind}监测点“{sensor.name}”（编号 {sensor.code}{where}）已超过 {alarm.threshold:g} 分钟未上报数据，"
+        f"{last}。其所在位置的状况目前无法监测。",
+        f"报警规则：{rule.name}；级别：{SEVERITY_LABELS.get(alarm.severity, alarm.severity)}。",
+        "请责任单位联系设备运维核查设备供电、通信和运行情况，恢复上报后报警自动解除。",
+    ]
+    return f"【监测点离线】{sensor.name} 超过 {alarm.threshold:g} 分钟无数据"[:300], "\n".join(lines)
 
 
 def _detection_text(alarm: Alarm, sensor: Sensor, rule: AlarmRule) -> tuple[str, str]:
@@ -1144,7 +1242,7 @@ def list_alarms(
     """Alarms, newest first, as the API shows them (with sensor, rule and order number); and whether more follow.
     ``active=true``: open ones (active or acknowledged); ``false``: cleared."""
     query = (
-        select(Alarm, Sensor.code, Sensor.name, Sensor.kind, AlarmRule.name, Order.number)
+        select(Alarm, Sensor.code, Sensor.name, Sensor.kind, AlarmRule.name, Order.number, AlarmRule.kind)
         .join(Sensor, Sensor.id == Alarm.sensor_id)
         .join(AlarmRule, AlarmRule.id == Alarm.rule_id)
         .outerjoin(Order, Order.id == Alarm.order_id)
@@ -1171,7 +1269,13 @@ def list_alarms(
 
 
 def alarm_view(
-    alarm: Alarm, sensor_code: str, sensor_name: str, sensor_kind: str, rule_name: str, order_number: str | None
+    alarm: Alarm,
+    sensor_code: str,
+    sensor_name: str,
+    sensor_kind: str,
+    rule_name: str,
+    order_number: str | None,
+    rule_kind: str = RuleKind.THRESHOLD.value,
 ) -> dict[str, Any]:
     view = {
         c: getattr(alarm, c)
@@ -1205,6 +1309,7 @@ def alarm_view(
         sensor_kind=sensor_kind,
         rule_name=rule_name,
         order_number=order_number,
+        kind=rule_kind,
     )
     return view
 
@@ -1214,7 +1319,7 @@ def describe_alarm(session: Session, alarm: Alarm) -> dict[str, Any]:
     rule = session.get(AlarmRule, alarm.rule_id)
     number = session.scalar(select(Order.number).where(Order.id == alarm.order_id)) if alarm.order_id else None
     assert sensor is not None and rule is not None
-    return alarm_view(alarm, sensor.code, sensor.name, sensor.kind, rule.name, number)
+    return alarm_view(alarm, sensor.code, sensor.name, sensor.kind, rule.name, number, rule.kind)
 
 
 def alarm_events(session: Session, *, alarm_id: int) -> list[AlarmEvent]:
@@ -1293,6 +1398,153 @@ def _clear(session: Session, alarm: Alarm, *, actor: orders.Actor, note: str | N
     _close(session, alarm, actor=actor, at=utcnow(), value=None, note=note)
     session.flush()
     return alarm
+
+
+# ------------------------------------------------------------------------------------------------------ silence
+
+SILENCE_RULE_NAME = "监测点离线"
+
+
+def silence_rule(session: Session) -> AlarmRule:
+    """The one built-in rule whose alarms say a sensor went silent, made (in the configuration log, by the system)
+    when first needed: warning, opening no order — a device to be repaired is no citizen's appeal — which its
+    ``opens_order`` switch on the rules page changes, as any rule's; ``active`` false stops silence alarms."""
+    from sqlalchemy.exc import IntegrityError
+
+    query = select(AlarmRule).where(AlarmRule.kind == RuleKind.SILENCE.value)
+    rule = session.scalars(query).one_or_none()
+    if rule is not None:
+        return rule
+    rule = AlarmRule(
+        kind=RuleKind.SILENCE.value,
+        name=SILENCE_RULE_NAME,
+        metric=SILENCE_METRIC,
+        comparison=Comparison.GE.value,
+        threshold=0.0,  # unused: each sensor's own time, else the setting
+        severity=Severity.WARNING.value,
+        opens_order=False,
+        urgency="normal",
+        active=True,
+    )
+    try:
+        with session.begin_nested():  # another worker making it at the same moment: its rule is the one
+            session.add(rule)
+            session.flush()
+    except IntegrityError:
+        return session.scalars(query).one()
+    _log(session, rule, "create", orders.SYSTEM)
+    return rule
+
+
+def _silence_note(sensor: Sensor, minutes: int) -> str:
+    if sensor.last_reading_at is None:
+        return f"监测点离线：登记后 {minutes} 分钟内从未上报数据"
+    return f"监测点离线：超过 {minutes} 分钟无数据，最后一次数据 {_local(sensor.last_reading_at)}"
+
+
+def _raise_silence(
+    session: Session, sensor: Sensor, rule: AlarmRule, *, since: datetime, after: int, now: datetime
+) -> Alarm:
+    """The silence alarm of ``sensor``: raised at the moment it became silent, its values the minutes it had been
+    quiet when found, its threshold the minutes it may be; in its trail, notified, and an order when the rule says."""
+    quiet = round((now - (sensor.last_reading_at or sensor.created_at)).total_seconds() / 60)
+    alarm = Alarm(
+        sensor_id=sensor.id,
+        rule_id=rule.id,
+        open_key=f"{sensor.id}:{rule.id}",
+        state=AlarmState.ACTIVE.value,
+        severity=rule.severity,
+        metric=SILENCE_METRIC,
+        comparison=Comparison.GE.value,
+        threshold=float(after),
+        raised_at=since,
+        recorded_at=now,
+        first_value=float(quiet),
+        last_value=float(quiet),
+        peak_value=float(quiet),
+        last_at=since,
+        count=1,
+    )
+    session.add(alarm)
+    session.flush()
+    _event(
+        session,
+        alarm,
+        "raised",
+        actor=orders.SYSTEM,
+        at=since,
+        note=_silence_note(sensor, after),
+        last_reading_at=_iso(sensor.last_reading_at),
+        after_minutes=after,
+        found_at=now.isoformat(),
+    )
+    if opens_order(rule) and _join_open_order(session, alarm=alarm, sensor=sensor) is None:
+        open_order(session, alarm=alarm, sensor=sensor, rule=rule)
+    _notify_raised(session, alarm, sensor, rule)
+    return alarm
+
+
+def _resume(session: Session, alarm: Alarm, sensor: Sensor) -> None:
+    """Clear a silence alarm: the sensor reports again (at its latest reading), or may now stay quiet longer."""
+    at = sensor.last_reading_at or utcnow()
+    note = f"数据恢复上报：最新数据 {_local(at)}" if sensor.last_reading_at else "监测点离线时限已调整"
+    _close(session, alarm, actor=orders.SYSTEM, at=max(at, alarm.raised_at), value=None, note=note)
+
+
+def detect_silence(session: Session, *, now: datetime | None = None) -> dict[str, int]:
+    """The sensor-silence job: raise the silence alarm of every sensor in service quiet for longer than it may be
+    (its ``silent_after_minutes``, else ``CITYHUB_SENSOR_SILENT_AFTER_MINUTES``) that has none open — one per sensor,
+    as the open key keeps every alarm — and clear those of sensors no longer silent (readings clear them as they
+    arrive; this catches a sensor given a longer time). The sensors to alarm are locked and read again, as ingestion
+    locks them, so a reading committed meanwhile is seen."""
+    now = now or utcnow()
+    default = get_monitoring_settings().sensor_silent_after_minutes
+    rule = silence_rule(session)
+    rows = session.execute(
+        select(Sensor.id, Sensor.last_reading_at, Sensor.created_at, Sensor.silent_after_minutes).where(
+            Sensor.active.is_(True)
+        )
+    ).all()
+    silent = {
+        row.id
+        for row in rows
+        if silent_since(
+            last_reading_at=row.last_reading_at,
+            registered_at=row.created_at,
+            after_minutes=silent_after(row.silent_after_minutes, default),
+            now=now,
+        )
+    }
+    open_alarms = {
+        alarm.sensor_id: alarm
+        for alarm in session.scalars(select(Alarm).where(Alarm.rule_id == rule.id, Alarm.open_key.is_not(None)))
+    }
+    raised = cleared = 0
+    wanted = sorted(silent - set(open_alarms)) if rule.active else []
+    lock = session.get_bind().dialect.name == "postgresql"
+    for start in range(0, len(wanted), CHUNK):
+        query = (
+            select(Sensor)
+            .where(Sensor.id.in_(wanted[start : start + CHUNK]), Sensor.active.is_(True))
+            .order_by(Sensor.code)
+            .execution_options(populate_existing=True)
+        )
+        for sensor in session.scalars(query.with_for_update() if lock else query):
+            after = silent_after(sensor.silent_after_minutes, default)
+            since = silent_since(
+                last_reading_at=sensor.last_reading_at, registered_at=sensor.created_at, after_minutes=after, now=now
+            )
+            if since is None or after is None:  # it reported meanwhile
+                continue
+            _raise_silence(session, sensor, rule, since=since, after=after, now=now)
+            raised += 1
+    for sensor_id in sorted(set(open_alarms) - silent):
+        reporting = session.get(Sensor, sensor_id)
+        if reporting is not None:
+            _resume(session, open_alarms[sensor_id], reporting)
+            cleared += 1
+    session.flush()
+    return {"silent": len(silent), "raised": raised, "cleared": cleared}
 
 
 # ------------------------------------------------------------------------------------------------- escalation
@@ -1468,18 +1720,20 @@ def thresholds_of(session: Session, *, sensor: Sensor, metric: str) -> list[tupl
     return found
 
 
-def open_alarm_counts(session: Session, sensor_ids: Iterable[int]) -> dict[int, int]:
-    from sqlalchemy import func
-
+def open_alarm_counts(session: Session, sensor_ids: Iterable[int], *, silence: bool = False) -> dict[int, int]:
+    """How many alarms each sensor has open: of threshold rules, and its silence alarm too when ``silence``."""
     ids = sorted(set(sensor_ids))
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(Alarm.sensor_id, func.count())
-        .where(Alarm.sensor_id.in_(ids), Alarm.open_key.is_not(None))
-        .group_by(Alarm.sensor_id)
-    )
-    return {sensor_id: n for sensor_id, n in rows}
+    counts: dict[int, int] = {}
+    for start in range(0, len(ids), CHUNK):
+        query = (
+            select(Alarm.sensor_id, func.count())
+            .where(Alarm.sensor_id.in_(ids[start : start + CHUNK]), Alarm.open_key.is_not(None))
+            .group_by(Alarm.sensor_id)
+        )
+        if not silence:
+            query = query.join(AlarmRule, AlarmRule.id == Alarm.rule_id).where(AlarmRule.kind != RuleKind.SILENCE.value)
+        counts.update((sensor_id, n) for sensor_id, n in session.execute(query))
+    return counts
 
 
 def open_alarm_severities(session: Session, *where: ColumnElement[bool]) -> dict[str, int]:
@@ -1498,7 +1752,7 @@ def open_alarm_severities(session: Session, *where: ColumnElement[bool]) -> dict
 # ------------------------------------------------------------------------------------------------------ files
 
 SENSOR_HEADERS = ("code", "name", "kind", "metrics")
-SENSOR_OPTIONAL = ("lat", "lng", "address", "unit_code", "capacity", "active")
+SENSOR_OPTIONAL = ("lat", "lng", "address", "unit_code", "capacity", "active", "silent_after_minutes")
 READING_HEADERS = ("sensor_code", "measured_at", "value")
 
 

@@ -1,4 +1,4 @@
-"""Settings of monitoring (readings' time tolerance, batch size, alarm escalation)."""
+"""Settings of monitoring (readings' time tolerance, batch size, alarm escalation, silent sensors)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,15 @@ class MonitoringSettings(BaseSettings):
     )
     alarm_escalation_interval: int = Field(
         60, ge=5, le=86_400, description="Seconds between two runs of the alarm-escalation job."
+    )
+    sensor_silent_after_minutes: int = Field(
+        120,
+        ge=0,
+        le=7 * 24 * 60,
+        description="A sensor in service with no reading for this many minutes (since its last, or since it was "
+        "registered) is silent (离线): its status says so and the sensor-silence job raises its silence alarm, cleared "
+        "when readings resume. A sensor's own silent_after_minutes takes precedence; 0: never (for sensors without "
+        "their own). Two hours: two missed reports of an hourly station.",
     )
 
 

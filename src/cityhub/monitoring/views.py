@@ -68,6 +68,21 @@ def _scope(db: Any, principal: Principal) -> Any:
     return service.sensor_scope(scope_of(db, principal))
 
 
+def _read(db: Any, sensors: list[Any]) -> list[SensorRead]:
+    """The sensors as the API shows them, each with its status (silent since when, alarming, …) now."""
+    conditions = service.sensor_conditions(db, sensors)
+    return [
+        SensorRead.model_validate(s).model_copy(
+            update={"status": conditions[s.id].state, "silent_since": conditions[s.id].silent_since}
+        )
+        for s in sensors
+    ]
+
+
+def _read_one(db: Any, sensor: Any) -> SensorRead:
+    return _read(db, [sensor])[0]
+
+
 @takes(BEARER, API_KEY)
 async def reading_writer(
     request: Request,
@@ -116,19 +131,21 @@ def list_sensors(
         bool | None, Query(deprecated=True, description="the earlier filter: true in service, false retired")
     ] = None,
 ) -> list[SensorRead]:
-    """Sensors in the caller's area (a street: its own and its communities'), by code, with their latest reading;
+    """Sensors in the caller's area (a street: its own and its communities'), by code, with their latest reading and
+    ``status`` now (normal, alarming, silent — no reading for longer than ``silent_after_minutes`` or the default, since
+    ``silent_since`` — or retired);
     those in service unless ``status`` (or the earlier ``active``) says otherwise; 50 unless ``limit`` says more,
     the count in ``X-Total-Count`` and the next page in ``Link``."""
     query = service.sensors_query(
         kind=kind, active=status_.active if active is None else active, scope=_scope(db, principal)
     )
-    return [SensorRead.model_validate(s) for s in page.scalars(db, query)]
+    return _read(db, list(page.scalars(db, query)))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SensorRead, dependencies=[MANAGE])
 def create_sensor(body: SensorCreate, db: DbSession, actor: CurrentActor) -> SensorRead:
     """Register a sensor; its responsible unit defaults to the community (else street) where it stands."""
-    return SensorRead.model_validate(service.create_sensor(db, data=body, actor=actor))
+    return _read_one(db, service.create_sensor(db, data=body, actor=actor))
 
 
 def _visible_sensor(db: Any, principal: Principal, code: str) -> Any:
@@ -141,13 +158,13 @@ def _visible_sensor(db: Any, principal: Principal, code: str) -> Any:
 @router.get("/{code}", response_model=SensorRead, dependencies=[READ])
 def get_sensor(code: str, db: DbSession, principal: CurrentPrincipal) -> SensorRead:
     """One sensor (404 outside the caller's area, as a missing one)."""
-    return SensorRead.model_validate(_visible_sensor(db, principal, code))
+    return _read_one(db, _visible_sensor(db, principal, code))
 
 
 @router.patch("/{code}", response_model=SensorRead, dependencies=[MANAGE])
 def update_sensor(code: str, body: SensorUpdate, db: DbSession, actor: CurrentActor) -> SensorRead:
     """Change a sensor; ``active`` false retires it and true reactivates it, as the two actions below do."""
-    return SensorRead.model_validate(service.update_sensor(db, code=code, data=body, actor=actor))
+    return _read_one(db, service.update_sensor(db, code=code, data=body, actor=actor))
 
 
 @router.post("/{code}/retire", response_model=SensorRead, dependencies=[MANAGE])
@@ -160,13 +177,13 @@ def retire_sensor(
     sensor = service.retire(
         db, code=code, actor=actor, reason=body.reason if body else None, scope=_scope(db, principal)
     )
-    return SensorRead.model_validate(sensor)
+    return _read_one(db, sensor)
 
 
 @router.post("/{code}/reactivate", response_model=SensorRead, dependencies=[MANAGE])
 def reactivate_sensor(code: str, db: DbSession, principal: CurrentPrincipal, actor: CurrentActor) -> SensorRead:
     """Put a retired sensor back in service (启用); 409 when it is in service."""
-    return SensorRead.model_validate(service.reactivate(db, code=code, actor=actor, scope=_scope(db, principal)))
+    return _read_one(db, service.reactivate(db, code=code, actor=actor, scope=_scope(db, principal)))
 
 
 @router.get("/{code}/series", response_model=SeriesRead, dependencies=[READ])

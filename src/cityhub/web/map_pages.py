@@ -76,6 +76,7 @@ def map_page(request: Request, db: DbSession) -> Response:
             "view_orders",
             "view_order",
             "view_monitoring",
+            "silent",
             "heat",
             "reports",
             "expected",

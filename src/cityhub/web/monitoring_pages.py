@@ -23,7 +23,7 @@ from cityhub.db import utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound
 from cityhub.monitoring import chart, service
 from cityhub.monitoring.models import Sensor
-from cityhub.monitoring.rules import SensorKind, SensorStatus
+from cityhub.monitoring.rules import RuleKind, SensorKind, SensorState, SensorStatus
 from cityhub.monitoring.schemas import RuleCreate, RuleUpdate
 from cityhub.monitoring.settings import get_monitoring_settings
 from cityhub.org.service import unit_directory
@@ -57,7 +57,7 @@ def monitoring_page(request: Request, db: DbSession) -> Response:
     except ValueError:
         status = SensorStatus.ACTIVE
     sensors = service.list_sensors(db, kind=kind, active=status.active, scope=scope, limit=SENSORS_SHOWN)
-    open_counts = service.open_alarm_counts(db, [s.id for s in sensors])
+    conditions = service.sensor_conditions(db, sensors)
     units = unit_directory(db)
     return render(
         request,
@@ -71,7 +71,8 @@ def monitoring_page(request: Request, db: DbSession) -> Response:
         more_alarms=more_alarms,
         recent=recent,
         sensors=sensors,
-        open_counts=open_counts,
+        conditions=conditions,
+        silent=sum(c.state == SensorState.SILENT for c in conditions.values()),
         unit_names={u.id: u.name for u in units.values()},
         critical=service.open_alarm_severities(db, *_sensor_filter(kind, scope)).get("critical", 0),
         here=f"{request.url.path}?{urlencode({'kind': kind or '', 'status': status.value})}",
@@ -158,6 +159,8 @@ def sensor_page(request: Request, db: DbSession, code: str) -> Response:
         "monitoring_sensor.html",
         principal=principal,
         sensor=sensor,
+        condition=service.sensor_conditions(db, [sensor])[sensor.id],
+        silent_default=get_monitoring_settings().sensor_silent_after_minutes,
         window=window,
         windows=list(service.WINDOWS),
         charts=_sensor_charts(db, t, sensor, window, alarms),
@@ -339,6 +342,8 @@ def _rules_page(
         edit_values={r.id: _rule_values(r) for r in rules},
         typed=typed or {},
         escalate_default=get_monitoring_settings().alarm_escalate_after_minutes,
+        silent_default=get_monitoring_settings().sensor_silent_after_minutes,
+        silence=RuleKind.SILENCE.value,
     )
 
 
@@ -370,9 +375,11 @@ def update_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -
     principal = support.require_user(request, db, permissions.SENSORS_MANAGE, form=form)
     t = support.translator(request)
     try:
-        rule = service.update_rule(
-            db, rule_id=rule_id, data=RuleUpdate.model_validate(_rule_payload(form, new=False)), actor=principal.actor
-        )
+        payload = _rule_payload(form, new=False)
+        if service.require_rule(db, rule_id=rule_id).kind == RuleKind.SILENCE:
+            # Its form has no limits: each sensor's own time, else the setting.
+            payload = {k: v for k, v in payload.items() if k not in ("threshold", "clear_threshold", "duration_s")}
+        rule = service.update_rule(db, rule_id=rule_id, data=RuleUpdate.model_validate(payload), actor=principal.actor)
         db.commit()
     except NotFound:
         raise PageError(404, "err.page_not_found") from None

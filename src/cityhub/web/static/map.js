@@ -442,7 +442,26 @@
     }).addTo(group);
   }
 
-  var RENDERERS = { base: renderBase, units: renderUnits, orders: renderOrders, hotspots: renderHotspots };
+  // The sensors: as any plug-in layer's points, but a silent one (离线, status "silent") as a hollow grey dashed ring —
+  // its last values no longer tell how the place is — with a badge in its popup.
+  function renderSensors(data, group, layer) {
+    var ink = colourOf(layer);
+    var grey = colour("layer-silent", "#5f6b7a");
+    data.features.forEach(function (feature) {
+      var p = feature.properties || {};
+      var at = [feature.geometry.coordinates[1], feature.geometry.coordinates[0]];
+      var silent = p.status === "silent";
+      var marker = L.circleMarker(at, silent
+        ? { radius: 7, color: grey, weight: 2.5, dashArray: "3 3", fillColor: grey, fillOpacity: 0.12, className: "sensor-silent-mark" }
+        : { radius: 7, color: ink, fillColor: ink, fillOpacity: 0.7, weight: 1 });
+      marker.bindPopup("<strong>" + escapeHtml(p.title || layer.title) + "</strong>" +
+        (silent ? ' <span class="badge sensor-silent">' + escapeHtml(T.silent) + "</span>" : "") +
+        (p.summary ? "<br>" + escapeHtml(p.summary) : "") + (p.link ? "<br>" + popupLink(p.link, T.view_monitoring) : ""));
+      group.addLayer(marker);
+    });
+  }
+
+  var RENDERERS = { base: renderBase, units: renderUnits, orders: renderOrders, hotspots: renderHotspots, sensors: renderSensors };
 
   // --- events -------------------------------------------------------------------------------------------------
   document.addEventListener("change", function (event) {
