@@ -1,7 +1,7 @@
 """sensors that go silent: a sensor's own time, the silence rule
 
-Revision ID: 0044_sensor_silence
-Revises: 0042_import_batches
+Revision ID: 0046_sensor_silence
+Revises: 0045_sla_round_the_clock
 Create Date: 2026-12-06 12:00:00.000000
 
 `sensors.silent_after_minutes` (nullable: NULL the setting CITYHUB_SENSOR_SILENT_AFTER_MINUTES, 0 never): how long
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0044_sensor_silence'
-down_revision: str | None = '0042_import_batches'
+revision: str = '0046_sensor_silence'
+down_revision: str | None = '0045_sla_round_the_clock'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
