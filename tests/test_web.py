@@ -2374,6 +2374,43 @@ def test_a_dispatcher_sets_the_place_on_the_order_page(org) -> None:
     assert post(login("hand_a"), _version(order.id), org["street_a"]).status_code == 403
 
 
+def test_the_place_correction_offers_the_places_the_gazetteer_does_not_know_as_aliases(org) -> None:
+    order = _order(
+        None,
+        content="石井大道88号门口和龙湖公园旁边垃圾堆积",
+        address="景泰街道石井大道88号",
+        category_id=org["cats"]["环境保护"],
+    )
+    disp = login("disp")
+    page = disp.get(f"/orders/{order.id}").text
+    # 景泰街道 places the order (its address): only the road and the park are offered, each with its guessed kind.
+    boxes = re.findall(r'<input type="checkbox" name="(alias_\d+)" value="([^"]+)" data-testid="place-alias">', page)
+    assert boxes == [("alias_0", "石井大道"), ("alias_1", "龙湖公园")], page
+    assert "记为「<span data-chosen-place>景泰街道</span>」的地名别名" in page
+    kinds = re.findall(r'<select name="(alias_kind_\d+)".*?<option value="(\w+)" selected>', page, re.S)
+    assert kinds == [("alias_kind_0", "road"), ("alias_kind_1", "landmark")]
+    assert 'data-testid="place-aliases"' not in login("op").get(f"/orders/{order.id}").text  # no place form at all
+    assert 'data-unit-name="京溪街道"' in page  # the script names the unit chosen from its option
+
+    data = {"csrf_token": csrf(disp), "version": str(_version(order.id)), "unit_id": str(org["street_a"])}
+    data |= {"alias_0": "石井大道", "alias_kind_0": "road", "alias_kind_1": "landmark"}  # the park left unticked
+    done = disp.post(f"/orders/{order.id}/place", data=data, follow_redirects=True)
+    assert done.status_code == 200 and done.url.path == f"/orders/{order.id}"
+    assert "地点已设为 景泰街道，推荐已更新。已记为地名别名：石井大道。" in done.text, done.text
+    # The road is the street's name now: offered no more; the park still is.
+    again = re.findall(r'name="alias_\d+" value="([^"]+)"', done.text)
+    assert again == ["龙湖公园"]
+    # Ticked again (a page shown before): refused with why, the correction made all the same.
+    data |= {"version": str(_version(order.id)), "unit_id": str(org["street_b"])}
+    refused = disp.post(f"/orders/{order.id}/place", data=data, follow_redirects=True)
+    assert "地点已设为 京溪街道" in refused.text
+    assert (
+        "「石井大道」未记为别名：这个名称已指向景泰街道 (W-JT)，如确指多处，请管理员在地名别名中设置。" in refused.text
+    )
+    with session_scope() as s:
+        assert s.get(Order, order.id).street_id == org["street_b"]  # type: ignore[union-attr]
+
+
 def test_supervisors_review_weak_replies_from_their_list_and_the_order_page(org) -> None:
     order = _order(
         title="王小明反映路灯不亮，电话13912345678",

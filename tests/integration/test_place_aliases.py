@@ -24,7 +24,7 @@ from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.intake.bulk import write_orders
 from cityhub.intake.service import submit
 from cityhub.org import aliases
-from cityhub.org.models import Role, Unit, UnitAlias, UnitTier, User
+from cityhub.org.models import AliasKind, Role, Unit, UnitAlias, UnitTier, User
 from cityhub.org.places import unit_gazetteer
 from cityhub.workorders.models import AppealType, Order, Urgency
 from web_helpers import PASSWORD, login
@@ -353,3 +353,123 @@ def test_the_demo_district_gets_a_few_aliases_once(app_db: str) -> None:
         ids = dict(s.execute(select(Unit.code, Unit.id).where(Unit.code.in_(["440111002", "440111015"]))).all())
     assert _appeal("三元古庙门口垃圾没人清").street_id == ids["440111002"]
     assert _appeal("金沙洲那边的公交站台坏了").street_id == ids["440111015"]
+
+
+# --- taught by a dispatcher correcting an order's place ----------------------------------------------------------
+
+
+def _street_dispatcher(unit_id: int) -> dict[str, str]:
+    with session_scope() as s:
+        user = User(
+            username="al-sdsp",
+            full_name="街道派单",
+            role=Role.DISPATCHER,
+            unit_id=unit_id,
+            password_hash=passwords.hash_password(PASSWORD),
+        )
+        s.add(user)
+        s.flush()
+        return {"Authorization": f"Bearer {create_token(s, user_id=user.id, name='t')[1]}"}
+
+
+def _place_of(order_id: int) -> tuple[int | None, int | None, str | None]:
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        assert order is not None
+        return order.street_id, order.community_id, order.place_source
+
+
+def test_a_dispatcher_keeps_the_road_an_unplaced_order_names_as_an_alias_of_the_street_chosen(
+    api: Api, units: dict[str, int]
+) -> None:
+    from cityhub.dispatch import service as dispatch
+
+    order = _appeal("稻花大道88号门口的井盖松动了，A市桂花社区那边也有")
+    assert _place_of(order.id) == (None, None, "none")  # a community of another city's
+    with session_scope() as s:  # offered: the road the gazetteer does not know; not 桂花社区, a community's own name
+        offered = dispatch.alias_candidates(s, s.get(Order, order.id))  # type: ignore[arg-type]
+        assert offered == [aliases.AliasCandidate("稻花大道", AliasKind.ROAD)]
+
+    asked = [{"alias": "稻花大道", "kind": "road"}, {"alias": "麦田街", "kind": "road"}, {"alias": "桥"}]
+    done = api.call("POST", f"/dispatch/{order.id}/place", who="dsp", json={"unit_id": units["A-JD"], "aliases": asked})
+
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert body["place"] == {"street_id": units["A-JD"], "community_id": None, "source": "dispatcher"}
+    assert [(a["alias"], a["kind"], a["added"], a["reason"], a["units"]) for a in body["aliases"]] == [
+        ("稻花大道", "road", True, None, []),
+        ("麦田街", "road", False, "ambiguous", ["麦田街道 (A-JD2)"]),  # another street's name: refused, with why
+        ("桥", "", False, "short", []),
+    ]
+    assert "already names 麦田街道 (A-JD2)" in body["aliases"][1]["message"]
+    assert _place_of(order.id) == (units["A-JD"], None, "dispatcher")  # the correction kept, refusals aside
+    # The configuration log names the dispatcher and the order the alias came from.
+    assert _log("A-JD") == [
+        (
+            "add_alias",
+            "dsp姓名",
+            {"alias": [None, "稻花大道"], "kind": [None, "road"], "source_order": [None, order.number]},
+            None,
+        )
+    ]
+    assert _log("A-JD2") == []
+    log_page = login("al-adm").get("/admin/log").text  # 系统日志 says where it came from in words
+    assert f'<span title="source_order">来源工单</span>：{order.number}</div>' in log_page
+    assert '<span title="kind">类型</span>：道路</div>' in log_page
+    # The next appeal naming the road is placed at intake on that street.
+    later = _appeal("稻花大道12号的路灯不亮")
+    assert _place_of(later.id) == (units["A-JD"], None, "text")
+    with session_scope() as s:  # and the road is offered no more
+        assert dispatch.alias_candidates(s, s.get(Order, later.id)) == []  # type: ignore[arg-type]
+
+    # A correction asking for no alias answers an empty list; a handler corrects nothing.
+    plain = api.call("POST", f"/dispatch/{order.id}/place", who="dsp", json={"unit_id": units["A-SQ"]})
+    assert plain.status_code == 200 and plain.json()["aliases"] == []
+    assert (
+        api.call(
+            "POST", f"/dispatch/{order.id}/place", who="dsp", json={"unit_id": 1, "aliases": asked * 7}
+        ).status_code
+        == 422
+    )
+
+
+def test_a_street_dispatcher_adds_aliases_only_to_the_units_its_street_routes(api: Api, units: dict[str, int]) -> None:
+    headers = _street_dispatcher(units["A-JD2"])  # 麦田街道's dispatcher
+    order = _appeal("荷塘社区荷叶桥下面堆了很多垃圾")
+    assert _place_of(order.id) == (units["A-JD2"], units["A-SQ2"], "text")
+
+    def correct(unit: str, *wished: str) -> Any:
+        body = {"unit_id": units[unit], "aliases": [{"alias": a, "kind": "landmark"} for a in wished]}
+        return api.client.post(f"{API}/dispatch/{order.id}/place", json=body, headers=headers)
+
+    # Another street's unit: refused whole, naming it, nothing changed.
+    for other in ("A-JD", "A-SQ"):
+        refused = correct(other, "荷叶桥")
+        assert refused.status_code == 403, refused.text
+        error = refused.json()
+        name = {"A-JD": "稻香街道 (A-JD)", "A-SQ": "桂花社区居委会 (A-SQ)"}[other]
+        assert error["message"].startswith(f"{name} is not among the units you route"), error
+        assert (error["details"]["reason"], error["details"]["unit"]) == ("scope", name)
+    # So on the order page: the page again, saying why and what to do.
+    page = login("al-sdsp")
+    form = {"csrf_token": page.cookies["cityhub_csrf"], "unit_id": str(units["A-JD"]), "alias_0": "荷叶桥"}
+    shown = page.post(f"/orders/{order.id}/place", data=form, follow_redirects=False)
+    assert shown.status_code == 403
+    assert "稻香街道 (A-JD)不在本单位的派单范围内，不能为它添加地名别名；地点未更正。" in shown.text
+    assert _place_of(order.id) == (units["A-JD2"], units["A-SQ2"], "text")
+    with session_scope() as s:
+        assert aliases.list_aliases(s) == []
+
+    # Its own community — the place the order has already: confirmed, not changed — teaches the alias all the same,
+    # the community's (and so naming its street too).
+    mine = correct("A-SQ2", "荷叶桥")
+    assert mine.status_code == 200, mine.text
+    assert [(a["alias"], a["added"]) for a in mine.json()["aliases"]] == [("荷叶桥", True)]
+    assert _place_of(order.id) == (units["A-JD2"], units["A-SQ2"], "text")
+    assert [(a, who, c["source_order"]) for a, who, c, _ in _log("A-SQ2")] == [
+        ("add_alias", "街道派单", [None, order.number])
+    ]
+    assert _place_of(_appeal("荷叶桥边上的路灯坏了").id) == (units["A-JD2"], units["A-SQ2"], "text")
+    # Moving the order to another street without teaching anything is still its to do.
+    assert correct("A-JD").status_code == 200
+    assert _place_of(order.id) == (units["A-JD"], None, "dispatcher")

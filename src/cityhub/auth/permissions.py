@@ -48,6 +48,10 @@ APPEAL_FILES = "appeal:files"
 # the API — those who record or route appeals; the command line (`cityhub import orders`) is the operator of the
 # installation's.
 ORDERS_IMPORT = "orders:import"
+# Teach the district's address library (地名别名) while correcting an order's place: the place mentions the gazetteer
+# did not know, added as aliases of the street or community chosen — only one the dispatcher's unit routes
+# (``dispatch.service.correct_place``). Keeping the library otherwise is ``units:manage``'s (administrators).
+ALIASES_FROM_ORDER = "aliases:add_from_order"
 
 
 def act(action: Action | str) -> str:
@@ -63,7 +67,7 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
     {ORDER_CREATE, ORDER_READ, ORDER_READ_ALL, TOKENS, USERS_MANAGE, UNITS_MANAGE, KB_MANAGE, REPLY_REVIEW}
     | {ORG_READ, CATEGORIES_MANAGE, SLA_MANAGE, CALENDAR_MANAGE, API_CLIENTS_MANAGE}
     | {SENSORS_MANAGE, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ, LOG_READ, ATTACHMENTS_REMOVE, APPEAL_FILES}
-    | {ORDERS_IMPORT, WEBHOOKS_MANAGE}
+    | {ORDERS_IMPORT, WEBHOOKS_MANAGE, ALIASES_FROM_ORDER}
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
@@ -95,6 +99,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     # 派单员: sends orders out and deals with what comes back (re-dispatch of returned orders is `dispatch`).
     Role.DISPATCHER: frozenset(
         {ORDER_CREATE, ORDERS_IMPORT, ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE, BRAIN_READ}
+        | {ALIASES_FROM_ORDER}
         | _acts(
             Action.DISPATCH,
             Action.TRANSFER,

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cityhub.dispatch.rules import RuleTier, TargetKind, split_keywords
+from cityhub.org.aliases import FROM_ORDER_MAX
 from cityhub.timerange import RequestTime
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.schemas import REASON_MAX_CHARS
@@ -174,10 +175,35 @@ class CategorySet(BaseModel):
     version: int | None = Field(None, ge=1)
 
 
+class PlaceAliasWish(BaseModel):
+    alias: str = Field(min_length=1, max_length=200, description="a road or landmark the order names (石井大道)")
+    kind: str | None = Field(None, description="road | landmark | old_name | other (empty: other)")
+
+
 class PlaceSet(BaseModel):
     unit_id: int = Field(description="a street, or a community (its street follows)")
     reason: str | None = Field(None, max_length=REASON_MAX_CHARS)
     version: int | None = Field(None, ge=1)
+    aliases: list[PlaceAliasWish] = Field(
+        default_factory=list,
+        max_length=FROM_ORDER_MAX,
+        description="place aliases (地名别名) to add to the unit chosen, each added or refused on its own",
+    )
+
+
+class PlaceAliasOutcomeRead(BaseModel):
+    alias: str = Field(description="as stored when added, else as given")
+    kind: str
+    added: bool
+    reason: str | None = Field(None, description="why refused: taken, own_name, ambiguous, short, long, number, kind")
+    message: str | None = None
+    units: list[str] = Field(default_factory=list, description="the units the name already names (ambiguous)")
+
+
+class PlaceCorrectionRead(DecisionRead):
+    aliases: list[PlaceAliasOutcomeRead] = Field(
+        default_factory=list, description="what became of each alias asked for, in the order given"
+    )
 
 
 class BulkItem(BaseModel):

@@ -46,6 +46,7 @@ from cityhub.errors import (
     ValidationFailed,
     refuse_nulls,
 )
+from cityhub.org.aliases import AliasCandidate, AliasOutcome, AliasWish, add_from_order, unknown_places
 from cityhub.org.models import Unit, UnitTier
 from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, locate_appeal, place_of_unit, unit_gazetteer
 from cityhub.org.service import unit_directory
@@ -689,6 +690,70 @@ def set_place(
     changes["place_source"] = PlaceSource.DISPATCHER.value
     text = f"place set to {unit.name}" + (" (street only)" if unit.tier == UnitTier.STREET else "")
     return orders.amend(session, order=order, changes=changes, actor=actor, text=text, reason=reason)
+
+
+def alias_candidates(session: Session, order: Order) -> list[AliasCandidate]:
+    """The places ``order``'s address and text name that the gazetteer does not know (``aliases.unknown_places``):
+    what its place correction offers to keep as aliases of the unit chosen."""
+    return unknown_places(session, (order.address, order.title, order.content))
+
+
+def check_alias_teaching(session: Session, *, unit_id: int, actor: orders.Actor) -> None:
+    """PermissionDenied unless ``actor`` may add place aliases to ``unit_id`` in a place correction: an
+    administrator (``units:manage``) to any unit; a role holding ``aliases:add_from_order`` (dispatchers) to a unit
+    its own unit routes (:func:`cityhub.auth.scope.routed_by`: a street's dispatcher its street and communities, the
+    district's any)."""
+    from cityhub.auth import permissions
+    from cityhub.auth.scope import routed_by
+    from cityhub.org.models import Role
+
+    role = Role(actor.role) if actor.role else None
+    if role is not None and permissions.allows(role, permissions.UNITS_MANAGE):
+        return
+    if role is None or not permissions.allows(role, permissions.ALIASES_FROM_ORDER):
+        raise PermissionDenied(
+            "only dispatchers and administrators add place aliases while correcting a place",
+            details={"permission": permissions.ALIASES_FROM_ORDER},
+        )
+    unit = unit_directory(session).get(unit_id)
+    if unit is None:
+        return  # no such unit: the correction itself refuses it
+    routed = routed_by(session, actor.unit_id) if actor.unit_id is not None else frozenset()
+    if routed is not None and unit_id not in routed:
+        name = f"{unit.name} ({unit.code})"
+        raise PermissionDenied(
+            f"{name} is not among the units you route: place aliases may be added to those only",
+            details={"field": "unit_id", "reason": "scope", "unit_id": unit_id, "unit": name},
+        )
+
+
+def correct_place(
+    session: Session,
+    *,
+    order_id: int,
+    unit_id: int,
+    actor: orders.Actor,
+    aliases: Sequence[AliasWish] = (),
+    reason: str | None = None,
+    expected_version: int | None = None,
+) -> tuple[Order, list[AliasOutcome]]:
+    """A dispatcher's place correction (:func:`set_place`) that may teach the address library in the same step:
+    ``aliases`` (``aliases.AliasWish``), each added to the unit chosen — a community, else the street —, its log entry
+    naming the order. Who may add them to that unit is checked first (:func:`check_alias_teaching`: PermissionDenied,
+    nothing changed); then the place is set, and each alias added or refused on its own
+    (``aliases.add_from_order``), the correction kept whatever becomes of them. Returns the order and, per alias,
+    what became of it (``aliases.AliasOutcome``)."""
+    if aliases:
+        check_alias_teaching(session, unit_id=unit_id, actor=actor)
+    order = set_place(
+        session, order_id=order_id, unit_id=unit_id, actor=actor, reason=reason, expected_version=expected_version
+    )
+    outcomes = (
+        add_from_order(session, order_number=order.number, unit_id=unit_id, wishes=aliases, actor=actor)
+        if aliases
+        else []
+    )
+    return order, outcomes
 
 
 def _fill_note(session: Session, fills: dict[str, int | str], source: str | None) -> str:

@@ -21,6 +21,7 @@ from cityhub.dispatch.schemas import (
     BulkRead,
     CategorySet,
     DecisionRead,
+    PlaceCorrectionRead,
     PlaceSet,
     QueueItem,
     QueuePage,
@@ -31,6 +32,7 @@ from cityhub.dispatch.schemas import (
     ThresholdSet,
 )
 from cityhub.errors import NotFound, PermissionDenied
+from cityhub.org.aliases import AliasWish
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Category, Order
@@ -142,20 +144,27 @@ def set_category(order_id: int, body: CategorySet, db: DbSession, principal: Dis
     return _read(service.suggest(db, order=order))
 
 
-@router.post("/{order_id}/place", response_model=DecisionRead)
-def set_place(order_id: int, body: PlaceSet, db: DbSession, principal: Dispatcher) -> DecisionRead:
+@router.post("/{order_id}/place", response_model=PlaceCorrectionRead)
+def set_place(order_id: int, body: PlaceSet, db: DbSession, principal: Dispatcher) -> PlaceCorrectionRead:
     """Set or correct the street or community of a received or returned order (audited) and return fresh
-    suggestions, which then start from that place."""
+    suggestions, which then start from that place.
+
+    ``aliases``: place aliases (地名别名) to add to the unit chosen, in the same step — each added (its configuration
+    log entry naming the order) or refused with its reason (``aliases`` of the answer), the correction kept either
+    way. 403, nothing changed, when the caller may not add aliases to that unit (a dispatcher: only to the units its
+    own unit routes)."""
     _order(db, order_id, principal)
-    order = service.set_place(
+    order, outcomes = service.correct_place(
         db,
         order_id=order_id,
         unit_id=body.unit_id,
         actor=principal.actor,
+        aliases=[AliasWish(a.alias, a.kind) for a in body.aliases],
         reason=body.reason,
         expected_version=body.version,
     )
-    return _read(service.suggest(db, order=order))
+    decision = service.suggest(db, order=order).as_dict()
+    return PlaceCorrectionRead.model_validate({**decision, "aliases": [o.as_dict() for o in outcomes]})
 
 
 @router.get("/rules", response_model=list[RuleRead])

@@ -15,10 +15,16 @@ units share. Every addition and removal is written to the configuration log (are
 actions ``add_alias`` / ``remove_alias``).
 
 The same calls serve ``cityhub org aliases``, ``/api/v1/units/{id}/aliases`` and the unit's page (组织机构).
+
+A dispatcher teaches the library too, in the step that corrects an order's place (``dispatch.service.correct_place``):
+the place mentions of the order's address and text that the gazetteer does not resolve (:func:`unknown_places`) are
+offered, and those ticked are added to the unit chosen (:func:`add_from_order`), each with the order's number in its
+log entry (``source_order``). Who may, and for which units, is the dispatch service's to decide.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,9 @@ ALIAS_TIERS = (UnitTier.STREET, UnitTier.COMMUNITY)
 MIN_CHARS = 2
 MAX_CHARS = 60
 IMPORT_HEADERS = ("alias", "unit_code")  # and optionally kind (default: other)
+# A mention ending in one of these is taken for a road (石井大道, 新市路, 上步街); any other for a landmark.
+ROAD_SUFFIXES = ("路", "大道", "街", "巷")
+FROM_ORDER_MAX = 20  # the most aliases one place correction adds (and offers)
 
 
 def normalise_alias(text: str) -> str:
@@ -127,10 +136,12 @@ def add_alias(
     kind: str | AliasKind | None = None,
     also_ambiguous: bool = False,
     actor: Any = None,
+    source_order: str | None = None,
 ) -> UnitAlias:
     """Give a street or community (by id or code) a further name. Refused: a district, department or any other
     tier; an alias the unit has already (Conflict), or one naming another unit — its alias or its own name — unless
-    ``also_ambiguous`` (Conflict, saying so)."""
+    ``also_ambiguous`` (Conflict, saying so). ``source_order``: the number of the order whose place correction taught
+    it, kept in the log entry."""
     text = normalise_alias(alias)
     chosen = alias_kind(kind)
     unit = _unit_for_alias(session, unit_id=unit_id, code=unit_code)
@@ -168,7 +179,7 @@ def add_alias(
         area="unit",
         target=unit.code,
         action="add_alias",
-        after=_facts(row),
+        after=_facts(row) | ({"source_order": source_order} if source_order else {}),
         reason=f"also names {', '.join(others)}" if others else None,
     )
     return row
@@ -211,6 +222,120 @@ def remove_alias(
     session.flush()
     auditlog.record(session, actor=actor, area="unit", target=unit.code, action="remove_alias", before=facts)
     return row
+
+
+# --- taught while correcting an order's place ---------------------------------------------------------------
+
+
+def guess_kind(mention: str) -> AliasKind:
+    """The kind of a place mention, by its suffix: a road (路, 大道, 街, 巷), else a landmark."""
+    return AliasKind.ROAD if mention.endswith(ROAD_SUFFIXES) else AliasKind.LANDMARK
+
+
+@dataclass(frozen=True)
+class AliasCandidate:
+    """A place an order names that the gazetteer does not know: offered as an alias of the unit a dispatcher
+    places the order in."""
+
+    alias: str
+    kind: AliasKind
+
+
+def unknown_places(session: Session, texts: Iterable[str | None]) -> list[AliasCandidate]:
+    """The place mentions of ``texts`` (an order's address, title and content: ``analytics.lexicon.extract_places``,
+    without administrative codes) that the database's gazetteer, aliases included, does not resolve to a street or
+    community, in the order named, each once; none without a gazetteer (no divisions). A bus route (205路) or a
+    mention no alias could be is left out."""
+    from cityhub.analytics.lexicon import extract_places
+    from cityhub.org.places import unit_gazetteer
+
+    gaz = unit_gazetteer(session)
+    if gaz is None:
+        return []
+    found: dict[str, AliasCandidate] = {}
+    for text in texts:
+        for mention in extract_places(text or "", admin=False):
+            try:
+                alias = normalise_alias(mention)
+            except CityhubError:
+                continue
+            if alias in found or alias[:-1].isascii():
+                continue
+            loc = gaz.resolve(alias)
+            if loc.street_code or loc.community_code:
+                continue
+            found[alias] = AliasCandidate(alias, guess_kind(alias))
+    return list(found.values())
+
+
+@dataclass(frozen=True)
+class AliasWish:
+    """An alias asked for in a place correction, as given."""
+
+    alias: str
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class AliasOutcome:
+    """What became of one :class:`AliasWish`: added (``alias`` as stored), or refused — ``reason`` the refusal's code
+    (``taken``, ``own_name``, ``ambiguous``, ``short`` …, as :func:`add_alias` gives it), ``message`` its text,
+    ``units`` the units the name already names."""
+
+    alias: str
+    kind: str
+    added: bool
+    reason: str | None = None
+    message: str | None = None
+    units: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "kind": self.kind,
+            "added": self.added,
+            "reason": self.reason,
+            "message": self.message,
+            "units": list(self.units),
+        }
+
+
+def add_from_order(
+    session: Session, *, order_number: str, unit_id: int, wishes: Sequence[AliasWish], actor: Any = None
+) -> list[AliasOutcome]:
+    """Add each wished alias to the unit (never ``also_ambiguous``), each in a savepoint of its own: one refused
+    leaves the others, and the caller's place correction, as they are. Each added one names ``order_number`` in its
+    log entry. ValidationFailed (field ``aliases``) for more than ``FROM_ORDER_MAX`` of them."""
+    if len(wishes) > FROM_ORDER_MAX:
+        raise ValidationFailed(
+            f"at most {FROM_ORDER_MAX} aliases at once, not {len(wishes)}", details={"field": "aliases"}
+        )
+    out: list[AliasOutcome] = []
+    for wish in wishes:
+        try:
+            with session.begin_nested():
+                row = add_alias(
+                    session,
+                    alias=wish.alias,
+                    unit_id=unit_id,
+                    kind=wish.kind,
+                    actor=actor,
+                    source_order=order_number,
+                )
+        except CityhubError as exc:
+            out.append(
+                AliasOutcome(
+                    alias=wish.alias,
+                    kind=str(wish.kind or ""),
+                    added=False,
+                    reason=str(exc.details.get("reason") or exc.code),
+                    message=exc.message,
+                    units=tuple(exc.details.get("units") or ()),
+                )
+            )
+            continue
+        out.append(AliasOutcome(alias=row.alias, kind=AliasKind(row.kind).value, added=True))
+    return out
 
 
 # --- import ------------------------------------------------------------------------------------------------

@@ -47,7 +47,8 @@ from cityhub.db import MAX_ID, utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from cityhub.knowledge.models import ReplyCheck
 from cityhub.nlp.reply_quality import WEAK_THRESHOLD
-from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.org.aliases import FROM_ORDER_MAX, AliasOutcome, AliasWish
+from cityhub.org.models import AliasKind, Role, Unit, UnitTier, User
 from cityhub.org.places import Place, PlaceSource
 from cityhub.org.service import UnitRef, unit_directory
 from cityhub.web import forms, support, theme, vendor
@@ -209,6 +210,16 @@ def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
 def _directory(db: Session) -> dict[int, str]:
     """Every unit's name by id, for the machine-written explanations (``machine_text.explain``)."""
     return {unit_id: unit.name for unit_id, unit in unit_directory(db).items()}
+
+
+def _chosen_place(place_units: list[tuple[UnitRef, list[UnitRef]]], place: Place | None) -> str:
+    """The name of the unit the order page's place correction has chosen as it is shown: the order's community, else
+    its street, else the first street listed (what the browser selects)."""
+    names = {u.id: u.name for street, communities in place_units for u in (street, *communities)}
+    for unit_id in (place.community_id, place.street_id) if place is not None else ():
+        if unit_id in names:
+            return names[unit_id]
+    return place_units[0][0].name if place_units else ""
 
 
 def _place_units(db: Session) -> list[tuple[UnitRef, list[UnitRef]]]:
@@ -1191,6 +1202,12 @@ def _detail_page(
             answers = kb.matter_answers(db, text=text, category_id=order.category_id)[:3]
     ids = {order.lead_unit_id, order.street_id, order.community_id} | {a.unit_id for a in order.assists}
     may_place = decision is not None and permissions.allows(principal.role, permissions.act(Action.DISPATCH))
+    place_units = _place_units(db) if may_place else []
+    # The places the order names that the gazetteer does not know, offered as aliases of the unit chosen.
+    teaches = may_place and any(
+        permissions.allows(principal.role, p) for p in (permissions.ALIASES_FROM_ORDER, permissions.UNITS_MANAGE)
+    )
+    alias_candidates = dispatch.alias_candidates(db, order)[:FROM_ORDER_MAX] if teaches and place_units else []
     if decision is not None:
         ids |= {decision.place.street_id, decision.place.community_id}
     needs_units = any(kind == "unit" for a in actions for _, kind, _ in ACTION_FIELDS[a])
@@ -1224,7 +1241,10 @@ def _detail_page(
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,
         decision=decision,
-        place_units=_place_units(db) if may_place else [],
+        place_units=place_units,
+        alias_candidates=alias_candidates,
+        alias_kinds=list(AliasKind),
+        chosen_place=_chosen_place(place_units, decision.place if decision is not None else None),
         dispatch_pending=dispatch_pending,
         pending_kind=_pending_kind(),
         answers=answers,
@@ -1537,7 +1557,9 @@ def _file_problem(t: Translator, error: CityhubError) -> str:
 
 @router.post("/orders/{order_id}/place", response_class=HTMLResponse)
 def order_place(order_id: int, request: Request, db: DbSession, form: FormBody) -> Response:
-    """A dispatcher sets or corrects where an order is, before dispatch; a refusal re-renders the page with why."""
+    """A dispatcher sets or corrects where an order is, before dispatch, and may keep the places the order names that
+    the gazetteer did not know as aliases of the unit chosen (``alias_N`` ticked, ``alias_kind_N``); a refusal of the
+    correction re-renders the page with why, an alias refused is said in the message beside the correction made."""
     from cityhub.dispatch import service as dispatch
 
     principal = support.require_user(request, db, permissions.act(Action.DISPATCH), form=form)
@@ -1550,21 +1572,59 @@ def order_place(order_id: int, request: Request, db: DbSession, form: FormBody) 
     try:
         if unit_id is None:
             raise ValidationFailed("choose a street or community", details={"field": "unit_id"})
-        dispatch.set_place(
+        _, outcomes = dispatch.correct_place(
             db,
             order_id=order_id,
             unit_id=unit_id,
             actor=principal.actor,
+            aliases=_alias_wishes(form),
             reason=(form.get("reason") or "").strip() or None,
             expected_version=forms.whole_number(form.get("version")),
         )
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, _ = _refusal(db, t, exc)
+        if error.details.get("reason") == "scope":
+            message = t("order.place_alias_scope", unit=error.details.get("unit", ""))
         return _detail_page(request, db, principal, order_id, error=message, status_code=error.http_status)
     unit = db.get(Unit, unit_id)
-    flash = ("order.place_set", {"place": unit.name if unit else "?"})
+    place = unit.name if unit else "?"
+    if outcomes:
+        flash: support.Flash = ("order.place_set_aliases", {"place": place, "aliases": _alias_report(t, outcomes)})
+    else:
+        flash = ("order.place_set", {"place": place})
     return support.redirect(support.safe_next(form.get("next"), f"/orders/{order_id}"), flash=flash)
+
+
+def _alias_wishes(form: Form) -> list[AliasWish]:
+    """The place aliases ticked in the place correction: each ``alias_N`` sent (a ticked box), with its
+    ``alias_kind_N``."""
+    return [
+        AliasWish(value.strip(), form.get(f"alias_kind_{key[6:]}") or None)
+        for key, value in form.pairs
+        if key.startswith("alias_") and not key.startswith("alias_kind_") and value.strip()
+    ]
+
+
+def _alias_report(t: Translator, outcomes: list[AliasOutcome]) -> str:
+    """What became of the aliases a place correction asked for, in the user's language: those added, then each
+    refused with why."""
+    from cityhub.web.units_pages import ALIAS_REASONS
+
+    added = [o.alias for o in outcomes if o.added]
+    parts = [t("order.place_aliases_added", aliases=t.sep.join(added))] if added else []
+    for o in outcomes:
+        if o.added:
+            continue
+        units = t.sep.join(o.units)
+        if o.reason == "ambiguous":
+            why = t("order.place_alias_ambiguous", units=units)
+        elif o.reason in ALIAS_REASONS:
+            why = t(ALIAS_REASONS[o.reason], units=units)
+        else:
+            why = o.message or ""
+        parts.append(t("order.place_alias_refused", alias=o.alias, why=why))
+    return " ".join(parts)
 
 
 # -------------------------------------------------------------------------------------------------- queue

@@ -36,6 +36,13 @@
       box.checked = event.target.checked;
     });
   });
+  // The order page's place correction names the unit chosen where it offers place aliases (data-chosen-place).
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (!select.form || select.name !== "unit_id") { return; }
+    var shown = select.form.querySelector("[data-chosen-place]"), option = select.selectedOptions[0];
+    if (shown && option) { shown.textContent = option.getAttribute("data-unit-name") || option.textContent; }
+  });
   // A form marked data-confirm (what cannot be undone: deleting a rule or a time limit, revoking a key) asks first.
   document.addEventListener("submit", function (event) {
     var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
