@@ -284,6 +284,34 @@ def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(server: dic
 
 
 @pytest.mark.sqlite_only(BROWSER_SIDE)
+def test_the_order_trail_takes_the_full_width_and_still_fits_a_phone(server: dict[str, Any], browser: Any) -> None:
+    """At 1440 px the audit trail sat in the facts' column: its 说明 wrapped a few characters a line while the column
+    of actions beside it stood empty. It now spans both columns, its explanations read as lines; at 390 px the page
+    still does not scroll sideways and the actions still come before the trail."""
+    from cityhub.workorders import service as orders
+
+    note = "市民再次来电补充：油烟在晚上七点到十点最严重，楼上三户居民均受影响，希望执法人员在晚间到场核查。"
+    with session_scope() as s:
+        order_id = s.query(Order.id).filter(Order.number == server["past_number"]).scalar()
+        orders.act(s, order_id=order_id, action="comment", params={"text": note})
+    page = _login(browser, server["base"], "disp", [])
+    for width in (1440, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{server['base']}/orders/{order_id}")
+        facts, actions, trail = (
+            page.locator(f"[data-testid={name}]").bounding_box() for name in ("facts", "actions", "audit")
+        )
+        scroll, viewport = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert scroll <= viewport, f"{scroll} px wide on a {viewport} px screen"
+        assert actions["y"] < trail["y"], f"the actions under the audit trail at {width} px"
+        if width == 1440:
+            # Under both columns: from the facts' left edge to the actions' right one.
+            assert trail["x"] <= facts["x"] + 1 and trail["x"] + trail["width"] >= actions["x"] + actions["width"] - 1
+            said = page.locator("[data-testid=audit] tr[data-action=comment] td").last.bounding_box()
+            assert said["width"] >= 400, f"the trail's 说明 is {said['width']} px wide at 1440 px"
+
+
+@pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_the_menu_the_queue_and_the_intake_suggestions_keep_their_layout(server: dict[str, Any], browser: Any) -> None:
     """At 1440 px an administrator's menu is one line, every entry still there, and a phone's 390 px still shows it
     all without scrolling sideways; in each queued order 推荐单位（前三）is a label, no larger than the order's title
