@@ -1034,7 +1034,11 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
     """The audit trail's rows as the API gives them to ``principal`` (``workorders.views.trail_of``); ``scope``:
     theirs, for the orders the trail links."""
     events = trail_of(db, order, principal)
-    units = support.names_of(db, Unit, {e.unit_id for e in events} | {(e.payload or {}).get("unit_id") for e in events})
+    units = support.names_of(
+        db,
+        Unit,
+        {e.unit_id for e in events} | {(e.payload or {}).get(k) for e in events for k in ("unit_id", "actor_unit_id")},
+    )
     rows = []
     holder = None  # the unit the order was last sent to: a 重办 naming none goes back to it
     for e in events:
@@ -1051,7 +1055,10 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
                 # The unit the action sends the order to (派单, 转办, 协办 …), and the unit of whoever acted: 退单 by
                 # 住建局 is not "退单 → 住建局".
                 "unit": units.get(unit_id or 0),
-                "by_unit": units.get(e.unit_id or 0) if e.unit_id != unit_id else None,
+                # 派单 → 江高镇 by the hotline's dispatcher, 交办 → 江高镇 by 白云区: the acting unit a unit-taking step
+                # records beside the unit it names (``actor_unit_id``).
+                "by_unit": units.get(payload.get("actor_unit_id") or 0)
+                or (units.get(e.unit_id or 0) if e.unit_id != unit_id else None),
                 "text": payload.get("text") or payload.get("answer") or payload.get("content"),
                 # 拆单: the order the split made; 合并: the order this one was merged into, and on that master the
                 # order merged into it — (id, number), linked where the reader may open it.
