@@ -63,6 +63,7 @@ from cityhub.workorders.lifecycle import (
     URGENCY_RANK,
     Action,
     State,
+    required_params,
 )
 from cityhub.workorders.models import (
     MERGED_IN,
@@ -1001,6 +1002,14 @@ _CHOSEN_FIELDS = frozenset(
 )
 
 
+def _form_fields(order: Order, action: Action) -> tuple[tuple[str, str, bool], ...]:
+    """:data:`ACTION_FIELDS` of ``action`` as its form on ``order`` asks for them: a field is required where the life
+    cycle cannot go without it in the order's state (``lifecycle.required_params``: 办结's 是否解决 and 理由 before a
+    callback, not after one)."""
+    needed = required_params(orders.view_of(order), action)
+    return tuple((name, kind, required or name in needed) for name, kind, required in ACTION_FIELDS[action])
+
+
 def _my_actions(db: Session, order: Order, principal: Principal) -> list[Action]:
     """What GET /orders/{id}/actions lists (``workorders.views.actions_of``) that the page has a form for."""
     return [a for a in actions_of(db, order, principal) if a in ACTION_FIELDS]
@@ -1217,7 +1226,7 @@ def _detail_page(
         sla=_sla_view(db, t, order),
         events=events,
         raised_since_request=_raised_since_request(order, events),
-        actions=[(a, ACTION_FIELDS[a]) for a in actions],
+        actions=[(a, _form_fields(order, a)) for a in actions],
         # 答复 is not offered while assisting units have not answered: who they are, how to reach them.
         awaited=[
             {"name": a.unit.name, "status": a.status, "since": a.updated_at, "contacts": _contact_lines(a.unit)}
