@@ -28,6 +28,7 @@ from cityhub.dispatch import background
 from cityhub.intake.dedupe import auto_merge_params, get_dedupe_settings
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
+from cityhub.knowledge.models import ReplyCheck
 from cityhub.knowledge.schemas import EntryCreate, EntryUpdate
 from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, User
@@ -2454,6 +2455,36 @@ def test_supervisors_review_weak_replies_from_their_list_and_the_order_page(org)
     # the checker named in Chinese, kept whole (a four-character name broke a character from its end)
     assert '<td><span class="nowrap">答复质量检查</span></td>' in page and "reply-check</" not in page
     assert hand.get("/reviews").status_code == 403 and 'href="/reviews"' not in hand.get("/orders").text
+    # A reply a hard rule fails (套话 only) says its score below the cut too, as any other weak reply does: 0.15 and
+    # 0.25 said nothing of it while 0.27 did.
+    assert re.search(r"综合得分 0\.\d\d 低于 0\.35", listed.text), listed.text
+    assert re.search(r"综合得分 0\.\d\d 低于 0\.35", page)
+
+    # 退回答复: the reply sent back no longer stands as the order's answer nor as a reply under review; the page says
+    # it was sent back and why, and the trail keeps what was sent back.
+    assert _act(sup, order.id, "reject_reply", reason="请说明何时修复路灯").status_code == 303
+    back = sup.get(f"/orders/{order.id}").text
+    assert 'data-testid="reply"' not in back and 'data-testid="reply-check"' not in back and "偏弱，待审核" not in back
+    sent_back = re.search(r'data-testid="reply-sent-back">.*?</td>', back, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert "答复已退回，待承办单位重新答复" in sent_back and "退回理由：请说明何时修复路灯" in sent_back
+    assert "陈督办" in sent_back
+    replied = re.search(r'<tr data-action="reply">.*?</tr>', back, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert "您好，王小明，收悉，谢谢。" in replied
+    with session_scope() as s:
+        assert s.get(Order, order.id).reply_text is None  # type: ignore[union-attr]
+        assert s.get(ReplyCheck, order.id) is None
+    assert f'data-number="{order.number}"' not in sup.get("/reviews").text
+    assert order.number not in str(sup.get("/api/v1/kb/weak-replies?state=in_progress").json())
+    # The same words replied again are a new reply: scored by the job (the old score had kept it from it) and
+    # flagged again, back on the list.
+    assert _act(hand, order.id, "reply", text="您好，王小明，收悉，谢谢。").status_code == 303
+    assert "另有 1 条答复等待质量检查" in sup.get("/reviews").text
+    with session_scope() as s:
+        assert kb.check_pending_replies(s) == {"checked": 1, "weak": 1}
+    again = sup.get(f"/orders/{order.id}").text
+    assert 'data-testid="reply-sent-back"' not in again and 'data-testid="reply-check"' in again
+    assert len(re.findall(r'<tr data-action="comment">', again)) == 2  # a weak-reply note for each reply
+    assert f'data-number="{order.number}"' in sup.get("/reviews").text
 
 
 def test_routing_rules_and_thresholds_are_read_by_dispatchers_and_edited_by_administrators(org) -> None:

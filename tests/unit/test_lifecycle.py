@@ -185,7 +185,7 @@ def _expected_own_changes(action: Action, state: State) -> dict[str, Any]:
         A.SUSPEND: {"suspended_from": state},
         A.RESUME: {"suspended_from": None},
         A.REPLY: {"reply_text": p.get("text")},
-        A.REJECT_REPLY: {},
+        A.REJECT_REPLY: {"reply_text": None},  # the reply sent back no longer stands as the answer
         A.CALLBACK: {"satisfied": True},
         A.CLOSE: {"resolved": True},
         A.REOPEN: {"reopen_count": "+1", "satisfied": None, "reply_text": None},

@@ -1010,6 +1010,16 @@ def _form_fields(order: Order, action: Action) -> tuple[tuple[str, str, bool], .
     return tuple((name, kind, required or name in needed) for name, kind, required in ACTION_FIELDS[action])
 
 
+def _sent_back(order: Order, rows: list[dict[str, Any]]) -> Any:
+    """The trail's 退回答复 (its event) when the order's latest reply was sent back and not yet replaced: the page says
+    so, with the supervisor's reason, where the reply stood."""
+    if order.reply_text:
+        return None
+    answers = (Action.REPLY.value, Action.INSTANT_ANSWER.value, Action.REJECT_REPLY.value, Action.REOPEN.value)
+    last = next((row["event"] for row in reversed(rows) if row["event"].action in answers), None)
+    return last if last is not None and last.action == Action.REJECT_REPLY.value else None
+
+
 def _my_actions(db: Session, order: Order, principal: Principal) -> list[Action]:
     """What GET /orders/{id}/actions lists (``workorders.views.actions_of``) that the page has a form for."""
     return [a for a in actions_of(db, order, principal) if a in ACTION_FIELDS]
@@ -1225,6 +1235,7 @@ def _detail_page(
         category_name=support.names_of(db, Category, {order.category_id}).get(order.category_id or 0),
         sla=_sla_view(db, t, order),
         events=events,
+        sent_back=_sent_back(order, events) if staff else None,
         raised_since_request=_raised_since_request(order, events),
         actions=[(a, _form_fields(order, a)) for a in actions],
         # 答复 is not offered while assisting units have not answered: who they are, how to reach them.

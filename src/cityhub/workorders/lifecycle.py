@@ -485,6 +485,9 @@ def _changes(view: OrderView, action: Action, to_state: State, params: Params) -
             changes["urgency"] = params["urgency"]
     if action == Action.REPLY:
         changes["reply_text"] = params["text"]
+    if action == Action.REJECT_REPLY:
+        # 退回答复: the reply sent back no longer stands as the order's answer (its trail entry keeps its text).
+        changes["reply_text"] = None
     if action == Action.INSTANT_ANSWER:
         changes["reply_text"] = params["answer"]
         changes["instant_answered"] = True
