@@ -2466,7 +2466,7 @@ def test_supervisors_review_weak_replies_from_their_list_and_the_order_page(org)
     back = sup.get(f"/orders/{order.id}").text
     assert 'data-testid="reply"' not in back and 'data-testid="reply-check"' not in back and "偏弱，待审核" not in back
     sent_back = re.search(r'data-testid="reply-sent-back">.*?</td>', back, flags=re.S).group(0)  # type: ignore[union-attr]
-    assert "答复已退回，待承办单位重新答复" in sent_back and "退回理由：请说明何时修复路灯" in sent_back
+    assert "已退回</span> 待承办单位重新答复" in sent_back and "退回理由：请说明何时修复路灯" in sent_back
     assert "陈督办" in sent_back
     replied = re.search(r'<tr data-action="reply">.*?</tr>', back, flags=re.S).group(0)  # type: ignore[union-attr]
     assert "您好，王小明，收悉，谢谢。" in replied
@@ -2475,6 +2475,12 @@ def test_supervisors_review_weak_replies_from_their_list_and_the_order_page(org)
         assert s.get(ReplyCheck, order.id) is None
     assert f'data-number="{order.number}"' not in sup.get("/reviews").text
     assert order.number not in str(sup.get("/api/v1/kb/weak-replies?state=in_progress").json())
+    with session_scope() as s:  # sent back before a reply sent back was emptied: the trail says it all the same
+        s.get(Order, order.id).reply_text = "您好，王小明，收悉，谢谢。"  # type: ignore[union-attr]
+    before = sup.get(f"/orders/{order.id}").text
+    assert 'data-testid="reply-sent-back"' in before and 'data-testid="reply"' not in before
+    with session_scope() as s:
+        s.get(Order, order.id).reply_text = None  # type: ignore[union-attr]
     # The same words replied again are a new reply: scored by the job (the old score had kept it from it) and
     # flagged again, back on the list.
     assert _act(hand, order.id, "reply", text="您好，王小明，收悉，谢谢。").status_code == 303

@@ -1010,11 +1010,10 @@ def _form_fields(order: Order, action: Action) -> tuple[tuple[str, str, bool], .
     return tuple((name, kind, required or name in needed) for name, kind, required in ACTION_FIELDS[action])
 
 
-def _sent_back(order: Order, rows: list[dict[str, Any]]) -> Any:
+def _sent_back(rows: list[dict[str, Any]]) -> Any:
     """The trail's 退回答复 (its event) when the order's latest reply was sent back and not yet replaced: the page says
-    so, with the supervisor's reason, where the reply stood."""
-    if order.reply_text:
-        return None
+    so, with the supervisor's reason, where the reply stood (read from the trail: an order sent back before the
+    reply was emptied with it still holds the reply's text)."""
     answers = (Action.REPLY.value, Action.INSTANT_ANSWER.value, Action.REJECT_REPLY.value, Action.REOPEN.value)
     last = next((row["event"] for row in reversed(rows) if row["event"].action in answers), None)
     return last if last is not None and last.action == Action.REJECT_REPLY.value else None
@@ -1222,6 +1221,7 @@ def _detail_page(
     needs_units = any(kind == "unit" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     needs_categories = any(kind == "category" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     events = _event_rows(db, order, principal, scope)
+    sent_back = _sent_back(events) if staff else None
     unmasked = sees_personal_data(principal, order)
     return render(
         request,
@@ -1235,7 +1235,7 @@ def _detail_page(
         category_name=support.names_of(db, Category, {order.category_id}).get(order.category_id or 0),
         sla=_sla_view(db, t, order),
         events=events,
-        sent_back=_sent_back(order, events) if staff else None,
+        sent_back=sent_back,
         raised_since_request=_raised_since_request(order, events),
         actions=[(a, _form_fields(order, a)) for a in actions],
         # 答复 is not offered while assisting units have not answered: who they are, how to reach them.
@@ -1279,7 +1279,7 @@ def _detail_page(
             if staff
             else []
         ),
-        reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
+        reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text and not sent_back else None,
         reply_cut=WEAK_THRESHOLD,
         import_batch=order_import_batch(db, order, principal),
     )
