@@ -28,6 +28,7 @@ from cityhub.dispatch import background
 from cityhub.intake.dedupe import auto_merge_params, get_dedupe_settings
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
+from cityhub.knowledge.models import ReplyCheck
 from cityhub.knowledge.schemas import EntryCreate, EntryUpdate
 from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, User
@@ -2411,6 +2412,68 @@ def test_the_place_correction_offers_the_places_the_gazetteer_does_not_know_as_a
         assert s.get(Order, order.id).street_id == org["street_b"]  # type: ignore[union-attr]
 
 
+def _form(page: str, action: str) -> str:
+    return re.search(rf'data-testid="action-{action}">.*?</details>', page, flags=re.S).group(0)  # type: ignore[union-attr]
+
+
+def _label(form: str, field_id: str) -> str:
+    return re.search(rf'<label for="{field_id}">(.*?)</label>', form, flags=re.S).group(1)  # type: ignore[union-attr]
+
+
+def test_the_close_assign_and_reopen_forms_say_what_they_need_and_an_empty_assignment_is_refused(org) -> None:
+    """办结 of a replied order without a callback needs 是否解决 and 理由 (the life cycle refuses it without): its
+    form said 选填 — now required there, optional after a callback. 交办 and 重办 say what leaving the unit empty
+    does; 交办 naming no unit and saying nothing is refused at its 交办意见, nothing recorded; and the trail names the
+    leader's unit as everyone else's."""
+    disp, hand, sup, lead = login("disp"), login("hand_a"), login("sup"), login("lead")
+    order = _order()
+    _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    _act(hand, order.id, "accept")
+
+    held = lead.get(f"/orders/{order.id}").text
+    assign = _form(held, "assign")
+    assert _label(assign, "assign-unit_id") == (
+        '交办单位<small data-testid="when-empty-assign-unit_id">（不选即由原承办单位办理）</small>'
+    )
+    assert _label(assign, "assign-reason").startswith("交办意见<small") and "（不选交办单位时必填）" in assign
+    assert "选填" not in assign
+    refused = _act(lead, order.id, "assign")
+    assert refused.status_code == 422
+    assert 'data-testid="field-error-reason">请填写「交办意见」。<' in refused.text
+    assert '<details open data-testid="action-assign">' in refused.text
+    assert [e.action for e in _events(order.id)].count("assign") == 0
+    assert _act(lead, order.id, "assign", reason="本周内办结").status_code == 303
+    # 交办 to a unit: the step names that unit, and the leader's own (the district) under their name.
+    assert _act(lead, order.id, "assign", unit_id=str(org["street_b"])).status_code == 303
+    trail = lead.get(f"/orders/{order.id}").text
+    steps = re.findall(r'<tr data-action="assign">.*?</tr>', trail, flags=re.S)
+    leader = '<span class="nowrap">刘领导</span><br><small>白云区</small>'
+    assert len(steps) == 2 and all(leader in step for step in steps), steps
+    assert "→ 京溪街道" in steps[1]
+    dispatched = re.search(r'<tr data-action="dispatch">.*?</tr>', trail, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert '<span class="nowrap">黄派单</span><br><small>白云区</small>' in dispatched and "→ 景泰街道" in dispatched
+
+    hand_b = login("hand_b")
+    _act(hand_b, order.id, "accept")
+    _act(hand_b, order.id, "reply", text="已清理并复查。")
+    replied = _form(sup.get(f"/orders/{order.id}").text, "close")
+    assert _label(replied, "close-resolved") == "是否解决" and _label(replied, "close-reason") == "理由"
+    assert '<select id="close-resolved" name="resolved" required>' in replied
+    assert '<input id="close-reason" name="reason" value="" required>' in replied
+    _act(sup, order.id, "callback", satisfied="false", reason="油烟仍在")
+    called = _form(sup.get(f"/orders/{order.id}").text, "close")
+    assert _label(called, "close-resolved") == "是否解决<small>（选填）</small>"
+    assert _label(called, "close-reason") == "理由<small>（选填）</small>" and " required" not in called
+    reopen = _form(disp.get(f"/orders/{order.id}").text, "reopen")
+    assert "重办单位" in _label(reopen, "reopen-unit_id") and "（不选即退回原承办单位重办）" in reopen
+    disp.get("/lang/en")
+    english = _form(disp.get(f"/orders/{order.id}").text, "reopen")
+    assert _label(english, "reopen-unit_id") == (
+        'Unit to redo it<small data-testid="when-empty-reopen-unit_id">'
+        " (leave empty to send it back to the unit that handled it)</small>"
+    )
+
+
 def test_supervisors_review_weak_replies_from_their_list_and_the_order_page(org) -> None:
     order = _order(
         title="王小明反映路灯不亮，电话13912345678",
@@ -2449,6 +2512,42 @@ def test_supervisors_review_weak_replies_from_their_list_and_the_order_page(org)
     # the checker named in Chinese, kept whole (a four-character name broke a character from its end)
     assert '<td><span class="nowrap">答复质量检查</span></td>' in page and "reply-check</" not in page
     assert hand.get("/reviews").status_code == 403 and 'href="/reviews"' not in hand.get("/orders").text
+    # A reply a hard rule fails (套话 only) says its score below the cut too, as any other weak reply does: 0.15 and
+    # 0.25 said nothing of it while 0.27 did.
+    assert re.search(r"综合得分 0\.\d\d 低于 0\.35", listed.text), listed.text
+    assert re.search(r"综合得分 0\.\d\d 低于 0\.35", page)
+
+    # 退回答复: the reply sent back no longer stands as the order's answer nor as a reply under review; the page says
+    # it was sent back and why, and the trail keeps what was sent back.
+    assert _act(sup, order.id, "reject_reply", reason="请说明何时修复路灯").status_code == 303
+    back = sup.get(f"/orders/{order.id}").text
+    assert 'data-testid="reply"' not in back and 'data-testid="reply-check"' not in back and "偏弱，待审核" not in back
+    sent_back = re.search(r'data-testid="reply-sent-back">.*?</td>', back, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert "已退回</span> 待承办单位重新答复" in sent_back and "退回理由：请说明何时修复路灯" in sent_back
+    assert "陈督办" in sent_back
+    replied = re.search(r'<tr data-action="reply">.*?</tr>', back, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert "您好，王小明，收悉，谢谢。" in replied
+    with session_scope() as s:
+        assert s.get(Order, order.id).reply_text is None  # type: ignore[union-attr]
+        assert s.get(ReplyCheck, order.id) is None
+    assert f'data-number="{order.number}"' not in sup.get("/reviews").text
+    assert order.number not in str(sup.get("/api/v1/kb/weak-replies?state=in_progress").json())
+    with session_scope() as s:  # sent back before a reply sent back was emptied: the trail says it all the same
+        s.get(Order, order.id).reply_text = "您好，王小明，收悉，谢谢。"  # type: ignore[union-attr]
+    before = sup.get(f"/orders/{order.id}").text
+    assert 'data-testid="reply-sent-back"' in before and 'data-testid="reply"' not in before
+    with session_scope() as s:
+        s.get(Order, order.id).reply_text = None  # type: ignore[union-attr]
+    # The same words replied again are a new reply: scored by the job (the old score had kept it from it) and
+    # flagged again, back on the list.
+    assert _act(hand, order.id, "reply", text="您好，王小明，收悉，谢谢。").status_code == 303
+    assert "另有 1 条答复等待质量检查" in sup.get("/reviews").text
+    with session_scope() as s:
+        assert kb.check_pending_replies(s) == {"checked": 1, "weak": 1}
+    again = sup.get(f"/orders/{order.id}").text
+    assert 'data-testid="reply-sent-back"' not in again and 'data-testid="reply-check"' in again
+    assert len(re.findall(r'<tr data-action="comment">', again)) == 2  # a weak-reply note for each reply
+    assert f'data-number="{order.number}"' in sup.get("/reviews").text
 
 
 def test_routing_rules_and_thresholds_are_read_by_dispatchers_and_edited_by_administrators(org) -> None:

@@ -19,6 +19,7 @@ from PIL import Image
 
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
+from cityhub.org.models import Unit
 from cityhub.workorders.models import Order
 from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
 from web_helpers import PASSWORD, STREETS, build_world, sign_in, train_classifier, world_env
@@ -281,6 +282,46 @@ def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(server: dic
             assert trail.locator("thead").evaluate("e => getComputedStyle(e).display") == "none"
             assert trail.locator("tbody tr").first.evaluate("e => getComputedStyle(e).display") == "block"
         context.close()
+
+
+@pytest.mark.sqlite_only(BROWSER_SIDE)
+def test_the_order_trail_takes_the_full_width_and_still_fits_a_phone(server: dict[str, Any], browser: Any) -> None:
+    """At 1440 px the audit trail sat in the facts' column: its 说明 wrapped a few characters a line while the column
+    of actions beside it stood empty. It now spans both columns, its explanations read as lines; at 390 px the page
+    still does not scroll sideways and the actions still come before the trail."""
+    from cityhub.workorders import service as orders
+
+    note = "市民再次来电补充：油烟在晚上七点到十点最严重，楼上三户居民均受影响，希望执法人员在晚间到场核查。"
+    with session_scope() as s:
+        order_id = s.query(Order.id).filter(Order.number == server["past_number"]).scalar()
+        street = s.query(Unit.id).filter(Unit.name == server["street"]).scalar()
+        steps = [
+            ("comment", {"text": note}),
+            ("dispatch", {"unit_id": street}),
+            ("accept", {}),
+            ("reply", {"text": "已处理。"}),
+            ("reject_reply", {"reason": "请说明检查了哪几家餐馆、何时复查"}),  # 答复已退回 where the reply stood
+        ]
+        for action, params in steps:
+            orders.act(s, order_id=order_id, action=action, params=params)
+    page = _login(browser, server["base"], "disp", [])
+    for width, lang in ((1440, "zh-CN"), (390, "zh-CN"), (390, "en")):
+        page.goto(f"{server['base']}/lang/{lang}")
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{server['base']}/orders/{order_id}")
+        assert page.locator("html").get_attribute("lang") == lang
+        assert page.locator("[data-testid=reply-sent-back]").count() == 1
+        facts, actions, trail = (
+            page.locator(f"[data-testid={name}]").bounding_box() for name in ("facts", "actions", "audit")
+        )
+        scroll, viewport = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert scroll <= viewport, f"{scroll} px wide on a {viewport} px screen ({lang})"
+        assert actions["y"] < trail["y"], f"the actions under the audit trail at {width} px"
+        if width == 1440:
+            # Under both columns: from the facts' left edge to the actions' right one.
+            assert trail["x"] <= facts["x"] + 1 and trail["x"] + trail["width"] >= actions["x"] + actions["width"] - 1
+            said = page.locator("[data-testid=audit] tr[data-action=comment] td").last.bounding_box()
+            assert said["width"] >= 400, f"the trail's 说明 is {said['width']} px wide at 1440 px"
 
 
 @pytest.mark.sqlite_only(BROWSER_SIDE)

@@ -452,6 +452,32 @@ def test_an_urge_says_what_it_urges_or_is_422_naming_reason(client):
     assert [(e["action"], e["reason"]) for e in events][-1] == ("urge", "市民再次来电，请今天内联系")
 
 
+def test_an_assignment_naming_no_unit_says_its_instruction_or_is_422_naming_reason(client):
+    """交办 naming neither a unit nor an instruction was taken and recorded an empty 交办 (the order flagged 领导交办
+    for nothing): now refused as 催办 without its message is; naming a unit, or with an instruction, it goes through,
+    and the trail says whose unit assigned it beside the unit it names."""
+    order = _create(client)
+    url = f"/api/v1/orders/{order['id']}/actions"
+    assert client.post(f"{url}/dispatch", json={"unit_id": client.unit_id}).status_code == 200
+    for body in ({}, {"reason": " \u3000"}, {"unit_id": None, "reason": ""}):
+        refused = client.post(f"{url}/assign", json=body, headers=client.leader)
+        assert refused.status_code == 422, (body, refused.text)
+        assert refused.json()["details"]["field"] == "reason" and "needs 'reason'" in refused.json()["message"]
+    assert client.get(f"/api/v1/orders/{order['id']}").json()["leader_assigned"] is False
+    assigned = client.post(f"{url}/assign", json={"reason": "本周内办结并报结果"}, headers=client.leader)
+    assert assigned.status_code == 200 and assigned.json()["leader_assigned"] is True
+    other = _unit_staff(client, "API-ASSIGN", UnitTier.DEPARTMENT, Role.HANDLER)[0]
+    assert client.post(f"{url}/assign", json={"unit_id": other}, headers=client.leader).status_code == 200
+    events = client.get(f"/api/v1/orders/{order['id']}/events").json()
+    assert [(e["action"], e["reason"]) for e in events if e["action"] == "assign"] == [
+        ("assign", "本周内办结并报结果"),
+        ("assign", None),
+    ]
+    # The unit an assignment names is the event's; the leader's own (the district) is said beside it.
+    named = [e for e in events if e["action"] == "assign"][-1]
+    assert (named["unit_id"], named["payload"]["actor_unit_id"]) == (other, client.district_id)
+
+
 def test_an_action_is_refused_a_unit_it_does_not_take_and_an_escalation_may_raise_the_urgency(client):
     """The unit an event records is where the order went or whoever acted, never a unit the caller names for an
     accept; an escalation over the API raises the urgency as the order page's does."""

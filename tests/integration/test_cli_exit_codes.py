@@ -45,6 +45,10 @@ def test_a_refusal_exits_1_and_a_command_that_could_not_run_2(district: int, cli
     created = json.loads(cli_run("orders", "create", "--content", "小区路灯不亮已经一周")[1])
     code, _, err = cli_run("orders", "act", created["number"], "close")
     assert code == 1 and len(err.strip().splitlines()) == 1 and "close" in err
+    # 交办 naming no unit without an instruction (交办意见) records nothing worth a 领导交办: refused, one line.
+    assert cli_run("orders", "act", created["number"], "dispatch", "-p", f"unit_id={district}")[0] == 0
+    code, _, err = cli_run("orders", "act", created["number"], "assign")
+    assert (code, err.strip()) == (1, "error: action 'assign' needs 'reason' (order in state 'dispatched')"), err
     # The command line itself: click's usage errors, 2 as before — in one line like every other error (they were a
     # usage block and a boxed message), with where to read how the command is used.
     usage = {

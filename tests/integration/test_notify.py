@@ -282,7 +282,7 @@ def test_leader_assignment_notifies_only_when_it_dispatches(db_session, units):
     order = _order(db_session)
     _act(db_session, order, "dispatch", unit_id=units["dept"].id)
     _act(db_session, order, "accept")
-    _act(db_session, order, "assign")  # an instruction on the order its unit already holds
+    _act(db_session, order, "assign", reason="本周内办结")  # an instruction on the order its unit already holds
     assert len(_messages(db_session)) == 1
     _act(db_session, order, "assign", unit_id=units["dept2"].id)
     assert [m.payload["action"] for m in _messages(db_session)] == ["dispatch", "assign"]

@@ -8,7 +8,7 @@ import pytest
 from openpyxl import load_workbook
 from test_kpi import MARCH, D, T, _act, _new, history  # noqa: F401  (the fixture)
 
-from cityhub.analytics import reports
+from cityhub.analytics import kpi, reports
 
 
 def test_report_has_every_section_and_sheet(db_session, history, tmp_path):  # noqa: F811
@@ -261,3 +261,24 @@ def test_the_command_writes_the_report_in_the_language_asked(app_db, db_session,
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "Invalid value for '--lang'" in err and "must be zh or en" in err
     assert not (tmp_path / "fr").exists()
+
+
+@pytest.mark.sqlite_only(IN_ENGLISH)
+@pytest.mark.parametrize(
+    ("lang", "title"),
+    [
+        ("zh", "测试区12345热线及城市运行专报（2026-03-07 — 2026-04-05）"),
+        ("en", "测试区 12345 hotline and city operations: report (2026-03-07 — 2026-04-05)"),
+    ],
+)
+def test_a_range_of_days_is_titled_as_its_period_line_writes_it(db_session, history, tmp_path, lang, title):  # noqa: F811
+    """专报 of any 30 days was titled with the range as typed (2026-03-07..2026-04-05) under a period line writing it
+    2026-03-07 — 2026-04-05: the title now reads as that line does, in the HTML (and the PDF printed from it) and as
+    the workbook's title."""
+    period = kpi.parse_period("2026-03-07..2026-04-05")
+    result = reports.generate(db_session, period=period, out_dir=tmp_path, formats=("html", "xlsx"), lang=lang)
+    html = result.files["html"].read_text(encoding="utf-8")
+    assert f"<h1>{title}</h1>" in html and f"<title>{title}</title>" in html
+    assert ".." not in html[: html.index("</h1>")]
+    assert "2026-03-07 — 2026-04-05" in html[html.index("</h1>") :]  # the period line, as before
+    assert load_workbook(result.files["xlsx"]).properties.title == title

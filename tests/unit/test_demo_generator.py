@@ -318,3 +318,19 @@ def test_machines_and_most_appeals_are_dispatched_automatically_within_minutes(
     for r, first in firsts:
         later = [e for e in r["events"] if e["action"] == "dispatch" and e is not first]
         assert not any((e["payload"] or {}).get("auto") for e in later)
+
+
+def test_the_leaders_act_from_the_district_as_the_service_records_it(three_years: list[dict[str, Any]]) -> None:
+    """A leader's 交办 named the unit holding the order as the leader's own (no unit named) or no unit of theirs at all
+    (one named): the trail showed them without one, or under a street's name. As ``workorders.service.act`` records
+    it: the unit a step names is the event's, whose unit acted beside it (``actor_unit_id``)."""
+    from cityhub.demo import corpus
+
+    steps = [e for r in three_years for e in r["events"] if e["actor_name"] in corpus.LEADERS]
+    assert steps and {e["action"] for e in steps} == {"assign"}
+    for e in steps:
+        payload = e["payload"] or {}
+        if payload.get("unit_id"):
+            assert (e["unit_code"], payload["actor_unit_id"]) == (payload["unit_id"], corpus.DISTRICT_CODE), e
+        else:
+            assert e["unit_code"] == corpus.DISTRICT_CODE and "actor_unit_id" not in payload, e

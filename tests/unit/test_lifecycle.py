@@ -30,6 +30,7 @@ from cityhub.workorders.lifecycle import (
     apply,
     awaited_assists,
     evolve,
+    required_params,
 )
 
 S = State
@@ -184,7 +185,7 @@ def _expected_own_changes(action: Action, state: State) -> dict[str, Any]:
         A.SUSPEND: {"suspended_from": state},
         A.RESUME: {"suspended_from": None},
         A.REPLY: {"reply_text": p.get("text")},
-        A.REJECT_REPLY: {},
+        A.REJECT_REPLY: {"reply_text": None},  # the reply sent back no longer stands as the answer
         A.CALLBACK: {"satisfied": True},
         A.CLOSE: {"resolved": True},
         A.REOPEN: {"reopen_count": "+1", "satisfied": None, "reply_text": None},
@@ -717,13 +718,30 @@ def test_leader_assignment_of_an_unheld_order_dispatches_it(state: State) -> Non
 @pytest.mark.parametrize("state", sorted(_HANDLING), ids=lambda s: s.value)
 @pytest.mark.parametrize("unit", [None, LEAD], ids=["no-unit", "same-unit"])
 def test_leader_assignment_of_a_held_order_keeps_state_and_clock(state: State, unit: int | None) -> None:
-    params = {} if unit is None else {"unit_id": unit}
+    params = {"reason": "本周内办结"} if unit is None else {"unit_id": unit}
     view = _held(state)
     outcome = apply(view, A.ASSIGN, params)
     assert outcome.to_state == state
     assert outcome.sla is None
     assert outcome.changes["leader_assigned"] is True
     assert evolve(view, outcome).lead_unit_id == LEAD
+
+
+def test_required_params_are_what_the_table_refuses_without() -> None:
+    """What an action's form marks required: 办结 before a callback needs 是否解决 and 理由, after one neither."""
+    assert set(required_params(_held(S.REPLIED), A.CLOSE)) == {"resolved", "reason"}
+    _assert_rejected(_held(S.REPLIED), A.CLOSE, {"resolved": True}, "closing without a callback needs a reason")
+    assert required_params(_held(S.CALLED_BACK, satisfied=True), A.CLOSE) == ()
+    assert required_params(OrderView(state=S.RECEIVED), A.ASSIGN) == ("unit_id",)
+    assert required_params(_held(S.IN_PROGRESS), A.URGE) == ("reason",)
+
+
+@pytest.mark.parametrize("state", sorted(_HANDLING), ids=lambda s: s.value)
+def test_leader_assignment_naming_no_unit_needs_an_instruction(state: State) -> None:
+    """交办 naming no unit leaves the order with its unit: without an instruction (交办意见) it would record nothing."""
+    _assert_rejected(_held(state), A.ASSIGN, {}, "'reason' is required")
+    _assert_rejected(_held(state), A.ASSIGN, {"unit_id": None, "reason": "  "}, "'reason' is required")
+    assert apply(_held(state), A.ASSIGN, {"unit_id": OTHER}).changes["lead_unit_id"] == OTHER  # a unit says enough
 
 
 @pytest.mark.parametrize("state", sorted(_WORKING | {S.SUSPENDED}), ids=lambda s: s.value)

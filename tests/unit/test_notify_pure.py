@@ -53,7 +53,7 @@ def test_signature_round_trip_and_tampering():
         (State.DISPATCHED, 1, "transfer", {"unit_id": 2, "reason": "x"}, Topic.DISPATCH),
         (State.RECEIVED, None, "assign", {"unit_id": 1}, Topic.DISPATCH),
         (State.IN_PROGRESS, 1, "assign", {"unit_id": 2}, Topic.DISPATCH),
-        (State.IN_PROGRESS, 1, "assign", {}, None),
+        (State.IN_PROGRESS, 1, "assign", {"reason": "本周内办结"}, None),
         (State.DISPATCHED, 1, "assign", {"unit_id": 1}, None),
         (State.IN_PROGRESS, 1, "reply", {"text": "done"}, Topic.REPLY),
         (State.REPLIED, 1, "callback", {"satisfied": True}, Topic.CALLBACK),

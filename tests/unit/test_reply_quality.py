@@ -44,6 +44,26 @@ def test_empty_or_boilerplate_reply_is_weak(reply):
     assert q.reasons[0].split(":")[0] in {"empty", "boilerplate_only"}
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "",  # empty
+        "网友：您好！您反映的问题已转交市住建局调查核处。2019年3月21日",  # forwarding only
+        "感谢您的留言！2019年1月1日",  # boilerplate only
+        "经核实，学校食堂已整改到位，收费标准已在校内公示。",  # about something else (unrelated)
+        "公积金的问题我们会研究，请您耐心等待后续通知。",  # weak on the scores alone
+    ],
+)
+def test_every_overall_score_below_the_cut_says_so(reply):
+    """综合得分 X 低于 0.35 stands beside every weak reply's findings, whichever rule made it weak: it was left out
+    where a hard rule failed (0.15 and 0.25 said nothing of the score), and an unrelated reply was not capped."""
+    q = rq.score_reply(TITLE, APPEAL, reply)
+    assert q.weak and q.overall < rq.WEAK_THRESHOLD, q
+    codes = [r.split(":")[0] for r in q.reasons]
+    assert "low_overall" in codes[:2], q.reasons
+    assert f"综合得分 {q.overall:.2f} 低于 {rq.WEAK_THRESHOLD:.2f}" in q.reasons[codes.index("low_overall")]
+
+
 def test_the_appeal_copied_back_is_weak_and_restating_it_before_answering_is_not():
     street_light = "京溪街道云景路的路灯坏了三天，晚上一片漆黑，行人容易摔倒，请尽快派人维修。"
     copied = rq.score_reply("云景路路灯不亮", street_light, "您好！" + street_light)

@@ -611,9 +611,17 @@ def _charts(
 # --- rendering --------------------------------------------------------------------------------------------
 
 
+def period_dates(period: kpi.Period) -> str:
+    """The period's first and last day as the report writes them (its 统计周期 line): 2026-11-07 — 2026-12-06."""
+    return f"{period.first} — {period.last}"
+
+
 def title_of(data: ReportData, lang: str = "zh") -> str:
+    """The report's title: a period of a name of its own (2026-03, 2026-Q4, 2026-W49, a day) by that name, a range of
+    days by its first and last day (:func:`period_dates`), never as typed (2026-11-07..2026-12-06)."""
     key = {"month": "title_month", "week": "title_week"}.get(data.period.kind, "title_other")
-    return say(lang, key, district=data.district, period=data.period.label).strip()
+    period = period_dates(data.period) if data.period.kind == "range" else data.period.label
+    return say(lang, key, district=data.district, period=period).strip()
 
 
 def finding_texts(data: ReportData, lang: str = "zh") -> list[str]:
@@ -658,6 +666,7 @@ def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") ->
         say=lambda key, **params: say(lang, key, **params),
         html_lang=ui_language(lang),
         title=title_of(data, lang),
+        dates=period_dates(data.period),
         kpi_defs=[(k, k.label(lang)) for k in kpi.KPIS],
         change=change,
         findings=finding_texts(data, lang),
@@ -690,6 +699,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
 
     lab = labels(lang)
     wb = Workbook()
+    wb.properties.title = title_of(data, lang)  # the workbook's title, as the HTML and the PDF are headed
     sheets: list[tuple[str, list[str], list[list[Any]]]] = [
         (lab["volumes"], [lab["day"], lab["count"]], [[d, n] for d, n in data.daily]),
         (

@@ -322,13 +322,16 @@ class _Sim:
         self._apply_sla(outcome.sla, at)
         payload = {k: v for k, v in outcome.payload.items() if k != "reason"}
         payload.update(sla.event_deadlines(outcome.sla, self.f["due_at"], self.f["accept_due_at"]))
+        recorded = params.get("unit_id") or unit
+        if unit is not None and recorded != unit:
+            payload["actor_unit_id"] = unit  # whose unit acted, beside the unit the step names (as the service)
         self.events.append(
             {
                 "action": outcome.action.value,
                 "from_state": outcome.from_state.value if outcome.from_state else None,
                 "to_state": outcome.to_state.value,
                 "actor_name": actor,
-                "unit_code": params.get("unit_id") or unit,
+                "unit_code": recorded,
                 "at": at,
                 "reason": params.get("reason"),
                 "payload": payload or None,
@@ -947,7 +950,8 @@ class DemoGenerator:
             confidence = round(rng.uniform(0.9, 0.995), 3)
             sim.act(Action.DISPATCH, at, AUTO_ACTOR.name, unit_id=first, auto=True, probability=confidence)
         elif rng.random() < P_LEADER:
-            sim.act(Action.ASSIGN, at, rng.choice(corpus.LEADERS), unit_id=first, reason="领导交办重点诉求")
+            leader = rng.choice(corpus.LEADERS)
+            sim.act(Action.ASSIGN, at, leader, unit=corpus.DISTRICT_CODE, unit_id=first, reason="领导交办重点诉求")
         else:
             sim.act(Action.DISPATCH, at, dispatcher, unit_id=first)
 
@@ -1106,7 +1110,7 @@ class DemoGenerator:
                             Action.ASSIGN,
                             sim.work(rng.uniform(1, 8) * hour),
                             rng.choice(corpus.LEADERS),
-                            unit=lead,
+                            unit=corpus.DISTRICT_CODE,  # the leader's own unit, as the service records it
                             reason="领导批示，限期办结",
                         )
         sim.act(Action.REPLY, max(reply_at, sim.work(0.3 * hour)), actor, unit=lead, text=reply)

@@ -98,8 +98,9 @@ class Resolver:
             event = dict(event)
             event["unit_id"] = self.unit(event.pop("unit_code"))
             payload = event.get("payload")
-            if payload and "unit_id" in payload:
-                event["payload"] = {**payload, "unit_id": self.unit(payload["unit_id"])}
+            for key in ("unit_id", "actor_unit_id"):
+                if payload and key in payload:
+                    payload = event["payload"] = {**payload, key: self.unit(payload[key])}
             events.append(event)
         row["events"] = events
         row["assists"] = [

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -765,6 +765,13 @@ def check_reply(session: Session, *, order: Order, force: bool = False) -> Reply
             },
         )
     return check
+
+
+def forget_reply_check(session: Session, order_id: int) -> None:
+    """Drop the stored score of ``order_id``'s reply once the order no longer holds that reply (退回答复, 重办): the
+    unit's next reply is scored afresh by the ``reply-check`` job — and flagged again if weak, the same words too —
+    and the review list does not keep a reply sent back. The trail keeps the reply and the weak-reply note."""
+    session.execute(delete(ReplyCheck).where(ReplyCheck.order_id == order_id))
 
 
 def _unchecked_replies(stmt: Any) -> Any:

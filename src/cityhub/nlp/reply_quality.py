@@ -41,9 +41,12 @@ from cityhub.workorders.calendar import WorkCalendar
 # The scorer's version, stored with each check: bumped whenever a change to this module can change a score, so the
 # stored checks of replies still under review are scored again by the reply-check job after an upgrade.
 # 2: the appeal's places and times are context (2026-12-05); 3: places are the lexicon's place mentions.
-SCORER_VERSION = 3
+# 4: a reply about something else (unrelated) is capped as the other hard rules are, and every overall score below the
+# cut says so (low_overall), whatever else made the reply weak (2026-12-06).
+SCORER_VERSION = 4
 WEIGHTS = {"relevance": 0.35, "completeness": 0.25, "basis": 0.25, "timeliness": 0.15}
 WEAK_THRESHOLD = 0.35
+HARD_FAIL_CAP = 0.2  # the highest overall score of a reply a hard rule fails
 MIN_RELEVANCE = 0.05  # below this the reply is about something else (hard rule)
 LOW_RELEVANCE = 0.25  # below this the supervisor is told, without failing the reply
 MIN_SUBSTANCE_CHARS = 12  # fewer CJK/alphanumeric characters of substance = boilerplate only
@@ -531,8 +534,6 @@ def score_reply(
     if timeliness is not None:
         scores["timeliness"] = timeliness
     overall = sum(WEIGHTS[k] * v for k, v in scores.items()) / sum(WEIGHTS[k] for k in scores)
-    if hard_fail:
-        overall = min(overall, 0.2)
 
     if not hard_fail:
         if relevance < MIN_RELEVANCE:
@@ -546,9 +547,12 @@ def score_reply(
             reasons.append("no_basis: 未说明政策依据或核查事实")
     if days is not None and timeliness is not None and timeliness < 0.6:
         reasons.append(f"late: 答复用时 {days:.1f} 个工作日")
+    if hard_fail:  # every hard rule, the unrelated reply's too, caps the overall score below the cut
+        overall = min(overall, HARD_FAIL_CAP)
     weak = hard_fail or overall < WEAK_THRESHOLD
-    if weak and not hard_fail:
-        reasons.insert(0, f"low_overall: 综合得分 {overall:.2f} 低于 {WEAK_THRESHOLD:.2f}")
+    if overall < WEAK_THRESHOLD:
+        # Said of every score below the cut: first, or after the hard rule that failed (always the first finding).
+        reasons.insert(1 if hard_fail else 0, f"low_overall: 综合得分 {overall:.2f} 低于 {WEAK_THRESHOLD:.2f}")
     return ReplyQuality(
         relevance=_clip(relevance),
         completeness=_clip(completeness),

@@ -64,6 +64,7 @@ from cityhub.workorders.lifecycle import (
     URGENCY_RANK,
     Action,
     State,
+    required_params,
 )
 from cityhub.workorders.models import (
     MERGED_IN,
@@ -1012,6 +1013,23 @@ _CHOSEN_FIELDS = frozenset(
 )
 
 
+def _form_fields(order: Order, action: Action) -> tuple[tuple[str, str, bool], ...]:
+    """:data:`ACTION_FIELDS` of ``action`` as its form on ``order`` asks for them: a field is required where the life
+    cycle cannot go without it in the order's state (``lifecycle.required_params``: 办结's 是否解决 and 理由 before a
+    callback, not after one)."""
+    needed = required_params(orders.view_of(order), action)
+    return tuple((name, kind, required or name in needed) for name, kind, required in ACTION_FIELDS[action])
+
+
+def _sent_back(rows: list[dict[str, Any]]) -> Any:
+    """The trail's 退回答复 (its event) when the order's latest reply was sent back and not yet replaced: the page says
+    so, with the supervisor's reason, where the reply stood (read from the trail: an order sent back before the
+    reply was emptied with it still holds the reply's text)."""
+    answers = (Action.REPLY.value, Action.INSTANT_ANSWER.value, Action.REJECT_REPLY.value, Action.REOPEN.value)
+    last = next((row["event"] for row in reversed(rows) if row["event"].action in answers), None)
+    return last if last is not None and last.action == Action.REJECT_REPLY.value else None
+
+
 def _my_actions(db: Session, order: Order, principal: Principal) -> list[Action]:
     """What GET /orders/{id}/actions lists (``workorders.views.actions_of``) that the page has a form for."""
     return [a for a in actions_of(db, order, principal) if a in ACTION_FIELDS]
@@ -1045,7 +1063,11 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
     """The audit trail's rows as the API gives them to ``principal`` (``workorders.views.trail_of``); ``scope``:
     theirs, for the orders the trail links."""
     events = trail_of(db, order, principal)
-    units = support.names_of(db, Unit, {e.unit_id for e in events} | {(e.payload or {}).get("unit_id") for e in events})
+    units = support.names_of(
+        db,
+        Unit,
+        {e.unit_id for e in events} | {(e.payload or {}).get(k) for e in events for k in ("unit_id", "actor_unit_id")},
+    )
     rows = []
     holder = None  # the unit the order was last sent to: a 重办 naming none goes back to it
     for e in events:
@@ -1062,7 +1084,10 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
                 # The unit the action sends the order to (派单, 转办, 协办 …), and the unit of whoever acted: 退单 by
                 # 住建局 is not "退单 → 住建局".
                 "unit": units.get(unit_id or 0),
-                "by_unit": units.get(e.unit_id or 0) if e.unit_id != unit_id else None,
+                # 派单 → 江高镇 by the hotline's dispatcher, 交办 → 江高镇 by 白云区: the acting unit a unit-taking step
+                # records beside the unit it names (``actor_unit_id``).
+                "by_unit": units.get(payload.get("actor_unit_id") or 0)
+                or (units.get(e.unit_id or 0) if e.unit_id != unit_id else None),
                 "text": payload.get("text") or payload.get("answer") or payload.get("content"),
                 # 拆单: the order the split made; 合并: the order this one was merged into, and on that master the
                 # order merged into it — (id, number), linked where the reader may open it.
@@ -1213,6 +1238,7 @@ def _detail_page(
     needs_units = any(kind == "unit" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     needs_categories = any(kind == "category" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     events = _event_rows(db, order, principal, scope)
+    sent_back = _sent_back(events) if staff else None
     unmasked = sees_personal_data(principal, order)
     return render(
         request,
@@ -1226,8 +1252,9 @@ def _detail_page(
         category_name=support.names_of(db, Category, {order.category_id}).get(order.category_id or 0),
         sla=_sla_view(db, t, order),
         events=events,
+        sent_back=sent_back,
         raised_since_request=_raised_since_request(order, events),
-        actions=[(a, ACTION_FIELDS[a]) for a in actions],
+        actions=[(a, _form_fields(order, a)) for a in actions],
         # 答复 is not offered while assisting units have not answered: who they are, how to reach them.
         awaited=[
             {"name": a.unit.name, "status": a.status, "since": a.updated_at, "contacts": _contact_lines(a.unit)}
@@ -1272,7 +1299,7 @@ def _detail_page(
             if staff
             else []
         ),
-        reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text else None,
+        reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text and not sent_back else None,
         reply_cut=WEAK_THRESHOLD,
         import_batch=order_import_batch(db, order, principal),
     )

@@ -246,6 +246,10 @@ def _not_self(view: OrderView, params: Params) -> str | None:
     return None
 
 
+# 办结 of a replied order without a callback says whether the matter was resolved and why no callback was made.
+CLOSE_WITHOUT_CALLBACK_NEEDS = ("resolved", "reason")
+
+
 def _reason_for_close_without_callback(view: OrderView, params: Params) -> str | None:
     if view.state == State.REPLIED and _missing(params.get("reason")):
         return "closing without a callback needs a reason"
@@ -333,8 +337,21 @@ TRANSITIONS: dict[Action, Rule] = {
     Action.COMMENT: Rule(frozenset(State), None, ("text",)),
 }
 
-# Assign: a leader may also assign without naming a unit only when a unit already holds the order.
+# Assign: a leader may also assign without naming a unit only when a unit already holds the order, and then only with
+# an instruction (``reason``, 交办意见) — the order stays with its unit.
 _ASSIGN_NEEDS_UNIT = _s(State.RECEIVED, State.RETURNED)
+
+
+def required_params(view: OrderView, action: Action) -> tuple[str, ...]:
+    """The parameters ``action`` cannot go without on an order as ``view`` stands, whatever else is given (what its
+    form marks required): the table's, a unit for 交办 of an order no unit holds, and 是否解决 and 理由 for 办结
+    without a callback (:data:`CLOSE_WITHOUT_CALLBACK_NEEDS`)."""
+    needed = TRANSITIONS[action].required
+    if action == Action.ASSIGN and view.state in _ASSIGN_NEEDS_UNIT:
+        needed += ("unit_id",)
+    if action == Action.CLOSE and view.state == State.REPLIED:
+        needed += CLOSE_WITHOUT_CALLBACK_NEEDS
+    return needed
 
 
 # The guards that read the order alone, not what is asked of it: an action they refuse is not offered at all
@@ -416,6 +433,10 @@ def apply(view: OrderView, action: Action | str, params: Params | None = None) -
             raise MissingParameter(state=view.state.value, action=action.value, field=name)
     if action == Action.ASSIGN and view.state in _ASSIGN_NEEDS_UNIT and _missing(params.get("unit_id")):
         raise MissingParameter(state=view.state.value, action=action.value, field="unit_id")
+    if action == Action.ASSIGN and _missing(params.get("unit_id")) and _missing(params.get("reason")):
+        # 交办 naming no unit is the leader's instruction (交办意见) to the unit holding the order: as 催办 without a
+        # word, one without an instruction says nothing.
+        raise MissingParameter(state=view.state.value, action=action.value, field="reason")
     if action not in UNIT_ACTIONS and not _missing(params.get("unit_id")):
         raise UnexpectedParameter(state=view.state.value, action=action.value, field="unit_id")
     for guard in rule.guards:
@@ -464,6 +485,9 @@ def _changes(view: OrderView, action: Action, to_state: State, params: Params) -
             changes["urgency"] = params["urgency"]
     if action == Action.REPLY:
         changes["reply_text"] = params["text"]
+    if action == Action.REJECT_REPLY:
+        # 退回答复: the reply sent back no longer stands as the order's answer (its trail entry keeps its text).
+        changes["reply_text"] = None
     if action == Action.INSTANT_ANSWER:
         changes["reply_text"] = params["answer"]
         changes["instant_answered"] = True

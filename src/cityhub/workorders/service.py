@@ -400,6 +400,15 @@ def act(
     payload = _event_payload(order, outcome)
     if placed or moved or reading:
         payload = {**(payload or {}), **placed, **moved, **reading}
+    recorded_unit = params.get("unit_id") or actor.unit_id
+    if actor.unit_id is not None and recorded_unit != actor.unit_id:
+        # An action taking a unit records that unit (where the order went): whose unit acted is said beside it, so
+        # the trail names everyone's unit — a leader's 交办 to 江高镇 is by 白云区.
+        payload = {**(payload or {}), "actor_unit_id": actor.unit_id}
+    if "reply_text" in outcome.changes and order.reply_text is None:
+        from cityhub.knowledge.service import forget_reply_check
+
+        forget_reply_check(session, order.id)  # a reply sent back or reopened: its score is not the next reply's
     part = _split_off(session, order, outcome.payload, actor, now) if outcome.action == Action.SPLIT else None
     if part is not None:
         payload = {**(payload or {}), "part_id": part.id, "part_number": part.number}
@@ -410,7 +419,7 @@ def act(
         to_state=outcome.to_state.value,
         actor_id=actor.user_id,
         actor_name=actor.name,
-        unit_id=params.get("unit_id") or actor.unit_id,
+        unit_id=recorded_unit,
         at=now,
         reason=params.get("reason"),
         payload=payload,
