@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +11,9 @@ from cityhub.clitools import RejectedRow, fail_with, print_rejected, refuse_if_n
 from cityhub.clitools import fail as _fail
 from cityhub.errors import CityhubError
 from cityhub.org.models import Role, UnitTier
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(no_args_is_help=True, help="Units (district, streets, communities, departments) and people.")
 
@@ -45,6 +48,18 @@ def import_command(
     refuse_if_nothing_imported(file.name, report.imported, len(report.rejected))
 
 
+def _unit_id(session: Session, code: str | None) -> int | None:
+    """The id of the unit with ``code`` (None for None); exits 1 naming the code when there is none."""
+    from cityhub.org.service import get_unit_by_code
+
+    if code is None:
+        return None
+    found = get_unit_by_code(session, code=code)
+    if found is None:
+        raise _fail(f"no unit with code {code}")
+    return found.id
+
+
 @app.command("list")
 def list_command(
     tier: Annotated[UnitTier | None, typer.Option("--tier", help="Only units of this tier.")] = None,
@@ -53,15 +68,10 @@ def list_command(
 ) -> None:
     """List units: code, tier, name, short name, parent code."""
     from cityhub.db import session_scope
-    from cityhub.org.service import get_unit_by_code, list_units
+    from cityhub.org.service import list_units
 
     with session_scope() as session:
-        parent_id = None
-        if parent is not None:
-            parent_unit = get_unit_by_code(session, code=parent)
-            if parent_unit is None:
-                raise _fail(f"no unit with code {parent}")
-            parent_id = parent_unit.id
+        parent_id = _unit_id(session, parent)
         units = list_units(session, tier=tier, parent_id=parent_id, q=q)
         codes = {u.id: u.code for u in list_units(session)} if units else {}
         for unit in units:
@@ -134,15 +144,9 @@ def aliases_list_command(
     """List the address library: alias, unit code, unit name, kind, added by, added at."""
     from cityhub.db import session_scope
     from cityhub.org.aliases import list_aliases
-    from cityhub.org.service import get_unit_by_code
 
     with session_scope() as session:
-        unit_id = None
-        if unit is not None:
-            found = get_unit_by_code(session, code=unit)
-            if found is None:
-                raise _fail(f"no unit with code {unit}")
-            unit_id = found.id
+        unit_id = _unit_id(session, unit)
         rows = list_aliases(session, unit_id=unit_id)
         for row in rows:
             typer.echo(

@@ -180,12 +180,18 @@ def create_unit(request: Request, db: DbSession, form: FormBody) -> Response:
     return support.redirect(f"/admin/units/{unit.id}", flash=("units.created", {"name": unit.name}))
 
 
-@router.get("/admin/units/{unit_id:int}", response_class=HTMLResponse)
-def unit_page(request: Request, db: DbSession, unit_id: int) -> Response:
-    principal = _admin(request, db)
+def _unit(db: Session, unit_id: int) -> Unit:
+    """The unit a page's address names; the 404 page when there is none."""
     unit = db.get(Unit, unit_id)
     if unit is None:
         raise PageError(404, "err.page_not_found")
+    return unit
+
+
+@router.get("/admin/units/{unit_id:int}", response_class=HTMLResponse)
+def unit_page(request: Request, db: DbSession, unit_id: int) -> Response:
+    principal = _admin(request, db)
+    unit = _unit(db, unit_id)
     return _unit_page(request, db, principal, unit)
 
 
@@ -193,9 +199,7 @@ def unit_page(request: Request, db: DbSession, unit_id: int) -> Response:
 def update_unit(request: Request, db: DbSession, unit_id: int, form: FormBody) -> Response:
     principal = _admin(request, db, form)
     t = support.translator(request)
-    unit = db.get(Unit, unit_id)
-    if unit is None:
-        raise PageError(404, "err.page_not_found")
+    unit = _unit(db, unit_id)
     try:
         org.update_unit(
             db, unit_id=unit_id, data=UnitUpdate.model_validate(_payload(form, new=False)), actor=principal.actor
@@ -203,8 +207,7 @@ def update_unit(request: Request, db: DbSession, unit_id: int, form: FormBody) -
         db.commit()
     except (ValidationError, CityhubError) as exc:
         db.rollback()
-        unit = db.get(Unit, unit_id)
-        assert unit is not None
+        unit = _unit(db, unit_id)
         values = {**form.values(UNIT_FIELDS), "code": unit.code}
         errors = field_errors(t, exc)
         return _unit_page(request, db, principal, unit, values=values, errors=errors, status_code=422)
@@ -240,9 +243,7 @@ def add_alias(request: Request, db: DbSession, unit_id: int, form: FormBody) -> 
     """Add a place alias to a street or community; refused, the page again with the reason at the field."""
     principal = _admin(request, db, form)
     t = support.translator(request)
-    unit = db.get(Unit, unit_id)
-    if unit is None:
-        raise PageError(404, "err.page_not_found")
+    unit = _unit(db, unit_id)
     try:
         row = place_aliases.add_alias(
             db,
@@ -256,8 +257,7 @@ def add_alias(request: Request, db: DbSession, unit_id: int, form: FormBody) -> 
         db.commit()
     except CityhubError as exc:
         db.rollback()
-        unit = db.get(Unit, unit_id)
-        assert unit is not None
+        unit = _unit(db, unit_id)
         return _unit_page(
             request,
             db,
