@@ -446,7 +446,7 @@
   // its last values no longer tell how the place is — with a badge in its popup.
   function renderSensors(data, group, layer) {
     var ink = colourOf(layer);
-    var grey = colour("layer-silent", "#5f6b7a");
+    var grey = colour("layer-silent", ink);  // (the theme defines it: app.css)
     data.features.forEach(function (feature) {
       var p = feature.properties || {};
       var at = [feature.geometry.coordinates[1], feature.geometry.coordinates[0]];
