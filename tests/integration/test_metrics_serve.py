@@ -28,6 +28,15 @@ ROUTE = "/api/v1/orders/{order_id}"
 CONNECTIONS = 40
 
 
+def _listens(process: psutil.Process, port: int) -> bool:
+    """Whether ``process`` holds a socket listening on ``port``."""
+    try:
+        sockets = process.net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in sockets)
+
+
 def _servers(parent: psutil.Process) -> list[psutil.Process]:
     """The supervisor's server processes alive (not multiprocessing's resource tracker)."""
     alive = []
@@ -80,7 +89,9 @@ def test_every_process_answers_a_scrape_with_both_processes_figures(tmp_path: Pa
                 up = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
             except httpx.HTTPError:
                 return False
-            return up and len(_servers(parent)) == 2
+            servers = _servers(parent)
+            # Each listening (a process that has not started accepting yet leaves every connection to the other).
+            return up and len(servers) == 2 and all(_listens(server, port) for server in servers)
 
         wait_until(both_up)
         servers = _servers(parent)
