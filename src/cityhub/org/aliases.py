@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,6 +35,10 @@ from sqlalchemy.orm import Session
 from cityhub import auditlog
 from cityhub.errors import CityhubError, Conflict, NotFound, ValidationFailed, check_text
 from cityhub.org.models import AliasKind, Unit, UnitAlias, UnitTier
+from cityhub.org.service import get_unit_by_code
+
+if TYPE_CHECKING:
+    from cityhub.nlp.address import Gazetteer
 
 ALIAS_TIERS = (UnitTier.STREET, UnitTier.COMMUNITY)
 MIN_CHARS = 2
@@ -89,7 +93,7 @@ def _unit_for_alias(session: Session, *, unit_id: int | None = None, code: str |
         code = (code or "").strip()
         if not code:
             raise ValidationFailed("unit_code is empty", details={"field": "unit_code", "reason": "no_unit"})
-        unit = session.scalars(select(Unit).where(Unit.code == code)).one_or_none()
+        unit = get_unit_by_code(session, code=code)
         if unit is None:
             raise NotFound(f"no unit with code {code}", details={"field": "unit_code", "reason": "no_unit"})
     if unit.tier not in ALIAS_TIERS:
@@ -98,6 +102,11 @@ def _unit_for_alias(session: Session, *, unit_id: int | None = None, code: str |
             details={"field": "unit_code", "reason": "tier"},
         )
     return unit
+
+
+def _held(session: Session, alias: str, unit: Unit) -> UnitAlias | None:
+    """``unit``'s alias ``alias`` (as stored), if it has it."""
+    return session.scalars(select(UnitAlias).where(UnitAlias.alias == alias, UnitAlias.unit_id == unit.id)).first()
 
 
 def _facts(alias: UnitAlias) -> dict[str, Any]:
@@ -112,18 +121,17 @@ def list_aliases(session: Session, *, unit_id: int | None = None) -> list[UnitAl
     return list(session.scalars(stmt))
 
 
-def _other_holders(session: Session, alias: str, unit: Unit) -> list[str]:
-    """The units other than ``unit`` the alias already names: by an alias, or by a name of their own."""
-    from cityhub.org.places import official_gazetteer
-
+def _other_holders(session: Session, alias: str, unit: Unit, official: Gazetteer | None) -> list[str]:
+    """The units other than ``unit`` the alias already names: by an alias, or by a name of their own (in
+    ``official``, the gazetteer of the units' own names)."""
     held = session.scalars(
         select(Unit).join(UnitAlias).where(UnitAlias.alias == alias, UnitAlias.unit_id != unit.id).order_by(Unit.code)
     )
     holders = {u.code: u.name for u in held}
-    gaz = official_gazetteer(session)
-    for code in gaz.units_named(alias) if gaz is not None else {}:
-        if code != unit.code:
-            holders.setdefault(code, gaz.units[code].name if gaz is not None else code)
+    if official is not None:
+        for code in official.units_named(alias):
+            if code != unit.code:
+                holders.setdefault(code, official.units[code].name)
     return [f"{name} ({code})" for code, name in sorted(holders.items())]
 
 
@@ -145,8 +153,7 @@ def add_alias(
     text = normalise_alias(alias)
     chosen = alias_kind(kind)
     unit = _unit_for_alias(session, unit_id=unit_id, code=unit_code)
-    mine = session.scalars(select(UnitAlias).where(UnitAlias.alias == text, UnitAlias.unit_id == unit.id)).first()
-    if mine is not None:
+    if _held(session, text, unit) is not None:
         raise Conflict(
             f"alias {text} already names {unit.name} ({unit.code})", details={"field": "alias", "reason": "taken"}
         )
@@ -157,7 +164,7 @@ def add_alias(
         raise Conflict(
             f"{text} is already a name of {unit.name} ({unit.code})", details={"field": "alias", "reason": "own_name"}
         )
-    others = _other_holders(session, text, unit)
+    others = _other_holders(session, text, unit, gaz)
     if others and not also_ambiguous:
         raise Conflict(
             f"alias {text} already names {', '.join(others)}: add it also_ambiguous (--also-ambiguous) to make it "
@@ -378,7 +385,7 @@ def import_aliases(
         except CityhubError as exc:
             report.reject(number, str(exc.details.get("field", "alias")), exc.message)
             continue
-        there = session.scalars(select(UnitAlias).where(UnitAlias.alias == text, UnitAlias.unit_id == unit.id)).first()
+        there = _held(session, text, unit)
         if there is not None:
             if there.kind == chosen:
                 report.unchanged += 1
@@ -411,13 +418,10 @@ def seed_baiyun_aliases(session: Session) -> int:
 
     added = 0
     for _, values in read_csv_table(BAIYUN_ALIASES).rows:
-        unit = session.scalars(select(Unit).where(Unit.code == values["unit_code"])).one_or_none()
+        unit = get_unit_by_code(session, code=values["unit_code"])
         if unit is None:
             continue
-        there = session.scalars(
-            select(UnitAlias).where(UnitAlias.alias == normalise_alias(values["alias"]), UnitAlias.unit_id == unit.id)
-        ).first()
-        if there is None:
+        if _held(session, normalise_alias(values["alias"]), unit) is None:
             add_alias(session, alias=values["alias"], unit_id=unit.id, kind=values["kind"])
             added += 1
     return added
