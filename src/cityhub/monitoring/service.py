@@ -313,6 +313,17 @@ def sensor_scope(scope: Scope) -> ColumnElement[bool] | None:
     return or_(*conditions)
 
 
+def _quiet(sensor: Any, default: int, now: datetime) -> tuple[int | None, datetime | None]:
+    """How long ``sensor`` (a :class:`Sensor`, or a row of its ``silent_after_minutes``, ``last_reading_at`` and
+    ``created_at``) may stay quiet — its own minutes, else ``default``; None: never silent — and since when it has been
+    silent at ``now`` (None: it is not)."""
+    after = silent_after(sensor.silent_after_minutes, default)
+    since = silent_since(
+        last_reading_at=sensor.last_reading_at, registered_at=sensor.created_at, after_minutes=after, now=now
+    )
+    return after, since
+
+
 @dataclass(frozen=True)
 class SensorCondition:
     """Where a sensor stands now: its :class:`SensorState`, since when it has been silent, how long it may stay quiet
@@ -335,10 +346,7 @@ def sensor_conditions(
     counts = open_alarm_counts(session, [s.id for s in sensors])
     found: dict[int, SensorCondition] = {}
     for sensor in sensors:
-        after = silent_after(sensor.silent_after_minutes, default)
-        since = silent_since(
-            last_reading_at=sensor.last_reading_at, registered_at=sensor.created_at, after_minutes=after, now=now
-        )
+        after, since = _quiet(sensor, default, now)
         alarms = counts.get(sensor.id, 0)
         if not sensor.active:
             state, since = SensorState.RETIRED, None
@@ -855,13 +863,8 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
         default = get_monitoring_settings().sensor_silent_after_minutes
         for (sensor_id, rule_id), alarm in sorted(alarms.items()):
             sensor = sensors[sensor_id]
-            quiet = silent_since(
-                last_reading_at=sensor.last_reading_at,
-                registered_at=sensor.created_at,
-                after_minutes=silent_after(sensor.silent_after_minutes, default),
-                now=now,
-            )
-            if rule_id in silence and quiet is None:  # the sensor reports again (late readings alone do not do)
+            # The sensor reports again (late readings alone do not do).
+            if rule_id in silence and _quiet(sensor, default, now)[1] is None:
                 _resume(session, alarm, sensor)
                 tally.cleared += 1
     if changed:
@@ -1505,16 +1508,7 @@ def detect_silence(session: Session, *, now: datetime | None = None) -> dict[str
             Sensor.active.is_(True)
         )
     ).all()
-    silent = {
-        row.id
-        for row in rows
-        if silent_since(
-            last_reading_at=row.last_reading_at,
-            registered_at=row.created_at,
-            after_minutes=silent_after(row.silent_after_minutes, default),
-            now=now,
-        )
-    }
+    silent = {row.id for row in rows if _quiet(row, default, now)[1] is not None}
     open_alarms = {
         alarm.sensor_id: alarm
         for alarm in session.scalars(select(Alarm).where(Alarm.rule_id == rule.id, Alarm.open_key.is_not(None)))
@@ -1530,10 +1524,7 @@ def detect_silence(session: Session, *, now: datetime | None = None) -> dict[str
             .execution_options(populate_existing=True)
         )
         for sensor in session.scalars(query.with_for_update() if lock else query):
-            after = silent_after(sensor.silent_after_minutes, default)
-            since = silent_since(
-                last_reading_at=sensor.last_reading_at, registered_at=sensor.created_at, after_minutes=after, now=now
-            )
+            after, since = _quiet(sensor, default, now)
             if since is None or after is None:  # it reported meanwhile
                 continue
             _raise_silence(session, sensor, rule, since=since, after=after, now=now)
