@@ -698,6 +698,16 @@ def alias_candidates(session: Session, order: Order) -> list[AliasCandidate]:
     return unknown_places(session, (order.address, order.title, order.content))
 
 
+def teaches_aliases(role: Any) -> bool:
+    """Whether a role may add place aliases while correcting a place, to some unit at least (``units:manage`` to
+    any, ``aliases:add_from_order`` to those it routes: :func:`check_alias_teaching`)."""
+    from cityhub.auth import permissions
+
+    return role is not None and any(
+        permissions.allows(role, p) for p in (permissions.UNITS_MANAGE, permissions.ALIASES_FROM_ORDER)
+    )
+
+
 def check_alias_teaching(session: Session, *, unit_id: int, actor: orders.Actor) -> None:
     """PermissionDenied unless ``actor`` may add place aliases to ``unit_id`` in a place correction: an
     administrator (``units:manage``) to any unit; a role holding ``aliases:add_from_order`` (dispatchers) to a unit
@@ -710,7 +720,7 @@ def check_alias_teaching(session: Session, *, unit_id: int, actor: orders.Actor)
     role = Role(actor.role) if actor.role else None
     if role is not None and permissions.allows(role, permissions.UNITS_MANAGE):
         return
-    if role is None or not permissions.allows(role, permissions.ALIASES_FROM_ORDER):
+    if not teaches_aliases(role):
         raise PermissionDenied(
             "only dispatchers and administrators add place aliases while correcting a place",
             details={"permission": permissions.ALIASES_FROM_ORDER},

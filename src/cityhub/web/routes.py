@@ -1229,9 +1229,7 @@ def _detail_page(
     may_place = decision is not None and permissions.allows(principal.role, permissions.act(Action.DISPATCH))
     place_units = _place_units(db) if may_place else []
     # The places the order names that the gazetteer does not know, offered as aliases of the unit chosen.
-    teaches = may_place and any(
-        permissions.allows(principal.role, p) for p in (permissions.ALIASES_FROM_ORDER, permissions.UNITS_MANAGE)
-    )
+    teaches = may_place and dispatch.teaches_aliases(principal.role)
     alias_candidates = dispatch.alias_candidates(db, order)[:FROM_ORDER_MAX] if teaches and place_units else []
     if decision is not None:
         ids |= {decision.place.street_id, decision.place.community_id}
