@@ -375,13 +375,13 @@ def after_rule_change(
     groups = session.execute(select(Order.category_id, Order.urgency).where(text(RUNNING_CLOCK_SQL)).distinct())
     # Per (category, urgency): the clocks the old and the new terms count on (working time, or round the clock),
     # and what each deadline moves by, in the new clock's time.
-    moves: dict[tuple[int | None, str], tuple[bool, bool, dict[str, float]]] = {}
+    moves: dict[tuple[int | None, str], tuple[sla.Clock, sla.Clock, dict[str, float]]] = {}
     for category_id, urgency in groups:
         key = (category_id, Urgency(urgency).value)
         old, new = terms_under(old_rules, key), terms_under(new_rules, key)
         if old != new:
-            day = sla.clock_of(cal, new).day_seconds
-            moves[key] = (old.round_the_clock, new.round_the_clock, term_deltas(old, new, day))
+            old_clock, new_clock = sla.clock_of(cal, old), sla.clock_of(cal, new)
+            moves[key] = (old_clock, new_clock, term_deltas(old, new, new_clock.day_seconds))
     if not moves:
         return Recomputed()
     categories = {c for c, _ in moves}
@@ -389,28 +389,25 @@ def after_rule_change(
         Order.category_id.in_(sorted(c for c in categories if c is not None)),
         Order.category_id.is_(None) if None in categories else false(),
     )
-    by_clocks: dict[tuple[bool, bool], list[tuple[_Clock, dict[str, float]]]] = {}
+    by_clocks: dict[tuple[sla.Clock, sla.Clock], list[tuple[_Clock, dict[str, float]]]] = {}
     for clock, key in _clocks(session, condition, paused=True):
         if key in moves:
-            was, now_round, delta = moves[key]
-            by_clocks.setdefault((was, now_round), []).append((clock, delta))
-    done = [Recomputed()]
-    for (was, now_round), clocks in sorted(by_clocks.items()):
-        old_clock = sla.ROUND_THE_CLOCK if was else cal
-        new_clock = sla.ROUND_THE_CLOCK if now_round else cal
-        done.append(
-            _recompute(
-                session,
-                clocks,
-                old_cal=old_clock,
-                new_cal=new_clock,
-                actor=actor,
-                reason=RULE_REASON,
-                cause={"cause": "sla_rule", "rule": rule or {}},
-                now=now,
-                scale=clock_scales(old_clock, new_clock),
-            )
+            old_clock, new_clock, delta = moves[key]
+            by_clocks.setdefault((old_clock, new_clock), []).append((clock, delta))
+    done = [
+        _recompute(
+            session,
+            clocks,
+            old_cal=old_clock,
+            new_cal=new_clock,
+            actor=actor,
+            reason=RULE_REASON,
+            cause={"cause": "sla_rule", "rule": rule or {}},
+            now=now,
+            scale=clock_scales(old_clock, new_clock),
         )
+        for (old_clock, new_clock), clocks in by_clocks.items()
+    ]
     return Recomputed(
         orders=sum(d.orders for d in done),
         lifted=sum(d.lifted for d in done),
