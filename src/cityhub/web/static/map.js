@@ -301,7 +301,7 @@
       }
     }).addTo(group);
     if (!fitted && !cfg.scoped && shape.getBounds().isValid()) {
-      map.fitBounds(shape.getBounds(), { padding: [10, 10] });
+      map.fitBounds(shape.getBounds(), { padding: [10, 10], animate: false });
       fitted = true;
     }
   }
@@ -346,7 +346,7 @@
     group.addLayer(communities);
     showCommunities();
     if (!fitted && cfg.scoped && points.length) {
-      map.fitBounds(L.latLngBounds(points).pad(0.3), { maxZoom: 14 });
+      map.fitBounds(L.latLngBounds(points).pad(0.3), { maxZoom: 14, animate: false });
       fitted = true;
     }
   }
@@ -497,9 +497,13 @@
     }, 250);
   });
 
-  // The base first (it sets the view), then the rest; then every cfg.refresh seconds all but the base.
-  loadAll(["base"]).then(function () {
-    return loadAll(cfg.layers.filter(function (l) { return l.name !== "base"; }).map(function (l) { return l.name; }));
+  // The layers that set the view first (the base; a scoped user's units), then the rest in the view they set: the
+  // orders fetched with the view before the fit were listed, then listed again a moment later for the fitted view —
+  // and a keyboard already in the list lost its place. Then every cfg.refresh seconds all but the base.
+  var fitting = cfg.scoped ? ["base", "units"] : ["base"];
+  loadAll(fitting.filter(function (name) { return layersByName[name]; })).then(function () {
+    window.clearTimeout(moveTimer);  // the fit's own reload: the rest are loaded here, in the fitted view
+    return loadAll(cfg.layers.filter(function (l) { return fitting.indexOf(l.name) < 0; }).map(function (l) { return l.name; }));
   });
   // The system's theme changed (the page follows it when the user chose 跟随系统): the layers in its colours.
   if (window.matchMedia) {
