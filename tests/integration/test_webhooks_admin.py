@@ -237,9 +237,6 @@ def test_the_webhooks_page_adds_shows_removes_and_retries(world: World) -> None:
     assert bad.status_code == 422 and 'data-testid="field-error-url"' in bad.text
     assert "订阅地址须以 http:// 或 https:// 开头" in bad.text
     assert 'value="ftp://receiver.example/hook"' in bad.text and 'value="WH-S1" selected' in bad.text  # kept
-    nul = post("/admin/webhooks", url="https://receiver.example/hook", events=["reply"], description="网格\x00平台")
-    assert nul.status_code == 422  # told at its field, not a server error on PostgreSQL
-    assert 'data-testid="field-error-description">说明最多 200 个字符，且只能是普通文字。' in nul.text
     no_topic = post("/admin/webhooks", url="https://receiver.example/hook")
     assert no_topic.status_code == 422 and "请至少选择一个主题" in no_topic.text
 
