@@ -77,7 +77,6 @@ def test_create_masks_personal_data_and_is_idempotent(client):
     assert other.json()["details"]["field"] == "external_id"
 
 
-
 def test_an_empty_external_id_is_no_id_on_every_intake_path(client, cli_run):
     """An empty (or blank) ``external_id`` is treated as absent wherever a caller gives one — the API, the command
     line, a file's id column — never stored as the id "" that a second appeal would then replay: the API's and the
