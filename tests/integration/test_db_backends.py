@@ -433,7 +433,8 @@ def test_a_transaction_whose_connection_the_server_dropped_fails_with_its_own_er
         with db_engine.connect() as admin:
             pids = admin.execute(text(others)).scalars().all()
             for pid in pids:
-                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                # Waits (up to 10 s) until the backend is gone: the signal alone returns before it has ended.
+                admin.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid})
         assert pids
 
     try:

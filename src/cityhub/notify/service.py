@@ -259,11 +259,11 @@ def subscriptions_overview(
         if state == OutboxStatus.SENT and sent is not None:
             last_sent[sub_id] = sent
     undelivered = and_(OutboxMessage.subscription_id.in_(ids), OutboxMessage.status.in_(UNDELIVERED))
-    # When each subscription's delivery last failed: the end of the failed attempt (``failed_at``).
+    # When each subscription's delivery last failed: the end of the failed attempt (``attempted_at``).
     failed_at: dict[int, datetime] = {
         sub_id: at
         for sub_id, at in session.execute(
-            select(OutboxMessage.subscription_id, func.max(failed_at_column()))
+            select(OutboxMessage.subscription_id, func.max(OutboxMessage.attempted_at))
             .where(undelivered)
             .group_by(OutboxMessage.subscription_id)
         )
@@ -274,7 +274,11 @@ def subscriptions_overview(
     failures: dict[int, OutboxMessage] = {}
     for m in session.scalars(
         select(OutboxMessage)
-        .where(or_(OutboxMessage.id.in_(newest), and_(undelivered, failed_at_column().in_(set(failed_at.values())))))
+        .where(
+            or_(
+                OutboxMessage.id.in_(newest), and_(undelivered, OutboxMessage.attempted_at.in_(set(failed_at.values())))
+            )
+        )
         .order_by(OutboxMessage.id)
     ):
         when = failed_at.get(m.subscription_id)
@@ -748,26 +752,20 @@ def _prepare(session: Session, message: OutboxMessage) -> _Job:
     return _Job(message.id, message.attempts, sub.kind, envelope)
 
 
-def failed_at_column() -> Any:
-    """When a message's last attempt ended — for a failed or dead one, when its delivery failed: a finished attempt
-    ends the worker's claim then (``claimed_until``, the lease's end while it is sent; see :func:`_finish`)."""
-    return OutboxMessage.claimed_until
-
-
 def failed_at_of(message: OutboxMessage) -> datetime | None:
     """When the failed or dead ``message``'s delivery failed (None: failed before the time was kept, or dead-lettered
-    without an attempt — its subscription removed); see :func:`failed_at_column`."""
-    return message.claimed_until if message.status in UNDELIVERED else None
+    without an attempt — its subscription removed): the end of its last attempt (``attempted_at``)."""
+    return message.attempted_at if message.status in UNDELIVERED else None
 
 
 def _finish(session: Session, *, message_id: int, token: str, values: dict[str, Any]) -> bool:
-    """Write an attempt's outcome: the claim ends now, ``claimed_until`` kept as the time it ended — for a failure,
-    when the delivery failed (:func:`failed_at_column`)."""
+    """Write an attempt's outcome: the claim ends, and ``attempted_at`` says when — for a failure, when the delivery
+    failed (:func:`failed_at_of`)."""
     # The token fences a worker whose lease ran out and whose row another worker has since taken.
     result = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.claimed_by == token)
-        .values(**values, claimed_by=None, claimed_until=utcnow())
+        .values(**values, claimed_by=None, claimed_until=None, attempted_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     return bool(rowcount(result))
