@@ -64,6 +64,8 @@ def test_a_manager_retires_and_reactivates_a_sensor_through_the_api(env: Env) ->
 
     back = env.call("POST", "/sensors/WL-API-1/reactivate")
     assert back.status_code == 200 and back.json()["active"] is True and back.json()["retired_at"] is None
+    # Its last reading is two hours old (the default time): back in service, it is given its time afresh.
+    assert (back.json()["status"], back.json()["silent_since"]) == ("normal", None)
     assert "in service" in _error(env.call("POST", "/sensors/WL-API-1/reactivate"), 409)
     again = env.call("POST", "/sensors/WL-API-1/readings", "key", json={"readings": [_reading(7, 3)]})
     assert again.status_code == 200 and again.json()["stored"] == 1

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from test_monitoring import T0, _rule, _sensor, _series, _units, units  # noqa: F401  (the fixture)
 
 from cityhub import jobs
+from cityhub.auditlog import LogEntry
 from cityhub.db import session_scope, utcnow
 from cityhub.errors import ValidationFailed
 from cityhub.monitoring import service
@@ -130,6 +131,39 @@ def test_a_sensor_that_never_reported_goes_silent_from_its_registration_and_a_re
     service.retire(db_session, code="WL-NEW", actor=service.orders.SYSTEM, reason="拆除")
     db_session.commit()
     assert [a.state for a in _silence_alarms(db_session, "WL-NEW")] == [AlarmState.CLEARED]
+
+
+def test_a_reactivated_sensor_is_silent_by_its_time_from_its_return_to_service_not_from_its_old_reading(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    _sensor(db_session, "WL-R", silent_after_minutes=30)
+    db_session.commit()
+    service.ingest(db_session, items=_series("WL-R", [3]), now=T0)  # days ago
+    service.retire(db_session, code="WL-R", actor=service.orders.SYSTEM, reason="维修")
+    db_session.commit()
+    service.reactivate(db_session, code="WL-R", actor=service.orders.SYSTEM)
+    db_session.commit()
+    back = db_session.scalars(
+        select(LogEntry.at).where(LogEntry.target == "WL-R", LogEntry.action == "reactivate")
+    ).one()
+
+    soon = back + timedelta(minutes=29)
+    assert _state(db_session, "WL-R", soon).state == SensorState.NORMAL
+    assert service.detect_silence(db_session, now=soon)["raised"] == 0
+    later = back + timedelta(minutes=31)
+    condition = _state(db_session, "WL-R", later)
+    assert (condition.state, condition.silent_since) == (SensorState.SILENT, back + timedelta(minutes=30))
+    assert service.detect_silence(db_session, now=later) == {"silent": 1, "raised": 1, "cleared": 0}
+    db_session.commit()
+    [alarm] = _silence_alarms(db_session, "WL-R")
+    assert (alarm.raised_at, alarm.first_value) == (back + timedelta(minutes=30), 31)
+    # A reading after its return brings it back; one older than its return (a device's buffer) does not.
+    service.ingest(db_session, items=_series("WL-R", [4], start=back - timedelta(minutes=5)), now=later)
+    db_session.commit()
+    assert [a.state for a in _silence_alarms(db_session, "WL-R")] == ["active"]
+    service.ingest(db_session, items=_series("WL-R", [4], start=later), now=later)
+    db_session.commit()
+    assert [a.state for a in _silence_alarms(db_session, "WL-R")] == ["cleared"]
 
 
 def test_the_silence_rule_opens_orders_only_when_switched_on_and_keeps_no_limit_of_its_own(

@@ -128,14 +128,23 @@ SILENCE_METRIC = "silent_minutes"
 
 
 def silent_since(
-    *, last_reading_at: datetime | None, registered_at: datetime, after_minutes: int | None, now: datetime
+    *,
+    last_reading_at: datetime | None,
+    registered_at: datetime,
+    after_minutes: int | None,
+    now: datetime,
+    back_in_service_at: datetime | None = None,
 ) -> datetime | None:
-    """When a sensor became silent — its last reading (or its registration, never having reported) plus the minutes
-    it may stay quiet — if that is not after ``now``; None while it is not silent or when ``after_minutes`` is None
-    (never)."""
+    """When a sensor became silent — the minutes it may stay quiet after it was last heard of: its last reading (never
+    having reported, its registration), or its return to service when that is later (a retired sensor reactivated is
+    given its time afresh, not judged by what it said before it was retired) — if that is not after ``now``; None
+    while it is not silent or when ``after_minutes`` is None (never)."""
     if after_minutes is None:
         return None
-    since = (last_reading_at or registered_at) + timedelta(minutes=after_minutes)
+    heard = last_reading_at or registered_at
+    if back_in_service_at is not None and back_in_service_at > heard:
+        heard = back_in_service_at
+    since = heard + timedelta(minutes=after_minutes)
     return since if since <= now else None
 
 

@@ -313,13 +313,43 @@ def sensor_scope(scope: Scope) -> ColumnElement[bool] | None:
     return or_(*conditions)
 
 
-def _quiet(sensor: Any, default: int, now: datetime) -> tuple[int | None, datetime | None]:
-    """How long ``sensor`` (a :class:`Sensor`, or a row of its ``silent_after_minutes``, ``last_reading_at`` and
-    ``created_at``) may stay quiet — its own minutes, else ``default``; None: never silent — and since when it has been
-    silent at ``now`` (None: it is not)."""
+def back_in_service(session: Session, codes: Iterable[str] | None = None) -> dict[str, datetime]:
+    """When each sensor (of ``codes``; None: every one) was last put back in service (启用), by code: the time of its
+    latest ``reactivate`` in the configuration log, which :func:`reactivate` writes in its own transaction — the one
+    record of that moment (the sensor keeps when it was retired only until it is reactivated). Sensors never
+    reactivated are not in it."""
+    from cityhub.auditlog import LogEntry
+
+    query = (
+        select(LogEntry.target, func.max(LogEntry.at))
+        .where(LogEntry.area == "sensor", LogEntry.action == "reactivate")
+        .group_by(LogEntry.target)
+    )
+    if codes is None:
+        return {code: at for code, at in session.execute(query)}
+    wanted = sorted(set(codes))
+    found: dict[str, datetime] = {}
+    for start in range(0, len(wanted), CHUNK):
+        rows = session.execute(query.where(LogEntry.target.in_(wanted[start : start + CHUNK])))
+        found.update((code, at) for code, at in rows)
+    return found
+
+
+def _quiet(
+    sensor: Any, default: int, now: datetime, back: Mapping[str, datetime]
+) -> tuple[int | None, datetime | None]:
+    """How long ``sensor`` (a :class:`Sensor`, or a row of its ``code``, ``silent_after_minutes``,
+    ``last_reading_at`` and ``created_at``) may stay quiet — its own minutes, else ``default``; None: never silent —
+    and since when it has been silent at ``now`` (None: it is not), counting from its last reading, its registration
+    or its return to service (``back``: :func:`back_in_service` of it), whichever is latest. The one statement of the
+    rule, for the sensors' conditions, the readings' evaluation and the sensor-silence job."""
     after = silent_after(sensor.silent_after_minutes, default)
     since = silent_since(
-        last_reading_at=sensor.last_reading_at, registered_at=sensor.created_at, after_minutes=after, now=now
+        last_reading_at=sensor.last_reading_at,
+        registered_at=sensor.created_at,
+        after_minutes=after,
+        now=now,
+        back_in_service_at=back.get(sensor.code),
     )
     return after, since
 
@@ -344,9 +374,10 @@ def sensor_conditions(
     now = now or utcnow()
     default = get_monitoring_settings().sensor_silent_after_minutes
     counts = open_alarm_counts(session, [s.id for s in sensors])
+    back = back_in_service(session, [s.code for s in sensors if s.active])
     found: dict[int, SensorCondition] = {}
     for sensor in sensors:
-        after, since = _quiet(sensor, default, now)
+        after, since = _quiet(sensor, default, now, back)
         alarms = counts.get(sensor.id, 0)
         if not sensor.active:
             state, since = SensorState.RETIRED, None
@@ -859,12 +890,14 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
                 alarms.pop(key, None)
         late += series_late
     silence = {r.id for r in rules if r.kind == RuleKind.SILENCE}
-    if silence:
+    quiet = sorted(sensor_id for sensor_id, rule_id in alarms if rule_id in silence)
+    if quiet:
         default = get_monitoring_settings().sensor_silent_after_minutes
+        back = back_in_service(session, [sensors[sensor_id].code for sensor_id in quiet])
         for (sensor_id, rule_id), alarm in sorted(alarms.items()):
             sensor = sensors[sensor_id]
             # The sensor reports again (late readings alone do not do).
-            if rule_id in silence and _quiet(sensor, default, now)[1] is None:
+            if rule_id in silence and _quiet(sensor, default, now, back)[1] is None:
                 _resume(session, alarm, sensor)
                 tally.cleared += 1
     if changed:
@@ -1439,10 +1472,14 @@ def silence_rule(session: Session) -> AlarmRule:
     return rule
 
 
-def _silence_note(sensor: Sensor, minutes: int) -> str:
-    if sensor.last_reading_at is None:
-        return f"监测点离线：登记后 {minutes} 分钟内从未上报数据"
-    return f"监测点离线：超过 {minutes} 分钟无数据，最后一次数据 {_local(sensor.last_reading_at)}"
+def _silence_note(sensor: Sensor, minutes: int, heard: datetime) -> str:
+    """Why the sensor is silent: ``heard``, when it was last heard of (:func:`_quiet`), was its last reading, its
+    registration or its return to service."""
+    if sensor.last_reading_at is not None and heard <= sensor.last_reading_at:
+        return f"监测点离线：超过 {minutes} 分钟无数据，最后一次数据 {_local(sensor.last_reading_at)}"
+    if heard > sensor.created_at:
+        return f"监测点离线：{_local(heard)} 重新启用后 {minutes} 分钟内未上报数据"
+    return f"监测点离线：登记后 {minutes} 分钟内从未上报数据"
 
 
 def _raise_silence(
@@ -1450,7 +1487,8 @@ def _raise_silence(
 ) -> Alarm:
     """The silence alarm of ``sensor``: raised at the moment it became silent, its values the minutes it had been
     quiet when found, its threshold the minutes it may be; in its trail, notified, and an order when the rule says."""
-    quiet = round((now - (sensor.last_reading_at or sensor.created_at)).total_seconds() / 60)
+    heard = since - timedelta(minutes=after)
+    quiet = round((now - heard).total_seconds() / 60)
     alarm = Alarm(
         sensor_id=sensor.id,
         rule_id=rule.id,
@@ -1476,7 +1514,7 @@ def _raise_silence(
         "raised",
         actor=orders.SYSTEM,
         at=since,
-        note=_silence_note(sensor, after),
+        note=_silence_note(sensor, after, heard),
         last_reading_at=_iso(sensor.last_reading_at),
         after_minutes=after,
         found_at=now.isoformat(),
@@ -1504,11 +1542,12 @@ def detect_silence(session: Session, *, now: datetime | None = None) -> dict[str
     default = get_monitoring_settings().sensor_silent_after_minutes
     rule = silence_rule(session)
     rows = session.execute(
-        select(Sensor.id, Sensor.last_reading_at, Sensor.created_at, Sensor.silent_after_minutes).where(
+        select(Sensor.id, Sensor.code, Sensor.last_reading_at, Sensor.created_at, Sensor.silent_after_minutes).where(
             Sensor.active.is_(True)
         )
     ).all()
-    silent = {row.id for row in rows if _quiet(row, default, now)[1] is not None}
+    back = back_in_service(session)
+    silent = {row.id for row in rows if _quiet(row, default, now, back)[1] is not None}
     open_alarms = {
         alarm.sensor_id: alarm
         for alarm in session.scalars(select(Alarm).where(Alarm.rule_id == rule.id, Alarm.open_key.is_not(None)))
@@ -1524,7 +1563,7 @@ def detect_silence(session: Session, *, now: datetime | None = None) -> dict[str
             .execution_options(populate_existing=True)
         )
         for sensor in session.scalars(query.with_for_update() if lock else query):
-            after, since = _quiet(sensor, default, now)
+            after, since = _quiet(sensor, default, now, back)
             if since is None or after is None:  # it reported meanwhile
                 continue
             _raise_silence(session, sensor, rule, since=since, after=after, now=now)
