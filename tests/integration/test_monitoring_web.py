@@ -350,6 +350,20 @@ def test_a_silent_sensor_says_so_on_the_list_its_page_the_map_and_the_api(world:
     assert datetime.fromisoformat(api["silent_since"]) == world["t0"] + timedelta(minutes=32)
     listed = {s["code"]: (s["status"], s["silent_since"]) for s in adm.get("/api/v1/sensors").json()}
     assert listed["WL-F"] == ("alarming", None) and listed["WL-N"][0] == "silent"
+    # Only the silent ones (or those of another status), by the status the API shows, paged as any list.
+    silent_only = adm.get("/api/v1/sensors", params={"status": "silent"})
+    assert [s["code"] for s in silent_only.json()] == ["WL-N"] and silent_only.headers["X-Total-Count"] == "1"
+    assert [s["code"] for s in adm.get("/api/v1/sensors", params={"status": "alarming"}).json()] == ["WL-F"]
+    assert adm.get("/api/v1/sensors", params={"status": "normal"}).json() == []
+    paged = adm.get("/api/v1/sensors", params={"status": "alarming", "limit": 1, "offset": 1})
+    assert paged.json() == [] and paged.headers["X-Total-Count"] == "1"
+    refused = adm.get("/api/v1/sensors", params={"status": "offline"})
+    assert refused.status_code == 422 and refused.json()["details"]["errors"][0]["field"] == "query.status"
+    assert "'silent'" in refused.json()["message"]
+    filtered = adm.get("/monitoring", params={"status": "silent"}).text
+    assert re.findall(r'data-code="(WL-\w+)"', filtered) == ["WL-N"]
+    assert '<option value="silent" selected>离线监测点</option>' in filtered
+    assert re.findall(r'data-code="(WL-\w+)"', adm.get("/monitoring", params={"status": "alarming"}).text) == ["WL-F"]
     alarms = adm.get("/api/v1/alarms", params={"sensor": "WL-N", "active": "true"}).json()["items"]
     assert {a["kind"] for a in alarms} == {"threshold", "silence"}
 

@@ -95,15 +95,30 @@ def metric_name(metric: str) -> str:
 
 
 class SensorStatus(enum.StrEnum):
-    """Which sensors a list shows: in service (the default), retired (停用), or both."""
+    """Which sensors a list shows (``status=``): in service (the default), those in service whose status now is normal,
+    alarming or silent (离线) — the values of :class:`SensorState` — retired (停用), or all."""
 
     ACTIVE = "active"
+    NORMAL = "normal"
+    ALARMING = "alarming"
+    SILENT = "silent"
     RETIRED = "retired"
     ALL = "all"
 
     @property
     def active(self) -> bool | None:
-        return None if self == SensorStatus.ALL else self == SensorStatus.ACTIVE
+        """The sensors' ``active`` flag this status asks for (None: either)."""
+        return None if self == SensorStatus.ALL else self != SensorStatus.RETIRED
+
+    @property
+    def state(self) -> SensorState | None:
+        """The status now (by the clock and the open alarms, no column) that a sensor in service must be in; None:
+        any."""
+        return (
+            SensorState(self.value)
+            if self in (SensorStatus.NORMAL, SensorStatus.ALARMING, SensorStatus.SILENT)
+            else None
+        )
 
 
 class SensorState(enum.StrEnum):

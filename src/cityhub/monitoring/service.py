@@ -47,6 +47,7 @@ from cityhub.monitoring.rules import (
     RuleSpec,
     SensorKind,
     SensorState,
+    SensorStatus,
     Severity,
     Transition,
     check_clear_threshold,
@@ -402,6 +403,37 @@ def list_sensors(
     """Sensors by code."""
     query = sensors_query(kind=kind, active=active, scope=scope, code=code).limit(limit).offset(offset)
     return list(session.scalars(query))
+
+
+def sensors_in_state(
+    session: Session,
+    state: SensorState,
+    *,
+    kind: str | None = None,
+    scope: ColumnElement[bool] | None = None,
+    now: datetime | None = None,
+) -> list[Sensor]:
+    """The sensors in service (of ``kind``, in ``scope``) whose status now is ``state`` — normal, alarming or silent —
+    by code. Every such sensor is read and judged (:func:`sensor_conditions`): a status is by the clock and the open
+    alarms, not a column."""
+    sensors = list(session.scalars(sensors_query(kind=kind, active=True, scope=scope)))
+    conditions = sensor_conditions(session, sensors, now=now)
+    return [s for s in sensors if conditions[s.id].state == state]
+
+
+def sensors_with_status(
+    session: Session,
+    status: SensorStatus,
+    *,
+    kind: str | None = None,
+    scope: ColumnElement[bool] | None = None,
+    limit: int = 500,
+) -> list[Sensor]:
+    """The first ``limit`` sensors a list's ``status`` filter keeps (in service, one status of theirs, retired, all),
+    by code: for the page and the command line (the API pages them itself)."""
+    if status.state is None:
+        return list_sensors(session, kind=kind, active=status.active, scope=scope, limit=limit)
+    return sensors_in_state(session, status.state, kind=kind, scope=scope)[:limit]
 
 
 def sensors_query(

@@ -56,7 +56,7 @@ def monitoring_page(request: Request, db: DbSession) -> Response:
         status = SensorStatus(request.query_params.get("status") or "active")
     except ValueError:
         status = SensorStatus.ACTIVE
-    sensors = service.list_sensors(db, kind=kind, active=status.active, scope=scope, limit=SENSORS_SHOWN)
+    sensors = service.sensors_with_status(db, status, kind=kind, scope=scope, limit=SENSORS_SHOWN)
     conditions = service.sensor_conditions(db, sensors)
     units = unit_directory(db)
     return render(
