@@ -373,6 +373,17 @@ def test_a_silent_sensor_says_so_on_the_list_its_page_the_map_and_the_api(world:
     assert props["WL-F"]["status"] == "alarming" and props["WL-F"]["silent_since"] is None
     figures = {i["name"]: i for i in adm.get("/api/v1/map/indicators").json()["indicators"]}
     assert (figures["silent_sensors"]["value"], figures["silent_sensors"]["level"]) == (1, "warn")
+    # 当前告警 counts what the readings say about the places (both sensors' water); WL-N's silence alarm apart.
+    active = figures["active_alarms"]
+    assert (active["value"], active["level"], active["apart"]) == (2, "warn", 1)
+    assert active["apart_key"] == "map.ind.silence_alarms"
+    panel = adm.get("/map/panel").text
+    assert re.search(r'data-testid="ind-value-active_alarms">.*>2</a>.*· 离线 1</small>', panel, re.S)
+    assert 'data-testid="mon-open">2<' in page and "另有离线告警 1" in page
+    adm.cookies.set("cityhub_lang", "en")
+    english = adm.get("/monitoring").text
+    adm.cookies.delete("cityhub_lang")
+    assert "and 1 silent-sensor alarm<" in english
     assert 'class="dot dot-silent"' in adm.get("/map").text
 
     rules = adm.get("/monitoring/rules").text

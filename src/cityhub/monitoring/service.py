@@ -1798,17 +1798,21 @@ def open_alarm_counts(session: Session, sensor_ids: Iterable[int], *, silence: b
     return counts
 
 
-def open_alarm_severities(session: Session, *where: ColumnElement[bool]) -> dict[str, int]:
-    """How many alarms are open, by severity, of the sensors ``where`` selects (conditions on :class:`Sensor`)."""
-    from sqlalchemy import func
-
-    rows = session.execute(
+def open_alarm_severities(
+    session: Session, *where: ColumnElement[bool], kind: RuleKind | None = None
+) -> dict[str, int]:
+    """How many alarms are open, by severity, of the sensors ``where`` selects (conditions on :class:`Sensor`); of
+    the rules of ``kind`` only — threshold: what the readings say about the place; silence: sensors gone quiet —
+    when given."""
+    query = (
         select(Alarm.severity, func.count())
         .join(Sensor, Sensor.id == Alarm.sensor_id)
         .where(Alarm.open_key.is_not(None), *where)
         .group_by(Alarm.severity)
     )
-    return {severity: n for severity, n in rows}
+    if kind is not None:
+        query = query.join(AlarmRule, AlarmRule.id == Alarm.rule_id).where(AlarmRule.kind == kind.value)
+    return {severity: n for severity, n in session.execute(query)}
 
 
 # ------------------------------------------------------------------------------------------------------ files
