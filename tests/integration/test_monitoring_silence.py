@@ -83,7 +83,11 @@ def test_a_quiet_sensor_goes_silent_raises_one_alarm_and_readings_resuming_clear
     assert db_session.scalar(select(func.count()).select_from(Order)) == 0
     [raised] = service.alarm_events(db_session, alarm_id=alarm.id)
     assert raised.action == "raised" and raised.actor == "system"
-    assert "超过 30 分钟无数据" in (raised.note or "") and raised.payload and raised.payload["after_minutes"] == 30
+    assert (
+        (raised.note or "").startswith("sensor silent: no reading for over 30 min, the last at ")
+        and raised.payload
+        and raised.payload["after_minutes"] == 30
+    )
     described = service.describe_alarm(db_session, alarm)
     assert (described["kind"], described["rule_name"]) == ("silence", "监测点离线")
     messages = list(db_session.scalars(select(OutboxMessage).where(OutboxMessage.topic == Topic.ALARM)))
@@ -98,7 +102,7 @@ def test_a_quiet_sensor_goes_silent_raises_one_alarm_and_readings_resuming_clear
     db_session.refresh(alarm)
     assert (alarm.state, alarm.open_key, alarm.cleared_by, alarm.cleared_at) == ("cleared", None, "system", later)
     cleared = service.alarm_events(db_session, alarm_id=alarm.id)[-1]
-    assert cleared.action == "cleared" and "数据恢复上报" in (cleared.note or "")
+    assert cleared.action == "cleared" and (cleared.note or "").startswith("readings resumed, the latest at ")
     assert _state(db_session, "WL-Q", later).state == SensorState.NORMAL
     assert service.detect_silence(db_session, now=later + timedelta(minutes=5))["raised"] == 0
     # Late readings (a file of old ones) do not bring it back: WL-D stays silent by its newest reading's time.
@@ -124,7 +128,9 @@ def test_a_sensor_that_never_reported_goes_silent_from_its_registration_and_a_re
     assert service.detect_silence(db_session, now=now + timedelta(minutes=61))["raised"] == 1
     db_session.commit()
     [alarm] = _silence_alarms(db_session, "WL-NEW")
-    assert "从未上报数据" in (service.alarm_events(db_session, alarm_id=alarm.id)[0].note or "")
+    assert service.alarm_events(db_session, alarm_id=alarm.id)[0].note == (
+        "sensor silent: no reading within 60 min of its registration"
+    )
     assert _silence_alarms(db_session, "WL-OFF") == []
     assert _state(db_session, "WL-OFF", now + timedelta(days=9)).state == SensorState.RETIRED
     # Retiring a silent sensor clears its silence alarm as it clears any.
@@ -157,6 +163,8 @@ def test_a_reactivated_sensor_is_silent_by_its_time_from_its_return_to_service_n
     db_session.commit()
     [alarm] = _silence_alarms(db_session, "WL-R")
     assert (alarm.raised_at, alarm.first_value) == (back + timedelta(minutes=30), 31)
+    note = service.alarm_events(db_session, alarm_id=alarm.id)[0].note or ""
+    assert note.startswith("sensor silent: no reading within 30 min of its return to service at ")
     # A reading after its return brings it back; one older than its return (a device's buffer) does not.
     service.ingest(db_session, items=_series("WL-R", [4], start=back - timedelta(minutes=5)), now=later)
     db_session.commit()

@@ -14,6 +14,7 @@ from cityhub.db import reset_engine, session_scope
 from cityhub.monitoring import service
 from cityhub.monitoring.schemas import RuleCreate, SensorCreate, SensorUpdate
 from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.workorders import service as orders
 from web_helpers import login
 
 PASSWORD = "correct-horse-battery"
@@ -101,7 +102,23 @@ def test_the_monitoring_page_shows_the_users_area_and_lets_handlers_ack_and_clea
     assert "最近解除的报警" in cleared.text and "mw-dsp" in cleared.text
     with session_scope() as s:
         events = [(e.action, e.actor, e.note) for e in service.alarm_events(s, alarm_id=alarm_id)]
+        order_id = service.require_alarm(s, alarm_id=alarm_id).order_id
+        # A comment an alarm wrote before its comments were language-neutral: shown as it was written.
+        orders.act(
+            s, order_id=order_id, action="comment", actor=orders.SYSTEM, params={"text": "监测报警 #0 已确认：旧"}
+        )
     assert events[-2:] == [("acknowledged", "mw-dsp", None), ("cleared", "mw-dsp", "已排水")]
+
+    # The order's trail tells the unit, in the reader's language, that the alarm was seen and cleared.
+    trail = dsp.get(f"/orders/{order_id}").text
+    assert re.search(rf"监测报警 #{alarm_id} 已确认：mw-dsp，[\d: -]+<", trail)
+    assert re.search(rf"监测报警 #{alarm_id} 已解除：mw-dsp，[\d: -]+；说明：已排水<", trail)
+    assert "监测报警 #0 已确认：旧" in trail and f"alarm #{alarm_id}" not in trail
+    dsp.cookies.set("cityhub_lang", "en")
+    english = dsp.get(f"/orders/{order_id}").text
+    assert re.search(rf"alarm #{alarm_id} acknowledged by mw-dsp at [\d: -]+<", english)
+    assert re.search(rf"alarm #{alarm_id} cleared by mw-dsp at [\d: -]+; note: 已排水<", english)
+    assert "监测报警 #0 已确认：旧" in english and f"监测报警 #{alarm_id}" not in english
 
 
 def test_leaders_read_without_actions_and_citizens_see_no_monitoring(world: dict[str, Any]) -> None:
@@ -341,7 +358,8 @@ def test_a_silent_sensor_says_so_on_the_list_its_page_the_map_and_the_api(world:
     sensor_page = adm.get("/monitoring/sensors/WL-N").text
     assert 'data-testid="silent"' in sensor_page and 'data-status="silent"' in sensor_page
     assert re.search(r'data-testid="sensor-silent-after">30 分钟<', sensor_page)
-    assert "监测点离线" in sensor_page  # its silence alarm, with its trail
+    assert "监测点离线" in sensor_page  # its silence alarm, with its trail, in the reader's language
+    assert "监测点离线：超过 30 分钟无数据，最后一次数据 " in sensor_page and "sensor silent" not in sensor_page
     assert "120 分钟" in adm.get("/monitoring/sensors/WL-F").text and "默认" in adm.get("/monitoring/sensors/WL-F").text
 
     api = adm.get("/api/v1/sensors/WL-N").json()

@@ -265,7 +265,7 @@ def retire(
     sensor = _lock_sensor(session, code)
     if not sensor.active:
         raise Conflict(f"sensor '{code}' is retired already", details={"field": "code"})
-    note = "监测点停用" + (f"：{reason}" if reason else "")
+    note = "sensor retired" + (f": {reason}" if reason else "")
     open_ids = session.scalars(
         select(Alarm.id).where(Alarm.sensor_id == sensor.id, Alarm.open_key.is_not(None)).order_by(Alarm.id)
     ).all()
@@ -541,8 +541,9 @@ def update_rule(session: Session, *, rule_id: int, data: RuleUpdate, actor: orde
         open_ids = session.scalars(
             select(Alarm.id).where(Alarm.rule_id == rule.id, Alarm.open_key.is_not(None)).order_by(Alarm.id)
         ).all()
+        note = f"alarm rule deactivated: {rule.name}"
         for alarm_id in open_ids:
-            _clear(session, require_alarm(session, alarm_id=alarm_id), actor=actor, note=f"报警规则停用：{rule.name}")
+            _clear(session, require_alarm(session, alarm_id=alarm_id), actor=actor, note=note)
     for name, value in changes.items():
         setattr(rule, name, value)
     session.flush()
@@ -1093,18 +1094,24 @@ def _close(
     session.flush()
     _event(session, alarm, "cleared", actor=actor, at=at, note=note, value=value)
     # An automatic clear carries the reading that recovered; a person's (or a tool's, or a retirement's) none.
-    who = "系统（监测值已恢复）" if value is not None else actor.name
-    text = f"监测报警 #{alarm.id} 已解除：{who}，{_local(at)}" + (f"，当前值 {value:g}" if value is not None else "")
+    if value is not None:
+        text = f"alarm #{alarm.id} cleared at {_local(at)}: readings back within the limit, now {value:g}"
+    else:
+        text = f"alarm #{alarm.id} cleared by {actor.name} at {_local(at)}"
     _tell_order(session, alarm, actor=actor, text=text, note=note if value is None else None)
 
 
 def _tell_order(session: Session, alarm: Alarm, *, actor: orders.Actor, text: str, note: str | None = None) -> None:
     """What happened to ``alarm`` on its order's trail, as a comment by whoever did it (the units handling the order
-    read it there): acknowledged, cleared, raised again while the order is open."""
+    read it there): acknowledged, cleared, raised again while the order is open.
+
+    Like every explanation the product writes (``web.machine_text``), ``text`` and the notes the system adds are in
+    English, in fixed forms separated by ``; ``, which the order's page shows in the reader's language (an older
+    comment, written in Chinese, as it was written); a person's ``note`` is theirs, after ``note: ``."""
     if alarm.order_id is None:
         return
     if note:
-        text += f"。说明：{note}"
+        text += f"; note: {note}"
     orders.act(session, order_id=alarm.order_id, action="comment", actor=actor, params={"text": text})
 
 
@@ -1272,12 +1279,13 @@ def _join_open_order(session: Session, *, alarm: Alarm, sensor: Sensor) -> Order
     alarm.order_id = order.id
     _event(session, alarm, "order_joined", actor=orders.SYSTEM, at=utcnow(), order_id=order.id, number=order.number)
     unit = sensor.metrics.get(alarm.metric, "")
-    word = COMPARISON_WORDS.get(alarm.comparison, alarm.comparison)
     text = (
-        f"监测点“{sensor.name}”再次报警（监测报警 #{alarm.id}）：{_local(alarm.raised_at)} "
-        f"{metric_name(alarm.metric)} {alarm.first_value:g}{unit}，{word}限值 {alarm.threshold:g}{unit}。"
-        "本工单尚在办理，不另立工单" + (f"。抓拍：{alarm.media_url}" if alarm.media_url else "")
+        f'sensor "{sensor.name}" alarmed again (alarm #{alarm.id}) at {_local(alarm.raised_at)}: '
+        f"{alarm.metric} {alarm.first_value:g}{unit} {alarm.comparison} limit {alarm.threshold:g}{unit}; "
+        "this order is still being handled: no new order"
     )
+    if alarm.media_url:
+        text += f"; snapshot: {alarm.media_url}"
     _tell_order(session, alarm, actor=orders.SYSTEM, text=text)
     return order
 
@@ -1416,7 +1424,7 @@ def acknowledge(
     alarm.state = AlarmState.ACKNOWLEDGED.value
     alarm.acknowledged_at, alarm.acknowledged_by = now, actor.name
     _event(session, alarm, "acknowledged", actor=actor, at=now, note=note)
-    seen = f"监测报警 #{alarm.id} 已确认：{actor.name}，{_local(now)}"
+    seen = f"alarm #{alarm.id} acknowledged by {actor.name} at {_local(now)}"
     _tell_order(session, alarm, actor=actor, text=seen, note=note)
     session.flush()
     return alarm
@@ -1505,13 +1513,13 @@ def silence_rule(session: Session) -> AlarmRule:
 
 
 def _silence_note(sensor: Sensor, minutes: int, heard: datetime) -> str:
-    """Why the sensor is silent: ``heard``, when it was last heard of (:func:`_quiet`), was its last reading, its
-    registration or its return to service."""
+    """Why the sensor is silent (a fixed form, as :func:`_tell_order`'s): ``heard``, when it was last heard of
+    (:func:`_quiet`), was its last reading, its return to service or its registration."""
     if sensor.last_reading_at is not None and heard <= sensor.last_reading_at:
-        return f"监测点离线：超过 {minutes} 分钟无数据，最后一次数据 {_local(sensor.last_reading_at)}"
+        return f"sensor silent: no reading for over {minutes} min, the last at {_local(sensor.last_reading_at)}"
     if heard > sensor.created_at:
-        return f"监测点离线：{_local(heard)} 重新启用后 {minutes} 分钟内未上报数据"
-    return f"监测点离线：登记后 {minutes} 分钟内从未上报数据"
+        return f"sensor silent: no reading within {minutes} min of its return to service at {_local(heard)}"
+    return f"sensor silent: no reading within {minutes} min of its registration"
 
 
 def _raise_silence(
@@ -1560,7 +1568,7 @@ def _raise_silence(
 def _resume(session: Session, alarm: Alarm, sensor: Sensor) -> None:
     """Clear a silence alarm: the sensor reports again (at its latest reading), or may now stay quiet longer."""
     at = sensor.last_reading_at or utcnow()
-    note = f"数据恢复上报：最新数据 {_local(at)}" if sensor.last_reading_at else "监测点离线时限已调整"
+    note = f"readings resumed, the latest at {_local(at)}" if sensor.last_reading_at else "silence time lengthened"
     _close(session, alarm, actor=orders.SYSTEM, at=max(at, alarm.raised_at), value=None, note=note)
 
 
@@ -1676,7 +1684,8 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
         if order is not None and order.state in OPEN_STATES:
             before = str(order.urgency)
             params: dict[str, Any] = {
-                "reason": f"监测报警 #{alarm.id}（{sensor.name}）超过 {minutes} 分钟未确认，自动升级",
+                "reason": f'alarm #{alarm.id} (sensor "{sensor.name}") not acknowledged within {minutes} min: '
+                "escalated automatically",
                 "alarm_id": alarm.id,
             }
             if before in URGENCY_ABOVE:
@@ -1692,7 +1701,7 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
             else:
                 extra |= {"order_id": order.id, "urgency_from": before, "urgency_to": str(order.urgency)}
                 escalated_orders += 1
-        note = f"超过 {minutes} 分钟未确认，已升级"
+        note = f"not acknowledged within {minutes} min: escalated"
         _event(session, alarm, "escalated", actor=orders.SYSTEM, at=now, note=note, **extra)
         from cityhub.notify.service import on_alarm_raised
 
