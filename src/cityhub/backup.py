@@ -79,9 +79,7 @@ def backup(target: Path, *, url: str | None = None) -> str:
                 raise ValidationFailed(f"backup to {target} failed: {exc}") from None
         return f"sqlite, {target.stat().st_size} bytes"
     if parsed.get_backend_name() == "postgresql":
-        pg_dump = shutil.which("pg_dump")
-        if pg_dump is None:
-            raise ValidationFailed("pg_dump is not installed (Debian package postgresql-client)")
+        (pg_dump,) = client_tools("pg_dump")
         env, dsn = _pg_connection(parsed)
         with private_files([target], "backup") as (tmp,):
             # --format=custom is one consistent snapshot (a single repeatable-read transaction).
@@ -94,6 +92,22 @@ def backup(target: Path, *, url: str | None = None) -> str:
                 )
         return f"postgresql custom dump, {target.stat().st_size} bytes"
     raise ValidationFailed(f"backup of {parsed.get_backend_name()} databases is not supported")
+
+
+def client_tools(*names: str) -> list[str]:
+    """The paths of PostgreSQL's client programs ``names`` (pg_dump, pg_restore, psql) on ``PATH``; when any is
+    missing, ValidationFailed in one line naming every missing one and how to install them (the command line's exit
+    1), before anything is written."""
+    found = {name: shutil.which(name) for name in names}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        them = " and ".join(missing)
+        raise ValidationFailed(
+            f"{them} {'is' if len(missing) == 1 else 'are'} not installed (not found on PATH): install PostgreSQL's "
+            "client programs, the Debian package postgresql-client (`apt-get install postgresql-client`), in a "
+            "version not older than the server's"
+        )
+    return [str(found[name]) for name in names]
 
 
 TOOL_MESSAGE_MAX = 600  # characters of pg_dump's, pg_restore's or psql's message kept in the error line
@@ -121,13 +135,27 @@ def _pg_connection(parsed: URL) -> tuple[dict[str, str], str]:
 
 # ------------------------------------------------------------------------------------ rotation (backup --dir)
 
-# What `db backup --dir` names its files: the backend, the district's local time (sortable), a counter for a second
-# backup within the same second. Only files of this form are ever removed by the rotation.
+# What `db backup --dir` names its files: the backend, the database (`backup_label`), the district's local time
+# (sortable), a counter for a second backup within the same second. Only files of this form — or of the form before
+# December 2026, without the database — are ever removed by the rotation.
 _SUFFIXES = {"sqlite": "db", "postgresql": "dump"}
+LABEL_MAX = 40
 
 
-def _rotated_name(backend: str) -> re.Pattern[str]:
-    return re.compile(rf"cityhub-{backend}-(\d{{8}}-\d{{6}})(?:-([1-9]\d*))?\.{_SUFFIXES[backend]}")
+def backup_label(parsed: URL) -> str:
+    """The database a backup comes from as its file name says it: a SQLite file's stem, a PostgreSQL database's name,
+    in ASCII letters, digits and underscores (anything else one ``_``), at most ``LABEL_MAX`` characters; ``db``
+    when nothing is left."""
+    name = (
+        Path(str(parsed.database or "")).stem if parsed.get_backend_name() == "sqlite" else str(parsed.database or "")
+    )
+    return re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")[:LABEL_MAX] or "db"
+
+
+def _rotated_name(backend: str, label: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"cityhub-{backend}-(?:{re.escape(label)}-)?(\d{{8}}-\d{{6}})(?:-([1-9]\d*))?\.{_SUFFIXES[backend]}"
+    )
 
 
 @dataclass
@@ -140,11 +168,13 @@ class Rotation:
     kept: int = 0  # this command's backups of the backend left in the directory, the new one included
 
 
-def rotated_backups(directory: Path, backend: str) -> list[Path]:
-    """The backups ``db backup --dir`` made of a ``backend`` database in ``directory``, oldest first (by the time and
-    counter in their names): regular files named as it names them, nothing else — other files, the other backend's
-    backups, directories and symbolic links are never among them."""
-    pattern = _rotated_name(backend)
+def rotated_backups(directory: Path, backend: str, label: str) -> list[Path]:
+    """The backups ``db backup --dir`` made of the ``backend`` database ``label`` (:func:`backup_label`) in
+    ``directory``, oldest first (by the time and counter in their names): regular files named as it names them —
+    and as it named them before December 2026, without the database, when the advice was a directory per
+    database — nothing else: other databases', the other backend's and other files, directories and symbolic links
+    are never among them."""
+    pattern = _rotated_name(backend, label)
     found: list[tuple[tuple[str, int], Path]] = []
     for path in directory.iterdir():
         match = pattern.fullmatch(path.name)
@@ -157,14 +187,15 @@ def rotated_backups(directory: Path, backend: str) -> list[Path]:
 def backup_into(
     directory: Path, *, keep: int | None = None, url: str | None = None, now: datetime | None = None
 ) -> Rotation:
-    """Back the database up into a new file in ``directory`` named for the backend and the district's local time
-    (``cityhub-sqlite-20261206-021500.db``, ``cityhub-postgresql-….dump``), then, with ``keep``, remove this
-    command's oldest backups of that backend there beyond the newest ``keep`` (never the new one, never any other
-    file). A failed backup raises before anything is removed."""
+    """Back the database up into a new file in ``directory`` named for the backend, the database and the district's
+    local time (``cityhub-sqlite-cityhub-20261206-021500.db``, ``cityhub-postgresql-cityhub-….dump``), then, with
+    ``keep``, remove this command's oldest backups of that database there beyond the newest ``keep`` (never the new
+    one, never any other file). A failed backup raises before anything is removed."""
     from cityhub.db import utcnow
 
     settings = get_settings()
-    backend = make_url(url or settings.database_url).get_backend_name()
+    parsed = make_url(url or settings.database_url)
+    backend = parsed.get_backend_name()
     if backend not in _SUFFIXES:
         raise ValidationFailed(f"backup of {backend} databases is not supported")
     if keep is not None and keep < 1:
@@ -173,14 +204,15 @@ def backup_into(
     if directory.exists() and not directory.is_dir():
         raise ValidationFailed(f"backup directory {directory} is not a directory")
     stamp = (now or utcnow()).astimezone(settings.tz).strftime("%Y%m%d-%H%M%S")
-    target = directory / f"cityhub-{backend}-{stamp}.{_SUFFIXES[backend]}"
+    label = backup_label(parsed)
+    target = directory / f"cityhub-{backend}-{label}-{stamp}.{_SUFFIXES[backend]}"
     counter = 1
     while target.exists() or target.is_symlink():  # a second backup within the same second
         counter += 1
-        target = directory / f"cityhub-{backend}-{stamp}-{counter}.{_SUFFIXES[backend]}"
+        target = directory / f"cityhub-{backend}-{label}-{stamp}-{counter}.{_SUFFIXES[backend]}"
     description = backup(target, url=url)
     rotation = Rotation(written=target, description=description)
-    older = [p for p in rotated_backups(directory, backend) if p != target]
+    older = [p for p in rotated_backups(directory, backend, label) if p != target]
     if keep is not None:
         excess = older[: max(0, len(older) - (keep - 1))]
         for path in excess:
@@ -291,10 +323,11 @@ def restore(plan: RestorePlan, *, url: str | None = None, now: datetime | None =
 
     SQLite: under an exclusive lock on the database (refused, Conflict, while another connection has it open), the
     database is written back into its main file and renamed aside with its ``-wal``/``-shm``
-    (``<file>.before-restore-<local time>``), and a copy of the backup, made beside it first with the database's
-    owner and mode, renamed into its place. PostgreSQL (refused while other sessions are connected): in one
-    transaction (``psql``), every object of the ``public`` schema the database's user owns is dropped and the
-    archive restored (``pg_restore --clean --if-exists --no-owner``); any failure rolls it all back."""
+    (``<file>.before-restore-<local time>``; what is stale of them then removed, ``_drop_stale_side_files``), and
+    a copy of the backup, made beside it first with the database's owner and mode, renamed into its place.
+    PostgreSQL (refused while other sessions are connected): in one transaction (``psql``), every object of the
+    ``public`` schema the database's user owns is dropped and the archive restored (``pg_restore --clean
+    --if-exists --no-owner``); any failure rolls it all back."""
     from cityhub.db import utcnow
 
     parsed = make_url(url or get_settings().database_url)
@@ -390,7 +423,28 @@ def _restore_sqlite(plan: RestorePlan, live: Path, stamp: str) -> Restored:
     except BaseException:
         incoming.unlink(missing_ok=True)
         raise
+    _drop_stale_side_files(aside)
     return Restored(plan, kept_aside=aside)
+
+
+JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")  # the header of a rollback journal that holds pages
+
+
+def _drop_stale_side_files(database: Path) -> None:
+    """Remove what is left beside the set-aside ``database`` that holds nothing of it: its WAL was written back and
+    its journal mode is DELETE, so a ``-shm`` (the index of a WAL) is stale, and a ``-wal`` that is empty or a
+    ``-journal`` without a journal's header (the exclusive connection's, truncated or zeroed, not deleted) are
+    leftovers. A ``-wal`` with frames or a journal with a header — which SQLite would read — stays."""
+    Path(f"{database}-shm").unlink(missing_ok=True)
+    wal = Path(f"{database}-wal")
+    if wal.is_file() and wal.stat().st_size == 0:
+        wal.unlink()
+    journal = Path(f"{database}-journal")
+    if journal.is_file():
+        with journal.open("rb") as fh:
+            head = fh.read(len(JOURNAL_MAGIC))
+        if head != JOURNAL_MAGIC:
+            journal.unlink()
 
 
 def _pg_backup_revision(source: Path) -> str:
@@ -414,10 +468,7 @@ def _pg_backup_revision(source: Path) -> str:
 
 
 def _pg_tools() -> tuple[str, str]:
-    pg_restore, psql = shutil.which("pg_restore"), shutil.which("psql")
-    if pg_restore is None or psql is None:
-        missing = "pg_restore" if pg_restore is None else "psql"
-        raise ValidationFailed(f"{missing} is not installed (Debian package postgresql-client)")
+    pg_restore, psql = client_tools("pg_restore", "psql")
     return pg_restore, psql
 
 

@@ -132,8 +132,8 @@ def db_backup(
         Path | None,
         typer.Option(
             "--dir",
-            help="Write a new file named for the backend and the local time into this directory "
-            "(cityhub-sqlite-20261206-021500.db, cityhub-postgresql-….dump) instead of FILE.",
+            help="Write a new file named for the backend, the database and the local time into this directory "
+            "(cityhub-sqlite-cityhub-20261206-021500.db, cityhub-postgresql-cityhub-….dump) instead of FILE.",
         ),
     ] = None,
     keep: Annotated[

@@ -6,6 +6,7 @@ checks masking, since leaders need not see citizens' personal data.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -74,6 +75,32 @@ def test_create_masks_personal_data_and_is_idempotent(client):
     other = client.post("/api/v1/orders", json={"channel": "web", "external_id": "web-1", "content": "井盖丢了"})
     assert other.status_code == 409 and order["number"] in other.json()["message"]
     assert other.json()["details"]["field"] == "external_id"
+
+
+def test_an_empty_external_id_is_no_id_on_every_intake_path(client, cli_run):
+    """An empty (or blank) ``external_id`` is treated as absent wherever a caller gives one — the API, the command
+    line, a file's id column — never stored as the id "" that a second appeal would then replay: the API's and the
+    command line's appeals are each a new order without an id, and the import gives such a row the id of its own
+    cells, as to a row of a file without an id column (the same file imported again skips it)."""
+    first, second = _create(client, external_id=""), _create(client, external_id="")
+    assert first["id"] != second["id"] and first["external_id"] is None and second["external_id"] is None
+
+    made = []
+    for _ in range(2):
+        code, out, err = cli_run("orders", "create", "--content", "楼道灯坏了", "--external-id", "")
+        assert code == 0, err
+        made.append(json.loads(out))
+    assert [(o["created"], o["external_id"]) for o in made] == [(True, None), (True, None)]
+    assert made[0]["id"] != made[1]["id"]
+
+    sheet = {"file": ("ids.csv", "编号,反映内容\n,桥下积水\n  ,人民路井盖缺失\n".encode(), "text/csv")}
+    choices = {"column": ["content=反映内容", "external_id=编号"], "channel": "mailbox"}
+    done = client.post("/api/v1/orders/import", data=choices, files=sheet)
+    assert (done.status_code, done.json()["imported"]) == (200, 2), done.text
+    ids = [o["external_id"] for o in client.get("/api/v1/orders", params={"channel": "mailbox"}).json()["items"]]
+    assert len(set(ids)) == 2 and all(i and i.startswith("h:") for i in ids), ids
+    again = client.post("/api/v1/orders/import", data=choices, files=sheet).json()
+    assert (again["imported"], again["skipped_existing"]) == (0, 2)
 
 
 CALL = (

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from cityhub.backup import backup
+from cityhub.backup import backup, backup_label
 from cityhub.db import session_scope
 from cityhub.errors import ValidationFailed
 from cityhub.intake.service import submit
@@ -141,3 +144,40 @@ def test_a_failed_pg_dump_names_its_cause(tmp_path):
     assert "port 1 failed: Connection refused; Is the server running" in message  # the cause and pg_dump's hint
     assert "\n" not in message and len(message) < 800
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "missing"),
+    [
+        (["db", "backup", "{dir}/copy.dump"], "pg_dump is not installed"),
+        (["db", "backup", "--dir", "{dir}/kept"], "pg_dump is not installed"),
+        (["db", "restore", "--yes", "{dir}/nightly.dump"], "pg_restore and psql are not installed"),
+    ],
+)
+def test_a_missing_postgresql_client_program_is_one_line_naming_it_and_its_package(tmp_path, args, missing):
+    """Without PostgreSQL's client programs on PATH, `db backup` and `db restore` say in one line which program is
+    missing and how to install it (the Debian package postgresql-client), exit 1, and write nothing."""
+    (tmp_path / "nightly.dump").write_bytes(b"PGDMP\x01\x0e\x00" + b"\x00" * 200)
+    empty_path = tmp_path / "bin"
+    empty_path.mkdir()
+    env = {**os.environ, "PATH": str(empty_path), "CITYHUB_DATABASE_URL": "postgresql://cityhub@127.0.0.1:1/cityhub"}
+    done = subprocess.run(
+        [sys.executable, "-m", "cityhub.cli", *(a.format(dir=tmp_path) for a in args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and done.stdout == "", done
+    assert done.stderr.startswith(f"error: {missing} (not found on PATH): install PostgreSQL's client programs, ")
+    assert "Debian package postgresql-client (`apt-get install postgresql-client`)" in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "nightly.dump"]  # nothing written
+
+
+def test_a_backup_is_labelled_with_its_database_in_plain_characters():
+    assert backup_label(make_url("sqlite:////srv/cityhub/cityhub.db")) == "cityhub"
+    assert backup_label(make_url("sqlite:////srv/数据/city-hub.prod.db")) == "city_hub_prod"
+    assert backup_label(make_url("postgresql://u@h/cityhub_baiyun")) == "cityhub_baiyun"
+    assert backup_label(make_url("postgresql://u@h/白云区")) == "db"
+    assert backup_label(make_url("postgresql://u@h/" + "x" * 80)) == "x" * 40

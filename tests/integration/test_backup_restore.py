@@ -8,6 +8,7 @@ The restores run `cityhub` as the operator does, in processes of their own, on a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -24,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from app_helpers import shared_app
+from cityhub.backup import backup_label
 from cityhub.db import make_engine, reset_engine, session_scope, utcnow
 from cityhub.migrate import head
 from cityhub.workorders.models import JobRun
@@ -81,6 +83,7 @@ def test_rotation_keeps_the_newest_n_of_its_own_backups_and_nothing_else_is_touc
         f"cityhub-{other}-20200101-000000.{SUFFIX[other]}": "the other backend's backup",
         f"cityhub-{db_backend}-20200101-000000.{ext}.partial": "an interrupted write",
         f"mine-cityhub-{db_backend}-20200101-000000.{ext}": "a name that only contains the pattern",
+        f"cityhub-{db_backend}-otherdb-20200101-000000.{ext}": "another database's backup",
     }
     for name, content in untouched.items():
         (folder / name).write_text(content)
@@ -97,7 +100,12 @@ def test_rotation_keeps_the_newest_n_of_its_own_backups_and_nothing_else_is_touc
     # oldest first, by the time in the name and then the counter of a second backup within the same second
     assert removed == [str(older[0]), str(older[1]), written[0]]
     assert len(written) == 4 and all(Path(w).parent == folder for w in written)
-    ours = sorted(p.name for p in folder.iterdir() if p.name.startswith(f"cityhub-{db_backend}-2026"))
+    # named for the database they come from; those named before that (no database) rotated with them
+    label = backup_label(make_url(app_db))
+    assert all(
+        re.fullmatch(rf"cityhub-{db_backend}-{label}-\d{{8}}-\d{{6}}(-\d+)?\.{ext}", Path(w).name) for w in written
+    )
+    ours = sorted(p.name for p in folder.iterdir() if p.name.startswith(f"cityhub-{db_backend}-{label}-"))
     assert ours == sorted(Path(w).name for w in written[-3:])  # exactly the newest three
     assert all((folder / name).read_text() == content for name, content in untouched.items())
     assert (folder / f"cityhub-{db_backend}-20190101-000000.{ext}").is_dir()
@@ -275,6 +283,8 @@ def test_restore_puts_the_backup_back(district: str, tmp_path: Path) -> None:
         aside = [p for p in live.parent.iterdir() if p.name.startswith(f"{live.name}.before-restore-")]
         main_file = [p for p in aside if not p.name.endswith(("-wal", "-shm", "-journal"))]
         assert len(main_file) == 1 and f"kept as {main_file[0]}" in out
+        # alone: no stale -shm of the WAL it no longer has, no empty -journal of the lock held to set it aside
+        assert aside == main_file, sorted(p.name for p in aside)
         # the database as it was, whole in its file (its WAL written back before it was set aside)
         with sqlite3.connect(f"{main_file[0].as_uri()}?immutable=1", uri=True) as old:
             assert sorted(r[0] for r in old.execute("SELECT external_id FROM orders")) == ["x1", "x2", "x3"]

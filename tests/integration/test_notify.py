@@ -654,6 +654,7 @@ def test_cli_webhooks_and_outbox(app_db, db_session, units):
         "failed=0",
         "dead=0",
         "last_sent=never",
+        "last_failed=never",
     ]
     bad = runner.invoke(notify_cli, ["webhooks", "add", "--url", "http://x", "--events", "lunch"])
     assert bad.exit_code == 1 and "unknown topic 'lunch'" in bad.stderr
@@ -688,7 +689,7 @@ def test_cli_webhooks_and_outbox(app_db, db_session, units):
     removed = runner.invoke(notify_cli, ["webhooks", "remove", str(sub.id)])
     assert removed.exit_code == 0 and "1 undelivered" in removed.stdout
     logged_actions = [(e.action, e.actor) for e in auditlog.entries(db_session, area="webhook")[0]]
-    assert logged_actions == [("delete", "cli"), ("retry", "cli"), ("create", "cli")]
+    assert logged_actions == [("deactivate", "cli"), ("retry", "cli"), ("create", "cli")]
     assert runner.invoke(notify_cli, ["webhooks", "list"]).stdout == ""
 
 

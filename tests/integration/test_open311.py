@@ -638,6 +638,47 @@ def test_post_errors_in_open311_format(env: Env, fmt: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_a_body_that_cannot_be_read_is_refused_after_the_key_it_can_find(env: Env, fmt: str) -> None:
+    """A POST whose body cannot be read was refused with the body's problem before any key was looked at: a wrong
+    key in X-API-Key or the query string got "the body is not valid JSON", and a form whose text was not UTF-8 had it
+    replaced by U+FFFD unseen. Now the key found outside the body (or in such a form) is checked first, the body's
+    problem is a 400 naming it, and without a key to read the 400 says that too."""
+    error = _json_error if fmt == "json" else _xml_error
+    code, _ = _service_with_children()
+    url = f"/requests.{fmt}"
+    broken = b'{"service_code": "' + code.encode() + b'", "lat": 23.21,}'
+    as_json = {"Content-Type": "application/json"}
+
+    assert "invalid" in error(env.http.post(url, content=broken, headers={**as_json, "X-API-Key": "chk_x"}), 403)
+    assert "invalid" in error(env.http.post(url, content=broken, headers=as_json, params={"api_key": "chk_x"}), 403)
+    said = error(env.http.post(url, content=broken, headers={**as_json, "X-API-Key": env.key}), 400)
+    assert said.startswith("the body is not valid JSON: ") and "line 1, column" in said, said
+    unknown = error(env.http.post(url, content=broken, headers=as_json), 400)
+    assert "not valid JSON" in unknown and "api_key" in unknown
+    listed = env.http.post(url, content=b"[1, 2]", headers={**as_json, "X-API-Key": env.key})
+    assert "must be an object of parameters, not an array" in error(listed, 400)
+
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    gbk = "路灯不亮".encode("gb18030")
+    raw = b"service_code=" + code.encode() + b"&lat=23.21&long=113.27&description=" + gbk
+    assert "invalid" in error(env.http.post(url, content=raw + b"&api_key=chk_x", headers=form), 403)
+    escaped = raw.replace(gbk, "".join(f"%{b:02X}" for b in gbk).encode())
+    assert escaped != raw
+    for body in (raw, escaped):
+        said = error(env.http.post(url, content=body + b"&api_key=" + env.key.encode(), headers=form), 400)
+        assert said == "the form is not UTF-8 (field description): send its text in UTF-8", said
+
+    plain = {"Content-Type": "text/plain", "X-API-Key": "chk_x"}
+    assert "invalid" in error(env.http.post(url, content=b"service_code=x", headers=plain), 403)
+    plain["X-API-Key"] = env.key
+    assert "content type 'text/plain' is not supported" in error(
+        env.http.post(url, content=b"service_code=x", headers=plain), 400
+    )
+    with session_scope() as s:
+        assert s.scalars(select(Order)).first() is None  # nothing received from any of them
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_get_errors_in_open311_format(env: Env, fmt: str) -> None:
     error = _json_error if fmt == "json" else _xml_error
     assert "start_date" in error(env.http.get(f"/requests.{fmt}", params={"start_date": "yesterday"}), 400)

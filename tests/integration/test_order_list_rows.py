@@ -66,6 +66,8 @@ def test_list_items_equal_single_reads_for_every_caller(client):
         ({"state": ["received"]}, "ix_orders_state_created"),
         ({"extension_pending": True}, "ix_orders_extension_pending"),
         ({"accept_overdue": True}, "ix_orders_accept_overdue"),
+        ({"escalated": True}, "ix_orders_escalated"),
+        ({"leader_assigned": True}, "ix_orders_leader_assigned"),
         # the orders of one import: a partial index of the imported orders, which `= ?` implies
         ({"import_batch_id": 1}, "ix_orders_import_batch_created"),
     ],

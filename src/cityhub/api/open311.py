@@ -14,8 +14,9 @@ import json
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -117,31 +118,76 @@ class Open311Route(MeteredRoute):
 router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route)
 
 
-async def form_params(request: Request) -> dict[str, str]:
-    """Arguments of a POST: the query string, overridden by a url-encoded form or a JSON object body."""
+@dataclass(frozen=True)
+class PostArguments:
+    """The arguments of a POST: the query string overridden by the body's; ``unreadable`` says what is wrong with a
+    body that could not be read (then only the query string's arguments, and the key of a form whose text is not
+    UTF-8, are known)."""
+
+    params: dict[str, str]
+    unreadable: str | None = None
+
+
+def _form_pairs(body: bytes) -> list[tuple[str, str]]:
+    """A url-encoded form's fields; UnicodeDecodeError when the form or one of its percent-escaped values is not
+    UTF-8 (``parse_qsl`` would put U+FFFD in their place unseen)."""
+    return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, errors="strict")
+
+
+def _not_utf8_field(body: bytes) -> str:
+    """The name of the first field of the form ``body`` whose text is not UTF-8 ("" when none can be told)."""
+    for part in body.split(b"&"):
+        try:
+            _form_pairs(part)
+        except UnicodeDecodeError:
+            return unquote_plus(part.partition(b"=")[0].decode("utf-8", "replace"))
+    return ""
+
+
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false"}
+
+
+async def form_params(request: Request) -> PostArguments:
+    """Arguments of a POST: the query string, overridden by a url-encoded form or a JSON object body. A body that
+    cannot be read is not refused here: :func:`post_request` first checks the key it can find (the body may hold
+    the key, so a refusal before it would answer a wrong key with the body's problem)."""
     params = dict(request.query_params)
     body = await request.body()
     if not body:
-        return params
+        return PostArguments(params)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
             data = json.loads(body)
-        except ValueError:
-            raise ValidationFailed("the body is not valid JSON") from None
+        except UnicodeDecodeError:
+            return PostArguments(params, "the JSON body is not UTF-8")
+        except json.JSONDecodeError as exc:
+            return PostArguments(
+                params, f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+            )
         if not isinstance(data, dict):
-            raise ValidationFailed("the JSON body must be an object")
+            return PostArguments(
+                params, f"the JSON body must be an object of parameters, not {_JSON_KINDS.get(type(data), 'null')}"
+            )
         params.update({str(k): "" if v is None else str(v) for k, v in data.items()})
     elif content_type in ("application/x-www-form-urlencoded", ""):
         try:
-            params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+            params.update(_form_pairs(body))
         except UnicodeDecodeError:
-            raise ValidationFailed("the form is not UTF-8") from None
+            # The key is ASCII: read it from the form as it can be read, to answer a wrong one as such.
+            lenient = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            if "api_key" in lenient:
+                params["api_key"] = lenient["api_key"]
+            field = _not_utf8_field(body)
+            where = f" (field {field})" if field else ""
+            return PostArguments(params, f"the form is not UTF-8{where}: send its text in UTF-8")
     else:
-        raise ValidationFailed(
-            f"content type {content_type!r} is not supported; send application/x-www-form-urlencoded"
+        return PostArguments(
+            params,
+            f"content type {content_type!r} is not supported; send application/x-www-form-urlencoded "
+            "(or application/json)",
         )
-    return params
+    return PostArguments(params)
 
 
 @takes(API_KEY, optional=True)
@@ -176,13 +222,21 @@ def service_definition(
 @router.post("/requests.{fmt}", summary="POST Service Request", status_code=201)
 @takes(API_KEY)  # read from the form, the JSON body, the query or X-API-Key below
 def post_request(
-    fmt: str, request: Request, db: MeteredDb, params: Annotated[dict[str, str], Depends(form_params)]
+    fmt: str, request: Request, db: MeteredDb, arguments: Annotated[PostArguments, Depends(form_params)]
 ) -> Response:
     """Create a service request (an order of channel app) and return its id and token. The key comes as GeoReport
-    has it, ``api_key`` (form field, JSON key or query parameter), or in ``X-API-Key`` as on the data-sharing API."""
+    has it, ``api_key`` (form field, JSON key or query parameter), or in ``X-API-Key`` as on the data-sharing API.
+    Who calls is answered first: a body that cannot be read (400, naming what is wrong) is refused after the key
+    found outside it (or in a form that is not UTF-8) is checked, and when none is found, saying that its key could
+    not be read either."""
     check_format(fmt)
+    params = arguments.params
     raw_key = params.get("api_key") or request.headers.get("x-api-key")
+    if arguments.unreadable is not None and not raw_key:
+        raise ValidationFailed(f"{arguments.unreadable} (nor could its api_key be read)", details={"field": "body"})
     caller = authorize(request, raw_key=raw_key, scope="open311:write")
+    if arguments.unreadable is not None:
+        raise ValidationFailed(arguments.unreadable, details={"field": "body"})
     receipt = georeport.create_request(db, params=params, caller=caller)
     return render(fmt, "service_requests", [receipt], status=201)
 

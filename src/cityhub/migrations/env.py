@@ -51,7 +51,36 @@ def _atomic_on_sqlite(connection: Connection) -> None:
     event.listen(connection, "begin", begin)
 
 
+def _foreign_keys_off_on_sqlite(connection: Connection) -> bool:
+    """Turn SQLite's foreign-key enforcement off for the migrations (True when it was turned off here).
+
+    A batch operation copies a table, drops the old one and renames the copy: with enforcement on (every connection
+    of ours, ``db.make_engine``), dropping a table deletes its rows first and the deletion cascades — a downgrade of
+    ``sensors`` or ``alarm_rules`` (0019) took every alarm with it. SQLite's own procedure for such changes turns
+    enforcement off around them and checks the keys before committing (:func:`_check_foreign_keys`). The pragma is
+    a no-op inside a transaction, so it is set before the migrations' transaction begins (a connection handed in
+    with one already open keeps enforcement on)."""
+    if connection.dialect.name != "sqlite":
+        return False
+    dbapi = connection.connection.dbapi_connection
+    if dbapi is None or dbapi.in_transaction:
+        return False
+    dbapi.execute("PRAGMA foreign_keys=OFF")
+    return True
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """Refuse (rolling the migrations back) a schema change that left a row naming a missing row."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        table, rowid, parent, _ = broken[0]
+        raise RuntimeError(
+            f"the migration left {len(broken)} rows naming missing rows (first: {table} row {rowid} → {parent})"
+        )
+
+
 def _run(connection: Connection) -> None:
+    relaxed = _foreign_keys_off_on_sqlite(connection)
     _atomic_on_sqlite(connection)
     context.configure(
         connection=connection,
@@ -60,8 +89,14 @@ def _run(connection: Connection) -> None:
         compare_type=True,
         include_name=include_name,
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+            if relaxed:
+                _check_foreign_keys(connection)
+    finally:
+        if relaxed and (dbapi := connection.connection.dbapi_connection) is not None:
+            dbapi.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -55,7 +55,8 @@ def webhooks_list(
     all_: Annotated[bool, typer.Option("--all", help="Include removed subscriptions.")] = False,
 ) -> None:
     """List subscriptions, one per line: id, kind, address, topics, unit, then who added it and how its deliveries
-    go (pending, failed and dead messages, the last delivery) as the 推送订阅 page shows them. Secrets are never
+    go (pending, failed and dead messages, the last delivery, when delivery last failed) as the 推送订阅 page shows
+    them. Secrets are never
     printed."""
     from cityhub.notify import service
 
@@ -65,9 +66,11 @@ def webhooks_list(
             unit = sub.unit.code if sub.unit else "*"
             state = "" if sub.active else "\tremoved"
             sent = d.last_sent_at.isoformat() if d.last_sent_at else "never"
+            failed = d.last_failed_at.isoformat() if d.last_failed_at else ("unknown" if d.last_failure else "never")
             typer.echo(
                 f"{sub.id}\t{sub.kind}\t{sub.target}\t{','.join(sub.topics)}\tunit={unit}{state}"
                 f"\tby={row.created_by or '?'}\tpending={d.pending}\tfailed={d.failed}\tdead={d.dead}\tlast_sent={sent}"
+                f"\tlast_failed={failed}"
             )
 
 

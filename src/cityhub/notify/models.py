@@ -82,6 +82,8 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
     claimed_by: Mapped[str | None] = mapped_column(String(80))
+    # The end of a worker's claim: the lease's end while it is sent, then when its attempt ended — for a failed or
+    # dead message, when its delivery failed (``service.failed_at_column``); None before its first attempt.
     claimed_until: Mapped[datetime | None] = mapped_column()
     sent_at: Mapped[datetime | None] = mapped_column()
 

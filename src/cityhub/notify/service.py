@@ -192,12 +192,12 @@ def get_subscription(session: Session, *, subscription_id: int) -> Subscription:
 
 def remove_subscription(session: Session, *, subscription_id: int, actor: Any = None) -> int:
     """Deactivate a subscription and dead-letter its undelivered messages; returns how many were dropped. Logged in
-    the configuration log as ``actor``'s deletion.
+    the configuration log as ``actor``'s deactivation (``deactivate``: the row is kept, not deleted).
 
     The row stays so that the outbox keeps saying where its past messages went.
     """
     sub = get_subscription(session, subscription_id=subscription_id)
-    auditlog.record(session, actor=actor, area=LOG_AREA, target=str(sub.id), action="delete", before=_facts(sub))
+    auditlog.record(session, actor=actor, area=LOG_AREA, target=str(sub.id), action="deactivate", before=_facts(sub))
     sub.active = False
     result = session.execute(
         update(OutboxMessage)
@@ -217,11 +217,14 @@ UNDELIVERED = (OutboxStatus.FAILED, OutboxStatus.DEAD)
 @dataclass(frozen=True)
 class DeliveryState:
     """How a subscription's deliveries go, from what the outbox holds (delivered messages are pruned after
-    ``keep_sent_days``): its last delivery, its newest message that did not go through, and the counts of what is
-    waiting, failing (to be tried again) and dead."""
+    ``keep_sent_days``): its last delivery, the last failure of a message that has not gone through since — when
+    its attempt failed (``last_failed_at``) and the message (``last_failure``; the newest such message when no
+    failure time is known: those that failed before failure times were kept) — and the counts of what is waiting,
+    failing (to be tried again) and dead."""
 
     last_sent_at: datetime | None = None
     last_failure: OutboxMessage | None = None
+    last_failed_at: datetime | None = None
     pending: int = 0
     failed: int = 0
     dead: int = 0
@@ -255,15 +258,28 @@ def subscriptions_overview(
         counts[sub_id][OutboxStatus(state)] += n
         if state == OutboxStatus.SENT and sent is not None:
             last_sent[sub_id] = sent
-    newest_failures = (
-        select(func.max(OutboxMessage.id))
-        .where(OutboxMessage.subscription_id.in_(ids), OutboxMessage.status.in_(UNDELIVERED))
-        .group_by(OutboxMessage.subscription_id)
-    )
-    failures = {
-        m.subscription_id: m
-        for m in session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(newest_failures)))
+    undelivered = and_(OutboxMessage.subscription_id.in_(ids), OutboxMessage.status.in_(UNDELIVERED))
+    # When each subscription's delivery last failed: the end of the failed attempt (``failed_at``).
+    failed_at: dict[int, datetime] = {
+        sub_id: at
+        for sub_id, at in session.execute(
+            select(OutboxMessage.subscription_id, func.max(failed_at_column()))
+            .where(undelivered)
+            .group_by(OutboxMessage.subscription_id)
+        )
+        if at is not None
     }
+    # The message of that failure; the newest undelivered one of a subscription with no failure time known.
+    newest = select(func.max(OutboxMessage.id)).where(undelivered).group_by(OutboxMessage.subscription_id)
+    failures: dict[int, OutboxMessage] = {}
+    for m in session.scalars(
+        select(OutboxMessage)
+        .where(or_(OutboxMessage.id.in_(newest), and_(undelivered, failed_at_column().in_(set(failed_at.values())))))
+        .order_by(OutboxMessage.id)
+    ):
+        when = failed_at.get(m.subscription_id)
+        if when is None or failed_at_of(m) == when:
+            failures[m.subscription_id] = m  # by id: the newest of the messages that failed at that instant
     creators = {
         target: actor
         for target, actor in session.execute(
@@ -281,6 +297,7 @@ def subscriptions_overview(
             delivery=DeliveryState(
                 last_sent_at=last_sent.get(sub.id),
                 last_failure=failures.get(sub.id),
+                last_failed_at=failed_at.get(sub.id),
                 pending=sum(counts[sub.id][s] for s in WAITING),
                 failed=counts[sub.id][OutboxStatus.FAILED],
                 dead=counts[sub.id][OutboxStatus.DEAD],
@@ -731,12 +748,26 @@ def _prepare(session: Session, message: OutboxMessage) -> _Job:
     return _Job(message.id, message.attempts, sub.kind, envelope)
 
 
+def failed_at_column() -> Any:
+    """When a message's last attempt ended — for a failed or dead one, when its delivery failed: a finished attempt
+    ends the worker's claim then (``claimed_until``, the lease's end while it is sent; see :func:`_finish`)."""
+    return OutboxMessage.claimed_until
+
+
+def failed_at_of(message: OutboxMessage) -> datetime | None:
+    """When the failed or dead ``message``'s delivery failed (None: failed before the time was kept, or dead-lettered
+    without an attempt — its subscription removed); see :func:`failed_at_column`."""
+    return message.claimed_until if message.status in UNDELIVERED else None
+
+
 def _finish(session: Session, *, message_id: int, token: str, values: dict[str, Any]) -> bool:
+    """Write an attempt's outcome: the claim ends now, ``claimed_until`` kept as the time it ended — for a failure,
+    when the delivery failed (:func:`failed_at_column`)."""
     # The token fences a worker whose lease ran out and whose row another worker has since taken.
     result = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.claimed_by == token)
-        .values(**values, claimed_by=None, claimed_until=None)
+        .values(**values, claimed_by=None, claimed_until=utcnow())
         .execution_options(synchronize_session=False)
     )
     return bool(rowcount(result))

@@ -43,7 +43,13 @@ class FailureRead(BaseModel):
 
 class DeliveryRead(BaseModel):
     last_sent_at: datetime | None = Field(description="its last delivery (delivered messages are pruned after a while)")
-    last_failure: FailureRead | None
+    last_failure: FailureRead | None = Field(
+        description="the message whose delivery failed last, of those not delivered since (the newest of them when "
+        "no failure time is known)"
+    )
+    last_failed_at: datetime | None = Field(
+        None, description="when the delivery last failed (null: none failing, or failed before the time was kept)"
+    )
     pending: int = Field(description="messages waiting for their first attempt, or being sent")
     failed: int = Field(description="messages whose last attempt failed, to be tried again")
     dead: int = Field(description="messages given up on (out of attempts): retry them at /notify/outbox/{id}/retry")
@@ -122,6 +128,7 @@ def _read(overview: service.SubscriptionOverview) -> WebhookRead:
         delivery=DeliveryRead(
             last_sent_at=delivery.last_sent_at,
             last_failure=_failure(delivery.last_failure),
+            last_failed_at=delivery.last_failed_at,
             pending=delivery.pending,
             failed=delivery.failed,
             dead=delivery.dead,

@@ -496,9 +496,15 @@ def _local_path(url: str | None) -> str | None:
 
 @dataclass
 class Form:
-    """A parsed application/x-www-form-urlencoded body."""
+    """A parsed application/x-www-form-urlencoded (or multipart) body. A NUL character (U+0000) is dropped from its
+    names and values: no one types it and no page shows it, but one pasted into a field was stored on SQLite and
+    refused by PostgreSQL (the whole form lost to an error page) — the API, whose callers do send it, refuses it
+    naming the field (``api.deps.storable_body``)."""
 
     pairs: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.pairs = [(key.replace("\x00", ""), value.replace("\x00", "")) for key, value in self.pairs]
 
     def get(self, name: str, default: str = "") -> str:
         for key, value in self.pairs:

@@ -41,6 +41,11 @@ EXTENSION_PENDING_PG = "extension_pending"
 # The orders not accepted within the time allowed (签收超时), as the list's filter reads them (migration 0030).
 ACCEPT_OVERDUE_SQLITE = "accept_overdue = 1"
 ACCEPT_OVERDUE_PG = "accept_overdue"
+# The orders raised to a higher level (已升级) and those a leader assigned (领导交办): the list's filters and quick
+# views, as literal SQL so that both backends see the partial indexes' predicates in the query (migration 0047).
+ESCALATED_SQL = "escalation_level > 0"
+LEADER_ASSIGNED_SQLITE = "leader_assigned = 1"
+LEADER_ASSIGNED_PG = "leader_assigned"
 # The open orders (``lifecycle.OPEN_STATES``) as literal SQL, the predicate of the partial index
 # ix_orders_open_sla (migration 0036).
 OPEN_SQL = "state IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(OPEN_STATES)))
@@ -202,6 +207,19 @@ class Order(Base):
             "created_at",
             sqlite_where=text(ACCEPT_OVERDUE_SQLITE),
             postgresql_where=text(ACCEPT_OVERDUE_PG),
+        ),
+        # The order list's 已升级 and 领导交办, newest first (migration 0047): few orders among all.
+        Index(
+            "ix_orders_escalated",
+            "created_at",
+            sqlite_where=text(ESCALATED_SQL),
+            postgresql_where=text(ESCALATED_SQL),
+        ),
+        Index(
+            "ix_orders_leader_assigned",
+            "created_at",
+            sqlite_where=text(LEADER_ASSIGNED_SQLITE),
+            postgresql_where=text(LEADER_ASSIGNED_PG),
         ),
         # The order list's 超期 (open orders past their limit now) and 曾超期 (migration 0036), newest first.
         Index(

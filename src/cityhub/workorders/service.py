@@ -40,6 +40,7 @@ from cityhub.workorders.lifecycle import (
     apply,
 )
 from cityhub.workorders.models import (
+    ESCALATED_SQL,
     EVER_OVERDUE_SQL,
     MERGED_IN,
     OVERDUE_NOW_SQL,
@@ -920,8 +921,10 @@ def _search_conditions(
         # The bare column, as the partial index ix_orders_extension_pending's predicate is written.
         conditions.append(Order.extension_pending if f.extension_pending else ~Order.extension_pending)
     if f.escalated is not None:
-        conditions.append(Order.escalation_level > 0 if f.escalated else Order.escalation_level == 0)
+        # The literal predicate of the partial index ix_orders_escalated (a bound 0 would hide it from the planner).
+        conditions.append(text(ESCALATED_SQL if f.escalated else f"NOT ({ESCALATED_SQL})"))
     if f.leader_assigned is not None:
+        # The bare column, as the partial index ix_orders_leader_assigned's predicate is written.
         conditions.append(Order.leader_assigned if f.leader_assigned else ~Order.leader_assigned)
     if f.q and f.q.strip():
         table = Order.__table__.c
