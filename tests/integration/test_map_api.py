@@ -476,6 +476,7 @@ def test_sensors_alarms_and_the_monitors_figures_are_on_the_map_in_scope(client,
     assert english["summary"].startswith("Water depth 32 > 20 (peak 32, ×2, since ")
     figures = {i["name"]: i for i in _get(client, world, "m-lead", "/api/v1/map/indicators")["indicators"]}
     assert figures["active_alarms"]["value"] == 1 and figures["active_alarms"]["level"] == "alert"
+    assert figures["active_alarms"]["apart"] == 0  # no sensor gone silent: no silence alarm beside it
     assert figures["air_quality"]["value"] == 82.0 and figures["air_quality"]["level"] == "alert"  # above 75
     assert figures["water_quality"]["value"] == 6.4 and figures["water_quality"]["level"] == "ok"  # class III
     # Traffic: the mean of the segments' latest index, (7.1 + 2.3) / 2 = 4.7 — lightly congested.

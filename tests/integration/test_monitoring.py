@@ -3,6 +3,7 @@ raised once per sensor and rule, de-duplicated, cleared automatically or by a pe
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +16,8 @@ from cityhub.monitoring.models import Alarm, AlarmEvent, Reading
 from cityhub.monitoring.rules import AlarmState
 from cityhub.monitoring.schemas import RuleCreate, RuleUpdate, SensorCreate
 from cityhub.org.models import Unit, UnitTier
+from cityhub.web.i18n import Translator
+from cityhub.web.machine_text import explain
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Channel, Order
@@ -26,6 +29,7 @@ SQUARE = {
 }
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 PERSON = Actor(name="值班员", role="dispatcher")
+ZH, EN = Translator("zh-CN"), Translator("en")
 
 
 def _units(session: Session) -> dict[str, int]:
@@ -149,7 +153,10 @@ def test_a_storm_raises_one_alarm_and_one_order_and_recovery_clears_it(
     assert alarm.cleared_by == "system" and alarm.clear_value == 8
     trail = orders.history(db_session, order_id=order.id)
     said = (trail[-1].payload or {}).get("text", "")
-    assert trail[-1].action == "comment" and f"监测报警 #{alarm.id} 已解除" in said
+    assert trail[-1].action == "comment" and said.startswith(f"alarm #{alarm.id} cleared at ")
+    # Written in a fixed form, read in the reader's language on the order's page.
+    assert re.fullmatch(rf"监测报警 #{alarm.id} 已解除：系统（监测值已恢复），[\d: -]+，当前值 8", explain(ZH, said))
+    assert explain(EN, said).endswith(": readings back within the limit, now 8")
     actions = list(db_session.scalars(select(AlarmEvent.action).where(AlarmEvent.alarm_id == alarm.id)))
     assert actions == ["raised", "order_opened", "cleared"]
 
@@ -165,7 +172,18 @@ def test_a_storm_raises_one_alarm_and_one_order_and_recovery_clears_it(
     assert joined == ["raised", "order_joined"]
     note = orders.history(db_session, order_id=order.id)[-1]
     text = (note.payload or {}).get("text", "")
-    assert note.action == "comment" and f"再次报警（监测报警 #{second.id}）" in text and "积水深度 32cm" in text
+    assert note.action == "comment" and text.startswith(
+        f'sensor "桂花路隧道积水监测点" alarmed again (alarm #{second.id})'
+    )
+    zh = explain(ZH, text)
+    assert (
+        f"监测点“桂花路隧道积水监测点”再次报警（监测报警 #{second.id}）" in zh and "积水深度 32cm，超过限值 20cm" in zh
+    )
+    assert zh.endswith("；本工单尚在办理，不另立工单")
+    en = explain(EN, text)
+    assert (
+        "alarmed again" in en and "Water depth 32cm, above the limit of 20cm; this order is still being handled" in en
+    )
 
     # Once the unit has replied, the next storm is a new problem: a new order.
     service.ingest(db_session, items=_series("WL-001", [5], start=T0 + timedelta(hours=4)))
@@ -290,8 +308,14 @@ def test_acknowledging_and_clearing_an_alarm_are_told_on_its_orders_trail(
     assert [a for a, _, _ in said] == ["create", "dispatch", "comment", "comment"]
     (_, ack_by, ack), (_, clear_by, cleared) = said[2], said[3]
     assert ack_by == clear_by == "值班员"
-    assert f"监测报警 #{alarm.id} 已确认：值班员" in ack and ack.endswith("。说明：已通知桂花社区到场")
-    assert f"监测报警 #{alarm.id} 已解除：值班员" in cleared and cleared.endswith("。说明：水泵已抽干")
+    assert ack.startswith(f"alarm #{alarm.id} acknowledged by 值班员 at ") and ack.endswith(
+        "; note: 已通知桂花社区到场"
+    )
+    assert re.fullmatch(rf"监测报警 #{alarm.id} 已确认：值班员，[\d: -]+；说明：已通知桂花社区到场", explain(ZH, ack))
+    assert re.fullmatch(
+        rf"alarm #{alarm.id} acknowledged by 值班员 at [\d: -]+; note: 已通知桂花社区到场", explain(EN, ack)
+    )
+    assert re.fullmatch(rf"监测报警 #{alarm.id} 已解除：值班员，[\d: -]+；说明：水泵已抽干", explain(ZH, cleared))
 
 
 def test_crowd_rules_compare_with_a_share_of_capacity_and_a_sensor_rule_replaces_its_kinds(

@@ -249,3 +249,28 @@ def test_a_sensors_file_sets_and_clears_how_long_a_sensor_may_stay_quiet(
     path.write_text("code,name,kind,metrics,silent_after_minutes\nWL-Q,桂花路隧道,waterlogging,depth:cm,\n")
     assert cli_run("sensors", "import", str(path))[0] == 0
     assert quiet() is None  # empty: the setting's default
+
+
+def test_the_sensor_list_keeps_the_sensors_in_one_status_silent_ones_among_them(
+    tmp_path: Path, district: dict[str, int], cli_run: Callable[..., tuple[int, str, str]]
+) -> None:
+    path = tmp_path / "sensors.csv"
+    path.write_text(
+        "code,name,kind,metrics,silent_after_minutes\n"
+        "WL-OLD,桂花路隧道,waterlogging,depth:cm,30\n"
+        "WL-NEW,桂花桥,waterlogging,depth:cm,30\n"
+    )
+    assert cli_run("sensors", "import", str(path))[0] == 0
+    readings = tmp_path / "readings.csv"
+    readings.write_text("sensor_code,measured_at,metric,value\nWL-OLD,2026-11-30T09:00:00+08:00,depth,3\n")
+    assert cli_run("sensors", "readings", str(readings))[0] == 0  # days ago: silent; WL-NEW registered just now
+
+    code, out, _ = cli_run("sensors", "list", "--status", "silent")
+    assert code == 0 and [line.split("\t")[:3] for line in out.splitlines()] == [["WL-OLD", "waterlogging", "silent"]]
+    assert [line.split("\t")[0] for line in cli_run("sensors", "list", "--status", "normal")[1].splitlines()] == [
+        "WL-NEW"
+    ]
+    assert cli_run("sensors", "list", "--status", "alarming")[1] == ""
+    code, out, err = cli_run("sensors", "list", "--status", "offline")
+    assert code == 1 and out == ""
+    assert "--status: 'offline' is not one of active, normal, alarming, silent, retired, all" in err

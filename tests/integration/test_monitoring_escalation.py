@@ -5,12 +5,13 @@ sensor's open alarms are cleared with the reason, its readings refused by name, 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from test_monitoring import PERSON, T0, _rule, _sensor, _series, _units, units  # noqa: F401  (the fixture)
+from test_monitoring import EN, PERSON, T0, ZH, _rule, _sensor, _series, _units, units  # noqa: F401  (the fixture)
 
 from cityhub import jobs
 from cityhub.db import session_scope
@@ -21,6 +22,7 @@ from cityhub.monitoring.rules import AlarmState
 from cityhub.monitoring.schemas import RuleUpdate, SensorUpdate
 from cityhub.notify import service as notify
 from cityhub.notify.models import OutboxMessage, Topic
+from cityhub.web.machine_text import explain
 from cityhub.workorders.models import Order, OrderEvent, Urgency
 
 
@@ -59,7 +61,8 @@ def test_an_unacknowledged_alarm_is_escalated_once_after_its_time_and_its_order_
     assert other.escalated_at is None
     assert _events(db_session, alarm.id) == ["raised", "order_opened", "escalated"]
     escalated = service.alarm_events(db_session, alarm_id=alarm.id)[-1]
-    assert escalated.actor == "system" and "30 分钟未确认" in (escalated.note or "")
+    assert escalated.actor == "system" and escalated.note == "not acknowledged within 30 min: escalated"
+    assert explain(ZH, escalated.note) == "超过 30 分钟未确认，已升级"
     assert escalated.payload == {
         "after_minutes": 30,
         "order_id": alarm.order_id,
@@ -70,7 +73,11 @@ def test_an_unacknowledged_alarm_is_escalated_once_after_its_time_and_its_order_
     assert order is not None and order.urgency == Urgency.URGENT and order.escalation_level == 1
     trail = list(db_session.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)))
     step = trail[-1]
-    assert step.action == "escalate" and step.actor_name == "system" and "未确认" in (step.reason or "")
+    assert step.action == "escalate" and step.actor_name == "system"
+    assert explain(ZH, step.reason) == f"监测报警 #{alarm.id}（桂花路隧道积水监测点）超过 30 分钟未确认，自动升级"
+    assert explain(EN, step.reason) == (
+        f"alarm #{alarm.id} (桂花路隧道积水监测点) not acknowledged within 30 minutes: escalated automatically"
+    )
     assert step.payload is not None and (step.payload["urgency"], step.payload["previous_urgency"]) == (
         "urgent",
         "normal",
@@ -161,11 +168,15 @@ def test_retiring_a_sensor_clears_its_alarms_with_the_reason_and_refuses_its_rea
     cleared = db_session.scalars(
         select(AlarmEvent).where(AlarmEvent.alarm_id == alarm.id, AlarmEvent.action == "cleared")
     ).one()
-    assert cleared.note == "监测点停用：道路改造，设备拆除" and cleared.actor == PERSON.name
+    assert cleared.note == "sensor retired: 道路改造，设备拆除" and cleared.actor == PERSON.name
     comment = db_session.scalars(
         select(OrderEvent).where(OrderEvent.order_id == alarm.order_id, OrderEvent.action == "comment")
     ).one()
-    assert comment.payload is not None and "道路改造" in comment.payload["text"] and "值班员" in comment.payload["text"]
+    assert comment.payload is not None
+    assert re.fullmatch(
+        rf"监测报警 #{alarm.id} 已解除：值班员，[\d: -]+；说明：监测点停用：道路改造，设备拆除",
+        explain(ZH, comment.payload["text"]),
+    )
     with pytest.raises(Conflict, match="retired already"):
         service.retire(db_session, code="WL-R", actor=PERSON)
     db_session.rollback()
@@ -207,11 +218,13 @@ def test_deactivating_a_rule_clears_its_open_alarms_which_then_neither_stay_open
     cleared = db_session.scalars(
         select(AlarmEvent).where(AlarmEvent.alarm_id == alarm.id, AlarmEvent.action == "cleared")
     ).one()
-    assert cleared.note == "报警规则停用：积水深度超过 20 厘米" and cleared.actor == PERSON.name
+    assert cleared.note == "alarm rule deactivated: 积水深度超过 20 厘米" and cleared.actor == PERSON.name
     comment = db_session.scalars(
         select(OrderEvent).where(OrderEvent.order_id == alarm.order_id, OrderEvent.action == "comment")
     ).one()
-    assert comment.payload is not None and "报警规则停用" in comment.payload["text"]
+    assert comment.payload is not None
+    assert explain(ZH, comment.payload["text"]).endswith("；说明：报警规则停用：积水深度超过 20 厘米")
+    assert explain(EN, comment.payload["text"]).endswith("; note: alarm rule deactivated: 积水深度超过 20 厘米")
     assert service.escalate_due(db_session, now=T0 + timedelta(hours=1)) == {"escalated": 0, "orders_escalated": 0}
     # Deactivating it again, or changing an inactive rule, clears nothing more.
     service.update_rule(db_session, rule_id=rule_id, data=RuleUpdate(active=False, threshold=25), actor=PERSON)

@@ -36,7 +36,7 @@ def test_a_manager_retires_and_reactivates_a_sensor_through_the_api(env: Env) ->
     alarm = env.call("GET", f"/alarms/{alarm_id}").json()
     assert alarm["state"] == "cleared" and alarm["cleared_by"] == "adm"
     trail = env.call("GET", f"/alarms/{alarm_id}/events").json()
-    assert trail[-1]["action"] == "cleared" and trail[-1]["note"] == "监测点停用：道路改造拆除"
+    assert trail[-1]["action"] == "cleared" and trail[-1]["note"] == "sensor retired: 道路改造拆除"
 
     own = env.call("POST", "/sensors/WL-API-1/readings", "key", json={"readings": [_reading(5, 3)]})
     assert "sensor 'WL-API-1' is retired" in _error(own, 409)
@@ -64,6 +64,8 @@ def test_a_manager_retires_and_reactivates_a_sensor_through_the_api(env: Env) ->
 
     back = env.call("POST", "/sensors/WL-API-1/reactivate")
     assert back.status_code == 200 and back.json()["active"] is True and back.json()["retired_at"] is None
+    # Its last reading is two hours old (the default time): back in service, it is given its time afresh.
+    assert (back.json()["status"], back.json()["silent_since"]) == ("normal", None)
     assert "in service" in _error(env.call("POST", "/sensors/WL-API-1/reactivate"), 409)
     again = env.call("POST", "/sensors/WL-API-1/readings", "key", json={"readings": [_reading(7, 3)]})
     assert again.status_code == 200 and again.json()["stored"] == 1
@@ -128,7 +130,7 @@ def test_the_cli_retires_and_reactivates_a_sensor(
     assert code == 0 and out.strip() == "sensor WL-1 retired; 1 open alarm cleared"
     with session_scope() as s:
         note = s.scalars(select(AlarmEvent.note).where(AlarmEvent.action == "cleared")).one()
-        assert note == "监测点停用：设备拆除" and s.scalars(select(Alarm.state)).one() == "cleared"
+        assert note == "sensor retired: 设备拆除" and s.scalars(select(Alarm.state)).one() == "cleared"
     code, _, err = cli_run("sensors", "retire", "WL-1")
     assert code == 1 and "retired already" in err
     assert cli_run("sensors", "import", str(sensors))[0] == 0  # the old file again: no active column, still retired

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from test_monitoring import T0, _rule, _sensor, _series, _units, units  # noqa: F401  (the fixture)
 
 from cityhub import jobs
+from cityhub.auditlog import LogEntry
 from cityhub.db import session_scope, utcnow
 from cityhub.errors import ValidationFailed
 from cityhub.monitoring import service
@@ -82,7 +83,11 @@ def test_a_quiet_sensor_goes_silent_raises_one_alarm_and_readings_resuming_clear
     assert db_session.scalar(select(func.count()).select_from(Order)) == 0
     [raised] = service.alarm_events(db_session, alarm_id=alarm.id)
     assert raised.action == "raised" and raised.actor == "system"
-    assert "超过 30 分钟无数据" in (raised.note or "") and raised.payload and raised.payload["after_minutes"] == 30
+    assert (
+        (raised.note or "").startswith("sensor silent: no reading for over 30 min, the last at ")
+        and raised.payload
+        and raised.payload["after_minutes"] == 30
+    )
     described = service.describe_alarm(db_session, alarm)
     assert (described["kind"], described["rule_name"]) == ("silence", "监测点离线")
     messages = list(db_session.scalars(select(OutboxMessage).where(OutboxMessage.topic == Topic.ALARM)))
@@ -97,7 +102,7 @@ def test_a_quiet_sensor_goes_silent_raises_one_alarm_and_readings_resuming_clear
     db_session.refresh(alarm)
     assert (alarm.state, alarm.open_key, alarm.cleared_by, alarm.cleared_at) == ("cleared", None, "system", later)
     cleared = service.alarm_events(db_session, alarm_id=alarm.id)[-1]
-    assert cleared.action == "cleared" and "数据恢复上报" in (cleared.note or "")
+    assert cleared.action == "cleared" and (cleared.note or "").startswith("readings resumed, the latest at ")
     assert _state(db_session, "WL-Q", later).state == SensorState.NORMAL
     assert service.detect_silence(db_session, now=later + timedelta(minutes=5))["raised"] == 0
     # Late readings (a file of old ones) do not bring it back: WL-D stays silent by its newest reading's time.
@@ -123,13 +128,50 @@ def test_a_sensor_that_never_reported_goes_silent_from_its_registration_and_a_re
     assert service.detect_silence(db_session, now=now + timedelta(minutes=61))["raised"] == 1
     db_session.commit()
     [alarm] = _silence_alarms(db_session, "WL-NEW")
-    assert "从未上报数据" in (service.alarm_events(db_session, alarm_id=alarm.id)[0].note or "")
+    assert service.alarm_events(db_session, alarm_id=alarm.id)[0].note == (
+        "sensor silent: no reading within 60 min of its registration"
+    )
     assert _silence_alarms(db_session, "WL-OFF") == []
     assert _state(db_session, "WL-OFF", now + timedelta(days=9)).state == SensorState.RETIRED
     # Retiring a silent sensor clears its silence alarm as it clears any.
     service.retire(db_session, code="WL-NEW", actor=service.orders.SYSTEM, reason="拆除")
     db_session.commit()
     assert [a.state for a in _silence_alarms(db_session, "WL-NEW")] == [AlarmState.CLEARED]
+
+
+def test_a_reactivated_sensor_is_silent_by_its_time_from_its_return_to_service_not_from_its_old_reading(
+    db_session: Session, units: dict[str, int]
+) -> None:
+    _sensor(db_session, "WL-R", silent_after_minutes=30)
+    db_session.commit()
+    service.ingest(db_session, items=_series("WL-R", [3]), now=T0)  # days ago
+    service.retire(db_session, code="WL-R", actor=service.orders.SYSTEM, reason="维修")
+    db_session.commit()
+    service.reactivate(db_session, code="WL-R", actor=service.orders.SYSTEM)
+    db_session.commit()
+    back = db_session.scalars(
+        select(LogEntry.at).where(LogEntry.target == "WL-R", LogEntry.action == "reactivate")
+    ).one()
+
+    soon = back + timedelta(minutes=29)
+    assert _state(db_session, "WL-R", soon).state == SensorState.NORMAL
+    assert service.detect_silence(db_session, now=soon)["raised"] == 0
+    later = back + timedelta(minutes=31)
+    condition = _state(db_session, "WL-R", later)
+    assert (condition.state, condition.silent_since) == (SensorState.SILENT, back + timedelta(minutes=30))
+    assert service.detect_silence(db_session, now=later) == {"silent": 1, "raised": 1, "cleared": 0}
+    db_session.commit()
+    [alarm] = _silence_alarms(db_session, "WL-R")
+    assert (alarm.raised_at, alarm.first_value) == (back + timedelta(minutes=30), 31)
+    note = service.alarm_events(db_session, alarm_id=alarm.id)[0].note or ""
+    assert note.startswith("sensor silent: no reading within 30 min of its return to service at ")
+    # A reading after its return brings it back; one older than its return (a device's buffer) does not.
+    service.ingest(db_session, items=_series("WL-R", [4], start=back - timedelta(minutes=5)), now=later)
+    db_session.commit()
+    assert [a.state for a in _silence_alarms(db_session, "WL-R")] == ["active"]
+    service.ingest(db_session, items=_series("WL-R", [4], start=later), now=later)
+    db_session.commit()
+    assert [a.state for a in _silence_alarms(db_session, "WL-R")] == ["cleared"]
 
 
 def test_the_silence_rule_opens_orders_only_when_switched_on_and_keeps_no_limit_of_its_own(

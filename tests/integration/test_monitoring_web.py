@@ -14,6 +14,7 @@ from cityhub.db import reset_engine, session_scope
 from cityhub.monitoring import service
 from cityhub.monitoring.schemas import RuleCreate, SensorCreate, SensorUpdate
 from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.workorders import service as orders
 from web_helpers import login
 
 PASSWORD = "correct-horse-battery"
@@ -101,7 +102,23 @@ def test_the_monitoring_page_shows_the_users_area_and_lets_handlers_ack_and_clea
     assert "最近解除的报警" in cleared.text and "mw-dsp" in cleared.text
     with session_scope() as s:
         events = [(e.action, e.actor, e.note) for e in service.alarm_events(s, alarm_id=alarm_id)]
+        order_id = service.require_alarm(s, alarm_id=alarm_id).order_id
+        # A comment an alarm wrote before its comments were language-neutral: shown as it was written.
+        orders.act(
+            s, order_id=order_id, action="comment", actor=orders.SYSTEM, params={"text": "监测报警 #0 已确认：旧"}
+        )
     assert events[-2:] == [("acknowledged", "mw-dsp", None), ("cleared", "mw-dsp", "已排水")]
+
+    # The order's trail tells the unit, in the reader's language, that the alarm was seen and cleared.
+    trail = dsp.get(f"/orders/{order_id}").text
+    assert re.search(rf"监测报警 #{alarm_id} 已确认：mw-dsp，[\d: -]+<", trail)
+    assert re.search(rf"监测报警 #{alarm_id} 已解除：mw-dsp，[\d: -]+；说明：已排水<", trail)
+    assert "监测报警 #0 已确认：旧" in trail and f"alarm #{alarm_id}" not in trail
+    dsp.cookies.set("cityhub_lang", "en")
+    english = dsp.get(f"/orders/{order_id}").text
+    assert re.search(rf"alarm #{alarm_id} acknowledged by mw-dsp at [\d: -]+<", english)
+    assert re.search(rf"alarm #{alarm_id} cleared by mw-dsp at [\d: -]+; note: 已排水<", english)
+    assert "监测报警 #0 已确认：旧" in english and f"监测报警 #{alarm_id}" not in english
 
 
 def test_leaders_read_without_actions_and_citizens_see_no_monitoring(world: dict[str, Any]) -> None:
@@ -341,7 +358,8 @@ def test_a_silent_sensor_says_so_on_the_list_its_page_the_map_and_the_api(world:
     sensor_page = adm.get("/monitoring/sensors/WL-N").text
     assert 'data-testid="silent"' in sensor_page and 'data-status="silent"' in sensor_page
     assert re.search(r'data-testid="sensor-silent-after">30 分钟<', sensor_page)
-    assert "监测点离线" in sensor_page  # its silence alarm, with its trail
+    assert "监测点离线" in sensor_page  # its silence alarm, with its trail, in the reader's language
+    assert "监测点离线：超过 30 分钟无数据，最后一次数据 " in sensor_page and "sensor silent" not in sensor_page
     assert "120 分钟" in adm.get("/monitoring/sensors/WL-F").text and "默认" in adm.get("/monitoring/sensors/WL-F").text
 
     api = adm.get("/api/v1/sensors/WL-N").json()
@@ -350,6 +368,20 @@ def test_a_silent_sensor_says_so_on_the_list_its_page_the_map_and_the_api(world:
     assert datetime.fromisoformat(api["silent_since"]) == world["t0"] + timedelta(minutes=32)
     listed = {s["code"]: (s["status"], s["silent_since"]) for s in adm.get("/api/v1/sensors").json()}
     assert listed["WL-F"] == ("alarming", None) and listed["WL-N"][0] == "silent"
+    # Only the silent ones (or those of another status), by the status the API shows, paged as any list.
+    silent_only = adm.get("/api/v1/sensors", params={"status": "silent"})
+    assert [s["code"] for s in silent_only.json()] == ["WL-N"] and silent_only.headers["X-Total-Count"] == "1"
+    assert [s["code"] for s in adm.get("/api/v1/sensors", params={"status": "alarming"}).json()] == ["WL-F"]
+    assert adm.get("/api/v1/sensors", params={"status": "normal"}).json() == []
+    paged = adm.get("/api/v1/sensors", params={"status": "alarming", "limit": 1, "offset": 1})
+    assert paged.json() == [] and paged.headers["X-Total-Count"] == "1"
+    refused = adm.get("/api/v1/sensors", params={"status": "offline"})
+    assert refused.status_code == 422 and refused.json()["details"]["errors"][0]["field"] == "query.status"
+    assert "'silent'" in refused.json()["message"]
+    filtered = adm.get("/monitoring", params={"status": "silent"}).text
+    assert re.findall(r'data-code="(WL-\w+)"', filtered) == ["WL-N"]
+    assert '<option value="silent" selected>离线监测点</option>' in filtered
+    assert re.findall(r'data-code="(WL-\w+)"', adm.get("/monitoring", params={"status": "alarming"}).text) == ["WL-F"]
     alarms = adm.get("/api/v1/alarms", params={"sensor": "WL-N", "active": "true"}).json()["items"]
     assert {a["kind"] for a in alarms} == {"threshold", "silence"}
 
@@ -359,6 +391,17 @@ def test_a_silent_sensor_says_so_on_the_list_its_page_the_map_and_the_api(world:
     assert props["WL-F"]["status"] == "alarming" and props["WL-F"]["silent_since"] is None
     figures = {i["name"]: i for i in adm.get("/api/v1/map/indicators").json()["indicators"]}
     assert (figures["silent_sensors"]["value"], figures["silent_sensors"]["level"]) == (1, "warn")
+    # 当前告警 counts what the readings say about the places (both sensors' water); WL-N's silence alarm apart.
+    active = figures["active_alarms"]
+    assert (active["value"], active["level"], active["apart"]) == (2, "warn", 1)
+    assert active["apart_key"] == "map.ind.silence_alarms"
+    panel = adm.get("/map/panel").text
+    assert re.search(r'data-testid="ind-value-active_alarms">.*>2</a>.*· 离线 1</small>', panel, re.S)
+    assert 'data-testid="mon-open">2<' in page and "另有离线告警 1" in page
+    adm.cookies.set("cityhub_lang", "en")
+    english = adm.get("/monitoring").text
+    adm.cookies.delete("cityhub_lang")
+    assert "and 1 silent-sensor alarm<" in english
     assert 'class="dot dot-silent"' in adm.get("/map").text
 
     rules = adm.get("/monitoring/rules").text

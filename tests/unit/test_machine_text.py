@@ -169,3 +169,30 @@ def test_intake_and_placing_reasons_and_a_persons_own_words() -> None:
     # A person's reason is shown as written, its punctuation too.
     assert explain(ZH, "来电核实; 市民已确认地址") == "来电核实; 市民已确认地址"
     assert explain(ZH, None) == "" and explain(ZH, "") == ""
+
+
+def test_what_an_alarm_writes_reads_in_the_readers_language_and_its_older_chinese_text_as_written() -> None:
+    """An alarm's comments on its order and the notes of its trail (``monitoring.service``) are fixed English forms:
+    the English UI showed the Chinese they were written in before."""
+    en = Translator("en")
+    ack = "alarm #7 acknowledged by system at 2026-12-04 10:05; note: sensor retired: 道路改造"
+    assert explain(ZH, ack) == "监测报警 #7 已确认：系统，2026-12-04 10:05；说明：监测点停用：道路改造"
+    assert explain(en, ack) == "alarm #7 acknowledged by System at 2026-12-04 10:05; note: sensor retired: 道路改造"
+    again = 'sensor "桂花路隧道" alarmed again (alarm #8) at 2026-12-04 10:05: depth 32.5cm >= limit 20cm'
+    assert (
+        explain(ZH, again)
+        == "监测点“桂花路隧道”再次报警（监测报警 #8）：2026-12-04 10:05 积水深度 32.5cm，达到限值 20cm"
+    )
+    assert explain(en, again + "; snapshot: https://v.example/1.jpg").endswith(
+        "Water depth 32.5cm, at the limit of 20cm; snapshot: https://v.example/1.jpg"
+    )
+    assert explain(en, "sensor silent: no reading within 1 min of its registration") == (
+        "sensor silent: no reading within 1 minute of its registration"
+    )
+    assert explain(ZH, "readings back within the limit") == "监测值已回到限值以内"
+    # A person's note is theirs, whatever it holds.
+    assert explain(ZH, "alarm #9 cleared by 值班员 at 2026-12-04 10:05; note: 已排水") == (
+        "监测报警 #9 已解除：值班员，2026-12-04 10:05；说明：已排水"
+    )
+    older = "监测报警 #7 已确认：值班员，2026-12-04 10:05。说明：已到场"
+    assert explain(ZH, older) == older == explain(en, older)

@@ -97,7 +97,10 @@ def import_command(
 @sensors_app.command("list")
 def list_command(
     kind: Annotated[str | None, typer.Option(help="waterlogging, river_level, water_quality, …")] = None,
-    status: Annotated[str, typer.Option(help="active (in service), retired, or all")] = "active",
+    status: Annotated[
+        str,
+        typer.Option(help="active (in service); normal, alarming or silent (those in service so now); retired; or all"),
+    ] = "active",
     limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
 ) -> None:
     """Sensors by code (tab-separated: code, kind, active/silent/retired — silent: in service, no reading for longer
@@ -109,10 +112,10 @@ def list_command(
     try:
         wanted = SensorStatus(status)
     except ValueError:
-        raise fail(f"--status: {status!r} is not one of active, retired, all") from None
+        raise fail(f"--status: {status!r} is not one of {', '.join(s.value for s in SensorStatus)}") from None
     kind = _kind(kind)
     with session_scope() as session:
-        sensors = service.list_sensors(session, kind=kind, active=wanted.active, limit=limit)
+        sensors = service.sensors_with_status(session, wanted, kind=kind, limit=limit)
         units = unit_directory(session)
         open_counts = service.open_alarm_counts(session, [s.id for s in sensors], silence=True)
         conditions = service.sensor_conditions(session, sensors)

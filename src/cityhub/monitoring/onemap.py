@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, case, select
 
 from cityhub.config import get_settings
 from cityhub.monitoring.models import Alarm, AlarmRule, Sensor
-from cityhub.monitoring.rules import SensorState, Severity
+from cityhub.monitoring.rules import RuleKind, SensorState, Severity
 from cityhub.monitoring.service import open_alarm_counts, open_alarm_severities, sensor_conditions, sensor_scope
 from cityhub.onemap.registry import (
     FeatureCollection,
@@ -161,11 +161,14 @@ def alarm_features(ctx: MapContext) -> FeatureCollection:
 
 
 def active_alarms(ctx: MapContext) -> IndicatorValue:
-    """Open alarms in scope; ``alert`` when one is critical."""
-    counts = open_alarm_severities(ctx.session, *_where(ctx))
+    """Open alarms of threshold rules in scope — what the readings say about the places — ``alert`` when one is
+    critical; the open silence alarms (离线: a sensor gone quiet, a dead battery rather than a flood) counted apart
+    beside them (``apart``), not in the figure or its level."""
+    counts = open_alarm_severities(ctx.session, *_where(ctx), kind=RuleKind.THRESHOLD)
     total = sum(counts.values())
+    silent = sum(open_alarm_severities(ctx.session, *_where(ctx), kind=RuleKind.SILENCE).values())
     level: Level = "alert" if counts.get("critical") else "warn" if total else "ok"
-    return IndicatorValue(total, level=level, link="/monitoring")
+    return IndicatorValue(total, level=level, link="/monitoring", apart=silent, apart_key="map.ind.silence_alarms")
 
 
 def silent_sensors(ctx: MapContext) -> IndicatorValue:

@@ -95,15 +95,30 @@ def metric_name(metric: str) -> str:
 
 
 class SensorStatus(enum.StrEnum):
-    """Which sensors a list shows: in service (the default), retired (停用), or both."""
+    """Which sensors a list shows (``status=``): in service (the default), those in service whose status now is normal,
+    alarming or silent (离线) — the values of :class:`SensorState` — retired (停用), or all."""
 
     ACTIVE = "active"
+    NORMAL = "normal"
+    ALARMING = "alarming"
+    SILENT = "silent"
     RETIRED = "retired"
     ALL = "all"
 
     @property
     def active(self) -> bool | None:
-        return None if self == SensorStatus.ALL else self == SensorStatus.ACTIVE
+        """The sensors' ``active`` flag this status asks for (None: either)."""
+        return None if self == SensorStatus.ALL else self != SensorStatus.RETIRED
+
+    @property
+    def state(self) -> SensorState | None:
+        """The status now (by the clock and the open alarms, no column) that a sensor in service must be in; None:
+        any."""
+        return (
+            SensorState(self.value)
+            if self in (SensorStatus.NORMAL, SensorStatus.ALARMING, SensorStatus.SILENT)
+            else None
+        )
 
 
 class SensorState(enum.StrEnum):
@@ -128,14 +143,23 @@ SILENCE_METRIC = "silent_minutes"
 
 
 def silent_since(
-    *, last_reading_at: datetime | None, registered_at: datetime, after_minutes: int | None, now: datetime
+    *,
+    last_reading_at: datetime | None,
+    registered_at: datetime,
+    after_minutes: int | None,
+    now: datetime,
+    back_in_service_at: datetime | None = None,
 ) -> datetime | None:
-    """When a sensor became silent — its last reading (or its registration, never having reported) plus the minutes
-    it may stay quiet — if that is not after ``now``; None while it is not silent or when ``after_minutes`` is None
-    (never)."""
+    """When a sensor became silent — the minutes it may stay quiet after it was last heard of: its last reading (never
+    having reported, its registration), or its return to service when that is later (a retired sensor reactivated is
+    given its time afresh, not judged by what it said before it was retired) — if that is not after ``now``; None
+    while it is not silent or when ``after_minutes`` is None (never)."""
     if after_minutes is None:
         return None
-    since = (last_reading_at or registered_at) + timedelta(minutes=after_minutes)
+    heard = last_reading_at or registered_at
+    if back_in_service_at is not None and back_in_service_at > heard:
+        heard = back_in_service_at
+    since = heard + timedelta(minutes=after_minutes)
     return since if since <= now else None
 
 

@@ -47,6 +47,7 @@ from cityhub.monitoring.rules import (
     RuleSpec,
     SensorKind,
     SensorState,
+    SensorStatus,
     Severity,
     Transition,
     check_clear_threshold,
@@ -264,7 +265,7 @@ def retire(
     sensor = _lock_sensor(session, code)
     if not sensor.active:
         raise Conflict(f"sensor '{code}' is retired already", details={"field": "code"})
-    note = "监测点停用" + (f"：{reason}" if reason else "")
+    note = "sensor retired" + (f": {reason}" if reason else "")
     open_ids = session.scalars(
         select(Alarm.id).where(Alarm.sensor_id == sensor.id, Alarm.open_key.is_not(None)).order_by(Alarm.id)
     ).all()
@@ -313,13 +314,43 @@ def sensor_scope(scope: Scope) -> ColumnElement[bool] | None:
     return or_(*conditions)
 
 
-def _quiet(sensor: Any, default: int, now: datetime) -> tuple[int | None, datetime | None]:
-    """How long ``sensor`` (a :class:`Sensor`, or a row of its ``silent_after_minutes``, ``last_reading_at`` and
-    ``created_at``) may stay quiet — its own minutes, else ``default``; None: never silent — and since when it has been
-    silent at ``now`` (None: it is not)."""
+def back_in_service(session: Session, codes: Iterable[str] | None = None) -> dict[str, datetime]:
+    """When each sensor (of ``codes``; None: every one) was last put back in service (启用), by code: the time of its
+    latest ``reactivate`` in the configuration log, which :func:`reactivate` writes in its own transaction — the one
+    record of that moment (the sensor keeps when it was retired only until it is reactivated). Sensors never
+    reactivated are not in it."""
+    from cityhub.auditlog import LogEntry
+
+    query = (
+        select(LogEntry.target, func.max(LogEntry.at))
+        .where(LogEntry.area == "sensor", LogEntry.action == "reactivate")
+        .group_by(LogEntry.target)
+    )
+    if codes is None:
+        return {code: at for code, at in session.execute(query)}
+    wanted = sorted(set(codes))
+    found: dict[str, datetime] = {}
+    for start in range(0, len(wanted), CHUNK):
+        rows = session.execute(query.where(LogEntry.target.in_(wanted[start : start + CHUNK])))
+        found.update((code, at) for code, at in rows)
+    return found
+
+
+def _quiet(
+    sensor: Any, default: int, now: datetime, back: Mapping[str, datetime]
+) -> tuple[int | None, datetime | None]:
+    """How long ``sensor`` (a :class:`Sensor`, or a row of its ``code``, ``silent_after_minutes``,
+    ``last_reading_at`` and ``created_at``) may stay quiet — its own minutes, else ``default``; None: never silent —
+    and since when it has been silent at ``now`` (None: it is not), counting from its last reading, its registration
+    or its return to service (``back``: :func:`back_in_service` of it), whichever is latest. The one statement of the
+    rule, for the sensors' conditions, the readings' evaluation and the sensor-silence job."""
     after = silent_after(sensor.silent_after_minutes, default)
     since = silent_since(
-        last_reading_at=sensor.last_reading_at, registered_at=sensor.created_at, after_minutes=after, now=now
+        last_reading_at=sensor.last_reading_at,
+        registered_at=sensor.created_at,
+        after_minutes=after,
+        now=now,
+        back_in_service_at=back.get(sensor.code),
     )
     return after, since
 
@@ -344,9 +375,10 @@ def sensor_conditions(
     now = now or utcnow()
     default = get_monitoring_settings().sensor_silent_after_minutes
     counts = open_alarm_counts(session, [s.id for s in sensors])
+    back = back_in_service(session, [s.code for s in sensors if s.active])
     found: dict[int, SensorCondition] = {}
     for sensor in sensors:
-        after, since = _quiet(sensor, default, now)
+        after, since = _quiet(sensor, default, now, back)
         alarms = counts.get(sensor.id, 0)
         if not sensor.active:
             state, since = SensorState.RETIRED, None
@@ -371,6 +403,37 @@ def list_sensors(
     """Sensors by code."""
     query = sensors_query(kind=kind, active=active, scope=scope, code=code).limit(limit).offset(offset)
     return list(session.scalars(query))
+
+
+def sensors_in_state(
+    session: Session,
+    state: SensorState,
+    *,
+    kind: str | None = None,
+    scope: ColumnElement[bool] | None = None,
+    now: datetime | None = None,
+) -> list[Sensor]:
+    """The sensors in service (of ``kind``, in ``scope``) whose status now is ``state`` — normal, alarming or silent —
+    by code. Every such sensor is read and judged (:func:`sensor_conditions`): a status is by the clock and the open
+    alarms, not a column."""
+    sensors = list(session.scalars(sensors_query(kind=kind, active=True, scope=scope)))
+    conditions = sensor_conditions(session, sensors, now=now)
+    return [s for s in sensors if conditions[s.id].state == state]
+
+
+def sensors_with_status(
+    session: Session,
+    status: SensorStatus,
+    *,
+    kind: str | None = None,
+    scope: ColumnElement[bool] | None = None,
+    limit: int = 500,
+) -> list[Sensor]:
+    """The first ``limit`` sensors a list's ``status`` filter keeps (in service, one status of theirs, retired, all),
+    by code: for the page and the command line (the API pages them itself)."""
+    if status.state is None:
+        return list_sensors(session, kind=kind, active=status.active, scope=scope, limit=limit)
+    return sensors_in_state(session, status.state, kind=kind, scope=scope)[:limit]
 
 
 def sensors_query(
@@ -478,8 +541,9 @@ def update_rule(session: Session, *, rule_id: int, data: RuleUpdate, actor: orde
         open_ids = session.scalars(
             select(Alarm.id).where(Alarm.rule_id == rule.id, Alarm.open_key.is_not(None)).order_by(Alarm.id)
         ).all()
+        note = f"alarm rule deactivated: {rule.name}"
         for alarm_id in open_ids:
-            _clear(session, require_alarm(session, alarm_id=alarm_id), actor=actor, note=f"报警规则停用：{rule.name}")
+            _clear(session, require_alarm(session, alarm_id=alarm_id), actor=actor, note=note)
     for name, value in changes.items():
         setattr(rule, name, value)
     session.flush()
@@ -859,12 +923,14 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
                 alarms.pop(key, None)
         late += series_late
     silence = {r.id for r in rules if r.kind == RuleKind.SILENCE}
-    if silence:
+    quiet = sorted(sensor_id for sensor_id, rule_id in alarms if rule_id in silence)
+    if quiet:
         default = get_monitoring_settings().sensor_silent_after_minutes
+        back = back_in_service(session, [sensors[sensor_id].code for sensor_id in quiet])
         for (sensor_id, rule_id), alarm in sorted(alarms.items()):
             sensor = sensors[sensor_id]
             # The sensor reports again (late readings alone do not do).
-            if rule_id in silence and _quiet(sensor, default, now)[1] is None:
+            if rule_id in silence and _quiet(sensor, default, now, back)[1] is None:
                 _resume(session, alarm, sensor)
                 tally.cleared += 1
     if changed:
@@ -1028,18 +1094,24 @@ def _close(
     session.flush()
     _event(session, alarm, "cleared", actor=actor, at=at, note=note, value=value)
     # An automatic clear carries the reading that recovered; a person's (or a tool's, or a retirement's) none.
-    who = "系统（监测值已恢复）" if value is not None else actor.name
-    text = f"监测报警 #{alarm.id} 已解除：{who}，{_local(at)}" + (f"，当前值 {value:g}" if value is not None else "")
+    if value is not None:
+        text = f"alarm #{alarm.id} cleared at {_local(at)}: readings back within the limit, now {value:g}"
+    else:
+        text = f"alarm #{alarm.id} cleared by {actor.name} at {_local(at)}"
     _tell_order(session, alarm, actor=actor, text=text, note=note if value is None else None)
 
 
 def _tell_order(session: Session, alarm: Alarm, *, actor: orders.Actor, text: str, note: str | None = None) -> None:
     """What happened to ``alarm`` on its order's trail, as a comment by whoever did it (the units handling the order
-    read it there): acknowledged, cleared, raised again while the order is open."""
+    read it there): acknowledged, cleared, raised again while the order is open.
+
+    Like every explanation the product writes (``web.machine_text``), ``text`` and the notes the system adds are in
+    English, in fixed forms separated by ``; ``, which the order's page shows in the reader's language (an older
+    comment, written in Chinese, as it was written); a person's ``note`` is theirs, after ``note: ``."""
     if alarm.order_id is None:
         return
     if note:
-        text += f"。说明：{note}"
+        text += f"; note: {note}"
     orders.act(session, order_id=alarm.order_id, action="comment", actor=actor, params={"text": text})
 
 
@@ -1207,12 +1279,13 @@ def _join_open_order(session: Session, *, alarm: Alarm, sensor: Sensor) -> Order
     alarm.order_id = order.id
     _event(session, alarm, "order_joined", actor=orders.SYSTEM, at=utcnow(), order_id=order.id, number=order.number)
     unit = sensor.metrics.get(alarm.metric, "")
-    word = COMPARISON_WORDS.get(alarm.comparison, alarm.comparison)
     text = (
-        f"监测点“{sensor.name}”再次报警（监测报警 #{alarm.id}）：{_local(alarm.raised_at)} "
-        f"{metric_name(alarm.metric)} {alarm.first_value:g}{unit}，{word}限值 {alarm.threshold:g}{unit}。"
-        "本工单尚在办理，不另立工单" + (f"。抓拍：{alarm.media_url}" if alarm.media_url else "")
+        f'sensor "{sensor.name}" alarmed again (alarm #{alarm.id}) at {_local(alarm.raised_at)}: '
+        f"{alarm.metric} {alarm.first_value:g}{unit} {alarm.comparison} limit {alarm.threshold:g}{unit}; "
+        "this order is still being handled: no new order"
     )
+    if alarm.media_url:
+        text += f"; snapshot: {alarm.media_url}"
     _tell_order(session, alarm, actor=orders.SYSTEM, text=text)
     return order
 
@@ -1351,7 +1424,7 @@ def acknowledge(
     alarm.state = AlarmState.ACKNOWLEDGED.value
     alarm.acknowledged_at, alarm.acknowledged_by = now, actor.name
     _event(session, alarm, "acknowledged", actor=actor, at=now, note=note)
-    seen = f"监测报警 #{alarm.id} 已确认：{actor.name}，{_local(now)}"
+    seen = f"alarm #{alarm.id} acknowledged by {actor.name} at {_local(now)}"
     _tell_order(session, alarm, actor=actor, text=seen, note=note)
     session.flush()
     return alarm
@@ -1439,10 +1512,14 @@ def silence_rule(session: Session) -> AlarmRule:
     return rule
 
 
-def _silence_note(sensor: Sensor, minutes: int) -> str:
-    if sensor.last_reading_at is None:
-        return f"监测点离线：登记后 {minutes} 分钟内从未上报数据"
-    return f"监测点离线：超过 {minutes} 分钟无数据，最后一次数据 {_local(sensor.last_reading_at)}"
+def _silence_note(sensor: Sensor, minutes: int, heard: datetime) -> str:
+    """Why the sensor is silent (a fixed form, as :func:`_tell_order`'s): ``heard``, when it was last heard of
+    (:func:`_quiet`), was its last reading, its return to service or its registration."""
+    if sensor.last_reading_at is not None and heard <= sensor.last_reading_at:
+        return f"sensor silent: no reading for over {minutes} min, the last at {_local(sensor.last_reading_at)}"
+    if heard > sensor.created_at:
+        return f"sensor silent: no reading within {minutes} min of its return to service at {_local(heard)}"
+    return f"sensor silent: no reading within {minutes} min of its registration"
 
 
 def _raise_silence(
@@ -1450,7 +1527,8 @@ def _raise_silence(
 ) -> Alarm:
     """The silence alarm of ``sensor``: raised at the moment it became silent, its values the minutes it had been
     quiet when found, its threshold the minutes it may be; in its trail, notified, and an order when the rule says."""
-    quiet = round((now - (sensor.last_reading_at or sensor.created_at)).total_seconds() / 60)
+    heard = since - timedelta(minutes=after)
+    quiet = round((now - heard).total_seconds() / 60)
     alarm = Alarm(
         sensor_id=sensor.id,
         rule_id=rule.id,
@@ -1476,7 +1554,7 @@ def _raise_silence(
         "raised",
         actor=orders.SYSTEM,
         at=since,
-        note=_silence_note(sensor, after),
+        note=_silence_note(sensor, after, heard),
         last_reading_at=_iso(sensor.last_reading_at),
         after_minutes=after,
         found_at=now.isoformat(),
@@ -1490,7 +1568,7 @@ def _raise_silence(
 def _resume(session: Session, alarm: Alarm, sensor: Sensor) -> None:
     """Clear a silence alarm: the sensor reports again (at its latest reading), or may now stay quiet longer."""
     at = sensor.last_reading_at or utcnow()
-    note = f"数据恢复上报：最新数据 {_local(at)}" if sensor.last_reading_at else "监测点离线时限已调整"
+    note = f"readings resumed, the latest at {_local(at)}" if sensor.last_reading_at else "silence time lengthened"
     _close(session, alarm, actor=orders.SYSTEM, at=max(at, alarm.raised_at), value=None, note=note)
 
 
@@ -1504,11 +1582,12 @@ def detect_silence(session: Session, *, now: datetime | None = None) -> dict[str
     default = get_monitoring_settings().sensor_silent_after_minutes
     rule = silence_rule(session)
     rows = session.execute(
-        select(Sensor.id, Sensor.last_reading_at, Sensor.created_at, Sensor.silent_after_minutes).where(
+        select(Sensor.id, Sensor.code, Sensor.last_reading_at, Sensor.created_at, Sensor.silent_after_minutes).where(
             Sensor.active.is_(True)
         )
     ).all()
-    silent = {row.id for row in rows if _quiet(row, default, now)[1] is not None}
+    back = back_in_service(session)
+    silent = {row.id for row in rows if _quiet(row, default, now, back)[1] is not None}
     open_alarms = {
         alarm.sensor_id: alarm
         for alarm in session.scalars(select(Alarm).where(Alarm.rule_id == rule.id, Alarm.open_key.is_not(None)))
@@ -1524,7 +1603,7 @@ def detect_silence(session: Session, *, now: datetime | None = None) -> dict[str
             .execution_options(populate_existing=True)
         )
         for sensor in session.scalars(query.with_for_update() if lock else query):
-            after, since = _quiet(sensor, default, now)
+            after, since = _quiet(sensor, default, now, back)
             if since is None or after is None:  # it reported meanwhile
                 continue
             _raise_silence(session, sensor, rule, since=since, after=after, now=now)
@@ -1605,7 +1684,8 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
         if order is not None and order.state in OPEN_STATES:
             before = str(order.urgency)
             params: dict[str, Any] = {
-                "reason": f"监测报警 #{alarm.id}（{sensor.name}）超过 {minutes} 分钟未确认，自动升级",
+                "reason": f'alarm #{alarm.id} (sensor "{sensor.name}") not acknowledged within {minutes} min: '
+                "escalated automatically",
                 "alarm_id": alarm.id,
             }
             if before in URGENCY_ABOVE:
@@ -1621,7 +1701,7 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> dict[str, 
             else:
                 extra |= {"order_id": order.id, "urgency_from": before, "urgency_to": str(order.urgency)}
                 escalated_orders += 1
-        note = f"超过 {minutes} 分钟未确认，已升级"
+        note = f"not acknowledged within {minutes} min: escalated"
         _event(session, alarm, "escalated", actor=orders.SYSTEM, at=now, note=note, **extra)
         from cityhub.notify.service import on_alarm_raised
 
@@ -1727,17 +1807,21 @@ def open_alarm_counts(session: Session, sensor_ids: Iterable[int], *, silence: b
     return counts
 
 
-def open_alarm_severities(session: Session, *where: ColumnElement[bool]) -> dict[str, int]:
-    """How many alarms are open, by severity, of the sensors ``where`` selects (conditions on :class:`Sensor`)."""
-    from sqlalchemy import func
-
-    rows = session.execute(
+def open_alarm_severities(
+    session: Session, *where: ColumnElement[bool], kind: RuleKind | None = None
+) -> dict[str, int]:
+    """How many alarms are open, by severity, of the sensors ``where`` selects (conditions on :class:`Sensor`); of
+    the rules of ``kind`` only — threshold: what the readings say about the place; silence: sensors gone quiet —
+    when given."""
+    query = (
         select(Alarm.severity, func.count())
         .join(Sensor, Sensor.id == Alarm.sensor_id)
         .where(Alarm.open_key.is_not(None), *where)
         .group_by(Alarm.severity)
     )
-    return {severity: n for severity, n in rows}
+    if kind is not None:
+        query = query.join(AlarmRule, AlarmRule.id == Alarm.rule_id).where(AlarmRule.kind == kind.value)
+    return {severity: n for severity, n in session.execute(query)}
 
 
 # ------------------------------------------------------------------------------------------------------ files

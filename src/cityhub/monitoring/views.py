@@ -125,7 +125,12 @@ def list_sensors(
     page: ListPagingOf50,
     kind: SensorKind | None = None,
     status_: Annotated[
-        SensorStatus, Query(alias="status", description="in service (default), retired (停用), or all")
+        SensorStatus,
+        Query(
+            alias="status",
+            description="in service (default); those in service whose status now is normal, alarming or silent (离线); "
+            "retired (停用); or all",
+        ),
     ] = SensorStatus.ACTIVE,
     active: Annotated[
         bool | None, Query(deprecated=True, description="the earlier filter: true in service, false retired")
@@ -134,11 +139,12 @@ def list_sensors(
     """Sensors in the caller's area (a street: its own and its communities'), by code, with their latest reading and
     ``status`` now (normal, alarming, silent — no reading for longer than ``silent_after_minutes`` or the default, since
     ``silent_since`` — or retired);
-    those in service unless ``status`` (or the earlier ``active``) says otherwise; 50 unless ``limit`` says more,
-    the count in ``X-Total-Count`` and the next page in ``Link``."""
-    query = service.sensors_query(
-        kind=kind, active=status_.active if active is None else active, scope=_scope(db, principal)
-    )
+    those in service unless ``status`` (or the earlier ``active``) says otherwise — ``status=silent`` lists the silent
+    ones; 50 unless ``limit`` says more, the count in ``X-Total-Count`` and the next page in ``Link``."""
+    scope = _scope(db, principal)
+    if active is None and status_.state is not None:
+        return _read(db, page.of(service.sensors_in_state(db, status_.state, kind=kind, scope=scope)))
+    query = service.sensors_query(kind=kind, active=status_.active if active is None else active, scope=scope)
     return _read(db, list(page.scalars(db, query)))
 
 

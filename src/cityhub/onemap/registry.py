@@ -122,6 +122,10 @@ class IndicatorValue:
     level: Literal["ok", "warn", "alert"] | None = None
     link: str | None = None  # a page listing what the figure counts
     computing: bool = False  # not at hand yet (a quick context): shown as being computed
+    # A figure counted apart from ``value`` and shown beside it, so the two are not read as one (当前告警 3 · 离线 2):
+    # the count and the catalogue key that says it (given ``n``).
+    apart: int | None = None
+    apart_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -724,6 +724,8 @@ def compute_indicators(ctx: MapContext) -> list[dict[str, Any]]:
                 "level": None if value is None else value.level,
                 "link": None if value is None else value.link,
                 "computing": value is not None and value.computing,
+                "apart": None if value is None else value.apart,
+                "apart_key": None if value is None else value.apart_key,
             }
         )
     return out

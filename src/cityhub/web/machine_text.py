@@ -1,7 +1,8 @@
 """The product's own machine-written explanations, in the user's language.
 
 The dispatcher's decisions and suggestions (``dispatch.rules``), automatic merges, place corrections, the placing
-job, an upload of files without a note and an import of knowledge entries write their reasons in English, for the
+job, an upload of files without a note, an import of knowledge entries and the monitoring's alarms (their comments on
+their orders, their escalations, the notes of their trail) write their reasons in English, for the
 API, logs and the audit trail, in a fixed form. A page shows them through :func:`explain`: each ``;``-separated part
 that matches one of the forms below becomes its catalogue message (``why.*``), with unit ids as unit names; anything
 else is shown as written (a person's own reason).
@@ -60,6 +61,9 @@ _PREFIXES = {
     "category unknown to the taxonomy": "why.unknown_category",
     MODEL_UNAVAILABLE: "why.model_unavailable",
 }
+
+# A local time as the monitoring's texts write it (``monitoring.service._local``).
+_AT = r"\d{4}-\d\d-\d\d \d\d:\d\d"
 
 _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
     (
@@ -141,6 +145,70 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         lambda m, n, t: {"category": m[1], "p": m[2]},
     ),
     (re.compile(r"category (.+)"), "why.category", lambda m, n, t: {"category": m[1]}),
+    # What an alarm writes on its order and in its own trail (``monitoring.service``: ``_tell_order`` and the notes
+    # of its events); a person's note as written, a note the system wrote in its own form.
+    (
+        re.compile(rf"alarm #(\d+) acknowledged by (.+) at ({_AT})"),
+        "why.alarm_acknowledged",
+        lambda m, n, t: {"id": m[1], "actor": t.label("actor", m[2]), "at": m[3]},
+    ),
+    (
+        re.compile(rf"alarm #(\d+) cleared by (.+) at ({_AT})"),
+        "why.alarm_cleared",
+        lambda m, n, t: {"id": m[1], "actor": t.label("actor", m[2]), "at": m[3]},
+    ),
+    (
+        re.compile(rf"alarm #(\d+) cleared at ({_AT}): readings back within the limit, now (\S+)"),
+        "why.alarm_recovered",
+        lambda m, n, t: {"id": m[1], "at": m[2], "value": m[3]},
+    ),
+    (re.compile(r"note: (.*)", re.S), "why.alarm_note", lambda m, n, t: {"note": _one(t, m[1], n) or m[1]}),
+    (
+        re.compile(rf'sensor "(.+)" alarmed again \(alarm #(\d+)\) at ({_AT}): (\S+) (.+?) (>=|<=|>|<) limit (.+)'),
+        "why.alarm_again",
+        lambda m, n, t: {
+            "sensor": m[1],
+            "id": m[2],
+            "at": m[3],
+            "metric": t.label("metric", m[4]),
+            "value": m[5],
+            "comparison": t.label("compare_word", m[6]),
+            "limit": m[7],
+        },
+    ),
+    (re.compile(r"this order is still being handled: no new order"), "why.alarm_order_open", lambda m, n, t: {}),
+    (re.compile(r"snapshot: (\S+)"), "why.alarm_snapshot", lambda m, n, t: {"url": m[1]}),
+    (
+        re.compile(r'alarm #(\d+) \(sensor "(.+)"\) not acknowledged within (\d+) min: escalated automatically'),
+        "why.alarm_escalated",
+        lambda m, n, t: {"id": m[1], "sensor": m[2], "minutes": m[3]},
+    ),
+    (
+        re.compile(r"not acknowledged within (\d+) min: escalated"),
+        "why.alarm_escalated_note",
+        lambda m, n, t: {"minutes": m[1]},
+    ),
+    (re.compile(r"sensor retired"), "why.sensor_retired", lambda m, n, t: {}),
+    (re.compile(r"sensor retired: (.+)", re.S), "why.sensor_retired_because", lambda m, n, t: {"reason": m[1]}),
+    (re.compile(r"alarm rule deactivated: (.+)"), "why.rule_deactivated", lambda m, n, t: {"name": m[1]}),
+    (re.compile(r"readings back within the limit"), "why.readings_back", lambda m, n, t: {}),
+    (re.compile(rf"readings resumed, the latest at ({_AT})"), "why.readings_resumed", lambda m, n, t: {"at": m[1]}),
+    (re.compile(r"silence time lengthened"), "why.silence_lengthened", lambda m, n, t: {}),
+    (
+        re.compile(rf"sensor silent: no reading for over (\d+) min, the last at ({_AT})"),
+        "why.silent_after_reading",
+        lambda m, n, t: {"minutes": m[1], "at": m[2]},
+    ),
+    (
+        re.compile(rf"sensor silent: no reading within (\d+) min of its return to service at ({_AT})"),
+        "why.silent_after_return",
+        lambda m, n, t: {"minutes": m[1], "at": m[2]},
+    ),
+    (
+        re.compile(r"sensor silent: no reading within (\d+) min of its registration"),
+        "why.silent_never",
+        lambda m, n, t: {"minutes": m[1]},
+    ),
     (
         # The reply check's findings: a code, then its explanation (written in Chinese by ``nlp.reply_quality``).
         re.compile(rf"(.*?)\b({'|'.join(FINDING_FIGURES)}): (.+)"),

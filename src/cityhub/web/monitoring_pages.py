@@ -56,7 +56,7 @@ def monitoring_page(request: Request, db: DbSession) -> Response:
         status = SensorStatus(request.query_params.get("status") or "active")
     except ValueError:
         status = SensorStatus.ACTIVE
-    sensors = service.list_sensors(db, kind=kind, active=status.active, scope=scope, limit=SENSORS_SHOWN)
+    sensors = service.sensors_with_status(db, status, kind=kind, scope=scope, limit=SENSORS_SHOWN)
     conditions = service.sensor_conditions(db, sensors)
     units = unit_directory(db)
     return render(
@@ -74,7 +74,11 @@ def monitoring_page(request: Request, db: DbSession) -> Response:
         conditions=conditions,
         silent=sum(c.state == SensorState.SILENT for c in conditions.values()),
         unit_names={u.id: u.name for u in units.values()},
-        critical=service.open_alarm_severities(db, *_sensor_filter(kind, scope)).get("critical", 0),
+        # The alarms of threshold rules, and apart from them the silence alarms: a dead battery is no flood.
+        open_counts=service.open_alarm_severities(db, *_sensor_filter(kind, scope), kind=RuleKind.THRESHOLD),
+        silence_alarms=sum(
+            service.open_alarm_severities(db, *_sensor_filter(kind, scope), kind=RuleKind.SILENCE).values()
+        ),
         here=f"{request.url.path}?{urlencode({'kind': kind or '', 'status': status.value})}",
         can_handle=permissions.allows(principal.role, permissions.ALARMS_HANDLE),
     )
