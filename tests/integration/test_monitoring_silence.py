@@ -149,9 +149,11 @@ def test_a_reactivated_sensor_is_silent_by_its_time_from_its_return_to_service_n
     db_session.commit()
     service.reactivate(db_session, code="WL-R", actor=service.orders.SYSTEM)
     db_session.commit()
-    back = db_session.scalars(
+    back = db_session.scalars(select(Sensor.in_service_since).where(Sensor.code == "WL-R")).one()
+    logged = db_session.scalars(
         select(LogEntry.at).where(LogEntry.target == "WL-R", LogEntry.action == "reactivate")
     ).one()
+    assert back is not None and abs(logged - back) < timedelta(seconds=5)  # the sensor keeps the moment it was logged
 
     soon = back + timedelta(minutes=29)
     assert _state(db_session, "WL-R", soon).state == SensorState.NORMAL
@@ -234,3 +236,38 @@ def test_the_sensor_silence_job_runs_on_demand_and_has_its_schedule_row(app_db: 
 
         run = s.get(JobRun, "sensor-silence")
         assert run is not None and run.last_result == {"silent": 1, "raised": 0, "cleared": 0}
+
+
+def test_the_migration_fills_the_return_to_service_of_sensors_reactivated_before(empty_db_url: str) -> None:
+    """Migration 0050: a sensor reactivated before the column existed gets its latest reactivation from the
+    configuration log; a sensor never retired, or retired still, gets none."""
+    from alembic import command
+    from sqlalchemy import update
+
+    from cityhub import migrate
+    from cityhub.db import make_engine
+
+    migrate.upgrade(empty_db_url)
+    engine = make_engine(empty_db_url)
+    try:
+        with Session(engine) as session:
+            _units(session)
+            for code in ("WL-BACK", "WL-NEVER", "WL-OFF"):
+                _sensor(session, code)
+            session.commit()
+            for code in ("WL-BACK", "WL-OFF"):
+                service.retire(session, code=code, actor=service.orders.SYSTEM, reason="维修")
+                session.commit()
+            service.reactivate(session, code="WL-BACK", actor=service.orders.SYSTEM)
+            session.commit()
+            logged = session.scalars(select(LogEntry.at).where(LogEntry.target == "WL-BACK")).all()
+            session.execute(update(Sensor).values(in_service_since=None))  # as the release before left it
+            session.commit()
+        engine.dispose()
+        command.downgrade(migrate.alembic_config(empty_db_url), "0049_outbox_attempted_at")
+        migrate.upgrade(empty_db_url)
+        with Session(engine) as session:
+            got = {code: at for code, at in session.execute(select(Sensor.code, Sensor.in_service_since))}
+            assert got == {"WL-BACK": max(logged), "WL-NEVER": None, "WL-OFF": None}
+    finally:
+        engine.dispose()

@@ -51,6 +51,9 @@ class Sensor(Base):
     # and out of the lists by default, and may be reactivated. One concept: ``retire`` / ``reactivate`` set both.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     retired_at: Mapped[datetime | None] = mapped_column()
+    # When it was last put back in service (启用) after being retired: its silence counts from then at the earliest
+    # (migration 0050); None for a sensor never retired and reactivated.
+    in_service_since: Mapped[datetime | None] = mapped_column()
     retired_by: Mapped[str | None] = mapped_column(String(80))
     retired_reason: Mapped[str | None] = mapped_column(String(500))
     # The latest reading per metric: {"depth": {"value": 12.0, "at": "2026-12-01T08:00:00+00:00"}}.

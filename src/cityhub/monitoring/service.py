@@ -288,6 +288,7 @@ def reactivate(session: Session, *, code: str, actor: orders.Actor, scope: Colum
     log.info("sensor %s reactivated by %s (retired %s)", code, actor.name, sensor.retired_at)
     sensor.active = True
     sensor.retired_at = sensor.retired_by = sensor.retired_reason = None
+    sensor.in_service_since = utcnow()  # its silence counts from now at the earliest, not from its last reading
     session.flush()
     _log(session, sensor, "reactivate", actor, {**_facts(sensor), "active": False})
     return sensor
@@ -314,35 +315,11 @@ def sensor_scope(scope: Scope) -> ColumnElement[bool] | None:
     return or_(*conditions)
 
 
-def back_in_service(session: Session, codes: Iterable[str] | None = None) -> dict[str, datetime]:
-    """When each sensor (of ``codes``; None: every one) was last put back in service (启用), by code: the time of its
-    latest ``reactivate`` in the configuration log, which :func:`reactivate` writes in its own transaction — the one
-    record of that moment (the sensor keeps when it was retired only until it is reactivated). Sensors never
-    reactivated are not in it."""
-    from cityhub.auditlog import LogEntry
-
-    query = (
-        select(LogEntry.target, func.max(LogEntry.at))
-        .where(LogEntry.area == "sensor", LogEntry.action == "reactivate")
-        .group_by(LogEntry.target)
-    )
-    if codes is None:
-        return {code: at for code, at in session.execute(query)}
-    wanted = sorted(set(codes))
-    found: dict[str, datetime] = {}
-    for start in range(0, len(wanted), CHUNK):
-        rows = session.execute(query.where(LogEntry.target.in_(wanted[start : start + CHUNK])))
-        found.update((code, at) for code, at in rows)
-    return found
-
-
-def _quiet(
-    sensor: Any, default: int, now: datetime, back: Mapping[str, datetime]
-) -> tuple[int | None, datetime | None]:
-    """How long ``sensor`` (a :class:`Sensor`, or a row of its ``code``, ``silent_after_minutes``,
-    ``last_reading_at`` and ``created_at``) may stay quiet — its own minutes, else ``default``; None: never silent —
+def _quiet(sensor: Any, default: int, now: datetime) -> tuple[int | None, datetime | None]:
+    """How long ``sensor`` (a :class:`Sensor`, or a row of its ``silent_after_minutes``, ``last_reading_at``,
+    ``created_at`` and ``in_service_since``) may stay quiet — its own minutes, else ``default``; None: never silent —
     and since when it has been silent at ``now`` (None: it is not), counting from its last reading, its registration
-    or its return to service (``back``: :func:`back_in_service` of it), whichever is latest. The one statement of the
+    or its return to service, whichever is latest. The one statement of the
     rule, for the sensors' conditions, the readings' evaluation and the sensor-silence job."""
     after = silent_after(sensor.silent_after_minutes, default)
     since = silent_since(
@@ -350,7 +327,7 @@ def _quiet(
         registered_at=sensor.created_at,
         after_minutes=after,
         now=now,
-        back_in_service_at=back.get(sensor.code),
+        back_in_service_at=sensor.in_service_since,
     )
     return after, since
 
@@ -375,10 +352,9 @@ def sensor_conditions(
     now = now or utcnow()
     default = get_monitoring_settings().sensor_silent_after_minutes
     counts = open_alarm_counts(session, [s.id for s in sensors])
-    back = back_in_service(session, [s.code for s in sensors if s.active])
     found: dict[int, SensorCondition] = {}
     for sensor in sensors:
-        after, since = _quiet(sensor, default, now, back)
+        after, since = _quiet(sensor, default, now)
         alarms = counts.get(sensor.id, 0)
         if not sensor.active:
             state, since = SensorState.RETIRED, None
@@ -926,11 +902,10 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
     quiet = sorted(sensor_id for sensor_id, rule_id in alarms if rule_id in silence)
     if quiet:
         default = get_monitoring_settings().sensor_silent_after_minutes
-        back = back_in_service(session, [sensors[sensor_id].code for sensor_id in quiet])
         for (sensor_id, rule_id), alarm in sorted(alarms.items()):
             sensor = sensors[sensor_id]
             # The sensor reports again (late readings alone do not do).
-            if rule_id in silence and _quiet(sensor, default, now, back)[1] is None:
+            if rule_id in silence and _quiet(sensor, default, now)[1] is None:
                 _resume(session, alarm, sensor)
                 tally.cleared += 1
     if changed:
@@ -1582,12 +1557,16 @@ def detect_silence(session: Session, *, now: datetime | None = None) -> dict[str
     default = get_monitoring_settings().sensor_silent_after_minutes
     rule = silence_rule(session)
     rows = session.execute(
-        select(Sensor.id, Sensor.code, Sensor.last_reading_at, Sensor.created_at, Sensor.silent_after_minutes).where(
-            Sensor.active.is_(True)
-        )
+        select(
+            Sensor.id,
+            Sensor.code,
+            Sensor.last_reading_at,
+            Sensor.created_at,
+            Sensor.silent_after_minutes,
+            Sensor.in_service_since,
+        ).where(Sensor.active.is_(True))
     ).all()
-    back = back_in_service(session)
-    silent = {row.id for row in rows if _quiet(row, default, now, back)[1] is not None}
+    silent = {row.id for row in rows if _quiet(row, default, now)[1] is not None}
     open_alarms = {
         alarm.sensor_id: alarm
         for alarm in session.scalars(select(Alarm).where(Alarm.rule_id == rule.id, Alarm.open_key.is_not(None)))
@@ -1603,7 +1582,7 @@ def detect_silence(session: Session, *, now: datetime | None = None) -> dict[str
             .execution_options(populate_existing=True)
         )
         for sensor in session.scalars(query.with_for_update() if lock else query):
-            after, since = _quiet(sensor, default, now, back)
+            after, since = _quiet(sensor, default, now)
             if since is None or after is None:  # it reported meanwhile
                 continue
             _raise_silence(session, sensor, rule, since=since, after=after, now=now)
