@@ -657,6 +657,11 @@ def test_a_body_that_cannot_be_read_is_refused_after_the_key_it_can_find(env: En
     assert "not valid JSON" in unknown and "api_key" in unknown
     listed = env.http.post(url, content=b"[1, 2]", headers={**as_json, "X-API-Key": env.key})
     assert "must be an object of parameters, not an array" in error(listed, 400)
+    # A parameter's value is text or a number: an object or array was stored as Python's text for it ("{'a': 1}").
+    for value, kind in (({"a": 1}, "an object"), (["路灯", "不亮"], "an array")):
+        nested = {"service_code": code, "lat": 23.21, "long": 113.27, "description": value, "api_key": env.key}
+        said = error(env.http.post(url, json=nested), 400)
+        assert said == f"the JSON parameter 'description' must be a string or a number, not {kind}", said
 
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     gbk = "路灯不亮".encode("gb18030")
@@ -676,6 +681,27 @@ def test_a_body_that_cannot_be_read_is_refused_after_the_key_it_can_find(env: En
     )
     with session_scope() as s:
         assert s.scalars(select(Order)).first() is None  # nothing received from any of them
+
+
+def test_a_json_post_takes_its_attributes_as_an_object_and_true_as_the_word(env: Env) -> None:
+    """A JSON body's ``attribute`` object is the form's ``attribute[code]`` fields; true and false are the words a form
+    would send, not Python's True."""
+    code, child = _service_with_children()
+    body = {
+        "api_key": env.key,
+        "service_code": code,
+        "lat": 23.21,
+        "long": 113.27,
+        "description": "云景路路灯不亮",
+        "attribute": {"subcategory": child},
+    }
+    response = env.http.post("/requests.json", json=body)
+    assert response.status_code == 201, response.text
+    with session_scope() as s:
+        order = s.scalars(select(Order).where(Order.number == response.json()[0]["service_request_id"])).one()
+        assert order.category is not None and order.category.code == child
+    bad = env.http.post("/requests.json", json={**body, "attribute": {"subcategory": ["x"]}})
+    assert "'attribute[subcategory]' must be a string or a number, not an array" in _json_error(bad, 400)
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])

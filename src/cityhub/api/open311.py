@@ -144,7 +144,32 @@ def _not_utf8_field(body: bytes) -> str:
     return ""
 
 
-_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false"}
+_JSON_KINDS = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+}
+
+
+def _json_params(data: dict[str, Any], params: dict[str, str]) -> str | None:
+    """Put a JSON object's parameters into ``params`` as a form's would be (text; true/false as those words, null as
+    empty); an ``attribute`` object as the form's ``attribute[code]`` fields. Returns the first problem, naming the
+    parameter: a value that is no parameter's (an array, an object elsewhere) was stored as Python's text for it.
+    The readable parameters are all kept, the ``api_key`` among them, so that a wrong key is still answered as such."""
+    problem = None
+    for key, value in data.items():
+        if key == "attribute" and isinstance(value, dict):
+            found = _json_params({f"attribute[{code}]": item for code, item in value.items()}, params)
+        elif isinstance(value, dict | list):
+            found = f"the JSON parameter {key!r} must be a string or a number, not {_JSON_KINDS.get(type(value))}"
+        else:
+            params[str(key)] = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+            found = None
+        problem = problem or found
+    return problem
 
 
 async def form_params(request: Request) -> PostArguments:
@@ -169,7 +194,9 @@ async def form_params(request: Request) -> PostArguments:
             return PostArguments(
                 params, f"the JSON body must be an object of parameters, not {_JSON_KINDS.get(type(data), 'null')}"
             )
-        params.update({str(k): "" if v is None else str(v) for k, v in data.items()})
+        problem = _json_params(data, params)
+        if problem:
+            return PostArguments(params, problem)
     elif content_type in ("application/x-www-form-urlencoded", ""):
         try:
             params.update(_form_pairs(body))
