@@ -290,11 +290,11 @@ def test_the_webhooks_page_adds_shows_removes_and_retries(world: World) -> None:
     assert f"消息 #{message_id} 未重试" in admin.get("/admin/webhooks").text
     assert post("/admin/webhooks/outbox/999999/retry").status_code == 404
 
-    assert 'data-confirm="确定删除对 https://receiver.example/hook 的订阅' in admin.get("/admin/webhooks").text
+    assert 'data-confirm="确定停用对 https://receiver.example/hook 的订阅' in admin.get("/admin/webhooks").text
     removed = post(f"/admin/webhooks/{sub_id}/remove")
     assert removed.status_code == 303
     after = admin.get("/admin/webhooks").text
-    assert f"订阅 #{sub_id} 已删除，1 条未送达的消息已停止投递。" in after and "还没有推送订阅。" in after
+    assert f"订阅 #{sub_id} 已停用，1 条未送达的消息已停止投递。" in after and "还没有推送订阅。" in after
     assert post(f"/admin/webhooks/{sub_id}/remove").status_code == 404
 
     log = admin.get("/admin/log", params={"area": "webhook"}).text
