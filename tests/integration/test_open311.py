@@ -6,6 +6,7 @@ Open311 error format, rate limits and per-client call statistics.
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from PIL import Image
 from sqlalchemy import select
 
 from cityhub.db import session_scope
@@ -30,7 +32,7 @@ from cityhub.workorders import recompute
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import seed_default_taxonomy
 from cityhub.workorders.lifecycle import Action, State
-from cityhub.workorders.models import MERGED_IN, Category, Channel, Order
+from cityhub.workorders.models import MERGED_IN, Attachment, Category, Channel, Order
 from cityhub.workorders.scheduled import sla_sweep
 from cityhub.workorders.schemas import OrderCreate
 
@@ -702,6 +704,41 @@ def test_a_json_post_takes_its_attributes_as_an_object_and_true_as_the_word(env:
         assert order.category is not None and order.category.code == child
     bad = env.http.post("/requests.json", json={**body, "attribute": {"subcategory": ["x"]}})
     assert "'attribute[subcategory]' must be a string or a number, not an array" in _json_error(bad, 400)
+
+
+def test_a_multipart_post_brings_its_photo_as_the_citizens_file_of_the_order(
+    env: Env, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Civic apps send the photo itself (multipart/form-data, the ``media`` file) where GeoReport v2 has only
+    media_url: it is checked as the intake form's files are — a refused one names itself and nothing is received —
+    kept in cityhub's own store as the citizen's file of the order, and never published by the public GETs."""
+    monkeypatch.setenv("CITYHUB_FILES_DIR", str(tmp_path / "files"))
+    code, _ = _service_with_children()
+    photo = io.BytesIO()
+    Image.new("RGB", (8, 6), "red").save(photo, "PNG")
+    fields = {"api_key": env.key, "service_code": code, "lat": "23.21", "long": "113.27", "description": "井盖缺失"}
+
+    refused = env.http.post("/requests.json", data=fields, files={"media": ("x.html", b"<html></html>", "text/html")})
+    said = _json_error(refused, 400)
+    assert said.startswith("media: file 1 (x.html): not a kind of file taken"), said
+    other = env.http.post("/requests.json", data=fields, files={"photo": ("p.png", photo.getvalue(), "image/png")})
+    assert _json_error(other, 400) == "the file field 'photo' is not taken; send the photo as 'media'"
+    with session_scope() as s:
+        assert s.scalars(select(Order)).first() is None
+
+    made = env.http.post("/requests.json", data=fields, files={"media": ("井盖.png", photo.getvalue(), "image/png")})
+    assert made.status_code == 201, made.text
+    number = made.json()[0]["service_request_id"]
+    with session_scope() as s:
+        order = s.scalars(select(Order).where(Order.number == number)).one()
+        [kept] = s.scalars(select(Attachment).where(Attachment.order_id == order.id)).all()
+        assert (kept.filename, kept.content_type, kept.size) == ("井盖.png", "image/png", len(photo.getvalue()))
+        assert kept.sha256 is not None and kept.uploaded_by is None  # the citizen's, in the store
+        assert order.content == "井盖缺失"
+    assert env.http.get(f"/requests/{number}.json").json()[0]["media_url"] is None  # never published
+    # Without a file, a multipart body is a form like any other.
+    plain = env.http.post("/requests.json", data=fields, files={"media": ("", b"", "application/octet-stream")})
+    assert plain.status_code == 201, plain.text
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])

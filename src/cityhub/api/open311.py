@@ -14,7 +14,7 @@ import json
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -27,9 +27,14 @@ from cityhub.errors import CityhubError, ValidationFailed, schema_message
 from cityhub.sharing import georeport
 from cityhub.sharing.http import MeteredDb, MeteredRoute, authorize
 from cityhub.sharing.service import Caller
+from cityhub.workorders import files
+from cityhub.workorders.files import Upload
 
 log = logging.getLogger(__name__)
 
+# A multipart POST's photo: the file field several GeoReport servers take beside media_url; the largest text field.
+MEDIA_FIELD = "media"
+MAX_FIELD_BYTES = 64 * 1024
 FORMATS = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 # XML element of each list item, by the name of the list.
 XML_ITEMS = {
@@ -126,6 +131,8 @@ class PostArguments:
 
     params: dict[str, str]
     unreadable: str | None = None
+    # The photos of a multipart POST (the ``media`` file, as several GeoReport servers take it beside media_url).
+    uploads: list[Upload] = field(default_factory=list)
 
 
 def _form_pairs(body: bytes) -> list[tuple[str, str]]:
@@ -208,13 +215,40 @@ async def form_params(request: Request) -> PostArguments:
             field = _not_utf8_field(body)
             where = f" (field {field})" if field else ""
             return PostArguments(params, f"the form is not UTF-8{where}: send its text in UTF-8")
+    elif content_type == "multipart/form-data":
+        return await _multipart(request, params)
     else:
         return PostArguments(
             params,
             f"content type {content_type!r} is not supported; send application/x-www-form-urlencoded "
-            "(or application/json)",
+            "(or application/json, or multipart/form-data with a media file)",
         )
     return PostArguments(params)
+
+
+async def _multipart(request: Request, params: dict[str, str]) -> PostArguments:
+    """A multipart POST's fields, and its ``media`` file(s) read up to one byte past the largest size taken (the
+    order's files' rules refuse a larger one by name). Another file field is a problem naming it."""
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException
+
+    settings = files.get_file_settings()
+    uploads: list[Upload] = []
+    problem = None
+    try:
+        async with request.form(max_files=settings.max_count, max_fields=100, max_part_size=MAX_FIELD_BYTES) as form:
+            for key, value in form.multi_items():
+                if not isinstance(value, UploadFile):
+                    params[key] = value
+                elif key != MEDIA_FIELD:
+                    problem = problem or f"the file field {key!r} is not taken; send the photo as {MEDIA_FIELD!r}"
+                elif value.filename or value.size:
+                    uploads.append(Upload(filename=value.filename, data=await value.read(files.read_limit())))
+    except MultiPartException as exc:
+        return PostArguments(params, f"the multipart body cannot be read: {exc.message}")
+    except UnicodeDecodeError:
+        return PostArguments(params, "the form is not UTF-8: send its text in UTF-8")
+    return PostArguments(params, problem, uploads)
 
 
 @takes(API_KEY, optional=True)
@@ -264,7 +298,7 @@ def post_request(
     caller = authorize(request, raw_key=raw_key, scope="open311:write")
     if arguments.unreadable is not None:
         raise ValidationFailed(arguments.unreadable, details={"field": "body"})
-    receipt = georeport.create_request(db, params=params, caller=caller)
+    receipt = georeport.create_request(db, params=params, caller=caller, uploads=arguments.uploads)
     return render(fmt, "service_requests", [receipt], status=201)
 
 

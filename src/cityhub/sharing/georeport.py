@@ -35,6 +35,8 @@ from cityhub.org.models import Unit
 from cityhub.sharing.models import Open311Token
 from cityhub.sharing.service import Caller
 from cityhub.timerange import check_time
+from cityhub.workorders import files
+from cityhub.workorders.files import Upload
 from cityhub.workorders.lifecycle import TERMINAL_STATES, Action, State
 from cityhub.workorders.models import (
     MACHINE_CHANNELS,
@@ -246,8 +248,12 @@ def _float(params: Mapping[str, str], name: str) -> float | None:
     return value
 
 
-def create_request(session: Session, *, params: Mapping[str, str], caller: Caller) -> dict[str, Any]:
-    """Receive an Open311 service request as a normal order (channel app) through intake; return the receipt."""
+def create_request(
+    session: Session, *, params: Mapping[str, str], caller: Caller, uploads: Sequence[Upload] = ()
+) -> dict[str, Any]:
+    """Receive an Open311 service request as a normal order (channel app) through intake; return the receipt.
+    ``uploads``: the photos of a multipart POST (its ``media``), checked before the order is made (a file refused
+    names itself, nothing received) and attached to it as the citizen's, as the intake form's files are."""
     code = (params.get("service_code") or "").strip()
     if not code:
         raise ValidationFailed("service_code was not provided", details={"field": "service_code"})
@@ -294,6 +300,11 @@ def create_request(session: Session, *, params: Mapping[str, str], caller: Calle
             raise ValidationFailed(says, details={"field": "media_url"}) from None
         attachments.append({"filename": link_name(media_url, "media"), "url": media_url})
 
+    try:
+        photos = files.check(uploads) if uploads else []
+    except ValidationFailed as exc:
+        raise ValidationFailed(f"media: {exc.message}", details={**exc.details, "field": "media"}) from None
+
     token = secrets.token_urlsafe(16)
     extra = {k: params[k].strip() for k in ("email", "device_id", "account_id") if (params.get(k) or "").strip()}
     payload = {
@@ -327,6 +338,8 @@ def create_request(session: Session, *, params: Mapping[str, str], caller: Calle
     order = result.order
     session.add(Open311Token(token=token, order_id=order.id, client_id=caller.client_id))
     session.flush()
+    if photos:
+        files.attach(session, order_id=order.id, uploads=photos, actor=actor, with_appeal=True)
     return {
         "service_request_id": order.number,
         "token": token,
