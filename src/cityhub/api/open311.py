@@ -184,10 +184,12 @@ async def form_params(request: Request) -> PostArguments:
     cannot be read is not refused here: :func:`post_request` first checks the key it can find (the body may hold
     the key, so a refusal before it would answer a wrong key with the body's problem)."""
     params = dict(request.query_params)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        return await _multipart(request, params)  # streamed: its files are not read whole into memory first
     body = await request.body()
     if not body:
         return PostArguments(params)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
             data = json.loads(body)
@@ -215,8 +217,6 @@ async def form_params(request: Request) -> PostArguments:
             field = _not_utf8_field(body)
             where = f" (field {field})" if field else ""
             return PostArguments(params, f"the form is not UTF-8{where}: send its text in UTF-8")
-    elif content_type == "multipart/form-data":
-        return await _multipart(request, params)
     else:
         return PostArguments(
             params,
