@@ -910,9 +910,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         # The folded criteria open when one of them is set (or an error is about one of them) — not for a 常用视图,
         # whose tab names its criteria: a handler's 在办 (只看本单位承办) opened them all, and on a phone their first
         # order came two screens below.
-        more_filters=(
-            not any(v.criteria == shown for v in views) and any(q.get(name) for name in _MORE_FILTERS)
-        )
+        more_filters=(not any(v.criteria == shown for v in views) and any(q.get(name) for name in _MORE_FILTERS))
         or bool(set(errors) & set(_MORE_FILTERS)),
         batch=batch,
         # The chip's ✕: the same list without the batch.
