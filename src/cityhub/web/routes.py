@@ -875,6 +875,8 @@ def order_list(request: Request, db: DbSession) -> Response:
     unit_names = support.names_of(db, Unit, {o.lead_unit_id for o in rows} | {o.street_id for o in rows})
     category_names = support.names_of(db, Category, {o.category_id for o in rows})
     base = [(k, v) for k, v in q.multi_items() if k != "page"]
+    views = support.quick_views(principal)
+    shown = sorted(q.multi_items())
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
     units = [] if citizen else support.unit_groups(db)
     return render(
@@ -897,16 +899,19 @@ def order_list(request: Request, db: DbSession) -> Response:
         sla_choices=SLA_CHOICES,
         sorts=list(OrderSort),
         sort=sort,
-        views=support.quick_views(principal),
-        shown=sorted(q.multi_items()),
+        views=views,
+        shown=shown,
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
         citizen=citizen,
         held_choice=own is not None,  # 只看本单位承办 narrows the list: the reader's unit does not read every order
         units=units,
         places=[(tier, group) for tier, group in units if tier in (UnitTier.STREET, UnitTier.COMMUNITY)],
         categories=support.active_categories(db),
-        # The folded criteria open when one of them is set (or an error is about one of them).
-        more_filters=any(q.get(name) for name in _MORE_FILTERS) or bool(set(errors) & set(_MORE_FILTERS)),
+        # The folded criteria open when one of them is set (or an error is about one of them) — not for a 常用视图,
+        # whose tab names its criteria: a handler's 在办 (只看本单位承办) opened them all, and on a phone their first
+        # order came two screens below.
+        more_filters=(not any(v.criteria == shown for v in views) and any(q.get(name) for name in _MORE_FILTERS))
+        or bool(set(errors) & set(_MORE_FILTERS)),
         batch=batch,
         # The chip's ✕: the same list without the batch.
         without_batch=[(k, v) for k, v in base if k != "import_batch_id"],
