@@ -349,6 +349,17 @@ def _topic_titles(db: Session, principal: Principal, nodes: list[str]) -> dict[s
     return {ids[r["id"]]: r["topic"] for r in read if r["topic"]}
 
 
+def _group_titles(t: Translator, nodes: list[str]) -> dict[str, str]:
+    """The population groups among ``nodes`` (the lexicon's 老年人 …) by their names in the reader's language
+    (``group.*``, as the 专报 names them): the product's own words, not what a citizen wrote."""
+    titles = {}
+    for node in nodes:
+        kind, name = correlation.split_node(node)
+        if kind == "group" and (label := t.label("group", name)) != name:
+            titles[node] = label
+    return titles
+
+
 def _graph_choices(graph: correlation.CorrelationGraph) -> dict[str, list[tuple[str, str, int]]]:
     """The most frequent nodes of each pickable kind: (node id, name, orders)."""
     by_kind: dict[str, list[tuple[str, str, int]]] = {k: [] for k in PICKABLE}
@@ -404,6 +415,9 @@ def graph_page(request: Request, db: DbSession) -> Response:
     choices = _graph_choices(graph)
     shown_nodes = [r["node"] for sec in sections for r in sec["items"]] + [n for n, _, _ in choices["topic"]]
     titles = _topic_titles(db, principal, shown_nodes + (list(answer.query) if answer else []))
+    titles |= _group_titles(
+        t, shown_nodes + [n for n, _, _ in choices["group"]] + (list(answer.query) if answer else [])
+    )
     return _page(
         request,
         "brain_graph.html",
