@@ -407,7 +407,9 @@ def test_the_built_in_holidays_are_named_in_the_readers_language(org) -> None:
     """The built-in calendars' holiday names are the product's own words: an English page names them in English (a
     day off in lieu too), a Chinese page as the calendars write them."""
     admin = login("adm")
-    assert "国庆节" in admin.get("/admin/calendar", params={"year": 2026}).text.split('data-testid="official-holidays"')[1]
+    assert (
+        "国庆节" in admin.get("/admin/calendar", params={"year": 2026}).text.split('data-testid="official-holidays"')[1]
+    )
     admin.cookies.set("cityhub_lang", "en")
     official = admin.get("/admin/calendar", params={"year": 2026}).text.split('data-testid="official-holidays"')[1]
     official = official.split("</ul>")[0]

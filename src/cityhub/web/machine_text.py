@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from cityhub.dispatch.rules import MODEL_UNAVAILABLE
 from cityhub.formatting import significant
+from cityhub.monitoring.rules import SILENCE_RULE_NAME
 from cityhub.nlp.reply_quality import FINDING_FIGURES, WEAK_REPLY_NOTE
 from cityhub.web.i18n import Translator
 from cityhub.workorders.models import AppealType, Channel, Urgency
@@ -374,3 +375,9 @@ def finding_words(t: Translator, finding: Finding) -> dict[str, str]:
         if ratio is not None
         else t(f"brain.count.{finding.kind}_none", count=finding.count),
     }
+
+
+def rule_name(t: Translator, name: str) -> str:
+    """An alarm rule's name as a page shows it: the silence rule's as the product made it (监测点离线) in the reader's
+    language, any other — an administrator's — as written."""
+    return t("mon.rule.silence_name") if name == SILENCE_RULE_NAME else name
