@@ -22,6 +22,7 @@ from cityhub.monitoring.rules import SILENCE_RULE_NAME
 from cityhub.nlp.reply_quality import FINDING_FIGURES, WEAK_REPLY_NOTE
 from cityhub.web.i18n import Translator
 from cityhub.workorders.models import AppealType, Channel, Urgency
+from cityhub.workorders.tracking import CITIZEN_ACTOR
 
 if TYPE_CHECKING:
     from cityhub.analytics.risk import Finding
@@ -381,3 +382,14 @@ def rule_name(t: Translator, name: str) -> str:
     """An alarm rule's name as a page shows it: the silence rule's as the product made it (监测点离线) in the reader's
     language, any other — an administrator's — as written."""
     return t("mon.rule.silence_name") if name == SILENCE_RULE_NAME else name
+
+
+_CITIZEN_ACTOR = re.compile("^" + re.escape(CITIZEN_ACTOR).replace(re.escape("{tail}"), r"(\d*)") + "$")
+
+
+def actor_name(t: Translator, name: str) -> str:
+    """Who acted, as a page names them: the product's own actors (``actor.*``: system, automatic dispatch …) and the
+    citizen who rated a reply on the tracking page (市民（尾号1234）) in the reader's language, a person as named."""
+    if found := _CITIZEN_ACTOR.match(name):
+        return t("actor.citizen_tail", tail=found.group(1))
+    return t.label("actor", name)
