@@ -403,6 +403,25 @@ def test_the_calendar_page_refuses_a_paste_without_days(org) -> None:
         assert workcal.list_days(s, year=2031) == []
 
 
+def test_the_built_in_holidays_are_named_in_the_readers_language(org) -> None:
+    """The built-in calendars' holiday names are the product's own words: an English page names them in English (a
+    day off in lieu too), a Chinese page as the calendars write them."""
+    admin = login("adm")
+    assert (
+        "国庆节" in admin.get("/admin/calendar", params={"year": 2026}).text.split('data-testid="official-holidays"')[1]
+    )
+    admin.cookies.set("cityhub_lang", "en")
+    official = admin.get("/admin/calendar", params={"year": 2026}).text.split('data-testid="official-holidays"')[1]
+    official = official.split("</ul>")[0]
+    assert "2026-10-01 National Day" in official and "2026-02-16 Spring Festival" in official
+    assert "国庆节" not in official and "春节" not in official
+    # A year beyond the built-in calendar: the holidays the law gives, computed, with the days off in lieu.
+    by_law = admin.get("/admin/calendar", params={"year": 2090}).text.split('data-testid="statutory-holidays"')[1]
+    by_law = by_law.split("</ul>")[0]
+    assert "National Day" in by_law and "Mid-autumn Festival" in by_law and "(day in lieu)" in by_law
+    assert not re.search(r"[\u4e00-\u9fff]", by_law), by_law
+
+
 def test_time_limits_are_read_by_supervisors_and_set_by_administrators(org) -> None:
     """办理时限: the table and the built-in terms for a supervisor (no form); an administrator sets a category's rule
     (a running order under it gets its deadline recomputed), gets bad values told at their field, deletes it."""

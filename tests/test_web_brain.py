@@ -447,6 +447,17 @@ def test_graph_page_shows_the_four_dimensions_and_pivots(world) -> None:
     assert place.status_code == 200 and "没有找到地点「火星街道」" in place.text
     english = client.get("/lang/en?next=/brain/graph", follow_redirects=True)
     assert 'data-testid="graph-as-of">Data as of ' in english.text
+    # The population groups are the product's own words (its lexicon): named in the reader's language, the
+    # Chinese name kept as the link's title; what the citizens wrote (噪音, the places) stays as written.
+    chips = english.text.split('data-testid="graph-start"')[1].split("</section>")[0]
+    assert 'title="学生">Students</a>' in chips and ">学生</a>" not in chips
+    page = client.get("/brain/graph", params={"node": "group:学生", "period": PERIOD}).text
+    assert re.search(r"“Students”: in \d+ of 116 orders", page) and ">学生<" not in page
+    problems = page.split('data-testid="graph-problems"')[1].split("</section>")[0]
+    assert ">噪音</a>" in problems
+    population = client.get("/brain/graph", params={"node": "噪音", "period": PERIOD}).text
+    population = population.split('data-testid="graph-population"')[1].split("</section>")[0]
+    assert ">Students</a>" in population and ">学生</a>" not in population
 
 
 def test_pages_carry_no_inline_script(world) -> None:

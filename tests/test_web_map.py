@@ -162,3 +162,23 @@ def test_a_units_counts_link_to_the_orders_they_count(org) -> None:
     numbers = re.findall(r'<td><a href="/orders/\d+">([^<]+)</a></td>', listed.text)
     assert len(numbers) == street["open"]
     assert re.search(rf'<option value="{org["street_a"]}" selected>', listed.text)
+
+
+def test_an_indicators_text_is_in_the_readers_language(org) -> None:
+    # An indicator a package registers words its detail with ctx.t: the panel builds its context in the reader's
+    # language (it was always the default's, so an English map showed the detail in Chinese).
+    def silent(ctx: registry.MapContext) -> registry.IndicatorValue:
+        return registry.IndicatorValue(1, detail=ctx.t("map.sensor.never"))
+
+    registry.register_indicator(registry.Indicator("plug_silent", "map.ind.silent_sensors", silent))
+    try:
+        client = login("lead")
+        assert "离线：登记后从未上报数据" in client.get("/map/panel").text
+        client.cookies.set("cityhub_lang", "en")
+        for path in ("/map/panel", "/map", "/map?screen=1"):
+            panel = client.get(path).text
+            assert "Silent: never reported since registered" in panel and "离线" not in panel, path
+        figures = {i["name"]: i for i in client.get("/api/v1/map/indicators").json()["indicators"]}
+        assert figures["plug_silent"]["detail"] == "Silent: never reported since registered"  # the API's too
+    finally:
+        registry._indicators.pop("plug_silent", None)

@@ -364,6 +364,14 @@ def test_hotspots_place_the_risk_findings_at_their_unit(client, world) -> None:
     assert feie["properties"]["heat"] > 1 and feie["properties"]["place"].startswith("飞鹅")
     lng, lat = feie["geometry"]["coordinates"]
     assert 113.27 <= lng <= 113.29 and 23.17 <= lat <= 23.19  # inside 飞鹅's boundary
+    # The popup's line in the reader's language, as the 风险预警 pages word a finding: the place is data.
+    assert feie["properties"]["summary"].startswith("飞鹅") and "6 人次反映" in feie["properties"]["summary"]
+    client.cookies.set("cityhub_lang", "en")
+    english = _collection(_get(client, world, "m-lead", "/api/v1/map/layers/hotspots"))
+    client.cookies.delete("cityhub_lang")
+    summary = next(f for f in english if f["properties"].get("id") == feie["properties"]["id"])["properties"]["summary"]
+    assert summary.startswith("飞鹅") and " to " in summary and "6 callers, where about " in summary, summary
+    assert "人次" not in summary and "反复出现" not in summary and "至" not in summary
     figures = {i["name"]: i["value"] for i in _get(client, world, "m-lead", "/api/v1/map/indicators")["indicators"]}
     assert figures["active_hotspots"] == len(spots)
     # 京溪's handler sees no finding of 景泰's community.

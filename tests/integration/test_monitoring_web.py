@@ -436,3 +436,25 @@ def test_a_silent_sensor_says_so_on_the_list_its_page_the_map_and_the_api(world:
 def _silence_rule_id() -> int:
     with session_scope() as s:
         return service.silence_rule(s).id
+
+
+def test_the_silence_rule_the_product_made_is_named_in_the_readers_language(world: dict[str, Any]) -> None:
+    """The silence rule's name is the product's (监测点离线) until an administrator renames it: an English reader
+    reads it in English wherever an alarm or the rule is named; a rule an administrator named stays as written."""
+    with session_scope() as s:
+        service.update_sensor(s, code="WL-N", data=SensorUpdate(silent_after_minutes=30, lat=23.1, lng=113.2))
+        service.detect_silence(s)
+    adm = login("mw-adm")
+    assert "监测点离线" in adm.get("/monitoring").text
+    adm.cookies.set("cityhub_lang", "en")
+    listed = adm.get("/monitoring").text
+    sensor_page = adm.get("/monitoring/sensors/WL-N").text
+    for page in (listed, sensor_page):
+        assert "· Sensor silent</small>" in page and "监测点离线" not in page
+        assert "积水超 20" in page  # an administrator's rule, as written
+    rules = adm.get("/monitoring/rules").text
+    table = rules.split("<tbody>")[1].split("</tbody>")[0]
+    assert "<td>Sensor silent" in table and "<td>积水超 20" in table and "<td>监测点离线" not in table
+    layer = adm.get("/api/v1/map/layers/alarms").json()["features"]
+    titles = {f["properties"]["title"] for f in layer}
+    assert "稻香隧道积水点 · Sensor silent" in titles and not any("监测点离线" in title for title in titles)

@@ -10,9 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+import web_helpers
 from app_helpers import shared_app
+from cityhub.auth import passwords
 from cityhub.db import session_scope
-from cityhub.org.models import Unit
+from cityhub.org.models import Role, Unit, User
 from cityhub.workorders.models import OrderEvent
 
 PHONE = "13812345678"
@@ -104,6 +106,24 @@ def test_the_citizen_rates_the_reply_once_audited_as_theirs(world) -> None:
     # The supervisor sees it as any callback: the order can be reopened for the unsatisfied citizen.
     actions = world["admin"].get(f"/api/v1/orders/{world['id']}/actions").json()
     assert "reopen" in actions
+    # The order page names who rated it in the reader's language (the trail keeps the product's Chinese form).
+    with session_scope() as s:
+        district = s.scalars(select(Unit).where(Unit.code == "T-QU")).one()
+        s.add(
+            User(
+                username="t-sup",
+                full_name="督办员",
+                role=Role.SUPERVISOR,
+                unit_id=district.id,
+                password_hash=passwords.hash_password(web_helpers.PASSWORD),
+            )
+        )
+    admin = web_helpers.login("t-sup")
+    assert "市民（尾号5678）" in admin.get(f"/orders/{world['id']}").text
+    admin.cookies.set("cityhub_lang", "en")
+    english = admin.get(f"/orders/{world['id']}").text
+    admin.cookies.delete("cityhub_lang")
+    assert "Citizen (phone ending 5678)" in english and "尾号" not in english
 
 
 def _token(page: str) -> str:

@@ -117,6 +117,7 @@ def sensor_features(ctx: MapContext) -> FeatureCollection:
 def alarm_features(ctx: MapContext) -> FeatureCollection:
     """Open alarms (active or acknowledged) at their sensor, worst first: what crossed which limit, since when, and
     the order it opened."""
+    from cityhub.web import machine_text
     from cityhub.workorders.models import Order
 
     query = (
@@ -138,7 +139,7 @@ def alarm_features(ctx: MapContext) -> FeatureCollection:
                 "geometry": {"type": "Point", "coordinates": [sensor.lng, sensor.lat]},
                 "properties": {
                     "id": alarm.id,
-                    "title": f"{sensor.name} · {rule_name}",
+                    "title": f"{sensor.name} · {machine_text.rule_name(ctx.t, rule_name)}",
                     "summary": ctx.t(
                         "map.alarm.summary",
                         metric=ctx.t.label("metric", alarm.metric),

@@ -140,6 +140,9 @@ class RuleKind(enum.StrEnum):
 # The silence rule's "metric": its alarms' values are the minutes the sensor had been quiet when they were raised,
 # their threshold the minutes it may be quiet.
 SILENCE_METRIC = "silent_minutes"
+# The name the silence rule is made with (the product's, not an administrator's: a page shows it in its reader's
+# language, ``web.machine_text.rule_name``, until an administrator renames it).
+SILENCE_RULE_NAME = "监测点离线"
 
 
 def silent_since(

@@ -39,6 +39,7 @@ from cityhub.monitoring.models import Alarm, AlarmEvent, AlarmRule, Reading, Rul
 from cityhub.monitoring.rules import (
     DETECTIONS,
     SILENCE_METRIC,
+    SILENCE_RULE_NAME,
     AlarmState,
     Change,
     Comparison,
@@ -1452,8 +1453,6 @@ def _clear(session: Session, alarm: Alarm, *, actor: orders.Actor, note: str | N
 
 
 # ------------------------------------------------------------------------------------------------------ silence
-
-SILENCE_RULE_NAME = "监测点离线"
 
 
 def silence_rule(session: Session) -> AlarmRule:

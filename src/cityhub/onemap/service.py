@@ -578,7 +578,10 @@ def hotspot_features(ctx: MapContext) -> FeatureCollection:
     """Where problems concentrate: the risk findings' places (a recurring problem at a community, a rising trend at
     a street or community, at the unit's boundary label point or representative point) and the hot topics of the
     last 30 days (at the mean point of their placed orders). ``heat``: a finding's rate ratio against what was
-    expected, a topic's heat score."""
+    expected, a topic's heat score. A finding's ``summary`` is in the reader's language, as the 风险预警 pages word it
+    (``machine_text.finding_words``)."""
+    from cityhub.web.machine_text import finding_words
+
     units = {
         code: (uid, boundary)
         for uid, code, boundary in ctx.session.execute(
@@ -604,7 +607,7 @@ def hotspot_features(ctx: MapContext) -> FeatureCollection:
                     "id": f.id,
                     "kind": f.kind,
                     "title": f.category_leaf or "",
-                    "summary": f.summary(),
+                    "summary": ctx.t("map.finding.summary", **finding_words(ctx.t, f)),
                     "place": f.place,
                     "count": f.count,
                     "expected": round(f.expected, 2),

@@ -115,12 +115,12 @@ def layer_features(
 
 
 @router.get("/indicators")
-def indicators(db: DbSession, principal: Staff) -> dict[str, Any]:
+def indicators(request: Request, db: DbSession, principal: Staff) -> dict[str, Any]:
     """The live figures of the map's side panel within the caller's scope: orders today, open, overdue, the on-time
     completion rate of the last 30 days (the assessment's definition), active hotspots; those of the monitoring
     package (alarms, air and water quality, traffic congestion) are listed with ``available: false`` until it is
     installed; a figure without sensors of its kind is null."""
-    ctx = service.context(db, principal, scope_of(db, principal), MapQuery())
+    ctx = service.context(db, principal, scope_of(db, principal), MapQuery(), lang=language(request))
     values = service.compute_indicators(ctx)
     db.commit()
     return {"as_of": answer_time(ctx.now), "scoped": not ctx.scope.everything, "indicators": values}

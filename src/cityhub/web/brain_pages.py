@@ -30,9 +30,8 @@ from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import scope_of
 from cityhub.errors import CityhubError, NotFound, ValidationFailed
-from cityhub.formatting import significant
 from cityhub.org.models import Unit
-from cityhub.web import forms, support
+from cityhub.web import forms, machine_text, support
 from cityhub.web.i18n import Translator
 from cityhub.web.support import FormBody, PageError, render
 from cityhub.workorders.lifecycle import Action
@@ -96,21 +95,12 @@ def _rank(finding: risk.Finding) -> float:
 
 def _finding_view(t: Translator, f: risk.Finding) -> dict[str, Any]:
     sig, strength = significance(t, f)
-    last = f.window_end - timedelta(days=1)
     return {
         "f": f,
         "id": f.id,
         "kind_label": t(f"brain.kind.{f.kind}"),
-        "what": f.category_leaf or t("brain.total_volume"),
-        "where": f.place or t("brain.district"),
+        **machine_text.finding_words(t, f),
         "street": f.detail.get("street") if f.place_level == "community" else None,
-        "span": t("brain.span_day", day=f.window_start)
-        if f.kind == "anomaly"
-        else t("brain.span", first=f.window_start, last=last),
-        # Against an expectation of nothing there is no ratio (it read "about 0.0 (inf×)"): the text says none.
-        "count_text": t(f"brain.count.{f.kind}", count=f.count, expected=significant(f.expected), ratio=f"{ratio:.1f}")
-        if (ratio := f.ratio) is not None
-        else t(f"brain.count.{f.kind}_none", count=f.count),
         "significance": sig,
         "strength": round(100 * strength),
         "top_places": f.detail.get("top_places") or [],
@@ -359,6 +349,17 @@ def _topic_titles(db: Session, principal: Principal, nodes: list[str]) -> dict[s
     return {ids[r["id"]]: r["topic"] for r in read if r["topic"]}
 
 
+def _group_titles(t: Translator, nodes: list[str]) -> dict[str, str]:
+    """The population groups among ``nodes`` (the lexicon's 老年人 …) by their names in the reader's language
+    (``group.*``, as the 专报 names them): the product's own words, not what a citizen wrote."""
+    titles = {}
+    for node in nodes:
+        kind, name = correlation.split_node(node)
+        if kind == "group" and (label := t.label("group", name)) != name:
+            titles[node] = label
+    return titles
+
+
 def _graph_choices(graph: correlation.CorrelationGraph) -> dict[str, list[tuple[str, str, int]]]:
     """The most frequent nodes of each pickable kind: (node id, name, orders)."""
     by_kind: dict[str, list[tuple[str, str, int]]] = {k: [] for k in PICKABLE}
@@ -414,6 +415,9 @@ def graph_page(request: Request, db: DbSession) -> Response:
     choices = _graph_choices(graph)
     shown_nodes = [r["node"] for sec in sections for r in sec["items"]] + [n for n, _, _ in choices["topic"]]
     titles = _topic_titles(db, principal, shown_nodes + (list(answer.query) if answer else []))
+    titles |= _group_titles(
+        t, shown_nodes + [n for n, _, _ in choices["group"]] + (list(answer.query) if answer else [])
+    )
     return _page(
         request,
         "brain_graph.html",

@@ -23,6 +23,7 @@ from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.web import forms, support
+from cityhub.web.i18n import Translator
 from cityhub.web.support import FormBody, PageError, render
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import recompute
@@ -35,7 +36,22 @@ def _admin(request: Request, db: Session, form: FormBody | None = None) -> Princ
     return support.require_user(request, db, permissions.CALENDAR_MANAGE, form=form)
 
 
-def _official_holidays(year: int) -> list[tuple[date, str]] | None:
+_IN_LIEU = "（补假）"  # how the holidays package marks a day off in lieu of a holiday falling on a weekend
+
+
+def _holiday_name(t: Translator, name: str) -> str:
+    """A built-in calendar's Chinese name of a holiday (国庆节, 春节（补假）, 中秋节; 国庆节) in the reader's language
+    (``holiday.*``): the product's own words, as an administrator's name of a day entered is not. A name the
+    catalogue does not know is shown as it is."""
+    parts = []
+    for part in name.split("; "):
+        base = part.removesuffix(_IN_LIEU)
+        named = t.label("holiday", base)
+        parts.append(t("holiday.in_lieu", name=named) if base != part else named)
+    return "; ".join(parts)
+
+
+def _official_holidays(t: Translator, year: int) -> list[tuple[date, str]] | None:
     """The built-in official holidays of ``year`` that fall on weekdays, with their names; None when the built-in
     calendar does not know the year."""
     try:
@@ -43,12 +59,12 @@ def _official_holidays(year: int) -> list[tuple[date, str]] | None:
     except NotImplementedError:
         return None
     days = chinese_calendar.get_holidays(date(year, 1, 1), date(year, 12, 31))
-    return [(day, workcal.builtin_day(day)[1] or "") for day in days if day.weekday() < 5]
+    return [(day, _holiday_name(t, workcal.builtin_day(day)[1] or "")) for day in days if day.weekday() < 5]
 
 
-def _statutory_holidays(year: int) -> list[tuple[date, str]]:
+def _statutory_holidays(t: Translator, year: int) -> list[tuple[date, str]]:
     """The holidays the law gives in ``year`` (computed: what deadlines skip in a year not built in), in order."""
-    return sorted(workcal.statutory_holidays(year).items())
+    return [(day, _holiday_name(t, name)) for day, name in sorted(workcal.statutory_holidays(year).items())]
 
 
 def _year_of(request: Request) -> int:
@@ -73,8 +89,9 @@ def _page(
 ) -> Response:
     """The calendar page of ``year``; ``typed``: what was typed into the form entering one day."""
     entries = workcal.list_days(db, year=year)
-    official = _official_holidays(year)
-    statutory = _statutory_holidays(year) if official is None else []
+    t = support.translator(request)
+    official = _official_holidays(t, year)
+    statutory = _statutory_holidays(t, year) if official is None else []
     weekday_holidays = sum(1 for d in entries if not d.is_workday and d.day.weekday() < 5)
     return render(
         request,

@@ -13,11 +13,19 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from cityhub.dispatch.rules import MODEL_UNAVAILABLE
+from cityhub.formatting import significant
+from cityhub.monitoring.rules import SILENCE_RULE_NAME
 from cityhub.nlp.reply_quality import FINDING_FIGURES, WEAK_REPLY_NOTE
 from cityhub.web.i18n import Translator
 from cityhub.workorders.models import AppealType, Channel, Urgency
+from cityhub.workorders.tracking import CITIZEN_ACTOR
+
+if TYPE_CHECKING:
+    from cityhub.analytics.risk import Finding
 
 Names = Mapping[int, str]
 _Params = Callable[[re.Match[str], Names, Translator], dict[str, str]]
@@ -344,3 +352,44 @@ def import_issue(t: Translator, message: str, field: str | None = None) -> str:
                 params["field"] = t(f"field.{params['field']}", params["field"])
             return t(key, **params)
     return message
+
+
+def finding_words(t: Translator, finding: Finding) -> dict[str, str]:
+    """A risk finding in the reader's language — what (its category, else all appeals), where (its place, else the
+    district), when (its span) and its count against what was expected — for the 风险预警 pages and the map's
+    popups alike (``risk.Finding.summary`` is the Chinese line of the proactive order it opens)."""
+    last = finding.window_end - timedelta(days=1)
+    ratio = finding.ratio
+    return {
+        "what": finding.category_leaf or t("brain.total_volume"),
+        "where": finding.place or t("brain.district"),
+        "span": t("brain.span_day", day=finding.window_start)
+        if finding.kind == "anomaly"
+        else t("brain.span", first=finding.window_start, last=last),
+        # Against an expectation of nothing there is no ratio (it read "about 0.0 (inf×)"): the text says none.
+        "count_text": t(
+            f"brain.count.{finding.kind}",
+            count=finding.count,
+            expected=significant(finding.expected),
+            ratio=f"{ratio:.1f}",
+        )
+        if ratio is not None
+        else t(f"brain.count.{finding.kind}_none", count=finding.count),
+    }
+
+
+def rule_name(t: Translator, name: str) -> str:
+    """An alarm rule's name as a page shows it: the silence rule's as the product made it (监测点离线) in the reader's
+    language, any other — an administrator's — as written."""
+    return t("mon.rule.silence_name") if name == SILENCE_RULE_NAME else name
+
+
+_CITIZEN_ACTOR = re.compile("^" + re.escape(CITIZEN_ACTOR).replace(re.escape("{tail}"), r"(\d*)") + "$")
+
+
+def actor_name(t: Translator, name: str) -> str:
+    """Who acted, as a page names them: the product's own actors (``actor.*``: system, automatic dispatch …) and the
+    citizen who rated a reply on the tracking page (市民（尾号1234）) in the reader's language, a person as named."""
+    if found := _CITIZEN_ACTOR.match(name):
+        return t("actor.citizen_tail", tail=found.group(1))
+    return t.label("actor", name)

@@ -37,9 +37,12 @@ def _staff(request: Request, db: DbSession) -> Principal:
     return principal
 
 
-def _panel(db: DbSession, principal: Principal, *, quick: bool = False) -> dict[str, Any]:
-    """The indicators; ``quick`` (the page itself): figures that take seconds are left to the panel's first fetch."""
-    ctx = service.context(db, principal, scope_of(db, principal), MapQuery(), quick=quick)
+def _panel(request: Request, db: DbSession, principal: Principal, *, quick: bool = False) -> dict[str, Any]:
+    """The indicators; ``quick`` (the page itself): figures that take seconds are left to the panel's first fetch.
+    Their texts (``ctx.t``) in the reader's language, as the layers' popups."""
+    ctx = service.context(
+        db, principal, scope_of(db, principal), MapQuery(), quick=quick, lang=support.language(request)
+    )
     values = service.compute_indicators(ctx)
     return {"indicators": values, "as_of": ctx.now, "partial": any(v["computing"] for v in values)}
 
@@ -118,7 +121,7 @@ def map_page(request: Request, db: DbSession) -> Response:
         "scope_name": _scope_name(db, principal),
         "categories": [c for c in support.active_categories(db) if c.level <= 2],
         "screen": screen,
-        **_panel(db, principal, quick=True),
+        **_panel(request, db, principal, quick=True),
     }
     return render(request, "screen.html" if screen else "map.html", **context)
 
@@ -128,4 +131,4 @@ def map_panel(request: Request, db: DbSession) -> Response:
     """The indicator panel alone (the fragment the page fetches every 30 seconds)."""
     principal = _staff(request, db)
     screen = request.query_params.get("screen", "") in {"1", "true", "yes"}
-    return render(request, "_map_panel.html", principal=principal, screen=screen, **_panel(db, principal))
+    return render(request, "_map_panel.html", principal=principal, screen=screen, **_panel(request, db, principal))

@@ -27,7 +27,7 @@ from cityhub.monitoring.rules import RuleKind, SensorKind, SensorState, SensorSt
 from cityhub.monitoring.schemas import RuleCreate, RuleUpdate
 from cityhub.monitoring.settings import get_monitoring_settings
 from cityhub.org.service import unit_directory
-from cityhub.web import support
+from cityhub.web import machine_text, support
 from cityhub.web.forms import field_errors, saved
 from cityhub.web.i18n import LANGUAGES, Translator
 from cityhub.web.support import FormBody, PageError, render
@@ -112,7 +112,13 @@ def _sensor_charts(db: Session, t: Any, sensor: Any, window: str, alarms: list[d
                 label = t("mon.chart.clear_threshold", value=f"{spec.clear_threshold:g}{unit}")
                 lines.append(chart.Threshold(spec.clear_threshold, label, kind="clear"))
         marks = [
-            chart.AlarmMark(a["raised_at"], a["rule_name"], a["severity"], a["escalated_at"] is not None, a["id"])
+            chart.AlarmMark(
+                a["raised_at"],
+                machine_text.rule_name(t, a["rule_name"]),
+                a["severity"],
+                a["escalated_at"] is not None,
+                a["id"],
+            )
             for a in alarms
             if a["metric"] == metric
         ]

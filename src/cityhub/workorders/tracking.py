@@ -47,6 +47,9 @@ PUBLIC_ACTIONS = (
 )
 _UNIT_ACTIONS = {"dispatch", "transfer", "accept", "reply"}
 NOT_FOUND = "no order with this number and phone"
+# Who rated a reply on the tracking page, in the trail (no account: the phone's last digits); a page names them in
+# its reader's language (``web.machine_text.actor_name``).
+CITIZEN_ACTOR = "市民（尾号{tail}）"
 
 
 class Milestone(BaseModel):
@@ -120,7 +123,7 @@ def rate(
     has not been rated can be rated (:class:`InvalidTransition` otherwise); an unsatisfied rating needs a reason."""
     order = _find(session, number=number, phone=phone, client_ip=client_ip, now=now or utcnow())
     reason = (reason or "").strip() or None  # 不满意 without one: refused by the callback (workorders.service.act)
-    actor = orders.Actor(name=f"市民（尾号{phone_digits(order.citizen_phone)[-4:]}）", role="citizen")
+    actor = orders.Actor(name=CITIZEN_ACTOR.format(tail=phone_digits(order.citizen_phone)[-4:]), role="citizen")
     params: dict[str, Any] = {"satisfied": satisfied}
     if reason:
         params["reason"] = reason
