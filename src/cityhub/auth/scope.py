@@ -135,11 +135,30 @@ def _is_district_centre(session: Session, unit_id: int) -> bool:
 
 
 def order_in_scope(session: Session, scope: Scope, order_id: int) -> bool:
-    clause = scope.clause()
+    return _found(session, scope.clause(), order_id)
+
+
+def _found(session: Session, clause: ColumnElement[bool] | None, order_id: int) -> bool:
     query: Any = select(Order.id).where(Order.id == order_id)
     if clause is not None:
         query = query.where(clause)
     return session.scalar(query) is not None
+
+
+def reading_clause(session: Session, principal: Principal) -> ColumnElement[bool] | None:
+    """The orders ``principal`` may read (None: all): their data scope, and a staff member's own registrations
+    (``Order.reported_by_id``, 我提交的) — a grid inspector's report placed outside their grid, or sent on to a unit
+    their scope does not hold, stays theirs to follow. Only for reading an order and listing orders: what a scope
+    counts, routes or dispatches is the data scope alone (:func:`scope_of`)."""
+    clause = scope_of(session, principal).clause()
+    if clause is None or principal.role == Role.CITIZEN or principal.user_id is None:
+        return clause
+    return or_(clause, Order.reported_by_id == principal.user_id)
+
+
+def may_read(session: Session, principal: Principal, order_id: int) -> bool:
+    """Whether ``principal`` may read the order (:func:`reading_clause`)."""
+    return _found(session, reading_clause(session, principal), order_id)
 
 
 def personal_search(principal: Principal, q: str | None) -> ColumnElement[bool] | None:
@@ -175,8 +194,9 @@ def personal_search(principal: Principal, q: str | None) -> ColumnElement[bool] 
 
 
 def search_clause(session: Session, principal: Principal, q: str | None) -> ColumnElement[bool] | None:
-    """The condition an order search by ``q`` runs under: ``principal``'s scope, and :func:`personal_search`."""
-    clauses = [c for c in (scope_of(session, principal).clause(), personal_search(principal, q)) if c is not None]
+    """The condition an order search by ``q`` runs under: what ``principal`` reads (:func:`reading_clause`), and
+    :func:`personal_search`."""
+    clauses = [c for c in (reading_clause(session, principal), personal_search(principal, q)) if c is not None]
     return None if not clauses else clauses[0] if len(clauses) == 1 else and_(*clauses)
 
 

@@ -33,6 +33,7 @@ from cityhub.auth.principal import Principal
 from cityhub.auth.scope import (
     Scope,
     check_attach,
+    may_read,
     order_in_scope,
     own_units,
     scope_of,
@@ -777,7 +778,7 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             assistance=_assistance(db, principal, form),
             status_code=error.http_status,
         )
-    if not order_in_scope(db, scope_of(db, principal), order.id):
+    if not may_read(db, principal, order.id):
         return support.redirect("/intake", flash=("intake.out_of_scope", {"number": order.number}))
     return support.redirect(f"/orders/{order.id}", flash=flash)
 
@@ -847,6 +848,8 @@ def order_list(request: Request, db: DbSession) -> Response:
     # 只看本单位承办: what the reader's unit holds, not every order lying in its street (a handler's 在办).
     own = own_units(db, principal)  # None: nothing narrows the reader's list to their unit's (no such choice)
     criteria["held_by"] = sorted(own) if own is not None and q.get("held") else None
+    # 我提交的: what the reader registered (a grid inspector's reports), wherever it is and whoever holds it now.
+    criteria["reported_by_id"] = principal.user_id if q.get("mine") and not citizen else None
     # 查看导入的工单: the orders one import created (the import page's link), named by the batch's chip.
     raw_batch = "" if citizen else q.get("import_batch_id", "").strip()
     criteria["import_batch_id"], batch = _import_batch(db, principal, raw_batch, errors, t)
@@ -904,6 +907,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
         citizen=citizen,
         held_choice=own is not None,  # 只看本单位承办 narrows the list: the reader's unit does not read every order
+        mine_choice=not citizen and permissions.allows(principal.role, permissions.ORDER_CREATE),  # 只看我提交的
         units=units,
         places=[(tier, group) for tier, group in units if tier in (UnitTier.STREET, UnitTier.COMMUNITY)],
         categories=support.active_categories(db),
@@ -1491,7 +1495,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         flash = ("order.done", {"action": t("order.rate_reply")})  # their rating, as its button said
     else:
         flash = ("order.done", {"action": t.label("action", action)})
-    if not order_in_scope(db, scope_of(db, principal), order_id):
+    if not may_read(db, principal, order_id):
         # E.g. a street handler who returned the order no longer sees it: their list, saying which order it was.
         back = support.order_list_of(principal)
         flash = ("order.done_elsewhere", {"action": t.label("action", action), "number": order.number})

@@ -251,6 +251,8 @@ _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
     # What was escalated to the leaders, and what they assigned (交办) and follow until it is answered.
     ("orders.view.escalated", "/orders?state=open&escalated=1&sort=due", permissions.act(Action.ASSIGN)),
     ("orders.view.assigned", "/orders?state=open&leader_assigned=1&sort=due", permissions.act(Action.ASSIGN)),
+    # What the reader registered, newest first: a grid inspector follows their reports wherever they went.
+    ("orders.view.mine", "/orders?mine=1", permissions.ORDER_CREATE),
 )
 
 

@@ -208,6 +208,8 @@ class Order(Base):
             sqlite_where=text(ACCEPT_OVERDUE_SQLITE),
             postgresql_where=text(ACCEPT_OVERDUE_PG),
         ),
+        # What one person registered (我提交的), newest first (migration 0051).
+        Index("ix_orders_reported_by_created", "reported_by_id", "created_at"),
         # The order list's 已升级 and 领导交办, newest first (migration 0047): few orders among all.
         Index(
             "ix_orders_escalated",
@@ -260,6 +262,11 @@ class Order(Base):
     citizen_name: Mapped[str | None] = mapped_column(String(80))
     citizen_phone: Mapped[str | None] = mapped_column(String(32))
     citizen_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # Who registered it (登记人): the signed-in person whose intake made it — a grid inspector's report, an operator's
+    # call, a citizen's own appeal —; None for the system's, an import's and an API key's (migration 0051). Its
+    # registrant always reads it (``auth.scope.Scope.reporter_user_id``): an inspector's report placed outside their
+    # grid, or sent on to another unit, stays theirs to follow (我提交的).
+    reported_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # accounts are locked, not deleted
     address: Mapped[str | None] = mapped_column(String(300))
     lat: Mapped[float | None] = mapped_column(Float)
     lng: Mapped[float | None] = mapped_column(Float)

@@ -549,6 +549,8 @@ class OrderFilter(BaseModel):
     # unmasked (a returning caller's earlier appeals); others would learn from the hits what masking hides.
     q_citizen: bool = False
     citizen_user_id: int | None = None
+    # Only the orders this person registered (``Order.reported_by_id``: 我提交的, the API's and the page's ``mine``).
+    reported_by_id: int | None = None
     # Only the orders these units hold, lead or assisting (``auth.scope.held_by``): the caller's own units' work,
     # chosen by the API's and the page's ``held`` (``auth.scope.own_units``); an empty list holds none.
     held_by: list[int] | None = None

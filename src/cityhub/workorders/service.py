@@ -185,6 +185,7 @@ def create_order(
         citizen_name=data.citizen_name,
         citizen_phone=data.citizen_phone,
         citizen_user_id=data.citizen_user_id,
+        reported_by_id=actor.user_id,
         address=data.address,
         lat=data.lat,
         lng=data.lng,
@@ -923,6 +924,8 @@ def _search_conditions(
     if f.escalated is not None:
         # The literal predicate of the partial index ix_orders_escalated (a bound 0 would hide it from the planner).
         conditions.append(text(ESCALATED_SQL if f.escalated else f"NOT ({ESCALATED_SQL})"))
+    if f.reported_by_id is not None:
+        conditions.append(Order.reported_by_id == f.reported_by_id)
     if f.leader_assigned is not None:
         # The bare column, as the partial index ix_orders_leader_assigned's predicate is written.
         conditions.append(Order.leader_assigned if f.leader_assigned else ~Order.leader_assigned)

@@ -19,6 +19,7 @@ from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import (
     check_attach,
+    may_read,
     order_in_scope,
     own_units,
     scope_of,
@@ -142,11 +143,15 @@ def _read_row(row: dict[str, Any], principal: Principal) -> OrderRead:
 def _order(db: DbSession, order_id: int, principal: Principal) -> Order:
     """The order if it exists and is in the caller's scope; otherwise the same 404 either way."""
     order = service.get_order(db, order_id=order_id)
-    if order is None or not order_in_scope(db, scope_of(db, principal), order_id):
+    if order is None or not may_read(db, principal, order_id):
         raise NotFound(f"order {order_id} not found")
     return order
 
 
+MINE_DESCRIPTION = (
+    "only the orders the caller registered (我提交的): a grid inspector's reports, an operator's calls, wherever they "
+    "are and whoever holds them now — read by their registrant beyond their data scope"
+)
 REPLAY_HEADER = "X-Cityhub-Replay"
 
 
@@ -225,6 +230,7 @@ def list_orders(
     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description=Q_DESCRIPTION)] = None,
     place_source: Annotated[list[PlaceSource] | None, Query(description="where the place came from")] = None,
     held: Annotated[bool | None, Query(description=HELD_DESCRIPTION)] = None,
+    mine: Annotated[bool | None, Query(description=MINE_DESCRIPTION)] = None,
     import_batch_id: Annotated[int | None, Query(description=IMPORT_BATCH_DESCRIPTION)] = None,
     count: Annotated[bool, Query(description="also count all matches")] = False,
     # No default in the schema (None is newest): Swagger UI and generated clients send a declared default, and the
@@ -265,6 +271,7 @@ def list_orders(
         place_source=place_source,
         as_citizen=principal.role == Role.CITIZEN,
         held_by=sorted(units) if held and (units := own_units(db, principal)) is not None else None,
+        reported_by_id=(principal.user_id if principal.user_id is not None else -1) if mine else None,
         import_batch_id=import_batch_id,
         updated_since=updated_since,
     )
