@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 CLI = Path(sys.executable).with_name("cityhub")
 # The browser tests' Chromium: Debian's (``.ci/run`` installs it), never one downloaded; the flags keep it off the
@@ -43,6 +44,16 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, pause: floa
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(pause)
+
+
+def wait_in_page(page: Any, expression: str, timeout: float = 60.0) -> None:
+    """Poll a page until the JavaScript ``expression`` is true; an AssertionError naming it after ``timeout`` s.
+    Playwright's ``wait_for_function`` polls by ``eval`` inside the page, which the pages' Content-Security-Policy
+    (no 'unsafe-eval') refuses as soon as the first check is false; ``page.evaluate`` is the browser's own."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"never true in {timeout:g} s: {expression}"
+        page.wait_for_timeout(100)
 
 
 @contextmanager

@@ -82,6 +82,18 @@ def world_env(model_dir: Path) -> dict[str, str]:
     }
 
 
+def use_world_env(app_db: str, tmp_path: Path, monkeypatch: Any) -> dict[str, str]:
+    """Point this process at a browser test's server: the world's settings (:func:`world_env`), the test's database
+    and its own files directory, the engine reset to them; returns them, for the server's process."""
+    from cityhub.db import reset_engine
+
+    env = {"CITYHUB_DATABASE_URL": app_db, **world_env(tmp_path / "no-model"), "CITYHUB_FILES_DIR": str(tmp_path)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_engine()
+    return env
+
+
 @dataclass(frozen=True)
 class World:
     district: int

@@ -22,13 +22,13 @@ from typing import Any
 
 import pytest
 
-from cityhub.db import reset_engine, session_scope, utcnow
+from cityhub.db import session_scope, utcnow
 from cityhub.intake.service import submit
 from cityhub.monitoring import service as monitoring
 from cityhub.monitoring.schemas import RuleCreate, SensorCreate
 from cityhub.workorders.service import act
 from process_helpers import CHROMIUM, served_app
-from web_helpers import PASSWORD, build_world, world_env
+from web_helpers import PASSWORD, build_world, use_world_env
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 pytestmark = [
@@ -71,10 +71,7 @@ ENGLISH = {"/login", "/intake", ORDER, "/queue", "/dashboard", "/admin/users", "
 
 @pytest.fixture
 def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    env = {"CITYHUB_DATABASE_URL": app_db, **world_env(tmp_path / "no-model"), "CITYHUB_FILES_DIR": str(tmp_path)}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    reset_engine()
+    env = use_world_env(app_db, tmp_path, monkeypatch)
     with session_scope() as s:
         world = build_world(s)
         order = submit(

@@ -25,7 +25,7 @@ from cityhub.monitoring.schemas import SensorCreate
 from cityhub.org.models import Unit
 from cityhub.web import vendor
 from cityhub.web.i18n import LANGUAGE_COOKIE
-from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
+from process_helpers import BROWSER_SIDE, CHROMIUM, served_app, wait_in_page
 from web_helpers import PASSWORD, build_world, world_env
 
 pytestmark = [
@@ -109,7 +109,7 @@ def test_the_map_draws_its_layers_and_a_popup_leads_to_the_order(server, browser
     assert "景泰街道一带在办工单 4 件" in popup.inner_text()  # the cell named by its orders' street
     popup.locator("[data-zoom]").click()
     page.wait_for_selector('#map[data-mode-orders="points"]')
-    page.wait_for_function("document.querySelector('#map').getAttribute('data-loaded-orders') === '4'")
+    wait_in_page(page, "document.querySelector('#map').getAttribute('data-loaded-orders') === '4'")
     # Click the first order's marker (drawn on the canvas) where the map puts its (masked, two-decimal) point. On a
     # loaded machine the zoom may still be animating or the layer redrawing when the point is computed: the click is
     # tried again (with the point computed afresh) until the popup opens.
@@ -187,7 +187,7 @@ def test_the_big_screen_clock_keeps_the_district_time_on_a_screen_set_to_another
         _sign_in_as_lead(page, server["base"])
         page.goto(f"{server['base']}/map?screen=1")
         page.wait_for_selector("body.screen #map[data-loaded-orders]")
-        page.wait_for_function("/\\d+:\\d+:\\d+/.test(document.querySelector('#map-status').textContent)")
+        wait_in_page(page, "/\\d+:\\d+:\\d+/.test(document.querySelector('#map-status').textContent)")
         now = datetime.now(district)
         y, mo, d, h, mi, sec = (int(x) for x in re.findall(r"\d+", page.inner_text("#screen-clock")))
         shown = datetime(y, mo, d, h, mi, sec, tzinfo=district)
@@ -255,9 +255,9 @@ def test_a_keyboard_reaches_the_maps_orders_through_its_list_and_opens_one(serve
     assert names == ["景泰街道一带 第 1 片", "景泰街道一带 第 2 片", "景泰街道一带 第 3 片"]
     page.keyboard.press("Enter")
     page.wait_for_selector('#map[data-mode-orders="points"]')
-    page.wait_for_function("document.querySelectorAll('#map-orders-list a').length === 4")
+    wait_in_page(page, "document.querySelectorAll('#map-orders-list a').length === 4")
     # The button zoomed away from is gone: the focus waits on the list's heading, not lost to the page's top.
-    page.wait_for_function("document.activeElement && document.activeElement.id === 'map-orders-title'")
+    wait_in_page(page, "document.activeElement && document.activeElement.id === 'map-orders-title'")
     assert tab_into_list() == "A"
     focused = page.evaluate("document.activeElement.getAttribute('href')")
     assert "已脱敏" in listing.inner_text() and NAME not in listing.inner_text()  # the leader's view is masked
@@ -268,7 +268,7 @@ def test_a_keyboard_reaches_the_maps_orders_through_its_list_and_opens_one(serve
     page.go_back()
     page.wait_for_selector("#map[data-loaded-orders]")
     page.uncheck('input[data-layer="orders"]')
-    page.wait_for_function("document.querySelector('#map-orders-note').textContent.includes('工单图层已关闭')")
+    wait_in_page(page, "document.querySelector('#map-orders-note').textContent.includes('工单图层已关闭')")
     assert listing.locator("li").count() == 0
     page.select_option('[data-testid="map-category"]', index=1)
     link = page.get_attribute('[data-testid="map-orders-all"]', "href")

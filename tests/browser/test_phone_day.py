@@ -19,14 +19,14 @@ from PIL import Image
 from sqlalchemy import select
 
 from cityhub.auth import service as auth
-from cityhub.db import reset_engine, session_scope
+from cityhub.db import session_scope
 from cityhub.intake.service import submit
 from cityhub.org.models import Role
 from cityhub.org.schemas import UserCreate
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import Order
-from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
-from web_helpers import PASSWORD, build_world, sign_in, world_env
+from process_helpers import BROWSER_SIDE, CHROMIUM, served_app, wait_in_page
+from web_helpers import PASSWORD, build_world, sign_in, use_world_env
 
 pytestmark = [
     pytest.mark.sqlite_only(BROWSER_SIDE),
@@ -41,10 +41,7 @@ TRACK_PHONE = "13912345678"
 
 @pytest.fixture
 def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    env = {"CITYHUB_DATABASE_URL": app_db, **world_env(tmp_path / "no-model"), "CITYHUB_FILES_DIR": str(tmp_path)}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    reset_engine()
+    env = use_world_env(app_db, tmp_path, monkeypatch)
     with session_scope() as s:
         world = build_world(s)
         auth.create_account(
@@ -157,7 +154,7 @@ def test_an_inspector_reports_from_where_they_stand(server: str, browser: Any) -
     box = locate.bounding_box()
     assert box and box["height"] >= 40, box  # 使用当前位置 was a 29-px button
     locate.click()
-    page.wait_for_function("document.querySelector('#f-lat').value !== ''")
+    wait_in_page(page, "document.querySelector('#f-lat').value !== ''")
     assert (page.input_value("#f-lat"), page.input_value("#f-lng")) == ("23.180500", "113.270100")
     assert _sideways(page) == 0
     page.context.close()

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from cityhub.db import reset_engine, session_scope
+from cityhub.db import session_scope
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate, EntryUpdate
 from cityhub.web import vendor
 from cityhub.workorders import service as orders
 from process_helpers import CHROMIUM, served_app
-from web_helpers import build_world, sign_in, world_env
+from web_helpers import build_world, sign_in, use_world_env
 
 pytestmark = [
     pytest.mark.sqlite_only("the pages do not depend on the database backend: run on SQLite only"),
@@ -37,10 +37,7 @@ REPORT = "/api/v1/kpi/report?period=2026-Q4&format=html"
 
 @pytest.fixture
 def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    env = {"CITYHUB_DATABASE_URL": app_db, **world_env(tmp_path / "no-model"), "CITYHUB_FILES_DIR": str(tmp_path)}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    reset_engine()
+    env = use_world_env(app_db, tmp_path, monkeypatch)
     with session_scope() as s:
         world = build_world(s)
         submit(s, data={"channel": "hotline", "content": "路灯不亮，晚上出行不便", "street_code": "W-JX"})

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cityhub.db import reset_engine, session_scope
+from cityhub.db import session_scope
 from cityhub.intake.service import submit
 from cityhub.notify import service
 from cityhub.notify.models import OutboxMessage, OutboxStatus, Subscription
 from cityhub.workorders.service import act
 from process_helpers import CHROMIUM, served_app
-from web_helpers import build_world, sign_in, world_env
+from web_helpers import build_world, sign_in, use_world_env
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 pytestmark = [
@@ -35,10 +35,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need
 @pytest.fixture
 def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """The small world of ``web_helpers`` with one subscription whose delivery of a dispatch failed for good."""
-    env = {"CITYHUB_DATABASE_URL": app_db, **world_env(tmp_path / "no-model"), "CITYHUB_FILES_DIR": str(tmp_path)}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    reset_engine()
+    env = use_world_env(app_db, tmp_path, monkeypatch)
     with session_scope() as s:
         world = build_world(s)
         sub, _ = service.add_subscription(s, target="https://old-receiver.example/hook", topics=["dispatch"])

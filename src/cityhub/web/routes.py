@@ -907,7 +907,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
         citizen=citizen,
         held_choice=own is not None,  # 只看本单位承办 narrows the list: the reader's unit does not read every order
-        mine_choice=not citizen and permissions.allows(principal.role, permissions.ORDER_CREATE),  # 只看我提交的
+        mine_choice="orders.view.mine" in {v.key for v in views},  # 只看我提交的, where its quick view is offered
         units=units,
         places=[(tier, group) for tier, group in units if tier in (UnitTier.STREET, UnitTier.COMMUNITY)],
         categories=support.active_categories(db),

@@ -254,6 +254,9 @@ _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
     # What the reader registered, newest first: a grid inspector follows their reports wherever they went.
     ("orders.view.mine", "/orders?mine=1", permissions.ORDER_CREATE),
 )
+# Views only for a reader whose list is their scope's: who reads every order (an operator) has 只看我提交的 among the
+# filters, not one more tab above them.
+_SCOPED_VIEWS = frozenset({"orders.view.mine"})
 
 
 def order_list_of(principal: Principal) -> str:
@@ -274,10 +277,12 @@ def quick_views(principal: Principal) -> list[NavItem]:
     """The preset lists of the order list for the user's role (none for a citizen: their list is their appeals)."""
     if principal.role == Role.CITIZEN:
         return []
+    reads_all = permissions.allows(principal.role, permissions.ORDER_READ_ALL)
     return [
         NavItem(key, href)
         for key, href, permission in _QUICK_VIEWS
-        if permission is None or permissions.allows(principal.role, permission)
+        if (permission is None or permissions.allows(principal.role, permission))
+        and not (reads_all and key in _SCOPED_VIEWS)
     ]
 
 
