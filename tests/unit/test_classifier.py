@@ -153,11 +153,10 @@ def test_the_nb_weighted_svm_is_one_linear_svm_per_class_over_ratio_scaled_featu
     from sklearn.linear_model import SGDClassifier
 
     rng = np.random.default_rng(3)
-    x = csr_matrix(rng.random((60, 8)) * (rng.random((60, 8)) < 0.4))
+    dense = rng.random((60, 8)) * (rng.random((60, 8)) < 0.4)
     y = np.repeat([0, 1, 2], 20)
-    x[y == 2, 7] = 1.0  # class 2's own feature
-    x[y != 2, 7] = 0.0
-    x.eliminate_zeros()
+    dense[:, 7] = (y == 2).astype(float)  # class 2's own feature
+    x = csr_matrix(dense)
     member = classifier.NBLinearSVC(c=0.5, alpha=1.0).fit(x, y)
     present = (x > 0).astype(float)
     for label in (0, 1, 2):
