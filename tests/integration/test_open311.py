@@ -675,6 +675,12 @@ def test_a_body_that_cannot_be_read_is_refused_after_the_key_it_can_find(env: En
         said = error(env.http.post(url, content=body + b"&api_key=" + env.key.encode(), headers=form), 400)
         assert said == "the form is not UTF-8 (field description): send its text in UTF-8", said
 
+    # A body past what a request's text needs is refused unread beyond the limit, after its key.
+    huge = b"service_code=" + code.encode() + b"&description=" + b"a" * (300 * 1024)
+    assert "invalid" in error(env.http.post(url, content=huge, headers={**form, "X-API-Key": "chk_x"}), 403)
+    said = error(env.http.post(url, content=huge, headers={**form, "X-API-Key": env.key}), 400)
+    assert said == "the body is larger than 256 KiB (a service request's text)", said
+
     plain = {"Content-Type": "text/plain", "X-API-Key": "chk_x"}
     assert "invalid" in error(env.http.post(url, content=b"service_code=x", headers=plain), 403)
     plain["X-API-Key"] = env.key

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 # A multipart POST's photo: the file field several GeoReport servers take beside media_url; the largest text field.
 MEDIA_FIELD = "media"
 MAX_FIELD_BYTES = 64 * 1024
+# The largest form or JSON body read (its description at most 4,000 characters, an address 300: a few KiB).
+MAX_BODY_BYTES = 256 * 1024
 FORMATS = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 # XML element of each list item, by the name of the list.
 XML_ITEMS = {
@@ -187,7 +189,9 @@ async def form_params(request: Request) -> PostArguments:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         return await _multipart(request, params)  # streamed: its files are not read whole into memory first
-    body = await request.body()
+    body = await _capped_body(request)
+    if body is None:
+        return PostArguments(params, f"the body is larger than {MAX_BODY_BYTES // 1024} KiB (a service request's text)")
     if not body:
         return PostArguments(params)
     if content_type == "application/json":
@@ -224,6 +228,18 @@ async def form_params(request: Request) -> PostArguments:
             "(or application/json, or multipart/form-data with a media file)",
         )
     return PostArguments(params)
+
+
+async def _capped_body(request: Request) -> bytes | None:
+    """The body of a form or JSON POST, read up to :data:`MAX_BODY_BYTES`; None past it (the rest is not read into
+    memory: a request's text is a few KiB, its photo comes as a multipart file)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _multipart(request: Request, params: dict[str, str]) -> PostArguments:
