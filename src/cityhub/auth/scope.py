@@ -223,6 +223,7 @@ def sees_personal_data(principal: Principal, order: Order) -> bool:
         channel=order.channel,
         street_id=order.street_id,
         community_id=order.community_id,
+        reported_by_id=order.reported_by_id,
     )
 
 
@@ -243,15 +244,19 @@ def sees_personal_data_of(
     channel: str | None = None,
     street_id: int | None = None,
     community_id: int | None = None,
+    reported_by_id: int | None = None,
 ) -> bool:
     """:func:`sees_personal_data` for an order known by the columns that decide it (lists read plain rows). A 网格员
     also reads the reports from patrol (channel grid) placed in their own grid — their unit's own words — before
-    any unit leads them; a reader that passes no channel decides on the lead unit alone."""
+    any unit leads them; a reader that passes no channel decides on the lead unit alone. Whoever registered the
+    order (``reported_by_id``) reads it as they wrote it, wherever it went."""
     if principal.role in permissions.UNMASKED_ROLES:
         return True
     if principal.role == Role.CITIZEN:
         return citizen_user_id == principal.user_id
     if principal.role in permissions.UNIT_STAFF_ROLES:
+        if reported_by_id is not None and reported_by_id == principal.user_id:
+            return True
         if principal.unit_id is None:
             return False
         if lead_unit_id == principal.unit_id:

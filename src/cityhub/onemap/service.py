@@ -373,6 +373,7 @@ def order_features(ctx: MapContext) -> FeatureCollection:
                     Order.channel,
                     Order.street_id,
                     Order.community_id,
+                    Order.reported_by_id,
                 )
                 .where(*where)
                 .order_by(Order.created_at.desc(), Order.id.desc())
@@ -394,6 +395,7 @@ def _order_feature(ctx: MapContext, r: Any) -> dict[str, Any]:
         channel=r["channel"],
         street_id=r["street_id"],
         community_id=r["community_id"],
+        reported_by_id=r["reported_by_id"],
     )
     lat, lng, title = r["lat"], r["lng"], r["title"]
     if not clear:

@@ -118,10 +118,13 @@ def order_import_batch(db: Session, order: Order, principal: Principal | None) -
     return import_batch_read(db, principal, batch) if batch is not None else None
 
 
-# The columns an order list reads: those of OrderRead but its lists (one order's only), and the citizen's account for
-# the masking decision.
+# The columns an order list reads: those of OrderRead but its lists (one order's only), and the citizen's account and
+# the registrant's for the masking decision.
 _ONE_ORDER_ONLY = ("assists", "attachments", "import_batch")
-_LIST_COLUMNS = [name for name in OrderRead.model_fields if name not in _ONE_ORDER_ONLY] + ["citizen_user_id"]
+_LIST_COLUMNS = [name for name in OrderRead.model_fields if name not in _ONE_ORDER_ONLY] + [
+    "citizen_user_id",
+    "reported_by_id",
+]
 
 
 def _read_row(row: dict[str, Any], principal: Principal) -> OrderRead:
@@ -135,6 +138,7 @@ def _read_row(row: dict[str, Any], principal: Principal) -> OrderRead:
         channel=row["channel"],
         street_id=row["street_id"],
         community_id=row["community_id"],
+        reported_by_id=row["reported_by_id"],
     ):
         return read
     return read.masked()
