@@ -900,8 +900,7 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
                 alarms.pop(key, None)
         late += series_late
     silence = {r.id for r in rules if r.kind == RuleKind.SILENCE}
-    quiet = sorted(sensor_id for sensor_id, rule_id in alarms if rule_id in silence)
-    if quiet:
+    if silence:
         default = get_monitoring_settings().sensor_silent_after_minutes
         for (sensor_id, rule_id), alarm in sorted(alarms.items()):
             sensor = sensors[sensor_id]
@@ -1558,7 +1557,6 @@ def detect_silence(session: Session, *, now: datetime | None = None) -> dict[str
     rows = session.execute(
         select(
             Sensor.id,
-            Sensor.code,
             Sensor.last_reading_at,
             Sensor.created_at,
             Sensor.silent_after_minutes,
