@@ -245,26 +245,24 @@ async def _capped_body(request: Request) -> bytes | None:
 async def _multipart(request: Request, params: dict[str, str]) -> PostArguments:
     """A multipart POST's fields, and its ``media`` file(s) read up to one byte past the largest size taken (the
     order's files' rules refuse a larger one by name). Another file field is a problem naming it."""
-    from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException
 
-    settings = files.get_file_settings()
-    uploads: list[Upload] = []
-    problem = None
     try:
-        async with request.form(max_files=settings.max_count, max_fields=100, max_part_size=MAX_FIELD_BYTES) as form:
-            for key, value in form.multi_items():
-                if not isinstance(value, UploadFile):
-                    params[key] = value
-                elif key != MEDIA_FIELD:
-                    problem = problem or f"the file field {key!r} is not taken; send the photo as {MEDIA_FIELD!r}"
-                elif value.filename or value.size:
-                    uploads.append(Upload(filename=value.filename, data=await value.read(files.read_limit())))
+        pairs, found = await files.read_multipart(
+            request,
+            limit=files.read_limit(),
+            max_files=files.get_file_settings().max_count,
+            max_fields=100,
+            max_part_size=MAX_FIELD_BYTES,
+        )
     except MultiPartException as exc:
         return PostArguments(params, f"the multipart body cannot be read: {exc.message}")
     except UnicodeDecodeError:
         return PostArguments(params, "the form is not UTF-8: send its text in UTF-8")
-    return PostArguments(params, problem, uploads)
+    params.update(pairs)
+    others = [key for key, _ in found if key != MEDIA_FIELD]
+    problem = f"the file field {others[0]!r} is not taken; send the photo as {MEDIA_FIELD!r}" if others else None
+    return PostArguments(params, problem, [upload for key, upload in found if key == MEDIA_FIELD and upload.given])
 
 
 @takes(API_KEY, optional=True)

@@ -697,25 +697,21 @@ async def upload_body(request: Request) -> UploadForm:
 
 async def read_uploads(request: Request, *, limit: int, max_files: int) -> UploadForm:
     """:func:`upload_body` with its own limits: each file read up to ``limit`` bytes, at most ``max_files``."""
-    from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException
+
+    from cityhub.workorders.files import read_multipart
 
     if request.method != "POST" or not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return UploadForm(await form_body(request), [])
-    pairs: list[tuple[str, str]] = []
-    uploads: list[Upload] = []
     try:
-        async with request.form(max_files=max_files, max_fields=20, max_part_size=MAX_FORM_BYTES) as parsed:
-            for key, value in parsed.multi_items():
-                if not isinstance(value, UploadFile):
-                    pairs.append((key, value))
-                elif value.filename or value.size:
-                    uploads.append(Upload(filename=value.filename, data=await value.read(limit)))
+        pairs, files = await read_multipart(
+            request, limit=limit, max_files=max_files, max_fields=20, max_part_size=MAX_FORM_BYTES
+        )
     except MultiPartException as exc:
         if "files" in str(exc).lower():
-            return UploadForm(Form(pairs), uploads, too_many=True)
+            return UploadForm(Form([]), [], too_many=True)
         raise PageError(413, "err.validation") from None
-    return UploadForm(Form(pairs), uploads)
+    return UploadForm(Form(pairs), [upload for _, upload in files if upload.given])
 
 
 UploadBody = Annotated[UploadForm, Depends(upload_body)]

@@ -124,6 +124,31 @@ class Upload:
     filename: str | None
     data: bytes
 
+    @property
+    def given(self) -> bool:
+        """Whether a file was given: a file input left empty arrives with no name and no bytes."""
+        return bool(self.filename or self.data)
+
+
+async def read_multipart(
+    request: Any, *, limit: int, max_files: int, max_fields: int, max_part_size: int
+) -> tuple[list[tuple[str, str]], list[tuple[str, Upload]]]:
+    """A multipart POST's text fields and its file parts by field name, each read up to ``limit`` bytes (one past
+    the largest taken: :func:`check` refuses a larger one by name), a file input left empty among them
+    (:attr:`Upload.given` tells). Raises
+    starlette's ``MultiPartException`` for a body it cannot read (too many files or fields, a part too large)."""
+    from starlette.datastructures import UploadFile
+
+    pairs: list[tuple[str, str]] = []
+    uploads: list[tuple[str, Upload]] = []
+    async with request.form(max_files=max_files, max_fields=max_fields, max_part_size=max_part_size) as parsed:
+        for key, value in parsed.multi_items():
+            if not isinstance(value, UploadFile):
+                pairs.append((key, value))
+            else:
+                uploads.append((key, Upload(filename=value.filename, data=await value.read(limit))))
+    return pairs, uploads
+
 
 @dataclass(frozen=True)
 class Checked:
