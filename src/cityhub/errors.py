@@ -141,6 +141,13 @@ class Conflict(CityhubError):
     http_status = 409
 
 
+class PayloadTooLarge(CityhubError):
+    """A request's body larger than the server reads (``api.bodylimit``); nothing of it was read or kept."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
 class Overloaded(CityhubError):
     """The server refused a request it could not take in time (admission gate); nothing of it ran."""
 

@@ -460,11 +460,24 @@ def _refusal(scope: Scope, refused: Overloaded) -> Response | None:
     return None
 
 
+def _body_limit(path: str) -> int | None:
+    """The cap on a request's body that :class:`cityhub.api.bodylimit.BodyLimit` keeps: the API's; the pages and
+    Open311 read theirs themselves."""
+    if not path.startswith("/api/"):
+        return None
+    from cityhub.api.gate import get_gate_settings
+
+    return int(get_gate_settings().http_max_body_mb * 1024 * 1024)
+
+
 def create_app() -> FastAPI:
     # FastAPI's own /docs and /redoc load Swagger UI and ReDoc from CDNs: off; api/docs.py serves /docs from npm.
     app = FastAPI(title="cityhub", version=__version__, lifespan=_lifespan, docs_url=None, redoc_url=None)
 
     _install_error_handlers(app)
+    from cityhub.api.bodylimit import BodyLimit
+
+    app.add_middleware(BodyLimit, limit_of=_body_limit)  # inside the gate: a waiting request's body is not read yet
     from cityhub.api.gate import RequestGate
 
     app.add_middleware(RequestGate, refusal=_refusal)  # admission control: see api/gate.py

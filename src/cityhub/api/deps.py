@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.concurrency import run_in_threadpool
 
+from cityhub.api.bodylimit import too_large
 from cityhub.api.credentials import BEARER, takes
 from cityhub.auth import permissions
 from cityhub.auth import service as auth
@@ -519,10 +520,12 @@ async def access_answers_first(request: Request) -> None:
 
 
 async def checked_request(request: Request) -> None:
-    """The API router's checks of every request: an id in its path no table can hold (404), a query parameter or
-    a body field the route does not take, text no database stores (422) — each answered only after the route's
-    authentication and permission have let the caller through (:func:`access_answers_first`)."""
+    """The API router's checks of every request: a body past the API's cap (413, :mod:`cityhub.api.bodylimit`), an
+    id in its path no table can hold (404), a query parameter or a body field the route does not take, text no
+    database stores (422) — each answered only after the route's authentication and permission have let the caller
+    through (:func:`access_answers_first`)."""
     try:
+        too_large(request)
         await known_path_ids(request)
         await known_query_params(request)
         await storable_body(request)

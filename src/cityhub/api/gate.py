@@ -103,6 +103,15 @@ class GateSettings(BaseSettings):
         "Retry-After (nothing of it ran: a retry is safe); 0: it waits as long as it takes.",
     )
 
+    http_max_body_mb: float = Field(
+        16.0,
+        gt=0,
+        description="Largest body, in MiB, of an /api/v1 request other than a multipart file upload (a JSON batch of "
+        "sensor readings is the largest a client sends: 50,000 readings fit in about 8 MiB); a larger one is "
+        "answered 413 payload_too_large and not read. The web pages' forms and Open311's POST have caps of their "
+        "own (256 KiB), file uploads CITYHUB_FILES_MAX_MB.",
+    )
+
     def concurrency(self) -> int:
         return self.http_concurrency or default_concurrency()
 

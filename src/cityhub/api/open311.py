@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cityhub.api.bodylimit import read_capped
 from cityhub.api.credentials import API_KEY, takes
 from cityhub.errors import CityhubError, ValidationFailed, schema_message
 from cityhub.sharing import georeport
@@ -189,7 +190,7 @@ async def form_params(request: Request) -> PostArguments:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         return await _multipart(request, params)  # streamed: its files are not read whole into memory first
-    body = await _capped_body(request)
+    body = await read_capped(request, MAX_BODY_BYTES)  # a request's text is a few KiB, its photo a multipart file
     if body is None:
         return PostArguments(params, f"the body is larger than {MAX_BODY_BYTES // 1024} KiB (a service request's text)")
     if not body:
@@ -228,18 +229,6 @@ async def form_params(request: Request) -> PostArguments:
             "(or application/json, or multipart/form-data with a media file)",
         )
     return PostArguments(params)
-
-
-async def _capped_body(request: Request) -> bytes | None:
-    """The body of a form or JSON POST, read up to :data:`MAX_BODY_BYTES`; None past it (the rest is not read into
-    memory: a request's text is a few KiB, its photo comes as a multipart file)."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _multipart(request: Request, params: dict[str, str]) -> PostArguments:

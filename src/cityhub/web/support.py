@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from starlette.types import Scope
 
 from cityhub import __version__
+from cityhub.api.bodylimit import read_capped
 from cityhub.auth import permissions
 from cityhub.auth import service as auth
 from cityhub.auth.errors import Unauthenticated
@@ -537,8 +538,8 @@ async def form_body(request: Request) -> Form:
     """The urlencoded form of a POST (multipart is not used by these pages)."""
     if request.method != "POST":
         return Form()
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
+    body = await read_capped(request, MAX_FORM_BYTES)
+    if body is None:
         raise PageError(413, "err.validation")
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("application/x-www-form-urlencoded"):
