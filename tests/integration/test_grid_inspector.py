@@ -206,6 +206,30 @@ def test_an_inspector_follows_a_report_placed_outside_their_grid_and_sent_elsewh
     assert f'href="/orders/{made["id"]}"' not in login("grid2").get("/orders").text
 
 
+def test_an_inspector_opens_the_links_between_their_own_reports_outside_their_grid(world) -> None:
+    """Two reports of one problem in another street, the second merged into the first by that street's dispatcher:
+    the page of the second links the first (its registrant may open it; it was shown unlinked, by the data scope),
+    in the facts and the trail, and the API's similar cases name it as the master."""
+    from fastapi.testclient import TestClient
+
+    from app_helpers import shared_app
+
+    client = TestClient(shared_app(), raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {world['token']}"}
+    report = {"channel": "grid", "content": "京溪路口路灯倒伏压住人行道", "street_code": "W-JX"}
+    first, second = (client.post("/api/v1/orders", json=report, headers=headers).json() for _ in range(2))
+    with session_scope() as s:
+        orders.act(s, order_id=second["id"], action="merge", params={"master_id": first["id"]})
+        number = s.get(Order, first["id"]).number  # type: ignore[union-attr]
+
+    page = login("grid").get(f"/orders/{second['id']}").text
+    assert re.search(rf'data-testid="merge">已并入 <a href="/orders/{first["id"]}">{number}</a>', page), page
+    step = re.search(r'<tr data-action="merge">.*?</tr>', page, flags=re.S)
+    assert step and f'合并 → <a href="/orders/{first["id"]}">{number}</a>' in step.group(0)
+    similar = client.get(f"/api/v1/orders/{second['id']}/similar", headers=headers).json()
+    assert similar["master_id"] == first["id"], similar
+
+
 def test_the_migration_fills_who_registered_the_orders_of_before(empty_db_url: str) -> None:
     """Migration 0051: an order a person's account made gets its registrant from the trail's create event; one the
     system made (an import, a sensor) gets none."""

@@ -31,6 +31,8 @@ from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.workorders.models import Channel, Order, OrderAssist
 
 DISTRICT_TIERS = frozenset({UnitTier.DISTRICT, UnitTier.CITY})
+# The orders a reader may open, as a :func:`reading_clause` gives it (None: all).
+Reading = ColumnElement[bool] | None
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def _found(session: Session, clause: ColumnElement[bool] | None, order_id: int) 
     return session.scalar(query) is not None
 
 
-def reading_clause(session: Session, principal: Principal) -> ColumnElement[bool] | None:
+def reading_clause(session: Session, principal: Principal) -> Reading:
     """The orders ``principal`` may read (None: all): their data scope, and a staff member's own registrations
     (``Order.reported_by_id``, 我提交的) — a grid inspector's report placed outside their grid, or sent on to a unit
     their scope does not hold, stays theirs to follow. Only for reading an order and listing orders: what a scope
@@ -158,7 +160,13 @@ def reading_clause(session: Session, principal: Principal) -> ColumnElement[bool
 
 def may_read(session: Session, principal: Principal, order_id: int) -> bool:
     """Whether ``principal`` may read the order (:func:`reading_clause`)."""
-    return _found(session, reading_clause(session, principal), order_id)
+    return readable(session, reading_clause(session, principal), order_id)
+
+
+def readable(session: Session, reading: Reading, order_id: int) -> bool:
+    """Whether the order is one its reader may open, ``reading`` being their :func:`reading_clause` (computed once
+    for a page's many links to other orders: a split's parts, a merge's master, the similar past cases)."""
+    return _found(session, reading, order_id)
 
 
 def personal_search(principal: Principal, q: str | None) -> ColumnElement[bool] | None:

@@ -31,11 +31,13 @@ from cityhub.auth import service as auth
 from cityhub.auth.errors import AccountLocked, TooManyAttempts, Unauthenticated
 from cityhub.auth.principal import Principal
 from cityhub.auth.scope import (
-    Scope,
+    Reading,
     check_attach,
     may_read,
     order_in_scope,
     own_units,
+    readable,
+    reading_clause,
     scope_of,
     search_clause,
     sees_personal_data,
@@ -1068,9 +1070,9 @@ _EXTENSION_EVENTS = frozenset({Action.REQUEST_EXTENSION.value, Action.APPROVE_EX
 _SENDING_EVENTS = frozenset(a.value for a in (Action.DISPATCH, Action.TRANSFER, Action.ASSIGN, Action.REOPEN))
 
 
-def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -> list[dict[str, Any]]:
-    """The audit trail's rows as the API gives them to ``principal`` (``workorders.views.trail_of``); ``scope``:
-    theirs, for the orders the trail links."""
+def _event_rows(db: Session, order: Order, principal: Principal, reading: Reading) -> list[dict[str, Any]]:
+    """The audit trail's rows as the API gives them to ``principal`` (``workorders.views.trail_of``); ``reading``:
+    what they may open (``auth.scope.reading_clause``), for the orders the trail links."""
     events = trail_of(db, order, principal)
     units = support.names_of(
         db,
@@ -1100,7 +1102,7 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
                 "text": payload.get("text") or payload.get("answer") or payload.get("content"),
                 # 拆单: the order the split made; 合并: the order this one was merged into, and on that master the
                 # order merged into it — (id, number), linked where the reader may open it.
-                "part": _linked_order(db, scope, e.action, payload),
+                "part": _linked_order(db, reading, e.action, payload),
                 "kb_entry_id": payload.get("kb_entry_id"),
                 # The files an upload added (``workorders.files.attach``): named in the trail, opened from the facts.
                 "files": [f.get("filename") for f in payload.get("attachments") or () if isinstance(f, dict)],
@@ -1121,9 +1123,9 @@ def _event_rows(db: Session, order: Order, principal: Principal, scope: Scope) -
     return rows
 
 
-def _linked_order(db: Session, scope: Scope, action: str, payload: dict[str, Any]) -> tuple[int | None, str] | None:
+def _linked_order(db: Session, reading: Reading, action: str, payload: dict[str, Any]) -> tuple[int | None, str] | None:
     """The other order an event names: a split's new order, a merge's master (its trail said 合并 and not into
-    which order), on the master the order merged into it — (id, number), the id None where the reader (``scope``)
+    which order), on the master the order merged into it — (id, number), the id None where the reader (``reading``)
     may not open it."""
     number, part_id = payload.get("part_number"), payload.get("part_id")
     if action == Action.MERGE.value and isinstance(master_id := payload.get("master_id"), int):
@@ -1132,18 +1134,18 @@ def _linked_order(db: Session, scope: Scope, action: str, payload: dict[str, Any
         part_id, number = payload.get("merged_id"), payload.get("merged_number")
     if not isinstance(number, str):
         return None
-    visible = isinstance(part_id, int) and order_in_scope(db, scope, part_id)
+    visible = isinstance(part_id, int) and readable(db, reading, part_id)
     return (part_id if visible else None), number
 
 
 def _split_relations(
-    db: Session, order: Order, scope: Scope, family: list[orders.SplitKin]
+    db: Session, order: Order, reading: Reading, family: list[orders.SplitKin]
 ) -> dict[str, list[tuple[int | None, str]]]:
     """拆单: of the split ``family`` (``orders.split_family``), the order this one was split from and those split from
-    it, as (id, number) — the id None where the reader (``scope``) may not open that order."""
+    it, as (id, number) — the id None where the reader (``reading``) may not open that order."""
 
     def shown(kin: orders.SplitKin) -> tuple[int | None, str]:
-        return (kin.id if order_in_scope(db, scope, kin.id) else None), kin.number
+        return (kin.id if readable(db, reading, kin.id) else None), kin.number
 
     return {
         "from": [shown(k) for k in family if k.id == order.split_from_id],
@@ -1151,13 +1153,13 @@ def _split_relations(
     }
 
 
-def _merge_relations(db: Session, order: Order, scope: Scope, citizen: bool) -> dict[str, Any]:
+def _merge_relations(db: Session, order: Order, reading: Reading, citizen: bool) -> dict[str, Any]:
     """合并: the order this one was merged into and those merged into it (``orders.merge_family``), as (id, number)
-    — the id None where the reader (``scope``) may not open that order; a citizen is not shown others' appeals."""
+    — the id None where the reader (``reading``) may not open that order; a citizen is not shown others' appeals."""
     kin = orders.merge_family(db, order)
 
     def shown(pair: tuple[int, str]) -> tuple[int | None, str]:
-        return (pair[0] if order_in_scope(db, scope, pair[0]) else None), pair[1]
+        return (pair[0] if readable(db, reading, pair[0]) else None), pair[1]
 
     merged = [] if citizen else [shown(p) for p in kin.merged]
     return {
@@ -1207,7 +1209,8 @@ def _detail_page(
     order = scoped_order(db, order_id, principal)  # NotFound when missing or out of scope
     read: OrderRead = read_model(order, principal)
     family = orders.split_family(db, order)
-    scope = scope_of(db, principal)
+    scope = scope_of(db, principal)  # what they may act on: merge into
+    reading = reading_clause(db, principal)  # what they may open: the orders this page links
     actions = _my_actions(db, order, principal)
     staff = principal.role != Role.CITIZEN
     similar = decision = answers = None
@@ -1220,7 +1223,7 @@ def _detail_page(
         found.duplicates = [
             d for d in found.duplicates if d.order_id not in kin and order_in_scope(db, scope, d.order_id)
         ]
-        found.similar = [c for c in found.similar if c.order_id not in kin and order_in_scope(db, scope, c.order_id)]
+        found.similar = [c for c in found.similar if c.order_id not in kin and readable(db, reading, c.order_id)]
         found.similar = found.similar[:5]
         similar = found
         stored = dispatch.latest_decision(db, order_id=order.id)
@@ -1244,7 +1247,7 @@ def _detail_page(
         ids |= {decision.place.street_id, decision.place.community_id}
     needs_units = any(kind == "unit" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     needs_categories = any(kind == "category" for a in actions for _, kind, _ in ACTION_FIELDS[a])
-    events = _event_rows(db, order, principal, scope)
+    events = _event_rows(db, order, principal, reading)
     sent_back = _sent_back(events) if staff else None
     unmasked = sees_personal_data(principal, order)
     return render(
@@ -1270,8 +1273,8 @@ def _detail_page(
         units=support.unit_groups(db, handlers=True) if needs_units else [],
         categories=support.active_categories(db) if needs_categories else [],
         appeal_types=list(AppealType),
-        split=_split_relations(db, order, scope, family),
-        merge=_merge_relations(db, order, scope, not staff),
+        split=_split_relations(db, order, reading, family),
+        merge=_merge_relations(db, order, reading, not staff),
         higher_urgencies=URGENCY_RANK[URGENCY_RANK.index(order.urgency.value) + 1 :],
         similar=similar,
         decision=decision,

@@ -22,6 +22,8 @@ from cityhub.auth.scope import (
     may_read,
     order_in_scope,
     own_units,
+    readable,
+    reading_clause,
     scope_of,
     search_clause,
     sees_personal_data,
@@ -550,11 +552,12 @@ def order_similar(order_id: int, db: DbSession, principal: Reader) -> DedupeRead
     from cityhub.intake import dedupe
 
     found = dedupe.check(db, order=_order(db, order_id, principal))
-    scope = scope_of(db, principal)
+    scope, reading = scope_of(db, principal), reading_clause(db, principal)
     read = DedupeRead.of(found, reader=principal)
-    # Orders outside the caller's data scope are left out, as everywhere else.
+    # Duplicates, to merge, are those of the caller's data scope; the cases and the master, to read, those they may
+    # open (their scope, and the orders they registered).
     read.duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]
-    read.similar = [c for c in read.similar if order_in_scope(db, scope, c.order_id)]
-    if read.master_id is not None and not order_in_scope(db, scope, read.master_id):
+    read.similar = [c for c in read.similar if readable(db, reading, c.order_id)]
+    if read.master_id is not None and not readable(db, reading, read.master_id):
         read.master_id = read.master_number = None
     return read
