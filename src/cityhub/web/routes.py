@@ -601,8 +601,9 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     place = orders.appeal_place(db, data)
     found = dedupe.check(db, data=data, placed=place)
     read = dedupe.DedupeRead.of(found, reader=principal)
-    duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]
-    similar = [c for c in read.similar if order_in_scope(db, scope, c.order_id)][:5]
+    duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]  # to merge into
+    reading = reading_clause(db, principal)  # to open
+    similar = [c for c in read.similar if readable(db, reading, c.order_id)][:5]
     answers = kb.instant_answer_candidates(db, data=data, limit=3)
     names = unit_directory(db)
     place = place or Place()
