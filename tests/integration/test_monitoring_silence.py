@@ -113,7 +113,10 @@ def test_a_quiet_sensor_goes_silent_raises_one_alarm_and_readings_resuming_clear
     service.update_sensor(db_session, code="WL-D", data=SensorUpdate(silent_after_minutes=24 * 60))
     assert service.detect_silence(db_session, now=later) == {"silent": 0, "raised": 0, "cleared": 1}
     db_session.commit()
-    assert [a.state for a in _silence_alarms(db_session, "WL-D")] == ["cleared"]
+    lengthened = _silence_alarms(db_session, "WL-D")
+    assert [a.state for a in lengthened] == ["cleared"]
+    # It says why: no reading came (it said "readings resumed" at the reading it had last heard).
+    assert service.alarm_events(db_session, alarm_id=lengthened[0].id)[-1].note == "silence time lengthened"
 
 
 def test_a_sensor_that_never_reported_goes_silent_from_its_registration_and_a_retired_one_never(

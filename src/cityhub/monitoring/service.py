@@ -906,7 +906,7 @@ def _evaluate(session: Session, fresh: list[_Good], *, now: datetime, open_order
             sensor = sensors[sensor_id]
             # The sensor reports again (late readings alone do not do).
             if rule_id in silence and _quiet(sensor, default, now)[1] is None:
-                _resume(session, alarm, sensor)
+                _resume(session, alarm, sensor, now)
                 tally.cleared += 1
     if changed:
         session.execute(update(RuleState), changed)  # by primary key (sensor_id, rule_id), executemany
@@ -1538,10 +1538,15 @@ def _raise_silence(
     return alarm
 
 
-def _resume(session: Session, alarm: Alarm, sensor: Sensor) -> None:
-    """Clear a silence alarm: the sensor reports again (at its latest reading), or may now stay quiet longer."""
-    at = sensor.last_reading_at or utcnow()
-    note = f"readings resumed, the latest at {_local(at)}" if sensor.last_reading_at else "silence time lengthened"
+def _resume(session: Session, alarm: Alarm, sensor: Sensor, now: datetime) -> None:
+    """Clear a silence alarm: the sensor reports again (at its latest reading), or — no reading since the one the
+    alarm last heard (its threshold's minutes before it was raised) — may now stay quiet longer."""
+    heard = alarm.raised_at - timedelta(minutes=alarm.threshold)
+    if sensor.last_reading_at is not None and sensor.last_reading_at > heard:
+        at = sensor.last_reading_at
+        note = f"readings resumed, the latest at {_local(at)}"
+    else:
+        at, note = now, "silence time lengthened"
     _close(session, alarm, actor=orders.SYSTEM, at=max(at, alarm.raised_at), value=None, note=note)
 
 
@@ -1587,7 +1592,7 @@ def detect_silence(session: Session, *, now: datetime | None = None) -> dict[str
     for sensor_id in sorted(set(open_alarms) - silent):
         reporting = session.get(Sensor, sensor_id)
         if reporting is not None:
-            _resume(session, open_alarms[sensor_id], reporting)
+            _resume(session, open_alarms[sensor_id], reporting, now)
             cleared += 1
     session.flush()
     return {"silent": len(silent), "raised": raised, "cleared": cleared}
