@@ -147,12 +147,12 @@ def _found(session: Session, clause: ColumnElement[bool] | None, order_id: int) 
     return session.scalar(query) is not None
 
 
-def reading_clause(session: Session, principal: Principal) -> Reading:
+def reading_clause(session: Session, principal: Principal, scope: Scope | None = None) -> Reading:
     """The orders ``principal`` may read (None: all): their data scope, and a staff member's own registrations
     (``Order.reported_by_id``, 我提交的) — a grid inspector's report placed outside their grid, or sent on to a unit
     their scope does not hold, stays theirs to follow. Only for reading an order and listing orders: what a scope
-    counts, routes or dispatches is the data scope alone (:func:`scope_of`)."""
-    clause = scope_of(session, principal).clause()
+    counts, routes or dispatches is the data scope alone (:func:`scope_of`; ``scope``: theirs, when at hand)."""
+    clause = (scope or scope_of(session, principal)).clause()
     if clause is None or principal.role == Role.CITIZEN or principal.user_id is None:
         return clause
     return or_(clause, Order.reported_by_id == principal.user_id)

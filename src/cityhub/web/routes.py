@@ -602,7 +602,7 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     found = dedupe.check(db, data=data, placed=place)
     read = dedupe.DedupeRead.of(found, reader=principal)
     duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]  # to merge into
-    reading = reading_clause(db, principal)  # to open
+    reading = reading_clause(db, principal, scope)  # to open
     similar = [c for c in read.similar if readable(db, reading, c.order_id)][:5]
     answers = kb.instant_answer_candidates(db, data=data, limit=3)
     names = unit_directory(db)
@@ -1211,7 +1211,7 @@ def _detail_page(
     read: OrderRead = read_model(order, principal)
     family = orders.split_family(db, order)
     scope = scope_of(db, principal)  # what they may act on: merge into
-    reading = reading_clause(db, principal)  # what they may open: the orders this page links
+    reading = reading_clause(db, principal, scope)  # what they may open: the orders this page links
     actions = _my_actions(db, order, principal)
     staff = principal.role != Role.CITIZEN
     similar = decision = answers = None

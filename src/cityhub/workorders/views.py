@@ -552,7 +552,8 @@ def order_similar(order_id: int, db: DbSession, principal: Reader) -> DedupeRead
     from cityhub.intake import dedupe
 
     found = dedupe.check(db, order=_order(db, order_id, principal))
-    scope, reading = scope_of(db, principal), reading_clause(db, principal)
+    scope = scope_of(db, principal)
+    reading = reading_clause(db, principal, scope)
     read = DedupeRead.of(found, reader=principal)
     # Duplicates, to merge, are those of the caller's data scope; the cases and the master, to read, those they may
     # open (their scope, and the orders they registered).
