@@ -731,6 +731,9 @@ def test_the_orders_one_import_created_are_listed_by_its_batch_within_the_reader
 
     assert listed(import_batch_id=batch) == ({"m1", "m2", "m3"}, 3)
     assert listed(channel="mailbox")[1] == 4  # what the import page's link listed before
+    # Who imported them registered them (我提交的), as their create events say — not the street's handler.
+    assert listed(mine="true") == ({"o1", "m1", "m2", "m3"}, 4)
+    assert listed(street_handler, mine="true") == (set(), 0)
     assert listed(street_handler, import_batch_id=batch) == ({"m1"}, 1)
     assert listed(import_batch_id=batch, street_id=street_id) == ({"m1"}, 1)  # with the other filters
     assert listed(import_batch_id=batch + 1) == listed(import_batch_id=2**40) == (set(), 0)

@@ -288,7 +288,8 @@ def write_orders(
 ) -> WriteResult:
     """Insert new orders with their events and assists; skip a known (channel, external_id) holding the same
     message, report one holding a different message in ``conflicts``; do not commit. ``by``: the actor columns of the
-    ``create`` event written for a record that brings no events (default: ``actor_name`` ``import``).
+    ``create`` event written for a record that brings no events (default: ``actor_name`` ``import``), its
+    ``actor_id`` the orders' registrant.
     ``import_batch_id``: the import (``import_batches``) every order written is one of."""
     result = WriteResult()
     if not records:
@@ -301,6 +302,9 @@ def write_orders(
     at_changed = pos["changed_xid"]
     base[at_changed] = 0  # the database's to write (cityhub.workorders.changes), see below
     base[pos["import_batch_id"]] = import_batch_id
+    # Who registered them (我提交的): the account whose import it is, as its create events name it; none for the
+    # command line's. A record may name its own.
+    base[pos["reported_by_id"]] = (by or {}).get("actor_id")
     at_channel, at_ext, at_state, at_number = pos["channel"], pos["external_id"], pos["state"], pos["number"]
     at_title, at_content = pos["title"], pos["content"]
     at_created, at_updated = pos["created_at"], pos["updated_at"]
