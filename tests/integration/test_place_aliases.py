@@ -19,7 +19,7 @@ from app_helpers import shared_app
 from cityhub import auditlog, jobs
 from cityhub.auth import passwords
 from cityhub.auth.service import create_token
-from cityhub.db import reset_engine, session_scope
+from cityhub.db import database_key, reset_engine, session_scope
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.intake.bulk import write_orders
 from cityhub.intake.service import submit
@@ -169,6 +169,42 @@ def test_the_placing_job_looks_again_at_unplaceable_orders_once_an_alias_is_adde
     with session_scope() as s:
         order = s.get(Order, order_id)
         assert order is not None and (order.community_id, order.place_source) == (units["A-SQ2"], "text")
+
+
+def test_the_process_keeps_one_gazetteer_the_aliases_taught_one_after_another_not_building_another(
+    units: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cityhub import refdata
+    from cityhub.org import places
+
+    builds: list[bool] = []
+    build = places._build_gazetteer
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        builds.append(True)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(places, "_build_gazetteer", counted)
+    with session_scope() as s:
+        assert unit_gazetteer(s) is not None
+    assert len(builds) == 1
+    wishes = [aliases.AliasWish("稻花大道", "road"), aliases.AliasWish("麦田街"), aliases.AliasWish("稻穗广场")]
+    with session_scope() as s:
+        outcomes = aliases.add_from_order(s, order_number="T-1", unit_id=units["A-JD"], wishes=wishes)
+    # The units' own names still refuse one (another street's), read from the one gazetteer, built no second time
+    # for them nor again after each alias added.
+    assert [(o.alias, o.added, o.reason) for o in outcomes] == [
+        ("稻花大道", True, None),
+        ("麦田街", False, "ambiguous"),
+        ("稻穗广场", True, None),
+    ]
+    assert len(builds) == 1
+    with session_scope() as s:  # the library changed: the gazetteer is built again, once, and places by the aliases
+        assert unit_gazetteer(s).resolve("稻穗广场旁边").street_code == "A-JD"  # type: ignore[union-attr]
+        assert unit_gazetteer(s, own_names=True).units_named("稻穗广场", own=True) == {}  # type: ignore[union-attr]
+        here = database_key(s)
+        gazetteers = [name for db, name in refdata._values if db == here and "gazetteer" in name]
+    assert len(builds) == 2 and gazetteers == ["org.gazetteer"]
 
 
 def test_the_command_line_keeps_the_library_and_imports_the_good_rows(
