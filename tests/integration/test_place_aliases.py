@@ -26,7 +26,7 @@ from cityhub.intake.service import submit
 from cityhub.org import aliases
 from cityhub.org.models import AliasKind, Role, Unit, UnitAlias, UnitTier, User
 from cityhub.org.places import unit_gazetteer
-from cityhub.workorders.models import AppealType, Order, Urgency
+from cityhub.workorders.models import AppealType, Order, OrderEvent, Urgency
 from web_helpers import PASSWORD, login
 
 API = "/api/v1"
@@ -509,3 +509,91 @@ def test_a_street_dispatcher_adds_aliases_only_to_the_units_its_street_routes(ap
     # Moving the order to another street without teaching anything is still its to do.
     assert correct("A-JD").status_code == 200
     assert _place_of(order.id) == (units["A-JD"], None, "dispatcher")
+
+
+def _trail(order_id: int) -> list[tuple[str, str | None, dict[str, Any] | None, str | None]]:
+    with session_scope() as s:
+        return [
+            (e.action, e.actor_name, e.payload, e.reason)
+            for e in s.scalars(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id))
+        ]
+
+
+def _version(order_id: int) -> tuple[int, str]:
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        assert order is not None
+        return order.version, order.state.value
+
+
+def test_an_alias_taught_from_an_order_is_in_its_trail_the_place_it_had_confirmed_not_changed(
+    api: Api, units: dict[str, int]
+) -> None:
+    order = _appeal("荷塘社区荷叶桥下面堆了很多垃圾，荷花码头也是")
+    assert _place_of(order.id) == (units["A-JD2"], units["A-SQ2"], "text")
+    before = _version(order.id)
+    events = len(_trail(order.id))
+
+    # The place the order has already, over the API, an alias taught: the trail says so; nothing else changed.
+    asked = [{"alias": "荷叶桥", "kind": "landmark"}, {"alias": "麦田街"}]
+    done = api.call(
+        "POST",
+        f"/dispatch/{order.id}/place",
+        who="dsp",
+        json={"unit_id": units["A-SQ2"], "aliases": asked, "reason": "核实属实"},
+    )
+    assert done.status_code == 200, done.text
+    assert [(a["alias"], a["added"]) for a in done.json()["aliases"]] == [("荷叶桥", True), ("麦田街", False)]
+    assert _place_of(order.id) == (units["A-JD2"], units["A-SQ2"], "text")  # not made the dispatcher's
+    assert _version(order.id) == before
+    trail = _trail(order.id)
+    assert trail[events:] == [
+        (
+            "comment",
+            "dsp姓名",
+            {
+                "text": "place confirmed as 荷塘社区居委会; place aliases of 荷塘社区居委会 taught: 荷叶桥",
+                "aliases": ["荷叶桥"],
+            },
+            "核实属实",
+        )
+    ]
+    # Asking again for what is there already teaches nothing, and the trail says nothing more: nothing happened.
+    again = api.call(
+        "POST", f"/dispatch/{order.id}/place", who="dsp", json={"unit_id": units["A-SQ2"], "aliases": asked[:1]}
+    )
+    assert again.status_code == 200 and again.json()["aliases"][0]["added"] is False
+    assert len(_trail(order.id)) == len(trail)
+
+    # On the order page: the same, from the web form, read in the user's language.
+    page = login("al-dsp")
+    form = {
+        "csrf_token": page.cookies["cityhub_csrf"],
+        "unit_id": str(units["A-SQ2"]),
+        "alias_0": "荷花码头",
+        "alias_kind_0": "landmark",
+    }
+    assert page.post(f"/orders/{order.id}/place", data=form, follow_redirects=False).status_code == 303
+    assert _version(order.id) == before
+    assert _trail(order.id)[-1][2] == {
+        "text": "place confirmed as 荷塘社区居委会; place aliases of 荷塘社区居委会 taught: 荷花码头",
+        "aliases": ["荷花码头"],
+    }
+    shown = page.get(f"/orders/{order.id}").text
+    assert "属地确认为 荷塘社区居委会；记为荷塘社区居委会的地名别名：荷花码头" in shown
+    assert "记为荷塘社区居委会的地名别名：荷叶桥" in shown
+
+    # A correction that moves the order has its own event; the aliases it taught follow it in the trail.
+    events = len(_trail(order.id))
+    moved = api.call(
+        "POST",
+        f"/dispatch/{order.id}/place",
+        who="dsp",
+        json={"unit_id": units["A-JD"], "aliases": [{"alias": "稻花大道", "kind": "road"}]},
+    )
+    assert moved.status_code == 200, moved.text
+    assert [(action, (payload or {}).get("text")) for action, _, payload, _ in _trail(order.id)[events:]] == [
+        ("comment", "place set to 稻香街道 (street only)"),
+        ("comment", "place aliases of 稻香街道 taught: 稻花大道"),
+    ]
+    assert "属地更正为 稻香街道（仅街道）" in page.get(f"/orders/{order.id}").text
