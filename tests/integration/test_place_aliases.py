@@ -597,3 +597,18 @@ def test_an_alias_taught_from_an_order_is_in_its_trail_the_place_it_had_confirme
         ("comment", "place aliases of 稻香街道 taught: 稻花大道"),
     ]
     assert "属地更正为 稻香街道（仅街道）" in page.get(f"/orders/{order.id}").text
+
+
+def test_a_bridge_a_station_or_a_pier_the_order_names_is_offered_as_an_alias(units: dict[str, int]) -> None:
+    from cityhub.dispatch import service as dispatch
+
+    text = "金沙洲大桥底堆满了垃圾，地铁客村站出口和白鹅潭码头也有，物业扬言要退出小区"
+    order = _appeal(text, address="区庄立交下面")
+    with session_scope() as s:
+        offered = dispatch.alias_candidates(s, s.get(Order, order.id))  # type: ignore[arg-type]
+    assert offered == [
+        aliases.AliasCandidate("区庄立交", AliasKind.LANDMARK),
+        aliases.AliasCandidate("金沙洲大桥", AliasKind.LANDMARK),
+        aliases.AliasCandidate("客村站", AliasKind.LANDMARK),
+        aliases.AliasCandidate("白鹅潭码头", AliasKind.LANDMARK),
+    ]
