@@ -173,6 +173,10 @@ def test_lexicon_groups_and_places() -> None:
         ("88号东风路", ["东风路"]),
         ("模占湾组村民", []),
         ("公交公司将28路改线", ["28路"]),
+        # Names holding a word that is a stop elsewhere: 要, 城镇, 乡村.
+        ("肇庆市高要区小湘镇", ["小湘镇"]),
+        ("河源市紫城镇", ["紫城镇"]),
+        ("南浦东乡村民委员会", ["南浦东乡村"]),
     ],
 )
 def test_place_names_start_where_the_name_does(text: str, places: list[str]) -> None:

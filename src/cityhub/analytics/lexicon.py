@@ -128,8 +128,9 @@ _SUFFIX_RE = re.compile("|".join(re.escape(s) for s in _SUFFIXES))
 # Characters that cannot be inside a place name: they end the name on its left.
 _STOP_CHARS = frozenset(
     "的在了是我你他她它们和与及或对向于到从把被给这那该此每个为有无也都就还又很请问吗呢吧啊么没不系而像想买套走"
-    # prepositions, modal verbs and adverbs of a sentence around a place (送至医院, 要通过征收小区, 才得知永福小区)
-    "要去至往由离让才并已等能"
+    # prepositions, modal verbs and adverbs of a sentence around a place (送至医院, 由泉源路, 才得知永福小区; not 要 nor
+    # 去, which names hold: 高要区, 去汇社区)
+    "至往由离让才并已等能"
 )
 # Words that often precede a place name without being part of it.
 _STOP_WORDS = (
@@ -342,6 +343,8 @@ _GENERIC = frozenset(
         "私立幼儿园",
         "民办幼儿园",
         "高速路",
+        "城镇",
+        "乡镇",
     ]
 )
 # Mentions ending in these are ordinary words or offices, whatever precedes them (过马路, 人民政府), among them the
@@ -357,10 +360,7 @@ _GENERIC_ENDINGS = (
     # (not 顺路, 远路, 电路, 近路: 丰顺路, 致远路, 供电路 are roads)
     *("绕路", "走路", "修路", "让路", "带路", "问路", "迷路", "拦路", "挡路", "堵路", "封路", "赶路"),
     *("过路", "半路", "出路", "退路", "思路", "套路", "网路", "上路"),
-    "城镇",
-    "乡镇",
     "农村",
-    "乡村",
     "中小学",
     # where roads meet and distances (民政局交叉路口, 一里多里路, 两三公里路)
     *("交叉路", "叉路", "岔路", "公里路", "里多里路"),
