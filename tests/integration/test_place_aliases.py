@@ -184,6 +184,9 @@ def test_the_process_keeps_one_gazetteer_the_aliases_taught_one_after_another_no
         builds.append(True)
         return build(*args, **kwargs)
 
+    with session_scope() as s:  # a library there already
+        aliases.add_alias(s, alias="桂花公园", unit_code="A-SQ")
+    refdata.clear()  # a process starting
     monkeypatch.setattr(places, "_build_gazetteer", counted)
     with session_scope() as s:
         assert unit_gazetteer(s) is not None
@@ -198,6 +201,9 @@ def test_the_process_keeps_one_gazetteer_the_aliases_taught_one_after_another_no
         ("麦田街", False, "ambiguous"),
         ("稻穗广场", True, None),
     ]
+    assert len(builds) == 1
+    with session_scope() as s, pytest.raises(Conflict, match="already names 桂花社区居委会"):
+        aliases.add_alias(s, alias="桂花公园", unit_code="A-JD")  # another unit's alias: the table, not the gazetteer
     assert len(builds) == 1
     with session_scope() as s:  # the library changed: the gazetteer is built again, once, and places by the aliases
         assert unit_gazetteer(s).resolve("稻穗广场旁边").street_code == "A-JD"  # type: ignore[union-attr]
