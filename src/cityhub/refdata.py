@@ -114,10 +114,21 @@ def tokens(session: Session) -> dict[str, int]:
     return found
 
 
-def cached(session: Session, name: str, tables: tuple[str, ...], build: Callable[[Session], T]) -> T:
+def cached(
+    session: Session,
+    name: str,
+    tables: tuple[str, ...],
+    build: Callable[[Session], T],
+    *,
+    enough: tuple[str, ...] | None = None,
+) -> T:
     """``build(session)`` as of the current contents of ``tables``, from this process's cache when none of them
     changed since it was built. ``build`` must return plain values that do not refer to the session (they are
-    shared by every request of the process) and that nobody changes."""
+    shared by every request of the process) and that nobody changes.
+
+    ``enough``: some of ``tables``, all that the caller reads of the value depends on — the cached value will do
+    while these are unchanged, the others may have changed since it was built (and a value built now is filed as
+    any other, for the callers that need all of ``tables`` current)."""
     current = tokens(session)
     key_tokens = tuple(current.get(table) for table in tables)
     if None in key_tokens:
@@ -125,6 +136,12 @@ def cached(session: Session, name: str, tables: tuple[str, ...], build: Callable
     key = (database_key(session), name)
     hit = _values.get(key)
     if hit is not None and hit[0] == key_tokens:
+        return hit[1]
+    if (
+        hit is not None
+        and enough is not None
+        and all(held == now for table, held, now in zip(tables, hit[0], key_tokens, strict=True) if table in enough)
+    ):
         return hit[1]
     value = build(session)
     _values[key] = (key_tokens, value)

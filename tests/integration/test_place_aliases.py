@@ -19,14 +19,14 @@ from app_helpers import shared_app
 from cityhub import auditlog, jobs
 from cityhub.auth import passwords
 from cityhub.auth.service import create_token
-from cityhub.db import reset_engine, session_scope
+from cityhub.db import database_key, reset_engine, session_scope
 from cityhub.errors import Conflict, NotFound, ValidationFailed
 from cityhub.intake.bulk import write_orders
 from cityhub.intake.service import submit
 from cityhub.org import aliases
 from cityhub.org.models import AliasKind, Role, Unit, UnitAlias, UnitTier, User
 from cityhub.org.places import unit_gazetteer
-from cityhub.workorders.models import AppealType, Order, Urgency
+from cityhub.workorders.models import AppealType, Order, OrderEvent, Urgency
 from web_helpers import PASSWORD, login
 
 API = "/api/v1"
@@ -169,6 +169,48 @@ def test_the_placing_job_looks_again_at_unplaceable_orders_once_an_alias_is_adde
     with session_scope() as s:
         order = s.get(Order, order_id)
         assert order is not None and (order.community_id, order.place_source) == (units["A-SQ2"], "text")
+
+
+def test_the_process_keeps_one_gazetteer_the_aliases_taught_one_after_another_not_building_another(
+    units: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cityhub import refdata
+    from cityhub.org import places
+
+    builds: list[bool] = []
+    build = places._build_gazetteer
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        builds.append(True)
+        return build(*args, **kwargs)
+
+    with session_scope() as s:  # a library there already
+        aliases.add_alias(s, alias="桂花公园", unit_code="A-SQ")
+    refdata.clear()  # a process starting
+    monkeypatch.setattr(places, "_build_gazetteer", counted)
+    with session_scope() as s:
+        assert unit_gazetteer(s) is not None
+    assert len(builds) == 1
+    wishes = [aliases.AliasWish("稻花大道", "road"), aliases.AliasWish("麦田街"), aliases.AliasWish("稻穗广场")]
+    with session_scope() as s:
+        outcomes = aliases.add_from_order(s, order_number="T-1", unit_id=units["A-JD"], wishes=wishes)
+    # The units' own names still refuse one (another street's), read from the one gazetteer, built no second time
+    # for them nor again after each alias added.
+    assert [(o.alias, o.added, o.reason) for o in outcomes] == [
+        ("稻花大道", True, None),
+        ("麦田街", False, "ambiguous"),
+        ("稻穗广场", True, None),
+    ]
+    assert len(builds) == 1
+    with session_scope() as s, pytest.raises(Conflict, match="already names 桂花社区居委会"):
+        aliases.add_alias(s, alias="桂花公园", unit_code="A-JD")  # another unit's alias: the table, not the gazetteer
+    assert len(builds) == 1
+    with session_scope() as s:  # the library changed: the gazetteer is built again, once, and places by the aliases
+        assert unit_gazetteer(s).resolve("稻穗广场旁边").street_code == "A-JD"  # type: ignore[union-attr]
+        assert unit_gazetteer(s, own_names=True).units_named("稻穗广场", own=True) == {}  # type: ignore[union-attr]
+        here = database_key(s)
+        gazetteers = [name for db, name in refdata._values if db == here and "gazetteer" in name]
+    assert len(builds) == 2 and gazetteers == ["org.gazetteer"]
 
 
 def test_the_command_line_keeps_the_library_and_imports_the_good_rows(
@@ -473,3 +515,106 @@ def test_a_street_dispatcher_adds_aliases_only_to_the_units_its_street_routes(ap
     # Moving the order to another street without teaching anything is still its to do.
     assert correct("A-JD").status_code == 200
     assert _place_of(order.id) == (units["A-JD"], None, "dispatcher")
+
+
+def _trail(order_id: int) -> list[tuple[str, str | None, dict[str, Any] | None, str | None]]:
+    with session_scope() as s:
+        return [
+            (e.action, e.actor_name, e.payload, e.reason)
+            for e in s.scalars(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id))
+        ]
+
+
+def _version(order_id: int) -> tuple[int, str]:
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        assert order is not None
+        return order.version, order.state.value
+
+
+def test_an_alias_taught_from_an_order_is_in_its_trail_the_place_it_had_confirmed_not_changed(
+    api: Api, units: dict[str, int]
+) -> None:
+    order = _appeal("荷塘社区荷叶桥下面堆了很多垃圾，荷花码头也是")
+    assert _place_of(order.id) == (units["A-JD2"], units["A-SQ2"], "text")
+    before = _version(order.id)
+    events = len(_trail(order.id))
+
+    # The place the order has already, over the API, an alias taught: the trail says so; nothing else changed.
+    asked = [{"alias": "荷叶桥", "kind": "landmark"}, {"alias": "麦田街"}]
+    done = api.call(
+        "POST",
+        f"/dispatch/{order.id}/place",
+        who="dsp",
+        json={"unit_id": units["A-SQ2"], "aliases": asked, "reason": "核实属实"},
+    )
+    assert done.status_code == 200, done.text
+    assert [(a["alias"], a["added"]) for a in done.json()["aliases"]] == [("荷叶桥", True), ("麦田街", False)]
+    assert _place_of(order.id) == (units["A-JD2"], units["A-SQ2"], "text")  # not made the dispatcher's
+    assert _version(order.id) == before
+    trail = _trail(order.id)
+    assert trail[events:] == [
+        (
+            "comment",
+            "dsp姓名",
+            {
+                "text": "place confirmed as 荷塘社区居委会; place aliases of 荷塘社区居委会 taught: 荷叶桥",
+                "aliases": ["荷叶桥"],
+            },
+            "核实属实",
+        )
+    ]
+    # Asking again for what is there already teaches nothing, and the trail says nothing more: nothing happened.
+    again = api.call(
+        "POST", f"/dispatch/{order.id}/place", who="dsp", json={"unit_id": units["A-SQ2"], "aliases": asked[:1]}
+    )
+    assert again.status_code == 200 and again.json()["aliases"][0]["added"] is False
+    assert len(_trail(order.id)) == len(trail)
+
+    # On the order page: the same, from the web form, read in the user's language.
+    page = login("al-dsp")
+    form = {
+        "csrf_token": page.cookies["cityhub_csrf"],
+        "unit_id": str(units["A-SQ2"]),
+        "alias_0": "荷花码头",
+        "alias_kind_0": "landmark",
+    }
+    assert page.post(f"/orders/{order.id}/place", data=form, follow_redirects=False).status_code == 303
+    assert _version(order.id) == before
+    assert _trail(order.id)[-1][2] == {
+        "text": "place confirmed as 荷塘社区居委会; place aliases of 荷塘社区居委会 taught: 荷花码头",
+        "aliases": ["荷花码头"],
+    }
+    shown = page.get(f"/orders/{order.id}").text
+    assert "属地确认为 荷塘社区居委会；记为荷塘社区居委会的地名别名：荷花码头" in shown
+    assert "记为荷塘社区居委会的地名别名：荷叶桥" in shown
+
+    # A correction that moves the order has its own event; the aliases it taught follow it in the trail.
+    events = len(_trail(order.id))
+    moved = api.call(
+        "POST",
+        f"/dispatch/{order.id}/place",
+        who="dsp",
+        json={"unit_id": units["A-JD"], "aliases": [{"alias": "稻花大道", "kind": "road"}]},
+    )
+    assert moved.status_code == 200, moved.text
+    assert [(action, (payload or {}).get("text")) for action, _, payload, _ in _trail(order.id)[events:]] == [
+        ("comment", "place set to 稻香街道 (street only)"),
+        ("comment", "place aliases of 稻香街道 taught: 稻花大道"),
+    ]
+    assert "属地更正为 稻香街道（仅街道）" in page.get(f"/orders/{order.id}").text
+
+
+def test_a_bridge_a_station_or_a_pier_the_order_names_is_offered_as_an_alias(units: dict[str, int]) -> None:
+    from cityhub.dispatch import service as dispatch
+
+    text = "金沙洲大桥底堆满了垃圾，地铁客村站出口和白鹅潭码头也有，物业扬言要退出小区"
+    order = _appeal(text, address="区庄立交下面")
+    with session_scope() as s:
+        offered = dispatch.alias_candidates(s, s.get(Order, order.id))  # type: ignore[arg-type]
+    assert offered == [
+        aliases.AliasCandidate("区庄立交", AliasKind.LANDMARK),
+        aliases.AliasCandidate("金沙洲大桥", AliasKind.LANDMARK),
+        aliases.AliasCandidate("客村站", AliasKind.LANDMARK),
+        aliases.AliasCandidate("白鹅潭码头", AliasKind.LANDMARK),
+    ]

@@ -61,3 +61,14 @@ def test_an_alias_changes_no_answer_to_a_text_not_naming_it(library: Gazetteer) 
     plain = default_gazetteer()
     for text in texts:
         assert library.resolve(text).to_record() == plain.resolve(text).to_record(), text
+
+
+def test_the_units_own_names_are_told_apart_from_the_librarys() -> None:
+    plain = default_gazetteer()
+    # An alias that is also a street's own name (石井街, of 石井街道) given to another street, and a new name.
+    library = Gazetteer(plain.units.values(), [("石井街", BAIYUNHU), ("石井大道", SHIJING)])
+    assert library.units_named("石井街").keys() == {SHIJING, BAIYUNHU}
+    assert library.units_named("石井街", own=True).keys() == {SHIJING}
+    assert library.units_named("石井大道").keys() == {SHIJING}
+    assert library.units_named("石井大道", own=True) == {}
+    assert library.units_named("石井街道", own=True) == plain.units_named("石井街道") != {}

@@ -154,6 +154,29 @@ def test_lexicon_groups_and_places() -> None:
         ("番禺区市桥街", ["市桥街"]),
         ("建设路口", ["建设路"]),
         ("区庄社区", ["区庄社区"]),
+        # Bridges, interchanges, tunnels, stations, piers and malls (金沙洲大桥底: under the bridge) …
+        ("金沙洲大桥底有人乱扔垃圾", ["金沙洲大桥"]),
+        ("区庄立交下面积水，海印桥边也是", ["区庄立交", "海印桥"]),
+        ("珠江隧道堵车，白鹅潭码头也挤", ["珠江隧道", "白鹅潭码头"]),
+        ("客村地铁站口乱摆卖，地铁3号线体育西站也是", ["客村地铁站", "体育西站"]),
+        ("地铁客村站附近", ["客村站"]),  # the station, not a village 地铁客村
+        ("天河城商场门口", ["天河城商场"]),
+        # … not a word that starts with 桥, a bridge of no name, a station of no name
+        ("高桥镇桥头村", ["高桥镇", "桥头村"]),
+        ("新建一座人行天桥，桥梁老化", []),
+        ("去往火车站的路上垃圾站很臭", []),
+        # Nor a sentence's words in front of the place: verbs, adverbs, dates, house numbers, a villagers' group.
+        ("物业扬言要退出小区", []),
+        ("才得知永福小区要拆", ["永福小区"]),
+        ("孩子入读幼儿园难", []),
+        ("5月22日小学门口", []),
+        ("88号东风路", ["东风路"]),
+        ("模占湾组村民", []),
+        ("公交公司将28路改线", ["28路"]),
+        # Names holding a word that is a stop elsewhere: 要, 城镇, 乡村.
+        ("肇庆市高要区小湘镇", ["小湘镇"]),
+        ("河源市紫城镇", ["紫城镇"]),
+        ("南浦东乡村民委员会", ["南浦东乡村"]),
     ],
 )
 def test_place_names_start_where_the_name_does(text: str, places: list[str]) -> None:

@@ -113,6 +113,12 @@ def test_intake_and_placing_reasons_and_a_persons_own_words() -> None:
         "按分类模型补填分类：城乡建设/物业服务；按地址识别：嘉禾街道"
     )
     assert explain(ZH, "place set to 石井街道 (street only)") == "属地更正为 石井街道（仅街道）"
+    # A place a dispatcher confirmed while teaching the address library (dispatch.service.correct_place).
+    taught = "place confirmed as 石井街道 (street only); place aliases of 石井街道 taught: 石井大道, 石井桥"
+    assert explain(ZH, taught) == "属地确认为 石井街道（仅街道）；记为石井街道的地名别名：石井大道、石井桥"
+    assert explain(Translator("en"), taught) == (
+        "place confirmed as 石井街道 (street only); taught as place aliases of 石井街道: 石井大道, 石井桥"
+    )
     # A knowledge entry an import created or changed, as the configuration log keeps its reason.
     from cityhub.knowledge.service import IMPORTED_FROM
 

@@ -70,6 +70,22 @@ _SUFFIXES = (
     "开发区",
     "步行街",
     "农贸市场",
+    "购物中心",
+    # stations: of the metro, trains and coaches (客村地铁站, 广州火车站); not 站 alone (垃圾站, 搅拌站, 收费站)
+    "地铁站",
+    "高铁站",
+    "火车站",
+    "汽车站",
+    "客运站",
+    "公交站",
+    # bridges, interchanges and tunnels (金沙洲大桥, 区庄立交, 珠江隧道): see _BRIDGES
+    "立交桥",
+    "高架桥",
+    "大桥",
+    "立交",
+    "隧道",
+    "码头",
+    "商场",
     "街道",
     "社区",
     "小区",
@@ -96,6 +112,8 @@ _SUFFIXES = (
     "名苑",
     "之城",
     "苑",
+    "桥",
+    "站",  # only a metro station's (地铁客村站): see _METRO_STATION
     "村",
     "镇",
     "乡",
@@ -110,6 +128,9 @@ _SUFFIX_RE = re.compile("|".join(re.escape(s) for s in _SUFFIXES))
 # Characters that cannot be inside a place name: they end the name on its left.
 _STOP_CHARS = frozenset(
     "的在了是我你他她它们和与及或对向于到从把被给这那该此每个为有无也都就还又很请问吗呢吧啊么没不系而像想买套走"
+    # prepositions, modal verbs and adverbs of a sentence around a place (送至医院, 由泉源路, 才得知永福小区; not 要 nor
+    # 去, which names hold: 高要区, 去汇社区)
+    "至往由离让才并已等能"
 )
 # Words that often precede a place name without being part of it.
 _STOP_WORDS = (
@@ -147,6 +168,10 @@ _STOP_WORDS = (
     "进入",
     "通往",
     "前往",
+    "去往",
+    "开往",
+    "到达",
+    "直达",
     "经过",
     "沿线",
     "位置",
@@ -206,6 +231,12 @@ _STOP_WORDS = (
     "上学",
     "施工",
     "[0-9一二三四五六七八九十两]{1,3}点(?:半|多)?",  # (not 点钟: 八点钟落潭 is 八点 + 钟落潭 as often)
+    # conjunctions and adverbs (所以, 既然, 尽快 …) and verbs whose object a place is (出售小区, 入读幼儿园, 取缔市场)
+    *("所以", "因为", "既然", "如果", "但是", "可以", "能够", "尽快", "非法", "强行", "如今", "以来", "按照"),
+    *("通过", "发现", "得知", "听闻", "出售", "收取", "征收", "退出", "干扰", "入读", "就读", "招生", "通知"),
+    *("安排", "购置", "取缔", "执法", "指导", "统计", "驶入", "住进", "打开", "叫停", "查处", "推脱", "住院"),
+    *("变成", "抱怨", "领导", "加上", "今年", "去年", "明年", "多年", "近年"),
+    "[0-9]{1,4}[年月日]",  # a date (2019年, 5月22日小学 → nothing)
     # verbs of living, building and going (租住江高镇 → 江高镇, 增建学校 → nothing)
     "租住",
     "租房",
@@ -288,6 +319,32 @@ _GENERIC = frozenset(
         "主干路",
         "小路",
         "大路",
+        "天桥",
+        "人行天桥",
+        "过街天桥",
+        "立交桥",
+        "高架桥",
+        "大桥",
+        "立交",
+        "隧道",
+        "码头",
+        "商场",
+        "地铁站",
+        "火车站",
+        "高铁站",
+        "汽车站",
+        "客运站",
+        "公交站",
+        "大型商场",
+        "综合市场",
+        "上级医院",
+        "下属医院",
+        "公办幼儿园",
+        "私立幼儿园",
+        "民办幼儿园",
+        "高速路",
+        "城镇",
+        "乡镇",
     ]
 )
 # Mentions ending in these are ordinary words or offices, whatever precedes them (过马路, 人民政府), among them the
@@ -302,15 +359,33 @@ _GENERIC_ENDINGS = (
     "下坡路",
     # (not 顺路, 远路, 电路, 近路: 丰顺路, 致远路, 供电路 are roads)
     *("绕路", "走路", "修路", "让路", "带路", "问路", "迷路", "拦路", "挡路", "堵路", "封路", "赶路"),
-    *("过路", "半路", "出路", "退路", "思路", "套路", "网路"),
+    *("过路", "半路", "出路", "退路", "思路", "套路", "网路", "上路"),
+    "农村",
+    "中小学",
+    # where roads meet and distances (民政局交叉路口, 一里多里路, 两三公里路)
+    *("交叉路", "叉路", "岔路", "公里路", "里多里路"),
+    # footbridges and tunnels of no name (新建一座人行天桥, 修建铁路隧道)
+    *("人行天桥", "过街天桥", "铁路桥", "铁路隧道", "地铁隧道"),
 )
 # 路 followed by these is the start of an everyday word (路灯, 路面, 路况), not the end of a road's name; a road and its
 # lights are written 东风路路灯.
-_ROAD_WORDS_AFTER = frozenset("灯面况")
+_ROAD_WORDS_AFTER = frozenset("灯面况程")
+
 # One-character suffixes that also start ordinary words (城南, 府前, 街口): a suffix only at a name's end.
 _WEAK_SUFFIXES = frozenset("城府湾街巷乡")
+# Bridges and interchanges: a name's end too (高桥镇, 桥头村, 桥梁 are no bridges) — or followed by where under or
+# beside it a problem is (金沙洲大桥底, 区庄立交下面, 海印桥边).
+_BRIDGES = frozenset({"桥", "大桥", "立交", "立交桥", "高架桥"})
+_BESIDE_BRIDGE = frozenset("下底上边旁侧洞墩")
 _NAME_CHAR_RE = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
+# A metro station named after 地铁 (地铁客村站, 地铁3号线体育西站): its name, whatever suffix is inside it (客村's 村).
+_METRO_STATION = re.compile(
+    "地铁(?:[0-9一二三四五六七八九十]{1,2}号线)?([^\\W\\d_站" + "".join(sorted(_STOP_CHARS)) + "]{2,6}?)站"
+)
 _MAX_NAME = 7  # characters kept left of the suffix
+_HOUSE_NUMBER_RE = re.compile(r"[0-9]+[号栋幢座]")
+# The number of a bus route at the end of what precedes 路: latin letters and digits, one digit at least.
+_ROUTE_RE = re.compile(r"[A-Za-z0-9]*[0-9][A-Za-z0-9]*$")
 
 
 def _normalise(text: str) -> str:
@@ -327,9 +402,12 @@ def _admin_codes(normalised: str) -> list[str]:
 def extract_places(text: str, *, admin: bool = True) -> list[str]:
     """Place mentions in ``text``: administrative codes first (when ``admin``), then named places.
 
-    A named place is a suffix (小区, 村, 街道, 路 …) with up to seven name characters on its left, cut at
-    punctuation, administrative codes, function characters (的, 在 …) and common verbs (投诉, 反映 …). A
-    mention that is an ordinary word (铁路, 安置小区) or has fewer than two name characters is dropped.
+    A named place is a suffix (小区, 村, 街道, 路, 广场, 大桥, 立交, 隧道, 地铁站, 码头, 商场 …) with up to seven name
+    characters on its left, cut at punctuation, administrative codes, function characters (的, 在, 要, 至 …), common
+    verbs and adverbs (投诉, 反映, 通过, 尽快 …), dates and house numbers. A bridge or interchange ends a name, or is
+    followed by what lies under or beside it (金沙洲大桥底); a metro station is named after 地铁 or before 地铁站
+    (地铁客村站, 客村地铁站 → 客村站, 客村地铁站). A mention that is an ordinary word (铁路, 安置小区, 人行天桥, 火车站)
+    or has fewer than two name characters is dropped.
     """
     text = _normalise(text)
     seen: dict[str, None] = {}
@@ -339,12 +417,23 @@ def extract_places(text: str, *, admin: bool = True) -> list[str]:
     # Administrative codes become boundaries so that "A市伊景园" yields 伊景园, not 市伊景园.
     body = ADMIN_CODE_RE.sub("|", text)
     boundary = 0
+    stations = {m.end(): m.start(1) for m in _METRO_STATION.finditer(body)}  # 站's position → its name's start
+    inside = {i for end, start in stations.items() for i in range(start, end - 1)}
     for m in _SUFFIX_RE.finditer(body):
+        if m.start() in inside:
+            continue  # 客村 of 地铁客村站: the station's name
+        if m.group(0) == "站":
+            if m.end() in stations:
+                seen.setdefault(body[stations[m.end()] : m.end()], None)
+                boundary = m.end()
+            continue
         after = body[m.end() : m.end() + 2]
         if m.group(0) == "路" and after[:1] in _ROAD_WORDS_AFTER:
             continue  # 门口路灯, 路面, 路况: the word 路灯, not a road named 门口
         weak_end = after[:1] == "路" and after[1:] in _ROAD_WORDS_AFTER  # 金石街路灯: the street, then 路灯
         if m.group(0) in _WEAK_SUFFIXES and after and _NAME_CHAR_RE.match(after[0]) and not weak_end:
+            continue
+        if m.group(0) in _BRIDGES and after and _NAME_CHAR_RE.match(after[0]) and after[0] not in _BESIDE_BRIDGE:
             continue
         start = m.start()
         left = start
@@ -366,15 +455,19 @@ def extract_places(text: str, *, admin: bool = True) -> list[str]:
         cut = next((i for i in reversed(ends) if len(name) - i - 1 >= 2), None)
         if cut is not None:
             name = name[cut + 1 :]
-        if m.group(0) == "路" and name.isascii() and name.isalnum() and any(c.isdigit() for c in name):
-            # A bus route (205路, W125路): route numbers tell problems on different lines apart.
-            seen.setdefault(name.upper() + "路", None)
+        route = _ROUTE_RE.search(name) if m.group(0) == "路" and name[-1:].isascii() else None
+        if route is not None:
+            # A bus route (205路, W125路; 公交公司将28路 → 28路): route numbers tell problems on different lines apart.
+            seen.setdefault(route.group().upper() + "路", None)
             boundary = m.end()
             continue
-        # Leading digits/latin letters are usually house numbers or codes, not part of the name.
-        name = name.lstrip("0123456789")
+        # Leading digits/latin letters are usually house numbers or codes, not part of the name; so is a house or
+        # building number in front of it (88号东风路, 3栋幸福花园 → 东风路, 幸福花园).
+        name = _HOUSE_NUMBER_RE.split(name)[-1].lstrip("0123456789")
         if len(name) < 2:
             continue
+        if m.group(0) == "村" and name.endswith("组"):
+            continue  # 模占湾组村民: a villagers' group, then the word 村民
         mention = name + m.group(0)
         boundary = m.end()
         if mention in _GENERIC or name in _GENERIC or mention.endswith(_GENERIC_ENDINGS):

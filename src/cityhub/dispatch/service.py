@@ -679,6 +679,21 @@ def set_place(
 ) -> Order:
     """Set or correct where an order is — a street, or a community (its street follows) — before it is dispatched
     (received or returned); audited as a comment. Dispatch's suggestions then start from this place."""
+    return _set_place(
+        session, order_id=order_id, unit_id=unit_id, actor=actor, reason=reason, expected_version=expected_version
+    )[0]
+
+
+def _set_place(
+    session: Session,
+    *,
+    order_id: int,
+    unit_id: int,
+    actor: orders.Actor,
+    reason: str | None,
+    expected_version: int | None,
+) -> tuple[Order, bool]:
+    """:func:`set_place`, and whether it changed the order's place (else the order has it already)."""
     order = _waiting_order(session, order_id, expected_version, "place")
     unit = unit_directory(session).get(unit_id)
     place = place_of_unit(unit) if unit is not None and unit.active else None
@@ -686,10 +701,15 @@ def set_place(
         raise ValidationFailed(f"unit {unit_id} is not an active street or community", details={"field": "unit_id"})
     changes: dict[str, int | str | None] = {"street_id": place.street_id, "community_id": place.community_id}
     if all(getattr(order, name) == value for name, value in changes.items()):
-        return order
+        return order, False
     changes["place_source"] = PlaceSource.DISPATCHER.value
-    text = f"place set to {unit.name}" + (" (street only)" if unit.tier == UnitTier.STREET else "")
-    return orders.amend(session, order=order, changes=changes, actor=actor, text=text, reason=reason)
+    text = f"place set to {_place_words(unit)}"
+    return orders.amend(session, order=order, changes=changes, actor=actor, text=text, reason=reason), True
+
+
+def _place_words(unit: Any) -> str:
+    """A street or community as the place's machine-written texts name it (``web.machine_text``)."""
+    return unit.name + (" (street only)" if unit.tier == UnitTier.STREET else "")
 
 
 def alias_candidates(session: Session, order: Order) -> list[AliasCandidate]:
@@ -755,15 +775,47 @@ def correct_place(
     what became of it (``aliases.AliasOutcome``)."""
     if aliases:
         check_alias_teaching(session, unit_id=unit_id, actor=actor)
-    order = set_place(
+    order, moved = _set_place(
         session, order_id=order_id, unit_id=unit_id, actor=actor, reason=reason, expected_version=expected_version
     )
-    outcomes = (
-        add_from_order(session, order_number=order.number, unit_id=unit_id, wishes=aliases, actor=actor)
-        if aliases
-        else []
-    )
+    if not aliases:
+        return order, []
+    outcomes = add_from_order(session, order_number=order.number, unit_id=unit_id, wishes=aliases, actor=actor)
+    taught = [o.alias for o in outcomes if o.added]
+    if taught:
+        _note_taught(
+            session, order=order, unit_id=unit_id, taught=taught, confirmed=not moved, actor=actor, reason=reason
+        )
     return order, outcomes
+
+
+def _note_taught(
+    session: Session,
+    *,
+    order: Order,
+    unit_id: int,
+    taught: list[str],
+    confirmed: bool,
+    actor: orders.Actor,
+    reason: str | None,
+) -> None:
+    """The order's trail says which place aliases its place correction taught the address library (their log entries
+    name the order; the order's trail names them), and — when the order had that place already — that the dispatcher
+    confirmed it. An internal comment written beside the order (``orders.note_beside``): nothing of the order changed
+    (a correction that moved it has its own event), so its version and state stay."""
+    unit = unit_directory(session)[unit_id]
+    said = [f"place confirmed as {_place_words(unit)}"] if confirmed else []
+    said.append(f"place aliases of {unit.name} taught: {', '.join(taught)}")
+    orders.note_beside(
+        session,
+        order=order,
+        action=Action.COMMENT.value,
+        actor=actor,
+        at=utcnow(),
+        payload={"text": "; ".join(said), "aliases": taught},
+        from_state=order.state.value,
+        reason=reason if confirmed else None,
+    )
 
 
 def _fill_note(session: Session, fills: dict[str, int | str], source: str | None) -> str:

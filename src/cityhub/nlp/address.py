@@ -615,6 +615,8 @@ class Gazetteer:
                         db = deletions.setdefault(dropped, {})
                         db[u.code] = max(weight, db.get(u.code, 0.0))
         self.extra_names = tuple(sorted({(normalise(name), code) for name, code in extra_names if code in self.units}))
+        # What the extra names stand for by the divisions' own names alone (units_named(own=True)).
+        self._own_of_extra = {name: dict(index.get(name, {})) for name, _ in self.extra_names}
         holders: dict[str, int] = {}
         for name, code in self.extra_names:
             if name:
@@ -730,10 +732,14 @@ class Gazetteer:
     def _name(self, code: str | None) -> str | None:
         return self.units[code].name if code is not None and code in self.units else None
 
-    def units_named(self, name: str) -> dict[str, float]:
+    def units_named(self, name: str, *, own: bool = False) -> dict[str, float]:
         """The units a name (normalised here) stands for exactly, by code, with its weight as evidence of each: a
-        full name, a short form, a bare core or an address library's name; empty for a name of none."""
-        return dict(self._aliases.get(normalise(name), {}))
+        full name, a short form, a bare core or an address library's name; empty for a name of none. ``own``: by the
+        divisions' own names only, not the ``extra_names``."""
+        key = normalise(name)
+        if own and key in self._own_of_extra:
+            return dict(self._own_of_extra[key])
+        return dict(self._aliases.get(key, {}))
 
     def district_code(self, hint: str) -> str | None:
         if hint in self.units and self.units[hint].level == DISTRICT:

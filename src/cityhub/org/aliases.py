@@ -123,13 +123,13 @@ def list_aliases(session: Session, *, unit_id: int | None = None) -> list[UnitAl
 
 def _other_holders(session: Session, alias: str, unit: Unit, official: Gazetteer | None) -> list[str]:
     """The units other than ``unit`` the alias already names: by an alias, or by a name of their own (in
-    ``official``, the gazetteer of the units' own names)."""
+    ``official``'s own names of the units, not its address library's)."""
     held = session.scalars(
         select(Unit).join(UnitAlias).where(UnitAlias.alias == alias, UnitAlias.unit_id != unit.id).order_by(Unit.code)
     )
     holders = {u.code: u.name for u in held}
     if official is not None:
-        for code in official.units_named(alias):
+        for code in official.units_named(alias, own=True):
             if code != unit.code:
                 holders.setdefault(code, official.units[code].name)
     return [f"{name} ({code})" for code, name in sorted(holders.items())]
@@ -157,10 +157,10 @@ def add_alias(
         raise Conflict(
             f"alias {text} already names {unit.name} ({unit.code})", details={"field": "alias", "reason": "taken"}
         )
-    from cityhub.org.places import official_gazetteer
+    from cityhub.org.places import unit_gazetteer
 
-    gaz = official_gazetteer(session)
-    if gaz is not None and unit.code in gaz.units_named(text):
+    gaz = unit_gazetteer(session, own_names=True)
+    if gaz is not None and unit.code in gaz.units_named(text, own=True):
         raise Conflict(
             f"{text} is already a name of {unit.name} ({unit.code})", details={"field": "alias", "reason": "own_name"}
         )

@@ -75,27 +75,26 @@ class Appeal(Protocol):
     def content(self) -> str: ...
 
 
-def unit_gazetteer(session: Session) -> Gazetteer | None:
-    """The gazetteer of the database's own divisions, from the process's cache while the units are unchanged;
-    None without any (or when their names cannot make one)."""
-    return refdata.cached(session, "org.gazetteer", GAZETTEER_TABLES, _build_gazetteer)
+def unit_gazetteer(session: Session, *, own_names: bool = False) -> Gazetteer | None:
+    """The gazetteer of the database's own divisions and their address library, from the process's cache while
+    neither changed; None without any divisions (or when their names cannot make one). The process keeps this one
+    gazetteer: the units' own names are in it beside the library's (``Gazetteer.units_named(own=True)``).
+
+    ``own_names``: the caller reads the units and their own names only (what an alias may not repeat unless the
+    administrator means it, :mod:`cityhub.org.aliases`) — the cached gazetteer will do while the units are unchanged,
+    however the library changed since, so that aliases added one after another do not build it again each time."""
+    return refdata.cached(
+        session, "org.gazetteer", GAZETTEER_TABLES, _build_gazetteer, enough=("units",) if own_names else None
+    )
 
 
-def official_gazetteer(session: Session) -> Gazetteer | None:
-    """The gazetteer of the units' own names only, without the address library: what an alias must not repeat
-    unless the administrator means it (:mod:`cityhub.org.aliases`)."""
-    return refdata.cached(session, "org.gazetteer.official", ("units",), lambda s: _build_gazetteer(s, aliases=False))
-
-
-def _build_gazetteer(session: Session, *, aliases: bool = True) -> Gazetteer | None:
+def _build_gazetteer(session: Session) -> Gazetteer | None:
     from cityhub.nlp.address import Gazetteer
 
     units = list(session.scalars(select(Unit).where(Unit.tier.in_(PLACE_TIERS))))
     if not units:
         return None
-    names: list[tuple[str, str]] = []
-    if aliases:
-        names = [(a, c) for a, c in session.execute(select(UnitAlias.alias, Unit.code).join(Unit))]
+    names = [(a, c) for a, c in session.execute(select(UnitAlias.alias, Unit.code).join(Unit))]
     try:
         return Gazetteer.from_units(units, names)
     except ValidationFailed:

@@ -238,6 +238,17 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         "why.place_set",
         lambda m, n, t: {"place": m[1] + (t("why.street_only") if m[2] else "")},
     ),
+    (
+        re.compile(r"place confirmed as (.+?)( \(street only\))?"),
+        "why.place_confirmed",
+        lambda m, n, t: {"place": m[1] + (t("why.street_only") if m[2] else "")},
+    ),
+    # The place aliases a place correction taught (``dispatch.service.correct_place``), named as stored.
+    (
+        re.compile(r"place aliases of (.+?) taught: (.+)"),
+        "why.aliases_taught",
+        lambda m, n, t: {"unit": m[1], "aliases": t.sep.join(m[2].split(", "))},
+    ),
     (re.compile(r"removed attachment (\d+)"), "why.removed_attachment", lambda m, n, t: {"id": m[1]}),
     (re.compile(r"files of merged appeal (\S+)"), "why.merged_files", lambda m, n, t: {"number": m[1]}),
     # A knowledge entry an import created or changed (``knowledge.service.IMPORTED_FROM``, the configuration log).

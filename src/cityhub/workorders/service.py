@@ -636,12 +636,14 @@ def note_beside(
     at: datetime,
     payload: dict[str, Any],
     from_state: str | None,
+    reason: str | None = None,
 ) -> None:
     """An entry in the order's trail that changes nothing of the order: its state, version and ``updated_at`` stay,
     so a handler acting on it meanwhile with the version they read is not refused as if someone had changed it (on
     PostgreSQL the insert's foreign-key check waits for the lock such an action holds on the order's row until it
     commits; then both stand). What another order's merge brings to its master: the merge itself
-    (:func:`_note_merged_in`) and the merged appeal's files (``files.attach(beside=True)``)."""
+    (:func:`_note_merged_in`) and the merged appeal's files (``files.attach(beside=True)``); the place aliases a
+    dispatcher taught from the order (``dispatch.service.correct_place``)."""
     session.connection().execute(
         _insert_event(),
         {
@@ -653,7 +655,7 @@ def note_beside(
             "actor_name": actor.name,
             "unit_id": actor.unit_id,
             "at": at,
-            "reason": None,
+            "reason": reason,
             "payload": payload,
         },
     )
