@@ -42,8 +42,9 @@ from cityhub.workorders.calendar import WorkCalendar
 # stored checks of replies still under review are scored again by the reply-check job after an upgrade.
 # 2: the appeal's places and times are context (2026-12-05); 3: places are the lexicon's place mentions.
 # 4: a reply about something else (unrelated) is capped as the other hard rules are, and every overall score below the
-# cut says so (low_overall), whatever else made the reply weak (2026-12-06).
-SCORER_VERSION = 4
+# cut says so (low_overall), whatever else made the reply weak (2026-12-06); 5: the lexicon's place mentions take
+# bridges, stations, piers and malls, and fewer sentence fragments (2026-12-06).
+SCORER_VERSION = 5
 WEIGHTS = {"relevance": 0.35, "completeness": 0.25, "basis": 0.25, "timeliness": 0.15}
 WEAK_THRESHOLD = 0.35
 HARD_FAIL_CAP = 0.2  # the highest overall score of a reply a hard rule fails
