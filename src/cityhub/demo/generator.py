@@ -119,6 +119,18 @@ class Hotspot:
 # --- slot filling -----------------------------------------------------------------------------------------
 
 
+# 企业呼: what an enterprise's appeal asks for, by the words of its title (the demo's enterprise scenarios).
+_ENTERPRISE_NEEDS = (("用电", "power"), ("用水", "water"), ("用地", "land"), ("招工", "labour"), ("资金", "funding"))
+
+
+def _enterprise_asking(channel: Channel, slots: dict[str, str], title: str) -> dict[str, str]:
+    """The enterprise a demo appeal through 企业呼 is of (the company its text names) and its need; none otherwise."""
+    if channel != Channel.ENTERPRISE or "company" not in slots:
+        return {}
+    need = next((need for word, need in _ENTERPRISE_NEEDS if word in title), "other")
+    return {"enterprise_name": slots["company"], "enterprise_need": need}
+
+
 class _Slots(dict[str, str]):
     """Template slots filled on first use, so title, content and reply of one order agree."""
 
@@ -827,6 +839,7 @@ class DemoGenerator:
                 "demo": True,
                 "scenario": scenario.key,
                 "hotspot": hotspot.id if hotspot is not None else None,
+                **_enterprise_asking(channel, slots, title),
             },
             **f,
         }

@@ -61,8 +61,9 @@ def _auto_dispatch(session: Session, order: Order, found: dedupe.DedupeResult) -
         log.warning("auto-dispatch of order %s failed: %s", order.number, exc.message)
 
 
-# The channels a citizen files through themselves (the hotline, grid, sensors … are staff's and machines').
-CITIZEN_CHANNELS = frozenset({Channel.WEB, Channel.APP, Channel.MAILBOX})
+# The channels a citizen (or an enterprise's staff: 企业呼) files through themselves (the hotline, grid, sensors … are
+# staff's and machines').
+CITIZEN_CHANNELS = frozenset({Channel.WEB, Channel.APP, Channel.MAILBOX, Channel.ENTERPRISE})
 
 
 def filed_by_citizen(session: Session, data: OrderCreate, user_id: int) -> OrderCreate:

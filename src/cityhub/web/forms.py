@@ -63,12 +63,24 @@ def limit_exceeded(message: str) -> int | None:
 
 
 _CLEAR_SIDE = re.compile(r"clear threshold (\S+) must not be (above|below) the threshold (\S+)")
+# intake.enterprise's refusals of a unified social credit code, and of a code or need without the enterprise's name.
+_CODE_LENGTH = re.compile(r"is not a unified social credit code: it has (\d+) characters")
+_CODE_CHARS = re.compile(r"is not a unified social credit code: it holds (\S+), which")
+_CODE_CHECK = re.compile(r"is not a unified social credit code: it does not check: its last character should be (\S)")
 
 
 def field_message(t: Translator, message: str) -> str:
     """A validation message of the service layer in the user's language."""
     if "knowledge entry" in message and ("inactive or expired" in message or "not valid yet" in message):
         return t("err.kb_entry_unusable")
+    if m := _CODE_LENGTH.search(message):
+        return t("err.credit_code_length", n=m[1])
+    if m := _CODE_CHARS.search(message):
+        return t("err.credit_code_chars", chars=m[1])
+    if m := _CODE_CHECK.search(message):
+        return t("err.credit_code_check", expected=m[1])
+    if message.startswith("enterprise_name is missing"):
+        return t("err.enterprise_name_needed")
     if "say what is still wrong" in message:  # a citizen's 不满意 without a word of why
         return t("track.reason_needed")
     if "needs a title or content" in message:

@@ -48,6 +48,7 @@ from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_
 from cityhub.config import get_settings
 from cityhub.db import MAX_ID, utcnow
 from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from cityhub.intake import enterprise
 from cityhub.knowledge.models import ReplyCheck
 from cityhub.nlp.reply_quality import WEAK_THRESHOLD
 from cityhub.org.aliases import FROM_ORDER_MAX, AliasOutcome, AliasWish
@@ -113,6 +114,7 @@ INTAKE_FIELDS = (
     "lng",
     "category_id",
     "urgency",
+    *enterprise.KEYS,  # 企业呼: who asks and for what
 )
 _REQUIRED = re.compile(r"'(\w+)' is required")
 # Refusals of the life cycle that are about what was typed, not the order's state: reason → the form's field.
@@ -536,7 +538,22 @@ def _intake_payload(form: Form) -> dict[str, Any]:
     category = form.get("category_id").strip()
     if category:
         payload["category_id"] = category  # pydantic reports a non-number as a field error
+    asking = {key: text for key in enterprise.KEYS if (text := form.text(key))}
+    if asking:
+        payload["attributes"] = asking
     return payload
+
+
+def _enterprise_checked(form: Form) -> None:
+    """An enterprise appeal's fields (企业呼) checked before the appeal, so that a refusal names its field on the
+    form (the order's schema names only ``attributes``)."""
+    for key in enterprise.KEYS:
+        try:
+            enterprise.checked({enterprise.NAME_KEY: "-", key: form.get(key)})
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), details={"field": key}) from None
+    if not form.text(enterprise.NAME_KEY) and (form.text(enterprise.CODE_KEY) or form.text(enterprise.NEED_KEY)):
+        raise ValidationFailed(f"{enterprise.NAME_KEY} is missing", details={"field": enterprise.NAME_KEY})
 
 
 def _classify(db: Session, title: str, content: str, assistance: Assistance) -> None:
@@ -653,6 +670,7 @@ def _intake_page(
         categories=support.active_categories(db),
         can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
         can_import=permissions.allows(principal.role, permissions.ORDERS_IMPORT),
+        needs=enterprise.NEEDS,
         can_see_callers=principal.role in permissions.UNMASKED_ROLES,
         file_settings=files.get_file_settings(),
     )
@@ -723,12 +741,15 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
     # spot from the knowledge base, it was a consultation (as the form's suggestions take it).
     unsaid = not form.get("appeal_type") and entry_id is None and principal.role != Role.INSPECTOR
     try:
+        _enterprise_checked(form)
         data = parse(_intake_payload(form))
         if unsaid:
             raise ValidationFailed("appeal_type: choose one", details={"field": "appeal_type"})
         if citizen:
-            # Their own appeal, through the web form: theirs to follow and rate, under their name unless they gave one.
-            update: dict[str, Any] = {"channel": Channel.WEB, "urgency": Urgency.NORMAL}
+            # Their own appeal, through the web form: theirs to follow and rate, under their name unless they gave one;
+            # an enterprise's (its name given) through 企业呼.
+            channel = Channel.ENTERPRISE if enterprise.is_enterprise_appeal(data.attributes) else Channel.WEB
+            update: dict[str, Any] = {"channel": channel, "urgency": Urgency.NORMAL}
             data = filed_by_citizen(db, data.model_copy(update=update), principal.user_id)
         elif principal.role == Role.INSPECTOR:
             data = filed_by_inspector(db, data, principal.unit_id)
@@ -1332,7 +1353,7 @@ CHANNEL_DETAIL_CHARS = 300  # a value shown longer than this is cut (a sensor's 
 
 # The attributes cityhub itself writes (a sensor alarm's order, a proactive finding's) whose values are shown by
 # their label of the same kind, ``t.label(key, value)``, as the monitoring pages show them.
-_LABELLED_CHANNEL_VALUES = frozenset({"sensor_kind", "metric", "severity", "source"})
+_LABELLED_CHANNEL_VALUES = frozenset({"sensor_kind", "metric", "severity", "source", enterprise.NEED_KEY})
 # The demo generator's own bookkeeping on a demo order (its scenario's code, its planted hotspot: the benchmarks'
 # ground truth), not something a channel sent: the page says only 演示数据.
 _DEMO_BOOKKEEPING = frozenset({"scenario", "hotspot"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer, field_validator, model_validator
 
 from cityhub.config import get_settings
+from cityhub.intake import enterprise
 from cityhub.masking import coarsen_address, coarsen_coordinate, mask_name, mask_phone, scrub_text
 from cityhub.org.places import PlaceSource
 from cityhub.org.schemas import phone_number
@@ -123,7 +124,8 @@ class OrderCreate(OrderBase):
     def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and len(json.dumps(value, ensure_ascii=False, default=str)) > MAX_ATTRIBUTES_CHARS:
             raise ValueError(f"attributes are longer than {MAX_ATTRIBUTES_CHARS} characters as JSON")
-        return value
+        # An enterprise appeal's (企业呼) name, credit code and need, checked as every intake path checks them.
+        return enterprise.checked(value) if value else value
 
     @field_validator("citizen_name", "address", "category")
     @classmethod
@@ -350,8 +352,16 @@ class AssistRead(BaseModel):
     updated_at: datetime
 
 
+class EnterpriseRead(BaseModel):
+    """企业呼: the enterprise an appeal is of, as its intake said (``attributes``, checked by ``intake.enterprise``)."""
+
+    name: str
+    credit_code: str | None = Field(None, description="统一社会信用代码 (GB 32100-2015), checked at intake")
+    need: str | None = Field(None, description=f"what it needs: one of {', '.join(enterprise.NEEDS)}")
+
+
 class OrderRead(OrderBase):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
 
     id: int
     number: str
@@ -407,11 +417,27 @@ class OrderRead(OrderBase):
         description="links to the photos, clips and documents given with the appeal (a camera's snapshot for a "
         "video-AI detection); one order only: an order list leaves them (and assists) empty",
     )
+    enterprise: EnterpriseRead | None = Field(
+        default=None,
+        validation_alias="attributes",
+        description="企业呼: the enterprise that asks and what for (its intake's `attributes` enterprise_name, "
+        "credit_code, enterprise_need); null for an appeal of no enterprise",
+    )
     import_batch: ImportBatchRead | None = Field(
         default=None,
         description="批量导入: the import the order came from, for staff; null for an order received otherwise (or "
         "imported before imports were kept), for a citizen, and in an order list",
     )
+
+    @field_validator("enterprise", mode="before")
+    @classmethod
+    def _enterprise(cls, value: Any) -> Any:
+        """Read from the order's ``attributes`` (a read made by name passes its own)."""
+        if value is None or isinstance(value, EnterpriseRead):
+            return value
+        if isinstance(value, Mapping) and enterprise.NAME_KEY not in value and "name" in value:
+            return value
+        return enterprise.asking(value if isinstance(value, Mapping) else None)
 
     def as_citizen_reads(self) -> OrderRead:
         """A copy for the citizen who appealed: the limit promised them (``due_at``) and whether it is kept, not the

@@ -123,7 +123,8 @@ def order_import_batch(db: Session, order: Order, principal: Principal | None) -
 # The columns an order list reads: those of OrderRead but its lists (one order's only), and the citizen's account and
 # the registrant's for the masking decision.
 _ONE_ORDER_ONLY = ("assists", "attachments", "import_batch")
-_LIST_COLUMNS = [name for name in OrderRead.model_fields if name not in _ONE_ORDER_ONLY] + [
+_LIST_COLUMNS = [name for name in OrderRead.model_fields if name not in (*_ONE_ORDER_ONLY, "enterprise")] + [
+    "attributes",  # the enterprise that asks (企业呼)
     "citizen_user_id",
     "reported_by_id",
 ]

@@ -1,0 +1,141 @@
+"""Enterprise appeals (企业呼) on both backends: an enterprise's staff say which enterprise asks — its unified social
+credit code checked — and for what (water, power, land, labour, funding), through the web form and the API; the order
+page shows it; a wrong code is refused naming its field, nothing kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app_helpers import shared_app
+from cityhub.auth.service import create_token
+from cityhub.db import session_scope
+from cityhub.intake.enterprise import check_character, credit_code_problem, normal_code
+from cityhub.org.models import User
+from cityhub.workorders.models import Channel, Order
+from web_helpers import build_world, hidden, intake_form, login
+
+# Codes published as examples of GB 32100-2015: they check.
+VALID = ("91350100M000100Y43", "91110000600037341L")
+
+
+def test_a_credit_code_checks_by_gb_32100() -> None:
+    for code in VALID:
+        assert credit_code_problem(code) is None, code
+        assert check_character(code[:17]) == code[17]
+    assert normal_code(" 91350100m000100-y43 ") == VALID[0]
+    assert credit_code_problem(VALID[0][:-1] + "4") == (
+        "does not check: its last character should be 3, not 4 (a character mistyped?)"
+    )
+    assert credit_code_problem(VALID[0][:17]) == "has 17 characters, not 18"
+    assert credit_code_problem("91350100M00O100Y43").startswith("holds O, which no such code does")  # type: ignore[union-attr]
+    # Every single mistyped character is caught (the check character's purpose).
+    for i in range(17):
+        for other in "0123456789ABCDEFGHJKLMNPQRTUWXY":
+            if other != VALID[1][i]:
+                assert credit_code_problem(VALID[1][:i] + other + VALID[1][i + 1 :]) is not None, (i, other)
+
+
+@pytest.fixture
+def world(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv("CITYHUB_FILES_DIR", str(tmp_path / "files"))
+    monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "false")
+    with session_scope() as s:
+        build_world(s)
+        operator = s.scalars(select(User).where(User.username == "op")).one()
+        return {"token": create_token(s, user_id=operator.id, name="t")[1]}
+
+
+def _orders() -> int:
+    with session_scope() as s:
+        return int(s.scalar(select(func.count()).select_from(Order)) or 0)
+
+
+def test_the_api_takes_an_enterprise_appeal_and_refuses_a_wrong_code_by_name(world: dict[str, Any]) -> None:
+    client = TestClient(shared_app(), raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {world['token']}"}
+    appeal = {
+        "channel": "enterprise",
+        "appeal_type": "help",
+        "content": "新厂房申请用电报装两个月了还没接电，影响投产。",
+        "attributes": {
+            "enterprise_name": " 广州云景制衣有限公司 ",
+            "credit_code": "91350100m000100y43",
+            "enterprise_need": "power",
+        },
+    }
+    made = client.post("/api/v1/orders", json=appeal, headers=headers)
+    assert made.status_code == 201, made.text
+    # Read back as who asks and for what, the name trimmed and the code written as codes are.
+    assert made.json()["enterprise"] == {"name": "广州云景制衣有限公司", "credit_code": VALID[0], "need": "power"}
+    listed = client.get("/api/v1/orders", headers=headers).json()["items"]
+    assert [o["enterprise"] for o in listed] == [made.json()["enterprise"]]
+    refusals = {
+        "credit_code": ({"credit_code": VALID[0][:-1] + "4"}, "its last character should be 3, not 4"),
+        "enterprise_need": ({"enterprise_need": "electricity"}, "must be one of water, power, land, labour, funding"),
+    }
+    for key, (change, said) in refusals.items():
+        bad = {**appeal, "attributes": {**appeal["attributes"], **change}}
+        refused = client.post("/api/v1/orders", json=bad, headers=headers)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["details"]["errors"][0]
+        assert error["field"] == "attributes" and error["message"].startswith(key) and said in error["message"]
+    nameless = {**appeal, "attributes": {"credit_code": VALID[0]}}
+    refused = client.post("/api/v1/orders", json=nameless, headers=headers)
+    assert refused.status_code == 422 and "enterprise_name is missing" in refused.text
+    assert _orders() == 1
+
+
+def test_an_enterprise_files_through_the_web_form_and_the_order_says_who_asks_and_for_what(
+    world: dict[str, Any],
+) -> None:
+    citizen = login("cit")
+    form = citizen.get("/intake").text
+    assert 'data-testid="enterprise"' in form and "以企业身份反映" in form and "统一社会信用代码" in form
+    data = intake_form(
+        citizen,
+        appeal_type="help",
+        content="我们公司缺工三十人左右，请问区里有没有招聘对接活动？",
+        enterprise_name="广州云景制衣有限公司",
+        credit_code=VALID[0][:-1] + "4",
+        enterprise_need="labour",
+    )
+    data.pop("channel")  # a citizen's form has none
+    refused = citizen.post("/intake", data=data)
+    assert refused.status_code == 422
+    # Said at the code's field, in the reader's language; the form keeps what was typed and opens the section.
+    assert "统一社会信用代码校验不通过：最后一位应为3" in refused.text
+    assert 'id="f-credit_code" name="credit_code"' in refused.text and 'aria-invalid="true"' in refused.text
+    assert 'data-testid="enterprise" open' in refused.text and "广州云景制衣有限公司" in refused.text
+    assert _orders() == 0
+
+    done = citizen.post("/intake", data={**data, "credit_code": VALID[0]}, follow_redirects=False)
+    assert done.status_code == 303, done.text
+    with session_scope() as s:
+        order = s.scalars(select(Order)).one()
+        assert order.channel == Channel.ENTERPRISE  # 企业呼, not the web form's channel
+        assert order.attributes == {
+            "enterprise_name": "广州云景制衣有限公司",
+            "credit_code": VALID[0],
+            "enterprise_need": "labour",
+        }
+        order_id = order.id
+    page = login("op").get(f"/orders/{order_id}").text
+    assert "企业呼" in page and "广州云景制衣有限公司" in page
+    assert '<div data-key="enterprise_need"><small>诉求领域</small> 用工</div>' in page
+
+    # An operator registers an enterprise's call on the hotline: the channel stays the hotline's.
+    operator = login("op")
+    operator.get("/intake")
+    called = intake_form(operator, content="园区用水水压不足，生产线停了半天。", enterprise_name="广州景泰食品有限公司")
+    assert (
+        operator.post("/intake", data={**called, "enterprise_need": "water"}, follow_redirects=False).status_code == 303
+    )
+    with session_scope() as s:
+        hotline = s.scalars(select(Order).where(Order.channel == Channel.HOTLINE)).one()
+        assert hotline.attributes == {"enterprise_name": "广州景泰食品有限公司", "enterprise_need": "water"}
+    assert hidden(form)  # the citizen's form carried its CSRF token
