@@ -124,6 +124,8 @@ def test_an_enterprise_files_through_the_web_form_and_the_order_says_who_asks_an
             "enterprise_need": "labour",
         }
         order_id = order.id
+    own = citizen.get(f"/orders/{order_id}").text  # the enterprise sees what it said it is, no other channel data
+    assert '<div data-key="enterprise_name"><small>企业名称</small> 广州云景制衣有限公司</div>' in own
     page = login("op").get(f"/orders/{order_id}").text
     assert "企业呼" in page and "广州云景制衣有限公司" in page
     assert '<div data-key="enterprise_need"><small>诉求领域</small> 用工</div>' in page
