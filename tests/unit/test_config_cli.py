@@ -104,6 +104,27 @@ def test_docs_configuration_is_the_generated_reference() -> None:
     )
 
 
+def test_every_cityhub_variable_the_docs_name_is_read_by_cityhub() -> None:
+    """README.md and docs/*.md name only variables cityhub reads — a setting, or a family of settings written as a
+    prefix (`CITYHUB_LOGIN_*`, prefix `CITYHUB_DEDUPE_`) — or the developers' own, which the unknown-name warning
+    leaves alone too; and the misspelt name that shows that warning (operations.md §2, §9)."""
+    from cityhub.config import OTHER_PREFIXES, OTHER_VARIABLES
+
+    known = {f.env for f in settings_fields()}
+    typo = "CITYHUB_DATABSE_URL"
+    assert typo not in known
+    unknown = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for name in sorted(set(re.findall(r"CITYHUB_[A-Z0-9_]*[A-Z0-9_*]", path.read_text(encoding="utf-8")))):
+            if name.endswith(("_", "*")):  # a family
+                ok = any(env.startswith(name.rstrip("*")) for env in known)
+            else:
+                ok = name in known or name in OTHER_VARIABLES or name.startswith(OTHER_PREFIXES) or name == typo
+            if not ok:
+                unknown.append(f"{path.relative_to(ROOT)}: {name}")
+    assert unknown == [], "no such setting (src/cityhub/config.py and the settings classes it lists)"
+
+
 def test_reference_is_deterministic_and_ignores_the_environment(clean_env, monkeypatch) -> None:
     first = _cli("reference")
     assert first.exit_code == 0, first.output
