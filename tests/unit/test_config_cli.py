@@ -314,6 +314,35 @@ def test_a_database_url_refused_does_not_show_its_password(clean_env, monkeypatc
     assert "CITYHUB_DATABASE_URL: use sqlite:///PATH" in result.stderr and "hunter2-pw" not in result.output
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://cityhub:p@ss#w/rd@db.example:5432/cityhub",  # a generated password, pasted as it is
+        "postgres://cityhub@tenant:s3cr3t-pw@db.example/cityhub",  # a hosting provider's user@server login
+    ],
+)
+def test_a_database_url_with_an_at_not_percent_encoded_is_refused_saying_how_to_write_it(
+    clean_env, monkeypatch, url
+) -> None:
+    """Read as it is, the driver takes what follows the password's '@' for the host: the first connection failed
+    with `failed to resolve host 'ss#w'`, part of the password and no word of the encoding."""
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", url)
+    result = _cli("show")
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: invalid settings: CITYHUB_DATABASE_URL: more than one '@' in it: percent-encode")
+    assert "@ as %40" in line
+    assert "ss#w" not in line and "s3cr3t" not in line and "tenant" not in line  # none of the password shown
+    encoded = "postgresql://cityhub:p%40ss%23w%2Frd@db.example:5432/cityhub"
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", encoded)
+    from sqlalchemy.engine import make_url
+
+    from cityhub.config import Settings
+
+    parsed = make_url(Settings().database_url)
+    assert (parsed.password, parsed.host, parsed.database) == ("p@ss#w/rd", "db.example", "cityhub")
+
+
 def test_the_log_level_is_read_case_insensitively_and_an_invalid_one_falls_back_to_info(clean_env, monkeypatch) -> None:
     from cityhub import config
 
