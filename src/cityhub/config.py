@@ -25,6 +25,11 @@ DEMO_SECRET = "demo-insecure-secret-change-me"
 MIN_SECRET_LENGTH = 32
 SECRET_COMMAND = """python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"""
 DATABASE_URL_FORMS = "use sqlite:///PATH or postgresql://USER:PW@HOST/DB"
+# A password (or user) with an '@' as it is: the driver would take what follows it for the host.
+DATABASE_URL_AT = (
+    "more than one '@' in it: percent-encode the special characters of the user and password "
+    "(@ as %40, / as %2F, : as %3A, # as %23, % as %25)"
+)
 POSTGRES_DRIVER = "postgresql+psycopg"  # the driver cityhub ships with (psycopg 3)
 # Where `cityhub demo seed` writes the demo's category classifier, relative to the SQLite database's directory.
 DEMO_MODEL_DIR = Path("models") / "demo-classifier"
@@ -39,8 +44,9 @@ class Settings(BaseSettings):
         "sqlite:///data/cityhub.db",
         description="SQLAlchemy URL of the database: SQLite (embedded, a file: sqlite:///PATH, relative to the "
         "working directory, or sqlite:////ABSOLUTE/PATH) or PostgreSQL (production), e.g. "
-        "postgresql://user:password@host:5432/cityhub; postgres:// and postgresql:// are read as "
-        f"{POSTGRES_DRIVER}://. Anything else is refused.",
+        "postgresql://user:password@host:5432/cityhub (special characters of the user and password "
+        "percent-encoded: @ as %40, / as %2F, : as %3A, # as %23, % as %25); postgres:// and postgresql:// are read "
+        f"as {POSTGRES_DRIVER}://. Anything else is refused.",
     )
     environment: Literal["demo", "development", "production"] = Field(
         "demo",
@@ -286,6 +292,8 @@ def normalise_database_url(url: str) -> str:
     if drivername in ("sqlite", "sqlite+pysqlite"):
         return url
     if drivername in ("postgres", "postgresql", POSTGRES_DRIVER):
+        if url.count("@") > 1:  # else "failed to resolve host" naming part of the password, at the first connection
+            raise ValueError(DATABASE_URL_AT)
         return POSTGRES_DRIVER + url[url.index("://") :]  # the rest as the operator spelled it
     raise ValueError(DATABASE_URL_FORMS)
 
@@ -412,6 +420,8 @@ def mask_url(url: str) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    if url.count("@") > 1:  # an '@' not percent-encoded (DATABASE_URL_AT): who knows where the password ends
+        return re.sub(r"://.*@", f"://{MASK}@", url, count=1)
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):

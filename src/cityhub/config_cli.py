@@ -17,7 +17,7 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, EnvSettingsSource
 
-from cityhub.clitools import fail
+from cityhub.clitools import CANNOT_RUN, fail
 from cityhub.config import SettingField, settings_classes, settings_fields, unknown_variable_warnings
 from cityhub.errors import schema_message
 
@@ -96,7 +96,7 @@ def show(
     try:
         rows = effective_settings()
     except InvalidSettings as exc:
-        raise fail(f"invalid settings: {exc}") from None
+        raise fail(f"invalid settings: {exc}", CANNOT_RUN) from None  # as every other command (cli.main)
     if as_json:
         typer.echo(json.dumps([row.as_json() for row in rows], ensure_ascii=False, indent=2))
         return

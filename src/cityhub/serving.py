@@ -425,19 +425,39 @@ def serve_reuseport(*, host: str, port: int, workers: int, dispatcher: bool = Fa
     """Run ``workers`` server processes on (host, port), and with ``dispatcher`` the background dispatcher's
     process (:mod:`cityhub.dispatch.background`), until SIGINT or SIGTERM; SIGHUP replaces them (:class:`_Reload`)."""
     server_socket(host, port).close()  # fail here, in one line, when the address is taken or not ours
-    from cityhub.metrics import metrics_directory
-
-    # With metrics on, the processes' metric files go to a new directory of this supervisor's (named in their
-    # PROMETHEUS_MULTIPROC_DIR), so that any of them answers a scrape with every process's HTTP figures summed.
-    metrics_dir = metrics_directory(port)
+    metrics = _MetricsDirectory(port)
+    metrics.make()
     try:
-        _supervise(host=host, port=port, workers=workers, dispatcher=dispatcher, metrics_dir=metrics_dir)
+        _supervise(host=host, port=port, workers=workers, dispatcher=dispatcher, metrics=metrics)
     finally:
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        if metrics.path is not None:
+            shutil.rmtree(metrics.path, ignore_errors=True)
 
 
-def _supervise(*, host: str, port: int, workers: int, dispatcher: bool, metrics_dir: str | None) -> None:
+@dataclass
+class _MetricsDirectory:
+    """With metrics on, the processes' metric files go to a new directory of this supervisor's (named in their
+    PROMETHEUS_MULTIPROC_DIR), so that any of them answers a scrape with every process's HTTP figures summed. Made at
+    start, or by the first reload that finds CITYHUB_METRICS_ENABLED turned on in `.env` (before its first new
+    process: without it each new process would answer with its own figures alone); removed when the supervisor
+    stops."""
+
+    port: int
+    path: str | None = None
+
+    def make(self) -> str | None:
+        from pydantic import ValidationError
+
+        from cityhub.metrics import metrics_directory
+
+        if self.path is None:
+            # An invalid `.env` at a reload: each new process refuses it, naming it.
+            with contextlib.suppress(ValidationError):
+                self.path = metrics_directory(self.port)
+        return self.path
+
+
+def _supervise(*, host: str, port: int, workers: int, dispatcher: bool, metrics: _MetricsDirectory) -> None:
     from cityhub.metrics import process_ended
 
     ctx = multiprocessing.get_context("spawn")
@@ -491,7 +511,7 @@ def _supervise(*, host: str, port: int, workers: int, dispatcher: bool, metrics_
                 len(slots),
                 ", the dispatcher last" if dispatcher else "",
             )
-            reload = _Reload(list(slots), metrics_dir)
+            reload = _Reload(list(slots), metrics.make())  # `.env` read anew, as the new processes will
         if reload is not None and not reload.step(now):
             reload = None
         for slot in slots:
@@ -499,8 +519,8 @@ def _supervise(*, host: str, port: int, workers: int, dispatcher: bool, metrics_
                 continue  # a slot whose new process is starting: that process takes over, or the reload stops
             if slot.restart_at is None:
                 slot.died()
-                if metrics_dir is not None:  # its live gauges go (its counts stay in the totals)
-                    process_ended(slot.process.pid, metrics_dir)
+                if metrics.path is not None:  # its live gauges go (its counts stay in the totals)
+                    process_ended(slot.process.pid, metrics.path)
                 slot.pause = restart_pause(slot.pause, now - slot.started)
                 slot.restart_at = now + slot.pause
                 log.warning(

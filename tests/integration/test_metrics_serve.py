@@ -71,6 +71,17 @@ def _answered(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> f
     return samples.get(("cityhub_http_requests_total", labels))
 
 
+def _both_up(parent: psutil.Process, port: int) -> bool:
+    """/healthz answers and both server processes listen (a process that has not started accepting yet leaves every
+    connection to the other)."""
+    try:
+        up = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+    servers = _servers(parent)
+    return up and len(servers) == 2 and all(_listens(server, port) for server in servers)
+
+
 def test_every_process_answers_a_scrape_with_both_processes_figures(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     migrate.upgrade(url)
@@ -83,17 +94,7 @@ def test_every_process_answers_a_scrape_with_both_processes_figures(tmp_path: Pa
     parent = psutil.Process(proc.pid)
     directory: Path | None = None
     try:
-
-        def both_up() -> bool:
-            try:
-                up = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
-            except httpx.HTTPError:
-                return False
-            servers = _servers(parent)
-            # Each listening (a process that has not started accepting yet leaves every connection to the other).
-            return up and len(servers) == 2 and all(_listens(server, port) for server in servers)
-
-        wait_until(both_up)
+        wait_until(lambda: _both_up(parent, port))
         servers = _servers(parent)
         directory = Path(servers[0].environ()["PROMETHEUS_MULTIPROC_DIR"])
         assert {Path(p.environ()["PROMETHEUS_MULTIPROC_DIR"]) for p in servers} == {directory}
@@ -155,4 +156,58 @@ def test_every_process_answers_a_scrape_with_both_processes_figures(tmp_path: Pa
             proc.kill()
             proc.wait(timeout=30)
         if directory is not None:  # a supervisor killed outright leaves it
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_metrics_turned_on_in_dotenv_by_a_reload_are_summed_over_the_new_processes(tmp_path: Path) -> None:
+    """CITYHUB_METRICS_ENABLED set in `.env` after the start, then SIGHUP (operations.md: a reload suffices for
+    `.env`): the supervisor makes the directory before the first new process, so each new one answers a scrape with
+    both processes' figures — not with its own alone, as it did when only a start made the directory."""
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    migrate.upgrade(url)
+    port = free_port()
+    env = {**os.environ, "CITYHUB_DATABASE_URL": url}
+    for name in ("CITYHUB_METRICS_ENABLED", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(name, None)
+    if env.get("PYTHONPATH"):  # the code under test (PYTHONPATH=src) from the server's working directory too
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep))
+    argv = [str(CLI), "serve", "--no-scheduler", "--no-dispatcher", "--port", str(port), "--workers", "2"]
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    parent = psutil.Process(proc.pid)
+    directory: Path | None = None
+    try:
+        wait_until(lambda: _both_up(parent, port))
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).status_code == 404  # off
+
+        (tmp_path / ".env").write_text("CITYHUB_METRICS_ENABLED=true\n", encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload done" in log.read_text(), timeout=300)
+        wait_until(lambda: _both_up(parent, port))
+        dirs = {p.environ().get("PROMETHEUS_MULTIPROC_DIR") for p in _servers(parent)}
+        assert len(dirs) == 1 and None not in dirs, dirs  # one directory, shared by both new processes
+        directory = Path(str(dirs.pop()))
+        assert directory.is_dir() and directory.name.startswith(f"cityhub-metrics-{port}-")
+
+        for n in range(1, CONNECTIONS + 1):  # each on a connection of its own: the kernel spreads them
+            answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/orders/{n}", timeout=30)
+            assert answer.status_code == 401
+        for _ in range(6):
+            samples = _scrape(port)
+            assert samples[("cityhub_server_processes", frozenset())] == 2
+            assert _answered(samples) == CONNECTIONS
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not directory.exists()  # made by the reload, removed by the supervisor as one made at start
+    except AssertionError:
+        print(log.read_text())
+        raise
+    finally:
+        if proc.poll() is None:
+            for child in parent.children(recursive=True):
+                child.kill()
+            proc.kill()
+            proc.wait(timeout=30)
+        if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)

@@ -104,6 +104,27 @@ def test_docs_configuration_is_the_generated_reference() -> None:
     )
 
 
+def test_every_cityhub_variable_the_docs_name_is_read_by_cityhub() -> None:
+    """README.md and docs/*.md name only variables cityhub reads — a setting, or a family of settings written as a
+    prefix (`CITYHUB_LOGIN_*`, prefix `CITYHUB_DEDUPE_`) — or the developers' own, which the unknown-name warning
+    leaves alone too; and the misspelt name that shows that warning (operations.md §2, §9)."""
+    from cityhub.config import OTHER_PREFIXES, OTHER_VARIABLES
+
+    known = {f.env for f in settings_fields()}
+    typo = "CITYHUB_DATABSE_URL"
+    assert typo not in known
+    unknown = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for name in sorted(set(re.findall(r"CITYHUB_[A-Z0-9_]*[A-Z0-9_*]", path.read_text(encoding="utf-8")))):
+            if name.endswith(("_", "*")):  # a family
+                ok = any(env.startswith(name.rstrip("*")) for env in known)
+            else:
+                ok = name in known or name in OTHER_VARIABLES or name.startswith(OTHER_PREFIXES) or name == typo
+            if not ok:
+                unknown.append(f"{path.relative_to(ROOT)}: {name}")
+    assert unknown == [], "no such setting (src/cityhub/config.py and the settings classes it lists)"
+
+
 def test_reference_is_deterministic_and_ignores_the_environment(clean_env, monkeypatch) -> None:
     first = _cli("reference")
     assert first.exit_code == 0, first.output
@@ -232,7 +253,7 @@ def test_an_invalid_value_fails_with_one_line_naming_it(clean_env, monkeypatch, 
     monkeypatch.setenv(env, value)
     for args in (("show",), ("show", "--json")):
         result = _cli(*args)
-        assert result.exit_code != 0
+        assert result.exit_code == 2  # could not run, as every other command on invalid settings
         assert result.stdout == ""
         lines = result.stderr.splitlines()
         assert len(lines) == 1, result.stderr
@@ -291,6 +312,35 @@ def test_a_database_url_refused_does_not_show_its_password(clean_env, monkeypatc
     result = _cli("show")
     assert result.exit_code != 0
     assert "CITYHUB_DATABASE_URL: use sqlite:///PATH" in result.stderr and "hunter2-pw" not in result.output
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://cityhub:p@ss#w/rd@db.example:5432/cityhub",  # a generated password, pasted as it is
+        "postgres://cityhub@tenant:s3cr3t-pw@db.example/cityhub",  # a hosting provider's user@server login
+    ],
+)
+def test_a_database_url_with_an_at_not_percent_encoded_is_refused_saying_how_to_write_it(
+    clean_env, monkeypatch, url
+) -> None:
+    """Read as it is, the driver takes what follows the password's '@' for the host: the first connection failed
+    with `failed to resolve host 'ss#w'`, part of the password and no word of the encoding."""
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", url)
+    result = _cli("show")
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: invalid settings: CITYHUB_DATABASE_URL: more than one '@' in it: percent-encode")
+    assert "@ as %40" in line
+    assert "ss#w" not in line and "s3cr3t" not in line and "tenant" not in line  # none of the password shown
+    encoded = "postgresql://cityhub:p%40ss%23w%2Frd@db.example:5432/cityhub"
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", encoded)
+    from sqlalchemy.engine import make_url
+
+    from cityhub.config import Settings
+
+    parsed = make_url(Settings().database_url)
+    assert (parsed.password, parsed.host, parsed.database) == ("p@ss#w/rd", "db.example", "cityhub")
 
 
 def test_the_log_level_is_read_case_insensitively_and_an_invalid_one_falls_back_to_info(clean_env, monkeypatch) -> None:

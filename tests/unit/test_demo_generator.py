@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cityhub.demo import corpus
-from cityhub.demo.generator import SUBCENTRE_CODE, generate
+from cityhub.demo.generator import CSV_FIELDS, SUBCENTRE_CODE, csv_row, generate
 from cityhub.workorders.categories import DEFAULT_TAXONOMY
 from cityhub.workorders.lifecycle import OPEN_STATES, Action, OrderView, State, apply, evolve
 from cityhub.workorders.models import AppealType
@@ -334,3 +334,15 @@ def test_the_leaders_act_from_the_district_as_the_service_records_it(three_years
             assert (e["unit_code"], payload["actor_unit_id"]) == (payload["unit_id"], corpus.DISTRICT_CODE), e
         else:
             assert e["unit_code"] == corpus.DISTRICT_CODE and "actor_unit_id" not in payload, e
+
+
+def test_a_reply_sent_back_leaves_the_csv_row_without_a_reply_time() -> None:
+    """An order whose reply was sent back (退回答复) and is being worked again keeps the reply's time, not its text;
+    `cityhub demo csv` writes no replied_at for it, which `cityhub import orders` refuses without a reply."""
+    sent_back = [r for r in generate(1000, seed=5, years=1, end=END) if r["replied_at"] and not r["reply_text"]]
+    assert sent_back  # demo-5-979, in progress again
+    for record in sent_back:
+        row = dict(zip(CSV_FIELDS, csv_row(record), strict=True))
+        assert (row["reply_text"], row["replied_at"]) == ("", "")
+    replied = next(r for r in generate(50, seed=5, years=1, end=END) if r["reply_text"])
+    assert dict(zip(CSV_FIELDS, csv_row(replied), strict=True))["replied_at"] == replied["replied_at"].isoformat()

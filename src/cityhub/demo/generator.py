@@ -1251,6 +1251,10 @@ def csv_row(record: dict[str, Any]) -> list[str]:
     row: list[str] = []
     for name in CSV_FIELDS:
         value = attributes.get(name) if name in ("scenario", "hotspot") else record.get(name)
+        if name == "replied_at" and not record.get("reply_text"):
+            # A reply sent back (退回答复) keeps its time on the order, not its text: no reply for the import to take
+            # (which refuses a reply's time without one).
+            value = None
         if value is None:
             row.append("")
         elif isinstance(value, datetime):
