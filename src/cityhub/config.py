@@ -440,7 +440,13 @@ def mask_url(url: str) -> str:
 # tools (tests, the PostgreSQL test cluster, benchmarks).
 PREFIX = "CITYHUB_"
 OTHER_VARIABLES = frozenset(
-    {"CITYHUB_RUN_SCHEDULER", "CITYHUB_WARM_UP", "CITYHUB_PG_CLUSTER_DIR", "CITYHUB_EXPLORE_DIR"}
+    {
+        "CITYHUB_RUN_SCHEDULER",
+        "CITYHUB_WARM_UP",
+        "CITYHUB_PG_CLUSTER_DIR",
+        "CITYHUB_EXPLORE_DIR",
+        "CITYHUB_BENCH_RESULTS",
+    }
 )
 OTHER_PREFIXES = ("CITYHUB_TEST_", "CITYHUB_FUZZ_")
 

@@ -133,13 +133,20 @@ def open_output(
     encoding: str | None = "utf-8",
     newline: str | None = None,
 ) -> IO[str]:
-    """``target`` opened for writing text (missing directories created), after :func:`check_output`; an OSError is
+    """``target`` opened for writing text (missing directories created), private as backups and exports are (an
+    import's rejected rows hold citizens' phone numbers as typed), after :func:`check_output`; an OSError is
     ValidationFailed, one line naming the file. Open it once the inputs have been opened: the caller closes it."""
     path = Path(target)
     check_output(path, what, inputs=inputs)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open("w", encoding=encoding, newline=newline)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
+        try:
+            os.fchmod(fd, PRIVATE_MODE)  # a file there before keeps its own mode otherwise
+            return os.fdopen(fd, "w", encoding=encoding, newline=newline)
+        except BaseException:
+            os.close(fd)
+            raise
     except OSError as exc:
         raise ValidationFailed(f"cannot write {what} {path}: {_why(exc)}") from None
 

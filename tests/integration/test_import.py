@@ -386,8 +386,11 @@ def test_cli_summary_errors_file_and_exit_codes(app_db: str, tmp_path: Path) -> 
     runner = CliRunner()
     path = write_csv(tmp_path / "orders.csv", GOOD_ROWS + BAD_ROWS)
     errors = tmp_path / "errors.csv"
+    errors.write_text("an older report, readable by all\n")
+    errors.chmod(0o644)
     result = runner.invoke(app, ["import", "orders", str(path), "--json", "--errors", str(errors)])
     assert result.exit_code == 0, result.output
+    assert errors.stat().st_mode & 0o777 == 0o600  # its rows hold phone numbers as typed: private, as exports are
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert (summary["read"], summary["imported"], summary["rejected"]) == (7, 3, 4)
     with errors.open(encoding="utf-8-sig") as fh:
