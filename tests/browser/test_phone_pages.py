@@ -1,0 +1,222 @@
+"""The pages the day on a phone (test_phone_day.py) does not walk, by thumb at 390 × 844 and 360 × 740: the
+dispatcher's queue ticks an order for a bulk dispatch in a 44-px square around its box (an 18-px box beside the
+order's link it was) and each choice of the bulk dispatch is a 44-px line; the routing rules, units, accounts,
+knowledge entries, sensors, alarms and alarm rules are a card per row — no table scrolled sideways with its names a
+character or two a line (组织机构 was 76,000 px tall, 广|州|市|白|云|区…) — the links of a card, of the dashboard's
+and an assessment's figures, the city brain's tabs, the map's zoom and the big screen's layers are 44-px targets.
+
+Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
+otherwise. What is measured is the browser's layout: SQLite only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from cityhub.auth import service as auth
+from cityhub.db import session_scope, utcnow
+from cityhub.dispatch import service as dispatch
+from cityhub.dispatch.schemas import RuleCreate
+from cityhub.intake.service import submit
+from cityhub.knowledge import service as kb
+from cityhub.knowledge.schemas import EntryCreate
+from cityhub.monitoring import service as monitoring
+from cityhub.monitoring.schemas import RuleCreate as AlarmRuleCreate
+from cityhub.monitoring.schemas import SensorCreate
+from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.org.schemas import UserCreate
+from cityhub.workorders import service as orders
+from cityhub.workorders.lifecycle import State
+from cityhub.workorders.models import Order
+from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
+from web_helpers import PASSWORD, build_world, sign_in, use_world_env
+
+pytestmark = [
+    pytest.mark.sqlite_only(BROWSER_SIDE),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+
+PHONES = ({"width": 390, "height": 844}, {"width": 360, "height": 740})
+DEPARTMENT = "广州市白云区人力资源和社会保障局"
+APPEALS = ("景泰街道夜间施工噪音扰民", "小区垃圾站臭味很大", "河道有污水排放", "工地扬尘严重")
+
+
+@pytest.fixture
+def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    env = use_world_env(app_db, tmp_path, monkeypatch)
+    with session_scope() as s:
+        world = build_world(s)
+        # Environmental appeals the routing rule suggests a street for: the queue's orders with a choice each.
+        environmental = {"channel": "hotline", "category_id": world.cats["环境保护"]}
+        for n, text in enumerate(APPEALS):
+            submit(s, data={**environmental, "content": text, "street_code": "W-JT" if n % 2 else "W-JX"})
+        # An order the street holds: the figures of its assessment.
+        held = submit(
+            s, data={"channel": "hotline", "content": "景泰路人行道井盖破损，行人容易绊倒", "street_code": "W-JT"}
+        )
+        orders.act(s, order_id=held.order.id, action="dispatch", params={"unit_id": world.street_a})
+        # The long names a real district has: a department, its handler, a rule sending to it, a knowledge entry.
+        department = Unit(code="W-RS", name=DEPARTMENT, tier=UnitTier.DEPARTMENT, parent_id=world.district)
+        s.add(department)
+        s.flush()
+        auth.create_account(
+            s,
+            data=UserCreate(
+                username="h-rs", full_name="区人力资源和社会保障局承办人", role=Role.HANDLER, unit_id=department.id
+            ),
+            password=PASSWORD,
+        )
+        dispatch.create_rule(
+            s,
+            data=RuleCreate(
+                name="职责 区人社局",
+                keywords=["社保", "医保", "养老保险", "失业保险", "工伤认定", "劳动合同", "拖欠工资", "招聘"],
+                target_unit_id=department.id,
+            ),
+        )
+        kb.create_entry(
+            s,
+            data=EntryCreate(
+                question="城乡居民医保每年什么时候缴费，每人交多少钱？",
+                answer="城乡居民医保按年度缴费，缴费期一般为每年9月至12月，可通过微信、支付宝或到社区服务站缴纳。" * 2,
+                category_id=world.cats["住房保障"],
+                keywords=["医保", "缴费", "城乡居民"],
+            ),
+        )
+        # A water-logging point over its limit: an alarm to acknowledge or clear.
+        monitoring.create_sensor(
+            s,
+            data=SensorCreate(
+                code="W-WL-001",
+                name="鹤龙路涵洞积水监测点",
+                kind="waterlogging",
+                metrics={"depth": "cm"},
+                address="广州市白云区鹤龙街道鹤龙路涵洞",
+                unit_id=world.street_a,
+            ),
+        )
+        monitoring.create_rule(
+            s,
+            data=AlarmRuleCreate(
+                name="积水超过 15 厘米", sensor_kind="waterlogging", metric="depth", comparison=">", threshold=15
+            ),
+        )
+        start = utcnow() - timedelta(minutes=50)
+        monitoring.ingest(
+            s,
+            items=[
+                {"sensor_code": "W-WL-001", "measured_at": (start + timedelta(minutes=10 * i)).isoformat(), "value": v}
+                for i, v in enumerate([8, 18, 21, 24, 26])
+            ],
+        )
+    with served_app(env, tmp_path / "serve.log") as base:
+        yield base
+
+
+def _phone(browser: Any, base: str, viewport: dict[str, int], username: str) -> Any:
+    page = browser.new_context(locale="zh-CN", viewport=viewport, is_mobile=True, has_touch=True).new_page()
+    page.set_default_timeout(20_000)
+    return sign_in(page, f"{base}/login", username)
+
+
+def _sideways(page: Any) -> list[int]:
+    """How far the page scrolls sideways, then each table's wrapper (all 0: they fit the screen)."""
+    return page.evaluate(
+        """[document.documentElement.scrollWidth - innerWidth,
+            ...[...document.querySelectorAll('main .table-wrap')].map(w => w.scrollWidth - w.clientWidth)]"""
+    )
+
+
+# What the thumb taps, under 44 px either way: a box to tick by its label (the whole line, or the square around it).
+_SMALL_TARGETS = """sel => [...document.querySelectorAll(sel)].filter(e => e.getBoundingClientRect().width).map(e => {
+    const r = (e.closest('label') || e).getBoundingClientRect();
+    return [(e.getAttribute('data-testid') || e.textContent).trim().slice(0, 16), Math.round(r.width),
+            Math.round(r.height)]; }).filter(([, w, h]) => w < 43.5 || h < 43.5)"""
+
+# A cell's text a few characters a line (广|州|市|白|云|区 stood a character a line in a squeezed column).
+_SQUEEZED = """sel => [...document.querySelectorAll(sel)].flatMap(e => [...e.childNodes]).filter(n =>
+    n.nodeType === 3 && n.textContent.trim().length >= 4).map(n => {
+    const range = document.createRange(); range.selectNodeContents(n);
+    return [n.textContent.trim(), new Set([...range.getClientRects()].map(r => Math.round(r.top))).size]; })
+    .filter(([text, lines]) => lines > 1 && text.length / lines < 5)"""
+
+
+def _dispatched() -> int:
+    with session_scope() as s:
+        return s.scalar(select(func.count()).select_from(Order).where(Order.state == State.DISPATCHED)) or 0
+
+
+def test_a_dispatcher_ticks_orders_for_a_bulk_dispatch_by_thumb(server: str, browser: Any) -> None:
+    for viewport in PHONES:
+        page = _phone(browser, server, viewport, "disp")
+        page.goto(server + "/queue")
+        assert page.locator('[data-testid="queue-item"]').count() >= 2
+        ticks = '[data-testid^="pick-"], [data-testid^="choose-"]'  # 全选本页, each order's box, each choice
+        assert page.locator('[data-testid^="choose-"]').count() >= 2
+        assert page.evaluate(_SMALL_TARGETS, ticks) == [], viewport
+        assert _sideways(page)[0] == 0
+        page.context.close()
+    # Two orders ticked by a thumb that lands beside their boxes, inside the square around each, and sent each to the
+    # street suggested for it.
+    page = _phone(browser, server, PHONES[1], "disp")
+    page.goto(server + "/queue")
+    dispatched = _dispatched()
+    boxes = page.locator('[data-testid="queue-item"]:has([data-testid^="choose-"]) header input[type=checkbox]')
+    for n in range(2):
+        boxes.nth(n).scroll_into_view_if_needed()
+        box = boxes.nth(n).bounding_box()
+        assert box
+        page.touchscreen.tap(box["x"] - 6, box["y"] + box["height"] / 2)
+        assert boxes.nth(n).is_checked(), n
+    page.click('[data-testid="bulk-submit"]')
+    page.wait_for_load_state()
+    assert page.locator('[data-testid="bulk-result"]').count() == 1
+    assert _dispatched() == dispatched + 2, page.locator('[data-testid="bulk-result"]').inner_text()
+    # The routing rules: a card each, the keywords at the screen's width, the rule's link a thumb's target.
+    page.goto(server + "/rules")
+    scrolled = "(w => w.scrollWidth - w.clientWidth)(document.querySelector('[data-testid=rules]').parentElement)"
+    assert (_sideways(page)[0], page.evaluate(scrolled)) == (0, 0)
+    assert page.evaluate(_SQUEEZED, '[data-testid="rules"] td') == []
+    assert page.evaluate(_SMALL_TARGETS, '[data-testid="rules"] td a') == []
+    page.context.close()
+
+
+def test_the_administrators_lists_and_the_overseers_pages_read_and_tap_on_a_phone(server: str, browser: Any) -> None:
+    with session_scope() as s:
+        street = s.scalars(select(Unit.id).where(Unit.code == "W-JT")).one()
+    page = _phone(browser, server, PHONES[1], "adm")
+    for path, rows in (
+        ("/admin/units", '[data-testid="unit-row"]'),
+        ("/admin/users", '[data-testid="user-row"]'),
+        ("/kb", '[data-testid="kb-row"]'),
+        ("/monitoring", '[data-testid="alarms"] tbody tr'),
+        ("/monitoring/rules", '[data-testid="alarm-rule"]'),
+    ):
+        page.goto(server + path)
+        assert page.locator(rows).count() >= 1, path
+        assert _sideways(page) == [0] * len(_sideways(page)), path
+        assert page.evaluate(_SQUEEZED, "main td, main td a") == [], path
+        # The way on from a row: its links and buttons (a unit's page, an alarm's 确认 and 解除).
+        assert page.evaluate(_SMALL_TARGETS, f"{rows} td a, {rows} td button, {rows} input[type=checkbox]") == [], path
+    page.context.close()
+    for username, path, targets in (
+        ("lead", "/dashboard", "main table a"),  # a state's orders, a unit's assessment, a hot topic
+        ("sup", f"/assessment/{street}", '[data-testid="assessment"] td a'),  # each figure's orders
+        ("sup", "/brain/findings", '[data-testid="brain-subnav"] a'),
+        ("lead", "/map", ".leaflet-control-zoom a"),
+        ("lead", "/map?screen=1", ".leaflet-control-zoom a, .layer-toggle input"),
+    ):
+        page = _phone(browser, server, PHONES[0], username)
+        page.goto(server + path)
+        page.wait_for_selector(targets.split(",")[0])
+        assert page.locator(targets).count() >= 1, path
+        assert page.evaluate(_SMALL_TARGETS, targets) == [], path
+        assert _sideways(page)[0] == 0, path
+        page.context.close()
