@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import time
 from collections import defaultdict
@@ -30,7 +31,8 @@ from cityhub.nlp.address import default_gazetteer
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench/data/addresses_labelled.csv"
-OUT = ROOT / "bench/results"
+# bench/results/, or CITYHUB_BENCH_RESULTS (as every benchmark: `make bench`'s smoke runs write elsewhere).
+OUT = Path(os.environ.get("CITYHUB_BENCH_RESULTS") or ROOT / "bench/results")
 MESSAGES = ROOT.parent / "shared/data/teddycup2020_c/dev/messages_labeled_raw.csv"
 # The second set (bench/make_address_set_independent.py): other forms, and lines with no Guangzhou place.
 SECOND = ROOT / "bench/data/addresses_independent.csv"
@@ -175,9 +177,14 @@ def _second_set_lines(second: dict[str, Any] | None, title: str = "Second set", 
         about,
         "",
         f"Street {s['overall']['correct']}/{s['overall']['n']} = **{s['overall']['accuracy']}**, community "
-        f"{c['overall']['correct']}/{c['overall']['n']} = **{c['overall']['accuracy']}**; lines with no Guangzhou "
-        f"place given a street anyway: {neg['overall']['placed']}/{neg['overall']['n']} "
-        f"(**{neg['overall']['rate']}**). Said ambiguous on {second['ambiguous_rate']} of the placeable rows "
+        f"{c['overall']['correct']}/{c['overall']['n']} = **{c['overall']['accuracy']}**; "
+        + (
+            f"lines with no Guangzhou place given a street anyway: {neg['overall']['placed']}/{neg['overall']['n']} "
+            f"(**{neg['overall']['rate']}**). "
+            if "overall" in neg
+            else "no lines without a Guangzhou place in this set. "
+        )
+        + f"Said ambiguous on {second['ambiguous_rate']} of the placeable rows "
         f"({second['ambiguous_expected']} rows have no single right answer).",
         "",
         "| form | n | street acc | community acc |",
