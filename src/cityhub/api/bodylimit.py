@@ -44,6 +44,9 @@ class BodyLimit:
         if declared is not None and declared <= limit:
             await self.app(scope, receive, send)  # the server reads no more than it declared
             return
+        if declared is None and _header(scope, b"transfer-encoding") is None:
+            await self.app(scope, receive, send)  # neither: no body (a GET, most often)
+            return
         body = b"" if declared is not None else await _read_up_to(receive, limit)
         if body is None or declared is not None:
             scope[_TOO_LARGE] = limit

@@ -361,7 +361,7 @@ class EnterpriseRead(BaseModel):
 
 
 class OrderRead(OrderBase):
-    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
     number: str
@@ -432,11 +432,7 @@ class OrderRead(OrderBase):
     @field_validator("enterprise", mode="before")
     @classmethod
     def _enterprise(cls, value: Any) -> Any:
-        """Read from the order's ``attributes`` (a read made by name passes its own)."""
-        if value is None or isinstance(value, EnterpriseRead):
-            return value
-        if isinstance(value, Mapping) and enterprise.NAME_KEY not in value and "name" in value:
-            return value
+        """Read from the order's ``attributes`` (its row's, or the ORM object's)."""
         return enterprise.asking(value if isinstance(value, Mapping) else None)
 
     def as_citizen_reads(self) -> OrderRead:
