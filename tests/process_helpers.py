@@ -21,6 +21,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 # on the database backend — the API it calls is tested on both backends, and the first test of each browser module
 # (the order workbench end to end, the map) runs on both.
 BROWSER_SIDE = "what the browser does does not depend on the database backend: SQLite only"
+# The phones the browser tests walk by thumb: a common one and a small one.
+PHONES = ({"width": 390, "height": 844}, {"width": 360, "height": 740})
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

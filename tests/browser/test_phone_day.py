@@ -25,7 +25,7 @@ from cityhub.org.models import Role
 from cityhub.org.schemas import UserCreate
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import Order
-from process_helpers import BROWSER_SIDE, CHROMIUM, served_app, wait_in_page
+from process_helpers import BROWSER_SIDE, CHROMIUM, PHONES, served_app, wait_in_page
 from web_helpers import PASSWORD, build_world, sign_in, use_world_env
 
 pytestmark = [
@@ -34,7 +34,6 @@ pytestmark = [
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
 
-PHONES = ({"width": 390, "height": 844}, {"width": 360, "height": 740})
 LONG_LINK = "https://example.gov.cn/notice/" + "a1b2c3d4e5" * 12  # no space to break at
 TRACK_PHONE = "13912345678"
 

@@ -34,7 +34,7 @@ from cityhub.org.schemas import UserCreate
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Order
-from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
+from process_helpers import BROWSER_SIDE, CHROMIUM, PHONES, served_app
 from web_helpers import PASSWORD, build_world, sign_in, use_world_env
 
 pytestmark = [
@@ -43,7 +43,6 @@ pytestmark = [
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
 
-PHONES = ({"width": 390, "height": 844}, {"width": 360, "height": 740})
 DEPARTMENT = "广州市白云区人力资源和社会保障局"
 APPEALS = ("景泰街道夜间施工噪音扰民", "小区垃圾站臭味很大", "河道有污水排放", "工地扬尘严重")
 
