@@ -600,10 +600,13 @@ def test_an_administrator_keeps_the_units_on_the_organisation_pages(org) -> None
     # The new community sits folded under its street in the tree, listed once the street is opened.
     assert 'data-code="W-JT-C9"' not in admin.get("/admin/units").text
     assert 'data-code="W-JT-C9"' in admin.get("/admin/units", params={"open": street_id}).text
+    # The configuration log's entry leads to it (a search by its code), its page back to its place in the tree.
+    assert 'href="/admin/units?q=W-JT-C9"' in admin.get("/admin/log", params={"area": "unit"}).text
     taken = post("/admin/units", **fields)
     assert taken.status_code == 422 and "该单位编码已被使用" in taken.text
     page = admin.get(f"/admin/units/{unit_id}")
     assert page.status_code == 200 and "值班室,020-12345678" in page.text
+    assert f'href="/admin/units?open={street_id}#unit-{unit_id}"' in page.text
     renamed = post(f"/admin/units/{unit_id}", **(fields | {"name": "新村社区", "code": "IGNORED"}))
     assert renamed.status_code == 303
     with session_scope() as s:
