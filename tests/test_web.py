@@ -597,10 +597,16 @@ def test_an_administrator_keeps_the_units_on_the_organisation_pages(org) -> None
         ]
         assert unit.boundary is not None and unit.boundary["type"] == "Polygon"
         unit_id = unit.id
+    # The new community sits folded under its street in the tree, listed once the street is opened.
+    assert 'data-code="W-JT-C9"' not in admin.get("/admin/units").text
+    assert 'data-code="W-JT-C9"' in admin.get("/admin/units", params={"open": street_id}).text
+    # The configuration log's entry leads to it (a search by its code), its page back to its place in the tree.
+    assert 'href="/admin/units?q=W-JT-C9"' in admin.get("/admin/log", params={"area": "unit"}).text
     taken = post("/admin/units", **fields)
     assert taken.status_code == 422 and "该单位编码已被使用" in taken.text
     page = admin.get(f"/admin/units/{unit_id}")
     assert page.status_code == 200 and "值班室,020-12345678" in page.text
+    assert f'href="/admin/units?open={street_id}#unit-{unit_id}"' in page.text
     renamed = post(f"/admin/units/{unit_id}", **(fields | {"name": "新村社区", "code": "IGNORED"}))
     assert renamed.status_code == 303
     with session_scope() as s:
@@ -618,6 +624,121 @@ def test_an_administrator_keeps_the_units_on_the_organisation_pages(org) -> None
     assert emptied.status_code == 422 and "其下已有村社单位，不能改为职能部门" in emptied.text
     with session_scope() as s:
         assert s.get(Unit, unit_id).tier == "community" and s.get(Unit, street_id).tier == "street"  # type: ignore[union-attr]
+
+
+def _units_of_a_district() -> dict[str, int]:
+    """Communities under both streets of the world — two named 新村社区, one stopped — a sub-centre on a street, a
+    department known by its short name and a section two levels under it; every unit's id by its code."""
+    from cityhub.org.models import UnitTier
+
+    with session_scope() as s:
+        ids = {code: unit_id for code, unit_id in s.execute(select(Unit.code, Unit.id))}
+        units = [
+            ("W-JT-C1", "新村社区居委会", "新村社区", UnitTier.COMMUNITY, "W-JT", True),
+            ("W-JT-C2", "景泰社区居委会", None, UnitTier.COMMUNITY, "W-JT", False),
+            ("W-JT-S1", "景泰街道网格分中心", None, UnitTier.SUBCENTRE, "W-JT", True),
+            ("W-JX-C1", "新村社区居委会", "新村社区", UnitTier.COMMUNITY, "W-JX", True),
+            ("W-ZJ", "广州市白云区住房和城乡建设局", "区住建局", UnitTier.DEPARTMENT, "W-QU", True),
+            ("W-ZJ-1", "物业管理科", None, UnitTier.DEPARTMENT, "W-ZJ", True),
+            ("W-ZJ-1-1", "加装电梯组", None, UnitTier.DEPARTMENT, "W-ZJ-1", True),
+        ]
+        for code, name, short_name, tier, parent, active in units:
+            unit = Unit(code=code, name=name, short_name=short_name, tier=tier, parent_id=ids[parent], active=active)
+            s.add(unit)
+            s.flush()
+            ids[code] = unit.id
+        return ids
+
+
+def _unit_rows(html: str) -> dict[str, str]:
+    """Each unit row of a units page by the unit's code."""
+    return dict(re.findall(r'<tr data-testid="unit-row" data-code="([^"]+)"(.*?)</tr>', html, re.S))
+
+
+def test_the_unit_tree_folds_each_streets_communities_until_it_is_opened(org) -> None:
+    """组织机构 at a district's size: the district, departments, sub-centres and streets listed, at any depth; a
+    street's communities folded under it, the street saying how many, opened by a link (no script) and folded again."""
+    ids = _units_of_a_district()
+    admin = login("adm")
+
+    def toggle(row: str) -> tuple[str, str, str]:
+        """A street row's link opening or folding its communities: aria-expanded, its address, its text."""
+        found = re.search(r'<a href="([^"]+)" class="unit-toggle" aria-expanded="(\w+)"[^>]*>([^<]*)</a>', row)
+        assert found is not None, row
+        return found.group(2), html_unescape(found.group(1)), found.group(3)
+
+    tree = admin.get("/admin/units")
+    rows = _unit_rows(tree.text)
+    assert {"W-QU", "W-JT", "W-JX", "W-JT-S1", "W-ZJ", "W-ZJ-1", "W-ZJ-1-1"} <= set(rows)
+    assert not {"W-JT-C1", "W-JT-C2", "W-JX-C1"} & set(rows)
+    assert "--depth: 3" in rows["W-ZJ-1-1"]  # three levels under the district, indented as such
+    street = ids["W-JT"]
+    assert toggle(rows["W-JT"]) == ("false", f"/admin/units?open={street}#unit-{street}", "展开 2 个村社")
+    assert "展开 1 个村社" in rows["W-JX"] and "unit-toggle" not in rows["W-ZJ"] + rows["W-JT-S1"]
+    # 景泰街道 opened: its communities under it (the stopped one muted, with its badge), 京溪街道's still folded.
+    opened = admin.get(toggle(rows["W-JT"])[1])
+    rows = _unit_rows(opened.text)
+    codes = list(rows)
+    assert codes.index("W-JT") < codes.index("W-JT-C1") < codes.index("W-JT-C2") < codes.index("W-JX")
+    assert "W-JX-C1" not in rows and "--depth: 2" in rows["W-JT-C1"]
+    assert 'class="muted"' in rows["W-JT-C2"] and "已停用" in rows["W-JT-C2"]
+    assert 'class="muted"' not in rows["W-JT-C1"] and "已停用" not in rows["W-JT-C1"]
+    assert toggle(rows["W-JT"]) == ("true", f"/admin/units#unit-{street}", "收起 2 个村社")
+    # Another street opened keeps the first one open.
+    rows = _unit_rows(admin.get(toggle(rows["W-JX"])[1]).text)
+    assert {"W-JT-C1", "W-JT-C2", "W-JX-C1"} <= set(rows)
+    # Nonsense to open is the folded tree; the create-unit form is there either way.
+    odd = admin.get("/admin/units", params={"open": ["x", str(ids["W-ZJ"])]})
+    assert odd.status_code == 200 and "W-JT-C1" not in _unit_rows(odd.text)
+    assert 'data-testid="unit-form"' in odd.text and 'action="/admin/units"' in odd.text
+    english = login("adm")
+    english.get("/lang/en")
+    assert "Show 2 communities" in english.get("/admin/units").text
+    assert "Show 1 community<" in english.get("/admin/units").text
+
+
+def test_an_administrator_finds_a_unit_by_its_name_short_name_or_code(org, monkeypatch: pytest.MonkeyPatch) -> None:
+    """组织机构's search (名称或编码): by name, short name or code (a code's letters in either case), stopped units
+    too; each match with the units above it, so two 新村社区 are told apart; how many matched; none said so."""
+    from cityhub.web import units_pages
+
+    _units_of_a_district()
+    admin = login("adm")
+
+    def search(q: str, **params: Any) -> tuple[str, dict[str, str]]:
+        page = admin.get("/admin/units", params={"q": q, **params})
+        assert page.status_code == 200
+        return page.text, _unit_rows(page.text)
+
+    def path(row: str) -> str:
+        found = re.search(r'<small class="unit-path" data-testid="unit-path">上级单位：(.*?)</small>', row)
+        assert found is not None, row
+        return html_unescape(found.group(1))
+
+    text, rows = search("新村")
+    assert list(rows) == ["W-JT-C1", "W-JX-C1"] and "名称、简称或编码含“新村”的单位共 2 个。" in text
+    assert path(rows["W-JT-C1"]) == "白云区 › 景泰街道" and path(rows["W-JX-C1"]) == "白云区 › 京溪街道"
+    assert 'href="/admin/units"' in text and 'value="新村"' in text  # back to the tree; the search kept in its box
+    text, rows = search("w-jx-c1")
+    assert list(rows) == ["W-JX-C1"] and "共 1 个" in text
+    text, rows = search("区住建局")  # its short name: the name is 广州市白云区住房和城乡建设局
+    assert list(rows) == ["W-ZJ"] and path(rows["W-ZJ"]) == "白云区"
+    _, rows = search("加装电梯")
+    assert path(rows["W-ZJ-1-1"]) == "白云区 › 广州市白云区住房和城乡建设局 › 物业管理科"
+    _, rows = search(" 景泰社区 ")
+    assert list(rows) == ["W-JT-C2"] and 'class="muted"' in rows["W-JT-C2"] and "已停用" in rows["W-JT-C2"]
+    _, rows = search("白云区")
+    assert "unit-path" not in rows["W-QU"]  # the top unit has none above it
+    text, rows = search("<不存在>")
+    assert rows == {} and "没有名称、简称或编码含“&lt;不存在&gt;”的单位。" in text and "<不存在>" not in text
+    # Many matches come a page at a time, the count of them all.
+    monkeypatch.setattr(units_pages, "PAGE_SIZE", 1)
+    text, rows = search("新村")
+    assert list(rows) == ["W-JT-C1"] and "共 2 个" in text and 'rel="next"' in text
+    text, rows = search("新村", page="2")
+    assert list(rows) == ["W-JX-C1"] and 'rel="prev"' in text and 'rel="next"' not in text
+    text, rows = search("新村", page="99999999999999999999")
+    assert list(rows) == ["W-JX-C1"] and 'rel="prev"' in text
 
 
 # ------------------------------------------------------------------------------------------------------- CSRF

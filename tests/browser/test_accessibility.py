@@ -26,6 +26,7 @@ from cityhub.db import session_scope, utcnow
 from cityhub.intake.service import submit
 from cityhub.monitoring import service as monitoring
 from cityhub.monitoring.schemas import RuleCreate, SensorCreate
+from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders.service import act
 from process_helpers import CHROMIUM, served_app
 from web_helpers import PASSWORD, build_world, use_world_env
@@ -54,7 +55,8 @@ PAGES: dict[str | None, list[str]] = {
     "adm": [
         "/admin",
         "/admin/users",
-        "/admin/units",
+        "/admin/units",  # its street's community folded under it: the link that opens them
+        "/admin/units?q=景泰",  # the street and the community found, each with the units above it
         "/admin/calendar",
         "/admin/api-clients",
         "/admin/webhooks",
@@ -74,6 +76,7 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     env = use_world_env(app_db, tmp_path, monkeypatch)
     with session_scope() as s:
         world = build_world(s)
+        s.add(Unit(code="A11Y-C1", name="景泰社区居委会", tier=UnitTier.COMMUNITY, parent_id=world.street_a))
         order = submit(
             s,
             data={

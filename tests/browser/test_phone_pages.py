@@ -44,6 +44,7 @@ pytestmark = [
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
 
 DEPARTMENT = "广州市白云区人力资源和社会保障局"
+COMMUNITY = "广州市白云区景泰街道云苑社区居民委员会"
 APPEALS = ("景泰街道夜间施工噪音扰民", "小区垃圾站臭味很大", "河道有污水排放", "工地扬尘严重")
 
 
@@ -64,6 +65,8 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         # The long names a real district has: a department, its handler, a rule sending to it, a knowledge entry.
         department = Unit(code="W-RS", name=DEPARTMENT, tier=UnitTier.DEPARTMENT, parent_id=world.district)
         s.add(department)
+        # …and a community, folded under its street on 组织机构 (展开 1 个村社, a thumb's target) until opened.
+        s.add(Unit(code="W-JT-C1", name=COMMUNITY, tier=UnitTier.COMMUNITY, parent_id=world.street_a))
         s.flush()
         auth.create_account(
             s,
@@ -193,6 +196,8 @@ def test_the_administrators_lists_and_the_overseers_pages_read_and_tap_on_a_phon
     page = _phone(browser, server, PHONES[1], "adm")
     for path, rows in (
         ("/admin/units", '[data-testid="unit-row"]'),
+        (f"/admin/units?open={street}", '[data-testid="unit-row"]'),
+        ("/admin/units?q=社区", '[data-testid="unit-row"]'),  # a match with the units above it
         ("/admin/users", '[data-testid="user-row"]'),
         ("/kb", '[data-testid="kb-row"]'),
         ("/monitoring", '[data-testid="alarms"] tbody tr'),

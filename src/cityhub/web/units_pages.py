@@ -5,13 +5,21 @@ The same service calls as ``/api/v1/units`` and ``cityhub org`` (``cityhub.org.s
 stable identity and never changes; a unit cannot move under its own sub-units; a boundary is GeoJSON (a Polygon or
 MultiPolygon), which places orders by their coordinates. A street's or community's page keeps its place aliases too
 (地名别名, ``cityhub.org.aliases``): the landmarks, roads and old names that place orders there.
+
+A real district has some 450 units (白云区: 24 streets and towns, ~400 communities and villages, the departments), and
+an administrator comes to the list to find one or to add one: ``/admin/units`` is the tree with each street's
+communities folded under it (``?open=<street id>``, repeatable: plain links, no script), and ``?q=`` finds units by
+name, short name or code (``org.units_query``), each shown with the units above it.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -27,14 +35,16 @@ from cityhub.org import aliases as place_aliases
 from cityhub.org import service as org
 from cityhub.org.models import AliasKind, Unit, UnitTier, User
 from cityhub.org.schemas import UnitCreate, UnitUpdate
+from cityhub.org.service import UnitRef
 from cityhub.textfiles import text_lines
-from cityhub.web import support
+from cityhub.web import forms, support
 from cityhub.web.forms import field_errors, removed, saved
 from cityhub.web.support import FormBody, PageError, render
 
 router = APIRouter(include_in_schema=False)
 
 UNIT_FIELDS = ("code", "name", "short_name", "tier", "parent_id", "duties", "contacts", "boundary", "active")
+PAGE_SIZE = 50  # units found by a search, a page
 
 
 def _admin(request: Request, db: Session, form: FormBody | None = None) -> Principal:
@@ -95,6 +105,63 @@ def _values(unit: Unit) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class TreeRow:
+    """A unit's line in the tree: how deep it sits and, for a street, its communities — folded unless opened — with
+    the address that opens or folds them."""
+
+    unit: UnitRef
+    depth: int
+    communities: int = 0
+    opened: bool = False
+    toggle: str = ""
+
+
+def _toggle(street_id: int, opened: frozenset[int]) -> str:
+    """The tree's address with ``street_id``'s communities opened or folded (the others as they are), at its row."""
+    wanted = opened ^ {street_id}
+    query = urlencode([("open", unit_id) for unit_id in sorted(wanted)])
+    return f"/admin/units{'?' + query if query else ''}#unit-{street_id}"
+
+
+def tree_rows(directory: Mapping[int, UnitRef], opened: Collection[int]) -> list[TreeRow]:
+    """Every unit under its parent (by code), depth first, but a street's communities only where it is opened."""
+    children: dict[int | None, list[UnitRef]] = defaultdict(list)
+    for ref in sorted(directory.values(), key=lambda r: r.code):
+        children[ref.parent_id].append(ref)
+    shown = frozenset(i for i in opened if i in directory and directory[i].tier == UnitTier.STREET)
+    rows: list[TreeRow] = []
+
+    def walk(ref: UnitRef, depth: int) -> None:
+        kids = children.get(ref.id, [])
+        if ref.tier == UnitTier.STREET:
+            communities = [k for k in kids if k.tier == UnitTier.COMMUNITY]
+            opened_here = ref.id in shown
+            toggle = _toggle(ref.id, shown) if communities else ""
+            rows.append(TreeRow(ref, depth, len(communities), opened_here, toggle))
+            if not opened_here:
+                kids = [k for k in kids if k.tier != UnitTier.COMMUNITY]
+        else:
+            rows.append(TreeRow(ref, depth))
+        for kid in kids:
+            walk(kid, depth + 1)
+
+    for root in children.get(None, []):
+        walk(root, 0)
+    return rows
+
+
+def unit_path(directory: Mapping[int, UnitRef], ref: UnitRef) -> list[str]:
+    """The names of the units above ``ref``, the top one first (白云区, 嘉禾街道)."""
+    names: list[str] = []
+    parent_id = ref.parent_id
+    while parent_id is not None and parent_id in directory and len(names) < len(directory):
+        parent = directory[parent_id]
+        names.append(parent.name)
+        parent_id = parent.parent_id
+    return names[::-1]
+
+
 def _list_page(
     request: Request,
     db: Session,
@@ -104,23 +171,46 @@ def _list_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    units = list(db.scalars(select(Unit).order_by(Unit.code)))
-    children: dict[int | None, list[Unit]] = defaultdict(list)
-    for unit in units:
-        children[unit.parent_id].append(unit)
+    params = request.query_params
+    q = params.get("q", "").strip()
+    directory = org.unit_directory(db)
+    sub_units: dict[int, int] = defaultdict(int)
+    for ref in directory.values():
+        if ref.parent_id is not None:
+            sub_units[ref.parent_id] += 1
     people = dict(
         db.execute(select(User.unit_id, func.count()).where(User.active.is_(True)).group_by(User.unit_id)).all()
     )
+    found: list[UnitRef] = []
+    paths: dict[int, list[str]] = {}
+    total = page = 0
+    rows: list[TreeRow] = []
+    if q:
+        ids = org.units_query(q=q).with_only_columns(Unit.id)
+        total = db.scalar(select(func.count()).select_from(ids.order_by(None).subquery())) or 0
+        # A page past the last (an old link, a typed number) is the last.
+        page = min(max(1, forms.whole_number(params.get("page")) or 1), max(1, -(-total // PAGE_SIZE)))
+        found = [directory[i] for i in db.scalars(ids.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))]
+        paths = {ref.id: unit_path(directory, ref) for ref in found}
+    else:
+        opened = {n for n in map(forms.whole_number, params.getlist("open")) if n is not None}
+        rows = tree_rows(directory, opened)
     return render(
         request,
         "units.html",
         principal=principal,
         status_code=status_code,
-        roots=children[None],
-        children=children,
+        q=q,
+        rows=rows,
+        found=found,
+        paths=paths,
+        total=total,
+        page=page,
+        has_more=page * PAGE_SIZE < total,
+        sub_units=sub_units,
         people=people,
         tiers=list(UnitTier),
-        parents=[u for u in units if u.tier != UnitTier.COMMUNITY],
+        parents=sorted((u for u in directory.values() if u.tier != UnitTier.COMMUNITY), key=lambda u: u.code),
         values=values or {"active": "1", "tier": UnitTier.COMMUNITY.value},
         errors=errors or {},
     )
@@ -162,7 +252,8 @@ def _unit_page(
 
 @router.get("/admin/units", response_class=HTMLResponse)
 def units_page(request: Request, db: DbSession) -> Response:
-    """The unit tree, each unit with its people; a form to add a unit."""
+    """The unit tree, each unit with its people, a street's communities folded under it (``?open=<street id>``);
+    ``?q=`` the units with that text in their name, short name or code instead; a form to add a unit."""
     return _list_page(request, db, _admin(request, db))
 
 
