@@ -492,3 +492,13 @@ def test_serve_and_worker_refuse_to_start_with_an_invalid_setting_of_any_area(
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"error: invalid settings: {env}: ") and f"(got '{value}' from the environment)" in line
     assert not (clean_env / "empty.db").exists()  # refused before the database was touched
+
+
+def test_python_m_cityhub_is_the_command_line() -> None:
+    """``python -m cityhub`` runs what the ``cityhub`` script runs (it said there was no ``cityhub.__main__``)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "cityhub", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Usage: cityhub" in done.stdout and "serve" in done.stdout
