@@ -141,3 +141,49 @@ def test_an_enterprise_files_through_the_web_form_and_the_order_says_who_asks_an
         hotline = s.scalars(select(Order).where(Order.channel == Channel.HOTLINE)).one()
         assert hotline.attributes == {"enterprise_name": "广州景泰食品有限公司", "enterprise_need": "water"}
     assert hidden(form)  # the citizen's form carried its CSRF token
+
+
+def test_the_order_list_narrows_to_the_enterprise_appeals_of_one_need(world: dict[str, Any]) -> None:
+    """诉求领域 (``enterprise_need``): the API's and the page's list of 企业呼's appeals of one need — read from the
+    order's attributes on both backends — not the other enterprises' nor the citizens' appeals."""
+    client = TestClient(shared_app(), raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {world['token']}"}
+    for name, need, content in (
+        ("广州云景制衣有限公司", "power", "新厂房申请用电报装两个月了还没接电。"),
+        ("广州景泰食品有限公司", "water", "园区用水水压不足，生产线停了半天。"),
+        ("广州白云皮具有限公司", "power", "工厂每周停电两三次，影响生产。"),
+    ):
+        appeal = {
+            "channel": "enterprise",
+            "content": content,
+            "attributes": {"enterprise_name": name, "enterprise_need": need},
+        }
+        assert client.post("/api/v1/orders", json=appeal, headers=headers).status_code == 201
+    citizen = {
+        "channel": "hotline",
+        "content": "小区停电了，什么时候来电？",
+        "attributes": {"enterprise_need_x": "power"},
+    }
+    assert client.post("/api/v1/orders", json=citizen, headers=headers).status_code == 201
+
+    def listed(**params: Any) -> set[str]:
+        answer = client.get("/api/v1/orders", params=params, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return {o["enterprise"]["name"] if o["enterprise"] else o["content"] for o in answer.json()["items"]}
+
+    assert listed(enterprise_need="power") == {"广州云景制衣有限公司", "广州白云皮具有限公司"}
+    assert listed(enterprise_need=["water", "power"]) == {
+        "广州云景制衣有限公司",
+        "广州景泰食品有限公司",
+        "广州白云皮具有限公司",
+    }
+    assert listed(enterprise_need="land") == set()
+    wrong = client.get("/api/v1/orders", params={"enterprise_need": "electricity"}, headers=headers)
+    assert wrong.status_code == 422 and wrong.json()["details"]["errors"][0]["field"] == "query.enterprise_need.0"
+
+    page = login("op")
+    shown = page.get("/orders", params={"enterprise_need": "water"}).text
+    assert "园区用水水压不足" in shown and "新厂房申请用电报装" not in shown and "小区停电了" not in shown
+    assert '<option value="water" selected>用水</option>' in shown
+    refused = page.get("/orders", params={"enterprise_need": "electricity"})
+    assert refused.status_code == 200 and "小区停电了" in refused.text  # an unknown need is said, not applied

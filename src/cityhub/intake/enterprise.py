@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 # The kinds of need an enterprise reports (用水、用电、用地、用工、资金), and any other.
-NEEDS = ("water", "power", "land", "labour", "funding", "other")
+Need = Literal["water", "power", "land", "labour", "funding", "other"]
+NEEDS: tuple[str, ...] = get_args(Need)
 NAME_KEY, CODE_KEY, NEED_KEY = "enterprise_name", "credit_code", "enterprise_need"
 KEYS = (NAME_KEY, CODE_KEY, NEED_KEY)
 NAME_MAX_CHARS = 120

@@ -842,6 +842,11 @@ def order_list(request: Request, db: DbSession) -> Response:
             errors[name] = t("err.choice")
             picked = [v for v in picked if v in choices.__members__.values()]
         criteria[name] = picked or None
+    # 诉求领域: 企业呼's appeals of one need (用电 …).
+    need = q.get("enterprise_need", "")
+    if need and need not in enterprise.NEEDS:
+        errors["enterprise_need"] = t("err.choice")
+    criteria["enterprise_need"] = [need] if need in enterprise.NEEDS else None
     # 承办单位 (the lead unit); 镇街 / 村社, where the order is (the one map's street and community counts link here).
     for name in ("unit_id", "street_id", "community_id", "category_id"):
         raw = q.get(name, "").strip()
@@ -922,6 +927,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         states=list(State),
         open_states=OPEN_STATES,
         channels=list(Channel),
+        needs=enterprise.NEEDS,
         place_sources=list(PlaceSource),
         sla_choices=SLA_CHOICES,
         sorts=list(OrderSort),
@@ -984,6 +990,7 @@ _MORE_FILTERS = (
     "community_id",
     "category_id",
     "channel",
+    "enterprise_need",
     "place_source",
     "sla_status",
     "created_from",

@@ -542,6 +542,11 @@ SORT_DESCRIPTION = (
 )
 
 
+ENTERPRISE_NEED_DESCRIPTION = (
+    "企业呼: only the appeals of an enterprise that needs one of these (water, power, land, labour, funding, other)"
+)
+
+
 class OrderFilter(BaseModel):
     """Search criteria of the order list (all optional, combined with AND)."""
 
@@ -584,6 +589,7 @@ class OrderFilter(BaseModel):
     )
     import_batch_id: int | None = Field(None, description=IMPORT_BATCH_DESCRIPTION)
     updated_since: RequestTime | None = Field(None, description=UPDATED_SINCE_DESCRIPTION)
+    enterprise_need: list[enterprise.Need] | None = Field(None, description=ENTERPRISE_NEED_DESCRIPTION)
 
     @field_validator("q")
     @classmethod

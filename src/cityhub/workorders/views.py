@@ -32,6 +32,7 @@ from cityhub.auth.scope import (
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from cityhub.intake.bulk import IMPORT_ACTOR
 from cityhub.intake.dedupe import DedupeRead
+from cityhub.intake.enterprise import Need
 from cityhub.intake.service import filed_by_citizen, filed_by_inspector, linked_citizen, submit
 from cityhub.org.models import Role
 from cityhub.org.places import PlaceSource
@@ -57,6 +58,7 @@ from cityhub.workorders.models import (
 )
 from cityhub.workorders.schemas import (
     CURSOR_DESCRIPTION,
+    ENTERPRISE_NEED_DESCRIPTION,
     ESCALATED_DESCRIPTION,
     EVER_OVERDUE_DESCRIPTION,
     FEED_DESCRIPTION,
@@ -239,6 +241,7 @@ def list_orders(
     held: Annotated[bool | None, Query(description=HELD_DESCRIPTION)] = None,
     mine: Annotated[bool | None, Query(description=MINE_DESCRIPTION)] = None,
     import_batch_id: Annotated[int | None, Query(description=IMPORT_BATCH_DESCRIPTION)] = None,
+    enterprise_need: Annotated[list[Need] | None, Query(description=ENTERPRISE_NEED_DESCRIPTION)] = None,
     count: Annotated[bool, Query(description="also count all matches")] = False,
     # No default in the schema (None is newest): Swagger UI and generated clients send a declared default, and the
     # feed of changes refuses any sort given.
@@ -281,6 +284,7 @@ def list_orders(
         reported_by_id=(principal.user_id if principal.user_id is not None else -1) if mine else None,
         import_batch_id=import_batch_id,
         updated_since=updated_since,
+        enterprise_need=enterprise_need,
     )
     if filters.created_from and filters.created_to and filters.created_from > filters.created_to:
         raise ValidationFailed("created_from must be before created_to", details={"field": "created_from"})
