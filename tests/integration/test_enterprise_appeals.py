@@ -182,6 +182,9 @@ def test_the_order_list_narrows_to_the_enterprise_appeals_of_one_need(world: dic
     assert wrong.status_code == 422 and wrong.json()["details"]["errors"][0]["field"] == "query.enterprise_need.0"
 
     page = login("op")
+    # Offered once the list is of 企业呼's appeals (it took a row of every list's criteria before).
+    assert 'id="enterprise_need"' not in page.get("/orders").text
+    assert 'id="enterprise_need"' in page.get("/orders", params={"channel": "enterprise"}).text
     shown = page.get("/orders", params={"enterprise_need": "water"}).text
     assert "园区用水水压不足" in shown and "新厂房申请用电报装" not in shown and "小区停电了" not in shown
     assert '<option value="water" selected>用水</option>' in shown
