@@ -53,29 +53,38 @@ def credit_code_problem(code: str) -> str | None:
     return None
 
 
+class Refused(ValueError):
+    """What :func:`checked` refuses, and the key it is about (a form says it at that field)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 def checked(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """``attributes`` with the enterprise's name trimmed and its code written as :func:`normal_code` does; ValueError
-    naming the key when one of :data:`KEYS` holds what it cannot (an empty one is dropped)."""
+    """``attributes`` with the enterprise's name trimmed and its code written as :func:`normal_code` does;
+    :class:`Refused` (a ValueError) naming the key when one of :data:`KEYS` holds what it cannot (an empty one is
+    dropped)."""
     out = dict(attributes)
     for key in KEYS:
         value = out.get(key)
         if value is None:
             continue
         if not isinstance(value, str):
-            raise ValueError(f"{key} must be text")
+            raise Refused(key, f"{key} must be text")
         value = normal_code(value) if key == CODE_KEY else value.strip()
         if not value:
             del out[key]
             continue
         if key == NAME_KEY and len(value) > NAME_MAX_CHARS:
-            raise ValueError(f"{key} is longer than {NAME_MAX_CHARS} characters")
+            raise Refused(key, f"{key} is longer than {NAME_MAX_CHARS} characters")
         if key == CODE_KEY and (problem := credit_code_problem(value)):
-            raise ValueError(f"{key} {value} is not a unified social credit code: it {problem}")
+            raise Refused(key, f"{key} {value} is not a unified social credit code: it {problem}")
         if key == NEED_KEY and value not in NEEDS:
-            raise ValueError(f"{key} must be one of {', '.join(NEEDS)}, not {value!r}")
+            raise Refused(key, f"{key} must be one of {', '.join(NEEDS)}, not {value!r}")
         out[key] = value
     if (CODE_KEY in out or NEED_KEY in out) and NAME_KEY not in out:
-        raise ValueError(f"{NAME_KEY} is missing: say which enterprise the {CODE_KEY} or {NEED_KEY} is of")
+        raise Refused(NAME_KEY, f"{NAME_KEY} is missing: say which enterprise the {CODE_KEY} or {NEED_KEY} is of")
     return out
 
 

@@ -547,13 +547,10 @@ def _intake_payload(form: Form) -> dict[str, Any]:
 def _enterprise_checked(form: Form) -> None:
     """An enterprise appeal's fields (企业呼) checked before the appeal, so that a refusal names its field on the
     form (the order's schema names only ``attributes``)."""
-    for key in enterprise.KEYS:
-        try:
-            enterprise.checked({enterprise.NAME_KEY: "-", key: form.get(key)})
-        except ValueError as exc:
-            raise ValidationFailed(str(exc), details={"field": key}) from None
-    if not form.text(enterprise.NAME_KEY) and (form.text(enterprise.CODE_KEY) or form.text(enterprise.NEED_KEY)):
-        raise ValidationFailed(f"{enterprise.NAME_KEY} is missing", details={"field": enterprise.NAME_KEY})
+    try:
+        enterprise.checked({key: form.get(key) for key in enterprise.KEYS})
+    except enterprise.Refused as exc:
+        raise ValidationFailed(str(exc), details={"field": exc.key}) from None
 
 
 def _classify(db: Session, title: str, content: str, assistance: Assistance) -> None:
