@@ -11,6 +11,9 @@ import shutil
 import signal
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -71,6 +74,39 @@ def _answered(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> f
     return samples.get(("cityhub_http_requests_total", labels))
 
 
+@dataclass
+class _Served:
+    """A supervisor started by :func:`_serving`, and the metrics directory a test found it made."""
+
+    proc: subprocess.Popen[bytes]
+    parent: psutil.Process
+    log: Path
+    directory: Path | None = None
+
+
+@contextmanager
+def _serving(tmp_path: Path, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> Iterator[_Served]:
+    """``cityhub serve`` (``argv``) running for the block, its output in ``serve.log`` (printed when an assertion
+    fails); afterwards killed with its processes if it still runs, and the directory it made removed (a supervisor
+    killed outright leaves it)."""
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    served = _Served(proc, psutil.Process(proc.pid), log)
+    try:
+        yield served
+    except AssertionError:
+        print(log.read_text())
+        raise
+    finally:
+        if proc.poll() is None:
+            for child in served.parent.children(recursive=True):
+                child.kill()
+            proc.kill()
+            proc.wait(timeout=30)
+        if served.directory is not None:
+            shutil.rmtree(served.directory, ignore_errors=True)
+
+
 def _both_up(parent: psutil.Process, port: int) -> bool:
     """/healthz answers and both server processes listen (a process that has not started accepting yet leaves every
     connection to the other)."""
@@ -89,14 +125,11 @@ def test_every_process_answers_a_scrape_with_both_processes_figures(tmp_path: Pa
     env = {**os.environ, "CITYHUB_DATABASE_URL": url, "CITYHUB_METRICS_ENABLED": "true"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     argv = [str(CLI), "serve", "--no-scheduler", "--no-dispatcher", "--port", str(port), "--workers", "2"]
-    log = tmp_path / "serve.log"
-    proc = subprocess.Popen(argv, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    parent = psutil.Process(proc.pid)
-    directory: Path | None = None
-    try:
+    with _serving(tmp_path, argv, env) as served:
+        proc, parent, log = served.proc, served.parent, served.log
         wait_until(lambda: _both_up(parent, port))
         servers = _servers(parent)
-        directory = Path(servers[0].environ()["PROMETHEUS_MULTIPROC_DIR"])
+        directory = served.directory = Path(servers[0].environ()["PROMETHEUS_MULTIPROC_DIR"])
         assert {Path(p.environ()["PROMETHEUS_MULTIPROC_DIR"]) for p in servers} == {directory}
         assert directory.is_dir() and directory.name.startswith(f"cityhub-metrics-{port}-")
 
@@ -146,17 +179,6 @@ def test_every_process_answers_a_scrape_with_both_processes_figures(tmp_path: Pa
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
         assert not directory.exists()
-    except AssertionError:
-        print(log.read_text())
-        raise
-    finally:
-        if proc.poll() is None:
-            for child in parent.children(recursive=True):
-                child.kill()
-            proc.kill()
-            proc.wait(timeout=30)
-        if directory is not None:  # a supervisor killed outright leaves it
-            shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_metrics_turned_on_in_dotenv_by_a_reload_are_summed_over_the_new_processes(tmp_path: Path) -> None:
@@ -172,11 +194,8 @@ def test_metrics_turned_on_in_dotenv_by_a_reload_are_summed_over_the_new_process
     if env.get("PYTHONPATH"):  # the code under test (PYTHONPATH=src) from the server's working directory too
         env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep))
     argv = [str(CLI), "serve", "--no-scheduler", "--no-dispatcher", "--port", str(port), "--workers", "2"]
-    log = tmp_path / "serve.log"
-    proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    parent = psutil.Process(proc.pid)
-    directory: Path | None = None
-    try:
+    with _serving(tmp_path, argv, env, cwd=tmp_path) as served:
+        proc, parent, log = served.proc, served.parent, served.log
         wait_until(lambda: _both_up(parent, port))
         assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).status_code == 404  # off
 
@@ -186,7 +205,7 @@ def test_metrics_turned_on_in_dotenv_by_a_reload_are_summed_over_the_new_process
         wait_until(lambda: _both_up(parent, port))
         dirs = {p.environ().get("PROMETHEUS_MULTIPROC_DIR") for p in _servers(parent)}
         assert len(dirs) == 1 and None not in dirs, dirs  # one directory, shared by both new processes
-        directory = Path(str(dirs.pop()))
+        directory = served.directory = Path(str(dirs.pop()))
         assert directory.is_dir() and directory.name.startswith(f"cityhub-metrics-{port}-")
 
         for n in range(1, CONNECTIONS + 1):  # each on a connection of its own: the kernel spreads them
@@ -200,14 +219,3 @@ def test_metrics_turned_on_in_dotenv_by_a_reload_are_summed_over_the_new_process
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
         assert not directory.exists()  # made by the reload, removed by the supervisor as one made at start
-    except AssertionError:
-        print(log.read_text())
-        raise
-    finally:
-        if proc.poll() is None:
-            for child in parent.children(recursive=True):
-                child.kill()
-            proc.kill()
-            proc.wait(timeout=30)
-        if directory is not None:
-            shutil.rmtree(directory, ignore_errors=True)
