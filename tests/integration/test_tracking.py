@@ -154,6 +154,68 @@ def test_the_page_looks_up_and_rates_behind_its_form_token(world) -> None:
     assert c.post("/api/v1/track", json=who).json()["satisfied"] is True
 
 
+def test_an_unsatisfied_rating_waits_in_the_supervisors_list_until_reopened(world) -> None:
+    """回访不满意: the citizen's 不满意 leaves the order 已回访 for staff to decide (重办, or 办结 as not resolved) —
+    the supervisor's quick view and the API's ``satisfied=false`` list it, marked, and no order rated 满意; the
+    citizen's lookup says what happens next; reopened, it leaves the list and the lookup no longer says so."""
+    c, admin = world["client"], world["admin"]
+    who = {"number": world["number"], "phone": PHONE}
+    content = admin.post("/api/v1/orders", json={"channel": "hotline", "content": "云景路5号井盖缺失"}).json()
+    unit_id = admin.get(f"/api/v1/orders/{world['id']}").json()["lead_unit_id"]
+    for action, body in (
+        ("dispatch", {"unit_id": unit_id}),
+        ("accept", {}),
+        ("reply", {"text": "已补装井盖。"}),
+        ("callback", {"satisfied": True}),
+    ):
+        assert admin.post(f"/api/v1/orders/{content['id']}/actions/{action}", json=body).status_code == 200, action
+    rated = c.post("/api/v1/track/rate", json={**who, "satisfied": False, "reason": "晚上还是不亮"})
+    assert rated.status_code == 200, rated.text
+    with session_scope() as s:
+        district = s.scalars(select(Unit).where(Unit.code == "T-QU")).one()
+        s.add(
+            User(
+                username="t-sup2",
+                full_name="督办员",
+                role=Role.SUPERVISOR,
+                unit_id=district.id,
+                password_hash=passwords.hash_password(web_helpers.PASSWORD),
+            )
+        )
+    sup = web_helpers.login("t-sup2")
+    views = dict(
+        (label, href.replace("&amp;", "&"))
+        for href, label in re.findall(
+            r'<a href="([^"]*)" data-testid="quick-view"[^>]*>([^<]*)</a>', sup.get("/orders").text
+        )
+    )
+    assert views["回访不满意"] == "/orders?state=called_back&satisfied=false&sort=oldest"
+
+    def listed(path: str) -> set[str]:
+        page = sup.get(path)
+        assert page.status_code == 200, page.text[:300]
+        return {n for n in (world["number"], content["number"]) if n in page.text}
+
+    page = sup.get(views["回访不满意"]).text
+    assert listed(views["回访不满意"]) == {world["number"]}
+    assert 'data-testid="unsatisfied"' in page and '<option value="false" selected>不满意</option>' in page
+    assert listed("/orders?satisfied=true") == {content["number"]}
+    assert 'data-testid="unsatisfied"' not in sup.get("/orders?satisfied=true").text
+    wrong = sup.get("/orders?satisfied=maybe")
+    assert wrong.status_code == 200 and 'data-testid="field-error-satisfied"' in wrong.text
+    api = admin.get("/api/v1/orders", params={"satisfied": "false", "state": "called_back"}).json()["items"]
+    assert [o["number"] for o in api] == [world["number"]]
+    assert admin.get("/api/v1/orders", params={"satisfied": "perhaps"}).status_code == 422
+    lookup = c.post("/track", data={**who, "csrf_token": _token(c.get("/track").text)})
+    assert 'data-testid="track-unsatisfied-next"' in lookup.text and "决定重新办理" in lookup.text
+    reopened = admin.post(f"/api/v1/orders/{world['id']}/actions/reopen", json={"reason": "市民反映仍不亮"})
+    assert reopened.status_code == 200, reopened.text
+    assert listed(views["回访不满意"]) == set()
+    assert admin.get("/api/v1/orders", params={"satisfied": "false"}).json()["items"] == []
+    lookup = c.post("/track", data={**who, "csrf_token": _token(c.get("/track").text)})
+    assert 'data-testid="track-order"' in lookup.text and 'data-testid="track-unsatisfied-next"' not in lookup.text
+
+
 def test_an_order_without_a_phone_cannot_be_looked_up(world) -> None:
     made = world["admin"].post("/api/v1/orders", json={"channel": "web", "content": "匿名反映占道经营"}).json()
     answer = world["client"].post("/api/v1/track", json={"number": made["number"], "phone": PHONE})

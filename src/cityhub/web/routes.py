@@ -871,6 +871,9 @@ def order_list(request: Request, db: DbSession) -> Response:
     # 已升级 / 领导交办: the orders escalated, the orders a leader assigned — what a leader follows.
     criteria["escalated"] = True if q.get("escalated") and not citizen else None
     criteria["leader_assigned"] = True if q.get("leader_assigned") and not citizen else None
+    # 回访结果: with 已回访, the unsatisfied callbacks waiting for 重办 or 办结 (未解决) — a supervisor's to decide.
+    rated = "" if citizen else _one_of(q, "satisfied", SATISFIED_CHOICES, errors, t)
+    criteria["satisfied"] = rated == "true" if rated else None
     # 只看本单位承办: what the reader's unit holds, not every order lying in its street (a handler's 在办).
     own = own_units(db, principal)  # None: nothing narrows the reader's list to their unit's (no such choice)
     criteria["held_by"] = sorted(own) if own is not None and q.get("held") else None
@@ -925,6 +928,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         open_states=OPEN_STATES,
         channels=list(Channel),
         needs=enterprise.NEEDS,
+        rated_states=RATED_STATES,
         place_sources=list(PlaceSource),
         sla_choices=SLA_CHOICES,
         sorts=list(OrderSort),
@@ -978,6 +982,12 @@ def _one_of(q: Any, name: str, choices: Collection[str], errors: dict[str, str],
     return value if value in choices else None
 
 
+# The callback's answers the list filters by (回访结果: 满意, 不满意), as the API writes them.
+SATISFIED_CHOICES = ("true", "false")
+# The states a list of which is offered 回访结果 among its criteria: those an order may be in once rated (one more
+# criterion on every list pushed an administrator's first order below the fold at 1440 × 900).
+RATED_STATES = frozenset({State.CALLED_BACK.value, State.CLOSED_RESOLVED.value, State.CLOSED_UNRESOLVED.value})
+
 # The time-limit statuses the list filters by (none, "no clock running", is nobody's question).
 SLA_CHOICES = (SlaStatus.OK.value, SlaStatus.WARNING.value, SlaStatus.OVERDUE.value)
 
@@ -998,6 +1008,7 @@ _MORE_FILTERS = (
     "accept_overdue",
     "escalated",
     "leader_assigned",
+    "satisfied",
     "held",
 )
 

@@ -249,6 +249,12 @@ _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
     ("orders.view.overdue", "/orders?overdue=1&sort=due", None),
     ("orders.view.extensions", "/orders?extension_pending=1&sort=oldest", permissions.act(Action.APPROVE_EXTENSION)),
     ("orders.view.callback", "/orders?state=replied&sort=oldest", permissions.act(Action.CALLBACK)),
+    # The unsatisfied callbacks: each waits for a supervisor's 重办 (reopen) or 办结 as not resolved.
+    (
+        "orders.view.unsatisfied",
+        "/orders?state=called_back&satisfied=false&sort=oldest",
+        permissions.act(Action.REOPEN),
+    ),
     # What was escalated to the leaders, and what they assigned (交办) and follow until it is answered.
     ("orders.view.escalated", "/orders?state=open&escalated=1&sort=due", permissions.act(Action.ASSIGN)),
     ("orders.view.assigned", "/orders?state=open&leader_assigned=1&sort=due", permissions.act(Action.ASSIGN)),

@@ -508,6 +508,11 @@ LEADER_ASSIGNED_DESCRIPTION = (
     "领导交办: only the orders a leader assigned (交办) — sent to a unit or instructed — at some time (true), or only "
     "the others (false)"
 )
+SATISFIED_DESCRIPTION = (
+    "回访结果: only the orders whose citizen was satisfied with the reply (true), or not (false: with "
+    "state=called_back, the unsatisfied callbacks waiting for 重办 or 办结); orders not rated, or reopened since, are "
+    "neither"
+)
 IMPORT_BATCH_DESCRIPTION = (
     "批量导入: only the orders one import created (its `import_batch_id`, as `POST /api/v1/orders/import` answers "
     "it), not the rows it found already imported, nor other orders of the channel; orders imported before the import "
@@ -590,6 +595,7 @@ class OrderFilter(BaseModel):
     import_batch_id: int | None = Field(None, description=IMPORT_BATCH_DESCRIPTION)
     updated_since: RequestTime | None = Field(None, description=UPDATED_SINCE_DESCRIPTION)
     enterprise_need: list[enterprise.Need] | None = Field(None, description=ENTERPRISE_NEED_DESCRIPTION)
+    satisfied: bool | None = Field(None, description=SATISFIED_DESCRIPTION)
 
     @field_validator("q")
     @classmethod

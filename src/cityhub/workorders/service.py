@@ -932,6 +932,9 @@ def _search_conditions(
     if f.enterprise_need:
         # 企业呼's need, as the order's attributes say it (JSON ->> on PostgreSQL, json_extract on SQLite).
         conditions.append(Order.attributes[enterprise.NEED_KEY].as_string().in_(f.enterprise_need))
+    if f.satisfied is not None:
+        # The callback's answer; an order not rated (or reopened since: its rating cleared) is neither.
+        conditions.append(Order.satisfied == f.satisfied)
     if f.leader_assigned is not None:
         # The bare column, as the partial index ix_orders_leader_assigned's predicate is written.
         conditions.append(Order.leader_assigned if f.leader_assigned else ~Order.leader_assigned)

@@ -68,6 +68,7 @@ from cityhub.workorders.schemas import (
     LEADER_ASSIGNED_DESCRIPTION,
     OVERDUE_DESCRIPTION,
     Q_DESCRIPTION,
+    SATISFIED_DESCRIPTION,
     SORT_DESCRIPTION,
     UPDATED_SINCE_DESCRIPTION,
     ActionRequest,
@@ -242,6 +243,7 @@ def list_orders(
     mine: Annotated[bool | None, Query(description=MINE_DESCRIPTION)] = None,
     import_batch_id: Annotated[int | None, Query(description=IMPORT_BATCH_DESCRIPTION)] = None,
     enterprise_need: Annotated[list[Need] | None, Query(description=ENTERPRISE_NEED_DESCRIPTION)] = None,
+    satisfied: Annotated[bool | None, Query(description=SATISFIED_DESCRIPTION)] = None,
     count: Annotated[bool, Query(description="also count all matches")] = False,
     # No default in the schema (None is newest): Swagger UI and generated clients send a declared default, and the
     # feed of changes refuses any sort given.
@@ -285,6 +287,7 @@ def list_orders(
         import_batch_id=import_batch_id,
         updated_since=updated_since,
         enterprise_need=enterprise_need,
+        satisfied=satisfied,
     )
     if filters.created_from and filters.created_to and filters.created_from > filters.created_to:
         raise ValidationFailed("created_from must be before created_to", details={"field": "created_from"})
