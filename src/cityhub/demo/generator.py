@@ -1175,9 +1175,11 @@ class DemoGenerator:
                     reason="市民对处理结果不满意，重新办理",
                 )
             else:
+                # Decided as a reopening is: a supervisor looks into the citizen's complaint first (回访不满意 lists
+                # the orders waiting for it).
                 sim.act(
                     Action.CLOSE,
-                    sim.wall(rng.uniform(60, 3600)),
+                    sim.work(rng.uniform(0.1, 1) * day),
                     agent,
                     unit=SUBCENTRE_CODE,
                     resolved=rng.random() < 0.3,
