@@ -107,23 +107,28 @@ def test_the_citizen_rates_the_reply_once_audited_as_theirs(world) -> None:
     actions = world["admin"].get(f"/api/v1/orders/{world['id']}/actions").json()
     assert "reopen" in actions
     # The order page names who rated it in the reader's language (the trail keeps the product's Chinese form).
+    admin = _district_supervisor("t-sup")
+    assert "市民（尾号5678）" in admin.get(f"/orders/{world['id']}").text
+    admin.cookies.set("cityhub_lang", "en")
+    english = admin.get(f"/orders/{world['id']}").text
+    admin.cookies.delete("cityhub_lang")
+    assert "Citizen (phone ending 5678)" in english and "尾号" not in english
+
+
+def _district_supervisor(username: str) -> Any:
+    """A supervisor of the test district, signed in on the pages."""
     with session_scope() as s:
         district = s.scalars(select(Unit).where(Unit.code == "T-QU")).one()
         s.add(
             User(
-                username="t-sup",
+                username=username,
                 full_name="督办员",
                 role=Role.SUPERVISOR,
                 unit_id=district.id,
                 password_hash=passwords.hash_password(web_helpers.PASSWORD),
             )
         )
-    admin = web_helpers.login("t-sup")
-    assert "市民（尾号5678）" in admin.get(f"/orders/{world['id']}").text
-    admin.cookies.set("cityhub_lang", "en")
-    english = admin.get(f"/orders/{world['id']}").text
-    admin.cookies.delete("cityhub_lang")
-    assert "Citizen (phone ending 5678)" in english and "尾号" not in english
+    return web_helpers.login(username)
 
 
 def _token(page: str) -> str:
@@ -171,18 +176,7 @@ def test_an_unsatisfied_rating_waits_in_the_supervisors_list_until_reopened(worl
         assert admin.post(f"/api/v1/orders/{content['id']}/actions/{action}", json=body).status_code == 200, action
     rated = c.post("/api/v1/track/rate", json={**who, "satisfied": False, "reason": "晚上还是不亮"})
     assert rated.status_code == 200, rated.text
-    with session_scope() as s:
-        district = s.scalars(select(Unit).where(Unit.code == "T-QU")).one()
-        s.add(
-            User(
-                username="t-sup2",
-                full_name="督办员",
-                role=Role.SUPERVISOR,
-                unit_id=district.id,
-                password_hash=passwords.hash_password(web_helpers.PASSWORD),
-            )
-        )
-    sup = web_helpers.login("t-sup2")
+    sup = _district_supervisor("t-sup2")
     views = dict(
         (label, href.replace("&amp;", "&"))
         for href, label in re.findall(
