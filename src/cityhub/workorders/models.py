@@ -26,6 +26,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cityhub.db import Base, utcnow
+from cityhub.intake import enterprise
 from cityhub.org.models import Unit, _enum
 from cityhub.workorders.lifecycle import HANDLING_STATES, OPEN_STATES, AssistStatus, State
 
@@ -341,6 +342,13 @@ class Order(Base):
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="Attachment.id"
     )
+
+
+# 企业呼 (``intake.enterprise``) as SQL reads an order's attributes — JSON ``->>`` on PostgreSQL, ``json_extract`` on
+# SQLite —: the enterprise that asks (an enterprise appeal names one) and its need. The order list's 诉求领域 and the
+# figures by need (``analytics.reports.enterprise_needs``) read these same expressions.
+ENTERPRISE_NAME = Order.attributes[enterprise.NAME_KEY].as_string()
+ENTERPRISE_NEED = Order.attributes[enterprise.NEED_KEY].as_string()
 
 
 class OrderSearch(Base):
