@@ -4,6 +4,8 @@ page shows it; a wrong code is refused naming its field, nothing kept."""
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from cityhub.db import session_scope
 from cityhub.intake.enterprise import check_character, credit_code_problem, normal_code
 from cityhub.org.models import User
 from cityhub.workorders.models import Channel, Order
-from web_helpers import build_world, hidden, intake_form, login
+from web_helpers import PASSWORD, build_world, hidden, intake_form, login
 
 # Codes published as examples of GB 32100-2015: they check.
 VALID = ("91350100M000100Y43", "91110000600037341L")
@@ -45,9 +47,9 @@ def world(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[
     monkeypatch.setenv("CITYHUB_FILES_DIR", str(tmp_path / "files"))
     monkeypatch.setenv("CITYHUB_SESSION_COOKIE_SECURE", "false")
     with session_scope() as s:
-        build_world(s)
+        built = build_world(s)
         operator = s.scalars(select(User).where(User.username == "op")).one()
-        return {"token": create_token(s, user_id=operator.id, name="t")[1]}
+        return {"token": create_token(s, user_id=operator.id, name="t")[1], "world": built}
 
 
 def _orders() -> int:
@@ -190,3 +192,163 @@ def test_the_order_list_narrows_to_the_enterprise_appeals_of_one_need(world: dic
     assert '<option value="water" selected>用水</option>' in shown
     refused = page.get("/orders", params={"enterprise_need": "electricity"})
     assert refused.status_code == 200 and "小区停电了" in refused.text  # an unknown need is said, not applied
+
+
+# --------------------------------------------------------------------------------------- figures by need
+
+
+def _appeal(street: int, need: str | None, *, days_ago: float = 1, enterprise: bool = True, **columns: Any) -> int:
+    """An appeal received ``days_ago`` on ``street``, of an enterprise needing ``need`` unless ``enterprise`` is
+    false (a citizen's), then ``columns`` set as its handling left them (state, reply, time limit, callback)."""
+    from datetime import timedelta
+
+    from cityhub.db import utcnow
+    from cityhub.workorders import service
+    from cityhub.workorders.schemas import OrderCreate
+
+    attributes = {"enterprise_name": "广州云景制衣有限公司"} | ({"enterprise_need": need} if need else {})
+    data = OrderCreate(
+        channel="enterprise" if enterprise else "hotline",
+        content="新厂房申请用电报装两个月了还没接电。" if enterprise else "小区停电了，什么时候来电？",
+        attributes=attributes if enterprise else None,
+        created_at=utcnow() - timedelta(days=days_ago),
+    )
+    with session_scope() as s:
+        order, _ = service.create_order(s, data=data, actor=service.Actor(name="op"))
+        order.street_id = street
+        for name, value in columns.items():
+            setattr(order, name, value)
+        return order.id
+
+
+@pytest.fixture
+def needs(world: dict[str, Any]) -> dict[str, Any]:
+    """The last 30 days' appeals: 景泰街道 (a) an enterprise's power appeal resolved on time to its satisfaction and
+    one of water in progress; 京溪街道 (b) a power appeal replied after its limit, closed unresolved, unsatisfied, and
+    an enterprise's appeal naming no need; beside them a citizen's appeal and an enterprise's of two months ago."""
+    from datetime import timedelta
+
+    from cityhub.db import utcnow
+    from cityhub.workorders.lifecycle import State
+
+    now = utcnow()
+    a, b = world["world"].street_a, world["world"].street_b
+    done = {"replied_at": now - timedelta(hours=30), "due_at": now - timedelta(hours=20)}
+    resolved = _appeal(a, "power", days_ago=2, state=State.CLOSED_RESOLVED, satisfied=True, resolved=True, **done)
+    _appeal(a, "water", state=State.IN_PROGRESS)
+    late = {"replied_at": now - timedelta(hours=10), "first_overdue_at": now - timedelta(hours=20)}
+    unresolved = _appeal(b, "power", days_ago=3, state=State.CLOSED_UNRESOLVED, satisfied=False, resolved=False, **late)
+    _appeal(b, None)
+    _appeal(a, None, enterprise=False)
+    older = _appeal(a, "power", days_ago=60)
+    with session_scope() as s:
+        from cityhub.auth import service as auth
+        from cityhub.org.models import Role
+        from cityhub.org.schemas import UserCreate
+
+        auth.create_account(
+            s,
+            data=UserCreate(username="jx_sup", full_name="街道督办", role=Role.SUPERVISOR, unit_id=b),
+            password=PASSWORD,
+        )
+        numbers = {oid: s.get(Order, oid).number for oid in (resolved, unresolved, older)}  # type: ignore[union-attr]
+    return world | {"power": [numbers[resolved], numbers[unresolved]], "older": numbers[older]}
+
+
+def _rows(html: str) -> dict[str, list[str]]:
+    """The dashboard's 企业诉求 table: each need's row (by its data-need) as its cells' texts."""
+    section = re.search(r'<section data-testid="enterprise-needs">(.*?)</section>', html, re.S)
+    assert section, "no 企业诉求 section"
+    return {
+        need: [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for need, row in re.findall(r'<tr data-need="([^"]*)">(.*?)</tr>', section.group(1))
+    }
+
+
+def test_the_dashboard_counts_enterprise_appeals_by_need_in_the_readers_scope(needs: dict[str, Any]) -> None:
+    """企业诉求: the period's enterprise appeals by need with how many are open, closed, resolved, answered on time
+    and satisfied — not the citizens' appeals, not another period's; a street's supervisor counts the street's."""
+    from cityhub.analytics import kpi, reports
+
+    with session_scope() as s:
+        figures = reports.enterprise_needs(s, period=kpi.period_or_recent(None))
+    assert [
+        (f.need, f.received, f.open, f.closed, f.resolved, f.answered, f.on_time, f.rated, f.satisfied) for f in figures
+    ] == [
+        ("power", 2, 0, 2, 1, 2, 1, 2, 1),
+        ("water", 1, 1, 0, 0, 0, 0, 0, 0),
+        (None, 1, 1, 0, 0, 0, 0, 0, 0),
+    ]
+    lead = login("lead")
+    page = lead.get("/dashboard")
+    assert page.status_code == 200 and "<h2>企业诉求（按诉求领域）</h2>" in page.text
+    assert _rows(page.text) == {
+        "power": ["用电", "2", "0", "2", "50.0%", "50.0%", "50.0%"],
+        "water": ["用水", "1", "1", "0", "—", "—", "—"],
+        "": ["未填诉求领域", "1", "1", "0", "—", "—", "—"],
+    }
+    # A need's count opens the list of those appeals of the period.
+    link = re.search(r'<tr data-need="power"><td>[^<]*</td><td class="num"><a href="([^"]+)">2</a>', page.text)
+    assert link, "no link to the power appeals"
+    listed = lead.get(html.unescape(link.group(1)))
+    assert listed.status_code == 200 and all(number in listed.text for number in needs["power"])
+    assert needs["older"] not in listed.text
+
+    street = login("jx_sup").get("/dashboard").text
+    assert _rows(street) == {
+        "power": ["用电", "1", "0", "1", "0.0%", "0.0%", "0.0%"],
+        "": ["未填诉求领域", "1", "1", "0", "—", "—", "—"],
+    }
+
+    english = lead.get("/lang/en", params={"next": "/dashboard"}).text
+    assert "<h2>Enterprise appeals by need</h2>" in english and "<th>Answered on time</th>" in english
+    assert _rows(english)["power"][0] == "Power" and _rows(english)[""][0] == "Need not given"
+    # A period without enterprise appeals has no such section.
+    assert 'data-testid="enterprise-needs"' not in lead.get("/dashboard", params={"period": "2020"}).text
+
+
+def test_the_report_has_a_section_and_a_sheet_of_enterprise_appeals_by_need(
+    needs: dict[str, Any], tmp_path: Path
+) -> None:
+    """专报: 企业诉求 after the streets, numbered among the sections (the later ones one further), and its sheet in
+    the workbook, in Chinese and in English; a period without enterprise appeals has neither."""
+    from openpyxl import load_workbook
+
+    from cityhub.analytics import kpi, reports
+
+    period = kpi.period_or_recent(None)
+    with session_scope() as s:
+        zh = reports.generate(s, period=period, out_dir=tmp_path / "zh", formats=("html", "xlsx"))
+        en = reports.generate(s, period=period, out_dir=tmp_path / "en", formats=("html", "xlsx"), lang="en")
+        none = reports.generate(s, period=kpi.parse_period("2020"), out_dir=tmp_path / "none", formats=("html", "xlsx"))
+    page = zh.files["html"].read_text(encoding="utf-8")
+    assert '<section id="enterprise">' in page and "<h2>五、企业诉求（按诉求领域）</h2>" in page
+    assert "<h2>六、考核指标（镇街）</h2>" in page and "<h2>九、分析发现</h2>" in page
+    section = page[page.index('<section id="enterprise">') : page.index('<section id="kpis">')]
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(<td.*?)</tr>", section)]
+    assert cells == [
+        ["用电", "2", "0", "2", "50.0%", "50.0%", "50.0%"],
+        ["用水", "1", "1", "0", "-", "-", "-"],
+        ["未填诉求领域", "1", "1", "0", "-", "-", "-"],
+    ]
+    sheet = load_workbook(zh.files["xlsx"])["企业诉求（按诉求领域）"]
+    assert list(sheet.iter_rows(values_only=True)) == [
+        (
+            *("诉求领域", "受理件数", "在办", "已办结", "解决率", "按时答复率", "满意率"),
+            *("解决率分子/分母", "按时答复率分子/分母", "满意率分子/分母"),
+        ),
+        ("用电", 2, 0, 2, 0.5, 0.5, 0.5, "1/2", "1/2", "1/2"),
+        ("用水", 1, 1, 0, None, None, None, "0/0", "0/0", "0/0"),
+        ("未填诉求领域", 1, 1, 0, None, None, None, "0/0", "0/0", "0/0"),
+    ]
+    assert load_workbook(zh.files["xlsx"]).sheetnames.index("企业诉求（按诉求领域）") == 3  # after the streets'
+
+    page = en.files["html"].read_text(encoding="utf-8")
+    assert "<h2>5. Enterprise appeals by need</h2>" in page and "<h2>9. Findings</h2>" in page
+    assert "<th>Answered on time</th>" in page and "<td>Power</td>" in page and "<td>Need not given</td>" in page
+    rows = list(load_workbook(en.files["xlsx"])["Enterprise appeals by need"].iter_rows(values_only=True))
+    assert rows[0][:2] == ("Need", "Received") and rows[1][:2] == ("Power", 2) and rows[3][0] == "Need not given"
+
+    page = none.files["html"].read_text(encoding="utf-8")
+    assert 'id="enterprise"' not in page and "<h2>五、考核指标（镇街）</h2>" in page and "<h2>八、分析发现</h2>" in page
+    assert "企业诉求（按诉求领域）" not in load_workbook(none.files["xlsx"]).sheetnames

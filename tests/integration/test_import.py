@@ -1341,3 +1341,64 @@ def test_migration_0042_leaves_the_orders_imported_before_in_no_batch(empty_db_u
             assert (report.imported, _batch_orders(session, report.batch_id)) == (1, {"n1"})
     finally:
         engine.dispose()
+
+
+def test_an_enterprise_appeals_columns_are_checked_and_a_bad_row_rejected_by_field(
+    db_session: Session, tmp_path: Path
+) -> None:
+    """企业名称 / 统一社会信用代码 / 诉求领域 (or enterprise_name, credit_code, enterprise_need) are an enterprise
+    appeal's, checked as the API checks one (``intake.enterprise.checked``): a code that does not check, a need of
+    no kind, a code without the enterprise's name reject their row by number and field; every good row is kept, its
+    code written as codes are, its need by its code whichever name the file gave it. Said in Chinese and English."""
+    from cityhub.web.i18n import Translator
+    from cityhub.web.machine_text import import_issue
+
+    when = "2026-11-20 09:10:00"
+    name, code = "广州云景制衣有限公司", "91350100M000100Y43"
+    rows = [
+        ["E-1", "新厂房申请用电报装两个月了还没接电", when, "企业呼", f" {name} ", "91350100m000100-y43", "用电"],
+        ["E-2", "园区用水水压不足", when, "企业呼", "广州景泰食品有限公司", code[:-1] + "4", "用水"],
+        ["E-3", "缺工三十人", when, "企业呼", "广州白云皮具有限公司", "", "电力"],
+        ["E-4", "融资难", when, "企业呼", "", code, "资金"],
+        ["E-5", "用工对接", when, "热线", "广州白云皮具有限公司", "", "labour"],
+        ["E-6", "小区停电了", when, "热线", "", "", ""],
+    ]
+    header = ["工单编号", "内容", "来话时间", "来源渠道", "企业名称", "统一社会信用代码", "诉求领域"]
+    report = import_orders(db_session, path=write_csv(tmp_path / "企业.csv", rows, header=header))
+    assert (report.imported, report.rejected) == (3, 3)
+    assert [(i.row, i.level, i.field) for i in report.issues] == [
+        (3, "error", "credit_code"),
+        (4, "error", "enterprise_need"),
+        (5, "error", "enterprise_name"),
+    ]
+    stored = {o.external_id: o.attributes for o in db_session.scalars(select(Order))}
+    assert stored == {
+        "E-1": {"enterprise_name": name, "credit_code": code, "enterprise_need": "power"},
+        "E-5": {"enterprise_name": "广州白云皮具有限公司", "enterprise_need": "labour"},
+        "E-6": None,
+    }
+    said = {
+        lang: [import_issue(Translator(lang), i.message, i.field) for i in report.issues] for lang in ("zh-CN", "en")
+    }
+    assert said["zh-CN"] == [
+        "统一社会信用代码校验不通过：最后一位应为3，请核对是否有字符输错",
+        "无效的值“电力”（可用：用水、用电、用地、用工、资金、其他）",
+        "请填写企业名称",
+    ]
+    assert said["en"] == [
+        "The unified social credit code does not check: its last character should be 3 — a character mistyped?",
+        "Invalid value '电力' (allowed: Water, Power, Land, Labour, Funding, Other)",
+        "Give the enterprise's name",
+    ]
+
+    # The fields' own names as headers (an export of the API's attributes): the same checks.
+    english = write_csv(
+        tmp_path / "enterprise.csv",
+        [["X-1", "接电慢", when, name, code, "power"], ["X-2", "接电慢", when, name, code[:17], "power"]],
+        header=["id", "content", "created_at", "enterprise_name", "credit_code", "enterprise_need"],
+    )
+    report = import_orders(db_session, path=english)
+    assert (report.imported, report.rejected) == (1, 1)
+    [issue] = report.issues
+    assert (issue.row, issue.field) == (3, "credit_code") and "has 17 characters, not 18" in issue.message
+    assert import_issue(Translator("zh-CN"), issue.message, issue.field) == "统一社会信用代码应为18位，这里是17位"

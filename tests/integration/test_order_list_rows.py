@@ -70,6 +70,8 @@ def test_list_items_equal_single_reads_for_every_caller(client):
         ({"leader_assigned": True}, "ix_orders_leader_assigned"),
         # the orders of one import: a partial index of the imported orders, which `= ?` implies
         ({"import_batch_id": 1}, "ix_orders_import_batch_created"),
+        # 企业呼's need: an expression index of the orders naming one, which `IN (…)` on that expression implies
+        ({"enterprise_need": ["land"]}, "ix_orders_enterprise_need_created"),
     ],
 )
 def test_each_list_filter_reads_its_index(db_session, db_backend, filters, index):

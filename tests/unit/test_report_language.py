@@ -30,7 +30,12 @@ def test_a_count_agrees_with_its_noun_in_english():
     assert reports.say("en", "insufficient", min=1) == "Sample too small (fewer than 1 order)"
     assert reports.say("en", "insufficient", min=30) == "Sample too small (fewer than 30 orders)"
     assert reports.say("zh", "insufficient", min=30) == "样本不足（少于30件）"
-    assert reports.headings("en")["findings"] == "8. Findings" and reports.headings("zh")["summary"] == "一、总体情况"
+    assert reports.headings("en")["findings"] == "9. Findings" and reports.headings("zh")["summary"] == "一、总体情况"
+    # Numbered among the sections a report has: without 企业诉求 (a period without enterprise appeals), one fewer.
+    without = tuple(key for key in reports.SECTIONS if key != "enterprise")
+    assert reports.headings("en", without)["findings"] == "8. Findings" and "enterprise" not in reports.headings(
+        "en", without
+    )
 
 
 def test_the_report_language_is_zh_or_en_and_the_web_uis_chinese_is_zh():

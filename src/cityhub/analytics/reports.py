@@ -1,7 +1,8 @@
 """Analysis reports (专报): a weekly or monthly statistical report with charts, to HTML, PDF and Excel.
 
-:func:`build_report` gathers the figures of one period (volumes by day, top categories and streets, KPIs and
-rankings from :mod:`cityhub.analytics.kpi`, hot topics, findings against the previous period);
+:func:`build_report` gathers the figures of one period (volumes by day, top categories and streets, the enterprise
+appeals by need when there are any (:func:`enterprise_needs`), KPIs and rankings from :mod:`cityhub.analytics.kpi`,
+hot topics, findings against the previous period);
 :func:`render_html` fills the Jinja2 template ``templates/report.html.j2`` (self-contained: charts are
 embedded as base64 PNG, no external resources); :func:`render_pdf` prints that HTML with WeasyPrint;
 :func:`write_xlsx` writes the tables with openpyxl.
@@ -33,12 +34,13 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub.analytics import kpi
 from cityhub.config import get_settings
 from cityhub.formatting import percent
+from cityhub.intake import enterprise
 from cityhub.org.models import Unit, UnitTier
 from cityhub.web.i18n import agreeing, translate, word_marks
 from cityhub.web.theme import color_scheme
@@ -60,14 +62,25 @@ LANGUAGES = ("zh", "en")
 # catalogue the report borrows a unit tier's name from, and how a UI language names the report's.
 UI_LANGUAGES = {"zh": "zh-CN", "en": "en"}
 # The report's sections in their order, numbered as the language numbers them (``numerals``, ``numbered``).
-SECTIONS = ("summary", "volumes", "categories", "streets", "kpis", "rankings", "hot_topics", "findings")
+# ``enterprise`` (企业诉求) only when the period has enterprise appeals (:attr:`ReportData.sections`).
+SECTIONS = (
+    "summary",
+    "volumes",
+    "categories",
+    "streets",
+    "enterprise",
+    "kpis",
+    "rankings",
+    "hot_topics",
+    "findings",
+)
 
 LABELS: dict[str, dict[str, str]] = {
     "zh": {
         "title_month": "{district}12345热线及城市运行月度专报（{period}）",
         "title_week": "{district}12345热线及城市运行周报（{period}）",
         "title_other": "{district}12345热线及城市运行专报（{period}）",
-        "numerals": "一二三四五六七八",
+        "numerals": "一二三四五六七八九",
         "numbered": "{n}、{title}",
         "colon": "：",
         "sep": "、",
@@ -129,12 +142,26 @@ LABELS: dict[str, dict[str, str]] = {
         "topic_id": "热点编号",
         "delta": "增加件数",
         "fraction": "{kpi}({name})分子/分母",
+        "enterprise": "企业诉求（按诉求领域）",
+        "need": "诉求领域",
+        "need_unnamed": "未填诉求领域",
+        "share_fraction": "{share}分子/分母",
+        "received": "受理件数",
+        "open": "在办",
+        "closed": "已办结",
+        "resolution": "解决率",
+        "on_time": "按时答复率",
+        "satisfaction": "满意率",
+        "enterprise_note": (
+            "企业呼渠道及热线等渠道中以企业身份反映的诉求，按受理时间计入本期；解决率为已办结中已解决的比例，"
+            "按时答复率为已答复中未曾超期的比例，满意率为已回访中满意的比例。"
+        ),
     },
     "en": {
         "title_month": "{district} 12345 hotline and city operations: monthly report ({period})",
         "title_week": "{district} 12345 hotline and city operations: weekly report ({period})",
         "title_other": "{district} 12345 hotline and city operations: report ({period})",
-        "numerals": "12345678",
+        "numerals": "123456789",
         "numbered": "{n}. {title}",
         "colon": ": ",
         "sep": ", ",
@@ -210,6 +237,21 @@ LABELS: dict[str, dict[str, str]] = {
         "topic_id": "Topic no.",
         "delta": "Increase",
         "fraction": "{kpi} ({name}) numerator/denominator",
+        "enterprise": "Enterprise appeals by need",
+        "need": "Need",
+        "need_unnamed": "Need not given",
+        "share_fraction": "{share}: numerator/denominator",
+        "received": "Received",
+        "open": "Open",
+        "closed": "Closed",
+        "resolution": "Resolved",
+        "on_time": "Answered on time",
+        "satisfaction": "Satisfied",
+        "enterprise_note": (
+            "Appeals made on behalf of an enterprise, on the enterprise channel or any other, counted in the period "
+            "they were received; resolved: of those closed; answered on time: of those answered, never past a time "
+            "limit; satisfied: of those called back."
+        ),
     },
 }
 
@@ -243,10 +285,18 @@ def say(lang: str, key: str, **params: Any) -> str:
     return agreeing(labels(lang)[key], params).format(**params)
 
 
-def headings(lang: str = "zh") -> dict[str, str]:
-    """Each section's heading, numbered (一、总体情况 / 1. Overview)."""
+def headings(lang: str = "zh", sections: tuple[str, ...] = SECTIONS) -> dict[str, str]:
+    """Each section's heading, numbered (一、总体情况 / 1. Overview) among ``sections``, those the report has."""
     lab = labels(lang)
-    return {key: lab["numbered"].format(n=lab["numerals"][i], title=lab[key]) for i, key in enumerate(SECTIONS)}
+    return {key: lab["numbered"].format(n=lab["numerals"][i], title=lab[key]) for i, key in enumerate(sections)}
+
+
+def need_name(need: str | None, lang: str = "zh") -> str:
+    """An enterprise appeal's need (``intake.enterprise.NEEDS``) as the web UI names it in ``lang`` (用电, Power);
+    None — an appeal that names no need — as the report says it."""
+    if need is None:
+        return labels(lang)["need_unnamed"]
+    return translate(ui_language(lang), f"enterprise_need.{need}", need)
 
 
 def tier_name(tier: str, lang: str = "zh") -> str:
@@ -301,6 +351,13 @@ class ReportData:
     # How dispatch did (派单成效, ``cityhub.dispatch.outcomes``): the period's first dispatches, the share sent
     # automatically and what the first unit kept.
     dispatch: DispatchOutcomes | None = None
+    # 企业诉求: the period's enterprise appeals by need (:func:`enterprise_needs`); none, no such section.
+    enterprise: list[NeedFigures] = field(default_factory=list)
+
+    @property
+    def sections(self) -> tuple[str, ...]:
+        """The report's sections (:data:`SECTIONS`), without 企业诉求 when the period has no enterprise appeal."""
+        return tuple(key for key in SECTIONS if key != "enterprise" or self.enterprise)
 
     @property
     def valid(self) -> int:
@@ -378,6 +435,69 @@ def findings(
             )
     rows.sort(key=lambda r: (-r["delta"], -(r["growth"] or 1e9), r["street"], r["category"]))
     return rows[:k]
+
+
+@dataclass(frozen=True)
+class NeedFigures:
+    """The enterprise appeals (企业呼, ``intake.enterprise``) of one need received in a period, and what became of
+    them so far: open, closed (of which resolved), answered (of which on time: never past a time limit, nor replied
+    after it), called back (of which satisfied)."""
+
+    need: str | None  # of ``intake.enterprise.NEEDS``; None: the appeal names no need
+    received: int
+    open: int
+    closed: int
+    resolved: int
+    answered: int
+    on_time: int
+    rated: int
+    satisfied: int
+
+    @property
+    def resolution(self) -> float | None:
+        return self.resolved / self.closed if self.closed else None
+
+    @property
+    def on_time_share(self) -> float | None:
+        return self.on_time / self.answered if self.answered else None
+
+    @property
+    def satisfaction(self) -> float | None:
+        return self.satisfied / self.rated if self.rated else None
+
+
+def enterprise_needs(session: Session, *, period: kpi.Period, where: Any = None) -> list[NeedFigures]:
+    """The period's enterprise appeals — orders whose attributes name the enterprise that asks, whatever their
+    channel — by need (:class:`NeedFigures`), the most received first, an appeal naming no need last; ``where`` (a
+    condition on :class:`Order`, a reader's data scope) limits the orders counted. One GROUP BY of the period's
+    orders, as the dashboard's and the report's other counts by state, category and street."""
+    from cityhub.workorders.lifecycle import OPEN_STATES
+    from cityhub.workorders.models import ENTERPRISE_NAME, ENTERPRISE_NEED
+
+    def counted(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    closed = (State.CLOSED_RESOLVED, State.CLOSED_UNRESOLVED)
+    answered = or_(Order.replied_at.is_not(None), Order.instant_answered.is_(True))
+    late = or_(Order.first_overdue_at.is_not(None), Order.replied_at > Order.due_at)
+    rows = session.execute(
+        select(
+            ENTERPRISE_NEED,
+            func.count(),
+            counted(Order.state.in_(sorted(OPEN_STATES))),
+            counted(Order.state.in_(closed)),
+            counted(Order.state == State.CLOSED_RESOLVED),
+            counted(answered),
+            func.coalesce(func.sum(case((late, 0), (answered, 1), else_=0)), 0),
+            counted(Order.satisfied.is_not(None)),
+            counted(Order.satisfied.is_(True)),
+        )
+        .where(*_in_period(period), ENTERPRISE_NAME.is_not(None), *([] if where is None else [where]))
+        .group_by(ENTERPRISE_NEED)
+    ).all()
+    order = {need: i for i, need in enumerate(enterprise.NEEDS)}
+    figures = [NeedFigures(need, *(int(n) for n in counts)) for need, *counts in rows]
+    return sorted(figures, key=lambda f: (f.need is None, -f.received, order.get(f.need or "", len(order))))
 
 
 def hot_topics_for_period(
@@ -508,6 +628,7 @@ def build_report(
         merged=left["merged"],
         cancelled=left["cancelled"],
         dispatch=outcomes(session, period=period),
+        enterprise=enterprise_needs(session, period=period),
     )
     if charts:
         data.charts = draw_charts(data, lang=lang)
@@ -662,7 +783,8 @@ def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") ->
     return env.get_template(TEMPLATE).render(
         d=data,
         L=labels(lang),
-        H=headings(lang),
+        H=headings(lang, data.sections),
+        need_name=lambda need: need_name(need, lang),
         say=lambda key, **params: say(lang, key, **params),
         html_lang=ui_language(lang),
         title=title_of(data, lang),
@@ -693,6 +815,11 @@ def pdf_available() -> tuple[bool, str]:
     return True, ""
 
 
+def _need_shares(f: NeedFigures) -> tuple[float | None, float | None, float | None]:
+    """Resolved, answered on time, satisfied: the three shares of a need's row, in the report's columns' order."""
+    return f.resolution, f.on_time_share, f.satisfaction
+
+
 def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
     from openpyxl import Workbook
     from openpyxl.styles import Font
@@ -711,6 +838,34 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
             lab["streets"],
             [lab["rank"], lab["street"], lab["count"], lab["share"]],
             [[r["rank"], r["name"], r["count"], round(r["share"], 4)] for r in data.streets],
+        ),
+        *(
+            [
+                (
+                    lab["enterprise"],
+                    [
+                        lab["need"],
+                        lab["received"],
+                        lab["open"],
+                        lab["closed"],
+                        lab["resolution"],
+                        lab["on_time"],
+                        lab["satisfaction"],
+                    ]
+                    + [
+                        lab["share_fraction"].format(share=lab[key])
+                        for key in ("resolution", "on_time", "satisfaction")
+                    ],
+                    [
+                        [need_name(f.need, lang), f.received, f.open, f.closed]
+                        + [None if share is None else round(share, 4) for share in _need_shares(f)]
+                        + [f"{f.resolved}/{f.closed}", f"{f.on_time}/{f.answered}", f"{f.satisfied}/{f.rated}"]
+                        for f in data.enterprise
+                    ],
+                )
+            ]
+            if data.enterprise
+            else []
         ),
         (
             lab["kpis"],

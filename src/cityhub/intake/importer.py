@@ -14,8 +14,12 @@ Columns are matched by header, in Chinese or English (case and surrounding white
 一级/二级/三级分类 (or 标签) → category (the deepest level that resolves), 街道/所属街道 and 社区/所属社区 →
 street and community (a unit code, or a name in any form the units' gazetteer reads: 嘉禾街, 望岗社区, 大源村; an
 unknown one is a warning, its text kept in ``attributes`` and the order left to the ``place-orders`` job; so is a
-phone that is no phone number — the API's rule, digits with spaces and dashes — the row imported without one). Unknown
-columns are kept in ``attributes``, and so is a column without a header between named ones, as 第N列.
+phone that is no phone number — the API's rule, digits with spaces and dashes — the row imported without one),
+企业名称 / 统一社会信用代码 / 诉求领域 (enterprise_name, credit_code, enterprise_need; the need as its code or its name
+on the pages, 用电 or power) → an enterprise appeal's ``attributes``, checked by ``intake.enterprise.checked`` as an
+appeal over the API is (a code that does not check, an unknown need, a code or need without the name reject the row,
+naming that field). Unknown columns are kept in ``attributes``, and so is a column without a header between named
+ones, as 第N列.
 
 Defaults: channel ``import``; appeal type ``consultation`` (咨询) when the file has no appeal-type column
 or the cell is empty — it is NOT guessed from the text; urgency ``normal``; created_at the import time when
@@ -73,12 +77,14 @@ from cityhub.config import get_settings
 from cityhub.db import utcnow
 from cityhub.dispatch import background
 from cityhub.errors import ValidationFailed
+from cityhub.intake import enterprise
 from cityhub.intake.bulk import IMPORT_ACTOR, set_pragmas, tune_for_bulk, write_orders
 from cityhub.org.places import PlaceSource, unit_gazetteer
 from cityhub.org.schemas import phone_number
 from cityhub.org.service import unit_ids_by_code
 from cityhub.outfiles import SpreadsheetCsv
 from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, csv_records, detect_encoding
+from cityhub.web.i18n import LANGUAGES, translate
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import (
     AppealType,
@@ -147,6 +153,18 @@ _FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "channel": ("渠道", "来源", "来源渠道", "channel"),
     "appeal_type": ("诉求类型", "类型", "appeal type", "appeal_type"),
     "urgency": ("紧急程度", "urgency"),
+    # 企业呼 (``intake.enterprise``): the enterprise that asks, its unified social credit code and its need, as the
+    # intake form and the order page name them; checked as an appeal over the API is (``enterprise.checked``).
+    enterprise.NAME_KEY: ("企业名称", "enterprise", "enterprise name", enterprise.NAME_KEY),
+    enterprise.CODE_KEY: (
+        "统一社会信用代码",
+        "社会信用代码",
+        "信用代码",
+        "unified social credit code",
+        "credit code",
+        enterprise.CODE_KEY,
+    ),
+    enterprise.NEED_KEY: ("诉求领域", "企业诉求领域", "need", "enterprise need", enterprise.NEED_KEY),
 }
 _ALIAS_TO_FIELD = {alias: name for name, aliases in _FIELD_ALIASES.items() for alias in aliases}
 
@@ -306,6 +324,10 @@ def _enum_lookup(enum_class: Any, labels: dict[str, Any]) -> dict[str, Any]:
     return {m.value: m for m in enum_class} | {m.name.lower(): m for m in enum_class} | labels
 
 
+# An enterprise's need by its code or by its name on the pages, in either language (用电, Power).
+_NEED = {
+    translate(lang, f"enterprise_need.{need}", need).lower(): need for lang in LANGUAGES for need in enterprise.NEEDS
+} | {need: need for need in enterprise.NEEDS}
 _APPEAL = _enum_lookup(AppealType, _APPEAL_LABELS)
 _URGENCY = _enum_lookup(Urgency, _URGENCY_LABELS)
 _CHANNEL = _enum_lookup(Channel, _CHANNEL_LABELS)
@@ -859,6 +881,7 @@ class _RowConverter:
         attributes = {name: text for name, i in self.columns.extras if (text := cell_text(cells[i]))}
         if record["citizen_phone"] is None and (phone := cell_text(cells[ix["citizen_phone"]])):
             attributes["citizen_phone"] = phone  # not a number to call back on (_phone): the text is kept
+        attributes.update(self._enterprise(cells))
         self._place(cells, record, attributes, warnings)
         if attributes:
             record["attributes"] = attributes
@@ -910,6 +933,23 @@ class _RowConverter:
         if len(events) > 1:
             record.update(state=state, events=events)
         return record
+
+    def _enterprise(self, cells: list[Any]) -> dict[str, str]:
+        """The row's enterprise appeal (企业名称, 统一社会信用代码, 诉求领域) as an order's attributes hold it,
+        checked by ``enterprise.checked`` as the API's and the intake form's are: a code that does not check, a need
+        of none of the kinds (by code or by name), a code or need without the enterprise's name rejects the row,
+        naming the field."""
+        given = {key: text for key in enterprise.KEYS if (text := cell_text(cells[self.ix[key]]))}
+        if not given:
+            return {}
+        if (need := given.get(enterprise.NEED_KEY)) is not None:
+            if need.lower() not in _NEED:
+                raise RowError(enterprise.NEED_KEY, f"invalid value '{need}' (allowed: {', '.join(enterprise.NEEDS)})")
+            given[enterprise.NEED_KEY] = _NEED[need.lower()]
+        try:
+            return enterprise.checked(given)
+        except enterprise.Refused as exc:
+            raise RowError(exc.key, str(exc)) from None
 
     def _past(self, value: Any, field_name: str) -> datetime | None:
         """A time of the row, refused beyond the clock's tolerance the API allows (``FUTURE_SLACK``)."""

@@ -10,16 +10,17 @@ else is shown as written (a person's own reason).
 
 from __future__ import annotations
 
-import enum
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cityhub.dispatch.rules import MODEL_UNAVAILABLE
 from cityhub.formatting import significant
+from cityhub.intake import enterprise
 from cityhub.monitoring.rules import SILENCE_RULE_NAME
 from cityhub.nlp.reply_quality import FINDING_FIGURES, WEAK_REPLY_NOTE
+from cityhub.web.forms import field_message
 from cityhub.web.i18n import Translator
 from cityhub.workorders.models import AppealType, Channel, Urgency
 from cityhub.workorders.tracking import CITIZEN_ACTOR
@@ -339,10 +340,11 @@ _IMPORT_FORMS: list[tuple[re.Pattern[str], str]] = [
 
 # The fields whose refused value names the values allowed (``importer._choice``): their labels' kind and their
 # values in the order the pages list them.
-_CHOICE_LABELS: dict[str, tuple[str, type[enum.StrEnum]]] = {
+_CHOICE_LABELS: dict[str, tuple[str, Iterable[Any]]] = {
     "urgency": ("urgency", Urgency),
     "appeal_type": ("appeal", AppealType),
     "channel": ("channel", Channel),
+    enterprise.NEED_KEY: ("enterprise_need", enterprise.NEEDS),
 }
 
 
@@ -356,12 +358,14 @@ def import_issue(t: Translator, message: str, field: str | None = None) -> str:
             if "allowed" in params and field in _CHOICE_LABELS:
                 kind, values = _CHOICE_LABELS[field]
                 codes = set(params["allowed"].split(", "))
-                params["allowed"] = t.sep.join(t.label(kind, v) for v in values if v.value in codes)
+                params["allowed"] = t.sep.join(t.label(kind, v) for v in values if getattr(v, "value", v) in codes)
             if "kind" in params:
                 params["kind"] = t(f"import.holder.{params.pop('kind')}", holder=params["holder"])
             if "field" in params:
                 params["field"] = t(f"field.{params['field']}", params["field"])
             return t(key, **params)
+    if field in enterprise.KEYS:  # intake.enterprise's refusal, as the intake form says it
+        return field_message(t, message)
     return message
 
 

@@ -1931,7 +1931,8 @@ def reviews(request: Request, db: DbSession) -> Response:
 
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, db: DbSession) -> Response:
-    """Leader dashboard: this period's counts by state, category and street, overdue, ranking and hot topics.
+    """Leader dashboard: this period's counts by state, category and street, overdue, enterprise appeals by need,
+    ranking and hot topics.
 
     Read-only; every figure is one GROUP BY over indexed columns of the period, plus the assessment ranking and
     hot topics of the analytics services.
@@ -2007,6 +2008,8 @@ def dashboard(request: Request, db: DbSession) -> Response:
         typed_period=choice.box,
         recent_days=choice.recent_days,
         dispatch=outcomes(db, period=period, scope=scope),
+        # 企业诉求: the period's enterprise appeals in the reader's scope by need (none: no such section).
+        enterprise=reports.enterprise_needs(db, period=period, where=scope),
         hot=hot,
         hot_fallback=hot_fallback,
         hot_mined_at=None if hot_fallback else topics_store.mined_at(db),

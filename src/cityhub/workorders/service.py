@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from cityhub.auth.permissions import UNIT_STAFF_ROLES
 from cityhub.db import MAX_BIG_ID, MAX_ID, utcnow
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, check_length
-from cityhub.intake import enterprise
 from cityhub.nlp.text import nfkc
 from cityhub.notify import service as notify_service
 from cityhub.org.models import Role
@@ -41,6 +40,7 @@ from cityhub.workorders.lifecycle import (
     apply,
 )
 from cityhub.workorders.models import (
+    ENTERPRISE_NEED,
     ESCALATED_SQL,
     EVER_OVERDUE_SQL,
     MERGED_IN,
@@ -931,7 +931,7 @@ def _search_conditions(
         conditions.append(Order.reported_by_id == f.reported_by_id)
     if f.enterprise_need:
         # 企业呼's need, as the order's attributes say it (JSON ->> on PostgreSQL, json_extract on SQLite).
-        conditions.append(Order.attributes[enterprise.NEED_KEY].as_string().in_(f.enterprise_need))
+        conditions.append(ENTERPRISE_NEED.in_(f.enterprise_need))
     if f.satisfied is not None:
         # The callback's answer; an order not rated (or reopened since: its rating cleared) is neither.
         conditions.append(Order.satisfied == f.satisfied)
