@@ -2529,6 +2529,15 @@ def test_a_dispatcher_sets_the_place_on_the_order_page(org) -> None:
         assert s.get(Order, order.id).street_id == org["street_b"]  # type: ignore[union-attr]
     event = _events(order.id)[-1]
     assert event.action == "comment" and event.reason == "来电核实" and event.actor_name
+    # The place the order has already: confirmed, nothing changed — and the message says so, not 地点已设为.
+    events = len(_events(order.id))
+    same = post(disp, _version(order.id), org["street_b"])
+    assert same.status_code == 200 and "地点确认为 京溪街道：工单原已在此，未作更改。" in same.text
+    assert "地点已设为" not in same.text and len(_events(order.id)) == events
+    english = login("disp")
+    english.get("/lang/en")
+    again = post(english, _version(order.id), org["street_b"])
+    assert "Place confirmed as 京溪街道: the order was there already, nothing changed." in again.text
     stale = post(disp, version, org["street_a"])  # the version the page was shown with has moved on
     assert stale.status_code == 409 and "地点：京溪街道" in stale.text
     assert post(login("hand_a"), _version(order.id), org["street_a"]).status_code == 403
@@ -2556,7 +2565,8 @@ def test_the_place_correction_offers_the_places_the_gazetteer_does_not_know_as_a
     data |= {"alias_0": "石井大道", "alias_kind_0": "road", "alias_kind_1": "landmark"}  # the park left unticked
     done = disp.post(f"/orders/{order.id}/place", data=data, follow_redirects=True)
     assert done.status_code == 200 and done.url.path == f"/orders/{order.id}"
-    assert "地点已设为 景泰街道，推荐已更新。已记为地名别名：石井大道。" in done.text, done.text
+    # 景泰街道 was the order's place already (its address): confirmed, the alias kept.
+    assert "地点确认为 景泰街道：工单原已在此，未作更改。已记为地名别名：石井大道。" in done.text, done.text
     # The road is the street's name now: offered no more; the park still is.
     again = re.findall(r'name="alias_\d+" value="([^"]+)"', done.text)
     assert again == ["龙湖公园"]
