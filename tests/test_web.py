@@ -628,7 +628,8 @@ def test_an_administrator_keeps_the_units_on_the_organisation_pages(org) -> None
 
 def _units_of_a_district() -> dict[str, int]:
     """Communities under both streets of the world — two named 新村社区, one stopped — a sub-centre on a street, a
-    department known by its short name and a section two levels under it; every unit's id by its code."""
+    department known by its short name and a section two levels under it, another whose code sorts before the
+    streets'; every unit's id by its code."""
     from cityhub.org.models import UnitTier
 
     with session_scope() as s:
@@ -639,6 +640,7 @@ def _units_of_a_district() -> dict[str, int]:
             ("W-JT-S1", "景泰街道网格分中心", None, UnitTier.SUBCENTRE, "W-JT", True),
             ("W-JX-C1", "新村社区居委会", "新村社区", UnitTier.COMMUNITY, "W-JX", True),
             ("W-ZJ", "广州市白云区住房和城乡建设局", "区住建局", UnitTier.DEPARTMENT, "W-QU", True),
+            ("W-CG", "广州市白云区城市管理和综合执法局", "区城管局", UnitTier.DEPARTMENT, "W-QU", True),
             ("W-ZJ-1", "物业管理科", None, UnitTier.DEPARTMENT, "W-ZJ", True),
             ("W-ZJ-1-1", "加装电梯组", None, UnitTier.DEPARTMENT, "W-ZJ-1", True),
         ]
@@ -656,8 +658,10 @@ def _unit_rows(html: str) -> dict[str, str]:
 
 
 def test_the_unit_tree_folds_each_streets_communities_until_it_is_opened(org) -> None:
-    """组织机构 at a district's size: the district, departments, sub-centres and streets listed, at any depth; a
-    street's communities folded under it, the street saying how many, opened by a link (no script) and folded again."""
+    """组织机构 at a district's size: the district, departments, sub-centres and streets listed, at any depth — a
+    unit's streets before its departments, as a district lists itself (by code, 440111-D01… came before 440111002…);
+    a street's communities folded under it, the street saying how many, opened by a link (no script) and folded
+    again."""
     ids = _units_of_a_district()
     admin = login("adm")
 
@@ -672,6 +676,9 @@ def test_the_unit_tree_folds_each_streets_communities_until_it_is_opened(org) ->
     assert {"W-QU", "W-JT", "W-JX", "W-JT-S1", "W-ZJ", "W-ZJ-1", "W-ZJ-1-1"} <= set(rows)
     assert not {"W-JT-C1", "W-JT-C2", "W-JX-C1"} & set(rows)
     assert "--depth: 3" in rows["W-ZJ-1-1"]  # three levels under the district, indented as such
+    # The district's streets first, then its departments (W-CG's code sorts before the streets'), each with the
+    # units under it; a street's sub-centre after its communities.
+    assert list(rows) == ["W-QU", "W-JT", "W-JT-S1", "W-JX", "W-CG", "W-ZJ", "W-ZJ-1", "W-ZJ-1-1"]
     street = ids["W-JT"]
     assert toggle(rows["W-JT"]) == ("false", f"/admin/units?open={street}#unit-{street}", "展开 2 个村社")
     assert "展开 1 个村社" in rows["W-JX"] and "unit-toggle" not in rows["W-ZJ"] + rows["W-JT-S1"]
@@ -679,7 +686,7 @@ def test_the_unit_tree_folds_each_streets_communities_until_it_is_opened(org) ->
     opened = admin.get(toggle(rows["W-JT"])[1])
     rows = _unit_rows(opened.text)
     codes = list(rows)
-    assert codes.index("W-JT") < codes.index("W-JT-C1") < codes.index("W-JT-C2") < codes.index("W-JX")
+    assert codes[:6] == ["W-QU", "W-JT", "W-JT-C1", "W-JT-C2", "W-JT-S1", "W-JX"]
     assert "W-JX-C1" not in rows and "--depth: 2" in rows["W-JT-C1"]
     assert 'class="muted"' in rows["W-JT-C2"] and "已停用" in rows["W-JT-C2"]
     assert 'class="muted"' not in rows["W-JT-C1"] and "已停用" not in rows["W-JT-C1"]
@@ -702,7 +709,9 @@ def test_an_administrator_finds_a_unit_by_its_name_short_name_or_code(org, monke
     too; each match with the units above it, so two 新村社区 are told apart; how many matched; none said so."""
     from cityhub.web import units_pages
 
-    _units_of_a_district()
+    ids = _units_of_a_district()
+    with session_scope() as s:
+        names = dict(s.execute(select(Unit.id, Unit.name).where(Unit.id.in_(ids.values()))).all())
     admin = login("adm")
 
     def search(q: str, **params: Any) -> tuple[str, dict[str, str]]:
@@ -711,9 +720,12 @@ def test_an_administrator_finds_a_unit_by_its_name_short_name_or_code(org, monke
         return page.text, _unit_rows(page.text)
 
     def path(row: str) -> str:
+        """The units above a match, as read; each a link to its unit's page."""
         found = re.search(r'<small class="unit-path" data-testid="unit-path">上级单位：(.*?)</small>', row)
         assert found is not None, row
-        return html_unescape(found.group(1))
+        links = re.findall(r'<a href="/admin/units/(\d+)">([^<]*)</a>', found.group(1))
+        assert [names[int(unit_id)] for unit_id, _ in links] == [name for _, name in links], row
+        return html_unescape(re.sub("<[^>]+>", "", found.group(1)))
 
     text, rows = search("新村")
     assert list(rows) == ["W-JT-C1", "W-JX-C1"] and "名称、简称或编码含“新村”的单位共 2 个。" in text
@@ -725,6 +737,7 @@ def test_an_administrator_finds_a_unit_by_its_name_short_name_or_code(org, monke
     assert list(rows) == ["W-ZJ"] and path(rows["W-ZJ"]) == "白云区"
     _, rows = search("加装电梯")
     assert path(rows["W-ZJ-1-1"]) == "白云区 › 广州市白云区住房和城乡建设局 › 物业管理科"
+    assert f'<a href="/admin/units/{ids["W-ZJ-1"]}">物业管理科</a></small>' in rows["W-ZJ-1-1"]
     _, rows = search(" 景泰社区 ")
     assert list(rows) == ["W-JT-C2"] and 'class="muted"' in rows["W-JT-C2"] and "已停用" in rows["W-JT-C2"]
     _, rows = search("白云区")
@@ -2517,6 +2530,15 @@ def test_a_dispatcher_sets_the_place_on_the_order_page(org) -> None:
         assert s.get(Order, order.id).street_id == org["street_b"]  # type: ignore[union-attr]
     event = _events(order.id)[-1]
     assert event.action == "comment" and event.reason == "来电核实" and event.actor_name
+    # The place the order has already: confirmed, nothing changed — and the message says so, not 地点已设为.
+    events = len(_events(order.id))
+    same = post(disp, _version(order.id), org["street_b"])
+    assert same.status_code == 200 and "地点确认为 京溪街道：工单原已在此，未作更改。" in same.text
+    assert "地点已设为" not in same.text and len(_events(order.id)) == events
+    english = login("disp")
+    english.get("/lang/en")
+    again = post(english, _version(order.id), org["street_b"])
+    assert "Place confirmed as 京溪街道: the order was there already, nothing changed." in again.text
     stale = post(disp, version, org["street_a"])  # the version the page was shown with has moved on
     assert stale.status_code == 409 and "地点：京溪街道" in stale.text
     assert post(login("hand_a"), _version(order.id), org["street_a"]).status_code == 403
@@ -2544,7 +2566,8 @@ def test_the_place_correction_offers_the_places_the_gazetteer_does_not_know_as_a
     data |= {"alias_0": "石井大道", "alias_kind_0": "road", "alias_kind_1": "landmark"}  # the park left unticked
     done = disp.post(f"/orders/{order.id}/place", data=data, follow_redirects=True)
     assert done.status_code == 200 and done.url.path == f"/orders/{order.id}"
-    assert "地点已设为 景泰街道，推荐已更新。已记为地名别名：石井大道。" in done.text, done.text
+    # 景泰街道 was the order's place already (its address): confirmed, the alias kept.
+    assert "地点确认为 景泰街道：工单原已在此，未作更改。已记为地名别名：石井大道。" in done.text, done.text
     # The road is the street's name now: offered no more; the park still is.
     again = re.findall(r'name="alias_\d+" value="([^"]+)"', done.text)
     assert again == ["龙湖公园"]

@@ -1,9 +1,11 @@
 """The pages the day on a phone (test_phone_day.py) does not walk, by thumb at 390 × 844 and 360 × 740: the
 dispatcher's queue ticks an order for a bulk dispatch in a 44-px square around its box (an 18-px box beside the
-order's link it was) and each choice of the bulk dispatch is a 44-px line; the routing rules, units, accounts,
+order's link it was) and each choice of the bulk dispatch is a 44-px square beside its 派至 button, the suggestions'
+reasons folded (a queued order was ~600 px tall: one a screen, two now); the routing rules, units, accounts,
 knowledge entries, sensors, alarms and alarm rules are a card per row — no table scrolled sideways with its names a
-character or two a line (组织机构 was 76,000 px tall, 广|州|市|白|云|区…) — the links of a card, of the dashboard's
-and an assessment's figures, the city brain's tabs, the map's zoom and the big screen's layers are 44-px targets.
+character or two a line (组织机构 was 76,000 px tall, 广|州|市|白|云|区…) — the links of a card, of the order list
+and the configuration log, of the dashboard's and an assessment's figures, the city brain's tabs, the map's zoom and
+the big screen's layers are 44-px targets.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
 otherwise. What is measured is the browser's layout: SQLite only.
@@ -188,6 +190,83 @@ def test_a_dispatcher_ticks_orders_for_a_bulk_dispatch_by_thumb(server: str, bro
     assert page.evaluate(_SQUEEZED, '[data-testid="rules"] td') == []
     assert page.evaluate(_SMALL_TARGETS, '[data-testid="rules"] td a') == []
     page.context.close()
+
+
+# A queued order's box on the page, its suggestions' reasons as written in their cards, and its fold of them.
+_QUEUED = """item => ({
+    top: item.getBoundingClientRect().top + scrollY, bottom: item.getBoundingClientRect().bottom + scrollY,
+    reasons: [...item.querySelectorAll('.card .reasons')].map(r => r.textContent.trim()),
+    shown: [...item.querySelectorAll('.card .reasons, .decision-reason')].filter(e => e.getClientRects().length).length,
+    fold: item.querySelector('details[data-testid=why]') ? {
+        visible: !!item.querySelector('details[data-testid=why]').getClientRects().length,
+        open: item.querySelector('details[data-testid=why]').open,
+        text: item.querySelector('details[data-testid=why]').innerText} : null})"""
+
+
+def test_the_queue_shows_two_orders_a_phones_screen_their_reasons_folded_and_a_wide_screen_as_before(
+    server: str, browser: Any
+) -> None:
+    """A queued order was ~600 px tall at 390 × 844, most of it its suggestions' reasons: one order a screen. On a
+    phone each suggestion is a line (its 批量派单 box beside its 派至 button) and the reasons and the decision's grounds
+    fold under 推荐理由和派单依据 — all of them there, a tap away; a wide screen shows them in their cards, no fold."""
+    page = _phone(browser, server, PHONES[0], "disp")
+    page.goto(server + "/queue")
+    first, second = (page.locator('[data-testid="queue-item"]').nth(n).evaluate(_QUEUED) for n in range(2))
+    assert second["bottom"] - first["top"] <= PHONES[0]["height"], (first, second)  # two orders a screen
+    suggested = page.locator('[data-testid="queue-item"]:has(.card)')
+    assert suggested.count() >= 2
+    for n in range(2):
+        item = suggested.nth(n).evaluate(_QUEUED)
+        assert item["reasons"] and item["shown"] == 0, item  # none in the cards…
+        assert item["fold"] == {"visible": True, "open": False, "text": "推荐理由和派单依据"}, item  # …but folded
+        fold = suggested.nth(n).locator('[data-testid="why"]')
+        box = fold.locator("summary").bounding_box()
+        assert box and box["height"] >= 43.5
+        fold.locator("summary").tap()
+        opened = suggested.nth(n).evaluate(_QUEUED)
+        assert opened["fold"]["open"] and "依据" in opened["fold"]["text"], opened
+        assert all(reason in opened["fold"]["text"] for reason in item["reasons"]), opened  # each one, whole
+    assert _sideways(page)[0] == 0
+    page.context.close()
+
+    wide = browser.new_context(locale="zh-CN", viewport={"width": 1440, "height": 900}).new_page()
+    sign_in(wide, f"{server}/login", "disp").goto(server + "/queue")
+    item = wide.locator('[data-testid="queue-item"]:has(.card)').first.evaluate(_QUEUED)
+    assert item["fold"] and not item["fold"]["visible"], item  # no fold…
+    assert item["shown"] == len(item["reasons"]) + 1, item  # …each card's reasons and the grounds in place
+    wide.context.close()
+
+
+# A text box's placeholder: how wide it is written, and the room the box has for it.
+_PLACEHOLDER_ROOM = """i => { const css = getComputedStyle(i), pen = document.createElement('canvas').getContext('2d');
+    pen.font = css.font;
+    return [Math.ceil(pen.measureText(i.placeholder).width),
+            Math.floor(i.clientWidth - parseFloat(css.paddingLeft) - parseFloat(css.paddingRight))]; }"""
+
+
+def test_an_order_lists_numbers_and_the_logs_targets_are_thumb_targets_and_the_kb_search_says_all_it_asks(
+    server: str, browser: Any
+) -> None:
+    """The order list's numbers (19 px tall they were) and the configuration log's links (#12, a unit, an account)
+    are 44-px targets on a phone; 知识库's search box shows its whole placeholder at 360 px in both languages (it was
+    cut: 在问题和答复中搜索（多个词用空格分开）)."""
+    for viewport in PHONES:
+        for username, path, links in (
+            ("disp", "/orders", '[data-testid="order-table"] td a'),
+            ("adm", "/admin/log", '[data-testid="admin-log"] td a'),
+        ):
+            page = _phone(browser, server, viewport, username)
+            page.goto(server + path)
+            assert page.locator(links).count() >= 3, path
+            assert page.evaluate(_SMALL_TARGETS, links) == [], (path, viewport)
+            assert _sideways(page)[0] == 0, path
+            page.context.close()
+    for lang in ("zh-CN", "en"):
+        page = _phone(browser, server, PHONES[1], "adm")
+        page.goto(f"{server}/lang/{lang}?next=/kb")
+        written, room = page.locator('[data-testid="kb-search"] input[type=search]').evaluate(_PLACEHOLDER_ROOM)
+        assert 0 < written <= room, (lang, written, room)
+        page.context.close()
 
 
 def test_the_administrators_lists_and_the_overseers_pages_read_and_tap_on_a_phone(server: str, browser: Any) -> None:

@@ -579,8 +579,10 @@ def test_an_alias_taught_from_an_order_is_in_its_trail_the_place_it_had_confirme
         "alias_0": "荷花码头",
         "alias_kind_0": "landmark",
     }
-    assert page.post(f"/orders/{order.id}/place", data=form, follow_redirects=False).status_code == 303
-    assert _version(order.id) == before
+    confirmed = page.post(f"/orders/{order.id}/place", data=form, follow_redirects=True)
+    assert confirmed.status_code == 200 and _version(order.id) == before
+    # …and the page's message says the place was confirmed, not set (it was the order's already).
+    assert "地点确认为 荷塘社区居委会：工单原已在此，未作更改。已记为地名别名：荷花码头。" in confirmed.text
     assert _trail(order.id)[-1][2] == {
         "text": "place confirmed as 荷塘社区居委会; place aliases of 荷塘社区居委会 taught: 荷花码头",
         "aliases": ["荷花码头"],
@@ -603,6 +605,10 @@ def test_an_alias_taught_from_an_order_is_in_its_trail_the_place_it_had_confirme
         ("comment", "place aliases of 稻香街道 taught: 稻花大道"),
     ]
     assert "属地更正为 稻香街道（仅街道）" in page.get(f"/orders/{order.id}").text
+    # A correction that moves the order from the page says the place was set.
+    form = {"csrf_token": page.cookies["cityhub_csrf"], "unit_id": str(units["A-JD2"])}
+    moved_here = page.post(f"/orders/{order.id}/place", data=form, follow_redirects=True)
+    assert "地点已设为 麦田街道，推荐已更新。" in moved_here.text and "地点确认为" not in moved_here.text
 
 
 def test_a_bridge_a_station_or_a_pier_the_order_names_is_offered_as_an_alias(units: dict[str, int]) -> None:

@@ -757,6 +757,17 @@ def check_alias_teaching(session: Session, *, unit_id: int, actor: orders.Actor)
         )
 
 
+@dataclass(frozen=True)
+class PlaceCorrection:
+    """What a place correction did (:func:`correct_place`): the order; ``moved``, whether its place changed — else
+    the dispatcher confirmed the place it had, and nothing of the order changed —; per alias asked, what became of
+    it."""
+
+    order: Order
+    moved: bool
+    aliases: list[AliasOutcome]
+
+
 def correct_place(
     session: Session,
     *,
@@ -766,27 +777,26 @@ def correct_place(
     aliases: Sequence[AliasWish] = (),
     reason: str | None = None,
     expected_version: int | None = None,
-) -> tuple[Order, list[AliasOutcome]]:
+) -> PlaceCorrection:
     """A dispatcher's place correction (:func:`set_place`) that may teach the address library in the same step:
     ``aliases`` (``aliases.AliasWish``), each added to the unit chosen — a community, else the street —, its log entry
     naming the order. Who may add them to that unit is checked first (:func:`check_alias_teaching`: PermissionDenied,
     nothing changed); then the place is set, and each alias added or refused on its own
-    (``aliases.add_from_order``), the correction kept whatever becomes of them. Returns the order and, per alias,
-    what became of it (``aliases.AliasOutcome``)."""
+    (``aliases.add_from_order``), the correction kept whatever becomes of them."""
     if aliases:
         check_alias_teaching(session, unit_id=unit_id, actor=actor)
     order, moved = _set_place(
         session, order_id=order_id, unit_id=unit_id, actor=actor, reason=reason, expected_version=expected_version
     )
     if not aliases:
-        return order, []
+        return PlaceCorrection(order, moved, [])
     outcomes = add_from_order(session, order_number=order.number, unit_id=unit_id, wishes=aliases, actor=actor)
     taught = [o.alias for o in outcomes if o.added]
     if taught:
         _note_taught(
             session, order=order, unit_id=unit_id, taught=taught, confirmed=not moved, actor=actor, reason=reason
         )
-    return order, outcomes
+    return PlaceCorrection(order, moved, outcomes)
 
 
 def _note_taught(

@@ -154,7 +154,7 @@ def set_place(order_id: int, body: PlaceSet, db: DbSession, principal: Dispatche
     way. 403, nothing changed, when the caller may not add aliases to that unit (a dispatcher: only to the units its
     own unit routes)."""
     _order(db, order_id, principal)
-    order, outcomes = service.correct_place(
+    done = service.correct_place(
         db,
         order_id=order_id,
         unit_id=body.unit_id,
@@ -163,8 +163,8 @@ def set_place(order_id: int, body: PlaceSet, db: DbSession, principal: Dispatche
         reason=body.reason,
         expected_version=body.version,
     )
-    decision = service.suggest(db, order=order).as_dict()
-    return PlaceCorrectionRead.model_validate({**decision, "aliases": [o.as_dict() for o in outcomes]})
+    decision = service.suggest(db, order=done.order).as_dict()
+    return PlaceCorrectionRead.model_validate({**decision, "aliases": [o.as_dict() for o in done.aliases]})
 
 
 @router.get("/rules", response_model=list[RuleRead])

@@ -1646,7 +1646,7 @@ def order_place(order_id: int, request: Request, db: DbSession, form: FormBody) 
     try:
         if unit_id is None:
             raise ValidationFailed("choose a street or community", details={"field": "unit_id"})
-        _, outcomes = dispatch.correct_place(
+        done = dispatch.correct_place(
             db,
             order_id=order_id,
             unit_id=unit_id,
@@ -1662,11 +1662,13 @@ def order_place(order_id: int, request: Request, db: DbSession, form: FormBody) 
             message = t("order.place_alias_scope", unit=error.details.get("unit", ""))
         return _detail_page(request, db, principal, order_id, error=message, status_code=error.http_status)
     unit = db.get(Unit, unit_id)
+    # Set, or — the order had that place already — confirmed (the trail says 属地确认为 … when it taught an alias).
+    said = "order.place_set" if done.moved else "order.place_confirmed"
     place = unit.name if unit else "?"
-    if outcomes:
-        flash: support.Flash = ("order.place_set_aliases", {"place": place, "aliases": _alias_report(t, outcomes)})
+    if done.aliases:
+        flash: support.Flash = (f"{said}_aliases", {"place": place, "aliases": _alias_report(t, done.aliases)})
     else:
-        flash = ("order.place_set", {"place": place})
+        flash = (said, {"place": place})
     return support.redirect(support.safe_next(form.get("next"), f"/orders/{order_id}"), flash=flash)
 
 

@@ -124,10 +124,31 @@ def _toggle(street_id: int, opened: frozenset[int]) -> str:
     return f"/admin/units{'?' + query if query else ''}#unit-{street_id}"
 
 
+# The order of a unit among its siblings: the places first, as a district lists itself — its streets and towns (镇街),
+# a street's communities —, then the functional departments and the sub-centres; by code within a tier. By code
+# alone, a district's 23 departments (440111-D01…) came before its 24 streets (440111002…).
+SIBLING_TIERS = (
+    UnitTier.CITY,
+    UnitTier.DISTRICT,
+    UnitTier.STREET,
+    UnitTier.COMMUNITY,
+    UnitTier.DEPARTMENT,
+    UnitTier.SUBCENTRE,
+)
+
+
+def sibling_order(unit: UnitRef | Unit) -> tuple[int, str]:
+    """The sort key of a unit among its siblings (:data:`SIBLING_TIERS`, then code); also the order of the units a
+    new unit may be put under."""
+    rank = SIBLING_TIERS.index(unit.tier) if unit.tier in SIBLING_TIERS else len(SIBLING_TIERS)
+    return rank, unit.code
+
+
 def tree_rows(directory: Mapping[int, UnitRef], opened: Collection[int]) -> list[TreeRow]:
-    """Every unit under its parent (by code), depth first, but a street's communities only where it is opened."""
+    """Every unit under its parent (:func:`sibling_order`: a district's streets before its departments), depth first,
+    but a street's communities only where it is opened."""
     children: dict[int | None, list[UnitRef]] = defaultdict(list)
-    for ref in sorted(directory.values(), key=lambda r: r.code):
+    for ref in sorted(directory.values(), key=sibling_order):
         children[ref.parent_id].append(ref)
     shown = frozenset(i for i in opened if i in directory and directory[i].tier == UnitTier.STREET)
     rows: list[TreeRow] = []
@@ -151,15 +172,16 @@ def tree_rows(directory: Mapping[int, UnitRef], opened: Collection[int]) -> list
     return rows
 
 
-def unit_path(directory: Mapping[int, UnitRef], ref: UnitRef) -> list[str]:
-    """The names of the units above ``ref``, the top one first (白云区, 嘉禾街道)."""
-    names: list[str] = []
+def unit_path(directory: Mapping[int, UnitRef], ref: UnitRef) -> list[UnitRef]:
+    """The units above ``ref``, the top one first (白云区, 嘉禾街道): a search's match names them, each a link to its
+    page."""
+    above: list[UnitRef] = []
     parent_id = ref.parent_id
-    while parent_id is not None and parent_id in directory and len(names) < len(directory):
+    while parent_id is not None and parent_id in directory and len(above) < len(directory):
         parent = directory[parent_id]
-        names.append(parent.name)
+        above.append(parent)
         parent_id = parent.parent_id
-    return names[::-1]
+    return above[::-1]
 
 
 def _list_page(
@@ -182,7 +204,7 @@ def _list_page(
         db.execute(select(User.unit_id, func.count()).where(User.active.is_(True)).group_by(User.unit_id)).all()
     )
     found: list[UnitRef] = []
-    paths: dict[int, list[str]] = {}
+    paths: dict[int, list[UnitRef]] = {}
     total = page = 0
     rows: list[TreeRow] = []
     if q:
@@ -210,7 +232,7 @@ def _list_page(
         sub_units=sub_units,
         people=people,
         tiers=list(UnitTier),
-        parents=sorted((u for u in directory.values() if u.tier != UnitTier.COMMUNITY), key=lambda u: u.code),
+        parents=sorted((u for u in directory.values() if u.tier != UnitTier.COMMUNITY), key=sibling_order),
         values=values or {"active": "1", "tier": UnitTier.COMMUNITY.value},
         errors=errors or {},
     )
@@ -244,7 +266,7 @@ def _unit_page(
         sub_units=list(db.scalars(select(Unit).where(Unit.parent_id == unit.id).order_by(Unit.code))),
         staff=list(db.scalars(select(User).where(User.unit_id == unit.id).order_by(User.username))),
         tiers=list(UnitTier),
-        parents=list(db.scalars(select(Unit).where(Unit.tier != UnitTier.COMMUNITY).order_by(Unit.code))),
+        parents=sorted(db.scalars(select(Unit).where(Unit.tier != UnitTier.COMMUNITY)), key=sibling_order),
         values=values or _values(unit),
         errors=errors or {},
     )
