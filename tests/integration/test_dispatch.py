@@ -437,6 +437,12 @@ def test_queue_rules_and_thresholds_over_the_api(client) -> None:
     )
     assert placed.status_code == 200, placed.text
     assert placed.json()["place"] == {"street_id": ids["street"], "community_id": None, "source": "dispatcher"}
+    assert placed.json()["moved"] is True
+    # The same place again: confirmed, the order unchanged, and the answer says so.
+    confirmed = client.post(
+        f"/api/v1/dispatch/{waiting['id']}/place", json={"unit_id": ids["street"]}, headers=client.as_dispatcher
+    )
+    assert confirmed.status_code == 200 and confirmed.json()["moved"] is False
     stale = client.post(
         f"/api/v1/dispatch/{waiting['id']}/place",
         json={"unit_id": ids["street"], "version": waiting["version"]},

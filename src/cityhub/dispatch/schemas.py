@@ -201,6 +201,10 @@ class PlaceAliasOutcomeRead(BaseModel):
 
 
 class PlaceCorrectionRead(DecisionRead):
+    moved: bool = Field(
+        description="whether the order's place changed; false: the place given was the order's already (confirmed, "
+        "nothing of the order changed)"
+    )
     aliases: list[PlaceAliasOutcomeRead] = Field(
         default_factory=list, description="what became of each alias asked for, in the order given"
     )

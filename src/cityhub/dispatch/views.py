@@ -164,7 +164,9 @@ def set_place(order_id: int, body: PlaceSet, db: DbSession, principal: Dispatche
         expected_version=body.version,
     )
     decision = service.suggest(db, order=done.order).as_dict()
-    return PlaceCorrectionRead.model_validate({**decision, "aliases": [o.as_dict() for o in done.aliases]})
+    return PlaceCorrectionRead.model_validate(
+        {**decision, "moved": done.moved, "aliases": [o.as_dict() for o in done.aliases]}
+    )
 
 
 @router.get("/rules", response_model=list[RuleRead])
