@@ -19,9 +19,10 @@ as in this data). Two histories:
 * ``with re-postings``: only the held-back messages themselves are left out.
 
 Rows: the product; the product with the telling-words source of candidates (``dedupe._telling_word_candidates``, the
-third source besides the MinHash index and the place prefilter) replaced by the one before it (``rarest_pairs``: the
-50 newest orders holding any of the appeal's four rarest character pairs held by at most 1 % of the orders) or by
-nothing (``without_word_source``); an exhaustive reference that scores every order of the history with the same
+third source besides the MinHash index and the place prefilter) replaced by its release of 5 December
+(``fewer_telling_words``: the best 50 scored), by the source before it (``rarest_pairs``: the 50 newest orders holding
+any of the appeal's four rarest character pairs held by at most 1 % of the orders) or by nothing
+(``without_word_source``); an exhaustive reference that scores every order of the history with the same
 score and shows its best five (what unlimited candidate generation would show; it takes seconds per query, so it
 runs on the first ``--exhaustive`` queries); and random orders (the expected same-category share).
 
