@@ -19,21 +19,30 @@ as in this data). Two histories:
 * ``with re-postings``: only the held-back messages themselves are left out.
 
 Rows: the product; the product with the telling-words source of candidates (``dedupe._telling_word_candidates``, the
-third source besides the MinHash index and the place prefilter) replaced by the one before it (``rarest_pairs``: the
-50 newest orders holding any of the appeal's four rarest character pairs held by at most 1 % of the orders) or by
-nothing (``without_word_source``); an exhaustive reference that scores every order of the history with the same
+third source besides the MinHash index and the place prefilter) replaced by its release of 5 December
+(``fewer_telling_words``: the best 50 scored), by the source before it (``rarest_pairs``: the 50 newest orders holding
+any of the appeal's four rarest character pairs held by at most 1 % of the orders) or by nothing
+(``without_word_source``); an exhaustive reference that scores every order of the history with the same
 score and shows its best five (what unlimited candidate generation would show; it takes seconds per query, so it
 runs on the first ``--exhaustive`` queries); and random orders (the expected same-category share).
 
     .venv/bin/python bench/bench_similar_cases.py [--queries 400] [--exhaustive 150] [--seed 7]
 
 Writes ``bench/results/similar_cases.json``; the figures are read in ``bench/results/similar_cases.md``.
+
+``--speed URL`` times ``dedupe.check`` with similar cases instead, on a database filled before (the demo district:
+``cityhub demo seed --orders 200000 --years 3``), warm: ``--speed-appeals`` demo appeals (short, placed: their
+address given) and as many real messages of ``dev/`` (long, place unknown), each source of candidates in turn for
+each appeal (so that the machine's load weighs on them alike); writes ``similar_cases_speed_<backend>.json``.
+
+    .venv/bin/python bench/bench_similar_cases.py --speed sqlite:///demo.db
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import random
 import re
 import statistics
@@ -153,6 +162,39 @@ def _rarest_pairs(session: Any, index: Any, text: str) -> list[int]:
     return sorted({i for ids in held.values() for i in ids}, reverse=True)[:50]
 
 
+def _fewer_telling_words(session: Any, index: Any, text: str) -> list[int]:
+    """The telling words as released on 5 December: 16 pairs, the 100 newest holders of each counting ``idf²``
+    (however often the appeal uses the pair), the best 50 scored."""
+    from cityhub.workorders import search
+
+    used = Counter(t for t in search.terms(text) if len(t) == 2)
+    counts, indexed = index.pair_counts(used)
+    most = max(2.0, min(max(100.0, 0.02 * indexed), 0.1 * indexed))
+    idf = {pair: math.log((indexed + 1) / n) for pair, n in counts.items() if 1 <= n <= most}
+    telling = sorted(idf, key=lambda pair: (-used[pair] * idf[pair], pair))[:16]
+    if not telling:
+        return []
+    weight: dict[int, float] = {}
+    held = search.newest_holders(session.connection(), telling, limit=100, since_id=index.lowest_id() or 0)
+    for pair, holders in held.items():
+        for order_id in holders:
+            weight[order_id] = weight.get(order_id, 0.0) + idf[pair] ** 2
+    return sorted(weight, key=lambda i: (-weight[i], -i))[:50]
+
+
+def _variants() -> dict[str, Any]:
+    """The sources of candidates compared: the product's; the telling words as released on 5 December; the rarest
+    pairs before them; none."""
+    from cityhub.intake import dedupe
+
+    return {
+        "product": dedupe._telling_word_candidates,
+        "fewer_telling_words": _fewer_telling_words,
+        "rarest_pairs": _rarest_pairs,
+        "without_word_source": lambda *a, **k: [],
+    }
+
+
 def _summary(shown: list[list[int]], wanted: list[str], category: dict[int, str]) -> dict[str, float]:
     n = len(shown)
     listed = [len(ids) for ids in shown]
@@ -183,7 +225,7 @@ def run(
     built = _build([rows[i] for i in history], name, now)
     out: dict[str, Any] = {"history": built}
     source = dedupe._telling_word_candidates
-    variants = {"product": source, "rarest_pairs": _rarest_pairs, "without_word_source": lambda *a, **k: []}
+    variants = _variants()
     with session_scope() as s:
         category = _category_of_orders(s)
         stored = s.execute(select(Order.id, Order.title, Order.content, Order.external_id)).all()
@@ -224,14 +266,71 @@ def run(
     return out
 
 
+def speed(url: str, appeals: int, messages: int, seed: int) -> int:
+    """Latency of ``dedupe.check`` with similar cases on a filled database, per source of candidates."""
+    import os
+
+    from cityhub import db
+    from cityhub.db import session_scope, utcnow
+    from cityhub.demo.generator import generate
+    from cityhub.intake import dedupe
+    from cityhub.nlp import similar as sim
+
+    os.environ["CITYHUB_DATABASE_URL"] = url
+    db.reset_engine()
+    now = utcnow().replace(microsecond=0)
+    demo = [
+        {"title": r["title"], "content": r["content"], "address": r["address"], "channel": "hotline"}
+        for r in generate(appeals, seed=seed + 1000, years=0.05)
+    ]
+    rng = random.Random(seed)
+    real = [
+        {"title": r["title"], "content": r["content"], "channel": "hotline"}
+        for r in rng.sample([r for r in load() if r["raw"]], messages)
+    ]
+    variants = {k: v for k, v in _variants().items() if k != "without_word_source"}
+    source = dedupe._telling_word_candidates
+    out: dict[str, Any] = {"database": db.get_engine().dialect.name, "appeals": len(demo), "messages": len(real)}
+    with session_scope() as s:
+        cfg = dedupe.get_dedupe_settings()
+        t = time.perf_counter()
+        index = sim.index_for(s, index_days=cfg.index_days, bucket_cap=cfg.bucket_cap)
+        index.ensure(s, block_below=10**9)
+        out["indexed"], out["index_s"] = len(index.index), round(time.perf_counter() - t, 1)
+        for kind, batch in (("demo_appeals", demo), ("real_messages", real)):
+            lat: dict[str, list[float]] = {name: [] for name in variants}
+            for appeal in batch[:10]:  # warm: the gazetteer, the prepared statements, the caches
+                dedupe.check(s, data=appeal | {"created_at": now})
+            for appeal in batch:
+                for name, candidates in variants.items():
+                    dedupe._telling_word_candidates = candidates
+                    try:
+                        t = time.perf_counter()
+                        dedupe.check(s, data=appeal | {"created_at": now})
+                        lat[name].append((time.perf_counter() - t) * 1000)
+                    finally:
+                        dedupe._telling_word_candidates = source
+            out[kind] = {
+                name: {k: round(v, 1) for k, v in percentiles(values).items() if k != "n"}
+                for name, values in lat.items()
+            }
+    path = write_result(f"similar_cases_speed_{out['database']}", out)
+    print(path.read_text())
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--queries", type=int, default=400, help="held-back raw messages checked as new appeals")
     ap.add_argument("--exhaustive", type=int, default=150, help="of those, scored against the whole history too")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--speed", metavar="URL", help="time dedupe.check on this filled database instead")
+    ap.add_argument("--speed-appeals", type=int, default=150, help="demo appeals and real messages timed (--speed)")
     args = ap.parse_args()
     if not DEV.exists():
         sys.exit(f"{DEV} not found (run from the project root with the shared data present)")
+    if args.speed:
+        return speed(args.speed, args.speed_appeals, args.speed_appeals, args.seed)
     from cityhub.db import utcnow
     from cityhub.nlp.text import near_duplicate_groups, order_text
 
@@ -255,7 +354,7 @@ def main() -> int:
     # Which history orders are near copies of each query (the same near-duplicate group), by the history file's ids.
     order_ids = with_copies.pop("_ids")
     copies = {q: {order_ids[i] for i in full_history if int(groups[i]) == int(groups[q])} for q in reposted}
-    for variant in ("product", "rarest_pairs", "without_word_source"):
+    for variant in _variants():
         shown = dict(zip(queries, with_copies[f"_{variant}_shown"], strict=True))
         first = sum(bool(shown[q]) and shown[q][0] in copies[q] for q in reposted)
         anywhere = sum(bool(set(shown[q]) & copies[q]) for q in reposted)

@@ -283,6 +283,26 @@ def test_bulk_written_orders_are_found(db_session: Session, db_backend: str) -> 
     _check_index(db_session, db_backend)
 
 
+def test_newest_holders_are_the_newest_within_the_ids_and_leave_the_planner_as_it_was(
+    db_session: Session, db_backend: str
+) -> None:
+    """The telling words' lookup: for each term, the newest orders holding it from ``since_id`` on. On PostgreSQL it
+    plans without plain index scans (a street's name, held by thousands of orders through their addresses, made it
+    walk the primary key computing each row's tsvector) — for its own statements only: the transaction's setting is
+    what it was after it, whatever that was."""
+    ids = [_create(db_session, f"第{i}号", "楼下饭店油烟呛人", address="钟落潭镇").id for i in range(6)]
+    other = _create(db_session, "路灯不亮", "晚上很黑").id
+    db_session.flush()
+    conn = db_session.connection()
+    held = search.newest_holders(conn, ["油烟", "钟落", "路灯", "停水"], limit=3, since_id=ids[1])
+    assert held == {"油烟": ids[:1:-1][:3], "钟落": ids[:1:-1][:3], "路灯": [other], "停水": []}
+    if db_backend == "postgresql":
+        assert conn.execute(text("SHOW enable_indexscan")).scalar_one() == "on"
+        conn.execute(text("SET LOCAL enable_indexscan = off"))
+        search.newest_holders(conn, ["油烟"], limit=3)
+        assert conn.execute(text("SHOW enable_indexscan")).scalar_one() == "off"
+
+
 def test_bad_search_text_is_a_clear_422(admin_client: Any) -> None:
     answer = admin_client.get("/api/v1/orders", params={"q": "漏\x00水"})
     assert answer.status_code == 422 and "q" in str(answer.json()["details"])

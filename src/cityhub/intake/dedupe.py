@@ -540,13 +540,16 @@ def _wanted_orders(with_lead_unit: bool) -> Any:
 # pairs, looked up in the full-text index, find the orders about the same matter: those holding most of them, the
 # rarer weighing more — the part of the score's TF-IDF product that the telling pairs make. The rarest pairs alone
 # (an earlier choice) are mostly word boundaries and typing slips no other order holds (对砍, 编与); the pairs the
-# appeal repeats and few orders hold are its matter (bench/results/similar_cases.md).
+# appeal repeats and few orders hold are its matter. The weak end of the list (scores 0.03–0.08) is where 50
+# candidates fell short of an exhaustive search: 200 are scored exactly (cheap: the rows read by id, their shingles
+# cached), from the 200 newest holders of each pair — more pairs would cost a full-text lookup each
+# (bench/results/similar_cases.md).
 TELLING_PAIRS = 16
 # A pair more of the indexed orders hold than this (投诉, 小区, 噪音) says little of the matter.
 TELLING_PAIR_SHARE = 0.02
-TELLING_PAIR_HOLDERS = 100  # the newest orders read for each pair
+TELLING_PAIR_HOLDERS = 200  # the newest orders read for each pair
 TELLING_PAIR_CEILING = 0.1  # a pair this share of the indexed orders hold never tells, however few they are
-TELLING_PAIR_CANDIDATES = 50
+TELLING_PAIR_CANDIDATES = 200
 
 
 def _telling_word_candidates(session: Session, index: sim.OrderIndex, text: str) -> list[int]:
@@ -555,8 +558,8 @@ def _telling_word_candidates(session: Session, index: sim.OrderIndex, text: str)
     The appeal's pairs held by at least one and at most :data:`TELLING_PAIR_SHARE` of the indexed orders (or
     :data:`TELLING_PAIR_HOLDERS`, when more, below :data:`TELLING_PAIR_CEILING`) are ranked by how often the appeal
     uses them times their inverse document frequency (``log(n / df)``); for each of the best :data:`TELLING_PAIRS`,
-    the newest :data:`TELLING_PAIR_HOLDERS` orders holding it count ``idf²``, and the orders are taken by their sums
-    (ties: the newest)."""
+    the newest :data:`TELLING_PAIR_HOLDERS` orders holding it count ``(1 + log uses) · idf²`` (the pair's part of the
+    score's TF-IDF product, as the appeal weighs it), and the orders are taken by their sums (ties: the newest)."""
     used = Counter(t for t in search.terms(text) if len(t) == 2)
     counts, indexed = index.pair_counts(used)
     # As many holders as are read are never too many (a small district's 油烟, held by 27 of 1,200 orders) — unless
@@ -573,8 +576,9 @@ def _telling_word_candidates(session: Session, index: sim.OrderIndex, text: str)
     since = index.lowest_id() or 0
     held = search.newest_holders(session.connection(), telling, limit=TELLING_PAIR_HOLDERS, since_id=since)
     for pair, holders in held.items():
+        counted = (1.0 + math.log(used[pair])) * idf[pair] ** 2
         for order_id in holders:
-            weight[order_id] = weight.get(order_id, 0.0) + idf[pair] ** 2
+            weight[order_id] = weight.get(order_id, 0.0) + counted
     return sorted(weight, key=lambda i: (-weight[i], -i))[:TELLING_PAIR_CANDIDATES]
 
 
