@@ -11,6 +11,9 @@ What a file is, is read from its first bytes (``filetype``), never from its name
 only the kinds of :data:`KINDS` are taken — images, PDF, office documents, audio and video — and a file is served
 with the type read. Each upload is one audited ``comment`` event on the order naming the files it added; every file
 of an upload is checked before any is stored, and one bad file refuses the upload, naming it.
+
+No stored file is public, but a photo staff published (:func:`publish`, 公开): Open311's ``media_url`` links its
+upright copy without EXIF at an address of an opaque token, until it is withdrawn (:func:`withdraw`).
 """
 
 from __future__ import annotations
