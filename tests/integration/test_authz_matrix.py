@@ -73,6 +73,7 @@ TABLE = {
     "files:attach":           "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
     "files:read":             "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
     "files:remove":           ".  .   .   .   .   .   Y   .   Y   .",
+    "files:publish":          ".  .   .   .   .   .   Y   .   Y   .",
 }
 # fmt: on
 SEES_ALL = {"op", "sup", "ldr", "adm"}  # district units, leader and admin: scope is the whole district
@@ -319,13 +320,20 @@ def test_matrix(world: World, endpoint: str, caller: str, scope: str) -> None:
                 with_appeal=True,
             )
             base = f"/api/v1/orders/{order_id}/attachments"
-            path = {"attach": base, "read": f"{base}/{row.id}/content", "remove": f"{base}/{row.id}"}[name]
+            path = {
+                "attach": base,
+                "read": f"{base}/{row.id}/content",
+                "remove": f"{base}/{row.id}",
+                "publish": f"{base}/{row.id}/publish",  # 公开 for Open311: those who moderate the order's files
+            }[name]
         if name == "attach":
             response = c.post(
                 path, files=[("files", ("b.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf"))], headers=headers
             )
         elif name == "read":
             response = c.get(path, headers=headers)
+        elif name == "publish":
+            response = c.post(path, headers=headers)
         else:
             response = c.delete(path, params={"reason": "传错"}, headers=headers)
     else:

@@ -1,5 +1,6 @@
 """Files attached to orders and kept by cityhub (附件上传), on both backends: through the API, the order page and the
-CLI — checked by content, stored once, served to whoever may read the order, audited, never published."""
+CLI — checked by content, stored once, served to whoever may read the order, audited, published only as a photo a
+supervisor published (公开) for Open311's media_url."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def world(app_db: str, store: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str
         order = submit(s, data={"channel": "hotline", "content": "小区门口井盖破损", "street_code": "W-JT"}).order
         s.flush()
         tokens = {}
-        for username in ("adm", "op", "hand_b", "cit", "lead"):
+        for username in ("adm", "op", "hand_b", "cit", "lead", "sup", "disp"):
             user = s.scalars(select(User).where(User.username == username)).one()
             tokens[username] = {"Authorization": f"Bearer {create_token(s, user_id=user.id, name='t')[1]}"}
         return {"order": order.id, "number": order.number, "street_a": w.street_a, "tokens": tokens}
@@ -243,6 +244,169 @@ def test_open311_never_publishes_a_stored_file(world, store) -> None:
     got = client.get(f"/open311/v2/requests/{world['number']}.json")
     assert got.status_code == 200, got.text
     assert got.json()[0]["media_url"] is None
+
+
+def _exif_photo() -> bytes:
+    """A JPEG carrying its device and GPS position in its EXIF."""
+    taken = io.BytesIO()
+    image = Image.new("RGB", (40, 30), "grey")
+    exif = image.getexif()
+    exif[0x010F] = "PhoneMaker"
+    exif[0x8825] = {1: "N", 2: (23.0, 10.0, 30.0), 3: "E", 4: (113.0, 16.0, 5.0)}
+    image.save(taken, "JPEG", exif=exif)
+    return taken.getvalue()
+
+
+def _publication_events(order_id: int) -> list[tuple[str, str, str, Any]]:
+    with session_scope() as s:
+        events = s.scalars(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id))
+        return [
+            (key, e.actor_name, e.payload[key][0]["filename"], e.at)
+            for e in events
+            for key in ("published_attachments", "withdrawn_attachments")
+            if e.payload and key in e.payload
+        ]
+
+
+def test_a_supervisor_publishes_a_photo_for_open311_and_withdraws_it(world, store) -> None:
+    client = _api(world)
+    (photo,) = _upload(client, world, [("井盖.jpg", _exif_photo(), "image/jpeg")], who="op").json()
+    base = f"/api/v1/orders/{world['order']}/attachments/{photo['id']}"
+    request = f"/open311/v2/requests/{world['number']}.json"
+    assert client.get(request).json()[0]["media_url"] is None
+    with session_scope() as s:
+        version = s.get(Order, world["order"]).version
+    # Neither the operator who attached it, the dispatcher, a handler nor a leader moderates the order's files.
+    for who in ("op", "disp", "hand_b", "lead", "cit"):
+        refused = client.post(f"{base}/publish", headers=world["tokens"][who])
+        assert refused.status_code == 403, (who, refused.text)
+        assert refused.json()["details"]["permission"] == "attachments:remove"
+    assert client.get(request).json()[0]["media_url"] is None
+
+    done = client.post(f"{base}/publish", headers=world["tokens"]["sup"])
+    assert done.status_code == 200, done.text
+    assert done.json()["id"] == photo["id"] and done.json()["published_at"] is not None
+    read = client.get(f"/api/v1/orders/{world['order']}", headers=world["tokens"]["adm"]).json()
+    assert read["attachments"][0]["published_at"] == done.json()["published_at"]
+    # Open311 links its public address, absolute, by a token that does not say which attachment it is.
+    (public,) = client.get(request).json()
+    media_url = public["media_url"]
+    token = media_url.rsplit("/", 1)[1]
+    assert media_url.startswith("http://testserver/open311/v2/media/") and len(token) >= 32
+    assert not token.isdigit() and photo["sha256"][:8] not in token
+    listed = client.get("/open311/v2/requests.json", params={"service_request_id": world["number"]}).json()
+    assert listed[0]["media_url"] == media_url
+    assert f"<media_url>{media_url}</media_url>" in client.get(request.replace(".json", ".xml")).text
+    # Served to anyone, no key: an upright JPEG without its EXIF (no device, no GPS position).
+    served = client.get(media_url)
+    assert served.status_code == 200, served.text
+    assert served.headers["content-type"] == "image/jpeg"
+    assert served.headers["cache-control"] == "public, max-age=300"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert not Image.open(io.BytesIO(served.content)).getexif() and b"PhoneMaker" not in served.content
+    # Publishing again changes nothing (no second entry); the order's version stays (a handler is not refused).
+    again = client.post(f"{base}/publish", headers=world["tokens"]["adm"])
+    assert again.status_code == 200 and again.json()["published_at"] == done.json()["published_at"]
+    with session_scope() as s:
+        assert s.get(Order, world["order"]).version == version
+
+    withdrawn = client.post(f"{base}/withdraw", headers=world["tokens"]["sup"])
+    assert withdrawn.status_code == 200 and withdrawn.json()["published_at"] is None
+    gone = client.get(media_url)
+    assert gone.status_code == 404 and gone.json()[0]["code"] == 404
+    assert client.get(request).json()[0]["media_url"] is None
+    # Published again, it has a new address: the withdrawn one stays gone.
+    client.post(f"{base}/publish", headers=world["tokens"]["sup"])
+    renewed = client.get(request).json()[0]["media_url"]
+    assert renewed != media_url and client.get(renewed).status_code == 200
+    assert client.get(media_url).status_code == 404
+
+    steps = _publication_events(world["order"])
+    assert [(key, actor, name) for key, actor, name, _at in steps] == [
+        ("published_attachments", "陈督办", "井盖.jpg"),
+        ("withdrawn_attachments", "陈督办", "井盖.jpg"),
+        ("published_attachments", "陈督办", "井盖.jpg"),
+    ]
+    assert all(at is not None for *_, at in steps)
+    # The public updates feed does not show the staff's moderation.
+    updates = client.get("/open311/v2/servicerequestupdates.json", params={"service_request_id": world["number"]})
+    assert "attachment" not in updates.text
+
+
+def test_only_photos_are_published(world, store) -> None:
+    client = _api(world)
+    letter, photo = _upload(
+        client, world, [("来信.pdf", PDF, "application/pdf"), ("a.png", _png(), "image/png")], who="op"
+    ).json()
+    base = f"/api/v1/orders/{world['order']}/attachments"
+    refused = client.post(f"{base}/{letter['id']}/publish", headers=world["tokens"]["sup"])
+    assert refused.status_code == 422
+    assert refused.json()["message"] == (
+        f"only photos can be published; attachment {letter['id']} (来信.pdf) is application/pdf"
+    )
+    with session_scope() as s:
+        link = submit(
+            s,
+            data={
+                "channel": "web",
+                "content": "路灯不亮",
+                "street_code": "W-JT",
+                "attachments": [{"filename": "lamp.jpg", "url": "https://pics.example.org/lamp.jpg"}],
+            },
+        ).order
+        s.flush()
+        link_id, link_order = link.attachments[0].id, link.id
+    as_link = client.post(f"/api/v1/orders/{link_order}/attachments/{link_id}/publish", headers=world["tokens"]["sup"])
+    assert as_link.status_code == 422 and "is a link" in as_link.json()["message"]
+    # Another order's attachment is not found through this order.
+    other = client.post(
+        f"/api/v1/orders/{link_order}/attachments/{photo['id']}/publish", headers=world["tokens"]["sup"]
+    )
+    assert other.status_code == 404
+    assert client.get("/open311/v2/media/not-a-token").status_code == 404
+    assert _publication_events(world["order"]) == []
+
+
+def test_the_order_page_publishes_and_withdraws_a_photo(world, store) -> None:
+    client = _api(world)
+    with session_scope() as s:
+        citizen = s.scalars(select(User).where(User.username == "cit")).one()
+        own = submit(s, data={"channel": "web", "content": "路灯不亮", "citizen_user_id": citizen.id}).order
+        s.flush()
+        world = {**world, "order": own.id}
+    (photo,) = _upload(client, world, [("灯.png", _png(), "image/png")], who="cit").json()  # the citizen's own
+    (letter,) = _upload(client, world, [("来信.pdf", PDF, "application/pdf")], who="op").json()
+    page_url = f"/orders/{own.id}"
+    lead = login("lead").get(page_url).text
+    assert f'data-testid="publish-{photo["id"]}"' not in lead
+    sup = login("sup")
+    page = sup.get(page_url)
+    assert (
+        f'data-testid="publish-{photo["id"]}"' in page.text and f'data-testid="publish-{letter["id"]}"' not in page.text
+    )
+    assert ">公开</button>" in page.text
+    token = hidden(page.text)
+    done = sup.post(f"/orders/{own.id}/attachments/{photo['id']}/publish", data={"csrf_token": token})
+    assert done.status_code == 200 and "已公开照片：灯.png" in done.text
+    assert f'data-testid="published-{photo["id"]}"' in done.text and ">撤回公开</button>" in done.text
+    assert 'data-testid="event-published"' in done.text and "公开附件 #" in done.text
+    refused = sup.post(f"/orders/{own.id}/attachments/{letter['id']}/publish", data={"csrf_token": token})
+    assert refused.status_code == 422 and "只有照片可以公开" in refused.text
+    # The citizen's page says their photo is public, and offers them nothing to do about it.
+    theirs = login("cit").get(page_url).text
+    assert f'data-testid="published-{photo["id"]}"' in theirs and "已公开" in theirs
+    assert f'data-testid="withdraw-{photo["id"]}"' not in theirs
+    # A role without the permission is refused the post itself.
+    lead_client = login("lead")
+    lead_page = lead_client.get(page_url).text
+    forbidden = lead_client.post(
+        f"/orders/{own.id}/attachments/{photo['id']}/withdraw", data={"csrf_token": hidden(lead_page)}
+    )
+    assert forbidden.status_code == 403
+    back = sup.post(f"/orders/{own.id}/attachments/{photo['id']}/withdraw", data={"csrf_token": token})
+    assert back.status_code == 200 and "已撤回公开：灯.png" in back.text
+    assert f'data-testid="published-{photo["id"]}"' not in back.text and "撤回公开附件 #" in back.text
+    assert [key for key, *_ in _publication_events(own.id)] == ["published_attachments", "withdrawn_attachments"]
 
 
 def test_the_cli_attaches_files_and_names_the_one_it_refuses(world, store, tmp_path) -> None:

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, unquote_plus
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cityhub.api.bodylimit import read_capped
@@ -308,6 +309,7 @@ def post_request(
 @router.get("/requests.{fmt}", summary="GET Service Requests")
 def get_requests(
     fmt: str,
+    request: Request,
     db: MeteredDb,
     caller: OptionalCaller,
     service_request_id: str | None = None,
@@ -334,18 +336,59 @@ def get_requests(
         client_id=caller.client_id if caller else None,
         page=page,
         page_size=page_size,
+        media_link=media_link(request),
     )
     return render(fmt, "service_requests", items)
 
 
 @router.get("/requests/{service_request_id}.{fmt}", summary="GET Service Request")
 def get_request(
-    service_request_id: str, fmt: str, db: MeteredDb, caller: OptionalCaller, jurisdiction_id: str | None = None
+    service_request_id: str,
+    fmt: str,
+    request: Request,
+    db: MeteredDb,
+    caller: OptionalCaller,
+    jurisdiction_id: str | None = None,
 ) -> Response:
     check_format(fmt)
     client_id = caller.client_id if caller else None
-    return render(
-        fmt, "service_requests", georeport.get_request(db, service_request_id=service_request_id, client_id=client_id)
+    found = georeport.get_request(
+        db, service_request_id=service_request_id, client_id=client_id, media_link=media_link(request)
+    )
+    return render(fmt, "service_requests", found)
+
+
+def media_link(request: Request) -> georeport.MediaLink:
+    """The absolute address of a published photo by its token, as this request reached the server (its scheme and
+    host — a proxy's, from its forwarded headers — and root path): ``request.url_for`` of :func:`media`."""
+    return lambda token: str(request.url_for("open311_media", token=token))
+
+
+# A published photo may be withdrawn: shared caches keep it 5 minutes at most.
+MEDIA_CACHE = "public, max-age=300"
+
+
+@router.get(
+    "/media/{token}",
+    name="open311_media",
+    summary="GET a published photo (extension)",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "the photo, an upright JPEG without EXIF"}},
+)
+def media(token: str, db: MeteredDb) -> FileResponse:
+    """A photo of a request that staff published (公开) — what ``media_url`` links: an upright JPEG copy of at most
+    2,048 px without its EXIF (no GPS position, no device), to anyone, no key; 404 for a token no published photo
+    has (never published, or withdrawn since)."""
+    path = files.public_copy(db, token)
+    return FileResponse(
+        path,
+        media_type="image/jpeg",
+        headers={
+            "Cache-Control": MEDIA_CACHE,
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": 'inline; filename="photo.jpg"',
+            "Content-Security-Policy": files.CONTENT_POLICY,
+        },
     )
 
 

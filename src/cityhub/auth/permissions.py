@@ -38,8 +38,10 @@ BRAIN_READ = "brain:read"
 # The configuration log (操作日志, cityhub.auditlog): who changed sensors, alarm and routing rules, from what to what
 # (administrators).
 LOG_READ = "log:read"
-# Remove any file or link attached to an order in one's scope (a wrong photo, a document with someone's ID card):
-# supervisors and administrators. Whoever attached a file may remove their own without it (workorders.files.remove).
+# Moderate the files attached to an order in one's scope: remove any file or link (a wrong photo, a document with
+# someone's ID card), and publish a photo for Open311's media_url or withdraw it (公开 / 撤回公开,
+# workorders.files.publish): supervisors and administrators. Whoever attached a file may remove their own without it
+# (workorders.files.remove), but not publish it.
 ATTACHMENTS_REMOVE = "attachments:remove"
 # A citizen adds photos and documents to their own appeal while it is open (补充材料); staff attach with the
 # permission to comment (:func:`may_attach`).

@@ -18,12 +18,12 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
@@ -376,28 +376,48 @@ def _published(client_id: int | None) -> Any:
     return or_(shown, Order.id.in_(select(Open311Token.order_id).where(Open311Token.client_id == client_id)))
 
 
-def _render_requests(session: Session, orders: Sequence[Order], *, client_id: int | None) -> list[dict[str, Any]]:
-    """The requests as the public sees them; those ``client_id`` posted as it sent them."""
+# The absolute address of a published photo, from its token: the Open311 route's own (``request.url_for`` of the
+# media route, as the OIDC redirect is built), so a proxy's scheme and host are the client's.
+MediaLink = Callable[[str], str]
+
+
+def _media(session: Session, orders: Sequence[Order], media_link: MediaLink | None) -> dict[int, tuple[str, bool]]:
+    """Each order's ``media_url`` and whether it is a link (given with the appeal, a camera's snapshot): of its
+    links and the photos of cityhub's store staff published (公开, :func:`cityhub.workorders.files.publish`) — those
+    only with ``media_link`` —, the first attached. Another stored file is served to staff who may read the order,
+    never published."""
+    shown: ColumnElement[bool] = Attachment.sha256.is_(None)
+    if media_link is not None:
+        shown = or_(shown, Attachment.public_token.is_not(None))
+    media: dict[int, tuple[str, bool]] = {}
+    for order_id, url, token in session.execute(
+        select(Attachment.order_id, Attachment.url, Attachment.public_token)
+        .where(Attachment.order_id.in_([o.id for o in orders]), shown)
+        .order_by(Attachment.id.desc())
+    ):
+        # descending ids: the first attachment wins
+        media[order_id] = (media_link(token), False) if token is not None and media_link else (url, True)
+    return media
+
+
+def _render_requests(
+    session: Session, orders: Sequence[Order], *, client_id: int | None, media_link: MediaLink | None = None
+) -> list[dict[str, Any]]:
+    """The requests as the public sees them; those ``client_id`` posted as it sent them. ``media_link``: the public
+    address of a published photo by its token (none: no photo named)."""
     if not orders:
         return []
     own = _posted_by(session, client_id, (o.id for o in orders))
     catalogue = Catalogue.load(session)
     unit_ids = {o.lead_unit_id for o in orders if o.lead_unit_id is not None}
     units = dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(unit_ids))).all()) if unit_ids else {}
-    media: dict[int, str] = {}
-    # Links only: a file kept in cityhub's own store (sha256 set) is served to staff who may read the order, never
-    # published.
-    for order_id, url in session.execute(
-        select(Attachment.order_id, Attachment.url)
-        .where(Attachment.order_id.in_([o.id for o in orders]), Attachment.sha256.is_(None))
-        .order_by(Attachment.id.desc())
-    ):
-        media[order_id] = url  # descending ids: the first attachment wins
+    media = _media(session, orders, media_link)
     rendered = []
     for o in orders:
         svc = catalogue.service_of(o.category_id)
         public = o.id not in own
         known = (o.citizen_name, o.citizen_phone)
+        media_url, is_link = media.get(o.id, (None, False))
         rendered.append(
             {
                 "service_request_id": o.number,
@@ -416,8 +436,9 @@ def _render_requests(session: Session, orders: Sequence[Order], *, client_id: in
                 "zipcode": None,
                 "lat": coarsen_coordinate(o.lat) if public else o.lat,
                 "long": coarsen_coordinate(o.lng) if public else o.lng,
-                # A camera's snapshot shows the street and who is in it: never published (MACHINE_CHANNELS).
-                "media_url": None if public and o.channel in MACHINE_CHANNELS else media.get(o.id),
+                # A camera's snapshot shows the street and who is in it: never published (MACHINE_CHANNELS); a photo
+                # staff published is, whatever the channel.
+                "media_url": None if public and is_link and o.channel in MACHINE_CHANNELS else media_url,
             }
         )
     return rendered
@@ -439,10 +460,12 @@ def list_requests(
     client_id: int | None = None,
     page: int | None = None,
     page_size: int | None = None,
+    media_link: MediaLink | None = None,
 ) -> list[dict[str, Any]]:
     """GET requests: by id list, or by service, status and a date window (default 90 days, 1,000 newest); anonymised
     but for the requests ``client_id`` (the client whose key came with the call) posted. ``page`` (from 1) and
-    ``page_size`` (at most 1,000, the default), an extension of GeoReport v2: that page of the list, newest first."""
+    ``page_size`` (at most 1,000, the default), an extension of GeoReport v2: that page of the list, newest first.
+    ``media_link``: the public address of a published photo by its token (:func:`_render_requests`)."""
     size = page_size or MAX_REQUESTS
     skip = ((page or 1) - 1) * size
     ids = _split(service_request_id)
@@ -455,7 +478,7 @@ def list_requests(
         if (published := _published(client_id)) is not None:
             query = query.where(published)
         found = list(session.scalars(query.limit(size).offset(skip)))
-        return _render_requests(session, found, client_id=client_id)
+        return _render_requests(session, found, client_id=client_id, media_link=media_link)
     start = parse_datetime(start_date, field="start_date")
     end = parse_datetime(end_date, field="end_date")
     if end is None:
@@ -491,10 +514,12 @@ def list_requests(
             select(Order).where(*conditions).order_by(Order.created_at.desc(), Order.id.desc()).limit(size).offset(skip)
         )
     )
-    return _render_requests(session, orders, client_id=client_id)
+    return _render_requests(session, orders, client_id=client_id, media_link=media_link)
 
 
-def get_request(session: Session, *, service_request_id: str, client_id: int | None = None) -> list[dict[str, Any]]:
+def get_request(
+    session: Session, *, service_request_id: str, client_id: int | None = None, media_link: MediaLink | None = None
+) -> list[dict[str, Any]]:
     """GET requests/{id}: a one-element list, NotFound when no order has this number (anonymised as in
     :func:`list_requests`)."""
     query = select(Order).where(Order.number == service_request_id)
@@ -503,7 +528,7 @@ def get_request(session: Session, *, service_request_id: str, client_id: int | N
     order = session.scalars(query).one_or_none()
     if order is None:
         raise NotFound(f"service_request_id {service_request_id!r} not found", details={"field": "service_request_id"})
-    return _render_requests(session, [order], client_id=client_id)
+    return _render_requests(session, [order], client_id=client_id, media_link=media_link)
 
 
 def get_token(session: Session, *, token: str) -> list[dict[str, Any]]:

@@ -251,6 +251,13 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         lambda m, n, t: {"unit": m[1], "aliases": t.sep.join(m[2].split(", "))},
     ),
     (re.compile(r"removed attachment (\d+)"), "why.removed_attachment", lambda m, n, t: {"id": m[1]}),
+    # A photo published for Open311 (公开) and withdrawn (撤回公开): ``workorders.files.publish`` / ``withdraw``.
+    (re.compile(r"published attachment (\d+)"), "why.published_attachment", lambda m, n, t: {"id": m[1]}),
+    (
+        re.compile(r"withdrew publication of attachment (\d+)"),
+        "why.withdrew_attachment",
+        lambda m, n, t: {"id": m[1]},
+    ),
     (re.compile(r"files of merged appeal (\S+)"), "why.merged_files", lambda m, n, t: {"number": m[1]}),
     # A knowledge entry an import created or changed (``knowledge.service.IMPORTED_FROM``, the configuration log).
     (re.compile(r"imported from (.+)"), "why.imported_from", lambda m, n, t: {"name": m[1]}),

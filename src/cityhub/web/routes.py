@@ -1144,6 +1144,13 @@ def _event_rows(db: Session, order: Order, principal: Principal, reading: Readin
                 # The files an upload added (``workorders.files.attach``): named in the trail, opened from the facts.
                 "files": [f.get("filename") for f in payload.get("attachments") or () if isinstance(f, dict)],
                 "removed": [f.get("filename") for f in payload.get("removed_attachments") or () if isinstance(f, dict)],
+                # A photo published for Open311 (公开) or withdrawn (撤回公开): ``workorders.files.publish``.
+                "published": [
+                    f.get("filename") for f in payload.get("published_attachments") or () if isinstance(f, dict)
+                ],
+                "withdrawn": [
+                    f.get("filename") for f in payload.get("withdrawn_attachments") or () if isinstance(f, dict)
+                ],
                 "auto": bool(payload.get("auto")),
                 # An extension's working days, asked for or granted: what the approver decides on.
                 "days": days if e.action in _EXTENSION_EVENTS and isinstance(days, int | float) else None,
@@ -1335,6 +1342,8 @@ def _detail_page(
             if permissions.allows(principal.role, permissions.ATTACHMENTS_REMOVE)
             or (a.uploaded_by_id is not None and a.uploaded_by_id == principal.user_id)
         },
+        # 公开 / 撤回公开 of the order's photos (supervisors, administrators: those who moderate its files).
+        may_publish=staff and permissions.allows(principal.role, permissions.ATTACHMENTS_REMOVE),
         file_settings=files.get_file_settings(),
         image_types=files.IMAGES,
         photo_types=files.PHOTOS,
@@ -1615,6 +1624,45 @@ def order_detach(order_id: int, attachment_id: int, request: Request, db: DbSess
             message = t("order.remove_reason_too_long", max=limit) if limit else t("order.remove_reason_needed")
         return _detail_page(request, db, principal, order_id, error=message, status_code=error.http_status)
     return support.redirect(f"/orders/{order_id}", flash=("order.attachment_removed", {"name": row.filename}))
+
+
+def _publication(
+    request: Request, db: DbSession, form: FormBody, *, order_id: int, attachment_id: int, publish: bool
+) -> Response:
+    """公开 / 撤回公开 of a photo from the order page: supervisors and administrators (``attachments:remove``, who
+    moderate the order's files), as the API does it (``workorders.files.publish`` / ``withdraw``)."""
+    principal = support.require_user(request, db, permissions.ATTACHMENTS_REMOVE, form=form)
+    t = support.translator(request)
+    try:
+        scoped_order(db, order_id, principal)
+    except NotFound:
+        raise PageError(404, "err.not_found") from None
+    move = files.publish if publish else files.withdraw
+    try:
+        row = move(db, order_id=order_id, attachment_id=attachment_id, actor=principal.actor)
+        db.flush()
+    except (CityhubError, StaleDataError) as exc:
+        error, message, _ = _refusal(db, t, exc)
+        problem = error.details.get("problem") if error.details.get("field") == "attachment" else None
+        if problem:
+            message = t(f"order.publish_{problem}")
+        return _detail_page(request, db, principal, order_id, error=message, status_code=error.http_status)
+    flash = "order.photo_published" if publish else "order.photo_withdrawn"
+    return support.redirect(f"/orders/{order_id}", flash=(flash, {"name": row.filename}))
+
+
+@router.post("/orders/{order_id}/attachments/{attachment_id}/publish", response_class=HTMLResponse)
+def order_publish_photo(order_id: int, attachment_id: int, request: Request, db: DbSession, form: FormBody) -> Response:
+    """公开: publish a photo of the order for Open311's media_url."""
+    return _publication(request, db, form, order_id=order_id, attachment_id=attachment_id, publish=True)
+
+
+@router.post("/orders/{order_id}/attachments/{attachment_id}/withdraw", response_class=HTMLResponse)
+def order_withdraw_photo(
+    order_id: int, attachment_id: int, request: Request, db: DbSession, form: FormBody
+) -> Response:
+    """撤回公开: withdraw a published photo of the order."""
+    return _publication(request, db, form, order_id=order_id, attachment_id=attachment_id, publish=False)
 
 
 def _file_problem(t: Translator, error: CityhubError) -> str:

@@ -11,6 +11,9 @@ What a file is, is read from its first bytes (``filetype``), never from its name
 only the kinds of :data:`KINDS` are taken — images, PDF, office documents, audio and video — and a file is served
 with the type read. Each upload is one audited ``comment`` event on the order naming the files it added; every file
 of an upload is checked before any is stored, and one bad file refuses the upload, naming it.
+
+No stored file is public, but a photo staff published (:func:`publish`, 公开): Open311's ``media_url`` links its
+upright copy without EXIF at an address of an opaque token, until it is withdrawn (:func:`withdraw`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -546,6 +550,99 @@ def remove(
         # bytes attached by another request meanwhile keep the file (one still uncommitted puts it back itself).
         _after_commit(session, lambda: _delete_unheld(sha))
     return row
+
+
+def _moderated(session: Session, *, order_id: int, attachment_id: int) -> Attachment:
+    """The order's attachment to publish or withdraw, its row locked on PostgreSQL (two moderators at once: one
+    event each way, not two)."""
+    query = select(Attachment).where(Attachment.id == attachment_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = session.scalars(query).one_or_none()
+    if row is None or row.order_id != order_id:
+        raise NotFound(f"attachment {attachment_id} of order {order_id} not found")
+    return row
+
+
+def _note_publication(session: Session, *, row: Attachment, actor: Any, text: str, key: str) -> None:
+    """The trail's entry of a publication or withdrawal: a ``comment`` beside the order (its state and version stay:
+    a handler acting meanwhile is not refused), naming the photo; who and when are the event's own."""
+    from cityhub.workorders import service
+
+    order = row.order  # not locked: the entry is beside the order, as a merged appeal's files are
+    service.note_beside(
+        session,
+        order=order,
+        action=Action.COMMENT.value,
+        actor=actor,
+        at=utcnow(),
+        payload={
+            "text": f"{text} {row.id}",
+            key: [{"id": row.id, "filename": row.filename, "content_type": row.content_type, "sha256": row.sha256}],
+        },
+        from_state=order.state.value,
+    )
+
+
+def publish(session: Session, *, order_id: int, attachment_id: int, actor: Any) -> Attachment:
+    """Publish a stored photo of the order (公开) for Open311's ``media_url``: it gets a new opaque token, its public
+    address ``/open311/v2/media/{token}``, which serves its upright copy without EXIF (:func:`public_copy`) to anyone.
+    The permission (``attachments:remove``: supervisors, administrators) is the caller's to check. Only photos
+    (:data:`PHOTOS`, the citizen's or staff's): a link, a document, a recording or a video is refused
+    (``ValidationFailed``, field ``attachment``), as a photo that does not decode. Audited as a ``comment`` naming it
+    (``published_attachments``); one already published is left as it is, nothing written."""
+    row = _moderated(session, order_id=order_id, attachment_id=attachment_id)
+    if row.public_token is not None:
+        return row
+    if row.sha256 is None or row.content_type not in PHOTOS:
+        kind = "a link" if row.sha256 is None else (row.content_type or "a file of unknown type")
+        raise ValidationFailed(
+            f"only photos can be published; attachment {row.id} ({row.filename}) is {kind}",
+            details={"field": "attachment", "problem": "not_photo", "content_type": row.content_type},
+        )
+    if preview(row) is None:
+        raise ValidationFailed(
+            f"attachment {row.id} ({row.filename}) cannot be read as a photo, so it cannot be published",
+            details={"field": "attachment", "problem": "undecodable", "content_type": row.content_type},
+        )
+    row.public_token = secrets.token_urlsafe(24)
+    row.published_at = utcnow()
+    session.flush()
+    _note_publication(session, row=row, actor=actor, text="published attachment", key="published_attachments")
+    return row
+
+
+def withdraw(session: Session, *, order_id: int, attachment_id: int, actor: Any) -> Attachment:
+    """Withdraw a published photo (撤回公开): its token is dropped, so its public address answers 404 from the commit
+    on, and Open311 no longer names it. Audited as a ``comment`` naming it (``withdrawn_attachments``); one not
+    published is left as it is, nothing written."""
+    row = _moderated(session, order_id=order_id, attachment_id=attachment_id)
+    if row.public_token is None:
+        return row
+    row.public_token = None
+    row.published_at = None
+    session.flush()
+    _note_publication(
+        session, row=row, actor=actor, text="withdrew publication of attachment", key="withdrawn_attachments"
+    )
+    return row
+
+
+def public_copy(session: Session, token: str) -> Path:
+    """What the public address of a published photo serves: its upright JPEG copy without EXIF (no GPS position, no
+    device; at most :data:`PREVIEW_PX`), never the file as uploaded. ``NotFound`` for a token no published photo has
+    (never, or withdrawn), or whose photo's order Open311 does not publish (``CITYHUB_OPEN311_CHANNELS``)."""
+    from cityhub.config import get_settings
+
+    query = select(Attachment).join(Order, Order.id == Attachment.order_id).where(Attachment.public_token == token)
+    channels = get_settings().open311_channel_list
+    if channels is not None:
+        query = query.where(Order.channel.in_(channels))
+    row = session.scalars(query).one_or_none() if token else None
+    copy = preview(row) if row is not None else None
+    if copy is None:
+        raise NotFound("media not found", details={"field": "token"})
+    return copy
 
 
 def _delete_unheld(sha: str) -> None:

@@ -540,6 +540,11 @@ class Attachment(Base):
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     uploaded_by: Mapped[str | None] = mapped_column(String(80))  # who attached it later; None: given with the appeal
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # A stored photo staff published (公开) for Open311's media_url: the opaque token of its public address
+    # (/open311/v2/media/{token}), new at each publication, and when it was published; both None when it is not
+    # published (never, or withdrawn). See cityhub.workorders.files.publish.
+    public_token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    published_at: Mapped[datetime | None]
 
     order: Mapped[Order] = relationship(back_populates="attachments")
 

@@ -231,6 +231,11 @@ class AttachmentRead(BaseModel):
     created_at: datetime
     sha256: str | None = Field(None, description="the SHA-256 of a file kept by cityhub; null for a link")
     uploaded_by: str | None = Field(None, description="who attached it after intake; null: given with the appeal")
+    published_at: datetime | None = Field(
+        None,
+        description="when staff published the photo (公开) for Open311's media_url, which then links its public copy; "
+        "null: not published",
+    )
 
 
 class ImportBatchRead(BaseModel):

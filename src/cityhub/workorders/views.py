@@ -512,6 +512,34 @@ def remove_attachment(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+Moderator = Annotated[Principal, Depends(require(permissions.ATTACHMENTS_REMOVE))]
+
+
+@router.post("/{order_id}/attachments/{attachment_id}/publish", response_model=AttachmentRead)
+def publish_attachment(order_id: int, attachment_id: int, db: DbSession, principal: Moderator) -> AttachmentRead:
+    """Publish a photo of the order (公开) for Open311: its requests' ``media_url`` then links an upright copy of it
+    without EXIF at a public address (``/open311/v2/media/{token}``). Supervisors and administrators
+    (``attachments:remove``, who moderate an order's files) in whose scope the order is; the citizen's photos and
+    staff's alike, photos only (422 for a link, a document, a recording or a video). Audited in the order's trail;
+    publishing a published photo changes nothing."""
+    _order(db, order_id, principal)
+    row = files.publish(db, order_id=order_id, attachment_id=attachment_id, actor=principal.actor)
+    read = AttachmentRead.model_validate(row)
+    db.commit()
+    return read
+
+
+@router.post("/{order_id}/attachments/{attachment_id}/withdraw", response_model=AttachmentRead)
+def withdraw_attachment(order_id: int, attachment_id: int, db: DbSession, principal: Moderator) -> AttachmentRead:
+    """Withdraw a published photo (撤回公开): Open311 no longer names it and its public address answers 404. Whoever
+    may publish; audited in the order's trail; withdrawing a photo not published changes nothing."""
+    _order(db, order_id, principal)
+    row = files.withdraw(db, order_id=order_id, attachment_id=attachment_id, actor=principal.actor)
+    read = AttachmentRead.model_validate(row)
+    db.commit()
+    return read
+
+
 @router.get(
     "/{order_id}/attachments/{attachment_id}/content",
     response_class=FileResponse,
