@@ -284,8 +284,10 @@ def test_a_range_of_days_is_titled_as_its_period_line_writes_it(db_session, hist
     assert load_workbook(result.files["xlsx"]).properties.title == title
 
 
-def test_reports_kept_warm_are_answered_without_drawing_or_computing_and_say_the_same(  # noqa: F811
-    db_session, history, tmp_path
+def test_reports_kept_warm_are_answered_without_drawing_or_computing_and_say_the_same(
+    db_session,
+    history,  # noqa: F811
+    tmp_path,
 ):
     """``reports.keep_warm`` (what ``cityhub serve`` runs after each round of the KPI figures) builds this month's
     and last month's reports: the first report of last month a leader then opens draws no chart and computes no

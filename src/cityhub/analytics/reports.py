@@ -804,7 +804,8 @@ def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") ->
     else the system's, which the page follows by ``prefers-color-scheme``) and colours the screen only: printed, and
     as the PDF, the report is light."""
     change = (data.total - data.previous_total) / data.previous_total if data.previous_total else None
-    return _environment(lang).get_template(TEMPLATE).render(
+    template = _environment(lang).get_template(TEMPLATE)
+    return template.render(
         d=data,
         L=labels(lang),
         H=headings(lang, data.sections),
