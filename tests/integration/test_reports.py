@@ -320,3 +320,16 @@ def test_reports_kept_warm_are_answered_without_drawing_or_computing_and_say_the
     _new(s, T + 3 * D, "13800000099")  # a new order of March: its daily figures moved
     s.commit()
     assert reports.keep_warm(s, today=date(2026, 4, 10)) == {"built": 2, "charts_drawn": 1}  # March's drawn again
+
+
+def test_a_serving_process_builds_this_month_s_and_last_month_s_reports_before_anyone_asks(app_db, db_session):
+    """``cityhub serve``'s warm-up thread builds the reports after each round of the KPI figures
+    (``main._warm_up_reports``): this month's and last month's charts are drawn then, and the next round, nothing
+    having moved, draws none."""
+    from cityhub import main
+
+    kpi.clear_cache()
+    reports._charts.cache_clear()
+    main._warm_up_reports()
+    assert reports._charts.cache_info().misses == 2
+    assert reports.keep_warm(db_session) == {"built": 2, "charts_drawn": 0}
