@@ -246,7 +246,8 @@ def warm_up_pages(app: FastAPI) -> None:
 def _warm_up_reports() -> None:
     """The district's 专报 of this month and last month built and thrown away (``reports.keep_warm``) after each round
     of the KPI figures, so a leader's first report does not wait for matplotlib, its fonts and the drawing of charts
-    whose figures have not moved: at 200,000 orders the first report of a process took 2 s, a warm one 0.5 s."""
+    whose figures have not moved: at 200,000 orders a server's first report of last month took 1.2 s, kept warm
+    0.3 s (``bench/bench_report.py``)."""
     from cityhub.analytics import reports
     from cityhub.db import session_scope
 
