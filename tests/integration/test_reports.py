@@ -282,3 +282,54 @@ def test_a_range_of_days_is_titled_as_its_period_line_writes_it(db_session, hist
     assert ".." not in html[: html.index("</h1>")]
     assert "2026-03-07 — 2026-04-05" in html[html.index("</h1>") :]  # the period line, as before
     assert load_workbook(result.files["xlsx"]).properties.title == title
+
+
+def test_reports_kept_warm_are_answered_without_drawing_or_computing_and_say_the_same(
+    db_session,
+    history,  # noqa: F811
+    tmp_path,
+):
+    """``reports.keep_warm`` (what ``cityhub serve`` runs after each round of the KPI figures) builds this month's
+    and last month's reports: the first report of last month a leader then opens draws no chart and computes no
+    KPI, and says word for word what a report built from nothing says (but the time it was made)."""
+    from datetime import date
+
+    s = db_session
+    s.commit()  # as the server's sessions see it: figures read while writes are pending are never kept
+
+    def cold() -> str:
+        kpi.clear_cache()
+        reports._charts.cache_clear()
+        reports._environment.cache_clear()
+        return reports.generate(s, period=MARCH, out_dir=tmp_path / "cold", formats=("html",), min_sample=5)
+
+    cold_html = cold().files["html"].read_text(encoding="utf-8")
+    kpi.clear_cache()
+    reports._charts.cache_clear()
+    assert reports.keep_warm(s, today=date(2026, 4, 10)) == {"built": 2, "charts_drawn": 2}  # April's and March's
+    computed, drawn = kpi.computations, reports._charts.cache_info().misses
+    warm = reports.generate(s, period=MARCH, out_dir=tmp_path / "warm", formats=("html",), min_sample=5)
+    assert (kpi.computations, reports._charts.cache_info().misses) == (computed, drawn)
+    warm_html = warm.files["html"].read_text(encoding="utf-8")
+
+    def made(html: str) -> str:
+        return re.sub(r"生成时间：[^<]*", "生成时间：", html)
+
+    assert made(warm_html) == made(cold_html) and "data:image/png;base64," in warm_html
+    assert reports.keep_warm(s, today=date(2026, 4, 10)) == {"built": 2, "charts_drawn": 0}  # nothing moved
+    _new(s, T + 3 * D, "13800000099")  # a new order of March: its daily figures moved
+    s.commit()
+    assert reports.keep_warm(s, today=date(2026, 4, 10)) == {"built": 2, "charts_drawn": 1}  # March's drawn again
+
+
+def test_a_serving_process_builds_this_month_s_and_last_month_s_reports_before_anyone_asks(app_db, db_session):
+    """``cityhub serve``'s warm-up thread builds the reports after each round of the KPI figures
+    (``main._warm_up_reports``): this month's and last month's charts are drawn then, and the next round, nothing
+    having moved, draws none."""
+    from cityhub import main
+
+    kpi.clear_cache()
+    reports._charts.cache_clear()
+    main._warm_up_reports()
+    assert reports._charts.cache_info().misses == 2
+    assert reports.keep_warm(db_session) == {"built": 2, "charts_drawn": 0}

@@ -635,6 +635,23 @@ def build_report(
     return data
 
 
+def keep_warm(session: Session, *, today: date | None = None, lang: str = "zh") -> dict[str, int]:
+    """The district's reports of this month and last month — the ones a leader opens from the dashboard — built
+    once in ``lang`` and thrown away, so that the first one a leader asks for after the server starts (and after
+    each round of :func:`cityhub.analytics.kpi.keep_warm`) does not wait for what a build does once per process or
+    keeps: matplotlib's import and its fonts (about a second), the charts of figures that have not moved since
+    (``_charts``), the KPI figures (``kpi.compute``'s cache: made current just before) and the report's template.
+    Nothing of a report's content is kept: each report is built afresh from the database, only faster. How many
+    reports were built and how many of their sets of charts had to be drawn."""
+    day = today or datetime.now(UTC).astimezone(get_settings().tz).date()
+    this_month = kpi.month_period(day.year, day.month)
+    drawn = _charts.cache_info().misses
+    periods = (this_month, this_month.previous())
+    for period in periods:
+        render_html(build_report(session, period=period, lang=lang), lang=lang)
+    return {"built": len(periods), "charts_drawn": _charts.cache_info().misses - drawn}
+
+
 # --- charts -----------------------------------------------------------------------------------------------
 
 CJK_FONT_NAMES = (
@@ -762,10 +779,10 @@ def finding_texts(data: ReportData, lang: str = "zh") -> list[str]:
     ]
 
 
-def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") -> str:
-    """The report as one HTML file. ``theme`` is the web UI's (``web.theme``: the reader's choice, light or dark,
-    else the system's, which the page follows by ``prefers-color-scheme``) and colours the screen only: printed, and
-    as the PDF, the report is light."""
+@lru_cache(maxsize=len(LANGUAGES) + 1)
+def _environment(lang: str) -> Any:
+    """The Jinja2 environment of the report in ``lang``: made once per language and process, so the template is
+    compiled once, not at each report (Jinja keeps it and reloads it only when its file changes)."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(
@@ -779,8 +796,16 @@ def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") ->
     env.filters["places"] = lambda row: _places(row, lang)
     env.filters["span"] = lambda row: _span(row, lang)
     env.filters["score"] = _score
+    return env
+
+
+def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") -> str:
+    """The report as one HTML file. ``theme`` is the web UI's (``web.theme``: the reader's choice, light or dark,
+    else the system's, which the page follows by ``prefers-color-scheme``) and colours the screen only: printed, and
+    as the PDF, the report is light."""
     change = (data.total - data.previous_total) / data.previous_total if data.previous_total else None
-    return env.get_template(TEMPLATE).render(
+    template = _environment(lang).get_template(TEMPLATE)
+    return template.render(
         d=data,
         L=labels(lang),
         H=headings(lang, data.sections),

@@ -103,7 +103,8 @@ def outcomes(session: Session, *, period: Period, scope: Any = None) -> Dispatch
         and_(later.order_id == OrderEvent.order_id, later.action.in_(SENT_BACK), later.id > OrderEvent.id)
     )
     stmt = (
-        select(OrderEvent.payload, Order.category_id, sent_back)
+        # Of the event's payload only ``auto``: decoding each whole payload cost more than the rest of the query.
+        select(OrderEvent.payload["auto"], Order.category_id, sent_back)
         .join(Order, Order.id == OrderEvent.order_id)
         .where(OrderEvent.action.in_(FIRST_SENDS), OrderEvent.at >= period.start, OrderEvent.at < period.end)
         .where(a_first_send)
@@ -113,8 +114,8 @@ def outcomes(session: Session, *, period: Period, scope: Any = None) -> Dispatch
     result = DispatchOutcomes(period=period)
     tree = {c.id: c for c in session.scalars(select(Category))}
     per: dict[int | None, CategoryOutcome] = {}
-    for payload, category_id, back in session.execute(stmt):
-        automatic = bool((payload or {}).get("auto"))
+    for auto, category_id, back in session.execute(stmt):
+        automatic = bool(auto)
         top = ancestor_at(tree, category_id, 1)
         key = top.id if top is not None else None
         row = per.setdefault(key, CategoryOutcome(key, top.name if top is not None else None))
