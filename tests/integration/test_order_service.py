@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -190,6 +191,32 @@ def test_raising_the_urgency_of_a_suspended_order_caps_the_time_left(db_session,
     _act(db_session, order, "escalate", MONDAY + timedelta(days=1), reason="舆情关注", urgency="critical")
     _act(db_session, order, "resume", MONDAY + timedelta(days=7))
     assert order.due_at == MONDAY + timedelta(days=8)  # 1 working day (特急) from the resume, not 5 minus an hour
+
+
+def test_a_suspended_order_raised_to_round_the_clock_terms_keeps_its_days_left_as_days(db_session, units):
+    """特急 counts round the clock: the working time a suspended order had left is converted as days (an hour of a
+    7.5-hour working day is 3.2 hours round the clock), then capped at the new terms — not counted as so many hours
+    of the new clock."""
+    from cityhub.workorders import calendar as workcal
+    from cityhub.workorders import sla
+
+    order = _new(db_session)
+    _act(db_session, order, "dispatch", MONDAY, unit_id=units["dept"].id)
+    _act(db_session, order, "accept", MONDAY)
+    assert order.due_at == MONDAY + timedelta(days=7)
+    _act(db_session, order, "suspend", MONDAY + timedelta(days=7, hours=-1), reason="等待市民补充材料")
+    left = order.sla_remaining[sla.DUE_KEY]
+    assert left == 3600  # 09:00 to 10:00 of the last working day
+    _act(db_session, order, "escalate", MONDAY + timedelta(days=8), reason="舆情关注", urgency="critical")
+    critical = sla.terms_for(db_session, category_id=order.category_id, urgency="critical")
+    assert critical.round_the_clock
+    day = workcal.load_calendar(db_session).day_seconds
+    assert order.sla_remaining[sla.DUE_KEY] == math.ceil(left * sla.ROUND_THE_CLOCK.day_seconds / day)
+    raised = service.history(db_session, order_id=order.id)[-1]
+    assert raised.payload["from"]["sla_remaining"][sla.DUE_KEY] == 3600
+    resumed_at = MONDAY + timedelta(days=9)
+    _act(db_session, order, "resume", resumed_at)
+    assert order.due_at == resumed_at + timedelta(seconds=math.ceil(3600 * 86400 / day))
 
 
 def test_raising_the_urgency_before_dispatch_sets_no_deadline_and_the_clock_starts_with_it(db_session, units):

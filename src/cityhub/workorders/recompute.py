@@ -142,13 +142,6 @@ def term_deltas(old: sla.SlaTerms, new: sla.SlaTerms, day_seconds: float) -> dic
     }
 
 
-def clock_scales(old_clock: sla.Clock, new_clock: sla.Clock) -> dict[str, float]:
-    """How the time a deadline is counted in converts when an order's terms move to another clock (working time ↔
-    round the clock): the accept deadline's hours stay hours, the finishing days stay days (5 working days → 5 days)."""
-    days = new_clock.day_seconds / old_clock.day_seconds
-    return {sla.ACCEPT_KEY: 1.0, sla.WARN_KEY: days, sla.DUE_KEY: days}
-
-
 # --- database ------------------------------------------------------------------------------------------
 
 
@@ -208,7 +201,7 @@ def _recompute(
     now: datetime,
     scale: dict[str, float] | None = None,
 ) -> Recomputed:
-    """Move the deadlines of ``clocks`` (each with its per-deadline delta; ``scale``: :func:`clock_scales`), audit
+    """Move the deadlines of ``clocks`` (each with its per-deadline delta; ``scale``: :func:`sla.clock_scales`), audit
     each moved order, then sweep."""
     changes = [
         change
@@ -404,7 +397,7 @@ def after_rule_change(
             reason=RULE_REASON,
             cause={"cause": "sla_rule", "rule": rule or {}},
             now=now,
-            scale=clock_scales(old_clock, new_clock),
+            scale=sla.clock_scales(old_clock, new_clock),
         )
         for (old_clock, new_clock), clocks in by_clocks.items()
     ]

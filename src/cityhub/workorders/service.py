@@ -397,8 +397,9 @@ def act(
         # A person's dispatch keeps what the classifier said: the training export tells a correction from it.
         reading = hand_dispatch_reading(session, order=order)
     with session.no_autoflush:  # one UPDATE per action, so the version moves by exactly one
+        urgency_before = order.urgency
         _apply_changes(order, outcome, params, now)
-        moved = _apply_sla(session, order, outcome, now)
+        moved = _apply_sla(session, order, outcome, now, urgency_before=urgency_before)
         placed = _place_from_lead(session, order, outcome)
     payload = _event_payload(order, outcome)
     if placed or moved or reading:
@@ -764,7 +765,9 @@ def _set_deadlines(order: Order, deadlines: sla.Deadlines) -> None:
     order.due_at = deadlines.due_at
 
 
-def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) -> dict[str, Any]:
+def _apply_sla(
+    session: Session, order: Order, outcome: Outcome, now: datetime, *, urgency_before: Urgency | None = None
+) -> dict[str, Any]:
     """Move the order's clock as the action's SLA effect says. Returns, for an urgency raise that brought deadlines
     forward, what moved as ``{"from": {...}, "to": {...}}`` (as a recompute's event records it); for an approved
     extension the working days granted (``{"days": n}``, the approval's or the request's, so the approval's entry says
@@ -823,7 +826,12 @@ def _apply_sla(session: Session, order: Order, outcome: Outcome, now: datetime) 
         # urgency's terms anyway, and a replied one's unit is done.
         if order.sla_paused_at is not None and order.sla_remaining is not None:
             before_left = dict(order.sla_remaining)
-            order.sla_remaining = sla.tighten_remaining(cal, before_left, terms)
+            # What is left was counted on the old urgency's clock: a raise to round-the-clock terms converts it.
+            old_terms = sla.terms_for(
+                session, category_id=order.category_id, urgency=(urgency_before or order.urgency).value
+            )
+            counted_on = sla.clock_of(workcal.load_calendar(session), old_terms)
+            order.sla_remaining = sla.tighten_remaining(cal, before_left, terms, counted_on=counted_on)
             if order.sla_remaining != before_left:
                 return {"from": {"sla_remaining": before_left}, "to": {"sla_remaining": order.sla_remaining}}
         elif order.due_at is not None:

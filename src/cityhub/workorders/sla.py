@@ -288,9 +288,23 @@ def moved_deadlines(before: Deadlines, after: Deadlines) -> dict[str, dict[str, 
     return {"from": {k: iso(old[k]) for k in keys}, "to": {k: iso(new[k]) for k in keys}}
 
 
-def tighten_remaining(cal: Clock, remaining: Mapping[str, int], terms: SlaTerms) -> dict[str, int]:
-    """:func:`tighten` for a paused clock: the working time left is capped at the new urgency's (a suspended order
-    has been accepted, so its accept time is left as it is)."""
+def clock_scales(old_clock: Clock, new_clock: Clock) -> dict[str, float]:
+    """How the time a deadline is counted in converts when an order's terms move to another clock (working time ↔
+    round the clock): the accept deadline's hours stay hours, the finishing days stay days (5 working days → 5 days)."""
+    days = new_clock.day_seconds / old_clock.day_seconds
+    return {ACCEPT_KEY: 1.0, WARN_KEY: days, DUE_KEY: days}
+
+
+def tighten_remaining(
+    cal: Clock, remaining: Mapping[str, int], terms: SlaTerms, *, counted_on: Clock | None = None
+) -> dict[str, int]:
+    """:func:`tighten` for a paused clock: the time left is capped at the new urgency's (a suspended order has been
+    accepted, so its accept time is left as it is). ``counted_on``: the clock the time left was counted on, when the
+    raise moves the order to another (``cal``, the new urgency's): converted first as :func:`clock_scales` says —
+    half a working day left is half a day round the clock, not half a working day's hours."""
+    if counted_on is not None and counted_on != cal:
+        scales = clock_scales(counted_on, cal)
+        remaining = {key: math.ceil(left * scales.get(key, 1.0)) for key, left in remaining.items()}
     finish = terms.finish_days * cal.day_seconds
     caps = {WARN_KEY: math.ceil(terms.warning_share * finish), DUE_KEY: math.ceil(finish)}
     return {key: min(left, caps[key]) if key in caps else left for key, left in remaining.items()}
