@@ -363,6 +363,34 @@ def test_a_published_photo_carries_none_of_the_uploads_comments_not_even_from_a_
     assert masked.status_code == 200 and b"1390000" not in masked.content
 
 
+def test_a_photo_published_on_a_cameras_order_is_its_media_url_not_withheld_with_the_snapshot(world, store) -> None:
+    """A video-AI order's snapshot link (the district's own video platform) is never published; a photo of the work
+    staff published on that order is, though the snapshot came first."""
+    client = _api(world)
+    with session_scope() as s:
+        camera = submit(
+            s,
+            data={
+                "channel": "video_ai",
+                "content": "路口有占道经营",
+                "street_code": "W-JT",
+                "attachments": [{"filename": "snap.jpg", "url": "http://10.20.1.5/snap/1.jpg"}],
+            },
+        ).order
+        s.flush()
+        world = {**world, "order": camera.id, "number": camera.number}
+    (photo,) = _upload(client, world, [("现场.png", _png(), "image/png")], who="op").json()
+    request = f"/open311/v2/requests/{world['number']}.json"
+    assert client.get(request).json()[0]["media_url"] is None
+    done = client.post(
+        f"/api/v1/orders/{world['order']}/attachments/{photo['id']}/publish", headers=world["tokens"]["sup"]
+    )
+    assert done.status_code == 200, done.text
+    media_url = client.get(request).json()[0]["media_url"]
+    assert media_url is not None and "10.20.1.5" not in media_url and "/open311/v2/media/" in media_url
+    assert client.get(media_url).status_code == 200
+
+
 def test_only_photos_are_published(world, store) -> None:
     client = _api(world)
     letter, photo = _upload(
