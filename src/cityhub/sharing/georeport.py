@@ -414,6 +414,7 @@ def _render_requests(
     unit_ids = {o.lead_unit_id for o in orders if o.lead_unit_id is not None}
     units = dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(unit_ids))).all()) if unit_ids else {}
     media = _media(session, orders, media_link)
+    channels = get_settings().open311_channel_list
     rendered = []
     for o in orders:
         svc = catalogue.service_of(o.category_id)
@@ -421,8 +422,14 @@ def _render_requests(
         known = (o.citizen_name, o.citizen_phone)
         # A camera's snapshot shows the street and who is in it: never published (MACHINE_CHANNELS); a photo staff
         # published is, whatever the channel, though the snapshot came first. The first attached of the others.
+        # A published photo's address serves the orders the public feed shows only (files.public_copy): none named
+        # for a client's own request outside them.
         withheld = public and o.channel in MACHINE_CHANNELS
-        media_url = next((url for url, is_link in media.get(o.id, ()) if not (withheld and is_link)), None)
+        served = channels is None or o.channel in channels
+        media_url = next(
+            (url for url, is_link in media.get(o.id, ()) if (not withheld or not is_link) and (served or is_link)),
+            None,
+        )
         rendered.append(
             {
                 "service_request_id": o.number,
