@@ -704,6 +704,19 @@ def test_the_unit_tree_folds_each_streets_communities_until_it_is_opened(org) ->
     assert "Show 1 community<" in english.get("/admin/units").text
 
 
+def test_a_units_page_lists_its_streets_before_its_departments(org) -> None:
+    """A unit's own page (下级单位) lists the units under it as the tree does: a district's streets first, then its
+    departments (W-CG's code sorts before the streets'), by code within each."""
+    ids = _units_of_a_district()
+    page = login("adm").get(f"/admin/units/{ids['W-QU']}")
+    assert page.status_code == 200
+    listed = re.search(r'<ul data-testid="sub-units">(.*?)</ul>', page.text, re.S)
+    assert listed is not None
+    shown = [int(i) for i in re.findall(r'<a href="/admin/units/(\d+)">', listed.group(1))]
+    by_id = {unit_id: code for code, unit_id in ids.items()}
+    assert [by_id[i] for i in shown] == ["W-JT", "W-JX", "W-CG", "W-ZJ"]
+
+
 def test_an_administrator_finds_a_unit_by_its_name_short_name_or_code(org, monkeypatch: pytest.MonkeyPatch) -> None:
     """组织机构's search (名称或编码): by name, short name or code (a code's letters in either case), stopped units
     too; each match with the units above it, so two 新村社区 are told apart; how many matched; none said so."""

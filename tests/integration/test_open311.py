@@ -802,3 +802,37 @@ def test_calls_are_counted_per_client_endpoint_and_errors(env: Env) -> None:
     with session_scope() as s:
         rows = {(r.endpoint, r.calls, r.errors) for r in s.scalars(select(ApiCallStat))}
     assert rows == {(f"POST {BASE}/requests.{{fmt}}", 2, 1), (f"GET {BASE}/services.{{fmt}}", 1, 0)}
+
+
+def test_a_published_photo_is_named_only_where_its_public_address_serves_it(
+    env: Env, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A photo staff published is served to anyone only for an order of the channels the district publishes
+    (CITYHUB_OPEN311_CHANNELS): an app's own request outside them, read with its key, names no media_url rather
+    than an address that answers 404; inside them, the address serves the photo."""
+    from cityhub.config import get_settings
+    from cityhub.workorders import files
+    from cityhub.workorders.service import Actor
+
+    monkeypatch.setenv("CITYHUB_FILES_DIR", str(tmp_path / "files"))
+    code, _ = _service_with_children()
+    photo = io.BytesIO()
+    Image.new("RGB", (8, 6), "red").save(photo, "PNG")
+    fields = {"api_key": env.key, "service_code": code, "lat": "23.21", "long": "113.27", "description": "井盖缺失"}
+    made = env.http.post("/requests.json", data=fields, files={"media": ("井盖.png", photo.getvalue(), "image/png")})
+    assert made.status_code == 201, made.text
+    number = made.json()[0]["service_request_id"]
+    with session_scope() as s:
+        order = s.scalars(select(Order).where(Order.number == number)).one()
+        [kept] = s.scalars(select(Attachment).where(Attachment.order_id == order.id)).all()
+        files.publish(s, order_id=order.id, attachment_id=kept.id, actor=Actor(name="督办"))
+    monkeypatch.setenv("CITYHUB_OPEN311_CHANNELS", "web")
+    get_settings.cache_clear()
+    try:
+        [own] = env.http.get(f"/requests/{number}.json", params={"api_key": env.key}).json()
+        assert own["media_url"] is None
+    finally:
+        get_settings.cache_clear()
+    monkeypatch.delenv("CITYHUB_OPEN311_CHANNELS")
+    [public] = env.http.get(f"/requests/{number}.json").json()
+    assert env.http.get(public["media_url"]).status_code == 200

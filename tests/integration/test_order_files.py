@@ -333,6 +333,64 @@ def test_a_supervisor_publishes_a_photo_for_open311_and_withdraws_it(world, stor
     assert "attachment" not in updates.text
 
 
+def test_a_published_photo_carries_none_of_the_uploads_comments_not_even_from_a_copy_made_before(world, store) -> None:
+    """A JPEG's comment (COM) and a GIF's say what the camera or the sender wrote — a name, a phone number: the public
+    copy is the picture alone, whether it is made at publication or was made before, for a masked reader."""
+    client = _api(world)
+    said = io.BytesIO()
+    Image.new("RGB", (40, 30), "grey").save(said, "JPEG", comment=b"Zhang San 13800000000")
+    drawn = io.BytesIO()
+    Image.new("P", (40, 30)).save(drawn, "GIF", comment=b"Li Si 13900000000")
+    jpeg, gif = _upload(
+        client, world, [("a.jpg", said.getvalue(), "image/jpeg"), ("b.gif", drawn.getvalue(), "image/gif")], who="op"
+    ).json()
+    base = f"/api/v1/orders/{world['order']}/attachments"
+    # A copy made by an earlier version, which kept the comment, is already in the store.
+    stale = store / "previews" / jpeg["sha256"][:2] / f"{jpeg['sha256']}.jpg"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(said.getvalue())
+    for photo in (jpeg, gif):
+        assert client.post(f"{base}/{photo['id']}/publish", headers=world["tokens"]["sup"]).status_code == 200
+    with session_scope() as s:
+        tokens = [s.get(Attachment, p["id"]).public_token for p in (jpeg, gif)]
+    for token in tokens:
+        served = client.get(f"/open311/v2/media/{token}")
+        assert served.status_code == 200
+        assert b"1380000" not in served.content and b"1390000" not in served.content
+        assert "comment" not in Image.open(io.BytesIO(served.content)).info
+    # A masked reader's copy of the GIF, made now, carries no comment either.
+    masked = client.get(f"{base}/{gif['id']}/content", params={"preview": 1}, headers=world["tokens"]["lead"])
+    assert masked.status_code == 200 and b"1390000" not in masked.content
+
+
+def test_a_photo_published_on_a_cameras_order_is_its_media_url_not_withheld_with_the_snapshot(world, store) -> None:
+    """A video-AI order's snapshot link (the district's own video platform) is never published; a photo of the work
+    staff published on that order is, though the snapshot came first."""
+    client = _api(world)
+    with session_scope() as s:
+        camera = submit(
+            s,
+            data={
+                "channel": "video_ai",
+                "content": "路口有占道经营",
+                "street_code": "W-JT",
+                "attachments": [{"filename": "snap.jpg", "url": "http://10.20.1.5/snap/1.jpg"}],
+            },
+        ).order
+        s.flush()
+        world = {**world, "order": camera.id, "number": camera.number}
+    (photo,) = _upload(client, world, [("现场.png", _png(), "image/png")], who="op").json()
+    request = f"/open311/v2/requests/{world['number']}.json"
+    assert client.get(request).json()[0]["media_url"] is None
+    done = client.post(
+        f"/api/v1/orders/{world['order']}/attachments/{photo['id']}/publish", headers=world["tokens"]["sup"]
+    )
+    assert done.status_code == 200, done.text
+    media_url = client.get(request).json()[0]["media_url"]
+    assert media_url is not None and "10.20.1.5" not in media_url and "/open311/v2/media/" in media_url
+    assert client.get(media_url).status_code == 200
+
+
 def test_only_photos_are_published(world, store) -> None:
     client = _api(world)
     letter, photo = _upload(

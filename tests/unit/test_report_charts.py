@@ -54,3 +54,32 @@ def test_the_charts_are_titled_in_the_reports_language_and_kept_apart_per_langua
     ]
     assert drawn[3].axes[0].get_ylabel() == "Orders"  # type: ignore[attr-defined]
     assert reports.draw_charts(_data(2), lang="en") == english and len(drawn) == 6  # type: ignore[arg-type]
+
+
+def test_charts_drawn_at_once_by_several_threads_are_those_drawn_one_at_a_time():
+    """A leader's report and the server's warm-up (``reports.keep_warm``, a thread of its own) draw at the same time:
+    pyplot's figures and its style (``rcParams``) are the process's, so each set of charts must be drawn as if
+    alone — the same pictures as drawn one at a time, the process's style left as it was."""
+    import threading
+
+    import matplotlib
+
+    sets = [_data(n) for n in range(2, 10)]
+    reports._charts.cache_clear()
+    alone = [reports.draw_charts(d) for d in sets]  # type: ignore[arg-type]
+    reports._charts.cache_clear()
+    style = dict(matplotlib.rcParams)
+    together: dict[int, dict[str, str]] = {}
+    start = threading.Barrier(len(sets))
+
+    def draw(i: int) -> None:
+        start.wait()
+        together[i] = reports.draw_charts(sets[i])  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=draw, args=(i,)) for i in range(len(sets))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [together[i] for i in range(len(sets))] == alone
+    assert dict(matplotlib.rcParams) == style

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Mapping
@@ -699,6 +700,10 @@ def draw_charts(data: ReportData, *, lang: str = "zh") -> dict[str, str]:
 
 
 CHARTS_KEPT = 16  # sets of charts drawn kept in memory: ~100-200 KB each
+# One set of charts drawn at a time in this process: the style they are drawn in (``rc_context``) and the warnings
+# silenced are matplotlib's and Python's global state, and a leader's report is drawn in a request's thread while the
+# server's warm-up (``keep_warm``) draws in its own.
+_DRAWING = threading.Lock()
 
 
 @lru_cache(maxsize=CHARTS_KEPT)
@@ -708,10 +713,20 @@ def _charts(
     categories: tuple[tuple[str, int], ...],
     streets: tuple[tuple[str, int], ...],
 ) -> tuple[tuple[str, str], ...]:
-    import matplotlib
+    with _DRAWING:
+        return _draw(lang, daily, categories, streets)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _draw(
+    lang: str,
+    daily: tuple[tuple[str, int], ...],
+    categories: tuple[tuple[str, int], ...],
+    streets: tuple[tuple[str, int], ...],
+) -> tuple[tuple[str, str], ...]:
+    """The three charts, as :func:`_charts` keeps them: figures of their own (``Figure``, not pyplot's registry of
+    open figures), drawn in the report's style."""
+    import matplotlib
+    from matplotlib.figure import Figure
 
     font = find_cjk_font()
     # matplotlib logs a line per chart when a CJK font has only a "medium" weight; the font is fine.
@@ -721,9 +736,10 @@ def _charts(
     if font:
         style["font.family"] = [font, "DejaVu Sans"]
     out: dict[str, str] = {}
-    with plt.rc_context(style), warnings.catch_warnings():  # type: ignore[arg-type]
+    with matplotlib.rc_context(style), warnings.catch_warnings():  # type: ignore[arg-type]
         warnings.simplefilter("ignore")  # missing glyphs without a CJK font: already logged once
-        fig, ax = plt.subplots(figsize=(7.5, 2.6))
+        fig = Figure(figsize=(7.5, 2.6))
+        ax = fig.subplots()
         days = [d[5:] for d, _ in daily]
         ax.plot(days, [n for _, n in daily], marker="o", markersize=3, color="#1f5fa8")
         ax.fill_between(days, [n for _, n in daily], alpha=0.15, color="#1f5fa8")
@@ -733,16 +749,15 @@ def _charts(
         ax.set_xticks(range(0, len(days), step), [days[i] for i in range(0, len(days), step)])
         ax.grid(alpha=0.3)
         out["daily"] = _figure_uri(fig)
-        plt.close(fig)
         for key, rows, color in (("categories", categories, "#d9822b"), ("streets", streets, "#2b8a3e")):
-            fig, ax = plt.subplots(figsize=(7.5, 0.3 * max(len(rows), 3) + 0.8))
+            fig = Figure(figsize=(7.5, 0.3 * max(len(rows), 3) + 0.8))
+            ax = fig.subplots()
             names = [name.split("/")[-1] for name, _ in rows][::-1]
             ax.barh(names, [count for _, count in rows][::-1], color=color)
             ax.set_title(heading[key])
             ax.set_xlabel(lab["count"])
             ax.grid(axis="x", alpha=0.3)
             out[key] = _figure_uri(fig)
-            plt.close(fig)
     return tuple(out.items())
 
 

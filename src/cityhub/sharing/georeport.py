@@ -381,22 +381,24 @@ def _published(client_id: int | None) -> Any:
 MediaLink = Callable[[str], str]
 
 
-def _media(session: Session, orders: Sequence[Order], media_link: MediaLink | None) -> dict[int, tuple[str, bool]]:
-    """Each order's ``media_url`` and whether it is a link (given with the appeal, a camera's snapshot): of its
-    links and the photos of cityhub's store staff published (公开, :func:`cityhub.workorders.files.publish`) — those
-    only with ``media_link`` —, the first attached. Another stored file is served to staff who may read the order,
-    never published."""
+def _media(
+    session: Session, orders: Sequence[Order], media_link: MediaLink | None
+) -> dict[int, list[tuple[str, bool]]]:
+    """Each order's candidates for ``media_url``, the first attached first, each with whether it is a link (given
+    with the appeal, a camera's snapshot): its links and the photos of cityhub's store staff published (公开,
+    :func:`cityhub.workorders.files.publish`) — those only with ``media_link``. Another stored file is served to
+    staff who may read the order, never published."""
     shown: ColumnElement[bool] = Attachment.sha256.is_(None)
     if media_link is not None:
         shown = or_(shown, Attachment.public_token.is_not(None))
-    media: dict[int, tuple[str, bool]] = {}
+    media: dict[int, list[tuple[str, bool]]] = {}
     for order_id, url, token in session.execute(
         select(Attachment.order_id, Attachment.url, Attachment.public_token)
         .where(Attachment.order_id.in_([o.id for o in orders]), shown)
-        .order_by(Attachment.id.desc())
+        .order_by(Attachment.id)
     ):
-        # descending ids: the first attachment wins
-        media[order_id] = (media_link(token), False) if token is not None and media_link else (url, True)
+        found = (media_link(token), False) if token is not None and media_link else (url, True)
+        media.setdefault(order_id, []).append(found)
     return media
 
 
@@ -412,12 +414,22 @@ def _render_requests(
     unit_ids = {o.lead_unit_id for o in orders if o.lead_unit_id is not None}
     units = dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(unit_ids))).all()) if unit_ids else {}
     media = _media(session, orders, media_link)
+    channels = get_settings().open311_channel_list
     rendered = []
     for o in orders:
         svc = catalogue.service_of(o.category_id)
         public = o.id not in own
         known = (o.citizen_name, o.citizen_phone)
-        media_url, is_link = media.get(o.id, (None, False))
+        # A camera's snapshot shows the street and who is in it: never published (MACHINE_CHANNELS); a photo staff
+        # published is, whatever the channel, though the snapshot came first. The first attached of the others.
+        # A published photo's address serves the orders the public feed shows only (files.public_copy): none named
+        # for a client's own request outside them.
+        withheld = public and o.channel in MACHINE_CHANNELS
+        served = channels is None or o.channel in channels
+        media_url = next(
+            (url for url, is_link in media.get(o.id, ()) if (not withheld or not is_link) and (served or is_link)),
+            None,
+        )
         rendered.append(
             {
                 "service_request_id": o.number,
@@ -436,9 +448,7 @@ def _render_requests(
                 "zipcode": None,
                 "lat": coarsen_coordinate(o.lat) if public else o.lat,
                 "long": coarsen_coordinate(o.lng) if public else o.lng,
-                # A camera's snapshot shows the street and who is in it: never published (MACHINE_CHANNELS); a photo
-                # staff published is, whatever the channel.
-                "media_url": None if public and is_link and o.channel in MACHINE_CHANNELS else media_url,
+                "media_url": media_url,
             }
         )
     return rendered

@@ -263,7 +263,7 @@ def _unit_page(
         status_code=status_code,
         unit=unit,
         parent=db.get(Unit, unit.parent_id) if unit.parent_id else None,
-        sub_units=list(db.scalars(select(Unit).where(Unit.parent_id == unit.id).order_by(Unit.code))),
+        sub_units=sorted(db.scalars(select(Unit).where(Unit.parent_id == unit.id)), key=sibling_order),
         staff=list(db.scalars(select(User).where(User.unit_id == unit.id).order_by(User.username))),
         tiers=list(UnitTier),
         parents=sorted(db.scalars(select(Unit).where(Unit.tier != UnitTier.COMMUNITY)), key=sibling_order),

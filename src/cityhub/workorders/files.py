@@ -298,10 +298,12 @@ MAX_PIXELS = 60_000_000  # a larger image is not decoded (decompression bombs)
 _RENDITIONS = {THUMB_PX: "thumbs", PREVIEW_PX: "previews"}
 
 
-def rendition(row: Attachment, px: int, settings: FileSettings | None = None) -> Path | None:
+def rendition(row: Attachment, px: int, settings: FileSettings | None = None, *, fresh: bool = False) -> Path | None:
     """A JPEG of a stored photo at most ``px`` on its longer side (:data:`THUMB_PX` or :data:`PREVIEW_PX`), turned
-    upright by its EXIF orientation and carrying no EXIF (no GPS position, no device), made once and kept beside
-    the store; None for what is not a photo or cannot be decoded."""
+    upright by its EXIF orientation and carrying no EXIF (no GPS position, no device) nor the comment a JPEG or GIF
+    may hold (a name, a phone number), made once and kept beside the store — ``fresh``: made again, not the copy
+    kept (one an earlier version made, which kept the comment); None for what is not a photo or cannot be
+    decoded."""
     from PIL import Image, ImageOps
 
     if row.sha256 is None or row.content_type not in PHOTOS:
@@ -310,7 +312,7 @@ def rendition(row: Attachment, px: int, settings: FileSettings | None = None) ->
         _open_heif()
     settings = settings or get_file_settings()
     target = _rendition_path(row.sha256, px, settings)
-    if target.is_file():
+    if target.is_file() and not fresh:
         return target
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
@@ -318,6 +320,7 @@ def rendition(row: Attachment, px: int, settings: FileSettings | None = None) ->
             image.draft("RGB", (px * 2, px * 2))  # a JPEG decoded at a fraction of its size
             small = ImageOps.exif_transpose(image).convert("RGB")
         small.thumbnail((px, px))
+        small.info = {}  # Pillow writes a JPEG's comment from the image's info: none of the upload's
         _write_new(target, lambda out: small.save(out, "JPEG", quality=80 if px <= THUMB_PX else 85), durable=False)
     except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None
@@ -600,7 +603,8 @@ def publish(session: Session, *, order_id: int, attachment_id: int, actor: Any) 
             f"only photos can be published; attachment {row.id} ({row.filename}) is {kind}",
             details={"field": "attachment", "problem": "not_photo", "content_type": row.content_type},
         )
-    if preview(row) is None:
+    # The public copy made afresh: one kept from before may carry what copies no longer do.
+    if rendition(row, PREVIEW_PX, fresh=True) is None:
         raise ValidationFailed(
             f"attachment {row.id} ({row.filename}) cannot be read as a photo, so it cannot be published",
             details={"field": "attachment", "problem": "undecodable", "content_type": row.content_type},
