@@ -243,20 +243,26 @@ def warm_up_pages(app: FastAPI) -> None:
     load_templates()
 
 
+def _kept_warm(what: str, keep_warm: Callable[[Session], dict[str, int]], *, moved: str) -> None:
+    """One round of a ``keep_warm`` in its own session, said in the log as "``what`` kept warm" (at INFO when its
+    count ``moved`` says it did something, else DEBUG); a failure is logged, not raised: whoever asks next does the
+    work instead."""
+    try:
+        with session_scope() as session:
+            done = keep_warm(session)
+        log.log(logging.INFO if done[moved] else logging.DEBUG, "%s kept warm: %s", what, done)
+    except Exception:
+        log.exception("%s warm-up failed", what)
+
+
 def _warm_up_reports() -> None:
     """The district's 专报 of this month and last month built and thrown away (``reports.keep_warm``) after each round
     of the KPI figures, so a leader's first report does not wait for matplotlib, its fonts and the drawing of charts
     whose figures have not moved: at 200,000 orders a server's first report of last month took 1.2 s, kept warm
     0.3 s (``bench/bench_report.py``)."""
     from cityhub.analytics import reports
-    from cityhub.db import session_scope
 
-    try:
-        with session_scope() as session:
-            done = reports.keep_warm(session)
-        log.log(logging.INFO if done["charts_drawn"] else logging.DEBUG, "reports kept warm: %s", done)
-    except Exception:  # the first report does it instead
-        log.exception("report warm-up failed")
+    _kept_warm("reports", reports.keep_warm, moved="charts_drawn")
 
 
 KPI_WARM_SECONDS = 600.0
@@ -270,15 +276,9 @@ def _keep_kpis_warm(stop: threading.Event, *, after_first: Callable[[], None] | 
     month (:func:`_warm_up_reports`). The first round after the other warm-ups, then ``after_first`` (a warm-up less
     often needed than the dashboard's figures)."""
     from cityhub.analytics import kpi
-    from cityhub.db import session_scope
 
     while not stop.is_set():
-        try:
-            with session_scope() as session:
-                done = kpi.keep_warm(session)
-            log.log(logging.INFO if done["computed"] else logging.DEBUG, "kpi figures kept warm: %s", done)
-        except Exception:  # the next asker computes them instead
-            log.exception("kpi warm-up failed")
+        _kept_warm("kpi figures", kpi.keep_warm, moved="computed")
         _warm_up_reports()
         if after_first is not None:
             after_first()
