@@ -6,6 +6,7 @@ be in the caller's data scope (404, the same answer as a missing order). See :mo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
@@ -522,19 +523,23 @@ def publish_attachment(order_id: int, attachment_id: int, db: DbSession, princip
     (``attachments:remove``, who moderate an order's files) in whose scope the order is; the citizen's photos and
     staff's alike, photos only (422 for a link, a document, a recording or a video). Audited in the order's trail;
     publishing a published photo changes nothing."""
-    _order(db, order_id, principal)
-    row = files.publish(db, order_id=order_id, attachment_id=attachment_id, actor=principal.actor)
-    read = AttachmentRead.model_validate(row)
-    db.commit()
-    return read
+    return _moderate(files.publish, db, principal, order_id=order_id, attachment_id=attachment_id)
 
 
 @router.post("/{order_id}/attachments/{attachment_id}/withdraw", response_model=AttachmentRead)
 def withdraw_attachment(order_id: int, attachment_id: int, db: DbSession, principal: Moderator) -> AttachmentRead:
     """Withdraw a published photo (撤回公开): Open311 no longer names it and its public address answers 404. Whoever
     may publish; audited in the order's trail; withdrawing a photo not published changes nothing."""
+    return _moderate(files.withdraw, db, principal, order_id=order_id, attachment_id=attachment_id)
+
+
+def _moderate(
+    step: Callable[..., Any], db: Session, principal: Principal, *, order_id: int, attachment_id: int
+) -> AttachmentRead:
+    """Publish or withdraw (``step``: ``files.publish`` / ``files.withdraw``) a photo of an order the caller reads,
+    committed; the photo as it then stands."""
     _order(db, order_id, principal)
-    row = files.withdraw(db, order_id=order_id, attachment_id=attachment_id, actor=principal.actor)
+    row = step(db, order_id=order_id, attachment_id=attachment_id, actor=principal.actor)
     read = AttachmentRead.model_validate(row)
     db.commit()
     return read
