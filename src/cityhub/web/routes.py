@@ -840,10 +840,8 @@ def order_list(request: Request, db: DbSession) -> Response:
             picked = [v for v in picked if v in choices.__members__.values()]
         criteria[name] = picked or None
     # 诉求领域: 企业呼's appeals of one need (用电 …).
-    need = q.get("enterprise_need", "")
-    if need and need not in enterprise.NEEDS:
-        errors["enterprise_need"] = t("err.choice")
-    criteria["enterprise_need"] = [need] if need in enterprise.NEEDS else None
+    need = _one_of(q, "enterprise_need", enterprise.NEEDS, errors, t)
+    criteria["enterprise_need"] = [need] if need else None
     # 承办单位 (the lead unit); 镇街 / 村社, where the order is (the one map's street and community counts link here).
     for name in ("unit_id", "street_id", "community_id", "category_id"):
         raw = q.get(name, "").strip()
