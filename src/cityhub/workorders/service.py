@@ -766,7 +766,7 @@ def _set_deadlines(order: Order, deadlines: sla.Deadlines) -> None:
 
 
 def _apply_sla(
-    session: Session, order: Order, outcome: Outcome, now: datetime, *, urgency_before: Urgency | None = None
+    session: Session, order: Order, outcome: Outcome, now: datetime, *, urgency_before: Urgency
 ) -> dict[str, Any]:
     """Move the order's clock as the action's SLA effect says. Returns, for an urgency raise that brought deadlines
     forward, what moved as ``{"from": {...}, "to": {...}}`` (as a recompute's event records it); for an approved
@@ -784,7 +784,8 @@ def _apply_sla(
         return {}
     # The order's terms say how long and on which clock: working time, or round the clock (全天候).
     terms = sla.terms_for(session, category_id=order.category_id, urgency=order.urgency.value)
-    cal = sla.clock_of(workcal.load_calendar(session), terms)
+    calendar = workcal.load_calendar(session)
+    cal = sla.clock_of(calendar, terms)
     if effect == SlaEffect.START:
         _set_deadlines(order, sla.compute_deadlines(cal, now, terms))
         order.sla_status = SlaStatus.OK
@@ -827,10 +828,8 @@ def _apply_sla(
         if order.sla_paused_at is not None and order.sla_remaining is not None:
             before_left = dict(order.sla_remaining)
             # What is left was counted on the old urgency's clock: a raise to round-the-clock terms converts it.
-            old_terms = sla.terms_for(
-                session, category_id=order.category_id, urgency=(urgency_before or order.urgency).value
-            )
-            counted_on = sla.clock_of(workcal.load_calendar(session), old_terms)
+            old_terms = sla.terms_for(session, category_id=order.category_id, urgency=urgency_before.value)
+            counted_on = sla.clock_of(calendar, old_terms)
             order.sla_remaining = sla.tighten_remaining(cal, before_left, terms, counted_on=counted_on)
             if order.sla_remaining != before_left:
                 return {"from": {"sla_remaining": before_left}, "to": {"sla_remaining": order.sla_remaining}}
