@@ -328,9 +328,10 @@ def test_a_supervisor_publishes_a_photo_for_open311_and_withdraws_it(world, stor
         ("published_attachments", "陈督办", "井盖.jpg"),
     ]
     assert all(at is not None for *_, at in steps)
-    # The public updates feed does not show the staff's moderation.
+    # The public updates feed shows the photo's present publication, with its address, not the moderation's steps.
     updates = client.get("/open311/v2/servicerequestupdates.json", params={"service_request_id": world["number"]})
     assert "attachment" not in updates.text
+    assert [u["media_url"] for u in updates.json() if u["media_url"]] == [renewed]
 
 
 def test_a_published_photo_carries_none_of_the_uploads_comments_not_even_from_a_copy_made_before(world, store) -> None:
