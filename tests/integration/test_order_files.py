@@ -362,6 +362,14 @@ def test_a_published_photo_carries_none_of_the_uploads_comments_not_even_from_a_
     # A masked reader's copy of the GIF, made now, carries no comment either.
     masked = client.get(f"{base}/{gif['id']}/content", params={"preview": 1}, headers=world["tokens"]["lead"])
     assert masked.status_code == 200 and b"1390000" not in masked.content
+    # Nor do the JPEG's thumbnail and the leader's copy, though an earlier version kept copies that carried it.
+    for folder in ("thumbs", "previews"):
+        kept = store / folder / jpeg["sha256"][:2] / f"{jpeg['sha256']}.jpg"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_bytes(said.getvalue())
+    for params, who in (({"thumb": 1}, "adm"), ({}, "lead")):
+        copy = client.get(f"{base}/{jpeg['id']}/content", params=params, headers=world["tokens"][who])
+        assert copy.status_code == 200 and b"1380000" not in copy.content, (params, who)
 
 
 def test_a_photo_published_on_a_cameras_order_is_its_media_url_not_withheld_with_the_snapshot(world, store) -> None:
@@ -781,7 +789,7 @@ def test_a_photo_has_an_upright_thumbnail_and_a_broken_one_falls_back_to_the_fil
     small = Image.open(io.BytesIO(thumb.content))
     assert small.size == (180, 320)  # upright: the 1600×900 landscape frame turned to portrait, 320 px long
     assert len(thumb.content) < len(big.getvalue())
-    assert (store / "thumbs" / cam["sha256"][:2] / f"{cam['sha256']}.jpg").is_file()  # made once, kept
+    assert (store / "thumbs-v2" / cam["sha256"][:2] / f"{cam['sha256']}.jpg").is_file()  # made once, kept
     fallback = client.get(bad["url"], params={"thumb": "true"}, headers=world["tokens"]["adm"])
     assert fallback.status_code == 200 and fallback.content == broken
     # Who reads the order masked gets no copy of what cannot be decoded (and so cleaned of its EXIF).
@@ -794,7 +802,7 @@ def test_a_photo_has_an_upright_thumbnail_and_a_broken_one_falls_back_to_the_fil
         f"{cam['url'].removesuffix('/content')}", params={"reason": "x"}, headers=world["tokens"]["adm"]
     )
     assert removed.status_code == 204
-    assert not (store / "thumbs" / cam["sha256"][:2] / f"{cam['sha256']}.jpg").exists()
+    assert not (store / "thumbs-v2" / cam["sha256"][:2] / f"{cam['sha256']}.jpg").exists()
 
 
 def test_a_webhook_receiver_learns_of_the_orders_files(world, store) -> None:
@@ -884,13 +892,17 @@ def test_pruning_deletes_only_what_no_attachment_holds_and_was_not_touched_latel
     fresh = files.path_of("e" * 64)  # an upload in flight: written, not committed yet
     fresh.parent.mkdir(parents=True, exist_ok=True)
     fresh.write_bytes(b"y")
-    stale_copy = store / "previews" / "ff" / f"{'f' * 64}.jpg"
+    stale_copy = store / "previews-v2" / "ff" / f"{'f' * 64}.jpg"
     stale_copy.parent.mkdir(parents=True, exist_ok=True)
     stale_copy.write_bytes(b"z" * 10)
+    # A copy an earlier version kept of the held photo (it kept the upload's comment): never served, deleted.
+    superseded = store / "thumbs" / kept["sha256"][:2] / f"{kept['sha256']}.jpg"
+    superseded.parent.mkdir(parents=True, exist_ok=True)
+    superseded.write_bytes(b"v" * 10)
     partial = orphan.parent / ".upload-abc"
     partial.write_bytes(b"w")
     hour_ago = time.time() - 7200
-    for path in (orphan, stale_copy, partial, files.path_of(kept["sha256"])):
+    for path in (orphan, stale_copy, superseded, partial, files.path_of(kept["sha256"])):
         os.utime(path, (hour_ago, hour_ago))
     from cityhub.cli import _mount, app
 
@@ -898,13 +910,13 @@ def test_pruning_deletes_only_what_no_attachment_holds_and_was_not_touched_latel
     runner = CliRunner()
     counted = runner.invoke(app, ["files", "prune", "--dry-run"])
     assert counted.exit_code == 0, counted.output
-    assert "would delete 1 file(s), 1 photo cop(ies), 1 interrupted write(s)" in counted.output
+    assert "would delete 1 file(s), 2 photo cop(ies), 1 interrupted write(s)" in counted.output
     assert orphan.exists()
     done = runner.invoke(app, ["files", "prune"])
     assert done.exit_code == 0 and "deleted 1 file(s)" in done.output
-    assert not orphan.exists() and not stale_copy.exists() and not partial.exists()
+    assert not orphan.exists() and not stale_copy.exists() and not partial.exists() and not superseded.exists()
     assert fresh.exists() and files.path_of(kept["sha256"]).exists()
-    assert (store / "thumbs" / kept["sha256"][:2] / f"{kept['sha256']}.jpg").exists()
+    assert (store / "thumbs-v2" / kept["sha256"][:2] / f"{kept['sha256']}.jpg").exists()
 
 
 def test_the_files_prune_job_runs_with_the_other_jobs(world, store) -> None:
