@@ -587,6 +587,27 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     assert 'data-testid="action-attach"' not in client.get(f"/orders/{order_id}").text
 
 
+def test_an_appeal_refused_for_another_field_names_the_files_to_choose_again(world, store) -> None:
+    # A page cannot give a file input its files back: a report refused for its phone came back with the photo gone
+    # and not a word about it, and was sent again without it.
+    client = login("op")
+    token = hidden(client.get("/intake").text)
+    appeal = {"csrf_token": token, "appeal_type": "help", "content": "路口井盖缺失", "citizen_phone": "abc"}
+    photos = [("files", ("井盖.png", _png(), "image/png")), ("files", ("远景.png", _png("navy"), "image/png"))]
+    refused = client.post("/intake", data=appeal, files=photos)
+    assert refused.status_code == 422
+    kept = re.search(r'<small class="field-error" id="f-files-not-kept"[^>]*>([^<]*)</small>', refused.text)
+    assert kept is not None and "井盖.png、远景.png" in kept.group(1) and "重新选择" in kept.group(1), kept
+    assert 'aria-describedby="f-files-not-kept"' in refused.text  # read out with the file input
+    assert "路口井盖缺失" in refused.text and _stored(store) == []
+    # A file that would be refused too is named by its problem at once, not among files to choose again.
+    bad = client.post("/intake", data=appeal, files=[("files", ("说明.doc", HTML, "application/msword"))])
+    assert bad.status_code == 422 and 'data-testid="files-not-kept"' not in bad.text
+    assert "文件“说明.doc”不是可接收的类型" in bad.text and "请重新选择要上传的文件" in bad.text
+    # Nothing chosen, nothing said.
+    assert 'data-testid="files-not-kept"' not in client.post("/intake", data=appeal).text
+
+
 def test_an_attachment_is_removed_by_its_uploader_or_a_supervisor_with_a_reason(world, store) -> None:
     client = _api(world)
     (mine,) = _upload(client, world, [("错传.png", _png(), "image/png")], who="op").json()

@@ -637,7 +637,11 @@ def _intake_page(
     error: str | None = None,
     assistance: Assistance | None = None,
     status_code: int = 200,
+    dropped: list[str] | None = None,
 ) -> Response:
+    """The intake form, with what was typed when it comes back refused. ``dropped``: the names of the files a refused
+    post carried, which a page cannot give its file input back: named under it, to be chosen again (an inspector's
+    photo was gone without a word, the report sent again without it)."""
     from cityhub.intake.service import INSPECTOR_APPEAL
 
     inspector = principal.role == Role.INSPECTOR
@@ -670,6 +674,7 @@ def _intake_page(
         needs=enterprise.NEEDS,
         can_see_callers=principal.role in permissions.UNMASKED_ROLES,
         file_settings=files.get_file_settings(),
+        dropped=dropped or [],
     )
 
 
@@ -789,6 +794,7 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             errors.setdefault("content", t("err.need_text"))
         if unsaid:
             errors["appeal_type"] = t("err.choose", field=t("field.appeal_type"))
+        dropped = _not_kept(t, errors, body)
         return _intake_page(
             request,
             db,
@@ -798,6 +804,7 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             error=message,
             assistance=_assistance(db, principal, form),
             status_code=error.http_status,
+            dropped=dropped,
         )
     if not may_read(db, principal, order.id):
         return support.redirect("/intake", flash=("intake.out_of_scope", {"number": order.number}))
@@ -1661,6 +1668,22 @@ def order_withdraw_photo(
 ) -> Response:
     """撤回公开: withdraw a published photo of the order."""
     return _publication(request, db, form, order_id=order_id, attachment_id=attachment_id, publish=False)
+
+
+def _not_kept(t: Translator, errors: dict[str, str], upload: support.UploadForm) -> list[str]:
+    """The files of a form refused for another field, which the page cannot give its file input back: their names,
+    to be chosen again — or, when one of them would be refused too, its problem at their field now (``errors``), so
+    that one round fixes all. Nothing when a file was what was refused (its field says so already)."""
+    if "files" in errors or not (upload.files or upload.too_many):
+        return []
+    try:
+        if upload.too_many:
+            raise files.too_many_files()
+        files.check(upload.files)
+    except ValidationFailed as bad:
+        errors["files"] = _file_problem(t, bad) + t("intake.files_again")
+        return []
+    return [u.filename or "?" for u in upload.files]
 
 
 def _file_problem(t: Translator, error: CityhubError) -> str:
