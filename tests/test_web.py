@@ -1912,6 +1912,30 @@ def test_an_urge_without_a_message_is_refused_at_its_field(org) -> None:
     assert [(e.action, e.reason) for e in _events(order.id)][-1] == ("urge", "市民再次来电")
 
 
+def test_the_handler_reads_the_latest_urge_at_the_top_of_the_order_while_it_is_open(org) -> None:
+    """督办催办: what the unit is urged to do, by whom and when, under the order's heading — the handler on a phone
+    saw a count among the facts and the message in the trail, two screens below the actions."""
+    order = _order()
+    sup, hand = login("sup"), login("hand_a")
+    assert _act(login("disp"), order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert 'data-testid="urged"' not in hand.get(f"/orders/{order.id}").text
+    assert _act(sup, order.id, "urge", reason="市民第二次来电").status_code == 303
+    assert _act(sup, order.id, "urge", reason="请今天内到现场处理并回复").status_code == 303
+    page = hand.get(f"/orders/{order.id}").text
+    urged = re.search(r'<p class="notice" data-testid="urged">(.*?)</p>', page, re.S)
+    assert urged, page
+    words = re.sub(r"<[^>]+>", "", urged.group(1))
+    assert "催办 2 次：请今天内到现场处理并回复" in words and "市民第二次来电" not in words  # the newest one
+    assert page.index('data-testid="urged"') < page.index('data-testid="facts"')  # before the facts
+    with session_scope() as s:
+        supervisor = s.scalars(select(User).where(User.username == "sup")).one().full_name
+    assert supervisor and supervisor in words
+    # A citizen reads no internal urging; once the order is replied, the urge is history (the trail keeps it).
+    assert _act(hand, order.id, "accept").status_code == 303
+    assert _act(hand, order.id, "reply", text="已到现场修复路灯。").status_code == 303
+    assert 'data-testid="urged"' not in hand.get(f"/orders/{order.id}").text
+
+
 def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
     order = _order()
     disp, hand, op = login("disp"), login("hand_a"), login("op")

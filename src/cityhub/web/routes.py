@@ -1083,6 +1083,15 @@ def _sent_back(rows: list[dict[str, Any]]) -> Any:
     return last if last is not None and last.action == Action.REJECT_REPLY.value else None
 
 
+def _last_urge(order: Order, rows: list[dict[str, Any]]) -> Any:
+    """The trail's newest 督办催办 while the order is open: shown with the order's heading — what was asked, by whom,
+    when — where a handler opening it on a phone sees it first (the count stood among the facts, the message in the
+    trail under the actions, two screens down)."""
+    if order.state not in OPEN_STATES or not order.urge_count:
+        return None
+    return next((row for row in reversed(rows) if row["event"].action == Action.URGE.value), None)
+
+
 def _my_actions(db: Session, order: Order, principal: Principal) -> list[Action]:
     """What GET /orders/{id}/actions lists (``workorders.views.actions_of``) that the page has a form for."""
     return [a for a in actions_of(db, order, principal) if a in ACTION_FIELDS]
@@ -1312,6 +1321,7 @@ def _detail_page(
         sla=_sla_view(db, t, order),
         events=events,
         sent_back=sent_back,
+        urged=_last_urge(order, events) if staff else None,
         raised_since_request=_raised_since_request(order, events),
         actions=[(a, _form_fields(order, a)) for a in actions],
         # 答复 is not offered while assisting units have not answered: who they are, how to reach them.
