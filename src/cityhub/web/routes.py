@@ -1018,6 +1018,10 @@ _MORE_FILTERS = (
 )
 
 
+# The actions whose form takes photos or files with it (答复, 协办答复: the work done, shown as it is reported — they
+# were a second form, sent first, the reply written after the page came back).
+WITH_FILES = frozenset({Action.REPLY, Action.ASSIST_REPLY})
+
 # Fields the form of each action asks for: (name, kind, required). Kinds: unit, text (textarea), reason,
 # days, bool, master, urgency (the levels above the order's). The life-cycle table stays the judge of what is
 # required; this only lays out the form.
@@ -1257,6 +1261,7 @@ def _detail_page(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
+    dropped: list[str] | None = None,
 ) -> Response:
     from cityhub.dispatch import background
     from cityhub.dispatch import service as dispatch
@@ -1350,6 +1355,8 @@ def _detail_page(
         errors=errors or {},
         is_admin=principal.role == Role.ADMIN,
         may_attach=permissions.may_attach(principal.role) and _attachable(principal, order),
+        with_files=WITH_FILES,
+        dropped=dropped or [],
         citizen=not staff,
         removable={
             a.id
@@ -1500,8 +1507,11 @@ def _action_params(
 
 
 @router.post("/orders/{order_id}/act/{action_name}", response_class=HTMLResponse)
-def order_act(order_id: int, action_name: str, request: Request, db: DbSession, form: FormBody) -> Response:
-    """Apply one life-cycle action from its form; a refusal re-renders the page with the message and the input."""
+def order_act(order_id: int, action_name: str, request: Request, db: DbSession, body: support.UploadBody) -> Response:
+    """Apply one life-cycle action from its form; a refusal re-renders the page with the message and the input. A
+    reply's form (``WITH_FILES``) carries photos of the work too: checked before the reply, attached after it in the
+    same transaction — a bad file refuses the reply, naming it, and nothing is recorded."""
+    form = body.form
     principal = support.require_user(request, db, permissions.ORDER_READ, form=form)
     t = support.translator(request)
     try:
@@ -1515,8 +1525,12 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         scoped_order(db, order_id, principal)
     except NotFound:
         raise PageError(404, "err.not_found") from None
+    # Files come with a reply only from whoever may attach them (the page offers them no file input otherwise).
+    takes_files = action in WITH_FILES and permissions.may_attach(principal.role)
+    upload = body if takes_files else support.UploadForm(form, [])
     params, errors = _action_params(db, principal, action, form, t)
     if errors:
+        dropped = _not_kept(t, errors, upload)
         return _detail_page(
             request,
             db,
@@ -1527,17 +1541,27 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             values=values,
             errors=errors,
             status_code=422,
+            dropped=dropped,
         )
     try:
         version = forms.whole_number(form.get("version"))
         from cityhub.knowledge import service as kb
 
+        if upload.too_many:
+            raise files.too_many_files()
+        photos = files.check(upload.files) if upload.files else []
         order = kb.act_on_order(
             db, order_id=order_id, action=action, actor=principal.actor, params=params, expected_version=version
         )
+        if photos:
+            check_attach(principal, order)
+            files.attach(db, order_id=order_id, uploads=photos, actor=principal.actor)
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, field_errors = _refusal(db, t, exc)
+        if error.details.get("field") == "files":
+            field_errors["files"] = _file_problem(t, error) + t("intake.files_again")
+        dropped = _not_kept(t, field_errors, upload)
         return _detail_page(
             request,
             db,
@@ -1548,6 +1572,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             values=values,
             errors=field_errors,
             status_code=error.http_status,
+            dropped=dropped,
         )
     back = support.safe_next(form.get("next"), f"/orders/{order_id}")
     if back == "/queue" and action == Action.DISPATCH:
