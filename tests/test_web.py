@@ -144,6 +144,39 @@ def test_anonymous_users_see_the_status_page_and_are_sent_to_login(org) -> None:
     assert posted.status_code == 303 and posted.headers["location"] == "/login?next=%2Forders%2F1"
 
 
+def test_a_reply_posted_after_the_session_ended_is_shown_back_not_thrown_away(org) -> None:
+    """A handler's reply typed on a phone, sent after the session ended, was lost to the redirect to the login form:
+    the page says nothing was sent and shows the text to copy, with a sign-in in another tab and the way back."""
+    order = _order()
+    assert _act(login("disp"), order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    hand = login("hand_a")
+    token = csrf(hand)
+    hand.cookies.delete("cityhub_session")  # expired, or signed out in another tab
+    text = "已到现场核查，<路灯>已更换，恢复照明。"
+    posted = hand.post(
+        f"/orders/{order.id}/act/reply",
+        headers={"Referer": f"http://testserver/orders/{order.id}"},
+        data={"csrf_token": token, "version": "1", "text": text, "unit_id": "7"},
+        follow_redirects=False,
+    )
+    assert posted.status_code == 401 and posted.headers["cache-control"] == "no-store"
+    assert 'data-testid="session-expired"' in posted.text
+    shown = re.search(r'<textarea id="typed-text"[^>]*readonly[^>]*>([^<]*)</textarea>', posted.text)
+    assert shown and html_unescape(shown.group(1)) == text, posted.text
+    assert 'id="typed-unit_id"' not in posted.text  # a choice is made again, not shown as a number
+    assert f'href="/login?next=%2Forders%2F{order.id}" target="_blank"' in posted.text
+    assert f'href="/orders/{order.id}" role="button"' in posted.text
+    assert [e.action for e in _events(order.id)][-1] == "dispatch"  # nothing was sent
+    # Nothing typed (签收): the login form, back to the page afterwards, as before.
+    bare = hand.post(
+        f"/orders/{order.id}/act/accept",
+        headers={"Referer": f"http://testserver/orders/{order.id}"},
+        data={"csrf_token": token, "version": "1"},
+        follow_redirects=False,
+    )
+    assert bare.status_code == 303 and bare.headers["location"] == f"/login?next=%2Forders%2F{order.id}"
+
+
 def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org) -> None:
     client = _client()
     page = client.get("/login")

@@ -2131,8 +2131,8 @@ def install(app: FastAPI) -> None:
     """Mount the pages, the static files and the page error handlers on ``app``."""
 
     @app.exception_handler(LoginRequired)
-    async def _login_required(request: Request, _exc: LoginRequired) -> Response:
-        return support.login_redirect(request)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        return support.login_redirect(request, exc.form)
 
     @app.exception_handler(PageError)
     async def _page_error(request: Request, exc: PageError) -> Response:
