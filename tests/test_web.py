@@ -1823,6 +1823,29 @@ def test_the_lead_unit_is_not_offered_the_reply_while_assisting_units_have_not_a
     assert _state(order.id) == State.REPLIED
 
 
+def test_a_handlers_workbench_marks_the_orders_their_unit_assists_on(org) -> None:
+    """在办 lists the orders a unit assists on (协办) among those it leads: each marked with where its part stands, so
+    that the handler knows the step is 协办签收 or 协办答复 (the lead unit's name in the row was the only hint)."""
+    disp, lead, helper = login("disp"), login("hand_b"), login("hand_a")
+    order = _order(street="W-JX")
+    assert _act(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
+    assert _act(disp, order.id, "add_assist", unit_id=str(org["street_a"])).status_code == 303
+
+    def mark(client: TestClient) -> str | None:
+        listed = client.get("/orders", params={"state": "open", "held": "1"}).text
+        row = re.search(rf'<a href="/orders/{order.id}">.*?</tr>', listed, re.S)
+        assert row is not None, listed
+        found = re.search(r'data-testid="assisting">([^<]*)<', row.group(0))
+        return found.group(1) if found else None
+
+    assert mark(helper) == "本单位协办（待签收）"
+    assert mark(lead) is None  # the unit holding it leads it
+    assert _act(helper, order.id, "assist_accept").status_code == 303
+    assert mark(helper) == "本单位协办（办理中）"
+    assert _act(helper, order.id, "assist_reply", text="已配合清理").status_code == 303
+    assert mark(helper) == "本单位协办（已答复）"
+
+
 def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     disp, hand, sup = login("disp"), login("hand_a"), login("sup")
     order = _order()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -78,6 +78,7 @@ from cityhub.workorders.models import (
     Channel,
     ImportBatch,
     Order,
+    OrderAssist,
     SlaStatus,
     Urgency,
 )
@@ -814,6 +815,22 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
 # ------------------------------------------------------------------------------------------------- orders
 
 
+def _assisting(db: Session, principal: Principal, rows: Sequence[Order]) -> dict[int, str]:
+    """Of a page of orders, those open ones the reader's unit assists on (协办) and does not lead, with where its part
+    stands (待签收, 办理中 …): a handler's 在办 lists them among its own, the lead unit's name the only hint that
+    the step to take is 协办签收 or 协办答复, not 签收 or 答复. One query for the page."""
+    own = own_units(db, principal)
+    ids = [o.id for o in rows if o.state in OPEN_STATES and o.lead_unit_id not in (own or ())]
+    if not own or not ids:
+        return {}
+    found = db.execute(
+        select(OrderAssist.order_id, OrderAssist.status).where(
+            OrderAssist.order_id.in_(ids), OrderAssist.unit_id.in_(own)
+        )
+    )
+    return {order_id: status.value for order_id, status in found}
+
+
 def _parse_day(text: str) -> date | None:
     """A calendar day as typed (2026-11-22); ValueError for anything else, including years no order can have."""
     if not text:
@@ -915,6 +932,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     views = support.quick_views(principal)
     shown = sorted(q.multi_items())
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
+    assisting = _assisting(db, principal, rows)
     units = [] if citizen else support.unit_groups(db)
     return render(
         request,
@@ -922,6 +940,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         principal=principal,
         items=items,
         supplemented=supplemented,
+        assisting=assisting,
         unit_names=unit_names,
         category_names=category_names,
         page=page,
