@@ -144,6 +144,39 @@ def test_anonymous_users_see_the_status_page_and_are_sent_to_login(org) -> None:
     assert posted.status_code == 303 and posted.headers["location"] == "/login?next=%2Forders%2F1"
 
 
+def test_a_reply_posted_after_the_session_ended_is_shown_back_not_thrown_away(org) -> None:
+    """A handler's reply typed on a phone, sent after the session ended, was lost to the redirect to the login form:
+    the page says nothing was sent and shows the text to copy, with a sign-in in another tab and the way back."""
+    order = _order()
+    assert _act(login("disp"), order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    hand = login("hand_a")
+    token = csrf(hand)
+    hand.cookies.delete("cityhub_session")  # expired, or signed out in another tab
+    text = "已到现场核查，<路灯>已更换，恢复照明。"
+    posted = hand.post(
+        f"/orders/{order.id}/act/reply",
+        headers={"Referer": f"http://testserver/orders/{order.id}"},
+        data={"csrf_token": token, "version": "1", "text": text, "unit_id": "7"},
+        follow_redirects=False,
+    )
+    assert posted.status_code == 401 and posted.headers["cache-control"] == "no-store"
+    assert 'data-testid="session-expired"' in posted.text
+    shown = re.search(r'<textarea id="typed-text"[^>]*readonly[^>]*>([^<]*)</textarea>', posted.text)
+    assert shown and html_unescape(shown.group(1)) == text, posted.text
+    assert 'id="typed-unit_id"' not in posted.text  # a choice is made again, not shown as a number
+    assert f'href="/login?next=%2Forders%2F{order.id}" target="_blank"' in posted.text
+    assert f'href="/orders/{order.id}" role="button"' in posted.text
+    assert [e.action for e in _events(order.id)][-1] == "dispatch"  # nothing was sent
+    # Nothing typed (签收): the login form, back to the page afterwards, as before.
+    bare = hand.post(
+        f"/orders/{order.id}/act/accept",
+        headers={"Referer": f"http://testserver/orders/{order.id}"},
+        data={"csrf_token": token, "version": "1"},
+        follow_redirects=False,
+    )
+    assert bare.status_code == 303 and bare.headers["location"] == f"/login?next=%2Forders%2F{order.id}"
+
+
 def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org) -> None:
     client = _client()
     page = client.get("/login")
@@ -1790,6 +1823,29 @@ def test_the_lead_unit_is_not_offered_the_reply_while_assisting_units_have_not_a
     assert _state(order.id) == State.REPLIED
 
 
+def test_a_handlers_workbench_marks_the_orders_their_unit_assists_on(org) -> None:
+    """在办 lists the orders a unit assists on (协办) among those it leads: each marked with where its part stands, so
+    that the handler knows the step is 协办签收 or 协办答复 (the lead unit's name in the row was the only hint)."""
+    disp, lead, helper = login("disp"), login("hand_b"), login("hand_a")
+    order = _order(street="W-JX")
+    assert _act(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
+    assert _act(disp, order.id, "add_assist", unit_id=str(org["street_a"])).status_code == 303
+
+    def mark(client: TestClient) -> str | None:
+        listed = client.get("/orders", params={"state": "open", "held": "1"}).text
+        row = re.search(rf'<a href="/orders/{order.id}">.*?</tr>', listed, re.S)
+        assert row is not None, listed
+        found = re.search(r'data-testid="assisting">([^<]*)<', row.group(0))
+        return found.group(1) if found else None
+
+    assert mark(helper) == "本单位协办（待签收）"
+    assert mark(lead) is None  # the unit holding it leads it
+    assert _act(helper, order.id, "assist_accept").status_code == 303
+    assert mark(helper) == "本单位协办（办理中）"
+    assert _act(helper, order.id, "assist_reply", text="已配合清理").status_code == 303
+    assert mark(helper) == "本单位协办（已答复）"
+
+
 def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     disp, hand, sup = login("disp"), login("hand_a"), login("sup")
     order = _order()
@@ -1910,6 +1966,30 @@ def test_an_urge_without_a_message_is_refused_at_its_field(org) -> None:
     assert said and html_unescape(said.group(1)) == "Please fill in 'Message to the unit'.", refused.text
     assert _act(sup, order.id, "urge", reason="市民再次来电").status_code == 303
     assert [(e.action, e.reason) for e in _events(order.id)][-1] == ("urge", "市民再次来电")
+
+
+def test_the_handler_reads_the_latest_urge_at_the_top_of_the_order_while_it_is_open(org) -> None:
+    """督办催办: what the unit is urged to do, by whom and when, under the order's heading — the handler on a phone
+    saw a count among the facts and the message in the trail, two screens below the actions."""
+    order = _order()
+    sup, hand = login("sup"), login("hand_a")
+    assert _act(login("disp"), order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert 'data-testid="urged"' not in hand.get(f"/orders/{order.id}").text
+    assert _act(sup, order.id, "urge", reason="市民第二次来电").status_code == 303
+    assert _act(sup, order.id, "urge", reason="请今天内到现场处理并回复").status_code == 303
+    page = hand.get(f"/orders/{order.id}").text
+    urged = re.search(r'<p class="notice" data-testid="urged">(.*?)</p>', page, re.S)
+    assert urged, page
+    words = re.sub(r"<[^>]+>", "", urged.group(1))
+    assert "催办 2 次：请今天内到现场处理并回复" in words and "市民第二次来电" not in words  # the newest one
+    assert page.index('data-testid="urged"') < page.index('data-testid="facts"')  # before the facts
+    with session_scope() as s:
+        supervisor = s.scalars(select(User).where(User.username == "sup")).one().full_name
+    assert supervisor and supervisor in words
+    # A citizen reads no internal urging; once the order is replied, the urge is history (the trail keeps it).
+    assert _act(hand, order.id, "accept").status_code == 303
+    assert _act(hand, order.id, "reply", text="已到现场修复路灯。").status_code == 303
+    assert 'data-testid="urged"' not in hand.get(f"/orders/{order.id}").text
 
 
 def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:

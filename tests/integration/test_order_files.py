@@ -596,6 +596,70 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     assert 'data-testid="action-attach"' not in client.get(f"/orders/{order_id}").text
 
 
+def test_an_appeal_refused_for_another_field_names_the_files_to_choose_again(world, store) -> None:
+    # A page cannot give a file input its files back: a report refused for its phone came back with the photo gone
+    # and not a word about it, and was sent again without it.
+    client = login("op")
+    token = hidden(client.get("/intake").text)
+    appeal = {"csrf_token": token, "appeal_type": "help", "content": "路口井盖缺失", "citizen_phone": "abc"}
+    photos = [("files", ("井盖.png", _png(), "image/png")), ("files", ("远景.png", _png("navy"), "image/png"))]
+    refused = client.post("/intake", data=appeal, files=photos)
+    assert refused.status_code == 422
+    kept = re.search(r'<small class="field-error" id="f-files-not-kept"[^>]*>([^<]*)</small>', refused.text)
+    assert kept is not None and "井盖.png、远景.png" in kept.group(1) and "重新选择" in kept.group(1), kept
+    assert 'aria-describedby="f-files-not-kept"' in refused.text  # read out with the file input
+    assert "路口井盖缺失" in refused.text and _stored(store) == []
+    # A file that would be refused too is named by its problem at once, not among files to choose again.
+    bad = client.post("/intake", data=appeal, files=[("files", ("说明.doc", HTML, "application/msword"))])
+    assert bad.status_code == 422 and 'data-testid="files-not-kept"' not in bad.text
+    assert "文件“说明.doc”不是可接收的类型" in bad.text and "请重新选择要上传的文件" in bad.text
+    # Nothing chosen, nothing said.
+    assert 'data-testid="files-not-kept"' not in client.post("/intake", data=appeal).text
+
+
+def test_a_handler_replies_with_the_photos_of_the_work_in_one_form(world, store) -> None:
+    # 答复 took words only: the photos were a second form, sent first, the reply written after the page came back.
+    with session_scope() as s:
+        orders.act(s, order_id=world["order"], action="dispatch", params={"unit_id": world["street_a"]})
+        orders.act(s, order_id=world["order"], action="accept", params={})
+    client = login("hand_a")
+    page = client.get(f"/orders/{world['order']}").text
+    form = re.search(r'<details[^>]*data-testid="action-reply">.*?</details>', page, re.S)
+    assert form and 'enctype="multipart/form-data"' in form.group(0) and 'id="reply-files"' in form.group(0), form
+
+    def reply(text: str, *parts: tuple[str, bytes, str]) -> Any:
+        with session_scope() as s:
+            version = s.get_one(Order, world["order"]).version
+        return client.post(
+            f"/orders/{world['order']}/act/reply",
+            data={"csrf_token": hidden(page), "version": str(version), "text": text},
+            files=[("files", part) for part in parts],
+            follow_redirects=False,
+        )
+
+    def state() -> tuple[str, list[str]]:
+        with session_scope() as s:
+            order = s.get_one(Order, world["order"])
+            return order.state.value, [a.filename for a in order.attachments]
+
+    # No words: refused at the text, the photo named to be chosen again; a bad file: refused by name. Nothing kept.
+    blank = reply("", ("修复后.png", _png(), "image/png"))
+    assert blank.status_code == 422 and 'data-testid="files-not-kept"' in blank.text and "修复后.png" in blank.text
+    bad = reply("已修复", ("修复后.jpg", HTML, "image/jpeg"))
+    assert bad.status_code == 422 and "文件“修复后.jpg”不是可接收的类型" in bad.text
+    assert ">已修复</textarea>" in bad.text  # the reply typed stays
+    assert state() == ("accepted", []) and _stored(store) == []
+    done = reply("已更换井盖，现场已恢复通行。", ("修复后.png", _png(), "image/png"))
+    assert done.status_code == 303, done.text
+    assert state() == ("replied", ["修复后.png"])
+    with session_scope() as s:
+        trail = [(e.action, (e.payload or {}).get("attachments")) for e in orders.history(s, order_id=world["order"])]
+        (row,) = s.scalars(select(Attachment).where(Attachment.order_id == world["order"])).all()
+        assert row.uploaded_by_id is not None  # the handler's, not the citizen's
+    assert trail[-2][0] == "reply" and trail[-1][0] == "comment" and trail[-1][1], trail
+    assert "修复后.png" in client.get(f"/orders/{world['order']}").text
+
+
 def test_an_attachment_is_removed_by_its_uploader_or_a_supervisor_with_a_reason(world, store) -> None:
     client = _api(world)
     (mine,) = _upload(client, world, [("错传.png", _png(), "image/png")], who="op").json()
