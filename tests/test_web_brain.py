@@ -385,6 +385,24 @@ def test_topics_pages_and_the_dashboard_link_to_a_topic(world) -> None:
     assert "<td>老年人</td>" in river and "<td>Older people</td>" in english
 
 
+def test_a_topics_span_is_in_the_districts_days_as_its_orders_are(world) -> None:
+    """A topic's first and last days are the district's (UTC+8) days, as the times of the orders listed under it
+    and the 专报's span: its last order received at 01:30 on 17 June (17:30 UTC on the 16th) ends it on the 17th."""
+    with session_scope() as s:
+        last = s.get(Order, max(world["noise"]))
+        topic = s.get(HotTopic, world["noise_topic"])
+        assert last is not None and topic is not None
+        last.created_at = topic.last_at = datetime(2026, 6, 16, 17, 30, tzinfo=UTC)
+    client = login("lead")
+    page = client.get("/brain/topics", params={"period": PERIOD}).text
+    row = page.split(f'data-testid="topic-{world["noise_topic"]}"')[1].split("</tr>")[0]
+    assert '<span class="nowrap">2026-06-17</span></small>' in row, row
+    topic_page = client.get(f"/brain/topics/{world['noise_topic']}", params={"period": PERIOD}).text
+    span = topic_page.split(" – ")[1].split("</td>")[0]
+    assert "2026-06-17" in span, span
+    assert "2026-06-17" in topic_page.split('href="/orders/' + str(last.id))[1].split("</tr>")[0]
+
+
 def test_topics_page_says_which_period_it_shows_and_refuses_one_it_cannot_read(world) -> None:
     """The hot topics' period as the dashboard's: the one typed, else the recent days, and a typed one that does not
     read is named in an alert over the recent days' topics."""

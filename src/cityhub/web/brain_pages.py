@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cityhub.analytics import correlation, risk, topics_store
+from cityhub.analytics import correlation, hot_topics, risk, topics_store
 from cityhub.analytics.models import HotTopic
 from cityhub.analytics.topic_views import shown
 from cityhub.api.deps import DbSession
@@ -244,7 +244,9 @@ def finding_open(finding_id: str, request: Request, db: DbSession, form: FormBod
 
 
 def _day(iso: str | None) -> str:
-    return iso[:10] if iso else "—"
+    """The district's calendar day of a topic's first or last order (stored in UTC: an order received at 01:30
+    is of that day, as the orders listed under it show, not of the day before)."""
+    return hot_topics.local_date(iso) or "—"
 
 
 @router.get("/brain/topics", response_class=HTMLResponse)
