@@ -478,6 +478,36 @@ def test_graph_page_shows_the_four_dimensions_and_pivots(world) -> None:
     assert ">Students</a>" in population and ">学生</a>" not in population
 
 
+def test_graph_page_says_which_orders_it_counts_and_names_a_pivot_in_the_readers_words(world) -> None:
+    """The graph's counts are of the period typed, else of every order (not the recent days the other pages show):
+    the page says which, and how many orders. A pivot (a link) asks for a node by its id — topic:T12 锦绣、内涝 —
+    which the box shows by the node's name, the id beside it: the box left as it is asks for that node again."""
+    with session_scope() as s:  # an order of last year: counted without a period, not in June's
+        data = {"channel": "hotline", "content": "去年的路灯不亮", "created_at": "2025-03-01T02:00:00+00:00"}
+        submit(s, data=data, similar=False, defer_duplicates=True)
+    client = login("sup")
+    start = client.get("/brain/graph").text
+    assert "统计范围：不限周期，共 117 件诉求" in start.split('data-testid="graph-period">')[1].split("</p>")[0]
+    shown = client.get("/brain/graph", params={"period": PERIOD}).text.split('data-testid="graph-period">')[1]
+    assert "统计范围：2026-06，共 116 件诉求" in shown.split("</p>")[0]
+    with session_scope() as s:
+        topic = s.get(HotTopic, world["noise_topic"])
+        assert topic is not None
+        title, label = topic.representative_title, topic.label
+    node = f"topic:T{world['noise_topic']} {label}"
+    page = client.get("/brain/graph", params={"node": node, "period": PERIOD}).text
+    assert f'name="node" value="{title}"' in page and f'name="pivot" value="{node}"' in page
+    assert "topic:" not in page.split('data-testid="graph-form"')[1].split('name="pivot"')[0]
+    again = client.get("/brain/graph", params={"node": title, "pivot": node, "period": PERIOD}).text
+    assert f"「{title}」：在 116 件诉求中出现" in again.split('data-testid="graph-answer">')[1].split("</p>")[0]
+    typed = client.get("/brain/graph", params={"node": "噪音", "pivot": node, "period": PERIOD}).text
+    assert "「噪音」：在 116 件诉求中出现 8 件" in typed and 'name="pivot"' not in typed
+    group = client.get("/brain/graph", params={"node": "group:学生", "period": PERIOD}).text
+    assert 'name="node" value="学生"' in group and 'name="pivot" value="group:学生"' in group
+    english = client.get("/lang/en", params={"next": "/brain/graph"}, follow_redirects=True).text
+    assert "Counted over: all time, 117 orders" in english
+
+
 def test_pages_carry_no_inline_script(world) -> None:
     client = login("adm")
     noise = _recurring(world["noise_place"])
