@@ -3172,6 +3172,22 @@ def test_the_dashboard_ranks_streets_and_departments_and_links_every_unit_below_
     assert "区城管局" not in streets and "景泰街道" not in departments
 
 
+def test_the_dashboards_ranking_writes_every_score_with_two_decimals_as_the_units_page(org) -> None:
+    """A ranking's scores in one column line up: 100.00 and 93.28, not 100.0 beside 93.28 (the value rounded to two
+    decimals drops a trailing zero) — as the unit's own page writes its score."""
+    for _ in range(30):
+        order = _order(title="占道经营")
+        with session_scope() as s:
+            orders.act(s, order_id=order.id, action="dispatch", params={"unit_id": org["street_a"]})
+            orders.act(s, order_id=order.id, action="accept")
+    lead = login("lead")
+    streets = lead.get("/dashboard").text.split('data-testid="ranking-street"')[1].split("</table>")[0]
+    scores = re.findall(r'<td class="num">\d+</td><td class="num"[^>]*>([^<]+)</td></tr>', streets)  # n, score
+    assert scores and all(re.fullmatch(r"\d+\.\d\d", v) for v in scores), scores
+    unit = lead.get(f"/assessment/{org['street_a']}").text
+    assert f'data-testid="score">{scores[0]}<' in unit
+
+
 def test_a_street_overseer_sees_the_hot_topics_of_its_street_and_knows_the_ranking_is_the_districts(org) -> None:
     for _ in range(3):
         _order(title="餐馆油烟扰民")  # 景泰街道
