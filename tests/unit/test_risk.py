@@ -108,7 +108,9 @@ def test_a_periods_anomalies_ask_the_calendar_once_a_day() -> None:
     facts = [_fact(i, first + timedelta(days=i % 300), "C1", categories[i % 3]) for i in range(1800)]
     spike = first + timedelta(days=200)
     facts += [_fact(2000 + i, spike, "C1", "城建/路灯") for i in range(40)]
-    found = risk.anomalies(facts, start=first + timedelta(days=60), stop=first + timedelta(days=300), is_workday=is_workday)
+    found = risk.anomalies(
+        facts, start=first + timedelta(days=60), stop=first + timedelta(days=300), is_workday=is_workday
+    )
     assert spike in {f.window_start for f in found}  # found as before
     assert len(asked) > 200 and max(asked.values()) == 1
 
