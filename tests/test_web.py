@@ -36,7 +36,7 @@ from cityhub.web import i18n, import_pages, vendor
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action, State
-from cityhub.workorders.models import Channel, Order, OrderEvent, SlaRule, SlaStatus
+from cityhub.workorders.models import Category, Channel, Order, OrderEvent, SlaRule, SlaStatus
 from web_helpers import PASSWORD, TOPICS, build_world, hidden, intake_form, login, train_classifier, world_env
 
 
@@ -3085,14 +3085,16 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     lamp = _order("W-JX", title="京溪路灯不亮")
     page = login("lead").get("/dashboard")
     assert page.status_code == 200
-    assert re.search(r'data-testid="tile-total">4<', page.text) and re.search(r'data-testid="tile-valid">4<', page.text)
+    assert re.search(r'data-testid="tile-total"><a [^>]+>4<', page.text)
+    assert re.search(r'data-testid="tile-valid">4<', page.text)
     # A duplicate merged into another order and a call cancelled as invalid were received, but are no problem of
     # their own: 有效工单 leaves them out and says how many.
     with session_scope() as s:
         orders.act(s, order_id=second.id, action="merge", params={"master_id": first.id})
         orders.act(s, order_id=lamp.id, action="cancel", params={"reason": "测试来电"})
     page = login("lead").get("/dashboard")
-    assert re.search(r'data-testid="tile-total">4<', page.text) and re.search(r'data-testid="tile-valid">2<', page.text)
+    assert re.search(r'data-testid="tile-total"><a [^>]+>4<', page.text)
+    assert re.search(r'data-testid="tile-valid">2<', page.text)
     assert "不含重复并单 1、作废 1" in page.text
     # No period asked for: the last 30 days (a month just begun would show next to nothing).
     today = utcnow().astimezone(get_settings().tz).date()
@@ -3139,6 +3141,44 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
 
     jobs.run_job("hot-topics")
     assert 'data-testid="hot-mined-at"' in login("lead").get("/dashboard").text  # when the topics shown were mined
+
+
+def test_the_dashboards_counts_open_the_orders_they_count(org) -> None:
+    """A leader's figure is one click from its orders: the period's total, today's, the open ones, a category's and
+    a street's count each link to the order list, which lists as many orders as the figure says. A category with
+    subcategories is not linked: the list of a category counts its subcategories, the dashboard's row does not."""
+    with session_scope() as s:
+        noise = Category(code="W9", name="噪音", level=2, path="环境保护/噪音", parent_id=org["cats"]["环境保护"])
+        s.add(noise)
+    for _ in range(2):
+        _order(title="餐馆油烟扰民", category="环境保护")
+    _order(title="工地夜间施工", category="环境保护/噪音")
+    _order("W-JX", title="京溪路口拥堵", category="交通运输")
+    _order("W-JX", title="去年的公交车投诉", category="交通运输", created_at="2026-01-05T02:00:00+00:00")
+    lead = login("lead")
+    page = lead.get("/dashboard").text
+
+    def listed(href: str) -> int:
+        answer = lead.get(html_unescape(href))
+        assert answer.status_code == 200, href
+        table = answer.text.split('data-testid="order-table"')[1].split("</table>")[0]
+        return len(re.findall(r'<a href="/orders/\d+">', table))
+
+    figures = {}
+    for tile in ("total", "today", "open"):
+        found = re.search(rf'data-testid="tile-{tile}"><a href="([^"]+)">(\d+)</a>', page)
+        assert found, tile
+        figures[tile] = int(found.group(2))
+        assert listed(found.group(1)) == figures[tile], tile
+    assert figures == {"total": 4, "today": 4, "open": 5}  # last January's open order: open, not of the period
+    for section, names in (("by-category", {"交通运输", "环境保护/噪音"}), ("by-street", {"景泰街道", "京溪街道"})):
+        rows = page.split(f'data-testid="{section}"')[1].split("</section>")[0]
+        links = re.findall(r'<a href="([^"]+)">([^<]+)</a></td><td class="num">(\d+)</td>', rows)
+        assert {name for _, name, _ in links} == names, rows
+        for href, name, n in links:
+            assert listed(href) == int(n), name
+    categories = page.split('data-testid="by-category"')[1].split("</section>")[0]
+    assert "<td>环境保护</td>" in categories  # 2 of its own, the list would count its 噪音 order too
 
 
 def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org) -> None:
@@ -3210,6 +3250,22 @@ def test_the_dashboard_ranks_streets_and_departments_and_links_every_unit_below_
     assert re.search(rf'href="/assessment/{org["street_a"]}' + linked.format("景泰街道"), streets)
     assert re.search(rf'href="/assessment/{dept_id}' + linked.format("区城管局"), departments)
     assert "区城管局" not in streets and "景泰街道" not in departments
+
+
+def test_the_dashboards_ranking_writes_every_score_with_two_decimals_as_the_units_page(org) -> None:
+    """A ranking's scores in one column line up: 100.00 and 93.28, not 100.0 beside 93.28 (the value rounded to two
+    decimals drops a trailing zero) — as the unit's own page writes its score."""
+    for _ in range(30):
+        order = _order(title="占道经营")
+        with session_scope() as s:
+            orders.act(s, order_id=order.id, action="dispatch", params={"unit_id": org["street_a"]})
+            orders.act(s, order_id=order.id, action="accept")
+    lead = login("lead")
+    streets = lead.get("/dashboard").text.split('data-testid="ranking-street"')[1].split("</table>")[0]
+    scores = re.findall(r'<td class="num">\d+</td><td class="num"[^>]*>([^<]+)</td></tr>', streets)  # n, score
+    assert scores and all(re.fullmatch(r"\d+\.\d\d", v) for v in scores), scores
+    unit = lead.get(f"/assessment/{org['street_a']}").text
+    assert f'data-testid="score">{scores[0]}<' in unit
 
 
 def test_a_street_overseer_sees_the_hot_topics_of_its_street_and_knows_the_ranking_is_the_districts(org) -> None:

@@ -2090,6 +2090,10 @@ def dashboard(request: Request, db: DbSession) -> Response:
     category_names = support.names_of(db, Category, {k for k, _ in by_category})
     street_names = support.names_of(db, Unit, {k for k, _ in by_street})
     by_category, by_street = top(by_category, category_names), top(by_street, street_names)
+    # A category row links to the order list of that category, which counts its subcategories too: linked only
+    # where the list counts what the row counts (a category without subcategories, as every demo category is).
+    shown_categories = [k for k, _ in by_category if k is not None]
+    with_subcategories = set(db.scalars(select(Category.parent_id).where(Category.parent_id.in_(shown_categories))))
     open_where = [Order.state.in_(sorted(OPEN_STATES))] + ([scope] if scope is not None else [])
     open_count = db.scalar(select(func.count()).select_from(Order).where(*open_where)) or 0
     overdue_where = [sql_text(OVERDUE_NOW_SQL)] + ([scope] if scope is not None else [])
@@ -2120,6 +2124,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         by_street=by_street,
         category_names=category_names,
         street_names=street_names,
+        linked_categories={k for k in shown_categories if k not in with_subcategories},
         total=total,
         valid=total - sum(left_out.values()),
         left_out=left_out,
@@ -2128,6 +2133,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         # The tile counts open orders past their limit: the list's 超期 is the same orders.
         overdue_link="/orders?overdue=1",
         received_today=received_today,
+        today=today,
         rankings=rankings,
         min_sample=kpi.DEFAULT_MIN_SAMPLE,
         typed_period=choice.box,
