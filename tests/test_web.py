@@ -3222,6 +3222,31 @@ def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org)
     assert lead.get(f"/assessment/{street}", params={"kpi": "no_such"}).status_code == 200  # no drill-down, no error
 
 
+def test_a_units_assessment_page_says_what_each_figure_counts_in_the_readers_language(org) -> None:
+    """A unit assessed by eight rates could not read what any of them counts (the 专报 pointed to the developers'
+    documentation): the page's 指标说明 says each one's numerator and denominator in plain words, its direction and
+    weight, opened on the figure drilled into — and in English for an English reader; the API gives the same."""
+    street = org["street_a"]
+    lead = login("lead")
+    page = lead.get(f"/assessment/{street}").text
+    box = re.search(r'<details class="definitions" data-testid="definitions">.*?</details>', page, re.S)
+    assert box is not None
+    said = dict(re.findall(r'<div data-kpi="([a-z_]+)"[^>]*>(.*?)</div>', box.group(0), re.S))
+    assert len(said) == 8
+    assert "退单率" in said["return_rate"] and "被该单位退回的派单" in said["return_rate"]
+    assert "越低越好" in said["return_rate"] and "综合得分权重 10" in said["return_rate"]
+    assert "此前 30 天内" in said["repeat_rate"] and "越高越好" in said["satisfaction"]
+    drilled = lead.get(f"/assessment/{street}", params={"kpi": "resolution"}).text
+    assert re.search(r'<details class="definitions" data-testid="definitions" open>', drilled)
+    assert re.search(r'<div data-kpi="resolution" aria-current="true">', drilled)
+    lead.cookies.set("cityhub_lang", "en")
+    english = lead.get(f"/assessment/{street}").text
+    assert "What each figure counts" in english and "assignments the unit returned" in english
+    assert "被该单位退回的派单" not in english
+    [returns] = [k for k in lead.get("/api/v1/kpi/definitions").json() if k["name"] == "return_rate"]
+    assert returns["plain_zh"] == ["被该单位退回的派单", "本期派给该单位的工单（派单、转派、领导交办）"]
+
+
 def test_the_dashboard_ranks_streets_and_departments_and_links_every_unit_below_the_sample(org) -> None:
     """考核排名: the dashboard ranked streets only and dropped every unit under the minimum sample, so a month's
     ranking was usually empty and a department's 单位考核 was reachable from nowhere; now streets and departments are
