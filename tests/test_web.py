@@ -1872,7 +1872,7 @@ def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     assert _act(hand, order.id, "assist_reply", text="已配合巡查").status_code == 303
     # 转派 to the unit that holds it: said at the unit chosen, not as a step the order's state forbids.
     same = _act(disp, order.id, "transfer", unit_id=str(org["street_b"]), reason="属地调整")
-    assert same.status_code == 409 and "不能执行" not in same.text
+    assert same.status_code == 422 and "不能执行" not in same.text
     assert re.search(r'data-testid="field-error-unit_id">工单已在该单位。<', same.text), same.text
     assert _act(disp, order.id, "transfer", unit_id=str(org["street_a"]), reason="属地调整").status_code == 303
     with session_scope() as s:
@@ -2014,7 +2014,7 @@ def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
     assert bad_days.status_code == 422 and "请输入数字" in bad_days.text and "需要协调" in bad_days.text
     # Too many days is the typed value's fault, said at the field, not "not allowed in this state".
     too_long = _act(hand, order.id, "request_extension", days="999", reason="需要协调")
-    assert too_long.status_code == 409 and 'data-testid="field-error-days"' in too_long.text
+    assert too_long.status_code == 422 and 'data-testid="field-error-days"' in too_long.text
     assert "最多申请延期 30 个工作日" in too_long.text and "下不能执行" not in too_long.text
     # The supervisor sees how many working days were asked for, in the time-limit line and the audit trail.
     assert _act(hand, order.id, "request_extension", days="5", reason="需要协调").status_code == 303
@@ -2139,7 +2139,7 @@ def test_supervisors_list_the_extension_requests_waiting_for_their_decision(org)
     ).group(0)
     assert 'name="days" inputmode="decimal" value="" placeholder="3"' in form and "可少于申请" in form
     more = _act(sup, asked.id, "approve_extension", days="9")
-    assert more.status_code == 409 and 'data-testid="field-error-days"' in more.text
+    assert more.status_code == 422 and 'data-testid="field-error-days"' in more.text
     assert "批准的延期不能多于申请的 3 个工作日。" in more.text and listed(sup) == {asked.number}
     assert _act(sup, asked.id, "approve_extension").status_code == 303
     assert listed(sup) == set()

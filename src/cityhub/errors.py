@@ -129,6 +129,15 @@ class UnexpectedParameter(ParameterProblem):
         super().__init__(state=state, action=action, field=field, reason=f"'{field}' is not taken", message=message)
 
 
+class BadParameter(ParameterProblem):
+    """An action given a value it cannot take (an extension of 45 working days, or of more than was asked for):
+    wrong whatever the order's state, so 422 naming the field, not 409."""
+
+    def __init__(self, *, state: str, action: str, field: str, reason: str) -> None:
+        message = f"action '{action}' cannot take this '{field}' (order in state '{state}'): {reason}"
+        super().__init__(state=state, action=action, field=field, reason=reason, message=message)
+
+
 class PermissionDenied(CityhubError):
     code = "permission_denied"
     http_status = 403

@@ -457,6 +457,13 @@ def test_an_action_without_a_parameter_it_needs_is_422_naming_it(client):
     assert nul.status_code == 422 and nul.json()["details"]["field"] == "text"
     nan = client.post(f"{url}/request_extension", json={"days": "NaN", "reason": "等待配件"})
     assert nan.status_code == 422 and nan.json()["details"]["errors"][0]["field"] == "days"
+    # Too many days is the value's fault, whatever the order's state: 422 naming days (it was 409, as a wrong state).
+    for days in (45, 0):
+        long = client.post(f"{url}/request_extension", json={"days": days, "reason": "等待配件"})
+        assert long.status_code == 422 and long.json()["details"]["field"] == "days", long.text
+        assert "days must be" in long.json()["message"]
+    assert client.post(f"{url}/request_extension", json={"days": 5, "reason": "等待配件"}).status_code == 200
+    assert client.post(f"{url}/request_extension", json={"days": 5, "reason": "再次"}).status_code == 409  # state
     nested = client.post(f"{url}/reply", json={"params": {"text": "已处理"}})  # not this API's shape
     assert nested.status_code == 422 and nested.json()["details"]["errors"][0]["field"] == "params"
 

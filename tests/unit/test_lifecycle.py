@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cityhub.errors import InvalidTransition, MissingParameter
+from cityhub.errors import BadParameter, InvalidTransition, MissingParameter
 from cityhub.workorders.lifecycle import (
     HANDLING_STATES,
     OPEN_STATES,
@@ -298,6 +298,9 @@ def _assert_rejected(
     if isinstance(err, MissingParameter):  # what was sent is incomplete: 422, naming the field
         assert err.http_status == 422 and f"needs '{err.details['field']}'" in err.message
         assert reason_part == f"'{err.details['field']}' is required"
+    elif isinstance(err, BadParameter):  # a value it cannot take, whatever the state: 422, naming the field
+        assert err.http_status == 422 and f"cannot take this '{err.details['field']}'" in err.message
+        assert reason_part in err.message
     else:
         assert reason_part in err.message
         assert err.http_status == 409

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cityhub.errors import InvalidTransition, MissingParameter, UnexpectedParameter
+from cityhub.errors import BadParameter, InvalidTransition, MissingParameter, UnexpectedParameter
 
 
 class State(enum.StrEnum):
@@ -284,6 +284,18 @@ def _assign_target(view: OrderView, params: Params) -> State:
 _OPEN_NOT_RECEIVED = OPEN_STATES - {State.RECEIVED}
 _ACTIVE = _s(State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS, State.SUSPENDED)
 
+# The guards that judge a value the action was given, by the field: their refusal is the value's (422), not the
+# order's state's (409).
+PARAMETER_GUARDS: dict[Guard, str] = {
+    _positive_days: "days",
+    _granted_days: "days",
+    _other_unit: "unit_id",  # 转派 to the unit holding it
+    _new_assist: "unit_id",  # 增加协办 of the lead, or of a unit assisting already
+    _satisfied_is_bool: "satisfied",
+    _not_self: "master_id",  # 合并 into itself
+}
+
+
 TRANSITIONS: dict[Action, Rule] = {
     Action.INSTANT_ANSWER: Rule(
         _s(State.RECEIVED), State.CLOSED_RESOLVED, ("answer",), (_consultation,), sla=SlaEffect.STOP
@@ -441,6 +453,9 @@ def apply(view: OrderView, action: Action | str, params: Params | None = None) -
         raise UnexpectedParameter(state=view.state.value, action=action.value, field="unit_id")
     for guard in rule.guards:
         refusal = guard(view, params)
+        if refusal and guard in PARAMETER_GUARDS:
+            field = PARAMETER_GUARDS[guard]
+            raise BadParameter(state=view.state.value, action=action.value, field=field, reason=refusal)
         if refusal:
             raise InvalidTransition(state=view.state.value, action=action.value, reason=refusal)
 
