@@ -204,7 +204,13 @@ def personal_search(principal: Principal, q: str | None) -> ColumnElement[bool] 
 def search_clause(session: Session, principal: Principal, q: str | None) -> ColumnElement[bool] | None:
     """The condition an order search by ``q`` runs under: what ``principal`` reads (:func:`reading_clause`), and
     :func:`personal_search`."""
-    clauses = [c for c in (reading_clause(session, principal), personal_search(principal, q)) if c is not None]
+    return search_within(reading_clause(session, principal), principal, q)
+
+
+def search_within(reading: Reading, principal: Principal, q: str | None) -> ColumnElement[bool] | None:
+    """:func:`search_clause` with ``principal``'s :func:`reading_clause` at hand (a page running several searches —
+    the order list's tabs counted — reads it once)."""
+    clauses = [c for c in (reading, personal_search(principal, q)) if c is not None]
     return None if not clauses else clauses[0] if len(clauses) == 1 else and_(*clauses)
 
 

@@ -968,11 +968,17 @@ def _search_conditions(
     return conditions
 
 
-def _count(session: Session, filters: OrderFilter, scope: Any, *, text_index: bool) -> int:
-    from sqlalchemy import func
-
+def count_orders(
+    session: Session, *, filters: OrderFilter, scope: Any = None, text_index: bool = True, cap: int | None = None
+) -> int:
+    """How many orders :func:`search_orders` lists for ``filters`` within ``scope`` — the list's ``count=true`` — or,
+    with ``cap``, up to ``cap`` of them (``SELECT count(*) FROM (SELECT 1 … LIMIT cap)``: the reads stop at the
+    ``cap``-th match, so a preset's badge costs at most ``cap`` rows however many orders match)."""
     conditions = _search_conditions(session, filters, scope, text_index=text_index, counting=True)
-    return int(session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0)
+    if cap is None:
+        return int(session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0)
+    matching = select(literal_column("1")).select_from(Order).where(*conditions).limit(cap).subquery()
+    return int(session.scalar(select(func.count()).select_from(matching)) or 0)
 
 
 def _sorted_by(sort: OrderSort, *, unindexed: bool = False) -> tuple[Any, ...]:
@@ -1015,7 +1021,7 @@ def search_orders(
         .offset(offset)
     )
     rows = list(session.scalars(query))
-    total = _count(session, filters, scope, text_index=text_index) if count else None
+    total = count_orders(session, filters=filters, scope=scope, text_index=text_index) if count else None
     return rows[:limit], len(rows) > limit, total
 
 
@@ -1066,5 +1072,5 @@ def search_order_rows(
             assists.setdefault(a["order_id"], []).append(dict(a))
     for r in rows:
         r["assists"] = assists.get(r["id"], [])
-    total = _count(session, filters, scope, text_index=text_index) if count else None
+    total = count_orders(session, filters=filters, scope=scope, text_index=text_index) if count else None
     return rows, has_more, total
