@@ -876,10 +876,16 @@ def _search_conditions(
     from sqlalchemy import or_
 
     conditions: list[Any] = []
-    if f.state:
+    if f.state and set(f.state) == OPEN_STATES:
         # Every open state (在办) as the literal predicate of the partial index ix_orders_open_sla, so that SQLite reads
         # the open orders of a time-limit status there (预警) rather than every order ever in it, mostly closed ones.
-        conditions.append(text(OPEN_SQL) if set(f.state) == OPEN_STATES else Order.state.in_(f.state))
+        # With a rarer criterion of its own partial index (已升级, 领导交办), SQLite is kept off ix_orders_state_created
+        # (``+state``), which with statistics it preferred: every open order read to find the few escalated ones.
+        rarer = f.escalated or f.leader_assigned
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        conditions.append(text(f"+{OPEN_SQL}" if rarer and sqlite else OPEN_SQL))
+    elif f.state:
+        conditions.append(Order.state.in_(f.state))
     # An id beyond the keys names nothing: no order, on both backends (PostgreSQL would refuse to compare it).
     for column, value in (
         (Order.lead_unit_id, f.unit_id),
