@@ -42,7 +42,8 @@ def _signed_in(app: Any, username: str, password: str) -> Any:
         follow_redirects=False,
     )
     if answer.status_code != 303:
-        sys.exit(f"{username} cannot sign in: {answer.status_code} (a demo database? its password?)")
+        hint = "a demo database? its password? a --no-extras seed sets none"
+        sys.exit(f"{username} cannot sign in: {answer.status_code} ({hint})")
     return client
 
 
