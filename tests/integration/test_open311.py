@@ -836,3 +836,59 @@ def test_a_published_photo_is_named_only_where_its_public_address_serves_it(
     monkeypatch.delenv("CITYHUB_OPEN311_CHANNELS")
     [public] = env.http.get(f"/requests/{number}.json").json()
     assert env.http.get(public["media_url"]).status_code == 200
+
+
+def test_a_photos_publication_is_an_update_with_its_media_url_until_withdrawn(
+    env: Env, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """servicerequestupdates: publishing a photo (an internal comment of the trail) is a public update carrying the
+    photo's address, so an app following the updates learns of it; withdrawn, the update is gone with the address;
+    the upload itself and the withdrawal are no updates; and a client's own request of a channel Open311 does not
+    publish gets no such update (its address would answer 404)."""
+    from cityhub.config import get_settings
+    from cityhub.workorders import files
+    from cityhub.workorders.service import Actor
+
+    monkeypatch.setenv("CITYHUB_FILES_DIR", str(tmp_path / "files"))
+    code, _ = _service_with_children()
+    photo = io.BytesIO()
+    Image.new("RGB", (8, 6), "red").save(photo, "PNG")
+    fields = {"api_key": env.key, "service_code": code, "lat": "23.21", "long": "113.27", "description": "井盖缺失"}
+    made = env.http.post("/requests.json", data=fields, files={"media": ("井盖.png", photo.getvalue(), "image/png")})
+    assert made.status_code == 201, made.text
+    number = made.json()[0]["service_request_id"]
+
+    def updates(**params: str) -> list[dict[str, Any]]:
+        answer = env.http.get("/servicerequestupdates.json", params={"service_request_id": number, **params})
+        assert answer.status_code == 200, answer.text
+        return list(answer.json())
+
+    before = updates()
+    assert [u["media_url"] for u in before] == [None]  # received; the photo came with it, unpublished
+    with session_scope() as s:
+        order = s.scalars(select(Order).where(Order.number == number)).one()
+        [kept] = s.scalars(select(Attachment).where(Attachment.order_id == order.id)).all()
+        files.publish(s, order_id=order.id, attachment_id=kept.id, actor=Actor(name="督办"))
+    after = updates()
+    assert len(after) == 2
+    published = after[1]
+    assert published["description"] == georeport.PHOTO_PUBLISHED
+    assert published["status"] == "open"
+    assert published["media_url"].startswith("http") and "/open311/v2/media/" in published["media_url"]
+    assert env.http.get(published["media_url"]).status_code == 200
+    [request] = env.http.get(f"/requests/{number}.json").json()
+    assert request["media_url"] == published["media_url"]  # the same address the request names
+    xml = env.http.get("/servicerequestupdates.xml", params={"service_request_id": number}).text
+    assert published["media_url"] in xml
+
+    monkeypatch.setenv("CITYHUB_OPEN311_CHANNELS", "web")
+    get_settings.cache_clear()
+    try:
+        assert [u["media_url"] for u in updates(api_key=env.key)] == [None]  # its own request, not published
+    finally:
+        get_settings.cache_clear()
+    monkeypatch.delenv("CITYHUB_OPEN311_CHANNELS")
+
+    with session_scope() as s:
+        files.withdraw(s, order_id=order.id, attachment_id=kept.id, actor=Actor(name="督办"))
+    assert updates() == before

@@ -402,6 +402,7 @@ def get_token(
 
 @router.get("/servicerequestupdates.{fmt}", summary="GET Service Request Updates (extension)")
 def get_updates(
+    request: Request,
     fmt: str,
     db: MeteredDb,
     caller: OptionalCaller,
@@ -426,5 +427,6 @@ def get_updates(
         client_id=caller.client_id if caller else None,
         page=page,
         page_size=page_size,
+        media_link=media_link(request),
     )
     return render(fmt, "service_request_updates", items)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub.config import get_settings
@@ -91,6 +91,8 @@ ACTION_LABELS = {
     Action.SPLIT: "已拆单 another problem of it split off as a request of its own",
     Action.CANCEL: "已作废 cancelled",
 }
+# The one trail comment that is public: staff published a photo of the request (公开), its ``media_url`` the photo.
+PHOTO_PUBLISHED = "照片已公开 photo published"
 # Actions not shown to the public (:data:`cityhub.workorders.schemas.INTERNAL_EVENTS`). Every action written to
 # the audit trail is either labelled in ACTION_LABELS or listed there.
 INTERNAL_ACTIONS = INTERNAL_EVENTS
@@ -561,11 +563,18 @@ def list_updates(
     client_id: int | None = None,
     page: int | None = None,
     page_size: int | None = None,
+    media_link: MediaLink | None = None,
 ) -> list[dict[str, Any]]:
     """servicerequestupdates: the public part of the audit trail, oldest first (default 90 days, 1,000 oldest); replies
     scrubbed but on the requests ``client_id`` posted. ``page`` (from 1) and ``page_size`` (at most 1,000, the
     default), the extension :func:`list_requests` has: that page of the list, oldest first (then by the event's id) —
-    without them a window holding more than 1,000 updates answered its oldest 1,000 and no way to the rest."""
+    without them a window holding more than 1,000 updates answered its oldest 1,000 and no way to the rest.
+
+    With ``media_link``, a photo's publication (公开, :func:`cityhub.workorders.files.publish`; in the trail an internal
+    comment) is an update of its own, :data:`PHOTO_PUBLISHED` with the photo's public address as ``media_url``, while
+    the photo stays published (withdrawn, the update is gone, as its address is; published again, the last
+    publication is the update) and where that address serves it
+    (not on a client's own request of a channel Open311 does not publish). Chosen in SQL, so that a page is full."""
     size = page_size or MAX_REQUESTS
     skip = ((page or 1) - 1) * size
     start = parse_datetime(start_date, field="start_date")
@@ -576,10 +585,24 @@ def list_updates(
         start = end - DEFAULT_WINDOW
     if start > end:
         raise ValidationFailed("start_date is after end_date", details={"field": "start_date"})
+    public: ColumnElement[bool] = OrderEvent.action.not_in(INTERNAL_ACTIONS)
+    # The photo a publication names, published since (not an earlier publication of it, withdrawn since): the join
+    # finds its token (none for every other event).
+    photo = and_(
+        OrderEvent.action == Action.COMMENT.value,
+        Attachment.id == OrderEvent.payload[("published_attachments", 0, "id")].as_integer(),
+        OrderEvent.at >= Attachment.published_at,
+    )
+    if media_link is not None:
+        served: ColumnElement[bool] = Attachment.public_token.is_not(None)
+        if (channels := get_settings().open311_channel_list) is not None:
+            served = and_(served, Order.channel.in_(channels))
+        public = or_(public, served)
     query = (
-        select(OrderEvent, Order.number, Order.citizen_name, Order.citizen_phone)
+        select(OrderEvent, Order.number, Order.citizen_name, Order.citizen_phone, Attachment.public_token)
         .join(Order, Order.id == OrderEvent.order_id)
-        .where(OrderEvent.at >= start, OrderEvent.at <= end, OrderEvent.action.not_in(INTERNAL_ACTIONS))
+        .outerjoin(Attachment, photo)
+        .where(OrderEvent.at >= start, OrderEvent.at <= end, public)
         .order_by(OrderEvent.at, OrderEvent.id)
         .limit(size)
         .offset(skip)
@@ -592,9 +615,10 @@ def list_updates(
     rows = session.execute(query).all()
     own = _posted_by(session, client_id, {event.order_id for event, *_ in rows})
     updates = []
-    for event, number, name, phone in rows:
+    for event, number, name, phone, token in rows:
+        media_url = media_link(token) if token is not None and media_link is not None else None
         try:
-            label = ACTION_LABELS.get(Action(event.action), event.action)
+            label = PHOTO_PUBLISHED if media_url else ACTION_LABELS.get(Action(event.action), event.action)
         except ValueError:
             label = event.action
         description = label
@@ -608,7 +632,7 @@ def list_updates(
                 "status": open311_status(event.to_state),
                 "updated_datetime": iso(event.at),
                 "description": description,
-                "media_url": None,
+                "media_url": media_url,
             }
         )
     return updates
