@@ -33,6 +33,7 @@ from cityhub.knowledge.schemas import EntryCreate, EntryUpdate
 from cityhub.main import create_app
 from cityhub.org.models import Role, Unit, User
 from cityhub.web import i18n, import_pages, vendor
+from cityhub.web import routes as web_routes
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action, State
@@ -2277,7 +2278,7 @@ def test_a_leader_finds_what_was_escalated_to_them_and_follows_what_they_assigne
     views = dict(
         (label, href.replace("&amp;", "&"))
         for href, label in re.findall(
-            r'<a href="([^"]*)" data-testid="quick-view"[^>]*>([^<]*)</a>', lead.get("/orders").text
+            r'<a href="([^"]*)" data-testid="quick-view"[^>]*>([^<]*)<', lead.get("/orders").text
         )
     )
     assert views["已升级"] == "/orders?state=open&escalated=1&sort=due"
@@ -2305,7 +2306,7 @@ def test_the_order_list_offers_each_role_the_lists_it_works_through(org) -> None
     def views(text: str) -> dict[str, str]:
         return dict(
             (label, href.replace("&amp;", "&"))
-            for href, label in re.findall(r'<a href="([^"]*)" data-testid="quick-view"[^>]*>([^<]*)</a>', text)
+            for href, label in re.findall(r'<a href="([^"]*)" data-testid="quick-view"[^>]*>([^<]*)<', text)
         )
 
     handler = views(login("hand_a").get("/orders").text)
@@ -2322,6 +2323,54 @@ def test_the_order_list_offers_each_role_the_lists_it_works_through(org) -> None
     assert 'href="/orders?sort=oldest" role="button" class="secondary" data-testid="reset-filters"' in callback.text
     assert 'aria-current="page">待回访' not in supervisor.get("/orders?state=replied").text
     assert 'data-testid="quick-views"' not in login("cit").get("/orders").text
+
+
+def _tabs(text: str) -> dict[str, tuple[str, str, str]]:
+    """The order list's quick views: label → (address, the count shown, the count as a screen reader hears it)."""
+    found = re.findall(
+        r'<a href="([^"]*)" data-testid="quick-view"[^>]*>([^<]*)<span class="count[^"]*" data-testid="view-count" '
+        r'aria-hidden="true">([^<]*)</span><span class="visually-hidden"> ([^<]*)</span></a>',
+        text,
+    )
+    return {label: (html_unescape(href), shown, spoken) for href, label, shown, spoken in found}
+
+
+def test_each_quick_view_counts_the_orders_its_list_shows_for_the_reader(org, monkeypatch: pytest.MonkeyPatch) -> None:
+    """常用视图 with their counts: each tab says how many orders its list shows for the reader — a street's handler
+    their street's, not another street's; the district's supervisor every street's —, in words for a screen reader
+    too; an empty list a muted 0; from the cap on one less and a plus (99+; a cap of 3 here: 2+)."""
+    jingtai = [_order(title=f"景泰油烟{i}") for i in range(3)]
+    jingxi = [_order("W-JX", title=f"京溪油烟{i}") for i in range(2)]
+    disp = login("disp")
+    for orders_of, street in ((jingtai, org["street_a"]), (jingxi, org["street_b"])):
+        for order in orders_of:
+            assert _act(disp, order.id, "dispatch", unit_id=str(street)).status_code == 303
+    with session_scope() as s:
+        for order in (jingtai[0], jingtai[1], jingxi[0]):
+            s.get(Order, order.id).sla_status = SlaStatus.OVERDUE  # type: ignore[union-attr]
+    hand, sup = login("hand_a"), login("sup")
+
+    def rows(client: TestClient, href: str) -> int:
+        page = client.get(href)
+        assert page.status_code == 200
+        return len(re.findall(r'<td><a href="/orders/\d+">', page.text))
+
+    handler = _tabs(hand.get("/orders").text)
+    assert {label: shown for label, (_, shown, _) in handler.items()} == {"在办": "3", "预警": "0", "超期": "2"}
+    assert handler["超期"][2] == "2 件" and handler["预警"][2] == "0 件"
+    assert '<span class="count zero" data-testid="view-count" aria-hidden="true">0</span>' in hand.get("/orders").text
+    supervisor = _tabs(sup.get("/orders").text)
+    assert supervisor["超期"][1] == "3" and supervisor["待回访"][1] == "0"
+    for client, tabs in ((hand, handler), (sup, supervisor)):
+        for label, (href, shown, _) in tabs.items():
+            assert rows(client, href) == int(shown), label
+    # The tab of the list shown counts too (marked as the current page).
+    assert _tabs(hand.get(handler["超期"][0]).text)["超期"][1] == "2"
+    monkeypatch.setattr(web_routes, "VIEW_COUNT_CAP", 3)
+    capped = _tabs(sup.get("/orders").text)["超期"]
+    assert capped[1:] == ("2+", "2 件以上")
+    assert rows(sup, capped[0]) == 3
+    assert _tabs(hand.get("/orders").text)["超期"][1] == "2"  # below the cap: the number itself
 
 
 # ---------------------------------------------------------------------------------------- queue, dashboard

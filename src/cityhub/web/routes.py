@@ -14,8 +14,9 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
@@ -24,6 +25,7 @@ from sqlalchemy import false, func, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
+from starlette.datastructures import QueryParams
 
 from cityhub.api.deps import DbSession, known_path_ids
 from cityhub.auth import permissions
@@ -39,7 +41,7 @@ from cityhub.auth.scope import (
     readable,
     reading_clause,
     scope_of,
-    search_clause,
+    search_within,
     sees_personal_data,
     shown_text,
 )
@@ -101,6 +103,9 @@ if TYPE_CHECKING:
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
+# The order list's tabs (常用视图) count their orders up to this many and show one less with a plus beyond (99+):
+# a number one takes in at a glance, and each count reads at most this many rows.
+VIEW_COUNT_CAP = 100
 # The order list's state choice standing for every open state (``lifecycle.OPEN_STATES``).
 OPEN_CHOICE = "open"
 INTAKE_FIELDS = (
@@ -845,13 +850,42 @@ def _local_midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=get_settings().tz)
 
 
-@router.get("/orders", response_class=HTMLResponse)
-def order_list(request: Request, db: DbSession) -> Response:
-    """Orders in the user's data scope, filtered and paginated like GET /api/v1/orders."""
-    principal = support.require_user(request, db, permissions.ORDER_READ)
+@dataclass
+class _ListReader:
+    """Who reads the order list, with what their criteria need of them looked up once per page: the list and each of
+    its tabs' counts read the same criteria (:func:`_list_query`)."""
+
+    db: Session
+    principal: Principal
+
+    @cached_property
+    def own(self) -> frozenset[int] | None:
+        """The units 只看本单位承办 narrows to (``auth.scope.own_units``; None: no such choice)."""
+        return own_units(self.db, self.principal)
+
+    @cached_property
+    def reading(self) -> Reading:
+        """The orders the reader may list (``auth.scope.reading_clause``)."""
+        return reading_clause(self.db, self.principal)
+
+
+@dataclass(frozen=True)
+class _ListQuery:
+    """An order list's query read as the list runs it: the criteria, the scope they run within, the sort; what was
+    wrong with the query, at its fields; the import batch it names (its chip)."""
+
+    filters: OrderFilter
+    scope: Any
+    sort: OrderSort
+    errors: dict[str, str]
+    batch: ImportBatchRead | None
+
+
+def _list_query(reader: _ListReader, q: Any, t: Translator) -> _ListQuery:
+    """The order list's criteria from its query ``q`` (the page's own, or a quick view's address for the count its tab
+    shows: the same orders either way). A value that is not a choice is an error at its field and no criterion."""
+    db, principal = reader.db, reader.principal
     citizen = principal.role == Role.CITIZEN
-    t = support.translator(request)
-    q = request.query_params
     errors: dict[str, str] = {}
     criteria: dict[str, Any] = {}
     for name, choices in (("state", State), ("channel", Channel), ("place_source", PlaceSource)):
@@ -897,7 +931,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     rated = "" if citizen else _one_of(q, "satisfied", SATISFIED_CHOICES, errors, t)
     criteria["satisfied"] = rated == "true" if rated else None
     # 只看本单位承办: what the reader's unit holds, not every order lying in its street (a handler's 在办).
-    own = own_units(db, principal)  # None: nothing narrows the reader's list to their unit's (no such choice)
+    own = reader.own  # None: nothing narrows the reader's list to their unit's (no such choice)
     criteria["held_by"] = sorted(own) if own is not None and q.get("held") else None
     # 我提交的: what the reader registered (a grid inspector's reports), wherever it is and whoever holds it now.
     criteria["reported_by_id"] = principal.user_id if q.get("mine") and not citizen else None
@@ -910,20 +944,33 @@ def order_list(request: Request, db: DbSession) -> Response:
         text = text[:100]
     criteria["q"] = text or None
     criteria["q_citizen"] = principal.role in permissions.UNMASKED_ROLES  # a returning caller's earlier appeals
-    page = max(1, forms.whole_number(q.get("page")) or 1)
     sort = _one_of(q, "sort", OrderSort.__members__.values(), errors, t) or OrderSort.NEWEST.value
     try:
-        scope = search_clause(db, principal, text)
+        scope = search_within(reader.reading, principal, text)
     except PermissionDenied:  # a phone or ID number searched by a role that reads no personal data: said at the field
         errors["q"] = t("orders.personal_search")
         scope, criteria["q"] = false(), None
+    return _ListQuery(OrderFilter(**criteria), scope, OrderSort(sort), errors, batch)
+
+
+@router.get("/orders", response_class=HTMLResponse)
+def order_list(request: Request, db: DbSession) -> Response:
+    """Orders in the user's data scope, filtered and paginated like GET /api/v1/orders."""
+    principal = support.require_user(request, db, permissions.ORDER_READ)
+    citizen = principal.role == Role.CITIZEN
+    t = support.translator(request)
+    q = request.query_params
+    reader = _ListReader(db, principal)
+    listed = _list_query(reader, q, t)
+    errors, batch, sort = listed.errors, listed.batch, listed.sort.value
+    page = max(1, forms.whole_number(q.get("page")) or 1)
     rows, has_more, _ = orders.search_orders(
         db,
-        filters=OrderFilter(**criteria),
+        filters=listed.filters,
         limit=PAGE_SIZE,
         offset=(page - 1) * PAGE_SIZE,
-        scope=scope,
-        sort=OrderSort(sort),
+        scope=listed.scope,
+        sort=listed.sort,
     )
     items = [read_model(o, principal) for o in rows]
     unit_names = support.names_of(db, Unit, {o.lead_unit_id for o in rows} | {o.street_id for o in rows})
@@ -931,6 +978,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     base = [(k, v) for k, v in q.multi_items() if k != "page"]
     views = support.quick_views(principal)
     shown = sorted(q.multi_items())
+    counts = _view_counts(reader, views, t)
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
     assisting = _assisting(db, principal, rows)
     units = [] if citizen else support.unit_groups(db)
@@ -958,10 +1006,13 @@ def order_list(request: Request, db: DbSession) -> Response:
         sorts=list(OrderSort),
         sort=sort,
         views=views,
+        view_counts=counts,
+        view_count_cap=VIEW_COUNT_CAP,
         shown=shown,
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
         citizen=citizen,
-        held_choice=own is not None,  # 只看本单位承办 narrows the list: the reader's unit does not read every order
+        # 只看本单位承办 narrows the list: the reader's unit does not read every order.
+        held_choice=reader.own is not None,
         mine_choice="orders.view.mine" in {v.key for v in views},  # 只看我提交的, where its quick view is offered
         units=units,
         places=[(tier, group) for tier, group in units if tier in (UnitTier.STREET, UnitTier.COMMUNITY)],
@@ -976,6 +1027,19 @@ def order_list(request: Request, db: DbSession) -> Response:
         without_batch=[(k, v) for k, v in base if k != "import_batch_id"],
         now=utcnow(),
     )
+
+
+def _view_counts(reader: _ListReader, views: list[support.NavItem], t: Translator) -> dict[str, int]:
+    """How many orders each quick view lists for the reader, up to :data:`VIEW_COUNT_CAP`: its address's query read
+    by :func:`_list_query` as the list reads it (so the tab and its list never disagree) and counted by
+    ``workorders.service.count_orders`` — at most the cap's rows read, whatever the district's size."""
+    counts = {}
+    for view in views:
+        listed = _list_query(reader, QueryParams(urlsplit(view.href).query), t)
+        counts[view.key] = orders.count_orders(
+            reader.db, filters=listed.filters, scope=listed.scope, cap=VIEW_COUNT_CAP
+        )
+    return counts
 
 
 def _import_batch(
