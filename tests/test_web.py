@@ -2335,6 +2335,22 @@ def _tabs(text: str) -> dict[str, tuple[str, str, str]]:
     return {label: (html_unescape(href), shown, spoken) for href, label, shown, spoken in found}
 
 
+def test_an_order_not_signed_for_shows_its_acceptance_limit_in_the_list(org) -> None:
+    """A handler's 在办 showed each row's 办结时限 only: an order waiting to be signed for (签收) has a nearer limit,
+    its 签收时限, which the row now names too — until it is signed for."""
+    waiting, accepted = _order(title="路灯不亮"), _order(title="井盖缺失")
+    with session_scope() as s:
+        for o in (waiting, accepted):
+            orders.act(s, order_id=o.id, action="dispatch", params={"unit_id": org["street_a"]})
+        orders.act(s, order_id=accepted.id, action="accept")
+        limit = s.get(Order, waiting.id).accept_due_at
+    assert limit is not None
+    page = login("hand_a").get("/orders", params={"state": "open"}).text
+    rows = {m.group(1): m.group(0) for m in re.finditer(r'<a href="/orders/(\d+)">.*?</tr>', page, re.S)}
+    assert 'data-testid="accept-due">签收时限 ' in rows[str(waiting.id)]
+    assert "accept-due" not in rows[str(accepted.id)]
+
+
 def test_each_quick_view_counts_the_orders_its_list_shows_for_the_reader(org, monkeypatch: pytest.MonkeyPatch) -> None:
     """常用视图 with their counts: each tab says how many orders its list shows for the reader — a street's handler
     their street's, not another street's; the district's supervisor every street's —, in words for a screen reader
