@@ -587,6 +587,41 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     assert 'data-testid="action-attach"' not in client.get(f"/orders/{order_id}").text
 
 
+def test_a_refused_intake_or_upload_keeps_the_form_and_says_at_the_file_field_to_choose_again(
+    world, store, monkeypatch
+) -> None:
+    monkeypatch.setenv("CITYHUB_FILES_MAX_COUNT", "2")
+    client = login("cit")
+    token = hidden(client.get("/intake").text)
+    appeal = {"csrf_token": token, "appeal_type": "complaint", "content": "小区门口垃圾堆积一周无人清运"}
+    photos = [("files", (f"{i}.png", _png(), "image/png")) for i in range(3)]
+    # A gallery's selection past the limit: said at the file field, the appeal kept (it was a bare 400 in English,
+    # everything typed lost).
+    many = client.post("/intake", data={**appeal, "address": "云景路88号"}, files=photos)
+    assert many.status_code == 422, many.text
+    assert 'data-testid="field-error-files"' in many.text and "一次最多上传 2 个文件" in many.text
+    assert "小区门口垃圾堆积一周无人清运</textarea>" in many.text and 'value="云景路88号"' in many.text
+    # Refused for another field, with files chosen: the page says they were not kept, beside the other problem.
+    other = client.post("/intake", data={**appeal, "citizen_phone": "12ab"}, files=photos[:1])
+    assert other.status_code == 422 and "电话号码只能包含数字" in other.text
+    assert "已选的 1 个文件未能随表单保留" in other.text and 'data-testid="field-error-files"' in other.text
+    both = client.post("/intake", data={**appeal, "citizen_phone": "12ab"}, files=photos)
+    assert "电话号码只能包含数字" in both.text and "一次最多上传 2 个文件" in both.text
+    plain = client.post("/intake", data={**appeal, "citizen_phone": "12ab"})  # no file chosen: nothing said of files
+    assert plain.status_code == 422 and 'data-testid="field-error-files"' not in plain.text
+    with session_scope() as s:
+        assert s.scalars(select(Order).where(Order.content == appeal["content"])).all() == []
+    # The order page's upload (补充材料) alike: the note kept, the number said at the field.
+    staff = login("op")
+    page = staff.get(f"/orders/{world['order']}").text
+    upload = staff.post(
+        f"/orders/{world['order']}/attachments", data={"csrf_token": hidden(page), "note": "整改前"}, files=photos
+    )
+    assert upload.status_code == 422, upload.text
+    assert "一次最多上传 2 个文件" in upload.text and 'value="整改前"' in upload.text
+    assert _stored(store) == []
+
+
 def test_an_attachment_is_removed_by_its_uploader_or_a_supervisor_with_a_reason(world, store) -> None:
     client = _api(world)
     (mine,) = _upload(client, world, [("错传.png", _png(), "image/png")], who="op").json()

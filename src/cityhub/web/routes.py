@@ -553,6 +553,19 @@ def _enterprise_checked(form: Form) -> None:
         raise ValidationFailed(str(exc), details={"field": exc.key}) from None
 
 
+def _appeal_problems(t: Translator, form: Form) -> dict[str, str]:
+    """The problems of the appeal's own fields (all but the enterprise's), by field."""
+    from cityhub.intake.service import parse
+
+    payload = _intake_payload(form)
+    payload.pop("attributes", None)
+    try:
+        parse(payload)
+    except ValidationFailed as exc:
+        return error_text(t, exc)[1]
+    return {}
+
+
 def _classify(db: Session, title: str, content: str, assistance: Assistance) -> None:
     """The classifier's top three with their categories' ids (left None: no classifier, or one that cannot be
     read), and whether it knows too little of the text for them to mean anything."""
@@ -782,11 +795,24 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, errors = _refusal(db, t, exc)
+        if error.details.get("field") in enterprise.KEYS:
+            # The enterprise's fields are checked first: the rest of the form's problems are said with theirs, so
+            # that one round fixes all.
+            for name, problem in _appeal_problems(t, form).items():
+                errors.setdefault(name, problem)
         if error.details.get("field") == "files":
             errors["files"] = _file_problem(t, error) + t("intake.files_again")
+        elif body.too_many:  # said with the other problems, not only once they are fixed
+            errors["files"] = _file_problem(t, files.too_many_files()) + t("intake.files_again")
+        elif body.files:
+            # A browser keeps no file chosen on the page that answers: said at the field, not lost unseen.
+            errors.setdefault("files", t("intake.files_not_kept", n=len(body.files)))
         if not form.get("title").strip() and not form.get("content").strip():
-            # Pydantic skips the whole-appeal check when a field fails; say it anyway, so one round fixes all.
+            # Pydantic skips the whole-appeal check when a field fails; say it anyway, so one round fixes all — at
+            # the text's field, not again at the top of the form.
             errors.setdefault("content", t("err.need_text"))
+            if errors.get("_form") == errors["content"]:
+                del errors["_form"]
         if unsaid:
             errors["appeal_type"] = t("err.choose", field=t("field.appeal_type"))
         return _intake_page(

@@ -702,8 +702,14 @@ async def upload_body(request: Request) -> UploadForm:
     return await read_uploads(request, limit=read_limit(), max_files=get_file_settings().max_count)
 
 
+# The files of a page's form parsed at most, read or not: a gallery's selection a few past the limit is refused at
+# the file field with the rest of the form kept (the parser's own refusal loses it all); beyond these, the body is.
+PARSED_FILES_MAX = 100
+
+
 async def read_uploads(request: Request, *, limit: int, max_files: int) -> UploadForm:
-    """:func:`upload_body` with its own limits: each file read up to ``limit`` bytes, at most ``max_files``."""
+    """:func:`upload_body` with its own limits: each file read up to ``limit`` bytes, at most ``max_files`` (those
+    beyond are not read, and make the form ``too_many``; its fields are kept)."""
     from starlette.formparsers import MultiPartException
 
     from cityhub.workorders.files import read_multipart
@@ -712,13 +718,17 @@ async def read_uploads(request: Request, *, limit: int, max_files: int) -> Uploa
         return UploadForm(await form_body(request), [])
     try:
         pairs, files = await read_multipart(
-            request, limit=limit, max_files=max_files, max_fields=20, max_part_size=MAX_FORM_BYTES
+            request,
+            limit=limit,
+            max_files=max(max_files, PARSED_FILES_MAX),
+            max_fields=20,
+            max_part_size=MAX_FORM_BYTES,
+            read_files=max_files,
         )
-    except MultiPartException as exc:
-        if "files" in str(exc).lower():
-            return UploadForm(Form([]), [], too_many=True)
+    except MultiPartException:
         raise PageError(413, "err.validation") from None
-    return UploadForm(Form(pairs), [upload for _, upload in files if upload.given])
+    given = [upload for _, upload in files if upload.given]
+    return UploadForm(Form(pairs), given[:max_files], too_many=len(given) > max_files)
 
 
 UploadBody = Annotated[UploadForm, Depends(upload_body)]
