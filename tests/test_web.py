@@ -1305,6 +1305,9 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     assert "意见和建议" in form and "理由" not in form and "回访记录" in staff_form and "理由" not in staff_form
     # Asked as the progress lookup asks (满意 / 不满意, not 是 / 否); 不满意 says what is still wrong, as there.
     assert "您对答复满意吗？" in form and '<option value="false">不满意</option>' in form
+    # Their comments are asked for with 不满意: the field says so before the refusal does (it read 选填).
+    assert "意见和建议<small" in form and "选择“不满意”时必填" in form and "选填" not in form
+    assert "回访记录<small>（选填）</small>" in staff_form
     unexplained = _act(client, order_id, "callback", satisfied="false")
     assert unexplained.status_code == 422 and "选择“不满意”时，请说明仍未解决的问题。" in unexplained.text
     assert '<option value="false" selected>不满意</option>' in unexplained.text and _state(order_id) == State.REPLIED
