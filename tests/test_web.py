@@ -1073,6 +1073,9 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     assert panel.status_code == 200
     assert "离职后住房公积金怎么提取" in panel.text and f'value="{org["entry"]}"' in panel.text  # 秒回
     assert past.number in panel.text  # the similar past order
+    # opened beside the form, not in its place (the appeal being typed and its files chosen stay, as the caller's
+    # history leaves them)
+    assert f'<a href="/orders/{past.id}" target="_blank" rel="noopener">{past.number}</a>' in panel.text
     top3 = re.findall(r"<li><span>(\S+) <small>(\d+)%</small>", panel.text)
     assert top3[0][0] == "环境保护" and {label for label, _ in top3} <= set(TOPICS)  # the classifier's best first
     assert all(int(p) >= 1 for _, p in top3)  # a runner-up at 0% is left out
