@@ -507,6 +507,7 @@ def test_the_order_page_uploads_files_and_names_a_refused_one(world, store) -> N
     assert done.status_code == 303, done.text
     shown = client.get(f"/orders/{world['order']}")
     assert "已上传 1 个附件" in shown.text and "井盖.png" in shown.text and "附件：井盖.png" in shown.text
+    assert f"（image/png · {len(_png())} B）" in shown.text and "Bytes" not in shown.text  # its size, in no language
     with session_scope() as s:
         row = s.scalars(select(Attachment).where(Attachment.order_id == world["order"])).one()
     assert f'href="{files.content_path(row)}"' in shown.text
