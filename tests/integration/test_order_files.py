@@ -606,6 +606,10 @@ def test_a_refused_intake_or_upload_keeps_the_form_and_says_at_the_file_field_to
     other = client.post("/intake", data={**appeal, "citizen_phone": "12ab"}, files=photos[:1])
     assert other.status_code == 422 and "电话号码只能包含数字" in other.text
     assert "已选的 1 个文件未能随表单保留" in other.text and 'data-testid="field-error-files"' in other.text
+    # 查询建议 (the suggestions without the form sent) answers with the page too: the files are said not kept there.
+    preview = client.post("/intake", data={**appeal, "preview": "1"}, files=photos[:1])
+    assert preview.status_code == 200 and "已选的 1 个文件未能随表单保留" in preview.text
+    assert "小区门口垃圾堆积一周无人清运</textarea>" in preview.text
     both = client.post("/intake", data={**appeal, "citizen_phone": "12ab"}, files=photos)
     assert "电话号码只能包含数字" in both.text and "一次最多上传 2 个文件" in both.text
     plain = client.post("/intake", data={**appeal, "citizen_phone": "12ab"})  # no file chosen: nothing said of files

@@ -744,7 +744,11 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
     t = support.translator(request)
     values = form.values(INTAKE_FIELDS)
     if form.get("preview"):
-        return _intake_page(request, db, principal, values=values, assistance=_assistance(db, principal, form))
+        # The files chosen do not come back with the page (a browser keeps none): said at their field.
+        kept = {"files": t("intake.files_not_kept", n=len(body.files))} if body.files or body.too_many else None
+        return _intake_page(
+            request, db, principal, values=values, errors=kept, assistance=_assistance(db, principal, form)
+        )
     entry_id = forms.whole_number(form.get("instant_entry_id"))
     citizen = principal.role == Role.CITIZEN
     # The kind of appeal is the operator's or citizen's to say (an inspector's reports have theirs); answered on the
