@@ -1114,6 +1114,15 @@ def test_the_intake_form_lists_a_returning_callers_earlier_appeals(org) -> None:
     assert found.text.index(second.number) < found.text.index(first.number) and "别人的诉求" not in found.text
     assert "该号码没有以往的诉求" in client.post("/intake/caller", data={**form, "citizen_phone": "13700137000"}).text
     assert client.post("/intake/caller", data={**form, "citizen_phone": "138"}).text == ""  # still being typed
+    # The same mobile with China's country code, as a caller ID shows it, or stored so: the same caller.
+    third = _order(title="油烟还在", citizen_phone="+86 138-0013-8000")
+    for typed in ("+86 138 0013 8000", "8613800138000", "13800138000"):
+        coded = client.post("/intake/caller", data={**form, "citizen_phone": typed})
+        assert "该号码以往的诉求（共 3 件）" in coded.text and third.number in coded.text, typed
+        assert 'href="/orders?q=13800138000"' in coded.text, typed
+    assert (
+        "该号码没有以往的诉求" in client.post("/intake/caller", data={**form, "citizen_phone": "+8613700137000"}).text
+    )
     # A citizen's own form looks up no one's history.
     citizen = login("cit")
     assert "/intake/caller" not in citizen.get("/intake").text

@@ -716,11 +716,18 @@ def intake_caller(request: Request, db: DbSession, form: FormBody) -> Response:
     """The appeals earlier made from the phone typed in the intake form (来电历史), as an htmx fragment: an operator
     registering a repeat caller's complaint sees the caller's earlier orders without leaving the form. Only for the
     roles that read citizens' personal data in their scope (an empty fragment for the others)."""
+    from cityhub.workorders.tracking import phone_digits
+
     principal = support.require_user(request, db, permissions.ORDER_CREATE, form=form)
     phone = re.sub(r"[\s-]", "", form.get("citizen_phone"))
     if principal.role not in permissions.UNMASKED_ROLES or not re.fullmatch(r"\+?\d{7,20}", phone):
         return HTMLResponse("")
-    conditions = [Order.citizen_phone == phone]
+    # A mobile number is the caller's with China's country code or without (a caller ID reads +86…; the progress
+    # lookup compares them so too): an appeal stored either way is theirs.
+    national = phone_digits(phone)
+    spelled = {phone, national, f"+86{national}", f"86{national}"} if re.fullmatch(r"1\d{10}", national) else {phone}
+    phone = national if len(spelled) > 1 else phone
+    conditions = [Order.citizen_phone.in_(sorted(spelled))]
     if (clause := scope_of(db, principal).clause()) is not None:
         conditions.append(clause)
     earlier = db.scalars(
