@@ -24,6 +24,7 @@ from sqlalchemy import false, func, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.elements import ColumnElement
 
 from cityhub.api.deps import DbSession, known_path_ids
 from cityhub.auth import permissions
@@ -727,7 +728,7 @@ def intake_caller(request: Request, db: DbSession, form: FormBody) -> Response:
     national = phone_digits(phone)
     spelled = {phone, national, f"+86{national}", f"86{national}"} if re.fullmatch(r"1\d{10}", national) else {phone}
     phone = national if len(spelled) > 1 else phone
-    conditions = [Order.citizen_phone.in_(sorted(spelled))]
+    conditions: list[ColumnElement[bool]] = [Order.citizen_phone.in_(sorted(spelled))]
     if (clause := scope_of(db, principal).clause()) is not None:
         conditions.append(clause)
     earlier = db.scalars(
