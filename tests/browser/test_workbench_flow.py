@@ -221,8 +221,9 @@ def test_a_citizen_on_a_phone_shares_their_position_with_the_appeal(server: dict
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.goto(f"{server['base']}/intake")
-    page.fill("#f-content", "路灯不亮")
-    # The suggestions are asked for afresh with the position (the text's own request aside).
+    with page.expect_response(lambda r: r.url.endswith("/intake/assist"), timeout=60_000):
+        page.fill("#f-content", "路灯不亮")
+    # The suggestions are asked for afresh with the position (the text's own request answered before).
     with page.expect_request(lambda r: r.url.endswith("/intake/assist") and "lat=23.181200" in (r.post_data or "")):
         page.click("[data-testid=locate-me]")
     sync_api.expect(page.locator("[data-testid=locate-status]")).to_have_text("已定位：23.181200, 113.281500")
