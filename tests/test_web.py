@@ -36,7 +36,7 @@ from cityhub.web import i18n, import_pages, vendor
 from cityhub.workorders import calendar as workcal
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action, State
-from cityhub.workorders.models import Channel, Order, OrderEvent, SlaRule, SlaStatus
+from cityhub.workorders.models import Category, Channel, Order, OrderEvent, SlaRule, SlaStatus
 from web_helpers import PASSWORD, TOPICS, build_world, hidden, intake_form, login, train_classifier, world_env
 
 
@@ -142,6 +142,39 @@ def test_anonymous_users_see_the_status_page_and_are_sent_to_login(org) -> None:
         "/orders/1/act/accept", headers={"Referer": "http://testserver/orders/1"}, data={}, follow_redirects=False
     )
     assert posted.status_code == 303 and posted.headers["location"] == "/login?next=%2Forders%2F1"
+
+
+def test_a_reply_posted_after_the_session_ended_is_shown_back_not_thrown_away(org) -> None:
+    """A handler's reply typed on a phone, sent after the session ended, was lost to the redirect to the login form:
+    the page says nothing was sent and shows the text to copy, with a sign-in in another tab and the way back."""
+    order = _order()
+    assert _act(login("disp"), order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    hand = login("hand_a")
+    token = csrf(hand)
+    hand.cookies.delete("cityhub_session")  # expired, or signed out in another tab
+    text = "已到现场核查，<路灯>已更换，恢复照明。"
+    posted = hand.post(
+        f"/orders/{order.id}/act/reply",
+        headers={"Referer": f"http://testserver/orders/{order.id}"},
+        data={"csrf_token": token, "version": "1", "text": text, "unit_id": "7"},
+        follow_redirects=False,
+    )
+    assert posted.status_code == 401 and posted.headers["cache-control"] == "no-store"
+    assert 'data-testid="session-expired"' in posted.text
+    shown = re.search(r'<textarea id="typed-text"[^>]*readonly[^>]*>([^<]*)</textarea>', posted.text)
+    assert shown and html_unescape(shown.group(1)) == text, posted.text
+    assert 'id="typed-unit_id"' not in posted.text  # a choice is made again, not shown as a number
+    assert f'href="/login?next=%2Forders%2F{order.id}" target="_blank"' in posted.text
+    assert f'href="/orders/{order.id}" role="button"' in posted.text
+    assert [e.action for e in _events(order.id)][-1] == "dispatch"  # nothing was sent
+    # Nothing typed (签收): the login form, back to the page afterwards, as before.
+    bare = hand.post(
+        f"/orders/{order.id}/act/accept",
+        headers={"Referer": f"http://testserver/orders/{order.id}"},
+        data={"csrf_token": token, "version": "1"},
+        follow_redirects=False,
+    )
+    assert bare.status_code == 303 and bare.headers["location"] == f"/login?next=%2Forders%2F{order.id}"
 
 
 def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org) -> None:
@@ -1805,6 +1838,29 @@ def test_the_lead_unit_is_not_offered_the_reply_while_assisting_units_have_not_a
     assert _state(order.id) == State.REPLIED
 
 
+def test_a_handlers_workbench_marks_the_orders_their_unit_assists_on(org) -> None:
+    """在办 lists the orders a unit assists on (协办) among those it leads: each marked with where its part stands, so
+    that the handler knows the step is 协办签收 or 协办答复 (the lead unit's name in the row was the only hint)."""
+    disp, lead, helper = login("disp"), login("hand_b"), login("hand_a")
+    order = _order(street="W-JX")
+    assert _act(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
+    assert _act(disp, order.id, "add_assist", unit_id=str(org["street_a"])).status_code == 303
+
+    def mark(client: TestClient) -> str | None:
+        listed = client.get("/orders", params={"state": "open", "held": "1"}).text
+        row = re.search(rf'<a href="/orders/{order.id}">.*?</tr>', listed, re.S)
+        assert row is not None, listed
+        found = re.search(r'data-testid="assisting">([^<]*)<', row.group(0))
+        return found.group(1) if found else None
+
+    assert mark(helper) == "本单位协办（待签收）"
+    assert mark(lead) is None  # the unit holding it leads it
+    assert _act(helper, order.id, "assist_accept").status_code == 303
+    assert mark(helper) == "本单位协办（办理中）"
+    assert _act(helper, order.id, "assist_reply", text="已配合清理").status_code == 303
+    assert mark(helper) == "本单位协办（已答复）"
+
+
 def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     disp, hand, sup = login("disp"), login("hand_a"), login("sup")
     order = _order()
@@ -1925,6 +1981,30 @@ def test_an_urge_without_a_message_is_refused_at_its_field(org) -> None:
     assert said and html_unescape(said.group(1)) == "Please fill in 'Message to the unit'.", refused.text
     assert _act(sup, order.id, "urge", reason="市民再次来电").status_code == 303
     assert [(e.action, e.reason) for e in _events(order.id)][-1] == ("urge", "市民再次来电")
+
+
+def test_the_handler_reads_the_latest_urge_at_the_top_of_the_order_while_it_is_open(org) -> None:
+    """督办催办: what the unit is urged to do, by whom and when, under the order's heading — the handler on a phone
+    saw a count among the facts and the message in the trail, two screens below the actions."""
+    order = _order()
+    sup, hand = login("sup"), login("hand_a")
+    assert _act(login("disp"), order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert 'data-testid="urged"' not in hand.get(f"/orders/{order.id}").text
+    assert _act(sup, order.id, "urge", reason="市民第二次来电").status_code == 303
+    assert _act(sup, order.id, "urge", reason="请今天内到现场处理并回复").status_code == 303
+    page = hand.get(f"/orders/{order.id}").text
+    urged = re.search(r'<p class="notice" data-testid="urged">(.*?)</p>', page, re.S)
+    assert urged, page
+    words = re.sub(r"<[^>]+>", "", urged.group(1))
+    assert "催办 2 次：请今天内到现场处理并回复" in words and "市民第二次来电" not in words  # the newest one
+    assert page.index('data-testid="urged"') < page.index('data-testid="facts"')  # before the facts
+    with session_scope() as s:
+        supervisor = s.scalars(select(User).where(User.username == "sup")).one().full_name
+    assert supervisor and supervisor in words
+    # A citizen reads no internal urging; once the order is replied, the urge is history (the trail keeps it).
+    assert _act(hand, order.id, "accept").status_code == 303
+    assert _act(hand, order.id, "reply", text="已到现场修复路灯。").status_code == 303
+    assert 'data-testid="urged"' not in hand.get(f"/orders/{order.id}").text
 
 
 def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
@@ -3020,14 +3100,16 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     lamp = _order("W-JX", title="京溪路灯不亮")
     page = login("lead").get("/dashboard")
     assert page.status_code == 200
-    assert re.search(r'data-testid="tile-total">4<', page.text) and re.search(r'data-testid="tile-valid">4<', page.text)
+    assert re.search(r'data-testid="tile-total"><a [^>]+>4<', page.text)
+    assert re.search(r'data-testid="tile-valid">4<', page.text)
     # A duplicate merged into another order and a call cancelled as invalid were received, but are no problem of
     # their own: 有效工单 leaves them out and says how many.
     with session_scope() as s:
         orders.act(s, order_id=second.id, action="merge", params={"master_id": first.id})
         orders.act(s, order_id=lamp.id, action="cancel", params={"reason": "测试来电"})
     page = login("lead").get("/dashboard")
-    assert re.search(r'data-testid="tile-total">4<', page.text) and re.search(r'data-testid="tile-valid">2<', page.text)
+    assert re.search(r'data-testid="tile-total"><a [^>]+>4<', page.text)
+    assert re.search(r'data-testid="tile-valid">2<', page.text)
     assert "不含重复并单 1、作废 1" in page.text
     # No period asked for: the last 30 days (a month just begun would show next to nothing).
     today = utcnow().astimezone(get_settings().tz).date()
@@ -3076,6 +3158,44 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     assert 'data-testid="hot-mined-at"' in login("lead").get("/dashboard").text  # when the topics shown were mined
 
 
+def test_the_dashboards_counts_open_the_orders_they_count(org) -> None:
+    """A leader's figure is one click from its orders: the period's total, today's, the open ones, a category's and
+    a street's count each link to the order list, which lists as many orders as the figure says. A category with
+    subcategories is not linked: the list of a category counts its subcategories, the dashboard's row does not."""
+    with session_scope() as s:
+        noise = Category(code="W9", name="噪音", level=2, path="环境保护/噪音", parent_id=org["cats"]["环境保护"])
+        s.add(noise)
+    for _ in range(2):
+        _order(title="餐馆油烟扰民", category="环境保护")
+    _order(title="工地夜间施工", category="环境保护/噪音")
+    _order("W-JX", title="京溪路口拥堵", category="交通运输")
+    _order("W-JX", title="去年的公交车投诉", category="交通运输", created_at="2026-01-05T02:00:00+00:00")
+    lead = login("lead")
+    page = lead.get("/dashboard").text
+
+    def listed(href: str) -> int:
+        answer = lead.get(html_unescape(href))
+        assert answer.status_code == 200, href
+        table = answer.text.split('data-testid="order-table"')[1].split("</table>")[0]
+        return len(re.findall(r'<a href="/orders/\d+">', table))
+
+    figures = {}
+    for tile in ("total", "today", "open"):
+        found = re.search(rf'data-testid="tile-{tile}"><a href="([^"]+)">(\d+)</a>', page)
+        assert found, tile
+        figures[tile] = int(found.group(2))
+        assert listed(found.group(1)) == figures[tile], tile
+    assert figures == {"total": 4, "today": 4, "open": 5}  # last January's open order: open, not of the period
+    for section, names in (("by-category", {"交通运输", "环境保护/噪音"}), ("by-street", {"景泰街道", "京溪街道"})):
+        rows = page.split(f'data-testid="{section}"')[1].split("</section>")[0]
+        links = re.findall(r'<a href="([^"]+)">([^<]+)</a></td><td class="num">(\d+)</td>', rows)
+        assert {name for _, name, _ in links} == names, rows
+        for href, name, n in links:
+            assert listed(href) == int(n), name
+    categories = page.split('data-testid="by-category"')[1].split("</section>")[0]
+    assert "<td>环境保护</td>" in categories  # 2 of its own, the list would count its 噪音 order too
+
+
 def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org) -> None:
     """单位考核: the dashboard ranked the streets by a score with nothing behind it on the web; a unit's page shows
     its eight rates of the period, and each rate the orders counted in it — for overseers, and for the unit's own
@@ -3117,6 +3237,31 @@ def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org)
     assert lead.get(f"/assessment/{street}", params={"kpi": "no_such"}).status_code == 200  # no drill-down, no error
 
 
+def test_a_units_assessment_page_says_what_each_figure_counts_in_the_readers_language(org) -> None:
+    """A unit assessed by eight rates could not read what any of them counts (the 专报 pointed to the developers'
+    documentation): the page's 指标说明 says each one's numerator and denominator in plain words, its direction and
+    weight, opened on the figure drilled into — and in English for an English reader; the API gives the same."""
+    street = org["street_a"]
+    lead = login("lead")
+    page = lead.get(f"/assessment/{street}").text
+    box = re.search(r'<details class="definitions" data-testid="definitions">.*?</details>', page, re.S)
+    assert box is not None
+    said = dict(re.findall(r'<div data-kpi="([a-z_]+)"[^>]*>(.*?)</div>', box.group(0), re.S))
+    assert len(said) == 8
+    assert "退单率" in said["return_rate"] and "被该单位退回的派单" in said["return_rate"]
+    assert "越低越好" in said["return_rate"] and "综合得分权重 10" in said["return_rate"]
+    assert "此前 30 天内" in said["repeat_rate"] and "越高越好" in said["satisfaction"]
+    drilled = lead.get(f"/assessment/{street}", params={"kpi": "resolution"}).text
+    assert re.search(r'<details class="definitions" data-testid="definitions" open>', drilled)
+    assert re.search(r'<div data-kpi="resolution" aria-current="true">', drilled)
+    lead.cookies.set("cityhub_lang", "en")
+    english = lead.get(f"/assessment/{street}").text
+    assert "What each figure counts" in english and "assignments the unit returned" in english
+    assert "被该单位退回的派单" not in english
+    [returns] = [k for k in lead.get("/api/v1/kpi/definitions").json() if k["name"] == "return_rate"]
+    assert returns["plain_zh"] == ["被该单位退回的派单", "本期派给该单位的工单（派单、转派、领导交办）"]
+
+
 def test_the_dashboard_ranks_streets_and_departments_and_links_every_unit_below_the_sample(org) -> None:
     """考核排名: the dashboard ranked streets only and dropped every unit under the minimum sample, so a month's
     ranking was usually empty and a department's 单位考核 was reachable from nowhere; now streets and departments are
@@ -3145,6 +3290,22 @@ def test_the_dashboard_ranks_streets_and_departments_and_links_every_unit_below_
     assert re.search(rf'href="/assessment/{org["street_a"]}' + linked.format("景泰街道"), streets)
     assert re.search(rf'href="/assessment/{dept_id}' + linked.format("区城管局"), departments)
     assert "区城管局" not in streets and "景泰街道" not in departments
+
+
+def test_the_dashboards_ranking_writes_every_score_with_two_decimals_as_the_units_page(org) -> None:
+    """A ranking's scores in one column line up: 100.00 and 93.28, not 100.0 beside 93.28 (the value rounded to two
+    decimals drops a trailing zero) — as the unit's own page writes its score."""
+    for _ in range(30):
+        order = _order(title="占道经营")
+        with session_scope() as s:
+            orders.act(s, order_id=order.id, action="dispatch", params={"unit_id": org["street_a"]})
+            orders.act(s, order_id=order.id, action="accept")
+    lead = login("lead")
+    streets = lead.get("/dashboard").text.split('data-testid="ranking-street"')[1].split("</table>")[0]
+    scores = re.findall(r'<td class="num">\d+</td><td class="num"[^>]*>([^<]+)</td></tr>', streets)  # n, score
+    assert scores and all(re.fullmatch(r"\d+\.\d\d", v) for v in scores), scores
+    unit = lead.get(f"/assessment/{org['street_a']}").text
+    assert f'data-testid="score">{scores[0]}<' in unit
 
 
 def test_a_street_overseer_sees_the_hot_topics_of_its_street_and_knows_the_ranking_is_the_districts(org) -> None:

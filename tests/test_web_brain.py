@@ -385,6 +385,24 @@ def test_topics_pages_and_the_dashboard_link_to_a_topic(world) -> None:
     assert "<td>老年人</td>" in river and "<td>Older people</td>" in english
 
 
+def test_a_topics_span_is_in_the_districts_days_as_its_orders_are(world) -> None:
+    """A topic's first and last days are the district's (UTC+8) days, as the times of the orders listed under it
+    and the 专报's span: its last order received at 01:30 on 17 June (17:30 UTC on the 16th) ends it on the 17th."""
+    with session_scope() as s:
+        last = s.get(Order, max(world["noise"]))
+        topic = s.get(HotTopic, world["noise_topic"])
+        assert last is not None and topic is not None
+        last.created_at = topic.last_at = datetime(2026, 6, 16, 17, 30, tzinfo=UTC)
+    client = login("lead")
+    page = client.get("/brain/topics", params={"period": PERIOD}).text
+    row = page.split(f'data-testid="topic-{world["noise_topic"]}"')[1].split("</tr>")[0]
+    assert '<span class="nowrap">2026-06-17</span></small>' in row, row
+    topic_page = client.get(f"/brain/topics/{world['noise_topic']}", params={"period": PERIOD}).text
+    span = topic_page.split(" – ")[1].split("</td>")[0]
+    assert "2026-06-17" in span, span
+    assert "2026-06-17" in topic_page.split('href="/orders/' + str(last.id))[1].split("</tr>")[0]
+
+
 def test_topics_page_says_which_period_it_shows_and_refuses_one_it_cannot_read(world) -> None:
     """The hot topics' period as the dashboard's: the one typed, else the recent days, and a typed one that does not
     read is named in an alert over the recent days' topics."""
@@ -458,6 +476,36 @@ def test_graph_page_shows_the_four_dimensions_and_pivots(world) -> None:
     population = client.get("/brain/graph", params={"node": "噪音", "period": PERIOD}).text
     population = population.split('data-testid="graph-population"')[1].split("</section>")[0]
     assert ">Students</a>" in population and ">学生</a>" not in population
+
+
+def test_graph_page_says_which_orders_it_counts_and_names_a_pivot_in_the_readers_words(world) -> None:
+    """The graph's counts are of the period typed, else of every order (not the recent days the other pages show):
+    the page says which, and how many orders. A pivot (a link) asks for a node by its id — topic:T12 锦绣、内涝 —
+    which the box shows by the node's name, the id beside it: the box left as it is asks for that node again."""
+    with session_scope() as s:  # an order of last year: counted without a period, not in June's
+        data = {"channel": "hotline", "content": "去年的路灯不亮", "created_at": "2025-03-01T02:00:00+00:00"}
+        submit(s, data=data, similar=False, defer_duplicates=True)
+    client = login("sup")
+    start = client.get("/brain/graph").text
+    assert "统计范围：不限周期，共 117 件诉求" in start.split('data-testid="graph-period">')[1].split("</p>")[0]
+    shown = client.get("/brain/graph", params={"period": PERIOD}).text.split('data-testid="graph-period">')[1]
+    assert "统计范围：2026-06，共 116 件诉求" in shown.split("</p>")[0]
+    with session_scope() as s:
+        topic = s.get(HotTopic, world["noise_topic"])
+        assert topic is not None
+        title, label = topic.representative_title, topic.label
+    node = f"topic:T{world['noise_topic']} {label}"
+    page = client.get("/brain/graph", params={"node": node, "period": PERIOD}).text
+    assert f'name="node" value="{title}"' in page and f'name="pivot" value="{node}"' in page
+    assert "topic:" not in page.split('data-testid="graph-form"')[1].split('name="pivot"')[0]
+    again = client.get("/brain/graph", params={"node": title, "pivot": node, "period": PERIOD}).text
+    assert f"「{title}」：在 116 件诉求中出现" in again.split('data-testid="graph-answer">')[1].split("</p>")[0]
+    typed = client.get("/brain/graph", params={"node": "噪音", "pivot": node, "period": PERIOD}).text
+    assert "「噪音」：在 116 件诉求中出现 8 件" in typed and 'name="pivot"' not in typed
+    group = client.get("/brain/graph", params={"node": "group:学生", "period": PERIOD}).text
+    assert 'name="node" value="学生"' in group and 'name="pivot" value="group:学生"' in group
+    english = client.get("/lang/en", params={"next": "/brain/graph"}, follow_redirects=True).text
+    assert "Counted over: all time, 117 orders" in english
 
 
 def test_pages_carry_no_inline_script(world) -> None:

@@ -408,14 +408,31 @@ def checked_before_open(check: Callable[[str], None]) -> Iterator[None]:
         _before_open = previous
 
 
+# Threads of one process asking for the engine at once (a server's warm-ups at start) make one: without it two
+# engines were made, and a thread could find the engine made but not yet its session factory.
+_engine_guard = threading.Lock()
+
+
+def _renew_engine_guard() -> None:
+    global _engine_guard
+    _engine_guard = threading.Lock()  # a lock another thread held at the fork is never released in the child
+
+
+os.register_at_fork(after_in_child=_renew_engine_guard)
+
+
 def get_engine() -> Engine:
     global _engine, _factory
-    if _engine is None:
-        if _before_open is not None:
-            _before_open(get_settings().database_url)
-        _engine = make_engine()
-        _factory = sessionmaker(bind=_engine, expire_on_commit=False)
-    return _engine
+    if (engine := _engine) is not None:
+        return engine
+    with _engine_guard:
+        if (engine := _engine) is None:
+            if _before_open is not None:
+                _before_open(get_settings().database_url)
+            engine = make_engine()
+            _factory = sessionmaker(bind=engine, expire_on_commit=False)
+            _engine = engine  # last: who finds the engine finds its factory
+    return engine
 
 
 def reset_engine() -> None:

@@ -1,8 +1,8 @@
 """A day on a phone (390 × 844 and 360 × 740), by thumb: a handler's 在办 shows its orders first (the further criteria
 folded), an order's page has no sideways scrolling — a link pasted into an appeal included — its actions and the top
 bar's entries are at least 40 px tall, a link leads down to the actions, a refused form says why under its field, a
-photo is uploaded from the phone; an inspector's report takes the phone's position; the public progress lookup reads
-its facts' names whole and its rating by thumb.
+photo is uploaded from the phone (its link and 移除 44-px targets) and another sent with the reply; an inspector's
+report takes the phone's position; the public progress lookup reads its facts' names whole and its rating by thumb.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
 otherwise. What is measured is the browser's layout: SQLite only.
@@ -92,6 +92,11 @@ _SHORT_TARGETS = """sel => [...document.querySelectorAll(sel)].filter(e => {
     .map(e => `${e.textContent.trim().slice(0, 12)} ${Math.round(e.getBoundingClientRect().height)}px`)"""
 
 
+_SMALL_TARGETS = """sel => [...document.querySelectorAll(sel)].map(e => [e, e.getBoundingClientRect()])
+    .filter(([e, r]) => r.width && (r.height < 44 || r.width < 44))
+    .map(([e, r]) => `${e.textContent.trim().slice(0, 12)} ${Math.round(r.width)}x${Math.round(r.height)}`)"""
+
+
 def test_a_handler_works_an_order_by_thumb(server: str, browser: Any, tmp_path: Path) -> None:
     photo = tmp_path / "scene.jpg"
     Image.new("RGB", (1200, 900), (180, 120, 60)).save(photo)
@@ -136,6 +141,22 @@ def test_a_handler_works_an_order_by_thumb(server: str, browser: Any, tmp_path: 
         page.wait_for_load_state()
         assert page.locator('[data-testid="thumb"]').count() == 1
         assert _sideways(page) == 0
+        # The photo's name, the link opening it, and its 移除: thumb's targets (a 19-px line, a 27-px-wide word).
+        assert (
+            page.evaluate(
+                _SMALL_TARGETS, '[data-testid="attachments"] .attachment > a, [data-testid="attachments"] summary'
+            )
+            == []
+        )
+        # 答复 with a photo of the work done, in its own form: one tap to send both.
+        page.locator('[data-testid="action-reply"] summary').click()
+        page.fill("#reply-text", "已到现场处理完毕。")
+        page.set_input_files("#reply-files", str(photo))
+        assert _sideways(page) == 0
+        page.click('[data-testid="submit-reply"]')
+        page.wait_for_load_state()
+        assert page.locator('[data-testid="order-state"]').inner_text() == "已答复"
+        assert page.locator('[data-testid="thumb"]').count() == 2
         page.context.close()
 
 

@@ -328,9 +328,10 @@ def test_a_supervisor_publishes_a_photo_for_open311_and_withdraws_it(world, stor
         ("published_attachments", "陈督办", "井盖.jpg"),
     ]
     assert all(at is not None for *_, at in steps)
-    # The public updates feed does not show the staff's moderation.
+    # The public updates feed shows the photo's present publication, with its address, not the moderation's steps.
     updates = client.get("/open311/v2/servicerequestupdates.json", params={"service_request_id": world["number"]})
     assert "attachment" not in updates.text
+    assert [u["media_url"] for u in updates.json() if u["media_url"]] == [renewed]
 
 
 def test_a_published_photo_carries_none_of_the_uploads_comments_not_even_from_a_copy_made_before(world, store) -> None:
@@ -361,6 +362,14 @@ def test_a_published_photo_carries_none_of_the_uploads_comments_not_even_from_a_
     # A masked reader's copy of the GIF, made now, carries no comment either.
     masked = client.get(f"{base}/{gif['id']}/content", params={"preview": 1}, headers=world["tokens"]["lead"])
     assert masked.status_code == 200 and b"1390000" not in masked.content
+    # Nor do the JPEG's thumbnail and the leader's copy, though an earlier version kept copies that carried it.
+    for folder in ("thumbs", "previews"):
+        kept = store / folder / jpeg["sha256"][:2] / f"{jpeg['sha256']}.jpg"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_bytes(said.getvalue())
+    for params, who in (({"thumb": 1}, "adm"), ({}, "lead")):
+        copy = client.get(f"{base}/{jpeg['id']}/content", params=params, headers=world["tokens"][who])
+        assert copy.status_code == 200 and b"1380000" not in copy.content, (params, who)
 
 
 def test_a_photo_published_on_a_cameras_order_is_its_media_url_not_withheld_with_the_snapshot(world, store) -> None:
@@ -602,18 +611,13 @@ def test_a_refused_intake_or_upload_keeps_the_form_and_says_at_the_file_field_to
     assert many.status_code == 422, many.text
     assert 'data-testid="field-error-files"' in many.text and "一次最多上传 2 个文件" in many.text
     assert "小区门口垃圾堆积一周无人清运</textarea>" in many.text and 'value="云景路88号"' in many.text
-    # Refused for another field, with files chosen: the page says they were not kept, beside the other problem.
-    other = client.post("/intake", data={**appeal, "citizen_phone": "12ab"}, files=photos[:1])
-    assert other.status_code == 422 and "电话号码只能包含数字" in other.text
-    assert "已选的 1 个文件未能随表单保留" in other.text and 'data-testid="field-error-files"' in other.text
-    # 查询建议 (the suggestions without the form sent) answers with the page too: the files are said not kept there.
+    # 查询建议 (the suggestions without the form sent) answers with the page too: its files are named to choose again.
     preview = client.post("/intake", data={**appeal, "preview": "1"}, files=photos[:1])
-    assert preview.status_code == 200 and "已选的 1 个文件未能随表单保留" in preview.text
+    assert preview.status_code == 200 and 'data-testid="files-not-kept"' in preview.text and "0.png" in preview.text
     assert "小区门口垃圾堆积一周无人清运</textarea>" in preview.text
+    # Too many with another problem: both said in one round.
     both = client.post("/intake", data={**appeal, "citizen_phone": "12ab"}, files=photos)
     assert "电话号码只能包含数字" in both.text and "一次最多上传 2 个文件" in both.text
-    plain = client.post("/intake", data={**appeal, "citizen_phone": "12ab"})  # no file chosen: nothing said of files
-    assert plain.status_code == 422 and 'data-testid="field-error-files"' not in plain.text
     with session_scope() as s:
         assert s.scalars(select(Order).where(Order.content == appeal["content"])).all() == []
     # The order page's upload (补充材料) alike: the note kept, the number said at the field.
@@ -625,6 +629,70 @@ def test_a_refused_intake_or_upload_keeps_the_form_and_says_at_the_file_field_to
     assert upload.status_code == 422, upload.text
     assert "一次最多上传 2 个文件" in upload.text and 'value="整改前"' in upload.text
     assert _stored(store) == []
+
+
+def test_an_appeal_refused_for_another_field_names_the_files_to_choose_again(world, store) -> None:
+    # A page cannot give a file input its files back: a report refused for its phone came back with the photo gone
+    # and not a word about it, and was sent again without it.
+    client = login("op")
+    token = hidden(client.get("/intake").text)
+    appeal = {"csrf_token": token, "appeal_type": "help", "content": "路口井盖缺失", "citizen_phone": "abc"}
+    photos = [("files", ("井盖.png", _png(), "image/png")), ("files", ("远景.png", _png("navy"), "image/png"))]
+    refused = client.post("/intake", data=appeal, files=photos)
+    assert refused.status_code == 422
+    kept = re.search(r'<small class="field-error" id="f-files-not-kept"[^>]*>([^<]*)</small>', refused.text)
+    assert kept is not None and "井盖.png、远景.png" in kept.group(1) and "重新选择" in kept.group(1), kept
+    assert 'aria-describedby="f-files-not-kept"' in refused.text  # read out with the file input
+    assert "路口井盖缺失" in refused.text and _stored(store) == []
+    # A file that would be refused too is named by its problem at once, not among files to choose again.
+    bad = client.post("/intake", data=appeal, files=[("files", ("说明.doc", HTML, "application/msword"))])
+    assert bad.status_code == 422 and 'data-testid="files-not-kept"' not in bad.text
+    assert "文件“说明.doc”不是可接收的类型" in bad.text and "请重新选择要上传的文件" in bad.text
+    # Nothing chosen, nothing said.
+    assert 'data-testid="files-not-kept"' not in client.post("/intake", data=appeal).text
+
+
+def test_a_handler_replies_with_the_photos_of_the_work_in_one_form(world, store) -> None:
+    # 答复 took words only: the photos were a second form, sent first, the reply written after the page came back.
+    with session_scope() as s:
+        orders.act(s, order_id=world["order"], action="dispatch", params={"unit_id": world["street_a"]})
+        orders.act(s, order_id=world["order"], action="accept", params={})
+    client = login("hand_a")
+    page = client.get(f"/orders/{world['order']}").text
+    form = re.search(r'<details[^>]*data-testid="action-reply">.*?</details>', page, re.S)
+    assert form and 'enctype="multipart/form-data"' in form.group(0) and 'id="reply-files"' in form.group(0), form
+
+    def reply(text: str, *parts: tuple[str, bytes, str]) -> Any:
+        with session_scope() as s:
+            version = s.get_one(Order, world["order"]).version
+        return client.post(
+            f"/orders/{world['order']}/act/reply",
+            data={"csrf_token": hidden(page), "version": str(version), "text": text},
+            files=[("files", part) for part in parts],
+            follow_redirects=False,
+        )
+
+    def state() -> tuple[str, list[str]]:
+        with session_scope() as s:
+            order = s.get_one(Order, world["order"])
+            return order.state.value, [a.filename for a in order.attachments]
+
+    # No words: refused at the text, the photo named to be chosen again; a bad file: refused by name. Nothing kept.
+    blank = reply("", ("修复后.png", _png(), "image/png"))
+    assert blank.status_code == 422 and 'data-testid="files-not-kept"' in blank.text and "修复后.png" in blank.text
+    bad = reply("已修复", ("修复后.jpg", HTML, "image/jpeg"))
+    assert bad.status_code == 422 and "文件“修复后.jpg”不是可接收的类型" in bad.text
+    assert ">已修复</textarea>" in bad.text  # the reply typed stays
+    assert state() == ("accepted", []) and _stored(store) == []
+    done = reply("已更换井盖，现场已恢复通行。", ("修复后.png", _png(), "image/png"))
+    assert done.status_code == 303, done.text
+    assert state() == ("replied", ["修复后.png"])
+    with session_scope() as s:
+        trail = [(e.action, (e.payload or {}).get("attachments")) for e in orders.history(s, order_id=world["order"])]
+        (row,) = s.scalars(select(Attachment).where(Attachment.order_id == world["order"])).all()
+        assert row.uploaded_by_id is not None  # the handler's, not the citizen's
+    assert trail[-2][0] == "reply" and trail[-1][0] == "comment" and trail[-1][1], trail
+    assert "修复后.png" in client.get(f"/orders/{world['order']}").text
 
 
 def test_an_attachment_is_removed_by_its_uploader_or_a_supervisor_with_a_reason(world, store) -> None:
@@ -820,7 +888,7 @@ def test_a_photo_has_an_upright_thumbnail_and_a_broken_one_falls_back_to_the_fil
     small = Image.open(io.BytesIO(thumb.content))
     assert small.size == (180, 320)  # upright: the 1600×900 landscape frame turned to portrait, 320 px long
     assert len(thumb.content) < len(big.getvalue())
-    assert (store / "thumbs" / cam["sha256"][:2] / f"{cam['sha256']}.jpg").is_file()  # made once, kept
+    assert (store / "thumbs-v2" / cam["sha256"][:2] / f"{cam['sha256']}.jpg").is_file()  # made once, kept
     fallback = client.get(bad["url"], params={"thumb": "true"}, headers=world["tokens"]["adm"])
     assert fallback.status_code == 200 and fallback.content == broken
     # Who reads the order masked gets no copy of what cannot be decoded (and so cleaned of its EXIF).
@@ -833,7 +901,7 @@ def test_a_photo_has_an_upright_thumbnail_and_a_broken_one_falls_back_to_the_fil
         f"{cam['url'].removesuffix('/content')}", params={"reason": "x"}, headers=world["tokens"]["adm"]
     )
     assert removed.status_code == 204
-    assert not (store / "thumbs" / cam["sha256"][:2] / f"{cam['sha256']}.jpg").exists()
+    assert not (store / "thumbs-v2" / cam["sha256"][:2] / f"{cam['sha256']}.jpg").exists()
 
 
 def test_a_webhook_receiver_learns_of_the_orders_files(world, store) -> None:
@@ -923,13 +991,17 @@ def test_pruning_deletes_only_what_no_attachment_holds_and_was_not_touched_latel
     fresh = files.path_of("e" * 64)  # an upload in flight: written, not committed yet
     fresh.parent.mkdir(parents=True, exist_ok=True)
     fresh.write_bytes(b"y")
-    stale_copy = store / "previews" / "ff" / f"{'f' * 64}.jpg"
+    stale_copy = store / "previews-v2" / "ff" / f"{'f' * 64}.jpg"
     stale_copy.parent.mkdir(parents=True, exist_ok=True)
     stale_copy.write_bytes(b"z" * 10)
+    # A copy an earlier version kept of the held photo (it kept the upload's comment): never served, deleted.
+    superseded = store / "thumbs" / kept["sha256"][:2] / f"{kept['sha256']}.jpg"
+    superseded.parent.mkdir(parents=True, exist_ok=True)
+    superseded.write_bytes(b"v" * 10)
     partial = orphan.parent / ".upload-abc"
     partial.write_bytes(b"w")
     hour_ago = time.time() - 7200
-    for path in (orphan, stale_copy, partial, files.path_of(kept["sha256"])):
+    for path in (orphan, stale_copy, superseded, partial, files.path_of(kept["sha256"])):
         os.utime(path, (hour_ago, hour_ago))
     from cityhub.cli import _mount, app
 
@@ -937,13 +1009,13 @@ def test_pruning_deletes_only_what_no_attachment_holds_and_was_not_touched_latel
     runner = CliRunner()
     counted = runner.invoke(app, ["files", "prune", "--dry-run"])
     assert counted.exit_code == 0, counted.output
-    assert "would delete 1 file(s), 1 photo cop(ies), 1 interrupted write(s)" in counted.output
+    assert "would delete 1 file(s), 2 photo cop(ies), 1 interrupted write(s)" in counted.output
     assert orphan.exists()
     done = runner.invoke(app, ["files", "prune"])
     assert done.exit_code == 0 and "deleted 1 file(s)" in done.output
-    assert not orphan.exists() and not stale_copy.exists() and not partial.exists()
+    assert not orphan.exists() and not stale_copy.exists() and not partial.exists() and not superseded.exists()
     assert fresh.exists() and files.path_of(kept["sha256"]).exists()
-    assert (store / "thumbs" / kept["sha256"][:2] / f"{kept['sha256']}.jpg").exists()
+    assert (store / "thumbs-v2" / kept["sha256"][:2] / f"{kept['sha256']}.jpg").exists()
 
 
 def test_the_files_prune_job_runs_with_the_other_jobs(world, store) -> None:

@@ -32,6 +32,7 @@ def test_report_has_every_section_and_sheet(db_session, history, tmp_path):  # n
         "诉求类别排行",
         "镇街诉求量排行",
         "考核指标（镇街）",
+        "指标说明",
         "综合考核排名",
         "热点问题",
         "分析发现",
@@ -48,6 +49,13 @@ def test_report_has_every_section_and_sheet(db_session, history, tmp_path):  # n
         header = next(ws.iter_rows(max_row=1, values_only=True))
         assert not any(re.fullmatch(r"[a-z_]+", str(h)) for h in header), (ws.title, header)
     assert re.search(r"生成时间：\d{4}-\d\d-\d\d \d\d:\d\d CST", html)
+    # What each figure counts, in plain words (the note pointed a leader to "cityhub analytics 文档"), in both.
+    assert "cityhub" not in html and "<h3>指标说明</h3>" in html
+    assert "<td>退单率</td><td>被该单位退回的派单</td>" in html
+    definitions = list(wb["指标说明"].iter_rows(values_only=True))
+    assert definitions[0] == ("指标", "分子（计入达标的）", "分母（计入统计的）", "方向", "权重")
+    assert len(definitions) == 9 and (definitions[7][0], definitions[7][3]) == ("重复投诉率", "越低越好")
+    assert "30 天内" in definitions[7][1]  # the repeat window said
 
 
 def test_the_summary_counts_valid_orders_apart_from_merged_duplicates_and_cancelled_calls(
@@ -184,6 +192,7 @@ def test_the_report_in_english_has_english_words_and_no_chinese_but_the_datas(db
         "Top categories of appeal",
         "Appeals by street and town",
         "Assessment (streets and towns)",
+        "What each figure counts",
         "Overall ranking",
         "Hot topics",
         "Findings",
@@ -195,6 +204,7 @@ def test_the_report_in_english_has_english_words_and_no_chinese_but_the_datas(db
     }
     kpis = next(wb["Assessment (streets and towns)"].iter_rows(max_row=1, values_only=True))
     assert "Satisfaction" in kpis and "Satisfaction (satisfaction) numerator/denominator" in kpis
+    assert "<td>Return rate</td><td>assignments the unit returned</td>" in html and "documentation" not in html
     assert _stray_chinese("\n".join(_workbook_texts(result.files["xlsx"])), data) == []
 
     # What March's history does not show: a period under way, mined hot topics, findings.

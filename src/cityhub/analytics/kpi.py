@@ -111,10 +111,20 @@ class KpiDef:
     denominator: str
     direction: Direction
     weight: float  # share of the composite score (the weights sum to 100)
+    # What it counts in plain words, numerator and denominator, for the people assessed and those who read it (the
+    # assessment page, the 专报): ``numerator`` and ``denominator`` above are the engineers' wording. ``{days}``: the
+    # repeat window (:data:`DEFAULT_REPEAT_DAYS`).
+    plain_zh: tuple[str, str] = ("", "")
+    plain_en: tuple[str, str] = ("", "")
 
     def label(self, lang: str = "zh") -> str:
         """The KPI's name in ``lang``, as the analysis report names its languages (``zh``, ``en``)."""
         return self.label_en if lang == "en" else self.label_zh
+
+    def explained(self, lang: str = "zh", *, repeat_days: int = DEFAULT_REPEAT_DAYS) -> tuple[str, str]:
+        """What the numerator and the denominator count, in ``lang`` (``zh``, ``en``), in plain words."""
+        numerator, denominator = self.plain_en if lang == "en" else self.plain_zh
+        return numerator.format(days=repeat_days), denominator.format(days=repeat_days)
 
 
 KPIS: tuple[KpiDef, ...] = (
@@ -126,6 +136,15 @@ KPIS: tuple[KpiDef, ...] = (
         "accept events in the period, and accept limits that passed in it unaccepted (unit holding the order)",
         "higher",
         15,
+        plain_zh=(
+            "在签收时限内完成的签收",
+            "本期的签收，加上签收时限在本期届满仍未签收的派单（记在当时持有工单的单位）",
+        ),
+        plain_en=(
+            "acceptances made within the acceptance time limit",
+            "acceptances in the period, plus dispatches whose acceptance limit ran out in it unaccepted "
+            "(counted to the unit holding the order)",
+        ),
     ),
     KpiDef(
         "on_time_completion",
@@ -135,6 +154,15 @@ KPIS: tuple[KpiDef, ...] = (
         "reply events in the period, and time limits that passed in it unanswered (unit holding the order)",
         "higher",
         25,
+        plain_zh=(
+            "在办理时限内（含批准的延期）作出、且工单未被标记超期的答复",
+            "本期的答复，加上办理时限在本期届满仍未答复的工单（记在当时持有工单的单位）",
+        ),
+        plain_en=(
+            "replies made within the time limit (approved extensions included) on orders not marked overdue",
+            "replies in the period, plus orders whose time limit ran out in it unanswered "
+            "(counted to the unit holding the order)",
+        ),
     ),
     KpiDef(
         "return_rate",
@@ -144,6 +172,11 @@ KPIS: tuple[KpiDef, ...] = (
         "assignments (dispatch/transfer/assign) to the unit in the period",
         "lower",
         10,
+        plain_zh=("被该单位退回的派单", "本期派给该单位的工单（派单、转派、领导交办）"),
+        plain_en=(
+            "assignments the unit returned",
+            "assignments to the unit in the period (dispatched, transferred or assigned by a leader)",
+        ),
     ),
     KpiDef(
         "extension_rate",
@@ -153,6 +186,11 @@ KPIS: tuple[KpiDef, ...] = (
         "assignments to the unit in the period",
         "lower",
         5,
+        plain_zh=("获批延期的派单", "本期派给该单位的工单"),
+        plain_en=(
+            "assignments given an approved extension",
+            "assignments to the unit in the period",
+        ),
     ),
     KpiDef(
         "satisfaction",
@@ -162,6 +200,11 @@ KPIS: tuple[KpiDef, ...] = (
         "callbacks in the period (unit that made the last reply)",
         "higher",
         20,
+        plain_zh=("市民表示满意的回访", "本期的回访（记在最后作出答复的单位）"),
+        plain_en=(
+            "callbacks in which the citizen was satisfied",
+            "callbacks in the period (counted to the unit that made the last reply)",
+        ),
     ),
     KpiDef(
         "resolution",
@@ -171,6 +214,11 @@ KPIS: tuple[KpiDef, ...] = (
         "closes in the period (unit that made the last reply)",
         "higher",
         15,
+        plain_zh=("以“已解决”办结的工单", "本期办结的工单（记在最后作出答复的单位）"),
+        plain_en=(
+            "orders closed as resolved",
+            "orders closed in the period (counted to the unit that made the last reply)",
+        ),
     ),
     KpiDef(
         "repeat_rate",
@@ -180,6 +228,15 @@ KPIS: tuple[KpiDef, ...] = (
         "orders created in the period (unit of the first assignment)",
         "lower",
         5,
+        plain_zh=(
+            "此前 {days} 天内已有同一来电号码、或同一地址同一类别诉求的工单",
+            "本期受理的工单（记在首次派往的单位）",
+        ),
+        plain_en=(
+            "orders with an earlier appeal from the same phone, or of the same category at the same address, "
+            "within {days} days",
+            "orders received in the period (counted to the unit first sent them)",
+        ),
     ),
     KpiDef(
         "reopen_rate",
@@ -189,6 +246,11 @@ KPIS: tuple[KpiDef, ...] = (
         "reply events in the period (unit holding the order)",
         "lower",
         5,
+        plain_zh=("作出后、下一次答复前被重办的答复", "本期的答复（记在当时持有工单的单位）"),
+        plain_en=(
+            "replies followed by a reopening before the next reply",
+            "replies in the period (counted to the unit holding the order)",
+        ),
     ),
 )
 KPI_BY_NAME: dict[str, KpiDef] = {k.name: k for k in KPIS}

@@ -128,7 +128,15 @@ LABELS: dict[str, dict[str, str]] = {
         "no_topics": "本期无热点问题数据。",
         "finding": "{street}「{category}」类诉求 {now} 件，较上期 {before} 件增加 {delta} 件（{pct}）。",
         "no_findings": "本期各镇街、各类别诉求量无明显增长。",
-        "method": "说明：考核指标按审计轨迹计算，定义见 cityhub analytics 文档；排名要求样本量不少于 {min} 件。",
+        "method": "说明：考核指标按工单审计轨迹计算，各指标所计见上文“指标说明”；排名要求样本量不少于 {min} 件。",
+        "definitions": "指标说明",
+        "kpi": "指标",
+        "numerator": "分子（计入达标的）",
+        "denominator": "分母（计入统计的）",
+        "direction": "方向",
+        "higher": "越高越好",
+        "lower": "越低越好",
+        "weight": "权重",
         "hot_fallback": "（尚未进行热点挖掘，以下为按标题聚合的简易统计；运行热点挖掘后显示热点问题）",
         "period_count": "本期件数",
         "size": "累计件数",
@@ -218,9 +226,17 @@ LABELS: dict[str, dict[str, str]] = {
         ),
         "no_findings": "No category of appeal grew markedly in any street or town this period.",
         "method": (
-            "Note: the assessment figures are computed from the audit trail, as the cityhub analytics documentation "
-            "defines them; a unit is ranked on a sample of at least {min} {min|order|orders}."
+            "Note: the assessment figures are computed from the orders' audit trail, each as the definitions above "
+            "say; a unit is ranked on a sample of at least {min} {min|order|orders}."
         ),
+        "definitions": "What each figure counts",
+        "kpi": "Figure",
+        "numerator": "Numerator (what counts as met)",
+        "denominator": "Denominator (what is counted)",
+        "direction": "Direction",
+        "higher": "higher is better",
+        "lower": "lower is better",
+        "weight": "Weight",
         "hot_fallback": (
             "(Hot topics have not been mined yet: below, orders grouped by identical title; the hot topics show "
             "once they are mined.)"
@@ -830,6 +846,7 @@ def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") ->
         title=title_of(data, lang),
         dates=period_dates(data.period),
         kpi_defs=[(k, k.label(lang)) for k in kpi.KPIS],
+        kpi_plain=[(k.label(lang), *k.explained(lang)) for k in kpi.KPIS],
         change=change,
         findings=finding_texts(data, lang),
         font=find_cjk_font() or "sans-serif",
@@ -918,6 +935,11 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
                 + [f"{u.rates[k.name].numerator}/{u.rates[k.name].denominator}" for k in kpi.KPIS]
                 for u in data.kpis
             ],
+        ),
+        (
+            lab["definitions"],
+            [lab["kpi"], lab["numerator"], lab["denominator"], lab["direction"], lab["weight"]],
+            [[k.label(lang), *k.explained(lang), lab[k.direction], k.weight] for k in kpi.KPIS],
         ),
         (
             lab["rankings"],

@@ -53,8 +53,10 @@ RepeatQ = Annotated[int, Query(ge=1, le=365, description="Window of the repeat-c
 
 @router.get("/definitions")
 def definitions() -> list[dict[str, Any]]:
-    """The KPI table: names, labels, numerator/denominator definitions, direction and composite weight."""
-    return [k.__dict__ for k in kpi.KPIS]
+    """The KPI table: names, labels, numerator/denominator definitions, direction and composite weight; ``plain_zh``
+    and ``plain_en``, what the numerator and the denominator count in plain words (as the assessment page and the
+    专报 say it), the repeat window the default's."""
+    return [{**k.__dict__, "plain_zh": list(k.explained("zh")), "plain_en": list(k.explained("en"))} for k in kpi.KPIS]
 
 
 @router.get("")

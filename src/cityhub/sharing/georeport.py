@@ -572,7 +572,8 @@ def list_updates(
 
     With ``media_link``, a photo's publication (公开, :func:`cityhub.workorders.files.publish`; in the trail an internal
     comment) is an update of its own, :data:`PHOTO_PUBLISHED` with the photo's public address as ``media_url``, while
-    the photo stays published (withdrawn, the update is gone, as its address is) and where that address serves it
+    the photo stays published (withdrawn, the update is gone, as its address is; published again, the last
+    publication is the update) and where that address serves it
     (not on a client's own request of a channel Open311 does not publish). Chosen in SQL, so that a page is full."""
     size = page_size or MAX_REQUESTS
     skip = ((page or 1) - 1) * size
@@ -585,10 +586,12 @@ def list_updates(
     if start > end:
         raise ValidationFailed("start_date is after end_date", details={"field": "start_date"})
     public: ColumnElement[bool] = OrderEvent.action.not_in(INTERNAL_ACTIONS)
-    # The photo a publication names, still published: the join finds its token (none for every other event).
+    # The photo a publication names, published since (not an earlier publication of it, withdrawn since): the join
+    # finds its token (none for every other event).
     photo = and_(
         OrderEvent.action == Action.COMMENT.value,
         Attachment.id == OrderEvent.payload[("published_attachments", 0, "id")].as_integer(),
+        OrderEvent.at >= Attachment.published_at,
     )
     if media_link is not None:
         served: ColumnElement[bool] = Attachment.public_token.is_not(None)

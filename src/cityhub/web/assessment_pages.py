@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from cityhub.analytics import kpi
+from cityhub.analytics import kpi, reports
 from cityhub.api.deps import DbSession
 from cityhub.auth import permissions
 from cityhub.auth.scope import scope_of
@@ -50,6 +50,8 @@ def unit_assessment(unit_id: int, request: Request, db: DbSession) -> Response:
         unit=unit,
         row=row,
         kpis=kpi.KPIS,
+        # What each figure counts, in the page's language (the 专报 says it alike).
+        plain={k.name: k.explained(reports.report_language(support.language(request))) for k in kpi.KPIS},
         period=period,
         error=choice.error,
         typed_period=choice.box,

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cityhub.analytics import correlation, risk, topics_store
+from cityhub.analytics import correlation, hot_topics, risk, topics_store
 from cityhub.analytics.models import HotTopic
 from cityhub.analytics.topic_views import shown
 from cityhub.api.deps import DbSession
@@ -244,7 +244,9 @@ def finding_open(finding_id: str, request: Request, db: DbSession, form: FormBod
 
 
 def _day(iso: str | None) -> str:
-    return iso[:10] if iso else "—"
+    """The district's calendar day of a topic's first or last order (stored in UTC: an order received at 01:30
+    is of that day, as the orders listed under it show, not of the day before)."""
+    return hot_topics.local_date(iso) or "—"
 
 
 @router.get("/brain/topics", response_class=HTMLResponse)
@@ -360,6 +362,12 @@ def _group_titles(t: Translator, nodes: list[str]) -> dict[str, str]:
     return titles
 
 
+def _node_name(db: Session, principal: Principal, t: Translator, node: str) -> str:
+    """A node as the page names it (a topic by its representative title, a group in the reader's language)."""
+    titles = _topic_titles(db, principal, [node]) | _group_titles(t, [node])
+    return titles.get(node) or _shown(*correlation.split_node(node))
+
+
 def _graph_choices(graph: correlation.CorrelationGraph) -> dict[str, list[tuple[str, str, int]]]:
     """The most frequent nodes of each pickable kind: (node id, name, orders)."""
     by_kind: dict[str, list[tuple[str, str, int]]] = {k: [] for k in PICKABLE}
@@ -379,11 +387,18 @@ def graph_page(request: Request, db: DbSession) -> Response:
     node = q.get("node", "").strip()[:100]
     place = q.get("place", "").strip()[:100]
     typed = q.get("period", "").strip()[:40]
+    # A pivot's node id (topic:T12 锦绣、内涝, place:江高镇 — the graph's, not the reader's words) rides beside the box,
+    # which shows the node's name: submitted with that name unchanged it asks for the node again (another period or
+    # place), a name typed over it is a new query.
+    pivot = q.get("pivot", "").strip()[:100]
+    if pivot and node == _node_name(db, principal, t, pivot):
+        node = pivot
     errors: list[str] = []
     period, error = _finding_period(t, typed)
     if error:
         errors.append(error)
     graph = correlation.graph_from_db(db, period=period, scope=scope_of(db, principal).clause())
+    pivot = node if node in graph.graph else ""
     sections: list[dict[str, Any]] = []
     answer = None
     if node:
@@ -424,6 +439,8 @@ def graph_page(request: Request, db: DbSession) -> Response:
         principal,
         titles=titles,
         node=node,
+        node_box=_node_name(db, principal, t, pivot) if pivot else node,
+        pivot=pivot,
         place=place,
         typed_period=typed,
         answer=answer,
@@ -433,6 +450,7 @@ def graph_page(request: Request, db: DbSession) -> Response:
         errors=errors,
         choices=choices,
         orders=graph.graph.graph.get("orders", 0),
+        period=period,
         built_at=graph.built_at,
         period_query=[("period", period.label)] if period else [],
         place_query=[("place", place)] if place and answer is not None else [],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -79,6 +79,7 @@ from cityhub.workorders.models import (
     Channel,
     ImportBatch,
     Order,
+    OrderAssist,
     SlaStatus,
     Urgency,
 )
@@ -651,7 +652,11 @@ def _intake_page(
     error: str | None = None,
     assistance: Assistance | None = None,
     status_code: int = 200,
+    dropped: list[str] | None = None,
 ) -> Response:
+    """The intake form, with what was typed when it comes back refused. ``dropped``: the names of the files a refused
+    post carried, which a page cannot give its file input back: named under it, to be chosen again (an inspector's
+    photo was gone without a word, the report sent again without it)."""
     from cityhub.intake.service import INSPECTOR_APPEAL
 
     inspector = principal.role == Role.INSPECTOR
@@ -684,6 +689,7 @@ def _intake_page(
         needs=enterprise.NEEDS,
         can_see_callers=principal.role in permissions.UNMASKED_ROLES,
         file_settings=files.get_file_settings(),
+        dropped=dropped or [],
     )
 
 
@@ -752,10 +758,12 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
     t = support.translator(request)
     values = form.values(INTAKE_FIELDS)
     if form.get("preview"):
-        # The files chosen do not come back with the page (a browser keeps none): said at their field.
-        kept = {"files": t("intake.files_not_kept", n=len(body.files))} if body.files or body.too_many else None
+        # The files chosen do not come back with the page either (a browser keeps none): named to be chosen again.
+        problems: dict[str, str] = {}
+        dropped = _not_kept(t, problems, body)
+        assistance = _assistance(db, principal, form)
         return _intake_page(
-            request, db, principal, values=values, errors=kept, assistance=_assistance(db, principal, form)
+            request, db, principal, values=values, errors=problems, assistance=assistance, dropped=dropped
         )
     entry_id = forms.whole_number(form.get("instant_entry_id"))
     citizen = principal.role == Role.CITIZEN
@@ -814,11 +822,6 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
                 errors.setdefault(name, problem)
         if error.details.get("field") == "files":
             errors["files"] = _file_problem(t, error) + t("intake.files_again")
-        elif body.too_many:  # said with the other problems, not only once they are fixed
-            errors["files"] = _file_problem(t, files.too_many_files()) + t("intake.files_again")
-        elif body.files:
-            # A browser keeps no file chosen on the page that answers: said at the field, not lost unseen.
-            errors.setdefault("files", t("intake.files_not_kept", n=len(body.files)))
         if not form.get("title").strip() and not form.get("content").strip():
             # Pydantic skips the whole-appeal check when a field fails; say it anyway, so one round fixes all — at
             # the text's field, not again at the top of the form.
@@ -827,6 +830,7 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
                 del errors["_form"]
         if unsaid:
             errors["appeal_type"] = t("err.choose", field=t("field.appeal_type"))
+        dropped = _not_kept(t, errors, body)
         return _intake_page(
             request,
             db,
@@ -836,6 +840,7 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             error=message,
             assistance=_assistance(db, principal, form),
             status_code=error.http_status,
+            dropped=dropped,
         )
     if not may_read(db, principal, order.id):
         return support.redirect("/intake", flash=("intake.out_of_scope", {"number": order.number}))
@@ -843,6 +848,22 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
 
 
 # ------------------------------------------------------------------------------------------------- orders
+
+
+def _assisting(db: Session, principal: Principal, rows: Sequence[Order]) -> dict[int, str]:
+    """Of a page of orders, those open ones the reader's unit assists on (协办) and does not lead, with where its part
+    stands (待签收, 办理中 …): a handler's 在办 lists them among its own, the lead unit's name the only hint that
+    the step to take is 协办签收 or 协办答复, not 签收 or 答复. One query for the page."""
+    own = own_units(db, principal)
+    ids = [o.id for o in rows if o.state in OPEN_STATES and o.lead_unit_id not in (own or ())]
+    if not own or not ids:
+        return {}
+    found = db.execute(
+        select(OrderAssist.order_id, OrderAssist.status).where(
+            OrderAssist.order_id.in_(ids), OrderAssist.unit_id.in_(own)
+        )
+    )
+    return {order_id: status.value for order_id, status in found}
 
 
 def _parse_day(text: str) -> date | None:
@@ -946,6 +967,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     views = support.quick_views(principal)
     shown = sorted(q.multi_items())
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
+    assisting = _assisting(db, principal, rows)
     units = [] if citizen else support.unit_groups(db)
     return render(
         request,
@@ -953,6 +975,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         principal=principal,
         items=items,
         supplemented=supplemented,
+        assisting=assisting,
         unit_names=unit_names,
         category_names=category_names,
         page=page,
@@ -1049,6 +1072,10 @@ _MORE_FILTERS = (
 )
 
 
+# The actions whose form takes photos or files with it (答复, 协办答复: the work done, shown as it is reported — they
+# were a second form, sent first, the reply written after the page came back).
+WITH_FILES = frozenset({Action.REPLY, Action.ASSIST_REPLY})
+
 # Fields the form of each action asks for: (name, kind, required). Kinds: unit, text (textarea), reason,
 # days, bool, master, urgency (the levels above the order's). The life-cycle table stays the judge of what is
 # required; this only lays out the form.
@@ -1112,6 +1139,15 @@ def _sent_back(rows: list[dict[str, Any]]) -> Any:
     answers = (Action.REPLY.value, Action.INSTANT_ANSWER.value, Action.REJECT_REPLY.value, Action.REOPEN.value)
     last = next((row["event"] for row in reversed(rows) if row["event"].action in answers), None)
     return last if last is not None and last.action == Action.REJECT_REPLY.value else None
+
+
+def _last_urge(order: Order, rows: list[dict[str, Any]]) -> Any:
+    """The trail's newest 督办催办 while the order is open: shown with the order's heading — what was asked, by whom,
+    when — where a handler opening it on a phone sees it first (the count stood among the facts, the message in the
+    trail under the actions, two screens down)."""
+    if order.state not in OPEN_STATES or not order.urge_count:
+        return None
+    return next((row for row in reversed(rows) if row["event"].action == Action.URGE.value), None)
 
 
 def _my_actions(db: Session, order: Order, principal: Principal) -> list[Action]:
@@ -1279,6 +1315,7 @@ def _detail_page(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
+    dropped: list[str] | None = None,
 ) -> Response:
     from cityhub.dispatch import background
     from cityhub.dispatch import service as dispatch
@@ -1343,6 +1380,7 @@ def _detail_page(
         sla=_sla_view(db, t, order),
         events=events,
         sent_back=sent_back,
+        urged=_last_urge(order, events) if staff else None,
         raised_since_request=_raised_since_request(order, events),
         actions=[(a, _form_fields(order, a)) for a in actions],
         # 答复 is not offered while assisting units have not answered: who they are, how to reach them.
@@ -1371,6 +1409,8 @@ def _detail_page(
         errors=errors or {},
         is_admin=principal.role == Role.ADMIN,
         may_attach=permissions.may_attach(principal.role) and _attachable(principal, order),
+        with_files=WITH_FILES,
+        dropped=dropped or [],
         citizen=not staff,
         removable={
             a.id
@@ -1521,8 +1561,11 @@ def _action_params(
 
 
 @router.post("/orders/{order_id}/act/{action_name}", response_class=HTMLResponse)
-def order_act(order_id: int, action_name: str, request: Request, db: DbSession, form: FormBody) -> Response:
-    """Apply one life-cycle action from its form; a refusal re-renders the page with the message and the input."""
+def order_act(order_id: int, action_name: str, request: Request, db: DbSession, body: support.UploadBody) -> Response:
+    """Apply one life-cycle action from its form; a refusal re-renders the page with the message and the input. A
+    reply's form (``WITH_FILES``) carries photos of the work too: checked before the reply, attached after it in the
+    same transaction — a bad file refuses the reply, naming it, and nothing is recorded."""
+    form = body.form
     principal = support.require_user(request, db, permissions.ORDER_READ, form=form)
     t = support.translator(request)
     try:
@@ -1536,8 +1579,12 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         scoped_order(db, order_id, principal)
     except NotFound:
         raise PageError(404, "err.not_found") from None
+    # Files come with a reply only from whoever may attach them (the page offers them no file input otherwise).
+    takes_files = action in WITH_FILES and permissions.may_attach(principal.role)
+    upload = body if takes_files else support.UploadForm(form, [])
     params, errors = _action_params(db, principal, action, form, t)
     if errors:
+        dropped = _not_kept(t, errors, upload)
         return _detail_page(
             request,
             db,
@@ -1548,17 +1595,27 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             values=values,
             errors=errors,
             status_code=422,
+            dropped=dropped,
         )
     try:
         version = forms.whole_number(form.get("version"))
         from cityhub.knowledge import service as kb
 
+        if upload.too_many:
+            raise files.too_many_files()
+        photos = files.check(upload.files) if upload.files else []
         order = kb.act_on_order(
             db, order_id=order_id, action=action, actor=principal.actor, params=params, expected_version=version
         )
+        if photos:
+            check_attach(principal, order)
+            files.attach(db, order_id=order_id, uploads=photos, actor=principal.actor)
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, field_errors = _refusal(db, t, exc)
+        if error.details.get("field") == "files":
+            field_errors["files"] = _file_problem(t, error) + t("intake.files_again")
+        dropped = _not_kept(t, field_errors, upload)
         return _detail_page(
             request,
             db,
@@ -1569,6 +1626,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             values=values,
             errors=field_errors,
             status_code=error.http_status,
+            dropped=dropped,
         )
     back = support.safe_next(form.get("next"), f"/orders/{order_id}")
     if back == "/queue" and action == Action.DISPATCH:
@@ -1699,6 +1757,22 @@ def order_withdraw_photo(
 ) -> Response:
     """撤回公开: withdraw a published photo of the order."""
     return _publication(request, db, form, order_id=order_id, attachment_id=attachment_id, publish=False)
+
+
+def _not_kept(t: Translator, errors: dict[str, str], upload: support.UploadForm) -> list[str]:
+    """The files of a form refused for another field, which the page cannot give its file input back: their names,
+    to be chosen again — or, when one of them would be refused too, its problem at their field now (``errors``), so
+    that one round fixes all. Nothing when a file was what was refused (its field says so already)."""
+    if "files" in errors or not (upload.files or upload.too_many):
+        return []
+    try:
+        if upload.too_many:
+            raise files.too_many_files()
+        files.check(upload.files)
+    except ValidationFailed as bad:
+        errors["files"] = _file_problem(t, bad) + t("intake.files_again")
+        return []
+    return [u.filename or "?" for u in upload.files]
 
 
 def _file_problem(t: Translator, error: CityhubError) -> str:
@@ -2051,6 +2125,10 @@ def dashboard(request: Request, db: DbSession) -> Response:
     category_names = support.names_of(db, Category, {k for k, _ in by_category})
     street_names = support.names_of(db, Unit, {k for k, _ in by_street})
     by_category, by_street = top(by_category, category_names), top(by_street, street_names)
+    # A category row links to the order list of that category, which counts its subcategories too: linked only
+    # where the list counts what the row counts (a category without subcategories, as every demo category is).
+    shown_categories = [k for k, _ in by_category if k is not None]
+    with_subcategories = set(db.scalars(select(Category.parent_id).where(Category.parent_id.in_(shown_categories))))
     open_where = [Order.state.in_(sorted(OPEN_STATES))] + ([scope] if scope is not None else [])
     open_count = db.scalar(select(func.count()).select_from(Order).where(*open_where)) or 0
     overdue_where = [sql_text(OVERDUE_NOW_SQL)] + ([scope] if scope is not None else [])
@@ -2081,6 +2159,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         by_street=by_street,
         category_names=category_names,
         street_names=street_names,
+        linked_categories={k for k in shown_categories if k not in with_subcategories},
         total=total,
         valid=total - sum(left_out.values()),
         left_out=left_out,
@@ -2089,6 +2168,7 @@ def dashboard(request: Request, db: DbSession) -> Response:
         # The tile counts open orders past their limit: the list's 超期 is the same orders.
         overdue_link="/orders?overdue=1",
         received_today=received_today,
+        today=today,
         rankings=rankings,
         min_sample=kpi.DEFAULT_MIN_SAMPLE,
         typed_period=choice.box,
@@ -2111,8 +2191,8 @@ def install(app: FastAPI) -> None:
     """Mount the pages, the static files and the page error handlers on ``app``."""
 
     @app.exception_handler(LoginRequired)
-    async def _login_required(request: Request, _exc: LoginRequired) -> Response:
-        return support.login_redirect(request)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        return support.login_redirect(request, exc.form)
 
     @app.exception_handler(PageError)
     async def _page_error(request: Request, exc: PageError) -> Response:

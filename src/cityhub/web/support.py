@@ -64,7 +64,12 @@ OVERSEERS = frozenset({Role.LEADER, Role.SUPERVISOR, Role.ADMIN})
 
 
 class LoginRequired(Exception):
-    """No valid session: the page redirects to the login form."""
+    """No valid session: the page redirects to the login form — or, for a form posted after the session ended, says
+    so and shows what was typed in it (``form``)."""
+
+    def __init__(self, form: Form | None = None) -> None:
+        super().__init__("login required")
+        self.form = form
 
 
 class PageError(Exception):
@@ -468,7 +473,7 @@ def require_user(
     ``form`` of a post, its CSRF token is checked too (:func:`check_csrf`)."""
     principal = principal_of(request, db)
     if principal is None:
-        raise LoginRequired()
+        raise LoginRequired(form)
     request.state.principal = principal  # error pages keep the user's menu
     if permission is not None and not permissions.allows(principal.role, permission):
         raise PageError(403, "err.forbidden")
@@ -487,13 +492,19 @@ def safe_next(target: str | None, default: str = "/") -> str:
     return target
 
 
-def login_redirect(request: Request) -> Response:
+# The fields of a form that hold what a person typed in their own words (a reply, a reason, an appeal), shown back
+# when the form was posted after the session ended; a choice or a number is quickly made again.
+TYPED_FIELDS = ("title", "content", "text", "reason", "note", "address", "answer", "question")
+
+
+def login_redirect(request: Request, form: Form | None = None) -> Response:
     """Where a request without a valid session goes: the login page, back to the page afterwards.
 
     An htmx fragment (the intake form's assistance, refreshed while the operator types) does not navigate: that
     would throw away the appeal being typed. It answers a notice in place of the fragment, with a link that signs
     in in another tab; the form keeps its text and the next refresh works again. A form posted after the session
-    ended returns, after login, to the page it was posted from, not to the POST-only address it was posted to.
+    ended returns, after login, to the page it was posted from, not to the POST-only address it was posted to; one
+    holding text typed in it (``TYPED_FIELDS`` of ``form``) is not redirected but answered 401 with that text.
     """
     if request.headers.get("hx-request"):
         page = _local_path(request.headers.get("hx-current-url")) or "/"
@@ -505,7 +516,15 @@ def login_redirect(request: Request) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     else:
         target = _local_path(request.headers.get("referer")) or "/"
-    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+    login = f"/login?next={quote(target, safe='')}"
+    typed = [(name, text) for name in TYPED_FIELDS if form is not None and (text := form.get(name).strip())]
+    if typed:
+        # A reply written on a phone, posted after the session ended, was thrown away by the redirect: the page says
+        # that nothing was sent and shows the text, to copy, with a sign-in in another tab.
+        response = render(request, "session_expired.html", status_code=401, typed=typed, login=login, back=target)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    return RedirectResponse(login, status_code=303)
 
 
 def _local_path(url: str | None) -> str | None:

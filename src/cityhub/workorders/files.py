@@ -305,15 +305,18 @@ THUMB_PX = 320  # the longer side of a photo's thumbnail on the order page
 PREVIEW_PX = 2048  # the longer side of the copy shown to whoever reads the order masked
 MAX_PIXELS = 60_000_000  # a larger image is not decoded (decompression bombs)
 # Renditions of a stored photo, by their longer side: the directory beside the store that keeps them.
-_RENDITIONS = {THUMB_PX: "thumbs", PREVIEW_PX: "previews"}
+_RENDITIONS = {THUMB_PX: "thumbs-v2", PREVIEW_PX: "previews-v2"}
+# Where versions before 2026-12-06 kept their copies, which carried the upload's JPEG or GIF comment (a name, a phone
+# number): never served again (the copies are made anew under _RENDITIONS as they are asked for); :func:`prune`
+# deletes them.
+_SUPERSEDED_RENDITIONS = ("thumbs", "previews")
 
 
-def rendition(row: Attachment, px: int, settings: FileSettings | None = None, *, fresh: bool = False) -> Path | None:
+def rendition(row: Attachment, px: int, settings: FileSettings | None = None) -> Path | None:
     """A JPEG of a stored photo at most ``px`` on its longer side (:data:`THUMB_PX` or :data:`PREVIEW_PX`), turned
     upright by its EXIF orientation and carrying no EXIF (no GPS position, no device) nor the comment a JPEG or GIF
-    may hold (a name, a phone number), made once and kept beside the store — ``fresh``: made again, not the copy
-    kept (one an earlier version made, which kept the comment); None for what is not a photo or cannot be
-    decoded."""
+    may hold (a name, a phone number), made once and kept beside the store; None for what is not a photo or cannot
+    be decoded."""
     from PIL import Image, ImageOps
 
     if row.sha256 is None or row.content_type not in PHOTOS:
@@ -322,7 +325,7 @@ def rendition(row: Attachment, px: int, settings: FileSettings | None = None, *,
         _open_heif()
     settings = settings or get_file_settings()
     target = _rendition_path(row.sha256, px, settings)
-    if target.is_file() and not fresh:
+    if target.is_file():
         return target
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
@@ -613,8 +616,7 @@ def publish(session: Session, *, order_id: int, attachment_id: int, actor: Any) 
             f"only photos can be published; attachment {row.id} ({row.filename}) is {kind}",
             details={"field": "attachment", "problem": "not_photo", "content_type": row.content_type},
         )
-    # The public copy made afresh: one kept from before may carry what copies no longer do.
-    if rendition(row, PREVIEW_PX, fresh=True) is None:
+    if rendition(row, PREVIEW_PX) is None:
         raise ValidationFailed(
             f"attachment {row.id} ({row.filename}) cannot be read as a photo, so it cannot be published",
             details={"field": "attachment", "problem": "undecodable", "content_type": row.content_type},
@@ -710,7 +712,8 @@ class Pruned:
 def prune(session: Session, *, older_than_s: float = 3600.0, dry_run: bool = False) -> Pruned:
     """Delete from the store what no attachment holds: files whose upload's transaction failed after they were
     written, renditions of removed photos, temporary files of interrupted writes — only those not touched for
-    ``older_than_s`` (an upload in flight writes its file before its row commits). ``dry_run``: count only."""
+    ``older_than_s`` (an upload in flight writes its file before its row commits) — and every copy earlier versions
+    kept (:data:`_SUPERSEDED_RENDITIONS`). ``dry_run``: count only."""
     import time
 
     root = Path(get_file_settings().dir)
@@ -732,6 +735,9 @@ def prune(session: Session, *, older_than_s: float = 3600.0, dry_run: bool = Fal
             drop(path, "partial")
         elif _SHA256.fullmatch(path.name):
             candidates.append((path.name, path, "files"))
+    for folder in _SUPERSEDED_RENDITIONS:
+        for path in (root / folder).glob("??/*"):
+            drop(path, "renditions")
     for folder in _RENDITIONS.values():
         for path in (root / folder).glob("??/*"):
             if path.name.startswith("."):
