@@ -1107,6 +1107,9 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     assert panel.status_code == 200
     assert "离职后住房公积金怎么提取" in panel.text and f'value="{org["entry"]}"' in panel.text  # 秒回
     assert past.number in panel.text  # the similar past order
+    # opened beside the form, not in its place (the appeal being typed and its files chosen stay, as the caller's
+    # history leaves them)
+    assert f'<a href="/orders/{past.id}" target="_blank" rel="noopener">{past.number}</a>' in panel.text
     top3 = re.findall(r"<li><span>(\S+) <small>(\d+)%</small>", panel.text)
     assert top3[0][0] == "环境保护" and {label for label, _ in top3} <= set(TOPICS)  # the classifier's best first
     assert all(int(p) >= 1 for _, p in top3)  # a runner-up at 0% is left out
@@ -1145,6 +1148,15 @@ def test_the_intake_form_lists_a_returning_callers_earlier_appeals(org) -> None:
     assert found.text.index(second.number) < found.text.index(first.number) and "别人的诉求" not in found.text
     assert "该号码没有以往的诉求" in client.post("/intake/caller", data={**form, "citizen_phone": "13700137000"}).text
     assert client.post("/intake/caller", data={**form, "citizen_phone": "138"}).text == ""  # still being typed
+    # The same mobile with China's country code, as a caller ID shows it, or stored so: the same caller.
+    third = _order(title="油烟还在", citizen_phone="+86 138-0013-8000")
+    for typed in ("+86 138 0013 8000", "8613800138000", "13800138000"):
+        coded = client.post("/intake/caller", data={**form, "citizen_phone": typed})
+        assert "该号码以往的诉求（共 3 件）" in coded.text and third.number in coded.text, typed
+        assert 'href="/orders?q=13800138000"' in coded.text, typed
+    assert (
+        "该号码没有以往的诉求" in client.post("/intake/caller", data={**form, "citizen_phone": "+8613700137000"}).text
+    )
     # A citizen's own form looks up no one's history.
     citizen = login("cit")
     assert "/intake/caller" not in citizen.get("/intake").text
@@ -1339,6 +1351,9 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     assert "意见和建议" in form and "理由" not in form and "回访记录" in staff_form and "理由" not in staff_form
     # Asked as the progress lookup asks (满意 / 不满意, not 是 / 否); 不满意 says what is still wrong, as there.
     assert "您对答复满意吗？" in form and '<option value="false">不满意</option>' in form
+    # Their comments are asked for with 不满意: the field says so before the refusal does (it read 选填).
+    assert "意见和建议<small" in form and "选择“不满意”时必填" in form and "选填" not in form
+    assert "回访记录<small>（选填）</small>" in staff_form
     unexplained = _act(client, order_id, "callback", satisfied="false")
     assert unexplained.status_code == 422 and "选择“不满意”时，请说明仍未解决的问题。" in unexplained.text
     assert '<option value="false" selected>不满意</option>' in unexplained.text and _state(order_id) == State.REPLIED

@@ -189,6 +189,26 @@ def test_the_intake_form_is_sent_once_however_often_it_is_submitted(server: dict
 
 
 @pytest.mark.sqlite_only(BROWSER_SIDE)
+def test_the_suggestions_place_the_appeal_by_the_address_typed_after_its_text(
+    server: dict[str, Any], browser: Any
+) -> None:
+    """The form's order is the text, then the address: the address typed last places the appeal (属地识别) and checks
+    it for duplicates there too — the suggestions were refreshed by the text only, and said 未识别 until it changed."""
+    errors: list[str] = []
+    op = _login(browser, server["base"], "op", errors)
+    op.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    op.select_option("#f-appeal_type", "complaint")
+    op.fill("#f-content", "路边的沙井一直往外冒污水，三天没人处理")
+    place = op.locator("[data-testid=intake-place]")
+    # the first suggestion loads the classifier and builds the similar-orders index: allowed for
+    sync_api.expect(place).to_contain_text("未识别", timeout=60_000)
+    op.locator("#f-address").press_sequentially("景泰街道云景路1号")
+    sync_api.expect(place).to_contain_text(server["street"])
+    assert errors == []
+    op.context.close()
+
+
+@pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_a_citizen_on_a_phone_shares_their_position_with_the_appeal(server: dict[str, Any], browser: Any) -> None:
     """使用当前位置: the device's position (here the browser's granted geolocation) fills the form's lat/lng."""
     context = browser.new_context(
@@ -201,7 +221,11 @@ def test_a_citizen_on_a_phone_shares_their_position_with_the_appeal(server: dict
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.goto(f"{server['base']}/intake")
-    page.click("[data-testid=locate-me]")
+    with page.expect_response(lambda r: r.url.endswith("/intake/assist"), timeout=60_000):
+        page.fill("#f-content", "路灯不亮")
+    # The suggestions are asked for afresh with the position (the text's own request answered before).
+    with page.expect_request(lambda r: r.url.endswith("/intake/assist") and "lat=23.181200" in (r.post_data or "")):
+        page.click("[data-testid=locate-me]")
     sync_api.expect(page.locator("[data-testid=locate-status]")).to_have_text("已定位：23.181200, 113.281500")
     assert (page.input_value("#f-lat"), page.input_value("#f-lng")) == ("23.181200", "113.281500")
     context.close()

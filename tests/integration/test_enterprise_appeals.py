@@ -145,6 +145,31 @@ def test_an_enterprise_files_through_the_web_form_and_the_order_says_who_asks_an
     assert hidden(form)  # the citizen's form carried its CSRF token
 
 
+def test_a_wrong_credit_code_is_said_with_the_forms_other_problems_in_one_round(world: dict[str, Any]) -> None:
+    operator = login("op")
+    operator.get("/intake")
+    typed = intake_form(
+        operator,
+        citizen_phone="12ab",
+        title="",
+        content="",
+        enterprise_name="广州云景制衣有限公司",
+        credit_code=VALID[0][:-1] + "4",
+    )
+    refused = operator.post("/intake", data=typed)
+    assert refused.status_code == 422
+    # The code, the phone and the missing text each at their field at once (the phone and the text were said only
+    # once the code was right); the missing text said there, not a second time at the top of the form.
+    assert "统一社会信用代码校验不通过" in refused.text
+    assert 'data-testid="field-error-citizen_phone"' in refused.text and "电话号码只能包含数字" in refused.text
+    assert 'data-testid="field-error-content"' in refused.text
+    assert refused.text.count("请填写诉求内容或标题") == 1 and 'data-testid="field-error-_form"' not in refused.text
+    right = operator.post("/intake", data={**typed, "credit_code": VALID[0]})  # the code fixed: the rest remains
+    assert "统一社会信用代码" in right.text and "统一社会信用代码校验不通过" not in right.text
+    assert "电话号码只能包含数字" in right.text and right.text.count("请填写诉求内容或标题") == 1
+    assert _orders() == 0
+
+
 def test_the_order_list_narrows_to_the_enterprise_appeals_of_one_need(world: dict[str, Any]) -> None:
     """诉求领域 (``enterprise_need``): the API's and the page's list of 企业呼's appeals of one need — read from the
     order's attributes on both backends — not the other enterprises' nor the citizens' appeals."""

@@ -516,6 +516,7 @@ def test_the_order_page_uploads_files_and_names_a_refused_one(world, store) -> N
     assert done.status_code == 303, done.text
     shown = client.get(f"/orders/{world['order']}")
     assert "已上传 1 个附件" in shown.text and "井盖.png" in shown.text and "附件：井盖.png" in shown.text
+    assert f"（image/png · {len(_png())} B）" in shown.text and "Bytes" not in shown.text  # its size, in no language
     with session_scope() as s:
         row = s.scalars(select(Attachment).where(Attachment.order_id == world["order"])).one()
     assert f'href="{files.content_path(row)}"' in shown.text
@@ -594,6 +595,40 @@ def test_the_intake_form_takes_the_appeals_files_and_refuses_the_appeal_for_a_ba
     with session_scope() as s:
         orders.act(s, order_id=order_id, action="cancel", params={"reason": "重复"})
     assert 'data-testid="action-attach"' not in client.get(f"/orders/{order_id}").text
+
+
+def test_a_refused_intake_or_upload_keeps_the_form_and_says_at_the_file_field_to_choose_again(
+    world, store, monkeypatch
+) -> None:
+    monkeypatch.setenv("CITYHUB_FILES_MAX_COUNT", "2")
+    client = login("cit")
+    token = hidden(client.get("/intake").text)
+    appeal = {"csrf_token": token, "appeal_type": "complaint", "content": "小区门口垃圾堆积一周无人清运"}
+    photos = [("files", (f"{i}.png", _png(), "image/png")) for i in range(3)]
+    # A gallery's selection past the limit: said at the file field, the appeal kept (it was a bare 400 in English,
+    # everything typed lost).
+    many = client.post("/intake", data={**appeal, "address": "云景路88号"}, files=photos)
+    assert many.status_code == 422, many.text
+    assert 'data-testid="field-error-files"' in many.text and "一次最多上传 2 个文件" in many.text
+    assert "小区门口垃圾堆积一周无人清运</textarea>" in many.text and 'value="云景路88号"' in many.text
+    # 查询建议 (the suggestions without the form sent) answers with the page too: its files are named to choose again.
+    preview = client.post("/intake", data={**appeal, "preview": "1"}, files=photos[:1])
+    assert preview.status_code == 200 and 'data-testid="files-not-kept"' in preview.text and "0.png" in preview.text
+    assert "小区门口垃圾堆积一周无人清运</textarea>" in preview.text
+    # Too many with another problem: both said in one round.
+    both = client.post("/intake", data={**appeal, "citizen_phone": "12ab"}, files=photos)
+    assert "电话号码只能包含数字" in both.text and "一次最多上传 2 个文件" in both.text
+    with session_scope() as s:
+        assert s.scalars(select(Order).where(Order.content == appeal["content"])).all() == []
+    # The order page's upload (补充材料) alike: the note kept, the number said at the field.
+    staff = login("op")
+    page = staff.get(f"/orders/{world['order']}").text
+    upload = staff.post(
+        f"/orders/{world['order']}/attachments", data={"csrf_token": hidden(page), "note": "整改前"}, files=photos
+    )
+    assert upload.status_code == 422, upload.text
+    assert "一次最多上传 2 个文件" in upload.text and 'value="整改前"' in upload.text
+    assert _stored(store) == []
 
 
 def test_an_appeal_refused_for_another_field_names_the_files_to_choose_again(world, store) -> None:

@@ -159,6 +159,23 @@ def test_the_page_looks_up_and_rates_behind_its_form_token(world) -> None:
     assert c.post("/api/v1/track", json=who).json()["satisfied"] is True
 
 
+def test_a_refused_lookup_or_rating_keeps_what_the_citizen_typed(world) -> None:
+    c = world["client"]
+    who = {"number": world["number"], "phone": PHONE}
+    wrong = c.post("/track", data={**who, "phone": "138 1234 5670", "csrf_token": _token(c.get("/track").text)})
+    # The number and the phone typed stay, to be corrected (the phone had to be typed again).
+    assert wrong.status_code == 404 and 'value="138 1234 5670"' in wrong.text
+    assert f'value="{world["number"]}"' in wrong.text
+    # A rating without a choice keeps its words; 不满意 without words keeps the choice.
+    unchosen = c.post("/track/rate", data={**who, "reason": "晚上还是不亮", "csrf_token": _token(wrong.text)})
+    assert unchosen.status_code == 422 and "请选择“满意”或“不满意”" in unchosen.text
+    assert ">晚上还是不亮</textarea>" in unchosen.text
+    unexplained = c.post("/track/rate", data={**who, "satisfied": "0", "csrf_token": _token(unchosen.text)})
+    assert unexplained.status_code == 422 and "请说明仍未解决的问题" in unexplained.text
+    assert 'name="satisfied" value="0" checked' in unexplained.text
+    assert 'name="satisfied" value="1" checked' not in unexplained.text
+
+
 def test_an_unsatisfied_rating_waits_in_the_supervisors_list_until_reopened(world) -> None:
     """回访不满意: the citizen's 不满意 leaves the order 已回访 for staff to decide (重办, or 办结 as not resolved) —
     the supervisor's quick view and the API's ``satisfied=false`` list it, marked, and no order rated 满意; the

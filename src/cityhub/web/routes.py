@@ -25,6 +25,7 @@ from sqlalchemy import false, func, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.elements import ColumnElement
 from starlette.datastructures import QueryParams
 
 from cityhub.api.deps import DbSession, known_path_ids
@@ -559,6 +560,19 @@ def _enterprise_checked(form: Form) -> None:
         raise ValidationFailed(str(exc), details={"field": exc.key}) from None
 
 
+def _appeal_problems(t: Translator, form: Form) -> dict[str, str]:
+    """The problems of the appeal's own fields (all but the enterprise's), by field."""
+    from cityhub.intake.service import parse
+
+    payload = _intake_payload(form)
+    payload.pop("attributes", None)
+    try:
+        parse(payload)
+    except ValidationFailed as exc:
+        return error_text(t, exc)[1]
+    return {}
+
+
 def _classify(db: Session, title: str, content: str, assistance: Assistance) -> None:
     """The classifier's top three with their categories' ids (left None: no classifier, or one that cannot be
     read), and whether it knows too little of the text for them to mean anything."""
@@ -714,11 +728,18 @@ def intake_caller(request: Request, db: DbSession, form: FormBody) -> Response:
     """The appeals earlier made from the phone typed in the intake form (来电历史), as an htmx fragment: an operator
     registering a repeat caller's complaint sees the caller's earlier orders without leaving the form. Only for the
     roles that read citizens' personal data in their scope (an empty fragment for the others)."""
+    from cityhub.workorders.tracking import phone_digits
+
     principal = support.require_user(request, db, permissions.ORDER_CREATE, form=form)
     phone = re.sub(r"[\s-]", "", form.get("citizen_phone"))
     if principal.role not in permissions.UNMASKED_ROLES or not re.fullmatch(r"\+?\d{7,20}", phone):
         return HTMLResponse("")
-    conditions = [Order.citizen_phone == phone]
+    # A mobile number is the caller's with China's country code or without (a caller ID reads +86…; the progress
+    # lookup compares them so too): an appeal stored either way is theirs.
+    national = phone_digits(phone)
+    spelled = {phone, national, f"+86{national}", f"86{national}"} if re.fullmatch(r"1\d{10}", national) else {phone}
+    phone = national if len(spelled) > 1 else phone
+    conditions: list[ColumnElement[bool]] = [Order.citizen_phone.in_(sorted(spelled))]
     if (clause := scope_of(db, principal).clause()) is not None:
         conditions.append(clause)
     earlier = db.scalars(
@@ -742,7 +763,13 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
     t = support.translator(request)
     values = form.values(INTAKE_FIELDS)
     if form.get("preview"):
-        return _intake_page(request, db, principal, values=values, assistance=_assistance(db, principal, form))
+        # The files chosen do not come back with the page either (a browser keeps none): named to be chosen again.
+        problems: dict[str, str] = {}
+        dropped = _not_kept(t, problems, body)
+        assistance = _assistance(db, principal, form)
+        return _intake_page(
+            request, db, principal, values=values, errors=problems, assistance=assistance, dropped=dropped
+        )
     entry_id = forms.whole_number(form.get("instant_entry_id"))
     citizen = principal.role == Role.CITIZEN
     # The kind of appeal is the operator's or citizen's to say (an inspector's reports have theirs); answered on the
@@ -793,11 +820,19 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, errors = _refusal(db, t, exc)
+        if error.details.get("field") in enterprise.KEYS:
+            # The enterprise's fields are checked first: the rest of the form's problems are said with theirs, so
+            # that one round fixes all.
+            for name, problem in _appeal_problems(t, form).items():
+                errors.setdefault(name, problem)
         if error.details.get("field") == "files":
             errors["files"] = _file_problem(t, error) + t("intake.files_again")
         if not form.get("title").strip() and not form.get("content").strip():
-            # Pydantic skips the whole-appeal check when a field fails; say it anyway, so one round fixes all.
+            # Pydantic skips the whole-appeal check when a field fails; say it anyway, so one round fixes all — at
+            # the text's field, not again at the top of the form.
             errors.setdefault("content", t("err.need_text"))
+            if errors.get("_form") == errors["content"]:
+                del errors["_form"]
         if unsaid:
             errors["appeal_type"] = t("err.choose", field=t("field.appeal_type"))
         dropped = _not_kept(t, errors, body)

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.filters import do_filesizeformat
 from jinja2.runtime import Context
 from markupsafe import Markup
 from sqlalchemy import select
@@ -192,6 +193,15 @@ def _validity_state(t: Translator, active: bool, valid_from: Any, valid_until: A
 _env.globals["validity_state"] = _validity_state
 _env.filters["number"] = lambda value: f"{value:g}" if isinstance(value, int | float) else value  # 5.0 → 5
 _env.filters["percent"] = lambda share: percent(share, missing="—")  # 0.9123 → 91.2%
+
+
+def _file_size(size: int) -> str:
+    """A file's size in the symbols of every language (157 B, 20.5 kB, 3.1 MB): Jinja's own wrote 157 Bytes, an
+    English word on a Chinese page."""
+    return f"{size} B" if size < 1000 else str(do_filesizeformat(size))
+
+
+_env.filters["filesizeformat"] = _file_size
 
 
 def language(request: Request) -> str:
@@ -721,8 +731,14 @@ async def upload_body(request: Request) -> UploadForm:
     return await read_uploads(request, limit=read_limit(), max_files=get_file_settings().max_count)
 
 
+# The files of a page's form parsed at most, read or not: a gallery's selection a few past the limit is refused at
+# the file field with the rest of the form kept (the parser's own refusal loses it all); beyond these, the body is.
+PARSED_FILES_MAX = 100
+
+
 async def read_uploads(request: Request, *, limit: int, max_files: int) -> UploadForm:
-    """:func:`upload_body` with its own limits: each file read up to ``limit`` bytes, at most ``max_files``."""
+    """:func:`upload_body` with its own limits: each file read up to ``limit`` bytes, at most ``max_files`` (those
+    beyond are not read, and make the form ``too_many``; its fields are kept)."""
     from starlette.formparsers import MultiPartException
 
     from cityhub.workorders.files import read_multipart
@@ -731,13 +747,17 @@ async def read_uploads(request: Request, *, limit: int, max_files: int) -> Uploa
         return UploadForm(await form_body(request), [])
     try:
         pairs, files = await read_multipart(
-            request, limit=limit, max_files=max_files, max_fields=20, max_part_size=MAX_FORM_BYTES
+            request,
+            limit=limit,
+            max_files=max(max_files, PARSED_FILES_MAX),
+            max_fields=20,
+            max_part_size=MAX_FORM_BYTES,
+            read_files=max_files,
         )
-    except MultiPartException as exc:
-        if "files" in str(exc).lower():
-            return UploadForm(Form([]), [], too_many=True)
+    except MultiPartException:
         raise PageError(413, "err.validation") from None
-    return UploadForm(Form(pairs), [upload for _, upload in files if upload.given])
+    given = [upload for _, upload in files if upload.given]
+    return UploadForm(Form(pairs), given[:max_files], too_many=len(given) > max_files)
 
 
 UploadBody = Annotated[UploadForm, Depends(upload_body)]

@@ -33,15 +33,17 @@ def _page(request: Request, *, status_code: int = 200, **context: Any) -> Respon
     return response
 
 
-def _failure(request: Request, exc: Exception, number: str) -> Response:
+def _failure(request: Request, exc: Exception, number: str, phone: str) -> Response:
+    """The lookup form again, saying why nothing is shown, with the number and phone typed (one of them mistyped:
+    corrected, not typed again)."""
     if isinstance(exc, TooManyAttempts):
-        page = _page(request, status_code=429, error="track.too_many", number=number)
+        page = _page(request, status_code=429, error="track.too_many", number=number, phone=phone)
         page.headers.update(exc.http_headers)
         return page
     if isinstance(exc, ValidationFailed):
         field = (exc.details or {}).get("field", "")
-        return _page(request, status_code=422, error=f"track.missing_{field}", number=number)
-    return _page(request, status_code=404, error="track.not_found", number=number)
+        return _page(request, status_code=422, error=f"track.missing_{field}", number=number, phone=phone)
+    return _page(request, status_code=404, error="track.not_found", number=number, phone=phone)
 
 
 @router.get(PATH, response_class=HTMLResponse)
@@ -53,11 +55,11 @@ def track_form(request: Request) -> Response:
 def track_lookup(request: Request, db: DbSession, form: FormBody) -> Response:
     number, phone = form.text("number") or "", form.text("phone") or ""
     if not support.check_login_csrf(request, form):
-        return _page(request, status_code=403, error="track.expired", number=number)
+        return _page(request, status_code=403, error="track.expired", number=number, phone=phone)
     try:
         found = tracking.track(db, number=number, phone=phone, client_ip=_client_ip(request))
     except (NotFound, ValidationFailed, TooManyAttempts) as exc:
-        return _failure(request, exc, number)
+        return _failure(request, exc, number, phone)
     return _page(request, order=found, number=found.number, phone=phone)
 
 
@@ -65,10 +67,10 @@ def track_lookup(request: Request, db: DbSession, form: FormBody) -> Response:
 def track_rate(request: Request, db: DbSession, form: FormBody) -> Response:
     number, phone = form.text("number") or "", form.text("phone") or ""
     if not support.check_login_csrf(request, form):
-        return _page(request, status_code=403, error="track.expired", number=number)
-    satisfied = form.get("satisfied")
+        return _page(request, status_code=403, error="track.expired", number=number, phone=phone)
+    satisfied, reason = form.get("satisfied"), form.get("reason")
     if satisfied not in ("1", "0"):
-        return _rated_again(request, db, number, phone, "track.choose")
+        return _rated_again(request, db, number, phone, "track.choose", satisfied, reason)
     try:
         rated = tracking.rate(
             db,
@@ -81,20 +83,30 @@ def track_rate(request: Request, db: DbSession, form: FormBody) -> Response:
         db.commit()
     except ValidationFailed as exc:
         if (exc.details or {}).get("field") == "reason":
-            return _rated_again(request, db, number, phone, "track.reason_needed")
-        return _failure(request, exc, number)
+            return _rated_again(request, db, number, phone, "track.reason_needed", satisfied, reason)
+        return _failure(request, exc, number, phone)
     except InvalidTransition:
         db.rollback()
-        return _rated_again(request, db, number, phone, "track.not_rateable")
+        return _rated_again(request, db, number, phone, "track.not_rateable", satisfied, reason)
     except (NotFound, TooManyAttempts) as exc:
-        return _failure(request, exc, number)
+        return _failure(request, exc, number, phone)
     return _page(request, order=rated, number=rated.number, phone=phone, notice="track.thanks")
 
 
-def _rated_again(request: Request, db: Any, number: str, phone: str, error: str) -> Response:
-    """The order's page again with what was wrong with the rating."""
+def _rated_again(
+    request: Request, db: Any, number: str, phone: str, error: str, satisfied: str, reason: str
+) -> Response:
+    """The order's page again with what was wrong with the rating, and the rating as given (the choice, the words)."""
     try:
         found = tracking.track(db, number=number, phone=phone, client_ip=_client_ip(request))
     except (NotFound, ValidationFailed, TooManyAttempts) as exc:
-        return _failure(request, exc, number)
-    return _page(request, status_code=422, order=found, number=found.number, phone=phone, rate_error=error)
+        return _failure(request, exc, number, phone)
+    return _page(
+        request,
+        status_code=422,
+        order=found,
+        number=found.number,
+        phone=phone,
+        rate_error=error,
+        rating={"satisfied": satisfied, "reason": reason},
+    )

@@ -135,22 +135,32 @@ class Upload:
 
 
 async def read_multipart(
-    request: Any, *, limit: int, max_files: int, max_fields: int, max_part_size: int
+    request: Any, *, limit: int, max_files: int, max_fields: int, max_part_size: int, read_files: int | None = None
 ) -> tuple[list[tuple[str, str]], list[tuple[str, Upload]]]:
     """A multipart POST's text fields and its file parts by field name, each read up to ``limit`` bytes (one past
     the largest taken: :func:`check` refuses a larger one by name), a file input left empty among them
-    (:attr:`Upload.given` tells). Raises
-    starlette's ``MultiPartException`` for a body it cannot read (too many files or fields, a part too large)."""
+    (:attr:`Upload.given` tells); with ``read_files``, the files past that many are listed by name, unread (they are
+    refused for their number). Raises starlette's ``MultiPartException`` for a body it cannot read (too many files
+    or fields, a part too large) — which starlette itself answers as an HTTP 400 within an application."""
     from starlette.datastructures import UploadFile
+    from starlette.exceptions import HTTPException
+    from starlette.formparsers import MultiPartException
 
     pairs: list[tuple[str, str]] = []
     uploads: list[tuple[str, Upload]] = []
-    async with request.form(max_files=max_files, max_fields=max_fields, max_part_size=max_part_size) as parsed:
-        for key, value in parsed.multi_items():
-            if not isinstance(value, UploadFile):
-                pairs.append((key, value))
-            else:
-                uploads.append((key, Upload(filename=value.filename, data=await value.read(limit))))
+    try:
+        form = request.form(max_files=max_files, max_fields=max_fields, max_part_size=max_part_size)
+        async with form as parsed:
+            for key, value in parsed.multi_items():
+                if not isinstance(value, UploadFile):
+                    pairs.append((key, value))
+                elif read_files is not None and sum(u.given for _, u in uploads) >= read_files:
+                    unread = value.filename or ("?" if value.size else None)
+                    uploads.append((key, Upload(filename=unread, data=b"")))
+                else:
+                    uploads.append((key, Upload(filename=value.filename, data=await value.read(limit))))
+    except HTTPException as exc:
+        raise MultiPartException(str(exc.detail)) from None
     return pairs, uploads
 
 

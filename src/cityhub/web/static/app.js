@@ -68,6 +68,8 @@
       form.querySelector('input[name="lat"]').value = lat;
       form.querySelector('input[name="lng"]').value = lng;
       status.textContent = button.getAttribute("data-located").replace("{position}", lat + ", " + lng);
+      // the suggestions place the appeal afresh, as they do when the address is typed
+      form.querySelector('input[name="lat"]').dispatchEvent(new Event("change", { bubbles: true }));
     }, function () {
       status.textContent = button.getAttribute("data-unlocated");
     }, { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
