@@ -156,3 +156,24 @@ def test_a_serving_process_computes_the_district_s_findings_before_anyone_asks(c
         assert risk.has_cached_findings(s, scope=Scope(everything=True))
         assert risk.cached_findings(s, scope=Scope(everything=True)) == risk.findings(s, scope=None)
     risk.clear_cache()
+
+
+def test_a_call_cancelled_as_invalid_is_no_report_of_a_recurring_problem(client) -> None:
+    """作废 (a prank, a wrong number) is no one's problem: the 专报's 有效工单 left such calls out, the findings and the
+    correlation graph counted them as reports. One of the eight noise calls cancelled, the finding counts seven and
+    names seven orders; the cancelled one is in none of the graph's counts either."""
+    from cityhub.analytics.correlation import load_facts
+    from cityhub.workorders import service as orders
+
+    with session_scope() as s:
+        before = risk.findings(s, period=parse_period("2026-06"), kinds=["recurring"])
+        [noise] = [f for f in before if f.category == NOISE]
+        cancelled = sorted(noise.order_ids)[0]
+        orders.act(s, order_id=cancelled, action="cancel", params={"reason": "恶意来电"})
+    with session_scope() as s:
+        after = risk.findings(s, period=parse_period("2026-06"), kinds=["recurring"])
+        [noise] = [f for f in after if f.category == NOISE]
+        assert noise.count == 7 and cancelled not in noise.order_ids
+        start, end = parse_period("2026-06").bounds()
+        facts = load_facts(s, start=start, end=end)
+        assert len(facts) == 47 and cancelled not in {f.id for f in facts}
