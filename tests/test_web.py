@@ -1371,6 +1371,28 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     assert action_cell(theirs_row) == "评价答复" and action_cell(staff_row) == "回访"
 
 
+def test_a_citizens_appeal_waiting_for_dispatch_reads_as_the_progress_lookup_says_it(org) -> None:
+    """Not yet dispatched, the citizen's page says 承办单位 正在分派 and shows no time limit, as /track does (it said
+    — and 未计时, the units' word); staff read the page as before."""
+    client = login("cit")
+    response = client.post(
+        "/intake",
+        data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
+        follow_redirects=False,
+    )
+    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    page, staff_page = client.get(f"/orders/{order_id}").text, login("sup").get(f"/orders/{order_id}").text
+    assert 'data-testid="lead-unit">正在分派</td>' in page
+    assert 'data-testid="lead-unit">—</td>' in staff_page
+    assert 'data-testid="sla"' not in page and "未计时" not in page
+    assert 'data-testid="sla"' in staff_page and "未计时" in staff_page
+    # Dispatched, the unit is named and the limit promised them shown.
+    assert _act(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    page = client.get(f"/orders/{order_id}").text
+    assert 'data-testid="lead-unit">景泰街道' in page and 'data-testid="due-at"><span' in page
+    assert "正在分派" not in page and "未计时" not in page
+
+
 def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:
     from cityhub.config import get_settings
 

@@ -1476,6 +1476,8 @@ def _detail_page(
         with_files=WITH_FILES,
         dropped=dropped or [],
         citizen=not staff,
+        # No unit yet: the citizen reads that it is being dispatched, as the progress lookup (/track) says it.
+        unit_pending=not staff and order.lead_unit_id is None and order.state in dispatch.QUEUE_STATES,
         removable={
             a.id
             for a in order.attachments
