@@ -1393,6 +1393,25 @@ def test_a_citizens_appeal_waiting_for_dispatch_reads_as_the_progress_lookup_say
     assert "正在分派" not in page and "未计时" not in page
 
 
+def test_a_citizen_told_to_rate_the_reply_is_named_the_question_they_were_asked(org) -> None:
+    client = login("cit")
+    response = client.post(
+        "/intake",
+        data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
+        follow_redirects=False,
+    )
+    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    hand = login("hand_a")
+    assert _act(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order_id, "accept").status_code == 303
+    assert _act(hand, order_id, "reply", text="已修复").status_code == 303
+    unrated = _act(client, order_id, "callback")
+    assert unrated.status_code == 422 and "请选择「您对答复满意吗？」" in unrated.text
+    assert "是否满意" not in unrated.text  # the staff's label
+    staff = _act(login("sup"), order_id, "callback")
+    assert staff.status_code == 422 and "请选择「是否满意」" in staff.text
+
+
 def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:
     from cityhub.config import get_settings
 

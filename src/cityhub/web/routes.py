@@ -148,13 +148,13 @@ def _fail(db: Session) -> None:
 
 
 def _refusal(
-    db: Session, t: Translator, exc: CityhubError | StaleDataError
+    db: Session, t: Translator, exc: CityhubError | StaleDataError, *, citizen: bool = False
 ) -> tuple[CityhubError, str, dict[str, str]]:
     """A refused form post undone (``_fail``), and the error with its readable message and field errors; a stale
-    write (another request changed the order first) counts as a conflict."""
+    write (another request changed the order first) counts as a conflict. ``citizen``: as :func:`error_text`."""
     _fail(db)
     error = exc if isinstance(exc, CityhubError) else Conflict("stale")
-    message, fields = error_text(t, error)
+    message, fields = error_text(t, error, citizen=citizen)
     if "entry_id" in fields:  # a knowledge entry retired since the page was shown: the page's message, not a field's
         message = fields.pop("entry_id")
     return error, message, fields
@@ -183,15 +183,19 @@ def _reason_text(t: Translator, reason: str) -> str:
     return t(f"reason.{reason}", reason)
 
 
-def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
-    """A readable message for a refused action, and the errors of single fields (field → message)."""
+def error_text(t: Translator, exc: CityhubError, *, citizen: bool = False) -> tuple[str, dict[str, str]]:
+    """A readable message for a refused action, and the errors of single fields (field → message). ``citizen``: the
+    reader is the citizen who appealed, whose forms ask in their own words (``field.<action>.<name>.citizen``)."""
     fields: dict[str, str] = {}
     if isinstance(exc, InvalidTransition):
         if m := _REQUIRED.fullmatch(exc.reason or ""):
             name = m.group(1)
-            # Named as the action's form labels it (催办's reason is its 催办内容), else by its general name; a list
-            # left at "—" (是否满意, 单位) is chosen from, not filled in.
+            # Named as the action's form labels it (催办's reason is its 催办内容; to the citizen, 是否满意 is the
+            # question they were asked, 您对答复满意吗), else by its general name; a list left at "—" (是否满意, 单位)
+            # is chosen from, not filled in.
             label = t(f"field.{exc.action}.{name}", t(f"field.{name}"))
+            if citizen:
+                label = t(f"field.{exc.action}.{name}.citizen", label)
             fields[name] = t("err.choose" if name in _CHOSEN_FIELDS else "err.required", field=label)
             return t("err.validation"), fields
         if field_name := _typed_field(exc.reason or ""):
@@ -1678,7 +1682,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             files.attach(db, order_id=order_id, uploads=photos, actor=principal.actor)
         db.flush()
     except (CityhubError, StaleDataError) as exc:
-        error, message, field_errors = _refusal(db, t, exc)
+        error, message, field_errors = _refusal(db, t, exc, citizen=principal.role == Role.CITIZEN)
         if error.details.get("field") == "files":
             field_errors["files"] = _file_problem(t, error) + t("intake.files_again")
         dropped = _not_kept(t, field_errors, upload)
