@@ -1412,6 +1412,20 @@ def test_a_citizen_told_to_rate_the_reply_is_named_the_question_they_were_asked(
     assert staff.status_code == 422 and "请选择「是否满意」" in staff.text
 
 
+def test_an_order_not_theirs_is_no_appeal_of_the_citizens_not_one_outside_a_data_scope(org) -> None:
+    order_id = _order().id  # a caller's, on the hotline
+    client = login("cit")
+    for response in (
+        client.get(f"/orders/{order_id}"),
+        client.post(f"/orders/{order_id}/act/callback", data={"csrf_token": csrf(client), "version": "1"}),
+    ):
+        assert response.status_code == 404
+        assert "您提交的诉求中没有它" in response.text and "数据范围" not in response.text
+    # Staff keep theirs: an order outside their unit's street.
+    staff = login("hand_b").get(f"/orders/{order_id}")
+    assert staff.status_code == 404 and "不在您的数据范围内" in staff.text
+
+
 def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:
     from cityhub.config import get_settings
 

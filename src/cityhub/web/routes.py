@@ -209,7 +209,7 @@ def error_text(t: Translator, exc: CityhubError, *, citizen: bool = False) -> tu
     if isinstance(exc, Conflict):
         return t("err.conflict"), fields
     if isinstance(exc, NotFound):
-        return t("err.not_found"), fields
+        return t("err.not_found.citizen" if citizen else "err.not_found"), fields
     if isinstance(exc, PermissionDenied):
         if exc.details.get("routing"):
             return t("err.not_routed_here"), fields
