@@ -1426,6 +1426,44 @@ def test_an_order_not_theirs_is_no_appeal_of_the_citizens_not_one_outside_a_data
     assert staff.status_code == 404 and "不在您的数据范围内" in staff.text
 
 
+def test_an_inspectors_new_report_shows_duplicates_and_similar_cases_not_the_dispatch_suggestion(org) -> None:
+    """A 网格员's report, just filed, is not theirs to dispatch: its page shows the possible duplicates and similar
+    cases (and its place in the facts), not the dispatchers' 派单建议 — candidates, scores, rule grounds, odds."""
+    from cityhub.auth import service as auth
+    from cityhub.org.schemas import UserCreate
+
+    with session_scope() as s:
+        auth.create_account(
+            s,
+            data=UserCreate(username="insp", full_name="网格员甲", role=Role.INSPECTOR, unit_id=org["street_a"]),
+            password=PASSWORD,
+        )
+    earlier = _order(title="景泰街道云景路路灯不亮")
+    client = login("insp")
+    form = client.get("/intake")
+    assert form.status_code == 200
+    response = client.post(
+        "/intake",
+        data={
+            "csrf_token": csrf(client),
+            "title": "景泰街道云景路路灯不亮",
+            "content": "小区楼下餐馆油烟排放严重，噪音扰民",
+            "address": "景泰街道云景路",
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    assert _state(order_id) == State.RECEIVED
+    page = client.get(f"/orders/{order_id}").text
+    assert 'data-testid="similar"' in page and earlier.number in page  # what helps: the same problem reported
+    assert 'data-testid="decision"' not in page and "派单建议" not in page and 'data-testid="candidates"' not in page
+    assert 'data-testid="top3-categories"' not in page
+    assert "景泰街道" in re.search(r"<th>镇街 / 村社</th><td>(.*?)</td>", page).group(1)  # type: ignore[union-attr]
+    dispatcher = login("disp").get(f"/orders/{order_id}").text
+    assert 'data-testid="decision"' in dispatcher and "派单建议" in dispatcher
+
+
 def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:
     from cityhub.config import get_settings
 

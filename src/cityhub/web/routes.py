@@ -1398,10 +1398,14 @@ def _detail_page(
     reading = reading_clause(db, principal, scope)  # what they may open: the orders this page links
     actions = _my_actions(db, order, principal)
     staff = principal.role != Role.CITIZEN
+    # 派单建议 — the candidates with their scores and rule grounds, the classifier's odds — is for who routes orders
+    # and oversees them; a unit's staff (a 网格员 reading the report just filed) read where it was placed in the
+    # facts and the possible duplicates and similar cases below.
+    routing = staff and principal.role not in permissions.UNIT_STAFF_ROLES
     similar = decision = answers = None
     dispatch_pending = False
-    if staff and order.state in (State.RECEIVED, State.RETURNED):
-        dispatch_pending = order.id in background.waiting(db, [order.id])
+    if staff and order.state in dispatch.QUEUE_STATES:
+        dispatch_pending = routing and order.id in background.waiting(db, [order.id])
         found = dedupe.DedupeRead.of(dedupe.check(db, order=order), reader=principal)
         # 拆单: its appeal's other orders say the same on purpose, and are linked from the facts already.
         kin = {k.id for k in family}
@@ -1411,12 +1415,13 @@ def _detail_page(
         found.similar = [c for c in found.similar if c.order_id not in kin and readable(db, reading, c.order_id)]
         found.similar = found.similar[:5]
         similar = found
-        stored = dispatch.latest_decision(db, order_id=order.id)
-        decision = (
-            stored
-            if stored is not None and dispatch.decision_is_current(db, order=order, decision=stored)
-            else dispatch.suggest(db, order=order, store=False)
-        )
+        if routing:
+            stored = dispatch.latest_decision(db, order_id=order.id)
+            decision = (
+                stored
+                if stored is not None and dispatch.decision_is_current(db, order=order, decision=stored)
+                else dispatch.suggest(db, order=order, store=False)
+            )
         if Action.INSTANT_ANSWER in actions:  # the life cycle offers 秒回 for a consultation only
             from cityhub.nlp.text import order_text
 
