@@ -1371,6 +1371,99 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     assert action_cell(theirs_row) == "评价答复" and action_cell(staff_row) == "回访"
 
 
+def test_a_citizens_appeal_waiting_for_dispatch_reads_as_the_progress_lookup_says_it(org) -> None:
+    """Not yet dispatched, the citizen's page says 承办单位 正在分派 and shows no time limit, as /track does (it said
+    — and 未计时, the units' word); staff read the page as before."""
+    client = login("cit")
+    response = client.post(
+        "/intake",
+        data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
+        follow_redirects=False,
+    )
+    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    page, staff_page = client.get(f"/orders/{order_id}").text, login("sup").get(f"/orders/{order_id}").text
+    assert 'data-testid="lead-unit">正在分派</td>' in page
+    assert 'data-testid="lead-unit">—</td>' in staff_page
+    assert 'data-testid="sla"' not in page and "未计时" not in page
+    assert 'data-testid="sla"' in staff_page and "未计时" in staff_page
+    # Dispatched, the unit is named and the limit promised them shown.
+    assert _act(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    page = client.get(f"/orders/{order_id}").text
+    assert 'data-testid="lead-unit">景泰街道' in page and 'data-testid="due-at"><span' in page
+    assert "正在分派" not in page and "未计时" not in page
+
+
+def test_a_citizen_told_to_rate_the_reply_is_named_the_question_they_were_asked(org) -> None:
+    client = login("cit")
+    response = client.post(
+        "/intake",
+        data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
+        follow_redirects=False,
+    )
+    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    hand = login("hand_a")
+    assert _act(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order_id, "accept").status_code == 303
+    assert _act(hand, order_id, "reply", text="已修复").status_code == 303
+    unrated = _act(client, order_id, "callback")
+    assert unrated.status_code == 422 and "请选择「您对答复满意吗？」" in unrated.text
+    assert "是否满意" not in unrated.text  # the staff's label
+    staff = _act(login("sup"), order_id, "callback")
+    assert staff.status_code == 422 and "请选择「是否满意」" in staff.text
+
+
+def test_an_order_not_theirs_is_no_appeal_of_the_citizens_not_one_outside_a_data_scope(org) -> None:
+    order_id = _order().id  # a caller's, on the hotline
+    client = login("cit")
+    for response in (
+        client.get(f"/orders/{order_id}"),
+        client.post(f"/orders/{order_id}/act/callback", data={"csrf_token": csrf(client), "version": "1"}),
+    ):
+        assert response.status_code == 404
+        assert "您提交的诉求中没有它" in response.text and "数据范围" not in response.text
+    # Staff keep theirs: an order outside their unit's street.
+    staff = login("hand_b").get(f"/orders/{order_id}")
+    assert staff.status_code == 404 and "不在您的数据范围内" in staff.text
+
+
+def test_an_inspectors_new_report_shows_duplicates_and_similar_cases_not_the_dispatch_suggestion(org) -> None:
+    """A 网格员's report, just filed, is not theirs to dispatch: its page shows the possible duplicates and similar
+    cases (and its place in the facts), not the dispatchers' 派单建议 — candidates, scores, rule grounds, odds."""
+    from cityhub.auth import service as auth
+    from cityhub.org.schemas import UserCreate
+
+    with session_scope() as s:
+        auth.create_account(
+            s,
+            data=UserCreate(username="insp", full_name="网格员甲", role=Role.INSPECTOR, unit_id=org["street_a"]),
+            password=PASSWORD,
+        )
+    earlier = _order(title="景泰街道云景路路灯不亮")
+    client = login("insp")
+    form = client.get("/intake")
+    assert form.status_code == 200
+    response = client.post(
+        "/intake",
+        data={
+            "csrf_token": csrf(client),
+            "title": "景泰街道云景路路灯不亮",
+            "content": "小区楼下餐馆油烟排放严重，噪音扰民",
+            "address": "景泰街道云景路",
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    assert _state(order_id) == State.RECEIVED
+    page = client.get(f"/orders/{order_id}").text
+    assert 'data-testid="similar"' in page and earlier.number in page  # what helps: the same problem reported
+    assert 'data-testid="decision"' not in page and "派单建议" not in page and 'data-testid="candidates"' not in page
+    assert 'data-testid="top3-categories"' not in page
+    assert "景泰街道" in re.search(r"<th>镇街 / 村社</th><td>(.*?)</td>", page).group(1)  # type: ignore[union-attr]
+    dispatcher = login("disp").get(f"/orders/{order_id}").text
+    assert 'data-testid="decision"' in dispatcher and "派单建议" in dispatcher
+
+
 def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:
     from cityhub.config import get_settings
 

@@ -269,6 +269,19 @@ def test_an_order_lists_numbers_and_the_logs_targets_are_thumb_targets_and_the_k
         page.context.close()
 
 
+def test_a_citizens_search_of_their_appeals_says_all_it_asks_at_360_px(server: str, browser: Any) -> None:
+    """我的诉求's search box shows its whole placeholder at 360 px in both languages (it was cut: 编号、标题、内容
+    或地址中的词，多个词用空格分开…), the full text in its title."""
+    for lang in ("zh-CN", "en"):
+        page = _phone(browser, server, PHONES[1], "cit")
+        page.goto(f"{server}/lang/{lang}?next=/orders")
+        box = page.locator('[data-testid="filters"] input[type=search]')
+        written, room = box.evaluate(_PLACEHOLDER_ROOM)
+        assert 0 < written <= room, (lang, written, room)
+        assert len(box.get_attribute("title") or "") > len(box.get_attribute("placeholder") or ""), lang
+        page.context.close()
+
+
 def test_the_administrators_lists_and_the_overseers_pages_read_and_tap_on_a_phone(server: str, browser: Any) -> None:
     with session_scope() as s:
         street = s.scalars(select(Unit.id).where(Unit.code == "W-JT")).one()

@@ -238,6 +238,25 @@ def test_a_citizen_reads_what_came_with_the_appeal_not_the_staffs_files(world, s
     assert late.status_code == 409 and "can no longer be added" in late.json()["message"]
 
 
+def test_a_citizens_order_page_lists_their_files_without_the_staffs_hint_and_file_types(world, store) -> None:
+    """The citizen's own page: a file's name and size, not its MIME type (image/png says nothing to them), and none
+    of the staff's hint about linked attachments opening their source systems; staff read both as before."""
+    client = _api(world)
+    with session_scope() as s:
+        citizen = s.scalars(select(User).where(User.username == "cit")).one()
+        own = submit(s, data={"channel": "web", "content": "路灯不亮", "citizen_user_id": citizen.id}).order
+        s.flush()
+        world = {**world, "order": own.id}
+    photo = _png("blue")
+    assert _upload(client, world, [("more.png", photo, "image/png")], who="cit").status_code == 201
+    theirs = login("cit").get(f"/orders/{own.id}")
+    files_cell = re.search(r'data-testid="attachments">(.*?)</td>', theirs.text, flags=re.S).group(1)  # type: ignore[union-attr]
+    assert f"more.png</a> <small>（{len(photo)} B）</small>" in files_cell, files_cell  # its size, no type
+    assert "image/png" not in theirs.text and "链接附件" not in theirs.text
+    staff = login("sup").get(f"/orders/{own.id}").text
+    assert "image/png" in staff and "链接附件在新窗口打开来源系统" in staff
+
+
 def test_open311_never_publishes_a_stored_file(world, store) -> None:
     client = _api(world)
     _upload(client, world, [("a.png", _png(), "image/png")])

@@ -148,13 +148,13 @@ def _fail(db: Session) -> None:
 
 
 def _refusal(
-    db: Session, t: Translator, exc: CityhubError | StaleDataError
+    db: Session, t: Translator, exc: CityhubError | StaleDataError, *, citizen: bool = False
 ) -> tuple[CityhubError, str, dict[str, str]]:
     """A refused form post undone (``_fail``), and the error with its readable message and field errors; a stale
-    write (another request changed the order first) counts as a conflict."""
+    write (another request changed the order first) counts as a conflict. ``citizen``: as :func:`error_text`."""
     _fail(db)
     error = exc if isinstance(exc, CityhubError) else Conflict("stale")
-    message, fields = error_text(t, error)
+    message, fields = error_text(t, error, citizen=citizen)
     if "entry_id" in fields:  # a knowledge entry retired since the page was shown: the page's message, not a field's
         message = fields.pop("entry_id")
     return error, message, fields
@@ -183,15 +183,19 @@ def _reason_text(t: Translator, reason: str) -> str:
     return t(f"reason.{reason}", reason)
 
 
-def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
-    """A readable message for a refused action, and the errors of single fields (field → message)."""
+def error_text(t: Translator, exc: CityhubError, *, citizen: bool = False) -> tuple[str, dict[str, str]]:
+    """A readable message for a refused action, and the errors of single fields (field → message). ``citizen``: the
+    reader is the citizen who appealed, whose forms ask in their own words (``field.<action>.<name>.citizen``)."""
     fields: dict[str, str] = {}
     if isinstance(exc, InvalidTransition):
         if m := _REQUIRED.fullmatch(exc.reason or ""):
             name = m.group(1)
-            # Named as the action's form labels it (催办's reason is its 催办内容), else by its general name; a list
-            # left at "—" (是否满意, 单位) is chosen from, not filled in.
+            # Named as the action's form labels it (催办's reason is its 催办内容; to the citizen, 是否满意 is the
+            # question they were asked, 您对答复满意吗), else by its general name; a list left at "—" (是否满意, 单位)
+            # is chosen from, not filled in.
             label = t(f"field.{exc.action}.{name}", t(f"field.{name}"))
+            if citizen:
+                label = t(f"field.{exc.action}.{name}.citizen", label)
             fields[name] = t("err.choose" if name in _CHOSEN_FIELDS else "err.required", field=label)
             return t("err.validation"), fields
         if field_name := _typed_field(exc.reason or ""):
@@ -205,7 +209,7 @@ def error_text(t: Translator, exc: CityhubError) -> tuple[str, dict[str, str]]:
     if isinstance(exc, Conflict):
         return t("err.conflict"), fields
     if isinstance(exc, NotFound):
-        return t("err.not_found"), fields
+        return t("err.not_found.citizen" if citizen else "err.not_found"), fields
     if isinstance(exc, PermissionDenied):
         if exc.details.get("routing"):
             return t("err.not_routed_here"), fields
@@ -1394,10 +1398,14 @@ def _detail_page(
     reading = reading_clause(db, principal, scope)  # what they may open: the orders this page links
     actions = _my_actions(db, order, principal)
     staff = principal.role != Role.CITIZEN
+    # 派单建议 — the candidates with their scores and rule grounds, the classifier's odds — is for who routes orders
+    # and oversees them; a unit's staff (a 网格员 reading the report just filed) read where it was placed in the
+    # facts and the possible duplicates and similar cases below.
+    routing = staff and principal.role not in permissions.UNIT_STAFF_ROLES
     similar = decision = answers = None
     dispatch_pending = False
-    if staff and order.state in (State.RECEIVED, State.RETURNED):
-        dispatch_pending = order.id in background.waiting(db, [order.id])
+    if staff and order.state in dispatch.QUEUE_STATES:
+        dispatch_pending = routing and order.id in background.waiting(db, [order.id])
         found = dedupe.DedupeRead.of(dedupe.check(db, order=order), reader=principal)
         # 拆单: its appeal's other orders say the same on purpose, and are linked from the facts already.
         kin = {k.id for k in family}
@@ -1407,12 +1415,13 @@ def _detail_page(
         found.similar = [c for c in found.similar if c.order_id not in kin and readable(db, reading, c.order_id)]
         found.similar = found.similar[:5]
         similar = found
-        stored = dispatch.latest_decision(db, order_id=order.id)
-        decision = (
-            stored
-            if stored is not None and dispatch.decision_is_current(db, order=order, decision=stored)
-            else dispatch.suggest(db, order=order, store=False)
-        )
+        if routing:
+            stored = dispatch.latest_decision(db, order_id=order.id)
+            decision = (
+                stored
+                if stored is not None and dispatch.decision_is_current(db, order=order, decision=stored)
+                else dispatch.suggest(db, order=order, store=False)
+            )
         if Action.INSTANT_ANSWER in actions:  # the life cycle offers 秒回 for a consultation only
             from cityhub.nlp.text import order_text
 
@@ -1476,6 +1485,8 @@ def _detail_page(
         with_files=WITH_FILES,
         dropped=dropped or [],
         citizen=not staff,
+        # No unit yet: the citizen reads that it is being dispatched, as the progress lookup (/track) says it.
+        unit_pending=not staff and order.lead_unit_id is None and order.state in dispatch.QUEUE_STATES,
         removable={
             a.id
             for a in order.attachments
@@ -1676,7 +1687,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             files.attach(db, order_id=order_id, uploads=photos, actor=principal.actor)
         db.flush()
     except (CityhubError, StaleDataError) as exc:
-        error, message, field_errors = _refusal(db, t, exc)
+        error, message, field_errors = _refusal(db, t, exc, citizen=principal.role == Role.CITIZEN)
         if error.details.get("field") == "files":
             field_errors["files"] = _file_problem(t, error) + t("intake.files_again")
         dropped = _not_kept(t, field_errors, upload)

@@ -43,7 +43,7 @@ from cityhub.knowledge.schemas import KB_TEXT_MAX_CHARS
 from cityhub.monitoring.schemas import NOTE_MAX_CHARS as MONITORING_NOTE_MAX_CHARS
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.web import forms, machine_text, theme, vendor
-from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate, word_marks
+from cityhub.web.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, LANGUAGES, Translator, catalogue, negotiate, word_marks
 from cityhub.workorders.files import REMOVE_REASON_MAX_CHARS, Upload
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Category, SlaStatus
@@ -436,6 +436,11 @@ def render(
 def error_page(
     request: Request, status_code: int, message_key: str, principal: Principal | None = None
 ) -> HTMLResponse:
+    """The error page saying ``message_key``; to a citizen in their own words where the catalogue has them
+    (``<key>.citizen``: an order not found is no appeal of theirs, not one outside a 数据范围)."""
+    theirs = f"{message_key}.citizen"
+    if principal is not None and principal.role == Role.CITIZEN and theirs in catalogue(DEFAULT_LANGUAGE):
+        message_key = theirs
     return render(request, "error.html", principal=principal, status_code=status_code, message_key=message_key)
 
 
