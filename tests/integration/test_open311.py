@@ -804,6 +804,18 @@ def test_calls_are_counted_per_client_endpoint_and_errors(env: Env) -> None:
     assert rows == {(f"POST {BASE}/requests.{{fmt}}", 2, 1), (f"GET {BASE}/services.{{fmt}}", 1, 0)}
 
 
+def _posted_with_a_photo(env: Env, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An app's request posted with its key and a photo (kept in a store of the test's own): its number."""
+    monkeypatch.setenv("CITYHUB_FILES_DIR", str(tmp_path / "files"))
+    code, _ = _service_with_children()
+    photo = io.BytesIO()
+    Image.new("RGB", (8, 6), "red").save(photo, "PNG")
+    fields = {"api_key": env.key, "service_code": code, "lat": "23.21", "long": "113.27", "description": "井盖缺失"}
+    made = env.http.post("/requests.json", data=fields, files={"media": ("井盖.png", photo.getvalue(), "image/png")})
+    assert made.status_code == 201, made.text
+    return str(made.json()[0]["service_request_id"])
+
+
 def test_a_published_photo_is_named_only_where_its_public_address_serves_it(
     env: Env, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -814,14 +826,7 @@ def test_a_published_photo_is_named_only_where_its_public_address_serves_it(
     from cityhub.workorders import files
     from cityhub.workorders.service import Actor
 
-    monkeypatch.setenv("CITYHUB_FILES_DIR", str(tmp_path / "files"))
-    code, _ = _service_with_children()
-    photo = io.BytesIO()
-    Image.new("RGB", (8, 6), "red").save(photo, "PNG")
-    fields = {"api_key": env.key, "service_code": code, "lat": "23.21", "long": "113.27", "description": "井盖缺失"}
-    made = env.http.post("/requests.json", data=fields, files={"media": ("井盖.png", photo.getvalue(), "image/png")})
-    assert made.status_code == 201, made.text
-    number = made.json()[0]["service_request_id"]
+    number = _posted_with_a_photo(env, tmp_path, monkeypatch)
     with session_scope() as s:
         order = s.scalars(select(Order).where(Order.number == number)).one()
         [kept] = s.scalars(select(Attachment).where(Attachment.order_id == order.id)).all()
@@ -849,14 +854,7 @@ def test_a_photos_publication_is_an_update_with_its_media_url_until_withdrawn(
     from cityhub.workorders import files
     from cityhub.workorders.service import Actor
 
-    monkeypatch.setenv("CITYHUB_FILES_DIR", str(tmp_path / "files"))
-    code, _ = _service_with_children()
-    photo = io.BytesIO()
-    Image.new("RGB", (8, 6), "red").save(photo, "PNG")
-    fields = {"api_key": env.key, "service_code": code, "lat": "23.21", "long": "113.27", "description": "井盖缺失"}
-    made = env.http.post("/requests.json", data=fields, files={"media": ("井盖.png", photo.getvalue(), "image/png")})
-    assert made.status_code == 201, made.text
-    number = made.json()[0]["service_request_id"]
+    number = _posted_with_a_photo(env, tmp_path, monkeypatch)
 
     def updates(**params: str) -> list[dict[str, Any]]:
         answer = env.http.get("/servicerequestupdates.json", params={"service_request_id": number, **params})
