@@ -1424,6 +1424,10 @@ def test_an_order_not_theirs_is_no_appeal_of_the_citizens_not_one_outside_a_data
     # Staff keep theirs: an order outside their unit's street.
     staff = login("hand_b").get(f"/orders/{order_id}")
     assert staff.status_code == 404 and "不在您的数据范围内" in staff.text
+    # A staff page is not the citizen's: said as such, not as what their "role" may do.
+    refused = client.get("/dashboard")
+    assert refused.status_code == 403 and "只供工作人员使用" in refused.text and "您的角色" not in refused.text
+    assert "您的角色无权进行此操作" in login("hand_b").get("/admin/users").text
 
 
 def test_an_inspectors_new_report_shows_duplicates_and_similar_cases_not_the_dispatch_suggestion(org) -> None:

@@ -259,3 +259,28 @@ def test_another_appeal_merged_in_is_not_shown_to_the_citizen(world) -> None:
     assert page.status_code == 200 and 'data-testid="track-order"' in page.text
     for answer in (found.text, page.text):
         assert other["number"] not in answer and "李四" not in answer and "13900002222" not in answer
+
+
+def test_being_dispatched_is_said_only_of_an_appeal_that_waits_for_it(world) -> None:
+    """正在分派 stood for any order without a unit: one cancelled (or answered on the spot) before dispatch has no
+    unit to come, so its lookup names none; one received and waiting says it is being dispatched."""
+    admin, c = world["admin"], world["client"]
+
+    def looked_up(number: str) -> str:
+        form = c.get("/track")
+        page = c.post("/track", data={"number": number, "phone": PHONE, "csrf_token": _token(form.text)})
+        assert page.status_code == 200, page.text
+        return page.text
+
+    made = [
+        admin.post(
+            "/api/v1/orders",
+            json={"channel": "hotline", "title": title, "content": "云景路的井盖缺失", "citizen_phone": PHONE},
+        ).json()
+        for title in ("井盖缺失", "井盖缺失（重复来电）")
+    ]
+    cancelled = admin.post(f"/api/v1/orders/{made[1]['id']}/actions/cancel", json={"reason": "重复来电，已合并处理"})
+    assert cancelled.status_code == 200, cancelled.text
+    assert re.search(r'data-testid="track-unit">正在分派<', looked_up(made[0]["number"]))
+    assert 'data-testid="track-unit"' not in looked_up(made[1]["number"])
+    assert f'data-testid="track-unit">{world["unit"]}<' in looked_up(world["number"])
