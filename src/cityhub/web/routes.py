@@ -50,7 +50,15 @@ from cityhub.auth.settings import get_auth_settings
 from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_cookies
 from cityhub.config import get_settings
 from cityhub.db import MAX_ID, utcnow
-from cityhub.errors import CityhubError, Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from cityhub.errors import (
+    BadParameter,
+    CityhubError,
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from cityhub.intake import enterprise
 from cityhub.knowledge.models import ReplyCheck
 from cityhub.nlp.reply_quality import WEAK_THRESHOLD
@@ -66,7 +74,6 @@ from cityhub.workorders import files
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import (
     ASSIST_STEPS,
-    MAX_EXTENSION_DAYS,
     OPEN_STATES,
     URGENCY_RANK,
     Action,
@@ -124,16 +131,9 @@ INTAKE_FIELDS = (
     *enterprise.KEYS,  # 企业呼: who asks and for what
 )
 _REQUIRED = re.compile(r"'(\w+)' is required")
-# Refusals of the life cycle that are about what was typed, not the order's state: reason → the form's field.
+# Refusals of the life cycle about what was typed that the life cycle does not name a field of (its ``BadParameter``
+# does: days, the unit chosen, 是否满意, the master): reason → the form's field.
 _INPUT_REASONS = {
-    "days must be a positive number": "days",
-    f"days must be at most {MAX_EXTENSION_DAYS}": "days",
-    "an order cannot be merged into itself": "master_id",
-    # 转派 to the unit holding it, 增加协办 of the lead or of a unit assisting already: the unit chosen, not the state
-    "the order is already with this unit": "unit_id",
-    "the lead unit cannot assist itself": "unit_id",
-    "this unit is already assisting": "unit_id",
-    "satisfied must be true or false": "satisfied",
     "closing without a callback needs a reason": "reason",
     "closing without a callback needs resolved=true|false": "resolved",
 }
@@ -165,9 +165,11 @@ _NOT_ASSISTING = re.compile(r"assisting unit \S+ is (not assisting|\w+)")
 _MORE_THAN_ASKED = re.compile(r"days must be at most the ([\d.]+) asked for")  # 批准延期 grants no more than asked
 
 
-def _typed_field(reason: str) -> str | None:
+def _typed_field(exc: InvalidTransition) -> str | None:
     """The form's field a refusal is about when what was typed is wrong, not the order's state."""
-    return _INPUT_REASONS.get(reason) or ("days" if _MORE_THAN_ASKED.fullmatch(reason) else None)
+    if isinstance(exc, BadParameter):
+        return str(exc.details["field"])
+    return _INPUT_REASONS.get(exc.reason or "")
 
 
 def _reason_text(t: Translator, reason: str) -> str:
@@ -198,7 +200,7 @@ def error_text(t: Translator, exc: CityhubError, *, citizen: bool = False) -> tu
                 label = t(f"field.{exc.action}.{name}.citizen", label)
             fields[name] = t("err.choose" if name in _CHOSEN_FIELDS else "err.required", field=label)
             return t("err.validation"), fields
-        if field_name := _typed_field(exc.reason or ""):
+        if field_name := _typed_field(exc):
             # What was typed is wrong, not the order's state: say it at the field.
             fields[field_name] = _reason_text(t, exc.reason or "")
             return t("err.validation"), fields
