@@ -526,7 +526,8 @@ def hot_topics_for_period(
     When topics have been mined (``cityhub analytics hot-topics``), the stored topics with orders in the period
     (:func:`cityhub.analytics.hot_topics.topics_for_period`: label, representative title, orders in the period,
     size, heat, places — of all the topic's orders and of the period's, which the dashboard and the report show —
-    time span). Before any mining, orders are grouped by identical title — a crude stand-in,
+    time span; orders cancelled as invalid are left out, ``topics_store.counted``). Before any mining, orders are
+    grouped by identical title — a crude stand-in,
     clearly marked in the report, that still surfaces repeated problems; such a row says in how many streets its
     orders are (``streets``) instead of its places.
     """
@@ -536,7 +537,7 @@ def hot_topics_for_period(
         return hot_topics.topics_for_period(session, period.start, period.end, k, where=where), False
     rows = session.execute(
         select(Order.title, func.count().label("n"), func.count(func.distinct(Order.street_id)))
-        .where(*_in_period(period), *([] if where is None else [where]))
+        .where(*_in_period(period), topics_store.counted(), *([] if where is None else [where]))
         .group_by(Order.title)
         .having(func.count() >= 3)
         .order_by(func.count().desc(), Order.title)
