@@ -45,7 +45,7 @@ from cityhub.intake import enterprise
 from cityhub.org.models import Unit, UnitTier
 from cityhub.web.i18n import agreeing, translate, word_marks
 from cityhub.web.theme import color_scheme
-from cityhub.workorders.lifecycle import State
+from cityhub.workorders.lifecycle import CLOSED_STATES, NOT_A_PROBLEM_OF_ITS_OWN, State
 from cityhub.workorders.models import Category, Order
 
 if TYPE_CHECKING:
@@ -327,14 +327,11 @@ def topic_status(status: Any, lang: str = "zh") -> Any:
     return translate(ui_language(lang), f"brain.topics.status.{status}", status)
 
 
-# Orders received that are not a problem of their own: a duplicate merged into another order (重复件) and a call
-# cancelled as invalid (作废). 受理工单 counts them (each was a call, a message); 有效工单 does not.
-NOT_A_PROBLEM_OF_ITS_OWN = (State.MERGED, State.CANCELLED)
 
 
 def left_out(by_state: Mapping[Any, int]) -> dict[str, int]:
     """Of counts by state, what 有效工单 leaves out of 受理工单: ``{"merged": n, "cancelled": n}``
-    (:data:`NOT_A_PROBLEM_OF_ITS_OWN`)."""
+    (``lifecycle.NOT_A_PROBLEM_OF_ITS_OWN``)."""
     return {state.value: by_state.get(state, 0) for state in NOT_A_PROBLEM_OF_ITS_OWN}
 
 
@@ -494,7 +491,7 @@ def enterprise_needs(session: Session, *, period: kpi.Period, where: Any = None)
     def counted(condition: Any) -> Any:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    closed = (State.CLOSED_RESOLVED, State.CLOSED_UNRESOLVED)
+    closed = sorted(CLOSED_STATES)
     answered = or_(Order.replied_at.is_not(None), Order.instant_answered.is_(True))
     late = or_(Order.first_overdue_at.is_not(None), Order.replied_at > Order.due_at)
     rows = session.execute(
