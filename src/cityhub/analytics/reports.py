@@ -131,6 +131,7 @@ LABELS: dict[str, dict[str, str]] = {
         "method": "说明：考核指标按工单审计轨迹计算，各指标所计见上文“指标说明”；排名要求样本量不少于 {min} 件。",
         "definitions": "指标说明",
         "kpi": "指标",
+        "code": "代码",
         "numerator": "分子（计入达标的）",
         "denominator": "分母（计入统计的）",
         "direction": "方向",
@@ -150,7 +151,7 @@ LABELS: dict[str, dict[str, str]] = {
         "tier": "层级",
         "topic_id": "热点编号",
         "delta": "增加件数",
-        "fraction": "{kpi}({name})分子/分母",
+        "fraction": "{kpi}分子/分母",
         "enterprise": "企业诉求（按诉求领域）",
         "need": "诉求领域",
         "need_unnamed": "未填诉求领域",
@@ -231,6 +232,7 @@ LABELS: dict[str, dict[str, str]] = {
         ),
         "definitions": "What each figure counts",
         "kpi": "Figure",
+        "code": "Code",
         "numerator": "Numerator (what counts as met)",
         "denominator": "Denominator (what is counted)",
         "direction": "Direction",
@@ -253,7 +255,7 @@ LABELS: dict[str, dict[str, str]] = {
         "tier": "Tier",
         "topic_id": "Topic no.",
         "delta": "Increase",
-        "fraction": "{kpi} ({name}) numerator/denominator",
+        "fraction": "{kpi}: numerator/denominator",
         "enterprise": "Enterprise appeals by need",
         "need": "Need",
         "need_unnamed": "Need not given",
@@ -926,7 +928,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
             lab["kpis"],
             [lab["unit"], lab["n"], lab["score"]]
             + [k.label(lang) for k in kpi.KPIS]
-            + [lab["fraction"].format(kpi=k.label(lang), name=k.name) for k in kpi.KPIS],
+            + [lab["fraction"].format(kpi=k.label(lang)) for k in kpi.KPIS],
             [
                 [u.name, u.sample, None if u.score is None else round(u.score, 2)]
                 + [None if u.rates[k.name].value is None else round(u.rates[k.name].value or 0, 4) for k in kpi.KPIS]
@@ -936,8 +938,9 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
         ),
         (
             lab["definitions"],
-            [lab["kpi"], lab["numerator"], lab["denominator"], lab["direction"], lab["weight"]],
-            [[k.label(lang), *k.explained(lang), lab[k.direction], k.weight] for k in kpi.KPIS],
+            # The headers of the other sheets name a figure in words; its code (the API's name) is said here.
+            [lab["kpi"], lab["numerator"], lab["denominator"], lab["direction"], lab["weight"], lab["code"]],
+            [[k.label(lang), *k.explained(lang), lab[k.direction], k.weight, k.name] for k in kpi.KPIS],
         ),
         (
             lab["rankings"],
