@@ -330,7 +330,7 @@ def test_the_dashboard_counts_enterprise_appeals_by_need_in_the_readers_scope(ne
         assert all(number in answer for number in numbers)
     water = re.search(r'<tr data-need="water">(.*?)</tr>', page.text)
     assert water
-    [(received, _), (still_open, one), (closed, none)] = re.findall(
+    [_, (still_open, one), (closed, none)] = re.findall(
         r'<td class="num"><a href="([^"]+)">(\d+)</a></td>', water.group(1)
     )
     assert (one, none) == ("1", "0") and "state=open" in still_open and "state=closed" in closed

@@ -329,8 +329,6 @@ def topic_status(status: Any, lang: str = "zh") -> Any:
     return translate(ui_language(lang), f"brain.topics.status.{status}", status)
 
 
-
-
 def left_out(by_state: Mapping[Any, int]) -> dict[str, int]:
     """Of counts by state, what 有效工单 leaves out of 受理工单: ``{"merged": n, "cancelled": n}``
     (``lifecycle.NOT_A_PROBLEM_OF_ITS_OWN``)."""

@@ -223,7 +223,7 @@ def _topic_values(t: Topic) -> dict[str, Any]:
         "status": t.status,
         "first_at": _aware(min(t.times)) if t.times else None,
         "last_at": _aware(max(t.times)) if t.times else None,
-        "places": [p for p, _ in t.places.most_common(5)],
+        "places": [p for p, _ in t.top_places(5)],
         "groups": [g for g, _ in t.groups.most_common(5)],
         "likes": t.likes,
         "opposes": t.opposes,
