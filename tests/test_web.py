@@ -3264,7 +3264,7 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     page = login("lead").get("/dashboard")
     assert page.status_code == 200
     assert re.search(r'data-testid="tile-total"><a [^>]+>4<', page.text)
-    assert re.search(r'data-testid="tile-valid">4<', page.text)
+    assert re.search(r'data-testid="tile-valid"><a [^>]+>4<', page.text)
     # A duplicate merged into another order and a call cancelled as invalid were received, but are no problem of
     # their own: 有效工单 leaves them out and says how many.
     with session_scope() as s:
@@ -3272,7 +3272,7 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
         orders.act(s, order_id=lamp.id, action="cancel", params={"reason": "测试来电"})
     page = login("lead").get("/dashboard")
     assert re.search(r'data-testid="tile-total"><a [^>]+>4<', page.text)
-    assert re.search(r'data-testid="tile-valid">2<', page.text)
+    assert re.search(r'data-testid="tile-valid"><a [^>]+>2<', page.text)
     assert "不含重复并单 1、作废 1" in page.text
     # No period asked for: the last 30 days (a month just begun would show next to nothing).
     today = utcnow().astimezone(get_settings().tz).date()
@@ -3357,6 +3357,19 @@ def test_the_dashboards_counts_open_the_orders_they_count(org) -> None:
             assert listed(href) == int(n), name
     categories = page.split('data-testid="by-category"')[1].split("</section>")[0]
     assert "<td>环境保护</td>" in categories  # 2 of its own, the list would count its 噪音 order too
+    # 有效工单 opens the period's orders that are a problem of their own: not a merged duplicate, not a cancelled call.
+    with session_scope() as s:
+        period_orders = s.scalars(select(Order).where(Order.title != "去年的公交车投诉").order_by(Order.id)).all()
+        first, duplicate, prank = period_orders[0], period_orders[1], period_orders[3]
+        orders.act(s, order_id=duplicate.id, action="merge", params={"master_id": first.id})
+        orders.act(s, order_id=prank.id, action="cancel", params={"reason": "测试来电"})
+    page = lead.get("/dashboard").text
+    found = re.search(r'data-testid="tile-valid"><a href="([^"]+)">(\d+)</a>', page)
+    assert found and int(found.group(2)) == 2 and listed(found.group(1)) == 2
+    assert "state=valid" in found.group(1) and "created_from=" in found.group(1)
+    # The list offers the same choice: picked there, it stays picked.
+    chosen = lead.get(html_unescape(found.group(1))).text
+    assert '<option value="valid" selected>有效工单（不含重复并单、作废）</option>' in chosen
 
 
 def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org) -> None:

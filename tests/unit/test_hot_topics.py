@@ -490,3 +490,38 @@ def test_a_topics_days_are_the_districts_calendar_days():
     assert ht.local_date(None) == ""
     span = {"time_span": ["2023-12-09T16:10:00+00:00", "2026-12-01T17:29:58+00:00"]}
     assert _span(span) == "2023-12-10 至 2026-12-02"
+
+
+def test_a_topics_places_are_never_its_own_phrase() -> None:
+    """A title naming the problem can end as a place does (预付卡商家跑路, 培训机构跑路 end in 路 like a road): that
+    is what happened, not where. An order's places leave out its whole title read as one, so a topic of such orders
+    lists the places its orders name — not its own phrase, in its places nor first in its label — and a model that
+    counted the phrase before shows it no more."""
+    assert extract_places("预付卡商家跑路") == ["预付卡商家跑路"]  # the lexicon alone reads it as a road
+    assert ht.order_places("预付卡商家跑路", "星城花园楼下的健身房预付卡商家跑路了") == ["星城花园"]
+    assert ht.order_places("培训机构跑路！", "") == []
+    assert ht.order_places("星城花园", "门口垃圾没人清运") == []  # a title that is only a place says no problem
+    assert ht.order_places("东风路路灯不亮", "", ("金盆岭街道",)) == ["金盆岭街道", "东风路"]
+    records, _ = corpus(noise=40)
+    for i in range(8):
+        records.append(
+            ht.OrderRecord(
+                id=f"prepaid-{i}",
+                title="预付卡商家跑路" if i % 2 else "预付卡商家跑路！",
+                content=f"{'星城花园' if i < 6 else '白沙村'}附近的商家收了预付卡就跑路了，几百个会员退费无门。",
+                created_at=START + timedelta(days=i),
+                citizen=f"P{i}",
+            )
+        )
+    model = ht.TopicModel()
+    model.fit(records)
+    [topic_id] = {t for t in (_topic_of(model).get(f"prepaid-{i}") for i in range(8)) if t is not None}
+    topic = model.topics[topic_id]
+    places = topic.to_dict()["places"]
+    assert "星城花园" in places and not any("跑路" in p for p in places), places
+    assert not topic.label.startswith(("预付卡商家跑路", "培训机构跑路")), topic.label
+    # A model whose counters hold the phrase (mined before): its places and label leave it out all the same.
+    topic.places["预付卡商家跑路"] += 100
+    topic.representative = "预付卡商家跑路"
+    model.refresh()
+    assert "预付卡商家跑路" not in topic.to_dict()["places"] and "预付卡商家跑路" not in topic.label

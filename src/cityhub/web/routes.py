@@ -74,6 +74,8 @@ from cityhub.workorders import files
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import (
     ASSIST_STEPS,
+    CLOSED_STATES,
+    NOT_A_PROBLEM_OF_ITS_OWN,
     OPEN_STATES,
     URGENCY_RANK,
     Action,
@@ -114,8 +116,16 @@ PAGE_SIZE = 20
 # The order list's tabs (常用视图) count their orders up to this many and show one less with a plus beyond (99+):
 # a number one takes in at a glance, and each count reads at most this many rows.
 VIEW_COUNT_CAP = 100
-# The order list's state choice standing for every open state (``lifecycle.OPEN_STATES``).
+# The order list's state choices standing for several states, each a figure the dashboard links to: 在办, every
+# open state (a handler's work to do, their workbench; the dashboard's open); 已办结, closed resolved or not (the
+# enterprise appeals' 已办结); 有效工单, every state but a merged duplicate's and a cancelled call's (the dashboard's
+# and the 专报's 有效工单, ``lifecycle.NOT_A_PROBLEM_OF_ITS_OWN``).
 OPEN_CHOICE = "open"
+STATE_GROUPS: dict[str, list[State]] = {
+    OPEN_CHOICE: sorted(OPEN_STATES),
+    "closed": sorted(CLOSED_STATES),
+    "valid": sorted(s for s in State if s not in NOT_A_PROBLEM_OF_ITS_OWN),
+}
 INTAKE_FIELDS = (
     "channel",
     "appeal_type",
@@ -931,9 +941,8 @@ def _list_query(reader: _ListReader, q: Any, t: Translator) -> _ListQuery:
     criteria: dict[str, Any] = {}
     for name, choices in (("state", State), ("channel", Channel), ("place_source", PlaceSource)):
         picked = [v for v in q.getlist(name) if v]
-        if name == "state" and OPEN_CHOICE in picked:
-            # 在办: every state before the reply — a handler's work to do (their workbench), the dashboard's open.
-            picked = [v for v in picked if v != OPEN_CHOICE] + sorted(OPEN_STATES)
+        if name == "state":  # 在办, 已办结, 有效工单: the states each stands for (STATE_GROUPS)
+            picked = [v for v in picked if v not in STATE_GROUPS] + [s for v in picked for s in STATE_GROUPS.get(v, ())]
         if any(v not in choices.__members__.values() for v in picked):
             errors[name] = t("err.choice")
             picked = [v for v in picked if v in choices.__members__.values()]
