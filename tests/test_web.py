@@ -288,6 +288,24 @@ def test_a_user_changes_their_password_on_the_account_page(org) -> None:
     assert signed_in.status_code == 303
 
 
+def test_a_citizens_account_page_has_no_api_tokens(org) -> None:
+    """我的账户 of a citizen: their password, no API-token section (a citizen holds none, permissions.TOKENS); the
+    token routes refuse them — the page's revoke with the staff-only page, the API saying what tokens are for."""
+    staff = login("op")
+    assert 'data-testid="tokens"' in staff.get("/account").text
+    client = login("cit")
+    page = client.get("/account")
+    assert page.status_code == 200 and 'data-testid="password-form"' in page.text
+    assert 'data-testid="tokens"' not in page.text and "API" not in page.text
+    revoke = client.post("/account/tokens/1/revoke", data={"csrf_token": csrf(client)}, follow_redirects=False)
+    assert revoke.status_code == 403 and "只供工作人员使用" in revoke.text
+    headers = {"X-CSRF-Token": client.cookies.get("cityhub_csrf") or ""}
+    made = client.post("/api/v1/auth/tokens", json={"name": "script"}, headers=headers)
+    assert made.status_code == 403 and made.json()["code"] == "permission_denied"
+    assert "holds no API tokens" in made.json()["message"] and "signs in" in made.json()["message"]
+    assert client.get("/api/v1/auth/tokens").status_code == 403
+
+
 def test_an_administrator_manages_accounts_on_the_users_pages(org) -> None:
     """用户管理: only for users:manage; a new account with a generated password shown once on the answering page
     (never in a redirect), errors at their fields, role and unit changed, a reset password, lock and unlock; an
