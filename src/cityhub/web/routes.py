@@ -674,6 +674,7 @@ def _intake_page(
     citizen = principal.role == Role.CITIZEN
     # An inspector files reports; an operator or a citizen says which kind of appeal it is (no kind chosen for them).
     kind = INSPECTOR_APPEAL.value if inspector else ""
+    fresh = values is None
     if values is None:
         values = {"channel": Channel.HOTLINE.value, "appeal_type": kind}
         account = db.get(User, principal.user_id) if citizen and principal.user_id is not None else None
@@ -699,6 +700,11 @@ def _intake_page(
         can_import=permissions.allows(principal.role, permissions.ORDERS_IMPORT),
         needs=enterprise.NEEDS,
         can_see_callers=principal.role in permissions.UNMASKED_ROLES,
+        # At the hotline's desk (the roles that pick the channel) a call begins with the caller's number, which brings
+        # their earlier appeals up: a fresh form opens there, not 12 tabs below the menu. A citizen or an inspector
+        # fills it on a phone, where a focused field would throw the keyboard over the page; a form coming back
+        # (refused: its first marked field takes the focus, app.js; the suggestions asked for) keeps its place.
+        focus_phone=fresh and not (citizen or inspector),
         file_settings=files.get_file_settings(),
         dropped=dropped or [],
     )
