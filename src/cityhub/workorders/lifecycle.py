@@ -89,6 +89,9 @@ TERMINAL_STATES = frozenset({State.CLOSED_RESOLVED, State.CLOSED_UNRESOLVED, Sta
 # States in which a unit holds the order and its time limit runs.
 HANDLING_STATES = frozenset({State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS, State.SUSPENDED})
 WORKING_STATES = frozenset({State.ACCEPTED, State.IN_PROGRESS})
+# States in which the order's reply stands (答复 given, not sent back nor reopened): when it was given is the answer
+# measured against the time limit.
+ANSWERED_STATES = frozenset({State.REPLIED, State.CALLED_BACK, State.CLOSED_RESOLVED, State.CLOSED_UNRESOLVED})
 
 
 @dataclass(frozen=True)
