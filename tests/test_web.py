@@ -1149,6 +1149,36 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     assert "离职后住房公积金怎么提取" not in typing.text and "仅咨询类诉求可秒回" in typing.text
 
 
+def test_intake_suggests_answers_and_categories_only_to_the_roles_that_use_them(org) -> None:
+    """The assistance panel offers the knowledge base's answers to whoever may answer on the spot (秒回) and the
+    classifier's categories and odds to whoever routes orders — a grid inspector reporting from patrol and a citizen
+    get neither (an inspector read 知识库秒回 and 环境保护 87%), the similar cases and the place still."""
+    from cityhub.auth import service as auth
+    from cityhub.org.schemas import UserCreate
+
+    with session_scope() as s:
+        street = s.scalars(select(Unit.id).where(Unit.code == "W-JT")).one()
+        auth.create_account(
+            s,
+            data=UserCreate(username="grid", full_name="吴网格", role=Role.INSPECTOR, unit_id=street),
+            password=PASSWORD,
+        )
+    past = _order(title="餐馆油烟噪音扰民")
+    text = {"title": "油烟噪音", "content": "小区楼下餐馆油烟排放严重，噪音扰民，请问住房公积金提取怎么办"}
+    shown = {}
+    for username in ("op", "disp", "grid", "cit"):
+        client = login(username)
+        panel = client.post("/intake/assist", data=intake_form(client, appeal_type="consultation", **text))
+        assert panel.status_code == 200 and 'data-testid="intake-place"' in panel.text, username
+        assert 'data-testid="similar"' in panel.text and (past.number in panel.text) == (username != "cit"), username
+        shown[username] = ('data-testid="kb"' in panel.text, 'data-testid="classify"' in panel.text)
+        if not shown[username][0]:
+            assert "离职后住房公积金怎么提取" not in panel.text and "秒回" not in panel.text, username
+        if not shown[username][1]:
+            assert "%</small>" not in panel.text, username
+    assert shown == {"op": (True, True), "disp": (False, True), "grid": (False, False), "cit": (False, False)}
+
+
 def test_the_intake_form_lists_a_returning_callers_earlier_appeals(org) -> None:
     """来电历史: typing the caller's phone lists the appeals made from it before, newest first, with a link to them all
     — an operator registering a repeat caller's complaint had to leave the form to search the order list."""

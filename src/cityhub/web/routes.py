@@ -533,6 +533,10 @@ class Assistance:
     classify_doubtful: bool = False
     # A classifier is configured but cannot be read (missing or broken artefact): top3 is None for that reason.
     classifier_unavailable: bool = False
+    # What the reader's role uses (:func:`_assisted_with`): the knowledge base's answers (``kb``) and the classifier's
+    # odds (``top3``); neither is looked up for a reader who is not shown it.
+    answers_shown: bool = False
+    odds_shown: bool = False
 
 
 def _intake_payload(form: Form) -> dict[str, Any]:
@@ -644,13 +648,25 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]  # to merge into
     reading = reading_clause(db, principal, scope)  # to open
     similar = [c for c in read.similar if readable(db, reading, c.order_id)][:5]
-    answers = kb.instant_answer_candidates(db, data=data, limit=3)
+    answers_shown, odds_shown = _assisted_with(principal)
+    answers = kb.instant_answer_candidates(db, data=data, limit=3) if answers_shown else []
     names = unit_directory(db)
     place = place or Place()
     place_names = {i: names[i].name for i in (place.street_id, place.community_id) if i is not None and i in names}
     assistance = Assistance(answers, duplicates, similar, None, True, place, place_names)
-    _classify(db, title, content, assistance)
+    assistance.answers_shown, assistance.odds_shown = answers_shown, odds_shown
+    if odds_shown:
+        _classify(db, title, content, assistance)
     return assistance
+
+
+def _assisted_with(principal: Principal) -> tuple[bool, bool]:
+    """Which of intake's suggestions the role uses, as the order page offers them: the knowledge base's answers to
+    whoever may answer on the spot (秒回), the classifier's categories and odds to whoever routes and oversees orders —
+    not a citizen, nor a unit's staff (a 网格员 reporting what they found on patrol needs neither)."""
+    answers = permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER))
+    odds = principal.role != Role.CITIZEN and principal.role not in permissions.UNIT_STAFF_ROLES
+    return answers, odds
 
 
 def _intake_page(
@@ -724,7 +740,6 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
         request,
         "_assistance.html",
         fragment=True,
-        citizen=principal.role == Role.CITIZEN,
         principal=principal,
         assistance=_assistance(db, principal, form),
         can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
