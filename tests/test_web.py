@@ -1516,6 +1516,26 @@ def test_an_inspectors_new_report_shows_duplicates_and_similar_cases_not_the_dis
     assert 'data-testid="decision"' in dispatcher and "派单建议" in dispatcher
 
 
+def test_the_order_pages_supervision_counts_read_as_words(org) -> None:
+    """催办/升级/延期/退单/重办 read 2 / 0 / 0 / 1 / 0: each count done is said with its step (催办 2 次 · 退单 1 次,
+    Urged 2 times · Returned 1 time), the steps never done left out, none at all said so."""
+    order = _order()
+    client = login("sup")
+
+    def counts(lang: str) -> str:
+        client.cookies.set("cityhub_lang", lang)
+        found = re.search(r'data-testid="counts">(.*?)</td>', client.get(f"/orders/{order.id}").text)
+        assert found is not None
+        return re.sub(r"<[^>]+>", "", found.group(1))
+
+    assert counts("zh-CN") == "均无" and counts("en") == "None"
+    with session_scope() as s:
+        held = s.get(Order, order.id)
+        held.urge_count, held.return_count, held.escalation_level = 2, 1, 1
+    assert counts("zh-CN") == "催办 2 次 · 升级 1 次 · 退单 1 次"
+    assert counts("en") == "Urged 2 times · Escalated 1 time · Returned 1 time"
+
+
 def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:
     from cityhub.config import get_settings
 
