@@ -1,6 +1,7 @@
 """Where a page puts the keyboard's focus, per role: the hotline's intake form opens at the caller's number for whoever
 takes calls at a desk (it took 12 Tabs past the menu), never on a citizen's or a grid inspector's phone, where a
-focused field throws the keyboard over the page; a refused form focuses its first marked field.
+focused field throws the keyboard over the page; a refused form focuses its first marked field. And what a box says
+before anything is typed in it: the order list's search fits its box on a small phone, for staff as for a citizen.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
 otherwise. What is measured is the browser's doing: SQLite only.
@@ -74,3 +75,26 @@ def test_the_hotline_intake_opens_at_the_callers_number_and_a_phone_gets_no_keyb
         assert page.locator("main [autofocus]").count() == 0, username
         assert _focused(page) == "BODY", username
         page.context.close()
+
+
+# A text box's placeholder: how wide it is written, and the room the box has for it (as test_phone_pages measures).
+_PLACEHOLDER_ROOM = """i => { const css = getComputedStyle(i), pen = document.createElement('canvas').getContext('2d');
+    pen.font = css.font;
+    return [Math.ceil(pen.measureText(i.placeholder).width),
+            Math.floor(i.clientWidth - parseFloat(css.paddingLeft) - parseFloat(css.paddingRight))]; }"""
+
+
+def test_the_staffs_order_search_says_all_it_asks_at_360_px(server: str, browser: Any) -> None:
+    """The order list's search box shows its whole placeholder at 360 px to staff as to a citizen, in both languages
+    (a handler's workbench on a phone read 编号、标题、内容或地址中的词，多个词用空格分开… cut), the full hint in its
+    title."""
+    for username in ("hand_a", "disp", "sup"):
+        for lang in ("zh-CN", "en"):
+            page = _page(browser, server, username, phone=True)
+            page.set_viewport_size(PHONES[1])
+            page.goto(f"{server}/lang/{lang}?next=/orders")
+            box = page.locator('[data-testid="filters"] input[type=search]')
+            written, room = box.evaluate(_PLACEHOLDER_ROOM)
+            assert 0 < written <= room, (username, lang, written, room)
+            assert len(box.get_attribute("title") or "") > len(box.get_attribute("placeholder") or ""), lang
+            page.context.close()
