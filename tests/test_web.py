@@ -288,6 +288,24 @@ def test_a_user_changes_their_password_on_the_account_page(org) -> None:
     assert signed_in.status_code == 303
 
 
+def test_a_citizens_account_page_has_no_api_tokens(org) -> None:
+    """我的账户 of a citizen: their password, no API-token section (a citizen holds none, permissions.TOKENS); the
+    token routes refuse them — the page's revoke with the staff-only page, the API saying what tokens are for."""
+    staff = login("op")
+    assert 'data-testid="tokens"' in staff.get("/account").text
+    client = login("cit")
+    page = client.get("/account")
+    assert page.status_code == 200 and 'data-testid="password-form"' in page.text
+    assert 'data-testid="tokens"' not in page.text and "API" not in page.text
+    revoke = client.post("/account/tokens/1/revoke", data={"csrf_token": csrf(client)}, follow_redirects=False)
+    assert revoke.status_code == 403 and "只供工作人员使用" in revoke.text
+    headers = {"X-CSRF-Token": client.cookies.get("cityhub_csrf") or ""}
+    made = client.post("/api/v1/auth/tokens", json={"name": "script"}, headers=headers)
+    assert made.status_code == 403 and made.json()["code"] == "permission_denied"
+    assert "holds no API tokens" in made.json()["message"] and "signs in" in made.json()["message"]
+    assert client.get("/api/v1/auth/tokens").status_code == 403
+
+
 def test_an_administrator_manages_accounts_on_the_users_pages(org) -> None:
     """用户管理: only for users:manage; a new account with a generated password shown once on the answering page
     (never in a redirect), errors at their fields, role and unit changed, a reset password, lock and unlock; an
@@ -1131,6 +1149,36 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     assert "离职后住房公积金怎么提取" not in typing.text and "仅咨询类诉求可秒回" in typing.text
 
 
+def test_intake_suggests_answers_and_categories_only_to_the_roles_that_use_them(org) -> None:
+    """The assistance panel offers the knowledge base's answers to whoever may answer on the spot (秒回) and the
+    classifier's categories and odds to whoever routes orders — a grid inspector reporting from patrol and a citizen
+    get neither (an inspector read 知识库秒回 and 环境保护 87%), the similar cases and the place still."""
+    from cityhub.auth import service as auth
+    from cityhub.org.schemas import UserCreate
+
+    with session_scope() as s:
+        street = s.scalars(select(Unit.id).where(Unit.code == "W-JT")).one()
+        auth.create_account(
+            s,
+            data=UserCreate(username="grid", full_name="吴网格", role=Role.INSPECTOR, unit_id=street),
+            password=PASSWORD,
+        )
+    past = _order(title="餐馆油烟噪音扰民")
+    text = {"title": "油烟噪音", "content": "小区楼下餐馆油烟排放严重，噪音扰民，请问住房公积金提取怎么办"}
+    shown = {}
+    for username in ("op", "disp", "grid", "cit"):
+        client = login(username)
+        panel = client.post("/intake/assist", data=intake_form(client, appeal_type="consultation", **text))
+        assert panel.status_code == 200 and 'data-testid="intake-place"' in panel.text, username
+        assert 'data-testid="similar"' in panel.text and (past.number in panel.text) == (username != "cit"), username
+        shown[username] = ('data-testid="kb"' in panel.text, 'data-testid="classify"' in panel.text)
+        if not shown[username][0]:
+            assert "离职后住房公积金怎么提取" not in panel.text and "秒回" not in panel.text, username
+        if not shown[username][1]:
+            assert "%</small>" not in panel.text, username
+    assert shown == {"op": (True, True), "disp": (False, True), "grid": (False, False), "cit": (False, False)}
+
+
 def test_the_intake_form_lists_a_returning_callers_earlier_appeals(org) -> None:
     """来电历史: typing the caller's phone lists the appeals made from it before, newest first, with a link to them all
     — an operator registering a repeat caller's complaint had to leave the form to search the order list."""
@@ -1466,6 +1514,26 @@ def test_an_inspectors_new_report_shows_duplicates_and_similar_cases_not_the_dis
     assert "景泰街道" in re.search(r"<th>镇街 / 村社</th><td>(.*?)</td>", page).group(1)  # type: ignore[union-attr]
     dispatcher = login("disp").get(f"/orders/{order_id}").text
     assert 'data-testid="decision"' in dispatcher and "派单建议" in dispatcher
+
+
+def test_the_order_pages_supervision_counts_read_as_words(org) -> None:
+    """催办/升级/延期/退单/重办 read 2 / 0 / 0 / 1 / 0: each count done is said with its step (催办 2 次 · 退单 1 次,
+    Urged 2 times · Returned 1 time), the steps never done left out, none at all said so."""
+    order = _order()
+    client = login("sup")
+
+    def counts(lang: str) -> str:
+        client.cookies.set("cityhub_lang", lang)
+        found = re.search(r'data-testid="counts">(.*?)</td>', client.get(f"/orders/{order.id}").text)
+        assert found is not None
+        return re.sub(r"<[^>]+>", "", found.group(1))
+
+    assert counts("zh-CN") == "均无" and counts("en") == "None"
+    with session_scope() as s:
+        held = s.get(Order, order.id)
+        held.urge_count, held.return_count, held.escalation_level = 2, 1, 1
+    assert counts("zh-CN") == "催办 2 次 · 升级 1 次 · 退单 1 次"
+    assert counts("en") == "Urged 2 times · Escalated 1 time · Returned 1 time"
 
 
 def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:

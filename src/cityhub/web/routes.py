@@ -543,6 +543,10 @@ class Assistance:
     classify_doubtful: bool = False
     # A classifier is configured but cannot be read (missing or broken artefact): top3 is None for that reason.
     classifier_unavailable: bool = False
+    # What the reader's role uses (:func:`_assisted_with`): the knowledge base's answers (``kb``) and the classifier's
+    # odds (``top3``); neither is looked up for a reader who is not shown it.
+    answers_shown: bool = False
+    odds_shown: bool = False
 
 
 def _intake_payload(form: Form) -> dict[str, Any]:
@@ -654,13 +658,25 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]  # to merge into
     reading = reading_clause(db, principal, scope)  # to open
     similar = [c for c in read.similar if readable(db, reading, c.order_id)][:5]
-    answers = kb.instant_answer_candidates(db, data=data, limit=3)
+    answers_shown, odds_shown = _assisted_with(principal)
+    answers = kb.instant_answer_candidates(db, data=data, limit=3) if answers_shown else []
     names = unit_directory(db)
     place = place or Place()
     place_names = {i: names[i].name for i in (place.street_id, place.community_id) if i is not None and i in names}
     assistance = Assistance(answers, duplicates, similar, None, True, place, place_names)
-    _classify(db, title, content, assistance)
+    assistance.answers_shown, assistance.odds_shown = answers_shown, odds_shown
+    if odds_shown:
+        _classify(db, title, content, assistance)
     return assistance
+
+
+def _assisted_with(principal: Principal) -> tuple[bool, bool]:
+    """Which of intake's suggestions the role uses, as the order page offers them: the knowledge base's answers to
+    whoever may answer on the spot (秒回), the classifier's categories and odds to whoever routes and oversees orders —
+    not a citizen, nor a unit's staff (a 网格员 reporting what they found on patrol needs neither)."""
+    answers = permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER))
+    odds = principal.role != Role.CITIZEN and principal.role not in permissions.UNIT_STAFF_ROLES
+    return answers, odds
 
 
 def _intake_page(
@@ -684,6 +700,7 @@ def _intake_page(
     citizen = principal.role == Role.CITIZEN
     # An inspector files reports; an operator or a citizen says which kind of appeal it is (no kind chosen for them).
     kind = INSPECTOR_APPEAL.value if inspector else ""
+    fresh = values is None
     if values is None:
         values = {"channel": Channel.HOTLINE.value, "appeal_type": kind}
         account = db.get(User, principal.user_id) if citizen and principal.user_id is not None else None
@@ -709,6 +726,11 @@ def _intake_page(
         can_import=permissions.allows(principal.role, permissions.ORDERS_IMPORT),
         needs=enterprise.NEEDS,
         can_see_callers=principal.role in permissions.UNMASKED_ROLES,
+        # At the hotline's desk (the roles that pick the channel) a call begins with the caller's number, which brings
+        # their earlier appeals up: a fresh form opens there, not 12 tabs below the menu. A citizen or an inspector
+        # fills it on a phone, where a focused field would throw the keyboard over the page; a form coming back
+        # (refused: its first marked field takes the focus, app.js; the suggestions asked for) keeps its place.
+        focus_phone=fresh and not (citizen or inspector),
         file_settings=files.get_file_settings(),
         dropped=dropped or [],
     )
@@ -728,7 +750,6 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
         request,
         "_assistance.html",
         fragment=True,
-        citizen=principal.role == Role.CITIZEN,
         principal=principal,
         assistance=_assistance(db, principal, form),
         can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),

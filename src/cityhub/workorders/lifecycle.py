@@ -94,6 +94,9 @@ CLOSED_STATES = frozenset({State.CLOSED_RESOLVED, State.CLOSED_UNRESOLVED})
 NOT_A_PROBLEM_OF_ITS_OWN = (State.MERGED, State.CANCELLED)
 HANDLING_STATES = frozenset({State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS, State.SUSPENDED})
 WORKING_STATES = frozenset({State.ACCEPTED, State.IN_PROGRESS})
+# States in which the order's reply stands (答复 given, not sent back nor reopened): when it was given is the answer
+# measured against the time limit.
+ANSWERED_STATES = frozenset({State.REPLIED, State.CALLED_BACK, State.CLOSED_RESOLVED, State.CLOSED_UNRESOLVED})
 
 
 @dataclass(frozen=True)
