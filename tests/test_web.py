@@ -288,22 +288,25 @@ def test_a_user_changes_their_password_on_the_account_page(org) -> None:
     assert signed_in.status_code == 303
 
 
-def test_a_citizens_account_page_has_no_api_tokens(org) -> None:
-    """我的账户 of a citizen: their password, no API-token section (a citizen holds none, permissions.TOKENS); the
-    token routes refuse them — the page's revoke with the staff-only page, the API saying what tokens are for."""
+def test_a_citizens_account_page_shows_api_tokens_only_once_they_made_one(org) -> None:
+    """我的账户 of a citizen: their password, no API-token section while they hold none (the page is how they use
+    their account); one made over the API (a resident's own app) is listed there, to be revoked."""
     staff = login("op")
-    assert 'data-testid="tokens"' in staff.get("/account").text
+    assert 'data-testid="tokens"' in staff.get("/account").text  # staff: the section, even empty
     client = login("cit")
     page = client.get("/account")
     assert page.status_code == 200 and 'data-testid="password-form"' in page.text
-    assert 'data-testid="tokens"' not in page.text and "API" not in page.text
-    revoke = client.post("/account/tokens/1/revoke", data={"csrf_token": csrf(client)}, follow_redirects=False)
-    assert revoke.status_code == 403 and "只供工作人员使用" in revoke.text
+    assert 'data-testid="tokens"' not in page.text
     headers = {"X-CSRF-Token": client.cookies.get("cityhub_csrf") or ""}
-    made = client.post("/api/v1/auth/tokens", json={"name": "script"}, headers=headers)
-    assert made.status_code == 403 and made.json()["code"] == "permission_denied"
-    assert "holds no API tokens" in made.json()["message"] and "signs in" in made.json()["message"]
-    assert client.get("/api/v1/auth/tokens").status_code == 403
+    made = client.post("/api/v1/auth/tokens", json={"name": "我的应用"}, headers=headers)
+    assert made.status_code == 201, made.text
+    page = client.get("/account")
+    assert 'data-testid="tokens"' in page.text and "我的应用" in page.text
+    revoked = client.post(
+        f"/account/tokens/{made.json()['id']}/revoke", data={"csrf_token": csrf(client)}, follow_redirects=False
+    )
+    assert revoked.status_code == 303
+    assert 'data-testid="tokens"' in client.get("/account").text  # still held (revoked), still listed
 
 
 def test_an_administrator_manages_accounts_on_the_users_pages(org) -> None:

@@ -42,7 +42,7 @@ TABLE = {
     "create":                 "Y  Y   .   .   .   Y   .   .   Y   Y",
     "import":                 "Y  Y   .   .   .   .   .   .   Y   .",
     "auth:me":                "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
-    "auth:tokens":            "Y  Y   Y   Y   Y   Y   Y   Y   Y   .",
+    "auth:tokens":            "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
     "act:instant_answer":     "Y  .   .   .   .   .   .   .   Y   .",
     "act:dispatch":           ".  Y   .   .   .   .   .   .   Y   .",
     "act:transfer":           ".  Y   .   .   .   .   .   .   Y   .",

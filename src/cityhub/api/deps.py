@@ -160,13 +160,12 @@ async def get_actor(principal: CurrentPrincipal) -> Actor:
 CurrentActor = Annotated[Actor, Depends(get_actor)]
 
 
-def require(permission: str, *, refusal: str = "may not do this") -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency that lets through only callers whose role holds ``permission`` (else 403: "role R may not do
-    this", or what ``refusal`` tells a route's callers instead)."""
+def require(permission: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets through only callers whose role holds ``permission`` (else 403)."""
 
     async def check(principal: CurrentPrincipal) -> Principal:  # pure: runs on the event loop, no worker thread
         if not permissions.allows(principal.role, permission):
-            raise PermissionDenied(f"role {principal.role.value} {refusal}", details={"permission": permission})
+            raise PermissionDenied(f"role {principal.role.value} may not do this", details={"permission": permission})
         return principal
 
     return check

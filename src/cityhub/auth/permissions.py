@@ -15,7 +15,7 @@ from cityhub.workorders.lifecycle import Action
 ORDER_CREATE = "order:create"
 ORDER_READ = "order:read"
 ORDER_READ_ALL = "order:read_all"  # data scope is the whole district, whatever the unit
-TOKENS = "auth:tokens"  # create, list and revoke one's own API tokens (staff: every role but the citizen)
+TOKENS = "auth:tokens"  # create and revoke one's own API tokens
 USERS_MANAGE = "users:manage"
 UNITS_MANAGE = "units:manage"
 KB_MANAGE = "kb:manage"  # write knowledge-base entries (秒回 answers)
@@ -139,9 +139,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     Role.ADMIN: ALL_PERMISSIONS,
     # 市民: submits and follows their own appeals, adds files to them while open, rates the answer (the callback of
-    # a replied order) — on the pages, signed in. No API tokens: those are for scripts and the systems staff connect
-    # (a 12345 platform pushing appeals as an operator), not for a resident's account.
-    Role.CITIZEN: frozenset({ORDER_CREATE, ORDER_READ, APPEAL_FILES} | _acts(Action.CALLBACK)),
+    # a replied order).
+    Role.CITIZEN: frozenset({ORDER_CREATE, ORDER_READ, TOKENS, APPEAL_FILES} | _acts(Action.CALLBACK)),
 }
 
 # Roles that work orders as their unit's staff: the lead unit's steps are theirs only on orders their unit holds,

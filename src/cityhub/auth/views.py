@@ -27,17 +27,7 @@ from cityhub.org.models import User
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-# Personal API tokens are for staff's scripts and the systems they connect; a citizen's account is used signed in.
-TokenOwner = Annotated[
-    Principal,
-    Depends(
-        require(
-            permissions.TOKENS,
-            refusal="holds no API tokens: they are for staff accounts and the systems calling the API through them; "
-            "a citizen signs in on the web pages (or POST /api/v1/auth/login) instead",
-        )
-    ),
-]
+TokenOwner = Annotated[Principal, Depends(require(permissions.TOKENS))]
 
 
 def _client_ip(request: Request) -> str:

@@ -469,7 +469,15 @@ def _account_page(
 ) -> Response:
     t = support.translator(request)
     user = db.get(User, principal.user_id)
-    may_tokens = permissions.allows(principal.role, permissions.TOKENS)
+    # A citizen's account is used on these pages: the API-token section is noise to them, shown only to one who has
+    # made tokens over the API (a resident's own app), to see and revoke them.
+    tokens = (
+        auth.list_tokens(db, user_id=principal.user_id)
+        if permissions.allows(principal.role, permissions.TOKENS)
+        else None
+    )
+    if tokens == [] and principal.role == Role.CITIZEN:
+        tokens = None
     return render(
         request,
         "account.html",
@@ -477,7 +485,7 @@ def _account_page(
         status_code=status_code,
         account=user,
         unit_name=support.names_of(db, Unit, {principal.unit_id}).get(principal.unit_id or 0),
-        tokens=auth.list_tokens(db, user_id=principal.user_id) if may_tokens else None,
+        tokens=tokens,
         errors={name: t(key) for name, key in (errors or {}).items()},
         revoke=revoke,
     )
