@@ -2554,6 +2554,27 @@ def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(or
     assert login("op").get("/queue").status_code == 403
 
 
+def test_a_queued_order_without_a_suggestion_is_dispatched_from_the_queue(org) -> None:
+    """A returned order whose rules' units all sent it back has no suggestion: the queue offers the units to pick one
+    in place, with a note, instead of a detour through the order's page (or ticking it for the bulk bar)."""
+    suggested = _order(category_id=org["cats"]["环境保护"])
+    returned = _order("W-JX", category_id=org["cats"]["环境保护"])
+    disp = login("disp")
+    _act(disp, returned.id, "dispatch", unit_id=str(org["street_b"]))
+    _act(login("hand_b"), returned.id, "return", reason="非本辖区")
+    queue = disp.get("/queue").text
+    assert f'data-testid="manual-{suggested.number}"' not in queue  # its suggestions' buttons are enough
+    form = re.search(rf'<form [^>]*data-testid="manual-{returned.number}">.*?</form>', queue, flags=re.S)
+    assert form is not None
+    assert (str(org["street_a"]), "景泰街道") in re.findall(r'<option value="(\d+)">([^<]+)</option>', form.group(0))
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form.group(0)))
+    fields |= {"unit_id": str(org["street_a"]), "reason": "云景路属景泰街道"}
+    done = disp.post(f"/orders/{returned.id}/act/dispatch", data=fields, follow_redirects=True)
+    assert done.url.path == "/queue" and f"已派单：{returned.number} → 景泰街道" in done.text
+    assert _state(returned.id) == State.DISPATCHED
+    assert _events(returned.id)[-1].reason == "云景路属景泰街道"
+
+
 def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(org) -> None:
     """批量派单: the ticked orders go to the suggestion chosen for each (the first shown unless another is), each
     audited under the dispatcher's name with that suggestion's reason; one changed after the page was read is named
