@@ -2575,6 +2575,26 @@ def test_a_queued_order_without_a_suggestion_is_dispatched_from_the_queue(org) -
     assert _events(returned.id)[-1].reason == "云景路属景泰街道"
 
 
+def test_the_queue_says_how_many_orders_wait_and_how_many_were_returned(org) -> None:
+    """A page shows 20 orders; the queue says how many wait in all, the returned (退单) among them."""
+    for _ in range(2):
+        _order(category_id=org["cats"]["环境保护"])
+    returned = _order("W-JX", category_id=org["cats"]["环境保护"])
+    sent = _order(category_id=org["cats"]["环境保护"])
+    disp = login("disp")
+    _act(disp, sent.id, "dispatch", unit_id=str(org["street_a"]))
+    _act(disp, returned.id, "dispatch", unit_id=str(org["street_b"]))
+
+    def count() -> str:
+        found = re.search(r'data-testid="queue-count">(.*?)</p>', disp.get("/queue").text, flags=re.S)
+        assert found is not None
+        return re.sub("<[^>]+>", "", found.group(1))
+
+    assert count() == "共 2 件待派单"
+    _act(login("hand_b"), returned.id, "return", reason="非本辖区")
+    assert count() == "共 3 件待派单，其中退单 1 件"
+
+
 def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(org) -> None:
     """批量派单: the ticked orders go to the suggestion chosen for each (the first shown unless another is), each
     audited under the dispatcher's name with that suggestion's reason; one changed after the page was read is named

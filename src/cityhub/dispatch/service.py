@@ -977,6 +977,16 @@ def queue(
     return out, len(rows) > limit
 
 
+def queue_counts(session: Session, *, scope: Any = None) -> dict[State, int]:
+    """How many orders wait in the queue (within ``scope``), by state: received and returned (退单)."""
+    stmt = select(Order.state, func.count()).where(Order.state.in_(QUEUE_STATES)).group_by(Order.state)
+    if scope is not None:
+        stmt = stmt.where(scope)
+    counts = {state: 0 for state in QUEUE_STATES}
+    counts.update({State(state): n for state, n in session.execute(stmt)})
+    return counts
+
+
 # Orders one bulk dispatch takes at most (a queue page holds 50).
 BULK_MAX = 200
 

@@ -1949,9 +1949,10 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
 
     principal = support.require_user(request, db, permissions.act(Action.DISPATCH))
     page = max(1, forms.whole_number(request.query_params.get("page")) or 1)
-    rows, has_more = dispatch.queue(
-        db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, scope=scope_of(db, principal).clause()
-    )
+    scope = scope_of(db, principal).clause()
+    rows, has_more = dispatch.queue(db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, scope=scope)
+    # How many wait, the returned among them: what a busy morning holds, beyond the page in sight.
+    counts = dispatch.queue_counts(db, scope=scope)
     # 拆单: the appeal a waiting order was split from, by number.
     split_from = orders.order_numbers(db, (order.split_from_id for order, _ in rows))
     # A returned order says who sent it back and why: the next unit is chosen by it.
@@ -1968,6 +1969,8 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         auto_dispatch_on=get_settings().dispatch_auto,
         page=page,
         has_more=has_more,
+        waiting=sum(counts.values()),
+        waiting_returned=counts[State.RETURNED],
         category_names=support.names_of(db, Category, {d.category_id for _, d in rows}),
         returns=returns,
         unit_names=support.names_of(
