@@ -620,6 +620,19 @@ def test_an_administrator_keeps_the_units_on_the_organisation_pages(org) -> None
     fields |= {"contacts": "值班室,020-12345678\n书记,13800000000,,书记", "boundary": square, "active": "1"}
     bad = post("/admin/units", **(fields | {"boundary": '{"type": "Point", "coordinates": [1, 2]}'}))
     assert bad.status_code == 422 and "辖区边界不是有效的 GeoJSON 多边形" in bad.text
+    # Each problem of a boundary said in the page's language, where in the coordinates it is (no English detail).
+    for boundary, said in (
+        ('{"type": "Polygon"', "不是 JSON 文本"),
+        ('{"type": "Point", "coordinates": [1, 2]}', "type 应为 Polygon 或 MultiPolygon"),
+        ('{"type": "Polygon", "coordinates": [[[113.2, 23.2], [113.3, 23.2], [113.2, 23.2]]]}', "至少要有 4 个坐标点"),
+        (square.replace("[113.3, 23.3]", "[113.3, 223.3]"), "coordinates[0] 的坐标点 [113.3, 223.3] 超出经纬度范围"),
+        (square.replace("[113.2, 23.2]]]", "[113.2, 23.25]]]"), "coordinates[0] 的线环没有闭合"),
+    ):
+        refused = post("/admin/units", **(fields | {"boundary": boundary}))
+        error = re.search(r'data-testid="field-error-boundary">([^<]*)<', refused.text)
+        assert refused.status_code == 422 and error is not None, boundary
+        assert said in html_unescape(error.group(1)), error.group(1)
+        assert not re.search(r"ring|position|longitude|must|is not", error.group(1)), error.group(1)
     made = post("/admin/units", **fields)
     assert made.status_code == 303
     with session_scope() as s:
