@@ -479,7 +479,25 @@ def test_time_limits_are_read_by_supervisors_and_set_by_administrators(org) -> N
     assert "须大于 0。" in bad.text and "请选择有效的选项" not in bad.text  # a number out of range, not a choice
     saved = post("/sla", category_id=str(category or ""), urgency="", accept_hours="1", finish_days="20")
     assert saved.status_code == 303
-    assert "1 张在办工单的时限已重新计算" in admin.get("/sla").text
+    table = admin.get("/sla").text
+    assert "1 张在办工单的时限已重新计算" in table
+    # A rule without its own warning share warns at the default, which its row says (not a bare "—").
+    assert '<span class="hint" data-testid="sla-default-share">80%（默认）</span>' in table
+    # The share typed as the page words the default, a percentage, is that share.
+    assert (
+        post(
+            "/sla", category_id="", urgency="urgent", accept_hours="1", finish_days="2", warning_share="75%"
+        ).status_code
+        == 303
+    )
+    assert (
+        post(
+            "/sla", category_id="", urgency="urgent", accept_hours="1", finish_days="2", warning_share="七成"
+        ).status_code
+        == 422
+    )
+    with session_scope() as s:
+        assert s.scalars(select(SlaRule.warning_share).where(SlaRule.urgency == "urgent")).one() == 0.75
     with session_scope() as s:
         assert s.get(Order, order.id).due_at > due_before  # type: ignore[union-attr,operator]
         rule_id = s.scalars(select(SlaRule.id).where(SlaRule.finish_days == 20)).one()
