@@ -1021,6 +1021,16 @@ def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org, 
         "/orders/import", data={**form, "column_content": "内容栏"}, files={"file": ("信箱.csv", sheet, "text/csv")}
     )
     assert missing.status_code == 422 and "为“诉求内容”指定的列“内容栏”不在表头中" in missing.text
+    # A file of unknown headers is refused naming them and pointing to 列名对应, which is open beside the message.
+    folded = "<details>\n      <summary>列名对应（可选）</summary>"
+    assert folded in page.text
+    unknown = client.post(
+        "/orders/import",
+        data={"csrf_token": form["csrf_token"]},
+        files={"file": ("来电.csv", "序号,来电人,问题描述\n1,张三,路灯坏了\n".encode(), "text/csv")},
+    )
+    assert unknown.status_code == 422 and "没有找到标题或内容列" in unknown.text and "问题描述" in unknown.text
+    assert folded.replace("<details>", "<details open>") in unknown.text
     nothing = client.post("/orders/import", data=form)
     assert nothing.status_code == 422 and "请选择要导入的文件" in nothing.text
     without_token = client.post(
