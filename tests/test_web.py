@@ -3742,6 +3742,7 @@ def test_the_configuration_log_says_its_values_in_words_not_codes_ids_or_python(
     from cityhub.dispatch.rules import TargetKind
     from cityhub.dispatch.schemas import RuleCreate
     from cityhub.monitoring import service as monitoring
+    from cityhub.monitoring.schemas import RuleCreate as AlarmRuleCreate
     from cityhub.monitoring.schemas import SensorCreate
 
     with session_scope() as s:
@@ -3761,6 +3762,13 @@ def test_the_configuration_log_says_its_values_in_words_not_codes_ids_or_python(
                 code="LOG-WL", name="积水点", kind="waterlogging", metrics={"depth": "cm"}, unit_code="W-JT"
             ),
         )
+        alarm_rule = monitoring.create_rule(
+            s,
+            data=AlarmRuleCreate(
+                name="积水超 15 厘米", sensor_kind="waterlogging", metric="depth", comparison=">=", threshold=15
+            ),
+        )
+        alarm_rule_id = alarm_rule.id
     page = login("adm").get("/admin/log").text
 
     def entry(area: str, target: str) -> str:
@@ -3778,10 +3786,13 @@ def test_the_configuration_log_says_its_values_in_words_not_codes_ids_or_python(
     assert value(rule_row, "target_kind") == "工单所在街道" and value(rule_row, "category_id") == "环境保护"
     assert value(rule_row, "keywords") == "油烟、噪音" and value(rule_row, "exclude_keywords") == "—"
     assert value(sensor_row, "metrics") == "积水深度（cm）" and value(sensor_row, "unit_id") == "景泰街道"
+    # A sensor's offline limit and an alarm rule's kind by their names, not silent_after_minutes and threshold.
+    assert '<span title="silent_after_minutes">离线时限（分钟）</span>' in sensor_row
+    assert value(entry("alarm_rule", str(alarm_rule_id)), "kind") == "限值报警"
 
 
 def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> None:
-    from cityhub.monitoring.rules import AlarmState, SensorKind, Severity
+    from cityhub.monitoring.rules import AlarmState, RuleKind, SensorKind, Severity
     from cityhub.org.models import Role as R
     from cityhub.org.models import UnitTier as T
     from cityhub.workorders.lifecycle import Action, AssistStatus, State
@@ -3802,6 +3813,7 @@ def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> N
         ("sensor_kind", SensorKind),
         ("severity", Severity),
         ("alarm_state", AlarmState),
+        ("alarm_rule_kind", RuleKind),  # the configuration log's alarm rules
     ):
         for member in enum:
             assert f"{kind}.{member.value}" in zh, f"{kind}.{member.value}"
