@@ -316,6 +316,10 @@ def test_an_administrator_manages_accounts_on_the_users_pages(org) -> None:
     assert weak.status_code == 422 and "新密码太容易被猜到" in weak.text
     taken = post("/admin/users", **(fields | {"username": "hand_a", "unit_id": str(street)}))
     assert taken.status_code == 422 and "该登录名已被使用" in taken.text
+    # A name taken (in other case too) is said with the form's other problems, not once they are mended.
+    both = post("/admin/users", **(fields | {"username": "Hand_A", "unit_id": str(street), "phone": "abc"}))
+    assert both.status_code == 422 and 'data-testid="field-error-phone"' in both.text
+    assert 'data-testid="field-error-username">该登录名已被使用。<' in both.text
     created = post("/admin/users", **(fields | {"unit_id": str(street)}))
     assert created.status_code == 201 and "cityhub_flash" not in created.headers.get("set-cookie", "")
     password = re.search(r'<code class="secret">([^<]+)</code>', created.text).group(1)  # type: ignore[union-attr]
