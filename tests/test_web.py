@@ -2621,7 +2621,8 @@ def test_a_queued_order_without_a_suggestion_is_dispatched_from_the_queue(org) -
 
 
 def test_the_queue_says_how_many_orders_wait_and_how_many_were_returned(org) -> None:
-    """A page shows 20 orders; the queue says how many wait in all, the returned (退单) among them."""
+    """A page shows 20 orders; the queue says how many wait in all, the returned (退单) among them, which a link
+    shows alone."""
     for _ in range(2):
         _order(category_id=org["cats"]["环境保护"])
     returned = _order("W-JX", category_id=org["cats"]["环境保护"])
@@ -2638,6 +2639,18 @@ def test_the_queue_says_how_many_orders_wait_and_how_many_were_returned(org) -> 
     assert count() == "共 2 件待派单"
     _act(login("hand_b"), returned.id, "return", reason="非本辖区")
     assert count() == "共 3 件待派单，其中退单 1 件"
+    # The returned ones alone, wherever their age puts them among the pages: a link from their count.
+    assert 'href="/queue?returned=1" data-testid="queue-returned"' in disp.get("/queue").text
+    only = disp.get("/queue", params={"returned": "1"}).text
+    assert re.findall(r'data-testid="queue-item" data-number="([^"]+)"', only) == [returned.number]
+    assert 'href="/queue" data-testid="queue-all"' in only
+    # Dispatching from it comes back to it, saying where the order went.
+    form = re.search(rf'<form [^>]*data-testid="manual-{returned.number}">.*?</form>', only, flags=re.S)
+    assert form is not None
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form.group(0))) | {"unit_id": str(org["street_a"])}
+    assert fields["next"] == "/queue?returned=1"
+    done = disp.post(f"/orders/{returned.id}/act/dispatch", data=fields, follow_redirects=True)
+    assert str(done.url).endswith("/queue?returned=1") and f"已派单：{returned.number} → 景泰街道" in done.text
 
 
 def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(org) -> None:

@@ -1706,7 +1706,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             dropped=dropped,
         )
     back = support.safe_next(form.get("next"), f"/orders/{order_id}")
-    if back == "/queue" and action == Action.DISPATCH:
+    if back.partition("?")[0] == "/queue" and action == Action.DISPATCH:
         unit = db.get(Unit, params.get("unit_id"))
         flash = ("queue.dispatched", {"number": order.number, "unit": unit.name if unit else "?"})
     elif action == Action.SPLIT:
@@ -1949,8 +1949,16 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
 
     principal = support.require_user(request, db, permissions.act(Action.DISPATCH))
     page = max(1, forms.whole_number(request.query_params.get("page")) or 1)
+    # 只看退单: the returned orders alone, wherever their age puts them among the pages.
+    returned_only = request.query_params.get("returned") == "1"
     scope = scope_of(db, principal).clause()
-    rows, has_more = dispatch.queue(db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, scope=scope)
+    rows, has_more = dispatch.queue(
+        db,
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+        scope=scope,
+        states=(State.RETURNED,) if returned_only else dispatch.QUEUE_STATES,
+    )
     # How many wait, the returned among them: what a busy morning holds, beyond the page in sight.
     counts = dispatch.queue_counts(db, scope=scope)
     # 拆单: the appeal a waiting order was split from, by number.
@@ -1971,6 +1979,8 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         has_more=has_more,
         waiting=sum(counts.values()),
         waiting_returned=counts[State.RETURNED],
+        returned_only=returned_only,
+        queue_path="/queue?returned=1" if returned_only else "/queue",
         category_names=support.names_of(db, Category, {d.category_id for _, d in rows}),
         returns=returns,
         unit_names=support.names_of(
