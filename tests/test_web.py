@@ -2653,6 +2653,36 @@ def test_the_queue_says_how_many_orders_wait_and_how_many_were_returned(org) -> 
     assert str(done.url).endswith("/queue?returned=1") and f"已派单：{returned.number} → 景泰街道" in done.text
 
 
+def test_suggestions_of_one_score_say_it_once_with_how_they_are_ranked(org) -> None:
+    """Two rules leading the same category reading to two units give both the same probability: the queue says it
+    once, with how they are ranked (tier, priority), instead of 单位概率 1.00 on each as if the number chose."""
+    from cityhub.dispatch import service as dispatch
+    from cityhub.dispatch.rules import TargetKind
+    from cityhub.dispatch.schemas import RuleCreate
+    from cityhub.org.models import UnitTier
+
+    with session_scope() as s:
+        bureau = Unit(code="W-HB", name="区生态环境局", tier=UnitTier.DEPARTMENT)
+        s.add(bureau)
+        s.flush()
+        rule = RuleCreate(
+            name="环境保护 → 生态环境局",
+            priority=20,
+            category_id=org["cats"]["环境保护"],
+            target_kind=TargetKind.UNIT,
+            target_unit_id=bureau.id,
+        )
+        dispatch.create_rule(s, data=rule)
+    order = _order(category_id=org["cats"]["环境保护"])
+    queue = login("disp").get("/queue").text
+    item = re.search(rf'data-number="{order.number}".*?</article>', queue, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert "派至 景泰街道" in item and "派至 区生态环境局" in item
+    said = re.search(r'data-testid="one-score" title="([^"]*)"><small>(.*?)</small>', item)
+    assert said is not None and "按派单规则的层级" in said.group(1)
+    assert re.fullmatch(r"各推荐单位的单位概率同为 \d\.\d\d，按派单规则的层级.*首条优先。", said.group(2))
+    assert '<small class="score"' not in item  # not repeated on each
+
+
 def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(org) -> None:
     """批量派单: the ticked orders go to the suggestion chosen for each (the first shown unless another is), each
     audited under the dispatcher's name with that suggestion's reason; one changed after the page was read is named
