@@ -2607,6 +2607,11 @@ def test_a_queued_order_without_a_suggestion_is_dispatched_from_the_queue(org) -
     disp = login("disp")
     _act(disp, returned.id, "dispatch", unit_id=str(org["street_b"]))
     _act(login("hand_b"), returned.id, "return", reason="非本辖区")
+    # Its page says who sent it back and why beside the suggestions, as the queue does, not only in the trail.
+    page = disp.get(f"/orders/{returned.id}").text
+    back = re.search(r'<section data-testid="decision">.*?data-testid="returned-by"><small>(.*?)</small>', page, re.S)
+    assert back is not None and re.fullmatch(r"京溪街道 于 .* 退回：非本辖区", re.sub("<[^>]+>", "", back.group(1)))
+    assert 'data-testid="returned-by"' not in disp.get(f"/orders/{suggested.id}").text
     queue = disp.get("/queue").text
     assert f'data-testid="manual-{suggested.number}"' not in queue  # its suggestions' buttons are enough
     form = re.search(rf'<form [^>]*data-testid="manual-{returned.number}">.*?</form>', queue, flags=re.S)

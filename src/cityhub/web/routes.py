@@ -1211,6 +1211,14 @@ def _sent_back(rows: list[dict[str, Any]]) -> Any:
     return last if last is not None and last.action == Action.REJECT_REPLY.value else None
 
 
+def _returned_by(order: Order, rows: list[dict[str, Any]]) -> Any:
+    """The trail's newest 退单 while the order waits to be dispatched again: who sent it back and why, which the
+    dispatcher chooses the next unit by (the queue says it; the page said it only in the trail, below)."""
+    if order.state != State.RETURNED:
+        return None
+    return next((row["event"] for row in reversed(rows) if row["event"].action == Action.RETURN.value), None)
+
+
 def _last_urge(order: Order, rows: list[dict[str, Any]]) -> Any:
     """The trail's newest 督办催办 while the order is open: shown with the order's heading — what was asked, by whom,
     when — where a handler opening it on a phone sees it first (the count stood among the facts, the message in the
@@ -1441,6 +1449,9 @@ def _detail_page(
     needs_categories = any(kind == "category" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     events = _event_rows(db, order, principal, reading)
     sent_back = _sent_back(events) if staff else None
+    returned_by = _returned_by(order, events) if decision is not None else None
+    if returned_by is not None:
+        ids.add(returned_by.unit_id)
     unmasked = sees_personal_data(principal, order)
     return render(
         request,
@@ -1455,6 +1466,7 @@ def _detail_page(
         sla=_sla_view(db, t, order),
         events=events,
         sent_back=sent_back,
+        returned_by=returned_by,
         urged=_last_urge(order, events) if staff else None,
         raised_since_request=_raised_since_request(order, events),
         actions=[(a, _form_fields(order, a)) for a in actions],
