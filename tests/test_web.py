@@ -337,6 +337,10 @@ def test_an_administrator_manages_accounts_on_the_users_pages(org) -> None:
     assert weak.status_code == 422 and "新密码太容易被猜到" in weak.text
     taken = post("/admin/users", **(fields | {"username": "hand_a", "unit_id": str(street)}))
     assert taken.status_code == 422 and "该登录名已被使用" in taken.text
+    # A name taken (in other case too) is said with the form's other problems, not once they are mended.
+    both = post("/admin/users", **(fields | {"username": "Hand_A", "unit_id": str(street), "phone": "abc"}))
+    assert both.status_code == 422 and 'data-testid="field-error-phone"' in both.text
+    assert 'data-testid="field-error-username">该登录名已被使用。<' in both.text
     created = post("/admin/users", **(fields | {"unit_id": str(street)}))
     assert created.status_code == 201 and "cityhub_flash" not in created.headers.get("set-cookie", "")
     password = re.search(r'<code class="secret">([^<]+)</code>', created.text).group(1)  # type: ignore[union-attr]
@@ -500,7 +504,25 @@ def test_time_limits_are_read_by_supervisors_and_set_by_administrators(org) -> N
     assert "须大于 0。" in bad.text and "请选择有效的选项" not in bad.text  # a number out of range, not a choice
     saved = post("/sla", category_id=str(category or ""), urgency="", accept_hours="1", finish_days="20")
     assert saved.status_code == 303
-    assert "1 张在办工单的时限已重新计算" in admin.get("/sla").text
+    table = admin.get("/sla").text
+    assert "1 张在办工单的时限已重新计算" in table
+    # A rule without its own warning share warns at the default, which its row says (not a bare "—").
+    assert '<span class="hint" data-testid="sla-default-share">80%（默认）</span>' in table
+    # The share typed as the page words the default, a percentage, is that share.
+    assert (
+        post(
+            "/sla", category_id="", urgency="urgent", accept_hours="1", finish_days="2", warning_share="75%"
+        ).status_code
+        == 303
+    )
+    assert (
+        post(
+            "/sla", category_id="", urgency="urgent", accept_hours="1", finish_days="2", warning_share="七成"
+        ).status_code
+        == 422
+    )
+    with session_scope() as s:
+        assert s.scalars(select(SlaRule.warning_share).where(SlaRule.urgency == "urgent")).one() == 0.75
     with session_scope() as s:
         assert s.get(Order, order.id).due_at > due_before  # type: ignore[union-attr,operator]
         rule_id = s.scalars(select(SlaRule.id).where(SlaRule.finish_days == 20)).one()
@@ -641,6 +663,19 @@ def test_an_administrator_keeps_the_units_on_the_organisation_pages(org) -> None
     fields |= {"contacts": "值班室,020-12345678\n书记,13800000000,,书记", "boundary": square, "active": "1"}
     bad = post("/admin/units", **(fields | {"boundary": '{"type": "Point", "coordinates": [1, 2]}'}))
     assert bad.status_code == 422 and "辖区边界不是有效的 GeoJSON 多边形" in bad.text
+    # Each problem of a boundary said in the page's language, where in the coordinates it is (no English detail).
+    for boundary, said in (
+        ('{"type": "Polygon"', "不是 JSON 文本"),
+        ('{"type": "Point", "coordinates": [1, 2]}', "type 应为 Polygon 或 MultiPolygon"),
+        ('{"type": "Polygon", "coordinates": [[[113.2, 23.2], [113.3, 23.2], [113.2, 23.2]]]}', "至少要有 4 个坐标点"),
+        (square.replace("[113.3, 23.3]", "[113.3, 223.3]"), "coordinates[0] 的坐标点 [113.3, 223.3] 超出经纬度范围"),
+        (square.replace("[113.2, 23.2]]]", "[113.2, 23.25]]]"), "coordinates[0] 的线环没有闭合"),
+    ):
+        refused = post("/admin/units", **(fields | {"boundary": boundary}))
+        error = re.search(r'data-testid="field-error-boundary">([^<]*)<', refused.text)
+        assert refused.status_code == 422 and error is not None, boundary
+        assert said in html_unescape(error.group(1)), error.group(1)
+        assert not re.search(r"ring|position|longitude|must|is not", error.group(1)), error.group(1)
     made = post("/admin/units", **fields)
     assert made.status_code == 303
     with session_scope() as s:
@@ -1011,6 +1046,16 @@ def test_an_operator_imports_a_spreadsheet_of_appeals_from_the_intake_page(org, 
         "/orders/import", data={**form, "column_content": "内容栏"}, files={"file": ("信箱.csv", sheet, "text/csv")}
     )
     assert missing.status_code == 422 and "为“诉求内容”指定的列“内容栏”不在表头中" in missing.text
+    # A file of unknown headers is refused naming them and pointing to 列名对应, which is open beside the message.
+    folded = "<details>\n      <summary>列名对应（可选）</summary>"
+    assert folded in page.text
+    unknown = client.post(
+        "/orders/import",
+        data={"csrf_token": form["csrf_token"]},
+        files={"file": ("来电.csv", "序号,来电人,问题描述\n1,张三,路灯坏了\n".encode(), "text/csv")},
+    )
+    assert unknown.status_code == 422 and "没有找到标题或内容列" in unknown.text and "问题描述" in unknown.text
+    assert folded.replace("<details>", "<details open>") in unknown.text
     nothing = client.post("/orders/import", data=form)
     assert nothing.status_code == 422 and "请选择要导入的文件" in nothing.text
     without_token = client.post(
@@ -2625,6 +2670,95 @@ def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(or
     assert login("op").get("/queue").status_code == 403
 
 
+def test_a_queued_order_without_a_suggestion_is_dispatched_from_the_queue(org) -> None:
+    """A returned order whose rules' units all sent it back has no suggestion: the queue offers the units to pick one
+    in place, with a note, instead of a detour through the order's page (or ticking it for the bulk bar)."""
+    suggested = _order(category_id=org["cats"]["环境保护"])
+    returned = _order("W-JX", category_id=org["cats"]["环境保护"])
+    disp = login("disp")
+    _act(disp, returned.id, "dispatch", unit_id=str(org["street_b"]))
+    _act(login("hand_b"), returned.id, "return", reason="非本辖区")
+    # Its page says who sent it back and why beside the suggestions, as the queue does, not only in the trail.
+    page = disp.get(f"/orders/{returned.id}").text
+    back = re.search(r'<section data-testid="decision">.*?data-testid="returned-by"><small>(.*?)</small>', page, re.S)
+    assert back is not None and re.fullmatch(r"京溪街道 于 .* 退回：非本辖区", re.sub("<[^>]+>", "", back.group(1)))
+    assert 'data-testid="returned-by"' not in disp.get(f"/orders/{suggested.id}").text
+    queue = disp.get("/queue").text
+    assert f'data-testid="manual-{suggested.number}"' not in queue  # its suggestions' buttons are enough
+    form = re.search(rf'<form [^>]*data-testid="manual-{returned.number}">.*?</form>', queue, flags=re.S)
+    assert form is not None
+    assert (str(org["street_a"]), "景泰街道") in re.findall(r'<option value="(\d+)">([^<]+)</option>', form.group(0))
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form.group(0)))
+    fields |= {"unit_id": str(org["street_a"]), "reason": "云景路属景泰街道"}
+    done = disp.post(f"/orders/{returned.id}/act/dispatch", data=fields, follow_redirects=True)
+    assert done.url.path == "/queue" and f"已派单：{returned.number} → 景泰街道" in done.text
+    assert _state(returned.id) == State.DISPATCHED
+    assert _events(returned.id)[-1].reason == "云景路属景泰街道"
+
+
+def test_the_queue_says_how_many_orders_wait_and_how_many_were_returned(org) -> None:
+    """A page shows 20 orders; the queue says how many wait in all, the returned (退单) among them, which a link
+    shows alone."""
+    for _ in range(2):
+        _order(category_id=org["cats"]["环境保护"])
+    returned = _order("W-JX", category_id=org["cats"]["环境保护"])
+    sent = _order(category_id=org["cats"]["环境保护"])
+    disp = login("disp")
+    _act(disp, sent.id, "dispatch", unit_id=str(org["street_a"]))
+    _act(disp, returned.id, "dispatch", unit_id=str(org["street_b"]))
+
+    def count() -> str:
+        found = re.search(r'data-testid="queue-count">(.*?)</p>', disp.get("/queue").text, flags=re.S)
+        assert found is not None
+        return re.sub("<[^>]+>", "", found.group(1))
+
+    assert count() == "共 2 件待派单"
+    _act(login("hand_b"), returned.id, "return", reason="非本辖区")
+    assert count() == "共 3 件待派单，其中退单 1 件"
+    # The returned ones alone, wherever their age puts them among the pages: a link from their count.
+    assert 'href="/queue?returned=1" data-testid="queue-returned"' in disp.get("/queue").text
+    only = disp.get("/queue", params={"returned": "1"}).text
+    assert re.findall(r'data-testid="queue-item" data-number="([^"]+)"', only) == [returned.number]
+    assert 'href="/queue" data-testid="queue-all"' in only
+    # Dispatching from it comes back to it, saying where the order went.
+    form = re.search(rf'<form [^>]*data-testid="manual-{returned.number}">.*?</form>', only, flags=re.S)
+    assert form is not None
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form.group(0))) | {"unit_id": str(org["street_a"])}
+    assert fields["next"] == "/queue?returned=1"
+    done = disp.post(f"/orders/{returned.id}/act/dispatch", data=fields, follow_redirects=True)
+    assert str(done.url).endswith("/queue?returned=1") and f"已派单：{returned.number} → 景泰街道" in done.text
+
+
+def test_suggestions_of_one_score_say_it_once_with_how_they_are_ranked(org) -> None:
+    """Two rules leading the same category reading to two units give both the same probability: the queue says it
+    once, with how they are ranked (tier, priority), instead of 单位概率 1.00 on each as if the number chose."""
+    from cityhub.dispatch import service as dispatch
+    from cityhub.dispatch.rules import TargetKind
+    from cityhub.dispatch.schemas import RuleCreate
+    from cityhub.org.models import UnitTier
+
+    with session_scope() as s:
+        bureau = Unit(code="W-HB", name="区生态环境局", tier=UnitTier.DEPARTMENT)
+        s.add(bureau)
+        s.flush()
+        rule = RuleCreate(
+            name="环境保护 → 生态环境局",
+            priority=20,
+            category_id=org["cats"]["环境保护"],
+            target_kind=TargetKind.UNIT,
+            target_unit_id=bureau.id,
+        )
+        dispatch.create_rule(s, data=rule)
+    order = _order(category_id=org["cats"]["环境保护"])
+    queue = login("disp").get("/queue").text
+    item = re.search(rf'data-number="{order.number}".*?</article>', queue, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert "派至 景泰街道" in item and "派至 区生态环境局" in item
+    said = re.search(r'data-testid="one-score" title="([^"]*)"><small>(.*?)</small>', item)
+    assert said is not None and "按派单规则的层级" in said.group(1)
+    assert re.fullmatch(r"各推荐单位的单位概率同为 \d\.\d\d，按派单规则的层级.*首条优先。", said.group(2))
+    assert '<small class="score"' not in item  # not repeated on each
+
+
 def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(org) -> None:
     """批量派单: the ticked orders go to the suggestion chosen for each (the first shown unless another is), each
     audited under the dispatcher's name with that suggestion's reason; one changed after the page was read is named
@@ -3744,6 +3878,7 @@ def test_the_configuration_log_says_its_values_in_words_not_codes_ids_or_python(
     from cityhub.dispatch.rules import TargetKind
     from cityhub.dispatch.schemas import RuleCreate
     from cityhub.monitoring import service as monitoring
+    from cityhub.monitoring.schemas import RuleCreate as AlarmRuleCreate
     from cityhub.monitoring.schemas import SensorCreate
 
     with session_scope() as s:
@@ -3763,6 +3898,13 @@ def test_the_configuration_log_says_its_values_in_words_not_codes_ids_or_python(
                 code="LOG-WL", name="积水点", kind="waterlogging", metrics={"depth": "cm"}, unit_code="W-JT"
             ),
         )
+        alarm_rule = monitoring.create_rule(
+            s,
+            data=AlarmRuleCreate(
+                name="积水超 15 厘米", sensor_kind="waterlogging", metric="depth", comparison=">=", threshold=15
+            ),
+        )
+        alarm_rule_id = alarm_rule.id
     page = login("adm").get("/admin/log").text
 
     def entry(area: str, target: str) -> str:
@@ -3780,10 +3922,13 @@ def test_the_configuration_log_says_its_values_in_words_not_codes_ids_or_python(
     assert value(rule_row, "target_kind") == "工单所在街道" and value(rule_row, "category_id") == "环境保护"
     assert value(rule_row, "keywords") == "油烟、噪音" and value(rule_row, "exclude_keywords") == "—"
     assert value(sensor_row, "metrics") == "积水深度（cm）" and value(sensor_row, "unit_id") == "景泰街道"
+    # A sensor's offline limit and an alarm rule's kind by their names, not silent_after_minutes and threshold.
+    assert '<span title="silent_after_minutes">离线时限（分钟）</span>' in sensor_row
+    assert value(entry("alarm_rule", str(alarm_rule_id)), "kind") == "限值报警"
 
 
 def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> None:
-    from cityhub.monitoring.rules import AlarmState, SensorKind, Severity
+    from cityhub.monitoring.rules import AlarmState, RuleKind, SensorKind, Severity
     from cityhub.org.models import Role as R
     from cityhub.org.models import UnitTier as T
     from cityhub.workorders.lifecycle import Action, AssistStatus, State
@@ -3804,6 +3949,7 @@ def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> N
         ("sensor_kind", SensorKind),
         ("severity", Severity),
         ("alarm_state", AlarmState),
+        ("alarm_rule_kind", RuleKind),  # the configuration log's alarm rules
     ):
         for member in enum:
             assert f"{kind}.{member.value}" in zh, f"{kind}.{member.value}"

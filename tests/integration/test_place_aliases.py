@@ -374,6 +374,11 @@ def test_the_units_page_of_a_street_keeps_its_aliases(api: Api, units: dict[str,
     assert post(f"/admin/units/{street}/aliases/{alias_id}/delete").status_code == 303
     assert "暂无别名" in admin.get(f"/admin/units/{street}").text
     assert [a for a, *_ in _log("A-JD")] == ["add_alias", "remove_alias"]
+    # One the product added itself (an import, the demo) says who in the reader's words: 系统, not system.
+    with session_scope() as s:
+        aliases.add_alias(s, alias="稻香公园", unit_id=street, kind="landmark")
+    row = admin.get(f"/admin/units/{street}").text.split('data-alias="稻香公园"')[1].split("</tr>")[0]
+    assert "<td>系统 · " in row and "system" not in row
     dispatcher = login("al-dsp")
     refused = dispatcher.post(
         f"/admin/units/{street}/aliases",

@@ -955,14 +955,21 @@ def pending_order_ids(session: Session, *, limit: int | None = None) -> list[int
 
 
 def queue(
-    session: Session, *, limit: int = 50, offset: int = 0, scope: Any = None, now: datetime | None = None
+    session: Session,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    scope: Any = None,
+    now: datetime | None = None,
+    states: Sequence[State] = QUEUE_STATES,
 ) -> tuple[list[tuple[Order, DispatchDecision]], bool]:
-    """Orders waiting for a dispatcher (received or returned), oldest first, each with its suggestions.
+    """Orders waiting for a dispatcher (received or returned; ``states``: those of them only), oldest first, each with
+    its suggestions.
 
     A stored decision is reused while it is current (:func:`decision_is_current`); otherwise it is computed afresh
     (not stored: reading the queue writes nothing).
     """
-    stmt = select(Order).where(Order.state.in_(QUEUE_STATES))
+    stmt = select(Order).where(Order.state.in_([state for state in states if state in QUEUE_STATES]))
     if scope is not None:
         stmt = stmt.where(scope)
     rows = list(session.scalars(stmt.order_by(Order.created_at, Order.id).limit(limit + 1).offset(offset)))
@@ -985,6 +992,16 @@ def queue(
         else:
             out.append((order, suggest(session, order=order, now=now, store=False)))
     return out, len(rows) > limit
+
+
+def queue_counts(session: Session, *, scope: Any = None) -> dict[State, int]:
+    """How many orders wait in the queue (within ``scope``), by state: received and returned (退单)."""
+    stmt = select(Order.state, func.count()).where(Order.state.in_(QUEUE_STATES)).group_by(Order.state)
+    if scope is not None:
+        stmt = stmt.where(scope)
+    counts = {state: 0 for state in QUEUE_STATES}
+    counts.update({State(state): n for state, n in session.execute(stmt)})
+    return counts
 
 
 # Orders one bulk dispatch takes at most (a queue page holds 50).

@@ -168,6 +168,11 @@ _FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 }
 _ALIAS_TO_FIELD = {alias: name for name, aliases in _FIELD_ALIASES.items() for alias in aliases}
 
+# The words of a file refused for its columns, which choosing the columns (``columns``) mends.
+NO_TEXT_COLUMN = "no title or content column found"
+CHOSEN_NOT_IN_HEADER = "is not in the header"
+COLUMN_PROBLEMS = (NO_TEXT_COLUMN, CHOSEN_NOT_IN_HEADER)
+
 
 def known_headers() -> list[tuple[str, tuple[str, ...]]]:
     """Each field the import reads, with the headers that name it (case and surrounding spaces aside)."""
@@ -220,7 +225,7 @@ class ColumnMap:
         for field_name, wanted in (chosen or {}).items():
             if normalize_header(wanted) not in names:
                 raise UnreadableFile(
-                    f"column '{wanted}' chosen for {field_name} is not in the header "
+                    f"column '{wanted}' chosen for {field_name} {CHOSEN_NOT_IN_HEADER} "
                     f"(header was: {', '.join(str(h) for h in header)})"
                 )
             fields[field_name] = names.index(normalize_header(wanted))
@@ -252,7 +257,7 @@ class ColumnMap:
         extras += [(f"第{index + 1}列", index) for index in unnamed if index < last]
         if not fields.keys() & {"title", "content"}:
             raise UnreadableFile(
-                "no title or content column found (expected e.g. 留言主题/留言详情 or title/content, "
+                f"{NO_TEXT_COLUMN} (expected e.g. 留言主题/留言详情 or title/content, "
                 "or a column chosen as content=HEADER); "
                 f"header was: {', '.join(str(h) for h in header)}"
             )

@@ -28,6 +28,30 @@ _TIER_TOP = re.compile(r"^a (\w+) cannot sit without a parent unit")
 _TIER_CHILDREN = re.compile(r"^a (\w+) cannot hold the (\w+) units under it")
 
 
+# How a unit's boundary is refused (``org.schemas.check_boundary``, the units page's own JSON reading): each problem's
+# words in the user's language, the place in the coordinates (``coordinates[0][1]``) kept as the service names it.
+_BOUNDARY_PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^the boundary is not JSON"), "err.boundary_not_json"),
+    (re.compile(r"^boundary must be a GeoJSON object"), "err.boundary_not_object"),
+    (re.compile(r"^boundary must be a Polygon or MultiPolygon, not (?P<kind>.*)$"), "err.boundary_type"),
+    (re.compile(r"^MultiPolygon coordinates must be a non-empty list"), "err.boundary_no_polygons"),
+    (re.compile(r"^(?P<where>\S+): a polygon is a non-empty list of linear rings"), "err.boundary_no_rings"),
+    (re.compile(r"^(?P<where>\S+): a linear ring needs at least 4 positions"), "err.boundary_short_ring"),
+    (re.compile(r"^(?P<where>\S+): positions are \[longitude, latitude\] numbers"), "err.boundary_position"),
+    (re.compile(r"^(?P<where>\S+): position (?P<position>.*?) ?is outside longitude/latitude"), "err.boundary_range"),
+    (re.compile(r"^(?P<where>\S+): a linear ring must be closed"), "err.boundary_open_ring"),
+)
+
+
+def boundary_problem(t: Translator, message: str) -> str | None:
+    """A refusal of a unit's boundary in the user's language (None when ``message`` is about something else)."""
+    message = message.removeprefix("Value error, ")  # as a request's schema (pydantic) words it
+    for pattern, key in _BOUNDARY_PROBLEMS:
+        if m := pattern.search(message):
+            return t("err.boundary", detail=t(key, **{k: v or "" for k, v in m.groupdict().items()}))
+    return None
+
+
 def whole_number(value: str | None) -> int | None:
     """A form or query value as an integer; None when empty or not a number."""
     try:
@@ -121,6 +145,8 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.blank")
     if re.search(r"^unit code \S+ already exists", message):
         return t("err.code_taken")
+    if boundary := boundary_problem(t, message):
+        return boundary
     if "boundary" in message or "polygon" in message.lower() or "linear ring" in message or "longitude" in message:
         return t("err.boundary", detail=message)
     if message.startswith("contact line"):

@@ -45,6 +45,7 @@ def _page(
     error: str | None = None,
     report: importer.ImportReport | None = None,
     stopped: str | None = None,
+    open_columns: bool = False,
     status_code: int = 200,
 ) -> Response:
     t = support.translator(request)
@@ -71,7 +72,7 @@ def _page(
         status_code=status_code,
         channels=[c for c in Channel if c not in (Channel.SENSOR, Channel.VIDEO_AI)],
         choosable=CHOOSABLE,
-        columns_open=any((values or {}).get(f"column_{name}") for name in CHOOSABLE),
+        columns_open=open_columns or any((values or {}).get(f"column_{name}") for name in CHOOSABLE),
         headers=importer.known_headers(),
         values=values or {},
         error=error,
@@ -130,6 +131,9 @@ def import_submit(request: Request, db: DbSession, body: ImportBody) -> Response
     except ValidationFailed as exc:
         db.rollback()
         message = machine_text.import_issue(t, exc.message)
-        return _page(request, principal, values=values, error=message, status_code=422)
+        # A file whose columns are not known (no title or content column, a chosen column not in its header): the
+        # column choices the message points to are open, beside it.
+        columns = any(words in exc.message for words in importer.COLUMN_PROBLEMS)
+        return _page(request, principal, values=values, error=message, open_columns=columns, status_code=422)
     db.commit()
     return _page(request, principal, values=values, report=report)

@@ -1249,6 +1249,14 @@ def _sent_back(rows: list[dict[str, Any]]) -> Any:
     return last if last is not None and last.action == Action.REJECT_REPLY.value else None
 
 
+def _returned_by(order: Order, rows: list[dict[str, Any]]) -> Any:
+    """The trail's newest 退单 while the order waits to be dispatched again: who sent it back and why, which the
+    dispatcher chooses the next unit by (the queue says it; the page said it only in the trail, below)."""
+    if order.state != State.RETURNED:
+        return None
+    return next((row["event"] for row in reversed(rows) if row["event"].action == Action.RETURN.value), None)
+
+
 def _last_urge(order: Order, rows: list[dict[str, Any]]) -> Any:
     """The trail's newest 督办催办 while the order is open: shown with the order's heading — what was asked, by whom,
     when — where a handler opening it on a phone sees it first (the count stood among the facts, the message in the
@@ -1479,6 +1487,9 @@ def _detail_page(
     needs_categories = any(kind == "category" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     events = _event_rows(db, order, principal, reading)
     sent_back = _sent_back(events) if staff else None
+    returned_by = _returned_by(order, events) if decision is not None else None
+    if returned_by is not None:
+        ids.add(returned_by.unit_id)
     unmasked = sees_personal_data(principal, order)
     return render(
         request,
@@ -1493,6 +1504,7 @@ def _detail_page(
         sla=_sla_view(db, t, order),
         events=events,
         sent_back=sent_back,
+        returned_by=returned_by,
         urged=_last_urge(order, events) if staff else None,
         raised_since_request=_raised_since_request(order, events),
         actions=[(a, _form_fields(order, a)) for a in actions],
@@ -1744,7 +1756,7 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             dropped=dropped,
         )
     back = support.safe_next(form.get("next"), f"/orders/{order_id}")
-    if back == "/queue" and action == Action.DISPATCH:
+    if back.partition("?")[0] == "/queue" and action == Action.DISPATCH:
         unit = db.get(Unit, params.get("unit_id"))
         flash = ("queue.dispatched", {"number": order.number, "unit": unit.name if unit else "?"})
     elif action == Action.SPLIT:
@@ -1987,9 +1999,18 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
 
     principal = support.require_user(request, db, permissions.act(Action.DISPATCH))
     page = max(1, forms.whole_number(request.query_params.get("page")) or 1)
+    # 只看退单: the returned orders alone, wherever their age puts them among the pages.
+    returned_only = request.query_params.get("returned") == "1"
+    scope = scope_of(db, principal).clause()
     rows, has_more = dispatch.queue(
-        db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, scope=scope_of(db, principal).clause()
+        db,
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+        scope=scope,
+        states=(State.RETURNED,) if returned_only else dispatch.QUEUE_STATES,
     )
+    # How many wait, the returned among them: what a busy morning holds, beyond the page in sight.
+    counts = dispatch.queue_counts(db, scope=scope)
     # 拆单: the appeal a waiting order was split from, by number.
     split_from = orders.order_numbers(db, (order.split_from_id for order, _ in rows))
     # A returned order says who sent it back and why: the next unit is chosen by it.
@@ -2006,6 +2027,10 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         auto_dispatch_on=get_settings().dispatch_auto,
         page=page,
         has_more=has_more,
+        waiting=sum(counts.values()),
+        waiting_returned=counts[State.RETURNED],
+        returned_only=returned_only,
+        queue_path="/queue?returned=1" if returned_only else "/queue",
         category_names=support.names_of(db, Category, {d.category_id for _, d in rows}),
         returns=returns,
         unit_names=support.names_of(

@@ -61,13 +61,24 @@ def _page(
     )
 
 
+def typed_share(text: str | None) -> str | None:
+    """A warning share as typed: a fraction (0.8) or, as the page words the default, a percentage (80%, 80％)."""
+    number = (text or "").strip()
+    if not number.endswith(("%", "％")):
+        return text
+    try:
+        return str(float(number[:-1].strip()) / 100)
+    except ValueError:
+        return text  # refused as the number it is not
+
+
 def _payload(form: Any) -> dict[str, Any]:
     return {
         "category_id": form.text("category_id"),
         "urgency": form.text("urgency"),
         "accept_hours": form.get("accept_hours").strip(),
         "finish_days": form.get("finish_days").strip(),
-        "warning_share": form.text("warning_share"),
+        "warning_share": typed_share(form.text("warning_share")),
         "round_the_clock": form.get("round_the_clock") == "1",
     }
 

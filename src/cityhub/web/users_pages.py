@@ -58,6 +58,12 @@ def _errors(t: Any, exc: ValidationError | CityhubError) -> dict[str, str]:
     return field_errors(t, exc)
 
 
+def _username_taken(db: Session, username: str) -> bool:
+    """Whether an account holds ``username``, or the same name in other case (which ``org.create_user`` refuses)."""
+    taken = select(User.id).where(func.lower(User.username) == username.lower())
+    return bool(username) and db.scalars(taken).first() is not None
+
+
 def _payload(form: Any) -> dict[str, Any]:
     return {
         "username": form.get("username").strip(),
@@ -178,7 +184,11 @@ def create_user(request: Request, db: DbSession, form: FormBody) -> Response:
     except (ValidationError, CityhubError) as exc:
         db.rollback()
         values = form.values(USER_FIELDS)
-        return _list_page(request, db, principal, values=values, errors=_errors(t, exc), status_code=422)
+        errors = _errors(t, exc)
+        # A login name already taken is said with the form's other problems, not once they are mended.
+        if "username" not in errors and _username_taken(db, form.get("username").strip()):
+            errors["username"] = t("users.taken")
+        return _list_page(request, db, principal, values=values, errors=errors, status_code=422)
     if typed:
         return support.redirect(f"/admin/users/{user.id}", flash=("users.created", {"username": user.username}))
     return _list_page(request, db, principal, shown_password=(user.username, password), status_code=201)
