@@ -1383,8 +1383,13 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     assert _act(hand, order_id, "return", reason="内部分歧：不归我们管").status_code == 303
     staff_page = sup.get(f"/orders/{order_id}").text
     assert "内部备注" in staff_page and "内部分歧" in staff_page and "陈督办" in staff_page
+    # Returned, its clock has stopped (the next dispatch starts a new limit): staff are told so, not the working
+    # days "left" of the old limit; the citizen sees no limit until there is a new one.
+    limit = re.search(r'<section data-testid="sla">.*?</section>', staff_page, flags=re.S).group(0)  # type: ignore[union-attr]
+    assert "已停止计时" in limit and "剩余" not in limit
 
     page = client.get(f"/orders/{order_id}").text
+    assert 'data-testid="sla"' not in page
     for internal in ("内部备注", "13600009999", "内部分歧", "陈督办", "黄派单", "李承办"):
         assert internal not in page, internal
     assert "景泰街道" in page and "工作人员" in page  # where it went, and that staff acted

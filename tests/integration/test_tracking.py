@@ -262,6 +262,30 @@ def test_another_appeal_merged_in_is_not_shown_to_the_citizen(world) -> None:
         assert other["number"] not in answer and "李四" not in answer and "13900002222" not in answer
 
 
+def test_a_returned_appeal_shows_no_limit_until_it_is_dispatched_again(world) -> None:
+    """退单 stops the clock (the next dispatch starts a new limit): the lookup showed the old 办结时限 as if it ran."""
+    admin, c = world["admin"], world["client"]
+    with session_scope() as s:
+        unit_id = s.scalars(select(Unit.id).where(Unit.code == "T-QU")).one()
+    made = admin.post(
+        "/api/v1/orders", json={"channel": "hotline", "content": "云景路的井盖缺失", "citizen_phone": PHONE}
+    ).json()
+
+    def due() -> object:
+        found = c.post("/api/v1/track", json={"number": made["number"], "phone": PHONE})
+        assert found.status_code == 200, found.text
+        return found.json()["due_at"]
+
+    for action, body in (("dispatch", {"unit_id": unit_id}), ("return", {"reason": "不属本单位"})):
+        done = admin.post(f"/api/v1/orders/{made['id']}/actions/{action}", json=body)
+        assert done.status_code == 200, done.text
+        if action == "dispatch":
+            assert due() is not None
+    assert due() is None
+    page = c.post("/track", data={"number": made["number"], "phone": PHONE, "csrf_token": _token(c.get("/track").text)})
+    assert 'data-testid="track-due"' not in page.text and "正在分派" in page.text
+
+
 def test_being_dispatched_is_said_only_of_an_appeal_that_waits_for_it(world) -> None:
     """正在分派 stood for any order without a unit: one cancelled (or answered on the spot) before dispatch has no
     unit to come, so its lookup names none; one received and waiting says it is being dispatched."""

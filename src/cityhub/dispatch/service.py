@@ -54,13 +54,13 @@ from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, locate_appeal, p
 from cityhub.org.service import unit_directory
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import CategoryRef, category_chain, find_categories, find_category, taxonomy
-from cityhub.workorders.lifecycle import OPEN_STATES, Action, State
+from cityhub.workorders.lifecycle import AWAITING_DISPATCH, OPEN_STATES, Action, State
 from cityhub.workorders.models import Category, Order, OrderEvent
 
 log = logging.getLogger(__name__)
 
 AUTO_ACTOR = orders.Actor(name=orders.AUTO_DISPATCHER)
-QUEUE_STATES = (State.RECEIVED, State.RETURNED)
+QUEUE_STATES = AWAITING_DISPATCH  # the dispatcher's queue
 
 
 # --- decisions -----------------------------------------------------------------------------------------------

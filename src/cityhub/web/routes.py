@@ -74,6 +74,7 @@ from cityhub.workorders import files
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import (
     ASSIST_STEPS,
+    AWAITING_DISPATCH,
     CLOSED_STATES,
     NOT_A_PROBLEM_OF_ITS_OWN,
     OPEN_STATES,
@@ -1276,7 +1277,11 @@ def _sla_view(db: Session, t: Translator, order: Order) -> dict[str, Any]:
 
     now = utcnow()
     info: dict[str, Any] = {"status": order.sla_status, "paused": order.sla_paused_at is not None, "text": None}
-    if order.due_at is not None and order.state in OPEN_STATES and not info["paused"]:
+    # Returned (退单): the limit an earlier dispatch set stopped at the return; the next dispatch starts a new one.
+    info["stopped"] = order.due_at is not None and order.state in AWAITING_DISPATCH
+    if info["stopped"]:
+        info["text"] = t("order.sla_stopped")
+    elif order.due_at is not None and order.state in OPEN_STATES and not info["paused"]:
         left = order.due_at - now
         if left.total_seconds() >= 0:
             # Time limits are in working days: what is left is said in them, with the deadline itself (calendar

@@ -25,7 +25,7 @@ from cityhub.db import utcnow
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit
 from cityhub.workorders import service as orders
-from cityhub.workorders.lifecycle import Action, State
+from cityhub.workorders.lifecycle import AWAITING_DISPATCH, Action, State
 from cityhub.workorders.models import Category, Order, OrderEvent
 
 # The trail's actions a citizen is shown (and the unit named, where the action concerns one).
@@ -70,7 +70,10 @@ class TrackedOrder(BaseModel):
     state: str
     category: str | None
     unit: str | None = Field(description="the unit handling it")
-    due_at: datetime | None = Field(description="when it is due (working-day time limit)")
+    due_at: datetime | None = Field(
+        description="when it is due (working-day time limit); null while it waits to be dispatched — again, after a "
+        "unit returned it: the limit an earlier dispatch set stopped there, and the next dispatch starts a new one"
+    )
     replied_at: datetime | None
     reply_text: str | None
     satisfied: bool | None
@@ -156,7 +159,7 @@ def _view(session: Session, order: Order) -> TrackedOrder:
         state=state.value,
         category=category.rsplit("/", 1)[-1] if category else None,
         unit=names.get(order.lead_unit_id) if order.lead_unit_id else None,
-        due_at=order.due_at,
+        due_at=None if state in AWAITING_DISPATCH else order.due_at,
         replied_at=order.replied_at,
         reply_text=order.reply_text,
         satisfied=order.satisfied,
