@@ -2720,6 +2720,9 @@ def test_the_queue_says_how_many_orders_wait_and_how_many_were_returned(org) -> 
     assert count() == "共 2 件待派单"
     _act(login("hand_b"), returned.id, "return", reason="非本辖区")
     assert count() == "共 3 件待派单，其中退单 1 件"
+    # A page past the end (the queue emptied as others dispatched) points back to the orders that wait.
+    beyond = disp.get("/queue", params={"page": "5"}).text
+    assert 'data-testid="queue-past-end"' in beyond and "没有待派单的工单。" not in beyond
     # The returned ones alone, wherever their age puts them among the pages: a link from their count.
     assert 'href="/queue?returned=1" data-testid="queue-returned"' in disp.get("/queue").text
     only = disp.get("/queue", params={"returned": "1"}).text
