@@ -3028,6 +3028,45 @@ def test_a_dispatcher_sets_the_place_on_the_order_page(org) -> None:
     assert post(login("hand_a"), _version(order.id), org["street_a"]).status_code == 403
 
 
+def test_a_dispatcher_sets_the_category_on_the_order_page(org) -> None:
+    """A waiting order without a category (the classifier unsure, or none): the dispatcher sets it where they read the
+    suggestions — audited, and the suggestions follow it. Before, a web dispatcher could not, and an order dispatched
+    by hand kept no category (分类 —)."""
+    order = _order()
+    assert order.category_id is None
+    disp = login("disp")
+    page = disp.get(f"/orders/{order.id}").text
+    form = re.search(r'<form [^>]*data-testid="category-form">.*?</form>', page, flags=re.S)
+    assert form is not None and '<option value="">未分类：请选择</option>' in form.group(0)
+    assert f'<option value="{org["cats"]["环境保护"]}">' in form.group(0)
+    assert 'data-testid="category-form"' not in login("op").get(f"/orders/{order.id}").text  # routing is not theirs
+
+    def post(client: TestClient, category_id: object, version: int | None = None) -> Any:
+        data = {
+            "csrf_token": csrf(client),
+            "version": str(version or _version(order.id)),
+            "category_id": str(category_id),
+        }
+        return client.post(f"/orders/{order.id}/category", data=data, follow_redirects=True)
+
+    done = post(disp, org["cats"]["环境保护"])
+    assert done.status_code == 200 and done.url.path == f"/orders/{order.id}"
+    assert "分类已设定为 环境保护" in done.text
+    with session_scope() as s:
+        assert s.get(Order, order.id).category_id == org["cats"]["环境保护"]  # type: ignore[union-attr]
+    event = _events(order.id)[-1]
+    assert event.action == "comment" and event.payload["category_id"] == org["cats"]["环境保护"] and event.actor_name
+    again = re.search(r'<form [^>]*data-testid="category-form">.*?</form>', done.text, flags=re.S)
+    assert again is not None and f'<option value="{org["cats"]["环境保护"]}" selected>' in again.group(0)
+    assert "未分类" not in again.group(0)
+    assert post(disp, "").status_code == 422  # none chosen: said, nothing changed
+    assert post(disp, 999999).status_code == 422  # not a category
+    assert post(disp, org["cats"]["环境保护"], version=1).status_code == 409  # the page shown has moved on
+    assert post(login("hand_a"), org["cats"]["环境保护"]).status_code == 403
+    _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    assert 'data-testid="category-form"' not in disp.get(f"/orders/{order.id}").text  # dispatched: not before it now
+
+
 def test_the_place_correction_offers_the_places_the_gazetteer_does_not_know_as_aliases(org) -> None:
     order = _order(
         None,

@@ -1519,7 +1519,9 @@ def _detail_page(
             for a in reply_awaits(order, principal)
         ],
         units=support.unit_groups(db, handlers=True) if needs_units else [],
-        categories=support.active_categories(db) if needs_categories else [],
+        categories=support.active_categories(db) if needs_categories or may_place else [],
+        suggested_categories=_suggested_categories(db, decision) if may_place else [],
+        may_categorise=may_place,
         appeal_types=list(AppealType),
         split=_split_relations(db, order, reading, family),
         merge=_merge_relations(db, order, reading, not staff),
@@ -1960,6 +1962,49 @@ def order_place(order_id: int, request: Request, db: DbSession, form: FormBody) 
     else:
         flash = (said, {"place": place})
     return support.redirect(support.safe_next(form.get("next"), f"/orders/{order_id}"), flash=flash)
+
+
+@router.post("/orders/{order_id}/category", response_class=HTMLResponse)
+def order_category(order_id: int, request: Request, db: DbSession, form: FormBody) -> Response:
+    """A dispatcher sets or corrects an order's category before dispatch (`dispatch.service.set_category`, audited):
+    the rules' suggestions then start from it, and the order is counted and learnt from under it — one dispatched
+    by hand on the classifier's guess alone kept no category (分类 —) and taught the next model nothing."""
+    from cityhub.dispatch import service as dispatch
+
+    principal = support.require_user(request, db, permissions.act(Action.DISPATCH), form=form)
+    t = support.translator(request)
+    try:
+        scoped_order(db, order_id, principal)
+    except NotFound:
+        raise PageError(404, "err.not_found") from None
+    category_id = forms.whole_number(form.get("category_id"))
+    try:
+        if category_id is None:
+            raise ValidationFailed("choose a category", details={"field": "category_id"})
+        dispatch.set_category(
+            db,
+            order_id=order_id,
+            category_id=category_id,
+            actor=principal.actor,
+            expected_version=forms.whole_number(form.get("version")),
+        )
+        db.flush()
+    except (CityhubError, StaleDataError) as exc:
+        error, message, _ = _refusal(db, t, exc)
+        return _detail_page(request, db, principal, order_id, error=message, status_code=error.http_status)
+    category = db.get(Category, category_id)
+    flash: support.Flash = ("order.category_set", {"category": category.path if category else "?"})
+    return support.redirect(support.safe_next(form.get("next"), f"/orders/{order_id}"), flash=flash)
+
+
+def _suggested_categories(db: Session, decision: Any) -> list[Any]:
+    """The active categories the classifier's top three name, most likely first (offered first in the category
+    correction; never chosen for the dispatcher)."""
+    from cityhub.workorders.categories import find_categories
+
+    top = [label for label, _ in ((decision.prediction or {}).get("top3") or [])] if decision is not None else []
+    found = find_categories(db, names=top)
+    return list({ref.id: ref for ref in (found[label] for label in top) if ref is not None}.values())
 
 
 def _alias_wishes(form: Form) -> list[AliasWish]:
