@@ -20,7 +20,7 @@ from cityhub.onemap import service as onemap
 from cityhub.org.places import locate_point
 from cityhub.org.service import unit_directory
 
-router = APIRouter(prefix="/places", tags=["places"], dependencies=[Depends(require(permissions.ORDER_READ))])
+router = APIRouter(prefix="/places", tags=["units"], dependencies=[Depends(require(permissions.ORDER_READ))])
 GEOJSON = "application/geo+json"
 
 Lat = Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False, description="Latitude in degrees (GCJ-02).")]
