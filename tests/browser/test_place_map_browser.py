@@ -208,8 +208,9 @@ def test_an_inspector_picks_the_place_on_the_map_and_hears_where_it_lies(server:
 
 
 def test_the_keyboard_goes_into_the_pick_map_and_out_of_it(server: dict[str, Any], browser: Any) -> None:
-    """The map is one tab stop (its arrows pan it) between the address and the rest of the form: Tab leaves it."""
-    page = _phone(browser, server["base"], PHONES[0], "grid")
+    """The map is one tab stop (its arrows pan it) between the address and the rest of the form: Tab leaves it. A
+    citizen's form (我要反映) has it as an inspector's does."""
+    page = _phone(browser, server["base"], PHONES[0], "cit")
     page.goto(f"{server['base']}/intake")
     page.wait_for_selector('#place-map[data-loaded="3"]')
     page.focus("#f-address")
