@@ -75,8 +75,8 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         yield {"base": base, "pointed": pointed, "unpointed": unpointed}
 
 
-def _phone(browser: Any, base: str, viewport: dict[str, int], username: str) -> Any:
-    page = browser.new_context(locale="zh-CN", viewport=viewport, is_mobile=True, has_touch=True).new_page()
+def _phone(browser: Any, base: str, viewport: dict[str, int], username: str, **context: Any) -> Any:
+    page = browser.new_context(locale="zh-CN", viewport=viewport, is_mobile=True, has_touch=True, **context).new_page()
     page.set_default_timeout(30_000)
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(str(e)))
@@ -235,4 +235,26 @@ def test_the_keyboard_goes_into_the_pick_map_and_out_of_it(server: dict[str, Any
     page.keyboard.press("ArrowRight")
     wait_in_page(page, f"document.querySelector('#place-map').cityhubMap.getCenter().lng > {centre}", timeout=10)
     assert page.input_value("#f-lat") == ""
+    page.context.close()
+
+
+def test_the_phones_position_is_put_on_the_map_and_placed_too(server: dict[str, Any], browser: Any) -> None:
+    """使用当前位置: the device's position goes on the map, and the line under it says where it lies, as a tap."""
+    page = _phone(
+        browser,
+        server["base"],
+        PHONES[1],
+        "grid",
+        geolocation={"latitude": POINT[0], "longitude": POINT[1]},
+        permissions=["geolocation"],
+    )
+    page.goto(f"{server['base']}/intake")
+    page.wait_for_selector('#place-map[data-loaded="3"]')
+    page.locator('[data-testid="locate-me"]').click()
+    wait_in_page(page, "document.querySelector('#place-where').getAttribute('data-placed') === 'yes'")
+    assert page.inner_text('[data-testid="place-where"]') == "该位置属于景泰街道 飞鹅社区"
+    assert page.get_attribute("#place-map", "data-point") == f"{POINT[0]},{POINT[1]}"
+    x, y = _screen_point(page, "#place-map", *POINT)
+    box = page.locator("#place-map").bounding_box()
+    assert box and box["x"] <= x <= box["x"] + box["width"] and box["y"] <= y <= box["y"] + box["height"]
     page.context.close()
