@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cityhub.intake import dedupe
 from cityhub.nlp import similar as sim
 
 DATA = Path("../shared/data/teddycup2020_c")
@@ -125,6 +126,20 @@ def _evaluate(n: int, truth: _Groups, scored: list[tuple[int, int, float]]) -> l
     return out
 
 
+def _auto_merge_guard(texts: list[str], truth: _Groups, scored: list[tuple[int, int, float]]) -> dict[str, int]:
+    """Of the pairs at the auto-merge text bar, how many ``sim.says_otherwise`` holds back to a suggestion (short
+    texts that replace words of one with others), inside and outside the truth's groups."""
+    bar = dedupe.DedupeSettings().auto_merge_threshold
+    at_bar = [(a, b) for a, b, s in scored if s >= bar]
+    held = [(a, b) for a, b in at_bar if sim.says_otherwise(texts[a], texts[b])]
+    return {
+        "pairs_at_auto_merge_bar": len(at_bar),
+        "held_back": len(held),
+        "held_back_in_truth": sum(1 for a, b in held if truth.find(a) == truth.find(b)),
+        "short_texts": sum(1 for t in texts if len(sim.normalize(t)) <= sim.SHORT_TEXT_CHARS),
+    }
+
+
 def _misses_sample(texts, truth, scored, th, k=8, seed=7):
     extra = [(a, b, s) for a, b, s in scored if s >= th and truth.find(a) != truth.find(b)]
     random.Random(seed).shuffle(extra)
@@ -163,6 +178,7 @@ def quality(threshold: float) -> dict:
             "messages": len(texts),
             "truth": f"identical normalised text or a shared verbatim run of >= {RUN} characters",
             "curve": _evaluate(len(texts), truth, scored),
+            "auto_merge_guard": _auto_merge_guard(texts, truth, scored),
             "lsh_candidate_recall_at_threshold": _lsh_recall(texts, scored, threshold),
             "flagged_not_in_truth_sample": _misses_sample(texts, truth, scored, threshold),
         }
@@ -175,6 +191,7 @@ def quality(threshold: float) -> dict:
             "messages": len(texts),
             "truth": "same user and same normalised title, or identical normalised body",
             "curve": _evaluate(len(texts), truth, scored),
+            "auto_merge_guard": _auto_merge_guard(texts, truth, scored),
             "lsh_candidate_recall_at_threshold": _lsh_recall(texts, scored, threshold),
             "flagged_not_in_truth_sample": _misses_sample(texts, truth, scored, threshold),
             "truth_not_flagged_sample": [

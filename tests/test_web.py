@@ -288,6 +288,27 @@ def test_a_user_changes_their_password_on_the_account_page(org) -> None:
     assert signed_in.status_code == 303
 
 
+def test_a_citizens_account_page_shows_api_tokens_only_once_they_made_one(org) -> None:
+    """我的账户 of a citizen: their password, no API-token section while they hold none (the page is how they use
+    their account); one made over the API (a resident's own app) is listed there, to be revoked."""
+    staff = login("op")
+    assert 'data-testid="tokens"' in staff.get("/account").text  # staff: the section, even empty
+    client = login("cit")
+    page = client.get("/account")
+    assert page.status_code == 200 and 'data-testid="password-form"' in page.text
+    assert 'data-testid="tokens"' not in page.text
+    headers = {"X-CSRF-Token": client.cookies.get("cityhub_csrf") or ""}
+    made = client.post("/api/v1/auth/tokens", json={"name": "我的应用"}, headers=headers)
+    assert made.status_code == 201, made.text
+    page = client.get("/account")
+    assert 'data-testid="tokens"' in page.text and "我的应用" in page.text
+    revoked = client.post(
+        f"/account/tokens/{made.json()['id']}/revoke", data={"csrf_token": csrf(client)}, follow_redirects=False
+    )
+    assert revoked.status_code == 303
+    assert 'data-testid="tokens"' in client.get("/account").text  # still held (revoked), still listed
+
+
 def test_an_administrator_manages_accounts_on_the_users_pages(org) -> None:
     """用户管理: only for users:manage; a new account with a generated password shown once on the answering page
     (never in a redirect), errors at their fields, role and unit changed, a reset password, lock and unlock; an
@@ -1131,6 +1152,36 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     assert "离职后住房公积金怎么提取" not in typing.text and "仅咨询类诉求可秒回" in typing.text
 
 
+def test_intake_suggests_answers_and_categories_only_to_the_roles_that_use_them(org) -> None:
+    """The assistance panel offers the knowledge base's answers to whoever may answer on the spot (秒回) and the
+    classifier's categories and odds to whoever routes orders — a grid inspector reporting from patrol and a citizen
+    get neither (an inspector read 知识库秒回 and 环境保护 87%), the similar cases and the place still."""
+    from cityhub.auth import service as auth
+    from cityhub.org.schemas import UserCreate
+
+    with session_scope() as s:
+        street = s.scalars(select(Unit.id).where(Unit.code == "W-JT")).one()
+        auth.create_account(
+            s,
+            data=UserCreate(username="grid", full_name="吴网格", role=Role.INSPECTOR, unit_id=street),
+            password=PASSWORD,
+        )
+    past = _order(title="餐馆油烟噪音扰民")
+    text = {"title": "油烟噪音", "content": "小区楼下餐馆油烟排放严重，噪音扰民，请问住房公积金提取怎么办"}
+    shown = {}
+    for username in ("op", "disp", "grid", "cit"):
+        client = login(username)
+        panel = client.post("/intake/assist", data=intake_form(client, appeal_type="consultation", **text))
+        assert panel.status_code == 200 and 'data-testid="intake-place"' in panel.text, username
+        assert 'data-testid="similar"' in panel.text and (past.number in panel.text) == (username != "cit"), username
+        shown[username] = ('data-testid="kb"' in panel.text, 'data-testid="classify"' in panel.text)
+        if not shown[username][0]:
+            assert "离职后住房公积金怎么提取" not in panel.text and "秒回" not in panel.text, username
+        if not shown[username][1]:
+            assert "%</small>" not in panel.text, username
+    assert shown == {"op": (True, True), "disp": (False, True), "grid": (False, False), "cit": (False, False)}
+
+
 def test_the_intake_form_lists_a_returning_callers_earlier_appeals(org) -> None:
     """来电历史: typing the caller's phone lists the appeals made from it before, newest first, with a link to them all
     — an operator registering a repeat caller's complaint had to leave the form to search the order list."""
@@ -1466,6 +1517,26 @@ def test_an_inspectors_new_report_shows_duplicates_and_similar_cases_not_the_dis
     assert "景泰街道" in re.search(r"<th>镇街 / 村社</th><td>(.*?)</td>", page).group(1)  # type: ignore[union-attr]
     dispatcher = login("disp").get(f"/orders/{order_id}").text
     assert 'data-testid="decision"' in dispatcher and "派单建议" in dispatcher
+
+
+def test_the_order_pages_supervision_counts_read_as_words(org) -> None:
+    """催办/升级/延期/退单/重办 read 2 / 0 / 0 / 1 / 0: each count done is said with its step (催办 2 次 · 退单 1 次,
+    Urged 2 times · Returned 1 time), the steps never done left out, none at all said so."""
+    order = _order()
+    client = login("sup")
+
+    def counts(lang: str) -> str:
+        client.cookies.set("cityhub_lang", lang)
+        found = re.search(r'data-testid="counts">(.*?)</td>', client.get(f"/orders/{order.id}").text)
+        assert found is not None
+        return re.sub(r"<[^>]+>", "", found.group(1))
+
+    assert counts("zh-CN") == "均无" and counts("en") == "None"
+    with session_scope() as s:
+        held = s.get(Order, order.id)
+        held.urge_count, held.return_count, held.escalation_level = 2, 1, 1
+    assert counts("zh-CN") == "催办 2 次 · 升级 1 次 · 退单 1 次"
+    assert counts("en") == "Urged 2 times · Escalated 1 time · Returned 1 time"
 
 
 def test_order_page_says_when_the_order_waits_for_automatic_dispatch(org, monkeypatch) -> None:
@@ -3264,7 +3335,7 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
     page = login("lead").get("/dashboard")
     assert page.status_code == 200
     assert re.search(r'data-testid="tile-total"><a [^>]+>4<', page.text)
-    assert re.search(r'data-testid="tile-valid">4<', page.text)
+    assert re.search(r'data-testid="tile-valid"><a [^>]+>4<', page.text)
     # A duplicate merged into another order and a call cancelled as invalid were received, but are no problem of
     # their own: 有效工单 leaves them out and says how many.
     with session_scope() as s:
@@ -3272,7 +3343,7 @@ def test_the_leader_dashboard_counts_ranks_and_lists_hot_topics(org) -> None:
         orders.act(s, order_id=lamp.id, action="cancel", params={"reason": "测试来电"})
     page = login("lead").get("/dashboard")
     assert re.search(r'data-testid="tile-total"><a [^>]+>4<', page.text)
-    assert re.search(r'data-testid="tile-valid">2<', page.text)
+    assert re.search(r'data-testid="tile-valid"><a [^>]+>2<', page.text)
     assert "不含重复并单 1、作废 1" in page.text
     # No period asked for: the last 30 days (a month just begun would show next to nothing).
     today = utcnow().astimezone(get_settings().tz).date()
@@ -3357,6 +3428,19 @@ def test_the_dashboards_counts_open_the_orders_they_count(org) -> None:
             assert listed(href) == int(n), name
     categories = page.split('data-testid="by-category"')[1].split("</section>")[0]
     assert "<td>环境保护</td>" in categories  # 2 of its own, the list would count its 噪音 order too
+    # 有效工单 opens the period's orders that are a problem of their own: not a merged duplicate, not a cancelled call.
+    with session_scope() as s:
+        period_orders = s.scalars(select(Order).where(Order.title != "去年的公交车投诉").order_by(Order.id)).all()
+        first, duplicate, prank = period_orders[0], period_orders[1], period_orders[3]
+        orders.act(s, order_id=duplicate.id, action="merge", params={"master_id": first.id})
+        orders.act(s, order_id=prank.id, action="cancel", params={"reason": "测试来电"})
+    page = lead.get("/dashboard").text
+    found = re.search(r'data-testid="tile-valid"><a href="([^"]+)">(\d+)</a>', page)
+    assert found and int(found.group(2)) == 2 and listed(found.group(1)) == 2
+    assert "state=valid" in found.group(1) and "created_from=" in found.group(1)
+    # The list offers the same choice: picked there, it stays picked.
+    chosen = lead.get(html_unescape(found.group(1))).text
+    assert '<option value="valid" selected>有效工单（不含重复并单、作废）</option>' in chosen
 
 
 def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org) -> None:

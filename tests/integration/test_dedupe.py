@@ -166,6 +166,35 @@ def test_outside_the_window_is_not_a_duplicate(db_session, places):
     assert [c.order.id for c in new.similar] == [old.order.id]  # still a similar past case
 
 
+CORNER = "白云区同和街道岗贝社区岗贝路与广州大道北交界处东北角公交站旁边的人行道上"
+
+
+@pytest.mark.parametrize(
+    ("first_text", "second_text", "merged"),
+    [
+        (CORNER + "积水", CORNER + "摆摊", False),  # another problem at the corner
+        (CORNER + "12号灯杆不亮", CORNER + "14号灯杆不亮", False),  # another house
+        (CORNER + "积水", CORNER + "积水了", True),  # the same report, words added
+    ],
+)
+def test_a_short_report_saying_something_else_at_the_same_place_is_suggested_not_merged(
+    db_session, places, first_text, second_text, merged
+):
+    """A short inspector's or caller's report is mostly its place: a second problem at the same corner scores as
+    a copy of the first, and merging it would leave it unhandled. Only suggested; the same report told again with
+    words added is still merged."""
+    first = _intake(db_session, first_text, channel="grid", community_code="DD440111001001")
+    second = _intake(
+        db_session, second_text, at=T0 + timedelta(minutes=5), channel="grid", community_code="DD440111001001"
+    )
+    cfg = dedupe.get_dedupe_settings()
+    assert second.duplicates[0].order.id == first.order.id
+    assert second.duplicates[0].score >= cfg.auto_merge_threshold  # the premise: alike by their score
+    assert second.dedupe_action == (dedupe.DedupeAction.AUTO_MERGE if merged else dedupe.DedupeAction.SUGGEST_MERGE)
+    state = db_session.get(Order, second.order.id).state
+    assert (state == State.MERGED) is merged
+
+
 def test_auto_merge_can_be_switched_off(db_session, places):
     _intake(db_session, GARBAGE, community_code="DD440111001001")
     second = submit(

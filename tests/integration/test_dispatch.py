@@ -255,6 +255,35 @@ def test_a_confident_order_that_repeats_an_open_one_at_its_place_waits_to_be_mer
         get_dedupe_settings.cache_clear()
 
 
+def test_a_short_report_of_another_problem_at_the_same_corner_is_dispatched_not_held(
+    app_db, org, model, monkeypatch
+) -> None:
+    """Two short reports at one corner score as copies of each other (the place is most of their words): the
+    second, another problem (积水, then 摆摊), is neither merged into the first nor held back as its duplicate."""
+    from cityhub.intake.dedupe import DedupeAction, get_dedupe_settings
+
+    monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "1")
+    monkeypatch.setenv("CITYHUB_DISPATCH_IN_BACKGROUND", "0")
+    monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "true")
+    get_settings.cache_clear()
+    get_dedupe_settings.cache_clear()
+    corner = "白云区嘉禾街道望岗社区望岗大街与鹤泰路交界处东北角公交站旁边的人行道上"
+    appeal = {"channel": "grid", "appeal_type": "complaint", "community_code": "T-SQ"}
+    try:
+        with session_scope() as s:
+            first = submit(s, data={**appeal, "content": corner + "积水"}).order
+            assert first.state == State.DISPATCHED
+        with session_scope() as s:
+            other = submit(s, data={**appeal, "content": corner + "摆摊"})
+            assert other.duplicates and other.duplicates[0].order.id == first.id  # alike by their score
+            assert other.dedupe_action == DedupeAction.SUGGEST_MERGE
+            assert other.order.state == State.DISPATCHED
+            assert service.latest_decision(s, order_id=other.order.id).auto
+    finally:
+        get_settings.cache_clear()
+        get_dedupe_settings.cache_clear()
+
+
 def test_intake_keeps_the_order_when_the_model_is_missing(app_db, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("CITYHUB_DISPATCH_AUTO", "1")
     monkeypatch.setenv("CITYHUB_DISPATCH_IN_BACKGROUND", "0")

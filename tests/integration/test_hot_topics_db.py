@@ -328,3 +328,71 @@ def test_storing_topics_writes_only_what_changed_and_keeps_what_a_full_rewrite_w
         assert (row.size, row.heat, row.status, row.label) == (t.size, t.heat, t.status, t.label[:300])
     members = dict(db_session.execute(select(HotTopicOrder.order_id, HotTopicOrder.topic_id)).all())
     assert members == {int(o): t.id for t in changed for o in t.order_ids}
+
+
+def test_cancelled_orders_are_left_out_of_the_topics_even_when_cancelled_after_mining(
+    app_db: str, db_session: Session, tmp_path: Path
+) -> None:
+    """作废 (a prank, a wrong number) is no problem of anyone's: an order cancelled before mining is not mined, and
+    one cancelled after it leaves every figure read from the stored topics at once — count, size, time span, the
+    order list, the number of topics — while a duplicate merged into another order stays counted."""
+    from cityhub.analytics import hot_topics, kpi, reports, topics_store
+    from cityhub.errors import NotFound
+    from cityhub.workorders import service
+
+    path = tmp_path / "orders.csv"
+    _write(path, start=0, days=0, per_problem=6)
+    _import(db_session, path)
+    march = kpi.parse_period("2019-03")
+    early = db_session.scalars(select(Order).where(Order.title.contains("人才购房补贴")).order_by(Order.id)).first()
+    assert early is not None
+    # Before mining, the title grouping leaves it out too.
+    service.act(db_session, order_id=early.id, action="cancel", params={"reason": "重复来电测试"})
+    db_session.commit()
+    grouped, fallback = reports.hot_topics_for_period(db_session, period=march, k=50)
+    titled = {r["topic"]: r["count"] for r in grouped}
+    assert fallback and early.title not in titled  # three such titles, one cancelled: below the grouping's 3
+    assert titled[early.title.removeprefix("反映")] == 3
+    topics_store.mine_database(db_session)
+    db_session.commit()
+    assert db_session.get(HotTopicOrder, early.id) is None  # never mined
+    members: dict[int, list[int]] = {}
+    for oid, tid in db_session.execute(select(HotTopicOrder.order_id, HotTopicOrder.topic_id).order_by("order_id")):
+        members.setdefault(tid, []).append(oid)
+    rows = {r["id"]: r for r in hot_topics.topics_for_period(db_session, march.start, march.end, 20)}
+    big = max(members, key=lambda t: (len(members[t]), -t))
+    assert len(members[big]) >= 4 and rows[big]["count"] == rows[big]["size"] == len(members[big])
+    first_id, dup_id, master_id = members[big][0], members[big][1], members[big][2]
+
+    service.act(db_session, order_id=first_id, action="cancel", params={"reason": "无效来电"})
+    service.act(db_session, order_id=dup_id, action="merge", params={"master_id": master_id})
+    db_session.commit()
+    after = {r["id"]: r for r in hot_topics.topics_for_period(db_session, march.start, march.end, 20)}
+    assert after[big]["count"] == after[big]["size"] == len(members[big]) - 1  # the merged duplicate stays
+    kept = db_session.scalars(select(Order).where(Order.id.in_(members[big][1:]))).all()
+    assert after[big]["time_span"][0] == min(o.created_at for o in kept).astimezone(UTC).isoformat()
+    listed = topics_store.topic_orders(db_session, topic_id=big, start=march.start, end=march.end)
+    assert sorted(o.id for o in listed) == members[big][1:]
+    detail = topics_store.get_topic(db_session, topic_id=big, start=march.start, end=march.end)
+    assert (detail["count"], detail["size"]) == (len(members[big]) - 1,) * 2
+    scoped = topics_store.get_topic(
+        db_session, topic_id=big, start=march.start, end=march.end, where=Order.id.in_(members[big])
+    )
+    assert (scoped["count"], scoped["size"]) == (len(members[big]) - 1,) * 2
+    assert reports.hot_topics_for_period(db_session, period=march, k=20)[0] == list(after.values())
+
+    # A topic whose every order was cancelled is no topic of the period any more, nor one to open.
+    other = next(t for t in sorted(members) if t != big)
+    topics_before = topics_store.count_topics_for_period(db_session, start=march.start, end=march.end)
+    for oid in members[other]:
+        service.act(db_session, order_id=oid, action="cancel", params={"reason": "无效来电"})
+    db_session.commit()
+    assert other not in {r["id"] for r in hot_topics.topics_for_period(db_session, march.start, march.end, 20)}
+    assert topics_store.count_topics_for_period(db_session, start=march.start, end=march.end) == topics_before - 1
+    with pytest.raises(NotFound):
+        topics_store.get_topic(db_session, topic_id=other, start=march.start, end=march.end)
+    # The next mining keeps it that way (the stored memberships stay; the reads leave the orders out).
+    topics_store.mine_database(db_session)
+    db_session.commit()
+    again = {r["id"]: r["count"] for r in hot_topics.topics_for_period(db_session, march.start, march.end, 20)}
+    assert again[big] == len(members[big]) - 1 and other not in again

@@ -1107,6 +1107,8 @@ def test_a_choice_is_read_as_the_pages_name_it_and_a_refused_one_lists_those_nam
     assert channels == {"c1": "grid", "c2": "app"}
     [refused] = report.issues
     assert refused.field == "urgency"
+    # The command line's words name what the import takes, the pages' names and the codes
+    assert refused.message == "invalid value '超急' (allowed: 一般 (normal), 紧急 (urgent), 特急 (critical))"
     said = import_issue(Translator("zh-CN"), refused.message, refused.field)
     assert said == "无效的值“超急”（可用：一般、紧急、特急）"
     said = import_issue(Translator("en"), refused.message, refused.field)
@@ -1377,6 +1379,12 @@ def test_an_enterprise_appeals_columns_are_checked_and_a_bad_row_rejected_by_fie
         "E-5": {"enterprise_name": "广州白云皮具有限公司", "enterprise_need": "labour"},
         "E-6": None,
     }
+    # On the command line the need's names, as the pages say them, which the import takes with the codes (it said
+    # "allowed: water, power, …" of a column holding 用电 and 用工).
+    assert report.issues[1].message == (
+        "invalid value '电力' (allowed: 用水 (water), 用电 (power), 用地 (land), 用工 (labour), 资金 (funding), "
+        "其他 (other))"
+    )
     said = {
         lang: [import_issue(Translator(lang), i.message, i.field) for i in report.issues] for lang in ("zh-CN", "en")
     }

@@ -48,12 +48,17 @@ def test_report_has_every_section_and_sheet(db_session, history, tmp_path):  # n
     for ws in wb.worksheets:
         header = next(ws.iter_rows(max_row=1, values_only=True))
         assert not any(re.fullmatch(r"[a-z_]+", str(h)) for h in header), (ws.title, header)
+        # A rate is named in words, its code not beside it (the 指标说明 sheet says the code).
+        assert not any(k.name in str(h) for k in kpi.KPIS for h in header), (ws.title, header)
     assert re.search(r"生成时间：\d{4}-\d\d-\d\d \d\d:\d\d CST", html)
     # What each figure counts, in plain words (the note pointed a leader to "cityhub analytics 文档"), in both.
     assert "cityhub" not in html and "<h3>指标说明</h3>" in html
     assert "<td>退单率</td><td>被该单位退回的派单</td>" in html
     definitions = list(wb["指标说明"].iter_rows(values_only=True))
-    assert definitions[0] == ("指标", "分子（计入达标的）", "分母（计入统计的）", "方向", "权重")
+    assert definitions[0] == ("指标", "分子（计入达标的）", "分母（计入统计的）", "方向", "权重", "代码")
+    assert [row[-1] for row in definitions[1:]] == [k.name for k in kpi.KPIS]
+    kpis = next(wb["考核指标（镇街）"].iter_rows(max_row=1, values_only=True))
+    assert "满意率分子/分母" in kpis
     assert len(definitions) == 9 and (definitions[7][0], definitions[7][3]) == ("重复投诉率", "越低越好")
     assert "30 天内" in definitions[7][1]  # the repeat window said
 
@@ -203,7 +208,8 @@ def test_the_report_in_english_has_english_words_and_no_chinese_but_the_datas(db
         ("Department", "Sample too small (fewer than 5 orders)", "住建局", 4),
     }
     kpis = next(wb["Assessment (streets and towns)"].iter_rows(max_row=1, values_only=True))
-    assert "Satisfaction" in kpis and "Satisfaction (satisfaction) numerator/denominator" in kpis
+    assert "Satisfaction" in kpis and "Satisfaction: numerator/denominator" in kpis
+    assert not any(k.name in str(h) for k in kpi.KPIS for h in kpis)
     assert "<td>Return rate</td><td>assignments the unit returned</td>" in html and "documentation" not in html
     assert _stray_chinese("\n".join(_workbook_texts(result.files["xlsx"])), data) == []
 

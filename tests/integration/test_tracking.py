@@ -4,6 +4,7 @@ answers alike for a wrong number or phone, failures rate-limited, the rating aud
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from app_helpers import shared_app
 from cityhub.auth import passwords
 from cityhub.db import session_scope
 from cityhub.org.models import Role, Unit, User
-from cityhub.workorders.models import OrderEvent
+from cityhub.workorders.models import Order, OrderEvent
 
 PHONE = "13812345678"
 
@@ -284,3 +285,51 @@ def test_being_dispatched_is_said_only_of_an_appeal_that_waits_for_it(world) -> 
     assert re.search(r'data-testid="track-unit">正在分派<', looked_up(made[0]["number"]))
     assert 'data-testid="track-unit"' not in looked_up(made[1]["number"])
     assert f'data-testid="track-unit">{world["unit"]}<' in looked_up(world["number"])
+
+
+def test_the_lookup_and_the_citizens_page_say_the_limit_and_when_it_was_answered(world) -> None:
+    """/track hid the time limit once the order was replied, where the citizen's own order page showed it: both say
+    办结时限 before and after the reply and, while a reply stands, when it was given — within the limit or after it;
+    sent back (退回答复), no answer stands."""
+    c, admin = world["client"], world["admin"]
+    with session_scope() as s:
+        citizen = User(
+            username="t-cit",
+            full_name="市民",
+            role=Role.CITIZEN,
+            phone=PHONE,
+            password_hash=passwords.hash_password(web_helpers.PASSWORD),
+        )
+        s.add(citizen)
+        s.flush()
+        s.get(Order, world["id"]).citizen_user_id = citizen.id
+    mine = web_helpers.login("t-cit")
+
+    def said() -> tuple[list[str | None], list[str | None]]:
+        lookup = c.post(
+            "/track", data={"number": world["number"], "phone": PHONE, "csrf_token": _token(c.get("/track").text)}
+        )
+        page = mine.get(f"/orders/{world['id']}")
+        assert lookup.status_code == 200 and page.status_code == 200
+        due = [_cell(lookup.text, "track-due"), _cell(page.text, "due-at")]
+        answered = [_cell(lookup.text, "answered"), _cell(page.text, "answered")]
+        return due, answered
+
+    due, answered = said()
+    assert due[0] is not None and due[0] == due[1]
+    assert answered[0] is not None and answered[0] == answered[1] and answered[0].endswith("· 在办结时限内")
+    with session_scope() as s:  # the reply came after the limit
+        order = s.get(Order, world["id"])
+        order.due_at = order.replied_at - timedelta(hours=1)
+    due, answered = said()
+    assert due[0] is not None and due[0] == due[1]
+    assert answered[0] == answered[1] and "<strong>超过办结时限</strong>" in (answered[0] or "")
+    sent_back = admin.post(f"/api/v1/orders/{world['id']}/actions/reject_reply", json={"reason": "未说明更换时间"})
+    assert sent_back.status_code == 200, sent_back.text
+    due, answered = said()
+    assert due[0] is not None and due[0] == due[1] and answered == [None, None]
+
+
+def _cell(page: str, testid: str) -> str | None:
+    found = re.search(rf'data-testid="{testid}">(.*?)</td>', page)
+    return found.group(1) if found else None

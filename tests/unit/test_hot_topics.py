@@ -147,6 +147,7 @@ def test_lexicon_groups_and_places() -> None:
         # Everyday words ending in 路 are no roads; roads whose names end like them are.
         ("网约车司机故意绕路，从丰顺路绕到致远路", ["丰顺路", "致远路"]),
         ("村里集资修路，施工期间要封路", []),
+        ("预付卡商家跑路，健身房老板卷款跑路了", []),
         ("小区门口路灯不亮，路面坑洼", []),  # 路灯 and 路面 are words, 门口 no road
         ("金石街路灯不亮", ["金石街"]),
         ("云景路路灯坏了", ["云景路"]),
@@ -490,3 +491,39 @@ def test_a_topics_days_are_the_districts_calendar_days():
     assert ht.local_date(None) == ""
     span = {"time_span": ["2023-12-09T16:10:00+00:00", "2026-12-01T17:29:58+00:00"]}
     assert _span(span) == "2023-12-10 至 2026-12-02"
+
+
+def test_a_topics_places_are_never_its_own_phrase() -> None:
+    """A title naming the problem can end as a place does (违章搭建侵占小区 ends in 小区 like an estate): that is
+    what happened, not where. An order's places leave out its whole title read as one, so a topic of such orders
+    lists the places its orders name — not its own phrase, in its places nor first in its label — and a model that
+    counted the phrase before shows it no more."""
+    phrase = "违章搭建侵占小区"
+    assert extract_places(phrase) == [phrase]  # the lexicon alone reads it as an estate
+    assert ht.order_places(phrase, "星城花园里有人违章搭建侵占小区绿地") == ["星城花园"]
+    assert ht.order_places(phrase + "！", "") == []
+    assert ht.order_places("星城花园", "门口垃圾没人清运") == []  # a title that is only a place says no problem
+    assert ht.order_places("东风路路灯不亮", "", ("金盆岭街道",)) == ["金盆岭街道", "东风路"]
+    records, _ = corpus(noise=40)
+    for i in range(8):
+        records.append(
+            ht.OrderRecord(
+                id=f"prepaid-{i}",
+                title=phrase if i % 2 else phrase + "！",
+                content=f"{'星城花园' if i < 6 else '白沙村'}有人违章搭建侵占小区绿地和消防通道，多次反映没人管。",
+                created_at=START + timedelta(days=i),
+                citizen=f"P{i}",
+            )
+        )
+    model = ht.TopicModel()
+    model.fit(records)
+    [topic_id] = {t for t in (_topic_of(model).get(f"prepaid-{i}") for i in range(8)) if t is not None}
+    topic = model.topics[topic_id]
+    places = topic.to_dict()["places"]
+    assert "星城花园" in places and phrase not in places, places
+    assert not topic.label.startswith(phrase), topic.label
+    # A model whose counters hold the phrase (mined before): its places and label leave it out all the same.
+    topic.places[phrase] += 100
+    topic.representative = phrase
+    model.refresh()
+    assert phrase not in topic.to_dict()["places"] and phrase not in topic.label

@@ -29,6 +29,34 @@ def test_near_identical_scores_high_and_different_topic_low():
     assert 0 <= far.jaccard <= far.containment <= 1
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "otherwise"),
+    [
+        (
+            "京溪路与广州大道北交界处东北角人行道积水",
+            "京溪路与广州大道北交界处东北角人行道占道经营",
+            True,
+        ),  # another problem
+        ("望岗西路12号楼下垃圾堆放", "望岗西路14号楼下垃圾堆放", True),  # another house
+        ("京溪路人行道积水", "京溪路人行道积水，已经三天了！", False),  # words added
+        ("楼下垃圾没人清理啊", "楼下垃圾没人清理呀", False),  # one character changed
+        ("楼下的餐馆油烟很大", "楼下的饭馆油烟很大", False),
+        ("京溪路人行道积水", "京溪路 人行道 积水。", False),  # spacing and punctuation
+    ],
+)
+def test_short_texts_say_otherwise_when_words_are_replaced_by_others(a, b, otherwise):
+    assert sim.says_otherwise(a, b) is otherwise
+    assert sim.says_otherwise(b, a) is otherwise
+
+
+def test_long_texts_are_never_judged_by_their_replaced_words():
+    """A re-posted letter with a new salutation is the same letter: past SHORT_TEXT_CHARS the rule stays out."""
+    body = "小区门口的道路年久失修，坑洼不平，雨天积水严重，老人小孩出行非常不便，多次反映无人处理，" * 3
+    assert len(sim.normalize(body)) > sim.SHORT_TEXT_CHARS
+    assert sim.says_otherwise("尊敬的李书记" + body, "尊敬的王市长" + body) is False
+    assert sim.says_otherwise("尊敬的李书记" + body[:40], "尊敬的王市长" + body[:40]) is True
+
+
 def test_empty_text_is_similar_to_nothing():
     assert sim.similarity(sim.Profile.of(""), sim.Profile.of(A)).score == 0.0
 

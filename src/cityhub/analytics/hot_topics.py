@@ -162,6 +162,11 @@ class Topic:
     def size(self) -> int:
         return len(self.order_ids)
 
+    def top_places(self, n: int) -> list[tuple[str, int]]:
+        """The ``n`` places most named by the topic's orders, with how many name them; never the topic's own phrase
+        (:func:`names_the_problem`: a model that counted it before orders' places left it out)."""
+        return [(p, c) for p, c in self.places.most_common(n + 1) if not names_the_problem(p, self.representative)][:n]
+
     def centroid(self) -> np.ndarray:
         norm = float(np.linalg.norm(self.centroid_sum))
         return self.centroid_sum / norm if norm else self.centroid_sum
@@ -175,7 +180,7 @@ class Topic:
             "heat": round(self.heat, 3),
             "size": self.size,
             "time_span": [start.isoformat() if start else None, end.isoformat() if end else None],
-            "places": [p for p, _ in self.places.most_common(5)],
+            "places": [p for p, _ in self.top_places(5)],
             "groups": [g for g, _ in self.groups.most_common(5)],
             "order_ids": list(self.order_ids),
             "key_phrases": self.key_phrases,
@@ -237,10 +242,23 @@ def _identity(tokens: list[str]) -> list[str]:
     return tokens
 
 
+_PUNCTUATION = re.compile(r"[\W_]+")
+
+
+def names_the_problem(place: str, title: str) -> bool:
+    """Whether a place read in a text is the whole of ``title`` (an order's, a topic's representative one), maybe
+    with a few characters of the sentence in front (健身房预付卡商家跑路 → 房预付卡商家跑路): the problem said, read
+    as a place by how it ends (商家跑路 ends in 路 as a road does), not where it is — a title that is only a place's
+    name says no problem."""
+    words = _PUNCTUATION.sub("", title)
+    return bool(words) and _PUNCTUATION.sub("", place).endswith(words)
+
+
 def order_places(title: str, content: str, known: Sequence[str] = ()) -> list[str]:
     """The places of one order as a topic counts them: its known places (street, community), then those its title and
-    the start of its content name."""
-    return list(dict.fromkeys([*known, *extract_places(f"{title}\n{content[: CONTENT_CHARS * 2]}")]))
+    the start of its content name — not its title's own phrase (:func:`names_the_problem`)."""
+    named = extract_places(f"{title}\n{content[: CONTENT_CHARS * 2]}")
+    return list(dict.fromkeys([*known, *(p for p in named if not names_the_problem(p, title))]))
 
 
 def _analyse_many(items: Sequence[tuple[str, str, tuple[str, ...]]]) -> list[tuple[list[str], list[str]]]:
@@ -1132,7 +1150,7 @@ class TopicModel:
     def _topic_places(self, topic: Topic) -> list[str]:
         # A place counts for a topic when a fair share of its orders name it.
         floor = max(1, topic.size // 4)
-        return [p for p, c in topic.places.most_common(8) if c >= floor]
+        return [p for p, c in topic.top_places(8) if c >= floor]
 
     # -------------------------------------------------------------- labels and heat
 
@@ -1187,7 +1205,8 @@ def heat(topic: Topic, reference: datetime | None, params: Params) -> tuple[floa
     n = topic.size
     citizens = len(topic.citizens) or n
     repeats = max(n - citizens, 0)
-    named = [p for p in topic.places if not ADMIN_CODE_RE.fullmatch(p)]
+    own = topic.representative
+    named = [p for p in topic.places if not ADMIN_CODE_RE.fullmatch(p) and not names_the_problem(p, own)]
     n_last = n_prev = 0
     recency = 1.0
     status = "active"
@@ -1256,7 +1275,7 @@ def top_table(topics: Iterable[Topic], k: int = 5) -> list[dict[str, Any]]:
     for rank, t in enumerate(list(topics)[:k], start=1):
         start = local_date(min(t.times)) if t.times else ""
         end = local_date(max(t.times)) if t.times else ""
-        places = [p for p, _ in t.places.most_common(3)]
+        places = [p for p, _ in t.top_places(3)]
         groups = [g for g, _ in t.groups.most_common(2)]
         rows.append(
             {

@@ -348,7 +348,7 @@ _GENERIC = frozenset(
     ]
 )
 # Mentions ending in these are ordinary words or offices, whatever precedes them (过马路, 人民政府), among them the
-# everyday words that end in 路 without naming a road (司机故意绕路, 学生上学要走路, 找不到出路).
+# everyday words that end in 路 without naming a road (司机故意绕路, 学生上学要走路, 找不到出路, 商家跑路).
 _GENERIC_ENDINGS = (
     "铁路",
     "马路",
@@ -360,6 +360,7 @@ _GENERIC_ENDINGS = (
     # (not 顺路, 远路, 电路, 近路: 丰顺路, 致远路, 供电路 are roads)
     *("绕路", "走路", "修路", "让路", "带路", "问路", "迷路", "拦路", "挡路", "堵路", "封路", "赶路"),
     *("过路", "半路", "出路", "退路", "思路", "套路", "网路", "上路"),
+    "跑路",  # 商家跑路, 老板卷款跑路: absconded
     "农村",
     "中小学",
     # where roads meet and distances (民政局交叉路口, 一里多里路, 两三公里路)

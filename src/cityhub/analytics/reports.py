@@ -45,7 +45,7 @@ from cityhub.intake import enterprise
 from cityhub.org.models import Unit, UnitTier
 from cityhub.web.i18n import agreeing, translate, word_marks
 from cityhub.web.theme import color_scheme
-from cityhub.workorders.lifecycle import State
+from cityhub.workorders.lifecycle import CLOSED_STATES, NOT_A_PROBLEM_OF_ITS_OWN, State
 from cityhub.workorders.models import Category, Order
 
 if TYPE_CHECKING:
@@ -131,6 +131,7 @@ LABELS: dict[str, dict[str, str]] = {
         "method": "说明：考核指标按工单审计轨迹计算，各指标所计见上文“指标说明”；排名要求样本量不少于 {min} 件。",
         "definitions": "指标说明",
         "kpi": "指标",
+        "code": "代码",
         "numerator": "分子（计入达标的）",
         "denominator": "分母（计入统计的）",
         "direction": "方向",
@@ -150,7 +151,7 @@ LABELS: dict[str, dict[str, str]] = {
         "tier": "层级",
         "topic_id": "热点编号",
         "delta": "增加件数",
-        "fraction": "{kpi}({name})分子/分母",
+        "fraction": "{kpi}分子/分母",
         "enterprise": "企业诉求（按诉求领域）",
         "need": "诉求领域",
         "need_unnamed": "未填诉求领域",
@@ -231,6 +232,7 @@ LABELS: dict[str, dict[str, str]] = {
         ),
         "definitions": "What each figure counts",
         "kpi": "Figure",
+        "code": "Code",
         "numerator": "Numerator (what counts as met)",
         "denominator": "Denominator (what is counted)",
         "direction": "Direction",
@@ -253,7 +255,7 @@ LABELS: dict[str, dict[str, str]] = {
         "tier": "Tier",
         "topic_id": "Topic no.",
         "delta": "Increase",
-        "fraction": "{kpi} ({name}) numerator/denominator",
+        "fraction": "{kpi}: numerator/denominator",
         "enterprise": "Enterprise appeals by need",
         "need": "Need",
         "need_unnamed": "Need not given",
@@ -327,14 +329,9 @@ def topic_status(status: Any, lang: str = "zh") -> Any:
     return translate(ui_language(lang), f"brain.topics.status.{status}", status)
 
 
-# Orders received that are not a problem of their own: a duplicate merged into another order (重复件) and a call
-# cancelled as invalid (作废). 受理工单 counts them (each was a call, a message); 有效工单 does not.
-NOT_A_PROBLEM_OF_ITS_OWN = (State.MERGED, State.CANCELLED)
-
-
 def left_out(by_state: Mapping[Any, int]) -> dict[str, int]:
     """Of counts by state, what 有效工单 leaves out of 受理工单: ``{"merged": n, "cancelled": n}``
-    (:data:`NOT_A_PROBLEM_OF_ITS_OWN`)."""
+    (``lifecycle.NOT_A_PROBLEM_OF_ITS_OWN``)."""
     return {state.value: by_state.get(state, 0) for state in NOT_A_PROBLEM_OF_ITS_OWN}
 
 
@@ -494,7 +491,7 @@ def enterprise_needs(session: Session, *, period: kpi.Period, where: Any = None)
     def counted(condition: Any) -> Any:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    closed = (State.CLOSED_RESOLVED, State.CLOSED_UNRESOLVED)
+    closed = sorted(CLOSED_STATES)
     answered = or_(Order.replied_at.is_not(None), Order.instant_answered.is_(True))
     late = or_(Order.first_overdue_at.is_not(None), Order.replied_at > Order.due_at)
     rows = session.execute(
@@ -526,7 +523,8 @@ def hot_topics_for_period(
     When topics have been mined (``cityhub analytics hot-topics``), the stored topics with orders in the period
     (:func:`cityhub.analytics.hot_topics.topics_for_period`: label, representative title, orders in the period,
     size, heat, places — of all the topic's orders and of the period's, which the dashboard and the report show —
-    time span). Before any mining, orders are grouped by identical title — a crude stand-in,
+    time span; orders cancelled as invalid are left out, ``topics_store.counted``). Before any mining, orders are
+    grouped by identical title — a crude stand-in,
     clearly marked in the report, that still surfaces repeated problems; such a row says in how many streets its
     orders are (``streets``) instead of its places.
     """
@@ -536,7 +534,7 @@ def hot_topics_for_period(
         return hot_topics.topics_for_period(session, period.start, period.end, k, where=where), False
     rows = session.execute(
         select(Order.title, func.count().label("n"), func.count(func.distinct(Order.street_id)))
-        .where(*_in_period(period), *([] if where is None else [where]))
+        .where(*_in_period(period), topics_store.counted(), *([] if where is None else [where]))
         .group_by(Order.title)
         .having(func.count() >= 3)
         .order_by(func.count().desc(), Order.title)
@@ -928,7 +926,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
             lab["kpis"],
             [lab["unit"], lab["n"], lab["score"]]
             + [k.label(lang) for k in kpi.KPIS]
-            + [lab["fraction"].format(kpi=k.label(lang), name=k.name) for k in kpi.KPIS],
+            + [lab["fraction"].format(kpi=k.label(lang)) for k in kpi.KPIS],
             [
                 [u.name, u.sample, None if u.score is None else round(u.score, 2)]
                 + [None if u.rates[k.name].value is None else round(u.rates[k.name].value or 0, 4) for k in kpi.KPIS]
@@ -938,8 +936,9 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
         ),
         (
             lab["definitions"],
-            [lab["kpi"], lab["numerator"], lab["denominator"], lab["direction"], lab["weight"]],
-            [[k.label(lang), *k.explained(lang), lab[k.direction], k.weight] for k in kpi.KPIS],
+            # The headers of the other sheets name a figure in words; its code (the API's name) is said here.
+            [lab["kpi"], lab["numerator"], lab["denominator"], lab["direction"], lab["weight"], lab["code"]],
+            [[k.label(lang), *k.explained(lang), lab[k.direction], k.weight, k.name] for k in kpi.KPIS],
         ),
         (
             lab["rankings"],

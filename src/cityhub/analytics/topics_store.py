@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from cityhub.analytics.hot_topics import (
@@ -33,9 +33,22 @@ from cityhub.analytics.models import HotTopic, HotTopicModelState, HotTopicOrder
 from cityhub.db import in_batches, utcnow
 from cityhub.errors import NotFound, ValidationFailed
 from cityhub.org.models import Unit
+from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Order
 
 READ_CHUNK = 20_000
+
+
+def counted() -> ColumnElement[bool]:
+    """The orders a topic counts: every one but those cancelled as invalid (作废: a prank, a wrong number — no
+    problem of anyone's), as the correlation graph, the risk findings and the 专报's 有效工单 count. A duplicate merged
+    into another order stays: another reporter of the problem.
+
+    Mining reads only such orders (:func:`iter_orders`), but an order cancelled after it was mined stays in the
+    model (a topic keeps sums, not each order's vector, so it cannot be taken out) and in the stored memberships: every
+    figure read from the stored topics applies this condition, so it is left out from the moment it is cancelled
+    (``state`` is a column of the order the reads already join; no re-mining, no write when an order is cancelled)."""
+    return Order.state != State.CANCELLED
 
 
 def dumps(model: TopicModel) -> bytes:
@@ -72,7 +85,8 @@ def load_file(path: Path) -> TopicModel:
 
 
 def iter_orders(session: Session, *, after_id: int = 0, upto: int | None = None) -> Iterator[tuple[int, OrderRecord]]:
-    """(database id, record) of every order with an id in ``(after_id, upto]``, in id order, read in chunks.
+    """(database id, record) of every order with an id in ``(after_id, upto]`` that topics count (:func:`counted`:
+    not cancelled), in id order, read in chunks.
 
     An appeal some problems were split off (拆单) is read without their words where they are its own verbatim: each
     split-off problem is an order of its own, counted once there (a split made after the appeal was mined is not
@@ -95,7 +109,7 @@ def iter_orders(session: Session, *, after_id: int = 0, upto: int | None = None)
             )
             .outerjoin(street, street.id == Order.street_id)
             .outerjoin(community, community.id == Order.community_id)
-            .where(Order.id > last)
+            .where(Order.id > last, counted())
             .order_by(Order.id)
             .limit(READ_CHUNK)
         )
@@ -209,7 +223,7 @@ def _topic_values(t: Topic) -> dict[str, Any]:
         "status": t.status,
         "first_at": _aware(min(t.times)) if t.times else None,
         "last_at": _aware(max(t.times)) if t.times else None,
-        "places": [p for p, _ in t.places.most_common(5)],
+        "places": [p for p, _ in t.top_places(5)],
         "groups": [g for g, _ in t.groups.most_common(5)],
         "likes": t.likes,
         "opposes": t.opposes,
@@ -318,7 +332,8 @@ def topics_for_period(
     (all orders of the topic), ``heat, status, places, groups, key_phrases``, ``time_span`` (first and last
     order of the topic, ISO) and ``period_span`` (first and last order within the period), ``new`` (the topic's
     first order lies in the period), ``period_places`` (the five places most named by the topic's orders of the
-    period, counted as ``places`` is over all of them). Empty when no topic has orders in the period.
+    period, counted as ``places`` is over all of them). Empty when no topic has orders in the period. Every count
+    leaves out the orders cancelled since they were mined (:func:`counted`).
 
     ``where``: a condition on :class:`Order` (a reader's data scope): only those orders are counted, and a topic
     without any in the period is left out. ``offset`` skips the first rows of that order (pages); ``topic_ids``
@@ -336,7 +351,7 @@ def topics_for_period(
             func.max(Order.created_at).label("last"),
         )
         .join(Order, Order.id == HotTopicOrder.order_id)
-        .where(Order.created_at >= start, Order.created_at < end, *([] if where is None else [where]))
+        .where(Order.created_at >= start, Order.created_at < end, counted(), *([] if where is None else [where]))
         .where(*([] if topic_ids is None else [HotTopicOrder.topic_id.in_(list(topic_ids))]))
         .group_by(HotTopicOrder.topic_id)
         .subquery()
@@ -348,32 +363,58 @@ def topics_for_period(
         .limit(k)
         .offset(offset)
     ).all()
-    in_period = _period_places(session, [topic.id for topic, *_ in rows], start=start, end=end, where=where)
+    ids = [topic.id for topic, *_ in rows]
+    in_period = _period_places(session, ids, start=start, end=end, where=where)
+    whole = _without_cancelled(session, ids)
     return [
-        _topic_row(topic, int(n), first, last, in_period.get(topic.id, Counter()), start, end)
+        _topic_row(topic, int(n), first, last, in_period.get(topic.id, Counter()), start, end, whole.get(topic.id))
         for topic, n, first, last in rows
     ]
 
 
+def _without_cancelled(session: Session, topic_ids: Sequence[int]) -> dict[int, tuple[int, Any, Any]]:
+    """Size and time span (:func:`topic_spans`) of those of ``topic_ids`` holding an order cancelled since it was
+    mined, counted without it (:func:`counted`); the others keep their stored figures. Found from the cancelled
+    orders (a few percent, ``ix_orders_state_created``) rather than by counting every order of the busiest topics."""
+    if not topic_ids:
+        return {}
+    touched = session.scalars(
+        select(HotTopicOrder.topic_id)
+        .join(Order, Order.id == HotTopicOrder.order_id)
+        .where(Order.state == State.CANCELLED, (HotTopicOrder.topic_id + 0).in_(list(topic_ids)))
+        .distinct()
+    ).all()
+    return topic_spans(session, list(touched))
+
+
 def _topic_row(
-    topic: HotTopic, n: int, first: Any, last: Any, places: Counter[str], start: datetime, end: datetime
+    topic: HotTopic,
+    n: int,
+    first: Any,
+    last: Any,
+    places: Counter[str],
+    start: datetime,
+    end: datetime,
+    whole: tuple[int, Any, Any] | None = None,
 ) -> dict[str, Any]:
+    """``whole``: the topic's (size, first, last) when they differ from the stored ones (orders cancelled since)."""
     first, last = _aware(first), _aware(last)
+    size, first_at, last_at = whole if whole is not None else (topic.size, topic.first_at, topic.last_at)
     return {
         "id": topic.id,
         "label": topic.label,
         "topic": topic.representative_title or topic.label,
         "count": n,
-        "size": topic.size,
+        "size": size,
         "heat": round(topic.heat, 2),
         "status": topic.status,
         "places": list(topic.places or []),
         "period_places": [place for place, _ in places.most_common(5)],
         "groups": list(topic.groups or []),
         "key_phrases": list(topic.key_phrases or []),
-        "time_span": [_iso(topic.first_at), _iso(topic.last_at)],
+        "time_span": [_iso(_aware(first_at)), _iso(_aware(last_at))],
         "period_span": [_iso(first), _iso(last)],
-        "new": topic.first_at is not None and start <= _aware(topic.first_at) < end,  # type: ignore[operator]
+        "new": first_at is not None and start <= _aware(first_at) < end,  # type: ignore[operator]
     }
 
 
@@ -400,13 +441,15 @@ def list_topics(
 
 def get_topic(session: Session, *, topic_id: int, start: datetime, end: datetime, where: Any = None) -> dict[str, Any]:
     """One topic as :func:`list_topics` shows it (its count that of ``[start, end)``, possibly 0); NotFound when it
-    does not exist or, for a scoped reader, has no order in their scope (the same answer)."""
+    does not exist, has no order it counts (all cancelled) or, for a scoped reader, none in their scope (the same
+    answer)."""
     topic = session.get(HotTopic, topic_id)
     spans = topic_spans(session, [topic_id], where=where) if topic is not None else {}
-    if topic is None or (where is not None and topic_id not in spans):
+    if topic is None or topic_id not in spans:
         raise NotFound(f"hot topic {topic_id} not found")
     rows = topics_for_period(session, start=start, end=end, k=1, where=where, topic_ids=[topic_id])
-    row = rows[0] if rows else _topic_row(topic, 0, None, None, Counter(), start, end)
+    whole = topic_spans(session, [topic_id]).get(topic_id) if where is not None else spans[topic_id]
+    row = rows[0] if rows else _topic_row(topic, 0, None, None, Counter(), start, end, whole)
     return row if where is None else _scoped(session, [row], where)[0]
 
 
@@ -415,20 +458,20 @@ def count_topics_for_period(session: Session, *, start: datetime, end: datetime,
     query = (
         select(func.count(func.distinct(HotTopicOrder.topic_id)))
         .join(Order, Order.id == HotTopicOrder.order_id)
-        .where(Order.created_at >= start, Order.created_at < end, *([] if where is None else [where]))
+        .where(Order.created_at >= start, Order.created_at < end, counted(), *([] if where is None else [where]))
     )
     return int(session.scalar(query) or 0)
 
 
 def topic_spans(session: Session, topic_ids: Sequence[int], *, where: Any = None) -> dict[int, tuple[int, Any, Any]]:
-    """Per topic: (orders, first, last) over all its orders among ``where``'s — a scoped reader's size and time
-    span of a topic, counted within their scope."""
+    """Per topic: (orders, first, last) over all its orders it counts (:func:`counted`) among ``where``'s — a scoped
+    reader's size and time span of a topic, counted within their scope."""
     if not topic_ids:
         return {}
     rows = session.execute(
         select(HotTopicOrder.topic_id, func.count(), func.min(Order.created_at), func.max(Order.created_at))
         .join(Order, Order.id == HotTopicOrder.order_id)
-        .where(HotTopicOrder.topic_id.in_(list(topic_ids)), *([] if where is None else [where]))
+        .where(HotTopicOrder.topic_id.in_(list(topic_ids)), counted(), *([] if where is None else [where]))
         .group_by(HotTopicOrder.topic_id)
     )
     return {int(tid): (int(n), _aware(first), _aware(last)) for tid, n, first, last in rows}
@@ -444,8 +487,9 @@ def topic_orders(
     limit: int = 50,
     offset: int = 0,
 ) -> list[Order]:
-    """The topic's orders (newest first) created in ``[start, end)`` among ``where``'s orders."""
-    conditions = [HotTopicOrder.topic_id == topic_id]
+    """The topic's orders it counts (:func:`counted`: not cancelled), newest first, created in ``[start, end)``
+    among ``where``'s orders."""
+    conditions = [HotTopicOrder.topic_id == topic_id, counted()]
     if start is not None:
         conditions.append(Order.created_at >= start)
     if end is not None:
@@ -485,7 +529,7 @@ def _period_places(
         # ``topic_id + 0``: the period's orders (``ix_orders_created``) probe their membership, rather than every
         # order of the busiest topics (tens of thousands at 200,000 orders) being read to find the period's few.
         .where((HotTopicOrder.topic_id + 0).in_(topic_ids), Order.created_at >= start, Order.created_at < end)
-        .where(*([] if where is None else [where]))
+        .where(counted(), *([] if where is None else [where]))
         .order_by(Order.id)  # places as often named come in the order first named, the same on every backend
     )
     counts: dict[int, Counter[str]] = {}

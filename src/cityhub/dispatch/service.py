@@ -46,6 +46,8 @@ from cityhub.errors import (
     ValidationFailed,
     refuse_nulls,
 )
+from cityhub.nlp.similar import says_otherwise
+from cityhub.nlp.text import order_text
 from cityhub.org.aliases import AliasCandidate, AliasOutcome, AliasWish, add_from_order, unknown_places
 from cityhub.org.models import Unit, UnitTier
 from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, locate_appeal, place_of_unit, unit_gazetteer
@@ -847,14 +849,22 @@ def _fill_note(session: Session, fills: dict[str, int | str], source: str | None
 
 def _open_duplicate(session: Session, order: Order, duplicates: Sequence[Any] | None) -> Any:
     """The best earlier open order this one duplicates at an agreeing place (``intake.dedupe``), if any: what intake
-    suggests merging, or would have merged automatically with that switched on. ``duplicates``: the ones the caller's
-    check found (intake's, made before the order was created), else they are looked for now."""
+    suggests merging, or would have merged automatically with that switched on — not a short report replacing the
+    other's words with others (``nlp.similar.says_otherwise``: another problem at the same corner is dispatched).
+    ``duplicates``: the ones the caller's check found (intake's, made before the order was created), else they are
+    looked for now."""
     from cityhub.intake import dedupe
 
     if duplicates is None:
         duplicates = dedupe.check(session, order=order, similar=False, earlier_only=True).duplicates
+    said = order_text(order.title, order.content)
     found = [
-        d for d in duplicates if d.order.id != order.id and d.order.state in OPEN_STATES and d.place in dedupe.AGREEING
+        d
+        for d in duplicates
+        if d.order.id != order.id
+        and d.order.state in OPEN_STATES
+        and d.place in dedupe.AGREEING
+        and not says_otherwise(said, order_text(d.order.title, d.order.content))  # another problem at the place
     ]
     if not found:
         return None

@@ -78,7 +78,8 @@ class DedupeSettings(BaseSettings):
         ge=0,
         le=1,
         description="Text score from which a duplicate whose place agrees is merged automatically "
-        "(when auto_merge is on).",
+        "(when auto_merge is on), unless the two are short texts replacing words of one with others (积水 → "
+        "占道经营, 12号 → 14号): another problem at the same place, suggested only.",
     )
     auto_merge: bool = Field(
         True, description="Merge close duplicates automatically; false: duplicates are only suggested."
@@ -437,6 +438,7 @@ def check(
                 and dup.score >= cfg.auto_merge_threshold
                 and dup.place in AGREEING
                 and dup.order.state in OPEN_STATES
+                and not sim.says_otherwise(probe.text, sim.order_text(dup.order.title, dup.order.content))
             ):
                 action, master = DedupeAction.AUTO_MERGE, dup.order
                 break

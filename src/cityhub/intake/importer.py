@@ -84,7 +84,7 @@ from cityhub.org.schemas import phone_number
 from cityhub.org.service import unit_ids_by_code
 from cityhub.outfiles import SpreadsheetCsv
 from cityhub.textfiles import SAMPLE_BYTES, UnreadableFile, csv_records, detect_encoding
-from cityhub.web.i18n import LANGUAGES, translate
+from cityhub.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import (
     AppealType,
@@ -349,6 +349,32 @@ class RowError(Exception):
         self.message = message
 
 
+# The row's fields whose value is one of a few (a name on the pages, in either language, or its code), and the kind of
+# their labels (``t.label``).
+CHOICE_KINDS = {
+    "urgency": "urgency",
+    "appeal_type": "appeal",
+    "channel": "channel",
+    enterprise.NEED_KEY: "enterprise_need",
+}
+_ALLOWED_CODE = re.compile(r"\(([a-z_]+)\)")
+
+
+def refused_choice(field: str, text: str, codes: Iterable[str]) -> RowError:
+    """A value none of the field's: the one refusal of every choice, which names what the import takes — each value
+    by its name on the pages and its code (``invalid value '电力' (allowed: 用水 (water), 用电 (power), …)``), as the
+    command line and the API say it; the import page reads the codes back (:func:`allowed_codes`) to name them in the
+    reader's language."""
+    kind = CHOICE_KINDS[field]
+    allowed = ", ".join(f"{translate(DEFAULT_LANGUAGE, f'{kind}.{code}', code)} ({code})" for code in codes)
+    return RowError(field, f"invalid value '{text}' (allowed: {allowed})")
+
+
+def allowed_codes(allowed: str) -> list[str]:
+    """The codes a :func:`refused_choice` names (its ``allowed: …`` part), in its order (the pages')."""
+    return _ALLOWED_CODE.findall(allowed)
+
+
 def parse_datetime(value: Any, *, field: str = "created_at") -> datetime | None:
     """A timezone-aware datetime from text or an Excel cell; naive times are in the district's time zone."""
     if value is None or value == "":
@@ -465,8 +491,7 @@ def _choice(value: Any, field: str, lookup: dict[str, Any], default: Any) -> Any
         return default
     found = lookup.get(text.lower())
     if found is None:
-        allowed = sorted({m.value for m in lookup.values()})
-        raise RowError(field, f"invalid value '{text}' (allowed: {', '.join(allowed)})")
+        raise refused_choice(field, text, dict.fromkeys(m.value for m in lookup.values()))
     return found
 
 
@@ -944,7 +969,7 @@ class _RowConverter:
             return {}
         if (need := given.get(enterprise.NEED_KEY)) is not None:
             if need.lower() not in _NEED:
-                raise RowError(enterprise.NEED_KEY, f"invalid value '{need}' (allowed: {', '.join(enterprise.NEEDS)})")
+                raise refused_choice(enterprise.NEED_KEY, need, enterprise.NEEDS)
             given[enterprise.NEED_KEY] = _NEED[need.lower()]
         try:
             return enterprise.checked(given)

@@ -44,6 +44,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from difflib import SequenceMatcher
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -88,6 +89,41 @@ def _mix(x: np.ndarray) -> np.ndarray:
 def normalize(text: str) -> str:
     """The form compared: NFKC, lower case, letters and digits only (spacing and punctuation ignored)."""
     return _fingerprint(text)
+
+
+# How long (normalised characters) a text may be for :func:`says_otherwise` to read its differences: a short
+# report's place can be most of its words.
+SHORT_TEXT_CHARS = 100
+
+
+def says_otherwise(a: str, b: str) -> bool:
+    """Whether two short texts, however alike their scores, say something different in place of each other's words.
+
+    A short report is mostly its place: 白云区京溪街道京溪路与广州大道北交界处东北角人行道积水 and the same place then
+    占道经营 score 0.85, and the problem is the two words that differ. Aligned character by character (difflib),
+    they differ in substance when one replaces a run of two characters or more with another sharing no pair of
+    characters with it (积水 → 占道经营), or a number with another (12号 → 14号: another house, building, route or
+    day). Words added or dropped (…垃圾 → …垃圾未清理) and a single character changed (啊 → 呀, 餐馆 → 饭馆) are the
+    same report told again. Texts longer than :data:`SHORT_TEXT_CHARS` (normalised) are never judged: the shared
+    place weighs little in their score, and a re-posted letter's new salutation or title is no other problem
+    (measured in ``bench/bench_duplicates.py``).
+    """
+    a, b = normalize(a), normalize(b)
+    if a == b or min(len(a), len(b)) > SHORT_TEXT_CHARS:
+        return False
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag != "replace":
+            continue
+        x, y = a[i1:i2], b[j1:j2]
+        if any(c.isdigit() for c in x) and any(c.isdigit() for c in y):
+            return True
+        if len(x) >= 2 and len(y) >= 2 and not _pairs(x) & _pairs(y):
+            return True
+    return False
+
+
+def _pairs(text: str) -> set[str]:
+    return {text[i : i + 2] for i in range(len(text) - 1)}
 
 
 def shingle_keys(text: str) -> np.ndarray:

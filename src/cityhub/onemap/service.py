@@ -565,6 +565,7 @@ def _topic_points(ctx: MapContext, start: datetime, end: datetime) -> list[dict[
         return []
     where = [
         HotTopicOrder.topic_id.in_([t["id"] for t in topics]),
+        topics_store.counted(),
         Order.created_at >= start,
         Order.created_at < end,
         Order.lat.is_not(None),

@@ -11,9 +11,9 @@ else is shown as written (a person's own reason).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cityhub.dispatch.rules import MODEL_UNAVAILABLE
 from cityhub.formatting import significant
@@ -22,7 +22,6 @@ from cityhub.monitoring.rules import SILENCE_RULE_NAME
 from cityhub.nlp.reply_quality import FINDING_FIGURES, WEAK_REPLY_NOTE
 from cityhub.web.forms import field_message
 from cityhub.web.i18n import Translator
-from cityhub.workorders.models import AppealType, Channel, Urgency
 from cityhub.workorders.tracking import CITIZEN_ACTOR
 
 if TYPE_CHECKING:
@@ -345,27 +344,19 @@ _IMPORT_FORMS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
-# The fields whose refused value names the values allowed (``importer._choice``): their labels' kind and their
-# values in the order the pages list them.
-_CHOICE_LABELS: dict[str, tuple[str, Iterable[Any]]] = {
-    "urgency": ("urgency", Urgency),
-    "appeal_type": ("appeal", AppealType),
-    "channel": ("channel", Channel),
-    enterprise.NEED_KEY: ("enterprise_need", enterprise.NEEDS),
-}
-
-
 def import_issue(t: Translator, message: str, field: str | None = None) -> str:
     """A message of the bulk import in the user's language (as written when it is none of the import's forms);
     ``field``, the row's field the message is about, lets a refused value's allowed ones be said as the pages
     name them (一般、紧急、特急 rather than the codes, which the importer accepts too)."""
+    from cityhub.intake.importer import CHOICE_KINDS, allowed_codes
+
     for pattern, key in _IMPORT_FORMS:
         if m := pattern.fullmatch(message):
             params = m.groupdict()
-            if "allowed" in params and field in _CHOICE_LABELS:
-                kind, values = _CHOICE_LABELS[field]
-                codes = set(params["allowed"].split(", "))
-                params["allowed"] = t.sep.join(t.label(kind, v) for v in values if getattr(v, "value", v) in codes)
+            if "allowed" in params and field in CHOICE_KINDS:  # importer.refused_choice's names and codes
+                params["allowed"] = t.sep.join(
+                    t.label(CHOICE_KINDS[field], c) for c in allowed_codes(params["allowed"])
+                )
             if "kind" in params:
                 params["kind"] = t(f"import.holder.{params.pop('kind')}", holder=params["holder"])
             if "field" in params:

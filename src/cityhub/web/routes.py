@@ -75,6 +75,8 @@ from cityhub.workorders import files
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import (
     ASSIST_STEPS,
+    CLOSED_STATES,
+    NOT_A_PROBLEM_OF_ITS_OWN,
     OPEN_STATES,
     URGENCY_RANK,
     Action,
@@ -115,8 +117,16 @@ PAGE_SIZE = 20
 # The order list's tabs (常用视图) count their orders up to this many and show one less with a plus beyond (99+):
 # a number one takes in at a glance, and each count reads at most this many rows.
 VIEW_COUNT_CAP = 100
-# The order list's state choice standing for every open state (``lifecycle.OPEN_STATES``).
+# The order list's state choices standing for several states, each a figure the dashboard links to: 在办, every
+# open state (a handler's work to do, their workbench; the dashboard's open); 已办结, closed resolved or not (the
+# enterprise appeals' 已办结); 有效工单, every state but a merged duplicate's and a cancelled call's (the dashboard's
+# and the 专报's 有效工单, ``lifecycle.NOT_A_PROBLEM_OF_ITS_OWN``).
 OPEN_CHOICE = "open"
+STATE_GROUPS: dict[str, list[State]] = {
+    OPEN_CHOICE: sorted(OPEN_STATES),
+    "closed": sorted(CLOSED_STATES),
+    "valid": sorted(s for s in State if s not in NOT_A_PROBLEM_OF_ITS_OWN),
+}
 INTAKE_FIELDS = (
     "channel",
     "appeal_type",
@@ -460,7 +470,15 @@ def _account_page(
 ) -> Response:
     t = support.translator(request)
     user = db.get(User, principal.user_id)
-    may_tokens = permissions.allows(principal.role, permissions.TOKENS)
+    # A citizen's account is used on these pages: the API-token section is noise to them, shown only to one who has
+    # made tokens over the API (a resident's own app), to see and revoke them.
+    tokens = (
+        auth.list_tokens(db, user_id=principal.user_id)
+        if permissions.allows(principal.role, permissions.TOKENS)
+        else None
+    )
+    if tokens == [] and principal.role == Role.CITIZEN:
+        tokens = None
     return render(
         request,
         "account.html",
@@ -468,7 +486,7 @@ def _account_page(
         status_code=status_code,
         account=user,
         unit_name=support.names_of(db, Unit, {principal.unit_id}).get(principal.unit_id or 0),
-        tokens=auth.list_tokens(db, user_id=principal.user_id) if may_tokens else None,
+        tokens=tokens,
         errors={name: t(key) for name, key in (errors or {}).items()},
         revoke=revoke,
     )
@@ -534,6 +552,10 @@ class Assistance:
     classify_doubtful: bool = False
     # A classifier is configured but cannot be read (missing or broken artefact): top3 is None for that reason.
     classifier_unavailable: bool = False
+    # What the reader's role uses (:func:`_assisted_with`): the knowledge base's answers (``kb``) and the classifier's
+    # odds (``top3``); neither is looked up for a reader who is not shown it.
+    answers_shown: bool = False
+    odds_shown: bool = False
 
 
 def _intake_payload(form: Form) -> dict[str, Any]:
@@ -645,13 +667,25 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]  # to merge into
     reading = reading_clause(db, principal, scope)  # to open
     similar = [c for c in read.similar if readable(db, reading, c.order_id)][:5]
-    answers = kb.instant_answer_candidates(db, data=data, limit=3)
+    answers_shown, odds_shown = _assisted_with(principal)
+    answers = kb.instant_answer_candidates(db, data=data, limit=3) if answers_shown else []
     names = unit_directory(db)
     place = place or Place()
     place_names = {i: names[i].name for i in (place.street_id, place.community_id) if i is not None and i in names}
     assistance = Assistance(answers, duplicates, similar, None, True, place, place_names)
-    _classify(db, title, content, assistance)
+    assistance.answers_shown, assistance.odds_shown = answers_shown, odds_shown
+    if odds_shown:
+        _classify(db, title, content, assistance)
     return assistance
+
+
+def _assisted_with(principal: Principal) -> tuple[bool, bool]:
+    """Which of intake's suggestions the role uses, as the order page offers them: the knowledge base's answers to
+    whoever may answer on the spot (秒回), the classifier's categories and odds to whoever routes and oversees orders —
+    not a citizen, nor a unit's staff (a 网格员 reporting what they found on patrol needs neither)."""
+    answers = permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER))
+    odds = principal.role != Role.CITIZEN and principal.role not in permissions.UNIT_STAFF_ROLES
+    return answers, odds
 
 
 # The intake form's fields a picking map writes and the elements it speaks through (intake.html).
@@ -679,6 +713,7 @@ def _intake_page(
     citizen = principal.role == Role.CITIZEN
     # An inspector files reports; an operator or a citizen says which kind of appeal it is (no kind chosen for them).
     kind = INSPECTOR_APPEAL.value if inspector else ""
+    fresh = values is None
     if values is None:
         values = {"channel": Channel.HOTLINE.value, "appeal_type": kind}
         account = db.get(User, principal.user_id) if citizen and principal.user_id is not None else None
@@ -704,6 +739,11 @@ def _intake_page(
         can_import=permissions.allows(principal.role, permissions.ORDERS_IMPORT),
         needs=enterprise.NEEDS,
         can_see_callers=principal.role in permissions.UNMASKED_ROLES,
+        # At the hotline's desk (the roles that pick the channel) a call begins with the caller's number, which brings
+        # their earlier appeals up: a fresh form opens there, not 12 tabs below the menu. A citizen or an inspector
+        # fills it on a phone, where a focused field would throw the keyboard over the page; a form coming back
+        # (refused: its first marked field takes the focus, app.js; the suggestions asked for) keeps its place.
+        focus_phone=fresh and not (citizen or inspector),
         file_settings=files.get_file_settings(),
         dropped=dropped or [],
         # A citizen or an inspector on a phone picks the point on a small map (and hears where it lies) as well.
@@ -725,7 +765,6 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
         request,
         "_assistance.html",
         fragment=True,
-        citizen=principal.role == Role.CITIZEN,
         principal=principal,
         assistance=_assistance(db, principal, form),
         can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
@@ -938,9 +977,8 @@ def _list_query(reader: _ListReader, q: Any, t: Translator) -> _ListQuery:
     criteria: dict[str, Any] = {}
     for name, choices in (("state", State), ("channel", Channel), ("place_source", PlaceSource)):
         picked = [v for v in q.getlist(name) if v]
-        if name == "state" and OPEN_CHOICE in picked:
-            # 在办: every state before the reply — a handler's work to do (their workbench), the dashboard's open.
-            picked = [v for v in picked if v != OPEN_CHOICE] + sorted(OPEN_STATES)
+        if name == "state":  # 在办, 已办结, 有效工单: the states each stands for (STATE_GROUPS)
+            picked = [v for v in picked if v not in STATE_GROUPS] + [s for v in picked for s in STATE_GROUPS.get(v, ())]
         if any(v not in choices.__members__.values() for v in picked):
             errors[name] = t("err.choice")
             picked = [v for v in picked if v in choices.__members__.values()]

@@ -45,7 +45,7 @@ from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.web import forms, machine_text, theme, vendor
 from cityhub.web.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, LANGUAGES, Translator, catalogue, negotiate, word_marks
 from cityhub.workorders.files import REMOVE_REASON_MAX_CHARS, Upload
-from cityhub.workorders.lifecycle import Action
+from cityhub.workorders.lifecycle import ANSWERED_STATES, Action
 from cityhub.workorders.models import Category, SlaStatus
 from cityhub.workorders.schemas import REASON_MAX_CHARS, batch_orders_path
 
@@ -158,6 +158,7 @@ _env.globals["remove_reason_max"] = REMOVE_REASON_MAX_CHARS
 _env.globals["kb_text_max"] = KB_TEXT_MAX_CHARS
 _env.globals["monitoring_note_max"] = MONITORING_NOTE_MAX_CHARS
 _env.globals["batch_orders"] = batch_orders_path  # the order list of one import's orders
+_env.globals["answered_states"] = ANSWERED_STATES  # where an order's reply stands (_macros.answered_row)
 
 
 def _validity_bound(value: object, *, end: bool = False) -> Markup | str:

@@ -87,8 +87,16 @@ OPEN_STATES = frozenset(
 )
 TERMINAL_STATES = frozenset({State.CLOSED_RESOLVED, State.CLOSED_UNRESOLVED, State.MERGED, State.CANCELLED})
 # States in which a unit holds the order and its time limit runs.
+# 已办结: closed, resolved or not.
+CLOSED_STATES = frozenset({State.CLOSED_RESOLVED, State.CLOSED_UNRESOLVED})
+# Orders received that are not a problem of their own: a duplicate merged into another order (重复件) and a call
+# cancelled as invalid (作废). 受理工单 counts them (each was a call, a message); 有效工单 does not.
+NOT_A_PROBLEM_OF_ITS_OWN = (State.MERGED, State.CANCELLED)
 HANDLING_STATES = frozenset({State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS, State.SUSPENDED})
 WORKING_STATES = frozenset({State.ACCEPTED, State.IN_PROGRESS})
+# States in which the order's reply stands (答复 given, not sent back nor reopened): when it was given is the answer
+# measured against the time limit.
+ANSWERED_STATES = frozenset({State.REPLIED, State.CALLED_BACK, State.CLOSED_RESOLVED, State.CLOSED_UNRESOLVED})
 
 
 @dataclass(frozen=True)
