@@ -77,7 +77,7 @@ def test_the_patrol_form_keeps_the_phones_position(world) -> None:
         data={"csrf_token": hidden(home.text), "content": "井盖缺失有人踩空", "lat": "23.181234", "lng": "113.281234"},
     )
     assert done.status_code == 200, done.text
-    assert 'data-testid="position">23.181234, 113.281234</td>' in done.text  # the order page says where it is
+    assert 'data-testid="position">23.181234, 113.281234</span>' in done.text  # the order page says where it is
     with session_scope() as s:
         order = s.scalars(select(Order).where(Order.content == "井盖缺失有人踩空")).one()
         assert (order.lat, order.lng) == (23.181234, 113.281234)

@@ -16,6 +16,7 @@ from cityhub.monitoring.views import alarms_router, readings_router, rules_route
 from cityhub.monitoring.views import router as sensors_router
 from cityhub.notify.views import router as notify_router
 from cityhub.onemap.views import router as map_router
+from cityhub.org.place_views import router as places_router
 from cityhub.org.views import units_router, users_router
 from cityhub.sharing.views import router as sharing_router
 from cityhub.workorders.admin_views import calendar_router, categories_router, sla_router
@@ -39,6 +40,7 @@ api_router.include_router(graph_router)
 api_router.include_router(topics_router)
 api_router.include_router(map_router)
 api_router.include_router(units_router)
+api_router.include_router(places_router)
 api_router.include_router(users_router)
 api_router.include_router(categories_router)
 api_router.include_router(sla_router)

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,7 +18,7 @@ from cityhub.dispatch import background
 from cityhub.errors import CityhubError, Conflict, ValidationFailed
 from cityhub.intake import dedupe
 from cityhub.org.models import Unit, UnitTier
-from cityhub.org.places import Place, locate_appeal
+from cityhub.org.places import Place, locate_point
 from cityhub.org.schemas import phone_number
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import OPEN_STATES, Action, State
@@ -120,7 +119,7 @@ def filed_by_inspector(session: Session, data: OrderCreate, unit_id: int | None)
     unit = session.get(Unit, unit_id) if unit_id is not None else None
     says_where = bool(data.address or data.street_code or data.community_code)
     if not says_where and data.lat is not None and data.lng is not None:
-        at = locate_appeal(session, SimpleNamespace(title=None, content="", address=None, lat=data.lat, lng=data.lng))
+        at = locate_point(session, data.lat, data.lng)
         says_where = at is not None and (at.street_id is not None or at.community_id is not None)
     if unit is not None and not says_where:
         if unit.tier == UnitTier.COMMUNITY:

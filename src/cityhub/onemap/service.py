@@ -155,7 +155,11 @@ def _packaged_outlines() -> dict[str, dict[str, Any]]:
 def base_features(ctx: MapContext) -> FeatureCollection:
     """The district outline: the district units' own boundaries, else the packaged outline of a district with the same
     code (白云区 440111) — the map's base, drawn under everything."""
-    rows = ctx.session.execute(
+    return collection(_district_outlines(ctx.session), crs_note="GCJ-02")
+
+
+def _district_outlines(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(
         select(Unit.id, Unit.code, Unit.name, Unit.boundary).where(Unit.tier == UnitTier.DISTRICT, Unit.active)
     ).all()
     features = []
@@ -169,7 +173,32 @@ def base_features(ctx: MapContext) -> FeatureCollection:
                     "properties": {"unit_id": uid, "code": code, "name": name, "own_boundary": boundary is not None},
                 }
             )
-    return collection(features, crs_note="GCJ-02")
+    return features
+
+
+def boundary_features(session: Session) -> FeatureCollection:
+    """The map's outlines alone, for a small map of a place (an order's point, an appeal's point being picked): the
+    district outline (as the base layer) and the active streets' and communities' own boundaries — names and tiers,
+    no counts, no representative points of orders — the same for every reader. Kept per process while the units
+    are unchanged (:func:`cityhub.refdata.cached`)."""
+    from cityhub import refdata
+
+    def build(session: Session) -> FeatureCollection:
+        district = UnitTier.DISTRICT.value
+        features = [{**f, "properties": {**f["properties"], "tier": district}} for f in _district_outlines(session)]
+        rows = session.execute(
+            select(Unit.id, Unit.code, Unit.name, Unit.tier, Unit.parent_id, Unit.boundary)
+            .where(Unit.tier.in_([UnitTier.STREET, UnitTier.COMMUNITY]), Unit.active)
+            .order_by(Unit.code)
+        )
+        for uid, code, name, tier, parent_id, boundary in rows:
+            if not boundary:
+                continue  # a unit without one stands nowhere on this map (the one map's units layer has its point)
+            properties = {"unit_id": uid, "code": code, "name": name, "tier": tier.value, "parent_id": parent_id}
+            features.append({"type": "Feature", "geometry": boundary, "properties": properties})
+        return collection(features, crs_note="GCJ-02")
+
+    return refdata.cached(session, "onemap.boundaries", ("units",), build)
 
 
 # ----------------------------------------------------------------------------------------------------- units

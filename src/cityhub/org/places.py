@@ -126,6 +126,16 @@ def locate_appeal(session: Session, appeal: Appeal) -> Place | None:
     return _place(session, *partly) if partly else Place()
 
 
+def locate_point(session: Session, lat: float, lng: float) -> Place | None:
+    """Where a point is: the street and community whose boundaries hold it (as :func:`locate_appeal` reads an
+    appeal's coordinates — overlapping outlines as far as they agree), ``Place()`` when no unit's boundary holds it;
+    None when the database has no divisions. What a phone's position says before the appeal is sent
+    (``GET /api/v1/places/at``) and whether an inspector's report says where it is by its point alone."""
+    from types import SimpleNamespace
+
+    return locate_appeal(session, SimpleNamespace(title=None, content="", address=None, lat=lat, lng=lng))
+
+
 # A county named in a text (长沙县, J3县), not followed by what makes 县 a word of its own (县城, 县委, 县级 …).
 _COUNTY = re.compile(r"([A-Za-z]\d{0,2}|[\u4e00-\u9fff]{2,3})县(?![城委级长里域内外])")
 

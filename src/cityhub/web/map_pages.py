@@ -37,6 +37,38 @@ def _staff(request: Request, db: DbSession) -> Principal:
     return principal
 
 
+def map_ready() -> bool:
+    """Whether Leaflet's files are served (``make install``): without them no map is drawn, in words or at all."""
+    return all(support.vendor.available().get(name, False) for name in LEAFLET)
+
+
+# The small map of one place (static/map.js ``placeMap``): its words, by the key of map.js's ``T``.
+_PLACE_TEXT = ("asking", "placed", "nowhere", "failed")
+DISTRICT_CENTRE = (23.29, 113.32)  # where the one map opens before the outline is drawn
+
+
+def place_map(
+    t: Any, *, lat: float | None = None, lng: float | None = None, pick: dict[str, str] | None = None
+) -> dict[str, Any] | None:
+    """The configuration of a small map of one place: the point (``lat``, ``lng``) over the units' outlines the one
+    map draws (``GET /api/v1/places/boundaries``), in the one map's colours; ``pick``: the ids of the form's ``lat``,
+    ``lng``, the line saying where the point lies (``GET /api/v1/places/at``) and the button clearing it — a tap puts
+    the point there. None without Leaflet's files (the page then shows the numbers and the form its fields alone)."""
+    if not map_ready():
+        return None
+    layers = {name: registry.layer(name) for name in ("base", "units", "orders")}
+    return {
+        "boundaries": "/api/v1/places/boundaries",
+        "at": "/api/v1/places/at",
+        "lat": lat,
+        "lng": lng,
+        "centre": list(DISTRICT_CENTRE),
+        "pick": pick,
+        "layers": {name: {"name": name, "color": layer.color} for name, layer in layers.items() if layer is not None},
+        "text": {key: t(f"place_map.js.{key}") for key in _PLACE_TEXT},
+    }
+
+
 def _panel(request: Request, db: DbSession, principal: Principal, *, quick: bool = False) -> dict[str, Any]:
     """The indicators; ``quick`` (the page itself): figures that take seconds are left to the panel's first fetch.
     Their texts (``ctx.t``) in the reader's language, as the layers' popups."""
@@ -105,7 +137,7 @@ def map_page(request: Request, db: DbSession) -> Response:
     context = {
         "principal": principal,
         "layers": layers,
-        "map_ready": all(support.vendor.available().get(name, False) for name in LEAFLET),
+        "map_ready": map_ready(),
         "map_config": {
             "refresh": REFRESH_SECONDS,
             # The district's time zone: the big screen's clock and "updated at" read as the server's times do, on a

@@ -69,6 +69,7 @@ from cityhub.org.service import UnitRef, unit_directory
 from cityhub.web import forms, support, theme, vendor
 from cityhub.web.forms import field_message
 from cityhub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator
+from cityhub.web.map_pages import place_map
 from cityhub.web.support import Form, FormBody, LoginRequired, PageError, render
 from cityhub.workorders import files
 from cityhub.workorders import service as orders
@@ -688,6 +689,10 @@ def _assisted_with(principal: Principal) -> tuple[bool, bool]:
     return answers, odds
 
 
+# The intake form's fields a picking map writes and the elements it speaks through (intake.html).
+PLACE_PICK = {"lat": "f-lat", "lng": "f-lng", "status": "place-where", "clear": "place-clear"}
+
+
 def _intake_page(
     request: Request,
     db: Session,
@@ -742,6 +747,8 @@ def _intake_page(
         focus_phone=fresh and not (citizen or inspector),
         file_settings=files.get_file_settings(),
         dropped=dropped or [],
+        # A citizen or an inspector on a phone picks the point on a small map (and hears where it lies) as well.
+        place_map=place_map(support.translator(request), pick=PLACE_PICK) if citizen or inspector else None,
     )
 
 
@@ -1503,6 +1510,8 @@ def _detail_page(
         status_code=status_code,
         order=order,
         read=read,
+        # The point on a small map over the units' outlines (as the reader's order view gives it: masked, two decimals).
+        place_map=place_map(t, lat=read.lat, lng=read.lng) if read.lat is not None and read.lng is not None else None,
         unit_names=support.names_of(db, Unit, ids),
         directory=_directory(db),
         category_name=support.names_of(db, Category, {order.category_id}).get(order.category_id or 0),

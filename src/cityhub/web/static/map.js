@@ -1,13 +1,9 @@
 // cityhub one map (一张图): draws the layers of /api/v1/map with Leaflet (from npm, no tile server) and keeps the map and
 // the indicator panel current by polling. Without Leaflet the page says so and the panel still refreshes.
+// The same drawing makes the small map of one place (an order's point; the point an appeal is given on a phone): the
+// point over the units' outlines, from /api/v1/places (placeMap below).
 (function () {
   "use strict";
-  var configElement = document.getElementById("map-config");
-  if (!configElement) { return; }
-  var cfg = JSON.parse(configElement.textContent);
-  var T = cfg.text;
-  var statusLine = document.getElementById("map-status");
-  var sessionEnded = false;
 
   function escapeHtml(value) {
     return String(value == null ? "" : value).replace(/[&<>"']/g, function (c) {
@@ -21,6 +17,166 @@
       return params[key] == null ? "" : params[key];
     });
   }
+
+  // The colours are the stylesheet's (app.css: --ch-layer-NAME and the marks' roles, in the page's theme); a layer
+  // without its own is drawn in the colour of its registration.
+  function palette(element, screen) {
+    var style = window.getComputedStyle(element);
+    var ink = {
+      dark: !!screen || style.colorScheme === "dark",
+      colour: function (role, fallback) { return style.getPropertyValue("--ch-" + role).trim() || fallback; },
+      of: function (layer) { return ink.colour("layer-" + layer.name, layer.color); }
+    };
+    return ink;
+  }
+  // The district outline (the base layer) and a street's or community's boundary, drawn alike on both maps.
+  function outlineStyle(ink, layer) {
+    return {
+      color: ink.of(layer),
+      weight: ink.dark ? 2.5 : 2,
+      fillColor: ink.colour("layer-base-fill", ink.of(layer)),
+      fillOpacity: ink.dark ? 0.55 : 0.8
+    };
+  }
+  function boundaryStyle(ink, layer, street) {
+    return { color: ink.of(layer), weight: street ? 1.5 : 0.8, fillOpacity: 0.05, dashArray: street ? null : "3" };
+  }
+
+  // --- the small map of one place ----------------------------------------------------------------------------
+  // data-place-map holds its configuration: the outlines' and the locating addresses (/api/v1/places), the layers'
+  // colours, the point (lat, lng; null: none), and for picking (pick: true) the ids of the form's lat/lng fields,
+  // the line saying where the point lies and the button clearing it. Made to sit in a page read on a phone: the
+  // page scrolls past it — the wheel and one finger scroll the page, not the map (two fingers zoom it, as do its
+  // buttons) — and it is one tab stop, whose arrows pan it. A tap (or click) on a picking map puts the point there.
+  function placeMap(element) {
+    var cfg = JSON.parse(element.getAttribute("data-place-map"));
+    var T = cfg.text;
+    var L = window.L;
+    var latInput = cfg.pick ? document.getElementById(cfg.pick.lat) : null;
+    var lngInput = cfg.pick ? document.getElementById(cfg.pick.lng) : null;
+    var where = cfg.pick ? document.getElementById(cfg.pick.status) : null;
+    var clear = cfg.pick ? document.getElementById(cfg.pick.clear) : null;
+    if (!L) { element.hidden = true; return; }
+    var ink = palette(element, false);
+    var touch = (window.matchMedia && window.matchMedia("(pointer: coarse)").matches) || L.Browser.mobile;
+    var map = L.map(element, {
+      attributionControl: false,
+      preferCanvas: true,
+      minZoom: 8,
+      maxZoom: 18,
+      zoomSnap: 0.5,
+      scrollWheelZoom: false,
+      dragging: !touch
+    });
+    element.cityhubMap = map;  // for the browser tests and the console
+    map.createPane("place").style.zIndex = 450;  // the point above the outlines, whichever is drawn first
+    var outlines = L.layerGroup().addTo(map);
+    var marker = null;
+    var fitted = false;
+
+    function pointOf() {
+      if (cfg.pick) {
+        var lat = parseFloat(latInput.value), lng = parseFloat(lngInput.value);
+        // (a refused form keeps what was sent, 123 too: no point to draw)
+        return Math.abs(lat) <= 90 && Math.abs(lng) <= 180 ? [lat, lng] : null;
+      }
+      return cfg.lat != null && cfg.lng != null ? [cfg.lat, cfg.lng] : null;
+    }
+    function draw(at) {
+      if (marker) { map.removeLayer(marker); marker = null; }
+      if (at) {
+        marker = L.circleMarker(at, {
+          pane: "place",
+          radius: 8,
+          color: ink.colour("map-halo", ink.of(cfg.layers.orders)),
+          weight: 2.5,
+          fillColor: ink.of(cfg.layers.orders),
+          fillOpacity: 0.95,
+          interactive: false
+        }).addTo(map);
+      }
+      element.setAttribute("data-point", at ? at[0] + "," + at[1] : "");
+      if (clear) { clear.hidden = !at; }
+    }
+
+    // Where the point lies among the units, said before the appeal is sent.
+    var asked = 0;
+    function tellWhere(at) {
+      if (!where) { return; }
+      var mine = ++asked;
+      if (!at) { where.textContent = ""; where.removeAttribute("data-placed"); return; }
+      where.textContent = T.asking;
+      var url = cfg.at + "?lat=" + encodeURIComponent(at[0]) + "&lng=" + encodeURIComponent(at[1]);
+      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (response) {
+        if (!response.ok) { throw new Error(String(response.status)); }
+        return response.json();
+      }).then(function (place) {
+        if (mine !== asked) { return; }
+        var names = [place.street, place.community].filter(Boolean).map(function (u) { return u.name; });
+        where.textContent = place.placed ? format(T.placed, { place: names.join(" ") }) : T.nowhere;
+        where.setAttribute("data-placed", place.placed ? "yes" : "no");
+      }).catch(function () {
+        if (mine === asked) { where.textContent = T.failed; where.setAttribute("data-placed", "unknown"); }
+      });
+    }
+
+    function show(recentre) {
+      var at = pointOf();
+      draw(at);
+      if (at && (recentre || !map.getBounds().contains(at))) { map.setView(at, Math.max(map.getZoom() || 0, 15)); }
+      tellWhere(at);
+    }
+
+    fetch(cfg.boundaries, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (response) {
+      if (!response.ok) { throw new Error(String(response.status)); }
+      return response.json();
+    }).then(function (data) {
+      var district = L.geoJSON({ type: "FeatureCollection", features: data.features.filter(function (f) {
+        return f.properties.tier === "district";
+      }) }, { interactive: false, style: outlineStyle(ink, cfg.layers.base) }).addTo(outlines);
+      data.features.forEach(function (feature) {
+        var tier = feature.properties.tier;
+        if (tier === "district") { return; }
+        L.geoJSON(feature, { interactive: false, style: boundaryStyle(ink, cfg.layers.units, tier === "street") }).addTo(outlines);
+      });
+      if (!pointOf() && !fitted && district.getBounds().isValid()) {
+        map.fitBounds(district.getBounds(), { padding: [6, 6], animate: false });
+        fitted = true;
+      }
+      element.setAttribute("data-loaded", String(data.features.length));
+    }).catch(function () {
+      element.setAttribute("data-loaded", "failed");
+    });
+
+    var start = pointOf();
+    if (start) { map.setView(start, 15); } else { map.setView(cfg.centre, 11); }
+    if (cfg.pick) {
+      map.on("click", function (event) {
+        latInput.value = event.latlng.lat.toFixed(6);
+        lngInput.value = event.latlng.lng.toFixed(6);
+        var located = latInput.form && latInput.form.querySelector("[data-locate-status]");
+        if (located) { located.textContent = ""; }  // the device's position said there is no longer the point
+        // as 使用当前位置 does: the form's own listeners (the suggestions) and this map's hear the new point
+        latInput.dispatchEvent(new Event("change", { bubbles: true }));
+      });
+      latInput.addEventListener("change", function () { show(false); });
+      if (clear) {
+        clear.addEventListener("click", function () {
+          latInput.value = "";
+          lngInput.value = "";
+          latInput.dispatchEvent(new Event("change", { bubbles: true }));
+        });
+      }
+    }
+    show(false);
+  }
+
+  function oneMap(configElement) {
+  var cfg = JSON.parse(configElement.textContent);
+  var T = cfg.text;
+  var statusLine = document.getElementById("map-status");
+  var sessionEnded = false;
+
   function say(message, bad) {
     if (!statusLine) { return; }
     statusLine.textContent = message;
@@ -186,16 +342,15 @@
 
   // --- the map ----------------------------------------------------------------------------------------------
   var L = window.L;
-  // The colours are the stylesheet's (app.css: --ch-layer-NAME and the marks' roles, in the page's theme); a layer
-  // without its own is drawn in the colour of its registration. Read again when the system's theme changes.
+  // The page's colours (palette), read again when the system's theme changes.
   var dark = false;
-  var style = null;
+  var ink = null;
   function readTheme() {
-    style = window.getComputedStyle(mapElement);
-    dark = !!cfg.screen || style.colorScheme === "dark";
+    ink = palette(mapElement, cfg.screen);
+    dark = ink.dark;
   }
-  function colour(role, fallback) { return style.getPropertyValue("--ch-" + role).trim() || fallback; }
-  function colourOf(layer) { return colour("layer-" + layer.name, layer.color); }
+  function colour(role, fallback) { return ink.colour(role, fallback); }
+  function colourOf(layer) { return ink.of(layer); }
   readTheme();
   var map = L.map(mapElement, {
     attributionControl: false,
@@ -291,15 +446,7 @@
   function popupLink(href, text) { return href ? '<a href="' + escapeHtml(href) + '">' + escapeHtml(text) + "</a>" : ""; }
 
   function renderBase(data, group, layer) {
-    var shape = L.geoJSON(data, {
-      interactive: false,
-      style: {
-        color: colourOf(layer),
-        weight: dark ? 2.5 : 2,
-        fillColor: colour("layer-base-fill", colourOf(layer)),
-        fillOpacity: dark ? 0.55 : 0.8
-      }
-    }).addTo(group);
+    var shape = L.geoJSON(data, { interactive: false, style: outlineStyle(ink, layer) }).addTo(group);
     if (!fitted && !cfg.scoped && shape.getBounds().isValid()) {
       map.fitBounds(shape.getBounds(), { padding: [10, 10], animate: false });
       fitted = true;
@@ -333,9 +480,7 @@
           });
         }
       } else if (feature.geometry) {
-        shape = L.geoJSON(feature, {
-          style: { color: colourOf(layer), weight: street ? 1.5 : 0.8, fillOpacity: 0.05, dashArray: street ? null : "3" }
-        });
+        shape = L.geoJSON(feature, { style: boundaryStyle(ink, layer, street) });
         var bounds = shape.getBounds();
         if (bounds.isValid()) { points.push(bounds.getCenter()); }
       }
@@ -519,4 +664,9 @@
     refreshPanel();
     loadAll(cfg.layers.filter(function (l) { return l.name !== "base"; }).map(function (l) { return l.name; }));
   }, cfg.refresh * 1000);
+  }
+
+  var oneMapConfig = document.getElementById("map-config");
+  if (oneMapConfig) { oneMap(oneMapConfig); }
+  Array.prototype.forEach.call(document.querySelectorAll("[data-place-map]"), placeMap);
 })();
