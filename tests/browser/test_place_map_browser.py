@@ -207,6 +207,23 @@ def test_an_inspector_picks_the_place_on_the_map_and_hears_where_it_lies(server:
     page.context.close()
 
 
+def test_without_any_street_or_community_outline_the_pick_map_says_so(server: dict[str, Any], browser: Any) -> None:
+    """A district that has entered no outline of its streets and communities (the demo's): a point is placed by
+    none, and the map says that no position can tell the unit yet — not that the point lies outside them all."""
+    with session_scope() as s:
+        s.execute(update(Unit).where(Unit.tier != UnitTier.DISTRICT).values(boundary=None))
+    page = _phone(browser, server["base"], PHONES[0], "grid")
+    page.goto(f"{server['base']}/intake")
+    page.wait_for_selector('#place-map[data-loaded="1"]')  # the district's outline alone
+    page.locator("#place-map").scroll_into_view_if_needed()
+    page.touchscreen.tap(*_screen_point(page, "#place-map", *POINT))
+    wait_in_page(page, "document.querySelector('#place-where').getAttribute('data-placed') === 'no'")
+    said = page.locator('[data-testid="place-where"]').inner_text()
+    assert "尚未录入镇街和村社的边界" in said and "不在本区" not in said
+    assert not page.problems, page.problems
+    page.context.close()
+
+
 def test_the_keyboard_goes_into_the_pick_map_and_out_of_it(server: dict[str, Any], browser: Any) -> None:
     """The map is one tab stop (its arrows pan it) between the address and the rest of the form: Tab leaves it. A
     citizen's form (我要反映) has it as an inspector's does."""

@@ -43,7 +43,7 @@ def map_ready() -> bool:
 
 
 # The small map of one place (static/map.js ``placeMap``): its words, by the key of map.js's ``T``.
-_PLACE_TEXT = ("asking", "placed", "nowhere", "failed")
+_PLACE_TEXT = ("asking", "placed", "nowhere", "unoutlined", "failed")
 DISTRICT_CENTRE = (23.29, 113.32)  # where the one map opens before the outline is drawn
 
 

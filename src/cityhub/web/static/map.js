@@ -101,6 +101,7 @@
 
     // Where the point lies among the units, said before the appeal is sent.
     var asked = 0;
+    var outlined = null;  // whether any street or community has its outline (known once the outlines are read)
     function tellWhere(at) {
       if (!where) { return; }
       var mine = ++asked;
@@ -113,7 +114,8 @@
       }).then(function (place) {
         if (mine !== asked) { return; }
         var names = [place.street, place.community].filter(Boolean).map(function (u) { return u.name; });
-        where.textContent = place.placed ? format(T.placed, { place: names.join(" ") }) : T.nowhere;
+        // No street or community has its outline entered: no point can be placed by where it is (not "outside").
+        where.textContent = place.placed ? format(T.placed, { place: names.join(" ") }) : (outlined === false ? T.unoutlined : T.nowhere);
         where.setAttribute("data-placed", place.placed ? "yes" : "no");
       }).catch(function () {
         if (mine === asked) { where.textContent = T.failed; where.setAttribute("data-placed", "unknown"); }
@@ -134,9 +136,11 @@
       var district = L.geoJSON({ type: "FeatureCollection", features: data.features.filter(function (f) {
         return f.properties.tier === "district";
       }) }, { interactive: false, style: outlineStyle(ink, cfg.layers.base) }).addTo(outlines);
+      outlined = false;
       data.features.forEach(function (feature) {
         var tier = feature.properties.tier;
         if (tier === "district") { return; }
+        outlined = true;
         L.geoJSON(feature, { interactive: false, style: boundaryStyle(ink, cfg.layers.units, tier === "street") }).addTo(outlines);
       });
       if (!pointOf() && !fitted && district.getBounds().isValid()) {
