@@ -263,6 +263,38 @@ def test_the_dispatcher_ticks_all_and_dispatches_the_chosen_orders_at_once(
     assert states == {"dispatched"} and not refused, refused
 
 
+def test_a_long_list_of_units_is_filtered_by_the_name_typed(server: dict[str, Any], browser: Any) -> None:
+    """A district's ~400 units in one list: the box before it keeps the units whose name holds what is typed (in
+    Chinese: a select's own type-ahead takes no input method) and chooses the one left; Enter does not send."""
+    from cityhub.org.models import UnitTier
+
+    with session_scope() as s:
+        street = s.query(Unit).filter(Unit.code == "W-JT").one()
+        s.add_all(
+            Unit(code=f"W-JT-{i:02d}", name=f"第{i}网格社区", tier=UnitTier.COMMUNITY, parent_id=street.id)
+            for i in range(40)
+        )
+        s.add(Unit(code="W-JT-FE", name="飞鹅社区", tier=UnitTier.COMMUNITY, parent_id=street.id))
+        feie = s.query(Unit).filter(Unit.code == "W-JT-FE").one().id
+        submit(s, data={"channel": "hotline", "content": "小区门口餐馆油烟直排", "street_code": "W-JT"})
+    refused: list[str] = []
+    disp = _login(browser, server["base"], "disp", refused)
+    disp.set_viewport_size({"width": 1440, "height": 900})
+    disp.goto(f"{server['base']}/queue")
+    box = disp.locator("#bulk-unit").locator("xpath=preceding-sibling::input[@data-testid='select-filter'][1]")
+    box.fill("飞鹅")
+    assert disp.input_value("#bulk-unit") == str(feie)
+    shown = disp.evaluate(
+        "Array.from(document.querySelectorAll('#bulk-unit option')).filter(o => o.value && !o.hidden).length"
+    )
+    assert shown == 1
+    box.press("Enter")  # to the list, not a submission
+    assert disp.evaluate("document.activeElement.id") == "bulk-unit" and disp.url.endswith("/queue")
+    box.fill("")
+    assert disp.evaluate("Array.from(document.querySelectorAll('#bulk-unit option')).every(o => !o.hidden)")
+    assert not refused, refused
+
+
 @pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_the_pages_fit_a_phone_screen_and_the_trail_reads_as_entries(server: dict[str, Any], browser: Any) -> None:
     """工作台 on a small phone (360 px wide): no page scrolls sideways — a wide table scrolls inside its own box, an

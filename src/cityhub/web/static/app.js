@@ -100,6 +100,45 @@
     window.addEventListener("resize", clearOfStuckBar);
   }
   document.addEventListener("htmx:afterSettle", keyboardScrollers);
+  // A long list to choose from (data-filter="its placeholder": the district's ~400 units, the categories) gets a box
+  // before it on a wide screen: what is typed — a name, with any input method, which a select's own type-ahead does
+  // not take — leaves in the list only the options holding it, and chooses the one left. (A phone's own picker
+  // scrolls its list; the box would only lengthen the page.)
+  function filterable() {
+    if (!window.matchMedia || !window.matchMedia("(min-width: 701px)").matches) { return; }
+    document.querySelectorAll("select[data-filter]").forEach(function (select) {
+      if (select.options.length < 30 || select.getAttribute("data-filtered")) { return; }
+      select.setAttribute("data-filtered", "1");
+      var box = document.createElement("input");
+      box.type = "search";
+      box.className = "select-filter";
+      box.placeholder = select.getAttribute("data-filter");
+      box.setAttribute("aria-label", select.getAttribute("data-filter"));
+      box.setAttribute("data-testid", "select-filter");
+      box.addEventListener("input", function () {
+        var typed = box.value.trim().toLowerCase(), left = [];
+        Array.prototype.forEach.call(select.options, function (option) {
+          if (!option.value) { return; }
+          option.hidden = typed !== "" && option.textContent.toLowerCase().indexOf(typed) === -1;
+          if (!option.hidden) { left.push(option); }
+        });
+        select.querySelectorAll("optgroup").forEach(function (group) {
+          group.hidden = !Array.prototype.some.call(group.children, function (o) { return !o.hidden; });
+        });
+        if (typed && left.length === 1 && select.value !== left[0].value) {
+          select.value = left[0].value;
+          select.dispatchEvent(new Event("change", { bubbles: true }));
+        }
+      });
+      // Enter in the box goes on to the list, never sends the form with a choice not yet seen.
+      box.addEventListener("keydown", function (event) {
+        if (event.key === "Enter") { event.preventDefault(); select.focus(); }
+      });
+      select.parentNode.insertBefore(box, select);
+    });
+  }
+  filterable();
+  document.addEventListener("htmx:afterSettle", filterable);
   window.addEventListener("pageshow", function () {
     document.querySelectorAll("form[data-submitting]").forEach(function (f) { f.removeAttribute("data-submitting"); });
   });
