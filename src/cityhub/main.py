@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import Any
@@ -377,6 +377,20 @@ def _page_user(request: Request, status: int) -> Any:
 _PAGE_MESSAGES = {404: "err.page_not_found", 403: "err.forbidden", 409: "err.conflict_generic"}
 
 
+def _malformed_json(error: Mapping[str, Any], body: Any) -> str:
+    """What is wrong with a JSON body FastAPI could not parse, and where: the parser's own words (``Expecting value``,
+    not FastAPI's bare "JSON decode error") at the character offset, with its line and column when the body is text
+    (as Open311 says it)."""
+    position = error["loc"][-1]
+    problem = (error.get("ctx") or {}).get("error") or error["msg"]
+    where = f"character {position}"
+    if isinstance(body, str) and isinstance(position, int):
+        line = body.count("\n", 0, position) + 1
+        column = position - body.rfind("\n", 0, position)
+        where += f" (line {line}, column {column})"
+    return f"malformed JSON at {where}: {problem}"
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CityhubError)
     async def _domain_error(request: Request, exc: CityhubError) -> Response:
@@ -397,7 +411,7 @@ def _install_error_handlers(app: FastAPI) -> None:
                 return await _domain_error(request, refused)
         errors = [
             # Malformed JSON is located by its character offset, which is no field.
-            {"field": "(body)", "message": f"malformed JSON at character {e['loc'][-1]}: {e['msg']}"}
+            {"field": "(body)", "message": _malformed_json(e, exc.body)}
             if e.get("type") == "json_invalid"
             else {
                 "field": ".".join(str(p) for p in e["loc"] if p != "body") or "(body)",
