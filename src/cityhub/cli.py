@@ -148,6 +148,7 @@ def db_backup(
 ) -> None:
     """Take a consistent copy of the database while the service runs (the files attached to orders are not in it:
     copy their directory too). Each run is recorded as the job db-backup (/healthz, the status page, /metrics)."""
+    from cityhub import migrate
     from cityhub.backup import backup, backup_into
     from cityhub.db import utcnow
     from cityhub.workorders.files import get_file_settings
@@ -156,6 +157,9 @@ def db_backup(
         raise fail("db backup: give a FILE or --dir DIR (one of them)", CANNOT_RUN)
     if keep is not None and directory is None:
         raise fail("db backup: --keep applies to --dir DIR", CANNOT_RUN)
+    missing = migrate.missing_file()
+    if missing is not None:  # a database it cannot use: 2 and the words of every other command (a cron job alerts)
+        raise fail(missing, CANNOT_RUN)
     started = utcnow()
     try:
         if directory is not None:
