@@ -77,6 +77,35 @@ def _mount() -> None:
     _mounted = True
 
 
+def _make_sqlite_folder() -> None:
+    """Make the folder of the SQLite file ``db upgrade`` is to create, or exit 2 in one line naming it and why (a
+    path under a folder the service user may not write, a file where a folder should be): it was a traceback."""
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    from cityhub.config import get_settings
+
+    parsed = make_url(get_settings().database_url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    database = Path(str(parsed.database))
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(
+            f"db upgrade: cannot make the folder {database.parent} for the database file {database} "
+            f"(CITYHUB_DATABASE_URL): {exc.strerror or exc}",
+            CANNOT_RUN,
+        ) from None
+    if not database.exists() and not os.access(database.parent, os.W_OK | os.X_OK):
+        raise fail(
+            f"db upgrade: cannot create the database file {database} (CITYHUB_DATABASE_URL): this user may not write "
+            f"in {database.parent}",
+            CANNOT_RUN,
+        )
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Migrate the database named by CITYHUB_DATABASE_URL (a new SQLite file is created)."""
@@ -84,6 +113,7 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 
     from cityhub import migrate
 
+    _make_sqlite_folder()
     now = migrate.current()
     if not migrate.known(now):  # a newer release migrated it: alembic would only say it cannot locate the revision
         raise fail(
