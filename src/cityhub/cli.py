@@ -17,7 +17,25 @@ from cityhub.errors import CityhubError
 if TYPE_CHECKING:
     import sqlalchemy.exc
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="cityhub — unified city operations.")
+# Where to begin, under the commands of `cityhub --help`: the usual first steps, and where the rest is described.
+EXAMPLES = """Examples:
+
+  cityhub config show                     # every setting and its source
+
+  cityhub db upgrade                      # create or migrate the database
+
+  cityhub serve --port 8000 --workers 2   # web UI, API, scheduled jobs
+
+  cityhub db backup --dir DIR --keep 14   # a copy while the service runs
+
+  cityhub apikey create --client NAME --scopes open311:write
+
+Each command's --help says more; README.md (Command line),
+docs/operations.md and docs/api.md the rest."""
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="cityhub — unified city operations.", epilog=EXAMPLES
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database: migrations and backups.")
 jobs_app = typer.Typer(no_args_is_help=True, help="Scheduled jobs, run on demand.")
 app.add_typer(db_app, name="db")
