@@ -17,7 +17,25 @@ from cityhub.errors import CityhubError
 if TYPE_CHECKING:
     import sqlalchemy.exc
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="cityhub — unified city operations.")
+# Where to begin, under the commands of `cityhub --help`: the usual first steps, and where the rest is described.
+EXAMPLES = """Examples:
+
+  cityhub config show                     # every setting and its source
+
+  cityhub db upgrade                      # create or migrate the database
+
+  cityhub serve --port 8000 --workers 2   # web UI, API, scheduled jobs
+
+  cityhub db backup --dir DIR --keep 14   # a copy while the service runs
+
+  cityhub apikey create --client NAME --scopes open311:write
+
+Each command's --help says more; README.md (Command line),
+docs/operations.md and docs/api.md the rest."""
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="cityhub — unified city operations.", epilog=EXAMPLES
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database: migrations and backups.")
 jobs_app = typer.Typer(no_args_is_help=True, help="Scheduled jobs, run on demand.")
 app.add_typer(db_app, name="db")
@@ -77,6 +95,35 @@ def _mount() -> None:
     _mounted = True
 
 
+def _make_sqlite_folder() -> None:
+    """Make the folder of the SQLite file ``db upgrade`` is to create, or exit 2 in one line naming it and why (a
+    path under a folder the service user may not write, a file where a folder should be): it was a traceback."""
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    from cityhub.config import get_settings
+
+    parsed = make_url(get_settings().database_url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    database = Path(str(parsed.database))
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(
+            f"db upgrade: cannot make the folder {database.parent} for the database file {database} "
+            f"(CITYHUB_DATABASE_URL): {exc.strerror or exc}",
+            CANNOT_RUN,
+        ) from None
+    if not database.exists() and not os.access(database.parent, os.W_OK | os.X_OK):
+        raise fail(
+            f"db upgrade: cannot create the database file {database} (CITYHUB_DATABASE_URL): this user may not write "
+            f"in {database.parent}",
+            CANNOT_RUN,
+        )
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Migrate the database named by CITYHUB_DATABASE_URL (a new SQLite file is created)."""
@@ -84,6 +131,7 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 
     from cityhub import migrate
 
+    _make_sqlite_folder()
     now = migrate.current()
     if not migrate.known(now):  # a newer release migrated it: alembic would only say it cannot locate the revision
         raise fail(
@@ -148,6 +196,7 @@ def db_backup(
 ) -> None:
     """Take a consistent copy of the database while the service runs (the files attached to orders are not in it:
     copy their directory too). Each run is recorded as the job db-backup (/healthz, the status page, /metrics)."""
+    from cityhub import migrate
     from cityhub.backup import backup, backup_into
     from cityhub.db import utcnow
     from cityhub.workorders.files import get_file_settings
@@ -156,6 +205,9 @@ def db_backup(
         raise fail("db backup: give a FILE or --dir DIR (one of them)", CANNOT_RUN)
     if keep is not None and directory is None:
         raise fail("db backup: --keep applies to --dir DIR", CANNOT_RUN)
+    missing = migrate.missing_file()
+    if missing is not None:  # a database it cannot use: 2 and the words of every other command (a cron job alerts)
+        raise fail(missing, CANNOT_RUN)
     started = utcnow()
     try:
         if directory is not None:

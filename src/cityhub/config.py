@@ -74,7 +74,9 @@ class Settings(BaseSettings):
         "strictly between 0 and 1.",
     )
     order_number_prefix: str = Field("BY", description="Prefix of readable order numbers, e.g. BY20261122-000123.")
-    sla_sweep_interval: int = Field(300, description="Seconds between two SLA sweeps inside `serve` and `worker`.")
+    sla_sweep_interval: int = Field(
+        300, ge=1, description="Seconds between two SLA sweeps inside `serve` and `worker`."
+    )
     hot_topics_interval: int = Field(
         3600,
         ge=60,

@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import Any
@@ -377,6 +377,36 @@ def _page_user(request: Request, status: int) -> Any:
 _PAGE_MESSAGES = {404: "err.page_not_found", 403: "err.forbidden", 409: "err.conflict_generic"}
 
 
+# The head of /openapi.json and of /docs: what an integrator reads first, before the operations.
+API_DESCRIPTION = (
+    "Work orders, units, dispatch, monitoring and data sharing under `/api/v1`, and Open311 GeoReport v2 under "
+    "`/open311/v2`.\n\n"
+    "**Credentials** (*Authorize*): a personal API token (`Authorization: Bearer chub_…`, made with "
+    "`POST /api/v1/auth/tokens`) for `/api/v1`; an API key (`X-API-Key: chk_…`, made by an administrator with "
+    "`cityhub apikey create` or on the 数据共享 page) for the data-sharing API, Open311's `POST requests` and sensor "
+    "readings. Each operation names the one it takes.\n\n"
+    "**Errors** of `/api/v1` are `{code, message, details}` (schema `Error`), the message naming the field; Open311 "
+    "answers GeoReport's error list.\n\n"
+    "What a client can rely on beyond each operation — a quick start in curl, replays by `external_id`, paging, "
+    "polling for changes by `cursor`, rate limits, webhooks and how to verify their signature — is in `docs/api.md` "
+    "of cityhub's source."
+)
+
+
+def _malformed_json(error: Mapping[str, Any], body: Any) -> str:
+    """What is wrong with a JSON body FastAPI could not parse, and where: the parser's own words (``Expecting value``,
+    not FastAPI's bare "JSON decode error") at the character offset, with its line and column when the body is text
+    (as Open311 says it)."""
+    position = error["loc"][-1]
+    problem = (error.get("ctx") or {}).get("error") or error["msg"]
+    where = f"character {position}"
+    if isinstance(body, str) and isinstance(position, int):
+        line = body.count("\n", 0, position) + 1
+        column = position - body.rfind("\n", 0, position)
+        where += f" (line {line}, column {column})"
+    return f"malformed JSON at {where}: {problem}"
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CityhubError)
     async def _domain_error(request: Request, exc: CityhubError) -> Response:
@@ -397,7 +427,7 @@ def _install_error_handlers(app: FastAPI) -> None:
                 return await _domain_error(request, refused)
         errors = [
             # Malformed JSON is located by its character offset, which is no field.
-            {"field": "(body)", "message": f"malformed JSON at character {e['loc'][-1]}: {e['msg']}"}
+            {"field": "(body)", "message": _malformed_json(e, exc.body)}
             if e.get("type") == "json_invalid"
             else {
                 "field": ".".join(str(p) for p in e["loc"] if p != "body") or "(body)",
@@ -490,7 +520,14 @@ def _body_limit(path: str) -> int | None:
 
 def create_app() -> FastAPI:
     # FastAPI's own /docs and /redoc load Swagger UI and ReDoc from CDNs: off; api/docs.py serves /docs from npm.
-    app = FastAPI(title="cityhub", version=__version__, lifespan=_lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="cityhub",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=_lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
 
     _install_error_handlers(app)
     from cityhub.api.bodylimit import BodyLimit

@@ -538,6 +538,16 @@ def test_malformed_json_is_said_so_without_a_field(client):
     assert response.status_code == 422
     [error] = response.json()["details"]["errors"]
     assert error["field"] == "(body)" and error["message"].startswith("malformed JSON at character ")
+    # what the parser found wrong, and where in a body of several lines (not FastAPI's bare "JSON decode error")
+    body = '{\n  "channel": "web",\n  "content": "路灯坏了",\n}'
+    with pytest.raises(json.JSONDecodeError) as parsed:
+        json.loads(body)
+    problem = parsed.value.msg  # the wording is Python's (it changed in 3.13)
+    response = client.post("/api/v1/orders", content=body.encode(), headers={"Content-Type": "application/json"})
+    [error] = response.json()["details"]["errors"]
+    assert error["message"] == f"malformed JSON at character 43 (line 4, column 1): {problem}"
+    assert problem != "JSON decode error"
+    assert response.json()["message"] == f"invalid request: (body): {error['message']}"
 
 
 def _street_dispatcher(client, code: str) -> tuple[int, dict[str, str]]:

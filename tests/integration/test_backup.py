@@ -181,3 +181,24 @@ def test_a_backup_is_labelled_with_its_database_in_plain_characters():
     assert backup_label(make_url("postgresql://u@h/cityhub_baiyun")) == "cityhub_baiyun"
     assert backup_label(make_url("postgresql://u@h/白云区")) == "db"
     assert backup_label(make_url("postgresql://u@h/" + "x" * 80)) == "x" * 40
+
+
+@pytest.mark.parametrize("where", [["{dir}/copy.db"], ["--dir", "{dir}/kept", "--keep", "2"]])
+def test_a_backup_of_a_missing_sqlite_file_could_not_run_as_every_command_says(
+    tmp_path: Path, cli_run, monkeypatch: pytest.MonkeyPatch, where: list[str]
+) -> None:
+    """A wrong path in CITYHUB_DATABASE_URL is a database the command cannot use: exit 2, in the words every other
+    command says it (it was 1, `database file … does not exist`, as if the backup's own target were refused), and
+    nothing is created — neither the database nor a backup."""
+    from cityhub.db import reset_engine
+
+    missing = tmp_path / "srv" / "cityhub.db"
+    monkeypatch.setenv("CITYHUB_DATABASE_URL", f"sqlite:///{missing}")
+    reset_engine()
+    code, out, err = cli_run("db", "backup", *(arg.format(dir=tmp_path) for arg in where))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: there is no database file {missing}: check CITYHUB_DATABASE_URL, or create it with "
+        "`cityhub db upgrade`\n"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -56,6 +56,10 @@ def test_a_refusal_exits_1_and_a_command_that_could_not_run_2(district: int, cli
         ("orders", "show", "1", "--no-such-option"): "error: No such option: --no-such-option",
         ("orders", "lst"): "error: No such command 'lst'. Try 'cityhub orders --help' for help.",
         ("alarms", "list", "--limit", "x"): "error: Invalid value for '--limit': Input should be a valid integer",
+        # an action the life cycle does not have (was 1, "not allowed in state 'received': unknown action")
+        ("orders", "act", created["number"], "dispach"): (
+            "error: Invalid value for 'action': unknown action 'dispach' (one of: instant_answer, dispatch, accept,"
+        ),
     }
     for args, said in usage.items():
         code, out, err = cli_run(*args)

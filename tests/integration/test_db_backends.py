@@ -338,6 +338,21 @@ def test_cli_on_a_missing_sqlite_file_names_it_and_creates_nothing(
     assert (code, err) == (0, "0 units\n")
 
 
+def test_db_upgrade_where_the_database_folder_cannot_be_made_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, cli_run: CliRun, tmp_path: Path
+) -> None:
+    """`db upgrade` of a SQLite path whose folder cannot be made (a file in the way; a folder the service user may
+    not write in) exits 2 naming the folder and why: it was a traceback ending in FileNotFoundError."""
+    in_the_way = tmp_path / "srv"
+    in_the_way.write_text("a file, not a folder")
+    path = in_the_way / "data" / "cityhub.db"
+    err = _cli_error(f"sqlite:///{path}", monkeypatch, cli_run, "db", "upgrade")
+    assert err == (
+        f"error: db upgrade: cannot make the folder {path.parent} for the database file {path} "
+        "(CITYHUB_DATABASE_URL): Not a directory"
+    )
+
+
 def test_healthz_and_status_page_name_a_schema_the_code_was_not_written_for(app_db: str) -> None:
     from fastapi.testclient import TestClient
 

@@ -115,3 +115,17 @@ def test_every_route_names_the_credential_it_takes_and_public_ones_none(client: 
         "POST /api/v1/sensors/{code}/readings",
     } <= set(declared[API_KEY])
     assert {"POST /api/v1/auth/login", "POST /api/v1/track", "GET /healthz"} <= set(declared["public"])
+
+
+def test_the_description_says_which_credential_and_where_the_integrators_guide_is(client: TestClient) -> None:
+    """/openapi.json (the head of /docs) begins with what an integrator needs first: it said only "cityhub"."""
+    description = client.get("/openapi.json").json()["info"]["description"]
+    for said in (
+        "/api/v1",
+        "/open311/v2",
+        "Authorization: Bearer",
+        "X-API-Key",
+        "cityhub apikey create",
+        "docs/api.md",
+    ):
+        assert said in description, said

@@ -235,6 +235,8 @@ def test_show_json_lists_every_variable_of_the_reference(clean_env) -> None:
         ("CITYHUB_TIMEZONE", "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
         ("CITYHUB_LOG_LEVEL", "loud", "unknown log level 'loud'"),
         ("CITYHUB_NOTIFY_BATCH_SIZE", "0", "greater than or equal to 1"),
+        # a job interval of no time (or less) would sweep every order at each look of the scheduler
+        ("CITYHUB_SLA_SWEEP_INTERVAL", "-5", "greater than or equal to 1"),
         ("CITYHUB_DEDUPE_AUTO_MERGE", "perhaps", "valid boolean"),
         # a typo must not quietly switch off production's checks
         ("CITYHUB_ENVIRONMENT", "prod", "Input should be 'demo', 'development' or 'production'"),

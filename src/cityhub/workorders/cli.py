@@ -152,12 +152,25 @@ def history_cmd(ref: Annotated[str, typer.Argument(help="Order number (BY…) or
             typer.echo(EventRead.model_validate(event).model_dump_json())
 
 
+ACTIONS = tuple(a.value for a in Action if a != Action.CREATE)  # what `orders act` takes (creating is `orders create`)
+
+
+def _known_action(value: str) -> str:
+    """A usage error (exit 2, one line) for an action the life cycle does not have, before the order is looked up: it
+    was refused as "not allowed in state …", as if another state of the order would allow it."""
+    if value not in ACTIONS:
+        raise typer.BadParameter(f"unknown action {value!r} (one of: {', '.join(ACTIONS)})")
+    return value
+
+
 @app.command("act")
 def act_cmd(
     ref: Annotated[str, typer.Argument(help="Order number (BY…) or id.")],
-    action: Annotated[str, typer.Argument(help=f"One of: {', '.join(a.value for a in Action if a != Action.CREATE)}")],
+    action: Annotated[str, typer.Argument(help=f"One of: {', '.join(ACTIONS)}", callback=_known_action)],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE, repeatable.")] = None,
-    reason: Annotated[str | None, typer.Option()] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Why: the step's reason in the audit trail (return, urge, cancel … need one).")
+    ] = None,
     actor: Annotated[str, typer.Option(help="Name recorded in the audit trail.")] = "cli",
 ) -> None:
     """Apply one life-cycle action (dispatch, accept, return, reply, callback, close, …); split (拆单) takes the
