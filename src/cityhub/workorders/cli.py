@@ -64,13 +64,16 @@ def _dump(order: Any, *, unmasked: bool) -> dict[str, Any]:
 def create(
     content: Annotated[str, typer.Option(help="What the citizen says.")],
     channel: Annotated[str, typer.Option(help="hotline, web, app, mailbox, grid, …")] = "hotline",
-    title: Annotated[str, typer.Option()] = "",
+    title: Annotated[str, typer.Option(help="A short title (标题); empty: none.")] = "",
     appeal_type: Annotated[str, typer.Option("--type", help="consultation, complaint, help, …")] = "consultation",
-    address: Annotated[str | None, typer.Option()] = None,
+    address: Annotated[str | None, typer.Option(help="Where the problem is, as said (地址): places the order.")] = None,
     category: Annotated[str | None, typer.Option(help="Category path or name.")] = None,
-    phone: Annotated[str | None, typer.Option()] = None,
-    name: Annotated[str | None, typer.Option()] = None,
-    external_id: Annotated[str | None, typer.Option()] = None,
+    phone: Annotated[str | None, typer.Option(help="The caller's phone number (来电号码).")] = None,
+    name: Annotated[str | None, typer.Option(help="The caller's name.")] = None,
+    external_id: Annotated[
+        str | None,
+        typer.Option(help="The sending system's id of the appeal: sent again, the same order answers (not a second)."),
+    ] = None,
     answer: Annotated[str | None, typer.Option(help="Answer on the spot (秒回) and close.")] = None,
 ) -> None:
     """Receive one appeal and print the order as JSON."""
