@@ -558,6 +558,7 @@ def test_an_administrator_manages_api_clients_on_the_data_sharing_page(org) -> N
     assert login("sup").get("/admin/api-clients", follow_redirects=False).status_code == 403
     admin = login("adm")
     assert 'href="/admin/api-clients"' in admin.get("/admin").text
+    assert 'href="/docs" data-testid="api-docs-link"' in admin.get("/admin/api-clients").text  # the integrators guide
 
     def post(path: str, **data: Any) -> Any:
         return admin.post(path, data={"csrf_token": csrf(admin), **data}, follow_redirects=False)
