@@ -2738,9 +2738,8 @@ def test_the_queue_says_how_many_orders_wait_and_how_many_were_returned(org) -> 
     assert str(done.url).endswith("/queue?returned=1") and f"已派单：{returned.number} → 景泰街道" in done.text
 
 
-def test_suggestions_of_one_score_say_it_once_with_how_they_are_ranked(org) -> None:
-    """Two rules leading the same category reading to two units give both the same probability: the queue says it
-    once, with how they are ranked (tier, priority), instead of 单位概率 1.00 on each as if the number chose."""
+def _environment_bureau_rule(org: dict[str, Any]) -> None:
+    """A rule sending environmental orders to the district's 区生态环境局: a second suggestion beside the street's."""
     from cityhub.dispatch import service as dispatch
     from cityhub.dispatch.rules import TargetKind
     from cityhub.dispatch.schemas import RuleCreate
@@ -2758,6 +2757,13 @@ def test_suggestions_of_one_score_say_it_once_with_how_they_are_ranked(org) -> N
             target_unit_id=bureau.id,
         )
         dispatch.create_rule(s, data=rule)
+
+
+def test_suggestions_of_one_score_say_it_once_with_how_they_are_ranked(org) -> None:
+    """Two rules leading the same category reading to two units give both the same probability: the queue says it
+    once, with how they are ranked (tier, priority), instead of 单位概率 1.00 on each as if the number chose."""
+
+    _environment_bureau_rule(org)
     order = _order(category_id=org["cats"]["环境保护"])
     queue = login("disp").get("/queue").text
     item = re.search(rf'data-number="{order.number}".*?</article>', queue, flags=re.S).group(0)  # type: ignore[union-attr]
@@ -2772,23 +2778,8 @@ def test_the_dispatcher_sends_ticked_orders_to_their_chosen_suggestions_at_once(
     """批量派单: the ticked orders go to the suggestion chosen for each (the first shown unless another is), each
     audited under the dispatcher's name with that suggestion's reason; one changed after the page was read is named
     and left in the queue; unticked ones stay; or all ticked go to one unit chosen in the bar, with its note."""
-    from cityhub.dispatch import service as dispatch
-    from cityhub.dispatch.rules import TargetKind
-    from cityhub.dispatch.schemas import RuleCreate
-    from cityhub.org.models import UnitTier
 
-    with session_scope() as s:  # a second suggestion for environmental orders: the district's department
-        bureau = Unit(code="W-HB", name="区生态环境局", tier=UnitTier.DEPARTMENT)
-        s.add(bureau)
-        s.flush()
-        rule = RuleCreate(
-            name="环境保护 → 生态环境局",
-            priority=20,
-            category_id=org["cats"]["环境保护"],
-            target_kind=TargetKind.UNIT,
-            target_unit_id=bureau.id,
-        )
-        dispatch.create_rule(s, data=rule)
+    _environment_bureau_rule(org)  # a second suggestion for environmental orders: the district's department
     first = _order(category_id=org["cats"]["环境保护"])
     second = _order("W-JX", category_id=org["cats"]["环境保护"])
     changed = _order(category_id=org["cats"]["环境保护"])

@@ -1930,6 +1930,17 @@ def _file_problem(t: Translator, error: CityhubError) -> str:
     )
 
 
+def _dispatcher_on(request: Request, db: Session, order_id: int, form: Form) -> tuple[Principal, Translator]:
+    """Who corrects a waiting order's place or category — one who dispatches, the order in their scope (else the
+    page's 403 / 404) — and their language."""
+    principal = support.require_user(request, db, permissions.act(Action.DISPATCH), form=form)
+    try:
+        scoped_order(db, order_id, principal)
+    except NotFound:
+        raise PageError(404, "err.not_found") from None
+    return principal, support.translator(request)
+
+
 @router.post("/orders/{order_id}/place", response_class=HTMLResponse)
 def order_place(order_id: int, request: Request, db: DbSession, form: FormBody) -> Response:
     """A dispatcher sets or corrects where an order is, before dispatch, and may keep the places the order names that
@@ -1937,12 +1948,7 @@ def order_place(order_id: int, request: Request, db: DbSession, form: FormBody) 
     correction re-renders the page with why, an alias refused is said in the message beside the correction made."""
     from cityhub.dispatch import service as dispatch
 
-    principal = support.require_user(request, db, permissions.act(Action.DISPATCH), form=form)
-    t = support.translator(request)
-    try:
-        scoped_order(db, order_id, principal)
-    except NotFound:
-        raise PageError(404, "err.not_found") from None
+    principal, t = _dispatcher_on(request, db, order_id, form)
     unit_id = forms.whole_number(form.get("unit_id"))
     try:
         if unit_id is None:
@@ -1980,12 +1986,7 @@ def order_category(order_id: int, request: Request, db: DbSession, form: FormBod
     by hand on the classifier's guess alone kept no category (分类 —) and taught the next model nothing."""
     from cityhub.dispatch import service as dispatch
 
-    principal = support.require_user(request, db, permissions.act(Action.DISPATCH), form=form)
-    t = support.translator(request)
-    try:
-        scoped_order(db, order_id, principal)
-    except NotFound:
-        raise PageError(404, "err.not_found") from None
+    principal, t = _dispatcher_on(request, db, order_id, form)
     category_id = forms.whole_number(form.get("category_id"))
     try:
         if category_id is None:
