@@ -1,0 +1,103 @@
+"""The hotline operator's calls, taken with the keyboard alone at a desk (a headset on, no mouse): what the intake
+form's suggestions do to the focus while they refresh, and what their buttons say to a screen reader.
+
+Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
+otherwise. What is measured is the browser's doing: SQLite only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityhub.db import session_scope
+from cityhub.knowledge import service as kb
+from cityhub.knowledge.schemas import EntryCreate
+from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
+from web_helpers import build_world, sign_in, train_classifier, use_world_env, world_env
+
+pytestmark = [
+    pytest.mark.sqlite_only(BROWSER_SIDE),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+
+DESK = {"width": 1920, "height": 1080}
+QUESTIONS = ("离职后住房公积金怎么提取", "住房公积金怎么贷款")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_classifier(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture
+def server(app_db: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    env = use_world_env(app_db, tmp_path, monkeypatch)
+    env.update(world_env(model_dir))
+    monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", env["CITYHUB_DISPATCH_MODEL_PATH"])
+    with session_scope() as s:
+        build_world(s)
+        for question in QUESTIONS:
+            kb.create_entry(
+                s,
+                data=EntryCreate.model_validate(
+                    {"question": question, "answer": f"{question}：请到公积金中心办理。", "keywords": "公积金"}
+                ),
+            )
+    with served_app(env, tmp_path / "serve.log") as base:
+        yield base
+
+
+def _operator(browser: Any, base: str) -> Any:
+    page = browser.new_context(locale="zh-CN", viewport=DESK).new_page()
+    page.set_default_timeout(30_000)  # the first suggestion loads the classifier
+    sign_in(page, f"{base}/login", "op")
+    page.goto(f"{base}/intake")
+    return page
+
+
+def _focused(page: Any) -> str:
+    """The focused element's id, else its tag (BODY: nothing focused)."""
+    return str(page.evaluate("(document.activeElement.id || document.activeElement.tagName)"))
+
+
+def _tab_to(page: Any, selector: str, most: int = 30) -> int:
+    """Tab until the element ``selector`` names has the focus; returns how many Tabs it took."""
+    for tabs in range(1, most + 1):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement.matches(s)", selector):
+            return tabs
+    raise AssertionError(f"{selector} never took the focus in {most} Tabs")
+
+
+def test_choosing_a_suggested_category_with_the_keyboard_keeps_the_focus(server: str, browser: Any) -> None:
+    """选用 fills the category, which refreshes the suggestions: the focus goes to the category chosen and stays
+    there, not to the top of the page with the button the refresh replaced (Tab then went through the menu)."""
+    expect = sync_api.expect
+    page = _operator(browser, server)
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    assert _focused(page) == "f-appeal_type"
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")  # 投诉
+    _tab_to(page, "#f-content")
+    page.keyboard.type("小区楼下餐馆油烟排放严重，噪音扰民，晚上无法休息")
+    pick = page.locator("[data-testid=classify] [data-pick-category]").first
+    expect(pick).to_be_visible()
+    _tab_to(page, "[data-testid=classify] [data-pick-category]")
+    chosen = pick.get_attribute("data-pick-category")
+    status = page.locator("#assist-status")
+    status.evaluate("e => { e.textContent = '' }")
+    page.keyboard.press("Enter")
+    expect(status).not_to_be_empty()  # the suggestions came back for the category chosen
+    assert page.input_value("#f-category_id") == chosen
+    assert _focused(page) == "f-category_id"
+    # Two Tabs on (the urgency), the appeal is registered.
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.testid") == "intake-submit"
+    page.context.close()
