@@ -7,6 +7,7 @@ otherwise. What is measured is the browser's doing: SQLite only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,4 +101,25 @@ def test_choosing_a_suggested_category_with_the_keyboard_keeps_the_focus(server:
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.dataset.testid") == "intake-submit"
+    page.context.close()
+
+
+def test_the_suggestions_buttons_say_which_answer_and_which_category_they_use(server: str, browser: Any) -> None:
+    """A screen reader hears each 秒回 button with the question it answers and each 选用 with its category: the
+    panel's buttons were all alike by name (以此答复并办结（秒回） three times), saying nothing of which they used."""
+    expect = sync_api.expect
+    page = _operator(browser, server)
+    _tab_to(page, "#f-content")
+    page.keyboard.type("请问离职后住房公积金怎么提取")
+    answers = page.locator("[data-testid=kb] button")
+    expect(answers).to_have_count(2)
+    for question in QUESTIONS:
+        named = re.compile(rf"^以此答复并办结（秒回）\s*：{question}$")  # the visible words first, then which
+        expect(page.get_by_role("button", name=named)).to_have_count(1)
+    picks = page.locator("[data-testid=classify] [data-pick-category]")
+    expect(picks.first).to_be_visible()
+    labels = [label.split()[0] for label in page.locator("[data-testid=classify] li > span").all_inner_texts()]
+    for pick, label in zip(picks.all(), labels, strict=True):
+        said = pick.aria_snapshot()
+        assert re.fullmatch(rf"- button \"选用\s+{re.escape(label)}\"", said), (said, label)
     page.context.close()
