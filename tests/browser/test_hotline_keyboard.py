@@ -88,7 +88,7 @@ def test_choosing_a_suggested_category_with_the_keyboard_keeps_the_focus(server:
     _tab_to(page, "#f-content")
     page.keyboard.type("小区楼下餐馆油烟排放严重，噪音扰民，晚上无法休息")
     pick = page.locator("[data-testid=classify] [data-pick-category]").first
-    expect(pick).to_be_visible()
+    expect(pick).to_be_visible(timeout=30_000)
     _tab_to(page, "[data-testid=classify] [data-pick-category]")
     chosen = pick.get_attribute("data-pick-category")
     status = page.locator("#assist-status")
@@ -112,7 +112,7 @@ def test_the_suggestions_buttons_say_which_answer_and_which_category_they_use(se
     _tab_to(page, "#f-content")
     page.keyboard.type("请问离职后住房公积金怎么提取")
     answers = page.locator("[data-testid=kb] button")
-    expect(answers).to_have_count(2)
+    expect(answers).to_have_count(2, timeout=30_000)
     for question in QUESTIONS:
         named = re.compile(rf"^以此答复并办结（秒回）\s*：{question}$")  # the visible words first, then which
         expect(page.get_by_role("button", name=named)).to_have_count(1)
@@ -123,3 +123,46 @@ def test_the_suggestions_buttons_say_which_answer_and_which_category_they_use(se
         said = pick.aria_snapshot()
         assert re.fullmatch(rf"- button \"选用\s+{re.escape(label)}\"", said), (said, label)
     page.context.close()
+
+
+def test_calls_follow_one_another_with_one_key_between_them(server: str, browser: Any) -> None:
+    """A call answered on the spot (秒回) or registered lands on its order page with the number to read out and the
+    focus on 受理下一个来电: Enter opens a fresh form at the caller's number (it took Tabs through the menu to 受理).
+    Not on a citizen's page, whose appeal is no call."""
+    expect = sync_api.expect
+    page = _operator(browser, server)
+    page.keyboard.type("13800138000")
+    _tab_to(page, "#f-content")
+    page.keyboard.type("请问离职后住房公积金怎么提取")
+    answer = page.get_by_role("button", name=re.compile(QUESTIONS[0]))
+    expect(answer).to_have_count(1, timeout=30_000)
+    _tab_to(page, "[data-testid=kb] button")
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-testid=flash]")).to_contain_text("已秒回并办结")
+    assert page.evaluate("document.activeElement.dataset.testid") == "next-call"
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/intake")
+    assert _focused(page) == "f-citizen_phone"
+    # The next caller's complaint, registered with Enter in its address.
+    page.keyboard.type("13900139000")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")  # 投诉
+    _tab_to(page, "#f-content")
+    page.keyboard.type("小区楼下餐馆油烟排放严重")
+    page.keyboard.press("Tab")
+    page.keyboard.type("景泰街道云景路1号")
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-testid=flash]")).to_contain_text("已受理")
+    assert page.evaluate("document.activeElement.dataset.testid") == "next-call"
+    page.context.close()
+    citizen = browser.new_context(locale="zh-CN", viewport=DESK).new_page()
+    sign_in(citizen, f"{server}/login", "cit")
+    citizen.goto(f"{server}/intake")
+    citizen.select_option("#f-appeal_type", "complaint")
+    citizen.fill("#f-content", "小区楼下餐馆油烟排放严重")
+    citizen.click("[data-testid=intake-submit]")
+    expect(citizen.locator("[data-testid=flash]")).to_be_visible()
+    assert citizen.locator("[data-testid=next-call]").count() == 0
+    citizen.context.close()
