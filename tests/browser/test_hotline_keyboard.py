@@ -166,3 +166,22 @@ def test_calls_follow_one_another_with_one_key_between_them(server: str, browser
     expect(citizen.locator("[data-testid=flash]")).to_be_visible()
     assert citizen.locator("[data-testid=next-call]").count() == 0
     citizen.context.close()
+
+
+def test_a_caller_who_hangs_up_leaves_a_form_the_operator_clears_with_one_link(server: str, browser: Any) -> None:
+    """Mid-call the caller hangs up: what was typed stays on the form (nothing is registered), and 清空，接下一个来电,
+    right after the form's buttons, opens a fresh one at the caller's number — there was no way but the menu."""
+    expect = sync_api.expect
+    page = _operator(browser, server)
+    page.keyboard.type("13800138000")
+    _tab_to(page, "#f-title")
+    page.keyboard.type("路灯不亮")
+    _tab_to(page, "button[name=preview]")
+    page.keyboard.press("Tab")
+    clear = page.get_by_role("button", name="清空，接下一个来电")
+    expect(clear).to_be_focused()
+    assert page.input_value("#f-title") == "路灯不亮"
+    page.keyboard.press("Enter")
+    expect(page.locator("#f-citizen_phone")).to_be_focused()
+    assert page.input_value("#f-citizen_phone") == page.input_value("#f-title") == ""
+    page.context.close()
