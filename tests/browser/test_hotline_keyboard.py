@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from cityhub.db import session_scope
+from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate
 from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
@@ -184,4 +185,26 @@ def test_a_caller_who_hangs_up_leaves_a_form_the_operator_clears_with_one_link(s
     page.keyboard.press("Enter")
     expect(page.locator("#f-citizen_phone")).to_be_focused()
     assert page.input_value("#f-citizen_phone") == page.input_value("#f-title") == ""
+    page.context.close()
+
+
+def test_a_callers_orders_found_by_phone_take_the_focus_while_they_wait(server: str, browser: Any) -> None:
+    """The caller's earlier order, searched by their phone from the order list: the first order found has the focus,
+    Enter opens it — it sat some 40 Tabs below the page's top, past every filter a wide screen unfolds. A list not
+    searched (a quick view, a drill-down) keeps the focus where a page starts."""
+    with session_scope() as s:
+        number = submit(
+            s, data={"channel": "hotline", "content": "小区楼下路灯不亮", "citizen_phone": "13700137000"}
+        ).order.number
+    page = _operator(browser, server)
+    page.goto(f"{server}/orders")
+    assert _focused(page) == "BODY"
+    page.locator("#q").focus()
+    page.keyboard.type("137 0013 7000")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/orders?q=*")
+    assert page.evaluate("document.activeElement.textContent") == number
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/orders/*")
+    assert page.locator("h1").inner_text().split()[1] == number
     page.context.close()
