@@ -208,3 +208,26 @@ def test_a_callers_orders_found_by_phone_take_the_focus_while_they_wait(server: 
     page.wait_for_url("**/orders/*")
     assert page.locator("h1").inner_text().split()[1] == number
     page.context.close()
+
+
+def test_the_callers_history_is_announced_by_its_count_not_read_out_whole(server: str, browser: Any) -> None:
+    """来电历史 refreshes as the number is typed: a screen reader hears how many earlier appeals the number has, once,
+    from a status beside it — the list itself was a live region, read out whole (every order's title, state and date)
+    at each pause in typing."""
+    expect = sync_api.expect
+    with session_scope() as s:
+        for content in ("小区楼下路灯不亮", "小区门口井盖松动"):
+            submit(s, data={"channel": "hotline", "content": content, "citizen_phone": "13700137000"})
+    page = _operator(browser, server)
+    history = page.locator("#caller-history")
+    assert history.get_attribute("aria-live") is None
+    page.keyboard.type("13700137000")
+    expect(history).to_contain_text("井盖松动")
+    status = page.locator("#caller-status")
+    assert status.get_attribute("role") == "status"
+    expect(status).to_have_text("该号码以往的诉求（共 2 件）")
+    page.keyboard.press("Backspace")
+    page.keyboard.type("1")
+    expect(status).to_have_text("该号码没有以往的诉求。")
+    assert page.locator("#caller-status").count() == 1  # filled in place
+    page.context.close()
