@@ -902,6 +902,10 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
         )
     if not may_read(db, principal, order.id):
         return support.redirect("/intake", flash=("intake.out_of_scope", {"number": order.number}))
+    if not (citizen or principal.role == Role.INSPECTOR):
+        # At the hotline's desk the order page says the number to read to the caller and offers the next call, the
+        # keyboard's focus on it: one Enter, not Tabs through the menu to 受理 (base.html).
+        flash = (flash[0], {**flash[1], "next_call": "1"})
     return support.redirect(f"/orders/{order.id}", flash=flash)
 
 

@@ -12,13 +12,16 @@
     var first = document.querySelector('main [aria-invalid="true"]');
     if (first && !document.querySelector("[autofocus]")) { first.focus(); }
   });
-  // "Use" beside a suggested category fills the intake form's category select.
+  // "Use" beside a suggested category fills the intake form's category select, and the focus goes with it: the
+  // change refreshes the suggestions, whose swap would take the focused button away and drop a keyboard user's focus
+  // to the top of the page (the operator Tabbed back from the menu to submit).
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-pick-category]");
     if (!button) { return; }
     var select = document.getElementById("f-category_id");
     if (select) {
       select.value = button.getAttribute("data-pick-category");
+      select.focus();
       select.dispatchEvent(new Event("change", { bubbles: true }));
     }
   });

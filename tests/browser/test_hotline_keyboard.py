@@ -1,0 +1,233 @@
+"""The hotline operator's calls, taken with the keyboard alone at a desk (a headset on, no mouse): what the intake
+form's suggestions do to the focus while they refresh, and what their buttons say to a screen reader.
+
+Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
+otherwise. What is measured is the browser's doing: SQLite only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityhub.db import session_scope
+from cityhub.intake.service import submit
+from cityhub.knowledge import service as kb
+from cityhub.knowledge.schemas import EntryCreate
+from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
+from web_helpers import build_world, sign_in, train_classifier, use_world_env, world_env
+
+pytestmark = [
+    pytest.mark.sqlite_only(BROWSER_SIDE),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+
+DESK = {"width": 1920, "height": 1080}
+QUESTIONS = ("离职后住房公积金怎么提取", "住房公积金怎么贷款")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_classifier(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture
+def server(app_db: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    env = use_world_env(app_db, tmp_path, monkeypatch)
+    env.update(world_env(model_dir))
+    monkeypatch.setenv("CITYHUB_DISPATCH_MODEL_PATH", env["CITYHUB_DISPATCH_MODEL_PATH"])
+    with session_scope() as s:
+        build_world(s)
+        for question in QUESTIONS:
+            kb.create_entry(
+                s,
+                data=EntryCreate.model_validate(
+                    {"question": question, "answer": f"{question}：请到公积金中心办理。", "keywords": "公积金"}
+                ),
+            )
+    with served_app(env, tmp_path / "serve.log") as base:
+        yield base
+
+
+def _operator(browser: Any, base: str) -> Any:
+    page = browser.new_context(locale="zh-CN", viewport=DESK).new_page()
+    page.set_default_timeout(30_000)  # the first suggestion loads the classifier
+    sign_in(page, f"{base}/login", "op")
+    page.goto(f"{base}/intake")
+    return page
+
+
+def _focused(page: Any) -> str:
+    """The focused element's id, else its tag (BODY: nothing focused)."""
+    return str(page.evaluate("(document.activeElement.id || document.activeElement.tagName)"))
+
+
+def _tab_to(page: Any, selector: str, most: int = 30) -> int:
+    """Tab until the element ``selector`` names has the focus; returns how many Tabs it took."""
+    for tabs in range(1, most + 1):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement.matches(s)", selector):
+            return tabs
+    raise AssertionError(f"{selector} never took the focus in {most} Tabs")
+
+
+def test_choosing_a_suggested_category_with_the_keyboard_keeps_the_focus(server: str, browser: Any) -> None:
+    """选用 fills the category, which refreshes the suggestions: the focus goes to the category chosen and stays
+    there, not to the top of the page with the button the refresh replaced (Tab then went through the menu)."""
+    expect = sync_api.expect
+    page = _operator(browser, server)
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    assert _focused(page) == "f-appeal_type"
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")  # 投诉
+    _tab_to(page, "#f-content")
+    page.keyboard.type("小区楼下餐馆油烟排放严重，噪音扰民，晚上无法休息")
+    pick = page.locator("[data-testid=classify] [data-pick-category]").first
+    expect(pick).to_be_visible(timeout=30_000)
+    _tab_to(page, "[data-testid=classify] [data-pick-category]")
+    chosen = pick.get_attribute("data-pick-category")
+    status = page.locator("#assist-status")
+    status.evaluate("e => { e.textContent = '' }")
+    page.keyboard.press("Enter")
+    expect(status).not_to_be_empty()  # the suggestions came back for the category chosen
+    assert page.input_value("#f-category_id") == chosen
+    assert _focused(page) == "f-category_id"
+    # Two Tabs on (the urgency), the appeal is registered.
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.testid") == "intake-submit"
+    page.context.close()
+
+
+def test_the_suggestions_buttons_say_which_answer_and_which_category_they_use(server: str, browser: Any) -> None:
+    """A screen reader hears each 秒回 button with the question it answers and each 选用 with its category: the
+    panel's buttons were all alike by name (以此答复并办结（秒回） three times), saying nothing of which they used."""
+    expect = sync_api.expect
+    page = _operator(browser, server)
+    _tab_to(page, "#f-content")
+    page.keyboard.type("请问离职后住房公积金怎么提取")
+    answers = page.locator("[data-testid=kb] button")
+    expect(answers).to_have_count(2, timeout=30_000)
+    for question in QUESTIONS:
+        named = re.compile(rf"^以此答复并办结（秒回）\s*：{question}$")  # the visible words first, then which
+        expect(page.get_by_role("button", name=named)).to_have_count(1)
+    picks = page.locator("[data-testid=classify] [data-pick-category]")
+    expect(picks.first).to_be_visible()
+    labels = [label.split()[0] for label in page.locator("[data-testid=classify] li > span").all_inner_texts()]
+    for pick, label in zip(picks.all(), labels, strict=True):
+        said = pick.aria_snapshot()
+        assert re.fullmatch(rf"- button \"选用\s+{re.escape(label)}\"", said), (said, label)
+    page.context.close()
+
+
+def test_calls_follow_one_another_with_one_key_between_them(server: str, browser: Any) -> None:
+    """A call answered on the spot (秒回) or registered lands on its order page with the number to read out and the
+    focus on 受理下一个来电: Enter opens a fresh form at the caller's number (it took Tabs through the menu to 受理).
+    Not on a citizen's page, whose appeal is no call."""
+    expect = sync_api.expect
+    page = _operator(browser, server)
+    page.keyboard.type("13800138000")
+    _tab_to(page, "#f-content")
+    page.keyboard.type("请问离职后住房公积金怎么提取")
+    answer = page.get_by_role("button", name=re.compile(QUESTIONS[0]))
+    expect(answer).to_have_count(1, timeout=30_000)
+    _tab_to(page, "[data-testid=kb] button")
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-testid=flash]")).to_contain_text("已秒回并办结")
+    assert page.evaluate("document.activeElement.dataset.testid") == "next-call"
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/intake")
+    assert _focused(page) == "f-citizen_phone"
+    # The next caller's complaint, registered with Enter in its address.
+    page.keyboard.type("13900139000")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")  # 投诉
+    _tab_to(page, "#f-content")
+    page.keyboard.type("小区楼下餐馆油烟排放严重")
+    page.keyboard.press("Tab")
+    page.keyboard.type("景泰街道云景路1号")
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-testid=flash]")).to_contain_text("已受理")
+    assert page.evaluate("document.activeElement.dataset.testid") == "next-call"
+    page.context.close()
+    citizen = browser.new_context(locale="zh-CN", viewport=DESK).new_page()
+    sign_in(citizen, f"{server}/login", "cit")
+    citizen.goto(f"{server}/intake")
+    citizen.select_option("#f-appeal_type", "complaint")
+    citizen.fill("#f-content", "小区楼下餐馆油烟排放严重")
+    citizen.click("[data-testid=intake-submit]")
+    expect(citizen.locator("[data-testid=flash]")).to_be_visible()
+    assert citizen.locator("[data-testid=next-call]").count() == 0
+    citizen.context.close()
+
+
+def test_a_caller_who_hangs_up_leaves_a_form_the_operator_clears_with_one_link(server: str, browser: Any) -> None:
+    """Mid-call the caller hangs up: what was typed stays on the form (nothing is registered), and 清空，接下一个来电,
+    right after the form's buttons, opens a fresh one at the caller's number — there was no way but the menu."""
+    expect = sync_api.expect
+    page = _operator(browser, server)
+    page.keyboard.type("13800138000")
+    _tab_to(page, "#f-title")
+    page.keyboard.type("路灯不亮")
+    _tab_to(page, "button[name=preview]")
+    page.keyboard.press("Tab")
+    clear = page.get_by_role("button", name="清空，接下一个来电")
+    expect(clear).to_be_focused()
+    assert page.input_value("#f-title") == "路灯不亮"
+    page.keyboard.press("Enter")
+    expect(page.locator("#f-citizen_phone")).to_be_focused()
+    assert page.input_value("#f-citizen_phone") == page.input_value("#f-title") == ""
+    page.context.close()
+
+
+def test_a_callers_orders_found_by_phone_take_the_focus_while_they_wait(server: str, browser: Any) -> None:
+    """The caller's earlier order, searched by their phone from the order list: the first order found has the focus,
+    Enter opens it — it sat some 40 Tabs below the page's top, past every filter a wide screen unfolds. A list not
+    searched (a quick view, a drill-down) keeps the focus where a page starts."""
+    with session_scope() as s:
+        number = submit(
+            s, data={"channel": "hotline", "content": "小区楼下路灯不亮", "citizen_phone": "13700137000"}
+        ).order.number
+    page = _operator(browser, server)
+    page.goto(f"{server}/orders")
+    assert _focused(page) == "BODY"
+    page.locator("#q").focus()
+    page.keyboard.type("137 0013 7000")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/orders?q=*")
+    assert page.evaluate("document.activeElement.textContent") == number
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/orders/*")
+    assert page.locator("h1").inner_text().split()[1] == number
+    page.context.close()
+
+
+def test_the_callers_history_is_announced_by_its_count_not_read_out_whole(server: str, browser: Any) -> None:
+    """来电历史 refreshes as the number is typed: a screen reader hears how many earlier appeals the number has, once,
+    from a status beside it — the list itself was a live region, read out whole (every order's title, state and date)
+    at each pause in typing."""
+    expect = sync_api.expect
+    with session_scope() as s:
+        for content in ("小区楼下路灯不亮", "小区门口井盖松动"):
+            submit(s, data={"channel": "hotline", "content": content, "citizen_phone": "13700137000"})
+    page = _operator(browser, server)
+    history = page.locator("#caller-history")
+    assert history.get_attribute("aria-live") is None
+    page.keyboard.type("13700137000")
+    expect(history).to_contain_text("井盖松动")
+    status = page.locator("#caller-status")
+    assert status.get_attribute("role") == "status"
+    expect(status).to_have_text("该号码以往的诉求（共 2 件）")
+    page.keyboard.press("Backspace")
+    page.keyboard.type("1")
+    expect(status).to_have_text("该号码没有以往的诉求。")
+    assert page.locator("#caller-status").count() == 1  # filled in place
+    page.context.close()
