@@ -54,6 +54,14 @@ ACCOUNTS = {
 # --------------------------------------------------------------------------------------------------- world
 
 
+def square(west: float, south: float, east: float, north: float) -> dict[str, Any]:
+    """A unit's boundary as GeoJSON: the rectangle between two longitudes and two latitudes."""
+    return {
+        "type": "Polygon",
+        "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
+    }
+
+
 def message(rng: random.Random, label: str, n: int = 12) -> str:
     """A synthetic appeal of category ``label``: about half its topic words, the rest filler."""
     return "".join(rng.choice(TOPICS[label]) if rng.random() < 0.5 else rng.choice(FILLER) for _ in range(n))

@@ -25,7 +25,7 @@ from cityhub.org.schemas import UserCreate
 from cityhub.web import vendor
 from cityhub.workorders.models import Order
 from process_helpers import BROWSER_SIDE, CHROMIUM, PHONES, served_app, wait_in_page
-from web_helpers import PASSWORD, build_world, sign_in, use_world_env
+from web_helpers import PASSWORD, build_world, sign_in, square, use_world_env
 
 pytestmark = [
     pytest.mark.sqlite_only(BROWSER_SIDE),
@@ -38,15 +38,8 @@ pytestmark = [
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
 
 
-def _square(west: float, south: float, east: float, north: float) -> dict[str, Any]:
-    return {
-        "type": "Polygon",
-        "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
-    }
-
-
-JINGTAI = _square(113.26, 23.16, 113.30, 23.20)
-FEIE = _square(113.27, 23.17, 113.29, 23.19)
+JINGTAI = square(113.26, 23.16, 113.30, 23.20)
+FEIE = square(113.27, 23.17, 113.29, 23.19)
 POINT = (23.1805, 113.2801)  # in 飞鹅
 NOWHERE = (23.215, 113.245)  # north-west of 景泰, in no unit's boundary
 

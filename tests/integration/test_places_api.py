@@ -19,17 +19,10 @@ from cityhub.auth.service import create_token
 from cityhub.db import reset_engine, session_scope
 from cityhub.onemap import service
 from cityhub.org.models import Role, Unit, UnitTier, User
+from web_helpers import square
 
-
-def _square(west: float, south: float, east: float, north: float) -> dict[str, Any]:
-    return {
-        "type": "Polygon",
-        "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
-    }
-
-
-JINGTAI = _square(113.26, 23.16, 113.30, 23.20)
-FEIE = _square(113.27, 23.17, 113.29, 23.19)
+JINGTAI = square(113.26, 23.16, 113.30, 23.20)
+FEIE = square(113.27, 23.17, 113.29, 23.19)
 IN_FEIE = (23.18, 113.28)
 IN_JINGTAI_ONLY = (23.195, 113.265)
 NOWHERE = (23.40, 113.50)
@@ -130,6 +123,6 @@ def test_the_outlines_are_the_units_boundaries_without_any_count(world, client) 
     assert not {"open", "overdue", "today", "link"} & set(features["景泰街道"]["properties"])
     # A boundary drawn later is on the next answer (the process's copy follows the units table).
     with session_scope() as s:
-        s.execute(update(Unit).where(Unit.id == world["jx"]).values(boundary=_square(113.31, 23.16, 113.35, 23.20)))
+        s.execute(update(Unit).where(Unit.id == world["jx"]).values(boundary=square(113.31, 23.16, 113.35, 23.20)))
     again = client.get("/api/v1/places/boundaries", headers=world["heads"]["p-hand"]).json()
     assert "京溪街道" in {f["properties"]["name"] for f in again["features"]}

@@ -22,6 +22,7 @@ from cityhub.nlp.address import (
     split_community,
 )
 from cityhub.nlp.cli import app as nlp_app
+from web_helpers import square
 
 
 def _invoke(args: list[str]) -> Any:
@@ -194,15 +195,11 @@ class FakeUnit:
     boundary: dict[str, Any] | None = None
 
 
-def _square(x0: float, y0: float, x1: float, y1: float) -> dict[str, Any]:
-    return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
-
-
 def test_from_units_resolves_text_and_points_with_unit_boundaries() -> None:
     units = [
-        FakeUnit(1, "D1", "东区", "district", None, _square(0, 0, 10, 10)),
-        FakeUnit(2, "S1", "河口街道", "street", 1, _square(0, 0, 5, 10)),
-        FakeUnit(3, "C1", "柳树社区居委会", "community", 2, _square(0, 0, 5, 5)),
+        FakeUnit(1, "D1", "东区", "district", None, square(0, 0, 10, 10)),
+        FakeUnit(2, "S1", "河口街道", "street", 1, square(0, 0, 5, 10)),
+        FakeUnit(3, "C1", "柳树社区居委会", "community", 2, square(0, 0, 5, 5)),
         FakeUnit(4, "X", "城管局", "department", 1),
     ]
     gaz = Gazetteer.from_units(units)
