@@ -316,3 +316,21 @@ def test_the_administrators_lists_and_the_overseers_pages_read_and_tap_on_a_phon
         assert page.evaluate(_SMALL_TARGETS, targets) == [], path
         assert _sideways(page)[0] == 0, path
         page.context.close()
+
+
+def test_a_leaders_figures_and_the_reports_downloads_are_thumb_targets(server: str, browser: Any) -> None:
+    """Between meetings, by thumb: each figure of the dashboard's tiles opens its orders (超期 0 was a 20 × 34-px link),
+    the 专报's HTML · PDF · Excel are 44-px targets (19-px words), and so are the one map's indicators (18 × 30)."""
+    for viewport in PHONES:
+        page = _phone(browser, server, viewport, "lead")
+        page.goto(server + "/dashboard")
+        figures = '[data-testid="tiles"] a'
+        assert page.locator(figures).count() >= 5
+        assert page.locator('[data-testid="report-links"] a').count() == 3
+        assert page.evaluate(_SMALL_TARGETS, f'{figures}, [data-testid="report-links"] a') == [], viewport
+        assert _sideways(page)[0] == 0
+        page.goto(server + "/map")
+        page.wait_for_selector('[data-testid="map-panel"] .ind-value a')
+        assert page.evaluate(_SMALL_TARGETS, '[data-testid="map-panel"] .ind-value a') == [], viewport
+        assert _sideways(page)[0] == 0
+        page.context.close()
