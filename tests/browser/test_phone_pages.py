@@ -334,3 +334,24 @@ def test_a_leaders_figures_and_the_reports_downloads_are_thumb_targets(server: s
         assert page.evaluate(_SMALL_TARGETS, '[data-testid="map-panel"] .ind-value a') == [], viewport
         assert _sideways(page)[0] == 0
         page.context.close()
+
+
+def test_the_reports_assessment_table_reads_on_a_phone(server: str, browser: Any) -> None:
+    """The 专报 opened from the dashboard on a phone: the assessment's table scrolls within its width, each unit's name
+    on one line (景|泰|街|道 stood a character a line beside its eight rates) and still in view once scrolled."""
+    page = _phone(browser, server, PHONES[1], "lead")
+    page.goto(server + "/dashboard")
+    with page.expect_popup() as opened:
+        page.locator('[data-testid="report-links"] a').first.tap()
+    report = opened.value
+    report.wait_for_load_state()
+    names = "table.kpis td:first-child"
+    assert report.locator(names).count() >= 1
+    assert report.evaluate(_SQUEEZED, names) == []
+    assert report.evaluate("document.documentElement.scrollWidth - innerWidth") == 0
+    table = report.locator("table.kpis")
+    before = report.locator(names).first.bounding_box()
+    table.evaluate("t => { t.scrollLeft = t.scrollWidth; }")
+    after = report.locator(names).first.bounding_box()
+    assert before and after and abs(after["x"] - before["x"]) < 1, (before, after)  # the name stays in view
+    page.context.close()
