@@ -355,3 +355,25 @@ def test_the_reports_assessment_table_reads_on_a_phone(server: str, browser: Any
     after = report.locator(names).first.bounding_box()
     assert before and after and abs(after["x"] - before["x"]) < 1, (before, after)  # the name stays in view
     page.context.close()
+
+
+def test_the_one_maps_filters_read_whole_on_a_phone(server: str, browser: Any) -> None:
+    """一张图's filters on a phone: each name on one line above its choice (分|类 and 受理时|间 stood a character or two
+    a line beside the select, squeezed by the rule that makes a fieldset's ticks their whole line)."""
+    for viewport in PHONES:
+        page = _phone(browser, server, viewport, "lead")
+        page.goto(server + "/map")
+        lines = page.evaluate(
+            """[...document.querySelectorAll('[data-testid="map-filters"] label')].map(label => {
+                const text = document.createRange(); text.selectNodeContents(label.firstChild);
+                const select = label.querySelector('select').getBoundingClientRect();
+                return [label.firstChild.textContent.trim(),
+                        new Set([...text.getClientRects()].map(r => Math.round(r.top))).size,
+                        Math.round(select.width)]; })"""
+        )
+        assert [name for name, _, _ in lines] == ["分类", "受理时间"], lines
+        room = page.evaluate("document.querySelector('[data-testid=\"map-filters\"]').clientWidth")
+        assert all(n == 1 and width > room * 0.8 for _, n, width in lines), (viewport, lines, room)
+        assert _sideways(page)[0] == 0
+        page.context.close()
+
