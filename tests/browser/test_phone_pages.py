@@ -37,7 +37,9 @@ from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Order
 from process_helpers import BROWSER_SIDE, CHROMIUM, PHONES, served_app
-from web_helpers import PASSWORD, build_world, sign_in, use_world_env
+from test_web_brain import PERIOD
+from test_web_brain import world as brain_world  # noqa: F401  (a fixture: June's recurring problems)
+from web_helpers import PASSWORD, build_world, sign_in, use_world_env, world_env
 
 pytestmark = [
     pytest.mark.sqlite_only(BROWSER_SIDE),
@@ -377,3 +379,17 @@ def test_the_one_maps_filters_read_whole_on_a_phone(server: str, browser: Any) -
         assert _sideways(page)[0] == 0
         page.context.close()
 
+
+@pytest.mark.usefixtures("brain_world")
+def test_a_findings_name_is_a_thumbs_target(browser: Any, app_db: str, tmp_path: Path) -> None:
+    """风险预警 on a phone: each finding's name, the way to its orders, is a 44-px target (a 25-px line it was), and a
+    long one wraps as one text within the screen."""
+    env = {"CITYHUB_DATABASE_URL": app_db, **world_env(tmp_path / "no-model"), "CITYHUB_FILES_DIR": str(tmp_path)}
+    with served_app(env, tmp_path / "serve.log") as base:
+        page = _phone(browser, base, PHONES[1], "lead")
+        page.goto(f"{base}/brain/findings?period={PERIOD}")
+        titles = '[data-testid="findings"] a.finding-title'
+        assert page.locator(titles).count() >= 2
+        assert page.evaluate(_SMALL_TARGETS, titles) == []
+        assert _sideways(page)[0] == 0
+        page.context.close()
