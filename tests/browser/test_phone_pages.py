@@ -393,3 +393,29 @@ def test_a_findings_name_is_a_thumbs_target(browser: Any, app_db: str, tmp_path:
         assert page.evaluate(_SMALL_TARGETS, titles) == []
         assert _sideways(page)[0] == 0
         page.context.close()
+
+
+# Each row of a table of figures: how far its cells' first lines of text stand apart vertically (0: on one line).
+_ROW_LINES = """sel => [...document.querySelectorAll(sel)].map(tr => {
+    const tops = [...tr.cells].map(td => { const text = document.createRange(); text.selectNodeContents(td);
+        const first = [...text.getClientRects()].filter(r => r.height)[0];
+        return first ? first.top + first.height / 2 : null; })
+        .filter(top => top !== null);
+    return [tr.cells[0].textContent.trim(), Math.round(Math.max(...tops) - Math.min(...tops))]; })
+    .filter(([, apart]) => apart > 3)"""
+
+
+def test_a_figure_stands_on_its_names_line_on_a_phone(server: str, browser: Any) -> None:
+    """The dashboard's and an assessment's figures on their names' lines: beside a 44-px link the figure stood at the
+    top of the row, 10 px above its name (办结-已解决 … 51)."""
+    with session_scope() as s:
+        street = s.scalars(select(Unit.id).where(Unit.code == "W-JT")).one()
+    for username, path, rows in (
+        ("lead", "/dashboard", '[data-testid="by-state"] tr, [data-testid="by-street"] tr'),
+        ("sup", f"/assessment/{street}", '[data-testid="assessment"] tbody tr'),
+    ):
+        page = _phone(browser, server, PHONES[0], username)
+        page.goto(server + path)
+        assert page.locator(rows).count() >= 2, path
+        assert page.evaluate(_ROW_LINES, rows) == [], path
+        page.context.close()
