@@ -309,7 +309,7 @@ def test_the_administrators_lists_and_the_overseers_pages_read_and_tap_on_a_phon
         ("sup", f"/assessment/{street}", '[data-testid="assessment"] td a'),  # each figure's orders
         ("sup", "/brain/findings", '[data-testid="brain-subnav"] a'),
         ("lead", "/map", ".leaflet-control-zoom a"),
-        ("lead", "/map?screen=1", ".leaflet-control-zoom a, .layer-toggle input"),
+        ("lead", "/map?screen=1", ".leaflet-control-zoom a, .layer-toggle input, [data-testid=screen-exit]"),
     ):
         page = _phone(browser, server, PHONES[0], username)
         page.goto(server + path)
