@@ -5,7 +5,9 @@ reasons folded (a queued order was ~600 px tall: one a screen, two now); the rou
 knowledge entries, sensors, alarms and alarm rules are a card per row — no table scrolled sideways with its names a
 character or two a line (组织机构 was 76,000 px tall, 广|州|市|白|云|区…) — the links of a card, of the order list
 and the configuration log, of the dashboard's and an assessment's figures, the city brain's tabs, the map's zoom and
-the big screen's layers are 44-px targets.
+the big screen's layers are 44-px targets. A leader between meetings: the dashboard's tile figures, the 专报's
+downloads, the one map's indicators, a finding's name and 退出大屏 are 44-px targets, a figure stands on its name's
+line, the 专报's assessment table keeps each unit's name whole and in view, the map's filters read whole.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
 otherwise. What is measured is the browser's layout: SQLite only.
