@@ -2346,6 +2346,29 @@ def test_the_approver_is_told_when_the_urgency_was_raised_after_the_extension_re
     assert 'data-testid="raised-since-request"' not in sup.get(f"/orders/{order.id}").text
 
 
+def test_the_approver_reads_the_extension_request_above_the_decision(org) -> None:
+    """批准延期 / 驳回延期: the days asked, why, by whom and when stand with the time limit, above the actions — a
+    supervisor deciding on a phone read the reason in the trail, a screen below the two buttons."""
+    order = _order()
+    disp, sup, hand = login("disp"), login("sup"), login("hand_a")
+    _act(disp, order.id, "dispatch", unit_id=str(org["street_a"]))
+    _act(hand, order.id, "accept")
+    assert 'data-testid="extension-request"' not in sup.get(f"/orders/{order.id}").text
+    assert _act(hand, order.id, "request_extension", days="4", reason="需协调住建部门联合执法").status_code == 303
+    page = sup.get(f"/orders/{order.id}").text
+    asked = re.search(r'<p class="notice" data-testid="extension-request">(.*?)</p>', page, re.S)
+    assert asked, page
+    words = re.sub(r"<[^>]+>", "", asked.group(1))
+    with session_scope() as s:
+        handler = s.scalars(select(User).where(User.username == "hand_a")).one().full_name
+    assert "申请延期 4 个工作日：需协调住建部门联合执法" in words and handler and handler in words, words
+    assert page.index('data-testid="extension-request"') < page.index('data-testid="action-approve_extension"')
+    english = sup.get("/lang/en", params={"next": f"/orders/{order.id}"}).text
+    assert "Extension of 4 working days requested" in english
+    assert _act(sup, order.id, "approve_extension").status_code == 303  # decided: nothing pending to show
+    assert 'data-testid="extension-request"' not in sup.get(f"/orders/{order.id}").text
+
+
 def test_supervisors_list_the_extension_requests_waiting_for_their_decision(org) -> None:
     """延期审批: a supervisor finds the orders whose extension request waits for them (the list's filter, the API's
     ``extension_pending``), each marked; a decided one leaves the list."""

@@ -1278,6 +1278,14 @@ def _last_urge(order: Order, rows: list[dict[str, Any]]) -> Any:
     return next((row for row in reversed(rows) if row["event"].action == Action.URGE.value), None)
 
 
+def _extension_request(order: Order, rows: list[dict[str, Any]]) -> Any:
+    """The trail's pending 申请延期 — days, why, who, when — shown with the time limit above the actions, where a
+    supervisor deciding it on a phone reads it (the reason stood in the trail, a screen below 批准延期 and 驳回延期)."""
+    if not order.extension_pending:
+        return None
+    return next((row for row in reversed(rows) if row["event"].action == Action.REQUEST_EXTENSION.value), None)
+
+
 def _my_actions(db: Session, order: Order, principal: Principal) -> list[Action]:
     """What GET /orders/{id}/actions lists (``workorders.views.actions_of``) that the page has a form for."""
     return [a for a in actions_of(db, order, principal) if a in ACTION_FIELDS]
@@ -1524,6 +1532,7 @@ def _detail_page(
         sent_back=sent_back,
         returned_by=returned_by,
         urged=_last_urge(order, events) if staff else None,
+        extension_request=_extension_request(order, events) if staff else None,
         raised_since_request=_raised_since_request(order, events),
         actions=[(a, _form_fields(order, a)) for a in actions],
         # 答复 is not offered while assisting units have not answered: who they are, how to reach them.
