@@ -1388,6 +1388,8 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     # days "left" of the old limit; the citizen sees no limit until there is a new one.
     limit = re.search(r'<section data-testid="sla">.*?</section>', staff_page, flags=re.S).group(0)  # type: ignore[union-attr]
     assert "已停止计时" in limit and "剩余" not in limit
+    listed = sup.get("/orders", params={"state": "returned"}).text  # the list's due column says so too
+    assert 'data-testid="clock-stopped">已停止计时，待重新派单<' in listed
 
     page = client.get(f"/orders/{order_id}").text
     assert 'data-testid="sla"' not in page

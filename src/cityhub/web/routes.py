@@ -1089,6 +1089,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         errors=errors,
         states=list(State),
         open_states=OPEN_STATES,
+        awaiting_dispatch=AWAITING_DISPATCH,
         channels=list(Channel),
         needs=enterprise.NEEDS,
         rated_states=RATED_STATES,
