@@ -1262,29 +1262,22 @@ def _sent_back(rows: list[dict[str, Any]]) -> Any:
     return last if last is not None and last.action == Action.REJECT_REPLY.value else None
 
 
-def _returned_by(order: Order, rows: list[dict[str, Any]]) -> Any:
-    """The trail's newest 退单 while the order waits to be dispatched again: who sent it back and why, which the
-    dispatcher chooses the next unit by (the queue says it; the page said it only in the trail, below)."""
-    if order.state != State.RETURNED:
-        return None
-    return next((row["event"] for row in reversed(rows) if row["event"].action == Action.RETURN.value), None)
+def _newest(rows: list[dict[str, Any]], action: Action) -> Any:
+    """The trail's newest row of ``action`` (None: there is none)."""
+    return next((row for row in reversed(rows) if row["event"].action == action.value), None)
 
 
 def _last_urge(order: Order, rows: list[dict[str, Any]]) -> Any:
     """The trail's newest 督办催办 while the order is open: shown with the order's heading — what was asked, by whom,
     when — where a handler opening it on a phone sees it first (the count stood among the facts, the message in the
     trail under the actions, two screens down)."""
-    if order.state not in OPEN_STATES or not order.urge_count:
-        return None
-    return next((row for row in reversed(rows) if row["event"].action == Action.URGE.value), None)
+    return _newest(rows, Action.URGE) if order.state in OPEN_STATES and order.urge_count else None
 
 
 def _extension_request(order: Order, rows: list[dict[str, Any]]) -> Any:
     """The trail's pending 申请延期 — days, why, who, when — shown with the time limit above the actions, where a
     supervisor deciding it on a phone reads it (the reason stood in the trail, a screen below 批准延期 and 驳回延期)."""
-    if not order.extension_pending:
-        return None
-    return next((row for row in reversed(rows) if row["event"].action == Action.REQUEST_EXTENSION.value), None)
+    return _newest(rows, Action.REQUEST_EXTENSION) if order.extension_pending else None
 
 
 def _my_actions(db: Session, order: Order, principal: Principal) -> list[Action]:
@@ -1512,7 +1505,9 @@ def _detail_page(
     needs_categories = any(kind == "category" for a in actions for _, kind, _ in ACTION_FIELDS[a])
     events = _event_rows(db, order, principal, reading)
     sent_back = _sent_back(events) if staff else None
-    returned_by = _returned_by(order, events) if decision is not None else None
+    # 退单: who sent it back and why, which the dispatcher chooses the next unit by, as the queue says it.
+    routed_back = decision is not None and order.state == State.RETURNED
+    returned_by = dispatch.last_returns(db, [order.id]).get(order.id) if routed_back else None
     if returned_by is not None:
         ids.add(returned_by.unit_id)
     unmasked = sees_personal_data(principal, order)
