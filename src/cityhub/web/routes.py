@@ -736,7 +736,6 @@ def _intake_page(
         appeal_types=list(AppealType),
         urgencies=list(Urgency),
         categories=support.active_categories(db),
-        can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
         can_import=permissions.allows(principal.role, permissions.ORDERS_IMPORT),
         needs=enterprise.NEEDS,
         can_see_callers=principal.role in permissions.UNMASKED_ROLES,
@@ -768,7 +767,6 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
         fragment=True,
         principal=principal,
         assistance=_assistance(db, principal, form),
-        can_answer=permissions.allows(principal.role, permissions.act(Action.INSTANT_ANSWER)),
     )
 
 
