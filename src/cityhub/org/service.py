@@ -616,15 +616,19 @@ def update_unit(session: Session, *, unit_id: int, data: UnitUpdate, actor: Any 
 UNIT_ROLES = frozenset({Role.OPERATOR, Role.DISPATCHER, Role.HANDLER, Role.INSPECTOR, Role.SUPERVISOR, Role.LEADER})
 
 
+def username_alike(session: Session, username: str) -> str | None:
+    """The login name an account holds that is ``username`` but for letter case, if any. Logins match a name exactly:
+    "Admin" beside "admin" would be a second account people take for the first, so :func:`create_user` refuses it."""
+    return session.scalars(select(User.username).where(func.lower(User.username) == username.lower())).first()
+
+
 def create_user(session: Session, *, data: UserCreate) -> User:
     """Create a user (no password yet); staff need a unit, citizens have none."""
     if not USERNAME_PATTERN.match(data.username):
         raise ValidationFailed(f"invalid username {data.username!r}", details={"field": "username"})
     if get_user_by_username(session, username=data.username) is not None:
         raise Conflict(f"username {data.username} already exists")
-    # Logins match a name exactly: "Admin" beside "admin" would be a second account people take for the first.
-    alike = session.scalars(select(User.username).where(func.lower(User.username) == data.username.lower())).first()
-    if alike is not None:
+    if (alike := username_alike(session, data.username)) is not None:
         raise Conflict(f"username {data.username} already exists as {alike} (names differing only in case are one)")
     if data.role == Role.CITIZEN and data.unit_id is not None:
         raise ValidationFailed("a citizen belongs to no unit", details={"field": "unit_id"})

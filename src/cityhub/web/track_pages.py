@@ -16,11 +16,11 @@ from fastapi.responses import HTMLResponse, Response
 from cityhub.api.deps import DbSession
 from cityhub.auth.errors import TooManyAttempts
 from cityhub.auth.views import _client_ip
-from cityhub.dispatch.service import QUEUE_STATES
 from cityhub.errors import InvalidTransition, NotFound, ValidationFailed
 from cityhub.web import support
 from cityhub.web.support import FormBody, render
 from cityhub.workorders import tracking
+from cityhub.workorders.lifecycle import AWAITING_DISPATCH
 
 router = APIRouter(include_in_schema=False)
 PATH = "/track"
@@ -29,7 +29,7 @@ PATH = "/track"
 def _page(request: Request, *, status_code: int = 200, **context: Any) -> Response:
     token = secrets.token_urlsafe(24)
     # 正在分派 only while the appeal waits to be dispatched: one answered on the spot or cancelled has no unit to come.
-    context.setdefault("queue_states", QUEUE_STATES)
+    context.setdefault("queue_states", AWAITING_DISPATCH)
     response = render(request, "track.html", status_code=status_code, track_csrf=token, **context)
     support.set_login_csrf(response, token, path=PATH)
     response.headers["Cache-Control"] = "no-store"

@@ -25,6 +25,7 @@ from cityhub.db import contains_text, utcnow
 from cityhub.errors import CityhubError
 from cityhub.org.models import Role, Unit, User
 from cityhub.org.schemas import UserCreate
+from cityhub.org.service import username_alike
 from cityhub.web import forms, support
 from cityhub.web.forms import field_errors
 from cityhub.web.support import FormBody, PageError, render
@@ -56,12 +57,6 @@ def _errors(t: Any, exc: ValidationError | CityhubError) -> dict[str, str]:
     if isinstance(exc, CityhubError) and ("needs a unit" in exc.message or "belongs to no unit" in exc.message):
         return {"unit_id": t("users.unit_for_role")}
     return field_errors(t, exc)
-
-
-def _username_taken(db: Session, username: str) -> bool:
-    """Whether an account holds ``username``, or the same name in other case (which ``org.create_user`` refuses)."""
-    taken = select(User.id).where(func.lower(User.username) == username.lower())
-    return bool(username) and db.scalars(taken).first() is not None
 
 
 def _payload(form: Any) -> dict[str, Any]:
@@ -186,7 +181,8 @@ def create_user(request: Request, db: DbSession, form: FormBody) -> Response:
         values = form.values(USER_FIELDS)
         errors = _errors(t, exc)
         # A login name already taken is said with the form's other problems, not once they are mended.
-        if "username" not in errors and _username_taken(db, form.get("username").strip()):
+        typed_name = form.get("username").strip()
+        if "username" not in errors and typed_name and username_alike(db, typed_name) is not None:
             errors["username"] = t("users.taken")
         return _list_page(request, db, principal, values=values, errors=errors, status_code=422)
     if typed:
