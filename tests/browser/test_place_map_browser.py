@@ -217,6 +217,35 @@ def test_without_any_street_or_community_outline_the_pick_map_says_so(server: di
     page.context.close()
 
 
+def test_a_point_tapped_before_the_outlines_are_read_is_said_once_they_are(
+    server: dict[str, Any], browser: Any
+) -> None:
+    """On a slow line the outlines may come after the first tap: where the point lies is said only once they are
+    read, so a district without street or community outlines is not told the point lies outside them all."""
+    with session_scope() as s:
+        s.execute(update(Unit).where(Unit.tier != UnitTier.DISTRICT).values(boundary=None))
+    page = _phone(browser, server["base"], PHONES[0], "grid")
+    held: list[Any] = []
+    page.route("**/api/v1/places/boundaries*", lambda route: held.append(route))  # answered below, after the tap
+    page.goto(f"{server['base']}/intake")
+    page.locator("#place-map").scroll_into_view_if_needed()
+    while not held:
+        page.wait_for_timeout(50)
+    assert page.get_attribute("#place-map", "data-loaded") is None
+    box = page.locator("#place-map").bounding_box()  # the district's centre, not yet fitted to its outline
+    page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    wait_in_page(page, "document.querySelector('#f-lat').value !== ''")
+    page.wait_for_timeout(500)  # the position's own answer has come by now
+    assert page.get_attribute("#place-where", "data-placed") is None
+    held[0].continue_()
+    wait_in_page(page, "document.querySelector('#place-where').getAttribute('data-placed') === 'no'")
+    said = page.locator('[data-testid="place-where"]').inner_text()
+    assert "尚未录入镇街和村社的边界" in said and "不在本区" not in said
+    assert page.get_attribute("#place-map", "data-loaded") == "1"
+    assert not page.problems, page.problems
+    page.context.close()
+
+
 def test_the_keyboard_goes_into_the_pick_map_and_out_of_it(server: dict[str, Any], browser: Any) -> None:
     """The map is one tab stop (its arrows pan it) between the address and the rest of the form: Tab leaves it. A
     citizen's form (我要反映) has it as an inspector's does."""

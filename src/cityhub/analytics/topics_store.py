@@ -374,14 +374,15 @@ def topics_for_period(
 
 def _without_cancelled(session: Session, topic_ids: Sequence[int]) -> dict[int, tuple[int, Any, Any]]:
     """Size and time span (:func:`topic_spans`) of those of ``topic_ids`` holding an order cancelled since it was
-    mined, counted without it (:func:`counted`); the others keep their stored figures. Found from the cancelled
-    orders (a few percent, ``ix_orders_state_created``) rather than by counting every order of the busiest topics."""
+    mined, counted without it (:func:`counted`); the others keep their stored figures. Found from the orders not
+    counted (``~counted()``, the cancelled: a few percent, ``ix_orders_state_created``) rather than by counting every
+    order of the busiest topics."""
     if not topic_ids:
         return {}
     touched = session.scalars(
         select(HotTopicOrder.topic_id)
         .join(Order, Order.id == HotTopicOrder.order_id)
-        .where(Order.state == State.CANCELLED, (HotTopicOrder.topic_id + 0).in_(list(topic_ids)))
+        .where(~counted(), (HotTopicOrder.topic_id + 0).in_(list(topic_ids)))
         .distinct()
     ).all()
     return topic_spans(session, list(touched))
