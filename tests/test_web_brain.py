@@ -367,8 +367,11 @@ def test_topics_pages_and_the_dashboard_link_to_a_topic(world) -> None:
     assert f'href="/brain/topics/{world["noise_topic"]}?period={PERIOD}"' in page.text
     row = page.text.split(f'data-testid="topic-{world["noise_topic"]}"')[1].split("</tr>")[0]
     assert "新" in row and "2026-06-" in row  # new in the month, with its span
+    # 热度 is a bare number (2.31): the list and a topic's page say what it weighs and that it only ranks.
+    assert "热度只用于话题之间比较排序，没有上限" in page.text.split('data-testid="heat-help"')[1]
     topic = client.get(f"/brain/topics/{world['noise_topic']}", params={"period": PERIOD})
     assert topic.status_code == 200
+    assert "没有上限" in topic.text.split('data-testid="heat-help"')[1]
     listed = {int(i) for i in re.findall(r'href="/orders/(\d+)"', topic.text)}
     with session_scope() as s:
         members = set(s.scalars(select(HotTopicOrder.order_id).where(HotTopicOrder.topic_id == world["noise_topic"])))

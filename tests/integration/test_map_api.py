@@ -322,7 +322,7 @@ def test_indicators_are_the_scoped_counts_and_the_assessment_on_time_rate(client
     district = figures("m-lead")
     assert [district[n]["value"] for n in ("orders_today", "open", "overdue")] == [11, 10, 1]
     # The one completed order was replied at once: the assessment's on-time completion counts it, 1 of 1.
-    assert district["on_time_rate"]["value"] == 1.0 and district["on_time_rate"]["detail"] == "1/1"
+    assert district["on_time_rate"]["value"] == 1.0 and district["on_time_rate"]["detail"] == "计入 1 件，按时 1 件"
     assert district["on_time_rate"]["format"] == "percent"
     assert district["congestion"]["available"] is True and district["congestion"]["value"] is None  # no road segments
     assert district["active_alarms"]["value"] == 0 and district["active_alarms"]["level"] == "ok"
@@ -489,7 +489,16 @@ def test_sensors_alarms_and_the_monitors_figures_are_on_the_map_in_scope(client,
     assert figures["water_quality"]["value"] == 6.4 and figures["water_quality"]["level"] == "ok"  # class III
     # Traffic: the mean of the segments' latest index, (7.1 + 2.3) / 2 = 4.7 — lightly congested.
     assert (figures["congestion"]["value"], figures["congestion"]["level"]) == (4.7, "warn")
-    assert figures["congestion"]["detail"] == "TPI · 2" and figures["congestion"]["link"] == "/monitoring?kind=traffic"
+    # Said in words with what the figure is the mean of (TPI · 2 before: an abbreviation and a bare count).
+    assert figures["congestion"]["detail"] == "轻度拥堵 · 2 个路段均值，满分 10，越高越堵"
+    assert figures["congestion"]["link"] == "/monitoring?kind=traffic"
+    assert figures["air_quality"]["detail"] == "1 个站点的 PM2.5 均值"
+    assert figures["water_quality"]["detail"] == "1 个站点的溶解氧均值"
+    client.cookies.set("cityhub_lang", "en")
+    english = {i["name"]: i for i in _get(client, world, "m-lead", "/api/v1/map/indicators")["indicators"]}
+    client.cookies.delete("cityhub_lang")
+    assert english["congestion"]["detail"] == "slow · mean of 2 road segments, 0–10, higher is slower"
+    assert english["water_quality"]["detail"] == "dissolved oxygen, mean of 1 station"
 
     # 京溪's handler: its own water station only, no alarm of 景泰's; a view elsewhere draws nothing.
     mine = _collection(_get(client, world, "m-jx", "/api/v1/map/layers/sensors"))

@@ -176,7 +176,12 @@ def silent_sensors(ctx: MapContext) -> IndicatorValue:
     """Sensors in service and in scope that went silent (离线): their places are not watched; ``warn`` when one is."""
     sensors = list(ctx.session.scalars(select(Sensor).where(*_where(ctx))))
     silent = sum(c.state == SensorState.SILENT for c in sensor_conditions(ctx.session, sensors).values())
-    return IndicatorValue(silent, detail=f"/ {len(sensors)}", level="warn" if silent else "ok", link="/monitoring")
+    return IndicatorValue(
+        silent,
+        detail=ctx.t("map.ind.detail.in_service", n=len(sensors)),
+        level="warn" if silent else "ok",
+        link="/monitoring",
+    )
 
 
 def _latest_mean(ctx: MapContext, kind: str, metric: str) -> tuple[float | None, int]:
@@ -198,7 +203,9 @@ def air_quality(ctx: MapContext) -> IndicatorValue:
     if value is None:
         return IndicatorValue(None)
     level: Level = "ok" if value <= PM25_GOOD else "warn" if value <= PM25_POLLUTED else "alert"
-    return IndicatorValue(value, detail=f"PM2.5 · {stations}", level=level, link="/monitoring?kind=air_quality")
+    return IndicatorValue(
+        value, detail=ctx.t("map.ind.detail.air_quality", n=stations), level=level, link="/monitoring?kind=air_quality"
+    )
 
 
 def water_quality(ctx: MapContext) -> IndicatorValue:
@@ -207,7 +214,12 @@ def water_quality(ctx: MapContext) -> IndicatorValue:
     if value is None:
         return IndicatorValue(None)
     level: Level = "ok" if value >= DO_CLASS_III else "warn" if value >= DO_CLASS_V else "alert"
-    return IndicatorValue(value, detail=f"DO · {stations}", level=level, link="/monitoring?kind=water_quality")
+    return IndicatorValue(
+        value,
+        detail=ctx.t("map.ind.detail.water_quality", n=stations),
+        level=level,
+        link="/monitoring?kind=water_quality",
+    )
 
 
 def congestion(ctx: MapContext) -> IndicatorValue:
@@ -217,7 +229,12 @@ def congestion(ctx: MapContext) -> IndicatorValue:
     if value is None:
         return IndicatorValue(None)
     level: Level = "ok" if value < TPI_SLOW else "warn" if value < TPI_CONGESTED else "alert"
-    return IndicatorValue(value, detail=f"TPI · {segments}", level=level, link="/monitoring?kind=traffic")
+    return IndicatorValue(
+        value,
+        detail=ctx.t(f"map.ind.detail.congestion.{level}", n=segments),
+        level=level,
+        link="/monitoring?kind=traffic",
+    )
 
 
 register_layer(Layer("sensors", "map.layer.sensors", sensor_features, color="#7c4dcc", source="monitoring"))

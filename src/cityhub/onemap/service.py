@@ -706,7 +706,7 @@ def on_time_rate(ctx: MapContext) -> IndicatorValue:
     if rate is not None:
         level = "ok" if rate >= 0.9 else "warn" if rate >= 0.75 else "alert"
     link = "/dashboard" if ctx.principal.role in OVERSEERS else None
-    return IndicatorValue(rate, detail=f"{hits}/{total}", level=level, link=link)
+    return IndicatorValue(rate, detail=ctx.t("map.ind.detail.on_time", hits=hits, n=total), level=level, link=link)
 
 
 def active_hotspots(ctx: MapContext) -> IndicatorValue:
