@@ -490,7 +490,7 @@ def test_sensors_alarms_and_the_monitors_figures_are_on_the_map_in_scope(client,
     # Traffic: the mean of the segments' latest index, (7.1 + 2.3) / 2 = 4.7 — lightly congested.
     assert (figures["congestion"]["value"], figures["congestion"]["level"]) == (4.7, "warn")
     # Said in words with what the figure is the mean of (TPI · 2 before: an abbreviation and a bare count).
-    assert figures["congestion"]["detail"] == "轻度拥堵 · 2 个路段均值，满分 10，越高越堵"
+    assert figures["congestion"]["detail"] == "轻度拥堵 · 2 个路段的均值（0–10，越高越堵）"
     assert figures["congestion"]["link"] == "/monitoring?kind=traffic"
     assert figures["air_quality"]["detail"] == "1 个站点的 PM2.5 均值"
     assert figures["water_quality"]["detail"] == "1 个站点的溶解氧均值"
