@@ -195,3 +195,43 @@ def test_a_reply_that_does_not_take_up_the_matter_stays_weak(reply):
     q = rq.score_reply(LAMP_TITLE, LAMP_APPEAL, reply)
     assert q.weak, q
     assert q.reasons[0].split(":")[0] in {"boilerplate_only", "unrelated", "low_overall"}
+
+
+@pytest.mark.parametrize(
+    ("title", "appeal", "reply"),
+    [
+        # the matter in other words: flagged unrelated (relevance 0.00) before
+        (
+            "同心南路附近水浸街",
+            "同心南路一下雨就水浸街，行人无法通行。",
+            "已派三防队伍现场抽排，积水已退，排水改造工程正在报批。",
+        ),
+        (
+            "柏塘村遛狗不牵绳",
+            "柏塘村有人遛狗不牵绳，吓到小孩。",
+            "社区已上门劝导养犬人文明养犬，并联合派出所开展宣传。",
+        ),
+        ("举报朝阳路违章搭建", "朝阳路99号有人违章搭建。", "经核查该建筑已取得规划许可，不属于违法建设。"),
+        (
+            "华美路沙井冒污水",
+            "华美路沙井冒污水，臭气熏天。",
+            "经核查属小区内部管网，已督促物业公司清疏并对化粪池清掏。",
+        ),
+    ],
+)
+def test_a_reply_naming_the_matter_in_other_words_takes_it_up(title, appeal, reply):
+    q = rq.score_reply(title, appeal, reply)
+    assert q.relevance >= rq.LOW_RELEVANCE and not q.weak, q
+    assert not any(r.startswith(("unrelated", "low_relevance")) for r in q.reasons), q.reasons
+    assert rq.matter_words(f"{title}\n{appeal}", reply)
+
+
+def test_words_of_the_same_matter_do_not_make_a_reply_about_another_one_relevant():
+    # the appeal's matter (dogs) is not the reply's (fumes): no group links them
+    title, appeal = "柏塘村遛狗不牵绳", "柏塘村有人遛狗不牵绳，吓到小孩。"
+    reply = "已对周边企业开展排查，对废气收集设施不完善的企业责令整改。"
+    assert rq.matter_words(f"{title}\n{appeal}", reply) == ()
+    q = rq.score_reply(title, appeal, reply)
+    assert q.weak and q.reasons[0].startswith("unrelated"), q.reasons
+    # nor does a group the reply names while the appeal does not
+    assert rq.matter_words("路灯不亮", "已清运垃圾") == ()

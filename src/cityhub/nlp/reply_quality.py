@@ -9,10 +9,11 @@ A pure, rule-based scorer with no trained weights, so that it carries over to re
 - **completeness** (完整性): the appeal is split into its points (questions, 是否/能否/怎么/何时/多少…,
   requests, enumerated items); each point counts as addressed when its own key terms recur in the reply.
 
-In both, the appeal's *context* — where and when (places: the lexicon's place mentions and rjieba's ``ns``;
-times and durations: 一个多星期, 三天, 每天晚上, rjieba's ``t`` and ``m``) — counts when the reply repeats it and is
-never demanded: a reply that refers back to it (该处路灯已修复, 该路段, 上述问题) answers the matter as well as one
-restating 松柏东街 and 一个多星期.
+In both, a matter named in other words counts as named (水浸 ↔ 积水, 违章搭建 ↔ 违法建设, 遛狗 ↔ 养犬:
+:data:`MATTERS`, groups of words of one everyday matter), and the appeal's *context* — where and when (places: the
+lexicon's place mentions and rjieba's ``ns``; times and durations: 一个多星期, 三天, 每天晚上, rjieba's ``t`` and
+``m``) — counts when the reply repeats it and is never demanded: a reply that refers back to it (该处路灯已修复,
+该路段, 上述问题) answers the matter as well as one restating 松柏东街 and 一个多星期.
 - **basis** (可解释性): citations of policy and law (《…》, 第X条, 根据/依据/按照…规定, 〔2019〕12号) and facts
   (figures with units, dates, named departments, actions taken such as 经核实 / 已责令 / 已完成).
 - **timeliness** (及时性): working days between the appeal and the reply, on the Chinese working calendar.
@@ -43,8 +44,9 @@ from cityhub.workorders.calendar import WorkCalendar
 # 2: the appeal's places and times are context (2026-12-05); 3: places are the lexicon's place mentions.
 # 4: a reply about something else (unrelated) is capped as the other hard rules are, and every overall score below the
 # cut says so (low_overall), whatever else made the reply weak (2026-12-06); 5: the lexicon's place mentions take
-# bridges, stations, piers and malls, and fewer sentence fragments (2026-12-06).
-SCORER_VERSION = 5
+# bridges, stations, piers and malls, and fewer sentence fragments (2026-12-06); 6: the matter named in other words
+# counts (MATTERS, 2026-12-06).
+SCORER_VERSION = 6
 WEIGHTS = {"relevance": 0.35, "completeness": 0.25, "basis": 0.25, "timeliness": 0.15}
 WEAK_THRESHOLD = 0.35
 HARD_FAIL_CAP = 0.2  # the highest overall score of a reply a hard rule fails
@@ -240,6 +242,57 @@ def _bigrams(text: str) -> set[str]:
     return {text[i : i + 2] for i in range(len(text) - 1)}
 
 
+# Words of one matter (同一事项的不同说法). A reply naming the appeal's matter in other words — 水浸 answered by 积水,
+# 违章搭建 by 违法建设 and 拆除, 遛狗不牵绳 by 养犬 — takes it up as much as one repeating the appeal's word: an
+# appeal's key term inside a word of a group counts as taken up when the reply uses any word of the same group. Everyday
+# subjects of a 12345 hotline, written from the work (not read off any file); a group holds only words that name its
+# matter wherever they occur (no 问题, 处理, 卫生 alone).
+MATTERS: tuple[frozenset[str], ...] = tuple(
+    frozenset(group.split())
+    for group in (
+        "违建 违章建筑 违章搭建 违法建设 违法建筑 违规搭建 私搭乱建 乱搭乱建 乱搭建 搭建 加建 扩建 加盖 僭建 拆违 拆除",
+        "水浸 水浸街 积水 内涝 水淹 浸水 水涝 抽排 排涝 水浸问题 水深",
+        "狗 犬 宠物 养狗 遛狗 养犬 犬只 犬吠 狗叫",
+        "噪音 噪声 扰民 吵闹 喧哗 音响 分贝 夜间施工",
+        "沙井 污水 下水道 化粪池 管网 排水管 排污 冒水 疏通 清疏 清掏 渠道 臭水",
+        "路灯 照明 灯不亮 亮灯 灯杆 灯具",
+        "黑车 非法营运 非法载客 拉客 摩的 无证营运",
+        "停电 断电 供电 电压 跳闸 用电 电力 电网",
+        "停水 水压 供水 自来水 用水 水管爆裂 爆管",
+        "占道 占道经营 出店经营 乱摆卖 摆摊 摆卖 摊档 摊贩 小贩 流动商贩",
+        "垃圾 清运 环卫 保洁 垃圾桶 垃圾站 清扫 垃圾堆",
+        "押金 房东 租客 租房 租赁 出租屋 房租 租金",
+        "欠薪 拖欠工资 工资 薪酬 劳动报酬 劳动监察 讨薪 劳动仲裁",
+        "社保 养老保险 医保 医疗保险 参保 社会保险 社保卡 转移接续 养老金",
+        "公交 公交车 公交站 巴士 班次 过站不停 公交线路 公交公司 公交企业",
+        "乱停 违停 违章停车 乱停放 乱停乱放 占道停车 违法停车 拖移",
+        "油烟 异味 臭味 刺鼻 废气 气味 烟味 恶臭 废气收集",
+        "假冒 伪劣 假货 退款 退货 消费者 消费纠纷 商家",
+        "树木 大树 树枝 修剪 倒伏 绿化 砍伐 枯树 绿地",
+        "坑洼 路面 坑槽 路面破损 修补 铺装 井盖",
+        "电梯 困人 维保 电梯故障",
+        "学位 入学 招生 积分入学 转学 插班 学籍",
+        "物业 物业公司 物业费 业委会 业主委员会 物业服务",
+        "燃气 煤气 天然气 漏气 气瓶 液化气",
+        "工地 泥头车 渣土 扬尘 余泥",
+        "蚊虫 蚊子 蟑螂 老鼠 灭鼠 消杀 病媒",
+        "拆迁 征收 征地 补偿 安置 回迁",
+        "停车位 车位 停车场 停车费 泊位",
+    )
+)
+
+
+def matter_words(appeal: str, reply: str) -> tuple[str, ...]:
+    """The words of :data:`MATTERS` the appeal uses, of each group the reply names too (in the same words or
+    others): an appeal's key term inside one of them is taken up by the reply."""
+    found: list[str] = []
+    for group in MATTERS:
+        used = [w for w in group if w in appeal]
+        if used and any(w in reply for w in group):
+            found.extend(used)
+    return tuple(found)
+
+
 def _term_hit(term: str, reply: str, reply_bigrams: set[str]) -> float:
     """1 when the term occurs in the reply; partial credit when most of its character bigrams do."""
     if term in reply:
@@ -252,13 +305,20 @@ def _term_hit(term: str, reply: str, reply_bigrams: set[str]) -> float:
 
 
 def _coverage(
-    terms: dict[str, float], reply: str, reply_bigrams: set[str], context: frozenset[str] = frozenset()
+    terms: dict[str, float],
+    reply: str,
+    reply_bigrams: set[str],
+    context: frozenset[str] = frozenset(),
+    matter: tuple[str, ...] = (),
 ) -> float:
     """Weighted share of ``terms`` the reply takes up; a ``context`` term counts when the reply repeats it, never
-    against it (half-repeated is left out too, so that a shorter reply never covers more)."""
+    against it (half-repeated is left out too, so that a shorter reply never covers more); a term inside one of the
+    ``matter`` words (:func:`matter_words`) is taken up."""
     total = hit = 0.0
     for t, w in terms.items():
         h = _term_hit(t, reply, reply_bigrams)
+        if h < 1.0 and any(t in m or m in t for m in matter):
+            h = 1.0
         if t in context and h < 1.0:
             continue
         total += w
@@ -425,20 +485,28 @@ class ReplyQuality:
         return data
 
 
-def relevance_score(title: str, content: str, substance: str, context: frozenset[str] | None = None) -> float:
+def relevance_score(
+    title: str,
+    content: str,
+    substance: str,
+    context: frozenset[str] | None = None,
+    matter: tuple[str, ...] | None = None,
+) -> float:
     """Share of the appeal's weighted key terms (title counted twice) and places taken up by the reply; the
     appeal's places and times (``context``, :func:`context_terms` when not given) raise it when repeated and
-    never lower it when not."""
+    never lower it when not; its matter named in other words (``matter``, :func:`matter_words`) is taken up."""
     if not substance:
         return 0.0
     if context is None:
         context = context_terms(f"{title}\n{content}")
+    if matter is None:
+        matter = matter_words(f"{title}\n{content}", substance)
     terms = key_terms(content)
     for t, w in key_terms(title).items():
         terms[t] = terms.get(t, 0.0) + 2.0 * w
     top = dict(sorted(terms.items(), key=lambda kv: -kv[1])[:30])
     grams = _bigrams(substance)
-    cov = _coverage(top, substance, grams, context)
+    cov = _coverage(top, substance, grams, context, matter)
     alone = min(1.0, cov * 1.6)
     appeal_places = places(f"{title}\n{content}")
     if not appeal_places:
@@ -448,15 +516,21 @@ def relevance_score(title: str, content: str, substance: str, context: frozenset
 
 
 def completeness_score(
-    title: str, content: str, substance: str, context: frozenset[str] | None = None
+    title: str,
+    content: str,
+    substance: str,
+    context: frozenset[str] | None = None,
+    matter: tuple[str, ...] | None = None,
 ) -> tuple[float, int, float]:
     """(score, number of points, points addressed) — each point addressed, half-addressed or not; a point's places
-    and times (``context``) are not asked of the reply."""
+    and times (``context``) are not asked of the reply, its matter may be named in other words (``matter``)."""
     points = appeal_points(title, content)
     if not points:
         return (1.0 if substance else 0.0), 0, 0.0
     if context is None:
         context = context_terms(f"{title}\n{content}")
+    if matter is None:
+        matter = matter_words(f"{title}\n{content}", substance)
     grams = _bigrams(substance)
     addressed = 0.0
     counted = 0
@@ -465,7 +539,7 @@ def completeness_score(
         if not terms:
             continue
         counted += 1
-        share = _coverage(terms, substance, grams, context)
+        share = _coverage(terms, substance, grams, context, matter)
         addressed += 1.0 if share >= POINT_ADDRESSED else 0.5 if share >= POINT_PARTIAL else 0.0
     if counted == 0:
         return (1.0 if substance else 0.0), 0, 0.0
@@ -522,8 +596,9 @@ def score_reply(
         hard_fail = True
 
     context = context_terms(f"{title}\n{content}")
-    relevance = relevance_score(title, content, substance, context)
-    completeness, n_points, addressed = completeness_score(title, content, substance, context)
+    matter = matter_words(f"{title}\n{content}", substance)
+    relevance = relevance_score(title, content, substance, context, matter)
+    completeness, n_points, addressed = completeness_score(title, content, substance, context, matter)
     basis = basis_score(parts.substance)
     days: float | None = None
     timeliness: float | None = None
