@@ -235,3 +235,15 @@ def test_words_of_the_same_matter_do_not_make_a_reply_about_another_one_relevant
     assert q.weak and q.reasons[0].startswith("unrelated"), q.reasons
     # nor does a group the reply names while the appeal does not
     assert rq.matter_words("路灯不亮", "已清运垃圾") == ()
+
+
+def test_a_request_only_to_deal_with_the_matter_is_no_point_of_its_own():
+    title = "景云村垃圾成堆臭味大"
+    appeal = "景云村停车场旁垃圾成堆，天气一热臭气熏天。请有关部门核实处理，谢谢！"
+    # the point is the matter (the title), not 核实 — which a reply cleaning up the rubbish never says
+    assert rq.appeal_points(title, appeal) == [title]
+    q = rq.score_reply(title, appeal, "已组织村社保洁人员清理垃圾，并落实每日保洁责任人。")
+    assert q.points_addressed > 0 and not q.weak, q
+    # a request that says what is asked stays a point of its own
+    asked = "景云村垃圾成堆。请问垃圾什么时候能清运？"
+    assert rq.appeal_points(title, asked) == ["请问垃圾什么时候能清运？"]

@@ -45,7 +45,7 @@ from cityhub.workorders.calendar import WorkCalendar
 # 4: a reply about something else (unrelated) is capped as the other hard rules are, and every overall score below the
 # cut says so (low_overall), whatever else made the reply weak (2026-12-06); 5: the lexicon's place mentions take
 # bridges, stations, piers and malls, and fewer sentence fragments (2026-12-06); 6: the matter named in other words
-# counts (MATTERS, 2026-12-06).
+# counts (MATTERS), and a request only to deal with the matter (请核实处理) is no point of its own (2026-12-06).
 SCORER_VERSION = 6
 WEIGHTS = {"relevance": 0.35, "completeness": 0.25, "basis": 0.25, "timeliness": 0.15}
 WEAK_THRESHOLD = 0.35
@@ -340,8 +340,18 @@ _ENUM_SPLIT = re.compile(
 MAX_POINTS = 8
 
 
+# Words that ask for the matter to be dealt with, not what about: a request of only these (请有关部门核实处理,
+# 希望尽快处理) is no point of its own — the appeal's matter is, which any reply taking it up answers.
+_HANDLING_TEXT = """
+核实 核查 调查 查处 查实 彻查 调查处理 核实处理 尽快 尽早 及早 早日 赶紧 马上 立即 整改 落实 处置 跟进 督促
+协调 办理 管管 管一管 重视 过问
+"""
+HANDLING_WORDS = frozenset(_HANDLING_TEXT.split())
+
+
 def appeal_points(title: str, content: str) -> list[str]:
-    """The points an appeal raises: questions, requests and enumerated items (the title if none is found)."""
+    """The points an appeal raises: questions, requests and enumerated items (the title if none is found); a request
+    of only :data:`HANDLING_WORDS` is not one."""
     text = normalize(content)
     pieces: list[str] = []
     for s in sentences(text):
@@ -349,7 +359,8 @@ def appeal_points(title: str, content: str) -> list[str]:
     points: list[str] = []
     for p in pieces:
         is_enum = bool(re.match(r"^(?:\d{1,2}\s*[、.．)）]|[（(]|[一二三四五六七八九十]{1,2}\s*[、是]|第)", p))
-        if ("？" in p or "?" in p or _QUESTION_CUES.search(p) or _REQUEST_CUES.search(p) or is_enum) and key_terms(p):
+        asked = "？" in p or "?" in p or _QUESTION_CUES.search(p) or _REQUEST_CUES.search(p) or is_enum
+        if asked and not set(key_terms(p)) <= HANDLING_WORDS:
             points.append(p)
     seen: set[str] = set()
     unique = [p for p in points if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]
