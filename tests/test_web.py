@@ -4067,11 +4067,13 @@ def test_english_counts_agree_with_their_nouns() -> None:
     assert t("map.js.orders_in_cell", place="A", n=1, overdue=0) == "A: 1 open order (0 overdue)"
     assert t("map.js.orders_in_cell", place="A", n=2, overdue=1) == "A: 2 open orders (1 overdue)"
     assert t("calendar.rows_refused", n=1).startswith("1 row was not entered")
+    assert t("why.reply.incomplete", addressed=0, points=1) == "About 0 of the appeal's 1 point answered"
     assert i18n.Translator("zh-CN")("queue.bulk_done", n=1) == i18n.catalogue("zh-CN")["queue.bulk_done"].format(n=1)
-    counts = "n|count|total|calls|errors|days|kb|duplicates|similar|merged|cells"
-    bare = re.compile(
-        rf"\{{({counts})\}} (?:(?:open|new|more|imported|working|first|instant|possible|similar) )?[a-z]+s\b"
-    )
+    # "About 1 of the appeal's 1 points answered", "1 weekday holidays", "knows only 1 phrases" …
+    counts = "n|count|total|calls|errors|days|kb|duplicates|similar|merged|cells|points|known|asked|entered|universe"
+    counts += "|minutes|accept|finish"
+    adjective = "open|new|more|imported|working|first|instant|possible|similar|weekday|rejected"
+    bare = re.compile(rf"\{{({counts})\}} (?:(?:{adjective}) )*[a-z]+s\b")
     script = (Path(i18n.__file__).parent / "static" / "map.js").read_text(encoding="utf-8")
     assert "[^{}|]*" in script  # map.js's format reads {name|one|other}
     wrong = {k: v for k, v in i18n.catalogue("en").items() if bare.search(v) and "|" not in v}
