@@ -211,6 +211,9 @@ def test_the_report_in_english_has_english_words_and_no_chinese_but_the_datas(db
     assert "Satisfaction" in kpis and "Satisfaction: numerator/denominator" in kpis
     assert not any(k.name in str(h) for k in kpi.KPIS for h in kpis)
     assert "<td>Return rate</td><td>assignments the unit returned</td>" in html and "documentation" not in html
+    # Each ranking headed by its tier as the workbook's column names it (the departments' read "Unit", 单位).
+    ranking_section = html[html.index('<section id="rankings">') : html.index('<section id="hot-topics">')]
+    assert re.findall(r"<h3>(.*?)</h3>", ranking_section) == ["Street/town", "Department"]
     assert _stray_chinese("\n".join(_workbook_texts(result.files["xlsx"])), data) == []
 
     # What March's history does not show: a period under way, mined hot topics, findings.

@@ -825,6 +825,7 @@ def _environment(lang: str) -> Any:
     env.filters["places"] = lambda row: _places(row, lang)
     env.filters["span"] = lambda row: _span(row, lang)
     env.filters["score"] = _score
+    env.filters["tier"] = lambda tier: tier_name(tier, lang)
     return env
 
 
