@@ -3521,9 +3521,9 @@ def test_knowledge_base_edits_read_in_the_configuration_log_in_either_language(o
     rows = re.findall(r'data-area="kb_entry" data-target="\d+">(.*?)</tr>', english, re.S)
     import_row, edit_row, create_row = (html_unescape(re.sub(r"<[^>]+>", "", row)) for row in rows[1:4])
     assert (
-        "Knowledge entry" in create_row and "created" in create_row and "question: 社保卡丢了怎么补办？" in create_row
+        "Knowledge entry" in create_row and "Created" in create_row and "question: 社保卡丢了怎么补办？" in create_row
     )
-    assert "changed" in edit_row and "valid until: — → 2030-12-31" in edit_row
+    assert "Changed" in edit_row and "valid until: — → 2030-12-31" in edit_row
     assert "imported from kb.csv" in import_row
 
 
@@ -4099,9 +4099,15 @@ def test_the_order_lists_english_badges_read_as_labels_and_say_what_they_mean() 
         badges |= set(re.findall(r"\{\{ t\('([\w.]+\w)'\) \}\}\{\{ t\.colon \}\}", text))
         # A check box's label ("include inactive" beside 知识库's search).
         badges |= set(re.findall(r"<label><input type=\"checkbox\"[^>]*> \{\{ t\('([\w.]+\w)'\W", text))
+        # A family of labels, one per value, a cell's, a choice's or a heading's whole text: the sensors' states
+        # ("in service", "alarming"), the correlation graph's kinds of item (headed "topic", "place"), the
+        # configuration log's actions ("created", "key revoked").
+        family = r"<(td|option|h[1-6])[^>]*>\s*\{\{ t\('([\w.]+\.)' ~ [\w.]+\) \}\}\s*</\1>"
+        badges |= {key for _, prefix in re.findall(family, text) for key in en if key.startswith(prefix)}
     assert {"order.accept_overdue", "orders.urged", "mon.retired", "brain.topics.new", "order.actor"} <= badges
     assert {"rules.any_category", "common.yes", "mon.rule.every", "order.satisfied_yes", "queue.reason"} <= badges
     assert "kb.show_inactive" in badges
+    assert {"mon.status.active", "brain.node.topic", "log.action.update", "rules.tier.street"} <= badges
     lower = {key: en[key] for key in sorted(badges) if not en[key][0].isupper() and not en[key].startswith("{")}
     assert lower == {}, lower
     assert "accepted" not in en["order.accept_overdue"].lower()
