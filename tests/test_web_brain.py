@@ -471,6 +471,9 @@ def test_graph_page_shows_the_four_dimensions_and_pivots(world) -> None:
     assert 'title="学生">Students</a>' in chips and ">学生</a>" not in chips
     page = client.get("/brain/graph", params={"node": "group:学生", "period": PERIOD}).text
     assert re.search(r"“Students”: in \d+ of 116 orders", page) and ">学生<" not in page
+    # Typed as the page names it (the box read "Students" as no item).
+    typed = client.get("/brain/graph", params={"node": "students", "period": PERIOD}).text
+    assert re.search(r"“Students”: in \d+ of 116 orders", typed) and 'name="pivot" value="group:学生"' in typed
     problems = page.split('data-testid="graph-problems"')[1].split("</section>")[0]
     assert ">噪音</a>" in problems
     population = client.get("/brain/graph", params={"node": "噪音", "period": PERIOD}).text
