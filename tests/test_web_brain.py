@@ -383,6 +383,13 @@ def test_topics_pages_and_the_dashboard_link_to_a_topic(world) -> None:
     client.get("/lang/en")
     english = client.get(f"/brain/topics/{world['river_topic']}", params={"period": PERIOD}).text
     assert "<td>老年人</td>" in river and "<td>Older people</td>" in english
+    # Its key phrases, which the miner lists with 、, as an English list (they read "河水、发臭" in English).
+    with session_scope() as s:
+        label = s.get(HotTopic, world["river_topic"]).label  # type: ignore[union-attr]
+    assert "、" in label and f"<td>{label}</td>" in river
+    assert f"<td>{label.replace('、', ', ')}</td>" in english
+    listing = client.get("/brain/topics", params={"period": PERIOD}).text
+    assert f'<small class="hint">{label.replace("、", ", ")}</small>' in listing
 
 
 def test_a_topics_span_is_in_the_districts_days_as_its_orders_are(world) -> None:
