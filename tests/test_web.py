@@ -4068,6 +4068,10 @@ def test_english_counts_agree_with_their_nouns() -> None:
     assert t("map.js.orders_in_cell", place="A", n=2, overdue=1) == "A: 2 open orders (1 overdue)"
     assert t("calendar.rows_refused", n=1).startswith("1 row was not entered")
     assert t("why.reply.incomplete", addressed=0, points=1) == "About 0 of the appeal's 1 point answered"
+    # The verb agrees too (the import page read "1 new order is checked for duplicates first, then wait …").
+    queued = "{} new {} checked for duplicates first, then {} in the dispatch queue"
+    assert t("import.queued_dedupe_note", n=1) == queued.format(1, "order is", "waits")
+    assert t("import.queued_dedupe_note", n=2) == queued.format(2, "orders are", "wait")
     assert i18n.Translator("zh-CN")("queue.bulk_done", n=1) == i18n.catalogue("zh-CN")["queue.bulk_done"].format(n=1)
     # "About 1 of the appeal's 1 points answered", "1 weekday holidays", "knows only 1 phrases" …
     counts = "n|count|total|calls|errors|days|kb|duplicates|similar|merged|cells|points|known|asked|entered|universe"
