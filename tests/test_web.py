@@ -3521,9 +3521,9 @@ def test_knowledge_base_edits_read_in_the_configuration_log_in_either_language(o
     rows = re.findall(r'data-area="kb_entry" data-target="\d+">(.*?)</tr>', english, re.S)
     import_row, edit_row, create_row = (html_unescape(re.sub(r"<[^>]+>", "", row)) for row in rows[1:4])
     assert (
-        "Knowledge entry" in create_row and "created" in create_row and "question: 社保卡丢了怎么补办？" in create_row
+        "Knowledge entry" in create_row and "Created" in create_row and "question: 社保卡丢了怎么补办？" in create_row
     )
-    assert "changed" in edit_row and "valid until: — → 2030-12-31" in edit_row
+    assert "Changed" in edit_row and "valid until: — → 2030-12-31" in edit_row
     assert "imported from kb.csv" in import_row
 
 
@@ -4067,11 +4067,17 @@ def test_english_counts_agree_with_their_nouns() -> None:
     assert t("map.js.orders_in_cell", place="A", n=1, overdue=0) == "A: 1 open order (0 overdue)"
     assert t("map.js.orders_in_cell", place="A", n=2, overdue=1) == "A: 2 open orders (1 overdue)"
     assert t("calendar.rows_refused", n=1).startswith("1 row was not entered")
+    assert t("why.reply.incomplete", addressed=0, points=1) == "About 0 of the appeal's 1 point answered"
+    # The verb agrees too (the import page read "1 new order is checked for duplicates first, then wait …").
+    queued = "{} new {} checked for duplicates first, then {} in the dispatch queue"
+    assert t("import.queued_dedupe_note", n=1) == queued.format(1, "order is", "waits")
+    assert t("import.queued_dedupe_note", n=2) == queued.format(2, "orders are", "wait")
     assert i18n.Translator("zh-CN")("queue.bulk_done", n=1) == i18n.catalogue("zh-CN")["queue.bulk_done"].format(n=1)
-    counts = "n|count|total|calls|errors|days|kb|duplicates|similar|merged|cells"
-    bare = re.compile(
-        rf"\{{({counts})\}} (?:(?:open|new|more|imported|working|first|instant|possible|similar) )?[a-z]+s\b"
-    )
+    # "About 1 of the appeal's 1 points answered", "1 weekday holidays", "knows only 1 phrases" …
+    counts = "n|count|total|calls|errors|days|kb|duplicates|similar|merged|cells|points|known|asked|entered|universe"
+    counts += "|minutes|accept|finish"
+    adjective = "open|new|more|imported|working|first|instant|possible|similar|weekday|rejected"
+    bare = re.compile(rf"\{{({counts})\}} (?:(?:{adjective}) )*[a-z]+s\b")
     script = (Path(i18n.__file__).parent / "static" / "map.js").read_text(encoding="utf-8")
     assert "[^{}|]*" in script  # map.js's format reads {name|one|other}
     wrong = {k: v for k, v in i18n.catalogue("en").items() if bare.search(v) and "|" not in v}
@@ -4097,9 +4103,15 @@ def test_the_order_lists_english_badges_read_as_labels_and_say_what_they_mean() 
         badges |= set(re.findall(r"\{\{ t\('([\w.]+\w)'\) \}\}\{\{ t\.colon \}\}", text))
         # A check box's label ("include inactive" beside 知识库's search).
         badges |= set(re.findall(r"<label><input type=\"checkbox\"[^>]*> \{\{ t\('([\w.]+\w)'\W", text))
+        # A family of labels, one per value, a cell's, a choice's or a heading's whole text: the sensors' states
+        # ("in service", "alarming"), the correlation graph's kinds of item (headed "topic", "place"), the
+        # configuration log's actions ("created", "key revoked").
+        family = r"<(td|option|h[1-6])[^>]*>\s*\{\{ t\('([\w.]+\.)' ~ [\w.]+\) \}\}\s*</\1>"
+        badges |= {key for _, prefix in re.findall(family, text) for key in en if key.startswith(prefix)}
     assert {"order.accept_overdue", "orders.urged", "mon.retired", "brain.topics.new", "order.actor"} <= badges
     assert {"rules.any_category", "common.yes", "mon.rule.every", "order.satisfied_yes", "queue.reason"} <= badges
     assert "kb.show_inactive" in badges
+    assert {"mon.status.active", "brain.node.topic", "log.action.update", "rules.tier.street"} <= badges
     lower = {key: en[key] for key in sorted(badges) if not en[key][0].isupper() and not en[key].startswith("{")}
     assert lower == {}, lower
     assert "accepted" not in en["order.accept_overdue"].lower()

@@ -386,6 +386,13 @@ def test_topics_pages_and_the_dashboard_link_to_a_topic(world) -> None:
     client.get("/lang/en")
     english = client.get(f"/brain/topics/{world['river_topic']}", params={"period": PERIOD}).text
     assert "<td>老年人</td>" in river and "<td>Older people</td>" in english
+    # Its key phrases, which the miner lists with 、, as an English list (they read "河水、发臭" in English).
+    with session_scope() as s:
+        label = s.get(HotTopic, world["river_topic"]).label  # type: ignore[union-attr]
+    assert "、" in label and f"<td>{label}</td>" in river
+    assert f"<td>{label.replace('、', ', ')}</td>" in english
+    listing = client.get("/brain/topics", params={"period": PERIOD}).text
+    assert f'<small class="hint">{label.replace("、", ", ")}</small>' in listing
 
 
 def test_a_topics_span_is_in_the_districts_days_as_its_orders_are(world) -> None:
@@ -474,6 +481,9 @@ def test_graph_page_shows_the_four_dimensions_and_pivots(world) -> None:
     assert 'title="学生">Students</a>' in chips and ">学生</a>" not in chips
     page = client.get("/brain/graph", params={"node": "group:学生", "period": PERIOD}).text
     assert re.search(r"“Students”: in \d+ of 116 orders", page) and ">学生<" not in page
+    # Typed as the page names it (the box read "Students" as no item).
+    typed = client.get("/brain/graph", params={"node": "students", "period": PERIOD}).text
+    assert re.search(r"“Students”: in \d+ of 116 orders", typed) and 'name="pivot" value="group:学生"' in typed
     problems = page.split('data-testid="graph-problems"')[1].split("</section>")[0]
     assert ">噪音</a>" in problems
     population = client.get("/brain/graph", params={"node": "噪音", "period": PERIOD}).text

@@ -180,8 +180,10 @@ def test_the_big_screen_clock_keeps_the_district_time_on_a_screen_set_to_another
     """The big screen's clock and the map's "updated at" read in the district's zone, as the figures the server
     writes beside them do — also on a wall screen whose own zone is UTC or New York."""
     district = get_settings().tz
-    for zone in ("UTC", "America/New_York"):
-        context = browser.new_context(locale="zh-CN", timezone_id=zone, viewport={"width": 1920, "height": 1080})
+    # The day as the pages write it, in English too (there it read 12/7/2026, month first).
+    for zone, lang in (("UTC", "zh-CN"), ("America/New_York", "zh-CN"), ("UTC", "en")):
+        context = browser.new_context(locale=lang, timezone_id=zone, viewport={"width": 1920, "height": 1080})
+        context.add_cookies([{"name": "cityhub_lang", "value": lang, "url": server["base"]}])
         page = context.new_page()
         page.set_default_timeout(60_000)
         _sign_in_as_lead(page, server["base"])
@@ -189,7 +191,9 @@ def test_the_big_screen_clock_keeps_the_district_time_on_a_screen_set_to_another
         page.wait_for_selector("body.screen #map[data-loaded-orders]")
         wait_in_page(page, "/\\d+:\\d+:\\d+/.test(document.querySelector('#map-status').textContent)")
         now = datetime.now(district)
-        y, mo, d, h, mi, sec = (int(x) for x in re.findall(r"\d+", page.inner_text("#screen-clock")))
+        shown_clock = page.inner_text("#screen-clock")
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", shown_clock), (lang, shown_clock)
+        y, mo, d, h, mi, sec = (int(x) for x in re.findall(r"\d+", shown_clock))
         shown = datetime(y, mo, d, h, mi, sec, tzinfo=district)
         assert abs((shown - now).total_seconds()) < 120, (zone, shown, now)
         h, mi, sec = (int(x) for x in re.search(r"(\d+):(\d+):(\d+)", page.inner_text("#map-status")).groups())

@@ -211,6 +211,9 @@ def test_the_report_in_english_has_english_words_and_no_chinese_but_the_datas(db
     assert "Satisfaction" in kpis and "Satisfaction: numerator/denominator" in kpis
     assert not any(k.name in str(h) for k in kpi.KPIS for h in kpis)
     assert "<td>Return rate</td><td>assignments the unit returned</td>" in html and "documentation" not in html
+    # Each ranking headed by its tier as the workbook's column names it (the departments' read "Unit", 单位).
+    ranking_section = html[html.index('<section id="rankings">') : html.index('<section id="hot-topics">')]
+    assert re.findall(r"<h3>(.*?)</h3>", ranking_section) == ["Street/town", "Department"]
     assert _stray_chinese("\n".join(_workbook_texts(result.files["xlsx"])), data) == []
 
     # What March's history does not show: a period under way, mined hot topics, findings.
@@ -222,7 +225,7 @@ def test_the_report_in_english_has_english_words_and_no_chinese_but_the_datas(db
         {
             "id": 7,
             "topic": "小区夜间施工噪音扰民",
-            "label": "施工 噪音",
+            "label": "施工、噪音",
             "count": 1,
             "size": 9,
             "heat": 12.5,
@@ -252,11 +255,13 @@ def test_the_report_in_english_has_english_words_and_no_chinese_but_the_datas(db
     reports.write_xlsx(built, tmp_path / "en.xlsx", lang="en")
     [row] = load_workbook(tmp_path / "en.xlsx")["Hot topics"].iter_rows(min_row=2, values_only=True)
     assert row[7:9] == ("Rising", "2026-03-03 to 2026-03-28") and row[10] == "Older people, Children"
+    # The key phrases the product listed with 、 are listed as English lists are ("施工、噪音" in English).
+    assert row[3] == "施工, 噪音" and "<small>施工, 噪音</small>" in html
     topic = built.hot_topics[0]
     topic_data = [
         *data,
         topic["topic"],
-        topic["label"],
+        *topic["label"].split("、"),
         *topic["period_places"],
         "城乡建设/路灯",
         "路灯",

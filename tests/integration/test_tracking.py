@@ -160,6 +160,27 @@ def test_the_page_looks_up_and_rates_behind_its_form_token(world) -> None:
     assert c.post("/api/v1/track", json=who).json()["satisfied"] is True
 
 
+def test_the_progress_reads_as_what_happened_in_english(world) -> None:
+    """The milestones were named by the staff's buttons — "Receive", "Dispatch · 人和镇", "Accept": in English they say
+    what happened to the appeal; in Chinese the words stay the trail's (受理, 派单)."""
+    c = world["client"]
+    who = {"number": world["number"], "phone": PHONE}
+    chinese = c.post("/track", data={**who, "csrf_token": _token(c.get("/track").text)}).text
+    c.get("/lang/en")
+    english = c.post("/track", data={**who, "csrf_token": _token(c.get("/track").text)}).text
+    c.get("/lang/zh-CN")
+
+    def steps(page: str) -> list[str]:
+        listed = page.split('data-testid="track-milestones">')[1].split("</ol>")[0]
+        return [
+            re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", li)).strip() for li in re.findall(r"</time>(.*?)</li>", listed)
+        ]
+
+    unit = world["unit"]
+    assert steps(english) == ["Received", f"Dispatched · {unit}", f"Accepted · {unit}", f"Replied · {unit}"]
+    assert steps(chinese) == ["受理", f"派单 · {unit}", f"签收 · {unit}", f"答复 · {unit}"]
+
+
 def test_a_refused_lookup_or_rating_keeps_what_the_citizen_typed(world) -> None:
     c = world["client"]
     who = {"number": world["number"], "phone": PHONE}

@@ -63,6 +63,21 @@ def test_every_suggestion_reason_is_explained_with_unit_names() -> None:
     assert english.startswith("rule #2 “城乡建设 → 本街道” → the order's own street (Street/town, priority 50)")
 
 
+def test_the_keywords_a_rule_matched_are_listed_in_the_readers_language() -> None:
+    # The dispatcher lists them with 、: an English reader read "keywords: 医保、异地就医", a Chinese comma in English.
+    reason = "; ".join(
+        rules.match(
+            [rules.Rule(1, "职责 区医保局", RuleTier.DEPARTMENT, target_unit_id=432, keywords=("医保", "异地就医"))],
+            rules.OrderFacts(
+                text="异地就医医保报销", now=NOW, category_chain=(), category_label=None, place_chain=(), street_id=None
+            ),
+        )[0].reasons
+    )
+    assert "keywords 医保、异地就医" in reason
+    assert "keywords: 医保, 异地就医" in explain(Translator("en"), reason, NAMES)
+    assert "关键词：医保、异地就医" in explain(ZH, reason, NAMES)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

@@ -43,7 +43,7 @@ from cityhub.config import get_settings
 from cityhub.formatting import percent
 from cityhub.intake import enterprise
 from cityhub.org.models import Unit, UnitTier
-from cityhub.web.i18n import agreeing, translate, word_marks
+from cityhub.web.i18n import Translator, agreeing, translate, word_marks
 from cityhub.web.theme import color_scheme
 from cityhub.workorders.lifecycle import CLOSED_STATES, NOT_A_PROBLEM_OF_ITS_OWN, State
 from cityhub.workorders.models import Category, Order
@@ -316,6 +316,11 @@ def need_name(need: str | None, lang: str = "zh") -> str:
     if need is None:
         return labels(lang)["need_unnamed"]
     return translate(ui_language(lang), f"enterprise_need.{need}", need)
+
+
+def phrases(label: str | None, lang: str = "zh") -> str | None:
+    """A hot topic's key phrases as the web UI lists them in ``lang`` (限值、报警、责任; 限值, 报警, 责任)."""
+    return Translator(ui_language(lang)).listed(label)
 
 
 def tier_name(tier: str, lang: str = "zh") -> str:
@@ -825,6 +830,8 @@ def _environment(lang: str) -> Any:
     env.filters["places"] = lambda row: _places(row, lang)
     env.filters["span"] = lambda row: _span(row, lang)
     env.filters["score"] = _score
+    env.filters["tier"] = lambda tier: tier_name(tier, lang)
+    env.filters["phrases"] = lambda label: phrases(label, lang)
     return env
 
 
@@ -980,7 +987,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
                     i,
                     t.get("id"),
                     word_marks(ui_language(lang), t.get("topic")),
-                    t.get("label"),
+                    phrases(t.get("label"), lang),
                     t.get("count"),
                     t.get("size"),
                     t.get("heat"),

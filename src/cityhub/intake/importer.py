@@ -325,17 +325,28 @@ _CHANNEL_LABELS = {
 }
 
 
-def _enum_lookup(enum_class: Any, labels: dict[str, Any]) -> dict[str, Any]:
-    return {m.value: m for m in enum_class} | {m.name.lower(): m for m in enum_class} | labels
+def _page_names(kind: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Each value by its name on the pages in either language (``t.label(kind, code)``: 求助, Request for help; 用电,
+    Power), lower-cased as :func:`_choice` looks a cell up: a file written from what a page shows is read back."""
+    return {
+        translate(lang, f"{kind}.{code}", code).lower(): value for lang in LANGUAGES for code, value in values.items()
+    }
+
+
+def _enum_lookup(enum_class: Any, kind: str, labels: dict[str, Any]) -> dict[str, Any]:
+    """A choice's lookup: its codes, the enum's names, the pages' names in both languages, and the other names clerks
+    write (``labels``)."""
+    members = {m.value: m for m in enum_class}
+    return members | {m.name.lower(): m for m in enum_class} | _page_names(kind, members) | labels
 
 
 # An enterprise's need by its code or by its name on the pages, in either language (用电, Power).
-_NEED = {
-    translate(lang, f"enterprise_need.{need}", need).lower(): need for lang in LANGUAGES for need in enterprise.NEEDS
-} | {need: need for need in enterprise.NEEDS}
-_APPEAL = _enum_lookup(AppealType, _APPEAL_LABELS)
-_URGENCY = _enum_lookup(Urgency, _URGENCY_LABELS)
-_CHANNEL = _enum_lookup(Channel, _CHANNEL_LABELS)
+_NEED = _page_names("enterprise_need", {need: need for need in enterprise.NEEDS}) | {
+    need: need for need in enterprise.NEEDS
+}
+_APPEAL = _enum_lookup(AppealType, "appeal", _APPEAL_LABELS)
+_URGENCY = _enum_lookup(Urgency, "urgency", _URGENCY_LABELS)
+_CHANNEL = _enum_lookup(Channel, "channel", _CHANNEL_LABELS)
 
 _DATETIME_RE = re.compile(
     r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityhub.analytics import correlation, hot_topics, risk, topics_store
+from cityhub.analytics.lexicon import GROUPS
 from cityhub.analytics.models import HotTopic
 from cityhub.analytics.topic_views import shown
 from cityhub.api.deps import DbSession
@@ -362,6 +363,17 @@ def _group_titles(t: Translator, nodes: list[str]) -> dict[str, str]:
     return titles
 
 
+def _group_typed(t: Translator, typed: str, nodes: Any) -> str:
+    """A population group typed by the name the page shows it by in the reader's language (Students, for 学生) as the
+    graph's node of it: the graph knows the lexicon's Chinese names only. Anything else as typed."""
+    wanted = typed.casefold()
+    for group in GROUPS:
+        node = correlation.node_id("group", group)
+        if wanted == t.label("group", group).casefold() and wanted != group and node in nodes:
+            return node
+    return typed
+
+
 def _node_name(db: Session, principal: Principal, t: Translator, node: str) -> str:
     """A node as the page names it (a topic by its representative title, a group in the reader's language)."""
     titles = _topic_titles(db, principal, [node]) | _group_titles(t, [node])
@@ -398,6 +410,7 @@ def graph_page(request: Request, db: DbSession) -> Response:
     if error:
         errors.append(error)
     graph = correlation.graph_from_db(db, period=period, scope=scope_of(db, principal).clause())
+    node = _group_typed(t, node, graph.graph)
     pivot = node if node in graph.graph else ""
     sections: list[dict[str, Any]] = []
     answer = None

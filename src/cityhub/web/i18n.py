@@ -111,6 +111,15 @@ class Translator:
     def rp(self) -> str:
         return translate(self.lang, "punct.rp")
 
+    def listed(self, text: Any) -> Any:
+        """A list the product itself wrote with 、 between its items — a hot topic's key phrases (限值、报警、责任), the
+        keywords a routing rule matched — with this language's separator between them (限值, 报警, 责任); anything
+        but text as it is."""
+        if not isinstance(text, str) or "、" not in text:
+            return text
+        listed = self.sep.join(text.split("、"))
+        return Markup(listed) if isinstance(text, Markup) else listed
+
     def label(self, kind: str, value: Any) -> str:
         """``t.label("state", "received")`` → 已受理; an unknown value is shown as it is."""
         if value is None:

@@ -87,7 +87,7 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
         },
     ),
     (re.compile(r"also rule #(\d+) '(.*)'"), "why.also_rule", lambda m, n, t: {"id": m[1], "name": m[2]}),
-    (re.compile(r"keywords (.+)"), "why.keywords", lambda m, n, t: {"words": m[1]}),
+    (re.compile(r"keywords (.+)"), "why.keywords", lambda m, n, t: {"words": t.listed(m[1])}),
     (re.compile(r"place within unit (\d+)"), "why.place", lambda m, n, t: {"unit": _unit(n, m[1])}),
     (
         re.compile(r"if the category is (.+?)(?: \(p=([\d.]+)\))?"),

@@ -204,7 +204,12 @@
       catch (e) { return new Intl.DateTimeFormat(document.documentElement.lang || "zh-CN", options); }
     }
     var hms = inZone({ hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
-    var full = inZone({ year: "numeric", month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+    // The day as the pages write it in either language (2026-12-07: English's own read 12/7/2026), the time beside it.
+    var ymd = (function () {
+      var options = { year: "numeric", month: "2-digit", day: "2-digit" };
+      try { return new Intl.DateTimeFormat("en-CA", Object.assign({ timeZone: cfg.timeZone }, options)); }
+      catch (e) { return new Intl.DateTimeFormat("en-CA", options); }
+    })();
     function clock(date) { return hms.format(date); }
     function sessionGone() {
       if (sessionEnded) { return; }
@@ -239,7 +244,7 @@
 
     var clockElement = document.getElementById("screen-clock");
     if (clockElement) {
-      var tick = function () { clockElement.textContent = full.format(new Date()); };
+      var tick = function () { var now = new Date(); clockElement.textContent = ymd.format(now) + " " + clock(now); };
       tick();
       window.setInterval(tick, 1000);
     }
@@ -258,11 +263,6 @@
     var listAll = document.getElementById("map-orders-all");
     var listTitle = document.getElementById("map-orders-title");
     var listShown = null;
-    var dayFormat = (function () {
-      var options = { year: "numeric", month: "2-digit", day: "2-digit" };
-      try { return new Intl.DateTimeFormat("en-CA", Object.assign({ timeZone: cfg.timeZone }, options)); }
-      catch (e) { return new Intl.DateTimeFormat("en-CA", options); }
-    })();
 
     // A cell named by the street most of its orders are in ("景泰街道等 2 个镇街一带"), else by its rank in the list.
     function cellPlace(p, i) {
@@ -339,7 +339,7 @@
       if (category && category.value) { params.set("category_id", category.value); }
       var since = document.getElementById("map-since");
       if (since && since.value !== "") {
-        params.set("created_from", dayFormat.format(new Date(Date.now() - Number(since.value) * 86400000)));
+        params.set("created_from", ymd.format(new Date(Date.now() - Number(since.value) * 86400000)));
       }
       listAll.setAttribute("href", "/orders?" + params.toString());
     }
