@@ -1848,15 +1848,18 @@ def test_a_refusal_a_page_route_lets_through_is_said_in_the_users_words() -> Non
     app.add_api_route("/refuse/{kind}", refuse)
     client = TestClient(app, raise_server_exceptions=False)
     expected = {
-        "not-found": (404, "页面不存在"),
-        "forbidden": (403, "您的角色无权进行此操作"),
-        "conflict": (409, "已被他人修改"),
-        "invalid": (422, "链接中的参数无效"),
-        "stale": (409, "已被他人修改"),
+        "not-found": (404, "页面不存在", "找不到页面"),
+        "forbidden": (403, "您的角色无权进行此操作", "无权访问"),
+        "conflict": (409, "已被他人修改", "操作未完成"),
+        "invalid": (422, "链接中的参数无效", "请求有误"),
+        "stale": (409, "已被他人修改", "操作未完成"),
     }
-    for kind, (status, words) in expected.items():
+    for kind, (status, words, heading) in expected.items():
         page = client.get(f"/refuse/{kind}", headers={"accept": "text/html"})
         assert page.status_code == status and words in page.text and "<html" in page.text, kind
+        # headed by what happened (出错了 over every refusal before)
+        assert f'<h1 data-testid="error-heading">{heading}</h1>' in page.text, kind
+        assert f"<title>{heading}" in page.text, kind
         machine = client.get(f"/refuse/{kind}", headers={"accept": "application/json"})
         assert machine.status_code == status and "code" in machine.json(), kind
 

@@ -422,6 +422,7 @@ def render(
         version=__version__,
         flash=flash,
         path=request.url.path,
+        status_code=status_code,
         **context,
     )
     response = HTMLResponse(html, status_code=status_code)
