@@ -332,6 +332,12 @@ def test_a_leaders_figures_and_the_reports_downloads_are_thumb_targets(server: s
         assert page.locator(figures).count() >= 5
         assert page.locator('[data-testid="report-links"] a').count() == 3
         assert page.evaluate(_SMALL_TARGETS, f'{figures}, [data-testid="report-links"] a') == [], viewport
+        # HTML · PDF · Excel on one line (the line broke after a dangling ·)
+        tops = page.evaluate(
+            """Array.from(document.querySelectorAll('[data-testid="report-links"] a'))
+                .map((a) => Math.round(a.getBoundingClientRect().top))"""
+        )
+        assert len(set(tops)) == 1, (viewport, tops)
         assert _sideways(page)[0] == 0
         page.goto(server + "/map")
         page.wait_for_selector('[data-testid="map-panel"] .ind-value a')
