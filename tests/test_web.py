@@ -717,6 +717,43 @@ def test_an_administrator_keeps_the_units_on_the_organisation_pages(org) -> None
         assert s.get(Unit, unit_id).tier == "community" and s.get(Unit, street_id).tier == "street"  # type: ignore[union-attr]
 
 
+def test_the_admin_forms_say_all_their_problems_at_once(org) -> None:
+    """A unit with a bad boundary had its code and tier checked only once the boundary was mended; a routing rule's
+    reversed dates were said only once a bad priority was; an account's bad phone only once its weak password was
+    (or the other way round). Each form says all its problems at once, each at its field, keeping what was typed."""
+    admin = login("adm")
+
+    def post(path: str, **data: str) -> Any:
+        return admin.post(path, data={"csrf_token": csrf(admin), **data}, follow_redirects=False)
+
+    def errors(page: Any) -> dict[str, str]:
+        assert page.status_code == 422, page.status_code
+        found = re.findall(r'data-testid="field-error-(\w+)">([^<]*)<', page.text)
+        return {field: html_unescape(text) for field, text in found}
+
+    unit = {"code": "W-JT", "name": "新村社区居委会", "tier": "community", "parent_id": "", "active": "1"}
+    said = errors(post("/admin/units", **(unit | {"boundary": '{"type": "Polygon"', "contacts": ",020-1"})))
+    assert said.keys() >= {"boundary", "code", "tier", "contacts"}, said
+    assert "不是 JSON 文本" in said["boundary"] and "已被使用" in said["code"] and "村社须有上级单位" in said["tier"]
+    said = errors(post("/admin/units", **(unit | {"code": "W JT 9", "name": "", "boundary": "[1"})))
+    assert said.keys() >= {"boundary", "code", "name", "tier"}, said
+    rule = {"name": "测试规则", "priority": "5000", "active": "1", "target_kind": "unit"}
+    rule |= {"target_unit_id": str(org["street_a"]), "valid_from": "2026-12-10", "valid_until": "2026-12-01"}
+    refused = post("/rules", **rule)
+    said = errors(refused)
+    assert said.keys() >= {"priority", "valid_until"}, said
+    assert 'value="2026-12-01"' in refused.text and 'value="5000"' in refused.text  # what was typed stays
+    said = errors(post("/rules", **(rule | {"priority": "x", "valid_from": "2026-13-40", "target_unit_id": ""})))
+    assert said.keys() >= {"priority", "valid_from", "target_unit_id"}, said
+    account = {"username": "new_hand", "full_name": "孙新人", "role": "handler", "unit_id": "", "active": "1"}
+    refused = post("/admin/users", **(account | {"phone": "abc", "password": "password12"}))
+    said = errors(refused)
+    assert said.keys() >= {"phone", "password", "unit_id"}, said
+    assert 'value="abc"' in refused.text and 'value="new_hand"' in refused.text
+    with session_scope() as s:
+        assert s.scalars(select(User).where(User.username == "new_hand")).first() is None
+
+
 def _units_of_a_district() -> dict[str, int]:
     """Communities under both streets of the world — two named 新村社区, one stopped — a sub-centre on a street, a
     department known by its short name and a section two levels under it, another whose code sorts before the
@@ -2719,9 +2756,14 @@ def test_a_queued_order_without_a_suggestion_is_dispatched_from_the_queue(org) -
     assert 'data-testid="returned-by"' not in disp.get(f"/orders/{suggested.id}").text
     queue = disp.get("/queue").text
     assert f'data-testid="manual-{suggested.number}"' not in queue  # its suggestions' buttons are enough
-    form = re.search(rf'<form [^>]*data-testid="manual-{returned.number}">.*?</form>', queue, flags=re.S)
+    form = re.search(rf'<form [^>]*data-testid="manual-{returned.number}"[^>]*>.*?</form>', queue, flags=re.S)
     assert form is not None
-    assert (str(org["street_a"]), "景泰街道") in re.findall(r'<option value="(\d+)">([^<]+)</option>', form.group(0))
+    # Its list of units is the bulk bar's (app.js lends it: the page carries the district's units once).
+    assert 'data-options-from="bulk-unit"' in form.group(0) and "<optgroup" not in form.group(0)
+    bar = re.search(r'<select id="bulk-unit".*?</select>', queue, flags=re.S)
+    assert bar is not None and (str(org["street_a"]), "景泰街道") in re.findall(
+        r'<option value="(\d+)">([^<]+)</option>', bar.group(0)
+    )
     fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form.group(0)))
     fields |= {"unit_id": str(org["street_a"]), "reason": "云景路属景泰街道"}
     done = disp.post(f"/orders/{returned.id}/act/dispatch", data=fields, follow_redirects=True)
@@ -2758,12 +2800,90 @@ def test_the_queue_says_how_many_orders_wait_and_how_many_were_returned(org) -> 
     assert re.findall(r'data-testid="queue-item" data-number="([^"]+)"', only) == [returned.number]
     assert 'href="/queue" data-testid="queue-all"' in only
     # Dispatching from it comes back to it, saying where the order went.
-    form = re.search(rf'<form [^>]*data-testid="manual-{returned.number}">.*?</form>', only, flags=re.S)
+    form = re.search(rf'<form [^>]*data-testid="manual-{returned.number}"[^>]*>.*?</form>', only, flags=re.S)
     assert form is not None
     fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form.group(0))) | {"unit_id": str(org["street_a"])}
     assert fields["next"] == "/queue?returned=1"
     done = disp.post(f"/orders/{returned.id}/act/dispatch", data=fields, follow_redirects=True)
     assert str(done.url).endswith("/queue?returned=1") and f"已派单：{returned.number} → 景泰街道" in done.text
+
+
+def test_the_queue_is_searched_by_number_phone_words_category_and_street(org) -> None:
+    """找单 on the queue itself (a dispatcher went to /orders?q= to find a waiting order): an order's number, a
+    caller's phone, words of the appeal, its category and street, together with 只看退单 and the pages, and a clear
+    "no match" with the way back to the whole queue."""
+    env = org["cats"]["环境保护"]
+    noise = _order(category_id=env, content="工地夜间施工噪音扰民", citizen_phone="13912345678")
+    fumes = _order("W-JX", category_id=env, content="餐馆油烟直排")
+    traffic = _order(category_id=org["cats"]["交通运输"], content="路口红绿灯坏了")
+    returned = _order("W-JX", category_id=env, content="河道污水排放")
+    disp = login("disp")
+    _act(disp, returned.id, "dispatch", unit_id=str(org["street_b"]))
+    _act(login("hand_b"), returned.id, "return", reason="非本辖区")
+
+    def numbers(**params: str) -> list[str]:
+        page = disp.get("/queue", params=params)
+        assert page.status_code == 200
+        return re.findall(r'data-testid="queue-item" data-number="([^"]+)"', page.text)
+
+    assert set(numbers()) == {noise.number, fumes.number, traffic.number, returned.number}
+    assert numbers(q=fumes.number) == [fumes.number]
+    assert numbers(q="13912345678") == [noise.number]
+    assert numbers(q="油烟") == [fumes.number]
+    assert numbers(category_id=str(org["cats"]["交通运输"])) == [traffic.number]
+    assert set(numbers(street_id=str(org["street_b"]))) == {fumes.number, returned.number}
+    assert numbers(street_id=str(org["street_b"]), returned="1") == [returned.number]
+    assert numbers(q="油烟", returned="1") == []
+    found = disp.get("/queue", params={"q": "油烟", "street_id": str(org["street_b"])}).text
+    assert 'data-testid="queue-matched">符合条件的 1 件<' in found
+    assert 'name="q" type="search" maxlength="100" value="油烟"' in found  # what was typed stays in the box
+    # What a dispatch from the searched queue comes back to: the same search.
+    back = re.search(rf'action="/orders/{fumes.id}/act/dispatch".*?name="next" value="([^"]+)"', found, re.S)
+    assert (
+        back is not None and html_unescape(back.group(1)) == f"/queue?q=%E6%B2%B9%E7%83%9F&street_id={org['street_b']}"
+    )
+    none = disp.get("/queue", params={"q": "没有这样的诉求"}).text
+    assert "没有符合条件的待派单工单。" in none and "没有待派单的工单。" not in none
+    assert 'data-testid="queue-count"><strong>共 4 件待派单' in none  # the whole queue still counted
+    bad = disp.get("/queue", params={"category_id": "x"})
+    assert bad.status_code == 200 and 'data-testid="field-error-category_id"' in bad.text
+
+
+def test_the_queue_pages_keep_the_search(org) -> None:
+    """A search of more orders than a page holds: its pages keep it."""
+    for n in range(web_routes.PAGE_SIZE + 1):
+        _order(category_id=org["cats"]["环境保护"], content=f"工地夜间施工噪音扰民 第{n}次")
+    _order(category_id=org["cats"]["环境保护"], content="餐馆油烟直排")
+    page = login("disp").get("/queue", params={"q": "施工"}).text
+    assert 'href="/queue?q=%E6%96%BD%E5%B7%A5&amp;page=2" rel="next"' in page
+
+
+def test_a_queued_order_says_its_grounds_without_repeating_its_first_suggestion(org) -> None:
+    """依据 repeated what the first suggestion's reasons say (规则 #N → its unit): it says only what they do not."""
+    order = _order(category_id=org["cats"]["环境保护"])
+    queue = login("disp").get("/queue").text
+    item = re.search(rf'data-number="{order.number}".*?</article>', queue, flags=re.S)
+    assert item is not None
+    reasons = re.findall(r'<small class="reasons">(.*?)</small>', item.group(0))
+    assert len(reasons) == 1 and re.search(r"规则 #\d+「", reasons[0]), reasons
+    grounds = re.search(r'<p class="decision-reason">(.*?)</p>', item.group(0), re.S)
+    assert grounds is None or not re.search(r"规则 #\d+ →", grounds.group(1)), grounds
+
+
+def test_the_queue_carries_the_districts_units_once(org) -> None:
+    """Each order without a suggestion repeated the district's units in its own list (a queue page of ~400 units was
+    ~145 KB): the bulk bar's list is the one list, which the manual dispatches share."""
+    disp = login("disp")
+    for _ in range(3):
+        order = _order("W-JX", category_id=org["cats"]["环境保护"])
+        _act(disp, order.id, "dispatch", unit_id=str(org["street_b"]))
+        _act(login("hand_b"), order.id, "return", reason="非本辖区")
+    queue = disp.get("/queue").text
+    assert queue.count('class="inline-form manual-dispatch"') == 3
+    bar = re.findall(r'<select id="bulk-unit".*?</select>', queue, re.S)
+    assert len(bar) == 1 and queue.count("<optgroup") == bar[0].count("<optgroup") > 0
+    # (the search's list of streets names them too, once)
+    assert queue.count(f'<option value="{org["street_a"]}">景泰街道</option>') == 2
 
 
 def _environment_bureau_rule(org: dict[str, Any]) -> None:
@@ -3119,7 +3239,7 @@ def test_the_place_correction_offers_the_places_the_gazetteer_does_not_know_as_a
     refused = disp.post(f"/orders/{order.id}/place", data=data, follow_redirects=True)
     assert "地点已设为 京溪街道" in refused.text
     assert (
-        "「石井大道」未记为别名：这个名称已指向景泰街道 (W-JT)，如确指多处，请管理员在地名别名中设置。" in refused.text
+        "「石井大道」未记为别名：这个名称已指向景泰街道（W-JT），如确指多处，请管理员在地名别名中设置。" in refused.text
     )
     with session_scope() as s:
         assert s.get(Order, order.id).street_id == org["street_b"]  # type: ignore[union-attr]

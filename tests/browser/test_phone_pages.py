@@ -199,8 +199,8 @@ def test_a_dispatcher_ticks_orders_for_a_bulk_dispatch_by_thumb(server: str, bro
 # A queued order's box on the page, its suggestions' reasons as written in their cards, and its fold of them.
 _QUEUED = """item => ({
     top: item.getBoundingClientRect().top + scrollY, bottom: item.getBoundingClientRect().bottom + scrollY,
-    reasons: [...item.querySelectorAll('.card .reasons')].map(r => r.textContent.trim()),
-    shown: [...item.querySelectorAll('.card .reasons, .decision-reason')].filter(e => e.getClientRects().length).length,
+    reasons: [...item.querySelectorAll('.reasons')].map(r => r.textContent.trim()),
+    shown: [...item.querySelectorAll('.reasons, .decision-reason')].filter(e => e.checkVisibility()).length,
     fold: item.querySelector('details[data-testid=why]') ? {
         visible: !!item.querySelector('details[data-testid=why]').getClientRects().length,
         open: item.querySelector('details[data-testid=why]').open,
@@ -212,7 +212,8 @@ def test_the_queue_shows_two_orders_a_phones_screen_their_reasons_folded_and_a_w
 ) -> None:
     """A queued order was ~600 px tall at 390 × 844, most of it its suggestions' reasons: one order a screen. On a
     phone each suggestion is a line (its 批量派单 box beside its 派至 button) and the reasons and the decision's grounds
-    fold under 推荐理由和派单依据 — all of them there, a tap away; a wide screen shows them in their cards, no fold."""
+    fold under 推荐理由和派单依据 — all of them there, a tap away; a wide screen shows them in place, no fold to
+    open."""
     page = _phone(browser, server, PHONES[0], "disp")
     page.goto(server + "/queue")
     first, second = (page.locator('[data-testid="queue-item"]').nth(n).evaluate(_QUEUED) for n in range(2))
@@ -236,8 +237,10 @@ def test_the_queue_shows_two_orders_a_phones_screen_their_reasons_folded_and_a_w
     wide = browser.new_context(locale="zh-CN", viewport={"width": 1440, "height": 900}).new_page()
     sign_in(wide, f"{server}/login", "disp").goto(server + "/queue")
     item = wide.locator('[data-testid="queue-item"]:has(.card)').first.evaluate(_QUEUED)
-    assert item["fold"] and not item["fold"]["visible"], item  # no fold…
-    assert item["shown"] == len(item["reasons"]) + 1, item  # …each card's reasons and the grounds in place
+    assert item["fold"] and item["fold"]["open"], item  # opened in place…
+    assert item["shown"] == len(item["reasons"]) + 1, item  # …each suggestion's reasons and the grounds
+    summary = wide.locator('[data-testid="queue-item"]:has(.card) details.why > summary').first
+    assert not summary.is_visible()  # no fold to open
     wide.context.close()
 
 

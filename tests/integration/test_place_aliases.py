@@ -364,7 +364,9 @@ def test_the_units_page_of_a_street_keeps_its_aliases(api: Api, units: dict[str,
     assert 'data-alias="稻花大道"' in shown, shown
     assert "道路" in shown and "已添加别名 稻花大道" in shown, made.headers
     taken = post(f"/admin/units/{units['A-JD2']}/aliases", alias="稻花大道", kind="road")
-    assert taken.status_code == 422 and "这个名称已指向稻香街道 (A-JD)" in taken.text
+    # The unit it names already, with its code in the page's own brackets (it read 稻香街道 (A-JD) inside Chinese).
+    assert taken.status_code == 422 and "这个名称已指向稻香街道（A-JD）；" in taken.text
+    assert "稻香街道 (A-JD)" not in taken.text
     assert 'value="稻花大道"' in taken.text  # the form keeps what was typed
     short = post(f"/admin/units/{street}/aliases", alias="桥", kind="landmark")
     assert short.status_code == 422 and "别名至少 2 个字" in short.text

@@ -58,11 +58,18 @@ class RuleBase(BaseModel):
         return _aware(value)
 
 
+def window_problem(valid_from: datetime | None, valid_until: datetime | None) -> str | None:
+    """What is wrong with a rule's validity (its start not before its end), or None."""
+    if valid_from and valid_until and valid_from >= valid_until:
+        return "valid_from must be before valid_until"
+    return None
+
+
 class RuleCreate(RuleBase):
     @model_validator(mode="after")
     def _window(self) -> RuleCreate:
-        if self.valid_from and self.valid_until and self.valid_from >= self.valid_until:
-            raise ValueError("valid_from must be before valid_until")
+        if problem := window_problem(self.valid_from, self.valid_until):
+            raise ValueError(problem)
         return self
 
 

@@ -1188,6 +1188,16 @@ def _log_rule(
     )
 
 
+def check_new_rule(session: Session, *, data: RuleCreate) -> None:
+    """Refuse what :func:`create_rule` would of ``data`` (a category, place or target unit that is not there or
+    not such), writing nothing: for a form to say with its other problems."""
+    values = data.model_dump()
+    tier_given = values["tier"] is not None
+    values["tier"] = values["tier"] or rulebook.RuleTier.DEPARTMENT
+    with session.no_autoflush:
+        _check_rule(session, DispatchRule(**values), tier_given=tier_given, tier_asked=data.tier)
+
+
 def create_rule(
     session: Session, *, data: RuleCreate, seed_key: str | None = None, actor: orders.Actor = orders.SYSTEM
 ) -> DispatchRule:

@@ -121,9 +121,9 @@ def list_aliases(session: Session, *, unit_id: int | None = None) -> list[UnitAl
     return list(session.scalars(stmt))
 
 
-def _other_holders(session: Session, alias: str, unit: Unit, official: Gazetteer | None) -> list[str]:
-    """The units other than ``unit`` the alias already names: by an alias, or by a name of their own (in
-    ``official``'s own names of the units, not its address library's)."""
+def _other_holders(session: Session, alias: str, unit: Unit, official: Gazetteer | None) -> list[tuple[str, str]]:
+    """The units other than ``unit`` the alias already names, as (name, code): by an alias, or by a name of their own
+    (in ``official``'s own names of the units, not its address library's)."""
     held = session.scalars(
         select(Unit).join(UnitAlias).where(UnitAlias.alias == alias, UnitAlias.unit_id != unit.id).order_by(Unit.code)
     )
@@ -132,7 +132,12 @@ def _other_holders(session: Session, alias: str, unit: Unit, official: Gazetteer
         for code in official.units_named(alias, own=True):
             if code != unit.code:
                 holders.setdefault(code, official.units[code].name)
-    return [f"{name} ({code})" for code, name in sorted(holders.items())]
+    return [(name, code) for code, name in sorted(holders.items())]
+
+
+def holder_text(holders: Sequence[tuple[str, str]]) -> list[str]:
+    """Units as the command line and the API's ``units`` name them: ``景泰街道 (W-JT)``."""
+    return [f"{name} ({code})" for name, code in holders]
 
 
 def add_alias(
@@ -164,12 +169,14 @@ def add_alias(
         raise Conflict(
             f"{text} is already a name of {unit.name} ({unit.code})", details={"field": "alias", "reason": "own_name"}
         )
-    others = _other_holders(session, text, unit, gaz)
+    holders = _other_holders(session, text, unit, gaz)
+    others = holder_text(holders)
     if others and not also_ambiguous:
         raise Conflict(
             f"alias {text} already names {', '.join(others)}: add it also_ambiguous (--also-ambiguous) to make it "
             "ambiguous between them",
-            details={"field": "alias", "reason": "ambiguous", "units": others},
+            # ``holders``: each unit's name and code apart, for a page to write them in its language's brackets
+            details={"field": "alias", "reason": "ambiguous", "units": others, "holders": [list(h) for h in holders]},
         )
     row = UnitAlias(
         alias=text,
@@ -295,6 +302,7 @@ class AliasOutcome:
     reason: str | None = None
     message: str | None = None
     units: tuple[str, ...] = ()
+    holders: tuple[tuple[str, str], ...] = ()  # those units' (name, code), for a page's own brackets
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -338,6 +346,7 @@ def add_from_order(
                     reason=str(exc.details.get("reason") or exc.code),
                     message=exc.message,
                     units=tuple(exc.details.get("units") or ()),
+                    holders=tuple((str(name), str(code)) for name, code in exc.details.get("holders") or ()),
                 )
             )
             continue

@@ -516,6 +516,20 @@ PARENT_TIERS: dict[UnitTier, frozenset[UnitTier | None]] = {
 }
 
 
+def check_code_free(session: Session, *, code: str) -> None:
+    """Refuse a new unit's code another unit has (Conflict at the field ``code``)."""
+    if get_unit_by_code(session, code=code) is not None:
+        raise Conflict(f"unit code {code} already exists", details={"field": "code"})
+
+
+def check_placement(session: Session, *, tier: UnitTier, parent_id: int | None, unit_id: int | None = None) -> None:
+    """Refuse a parent that is not there (or, for ``unit_id``, under the unit itself) and a tier that does not fit
+    under it: what :func:`create_unit` checks of a unit's place in the tree, for a form to say with its other
+    problems."""
+    _check_parent(session, parent_id=parent_id, unit_id=unit_id)
+    _check_tier(session, tier=tier, parent_id=parent_id, unit_id=unit_id)
+
+
 def _check_parent(session: Session, *, parent_id: int | None, unit_id: int | None = None) -> None:
     if parent_id is None:
         return
@@ -562,10 +576,8 @@ def _unit_facts(unit: Unit) -> dict[str, Any]:
 
 def create_unit(session: Session, *, data: UnitCreate, actor: Any = None) -> Unit:
     """Create a unit; the short name is derived from the name when not given."""
-    if get_unit_by_code(session, code=data.code) is not None:
-        raise Conflict(f"unit code {data.code} already exists")
-    _check_parent(session, parent_id=data.parent_id)
-    _check_tier(session, tier=data.tier, parent_id=data.parent_id)
+    check_code_free(session, code=data.code)
+    check_placement(session, tier=data.tier, parent_id=data.parent_id)
     unit = Unit(
         code=data.code,
         name=data.name,
@@ -622,6 +634,16 @@ def username_alike(session: Session, username: str) -> str | None:
     return session.scalars(select(User.username).where(func.lower(User.username) == username.lower())).first()
 
 
+def check_unit_for_role(session: Session, *, role: Role, unit_id: int | None) -> None:
+    """Refuse an account's unit that does not go with its role: staff need one (that is there), citizens have none."""
+    if role == Role.CITIZEN and unit_id is not None:
+        raise ValidationFailed("a citizen belongs to no unit", details={"field": "unit_id"})
+    if role in UNIT_ROLES and unit_id is None:
+        raise ValidationFailed(f"a {role.value} needs a unit", details={"field": "unit_id"})
+    if unit_id is not None and session.get(Unit, unit_id) is None:
+        raise ValidationFailed(f"unit {unit_id} not found", details={"field": "unit_id"})
+
+
 def create_user(session: Session, *, data: UserCreate) -> User:
     """Create a user (no password yet); staff need a unit, citizens have none."""
     if not USERNAME_PATTERN.match(data.username):
@@ -630,12 +652,7 @@ def create_user(session: Session, *, data: UserCreate) -> User:
         raise Conflict(f"username {data.username} already exists")
     if (alike := username_alike(session, data.username)) is not None:
         raise Conflict(f"username {data.username} already exists as {alike} (names differing only in case are one)")
-    if data.role == Role.CITIZEN and data.unit_id is not None:
-        raise ValidationFailed("a citizen belongs to no unit", details={"field": "unit_id"})
-    if data.role in UNIT_ROLES and data.unit_id is None:
-        raise ValidationFailed(f"a {data.role.value} needs a unit", details={"field": "unit_id"})
-    if data.unit_id is not None and session.get(Unit, data.unit_id) is None:
-        raise ValidationFailed(f"unit {data.unit_id} not found", details={"field": "unit_id"})
+    check_unit_for_role(session, role=data.role, unit_id=data.unit_id)
     user = User(
         username=data.username,
         full_name=data.full_name,

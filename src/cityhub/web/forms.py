@@ -4,7 +4,7 @@ refused form, and calendar days typed into date fields."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta
 from typing import TypeVar
 
@@ -172,11 +172,40 @@ def field_message(t: Translator, message: str) -> str:
     return message
 
 
-def field_errors(t: Translator, exc: ValidationError | CityhubError) -> dict[str, str]:
+# A schema's check of several fields together (a model validator, which names no field): the field it is said at.
+_MODEL_PROBLEM_FIELDS = (("valid_from must be before valid_until", "valid_until"),)
+
+Refusal = ValidationError | CityhubError
+
+
+def field_errors(t: Translator, exc: Refusal) -> dict[str, str]:
     """A refused form's errors by field (``_form`` when no field is named)."""
     if isinstance(exc, ValidationError):
-        return {str(e["loc"][0]) if e["loc"] else "_form": field_message(t, e["msg"]) for e in exc.errors()}
+        return {_field_of(e["loc"], e["msg"]): field_message(t, e["msg"]) for e in exc.errors()}
     return {str(exc.details.get("field", "_form")): field_message(t, exc.message)}
+
+
+def _field_of(loc: tuple[int | str, ...], message: str) -> str:
+    if loc:
+        return str(loc[0])
+    return next((field for words, field in _MODEL_PROBLEM_FIELDS if words in message), "_form")
+
+
+def every_problem(
+    errors: dict[str, str], checks: Iterable[Callable[[], object]], read: Callable[[Refusal], dict[str, str]]
+) -> dict[str, str]:
+    """A refused form's ``errors`` with the problems its refusal stopped short of — a service checks one thing after
+    another, a schema checks its fields together only once each passes, a form's own parsing comes first — so that
+    the form says all of them at once, each at its field: each of ``checks`` (a check of some of the fields, raising
+    a refusal) is run and what ``read`` makes of its refusal added at the fields still without a problem."""
+    found = dict(errors)
+    for check in checks:
+        try:
+            check()
+        except (ValidationError, CityhubError) as exc:
+            for field, message in read(exc).items():
+                found.setdefault(field, message)
+    return found
 
 
 def local_day(text: str, field: str, *, end: bool = False) -> datetime | None:
@@ -199,15 +228,18 @@ def day_of(moment: datetime | None, *, end: bool = False) -> str:
     return (day - timedelta(days=1) if end else day).isoformat()
 
 
-def saved(db: Session, t: Translator, change: Callable[[], T]) -> tuple[T | None, dict[str, str]]:
+def saved(
+    db: Session, t: Translator, change: Callable[[], T], checks: Iterable[Callable[[], object]] = ()
+) -> tuple[T | None, dict[str, str]]:
     """Make a form's ``change`` (validation and service call) and commit it: (its result, {}); refused, it is rolled
-    back and the answer is (None, its errors by field) for the form to be shown again."""
+    back and the answer is (None, its errors by field) for the form to be shown again — with those of ``checks``
+    the refusal stopped short of (:func:`every_problem`)."""
     try:
         result = change()
         db.commit()
     except (ValidationError, CityhubError) as exc:
         db.rollback()
-        return None, field_errors(t, exc)
+        return None, every_problem(field_errors(t, exc), checks, lambda more: field_errors(t, more))
     return result, {}
 
 

@@ -11,7 +11,7 @@ else is shown as written (a person's own reason).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -286,6 +286,22 @@ def explain(t: Translator, text: str | None, names: Names | None = None) -> str:
     return t("why.separator").join(
         known or part for known, part in zip(parts, _SEPARATOR.split(text.strip()), strict=True)
     )
+
+
+# A decision's grounds name the rule it chose (``rule #24 → unit 431``), which the suggestion of that rule says already,
+# at length (``rule #24 '城乡建设 → 区住建局' → … [department (…), priority 40]``).
+_RULE_TO = re.compile(r"rule #(\d+) → unit \d+")
+_RULE_SAID = re.compile(r"rule #(\d+) ")
+
+
+def grounds_unsaid(reason: str | None, said: Sequence[str]) -> str:
+    """A dispatch decision's grounds (``reason``, machine text) without what the reasons of its first suggestion
+    (``said``) say already: its ``rule #N → unit`` part when they are rule #N's (the queue said it twice a card)."""
+    if not reason:
+        return ""
+    rules = {m[1] for r in said if (m := _RULE_SAID.match(r))}
+    parts = _SEPARATOR.split(reason.strip())
+    return "; ".join(p for p in parts if not ((m := _RULE_TO.fullmatch(p)) and m[1] in rules))
 
 
 def _one(t: Translator, part: str, names: Names) -> str | None:

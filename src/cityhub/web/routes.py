@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import false, func, select
+from sqlalchemy import and_, false, func, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -2037,14 +2037,14 @@ def _alias_wishes(form: Form) -> list[AliasWish]:
 def _alias_report(t: Translator, outcomes: list[AliasOutcome]) -> str:
     """What became of the aliases a place correction asked for, in the user's language: those added, then each
     refused with why."""
-    from cityhub.web.units_pages import ALIAS_REASONS
+    from cityhub.web.units_pages import ALIAS_REASONS, holder_names
 
     added = [o.alias for o in outcomes if o.added]
     parts = [t("order.place_aliases_added", aliases=t.sep.join(added))] if added else []
     for o in outcomes:
         if o.added:
             continue
-        units = t.sep.join(o.units)
+        units = holder_names(t, o.holders, o.units)
         if o.reason == "ambiguous":
             why = t("order.place_alias_ambiguous", units=units)
         elif o.reason in ALIAS_REASONS:
@@ -2058,30 +2058,74 @@ def _alias_report(t: Translator, outcomes: list[AliasOutcome]) -> str:
 # -------------------------------------------------------------------------------------------------- queue
 
 
+# The queue's own search (找单): words of the title, content or address, an order's number, a caller's phone or name —
+# as the order list's ``q`` reads them — and the category and street, with 只看退单 and the page.
+QUEUE_SEARCH = ("q", "category_id", "street_id")
+# The categories the queue is narrowed by: the taxonomy's first level (each holds the levels under it), so the page
+# does not carry all 650 of a district's (its first two levels: 133, 6 KB a page).
+QUEUE_CATEGORY_DEPTH = 1
+
+
+@dataclass(frozen=True)
+class QueueSearch:
+    """What the queue is narrowed to: the criteria typed (as typed, for the form), the clause they make (None: not
+    searched), their errors at their fields, the address of the queue as searched (``query``: its parameters beside
+    ``page``)."""
+
+    typed: dict[str, str]
+    clause: Any
+    errors: dict[str, str]
+    query: list[tuple[str, str]]
+
+    @property
+    def path(self) -> str:
+        return "/queue" + (f"?{urlencode(self.query)}" if self.query else "")
+
+
+def _queue_search(db: Session, principal: Principal, params: QueryParams, t: Translator) -> QueueSearch:
+    """The queue's search read by the order list's own criteria (:func:`_list_query`: the same words, number, phone
+    and category subtree as ``/orders``), with 只看退单."""
+    typed = {name: params.get(name, "").strip() for name in QUEUE_SEARCH}
+    query = [(name, value) for name, value in typed.items() if value]
+    if params.get("returned") == "1":
+        query.append(("returned", "1"))
+    if not any(typed.values()):
+        return QueueSearch(typed, None, {}, query)
+    listed = _list_query(_ListReader(db, principal), QueryParams([(k, v) for k, v in typed.items() if v]), t)
+    clause = orders.search_condition(db, filters=listed.filters, scope=listed.scope)
+    return QueueSearch(typed, clause, listed.errors, query)
+
+
 @router.get("/queue", response_class=HTMLResponse)
 def dispatch_queue(request: Request, db: DbSession) -> Response:
-    """Orders waiting for a dispatcher with the top three units and the reason; one click dispatches."""
+    """Orders waiting for a dispatcher with the top three units and the reason; one click dispatches. Searched
+    (``q``, ``category_id``, ``street_id``), the waiting orders that match."""
     from cityhub.dispatch import background
     from cityhub.dispatch import service as dispatch
 
     principal = support.require_user(request, db, permissions.act(Action.DISPATCH))
+    t = support.translator(request)
     page = max(1, forms.whole_number(request.query_params.get("page")) or 1)
     # 只看退单: the returned orders alone, wherever their age puts them among the pages.
     returned_only = request.query_params.get("returned") == "1"
     scope = scope_of(db, principal).clause()
+    search = _queue_search(db, principal, request.query_params, t)
+    within = scope if search.clause is None else search.clause if scope is None else and_(scope, search.clause)
     rows, has_more = dispatch.queue(
         db,
         limit=PAGE_SIZE,
         offset=(page - 1) * PAGE_SIZE,
-        scope=scope,
+        scope=within,
         states=(State.RETURNED,) if returned_only else dispatch.QUEUE_STATES,
     )
     # How many wait, the returned among them: what a busy morning holds, beyond the page in sight.
     counts = dispatch.queue_counts(db, scope=scope)
+    matched = None if search.clause is None else dispatch.queue_counts(db, scope=within)
     # 拆单: the appeal a waiting order was split from, by number.
     split_from = orders.order_numbers(db, (order.split_from_id for order, _ in rows))
     # A returned order says who sent it back and why: the next unit is chosen by it.
     returns = dispatch.last_returns(db, [order.id for order, _ in rows if order.state == State.RETURNED])
+    directory = _directory(db)
     return render(
         request,
         "queue.html",
@@ -2096,8 +2140,14 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         has_more=has_more,
         waiting=sum(counts.values()),
         waiting_returned=counts[State.RETURNED],
+        matched=None if matched is None else matched[State.RETURNED] if returned_only else sum(matched.values()),
         returned_only=returned_only,
-        queue_path="/queue?returned=1" if returned_only else "/queue",
+        search=search,
+        queue_path=search.path,
+        search_categories=[c for c in support.active_categories(db) if c.path.count("/") < QUEUE_CATEGORY_DEPTH],
+        search_streets=sorted(
+            (u for u in unit_directory(db).values() if u.tier == UnitTier.STREET and u.active), key=lambda u: u.code
+        ),
         category_names=support.names_of(db, Category, {d.category_id for _, d in rows}),
         returns=returns,
         unit_names=support.names_of(
@@ -2106,9 +2156,9 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
             {i for _, d in rows for i in (d.place.street_id, d.place.community_id)}
             | {e.unit_id for e in returns.values()},
         ),
-        directory=_directory(db),
+        directory=directory,
         units=support.unit_groups(db, handlers=True) if rows else [],
-        bulk=_bulk_result(db, principal, support.read_flash(request), support.translator(request)),
+        bulk=_bulk_result(db, principal, support.read_flash(request), t),
     )
 
 

@@ -7,6 +7,8 @@ was typed and the errors at their fields.
 
 from __future__ import annotations
 
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,11 +25,11 @@ from cityhub.db import utcnow
 from cityhub.dispatch import service as dispatch
 from cityhub.dispatch.outcomes import outcomes
 from cityhub.dispatch.rules import RuleTier, TargetKind
-from cityhub.dispatch.schemas import RuleCreate, RuleUpdate
-from cityhub.errors import CityhubError, NotFound
+from cityhub.dispatch.schemas import RuleCreate, RuleUpdate, window_problem
+from cityhub.errors import CityhubError, NotFound, ValidationFailed
 from cityhub.org.service import unit_directory
 from cityhub.web import support
-from cityhub.web.forms import day_of, field_errors, local_day, removed, saved
+from cityhub.web.forms import day_of, every_problem, field_errors, local_day, removed, saved
 from cityhub.web.support import FormBody, PageError, render
 from cityhub.workorders.lifecycle import Action
 
@@ -58,7 +60,9 @@ def _editor(request: Request, db: Session, form: Any) -> Principal:
     return support.require_user(request, db, permissions.UNITS_MANAGE, form=form)
 
 
-def _payload(form: Any) -> dict[str, Any]:
+def _payload(form: Any, *, lenient: bool = False) -> dict[str, Any]:
+    """The rule's fields as the service's schema takes them. ``lenient``: a date that does not read left out (its own
+    check says why), for the schema to check the other fields."""
     kind = form.get("target_kind") or TargetKind.UNIT.value
     return {
         "name": form.get("name").strip(),
@@ -71,9 +75,51 @@ def _payload(form: Any) -> dict[str, Any]:
         "target_kind": kind,
         "target_unit_id": form.text("target_unit_id") if kind == TargetKind.UNIT.value else None,
         "tier": form.text("tier"),
-        "valid_from": local_day(form.get("valid_from").strip(), "valid_from"),
-        "valid_until": local_day(form.get("valid_until").strip(), "valid_until", end=True),
+        "valid_from": _day(form, "valid_from", lenient=lenient),
+        "valid_until": _day(form, "valid_until", lenient=lenient),
     }
+
+
+def _day(form: Any, field: str, *, lenient: bool = False) -> datetime | None:
+    """A validity day typed (``valid_until`` included up to its end); None when empty, or ``lenient`` and no date."""
+    try:
+        return local_day(form.get(field).strip(), field, end=field == "valid_until")
+    except ValidationFailed:
+        if not lenient:
+            raise
+        return None
+
+
+def _checks(db: Session, form: Any, *, new: bool) -> list[Any]:
+    """Every check of a rule's form, for a refused form to say all its problems at once (``forms.every_problem``):
+    each date's reading, the schema's fields, the validity's order (which the schema checks only once every field
+    passes) and, for a new rule, what the service checks of its category, place and target."""
+    payload = _payload(form, lenient=True)
+
+    def window() -> None:
+        if problem := window_problem(payload["valid_from"], payload["valid_until"]):
+            raise ValidationFailed(problem, details={"field": "valid_until"})
+
+    def references() -> None:
+        # The fields the schema takes, the others at their defaults: the service's checks of what they name.
+        try:
+            data = RuleCreate.model_validate(payload)
+        except ValidationError as exc:
+            refused = {str(e["loc"][0]) for e in exc.errors() if e["loc"]} | {"valid_from", "valid_until"}
+            kept = {k: v for k, v in payload.items() if k not in refused}
+            try:
+                data = RuleCreate.model_validate({**kept, "name": "-"})
+            except ValidationError:
+                return
+        dispatch.check_new_rule(db, data=data)
+
+    checks: list[Any] = [
+        lambda: _day(form, "valid_from"),
+        lambda: _day(form, "valid_until"),
+        lambda: (RuleCreate if new else RuleUpdate).model_validate(payload),
+        window,
+    ]
+    return [*checks, references] if new else checks
 
 
 def _place_choices(units: Any) -> list[Any]:
@@ -168,7 +214,10 @@ def create_rule(request: Request, db: DbSession, form: FormBody) -> Response:
     principal = _editor(request, db, form)
     t = support.translator(request)
     rule, errors = saved(
-        db, t, lambda: dispatch.create_rule(db, data=RuleCreate.model_validate(_payload(form)), actor=principal.actor)
+        db,
+        t,
+        lambda: dispatch.create_rule(db, data=RuleCreate.model_validate(_payload(form)), actor=principal.actor),
+        _checks(db, form, new=True),
     )
     if rule is None:
         return _page(request, db, principal, values=form.values(RULE_FIELDS), errors=errors, status_code=422)
@@ -208,7 +257,7 @@ def update_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -
             principal,
             rule=rule,
             values=form.values(RULE_FIELDS),
-            errors=field_errors(t, exc),
+            errors=every_problem(field_errors(t, exc), _checks(db, form, new=False), partial(field_errors, t)),
             status_code=422,
         )
     return support.redirect("/rules", flash=("rules.updated", {"id": rule_id, "name": rule.name}))

@@ -150,6 +150,7 @@ _env.filters["when_stored"] = _when_stored
 _env.filters["citizen_sla"] = lambda status: SlaStatus(status).as_citizen_reads()
 _env.filters["whole"] = _whole
 _env.globals["explain"] = machine_text.explain
+_env.globals["grounds_unsaid"] = machine_text.grounds_unsaid
 _env.globals["rule_name"] = machine_text.rule_name
 _env.globals["actor_name"] = machine_text.actor_name
 # Text limits the forms share with the service layer and the API (the browser stops at the same length).

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -70,25 +71,65 @@ def contacts_text(contacts: list[dict[str, Any]] | None) -> str:
     return "\n".join(",".join(str(c.get(k) or "") for k in keys).rstrip(",") for c in contacts or [])
 
 
-def _payload(form: Any, *, new: bool) -> dict[str, Any]:
-    boundary_text = form.get("boundary").strip()
+def _boundary(form: Any) -> dict[str, Any] | None:
+    """The boundary pasted (GeoJSON), read as JSON; None when empty."""
+    text = form.get("boundary").strip()
     try:
-        boundary = json.loads(boundary_text) if boundary_text else None
+        return json.loads(text) if text else None
     except ValueError:
         raise ValidationFailed("the boundary is not JSON (GeoJSON)", details={"field": "boundary"}) from None
+
+
+def _payload(form: Any, *, new: bool, lenient: bool = False) -> dict[str, Any]:
+    """The unit's fields as the service's schema takes them. ``lenient``: a boundary or contacts that do not read
+    left out (their own checks say why), for the schema to check the other fields."""
     data: dict[str, Any] = {
         "name": form.get("name").strip(),
         "short_name": form.text("short_name"),
         "tier": form.get("tier"),
         "parent_id": form.text("parent_id"),
         "duties": form.text("duties"),
-        "contacts": parse_contacts(form.get("contacts")),
-        "boundary": boundary,
+        "contacts": _unless_refused(lambda: parse_contacts(form.get("contacts")), lenient),
+        "boundary": _unless_refused(lambda: _boundary(form), lenient),
         "active": form.get("active") == "1",
     }
     if new:
         data["code"] = form.get("code").strip()
     return data
+
+
+def _unless_refused(read: Any, lenient: bool) -> Any:
+    try:
+        return read()
+    except ValidationFailed:
+        if not lenient:
+            raise
+        return None
+
+
+def _checks(db: Session, form: Any, *, unit_id: int | None = None) -> list[Any]:
+    """Every check of a unit's form, for a refused form to say all its problems at once (``forms.every_problem``):
+    the boundary's and contacts' reading, the schema's fields, a new unit's code, its place in the tree."""
+    new = unit_id is None
+    model = UnitCreate if new else UnitUpdate
+
+    def placement() -> None:
+        try:
+            tier, parent_id = UnitTier(form.get("tier")), forms.whole_number(form.text("parent_id") or "")
+        except ValueError:
+            return  # not a tier: the schema says so
+        if parent_id is not None or not form.text("parent_id"):
+            org.check_placement(db, tier=tier, parent_id=parent_id, unit_id=unit_id)
+
+    checks: list[Any] = [
+        lambda: _boundary(form),
+        lambda: parse_contacts(form.get("contacts")),
+        lambda: model.model_validate(_payload(form, new=new, lenient=True)),
+        placement,
+    ]
+    if new and (code := form.get("code").strip()):
+        checks.append(lambda: org.check_code_free(db, code=code))
+    return checks
 
 
 def _values(unit: Unit) -> dict[str, str]:
@@ -287,6 +328,7 @@ def create_unit(request: Request, db: DbSession, form: FormBody) -> Response:
         db,
         t,
         lambda: org.create_unit(db, data=UnitCreate.model_validate(_payload(form, new=True)), actor=principal.actor),
+        _checks(db, form),
     )
     if unit is None:
         return _list_page(request, db, principal, values=form.values(UNIT_FIELDS), errors=errors, status_code=422)
@@ -322,7 +364,7 @@ def update_unit(request: Request, db: DbSession, unit_id: int, form: FormBody) -
         db.rollback()
         unit = _unit(db, unit_id)
         values = {**form.values(UNIT_FIELDS), "code": unit.code}
-        errors = field_errors(t, exc)
+        errors = forms.every_problem(field_errors(t, exc), _checks(db, form, unit_id=unit_id), partial(field_errors, t))
         return _unit_page(request, db, principal, unit, values=values, errors=errors, status_code=422)
     return support.redirect(f"/admin/units/{unit_id}", flash=("units.updated", {"name": unit.name}))
 
@@ -343,11 +385,20 @@ ALIAS_REASONS = {
 }
 
 
+def holder_names(t: Any, holders: Sequence[Sequence[str]], units: Sequence[str] = ()) -> str:
+    """The units a place alias names already, each with its code in the reader's language's brackets (景泰街道（W-JT）,
+    not the command line's ``景泰街道 (W-JT)`` inside Chinese); ``units``, as the service words them, without
+    ``holders``."""
+    if holders:
+        return t.sep.join(f"{name}{t.lp}{code}{t.rp}" for name, code in holders)
+    return t.sep.join(units)
+
+
 def _alias_errors(t: Any, exc: CityhubError) -> dict[str, str]:
     key = ALIAS_REASONS.get(str(exc.details.get("reason")))
     if key is None:
         return field_errors(t, exc)
-    units = t.sep.join(exc.details.get("units") or [])
+    units = holder_names(t, exc.details.get("holders") or (), exc.details.get("units") or ())
     return {str(exc.details.get("field", "_form")): t(key, units=units)}
 
 

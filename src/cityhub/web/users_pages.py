@@ -8,6 +8,8 @@ password is shown once, on the page that answers the form, never in a cookie or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,10 +24,10 @@ from cityhub.auth import service as auth
 from cityhub.auth.models import ApiToken
 from cityhub.auth.principal import Principal
 from cityhub.db import contains_text, utcnow
-from cityhub.errors import CityhubError
+from cityhub.errors import CityhubError, Conflict
 from cityhub.org.models import Role, Unit, User
 from cityhub.org.schemas import UserCreate
-from cityhub.org.service import username_alike
+from cityhub.org.service import check_unit_for_role, username_alike
 from cityhub.web import forms, support
 from cityhub.web.forms import field_errors
 from cityhub.web.support import FormBody, PageError, render
@@ -69,6 +71,31 @@ def _payload(form: Any) -> dict[str, Any]:
         "email": form.text("email"),
         "active": form.get("active") == "1",
     }
+
+
+def _checks(db: Session, form: Any, password: str) -> list[Callable[[], object]]:
+    """Every check of a new account's form, for a refused form to say all its problems at once
+    (``forms.every_problem``): the schema's fields, the password typed, the login name (taken in any letter case:
+    ``username_alike``), the unit the role needs."""
+    data = _payload(form)
+
+    def strength() -> None:
+        personal = (data["full_name"], data["email"], data["phone"])
+        if password:
+            passwords.check_strength(password, username=data["username"], personal=personal)
+
+    def name_free() -> None:
+        if data["username"] and username_alike(db, data["username"]) is not None:
+            raise Conflict(f"username {data['username']} already exists")
+
+    def unit_for_role() -> None:
+        try:
+            role, unit_id = Role(data["role"]), int(data["unit_id"]) if data["unit_id"] else None
+        except ValueError:
+            return  # not a role, not a unit's id: the schema says so
+        check_unit_for_role(db, role=role, unit_id=unit_id)
+
+    return [lambda: UserCreate.model_validate(data), strength, name_free, unit_for_role]
 
 
 def _list_page(
@@ -179,11 +206,8 @@ def create_user(request: Request, db: DbSession, form: FormBody) -> Response:
     except (ValidationError, CityhubError) as exc:
         db.rollback()
         values = form.values(USER_FIELDS)
-        errors = _errors(t, exc)
-        # A login name already taken is said with the form's other problems, not once they are mended.
-        typed_name = form.get("username").strip()
-        if "username" not in errors and typed_name and username_alike(db, typed_name) is not None:
-            errors["username"] = t("users.taken")
+        # Every problem at once, each at its field: a weak password with a bad phone, a login name already taken.
+        errors = forms.every_problem(_errors(t, exc), _checks(db, form, typed), partial(_errors, t))
         return _list_page(request, db, principal, values=values, errors=errors, status_code=422)
     if typed:
         return support.redirect(f"/admin/users/{user.id}", flash=("users.created", {"username": user.username}))

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, false, func, insert, literal_column, select, text
+from sqlalchemy import ColumnElement, Select, and_, bindparam, false, func, insert, literal_column, select, text, true
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cityhub.auth.permissions import UNIT_STAFF_ROLES
@@ -976,6 +976,12 @@ def _search_conditions(
     if scope is not None:
         conditions.append(scope)
     return conditions
+
+
+def search_condition(session: Session, *, filters: OrderFilter, scope: Any = None) -> ColumnElement[bool]:
+    """The orders :func:`search_orders` lists for ``filters`` within ``scope``, as one WHERE clause, for a list of
+    its own to narrow by the same criteria (the dispatcher's queue searched by words, number or phone)."""
+    return and_(true(), *_search_conditions(session, filters, scope))
 
 
 def count_orders(

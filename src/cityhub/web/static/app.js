@@ -103,6 +103,15 @@
     window.addEventListener("resize", clearOfStuckBar);
   }
   document.addEventListener("htmx:afterSettle", keyboardScrollers);
+  // A list that lends its options (data-options-from="ID"): the queue's manual dispatch of each order without a
+  // suggestion takes the bulk bar's units, so the page carries the district's ~400 units once, not once an order.
+  document.querySelectorAll("select[data-options-from]").forEach(function (select) {
+    var source = document.getElementById(select.getAttribute("data-options-from"));
+    if (!source) { return; }
+    Array.prototype.forEach.call(source.children, function (child) {
+      if (child.tagName === "OPTGROUP" || child.value) { select.appendChild(child.cloneNode(true)); }
+    });
+  });
   // A long list to choose from (data-filter="its placeholder": the district's ~400 units, the categories) gets a box
   // before it on a wide screen: what is typed — a name, with any input method, which a select's own type-ahead does
   // not take — leaves in the list only the options holding it, and chooses the one left. (A phone's own picker
