@@ -154,9 +154,13 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 
 @db_app.command("current")
 def db_current() -> None:
-    """Print the database's migration revision."""
+    """Print the database's migration revision ((empty): a database never migrated); a SQLite file that is not there
+    is said in one line, exit 2, and not created."""
     from cityhub import migrate
 
+    missing = migrate.missing_file()
+    if missing is not None:  # not an empty database: a wrong path, which asking must not create
+        raise fail(missing, CANNOT_RUN)
     typer.echo(migrate.current() or "(empty)")
 
 
