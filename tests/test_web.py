@@ -1213,7 +1213,7 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
     assert past.number in panel.text  # the similar past order
     # opened beside the form, not in its place (the appeal being typed and its files chosen stay, as the caller's
     # history leaves them)
-    assert f'<a href="/orders/{past.id}" target="_blank" rel="noopener">{past.number}</a>' in panel.text
+    assert f'<a href="/orders/{past.id}" target="_blank" rel="noopener">{past.number}<span' in panel.text
     top3 = re.findall(r"<li><span>(\S+) <small>(\d+)%</small>", panel.text)
     assert top3[0][0] == "环境保护" and {label for label, _ in top3} <= set(TOPICS)  # the classifier's best first
     assert all(int(p) >= 1 for _, p in top3)  # a runner-up at 0% is left out
@@ -1281,7 +1281,10 @@ def test_the_intake_form_lists_a_returning_callers_earlier_appeals(org) -> None:
     assert "该号码以往的诉求（共 2 件）" in found.text and 'href="/orders?q=13800138000"' in found.text
     assert found.text.index(second.number) < found.text.index(first.number) and "别人的诉求" not in found.text
     assert "该号码没有以往的诉求" in client.post("/intake/caller", data={**form, "citizen_phone": "13700137000"}).text
-    assert client.post("/intake/caller", data={**form, "citizen_phone": "138"}).text == ""  # still being typed
+    # Still being typed, or shortened below a number: no list, and the count said before is emptied (it stayed).
+    short = client.post("/intake/caller", data={**form, "citizen_phone": "138"}).text
+    assert 'data-testid="caller-history"' not in short
+    assert re.search(r'<span id="caller-status" hx-swap-oob="innerHTML">\s*</span>', short), short
     # The same mobile with China's country code, as a caller ID shows it, or stored so: the same caller.
     third = _order(title="油烟还在", citizen_phone="+86 138-0013-8000")
     for typed in ("+86 138 0013 8000", "8613800138000", "13800138000"):
@@ -1295,6 +1298,32 @@ def test_the_intake_form_lists_a_returning_callers_earlier_appeals(org) -> None:
     citizen = login("cit")
     assert "/intake/caller" not in citizen.get("/intake").text
     assert citizen.post("/intake/caller", data=intake_form(citizen, citizen_phone="13800138000")).text == ""
+
+
+def test_the_intake_forms_links_that_open_a_new_tab_say_so(org) -> None:
+    """The similar cases, possible duplicates and the caller's earlier appeals open in a new tab (the form stays):
+    a screen reader heard only the order's number; each link's name now ends with words saying it opens a new tab
+    (visually hidden, through the locale files)."""
+    _order(title="餐馆油烟扰民", citizen_phone="13800138000", address="景泰街道云景路1号")
+    client = login("op")
+    form = intake_form(
+        client,
+        content="小区楼下餐馆油烟排放严重，噪音扰民",
+        address="景泰街道云景路1号",
+        citizen_phone="13800138000",
+    )
+    panel = client.post("/intake/assist", data=form).text
+    history = client.post("/intake/caller", data=form).text
+    said = '<span class="visually-hidden">（在新标签页打开）</span></a>'
+    for html, where in ((panel, "duplicates"), (panel, "similar"), (history, "caller-history")):
+        section = re.search(rf'data-testid="{where}">.*?</section>', html, flags=re.S)
+        assert section is not None, (where, html)
+        links = re.findall(r'<a [^>]*target="_blank".*?</a>', section.group(0), flags=re.S)
+        assert links and all(link.endswith(said) for link in links), (where, links)
+    english = login("op")
+    english.cookies.set("cityhub_lang", "en")
+    theirs = {**form, "csrf_token": english.cookies["cityhub_csrf"]}
+    assert "(opens in a new tab)</span></a>" in english.post("/intake/caller", data=theirs).text
 
 
 def test_assistance_lists_no_unrelated_order_among_the_similar_cases(org) -> None:

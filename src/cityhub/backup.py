@@ -26,7 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 from cityhub.config import get_settings
-from cityhub.errors import Conflict, ValidationFailed
+from cityhub.errors import Conflict, ToolFailed, ValidationFailed
 from cityhub.outfiles import PARTIAL_SUFFIX, private_files
 
 JOB_NAME = "db-backup"  # the job_runs row of `cityhub db backup`
@@ -86,8 +86,8 @@ def backup(target: Path, *, url: str | None = None) -> str:
             done = subprocess.run(
                 [pg_dump, "--format=custom", "--file", str(tmp), dsn], env=env, capture_output=True, text=True
             )
-            if done.returncode != 0:
-                raise ValidationFailed(
+            if done.returncode != 0:  # the server unreachable, a login refused: the command could not run (exit 2)
+                raise ToolFailed(
                     f"pg_dump failed, nothing written to {target}: {_tool_problem(done.stderr, done.returncode)}"
                 )
         return f"postgresql custom dump, {target.stat().st_size} bytes"
@@ -96,13 +96,13 @@ def backup(target: Path, *, url: str | None = None) -> str:
 
 def client_tools(*names: str) -> list[str]:
     """The paths of PostgreSQL's client programs ``names`` (pg_dump, pg_restore, psql) on ``PATH``; when any is
-    missing, ValidationFailed in one line naming every missing one and how to install them (the command line's exit
-    1), before anything is written."""
+    missing, ToolFailed in one line naming every missing one and how to install them (the command could not run: the
+    command line's exit 2), before anything is written."""
     found = {name: shutil.which(name) for name in names}
     missing = [name for name, path in found.items() if path is None]
     if missing:
         them = " and ".join(missing)
-        raise ValidationFailed(
+        raise ToolFailed(
             f"{them} {'is' if len(missing) == 1 else 'are'} not installed (not found on PATH): install PostgreSQL's "
             "client programs, the Debian package postgresql-client (`apt-get install postgresql-client`), in a "
             "version not older than the server's"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cityhub.clitools import CANNOT_RUN, exit_code, fail
+from cityhub.clitools import CANNOT_RUN, examples, exit_code, fail
 from cityhub.config import configure_logging, log_level
 from cityhub.errors import CityhubError
 
@@ -18,20 +18,14 @@ if TYPE_CHECKING:
     import sqlalchemy.exc
 
 # Where to begin, under the commands of `cityhub --help`: the usual first steps, and where the rest is described.
-EXAMPLES = """Examples:
-
-  cityhub config show                     # every setting and its source
-
-  cityhub db upgrade                      # create or migrate the database
-
-  cityhub serve --port 8000 --workers 2   # web UI, API, scheduled jobs
-
-  cityhub db backup --dir DIR --keep 14   # a copy while the service runs
-
-  cityhub apikey create --client NAME --scopes open311:write
-
-Each command's --help says more; README.md (Command line),
-docs/operations.md and docs/api.md the rest."""
+EXAMPLES = examples(
+    ("cityhub config show", "every setting and its source"),
+    ("cityhub db upgrade", "create or migrate the database"),
+    ("cityhub serve --port 8000 --workers 2", "web UI, API, scheduled jobs"),
+    ("cityhub db backup --dir DIR --keep 14", "a copy while the service runs"),
+    ("cityhub apikey create --client NAME --scopes open311:write", ""),
+    more="Each command's --help says more; README.md (Command line),\ndocs/operations.md and docs/api.md the rest.",
+)
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="cityhub — unified city operations.", epilog=EXAMPLES
@@ -124,7 +118,13 @@ def _make_sqlite_folder() -> None:
         )
 
 
-@db_app.command("upgrade")
+@db_app.command(
+    "upgrade",
+    epilog=examples(
+        ("cityhub db upgrade", "to this release's migration (creates a new SQLite file)"),
+        ("cityhub db current", "the migration the database is at"),
+    ),
+)
 def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Migrate the database named by CITYHUB_DATABASE_URL (a new SQLite file is created)."""
     from alembic.util import CommandError
@@ -154,9 +154,13 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 
 @db_app.command("current")
 def db_current() -> None:
-    """Print the database's migration revision."""
+    """Print the database's migration revision ((empty): a database never migrated); a SQLite file that is not there
+    is said in one line, exit 2, and not created."""
     from cityhub import migrate
 
+    missing = migrate.missing_file()
+    if missing is not None:  # not an empty database: a wrong path, which asking must not create
+        raise fail(missing, CANNOT_RUN)
     typer.echo(migrate.current() or "(empty)")
 
 
@@ -173,15 +177,24 @@ def db_compact() -> None:
     typer.echo(f"database compacted: {before / 1e6:,.1f} MB → {after / 1e6:,.1f} MB")
 
 
-@db_app.command("backup")
+@db_app.command(
+    "backup",
+    epilog=examples(
+        ("cityhub db backup /var/backups/cityhub/pre-upgrade.dump", ""),
+        ("cityhub db backup --dir /var/backups/cityhub --keep 14", "nightly"),
+    ),
+)
 def db_backup(
-    target: Annotated[Path | None, typer.Argument(help="File to write the copy to (or give --dir).")] = None,
+    target: Annotated[
+        Path | None, typer.Argument(metavar="FILE", help="File to write the copy to (or give --dir DIR).")
+    ] = None,
     directory: Annotated[
         Path | None,
         typer.Option(
             "--dir",
-            help="Write a new file named for the backend, the database and the local time into this directory "
-            "(cityhub-sqlite-cityhub-20261206-021500.db, cityhub-postgresql-cityhub-….dump) instead of FILE.",
+            metavar="DIR",
+            help="Instead of FILE: write a new file into the directory DIR, named for the backend, the database and "
+            "the local time (cityhub-sqlite-cityhub-20261206-021500.db, cityhub-postgresql-cityhub-….dump).",
         ),
     ] = None,
     keep: Annotated[
@@ -189,6 +202,7 @@ def db_backup(
         typer.Option(
             "--keep",
             min=1,
+            metavar="N",
             help="With --dir: then remove the oldest backups this command made there beyond the newest N (files "
             "named as --dir names them, of this backend; nothing else is touched).",
         ),
@@ -388,7 +402,13 @@ def admin_log(
             typer.echo(f"{e.at.isoformat()}\t{e.actor}\t{e.area}\t{e.target}\t{e.action}\t{changes}\t{e.reason or ''}")
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        ("cityhub serve", "127.0.0.1:8000, jobs inside"),
+        ("cityhub serve --host 0.0.0.0 --workers 2", "two processes"),
+        ("cityhub serve --no-scheduler --no-dispatcher", "`cityhub worker` beside"),
+    )
+)
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8000,

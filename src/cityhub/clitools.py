@@ -43,6 +43,25 @@ def fail_with(error: CityhubError, context: str = "") -> typer.Exit:
     return fail(f"{context}{error.message}", exit_code(error))
 
 
+def examples(*lines: tuple[str, str], more: str = "") -> str:
+    """The end of a command's --help (its ``epilog``), as `cityhub --help` ends: ``Examples:`` and each command line
+    ``(command, what it does)`` — an empty "what" for none — the comments aligned, a blank line between (the help's
+    formatter joins adjacent lines), then ``more``. tests/unit/test_cli_help.py parses every command's examples
+    against the command itself."""
+    width = max((_columns(command) for command, said in lines if said), default=0) + 3
+    shown = [
+        f"  {command}{' ' * (width - _columns(command))}# {said}" if said else f"  {command}" for command, said in lines
+    ]
+    return "\n\n".join(["Examples:", *shown, *([more] if more else [])])
+
+
+def _columns(text: str) -> int:
+    """How many columns ``text`` takes in a terminal: a Chinese character two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 class RejectedRow(NamedTuple):
     """A row an import rejected: its number as the file shows it (the header being row 1), the field at fault
     (None: the row as a whole) and the problem in the importer's words; ``unit`` is ``line`` for a text read line by

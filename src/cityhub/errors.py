@@ -174,3 +174,12 @@ class StorageUnavailable(CityhubError):
 
     code = "storage_unavailable"
     http_status = 503
+
+
+class ToolFailed(CityhubError):
+    """A program a command runs to do its work could not do it: PostgreSQL's client programs missing, or ``pg_dump``
+    failing — the server unreachable, a login refused, a database that is not there. The command could not run
+    (exit 2, docs/operations.md *Exit codes*), whatever was asked; nothing was written."""
+
+    code = "tool_failed"
+    http_status = 503

@@ -144,7 +144,7 @@ def test_calls_follow_one_another_with_one_key_between_them(server: str, browser
     page.keyboard.press("Enter")
     page.wait_for_url("**/intake")
     assert _focused(page) == "f-citizen_phone"
-    # The next caller's complaint, registered with Enter in its address.
+    # The next caller's complaint, registered with its button (Enter in the address goes on to the next field).
     page.keyboard.type("13900139000")
     page.keyboard.press("Shift+Tab")
     page.keyboard.press("Shift+Tab")
@@ -152,8 +152,9 @@ def test_calls_follow_one_another_with_one_key_between_them(server: str, browser
     page.keyboard.press("ArrowDown")  # 投诉
     _tab_to(page, "#f-content")
     page.keyboard.type("小区楼下餐馆油烟排放严重")
-    page.keyboard.press("Tab")
+    _tab_to(page, "#f-address")
     page.keyboard.type("景泰街道云景路1号")
+    _tab_to(page, "[data-testid=intake-submit]")
     page.keyboard.press("Enter")
     expect(page.locator("[data-testid=flash]")).to_contain_text("已受理")
     assert page.evaluate("document.activeElement.dataset.testid") == "next-call"
@@ -182,6 +183,7 @@ def test_a_caller_who_hangs_up_leaves_a_form_the_operator_clears_with_one_link(s
     clear = page.get_by_role("button", name="清空，接下一个来电")
     expect(clear).to_be_focused()
     assert page.input_value("#f-title") == "路灯不亮"
+    page.once("dialog", lambda dialog: dialog.accept())  # what was typed goes: asked first
     page.keyboard.press("Enter")
     expect(page.locator("#f-citizen_phone")).to_be_focused()
     assert page.input_value("#f-citizen_phone") == page.input_value("#f-title") == ""
@@ -230,4 +232,116 @@ def test_the_callers_history_is_announced_by_its_count_not_read_out_whole(server
     page.keyboard.type("1")
     expect(status).to_have_text("该号码没有以往的诉求。")
     assert page.locator("#caller-status").count() == 1  # filled in place
+    # Shortened below a number that can be searched: the count said before goes, with the list (it stayed).
+    page.keyboard.type("1")
+    expect(status).to_have_text("该号码没有以往的诉求。")  # 137001370011: still searchable
+    for _ in range(6):
+        page.keyboard.press("Backspace")  # 137001: too short
+    expect(status).to_have_text("")
+    expect(history).to_have_text("")
+    page.context.close()
+
+
+def test_clearing_for_the_next_call_asks_first_only_when_something_was_typed(server: str, browser: Any) -> None:
+    """清空，接下一个来电 threw a half-typed call away at a stray key: it asks first (the browser's own dialog, Enter
+    or Escape) once something is typed or chosen, and clears an untouched form at once."""
+    expect = sync_api.expect
+    page = _operator(browser, server)
+    asked: list[str] = []
+    accept = {"yes": False}
+
+    def answer(dialog: Any) -> None:
+        asked.append(dialog.message)
+        if accept["yes"]:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    page.on("dialog", answer)
+    _tab_to(page, "[data-testid=new-call]")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # nothing typed: cleared without a question
+    assert asked == []
+    expect(page.locator("#f-citizen_phone")).to_be_focused()
+    page.keyboard.type("13800138000")
+    _tab_to(page, "#f-content")
+    page.keyboard.type("小区楼下路灯不亮")
+    _tab_to(page, "[data-testid=new-call]")
+    page.keyboard.press("Enter")
+    assert asked == ["清空已填写的内容，接下一个来电？已填写的内容不会保存。"]
+    assert page.input_value("#f-content") == "小区楼下路灯不亮"  # kept: the operator said no
+    expect(page.locator("[data-testid=new-call]")).to_be_focused()
+    accept["yes"] = True
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert len(asked) == 2 and page.input_value("#f-content") == page.input_value("#f-citizen_phone") == ""
+    page.context.close()
+
+
+def test_enter_in_a_one_line_field_goes_to_the_next_field_and_registers_nothing(server: str, browser: Any) -> None:
+    """Enter in the title or the address (accepting an input method's word, or by habit) registered the call half
+    typed: it moves to the next field; the form's buttons still register it by key."""
+    expect = sync_api.expect
+    page = _operator(browser, server)
+    # Without app.js too: the form's default button is disabled, so a browser's implicit submission does nothing.
+    default = page.locator("#intake-form button[type=submit]").first
+    assert default.is_disabled() and default.get_attribute("data-testid") == "no-implicit-submit"
+    page.keyboard.type("13900139000")
+    _tab_to(page, "#f-title")
+    page.keyboard.type("油烟扰民")
+    page.keyboard.press("Enter")
+    assert _focused(page) == "f-content"
+    page.keyboard.type("小区楼下餐馆油烟排放严重")
+    _tab_to(page, "#f-address")
+    page.keyboard.type("景泰街道云景路1号")
+    page.keyboard.press("Enter")
+    assert _focused(page) == "f-files"
+    assert page.locator("[data-testid=flash]").count() == 0 and page.url.endswith("/intake")
+    assert page.input_value("#f-title") == "油烟扰民" and page.input_value("#f-address") == "景泰街道云景路1号"
+    page.focus("#f-title")  # back to the title
+    page.keyboard.press("Enter")
+    assert _focused(page) == "f-content" and page.url.endswith("/intake")
+    page.select_option("#f-appeal_type", "complaint")
+    _tab_to(page, "[data-testid=intake-submit]")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(page.locator("[data-testid=flash]")).to_contain_text("已受理", timeout=30_000)
+    page.context.close()
+
+
+def test_asking_for_suggestions_brings_the_focus_to_them(server: str, browser: Any) -> None:
+    """查询建议 posts the form and the page comes back: the focus was at the page's top (Tab went through the menu
+    again); it is at the suggestions, the next Tab at their first 秒回 button."""
+    page = _operator(browser, server)
+    _tab_to(page, "#f-content")
+    page.keyboard.type("请问离职后住房公积金怎么提取")
+    _tab_to(page, "button[name=preview]")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert _focused(page) == "assist-heading"
+    assert page.input_value("#f-content") == "请问离职后住房公积金怎么提取"
+    page.keyboard.press("Tab")
+    assert (page.evaluate("document.activeElement.dataset.testid") or "").startswith("kb-answer-")
+    page.context.close()
+
+
+def test_a_consultation_is_answered_on_the_spot_two_keys_after_its_question(server: str, browser: Any) -> None:
+    """From the question to 秒回 took 10 to 14 Tabs (past the address, files, category, urgency, the form's buttons
+    and the caller's history): while answers are suggested, the Tab after the question is a link to them, and Enter
+    on it focuses the first; Enter again answers the call."""
+    expect = sync_api.expect
+    page = _operator(browser, server)
+    skip = page.get_by_role("link", name="跳到知识库秒回答复")
+    page.keyboard.type("13800138000")
+    _tab_to(page, "#f-content")
+    expect(skip).to_have_count(0)  # nothing to answer with yet: no extra stop
+    page.keyboard.type("请问离职后住房公积金怎么提取")
+    expect(page.locator("[data-testid=kb] button")).to_have_count(2, timeout=30_000)
+    assert _focused(page) == "f-content"
+    page.keyboard.press("Tab")
+    expect(skip).to_be_focused()
+    page.keyboard.press("Enter")
+    assert (page.evaluate("document.activeElement.dataset.testid") or "").startswith("kb-answer-")
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-testid=flash]")).to_contain_text("已秒回并办结")
     page.context.close()

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from cityhub.backup import backup, backup_label
 from cityhub.db import session_scope
-from cityhub.errors import ValidationFailed
+from cityhub.errors import ToolFailed, ValidationFailed
 from cityhub.intake.service import submit
 
 
@@ -128,7 +128,7 @@ def test_a_failed_pg_dump_is_one_clear_error_and_leaves_no_file(app_db, db_backe
 
     url = make_url(get_settings().database_url).set(database="no_such_cityhub_db")
     target = tmp_path / "copy.dump"
-    with pytest.raises(ValidationFailed, match=r"pg_dump failed, nothing written to .*no_such_cityhub_db"):
+    with pytest.raises(ToolFailed, match=r"pg_dump failed, nothing written to .*no_such_cityhub_db"):
         backup(target, url=url.render_as_string(hide_password=False))
     assert not target.exists() and not target.with_suffix(".dump.partial").exists()
 
@@ -137,13 +137,34 @@ def test_a_failed_pg_dump_names_its_cause(tmp_path):
     if shutil.which("pg_dump") is None:
         pytest.skip("pg_dump is not installed")
     target = tmp_path / "copy.dump"
-    with pytest.raises(ValidationFailed) as failed:
+    with pytest.raises(ToolFailed) as failed:
         backup(target, url="postgresql://cityhub@127.0.0.1:1/cityhub")  # nothing listens on port 1
     message = str(failed.value)
     assert message.startswith(f"pg_dump failed, nothing written to {target}: pg_dump: error: connection to server")
     assert "port 1 failed: Connection refused; Is the server running" in message  # the cause and pg_dump's hint
     assert "\n" not in message and len(message) < 800
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", [["{dir}/copy.dump"], ["--dir", "{dir}/kept", "--keep", "2"]])
+def test_a_backup_of_an_unreachable_server_could_not_run(tmp_path: Path, where: list[str]) -> None:
+    """`db backup` of a PostgreSQL server nobody answers on is a database it cannot use: exit 2 (docs/operations.md,
+    *Exit codes*) with pg_dump's cause in one line, as a cron job's alert reads it; it was 1, a refusal of what was
+    asked. Nothing is written."""
+    if shutil.which("pg_dump") is None:
+        pytest.skip("pg_dump is not installed")
+    env = {**os.environ, "CITYHUB_DATABASE_URL": "postgresql://cityhub@127.0.0.1:1/cityhub"}
+    done = subprocess.run(
+        [sys.executable, "-m", "cityhub.cli", "db", "backup", *(a.format(dir=tmp_path) for a in where)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout) == (2, ""), done
+    assert done.stderr.startswith("error: pg_dump failed, nothing written to "), done.stderr
+    assert "Connection refused" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "copy.dump").exists() and list((tmp_path / "kept").glob("*")) == []
 
 
 @pytest.mark.parametrize(
@@ -156,7 +177,8 @@ def test_a_failed_pg_dump_names_its_cause(tmp_path):
 )
 def test_a_missing_postgresql_client_program_is_one_line_naming_it_and_its_package(tmp_path, args, missing):
     """Without PostgreSQL's client programs on PATH, `db backup` and `db restore` say in one line which program is
-    missing and how to install it (the Debian package postgresql-client), exit 1, and write nothing."""
+    missing and how to install it (the Debian package postgresql-client), exit 2 — the command could not run, as
+    with a message channel not configured (it was 1, as if what was asked were refused) — and write nothing."""
     (tmp_path / "nightly.dump").write_bytes(b"PGDMP\x01\x0e\x00" + b"\x00" * 200)
     empty_path = tmp_path / "bin"
     empty_path.mkdir()
@@ -168,7 +190,7 @@ def test_a_missing_postgresql_client_program_is_one_line_naming_it_and_its_packa
         text=True,
         timeout=120,
     )
-    assert done.returncode == 1 and done.stdout == "", done
+    assert done.returncode == 2 and done.stdout == "", done
     assert done.stderr.startswith(f"error: {missing} (not found on PATH): install PostgreSQL's client programs, ")
     assert "Debian package postgresql-client (`apt-get install postgresql-client`)" in done.stderr
     assert done.stderr.count("\n") == 1, done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -328,14 +329,28 @@ def test_cli_on_a_missing_sqlite_file_names_it_and_creates_nothing(
     )
     for argv in (["org", "list"], ["jobs", "status"], ["admin-log"], ["orders", "create", "--content", "x"]):
         assert _cli_error(url, monkeypatch, cli_run, *argv) == says, argv
-    for argv in (["serve"], ["worker", "--once"], ["db", "compact"]):
+    for argv in (["serve"], ["worker", "--once"], ["db", "compact"], ["db", "current"]):
         assert _cli_error(url, monkeypatch, cli_run, *argv) == says, argv
-    assert _cli(url, monkeypatch, cli_run, "db", "current")[:2] == (0, "(empty)\n")  # asking does not create it
     assert not path.parent.exists()
 
     assert _cli(url, monkeypatch, cli_run, "db", "upgrade")[0] == 0  # what creates a database
     code, _, err = _cli(url, monkeypatch, cli_run, "org", "list")
     assert (code, err) == (0, "0 units\n")
+
+
+def test_db_current_on_a_missing_sqlite_file_says_so_and_creates_nothing(
+    monkeypatch: pytest.MonkeyPatch, cli_run: CliRun, tmp_path: Path
+) -> None:
+    """`db current` of a SQLite path with no file printed `(empty)`, exit 0, as for a database never migrated: a
+    wrong path in CITYHUB_DATABASE_URL looked like a new database. It is one line naming the file, exit 2, and the
+    file is not created in its (existing) folder; an empty database file is still `(empty)`."""
+    path = tmp_path / "cityhub.db"
+    assert _cli_error(f"sqlite:///{path}", monkeypatch, cli_run, "db", "current") == (
+        f"error: there is no database file {path}: check CITYHUB_DATABASE_URL, or create it with `cityhub db upgrade`"
+    )
+    assert list(tmp_path.iterdir()) == []
+    sqlite3.connect(path).close()
+    assert _cli(f"sqlite:///{path}", monkeypatch, cli_run, "db", "current")[:2] == (0, "(empty)\n")
 
 
 def test_db_upgrade_where_the_database_folder_cannot_be_made_is_one_line_naming_it(

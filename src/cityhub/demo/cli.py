@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from cityhub.clitools import examples
+
 app = typer.Typer(no_args_is_help=True, help="Demo district: Baiyun (白云区) with generated orders.")
 
 
@@ -20,7 +22,14 @@ def _parse_date(value: str | None) -> date | None:
         raise typer.BadParameter(f"'{value}' is not a date (YYYY-MM-DD)") from None
 
 
-@app.command("seed")
+@app.command(
+    "seed",
+    epilog=examples(
+        ("cityhub demo seed", "20000 orders in 3 years, logins"),
+        ("cityhub demo seed --orders 3000 --years 1", "smaller, quicker"),
+        ("cityhub demo seed --orders 0 --no-extras", "the organisation only"),
+    ),
+)
 def seed_command(
     orders: Annotated[int, typer.Option("--orders", "-n", min=0, help="Number of orders to generate.")] = 20000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same orders.")] = 0,

@@ -10,7 +10,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
-from cityhub.clitools import RejectedRow, print_rejected, refuse_if_nothing_imported
+from cityhub.clitools import RejectedRow, examples, print_rejected, refuse_if_nothing_imported
 from cityhub.clitools import fail as _fail
 
 if TYPE_CHECKING:
@@ -21,11 +21,18 @@ if TYPE_CHECKING:
 import_app = typer.Typer(no_args_is_help=True, help="Bulk import (CSV, Excel).")
 export_app = typer.Typer(no_args_is_help=True, help="Export orders with their histories (CSV, Excel, Parquet).")
 
+IMPORT_EXAMPLES = examples(
+    ("cityhub import orders orders.csv --errors rejected.csv", "rejected rows"),
+    ("cityhub import orders past.xlsx --as-history", "stored closed"),
+    ("cityhub import orders export.csv --column content=来信内容", "other headers"),
+    ("cityhub import orders live.csv --dispatch", "then dispatched"),
+)
+
 # How many rejected rows are listed on stderr; the --errors file always has all of them.
 SHOWN_ISSUES = 50
 
 
-@import_app.callback()
+@import_app.callback(epilog=IMPORT_EXAMPLES)
 def _import_group() -> None:
     """Bulk import (CSV, Excel)."""
 
@@ -35,7 +42,7 @@ def _export_group() -> None:
     """Export orders with their histories (CSV, Excel, Parquet)."""
 
 
-@import_app.command("orders")
+@import_app.command("orders", epilog=IMPORT_EXAMPLES)
 def import_orders_cmd(
     file: Annotated[Path, typer.Argument(help="CSV (UTF-8, UTF-8 with BOM, GBK/GB18030) or Excel file.")],
     errors: Annotated[

@@ -4,14 +4,20 @@ from pathlib import Path
 
 import typer
 
+from cityhub.clitools import examples, fail_with
 from cityhub.clitools import fail as _fail
-from cityhub.clitools import fail_with
 from cityhub.formatting import calibration_text
 
 app = typer.Typer(no_args_is_help=True, help="Language tools: category classifier, address → jurisdiction.")
 
 
-@app.command("locate")
+@app.command(
+    "locate",
+    epilog=examples(
+        ("cityhub nlp locate --input addresses.txt", "one address a line"),
+        ("cityhub nlp locate --input - --json --district 白云区", "stdin, JSON lines"),
+    ),
+)
 def locate(
     input_path: str = typer.Option(
         ..., "--input", help="File with one address per line ('-' for stdin); blank lines are skipped."
@@ -52,7 +58,14 @@ def locate(
             )
 
 
-@app.command("train")
+@app.command(
+    "train",
+    epilog=examples(
+        ("cityhub dispatch export-training --out labelled.csv", "the district's orders"),
+        ("cityhub nlp train --data labelled.csv --out models/classifier", ""),
+        ("cityhub nlp train --data a.csv --data b.csv --out models/new --json", ""),
+    ),
+)
 def train_cmd(
     data: list[str] = typer.Option(..., "--data", help="Labelled orders CSV (id,title,content,created_at,category)."),
     out: str = typer.Option(..., "--out", help="Directory to write the model artefact to."),
@@ -192,7 +205,13 @@ def train_cmd(
         )
 
 
-@app.command("evaluate")
+@app.command(
+    "evaluate",
+    epilog=examples(
+        ("cityhub nlp evaluate --model models/classifier --data holdout.csv", ""),
+        ("cityhub nlp evaluate --model models/classifier --data holdout.csv --json", ""),
+    ),
+)
 def evaluate_cmd(
     model_path: str = typer.Option(..., "--model", help="Model artefact directory."),
     data: str = typer.Option(..., "--data", help="Labelled orders CSV to score."),

@@ -49,11 +49,19 @@ def _when(value: datetime) -> str:
 
 @app.command("create")
 def create(
-    client: Annotated[str, typer.Option("--client", help="Client name (created if new).")],
+    client: Annotated[
+        str,
+        typer.Option(
+            "--client",
+            metavar="NAME",
+            help="The API client (a partner system, an app) the key is for, by its name: created if new.",
+        ),
+    ],
     scopes: Annotated[
         str | None,
         typer.Option(
             "--scopes",
+            metavar="SCOPES",
             help=f"Comma/space separated: {', '.join(SCOPES)}. Required for a new client; for an existing one omit "
             "it (or repeat its scopes): `apikey scopes` changes them.",
         ),
@@ -62,6 +70,7 @@ def create(
         int | None,
         typer.Option(
             "--rate-limit",
+            metavar="N",
             help="Calls per minute per key (default 60 for a new client); an existing client keeps its own: "
             "`apikey limit` changes it.",
         ),
@@ -69,8 +78,9 @@ def create(
     expires_in: ExpiresIn = None,
     expires: Expires = None,
 ) -> None:
-    """Issue a new key for CLIENT and print only the key (store it now: it is not kept). A new client gets SCOPES
-    and the limit; an existing one keeps its own. Without --expires-in or --expires the key works until revoked."""
+    """Issue a new key for the API client --client NAME and print only the key (store it now: it is not kept). A new
+    client gets --scopes and --rate-limit; an existing one keeps its own. Without --expires-in or --expires the key
+    works until revoked."""
     from cityhub.db import session_scope
     from cityhub.sharing import service
 
@@ -119,10 +129,10 @@ def expiry_command(
 
 @app.command("scopes")
 def scopes_command(
-    client: Annotated[str, typer.Option("--client", help="An existing client.")],
+    client: Annotated[str, typer.Option("--client", metavar="NAME", help="An existing API client, by its name.")],
     scopes: Annotated[str, typer.Option("--scopes", help=f"Its new scopes: {', '.join(SCOPES)}.")],
 ) -> None:
-    """Change the scopes of CLIENT: every key it holds gets them at once."""
+    """Change the scopes of the API client --client NAME: every key it holds gets them at once."""
     from cityhub.db import session_scope
     from cityhub.sharing import service
 
@@ -139,10 +149,10 @@ def scopes_command(
 
 @app.command("limit")
 def limit_command(
-    client: Annotated[str, typer.Option("--client", help="An existing client.")],
+    client: Annotated[str, typer.Option("--client", metavar="NAME", help="An existing API client, by its name.")],
     rate_limit: Annotated[int, typer.Option("--rate-limit", help="Its new limit: calls per minute per key.")],
 ) -> None:
-    """Change the rate limit of CLIENT: every key it holds gets it at once."""
+    """Change the rate limit of the API client --client NAME: every key it holds gets it at once."""
     from cityhub.db import session_scope
     from cityhub.sharing import service
 

@@ -704,10 +704,12 @@ def _intake_page(
     assistance: Assistance | None = None,
     status_code: int = 200,
     dropped: list[str] | None = None,
+    previewed: bool = False,
 ) -> Response:
     """The intake form, with what was typed when it comes back refused. ``dropped``: the names of the files a refused
     post carried, which a page cannot give its file input back: named under it, to be chosen again (an inspector's
-    photo was gone without a word, the report sent again without it)."""
+    photo was gone without a word, the report sent again without it). ``previewed``: the page 查询建议 asked for,
+    the focus at its suggestions."""
     from cityhub.intake.service import INSPECTOR_APPEAL
 
     inspector = principal.role == Role.INSPECTOR
@@ -746,6 +748,7 @@ def _intake_page(
         focus_phone=fresh and not (citizen or inspector),
         file_settings=files.get_file_settings(),
         dropped=dropped or [],
+        previewed=previewed,
         # A citizen or an inspector on a phone picks the point on a small map (and hears where it lies) as well.
         place_map=place_map(support.translator(request), pick=PLACE_PICK) if citizen or inspector else None,
     )
@@ -783,8 +786,10 @@ def intake_caller(request: Request, db: DbSession, form: FormBody) -> Response:
 
     principal = support.require_user(request, db, permissions.ORDER_CREATE, form=form)
     phone = re.sub(r"[\s-]", "", form.get("citizen_phone"))
-    if principal.role not in permissions.UNMASKED_ROLES or not re.fullmatch(r"\+?\d{7,20}", phone):
+    if principal.role not in permissions.UNMASKED_ROLES:
         return HTMLResponse("")
+    if not re.fullmatch(r"\+?\d{7,20}", phone):  # still being typed, or shortened: no list, and no count said
+        return render(request, "_caller.html", phone=None, earlier=[], total=0)
     # A mobile number is the caller's with China's country code or without (a caller ID reads +86…; the progress
     # lookup compares them so too): an appeal stored either way is theirs.
     national = phone_digits(phone)
@@ -819,7 +824,14 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
         dropped = _not_kept(t, problems, body)
         assistance = _assistance(db, principal, form)
         return _intake_page(
-            request, db, principal, values=values, errors=problems, assistance=assistance, dropped=dropped
+            request,
+            db,
+            principal,
+            values=values,
+            errors=problems,
+            assistance=assistance,
+            dropped=dropped,
+            previewed=True,
         )
     entry_id = forms.whole_number(form.get("instant_entry_id"))
     citizen = principal.role == Role.CITIZEN

@@ -10,6 +10,7 @@ import typer
 
 from cityhub.clitools import (
     RejectedRow,
+    examples,
     fail_with,
     id_argument,
     named_actor,
@@ -60,7 +61,14 @@ def _dump(order: Any, *, unmasked: bool) -> dict[str, Any]:
     return (read if unmasked else read.masked()).model_dump(mode="json")
 
 
-@app.command("create")
+@app.command(
+    "create",
+    epilog=examples(
+        ('cityhub orders create --content "路灯不亮" --address "广园西路12号"', ""),
+        ('cityhub orders create --type complaint --content "…" --phone 13800000000', ""),
+        ('cityhub orders create --content "…" --answer "…"', "秒回: answered, closed"),
+    ),
+)
 def create(
     content: Annotated[str, typer.Option(help="What the citizen says.")],
     channel: Annotated[str, typer.Option(help="hotline, web, app, mailbox, grid, …")] = "hotline",

@@ -60,6 +60,54 @@
     if (form.getAttribute("data-submitting") === "1") { event.preventDefault(); return; }
     form.setAttribute("data-submitting", "1");
   });
+  // The intake form (data-enter-next): Enter in a one-line field goes on to the next field instead of registering a
+  // half-typed call (an input method's word accepted with Enter, or habit); the form's disabled default button stops
+  // the browser's implicit submission without this file. Enter while an input method composes is the method's.
+  document.addEventListener("keydown", function (event) {
+    var field = event.target, form = field.form;
+    if (event.key !== "Enter" || event.isComposing || event.keyCode === 229 || !form) { return; }
+    if (!form.hasAttribute("data-enter-next") || field.tagName !== "INPUT") { return; }
+    if (/^(submit|button|reset|checkbox|radio|file|image)$/.test(field.type)) { return; }
+    event.preventDefault();
+    var fields = Array.prototype.filter.call(form.elements, function (el) {
+      return el.type !== "hidden" && !el.disabled && el.tabIndex >= 0 && el.getClientRects().length > 0;
+    });
+    var next = fields[fields.indexOf(field) + 1];
+    if (next) { next.focus(); }
+  });
+  // 清空，接下一个来电 (data-confirm-typed) asks first when something was typed or chosen: a half-typed call is not
+  // thrown away by a stray key; an untouched form is cleared at once.
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("[data-confirm-typed]");
+    if (!link) { return; }
+    var form = link.closest("form"), typed = false;
+    Array.prototype.forEach.call(form ? form.elements : [], function (el) {
+      if (el.type === "hidden" || el.disabled) { return; }
+      if (el.type === "file") { typed = typed || el.files.length > 0; }
+      else if (el.tagName === "SELECT") { typed = typed || el.selectedIndex !== initialIndex(el); }
+      else if (el.type !== "submit" && el.type !== "button") { typed = typed || el.value.trim() !== ""; }
+    });
+    if (typed && !window.confirm(link.getAttribute("data-confirm-typed"))) { event.preventDefault(); }
+  });
+  // The option a select shows before anyone chose: the one marked selected, else its first one not disabled.
+  function initialIndex(select) {
+    var options = Array.prototype.slice.call(select.options);
+    var marked = options.findIndex(function (o) { return o.defaultSelected; });
+    return marked >= 0 ? marked : options.findIndex(function (o) { return !o.disabled; });
+  }
+  // From the question to its answers on the spot (data-skip-answers): shown while the suggestions hold a 秒回 button,
+  // it takes the focus to the first of them (they lie past the form's other fields, buttons and the caller's list).
+  function skipToAnswers() {
+    var skip = document.querySelector("[data-skip-answers]");
+    if (skip) { skip.hidden = !document.querySelector("#assistance [data-testid=kb] button"); }
+  }
+  skipToAnswers();
+  document.addEventListener("htmx:afterSettle", skipToAnswers);
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("[data-skip-answers] a"), answer;
+    answer = link && document.querySelector("#assistance [data-testid=kb] button");
+    if (answer) { event.preventDefault(); answer.focus(); }
+  });
   // 使用当前位置 (the patrol and the citizen's form on a phone): the device's position into the form's lat/lng.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-locate]");
