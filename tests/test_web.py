@@ -2945,7 +2945,7 @@ def test_suggestions_of_one_score_say_it_once_with_how_they_are_ranked(org) -> N
     queue = login("disp").get("/queue").text
     item = re.search(rf'data-number="{order.number}".*?</article>', queue, flags=re.S).group(0)  # type: ignore[union-attr]
     assert "派至 景泰街道" in item and "派至 区生态环境局" in item
-    said = re.search(r'data-testid="one-score" title="([^"]*)"><small>(.*?)</small>', item)
+    said = re.search(r'data-testid="one-score" title="([^"]*)">(.*?)</small>', item)
     assert said is not None and "按派单规则的层级" in said.group(1)
     assert re.fullmatch(r"各推荐单位的单位概率同为 \d\.\d\d，按派单规则的层级.*首条优先。", said.group(2))
     assert '<small class="score"' not in item  # not repeated on each
