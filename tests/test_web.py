@@ -2570,7 +2570,7 @@ def test_the_order_list_offers_each_role_the_lists_it_works_through(org) -> None
         )
 
     handler = views(login("hand_a").get("/orders").text)
-    assert list(handler) == ["在办", "预警", "超期"]
+    assert list(handler) == ["在办", "待签收", "预警", "超期"]
     supervisor = login("sup")
     offered = views(supervisor.get("/orders").text)
     assert list(offered) == ["预警", "超期", "待审批延期", "待回访", "回访不满意"]
@@ -2632,7 +2632,12 @@ def test_each_quick_view_counts_the_orders_its_list_shows_for_the_reader(org, mo
         return len(re.findall(r'<td><a href="/orders/\d+">', page.text))
 
     handler = _tabs(hand.get("/orders").text)
-    assert {label: shown for label, (_, shown, _) in handler.items()} == {"在办": "3", "预警": "0", "超期": "2"}
+    assert {label: shown for label, (_, shown, _) in handler.items()} == {
+        "在办": "3",
+        "待签收": "3",
+        "预警": "0",
+        "超期": "2",
+    }
     assert handler["超期"][2] == "2 件" and handler["预警"][2] == "0 件"
     assert '<span class="count zero" data-testid="view-count" aria-hidden="true">0</span>' in hand.get("/orders").text
     supervisor = _tabs(sup.get("/orders").text)
@@ -2647,6 +2652,37 @@ def test_each_quick_view_counts_the_orders_its_list_shows_for_the_reader(org, mo
     assert capped[1:] == ("2+", "2 件以上")
     assert rows(sup, capped[0]) == 3
     assert _tabs(hand.get("/orders").text)["超期"][1] == "2"  # below the cap: the number itself
+
+
+def test_a_handlers_tabs_are_of_their_units_work_what_waits_to_be_signed_for_first(org) -> None:
+    """A handler's morning starts with what is new for their unit: 待签收 lists the orders sent to it and the assists
+    asked of it that nobody has signed for yet; 预警 and 超期 count their unit's orders, as 在办 does — a street's
+    超期 counted another unit's order lying on its street, which is not the street's to answer for."""
+    sent, taken, on_street = _order(title="路灯不亮"), _order(title="井盖缺失"), _order(title="占道经营")
+    helped = _order("W-JX", title="排水管堵塞")
+    disp, hand_b = login("disp"), login("hand_b")
+    for order, unit in ((sent, "street_a"), (taken, "street_a"), (on_street, "street_b"), (helped, "street_b")):
+        assert _act(disp, order.id, "dispatch", unit_id=str(org[unit])).status_code == 303
+    assert _act(login("hand_a"), taken.id, "accept").status_code == 303
+    assert _act(hand_b, helped.id, "accept").status_code == 303
+    assert _act(disp, helped.id, "add_assist", unit_id=str(org["street_a"]), reason="请协助核实").status_code == 303
+    with session_scope() as s:
+        for order in (taken, on_street):
+            s.get(Order, order.id).sla_status = SlaStatus.OVERDUE  # type: ignore[union-attr]
+    hand = login("hand_a")
+    tabs = _tabs(hand.get("/orders").text)
+    assert list(tabs) == ["在办", "待签收", "预警", "超期"]
+    assert tabs["待签收"][1] == "2" and tabs["超期"][1] == "1"
+    waiting = hand.get(tabs["待签收"][0]).text
+    assert sent.number in waiting and helped.number in waiting and taken.number not in waiting
+    assert 'data-testid="assisting">本单位协办（待签收）' in waiting
+    overdue = hand.get(tabs["超期"][0]).text
+    assert taken.number in overdue and on_street.number not in overdue
+    # Signed for, it leaves 待签收: the assist too, once its 协办签收 is done.
+    assert _act(hand, helped.id, "assist_accept").status_code == 303
+    assert _tabs(hand.get("/orders").text)["待签收"][1] == "1"
+    # Whoever reads every order signs for none of them: no such tab.
+    assert "待签收" not in _tabs(login("sup").get("/orders").text)
 
 
 # ---------------------------------------------------------------------------------------- queue, dashboard

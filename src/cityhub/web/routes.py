@@ -1022,6 +1022,8 @@ def _list_query(reader: _ListReader, q: Any, t: Translator) -> _ListQuery:
     # 只看本单位承办: what the reader's unit holds, not every order lying in its street (a handler's 在办).
     own = reader.own  # None: nothing narrows the reader's list to their unit's (no such choice)
     criteria["held_by"] = sorted(own) if own is not None and q.get("held") else None
+    # 待签收: what waits for the reader's unit to sign for it — dispatched to it, or an assist it was asked for.
+    criteria["to_accept_by"] = sorted(own) if own is not None and q.get("to_accept") else None
     # 我提交的: what the reader registered (a grid inspector's reports), wherever it is and whoever holds it now.
     criteria["reported_by_id"] = principal.user_id if q.get("mine") and not citizen else None
     # 查看导入的工单: the orders one import created (the import page's link), named by the batch's chip.
@@ -1188,6 +1190,7 @@ _MORE_FILTERS = (
     "leader_assigned",
     "satisfied",
     "held",
+    "to_accept",
 )
 
 
