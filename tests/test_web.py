@@ -205,6 +205,15 @@ def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org
     assert '<a href="/orders?state=open&amp;held=1&amp;sort=due" aria-current="page">工单</a>' in handler_home.text
     handler_menu = handler_home.text.split("<nav", 1)[1].split("</nav>", 1)[0]
     assert 'href="/orders"' not in handler_menu
+    # 本单位考核: their unit's assessment figures, one click from every page (only the leaders' ranking linked there).
+    assessment = f'<a href="/assessment/{org["street_a"]}">本单位考核</a>'
+    assert assessment in handler_menu
+    figures = login("hand_a").get(f"/assessment/{org['street_a']}")
+    assert (
+        figures.status_code == 200
+        and f'<a href="/assessment/{org["street_a"]}" aria-current="page">本单位考核</a>' in figures.text
+    )
+    assert "本单位考核" not in login("sup").get("/orders").text  # a supervisor's unit is the hotline's, not assessed
     assert '<a href="/orders" aria-current="page">工单</a>' in login("sup").get("/orders").text
     leader_menu = login("lead").get("/dashboard").text
     assert 'href="/dashboard"' in leader_menu and 'href="/intake"' not in leader_menu

@@ -332,6 +332,10 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.rules", "/rules"))
     if permissions.allows(role, permissions.ORDER_READ):
         items.append(NavItem("nav.my_appeals" if role == Role.CITIZEN else "nav.orders", order_list_of(principal)))
+    if role in permissions.UNIT_STAFF_ROLES and principal.unit_id is not None:
+        # 本单位考核: how their unit is assessed (on-time rates, returns, satisfaction) and the orders behind each rate;
+        # the page was reached only from the leaders' ranking, so a unit's staff never found their own figures.
+        items.append(NavItem("nav.unit_assessment", f"/assessment/{principal.unit_id}"))
     if permissions.allows(role, permissions.REPLY_REVIEW):
         items.append(NavItem("nav.reviews", "/reviews"))
     if permissions.allows(role, permissions.ALARMS_READ):
