@@ -2069,6 +2069,34 @@ def test_the_lead_unit_is_not_offered_the_reply_while_assisting_units_have_not_a
     assert _state(order.id) == State.REPLIED
 
 
+def test_an_assisting_unit_reads_what_it_is_asked_and_the_lead_reads_its_answer_among_the_facts(org) -> None:
+    """协办 on the order page: the unit asked to assist reads what it is asked to do, by whom and when, above its
+    协办签收 and 协办答复 until it has answered (the request stood only in the trail); the lead unit reads each
+    assisting unit's answer under its name among the facts, where it writes its own reply from (the trail only)."""
+    disp, lead, helper = login("disp"), login("hand_b"), login("hand_a")
+    order = _order(street="W-JX")
+    assert _act(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
+    assert _act(lead, order.id, "accept").status_code == 303
+    asked = "请核实楼下餐馆的营业执照"
+    assert _act(disp, order.id, "add_assist", unit_id=str(org["street_a"]), reason=asked).status_code == 303
+
+    def notice(page: str) -> str:
+        found = re.search(r'data-testid="assist-asked">(.*?)</p>', page, flags=re.S)
+        return html_unescape(re.sub("<[^>]+>", "", found.group(1))) if found else ""
+
+    page = helper.get(f"/orders/{order.id}").text
+    assert notice(page).startswith(f"请本单位协办：{asked}") and "黄派单" in notice(page)
+    assert page.index('data-testid="assist-asked"') < page.index('data-testid="action-assist_accept"')
+    assert notice(lead.get(f"/orders/{order.id}").text) == ""  # the lead asked nothing of itself
+    assert _act(helper, order.id, "assist_accept").status_code == 303
+    assert asked in notice(helper.get(f"/orders/{order.id}").text)  # signed for, still to answer
+    assert _act(helper, order.id, "assist_reply", text="经核实该餐馆证照齐全，已责令加装油烟净化器").status_code == 303
+    assert notice(helper.get(f"/orders/{order.id}").text) == ""  # answered: nothing more asked of it
+    facts = re.search(r'data-testid="assists">(.*?)</td>', lead.get(f"/orders/{order.id}").text, flags=re.S)
+    assert facts is not None and "景泰街道（已答复）" in facts.group(1)
+    assert "经核实该餐馆证照齐全，已责令加装油烟净化器" in facts.group(1)
+
+
 def test_a_handlers_workbench_marks_the_orders_their_unit_assists_on(org) -> None:
     """在办 lists the orders a unit assists on (协办) among those it leads: each marked with where its part stands, so
     that the handler knows the step is 协办签收 or 协办答复 (the lead unit's name in the row was the only hint)."""

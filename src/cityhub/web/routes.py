@@ -81,6 +81,7 @@ from cityhub.workorders.lifecycle import (
     OPEN_STATES,
     URGENCY_RANK,
     Action,
+    AssistStatus,
     State,
     required_params,
 )
@@ -1281,6 +1282,23 @@ def _extension_request(order: Order, rows: list[dict[str, Any]]) -> Any:
     return _newest(rows, Action.REQUEST_EXTENSION) if order.extension_pending else None
 
 
+def _assist_asked(db: Session, order: Order, principal: Principal, rows: list[dict[str, Any]]) -> Any:
+    """For a unit asked to assist (协办) whose part is not answered yet: the trail's newest 增加协办 naming it — what
+    it is asked to do, by whom, when — above its 协办签收 and 协办答复 (it stood only in the trail, two screens down,
+    and the unit signed for and answered a request it had not read)."""
+    if order.state not in OPEN_STATES or principal.role not in permissions.UNIT_STAFF_ROLES:
+        return None
+    own = own_units(db, principal) or frozenset()
+    waiting = {a.unit_id for a in order.assists if a.unit_id in own and a.status in _ASSIST_TO_ANSWER}
+    return next(
+        (r for r in reversed(rows) if r["event"].action == Action.ADD_ASSIST.value and r["event"].unit_id in waiting),
+        None,
+    )
+
+
+_ASSIST_TO_ANSWER = frozenset({AssistStatus.DISPATCHED, AssistStatus.ACCEPTED})
+
+
 def _my_actions(db: Session, order: Order, principal: Principal) -> list[Action]:
     """What GET /orders/{id}/actions lists (``workorders.views.actions_of``) that the page has a form for."""
     return [a for a in actions_of(db, order, principal) if a in ACTION_FIELDS]
@@ -1530,6 +1548,7 @@ def _detail_page(
         returned_by=returned_by,
         urged=_last_urge(order, events) if staff else None,
         extension_request=_extension_request(order, events) if staff else None,
+        assist_asked=_assist_asked(db, order, principal, events),
         raised_since_request=_raised_since_request(order, events),
         actions=[(a, _form_fields(order, a)) for a in actions],
         # 答复 is not offered while assisting units have not answered: who they are, how to reach them.
