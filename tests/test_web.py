@@ -2097,6 +2097,34 @@ def test_an_assisting_unit_reads_what_it_is_asked_and_the_lead_reads_its_answer_
     assert "经核实该餐馆证照齐全，已责令加装油烟净化器" in facts.group(1)
 
 
+def test_a_handler_checks_a_reply_before_sending_it_and_nothing_is_recorded(org) -> None:
+    """检查答复质量: the reply typed is scored as the supervisors' review scores it, before it is sent — a weak one
+    said so with its reasons — and given back in its box; the order is not replied, nothing is written. (A reply was
+    scored only once sent, and a weak one came back from the supervisor as 退回答复.)"""
+    order = _order(title="楼下餐馆油烟扰民")
+    hand = login("hand_a")
+    assert _act(login("disp"), order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order.id, "accept").status_code == 303
+    form = hand.get(f"/orders/{order.id}").text
+    assert 'name="check" value="1"' in form and "检查答复质量（不提交）" in form
+    version = _version(order.id)
+    checked = _act(hand, order.id, "reply", text="已处理。", check="1")
+    assert checked.status_code == 200
+    preview = re.search(r'data-testid="reply-preview">(.*?)</div>', checked.text, flags=re.S)
+    assert preview is not None and "这条答复偏弱" in preview.group(1) and "只有问候、收悉或致谢套话" in preview.group(1)
+    assert re.search(r'<textarea id="reply-text"[^>]*>已处理。</textarea>', checked.text)
+    assert '<details open data-testid="action-reply">' in checked.text
+    assert _state(order.id) == State.ACCEPTED and _version(order.id) == version  # nothing recorded
+    with session_scope() as s:
+        assert s.get(ReplyCheck, order.id) is None
+    # Sent as it stands, the reply is recorded as before.
+    assert (
+        _act(hand, order.id, "reply", text="经现场核查，已责令餐馆加装油烟净化设施，并于12月5日复查达标。").status_code
+        == 303
+    )
+    assert _state(order.id) == State.REPLIED
+
+
 def test_a_handlers_workbench_marks_the_orders_their_unit_assists_on(org) -> None:
     """在办 lists the orders a unit assists on (协办) among those it leads: each marked with where its part stands, so
     that the handler knows the step is 协办签收 or 协办答复 (the lead unit's name in the row was the only hint)."""

@@ -61,7 +61,7 @@ from cityhub.errors import (
 )
 from cityhub.intake import enterprise
 from cityhub.knowledge.models import ReplyCheck
-from cityhub.nlp.reply_quality import WEAK_THRESHOLD
+from cityhub.nlp.reply_quality import WEAK_THRESHOLD, ReplyQuality, score_reply
 from cityhub.org.aliases import FROM_ORDER_MAX, AliasOutcome, AliasWish
 from cityhub.org.models import AliasKind, Role, Unit, UnitTier, User
 from cityhub.org.places import Place, PlaceSource
@@ -1469,6 +1469,7 @@ def _detail_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
     dropped: list[str] | None = None,
+    reply_preview: ReplyQuality | None = None,
 ) -> Response:
     from cityhub.dispatch import background
     from cityhub.dispatch import service as dispatch
@@ -1605,6 +1606,7 @@ def _detail_page(
         ],
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text and not sent_back else None,
         reply_cut=WEAK_THRESHOLD,
+        reply_preview=reply_preview,
         import_batch=order_import_batch(db, order, principal),
     )
 
@@ -1769,6 +1771,19 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             status_code=422,
             dropped=dropped,
         )
+    if action == Action.REPLY and form.get("check"):
+        # 检查答复质量: the typed reply scored as the reply-check job will score it once sent — nothing recorded, the
+        # text given back to be improved or sent (a weak reply was found only after it was sent, by its supervisor).
+        return _detail_page(
+            request,
+            db,
+            principal,
+            order_id,
+            open_action=action.value,
+            values=values,
+            dropped=_not_kept(t, {}, upload),
+            reply_preview=_reply_preview(db, order_id, params.get("text")),
+        )
     try:
         version = forms.whole_number(form.get("version"))
         from cityhub.knowledge import service as kb
@@ -1815,6 +1830,18 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         back = support.order_list_of(principal)
         flash = ("order.done_elsewhere", {"action": t.label("action", action), "number": order.number})
     return support.redirect(back, flash=flash)
+
+
+def _reply_preview(db: Session, order_id: int, text: str | None) -> ReplyQuality:
+    """A reply typed on the order's page, scored as the ``reply-check`` job scores a reply sent now
+    (``nlp.reply_quality.score_reply``); nothing is written."""
+    from cityhub.workorders.calendar import load_calendar
+
+    order = db.get(Order, order_id)
+    assert order is not None  # scoped_order found it
+    return score_reply(
+        order.title, order.content, text, asked_at=order.created_at, replied_at=utcnow(), calendar=load_calendar(db)
+    )
 
 
 def _attachable(principal: Principal, order: Order) -> bool:
