@@ -644,9 +644,10 @@ def test_the_order_list_folds_the_further_criteria_until_one_is_set(org) -> None
     assert 'class="opt"' in plain.text  # the columns a phone's card leaves out
     picked = client.get("/orders", params={"channel": "hotline"})
     assert '<details class="more-filters" data-open-wide open>' in picked.text
-    # A 常用视图 names its criteria in its tab: the handler's 在办 (只看本单位承办 among them) keeps them folded…
+    # A 常用视图 names its criteria in its tab: the handler's 在办 (只看本单位承办 among them) keeps them folded, on a
+    # wide screen too (unfolded there, they left one order of the handler's morning above the fold at 1440 × 900)…
     workbench = client.get("/orders?state=open&held=1&sort=due")
-    assert '<details class="more-filters" data-open-wide>' in workbench.text
+    assert '<details class="more-filters">' in workbench.text
     # …which open once a criterion is added to it.
     added = client.get("/orders?state=open&held=1&sort=due&channel=hotline")
     assert '<details class="more-filters" data-open-wide open>' in added.text

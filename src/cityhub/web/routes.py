@@ -1070,6 +1070,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     base = [(k, v) for k, v in q.multi_items() if k != "page"]
     views = support.quick_views(principal)
     shown = sorted(q.multi_items())
+    on_view = any(v.criteria == shown for v in views)  # the list one of the tabs shows
     counts = _view_counts(reader, views, t)
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
     assisting = _assisting(db, reader.own, rows)
@@ -1113,8 +1114,11 @@ def order_list(request: Request, db: DbSession) -> Response:
         # The folded criteria open when one of them is set (or an error is about one of them) — not for a 常用视图,
         # whose tab names its criteria: a handler's 在办 (只看本单位承办) opened them all, and on a phone their first
         # order came two screens below.
-        more_filters=(not any(v.criteria == shown for v in views) and any(q.get(name) for name in _MORE_FILTERS))
+        more_filters=(not on_view and any(q.get(name) for name in _MORE_FILTERS))
         or bool(set(errors) & set(_MORE_FILTERS)),
+        # A wide screen unfolds them too — not on a 常用视图: a handler's 在办 at 1440 × 900 showed one order above the
+        # fold, under twenty criteria the tab names already.
+        open_wide=not on_view,
         batch=batch,
         # The chip's ✕: the same list without the batch.
         without_batch=[(k, v) for k, v in base if k != "import_batch_id"],
