@@ -2126,6 +2126,31 @@ def test_a_handler_checks_a_reply_before_sending_it_and_nothing_is_recorded(org)
     assert _state(order.id) == State.REPLIED
 
 
+def test_an_order_sent_back_for_rework_says_why_under_its_heading(org) -> None:
+    """重办: the unit reads why the order came back — the supervisor's reason, what the citizen said at the callback,
+    the reply they were not satisfied with — under the heading; it stood only in the trail, and the order read as any
+    newly dispatched one. Answered again, the notice goes."""
+    order = _order(title="楼下餐馆油烟扰民")
+    disp, hand, sup = login("disp"), login("hand_a"), login("sup")
+    assert _act(disp, order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order.id, "accept").status_code == 303
+    assert _act(hand, order.id, "reply", text="已约谈餐馆负责人，要求整改油烟排放").status_code == 303
+    assert 'data-testid="reopened"' not in hand.get(f"/orders/{order.id}").text
+    said = "餐馆仍在晚上排放油烟"
+    assert _act(sup, order.id, "callback", satisfied="false", reason=said).status_code == 303
+    assert _act(sup, order.id, "reopen", reason="请现场复查并加装净化设施").status_code == 303
+    page = hand.get(f"/orders/{order.id}").text
+    notice = re.search(r'data-testid="reopened">(.*?)</div>\s*</div>', page, flags=re.S)
+    assert notice is not None
+    text = html_unescape(re.sub("<[^>]+>", "", notice.group(1)))
+    assert text.startswith("重办（第 1 次）：请现场复查并加装净化设施") and "陈督办" in text
+    assert f"回访不满意：{said}" in text and "上次答复：" in text and "已约谈餐馆负责人，要求整改油烟排放" in text
+    assert page.index('data-testid="reopened"') < page.index('data-testid="facts"')
+    assert _act(hand, order.id, "accept").status_code == 303
+    assert _act(hand, order.id, "reply", text="经现场复查，餐馆已加装油烟净化器并检测达标").status_code == 303
+    assert 'data-testid="reopened"' not in hand.get(f"/orders/{order.id}").text
+
+
 def test_a_handlers_workbench_marks_the_orders_their_unit_assists_on(org) -> None:
     """在办 lists the orders a unit assists on (协办) among those it leads: each marked with where its part stands, so
     that the handler knows the step is 协办签收 or 协办答复 (the lead unit's name in the row was the only hint)."""

@@ -1280,6 +1280,26 @@ def _last_urge(order: Order, rows: list[dict[str, Any]]) -> Any:
     return _newest(rows, Action.URGE) if order.state in OPEN_STATES and order.urge_count else None
 
 
+def _reopened(order: Order, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """An open order sent back for rework (重办): the trail's newest 重办 — why, by whom, when — with what the citizen
+    said at the unsatisfied callback before it and the reply they were not satisfied with, under the order's heading
+    where the unit doing it again reads them first (all three stood only in the trail, the reply gone from the
+    facts, and the order read as any newly dispatched one)."""
+    if order.state not in OPEN_STATES or not order.reopen_count:
+        return None
+    at = next((i for i in range(len(rows) - 1, -1, -1) if rows[i]["event"].action == Action.REOPEN.value), None)
+    if at is None:
+        return None
+    before = rows[:at]
+    callback = next((r for r in reversed(before) if r["event"].action == Action.CALLBACK.value), None)
+    reply = next((r for r in reversed(before) if r["event"].action == Action.REPLY.value), None)
+    return {
+        "row": rows[at],
+        "callback": callback if callback is not None and callback["satisfied"] is False else None,
+        "reply": reply["text"] if reply is not None else None,
+    }
+
+
 def _extension_request(order: Order, rows: list[dict[str, Any]]) -> Any:
     """The trail's pending 申请延期 — days, why, who, when — shown with the time limit above the actions, where a
     supervisor deciding it on a phone reads it (the reason stood in the trail, a screen below 批准延期 and 驳回延期)."""
@@ -1554,6 +1574,7 @@ def _detail_page(
         urged=_last_urge(order, events) if staff else None,
         extension_request=_extension_request(order, events) if staff else None,
         assist_asked=_assist_asked(db, order, principal, events),
+        reopened=_reopened(order, events) if staff else None,
         raised_since_request=_raised_since_request(order, events),
         actions=[(a, _form_fields(order, a)) for a in actions],
         # 答复 is not offered while assisting units have not answered: who they are, how to reach them.
