@@ -2146,6 +2146,8 @@ def test_an_order_sent_back_for_rework_says_why_under_its_heading(org) -> None:
     assert text.startswith("重办（第 1 次）：请现场复查并加装净化设施") and "陈督办" in text
     assert f"回访不满意：{said}" in text and "上次答复：" in text and "已约谈餐馆负责人，要求整改油烟排放" in text
     assert page.index('data-testid="reopened"') < page.index('data-testid="facts"')
+    listed = re.search(rf'<a href="/orders/{order.id}">.*?</tr>', hand.get("/orders").text, flags=re.S)
+    assert listed is not None and 'data-testid="reopened">重办</span>' in listed.group(0)  # marked on 在办 too
     assert _act(hand, order.id, "accept").status_code == 303
     assert _act(hand, order.id, "reply", text="经现场复查，餐馆已加装油烟净化器并检测达标").status_code == 303
     assert 'data-testid="reopened"' not in hand.get(f"/orders/{order.id}").text
