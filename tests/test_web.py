@@ -2771,9 +2771,22 @@ def test_a_handlers_tabs_are_of_their_units_work_what_waits_to_be_signed_for_fir
     assert 'data-testid="assisting">本单位协办（待签收）' in waiting
     overdue = hand.get(tabs["超期"][0]).text
     assert taken.number in overdue and on_street.number not in overdue
-    # Signed for, it leaves 待签收: the assist too, once its 协办签收 is done.
-    assert _act(hand, helped.id, "assist_accept").status_code == 303
-    assert _tabs(hand.get("/orders").text)["待签收"][1] == "1"
+    # Each is signed for from the list, one button a row (签收, 协办签收 for the assist), back on the list.
+    here = "/orders?to_accept=1&sort=due"
+    for order, step in ((helped, "assist_accept"), (sent, "accept")):
+        form = re.search(
+            rf'<form method="post" action="/orders/{order.id}/act/{step}"[^>]*>(.*?)</form>', waiting, re.S
+        )
+        assert form is not None, step
+        fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form.group(1)))
+        assert html_unescape(fields["next"]) == here
+        done = hand.post(f"/orders/{order.id}/act/{step}", data={**fields, "next": here}, follow_redirects=True)
+        assert done.url.path == "/orders" and f"工单 {order.number}：已完成" in done.text
+    assert f'data-testid="sign-for-{taken.id}"' not in hand.get("/orders").text  # signed for already: no button
+    assert 'data-testid="sign-for-' not in login("sup").get("/orders?state=open").text  # not theirs to sign for
+    # Signed for, they leave 待签收: the assist too, once its 协办签收 is done.
+    assert _state(sent.id) == State.ACCEPTED
+    assert _tabs(hand.get("/orders").text)["待签收"][1] == "0"
     # Whoever reads every order signs for none of them: no such tab.
     assert "待签收" not in _tabs(login("sup").get("/orders").text)
 

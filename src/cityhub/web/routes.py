@@ -927,6 +927,23 @@ def _assisting(db: Session, own: frozenset[int] | None, rows: Sequence[Order]) -
     return {order_id: status.value for order_id, status in found}
 
 
+def _sign_for(
+    principal: Principal, own: frozenset[int] | None, rows: Sequence[Order], assisting: dict[int, str]
+) -> dict[int, Action]:
+    """Of a page of orders, those the reader's unit may sign for from the list, with the step: 签收 of one sent to it,
+    协办签收 of an assist asked of it (``assisting``: its part's status) — a handler's morning signed for from 待签收
+    without opening each order. The service checks the step again when it is taken."""
+    steps: dict[int, Action] = {}
+    if not own or principal.role not in permissions.UNIT_STAFF_ROLES:
+        return steps
+    for o in rows:
+        if o.state == State.DISPATCHED and o.lead_unit_id in own:
+            steps[o.id] = Action.ACCEPT
+        elif assisting.get(o.id) == AssistStatus.DISPATCHED.value:
+            steps[o.id] = Action.ASSIST_ACCEPT
+    return {i: a for i, a in steps.items() if permissions.allows(principal.role, permissions.act(a))}
+
+
 def _parse_day(text: str) -> date | None:
     """A calendar day as typed (2026-11-22); ValueError for anything else, including years no order can have."""
     if not text:
@@ -1074,6 +1091,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     counts = _view_counts(reader, views, t)
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
     assisting = _assisting(db, reader.own, rows)
+    sign_for = _sign_for(principal, reader.own, rows, assisting)
     units = [] if citizen else support.unit_groups(db)
     return render(
         request,
@@ -1082,6 +1100,8 @@ def order_list(request: Request, db: DbSession) -> Response:
         items=items,
         supplemented=supplemented,
         assisting=assisting,
+        sign_for=sign_for,
+        here=request.url.path + ("?" + request.url.query if request.url.query else ""),
         unit_names=unit_names,
         category_names=category_names,
         page=page,
@@ -1848,6 +1868,9 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         flash = ("order.split_done", {"number": orders.newest_part(db, order_id) or "?"})
     elif action == Action.CALLBACK and principal.role == Role.CITIZEN:
         flash = ("order.done", {"action": t("order.rate_reply")})  # their rating, as its button said
+    elif back.partition("?")[0] != f"/orders/{order_id}":
+        # Taken from a list (签收 on 待签收): the flash names the order, the page shown being the list.
+        flash = ("order.done_elsewhere", {"action": t.label("action", action), "number": order.number})
     else:
         flash = ("order.done", {"action": t.label("action", action)})
     if not may_read(db, principal, order_id):
