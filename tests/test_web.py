@@ -2357,8 +2357,15 @@ def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
         f"/orders/{order.id}/act/reply",
         data={"csrf_token": csrf(hand), "version": "1", "text": "我写了很长的答复"},
     )
-    assert stale.status_code == 409 and "工单已被他人修改" in stale.text and "我写了很长的答复</textarea>" in stale.text
+    assert stale.status_code == 409 and "我写了很长的答复</textarea>" in stale.text
+    # Not "reload and try again" (a reload throws the reply away): the page is the order as it stands, the text kept,
+    # the form on the new version, to be sent again as it is (below).
+    assert "页面已是最新状态，填写的内容已保留：请核对后再次提交" in stale.text and "请刷新" not in stale.text
     assert _state(order.id) == State.ACCEPTED
+    again = re.search(r'<form method="post" action="/orders/\d+/act/reply".*?</form>', stale.text, flags=re.S)
+    assert again is not None
+    kept = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', again.group(0)))
+    assert kept["version"] == str(_version(order.id))
 
     forbidden = _act(op, order.id, "dispatch", unit_id=str(org["street_b"]))
     assert forbidden.status_code == 403 and "无权" in forbidden.text

@@ -1845,6 +1845,11 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, field_errors = _refusal(db, t, exc, citizen=principal.role == Role.CITIZEN)
+        if isinstance(exc, StaleDataError) or (isinstance(exc, Conflict) and "version" in error.details):
+            # Acted on meanwhile (another tab, a colleague, the time-limit sweep): the page re-rendered is the order as
+            # it stands, the form its new version and what was typed — sent again as it is; "reload and try again"
+            # threw the typed text away.
+            message = t("order.changed_meanwhile")
         if error.details.get("field") == "files":
             field_errors["files"] = _file_problem(t, error) + t("intake.files_again")
         dropped = _not_kept(t, field_errors, upload)
