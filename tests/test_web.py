@@ -2108,6 +2108,12 @@ def test_a_handler_checks_a_reply_before_sending_it_and_nothing_is_recorded(org)
     assert _act(hand, order.id, "accept").status_code == 303
     form = hand.get(f"/orders/{order.id}").text
     assert 'name="check" value="1"' in form and "检查答复质量（不提交）" in form
+    # 申请延期 says, before it is asked, how many days one request may ask for and the limit it moves on.
+    hint = re.search(r'data-testid="extension-days-hint">(.*?)</small>', form, flags=re.S)
+    assert hint is not None and re.fullmatch(
+        r"工作日，一次最多 30 天；现办结时限 \d{4}-\d\d-\d\d \d\d:\d\d，批准后顺延。",
+        re.sub("<[^>]+>", "", hint.group(1)),
+    )
     version = _version(order.id)
     checked = _act(hand, order.id, "reply", text="已处理。", check="1")
     assert checked.status_code == 200

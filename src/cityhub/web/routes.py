@@ -77,6 +77,7 @@ from cityhub.workorders.lifecycle import (
     ASSIST_STEPS,
     AWAITING_DISPATCH,
     CLOSED_STATES,
+    MAX_EXTENSION_DAYS,
     NOT_A_PROBLEM_OF_ITS_OWN,
     OPEN_STATES,
     URGENCY_RANK,
@@ -1652,6 +1653,7 @@ def _detail_page(
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text and not sent_back else None,
         reply_cut=WEAK_THRESHOLD,
         reply_preview=reply_preview,
+        max_extension_days=MAX_EXTENSION_DAYS,
         import_batch=order_import_batch(db, order, principal),
     )
 
