@@ -2661,7 +2661,7 @@ def test_a_leader_finds_what_was_escalated_to_them_and_follows_what_they_assigne
 
 
 def test_the_order_list_offers_each_role_the_lists_it_works_through(org) -> None:
-    """常用视图: a handler's 在办 / 预警 / 超期, a supervisor's also 待审批延期, 待回访 (oldest first: called back in
+    """常用视图: a handler's 在办 / 待签收 / 预警 / 超期, a supervisor's also 待审批延期, 待回访 (oldest first: called back in
     turn) and 回访不满意; each an ordinary set of criteria, marked while shown; none for a citizen; 清除条件 keeps the
     sort."""
     first, second = _order(title="先答复的"), _order(title="后答复的")
