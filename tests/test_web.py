@@ -2182,6 +2182,45 @@ def test_a_handlers_workbench_marks_the_orders_their_unit_assists_on(org) -> Non
     assert mark(helper) == "本单位协办（已答复）"
 
 
+def test_a_streets_coordinator_finds_its_own_communities_first_among_the_units(org) -> None:
+    """转派 on a street's order: the street's coordinator (its dispatcher) passes it on to one of its communities,
+    offered first (本街道村社) — they stood at the foot of the district's units, after every department and street;
+    another street's communities stay where they were, and the district's dispatcher has no such group."""
+    from cityhub.auth import service as auth_service
+    from cityhub.org.models import UnitTier
+    from cityhub.org.schemas import UserCreate
+
+    with session_scope() as s:
+        ours = Unit(code="W-JT-01", name="云景社区", tier=UnitTier.COMMUNITY, parent_id=org["street_a"])
+        theirs = Unit(code="W-JX-01", name="京溪社区", tier=UnitTier.COMMUNITY, parent_id=org["street_b"])
+        s.add_all([ours, theirs])
+        s.flush()
+        ours_id, theirs_id = ours.id, theirs.id
+        auth_service.create_account(
+            s,
+            data=UserCreate(username="jt_disp", full_name="何协调", role=Role.DISPATCHER, unit_id=org["street_a"]),
+            password=PASSWORD,
+        )
+    order = _order()
+    assert _act(login("disp"), order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    coordinator = login("jt_disp")
+    page = coordinator.get(f"/orders/{order.id}").text
+    form = re.search(r'<select id="transfer-unit_id".*?</select>', page, flags=re.S)
+    assert form is not None
+    groups = re.findall(r'<optgroup label="([^"]*)"[^>]*>(.*?)</optgroup>', form.group(0), flags=re.S)
+    assert (
+        groups[0][0] == "本街道村社"
+        and f'value="{ours_id}"' in groups[0][1]
+        and f'value="{theirs_id}"' not in groups[0][1]
+    )
+    assert form.group(0).count(f'value="{ours_id}"') == 1  # not again among 村社
+    assert f'value="{theirs_id}"' in form.group(0)
+    assert 'data-testid="units-below"' not in login("disp").get(f"/orders/{order.id}").text
+    assert _act(coordinator, order.id, "transfer", unit_id=str(ours_id), reason="属地社区处理").status_code == 303
+    with session_scope() as s:
+        assert s.get(Order, order.id).lead_unit_id == ours_id  # type: ignore[union-attr]
+
+
 def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
     disp, hand, sup = login("disp"), login("hand_a"), login("sup")
     order = _order()
@@ -2661,9 +2700,9 @@ def test_a_leader_finds_what_was_escalated_to_them_and_follows_what_they_assigne
 
 
 def test_the_order_list_offers_each_role_the_lists_it_works_through(org) -> None:
-    """常用视图: a handler's 在办 / 待签收 / 预警 / 超期, a supervisor's also 待审批延期, 待回访 (oldest first: called back in
-    turn) and 回访不满意; each an ordinary set of criteria, marked while shown; none for a citizen; 清除条件 keeps the
-    sort."""
+    """常用视图: a handler's 在办 / 待签收 / 预警 / 超期, a supervisor's also 待审批延期, 待回访 (oldest first: called
+    back in turn) and 回访不满意; each an ordinary set of criteria, marked while shown; none for a citizen; 清除条件
+    keeps the sort."""
     first, second = _order(title="先答复的"), _order(title="后答复的")
     with session_scope() as s:
         for order in (first, second):

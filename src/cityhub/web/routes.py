@@ -1604,6 +1604,8 @@ def _detail_page(
             for a in reply_awaits(order, principal)
         ],
         units=support.unit_groups(db, handlers=True) if needs_units else [],
+        units_below=(below := _units_below(db, principal) if needs_units else []),
+        below_ids={u.id for u in below},
         categories=support.active_categories(db) if needs_categories or may_place else [],
         suggested_categories=_suggested_categories(db, decision) if may_place else [],
         may_categorise=may_place,
@@ -1656,6 +1658,16 @@ def _detail_page(
         max_extension_days=MAX_EXTENSION_DAYS,
         import_batch=order_import_batch(db, order, principal),
     )
+
+
+def _units_below(db: Session, principal: Principal) -> list[Unit]:
+    """A street's own active communities, first among the units its staff's forms choose from (转派, 增加协办 …): the
+    street's coordinator passes an order on to one of them, found at the foot of the district's ~450 units."""
+    unit = db.get(Unit, principal.unit_id) if principal.unit_id is not None else None
+    if unit is None or unit.tier != UnitTier.STREET:
+        return []
+    children = select(Unit).where(Unit.parent_id == unit.id, Unit.tier == UnitTier.COMMUNITY, Unit.active.is_(True))
+    return list(db.scalars(children.order_by(Unit.code)))
 
 
 def _contact_lines(unit: Unit) -> list[str]:
