@@ -205,6 +205,15 @@ def test_login_errors_keep_the_username_and_success_opens_the_role_workbench(org
     assert '<a href="/orders?state=open&amp;held=1&amp;sort=due" aria-current="page">工单</a>' in handler_home.text
     handler_menu = handler_home.text.split("<nav", 1)[1].split("</nav>", 1)[0]
     assert 'href="/orders"' not in handler_menu
+    # 本单位考核: their unit's assessment figures, one click from every page (only the leaders' ranking linked there).
+    assessment = f'<a href="/assessment/{org["street_a"]}">本单位考核</a>'
+    assert assessment in handler_menu
+    figures = login("hand_a").get(f"/assessment/{org['street_a']}")
+    assert (
+        figures.status_code == 200
+        and f'<a href="/assessment/{org["street_a"]}" aria-current="page">本单位考核</a>' in figures.text
+    )
+    assert "本单位考核" not in login("sup").get("/orders").text  # a supervisor's unit is the hotline's, not assessed
     assert '<a href="/orders" aria-current="page">工单</a>' in login("sup").get("/orders").text
     leader_menu = login("lead").get("/dashboard").text
     assert 'href="/dashboard"' in leader_menu and 'href="/intake"' not in leader_menu
@@ -635,9 +644,10 @@ def test_the_order_list_folds_the_further_criteria_until_one_is_set(org) -> None
     assert 'class="opt"' in plain.text  # the columns a phone's card leaves out
     picked = client.get("/orders", params={"channel": "hotline"})
     assert '<details class="more-filters" data-open-wide open>' in picked.text
-    # A 常用视图 names its criteria in its tab: the handler's 在办 (只看本单位承办 among them) keeps them folded…
+    # A 常用视图 names its criteria in its tab: the handler's 在办 (只看本单位承办 among them) keeps them folded, on a
+    # wide screen too (unfolded there, they left one order of the handler's morning above the fold at 1440 × 900)…
     workbench = client.get("/orders?state=open&held=1&sort=due")
-    assert '<details class="more-filters" data-open-wide>' in workbench.text
+    assert '<details class="more-filters">' in workbench.text
     # …which open once a criterion is added to it.
     added = client.get("/orders?state=open&held=1&sort=due&channel=hotline")
     assert '<details class="more-filters" data-open-wide open>' in added.text
@@ -2129,6 +2139,95 @@ def test_the_lead_unit_is_not_offered_the_reply_while_assisting_units_have_not_a
     assert _state(order.id) == State.REPLIED
 
 
+def test_an_assisting_unit_reads_what_it_is_asked_and_the_lead_reads_its_answer_among_the_facts(org) -> None:
+    """协办 on the order page: the unit asked to assist reads what it is asked to do, by whom and when, above its
+    协办签收 and 协办答复 until it has answered (the request stood only in the trail); the lead unit reads each
+    assisting unit's answer under its name among the facts, where it writes its own reply from (the trail only)."""
+    disp, lead, helper = login("disp"), login("hand_b"), login("hand_a")
+    order = _order(street="W-JX")
+    assert _act(disp, order.id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
+    assert _act(lead, order.id, "accept").status_code == 303
+    asked = "请核实楼下餐馆的营业执照"
+    assert _act(disp, order.id, "add_assist", unit_id=str(org["street_a"]), reason=asked).status_code == 303
+
+    def notice(page: str) -> str:
+        found = re.search(r'data-testid="assist-asked">(.*?)</p>', page, flags=re.S)
+        return html_unescape(re.sub("<[^>]+>", "", found.group(1))) if found else ""
+
+    page = helper.get(f"/orders/{order.id}").text
+    assert notice(page).startswith(f"请本单位协办：{asked}") and "黄派单" in notice(page)
+    assert page.index('data-testid="assist-asked"') < page.index('data-testid="action-assist_accept"')
+    assert notice(lead.get(f"/orders/{order.id}").text) == ""  # the lead asked nothing of itself
+    assert _act(helper, order.id, "assist_accept").status_code == 303
+    assert asked in notice(helper.get(f"/orders/{order.id}").text)  # signed for, still to answer
+    assert _act(helper, order.id, "assist_reply", text="经核实该餐馆证照齐全，已责令加装油烟净化器").status_code == 303
+    assert notice(helper.get(f"/orders/{order.id}").text) == ""  # answered: nothing more asked of it
+    facts = re.search(r'data-testid="assists">(.*?)</td>', lead.get(f"/orders/{order.id}").text, flags=re.S)
+    assert facts is not None and "景泰街道（已答复）" in facts.group(1)
+    assert "经核实该餐馆证照齐全，已责令加装油烟净化器" in facts.group(1)
+
+
+def test_a_handler_checks_a_reply_before_sending_it_and_nothing_is_recorded(org) -> None:
+    """检查答复质量: the reply typed is scored as the supervisors' review scores it, before it is sent — a weak one
+    said so with its reasons — and given back in its box; the order is not replied, nothing is written. (A reply was
+    scored only once sent, and a weak one came back from the supervisor as 退回答复.)"""
+    order = _order(title="楼下餐馆油烟扰民")
+    hand = login("hand_a")
+    assert _act(login("disp"), order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order.id, "accept").status_code == 303
+    form = hand.get(f"/orders/{order.id}").text
+    assert 'name="check" value="1"' in form and "检查答复质量（不提交）" in form
+    # 申请延期 says, before it is asked, how many days one request may ask for and the limit it moves on.
+    hint = re.search(r'data-testid="extension-days-hint">(.*?)</small>', form, flags=re.S)
+    assert hint is not None and re.fullmatch(
+        r"工作日，一次最多 30 天；现办结时限 \d{4}-\d\d-\d\d \d\d:\d\d，批准后顺延。",
+        re.sub("<[^>]+>", "", hint.group(1)),
+    )
+    version = _version(order.id)
+    checked = _act(hand, order.id, "reply", text="已处理。", check="1")
+    assert checked.status_code == 200
+    preview = re.search(r'data-testid="reply-preview">(.*?)</div>', checked.text, flags=re.S)
+    assert preview is not None and "这条答复偏弱" in preview.group(1) and "只有问候、收悉或致谢套话" in preview.group(1)
+    assert re.search(r'<textarea id="reply-text"[^>]*>已处理。</textarea>', checked.text)
+    assert '<details open data-testid="action-reply">' in checked.text
+    assert _state(order.id) == State.ACCEPTED and _version(order.id) == version  # nothing recorded
+    with session_scope() as s:
+        assert s.get(ReplyCheck, order.id) is None
+    # Sent as it stands, the reply is recorded as before.
+    assert (
+        _act(hand, order.id, "reply", text="经现场核查，已责令餐馆加装油烟净化设施，并于12月5日复查达标。").status_code
+        == 303
+    )
+    assert _state(order.id) == State.REPLIED
+
+
+def test_an_order_sent_back_for_rework_says_why_under_its_heading(org) -> None:
+    """重办: the unit reads why the order came back — the supervisor's reason, what the citizen said at the callback,
+    the reply they were not satisfied with — under the heading; it stood only in the trail, and the order read as any
+    newly dispatched one. Answered again, the notice goes."""
+    order = _order(title="楼下餐馆油烟扰民")
+    disp, hand, sup = login("disp"), login("hand_a"), login("sup")
+    assert _act(disp, order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order.id, "accept").status_code == 303
+    assert _act(hand, order.id, "reply", text="已约谈餐馆负责人，要求整改油烟排放").status_code == 303
+    assert 'data-testid="reopened"' not in hand.get(f"/orders/{order.id}").text
+    said = "餐馆仍在晚上排放油烟"
+    assert _act(sup, order.id, "callback", satisfied="false", reason=said).status_code == 303
+    assert _act(sup, order.id, "reopen", reason="请现场复查并加装净化设施").status_code == 303
+    page = hand.get(f"/orders/{order.id}").text
+    notice = re.search(r'data-testid="reopened">(.*?)</div>\s*</div>', page, flags=re.S)
+    assert notice is not None
+    text = html_unescape(re.sub("<[^>]+>", "", notice.group(1)))
+    assert text.startswith("重办（第 1 次）：请现场复查并加装净化设施") and "陈督办" in text
+    assert f"回访不满意：{said}" in text and "上次答复：" in text and "已约谈餐馆负责人，要求整改油烟排放" in text
+    assert page.index('data-testid="reopened"') < page.index('data-testid="facts"')
+    listed = re.search(rf'<a href="/orders/{order.id}">.*?</tr>', hand.get("/orders").text, flags=re.S)
+    assert listed is not None and 'data-testid="reopened">重办</span>' in listed.group(0)  # marked on 在办 too
+    assert _act(hand, order.id, "accept").status_code == 303
+    assert _act(hand, order.id, "reply", text="经现场复查，餐馆已加装油烟净化器并检测达标").status_code == 303
+    assert 'data-testid="reopened"' not in hand.get(f"/orders/{order.id}").text
+
+
 def test_a_handlers_workbench_marks_the_orders_their_unit_assists_on(org) -> None:
     """在办 lists the orders a unit assists on (协办) among those it leads: each marked with where its part stands, so
     that the handler knows the step is 协办签收 or 协办答复 (the lead unit's name in the row was the only hint)."""
@@ -2150,6 +2249,45 @@ def test_a_handlers_workbench_marks_the_orders_their_unit_assists_on(org) -> Non
     assert mark(helper) == "本单位协办（办理中）"
     assert _act(helper, order.id, "assist_reply", text="已配合清理").status_code == 303
     assert mark(helper) == "本单位协办（已答复）"
+
+
+def test_a_streets_coordinator_finds_its_own_communities_first_among_the_units(org) -> None:
+    """转派 on a street's order: the street's coordinator (its dispatcher) passes it on to one of its communities,
+    offered first (本街道村社) — they stood at the foot of the district's units, after every department and street;
+    another street's communities stay where they were, and the district's dispatcher has no such group."""
+    from cityhub.auth import service as auth_service
+    from cityhub.org.models import UnitTier
+    from cityhub.org.schemas import UserCreate
+
+    with session_scope() as s:
+        ours = Unit(code="W-JT-01", name="云景社区", tier=UnitTier.COMMUNITY, parent_id=org["street_a"])
+        theirs = Unit(code="W-JX-01", name="京溪社区", tier=UnitTier.COMMUNITY, parent_id=org["street_b"])
+        s.add_all([ours, theirs])
+        s.flush()
+        ours_id, theirs_id = ours.id, theirs.id
+        auth_service.create_account(
+            s,
+            data=UserCreate(username="jt_disp", full_name="何协调", role=Role.DISPATCHER, unit_id=org["street_a"]),
+            password=PASSWORD,
+        )
+    order = _order()
+    assert _act(login("disp"), order.id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    coordinator = login("jt_disp")
+    page = coordinator.get(f"/orders/{order.id}").text
+    form = re.search(r'<select id="transfer-unit_id".*?</select>', page, flags=re.S)
+    assert form is not None
+    groups = re.findall(r'<optgroup label="([^"]*)"[^>]*>(.*?)</optgroup>', form.group(0), flags=re.S)
+    assert (
+        groups[0][0] == "本街道村社"
+        and f'value="{ours_id}"' in groups[0][1]
+        and f'value="{theirs_id}"' not in groups[0][1]
+    )
+    assert form.group(0).count(f'value="{ours_id}"') == 1  # not again among 村社
+    assert f'value="{theirs_id}"' in form.group(0)
+    assert 'data-testid="units-below"' not in login("disp").get(f"/orders/{order.id}").text
+    assert _act(coordinator, order.id, "transfer", unit_id=str(ours_id), reason="属地社区处理").status_code == 303
+    with session_scope() as s:
+        assert s.get(Order, order.id).lead_unit_id == ours_id  # type: ignore[union-attr]
 
 
 def test_return_transfer_assist_cancel_and_reopen_forms(org) -> None:
@@ -2333,8 +2471,15 @@ def test_refused_actions_show_readable_messages_and_keep_the_input(org) -> None:
         f"/orders/{order.id}/act/reply",
         data={"csrf_token": csrf(hand), "version": "1", "text": "我写了很长的答复"},
     )
-    assert stale.status_code == 409 and "工单已被他人修改" in stale.text and "我写了很长的答复</textarea>" in stale.text
+    assert stale.status_code == 409 and "我写了很长的答复</textarea>" in stale.text
+    # Not "reload and try again" (a reload throws the reply away): the page is the order as it stands, the text kept,
+    # the form on the new version, to be sent again as it is (below).
+    assert "页面已是最新状态，填写的内容已保留：请核对后再次提交" in stale.text and "请刷新" not in stale.text
     assert _state(order.id) == State.ACCEPTED
+    again = re.search(r'<form method="post" action="/orders/\d+/act/reply".*?</form>', stale.text, flags=re.S)
+    assert again is not None
+    kept = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', again.group(0)))
+    assert kept["version"] == str(_version(order.id))
 
     forbidden = _act(op, order.id, "dispatch", unit_id=str(org["street_b"]))
     assert forbidden.status_code == 403 and "无权" in forbidden.text
@@ -2624,9 +2769,9 @@ def test_a_leader_finds_what_was_escalated_to_them_and_follows_what_they_assigne
 
 
 def test_the_order_list_offers_each_role_the_lists_it_works_through(org) -> None:
-    """常用视图: a handler's 在办 / 预警 / 超期, a supervisor's also 待审批延期, 待回访 (oldest first: called back in
-    turn) and 回访不满意; each an ordinary set of criteria, marked while shown; none for a citizen; 清除条件 keeps the
-    sort."""
+    """常用视图: a handler's 在办 / 待签收 / 预警 / 超期, a supervisor's also 待审批延期, 待回访 (oldest first: called
+    back in turn) and 回访不满意; each an ordinary set of criteria, marked while shown; none for a citizen; 清除条件
+    keeps the sort."""
     first, second = _order(title="先答复的"), _order(title="后答复的")
     with session_scope() as s:
         for order in (first, second):
@@ -2639,7 +2784,7 @@ def test_the_order_list_offers_each_role_the_lists_it_works_through(org) -> None
         )
 
     handler = views(login("hand_a").get("/orders").text)
-    assert list(handler) == ["在办", "预警", "超期"]
+    assert list(handler) == ["在办", "待签收", "预警", "超期"]
     supervisor = login("sup")
     offered = views(supervisor.get("/orders").text)
     assert list(offered) == ["预警", "超期", "待审批延期", "待回访", "回访不满意"]
@@ -2701,7 +2846,12 @@ def test_each_quick_view_counts_the_orders_its_list_shows_for_the_reader(org, mo
         return len(re.findall(r'<td><a href="/orders/\d+">', page.text))
 
     handler = _tabs(hand.get("/orders").text)
-    assert {label: shown for label, (_, shown, _) in handler.items()} == {"在办": "3", "预警": "0", "超期": "2"}
+    assert {label: shown for label, (_, shown, _) in handler.items()} == {
+        "在办": "3",
+        "待签收": "3",
+        "预警": "0",
+        "超期": "2",
+    }
     assert handler["超期"][2] == "2 件" and handler["预警"][2] == "0 件"
     assert '<span class="count zero" data-testid="view-count" aria-hidden="true">0</span>' in hand.get("/orders").text
     supervisor = _tabs(sup.get("/orders").text)
@@ -2716,6 +2866,50 @@ def test_each_quick_view_counts_the_orders_its_list_shows_for_the_reader(org, mo
     assert capped[1:] == ("2+", "2 件以上")
     assert rows(sup, capped[0]) == 3
     assert _tabs(hand.get("/orders").text)["超期"][1] == "2"  # below the cap: the number itself
+
+
+def test_a_handlers_tabs_are_of_their_units_work_what_waits_to_be_signed_for_first(org) -> None:
+    """A handler's morning starts with what is new for their unit: 待签收 lists the orders sent to it and the assists
+    asked of it that nobody has signed for yet; 预警 and 超期 count their unit's orders, as 在办 does — a street's
+    超期 counted another unit's order lying on its street, which is not the street's to answer for."""
+    sent, taken, on_street = _order(title="路灯不亮"), _order(title="井盖缺失"), _order(title="占道经营")
+    helped = _order("W-JX", title="排水管堵塞")
+    disp, hand_b = login("disp"), login("hand_b")
+    for order, unit in ((sent, "street_a"), (taken, "street_a"), (on_street, "street_b"), (helped, "street_b")):
+        assert _act(disp, order.id, "dispatch", unit_id=str(org[unit])).status_code == 303
+    assert _act(login("hand_a"), taken.id, "accept").status_code == 303
+    assert _act(hand_b, helped.id, "accept").status_code == 303
+    assert _act(disp, helped.id, "add_assist", unit_id=str(org["street_a"]), reason="请协助核实").status_code == 303
+    with session_scope() as s:
+        for order in (taken, on_street):
+            s.get(Order, order.id).sla_status = SlaStatus.OVERDUE  # type: ignore[union-attr]
+    hand = login("hand_a")
+    tabs = _tabs(hand.get("/orders").text)
+    assert list(tabs) == ["在办", "待签收", "预警", "超期"]
+    assert tabs["待签收"][1] == "2" and tabs["超期"][1] == "1"
+    waiting = hand.get(tabs["待签收"][0]).text
+    assert sent.number in waiting and helped.number in waiting and taken.number not in waiting
+    assert 'data-testid="assisting">本单位协办（待签收）' in waiting
+    overdue = hand.get(tabs["超期"][0]).text
+    assert taken.number in overdue and on_street.number not in overdue
+    # Each is signed for from the list, one button a row (签收, 协办签收 for the assist), back on the list.
+    here = "/orders?to_accept=1&sort=due"
+    for order, step in ((helped, "assist_accept"), (sent, "accept")):
+        form = re.search(
+            rf'<form method="post" action="/orders/{order.id}/act/{step}"[^>]*>(.*?)</form>', waiting, re.S
+        )
+        assert form is not None, step
+        fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form.group(1)))
+        assert html_unescape(fields["next"]) == here
+        done = hand.post(f"/orders/{order.id}/act/{step}", data={**fields, "next": here}, follow_redirects=True)
+        assert done.url.path == "/orders" and f"工单 {order.number}：已完成" in done.text
+    assert f'data-testid="sign-for-{taken.id}"' not in hand.get("/orders").text  # signed for already: no button
+    assert 'data-testid="sign-for-' not in login("sup").get("/orders?state=open").text  # not theirs to sign for
+    # Signed for, they leave 待签收: the assist too, once its 协办签收 is done.
+    assert _state(sent.id) == State.ACCEPTED
+    assert _tabs(hand.get("/orders").text)["待签收"][1] == "0"
+    # Whoever reads every order signs for none of them: no such tab.
+    assert "待签收" not in _tabs(login("sup").get("/orders").text)
 
 
 # ---------------------------------------------------------------------------------------- queue, dashboard

@@ -2,6 +2,7 @@
 takes calls at a desk (it took 12 Tabs past the menu), never on a citizen's or a grid inspector's phone, where a
 focused field throws the keyboard over the page; a refused form focuses its first marked field. And what a box says
 before anything is typed in it: the order list's search fits its box on a small phone, for staff as for a citizen.
+And what a handler's workbench shows first at a desk: their orders, the further criteria folded under the tabs.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
 otherwise. What is measured is the browser's doing: SQLite only.
@@ -17,8 +18,10 @@ import pytest
 
 from cityhub.auth import service as auth
 from cityhub.db import session_scope
+from cityhub.intake.service import submit
 from cityhub.org.models import Role
 from cityhub.org.schemas import UserCreate
+from cityhub.workorders import service as orders
 from process_helpers import BROWSER_SIDE, CHROMIUM, PHONES, served_app
 from web_helpers import PASSWORD, build_world, sign_in, use_world_env
 
@@ -36,6 +39,11 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     env = use_world_env(app_db, tmp_path, monkeypatch)
     with session_scope() as s:
         world = build_world(s)
+        # 景泰街道's handler has four orders sent to it this morning.
+        for title in ("路灯不亮", "井盖缺失", "占道经营", "油烟扰民"):
+            data = {"channel": "hotline", "title": title, "content": title, "street_code": "W-JT"}
+            order = submit(s, data=data).order
+            orders.act(s, order_id=order.id, action="dispatch", params={"unit_id": world.street_a})
         auth.create_account(
             s,
             data=UserCreate(username="grid", full_name="吴网格", role=Role.INSPECTOR, unit_id=world.street_a),
@@ -98,3 +106,22 @@ def test_the_staffs_order_search_says_all_it_asks_at_360_px(server: str, browser
             assert 0 < written <= room, (username, lang, written, room)
             assert len(box.get_attribute("title") or "") > len(box.get_attribute("placeholder") or ""), lang
             page.context.close()
+
+
+def test_a_handlers_workbench_shows_their_orders_in_the_first_screen_of_a_desk(server: str, browser: Any) -> None:
+    """A handler at 1440 × 900 starting the day: 在办 shows their orders in the first screen — the further criteria,
+    which a wide screen unfolds on any other list, stay folded under the tabs that name them (unfolded, they left one
+    order above the fold) — and open with one click."""
+    page = _page(browser, server, "hand_a", phone=False)  # lands on 在办
+    rows = page.locator("table.orders tbody tr")
+    assert rows.count() == 4
+    assert page.locator("details.more-filters").get_attribute("open") is None
+    for i in range(3):  # at least three orders whole in the first screen
+        box = rows.nth(i).bounding_box()
+        assert box is not None and box["y"] + box["height"] <= DESK["height"], i
+    page.click("details.more-filters summary")
+    assert page.locator('[data-testid="filter-held"]').is_checked()  # the tab's criteria, there when wanted
+    # Any other list on a wide screen opens them as before.
+    page.goto(f"{server}/orders?channel=hotline")
+    assert page.locator("details.more-filters").get_attribute("open") is not None
+    page.context.close()

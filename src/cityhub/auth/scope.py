@@ -28,6 +28,7 @@ from cityhub.auth.principal import Principal
 from cityhub.errors import Conflict, PermissionDenied
 from cityhub.masking import names_a_door, names_a_person, scrub_text
 from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.workorders.lifecycle import AssistStatus, State
 from cityhub.workorders.models import Channel, Order, OrderAssist
 
 DISTRICT_TIERS = frozenset({UnitTier.DISTRICT, UnitTier.CITY})
@@ -70,6 +71,22 @@ def held_by(units: Iterable[int]) -> ColumnElement[bool]:
     return or_(
         Order.lead_unit_id.in_(chosen),
         Order.id.in_(select(OrderAssist.order_id).where(OrderAssist.unit_id.in_(chosen))),
+    )
+
+
+def awaiting_acceptance_by(units: Iterable[int]) -> ColumnElement[bool]:
+    """The orders waiting for ``units`` to sign for them (待签收): dispatched to one of them and not yet accepted
+    (签收), or an assist (协办) one of them was asked for and has not accepted (协办签收) — what is new for a unit."""
+    chosen = sorted(units)
+    if not chosen:
+        return false()
+    return or_(
+        and_(Order.lead_unit_id.in_(chosen), Order.state == State.DISPATCHED),
+        Order.id.in_(
+            select(OrderAssist.order_id).where(
+                OrderAssist.unit_id.in_(chosen), OrderAssist.status == AssistStatus.DISPATCHED
+            )
+        ),
     )
 
 

@@ -61,7 +61,7 @@ from cityhub.errors import (
 )
 from cityhub.intake import enterprise
 from cityhub.knowledge.models import ReplyCheck
-from cityhub.nlp.reply_quality import WEAK_THRESHOLD
+from cityhub.nlp.reply_quality import WEAK_THRESHOLD, ReplyQuality, score_reply
 from cityhub.org.aliases import FROM_ORDER_MAX, AliasOutcome, AliasWish
 from cityhub.org.models import AliasKind, Role, Unit, UnitTier, User
 from cityhub.org.places import Place, PlaceSource
@@ -77,10 +77,12 @@ from cityhub.workorders.lifecycle import (
     ASSIST_STEPS,
     AWAITING_DISPATCH,
     CLOSED_STATES,
+    MAX_EXTENSION_DAYS,
     NOT_A_PROBLEM_OF_ITS_OWN,
     OPEN_STATES,
     URGENCY_RANK,
     Action,
+    AssistStatus,
     State,
     required_params,
 )
@@ -938,6 +940,23 @@ def _assisting(db: Session, own: frozenset[int] | None, rows: Sequence[Order]) -
     return {order_id: status.value for order_id, status in found}
 
 
+def _sign_for(
+    principal: Principal, own: frozenset[int] | None, rows: Sequence[Order], assisting: dict[int, str]
+) -> dict[int, Action]:
+    """Of a page of orders, those the reader's unit may sign for from the list, with the step: 签收 of one sent to it,
+    协办签收 of an assist asked of it (``assisting``: its part's status) — a handler's morning signed for from 待签收
+    without opening each order. The service checks the step again when it is taken."""
+    steps: dict[int, Action] = {}
+    if not own or principal.role not in permissions.UNIT_STAFF_ROLES:
+        return steps
+    for o in rows:
+        if o.state == State.DISPATCHED and o.lead_unit_id in own:
+            steps[o.id] = Action.ACCEPT
+        elif assisting.get(o.id) == AssistStatus.DISPATCHED.value:
+            steps[o.id] = Action.ASSIST_ACCEPT
+    return {i: a for i, a in steps.items() if permissions.allows(principal.role, permissions.act(a))}
+
+
 def _parse_day(text: str) -> date | None:
     """A calendar day as typed (2026-11-22); ValueError for anything else, including years no order can have."""
     if not text:
@@ -1034,6 +1053,8 @@ def _list_query(reader: _ListReader, q: Any, t: Translator) -> _ListQuery:
     # 只看本单位承办: what the reader's unit holds, not every order lying in its street (a handler's 在办).
     own = reader.own  # None: nothing narrows the reader's list to their unit's (no such choice)
     criteria["held_by"] = sorted(own) if own is not None and q.get("held") else None
+    # 待签收: what waits for the reader's unit to sign for it — dispatched to it, or an assist it was asked for.
+    criteria["to_accept_by"] = sorted(own) if own is not None and q.get("to_accept") else None
     # 我提交的: what the reader registered (a grid inspector's reports), wherever it is and whoever holds it now.
     criteria["reported_by_id"] = principal.user_id if q.get("mine") and not citizen else None
     # 查看导入的工单: the orders one import created (the import page's link), named by the batch's chip.
@@ -1079,9 +1100,11 @@ def order_list(request: Request, db: DbSession) -> Response:
     base = [(k, v) for k, v in q.multi_items() if k != "page"]
     views = support.quick_views(principal)
     shown = sorted(q.multi_items())
+    on_view = any(v.criteria == shown for v in views)  # the list one of the tabs shows
     counts = _view_counts(reader, views, t)
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
     assisting = _assisting(db, reader.own, rows)
+    sign_for = _sign_for(principal, reader.own, rows, assisting)
     units = [] if citizen else support.unit_groups(db)
     return render(
         request,
@@ -1090,6 +1113,8 @@ def order_list(request: Request, db: DbSession) -> Response:
         items=items,
         supplemented=supplemented,
         assisting=assisting,
+        sign_for=sign_for,
+        here=request.url.path + ("?" + request.url.query if request.url.query else ""),
         unit_names=unit_names,
         category_names=category_names,
         page=page,
@@ -1122,8 +1147,11 @@ def order_list(request: Request, db: DbSession) -> Response:
         # The folded criteria open when one of them is set (or an error is about one of them) — not for a 常用视图,
         # whose tab names its criteria: a handler's 在办 (只看本单位承办) opened them all, and on a phone their first
         # order came two screens below.
-        more_filters=(not any(v.criteria == shown for v in views) and any(q.get(name) for name in _MORE_FILTERS))
+        more_filters=(not on_view and any(q.get(name) for name in _MORE_FILTERS))
         or bool(set(errors) & set(_MORE_FILTERS)),
+        # A wide screen unfolds them too — not on a 常用视图: a handler's 在办 at 1440 × 900 showed one order above the
+        # fold, under twenty criteria the tab names already.
+        open_wide=not on_view,
         batch=batch,
         # The chip's ✕: the same list without the batch.
         without_batch=[(k, v) for k, v in base if k != "import_batch_id"],
@@ -1200,6 +1228,7 @@ _MORE_FILTERS = (
     "leader_assigned",
     "satisfied",
     "held",
+    "to_accept",
 )
 
 
@@ -1284,10 +1313,47 @@ def _last_urge(order: Order, rows: list[dict[str, Any]]) -> Any:
     return _newest(rows, Action.URGE) if order.state in OPEN_STATES and order.urge_count else None
 
 
+def _reopened(order: Order, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """An open order sent back for rework (重办): the trail's newest 重办 — why, by whom, when — with what the citizen
+    said at the unsatisfied callback before it and the reply they were not satisfied with, under the order's heading
+    where the unit doing it again reads them first (all three stood only in the trail, the reply gone from the
+    facts, and the order read as any newly dispatched one)."""
+    if order.state not in OPEN_STATES or not order.reopen_count:
+        return None
+    at = next((i for i in range(len(rows) - 1, -1, -1) if rows[i]["event"].action == Action.REOPEN.value), None)
+    if at is None:
+        return None
+    before = rows[:at]
+    callback = next((r for r in reversed(before) if r["event"].action == Action.CALLBACK.value), None)
+    reply = next((r for r in reversed(before) if r["event"].action == Action.REPLY.value), None)
+    return {
+        "row": rows[at],
+        "callback": callback if callback is not None and callback["satisfied"] is False else None,
+        "reply": reply["text"] if reply is not None else None,
+    }
+
+
 def _extension_request(order: Order, rows: list[dict[str, Any]]) -> Any:
     """The trail's pending 申请延期 — days, why, who, when — shown with the time limit above the actions, where a
     supervisor deciding it on a phone reads it (the reason stood in the trail, a screen below 批准延期 and 驳回延期)."""
     return _newest(rows, Action.REQUEST_EXTENSION) if order.extension_pending else None
+
+
+def _assist_asked(db: Session, order: Order, principal: Principal, rows: list[dict[str, Any]]) -> Any:
+    """For a unit asked to assist (协办) whose part is not answered yet: the trail's newest 增加协办 naming it — what
+    it is asked to do, by whom, when — above its 协办签收 and 协办答复 (it stood only in the trail, two screens down,
+    and the unit signed for and answered a request it had not read)."""
+    if order.state not in OPEN_STATES or principal.role not in permissions.UNIT_STAFF_ROLES:
+        return None
+    own = own_units(db, principal) or frozenset()
+    waiting = {a.unit_id for a in order.assists if a.unit_id in own and a.status in _ASSIST_TO_ANSWER}
+    return next(
+        (r for r in reversed(rows) if r["event"].action == Action.ADD_ASSIST.value and r["event"].unit_id in waiting),
+        None,
+    )
+
+
+_ASSIST_TO_ANSWER = frozenset({AssistStatus.DISPATCHED, AssistStatus.ACCEPTED})
 
 
 def _my_actions(db: Session, order: Order, principal: Principal) -> list[Action]:
@@ -1460,6 +1526,7 @@ def _detail_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
     dropped: list[str] | None = None,
+    reply_preview: ReplyQuality | None = None,
 ) -> Response:
     from cityhub.dispatch import background
     from cityhub.dispatch import service as dispatch
@@ -1539,6 +1606,8 @@ def _detail_page(
         returned_by=returned_by,
         urged=_last_urge(order, events) if staff else None,
         extension_request=_extension_request(order, events) if staff else None,
+        assist_asked=_assist_asked(db, order, principal, events),
+        reopened=_reopened(order, events) if staff else None,
         raised_since_request=_raised_since_request(order, events),
         actions=[(a, _form_fields(order, a)) for a in actions],
         # 答复 is not offered while assisting units have not answered: who they are, how to reach them.
@@ -1547,6 +1616,8 @@ def _detail_page(
             for a in reply_awaits(order, principal)
         ],
         units=support.unit_groups(db, handlers=True) if needs_units else [],
+        units_below=(below := _units_below(db, principal) if needs_units else []),
+        below_ids={u.id for u in below},
         categories=support.active_categories(db) if needs_categories or may_place else [],
         suggested_categories=_suggested_categories(db, decision) if may_place else [],
         may_categorise=may_place,
@@ -1595,8 +1666,20 @@ def _detail_page(
         ],
         reply_check=db.get(ReplyCheck, order.id) if staff and order.reply_text and not sent_back else None,
         reply_cut=WEAK_THRESHOLD,
+        reply_preview=reply_preview,
+        max_extension_days=MAX_EXTENSION_DAYS,
         import_batch=order_import_batch(db, order, principal),
     )
+
+
+def _units_below(db: Session, principal: Principal) -> list[Unit]:
+    """A street's own active communities, first among the units its staff's forms choose from (转派, 增加协办 …): the
+    street's coordinator passes an order on to one of them, found at the foot of the district's ~450 units."""
+    unit = db.get(Unit, principal.unit_id) if principal.unit_id is not None else None
+    if unit is None or unit.tier != UnitTier.STREET:
+        return []
+    children = select(Unit).where(Unit.parent_id == unit.id, Unit.tier == UnitTier.COMMUNITY, Unit.active.is_(True))
+    return list(db.scalars(children.order_by(Unit.code)))
 
 
 def _contact_lines(unit: Unit) -> list[str]:
@@ -1759,6 +1842,19 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             status_code=422,
             dropped=dropped,
         )
+    if action == Action.REPLY and form.get("check"):
+        # 检查答复质量: the typed reply scored as the reply-check job will score it once sent — nothing recorded, the
+        # text given back to be improved or sent (a weak reply was found only after it was sent, by its supervisor).
+        return _detail_page(
+            request,
+            db,
+            principal,
+            order_id,
+            open_action=action.value,
+            values=values,
+            dropped=_not_kept(t, {}, upload),
+            reply_preview=_reply_preview(db, order_id, params.get("text")),
+        )
     try:
         version = forms.whole_number(form.get("version"))
         from cityhub.knowledge import service as kb
@@ -1775,6 +1871,11 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         db.flush()
     except (CityhubError, StaleDataError) as exc:
         error, message, field_errors = _refusal(db, t, exc, citizen=principal.role == Role.CITIZEN)
+        if isinstance(exc, StaleDataError) or (isinstance(exc, Conflict) and "version" in error.details):
+            # Acted on meanwhile (another tab, a colleague, the time-limit sweep): the page re-rendered is the order as
+            # it stands, the form its new version and what was typed — sent again as it is; "reload and try again"
+            # threw the typed text away.
+            message = t("order.changed_meanwhile")
         if error.details.get("field") == "files":
             field_errors["files"] = _file_problem(t, error) + t("intake.files_again")
         dropped = _not_kept(t, field_errors, upload)
@@ -1798,6 +1899,9 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         flash = ("order.split_done", {"number": orders.newest_part(db, order_id) or "?"})
     elif action == Action.CALLBACK and principal.role == Role.CITIZEN:
         flash = ("order.done", {"action": t("order.rate_reply")})  # their rating, as its button said
+    elif back.partition("?")[0] != f"/orders/{order_id}":
+        # Taken from a list (签收 on 待签收): the flash names the order, the page shown being the list.
+        flash = ("order.done_elsewhere", {"action": t.label("action", action), "number": order.number})
     else:
         flash = ("order.done", {"action": t.label("action", action)})
     if not may_read(db, principal, order_id):
@@ -1805,6 +1909,18 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         back = support.order_list_of(principal)
         flash = ("order.done_elsewhere", {"action": t.label("action", action), "number": order.number})
     return support.redirect(back, flash=flash)
+
+
+def _reply_preview(db: Session, order_id: int, text: str | None) -> ReplyQuality:
+    """A reply typed on the order's page, scored as the ``reply-check`` job scores a reply sent now
+    (``nlp.reply_quality.score_reply``); nothing is written."""
+    from cityhub.workorders.calendar import load_calendar
+
+    order = db.get(Order, order_id)
+    assert order is not None  # scoped_order found it
+    return score_reply(
+        order.title, order.content, text, asked_at=order.created_at, replied_at=utcnow(), calendar=load_calendar(db)
+    )
 
 
 def _attachable(principal: Principal, order: Order) -> bool:

@@ -262,6 +262,8 @@ HANDLER_WORKBENCH = "/orders?state=open&held=1&sort=due"
 # (回访, extensions to decide), the time limit nearest first where the clock decides.
 _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
     ("orders.view.open", HANDLER_WORKBENCH, permissions.act(Action.REPLY)),
+    # 待签收: what is new for the unit — sent to it, or an assist asked of it, not yet signed for (a unit's staff).
+    ("orders.view.to_accept", "/orders?to_accept=1&sort=due", permissions.act(Action.ACCEPT)),
     ("orders.view.warning", "/orders?state=open&sla_status=warning&sort=due", None),
     ("orders.view.overdue", "/orders?overdue=1&sort=due", None),
     ("orders.view.extensions", "/orders?extension_pending=1&sort=oldest", permissions.act(Action.APPROVE_EXTENSION)),
@@ -281,6 +283,11 @@ _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
 # Views only for a reader whose list is their scope's: who reads every order (an operator) has 只看我提交的 among the
 # filters, not one more tab above them.
 _SCOPED_VIEWS = frozenset({"orders.view.mine"})
+# Views of a unit's own work, for its staff only (who else signs for orders reads every order, an administrator).
+_UNIT_VIEWS = frozenset({"orders.view.to_accept"})
+# The time-limit views a unit's staff read of what their unit holds (只看本单位承办), as their 在办: a street's
+# 预警 and 超期 counted the departments' orders lying on its street, which are not the street's to answer for.
+_HELD_FOR_UNIT_STAFF = frozenset({"orders.view.warning", "orders.view.overdue"})
 
 
 def order_list_of(principal: Principal) -> str:
@@ -302,11 +309,13 @@ def quick_views(principal: Principal) -> list[NavItem]:
     if principal.role == Role.CITIZEN:
         return []
     reads_all = permissions.allows(principal.role, permissions.ORDER_READ_ALL)
+    unit_staff = principal.role in permissions.UNIT_STAFF_ROLES
     return [
-        NavItem(key, href)
+        NavItem(key, href.replace("?", "?held=1&", 1) if unit_staff and key in _HELD_FOR_UNIT_STAFF else href)
         for key, href, permission in _QUICK_VIEWS
         if (permission is None or permissions.allows(principal.role, permission))
         and not (reads_all and key in _SCOPED_VIEWS)
+        and (unit_staff or key not in _UNIT_VIEWS)
     ]
 
 
@@ -324,6 +333,10 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         items.append(NavItem("nav.rules", "/rules"))
     if permissions.allows(role, permissions.ORDER_READ):
         items.append(NavItem("nav.my_appeals" if role == Role.CITIZEN else "nav.orders", order_list_of(principal)))
+    if role in permissions.UNIT_STAFF_ROLES and principal.unit_id is not None:
+        # 本单位考核: how their unit is assessed (on-time rates, returns, satisfaction) and the orders behind each rate;
+        # the page was reached only from the leaders' ranking, so a unit's staff never found their own figures.
+        items.append(NavItem("nav.unit_assessment", f"/assessment/{principal.unit_id}"))
     if permissions.allows(role, permissions.REPLY_REVIEW):
         items.append(NavItem("nav.reviews", "/reviews"))
     if permissions.allows(role, permissions.ALARMS_READ):

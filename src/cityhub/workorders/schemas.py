@@ -591,6 +591,9 @@ class OrderFilter(BaseModel):
     # Only the orders these units hold, lead or assisting (``auth.scope.held_by``): the caller's own units' work,
     # chosen by the API's and the page's ``held`` (``auth.scope.own_units``); an empty list holds none.
     held_by: list[int] | None = None
+    # Only the orders waiting for these units to sign for them (待签收, ``auth.scope.awaiting_acceptance_by``): sent to
+    # them and not accepted, or an assist of theirs not accepted — the page's ``to_accept``, a handler's new work.
+    to_accept_by: list[int] | None = None
     # Whether the time-limit criteria are the appealing citizen's (``SlaStatus.as_citizen_reads``): their 正常 holds
     # the orders the units see in 预警, none is in 预警 or 签收超时 to them.
     as_citizen: bool = False

@@ -913,6 +913,10 @@ def _search_conditions(
         from cityhub.auth.scope import held_by
 
         conditions.append(held_by(f.held_by))
+    if f.to_accept_by is not None:
+        from cityhub.auth.scope import awaiting_acceptance_by
+
+        conditions.append(awaiting_acceptance_by(f.to_accept_by))
     if f.category_id is not None:
         known = 0 < f.category_id <= MAX_ID
         conditions.append(Order.category_id.in_(_category_subtree(session, f.category_id)) if known else false())
