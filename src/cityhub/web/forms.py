@@ -133,6 +133,8 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.choice")
     if "unknown category" in message:
         return t("err.unknown_category")
+    if "must be a district, street or community" in message:
+        return t("err.place_tier")
     if "unknown or inactive unit" in message:
         return t("err.unknown_unit")
     if m := _TIER_OF_TARGET.search(message):
