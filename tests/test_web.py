@@ -1371,6 +1371,35 @@ def test_the_intake_forms_links_that_open_a_new_tab_say_so(org) -> None:
     assert "(opens in a new tab)</span></a>" in english.post("/intake/caller", data=theirs).text
 
 
+def test_every_link_that_opens_a_new_tab_says_so(org) -> None:
+    """Only the intake form's links said they open a new tab; an order's files, the dashboard's 专报 (HTML), an
+    alarm's snapshot and the sign-in after a session ended opened one unannounced. Every such link is written by one
+    macro (``new_tab_link``), its name ending in the words, in the reader's language."""
+    templates = Path(web_routes.__file__).parent / "templates"
+    written = {p.name: p.read_text(encoding="utf-8").count('target="_blank"') for p in templates.glob("*.html")}
+    assert {name: n for name, n in written.items() if n} == {"_macros.html": 1}, written
+    said = '<span class="visually-hidden">（在新标签页打开）</span></a>'
+    files = [{"filename": "现场.pdf", "url": "https://uploads.example.org/x.pdf"}]
+    order = _order(attachments=files)
+    page = login("op").get(f"/orders/{order.id}").text
+    links = re.findall(r'<a [^>]*target="_blank".*?</a>', page, flags=re.S)
+    assert links and all(link.endswith(said) for link in links), links
+    leader = login("lead")
+    report = re.findall(r'<a [^>]*target="_blank".*?</a>', leader.get("/dashboard").text, flags=re.S)
+    assert len(report) == 1 and "format=html" in report[0] and report[0].endswith(said), report
+    leader.cookies.set("cityhub_lang", "en")
+    english = re.findall(r'<a [^>]*target="_blank".*?</a>', leader.get("/dashboard").text, flags=re.S)
+    assert english and english[0].endswith('HTML<span class="visually-hidden"> (opens in a new tab)</span></a>')
+    # The sign-in after a session ended, in the intake form's assistance and on the page a post was shown back on.
+    anonymous = _client()
+    headers = {"HX-Request": "true", "HX-Current-URL": "http://testserver/intake"}
+    fragment = anonymous.post("/intake/assist", headers=headers, data={}, follow_redirects=False).text
+    posted = anonymous.post("/orders/1/act/comment", data={"text": "已核实"}, follow_redirects=False).text
+    for html in (fragment, posted):
+        links = re.findall(r'<a [^>]*target="_blank".*?</a>', html, flags=re.S)
+        assert links and all(link.endswith(said) for link in links), links
+
+
 def test_assistance_lists_no_unrelated_order_among_the_similar_cases(org) -> None:
     """The street's recent orders are always scored; one that shares nothing with the appeal but a word is not shown
     as a "most similar" case (with its reply beside it), while a close one still is."""
@@ -3201,8 +3230,11 @@ def test_the_order_page_links_the_appeals_attachments(org) -> None:
     page = login("op").get(f"/orders/{order.id}")
     [cell] = re.findall(r'<td data-testid="attachments">(.*?)</td>', page.text)
     assert '<a href="https://uploads.example.org/p/1.jpg?size=big&amp;v=2" target="_blank"' in cell
-    assert 'rel="noopener noreferrer nofollow">油烟.jpg</a> <small>（image/jpeg · 250.0 kB）</small>' in cell
-    assert "&lt;b&gt;x&lt;/b&gt;.pdf</a>" in cell and "<b>" not in cell  # a name is text, never markup
+    assert (
+        'rel="noopener noreferrer nofollow">油烟.jpg<span class="visually-hidden">（在新标签页打开）</span></a>' in cell
+    )
+    assert "</a> <small>（image/jpeg · 250.0 kB）</small>" in cell
+    assert "&lt;b&gt;x&lt;/b&gt;.pdf<span" in cell and "<b>" not in cell  # a name is text, never markup
     assert "附件" in page.text
     plain = _order(content="小区门口路灯不亮")
     assert 'data-testid="attachments"' not in login("op").get(f"/orders/{plain.id}").text
