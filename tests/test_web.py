@@ -987,11 +987,14 @@ def test_an_operator_splits_a_second_problem_off_an_appeal_from_its_page(org) ->
     assert f'href="/lang/en?next=/orders/{order.id}"' in referred.text.replace("%2F", "/")
     assert 'href="/lang/en?next=/"' in empty.text.replace("%2F", "/")  # no Referer: the home page
     long = client.post(f"/orders/{order.id}/act/split", data={**form, "content": "油" * 20_001, "title": "油烟"})
-    assert long.status_code == 422 and "最多 20000 个字" in long.text and "too long" not in long.text
+    assert long.status_code == 422 and "最多 20,000 个字" in long.text and "too long" not in long.text
     dispatcher = login("disp")
     disp_form = {"csrf_token": hidden(dispatcher.get(f"/orders/{order.id}").text), "version": str(order.version)}
     reason = dispatcher.post(f"/orders/{order.id}/act/cancel", data={**disp_form, "reason": "重" * 2_001})
-    assert reason.status_code == 422 and "最多 2000 个字" in reason.text  # the API's limit, on the page too
+    assert reason.status_code == 422 and "最多 2,000 个字" in reason.text  # the API's limit, on the page too
+    dispatcher.cookies.set("cityhub_lang", "en")
+    reason = dispatcher.post(f"/orders/{order.id}/act/cancel", data={**disp_form, "reason": "重" * 2_001})
+    assert reason.status_code == 422 and "At most 2,000 characters." in reason.text
     done = client.post(
         f"/orders/{order.id}/act/split",
         data={**form, "content": smoke, "appeal_type": "complaint", "category_id": str(org["cats"]["环境保护"])},
@@ -4311,6 +4314,35 @@ def test_english_counts_agree_with_their_nouns() -> None:
     assert "[^{}|]*" in script  # map.js's format reads {name|one|other}
     wrong = {k: v for k, v in i18n.catalogue("en").items() if bare.search(v) and "|" not in v}
     assert wrong == {}, wrong
+
+
+def test_counts_are_written_with_the_languages_digit_grouping_and_years_and_ids_as_they_are() -> None:
+    """English pages wrote "3006 orders" where the one map's tiles wrote 3,006: a count said through a message's
+    parameter (``i18n.COUNT_PARAMS``) is written grouped as the language writes counts (``num.group``), in English
+    and in Chinese (whose tiles grouped already); a year, an id, an order's number, a limit given as text are not."""
+    en, zh = i18n.Translator("en"), i18n.Translator("zh-CN")
+    assert en("orders.view_count", n=3006) == "3,006 orders" and en("orders.view_count", n=1) == "1 order"
+    assert zh("orders.view_count", n=3006) == zh("orders.view_count", n="3,006") != zh("orders.view_count", n="3006")
+    assert (
+        en("orders.view_count", n=1_234_567) == "1,234,567 orders"
+        and en("orders.view_count", n=-1000) == "-1,000 orders"
+    )
+    assert en("dash.auto_share_note", auto=1200, total=3006) == "1,200 of 3,006 first dispatches"
+    assert en("queue.bulk_partial", n=1000, m=2000).startswith("Dispatched 1,000; 2,000 not dispatched")
+    builtin = en("calendar.builtin", year=2026, n=1000)
+    assert "of 2026 are built in (1,000 weekday holidays)" in builtin and "2,026" not in builtin
+    assert zh("calendar.builtin", year=2026, n=7) == i18n.catalogue("zh-CN")["calendar.builtin"].format(year=2026, n=7)
+    assert en("why.rules_only", id=12345, priority=1000, needed=1000, unit="A") == (
+        "high-priority rule #12345 (priority 1000 ≥ 1000) → A"
+    )
+    assert en("order.title", number=202612060001) == "Order 202612060001"
+    assert en("err.at_most", n="1000") == "At most 1000." and en("orders.view_count", n=True) == "True orders"
+    assert en.count(3006) == "3,006" and zh.count(3006) == "3,006" and en.count(2.5) == 2.5
+    # A limit a refusal names is a count of characters, written as one.
+    from cityhub.web.forms import field_message
+
+    assert field_message(en, "content is longer than 20000 characters") == "At most 20,000 characters."
+    assert field_message(zh, "content is longer than 20000 characters") == "最多 20,000 个字。"
 
 
 def test_the_order_lists_english_badges_read_as_labels_and_say_what_they_mean() -> None:

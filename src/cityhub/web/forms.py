@@ -116,7 +116,7 @@ def field_message(t: Translator, message: str) -> str:
     if m := _PHONE_LENGTH.search(message):
         return t("err.phone_length", low=m.group(1), high=m.group(2))
     if m := _TOO_LONG.search(message) or _LONGER_THAN.search(message):
-        return t("err.too_long", n=m.group(1))
+        return t("err.too_long", n=int(m.group(1)))  # a count of characters, written as the language writes counts
     if "valid integer" in message or "valid number" in message:
         return t("err.number")
     if m := _BOUND.search(message):
