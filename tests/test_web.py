@@ -1374,6 +1374,27 @@ def test_the_intake_forms_links_that_open_a_new_tab_say_so(org) -> None:
     assert "(opens in a new tab)</span></a>" in english.post("/intake/caller", data=theirs).text
 
 
+def test_the_knowledge_base_and_rules_lists_name_states_as_their_filter_does(org) -> None:
+    """The knowledge base's filter offers 含已停用 / Include inactive, while its list and the routing rules' called
+    the states 启用 / 停用 — On / Off in English: a stopped entry is 已停用 / Inactive, a running one 已启用 / Active,
+    as the filter and the forms' checkbox (启用 / Active) say."""
+    with session_scope() as s:
+        kb.update_entry(s, entry_id=org["entry"], data=EntryUpdate(active=False))
+    admin = login("adm")
+
+    def states(html: str, row: str) -> list[str]:
+        return re.findall(rf'<tr data-testid="{row}"[^>]*>.*?<td>([^<]*)</td>\s*</tr>', html, flags=re.S)
+
+    for lang, on, off, include in (
+        ("zh-CN", "已启用", "已停用", "含已停用"),
+        ("en", "Active", "Inactive", "Include inactive"),
+    ):
+        admin.cookies.set("cityhub_lang", lang)
+        listed = admin.get("/kb", params={"inactive": "1"}).text
+        assert include in listed and states(listed, "kb-row") == [off], (lang, states(listed, "kb-row"))
+        assert states(admin.get("/rules").text, "rule-row") == [on], lang
+
+
 def test_every_link_that_opens_a_new_tab_says_so(org) -> None:
     """Only the intake form's links said they open a new tab; an order's files, the dashboard's 专报 (HTML), an
     alarm's snapshot and the sign-in after a session ended opened one unannounced. Every such link is written by one
