@@ -719,37 +719,45 @@ def test_an_administrator_keeps_the_units_on_the_organisation_pages(org) -> None
         assert s.get(Unit, unit_id).tier == "community" and s.get(Unit, street_id).tier == "street"  # type: ignore[union-attr]
 
 
+def _poster(client: TestClient) -> Any:
+    """A form's post by ``client`` with its CSRF token, redirects not followed."""
+
+    def post(path: str, **data: str) -> Any:
+        return client.post(path, data={"csrf_token": csrf(client), **data}, follow_redirects=False)
+
+    return post
+
+
+def _form_errors(page: Any) -> dict[str, str]:
+    """A refused form's (422) errors by field, as its page says them."""
+    assert page.status_code == 422, page.status_code
+    found = re.findall(r'data-testid="field-error-(\w+)">([^<]*)<', page.text)
+    return {field: html_unescape(text) for field, text in found}
+
+
 def test_the_admin_forms_say_all_their_problems_at_once(org) -> None:
     """A unit with a bad boundary had its code and tier checked only once the boundary was mended; a routing rule's
     reversed dates were said only once a bad priority was; an account's bad phone only once its weak password was
     (or the other way round). Each form says all its problems at once, each at its field, keeping what was typed."""
-    admin = login("adm")
-
-    def post(path: str, **data: str) -> Any:
-        return admin.post(path, data={"csrf_token": csrf(admin), **data}, follow_redirects=False)
-
-    def errors(page: Any) -> dict[str, str]:
-        assert page.status_code == 422, page.status_code
-        found = re.findall(r'data-testid="field-error-(\w+)">([^<]*)<', page.text)
-        return {field: html_unescape(text) for field, text in found}
+    post = _poster(login("adm"))
 
     unit = {"code": "W-JT", "name": "新村社区居委会", "tier": "community", "parent_id": "", "active": "1"}
-    said = errors(post("/admin/units", **(unit | {"boundary": '{"type": "Polygon"', "contacts": ",020-1"})))
+    said = _form_errors(post("/admin/units", **(unit | {"boundary": '{"type": "Polygon"', "contacts": ",020-1"})))
     assert said.keys() >= {"boundary", "code", "tier", "contacts"}, said
     assert "不是 JSON 文本" in said["boundary"] and "已被使用" in said["code"] and "村社须有上级单位" in said["tier"]
-    said = errors(post("/admin/units", **(unit | {"code": "W JT 9", "name": "", "boundary": "[1"})))
+    said = _form_errors(post("/admin/units", **(unit | {"code": "W JT 9", "name": "", "boundary": "[1"})))
     assert said.keys() >= {"boundary", "code", "name", "tier"}, said
     rule = {"name": "测试规则", "priority": "5000", "active": "1", "target_kind": "unit"}
     rule |= {"target_unit_id": str(org["street_a"]), "valid_from": "2026-12-10", "valid_until": "2026-12-01"}
     refused = post("/rules", **rule)
-    said = errors(refused)
+    said = _form_errors(refused)
     assert said.keys() >= {"priority", "valid_until"}, said
     assert 'value="2026-12-01"' in refused.text and 'value="5000"' in refused.text  # what was typed stays
-    said = errors(post("/rules", **(rule | {"priority": "x", "valid_from": "2026-13-40", "target_unit_id": ""})))
+    said = _form_errors(post("/rules", **(rule | {"priority": "x", "valid_from": "2026-13-40", "target_unit_id": ""})))
     assert said.keys() >= {"priority", "valid_from", "target_unit_id"}, said
     account = {"username": "new_hand", "full_name": "孙新人", "role": "handler", "unit_id": "", "active": "1"}
     refused = post("/admin/users", **(account | {"phone": "abc", "password": "password12"}))
-    said = errors(refused)
+    said = _form_errors(refused)
     assert said.keys() >= {"phone", "password", "unit_id"}, said
     assert 'value="abc"' in refused.text and 'value="new_hand"' in refused.text
     with session_scope() as s:
@@ -761,15 +769,7 @@ def test_the_edit_forms_of_an_account_and_a_rule_say_all_their_problems_at_once(
     unit or that one's own role cannot change); editing a routing rule did not check its category, place and target
     beside its other problems, as a new rule's form does. Both say all at once, each at its field, keeping what was
     typed, and change nothing."""
-    admin = login("adm")
-
-    def post(path: str, **data: str) -> Any:
-        return admin.post(path, data={"csrf_token": csrf(admin), **data}, follow_redirects=False)
-
-    def errors(page: Any) -> dict[str, str]:
-        assert page.status_code == 422, page.status_code
-        found = re.findall(r'data-testid="field-error-(\w+)">([^<]*)<', page.text)
-        return {field: html_unescape(text) for field, text in found}
+    post = _poster(login("adm"))
 
     with session_scope() as s:
         hand_a = s.scalars(select(User).where(User.username == "hand_a")).one()
@@ -778,11 +778,11 @@ def test_the_edit_forms_of_an_account_and_a_rule_say_all_their_problems_at_once(
         rule_id = s.scalars(select(DispatchRule.id)).first()
     account = {"full_name": "李承办", "role": "handler", "unit_id": "", "active": "1"}
     refused = post(f"/admin/users/{hand_id}", **(account | {"phone": "abc"}))
-    said = errors(refused)
+    said = _form_errors(refused)
     assert said.keys() >= {"phone", "unit_id"}, said
     assert "须选择所在单位" in said["unit_id"] and 'value="abc"' in refused.text
     mine = {"full_name": "周管理", "role": "handler", "unit_id": my_unit, "active": "1", "email": "not-mail"}
-    said = errors(post(f"/admin/users/{my_id}", **mine))
+    said = _form_errors(post(f"/admin/users/{my_id}", **mine))
     assert said.keys() >= {"email", "_form"}, said
     assert "不能停用、降级或锁定自己的账户" in said["_form"]
     with session_scope() as s:
@@ -790,7 +790,7 @@ def test_the_edit_forms_of_an_account_and_a_rule_say_all_their_problems_at_once(
     rule = {"name": "环境保护 → 指定单位", "priority": "5000", "active": "1", "target_kind": "unit"}
     rule |= {"category_id": "999999", "place_unit_id": "999999", "target_unit_id": ""}
     refused = post(f"/rules/{rule_id}", **rule)
-    said = errors(refused)
+    said = _form_errors(refused)
     assert said.keys() >= {"priority", "category_id", "place_unit_id", "target_unit_id"}, said
     assert "不能大于 1000" in said["priority"] and "分类不存在" in said["category_id"]
     assert "须为区、镇街或村社" in said["place_unit_id"] and "请选择承办单位" in said["target_unit_id"]
