@@ -25,6 +25,8 @@ from cityhub.auth.models import AuthSession
 from cityhub.config import get_settings
 from cityhub.db import reset_engine, session_scope, utcnow
 from cityhub.dispatch import background
+from cityhub.dispatch.models import DispatchRule
+from cityhub.dispatch.rules import TargetKind
 from cityhub.intake.dedupe import auto_merge_params, get_dedupe_settings
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
@@ -727,41 +729,84 @@ def test_an_administrator_keeps_the_units_on_the_organisation_pages(org) -> None
         assert s.get(Unit, unit_id).tier == "community" and s.get(Unit, street_id).tier == "street"  # type: ignore[union-attr]
 
 
+def _poster(client: TestClient) -> Any:
+    """A form's post by ``client`` with its CSRF token, redirects not followed."""
+
+    def post(path: str, **data: str) -> Any:
+        return client.post(path, data={"csrf_token": csrf(client), **data}, follow_redirects=False)
+
+    return post
+
+
+def _form_errors(page: Any) -> dict[str, str]:
+    """A refused form's (422) errors by field, as its page says them."""
+    assert page.status_code == 422, page.status_code
+    found = re.findall(r'data-testid="field-error-(\w+)">([^<]*)<', page.text)
+    return {field: html_unescape(text) for field, text in found}
+
+
 def test_the_admin_forms_say_all_their_problems_at_once(org) -> None:
     """A unit with a bad boundary had its code and tier checked only once the boundary was mended; a routing rule's
     reversed dates were said only once a bad priority was; an account's bad phone only once its weak password was
     (or the other way round). Each form says all its problems at once, each at its field, keeping what was typed."""
-    admin = login("adm")
-
-    def post(path: str, **data: str) -> Any:
-        return admin.post(path, data={"csrf_token": csrf(admin), **data}, follow_redirects=False)
-
-    def errors(page: Any) -> dict[str, str]:
-        assert page.status_code == 422, page.status_code
-        found = re.findall(r'data-testid="field-error-(\w+)">([^<]*)<', page.text)
-        return {field: html_unescape(text) for field, text in found}
+    post = _poster(login("adm"))
 
     unit = {"code": "W-JT", "name": "新村社区居委会", "tier": "community", "parent_id": "", "active": "1"}
-    said = errors(post("/admin/units", **(unit | {"boundary": '{"type": "Polygon"', "contacts": ",020-1"})))
+    said = _form_errors(post("/admin/units", **(unit | {"boundary": '{"type": "Polygon"', "contacts": ",020-1"})))
     assert said.keys() >= {"boundary", "code", "tier", "contacts"}, said
     assert "不是 JSON 文本" in said["boundary"] and "已被使用" in said["code"] and "村社须有上级单位" in said["tier"]
-    said = errors(post("/admin/units", **(unit | {"code": "W JT 9", "name": "", "boundary": "[1"})))
+    said = _form_errors(post("/admin/units", **(unit | {"code": "W JT 9", "name": "", "boundary": "[1"})))
     assert said.keys() >= {"boundary", "code", "name", "tier"}, said
     rule = {"name": "测试规则", "priority": "5000", "active": "1", "target_kind": "unit"}
     rule |= {"target_unit_id": str(org["street_a"]), "valid_from": "2026-12-10", "valid_until": "2026-12-01"}
     refused = post("/rules", **rule)
-    said = errors(refused)
+    said = _form_errors(refused)
     assert said.keys() >= {"priority", "valid_until"}, said
     assert 'value="2026-12-01"' in refused.text and 'value="5000"' in refused.text  # what was typed stays
-    said = errors(post("/rules", **(rule | {"priority": "x", "valid_from": "2026-13-40", "target_unit_id": ""})))
+    said = _form_errors(post("/rules", **(rule | {"priority": "x", "valid_from": "2026-13-40", "target_unit_id": ""})))
     assert said.keys() >= {"priority", "valid_from", "target_unit_id"}, said
     account = {"username": "new_hand", "full_name": "孙新人", "role": "handler", "unit_id": "", "active": "1"}
     refused = post("/admin/users", **(account | {"phone": "abc", "password": "password12"}))
-    said = errors(refused)
+    said = _form_errors(refused)
     assert said.keys() >= {"phone", "password", "unit_id"}, said
     assert 'value="abc"' in refused.text and 'value="new_hand"' in refused.text
     with session_scope() as s:
         assert s.scalars(select(User).where(User.username == "new_hand")).first() is None
+
+
+def test_the_edit_forms_of_an_account_and_a_rule_say_all_their_problems_at_once(org) -> None:
+    """Editing an account said one problem a round (a bad phone, and only once it was mended that a handler needs a
+    unit or that one's own role cannot change); editing a routing rule did not check its category, place and target
+    beside its other problems, as a new rule's form does. Both say all at once, each at its field, keeping what was
+    typed, and change nothing."""
+    post = _poster(login("adm"))
+
+    with session_scope() as s:
+        hand_a = s.scalars(select(User).where(User.username == "hand_a")).one()
+        me = s.scalars(select(User).where(User.username == "adm")).one()
+        hand_id, my_id, my_unit = hand_a.id, me.id, str(me.unit_id)
+        rule_id = s.scalars(select(DispatchRule.id)).first()
+    account = {"full_name": "李承办", "role": "handler", "unit_id": "", "active": "1"}
+    refused = post(f"/admin/users/{hand_id}", **(account | {"phone": "abc"}))
+    said = _form_errors(refused)
+    assert said.keys() >= {"phone", "unit_id"}, said
+    assert "须选择所在单位" in said["unit_id"] and 'value="abc"' in refused.text
+    mine = {"full_name": "周管理", "role": "handler", "unit_id": my_unit, "active": "1", "email": "not-mail"}
+    said = _form_errors(post(f"/admin/users/{my_id}", **mine))
+    assert said.keys() >= {"email", "_form"}, said
+    assert "不能停用、降级或锁定自己的账户" in said["_form"]
+    with session_scope() as s:
+        assert s.get(User, hand_id).unit_id is not None and s.get(User, my_id).role == Role.ADMIN  # type: ignore[union-attr]
+    rule = {"name": "环境保护 → 指定单位", "priority": "5000", "active": "1", "target_kind": "unit"}
+    rule |= {"category_id": "999999", "place_unit_id": "999999", "target_unit_id": ""}
+    refused = post(f"/rules/{rule_id}", **rule)
+    said = _form_errors(refused)
+    assert said.keys() >= {"priority", "category_id", "place_unit_id", "target_unit_id"}, said
+    assert "不能大于 1000" in said["priority"] and "分类不存在" in said["category_id"]
+    assert "须为区、镇街或村社" in said["place_unit_id"] and "请选择承办单位" in said["target_unit_id"]
+    assert 'value="5000"' in refused.text and 'value="环境保护 → 指定单位"' in refused.text
+    with session_scope() as s:
+        assert s.get(DispatchRule, rule_id).target_kind == TargetKind.LOCAL_STREET  # type: ignore[union-attr]
 
 
 def _units_of_a_district() -> dict[str, int]:
@@ -952,11 +997,14 @@ def test_an_operator_splits_a_second_problem_off_an_appeal_from_its_page(org) ->
     assert f'href="/lang/en?next=/orders/{order.id}"' in referred.text.replace("%2F", "/")
     assert 'href="/lang/en?next=/"' in empty.text.replace("%2F", "/")  # no Referer: the home page
     long = client.post(f"/orders/{order.id}/act/split", data={**form, "content": "油" * 20_001, "title": "油烟"})
-    assert long.status_code == 422 and "最多 20000 个字" in long.text and "too long" not in long.text
+    assert long.status_code == 422 and "最多 20,000 个字" in long.text and "too long" not in long.text
     dispatcher = login("disp")
     disp_form = {"csrf_token": hidden(dispatcher.get(f"/orders/{order.id}").text), "version": str(order.version)}
     reason = dispatcher.post(f"/orders/{order.id}/act/cancel", data={**disp_form, "reason": "重" * 2_001})
-    assert reason.status_code == 422 and "最多 2000 个字" in reason.text  # the API's limit, on the page too
+    assert reason.status_code == 422 and "最多 2,000 个字" in reason.text  # the API's limit, on the page too
+    dispatcher.cookies.set("cityhub_lang", "en")
+    reason = dispatcher.post(f"/orders/{order.id}/act/cancel", data={**disp_form, "reason": "重" * 2_001})
+    assert reason.status_code == 422 and "At most 2,000 characters." in reason.text
     done = client.post(
         f"/orders/{order.id}/act/split",
         data={**form, "content": smoke, "appeal_type": "complaint", "category_id": str(org["cats"]["环境保护"])},
@@ -1334,6 +1382,56 @@ def test_the_intake_forms_links_that_open_a_new_tab_say_so(org) -> None:
     english.cookies.set("cityhub_lang", "en")
     theirs = {**form, "csrf_token": english.cookies["cityhub_csrf"]}
     assert "(opens in a new tab)</span></a>" in english.post("/intake/caller", data=theirs).text
+
+
+def test_the_knowledge_base_and_rules_lists_name_states_as_their_filter_does(org) -> None:
+    """The knowledge base's filter offers 含已停用 / Include inactive, while its list and the routing rules' called
+    the states 启用 / 停用 — On / Off in English: a stopped entry is 已停用 / Inactive, a running one 已启用 / Active,
+    as the filter and the forms' checkbox (启用 / Active) say."""
+    with session_scope() as s:
+        kb.update_entry(s, entry_id=org["entry"], data=EntryUpdate(active=False))
+    admin = login("adm")
+
+    def states(html: str, row: str) -> list[str]:
+        return re.findall(rf'<tr data-testid="{row}"[^>]*>.*?<td>([^<]*)</td>\s*</tr>', html, flags=re.S)
+
+    for lang, on, off, include in (
+        ("zh-CN", "已启用", "已停用", "含已停用"),
+        ("en", "Active", "Inactive", "Include inactive"),
+    ):
+        admin.cookies.set("cityhub_lang", lang)
+        listed = admin.get("/kb", params={"inactive": "1"}).text
+        assert include in listed and states(listed, "kb-row") == [off], (lang, states(listed, "kb-row"))
+        assert states(admin.get("/rules").text, "rule-row") == [on], lang
+
+
+def test_every_link_that_opens_a_new_tab_says_so(org) -> None:
+    """Only the intake form's links said they open a new tab; an order's files, the dashboard's 专报 (HTML), an
+    alarm's snapshot and the sign-in after a session ended opened one unannounced. Every such link is written by one
+    macro (``new_tab_link``), its name ending in the words, in the reader's language."""
+    templates = Path(web_routes.__file__).parent / "templates"
+    written = {p.name: p.read_text(encoding="utf-8").count('target="_blank"') for p in templates.glob("*.html")}
+    assert {name: n for name, n in written.items() if n} == {"_macros.html": 1}, written
+    said = '<span class="visually-hidden">（在新标签页打开）</span></a>'
+    files = [{"filename": "现场.pdf", "url": "https://uploads.example.org/x.pdf"}]
+    order = _order(attachments=files)
+    page = login("op").get(f"/orders/{order.id}").text
+    links = re.findall(r'<a [^>]*target="_blank".*?</a>', page, flags=re.S)
+    assert links and all(link.endswith(said) for link in links), links
+    leader = login("lead")
+    report = re.findall(r'<a [^>]*target="_blank".*?</a>', leader.get("/dashboard").text, flags=re.S)
+    assert len(report) == 1 and "format=html" in report[0] and report[0].endswith(said), report
+    leader.cookies.set("cityhub_lang", "en")
+    english = re.findall(r'<a [^>]*target="_blank".*?</a>', leader.get("/dashboard").text, flags=re.S)
+    assert english and english[0].endswith('HTML<span class="visually-hidden"> (opens in a new tab)</span></a>')
+    # The sign-in after a session ended, in the intake form's assistance and on the page a post was shown back on.
+    anonymous = _client()
+    headers = {"HX-Request": "true", "HX-Current-URL": "http://testserver/intake"}
+    fragment = anonymous.post("/intake/assist", headers=headers, data={}, follow_redirects=False).text
+    posted = anonymous.post("/orders/1/act/comment", data={"text": "已核实"}, follow_redirects=False).text
+    for html in (fragment, posted):
+        links = re.findall(r'<a [^>]*target="_blank".*?</a>', html, flags=re.S)
+        assert links and all(link.endswith(said) for link in links), links
 
 
 def test_assistance_lists_no_unrelated_order_among_the_similar_cases(org) -> None:
@@ -3350,8 +3448,11 @@ def test_the_order_page_links_the_appeals_attachments(org) -> None:
     page = login("op").get(f"/orders/{order.id}")
     [cell] = re.findall(r'<td data-testid="attachments">(.*?)</td>', page.text)
     assert '<a href="https://uploads.example.org/p/1.jpg?size=big&amp;v=2" target="_blank"' in cell
-    assert 'rel="noopener noreferrer nofollow">油烟.jpg</a> <small>（image/jpeg · 250.0 kB）</small>' in cell
-    assert "&lt;b&gt;x&lt;/b&gt;.pdf</a>" in cell and "<b>" not in cell  # a name is text, never markup
+    assert (
+        'rel="noopener noreferrer nofollow">油烟.jpg<span class="visually-hidden">（在新标签页打开）</span></a>' in cell
+    )
+    assert "</a> <small>（image/jpeg · 250.0 kB）</small>" in cell
+    assert "&lt;b&gt;x&lt;/b&gt;.pdf<span" in cell and "<b>" not in cell  # a name is text, never markup
     assert "附件" in page.text
     plain = _order(content="小区门口路灯不亮")
     assert 'data-testid="attachments"' not in login("op").get(f"/orders/{plain.id}").text
@@ -4428,6 +4529,35 @@ def test_english_counts_agree_with_their_nouns() -> None:
     assert "[^{}|]*" in script  # map.js's format reads {name|one|other}
     wrong = {k: v for k, v in i18n.catalogue("en").items() if bare.search(v) and "|" not in v}
     assert wrong == {}, wrong
+
+
+def test_counts_are_written_with_the_languages_digit_grouping_and_years_and_ids_as_they_are() -> None:
+    """English pages wrote "3006 orders" where the one map's tiles wrote 3,006: a count said through a message's
+    parameter (``i18n.COUNT_PARAMS``) is written grouped as the language writes counts (``num.group``), in English
+    and in Chinese (whose tiles grouped already); a year, an id, an order's number, a limit given as text are not."""
+    en, zh = i18n.Translator("en"), i18n.Translator("zh-CN")
+    assert en("orders.view_count", n=3006) == "3,006 orders" and en("orders.view_count", n=1) == "1 order"
+    assert zh("orders.view_count", n=3006) == zh("orders.view_count", n="3,006") != zh("orders.view_count", n="3006")
+    assert (
+        en("orders.view_count", n=1_234_567) == "1,234,567 orders"
+        and en("orders.view_count", n=-1000) == "-1,000 orders"
+    )
+    assert en("dash.auto_share_note", auto=1200, total=3006) == "1,200 of 3,006 first dispatches"
+    assert en("queue.bulk_partial", n=1000, m=2000).startswith("Dispatched 1,000; 2,000 not dispatched")
+    builtin = en("calendar.builtin", year=2026, n=1000)
+    assert "of 2026 are built in (1,000 weekday holidays)" in builtin and "2,026" not in builtin
+    assert zh("calendar.builtin", year=2026, n=7) == i18n.catalogue("zh-CN")["calendar.builtin"].format(year=2026, n=7)
+    assert en("why.rules_only", id=12345, priority=1000, needed=1000, unit="A") == (
+        "high-priority rule #12345 (priority 1000 ≥ 1000) → A"
+    )
+    assert en("order.title", number=202612060001) == "Order 202612060001"
+    assert en("err.at_most", n="1000") == "At most 1000." and en("orders.view_count", n=True) == "True orders"
+    assert en.count(3006) == "3,006" and zh.count(3006) == "3,006" and en.count(2.5) == 2.5
+    # A limit a refusal names is a count of characters, written as one.
+    from cityhub.web.forms import field_message
+
+    assert field_message(en, "content is longer than 20000 characters") == "At most 20,000 characters."
+    assert field_message(zh, "content is longer than 20000 characters") == "最多 20,000 个字。"
 
 
 def test_the_order_lists_english_badges_read_as_labels_and_say_what_they_mean() -> None:

@@ -145,6 +145,32 @@ def test_the_map_draws_its_layers_and_a_popup_leads_to_the_order(server, browser
     assert not errors, errors
 
 
+def test_the_maps_list_writes_a_large_count_as_the_pages_do_in_both_languages(server, browser) -> None:
+    """The list beside the map said "3006 open orders in the map's view" where the pages write 3,006: the script's
+    own messages group a count's digits as the language does (i18n.count_text), told by the page which parameters
+    are counts. The orders layer's answer is made to count 3006 open orders (six are served)."""
+
+    def many(route: Any) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        if body.get("mode") == "cells":
+            body["total"] = 3006
+        route.fulfill(response=answer, json=body)
+
+    for lang, said in (("zh-CN", "地图范围内共 3,006 件在办工单"), ("en", "3,006 open orders in the map's view")):
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        context.add_cookies([{"name": LANGUAGE_COOKIE, "value": lang, "url": server["base"]}])
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.route(re.compile(r".*/api/v1/map/layers/orders\b.*"), many)
+        _sign_in_as_lead(page, server["base"])
+        page.goto(f"{server['base']}/map")
+        page.wait_for_selector('#map[data-mode-orders="cells"]')
+        wait_in_page(page, "document.querySelector('#map-orders-note').textContent.includes('3')")
+        assert said in page.inner_text('[data-testid="map-orders-note"]'), lang
+        context.close()
+
+
 @pytest.mark.sqlite_only(BROWSER_SIDE)
 def test_the_map_draws_its_layers_in_the_colours_of_the_pages_theme(server, browser) -> None:
     """map.js takes its colours from app.css's roles: the dark theme's under a dark system (the user's 跟随系统), the

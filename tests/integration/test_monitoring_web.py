@@ -121,6 +121,34 @@ def test_the_monitoring_page_shows_the_users_area_and_lets_handlers_ack_and_clea
     assert "监测报警 #0 已确认：旧" in english and f"监测报警 #{alarm_id}" not in english
 
 
+def test_an_alarms_snapshot_link_says_it_opens_a_new_tab(world: dict[str, Any]) -> None:
+    """The camera's snapshot of a raising reading opens in a new tab, on the list and the sensor's page: a screen
+    reader heard only 快照; the link's name ends in words saying so, in the reader's language."""
+    measured = (world["t0"] + timedelta(minutes=5)).isoformat()
+    with session_scope() as s:
+        service.create_sensor(
+            s,
+            data=SensorCreate(
+                code="WL-C", name="稻香桥下积水点", kind="waterlogging", metrics={"depth": "cm"}, unit_code="MW-S1"
+            ),
+        )
+        reading = {
+            "sensor_code": "WL-C",
+            "measured_at": measured,
+            "value": 40,
+            "media_url": "https://cam.example.org/1.jpg",
+        }
+        assert service.ingest(s, items=[reading]).alarms_raised == 1
+    dsp = login("mw-dsp")
+    for path in ("/monitoring", "/monitoring/sensors/WL-C"):
+        links = re.findall(r'<a [^>]*data-testid="alarm-snapshot".*?</a>', dsp.get(path).text, flags=re.S)
+        assert len(links) == 1 and 'target="_blank"' in links[0], (path, links)
+        assert links[0].endswith('<span class="visually-hidden">（在新标签页打开）</span></a>'), links
+    dsp.cookies.set("cityhub_lang", "en")
+    english = re.findall(r'<a [^>]*data-testid="alarm-snapshot".*?</a>', dsp.get("/monitoring").text, flags=re.S)
+    assert english[0].endswith("(opens in a new tab)</span></a>"), english
+
+
 def test_leaders_read_without_actions_and_citizens_see_no_monitoring(world: dict[str, Any]) -> None:
     leader = login("mw-ldr").get("/monitoring")
     assert leader.status_code == 200 and leader.text.count('data-testid="alarm-row"') == 2

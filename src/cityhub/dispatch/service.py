@@ -19,7 +19,7 @@ import csv
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -1114,15 +1114,31 @@ def _check_rule(
 ) -> None:
     """Refuse what a rule cannot be, and set its tier where it follows from the target (``tier_given``: keep the
     rule's tier for a unit target; ``tier_asked``: the tier this request names, if any)."""
-    if rule.category_id is not None and session.get(Category, rule.category_id) is None:
-        raise ValidationFailed(f"unknown category {rule.category_id}", details={"field": "category_id"})
-    if rule.place_unit_id is not None:
-        place = session.get(Unit, rule.place_unit_id)
+    _check_category(session, rule.category_id)
+    _check_place(session, rule.place_unit_id)
+    _check_target(session, rule, tier_given=tier_given, tier_asked=tier_asked)
+    if rule.valid_from and rule.valid_until and rule.valid_from >= rule.valid_until:
+        raise ValidationFailed("valid_from must be before valid_until", details={"field": "valid_until"})
+
+
+def _check_category(session: Session, category_id: int | None) -> None:
+    if category_id is not None and session.get(Category, category_id) is None:
+        raise ValidationFailed(f"unknown category {category_id}", details={"field": "category_id"})
+
+
+def _check_place(session: Session, place_unit_id: int | None) -> None:
+    if place_unit_id is not None:
+        place = session.get(Unit, place_unit_id)
         if place is None or place.tier not in PLACE_TIERS:
             raise ValidationFailed(
-                f"place {rule.place_unit_id} must be a district, street or community",
-                details={"field": "place_unit_id"},
+                f"place {place_unit_id} must be a district, street or community", details={"field": "place_unit_id"}
             )
+
+
+def _check_target(
+    session: Session, rule: DispatchRule, *, tier_given: bool, tier_asked: rulebook.RuleTier | None
+) -> None:
+    """A rule's target unit, or none for its order's own community or street, at the tier it sets."""
     if rule.target_kind == rulebook.TargetKind.UNIT:
         target = session.get(Unit, rule.target_unit_id) if rule.target_unit_id is not None else None
         if target is None:
@@ -1146,8 +1162,6 @@ def _check_rule(
                 details={"field": "tier"},
             )
         rule.tier = own_tier
-    if rule.valid_from and rule.valid_until and rule.valid_from >= rule.valid_until:
-        raise ValidationFailed("valid_from must be before valid_until", details={"field": "valid_until"})
 
 
 def list_rules(session: Session, *, include_inactive: bool = True) -> list[DispatchRule]:
@@ -1188,14 +1202,25 @@ def _log_rule(
     )
 
 
-def check_new_rule(session: Session, *, data: RuleCreate) -> None:
-    """Refuse what :func:`create_rule` would of ``data`` (a category, place or target unit that is not there or
-    not such), writing nothing: for a form to say with its other problems."""
+def new_rule_checks(session: Session, *, data: RuleCreate) -> list[Callable[[], None]]:
+    """What :func:`create_rule` checks of ``data`` — its category, its place, its target unit (one that is not there
+    or not such) — each a check of its own, writing nothing: for a form to say all of them at once with its other
+    problems, a new rule's or an edited rule's whose form gives every field (what :func:`update_rule` checks of the
+    rule it would make is then the same)."""
     values = data.model_dump()
     tier_given = values["tier"] is not None
     values["tier"] = values["tier"] or rulebook.RuleTier.DEPARTMENT
-    with session.no_autoflush:
-        _check_rule(session, DispatchRule(**values), tier_given=tier_given, tier_asked=data.tier)
+    rule = DispatchRule(**values)  # not added to the session: nothing to write
+
+    def target() -> None:
+        with session.no_autoflush:
+            _check_target(session, rule, tier_given=tier_given, tier_asked=data.tier)
+
+    return [
+        lambda: _check_category(session, data.category_id),
+        lambda: _check_place(session, data.place_unit_id),
+        target,
+    ]
 
 
 def create_rule(

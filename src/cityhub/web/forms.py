@@ -116,7 +116,7 @@ def field_message(t: Translator, message: str) -> str:
     if m := _PHONE_LENGTH.search(message):
         return t("err.phone_length", low=m.group(1), high=m.group(2))
     if m := _TOO_LONG.search(message) or _LONGER_THAN.search(message):
-        return t("err.too_long", n=m.group(1))
+        return t("err.too_long", n=int(m.group(1)))  # a count of characters, written as the language writes counts
     if "valid integer" in message or "valid number" in message:
         return t("err.number")
     if m := _BOUND.search(message):
@@ -133,6 +133,8 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.choice")
     if "unknown category" in message:
         return t("err.unknown_category")
+    if "must be a district, street or community" in message:
+        return t("err.place_tier")
     if "unknown or inactive unit" in message:
         return t("err.unknown_unit")
     if m := _TIER_OF_TARGET.search(message):

@@ -2,7 +2,10 @@
 
 Catalogues are flat JSON files in ``locales/`` (``key → text`` with ``{name}`` placeholders; ``{name|one|other}`` is
 the word that agrees with the count ``name`` — ``{n} {n|order|orders}`` reads "1 order", "2 orders", as English
-needs and Chinese does not; ``static/map.js`` reads the same form). A key missing from
+needs and Chinese does not; ``static/map.js`` reads the same form). A parameter that counts things — named in
+:data:`COUNT_PARAMS`, a whole number — is written with the language's digit grouping (``num.group``: 3,006 orders),
+as the ``count`` filter writes a figure standing alone; other parameters — years, ids, codes, order numbers, limits
+read from a message — as they are. A key missing from
 a catalogue falls back to zh-CN, then to the key itself, so a forgotten translation shows up on the page instead
 of breaking it. The language comes from the ``cityhub_lang`` cookie (the user's switch), else zh-CN — or, when
 ``CITYHUB_UI_LANGUAGE_FROM_BROWSER`` is on, the browser's Accept-Language before the zh-CN default.
@@ -30,6 +33,14 @@ LANGUAGE_COOKIE = "cityhub_lang"
 # {name|one|other}: the word agreeing with the count ``name`` (one for 1, other for any other number).
 PLURAL = re.compile(r"\{(\w+)\|([^{}|]*)\|([^{}|]*)\}")
 _LOCALES = Path(__file__).parent / "locales"
+# The parameters of the catalogues' messages that are counts of things (orders, rows, alarms, callers …), in every
+# message that names them: written grouped (:func:`count_text`) when whole numbers. A year (``year``), an id
+# (``id``), an order's ``number``, a code, a limit or a duration is never named so; a count given as text (a limit
+# a refusal's words hold) stays as it is.
+COUNT_PARAMS = frozenset(
+    {"n", "count", "total", "m", "hits", "shown", "auto", "overdue", "orders", "size", "duplicates", "similar", "kb"}
+    | {"calls", "errors", "matched", "universe", "merged", "cancelled"}
+)
 
 
 @cache
@@ -50,6 +61,7 @@ def translate(lang: str, key: str, default: str | None = None, **params: Any) ->
         text = default if default is not None else key
     if params:
         text = agreeing(text, params)
+        params = {k: count_text(lang, v) if k in COUNT_PARAMS else v for k, v in params.items()}
         if any(isinstance(value, Markup) for value in params.values()):
             # A parameter that is markup already (a time kept whole by the `when` filter): the message is escaped,
             # the markup kept.
@@ -59,6 +71,14 @@ def translate(lang: str, key: str, default: str | None = None, **params: Any) ->
         except (KeyError, IndexError, ValueError):
             log.warning("message %r of %s does not fit its parameters %s", key, lang, sorted(params))
     return text
+
+
+def count_text(lang: str, value: Any) -> Any:
+    """A count as ``lang`` writes it, its digits grouped by thousands with the catalogue's ``num.group`` (3,006);
+    anything but a whole number (a bool, text, a fraction) as it is."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return value
+    return f"{value:,}".replace(",", translate(lang, "num.group"))
 
 
 def agreeing(text: str, params: Mapping[str, Any]) -> str:
@@ -110,6 +130,10 @@ class Translator:
     @property
     def rp(self) -> str:
         return translate(self.lang, "punct.rp")
+
+    def count(self, value: Any) -> Any:
+        """A figure standing alone (a dashboard's tile, the one map's indicator) as :func:`count_text` writes it."""
+        return count_text(self.lang, value)
 
     def listed(self, text: Any) -> Any:
         """A list the product itself wrote with 、 between its items — a hot topic's key phrases (限值、报警、责任), the

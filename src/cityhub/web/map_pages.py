@@ -22,6 +22,7 @@ from cityhub.onemap import registry, service
 from cityhub.onemap.registry import MapQuery
 from cityhub.org.models import Role, Unit
 from cityhub.web import support
+from cityhub.web.i18n import COUNT_PARAMS
 from cityhub.web.support import PageError, render
 from cityhub.workorders.lifecycle import State
 
@@ -144,6 +145,8 @@ def map_page(request: Request, db: DbSession) -> Response:
             # screen whose own zone is another (a browser set to UTC shows the same hour as the panel).
             "timeZone": get_settings().timezone,
             "text": js_text,
+            # Counts in the script's own messages written as the pages write them (i18n.count_text).
+            "counts": {"group": t("num.group"), "names": sorted(COUNT_PARAMS)},
             "states": states,
             "screen": screen,
             "scoped": not scope_of(db, principal).everything,

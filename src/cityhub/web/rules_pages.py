@@ -93,33 +93,36 @@ def _day(form: Any, field: str, *, lenient: bool = False) -> datetime | None:
 def _checks(db: Session, form: Any, *, new: bool) -> list[Any]:
     """Every check of a rule's form, for a refused form to say all its problems at once (``forms.every_problem``):
     each date's reading, the schema's fields, the validity's order (which the schema checks only once every field
-    passes) and, for a new rule, what the service checks of its category, place and target."""
+    passes) and what the service checks of its category, place and target — of a new rule and of one edited alike,
+    the form holding every field of the rule (``new``: the schema of a rule created, else of a rule's changes)."""
     payload = _payload(form, lenient=True)
 
     def window() -> None:
         if problem := window_problem(payload["valid_from"], payload["valid_until"]):
             raise ValidationFailed(problem, details={"field": "valid_until"})
 
-    def references() -> None:
-        # The fields the schema takes, the others at their defaults: the service's checks of what they name.
-        try:
-            data = RuleCreate.model_validate(payload)
-        except ValidationError as exc:
-            refused = {str(e["loc"][0]) for e in exc.errors() if e["loc"]} | {"valid_from", "valid_until"}
-            kept = {k: v for k, v in payload.items() if k not in refused}
-            try:
-                data = RuleCreate.model_validate({**kept, "name": "-"})
-            except ValidationError:
-                return
-        dispatch.check_new_rule(db, data=data)
-
-    checks: list[Any] = [
+    return [
         lambda: _day(form, "valid_from"),
         lambda: _day(form, "valid_until"),
         lambda: (RuleCreate if new else RuleUpdate).model_validate(payload),
         window,
+        *_references(db, payload),
     ]
-    return [*checks, references] if new else checks
+
+
+def _references(db: Session, payload: dict[str, Any]) -> list[Any]:
+    """The service's checks of what a rule's form names — category, place, target — each on its own, of the fields
+    the schema takes (the others at their defaults)."""
+    try:
+        data = RuleCreate.model_validate(payload)
+    except ValidationError as exc:
+        refused = {str(e["loc"][0]) for e in exc.errors() if e["loc"]} | {"valid_from", "valid_until"}
+        kept = {k: v for k, v in payload.items() if k not in refused}
+        try:
+            data = RuleCreate.model_validate({**kept, "name": "-"})
+        except ValidationError:
+            return []
+    return dispatch.new_rule_checks(db, data=data)
 
 
 def _place_choices(units: Any) -> list[Any]:

@@ -182,7 +182,8 @@ _env.filters["last_day"] = lambda moment: _validity_bound(moment, end=True)
 
 
 def _validity_state(t: Translator, active: bool, valid_from: Any, valid_until: Any, now: Any) -> str:
-    """启用 / 停用 / 未生效 / 已过期 of something with an active flag and a validity (a rule, a knowledge entry)."""
+    """已启用 / 已停用 / 未生效 / 已过期 of something with an active flag and a validity (a rule, a knowledge entry), in
+    the words of the lists' filter (含已停用 / Include inactive) and the forms' checkbox (启用 / Active)."""
     if not active:
         return t("rules.off")
     if valid_until is not None and valid_until <= now:

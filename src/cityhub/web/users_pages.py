@@ -28,6 +28,7 @@ from cityhub.errors import CityhubError, Conflict
 from cityhub.org.models import Role, Unit, User
 from cityhub.org.schemas import UserCreate
 from cityhub.org.service import check_unit_for_role, username_alike
+from cityhub.org.views import UserUpdateBody
 from cityhub.web import forms, support
 from cityhub.web.forms import field_errors
 from cityhub.web.support import FormBody, PageError, render
@@ -88,14 +89,40 @@ def _checks(db: Session, form: Any, password: str) -> list[Callable[[], object]]
         if data["username"] and username_alike(db, data["username"]) is not None:
             raise Conflict(f"username {data['username']} already exists")
 
-    def unit_for_role() -> None:
-        try:
-            role, unit_id = Role(data["role"]), int(data["unit_id"]) if data["unit_id"] else None
-        except ValueError:
-            return  # not a role, not a unit's id: the schema says so
-        check_unit_for_role(db, role=role, unit_id=unit_id)
+    return [lambda: UserCreate.model_validate(data), strength, name_free, partial(_unit_for_role, db, data)]
 
-    return [lambda: UserCreate.model_validate(data), strength, name_free, unit_for_role]
+
+def _unit_for_role(db: Session, data: dict[str, Any]) -> None:
+    """The service's check that a form's unit goes with its role (staff need one, citizens have none)."""
+    try:
+        role, unit_id = Role(data["role"]), int(data["unit_id"]) if data["unit_id"] else None
+    except ValueError:
+        return  # not a role, not a unit's id: the schema says so
+    check_unit_for_role(db, role=role, unit_id=unit_id)
+
+
+def _changes(form: Any) -> dict[str, Any]:
+    """An account's form as the changes the API takes (``UserUpdateBody``): every field but the login name."""
+    changes = {k: v for k, v in _payload(form).items() if k != "username"}
+    changes["unit_id"] = forms.whole_number(changes["unit_id"])
+    return changes
+
+
+def _update_checks(db: Session, form: Any, user: User, by_user_id: int | None) -> list[Callable[[], object]]:
+    """Every check of an account's edit form, for a refused form to say all its problems at once
+    (``forms.every_problem``): the schema's fields, one's own role or activity (``auth.refuse_own``), the unit the
+    role needs."""
+    changes = _changes(form)
+
+    def own() -> None:
+        if changes["role"] != user.role.value or not changes["active"]:
+            auth.refuse_own(by_user_id, user, "change the role of or disable")
+
+    return [
+        lambda: UserUpdateBody.model_validate(changes),
+        own,
+        partial(_unit_for_role, db, {**changes, "unit_id": str(changes["unit_id"] or "")}),
+    ]
 
 
 def _list_page(
@@ -226,20 +253,19 @@ def update_user(request: Request, db: DbSession, user_id: int, form: FormBody) -
     principal = _admin(request, db, form)
     t = support.translator(request)
     user = _user(db, user_id)
-    from cityhub.org.views import UserUpdateBody
-
-    changes = {k: v for k, v in _payload(form).items() if k != "username"}
     try:
-        changes["unit_id"] = forms.whole_number(changes["unit_id"])
         # The API's checks of what may change (a name 1–80 characters, a phone and an e-mail that are such).
-        checked = UserUpdateBody.model_validate(changes).model_dump(exclude_unset=True)
+        checked = UserUpdateBody.model_validate(_changes(form)).model_dump(exclude_unset=True)
         auth.update_account(db, user=user, changes=checked, by_user_id=principal.user_id, actor=principal.actor)
         db.commit()
     except (ValidationError, CityhubError) as exc:
         db.rollback()
-        errors = _errors(t, exc)
+        user = _user(db, user_id)
+        # Every problem at once, each at its field: a bad phone with a handler left without a unit.
+        checks = _update_checks(db, form, user, principal.user_id)
+        errors = forms.every_problem(_errors(t, exc), checks, partial(_errors, t))
         values = form.values(USER_FIELDS)
-        return _user_page(request, db, principal, _user(db, user_id), values=values, errors=errors, status_code=422)
+        return _user_page(request, db, principal, user, values=values, errors=errors, status_code=422)
     return support.redirect(f"/admin/users/{user_id}", flash=("users.updated", {"username": user.username}))
 
 

@@ -10,11 +10,20 @@
       return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
     });
   }
+  // A count — a whole number given as a parameter that web/i18n.py's COUNT_PARAMS names — with the language's digit
+  // grouping (3,006), as the pages write counts (i18n.count_text); the one map's configuration says the separator and
+  // the names (cfg.counts).
+  var countStyle = { group: "", names: [] };
+  function grouped(key, value) {
+    if (countStyle.names.indexOf(key) < 0 || typeof value !== "number" || value % 1 !== 0) { return value; }
+    return String(value).replace(/\B(?=(\d{3})+(?!\d))/g, countStyle.group);
+  }
+
   // {name} is the parameter; {name|one|other} the word agreeing with it ("1 order", "2 orders"), as web/i18n.py.
   function format(text, params) {
     return text.replace(/\{(\w+)(?:\|([^{}|]*)\|([^{}|]*))?\}/g, function (_, key, one, other) {
       if (one !== undefined) { return Number(params[key]) === 1 ? one : other; }
-      return params[key] == null ? "" : params[key];
+      return params[key] == null ? "" : grouped(key, params[key]);
     });
   }
 
@@ -189,6 +198,7 @@
   function oneMap(configElement) {
     var cfg = JSON.parse(configElement.textContent);
     var T = cfg.text;
+    countStyle = cfg.counts || countStyle;
     var statusLine = document.getElementById("map-status");
     var sessionEnded = false;
 
