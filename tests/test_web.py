@@ -4560,6 +4560,56 @@ def test_counts_are_written_with_the_languages_digit_grouping_and_years_and_ids_
     assert field_message(zh, "content is longer than 20000 characters") == "最多 20,000 个字。"
 
 
+def test_the_dashboards_tables_group_their_figures_as_its_tiles_do(org, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiles wrote 3,006 and the tables beside them 3006: a state's, a category's, a street's count, a unit's
+    承办量 in the ranking, a hot topic's count — every figure of the dashboard is written by ``t.count``."""
+    from cityhub.analytics import kpi
+
+    _order(title="餐馆油烟扰民")
+    real = web_routes.render
+
+    def inflated(request: Any, template: str, **context: Any) -> Any:
+        if template == "dashboard.html":
+            context |= {
+                "by_state": [(State.RECEIVED, 3006)],
+                "by_category": [(None, 2345)],
+                "by_street": [(None, 1234)],
+                "hot": [{"topic": "餐馆油烟扰民", "count": 4567}],
+                "rankings": [
+                    (
+                        tier,
+                        kpi.Ranking("score", 30, [{"rank": 1, "unit_id": 1, "name": "甲", "n": 5678, "value": 1}], []),
+                    )
+                    for tier, _ in context["rankings"]
+                ],
+            }
+        return real(request, template, **context)
+
+    monkeypatch.setattr(web_routes, "render", inflated)
+    for lang in ("zh-CN", "en"):
+        client = login("lead")
+        client.get(f"/lang/{lang}")
+        page = client.get("/dashboard").text
+        for figure in ("3,006", "2,345", "1,234", "4,567", "5,678"):
+            assert f'<td class="num">{figure}</td>' in page or f">{figure}</a></td>" in page, (lang, figure)
+        assert not re.search(r">(3006|2345|1234|4567|5678)<", page), lang
+
+
+def test_a_figure_alone_in_a_pages_table_cell_is_written_by_t_count() -> None:
+    """One way of writing a figure standing alone in a table: ``t.count`` (grouped as the language writes counts),
+    never the bare value — a count cell (``class="num"``) printing a value as it is read 3006 beside 3,006."""
+    templates = Path(i18n.__file__).parent / "templates"
+    # Not counts: a rule's priority, a threshold, a duration in minutes, a topic's heat (a score).
+    not_counts = {"r.priority", "row.threshold", "v.duration_min", "r.heat"}
+    bare = {}
+    for template in templates.glob("*.html"):
+        for value in re.findall(r'<td class="num[^"]*"[^>]*>\{\{ ([^}]+?) \}\}', template.read_text(encoding="utf-8")):
+            # A figure written by a filter or a format (a share, a score, a measurement) is not a count.
+            if value not in not_counts and not re.match(r"t\.(count|label)\(|.*[|%]", value):
+                bare.setdefault(template.name, []).append(value)
+    assert bare == {}, bare
+
+
 def test_the_order_lists_english_badges_read_as_labels_and_say_what_they_mean() -> None:
     """Badges are labels like an order's state's (Dispatched, In progress): the list's read "accepted late", "extension
     requested", "more files", "urged 2×", the queue's "being checked for duplicates", others "retired", "new" in
