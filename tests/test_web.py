@@ -1649,6 +1649,74 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     assert action_cell(theirs_row) == "评价答复" and action_cell(staff_row) == "回访"
 
 
+def test_a_citizens_trail_reads_as_their_progress_in_the_words_the_progress_lookup_uses(org) -> None:
+    """A citizen's order page headed their trail 处理记录 / "Audit trail" and named its steps by the staff's buttons
+    (Receive, Dispatch, Return, Accept); /track reads the same steps as what happened (Received, Dispatched …). Their
+    page says 办理进度 / Progress in /track's words, one wording for both; staff keep their trail, and what the citizen
+    reads of it is what it was (no internal note, no staff name)."""
+    client = login("cit")
+    response = client.post(
+        "/intake",
+        data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
+        follow_redirects=False,
+    )
+    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    sup, disp, hand = login("sup"), login("disp"), login("hand_a")
+    assert _act(sup, order_id, "comment", text="内部备注：施工队周三到").status_code == 303
+    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
+    assert _act(login("hand_b"), order_id, "return", reason="不归我们管").status_code == 303
+    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order_id, "accept").status_code == 303
+    assert _act(hand, order_id, "reply", text="已修复").status_code == 303
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        assert order is not None
+        order.citizen_phone = order.citizen_phone or "13812345678"  # what /track asks with the number
+        number, phone = order.number, order.citizen_phone
+    anonymous = _client()
+
+    def trail(page: str) -> tuple[str, list[str]]:
+        section = page.split('data-testid="audit">')[1].split("</section>")[0]
+        heading = re.sub(r"<[^>]+>", "", section.split("</h2>")[0]).strip()
+        rows = re.findall(r"<tr data-action=.*?</tr>", section, flags=re.S)
+        cells = [str(re.findall(r"<td>(.*?)</td>", row, flags=re.S)[2]) for row in rows]
+        return heading, [re.split(r" → |<", cell)[0].strip() for cell in cells]
+
+    def tracked() -> list[str]:
+        form = anonymous.get("/track").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token is not None
+        page = anonymous.post("/track", data={"number": number, "phone": phone, "csrf_token": token.group(1)}).text
+        listed = page.split('data-testid="track-milestones">')[1].split("</ol>")[0]
+        return [re.sub(r"<[^>]+>", "", li).split(" · ")[0].strip() for li in re.findall(r"</time>(.*?)</li>", listed)]
+
+    expected = {
+        "zh-CN": ("办理进度", ["受理", "派单", "退回重新分派", "派单", "签收", "答复"]),
+        "en": (
+            "Progress",
+            ["Received", "Dispatched", "Sent back to be reassigned", "Dispatched", "Accepted", "Replied"],
+        ),
+    }
+    staff_expected = {
+        "zh-CN": ("处理记录", ["受理", "备注", "派单", "退单", "派单", "签收", "答复"]),
+        "en": ("Audit trail", ["Receive", "Comment", "Dispatch", "Return", "Dispatch", "Accept", "Reply"]),
+    }
+    for lang in ("zh-CN", "en"):
+        for who in (client, sup, anonymous):
+            who.get(f"/lang/{lang}")
+        page = client.get(f"/orders/{order_id}").text
+        assert trail(page) == expected[lang], lang
+        # /track shows the same steps in the same words (it leaves out the units' return between them).
+        assert tracked() == [
+            step for step in expected[lang][1] if step not in ("退回重新分派", "Sent back to be reassigned")
+        ]
+        assert trail(sup.get(f"/orders/{order_id}").text) == staff_expected[lang], lang
+        for internal in ("内部备注", "不归我们管", "陈督办", "黄派单", "李承办"):
+            assert internal not in page, internal
+    client.get("/lang/zh-CN")
+    sup.get("/lang/zh-CN")
+
+
 def test_a_citizens_appeal_waiting_for_dispatch_reads_as_the_progress_lookup_says_it(org) -> None:
     """Not yet dispatched, the citizen's page says 承办单位 正在分派 and shows no time limit, as /track does (it said
     — and 未计时, the units' word); staff read the page as before."""
