@@ -1544,14 +1544,19 @@ def test_a_citizen_files_an_appeal_on_the_web_and_follows_it_as_their_own(org) -
     assert number in client.get("/orders").text  # their own list shows it
 
 
-def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_trail(org) -> None:
-    client = login("cit")
+def _citizens_appeal(client: TestClient) -> int:
+    """The id of a street light's appeal the signed-in citizen of ``client`` files on the intake form."""
     response = client.post(
         "/intake",
         data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
         follow_redirects=False,
     )
-    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    return int(response.headers["location"].rsplit("/", 1)[1])
+
+
+def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_trail(org) -> None:
+    client = login("cit")
+    order_id = _citizens_appeal(client)
     sup, disp, hand = login("sup"), login("disp"), login("hand_a")
     assert _act(sup, order_id, "comment", text="内部备注：此人多次投诉，联系人 13600009999").status_code == 303
     assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
@@ -1655,12 +1660,7 @@ def test_a_citizens_trail_reads_as_their_progress_in_the_words_the_progress_look
     page says 办理进度 / Progress in /track's words, one wording for both; staff keep their trail, and what the citizen
     reads of it is what it was (no internal note, no staff name)."""
     client = login("cit")
-    response = client.post(
-        "/intake",
-        data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
-        follow_redirects=False,
-    )
-    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    order_id = _citizens_appeal(client)
     sup, disp, hand = login("sup"), login("disp"), login("hand_a")
     assert _act(sup, order_id, "comment", text="内部备注：施工队周三到").status_code == 303
     assert _act(disp, order_id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
@@ -1721,12 +1721,7 @@ def test_a_citizens_appeal_waiting_for_dispatch_reads_as_the_progress_lookup_say
     """Not yet dispatched, the citizen's page says 承办单位 正在分派 and shows no time limit, as /track does (it said
     — and 未计时, the units' word); staff read the page as before."""
     client = login("cit")
-    response = client.post(
-        "/intake",
-        data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
-        follow_redirects=False,
-    )
-    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    order_id = _citizens_appeal(client)
     page, staff_page = client.get(f"/orders/{order_id}").text, login("sup").get(f"/orders/{order_id}").text
     assert 'data-testid="lead-unit">正在分派</td>' in page
     assert 'data-testid="lead-unit">—</td>' in staff_page
@@ -1741,12 +1736,7 @@ def test_a_citizens_appeal_waiting_for_dispatch_reads_as_the_progress_lookup_say
 
 def test_a_citizen_told_to_rate_the_reply_is_named_the_question_they_were_asked(org) -> None:
     client = login("cit")
-    response = client.post(
-        "/intake",
-        data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
-        follow_redirects=False,
-    )
-    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    order_id = _citizens_appeal(client)
     hand = login("hand_a")
     assert _act(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
     assert _act(hand, order_id, "accept").status_code == 303
