@@ -1544,14 +1544,19 @@ def test_a_citizen_files_an_appeal_on_the_web_and_follows_it_as_their_own(org) -
     assert number in client.get("/orders").text  # their own list shows it
 
 
-def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_trail(org) -> None:
-    client = login("cit")
+def _citizens_appeal(client: TestClient) -> int:
+    """The id of a street light's appeal the signed-in citizen of ``client`` files on the intake form."""
     response = client.post(
         "/intake",
         data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
         follow_redirects=False,
     )
-    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    return int(response.headers["location"].rsplit("/", 1)[1])
+
+
+def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_trail(org) -> None:
+    client = login("cit")
+    order_id = _citizens_appeal(client)
     sup, disp, hand = login("sup"), login("disp"), login("hand_a")
     assert _act(sup, order_id, "comment", text="内部备注：此人多次投诉，联系人 13600009999").status_code == 303
     assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
@@ -1649,16 +1654,74 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     assert action_cell(theirs_row) == "评价答复" and action_cell(staff_row) == "回访"
 
 
+def test_a_citizens_trail_reads_as_their_progress_in_the_words_the_progress_lookup_uses(org) -> None:
+    """A citizen's order page headed their trail 处理记录 / "Audit trail" and named its steps by the staff's buttons
+    (Receive, Dispatch, Return, Accept); /track reads the same steps as what happened (Received, Dispatched …). Their
+    page says 办理进度 / Progress in /track's words, one wording for both; staff keep their trail, and what the citizen
+    reads of it is what it was (no internal note, no staff name)."""
+    client = login("cit")
+    order_id = _citizens_appeal(client)
+    sup, disp, hand = login("sup"), login("disp"), login("hand_a")
+    assert _act(sup, order_id, "comment", text="内部备注：施工队周三到").status_code == 303
+    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
+    assert _act(login("hand_b"), order_id, "return", reason="不归我们管").status_code == 303
+    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order_id, "accept").status_code == 303
+    assert _act(hand, order_id, "reply", text="已修复").status_code == 303
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        assert order is not None
+        order.citizen_phone = order.citizen_phone or "13812345678"  # what /track asks with the number
+        number, phone = order.number, order.citizen_phone
+    anonymous = _client()
+
+    def trail(page: str) -> tuple[str, list[str]]:
+        section = page.split('data-testid="audit">')[1].split("</section>")[0]
+        heading = re.sub(r"<[^>]+>", "", section.split("</h2>")[0]).strip()
+        rows = re.findall(r"<tr data-action=.*?</tr>", section, flags=re.S)
+        cells = [str(re.findall(r"<td>(.*?)</td>", row, flags=re.S)[2]) for row in rows]
+        return heading, [re.split(r" → |<", cell)[0].strip() for cell in cells]
+
+    def tracked() -> list[str]:
+        form = anonymous.get("/track").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token is not None
+        page = anonymous.post("/track", data={"number": number, "phone": phone, "csrf_token": token.group(1)}).text
+        listed = page.split('data-testid="track-milestones">')[1].split("</ol>")[0]
+        return [re.sub(r"<[^>]+>", "", li).split(" · ")[0].strip() for li in re.findall(r"</time>(.*?)</li>", listed)]
+
+    expected = {
+        "zh-CN": ("办理进度", ["受理", "派单", "退回重新分派", "派单", "签收", "答复"]),
+        "en": (
+            "Progress",
+            ["Received", "Dispatched", "Sent back to be reassigned", "Dispatched", "Accepted", "Replied"],
+        ),
+    }
+    staff_expected = {
+        "zh-CN": ("处理记录", ["受理", "备注", "派单", "退单", "派单", "签收", "答复"]),
+        "en": ("Audit trail", ["Receive", "Comment", "Dispatch", "Return", "Dispatch", "Accept", "Reply"]),
+    }
+    for lang in ("zh-CN", "en"):
+        for who in (client, sup, anonymous):
+            who.get(f"/lang/{lang}")
+        page = client.get(f"/orders/{order_id}").text
+        assert trail(page) == expected[lang], lang
+        # /track shows the same steps in the same words (it leaves out the units' return between them).
+        assert tracked() == [
+            step for step in expected[lang][1] if step not in ("退回重新分派", "Sent back to be reassigned")
+        ]
+        assert trail(sup.get(f"/orders/{order_id}").text) == staff_expected[lang], lang
+        for internal in ("内部备注", "不归我们管", "陈督办", "黄派单", "李承办"):
+            assert internal not in page, internal
+    client.get("/lang/zh-CN")
+    sup.get("/lang/zh-CN")
+
+
 def test_a_citizens_appeal_waiting_for_dispatch_reads_as_the_progress_lookup_says_it(org) -> None:
     """Not yet dispatched, the citizen's page says 承办单位 正在分派 and shows no time limit, as /track does (it said
     — and 未计时, the units' word); staff read the page as before."""
     client = login("cit")
-    response = client.post(
-        "/intake",
-        data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
-        follow_redirects=False,
-    )
-    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    order_id = _citizens_appeal(client)
     page, staff_page = client.get(f"/orders/{order_id}").text, login("sup").get(f"/orders/{order_id}").text
     assert 'data-testid="lead-unit">正在分派</td>' in page
     assert 'data-testid="lead-unit">—</td>' in staff_page
@@ -1673,12 +1736,7 @@ def test_a_citizens_appeal_waiting_for_dispatch_reads_as_the_progress_lookup_say
 
 def test_a_citizen_told_to_rate_the_reply_is_named_the_question_they_were_asked(org) -> None:
     client = login("cit")
-    response = client.post(
-        "/intake",
-        data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
-        follow_redirects=False,
-    )
-    order_id = int(response.headers["location"].rsplit("/", 1)[1])
+    order_id = _citizens_appeal(client)
     hand = login("hand_a")
     assert _act(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
     assert _act(hand, order_id, "accept").status_code == 303
@@ -4558,6 +4616,56 @@ def test_counts_are_written_with_the_languages_digit_grouping_and_years_and_ids_
 
     assert field_message(en, "content is longer than 20000 characters") == "At most 20,000 characters."
     assert field_message(zh, "content is longer than 20000 characters") == "最多 20,000 个字。"
+
+
+def test_the_dashboards_tables_group_their_figures_as_its_tiles_do(org, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiles wrote 3,006 and the tables beside them 3006: a state's, a category's, a street's count, a unit's
+    承办量 in the ranking, a hot topic's count — every figure of the dashboard is written by ``t.count``."""
+    from cityhub.analytics import kpi
+
+    _order(title="餐馆油烟扰民")
+    real = web_routes.render
+
+    def inflated(request: Any, template: str, **context: Any) -> Any:
+        if template == "dashboard.html":
+            context |= {
+                "by_state": [(State.RECEIVED, 3006)],
+                "by_category": [(None, 2345)],
+                "by_street": [(None, 1234)],
+                "hot": [{"topic": "餐馆油烟扰民", "count": 4567}],
+                "rankings": [
+                    (
+                        tier,
+                        kpi.Ranking("score", 30, [{"rank": 1, "unit_id": 1, "name": "甲", "n": 5678, "value": 1}], []),
+                    )
+                    for tier, _ in context["rankings"]
+                ],
+            }
+        return real(request, template, **context)
+
+    monkeypatch.setattr(web_routes, "render", inflated)
+    for lang in ("zh-CN", "en"):
+        client = login("lead")
+        client.get(f"/lang/{lang}")
+        page = client.get("/dashboard").text
+        for figure in ("3,006", "2,345", "1,234", "4,567", "5,678"):
+            assert f'<td class="num">{figure}</td>' in page or f">{figure}</a></td>" in page, (lang, figure)
+        assert not re.search(r">(3006|2345|1234|4567|5678)<", page), lang
+
+
+def test_a_figure_alone_in_a_pages_table_cell_is_written_by_t_count() -> None:
+    """One way of writing a figure standing alone in a table: ``t.count`` (grouped as the language writes counts),
+    never the bare value — a count cell (``class="num"``) printing a value as it is read 3006 beside 3,006."""
+    templates = Path(i18n.__file__).parent / "templates"
+    # Not counts: a rule's priority, a threshold, a duration in minutes, a topic's heat (a score).
+    not_counts = {"r.priority", "row.threshold", "v.duration_min", "r.heat"}
+    bare = {}
+    for template in templates.glob("*.html"):
+        for value in re.findall(r'<td class="num[^"]*"[^>]*>\{\{ ([^}]+?) \}\}', template.read_text(encoding="utf-8")):
+            # A figure written by a filter or a format (a share, a score, a measurement) is not a count.
+            if value not in not_counts and not re.match(r"t\.(count|label)\(|.*[|%]", value):
+                bare.setdefault(template.name, []).append(value)
+    assert bare == {}, bare
 
 
 def test_the_order_lists_english_badges_read_as_labels_and_say_what_they_mean() -> None:

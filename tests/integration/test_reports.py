@@ -354,3 +354,44 @@ def test_a_serving_process_builds_this_month_s_and_last_month_s_reports_before_a
     main._warm_up_reports()
     assert reports._charts.cache_info().misses == 2
     assert reports.keep_warm(db_session) == {"built": 2, "charts_drawn": 0}
+
+
+@pytest.mark.parametrize(("lang", "pieces"), [("zh", "3,006</b> 件"), ("en", "3,006</b>")])
+def test_the_reports_counts_are_grouped_as_the_web_ui_groups_them_and_the_workbook_keeps_numbers(
+    db_session,
+    history,  # noqa: F811
+    tmp_path,
+    lang,
+    pieces,
+):
+    """A district's month counts in thousands: the 专报 wrote "3006 first dispatches", "受理工单 3006 件", where the
+    pages write 3,006 (``i18n.count_text``, one rule for both); the workbook's figures stay numbers."""
+    built = reports.build_report(db_session, period=MARCH, charts=False, lang=lang)
+    built.total, built.previous_total, built.merged = 3006, 23456, 1200
+    built.categories = [{"rank": 1, "name": "城乡建设/路灯", "count": 1234, "share": 0.41}]
+    built.findings = [
+        {
+            "category": "路灯",
+            "category_path": "城乡建设/路灯",
+            "street": "测试街道",
+            "now": 2500,
+            "before": 1000,
+            "delta": 1500,
+            "growth": 1.5,
+        }
+    ]
+    html = reports.render_html(built, lang=lang)
+    assert pieces in html and "23,456</b>" in html and "1,806</b>" in html  # 有效: 3006 − 1200 merged
+    assert "1,200" in html and '<td class="num">1,234</td>' in html
+    assert ("2,500 件，较上期 1,000 件增加 1,500 件" if lang == "zh" else "2,500 appeals, up 1,500 from 1,000") in html
+    assert "3006" not in html and "23456" not in html
+    assert reports.say(lang, "auto_note", total=3006, auto="90%", manual="80%").startswith(
+        "首次派单 3,006 件" if lang == "zh" else "3,006 first dispatches"
+    )
+    assert reports.say(lang, "insufficient", min=1000).count("1000") == 1  # a limit, not a count: as it is
+    reports.write_xlsx(built, tmp_path / "grouped.xlsx", lang=lang)
+    wb = load_workbook(tmp_path / "grouped.xlsx")
+    [row] = wb.worksheets[1].iter_rows(min_row=2, values_only=True)
+    assert row[2] == 1234 and isinstance(row[2], int)
+    [finding] = wb.worksheets[-1].iter_rows(min_row=2, values_only=True)
+    assert finding[2:] == (2500, 1000, 1500)

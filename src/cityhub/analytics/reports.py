@@ -43,7 +43,7 @@ from cityhub.config import get_settings
 from cityhub.formatting import percent
 from cityhub.intake import enterprise
 from cityhub.org.models import Unit, UnitTier
-from cityhub.web.i18n import Translator, agreeing, translate, word_marks
+from cityhub.web.i18n import Translator, count_text, filled, translate, word_marks
 from cityhub.web.theme import color_scheme
 from cityhub.workorders.lifecycle import CLOSED_STATES, NOT_A_PROBLEM_OF_ITS_OWN, State
 from cityhub.workorders.models import Category, Order
@@ -126,7 +126,7 @@ LABELS: dict[str, dict[str, str]] = {
         "places": "涉及地点",
         "streets_count": "{n} 个镇街",
         "no_topics": "本期无热点问题数据。",
-        "finding": "{street}「{category}」类诉求 {now} 件，较上期 {before} 件增加 {delta} 件（{pct}）。",
+        "finding": "{street}「{category}」类诉求 {now} 件，较上期 {earlier} 件增加 {delta} 件（{pct}）。",
         "no_findings": "本期各镇街、各类别诉求量无明显增长。",
         "method": "说明：考核指标按工单审计轨迹计算，各指标所计见上文“指标说明”；排名要求样本量不少于 {min} 件。",
         "definitions": "指标说明",
@@ -223,7 +223,8 @@ LABELS: dict[str, dict[str, str]] = {
         "streets_count": "{n} {n|street or town|streets and towns}",
         "no_topics": "No hot topics this period.",
         "finding": (
-            "{street}, {category}: {now} {now|appeal|appeals}, up {delta} from {before} in the previous period ({pct})."
+            "{street}, {category}: {now} {now|appeal|appeals}, up {delta} from {earlier} in the previous period "
+            "({pct})."
         ),
         "no_findings": "No category of appeal grew markedly in any street or town this period.",
         "method": (
@@ -300,8 +301,15 @@ def labels(lang: str = "zh") -> dict[str, str]:
 
 
 def say(lang: str, key: str, **params: Any) -> str:
-    """The label ``key`` of ``lang`` with ``params`` filled in, its words agreeing with their counts."""
-    return agreeing(labels(lang)[key], params).format(**params)
+    """The label ``key`` of ``lang`` with ``params`` filled in as the web UI fills its messages (``i18n.filled``): its
+    words agreeing with their counts, each count (``i18n.COUNT_PARAMS``) grouped as the language writes it (3,006)."""
+    return filled(ui_language(lang), labels(lang)[key], params)
+
+
+def count(value: Any, lang: str = "zh") -> Any:
+    """A figure standing alone (a card's, a table cell's) grouped as ``lang`` writes counts (``i18n.count_text``:
+    3,006); anything but a whole number as it is. The workbook keeps its figures numbers."""
+    return count_text(ui_language(lang), value)
 
 
 def headings(lang: str = "zh", sections: tuple[str, ...] = SECTIONS) -> dict[str, str]:
@@ -805,7 +813,7 @@ def finding_texts(data: ReportData, lang: str = "zh") -> list[str]:
             street=f["street"],
             category=f["category"],
             now=f["now"],
-            before=f["before"],
+            earlier=f["before"],
             delta=f["delta"],
             pct=lab["new"] if f["growth"] is None else "+" + percent(f["growth"], 0),
         )
@@ -825,6 +833,7 @@ def _environment(lang: str) -> Any:
         finalize=lambda value: word_marks(ui_language(lang), value),  # a masked title's [电话] …
     )
     env.filters["pct"] = percent
+    env.filters["count"] = lambda value: count(value, lang)
     env.filters["joined"] = lambda value: _join(value, lang)
     env.filters["groups"] = lambda value: _join(group_names(value, lang), lang)
     env.filters["places"] = lambda row: _places(row, lang)

@@ -40,6 +40,8 @@ _LOCALES = Path(__file__).parent / "locales"
 COUNT_PARAMS = frozenset(
     {"n", "count", "total", "m", "hits", "shown", "auto", "overdue", "orders", "size", "duplicates", "similar", "kb"}
     | {"calls", "errors", "matched", "universe", "merged", "cancelled"}
+    # The 专报's (``analytics.reports.LABELS``): a finding's orders now, in the previous period and the increase.
+    | {"now", "earlier", "delta"}
 )
 
 
@@ -60,17 +62,25 @@ def translate(lang: str, key: str, default: str | None = None, **params: Any) ->
     if text is None:
         text = default if default is not None else key
     if params:
-        text = agreeing(text, params)
-        params = {k: count_text(lang, v) if k in COUNT_PARAMS else v for k, v in params.items()}
-        if any(isinstance(value, Markup) for value in params.values()):
-            # A parameter that is markup already (a time kept whole by the `when` filter): the message is escaped,
-            # the markup kept.
-            text = Markup(escape(text))
         try:
-            return text.format_map(params)
+            return filled(lang, text, params)
         except (KeyError, IndexError, ValueError):
             log.warning("message %r of %s does not fit its parameters %s", key, lang, sorted(params))
     return text
+
+
+def filled(lang: str, text: str, params: Mapping[str, Any]) -> str:
+    """``text`` (a message of ``lang``'s) with ``params`` filled in: its words agreeing with their counts
+    (:func:`agreeing`), each count :data:`COUNT_PARAMS` names grouped as ``lang`` writes it (:func:`count_text`).
+    The one filling of the web UI's messages (:func:`translate`) and the 专报's (``analytics.reports.say``); raises
+    KeyError, IndexError or ValueError when ``text`` does not fit ``params``."""
+    text = agreeing(text, params)
+    params = {k: count_text(lang, v) if k in COUNT_PARAMS else v for k, v in params.items()}
+    if any(isinstance(value, Markup) for value in params.values()):
+        # A parameter that is markup already (a time kept whole by the `when` filter): the message is escaped,
+        # the markup kept.
+        text = Markup(escape(text))
+    return text.format_map(params)
 
 
 def count_text(lang: str, value: Any) -> Any:
