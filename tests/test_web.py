@@ -69,7 +69,13 @@ def org(
                 }
             ),
         )
-        return {"street_a": world.street_a, "street_b": world.street_b, "cats": world.cats, "entry": entry.id}
+        return {
+            "street_a": world.street_a,
+            "street_b": world.street_b,
+            "district": world.district,
+            "cats": world.cats,
+            "entry": entry.id,
+        }
 
 
 def _client() -> TestClient:
@@ -3060,6 +3066,62 @@ def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(or
     assert f'data-number="{order.number}"' not in done.text  # gone from the queue
     assert _state(order.id) == State.DISPATCHED
     assert login("op").get("/queue").status_code == 403
+
+
+def test_a_return_suggests_the_unit_it_belongs_to_and_the_queue_offers_it_first(org) -> None:
+    """退单 says where the order goes (back to the dispatcher's queue, 待重新派单) and may name the unit that should
+    have it (建议改派至, any active unit but the returning one): the queue and the order's page say it beside who
+    returned it and why, and the queue offers that unit first, marked as the returning unit's word, not a score."""
+    returned = _order("W-JX", category_id=org["cats"]["环境保护"])
+    disp, hand = login("disp"), login("hand_b")
+    _act(disp, returned.id, "dispatch", unit_id=str(org["street_b"]))
+    form = re.search(r'data-testid="action-return">.*?</form>', hand.get(f"/orders/{returned.id}").text, re.S)
+    assert form is not None
+    assert 'data-testid="return-hint"' in form.group(0) and "待重新派单" in form.group(0)
+    choice = re.search(r'<select id="return-suggest_unit_id".*?</select>', form.group(0), re.S)
+    assert choice is not None and "建议改派至" in form.group(0)
+    offered = re.findall(r'<option value="(\d+)"', choice.group(0))
+    assert str(org["street_a"]) in offered and str(org["street_b"]) not in offered  # not the unit returning it
+    # Itself, or a unit that does not exist: refused at the field, nothing recorded.
+    for unit, words in ((org["street_b"], "不能建议改派给本单位"), (999_999, "单位不存在")):
+        refused = _act(hand, returned.id, "return", reason="非本辖区", suggest_unit_id=str(unit))
+        assert refused.status_code == 422 and words in refused.text, unit
+        assert 'aria-invalid="true"' in re.search(r'<select id="return-suggest_unit_id"[^>]*>', refused.text).group(0)  # type: ignore[union-attr]
+    assert _state(returned.id) == State.DISPATCHED
+    done = _act(hand, returned.id, "return", reason="非本辖区", suggest_unit_id=str(org["street_a"]))
+    assert done.status_code == 303 and _state(returned.id) == State.RETURNED
+    assert _events(returned.id)[-1].payload["suggest_unit_id"] == org["street_a"]
+    queue = disp.get("/queue").text
+    item = re.search(rf'data-number="{returned.number}".*?</article>', queue, re.S).group(0)  # type: ignore[union-attr]
+    back = re.search(r'data-testid="returned-by"><small>(.*?)</small>', item)
+    assert back is not None and re.fullmatch(
+        r"京溪街道 于 .* 退回：非本辖区 · 建议改派至 景泰街道", html_unescape(re.sub("<[^>]+>", "", back.group(1)))
+    )
+    offer = re.search(rf'<form [^>]*data-testid="returner-suggestion-{returned.number}".*?</form>', item, re.S)
+    assert offer is not None
+    assert "退单单位建议" in offer.group(0) and "派至 景泰街道" in offer.group(0) and "单位概率" not in offer.group(0)
+    assert re.search(
+        rf'name="unit_{returned.id}" value="{org["street_a"]}" checked', offer.group(0)
+    )  # 批量派单's choice
+    assert "没有可建议的承办单位" not in item  # the returning unit's suggestion is one
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', offer.group(0)))
+    assert fields["unit_id"] == str(org["street_a"])
+    sent = disp.post(f"/orders/{returned.id}/act/dispatch", data=fields, follow_redirects=True)
+    assert f"已派单：{returned.number} → 景泰街道" in sent.text
+    # Beside the rules' suggestion (京溪街道, the street it lies in), the returning unit's comes first and is the
+    # bulk dispatch's choice; the order's page says it too.
+    again = _order("W-JX", category_id=org["cats"]["环境保护"])
+    _act(disp, again.id, "dispatch", unit_id=str(org["street_a"]))
+    district = str(org["district"])
+    assert _act(login("hand_a"), again.id, "return", reason="区级事项", suggest_unit_id=district).status_code == 303
+    item = re.search(rf'data-number="{again.number}".*?</article>', disp.get("/queue").text, re.S).group(0)  # type: ignore[union-attr]
+    assert item.index("returner-suggestion") < item.index(f'data-testid="dispatch-{again.number}-1"')
+    assert "派至 白云区" in item and "派至 京溪街道" in item
+    assert re.findall(rf'name="unit_{again.id}" value="(\d+)" checked', item) == [district]
+    page = disp.get(f"/orders/{again.id}").text
+    assert re.search(
+        r'<section data-testid="decision">.*?data-testid="returned-suggests">建议改派至 白云区', page, re.S
+    )
 
 
 def test_a_queued_order_without_a_suggestion_is_dispatched_from_the_queue(org) -> None:
