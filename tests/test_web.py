@@ -2913,6 +2913,27 @@ def _tabs(text: str) -> dict[str, tuple[str, str, str]]:
     return {label: (html_unescape(href), shown, spoken) for href, label, shown, spoken in found}
 
 
+def test_a_tabs_list_and_a_units_own_assessment_are_named_by_what_they_show(org) -> None:
+    """A handler's 待签收, 在办 … were all titled 工单列表, and their unit's 本单位考核 单位考核: the page's title and
+    heading name the tab (我的待办 · 待签收) and their own unit's assessment as the menu does; others' lists name the
+    tab beside 工单列表, a list no tab shows stays 工单列表."""
+
+    def named(text: str) -> tuple[str, str]:
+        title = re.search(r"<title>(.*) · [^·]*</title>", text).group(1)  # type: ignore[union-attr]
+        heading = re.search(r"<h1>(.*?)</h1>", text).group(1)  # type: ignore[union-attr]
+        return html_unescape(title), html_unescape(heading)
+
+    hand = login("hand_a")
+    tabs = _tabs(hand.get("/orders").text)
+    assert named(hand.get(tabs["待签收"][0]).text) == ("我的待办 · 待签收", "我的待办 · 待签收")
+    assert named(hand.get(tabs["在办"][0]).text) == ("我的待办 · 在办", "我的待办 · 在办")  # their menu's 工单
+    assert named(hand.get("/orders?state=closed_resolved").text) == ("工单列表", "工单列表")
+    sup = login("sup")
+    assert named(sup.get(_tabs(sup.get("/orders").text)["预警"][0]).text) == ("工单列表 · 预警", "工单列表 · 预警")
+    assert named(hand.get(f"/assessment/{org['street_a']}").text) == ("本单位考核：景泰街道",) * 2
+    assert named(login("lead").get(f"/assessment/{org['street_a']}").text) == ("单位考核：景泰街道",) * 2
+
+
 def test_an_order_not_signed_for_shows_its_acceptance_limit_in_the_list(org) -> None:
     """A handler's 在办 showed each row's 办结时限 only: an order waiting to be signed for (签收) has a nearer limit,
     its 签收时限, which the row now names too — until it is signed for."""

@@ -1101,7 +1101,8 @@ def order_list(request: Request, db: DbSession) -> Response:
     base = [(k, v) for k, v in q.multi_items() if k != "page"]
     views = support.quick_views(principal)
     shown = sorted(q.multi_items())
-    on_view = any(v.criteria == shown for v in views)  # the list one of the tabs shows
+    tab = next((v for v in views if v.criteria == shown), None)  # the list one of the tabs shows
+    on_view = tab is not None
     counts = _view_counts(reader, views, t)
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
     assisting = _assisting(db, reader.own, rows)
@@ -1134,6 +1135,9 @@ def order_list(request: Request, db: DbSession) -> Response:
         sorts=list(OrderSort),
         sort=sort,
         views=views,
+        # A tab's list is named by its tab (我的待办 · 待签收 for a unit's staff, 工单列表 · 预警 for others), in the
+        # page's title and heading: every tab's page was 工单列表.
+        heading=support.list_heading(t, principal, tab),
         view_counts=counts,
         view_count_cap=VIEW_COUNT_CAP,
         shown=shown,
