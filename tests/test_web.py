@@ -4171,6 +4171,20 @@ def test_the_dashboards_counts_open_the_orders_they_count(org) -> None:
     assert '<option value="valid" selected>有效工单（不含重复并单、作废）</option>' in chosen
 
 
+def test_the_period_box_says_in_words_what_it_takes_on_every_page(org) -> None:
+    """统计周期's box showed bare codes as its placeholder (2026-11 / 2026-Q4 / 2026): every page choosing a period —
+    the dashboard, a unit's assessment, the dispatch outcomes — says it in words with examples, in either language."""
+    box = r'<input name="period"[^>]*placeholder="([^"]*)"'
+    lead, disp = login("lead"), login("disp")
+    pages = ((lead, "/dashboard"), (lead, f"/assessment/{org['street_a']}"), (disp, "/rules"))
+    for client, path in pages:
+        placeholders = re.findall(box, client.get(path).text)
+        assert placeholders and set(placeholders) == {"如 2026-11（月）、2026-Q4（季度）或 2026（年）"}, path
+    lead.cookies.set("cityhub_lang", "en")
+    placeholders = re.findall(box, lead.get("/dashboard").text)
+    assert placeholders == ["e.g. 2026-11 (month), 2026-Q4 (quarter) or 2026 (year)"]
+
+
 def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org) -> None:
     """单位考核: the dashboard ranked the streets by a score with nothing behind it on the web; a unit's page shows
     its eight rates of the period, and each rate the orders counted in it — for overseers, and for the unit's own
