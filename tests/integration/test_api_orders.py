@@ -1104,6 +1104,7 @@ def test_a_return_may_suggest_the_unit_to_dispatch_to_instead_kept_in_its_event(
     assert "suggest_unit_id" not in (plain_events[-1]["payload"] or {})
     # The command line's `orders act … -p suggest_unit_id=…`: the same checks, one line, exit 1.
     assert client.post(f"{plain_url}/dispatch", json={"unit_id": client.unit_id}).status_code == 200
+    assert "-p suggest_unit_id=" in " ".join(cli_run("orders", "act", "--help")[1].split())
     code, _, err = cli_run(
         "orders", "act", plain["number"], "return", "--reason", "非本单位", "-p", "suggest_unit_id=true"
     )
