@@ -69,7 +69,13 @@ def org(
                 }
             ),
         )
-        return {"street_a": world.street_a, "street_b": world.street_b, "cats": world.cats, "entry": entry.id}
+        return {
+            "street_a": world.street_a,
+            "street_b": world.street_b,
+            "district": world.district,
+            "cats": world.cats,
+            "entry": entry.id,
+        }
 
 
 def _client() -> TestClient:
@@ -2965,6 +2971,27 @@ def _tabs(text: str) -> dict[str, tuple[str, str, str]]:
     return {label: (html_unescape(href), shown, spoken) for href, label, shown, spoken in found}
 
 
+def test_a_tabs_list_and_a_units_own_assessment_are_named_by_what_they_show(org) -> None:
+    """A handler's 待签收, 在办 … were all titled 工单列表, and their unit's 本单位考核 单位考核: the page's title and
+    heading name the tab (我的待办 · 待签收) and their own unit's assessment as the menu does; others' lists name the
+    tab beside 工单列表, a list no tab shows stays 工单列表."""
+
+    def named(text: str) -> tuple[str, str]:
+        title = re.search(r"<title>(.*) · [^·]*</title>", text).group(1)  # type: ignore[union-attr]
+        heading = re.search(r"<h1>(.*?)</h1>", text).group(1)  # type: ignore[union-attr]
+        return html_unescape(title), html_unescape(heading)
+
+    hand = login("hand_a")
+    tabs = _tabs(hand.get("/orders").text)
+    assert named(hand.get(tabs["待签收"][0]).text) == ("我的待办 · 待签收", "我的待办 · 待签收")
+    assert named(hand.get(tabs["在办"][0]).text) == ("我的待办 · 在办", "我的待办 · 在办")  # their menu's 工单
+    assert named(hand.get("/orders?state=closed_resolved").text) == ("工单列表", "工单列表")
+    sup = login("sup")
+    assert named(sup.get(_tabs(sup.get("/orders").text)["预警"][0]).text) == ("工单列表 · 预警", "工单列表 · 预警")
+    assert named(hand.get(f"/assessment/{org['street_a']}").text) == ("本单位考核：景泰街道",) * 2
+    assert named(login("lead").get(f"/assessment/{org['street_a']}").text) == ("单位考核：景泰街道",) * 2
+
+
 def test_an_order_not_signed_for_shows_its_acceptance_limit_in_the_list(org) -> None:
     """A handler's 在办 showed each row's 办结时限 only: an order waiting to be signed for (签收) has a nearer limit,
     its 签收时限, which the row now names too — until it is signed for."""
@@ -3118,6 +3145,62 @@ def test_the_dispatch_queue_shows_top_suggestions_and_dispatches_in_one_click(or
     assert f'data-number="{order.number}"' not in done.text  # gone from the queue
     assert _state(order.id) == State.DISPATCHED
     assert login("op").get("/queue").status_code == 403
+
+
+def test_a_return_suggests_the_unit_it_belongs_to_and_the_queue_offers_it_first(org) -> None:
+    """退单 says where the order goes (back to the dispatcher's queue, 待重新派单) and may name the unit that should
+    have it (建议改派至, any active unit but the returning one): the queue and the order's page say it beside who
+    returned it and why, and the queue offers that unit first, marked as the returning unit's word, not a score."""
+    returned = _order("W-JX", category_id=org["cats"]["环境保护"])
+    disp, hand = login("disp"), login("hand_b")
+    _act(disp, returned.id, "dispatch", unit_id=str(org["street_b"]))
+    form = re.search(r'data-testid="action-return">.*?</form>', hand.get(f"/orders/{returned.id}").text, re.S)
+    assert form is not None
+    assert 'data-testid="return-hint"' in form.group(0) and "待重新派单" in form.group(0)
+    choice = re.search(r'<select id="return-suggest_unit_id".*?</select>', form.group(0), re.S)
+    assert choice is not None and "建议改派至" in form.group(0)
+    offered = re.findall(r'<option value="(\d+)"', choice.group(0))
+    assert str(org["street_a"]) in offered and str(org["street_b"]) not in offered  # not the unit returning it
+    # Itself, or a unit that does not exist: refused at the field, nothing recorded.
+    for unit, words in ((org["street_b"], "不能建议改派给本单位"), (999_999, "单位不存在")):
+        refused = _act(hand, returned.id, "return", reason="非本辖区", suggest_unit_id=str(unit))
+        assert refused.status_code == 422 and words in refused.text, unit
+        assert 'aria-invalid="true"' in re.search(r'<select id="return-suggest_unit_id"[^>]*>', refused.text).group(0)  # type: ignore[union-attr]
+    assert _state(returned.id) == State.DISPATCHED
+    done = _act(hand, returned.id, "return", reason="非本辖区", suggest_unit_id=str(org["street_a"]))
+    assert done.status_code == 303 and _state(returned.id) == State.RETURNED
+    assert _events(returned.id)[-1].payload["suggest_unit_id"] == org["street_a"]
+    queue = disp.get("/queue").text
+    item = re.search(rf'data-number="{returned.number}".*?</article>', queue, re.S).group(0)  # type: ignore[union-attr]
+    back = re.search(r'data-testid="returned-by"><small>(.*?)</small>', item)
+    assert back is not None and re.fullmatch(
+        r"京溪街道 于 .* 退回：非本辖区 · 建议改派至 景泰街道", html_unescape(re.sub("<[^>]+>", "", back.group(1)))
+    )
+    offer = re.search(rf'<form [^>]*data-testid="returner-suggestion-{returned.number}".*?</form>', item, re.S)
+    assert offer is not None
+    assert "退单单位建议" in offer.group(0) and "派至 景泰街道" in offer.group(0) and "单位概率" not in offer.group(0)
+    assert re.search(
+        rf'name="unit_{returned.id}" value="{org["street_a"]}" checked', offer.group(0)
+    )  # 批量派单's choice
+    assert "没有可建议的承办单位" not in item  # the returning unit's suggestion is one
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', offer.group(0)))
+    assert fields["unit_id"] == str(org["street_a"])
+    sent = disp.post(f"/orders/{returned.id}/act/dispatch", data=fields, follow_redirects=True)
+    assert f"已派单：{returned.number} → 景泰街道" in sent.text
+    # Beside the rules' suggestion (京溪街道, the street it lies in), the returning unit's comes first and is the
+    # bulk dispatch's choice; the order's page says it too.
+    again = _order("W-JX", category_id=org["cats"]["环境保护"])
+    _act(disp, again.id, "dispatch", unit_id=str(org["street_a"]))
+    district = str(org["district"])
+    assert _act(login("hand_a"), again.id, "return", reason="区级事项", suggest_unit_id=district).status_code == 303
+    item = re.search(rf'data-number="{again.number}".*?</article>', disp.get("/queue").text, re.S).group(0)  # type: ignore[union-attr]
+    assert item.index("returner-suggestion") < item.index(f'data-testid="dispatch-{again.number}-1"')
+    assert "派至 白云区" in item and "派至 京溪街道" in item
+    assert re.findall(rf'name="unit_{again.id}" value="(\d+)" checked', item) == [district]
+    page = disp.get(f"/orders/{again.id}").text
+    assert re.search(
+        r'<section data-testid="decision">.*?data-testid="returned-suggests">建议改派至 白云区', page, re.S
+    )
 
 
 def test_a_queued_order_without_a_suggestion_is_dispatched_from_the_queue(org) -> None:
@@ -4144,6 +4227,20 @@ def test_the_dashboards_counts_open_the_orders_they_count(org) -> None:
     # The list offers the same choice: picked there, it stays picked.
     chosen = lead.get(html_unescape(found.group(1))).text
     assert '<option value="valid" selected>有效工单（不含重复并单、作废）</option>' in chosen
+
+
+def test_the_period_box_says_in_words_what_it_takes_on_every_page(org) -> None:
+    """统计周期's box showed bare codes as its placeholder (2026-11 / 2026-Q4 / 2026): every page choosing a period —
+    the dashboard, a unit's assessment, the dispatch outcomes — says it in words with examples, in either language."""
+    box = r'<input name="period"[^>]*placeholder="([^"]*)"'
+    lead, disp = login("lead"), login("disp")
+    pages = ((lead, "/dashboard"), (lead, f"/assessment/{org['street_a']}"), (disp, "/rules"))
+    for client, path in pages:
+        placeholders = re.findall(box, client.get(path).text)
+        assert placeholders and set(placeholders) == {"如 2026-11（月）、2026-Q4（季度）或 2026（年）"}, path
+    lead.cookies.set("cityhub_lang", "en")
+    placeholders = re.findall(box, lead.get("/dashboard").text)
+    assert placeholders == ["e.g. 2026-11 (month), 2026-Q4 (quarter) or 2026 (year)"]
 
 
 def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org) -> None:

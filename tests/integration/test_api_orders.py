@@ -1061,3 +1061,57 @@ def test_a_validators_refusal_is_said_in_its_own_words(client):
     assert pair["details"]["errors"] == [{"field": "lng", "message": "lat and lng must be given together"}]
     alone = client.post("/api/v1/orders", json={"channel": "web", "content": "路灯不亮", "lng": 113.2}).json()
     assert alone["details"]["errors"] == [{"field": "lng", "message": "lat and lng must be given together"}]
+
+
+def test_a_return_may_suggest_the_unit_to_dispatch_to_instead_kept_in_its_event(client, cli_run):
+    """退单 says which unit should have the order (建议改派至, optional): kept in the return event's payload for the
+    dispatcher; an unknown or inactive unit, the returning unit itself, or a suggestion on another action is 4xx
+    naming the field — through the API and ``cityhub orders act … -p suggest_unit_id=…`` alike."""
+    other, _ = _unit_staff(client, "API-SUGGEST", UnitTier.DEPARTMENT, Role.HANDLER)
+    with session_scope() as s:
+        gone = Unit(code="API-GONE", name="已撤销单位", tier=UnitTier.DEPARTMENT, parent_id=client.district_id)
+        gone.active = False
+        s.add(gone)
+        s.flush()
+        gone_id = gone.id
+    order = _create(client)
+    url = f"/api/v1/orders/{order['id']}/actions"
+    assert client.post(f"{url}/dispatch", json={"unit_id": client.unit_id}).status_code == 200
+    for suggested, status, words in (
+        (999_999, 422, "unknown or inactive unit 999999"),
+        (gone_id, 422, f"unknown or inactive unit {gone_id}"),
+        (client.unit_id, 422, "the returning unit cannot suggest itself"),
+        ("12", 422, None),  # a unit by its id, not a text
+    ):
+        refused = client.post(f"{url}/return", json={"reason": "非本单位职责", "suggest_unit_id": suggested})
+        assert refused.status_code == status, (suggested, refused.text)
+        assert refused.json()["details"].get("field") == "suggest_unit_id" or refused.json()["details"]["errors"]
+        if words:
+            assert words in refused.json()["message"]
+    taken = client.post(f"{url}/accept", json={"suggest_unit_id": other})
+    assert taken.status_code == 422 and "takes no 'suggest_unit_id'" in taken.json()["message"]
+    assert client.get(f"/api/v1/orders/{order['id']}").json()["state"] == "dispatched"
+    back = client.post(f"{url}/return", json={"reason": "非本单位职责", "suggest_unit_id": other})
+    assert back.status_code == 200 and back.json()["state"] == "returned"
+    events = client.get(f"/api/v1/orders/{order['id']}/events").json()
+    assert events[-1]["action"] == "return" and events[-1]["payload"]["suggest_unit_id"] == other
+    # Without a suggestion a return is as before.
+    plain = _create(client, content="窨井盖缺失")
+    plain_url = f"/api/v1/orders/{plain['id']}/actions"
+    assert client.post(f"{plain_url}/dispatch", json={"unit_id": client.unit_id}).status_code == 200
+    assert client.post(f"{plain_url}/return", json={"reason": "非本单位职责"}).status_code == 200
+    plain_events = client.get(f"/api/v1/orders/{plain['id']}/events").json()
+    assert "suggest_unit_id" not in (plain_events[-1]["payload"] or {})
+    # The command line's `orders act … -p suggest_unit_id=…`: the same checks, one line, exit 1.
+    assert client.post(f"{plain_url}/dispatch", json={"unit_id": client.unit_id}).status_code == 200
+    assert "-p suggest_unit_id=" in " ".join(cli_run("orders", "act", "--help")[1].split())
+    code, _, err = cli_run(
+        "orders", "act", plain["number"], "return", "--reason", "非本单位", "-p", "suggest_unit_id=true"
+    )
+    assert code == 1 and "unknown or inactive unit True" in err
+    code, out, _ = cli_run(
+        "orders", "act", plain["number"], "return", "--reason", "非本单位", "-p", f"suggest_unit_id={other}"
+    )
+    assert code == 0 and "return → returned" in out
+    plain_events = client.get(f"/api/v1/orders/{plain['id']}/events").json()
+    assert plain_events[-1]["payload"]["suggest_unit_id"] == other

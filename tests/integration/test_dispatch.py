@@ -445,7 +445,9 @@ def test_queue_rules_and_thresholds_over_the_api(client) -> None:
     client.post(f"/api/v1/orders/{done['id']}/actions/dispatch", json={"unit_id": ids["unit"]})
     back = client.post("/api/v1/orders", json={"channel": "web", "content": "外墙又掉了"}).json()
     client.post(f"/api/v1/orders/{back['id']}/actions/dispatch", json={"unit_id": ids["unit"]})
-    client.post(f"/api/v1/orders/{back['id']}/actions/return", json={"reason": "不属本单位"})
+    client.post(
+        f"/api/v1/orders/{back['id']}/actions/return", json={"reason": "不属本单位", "suggest_unit_id": ids["street"]}
+    )
 
     queue = client.get("/api/v1/dispatch/queue", headers=client.as_dispatcher)
     assert queue.status_code == 200, queue.text
@@ -456,6 +458,8 @@ def test_queue_rules_and_thresholds_over_the_api(client) -> None:
     assert first["candidates"][0]["unit_id"] == ids["unit"] and first["candidates"][0]["rule_id"] == rule["id"]
     # The unit that returned the order is not suggested again.
     assert returned["candidates"] == [] and items[1]["state"] == "returned"
+    # The unit the returning unit suggested instead (建议改派至) is said beside the rules' suggestions.
+    assert (items[0]["suggest_unit_id"], items[1]["suggest_unit_id"]) == (None, ids["street"])
 
     suggested = client.post(f"/api/v1/dispatch/{waiting['id']}/suggest", headers=client.as_dispatcher).json()
     assert suggested["prediction"]["label"] == "城乡建设" and suggested["model_version"] == "stub@1"

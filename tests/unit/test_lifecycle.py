@@ -863,3 +863,21 @@ def test_the_integrators_table_of_actions_is_the_life_cycle_table() -> None:
         action.value: (frozenset(s.value for s in rule.sources), rule.required) for action, rule in TRANSITIONS.items()
     }
     assert documented == expected
+
+
+def test_a_return_may_suggest_another_unit_and_only_a_return_takes_one() -> None:
+    """退单's 建议改派至 (``suggest_unit_id``): optional, kept in the outcome's payload, never the returning unit;
+    any other action given one is refused naming it, not recorded as if it meant something."""
+    from cityhub.errors import UnexpectedParameter
+
+    sent = OrderView(state=State.DISPATCHED, lead_unit_id=7)
+    assert "suggest_unit_id" not in apply(sent, Action.RETURN, {"reason": "非本单位"}).payload
+    outcome = apply(sent, Action.RETURN, {"reason": "非本单位", "suggest_unit_id": 9})
+    assert outcome.to_state == State.RETURNED and outcome.payload["suggest_unit_id"] == 9
+    with pytest.raises(BadParameter) as itself:
+        apply(sent, Action.RETURN, {"reason": "非本单位", "suggest_unit_id": 7})
+    assert itself.value.details["field"] == "suggest_unit_id" and itself.value.http_status == 422
+    for action, params in ((Action.ACCEPT, {}), (Action.TRANSFER, {"unit_id": 8, "reason": "转"})):
+        with pytest.raises(UnexpectedParameter) as other:
+            apply(sent, action, {**params, "suggest_unit_id": 9})
+        assert other.value.details["field"] == "suggest_unit_id"

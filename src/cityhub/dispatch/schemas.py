@@ -167,6 +167,11 @@ class QueueItem(BaseModel):
     created_at: datetime
     return_count: int
     decision: DecisionRead
+    suggest_unit_id: int | None = Field(
+        None,
+        description="a returned order: the unit the unit that returned it suggested instead (退单's suggest_unit_id, "
+        "建议改派至), while that unit is active and not the one that returned it; its word, not a score",
+    )
 
 
 class QueuePage(BaseModel):

@@ -19,7 +19,7 @@ import csv
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -54,7 +54,7 @@ from cityhub.org.places import PLACE_TIERS, Place, PlaceSource, locate_appeal, p
 from cityhub.org.service import unit_directory
 from cityhub.workorders import service as orders
 from cityhub.workorders.categories import CategoryRef, category_chain, find_categories, find_category, taxonomy
-from cityhub.workorders.lifecycle import AWAITING_DISPATCH, OPEN_STATES, Action, State
+from cityhub.workorders.lifecycle import AWAITING_DISPATCH, OPEN_STATES, SUGGEST_UNIT, Action, State
 from cityhub.workorders.models import Category, Order, OrderEvent
 
 log = logging.getLogger(__name__)
@@ -338,6 +338,21 @@ def last_returns(session: Session, order_ids: Sequence[int]) -> dict[int, OrderE
         for event in session.scalars(stmt):
             latest[event.order_id] = event
     return latest
+
+
+def returner_suggestions(session: Session, returns: Mapping[int, OrderEvent]) -> dict[int, int]:
+    """What the units that returned orders suggested instead (退单's 建议改派至, the event's ``suggest_unit_id``):
+    order id → unit id for each of ``returns`` (as :func:`last_returns` gives them) naming a unit still active and
+    not the one that returned it — offered to the dispatcher above the rules' and classifier's suggestions, as the
+    returning unit's word, not a score."""
+    units = unit_directory(session)
+    offered: dict[int, int] = {}
+    for order_id, event in returns.items():
+        unit_id = (event.payload or {}).get(SUGGEST_UNIT)
+        unit = units.get(unit_id) if isinstance(unit_id, int) else None
+        if unit is not None and unit.active and unit_id != event.unit_id:
+            offered[order_id] = unit.id
+    return offered
 
 
 def threshold_for(session: Session, *, category_id: int | None) -> float:

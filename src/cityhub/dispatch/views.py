@@ -34,7 +34,7 @@ from cityhub.dispatch.schemas import (
 from cityhub.errors import NotFound, PermissionDenied
 from cityhub.org.aliases import AliasWish
 from cityhub.workorders import service as orders
-from cityhub.workorders.lifecycle import Action
+from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import Category, Order
 
 router = APIRouter(prefix="/dispatch", tags=["dispatch"])
@@ -72,6 +72,8 @@ def _read(decision: service.DispatchDecision) -> DecisionRead:
 def dispatch_queue(db: DbSession, principal: Dispatcher, page: Paging) -> QueuePage:
     """Orders waiting for a dispatcher (received or returned), oldest first, with the top 3 units and why."""
     rows, has_more = service.queue(db, limit=page.limit, offset=page.offset, scope=scope_of(db, principal).clause())
+    returns = service.last_returns(db, [o.id for o, _ in rows if o.state == State.RETURNED])
+    suggested = service.returner_suggestions(db, returns)
     return QueuePage(
         items=[
             QueueItem(
@@ -82,6 +84,7 @@ def dispatch_queue(db: DbSession, principal: Dispatcher, page: Paging) -> QueueP
                 created_at=o.created_at,
                 return_count=o.return_count,
                 decision=_read(d),
+                suggest_unit_id=suggested.get(o.id),
             )
             for o, d in rows
         ],

@@ -48,6 +48,8 @@ def unit_assessment(unit_id: int, request: Request, db: DbSession) -> Response:
         "assessment.html",
         principal=principal,
         unit=unit,
+        # 本单位考核 (the menu's name of it) for the unit's own staff, 单位考核 for whoever else reads it.
+        own=principal.role in permissions.UNIT_STAFF_ROLES and principal.unit_id == unit.id,
         row=row,
         kpis=kpi.KPIS,
         # What each figure counts, in the page's language (the 专报 says it alike).

@@ -80,6 +80,7 @@ from cityhub.workorders.lifecycle import (
     MAX_EXTENSION_DAYS,
     NOT_A_PROBLEM_OF_ITS_OWN,
     OPEN_STATES,
+    SUGGEST_UNIT,
     URGENCY_RANK,
     Action,
     AssistStatus,
@@ -1100,7 +1101,8 @@ def order_list(request: Request, db: DbSession) -> Response:
     base = [(k, v) for k, v in q.multi_items() if k != "page"]
     views = support.quick_views(principal)
     shown = sorted(q.multi_items())
-    on_view = any(v.criteria == shown for v in views)  # the list one of the tabs shows
+    tab = next((v for v in views if v.criteria == shown), None)  # the list one of the tabs shows
+    on_view = tab is not None
     counts = _view_counts(reader, views, t)
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
     assisting = _assisting(db, reader.own, rows)
@@ -1133,6 +1135,9 @@ def order_list(request: Request, db: DbSession) -> Response:
         sorts=list(OrderSort),
         sort=sort,
         views=views,
+        # A tab's list is named by its tab (我的待办 · 待签收 for a unit's staff, 工单列表 · 预警 for others), in the
+        # page's title and heading: every tab's page was 工单列表.
+        heading=support.list_heading(t, principal, tab),
         view_counts=counts,
         view_count_cap=VIEW_COUNT_CAP,
         shown=shown,
@@ -1243,7 +1248,8 @@ ACTION_FIELDS: dict[Action, tuple[tuple[str, str, bool], ...]] = {
     Action.INSTANT_ANSWER: (("answer", "text", True),),
     Action.DISPATCH: (("unit_id", "unit", True), ("reason", "reason", False)),
     Action.ACCEPT: (("reason", "reason", False),),
-    Action.RETURN: (("reason", "reason", True),),
+    # 退单: why, and which unit should have it (建议改派至, a word to the dispatcher, optional).
+    Action.RETURN: (("reason", "reason", True), (SUGGEST_UNIT, "unit", False)),
     Action.START: (("reason", "reason", False),),
     Action.TRANSFER: (("unit_id", "unit", True), ("reason", "reason", True)),
     Action.ADD_ASSIST: (("unit_id", "unit", True), ("reason", "reason", False)),
@@ -1586,7 +1592,7 @@ def _detail_page(
     routed_back = decision is not None and order.state == State.RETURNED
     returned_by = dispatch.last_returns(db, [order.id]).get(order.id) if routed_back else None
     if returned_by is not None:
-        ids.add(returned_by.unit_id)
+        ids |= {returned_by.unit_id, (returned_by.payload or {}).get(SUGGEST_UNIT)}
     unmasked = sees_personal_data(principal, order)
     return render(
         request,
@@ -2253,6 +2259,8 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
     split_from = orders.order_numbers(db, (order.split_from_id for order, _ in rows))
     # A returned order says who sent it back and why: the next unit is chosen by it.
     returns = dispatch.last_returns(db, [order.id for order, _ in rows if order.state == State.RETURNED])
+    # …and the unit it suggested instead (建议改派至), offered first, as its word.
+    returner_suggests = dispatch.returner_suggestions(db, returns)
     directory = _directory(db)
     return render(
         request,
@@ -2278,11 +2286,13 @@ def dispatch_queue(request: Request, db: DbSession) -> Response:
         ),
         category_names=support.names_of(db, Category, {d.category_id for _, d in rows}),
         returns=returns,
+        returner_suggests=returner_suggests,
         unit_names=support.names_of(
             db,
             Unit,
             {i for _, d in rows for i in (d.place.street_id, d.place.community_id)}
-            | {e.unit_id for e in returns.values()},
+            | {e.unit_id for e in returns.values()}
+            | {(e.payload or {}).get(SUGGEST_UNIT) for e in returns.values()},
         ),
         directory=directory,
         units=support.unit_groups(db, handlers=True) if rows else [],

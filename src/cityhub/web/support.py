@@ -291,6 +291,17 @@ _UNIT_VIEWS = frozenset({"orders.view.to_accept"})
 _HELD_FOR_UNIT_STAFF = frozenset({"orders.view.warning", "orders.view.overdue"})
 
 
+def list_heading(t: Translator, principal: Principal, tab: NavItem | None) -> str:
+    """The order list's title and heading: a citizen's 我的诉求; a tab's list named by its tab — for a unit's staff
+    their work (我的待办 · 待签收), for others the list's (工单列表 · 预警); else 工单列表."""
+    if principal.role == Role.CITIZEN:
+        return t("orders.mine")
+    if tab is None:
+        return t("orders.title")
+    mine = principal.role in permissions.UNIT_STAFF_ROLES
+    return t("orders.tab_title_own" if mine else "orders.tab_title", tab=t(tab.key))
+
+
 def order_list_of(principal: Principal) -> str:
     """The user's order list: the menu's 工单, and where an action that took an order out of their sight leads. A
     handler's is their workbench (在办), as their home is: not years of closed orders newest first."""

@@ -186,7 +186,9 @@ def act_cmd(
 ) -> None:
     """Apply one life-cycle action (dispatch, accept, return, reply, callback, close, …); split (拆单) takes the
     problem's words as -p content=… (and -p title=…, -p category_id=…) and names the new order; instant_answer
-    takes -p answer=… or a knowledge entry, -p kb_entry_id=… (秒回 checked and counted as from the knowledge base)."""
+    takes -p answer=… or a knowledge entry, -p kb_entry_id=… (秒回 checked and counted as from the knowledge base);
+    return (退单) may name the unit that should have the order, -p suggest_unit_id=… (建议改派至, for the
+    dispatcher)."""
     from cityhub.knowledge import service as kb
     from cityhub.workorders import service
 

@@ -153,9 +153,22 @@ def _s(*states: State) -> frozenset[State]:
 # --- guards -----------------------------------------------------------------------------------------------
 
 
+# 退单's optional 建议改派至: the unit the returning unit thinks the order belongs to, a word to the dispatcher kept in
+# the event's payload (the order goes back to the dispatcher's queue all the same; nothing is sent there).
+SUGGEST_UNIT = "suggest_unit_id"
+# The optional parameters only some actions take: any other action given one is refused (``UnexpectedParameter``).
+OPTIONAL_ONLY: dict[str, frozenset[Action]] = {SUGGEST_UNIT: frozenset({Action.RETURN})}
+
+
 def _other_unit(view: OrderView, params: Params) -> str | None:
     if params.get("unit_id") == view.lead_unit_id:
         return "the order is already with this unit"
+    return None
+
+
+def _not_the_returning_unit(view: OrderView, params: Params) -> str | None:
+    if params.get(SUGGEST_UNIT) is not None and params.get(SUGGEST_UNIT) == view.lead_unit_id:
+        return "the returning unit cannot suggest itself"
     return None
 
 
@@ -304,6 +317,7 @@ PARAMETER_GUARDS: dict[Guard, str] = {
     _new_assist: "unit_id",  # 增加协办 of the lead, or of a unit assisting already
     _satisfied_is_bool: "satisfied",
     _not_self: "master_id",  # 合并 into itself
+    _not_the_returning_unit: SUGGEST_UNIT,  # 退单 suggesting the unit that returns it
 }
 
 
@@ -313,7 +327,13 @@ TRANSITIONS: dict[Action, Rule] = {
     ),
     Action.DISPATCH: Rule(_s(State.RECEIVED, State.RETURNED), State.DISPATCHED, ("unit_id",), sla=SlaEffect.START),
     Action.ACCEPT: Rule(_s(State.DISPATCHED), State.ACCEPTED, sla=SlaEffect.ACCEPTED),
-    Action.RETURN: Rule(_s(State.DISPATCHED, State.ACCEPTED), State.RETURNED, ("reason",), sla=SlaEffect.STOP),
+    Action.RETURN: Rule(
+        _s(State.DISPATCHED, State.ACCEPTED),
+        State.RETURNED,
+        ("reason",),
+        (_not_the_returning_unit,),
+        sla=SlaEffect.STOP,
+    ),
     Action.START: Rule(_s(State.ACCEPTED), State.IN_PROGRESS),
     Action.TRANSFER: Rule(
         _s(State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS),
@@ -462,6 +482,9 @@ def apply(view: OrderView, action: Action | str, params: Params | None = None) -
         raise MissingParameter(state=view.state.value, action=action.value, field="reason")
     if action not in UNIT_ACTIONS and not _missing(params.get("unit_id")):
         raise UnexpectedParameter(state=view.state.value, action=action.value, field="unit_id")
+    for name, takers in OPTIONAL_ONLY.items():
+        if action not in takers and not _missing(params.get(name)):
+            raise UnexpectedParameter(state=view.state.value, action=action.value, field=name)
     for guard in rule.guards:
         refusal = guard(view, params)
         if refusal and guard in PARAMETER_GUARDS:

@@ -629,6 +629,13 @@ class ActionRequest(BaseModel):
     version: int | None = Field(None, ge=1)
     reason: str | None = Field(None, max_length=REASON_MAX_CHARS)
     unit_id: int | None = None
+    suggest_unit_id: int | None = Field(
+        None,
+        strict=True,
+        description="return (退单) only, optional: the unit the returning unit suggests the order be dispatched to "
+        "(建议改派至) — an active unit other than itself, kept in the event's payload for the dispatcher; the order "
+        "goes back to the dispatcher's queue (待重新派单) either way",
+    )
     text: str | None = Field(None, max_length=TEXT_MAX_CHARS)
     answer: str | None = Field(None, max_length=TEXT_MAX_CHARS)
     kb_entry_id: int | None = Field(None, description="instant_answer: the knowledge entry answered from (秒回)")

@@ -31,6 +31,7 @@ from cityhub.workorders.lifecycle import (
     LEAD_STEPS,
     OPEN_STATES,
     ROUTING_STEPS,
+    SUGGEST_UNIT,
     TERMINAL_STATES,
     Action,
     AssistStatus,
@@ -81,7 +82,7 @@ SYSTEM = Actor(name="system")
 AUTO_DISPATCHER = "auto-dispatch"
 
 # Parameters that name a unit: they are checked to exist before the table is consulted.
-_UNIT_PARAMS = ("unit_id",)
+_UNIT_PARAMS = ("unit_id", SUGGEST_UNIT)
 
 
 def find_existing(session: Session, *, data: OrderCreate) -> Order | None:
@@ -369,7 +370,8 @@ def act(
         )
     for name in _UNIT_PARAMS:
         if params.get(name) is not None:
-            unit = unit_directory(session).get(params[name])
+            # A unit by its id: true or "12" is none (true found unit 1 in the directory: True == 1).
+            unit = unit_directory(session).get(params[name]) if type(params[name]) is int else None
             if unit is None or not unit.active:
                 raise ValidationFailed(f"unknown or inactive unit {params[name]}", details={"field": name})
     master = _check_master(session, params.get("master_id")) if action in (Action.MERGE, Action.MERGE.value) else None
