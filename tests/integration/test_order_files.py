@@ -251,7 +251,9 @@ def test_a_citizens_order_page_lists_their_files_without_the_staffs_hint_and_fil
     assert _upload(client, world, [("more.png", photo, "image/png")], who="cit").status_code == 201
     theirs = login("cit").get(f"/orders/{own.id}")
     files_cell = re.search(r'data-testid="attachments">(.*?)</td>', theirs.text, flags=re.S).group(1)  # type: ignore[union-attr]
-    assert f"more.png</a> <small>（{len(photo)} B）</small>" in files_cell, files_cell  # its size, no type
+    # its size, no type (the link's name ends saying it opens a new tab, to a screen reader)
+    opens = '<span class="visually-hidden">（在新标签页打开）</span>'
+    assert f"more.png{opens}</a> <small>（{len(photo)} B）</small>" in files_cell, files_cell
     assert "image/png" not in theirs.text and "链接附件" not in theirs.text
     staff = login("sup").get(f"/orders/{own.id}").text
     assert "image/png" in staff and "链接附件在新窗口打开来源系统" in staff
