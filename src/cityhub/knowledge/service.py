@@ -704,6 +704,23 @@ def _digest(text: str | None) -> str:
     return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
 
 
+def score_order_reply(
+    session: Session, *, order: Order, text: str | None, replied_at: datetime | None
+) -> reply_quality.ReplyQuality:
+    """``text`` as a reply to ``order`` made at ``replied_at``, scored against the appeal on the district's working
+    calendar: what :func:`check_reply` keeps, and what the order page's 检查答复质量 shows before a reply is sent."""
+    from cityhub.workorders.calendar import load_calendar
+
+    return reply_quality.score_reply(
+        order.title,
+        order.content,
+        text,
+        asked_at=order.created_at,
+        replied_at=replied_at,
+        calendar=load_calendar(session),
+    )
+
+
 def check_reply(session: Session, *, order: Order, force: bool = False) -> ReplyCheck:
     """Score the order's reply, keep the latest score, and flag a weak reply in the audit trail (督办 review).
 
@@ -718,16 +735,8 @@ def check_reply(session: Session, *, order: Order, force: bool = False) -> Reply
         assert check is not None
         return check
     flagged_before = check is not None and check.reply_digest == digest and check.weak
-    from cityhub.workorders.calendar import load_calendar
-
-    replied_at = order.replied_at or order.closed_at
-    quality = reply_quality.score_reply(
-        order.title,
-        order.content,
-        order.reply_text,
-        asked_at=order.created_at,
-        replied_at=replied_at,
-        calendar=load_calendar(session),
+    quality = score_order_reply(
+        session, order=order, text=order.reply_text, replied_at=order.replied_at or order.closed_at
     )
     details = quality.as_dict()
     values = {
