@@ -61,7 +61,7 @@ from cityhub.errors import (
 )
 from cityhub.intake import enterprise
 from cityhub.knowledge.models import ReplyCheck
-from cityhub.nlp.reply_quality import WEAK_THRESHOLD, ReplyQuality, score_reply
+from cityhub.nlp.reply_quality import WEAK_THRESHOLD, ReplyQuality
 from cityhub.org.aliases import FROM_ORDER_MAX, AliasOutcome, AliasWish
 from cityhub.org.models import AliasKind, Role, Unit, UnitTier, User
 from cityhub.org.places import Place, PlaceSource
@@ -1326,14 +1326,14 @@ def _reopened(order: Order, rows: list[dict[str, Any]]) -> dict[str, Any] | None
     facts, and the order read as any newly dispatched one)."""
     if order.state not in OPEN_STATES or not order.reopen_count:
         return None
-    at = next((i for i in range(len(rows) - 1, -1, -1) if rows[i]["event"].action == Action.REOPEN.value), None)
-    if at is None:
+    reopen = _newest(rows, Action.REOPEN)
+    if reopen is None:
         return None
-    before = rows[:at]
-    callback = next((r for r in reversed(before) if r["event"].action == Action.CALLBACK.value), None)
-    reply = next((r for r in reversed(before) if r["event"].action == Action.REPLY.value), None)
+    before = rows[: rows.index(reopen)]
+    callback = _newest(before, Action.CALLBACK)
+    reply = _newest(before, Action.REPLY)
     return {
-        "row": rows[at],
+        "row": reopen,
         "callback": callback if callback is not None and callback["satisfied"] is False else None,
         "reply": reply["text"] if reply is not None else None,
     }
@@ -1919,14 +1919,12 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
 
 def _reply_preview(db: Session, order_id: int, text: str | None) -> ReplyQuality:
     """A reply typed on the order's page, scored as the ``reply-check`` job scores a reply sent now
-    (``nlp.reply_quality.score_reply``); nothing is written."""
-    from cityhub.workorders.calendar import load_calendar
+    (``knowledge.service.score_order_reply``); nothing is written."""
+    from cityhub.knowledge import service as kb
 
     order = db.get(Order, order_id)
     assert order is not None  # scoped_order found it
-    return score_reply(
-        order.title, order.content, text, asked_at=order.created_at, replied_at=utcnow(), calendar=load_calendar(db)
-    )
+    return kb.score_order_reply(db, order=order, text=text, replied_at=utcnow())
 
 
 def _attachable(principal: Principal, order: Order) -> bool:
