@@ -97,6 +97,23 @@ def test_basis_detects_policy_citations_and_facts():
     assert not rq.basis_evidence("您在《问政西地省》上的留言").citations
 
 
+def test_an_action_told_as_done_with_any_verb_is_a_fact():
+    # verbs outside the usual list (补装, 退, 上门劝导) told with 已, and the verb joined to one (并设置)
+    terse = rq.basis_evidence("已补装井盖并设置警示标志。")
+    assert terse.facts == ["已补装", "并设置"]
+    assert "已退" in rq.basis_evidence("积水已退。").facts
+    assert rq.basis_evidence("工作人员已上门劝导养犬人。").facts
+    # two actions done are a basis: the reply is not told 未说明政策依据或核查事实
+    assert rq.basis_score("已补装井盖并设置警示标志。") >= 0.3
+    assert "no_basis" not in " ".join(rq.score_reply("井盖丢失", "路口井盖丢了", "已补装井盖并设置警示标志。").reasons)
+    # acknowledging, forwarding or noting the message down is nothing done about the matter
+    for told in ("已收悉您的来信。", "该问题已转交相关部门。", "已移交城管执法部门。", "您的来电已记录。"):
+        assert not rq.completed_actions(told), told
+    # an action the usual list holds is counted once, not again as a completed action
+    assert rq.basis_evidence("我局已安排人员现场查看。").facts.count("已安排") == 1
+    assert not rq.completed_actions("我局已安排人员现场查看。")
+
+
 def test_removing_the_basis_lowers_the_basis_score():
     full = rq.score_reply(TITLE, APPEAL, GOOD)
     bare = rq.score_reply(TITLE, APPEAL, "离职后可以申请提取公积金。外地户口可以申请公租房。")

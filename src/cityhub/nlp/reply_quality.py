@@ -15,7 +15,8 @@ lexicon's place mentions and rjieba's ``ns``; times and durations: 一个多星�
 ``m``) — counts when the reply repeats it and is never demanded: a reply that refers back to it (该处路灯已修复,
 该路段, 上述问题) answers the matter as well as one restating 松柏东街 and 一个多星期.
 - **basis** (可解释性): citations of policy and law (《…》, 第X条, 根据/依据/按照…规定, 〔2019〕12号) and facts
-  (figures with units, dates, named departments, actions taken such as 经核实 / 已责令 / 已完成).
+  (figures with units, dates, named departments, actions taken such as 经核实 / 已责令 / 已完成, and any other
+  action told as done: 已补装井盖并设置警示标志, 积水已退 — not acknowledging or forwarding the message).
 - **timeliness** (及时性): working days between the appeal and the reply, on the Chinese working calendar.
 
 ``weak`` is set when the overall score falls below :data:`WEAK_THRESHOLD` or a hard rule fails (empty reply,
@@ -45,8 +46,9 @@ from cityhub.workorders.calendar import WorkCalendar
 # 4: a reply about something else (unrelated) is capped as the other hard rules are, and every overall score below the
 # cut says so (low_overall), whatever else made the reply weak (2026-12-06); 5: the lexicon's place mentions take
 # bridges, stations, piers and malls, and fewer sentence fragments (2026-12-06); 6: the matter named in other words
-# counts (MATTERS), and a request only to deal with the matter (请核实处理) is no point of its own (2026-12-06).
-SCORER_VERSION = 6
+# counts (MATTERS), and a request only to deal with the matter (请核实处理) is no point of its own (2026-12-06);
+# 7: an action told with 已 and any verb is a fact (completed_actions: 已补装井盖, 积水已退), 2026-12-06.
+SCORER_VERSION = 7
 WEIGHTS = {"relevance": 0.35, "completeness": 0.25, "basis": 0.25, "timeliness": 0.15}
 WEAK_THRESHOLD = 0.35
 HARD_FAIL_CAP = 0.2  # the highest overall score of a reply a hard rule fails
@@ -400,8 +402,69 @@ _ACTION = re.compile(
 )
 
 
+# Verbs after 已 that tell of the message, not of the matter: acknowledging it (已收悉, 已受理), passing it on (已转交,
+# 已移交: a forwarding note), or noting it down — none of them is something done about the matter.
+_NOT_DONE_TEXT = """
+收悉 收到 收 受理 知悉 获悉 阅 阅悉 悉 交 交由 转 转交 转办 转至 转给 转送 转达 转发
+移交 移送 交办 记录 登记 备案 上报 报送 回复 答复
+"""
+_NOT_DONE = frozenset(_NOT_DONE_TEXT.split())
+# 已转市…, 已交由…: rjieba may join such a verb to what follows (single characters but 转 only whole: 已收集, 已交付)
+_NOT_DONE_PREFIXES = tuple(sorted(w for w in _NOT_DONE if len(w) > 1 or w == "转"))
+_DONE_MARKS = ("已经", "已")
+_JOINED = frozenset({"并", "并已", "并且", "同时", "和", "及", "且"})
+_FUNCTION_TAGS = ("d", "p", "r", "m", "t", "q", "f", "u", "c", "z", "e", "y", "o")
+_CLAUSE_END = frozenset("，,。；;！!？?：:、\n")
+
+
+def completed_actions(text: str) -> list[str]:
+    """Things done about the matter told in the completed aspect that :data:`_ACTION`'s list of the usual verbs
+    (已责令, 已完成) does not hold: 已 (已经) and the first word of content after it — 已补装井盖, 积水已退, 已上门劝导,
+    已第一时间清运 — and the verbs joined to it (已补装井盖并设置警示标志 tells two). Without them a terse reply
+    saying what was done read as stating no fact. A clause that acknowledges, forwards or notes the message down
+    (:data:`_NOT_DONE`: 已收悉, 已将您的诉求转交) tells of the message, not of the matter. rjieba's parts of speech
+    of such replies are unreliable (清运 a noun, 处理完毕 an idiom), so any word of content counts as the action, not
+    only a verb."""
+    pieces = tag(text)
+    said = "".join(w for w, _ in pieces)  # the text as segmented, so that the pieces' offsets are its own
+    starts = list(itertools.accumulate((len(w) for w, _ in pieces), initial=0))
+    known = [m.span() for m in _ACTION.finditer(said)]
+    found: list[str] = []
+    for i, (word, pos) in enumerate(pieces):
+        mark = next((m for m in _DONE_MARKS if word.startswith(m)), None)
+        if mark is None or any(a <= starts[i] < b for a, b in known):
+            continue
+        end = next((j for j in range(i + 1, len(pieces)) if pieces[j][0] in _CLAUSE_END), len(pieces))
+        clause = [w for w, _ in pieces[i:end]]
+        if any(w in _NOT_DONE or w[len(mark) :] in _NOT_DONE for w in clause) or (
+            pieces[i + 1][0] if word == mark and i + 1 < end else word[len(mark) :]
+        ).startswith(_NOT_DONE_PREFIXES):  # 已转市有关部门: rjieba joined the verb to its object
+            continue
+        if word != mark:  # 已补装, 已退: rjieba kept the mark on the word
+            if pos.startswith(_FUNCTION_TAGS):  # 已于, 已被
+                continue
+            found.append(word)
+            action_end = i
+        else:  # 已 | 上门 | 劝导: the first word of content within three
+            content = [j for j in range(i + 1, min(end, i + 4)) if not pieces[j][1].startswith(_FUNCTION_TAGS)]
+            if not content:
+                continue
+            action_end = content[0]
+            found.append(said[starts[i] : starts[action_end + 1]])
+        for j in range(action_end + 1, min(end, action_end + 5)):  # 并设置警示标志: a verb joined to the action
+            if pieces[j][0] in _JOINED and j + 1 < end and pieces[j + 1][1].startswith("v"):
+                found.append(pieces[j][0] + pieces[j + 1][0])
+                break
+    return list(dict.fromkeys(found))
+
+
 def _has_fact(sentence: str) -> bool:
-    return bool(_NUMBER_UNIT.search(sentence) or _ACTION.search(sentence) or _FACT_DATE.search(sentence))
+    return bool(
+        _NUMBER_UNIT.search(sentence)
+        or _ACTION.search(sentence)
+        or _FACT_DATE.search(sentence)
+        or completed_actions(sentence)
+    )
 
 
 @dataclass(frozen=True)
@@ -429,6 +492,7 @@ def basis_evidence(text: str) -> BasisEvidence:
     facts: list[str] = []
     for rx in (_NUMBER_UNIT, _FACT_DATE, _ACTION):
         facts += [m.group(0) for m in rx.finditer(text)]
+    facts += completed_actions(text)
     departments = list(dict.fromkeys(m.group(0) for m in _DEPARTMENT.finditer(text)))[:3]
     facts += departments
     return BasisEvidence(citations=list(dict.fromkeys(citations)), facts=list(dict.fromkeys(facts)))
