@@ -1302,7 +1302,8 @@ def test_assistance_shows_instant_answers_similar_orders_and_top3_categories(org
 def test_intake_suggests_answers_and_categories_only_to_the_roles_that_use_them(org) -> None:
     """The assistance panel offers the knowledge base's answers to whoever may answer on the spot (秒回) and the
     classifier's categories and odds to whoever routes orders — a grid inspector reporting from patrol and a citizen
-    get neither (an inspector read 知识库秒回 and 环境保护 87%), the similar cases and the place still."""
+    get neither (an inspector read 知识库秒回 and 环境保护 87%), the similar cases (without their scores) and the place
+    still."""
     from cityhub.auth import service as auth
     from cityhub.org.schemas import UserCreate
 
@@ -1326,6 +1327,8 @@ def test_intake_suggests_answers_and_categories_only_to_the_roles_that_use_them(
             assert "离职后住房公积金怎么提取" not in panel.text and "秒回" not in panel.text, username
         if not shown[username][1]:
             assert "%</small>" not in panel.text, username
+        # a similar case's score is read with the odds, by who routes orders (an inspector read 相似度 0.26)
+        assert ("相似度" in panel.text) == shown[username][1], username
     assert shown == {"op": (True, True), "disp": (False, True), "grid": (False, False), "cit": (False, False)}
 
 
