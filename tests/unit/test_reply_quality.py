@@ -114,6 +114,19 @@ def test_an_action_told_as_done_with_any_verb_is_a_fact():
     assert not rq.completed_actions("我局已安排人员现场查看。")
 
 
+def test_a_forwarding_note_promising_a_later_answer_is_forwarding_only():
+    # the promise (如有回复，将第一时间在网上告知 / 待…结果后，再向您回复) is no answer: told 仅转交, not 无关
+    for reply in (
+        "您反映的问题已转交至相关部门，如有回复，将第一时间在网上告知。",
+        "你反映的问题已收悉，我办已转交给区相关单位调查核实，待调查核实清楚后予以回复。",
+        "我办已将该帖转给相关职能部门调查处理，待调查处理有相关结果后，再向您回复！请留下您的联系方式，便于联系！",
+    ):
+        assert rq.split_reply(reply).forwarding_only, reply
+    # an answer that also promises to report back keeps its answer
+    answered = rq.split_reply("经核实，该路段将于下周完成修复，届时再向您反馈。")
+    assert not answered.forwarding and "完成修复" in answered.substance
+
+
 def test_removing_the_basis_lowers_the_basis_score():
     full = rq.score_reply(TITLE, APPEAL, GOOD)
     bare = rq.score_reply(TITLE, APPEAL, "离职后可以申请提取公积金。外地户口可以申请公租房。")

@@ -47,7 +47,8 @@ from cityhub.workorders.calendar import WorkCalendar
 # cut says so (low_overall), whatever else made the reply weak (2026-12-06); 5: the lexicon's place mentions take
 # bridges, stations, piers and malls, and fewer sentence fragments (2026-12-06); 6: the matter named in other words
 # counts (MATTERS), and a request only to deal with the matter (请核实处理) is no point of its own (2026-12-06);
-# 7: an action told with 已 and any verb is a fact (completed_actions: 已补装井盖, 积水已退), 2026-12-06.
+# 7: an action told with 已 and any verb is a fact (completed_actions: 已补装井盖, 积水已退), and a promise to answer
+# later (如有回复，将第一时间告知) is courtesy, not substance, 2026-12-06.
 SCORER_VERSION = 7
 WEIGHTS = {"relevance": 0.35, "completeness": 0.25, "basis": 0.25, "timeliness": 0.15}
 WEAK_THRESHOLD = 0.35
@@ -86,7 +87,10 @@ _FORWARD = re.compile(
 )
 _COURTESY = re.compile(
     r"感谢|谢谢|欢迎|敬请|祝您|祝你|特此回复|此复|请耐心等待|如有疑问|如有其他|继续关注|关心和支持|理解和支持|支持与理解|"
-    r"关心、监督|支持、理解|给您带来的不便|深表歉意|深感歉意|如有相关情况|及时反馈|后续回复"
+    r"关心、监督|支持、理解|给您带来的不便|深表歉意|深感歉意|如有相关情况|及时反馈|后续回复|"
+    # a promise to answer later is no answer: 如有回复，将第一时间在网上告知; 待调查处理有相关结果后，再向您回复
+    r"如有回复|待[^。，,；;]{0,20}(?:结果|清楚|完毕|落实)后|再(?:向您|给您|与您|予以)?(?:回复|答复|告知|反馈)|"
+    r"第一时间[^。，,；;]{0,10}(?:告知|回复|答复|反馈)|留下[^。，,；;]{0,6}联系(?:方式|电话)"
 )
 _DATE = r"(?:(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2})"
 _SIGNOFF = re.compile(
