@@ -83,3 +83,25 @@ def test_charts_drawn_at_once_by_several_threads_are_those_drawn_one_at_a_time()
         thread.join()
     assert [together[i] for i in range(len(sets))] == alone
     assert dict(matplotlib.rcParams) == style
+
+
+def test_a_cjk_font_installed_after_matplotlib_cached_its_font_list_is_found(monkeypatch: pytest.MonkeyPatch):
+    """matplotlib keeps the system's fonts in a cache made at its first run: a CJK font installed after it (as
+    .ci/run and the README install one) was not seen, and the charts lost their Chinese on a machine with the font."""
+    from matplotlib import font_manager
+
+    system_cjk = [
+        p for p in font_manager.findSystemFonts() if any(k in p.lower() for k in ("wqy", "cjk", "droidsansfallback"))
+    ]
+    if not system_cjk:
+        pytest.skip("no CJK font installed on this machine (Debian: fonts-wqy-zenhei)")
+    # the cached list as it was before the font was installed: matplotlib's own fonts only
+    bundled = [f for f in font_manager.fontManager.ttflist if "mpl-data" in f.fname]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", bundled)
+    reports.find_cjk_font.cache_clear()
+    try:
+        font = reports.find_cjk_font()
+        assert font is not None
+        assert any(font == f.name and f.fname in system_cjk for f in font_manager.fontManager.ttflist)
+    finally:
+        reports.find_cjk_font.cache_clear()

@@ -696,9 +696,7 @@ CJK_FONT_NAMES = (
 )
 
 
-@cache
-def find_cjk_font() -> str | None:
-    """The family name of an installed CJK font matplotlib can use, or None (with a warning)."""
+def _known_cjk_font() -> str | None:
     from matplotlib import font_manager
 
     installed = {f.name for f in font_manager.fontManager.ttflist}
@@ -708,8 +706,31 @@ def find_cjk_font() -> str | None:
     for f in font_manager.fontManager.ttflist:  # any font that declares itself CJK
         if any(tag in f.name for tag in ("CJK", "Hei", "Song", "Kai", "Ming")):
             return str(f.name)
-    log.warning("no CJK font found (install fonts-noto-cjk or fonts-wqy-zenhei): chart labels may not render")
     return None
+
+
+@cache
+def find_cjk_font() -> str | None:
+    """The family name of an installed CJK font matplotlib can use, or None (with a warning).
+
+    matplotlib reads the system's fonts once and keeps the list in its cache directory: a CJK font installed after
+    (``.ci/run`` and the README install fonts-wqy-zenhei) was never seen, so the charts lost their Chinese on a machine
+    that had the font. When the cached list holds none, the system's font files it does not know are added to it."""
+    font = _known_cjk_font()
+    if font is None:
+        from matplotlib import font_manager
+
+        known = {f.fname for f in font_manager.fontManager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in known:
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):  # a file FreeType cannot read: not a font to use
+                    continue
+        font = _known_cjk_font()
+    if font is None:
+        log.warning("no CJK font found (install fonts-noto-cjk or fonts-wqy-zenhei): chart labels may not render")
+    return font
 
 
 def _figure_uri(fig: Any) -> str:
