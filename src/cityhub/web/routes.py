@@ -1737,11 +1737,8 @@ def _dispatch_preset(returned_by: Any) -> dict[str, dict[str, str]]:
 def _units_below(db: Session, principal: Principal) -> list[Unit]:
     """A street's own active communities, first among the units its staff's forms choose from (转派, 增加协办 …): the
     street's coordinator passes an order on to one of them, found at the foot of the district's ~450 units."""
-    unit = db.get(Unit, principal.unit_id) if principal.unit_id is not None else None
-    if unit is None or unit.tier != UnitTier.STREET:
-        return []
-    children = select(Unit).where(Unit.parent_id == unit.id, Unit.tier == UnitTier.COMMUNITY, Unit.active.is_(True))
-    return list(db.scalars(children.order_by(Unit.code)))
+    ids = orders.communities_below(db, principal.unit_id)
+    return list(db.scalars(select(Unit).where(Unit.id.in_(ids)).order_by(Unit.code))) if ids else []
 
 
 def _contact_lines(unit: Unit) -> list[str]:
