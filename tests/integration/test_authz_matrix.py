@@ -1,9 +1,11 @@
 """The authorization matrix: ONE table (role × endpoint) drives a parametrized test over the real app on both
 backends, for an order in the caller's scope ("own") and one outside it ("other").
 
-Reading a cell: ``Y`` the role may use the endpoint, ``.`` it may not (403, whatever the order). For an allowed
-endpoint, an own order succeeds; another unit's order answers 404 (as if missing) unless the caller's data scope
-is the whole district (``SEES_ALL``), when it succeeds too. The ``unmasked`` row says who sees the citizen's name
+Reading a cell: ``Y`` the role may use the endpoint, ``.`` it may not (403, whatever the order), ``u`` the role
+may but not as the caller's unit (403 on an own order, looked at: a handler's 下派 is a street's, to its own
+communities; another unit's answers 404, as if missing). For an allowed endpoint, an own order succeeds; another
+unit's order answers 404 (as if missing) unless the caller's data scope is the whole district (``SEES_ALL``), when it
+succeeds too. The ``unmasked`` row says who sees the citizen's name
 and phone in clear on an order they can read. The org and the callers are built once per backend; each case
 gets a fresh order brought to the state its action needs.
 """
@@ -45,8 +47,8 @@ TABLE = {
     "auth:tokens":            "Y  Y   Y   Y   Y   Y   Y   Y   Y   Y",
     "act:instant_answer":     "Y  .   .   .   .   .   .   .   Y   .",
     "act:dispatch":           ".  Y   .   .   .   .   .   .   Y   .",
-    "act:transfer":           ".  Y   .   .   .   .   .   .   Y   .",
-    "act:add_assist":         ".  Y   .   .   .   .   .   .   Y   .",
+    "act:transfer":           ".  Y   u   Y   u   u   .   .   Y   .",
+    "act:add_assist":         ".  Y   Y   Y   Y   Y   .   .   Y   .",
     "act:merge":              ".  Y   .   .   .   .   .   .   Y   .",
     "act:split":              "Y  Y   .   .   .   .   .   .   Y   .",
     "act:cancel":             ".  Y   .   .   .   .   .   .   Y   .",
@@ -144,6 +146,11 @@ def _cells(row: str) -> dict[str, bool]:
     return dict(zip(CALLERS.split(), (c == "Y" for c in row.split()), strict=True))
 
 
+def _unit_bound(endpoint: str, caller: str) -> bool:
+    """The role may, the caller's unit may not (a ``u`` cell)."""
+    return dict(zip(CALLERS.split(), TABLE[endpoint].split(), strict=True))[caller] == "u"
+
+
 def _cases() -> Iterator[Any]:
     for endpoint in TABLE:
         if endpoint == "unmasked":
@@ -155,6 +162,8 @@ def _cases() -> Iterator[Any]:
 
 def expected_status(endpoint: str, caller: str, scope: str) -> int:
     hidden = scope == "other" and caller not in SEES_ALL and endpoint != "read:list"
+    if _unit_bound(endpoint, caller):
+        return 404 if hidden else 403
     if not _cells(TABLE[endpoint])[caller]:
         # Removing another's file is refused once the order is seen: whoever attached a file may remove it, so
         # the attachment is looked at (the row's ``.``: a file someone else attached).
@@ -264,6 +273,8 @@ def _action_body(world: World, caller: str, scope: str, action: str, order_id: i
     body: dict[str, Any] = dict(TEXT)
     if action == "dispatch":
         body["unit_id"] = u[OWN_LEAD.get(caller, "P1")] if scope == "own" else u["P2"]
+    elif action == "transfer" and caller == "hst":
+        body["unit_id"] = u["C1"]  # a street's handler passes an order down (下派) to one of its communities
     elif action in ("transfer", "add_assist"):
         body["unit_id"] = u["Q1"]
     elif action == "request_extension":
@@ -337,8 +348,9 @@ def test_matrix(world: World, endpoint: str, caller: str, scope: str) -> None:
         else:
             response = c.delete(path, params={"reason": "传错"}, headers=headers)
     else:
-        order_id = _order(world, caller, scope, name) if expected != 403 else _order(world, caller, scope, None)
-        body = _action_body(world, caller, scope, name, order_id) if expected != 403 else dict(TEXT)
+        full = expected != 403 or _unit_bound(endpoint, caller)  # a whole request, refused for the caller's unit
+        order_id = _order(world, caller, scope, name) if full else _order(world, caller, scope, None)
+        body = _action_body(world, caller, scope, name, order_id) if full else dict(TEXT)
         response = c.post(f"/api/v1/orders/{order_id}/actions/{name}", json=body, headers=headers)
 
     assert response.status_code == expected, response.text

@@ -73,10 +73,14 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
     | {act(a) for a in Action if a != Action.CREATE}
 )
 
-# 承办人: works the order of its unit, or its part of a co-handled one (a 网格员 too).
+# 承办人: works the order of its unit, or its part of a co-handled one (a 网格员 too); on an order its unit leads it
+# also invites an assisting unit (申请协办, add_assist) and, a street's, passes the order down to one of the street's
+# communities (下派, transfer) — ``workorders.service.STAFF_ROUTING`` holds them to that.
 _HANDLER: frozenset[str] = frozenset(
     {ORDER_READ, ORG_READ, TOKENS, ALARMS_READ, ALARMS_HANDLE}
     | _acts(
+        Action.ADD_ASSIST,
+        Action.TRANSFER,
         Action.ACCEPT,
         Action.RETURN,
         Action.START,

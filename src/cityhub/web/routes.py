@@ -45,6 +45,7 @@ from cityhub.auth.scope import (
     search_within,
     sees_personal_data,
     shown_text,
+    unit_scope,
 )
 from cityhub.auth.settings import get_auth_settings
 from cityhub.auth.views import _clear_session_cookies, _client_ip, _set_session_cookies
@@ -1290,11 +1291,14 @@ _CHOSEN_FIELDS = frozenset(
 )
 
 
-def _form_fields(order: Order, action: Action) -> tuple[tuple[str, str, bool], ...]:
+def _form_fields(order: Order, action: Action, staff: bool = False) -> tuple[tuple[str, str, bool], ...]:
     """:data:`ACTION_FIELDS` of ``action`` as its form on ``order`` asks for them: a field is required where the life
     cycle cannot go without it in the order's state (``lifecycle.required_params``: 办结's 是否解决 and 理由 before a
-    callback, not after one)."""
+    callback, not after one), and a unit's staff's 申请协办 says what help it needs (``staff``: a unit's staff,
+    ``workorders.service.STAFF_ROUTING``)."""
     needed = required_params(orders.view_of(order), action)
+    if staff and action == Action.ADD_ASSIST:
+        needed += ("reason",)
     return tuple((name, kind, required or name in needed) for name, kind, required in ACTION_FIELDS[action])
 
 
@@ -1360,6 +1364,37 @@ def _assist_asked(db: Session, order: Order, principal: Principal, rows: list[di
 
 
 _ASSIST_TO_ANSWER = frozenset({AssistStatus.DISPATCHED, AssistStatus.ACCEPTED})
+
+
+def _own_assist(db: Session, order: Order, principal: Principal) -> OrderAssist | None:
+    """For a unit's staff whose unit assists on the open order (协办) and does not lead it: its part — where it stands
+    (待签收, 办理中, 已答复, 已退回) — shown with the lead unit's name and time limit, which is the order's (an
+    assist has none of its own): the page gave the limit as if it were theirs and their part's state nowhere."""
+    if order.state not in OPEN_STATES or principal.role not in permissions.UNIT_STAFF_ROLES:
+        return None
+    own = own_units(db, principal) or frozenset()
+    if order.lead_unit_id in own:
+        return None
+    return next((a for a in order.assists if a.unit_id in own), None)
+
+
+def _returned_to(db: Session, order: Order) -> list[str]:
+    """The units whose dispatchers find the order in their 待派单 once it is returned (退单), by name: those routing
+    every order (the district's, its 12345 centre) and a street's own, where the order lies on it — what the 退单
+    form tells the unit sending it back."""
+    rows = db.execute(
+        select(Unit.id, Unit.name, Unit.tier)
+        .join(User, User.unit_id == Unit.id)
+        .where(User.role == Role.DISPATCHER, User.active.is_(True), Unit.active.is_(True))
+        .distinct()
+        .order_by(Unit.id)
+    )
+    names = []
+    for unit_id, name, tier in rows:
+        scope = unit_scope(db, unit_id, tier)
+        if scope.everything or order.street_id in scope.streets or order.community_id in scope.communities:
+            names.append(name)
+    return names
 
 
 def _my_actions(db: Session, order: Order, principal: Principal) -> list[Action]:
@@ -1594,6 +1629,7 @@ def _detail_page(
     if returned_by is not None:
         ids |= {returned_by.unit_id, (returned_by.payload or {}).get(SUGGEST_UNIT)}
     unmasked = sees_personal_data(principal, order)
+    unit_staff = principal.role in permissions.UNIT_STAFF_ROLES
     return render(
         request,
         "order.html",
@@ -1613,9 +1649,19 @@ def _detail_page(
         urged=_last_urge(order, events) if staff else None,
         extension_request=_extension_request(order, events) if staff else None,
         assist_asked=_assist_asked(db, order, principal, events),
+        own_assist=_own_assist(db, order, principal),
+        returned_to=_returned_to(db, order) if Action.RETURN in actions else [],
         reopened=_reopened(order, events) if staff else None,
         raised_since_request=_raised_since_request(order, events),
-        actions=[(a, _form_fields(order, a)) for a in actions],
+        actions=[(a, _form_fields(order, a, unit_staff)) for a in actions],
+        # A unit's staff route what their unit leads in their own words: 申请协办, and a street's 下派 to its own
+        # communities only (workorders.service.STAFF_ROUTING).
+        renamed=_STAFF_NAMES if unit_staff else {},
+        below_only={Action.TRANSFER.value} if unit_staff else set(),
+        # 派单 after a 退单 starts from the unit its returner suggested (建议改派至), as the returned line names it.
+        preset=_dispatch_preset(returned_by),
+        # 签收并开始办理: one step for who may take both (each audited).
+        accept_and_start=Action.ACCEPT in actions and permissions.allows(principal.role, permissions.act(Action.START)),
         # 答复 is not offered while assisting units have not answered: who they are, how to reach them.
         awaited=[
             {"name": a.unit.name, "status": a.status, "since": a.updated_at, "contacts": _contact_lines(a.unit)}
@@ -1678,14 +1724,21 @@ def _detail_page(
     )
 
 
+# What a unit's staff's routing steps are called on their order page (the dispatchers': 增加协办, 转派).
+_STAFF_NAMES = {Action.ADD_ASSIST.value: "order.ask_assist", Action.TRANSFER.value: "order.pass_down"}
+
+
+def _dispatch_preset(returned_by: Any) -> dict[str, dict[str, str]]:
+    """The 派单 form's unit chosen before the dispatcher chooses: the one the newest 退单 suggested (建议改派至)."""
+    suggested = (returned_by.payload or {}).get(SUGGEST_UNIT) if returned_by is not None else None
+    return {Action.DISPATCH.value: {"unit_id": str(suggested)}} if isinstance(suggested, int) else {}
+
+
 def _units_below(db: Session, principal: Principal) -> list[Unit]:
     """A street's own active communities, first among the units its staff's forms choose from (转派, 增加协办 …): the
     street's coordinator passes an order on to one of them, found at the foot of the district's ~450 units."""
-    unit = db.get(Unit, principal.unit_id) if principal.unit_id is not None else None
-    if unit is None or unit.tier != UnitTier.STREET:
-        return []
-    children = select(Unit).where(Unit.parent_id == unit.id, Unit.tier == UnitTier.COMMUNITY, Unit.active.is_(True))
-    return list(db.scalars(children.order_by(Unit.code)))
+    ids = orders.communities_below(db, principal.unit_id)
+    return list(db.scalars(select(Unit).where(Unit.id.in_(ids)).order_by(Unit.code))) if ids else []
 
 
 def _contact_lines(unit: Unit) -> list[str]:
@@ -1871,6 +1924,10 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         order = kb.act_on_order(
             db, order_id=order_id, action=action, actor=principal.actor, params=params, expected_version=version
         )
+        started = action == Action.ACCEPT and bool(form.get("and_start"))
+        if started and permissions.allows(principal.role, permissions.act(Action.START)):
+            # 签收并开始办理: the second step right after the first, in the same transaction, audited as its own.
+            order = orders.act(db, order_id=order_id, action=Action.START, actor=principal.actor)
         if photos:
             check_attach(principal, order)
             files.attach(db, order_id=order_id, uploads=photos, actor=principal.actor)
@@ -1898,6 +1955,8 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
             dropped=dropped,
         )
     back = support.safe_next(form.get("next"), f"/orders/{order_id}")
+    staff_name = _STAFF_NAMES.get(action.value) if principal.role in permissions.UNIT_STAFF_ROLES else None
+    done = t(staff_name) if staff_name else t.label("action", action)  # as its button said: 申请协办, 下派
     if back.partition("?")[0] == "/queue" and action == Action.DISPATCH:
         unit = db.get(Unit, params.get("unit_id"))
         flash = ("queue.dispatched", {"number": order.number, "unit": unit.name if unit else "?"})
@@ -1905,15 +1964,17 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         flash = ("order.split_done", {"number": orders.newest_part(db, order_id) or "?"})
     elif action == Action.CALLBACK and principal.role == Role.CITIZEN:
         flash = ("order.done", {"action": t("order.rate_reply")})  # their rating, as its button said
+    elif action == Action.ACCEPT and order.state == State.IN_PROGRESS:
+        flash = ("order.done", {"action": t("order.accept_and_start")})
     elif back.partition("?")[0] != f"/orders/{order_id}":
         # Taken from a list (签收 on 待签收): the flash names the order, the page shown being the list.
-        flash = ("order.done_elsewhere", {"action": t.label("action", action), "number": order.number})
+        flash = ("order.done_elsewhere", {"action": done, "number": order.number})
     else:
-        flash = ("order.done", {"action": t.label("action", action)})
+        flash = ("order.done", {"action": done})
     if not may_read(db, principal, order_id):
         # E.g. a street handler who returned the order no longer sees it: their list, saying which order it was.
         back = support.order_list_of(principal)
-        flash = ("order.done_elsewhere", {"action": t.label("action", action), "number": order.number})
+        flash = ("order.done_elsewhere", {"action": done, "number": order.number})
     return support.redirect(back, flash=flash)
 
 

@@ -21,7 +21,7 @@ from cityhub.db import MAX_BIG_ID, MAX_ID, utcnow
 from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, check_length
 from cityhub.nlp.text import nfkc
 from cityhub.notify import service as notify_service
-from cityhub.org.models import Role
+from cityhub.org.models import Role, UnitTier
 from cityhub.org.places import Place, PlaceSource, locate_appeal, place_of_unit
 from cityhub.org.service import unit_directory, unit_ids_by_code
 from cityhub.workorders import calendar as workcal
@@ -385,6 +385,8 @@ def act(
             f"only the lead unit's handlers may {outcome.action.value} order {order.number}",
             details={"lead_unit_id": order.lead_unit_id},
         )
+    if actor.role in UNIT_STAFF_ROLES and outcome.action in STAFF_ROUTING:
+        _check_staff_routing(session, order, actor, outcome.action, params)
     if outcome.action == Action.CALLBACK and actor.role == Role.CITIZEN.value and _unexplained(params):
         # A citizen's 不满意 says what is still wrong: it is all the unit hears of it, whether rated on the order page,
         # through the API or the progress lookup (a hotline operator's callback record may stay brief).
@@ -485,6 +487,56 @@ def _event_payload(order: Order, outcome: Outcome) -> dict[str, Any] | None:
 
 
 _EXTENSION_DECISIONS = frozenset({Action.APPROVE_EXTENSION, Action.REJECT_EXTENSION})
+
+
+# The routing steps a unit's own staff (a handler, a 网格员) take too, only on an order their unit leads: 申请协办 — the
+# lead unit invites an assisting unit itself, saying what help it needs (``reason``); the assisting unit finds it in
+# its 待签收 and the centre supervises it in the trail, as any 增加协办 — and a street's 下派, 转派 to one of the
+# street's own communities, which then signs for it (any other unit is the dispatchers' to choose).
+STAFF_ROUTING = frozenset({Action.ADD_ASSIST, Action.TRANSFER})
+
+
+def communities_below(session: Session, unit_id: int | None) -> list[int]:
+    """The active communities (村社) of a street (镇街) ``unit_id``, by id; none for any other unit: where a street's
+    handler may pass an order down (下派)."""
+    units = unit_directory(session)
+    street = units.get(unit_id) if unit_id is not None else None
+    if street is None or street.tier != UnitTier.STREET:
+        return []
+    return sorted(
+        u.id for u in units.values() if u.parent_id == street.id and u.active and u.tier == UnitTier.COMMUNITY
+    )
+
+
+def staff_may_route(session: Session, order: Order, unit_id: int | None, action: Action) -> bool:
+    """Whether a unit's staff of ``unit_id`` are offered the routing step ``action`` (:data:`STAFF_ROUTING`) on
+    ``order``: its unit leads the order, and for 下派 (转派) it is a street with communities to pass it to."""
+    if unit_id is None or order.lead_unit_id != unit_id:
+        return False
+    return action != Action.TRANSFER or bool(communities_below(session, unit_id))
+
+
+def _check_staff_routing(
+    session: Session, order: Order, actor: Actor, action: Action, params: Mapping[str, Any]
+) -> None:
+    """A unit staff's 申请协办 or 下派 (:data:`STAFF_ROUTING`) as :func:`staff_may_route` lets it: else 403, or 422
+    naming the field — a 下派 to a unit that is not one of the street's communities, a 申请协办 without the help it
+    needs."""
+    if not staff_may_route(session, order, actor.unit_id, action):
+        what = "pass orders down (下派) to its communities" if action == Action.TRANSFER else action.value
+        raise PermissionDenied(
+            f"only the lead unit's handlers may {action.value} order {order.number}"
+            + ("; only a street's handlers pass orders down to its communities" if action == Action.TRANSFER else ""),
+            details={"lead_unit_id": order.lead_unit_id, "may_not": what},
+        )
+    if action == Action.TRANSFER and params.get("unit_id") not in communities_below(session, actor.unit_id):
+        raise ValidationFailed(
+            f"unit {params.get('unit_id')} is not a community of your street: a handler passes an order down (下派) "
+            "only to one of its street's communities; ask the dispatchers to transfer it elsewhere",
+            details={"field": "unit_id"},
+        )
+    if action == Action.ADD_ASSIST and not str(params.get("reason") or "").strip():
+        raise ValidationFailed("say what help is needed from the assisting unit (reason)", details={"field": "reason"})
 
 
 def may_route(session: Session, order: Order, actor: Actor) -> bool:

@@ -390,6 +390,12 @@ def actions_of(db: Session, order: Order, principal: Principal) -> list[Action]:
     ]
     if principal.role == Role.DISPATCHER and not service.may_route(db, order, principal.actor):
         allowed = [a for a in allowed if a not in ROUTING_STEPS]
+    if principal.role in permissions.UNIT_STAFF_ROLES:  # 申请协办 and 下派: on what their unit leads (STAFF_ROUTING)
+        allowed = [
+            a
+            for a in allowed
+            if a not in service.STAFF_ROUTING or service.staff_may_route(db, order, principal.unit_id, a)
+        ]
     return allowed
 
 

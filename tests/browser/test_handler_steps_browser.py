@@ -1,0 +1,73 @@
+"""A street's handler's morning in a real browser at 1440 × 900: an order sent to the street is signed for and started
+in one click (签收并开始办理), another unit is asked to assist from the unit picker (申请协办, saying what help is
+needed), and that unit's handler finds the order in its 待签收 and reads its own part beside the lead
+unit's time limit.
+
+Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
+otherwise. What is checked is the pages in a browser: SQLite only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityhub.db import session_scope
+from cityhub.intake.service import submit
+from cityhub.workorders import service as orders
+from process_helpers import BROWSER_SIDE, CHROMIUM, served_app
+from web_helpers import build_world, sign_in, use_world_env
+
+pytestmark = [
+    pytest.mark.sqlite_only(BROWSER_SIDE),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+
+
+@pytest.fixture
+def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    env = use_world_env(app_db, tmp_path, monkeypatch)
+    with session_scope() as s:
+        world = build_world(s)
+        sent = submit(
+            s, data={"channel": "hotline", "content": "景泰路人行道井盖破损，行人容易绊倒", "street_code": "W-JT"}
+        )
+        orders.act(s, order_id=sent.order.id, action="dispatch", params={"unit_id": world.street_a})
+        order_id, number = sent.order.id, sent.order.number
+    with served_app(env, tmp_path / "serve.log") as base:
+        yield {"base": base, "order_id": order_id, "number": number}
+
+
+def _signed_in(browser: Any, base: str, username: str) -> Any:
+    page = browser.new_context(locale="zh-CN", viewport={"width": 1440, "height": 900}).new_page()
+    page.set_default_timeout(20_000)
+    return sign_in(page, f"{base}/login", username)
+
+
+def test_a_handler_signs_for_starts_and_asks_another_unit_to_assist(server: dict[str, Any], browser: Any) -> None:
+    expect = sync_api.expect
+    base, order_id = server["base"], server["order_id"]
+    hand = _signed_in(browser, base, "hand_a")
+    hand.goto(f"{base}/orders/{order_id}")
+    hand.click("[data-testid=action-accept] summary")
+    hand.click("[data-testid=accept-and-start]")
+    expect(hand.get_by_test_id("order-state")).to_contain_text("办理中")
+
+    hand.click("[data-testid=action-add_assist] summary")
+    hand.select_option("#add_assist-unit_id", label="京溪街道")
+    hand.fill("#add_assist-reason", "请协助核实京溪段井盖权属")
+    hand.click("[data-testid=submit-add_assist]")
+    expect(hand.locator("body")).to_contain_text("已完成：申请协办")
+
+    helper = _signed_in(browser, base, "hand_b")
+    helper.goto(f"{base}/orders?to_accept=1")
+    expect(helper.locator("main")).to_contain_text(server["number"])
+    helper.goto(f"{base}/orders/{order_id}")
+    expect(helper.get_by_test_id("assist-asked")).to_contain_text("请协助核实京溪段井盖权属")
+    own = helper.get_by_test_id("own-assist")
+    expect(own).to_contain_text("待签收")
+    expect(own).to_contain_text("主办单位景泰街道")

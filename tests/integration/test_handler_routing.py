@@ -1,0 +1,132 @@
+"""A unit's handler routes what its unit leads: 申请协办 (the lead unit invites an assisting unit, saying what help it
+needs) and a street's 下派 (转派 to one of the street's own communities) — through the API's life-cycle actions, each
+audited, the assisting unit or the community then finding the order in its 待签收."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from cityhub.auth.scope import awaiting_acceptance_by
+from cityhub.auth.service import create_token
+from cityhub.db import session_scope
+from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.workorders.models import Order, OrderEvent
+
+
+def _unit(client, code: str, tier: UnitTier, parent_id: int, role: Role | None = Role.HANDLER):
+    """A unit under ``parent_id`` and, with ``role``, the bearer headers of one of its staff."""
+    with session_scope() as s:
+        unit = Unit(code=code, name=f"单位{code}", tier=tier, parent_id=parent_id)
+        s.add(unit)
+        s.flush()
+        if role is None:
+            return unit.id, None
+        user = User(username=f"{role.value}-{code}", full_name=f"工作人员{code}", role=role, unit_id=unit.id)
+        s.add(user)
+        s.flush()
+        _, token = create_token(s, user_id=user.id, name="test")
+        return unit.id, {"Authorization": f"Bearer {token}"}
+
+
+def _district(admin_client) -> int:
+    with session_scope() as s:
+        return s.scalars(select(User.unit_id).where(User.role == Role.ADMIN)).one()
+
+
+def _order_with(admin_client, unit_id: int, **extra) -> int:
+    created = admin_client.post(
+        "/api/v1/orders", json={"channel": "web", "content": "小区路灯不亮已经一周，晚上出行不便", **extra}
+    )
+    assert created.status_code == 201, created.text
+    order_id = created.json()["id"]
+    sent = admin_client.post(f"/api/v1/orders/{order_id}/actions/dispatch", json={"unit_id": unit_id})
+    assert sent.status_code == 200, sent.text
+    return order_id
+
+
+def _act(client, order_id: int, action: str, headers, **body):
+    return client.post(f"/api/v1/orders/{order_id}/actions/{action}", json=body, headers=headers)
+
+
+def _actions(client, order_id: int, headers) -> list[str]:
+    answer = client.get(f"/api/v1/orders/{order_id}/actions", headers=headers)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _to_accept(unit_id: int) -> set[int]:
+    """What the unit's 待签收 lists (``auth.scope.awaiting_acceptance_by``)."""
+    with session_scope() as s:
+        return set(s.scalars(select(Order.id).where(awaiting_acceptance_by([unit_id]))))
+
+
+def test_the_lead_units_handler_asks_another_unit_to_assist_and_it_finds_the_order_to_sign_for(admin_client):
+    district = _district(admin_client)
+    lead, lead_staff = _unit(admin_client, "HR-D01", UnitTier.DEPARTMENT, district)
+    helper, helper_staff = _unit(admin_client, "HR-D02", UnitTier.DEPARTMENT, district)
+    _, other_staff = _unit(admin_client, "HR-D03", UnitTier.DEPARTMENT, district)
+    order_id = _order_with(admin_client, lead)
+    assert _act(admin_client, order_id, "accept", lead_staff).status_code == 200
+
+    assert "add_assist" in _actions(admin_client, order_id, lead_staff)
+    # Another unit's handler does not even see the order: nothing to invite anyone to.
+    assert _act(admin_client, order_id, "add_assist", other_staff, unit_id=helper, reason="帮忙").status_code == 404
+    # What help is needed is the point of the request: without it, refused naming the field.
+    bare = _act(admin_client, order_id, "add_assist", lead_staff, unit_id=helper)
+    assert bare.status_code == 422 and bare.json()["details"]["field"] == "reason", bare.text
+    asked = _act(admin_client, order_id, "add_assist", lead_staff, unit_id=helper, reason="请协助核查路灯线路产权")
+    assert asked.status_code == 200, asked.text
+    assert [(a["unit_id"], a["status"]) for a in asked.json()["assists"]] == [(helper, "dispatched")]
+
+    assert order_id in _to_accept(helper)  # the assisting unit's 待签收
+    assert _act(admin_client, order_id, "assist_accept", helper_staff).status_code == 200
+    with session_scope() as s:
+        event = s.scalars(
+            select(OrderEvent).where(OrderEvent.order_id == order_id, OrderEvent.action == "add_assist")
+        ).one()
+        assert (event.unit_id, event.actor_name, event.reason) == (helper, "工作人员HR-D01", "请协助核查路灯线路产权")
+        assert event.payload["actor_unit_id"] == lead
+    # The assisting unit cannot bring in a third: the lead unit invites, the centre routes.
+    third, _ = _unit(admin_client, "HR-D04", UnitTier.DEPARTMENT, district, role=None)
+    refused = _act(admin_client, order_id, "add_assist", helper_staff, unit_id=third, reason="也请他们来")
+    assert refused.status_code == 403, refused.text
+    assert "add_assist" not in _actions(admin_client, order_id, helper_staff)
+
+
+def test_a_streets_handler_passes_an_order_down_to_one_of_its_communities_and_nowhere_else(admin_client):
+    district = _district(admin_client)
+    street, street_staff = _unit(admin_client, "HR-S01", UnitTier.STREET, district)
+    community, community_staff = _unit(admin_client, "HR-S01-C1", UnitTier.COMMUNITY, street)
+    other_street, _ = _unit(admin_client, "HR-S02", UnitTier.STREET, district, role=None)
+    elsewhere, _ = _unit(admin_client, "HR-S02-C1", UnitTier.COMMUNITY, other_street, role=None)
+    department, department_staff = _unit(admin_client, "HR-D21", UnitTier.DEPARTMENT, district)
+    order_id = _order_with(admin_client, street)
+    assert "transfer" in _actions(admin_client, order_id, street_staff)
+
+    outside = _act(admin_client, order_id, "transfer", street_staff, unit_id=elsewhere, reason="属地在该社区")
+    assert outside.status_code == 422 and outside.json()["details"]["field"] == "unit_id", outside.text
+    not_community = _act(admin_client, order_id, "transfer", street_staff, unit_id=department, reason="职能部门")
+    assert not_community.status_code == 422, not_community.text
+    down = _act(admin_client, order_id, "transfer", street_staff, unit_id=community, reason="属地在本社区，请核处")
+    assert down.status_code == 200, down.text
+    assert (down.json()["state"], down.json()["lead_unit_id"]) == ("dispatched", community)
+    assert order_id in _to_accept(community)
+    assert _act(admin_client, order_id, "accept", community_staff).status_code == 200
+    with session_scope() as s:
+        event = s.scalars(
+            select(OrderEvent).where(OrderEvent.order_id == order_id, OrderEvent.action == "transfer")
+        ).one()
+        assert (event.unit_id, event.reason, event.payload["actor_unit_id"]) == (
+            community,
+            "属地在本社区，请核处",
+            street,
+        )
+
+    # A department's handler has no communities to pass an order down to: not offered, refused.
+    dept_order = _order_with(admin_client, department)
+    assert "transfer" not in _actions(admin_client, dept_order, department_staff)
+    assert (
+        _act(admin_client, dept_order, "transfer", department_staff, unit_id=community, reason="x").status_code == 403
+    )
+    # Nor may a community's handler pass on what it holds.
+    assert "transfer" not in _actions(admin_client, order_id, community_staff)
