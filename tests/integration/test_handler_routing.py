@@ -130,3 +130,38 @@ def test_a_streets_handler_passes_an_order_down_to_one_of_its_communities_and_no
     )
     # Nor may a community's handler pass on what it holds.
     assert "transfer" not in _actions(admin_client, order_id, community_staff)
+
+
+def test_passing_an_order_down_keeps_the_streets_time_limit(admin_client):
+    """下派 hands the order on within the street: the community works within the street's limit — only its own 签收
+    clock starts — where a 转派 restarted the whole limit, so a street passing an order down the day it fell due gave
+    it a whole limit again. A dispatcher's 转派 still starts it afresh."""
+    from datetime import timedelta
+
+    from cityhub.db import utcnow
+
+    district = _district(admin_client)
+    street, street_staff = _unit(admin_client, "HK-S01", UnitTier.STREET, district)
+    community, _ = _unit(admin_client, "HK-S01-C1", UnitTier.COMMUNITY, street)
+    order_id = _order_with(admin_client, street)
+    # the street has held it for days: its limit falls due in two hours
+    soon = utcnow().replace(microsecond=0) + timedelta(hours=2)
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        order.warn_at, order.due_at = soon - timedelta(hours=1), soon
+    down = _act(admin_client, order_id, "transfer", street_staff, unit_id=community, reason="属地在本社区，请核处")
+    assert down.status_code == 200, down.text
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        assert (order.warn_at, order.due_at) == (soon - timedelta(hours=1), soon)
+        assert order.accept_due_at is not None and order.accept_due_at <= soon
+        event = s.scalars(
+            select(OrderEvent).where(OrderEvent.order_id == order_id, OrderEvent.action == "transfer")
+        ).one()
+        assert event.payload["due_at"].startswith(soon.isoformat()[:16])  # the round's limit, as assessment reads it
+    # the district's dispatcher moving it elsewhere starts the limit again
+    other, _ = _unit(admin_client, "HK-D01", UnitTier.DEPARTMENT, district, role=None)
+    moved = admin_client.post(f"/api/v1/orders/{order_id}/actions/transfer", json={"unit_id": other, "reason": "职能"})
+    assert moved.status_code == 200, moved.text
+    with session_scope() as s:
+        assert s.get(Order, order_id).due_at > soon

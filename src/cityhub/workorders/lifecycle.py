@@ -73,6 +73,9 @@ class SlaEffect(enum.StrEnum):
     EXTEND = "extend"  # add approved working days
     TIGHTEN = "tighten"  # urgency raised: no deadline later than the new urgency's terms from now
     STOP = "stop"  # the unit's work is done (reply / close / cancel)
+    # passed down within the holding unit's own area (a street's 下派 to its community): a new accept clock from now,
+    # the finish deadline kept — the street's time limit is not started again by handing the order on
+    HANDOVER = "handover"
 
 
 class AssistStatus(enum.StrEnum):

@@ -8,7 +8,7 @@ audit event in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -387,6 +387,10 @@ def act(
         )
     if actor.role in UNIT_STAFF_ROLES and outcome.action in STAFF_ROUTING:
         _check_staff_routing(session, order, actor, outcome.action, params)
+        if outcome.action == Action.TRANSFER and order.due_at is not None:
+            # 下派: the community works within the street's time limit (a street passing an order down just before
+            # it fell due would otherwise give it a whole limit again); only the new unit's 签收 clock starts now.
+            outcome = replace(outcome, sla=SlaEffect.HANDOVER)
     if outcome.action == Action.CALLBACK and actor.role == Role.CITIZEN.value and _unexplained(params):
         # A citizen's 不满意 says what is still wrong: it is all the unit hears of it, whether rated on the order page,
         # through the API or the progress lookup (a hotline operator's callback record may stay brief).
@@ -842,7 +846,15 @@ def _apply_sla(
     terms = sla.terms_for(session, category_id=order.category_id, urgency=order.urgency.value)
     calendar = workcal.load_calendar(session)
     cal = sla.clock_of(calendar, terms)
-    if effect == SlaEffect.START:
+    if effect == SlaEffect.HANDOVER:
+        fresh = sla.compute_deadlines(cal, now, terms)
+        accept = fresh.accept_due_at
+        if accept is not None and order.due_at is not None:
+            accept = min(accept, order.due_at)
+        _set_deadlines(order, sla.Deadlines(accept, order.warn_at, order.due_at))
+        order.accept_overdue = False
+        _refresh_status(order, now)
+    elif effect == SlaEffect.START:
         _set_deadlines(order, sla.compute_deadlines(cal, now, terms))
         order.sla_status = SlaStatus.OK
         order.accept_overdue = False

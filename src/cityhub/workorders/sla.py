@@ -452,7 +452,10 @@ def event_deadlines(
     effect: SlaEffect | None, due_at: datetime | None, accept_due_at: datetime | None
 ) -> dict[str, Any]:
     """The deadlines an action set, as its audit event records them: after an action that starts, extends, resumes
-    or tightens the clock. Assessment judges each dispatch round by the deadlines in force then (see analytics.kpi)."""
-    if effect not in (SlaEffect.START, SlaEffect.EXTEND, SlaEffect.RESUME, SlaEffect.TIGHTEN) or due_at is None:
+    or tightens the clock, or hands the order on keeping its finish deadline (下派). Assessment judges each dispatch
+    round by the deadlines in force then (see analytics.kpi)."""
+    if effect not in (SlaEffect.START, SlaEffect.EXTEND, SlaEffect.RESUME, SlaEffect.TIGHTEN, SlaEffect.HANDOVER) or (
+        due_at is None
+    ):
         return {}
     return {"accept_due_at": iso(accept_due_at), "due_at": iso(due_at)}
