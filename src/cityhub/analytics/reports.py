@@ -123,6 +123,7 @@ LABELS: dict[str, dict[str, str]] = {
         "insufficient": "样本不足（少于{min}件）",
         "topic": "热点问题",
         "heat": "热度",
+        "heat_level": "热度等级",
         "places": "涉及地点",
         "streets_count": "{n} 个镇街",
         "no_topics": "本期无热点问题数据。",
@@ -221,6 +222,7 @@ LABELS: dict[str, dict[str, str]] = {
         "insufficient": "Sample too small (fewer than {min} {min|order|orders})",
         "topic": "Hot topic",
         "heat": "Heat",
+        "heat_level": "Heat rank",
         "places": "Places",
         "streets_count": "{n} {n|street or town|streets and towns}",
         "no_topics": "No hot topics this period.",
@@ -339,6 +341,14 @@ def need_name(need: str | None, lang: str = "zh") -> str:
 def phrases(label: str | None, lang: str = "zh") -> str | None:
     """A hot topic's key phrases as the web UI lists them in ``lang`` (限值、报警、责任; 限值, 报警, 责任)."""
     return Translator(ui_language(lang)).listed(label)
+
+
+def heat_words(row: Mapping[str, Any], lang: str = "zh") -> Any:
+    """A hot topic's heat as the topic pages word it in ``lang`` (``topic_views.heat_words``: 很高 · 第 3, and the
+    sentence with its figure), None for a row without a heat."""
+    from cityhub.analytics import topic_views
+
+    return topic_views.heat_words(ui_language(lang), row)
 
 
 def tier_name(tier: str, lang: str = "zh") -> str:
@@ -870,6 +880,7 @@ def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") ->
     template = _environment(lang).get_template(TEMPLATE)
     return template.render(
         d=data,
+        heat=lambda row: heat_words(row, lang),
         L=labels(lang),
         H=headings(lang, data.sections),
         need_name=lambda need: need_name(need, lang),
@@ -1023,6 +1034,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
                 lab["span"],
                 lab["places"],
                 lab["groups"],
+                lab["heat_level"],
             ],
             [
                 [
@@ -1037,6 +1049,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
                     _span(t, lang),
                     _places(t, lang),
                     _join(group_names(t.get("groups"), lang), lang),
+                    getattr(heat_words(t, lang), "short", None),
                 ]
                 for i, t in enumerate(data.hot_topics, start=1)
             ],
