@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app_helpers import shared_app
 from cityhub.analytics import risk, topics_store
@@ -563,3 +563,22 @@ def test_a_topics_heat_is_said_as_its_level_and_rank_among_the_topics_with_its_f
 
         html = reports.render_html(reports.build_report(s, period=kpi.parse_period(PERIOD), charts=False))
     assert f'title="热度 {heat}，在全部 {len(heats)} 个热点中排第 {rank}">{cell.group(1).strip()}</td>' in html
+
+
+def test_a_hot_topics_spot_on_the_one_map_says_its_heat_in_the_same_words(world) -> None:
+    """一张图's hot-topic spots said 热度 4.21 in their popup: they carry the words the topic pages say
+    (``heat_text``)."""
+    from types import SimpleNamespace
+
+    from cityhub.analytics import kpi
+
+    june = kpi.parse_period(PERIOD)
+    with session_scope() as s:
+        s.execute(update(Order).where(Order.id.in_(world["river"])).values(lat=23.2, lng=113.3))
+        reader = SimpleNamespace(role=Role.LEADER)
+        ctx = onemap.context(s, reader, SimpleNamespace(clause=lambda: None), None, lang="zh-CN")
+        spots = {f["properties"]["id"]: f["properties"] for f in onemap._topic_points(ctx, june.start, june.end)}
+    client = login("lead")
+    page = client.get(f"/brain/topics/{world['river_topic']}", params={"period": PERIOD}).text
+    words = re.search(r'data-testid="topic-heat">([^<]*? · 第 \d+)', page)
+    assert words and spots[f"T{world['river_topic']}"]["heat_text"] == words.group(1)
