@@ -4757,8 +4757,8 @@ def test_a_figure_alone_in_a_pages_table_cell_is_written_by_t_count() -> None:
     """One way of writing a figure standing alone in a table: ``t.count`` (grouped as the language writes counts),
     never the bare value — a count cell (``class="num"``) printing a value as it is read 3006 beside 3,006."""
     templates = Path(i18n.__file__).parent / "templates"
-    # Not counts: a rule's priority, a threshold, a duration in minutes, a topic's heat (a score).
-    not_counts = {"r.priority", "row.threshold", "v.duration_min", "r.heat"}
+    # Not counts: a rule's priority, a threshold, a duration in minutes.
+    not_counts = {"r.priority", "row.threshold", "v.duration_min"}
     bare = {}
     for template in templates.glob("*.html"):
         for value in re.findall(r'<td class="num[^"]*"[^>]*>\{\{ ([^}]+?) \}\}', template.read_text(encoding="utf-8")):

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app_helpers import shared_app
 from cityhub.analytics import risk, topics_store
@@ -536,3 +536,49 @@ def test_pages_carry_no_inline_script(world) -> None:
         assert not re.search(r"\son[a-z]+=", html), path
     english = client.get("/lang/en?next=/brain/findings", follow_redirects=True)
     assert "Risk findings" in english.text
+
+
+def test_a_topics_heat_is_said_as_its_level_and_rank_among_the_topics_with_its_figure_in_a_title(world) -> None:
+    """热度 was a bare score (2.31) beside the counts, on a scale a leader cannot read: the list, a topic's page and
+    the 专报 say where it stands among all topics (很高 · 第 1), the same words from one helper, its figure in the
+    cell's title and on the topic's page."""
+    with session_scope() as s:
+        heats = dict(s.execute(select(HotTopic.id, HotTopic.heat)).tuples().all())
+    river = heats[world["river_topic"]]
+    rank, heat = 1 + sum(1 for h in heats.values() if h > river), f"{river:.2f}"
+    client = login("lead")
+    listing = client.get("/brain/topics", params={"period": PERIOD}).text
+    cell = re.search(rf'<td[^>]*data-testid="topic-heat-{world["river_topic"]}"[^>]*>(.*?)</td>', listing)
+    assert cell and re.sub(r"\s+", " ", cell.group(1)).endswith(f"第 {rank}"), cell
+    assert re.match(r"(很高|较高|一般|较低) · ", cell.group(1).strip()), cell.group(1)
+    assert f'title="热度 {heat}，在全部 {len(heats)} 个热点中排第 {rank}"' in cell.group(0)
+    page = client.get(f"/brain/topics/{world['river_topic']}", params={"period": PERIOD}).text
+    words = page.split('data-testid="topic-heat"')[1].split("</td>")[0]
+    assert cell.group(1).strip() in words and f"热度 {heat}，在全部 {len(heats)} 个热点中排第 {rank}" in words
+    client.get("/lang/en")
+    english = client.get("/brain/topics", params={"period": PERIOD}).text
+    assert f"no. {rank}</td>" in english and f"Heat {heat}: no. {rank} of all {len(heats)} topics" in english
+    with session_scope() as s:
+        from cityhub.analytics import kpi, reports
+
+        html = reports.render_html(reports.build_report(s, period=kpi.parse_period(PERIOD), charts=False))
+    assert f'title="热度 {heat}，在全部 {len(heats)} 个热点中排第 {rank}">{cell.group(1).strip()}</td>' in html
+
+
+def test_a_hot_topics_spot_on_the_one_map_says_its_heat_in_the_same_words(world) -> None:
+    """一张图's hot-topic spots said 热度 4.21 in their popup: they carry the words the topic pages say
+    (``heat_text``)."""
+    from types import SimpleNamespace
+
+    from cityhub.analytics import kpi
+
+    june = kpi.parse_period(PERIOD)
+    with session_scope() as s:
+        s.execute(update(Order).where(Order.id.in_(world["river"])).values(lat=23.2, lng=113.3))
+        reader = SimpleNamespace(role=Role.LEADER)
+        ctx = onemap.context(s, reader, SimpleNamespace(clause=lambda: None), None, lang="zh-CN")
+        spots = {f["properties"]["id"]: f["properties"] for f in onemap._topic_points(ctx, june.start, june.end)}
+    client = login("lead")
+    page = client.get(f"/brain/topics/{world['river_topic']}", params={"period": PERIOD}).text
+    words = re.search(r'data-testid="topic-heat">([^<]*? · 第 \d+)', page)
+    assert words and spots[f"T{world['river_topic']}"]["heat_text"] == words.group(1)

@@ -58,7 +58,7 @@ def test_report_has_every_section_and_sheet(db_session, history, tmp_path):  # n
     assert definitions[0] == ("指标", "分子（计入达标的）", "分母（计入统计的）", "方向", "权重", "代码")
     assert [row[-1] for row in definitions[1:]] == [k.name for k in kpi.KPIS]
     kpis = next(wb["考核指标（镇街）"].iter_rows(max_row=1, values_only=True))
-    assert "满意率分子/分母" in kpis
+    assert "满意率分子" in kpis and "满意率分母" in kpis
     assert len(definitions) == 9 and (definitions[7][0], definitions[7][3]) == ("重复投诉率", "越低越好")
     assert "30 天内" in definitions[7][1]  # the repeat window said
 
@@ -208,7 +208,7 @@ def test_the_report_in_english_has_english_words_and_no_chinese_but_the_datas(db
         ("Department", "Sample too small (fewer than 5 orders)", "住建局", 4),
     }
     kpis = next(wb["Assessment (streets and towns)"].iter_rows(max_row=1, values_only=True))
-    assert "Satisfaction" in kpis and "Satisfaction: numerator/denominator" in kpis
+    assert "Satisfaction" in kpis and "Satisfaction: numerator" in kpis and "Satisfaction: denominator" in kpis
     assert not any(k.name in str(h) for k in kpi.KPIS for h in kpis)
     assert "<td>Return rate</td><td>assignments the unit returned</td>" in html and "documentation" not in html
     # Each ranking headed by its tier as the workbook's column names it (the departments' read "Unit", 单位).
@@ -395,3 +395,50 @@ def test_the_reports_counts_are_grouped_as_the_web_ui_groups_them_and_the_workbo
     assert row[2] == 1234 and isinstance(row[2], int)
     [finding] = wb.worksheets[-1].iter_rows(min_row=2, values_only=True)
     assert finding[2:] == (2500, 1000, 1500)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_reports_daily_average_and_chart_axes_are_grouped_and_its_workbook_cells_are_formatted_numbers(
+    db_session,
+    history,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    lang,
+):
+    """A year's 专报 read 日均 1234.5 and axes of 1000 … 2500 beside counts written 3,006; the workbook's counts and
+    shares were bare (1234, 0.4123) and a KPI's numerator and denominator one text cell, "1234/3006", no spreadsheet
+    can add up: each is a number now, a count #,##0, a share 0.0%."""
+    built = reports.build_report(db_session, period=MARCH, charts=False, lang=lang)
+    built.total, built.daily = 37035, [(f"2026-03-{d:02}", 1000 + 100 * d) for d in range(1, 31)]
+    built.categories = [{"rank": 1, "name": "城乡建设/路灯", "count": 1234, "share": 0.41}]
+    built.streets = [{"rank": 1, "name": "测试街道", "count": 2500, "share": 0.83}]
+    assert "<b>1,234.5</b>" in reports.render_html(built, lang=lang)  # 37,035 over 30 days
+
+    drawn = []
+    monkeypatch.setattr(reports, "_figure_uri", lambda fig: drawn.append(fig) or "")
+    reports._draw(lang, tuple(built.daily), (("城乡建设/路灯", 1234),), (("测试街道", 2500),))
+    daily, categories, streets = drawn
+    for fig in drawn:
+        fig.canvas.draw()
+    ticks = [t.get_text() for t in daily.axes[0].get_yticklabels()] + [
+        t.get_text() for fig in (categories, streets) for t in fig.axes[0].get_xticklabels()
+    ]
+    assert "2,500" in ticks and "1,000" in ticks, ticks
+    assert not [t for t in ticks if re.fullmatch(r"\d{4,}(\.\d+)?", t)], ticks
+
+    rates = {k.name: kpi.Rate(1234, 3006) for k in kpi.KPIS}
+    built.kpis = [kpi.UnitKpis(1, "S1", "测试街道", "street", rates, sample=3006, score=81.25)]
+    reports.write_xlsx(built, tmp_path / "formats.xlsx", lang=lang)
+    wb = load_workbook(tmp_path / "formats.xlsx")
+    category = wb.worksheets[1]["C2"], wb.worksheets[1]["D2"]
+    assert (category[0].value, category[0].number_format) == (1234, "#,##0")
+    assert (category[1].value, category[1].number_format) == (0.41, "0.0%")
+    sheet = wb.worksheets[3]
+    header = [c.value for c in sheet[1]]
+    first = header.index(reports.say(lang, "numerator_of", kpi=kpi.KPIS[0].label(lang)))
+    unit = sheet[2]
+    assert (unit[first].value, unit[first + 1].value) == (1234, 3006)
+    assert unit[first].number_format == unit[first + 1].number_format == "#,##0"
+    assert unit[3].number_format == "0.0%" and unit[1].number_format == "#,##0"
+    texts = [c.value for ws in wb.worksheets for row in ws.iter_rows(min_row=2) for c in row]
+    assert not [v for v in texts if isinstance(v, str) and re.fullmatch(r"\d+/\d+", v)]

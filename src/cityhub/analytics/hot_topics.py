@@ -1233,6 +1233,18 @@ def heat(topic: Topic, reference: datetime | None, params: Params) -> tuple[floa
     return score, status, n_last, n_prev
 
 
+# A topic's heat in words (热度很高 …): its rank among every stored topic's heat (1: the hottest), as the share of
+# the topics at or above it — within the first 10 % very high, 30 % high, 60 % medium, low beyond. The heat has no
+# scale of its own (only its order means anything), so the words say where it stands among the others.
+HEAT_LEVELS = (("very_high", 0.1), ("high", 0.3), ("medium", 0.6), ("low", 1.0))
+
+
+def heat_level(rank: int, of: int) -> str:
+    """The level (:data:`HEAT_LEVELS`) of the ``rank``-th hottest of ``of`` topics: 3rd of 459 → ``very_high``; the
+    hottest is very high however few the topics are (its level's share of them rounded up)."""
+    return next((level for level, bound in HEAT_LEVELS if rank <= math.ceil(bound * of)), HEAT_LEVELS[-1][0])
+
+
 def heat_formula(params: Params | None = None) -> str:
     p = params or Params()
     return HEAT_FORMULA.format(window=p.window_days, half_life=p.half_life_days)

@@ -43,7 +43,7 @@ from cityhub.config import get_settings
 from cityhub.formatting import percent
 from cityhub.intake import enterprise
 from cityhub.org.models import Unit, UnitTier
-from cityhub.web.i18n import Translator, count_text, filled, translate, word_marks
+from cityhub.web.i18n import Translator, count_text, decimal_text, filled, translate, word_marks
 from cityhub.web.theme import color_scheme
 from cityhub.workorders.lifecycle import CLOSED_STATES, NOT_A_PROBLEM_OF_ITS_OWN, State
 from cityhub.workorders.models import Category, Order
@@ -123,6 +123,7 @@ LABELS: dict[str, dict[str, str]] = {
         "insufficient": "样本不足（少于{min}件）",
         "topic": "热点问题",
         "heat": "热度",
+        "heat_level": "热度等级",
         "places": "涉及地点",
         "streets_count": "{n} 个镇街",
         "no_topics": "本期无热点问题数据。",
@@ -151,11 +152,13 @@ LABELS: dict[str, dict[str, str]] = {
         "tier": "层级",
         "topic_id": "热点编号",
         "delta": "增加件数",
-        "fraction": "{kpi}分子/分母",
+        "numerator_of": "{kpi}分子",
+        "denominator_of": "{kpi}分母",
         "enterprise": "企业诉求（按诉求领域）",
         "need": "诉求领域",
         "need_unnamed": "未填诉求领域",
-        "share_fraction": "{share}分子/分母",
+        "share_numerator": "{share}分子",
+        "share_denominator": "{share}分母",
         "received": "受理件数",
         "open": "在办",
         "closed": "已办结",
@@ -219,6 +222,7 @@ LABELS: dict[str, dict[str, str]] = {
         "insufficient": "Sample too small (fewer than {min} {min|order|orders})",
         "topic": "Hot topic",
         "heat": "Heat",
+        "heat_level": "Heat rank",
         "places": "Places",
         "streets_count": "{n} {n|street or town|streets and towns}",
         "no_topics": "No hot topics this period.",
@@ -256,11 +260,13 @@ LABELS: dict[str, dict[str, str]] = {
         "tier": "Tier",
         "topic_id": "Topic no.",
         "delta": "Increase",
-        "fraction": "{kpi}: numerator/denominator",
+        "numerator_of": "{kpi}: numerator",
+        "denominator_of": "{kpi}: denominator",
         "enterprise": "Enterprise appeals by need",
         "need": "Need",
         "need_unnamed": "Need not given",
-        "share_fraction": "{share}: numerator/denominator",
+        "share_numerator": "{share}: numerator",
+        "share_denominator": "{share}: denominator",
         "received": "Received",
         "open": "Open",
         "closed": "Closed",
@@ -312,6 +318,12 @@ def count(value: Any, lang: str = "zh") -> Any:
     return count_text(ui_language(lang), value)
 
 
+def decimal(value: Any, lang: str = "zh", digits: int = 1) -> Any:
+    """A figure with decimals (the daily average) grouped as ``lang`` groups counts (``i18n.decimal_text``:
+    1,234.5)."""
+    return decimal_text(ui_language(lang), value, digits)
+
+
 def headings(lang: str = "zh", sections: tuple[str, ...] = SECTIONS) -> dict[str, str]:
     """Each section's heading, numbered (一、总体情况 / 1. Overview) among ``sections``, those the report has."""
     lab = labels(lang)
@@ -329,6 +341,14 @@ def need_name(need: str | None, lang: str = "zh") -> str:
 def phrases(label: str | None, lang: str = "zh") -> str | None:
     """A hot topic's key phrases as the web UI lists them in ``lang`` (限值、报警、责任; 限值, 报警, 责任)."""
     return Translator(ui_language(lang)).listed(label)
+
+
+def heat_words(row: Mapping[str, Any], lang: str = "zh") -> Any:
+    """A hot topic's heat as the topic pages word it in ``lang`` (``topic_views.heat_words``: 很高 · 第 3, and the
+    sentence with its figure), None for a row without a heat."""
+    from cityhub.analytics import topic_views
+
+    return topic_views.heat_words(ui_language(lang), row)
 
 
 def tier_name(tier: str, lang: str = "zh") -> str:
@@ -775,7 +795,10 @@ def _draw(
     open figures), drawn in the report's style."""
     import matplotlib
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+    # The count axes' ticks are whole numbers written as the report writes its counts (1,500, not 1500).
+    counts = FuncFormatter(lambda value, _: count(round(value), lang))
     font = find_cjk_font()
     # matplotlib logs a line per chart when a CJK font has only a "medium" weight; the font is fine.
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
@@ -792,6 +815,8 @@ def _draw(
         ax.plot(days, [n for _, n in daily], marker="o", markersize=3, color="#1f5fa8")
         ax.fill_between(days, [n for _, n in daily], alpha=0.15, color="#1f5fa8")
         ax.set_ylabel(lab["count"])
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_formatter(counts)
         ax.set_title(heading["volumes"])
         step = max(1, len(days) // 12)
         ax.set_xticks(range(0, len(days), step), [days[i] for i in range(0, len(days), step)])
@@ -804,6 +829,8 @@ def _draw(
             ax.barh(names, [count for _, count in rows][::-1], color=color)
             ax.set_title(heading[key])
             ax.set_xlabel(lab["count"])
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_formatter(counts)
             ax.grid(axis="x", alpha=0.3)
             out[key] = _figure_uri(fig)
     return tuple(out.items())
@@ -855,6 +882,7 @@ def _environment(lang: str) -> Any:
     )
     env.filters["pct"] = percent
     env.filters["count"] = lambda value: count(value, lang)
+    env.filters["decimal"] = lambda value: decimal(value, lang)
     env.filters["joined"] = lambda value: _join(value, lang)
     env.filters["groups"] = lambda value: _join(group_names(value, lang), lang)
     env.filters["places"] = lambda row: _places(row, lang)
@@ -873,6 +901,7 @@ def render_html(data: ReportData, *, lang: str = "zh", theme: str = "system") ->
     template = _environment(lang).get_template(TEMPLATE)
     return template.render(
         d=data,
+        heat=lambda row: heat_words(row, lang),
         L=labels(lang),
         H=headings(lang, data.sections),
         need_name=lambda need: need_name(need, lang),
@@ -912,6 +941,11 @@ def _need_shares(f: NeedFigures) -> tuple[float | None, float | None, float | No
     return f.resolution, f.on_time_share, f.satisfaction
 
 
+# The workbook's number formats (Excel's): a count grouped by thousands, a share as a percentage with one decimal
+# (as ``formatting.percent`` writes it), a composite score with one decimal (:func:`_score`).
+COUNT, PERCENT, SCORE = "#,##0", "0.0%", "0.0"
+
+
 def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
     from openpyxl import Workbook
     from openpyxl.styles import Font
@@ -919,17 +953,22 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
     lab = labels(lang)
     wb = Workbook()
     wb.properties.title = title_of(data, lang)  # the workbook's title, as the HTML and the PDF are headed
-    sheets: list[tuple[str, list[str], list[list[Any]]]] = [
-        (lab["volumes"], [lab["day"], lab["count"]], [[d, n] for d, n in data.daily]),
+    # Each sheet: its name, header, rows and the number formats of its columns that are not counts (by index); a
+    # count (a whole number) is written #,##0 — grouped in the reader's spreadsheet as the HTML groups it —, a topic's
+    # id and a weight as they are.
+    sheets: list[tuple[str, list[str], list[list[Any]], dict[int, str]]] = [
+        (lab["volumes"], [lab["day"], lab["count"]], [[d, n] for d, n in data.daily], {}),
         (
             lab["categories"],
             [lab["rank"], lab["category"], lab["count"], lab["share"]],
             [[r["rank"], r["name"], r["count"], round(r["share"], 4)] for r in data.categories],
+            {3: PERCENT},
         ),
         (
             lab["streets"],
             [lab["rank"], lab["street"], lab["count"], lab["share"]],
             [[r["rank"], r["name"], r["count"], round(r["share"], 4)] for r in data.streets],
+            {3: PERCENT},
         ),
         *(
             [
@@ -945,15 +984,17 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
                         lab["satisfaction"],
                     ]
                     + [
-                        lab["share_fraction"].format(share=lab[key])
+                        lab[part].format(share=lab[key])
                         for key in ("resolution", "on_time", "satisfaction")
+                        for part in ("share_numerator", "share_denominator")
                     ],
                     [
                         [need_name(f.need, lang), f.received, f.open, f.closed]
                         + [None if share is None else round(share, 4) for share in _need_shares(f)]
-                        + [f"{f.resolved}/{f.closed}", f"{f.on_time}/{f.answered}", f"{f.satisfied}/{f.rated}"]
+                        + [f.resolved, f.closed, f.on_time, f.answered, f.satisfied, f.rated]
                         for f in data.enterprise
                     ],
+                    {4: PERCENT, 5: PERCENT, 6: PERCENT},
                 )
             ]
             if data.enterprise
@@ -963,19 +1004,21 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
             lab["kpis"],
             [lab["unit"], lab["n"], lab["score"]]
             + [k.label(lang) for k in kpi.KPIS]
-            + [lab["fraction"].format(kpi=k.label(lang)) for k in kpi.KPIS],
+            + [lab[part].format(kpi=k.label(lang)) for k in kpi.KPIS for part in ("numerator_of", "denominator_of")],
             [
                 [u.name, u.sample, None if u.score is None else round(u.score, 2)]
                 + [None if u.rates[k.name].value is None else round(u.rates[k.name].value or 0, 4) for k in kpi.KPIS]
-                + [f"{u.rates[k.name].numerator}/{u.rates[k.name].denominator}" for k in kpi.KPIS]
+                + [n for k in kpi.KPIS for n in (u.rates[k.name].numerator, u.rates[k.name].denominator)]
                 for u in data.kpis
             ],
+            {2: SCORE, **{3 + i: PERCENT for i in range(len(kpi.KPIS))}},
         ),
         (
             lab["definitions"],
             # The headers of the other sheets name a figure in words; its code (the API's name) is said here.
             [lab["kpi"], lab["numerator"], lab["denominator"], lab["direction"], lab["weight"], lab["code"]],
             [[k.label(lang), *k.explained(lang), lab[k.direction], k.weight, k.name] for k in kpi.KPIS],
+            {4: "0"},
         ),
         (
             lab["rankings"],
@@ -996,6 +1039,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
                 for tier, ranking in data.rankings.items()
                 for r in ranking.insufficient
             ],
+            {4: SCORE},
         ),
         (
             lab["hot_topics"],
@@ -1011,6 +1055,7 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
                 lab["span"],
                 lab["places"],
                 lab["groups"],
+                lab["heat_level"],
             ],
             [
                 [
@@ -1025,18 +1070,21 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
                     _span(t, lang),
                     _places(t, lang),
                     _join(group_names(t.get("groups"), lang), lang),
+                    getattr(heat_words(t, lang), "short", None),
                 ]
                 for i, t in enumerate(data.hot_topics, start=1)
             ],
+            {1: "0", 6: "0.00"},
         ),
         (
             lab["findings"],
             [lab["street"], lab["category"], lab["count"], lab["previous"], lab["delta"]],
             [[f["street"], f["category_path"], f["now"], f["before"], f["delta"]] for f in data.findings],
+            {},
         ),
     ]
     first = True
-    for name, header, rows in sheets:
+    for name, header, rows, formats in sheets:
         ws = wb.active if first else wb.create_sheet()
         first = False
         assert ws is not None
@@ -1046,6 +1094,11 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
             cell.font = Font(bold=True)
         for row in rows:
             ws.append(row)
+            for i, cell in enumerate(ws[ws.max_row]):
+                if i in formats:
+                    cell.number_format = formats[i]
+                elif isinstance(cell.value, int) and not isinstance(cell.value, bool):
+                    cell.number_format = COUNT
         for col in ws.columns:
             letter = col[0].column_letter
             ws.column_dimensions[letter].width = min(60, max(8, *(len(str(c.value or "")) * 1.6 for c in col)))

@@ -10,11 +10,13 @@ orders only (``topics_store.list_topics``). A topic without any order in the rea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from cityhub.analytics import kpi, topics_store
+from cityhub.analytics import hot_topics, kpi, topics_store
 from cityhub.analytics.schemas import TopicDetail, TopicPage, TopicRead
 from cityhub.api.deps import CurrentPrincipal, DbSession, require
 from cityhub.auth import permissions
@@ -23,6 +25,7 @@ from cityhub.auth.scope import scope_of
 from cityhub.errors import PermissionDenied
 from cityhub.masking import scrub_text
 from cityhub.org.models import Role
+from cityhub.web.i18n import translate
 from cityhub.workorders.views import _read
 
 
@@ -42,6 +45,32 @@ PeriodQuery = Annotated[
     str | None,
     Query(max_length=40, description="2026-11, 2026-Q4, 2026, 2026-W47, 2026-11-05 or a..b; default the last 30 days"),
 ]
+
+
+@dataclass(frozen=True)
+class HeatWords:
+    """A hot topic's heat as a reader reads it: ``short`` its level and rank (很高 · 第 3), ``long`` the sentence with
+    the raw figure (热度 8.04，在全部 459 个热点中排第 3), for a cell's title or a topic's page."""
+
+    short: str
+    long: str
+
+
+def heat_words(lang: str, row: Mapping[str, Any]) -> HeatWords | None:
+    """The heat of a topic row (:func:`topics_store.heat_standing`'s ``heat_rank`` of ``heat_of``) in words of the
+    web UI's ``lang``, the one wording of the topic pages and the 专报 (:func:`hot_topics.heat_level`); a row without
+    its standing says its figure alone; None for a row with no heat (the 专报's grouping by title)."""
+    heat, rank, of = row.get("heat"), row.get("heat_rank"), row.get("heat_of")
+    if heat is None:
+        return None
+    figure = f"{heat:.2f}"
+    if rank is None or not of:
+        return HeatWords(figure, translate(lang, "brain.topics.heat_figure", heat=figure))
+    level = translate(lang, f"brain.topics.heat_level.{hot_topics.heat_level(rank, of)}")
+    return HeatWords(
+        translate(lang, "brain.topics.heat_short", level=level, rank=rank),
+        translate(lang, "brain.topics.heat_long", heat=figure, rank=rank, n=of),
+    )
 
 
 def shown(rows: list[dict[str, Any]], principal: Principal) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import zlib
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
@@ -366,10 +367,29 @@ def topics_for_period(
     ids = [topic.id for topic, *_ in rows]
     in_period = _period_places(session, ids, start=start, end=end, where=where)
     whole = _without_cancelled(session, ids)
-    return [
-        _topic_row(topic, int(n), first, last, in_period.get(topic.id, Counter()), start, end, whole.get(topic.id))
-        for topic, n, first, last in rows
-    ]
+    return heat_standing(
+        session,
+        [
+            _topic_row(topic, int(n), first, last, in_period.get(topic.id, Counter()), start, end, whole.get(topic.id))
+            for topic, n, first, last in rows
+        ],
+    )
+
+
+def heat_standing(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (topics by ``id``) with where each one's heat stands among every stored topic's: ``heat_rank`` (1: the
+    hottest; equal heats, the same rank) of ``heat_of`` topics — what ``topic_views.heat_words`` says in words, the
+    same for every reader and page, since a topic's heat is mined over the whole district. One read of the topics'
+    heats (a few thousand numbers for a year)."""
+    if not rows:
+        return rows
+    heats = dict(session.execute(select(HotTopic.id, HotTopic.heat)).tuples().all())
+    ascending = sorted(heats.values())
+    for r in rows:
+        heat = heats.get(r["id"])
+        if heat is not None:
+            r.update(heat_rank=len(ascending) - bisect_right(ascending, heat) + 1, heat_of=len(ascending))
+    return rows
 
 
 def _without_cancelled(session: Session, topic_ids: Sequence[int]) -> dict[int, tuple[int, Any, Any]]:
@@ -450,7 +470,9 @@ def get_topic(session: Session, *, topic_id: int, start: datetime, end: datetime
         raise NotFound(f"hot topic {topic_id} not found")
     rows = topics_for_period(session, start=start, end=end, k=1, where=where, topic_ids=[topic_id])
     whole = topic_spans(session, [topic_id]).get(topic_id) if where is not None else spans[topic_id]
-    row = rows[0] if rows else _topic_row(topic, 0, None, None, Counter(), start, end, whole)
+    row = (
+        rows[0] if rows else heat_standing(session, [_topic_row(topic, 0, None, None, Counter(), start, end, whole)])[0]
+    )
     return row if where is None else _scoped(session, [row], where)[0]
 
 

@@ -557,6 +557,7 @@ def _topic_points(ctx: MapContext, start: datetime, end: datetime) -> list[dict[
     """The period's hot topics (stored, mined) with the mean point of their placed orders of the period in scope."""
     from cityhub.analytics import topics_store
     from cityhub.analytics.models import HotTopicOrder
+    from cityhub.analytics.topic_views import heat_words
 
     if not topics_store.stored_topic_count(ctx.session):
         return []
@@ -598,6 +599,8 @@ def _topic_points(ctx: MapContext, start: datetime, end: datetime) -> list[dict[
                     "count": t["count"],
                     "placed": placed,
                     "heat": t["heat"],
+                    # The heat as the topic pages say it (很高 · 第 3), in the reader's language.
+                    "heat_text": getattr(heat_words(ctx.lang, t), "short", None),
                     "places": t["period_places"] or t["places"][:5],
                     "new": t["new"],
                 },

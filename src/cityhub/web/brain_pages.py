@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from cityhub.analytics import correlation, hot_topics, risk, topics_store
 from cityhub.analytics.lexicon import GROUPS
 from cityhub.analytics.models import HotTopic
-from cityhub.analytics.topic_views import shown
+from cityhub.analytics.topic_views import heat_words, shown
 from cityhub.api.deps import DbSession
 from cityhub.auth import permissions
 from cityhub.auth.principal import Principal
@@ -280,6 +280,7 @@ def topics_page(request: Request, db: DbSession) -> Response:
         mined_at=topics_store.mined_at(db),
         stored=topics_store.stored_topic_count(db),
         day=_day,
+        heat_words=heat_words,
         period_query=[("period", period.label)] if typed and not error else [],
     )
 
@@ -314,6 +315,7 @@ def topic_page(topic_id: int, request: Request, db: DbSession) -> Response:
         recent=choice.recent_days is not None,
         error=error,
         day=_day,
+        heat_words=heat_words,
         graph_node=f"topic:T{row['id']} {row['label']}",
     )
 

@@ -91,6 +91,14 @@ def count_text(lang: str, value: Any) -> Any:
     return f"{value:,}".replace(",", translate(lang, "num.group"))
 
 
+def decimal_text(lang: str, value: Any, digits: int = 1) -> Any:
+    """A figure with ``digits`` decimals (a daily average, 1234.5) grouped as :func:`count_text` groups a count
+    (1,234.5); anything but a number (None, text, a bool) as it is."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return value
+    return f"{value:,.{digits}f}".replace(",", translate(lang, "num.group"))
+
+
 def agreeing(text: str, params: Mapping[str, Any]) -> str:
     """``text`` with each ``{name|one|other}`` replaced by the word agreeing with ``params[name]``."""
 

@@ -199,6 +199,46 @@
   }
   filterable();
   document.addEventListener("htmx:afterSettle", filterable);
+  // A link to a file the server makes first (data-busy: the 专报's PDF and Excel, 2–5 s with charts) says so at once
+  // — its words data-busy, a screen reader told data-busy-said by the status line beside it — instead of nothing
+  // happening under the thumb; the file is fetched, then saved under the name the server gives, and the link reads
+  // as before. A second tap meanwhile does nothing. Without this file, a fetch or a modified click, or when the answer
+  // is not the file (a refusal), the link is followed as a plain link.
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a[data-busy]");
+    if (!link || event.defaultPrevented || event.button !== 0) { return; }
+    if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) { return; }
+    if (!window.fetch || !window.URL || !URL.createObjectURL) { return; }
+    event.preventDefault();
+    if (link.getAttribute("aria-busy") === "true") { return; }
+    var label = link.innerHTML, href = link.href;
+    var area = link.parentNode.closest("p, li, div"), status = area && area.querySelector('[role="status"]');
+    function done(message) {
+      link.innerHTML = label;
+      link.removeAttribute("aria-busy");
+      if (status) { status.textContent = message || ""; }
+    }
+    link.setAttribute("aria-busy", "true");
+    link.textContent = link.getAttribute("data-busy");
+    if (status) { status.textContent = link.getAttribute("data-busy-said") || link.getAttribute("data-busy"); }
+    fetch(href, { credentials: "same-origin" }).then(function (response) {
+      if (!response.ok) { throw new Error(String(response.status)); }
+      var named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+      return response.blob().then(function (blob) {
+        var url = URL.createObjectURL(blob), save = document.createElement("a");
+        save.href = url;
+        save.download = named ? named[1] : "";
+        document.body.appendChild(save);
+        save.click();
+        save.remove();
+        window.setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+        done();
+      });
+    }).catch(function () {
+      done();
+      window.location.href = href;
+    });
+  });
   window.addEventListener("pageshow", function () {
     document.querySelectorAll("form[data-submitting]").forEach(function (f) { f.removeAttribute("data-submitting"); });
   });

@@ -577,7 +577,7 @@
           '<div class="hot-popup"><strong>' + escapeHtml(kind) + "</strong> " + escapeHtml(p.title || "") +
           "<br>" + escapeHtml(p.summary || "") + "<br><small>" + escapeHtml(T.reports) + " " + p.count +
           (p.expected != null ? " · " + escapeHtml(T.expected) + " " + p.expected : "") +
-          " · " + escapeHtml(T.heat) + " " + p.heat + "</small></div>"
+          " · " + escapeHtml(T.heat) + " " + escapeHtml(p.heat_text || String(p.heat)) + "</small></div>"
         );
         group.addLayer(marker);
       });
