@@ -366,11 +366,15 @@ def test_hotspots_place_the_risk_findings_at_their_unit(client, world) -> None:
     assert 113.27 <= lng <= 113.29 and 23.17 <= lat <= 23.19  # inside 飞鹅's boundary
     # The popup's line in the reader's language, as the 风险预警 pages word a finding: the place is data.
     assert feie["properties"]["summary"].startswith("飞鹅") and "6 人次反映" in feie["properties"]["summary"]
+    # its figure says what it is — times what was expected — not a topic's 热度
+    assert feie["properties"]["heat_text"] == f"为预期的 {feie['properties']['heat']:.1f} 倍"
     client.cookies.set("cityhub_lang", "en")
     english = _collection(_get(client, world, "m-lead", "/api/v1/map/layers/hotspots"))
     client.cookies.delete("cityhub_lang")
     summary = next(f for f in english if f["properties"].get("id") == feie["properties"]["id"])["properties"]["summary"]
     assert summary.startswith("飞鹅") and " to " in summary and "6 callers, where about " in summary, summary
+    ratio = next(f for f in english if f["properties"].get("id") == feie["properties"]["id"])["properties"]["heat_text"]
+    assert ratio.endswith("× expected"), ratio
     assert "人次" not in summary and "反复出现" not in summary and "至" not in summary
     figures = {i["name"]: i["value"] for i in _get(client, world, "m-lead", "/api/v1/map/indicators")["indicators"]}
     assert figures["active_hotspots"] == len(spots)

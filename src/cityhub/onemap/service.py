@@ -613,8 +613,8 @@ def hotspot_features(ctx: MapContext) -> FeatureCollection:
     """Where problems concentrate: the risk findings' places (a recurring problem at a community, a rising trend at
     a street or community, at the unit's boundary label point or representative point) and the hot topics of the
     last 30 days (at the mean point of their placed orders). ``heat``: a finding's rate ratio against what was
-    expected, a topic's heat score. A finding's ``summary`` is in the reader's language, as the 风险预警 pages word it
-    (``machine_text.finding_words``)."""
+    expected, a topic's heat score; ``heat_text`` says either in words (为预期的 12.2 倍; 很高 · 第 3). A finding's
+    ``summary`` is in the reader's language, as the 风险预警 pages word it (``machine_text.finding_words``)."""
     from cityhub.web.machine_text import finding_words
 
     units = {
@@ -647,6 +647,8 @@ def hotspot_features(ctx: MapContext) -> FeatureCollection:
                     "count": f.count,
                     "expected": round(f.expected, 2),
                     "heat": round(f.effect, 2),
+                    # a finding's heat is how many times what was expected, and says so (not a topic's 热度)
+                    "heat_text": ctx.t("map.finding.ratio", ratio=f"{f.effect:.1f}"),
                     "q_value": f.q_value,
                     "unit_id": uid,
                 },

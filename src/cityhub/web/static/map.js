@@ -577,7 +577,8 @@
           '<div class="hot-popup"><strong>' + escapeHtml(kind) + "</strong> " + escapeHtml(p.title || "") +
           "<br>" + escapeHtml(p.summary || "") + "<br><small>" + escapeHtml(T.reports) + " " + p.count +
           (p.expected != null ? " · " + escapeHtml(T.expected) + " " + p.expected : "") +
-          " · " + escapeHtml(T.heat) + " " + escapeHtml(p.heat_text || String(p.heat)) + "</small></div>"
+          // a topic's 热度 is named so; a finding's figure says itself what it is (为预期的 12.2 倍)
+          " · " + (topic ? escapeHtml(T.heat) + " " : "") + escapeHtml(p.heat_text || String(p.heat)) + "</small></div>"
         );
         group.addLayer(marker);
       });
