@@ -119,3 +119,27 @@ def test_the_divisions_import_takes_an_optional_english_name(db_session: Session
     )
     assert changed.updated == 1
     assert db_session.scalar(select(Unit.name_en).where(Unit.code == "910001")) == "Test District"
+
+
+def test_the_bundled_taxonomy_and_the_demo_districts_departments_and_streets_come_with_english_names(
+    db_session: Session,
+) -> None:
+    categories.seed_default_taxonomy(db_session)
+    nodes = categories.list_categories(db_session)
+    assert len(nodes) > 500 and [c.path for c in nodes if not c.name_en] == []
+    english = {c.path: c.name_en for c in nodes}
+    assert (
+        english["城乡建设"] == "Urban-rural development" and english["环境保护/环境污染/噪音污染"] == "Noise pollution"
+    )
+
+    org.seed_baiyun(db_session, users=False)
+    units = {u.code: u for u in db_session.scalars(select(Unit).where(Unit.code.like("440111%")))}
+    assert units["440111-D01"].name_en == "Baiyun District Housing and Urban-Rural Development Bureau"
+    assert units["440111"].name_en == "Baiyun District" and units["440111004"].name_en == "Jingtai Subdistrict"
+    assert units["440111103"].name_en == "Renhe Town"
+    departments = [u for u in units.values() if u.tier.value in ("department", "subcentre")]
+    streets = [u for u in units.values() if u.tier.value == "street"]
+    assert len(departments) == 24 and all(u.name_en for u in departments)
+    assert len(streets) == 24 and all(u.name_en and u.name_en.endswith((" Subdistrict", " Town")) for u in streets)
+    # The communities have none: an English page shows their Chinese names.
+    assert all(u.name_en is None for u in units.values() if u.tier.value == "community")
