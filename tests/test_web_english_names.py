@@ -69,6 +69,8 @@ def test_an_english_page_names_units_and_categories_in_english_where_they_have_e
     listed = _rows(supervisor.get("/orders").text)
     assert "Environmental protection" in listed and "环境保护" not in listed
     # No English name: the Chinese name, on an English page too.
+    # The list's place-source choices begin with a capital, as the other choices (not "from the address").
+    assert ">From the address</option>" in supervisor.get("/orders").text
     fallback = _facts(supervisor.get(f"/orders/{world['orders']['W-JX']}").text)
     assert "京溪街道" in fallback and "交通运输" in fallback
     assert "交通运输" in listed

@@ -21,3 +21,29 @@ def test_a_path_is_put_in_english_part_by_part_and_an_unknown_name_stays_as_it_i
 def test_a_chinese_name_is_put_in_english_only_when_all_that_bear_it_agree() -> None:
     agreed = _agreed([("新村社区", "Xincun"), ("新村社区", None), ("其他", "Other"), ("其他", "Other"), ("甲", None)])
     assert agreed == {"其他": "Other"}
+
+
+def test_a_risk_finding_names_its_category_and_place_in_the_readers_words() -> None:
+    """What and where of a finding (``machine_text.finding_words``): "All appeals" standing alone after What, as
+    "Whole district" after Where; a category and a place with English names in English, others in Chinese."""
+    from datetime import date
+
+    from cityhub.analytics.risk import Finding
+    from cityhub.web.i18n import Translator
+    from cityhub.web.machine_text import finding_words
+
+    names = EnglishNames(
+        units={"景泰街道": "Jingtai Subdistrict"}, paths={}, categories={"噪音污染": "Noise pollution"}
+    )
+    english = Translator("en", names=lambda: names)
+    day = date(2026, 12, 1)
+    every = Finding("anomaly", None, "district", None, day, date(2026, 12, 2), "count", 9.0, 9, 3.0, 3.0)
+    assert finding_words(english, every)["what"] == "All appeals"
+    assert finding_words(english, every)["where"] == "Whole district"
+    noise = Finding("rising", "景泰街道", "street", "环境保护/环境污染/噪音污染", day, day, "rate", 2.0, 8, 4.0, 2.0)
+    assert (finding_words(english, noise)["what"], finding_words(english, noise)["where"]) == (
+        "Noise pollution",
+        "Jingtai Subdistrict",
+    )
+    chinese = finding_words(Translator("zh-CN", names=lambda: names), noise)
+    assert (chinese["what"], chinese["where"]) == ("噪音污染", "景泰街道")

@@ -390,8 +390,8 @@ def finding_words(t: Translator, finding: Finding) -> dict[str, str]:
     last = finding.window_end - timedelta(days=1)
     ratio = finding.ratio
     return {
-        "what": finding.category_leaf or t("brain.total_volume"),
-        "where": finding.place or t("brain.district"),
+        "what": t.category_name(finding.category_leaf) or t("brain.total_volume"),
+        "where": t.unit_name(finding.place) or t("brain.district"),
         "span": t("brain.span_day", day=finding.window_start)
         if finding.kind == "anomaly"
         else t("brain.span", first=finding.window_start, last=last),
