@@ -47,3 +47,17 @@ def test_a_risk_finding_names_its_category_and_place_in_the_readers_words() -> N
     )
     chinese = finding_words(Translator("zh-CN", names=lambda: names), noise)
     assert (chinese["what"], chinese["where"]) == ("噪音污染", "景泰街道")
+
+
+def test_machine_written_reasons_name_their_units_in_the_readers_words() -> None:
+    """A dispatch reason names its units by id (``rule #3 → unit 432``): an English reader reads the unit's English
+    name where it has one, a Chinese reader the Chinese name."""
+    from cityhub.web.i18n import Translator
+    from cityhub.web.machine_text import explain
+
+    names = EnglishNames(units={"区城管执法局": "Urban Management Bureau"}, paths={}, categories={})
+    directory = {432: "区城管执法局", 7: "景泰街道"}
+    english = Translator("en", names=lambda: names)
+    assert explain(english, "rule #3 → unit 432", directory).endswith("Urban Management Bureau")
+    assert explain(english, "rule #3 → unit 7", directory).endswith("景泰街道")
+    assert explain(Translator("zh-CN", names=lambda: names), "rule #3 → unit 432", directory).endswith("区城管执法局")
