@@ -1708,7 +1708,7 @@ def test_a_citizens_trail_reads_as_their_progress_in_the_words_the_progress_look
     }
     staff_expected = {
         "zh-CN": ("处理记录", ["受理", "备注", "派单", "退单", "派单", "签收", "答复"]),
-        "en": ("Audit trail", ["Receive", "Comment", "Dispatch", "Return", "Dispatch", "Accept", "Reply"]),
+        "en": ("Audit trail", ["Received", "Comment", "Dispatched", "Return", "Dispatched", "Accepted", "Reply"]),
     }
     for lang in ("zh-CN", "en"):
         for who in (client, sup, anonymous):

@@ -450,3 +450,38 @@ def test_values_the_database_cannot_hold_are_client_errors(env: Env) -> None:
     # PostgreSQL text cannot hold NUL: the API refuses it on either backend, naming the field.
     token = _error(env.send("POST", "/auth/tokens", json={"name": "a\x00b"}), 422, "validation_failed")
     assert "NUL" in token["message"] and token["details"]["field"] == "name"
+
+
+# --- English names -----------------------------------------------------------------------------------------
+
+
+def test_a_unit_and_a_category_keep_an_optional_english_name_through_the_api(env: Env) -> None:
+    """``name_en`` is given at creation, changed, cleared with null (an empty one too), left as it is when a
+    change does not name it; ``name`` stays the Chinese name of record."""
+    unit = env.send(
+        "POST",
+        "/units",
+        json={"code": "AD-P2", "name": "白云区住房和城乡建设局", "tier": "department", "name_en": " Housing Bureau "},
+    ).json()
+    assert unit["name"] == "白云区住房和城乡建设局" and unit["name_en"] == "Housing Bureau"
+    assert env.get(f"/units/{env.units['AD-S1']}").json()["name_en"] is None
+    patched = env.send("PATCH", f"/units/{unit['id']}", json={"duties": "住房"}).json()
+    assert patched["name_en"] == "Housing Bureau"
+    renamed = env.send("PATCH", f"/units/{unit['id']}", json={"name_en": "Baiyun District Housing Bureau"}).json()
+    assert renamed["name_en"] == "Baiyun District Housing Bureau" and renamed["name"] == "白云区住房和城乡建设局"
+    assert env.send("PATCH", f"/units/{unit['id']}", json={"name_en": ""}).json()["name_en"] is None
+    _error(env.send("PATCH", f"/units/{unit['id']}", json={"name_en": "x" * 201}), 422, "validation_failed")
+
+    top = env.send("POST", "/categories", json={"name": "城乡建设", "name_en": "Urban-rural development"}).json()
+    assert top["name"] == "城乡建设" and top["name_en"] == "Urban-rural development"
+    leaf = env.send("POST", "/categories", json={"name": "住房保障", "parent_id": top["id"]}).json()
+    assert leaf["name_en"] is None and leaf["path"] == "城乡建设/住房保障"
+    kept = env.send("PATCH", f"/categories/{top['id']}", json={"active": True}).json()
+    assert kept["name_en"] == "Urban-rural development"
+    changed = env.send("PATCH", f"/categories/{leaf['id']}", json={"name_en": "Housing security"}).json()
+    assert changed["name_en"] == "Housing security" and changed["name"] == "住房保障"
+    assert env.get("/categories/tree").json()[0]["children"][0]["name_en"] == "Housing security"
+    assert env.send("PATCH", f"/categories/{leaf['id']}", json={"name_en": None}).json()["name_en"] is None
+    _error(env.send("POST", "/categories", json={"name": "x", "name_en": "y" * 121}), 422, "validation_failed")
+    logged = env.get("/admin/log", params={"area": "category"}).json()
+    assert any("name_en" in (e.get("changes") or {}) for e in logged["items"])

@@ -263,7 +263,7 @@ def test_an_estate_is_named_in_one_community_only(three_years: list[dict[str, An
 
 def test_scenarios_use_real_taxonomy_paths_and_known_units() -> None:
     with DEFAULT_TAXONOMY.open(encoding="utf-8-sig") as fh:
-        paths = {"/".join(v for v in row if v) for row in list(csv.reader(fh))[1:]}
+        paths = {"/".join(v for v in row[:3] if v) for row in list(csv.reader(fh))[1:]}  # not the English columns
     units = corpus.org_units()
     for scenario in corpus.SCENARIOS:
         assert scenario.category in paths, scenario.key

@@ -79,8 +79,11 @@ class MapContext:
 
     @property
     def t(self) -> Translator:
-        """Messages and labels in the reader's language: ``ctx.t("map.…", …)``, ``ctx.t.label("metric", …)``."""
-        return Translator(self.lang)
+        """Messages and labels in the reader's language: ``ctx.t("map.…", …)``, ``ctx.t.label("metric", …)``; units'
+        and categories' names too (``ctx.t.unit_name``, through the context's session: :mod:`cityhub.localnames`)."""
+        from cityhub.localnames import english_names
+
+        return Translator(self.lang, names=lambda: english_names(self.session))
 
     @property
     def clause(self) -> ColumnElement[bool] | None:

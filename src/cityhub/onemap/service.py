@@ -305,6 +305,7 @@ def unit_features(ctx: MapContext) -> FeatureCollection:
     units = _units_in_view(ctx)
     counts = _unit_counts(ctx)
     points = unit_points(ctx.session, ctx.now)
+    t = ctx.t
     features = []
     for uid, code, name, tier, parent_id, boundary in units:
         n_open, n_overdue, n_today = counts.get(uid, [0, 0, 0])
@@ -322,6 +323,8 @@ def unit_features(ctx: MapContext) -> FeatureCollection:
                     "unit_id": uid,
                     "code": code,
                     "name": name,
+                    # The name in the reader's language (an English name where the unit has one): what the map writes.
+                    "name_shown": t.unit_name(name),
                     "tier": tier.value,
                     "parent_id": parent_id,
                     "open": n_open,

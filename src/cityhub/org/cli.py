@@ -21,7 +21,10 @@ app = typer.Typer(no_args_is_help=True, help="Units (district, streets, communit
 @app.command("import")
 def import_command(
     file: Annotated[
-        Path, typer.Argument(help="Divisions table: code,name,level,parent_code (CSV in UTF-8 or GB18030, or Excel).")
+        Path,
+        typer.Argument(
+            help="Divisions table: code,name,level,parent_code[,name_en] (CSV in UTF-8 or GB18030, or Excel)."
+        ),
     ],
     root: Annotated[str | None, typer.Option("--root", help="Import only this code's subtree.")] = None,
 ) -> None:

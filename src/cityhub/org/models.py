@@ -47,6 +47,8 @@ class Unit(Base):
     code: Mapped[str] = mapped_column(String(32), unique=True, index=True)
     name: Mapped[str] = mapped_column(String(120), index=True)
     short_name: Mapped[str | None] = mapped_column(String(60))
+    # The English name an English page shows (cityhub.localnames), when set; `name` stays the name of record.
+    name_en: Mapped[str | None] = mapped_column(String(200))
     tier: Mapped[UnitTier] = mapped_column(_enum(UnitTier, "unit_tier"), index=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"), index=True)
     # GeoJSON geometry (Polygon / MultiPolygon) of the unit's area, when known.

@@ -95,9 +95,16 @@ class Contact(BaseModel):
     role: str | None = Field(default=None, max_length=40)
 
 
+# The longest English name of a unit (units.name_en): English names run longer than the Chinese ones.
+NAME_EN_MAX = 200
+
+
 class UnitBase(BaseModel):
     name: str = Field(min_length=1, max_length=120)
     short_name: str | None = Field(default=None, max_length=60)
+    name_en: str | None = Field(
+        default=None, max_length=NAME_EN_MAX, description="English name, shown by English pages"
+    )
     tier: UnitTier
     parent_id: int | None = None
     boundary: dict[str, Any] | None = None
@@ -120,6 +127,9 @@ class UnitUpdate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
     short_name: str | None = Field(default=None, max_length=60)
+    name_en: str | None = Field(
+        default=None, max_length=NAME_EN_MAX, description="English name; null or empty clears it"
+    )
     tier: UnitTier | None = None
     parent_id: int | None = None
     boundary: dict[str, Any] | None = None

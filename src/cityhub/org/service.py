@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
@@ -19,6 +20,7 @@ from cityhub.db import contains_text
 from cityhub.errors import Conflict, NotFound, ValidationFailed, refuse_nulls
 from cityhub.org.models import Role, Unit, UnitTier, User
 from cityhub.org.schemas import (
+    NAME_EN_MAX,
     USERNAME_PATTERN,
     DivisionImportReport,
     UnitCreate,
@@ -216,6 +218,8 @@ class _DivisionRow:
     name: str
     tier: UnitTier
     parent_code: str
+    # The English name the file gives (its optional name_en column; empty: none), ``...`` when it has no such column.
+    name_en: str | EllipsisType | None = ...
 
 
 def import_divisions(session: Session, *, path: Path, root_code: str | None = None) -> DivisionImportReport:
@@ -300,7 +304,13 @@ def _parse_division_row(number: int, values: dict[str, str], report: DivisionImp
     if parent_code == code:
         report.reject(number, "parent_code", "a unit cannot be its own parent")
         return None
-    return _DivisionRow(row=number, code=code, name=name, tier=tier, parent_code=parent_code)
+    name_en: str | EllipsisType | None = ...
+    if "name_en" in values:
+        name_en = values["name_en"].strip() or None
+        if name_en is not None and len(name_en) > NAME_EN_MAX:
+            report.reject(number, "name_en", f"name_en longer than {NAME_EN_MAX} characters")
+            return None
+    return _DivisionRow(row=number, code=code, name=name, tier=tier, parent_code=parent_code, name_en=name_en)
 
 
 def _under_root(code: str, root: str, parsed: dict[str, _DivisionRow], existing_parent: dict[str, str]) -> bool:
@@ -383,6 +393,7 @@ def _upsert_division(
             code=item.code,
             name=item.name,
             short_name=derive_short_name(item.name),
+            name_en=None if isinstance(item.name_en, EllipsisType) else item.name_en,
             tier=item.tier,
             parent_id=parent_id,
         )
@@ -402,6 +413,9 @@ def _upsert_division(
         changed = True
     if unit.tier != item.tier:
         unit.tier = item.tier
+        changed = True
+    if not isinstance(item.name_en, EllipsisType) and unit.name_en != item.name_en:
+        unit.name_en = item.name_en
         changed = True
     # A parent outside the file must not detach a unit that already hangs somewhere.
     if parent_known and unit.parent_id != parent_id:
@@ -570,7 +584,9 @@ def _valid_boundary(boundary: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _unit_facts(unit: Unit) -> dict[str, Any]:
     """What the configuration log (cityhub.auditlog) keeps of a unit: its settings, and whether it has a boundary."""
-    facts = auditlog.snapshot(unit, ("name", "short_name", "tier", "parent_id", "duties", "active", "contacts"))
+    facts = auditlog.snapshot(
+        unit, ("name", "short_name", "name_en", "tier", "parent_id", "duties", "active", "contacts")
+    )
     return {**facts, "has_boundary": unit.boundary is not None}
 
 
@@ -582,6 +598,7 @@ def create_unit(session: Session, *, data: UnitCreate, actor: Any = None) -> Uni
         code=data.code,
         name=data.name,
         short_name=data.short_name or derive_short_name(data.name),
+        name_en=(data.name_en or "").strip() or None,
         tier=data.tier,
         parent_id=data.parent_id,
         boundary=_valid_boundary(data.boundary),
@@ -610,6 +627,8 @@ def update_unit(session: Session, *, unit_id: int, data: UnitUpdate, actor: Any 
     if "contacts" in changes:
         unit.contacts = [c.model_dump(exclude_none=True) for c in data.contacts] if data.contacts is not None else None
     refuse_nulls(changes, ("name", "tier", "active"))
+    if "name_en" in changes:
+        unit.name_en = (changes["name_en"] or "").strip() or None
     for field in ("name", "short_name", "tier", "duties", "active"):
         if field in changes:
             setattr(unit, field, changes[field])
@@ -709,9 +728,13 @@ def seed_baiyun(session: Session, *, users: bool = True) -> None:
         raise ValidationFailed(f"bundled Baiyun divisions lack the district {BAIYUN_CODE}")
 
     units = read_csv_table(BAIYUN_UNITS)
-    # Existing units are left as they are: an administrator may have edited duties or contacts since.
+    # Existing units are left as they are: an administrator may have edited duties or contacts since — but one
+    # without an English name (seeded before there were any) gets the file's.
     for _, values in units.rows:
-        if get_unit_by_code(session, code=values["code"]) is None:
+        found = get_unit_by_code(session, code=values["code"])
+        if found is not None and found.name_en is None:
+            found.name_en = values.get("name_en") or None
+        if found is None:
             contact = {
                 "name": values["contact_name"],
                 "phone": values["contact_phone"],
@@ -722,6 +745,7 @@ def seed_baiyun(session: Session, *, users: bool = True) -> None:
                     code=values["code"],
                     name=values["name"],
                     short_name=values["short_name"] or derive_short_name(values["name"]),
+                    name_en=values.get("name_en") or None,
                     tier=UnitTier(values["tier"]),
                     parent_id=district.id,
                     duties=values["duties"] or None,

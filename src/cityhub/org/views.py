@@ -54,6 +54,7 @@ class UnitOut(BaseModel):
     duties: str | None
     active: bool
     created_at: datetime
+    name_en: str | None = Field(default=None, description="the English name English pages show; none: the name")
 
 
 class UnitPage(BaseModel):

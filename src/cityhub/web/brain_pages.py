@@ -101,7 +101,7 @@ def _finding_view(t: Translator, f: risk.Finding) -> dict[str, Any]:
         "id": f.id,
         "kind_label": t(f"brain.kind.{f.kind}"),
         **machine_text.finding_words(t, f),
-        "street": f.detail.get("street") if f.place_level == "community" else None,
+        "street": t.unit_name(f.detail.get("street")) if f.place_level == "community" else None,
         "significance": sig,
         "strength": round(100 * strength),
         "top_places": f.detail.get("top_places") or [],

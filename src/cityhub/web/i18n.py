@@ -16,19 +16,23 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
 
 from cityhub.masking import MARKS
 
+if TYPE_CHECKING:
+    from cityhub.localnames import EnglishNames
+
 log = logging.getLogger(__name__)
 
 DEFAULT_LANGUAGE = "zh-CN"
 LANGUAGES = ("zh-CN", "en")
+ENGLISH = "en"
 LANGUAGE_COOKIE = "cityhub_lang"
 # {name|one|other}: the word agreeing with the count ``name`` (one for 1, other for any other number).
 PLURAL = re.compile(r"\{(\w+)\|([^{}|]*)\|([^{}|]*)\}")
@@ -123,10 +127,14 @@ def word_marks(lang: str, value: Any) -> Any:
 
 
 class Translator:
-    """``t(key, **params)`` bound to one language; ``t.label(kind, value)`` names an enum value."""
+    """``t(key, **params)`` bound to one language; ``t.label(kind, value)`` names an enum value; ``t.unit_name`` and
+    ``t.category_name`` say a unit's and a category's name in it. ``names``: where an English reader's names come
+    from (``web.support.translator``: the request's database session), called once, when a name is first asked."""
 
-    def __init__(self, lang: str) -> None:
+    def __init__(self, lang: str, names: Callable[[], EnglishNames | None] | None = None) -> None:
         self.lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+        self._names_from = names
+        self._names: EnglishNames | None = None
 
     def __call__(self, key: str, default: str | None = None, **params: Any) -> str:
         return translate(self.lang, key, default, **params)
@@ -168,6 +176,25 @@ class Translator:
             return "—"
         raw = getattr(value, "value", value)
         return translate(self.lang, f"{kind}.{raw}", str(raw))
+
+    def _english(self) -> EnglishNames | None:
+        if self.lang != ENGLISH:
+            return None
+        if self._names is None and self._names_from is not None:
+            self._names, self._names_from = self._names_from(), None  # asked once: None stays None
+        return self._names
+
+    def unit_name(self, name: Any) -> Any:
+        """A unit's name (or short name) as this reader reads it: in English its English name where one is set
+        (:mod:`cityhub.localnames`), else the Chinese name; anything but text (a missing name) as it is."""
+        names = self._english() if isinstance(name, str) and name else None
+        return names.unit(name) if names is not None else name
+
+    def category_name(self, name_or_path: Any) -> Any:
+        """A category's name or path (城乡建设/住房保障) as this reader reads it: in English each part by its English
+        name where one is set (:mod:`cityhub.localnames`), else in Chinese; anything but text as it is."""
+        names = self._english() if isinstance(name_or_path, str) and name_or_path else None
+        return names.category(name_or_path) if names is not None else name_or_path
 
     def named(self, kind: str) -> dict[str, str]:
         """Every value of ``kind`` the catalogues name, with its name in this language (``metric`` → {"depth":

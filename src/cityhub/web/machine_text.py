@@ -11,7 +11,7 @@ else is shown as written (a person's own reason).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -275,11 +275,28 @@ _FORMS: list[tuple[re.Pattern[str], str, _Params]] = [
 _SEPARATOR = re.compile(r"\s*[;；]\s*")
 
 
+class _ShownNames(Mapping[int, str]):
+    """Units' names by id as ``t``'s reader reads them (``Translator.unit_name``: English ones on an English page),
+    each looked up as a text names it — the directory of every unit is not copied for one line."""
+
+    def __init__(self, t: Translator, names: Names) -> None:
+        self._t, self._names = t, names
+
+    def __getitem__(self, unit_id: int) -> str:
+        return str(self._t.unit_name(self._names[unit_id]))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 def explain(t: Translator, text: str | None, names: Names | None = None) -> str:
     """``text`` with every part the product wrote in one of its fixed forms in the user's language."""
     if not text:
         return ""
-    names = names or {}
+    names = _ShownNames(t, names or {})
     parts = [_one(t, part, names) for part in _SEPARATOR.split(text.strip())]
     if all(known is None for known in parts):
         return text  # a person's own words, punctuation and all
@@ -390,8 +407,8 @@ def finding_words(t: Translator, finding: Finding) -> dict[str, str]:
     last = finding.window_end - timedelta(days=1)
     ratio = finding.ratio
     return {
-        "what": finding.category_leaf or t("brain.total_volume"),
-        "where": finding.place or t("brain.district"),
+        "what": t.category_name(finding.category_leaf) or t("brain.total_volume"),
+        "where": t.unit_name(finding.place) or t("brain.district"),
         "span": t("brain.span_day", day=finding.window_start)
         if finding.kind == "anomaly"
         else t("brain.span", first=finding.window_start, last=last),

@@ -26,6 +26,7 @@ from jinja2.filters import do_filesizeformat
 from jinja2.runtime import Context
 from markupsafe import Markup
 from sqlalchemy import select
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
 from starlette.types import Scope
 
@@ -40,6 +41,7 @@ from cityhub.config import get_settings
 from cityhub.errors import ValidationFailed
 from cityhub.formatting import percent
 from cityhub.knowledge.schemas import KB_TEXT_MAX_CHARS
+from cityhub.localnames import EnglishNames, english_names
 from cityhub.monitoring.schemas import NOTE_MAX_CHARS as MONITORING_NOTE_MAX_CHARS
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.web import forms, machine_text, theme, vendor
@@ -216,7 +218,21 @@ def language(request: Request) -> str:
 
 
 def translator(request: Request) -> Translator:
-    return Translator(language(request))
+    return Translator(language(request), names=lambda: _english_names(request))
+
+
+def _english_names(request: Request) -> EnglishNames | None:
+    """The English names of units and categories (``localnames``), read through the request's own database session
+    (the one :func:`principal_of` was given: a page that signed nobody in shows the Chinese names); None without
+    one, or when that session can no longer read (a failed transaction not rolled back: the Chinese names then)."""
+    db = getattr(request.state, "db", None)
+    if db is None:
+        return None
+    try:
+        return english_names(db)
+    except InvalidRequestError:
+        log.warning("the English names of units and categories could not be read for %s", request.url.path)
+        return None
 
 
 def theme_of(request: Request) -> str:
@@ -490,6 +506,7 @@ def busy_page(scope: Scope, retry_after: int) -> HTMLResponse:
 
 def principal_of(request: Request, db: Session) -> Principal | None:
     """The user of the session cookie, or None (no cookie, expired, signed out, locked)."""
+    request.state.db = db  # the names a page shows in the reader's language are read through it (translator)
     cookie = request.cookies.get(get_auth_settings().session_cookie_name)
     if not cookie:
         return None

@@ -44,7 +44,7 @@ from cityhub.web.support import FormBody, PageError, render
 
 router = APIRouter(include_in_schema=False)
 
-UNIT_FIELDS = ("code", "name", "short_name", "tier", "parent_id", "duties", "contacts", "boundary", "active")
+UNIT_FIELDS = ("code", "name", "short_name", "name_en", "tier", "parent_id", "duties", "contacts", "boundary", "active")
 PAGE_SIZE = 50  # units found by a search, a page
 
 
@@ -86,6 +86,7 @@ def _payload(form: Any, *, new: bool, lenient: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": form.get("name").strip(),
         "short_name": form.text("short_name"),
+        "name_en": form.text("name_en"),
         "tier": form.get("tier"),
         "parent_id": form.text("parent_id"),
         "duties": form.text("duties"),
@@ -137,6 +138,7 @@ def _values(unit: Unit) -> dict[str, str]:
         "code": unit.code,
         "name": unit.name,
         "short_name": unit.short_name or "",
+        "name_en": unit.name_en or "",
         "tier": unit.tier.value,
         "parent_id": str(unit.parent_id or ""),
         "duties": unit.duties or "",

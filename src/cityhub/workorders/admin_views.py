@@ -41,6 +41,7 @@ class CategoryOut(BaseModel):
     parent_id: int | None
     path: str
     active: bool
+    name_en: str | None = Field(default=None, description="the English name English pages show; none: the name")
 
 
 class CategoryNode(CategoryOut):
@@ -52,6 +53,9 @@ class CategoryCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=categories.NAME_MAX, description="no '/' or '>' in a name")
     parent_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="none = a new top-level category")
+    name_en: str | None = Field(
+        default=None, max_length=categories.NAME_EN_MAX, description="English name, shown by English pages"
+    )
 
 
 class CategoryUpdate(BaseModel):
@@ -62,6 +66,9 @@ class CategoryUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=categories.NAME_MAX)
     active: bool | None = Field(
         default=None, description="false retires the node and its subtree; true revives this node only"
+    )
+    name_en: str | None = Field(
+        default=None, max_length=categories.NAME_EN_MAX, description="English name; null or empty clears it"
     )
 
 
@@ -221,15 +228,23 @@ def get_category(category_id: IdPath, db: DbSession) -> CategoryOut:
 )
 def create_category(body: CategoryCreate, db: DbSession, actor: CurrentActor) -> CategoryOut:
     """Add a node; it takes the next free code under its parent (C16, C01.19, C01.03.008)."""
-    node = categories.create_category(db, name=body.name, parent_id=body.parent_id, actor=actor)
+    node = categories.create_category(db, name=body.name, parent_id=body.parent_id, name_en=body.name_en, actor=actor)
     return CategoryOut.model_validate(node)
 
 
 @categories_router.patch("/{category_id}", response_model=CategoryOut, dependencies=CategoryManager)
 def update_category(category_id: IdPath, body: CategoryUpdate, db: DbSession, actor: CurrentActor) -> CategoryOut:
     """Rename and/or (de)activate a node."""
-    refuse_nulls(body.model_dump(exclude_unset=True), ("name", "active"))
-    node = categories.update_category(db, category_id=category_id, name=body.name, active=body.active, actor=actor)
+    given = body.model_dump(exclude_unset=True)
+    refuse_nulls(given, ("name", "active"))
+    node = categories.update_category(
+        db,
+        category_id=category_id,
+        name=body.name,
+        active=body.active,
+        name_en=given.get("name_en", ...),
+        actor=actor,
+    )
     return CategoryOut.model_validate(node)
 
 

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
 from typing import Annotated, Any
 
 import typer
@@ -30,6 +31,7 @@ from cityhub.workorders.models import Category
 DEFAULT_TAXONOMY = Path(__file__).parent / "data" / "taxonomy.csv"
 SEPARATOR = "/"
 NAME_MAX = 80
+NAME_EN_MAX = 120  # an English name, shown by English pages (cityhub.localnames)
 PATH_MAX = 300
 
 # Header spellings of the level columns, in level order.
@@ -40,6 +42,9 @@ LEVEL_HEADERS: tuple[tuple[str, ...], ...] = (
     ("四级分类", "level4"),
 )
 FLAT_HEADERS = ("code", "name", "parent_code")
+# Optional columns of the English names: ``name_en`` of a code,name,parent_code file, ``levelN_en`` beside ``levelN``
+# (or its Chinese spelling); a column a file lacks leaves the English names as they are.
+NAME_EN_HEADER = "name_en"
 _PATH_SEPARATORS = re.compile(r"\s*[/／>＞]\s*")
 
 
@@ -154,12 +159,15 @@ def import_taxonomy(session: Session, *, path: Path) -> TaxonomyImportReport:
             f"or code,name,parent_code)",
             details={"found": table.headers},
         )
-    report = _import_levels(session, table, columns)
+    en_columns = [f"level{level}_en" for level in range(1, len(columns) + 1)]
+    report = _import_levels(session, table, columns, [c if c in table.headers else None for c in en_columns])
     report.rows += table.reject_unread(report.reject)
     return report
 
 
-def _import_levels(session: Session, table: CsvTable, columns: list[str]) -> TaxonomyImportReport:
+def _import_levels(
+    session: Session, table: CsvTable, columns: list[str], en_columns: list[str | None]
+) -> TaxonomyImportReport:
     report = TaxonomyImportReport()
     tree = _Tree.load(session)
     seen: set[str] = set()
@@ -168,7 +176,7 @@ def _import_levels(session: Session, table: CsvTable, columns: list[str]) -> Tax
         names = [values.get(column, "") for column in columns]
         while names and not names[-1]:
             names.pop()
-        problem = None
+        problem: tuple[str, str] | None = None
         for column, name in zip(columns, names, strict=False):
             if not name:
                 problem = (column, "empty level above a filled one")
@@ -178,23 +186,34 @@ def _import_levels(session: Session, table: CsvTable, columns: list[str]) -> Tax
                 break
         if problem is None and len(SEPARATOR.join(names)) > PATH_MAX:
             problem = (columns[-1], f"path longer than {PATH_MAX} characters")
+        # An empty English cell leaves the node's English name as it is (another row of the node may give it).
+        english = [values.get(c, "").strip() if c else "" for c in en_columns[: len(names)]]
+        for en_column, name_en in zip(en_columns, english, strict=False):
+            if problem is None and en_column and len(name_en) > NAME_EN_MAX:
+                problem = (en_column, f"name_en longer than {NAME_EN_MAX} characters")
         if problem:
             report.reject(number, *problem)
             continue
         parent: Category | None = None
-        for name in names:
+        for name, name_en in zip(names, english, strict=True):
             node = tree.by_key.get((parent.code if parent is not None else None, name))
             if node is None:
                 node = tree.add(session, name=name, parent=parent)
+                node.name_en = name_en or None
                 report.created += 1
                 report.by_level[node.level] = report.by_level.get(node.level, 0) + 1
             elif node.code not in seen:
-                if node.active:
+                renamed = bool(name_en) and node.name_en != name_en
+                if name_en:
+                    node.name_en = name_en
+                if node.active and not renamed:
                     report.unchanged += 1
                 else:
                     node.active = True
                     report.updated += 1
                 report.by_level[node.level] = report.by_level.get(node.level, 0) + 1
+            elif name_en and node.name_en != name_en:
+                node.name_en = name_en  # a later row of the node naming it otherwise: the last word
             seen.add(node.code)
             parent = node
     session.flush()
@@ -205,9 +224,13 @@ def _import_flat(session: Session, table: CsvTable) -> TaxonomyImportReport:
     report = TaxonomyImportReport()
     tree = _Tree.load(session)
     rows: dict[str, tuple[int, str, str]] = {}
+    english: dict[str, str | None] = {}  # code -> the English name the file gives (the column present), empty: none
     for number, values in table.rows:
         report.rows += 1
         code, name, parent_code = values["code"], values["name"], values["parent_code"]
+        name_en = values.get(NAME_EN_HEADER, "").strip()
+        if NAME_EN_HEADER in table.headers:
+            english[code] = name_en or None
         if not code or not CODE_PATTERN.match(code):
             report.reject(number, "code", f"invalid code {code!r}")
         elif not name:
@@ -218,6 +241,8 @@ def _import_flat(session: Session, table: CsvTable) -> TaxonomyImportReport:
             report.reject(number, "code", f"duplicate code {code} (first on row {rows[code][0]})")
         elif parent_code == code:
             report.reject(number, "parent_code", "a category cannot be its own parent")
+        elif len(name_en) > NAME_EN_MAX:
+            report.reject(number, NAME_EN_HEADER, f"name_en longer than {NAME_EN_MAX} characters")
         else:
             rows[code] = (number, name, parent_code)
 
@@ -242,7 +267,7 @@ def _import_flat(session: Session, table: CsvTable) -> TaxonomyImportReport:
                 )
                 report.reject(number, "parent_code", reason)
                 continue
-            result = _upsert_flat(session, tree, report, number, code, name, parent)
+            result = _upsert_flat(session, tree, report, number, code, name, parent, english.get(code, ...))
             if result is not None:
                 outcome[result[0].id] = result[1]
                 placed.add(code)
@@ -273,6 +298,7 @@ def _upsert_flat(
     code: str,
     name: str,
     parent: Category | None,
+    name_en: str | EllipsisType | None = ...,
 ) -> tuple[Category, str] | None:
     parent_id = parent.id if parent is not None else None
     parent_code = parent.code if parent is not None else None
@@ -287,15 +313,23 @@ def _upsert_flat(
     level = parent.level + 1 if parent is not None else 1
     if node is None:
         node = Category(code=code, name=name, level=level, parent_id=parent_id, path=name, active=True)
+        node.name_en = None if isinstance(name_en, EllipsisType) else name_en
         session.add(node)
         session.flush()
         tree.by_id[node.id] = node
         tree.by_code[code] = node
         status = "created"
-    elif node.name != name or node.parent_id != parent_id or not node.active:
+    elif (
+        node.name != name
+        or node.parent_id != parent_id
+        or not node.active
+        or (not isinstance(name_en, EllipsisType) and node.name_en != name_en)
+    ):
         old_parent = tree.by_id[node.parent_id].code if node.parent_id is not None else None
         tree.by_key.pop((old_parent, node.name), None)
         node.name, node.parent_id, node.active = name, parent_id, True
+        if not isinstance(name_en, EllipsisType):
+            node.name_en = name_en
         status = "updated"
     else:
         status = "unchanged"
@@ -447,12 +481,23 @@ def _check_unique(tree: _Tree, parent: Category | None, name: str) -> None:
 
 def _category_facts(node: Category) -> dict[str, Any]:
     """What the configuration log (cityhub.auditlog) keeps of a category node."""
-    return auditlog.snapshot(node, ("name", "path", "parent_id", "active"))
+    return auditlog.snapshot(node, ("name", "name_en", "path", "parent_id", "active"))
 
 
-def create_category(session: Session, *, name: str, parent_id: int | None = None, actor: Any = None) -> Category:
+def english_name(name_en: str | None) -> str | None:
+    """A category's English name as kept: trimmed, empty as none; longer than :data:`NAME_EN_MAX` refused."""
+    name_en = (name_en or "").strip() or None
+    if name_en is not None and len(name_en) > NAME_EN_MAX:
+        raise ValidationFailed(f"name_en longer than {NAME_EN_MAX} characters", details={"field": "name_en"})
+    return name_en
+
+
+def create_category(
+    session: Session, *, name: str, parent_id: int | None = None, name_en: str | None = None, actor: Any = None
+) -> Category:
     """Add a node under ``parent_id`` (None = top level); it takes the next free code there (C16, C01.19, …)."""
     name = _required_name(name)
+    name_en = english_name(name_en)
     parent = None
     if parent_id is not None:
         parent = session.get(Category, parent_id)
@@ -465,6 +510,7 @@ def create_category(session: Session, *, name: str, parent_id: int | None = None
     if len(f"{parent.path}{SEPARATOR}{name}" if parent else name) > PATH_MAX:
         raise ValidationFailed(f"category path longer than {PATH_MAX} characters", details={"field": "name"})
     node = tree.add(session, name=name, parent=parent)
+    node.name_en = name_en
     session.flush()
     auditlog.record(
         session, actor=actor, area="category", target=node.code, action="create", after=_category_facts(node)
@@ -478,9 +524,11 @@ def update_category(
     category_id: int,
     name: str | None = None,
     active: bool | None = None,
+    name_en: str | EllipsisType | None = ...,
     actor: Any = None,
 ) -> Category:
-    """Rename a node (the paths of its subtree follow; codes never change) and/or (de)activate it.
+    """Rename a node (the paths of its subtree follow; codes never change) and/or (de)activate it; ``name_en``
+    given sets its English name (None or empty clears it), left out keeps it.
 
     ``active=False`` retires the node and its whole subtree; ``active=True`` revives this node only, and only
     under an active parent.
@@ -497,6 +545,8 @@ def update_category(
         node.name = name
         # Renaming rewrites the stored path of every node below; _refresh_paths refuses a path that got too long.
         _refresh_paths(session, tree)
+    if not isinstance(name_en, EllipsisType):
+        node.name_en = english_name(name_en)
     if active is False:
         for child in _subtree(tree, node):
             child.active = False
@@ -571,7 +621,10 @@ def _print_report(report: TaxonomyImportReport, source: str) -> None:
 def import_command(
     file: Annotated[
         Path,
-        typer.Argument(help="CSV or Excel: 一级分类,二级分类,三级分类 | level1,… | code,name,parent_code."),
+        typer.Argument(
+            help="CSV or Excel: 一级分类,二级分类,三级分类 | level1,… | code,name,parent_code; optional English "
+            "names in level1_en,… or name_en."
+        ),
     ],
 ) -> None:
     """Import (upsert) a category taxonomy; rejected rows are listed on stderr."""

@@ -125,6 +125,8 @@ class Category(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(80), index=True)
+    # The English name an English page shows (cityhub.localnames), when set; `name` stays the name of record.
+    name_en: Mapped[str | None] = mapped_column(String(120))
     level: Mapped[int] = mapped_column(Integer)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id", ondelete="RESTRICT"), index=True)
     path: Mapped[str] = mapped_column(String(300), index=True)  # "城乡建设/住房保障/保障房"

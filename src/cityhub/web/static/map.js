@@ -473,7 +473,8 @@
       data.features.forEach(function (feature) {
         var p = feature.properties;
         var street = p.tier === "street";
-        var popup = "<strong>" + escapeHtml(p.name) + "</strong> <small>" + escapeHtml(street ? T.street : T.community) +
+        var shown = p.name_shown || p.name;  // the reader's language's name (an English one where set)
+        var popup = "<strong>" + escapeHtml(shown) + "</strong> <small>" + escapeHtml(street ? T.street : T.community) +
           "</small><br>" + escapeHtml(T.open) + " " + p.open + " · " + escapeHtml(T.overdue) + " " + p.overdue +
           " · " + escapeHtml(T.today) + " " + p.today + "<br>" + popupLink(p.link, T.view_orders);
         var shape = null;
@@ -488,7 +489,7 @@
             fillOpacity: street ? 0.9 : 0.6
           });
           if (street) {
-            shape.bindTooltip(escapeHtml(p.name.replace(/(街道|镇)$/, "")), {
+            shape.bindTooltip(escapeHtml(shown.replace(/(街道|镇| Subdistrict| Town)$/, "")), {
               permanent: true, direction: "right", className: "unit-label", offset: [6, 0]
             });
           }

@@ -1,0 +1,107 @@
+"""Units and categories named in the reader's language (``Translator.unit_name`` / ``category_name``,
+``cityhub.localnames``): an English page shows the English name where one is set and the Chinese name where none
+is; a Chinese page the Chinese name; the units form keeps the English name (both backends)."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from cityhub.db import reset_engine, session_scope
+from cityhub.intake.service import submit
+from cityhub.org.models import Unit
+from cityhub.workorders.models import Category
+from web_helpers import build_world, hidden, login, train_classifier, world_env
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_classifier(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture
+def world(app_db: str, monkeypatch: pytest.MonkeyPatch, model_dir: Path) -> dict[str, Any]:
+    for key, value in world_env(model_dir).items():
+        monkeypatch.setenv(key, value)
+    reset_engine()
+    with session_scope() as s:
+        built = build_world(s)
+        # 景泰街道 and 环境保护 have English names; 京溪街道 and 交通运输 have none.
+        s.get(Unit, built.street_a).name_en = "Jingtai Subdistrict"  # type: ignore[union-attr]
+        s.get(Category, built.cats["环境保护"]).name_en = "Environmental protection"  # type: ignore[union-attr]
+        orders = {}
+        for street, category in (("W-JT", "环境保护"), ("W-JX", "交通运输")):
+            data = {"channel": "hotline", "content": "小区楼下餐馆油烟排放严重", "street_code": street}
+            order = submit(s, data={**data, "category_id": built.cats[category]}).order
+            s.flush()
+            orders[street] = order.id
+        return {"orders": orders, "street_a": built.street_a}
+
+
+def _facts(html: str) -> str:
+    """The order page's facts table, as text."""
+    table = html.split('data-testid="facts"')[1].split("</table>")[0]
+    return unescape(re.sub(r"<[^>]+>", " ", table))
+
+
+def _rows(html: str) -> str:
+    """The order list's rows, as text."""
+    body = html.split("<tbody")[1].split("</tbody>")[0]
+    return unescape(re.sub(r"<[^>]+>", " ", body))
+
+
+def test_an_english_page_names_units_and_categories_in_english_where_they_have_english_names(world) -> None:
+    supervisor = login("sup")
+    chinese = _facts(supervisor.get(f"/orders/{world['orders']['W-JT']}").text)
+    assert "景泰街道" in chinese and "环境保护" in chinese and "Jingtai" not in chinese
+    listed = _rows(supervisor.get("/orders").text)
+    assert "环境保护" in listed and "Environmental protection" not in listed
+
+    supervisor.cookies.set("cityhub_lang", "en")
+    english = _facts(supervisor.get(f"/orders/{world['orders']['W-JT']}").text)
+    assert "Jingtai Subdistrict" in english and "Environmental protection" in english
+    assert "景泰街道" not in english and "环境保护" not in english
+    listed = _rows(supervisor.get("/orders").text)
+    assert "Environmental protection" in listed and "环境保护" not in listed
+    # No English name: the Chinese name, on an English page too.
+    # The list's place-source choices begin with a capital, as the other choices (not "from the address").
+    assert ">From the address</option>" in supervisor.get("/orders").text
+    fallback = _facts(supervisor.get(f"/orders/{world['orders']['W-JX']}").text)
+    assert "京溪街道" in fallback and "交通运输" in fallback
+    assert "交通运输" in listed
+
+
+def test_the_units_form_keeps_an_english_name_and_the_list_searches_the_chinese_one(world) -> None:
+    admin = login("adm")
+    page = admin.get(f"/admin/units/{world['street_a']}")
+    assert 'name="name_en"' in page.text and 'value="Jingtai Subdistrict"' in page.text
+    with session_scope() as s:
+        before = s.scalar(select(Unit.name).where(Unit.id == world["street_a"]))
+    form = {
+        "csrf_token": hidden(page.text),
+        "name": before or "",
+        "name_en": "Jingtai Sub-district",
+        "tier": "street",
+        "parent_id": "",
+        "short_name": "",
+        "duties": "",
+        "contacts": "",
+        "boundary": "",
+        "active": "1",
+    }
+    with session_scope() as s:
+        form["parent_id"] = str(s.scalar(select(Unit.parent_id).where(Unit.id == world["street_a"])))
+    saved = admin.post(f"/admin/units/{world['street_a']}", data=form, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    with session_scope() as s:
+        unit = s.get(Unit, world["street_a"])
+        assert unit is not None and unit.name_en == "Jingtai Sub-district" and unit.name == "景泰街道"
+    form["name_en"] = ""
+    assert admin.post(f"/admin/units/{world['street_a']}", data=form, follow_redirects=False).status_code == 303
+    with session_scope() as s:
+        assert s.scalar(select(Unit.name_en).where(Unit.id == world["street_a"])) is None
