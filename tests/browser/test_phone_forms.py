@@ -1,0 +1,101 @@
+"""Forms and wide figures on a phone (390 × 844 and 360 × 740) and a desk (1440 × 900): a 常用视图's orders come first
+(its search and filters folded under 搜索和筛选, open on a desk), the dashboard's 企业诉求 is a card per need with each
+figure named (seven columns scrolled sideways without a sign of it), the order page's 次数统计 reads on one line
+(催办/升级/延期/退单/重办 stood four lines tall).
+
+Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
+otherwise. What is measured is the browser's layout: SQLite only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from cityhub.db import session_scope
+from cityhub.intake.service import submit
+from cityhub.workorders import service as orders
+from cityhub.workorders.models import Order
+from process_helpers import BROWSER_SIDE, CHROMIUM, PHONES, served_app
+from web_helpers import build_world, sign_in, use_world_env
+
+pytestmark = [
+    pytest.mark.sqlite_only(BROWSER_SIDE),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's chromium at /usr/bin/chromium"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+
+DESK = {"width": 1440, "height": 900}
+URGED = "景泰路人行道井盖破损，行人容易绊倒"
+
+
+@pytest.fixture
+def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    env = use_world_env(app_db, tmp_path, monkeypatch)
+    with session_scope() as s:
+        world = build_world(s)
+        # Three orders the street holds (a handler's 在办), one of them urged twice and returned once.
+        for content in ("小区门口路灯不亮，晚上出行不便", URGED, "景泰街道夜间施工噪音扰民"):
+            held = submit(s, data={"channel": "hotline", "content": content, "street_code": "W-JT"})
+            orders.act(s, order_id=held.order.id, action="dispatch", params={"unit_id": world.street_a})
+        urged = s.scalars(select(Order).where(Order.content == URGED)).one()
+        urged.urge_count, urged.return_count = 2, 1
+        # An enterprise's appeals (企业呼): the dashboard's 企业诉求.
+        for need in ("power", "labour"):
+            submit(
+                s,
+                data={
+                    "channel": "enterprise",
+                    "content": "园区停电影响生产，请协调供电部门尽快恢复",
+                    "street_code": "W-JX",
+                    "attributes": {"enterprise_name": "广州云景制衣有限公司", "enterprise_need": need},
+                },
+            )
+    with served_app(env, tmp_path / "serve.log") as base:
+        yield base
+
+
+def _page(browser: Any, base: str, viewport: dict[str, int], username: str, locale: str = "zh-CN") -> Any:
+    phone = viewport["width"] < 700
+    page = browser.new_context(locale=locale, viewport=viewport, is_mobile=phone, has_touch=phone).new_page()
+    page.set_default_timeout(20_000)
+    return sign_in(page, f"{base}/login", username)
+
+
+def _sideways(page: Any) -> int:
+    return int(page.evaluate("document.documentElement.scrollWidth - innerWidth"))
+
+
+# A text's lines on the screen: its element's text nodes, each line a distinct top.
+_LINES = """e => { const range = document.createRange(); range.selectNodeContents(e);
+    return new Set([...range.getClientRects()].filter(r => r.width).map(r => Math.round(r.top))).size; }"""
+
+
+def test_a_quick_views_first_order_shows_whole_in_a_phones_first_screen(server: str, browser: Any) -> None:
+    """A handler picks 在办, then 预警 … on a phone: the first order is whole in the first screen (its search, state and
+    sort filled it: the order began at 650 of 740 px) under a fold 搜索和筛选 that opens with a tap; a list that is no
+    tab shows the form open, and a desk shows it open on a tab too, with no fold to open."""
+    for viewport in PHONES:
+        page = _page(browser, server, viewport, "hand_a")  # lands on 在办
+        page.goto(server + "/orders")
+        page.locator('[data-testid="quick-view"]').first.tap()
+        page.wait_for_url("**/orders?*held=1*")
+        first = page.locator('[data-testid="order-table"] tbody tr').first.bounding_box()
+        assert first and first["y"] + first["height"] <= viewport["height"], (viewport, first)
+        fold = page.locator('[data-testid="filter-fold"]')
+        assert fold.get_attribute("open") is None and not page.locator("#q").is_visible()
+        fold.locator("> summary").tap()
+        assert page.locator("#q").is_visible() and page.locator("#sort").is_visible()
+        assert _sideways(page) == 0
+        page.goto(server + "/orders?channel=hotline")  # no tab's list: the form as it was
+        assert page.locator("#q").is_visible()
+        page.context.close()
+    page = _page(browser, server, DESK, "hand_a")
+    assert "held=1" in page.url
+    assert page.locator("#q").is_visible() and page.locator("#state").is_visible()
+    assert not page.locator('[data-testid="filter-fold"] > summary').is_visible()
+    page.context.close()
