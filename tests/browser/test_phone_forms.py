@@ -99,3 +99,26 @@ def test_a_quick_views_first_order_shows_whole_in_a_phones_first_screen(server: 
     assert page.locator("#q").is_visible() and page.locator("#state").is_visible()
     assert not page.locator('[data-testid="filter-fold"] > summary').is_visible()
     page.context.close()
+
+
+def test_the_enterprise_figures_are_a_card_per_need_on_a_phone(server: str, browser: Any) -> None:
+    """企业诉求 on a phone: no column scrolled out of sight — each need a card, each figure beside its name — and a
+    desk's table as before, a column each."""
+    for viewport in PHONES:
+        page = _page(browser, server, viewport, "lead")
+        page.goto(server + "/dashboard")
+        table = page.locator('[data-testid="enterprise-needs"] table')
+        assert table.locator("tbody tr, tr[data-need]").count() >= 2
+        scrolled = table.evaluate("t => t.parentElement.scrollWidth - t.parentElement.clientWidth")
+        assert (scrolled, _sideways(page)) == (0, 0), viewport
+        cell = table.locator("tr[data-need=power] td").nth(1)  # 件数
+        assert cell.evaluate("td => getComputedStyle(td, '::before').content").startswith('"件数'), viewport
+        assert not table.locator("thead").is_visible()
+        page.context.close()
+    page = _page(browser, server, DESK, "lead")
+    page.goto(server + "/dashboard")
+    table = page.locator('[data-testid="enterprise-needs"] table')
+    assert table.locator("thead").is_visible()
+    tops = table.locator("tr[data-need=power] td").evaluate_all("tds => tds.map(td => td.getBoundingClientRect().top)")
+    assert len(tops) == 7 and len(set(tops)) == 1, tops  # one row
+    page.context.close()
