@@ -1581,7 +1581,7 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     for internal in ("内部备注", "13600009999", "内部分歧", "陈督办", "黄派单", "李承办"):
         assert internal not in page, internal
     assert "景泰街道" in page and "工作人员" in page  # where it went, and that staff acted
-    assert "催办/升级/延期/退单/重办" in staff_page and "催办/升级/延期/退单/重办" not in page  # supervision counts
+    assert "次数统计" in staff_page and "次数统计" not in page  # supervision counts
     trail = client.get(f"/api/v1/orders/{order_id}/events").json()
     assert [e["action"] for e in trail] == ["create", "dispatch", "return"]
     assert all(e["actor_name"] in ("", "张市民") for e in trail) and all(e["unit_id"] is None for e in trail)
@@ -1811,8 +1811,8 @@ def test_an_inspectors_new_report_shows_duplicates_and_similar_cases_not_the_dis
 
 
 def test_the_order_pages_supervision_counts_read_as_words(org) -> None:
-    """催办/升级/延期/退单/重办 read 2 / 0 / 0 / 1 / 0: each count done is said with its step (催办 2 次 · 退单 1 次,
-    Urged 2 times · Returned 1 time), the steps never done left out, none at all said so."""
+    """次数统计 (催办, 升级, 延期, 退单, 重办) read 2 / 0 / 0 / 1 / 0: each count done is said with its step
+    (催办 2 次 · 退单 1 次, Urged 2 times · Returned 1 time), the steps never done left out, none at all said so."""
     order = _order()
     client = login("sup")
 

@@ -122,3 +122,18 @@ def test_the_enterprise_figures_are_a_card_per_need_on_a_phone(server: str, brow
     tops = table.locator("tr[data-need=power] td").evaluate_all("tds => tds.map(td => td.getBoundingClientRect().top)")
     assert len(tops) == 7 and len(set(tops)) == 1, tops  # one row
     page.context.close()
+
+
+def test_the_order_pages_counts_are_named_on_one_line(server: str, browser: Any) -> None:
+    """The order page's facts on a phone, both languages: the counts' name is one line beside 催办 2 次 · 退单 1 次."""
+    with session_scope() as s:
+        order_id = s.scalars(select(Order.id).where(Order.content == URGED)).one()
+    for viewport in PHONES:
+        for locale in ("zh-CN", "en"):
+            page = _page(browser, server, viewport, "sup", locale)
+            page.goto(f"{server}/lang/{locale}?next=/orders/{order_id}")
+            counts = page.locator('[data-testid="counts"]')
+            assert "2" in counts.inner_text()
+            name = counts.locator("xpath=preceding-sibling::th")
+            assert name.evaluate(_LINES) == 1, (viewport, locale, name.inner_text())
+            page.context.close()
