@@ -1560,6 +1560,31 @@ def _citizens_appeal(client: TestClient) -> int:
     return int(response.headers["location"].rsplit("/", 1)[1])
 
 
+def test_a_citizen_reads_one_progress_on_their_page_and_the_lookup_without_the_units_returns(org) -> None:
+    """办理进度: the citizen's own order page (and the API's trail for them) listed a unit's return, 退回重新分派, where
+    the progress lookup (/track) left it out; both now list the same steps — the urging too — and no return."""
+    client = login("cit")
+    order_id = _citizens_appeal(client)
+    disp, hand, sup = login("disp"), login("hand_a"), login("sup")
+    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order_id, "return", reason="不归我们管").status_code == 303
+    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
+    assert _act(sup, order_id, "urge", reason="请尽快办理").status_code == 303
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        assert order is not None
+        order.citizen_phone = order.citizen_phone or "13800001111"
+        number, phone = order.number, order.citizen_phone
+    steps = ["create", "dispatch", "dispatch", "urge"]
+    assert [e["action"] for e in client.get(f"/api/v1/orders/{order_id}/events").json()] == steps
+    tracked = TestClient(shared_app()).post("/api/v1/track", json={"number": number, "phone": phone}).json()
+    assert [m["action"] for m in tracked["milestones"]] == steps
+    page = client.get(f"/orders/{order_id}").text
+    assert "退回重新分派" not in page and "督促加快办理" in page
+    staff = sup.get(f"/orders/{order_id}").text
+    assert "退单" in re.search(r'data-testid="audit">.*?</section>', staff, re.S).group(0)  # type: ignore[union-attr]
+
+
 def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_trail(org) -> None:
     client = login("cit")
     order_id = _citizens_appeal(client)
@@ -1583,9 +1608,9 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     assert "景泰街道" in page and "工作人员" in page  # where it went, and that staff acted
     assert "次数统计" in staff_page and "次数统计" not in page  # supervision counts
     trail = client.get(f"/api/v1/orders/{order_id}/events").json()
-    assert [e["action"] for e in trail] == ["create", "dispatch", "return"]
+    assert [e["action"] for e in trail] == ["create", "dispatch"]  # the unit's return is between the units
     assert all(e["actor_name"] in ("", "张市民") for e in trail) and all(e["unit_id"] is None for e in trail)
-    assert trail[1]["payload"] == {"unit_id": org["street_a"]} and trail[2]["reason"] is None
+    assert trail[1]["payload"] == {"unit_id": org["street_a"]}
     assert len(sup.get(f"/api/v1/orders/{order_id}/events").json()) == 4  # staff see the whole trail
     # Answered, the citizen rates it (评价答复), what staff call the callback (回访).
     assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
@@ -1696,12 +1721,9 @@ def test_a_citizens_trail_reads_as_their_progress_in_the_words_the_progress_look
         listed = page.split('data-testid="track-milestones">')[1].split("</ol>")[0]
         return [re.sub(r"<[^>]+>", "", li).split(" · ")[0].strip() for li in re.findall(r"</time>(.*?)</li>", listed)]
 
-    expected = {
-        "zh-CN": ("办理进度", ["受理", "派单", "退回重新分派", "派单", "签收", "答复"]),
-        "en": (
-            "Progress",
-            ["Received", "Dispatched", "Sent back to be reassigned", "Dispatched", "Accepted", "Replied"],
-        ),
+    expected = {  # the units' return between the two dispatches left out, as /track leaves it out
+        "zh-CN": ("办理进度", ["受理", "派单", "派单", "签收", "答复"]),
+        "en": ("Progress", ["Received", "Dispatched", "Dispatched", "Accepted", "Replied"]),
     }
     staff_expected = {
         "zh-CN": ("处理记录", ["受理", "备注", "派单", "退单", "派单", "签收", "答复"]),
@@ -1712,10 +1734,7 @@ def test_a_citizens_trail_reads_as_their_progress_in_the_words_the_progress_look
             who.get(f"/lang/{lang}")
         page = client.get(f"/orders/{order_id}").text
         assert trail(page) == expected[lang], lang
-        # /track shows the same steps in the same words (it leaves out the units' return between them).
-        assert tracked() == [
-            step for step in expected[lang][1] if step not in ("退回重新分派", "Sent back to be reassigned")
-        ]
+        assert tracked() == expected[lang][1]  # /track shows the same steps in the same words
         assert trail(sup.get(f"/orders/{order_id}").text) == staff_expected[lang], lang
         for internal in ("内部备注", "不归我们管", "陈督办", "黄派单", "李承办"):
             assert internal not in page, internal
