@@ -25,6 +25,7 @@ from cityhub.auth.models import AuthSession
 from cityhub.config import get_settings
 from cityhub.db import reset_engine, session_scope, utcnow
 from cityhub.dispatch import background
+from cityhub.dispatch import service as dispatch
 from cityhub.dispatch.models import DispatchRule
 from cityhub.dispatch.rules import TargetKind
 from cityhub.intake.dedupe import auto_merge_params, get_dedupe_settings
@@ -1409,6 +1410,39 @@ def test_the_knowledge_base_and_rules_lists_name_states_as_their_filter_does(org
         listed = admin.get("/kb", params={"inactive": "1"}).text
         assert include in listed and states(listed, "kb-row") == [off], (lang, states(listed, "kb-row"))
         assert states(admin.get("/rules").text, "rule-row") == [on], lang
+
+
+def test_the_rules_list_shows_the_active_rules_with_a_filter_for_the_stopped_ones_and_their_counts(org) -> None:
+    """派单规则 listed every rule, stopped ones among those that route: it lists the active ones (what an administrator
+    reads the routing by), says how many stopped ones it leaves out, and 含已停用 (inactive=1, as 知识库's filter)
+    lists them all — each choice with its count, the outcomes' period kept across them."""
+    from cityhub.dispatch.schemas import RuleCreate
+
+    with session_scope() as s:
+        stopped = dispatch.create_rule(
+            s, data=RuleCreate(name="旧规则 已停用", keywords=["占道"], target_unit_id=org["street_a"], active=False)
+        ).id
+    admin = login("adm")
+
+    def rows(html: str) -> list[str]:
+        return re.findall(r'<tr data-testid="rule-row" data-rule="(\d+)"', html)
+
+    listed = admin.get("/rules").text
+    assert str(stopped) not in rows(listed) and len(rows(listed)) == 1
+    tabs = re.search(r'data-testid="rule-filter">(.*?)</nav>', listed, re.S)
+    assert tabs is not None
+    counts = re.findall(r'<a href="([^"]+)"[^>]*>([^<]+)<span class="count[^"]*">(\d+)</span>', tabs.group(1))
+    assert counts == [("/rules", "已启用", "1"), ("/rules?inactive=1", "含已停用", "2")], counts
+    assert 'data-testid="rules-active" aria-current="page"' in listed
+    assert "另有 1 条已停用的规则未列出" in listed
+    everything = admin.get("/rules", params={"inactive": "1"}).text
+    assert str(stopped) in rows(everything) and len(rows(everything)) == 2
+    assert 'data-testid="rules-all" aria-current="page"' in everything and "未列出" not in everything
+    assert '<input type="hidden" name="inactive" value="1">' in everything  # the period's form keeps the choice
+    month = admin.get("/rules", params={"period": "2026-11"})
+    assert month.status_code == 200 and 'href="/rules?inactive=1&amp;period=2026-11"' in month.text
+    admin.cookies.set("cityhub_lang", "en")
+    assert "1 inactive rule is not listed" in admin.get("/rules").text
 
 
 def test_every_link_that_opens_a_new_tab_says_so(org) -> None:
