@@ -4283,17 +4283,22 @@ def test_the_dashboards_counts_open_the_orders_they_count(org) -> None:
 
 
 def test_the_period_box_says_in_words_what_it_takes_on_every_page(org) -> None:
-    """统计周期's box showed bare codes as its placeholder (2026-11 / 2026-Q4 / 2026): every page choosing a period —
-    the dashboard, a unit's assessment, the dispatch outcomes — says it in words with examples, in either language."""
-    box = r'<input name="period"[^>]*placeholder="([^"]*)"'
+    """统计周期's box showed codes as its placeholder (2026-11 / 2026-Q4 / 2026): every page choosing a period — the
+    dashboard, a unit's assessment, the dispatch outcomes — says in words under it what may be typed (the box names
+    the line), its placeholder a short example that fits a phone's box, in either language."""
+    box = r'<input name="period"[^>]*placeholder="([^"]*)"[^>]*aria-describedby="period-words"'
+    words = r'<small class="hint period-words" id="period-words" data-testid="period-words">([^<]*)</small>'
     lead, disp = login("lead"), login("disp")
     pages = ((lead, "/dashboard"), (lead, f"/assessment/{org['street_a']}"), (disp, "/rules"))
     for client, path in pages:
-        placeholders = re.findall(box, client.get(path).text)
-        assert placeholders and set(placeholders) == {"如 2026-11（月）、2026-Q4（季度）或 2026（年）"}, path
+        page = client.get(path).text
+        assert re.findall(box, page) == ["如 2026-11"], path
+        said = re.findall(words, page)
+        assert len(said) == 1 and all(w in said[0] for w in ("月份", "季度", "年份", "一周", "一天", "不填")), path
     lead.cookies.set("cityhub_lang", "en")
-    placeholders = re.findall(box, lead.get("/dashboard").text)
-    assert placeholders == ["e.g. 2026-11 (month), 2026-Q4 (quarter) or 2026 (year)"]
+    page = lead.get("/dashboard").text
+    assert re.findall(box, page) == ["e.g. 2026-11"]
+    assert "A month, quarter or year" in re.findall(words, page)[0]
 
 
 def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org) -> None:

@@ -137,3 +137,33 @@ def test_the_order_pages_counts_are_named_on_one_line(server: str, browser: Any)
             name = counts.locator("xpath=preceding-sibling::th")
             assert name.evaluate(_LINES) == 1, (viewport, locale, name.inner_text())
             page.context.close()
+
+
+# A text box's placeholder: how wide it is written, and the room the box has for it (as test_phone_pages measures).
+_PLACEHOLDER_ROOM = """i => { const css = getComputedStyle(i), pen = document.createElement('canvas').getContext('2d');
+    pen.font = css.font;
+    return [Math.ceil(pen.measureText(i.placeholder).width),
+            Math.floor(i.clientWidth - parseFloat(css.paddingLeft) - parseFloat(css.paddingRight))]; }"""
+
+
+def test_the_assessments_period_box_says_what_it_takes_and_its_placeholder_fits_a_phone(
+    server: str, browser: Any
+) -> None:
+    """单位考核's 统计周期 on a phone, both languages: its placeholder is whole in its box (the English one was cut off
+    at 360–390 px) and a line under it says in words what may be typed, shown, the box described by it."""
+    with session_scope() as s:
+        street = s.scalars(select(Order.lead_unit_id).where(Order.content == URGED)).one()
+    for viewport in PHONES:
+        for locale in ("zh-CN", "en"):
+            page = _page(browser, server, viewport, "sup", locale)
+            page.goto(f"{server}/lang/{locale}?next=/assessment/{street}")
+            box = page.locator('[data-testid="period-input"]')
+            written, room = box.evaluate(_PLACEHOLDER_ROOM)
+            assert 0 < written <= room, (viewport, locale, written, room)
+            words = page.locator(f"#{box.get_attribute('aria-describedby')}")
+            assert words.is_visible() and len(words.inner_text()) > 30, (viewport, locale)
+            below = words.bounding_box()
+            above = box.bounding_box()
+            assert below and above and below["y"] >= above["y"] + above["height"], (viewport, locale)
+            assert _sideways(page) == 0
+            page.context.close()
