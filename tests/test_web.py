@@ -1825,6 +1825,23 @@ def test_an_order_not_theirs_is_no_appeal_of_the_citizens_not_one_outside_a_data
     assert "您的角色无权进行此操作" in login("hand_b").get("/admin/users").text
 
 
+def test_the_intake_pages_tab_says_its_heading_for_every_role(org) -> None:
+    """诉求受理 was every role's tab on the intake page: a citizen's heading is 我要反映 and an inspector's 巡查上报."""
+    from cityhub.auth import service as auth
+    from cityhub.org.schemas import UserCreate
+
+    with session_scope() as s:
+        auth.create_account(
+            s,
+            data=UserCreate(username="insp", full_name="网格员甲", role=Role.INSPECTOR, unit_id=org["street_a"]),
+            password=PASSWORD,
+        )
+    for username, heading in (("op", "诉求受理"), ("cit", "我要反映"), ("insp", "巡查上报")):
+        page = login(username).get("/intake").text
+        assert f"<h1>{heading}</h1>" in page, username
+        assert re.search(r"<title>(.*?)</title>", page).group(1) == f"{heading} · cityhub", username  # type: ignore[union-attr]
+
+
 def test_an_inspectors_new_report_shows_duplicates_and_similar_cases_not_the_dispatch_suggestion(org) -> None:
     """A 网格员's report, just filed, is not theirs to dispatch: its page shows the possible duplicates and similar
     cases (and its place in the facts), not the dispatchers' 派单建议 — candidates, scores, rule grounds, odds."""
