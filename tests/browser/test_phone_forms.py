@@ -1,7 +1,8 @@
 """Forms and wide figures on a phone (390 × 844 and 360 × 740) and a desk (1440 × 900): a 常用视图's orders come first
 (its search and filters folded under 搜索和筛选, open on a desk), the dashboard's 企业诉求 is a card per need with each
 figure named (seven columns scrolled sideways without a sign of it), the order page's 次数统计 reads on one line
-(催办/升级/延期/退单/重办 stood four lines tall).
+(催办/升级/延期/退单/重办 stood four lines tall), 统计周期's placeholder is whole in its box with a line under it saying
+in words what may be typed.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
 otherwise. What is measured is the browser's layout: SQLite only.
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from test_phone_pages import _PLACEHOLDER_ROOM
 
 from cityhub.db import session_scope
 from cityhub.intake.service import submit
@@ -137,13 +139,6 @@ def test_the_order_pages_counts_are_named_on_one_line(server: str, browser: Any)
             name = counts.locator("xpath=preceding-sibling::th")
             assert name.evaluate(_LINES) == 1, (viewport, locale, name.inner_text())
             page.context.close()
-
-
-# A text box's placeholder: how wide it is written, and the room the box has for it (as test_phone_pages measures).
-_PLACEHOLDER_ROOM = """i => { const css = getComputedStyle(i), pen = document.createElement('canvas').getContext('2d');
-    pen.font = css.font;
-    return [Math.ceil(pen.measureText(i.placeholder).width),
-            Math.floor(i.clientWidth - parseFloat(css.paddingLeft) - parseFloat(css.paddingRight))]; }"""
 
 
 def test_the_assessments_period_box_says_what_it_takes_and_its_placeholder_fits_a_phone(
