@@ -25,6 +25,7 @@ from cityhub.auth.models import AuthSession
 from cityhub.config import get_settings
 from cityhub.db import reset_engine, session_scope, utcnow
 from cityhub.dispatch import background
+from cityhub.dispatch import service as dispatch
 from cityhub.dispatch.models import DispatchRule
 from cityhub.dispatch.rules import TargetKind
 from cityhub.intake.dedupe import auto_merge_params, get_dedupe_settings
@@ -1414,6 +1415,39 @@ def test_the_knowledge_base_and_rules_lists_name_states_as_their_filter_does(org
         assert states(admin.get("/rules").text, "rule-row") == [on], lang
 
 
+def test_the_rules_list_shows_the_active_rules_with_a_filter_for_the_stopped_ones_and_their_counts(org) -> None:
+    """派单规则 listed every rule, stopped ones among those that route: it lists the active ones (what an administrator
+    reads the routing by), says how many stopped ones it leaves out, and 含已停用 (inactive=1, as 知识库's filter)
+    lists them all — each choice with its count, the outcomes' period kept across them."""
+    from cityhub.dispatch.schemas import RuleCreate
+
+    with session_scope() as s:
+        stopped = dispatch.create_rule(
+            s, data=RuleCreate(name="旧规则 已停用", keywords=["占道"], target_unit_id=org["street_a"], active=False)
+        ).id
+    admin = login("adm")
+
+    def rows(html: str) -> list[str]:
+        return re.findall(r'<tr data-testid="rule-row" data-rule="(\d+)"', html)
+
+    listed = admin.get("/rules").text
+    assert str(stopped) not in rows(listed) and len(rows(listed)) == 1
+    tabs = re.search(r'data-testid="rule-filter">(.*?)</nav>', listed, re.S)
+    assert tabs is not None
+    counts = re.findall(r'<a href="([^"]+)"[^>]*>([^<]+)<span class="count[^"]*">(\d+)</span>', tabs.group(1))
+    assert counts == [("/rules", "已启用", "1"), ("/rules?inactive=1", "含已停用", "2")], counts
+    assert 'data-testid="rules-active" aria-current="page"' in listed
+    assert "另有 1 条已停用的规则未列出" in listed
+    everything = admin.get("/rules", params={"inactive": "1"}).text
+    assert str(stopped) in rows(everything) and len(rows(everything)) == 2
+    assert 'data-testid="rules-all" aria-current="page"' in everything and "未列出" not in everything
+    assert '<input type="hidden" name="inactive" value="1">' in everything  # the period's form keeps the choice
+    month = admin.get("/rules", params={"period": "2026-11"})
+    assert month.status_code == 200 and 'href="/rules?inactive=1&amp;period=2026-11"' in month.text
+    admin.cookies.set("cityhub_lang", "en")
+    assert "1 inactive rule is not listed" in admin.get("/rules").text
+
+
 def test_every_link_that_opens_a_new_tab_says_so(org) -> None:
     """Only the intake form's links said they open a new tab; an order's files, the dashboard's 专报 (HTML), an
     alarm's snapshot and the sign-in after a session ended opened one unannounced. Every such link is written by one
@@ -1563,6 +1597,31 @@ def _citizens_appeal(client: TestClient) -> int:
     return int(response.headers["location"].rsplit("/", 1)[1])
 
 
+def test_a_citizen_reads_one_progress_on_their_page_and_the_lookup_without_the_units_returns(org) -> None:
+    """办理进度: the citizen's own order page (and the API's trail for them) listed a unit's return, 退回重新分派, where
+    the progress lookup (/track) left it out; both now list the same steps — the urging too — and no return."""
+    client = login("cit")
+    order_id = _citizens_appeal(client)
+    disp, hand, sup = login("disp"), login("hand_a"), login("sup")
+    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order_id, "return", reason="不归我们管").status_code == 303
+    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
+    assert _act(sup, order_id, "urge", reason="请尽快办理").status_code == 303
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        assert order is not None
+        order.citizen_phone = order.citizen_phone or "13800001111"
+        number, phone = order.number, order.citizen_phone
+    steps = ["create", "dispatch", "dispatch", "urge"]
+    assert [e["action"] for e in client.get(f"/api/v1/orders/{order_id}/events").json()] == steps
+    tracked = TestClient(shared_app()).post("/api/v1/track", json={"number": number, "phone": phone}).json()
+    assert [m["action"] for m in tracked["milestones"]] == steps
+    page = client.get(f"/orders/{order_id}").text
+    assert "退回重新分派" not in page and "督促加快办理" in page
+    staff = sup.get(f"/orders/{order_id}").text
+    assert "退单" in re.search(r'data-testid="audit">.*?</section>', staff, re.S).group(0)  # type: ignore[union-attr]
+
+
 def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_trail(org) -> None:
     client = login("cit")
     order_id = _citizens_appeal(client)
@@ -1584,11 +1643,11 @@ def test_a_citizen_follows_what_happened_to_their_appeal_not_the_units_internal_
     for internal in ("内部备注", "13600009999", "内部分歧", "陈督办", "黄派单", "李承办"):
         assert internal not in page, internal
     assert "景泰街道" in page and "工作人员" in page  # where it went, and that staff acted
-    assert "催办/升级/延期/退单/重办" in staff_page and "催办/升级/延期/退单/重办" not in page  # supervision counts
+    assert "次数统计" in staff_page and "次数统计" not in page  # supervision counts
     trail = client.get(f"/api/v1/orders/{order_id}/events").json()
-    assert [e["action"] for e in trail] == ["create", "dispatch", "return"]
+    assert [e["action"] for e in trail] == ["create", "dispatch"]  # the unit's return is between the units
     assert all(e["actor_name"] in ("", "张市民") for e in trail) and all(e["unit_id"] is None for e in trail)
-    assert trail[1]["payload"] == {"unit_id": org["street_a"]} and trail[2]["reason"] is None
+    assert trail[1]["payload"] == {"unit_id": org["street_a"]}
     assert len(sup.get(f"/api/v1/orders/{order_id}/events").json()) == 4  # staff see the whole trail
     # Answered, the citizen rates it (评价答复), what staff call the callback (回访).
     assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
@@ -1699,12 +1758,9 @@ def test_a_citizens_trail_reads_as_their_progress_in_the_words_the_progress_look
         listed = page.split('data-testid="track-milestones">')[1].split("</ol>")[0]
         return [re.sub(r"<[^>]+>", "", li).split(" · ")[0].strip() for li in re.findall(r"</time>(.*?)</li>", listed)]
 
-    expected = {
-        "zh-CN": ("办理进度", ["受理", "派单", "退回重新分派", "派单", "签收", "答复"]),
-        "en": (
-            "Progress",
-            ["Received", "Dispatched", "Sent back to be reassigned", "Dispatched", "Accepted", "Replied"],
-        ),
+    expected = {  # the units' return between the two dispatches left out, as /track leaves it out
+        "zh-CN": ("办理进度", ["受理", "派单", "派单", "签收", "答复"]),
+        "en": ("Progress", ["Received", "Dispatched", "Dispatched", "Accepted", "Replied"]),
     }
     staff_expected = {
         "zh-CN": ("处理记录", ["受理", "备注", "派单", "退单", "派单", "签收", "答复"]),
@@ -1715,10 +1771,7 @@ def test_a_citizens_trail_reads_as_their_progress_in_the_words_the_progress_look
             who.get(f"/lang/{lang}")
         page = client.get(f"/orders/{order_id}").text
         assert trail(page) == expected[lang], lang
-        # /track shows the same steps in the same words (it leaves out the units' return between them).
-        assert tracked() == [
-            step for step in expected[lang][1] if step not in ("退回重新分派", "Sent back to be reassigned")
-        ]
+        assert tracked() == expected[lang][1]  # /track shows the same steps in the same words
         assert trail(sup.get(f"/orders/{order_id}").text) == staff_expected[lang], lang
         for internal in ("内部备注", "不归我们管", "陈督办", "黄派单", "李承办"):
             assert internal not in page, internal
@@ -1775,6 +1828,23 @@ def test_an_order_not_theirs_is_no_appeal_of_the_citizens_not_one_outside_a_data
     assert "您的角色无权进行此操作" in login("hand_b").get("/admin/users").text
 
 
+def test_the_intake_pages_tab_says_its_heading_for_every_role(org) -> None:
+    """诉求受理 was every role's tab on the intake page: a citizen's heading is 我要反映 and an inspector's 巡查上报."""
+    from cityhub.auth import service as auth
+    from cityhub.org.schemas import UserCreate
+
+    with session_scope() as s:
+        auth.create_account(
+            s,
+            data=UserCreate(username="insp", full_name="网格员甲", role=Role.INSPECTOR, unit_id=org["street_a"]),
+            password=PASSWORD,
+        )
+    for username, heading in (("op", "诉求受理"), ("cit", "我要反映"), ("insp", "巡查上报")):
+        page = login(username).get("/intake").text
+        assert f"<h1>{heading}</h1>" in page, username
+        assert re.search(r"<title>(.*?)</title>", page).group(1) == f"{heading} · cityhub", username  # type: ignore[union-attr]
+
+
 def test_an_inspectors_new_report_shows_duplicates_and_similar_cases_not_the_dispatch_suggestion(org) -> None:
     """A 网格员's report, just filed, is not theirs to dispatch: its page shows the possible duplicates and similar
     cases (and its place in the facts), not the dispatchers' 派单建议 — candidates, scores, rule grounds, odds."""
@@ -1814,8 +1884,8 @@ def test_an_inspectors_new_report_shows_duplicates_and_similar_cases_not_the_dis
 
 
 def test_the_order_pages_supervision_counts_read_as_words(org) -> None:
-    """催办/升级/延期/退单/重办 read 2 / 0 / 0 / 1 / 0: each count done is said with its step (催办 2 次 · 退单 1 次,
-    Urged 2 times · Returned 1 time), the steps never done left out, none at all said so."""
+    """次数统计 (催办, 升级, 延期, 退单, 重办) read 2 / 0 / 0 / 1 / 0: each count done is said with its step
+    (催办 2 次 · 退单 1 次, Urged 2 times · Returned 1 time), the steps never done left out, none at all said so."""
     order = _order()
     client = login("sup")
 
@@ -4233,17 +4303,22 @@ def test_the_dashboards_counts_open_the_orders_they_count(org) -> None:
 
 
 def test_the_period_box_says_in_words_what_it_takes_on_every_page(org) -> None:
-    """统计周期's box showed bare codes as its placeholder (2026-11 / 2026-Q4 / 2026): every page choosing a period —
-    the dashboard, a unit's assessment, the dispatch outcomes — says it in words with examples, in either language."""
-    box = r'<input name="period"[^>]*placeholder="([^"]*)"'
+    """统计周期's box showed codes as its placeholder (2026-11 / 2026-Q4 / 2026): every page choosing a period — the
+    dashboard, a unit's assessment, the dispatch outcomes — says in words under it what may be typed (the box names
+    the line), its placeholder a short example that fits a phone's box, in either language."""
+    box = r'<input name="period"[^>]*placeholder="([^"]*)"[^>]*aria-describedby="period-words"'
+    words = r'<small class="hint period-words" id="period-words" data-testid="period-words">([^<]*)</small>'
     lead, disp = login("lead"), login("disp")
     pages = ((lead, "/dashboard"), (lead, f"/assessment/{org['street_a']}"), (disp, "/rules"))
     for client, path in pages:
-        placeholders = re.findall(box, client.get(path).text)
-        assert placeholders and set(placeholders) == {"如 2026-11（月）、2026-Q4（季度）或 2026（年）"}, path
+        page = client.get(path).text
+        assert re.findall(box, page) == ["如 2026-11"], path
+        said = re.findall(words, page)
+        assert len(said) == 1 and all(w in said[0] for w in ("月份", "季度", "年份", "一周", "一天", "不填")), path
     lead.cookies.set("cityhub_lang", "en")
-    placeholders = re.findall(box, lead.get("/dashboard").text)
-    assert placeholders == ["e.g. 2026-11 (month), 2026-Q4 (quarter) or 2026 (year)"]
+    page = lead.get("/dashboard").text
+    assert re.findall(box, page) == ["e.g. 2026-11"]
+    assert "A month, quarter or year" in re.findall(words, page)[0]
 
 
 def test_a_units_assessment_page_shows_its_rates_and_the_orders_behind_each(org) -> None:

@@ -217,6 +217,15 @@ def test_finding_detail_lists_its_orders_masked_for_the_reader(world) -> None:
     assert "8 人次反映" in leader.text and "鸿鹄路" in leader.text  # the place its orders' texts name
 
 
+def test_a_findings_tab_says_the_finding_its_heading_names(world) -> None:
+    """Every finding's browser tab said 预警详情: it says the page's heading — the kind, the place and what recurs."""
+    noise = _recurring(world["noise_place"])
+    page = login("lead").get(f"/brain/findings/{noise.id}", params={"period": PERIOD}).text
+    heading = re.sub(r"<[^>]+>", "", re.search(r"<h1>(.*?)</h1>", page, re.S).group(1)).strip()  # type: ignore[union-attr]
+    title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)  # type: ignore[union-attr]
+    assert title.startswith(heading + " · ") and "预警详情" in title, (title, heading)
+
+
 def test_leader_opens_the_proactive_order_once_through_intake_audited(world) -> None:
     noise = _recurring(world["noise_place"])
     client = login("lead")

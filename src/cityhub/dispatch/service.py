@@ -1184,6 +1184,14 @@ def list_rules(session: Session, *, include_inactive: bool = True) -> list[Dispa
     return list(session.scalars(rules_query(include_inactive=include_inactive)))
 
 
+def rule_counts(session: Session) -> tuple[int, int]:
+    """How many rules are active (启用) and how many there are in all: the rules page's filter says both."""
+    active, total = session.execute(
+        select(func.count().filter(DispatchRule.active.is_(True)), func.count()).select_from(DispatchRule)
+    ).one()
+    return int(active or 0), int(total or 0)
+
+
 def rules_query(*, include_inactive: bool = True) -> Select[DispatchRule]:
     """The query of :func:`list_rules`, ranked in SQL (``rulebook.TIER_ORDER``), for a caller that pages it."""
     tier = case(rulebook.TIER_ORDER, value=DispatchRule.tier)

@@ -1158,6 +1158,9 @@ def order_list(request: Request, db: DbSession) -> Response:
         # A wide screen unfolds them too — not on a 常用视图: a handler's 在办 at 1440 × 900 showed one order above the
         # fold, under twenty criteria the tab names already.
         open_wide=not on_view,
+        # …and on a phone the whole form folds on a 常用视图 (a wide screen unfolds it): its search, state and sort put
+        # the first order of a handler's 在办 below a 360 × 740 screen.
+        filters_folded=on_view,
         batch=batch,
         # The chip's ✕: the same list without the batch.
         without_batch=[(k, v) for k, v in base if k != "import_batch_id"],

@@ -155,12 +155,17 @@ def _page(
     categories = support.active_categories(db)
     choice = support.period_choice(request) if rule is None else None  # the list page shows how dispatch did
     places = _place_choices(directory.values())
+    # The list shows the rules that route (启用), as an administrator reads it first; 含已停用 (inactive=1, as 知识库's
+    # filter) lists the stopped ones too — each with its count, so none is lost from sight.
+    inactive = request.query_params.get("inactive") == "1"
     return render(
         request,
         "rules.html",
         principal=principal,
         status_code=status_code,
-        rules=dispatch.list_rules(db) if rule is None else [],
+        rules=dispatch.list_rules(db, include_inactive=inactive) if rule is None else [],
+        inactive=inactive,
+        rule_counts=dispatch.rule_counts(db) if rule is None else (0, 0),
         rule=rule,
         thresholds=dispatch.list_thresholds(db) if rule is None else [],
         guide=dispatch.threshold_guide(db) if rule is None else None,

@@ -18,7 +18,7 @@ from cityhub.masking import coarsen_address, coarsen_coordinate, mask_name, mask
 from cityhub.org.places import PlaceSource
 from cityhub.org.schemas import phone_number
 from cityhub.timerange import RequestTime, answer_times
-from cityhub.workorders.lifecycle import State
+from cityhub.workorders.lifecycle import Action, State
 from cityhub.workorders.models import MERGED_IN, AppealType, Channel, SlaStatus, Urgency, default_appeal_type
 
 # Characters that show nothing: an appeal made only of these is empty. NUL is refused outright (PostgreSQL cannot
@@ -315,6 +315,12 @@ INTERNAL_EVENTS = frozenset(
     {"comment", "assist_accept", "assist_reply", "assist_return", "sla_warning", "sla_overdue"}
     | {"sla_accept_overdue", "sla_recompute", MERGED_IN}
 )
+# The steps of an order its citizen follows (办理进度), one rule for every place they read them: the trail on their
+# order page and the API's for them (``workorders.views.citizen_reads``) and the progress lookup's milestones
+# (``tracking``, /track). Not the units' internal events, nor a unit's 退单 (return: between the units — the dispatcher
+# sends the order on, and the citizen reads the next 派单; their page listed 退回重新分派 where /track left it out), nor
+# comments (a citizen's own show on their page, ``citizen_reads``).
+CITIZEN_STEPS = frozenset(a.value for a in Action) - INTERNAL_EVENTS - {Action.RETURN.value, Action.COMMENT.value}
 # Steps whose reason is written to the citizen (why it was closed, cancelled, paused, reopened); other reasons
 # (why a unit returned it, why an extension was asked for or a reply rejected) are between the units.
 _CITIZEN_REASONS = frozenset({"cancel", "close", "suspend", "resume", "reopen", "callback", "instant_answer"})

@@ -2,8 +2,9 @@
 with the appeal, no account needed — what a hotline caller has after the call.
 
 A lookup shows the appeal as the citizen gave it, where it stands, which unit handles it, its time limit, the public
-milestones of its trail (received, dispatched to a unit, accepted, replied, rated, closed — never the internal notes,
-the people or the returns between units) and the reply. Once replied, the citizen rates it (满意 / 不满意, with a
+milestones of its trail (received, dispatched to a unit, accepted, replied, rated, closed …: the steps of their
+progress, ``schemas.CITIZEN_STEPS``, as their order page lists them — never the internal notes, the people or the
+returns between units) and the reply. Once replied, the citizen rates it (满意 / 不满意, with a
 reason): the same audited callback action a hotline operator records, its actor named as the citizen with the last
 four digits of the phone.
 
@@ -27,24 +28,10 @@ from cityhub.org.models import Unit
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import AWAITING_DISPATCH, Action, State
 from cityhub.workorders.models import Category, Order, OrderEvent
+from cityhub.workorders.schemas import CITIZEN_STEPS
 
-# The trail's actions a citizen is shown (and the unit named, where the action concerns one).
-PUBLIC_ACTIONS = (
-    "create",
-    "instant_answer",
-    "dispatch",
-    "transfer",
-    "accept",
-    "suspend",
-    "resume",
-    "approve_extension",
-    "reply",
-    "callback",
-    "close",
-    "reopen",
-    "merge",
-    "cancel",
-)
+# The trail's actions a citizen is shown: their progress's steps, as on their order page (``schemas.CITIZEN_STEPS``).
+PUBLIC_ACTIONS = tuple(sorted(CITIZEN_STEPS))
 _UNIT_ACTIONS = {"dispatch", "transfer", "accept", "reply"}
 NOT_FOUND = "no order with this number and phone"
 # Who rated a reply on the tracking page, in the trail (no account: the phone's last digits); a page names them in

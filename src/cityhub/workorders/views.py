@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile, status
 from fastapi.responses import FileResponse
-from sqlalchemy import ColumnElement, and_, not_, or_
+from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.orm import Session
 
 from cityhub.api.deps import CurrentPrincipal, DbSession, ListPage, ListPaging, Paging, model_response, require
@@ -58,6 +58,7 @@ from cityhub.workorders.models import (
     Urgency,
 )
 from cityhub.workorders.schemas import (
+    CITIZEN_STEPS,
     CURSOR_DESCRIPTION,
     ENTERPRISE_NEED_DESCRIPTION,
     ESCALATED_DESCRIPTION,
@@ -65,7 +66,6 @@ from cityhub.workorders.schemas import (
     FEED_DESCRIPTION,
     HELD_DESCRIPTION,
     IMPORT_BATCH_DESCRIPTION,
-    INTERNAL_EVENTS,
     LEADER_ASSIGNED_DESCRIPTION,
     OVERDUE_DESCRIPTION,
     Q_DESCRIPTION,
@@ -345,10 +345,11 @@ def get_order(order_id: int, db: DbSession, principal: Reader) -> OrderRead:
 
 
 def citizen_reads(user_id: int | None) -> ColumnElement[bool]:
-    """The events of an order's trail its citizen reads (:func:`citizen_trail` shapes them): not the units'
-    internal steps and notes, but for the citizen's own comments. In SQL, so that a page of a citizen's trail is a
-    page of what they read."""
-    shown = not_(OrderEvent.action.in_(INTERNAL_EVENTS))
+    """The events of an order's trail its citizen reads (:func:`citizen_trail` shapes them): the steps of their
+    progress (``schemas.CITIZEN_STEPS``, as the progress lookup shows them: not the units' internal steps and notes,
+    nor a unit's return), and the citizen's own comments. In SQL, so that a page of a citizen's trail is a page of
+    what they read."""
+    shown = OrderEvent.action.in_(CITIZEN_STEPS)
     if user_id is None:
         return shown
     return or_(shown, and_(OrderEvent.actor_id == user_id, OrderEvent.action == "comment"))
