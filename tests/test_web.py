@@ -1605,6 +1605,23 @@ def test_a_citizen_reads_one_progress_on_their_page_and_the_lookup_without_the_u
     disp, hand, sup = login("disp"), login("hand_a"), login("sup")
     assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
     assert _act(hand, order_id, "return", reason="不归我们管").status_code == 303
+    # returned, it waits to be dispatched again: to its citizen 已受理, as when received, not the units' 已退单
+    with session_scope() as s:
+        returned = s.get(Order, order_id)
+        assert returned is not None
+        returned.citizen_phone = returned.citizen_phone or "13800001111"
+        number, phone = returned.number, returned.citizen_phone
+    their_page, their_list = client.get(f"/orders/{order_id}").text, client.get("/orders").text
+    anonymous = TestClient(shared_app())
+    token = re.search(r'name="csrf_token" value="([^"]+)"', anonymous.get("/track").text)
+    assert token is not None
+    lookup = {"number": number, "phone": phone, "csrf_token": token.group(1)}
+    looked_up = anonymous.post("/track", data=lookup).text.split('data-testid="track-state">')[1].split("<")[0]
+    their_page = their_page.split('data-testid="order-state">')[1].split("</span></span>")[0]
+    for shown in (their_page, their_list, looked_up):
+        assert "已退单" not in shown and "已受理" in shown, shown
+    assert "已退单" in sup.get(f"/orders/{order_id}").text
+    assert number in client.get("/orders", params={"state": "received"}).text  # their 已受理 lists it
     assert _act(disp, order_id, "dispatch", unit_id=str(org["street_b"])).status_code == 303
     assert _act(sup, order_id, "urge", reason="请尽快办理").status_code == 303
     with session_scope() as s:

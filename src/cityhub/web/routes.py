@@ -1015,6 +1015,8 @@ def _list_query(reader: _ListReader, q: Any, t: Translator) -> _ListQuery:
         picked = [v for v in q.getlist(name) if v]
         if name == "state":  # 在办, 已办结, 有效工单: the states each stands for (STATE_GROUPS)
             picked = [v for v in picked if v not in STATE_GROUPS] + [s for v in picked for s in STATE_GROUPS.get(v, ())]
+            if citizen and State.RECEIVED in picked:  # their 已受理 is a returned order's too (State.as_citizen_reads)
+                picked.append(State.RETURNED)
         if any(v not in choices.__members__.values() for v in picked):
             errors[name] = t("err.choice")
             picked = [v for v in picked if v in choices.__members__.values()]
@@ -1125,7 +1127,8 @@ def order_list(request: Request, db: DbSession) -> Response:
         base_query=base,
         query=q,
         errors=errors,
-        states=list(State),
+        # a citizen's choices are the states they are told (no 已退单: State.as_citizen_reads)
+        states=[s for s in State if not citizen or s.as_citizen_reads() is s],
         open_states=OPEN_STATES,
         awaiting_dispatch=AWAITING_DISPATCH,
         channels=list(Channel),

@@ -47,7 +47,7 @@ from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.web import forms, machine_text, theme, vendor
 from cityhub.web.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, LANGUAGES, Translator, catalogue, negotiate, word_marks
 from cityhub.workorders.files import REMOVE_REASON_MAX_CHARS, Upload
-from cityhub.workorders.lifecycle import ANSWERED_STATES, Action
+from cityhub.workorders.lifecycle import ANSWERED_STATES, Action, State
 from cityhub.workorders.models import Category, SlaStatus
 from cityhub.workorders.schemas import REASON_MAX_CHARS, batch_orders_path
 
@@ -150,6 +150,7 @@ def _when_stored(value: object) -> Markup | str:
 _env.filters["when_stored"] = _when_stored
 # An order's 办理状态 as its citizen reads it (预警 is the units'), of a list row's text too.
 _env.filters["citizen_sla"] = lambda status: SlaStatus(status).as_citizen_reads()
+_env.filters["citizen_state"] = lambda state: State(state).as_citizen_reads()
 _env.filters["whole"] = _whole
 _env.globals["explain"] = machine_text.explain
 _env.globals["grounds_unsaid"] = machine_text.grounds_unsaid

@@ -31,6 +31,12 @@ class State(enum.StrEnum):
     MERGED = "merged"  # merged into a master order
     CANCELLED = "cancelled"  # 作废
 
+    def as_citizen_reads(self) -> State:
+        """The state as the citizen who appealed is told it: a unit's return (已退单) is between the units — the order
+        waits to be dispatched again, as one just received (已受理) does; their progress lists no return either
+        (``schemas.CITIZEN_STEPS``)."""
+        return State.RECEIVED if self is State.RETURNED else self
+
 
 class Action(enum.StrEnum):
     CREATE = "create"
