@@ -4000,6 +4000,8 @@ def test_routing_rules_and_thresholds_are_read_by_dispatchers_and_edited_by_admi
     mine = {**form, "target_unit_id": str(org["street_b"]), "updated_at": token}
     saved = adm.post(f"/rules/{rule_id}", data={**mine, "active": ""})
     assert saved.status_code == 200 and "已保存规则" in saved.text  # the redirect's flash
+    # stopped, it stays in sight: the list with the stopped rules (the default lists the active ones only)
+    assert str(saved.url).endswith("/rules?inactive=1") and f'data-rule="{rule_id}"' in saved.text
     # A second administrator's form made on the version before that save does not silently undo it.
     late = adm.post(f"/rules/{rule_id}", data={**mine, "active": "1", "priority": "70"})
     assert late.status_code == 409 and "已被他人修改" in late.text and 'value="70"' in late.text

@@ -268,7 +268,9 @@ def update_rule(request: Request, db: DbSession, rule_id: int, form: FormBody) -
             errors=every_problem(field_errors(t, exc), _checks(db, form, new=False), partial(field_errors, t)),
             status_code=422,
         )
-    return support.redirect("/rules", flash=("rules.updated", {"id": rule_id, "name": rule.name}))
+    # a rule just stopped stays in sight: the list with the stopped ones (the default lists the active only)
+    back = "/rules" if rule.active else "/rules?inactive=1"
+    return support.redirect(back, flash=("rules.updated", {"id": rule_id, "name": rule.name}))
 
 
 @router.post("/rules/{rule_id:int}/delete", response_class=HTMLResponse)
