@@ -419,6 +419,8 @@ def act(
         # An action taking a unit records that unit (where the order went): whose unit acted is said beside it, so
         # the trail names everyone's unit — a leader's 交办 to 江高镇 is by 白云区.
         payload = {**(payload or {}), "actor_unit_id": actor.unit_id}
+    if outcome.sla == SlaEffect.HANDOVER:  # 下派: the trail names it so, not as the dispatchers' 转派
+        payload = {**(payload or {}), "handed_down": True}
     if "reply_text" in outcome.changes and order.reply_text is None:
         from cityhub.knowledge.service import forget_reply_check
 
