@@ -96,8 +96,8 @@ def test_a_streets_handler_passes_an_order_down_to_its_own_community_from_the_or
     assert down.status_code == 303, down.text
     passed = _order(order_id)
     assert (passed.lead_unit_id, passed.state.value) == (org["ours"], "dispatched")
-    # the trail names it 下派, not the dispatchers' 转派
-    trail = re.search(r'data-testid="audit">.*?</section>', hand_a.get(f"/orders/{order_id}").text, re.S)
+    # the trail names it 下派 to the centre's staff too, not their own 转派
+    trail = re.search(r'data-testid="audit">.*?</section>', login("disp").get(f"/orders/{order_id}").text, re.S)
     assert trail is not None and "<td>下派" in trail.group(0) and "<td>转派" not in trail.group(0)
 
 
