@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import pytest
 from openpyxl import load_workbook
@@ -432,6 +433,10 @@ def test_the_reports_daily_average_and_chart_axes_are_grouped_and_its_workbook_c
     wb = load_workbook(tmp_path / "formats.xlsx")
     category = wb.worksheets[1]["C2"], wb.worksheets[1]["D2"]
     assert (category[0].value, category[0].number_format) == (1234, "#,##0")
+    # a day is a date cell (sorted, filtered and charted as dates), not the text 2026-11-01
+    day = wb.worksheets[0]["A2"]
+    assert isinstance(day.value, datetime) and day.is_date and day.number_format == "yyyy-mm-dd", day.value
+    assert day.value.date().isoformat() == built.daily[0][0]
     assert (category[1].value, category[1].number_format) == (0.41, "0.0%")
     sheet = wb.worksheets[3]
     header = [c.value for c in sheet[1]]

@@ -943,7 +943,7 @@ def _need_shares(f: NeedFigures) -> tuple[float | None, float | None, float | No
 
 # The workbook's number formats (Excel's): a count grouped by thousands, a share as a percentage with one decimal
 # (as ``formatting.percent`` writes it), a composite score with one decimal (:func:`_score`).
-COUNT, PERCENT, SCORE = "#,##0", "0.0%", "0.0"
+COUNT, PERCENT, SCORE, DAY = "#,##0", "0.0%", "0.0", "yyyy-mm-dd"
 
 
 def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
@@ -957,7 +957,8 @@ def write_xlsx(data: ReportData, target: Path, *, lang: str = "zh") -> Path:
     # count (a whole number) is written #,##0 — grouped in the reader's spreadsheet as the HTML groups it —, a topic's
     # id and a weight as they are.
     sheets: list[tuple[str, list[str], list[list[Any]], dict[int, str]]] = [
-        (lab["volumes"], [lab["day"], lab["count"]], [[d, n] for d, n in data.daily], {}),
+        # a day as a date cell (a spreadsheet sorts, filters and charts it as one), not its text
+        (lab["volumes"], [lab["day"], lab["count"]], [[date.fromisoformat(d), n] for d, n in data.daily], {0: DAY}),
         (
             lab["categories"],
             [lab["rank"], lab["category"], lab["count"], lab["share"]],
