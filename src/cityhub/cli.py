@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cityhub.clitools import CANNOT_RUN, examples, exit_code, fail
+from cityhub.clitools import CANNOT_RUN, examples, exit_code, fail, said
 from cityhub.config import configure_logging, log_level
 from cityhub.errors import CityhubError
 
@@ -546,7 +546,7 @@ def main() -> None:
         with checked_before_open(_refuse_unusable_database):
             _run_app()
     except CityhubError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
+        typer.echo(f"error: {said(exc)}", err=True)
         sys.exit(exit_code(exc))
     except ValidationError as exc:
         problem = _settings_problem(exc)

@@ -36,11 +36,22 @@ def fail(message: str, code: int = REFUSED) -> typer.Exit:
     return typer.Exit(code)
 
 
+def said(error: CityhubError) -> str:
+    """A service's error as one line of the command line: its message, and the field at fault (``details.field``, as
+    the API's answer names it) where the message does not name it — "unknown or inactive unit 99 (suggest_unit_id)"
+    said nothing of which of the parameters given was wrong."""
+    field = error.details.get("field")
+    if isinstance(field, str) and field and field not in error.message:
+        return f"{error.message} ({field})"
+    return error.message
+
+
 def fail_with(error: CityhubError, context: str = "") -> typer.Exit:
     """:func:`fail` for a service's error a command catches itself: its message (after ``context``, when the
-    command names what it was doing), exiting as :func:`exit_code` says — REFUSED for what was asked, CANNOT_RUN for
-    a file store, a channel or another service the command needs failing, as if the error had reached ``cli.main``."""
-    return fail(f"{context}{error.message}", exit_code(error))
+    command names what it was doing) and the field at fault (:func:`said`), exiting as :func:`exit_code` says —
+    REFUSED for what was asked, CANNOT_RUN for a file store, a channel or another service the command needs failing,
+    as if the error had reached ``cli.main``."""
+    return fail(f"{context}{said(error)}", exit_code(error))
 
 
 def examples(*lines: tuple[str, str], more: str = "") -> str:

@@ -49,6 +49,11 @@ def test_a_refusal_exits_1_and_a_command_that_could_not_run_2(district: int, cli
     assert cli_run("orders", "act", created["number"], "dispatch", "-p", f"unit_id={district}")[0] == 0
     code, _, err = cli_run("orders", "act", created["number"], "assign")
     assert (code, err.strip()) == (1, "error: action 'assign' needs 'reason' (order in state 'dispatched')"), err
+    # a refusal names the parameter at fault, as the API's details.field does, where its message does not
+    code, _, err = cli_run(
+        "orders", "act", created["number"], "return", "-p", "reason=不归我们管", "-p", "suggest_unit_id=99999999"
+    )
+    assert (code, err.strip()) == (1, "error: unknown or inactive unit 99999999 (suggest_unit_id)"), err
     # The command line itself: click's usage errors, 2 as before — in one line like every other error (they were a
     # usage block and a boxed message), with where to read how the command is used.
     usage = {
