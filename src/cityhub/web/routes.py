@@ -82,6 +82,7 @@ from cityhub.workorders.lifecycle import (
     NOT_A_PROBLEM_OF_ITS_OWN,
     OPEN_STATES,
     SUGGEST_UNIT,
+    TRANSITIONS,
     URGENCY_RANK,
     Action,
     AssistStatus,
@@ -1159,6 +1160,11 @@ def order_list(request: Request, db: DbSession) -> Response:
         # fold, under twenty criteria the tab names already.
         open_wide=not on_view,
         batch=batch,
+        # 批量催办: the states an order may be urged in, for a reader who may urge (each such row has its box).
+        urgeable=TRANSITIONS[Action.URGE].sources
+        if permissions.allows(principal.role, permissions.act(Action.URGE))
+        else frozenset(),
+        reason_max=REASON_MAX_CHARS,
         # The chip's ✕: the same list without the batch.
         without_batch=[(k, v) for k, v in base if k != "import_batch_id"],
         now=utcnow(),
@@ -1975,6 +1981,57 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         # E.g. a street handler who returned the order no longer sees it: their list, saying which order it was.
         back = support.order_list_of(principal)
         flash = ("order.done_elsewhere", {"action": done, "number": order.number})
+    return support.redirect(back, flash=flash)
+
+
+@router.post("/orders/urge", response_class=HTMLResponse)
+def orders_bulk_urge(request: Request, db: DbSession, form: FormBody) -> Response:
+    """批量催办: the orders ticked on a list (``pick``, their ids) urged with one message (``reason``), each its own
+    audited 催办 (``workorders.service.act_each``). The flash names the orders urged and the unit each went to, and
+    those not urged with the state they are in now (answered or closed meanwhile); none ticked or no message, the
+    list again saying what is missing."""
+    principal = support.require_user(request, db, permissions.act(Action.URGE), form=form)
+    t = support.translator(request)
+    back = support.safe_next(form.get("next"), support.order_list_of(principal))
+    ids = [forms.whole_number(raw) for raw in form.getlist("pick")]
+    if any(i is None for i in ids):
+        raise PageError(422, "err.validation")
+    reason = (form.get("reason") or "").strip()
+    if not ids:
+        return support.redirect(back, flash=("order.bulk_urge_none", {}))
+    if not reason:
+        return support.redirect(back, flash=("order.bulk_urge_no_reason", {"n": len(ids)}))
+    try:
+        outcomes = orders.act_each(
+            db,
+            [(i, None) for i in ids if i is not None],
+            action=Action.URGE,
+            params={"reason": reason[:REASON_MAX_CHARS]},
+            actor=principal.actor,
+            scope=scope_of(db, principal).clause(),
+        )
+    except ValidationFailed:
+        raise PageError(422, "err.validation") from None
+    db.commit()
+    units = support.names_of(db, Unit, {o.unit_id for o in outcomes})
+    urged = [o for o in outcomes if o.done]
+    refused = [o for o in outcomes if not o.done]
+    now = {o.id: o for o in db.scalars(select(Order).where(Order.id.in_([o.order_id for o in refused])))}
+    done_list = t.sep.join(f"{o.number}{t.lp}{units.get(o.unit_id or 0, '—')}{t.rp}" for o in urged)
+    refused_list = t.sep.join(
+        f"{o.number or t('queue.bulk_order_id', id=o.order_id)}"
+        + (f"{t.lp}{t.label('state', now[o.order_id].state)}{t.rp}" if o.order_id in now else "")
+        for o in refused
+    )
+    if not refused:
+        flash = ("order.bulk_urge_done", {"n": len(urged), "orders": done_list})
+    elif not urged:
+        flash = ("order.bulk_urge_refused", {"m": len(refused), "refused": refused_list})
+    else:
+        flash = (
+            "order.bulk_urge_partial",
+            {"n": len(urged), "orders": done_list, "m": len(refused), "refused": refused_list},
+        )
     return support.redirect(back, flash=flash)
 
 

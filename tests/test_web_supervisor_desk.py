@@ -1,0 +1,107 @@
+"""A supervisor's (督办) day in the web UI, over the real app on both backends: 批量催办 of a list's overdue orders,
+each urge audited on its own and its message where the unit reads it.
+
+The organisation and accounts are the small world of ``web_helpers`` (sup: the district's supervisor; hand_a:
+景泰街道's handler).
+"""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityhub.db import reset_engine, session_scope
+from cityhub.intake.service import submit
+from cityhub.workorders import service as orders
+from cityhub.workorders.lifecycle import Action
+from cityhub.workorders.models import Order, OrderEvent
+from web_helpers import build_world, hidden, login, world_env
+
+
+@pytest.fixture
+def org(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+    for key, value in world_env(tmp_path / "no-model").items():
+        monkeypatch.setenv(key, value)
+    reset_engine()
+    with session_scope() as s:
+        world = build_world(s)
+        return {"street_a": world.streets["W-JT"], "street_b": world.streets["W-JX"]}
+
+
+def _sent_to(unit_id: int, street: str = "W-JT", *, replied: bool = False) -> Order:
+    """A new appeal on ``street``, dispatched to ``unit_id`` (and answered, ``replied``)."""
+    with session_scope() as s:
+        order = submit(
+            s, data={"channel": "hotline", "content": "小区门口路灯不亮已经一周", "street_code": street}
+        ).order
+        orders.act(s, order_id=order.id, action="dispatch", params={"unit_id": unit_id})
+        if replied:
+            for action in ("accept", "start"):
+                orders.act(s, order_id=order.id, action=action)
+            orders.act(s, order_id=order.id, action="reply", params={"text": "已派人更换灯泡，路灯恢复照明。"})
+        s.flush()
+        s.expunge(order)
+        return order
+
+
+def _urges(order_id: int) -> list[str | None]:
+    with session_scope() as s:
+        events = s.query(OrderEvent).filter_by(order_id=order_id, action=Action.URGE.value).all()
+        return [e.reason for e in events]
+
+
+def test_a_supervisor_urges_the_ticked_orders_of_a_list_at_once(org: dict[str, Any]) -> None:
+    """The open list offers a box on each order that can be urged (not on an answered one); one message urges the
+    ticked orders, each its own audited 催办; the flash names each order and the unit it went to, and one answered
+    meanwhile by its number and state; the unit's handler reads the message at the top of the order's page."""
+    first = _sent_to(org["street_a"])
+    second = _sent_to(org["street_b"], "W-JX")
+    answered = _sent_to(org["street_a"], replied=True)
+    sup = login("sup")
+    page = sup.get("/orders").text
+    assert f'data-testid="urge-pick-{first.number}"' in page and f'data-testid="urge-pick-{second.number}"' in page
+    assert f'data-testid="urge-pick-{answered.number}"' not in page  # answered: nothing to urge
+    assert 'action="/orders/urge"' in page
+
+    form = {
+        "csrf_token": hidden(page),
+        "pick": [str(first.id), str(second.id), str(answered.id)],
+        "reason": "已临近时限，请今天内答复市民",
+        "next": "/orders?overdue=1",
+    }
+    done = sup.post("/orders/urge", data=form, follow_redirects=False)
+
+    assert done.status_code == 303 and done.headers["location"] == "/orders?overdue=1"
+    flash = unescape(re.search(r'data-testid="flash">(.*?)</p>', sup.get("/orders?overdue=1").text, re.S).group(1))
+    assert f"已催办 2 件：{first.number}（景泰街道）、{second.number}（京溪街道）" in flash
+    assert "1 件未催办" in flash and f"{answered.number}（已答复）" in flash
+    assert _urges(first.id) == _urges(second.id) == ["已临近时限，请今天内答复市民"]
+    assert _urges(answered.id) == []
+
+    order_page = login("hand_a").get(f"/orders/{first.id}").text
+    urged = re.search(r'data-testid="urged">(.*?)</p>', order_page, re.S)
+    assert urged is not None and "已临近时限，请今天内答复市民" in urged.group(1)
+
+
+def test_a_bulk_urge_without_a_message_or_an_order_urges_nothing_and_says_what_is_missing(
+    org: dict[str, Any],
+) -> None:
+    order = _sent_to(org["street_a"])
+    sup = login("sup")
+    token = hidden(sup.get("/orders").text)
+    unsaid = sup.post("/orders/urge", data={"csrf_token": token, "pick": [str(order.id)], "reason": "  "})
+    assert "请填写催办内容" in unescape(unsaid.text)
+    unticked = sup.post("/orders/urge", data={"csrf_token": token, "reason": "请尽快办理"})
+    assert "请先勾选要催办的工单" in unescape(unticked.text)
+    assert _urges(order.id) == []
+    # Who may not urge (a unit's handler) has no boxes and is refused.
+    handler = login("hand_a")
+    assert "urge-pick-" not in handler.get("/orders").text
+    refused = handler.post(
+        "/orders/urge", data={"csrf_token": hidden(handler.get("/orders").text), "pick": [str(order.id)], "reason": "x"}
+    )
+    assert refused.status_code == 403 and _urges(order.id) == []
