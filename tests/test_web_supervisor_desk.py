@@ -32,8 +32,8 @@ def org(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[st
         return {"street_a": world.streets["W-JT"], "street_b": world.streets["W-JX"]}
 
 
-def _sent_to(unit_id: int, street: str = "W-JT", *, replied: bool = False) -> Order:
-    """A new appeal on ``street``, dispatched to ``unit_id`` (and answered, ``replied``)."""
+def _sent_to(unit_id: int, street: str = "W-JT", *, replied: bool = False, reply: str = "") -> Order:
+    """A new appeal on ``street``, dispatched to ``unit_id`` (and answered, ``replied``, with ``reply``)."""
     with session_scope() as s:
         order = submit(
             s, data={"channel": "hotline", "content": "小区门口路灯不亮已经一周", "street_code": street}
@@ -42,7 +42,7 @@ def _sent_to(unit_id: int, street: str = "W-JT", *, replied: bool = False) -> Or
         if replied:
             for action in ("accept", "start"):
                 orders.act(s, order_id=order.id, action=action)
-            orders.act(s, order_id=order.id, action="reply", params={"text": "已派人更换灯泡，路灯恢复照明。"})
+            orders.act(s, order_id=order.id, action="reply", params={"text": reply or "已派人更换灯泡，路灯恢复照明。"})
         s.flush()
         s.expunge(order)
         return order
@@ -105,3 +105,40 @@ def test_a_bulk_urge_without_a_message_or_an_order_urges_nothing_and_says_what_i
         "/orders/urge", data={"csrf_token": hidden(handler.get("/orders").text), "pick": [str(order.id)], "reason": "x"}
     )
     assert refused.status_code == 403 and _urges(order.id) == []
+
+
+def test_the_review_list_says_how_many_wait_and_sends_a_weak_reply_back_from_its_row(org: dict[str, Any]) -> None:
+    """答复审核 says how many weak replies wait in all and offers 退回答复 on each row (a reason, then the button): the
+    reply goes back to its unit as the order page's 退回答复 does, audited, the flash naming the order, the list shorter
+    by one; a leader, who reads the list but may not send a reply back, has no such form."""
+    from cityhub.knowledge import service as kb
+
+    weak = [_sent_to(org["street_a"], replied=True, reply="您好，收悉，谢谢。") for _ in range(2)]  # courtesy only
+    with session_scope() as s:
+        for order in weak:
+            assert kb.check_reply(s, order=s.get(Order, order.id)).weak  # as the reply-check job scores it
+    sup = login("sup")
+    listed = sup.get("/reviews").text
+    assert "共 2 件偏弱答复待审核" in unescape(listed)
+    assert f'data-testid="review-return-{weak[0].number}"' in listed
+
+    form = re.search(rf'<form[^>]*data-testid="review-return-{weak[0].number}">(.*?)</form>', listed, re.S)
+    assert form is not None
+    sent = sup.post(
+        f"/orders/{weak[0].id}/act/reject_reply",
+        data={
+            "csrf_token": hidden(listed),
+            "version": hidden(form.group(1), "version"),
+            "next": hidden(form.group(1), "next"),
+            "reason": "答复未说明何时修好，请补充维修时间",
+        },
+    )
+
+    after = unescape(sent.text)
+    assert str(sent.url).endswith("/reviews") and f"工单 {weak[0].number}：已完成退回答复" in after
+    assert "共 1 件偏弱答复待审核" in after and f'data-number="{weak[0].number}"' not in after
+    with session_scope() as s:
+        events = s.query(OrderEvent).filter_by(order_id=weak[0].id, action="reject_reply").all()
+        assert [e.reason for e in events][-1] == "答复未说明何时修好，请补充维修时间"
+        assert s.get(Order, weak[0].id).state == "in_progress"  # type: ignore[union-attr]
+    assert "review-return-" not in login("lead").get("/reviews").text

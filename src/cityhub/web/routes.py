@@ -2594,6 +2594,12 @@ def reviews(request: Request, db: DbSession) -> Response:
         has_more=has_more,
         unit_names=support.names_of(db, Unit, {o.lead_unit_id for o, _ in pairs}),
         unchecked=kb.unchecked_replies(db, scope=scope),
+        # How many wait in all (the list's pages hold 20), and 退回答复 on each row for whoever may send a reply back:
+        # the list said only "open the order", one more page for each weak reply.
+        total=kb.count_weak_replies(db, scope=scope),
+        may_return=permissions.allows(principal.role, permissions.act(Action.REJECT_REPLY)),
+        here="/reviews" + (f"?page={page}" if page > 1 else ""),
+        reason_max=REASON_MAX_CHARS,
     )
 
 
