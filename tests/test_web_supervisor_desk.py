@@ -48,6 +48,11 @@ def _sent_to(unit_id: int, street: str = "W-JT", *, replied: bool = False, reply
         return order
 
 
+def _plain(html: str) -> str:
+    """A page's text with its unbreakable date and time spans undone."""
+    return unescape(re.sub(r'<span class="nowrap">(.*?)</span>', r"\1", html))
+
+
 def _urges(order_id: int) -> list[str | None]:
     with session_scope() as s:
         events = s.query(OrderEvent).filter_by(order_id=order_id, action=Action.URGE.value).all()
@@ -142,3 +147,32 @@ def test_the_review_list_says_how_many_wait_and_sends_a_weak_reply_back_from_its
         assert [e.reason for e in events][-1] == "答复未说明何时修好，请补充维修时间"
         assert s.get(Order, weak[0].id).state == "in_progress"  # type: ignore[union-attr]
     assert "review-return-" not in login("lead").get("/reviews").text
+
+
+def test_pending_extensions_say_what_is_asked_why_and_the_limit_if_approved(org: dict[str, Any]) -> None:
+    """待审批延期 lists each request's working days and reason under its order, and the time limit an approval in
+    full gives; the order page says the limit now and after; approving it in full sets exactly that limit."""
+    order = _sent_to(org["street_a"])
+    with session_scope() as s:
+        for action in ("accept", "start"):
+            orders.act(s, order_id=order.id, action=action)
+        orders.act(s, order_id=order.id, action="request_extension", params={"days": 3, "reason": "需等待管线迁改完成"})
+        due_before = s.get(Order, order.id).due_at  # type: ignore[union-attr]
+    sup = login("sup")
+    listed = _plain(sup.get("/orders?extension_pending=1&sort=oldest").text)
+    ask = re.search(r'data-testid="extension-ask">(.*?)</div>', listed, re.S)
+    assert ask is not None and "申请延期 3 个工作日：需等待管线迁改完成" in ask.group(1)
+    shown_after = re.search(r"全额批准后办结时限 ([^<\s]+ [^<\s]+)<", ask.group(1))
+    assert shown_after is not None
+    page = _plain(sup.get(f"/orders/{order.id}").text)
+    due = re.search(r'data-testid="extension-due">办结时限 ([^<\s]+ [^<\s]+)，全额批准后 ([^<\s]+ [^<\s]+)<', page)
+    assert due is not None and due.group(2) == shown_after.group(1) and due.group(1) != due.group(2)
+
+    with session_scope() as s:
+        orders.act(s, order_id=order.id, action="approve_extension")
+        due_after = s.get(Order, order.id).due_at  # type: ignore[union-attr]
+    assert due_before is not None and due_after is not None and due_after > due_before
+    approved = _plain(sup.get(f"/orders/{order.id}").text)
+    assert "extension-due" not in approved
+    approved_due = re.search(r'data-testid="due-at">([^<\s]+ [^<\s]+)</td>', approved)
+    assert approved_due is not None and approved_due.group(1) == shown_after.group(1)

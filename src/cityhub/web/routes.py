@@ -98,6 +98,7 @@ from cityhub.workorders.models import (
     ImportBatch,
     Order,
     OrderAssist,
+    OrderEvent,
     SlaStatus,
     Urgency,
 )
@@ -1107,6 +1108,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     on_view = tab is not None
     counts = _view_counts(reader, views, t)
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
+    extension_asks = {} if citizen else _extension_asks(db, rows)
     assisting = _assisting(db, reader.own, rows)
     sign_for = _sign_for(principal, reader.own, rows, assisting)
     units = [] if citizen else support.unit_groups(db)
@@ -1116,6 +1118,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         principal=principal,
         items=items,
         supplemented=supplemented,
+        extension_asks=extension_asks,
         assisting=assisting,
         sign_for=sign_for,
         here=request.url.path + ("?" + request.url.query if request.url.query else ""),
@@ -1169,6 +1172,34 @@ def order_list(request: Request, db: DbSession) -> Response:
         without_batch=[(k, v) for k, v in base if k != "import_batch_id"],
         now=utcnow(),
     )
+
+
+@dataclass(frozen=True)
+class ExtensionAsk:
+    """A listed order's pending 申请延期, as 待审批延期 shows it: the working days, why, and the time limit now and if
+    approved in full (``workorders.service.due_if_extended``)."""
+
+    days: float | None
+    reason: str | None
+    due_at: datetime | None
+    due_after: datetime | None
+
+
+def _extension_asks(db: Session, rows: Sequence[Order]) -> dict[int, ExtensionAsk]:
+    """The pending extension requests of the listed orders, by order id: one query for their requests' reasons."""
+    pending = [o for o in rows if o.extension_pending]
+    if not pending:
+        return {}
+    reasons: dict[int, str | None] = {}
+    events = select(OrderEvent.order_id, OrderEvent.reason).where(
+        OrderEvent.order_id.in_([o.id for o in pending]), OrderEvent.action == Action.REQUEST_EXTENSION.value
+    )
+    for order_id, reason in db.execute(events.order_by(OrderEvent.id)):
+        reasons[order_id] = reason  # the newest request last
+    return {
+        o.id: ExtensionAsk(o.extension_days_requested, reasons.get(o.id), o.due_at, orders.due_if_extended(db, o))
+        for o in pending
+    }
 
 
 def _view_counts(reader: _ListReader, views: list[support.NavItem], t: Translator) -> dict[str, int]:
@@ -1654,6 +1685,8 @@ def _detail_page(
         returned_by=returned_by,
         urged=_last_urge(order, events) if staff else None,
         extension_request=_extension_request(order, events) if staff else None,
+        # 批准延期's effect: the time limit now and if the request is approved in full.
+        extension_due=orders.due_if_extended(db, order) if staff else None,
         assist_asked=_assist_asked(db, order, principal, events),
         own_assist=_own_assist(db, order, principal),
         returned_to=_returned_to(db, order) if Action.RETURN in actions else [],

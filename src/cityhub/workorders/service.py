@@ -877,6 +877,19 @@ def _set_deadlines(order: Order, deadlines: sla.Deadlines) -> None:
     order.due_at = deadlines.due_at
 
 
+def due_if_extended(session: Session, order: Order) -> datetime | None:
+    """The time limit (``due_at``) the order's pending extension request gives if approved in full, computed as the
+    approval computes it (``sla.extend`` on the order's clock): what a supervisor deciding 待审批延期 weighs against the
+    limit now. None when no request is pending, the limit is not running, or the clock is paused (suspended: the
+    extension is added to what is left, the limit set again when the order resumes)."""
+    days = float(order.extension_days_requested or 0)
+    if not order.extension_pending or days <= 0 or order.due_at is None or order.sla_paused_at is not None:
+        return None
+    terms = sla.terms_for(session, category_id=order.category_id, urgency=order.urgency.value)
+    cal = sla.clock_of(workcal.load_calendar(session), terms)
+    return sla.extend(cal, _deadlines(order), days, warning_share=terms.warning_share).due_at
+
+
 def _apply_sla(
     session: Session, order: Order, outcome: Outcome, now: datetime, *, urgency_before: Urgency
 ) -> dict[str, Any]:
