@@ -176,3 +176,17 @@ def test_pending_extensions_say_what_is_asked_why_and_the_limit_if_approved(org:
     assert "extension-due" not in approved
     approved_due = re.search(r'data-testid="due-at">([^<\s]+ [^<\s]+)</td>', approved)
     assert approved_due is not None and approved_due.group(1) == shown_after.group(1)
+
+
+def test_the_order_pages_urge_says_whom_it_goes_to_and_the_flash_names_the_unit(org: dict[str, Any]) -> None:
+    order = _sent_to(org["street_b"], "W-JX")
+    sup = login("sup")
+    page = sup.get(f"/orders/{order.id}").text
+    to = re.search(r'data-testid="urge-to">(.*?)</p>', page)
+    assert to is not None and "催办发给承办单位 京溪街道" in unescape(to.group(1))
+    done = sup.post(
+        f"/orders/{order.id}/act/urge",
+        data={"csrf_token": hidden(page), "version": hidden(page, "version"), "reason": "市民再次来电，请加快"},
+    )
+    assert f"工单 {order.number}：已催办，催办内容已发给 京溪街道。" in unescape(done.text)
+    assert _urges(order.id) == ["市民再次来电，请加快"]

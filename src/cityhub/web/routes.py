@@ -1999,6 +1999,10 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
     if back.partition("?")[0] == "/queue" and action == Action.DISPATCH:
         unit = db.get(Unit, params.get("unit_id"))
         flash = ("queue.dispatched", {"number": order.number, "unit": unit.name if unit else "?"})
+    elif action == Action.URGE and order.lead_unit_id is not None:
+        # 催办 names whom it went to, as the form said it would
+        unit = db.get(Unit, order.lead_unit_id)
+        flash = ("order.urge_sent", {"number": order.number, "unit": unit.name if unit else "?"})
     elif action == Action.SPLIT:
         flash = ("order.split_done", {"number": orders.newest_part(db, order_id) or "?"})
     elif action == Action.CALLBACK and principal.role == Role.CITIZEN:
