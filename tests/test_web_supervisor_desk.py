@@ -190,3 +190,16 @@ def test_the_order_pages_urge_says_whom_it_goes_to_and_the_flash_names_the_unit(
     )
     assert f"工单 {order.number}：已催办，催办内容已发给 京溪街道。" in unescape(done.text)
     assert _urges(order.id) == ["市民再次来电，请加快"]
+
+
+def test_the_order_list_says_how_many_orders_its_filters_hold(org: dict[str, Any], monkeypatch: Any) -> None:
+    from cityhub.web import routes
+
+    for _ in range(3):
+        _sent_to(org["street_a"])
+    _sent_to(org["street_b"], "W-JX")
+    sup = login("sup")
+    assert "共 4 件" in sup.get("/orders?state=open").text
+    assert "共 3 件" in sup.get(f"/orders?state=open&unit_id={org['street_a']}").text
+    monkeypatch.setattr(routes, "LIST_COUNT_CAP", 3)  # beyond the cap: how many it counted, not a false total
+    assert "超过 2 件" in sup.get("/orders?state=open").text

@@ -124,6 +124,8 @@ PAGE_SIZE = 20
 # The order list's tabs (常用视图) count their orders up to this many and show one less with a plus beyond (99+):
 # a number one takes in at a glance, and each count reads at most this many rows.
 VIEW_COUNT_CAP = 100
+# The list's own 共 N 件: counted up to this many rows (beyond, 999+), whatever the district's size.
+LIST_COUNT_CAP = 1000
 # The order list's state choices standing for several states, each a figure the dashboard links to: 在办, every
 # open state (a handler's work to do, their workbench; the dashboard's open); 已办结, closed resolved or not (the
 # enterprise appeals' 已办结); 有效工单, every state but a merged duplicate's and a cancelled call's (the dashboard's
@@ -1145,6 +1147,9 @@ def order_list(request: Request, db: DbSession) -> Response:
         heading=support.list_heading(t, principal, tab),
         view_counts=counts,
         view_count_cap=VIEW_COUNT_CAP,
+        # How many the list holds, its filters as they are (the tabs counted only their own lists; a page said 第 1 页).
+        total=orders.count_orders(db, filters=listed.filters, scope=listed.scope, cap=LIST_COUNT_CAP),
+        total_cap=LIST_COUNT_CAP,
         shown=shown,
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
         citizen=citizen,
