@@ -1147,8 +1147,9 @@ def order_list(request: Request, db: DbSession) -> Response:
         heading=support.list_heading(t, principal, tab),
         view_counts=counts,
         view_count_cap=VIEW_COUNT_CAP,
-        # How many the list holds, its filters as they are (the tabs counted only their own lists; a page said 第 1 页) —
-        # not again under a tab that says it (on a phone the line put a handler's first order below the screen).
+        # How many the list holds, its filters as they are (the tabs counted only their own lists; a page said
+        # 第 1 页) — not again under a tab that says it (on a phone the line put a handler's first order below the
+        # screen).
         total=None
         if tab is not None and counts[tab.key] < VIEW_COUNT_CAP
         else orders.count_orders(db, filters=listed.filters, scope=listed.scope, cap=LIST_COUNT_CAP),
