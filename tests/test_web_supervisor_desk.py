@@ -204,3 +204,23 @@ def test_the_order_list_says_how_many_orders_its_filters_hold(org: dict[str, Any
     assert 'data-testid="list-total"' not in sup.get("/orders?overdue=1&sort=due").text  # its tab says how many
     monkeypatch.setattr(routes, "LIST_COUNT_CAP", 3)  # beyond the cap: how many it counted, not a false total
     assert "超过 2 件" in sup.get("/orders?state=open").text
+
+
+def test_the_unsatisfied_callbacks_list_says_what_the_citizen_said_and_the_reply(org: dict[str, Any]) -> None:
+    """回访不满意 shows under each order what the callback recorded and the reply the citizen rejected, so the
+    supervisor decides 重办 or 办结 from the list; a leader reads the citizen's words masked."""
+    order = _sent_to(org["street_a"], replied=True)
+    with session_scope() as s:
+        orders.act(
+            s,
+            order_id=order.id,
+            action="callback",
+            params={"satisfied": False, "reason": "路灯还是不亮，王先生13912345678说没人来过"},
+        )
+    page = unescape(login("sup").get("/orders?state=called_back&satisfied=false&sort=oldest").text)
+    said = re.search(r'data-testid="unsatisfied-said">(.*?)</div>', page, re.S)
+    assert said is not None
+    assert "回访记录：路灯还是不亮，王先生13912345678说没人来过" in said.group(1)
+    assert "答复：已派人更换灯泡，路灯恢复照明。" in said.group(1)
+    masked = unescape(login("lead").get("/orders?state=called_back&satisfied=false").text)
+    assert "路灯还是不亮" in masked and "13912345678" not in masked

@@ -1111,6 +1111,7 @@ def order_list(request: Request, db: DbSession) -> Response:
     counts = _view_counts(reader, views, t)
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
     extension_asks = {} if citizen else _extension_asks(db, rows)
+    unsatisfied = {} if citizen else _unsatisfied_callbacks(db, principal, rows)
     assisting = _assisting(db, reader.own, rows)
     sign_for = _sign_for(principal, reader.own, rows, assisting)
     units = [] if citizen else support.unit_groups(db)
@@ -1121,6 +1122,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         items=items,
         supplemented=supplemented,
         extension_asks=extension_asks,
+        unsatisfied=unsatisfied,
         assisting=assisting,
         sign_for=sign_for,
         here=request.url.path + ("?" + request.url.query if request.url.query else ""),
@@ -1209,6 +1211,24 @@ def _extension_asks(db: Session, rows: Sequence[Order]) -> dict[int, ExtensionAs
         o.id: ExtensionAsk(o.extension_days_requested, reasons.get(o.id), o.due_at, orders.due_if_extended(db, o))
         for o in pending
     }
+
+
+def _unsatisfied_callbacks(
+    db: Session, principal: Principal, rows: Sequence[Order]
+) -> dict[int, tuple[str | None, str | None]]:
+    """For the listed orders called back 不满意 (waiting for 重办 or 办结): what the callback recorded the citizen
+    said and the reply they were not satisfied with, as this reader may read them, by order id — 回访不满意 decided
+    from the list's words, not each order opened first."""
+    waiting = [o for o in rows if o.state == State.CALLED_BACK and o.satisfied is False]
+    if not waiting:
+        return {}
+    said: dict[int, str | None] = {}
+    events = select(OrderEvent.order_id, OrderEvent.reason).where(
+        OrderEvent.order_id.in_([o.id for o in waiting]), OrderEvent.action == Action.CALLBACK.value
+    )
+    for order_id, reason in db.execute(events.order_by(OrderEvent.id)):
+        said[order_id] = reason  # the newest callback last
+    return {o.id: (shown_text(principal, o, said.get(o.id)), shown_text(principal, o, o.reply_text)) for o in waiting}
 
 
 def _view_counts(reader: _ListReader, views: list[support.NavItem], t: Translator) -> dict[str, int]:
