@@ -1196,17 +1196,23 @@ class ExtensionAsk:
     due_after: datetime | None
 
 
+def _newest_reasons(db: Session, order_ids: list[int], action: Action) -> dict[int, str | None]:
+    """The reason of each order's newest event of ``action`` among ``order_ids`` (a list's page), in one query."""
+    reasons: dict[int, str | None] = {}
+    events = select(OrderEvent.order_id, OrderEvent.reason).where(
+        OrderEvent.order_id.in_(order_ids), OrderEvent.action == action.value
+    )
+    for order_id, reason in db.execute(events.order_by(OrderEvent.id)):
+        reasons[order_id] = reason  # the newest last
+    return reasons
+
+
 def _extension_asks(db: Session, rows: Sequence[Order]) -> dict[int, ExtensionAsk]:
     """The pending extension requests of the listed orders, by order id: one query for their requests' reasons."""
     pending = [o for o in rows if o.extension_pending]
     if not pending:
         return {}
-    reasons: dict[int, str | None] = {}
-    events = select(OrderEvent.order_id, OrderEvent.reason).where(
-        OrderEvent.order_id.in_([o.id for o in pending]), OrderEvent.action == Action.REQUEST_EXTENSION.value
-    )
-    for order_id, reason in db.execute(events.order_by(OrderEvent.id)):
-        reasons[order_id] = reason  # the newest request last
+    reasons = _newest_reasons(db, [o.id for o in pending], Action.REQUEST_EXTENSION)
     return {
         o.id: ExtensionAsk(o.extension_days_requested, reasons.get(o.id), o.due_at, orders.due_if_extended(db, o))
         for o in pending
@@ -1222,12 +1228,7 @@ def _unsatisfied_callbacks(
     waiting = [o for o in rows if o.state == State.CALLED_BACK and o.satisfied is False]
     if not waiting:
         return {}
-    said: dict[int, str | None] = {}
-    events = select(OrderEvent.order_id, OrderEvent.reason).where(
-        OrderEvent.order_id.in_([o.id for o in waiting]), OrderEvent.action == Action.CALLBACK.value
-    )
-    for order_id, reason in db.execute(events.order_by(OrderEvent.id)):
-        said[order_id] = reason  # the newest callback last
+    said = _newest_reasons(db, [o.id for o in waiting], Action.CALLBACK)
     return {o.id: (shown_text(principal, o, said.get(o.id)), shown_text(principal, o, o.reply_text)) for o in waiting}
 
 
