@@ -66,8 +66,12 @@ def test_a_supervisor_urges_the_ticked_orders_of_a_list_at_once(org: dict[str, A
     first = _sent_to(org["street_a"])
     second = _sent_to(org["street_b"], "W-JX")
     answered = _sent_to(org["street_a"], replied=True)
+    returned = _sent_to(org["street_a"])
+    with session_scope() as s:
+        orders.act(s, order_id=returned.id, action="return", params={"reason": "非本辖区"})
     sup = login("sup")
     page = sup.get("/orders").text
+    assert f'data-testid="urge-pick-{returned.number}"' not in page  # back with the dispatchers: no unit to urge
     assert f'data-testid="urge-pick-{first.number}"' in page and f'data-testid="urge-pick-{second.number}"' in page
     assert f'data-testid="urge-pick-{answered.number}"' not in page  # answered: nothing to urge
     assert 'action="/orders/urge"' in page

@@ -1174,8 +1174,9 @@ def order_list(request: Request, db: DbSession) -> Response:
         # fold, under twenty criteria the tab names already.
         open_wide=not on_view,
         batch=batch,
-        # 批量催办: the states an order may be urged in, for a reader who may urge (each such row has its box).
-        urgeable=TRANSITIONS[Action.URGE].sources
+        # 批量催办: the states an order may be urged in with a unit holding it (a returned one waits for a dispatcher,
+        # no unit to urge), for a reader who may urge (each such row has its box).
+        urgeable=TRANSITIONS[Action.URGE].sources - set(AWAITING_DISPATCH)
         if permissions.allows(principal.role, permissions.act(Action.URGE))
         else frozenset(),
         reason_max=REASON_MAX_CHARS,
