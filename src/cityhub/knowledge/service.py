@@ -830,6 +830,21 @@ def check_pending_replies(session: Session, *, limit: int = 500) -> dict[str, in
     return {**result, "skipped": skipped} if skipped else result
 
 
+def _weak_replies(stmt: Any, states: Sequence[State] | None, scope: Any) -> Any:
+    """``stmt`` narrowed to the orders whose latest reply check is weak, in ``states``, within ``scope``."""
+    stmt = stmt.join(ReplyCheck, ReplyCheck.order_id == Order.id).where(ReplyCheck.weak.is_(True))
+    if states:
+        stmt = stmt.where(Order.state.in_(list(states)))
+    return stmt.where(scope) if scope is not None else stmt
+
+
+def count_weak_replies(
+    session: Session, *, states: Sequence[State] | None = (State.REPLIED,), scope: Any = None
+) -> int:
+    """How many orders :func:`weak_replies` lists in all: the review list says how many wait for review."""
+    return int(session.scalar(_weak_replies(select(func.count()).select_from(Order), states, scope)) or 0)
+
+
 def weak_replies(
     session: Session,
     *,
@@ -840,11 +855,7 @@ def weak_replies(
 ) -> tuple[list[tuple[Order, ReplyCheck]], bool]:
     """Orders whose latest reply check is weak, worst first: the supervisor's review list (default: replied ones),
     within ``scope`` (a caller's data scope, ``auth.scope.Scope.clause()``; None: all)."""
-    stmt = select(Order, ReplyCheck).join(ReplyCheck, ReplyCheck.order_id == Order.id).where(ReplyCheck.weak.is_(True))
-    if states:
-        stmt = stmt.where(Order.state.in_(list(states)))
-    if scope is not None:
-        stmt = stmt.where(scope)
+    stmt = _weak_replies(select(Order, ReplyCheck), states, scope)
     rows = session.execute(stmt.order_by(ReplyCheck.overall, Order.id).limit(limit + 1).offset(offset)).all()
     pairs = [(r[0], r[1]) for r in rows]
     return pairs[:limit], len(pairs) > limit

@@ -82,6 +82,7 @@ from cityhub.workorders.lifecycle import (
     NOT_A_PROBLEM_OF_ITS_OWN,
     OPEN_STATES,
     SUGGEST_UNIT,
+    TRANSITIONS,
     URGENCY_RANK,
     Action,
     AssistStatus,
@@ -97,6 +98,7 @@ from cityhub.workorders.models import (
     ImportBatch,
     Order,
     OrderAssist,
+    OrderEvent,
     SlaStatus,
     Urgency,
 )
@@ -122,6 +124,8 @@ PAGE_SIZE = 20
 # The order list's tabs (常用视图) count their orders up to this many and show one less with a plus beyond (99+):
 # a number one takes in at a glance, and each count reads at most this many rows.
 VIEW_COUNT_CAP = 100
+# The list's own 共 N 件: counted up to this many rows (beyond, 999+), whatever the district's size.
+LIST_COUNT_CAP = 1000
 # The order list's state choices standing for several states, each a figure the dashboard links to: 在办, every
 # open state (a handler's work to do, their workbench; the dashboard's open); 已办结, closed resolved or not (the
 # enterprise appeals' 已办结); 有效工单, every state but a merged duplicate's and a cancelled call's (the dashboard's
@@ -1108,6 +1112,8 @@ def order_list(request: Request, db: DbSession) -> Response:
     on_view = tab is not None
     counts = _view_counts(reader, views, t)
     supplemented = set() if citizen else files.with_supplements(db, [o.id for o in items], reader_id=principal.user_id)
+    extension_asks = {} if citizen else _extension_asks(db, rows)
+    unsatisfied = {} if citizen else _unsatisfied_callbacks(db, principal, rows)
     assisting = _assisting(db, reader.own, rows)
     sign_for = _sign_for(principal, reader.own, rows, assisting)
     units = [] if citizen else support.unit_groups(db)
@@ -1117,6 +1123,8 @@ def order_list(request: Request, db: DbSession) -> Response:
         principal=principal,
         items=items,
         supplemented=supplemented,
+        extension_asks=extension_asks,
+        unsatisfied=unsatisfied,
         assisting=assisting,
         sign_for=sign_for,
         here=request.url.path + ("?" + request.url.query if request.url.query else ""),
@@ -1144,6 +1152,13 @@ def order_list(request: Request, db: DbSession) -> Response:
         heading=support.list_heading(t, principal, tab),
         view_counts=counts,
         view_count_cap=VIEW_COUNT_CAP,
+        # How many the list holds, its filters as they are (the tabs counted only their own lists; a page said
+        # 第 1 页) — not again under a tab that says it (on a phone the line put a handler's first order below the
+        # screen).
+        total=None
+        if tab is not None and counts[tab.key] < VIEW_COUNT_CAP
+        else orders.count_orders(db, filters=listed.filters, scope=listed.scope, cap=LIST_COUNT_CAP),
+        total_cap=LIST_COUNT_CAP,
         shown=shown,
         # A citizen sees their own appeals: the staff's filters (unit, place source, overdue) are not theirs.
         citizen=citizen,
@@ -1165,10 +1180,63 @@ def order_list(request: Request, db: DbSession) -> Response:
         # the first order of a handler's 在办 below a 360 × 740 screen.
         filters_folded=on_view,
         batch=batch,
+        # 批量催办: the states an order may be urged in with a unit holding it (a returned one waits for a dispatcher,
+        # no unit to urge), for a reader who may urge (each such row has its box).
+        urgeable=TRANSITIONS[Action.URGE].sources - set(AWAITING_DISPATCH)
+        if permissions.allows(principal.role, permissions.act(Action.URGE))
+        else frozenset(),
+        reason_max=REASON_MAX_CHARS,
         # The chip's ✕: the same list without the batch.
         without_batch=[(k, v) for k, v in base if k != "import_batch_id"],
         now=utcnow(),
     )
+
+
+@dataclass(frozen=True)
+class ExtensionAsk:
+    """A listed order's pending 申请延期, as 待审批延期 shows it: the working days, why, and the time limit now and if
+    approved in full (``workorders.service.due_if_extended``)."""
+
+    days: float | None
+    reason: str | None
+    due_at: datetime | None
+    due_after: datetime | None
+
+
+def _newest_reasons(db: Session, order_ids: list[int], action: Action) -> dict[int, str | None]:
+    """The reason of each order's newest event of ``action`` among ``order_ids`` (a list's page), in one query."""
+    reasons: dict[int, str | None] = {}
+    events = select(OrderEvent.order_id, OrderEvent.reason).where(
+        OrderEvent.order_id.in_(order_ids), OrderEvent.action == action.value
+    )
+    for order_id, reason in db.execute(events.order_by(OrderEvent.id)):
+        reasons[order_id] = reason  # the newest last
+    return reasons
+
+
+def _extension_asks(db: Session, rows: Sequence[Order]) -> dict[int, ExtensionAsk]:
+    """The pending extension requests of the listed orders, by order id: one query for their requests' reasons."""
+    pending = [o for o in rows if o.extension_pending]
+    if not pending:
+        return {}
+    reasons = _newest_reasons(db, [o.id for o in pending], Action.REQUEST_EXTENSION)
+    return {
+        o.id: ExtensionAsk(o.extension_days_requested, reasons.get(o.id), o.due_at, orders.due_if_extended(db, o))
+        for o in pending
+    }
+
+
+def _unsatisfied_callbacks(
+    db: Session, principal: Principal, rows: Sequence[Order]
+) -> dict[int, tuple[str | None, str | None]]:
+    """For the listed orders called back 不满意 (waiting for 重办 or 办结): what the callback recorded the citizen
+    said and the reply they were not satisfied with, as this reader may read them, by order id — 回访不满意 decided
+    from the list's words, not each order opened first."""
+    waiting = [o for o in rows if o.state == State.CALLED_BACK and o.satisfied is False]
+    if not waiting:
+        return {}
+    said = _newest_reasons(db, [o.id for o in waiting], Action.CALLBACK)
+    return {o.id: (shown_text(principal, o, said.get(o.id)), shown_text(principal, o, o.reply_text)) for o in waiting}
 
 
 def _view_counts(reader: _ListReader, views: list[support.NavItem], t: Translator) -> dict[str, int]:
@@ -1654,6 +1722,8 @@ def _detail_page(
         returned_by=returned_by,
         urged=_last_urge(order, events) if staff else None,
         extension_request=_extension_request(order, events) if staff else None,
+        # 批准延期's effect: the time limit now and if the request is approved in full.
+        extension_due=orders.due_if_extended(db, order) if staff else None,
         assist_asked=_assist_asked(db, order, principal, events),
         own_assist=_own_assist(db, order, principal),
         returned_to=_returned_to(db, order) if Action.RETURN in actions else [],
@@ -1966,6 +2036,10 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
     if back.partition("?")[0] == "/queue" and action == Action.DISPATCH:
         unit = db.get(Unit, params.get("unit_id"))
         flash = ("queue.dispatched", {"number": order.number, "unit": unit.name if unit else "?"})
+    elif action == Action.URGE and order.lead_unit_id is not None:
+        # 催办 names whom it went to, as the form said it would
+        unit = db.get(Unit, order.lead_unit_id)
+        flash = ("order.urge_sent", {"number": order.number, "unit": unit.name if unit else "?"})
     elif action == Action.SPLIT:
         flash = ("order.split_done", {"number": orders.newest_part(db, order_id) or "?"})
     elif action == Action.CALLBACK and principal.role == Role.CITIZEN:
@@ -1981,6 +2055,57 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         # E.g. a street handler who returned the order no longer sees it: their list, saying which order it was.
         back = support.order_list_of(principal)
         flash = ("order.done_elsewhere", {"action": done, "number": order.number})
+    return support.redirect(back, flash=flash)
+
+
+@router.post("/orders/urge", response_class=HTMLResponse)
+def orders_bulk_urge(request: Request, db: DbSession, form: FormBody) -> Response:
+    """批量催办: the orders ticked on a list (``pick``, their ids) urged with one message (``reason``), each its own
+    audited 催办 (``workorders.service.act_each``). The flash names the orders urged and the unit each went to, and
+    those not urged with the state they are in now (answered or closed meanwhile); none ticked or no message, the
+    list again saying what is missing."""
+    principal = support.require_user(request, db, permissions.act(Action.URGE), form=form)
+    t = support.translator(request)
+    back = support.safe_next(form.get("next"), support.order_list_of(principal))
+    ids = [forms.whole_number(raw) for raw in form.getlist("pick")]
+    if any(i is None for i in ids):
+        raise PageError(422, "err.validation")
+    reason = (form.get("reason") or "").strip()
+    if not ids:
+        return support.redirect(back, flash=("order.bulk_urge_none", {}))
+    if not reason:
+        return support.redirect(back, flash=("order.bulk_urge_no_reason", {"n": len(ids)}))
+    try:
+        outcomes = orders.act_each(
+            db,
+            [(i, None) for i in ids if i is not None],
+            action=Action.URGE,
+            params={"reason": reason[:REASON_MAX_CHARS]},
+            actor=principal.actor,
+            scope=scope_of(db, principal).clause(),
+        )
+    except ValidationFailed:
+        raise PageError(422, "err.validation") from None
+    db.commit()
+    units = support.names_of(db, Unit, {o.unit_id for o in outcomes})
+    urged = [o for o in outcomes if o.done]
+    refused = [o for o in outcomes if not o.done]
+    now = {o.id: o for o in db.scalars(select(Order).where(Order.id.in_([o.order_id for o in refused])))}
+    done_list = t.sep.join(f"{o.number}{t.lp}{units.get(o.unit_id or 0, '—')}{t.rp}" for o in urged)
+    refused_list = t.sep.join(
+        f"{o.number or t('queue.bulk_order_id', id=o.order_id)}"
+        + (f"{t.lp}{t.label('state', now[o.order_id].state)}{t.rp}" if o.order_id in now else "")
+        for o in refused
+    )
+    if not refused:
+        flash = ("order.bulk_urge_done", {"n": len(urged), "orders": done_list})
+    elif not urged:
+        flash = ("order.bulk_urge_refused", {"m": len(refused), "refused": refused_list})
+    else:
+        flash = (
+            "order.bulk_urge_partial",
+            {"n": len(urged), "orders": done_list, "m": len(refused), "refused": refused_list},
+        )
     return support.redirect(back, flash=flash)
 
 
@@ -2543,6 +2668,12 @@ def reviews(request: Request, db: DbSession) -> Response:
         has_more=has_more,
         unit_names=support.names_of(db, Unit, {o.lead_unit_id for o, _ in pairs}),
         unchecked=kb.unchecked_replies(db, scope=scope),
+        # How many wait in all (the list's pages hold 20), and 退回答复 on each row for whoever may send a reply back:
+        # the list said only "open the order", one more page for each weak reply.
+        total=kb.count_weak_replies(db, scope=scope),
+        may_return=permissions.allows(principal.role, permissions.act(Action.REJECT_REPLY)),
+        here="/reviews" + (f"?page={page}" if page > 1 else ""),
+        reason_max=REASON_MAX_CHARS,
     )
 
 

@@ -15,10 +15,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, false, func, insert, literal_column, select, text, true
 from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm.exc import StaleDataError
 
 from cityhub.auth.permissions import UNIT_STAFF_ROLES
 from cityhub.db import MAX_BIG_ID, MAX_ID, utcnow
-from cityhub.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, check_length
+from cityhub.errors import CityhubError, Conflict, NotFound, PermissionDenied, ValidationFailed, check_length
 from cityhub.nlp.text import nfkc
 from cityhub.notify import service as notify_service
 from cityhub.org.models import Role, UnitTier
@@ -454,6 +455,61 @@ def act(
     return order
 
 
+# 批量催办 and its kind: at most this many orders in one request (a list's page holds 20).
+ACT_EACH_MAX = 100
+
+
+@dataclass(frozen=True)
+class EachOutcome:
+    """One order of :func:`act_each`: acted on, or why not (``message``, the refusal's own words; ``changed``: it
+    changed since the page read it, or the table refused it as it stands now)."""
+
+    order_id: int
+    number: str | None
+    done: bool
+    message: str | None = None
+    unit_id: int | None = None  # the unit holding it: whom a 催办 went to
+
+
+def act_each(
+    session: Session,
+    picks: Sequence[tuple[int, int | None]],
+    *,
+    action: Action,
+    params: Mapping[str, Any],
+    actor: Actor,
+    scope: Any = None,
+) -> list[EachOutcome]:
+    """The same action with the same ``params`` on several orders (``picks``: each order's id and the version the
+    page showed, None for any), each in a savepoint of the caller's transaction and audited by :func:`act` as one
+    action on its own: one refused — changed since, out of the caller's ``scope`` (a data-scope clause), or not in a
+    state the action allows — is reported with its reason and leaves the others done."""
+    if len(picks) > ACT_EACH_MAX:
+        raise ValidationFailed(f"at most {ACT_EACH_MAX} orders at once (got {len(picks)})", details={"field": "pick"})
+    out: list[EachOutcome] = []
+    seen: set[int] = set()
+    for order_id, version in picks:
+        if order_id in seen:
+            continue
+        seen.add(order_id)
+        query = select(Order.number).where(Order.id == order_id)
+        number = session.scalar(query if scope is None else query.where(scope)) if 0 < order_id <= MAX_ID else None
+        if number is None:
+            out.append(EachOutcome(order_id, None, False, f"order {order_id} not found"))
+            continue
+        try:
+            with session.begin_nested():
+                order = act(
+                    session, order_id=order_id, action=action, actor=actor, params=params, expected_version=version
+                )
+        except (CityhubError, StaleDataError) as exc:
+            message = exc.message if isinstance(exc, CityhubError) else "the order changed meanwhile"
+            out.append(EachOutcome(order_id, number, False, message))
+            continue
+        out.append(EachOutcome(order_id, number, True, unit_id=order.lead_unit_id))
+    return out
+
+
 def amend(
     session: Session,
     *,
@@ -825,6 +881,19 @@ def _set_deadlines(order: Order, deadlines: sla.Deadlines) -> None:
     order.accept_due_at = deadlines.accept_due_at
     order.warn_at = deadlines.warn_at
     order.due_at = deadlines.due_at
+
+
+def due_if_extended(session: Session, order: Order) -> datetime | None:
+    """The time limit (``due_at``) the order's pending extension request gives if approved in full, computed as the
+    approval computes it (``sla.extend`` on the order's clock): what a supervisor deciding 待审批延期 weighs against the
+    limit now. None when no request is pending, the limit is not running, or the clock is paused (suspended: the
+    extension is added to what is left, the limit set again when the order resumes)."""
+    days = float(order.extension_days_requested or 0)
+    if not order.extension_pending or days <= 0 or order.due_at is None or order.sla_paused_at is not None:
+        return None
+    terms = sla.terms_for(session, category_id=order.category_id, urgency=order.urgency.value)
+    cal = sla.clock_of(workcal.load_calendar(session), terms)
+    return sla.extend(cal, _deadlines(order), days, warning_share=terms.warning_share).due_at
 
 
 def _apply_sla(

@@ -1,0 +1,230 @@
+"""A supervisor's (督办) day in the web UI, over the real app on both backends: 批量催办 of a list's overdue orders,
+each urge audited on its own and its message where the unit reads it.
+
+The organisation and accounts are the small world of ``web_helpers`` (sup: the district's supervisor; hand_a:
+景泰街道's handler).
+"""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityhub.db import reset_engine, session_scope
+from cityhub.intake.service import submit
+from cityhub.workorders import service as orders
+from cityhub.workorders.lifecycle import Action
+from cityhub.workorders.models import Order, OrderEvent
+from web_helpers import build_world, hidden, login, world_env
+
+
+@pytest.fixture
+def org(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+    for key, value in world_env(tmp_path / "no-model").items():
+        monkeypatch.setenv(key, value)
+    reset_engine()
+    with session_scope() as s:
+        world = build_world(s)
+        return {"street_a": world.streets["W-JT"], "street_b": world.streets["W-JX"]}
+
+
+def _sent_to(unit_id: int, street: str = "W-JT", *, replied: bool = False, reply: str = "") -> Order:
+    """A new appeal on ``street``, dispatched to ``unit_id`` (and answered, ``replied``, with ``reply``)."""
+    with session_scope() as s:
+        order = submit(
+            s, data={"channel": "hotline", "content": "小区门口路灯不亮已经一周", "street_code": street}
+        ).order
+        orders.act(s, order_id=order.id, action="dispatch", params={"unit_id": unit_id})
+        if replied:
+            for action in ("accept", "start"):
+                orders.act(s, order_id=order.id, action=action)
+            orders.act(s, order_id=order.id, action="reply", params={"text": reply or "已派人更换灯泡，路灯恢复照明。"})
+        s.flush()
+        s.expunge(order)
+        return order
+
+
+def _plain(html: str) -> str:
+    """A page's text with its unbreakable date and time spans undone."""
+    return unescape(re.sub(r'<span class="nowrap">(.*?)</span>', r"\1", html))
+
+
+def _urges(order_id: int) -> list[str | None]:
+    with session_scope() as s:
+        events = s.query(OrderEvent).filter_by(order_id=order_id, action=Action.URGE.value).all()
+        return [e.reason for e in events]
+
+
+def test_a_supervisor_urges_the_ticked_orders_of_a_list_at_once(org: dict[str, Any]) -> None:
+    """The open list offers a box on each order that can be urged (not on an answered one); one message urges the
+    ticked orders, each its own audited 催办; the flash names each order and the unit it went to, and one answered
+    meanwhile by its number and state; the unit's handler reads the message at the top of the order's page."""
+    first = _sent_to(org["street_a"])
+    second = _sent_to(org["street_b"], "W-JX")
+    answered = _sent_to(org["street_a"], replied=True)
+    returned = _sent_to(org["street_a"])
+    with session_scope() as s:
+        orders.act(s, order_id=returned.id, action="return", params={"reason": "非本辖区"})
+    sup = login("sup")
+    page = sup.get("/orders").text
+    assert f'data-testid="urge-pick-{returned.number}"' not in page  # back with the dispatchers: no unit to urge
+    assert f'data-testid="urge-pick-{first.number}"' in page and f'data-testid="urge-pick-{second.number}"' in page
+    assert f'data-testid="urge-pick-{answered.number}"' not in page  # answered: nothing to urge
+    assert 'action="/orders/urge"' in page
+
+    form = {
+        "csrf_token": hidden(page),
+        "pick": [str(first.id), str(second.id), str(answered.id)],
+        "reason": "已临近时限，请今天内答复市民",
+        "next": "/orders?overdue=1",
+    }
+    done = sup.post("/orders/urge", data=form, follow_redirects=False)
+
+    assert done.status_code == 303 and done.headers["location"] == "/orders?overdue=1"
+    flash = unescape(re.search(r'data-testid="flash">(.*?)</p>', sup.get("/orders?overdue=1").text, re.S).group(1))
+    assert f"已催办 2 件：{first.number}（景泰街道）、{second.number}（京溪街道）" in flash
+    assert "1 件未催办" in flash and f"{answered.number}（已答复）" in flash
+    assert _urges(first.id) == _urges(second.id) == ["已临近时限，请今天内答复市民"]
+    assert _urges(answered.id) == []
+
+    order_page = login("hand_a").get(f"/orders/{first.id}").text
+    urged = re.search(r'data-testid="urged">(.*?)</p>', order_page, re.S)
+    assert urged is not None and "已临近时限，请今天内答复市民" in urged.group(1)
+
+
+def test_a_bulk_urge_without_a_message_or_an_order_urges_nothing_and_says_what_is_missing(
+    org: dict[str, Any],
+) -> None:
+    order = _sent_to(org["street_a"])
+    sup = login("sup")
+    token = hidden(sup.get("/orders").text)
+    unsaid = sup.post("/orders/urge", data={"csrf_token": token, "pick": [str(order.id)], "reason": "  "})
+    assert "请填写催办内容" in unescape(unsaid.text)
+    unticked = sup.post("/orders/urge", data={"csrf_token": token, "reason": "请尽快办理"})
+    assert "请先勾选要催办的工单" in unescape(unticked.text)
+    assert _urges(order.id) == []
+    # Who may not urge (a unit's handler) has no boxes and is refused.
+    handler = login("hand_a")
+    assert "urge-pick-" not in handler.get("/orders").text
+    refused = handler.post(
+        "/orders/urge", data={"csrf_token": hidden(handler.get("/orders").text), "pick": [str(order.id)], "reason": "x"}
+    )
+    assert refused.status_code == 403 and _urges(order.id) == []
+
+
+def test_the_review_list_says_how_many_wait_and_sends_a_weak_reply_back_from_its_row(org: dict[str, Any]) -> None:
+    """答复审核 says how many weak replies wait in all and offers 退回答复 on each row (a reason, then the button): the
+    reply goes back to its unit as the order page's 退回答复 does, audited, the flash naming the order, the list shorter
+    by one; a leader, who reads the list but may not send a reply back, has no such form."""
+    from cityhub.knowledge import service as kb
+
+    weak = [_sent_to(org["street_a"], replied=True, reply="您好，收悉，谢谢。") for _ in range(2)]  # courtesy only
+    with session_scope() as s:
+        for order in weak:
+            assert kb.check_reply(s, order=s.get(Order, order.id)).weak  # as the reply-check job scores it
+    sup = login("sup")
+    listed = sup.get("/reviews").text
+    assert "共 2 件偏弱答复待审核" in unescape(listed)
+    assert f'data-testid="review-return-{weak[0].number}"' in listed
+
+    form = re.search(rf'<form[^>]*data-testid="review-return-{weak[0].number}">(.*?)</form>', listed, re.S)
+    assert form is not None
+    sent = sup.post(
+        f"/orders/{weak[0].id}/act/reject_reply",
+        data={
+            "csrf_token": hidden(listed),
+            "version": hidden(form.group(1), "version"),
+            "next": hidden(form.group(1), "next"),
+            "reason": "答复未说明何时修好，请补充维修时间",
+        },
+    )
+
+    after = unescape(sent.text)
+    assert str(sent.url).endswith("/reviews") and f"工单 {weak[0].number}：已完成退回答复" in after
+    assert "共 1 件偏弱答复待审核" in after and f'data-number="{weak[0].number}"' not in after
+    with session_scope() as s:
+        events = s.query(OrderEvent).filter_by(order_id=weak[0].id, action="reject_reply").all()
+        assert [e.reason for e in events][-1] == "答复未说明何时修好，请补充维修时间"
+        assert s.get(Order, weak[0].id).state == "in_progress"  # type: ignore[union-attr]
+    assert "review-return-" not in login("lead").get("/reviews").text
+
+
+def test_pending_extensions_say_what_is_asked_why_and_the_limit_if_approved(org: dict[str, Any]) -> None:
+    """待审批延期 lists each request's working days and reason under its order, and the time limit an approval in
+    full gives; the order page says the limit now and after; approving it in full sets exactly that limit."""
+    order = _sent_to(org["street_a"])
+    with session_scope() as s:
+        for action in ("accept", "start"):
+            orders.act(s, order_id=order.id, action=action)
+        orders.act(s, order_id=order.id, action="request_extension", params={"days": 3, "reason": "需等待管线迁改完成"})
+        due_before = s.get(Order, order.id).due_at  # type: ignore[union-attr]
+    sup = login("sup")
+    listed = _plain(sup.get("/orders?extension_pending=1&sort=oldest").text)
+    ask = re.search(r'data-testid="extension-ask">(.*?)</div>', listed, re.S)
+    assert ask is not None and "申请延期 3 个工作日：需等待管线迁改完成" in ask.group(1)
+    shown_after = re.search(r"全额批准后办结时限 ([^<\s]+ [^<\s]+)<", ask.group(1))
+    assert shown_after is not None
+    page = _plain(sup.get(f"/orders/{order.id}").text)
+    due = re.search(r'data-testid="extension-due">办结时限 ([^<\s]+ [^<\s]+)，全额批准后 ([^<\s]+ [^<\s]+)<', page)
+    assert due is not None and due.group(2) == shown_after.group(1) and due.group(1) != due.group(2)
+
+    with session_scope() as s:
+        orders.act(s, order_id=order.id, action="approve_extension")
+        due_after = s.get(Order, order.id).due_at  # type: ignore[union-attr]
+    assert due_before is not None and due_after is not None and due_after > due_before
+    approved = _plain(sup.get(f"/orders/{order.id}").text)
+    assert "extension-due" not in approved
+    approved_due = re.search(r'data-testid="due-at">([^<\s]+ [^<\s]+)</td>', approved)
+    assert approved_due is not None and approved_due.group(1) == shown_after.group(1)
+
+
+def test_the_order_pages_urge_says_whom_it_goes_to_and_the_flash_names_the_unit(org: dict[str, Any]) -> None:
+    order = _sent_to(org["street_b"], "W-JX")
+    sup = login("sup")
+    page = sup.get(f"/orders/{order.id}").text
+    to = re.search(r'data-testid="urge-to">(.*?)</p>', page)
+    assert to is not None and "催办发给承办单位 京溪街道" in unescape(to.group(1))
+    done = sup.post(
+        f"/orders/{order.id}/act/urge",
+        data={"csrf_token": hidden(page), "version": hidden(page, "version"), "reason": "市民再次来电，请加快"},
+    )
+    assert f"工单 {order.number}：已催办，催办内容已发给 京溪街道。" in unescape(done.text)
+    assert _urges(order.id) == ["市民再次来电，请加快"]
+
+
+def test_the_order_list_says_how_many_orders_its_filters_hold(org: dict[str, Any], monkeypatch: Any) -> None:
+    from cityhub.web import routes
+
+    for _ in range(3):
+        _sent_to(org["street_a"])
+    _sent_to(org["street_b"], "W-JX")
+    sup = login("sup")
+    assert "共 4 件" in sup.get("/orders?state=open").text
+    assert "共 3 件" in sup.get(f"/orders?state=open&unit_id={org['street_a']}").text
+    assert 'data-testid="list-total"' not in sup.get("/orders?overdue=1&sort=due").text  # its tab says how many
+    monkeypatch.setattr(routes, "LIST_COUNT_CAP", 3)  # beyond the cap: how many it counted, not a false total
+    assert "超过 2 件" in sup.get("/orders?state=open").text
+
+
+def test_the_unsatisfied_callbacks_list_says_what_the_citizen_said_and_the_reply(org: dict[str, Any]) -> None:
+    """回访不满意 shows under each order what the callback recorded and the reply the citizen rejected, so the
+    supervisor decides 重办 or 办结 from the list; a leader reads the citizen's words masked."""
+    order = _sent_to(org["street_a"], replied=True)
+    with session_scope() as s:
+        orders.act(
+            s,
+            order_id=order.id,
+            action="callback",
+            params={"satisfied": False, "reason": "路灯还是不亮，王先生13912345678说没人来过"},
+        )
+    page = unescape(login("sup").get("/orders?state=called_back&satisfied=false&sort=oldest").text)
+    said = re.search(r'data-testid="unsatisfied-said">(.*?)</div>', page, re.S)
+    assert said is not None
+    assert "回访记录：路灯还是不亮，王先生13912345678说没人来过" in said.group(1)
+    assert "答复：已派人更换灯泡，路灯恢复照明。" in said.group(1)
+    masked = unescape(login("lead").get("/orders?state=called_back&satisfied=false").text)
+    assert "路灯还是不亮" in masked and "13912345678" not in masked
