@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from cityhub.auditlog import LogEntry
 from cityhub.db import reset_engine, session_scope
+from cityhub.intake.service import submit
 from cityhub.workorders.models import Category
 from web_helpers import build_world, hidden, login, train_classifier, world_env
 
@@ -84,6 +85,14 @@ def test_an_administrator_adds_renames_names_in_english_and_stops_a_category(wor
         rf'data-code="{re.escape(child.code)}"[^>]*style="--depth: (\d)"', admin.get("/admin/categories").text
     )
     assert row is not None and row.group(1) == "1"  # under its parent in the tree
+
+    # An order filed under the child counts for it and for its parent (a level-1 node is never 0 above its orders).
+    appeal = {"channel": "hotline", "content": "夜间工地噪音扰民", "street_code": "W-JT", "category_id": child.id}
+    with session_scope() as s:
+        submit(s, data=appeal)
+    tree = admin.get("/admin/categories").text
+    counts = dict(re.findall(r'data-code="(W0|W1)".*?data-testid="orders">(\d+)<', tree, re.S))
+    assert counts == {"W0": "1", "W1": "0"}, counts
 
     page = admin.get(f"/admin/categories/{child.id}")
     seen = hidden(page.text, "seen")

@@ -108,9 +108,16 @@ def tree_rows(nodes: list[Category]) -> list[TreeRow]:
 
 
 def order_counts(db: Session) -> dict[int, int]:
-    """How many orders are filed under each category (itself, not its subtree)."""
+    """How many orders are filed under each category and its subcategories: one count per category (the index of
+    ``category_id``), added up its chain in the cached taxonomy (``categories.taxonomy``)."""
     stmt = select(Order.category_id, func.count()).where(Order.category_id.is_not(None)).group_by(Order.category_id)
-    return {category_id: n for category_id, n in db.execute(stmt).all() if category_id is not None}
+    tree = categories.taxonomy(db)
+    totals: dict[int, int] = defaultdict(int)
+    for category_id, n in db.execute(stmt).all():
+        if category_id is not None and category_id in tree.by_id:
+            for above in tree.chain(category_id):
+                totals[above] += n
+    return dict(totals)
 
 
 def _list_page(
