@@ -131,7 +131,17 @@ def field_message(t: Translator, message: str) -> str:
         return t("err.threshold")
     if "Input should be" in message:
         return t("err.choice")
-    if "unknown category" in message:
+    if "already exists under the same parent" in message:
+        return t("err.category_taken")
+    if "contains a path separator" in message:
+        return t("err.category_separator")
+    if "a category needs a name" in message:
+        return t("err.blank")
+    if "the parent category is inactive" in message:
+        return t("err.category_parent_inactive")
+    if "reactivate the parent category first" in message:
+        return t("err.category_revive_parent")
+    if "unknown category" in message or re.search(r"^parent category \d+ not found", message):
         return t("err.unknown_category")
     if "must be a district, street or community" in message:
         return t("err.place_tier")

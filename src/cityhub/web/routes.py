@@ -2794,6 +2794,7 @@ def install(app: FastAPI) -> None:
     from cityhub.web.assessment_pages import router as assessment_router
     from cityhub.web.brain_pages import router as brain_router
     from cityhub.web.calendar_pages import router as calendar_router
+    from cityhub.web.categories_pages import router as categories_router
     from cityhub.web.import_pages import router as import_router
     from cityhub.web.kb_pages import router as kb_router
     from cityhub.web.map_pages import router as map_router
@@ -2819,6 +2820,7 @@ def install(app: FastAPI) -> None:
         api_clients_router,
         webhooks_router,
         units_router,
+        categories_router,
         monitoring_router,
         track_router,
         brain_router,

@@ -393,6 +393,8 @@ def admin_pages(principal: Principal) -> list[NavItem]:
         pages.append(NavItem("nav.users", "/admin/users"))
     if permissions.allows(role, permissions.UNITS_MANAGE):
         pages.append(NavItem("nav.units", "/admin/units"))
+    if permissions.allows(role, permissions.CATEGORIES_MANAGE):
+        pages.append(NavItem("nav.categories", "/admin/categories"))
     if permissions.allows(role, permissions.SLA_MANAGE):
         pages.append(NavItem("nav.sla", "/sla"))
     if permissions.allows(role, permissions.CALENDAR_MANAGE):

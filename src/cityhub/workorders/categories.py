@@ -465,7 +465,8 @@ def category_chain(session: Session, *, category_id: int) -> list[int]:
     return taxonomy(session).chain(category_id)
 
 
-def _required_name(name: str) -> str:
+def required_name(name: str) -> str:
+    """A category's name as kept (trimmed); refused when empty, too long or holding a path separator."""
     name = name.strip()
     if not name:
         raise ValidationFailed("a category needs a name", details={"field": "name"})
@@ -476,7 +477,7 @@ def _required_name(name: str) -> str:
 
 def _check_unique(tree: _Tree, parent: Category | None, name: str) -> None:
     if (parent.code if parent is not None else None, name) in tree.by_key:
-        raise Conflict(f"category {name!r} already exists under the same parent")
+        raise Conflict(f"category {name!r} already exists under the same parent", details={"field": "name"})
 
 
 def _category_facts(node: Category) -> dict[str, Any]:
@@ -492,19 +493,26 @@ def english_name(name_en: str | None) -> str | None:
     return name_en
 
 
+def new_parent(session: Session, parent_id: int | None) -> Category | None:
+    """The category a new node goes under (None: top level); refused when there is none or it is inactive — one of
+    :func:`create_category`'s checks, which a form runs apart to say every problem at once."""
+    if parent_id is None:
+        return None
+    parent = session.get(Category, parent_id)
+    if parent is None:
+        raise ValidationFailed(f"parent category {parent_id} not found", details={"field": "parent_id"})
+    if not parent.active:
+        raise ValidationFailed("the parent category is inactive", details={"field": "parent_id"})
+    return parent
+
+
 def create_category(
     session: Session, *, name: str, parent_id: int | None = None, name_en: str | None = None, actor: Any = None
 ) -> Category:
     """Add a node under ``parent_id`` (None = top level); it takes the next free code there (C16, C01.19, …)."""
-    name = _required_name(name)
+    name = required_name(name)
     name_en = english_name(name_en)
-    parent = None
-    if parent_id is not None:
-        parent = session.get(Category, parent_id)
-        if parent is None:
-            raise ValidationFailed(f"parent category {parent_id} not found", details={"field": "parent_id"})
-        if not parent.active:
-            raise ValidationFailed("the parent category is inactive", details={"field": "parent_id"})
+    parent = new_parent(session, parent_id)
     tree = _Tree.load(session)
     _check_unique(tree, parent, name)
     if len(f"{parent.path}{SEPARATOR}{name}" if parent else name) > PATH_MAX:
@@ -540,7 +548,7 @@ def update_category(
     parent = tree.by_id.get(node.parent_id) if node.parent_id is not None else None
     before = _category_facts(node)
     if name is not None and name.strip() != node.name:
-        name = _required_name(name)
+        name = required_name(name)
         _check_unique(tree, parent, name)
         node.name = name
         # Renaming rewrites the stored path of every node below; _refresh_paths refuses a path that got too long.
