@@ -114,6 +114,29 @@ def test_an_action_told_as_done_with_any_verb_is_a_fact():
     assert not rq.completed_actions("我局已安排人员现场查看。")
 
 
+def test_an_action_told_with_the_perfective_le_is_a_fact():
+    # 补装了井盖, 清理了…并设置了…, 修好了: what was done, told without 已
+    assert rq.completed_actions("工作人员补装了井盖。") == ["补装了"]
+    assert rq.completed_actions("我们清理了垃圾并设置了警示牌。") == ["清理了", "设置了"]
+    assert rq.completed_actions("经核实，该路段的路灯修好了。") == ["修好了"]
+    assert "no_basis" not in " ".join(
+        rq.score_reply("垃圾堆放", "路口垃圾没人清", "工作人员清理了垃圾并设置了警示牌。").reasons
+    )
+    # the message received, the citizen's own words restated, what the matter caused, a sentence's final 了
+    for told in (
+        "收到了您的留言。",
+        "您反映了噪音问题。",
+        "给您带来了不便。",
+        "为了保障安全。",
+        "太好了。",
+        "不麻烦局里了。",
+    ):
+        assert not rq.completed_actions(told), told
+    # one action told with both 已 and 了 is one action
+    assert rq.completed_actions("已处理了。") == []
+    assert rq.completed_actions("已补装井盖并设置了警示标志。") == ["已补装", "并设置"]
+
+
 def test_a_forwarding_note_promising_a_later_answer_is_forwarding_only():
     # the promise (如有回复，将第一时间在网上告知 / 待…结果后，再向您回复) is no answer: told 仅转交, not 无关
     for reply in (

@@ -48,8 +48,9 @@ from cityhub.workorders.calendar import WorkCalendar
 # bridges, stations, piers and malls, and fewer sentence fragments (2026-12-06); 6: the matter named in other words
 # counts (MATTERS), and a request only to deal with the matter (请核实处理) is no point of its own (2026-12-06);
 # 7: an action told with 已 and any verb is a fact (completed_actions: 已补装井盖, 积水已退), and a promise to answer
-# later (如有回复，将第一时间告知) is courtesy, not substance, 2026-12-06.
-SCORER_VERSION = 7
+# later (如有回复，将第一时间告知) is courtesy, not substance, 2026-12-06; 8: an action told with the perfective 了
+# (补装了井盖, 路灯修好了) is a fact too (2026-12-07).
+SCORER_VERSION = 8
 WEIGHTS = {"relevance": 0.35, "completeness": 0.25, "basis": 0.25, "timeliness": 0.15}
 WEAK_THRESHOLD = 0.35
 HARD_FAIL_CAP = 0.2  # the highest overall score of a reply a hard rule fails
@@ -416,8 +417,18 @@ _NOT_DONE = frozenset(_NOT_DONE_TEXT.split())
 # 已转市…, 已交由…: rjieba may join such a verb to what follows (single characters but 转 only whole: 已收集, 已交付)
 _NOT_DONE_PREFIXES = tuple(sorted(w for w in _NOT_DONE if len(w) > 1 or w == "转"))
 _DONE_MARKS = ("已经", "已")
+# Verbs that 了 follows without telling of anything done about the matter: the citizen's own acts as a reply restates
+# them (您反映了), what the message caused or met (带来了不便, 引起了), being and having, and perceiving.
+_PERFECTIVE_NOT_ACTIONS_TEXT = """
+反映 反应 提出 提到 提供 咨询 投诉 举报 建议 询问 关注 留言 来信 来电 致电 拨打 说 讲 问 写 发
+带来 造成 引起 给 给予 有 是 成 为 到 来 去 多 少 好 久 晚 早 对 错 懂 完
+看到 看 听到 感到 受到 遇到 得到 碰到 见到 想到 注意到 了解到 获知 明白 理解 知道 认为 觉得 发现
+"""
+_PERFECTIVE_NOT_ACTIONS = frozenset(_PERFECTIVE_NOT_ACTIONS_TEXT.split())
+_PERFECTIVE = "了"
 _JOINED = frozenset({"并", "并已", "并且", "同时", "和", "及", "且"})
 _FUNCTION_TAGS = ("d", "p", "r", "m", "t", "q", "f", "u", "c", "z", "e", "y", "o")
+_NOT_VERB_TAGS = (*_FUNCTION_TAGS, "n", "s", "x")  # 局里了, 今天了: a noun before a sentence's final 了
 _CLAUSE_END = frozenset("，,。；;！!？?：:、\n")
 
 
@@ -428,7 +439,7 @@ def completed_actions(text: str) -> list[str]:
     saying what was done read as stating no fact. A clause that acknowledges, forwards or notes the message down
     (:data:`_NOT_DONE`: 已收悉, 已将您的诉求转交) tells of the message, not of the matter. rjieba's parts of speech
     of such replies are unreliable (清运 a noun, 处理完毕 an idiom), so any word of content counts as the action, not
-    only a verb."""
+    only a verb. Actions told with the perfective 了 instead (补装了井盖) count too: :func:`_perfective_actions`."""
     pieces = tag(text)
     said = "".join(w for w, _ in pieces)  # the text as segmented, so that the pieces' offsets are its own
     starts = list(itertools.accumulate((len(w) for w, _ in pieces), initial=0))
@@ -459,7 +470,29 @@ def completed_actions(text: str) -> list[str]:
             if pieces[j][0] in _JOINED and j + 1 < end and pieces[j + 1][1].startswith("v"):
                 found.append(pieces[j][0] + pieces[j + 1][0])
                 break
+    found += _perfective_actions(pieces, starts, known)
     return list(dict.fromkeys(found))
+
+
+def _perfective_actions(pieces: list[tuple[str, str]], starts: list[int], known: list[tuple[int, int]]) -> list[str]:
+    """Things done told with the perfective 了 instead of 已: 补装了井盖, 清理了垃圾并设置了警示牌, 路灯修好了. The
+    word before 了 is the action unless it is a function word or a noun, a single character, a verb of the message
+    or of the citizen (:data:`_NOT_DONE`, :data:`_PERFECTIVE_NOT_ACTIONS`: 收到了, 您反映了, 带来了不便), or
+    already told with 已 in the same clause (已处理了 is one action)."""
+    found: list[str] = []
+    for i in range(len(pieces) - 1):
+        word, pos = pieces[i]
+        if pieces[i + 1][0] != _PERFECTIVE or len(word) < 2 or pos.startswith(_NOT_VERB_TAGS):
+            continue
+        if word in _NOT_DONE or word.startswith(_NOT_DONE_PREFIXES) or word in _PERFECTIVE_NOT_ACTIONS:
+            continue
+        if any(a <= starts[i] < b for a, b in known):
+            continue
+        clause_start = next((j + 1 for j in range(i - 1, -1, -1) if pieces[j][0] in _CLAUSE_END), 0)
+        if any(w.startswith(_DONE_MARKS) for w, _ in pieces[clause_start:i]):
+            continue
+        found.append(word + _PERFECTIVE)
+    return found
 
 
 def _has_fact(sentence: str) -> bool:
