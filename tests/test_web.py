@@ -4319,12 +4319,18 @@ def test_the_dashboards_counts_open_the_orders_they_count(org) -> None:
 
 def test_the_period_box_says_in_words_what_it_takes_on_every_page(org) -> None:
     """统计周期's box showed codes as its placeholder (2026-11 / 2026-Q4 / 2026): every page choosing a period — the
-    dashboard, a unit's assessment, the dispatch outcomes — says in words under it what may be typed (the box names
+    dashboard, a unit's assessment, the dispatch outcomes, the risk warnings, the correlation graph — says in words under it what may be typed (the box names
     the line), its placeholder a short example that fits a phone's box, in either language."""
     box = r'<input name="period"[^>]*placeholder="([^"]*)"[^>]*aria-describedby="period-words"'
     words = r'<small class="hint period-words" id="period-words" data-testid="period-words">([^<]*)</small>'
     lead, disp = login("lead"), login("disp")
-    pages = ((lead, "/dashboard"), (lead, f"/assessment/{org['street_a']}"), (disp, "/rules"))
+    pages = (
+        (lead, "/dashboard"),
+        (lead, f"/assessment/{org['street_a']}"),
+        (disp, "/rules"),
+        (lead, "/brain/findings"),  # 风险预警
+        (lead, "/brain/graph"),  # 关联图谱
+    )
     for client, path in pages:
         page = client.get(path).text
         assert re.findall(box, page) == ["如 2026-11"], path
