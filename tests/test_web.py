@@ -4319,8 +4319,9 @@ def test_the_dashboards_counts_open_the_orders_they_count(org) -> None:
 
 def test_the_period_box_says_in_words_what_it_takes_on_every_page(org) -> None:
     """统计周期's box showed codes as its placeholder (2026-11 / 2026-Q4 / 2026): every page choosing a period — the
-    dashboard, a unit's assessment, the dispatch outcomes, the risk warnings, the correlation graph — says in words under it what may be typed (the box names
-    the line), its placeholder a short example that fits a phone's box, in either language."""
+    dashboard, a unit's assessment, the dispatch outcomes, the risk warnings, the correlation graph — says in words
+    under it what may be typed (the box names the line), its placeholder a short example that fits a phone's box, in
+    either language."""
     box = r'<input name="period"[^>]*placeholder="([^"]*)"[^>]*aria-describedby="period-words"'
     words = r'<small class="hint period-words" id="period-words" data-testid="period-words">([^<]*)</small>'
     lead, disp = login("lead"), login("disp")
@@ -4336,6 +4337,8 @@ def test_the_period_box_says_in_words_what_it_takes_on_every_page(org) -> None:
         assert re.findall(box, page) == ["如 2026-11"], path
         said = re.findall(words, page)
         assert len(said) == 1 and all(w in said[0] for w in ("月份", "季度", "年份", "一周", "一天", "不填")), path
+        # the correlation graph counts every order when no period is typed, not the recent days
+        assert ("不填则不限周期" in said[0]) == (path == "/brain/graph"), path
     lead.cookies.set("cityhub_lang", "en")
     page = lead.get("/dashboard").text
     assert re.findall(box, page) == ["e.g. 2026-11"]
