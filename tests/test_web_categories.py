@@ -16,6 +16,7 @@ from sqlalchemy import select
 from cityhub.auditlog import LogEntry
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
+from cityhub.workorders import categories
 from cityhub.workorders.models import Category
 from web_helpers import build_world, hidden, login, train_classifier, world_env
 
@@ -162,3 +163,117 @@ def test_only_category_managers_reach_the_categories_page(world) -> None:
         assert refused.status_code == 403
     with session_scope() as s:
         assert s.scalars(select(Category).where(Category.name == "文化旅游")).first() is None
+
+
+def _rows(page: str) -> dict[str, dict[str, str]]:
+    """Each row's code → its depth, whether a search matched it, and its toggle's words and address (if any)."""
+    rows = {}
+    for tr in re.findall(r'<tr data-testid="category-row".*?</tr>', page, re.S):
+        code = re.search(r'data-code="([^"]+)"', tr)
+        depth = re.search(r"--depth: (\d+)", tr)
+        match = re.search(r'data-match="(\w+)"', tr)
+        toggle = re.search(r'<a href="([^"]+)"[^>]*data-testid="category-toggle">([^<]*)<', tr)
+        assert code is not None and depth is not None
+        rows[code.group(1)] = {
+            "depth": depth.group(1),
+            "match": match.group(1) if match else "",
+            "toggle": unescape(toggle.group(2)) if toggle else "",
+            "href": unescape(toggle.group(1)) if toggle else "",
+        }
+    return rows
+
+
+def test_the_tree_folds_the_third_level_and_a_search_finds_a_code_or_english_name_under_its_parents(world) -> None:
+    """Some 650 nodes: a second-level node's subcategories fold under it, opened by a plain link (``?open=``); a
+    search finds a node by its code or English name too, and shows it under the nodes above it."""
+    with session_scope() as s:
+        noise = categories.create_category(s, name="噪声污染", parent_id=world["环境保护"], name_en="Noise")
+        site = categories.create_category(s, name="建筑施工噪声", parent_id=noise.id, name_en="Construction noise")
+        life = categories.create_category(s, name="社会生活噪声", parent_id=noise.id)
+        codes = {"noise": noise.code, "site": site.code, "life": life.code}
+        ids = {"noise": noise.id, "site": site.id}
+    admin = login("adm")
+
+    folded = _rows(admin.get("/admin/categories").text)
+    assert folded["W0"]["depth"] == "0" and folded[codes["noise"]]["depth"] == "1"
+    assert codes["site"] not in folded and codes["life"] not in folded  # folded under their parent
+    assert folded[codes["noise"]]["toggle"] == "展开 2 个下级分类"
+    assert folded["W0"]["toggle"] == ""  # a top-level node shows its children
+
+    opened_at = folded[codes["noise"]]["href"]
+    assert opened_at == f"/admin/categories?open={ids['noise']}#category-{ids['noise']}"
+    opened = _rows(admin.get(opened_at.split("#")[0]).text)
+    assert opened[codes["site"]]["depth"] == opened[codes["life"]]["depth"] == "2"
+    assert opened[codes["noise"]]["toggle"] == "收起 2 个下级分类"
+    assert opened[codes["noise"]]["href"] == f"/admin/categories#category-{ids['noise']}"  # folds them again
+    stopped_too = _rows(admin.get("/admin/categories", params={"inactive": "1"}).text)
+    assert stopped_too[codes["noise"]]["href"].startswith(f"/admin/categories?open={ids['noise']}&inactive=1#")
+
+    # A third-level node's page leads back to the tree opened at it.
+    back = re.search(r'href="([^"]+)" data-testid="category-back"', admin.get(f"/admin/categories/{ids['site']}").text)
+    assert (
+        back is not None and unescape(back.group(1)) == f"/admin/categories?open={ids['noise']}#category-{ids['site']}"
+    )
+
+    by_code = admin.get("/admin/categories", params={"q": codes["site"].lower()})
+    found = _rows(by_code.text)
+    assert {code: row["match"] for code, row in found.items()} == {
+        "W0": "false",
+        codes["noise"]: "false",
+        codes["site"]: "true",
+    }
+    assert found[codes["site"]]["depth"] == "2" and found[codes["noise"]]["toggle"] == ""  # unfolded, no toggle
+    assert "共 1 个" in unescape(by_code.text)
+    by_english = _rows(admin.get("/admin/categories", params={"q": "construction"}).text)
+    assert [code for code, row in by_english.items() if row["match"] == "true"] == [codes["site"]]
+    by_name = _rows(admin.get("/admin/categories", params={"q": "噪声污染"}).text)  # a node and those below it
+    assert [code for code, row in by_name.items() if row["match"] == "true"] == [
+        codes["noise"],
+        codes["site"],
+        codes["life"],
+    ]
+
+
+def test_the_configuration_log_links_a_category_entry_to_the_category_page(world) -> None:
+    admin = login("adm")
+    made = _poster(admin)("/admin/categories", name="噪音扰民", name_en="", parent_id=str(world["环境保护"]))
+    assert made.status_code == 303
+    child = _node(int(made.headers["location"].rsplit("/", 1)[1]))
+    log = admin.get("/admin/log", params={"area": "category"}).text
+    entry = re.search(
+        rf'<tr data-testid="log-entry" data-area="category" data-target="{re.escape(child.code)}">.*?</tr>', log, re.S
+    )
+    assert entry is not None
+    assert f'<a href="/admin/categories/{child.id}">{child.code}</a>' in entry.group(0)
+
+
+def _described(page: str) -> dict[str, str]:
+    """Each invalid field's name → the text of the message its ``aria-describedby`` points at (the id unique)."""
+    said = {}
+    for tag in re.findall(r"<input [^>]*aria-invalid=\"true\"[^>]*>", page):
+        name = re.search(r'name="(\w+)"', tag)
+        target = re.search(r'aria-describedby="([^"]+)"', tag)
+        assert name is not None and target is not None
+        assert page.count(f'id="{target.group(1)}"') == 1, target.group(1)
+        message = re.search(rf'id="{re.escape(target.group(1))}"[^>]*>([^<]*)<', page)
+        assert message is not None
+        said[name.group(1)] = unescape(message.group(1))
+    return said
+
+
+def test_the_edit_form_and_the_new_subcategory_form_each_point_at_their_own_messages(world) -> None:
+    admin = login("adm")
+    post = _poster(admin)
+    parent_id = world["环境保护"]
+    long_en = "N" * 121
+    child = post("/admin/categories", name="a/b", name_en=long_en, parent_id=str(parent_id))
+    assert child.status_code == 422
+    assert 'id="k-err-name"' in child.text and 'id="k-err-name_en"' in child.text  # the new subcategory's form
+    said = _described(child.text)
+    assert said.keys() == {"name", "name_en"} and "120" in said["name_en"], said
+
+    seen = hidden(admin.get(f"/admin/categories/{parent_id}").text, "seen")
+    edited = post(f"/admin/categories/{parent_id}", name=" ", name_en=long_en, active="1", seen=seen)
+    assert edited.status_code == 422
+    assert 'id="e-err-name"' in edited.text and 'id="e-err-name_en"' in edited.text  # the edit form's
+    assert _described(edited.text).keys() == {"name", "name_en"}
