@@ -1,7 +1,8 @@
 """分类管理 (``/admin/categories``): an administrator adds a subcategory, renames one, gives it its English name and
 stops it from the page, each change in the configuration log as the API's; a refused form says every problem and
-keeps what was typed; a save on an older state of the node is refused; others are refused the page (both
-backends)."""
+keeps what was typed, each field pointing at its own form's message; a save on an older state of the node is refused;
+the third level folds under its parent and a search finds a code or an English name under the nodes above it; the
+configuration log links a category's entry to its page; others are refused the page (both backends)."""
 
 from __future__ import annotations
 
@@ -122,6 +123,20 @@ def test_an_administrator_adds_renames_names_in_english_and_stops_a_category(wor
     assert f'data-code="{child.code}"' in found and 'data-code="W1"' not in found
 
 
+def _described(page: str) -> dict[str, str]:
+    """Each invalid field's name → the text of the message its ``aria-describedby`` points at (the id unique)."""
+    said = {}
+    for tag in re.findall(r"<input [^>]*aria-invalid=\"true\"[^>]*>", page):
+        name = re.search(r'name="(\w+)"', tag)
+        target = re.search(r'aria-describedby="([^"]+)"', tag)
+        assert name is not None and target is not None
+        assert page.count(f'id="{target.group(1)}"') == 1, target.group(1)
+        message = re.search(rf'id="{re.escape(target.group(1))}"[^>]*>([^<]*)<', page)
+        assert message is not None
+        said[name.group(1)] = unescape(message.group(1))
+    return said
+
+
 def test_a_refused_category_form_says_every_problem_and_keeps_what_was_typed(world) -> None:
     admin = login("adm")
     post = _poster(admin)
@@ -132,6 +147,11 @@ def test_a_refused_category_form_says_every_problem_and_keeps_what_was_typed(wor
     said = _errors(refused)
     assert "/" in said.get("name", "") and "120" in said.get("name_en", ""), said
     assert 'value="噪音/扰民"' in refused.text and long_en in refused.text
+    # Each field points at its own message, the new subcategory form's ids apart from the edit form's on that page.
+    assert 'id="k-err-name"' in refused.text and _described(refused.text) == {
+        "name": said["name"],
+        "name_en": said["name_en"],
+    }
     with session_scope() as s:
         assert s.scalars(select(Category).where(Category.parent_id == parent_id)).first() is None
 
@@ -143,6 +163,7 @@ def test_a_refused_category_form_says_every_problem_and_keeps_what_was_typed(wor
     assert blank.status_code == 422
     said = _errors(blank)
     assert said.keys() >= {"name", "name_en"}, said
+    assert 'id="e-err-name"' in blank.text and _described(blank.text).keys() == {"name", "name_en"}
     assert long_en in blank.text and _node(parent_id).name == "环境保护"
 
     # Someone else renamed it meanwhile: the older form is refused, what was typed kept.
@@ -245,35 +266,3 @@ def test_the_configuration_log_links_a_category_entry_to_the_category_page(world
     )
     assert entry is not None
     assert f'<a href="/admin/categories/{child.id}">{child.code}</a>' in entry.group(0)
-
-
-def _described(page: str) -> dict[str, str]:
-    """Each invalid field's name → the text of the message its ``aria-describedby`` points at (the id unique)."""
-    said = {}
-    for tag in re.findall(r"<input [^>]*aria-invalid=\"true\"[^>]*>", page):
-        name = re.search(r'name="(\w+)"', tag)
-        target = re.search(r'aria-describedby="([^"]+)"', tag)
-        assert name is not None and target is not None
-        assert page.count(f'id="{target.group(1)}"') == 1, target.group(1)
-        message = re.search(rf'id="{re.escape(target.group(1))}"[^>]*>([^<]*)<', page)
-        assert message is not None
-        said[name.group(1)] = unescape(message.group(1))
-    return said
-
-
-def test_the_edit_form_and_the_new_subcategory_form_each_point_at_their_own_messages(world) -> None:
-    admin = login("adm")
-    post = _poster(admin)
-    parent_id = world["环境保护"]
-    long_en = "N" * 121
-    child = post("/admin/categories", name="a/b", name_en=long_en, parent_id=str(parent_id))
-    assert child.status_code == 422
-    assert 'id="k-err-name"' in child.text and 'id="k-err-name_en"' in child.text  # the new subcategory's form
-    said = _described(child.text)
-    assert said.keys() == {"name", "name_en"} and "120" in said["name_en"], said
-
-    seen = hidden(admin.get(f"/admin/categories/{parent_id}").text, "seen")
-    edited = post(f"/admin/categories/{parent_id}", name=" ", name_en=long_en, active="1", seen=seen)
-    assert edited.status_code == 422
-    assert 'id="e-err-name"' in edited.text and 'id="e-err-name_en"' in edited.text  # the edit form's
-    assert _described(edited.text).keys() == {"name", "name_en"}
