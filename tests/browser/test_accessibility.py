@@ -27,6 +27,7 @@ from cityhub.intake.service import submit
 from cityhub.monitoring import service as monitoring
 from cityhub.monitoring.schemas import RuleCreate, SensorCreate
 from cityhub.org.models import Unit, UnitTier
+from cityhub.workorders import categories
 from cityhub.workorders.service import act
 from process_helpers import CHROMIUM, served_app
 from web_helpers import PASSWORD, build_world, use_world_env
@@ -57,6 +58,8 @@ PAGES: dict[str | None, list[str]] = {
         "/admin/users",
         "/admin/units",  # its street's community folded under it: the link that opens them
         "/admin/units?q=景泰",  # the street and the community found, each with the units above it
+        "/admin/categories",  # a second-level category's subcategories folded under it: the link that opens them
+        "/admin/categories?q=construction",  # the match under the categories above it, in the muted colour
         "/admin/calendar",
         "/admin/api-clients",
         "/admin/webhooks",
@@ -77,6 +80,9 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     with session_scope() as s:
         world = build_world(s)
         s.add(Unit(code="A11Y-C1", name="景泰社区居委会", tier=UnitTier.COMMUNITY, parent_id=world.street_a))
+        # 分类管理's folded third level (展开 1 个下级分类) and a search's match under the categories above it.
+        noise = categories.create_category(s, name="噪声污染", parent_id=world.cats["环境保护"])
+        categories.create_category(s, name="建筑施工噪声", parent_id=noise.id, name_en="Construction noise")
         order = submit(
             s,
             data={

@@ -35,6 +35,7 @@ from cityhub.monitoring.schemas import RuleCreate as AlarmRuleCreate
 from cityhub.monitoring.schemas import SensorCreate
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.org.schemas import UserCreate
+from cityhub.workorders import categories
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import State
 from cityhub.workorders.models import Order
@@ -73,6 +74,9 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         s.add(department)
         # …and a community, folded under its street on 组织机构 (展开 1 个村社, a thumb's target) until opened.
         s.add(Unit(code="W-JT-C1", name=COMMUNITY, tier=UnitTier.COMMUNITY, parent_id=world.street_a))
+        # …and a third-level category, folded under its parent on 分类管理 until opened or found.
+        noise = categories.create_category(s, name="噪声污染", parent_id=world.cats["环境保护"])
+        categories.create_category(s, name="建筑施工噪声", parent_id=noise.id, name_en="Construction noise")
         s.flush()
         auth.create_account(
             s,
@@ -297,6 +301,8 @@ def test_the_administrators_lists_and_the_overseers_pages_read_and_tap_on_a_phon
         ("/admin/units", '[data-testid="unit-row"]'),
         (f"/admin/units?open={street}", '[data-testid="unit-row"]'),
         ("/admin/units?q=社区", '[data-testid="unit-row"]'),  # a match with the units above it
+        ("/admin/categories", '[data-testid="category-row"]'),  # 展开 1 个下级分类, a thumb's target
+        ("/admin/categories?q=construction", '[data-testid="category-row"]'),  # a match under the nodes above it
         ("/admin/users", '[data-testid="user-row"]'),
         ("/kb", '[data-testid="kb-row"]'),
         ("/monitoring", '[data-testid="alarms"] tbody tr'),

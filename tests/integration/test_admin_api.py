@@ -312,6 +312,9 @@ def test_category_round_trip(env: Env) -> None:
     leaf = env.send("POST", "/categories", json={"name": "保障房", "parent_id": mid["id"]}).json()
     assert leaf["path"] == "城乡建设/住房保障/保障房" and leaf["level"] == 3
     assert leaf["code"].startswith(mid["code"] + ".")
+    # ``q``: the text in the path, or in the code (or English name) whatever its case.
+    assert [c["id"] for c in env.get("/categories", params={"q": "住房保障"}).json()] == [mid["id"], leaf["id"]]
+    assert [c["id"] for c in env.get("/categories", params={"q": leaf["code"].lower()}).json()] == [leaf["id"]]
 
     _error(env.send("POST", "/categories", json={"name": "住房保障", "parent_id": top_id}), 409, "conflict")
     _error(env.send("POST", "/categories", json={"name": "a/b"}), 422, "validation_failed")

@@ -55,3 +55,23 @@ def test_rename_rewrites_subtree_paths_and_retire_revive(db_session):
     assert mid.active and not leaf.active  # revives this node only
     with pytest.raises(NotFound):
         categories.update_category(db_session, category_id=987654, name="x")
+
+
+def test_a_search_finds_a_node_by_its_path_code_or_english_name(db_session):
+    """``q`` (the page's search, the API's): the text in the path as before, and now in the code or the English name
+    whatever its case — what an administrator looking for a node types."""
+    categories.seed_default_taxonomy(db_session)
+    top = categories.create_category(db_session, name="智慧城市", name_en="Smart city")
+    child = categories.create_category(db_session, name="数据开放", parent_id=top.id, name_en="Open data 100%")
+    leaf = categories.create_category(db_session, name="接口_文档", parent_id=child.id)
+
+    def found(q: str) -> list[str]:
+        return [n.code for n in categories.list_categories(db_session, q=q)]
+
+    assert found("数据开放") == [child.code, leaf.code]  # a name in the path: the node and those below it
+    assert found("智慧城市/数据") == [child.code, leaf.code]
+    assert found(child.code.lower()) == [child.code, leaf.code]  # a code, and the codes below it
+    assert found("OPEN DATA") == [child.code]  # an English name, whatever its case
+    assert found("smart") == [top.code]
+    assert found("100%") == [child.code] and found("_文") == [leaf.code]  # LIKE's wildcards are text
+    assert found("没有这个分类") == []

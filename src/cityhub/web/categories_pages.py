@@ -5,7 +5,10 @@ The same service calls as ``/api/v1/categories`` (``cityhub.workorders.categorie
 ``update_category``, each in the configuration log): a node's code is its stable identity and never changes, a new
 node takes the next free code under its parent, stopping a node stops its whole subtree, and a node is started again
 only under an active parent. ``/admin/categories`` is the tree with each node's code, names, state and how many
-orders are filed under it; ``?q=`` the nodes with that text in their path; ``?inactive=1`` the stopped ones too.
+orders are filed under it, a second-level node's subcategories folded under it (some 650 nodes: the bundled taxonomy's
+15 / 118 / 517), opened by a plain link, ``?open=<id>`` (repeatable, no script), as 组织机构 folds a street's
+communities; ``?q=`` the nodes with that text in their path, code or English name (``categories.categories_query``,
+the API's ``q``), each under the nodes above it, unfolded; ``?inactive=1`` the stopped ones too.
 
 A node has no version column: its form carries the state it was made on (:func:`seen_of`), so a save over someone
 else's newer change is refused with what was typed kept, not silently lost.
@@ -15,9 +18,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -83,28 +88,75 @@ def _new_checks(db: Session, form: Any) -> list[Any]:
     ]
 
 
+# A node of this level or deeper keeps its subcategories folded under it until opened: the tree is the 15 top-level
+# categories and their ~120 children, a third-level node a click away.
+FOLD_LEVEL = 2
+
+
 @dataclass(frozen=True)
 class TreeRow:
-    """A node's line in the tree: how deep it sits."""
+    """A node's line in the tree: how deep it sits; for a node that folds (:data:`FOLD_LEVEL`), how many
+    subcategories it has, whether they are shown and the address that opens or folds them; in a search, whether it
+    is a match or a node above one, shown for context."""
 
     node: Category
     depth: int
+    children: int = 0
+    opened: bool = False
+    toggle: str = ""
+    match: bool = True
 
 
-def tree_rows(nodes: list[Category]) -> list[TreeRow]:
+def list_address(opened: Collection[int] = (), *, inactive: bool = False, at: int | None = None) -> str:
+    """The tree's address with the subcategories of the nodes ``opened`` shown (the stopped nodes too with
+    ``inactive``), at node ``at``'s row."""
+    query = urlencode([("open", node_id) for node_id in sorted(opened)] + ([("inactive", 1)] if inactive else []))
+    return f"/admin/categories{'?' + query if query else ''}{f'#category-{at}' if at is not None else ''}"
+
+
+def tree_rows(
+    nodes: list[Category],
+    opened: Collection[int] | None = None,
+    *,
+    inactive: bool = False,
+    matched: Collection[int] = (),
+) -> list[TreeRow]:
     """Every node under its parent, children by code, depth first; a node whose parent is not listed (a stopped
-    parent left out) at the top."""
+    parent left out) at the top. A node of :data:`FOLD_LEVEL` or deeper shows its children only when ``opened``
+    holds it (None: every node open, a search's); ``matched``, if given, the nodes a search found, the others shown
+    as the nodes above them."""
     listed = {n.id for n in nodes}
     children: dict[int | None, list[Category]] = defaultdict(list)
     for node in sorted(nodes, key=lambda n: n.code):
         children[node.parent_id if node.parent_id in listed else None].append(node)
+    folding = frozenset(
+        n.id for n in nodes if n.level >= FOLD_LEVEL and children.get(n.id) and (opened is None or n.id in opened)
+    )
     rows: list[TreeRow] = []
     stack = [(node, 0) for node in reversed(children[None])]
     while stack:
         node, depth = stack.pop()
-        rows.append(TreeRow(node, depth))
-        stack.extend((kid, depth + 1) for kid in reversed(children.get(node.id, [])))
+        kids = children.get(node.id, [])
+        match = not matched or node.id in matched
+        if node.level >= FOLD_LEVEL and kids:
+            shown = node.id in folding
+            toggle = "" if opened is None else list_address(folding ^ {node.id}, inactive=inactive, at=node.id)
+            rows.append(TreeRow(node, depth, len(kids), shown, toggle, match))
+            if not shown:
+                continue
+        else:
+            rows.append(TreeRow(node, depth, match=match))
+        stack.extend((kid, depth + 1) for kid in reversed(kids))
     return rows
+
+
+def with_ancestors(db: Session, found: list[Category]) -> list[Category]:
+    """A search's matches and the nodes above them (the cached taxonomy's chains), for the tree to show them in."""
+    tree = categories.taxonomy(db)
+    have = {n.id for n in found}
+    above = {i for n in found if n.id in tree.by_id for i in tree.chain(n.id)} - have
+    extra = list(db.scalars(select(Category).where(Category.id.in_(above)))) if above else []
+    return found + extra
 
 
 def order_counts(db: Session) -> dict[int, int]:
@@ -133,6 +185,11 @@ def _list_page(
     q = params.get("q", "").strip()[:100]
     inactive = params.get("inactive") == "1"
     nodes = categories.list_categories(db, q=q or None, include_inactive=inactive)
+    if q:
+        rows = tree_rows(with_ancestors(db, nodes), None, matched={n.id for n in nodes})
+    else:
+        opened = {n for n in map(forms.whole_number, params.getlist("open")) if n is not None}
+        rows = tree_rows(nodes, opened, inactive=inactive)
     return render(
         request,
         "categories.html",
@@ -140,7 +197,8 @@ def _list_page(
         status_code=status_code,
         q=q,
         inactive=inactive,
-        rows=tree_rows(nodes) if not q else [TreeRow(n, 0) for n in nodes],
+        rows=rows,
+        matched=len(nodes),
         orders=order_counts(db),
         values=values or {},
         errors=errors or {},
@@ -180,6 +238,7 @@ def _category_page(
         status_code=status_code,
         node=node,
         above=above[::-1],
+        back=list_address([a.id for a in above if a.level >= FOLD_LEVEL], inactive=not node.active, at=node.id),
         children=list(db.scalars(select(Category).where(Category.parent_id == node.id).order_by(Category.code))),
         orders=order_counts(db),
         values=values or _values(node),
@@ -192,8 +251,9 @@ def _category_page(
 
 @router.get("/admin/categories", response_class=HTMLResponse)
 def categories_page(request: Request, db: DbSession) -> Response:
-    """The taxonomy as a tree with each node's code, names, state and orders; ``?q=`` the nodes with that text in
-    their path, ``?inactive=1`` the stopped ones too; a form to add a top-level category."""
+    """The taxonomy as a tree with each node's code, names, state and orders, a second-level node's subcategories
+    folded (``?open=<id>`` opens them); ``?q=`` the nodes with that text in their path, code or English name under
+    the nodes above them, ``?inactive=1`` the stopped ones too; a form to add a top-level category."""
     return _list_page(request, db, _admin(request, db))
 
 

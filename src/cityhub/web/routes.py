@@ -435,6 +435,7 @@ def admin_log(request: Request, db: DbSession) -> Response:
     """系统日志: who changed the platform's settings, when, from what to what (:mod:`cityhub.auditlog`); an area it
     does not cover shows every area."""
     from cityhub import auditlog
+    from cityhub.workorders import categories
 
     principal = support.require_user(request, db, permissions.LOG_READ)
     area = request.query_params.get("area") or ""
@@ -447,6 +448,11 @@ def admin_log(request: Request, db: DbSession) -> Response:
         for name, pair in e.changes.items():
             if kind := _log_reference(e.area, name):
                 ids[kind].update(v for v in pair if isinstance(v, int) and not isinstance(v, bool))
+    # A category's entry names it by its code, which never changes: its page, by the cached taxonomy.
+    logged = {e.target for e in entries if e.area == "category"}
+    category_pages = (
+        {ref.code: ref.id for ref in categories.taxonomy(db).by_id.values() if ref.code in logged} if logged else {}
+    )
     return render(
         request,
         "admin_log.html",
@@ -457,6 +463,7 @@ def admin_log(request: Request, db: DbSession) -> Response:
             "unit": support.names_of(db, Unit, ids["unit"]),
             "category": support.names_of(db, Category, ids["category"]),
         },
+        category_pages=category_pages,
         more=more,
         areas=auditlog.AREAS,
         area=area,

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import Field
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub import auditlog, refdata
@@ -590,7 +590,7 @@ def list_categories(
     q: str | None = None,
     include_inactive: bool = False,
 ) -> list[Category]:
-    """List categories by code, filtered by level, parent and a text in the path."""
+    """List categories by code, filtered by level, parent and a text (:func:`categories_query`)."""
     stmt = categories_query(level=level, parent_id=parent_id, q=q, include_inactive=include_inactive)
     return list(session.scalars(stmt))
 
@@ -598,14 +598,24 @@ def list_categories(
 def categories_query(
     *, level: int | None = None, parent_id: int | None = None, q: str | None = None, include_inactive: bool = False
 ) -> Select[Category]:
-    """The query of :func:`list_categories` (by code, unique), for a caller that pages it."""
+    """The query of :func:`list_categories` (by code, unique), for a caller that pages it. ``q``: the text in the
+    path (so in a name) as written, or in the code or the English name whatever its case (c01.03, housing) — what an
+    administrator looking for a node types; the path alone matched until December 2026, its matches are still all
+    found."""
     stmt = select(Category).order_by(Category.code)
     if level is not None:
         stmt = stmt.where(Category.level == level)
     if parent_id is not None:
         stmt = stmt.where(Category.parent_id == parent_id)
     if q:
-        stmt = stmt.where(Category.path.contains(q.strip(), autoescape=True))
+        text = q.strip()
+        stmt = stmt.where(
+            or_(
+                Category.path.contains(text, autoescape=True),
+                func.lower(Category.code).contains(text.lower(), autoescape=True),
+                func.lower(Category.name_en).contains(text.lower(), autoescape=True),
+            )
+        )
     if not include_inactive:
         stmt = stmt.where(Category.active.is_(True))
     return stmt
