@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 
@@ -91,13 +92,16 @@ def test_findings_compare_with_the_previous_period(db_session, history):  # noqa
     assert rows == []  # the orders have no category and street, so no category × street cell exists
 
 
-def test_pdf_renders_when_weasyprint_works(db_session, history, tmp_path):  # noqa: F811
+def test_pdf_renders_when_weasyprint_works(db_session, history, tmp_path, caplog):  # noqa: F811
     ok, why = reports.pdf_available()
     if not ok:
         pytest.skip(why)
-    result = reports.generate(db_session, period=MARCH, out_dir=tmp_path, formats=("pdf",))
+    with caplog.at_level(logging.WARNING, logger="weasyprint"):
+        result = reports.generate(db_session, period=MARCH, out_dir=tmp_path, formats=("pdf",))
     data = result.files["pdf"].read_bytes()
     assert data.startswith(b"%PDF") and len(data) > 10_000
+    # the screen's rules (dark theme, phone layout) are no CSS WeasyPrint warns of in every 专报 made
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("weasyprint")] == []
 
 
 def test_a_period_under_way_is_compared_like_for_like(db_session, tmp_path):
