@@ -8,10 +8,10 @@ from pathlib import Path
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
-from cityhub import migrate, refdata
+from cityhub import localnames, migrate, refdata
 from cityhub.db import make_engine
 from cityhub.org import service as org
-from cityhub.org.models import Unit
+from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import categories
 from cityhub.workorders.models import Category
 
@@ -141,5 +141,41 @@ def test_the_bundled_taxonomy_and_the_demo_districts_departments_and_streets_com
     streets = [u for u in units.values() if u.tier.value == "street"]
     assert len(departments) == 24 and all(u.name_en for u in departments)
     assert len(streets) == 24 and all(u.name_en and u.name_en.endswith((" Subdistrict", " Town")) for u in streets)
-    # The communities have none: an English page shows their Chinese names.
+    # The communities have none stored: an English page shows their names romanised (org.placenames).
     assert all(u.name_en is None for u in units.values() if u.tier.value == "community")
+    english_names = localnames.build(db_session)
+    assert english_names.unit("飞鹅新村社区居委会") == "Fei'exincun Community"
+    assert english_names.unit("大源村委会") == "Dayuan Village" and english_names.unit("大源村") == "Dayuan Village"
+
+
+def test_a_place_without_an_english_name_is_named_in_pinyin_and_an_administrators_english_name_wins(
+    db_session: Session,
+) -> None:
+    """``localnames.build``: a street or community without ``name_en`` by its romanised name (its short name too),
+    one with ``name_en`` by that even where it differs from the romanisation; a department without one stays
+    Chinese; a name two units share, one named otherwise by its administrator, stays Chinese (which was meant is
+    unknown). Nothing is written: ``name_en`` stays empty."""
+    district = Unit(code="P-QU", name="测试区", tier=UnitTier.DISTRICT)
+    db_session.add(district)
+    db_session.flush()
+    street = Unit(code="P-JT", name="景泰街道", short_name="景泰", tier=UnitTier.STREET, parent_id=district.id)
+    named = Unit(code="P-SL", name="松柏岗社区居委会", tier=UnitTier.COMMUNITY, name_en="Songbaigang Neighbourhood")
+    db_session.add_all(
+        [
+            street,
+            named,
+            Unit(code="P-CL", name="槎龙社区居委会", short_name="槎龙社区", tier=UnitTier.COMMUNITY),
+            Unit(code="P-D1", name="区住建局", tier=UnitTier.DEPARTMENT, parent_id=district.id),
+            Unit(code="P-H1", name="华园社区居委会", tier=UnitTier.COMMUNITY),
+            Unit(code="P-H2", name="华园社区居委会", tier=UnitTier.COMMUNITY, name_en="Huayuan Garden Community"),
+        ]
+    )
+    db_session.flush()
+    names = localnames.build(db_session)
+    assert names.unit("测试区") == "Ceshi District"
+    assert names.unit("景泰街道") == "Jingtai Subdistrict" and names.unit("景泰") == "Jingtai Subdistrict"
+    assert names.unit("槎龙社区居委会") == "Chalong Community" and names.unit("槎龙社区") == "Chalong Community"
+    assert names.unit("松柏岗社区居委会") == "Songbaigang Neighbourhood"
+    assert names.unit("区住建局") == "区住建局"
+    assert names.unit("华园社区居委会") == "华园社区居委会"
+    assert db_session.scalar(select(Unit.name_en).where(Unit.code == "P-CL")) is None
