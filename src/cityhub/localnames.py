@@ -7,15 +7,14 @@ is set; a place without one — a street, town, community or village an administ
 (``org.placenames.romanised``: 望岗社区居委会 → Wanggang Community), so an administrator's ``name_en`` always wins and
 a renamed unit's follows its new name; else (a department, a sub-centre, a category) the Chinese name. A category
 path is put in English part by part (城乡建设/住房保障 → Urban-rural development/Housing security, a part without an
-English name staying Chinese). Stored values, the API's
-``name`` fields, exports and search keep the Chinese names: only what is shown changes.
+English name staying Chinese). Stored values, the API's ``name`` fields, exports and search keep the Chinese names:
+only what is shown changes.
 
 Pages hold names as text (read models carry ``lead_unit_name``, ``category_path``, the id → name maps of
 ``web.support.names_of``), so the English names are looked up by the Chinese text: :class:`EnglishNames`, built from
 the two tables once per process while they are unchanged (:mod:`cityhub.refdata`). A Chinese name two units share
 with different English names (one's ``name_en`` and another's romanised name too) is not put in English: which was
-meant is unknown.
-The web UI asks through ``Translator.unit_name`` and ``Translator.category_name`` (``web.i18n``).
+meant is unknown. The web UI asks through ``Translator.unit_name`` and ``Translator.category_name`` (``web.i18n``).
 """
 
 from __future__ import annotations
