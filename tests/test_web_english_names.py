@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
-from cityhub.org.models import Unit
+from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders.models import Category
 from web_helpers import build_world, hidden, login, train_classifier, world_env
 
@@ -31,8 +31,9 @@ def world(app_db: str, monkeypatch: pytest.MonkeyPatch, model_dir: Path) -> dict
     reset_engine()
     with session_scope() as s:
         built = build_world(s)
-        # 景泰街道 and 环境保护 have English names; 京溪街道 and 交通运输 have none.
+        # 景泰街道 and 环境保护 have English names; 京溪街道, its community 槎龙社区居委会 and 交通运输 have none.
         s.get(Unit, built.street_a).name_en = "Jingtai Subdistrict"  # type: ignore[union-attr]
+        s.add(Unit(code="W-CL", name="槎龙社区居委会", tier=UnitTier.COMMUNITY, parent_id=built.street_b))
         s.get(Category, built.cats["环境保护"]).name_en = "Environmental protection"  # type: ignore[union-attr]
         orders = {}
         for street, category in (("W-JT", "环境保护"), ("W-JX", "交通运输")):
@@ -40,7 +41,7 @@ def world(app_db: str, monkeypatch: pytest.MonkeyPatch, model_dir: Path) -> dict
             order = submit(s, data={**data, "category_id": built.cats[category]}).order
             s.flush()
             orders[street] = order.id
-        return {"orders": orders, "street_a": built.street_a}
+        return {"orders": orders, "street_a": built.street_a, "street_b": built.street_b}
 
 
 def _facts(html: str) -> str:
@@ -68,11 +69,11 @@ def test_an_english_page_names_units_and_categories_in_english_where_they_have_e
     assert "景泰街道" not in english and "环境保护" not in english
     listed = _rows(supervisor.get("/orders").text)
     assert "Environmental protection" in listed and "环境保护" not in listed
-    # No English name: the Chinese name, on an English page too.
     # The list's place-source choices begin with a capital, as the other choices (not "from the address").
     assert ">From the address</option>" in supervisor.get("/orders").text
+    # No English name: a street's name romanised (org.placenames), a category's Chinese name, on an English page too.
     fallback = _facts(supervisor.get(f"/orders/{world['orders']['W-JX']}").text)
-    assert "京溪街道" in fallback and "交通运输" in fallback
+    assert "Jingxi Subdistrict" in fallback and "京溪街道" not in fallback and "交通运输" in fallback
     assert "交通运输" in listed
 
 
@@ -105,3 +106,29 @@ def test_the_units_form_keeps_an_english_name_and_the_list_searches_the_chinese_
     assert admin.post(f"/admin/units/{world['street_a']}", data=form, follow_redirects=False).status_code == 303
     with session_scope() as s:
         assert s.scalar(select(Unit.name_en).where(Unit.id == world["street_a"])) is None
+
+
+def test_the_units_page_names_a_community_without_an_english_name_in_pinyin_to_an_english_reader(world) -> None:
+    """组织机构 in English: each unit by the name English pages show — a community without an English name by its
+    name romanised — followed by the Chinese name of record, which the search finds; in Chinese, the Chinese name
+    alone. The unit's own page is headed so too."""
+    admin = login("adm")
+    with session_scope() as s:
+        community = s.scalar(select(Unit.id).where(Unit.code == "W-CL"))
+    chinese = admin.get("/admin/units", params={"q": "槎龙"}).text
+    assert "槎龙社区居委会" in _unit_rows(chinese) and "Chalong" not in chinese
+    admin.cookies.set("cityhub_lang", "en")
+    rows = _unit_rows(admin.get("/admin/units", params={"q": "槎龙"}).text)
+    assert "Chalong Community 槎龙社区居委会" in rows
+    assert "Jingxi Subdistrict" in rows  # the community's street, above it
+    tree = _unit_rows(admin.get("/admin/units", params={"open": world["street_b"]}).text)
+    assert "Jingtai Subdistrict 景泰街道" in tree and "Chalong Community 槎龙社区居委会" in tree
+    page = admin.get(f"/admin/units/{community}").text
+    assert re.search(r"<h1>Chalong Community ", page) and 'value="槎龙社区居委会"' in page
+    assert 'name="name_en" maxlength="200" lang="en" value=""' in page  # nothing stored behind the administrator
+
+
+def _unit_rows(html: str) -> str:
+    """The units page's rows, as text with one space between words."""
+    body = html.split('data-testid="units"')[1].split("</table>")[0]
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", body)).split())

@@ -2,15 +2,19 @@
 
 Units and categories have a Chinese name of record (``name``; a category's ``path`` joins its ancestors' names with
 ``/``) and an optional English name (``name_en``, migration 0054). An English reader sees the English name where one
-is set, else the Chinese name; a category path is put in English part by part (城乡建设/住房保障 →
-Urban-rural development/Housing security, a part without an English name staying Chinese). Stored values, the API's
-``name`` fields, exports and search keep the Chinese names: only what is shown changes.
+is set; a place without one — a street, town, community or village an administrator has not named in English, as the
+~400 communities of an imported district — its name in the standard romanisation, computed here and stored nowhere
+(``org.placenames.romanised``: 望岗社区居委会 → Wanggang Community), so an administrator's ``name_en`` always wins and
+a renamed unit's follows its new name; else (a department, a sub-centre, a category) the Chinese name. A category
+path is put in English part by part (城乡建设/住房保障 → Urban-rural development/Housing security, a part without an
+English name staying Chinese). Stored values, the API's ``name`` fields, exports and search keep the Chinese names:
+only what is shown changes.
 
 Pages hold names as text (read models carry ``lead_unit_name``, ``category_path``, the id → name maps of
 ``web.support.names_of``), so the English names are looked up by the Chinese text: :class:`EnglishNames`, built from
 the two tables once per process while they are unchanged (:mod:`cityhub.refdata`). A Chinese name two units share
-with different English names (or with one English name and none) is not put in English: which was meant is unknown.
-The web UI asks through ``Translator.unit_name`` and ``Translator.category_name`` (``web.i18n``).
+with different English names (one's ``name_en`` and another's romanised name too) is not put in English: which was
+meant is unknown. The web UI asks through ``Translator.unit_name`` and ``Translator.category_name`` (``web.i18n``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from cityhub import refdata
 from cityhub.org.models import Unit
+from cityhub.org.placenames import romanised
 from cityhub.workorders.categories import SEPARATOR
 from cityhub.workorders.models import Category
 
@@ -65,7 +70,11 @@ class EnglishNames:
 
 
 def build(session: Session) -> EnglishNames:
-    units = list(session.execute(select(Unit.name, Unit.short_name, Unit.name_en)))
+    # A place's English name is its administrator's (name_en), else its name romanised (placenames.romanised).
+    units = [
+        (name, short, name_en or romanised(name, tier))
+        for name, short, name_en, tier in session.execute(select(Unit.name, Unit.short_name, Unit.name_en, Unit.tier))
+    ]
     by_name = _agreed((name, name_en) for name, _, name_en in units)
     by_short = _agreed((short, name_en) for _, short, name_en in units if short)
     full_names = {name for name, _, _ in units}

@@ -71,7 +71,16 @@ PAGES: dict[str | None, list[str]] = {
     ],
     "cit": ["/", "/intake", "/orders"],
 }
-ENGLISH = {"/login", "/intake", ORDER, "/queue", "/dashboard", "/admin/users", "/monitoring/sensors/A11Y-WL"}
+ENGLISH = {
+    "/login",
+    "/intake",
+    ORDER,
+    "/queue",
+    "/dashboard",
+    "/admin/users",
+    "/admin/units?q=景泰",  # each unit in English, its Chinese name of record after it
+    "/monitoring/sensors/A11Y-WL",
+}
 
 
 @pytest.fixture

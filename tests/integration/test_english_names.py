@@ -3,15 +3,16 @@ and the imports that carry them — the taxonomy's (flat and level columns) and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
-from cityhub import migrate, refdata
-from cityhub.db import make_engine
+from cityhub import localnames, migrate, refdata
+from cityhub.db import make_engine, session_scope
 from cityhub.org import service as org
-from cityhub.org.models import Unit
+from cityhub.org.models import Unit, UnitTier
 from cityhub.workorders import categories
 from cityhub.workorders.models import Category
 
@@ -141,5 +142,100 @@ def test_the_bundled_taxonomy_and_the_demo_districts_departments_and_streets_com
     streets = [u for u in units.values() if u.tier.value == "street"]
     assert len(departments) == 24 and all(u.name_en for u in departments)
     assert len(streets) == 24 and all(u.name_en and u.name_en.endswith((" Subdistrict", " Town")) for u in streets)
-    # The communities have none: an English page shows their Chinese names.
+    # The communities have none stored: an English page shows their names romanised (org.placenames).
     assert all(u.name_en is None for u in units.values() if u.tier.value == "community")
+    english_names = localnames.build(db_session)
+    assert english_names.unit("飞鹅新村社区居委会") == "Fei'exincun Community"
+    assert english_names.unit("大源村委会") == "Dayuan Village" and english_names.unit("大源村") == "Dayuan Village"
+
+
+def test_a_place_without_an_english_name_is_named_in_pinyin_and_an_administrators_english_name_wins(
+    db_session: Session,
+) -> None:
+    """``localnames.build``: a street or community without ``name_en`` by its romanised name (its short name too),
+    one with ``name_en`` by that even where it differs from the romanisation; a department without one stays
+    Chinese; a name two units share, one named otherwise by its administrator, stays Chinese (which was meant is
+    unknown). Nothing is written: ``name_en`` stays empty."""
+    district = Unit(code="P-QU", name="测试区", tier=UnitTier.DISTRICT)
+    db_session.add(district)
+    db_session.flush()
+    street = Unit(code="P-JT", name="景泰街道", short_name="景泰", tier=UnitTier.STREET, parent_id=district.id)
+    named = Unit(code="P-SL", name="松柏岗社区居委会", tier=UnitTier.COMMUNITY, name_en="Songbaigang Neighbourhood")
+    db_session.add_all(
+        [
+            street,
+            named,
+            Unit(code="P-CL", name="槎龙社区居委会", short_name="槎龙社区", tier=UnitTier.COMMUNITY),
+            Unit(code="P-D1", name="区住建局", tier=UnitTier.DEPARTMENT, parent_id=district.id),
+            Unit(code="P-H1", name="华园社区居委会", tier=UnitTier.COMMUNITY),
+            Unit(code="P-H2", name="华园社区居委会", tier=UnitTier.COMMUNITY, name_en="Huayuan Garden Community"),
+        ]
+    )
+    db_session.flush()
+    names = localnames.build(db_session)
+    assert names.unit("测试区") == "Ceshi District"
+    assert names.unit("景泰街道") == "Jingtai Subdistrict" and names.unit("景泰") == "Jingtai Subdistrict"
+    assert names.unit("槎龙社区居委会") == "Chalong Community" and names.unit("槎龙社区") == "Chalong Community"
+    assert names.unit("松柏岗社区居委会") == "Songbaigang Neighbourhood"
+    assert names.unit("区住建局") == "区住建局"
+    assert names.unit("华园社区居委会") == "华园社区居委会"
+    assert db_session.scalar(select(Unit.name_en).where(Unit.code == "P-CL")) is None
+
+
+def test_org_list_and_categories_list_add_the_english_names_behind_english_keeping_their_columns(
+    app_db: str, cli_run: Callable[..., tuple[int, str, str]]
+) -> None:
+    """The lists' tab-separated columns are a contract for scripts: unchanged without ``--english``; with it, two
+    more at the end — the English name given (empty: none) and the name English pages show."""
+    with session_scope() as s:
+        district = Unit(
+            code="L-QU", name="白云区", short_name="白云", tier=UnitTier.DISTRICT, name_en="Baiyun District"
+        )
+        s.add(district)
+        s.flush()
+        s.add_all(
+            [
+                Unit(
+                    code="L-CL",
+                    name="槎龙社区居委会",
+                    short_name="槎龙社区",
+                    tier=UnitTier.COMMUNITY,
+                    parent_id=district.id,
+                ),
+                Unit(
+                    code="L-D1", name="区住建局", short_name="区住建局", tier=UnitTier.DEPARTMENT, parent_id=district.id
+                ),
+            ]
+        )
+        top = Category(code="C01", name="城乡建设", level=1, path="城乡建设", name_en="Urban-rural development")
+        s.add(top)
+        s.flush()
+        s.add(Category(code="C01.01", name="住房保障", level=2, path="城乡建设/住房保障", parent_id=top.id))
+
+    code, out, _ = cli_run("org", "list")
+    assert code == 0
+    assert [line.split("\t") for line in out.splitlines()] == [
+        ["L-CL", "community", "槎龙社区居委会", "槎龙社区", "L-QU"],
+        ["L-D1", "department", "区住建局", "区住建局", "L-QU"],
+        ["L-QU", "district", "白云区", "白云", ""],
+    ]
+    code, out, _ = cli_run("org", "list", "--english")
+    assert code == 0
+    assert [line.split("\t") for line in out.splitlines()] == [
+        ["L-CL", "community", "槎龙社区居委会", "槎龙社区", "L-QU", "", "Chalong Community"],
+        ["L-D1", "department", "区住建局", "区住建局", "L-QU", "", "区住建局"],
+        ["L-QU", "district", "白云区", "白云", "", "Baiyun District", "Baiyun District"],
+    ]
+
+    code, out, _ = cli_run("categories", "list")
+    assert code == 0
+    assert [line.split("\t") for line in out.splitlines()] == [
+        ["C01", "1", "城乡建设"],
+        ["C01.01", "2", "城乡建设/住房保障"],
+    ]
+    code, out, _ = cli_run("categories", "list", "--english")
+    assert code == 0
+    assert [line.split("\t") for line in out.splitlines()] == [
+        ["C01", "1", "城乡建设", "Urban-rural development", "Urban-rural development"],
+        ["C01.01", "2", "城乡建设/住房保障", "", "Urban-rural development/住房保障"],
+    ]

@@ -575,7 +575,7 @@ def test_the_map_counts_as_overdue_exactly_the_orders_the_lists_overdue_criterio
 
 def test_a_units_name_on_the_map_is_in_the_readers_language_where_it_has_one(client, world) -> None:
     """``name`` stays the Chinese name of record; ``name_shown`` — what the map writes — is the English name for an
-    English reader where the unit has one (景泰街道 here), else the Chinese name."""
+    English reader where the unit has one (景泰街道 here), else a place's name romanised (``org.placenames``)."""
     with session_scope() as s:
         s.execute(update(Unit).where(Unit.id == world["jt"]).values(name_en="Jingtai Subdistrict"))
     client.cookies.set("cityhub_lang", "en")
@@ -584,6 +584,6 @@ def test_a_units_name_on_the_map_is_in_the_readers_language_where_it_has_one(cli
         for f in _collection(_get(client, world, "m-lead", "/api/v1/map/layers/units"))
     }
     client.cookies.delete("cityhub_lang")
-    assert shown == {"景泰街道": "Jingtai Subdistrict", "京溪街道": "京溪街道", "飞鹅社区": "飞鹅社区"}
+    assert shown == {"景泰街道": "Jingtai Subdistrict", "京溪街道": "Jingxi Subdistrict", "飞鹅社区": "Fei'e Community"}
     chinese = _collection(_get(client, world, "m-lead", "/api/v1/map/layers/units"))
     assert {f["properties"]["name_shown"] for f in chinese} == {"景泰街道", "京溪街道", "飞鹅社区"}

@@ -68,18 +68,31 @@ def list_command(
     tier: Annotated[UnitTier | None, typer.Option("--tier", help="Only units of this tier.")] = None,
     parent: Annotated[str | None, typer.Option("--parent", help="Only direct sub-units of this code.")] = None,
     q: Annotated[str | None, typer.Option("--q", help="Text in code, name or short name.")] = None,
+    english: Annotated[
+        bool,
+        typer.Option(
+            "--english",
+            help="Two more columns: the English name an administrator gave (empty: none), and the name English "
+            "pages show (that, else a street's or community's name in pinyin, else the Chinese name).",
+        ),
+    ] = False,
 ) -> None:
-    """List units: code, tier, name, short name, parent code."""
+    """List units: code, tier, name, short name, parent code (with --english: English name, name shown in English)."""
     from cityhub.db import session_scope
+    from cityhub.localnames import build
     from cityhub.org.service import list_units
 
     with session_scope() as session:
         parent_id = _unit_id(session, parent)
         units = list_units(session, tier=tier, parent_id=parent_id, q=q)
         codes = {u.id: u.code for u in list_units(session)} if units else {}
+        names = build(session) if english and units else None
         for unit in units:
             parent_code = codes.get(unit.parent_id, "") if unit.parent_id is not None else ""
-            typer.echo(f"{unit.code}\t{unit.tier.value}\t{unit.name}\t{unit.short_name or ''}\t{parent_code}")
+            line = f"{unit.code}\t{unit.tier.value}\t{unit.name}\t{unit.short_name or ''}\t{parent_code}"
+            if names is not None:
+                line += f"\t{unit.name_en or ''}\t{names.unit(unit.name)}"
+            typer.echo(line)
     typer.echo(f"{len(units)} units", err=True)
 
 

@@ -19,6 +19,7 @@ from cityhub import auditlog, refdata
 from cityhub.db import contains_text
 from cityhub.errors import Conflict, NotFound, ValidationFailed, refuse_nulls
 from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.org.placenames import derive_short_name
 from cityhub.org.schemas import (
     NAME_EN_MAX,
     USERNAME_PATTERN,
@@ -79,27 +80,6 @@ TIER_RANK = {
 
 DIVISION_HEADERS = ("code", "name", "level", "parent_code")
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
-
-# NBS names carry typos such as 社区居委会会 / 社区居居委会; the optional repeats absorb them.
-_RESIDENTS_COMMITTEE = re.compile(r"^(?P<base>.+?)(?:社区)?(?:居民委员会|居+委会+)$")
-_VILLAGERS_COMMITTEE = re.compile(r"^(?P<base>.+?)(?:村民委员会|村委会+)$")
-_PLAIN_SUFFIXES = ("街道办事处", "街道", "镇", "乡", "区", "县", "市")
-
-
-def derive_short_name(name: str) -> str:
-    """Short name: 三元里街道→三元里, 望岗社区居委会→望岗社区, 大源村委会→大源村."""
-    name = name.strip()
-    match = _RESIDENTS_COMMITTEE.match(name)
-    if match:
-        return match["base"] + "社区"
-    match = _VILLAGERS_COMMITTEE.match(name)
-    if match:
-        return match["base"] + "村"
-    for suffix in _PLAIN_SUFFIXES:
-        # One-character stems (e.g. 沙市) are names of their own, not a stem plus a suffix.
-        if name.endswith(suffix) and len(name) - len(suffix) >= 2:
-            return name[: -len(suffix)]
-    return name
 
 
 def tier_for_level(level: str) -> UnitTier | None:

@@ -661,14 +661,27 @@ def import_command(
 def list_command(
     level: Annotated[int | None, typer.Option("--level", help="Only this level (1 = top).")] = None,
     q: Annotated[str | None, typer.Option("--q", help="Text in the path.")] = None,
+    english: Annotated[
+        bool,
+        typer.Option(
+            "--english",
+            help="Two more columns: the category's English name (empty: none) and its path as English pages show "
+            "it (part by part, a part without an English name in Chinese).",
+        ),
+    ] = False,
 ) -> None:
-    """List categories: code, level, path."""
+    """List categories: code, level, path (with --english: English name, path in English)."""
     from cityhub.db import session_scope
+    from cityhub.localnames import build
 
     with session_scope() as session:
         nodes = list_categories(session, level=level, q=q)
+        names = build(session) if english and nodes else None
         for node in nodes:
-            typer.echo(f"{node.code}\t{node.level}\t{node.path}")
+            line = f"{node.code}\t{node.level}\t{node.path}"
+            if names is not None:
+                line += f"\t{node.name_en or ''}\t{names.category(node.path)}"
+            typer.echo(line)
     typer.echo(f"{len(nodes)} categories", err=True)
 
 
