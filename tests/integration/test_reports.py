@@ -8,9 +8,11 @@ from datetime import datetime
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import select
 from test_kpi import MARCH, D, T, _act, _new, history  # noqa: F401  (the fixture)
 
 from cityhub.analytics import kpi, reports
+from cityhub.org.models import Unit
 
 
 def test_report_has_every_section_and_sheet(db_session, history, tmp_path):  # noqa: F811
@@ -184,12 +186,16 @@ def _workbook_texts(path) -> list[str]:
 
 @pytest.mark.sqlite_only(IN_ENGLISH)
 def test_the_report_in_english_has_english_words_and_no_chinese_but_the_datas(db_session, history, tmp_path):  # noqa: F811
+    # Units named in English as the English pages name them: a name entered, a place's pinyin, else the Chinese name.
+    bureau = db_session.scalars(select(Unit).where(Unit.name == "城管局")).one()
+    bureau.name_en = "Urban Management Bureau"
+    db_session.flush()
     result = reports.generate(
         db_session, period=MARCH, out_dir=tmp_path, formats=("html", "xlsx"), min_sample=5, lang="en"
     )
     html = result.files["html"].read_text(encoding="utf-8")
     assert '<html lang="en"' in html
-    assert "<h1>测试区 12345 hotline and city operations: monthly report (2026-03)</h1>" in html  # the name is data
+    assert "<h1>Ceshi District 12345 hotline and city operations: monthly report (2026-03)</h1>" in html
     assert "<h2>1. Overview</h2>" in html and "<h2>8. Findings</h2>" in html
     assert "<th>On-time acceptance</th>" in html and "Return rate 10 (lower is better)" in html
     assert "Sample too small (fewer than 5 orders)" in html and "excluding 0 merged duplicates" in html
@@ -209,7 +215,7 @@ def test_the_report_in_english_has_english_words_and_no_chinese_but_the_datas(db
     ]
     ranking = list(wb["Overall ranking"].iter_rows(min_row=2, values_only=True))
     assert {(r[0], r[1], r[2], r[3]) for r in ranking} == {
-        ("Department", "Sample too small (fewer than 5 orders)", "城管局", 4),
+        ("Department", "Sample too small (fewer than 5 orders)", "Urban Management Bureau", 4),
         ("Department", "Sample too small (fewer than 5 orders)", "住建局", 4),
     }
     kpis = next(wb["Assessment (streets and towns)"].iter_rows(max_row=1, values_only=True))
@@ -294,7 +300,7 @@ def test_the_command_writes_the_report_in_the_language_asked(app_db, db_session,
     ("lang", "title"),
     [
         ("zh", "测试区12345热线及城市运行专报（2026-03-07 — 2026-04-05）"),
-        ("en", "测试区 12345 hotline and city operations: report (2026-03-07 — 2026-04-05)"),
+        ("en", "Ceshi District 12345 hotline and city operations: report (2026-03-07 — 2026-04-05)"),
     ],
 )
 def test_a_range_of_days_is_titled_as_its_period_line_writes_it(db_session, history, tmp_path, lang, title):  # noqa: F811

@@ -29,7 +29,7 @@ import threading
 import warnings
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cache, lru_cache
 from pathlib import Path
@@ -42,6 +42,7 @@ from cityhub.analytics import kpi
 from cityhub.config import get_settings
 from cityhub.formatting import percent
 from cityhub.intake import enterprise
+from cityhub.localnames import english_names
 from cityhub.org.models import Unit, UnitTier
 from cityhub.web.i18n import Translator, count_text, decimal_text, filled, translate, word_marks
 from cityhub.web.theme import color_scheme
@@ -442,6 +443,19 @@ def _unit_names(session: Session) -> dict[int, str]:
     return {uid: name for uid, name in session.execute(select(Unit.id, Unit.name))}
 
 
+def _names(session: Session, lang: str) -> tuple[dict[int, str], dict[int, str]]:
+    """The categories' paths and the units' names by id as the report in ``lang`` names them: an English report as
+    the English pages do (:mod:`cityhub.localnames`: a name entered, a place's pinyin, else the Chinese name)."""
+    cats, units = _category_names(session), _unit_names(session)
+    if ui_language(lang) != "en":
+        return cats, units
+    english = english_names(session)
+    return (
+        {cid: english.category(path) for cid, path in cats.items()},
+        {uid: english.unit(name) for uid, name in units.items()},
+    )
+
+
 def _grouped(session: Session, period: kpi.Period, *columns: Any) -> list[tuple[Any, ...]]:
     return [
         tuple(r) for r in session.execute(select(*columns, func.count()).where(*_in_period(period)).group_by(*columns))
@@ -457,12 +471,19 @@ def _top(rows: list[tuple[Any, int]], names: dict[int, str], total: int, k: int)
 
 
 def findings(
-    session: Session, *, period: kpi.Period, previous: kpi.Period, k: int = 8, min_count: int = 5
+    session: Session,
+    *,
+    period: kpi.Period,
+    previous: kpi.Period,
+    k: int = 8,
+    min_count: int = 5,
+    lang: str = "zh",
 ) -> list[dict[str, Any]]:
-    """The largest increases of category × street against the previous period (absolute, then relative)."""
+    """The largest increases of category × street against the previous period (absolute, then relative), the
+    categories and streets named as the report in ``lang`` names them."""
     now = {(c, s): n for c, s, n in _grouped(session, period, Order.category_id, Order.street_id)}
     before = {(c, s): n for c, s, n in _grouped(session, previous, Order.category_id, Order.street_id)}
-    cats, units = _category_names(session), _unit_names(session)
+    cats, units = _names(session, lang)
     rows = []
     for (c, s), n in now.items():
         if c is None or s is None or n < min_count:
@@ -637,12 +658,12 @@ def build_report(
         previous = kpi.Period(previous.label, "range", previous.first, previous.first + timedelta(days=days))
     by_state = dict(_grouped(session, period, Order.state))
     total, left = sum(by_state.values()), left_out(by_state)
-    district = session.scalar(select(Unit.name).where(Unit.tier == UnitTier.DISTRICT).order_by(Unit.id).limit(1))
-    cats, units = _category_names(session), _unit_names(session)
-    leaf_names = {cid: path for cid, path in cats.items()}
+    district_id = session.scalar(select(Unit.id).where(Unit.tier == UnitTier.DISTRICT).order_by(Unit.id).limit(1))
+    leaf_names, units = _names(session, lang)
     street_rows = [(s, n) for s, n in _grouped(session, period, Order.street_id)]
     cat_rows = [(c, n) for c, n in _grouped(session, period, Order.category_id)]
-    all_kpis = kpi.compute(session, period=period)
+    # kpi.compute's rows may be its cache's: renamed in copies
+    all_kpis = [replace(u, name=units.get(u.unit_id, u.name)) for u in kpi.compute(session, period=period)]
     streets = [u for u in all_kpis if u.tier == UnitTier.STREET.value]
     depts = [u for u in all_kpis if u.tier == UnitTier.DEPARTMENT.value]
     rankings = {
@@ -660,7 +681,7 @@ def build_report(
         period=period,
         previous=previous,
         generated_at=generated_at,
-        district=district or "",
+        district=units.get(district_id, "") if district_id is not None else "",
         total=total,
         previous_total=_count(session, previous),
         daily=_daily(session, counted),
@@ -670,7 +691,7 @@ def build_report(
         rankings=rankings,
         hot_topics=topics,
         hot_topics_fallback=fallback,
-        findings=findings(session, period=period, previous=previous),
+        findings=findings(session, period=period, previous=previous, lang=lang),
         min_sample=min_sample,
         through=through,
         merged=left["merged"],

@@ -660,7 +660,7 @@ def import_command(
 @categories_app.command("list")
 def list_command(
     level: Annotated[int | None, typer.Option("--level", help="Only this level (1 = top).")] = None,
-    q: Annotated[str | None, typer.Option("--q", help="Text in the path.")] = None,
+    q: Annotated[str | None, typer.Option("--q", help="Text in the name or path, a code or an English name.")] = None,
     english: Annotated[
         bool,
         typer.Option(
