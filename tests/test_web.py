@@ -1507,8 +1507,9 @@ def test_assistance_shows_where_the_appeal_will_be_placed(org) -> None:
     assert place_shown(title="路灯不亮", content="路灯坏了一个星期").startswith("地点：未识别")
     typing = place_shown(title="路灯不亮", content="路灯坏了", address="景泰街道某小区", citizen_phone="13")
     assert typing == "地点：景泰街道（按地址识别）"  # the address still counts while the phone is half typed
-    client.get("/lang/en")  # the same line in English, with English punctuation around the Chinese names
-    assert place_shown(title="路灯不亮", content="京溪街道云景路的路灯坏了") == "Place: 京溪街道 (from the text)"
+    client.get("/lang/en")  # the same line in English, the street in pinyin, English punctuation around it
+    shown = place_shown(title="路灯不亮", content="京溪街道云景路的路灯坏了")
+    assert shown == "Place: Jingxi Subdistrict (from the text)"
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 0  # looking up creates nothing
 
@@ -1776,7 +1777,7 @@ def test_a_citizens_trail_reads_as_their_progress_in_the_words_the_progress_look
     }
     staff_expected = {
         "zh-CN": ("处理记录", ["受理", "备注", "派单", "退单", "派单", "签收", "答复"]),
-        "en": ("Audit trail", ["Received", "Comment", "Dispatched", "Return", "Dispatched", "Accepted", "Reply"]),
+        "en": ("Audit trail", ["Received", "Commented", "Dispatched", "Returned", "Dispatched", "Accepted", "Replied"]),
     }
     for lang in ("zh-CN", "en"):
         for who in (client, sup, anonymous):
@@ -3610,7 +3611,7 @@ def test_a_bulk_dispatch_of_many_says_how_many_went_where_and_folds_the_order_by
     disp.get("/lang/en")
     cut = disp.post("/queue/dispatch", data=form, follow_redirects=True).text
     assert "Dispatched 6; 1 not dispatched, still in the queue (why below)." in cut
-    assert re.search(r'data-testid="bulk-by-unit">Sent to: 京溪街道 \(6\)</p>', cut)
+    assert re.search(r'data-testid="bulk-by-unit">Sent to: Jingxi Subdistrict \(6\)</p>', cut)
     assert f"{orphan.number}</a>: taken or changed by someone else since the page was opened" in cut
     sent = re.search(r'data-testid="bulk-sent">(.*?)</details>', cut, re.S)
     assert sent is not None and "See each of the 6 orders dispatched" in sent.group(1)
