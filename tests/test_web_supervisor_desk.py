@@ -153,6 +153,37 @@ def test_the_review_list_says_how_many_wait_and_sends_a_weak_reply_back_from_its
     assert "review-return-" not in login("lead").get("/reviews").text
 
 
+def test_the_review_list_says_each_finding_as_a_sentence_and_its_figures_after_it(org: dict[str, Any]) -> None:
+    """答复审核 said its findings as the check's figures and fragments (综合得分 0.28 低于 0.35 first): each is now a
+    plain sentence — the overall score's last, summing up — with its figures after it and on hover, in zh-CN and in
+    English; what the API answers (the stored findings) stays as it was."""
+    from cityhub.knowledge import service as kb
+
+    weak = _sent_to(org["street_a"], replied=True, reply="您好，收悉，谢谢。")  # courtesy only
+    with session_scope() as s:
+        stored = kb.check_reply(s, order=s.get(Order, weak.id)).reasons
+    assert [r.split(":")[0] for r in stored] == ["boilerplate_only", "low_overall"]
+    overall, threshold = re.search(r"综合得分 ([\d.]+) 低于 ([\d.]+)", stored[1]).groups()  # type: ignore[union-attr]
+
+    sup = login("sup")
+    page = unescape(sup.get("/reviews").text)
+    findings = re.search(r'<ul class="findings" data-testid="review-findings">(.*?)</ul>', page, re.S)
+    assert findings is not None
+    items = [re.sub(r"<[^>]+>", "", li) for li in re.findall(r"<li[^>]*>(.*?)</li>", findings.group(1), re.S)]
+    assert items == [
+        "只有问候、收悉或致谢套话，没有实质答复",
+        f"答复整体质量低于审核线（综合得分 {overall}，审核线 {threshold}）",
+    ]
+    assert f'title="综合得分 {overall}，审核线 {threshold}"' in findings.group(1)
+    assert "低于 0" not in findings.group(1)  # the stored wording is not what the supervisor reads
+
+    sup.cookies.set("cityhub_lang", "en")
+    english = re.sub(r"<[^>]+>", "", unescape(sup.get("/reviews").text))
+    assert "Only greetings, acknowledgement or thanks, with no answer" in english
+    assert f"Overall quality below the review line (overall {overall}, review line {threshold})" in english
+    assert sup.get("/api/v1/kb/weak-replies").json()["items"][0]["quality"]["reasons"] == stored
+
+
 def test_pending_extensions_say_what_is_asked_why_and_the_limit_if_approved(org: dict[str, Any]) -> None:
     """待审批延期 lists each request's working days and reason under its order, and the time limit an approval in
     full gives; the order page says the limit now and after; approving it in full sets exactly that limit."""
