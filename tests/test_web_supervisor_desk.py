@@ -184,6 +184,58 @@ def test_the_review_list_says_each_finding_as_a_sentence_and_its_figures_after_i
     assert sup.get("/api/v1/kb/weak-replies").json()["items"][0]["quality"]["reasons"] == stored
 
 
+def _called_back_unsatisfied(unit_id: int) -> Order:
+    order = _sent_to(unit_id, replied=True)
+    with session_scope() as s:
+        orders.act(s, order_id=order.id, action="callback", params={"satisfied": False, "reason": "灯还是不亮"})
+        s.flush()
+        order = s.get(Order, order.id)  # type: ignore[assignment]
+        s.expunge(order)
+        return order
+
+
+def test_an_unsatisfied_callback_is_reopened_or_closed_from_its_row_of_the_list(org: dict[str, Any]) -> None:
+    """回访不满意's rows offer 重办 (its reason, as the order page asks) and 办结 (resolved or not, a note) beside what
+    the citizen said: each posts to the order's own action route, audited as from its page, and comes back to the list
+    naming the order; a leader, who may do neither, sees no such form."""
+    again, done = _called_back_unsatisfied(org["street_a"]), _called_back_unsatisfied(org["street_a"])
+    sup = login("sup")
+    here = "/orders?state=called_back&satisfied=false&sort=oldest"
+    listed = sup.get(here).text
+    reopen = re.search(rf'<form[^>]*data-testid="reopen-{again.number}">(.*?)</form>', listed, re.S)
+    close = re.search(rf'<form[^>]*data-testid="close-{done.number}">(.*?)</form>', listed, re.S)
+    assert reopen is not None and close is not None
+    assert f'action="/orders/{again.id}/act/reopen"' in listed and 'name="reason" required' in reopen.group(1)
+    assert unescape(hidden(reopen.group(1), "next")) == here
+
+    base = {"csrf_token": hidden(listed), "next": here}
+    sent = sup.post(
+        f"/orders/{again.id}/act/reopen",
+        data={**base, "version": hidden(reopen.group(1), "version"), "reason": "市民反映路灯仍不亮，请重新核查"},
+    )
+    page = unescape(sent.text)
+    assert sent.status_code == 200 and "state=called_back" in str(sent.url), sent.url
+    assert f"工单 {again.number}：已完成重办" in page and f'data-testid="decide-{again.number}"' not in page
+    closed = sup.post(
+        f"/orders/{done.id}/act/close",
+        data={**base, "version": hidden(close.group(1), "version"), "resolved": "false", "reason": "诉求超出职责范围"},
+    )
+    assert f"工单 {done.number}：已完成办结" in unescape(closed.text)
+    with session_scope() as s:
+        assert s.get(Order, again.id).state == "dispatched"  # type: ignore[union-attr]
+        assert s.get(Order, done.id).state == "closed_unresolved"  # type: ignore[union-attr]
+        reasons = {
+            e.action: e.reason
+            for e in s.query(OrderEvent).filter(OrderEvent.order_id.in_([again.id, done.id]))
+            if e.action in ("reopen", "close")
+        }
+        assert reasons == {"reopen": "市民反映路灯仍不亮，请重新核查", "close": "诉求超出职责范围"}
+    other = _called_back_unsatisfied(org["street_a"])
+    lead = login("lead").get(here).text
+    assert f'data-number="{other.number}"' in lead or other.number in lead
+    assert 'data-testid="decide-' not in lead
+
+
 def test_pending_extensions_say_what_is_asked_why_and_the_limit_if_approved(org: dict[str, Any]) -> None:
     """待审批延期 lists each request's working days and reason under its order, and the time limit an approval in
     full gives; the order page says the limit now and after; approving it in full sets exactly that limit."""

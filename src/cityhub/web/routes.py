@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
@@ -1189,6 +1189,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         # The chip's ✕: the same list without the batch.
         without_batch=[(k, v) for k, v in base if k != "import_batch_id"],
         now=utcnow(),
+        decide=_callback_decisions(db, principal, rows, unsatisfied),
     )
 
 
@@ -1237,6 +1238,21 @@ def _unsatisfied_callbacks(
         return {}
     said = _newest_reasons(db, [o.id for o in waiting], Action.CALLBACK)
     return {o.id: (shown_text(principal, o, said.get(o.id)), shown_text(principal, o, o.reply_text)) for o in waiting}
+
+
+def _callback_decisions(
+    db: Session, principal: Principal, rows: Sequence[Order], unsatisfied: Mapping[int, Any]
+) -> dict[int, list[str]]:
+    """回访不满意 decided from the list's row: for each listed order waiting for 重办 or 办结 (``unsatisfied``), which
+    of the two this reader may take, as its page offers them (``actions_of``) — posted to the order's own action route
+    with what that page's form asks (重办's reason)."""
+    decide = {}
+    for o in rows:
+        if o.id in unsatisfied:
+            allowed = [a.value for a in actions_of(db, o, principal) if a in (Action.REOPEN, Action.CLOSE)]
+            if allowed:
+                decide[o.id] = allowed
+    return decide
 
 
 def _view_counts(reader: _ListReader, views: list[support.NavItem], t: Translator) -> dict[str, int]:
