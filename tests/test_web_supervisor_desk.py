@@ -116,6 +116,28 @@ def test_a_bulk_urge_without_a_message_or_an_order_urges_nothing_and_says_what_i
     assert refused.status_code == 403 and _urges(order.id) == []
 
 
+def test_a_refused_bulk_urge_brings_the_list_back_with_its_ticks_and_its_message(org: dict[str, Any]) -> None:
+    """批量催办 refused for what is missing came back to a list with nothing ticked (a blank message) or an empty box
+    (no order ticked): the orders ticked stay ticked, the message typed stays typed, nothing urged — once; the next
+    visit is the plain list."""
+    first, second, third = (_sent_to(org["street_a"]) for _ in range(3))
+    sup = login("sup")
+    token = hidden(sup.get("/orders").text)
+    picks = [str(first.id), str(third.id)]
+    back = sup.post("/orders/urge", data={"csrf_token": token, "pick": picks, "reason": " ", "next": "/orders"})
+    page = unescape(back.text)
+    assert "请填写催办内容" in page and "所选 2 件工单仍保持勾选" in page
+    ticked = set(re.findall(r'name="pick" value="(\d+)" checked', back.text))
+    assert ticked == {str(first.id), str(third.id)} and str(second.id) not in ticked
+    again = sup.get("/orders").text  # the flash read once: the next visit is the plain list
+    assert f'data-testid="urge-pick-{first.number}"' in again and " checked " not in again
+    typed = sup.post("/orders/urge", data={"csrf_token": token, "reason": "请今天内答复市民", "next": "/orders"})
+    assert "请先勾选要催办的工单" in unescape(typed.text)
+    box = re.search(r'<input name="reason"[^>]*data-testid="bulk-urge-reason"[^>]*>', typed.text)
+    assert box is not None and 'value="请今天内答复市民"' in box.group(0)
+    assert _urges(first.id) == _urges(third.id) == []
+
+
 def test_the_review_list_says_how_many_wait_and_sends_a_weak_reply_back_from_its_row(org: dict[str, Any]) -> None:
     """答复审核 says how many weak replies wait in all and offers 退回答复 on each row (a reason, then the button): the
     reply goes back to its unit as the order page's 退回答复 does, audited, the flash naming the order, the list shorter

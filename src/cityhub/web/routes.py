@@ -2079,7 +2079,7 @@ def orders_bulk_urge(request: Request, db: DbSession, form: FormBody) -> Respons
     """批量催办: the orders ticked on a list (``pick``, their ids) urged with one message (``reason``), each its own
     audited 催办 (``workorders.service.act_each``). The flash names the orders urged and the unit each went to, and
     those not urged with the state they are in now (answered or closed meanwhile); none ticked or no message, the
-    list again saying what is missing."""
+    list again saying what is missing, its ticks and its message as they were left."""
     principal = support.require_user(request, db, permissions.act(Action.URGE), form=form)
     t = support.translator(request)
     back = support.safe_next(form.get("next"), support.order_list_of(principal))
@@ -2087,10 +2087,13 @@ def orders_bulk_urge(request: Request, db: DbSession, form: FormBody) -> Respons
     if any(i is None for i in ids):
         raise PageError(422, "err.validation")
     reason = (form.get("reason") or "").strip()
+    # Refused for what is missing, the list comes back as it was left: the message typed, the orders ticked (carried
+    # in the flash, read by orders.html) — the ticks were lost and had to be found again on the page.
     if not ids:
-        return support.redirect(back, flash=("order.bulk_urge_none", {}))
+        return support.redirect(back, flash=("order.bulk_urge_none", {"reason": reason[:REASON_MAX_CHARS]}))
     if not reason:
-        return support.redirect(back, flash=("order.bulk_urge_no_reason", {"n": len(ids)}))
+        picked = ",".join(str(i) for i in dict.fromkeys(ids))
+        return support.redirect(back, flash=("order.bulk_urge_no_reason", {"n": len(set(ids)), "picked": picked}))
     try:
         outcomes = orders.act_each(
             db,
