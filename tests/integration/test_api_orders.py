@@ -538,6 +538,10 @@ def test_a_bulk_urge_urges_each_order_it_may_and_says_why_not_for_the_others(cli
     assert [(e["action"], e["reason"]) for e in events][-1] == ("urge", "已临近时限，请今天内答复")
     assert client.get(f"/api/v1/orders/{other['id']}").json()["urge_count"] == 0
 
+    # Ids no order can have (beyond every key, zero, negative) are orders not found, on either backend.
+    odd = client.post("/api/v1/orders/urge", json={"order_ids": [2**70, 0, -3], "reason": "x"}, headers=sup)
+    assert odd.status_code == 200 and odd.json()["refused"] == 3, odd.text
+    assert {r["error"] for r in odd.json()["results"]} == {f"order {i} not found" for i in (2**70, 0, -3)}
     _, handler = _headers_of_handler(client, unit_code="API-URGE-H")
     forbidden = client.post("/api/v1/orders/urge", json={"order_ids": [mine["id"]], "reason": "x"}, headers=handler)
     assert forbidden.status_code == 403 and "may not urge" in forbidden.json()["message"]
