@@ -2092,7 +2092,7 @@ def orders_bulk_urge(request: Request, db: DbSession, form: FormBody) -> Respons
     if not ids:
         return support.redirect(back, flash=("order.bulk_urge_none", {"reason": reason[:REASON_MAX_CHARS]}))
     if not reason:
-        picked = ",".join(str(i) for i in dict.fromkeys(ids))
+        picked = ",".join(str(i) for i in list(dict.fromkeys(ids))[: orders.ACT_EACH_MAX])  # a page's, within a cookie
         return support.redirect(back, flash=("order.bulk_urge_no_reason", {"n": len(set(ids)), "picked": picked}))
     try:
         outcomes = orders.act_each(
