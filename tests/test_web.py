@@ -3899,7 +3899,9 @@ def test_supervisors_review_weak_replies_from_their_list_and_the_order_page(org)
     assert hand.get("/reviews").status_code == 403 and 'href="/reviews"' not in hand.get("/orders").text
     # A reply a hard rule fails (套话 only) says its score below the cut too, as any other weak reply does: 0.15 and
     # 0.25 said nothing of it while 0.27 did.
-    assert re.search(r"综合得分 0\.\d\d 低于 0\.35", listed.text), listed.text
+    # (The review list says it as a sentence, its figures after it:
+    # 答复整体质量低于审核线（综合得分 0.15，审核线 0.35）.)
+    assert re.search(r"综合得分 0\.\d\d，审核线 0\.35", listed.text), listed.text
     assert re.search(r"综合得分 0\.\d\d 低于 0\.35", page)
 
     # 退回答复: the reply sent back no longer stands as the order's answer nor as a reply under review; the page says
@@ -4757,6 +4759,11 @@ def test_catalogues_cover_the_same_keys_and_every_label_the_code_can_show() -> N
     for actor in (SYSTEM.name, AUTO_DISPATCHER, MERGE_ACTOR_NAME, REPLY_CHECKER.name, PLACER.name):
         assert f"actor.{actor}" in zh, actor
     assert f"actor.{clitools.cli_actor().name}" in zh
+    from cityhub.nlp.reply_quality import FINDING_FIGURES
+
+    # 答复审核 says each reply-check finding as a sentence, and the figures of those that have some after it.
+    for code, (_, pattern) in FINDING_FIGURES.items():
+        assert f"reviews.finding.{code}" in zh and (pattern is None or f"reviews.figures.{code}" in zh), code
     t = i18n.Translator("en")
     assert t("intake.created", number="BY1") == "Received: order BY1."
     assert i18n.Translator("zh-CN")("no.such.key") == "no.such.key"

@@ -116,6 +116,28 @@ def test_a_bulk_urge_without_a_message_or_an_order_urges_nothing_and_says_what_i
     assert refused.status_code == 403 and _urges(order.id) == []
 
 
+def test_a_refused_bulk_urge_brings_the_list_back_with_its_ticks_and_its_message(org: dict[str, Any]) -> None:
+    """批量催办 refused for what is missing came back to a list with nothing ticked (a blank message) or an empty box
+    (no order ticked): the orders ticked stay ticked, the message typed stays typed, nothing urged — once; the next
+    visit is the plain list."""
+    first, second, third = (_sent_to(org["street_a"]) for _ in range(3))
+    sup = login("sup")
+    token = hidden(sup.get("/orders").text)
+    picks = [str(first.id), str(third.id)]
+    back = sup.post("/orders/urge", data={"csrf_token": token, "pick": picks, "reason": " ", "next": "/orders"})
+    page = unescape(back.text)
+    assert "请填写催办内容" in page and "所选 2 件工单仍保持勾选" in page
+    ticked = set(re.findall(r'name="pick" value="(\d+)" checked', back.text))
+    assert ticked == {str(first.id), str(third.id)} and str(second.id) not in ticked
+    again = sup.get("/orders").text  # the flash read once: the next visit is the plain list
+    assert f'data-testid="urge-pick-{first.number}"' in again and " checked " not in again
+    typed = sup.post("/orders/urge", data={"csrf_token": token, "reason": "请今天内答复市民", "next": "/orders"})
+    assert "请先勾选要催办的工单" in unescape(typed.text)
+    box = re.search(r'<input name="reason"[^>]*data-testid="bulk-urge-reason"[^>]*>', typed.text)
+    assert box is not None and 'value="请今天内答复市民"' in box.group(0)
+    assert _urges(first.id) == _urges(third.id) == []
+
+
 def test_the_review_list_says_how_many_wait_and_sends_a_weak_reply_back_from_its_row(org: dict[str, Any]) -> None:
     """答复审核 says how many weak replies wait in all and offers 退回答复 on each row (a reason, then the button): the
     reply goes back to its unit as the order page's 退回答复 does, audited, the flash naming the order, the list shorter
@@ -151,6 +173,89 @@ def test_the_review_list_says_how_many_wait_and_sends_a_weak_reply_back_from_its
         assert [e.reason for e in events][-1] == "答复未说明何时修好，请补充维修时间"
         assert s.get(Order, weak[0].id).state == "in_progress"  # type: ignore[union-attr]
     assert "review-return-" not in login("lead").get("/reviews").text
+
+
+def test_the_review_list_says_each_finding_as_a_sentence_and_its_figures_after_it(org: dict[str, Any]) -> None:
+    """答复审核 said its findings as the check's figures and fragments (综合得分 0.28 低于 0.35 first): each is now a
+    plain sentence — the overall score's last, summing up — with its figures after it and on hover, in zh-CN and in
+    English; what the API answers (the stored findings) stays as it was."""
+    from cityhub.knowledge import service as kb
+
+    weak = _sent_to(org["street_a"], replied=True, reply="您好，收悉，谢谢。")  # courtesy only
+    with session_scope() as s:
+        stored = kb.check_reply(s, order=s.get(Order, weak.id)).reasons
+    assert [r.split(":")[0] for r in stored] == ["boilerplate_only", "low_overall"]
+    overall, threshold = re.search(r"综合得分 ([\d.]+) 低于 ([\d.]+)", stored[1]).groups()  # type: ignore[union-attr]
+
+    sup = login("sup")
+    page = unescape(sup.get("/reviews").text)
+    findings = re.search(r'<ul class="findings" data-testid="review-findings">(.*?)</ul>', page, re.S)
+    assert findings is not None
+    items = [re.sub(r"<[^>]+>", "", li) for li in re.findall(r"<li[^>]*>(.*?)</li>", findings.group(1), re.S)]
+    assert items == [
+        "只有问候、收悉或致谢套话，没有实质答复",
+        f"答复整体质量低于审核线（综合得分 {overall}，审核线 {threshold}）",
+    ]
+    assert f'title="综合得分 {overall}，审核线 {threshold}"' in findings.group(1)
+    assert "低于 0" not in findings.group(1)  # the stored wording is not what the supervisor reads
+
+    sup.cookies.set("cityhub_lang", "en")
+    english = re.sub(r"<[^>]+>", "", unescape(sup.get("/reviews").text))
+    assert "Only greetings, acknowledgement or thanks, with no answer" in english
+    assert f"Overall quality below the review line (overall {overall}, review line {threshold})" in english
+    assert sup.get("/api/v1/kb/weak-replies").json()["items"][0]["quality"]["reasons"] == stored
+
+
+def _called_back_unsatisfied(unit_id: int) -> Order:
+    order = _sent_to(unit_id, replied=True)
+    with session_scope() as s:
+        orders.act(s, order_id=order.id, action="callback", params={"satisfied": False, "reason": "灯还是不亮"})
+        s.flush()
+        order = s.get(Order, order.id)  # type: ignore[assignment]
+        s.expunge(order)
+        return order
+
+
+def test_an_unsatisfied_callback_is_reopened_or_closed_from_its_row_of_the_list(org: dict[str, Any]) -> None:
+    """回访不满意's rows offer 重办 (its reason, as the order page asks) and 办结 (resolved or not, a note) beside what
+    the citizen said: each posts to the order's own action route, audited as from its page, and comes back to the list
+    naming the order; a leader, who may do neither, sees no such form."""
+    again, done = _called_back_unsatisfied(org["street_a"]), _called_back_unsatisfied(org["street_a"])
+    sup = login("sup")
+    here = "/orders?state=called_back&satisfied=false&sort=oldest"
+    listed = sup.get(here).text
+    reopen = re.search(rf'<form[^>]*data-testid="reopen-{again.number}">(.*?)</form>', listed, re.S)
+    close = re.search(rf'<form[^>]*data-testid="close-{done.number}">(.*?)</form>', listed, re.S)
+    assert reopen is not None and close is not None
+    assert f'action="/orders/{again.id}/act/reopen"' in listed and 'name="reason" required' in reopen.group(1)
+    assert unescape(hidden(reopen.group(1), "next")) == here
+
+    base = {"csrf_token": hidden(listed), "next": here}
+    sent = sup.post(
+        f"/orders/{again.id}/act/reopen",
+        data={**base, "version": hidden(reopen.group(1), "version"), "reason": "市民反映路灯仍不亮，请重新核查"},
+    )
+    page = unescape(sent.text)
+    assert sent.status_code == 200 and "state=called_back" in str(sent.url), sent.url
+    assert f"工单 {again.number}：已完成重办" in page and f'data-testid="decide-{again.number}"' not in page
+    closed = sup.post(
+        f"/orders/{done.id}/act/close",
+        data={**base, "version": hidden(close.group(1), "version"), "resolved": "false", "reason": "诉求超出职责范围"},
+    )
+    assert f"工单 {done.number}：已完成办结" in unescape(closed.text)
+    with session_scope() as s:
+        assert s.get(Order, again.id).state == "dispatched"  # type: ignore[union-attr]
+        assert s.get(Order, done.id).state == "closed_unresolved"  # type: ignore[union-attr]
+        reasons = {
+            e.action: e.reason
+            for e in s.query(OrderEvent).filter(OrderEvent.order_id.in_([again.id, done.id]))
+            if e.action in ("reopen", "close")
+        }
+        assert reasons == {"reopen": "市民反映路灯仍不亮，请重新核查", "close": "诉求超出职责范围"}
+    other = _called_back_unsatisfied(org["street_a"])
+    lead = login("lead").get(here).text
+    assert f'data-number="{other.number}"' in lead or other.number in lead
+    assert 'data-testid="decide-' not in lead
 
 
 def test_pending_extensions_say_what_is_asked_why_and_the_limit_if_approved(org: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """A supervisor's 超期 list at 1440 × 900, in a real browser: the overdue orders ticked at once (全选本页), one message,
-one click — each urged, the flash naming each order and the unit it went to; and 答复审核's 退回答复 on its row.
+one click — each urged, the flash naming each order and the unit it went to; a blank message refused with the ticks
+kept; 答复审核's 退回答复 on its row; and 回访不满意's 重办 on its row on a 390 × 844 phone.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and ``playwright`` (the dev extra); skipped with the reason
 otherwise. SQLite only.
@@ -29,6 +30,7 @@ pytestmark = [
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
 
 WIDE = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
@@ -49,6 +51,13 @@ def server(app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
             orders.act(s, order_id=weak.id, action=action)
         orders.act(s, order_id=weak.id, action="reply", params={"text": "您好，收悉，谢谢。"})
         kb.check_reply(s, order=weak)
+        # 回访不满意: answered, and the citizen not satisfied
+        rated = submit(s, data={"channel": "hotline", "content": "路面积水无人处理", "street_code": "W-JX"}).order
+        orders.act(s, order_id=rated.id, action="dispatch", params={"unit_id": world.streets["W-JX"]})
+        for action in ("accept", "start"):
+            orders.act(s, order_id=rated.id, action=action)
+        orders.act(s, order_id=rated.id, action="reply", params={"text": "已安排清理积水，并疏通雨水口。"})
+        orders.act(s, order_id=rated.id, action="callback", params={"satisfied": False, "reason": "还是有积水"})
     with served_app(env, tmp_path / "serve.log") as base:
         yield base
 
@@ -84,3 +93,45 @@ def test_a_weak_reply_goes_back_from_the_review_list(server: str, browser: Any) 
     assert page.locator("form.review-return").count() == 0
     with session_scope() as s:
         assert s.query(Order).filter_by(state="in_progress").count() == 1
+
+
+def test_a_bulk_urge_refused_for_a_blank_message_keeps_the_orders_ticked(server: str, browser: Any) -> None:
+    """Only blanks typed (the box's required lets them through), the list came back with nothing ticked: the ticks
+    stay, the flash says so, the message box takes the focus; the message typed then, the same ticks urge."""
+    page = browser.new_context(locale="zh-CN", viewport=WIDE).new_page()
+    sign_in(page, f"{server}/login", "sup").goto(server + "/orders?overdue=1&sort=due")
+    boxes = page.locator("input[name=pick]")
+    boxes.nth(0).check()
+    boxes.nth(2).check()
+    page.get_by_test_id("bulk-urge-reason").fill("   ")
+    page.get_by_test_id("bulk-urge-submit").click()
+    page.wait_for_load_state()
+
+    assert "所选 2 件工单仍保持勾选" in page.get_by_test_id("flash").inner_text()
+    assert [boxes.nth(i).is_checked() for i in range(3)] == [True, False, True]
+    assert page.evaluate("document.activeElement.dataset.testid") == "bulk-urge-reason"
+    page.get_by_test_id("bulk-urge-reason").fill("请今天内答复市民")
+    page.get_by_test_id("bulk-urge-submit").click()
+    page.wait_for_load_state()
+    assert page.get_by_test_id("flash").inner_text().startswith("已催办 2 件")
+
+
+def test_an_unsatisfied_callback_is_reopened_from_its_row_on_a_phone(server: str, browser: Any) -> None:
+    """回访不满意 on a 390 × 844 phone: 重办 and 办结 under the order's card, within the screen's width; 重办 with its
+    reason sends the order back to its unit, the flash naming it, the row gone."""
+    page = browser.new_context(locale="zh-CN", viewport=PHONE).new_page()
+    sign_in(page, f"{server}/login", "sup").goto(server + "/orders?state=called_back&satisfied=false&sort=oldest")
+    row = page.locator("tr.row-actions")
+    assert row.count() == 1 and row.locator("button").all_inner_texts() == ["重办", "办结"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    box = row.locator("form").first.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    row.locator("input[name=reason]").first.fill("市民反映仍有积水，请重新处理")
+    row.locator("button").first.click()
+    page.wait_for_load_state()
+
+    assert "已完成重办" in page.get_by_test_id("flash").inner_text() and page.locator("tr.row-actions").count() == 0
+    with session_scope() as s:
+        reopened = s.query(OrderEvent).filter_by(action="reopen").one()
+        assert reopened.reason == "市民反映仍有积水，请重新处理"
+        assert s.get(Order, reopened.order_id).state == "dispatched"  # type: ignore[union-attr]

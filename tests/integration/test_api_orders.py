@@ -486,6 +486,67 @@ def test_an_urge_says_what_it_urges_or_is_422_naming_reason(client):
     assert [(e["action"], e["reason"]) for e in events][-1] == ("urge", "市民再次来电，请今天内联系")
 
 
+def test_a_bulk_urge_urges_each_order_it_may_and_says_why_not_for_the_others(client):
+    """批量催办 through the API (POST /orders/urge): one message, each order its own audited 催办 — one outside the
+    caller's scope is "not found", one answered meanwhile is refused with its state, the others urged all the same;
+    no order, more than 100, a blank message: 422 naming the field, nothing urged; a role that may not urge: 403."""
+    unit_id, sup = _unit_staff(client, "API-URGE-D", UnitTier.DEPARTMENT, Role.SUPERVISOR)
+    mine, other, answered = _create(client), _create(client), _create(client)
+    for order, unit in ((mine, unit_id), (other, client.unit_id), (answered, unit_id)):
+        url = f"/api/v1/orders/{order['id']}/actions"
+        assert client.post(f"{url}/dispatch", json={"unit_id": unit}).status_code == 200
+    for action, body in (("accept", {}), ("start", {}), ("reply", {"text": "已派人修复路灯，现已恢复照明。"})):
+        assert client.post(f"/api/v1/orders/{answered['id']}/actions/{action}", json=body).status_code == 200
+
+    for body, field in (
+        ({"order_ids": [], "reason": "请今天内答复"}, "order_ids"),
+        ({"order_ids": list(range(1, 102)), "reason": "请今天内答复"}, "order_ids"),
+        ({"order_ids": [mine["id"]], "reason": " \u3000"}, "reason"),
+    ):
+        refused = client.post("/api/v1/orders/urge", json=body, headers=sup)
+        assert refused.status_code == 422 and refused.json()["details"]["field"] == field, refused.text
+    assert (
+        "at most 100 orders"
+        in client.post(
+            "/api/v1/orders/urge", json={"order_ids": list(range(1, 102)), "reason": "x"}, headers=sup
+        ).json()["message"]
+    )
+    assert client.get(f"/api/v1/orders/{mine['id']}").json()["urge_count"] == 0
+
+    ids = [mine["id"], other["id"], answered["id"], mine["id"]]
+    done = client.post(
+        "/api/v1/orders/urge", json={"order_ids": ids, "reason": "已临近时限，请今天内答复"}, headers=sup
+    )
+    assert done.status_code == 200, done.text
+    answer = done.json()
+    assert (answer["urged"], answer["refused"]) == (1, 2)
+    by_id = {r["order_id"]: r for r in answer["results"]}
+    assert [r["order_id"] for r in answer["results"]] == [mine["id"], other["id"], answered["id"]]
+    assert by_id[mine["id"]] | {"error": None} == {
+        "order_id": mine["id"],
+        "number": mine["number"],
+        "urged": True,
+        "unit_id": unit_id,
+        "state": None,
+        "error": None,
+    }
+    assert by_id[other["id"]]["urged"] is False and by_id[other["id"]]["number"] is None
+    assert by_id[other["id"]]["error"] == f"order {other['id']} not found"
+    assert by_id[answered["id"]]["urged"] is False and by_id[answered["id"]]["state"] == "replied"
+    assert "replied" in by_id[answered["id"]]["error"]
+    events = client.get(f"/api/v1/orders/{mine['id']}/events").json()
+    assert [(e["action"], e["reason"]) for e in events][-1] == ("urge", "已临近时限，请今天内答复")
+    assert client.get(f"/api/v1/orders/{other['id']}").json()["urge_count"] == 0
+
+    # Ids no order can have (beyond every key, zero, negative) are orders not found, on either backend.
+    odd = client.post("/api/v1/orders/urge", json={"order_ids": [2**70, 0, -3], "reason": "x"}, headers=sup)
+    assert odd.status_code == 200 and odd.json()["refused"] == 3, odd.text
+    assert {r["error"] for r in odd.json()["results"]} == {f"order {i} not found" for i in (2**70, 0, -3)}
+    _, handler = _headers_of_handler(client, unit_code="API-URGE-H")
+    forbidden = client.post("/api/v1/orders/urge", json={"order_ids": [mine["id"]], "reason": "x"}, headers=handler)
+    assert forbidden.status_code == 403 and "may not urge" in forbidden.json()["message"]
+
+
 def test_an_assignment_naming_no_unit_says_its_instruction_or_is_422_naming_reason(client):
     """交办 naming neither a unit nor an instruction was taken and recorded an empty 交办 (the order flagged 领导交办
     for nothing): now refused as 催办 without its message is; naming a unit, or with an instruction, it goes through,

@@ -704,3 +704,35 @@ def test_an_urge_needs_its_message_in_the_service_and_on_the_command_line(app_db
         urged = s.scalars(select(Order).where(Order.number == number)).one()
         events = s.scalars(select(OrderEvent).where(OrderEvent.order_id == urged.id).order_by(OrderEvent.id)).all()
         assert urged.urge_count == 1 and [(e.action, e.reason) for e in events][-1] == ("urge", "市民再次来电")
+
+
+def test_the_command_line_urges_several_orders_and_names_each_one_it_did_not(app_db, cli_run):
+    """``cityhub orders urge N… --reason``: each order urged on its own (the unit named), one answered or unknown named
+    on stderr with why, the others urged all the same, exit 1; no message: exit 1, one line, nothing urged."""
+    from cityhub.db import session_scope
+
+    with session_scope() as s:
+        unit = Unit(code="U440111-D02", name="批量催办城管局", tier=UnitTier.DEPARTMENT)
+        s.add(unit)
+        s.flush()
+        numbers = []
+        for _ in range(2):
+            order = submit(s, data={"channel": "hotline", "content": "路灯不亮"}).order
+            service.act(s, order_id=order.id, action="dispatch", actor=ALICE, params={"unit_id": unit.id})
+            numbers.append(order.number)
+        answered = submit(s, data={"channel": "hotline", "content": "路灯不亮"}).order
+        service.act(s, order_id=answered.id, action="dispatch", actor=ALICE, params={"unit_id": unit.id})
+        for action in ("accept", "start"):
+            service.act(s, order_id=answered.id, action=action, actor=ALICE)
+        service.act(s, order_id=answered.id, action="reply", actor=ALICE, params={"text": "已修复路灯"})
+        numbers.append(answered.number)
+    code, out, err = cli_run("orders", "urge", *numbers[:2], "--reason", " ")
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1 and "--reason" in err
+    code, out, err = cli_run("orders", "urge", *numbers, "BY-NONE", "--reason", "请今天内答复")
+    assert code == 1, (out, err)
+    assert out.splitlines() == [f"{n}: urged → 批量催办城管局" for n in numbers[:2]]
+    assert f"{numbers[2]}: not urged:" in err and "replied" in err and "BY-NONE: not urged" in err
+    assert "2 of 4 orders not urged" in err
+    with session_scope() as s:
+        counts = dict(s.execute(select(Order.number, Order.urge_count).where(Order.number.in_(numbers))).all())
+        assert counts == {numbers[0]: 1, numbers[1]: 1, numbers[2]: 0}

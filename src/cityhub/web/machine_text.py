@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,35 @@ def _reply_finding(t: Translator, before: str, code: str, said: str) -> dict[str
     else:
         finding = said
     return {"before": t("why.reply_weak_note") if before == WEAK_REPLY_NOTE else before, "finding": finding}
+
+
+@dataclass(frozen=True)
+class ReplyFinding:
+    """One reply-check finding as the review list (答复审核) shows it: a plain sentence first
+    (``reviews.finding.<code>``), the figures behind it after (``reviews.figures.<code>``; None for a finding with
+    none)."""
+
+    code: str | None
+    sentence: str
+    figures: str | None = None
+
+
+def reply_findings(t: Translator, reasons: Sequence[str]) -> list[ReplyFinding]:
+    """A reply check's stored findings (``code: explanation``, written by ``nlp.reply_quality``) as sentences a
+    supervisor reads, the figures read back from what was stored beside each; the overall score's finding last (it
+    sums up the others). A finding of an unknown code or an older wording is shown as stored. The stored findings stay
+    as they are (the API's ``reasons``)."""
+    out: list[ReplyFinding] = []
+    for reason in reasons:
+        code, _, said = reason.partition(": ")
+        if code not in FINDING_FIGURES or not said:
+            out.append(ReplyFinding(None, reason))
+            continue
+        names, pattern = FINDING_FIGURES[code]
+        found = pattern.search(said) if pattern is not None else None
+        figures = t(f"reviews.figures.{code}", **dict(zip(names, found.groups(), strict=True))) if found else None
+        out.append(ReplyFinding(code, t(f"reviews.finding.{code}"), figures))
+    return sorted(out, key=lambda f: f.code == "low_overall")
 
 
 def _unit(names: Names, raw: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
@@ -1196,6 +1196,7 @@ def order_list(request: Request, db: DbSession) -> Response:
         # The chip's ✕: the same list without the batch.
         without_batch=[(k, v) for k, v in base if k != "import_batch_id"],
         now=utcnow(),
+        decide=_callback_decisions(db, principal, rows, unsatisfied),
     )
 
 
@@ -1244,6 +1245,21 @@ def _unsatisfied_callbacks(
         return {}
     said = _newest_reasons(db, [o.id for o in waiting], Action.CALLBACK)
     return {o.id: (shown_text(principal, o, said.get(o.id)), shown_text(principal, o, o.reply_text)) for o in waiting}
+
+
+def _callback_decisions(
+    db: Session, principal: Principal, rows: Sequence[Order], unsatisfied: Mapping[int, Any]
+) -> dict[int, list[str]]:
+    """回访不满意 decided from the list's row: for each listed order waiting for 重办 or 办结 (``unsatisfied``), which
+    of the two this reader may take, as its page offers them (``actions_of``) — posted to the order's own action route
+    with what that page's form asks (重办's reason)."""
+    decide = {}
+    for o in rows:
+        if o.id in unsatisfied:
+            allowed = [a.value for a in actions_of(db, o, principal) if a in (Action.REOPEN, Action.CLOSE)]
+            if allowed:
+                decide[o.id] = allowed
+    return decide
 
 
 def _view_counts(reader: _ListReader, views: list[support.NavItem], t: Translator) -> dict[str, int]:
@@ -2070,7 +2086,7 @@ def orders_bulk_urge(request: Request, db: DbSession, form: FormBody) -> Respons
     """批量催办: the orders ticked on a list (``pick``, their ids) urged with one message (``reason``), each its own
     audited 催办 (``workorders.service.act_each``). The flash names the orders urged and the unit each went to, and
     those not urged with the state they are in now (answered or closed meanwhile); none ticked or no message, the
-    list again saying what is missing."""
+    list again saying what is missing, its ticks and its message as they were left."""
     principal = support.require_user(request, db, permissions.act(Action.URGE), form=form)
     t = support.translator(request)
     back = support.safe_next(form.get("next"), support.order_list_of(principal))
@@ -2078,10 +2094,13 @@ def orders_bulk_urge(request: Request, db: DbSession, form: FormBody) -> Respons
     if any(i is None for i in ids):
         raise PageError(422, "err.validation")
     reason = (form.get("reason") or "").strip()
+    # Refused for what is missing, the list comes back as it was left: the message typed, the orders ticked (carried
+    # in the flash, read by orders.html) — the ticks were lost and had to be found again on the page.
     if not ids:
-        return support.redirect(back, flash=("order.bulk_urge_none", {}))
+        return support.redirect(back, flash=("order.bulk_urge_none", {"reason": reason[:REASON_MAX_CHARS]}))
     if not reason:
-        return support.redirect(back, flash=("order.bulk_urge_no_reason", {"n": len(ids)}))
+        picked = ",".join(str(i) for i in list(dict.fromkeys(ids))[: orders.ACT_EACH_MAX])  # a page's, within a cookie
+        return support.redirect(back, flash=("order.bulk_urge_no_reason", {"n": len(set(ids)), "picked": picked}))
     try:
         outcomes = orders.act_each(
             db,

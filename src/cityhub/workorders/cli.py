@@ -206,6 +206,45 @@ def act_cmd(
         raise fail_with(exc) from None
 
 
+@app.command("urge")
+def urge_cmd(
+    refs: Annotated[list[str], typer.Argument(help="Order numbers (BY…) or ids, at most 100.")],
+    reason: Annotated[str, typer.Option(help="The message to the unit holding each order (催办内容).")] = "",
+    actor: Annotated[str, typer.Option(help="Name recorded in the audit trail.")] = "cli",
+) -> None:
+    """批量催办: urge several orders with one message, each its own audited urge (as the list's 批量催办 and
+    POST /api/v1/orders/urge). One line per order, urged (and the unit it went to) or not (and why); the others are
+    urged all the same. Exits 1 when any was not urged, each named above."""
+    from cityhub.org.models import Unit
+    from cityhub.workorders import service
+
+    if not reason.strip():
+        raise _fail("--reason is empty: say what the units are urged to do (催办内容)")
+    if len(set(refs)) > service.ACT_EACH_MAX:
+        raise _fail(f"at most {service.ACT_EACH_MAX} orders at once (got {len(set(refs))})")
+    with session_scope() as session:
+        found = {ref: service.find_order(session, ref=ref) for ref in dict.fromkeys(refs)}
+        outcomes = service.act_each(
+            session,
+            [(o.id, None) for o in found.values() if o is not None],
+            action=Action.URGE,
+            params={"reason": reason.strip()},
+            actor=named_actor(actor),
+        )
+        names = {u.id: u.name for u in session.query(Unit).filter(Unit.id.in_({o.unit_id for o in outcomes}))}
+        for o in outcomes:
+            if o.done:
+                typer.echo(f"{o.number}: urged → {names.get(o.unit_id or 0, '-')}")
+            else:
+                typer.echo(f"{o.number or o.order_id}: not urged: {o.message}", err=True)
+    missing = [ref for ref, order in found.items() if order is None]
+    for ref in missing:
+        typer.echo(f"{ref}: not urged: order '{ref}' not found", err=True)
+    refused = len(missing) + sum(not o.done for o in outcomes)
+    if refused:
+        raise _fail(f"{refused} of {len(found)} orders not urged (each named above)")
+
+
 @app.command("attach")
 def attach_cmd(
     ref: Annotated[str, typer.Argument(help="Order number (BY…) or id.")],

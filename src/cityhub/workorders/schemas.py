@@ -668,6 +668,38 @@ class ActionRequest(BaseModel):
         return {k: v for k, v in self.model_dump(exclude={"version"}).items() if v is not None}
 
 
+class BulkUrge(BaseModel):
+    """批量催办: one message urging several orders, each its own audited 催办 (``service.act_each``). The list's
+    limits (none, more than ``service.ACT_EACH_MAX``) and a blank ``reason`` are checked by the route, each a 422
+    naming its field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_ids: list[int] = Field(description="the orders to urge (ids, as `id` of an order); a repeated id counts once")
+    reason: str = Field(
+        max_length=REASON_MAX_CHARS, description="the message to the unit holding each order (催办内容)"
+    )
+
+
+class BulkUrgeOutcome(BaseModel):
+    order_id: int
+    number: str | None = Field(description="the order's number; null for an order not found or outside the scope")
+    urged: bool
+    unit_id: int | None = Field(None, description="the unit the urge went to (urged)")
+    state: str | None = Field(None, description="the order's state now, for one refused that the caller may read")
+    error: str | None = Field(
+        None,
+        description="why it was not urged: not found (or outside the caller's scope), a "
+        "state that cannot be urged (not yet dispatched, answered, closed)",
+    )
+
+
+class BulkUrgeRead(BaseModel):
+    urged: int
+    refused: int
+    results: list[BulkUrgeOutcome] = Field(description="one per distinct order asked for, in the order given")
+
+
 class OrderPage(BaseModel):
     items: list[OrderRead]
     limit: int

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile, status
 from fastapi.responses import FileResponse
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub.api.deps import CurrentPrincipal, DbSession, ListPage, ListPaging, Paging, model_response, require
@@ -74,6 +74,9 @@ from cityhub.workorders.schemas import (
     UPDATED_SINCE_DESCRIPTION,
     ActionRequest,
     AttachmentRead,
+    BulkUrge,
+    BulkUrgeOutcome,
+    BulkUrgeRead,
     EventRead,
     ImportBatchRead,
     OrderCreate,
@@ -456,6 +459,57 @@ def order_action(
     )
     db.commit()  # in the worker thread that wrote, as in create_order
     return _read(order, principal)
+
+
+@router.post("/urge", response_model=BulkUrgeRead)
+def urge_orders(body: BulkUrge, db: DbSession, principal: CurrentPrincipal) -> BulkUrgeRead:
+    """批量催办: urge several orders with one message (``reason``), as the order list's 批量催办 does — each its own
+    audited ``urge`` (``service.act_each``), at most 100 at once. Each order is urged or refused on its own — not
+    found or outside the caller's scope (the same answer), or in a state that cannot be urged (not yet dispatched,
+    answered, closed) — with the reason in its result; the others are urged all the same (200). No order, more than
+    100, or a blank ``reason``: 422 naming the field, nothing urged."""
+    if not permissions.allows(principal.role, permissions.act(Action.URGE)):
+        raise PermissionDenied(
+            f"role {principal.role.value} may not {Action.URGE.value}",
+            details={"permission": permissions.act(Action.URGE)},
+        )
+    reason = body.reason.strip()
+    if not body.order_ids:
+        raise ValidationFailed("order_ids is empty: name at least one order to urge", details={"field": "order_ids"})
+    if len(set(body.order_ids)) > service.ACT_EACH_MAX:
+        raise ValidationFailed(
+            f"at most {service.ACT_EACH_MAX} orders at once (got {len(set(body.order_ids))})",
+            details={"field": "order_ids"},
+        )
+    if not reason:
+        raise ValidationFailed(
+            "reason is empty: say what the units are urged to do (催办内容)", details={"field": "reason"}
+        )
+    picks = list(dict.fromkeys(body.order_ids))
+    outcomes = service.act_each(
+        db,
+        [(i, None) for i in picks],
+        action=Action.URGE,
+        params={"reason": reason},
+        actor=principal.actor,
+        scope=scope_of(db, principal).clause(),
+    )
+    db.commit()
+    refused = [o.order_id for o in outcomes if o.number and not o.done]  # found in scope: their state now
+    states = {i: State(st).value for i, st in db.execute(select(Order.id, Order.state).where(Order.id.in_(refused)))}
+    results = [
+        BulkUrgeOutcome(
+            order_id=o.order_id,
+            number=o.number,
+            urged=o.done,
+            unit_id=o.unit_id if o.done else None,
+            state=None if o.done else states.get(o.order_id),
+            error=o.message,
+        )
+        for o in outcomes
+    ]
+    done = sum(o.done for o in outcomes)
+    return BulkUrgeRead(urged=done, refused=len(outcomes) - done, results=results)
 
 
 @router.post("/{order_id}/attachments", status_code=status.HTTP_201_CREATED, response_model=list[AttachmentRead])
