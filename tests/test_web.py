@@ -2436,7 +2436,10 @@ def test_a_handler_checks_a_reply_before_sending_it_and_nothing_is_recorded(org)
     checked = _act(hand, order.id, "reply", text="已处理。", check="1")
     assert checked.status_code == 200
     preview = re.search(r'data-testid="reply-preview">(.*?)</div>', checked.text, flags=re.S)
-    assert preview is not None and "这条答复偏弱" in preview.group(1) and "只有问候、收悉或致谢套话" in preview.group(1)
+    assert preview is not None and "这条答复偏弱" in preview.group(1)
+    # its findings as 答复审核 words them: a sentence each, the figures after it
+    said = re.findall(r"<li[^>]*>(.*?)</li>", preview.group(1).split('data-testid="reply-preview-findings"')[1])
+    assert "只有问候、收悉或致谢套话，没有实质答复" in said and all("<small" not in f or "（" in f for f in said), said
     assert re.search(r'<textarea id="reply-text"[^>]*>已处理。</textarea>', checked.text)
     assert '<details open data-testid="action-reply">' in checked.text
     assert _state(order.id) == State.ACCEPTED and _version(order.id) == version  # nothing recorded
@@ -3894,6 +3897,9 @@ def test_supervisors_review_weak_replies_from_their_list_and_the_order_page(org)
     assert "13912345678" not in api[0]["title"]
     page = sup.get(f"/orders/{order.id}").text
     assert 'data-testid="reply-check"' in page and "偏弱，待审核" in page
+    # the order's 答复质量检查 words its findings as 答复审核 does: the overall score's sentence, its figures after it
+    findings = page.split('data-testid="reply-check-findings">')[1].split("</ul>")[0]
+    assert "答复整体质量低于审核线" in findings and 'data-testid="finding-figures"' in findings
     # the checker named in Chinese, kept whole (a four-character name broke a character from its end)
     assert '<td><span class="nowrap">答复质量检查</span></td>' in page and "reply-check</" not in page
     assert hand.get("/reviews").status_code == 403 and 'href="/reviews"' not in hand.get("/orders").text
