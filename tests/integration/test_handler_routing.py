@@ -196,6 +196,18 @@ def test_the_api_accepts_and_starts_work_in_one_call_each_step_audited(admin_cli
     assert _trail(other)[-1][0] == "accept"
 
 
+def test_the_command_line_accepts_and_starts_with_start(admin_client, cli_run):
+    """``cityhub orders act N accept --start``: the same two steps; --start on another action is one line, exit 1."""
+    district = _district(admin_client)
+    lead, _ = _unit(admin_client, "HR-C01", UnitTier.DEPARTMENT, district)
+    order_id = _order_with(admin_client, lead)
+    code, _, err = cli_run("orders", "act", str(order_id), "urge", "--reason", "请尽快", "--start")
+    assert code == 1 and "--start is taken only by accept" in err
+    code, out, _ = cli_run("orders", "act", str(order_id), "accept", "--start", "--actor", "值班员")
+    assert code == 0 and "accept → in_progress" in out, out
+    assert _trail(order_id)[-2:] == [("accept", "值班员"), ("start", "值班员")]
+
+
 def test_a_units_led_and_assisted_orders_are_told_apart_and_the_centre_finds_every_assist(admin_client):
     """The list's criteria behind a unit's 预警 / 超期 (what it leads), its 协办 (what it assists on and does not lead)
     and the centre's 协办 (every order with an assisting unit); 批量签收 signs for and starts each order picked."""
