@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from cityhub.auth import service as auth
 from cityhub.db import reset_engine, session_scope
 from cityhub.intake.service import submit
-from cityhub.org.models import Unit, UnitTier
+from cityhub.org.models import Role, Unit, UnitTier
+from cityhub.org.schemas import UserCreate
 from cityhub.workorders import service as orders
-from cityhub.workorders.models import Order
-from web_helpers import build_world, login, world_env
+from cityhub.workorders.models import Order, SlaStatus
+from web_helpers import PASSWORD, build_world, login, world_env
 
 
 @pytest.fixture
@@ -152,3 +154,166 @@ def test_the_dispatch_form_starts_from_the_unit_the_return_suggested(org) -> Non
     offered = _select(login("disp").get(f"/orders/{order_id}").text, "dispatch-unit_id")
     chosen = re.findall(r'<option value="(\d+)" selected>', offered)
     assert chosen == [str(org["street_b"])]
+
+
+# ------------------------------------------------------------------------------------ the handler's desk (lists)
+
+
+def _page(client: TestClient, href: str) -> str:
+    answer = client.get(href)
+    assert answer.status_code == 200, answer.text
+    return unescape(answer.text)
+
+
+def _tab_counts(page: str) -> dict[str, tuple[str, str]]:
+    """The list's quick views: label → (address, the count shown)."""
+    found = re.findall(
+        r'<a href="([^"]*)" data-testid="quick-view"[^>]*>([^<]*)<span class="count[^"]*" data-testid="view-count" '
+        r'aria-hidden="true">([^<]*)</span>',
+        page,
+    )
+    return {label: (href, shown) for href, label, shown in found}
+
+
+def _rows(page: str) -> dict[int, str]:
+    """The list's rows by order id."""
+    return {int(m.group(1)): m.group(0) for m in re.finditer(r'<td><a href="/orders/(\d+)"[^>]*>.*?</tr>', page, re.S)}
+
+
+def _trail(order_id: int) -> list[tuple[str, str]]:
+    with session_scope() as s:
+        return [(e.action, e.actor_name) for e in orders.history(s, order_id=order_id)]
+
+
+def test_a_handler_signs_for_and_starts_an_order_from_its_row_on_to_accept(org) -> None:
+    """签收并开始办理 was on the order page only: each row of 待签收 sent to the unit offers it beside 签收, back on
+    the list with a flash naming the order; both steps audited, as on the order page."""
+    order_id = _sent_to(org["street_a"])
+    hand_a = login("hand_a")
+    here = "/orders?to_accept=1&sort=due"
+    row = _rows(_page(hand_a, here))[order_id]
+    assert f'data-testid="sign-for-start-{order_id}"' in row and ">签收并开始办理</button>" in row
+    done = _act(hand_a, order_id, "accept", and_start="1", next=here)
+    assert done.status_code == 303 and done.headers["location"].startswith("/orders?to_accept=1"), done.text
+    number = _order(order_id).number
+    assert f"工单 {number}：已完成签收并开始办理" in _page(hand_a, done.headers["location"])
+    assert _order(order_id).state.value == "in_progress"
+    assert _trail(order_id)[-2:] == [("accept", "李承办"), ("start", "李承办")]
+    # An assist asked of the unit is signed for (协办签收) on its row, not started from there.
+    helped = _sent_to(org["street_b"], "W-JX")
+    assert _act(login("disp"), helped, "add_assist", unit_id=str(org["street_a"]), reason="请协助").status_code == 303
+    assert f'data-testid="sign-for-start-{helped}"' not in _rows(_page(hand_a, here))[helped]
+
+
+def test_a_handler_signs_for_the_ticked_orders_at_once_and_starts_them(org) -> None:
+    """批量签收 on 待签收: the orders sent to the unit ticked and signed for — or signed for and started — in one
+    request, each step its own event; an order signed for meanwhile is named with its state, the others done."""
+    first, second, late = _sent_to(org["street_a"]), _sent_to(org["street_a"]), _sent_to(org["street_a"])
+    helped = _sent_to(org["street_b"], "W-JX")
+    assert _act(login("disp"), helped, "add_assist", unit_id=str(org["street_a"]), reason="请协助").status_code == 303
+    hand_a = login("hand_a")
+    here = "/orders?to_accept=1&sort=due"
+    page = _page(hand_a, here)
+    assert 'data-testid="bulk-accept"' in page and 'data-testid="bulk-accept-start"' in page
+    assert 'data-testid="bulk-accept"' not in _page(hand_a, "/orders?state=open&held=1&sort=due")  # 待签收's only
+    numbers = {i: _order(i).number for i in (first, second, late, helped)}
+    for order_id in (first, second, late):
+        assert f'data-testid="accept-pick-{numbers[order_id]}"' in page
+    assert f'data-testid="accept-pick-{numbers[helped]}"' not in page  # an assist: 协办签收 on its own row
+    assert _act(hand_a, late, "accept").status_code == 303  # signed for meanwhile, in another tab
+    csrf = hand_a.cookies["cityhub_csrf"]
+    none = hand_a.post("/orders/accept", data={"csrf_token": csrf, "next": here}, follow_redirects=True)
+    assert "请先勾选要签收的工单" in unescape(none.text)
+    done = hand_a.post(
+        "/orders/accept",
+        data={"csrf_token": csrf, "next": here, "start": "1", "pick": [str(first), str(second), str(late)]},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == here, done.text
+    flash = _page(hand_a, done.headers["location"])
+    assert f"已签收并开始办理 2 件：{numbers[first]}、{numbers[second]}" in flash
+    assert f"1 件未签收，已不在本单位待签收：{numbers[late]}（已签收）" in flash
+    for order_id in (first, second):
+        assert _order(order_id).state.value == "in_progress"
+        assert _trail(order_id)[-2:] == [("accept", "李承办"), ("start", "李承办")]
+    assert _order(late).state.value == "accepted"
+    # Without start, 签收 alone; another street's handler signs for nothing of street A's.
+    plain, theirs = _sent_to(org["street_a"]), _sent_to(org["street_a"])
+    hand_b = login("hand_b")
+    refused = hand_b.post("/orders/accept", data={"csrf_token": hand_b.cookies["cityhub_csrf"], "pick": [str(theirs)]})
+    assert refused.status_code == 200 and "未签收" in unescape(refused.text)
+    assert _order(theirs).state.value == "dispatched"
+    hand_a.post("/orders/accept", data={"csrf_token": csrf, "pick": [str(plain)]})
+    assert _order(plain).state.value == "accepted" and _trail(plain)[-1] == ("accept", "李承办")
+
+
+def test_an_assisting_units_overdue_tab_counts_what_it_leads_and_its_assists_have_their_own(org) -> None:
+    """超期 and 预警 of a unit's staff counted the orders it merely assists on, the row showing the lead unit's limit
+    as if it were theirs: they count what the unit leads, and 协办 lists its assists, each marked with the lead
+    unit's limit; every tab's count is the rows of its list."""
+    ours, helped = _sent_to(org["street_a"]), _sent_to(org["street_b"], "W-JX")
+    assert _act(login("disp"), helped, "add_assist", unit_id=str(org["street_a"]), reason="请协助").status_code == 303
+    with session_scope() as s:
+        for order_id in (ours, helped):
+            s.get(Order, order_id).sla_status = SlaStatus.OVERDUE  # type: ignore[union-attr]
+    hand_a = login("hand_a")
+    tabs = _tab_counts(_page(hand_a, "/orders"))
+    assert tabs["超期"][1] == "1" and tabs["协办"][1] == "1"
+    overdue = _rows(_page(hand_a, tabs["超期"][0]))
+    assert set(overdue) == {ours}
+    assisting = _rows(_page(hand_a, tabs["协办"][0]))
+    assert set(assisting) == {helped}
+    assert "本单位协办（待签收）" in assisting[helped]
+    assert 'data-testid="lead-limit">牵头单位时限<' in assisting[helped]  # the lead unit in its own column
+    for label, (href, shown) in tabs.items():
+        assert len(_rows(_page(hand_a, href))) == int(shown), label
+    # The lead unit's 超期 counts it: its limit is theirs.
+    assert _tab_counts(_page(login("hand_b"), "/orders"))["超期"][1] == "1"
+
+
+def test_the_centre_sees_the_assists_lead_units_invited_who_when_and_for_what(org) -> None:
+    """申请协办 stood only in each order's trail: the centre's 协办 lists the open orders with an assisting unit, each
+    with who asked it (the lead unit's staff or the centre), when, and the 协办事项."""
+    asked, added, alone = _sent_to(org["street_a"]), _sent_to(org["street_a"]), _sent_to(org["street_a"])
+    hand_a = login("hand_a")
+    assert (
+        _act(hand_a, asked, "add_assist", unit_id=str(org["street_b"]), reason="请协助排查京溪段线路").status_code
+        == 303
+    )
+    assert _act(login("disp"), added, "add_assist", unit_id=str(org["street_b"]), reason="请配合").status_code == 303
+    for reader in ("sup", "disp"):
+        client = login(reader)
+        tabs = _tab_counts(_page(client, "/orders"))
+        assert tabs["协办"][1] == "2", reader
+        rows = _rows(_page(client, tabs["协办"][0]))
+        assert set(rows) == {asked, added}
+        assert "协办单位 京溪街道（待签收）" in rows[asked]
+        assert "申请协办 · 李承办（景泰街道） · " in rows[asked] and "协办事项：请协助排查京溪段线路" in rows[asked]
+        assert "增加协办 · 黄派单（白云区） · " in rows[added] and "协办事项：请配合" in rows[added]
+    assert alone not in _rows(_page(login("sup"), "/orders?state=open&with_assist=1"))
+    # A unit's staff have their own 协办 (what their unit assists on): street A assists on none.
+    assert _tab_counts(_page(hand_a, "/orders"))["协办"] == ("/orders?state=open&assisting=1&sort=due", "0")
+
+
+def test_a_single_units_handler_reads_its_own_work_without_the_lead_unit_column(org) -> None:
+    """A community's (one unit's) handler read their own unit in 承办单位 on every row of their 在办: the column is
+    left out of their own work, kept where it says something — a street's staff (its communities' orders too), and
+    a list of more than their unit's work."""
+    with session_scope() as s:
+        auth.create_account(
+            s,
+            data=UserCreate(username="hand_c", full_name="钱社区", role=Role.HANDLER, unit_id=org["ours"]),
+            password=PASSWORD,
+        )
+    _sent_to(org["ours"])
+    helped = _sent_to(org["street_b"], "W-JX")
+    assert _act(login("disp"), helped, "add_assist", unit_id=str(org["ours"]), reason="请协助").status_code == 303
+    header = "<th>承办单位</th>"
+    community = login("hand_c")
+    for href in ("/orders?state=open&held=1&sort=due", "/orders?to_accept=1&sort=due"):
+        page = _page(community, href)
+        assert len(_rows(page)) == 2 and header not in page, href
+        # the order it assists on names its lead unit, whose limit it is
+        assert 'data-testid="lead-limit">牵头单位时限（京溪街道）' in _rows(page)[helped]
+    assert header in _page(community, "/orders")
+    assert header in _page(login("hand_a"), "/orders?state=open&held=1&sort=due")

@@ -71,3 +71,32 @@ def test_a_handler_signs_for_starts_and_asks_another_unit_to_assist(server: dict
     own = helper.get_by_test_id("own-assist")
     expect(own).to_contain_text("待签收")
     expect(own).to_contain_text("主办单位景泰街道")
+
+
+def test_a_handler_on_a_phone_ticks_all_on_to_accept_and_signs_for_and_starts_them(
+    server: dict[str, Any], browser: Any
+) -> None:
+    """批量签收 on a phone (390 × 844): 全选本页 ticks the orders sent to the unit, 签收并开始办理所选 takes both steps
+    for each, the flash naming them; the list is empty after."""
+    expect = sync_api.expect
+    base = server["base"]
+    with session_scope() as s:
+        second = submit(
+            s, data={"channel": "hotline", "content": "景泰路路灯不亮已经一周", "street_code": "W-JT"}
+        ).order
+        street = orders.get_order(s, order_id=server["order_id"]).lead_unit_id  # type: ignore[union-attr]
+        orders.act(s, order_id=second.id, action="dispatch", params={"unit_id": street})
+        numbers = [server["number"], second.number]
+    page = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}, has_touch=True).new_page()
+    page.set_default_timeout(20_000)
+    hand = sign_in(page, f"{base}/login", "hand_a")
+    hand.goto(f"{base}/orders?to_accept=1&sort=due")
+    hand.get_by_test_id("accept-pick-all").check()
+    for number in numbers:
+        expect(hand.get_by_test_id(f"accept-pick-{number}")).to_be_checked()
+    hand.get_by_test_id("bulk-accept-start").click()
+    expect(hand.locator("body")).to_contain_text("已签收并开始办理 2 件")
+    expect(hand.locator("[data-testid=order-table] tbody")).to_contain_text("没有符合条件的工单")
+    with session_scope() as s:
+        states = {orders.get_order(s, order_id=i).state.value for i in (server["order_id"], second.id)}  # type: ignore[union-attr]
+    assert states == {"in_progress"}

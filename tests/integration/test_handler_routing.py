@@ -4,13 +4,17 @@ audited, the assisting unit or the community then finding the order in its 待�
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from cityhub.auth.scope import awaiting_acceptance_by
 from cityhub.auth.service import create_token
 from cityhub.db import session_scope
+from cityhub.errors import PermissionDenied
 from cityhub.org.models import Role, Unit, UnitTier, User
+from cityhub.workorders import service as orders
 from cityhub.workorders.models import Order, OrderEvent
+from cityhub.workorders.schemas import OrderFilter
 
 
 def _unit(client, code: str, tier: UnitTier, parent_id: int, role: Role | None = Role.HANDLER):
@@ -165,3 +169,76 @@ def test_passing_an_order_down_keeps_the_streets_time_limit(admin_client):
     assert moved.status_code == 200, moved.text
     with session_scope() as s:
         assert s.get(Order, order_id).due_at > soon
+
+
+def _trail(order_id: int) -> list[tuple[str, str]]:
+    with session_scope() as s:
+        events = s.scalars(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id))
+        return [(e.action, e.actor_name) for e in events]
+
+
+def test_the_api_accepts_and_starts_work_in_one_call_each_step_audited(admin_client):
+    """签收并开始办理 through the API: ``accept`` with ``start: true`` — two events, as the order page's; ``start`` is
+    taken by accept only, a strict true or false."""
+    district = _district(admin_client)
+    lead, staff = _unit(admin_client, "HR-S01", UnitTier.DEPARTMENT, district)
+    order_id = _order_with(admin_client, lead)
+    assert _act(admin_client, order_id, "accept", staff, start="yes").status_code == 422
+    done = _act(admin_client, order_id, "accept", staff, start=True)
+    assert done.status_code == 200, done.text
+    assert done.json()["state"] == "in_progress"
+    assert _trail(order_id)[-2:] == [("accept", "工作人员HR-S01"), ("start", "工作人员HR-S01")]
+    other = _order_with(admin_client, lead)
+    alone = _act(admin_client, other, "accept", staff, start=False)
+    assert alone.status_code == 200 and alone.json()["state"] == "accepted"
+    wrong = _act(admin_client, other, "return", staff, reason="不属本单位职责", start=True)
+    assert wrong.status_code == 422 and wrong.json()["details"]["field"] == "start", wrong.text
+    assert _trail(other)[-1][0] == "accept"
+
+
+def test_the_command_line_accepts_and_starts_with_start(admin_client, cli_run):
+    """``cityhub orders act N accept --start``: the same two steps; --start on another action is one line, exit 1."""
+    district = _district(admin_client)
+    lead, _ = _unit(admin_client, "HR-C01", UnitTier.DEPARTMENT, district)
+    order_id = _order_with(admin_client, lead)
+    code, _, err = cli_run("orders", "act", str(order_id), "urge", "--reason", "请尽快", "--start")
+    assert code == 1 and "--start is taken only by accept" in err
+    code, out, _ = cli_run("orders", "act", str(order_id), "accept", "--start", "--actor", "值班员")
+    assert code == 0 and "accept → in_progress" in out, out
+    assert _trail(order_id)[-2:] == [("accept", "值班员"), ("start", "值班员")]
+
+
+def test_a_units_led_and_assisted_orders_are_told_apart_and_the_centre_finds_every_assist(admin_client):
+    """The list's criteria behind a unit's 预警 / 超期 (what it leads), its 协办 (what it assists on and does not lead)
+    and the centre's 协办 (every order with an assisting unit); 批量签收 signs for and starts each order picked."""
+    district = _district(admin_client)
+    lead, lead_staff = _unit(admin_client, "HR-F01", UnitTier.DEPARTMENT, district)
+    helper, _ = _unit(admin_client, "HR-F02", UnitTier.DEPARTMENT, district)
+    assisted, plain, own = (_order_with(admin_client, unit) for unit in (lead, lead, helper))
+    assert _act(admin_client, assisted, "accept", lead_staff).status_code == 200
+    asked = _act(admin_client, assisted, "add_assist", lead_staff, unit_id=helper, reason="请协助核查")
+    assert asked.status_code == 200, asked.text
+
+    def found(**criteria) -> set[int]:
+        with session_scope() as s:
+            rows, _, _ = orders.search_orders(s, filters=OrderFilter(**criteria), limit=100)
+            return {o.id for o in rows} & {assisted, plain, own}
+
+    assert found(held_by=[helper]) == {assisted, own}
+    assert found(led_by=[helper]) == {own}
+    assert found(assisting_by=[helper]) == {assisted}
+    assert found(assisting_by=[lead]) == set()  # the lead unit's own order is not its 协办
+    assert found(assisted=True) == {assisted}
+    assert found(assisted=False) == {plain, own}
+
+    with session_scope() as s:
+        actor = orders.Actor(name="工作人员HR-F01", user_id=None, unit_id=lead, role=Role.HANDLER.value)
+        outcomes = orders.act_each(
+            s, [(plain, None), (assisted, None)], action="accept", params={}, actor=actor, start=True
+        )
+    assert [(o.order_id, o.done) for o in outcomes] == [(plain, True), (assisted, False)]  # accepted already
+    assert _trail(plain)[-2:] == [("accept", "工作人员HR-F01"), ("start", "工作人员HR-F01")]
+    # Starting work is a handler's: a role that may not start is refused before anything is signed for.
+    with session_scope() as s, pytest.raises(PermissionDenied):
+        orders.accept(s, order_id=own, actor=orders.Actor(name="督办", role=Role.SUPERVISOR.value), start=True)
+    assert _trail(own)[-1][0] == "dispatch"

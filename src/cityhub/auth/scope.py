@@ -68,10 +68,32 @@ def held_by(units: Iterable[int]) -> ColumnElement[bool]:
     chosen = sorted(units)
     if not chosen:
         return false()
-    return or_(
-        Order.lead_unit_id.in_(chosen),
-        Order.id.in_(select(OrderAssist.order_id).where(OrderAssist.unit_id.in_(chosen))),
-    )
+    return or_(Order.lead_unit_id.in_(chosen), _assisted_by(chosen))
+
+
+def _assisted_by(chosen: list[int]) -> ColumnElement[bool]:
+    return Order.id.in_(select(OrderAssist.order_id).where(OrderAssist.unit_id.in_(chosen)))
+
+
+def led_by(units: Iterable[int]) -> ColumnElement[bool]:
+    """The orders one of ``units`` leads (承办): whose time limit is theirs — a unit's staff's 预警 and 超期, where an
+    order they only assist on (its limit the lead unit's) counted as their own overdue."""
+    chosen = sorted(units)
+    return Order.lead_unit_id.in_(chosen) if chosen else false()
+
+
+def assisting_only(units: Iterable[int]) -> ColumnElement[bool]:
+    """The orders one of ``units`` assists on (协办) and none of them leads: a unit's staff's 协办, the lead unit's
+    time limit shown as the lead's."""
+    chosen = sorted(units)
+    if not chosen:
+        return false()
+    return and_(_assisted_by(chosen), or_(Order.lead_unit_id.is_(None), Order.lead_unit_id.not_in(chosen)))
+
+
+def with_assists() -> ColumnElement[bool]:
+    """The orders an assisting unit was asked to help on (增加协办 or a lead unit's 申请协办): the centre's 协办."""
+    return Order.id.in_(select(OrderAssist.order_id))
 
 
 def awaiting_acceptance_by(units: Iterable[int]) -> ColumnElement[bool]:

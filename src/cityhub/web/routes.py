@@ -970,6 +970,14 @@ def _sign_for(
     return {i: a for i, a in steps.items() if permissions.allows(principal.role, permissions.act(a))}
 
 
+def _own_work_of_one_unit(principal: Principal, own: frozenset[int] | None, filters: OrderFilter) -> bool:
+    """Whether the list is a single unit's staff's own work (只看本单位承办, 待签收, 本单位牵头, 本单位协办): every row
+    its unit's, or an assist of its unit's (named with the lead unit's limit, 牵头单位时限)."""
+    if principal.role not in permissions.UNIT_STAFF_ROLES or own is None or len(own) != 1:
+        return False
+    return any(f is not None for f in (filters.held_by, filters.to_accept_by, filters.led_by, filters.assisting_by))
+
+
 def _parse_day(text: str) -> date | None:
     """A calendar day as typed (2026-11-22); ValueError for anything else, including years no order can have."""
     if not text:
@@ -1070,6 +1078,12 @@ def _list_query(reader: _ListReader, q: Any, t: Translator) -> _ListQuery:
     criteria["held_by"] = sorted(own) if own is not None and q.get("held") else None
     # 待签收: what waits for the reader's unit to sign for it — dispatched to it, or an assist it was asked for.
     criteria["to_accept_by"] = sorted(own) if own is not None and q.get("to_accept") else None
+    # 本单位牵头: what the reader's unit leads, whose limits are its own (a unit's staff's 预警 and 超期); 协办: what it
+    # assists on and does not lead, the limit the lead unit's.
+    criteria["led_by"] = sorted(own) if own is not None and q.get("led") else None
+    criteria["assisting_by"] = sorted(own) if own is not None and q.get("assisting") else None
+    # 协办 (the centre's): the orders an assisting unit was asked to help on, who asked and what for under each.
+    criteria["assisted"] = True if q.get("with_assist") and not citizen else None
     # 我提交的: what the reader registered (a grid inspector's reports), wherever it is and whoever holds it now.
     criteria["reported_by_id"] = principal.user_id if q.get("mine") and not citizen else None
     # 查看导入的工单: the orders one import created (the import page's link), named by the batch's chip.
@@ -1134,6 +1148,16 @@ def order_list(request: Request, db: DbSession) -> Response:
         unsatisfied=unsatisfied,
         assisting=assisting,
         sign_for=sign_for,
+        # 批量签收 on 待签收: the rows sent to the reader's unit (not an assist: 协办签收 stays on its row) — not on
+        # 在办, where the bar put a phone's first order below the screen; and whether 签收并开始办理 is theirs (its
+        # button on each such row and on the bar).
+        bulk_accept=[i for i, step in sign_for.items() if step == Action.ACCEPT] if listed.filters.to_accept_by else [],
+        # 协办 (the centre's): each order's assisting units, who asked each, when and for what, under its lead unit.
+        assist_invites=_assist_invites(db, principal, rows) if listed.filters.assisted and not citizen else {},
+        # 承办单位 is left out of a single unit's (a department's, a community's) own work — 在办, 待签收, 预警, 超期:
+        # it said the reader's unit on every row; an order it assists on names its lead unit beside the limit.
+        lead_column=not _own_work_of_one_unit(principal, reader.own, listed.filters),
+        may_start=permissions.allows(principal.role, permissions.act(Action.START)),
         here=request.url.path + ("?" + request.url.query if request.url.query else ""),
         unit_names=unit_names,
         category_names=category_names,
@@ -1262,6 +1286,61 @@ def _callback_decisions(
     return decide
 
 
+@dataclass(frozen=True)
+class AssistInvite:
+    """An assisting unit of a listed order as the centre's 协办 shows it: the unit, where its part stands, and the
+    newest 增加协办 naming it — asked by the lead unit's own staff (申请协办) or the centre — who, of which unit, when,
+    what for (协办事项)."""
+
+    unit: str
+    status: str
+    by_lead: bool
+    who: str | None
+    who_unit: str | None
+    at: datetime | None
+    matter: str | None
+
+
+def _assist_invites(db: Session, principal: Principal, rows: Sequence[Order]) -> dict[int, list[AssistInvite]]:
+    """For a page of the centre's 协办 (``with_assist``): each order's assisting units with who invited each, when and
+    for what — the invitations stood only in each order's trail. Two queries for the page."""
+    by_id = {o.id: o for o in rows}
+    if not by_id:
+        return {}
+    parts = db.execute(
+        select(OrderAssist.order_id, OrderAssist.unit_id, OrderAssist.status)
+        .where(OrderAssist.order_id.in_(by_id))
+        .order_by(OrderAssist.id)
+    ).all()
+    asked = {
+        (e.order_id, e.unit_id): e
+        for e in db.scalars(
+            select(OrderEvent)
+            .where(OrderEvent.order_id.in_(by_id), OrderEvent.action == Action.ADD_ASSIST.value)
+            .order_by(OrderEvent.id)
+        )
+    }
+    acting = {(e.payload or {}).get("actor_unit_id") for e in asked.values()}
+    names = support.names_of(db, Unit, {unit_id for _, unit_id, _ in parts} | {u for u in acting if type(u) is int})
+    out: dict[int, list[AssistInvite]] = {}
+    for order_id, unit_id, status in parts:
+        event = asked.get((order_id, unit_id))
+        who_unit = (event.payload or {}).get("actor_unit_id") if event is not None else None
+        order = by_id[order_id]
+        out.setdefault(order_id, []).append(
+            AssistInvite(
+                unit=names.get(unit_id, "—"),
+                status=status.value,
+                by_lead=who_unit is not None and who_unit == order.lead_unit_id,
+                who=event.actor_name if event is not None else None,
+                who_unit=names.get(who_unit) if type(who_unit) is int else None,
+                at=event.at if event is not None else None,
+                matter=shown_text(principal, order, event.reason) if event is not None else None,
+            )
+        )
+    return out
+
+
 def _view_counts(reader: _ListReader, views: list[support.NavItem], t: Translator) -> dict[str, int]:
     """How many orders each quick view lists for the reader, up to :data:`VIEW_COUNT_CAP`: its address's query read
     by :func:`_list_query` as the list reads it (so the tab and its list never disagree) and counted by
@@ -1332,6 +1411,9 @@ _MORE_FILTERS = (
     "satisfied",
     "held",
     "to_accept",
+    "led",
+    "assisting",
+    "with_assist",
 )
 
 
@@ -2020,13 +2102,17 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         if upload.too_many:
             raise files.too_many_files()
         photos = files.check(upload.files) if upload.files else []
-        order = kb.act_on_order(
-            db, order_id=order_id, action=action, actor=principal.actor, params=params, expected_version=version
-        )
-        started = action == Action.ACCEPT and bool(form.get("and_start"))
-        if started and permissions.allows(principal.role, permissions.act(Action.START)):
-            # 签收并开始办理: the second step right after the first, in the same transaction, audited as its own.
-            order = orders.act(db, order_id=order_id, action=Action.START, actor=principal.actor)
+        if action == Action.ACCEPT:
+            # 签收并开始办理 (the order page's and a 待签收 row's): the second step right after the first, in the same
+            # transaction, audited as its own — the API's accept with start, one service function.
+            start = bool(form.get("and_start")) and permissions.allows(principal.role, permissions.act(Action.START))
+            order = orders.accept(
+                db, order_id=order_id, actor=principal.actor, start=start, params=params, expected_version=version
+            )
+        else:
+            order = kb.act_on_order(
+                db, order_id=order_id, action=action, actor=principal.actor, params=params, expected_version=version
+            )
         if photos:
             check_attach(principal, order)
             files.attach(db, order_id=order_id, uploads=photos, actor=principal.actor)
@@ -2056,6 +2142,8 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
     back = support.safe_next(form.get("next"), f"/orders/{order_id}")
     staff_name = _STAFF_NAMES.get(action.value) if principal.role in permissions.UNIT_STAFF_ROLES else None
     done = t(staff_name) if staff_name else t.label("action", action)  # as its button said: 申请协办, 下派
+    if action == Action.ACCEPT and order.state == State.IN_PROGRESS:
+        done = t("order.accept_and_start")  # 签收并开始办理, from the order page or a 待签收 row
     if back.partition("?")[0] == "/queue" and action == Action.DISPATCH:
         unit = db.get(Unit, params.get("unit_id"))
         flash = ("queue.dispatched", {"number": order.number, "unit": unit.name if unit else "?"})
@@ -2067,8 +2155,6 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
         flash = ("order.split_done", {"number": orders.newest_part(db, order_id) or "?"})
     elif action == Action.CALLBACK and principal.role == Role.CITIZEN:
         flash = ("order.done", {"action": t("order.rate_reply")})  # their rating, as its button said
-    elif action == Action.ACCEPT and order.state == State.IN_PROGRESS:
-        flash = ("order.done", {"action": t("order.accept_and_start")})
     elif back.partition("?")[0] != f"/orders/{order_id}":
         # Taken from a list (签收 on 待签收): the flash names the order, the page shown being the list.
         flash = ("order.done_elsewhere", {"action": done, "number": order.number})
@@ -2132,6 +2218,52 @@ def orders_bulk_urge(request: Request, db: DbSession, form: FormBody) -> Respons
             "order.bulk_urge_partial",
             {"n": len(urged), "orders": done_list, "m": len(refused), "refused": refused_list},
         )
+    return support.redirect(back, flash=flash)
+
+
+@router.post("/orders/accept", response_class=HTMLResponse)
+def orders_bulk_accept(request: Request, db: DbSession, form: FormBody) -> Response:
+    """批量签收 on 待签收: the orders ticked (``pick``, their ids) signed for, and with ``start`` started too
+    (签收并开始办理), each through ``workorders.service.accept`` in ``act_each``'s savepoint, each step its own audited
+    event. The flash names the orders done and those not (taken meanwhile, not their unit's) with their state now."""
+    principal = support.require_user(request, db, permissions.act(Action.ACCEPT), form=form)
+    t = support.translator(request)
+    back = support.safe_next(form.get("next"), support.order_list_of(principal))
+    ids = [forms.whole_number(raw) for raw in form.getlist("pick")]
+    if any(i is None for i in ids):
+        raise PageError(422, "err.validation")
+    if not ids:
+        return support.redirect(back, flash=("order.bulk_accept_none", {}))
+    start = bool(form.get("start")) and permissions.allows(principal.role, permissions.act(Action.START))
+    try:
+        outcomes = orders.act_each(
+            db,
+            [(i, None) for i in ids if i is not None],
+            action=Action.ACCEPT,
+            params={},
+            actor=principal.actor,
+            scope=scope_of(db, principal).clause(),
+            start=start,
+        )
+    except ValidationFailed:
+        raise PageError(422, "err.validation") from None
+    db.commit()
+    done = [o for o in outcomes if o.done]
+    refused = [o for o in outcomes if not o.done]
+    now = {o.id: o for o in db.scalars(select(Order).where(Order.id.in_([o.order_id for o in refused])))}
+    refused_list = t.sep.join(
+        f"{o.number or t('queue.bulk_order_id', id=o.order_id)}"
+        + (f"{t.lp}{t.label('state', now[o.order_id].state)}{t.rp}" if o.order_id in now else "")
+        for o in refused
+    )
+    step = t("order.accept_and_start") if start else t.label("action", Action.ACCEPT)
+    args = {"action": step, "n": len(done), "orders": t.sep.join(o.number or "" for o in done)}
+    if not refused:
+        flash = ("order.bulk_accept_done", args)
+    elif not done:
+        flash = ("order.bulk_accept_refused", {"action": step, "m": len(refused), "refused": refused_list})
+    else:
+        flash = ("order.bulk_accept_partial", {**args, "m": len(refused), "refused": refused_list})
     return support.redirect(back, flash=flash)
 
 

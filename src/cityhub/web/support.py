@@ -285,6 +285,10 @@ _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
     ("orders.view.to_accept", "/orders?to_accept=1&sort=due", permissions.act(Action.ACCEPT)),
     ("orders.view.warning", "/orders?state=open&sla_status=warning&sort=due", None),
     ("orders.view.overdue", "/orders?overdue=1&sort=due", None),
+    # 协办: for a unit's staff the orders their unit assists on (the lead unit's limit, not theirs); for the centre the
+    # orders with an assisting unit — who asked it (a lead unit's 申请协办), when, for what.
+    ("orders.view.assisting", "/orders?state=open&assisting=1&sort=due", permissions.act(Action.ASSIST_ACCEPT)),
+    ("orders.view.assists", "/orders?state=open&with_assist=1&sort=due", None),
     ("orders.view.extensions", "/orders?extension_pending=1&sort=oldest", permissions.act(Action.APPROVE_EXTENSION)),
     ("orders.view.callback", "/orders?state=replied&sort=oldest", permissions.act(Action.CALLBACK)),
     # The unsatisfied callbacks: each waits for a supervisor's 重办 (reopen) or 办结 as not resolved.
@@ -303,10 +307,13 @@ _QUICK_VIEWS: tuple[tuple[str, str, str | None], ...] = (
 # filters, not one more tab above them.
 _SCOPED_VIEWS = frozenset({"orders.view.mine"})
 # Views of a unit's own work, for its staff only (who else signs for orders reads every order, an administrator).
-_UNIT_VIEWS = frozenset({"orders.view.to_accept"})
-# The time-limit views a unit's staff read of what their unit holds (只看本单位承办), as their 在办: a street's
-# 预警 and 超期 counted the departments' orders lying on its street, which are not the street's to answer for.
-_HELD_FOR_UNIT_STAFF = frozenset({"orders.view.warning", "orders.view.overdue"})
+_UNIT_VIEWS = frozenset({"orders.view.to_accept", "orders.view.assisting"})
+# The time-limit views a unit's staff read of what their unit leads (``led``): a street's 预警 and 超期 counted the
+# departments' orders lying on its street, which are not the street's to answer for, and an assisting unit's counted
+# the lead unit's overdue orders it merely helps on (those are its 协办).
+_LED_FOR_UNIT_STAFF = frozenset({"orders.view.warning", "orders.view.overdue"})
+# Views of the centre's: who routes or supervises the units (增加协办, 催办), not a unit's staff.
+_CENTRE_VIEWS = frozenset({"orders.view.assists"})
 
 
 def list_heading(t: Translator, principal: Principal, tab: NavItem | None) -> str:
@@ -340,12 +347,16 @@ def quick_views(principal: Principal) -> list[NavItem]:
         return []
     reads_all = permissions.allows(principal.role, permissions.ORDER_READ_ALL)
     unit_staff = principal.role in permissions.UNIT_STAFF_ROLES
+    centre = not unit_staff and any(
+        permissions.allows(principal.role, permissions.act(a)) for a in (Action.ADD_ASSIST, Action.URGE)
+    )
     return [
-        NavItem(key, href.replace("?", "?held=1&", 1) if unit_staff and key in _HELD_FOR_UNIT_STAFF else href)
+        NavItem(key, href.replace("?", "?led=1&", 1) if unit_staff and key in _LED_FOR_UNIT_STAFF else href)
         for key, href, permission in _QUICK_VIEWS
         if (permission is None or permissions.allows(principal.role, permission))
         and not (reads_all and key in _SCOPED_VIEWS)
         and (unit_staff or key not in _UNIT_VIEWS)
+        and (centre or key not in _CENTRE_VIEWS)
     ]
 
 

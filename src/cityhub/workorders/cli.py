@@ -183,22 +183,32 @@ def act_cmd(
         str | None, typer.Option(help="Why: the step's reason in the audit trail (return, urge, cancel … need one).")
     ] = None,
     actor: Annotated[str, typer.Option(help="Name recorded in the audit trail.")] = "cli",
+    start: Annotated[
+        bool, typer.Option("--start", help="accept only: start work right after (签收并开始办理), two audited steps.")
+    ] = False,
 ) -> None:
     """Apply one life-cycle action (dispatch, accept, return, reply, callback, close, …); split (拆单) takes the
     problem's words as -p content=… (and -p title=…, -p category_id=…) and names the new order; instant_answer
     takes -p answer=… or a knowledge entry, -p kb_entry_id=… (秒回 checked and counted as from the knowledge base);
     return (退单) may name the unit that should have the order, -p suggest_unit_id=… (建议改派至, for the
-    dispatcher)."""
+    dispatcher); accept --start signs for and starts work (签收并开始办理)."""
     from cityhub.knowledge import service as kb
     from cityhub.workorders import service
 
     params = _parse_params(param or [])
     if reason:
         params["reason"] = reason
+    if start and action != Action.ACCEPT.value:
+        raise _fail(f"--start is taken only by accept, not {action}")
     try:
         with session_scope() as session:
             order = _find(session, ref)
-            order = kb.act_on_order(session, order_id=order.id, action=action, params=params, actor=named_actor(actor))
+            if start:
+                order = service.accept(session, order_id=order.id, actor=named_actor(actor), start=True, params=params)
+            else:
+                order = kb.act_on_order(
+                    session, order_id=order.id, action=action, params=params, actor=named_actor(actor)
+                )
             typer.echo(f"{order.number}: {action} → {order.state.value}")
             if action == Action.SPLIT.value:  # 拆单: the new order the problem became
                 typer.echo(f"{order.number}: split off as {service.newest_part(session, order.id)}")

@@ -600,6 +600,14 @@ class OrderFilter(BaseModel):
     # Only the orders waiting for these units to sign for them (待签收, ``auth.scope.awaiting_acceptance_by``): sent to
     # them and not accepted, or an assist of theirs not accepted — the page's ``to_accept``, a handler's new work.
     to_accept_by: list[int] | None = None
+    # Only the orders these units lead (``auth.scope.led_by``): a unit's staff's 预警 and 超期, the page's ``led``.
+    led_by: list[int] | None = None
+    # Only the orders these units assist on and do not lead (``auth.scope.assisting_only``): a unit's staff's 协办, the
+    # page's ``assisting``.
+    assisting_by: list[int] | None = None
+    # Only the orders with an assisting unit (true; ``auth.scope.with_assists``), or none (false): the centre's 协办,
+    # the page's ``with_assist``.
+    assisted: bool | None = None
     # Whether the time-limit criteria are the appealing citizen's (``SlaStatus.as_citizen_reads``): their 正常 holds
     # the orders the units see in 预警, none is in 预警 or 签收超时 to them.
     as_citizen: bool = False
@@ -663,9 +671,15 @@ class ActionRequest(BaseModel):
     appeal_type: AppealType | None = None
     # 升级 (escalate): the higher urgency it raises the order to, if any.
     urgency: Urgency | None = None
+    start: bool | None = Field(
+        None,
+        strict=True,
+        description="accept only, optional: true starts work (开始办理) right after 签收 — 签收并开始办理, two audited "
+        "events as on the order page; refused (403) to a role that may not start work",
+    )
 
     def params(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump(exclude={"version"}).items() if v is not None}
+        return {k: v for k, v in self.model_dump(exclude={"version", "start"}).items() if v is not None}
 
 
 class BulkUrge(BaseModel):

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, false, func, inse
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
+from cityhub.auth import permissions
 from cityhub.auth.permissions import UNIT_STAFF_ROLES
 from cityhub.db import MAX_BIG_ID, MAX_ID, utcnow
 from cityhub.errors import CityhubError, Conflict, NotFound, PermissionDenied, ValidationFailed, check_length
@@ -455,6 +456,30 @@ def act(
     return order
 
 
+def accept(
+    session: Session,
+    *,
+    order_id: int,
+    actor: Actor = SYSTEM,
+    start: bool = False,
+    params: Mapping[str, Any] | None = None,
+    expected_version: int | None = None,
+) -> Order:
+    """签收 (accept), and with ``start`` 开始办理 right after it in the same transaction — 签收并开始办理, each step
+    audited as its own event: the order page's, the order list's (one row or the ticked rows of 待签收) and the API's
+    ``accept`` with ``start: true``. ``start`` is refused (403) to a role that may not start work."""
+    if start and actor.role is not None and not permissions.allows(Role(actor.role), permissions.act(Action.START)):
+        raise PermissionDenied(
+            f"role {actor.role} may not start work", details={"permission": permissions.act(Action.START)}
+        )
+    order = act(
+        session, order_id=order_id, action=Action.ACCEPT, actor=actor, params=params, expected_version=expected_version
+    )
+    if start:
+        order = act(session, order_id=order_id, action=Action.START, actor=actor)
+    return order
+
+
 # 批量催办 and its kind: at most this many orders in one request (a list's page holds 20).
 ACT_EACH_MAX = 100
 
@@ -479,11 +504,15 @@ def act_each(
     params: Mapping[str, Any],
     actor: Actor,
     scope: Any = None,
+    start: bool = False,
 ) -> list[EachOutcome]:
     """The same action with the same ``params`` on several orders (``picks``: each order's id and the version the
     page showed, None for any), each in a savepoint of the caller's transaction and audited by :func:`act` as one
     action on its own: one refused — changed since, out of the caller's ``scope`` (a data-scope clause), or not in a
-    state the action allows — is reported with its reason and leaves the others done."""
+    state the action allows — is reported with its reason and leaves the others done. ``start`` with ``accept``:
+    each order signed for and started (:func:`accept`), both steps or neither."""
+    if start and action != Action.ACCEPT:
+        raise ValidationFailed(f"start is taken only by accept, not {action.value}", details={"field": "start"})
     if len(picks) > ACT_EACH_MAX:
         raise ValidationFailed(f"at most {ACT_EACH_MAX} orders at once (got {len(picks)})", details={"field": "pick"})
     out: list[EachOutcome] = []
@@ -499,9 +528,14 @@ def act_each(
             continue
         try:
             with session.begin_nested():
-                order = act(
-                    session, order_id=order_id, action=action, actor=actor, params=params, expected_version=version
-                )
+                if start:
+                    order = accept(
+                        session, order_id=order_id, actor=actor, start=True, params=params, expected_version=version
+                    )
+                else:
+                    order = act(
+                        session, order_id=order_id, action=action, actor=actor, params=params, expected_version=version
+                    )
         except (CityhubError, StaleDataError) as exc:
             message = exc.message if isinstance(exc, CityhubError) else "the order changed meanwhile"
             out.append(EachOutcome(order_id, number, False, message))
@@ -1054,6 +1088,18 @@ def _search_conditions(
         from cityhub.auth.scope import awaiting_acceptance_by
 
         conditions.append(awaiting_acceptance_by(f.to_accept_by))
+    if f.led_by is not None:
+        from cityhub.auth.scope import led_by
+
+        conditions.append(led_by(f.led_by))
+    if f.assisting_by is not None:
+        from cityhub.auth.scope import assisting_only
+
+        conditions.append(assisting_only(f.assisting_by))
+    if f.assisted is not None:
+        from cityhub.auth.scope import with_assists
+
+        conditions.append(with_assists() if f.assisted else ~with_assists())
     if f.category_id is not None:
         known = 0 < f.category_id <= MAX_ID
         conditions.append(Order.category_id.in_(_category_subtree(session, f.category_id)) if known else false())

@@ -454,9 +454,22 @@ def order_action(
             raise PermissionDenied("a unit may act only on its own part of a co-handled order")
     from cityhub.knowledge import service as kb  # an instant answer from a knowledge entry is checked there
 
-    order = kb.act_on_order(
-        db, order_id=order_id, action=action, actor=principal.actor, params=params, expected_version=version
-    )
+    if body.start is not None and action != Action.ACCEPT:
+        raise ValidationFailed(f"start is taken only by accept, not {action.value}", details={"field": "start"})
+    if action == Action.ACCEPT and "kb_entry_id" not in params:
+        # 签收, or with start 签收并开始办理 (service.accept, as the pages: each step its own event)
+        order = service.accept(
+            db,
+            order_id=order_id,
+            actor=principal.actor,
+            start=bool(body.start),
+            params=params,
+            expected_version=version,
+        )
+    else:
+        order = kb.act_on_order(
+            db, order_id=order_id, action=action, actor=principal.actor, params=params, expected_version=version
+        )
     db.commit()  # in the worker thread that wrote, as in create_order
     return _read(order, principal)
 
