@@ -2167,6 +2167,24 @@ def order_act(order_id: int, action_name: str, request: Request, db: DbSession, 
     return support.redirect(back, flash=flash)
 
 
+def _picked(form: Any) -> list[int]:
+    """The ids of the orders ticked on a list (``pick``) for one of its bulk bars; 422 for one that is no id."""
+    ids = [forms.whole_number(raw) for raw in form.getlist("pick")]
+    if any(i is None for i in ids):
+        raise PageError(422, "err.validation")
+    return [i for i in ids if i is not None]
+
+
+def _refused_text(db: Session, t: Translator, refused: Sequence[Any]) -> str:
+    """The orders a bulk bar could not act on, for its flash: each by its number with the state it is in now."""
+    now = {o.id: o for o in db.scalars(select(Order).where(Order.id.in_([o.order_id for o in refused])))}
+    return t.sep.join(
+        f"{o.number or t('queue.bulk_order_id', id=o.order_id)}"
+        + (f"{t.lp}{t.label('state', now[o.order_id].state)}{t.rp}" if o.order_id in now else "")
+        for o in refused
+    )
+
+
 @router.post("/orders/urge", response_class=HTMLResponse)
 def orders_bulk_urge(request: Request, db: DbSession, form: FormBody) -> Response:
     """批量催办: the orders ticked on a list (``pick``, their ids) urged with one message (``reason``), each its own
@@ -2176,9 +2194,7 @@ def orders_bulk_urge(request: Request, db: DbSession, form: FormBody) -> Respons
     principal = support.require_user(request, db, permissions.act(Action.URGE), form=form)
     t = support.translator(request)
     back = support.safe_next(form.get("next"), support.order_list_of(principal))
-    ids = [forms.whole_number(raw) for raw in form.getlist("pick")]
-    if any(i is None for i in ids):
-        raise PageError(422, "err.validation")
+    ids = _picked(form)
     reason = (form.get("reason") or "").strip()
     # Refused for what is missing, the list comes back as it was left: the message typed, the orders ticked (carried
     # in the flash, read by orders.html) — the ticks were lost and had to be found again on the page.
@@ -2190,7 +2206,7 @@ def orders_bulk_urge(request: Request, db: DbSession, form: FormBody) -> Respons
     try:
         outcomes = orders.act_each(
             db,
-            [(i, None) for i in ids if i is not None],
+            [(i, None) for i in ids],
             action=Action.URGE,
             params={"reason": reason[:REASON_MAX_CHARS]},
             actor=principal.actor,
@@ -2202,13 +2218,8 @@ def orders_bulk_urge(request: Request, db: DbSession, form: FormBody) -> Respons
     units = support.names_of(db, Unit, {o.unit_id for o in outcomes})
     urged = [o for o in outcomes if o.done]
     refused = [o for o in outcomes if not o.done]
-    now = {o.id: o for o in db.scalars(select(Order).where(Order.id.in_([o.order_id for o in refused])))}
     done_list = t.sep.join(f"{o.number}{t.lp}{units.get(o.unit_id or 0, '—')}{t.rp}" for o in urged)
-    refused_list = t.sep.join(
-        f"{o.number or t('queue.bulk_order_id', id=o.order_id)}"
-        + (f"{t.lp}{t.label('state', now[o.order_id].state)}{t.rp}" if o.order_id in now else "")
-        for o in refused
-    )
+    refused_list = _refused_text(db, t, refused)
     if not refused:
         flash = ("order.bulk_urge_done", {"n": len(urged), "orders": done_list})
     elif not urged:
@@ -2229,16 +2240,14 @@ def orders_bulk_accept(request: Request, db: DbSession, form: FormBody) -> Respo
     principal = support.require_user(request, db, permissions.act(Action.ACCEPT), form=form)
     t = support.translator(request)
     back = support.safe_next(form.get("next"), support.order_list_of(principal))
-    ids = [forms.whole_number(raw) for raw in form.getlist("pick")]
-    if any(i is None for i in ids):
-        raise PageError(422, "err.validation")
+    ids = _picked(form)
     if not ids:
         return support.redirect(back, flash=("order.bulk_accept_none", {}))
     start = bool(form.get("start")) and permissions.allows(principal.role, permissions.act(Action.START))
     try:
         outcomes = orders.act_each(
             db,
-            [(i, None) for i in ids if i is not None],
+            [(i, None) for i in ids],
             action=Action.ACCEPT,
             params={},
             actor=principal.actor,
@@ -2250,12 +2259,7 @@ def orders_bulk_accept(request: Request, db: DbSession, form: FormBody) -> Respo
     db.commit()
     done = [o for o in outcomes if o.done]
     refused = [o for o in outcomes if not o.done]
-    now = {o.id: o for o in db.scalars(select(Order).where(Order.id.in_([o.order_id for o in refused])))}
-    refused_list = t.sep.join(
-        f"{o.number or t('queue.bulk_order_id', id=o.order_id)}"
-        + (f"{t.lp}{t.label('state', now[o.order_id].state)}{t.rp}" if o.order_id in now else "")
-        for o in refused
-    )
+    refused_list = _refused_text(db, t, refused)
     step = t("order.accept_and_start") if start else t.label("action", Action.ACCEPT)
     args = {"action": step, "n": len(done), "orders": t.sep.join(o.number or "" for o in done)}
     if not refused:
