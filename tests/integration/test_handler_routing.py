@@ -242,3 +242,32 @@ def test_a_units_led_and_assisted_orders_are_told_apart_and_the_centre_finds_eve
     with session_scope() as s, pytest.raises(PermissionDenied):
         orders.accept(s, order_id=own, actor=orders.Actor(name="督办", role=Role.SUPERVISOR.value), start=True)
     assert _trail(own)[-1][0] == "dispatch"
+
+
+def test_the_apis_order_list_tells_a_units_led_assisted_and_waiting_orders_apart(admin_client):
+    """The list's 待签收, 本单位牵头 and 协办 (a unit's and the centre's) through ``GET /api/v1/orders``, as the pages
+    read them: a client of the unit's staff (a department's own system) asks for its new work and its assists."""
+    district = _district(admin_client)
+    lead, lead_staff = _unit(admin_client, "HR-G01", UnitTier.DEPARTMENT, district)
+    helper, helper_staff = _unit(admin_client, "HR-G02", UnitTier.DEPARTMENT, district)
+    assisted, plain, own = (_order_with(admin_client, unit) for unit in (lead, lead, helper))
+    assert _act(admin_client, assisted, "accept", lead_staff).status_code == 200
+    assert (
+        _act(admin_client, assisted, "add_assist", lead_staff, unit_id=helper, reason="请协助核查").status_code == 200
+    )
+
+    def listed(headers, **query) -> set[int]:
+        answer = admin_client.get("/api/v1/orders", params={**query, "limit": 100}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return {o["id"] for o in answer.json()["items"]} & {assisted, plain, own}
+
+    assert listed(helper_staff, to_accept="true") == {assisted, own}  # its own order and the assist, not accepted
+    assert listed(helper_staff, led="true") == {own}
+    assert listed(helper_staff, assisting="true") == {assisted}
+    assert listed(lead_staff, to_accept="true") == {plain}  # the assisted order it accepted is no longer waiting
+    assert listed(lead_staff, led="true") == {assisted, plain}
+    assert listed(None, with_assist="true") == {assisted}  # the centre's 协办: the administrator reads every order
+    assert listed(None, with_assist="false") == {plain, own}
+    assert listed(None, led="true") == {assisted, plain, own}  # a unit reading every order is not narrowed
+    bad = admin_client.get("/api/v1/orders", params={"led": "perhaps"}, headers=helper_staff)
+    assert bad.status_code == 422 and "led" in bad.text

@@ -507,6 +507,22 @@ HELD_DESCRIPTION = (
     "communities' too; a department's: its sub-centres' too), not those it reads only because they lie in its "
     "street; no narrowing for a caller whose unit reads every order (the district's) or of no unit"
 )
+TO_ACCEPT_DESCRIPTION = (
+    "待签收: only the orders waiting for the caller's unit to sign for them — sent to it and not accepted, or an "
+    "assist it was asked for and has not accepted; no narrowing for a caller whose unit reads every order or of no unit"
+)
+LED_DESCRIPTION = (
+    "本单位牵头: only the orders the caller's unit leads (its own time limits: a unit's 预警 and 超期); no narrowing "
+    "for a caller whose unit reads every order or of no unit"
+)
+ASSISTING_DESCRIPTION = (
+    "协办 (a unit's): only the orders the caller's unit assists on and does not lead (the time limit is the lead "
+    "unit's); no narrowing for a caller whose unit reads every order or of no unit"
+)
+WITH_ASSIST_DESCRIPTION = (
+    "协办 (the centre's): only the orders with an assisting unit (true), or only those without (false), not narrowed "
+    "for a citizen"
+)
 EVER_OVERDUE_DESCRIPTION = (
     "曾超期: only the orders that ran out of a time limit at some time, open or closed, extended, re-dispatched, "
     "transferred or reopened since or not (true), or only the others (false)"

@@ -58,6 +58,7 @@ from cityhub.workorders.models import (
     Urgency,
 )
 from cityhub.workorders.schemas import (
+    ASSISTING_DESCRIPTION,
     CITIZEN_STEPS,
     CURSOR_DESCRIPTION,
     ENTERPRISE_NEED_DESCRIPTION,
@@ -67,11 +68,14 @@ from cityhub.workorders.schemas import (
     HELD_DESCRIPTION,
     IMPORT_BATCH_DESCRIPTION,
     LEADER_ASSIGNED_DESCRIPTION,
+    LED_DESCRIPTION,
     OVERDUE_DESCRIPTION,
     Q_DESCRIPTION,
     SATISFIED_DESCRIPTION,
     SORT_DESCRIPTION,
+    TO_ACCEPT_DESCRIPTION,
     UPDATED_SINCE_DESCRIPTION,
+    WITH_ASSIST_DESCRIPTION,
     ActionRequest,
     AttachmentRead,
     BulkUrge,
@@ -244,6 +248,10 @@ def list_orders(
     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description=Q_DESCRIPTION)] = None,
     place_source: Annotated[list[PlaceSource] | None, Query(description="where the place came from")] = None,
     held: Annotated[bool | None, Query(description=HELD_DESCRIPTION)] = None,
+    to_accept: Annotated[bool | None, Query(description=TO_ACCEPT_DESCRIPTION)] = None,
+    led: Annotated[bool | None, Query(description=LED_DESCRIPTION)] = None,
+    assisting: Annotated[bool | None, Query(description=ASSISTING_DESCRIPTION)] = None,
+    with_assist: Annotated[bool | None, Query(description=WITH_ASSIST_DESCRIPTION)] = None,
     mine: Annotated[bool | None, Query(description=MINE_DESCRIPTION)] = None,
     import_batch_id: Annotated[int | None, Query(description=IMPORT_BATCH_DESCRIPTION)] = None,
     enterprise_need: Annotated[list[Need] | None, Query(description=ENTERPRISE_NEED_DESCRIPTION)] = None,
@@ -264,6 +272,10 @@ def list_orders(
     if position is not None:
         _check_feed_position(position, cursor or "", sort=sort, count=count)
         settled_below = feeds.settled_before(db, position)
+    # The caller's own units (None: nothing narrows, a unit reading every order or a caller of none), as the page's
+    # 只看本单位承办, 待签收, 本单位牵头 and 协办 read them.
+    units = own_units(db, principal) if held or to_accept or led or assisting else None
+    own = sorted(units) if units is not None else None
     filters = OrderFilter(
         state=state,
         unit_id=unit_id,
@@ -286,7 +298,11 @@ def list_orders(
         q_citizen=principal.role in permissions.UNMASKED_ROLES,
         place_source=place_source,
         as_citizen=principal.role == Role.CITIZEN,
-        held_by=sorted(units) if held and (units := own_units(db, principal)) is not None else None,
+        held_by=own if held else None,
+        to_accept_by=own if to_accept else None,
+        led_by=own if led else None,
+        assisting_by=own if assisting else None,
+        assisted=with_assist if principal.role != Role.CITIZEN else None,
         reported_by_id=(principal.user_id if principal.user_id is not None else -1) if mine else None,
         import_batch_id=import_batch_id,
         updated_since=updated_since,
