@@ -93,6 +93,22 @@ def test_the_subcentre_acts_as_itself_and_the_units_as_themselves(three_years: l
     assert {"approve_extension", "urge", "callback", "close"} <= set(checked)
 
 
+def test_a_lead_unit_invites_its_assisting_unit_saying_what_help_it_needs(three_years: list[dict[str, Any]]) -> None:
+    """申请协办 as the product records it: the lead unit's handler invites, naming the matter (协办事项) — the centre's
+    协办 list shows who asked from which unit and what for (the demo's invitations had neither)."""
+    invited = 0
+    for r in three_years:
+        lead = None
+        for e in r["events"]:
+            if e["action"] in ("dispatch", "transfer"):
+                lead = e["unit_code"]
+            if e["action"] == "add_assist":
+                invited += 1
+                assert e["reason"], e
+                assert (e["payload"] or {}).get("actor_unit_id") == lead != e["unit_code"], e
+    assert invited > 0
+
+
 def test_final_columns_agree_with_the_history(three_years: list[dict[str, Any]]) -> None:
     for r in three_years:
         actions = [e["action"] for e in r["events"]]

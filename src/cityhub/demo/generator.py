@@ -58,6 +58,12 @@ P_MERGE = 0.12  # of orders that have an open duplicate candidate nearby
 P_MISROUTE = 0.06
 P_TRANSFER = 0.05
 P_ASSIST = 0.2  # of scenarios that name an assisting unit
+ASSIST_MATTERS = (  # what a lead unit asks of an assisting unit (协办事项)
+    "请协助现场核查并配合处置",
+    "请协助联系相关业主和物业核实情况",
+    "请派员配合联合执法",
+    "请协助提供相关档案资料",
+)
 P_SUSPEND = 0.03
 P_EXTENSION = 0.5  # of orders whose work runs long
 P_LEADER = 0.004
@@ -1031,7 +1037,15 @@ class DemoGenerator:
                 assist_unit = None
         if assist_unit is not None:
             assist_actor = self._unit_actor(assist_unit)
-            sim.act(Action.ADD_ASSIST, sim.work(rng.uniform(0.2, 3) * hour), actor, unit_id=assist_unit)
+            # 申请协办: the lead unit's handler invites the unit, saying what help it needs (the centre's 协办 shows it)
+            sim.act(
+                Action.ADD_ASSIST,
+                sim.work(rng.uniform(0.2, 3) * hour),
+                actor,
+                unit=lead,
+                unit_id=assist_unit,
+                reason=rng.choice(ASSIST_MATTERS),
+            )
             sim.act(Action.ASSIST_ACCEPT, sim.work(rng.uniform(0.2, 4) * hour), assist_actor, unit_id=assist_unit)
             if rng.random() < 0.08:
                 sim.act(
