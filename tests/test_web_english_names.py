@@ -132,3 +132,19 @@ def _unit_rows(html: str) -> str:
     """The units page's rows, as text with one space between words."""
     body = html.split('data-testid="units"')[1].split("</table>")[0]
     return " ".join(unescape(re.sub(r"<[^>]+>", " ", body)).split())
+
+
+def test_a_category_path_in_a_list_may_break_after_each_part(world) -> None:
+    """An English path's parts are joined without spaces (Urban-rural development/Urban construction and municipal
+    management/…): the order list's category column may break after each ``/`` (``path_breaks``), else it kept the
+    list wider than a 1440-px screen."""
+    from cityhub.workorders.categories import create_category
+
+    with session_scope() as s:
+        parent = s.scalars(select(Category).where(Category.name == "环境保护")).one()
+        leaf = create_category(s, name="餐饮油烟", parent_id=parent.id, name_en="Cooking fumes")
+        data = {"channel": "hotline", "content": "楼下餐馆油烟直排", "street_code": "W-JT", "category_id": leaf.id}
+        submit(s, data=data)
+    supervisor = login("sup")
+    supervisor.cookies.set("cityhub_lang", "en")
+    assert "Environmental protection/<wbr>Cooking fumes" in supervisor.get("/orders").text

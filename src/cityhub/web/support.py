@@ -211,6 +211,16 @@ def _file_size(size: int) -> str:
 _env.filters["filesizeformat"] = _file_size
 
 
+def _path_breaks(path: object) -> Markup:
+    """A category path that may break after each ``/`` (城乡建设/城市建设和市政管理/城管执法; in English, Urban-rural
+    development/Urban construction and municipal management/…): a path's parts are joined without spaces, so an English
+    one kept a list's column wider than a 1440-px screen could show."""
+    return Markup("/<wbr>").join(str(path).split("/"))
+
+
+_env.filters["path_breaks"] = _path_breaks
+
+
 def language(request: Request) -> str:
     return negotiate(
         request.cookies.get(LANGUAGE_COOKIE),
