@@ -1,0 +1,76 @@
+"""A citizen's own pages, walked through as a citizen does on a phone: what the page says after they file an appeal
+(its number, what happens next, when to expect an answer) and after they rate the reply 不满意 (what comes of it), in
+their words rather than the staff's.
+
+The organisation and accounts are the small world of ``web_helpers`` (cit: a citizen, disp: the district's
+dispatcher, hand_a: 景泰街道's handler).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cityhub.db import reset_engine, session_scope
+from cityhub.workorders.models import Order
+from web_helpers import build_world, intake_form, login, world_env
+
+
+@pytest.fixture
+def org(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+    for key, value in world_env(tmp_path / "no-model").items():
+        monkeypatch.setenv(key, value)
+    reset_engine()
+    with session_scope() as s:
+        world = build_world(s)
+        return {"street_a": world.street_a}
+
+
+def _act(client: TestClient, order_id: int, action: str, **data: Any) -> Any:
+    with session_scope() as s:
+        version = s.get(Order, order_id).version  # type: ignore[union-attr]
+    return client.post(
+        f"/orders/{order_id}/act/{action}",
+        data={"csrf_token": client.cookies["cityhub_csrf"], "version": str(version), **data},
+        follow_redirects=False,
+    )
+
+
+def _appeal(client: TestClient) -> int:
+    """The id of a street light's appeal the signed-in citizen of ``client`` files on the intake form."""
+    response = client.post(
+        "/intake",
+        data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return int(response.headers["location"].rsplit("/", 1)[1])
+
+
+def _replied(org: dict[str, Any], citizen: TestClient) -> int:
+    """A citizen's appeal, dispatched to 景泰街道, signed for and answered."""
+    order_id = _appeal(citizen)
+    hand = login("hand_a")
+    assert _act(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(hand, order_id, "accept").status_code == 303
+    assert _act(hand, order_id, "reply", text="已更换线路，路灯恢复照明。").status_code == 303
+    return order_id
+
+
+def test_a_citizen_not_satisfied_on_their_page_is_told_what_comes_of_it(org: dict[str, Any]) -> None:
+    """Rated 不满意 on their order page, the citizen read 是否满意 不满意 and nothing more; /track says what comes
+    next (staff look into it, then redo it or close it with an explanation). Their page now says it too; a satisfied
+    citizen and staff read no such line."""
+    citizen = login("cit")
+    order_id = _replied(org, citizen)
+    assert _act(citizen, order_id, "callback", satisfied="false", reason="路灯晚上还是不亮").status_code == 303
+    page = citizen.get(f"/orders/{order_id}").text
+    assert 'data-testid="unsatisfied-next"' in page
+    assert "工作人员将核实您所说仍未解决的问题，决定重新办理或说明原因后办结" in page
+    assert 'data-testid="unsatisfied-next"' not in login("sup").get(f"/orders/{order_id}").text
+    other = _replied(org, citizen)
+    assert _act(citizen, other, "callback", satisfied="true").status_code == 303
+    assert 'data-testid="unsatisfied-next"' not in citizen.get(f"/orders/{other}").text
