@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cityhub.db import reset_engine, session_scope
-from cityhub.workorders.models import Order
+from cityhub.workorders.models import Order, SlaRule
 from web_helpers import build_world, intake_form, login, world_env
 
 
@@ -74,3 +74,29 @@ def test_a_citizen_not_satisfied_on_their_page_is_told_what_comes_of_it(org: dic
     other = _replied(org, citizen)
     assert _act(citizen, other, "callback", satisfied="true").status_code == 303
     assert 'data-testid="unsatisfied-next"' not in citizen.get(f"/orders/{other}").text
+
+
+def test_a_citizen_who_files_an_appeal_is_told_what_happens_next_and_when_to_expect_an_answer(
+    org: dict[str, Any],
+) -> None:
+    """Filed, the citizen read 已受理：工单 BY… and nothing of what follows: not yet dispatched, their page shows no
+    time limit. The page now says to note the number, that staff hand it to the department responsible, within how
+    many working days of that an answer usually comes (the time-limit rules' term for such an appeal), and that its
+    progress and answer show there; the hotline's operator reads the number alone, as before."""
+    with session_scope() as s:
+        s.add(SlaRule(category_id=None, urgency=None, accept_hours=4, finish_days=7))
+    citizen = login("cit")
+    order_id = _appeal(citizen)
+    with session_scope() as s:
+        number = s.get(Order, order_id).number  # type: ignore[union-attr]
+    page = citizen.get(f"/orders/{order_id}").text
+    flash = page.split('data-testid="flash">')[1].split("</p>")[0]
+    assert f"已受理：工单 {number}，请记下这个编号" in flash
+    assert "交给负责的部门办理，一般在交办后 7 个工作日内答复" in flash
+    assert "办理进度和答复都会在本页显示，答复后请您评价" in flash
+    operator = login("op")
+    response = operator.post(
+        "/intake", data=intake_form(operator, content="云景路路灯不亮", citizen_phone="13800001111")
+    )
+    staff_flash = response.text.split('data-testid="flash">')[1].split("</p>")[0]
+    assert "已受理：工单" in staff_flash and "个工作日内答复" not in staff_flash
