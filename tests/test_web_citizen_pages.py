@@ -100,3 +100,20 @@ def test_a_citizen_who_files_an_appeal_is_told_what_happens_next_and_when_to_exp
     )
     staff_flash = response.text.split('data-testid="flash">')[1].split("</p>")[0]
     assert "已受理：工单" in staff_flash and "个工作日内答复" not in staff_flash
+
+
+def test_a_citizens_answered_appeal_asks_for_their_rating_in_their_words(org: dict[str, Any]) -> None:
+    """Answered, the citizen's page folded 评价答复 shut under a heading in the staff's words (可执行操作,
+    转到可执行操作), its 意见 a one-line field, and beside their street the units' note of how the place was found
+    (按正文识别). The rating is now open where they read the answer, its 意见 a text area as on /track, the heading
+    评价与补充材料, and the note gone; staff read their page as before."""
+    citizen = login("cit")
+    order_id = _replied(org, citizen)
+    page = citizen.get(f"/orders/{order_id}").text
+    assert '<details open data-testid="action-callback">' in page
+    assert '<textarea id="callback-reason" name="reason"' in page
+    assert "评价与补充材料</h2>" in page and "转到评价与补充材料 ↓" in page and "可执行操作" not in page
+    assert 'data-testid="place-source"' not in page
+    staff = login("sup").get(f"/orders/{order_id}").text
+    assert "可执行操作</h2>" in staff and 'data-testid="place-source"' in staff
+    assert '<details data-testid="action-callback">' in staff and '<input id="callback-reason"' in staff
