@@ -117,3 +117,30 @@ def test_a_citizens_answered_appeal_asks_for_their_rating_in_their_words(org: di
     staff = login("sup").get(f"/orders/{order_id}").text
     assert "可执行操作</h2>" in staff and 'data-testid="place-source"' in staff
     assert '<details data-testid="action-callback">' in staff and '<input id="callback-reason"' in staff
+
+
+def test_a_citizens_appeal_joined_to_another_at_intake_says_their_own_number(
+    org: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An appeal the duplicate check joined to an earlier one told its citizen 该诉求与工单 BY… 重复，已自动合并
+    with the other appeal's number — the staff's words, and not the number of their own appeal, the one their page and
+    /track know. It now says their number first and that the problem is handled with the earlier appeal."""
+    from cityhub.intake.dedupe import get_dedupe_settings
+
+    monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "true")
+    get_dedupe_settings.cache_clear()
+    try:
+        citizen = login("cit")
+        first = _appeal(citizen)
+        again = _appeal(citizen)
+        with session_scope() as s:
+            master, joined = s.get(Order, first), s.get(Order, again)
+            assert master is not None and joined is not None and joined.master_order_id == first
+            numbers = (master.number, joined.number)
+        page = citizen.get(f"/orders/{again}").text
+        flash = page.split('data-testid="flash">')[1].split("</p>")[0]
+        assert f"已受理：工单 {numbers[1]}，请记下这个编号" in flash
+        assert f"此前已有人反映（工单 {numbers[0]}），您的诉求已并入该工单一并办理" in flash
+        assert "重复，已自动合并" not in flash
+    finally:
+        get_dedupe_settings.cache_clear()
