@@ -144,3 +144,25 @@ def test_a_citizens_appeal_joined_to_another_at_intake_says_their_own_number(
         assert "重复，已自动合并" not in flash
     finally:
         get_dedupe_settings.cache_clear()
+
+
+def test_a_citizens_progress_after_a_units_return_does_not_name_the_return(org: dict[str, Any]) -> None:
+    """A unit's return (退单) is not in the citizen's progress, and their appeal reads 已受理 while it waits again; but
+    the next dispatch's row said 已退单 → 已派单 on their page, and its event's ``from_state`` was ``returned`` in the
+    API's trail they read. Both now say it came from 已受理 (``received``); staff read the return as before."""
+    citizen = login("cit")
+    order_id = _appeal(citizen)
+    disp = login("disp")
+    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert _act(login("hand_a"), order_id, "return", reason="不归我们管").status_code == 303
+    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    page = citizen.get(f"/orders/{order_id}").text
+    assert "已退单" not in page and page.count("已受理 → 已派单") == 2
+    events = citizen.get(f"/api/v1/orders/{order_id}/events").json()
+    assert [(e["action"], e["from_state"], e["to_state"]) for e in events][1:] == [
+        ("dispatch", "received", "dispatched"),
+        ("dispatch", "received", "dispatched"),
+    ]
+    staff = login("sup").get(f"/api/v1/orders/{order_id}/events").json()
+    assert ("dispatch", "returned", "dispatched") in [(e["action"], e["from_state"], e["to_state"]) for e in staff]
+    assert "已退单 → 已派单" in login("sup").get(f"/orders/{order_id}").text
