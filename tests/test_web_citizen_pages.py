@@ -14,29 +14,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cityhub.db import reset_engine, session_scope
+from cityhub.db import session_scope
 from cityhub.workorders.models import Order, SlaRule
-from web_helpers import build_world, intake_form, login, world_env
+from web_helpers import act_on, intake_form, login, small_world
 
 
 @pytest.fixture
 def org(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
-    for key, value in world_env(tmp_path / "no-model").items():
-        monkeypatch.setenv(key, value)
-    reset_engine()
-    with session_scope() as s:
-        world = build_world(s)
-        return {"street_a": world.street_a}
-
-
-def _act(client: TestClient, order_id: int, action: str, **data: Any) -> Any:
-    with session_scope() as s:
-        version = s.get(Order, order_id).version  # type: ignore[union-attr]
-    return client.post(
-        f"/orders/{order_id}/act/{action}",
-        data={"csrf_token": client.cookies["cityhub_csrf"], "version": str(version), **data},
-        follow_redirects=False,
-    )
+    return {"street_a": small_world(tmp_path, monkeypatch).street_a}
 
 
 def _appeal(client: TestClient) -> int:
@@ -54,9 +39,9 @@ def _replied(org: dict[str, Any], citizen: TestClient) -> int:
     """A citizen's appeal, dispatched to 景泰街道, signed for and answered."""
     order_id = _appeal(citizen)
     hand = login("hand_a")
-    assert _act(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
-    assert _act(hand, order_id, "accept").status_code == 303
-    assert _act(hand, order_id, "reply", text="已更换线路，路灯恢复照明。").status_code == 303
+    assert act_on(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert act_on(hand, order_id, "accept").status_code == 303
+    assert act_on(hand, order_id, "reply", text="已更换线路，路灯恢复照明。").status_code == 303
     return order_id
 
 
@@ -66,13 +51,13 @@ def test_a_citizen_not_satisfied_on_their_page_is_told_what_comes_of_it(org: dic
     citizen and staff read no such line."""
     citizen = login("cit")
     order_id = _replied(org, citizen)
-    assert _act(citizen, order_id, "callback", satisfied="false", reason="路灯晚上还是不亮").status_code == 303
+    assert act_on(citizen, order_id, "callback", satisfied="false", reason="路灯晚上还是不亮").status_code == 303
     page = citizen.get(f"/orders/{order_id}").text
     assert 'data-testid="unsatisfied-next"' in page
     assert "工作人员将核实您所说仍未解决的问题，决定重新办理或说明原因后办结" in page
     assert 'data-testid="unsatisfied-next"' not in login("sup").get(f"/orders/{order_id}").text
     other = _replied(org, citizen)
-    assert _act(citizen, other, "callback", satisfied="true").status_code == 303
+    assert act_on(citizen, other, "callback", satisfied="true").status_code == 303
     assert 'data-testid="unsatisfied-next"' not in citizen.get(f"/orders/{other}").text
 
 
@@ -153,9 +138,9 @@ def test_a_citizens_progress_after_a_units_return_does_not_name_the_return(org: 
     citizen = login("cit")
     order_id = _appeal(citizen)
     disp = login("disp")
-    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
-    assert _act(login("hand_a"), order_id, "return", reason="不归我们管").status_code == 303
-    assert _act(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert act_on(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert act_on(login("hand_a"), order_id, "return", reason="不归我们管").status_code == 303
+    assert act_on(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
     page = citizen.get(f"/orders/{order_id}").text
     assert "已退单" not in page and page.count("已受理 → 已派单") == 2
     events = citizen.get(f"/api/v1/orders/{order_id}/events").json()
