@@ -102,6 +102,34 @@ def use_world_env(app_db: str, tmp_path: Path, monkeypatch: Any) -> dict[str, st
     return env
 
 
+def small_world(tmp_path: Path, monkeypatch: Any) -> World:
+    """The world (:func:`build_world`) in this test's database under its settings (:func:`world_env`, no trained
+    classifier): the ``org`` fixture of the web tests that need no model."""
+    from cityhub.db import reset_engine, session_scope
+
+    for key, value in world_env(tmp_path / "no-model").items():
+        monkeypatch.setenv(key, value)
+    reset_engine()
+    with session_scope() as s:
+        return build_world(s)
+
+
+def act_on(client: Any, order_id: int, action: str, **data: Any) -> Any:
+    """Post one of the order page's actions as ``client``'s user, at the order's current version; not followed."""
+    from cityhub.db import session_scope
+    from cityhub.workorders.models import Order
+
+    with session_scope() as s:
+        order = s.get(Order, order_id)
+        assert order is not None
+        version = order.version
+    return client.post(
+        f"/orders/{order_id}/act/{action}",
+        data={"csrf_token": client.cookies["cityhub_csrf"], "version": str(version), **data},
+        follow_redirects=False,
+    )
+
+
 @dataclass(frozen=True)
 class World:
     district: int

@@ -927,6 +927,18 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
         )
     if not may_read(db, principal, order.id):
         return support.redirect("/intake", flash=("intake.out_of_scope", {"number": order.number}))
+    if citizen and flash[0] == "intake.created":
+        # Filed, the citizen is told more than the number: what happens next and when to expect an answer — the limit
+        # the rules give such an appeal (its clock starts once it is dispatched, 办结时限 on the page from then on).
+        from cityhub.workorders.sla import terms_for
+
+        terms = terms_for(db, category_id=order.category_id, urgency=order.urgency.value)
+        said = "intake.created_citizen_natural" if terms.round_the_clock else "intake.created_citizen"
+        flash = (said, {**flash[1], "days": f"{terms.finish_days:g}"})
+    if citizen and flash[0] == "intake.merged":
+        # Their appeal joined another's on the same problem: their own number first (their page, /track), then that
+        # the problem is handled once, with the other — not the staff's 重复，已自动合并 and the other's number alone.
+        flash = ("intake.merged_citizen", {**flash[1], "number": order.number})
     if not (citizen or principal.role == Role.INSPECTOR):
         # At the hotline's desk the order page says the number to read to the caller and offers the next call, the
         # keyboard's focus on it: one Enter, not Tabs through the menu to 受理 (base.html).

@@ -329,6 +329,13 @@ _CITIZEN_PAYLOAD = frozenset({"text", "answer", "satisfied", "unit_id"})
 _OWN_FILES = frozenset({"attachments", "removed_attachments"})  # what a citizen added to or took off their appeal
 
 
+def _as_citizen_reads(state: str | None) -> str | None:
+    """A trail's state as the citizen is told it (``State.as_citizen_reads``); a value no state has, as it was."""
+    if state is None or state not in State._value2member_map_:
+        return state
+    return State(state).as_citizen_reads().value
+
+
 def citizen_trail(events: Sequence[EventRead], *, user_id: int | None) -> list[EventRead]:
     """The trail as the citizen who filed the order sees it: what happened to their appeal and what they were
     told, without staff names or units (their own steps keep their name, and their own comments the files they
@@ -348,6 +355,9 @@ def citizen_trail(events: Sequence[EventRead], *, user_id: int | None) -> list[E
                     "unit_id": None,  # the acting unit; where the order went is the payload's unit_id
                     "reason": e.reason if own or e.action in _CITIZEN_REASONS else None,
                     "payload": payload,
+                    # the states as they are told them: a dispatch after a unit's return came from 已受理, not 已退单
+                    "from_state": _as_citizen_reads(e.from_state),
+                    "to_state": _as_citizen_reads(e.to_state),
                 }
             )
         )

@@ -1,0 +1,153 @@
+"""A citizen's own pages, walked through as a citizen does on a phone: what the page says after they file an appeal
+(its number, what happens next, when to expect an answer) and after they rate the reply 不满意 (what comes of it), in
+their words rather than the staff's.
+
+The organisation and accounts are the small world of ``web_helpers`` (cit: a citizen, disp: the district's
+dispatcher, hand_a: 景泰街道's handler).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cityhub.db import session_scope
+from cityhub.workorders.models import Order, SlaRule
+from web_helpers import act_on, intake_form, login, small_world
+
+
+@pytest.fixture
+def org(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+    return {"street_a": small_world(tmp_path, monkeypatch).street_a}
+
+
+def _appeal(client: TestClient) -> int:
+    """The id of a street light's appeal the signed-in citizen of ``client`` files on the intake form."""
+    response = client.post(
+        "/intake",
+        data=intake_form(client, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return int(response.headers["location"].rsplit("/", 1)[1])
+
+
+def _replied(org: dict[str, Any], citizen: TestClient) -> int:
+    """A citizen's appeal, dispatched to 景泰街道, signed for and answered."""
+    order_id = _appeal(citizen)
+    hand = login("hand_a")
+    assert act_on(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert act_on(hand, order_id, "accept").status_code == 303
+    assert act_on(hand, order_id, "reply", text="已更换线路，路灯恢复照明。").status_code == 303
+    return order_id
+
+
+def test_a_citizen_not_satisfied_on_their_page_is_told_what_comes_of_it(org: dict[str, Any]) -> None:
+    """Rated 不满意 on their order page, the citizen read 是否满意 不满意 and nothing more; /track says what comes
+    next (staff look into it, then redo it or close it with an explanation). Their page now says it too; a satisfied
+    citizen and staff read no such line."""
+    citizen = login("cit")
+    order_id = _replied(org, citizen)
+    assert act_on(citizen, order_id, "callback", satisfied="false", reason="路灯晚上还是不亮").status_code == 303
+    page = citizen.get(f"/orders/{order_id}").text
+    assert 'data-testid="unsatisfied-next"' in page
+    assert "工作人员将核实您所说仍未解决的问题，决定重新办理或说明原因后办结" in page
+    assert 'data-testid="unsatisfied-next"' not in login("sup").get(f"/orders/{order_id}").text
+    other = _replied(org, citizen)
+    assert act_on(citizen, other, "callback", satisfied="true").status_code == 303
+    assert 'data-testid="unsatisfied-next"' not in citizen.get(f"/orders/{other}").text
+
+
+def test_a_citizen_who_files_an_appeal_is_told_what_happens_next_and_when_to_expect_an_answer(
+    org: dict[str, Any],
+) -> None:
+    """Filed, the citizen read 已受理：工单 BY… and nothing of what follows: not yet dispatched, their page shows no
+    time limit. The page now says to note the number, that staff hand it to the department responsible, within how
+    many working days of that an answer usually comes (the time-limit rules' term for such an appeal), and that its
+    progress and answer show there; the hotline's operator reads the number alone, as before."""
+    with session_scope() as s:
+        s.add(SlaRule(category_id=None, urgency=None, accept_hours=4, finish_days=7))
+    citizen = login("cit")
+    order_id = _appeal(citizen)
+    with session_scope() as s:
+        number = s.get(Order, order_id).number  # type: ignore[union-attr]
+    page = citizen.get(f"/orders/{order_id}").text
+    flash = page.split('data-testid="flash">')[1].split("</p>")[0]
+    assert f"已受理：工单 {number}，请记下这个编号" in flash
+    assert "交给负责的部门办理，一般在交办后 7 个工作日内答复" in flash
+    assert "办理进度和答复都会在本页显示，答复后请您评价" in flash
+    operator = login("op")
+    response = operator.post(
+        "/intake", data=intake_form(operator, content="云景路路灯不亮", citizen_phone="13800001111")
+    )
+    staff_flash = response.text.split('data-testid="flash">')[1].split("</p>")[0]
+    assert "已受理：工单" in staff_flash and "个工作日内答复" not in staff_flash
+
+
+def test_a_citizens_answered_appeal_asks_for_their_rating_in_their_words(org: dict[str, Any]) -> None:
+    """Answered, the citizen's page folded 评价答复 shut under a heading in the staff's words (可执行操作,
+    转到可执行操作), its 意见 a one-line field, and beside their street the units' note of how the place was found
+    (按正文识别). The rating is now open where they read the answer, its 意见 a text area as on /track, the heading
+    评价与补充材料, and the note gone; staff read their page as before."""
+    citizen = login("cit")
+    order_id = _replied(org, citizen)
+    page = citizen.get(f"/orders/{order_id}").text
+    assert '<details open data-testid="action-callback">' in page
+    assert '<textarea id="callback-reason" name="reason"' in page
+    assert "评价与补充材料</h2>" in page and "转到评价与补充材料 ↓" in page and "可执行操作" not in page
+    assert 'data-testid="place-source"' not in page
+    staff = login("sup").get(f"/orders/{order_id}").text
+    assert "可执行操作</h2>" in staff and 'data-testid="place-source"' in staff
+    assert '<details data-testid="action-callback">' in staff and '<input id="callback-reason"' in staff
+
+
+def test_a_citizens_appeal_joined_to_another_at_intake_says_their_own_number(
+    org: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An appeal the duplicate check joined to an earlier one told its citizen 该诉求与工单 BY… 重复，已自动合并
+    with the other appeal's number — the staff's words, and not the number of their own appeal, the one their page and
+    /track know. It now says their number first and that the problem is handled with the earlier appeal."""
+    from cityhub.intake.dedupe import get_dedupe_settings
+
+    monkeypatch.setenv("CITYHUB_DEDUPE_AUTO_MERGE", "true")
+    get_dedupe_settings.cache_clear()
+    try:
+        citizen = login("cit")
+        first = _appeal(citizen)
+        again = _appeal(citizen)
+        with session_scope() as s:
+            master, joined = s.get(Order, first), s.get(Order, again)
+            assert master is not None and joined is not None and joined.master_order_id == first
+            numbers = (master.number, joined.number)
+        page = citizen.get(f"/orders/{again}").text
+        flash = page.split('data-testid="flash">')[1].split("</p>")[0]
+        assert f"已受理：工单 {numbers[1]}，请记下这个编号" in flash
+        assert f"此前已有人反映（工单 {numbers[0]}），您的诉求已并入该工单一并办理" in flash
+        assert "重复，已自动合并" not in flash
+    finally:
+        get_dedupe_settings.cache_clear()
+
+
+def test_a_citizens_progress_after_a_units_return_does_not_name_the_return(org: dict[str, Any]) -> None:
+    """A unit's return (退单) is not in the citizen's progress, and their appeal reads 已受理 while it waits again; but
+    the next dispatch's row said 已退单 → 已派单 on their page, and its event's ``from_state`` was ``returned`` in the
+    API's trail they read. Both now say it came from 已受理 (``received``); staff read the return as before."""
+    citizen = login("cit")
+    order_id = _appeal(citizen)
+    disp = login("disp")
+    assert act_on(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert act_on(login("hand_a"), order_id, "return", reason="不归我们管").status_code == 303
+    assert act_on(disp, order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    page = citizen.get(f"/orders/{order_id}").text
+    assert "已退单" not in page and page.count("已受理 → 已派单") == 2
+    events = citizen.get(f"/api/v1/orders/{order_id}/events").json()
+    assert [(e["action"], e["from_state"], e["to_state"]) for e in events][1:] == [
+        ("dispatch", "received", "dispatched"),
+        ("dispatch", "received", "dispatched"),
+    ]
+    staff = login("sup").get(f"/api/v1/orders/{order_id}/events").json()
+    assert ("dispatch", "returned", "dispatched") in [(e["action"], e["from_state"], e["to_state"]) for e in staff]
+    assert "已退单 → 已派单" in login("sup").get(f"/orders/{order_id}").text
