@@ -151,3 +151,20 @@ def test_a_citizens_progress_after_a_units_return_does_not_name_the_return(org: 
     staff = login("sup").get(f"/api/v1/orders/{order_id}/events").json()
     assert ("dispatch", "returned", "dispatched") in [(e["action"], e["from_state"], e["to_state"]) for e in staff]
     assert "已退单 → 已派单" in login("sup").get(f"/orders/{order_id}").text
+
+
+def test_a_citizen_reads_their_rated_appeal_as_rated_not_as_the_staffs_called_back(org: dict[str, Any]) -> None:
+    """Rated, the citizen's appeal read 已回访 (the staff's "called back": nobody called them); their list, its state
+    choices, their page and /track say 已评价, while staff keep 已回访. Their state choices offer no 有效工单 either
+    (不含重复并单、作废: the centre's measure)."""
+    citizen = login("cit")
+    order_id = _replied(org, citizen)
+    assert act_on(citizen, order_id, "callback", satisfied="true").status_code == 303
+    listed = citizen.get("/orders").text
+    assert '<span class="badge state-called_back">已评价</span>' in listed
+    assert '<option value="called_back">已评价</option>' in listed and 'value="valid"' not in listed
+    assert '<option value="suspended">暂缓办理</option>' in listed
+    assert '<span class="badge state-called_back">已评价</span>' in citizen.get(f"/orders/{order_id}").text
+    staff = login("sup").get("/orders").text
+    assert '<span class="badge state-called_back">已回访</span>' in staff and 'value="valid"' in staff
+    assert '<option value="called_back">已回访</option>' in staff

@@ -177,6 +177,15 @@ class Translator:
         raw = getattr(value, "value", value)
         return translate(self.lang, f"{kind}.{raw}", str(raw))
 
+    def state_name(self, state: Any, citizen: bool = False) -> str:
+        """An order's state as its reader is told it: staff the workflow's word (已回访, 挂起); the appealing
+        citizen, where the staff's word means nothing to them, their own (``citizen_state.*``: 已评价, 暂缓办理,
+        已合并办理) — the state itself as the citizen reads it (``State.as_citizen_reads``) is the caller's."""
+        if state is None:
+            return "—"
+        staff = self.label("state", state)
+        return translate(self.lang, f"citizen_state.{getattr(state, 'value', state)}", staff) if citizen else staff
+
     def _english(self) -> EnglishNames | None:
         if self.lang != ENGLISH:
             return None
