@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from cityhub.db import reset_engine, session_scope
+from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate
 from cityhub.web.i18n import LANGUAGE_COOKIE
@@ -70,3 +71,43 @@ def test_each_instant_answer_says_which_of_the_callers_words_it_matched(org: dic
     asked = intake_form(english, appeal_type="consultation", content=form["content"])
     panel = english.post("/intake/assist", data=asked)
     assert f'data-testid="kb-why-{leaving}">Matched words: 公积金, 离职</small>' in panel.text
+
+
+def test_a_caller_ringing_again_about_their_open_case_is_warned_of_as_a_duplicate(org: dict[str, Any]) -> None:
+    """A caller rings again about the fumes they reported, in other words (their text scores below the duplicate
+    threshold): their open case at the same address is listed among the duplicates, marked 同一来电号码 (here and
+    among the similar cases), so the operator does not register the same problem twice. Another caller with such a
+    text, or the caller at another address, is not warned of."""
+    address = "嘉禾街望岗社区岗贝路8号"
+    with session_scope() as s:
+        first = submit(
+            s,
+            data={
+                "channel": "hotline",
+                "appeal_type": "complaint",
+                "content": "楼下餐馆油烟很大，每天晚上排放油烟熏到楼上住户，窗户都不敢开",
+                "citizen_phone": "13911113333",
+                "address": address,
+                "street_code": "W-JT",
+            },
+        ).order
+        number, first_id = first.number, first.id
+    client = login("op")
+    again = intake_form(
+        client,
+        content="楼下餐馆油烟很大，晚上排油烟，熏得窗户不敢开",
+        citizen_phone="+86 139-1111-3333",
+        address=address,
+    )
+    panel = client.post("/intake/assist", data=again).text
+    duplicates = re.search(r'data-testid="duplicates">(.*?)</section>', panel, re.S)
+    assert duplicates is not None and number in duplicates.group(1)
+    assert f'data-testid="same-caller-{first_id}">同一来电号码<' in duplicates.group(1)
+    similar = re.search(r'data-testid="similar">(.*?)</section>', panel, re.S)
+    assert similar is not None and number in similar.group(1) and "同一来电号码" in similar.group(1)
+    for other in ({"citizen_phone": "13700001111"}, {"address": "京溪街南方医院门口"}):
+        panel = client.post("/intake/assist", data={**again, **other}).text
+        assert 'data-testid="duplicates"' not in panel, (
+            other,
+            re.search(r'data-testid="duplicates">(.*?)</section>', panel, re.S).group(1),
+        )
