@@ -107,7 +107,4 @@ def test_a_caller_ringing_again_about_their_open_case_is_warned_of_as_a_duplicat
     assert similar is not None and number in similar.group(1) and "同一来电号码" in similar.group(1)
     for other in ({"citizen_phone": "13700001111"}, {"address": "京溪街南方医院门口"}):
         panel = client.post("/intake/assist", data={**again, **other}).text
-        assert 'data-testid="duplicates"' not in panel, (
-            other,
-            re.search(r'data-testid="duplicates">(.*?)</section>', panel, re.S).group(1),
-        )
+        assert 'data-testid="duplicates"' not in panel, other
