@@ -108,3 +108,23 @@ def test_a_caller_ringing_again_about_their_open_case_is_warned_of_as_a_duplicat
     for other in ({"citizen_phone": "13700001111"}, {"address": "京溪街南方医院门口"}):
         panel = client.post("/intake/assist", data={**again, **other}).text
         assert 'data-testid="duplicates"' not in panel, other
+
+
+def test_the_trail_of_a_call_answered_on_the_spot_names_the_question_answered(org: dict[str, Any]) -> None:
+    """秒回 closes the order as answered at once, and its trail says from which knowledge entry: by its question, not
+    only by a number (知识条目 #5 told a reader of the trail nothing of what was answered)."""
+    with session_scope() as s:
+        entry = kb.create_entry(
+            s,
+            data=EntryCreate(
+                question="离职了公积金能取出来吗？", answer="离职后满足条件可销户提取。", keywords=["公积金"]
+            ),
+        ).id
+    client = login("op")
+    form = intake_form(client, appeal_type="consultation", content="离职了公积金怎么取", instant_entry_id=str(entry))
+    answered = client.post("/intake", data=form, follow_redirects=False)
+    assert answered.status_code == 303, answered.text
+    page = client.get(answered.headers["location"]).text
+    assert "办结-已解决" in page
+    said = re.search(r'data-testid="event-kb-entry">(.*?)</small>', page)
+    assert said is not None and _text(said.group(1)) == f"知识条目 #{entry}：离职了公积金能取出来吗？"

@@ -61,7 +61,7 @@ from cityhub.errors import (
     ValidationFailed,
 )
 from cityhub.intake import enterprise
-from cityhub.knowledge.models import ReplyCheck
+from cityhub.knowledge.models import KnowledgeEntry, ReplyCheck
 from cityhub.nlp.reply_quality import WEAK_THRESHOLD, ReplyQuality
 from cityhub.org.aliases import FROM_ORDER_MAX, AliasOutcome, AliasWish
 from cityhub.org.models import AliasKind, Role, Unit, UnitTier, User
@@ -1561,6 +1561,10 @@ def _event_rows(db: Session, order: Order, principal: Principal, reading: Readin
         Unit,
         {e.unit_id for e in events} | {(e.payload or {}).get(k) for e in events for k in ("unit_id", "actor_unit_id")},
     )
+    # 秒回: the question of the knowledge entry the answer came from, named beside its number (#5 alone said nothing).
+    asked = support.names_of(
+        db, KnowledgeEntry, {(e.payload or {}).get("kb_entry_id") for e in events}, column=KnowledgeEntry.question
+    )
     rows = []
     holder = None  # the unit the order was last sent to: a 重办 naming none goes back to it
     for e in events:
@@ -1586,6 +1590,7 @@ def _event_rows(db: Session, order: Order, principal: Principal, reading: Readin
                 # order merged into it — (id, number), linked where the reader may open it.
                 "part": _linked_order(db, reading, e.action, payload),
                 "kb_entry_id": payload.get("kb_entry_id"),
+                "kb_question": asked.get(payload.get("kb_entry_id") or 0),
                 # The files an upload added (``workorders.files.attach``): named in the trail, opened from the facts.
                 "files": [f.get("filename") for f in payload.get("attachments") or () if isinstance(f, dict)],
                 "removed": [f.get("filename") for f in payload.get("removed_attachments") or () if isinstance(f, dict)],
