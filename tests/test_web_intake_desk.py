@@ -13,19 +13,17 @@ from typing import Any
 
 import pytest
 
-from cityhub.db import reset_engine, session_scope
+from cityhub.db import session_scope
 from cityhub.intake.service import submit
 from cityhub.knowledge import service as kb
 from cityhub.knowledge.schemas import EntryCreate
 from cityhub.web.i18n import LANGUAGE_COOKIE
-from web_helpers import build_world, intake_form, login, world_env
+from web_helpers import build_world, intake_form, login, use_world_env
 
 
 @pytest.fixture
 def org(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
-    for key, value in world_env(tmp_path / "no-model").items():
-        monkeypatch.setenv(key, value)
-    reset_engine()
+    use_world_env(app_db, tmp_path, monkeypatch)
     with session_scope() as s:
         world = build_world(s)
         return {"streets": world.streets}
