@@ -345,3 +345,27 @@ def test_a_consultation_is_answered_on_the_spot_two_keys_after_its_question(serv
     page.keyboard.press("Enter")
     expect(page.locator("[data-testid=flash]")).to_contain_text("已秒回并办结")
     page.context.close()
+
+
+def test_ctrl_enter_in_the_callers_words_registers_the_appeal(server: str, browser: Any) -> None:
+    """The caller's words end in the content's box, five Tabs above 受理登记: Ctrl+Enter there registers the appeal
+    as the button does (Enter alone still starts a new line), and one refused comes back at the field to fix, with
+    what was typed."""
+    expect = sync_api.expect
+    page = _operator(browser, server)
+    page.keyboard.type("13900139000")
+    _tab_to(page, "#f-content")
+    page.keyboard.type("小区楼下餐馆油烟排放严重")
+    page.keyboard.press("Enter")
+    page.keyboard.type("晚上无法休息")
+    assert page.url.endswith("/intake")
+    page.keyboard.press("Control+Enter")  # no kind of appeal chosen: refused, at that field
+    expect(page.locator("#err-appeal_type")).to_be_visible(timeout=30_000)
+    assert _focused(page) == "f-appeal_type"
+    assert page.input_value("#f-content") == "小区楼下餐馆油烟排放严重\n晚上无法休息"
+    page.keyboard.press("ArrowDown")  # 投诉
+    _tab_to(page, "#f-content")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("[data-testid=flash]")).to_contain_text("已受理")
+    assert page.evaluate("document.activeElement.dataset.testid") == "next-call"
+    page.context.close()

@@ -445,6 +445,40 @@ def check(
     return DedupeResult(duplicates=dups, similar=cases, action=action, master=master)
 
 
+def repeated_by_caller(
+    session: Session,
+    *,
+    data: OrderCreate,
+    placed: places.Place | None,
+    phones: set[str],
+    cases: dict[int, float],
+    settings: DedupeSettings | None = None,
+) -> list[Duplicate]:
+    """Of the similar past cases (``cases``: order id → text score), those the same caller made (their phone one of
+    ``phones``) still open, within the duplicate window: the caller ringing again about what they reported, in other
+    words (油烟很大 … 熏得窗户不敢开) — a duplicate to merge into, though its text scores below ``suggest_threshold``.
+    Its place must agree (:data:`AGREEING`), or the appeal name none yet. Best first. Suggested only (the automatic
+    merge still needs its threshold)."""
+    cfg = settings or get_dedupe_settings()
+    if not phones or not cases:
+        return []
+    probe = _probe_from_data(session, data, placed)
+    since = probe.created_at - timedelta(days=cfg.window_days)
+    rows = session.scalars(
+        select(Order).where(
+            Order.id.in_(sorted(cases)),
+            Order.citizen_phone.in_(sorted(phones)),
+            Order.state.in_(sorted(OPEN_STATES)),
+            Order.created_at >= since,
+        )
+    ).all()
+    found = [Duplicate(o, cases[o.id], place_match(probe.place, Place.of(o), radius_m=cfg.radius_m)) for o in rows]
+    # Its text says less than a duplicate's: the place must agree — or be unsaid yet (the address not typed).
+    unsaid = probe.place == Place()
+    found = [d for d in found if d.place in AGREEING or (unsaid and d.place == PlaceMatch.UNKNOWN)]
+    return sorted(found, key=lambda d: (-d.score, d.order.created_at))
+
+
 def _distinct(cases: list[SimilarCase]) -> list[SimilarCase]:
     """The cases, best first, one of each text: a complaint posted again word for word (four 有人焚烧垃圾 with one
     reply) is one case to the operator, not the whole list."""

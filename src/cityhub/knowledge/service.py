@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,9 @@ class Suggestion:
     why: str
     # The words of the question found in the entry (rarest first).
     matched: tuple[str, ...] = ()
+    # Of those, the words naming the entry's matter (:func:`matter_words`): why a 秒回 answer is offered, which the
+    # intake form says under it. Filled by :func:`matter_answers`.
+    matter: tuple[str, ...] = ()
 
 
 # Words an appeal shares with many entries without saying what its matter is: what it asks for (投诉, 办理 are in
@@ -85,23 +88,31 @@ def _names_a_matter(word: str) -> bool:
     return len(word) >= 2 and word not in ASKING_WORDS and word not in GENERIC_WORDS
 
 
+def matter_words(suggestion: Suggestion, text: str) -> tuple[str, ...]:
+    """The words by which the appeal (``text``) names the matter the entry is about: the entry's keywords — its
+    author's own words for it (社保卡, 居住证, 注册公司) — found in the appeal's text (one inside another found, 公积金
+    in 住房公积金, said once, the longer); for an entry without keywords, the words they share. Words that name no
+    matter (怎么办, 材料, 小区, 投诉) count for neither: a one-click answer offered on them closes a question about
+    社保补缴 with the 居住证 answer."""
+    keywords = [k.strip() for k in suggestion.entry.keywords or [] if _names_a_matter(normalize(k.strip()))]
+    if not keywords:
+        return tuple(w for w in suggestion.matched if _names_a_matter(w))
+    said = normalize(text)
+    found = [k for k in dict.fromkeys(keywords) if normalize(k) in said]
+    return tuple(k for k in found if not any(k != other and normalize(k) in normalize(other) for other in found))
+
+
 def names_the_matter(suggestion: Suggestion, text: str) -> bool:
-    """Whether the appeal (``text``) names the matter the entry is about: one of the entry's keywords — its author's
-    own words for it (社保卡, 居住证, 注册公司) — is in the appeal's text; for an entry without keywords, a word they
-    share. Words that name no matter (怎么办, 材料, 小区, 投诉) count for neither: a one-click answer offered on
-    them closes a question about 社保补缴 with the 居住证 answer."""
-    keywords = [k for k in (normalize(k) for k in suggestion.entry.keywords or []) if _names_a_matter(k)]
-    if keywords:
-        said = normalize(text)
-        return any(k in said for k in keywords)
-    return any(_names_a_matter(w) for w in suggestion.matched)
+    """Whether the appeal (``text``) names the matter the entry is about (:func:`matter_words`)."""
+    return bool(matter_words(suggestion, text))
 
 
 def matter_answers(session: Session, *, text: str, category_id: int | None = None, limit: int = 5) -> list[Suggestion]:
     """The entries an operator may answer the appeal ``text`` with in one click (秒回): those of the best
     ``limit`` that name its matter (:func:`names_the_matter`)."""
     found = suggest(session, text=text, category_id=category_id, limit=limit)
-    return [s for s in found if names_the_matter(s, text)]
+    offered = [replace(s, matter=matter_words(s, text)) for s in found]
+    return [s for s in offered if s.matter]
 
 
 # --- revision -----------------------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ from cityhub.errors import (
     ValidationFailed,
 )
 from cityhub.intake import enterprise
-from cityhub.knowledge.models import ReplyCheck
+from cityhub.knowledge.models import KnowledgeEntry, ReplyCheck
 from cityhub.nlp.reply_quality import WEAK_THRESHOLD, ReplyQuality
 from cityhub.org.aliases import FROM_ORDER_MAX, AliasOutcome, AliasWish
 from cityhub.org.models import AliasKind, Role, Unit, UnitTier, User
@@ -572,6 +572,8 @@ class Assistance:
     # odds (``top3``); neither is looked up for a reader who is not shown it.
     answers_shown: bool = False
     odds_shown: bool = False
+    # Of the duplicates and similar cases, those the caller made (the phone typed): 同一来电号码 beside them.
+    same_caller: set[int] = field(default_factory=set)
 
 
 def _intake_payload(form: Form) -> dict[str, Any]:
@@ -683,16 +685,32 @@ def _assistance(db: Session, principal: Principal, form: Form) -> Assistance:
     duplicates = [d for d in read.duplicates if order_in_scope(db, scope, d.order_id)]  # to merge into
     reading = reading_clause(db, principal, scope)  # to open
     similar = [c for c in read.similar if readable(db, reading, c.order_id)][:5]
+    # The caller ringing again about what they reported, in other words: their open case at the place is a duplicate
+    # too, though its text scores lower. Looked up only for who reads callers' numbers (来电历史's roles).
+    phones = _caller_phones(form) if principal.role in permissions.UNMASKED_ROLES else set()
+    known = {d.order_id for d in duplicates}
+    cases = {c.order_id: c.score for c in similar if c.order_id not in known}
+    again = dedupe.repeated_by_caller(db, data=data, placed=place, phones=phones, cases=cases)
+    duplicates += dedupe.DedupeRead.of(dedupe.DedupeResult(duplicates=again), reader=principal).duplicates
+    callers = _made_by(db, phones, [d.order_id for d in duplicates] + [c.order_id for c in similar])
     answers_shown, odds_shown = _assisted_with(principal)
     answers = kb.instant_answer_candidates(db, data=data, limit=3) if answers_shown else []
     names = unit_directory(db)
     place = place or Place()
     place_names = {i: names[i].name for i in (place.street_id, place.community_id) if i is not None and i in names}
-    assistance = Assistance(answers, duplicates, similar, None, True, place, place_names)
+    assistance = Assistance(answers, duplicates, similar, None, True, place, place_names, same_caller=callers)
     assistance.answers_shown, assistance.odds_shown = answers_shown, odds_shown
     if odds_shown:
         _classify(db, title, content, assistance)
     return assistance
+
+
+def _made_by(db: Session, phones: set[str], order_ids: list[int]) -> set[int]:
+    """Of ``order_ids``, those made from one of ``phones`` (the caller's own earlier appeals)."""
+    if not phones or not order_ids:
+        return set()
+    found = select(Order.id).where(Order.id.in_(sorted(set(order_ids))), Order.citizen_phone.in_(sorted(phones)))
+    return set(db.scalars(found))
 
 
 def _assisted_with(principal: Principal) -> tuple[bool, bool]:
@@ -792,24 +810,31 @@ def intake_assist(request: Request, db: DbSession, form: FormBody) -> Response:
 CALLER_HISTORY = 5
 
 
+def _caller_phones(form: Form) -> set[str]:
+    """The ways an appeal from the phone typed in the intake form may hold its number (none while it is still being
+    typed): a mobile number is the caller's with China's country code or without (a caller ID reads +86…; the
+    progress lookup compares them so too), an appeal stored either way theirs."""
+    from cityhub.workorders.tracking import phone_digits
+
+    phone = re.sub(r"[\s-]", "", form.get("citizen_phone"))
+    if not re.fullmatch(r"\+?\d{7,20}", phone):
+        return set()
+    national = phone_digits(phone)
+    return {phone, national, f"+86{national}", f"86{national}"} if re.fullmatch(r"1\d{10}", national) else {phone}
+
+
 @router.post("/intake/caller", response_class=HTMLResponse)
 def intake_caller(request: Request, db: DbSession, form: FormBody) -> Response:
     """The appeals earlier made from the phone typed in the intake form (来电历史), as an htmx fragment: an operator
     registering a repeat caller's complaint sees the caller's earlier orders without leaving the form. Only for the
     roles that read citizens' personal data in their scope (an empty fragment for the others)."""
-    from cityhub.workorders.tracking import phone_digits
-
     principal = support.require_user(request, db, permissions.ORDER_CREATE, form=form)
-    phone = re.sub(r"[\s-]", "", form.get("citizen_phone"))
     if principal.role not in permissions.UNMASKED_ROLES:
         return HTMLResponse("")
-    if not re.fullmatch(r"\+?\d{7,20}", phone):  # still being typed, or shortened: no list, and no count said
+    spelled = _caller_phones(form)
+    if not spelled:  # still being typed, or shortened: no list, and no count said
         return render(request, "_caller.html", phone=None, earlier=[], total=0)
-    # A mobile number is the caller's with China's country code or without (a caller ID reads +86…; the progress
-    # lookup compares them so too): an appeal stored either way is theirs.
-    national = phone_digits(phone)
-    spelled = {phone, national, f"+86{national}", f"86{national}"} if re.fullmatch(r"1\d{10}", national) else {phone}
-    phone = national if len(spelled) > 1 else phone
+    phone = min(spelled, key=len)
     conditions: list[ColumnElement[bool]] = [Order.citizen_phone.in_(sorted(spelled))]
     if (clause := scope_of(db, principal).clause()) is not None:
         conditions.append(clause)
@@ -1630,6 +1655,10 @@ def _event_rows(db: Session, order: Order, principal: Principal, reading: Readin
         Unit,
         {e.unit_id for e in events} | {(e.payload or {}).get(k) for e in events for k in ("unit_id", "actor_unit_id")},
     )
+    # 秒回: the question of the knowledge entry the answer came from, named beside its number (#5 alone said nothing).
+    asked = support.names_of(
+        db, KnowledgeEntry, {(e.payload or {}).get("kb_entry_id") for e in events}, column=KnowledgeEntry.question
+    )
     rows = []
     holder = None  # the unit the order was last sent to: a 重办 naming none goes back to it
     for e in events:
@@ -1655,6 +1684,7 @@ def _event_rows(db: Session, order: Order, principal: Principal, reading: Readin
                 # order merged into it — (id, number), linked where the reader may open it.
                 "part": _linked_order(db, reading, e.action, payload),
                 "kb_entry_id": payload.get("kb_entry_id"),
+                "kb_question": asked.get(payload.get("kb_entry_id") or 0),
                 # The files an upload added (``workorders.files.attach``): named in the trail, opened from the facts.
                 "files": [f.get("filename") for f in payload.get("attachments") or () if isinstance(f, dict)],
                 "removed": [f.get("filename") for f in payload.get("removed_attachments") or () if isinstance(f, dict)],

@@ -1,0 +1,128 @@
+"""A 12345 hotline operator's intake desk (受理), over the real app on both backends: what the suggestions beside the
+form tell the operator while a call is taken.
+
+The organisation and accounts are the small world of ``web_helpers`` (op: the hotline's operator).
+"""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cityhub.db import session_scope
+from cityhub.intake.service import submit
+from cityhub.knowledge import service as kb
+from cityhub.knowledge.schemas import EntryCreate
+from cityhub.web.i18n import LANGUAGE_COOKIE
+from web_helpers import build_world, intake_form, login, use_world_env
+
+
+@pytest.fixture
+def org(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+    use_world_env(app_db, tmp_path, monkeypatch)
+    with session_scope() as s:
+        world = build_world(s)
+        return {"streets": world.streets}
+
+
+def _text(html: str) -> str:
+    return unescape(re.sub(r"<[^>]+>", "", html))
+
+
+def test_each_instant_answer_says_which_of_the_callers_words_it_matched(org: dict[str, Any]) -> None:
+    """秒回 closes the order with one click: each answer offered says the caller's words naming its matter (its
+    keywords found in the question, one inside another said once), so the operator sees why it is offered — and
+    which of two alike answers the one about 离职 — before answering with it."""
+    with session_scope() as s:
+        general = kb.create_entry(
+            s,
+            data=EntryCreate(
+                question="住房公积金怎么提取？",
+                answer="购房、租房等情形可申请提取住房公积金。",
+                keywords=["公积金", "提取", "住房公积金", "材料"],
+            ),
+        ).id
+        leaving = kb.create_entry(
+            s,
+            data=EntryCreate(
+                question="离职了公积金能取出来吗？",
+                answer="离职后满足条件可销户提取。",
+                keywords=["公积金", "离职", "销户"],
+            ),
+        ).id
+    client = login("op")
+    form = intake_form(client, appeal_type="consultation", content="请问离职后住房公积金怎么提取，需要什么材料")
+    panel = client.post("/intake/assist", data=form)
+    assert panel.status_code == 200
+    why = {
+        entry: _text(m.group(1))
+        for entry in (general, leaving)
+        if (m := re.search(rf'data-testid="kb-why-{entry}">(.*?)</small>', panel.text))
+    }
+    assert why == {general: "匹配词：提取、住房公积金", leaving: "匹配词：公积金、离职"}
+    english = login("op")
+    english.cookies.set(LANGUAGE_COOKIE, "en")
+    asked = intake_form(english, appeal_type="consultation", content=form["content"])
+    panel = english.post("/intake/assist", data=asked)
+    assert f'data-testid="kb-why-{leaving}">Matched words: 公积金, 离职</small>' in panel.text
+
+
+def test_a_caller_ringing_again_about_their_open_case_is_warned_of_as_a_duplicate(org: dict[str, Any]) -> None:
+    """A caller rings again about the fumes they reported, in other words (their text scores below the duplicate
+    threshold): their open case at the same address is listed among the duplicates, marked 同一来电号码 (here and
+    among the similar cases), so the operator does not register the same problem twice. Another caller with such a
+    text, or the caller at another address, is not warned of."""
+    address = "嘉禾街望岗社区岗贝路8号"
+    with session_scope() as s:
+        first = submit(
+            s,
+            data={
+                "channel": "hotline",
+                "appeal_type": "complaint",
+                "content": "楼下餐馆油烟很大，每天晚上排放油烟熏到楼上住户，窗户都不敢开",
+                "citizen_phone": "13911113333",
+                "address": address,
+                "street_code": "W-JT",
+            },
+        ).order
+        number, first_id = first.number, first.id
+    client = login("op")
+    again = intake_form(
+        client,
+        content="楼下餐馆油烟很大，晚上排油烟，熏得窗户不敢开",
+        citizen_phone="+86 139-1111-3333",
+        address=address,
+    )
+    panel = client.post("/intake/assist", data=again).text
+    duplicates = re.search(r'data-testid="duplicates">(.*?)</section>', panel, re.S)
+    assert duplicates is not None and number in duplicates.group(1)
+    assert f'data-testid="same-caller-{first_id}">同一来电号码<' in duplicates.group(1)
+    similar = re.search(r'data-testid="similar">(.*?)</section>', panel, re.S)
+    assert similar is not None and number in similar.group(1) and "同一来电号码" in similar.group(1)
+    for other in ({"citizen_phone": "13700001111"}, {"address": "京溪街南方医院门口"}):
+        panel = client.post("/intake/assist", data={**again, **other}).text
+        assert 'data-testid="duplicates"' not in panel, other
+
+
+def test_the_trail_of_a_call_answered_on_the_spot_names_the_question_answered(org: dict[str, Any]) -> None:
+    """秒回 closes the order as answered at once, and its trail says from which knowledge entry: by its question, not
+    only by a number (知识条目 #5 told a reader of the trail nothing of what was answered)."""
+    with session_scope() as s:
+        entry = kb.create_entry(
+            s,
+            data=EntryCreate(
+                question="离职了公积金能取出来吗？", answer="离职后满足条件可销户提取。", keywords=["公积金"]
+            ),
+        ).id
+    client = login("op")
+    form = intake_form(client, appeal_type="consultation", content="离职了公积金怎么取", instant_entry_id=str(entry))
+    answered = client.post("/intake", data=form, follow_redirects=False)
+    assert answered.status_code == 303, answered.text
+    page = client.get(answered.headers["location"]).text
+    assert "办结-已解决" in page
+    said = re.search(r'data-testid="event-kb-entry">(.*?)</small>', page)
+    assert said is not None and _text(said.group(1)) == f"知识条目 #{entry}：离职了公积金能取出来吗？"
