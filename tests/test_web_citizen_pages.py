@@ -8,6 +8,7 @@ dispatcher, hand_a: 景泰街道's handler).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from cityhub.db import session_scope
 from cityhub.workorders.models import Order, SlaRule
-from web_helpers import act_on, intake_form, login, small_world
+from web_helpers import act_on, hidden, intake_form, login, small_world
 
 
 @pytest.fixture
@@ -168,3 +169,40 @@ def test_a_citizen_reads_their_rated_appeal_as_rated_not_as_the_staffs_called_ba
     staff = login("sup").get("/orders").text
     assert '<span class="badge state-called_back">已回访</span>' in staff and 'value="valid"' in staff
     assert '<option value="called_back">已回访</option>' in staff
+
+
+def _comment_steps(page: str) -> list[str]:
+    """The step names of the comment rows (their third cell) of an order page's trail."""
+    trail = page.split('data-testid="audit">')[1].split("</section>")[0]
+    rows = re.findall(r'<tr data-action="comment">.*?<td>.*?<td>.*?<td>(.*?)</td>', trail, flags=re.S)
+    return [re.split(r"<", cell)[0].strip() for cell in rows]
+
+
+def test_files_sent_with_an_appeal_read_as_sent_with_it_not_as_a_later_addition(org: dict[str, Any]) -> None:
+    """A photo chosen on the appeal form showed in the citizen's progress as a 补充说明 of theirs (上传附件 1 个), as if
+    they had added material later; it reads 随诉求提交的材料, and what they add later keeps 补充说明."""
+    import io
+
+    from PIL import Image
+
+    photo = io.BytesIO()
+    Image.new("RGB", (16, 12), "brown").save(photo, "JPEG")
+    citizen = login("cit")
+    sent = citizen.post(
+        "/intake",
+        data=intake_form(citizen, title="路灯不亮", content="景泰街道云景路的路灯不亮三天了"),
+        files=[("files", ("路灯.jpg", photo.getvalue(), "image/jpeg"))],
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303, sent.text
+    order_id = int(sent.headers["location"].rsplit("/", 1)[1])
+    page = citizen.get(f"/orders/{order_id}").text
+    assert _comment_steps(page) == ["随诉求提交的材料"]
+    added = citizen.post(
+        f"/orders/{order_id}/attachments",
+        data={"csrf_token": hidden(page), "note": "补充一张夜间照片"},
+        files=[("files", ("夜间.jpg", photo.getvalue(), "image/jpeg"))],
+        follow_redirects=False,
+    )
+    assert added.status_code == 303, added.text
+    assert _comment_steps(citizen.get(f"/orders/{order_id}").text) == ["随诉求提交的材料", "补充说明"]

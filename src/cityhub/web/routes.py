@@ -1687,6 +1687,11 @@ def _event_rows(db: Session, order: Order, principal: Principal, reading: Readin
                 "kb_question": asked.get(payload.get("kb_entry_id") or 0),
                 # The files an upload added (``workorders.files.attach``): named in the trail, opened from the facts.
                 "files": [f.get("filename") for f in payload.get("attachments") or () if isinstance(f, dict)],
+                # …sent with the appeal (the intake form's), not added to it later (补充材料, ``supplement``): the
+                # citizen's progress names them so, not as a 补充说明 of theirs.
+                "with_appeal": e.action == Action.COMMENT.value
+                and bool(payload.get("attachments"))
+                and not payload.get("supplement"),
                 "removed": [f.get("filename") for f in payload.get("removed_attachments") or () if isinstance(f, dict)],
                 # A photo published for Open311 (公开) or withdrawn (撤回公开): ``workorders.files.publish``.
                 "published": [

@@ -326,7 +326,9 @@ CITIZEN_STEPS = frozenset(a.value for a in Action) - INTERNAL_EVENTS - {Action.R
 _CITIZEN_REASONS = frozenset({"cancel", "close", "suspend", "resume", "reopen", "callback", "instant_answer"})
 # What of a payload the citizen sees: the reply or answer, their rating, the unit it was sent to.
 _CITIZEN_PAYLOAD = frozenset({"text", "answer", "satisfied", "unit_id"})
-_OWN_FILES = frozenset({"attachments", "removed_attachments"})  # what a citizen added to or took off their appeal
+# What a citizen added to or took off their appeal, and whether they added it later (``supplement``: 补充材料) or with
+# the appeal.
+_OWN_FILES = frozenset({"attachments", "removed_attachments", "supplement"})
 
 
 def _as_citizen_reads(state: str | None) -> str | None:
