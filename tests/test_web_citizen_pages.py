@@ -206,3 +206,22 @@ def test_files_sent_with_an_appeal_read_as_sent_with_it_not_as_a_later_addition(
     )
     assert added.status_code == 303, added.text
     assert _comment_steps(citizen.get(f"/orders/{order_id}").text) == ["随诉求提交的材料", "补充说明"]
+
+
+def test_a_citizens_page_speaks_to_them_not_in_the_staffs_labels(org: dict[str, Any]) -> None:
+    """Their page headed their own name 市民姓名 and how they sent it 来源渠道 (the staff's labels), and an appeal not
+    yet placed read 镇街 / 村社 "— / —"; it says 姓名, 反映渠道 and that staff will confirm the place. Staff read as
+    before."""
+    citizen = login("cit")
+    sent = citizen.post(
+        "/intake",
+        data=intake_form(citizen, title="路灯不亮", content="楼下的路灯不亮三天了"),
+        follow_redirects=False,
+    )
+    order_id = int(sent.headers["location"].rsplit("/", 1)[1])
+    page = citizen.get(f"/orders/{order_id}").text
+    assert "<th>姓名</th>" in page and "<th>反映渠道</th>" in page and "<th>市民姓名</th>" not in page
+    assert '<td data-testid="place-units">待工作人员确认' in page
+    staff = login("sup").get(f"/orders/{order_id}").text
+    assert "<th>市民姓名</th>" in staff and "<th>来源渠道</th>" in staff
+    assert '<td data-testid="place-units">— / —' in staff
