@@ -225,3 +225,15 @@ def test_a_citizens_page_speaks_to_them_not_in_the_staffs_labels(org: dict[str, 
     staff = login("sup").get(f"/orders/{order_id}").text
     assert "<th>市民姓名</th>" in staff and "<th>来源渠道</th>" in staff
     assert '<td data-testid="place-units">— / —' in staff
+
+
+def test_a_citizens_appeal_waiting_to_be_dispatched_says_when_to_expect_an_answer(org: dict[str, Any]) -> None:
+    """Only the message right after filing said when an answer would come; the citizen's page says it until the
+    appeal is dispatched (then its 办结时限 stands there), staff read no such line."""
+    citizen = login("cit")
+    order_id = _appeal(citizen)
+    page = citizen.get(f"/orders/{order_id}").text
+    assert re.search(r'data-testid="expected-answer">派至负责部门后一般 \d+ 个工作日内答复</td>', page)
+    assert 'data-testid="expected-answer"' not in login("sup").get(f"/orders/{order_id}").text
+    assert act_on(login("disp"), order_id, "dispatch", unit_id=str(org["street_a"])).status_code == 303
+    assert 'data-testid="expected-answer"' not in citizen.get(f"/orders/{order_id}").text

@@ -378,3 +378,18 @@ def test_the_lookup_and_the_citizens_page_say_the_limit_and_when_it_was_answered
 def _cell(page: str, testid: str) -> str | None:
     found = re.search(rf'data-testid="{testid}">(.*?)</td>', page)
     return found.group(1) if found else None
+
+
+def test_an_appeal_waiting_to_be_dispatched_says_when_to_expect_an_answer(world) -> None:
+    """Before dispatch there is no 办结时限 yet: the progress lookup said nothing of when an answer would come. It
+    says the limit the rules give such an appeal once it reaches its department (``answer_within``); a dispatched
+    one keeps its own limit instead."""
+    c, admin = world["client"], world["admin"]
+    waiting = admin.post(
+        "/api/v1/orders",
+        json={"channel": "hotline", "title": "井盖缺失", "content": "云景路口井盖缺失", "citizen_phone": PHONE},
+    ).json()
+    body = c.post("/api/v1/track", json={"number": waiting["number"], "phone": PHONE}).json()
+    assert body["due_at"] is None and body["answer_within"] > 0 and body["answer_round_the_clock"] is False
+    dispatched = c.post("/api/v1/track", json={"number": world["number"], "phone": PHONE}).json()
+    assert dispatched["answer_within"] is None and dispatched["due_at"] is not None

@@ -29,6 +29,7 @@ from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import AWAITING_DISPATCH, Action, State
 from cityhub.workorders.models import Category, Order, OrderEvent
 from cityhub.workorders.schemas import CITIZEN_STEPS
+from cityhub.workorders.sla import answer_limit
 
 # The trail's actions a citizen is shown: their progress's steps, as on their order page (``schemas.CITIZEN_STEPS``).
 PUBLIC_ACTIONS = tuple(sorted(CITIZEN_STEPS))
@@ -65,6 +66,12 @@ class TrackedOrder(BaseModel):
     reply_text: str | None
     satisfied: bool | None
     merged_into: str | None = Field(description="the number of the order it was merged into (the same problem)")
+    answer_within: float | None = Field(
+        None,
+        description="while it waits to be dispatched: the days it is usually answered within once dispatched "
+        "(working days, or whole days where answer_round_the_clock), as the time-limit rules give such an appeal",
+    )
+    answer_round_the_clock: bool = Field(False, description="answer_within counts whole days, not working days")
     can_rate: bool = Field(description="replied and not yet rated: POST /track/rate")
     milestones: list[Milestone]
 
@@ -136,6 +143,11 @@ def _view(session: Session, order: Order) -> TrackedOrder:
         session.scalar(select(Order.number).where(Order.id == order.master_order_id)) if order.master_order_id else None
     )
     state = State(order.state)
+    limit = (
+        answer_limit(session, category_id=order.category_id, urgency=order.urgency.value)
+        if state in AWAITING_DISPATCH
+        else None
+    )
     return TrackedOrder(
         number=order.number,
         title=order.title,
@@ -151,6 +163,8 @@ def _view(session: Session, order: Order) -> TrackedOrder:
         reply_text=order.reply_text,
         satisfied=order.satisfied,
         merged_into=master,
+        answer_within=limit.days if limit is not None else None,
+        answer_round_the_clock=limit.round_the_clock if limit is not None else False,
         can_rate=state == State.REPLIED,
         milestones=[
             Milestone(
