@@ -150,6 +150,9 @@ def test_the_page_looks_up_and_rates_behind_its_form_token(world) -> None:
     found = c.post("/track", data={**who, "csrf_token": _token(forged.text)})  # each page its own token
     assert found.status_code == 200 and 'data-testid="track-order"' in found.text
     assert "已更换灯泡，路灯恢复照明。" in found.text and world["unit"] in found.text
+    # the appeal's type and how it was sent, each on its own row as the citizen's order page has them
+    assert 'data-testid="track-type">咨询</td>' in found.text
+    assert 'data-testid="track-channel">12345热线</td>' in found.text
     wrong = c.post("/track", data={**who, "phone": "13900000000", "csrf_token": _token(found.text)})
     assert wrong.status_code == 404 and "未找到" in wrong.text
     unchosen = c.post("/track/rate", data={**who, "csrf_token": _token(wrong.text)})
@@ -393,3 +396,7 @@ def test_an_appeal_waiting_to_be_dispatched_says_when_to_expect_an_answer(world)
     assert body["due_at"] is None and body["answer_within"] > 0 and body["answer_round_the_clock"] is False
     dispatched = c.post("/api/v1/track", json={"number": world["number"], "phone": PHONE}).json()
     assert dispatched["answer_within"] is None and dispatched["due_at"] is not None
+    # the page says it in words, as the citizen's order page does
+    form = c.get("/track").text
+    page = c.post("/track", data={"number": waiting["number"], "phone": PHONE, "csrf_token": _token(form)}).text
+    assert re.search(r'data-testid="expected-answer">派至负责部门后一般 \d+ 个工作日内答复</td>', page)
