@@ -52,7 +52,7 @@ def test_an_inspector_reports_from_patrol_with_a_photo_placed_in_their_grid(worl
     home = client.get("/")
     assert home.url.path == "/intake" and "巡查上报" in home.text and 'id="f-channel"' not in home.text
     # The button sends a report (上报), not the hotline operator's 受理登记 (registering an appeal received).
-    assert re.search(r'data-testid="intake-submit">上报</button>', home.text) and "受理登记" not in home.text
+    assert re.search(r'data-testid="intake-submit"[^>]*>上报</button>', home.text) and "受理登记" not in home.text
     # A patrol finds problems to deal with, not questions: the form opens on 求助.
     assert '<option value="help" selected>' in home.text and '<option value="consultation">' in home.text
     done = client.post(
