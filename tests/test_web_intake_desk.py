@@ -126,3 +126,22 @@ def test_the_trail_of_a_call_answered_on_the_spot_names_the_question_answered(or
     assert "办结-已解决" in page
     said = re.search(r'data-testid="event-kb-entry">(.*?)</small>', page)
     assert said is not None and _text(said.group(1)) == f"知识条目 #{entry}：离职了公积金能取出来吗？"
+
+
+def test_a_consultation_answered_later_from_its_page_says_why_each_answer_is_offered(org: dict[str, Any]) -> None:
+    """A consultation registered first and answered from its page (秒回 there too) offered its answers without the
+    words that made them match, as intake's panel says them."""
+    with session_scope() as s:
+        entry = kb.create_entry(
+            s,
+            data=EntryCreate(
+                question="离职了公积金能取出来吗？",
+                answer="离职后满足条件可销户提取。",
+                keywords=["公积金", "离职", "销户"],
+            ),
+        ).id
+        order_id = submit(
+            s, data={"channel": "hotline", "appeal_type": "consultation", "content": "离职后公积金怎么取出来"}
+        ).order.id
+    page = login("op").get(f"/orders/{order_id}").text
+    assert f'data-testid="kb-why-{entry}">匹配词：公积金、离职</small>' in page
