@@ -17,22 +17,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cityhub.auth import service as auth
-from cityhub.db import reset_engine, session_scope
+from cityhub.db import session_scope
 from cityhub.intake.service import submit
 from cityhub.org.models import Role, Unit, UnitTier
 from cityhub.org.schemas import UserCreate
 from cityhub.workorders import service as orders
 from cityhub.workorders.models import Order, SlaStatus
-from web_helpers import PASSWORD, build_world, login, world_env
+from web_helpers import PASSWORD, login, small_world
 
 
 @pytest.fixture
 def org(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
-    for key, value in world_env(tmp_path / "no-model").items():
-        monkeypatch.setenv(key, value)
-    reset_engine()
+    world = small_world(tmp_path, monkeypatch)
     with session_scope() as s:
-        world = build_world(s)
         ours = Unit(code="W-JT-01", name="云景社区", tier=UnitTier.COMMUNITY, parent_id=world.street_a)
         theirs = Unit(code="W-JX-01", name="京溪社区", tier=UnitTier.COMMUNITY, parent_id=world.street_b)
         s.add_all([ours, theirs])

@@ -14,22 +14,18 @@ from typing import Any
 
 import pytest
 
-from cityhub.db import reset_engine, session_scope
+from cityhub.db import session_scope
 from cityhub.intake.service import submit
 from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import Action
 from cityhub.workorders.models import Order, OrderEvent
-from web_helpers import build_world, hidden, login, world_env
+from web_helpers import hidden, login, small_world
 
 
 @pytest.fixture
 def org(app_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
-    for key, value in world_env(tmp_path / "no-model").items():
-        monkeypatch.setenv(key, value)
-    reset_engine()
-    with session_scope() as s:
-        world = build_world(s)
-        return {"street_a": world.streets["W-JT"], "street_b": world.streets["W-JX"]}
+    world = small_world(tmp_path, monkeypatch)
+    return {"street_a": world.streets["W-JT"], "street_b": world.streets["W-JX"]}
 
 
 def _sent_to(unit_id: int, street: str = "W-JT", *, replied: bool = False, reply: str = "") -> Order:
