@@ -33,6 +33,14 @@ def _text(html: str) -> str:
     return unescape(re.sub(r"<[^>]+>", "", html))
 
 
+def _leaving_entry(session: Any) -> int:
+    """The knowledge entry about taking one's housing fund out after leaving a job (公积金, 离职): its id."""
+    data = EntryCreate(
+        question="离职了公积金能取出来吗？", answer="离职后满足条件可销户提取。", keywords=["公积金", "离职", "销户"]
+    )
+    return kb.create_entry(session, data=data).id
+
+
 def test_each_instant_answer_says_which_of_the_callers_words_it_matched(org: dict[str, Any]) -> None:
     """秒回 closes the order with one click: each answer offered says the caller's words naming its matter (its
     keywords found in the question, one inside another said once), so the operator sees why it is offered — and
@@ -46,14 +54,7 @@ def test_each_instant_answer_says_which_of_the_callers_words_it_matched(org: dic
                 keywords=["公积金", "提取", "住房公积金", "材料"],
             ),
         ).id
-        leaving = kb.create_entry(
-            s,
-            data=EntryCreate(
-                question="离职了公积金能取出来吗？",
-                answer="离职后满足条件可销户提取。",
-                keywords=["公积金", "离职", "销户"],
-            ),
-        ).id
+        leaving = _leaving_entry(s)
     client = login("op")
     form = intake_form(client, appeal_type="consultation", content="请问离职后住房公积金怎么提取，需要什么材料")
     panel = client.post("/intake/assist", data=form)
@@ -132,14 +133,7 @@ def test_a_consultation_answered_later_from_its_page_says_why_each_answer_is_off
     """A consultation registered first and answered from its page (秒回 there too) offered its answers without the
     words that made them match, as intake's panel says them."""
     with session_scope() as s:
-        entry = kb.create_entry(
-            s,
-            data=EntryCreate(
-                question="离职了公积金能取出来吗？",
-                answer="离职后满足条件可销户提取。",
-                keywords=["公积金", "离职", "销户"],
-            ),
-        ).id
+        entry = _leaving_entry(s)
         order_id = submit(
             s, data={"channel": "hotline", "appeal_type": "consultation", "content": "离职后公积金怎么取出来"}
         ).order.id
