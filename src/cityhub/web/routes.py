@@ -112,7 +112,7 @@ from cityhub.workorders.schemas import (
     OrderRead,
     OrderSort,
 )
-from cityhub.workorders.sla import answer_limit
+from cityhub.workorders.sla import terms_for
 from cityhub.workorders.views import _order as scoped_order
 from cityhub.workorders.views import _read as read_model
 from cityhub.workorders.views import actions_of, import_batch_read, order_import_batch, reply_awaits, trail_of
@@ -956,9 +956,9 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
     if citizen and flash[0] == "intake.created":
         # Filed, the citizen is told more than the number: what happens next and when to expect an answer — the limit
         # the rules give such an appeal (its clock starts once it is dispatched, 办结时限 on the page from then on).
-        limit = answer_limit(db, category_id=order.category_id, urgency=order.urgency.value)
-        said = "intake.created_citizen_natural" if limit.round_the_clock else "intake.created_citizen"
-        flash = (said, {**flash[1], "days": f"{limit.days:g}"})
+        terms = terms_for(db, category_id=order.category_id, urgency=order.urgency.value)
+        said = "intake.created_citizen_natural" if terms.round_the_clock else "intake.created_citizen"
+        flash = (said, {**flash[1], "days": f"{terms.finish_days:g}"})
     if citizen and flash[0] == "intake.merged":
         # Their appeal joined another's on the same problem: their own number first (their page, /track), then that
         # the problem is handled once, with the other — not the staff's 重复，已自动合并 and the other's number alone.
@@ -1925,7 +1925,7 @@ def _detail_page(
         # No unit yet: the citizen reads that it is being dispatched, as the progress lookup (/track) says it.
         unit_pending=not staff and order.lead_unit_id is None and order.state in dispatch.QUEUE_STATES,
         # …and when to expect an answer once it is dispatched (only the message after filing said it)
-        answer_limit=answer_limit(db, category_id=order.category_id, urgency=order.urgency.value)
+        answer_limit=terms_for(db, category_id=order.category_id, urgency=order.urgency.value)
         if not staff and order.lead_unit_id is None and order.state in dispatch.QUEUE_STATES
         else None,
         removable={

@@ -359,21 +359,6 @@ def terms_for(session: Session, *, category_id: int | None, urgency: str) -> Sla
     )
 
 
-@dataclass(frozen=True)
-class AnswerLimit:
-    """The limit an appeal not yet dispatched will be answered within once it is (its clock starts at dispatch):
-    what its citizen is told to expect — ``days`` working days, or whole days on a round-the-clock rule."""
-
-    days: float
-    round_the_clock: bool
-
-
-def answer_limit(session: Session, *, category_id: int | None, urgency: str) -> AnswerLimit:
-    """The finishing limit the rules give an appeal of ``category_id`` and ``urgency`` (:func:`terms_for`)."""
-    terms = terms_for(session, category_id=category_id, urgency=urgency)
-    return AnswerLimit(days=terms.finish_days, round_the_clock=terms.round_the_clock)
-
-
 def _find_rule(session: Session, category_id: int | None, urgency: str | None) -> SlaRule | None:
     # NULLs are distinct in the unique constraint, so "IS NULL" has to be spelled out.
     query = select(SlaRule).where(

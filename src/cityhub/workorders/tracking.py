@@ -29,7 +29,7 @@ from cityhub.workorders import service as orders
 from cityhub.workorders.lifecycle import AWAITING_DISPATCH, Action, State
 from cityhub.workorders.models import Category, Order, OrderEvent
 from cityhub.workorders.schemas import CITIZEN_STEPS
-from cityhub.workorders.sla import answer_limit
+from cityhub.workorders.sla import terms_for
 
 # The trail's actions a citizen is shown: their progress's steps, as on their order page (``schemas.CITIZEN_STEPS``).
 PUBLIC_ACTIONS = tuple(sorted(CITIZEN_STEPS))
@@ -144,7 +144,7 @@ def _view(session: Session, order: Order) -> TrackedOrder:
     )
     state = State(order.state)
     limit = (
-        answer_limit(session, category_id=order.category_id, urgency=order.urgency.value)
+        terms_for(session, category_id=order.category_id, urgency=order.urgency.value)
         if state in AWAITING_DISPATCH
         else None
     )
@@ -163,7 +163,7 @@ def _view(session: Session, order: Order) -> TrackedOrder:
         reply_text=order.reply_text,
         satisfied=order.satisfied,
         merged_into=master,
-        answer_within=limit.days if limit is not None else None,
+        answer_within=limit.finish_days if limit is not None else None,
         answer_round_the_clock=limit.round_the_clock if limit is not None else False,
         can_rate=state == State.REPLIED,
         milestones=[
