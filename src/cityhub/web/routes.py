@@ -771,7 +771,7 @@ def _intake_page(
         channels=list(Channel),
         appeal_types=list(AppealType),
         urgencies=list(Urgency),
-        categories=support.active_categories(db),
+        categories=[] if citizen else support.active_categories(db),
         can_import=permissions.allows(principal.role, permissions.ORDERS_IMPORT),
         needs=enterprise.NEEDS,
         can_see_callers=principal.role in permissions.UNMASKED_ROLES,
@@ -888,7 +888,8 @@ def intake_submit(request: Request, db: DbSession, body: support.UploadBody) -> 
             # Their own appeal, through the web form: theirs to follow and rate, under their name unless they gave one;
             # an enterprise's (its name given) through 企业呼.
             channel = Channel.ENTERPRISE if enterprise.is_enterprise_appeal(data.attributes) else Channel.WEB
-            update: dict[str, Any] = {"channel": channel, "urgency": Urgency.NORMAL}
+            # The category is the centre's to find (the form offers none): the classifier, then a dispatcher.
+            update: dict[str, Any] = {"channel": channel, "urgency": Urgency.NORMAL, "category_id": None}
             data = filed_by_citizen(db, data.model_copy(update=update), principal.user_id)
         elif principal.role == Role.INSPECTOR:
             data = filed_by_inspector(db, data, principal.unit_id)
